@@ -1,0 +1,190 @@
+"""HTTP/JSON control API over a unix socket (shell).
+
+Owns the Starlette application, the mapping of the error tree to JSON error responses, the OpenAPI
+description and serving it with hypercorn's trio worker on a unix socket created with mode 0600.
+It holds no cluster logic: every route calls a method of the daemon's :class:`ApiBackend`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from .. import API_VERSION, __version__
+from ..errors import (
+    ConfigError,
+    ConflictError,
+    DaemonError,
+    NotFoundError,
+    NotLeaderError,
+    P2POrchError,
+    ProposalTimeout,
+)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], dict[str, str]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One API operation: ``handler(body, path_params)`` returns JSON-able data."""
+
+    method: str
+    path: str  # without the /v1 prefix, Starlette syntax: /nodes/{node}
+    handler: Handler
+    summary: str
+
+
+_STATUS_BY_ERROR: list[tuple[type[P2POrchError], int]] = [
+    (ConfigError, 400),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (NotLeaderError, 503),
+    (ProposalTimeout, 504),
+    (DaemonError, 503),
+]
+
+
+def error_status(exc: P2POrchError) -> int:
+    for cls, status in _STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return status
+    return 500 if type(exc) is P2POrchError else 422
+
+
+def build_app(endpoints: list[Endpoint]) -> Starlette:
+    """A Starlette app serving ``endpoints`` under /v1, plus /v1/openapi.json."""
+    routes = [Route(f"/{API_VERSION}{ep.path}", _wrap(ep), methods=[ep.method]) for ep in endpoints]
+    spec = openapi_spec(endpoints)
+
+    async def openapi(_: Request) -> JSONResponse:
+        return JSONResponse(spec)
+
+    routes.append(Route(f"/{API_VERSION}/openapi.json", openapi, methods=["GET"]))
+    app = Starlette(routes=routes)
+
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "NotFound", "message": f"no API route {request.method} {request.url.path}",
+                             "field": None}, status_code=404)
+
+    async def not_allowed(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "MethodNotAllowed",
+                             "message": f"{request.method} is not allowed on {request.url.path}",
+                             "field": None}, status_code=405)
+
+    app.add_exception_handler(404, not_found)
+    app.add_exception_handler(405, not_allowed)
+    return app
+
+
+def _wrap(ep: Endpoint) -> Callable[[Request], Awaitable[JSONResponse]]:
+    async def endpoint(request: Request) -> JSONResponse:
+        body: dict[str, Any] = {}
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            raw = await request.body()
+            if raw:
+                try:
+                    body = json.loads(raw)
+                except ValueError as exc:
+                    return _error_response(ConfigError(f"request body is not valid JSON: {exc}", field="body"))
+                if not isinstance(body, dict):
+                    return _error_response(ConfigError("request body must be a JSON object", field="body"))
+        query = dict(request.query_params)
+        if query:
+            body = {**query, **body}
+        try:
+            result = await ep.handler(body, dict(request.path_params))
+        except P2POrchError as exc:
+            return _error_response(exc)
+        except Exception as exc:  # a bug must not take the daemon down; report it as a 500
+            log.exception("API %s %s failed", ep.method, ep.path)
+            return JSONResponse({"error": "InternalError", "message": f"{type(exc).__name__}: {exc}",
+                                 "field": None}, status_code=500)
+        return JSONResponse(result)
+
+    return endpoint
+
+
+def _error_response(exc: P2POrchError) -> JSONResponse:
+    payload: dict[str, Any] = exc.to_dict()
+    if isinstance(exc, NotLeaderError):
+        payload["leader"] = exc.leader
+    return JSONResponse(payload, status_code=error_status(exc))
+
+
+def openapi_spec(endpoints: list[Endpoint]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for ep in endpoints:
+        params = [{"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+                  for part in ep.path.split("/") if part.startswith("{")]
+        op: dict[str, Any] = {
+            "summary": ep.summary,
+            "operationId": f"{ep.method.lower()}_{ep.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+            "responses": {"200": {"description": "OK"}, "default": {"description": "Error",
+                          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+        }
+        if params:
+            op["parameters"] = params
+        if ep.method in ("POST", "PUT", "PATCH"):
+            op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
+        paths.setdefault(f"/{API_VERSION}{ep.path}", {})[ep.method.lower()] = op
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "p2porch control API", "version": __version__},
+        "paths": paths,
+        "components": {"schemas": {"Error": {"type": "object", "properties": {
+            "error": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string", "nullable": True},
+        }}}},
+    }
+
+
+async def serve_api(
+    endpoints: list[Endpoint],
+    socket_path: str,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the API on ``socket_path`` (mode 0600) until cancelled; removes the socket on exit."""
+    directory = os.path.dirname(socket_path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    if os.path.exists(socket_path):
+        if not stat.S_ISSOCK(os.stat(socket_path).st_mode):
+            raise DaemonError(f"{socket_path} exists and is not a socket", field="api.socket")
+        if await _socket_answers(socket_path):
+            raise DaemonError(f"another p2porch daemon is already listening on {socket_path}", field="api.socket")
+    config = HypercornConfig()
+    config.bind = [f"unix:{socket_path}"]
+    config.umask = 0o177  # the socket is created 0600: root-only control
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 1.0
+    try:
+        await hypercorn_serve(build_app(endpoints), config, task_status=task_status)  # type: ignore[arg-type]
+    finally:
+        try:
+            os.unlink(socket_path)
+        except FileNotFoundError:
+            pass
+
+
+async def _socket_answers(socket_path: str) -> bool:
+    try:
+        stream = await trio.open_unix_socket(socket_path)
+    except OSError:
+        return False
+    await stream.aclose()
+    return True

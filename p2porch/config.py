@@ -1,0 +1,379 @@
+"""Frozen, validated daemon configuration (pure).
+
+Precedence, lowest first: built-in defaults < ``p2porch.toml`` < ``P2PORCH_<SECTION>_<KEY>`` environment
+variables < CLI flags. Every value is validated while loading; an invalid one raises
+:class:`~p2porch.errors.ConfigError` whose ``field`` is the dotted key (``raft.voters``). Each subsystem
+receives only its own section. This module reads no files and no environment by itself: callers pass
+them in, so loading is deterministic and testable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_SOCKET = "/run/p2porch/p2porch.sock"
+DEFAULT_DATA_DIR = "/var/lib/p2porch"
+ENV_PREFIX = "P2PORCH_"
+_NODE_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DOMAIN_RE = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$")
+
+
+# ----------------------------------------------------------------------------- validators
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a port number between 1 and 65535")
+    return value
+
+
+def _port_or_zero(value: int) -> int:
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number between 0 (off) and 65535")
+    return value
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _ipv4_or_empty(value: str) -> str:
+    if value:
+        ipaddress.IPv4Address(value)
+    return value
+
+
+def _node_name_or_empty(value: str) -> str:
+    if value and not _NODE_NAME_RE.match(value):
+        raise ValueError("must be lowercase letters, digits and '-', at most 63 characters")
+    return value
+
+
+def _domain(value: str) -> str:
+    value = value.strip(".").lower()
+    if not _DOMAIN_RE.match(value):
+        raise ValueError("must be a DNS domain such as 'p2p' or 'cluster.local'")
+    return value
+
+
+def _cidr(value: str) -> str:
+    net = ipaddress.IPv4Network(value, strict=True)
+    if net.prefixlen > 24:
+        raise ValueError("must be a /24 or larger IPv4 network, e.g. 10.240.0.0/16")
+    return str(net)
+
+
+def _subnet_prefixlen(value: int) -> int:
+    if not 16 <= value <= 28:
+        raise ValueError("must be between 16 and 28")
+    return value
+
+
+def _voters(value: int) -> int:
+    if value not in (1, 3, 5, 7):
+        raise ValueError("must be 1, 3, 5 or 7 (an odd number of voters)")
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError("must be one of " + ", ".join(choices))
+        return value
+
+    return check
+
+
+def _labels(value: Any) -> dict[str, str]:
+    if isinstance(value, list | tuple):
+        value = parse_labels(value, field="node.labels")
+    if not isinstance(value, dict):
+        raise ValueError("must be a table of key = value strings")
+    out = {}
+    for key, val in value.items():
+        if not isinstance(key, str) or not _LABEL_KEY_RE.match(key):
+            raise ValueError(f"label key {key!r} must be letters, digits, '.', '_' or '-'")
+        out[key] = str(val)
+    return dict(sorted(out.items()))
+
+
+def _upstreams(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, list | tuple):
+        raise ValueError("must be a list of IP[:PORT] strings")
+    out = []
+    for item in value:
+        host, _, port = str(item).strip().partition(":")
+        ipaddress.IPv4Address(host)
+        if port:
+            _port(int(port))
+        out.append(str(item).strip())
+    return tuple(out)
+
+
+def _socket_path(value: str) -> str:
+    if value.startswith("unix://"):
+        value = value[len("unix://"):]
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute unix socket path (unix:///path/to.sock)")
+    if len(value.encode()) > 107:
+        raise ValueError("unix socket path is longer than 107 bytes")
+    return value
+
+
+def _abs_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return value.rstrip("/") or "/"
+
+
+def _opt(default: Any, check: Callable[[Any], Any] | None = None, *, kind: type | None = None) -> Any:
+    return field(default=default, metadata={"check": check, "kind": kind or type(default)})
+
+
+# ----------------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class NodeConfig:
+    """Identity and placement of this node."""
+
+    name: str = _opt("", _node_name_or_empty)
+    advertise_addr: str = _opt("", _ipv4_or_empty)
+    data_dir: str = _opt(DEFAULT_DATA_DIR, _abs_path)
+    docker_host: str = _opt("")
+    labels: dict[str, str] = field(default_factory=dict, metadata={"check": _labels, "kind": dict})
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The control socket the daemon serves and the CLI talks to."""
+
+    socket: str = _opt(DEFAULT_SOCKET, _socket_path)
+
+
+@dataclass(frozen=True)
+class RaftConfig:
+    """Replicated state log settings."""
+
+    port: int = _opt(7947, _port)
+    voters: int = _opt(3, _voters)
+    voters_large: int = _opt(5, _voters)
+    large_cluster_nodes: int = _opt(7, _positive, kind=int)
+    commit_timeout_s: float = _opt(5.0, _positive)
+    tick_s: float = _opt(0.005, _positive)
+
+
+@dataclass(frozen=True)
+class GossipConfig:
+    """SWIM membership settings."""
+
+    port: int = _opt(7946, _port)
+    preset: str = _opt("lan", _one_of("lan", "wan", "local"))
+
+
+@dataclass(frozen=True)
+class JoinConfig:
+    """Token-authenticated join/API port (0 = closed unless needed)."""
+
+    port: int = _opt(7948, _port_or_zero)
+
+
+@dataclass(frozen=True)
+class OverlayConfig:
+    """VXLAN overlay settings."""
+
+    cluster_cidr: str = _opt("10.240.0.0/16", _cidr)
+    subnet_prefixlen: int = _opt(24, _subnet_prefixlen)
+    vxlan_port: int = _opt(4789, _port)
+    vni: int = _opt(4242, _positive, kind=int)
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    """Embedded DNS server settings."""
+
+    domain: str = _opt("p2p", _domain)
+    port: int = _opt(53, _port)
+    ttl_s: int = _opt(5, _positive, kind=int)
+    upstreams: tuple[str, ...] = _opt((), _upstreams, kind=tuple)
+    forward_timeout_s: float = _opt(2.0, _positive)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """How the daemon logs."""
+
+    format: str = _opt("human", _one_of("human", "json"))
+    level: str = _opt("info", _one_of("debug", "info", "warning", "error"))
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole daemon configuration; hand each subsystem only its own section."""
+
+    node: NodeConfig = field(default_factory=NodeConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    raft: RaftConfig = field(default_factory=RaftConfig)
+    gossip: GossipConfig = field(default_factory=GossipConfig)
+    join: JoinConfig = field(default_factory=JoinConfig)
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+# ----------------------------------------------------------------------------- loading
+def load_config(
+    *,
+    toml_text: str | None = None,
+    toml_path: str | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Merge defaults < TOML < environment < overrides (``{"raft.voters": 5}``) into a valid Config."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if toml_text is not None:
+        source = toml_path or "p2porch.toml"
+        try:
+            layers.append((source, _flatten_toml(tomllib.loads(toml_text), source)))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: invalid TOML: {exc}", field=None) from exc
+    if env is not None:
+        layers.append(("environment", _from_env(env)))
+    if overrides:
+        layers.append(("command line", {k: v for k, v in overrides.items() if v is not None}))
+
+    merged: dict[str, tuple[str, Any]] = {}
+    for source, values in layers:
+        for key, value in values.items():
+            merged[key] = (source, value)
+
+    sections: dict[str, Any] = {}
+    for section_name, section_cls in _section_classes().items():
+        kwargs = {}
+        for f in fields(section_cls):
+            key = f"{section_name}.{f.name}"
+            if key not in merged:
+                continue
+            source, raw = merged[key]
+            kwargs[f.name] = _coerce_and_check(key, raw, f.metadata, source)
+        sections[section_name] = section_cls(**kwargs)
+    return Config(**sections)
+
+
+def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """A copy of ``config`` with some dotted keys replaced (validated)."""
+    by_section: dict[str, dict[str, Any]] = {}
+    for key, raw in overrides.items():
+        if raw is None:
+            continue
+        section_name, f = _field_for(key, "overrides")
+        by_section.setdefault(section_name, {})[f.name] = _coerce_and_check(key, raw, f.metadata, "command line")
+    return replace(config, **{s: replace(getattr(config, s), **kw) for s, kw in by_section.items()})
+
+
+def parse_labels(items: list[str] | tuple[str, ...], *, field: str) -> dict[str, str]:
+    """Parse ``k=v`` strings (CLI ``--label``) into a dict; a malformed item names ``field``."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{field}: {item!r} is not of the form key=value", field=field)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    return {name: {f.name: getattr(getattr(config, name), f.name) for f in fields(getattr(config, name))}
+            for name in _section_classes()}
+
+
+def _section_classes() -> dict[str, type]:
+    return {f.name: type(getattr(Config(), f.name)) for f in fields(Config)}
+
+
+def _field_for(key: str, source: str) -> tuple[str, Any]:
+    section_name, _, name = key.partition(".")
+    section_cls = _section_classes().get(section_name)
+    if section_cls is None:
+        raise ConfigError(f"{source}: unknown section {section_name!r} in key {key!r}", field=key)
+    for f in fields(section_cls):
+        if f.name == name:
+            return section_name, f
+    raise ConfigError(f"{source}: unknown key {key!r}", field=key)
+
+
+def _flatten_toml(data: dict[str, Any], source: str) -> dict[str, Any]:
+    out = {}
+    for section_name, body in data.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: top-level key {section_name!r} must be a [section]", field=section_name)
+        for name, value in body.items():
+            key = f"{section_name}.{name}"
+            _field_for(key, source)
+            out[key] = value
+    return out
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out = {}
+    known = {
+        f"{ENV_PREFIX}{section.upper()}_{f.name.upper()}": f"{section}.{f.name}"
+        for section, cls in _section_classes().items()
+        for f in fields(cls)
+    }
+    for name, value in env.items():
+        if name in known:
+            out[known[name]] = value
+    return out
+
+
+def _coerce_and_check(key: str, raw: Any, metadata: Mapping[str, Any], source: str) -> Any:
+    kind = metadata.get("kind", str)
+    check = metadata.get("check")
+    try:
+        value = _coerce(raw, kind)
+        if check is not None:
+            value = check(value)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid value {raw!r} for {key} (from {source}): {exc}", field=key) from exc
+    return value
+
+
+def _coerce(raw: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(raw).lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("must be true or false")
+    if kind is int:
+        if isinstance(raw, bool):
+            raise ValueError("must be an integer")
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, str) and re.fullmatch(r"[+-]?\d+", raw.strip()):
+            return int(raw)
+        raise ValueError("must be an integer")
+    if kind is float:
+        if isinstance(raw, bool):
+            raise ValueError("must be a number")
+        return float(raw)
+    if kind is str:
+        if not isinstance(raw, str):
+            raise ValueError("must be a string")
+        return raw.strip()
+    if kind is dict:
+        if isinstance(raw, str):
+            return parse_labels([p for p in raw.split(",") if p.strip()], field="node.labels")
+        return raw
+    return raw

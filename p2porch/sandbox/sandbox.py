@@ -1,0 +1,352 @@
+"""N hosts on one machine: a network namespace, a dockerd and a p2porch daemon per node (shell).
+
+Owns the root bridge, the veth pairs, the namespaces, the per-node dockerd and p2porch daemon
+processes and their directories, all named after the sandbox. ``up`` is idempotent and cleans up
+after itself when it fails halfway; ``down`` removes everything ``up`` created and nothing else.
+It never touches namespaces, links or processes that do not carry the sandbox's name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from ..errors import SandboxError
+from .dockerd import DockerdPaths, docker, docker_ping, ensure_busybox_image, start_dockerd, stop_dockerd
+from .system import check_prerequisites, find_program, pid_alive, read_pid, run, stop_pid
+
+RUN_ROOT = "/run/p2porch-sandbox"
+DATA_ROOT = "/var/lib/p2porch-sandbox"
+DEFAULT_NAME = "p2s"
+DEFAULT_SUBNET = "10.77.0.0/24"
+MAX_NODES = 50
+_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")
+
+
+@dataclass(frozen=True)
+class SandboxNode:
+    """Where one sandbox node lives and how to reach its dockerd and p2porch daemon."""
+
+    name: str  # n1, n2, ...
+    netns: str
+    address: str  # underlay address inside the namespace (eth0)
+    host_veth: str
+    run_dir: str
+    data_dir: str
+
+    @property
+    def dockerd(self) -> DockerdPaths:
+        return DockerdPaths(run_dir=self.run_dir, data_dir=self.data_dir)
+
+    @property
+    def p2porch_socket(self) -> str:
+        return os.path.join(self.run_dir, "p2porch.sock")
+
+    @property
+    def p2porch_host(self) -> str:
+        return "unix://" + self.p2porch_socket
+
+    @property
+    def p2porch_pidfile(self) -> str:
+        return os.path.join(self.run_dir, "p2porch-daemon.pid")
+
+    @property
+    def p2porch_data_dir(self) -> str:
+        return os.path.join(self.data_dir, "p2porch")
+
+    @property
+    def p2porch_log(self) -> str:
+        return os.path.join(self.data_dir, "p2porch.log")
+
+    def env(self) -> dict[str, str]:
+        """Environment that points the docker and p2porch CLIs at this node."""
+        return {"DOCKER_HOST": self.dockerd.host_url, "P2PORCH_HOST": self.p2porch_host}
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    node: str
+    netns: str
+    address: str
+    dockerd_pid: int | None
+    dockerd_up: bool
+    daemon_pid: int | None
+    daemon_up: bool
+    containers: int | None
+
+
+class Sandbox:
+    """A named sandbox of ``n1..nN`` hosts on the bridge ``<name>-br`` and subnet ``subnet``."""
+
+    def __init__(self, name: str = DEFAULT_NAME, *, subnet: str | None = None, start_daemons: bool = True):
+        if not _NAME_RE.match(name):
+            raise SandboxError(f"sandbox name {name!r} must be 1-6 lowercase letters/digits, starting with a letter")
+        self.name = name
+        self.run_root = os.path.join(RUN_ROOT, name)
+        self.data_root = os.path.join(DATA_ROOT, name)
+        self.state_file = os.path.join(self.run_root, "sandbox.json")
+        saved = self._load_state()
+        chosen = subnet or saved.get("subnet") or DEFAULT_SUBNET
+        try:
+            self.subnet = ipaddress.IPv4Network(chosen)
+        except ValueError as exc:
+            raise SandboxError(f"invalid sandbox subnet {chosen!r}: {exc}") from exc
+        if saved.get("subnet") and subnet and saved["subnet"] != subnet:
+            raise SandboxError(f"sandbox {name} already exists with subnet {saved['subnet']}; run down first")
+        if self.subnet.num_addresses < 8:
+            raise SandboxError(f"sandbox subnet {chosen} is too small")
+        self.start_daemons = start_daemons
+        self.bridge = f"{name}-br"
+
+    # ----- naming
+    @property
+    def gateway(self) -> str:
+        return str(self.subnet.network_address + self.subnet.num_addresses - 2)
+
+    def node(self, index: int) -> SandboxNode:
+        name = f"n{index}"
+        return SandboxNode(
+            name=name,
+            netns=f"{self.name}-{name}",
+            address=str(self.subnet.network_address + index),
+            host_veth=f"{self.name}-{name}h",
+            run_dir=os.path.join(self.run_root, name),
+            data_dir=os.path.join(self.data_root, name),
+        )
+
+    def node_by_name(self, name: str) -> SandboxNode:
+        match = re.fullmatch(r"n?(\d+)", name)
+        if not match or int(match.group(1)) not in self.existing_indexes():
+            have = ", ".join(f"n{i}" for i in self.existing_indexes()) or "none"
+            raise SandboxError(f"no sandbox node {name!r} in sandbox {self.name} (nodes: {have})")
+        return self.node(int(match.group(1)))
+
+    def existing_indexes(self) -> list[int]:
+        """Indexes of this sandbox's namespaces that exist in the kernel."""
+        out = run([_ip(), "netns", "list"], check=False).stdout.decode()
+        indexes = []
+        prefix = f"{self.name}-n"
+        for line in out.splitlines():
+            ns = line.split()[0] if line.split() else ""
+            if ns.startswith(prefix) and ns[len(prefix):].isdigit():
+                indexes.append(int(ns[len(prefix):]))
+        return sorted(indexes)
+
+    # ----- lifecycle
+    def up(self, nodes: int) -> list[SandboxNode]:
+        """Bring up ``nodes`` hosts (idempotent); on any failure remove everything and re-raise."""
+        check_prerequisites()
+        if not 1 <= nodes <= min(MAX_NODES, self.subnet.num_addresses - 3):
+            raise SandboxError(f"--nodes must be between 1 and {min(MAX_NODES, self.subnet.num_addresses - 3)}")
+        extra = [i for i in self.existing_indexes() if i > nodes]
+        if extra:
+            raise SandboxError(f"sandbox {self.name} already has {max(extra)} nodes; run down first to shrink it")
+        try:
+            os.makedirs(self.run_root, mode=0o700, exist_ok=True)
+            os.makedirs(self.data_root, mode=0o700, exist_ok=True)
+            self._save_state(nodes)
+            self._ensure_bridge()
+            if nodes > 20:
+                _raise_neighbour_limits()
+            created = []
+            for index in range(1, nodes + 1):
+                node = self.node(index)
+                self._ensure_namespace(node)
+                start_dockerd(node.netns, node.dockerd, cgroup_parent=f"/p2porch-{self.name}-{node.name}")
+                ensure_busybox_image(node.dockerd)
+                if self.start_daemons:
+                    self._ensure_daemon(node)
+                created.append(node)
+            return created
+        except BaseException:
+            self.down()
+            raise
+
+    def down(self) -> list[str]:
+        """Remove every node, link, rule, process, mount and directory of this sandbox."""
+        removed = []
+        indexes = sorted(set(self.existing_indexes()) | set(self._dirs_indexes()))
+        for index in indexes:
+            node = self.node(index)
+            self._stop_daemon(node)
+            stop_dockerd(node.dockerd)
+            self._kill_namespace_processes(node)
+            _unmount_under(node.run_dir)
+            _unmount_under(node.data_dir)
+            run([_ip(), "netns", "del", node.netns], check=False)
+            run([_ip(), "link", "del", node.host_veth], check=False)
+            removed.append(node.name)
+        run([_ip(), "link", "del", self.bridge], check=False)
+        self._forward_rule("-D")
+        shutil.rmtree(self.run_root, ignore_errors=True)
+        shutil.rmtree(self.data_root, ignore_errors=True)
+        return removed
+
+    def ls(self) -> list[NodeStatus]:
+        out = []
+        for index in self.existing_indexes():
+            node = self.node(index)
+            docker_pid = read_pid(node.dockerd.pidfile)
+            docker_up = docker_pid is not None and pid_alive(docker_pid) and docker_ping(node.dockerd)
+            containers = None
+            if docker_up:
+                ps = docker(node.dockerd, "ps", "-q", check=False)
+                containers = len(ps.stdout.split()) if ps.returncode == 0 else None
+            daemon_pid = read_pid(node.p2porch_pidfile)
+            out.append(NodeStatus(
+                node=node.name, netns=node.netns, address=node.address,
+                dockerd_pid=docker_pid, dockerd_up=docker_up,
+                daemon_pid=daemon_pid, daemon_up=daemon_pid is not None and pid_alive(daemon_pid),
+                containers=containers,
+            ))
+        return out
+
+    def exec(self, node_name: str, argv: Sequence[str], *, capture: bool = False) -> subprocess.CompletedProcess:
+        """Run ``argv`` inside a node's network namespace with DOCKER_HOST and P2PORCH_HOST set."""
+        if not argv:
+            raise SandboxError("sandbox exec needs a command after --")
+        node = self.node_by_name(node_name)
+        env = dict(os.environ)
+        env.update(node.env())
+        return subprocess.run(
+            [find_program("nsenter") or "nsenter", f"--net=/var/run/netns/{node.netns}", *argv],
+            env=env, capture_output=capture, check=False,
+        )
+
+    # ----- pieces
+    def _ensure_bridge(self) -> None:
+        if run([_ip(), "link", "show", self.bridge], check=False).returncode != 0:
+            run([_ip(), "link", "add", self.bridge, "type", "bridge"])
+        run([_ip(), "addr", "replace", f"{self.gateway}/{self.subnet.prefixlen}", "dev", self.bridge])
+        run([_ip(), "link", "set", self.bridge, "up"])
+        # A dockerd in the root namespace sets FORWARD to DROP with bridge netfilter on, which drops
+        # frames bridged between our veths: accept them, scoped to our bridge only.
+        if self._forward_rule("-C") != 0:
+            self._forward_rule("-I")
+
+    def _forward_rule(self, action: str) -> int:
+        iptables = find_program("iptables")
+        if iptables is None:
+            return 1
+        argv = [iptables, "-w", action, "FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT"]
+        if action == "-I":
+            argv.insert(4, "1")
+        if action == "-D":
+            while run(argv, check=False).returncode == 0:
+                pass
+            return 0
+        return run(argv, check=False).returncode
+
+    def _ensure_namespace(self, node: SandboxNode) -> None:
+        ip = _ip()
+        if run([ip, "netns", "list"], check=False).stdout.decode().split().count(node.netns) == 0:
+            run([ip, "netns", "add", node.netns])
+        ns = [ip, "-n", node.netns]
+        if run([*ns, "link", "show", "eth0"], check=False).returncode != 0:
+            run([ip, "link", "del", node.host_veth], check=False)
+            run([ip, "link", "add", node.host_veth, "type", "veth", "peer", "name", "eth0", "netns", node.netns])
+        run([ip, "link", "set", node.host_veth, "master", self.bridge])
+        run([ip, "link", "set", node.host_veth, "up"])
+        run([*ns, "link", "set", "lo", "up"])
+        run([*ns, "addr", "replace", f"{node.address}/{self.subnet.prefixlen}", "dev", "eth0"])
+        run([*ns, "link", "set", "eth0", "up"])
+        run([*ns, "route", "replace", "default", "via", self.gateway])
+        os.makedirs(node.run_dir, mode=0o700, exist_ok=True)
+        os.makedirs(node.data_dir, mode=0o700, exist_ok=True)
+
+    def _ensure_daemon(self, node: SandboxNode) -> None:
+        pid = read_pid(node.p2porch_pidfile)
+        if pid is not None and pid_alive(pid):
+            return
+        argv = [
+            find_program("nsenter") or "nsenter", f"--net=/var/run/netns/{node.netns}",
+            sys.executable, "-m", "p2porch", "--host", node.p2porch_host, "daemon",
+            "--data-dir", node.p2porch_data_dir, "--advertise-addr", node.address,
+            "--docker-host", node.dockerd.host_url, "--name", node.name,
+            "--pid-file", node.p2porch_pidfile,
+        ]
+        with open(node.p2porch_log, "ab") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SandboxError(f"p2porch daemon on {node.name} exited with {proc.returncode}; "
+                                   f"see {node.p2porch_log}")
+            if os.path.exists(node.p2porch_socket) and read_pid(node.p2porch_pidfile) == proc.pid:
+                return
+            time.sleep(0.1)
+        stop_pid(proc.pid)
+        raise SandboxError(f"p2porch daemon on {node.name} did not open its socket; see {node.p2porch_log}")
+
+    def _stop_daemon(self, node: SandboxNode) -> None:
+        pid = read_pid(node.p2porch_pidfile)
+        if pid is not None:
+            stop_pid(pid, timeout_s=20)
+
+    def _kill_namespace_processes(self, node: SandboxNode) -> None:
+        """Stop whatever still runs in the node's namespace (container shims, test servers)."""
+        out = run([_ip(), "netns", "pids", node.netns], check=False).stdout.decode().split()
+        for pid in [int(p) for p in out if p.isdigit()]:
+            stop_pid(pid, timeout_s=5)
+
+    def _dirs_indexes(self) -> list[int]:
+        try:
+            names = os.listdir(self.run_root) + os.listdir(self.data_root)
+        except FileNotFoundError:
+            return []
+        return sorted({int(n[1:]) for n in names if re.fullmatch(r"n\d+", n)})
+
+    def _load_state(self) -> dict:
+        try:
+            with open(self.state_file) as handle:
+                data = json.load(handle)
+                return data if isinstance(data, dict) else {}
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _save_state(self, nodes: int) -> None:
+        with open(self.state_file, "w") as handle:
+            json.dump({"subnet": str(self.subnet), "nodes": nodes}, handle)
+
+
+def status_dicts(statuses: list[NodeStatus]) -> list[dict]:
+    return [asdict(s) for s in statuses]
+
+
+def _ip() -> str:
+    return find_program("ip") or "ip"
+
+
+def _unmount_under(path: str) -> None:
+    """Lazily unmount every mount point below ``path`` (deepest first)."""
+    prefix = os.path.realpath(path).rstrip("/") + "/"
+    try:
+        with open("/proc/self/mountinfo") as handle:
+            points = [line.split()[4] for line in handle]
+    except FileNotFoundError:
+        return
+    for point in sorted((p for p in points if (p + "/").startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
+def _raise_neighbour_limits() -> None:
+    """~50 fully meshed namespaces overflow the shared ARP table unless its limits are raised."""
+    for key, value in (("gc_thresh1", 4096), ("gc_thresh2", 8192), ("gc_thresh3", 16384)):
+        path = f"/proc/sys/net/ipv4/neigh/default/{key}"
+        try:
+            with open(path) as handle:
+                current = int(handle.read())
+            if current < value:
+                with open(path, "w") as handle:
+                    handle.write(str(value))
+        except OSError:
+            pass
