@@ -35,7 +35,6 @@ def unpack(data: bytes, *, max_bytes: int = MAX_FRAME_BYTES) -> Any:
             data,
             raw=False,
             strict_map_key=False,
-            max_buffer_size=max_bytes,
         )
     except Exception as exc:  # msgpack raises many types (ValueError, ExtraData, FormatError, ...)
         raise WireError(f"malformed msgpack: {type(exc).__name__}: {exc}") from exc
