@@ -47,18 +47,28 @@ def _positive_int(text: str) -> int:
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--host", "-H", default=argparse.SUPPRESS,
-                        help=f"daemon socket, unix:///path (env P2PORCH_HOST, default unix://{DEFAULT_SOCKET})")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="machine-readable JSON output")
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--host",
+        "-H",
+        default=argparse.SUPPRESS,
+        help=f"daemon socket, unix:///path (env P2PORCH_HOST, default unix://{DEFAULT_SOCKET})",
+    )
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output"
+    )
 
-    parser = _Parser(prog="p2porch", parents=[common],
-                     description="p2porch: a peer-to-peer, masterless container orchestrator")
+    parser = _Parser(
+        prog="p2porch",
+        parents=[common],
+        description="p2porch: a peer-to-peer, masterless container orchestrator",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    def command(name: str, help_text: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    def command(
+        name: str, help_text: str, fn: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
         p.set_defaults(func=fn)
         return p
@@ -68,14 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     daemon = command("daemon", "Run the p2porch daemon in the foreground", cmd_daemon)
     _add_node_options(daemon)
-    daemon.add_argument("--config", metavar="FILE",
-                        help=f"configuration file (default {DEFAULT_CONFIG_FILE} when it exists)")
+    daemon.add_argument(
+        "--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG_FILE} when it exists)"
+    )
     daemon.add_argument("--log-format", choices=["human", "json"], help="log line format (default human)")
     daemon.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     daemon.add_argument("--pid-file", metavar="FILE", help="write the daemon's pid here (removed on exit)")
 
-    sandbox = sub.add_parser("sandbox", parents=[common], help="Run several p2porch hosts on this machine",
-                             description="Network namespaces with their own dockerd and p2porch daemon")
+    sandbox = sub.add_parser(
+        "sandbox",
+        parents=[common],
+        help="Run several p2porch hosts on this machine",
+        description="Network namespaces with their own dockerd and p2porch daemon",
+    )
     sandbox.add_argument("--name", default="p2s", help="sandbox name, prefix of its namespaces (default p2s)")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION", parser_class=_Parser)
     sandbox_sub.required = True
@@ -84,13 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--subnet", help="underlay subnet of the sandbox bridge (default 10.77.0.0/24)")
     up.add_argument("--no-daemons", action="store_true", help="do not start a p2porch daemon in each host")
     up.set_defaults(func=cmd_sandbox_up)
-    sandbox_sub.add_parser("ls", parents=[common], help="List the sandbox's hosts").set_defaults(func=cmd_sandbox_ls)
-    ex = sandbox_sub.add_parser("exec", parents=[common], help="Run a command inside a host: exec NODE -- CMD...")
+    sandbox_sub.add_parser("ls", parents=[common], help="List the sandbox's hosts").set_defaults(
+        func=cmd_sandbox_ls
+    )
+    ex = sandbox_sub.add_parser(
+        "exec", parents=[common], help="Run a command inside a host: exec NODE -- CMD..."
+    )
     ex.add_argument("node", help="host name, e.g. n1")
     ex.add_argument("argv", nargs=argparse.REMAINDER, help="command (after --)")
     ex.set_defaults(func=cmd_sandbox_exec)
-    sandbox_sub.add_parser("down", parents=[common], help="Remove everything the sandbox created").set_defaults(
-        func=cmd_sandbox_down)
+    sandbox_sub.add_parser(
+        "down", parents=[common], help="Remove everything the sandbox created"
+    ).set_defaults(func=cmd_sandbox_down)
     return parser
 
 
@@ -177,8 +197,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"daemon:   pid {daemon['pid']}, p2porch {daemon['version']}, up {daemon['uptime_s']:.0f} s",
             f"services: {', '.join(daemon['subsystems'])}",
         ]
-        lines.append("cluster:  " + (json.dumps(d["cluster"]) if d.get("cluster") else "not part of a cluster "
-                                     "(run `p2porch init` or `p2porch join`)"))
+        lines.append(
+            "cluster:  "
+            + (
+                json.dumps(d["cluster"])
+                if d.get("cluster")
+                else "not part of a cluster (run `p2porch init` or `p2porch join`)"
+            )
+        )
         return "\n".join(lines)
 
     emit(args, data, render)
@@ -243,8 +269,18 @@ def cmd_sandbox_ls(args: argparse.Namespace) -> int:
             return f"sandbox {sandbox.name} has no nodes (create them with `p2porch sandbox up`)"
         return table(
             ["node", "netns", "address", "dockerd", "daemon", "containers", "P2PORCH_HOST"],
-            [[r["node"], r["netns"], r["address"], "up" if r["dockerd_up"] else "down",
-              "up" if r["daemon_up"] else "down", r["containers"], r["P2PORCH_HOST"]] for r in rows],
+            [
+                [
+                    r["node"],
+                    r["netns"],
+                    r["address"],
+                    "up" if r["dockerd_up"] else "down",
+                    "up" if r["daemon_up"] else "down",
+                    r["containers"],
+                    r["P2PORCH_HOST"],
+                ]
+                for r in rows
+            ],
         )
 
     emit(args, statuses, render)

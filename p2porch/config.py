@@ -122,7 +122,7 @@ def _upstreams(value: Any) -> tuple[str, ...]:
 
 def _socket_path(value: str) -> str:
     if value.startswith("unix://"):
-        value = value[len("unix://"):]
+        value = value[len("unix://") :]
     if not value.startswith("/"):
         raise ValueError("must be an absolute unix socket path (unix:///path/to.sock)")
     if len(value.encode()) > 107:
@@ -275,7 +275,9 @@ def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
         if raw is None:
             continue
         section_name, f = _field_for(key, "overrides")
-        by_section.setdefault(section_name, {})[f.name] = _coerce_and_check(key, raw, f.metadata, "command line")
+        by_section.setdefault(section_name, {})[f.name] = _coerce_and_check(
+            key, raw, f.metadata, "command line"
+        )
     return replace(config, **{s: replace(getattr(config, s), **kw) for s, kw in by_section.items()})
 
 
@@ -291,8 +293,10 @@ def parse_labels(items: list[str] | tuple[str, ...], *, field: str) -> dict[str,
 
 
 def config_to_dict(config: Config) -> dict[str, dict[str, Any]]:
-    return {name: {f.name: getattr(getattr(config, name), f.name) for f in fields(getattr(config, name))}
-            for name in _section_classes()}
+    return {
+        name: {f.name: getattr(getattr(config, name), f.name) for f in fields(getattr(config, name))}
+        for name in _section_classes()
+    }
 
 
 def _section_classes() -> dict[str, type]:
@@ -314,7 +318,9 @@ def _flatten_toml(data: dict[str, Any], source: str) -> dict[str, Any]:
     out = {}
     for section_name, body in data.items():
         if not isinstance(body, dict):
-            raise ConfigError(f"{source}: top-level key {section_name!r} must be a [section]", field=section_name)
+            raise ConfigError(
+                f"{source}: top-level key {section_name!r} must be a [section]", field=section_name
+            )
         for name, value in body.items():
             key = f"{section_name}.{name}"
             _field_for(key, source)

@@ -43,7 +43,7 @@ class Subsystems:
         self._running: list[_Subsystem] = []
 
     async def start(self, name: str, fn: StartFn, *args: Any) -> Any:
-        """Start ``fn(*args, task_status=...)`` and wait until it reports started (bind errors surface here)."""
+        """Start ``fn(*args, task_status=...)``; returns once it reports started, so bind errors surface."""
         entry = _Subsystem(name, trio.CancelScope())
 
         async def runner(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
@@ -95,8 +95,13 @@ class Daemon:
                 nursery.start_soon(self._watch_signals, nursery.cancel_scope)
                 try:
                     await subsystems.start("api", serve_api, self.endpoints(), self.config.api.socket)
-                    log.info("p2porch %s daemon %s ready on unix://%s (data dir %s)", __version__,
-                             self.node_name, self.config.api.socket, self.config.node.data_dir)
+                    log.info(
+                        "p2porch %s daemon %s ready on unix://%s (data dir %s)",
+                        __version__,
+                        self.node_name,
+                        self.config.api.socket,
+                        self.config.node.data_dir,
+                    )
                     await self._stop.wait()
                 finally:
                     with trio.CancelScope(shield=True):

@@ -26,9 +26,11 @@ _ERRORS: dict[str, type[P2POrchError]] = {
 def socket_path_from_host(host: str) -> str:
     """``unix:///run/x.sock`` or ``/run/x.sock`` -> ``/run/x.sock``; anything else is a ConfigError."""
     if host.startswith("unix://"):
-        host = host[len("unix://"):]
+        host = host[len("unix://") :]
     if not host.startswith("/"):
-        raise ConfigError(f"--host {host!r}: only unix:///absolute/path sockets are supported", field="--host")
+        raise ConfigError(
+            f"--host {host!r}: only unix:///absolute/path sockets are supported", field="--host"
+        )
     return host
 
 
@@ -37,8 +39,9 @@ class ApiClient:
 
     def __init__(self, host: str, *, timeout_s: float = 30.0) -> None:
         self.socket_path = socket_path_from_host(host)
-        self._client = httpx.Client(transport=httpx.HTTPTransport(uds=self.socket_path),
-                                    base_url="http://p2porch", timeout=timeout_s)
+        self._client = httpx.Client(
+            transport=httpx.HTTPTransport(uds=self.socket_path), base_url="http://p2porch", timeout=timeout_s
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -61,7 +64,9 @@ class ApiClient:
                 "Start one with `p2porch daemon` or `p2porch init`, or point --host/P2PORCH_HOST at it"
             ) from exc
         except httpx.TimeoutException as exc:
-            raise DaemonError(f"the p2porch daemon at unix://{self.socket_path} did not answer in time") from exc
+            raise DaemonError(
+                f"the p2porch daemon at unix://{self.socket_path} did not answer in time"
+            ) from exc
         try:
             data = response.json()
         except ValueError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -78,13 +79,24 @@ def build_app(endpoints: list[Endpoint]) -> Starlette:
     app = Starlette(routes=routes)
 
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": "NotFound", "message": f"no API route {request.method} {request.url.path}",
-                             "field": None}, status_code=404)
+        return JSONResponse(
+            {
+                "error": "NotFound",
+                "message": f"no API route {request.method} {request.url.path}",
+                "field": None,
+            },
+            status_code=404,
+        )
 
     async def not_allowed(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"error": "MethodNotAllowed",
-                             "message": f"{request.method} is not allowed on {request.url.path}",
-                             "field": None}, status_code=405)
+        return JSONResponse(
+            {
+                "error": "MethodNotAllowed",
+                "message": f"{request.method} is not allowed on {request.url.path}",
+                "field": None,
+            },
+            status_code=405,
+        )
 
     app.add_exception_handler(404, not_found)
     app.add_exception_handler(405, not_allowed)
@@ -100,7 +112,9 @@ def _wrap(ep: Endpoint) -> Callable[[Request], Awaitable[JSONResponse]]:
                 try:
                     body = json.loads(raw)
                 except ValueError as exc:
-                    return _error_response(ConfigError(f"request body is not valid JSON: {exc}", field="body"))
+                    return _error_response(
+                        ConfigError(f"request body is not valid JSON: {exc}", field="body")
+                    )
                 if not isinstance(body, dict):
                     return _error_response(ConfigError("request body must be a JSON object", field="body"))
         query = dict(request.query_params)
@@ -112,8 +126,10 @@ def _wrap(ep: Endpoint) -> Callable[[Request], Awaitable[JSONResponse]]:
             return _error_response(exc)
         except Exception as exc:  # a bug must not take the daemon down; report it as a 500
             log.exception("API %s %s failed", ep.method, ep.path)
-            return JSONResponse({"error": "InternalError", "message": f"{type(exc).__name__}: {exc}",
-                                 "field": None}, status_code=500)
+            return JSONResponse(
+                {"error": "InternalError", "message": f"{type(exc).__name__}: {exc}", "field": None},
+                status_code=500,
+            )
         return JSONResponse(result)
 
     return endpoint
@@ -129,13 +145,21 @@ def _error_response(exc: P2POrchError) -> JSONResponse:
 def openapi_spec(endpoints: list[Endpoint]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for ep in endpoints:
-        params = [{"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
-                  for part in ep.path.split("/") if part.startswith("{")]
+        params = [
+            {"name": part[1:-1], "in": "path", "required": True, "schema": {"type": "string"}}
+            for part in ep.path.split("/")
+            if part.startswith("{")
+        ]
         op: dict[str, Any] = {
             "summary": ep.summary,
-            "operationId": f"{ep.method.lower()}_{ep.path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
-            "responses": {"200": {"description": "OK"}, "default": {"description": "Error",
-                          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "operationId": ep.method.lower() + "_" + re.sub(r"[^a-z0-9]+", "_", ep.path.lower()).strip("_"),
+            "responses": {
+                "200": {"description": "OK"},
+                "default": {
+                    "description": "Error",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+            },
         }
         if params:
             op["parameters"] = params
@@ -146,9 +170,18 @@ def openapi_spec(endpoints: list[Endpoint]) -> dict[str, Any]:
         "openapi": "3.0.3",
         "info": {"title": "p2porch control API", "version": __version__},
         "paths": paths,
-        "components": {"schemas": {"Error": {"type": "object", "properties": {
-            "error": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string", "nullable": True},
-        }}}},
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "error": {"type": "string"},
+                        "message": {"type": "string"},
+                        "field": {"type": "string", "nullable": True},
+                    },
+                }
+            }
+        },
     }
 
 
@@ -165,7 +198,9 @@ async def serve_api(
         if not stat.S_ISSOCK(os.stat(socket_path).st_mode):
             raise DaemonError(f"{socket_path} exists and is not a socket", field="api.socket")
         if await _socket_answers(socket_path):
-            raise DaemonError(f"another p2porch daemon is already listening on {socket_path}", field="api.socket")
+            raise DaemonError(
+                f"another p2porch daemon is already listening on {socket_path}", field="api.socket"
+            )
     config = HypercornConfig()
     config.bind = [f"unix:{socket_path}"]
     config.umask = 0o177  # the socket is created 0600: root-only control

@@ -79,8 +79,9 @@ def start_dockerd(netns: str, paths: DockerdPaths, *, cgroup_parent: str, timeou
         cgroup_parent,
     ]
     with open(paths.log_file, "ab") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -104,25 +105,37 @@ def stop_dockerd(paths: DockerdPaths) -> None:
     stop_pid(pid, timeout_s=30)
 
 
-def docker(paths: DockerdPaths, *args: str, check: bool = True, input_bytes: bytes | None = None,
-           timeout_s: float = 120.0) -> subprocess.CompletedProcess[bytes]:
+def docker(
+    paths: DockerdPaths,
+    *args: str,
+    check: bool = True,
+    input_bytes: bytes | None = None,
+    timeout_s: float = 120.0,
+) -> subprocess.CompletedProcess[bytes]:
     """Run the docker CLI against this dockerd."""
-    return run([find_program("docker") or "docker", "-H", paths.host_url, *args], check=check,
-               input_bytes=input_bytes, timeout_s=timeout_s)
+    return run(
+        [find_program("docker") or "docker", "-H", paths.host_url, *args],
+        check=check,
+        input_bytes=input_bytes,
+        timeout_s=timeout_s,
+    )
 
 
 def docker_ping(paths: DockerdPaths) -> bool:
     if not os.path.exists(paths.socket):
         return False
-    return docker(paths, "version", "--format", "{{.Server.Version}}", check=False, timeout_s=10).returncode == 0
+    return (
+        docker(paths, "version", "--format", "{{.Server.Version}}", check=False, timeout_s=10).returncode == 0
+    )
 
 
 def ensure_busybox_image(paths: DockerdPaths) -> None:
     """Import a busybox-static image under BUSYBOX_IMAGE unless this dockerd already has it."""
     if docker(paths, "image", "inspect", BUSYBOX_IMAGE, check=False).returncode == 0:
         return
-    docker(paths, "import", "--change", 'CMD ["/bin/sh"]', "-", BUSYBOX_IMAGE,
-           input_bytes=busybox_rootfs_tar())
+    docker(
+        paths, "import", "--change", 'CMD ["/bin/sh"]', "-", BUSYBOX_IMAGE, input_bytes=busybox_rootfs_tar()
+    )
 
 
 def busybox_rootfs_tar() -> bytes:

@@ -88,7 +88,9 @@ class Sandbox:
 
     def __init__(self, name: str = DEFAULT_NAME, *, subnet: str | None = None, start_daemons: bool = True):
         if not _NAME_RE.match(name):
-            raise SandboxError(f"sandbox name {name!r} must be 1-6 lowercase letters/digits, starting with a letter")
+            raise SandboxError(
+                f"sandbox name {name!r} must be 1-6 lowercase letters/digits, starting with a letter"
+            )
         self.name = name
         self.run_root = os.path.join(RUN_ROOT, name)
         self.data_root = os.path.join(DATA_ROOT, name)
@@ -136,8 +138,8 @@ class Sandbox:
         prefix = f"{self.name}-n"
         for line in out.splitlines():
             ns = line.split()[0] if line.split() else ""
-            if ns.startswith(prefix) and ns[len(prefix):].isdigit():
-                indexes.append(int(ns[len(prefix):]))
+            if ns.startswith(prefix) and ns[len(prefix) :].isdigit():
+                indexes.append(int(ns[len(prefix) :]))
         return sorted(indexes)
 
     # ----- lifecycle
@@ -145,10 +147,14 @@ class Sandbox:
         """Bring up ``nodes`` hosts (idempotent); on any failure remove everything and re-raise."""
         check_prerequisites()
         if not 1 <= nodes <= min(MAX_NODES, self.subnet.num_addresses - 3):
-            raise SandboxError(f"--nodes must be between 1 and {min(MAX_NODES, self.subnet.num_addresses - 3)}")
+            raise SandboxError(
+                f"--nodes must be between 1 and {min(MAX_NODES, self.subnet.num_addresses - 3)}"
+            )
         extra = [i for i in self.existing_indexes() if i > nodes]
         if extra:
-            raise SandboxError(f"sandbox {self.name} already has {max(extra)} nodes; run down first to shrink it")
+            raise SandboxError(
+                f"sandbox {self.name} already has {max(extra)} nodes; run down first to shrink it"
+            )
         try:
             os.makedirs(self.run_root, mode=0o700, exist_ok=True)
             os.makedirs(self.data_root, mode=0o700, exist_ok=True)
@@ -201,15 +207,23 @@ class Sandbox:
                 ps = docker(node.dockerd, "ps", "-q", check=False)
                 containers = len(ps.stdout.split()) if ps.returncode == 0 else None
             daemon_pid = read_pid(node.p2porch_pidfile)
-            out.append(NodeStatus(
-                node=node.name, netns=node.netns, address=node.address,
-                dockerd_pid=docker_pid, dockerd_up=docker_up,
-                daemon_pid=daemon_pid, daemon_up=daemon_pid is not None and pid_alive(daemon_pid),
-                containers=containers,
-            ))
+            out.append(
+                NodeStatus(
+                    node=node.name,
+                    netns=node.netns,
+                    address=node.address,
+                    dockerd_pid=docker_pid,
+                    dockerd_up=docker_up,
+                    daemon_pid=daemon_pid,
+                    daemon_up=daemon_pid is not None and pid_alive(daemon_pid),
+                    containers=containers,
+                )
+            )
         return out
 
-    def exec(self, node_name: str, argv: Sequence[str], *, capture: bool = False) -> subprocess.CompletedProcess:
+    def exec(
+        self, node_name: str, argv: Sequence[str], *, capture: bool = False
+    ) -> subprocess.CompletedProcess:
         """Run ``argv`` inside a node's network namespace with DOCKER_HOST and P2PORCH_HOST set."""
         if not argv:
             raise SandboxError("sandbox exec needs a command after --")
@@ -218,7 +232,9 @@ class Sandbox:
         env.update(node.env())
         return subprocess.run(
             [find_program("nsenter") or "nsenter", f"--net=/var/run/netns/{node.netns}", *argv],
-            env=env, capture_output=capture, check=False,
+            env=env,
+            capture_output=capture,
+            check=False,
         )
 
     # ----- pieces
@@ -252,7 +268,21 @@ class Sandbox:
         ns = [ip, "-n", node.netns]
         if run([*ns, "link", "show", "eth0"], check=False).returncode != 0:
             run([ip, "link", "del", node.host_veth], check=False)
-            run([ip, "link", "add", node.host_veth, "type", "veth", "peer", "name", "eth0", "netns", node.netns])
+            run(
+                [
+                    ip,
+                    "link",
+                    "add",
+                    node.host_veth,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "netns",
+                    node.netns,
+                ]
+            )
         run([ip, "link", "set", node.host_veth, "master", self.bridge])
         run([ip, "link", "set", node.host_veth, "up"])
         run([*ns, "link", "set", "lo", "up"])
@@ -267,20 +297,35 @@ class Sandbox:
         if pid is not None and pid_alive(pid):
             return
         argv = [
-            find_program("nsenter") or "nsenter", f"--net=/var/run/netns/{node.netns}",
-            sys.executable, "-m", "p2porch", "--host", node.p2porch_host, "daemon",
-            "--data-dir", node.p2porch_data_dir, "--advertise-addr", node.address,
-            "--docker-host", node.dockerd.host_url, "--name", node.name,
-            "--pid-file", node.p2porch_pidfile,
+            find_program("nsenter") or "nsenter",
+            f"--net=/var/run/netns/{node.netns}",
+            sys.executable,
+            "-m",
+            "p2porch",
+            "--host",
+            node.p2porch_host,
+            "daemon",
+            "--data-dir",
+            node.p2porch_data_dir,
+            "--advertise-addr",
+            node.address,
+            "--docker-host",
+            node.dockerd.host_url,
+            "--name",
+            node.name,
+            "--pid-file",
+            node.p2porch_pidfile,
         ]
         with open(node.p2porch_log, "ab") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise SandboxError(f"p2porch daemon on {node.name} exited with {proc.returncode}; "
-                                   f"see {node.p2porch_log}")
+                raise SandboxError(
+                    f"p2porch daemon on {node.name} exited with {proc.returncode}; see {node.p2porch_log}"
+                )
             if os.path.exists(node.p2porch_socket) and read_pid(node.p2porch_pidfile) == proc.pid:
                 return
             time.sleep(0.1)

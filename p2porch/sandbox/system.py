@@ -29,7 +29,9 @@ REQUIRED_PROGRAMS: dict[str, str] = {
 def check_prerequisites() -> None:
     """Refuse clearly when not root or when a required program is missing."""
     if os.geteuid() != 0:
-        raise SandboxError("the sandbox needs root (network namespaces, dockerd): run it with sudo or as root")
+        raise SandboxError(
+            "the sandbox needs root (network namespaces, dockerd): run it with sudo or as root"
+        )
     missing = sorted({pkg for prog, pkg in REQUIRED_PROGRAMS.items() if find_program(prog) is None})
     if missing:
         raise SandboxError(
@@ -37,7 +39,9 @@ def check_prerequisites() -> None:
         )
     busybox = find_program("busybox")
     if busybox is not None and not _is_static(busybox):
-        raise SandboxError("busybox is not statically linked; install it with: apt-get install -y busybox-static")
+        raise SandboxError(
+            "busybox is not statically linked; install it with: apt-get install -y busybox-static"
+        )
 
 
 def find_program(name: str) -> str | None:
@@ -61,7 +65,9 @@ def run(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run a command, capturing output; raise SandboxError with its stderr when it fails and check=True."""
     try:
-        proc = subprocess.run(list(argv), input=input_bytes, capture_output=True, timeout=timeout_s, check=False)
+        proc = subprocess.run(
+            list(argv), input=input_bytes, capture_output=True, timeout=timeout_s, check=False
+        )
     except FileNotFoundError as exc:
         raise SandboxError(f"program not found: {argv[0]}") from exc
     except subprocess.TimeoutExpired as exc:

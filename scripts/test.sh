@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, then lint, types, Vagrantfile, and every test tier
+# (unit, simulation, shell, integration) as root. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+
+echo "== ruff" >&2
+.venv/bin/ruff check p2porch tests bench
+echo "== mypy" >&2
+.venv/bin/mypy
+echo "== vagrant validate" >&2
+(cd vagrant && vagrant validate)
+echo "== pytest (all tiers)" >&2
+exec .venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"

@@ -1,0 +1,161 @@
+"""The multi-host sandbox: separate hosts on one machine, each with its own dockerd and daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from p2porch.errors import SandboxError
+from p2porch.sandbox import sandbox as sandbox_module
+from p2porch.sandbox.dockerd import BUSYBOX_IMAGE, docker
+from p2porch.sandbox.sandbox import Sandbox
+from p2porch.sandbox.system import pid_alive, read_pid, run
+
+
+def leftovers(sb: Sandbox) -> dict[str, list[str]]:
+    """Everything of this sandbox still in the kernel, the mount table, the process table or on disk."""
+    netns = [
+        line.split()[0]
+        for line in run(["ip", "netns", "list"]).stdout.decode().splitlines()
+        if line.startswith(f"{sb.name}-")
+    ]
+    links = [
+        line.split()[0]
+        for line in run(["ip", "-br", "link"]).stdout.decode().splitlines()
+        if line.startswith(f"{sb.name}-")
+    ]
+    with open("/proc/self/mountinfo") as handle:
+        mounts = [line.split()[4] for line in handle if "p2porch-sandbox/" + sb.name in line]
+    rules = [r for r in run(["iptables", "-S", "FORWARD"]).stdout.decode().splitlines() if sb.bridge in r]
+    dirs = [d for d in (sb.run_root, sb.data_root) if os.path.exists(d)]
+    return {"netns": netns, "links": links, "mounts": mounts, "rules": rules, "dirs": dirs}
+
+
+def assert_clean(sb: Sandbox) -> None:
+    assert leftovers(sb) == {"netns": [], "links": [], "mounts": [], "rules": [], "dirs": []}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    sb = Sandbox("p2it", subnet="10.76.0.0/24")
+    try:
+        nodes = sb.up(3)
+        yield sb, nodes
+    finally:
+        sb.down()
+
+
+def test_three_hosts_with_separate_dockerds_and_daemons(cluster):
+    sb, nodes = cluster
+    statuses = sb.ls()
+    assert [s.node for s in statuses] == ["n1", "n2", "n3"]
+    assert all(s.dockerd_up and s.daemon_up for s in statuses)
+    assert len({s.dockerd_pid for s in statuses}) == 3
+    ids = {}
+    for node in nodes:
+        assert docker(node.dockerd, "image", "inspect", BUSYBOX_IMAGE, check=False).returncode == 0
+        out = docker(node.dockerd, "run", "-d", "--name", f"probe-{node.name}", BUSYBOX_IMAGE, "sleep", "300")
+        ids[node.name] = out.stdout.decode().strip()
+    for node in nodes:
+        visible = docker(node.dockerd, "ps", "-q", "--no-trunc").stdout.decode().split()
+        assert visible == [ids[node.name]], f"{node.name} sees containers of other nodes"
+
+
+def test_hosts_reach_each_other_over_the_underlay(cluster):
+    sb, nodes = cluster
+    for src in nodes:
+        for dst in nodes:
+            if src is dst:
+                continue
+            result = sb.exec(src.name, ["busybox", "ping", "-c", "1", "-W", "2", dst.address], capture=True)
+            assert result.returncode == 0, result.stdout + result.stderr
+    # eth0 inside the namespace carries the node's own address and nothing of the root namespace.
+    addrs = sb.exec("n2", ["ip", "-br", "-4", "addr", "show", "eth0"], capture=True).stdout.decode()
+    assert "10.76.0.2/24" in addrs
+
+
+def test_daemon_in_each_host_answers_through_sandbox_exec(cluster):
+    sb, nodes = cluster
+    for node in nodes:
+        result = sb.exec(node.name, [sys.executable, "-m", "p2porch", "status", "--json"], capture=True)
+        assert result.returncode == 0, result.stderr
+        status = json.loads(result.stdout)
+        assert status["node"]["name"] == node.name
+        assert status["node"]["advertise_addr"] == node.address
+
+
+def test_up_is_idempotent(cluster):
+    sb, _ = cluster
+    before = {s.node: (s.dockerd_pid, s.daemon_pid) for s in sb.ls()}
+    sb.up(3)
+    after = {s.node: (s.dockerd_pid, s.daemon_pid) for s in sb.ls()}
+    assert before == after
+
+
+def test_down_leaves_nothing_behind():
+    sb = Sandbox("p2id", subnet="10.75.0.0/24", start_daemons=False)
+    try:
+        nodes = sb.up(2)
+        docker(nodes[0].dockerd, "run", "-d", BUSYBOX_IMAGE, "sleep", "300")
+        pids = [read_pid(n.dockerd.pidfile) for n in nodes]
+        assert all(p and pid_alive(p) for p in pids)
+    finally:
+        sb.down()
+    assert_clean(sb)
+    assert not any(p and pid_alive(p) for p in pids)
+
+
+def test_failed_up_cleans_up_halfway_state(monkeypatch):
+    sb = Sandbox("p2if", subnet="10.74.0.0/24", start_daemons=False)
+    calls = []
+
+    def failing_image(paths):
+        calls.append(paths)
+        if len(calls) == 2:
+            raise SandboxError("injected failure while importing the image on node 2")
+        return real_image(paths)
+
+    real_image = sandbox_module.ensure_busybox_image
+    monkeypatch.setattr(sandbox_module, "ensure_busybox_image", failing_image)
+    try:
+        with pytest.raises(SandboxError, match="injected failure"):
+            sb.up(3)
+        assert len(calls) == 2
+        assert_clean(sb)
+    finally:
+        sb.down()
+
+
+def test_cli_up_exec_ls_down():
+    env = {**os.environ}
+    base = [sys.executable, "-m", "p2porch", "sandbox", "--name", "p2ic"]
+    try:
+        up = subprocess.run(
+            [*base, "up", "--nodes", "1", "--subnet", "10.73.0.0/24", "--no-daemons"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert up.returncode == 0, up.stderr
+        assert "n1" in up.stdout and "10.73.0.1" in up.stdout
+        ex = subprocess.run(
+            [*base, "exec", "n1", "--", "sh", "-c", "echo $DOCKER_HOST; ip -br -4 addr show eth0"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert ex.returncode == 0
+        assert "/run/p2porch-sandbox/p2ic/n1/docker.sock" in ex.stdout and "10.73.0.1/24" in ex.stdout
+        bad = subprocess.run([*base, "exec", "n9", "--", "true"], capture_output=True, text=True, env=env)
+        assert bad.returncode == 1 and "no sandbox node 'n9'" in bad.stderr
+        listed = json.loads(subprocess.run([*base, "ls", "--json"], capture_output=True, text=True).stdout)
+        assert [n["node"] for n in listed] == ["n1"] and listed[0]["dockerd_up"]
+    finally:
+        down = subprocess.run([*base, "down"], capture_output=True, text=True, env=env, timeout=300)
+    assert down.returncode == 0, down.stderr
+    assert_clean(Sandbox("p2ic"))

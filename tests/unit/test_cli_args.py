@@ -1,0 +1,71 @@
+"""CLI usage errors: exit code 2 and a message that names the flag."""
+
+import pytest
+
+from p2porch.cli import build_parser, load_daemon_config, main
+
+
+def run_cli(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    return info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["sandbox", "up", "--nodes", "x"], "--nodes"),
+        (["sandbox", "up", "--nodes", "0"], "--nodes"),
+        (["daemon", "--log-format", "xml"], "--log-format"),
+        (["status", "--bogus"], "--bogus"),
+        (["nosuchcommand"], "nosuchcommand"),
+    ],
+)
+def test_bad_flags_exit_2_naming_the_flag(capsys, argv, flag):
+    code, err = run_cli(capsys, argv)
+    assert code == 2
+    assert flag in err
+
+
+def test_missing_command_exits_2(capsys):
+    code, err = run_cli(capsys, [])
+    assert code == 2
+    assert "COMMAND" in err or "required" in err
+
+
+def test_invalid_config_value_from_flag_exits_2(capsys, tmp_path):
+    code = main(["daemon", "--data-dir", str(tmp_path), "--advertise-addr", "300.1.1.1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "node.advertise_addr" in err
+
+
+def test_bad_label_exits_2(capsys, tmp_path):
+    code = main(["daemon", "--data-dir", str(tmp_path), "--label", "novalue"])
+    assert code == 2
+    assert "--label" in capsys.readouterr().err
+
+
+def test_host_flag_and_env_reach_daemon_config(tmp_path):
+    parser = build_parser()
+    args = parser.parse_args(["daemon", "--data-dir", str(tmp_path), "--name", "n7"])
+    env = {"P2PORCH_HOST": "unix:///tmp/from-env.sock", "P2PORCH_DNS_PORT": "5353"}
+    config = load_daemon_config(args, env=env)
+    assert config.api.socket == "/tmp/from-env.sock"
+    assert config.node.name == "n7"
+    assert config.dns.port == 5353
+    args = parser.parse_args(["--host", "unix:///tmp/flag.sock", "daemon", "--data-dir", str(tmp_path)])
+    assert load_daemon_config(args, env=env).api.socket == "/tmp/flag.sock"
+
+
+def test_unreachable_daemon_is_a_clear_failure(capsys, tmp_path):
+    code = main(["--host", f"unix://{tmp_path}/none.sock", "status"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "cannot reach the p2porch daemon" in err
+
+
+def test_host_must_be_unix_socket(capsys):
+    code = main(["--host", "tcp://1.2.3.4:1", "status"])
+    assert code == 2
+    assert "--host" in capsys.readouterr().err
