@@ -1,0 +1,477 @@
+"""Trio UDP + TCP DNS server around the pure `Resolver`, with forwarding of foreign names.
+
+`serve_dns` binds UDP and TCP on every listen address (same port for both), answers from the
+resolver and forwards queries for names outside the cluster domain to upstream resolvers (UDP
+queries over UDP, TCP queries over TCP), returning SERVFAIL when every upstream fails or times
+out. It never forwards to one of its own listen addresses and never dies on bad input: errors are
+counted in `ServerCounters` and logged at debug level.
+
+The UDP loop is the hot path: it drains the non-blocking socket in batches between
+`wait_readable` calls and calls `Resolver.resolve`, which answers repeated questions from its cache
+of packed responses without parsing.
+
+Standalone (used by bench/dns.py): `python -m p2porch.dns.server --zone-file zone.json --listen
+127.0.0.1:5353 [--upstream 1.1.1.1] [--no-forward] [--ttl 5]`; SIGHUP reloads the zone file,
+SIGTERM/SIGINT stop the server and print the counters as JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import ipaddress
+import json
+import logging
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from p2porch.dns.resolver import FORWARD, REFUSED, SERVFAIL, Resolver
+from p2porch.dns.upstream import DNS_PORT, parse_resolv_conf, parse_upstream, reply_matches
+from p2porch.dns.zone import ZoneData
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+_UDP_BATCH = 64
+_UDP_RECV_BYTES = 65535
+_TCP_READ_BYTES = 65536
+_SOCKET_BUFFER_BYTES = 4 << 20
+_WILDCARDS = ("0.0.0.0", "::", "")
+
+
+@dataclass(slots=True)
+class ServerCounters:
+    """I/O side counters of one DNS server (the resolver keeps its own `ResolverCounters`)."""
+
+    udp_wakeups: int = 0
+    tcp_received: int = 0
+    forwarded: int = 0
+    forward_replies: int = 0
+    servfail: int = 0
+    overload: int = 0
+    upstream_timeouts: int = 0
+    upstream_errors: int = 0
+    tcp_connections: int = 0
+    tcp_rejected: int = 0
+    send_errors: int = 0
+    recv_errors: int = 0
+    internal_errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def default_upstreams(resolv_conf: str | Path = "/etc/resolv.conf") -> list[Address]:
+    """Upstreams from the host's resolv.conf; empty if it cannot be read."""
+    try:
+        return parse_resolv_conf(Path(resolv_conf).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return []
+
+
+def _is_local_address(host: str) -> bool:
+    """True if `host` is an address of this machine (binding to it works)."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.is_loopback or ip.is_unspecified:
+        return True
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((host, 0))
+    except OSError:
+        return False
+    return True
+
+
+def filter_upstreams(upstreams: Sequence[Address], listen_addrs: Sequence[Address]) -> list[Address]:
+    """`upstreams` without any address this server listens on (it must never forward to itself)."""
+    out: list[Address] = []
+    for host, port in upstreams:
+        is_self = False
+        for lhost, lport in listen_addrs:
+            if port != lport:
+                continue
+            if host == lhost or (lhost in _WILDCARDS and _is_local_address(host)):
+                is_self = True
+        if is_self:
+            log.warning("dns: not forwarding to %s:%d, it is one of our own listen addresses", host, port)
+        elif (host, port) not in out:
+            out.append((host, port))
+    return out
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+class _DnsServer:
+    """Owns the sockets' loops, the forwarder and the counters of one `serve_dns` call."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        upstreams: list[Address],
+        counters: ServerCounters,
+        *,
+        timeout_s: float,
+        max_forwards_in_flight: int,
+        max_tcp_connections: int,
+        tcp_idle_timeout_s: float,
+    ) -> None:
+        self.resolver = resolver
+        self.upstreams = upstreams
+        self.counters = counters
+        self.timeout_s = timeout_s
+        self.max_forwards_in_flight = max_forwards_in_flight
+        self.max_tcp_connections = max_tcp_connections
+        self.tcp_idle_timeout_s = tcp_idle_timeout_s
+        self.forwards_in_flight = 0
+        self.tcp_open = 0
+
+    # ---- UDP ------------------------------------------------------------------------------------
+
+    async def udp_loop(self, sock: socket.socket, nursery: trio.Nursery) -> None:
+        recvfrom = sock.recvfrom
+        sendto = sock.sendto
+        resolve = self.resolver.resolve
+        counters = self.counters
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            counters.udp_wakeups += 1
+            for _ in range(_UDP_BATCH):
+                try:
+                    data, addr = recvfrom(_UDP_RECV_BYTES)
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    counters.recv_errors += 1
+                    log.debug("dns: udp recv error %r", exc)
+                    continue
+                try:
+                    result = resolve(data, False)
+                    if result.__class__ is bytes:
+                        sendto(result, addr)
+                    elif result is FORWARD:
+                        self._start_udp_forward(data, addr, sock, nursery)
+                except OSError as exc:
+                    counters.send_errors += 1
+                    log.debug("dns: udp send to %s failed: %r", addr, exc)
+                except Exception:
+                    counters.internal_errors += 1
+                    log.debug("dns: internal error answering %s", addr, exc_info=True)
+
+    def _start_udp_forward(self, data: bytes, addr: Any, sock: socket.socket, nursery: trio.Nursery) -> None:
+        if self.forwards_in_flight >= self.max_forwards_in_flight:
+            self.counters.overload += 1
+            reply = self.resolver.error_response(data, SERVFAIL)
+            if reply is not None:
+                self._udp_send(sock, reply, addr)
+            return
+        self.forwards_in_flight += 1
+        nursery.start_soon(self._udp_forward, data, addr, sock)
+
+    async def _udp_forward(self, data: bytes, addr: Any, sock: socket.socket) -> None:
+        try:
+            reply = await self.forward(data, tcp=False)
+            if reply is not None:
+                self._udp_send(sock, reply, addr)
+        except Exception:
+            self.counters.internal_errors += 1
+            log.debug("dns: internal error forwarding for %s", addr, exc_info=True)
+        finally:
+            self.forwards_in_flight -= 1
+
+    def _udp_send(self, sock: socket.socket, reply: bytes, addr: Any) -> None:
+        try:
+            sock.sendto(reply, addr)
+        except OSError as exc:
+            self.counters.send_errors += 1
+            log.debug("dns: udp send to %s failed: %r", addr, exc)
+
+    # ---- forwarding -----------------------------------------------------------------------------
+
+    async def forward(self, query: bytes, *, tcp: bool) -> bytes | None:
+        """The first valid upstream reply (client's ID restored), else SERVFAIL; None if unanswerable."""
+        self.counters.forwarded += 1
+        for host, port in self.upstreams:
+            sent = secrets.token_bytes(2) + query[2:]
+            reply: bytes | None = None
+            try:
+                with trio.move_on_after(self.timeout_s) as scope:
+                    if tcp:
+                        reply = await self._ask_tcp(host, port, sent)
+                    else:
+                        reply = await self._ask_udp(host, port, sent)
+                if scope.cancelled_caught:
+                    self.counters.upstream_timeouts += 1
+                    log.debug("dns: upstream %s:%d timed out", host, port)
+                elif reply is None:
+                    self.counters.upstream_errors += 1
+                    log.debug("dns: upstream %s:%d closed without a valid reply", host, port)
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                self.counters.upstream_errors += 1
+                log.debug("dns: upstream %s:%d failed: %r", host, port, exc)
+            if reply is not None:
+                self.counters.forward_replies += 1
+                return query[:2] + reply[2:]
+        self.counters.servfail += 1
+        return self.resolver.error_response(query, SERVFAIL)
+
+    @staticmethod
+    async def _ask_udp(host: str, port: int, sent: bytes) -> bytes | None:
+        with trio.socket.socket(_family(host), socket.SOCK_DGRAM) as sock:
+            await sock.connect((host, port))
+            await sock.send(sent)
+            while True:
+                reply = await sock.recv(_UDP_RECV_BYTES)
+                if reply_matches(sent, reply):
+                    return reply
+
+    @staticmethod
+    async def _ask_tcp(host: str, port: int, sent: bytes) -> bytes | None:
+        stream = await trio.open_tcp_stream(host, port)
+        async with stream:
+            await stream.send_all(len(sent).to_bytes(2, "big") + sent)
+            buf = bytearray()
+            reply = await _receive_message(stream, buf)
+        if reply is None or not reply_matches(sent, reply):
+            return None
+        return reply
+
+    # ---- TCP ------------------------------------------------------------------------------------
+
+    async def tcp_connection(self, stream: trio.SocketStream) -> None:
+        """Answer length-prefixed queries on one connection until EOF, idle timeout or error."""
+        counters = self.counters
+        if self.tcp_open >= self.max_tcp_connections:
+            counters.tcp_rejected += 1
+            await stream.aclose()
+            return
+        self.tcp_open += 1
+        counters.tcp_connections += 1
+        try:
+            async with stream:
+                buf = bytearray()
+                while True:
+                    message = None
+                    with trio.move_on_after(self.tcp_idle_timeout_s):
+                        message = await _receive_message(stream, buf)
+                    if message is None:
+                        return
+                    counters.tcp_received += 1
+                    result = self.resolver.resolve(message, True)
+                    if result is None:
+                        continue
+                    if result is FORWARD:
+                        if self.forwards_in_flight >= self.max_forwards_in_flight:
+                            counters.overload += 1
+                            result = self.resolver.error_response(message, REFUSED)
+                        else:
+                            self.forwards_in_flight += 1
+                            try:
+                                result = await self.forward(message, tcp=True)
+                            finally:
+                                self.forwards_in_flight -= 1
+                        if result is None:
+                            continue
+                    assert isinstance(result, bytes)
+                    with trio.move_on_after(self.tcp_idle_timeout_s) as scope:
+                        await stream.send_all(len(result).to_bytes(2, "big") + result)
+                    if scope.cancelled_caught:
+                        return
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            log.debug("dns: tcp connection ended: %r", exc)
+        except Exception:
+            counters.internal_errors += 1
+            log.debug("dns: internal error on tcp connection", exc_info=True)
+        finally:
+            self.tcp_open -= 1
+
+
+async def _receive_message(stream: trio.abc.ReceiveStream, buf: bytearray) -> bytes | None:
+    """Next 2-byte-length-prefixed DNS message from `stream` (`buf` keeps leftovers); None at EOF."""
+    while len(buf) < 2:
+        chunk = await stream.receive_some(_TCP_READ_BYTES)
+        if not chunk:
+            return None
+        buf += chunk
+    size = int.from_bytes(buf[:2], "big")
+    while len(buf) < 2 + size:
+        chunk = await stream.receive_some(_TCP_READ_BYTES)
+        if not chunk:
+            return None
+        buf += chunk
+    message = bytes(buf[2 : 2 + size])
+    del buf[: 2 + size]
+    return message
+
+
+def _bind_udp(host: str, port: int) -> socket.socket:
+    sock = socket.socket(_family(host), socket.SOCK_DGRAM)
+    try:
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER_BYTES)
+            except OSError:
+                pass
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _bind_tcp(host: str, port: int) -> trio.SocketListener:
+    sock = trio.socket.socket(_family(host), socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        await sock.bind((host, port))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(sock)
+
+
+async def _bind_pair(host: str, port: int) -> tuple[socket.socket, trio.SocketListener]:
+    """UDP and TCP sockets on the same (host, port); port 0 picks one free for both."""
+    attempts = 20 if port == 0 else 1
+    for attempt in range(attempts):
+        udp = _bind_udp(host, port)
+        try:
+            return udp, await _bind_tcp(host, udp.getsockname()[1])
+        except OSError as exc:
+            udp.close()
+            if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def serve_dns(
+    resolver: Resolver,
+    listen_addrs: Sequence[Address],
+    upstreams: Sequence[Address] | None,
+    *,
+    timeout_s: float = 2.0,
+    counters: ServerCounters | None = None,
+    max_forwards_in_flight: int = 512,
+    max_tcp_connections: int = 256,
+    tcp_idle_timeout_s: float = 10.0,
+    task_status: trio.TaskStatus[list[Address]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve DNS on UDP and TCP at every listen address until cancelled.
+
+    `upstreams` None means the host's /etc/resolv.conf. Our own listen addresses are removed
+    from the upstreams. `timeout_s` bounds each upstream attempt. `task_status.started` reports
+    the bound (host, port) list, so port 0 can be used. Bind errors raise OSError before started.
+    """
+    if not listen_addrs:
+        raise ValueError("serve_dns needs at least one listen address")
+    counters = counters if counters is not None else ServerCounters()
+    udp_socks: list[socket.socket] = []
+    listeners: list[trio.SocketListener] = []
+    bound: list[Address] = []
+    try:
+        for host, port in listen_addrs:
+            udp, listener = await _bind_pair(host, port)
+            udp_socks.append(udp)
+            listeners.append(listener)
+            bound.append((host, udp.getsockname()[1]))
+        chosen = filter_upstreams(default_upstreams() if upstreams is None else upstreams, bound)
+        server = _DnsServer(
+            resolver,
+            chosen,
+            counters,
+            timeout_s=timeout_s,
+            max_forwards_in_flight=max_forwards_in_flight,
+            max_tcp_connections=max_tcp_connections,
+            tcp_idle_timeout_s=tcp_idle_timeout_s,
+        )
+        log.info("dns: serving on %s, upstreams %s", bound, chosen)
+        async with trio.open_nursery() as nursery:
+            for sock in udp_socks:
+                nursery.start_soon(server.udp_loop, sock, nursery)
+            nursery.start_soon(trio.serve_listeners, server.tcp_connection, listeners)
+            task_status.started(bound)
+    finally:
+        for sock in udp_socks:
+            sock.close()
+        for listener in listeners:
+            listener.socket.close()
+
+
+# ---- standalone entry (bench, manual testing) -------------------------------------------------
+
+
+def _parse_listen(text: str) -> Address:
+    host, port = parse_upstream(text)
+    return host, port
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    zone_path = Path(args.zone_file)
+    resolver = Resolver(ZoneData.from_dict(json.loads(zone_path.read_text())), ttl_s=args.ttl)
+    counters = ServerCounters()
+    if args.no_forward:
+        upstreams: list[Address] | None = []
+    elif args.upstream:
+        upstreams = [parse_upstream(u) for u in args.upstream]
+    else:
+        upstreams = None
+    listen = [_parse_listen(a) for a in args.listen] or [("127.0.0.1", DNS_PORT)]
+    with trio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(
+                lambda task_status: serve_dns(
+                    resolver,
+                    listen,
+                    upstreams,
+                    timeout_s=args.timeout,
+                    counters=counters,
+                    task_status=task_status,
+                )
+            )
+            print(json.dumps({"listening": [f"{h}:{p}" for h, p in bound]}), flush=True)
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    try:
+                        resolver.update_zone(ZoneData.from_dict(json.loads(zone_path.read_text())))
+                    except Exception as exc:  # keep serving the old zone
+                        log.error("dns: zone reload failed: %s", exc)
+                    continue
+                nursery.cancel_scope.cancel()
+                break
+    return {"resolver": resolver.counters.as_dict(), "server": counters.as_dict()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m p2porch.dns.server", description=__doc__)
+    parser.add_argument("--zone-file", required=True, help="JSON zone (ZoneData.to_dict form)")
+    parser.add_argument("--listen", action="append", default=[], help="IP[:PORT], repeatable; 127.0.0.1:53")
+    parser.add_argument("--upstream", action="append", default=[], help="IP[:PORT], repeatable; resolv.conf")
+    parser.add_argument("--no-forward", action="store_true", help="no upstreams: foreign names get SERVFAIL")
+    parser.add_argument("--ttl", type=int, default=5)
+    parser.add_argument("--timeout", type=float, default=2.0, help="per-upstream timeout in seconds")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    result = trio.run(_main, args)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

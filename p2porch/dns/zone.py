@@ -1,0 +1,255 @@
+"""Plain zone input for the cluster DNS and its compiled, lookup-ready form (pure).
+
+`ZoneData` is what the daemon builds from committed cluster state (a few lines of adaptation);
+`compile_zone` turns it into `CompiledZone`, a dict from lower-cased label tuples to the records of
+that name. Compiling never raises on odd input: entries whose names cannot be DNS names or whose
+addresses are not IPv4 are skipped and listed in `CompiledZone.skipped`. This module does no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from p2porch.errors import ConfigError
+
+Labels = tuple[bytes, ...]
+
+DEFAULT_DOMAIN = "p2p"
+DEFAULT_TTL_S = 5
+_MAX_LABEL_BYTES = 63
+_MAX_NAME_BYTES = 253
+
+
+@dataclass(frozen=True)
+class PortEntry:
+    """A port a task publishes or declares; named in SRV as `_<number>._<protocol>.<service>`."""
+
+    number: int
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """One task of a service as DNS sees it. Only running and healthy tasks are answered."""
+
+    slot: int | str
+    address: str
+    healthy: bool = True
+    running: bool = True
+    ports: tuple[PortEntry, ...] = ()
+
+    @property
+    def answerable(self) -> bool:
+        return self.running and self.healthy
+
+
+@dataclass(frozen=True)
+class ZoneData:
+    """Everything the resolver answers from: services and their tasks, nodes and their addresses.
+
+    `version` is the cluster state version (it becomes the SOA serial). `nameservers` are the
+    addresses published as `ns.<domain>` A records (the NS target of the apex); may be empty.
+    """
+
+    domain: str = DEFAULT_DOMAIN
+    services: Mapping[str, Sequence[TaskEntry]] = field(default_factory=dict)
+    nodes: Mapping[str, str] = field(default_factory=dict)
+    nameservers: tuple[str, ...] = ()
+    version: int = 0
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ZoneData:
+        """Build from the JSON form used by zone files (see docs/dns.md); raises ConfigError."""
+        try:
+            services = {
+                str(name): [
+                    TaskEntry(
+                        slot=t["slot"],
+                        address=str(t["address"]),
+                        healthy=bool(t.get("healthy", True)),
+                        running=bool(t.get("running", True)),
+                        ports=tuple(
+                            PortEntry(int(p["number"]), str(p.get("protocol", "tcp")))
+                            if isinstance(p, Mapping)
+                            else PortEntry(int(p))
+                            for p in t.get("ports", ())
+                        ),
+                    )
+                    for t in tasks
+                ]
+                for name, tasks in dict(raw.get("services", {})).items()
+            }
+            return cls(
+                domain=str(raw.get("domain", DEFAULT_DOMAIN)),
+                services=services,
+                nodes={str(k): str(v) for k, v in dict(raw.get("nodes", {})).items()},
+                nameservers=tuple(str(a) for a in raw.get("nameservers", ())),
+                version=int(raw.get("version", 0)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"invalid zone data: {exc!r}", field="zone") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "domain": self.domain,
+            "version": self.version,
+            "nameservers": list(self.nameservers),
+            "nodes": dict(self.nodes),
+            "services": {
+                name: [
+                    {
+                        "slot": t.slot,
+                        "address": t.address,
+                        "healthy": t.healthy,
+                        "running": t.running,
+                        "ports": [{"number": p.number, "protocol": p.protocol} for p in t.ports],
+                    }
+                    for t in tasks
+                ]
+                for name, tasks in self.services.items()
+            },
+        }
+
+
+@dataclass
+class NameRecords:
+    """The records one owner name holds; an empty one is an empty non-terminal (exists, no data)."""
+
+    a: list[str] = field(default_factory=list)
+    srv: list[tuple[int, Labels]] = field(default_factory=list)  # (port, target)
+    ptr: list[Labels] = field(default_factory=list)
+    rotate: bool = False  # A answers of service names are rotated per query
+
+
+@dataclass(frozen=True)
+class CompiledZone:
+    """Lookup-ready zone: `names` for the cluster domain, `reverse` for PTR of task addresses."""
+
+    domain: Labels
+    names: Mapping[Labels, NameRecords]
+    reverse: Mapping[Labels, NameRecords]
+    serial: int
+    skipped: tuple[str, ...] = ()
+
+
+def to_labels(name: str) -> Labels | None:
+    """Lower-cased label tuple of a dotted name, or None if it cannot be a DNS name."""
+    text = name.strip().rstrip(".")
+    if not text:
+        return ()
+    try:
+        labels = tuple(part.encode("ascii").lower() for part in text.split("."))
+    except UnicodeEncodeError:
+        return None
+    if any(not lab or len(lab) > _MAX_LABEL_BYTES for lab in labels):
+        return None
+    if sum(len(lab) + 1 for lab in labels) + 1 > _MAX_NAME_BYTES + 2:
+        return None
+    return labels
+
+
+def reverse_labels(address: str) -> Labels | None:
+    """`d.c.b.a.in-addr.arpa` labels for an IPv4 address, or None if not IPv4."""
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        return None
+    return tuple(str(o).encode() for o in reversed(ip.packed)) + (b"in-addr", b"arpa")
+
+
+def _valid_ipv4(address: str) -> bool:
+    try:
+        ipaddress.IPv4Address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def _task_order(task: TaskEntry) -> tuple[int, int, str, str]:
+    slot = task.slot
+    if isinstance(slot, int) and not isinstance(slot, bool):
+        return (0, slot, "", task.address)
+    return (1, 0, str(slot), task.address)
+
+
+def compile_zone(zone: ZoneData) -> CompiledZone:
+    """Index `zone` by owner name. Never raises on odd entries; skipped ones are listed."""
+    skipped: list[str] = []
+    domain = to_labels(zone.domain)
+    if not domain:
+        raise ConfigError(f"invalid DNS domain {zone.domain!r}", field="domain")
+    names: dict[Labels, NameRecords] = {}
+    reverse: dict[Labels, NameRecords] = {}
+
+    def node_at(labels: Labels) -> NameRecords:
+        rec = names.get(labels)
+        if rec is None:
+            rec = names[labels] = NameRecords()
+            # Every ancestor up to the apex exists (empty non-terminals answer NODATA, not NXDOMAIN).
+            for i in range(1, len(labels) - len(domain)):
+                names.setdefault(labels[i:], NameRecords())
+        return rec
+
+    node_at(domain)
+    ns_labels = (b"ns",) + domain
+    if zone.nameservers:
+        ns = node_at(ns_labels)
+        ns.a.extend(a for a in zone.nameservers if _valid_ipv4(a))
+
+    for node_name in sorted(zone.nodes):
+        address = zone.nodes[node_name]
+        labels = to_labels(node_name)
+        if not labels or not _valid_ipv4(address) or to_labels(f"{node_name}.node.{zone.domain}") is None:
+            skipped.append(f"node {node_name!r}")
+            continue
+        node_at(labels + (b"node",) + domain).a.append(address)
+
+    for service in sorted(zone.services):
+        svc = to_labels(service)
+        if not svc or to_labels(f"tasks.{service}.{zone.domain}") is None:
+            skipped.append(f"service {service!r}")
+            continue
+        base = svc + domain
+        svc_rec = node_at(base)
+        tasks_rec = node_at((b"tasks",) + base)
+        svc_rec.rotate = tasks_rec.rotate = True
+        tasks = sorted(zone.services[service], key=_task_order)
+        srv_targets: dict[tuple[int, bytes], set[Labels]] = {}
+        for task in tasks:
+            slot = to_labels(str(task.slot))
+            if slot is None or len(slot) != 1 or not _valid_ipv4(task.address):
+                skipped.append(f"task {service!r} slot {task.slot!r}")
+                continue
+            if not task.answerable:
+                continue
+            slot_name = slot + base
+            if task.address not in svc_rec.a:
+                svc_rec.a.append(task.address)
+                tasks_rec.a.append(task.address)
+            slot_rec = node_at(slot_name)
+            slot_rec.rotate = True
+            if task.address not in slot_rec.a:
+                slot_rec.a.append(task.address)
+            rev = reverse_labels(task.address)
+            if rev is not None:
+                reverse.setdefault(rev, NameRecords()).ptr.append(slot_name)
+            for port in task.ports:
+                proto = port.protocol.lower().encode("ascii", "replace")
+                if not 0 < port.number < 65536 or proto not in (b"tcp", b"udp"):
+                    skipped.append(f"port {service!r} {port.number}/{port.protocol}")
+                    continue
+                srv_targets.setdefault((port.number, proto), set()).add(slot_name)
+        for (number, proto), targets in sorted(srv_targets.items()):
+            srv_name = (b"_%d" % number, b"_" + proto) + base
+            node_at(srv_name).srv.extend((number, t) for t in sorted(targets))
+
+    return CompiledZone(
+        domain=domain,
+        names=names,
+        reverse=reverse,
+        serial=zone.version & 0xFFFFFFFF,
+        skipped=tuple(skipped),
+    )
