@@ -1,0 +1,373 @@
+"""Runs tasks as containers of one Docker Engine (shell: docker SDK in worker threads).
+
+``DockerExecutor`` owns one ``docker.DockerClient``. Every SDK call runs in a worker thread through
+``trio.to_thread.run_sync`` (never on the trio loop); streams (events, logs) run in their own threads
+and are closed from the trio side when their context exits. A task's own failure (missing image,
+bad command, engine refusing the spec) is returned as ``StartOutcome.error`` with Docker's text; only
+an unreachable or broken engine raises ``ExecutorError``. It only ever touches containers labelled
+``p2porch.managed=true``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+import trio
+from docker.utils import parse_repository_tag
+
+from ..errors import ExecutorError
+from .dockerspec import (
+    capacity_from_info,
+    create_kwargs,
+    event_from_docker,
+    list_key,
+    observed_from_inspect,
+)
+from .model import (
+    LABEL_MANAGED,
+    LABEL_SERVICE,
+    LABEL_TASK_ID,
+    ContainerEvent,
+    NodeCapacity,
+    ObservedContainer,
+    TaskAssignment,
+    container_name,
+)
+from .plan import StartOutcome
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+_MANAGED_FILTER = {"label": [f"{LABEL_MANAGED}=true"]}
+
+
+def docker_error_text(exc: BaseException) -> str:
+    """Docker's own message for an SDK error (the daemon's explanation when there is one)."""
+    if isinstance(exc, docker.errors.APIError) and exc.explanation:
+        explanation = exc.explanation
+        if isinstance(explanation, bytes):
+            explanation = explanation.decode(errors="replace")
+        return str(explanation).strip()
+    return str(exc).strip() or type(exc).__name__
+
+
+class DockerExecutor:
+    """The agent's executor for one Docker Engine (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        *,
+        pull_timeout_s: float = 60.0,
+        max_concurrent_calls: int = 16,
+    ) -> None:
+        self._client = client
+        self._api = client.api
+        self.pull_timeout_s = pull_timeout_s
+        self._limiter = trio.CapacityLimiter(max_concurrent_calls)
+        self._inspect_cache: dict[str, tuple[tuple[str, str, str], ObservedContainer]] = {}
+
+    # ----- plumbing
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._limiter)
+
+    async def aclose(self) -> None:
+        await trio.to_thread.run_sync(self._client.close)
+
+    # ----- observation
+    async def list_containers(self) -> list[ObservedContainer]:
+        """Every managed container; inspects only those whose state or health changed since last time."""
+        try:
+            summaries = await self._call(self._api.containers, all=True, filters=_MANAGED_FILTER)
+        except _ENGINE_ERRORS as exc:
+            raise ExecutorError(f"cannot list containers: {docker_error_text(exc)}") from exc
+        out: list[ObservedContainer] = []
+        seen: set[str] = set()
+        for summary in summaries:
+            key = list_key(summary)
+            container_id = key[0]
+            seen.add(container_id)
+            cached = self._inspect_cache.get(container_id)
+            if cached is not None and cached[0] == key:
+                out.append(cached[1])
+                continue
+            observed = await self.inspect(container_id)
+            if observed is not None:
+                self._inspect_cache[container_id] = (key, observed)
+                out.append(observed)
+        for stale in set(self._inspect_cache) - seen:
+            del self._inspect_cache[stale]
+        return out
+
+    async def inspect(self, container_id: str) -> ObservedContainer | None:
+        """The managed container ``container_id``; None if it does not exist or is not ours."""
+        try:
+            attrs = await self._call(self._api.inspect_container, container_id)
+        except docker.errors.NotFound:
+            return None
+        except _ENGINE_ERRORS as exc:
+            raise ExecutorError(
+                f"cannot inspect container {container_id[:12]}: {docker_error_text(exc)}"
+            ) from exc
+        return observed_from_inspect(attrs)
+
+    async def capacity(self) -> NodeCapacity:
+        """CPUs and memory of the engine's host (``docker info``)."""
+        try:
+            info = await self._call(self._api.info)
+        except _ENGINE_ERRORS as exc:
+            raise ExecutorError(f"cannot read docker info: {docker_error_text(exc)}") from exc
+        return capacity_from_info(info)
+
+    # ----- actions
+    async def start(self, assignment: TaskAssignment, container_id: str = "") -> StartOutcome:
+        """Pull (only if missing locally), create and start; any failure comes back as the outcome's error."""
+        try:
+            if not container_id:
+                error = await self._ensure_image(assignment.image)
+                if error:
+                    return StartOutcome(None, error)
+                container_id, error = await self._create(assignment)
+                if error:
+                    return StartOutcome(None, error)
+            error = ""
+            try:
+                await self._call(self._api.start, container_id)
+            except docker.errors.APIError as exc:
+                error = docker_error_text(exc)
+            return StartOutcome(await self.inspect(container_id), error)
+        except (ExecutorError, *_ENGINE_ERRORS) as exc:
+            text = exc.message if isinstance(exc, ExecutorError) else docker_error_text(exc)
+            return StartOutcome(None, f"cannot reach the Docker engine: {text}")
+
+    async def _ensure_image(self, image: str) -> str:
+        """ "" when ``image`` is present locally or was pulled; otherwise Docker's error text."""
+        try:
+            await self._call(self._api.inspect_image, image)
+            return ""
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.NotFound:
+            pass
+        repository, tag = parse_repository_tag(image)
+        tag = tag or "latest"
+        error = f"image {image} not found locally and pulling it timed out after {self.pull_timeout_s:g} s"
+        with trio.move_on_after(self.pull_timeout_s):
+            # Abandoned (not cancelled) on timeout: the SDK call cannot be interrupted; it ends by itself.
+            error = await trio.to_thread.run_sync(
+                lambda: self._pull_sync(repository, tag), abandon_on_cancel=True, limiter=self._limiter
+            )
+        return error
+
+    def _pull_sync(self, repository: str, tag: str) -> str:
+        try:
+            for message in self._api.pull(repository, tag=tag, stream=True, decode=True):
+                if isinstance(message, dict) and message.get("error"):
+                    return str(message.get("error")).strip()
+            self._api.inspect_image(
+                f"{repository}@{tag}" if tag.startswith("sha256:") else f"{repository}:{tag}"
+            )
+            return ""
+        except docker.errors.APIError as exc:
+            return docker_error_text(exc)
+        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+            return f"pulling {repository}:{tag} failed: {docker_error_text(exc)}"
+
+    async def _create(self, assignment: TaskAssignment) -> tuple[str, str]:
+        """(container id, "") or ("", Docker's error); reuses our own container if the name is taken by it."""
+        kwargs = create_kwargs(assignment)
+        try:
+            container = await self._call(self._client.containers.create, assignment.image, **kwargs)
+            return str(container.id), ""
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                existing = await self.inspect(container_name(assignment))
+                if existing is not None and existing.task_id == assignment.task_id:
+                    return existing.container_id, ""
+            return "", docker_error_text(exc)
+
+    async def remove(self, container_id: str, stop_grace_s: float) -> None:
+        """Stop (SIGTERM, SIGKILL after ``stop_grace_s``) and remove; a container already gone is fine."""
+        grace = max(0, math.ceil(stop_grace_s))
+        try:
+            try:
+                await self._call(self._api.stop, container_id, timeout=grace)
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as exc:
+                log.debug(
+                    "stopping %s failed, removing by force: %s", container_id[:12], docker_error_text(exc)
+                )
+            await self._call(self._api.remove_container, container_id, force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409 and "already in progress" in docker_error_text(exc):
+                return
+            raise ExecutorError(
+                f"cannot remove container {container_id[:12]}: {docker_error_text(exc)}"
+            ) from exc
+        except _ENGINE_ERRORS as exc:
+            raise ExecutorError(
+                f"cannot remove container {container_id[:12]}: {docker_error_text(exc)}"
+            ) from exc
+        finally:
+            self._inspect_cache.pop(container_id, None)
+
+    # ----- streams
+    @asynccontextmanager
+    async def open_events(self) -> AsyncIterator[trio.MemoryReceiveChannel[ContainerEvent]]:
+        """A channel of events about managed containers; it closes if the engine connection drops."""
+        send, receive = trio.open_memory_channel[ContainerEvent](256)
+
+        def opener() -> Any:
+            return self._api.events(decode=True, filters={"type": "container", **_MANAGED_FILTER})
+
+        def convert(item: Any) -> Iterable[ContainerEvent]:
+            event = event_from_docker(item) if isinstance(item, dict) else None
+            return () if event is None else (event,)
+
+        async with trio.open_nursery() as nursery:
+            stream = await self._open_stream(opener)
+            nursery.start_soon(_pump, stream, convert, send)
+            try:
+                yield receive
+            finally:
+                nursery.cancel_scope.cancel()
+
+    @asynccontextmanager
+    async def open_logs(
+        self,
+        task_ids: Collection[str] | None = None,
+        *,
+        service_name: str = "",
+        follow: bool = False,
+        tail: int | None = None,
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[str, str]]]:
+        """A channel of ``(task_id, line)`` from the managed containers that match ``task_ids`` and/or
+        ``service_name`` (all managed containers if neither is given), stdout and stderr interleaved.
+
+        Without ``follow`` the channel closes after the last existing line; with it, it stays open
+        until the containers stop or the context exits. Containers created later are not included.
+        """
+        filters: dict[str, Any] = {"label": [f"{LABEL_MANAGED}=true"]}
+        if service_name:
+            filters["label"].append(f"{LABEL_SERVICE}={service_name}")
+        try:
+            summaries = await self._call(self._api.containers, all=True, filters=filters)
+        except _ENGINE_ERRORS as exc:
+            raise ExecutorError(f"cannot list containers: {docker_error_text(exc)}") from exc
+        wanted = set(task_ids) if task_ids is not None else None
+        selected = []
+        for summary in sorted(summaries, key=lambda s: str((s.get("Labels") or {}).get(LABEL_TASK_ID, ""))):
+            task_id = str((summary.get("Labels") or {}).get(LABEL_TASK_ID, ""))
+            if task_id and (wanted is None or task_id in wanted):
+                selected.append((task_id, str(summary["Id"])))
+
+        send, receive = trio.open_memory_channel[tuple[str, str]](256)
+        async with trio.open_nursery() as nursery:
+            async with send:
+                for task_id, container_id in selected:
+
+                    def opener(container_id: str = container_id) -> Any:
+                        return self._api.logs(
+                            container_id, stream=True, follow=follow, tail="all" if tail is None else tail
+                        )
+
+                    try:
+                        stream = await self._open_stream(opener)
+                    except ExecutorError as exc:
+                        log.debug("no logs for task %s: %s", task_id, exc.message)
+                        continue
+                    nursery.start_soon(_pump, stream, _LineSplitter(task_id), send.clone())
+            try:
+                yield receive
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _open_stream(self, opener: Callable[[], Any]) -> Any:
+        try:
+            return await self._call(opener)
+        except _ENGINE_ERRORS as exc:
+            raise ExecutorError(f"cannot open a Docker stream: {docker_error_text(exc)}") from exc
+
+
+class _LineSplitter:
+    """Turns one container's log chunks into ``(task_id, line)`` items; keeps a partial last line."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        self._pending = b""
+
+    def __call__(self, chunk: Any) -> Iterator[tuple[str, str]]:
+        if chunk is _END:
+            if self._pending:
+                yield self.task_id, self._pending.decode(errors="replace")
+                self._pending = b""
+            return
+        data = self._pending + (chunk if isinstance(chunk, bytes) else str(chunk).encode())
+        *lines, self._pending = data.split(b"\n")
+        for line in lines:
+            yield self.task_id, line.decode(errors="replace").rstrip("\r")
+
+
+_END = object()
+
+
+async def _pump(
+    stream: Any, convert: Callable[[Any], Iterable[Any]], send: trio.MemorySendChannel[Any]
+) -> None:
+    """Read a blocking Docker stream in a thread and forward converted items; close both on exit."""
+
+    def read() -> None:
+        try:
+            for item in stream:
+                for out in convert(item):
+                    trio.from_thread.run(send.send, out)
+            for out in convert(_END):
+                trio.from_thread.run(send.send, out)
+        except (
+            BaseException
+        ) as exc:  # the trio side went away (cancelled, channel closed) or the stream broke
+            log.debug("docker stream ended: %r", exc)
+
+    try:
+        async with send:
+            await trio.to_thread.run_sync(read, abandon_on_cancel=True, limiter=trio.CapacityLimiter(1))
+    finally:
+        try:
+            stream.close()
+        except Exception as exc:  # closing a dead socket may fail in many ways
+            log.debug("closing docker stream: %r", exc)
+
+
+async def open_docker_executor(
+    base_url: str | None = None, *, timeout_s: float = 60.0, **kwargs: Any
+) -> DockerExecutor:
+    """Connect to the engine at ``base_url`` (None: SDK default, honours DOCKER_HOST); check it answers."""
+
+    # The SDK lifts the read timeout on stream sockets itself (events, followed logs).
+    def connect(timeout: int) -> docker.DockerClient:
+        if base_url is None:
+            client = docker.from_env(timeout=timeout, max_pool_size=32)
+        else:
+            client = docker.DockerClient(base_url=base_url, timeout=timeout, max_pool_size=32)
+        client.ping()
+        return client
+
+    try:
+        client = await trio.to_thread.run_sync(connect, max(1, math.ceil(timeout_s)))
+    except _ENGINE_ERRORS as exc:
+        raise ExecutorError(
+            f"cannot connect to the Docker engine at {base_url or 'default'}: {docker_error_text(exc)}"
+        ) from exc
+    return DockerExecutor(client, **kwargs)

@@ -1,0 +1,193 @@
+"""Translation between agent values and Docker Engine JSON (pure).
+
+Builds the keyword arguments for the docker SDK's ``containers.create`` from a ``TaskAssignment`` and
+reads ``ObservedContainer`` / ``ContainerEvent`` / ``NodeCapacity`` back from the engine's inspect, list,
+event and info documents. Only plain dicts and strings: it never imports docker and never does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .model import (
+    HEALTH_HEALTHY,
+    HEALTH_NONE,
+    HEALTH_STARTING,
+    HEALTH_UNHEALTHY,
+    LABEL_MANAGED,
+    LABEL_NETWORK,
+    LABEL_NODE,
+    LABEL_TASK_ID,
+    ContainerEvent,
+    NodeCapacity,
+    ObservedContainer,
+    TaskAssignment,
+    container_name,
+    task_env,
+    task_labels,
+)
+
+NANOS_PER_S = 1_000_000_000
+CPU_SHARES_PER_CPU = 1024
+MIN_CPU_SHARES = 2  # the kernel's minimum cpu.shares
+
+
+def create_kwargs(assignment: TaskAssignment) -> dict[str, Any]:
+    """Keyword arguments for ``DockerClient.containers.create`` (image passed separately)."""
+    kwargs: dict[str, Any] = {
+        "name": container_name(assignment),
+        "labels": task_labels(assignment),
+        "environment": task_env(assignment),
+        "detach": True,
+        "restart_policy": {"Name": "no"},  # p2porch decides restarts, never the engine
+    }
+    if assignment.command:
+        kwargs["command"] = list(assignment.command)
+    if assignment.entrypoint is not None:
+        kwargs["entrypoint"] = list(assignment.entrypoint) or [""]
+    if assignment.cpu_limit_nanos:
+        kwargs["nano_cpus"] = assignment.cpu_limit_nanos
+    if assignment.memory_limit_bytes:
+        kwargs["mem_limit"] = assignment.memory_limit_bytes
+    if assignment.memory_reservation_bytes:
+        kwargs["mem_reservation"] = assignment.memory_reservation_bytes
+    if assignment.cpu_reservation_nanos:
+        shares = assignment.cpu_reservation_nanos * CPU_SHARES_PER_CPU // NANOS_PER_S
+        kwargs["cpu_shares"] = max(MIN_CPU_SHARES, shares)
+    if assignment.mounts:
+        kwargs["mounts"] = [_mount(m) for m in assignment.mounts]
+    if assignment.ports:
+        bindings: dict[str, list[int | None]] = {}
+        for port in assignment.ports:
+            bindings.setdefault(f"{port.target}/{port.protocol}", []).append(port.published or None)
+        ports = {key: values[0] if len(values) == 1 else values for key, values in bindings.items()}
+        kwargs["ports"] = ports
+    if assignment.network:
+        kwargs["network"] = assignment.network
+    if assignment.dns_servers:
+        kwargs["dns"] = list(assignment.dns_servers)
+    if assignment.dns_search:
+        kwargs["dns_search"] = list(assignment.dns_search)
+    if assignment.healthcheck is not None:
+        check = assignment.healthcheck
+        kwargs["healthcheck"] = {
+            "test": list(check.test),
+            "interval": int(check.interval_s * NANOS_PER_S),
+            "timeout": int(check.timeout_s * NANOS_PER_S),
+            "retries": check.retries,
+            "start_period": int(check.start_period_s * NANOS_PER_S),
+        }
+    return kwargs
+
+
+def _mount(mount: Any) -> dict[str, Any]:
+    """One entry of HostConfig.Mounts in the Engine API's shape."""
+    out: dict[str, Any] = {
+        "Type": mount.type,
+        "Source": mount.source,
+        "Target": mount.target,
+        "ReadOnly": bool(mount.read_only),
+    }
+    if mount.type == "volume" and (mount.volume_driver or mount.volume_options):
+        out["VolumeOptions"] = {
+            "DriverConfig": {"Name": mount.volume_driver or "local", "Options": dict(mount.volume_options)}
+        }
+    return out
+
+
+def health_from_status_text(status: str) -> str:
+    """Health from ``docker ps``'s Status column, e.g. "Up 3 seconds (healthy)"."""
+    if "(healthy)" in status:
+        return HEALTH_HEALTHY
+    if "(unhealthy)" in status:
+        return HEALTH_UNHEALTHY
+    if "(health: starting)" in status:
+        return HEALTH_STARTING
+    return HEALTH_NONE
+
+
+def list_key(summary: Mapping[str, Any]) -> tuple[str, str, str]:
+    """What must change in a ``docker ps`` entry before the container is worth inspecting again."""
+    return (
+        str(summary.get("Id", "")),
+        str(summary.get("State", "")),
+        health_from_status_text(str(summary.get("Status", ""))),
+    )
+
+
+def is_managed(labels: Mapping[str, str] | None) -> bool:
+    """True for labels of a container p2porch owns."""
+    if not labels:
+        return False
+    return labels.get(LABEL_MANAGED) == "true" and bool(labels.get(LABEL_TASK_ID))
+
+
+def observed_from_inspect(attrs: Mapping[str, Any]) -> ObservedContainer | None:
+    """An ``ObservedContainer`` from ``docker inspect`` output; None if p2porch does not own it."""
+    config = attrs.get("Config") or {}
+    labels: Mapping[str, str] = config.get("Labels") or {}
+    if not is_managed(labels):
+        return None
+    state = attrs.get("State") or {}
+    status = str(state.get("Status", ""))
+    health = str(((state.get("Health") or {}).get("Status")) or HEALTH_NONE)
+    if health == "none":
+        health = HEALTH_NONE
+    exit_code: int | None = state.get("ExitCode")
+    if status in ("running", "created", "paused", "restarting") and not state.get("Error"):
+        exit_code = None
+    return ObservedContainer(
+        container_id=str(attrs.get("Id", "")),
+        name=str(attrs.get("Name", "")).lstrip("/"),
+        task_id=labels[LABEL_TASK_ID],
+        node_name=labels.get(LABEL_NODE, ""),
+        status=status,
+        exit_code=exit_code,
+        error=str(state.get("Error") or ""),
+        oom_killed=bool(state.get("OOMKilled")),
+        health=health,
+        address=address_from_networks(
+            ((attrs.get("NetworkSettings") or {}).get("Networks")) or {}, labels.get(LABEL_NETWORK, "")
+        ),
+        labels=labels,
+    )
+
+
+def address_from_networks(networks: Mapping[str, Any], preferred: str) -> str:
+    """The container's IPv4 address on ``preferred`` if attached there, else on its first network."""
+    if preferred and (networks.get(preferred) or {}).get("IPAddress"):
+        return str(networks[preferred]["IPAddress"])
+    for name in sorted(networks):
+        address = (networks[name] or {}).get("IPAddress")
+        if address:
+            return str(address)
+    return ""
+
+
+def event_from_docker(event: Mapping[str, Any]) -> ContainerEvent | None:
+    """A ``ContainerEvent`` from one decoded ``/events`` document; None unless about a managed container."""
+    if event.get("Type") != "container":
+        return None
+    actor = event.get("Actor") or {}
+    attributes: Mapping[str, str] = actor.get("Attributes") or {}
+    task_id = attributes.get(LABEL_TASK_ID, "")
+    if not task_id:
+        return None
+    at = event.get("timeNano")
+    return ContainerEvent(
+        action=str(event.get("Action") or event.get("status") or ""),
+        container_id=str(actor.get("ID") or event.get("id") or ""),
+        task_id=task_id,
+        at=at / NANOS_PER_S if isinstance(at, int) else float(event.get("time") or 0),
+    )
+
+
+def capacity_from_info(info: Mapping[str, Any]) -> NodeCapacity:
+    """``NodeCapacity`` from ``docker info``: NCPU and MemTotal."""
+    return NodeCapacity(
+        cpu_nanos=int(info.get("NCPU") or 0) * NANOS_PER_S,
+        memory_bytes=int(info.get("MemTotal") or 0),
+        engine_version=str(info.get("ServerVersion") or ""),
+        hostname=str(info.get("Name") or ""),
+    )

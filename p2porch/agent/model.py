@@ -1,0 +1,271 @@
+"""Plain values the node agent consumes and produces (pure).
+
+``TaskAssignment`` is what the agent needs to run one task (the daemon adapts the committed cluster
+state to it); ``TaskReport`` is what the agent tells the cluster about one task; ``ObservedContainer``
+is what the executor saw in the engine. This module never does I/O and imports nothing from other
+p2porch packages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+# ----- labels every container the agent owns carries
+LABEL_MANAGED = "p2porch.managed"
+LABEL_TASK_ID = "p2porch.task-id"
+LABEL_SERVICE = "p2porch.service"
+LABEL_SERVICE_ID = "p2porch.service-id"
+LABEL_SLOT = "p2porch.slot"
+LABEL_NODE = "p2porch.node"
+LABEL_NETWORK = "p2porch.network"
+LABEL_SPEC_VERSION = "p2porch.spec-version"
+
+# ----- environment every task gets
+ENV_SERVICE = "P2PORCH_SERVICE"
+ENV_SLOT = "P2PORCH_SLOT"
+ENV_NODE = "P2PORCH_NODE"
+ENV_TASK_ID = "P2PORCH_TASK_ID"
+
+# ----- task states (the subset the agent reports is STARTING..SHUTDOWN)
+NEW = "new"
+PENDING = "pending"
+ASSIGNED = "assigned"
+STARTING = "starting"
+RUNNING = "running"
+COMPLETE = "complete"
+FAILED = "failed"
+SHUTDOWN = "shutdown"
+REJECTED = "rejected"
+ORPHANED = "orphaned"
+TERMINAL_STATES = frozenset({COMPLETE, FAILED, SHUTDOWN, REJECTED, ORPHANED})
+STARTED_STATES = frozenset({STARTING, RUNNING})
+
+# ----- desired states
+DESIRED_RUNNING = "running"
+DESIRED_SHUTDOWN = "shutdown"
+
+# ----- health values reported for running tasks ("" = the container has no health check)
+HEALTH_NONE = ""
+HEALTH_STARTING = "starting"
+HEALTH_HEALTHY = "healthy"
+HEALTH_UNHEALTHY = "unhealthy"
+
+_EMPTY: Mapping[str, str] = MappingProxyType({})
+
+
+def _frozen(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value)) if value else _EMPTY
+
+
+@dataclass(frozen=True, slots=True)
+class MountSpec:
+    """A bind mount (``source`` is a host path) or a named volume (``source`` is the volume name)."""
+
+    type: str  # "bind" | "volume"
+    source: str
+    target: str
+    read_only: bool = False
+    volume_driver: str = ""  # volumes only; "" = the engine's default driver ("local")
+    volume_options: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "volume_options", _frozen(self.volume_options))
+
+
+@dataclass(frozen=True, slots=True)
+class PortSpec:
+    """Publish container port ``target`` on host port ``published`` (0 = an ephemeral host port)."""
+
+    target: int
+    published: int = 0
+    protocol: str = "tcp"  # "tcp" | "udp"
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheckSpec:
+    """Docker's health check: ``test`` like ("CMD-SHELL", "wget -q -O- localhost") or ("NONE",)."""
+
+    test: tuple[str, ...]
+    interval_s: float = 30.0
+    timeout_s: float = 30.0
+    retries: int = 3
+    start_period_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAssignment:
+    """Everything the agent needs to run one task on this node.
+
+    ``state`` is the task's last committed state (so a task that already ran is never started
+    again after an agent restart); ``desired_state`` is "running" or "shutdown".
+    """
+
+    task_id: str
+    service_name: str
+    service_id: str
+    slot: int
+    node_name: str
+    image: str
+    command: tuple[str, ...] = ()  # () = the image's CMD
+    entrypoint: tuple[str, ...] | None = None  # None = the image's ENTRYPOINT
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)  # the user's container labels
+    mounts: tuple[MountSpec, ...] = ()
+    ports: tuple[PortSpec, ...] = ()
+    cpu_limit_nanos: int = 0  # 0 = unlimited
+    memory_limit_bytes: int = 0
+    cpu_reservation_nanos: int = 0  # applied as relative CPU shares (1024 per CPU)
+    memory_reservation_bytes: int = 0  # applied as Docker's soft memory limit
+    network: str = ""  # Docker network name to attach; "" = the engine's default bridge
+    dns_servers: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    healthcheck: HealthCheckSpec | None = None  # None = the image's HEALTHCHECK, if any
+    desired_state: str = DESIRED_RUNNING
+    state: str = ASSIGNED
+    spec_version: int = 0
+    stop_grace_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "env", _frozen(self.env))
+        object.__setattr__(self, "labels", _frozen(self.labels))
+        object.__setattr__(self, "command", tuple(self.command))
+        if self.entrypoint is not None:
+            object.__setattr__(self, "entrypoint", tuple(self.entrypoint))
+        object.__setattr__(self, "mounts", tuple(self.mounts))
+        object.__setattr__(self, "ports", tuple(self.ports))
+        object.__setattr__(self, "dns_servers", tuple(self.dns_servers))
+        object.__setattr__(self, "dns_search", tuple(self.dns_search))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReport:
+    """What the agent tells the cluster about one task at wall-clock time ``at``.
+
+    ``health`` is meaningful only while ``state`` is "running"; ``exit_code`` is None until the
+    container exited (or failed to start, when Docker gives a code).
+    """
+
+    task_id: str
+    state: str
+    at: float
+    error: str = ""
+    container_id: str = ""
+    address: str = ""
+    health: str = HEALTH_NONE
+    exit_code: int | None = None
+
+    def same_as(self, other: TaskReport | None) -> bool:
+        """True when ``other`` says the same thing (ignoring the timestamp)."""
+        return other is not None and (
+            self.task_id,
+            self.state,
+            self.error,
+            self.container_id,
+            self.address,
+            self.health,
+            self.exit_code,
+        ) == (
+            other.task_id,
+            other.state,
+            other.error,
+            other.container_id,
+            other.address,
+            other.health,
+            other.exit_code,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "state": self.state,
+            "at": self.at,
+            "error": self.error,
+            "container_id": self.container_id,
+            "address": self.address,
+            "health": self.health,
+            "exit_code": self.exit_code,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedContainer:
+    """One p2porch-managed container as the engine last showed it.
+
+    ``status`` is Docker's: created, running, paused, restarting, removing, exited, dead.
+    """
+
+    container_id: str
+    name: str
+    task_id: str
+    node_name: str
+    status: str
+    exit_code: int | None = None
+    error: str = ""
+    oom_killed: bool = False
+    health: str = HEALTH_NONE
+    address: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _frozen(self.labels))
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCapacity:
+    """What the node's engine offers: CPUs (in nano-CPUs) and memory, from ``docker info``."""
+
+    cpu_nanos: int
+    memory_bytes: int
+    engine_version: str = ""
+    hostname: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerEvent:
+    """A Docker event about a managed container (``action`` like start, die, health_status: healthy)."""
+
+    action: str
+    container_id: str
+    task_id: str
+    at: float = 0.0
+
+
+def container_name(assignment: TaskAssignment) -> str:
+    """``<service>.<slot>.<first 8 chars of the task id>`` (unique per task on the engine)."""
+    return f"{assignment.service_name}.{assignment.slot}.{assignment.task_id[:8]}"
+
+
+def task_labels(assignment: TaskAssignment) -> dict[str, str]:
+    """The user's labels plus p2porch's own (p2porch's win on a clash)."""
+    labels = dict(assignment.labels)
+    labels.update(
+        {
+            LABEL_MANAGED: "true",
+            LABEL_TASK_ID: assignment.task_id,
+            LABEL_SERVICE: assignment.service_name,
+            LABEL_SERVICE_ID: assignment.service_id,
+            LABEL_SLOT: str(assignment.slot),
+            LABEL_NODE: assignment.node_name,
+            LABEL_SPEC_VERSION: str(assignment.spec_version),
+        }
+    )
+    if assignment.network:
+        labels[LABEL_NETWORK] = assignment.network
+    return labels
+
+
+def task_env(assignment: TaskAssignment) -> dict[str, str]:
+    """The user's environment plus the four P2PORCH_* variables (p2porch's win on a clash)."""
+    env = dict(assignment.env)
+    env.update(
+        {
+            ENV_SERVICE: assignment.service_name,
+            ENV_SLOT: str(assignment.slot),
+            ENV_NODE: assignment.node_name,
+            ENV_TASK_ID: assignment.task_id,
+        }
+    )
+    return env

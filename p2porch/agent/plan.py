@@ -1,0 +1,311 @@
+"""What the node agent must do next, decided from desired and observed state (pure).
+
+``plan_node`` compares the tasks assigned to this node with the containers the engine holds and with
+what the agent last reported, and returns the actions to perform (start, stop+remove, remove) and the
+task reports to send. Rules it enforces:
+
+- A task's container is created and started at most once: a task whose state is already terminal, or
+  whose container vanished after it started, is never started again (the orchestrator replaces
+  failed tasks; restart policy is not the agent's).
+- A running container of a still-assigned task is adopted (reported, never restarted), e.g. after a
+  daemon restart.
+- Containers of tasks that are no longer assigned to this node are stopped and removed.
+- A task is never reported out of a terminal state.
+
+It never performs I/O, reads clocks or logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .model import (
+    COMPLETE,
+    DESIRED_SHUTDOWN,
+    FAILED,
+    RUNNING,
+    SHUTDOWN,
+    STARTED_STATES,
+    STARTING,
+    TERMINAL_STATES,
+    ObservedContainer,
+    TaskAssignment,
+    TaskReport,
+)
+
+_LIVE_STATUSES = frozenset({"running", "paused", "restarting"})
+_STATUS_RANK = {
+    "running": 0,
+    "paused": 0,
+    "restarting": 0,
+    "created": 1,
+    "exited": 2,
+    "dead": 2,
+    "removing": 3,
+}
+
+VANISHED_ERROR = "container no longer exists (removed outside p2porch or lost by the engine)"
+
+
+@dataclass(frozen=True, slots=True)
+class StartTask:
+    """Create (unless ``container_id`` names an existing, never-started container) and start the task."""
+
+    assignment: TaskAssignment
+    container_id: str = ""
+
+    @property
+    def task_id(self) -> str:
+        return self.assignment.task_id
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveContainer:
+    """Stop (SIGTERM, then SIGKILL after ``stop_grace_s``) and remove a container.
+
+    ``report_shutdown``: report the task "shutdown" once the container is gone.
+    """
+
+    task_id: str
+    container_id: str
+    stop_grace_s: float
+    reason: str
+    report_shutdown: bool = False
+
+
+Action = StartTask | RemoveContainer
+_Emit = Callable[[TaskReport | None, TaskReport | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StartOutcome:
+    """What happened when the executor tried to start a task.
+
+    ``container`` is the container as inspected after the attempt (None if none was created);
+    ``error`` is Docker's error text when pulling, creating or starting failed.
+    """
+
+    container: ObservedContainer | None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NodePlan:
+    """Actions to run, reports to send, and task ids the agent may forget (no longer assigned)."""
+
+    actions: tuple[Action, ...]
+    reports: tuple[TaskReport, ...]
+    forget: tuple[str, ...]
+
+
+def report_from_container(container: ObservedContainer, now: float) -> TaskReport | None:
+    """The task state a container shows; None for a created container that never tried to start."""
+    base = TaskReport(container.task_id, RUNNING, now, container_id=container.container_id)
+
+    def make(state: str, **changes: Any) -> TaskReport:
+        return replace(base, state=state, **changes)
+
+    status = container.status
+    if status in _LIVE_STATUSES:
+        return make(RUNNING, address=container.address, health=container.health)
+    if status == "created":
+        if not container.error:
+            return None
+        return make(FAILED, error=container.error, exit_code=container.exit_code)
+    if status == "exited":
+        code = container.exit_code if container.exit_code is not None else -1
+        if code == 0 and not container.error and not container.oom_killed:
+            return make(COMPLETE, exit_code=0)
+        return make(FAILED, error=exit_error(container), exit_code=code)
+    if status == "dead":
+        return make(FAILED, error=container.error or "container is dead", exit_code=container.exit_code)
+    return None  # removing: about to disappear, nothing to say
+
+
+def exit_error(container: ObservedContainer) -> str:
+    """Error text for a container that exited: the exit code, OOM kill and Docker's own error."""
+    text = f"task exited with code {container.exit_code}"
+    if container.oom_killed:
+        text += " (killed: out of memory)"
+    if container.error:
+        text += f": {container.error}"
+    return text
+
+
+def outcome_report(assignment: TaskAssignment, outcome: StartOutcome, now: float) -> TaskReport:
+    """The report after a start attempt: failed with Docker's error, or what the container shows."""
+    container = outcome.container
+    container_id = container.container_id if container else ""
+    if outcome.error:
+        code = container.exit_code if container and container.exit_code not in (None, 0) else None
+        return TaskReport(
+            task_id=assignment.task_id,
+            state=FAILED,
+            at=now,
+            error=outcome.error,
+            container_id=container_id,
+            exit_code=code,
+        )
+    if container is not None:
+        report = report_from_container(container, now)
+        if report is not None:
+            return report
+    return TaskReport(
+        task_id=assignment.task_id,
+        state=FAILED,
+        at=now,
+        container_id=container_id,
+        error="container was not started",
+    )
+
+
+def plan_node(
+    node_name: str,
+    assignments: Iterable[TaskAssignment],
+    observed: Iterable[ObservedContainer],
+    known: Mapping[str, TaskReport],
+    now: float,
+    *,
+    busy_tasks: Collection[str] = (),
+    busy_containers: Collection[str] = (),
+    orphan_grace_s: float = 10.0,
+) -> NodePlan:
+    """Decide actions and reports for one reconcile pass (see the module docstring for the rules).
+
+    ``known`` holds the last report the agent produced per task; ``busy_*`` name tasks and containers
+    with an action still in flight, which this pass leaves alone.
+    """
+    wanted: dict[str, TaskAssignment] = {}
+    for assignment in sorted(assignments, key=lambda a: a.task_id):
+        if assignment.node_name == node_name:
+            wanted[assignment.task_id] = assignment
+
+    by_task: dict[str, list[ObservedContainer]] = {}
+    for container in sorted(observed, key=lambda c: c.container_id):
+        if container.node_name != node_name or container.container_id in busy_containers:
+            continue
+        by_task.setdefault(container.task_id, []).append(container)
+
+    actions: list[Action] = []
+    reports: list[TaskReport] = []
+
+    def emit(report: TaskReport | None, last: TaskReport | None) -> None:
+        if report is not None and not report.same_as(last):
+            reports.append(report)
+
+    # Containers of tasks that are not (or no longer) assigned here.
+    for task_id, containers in by_task.items():
+        if task_id in wanted or task_id in busy_tasks:
+            continue
+        for container in containers:
+            actions.append(
+                RemoveContainer(task_id, container.container_id, orphan_grace_s, "task not assigned")
+            )
+
+    for task_id, assignment in wanted.items():
+        if task_id in busy_tasks:
+            continue
+        last = known.get(task_id)
+        state = _effective_state(assignment, last)
+        containers = sorted(
+            by_task.get(task_id, ()), key=lambda c: (_STATUS_RANK.get(c.status, 3), c.container_id)
+        )
+        primary = containers[0] if containers else None
+        for extra in containers[1:]:
+            actions.append(
+                RemoveContainer(task_id, extra.container_id, assignment.stop_grace_s, "duplicate container")
+            )
+
+        if assignment.desired_state == DESIRED_SHUTDOWN:
+            _plan_shutdown(assignment, primary, state, last, now, actions, emit)
+        else:
+            _plan_running(assignment, primary, state, last, now, actions, emit)
+
+    forget = tuple(sorted(t for t in known if t not in wanted and t not in busy_tasks))
+    return NodePlan(actions=tuple(actions), reports=tuple(reports), forget=forget)
+
+
+def _effective_state(assignment: TaskAssignment, last: TaskReport | None) -> str:
+    """Our own last report wins, except that a terminal committed state (set by the leader) is final."""
+    if assignment.state in TERMINAL_STATES or last is None:
+        return assignment.state
+    return last.state
+
+
+def _plan_running(
+    assignment: TaskAssignment,
+    primary: ObservedContainer | None,
+    state: str,
+    last: TaskReport | None,
+    now: float,
+    actions: list[Action],
+    emit: _Emit,
+) -> None:
+    task_id = assignment.task_id
+    if primary is None:
+        if state in TERMINAL_STATES:
+            return
+        if state in STARTED_STATES:
+            container_id = last.container_id if last else ""
+            emit(
+                TaskReport(
+                    task_id=task_id, state=FAILED, at=now, error=VANISHED_ERROR, container_id=container_id
+                ),
+                last,
+            )
+            return
+        actions.append(StartTask(assignment))
+        emit(TaskReport(task_id=task_id, state=STARTING, at=now), last)
+        return
+    observed = report_from_container(primary, now)
+    if state in TERMINAL_STATES:
+        if primary.status in _LIVE_STATUSES:
+            # The task is over for the cluster (e.g. the leader gave up on it): do not let it run on.
+            actions.append(
+                RemoveContainer(
+                    task_id, primary.container_id, assignment.stop_grace_s, "task already terminal"
+                )
+            )
+        return
+    if observed is None:
+        if primary.status == "created":
+            # Created but never started (the agent stopped between create and start): start it now.
+            actions.append(StartTask(assignment, primary.container_id))
+            emit(TaskReport(task_id=task_id, state=STARTING, at=now, container_id=primary.container_id), last)
+        return
+    emit(observed, last)
+
+
+def _plan_shutdown(
+    assignment: TaskAssignment,
+    primary: ObservedContainer | None,
+    state: str,
+    last: TaskReport | None,
+    now: float,
+    actions: list[Action],
+    emit: _Emit,
+) -> None:
+    task_id = assignment.task_id
+    if primary is None:
+        if state not in TERMINAL_STATES:
+            emit(TaskReport(task_id=task_id, state=SHUTDOWN, at=now), last)
+        return
+    if primary.status in _LIVE_STATUSES or primary.status == "created":
+        actions.append(
+            RemoveContainer(
+                task_id,
+                primary.container_id,
+                assignment.stop_grace_s,
+                "desired shutdown",
+                report_shutdown=state not in TERMINAL_STATES,
+            )
+        )
+        return
+    if state not in TERMINAL_STATES:
+        # It exited by itself before we stopped it: report how it ended.
+        emit(report_from_container(primary, now), last)
+    actions.append(
+        RemoveContainer(task_id, primary.container_id, assignment.stop_grace_s, "desired shutdown")
+    )

@@ -1,0 +1,264 @@
+"""The node agent's event loop (shell, trio).
+
+``NodeAgent`` owns the agent's memory of what it last reported per task, the set of tasks and
+containers with an action in flight, and the queue of reports not yet delivered. It reconciles (see
+``plan.plan_node``) on every state-change notification, on every Docker event about a managed
+container and every ``resync_interval_s``; runs the planned actions concurrently; and delivers
+reports in batches (every ``flush_interval_s`` or ``max_batch`` reports, newest report per task
+wins). It never restarts a task (restart policy is the orchestrator's), never blocks the trio loop,
+and never dies because of the engine or of the report callback: failures are logged and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import trio
+
+from ..errors import ExecutorError
+from .executor import Executor
+from .model import SHUTDOWN, TaskAssignment, TaskReport
+from .plan import Action, RemoveContainer, StartTask, outcome_report, plan_node
+
+log = logging.getLogger(__name__)
+
+ReportFn = Callable[[list[TaskReport]], Awaitable[None]]
+
+MAX_REPORT_BACKOFF_S = 5.0
+EVENTS_RECONNECT_S = 1.0
+
+
+class NodeAgent:
+    """Runs the tasks assigned to ``node_name`` through ``executor`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        node_name: str,
+        get_assignments: Callable[[], Iterable[TaskAssignment]],
+        report: ReportFn,
+        *,
+        resync_interval_s: float = 10.0,
+        flush_interval_s: float = 0.1,
+        max_batch: int = 64,
+        orphan_grace_s: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.executor = executor
+        self.node_name = node_name
+        self.get_assignments = get_assignments
+        self.report = report
+        self.resync_interval_s = resync_interval_s
+        self.flush_interval_s = flush_interval_s
+        self.max_batch = max_batch
+        self.orphan_grace_s = orphan_grace_s
+        self.clock = clock
+        self.known: dict[str, TaskReport] = {}
+        self.busy_tasks: set[str] = set()
+        self.busy_containers: set[str] = set()
+        self._pending: dict[str, TaskReport] = {}
+        self._wake = trio.Event()
+        self._reports_added = trio.Event()
+        self.reconcile_count = 0
+        self.reports_sent = 0
+        self.report_failures = 0
+
+    # ----- public
+    def poke(self) -> None:
+        """Ask for a reconcile pass as soon as possible (safe to call from any trio task)."""
+        self._wake.set()
+
+    def last_reports(self) -> dict[str, TaskReport]:
+        """A copy of the last report produced per task (delivered or not)."""
+        return dict(self.known)
+
+    async def run(
+        self,
+        changed: trio.abc.ReceiveChannel[Any] | None = None,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run until cancelled; ``task_status.started()`` after the first reconcile pass."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._flush_loop)
+            nursery.start_soon(self._events_loop)
+            if changed is not None:
+                nursery.start_soon(self._changes_loop, changed)
+            self._wake = trio.Event()
+            await self._reconcile(nursery)
+            task_status.started()
+            while True:
+                with trio.move_on_after(self.resync_interval_s):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                await self._reconcile(nursery)
+
+    # ----- reconcile
+    async def _reconcile(self, nursery: trio.Nursery) -> None:
+        busy_tasks = set(self.busy_tasks)
+        busy_containers = set(self.busy_containers)
+        try:
+            observed = await self.executor.list_containers()
+        except ExecutorError as exc:
+            log.warning("agent %s: cannot observe containers: %s", self.node_name, exc.message)
+            return
+        try:
+            assignments = list(self.get_assignments())
+        except Exception:
+            log.exception("agent %s: reading assignments failed", self.node_name)
+            return
+        # Actions that finished while we listed are skipped this pass (their result is newer than the list).
+        plan = plan_node(
+            self.node_name,
+            assignments,
+            observed,
+            self.known,
+            self.clock(),
+            busy_tasks=busy_tasks | self.busy_tasks,
+            busy_containers=busy_containers | self.busy_containers,
+            orphan_grace_s=self.orphan_grace_s,
+        )
+        self.reconcile_count += 1
+        for report in plan.reports:
+            self._record(report)
+        for task_id in plan.forget:
+            self.known.pop(task_id, None)
+        for action in plan.actions:
+            self.busy_tasks.add(action.task_id)
+            if isinstance(action, RemoveContainer):
+                self.busy_containers.add(action.container_id)
+            nursery.start_soon(self._run_action, action)
+
+    async def _run_action(self, action: Action) -> None:
+        try:
+            if isinstance(action, StartTask):
+                log.info(
+                    "agent %s: starting task %s (%s)", self.node_name, action.task_id, action.assignment.image
+                )
+                outcome = await self.executor.start(action.assignment, action.container_id)
+                self._record(outcome_report(action.assignment, outcome, self.clock()))
+            else:
+                log.info(
+                    "agent %s: removing container %s of task %s (%s)",
+                    self.node_name,
+                    action.container_id[:12],
+                    action.task_id,
+                    action.reason,
+                )
+                await self.executor.remove(action.container_id, action.stop_grace_s)
+                if action.report_shutdown:
+                    self._record(
+                        TaskReport(action.task_id, SHUTDOWN, self.clock(), container_id=action.container_id)
+                    )
+        except ExecutorError as exc:
+            log.warning(
+                "agent %s: %s of task %s failed: %s",
+                self.node_name,
+                type(action).__name__,
+                action.task_id,
+                exc.message,
+            )
+        except Exception:
+            log.exception(
+                "agent %s: %s of task %s crashed", self.node_name, type(action).__name__, action.task_id
+            )
+        finally:
+            self.busy_tasks.discard(action.task_id)
+            if isinstance(action, RemoveContainer):
+                self.busy_containers.discard(action.container_id)
+            self.poke()
+
+    # ----- inputs
+    async def _changes_loop(self, changed: trio.abc.ReceiveChannel[Any]) -> None:
+        async for _ in changed:
+            self.poke()
+
+    async def _events_loop(self) -> None:
+        while True:
+            try:
+                async with self.executor.open_events() as events:
+                    self.poke()  # anything missed while not subscribed is found by this pass
+                    async for event in events:
+                        log.debug(
+                            "agent %s: docker event %s for task %s",
+                            self.node_name,
+                            event.action,
+                            event.task_id,
+                        )
+                        self.poke()
+            except ExecutorError as exc:
+                log.warning("agent %s: docker events unavailable: %s", self.node_name, exc.message)
+            await trio.sleep(EVENTS_RECONNECT_S)
+
+    # ----- reports
+    def _record(self, report: TaskReport) -> None:
+        self.known[report.task_id] = report
+        self._pending.pop(report.task_id, None)  # newest last, so batches keep the order of change
+        self._pending[report.task_id] = report
+        self._reports_added.set()
+
+    async def _wait_reports(self) -> None:
+        await self._reports_added.wait()
+        self._reports_added = trio.Event()
+
+    async def _flush_loop(self) -> None:
+        backoff_s = self.flush_interval_s
+        while True:
+            while not self._pending:
+                await self._wait_reports()
+            with trio.move_on_after(self.flush_interval_s):
+                while len(self._pending) < self.max_batch:
+                    await self._wait_reports()
+            batch = list(self._pending.values())[: self.max_batch]
+            for report in batch:
+                del self._pending[report.task_id]
+            try:
+                await self.report(batch)
+                self.reports_sent += len(batch)
+                backoff_s = self.flush_interval_s
+            except Exception as exc:
+                self.report_failures += 1
+                log.warning(
+                    "agent %s: delivering %d reports failed (retry in %.1f s): %r",
+                    self.node_name,
+                    len(batch),
+                    backoff_s,
+                    exc,
+                )
+                requeue = {r.task_id: r for r in batch if r.task_id not in self._pending}
+                self._pending = {**requeue, **self._pending}
+                await trio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, MAX_REPORT_BACKOFF_S)
+
+
+async def run_agent(
+    executor: Executor,
+    node_name: str,
+    get_assignments: Callable[[], Iterable[TaskAssignment]],
+    changed: trio.abc.ReceiveChannel[Any] | None,
+    report: ReportFn,
+    *,
+    resync_interval_s: float = 10.0,
+    flush_interval_s: float = 0.1,
+    max_batch: int = 64,
+    orphan_grace_s: float = 10.0,
+    task_status: trio.TaskStatus[NodeAgent] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a ``NodeAgent`` until cancelled; ``nursery.start(run_agent, ...)`` returns the agent."""
+    agent = NodeAgent(
+        executor,
+        node_name,
+        get_assignments,
+        report,
+        resync_interval_s=resync_interval_s,
+        flush_interval_s=flush_interval_s,
+        max_batch=max_batch,
+        orphan_grace_s=orphan_grace_s,
+    )
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(agent.run, changed)
+        task_status.started(agent)

@@ -1,0 +1,197 @@
+"""The agent's trio worker against an in-memory executor (shell test: MockClock, no I/O).
+
+Belongs to the shell tier (tests/shell/): batching, retries, resilience and event-driven reconcile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from p2porch.agent.model import (
+    FAILED,
+    RUNNING,
+    ContainerEvent,
+    NodeCapacity,
+    ObservedContainer,
+    TaskAssignment,
+    TaskReport,
+)
+from p2porch.agent.plan import StartOutcome
+from p2porch.agent.worker import NodeAgent, run_agent
+from p2porch.errors import ExecutorError
+
+NODE = "n1"
+
+
+class FakeExecutor:
+    """Containers in a dict; ``down`` makes every call fail like an unreachable engine."""
+
+    def __init__(self) -> None:
+        self.containers: dict[str, ObservedContainer] = {}
+        self.down = False
+        self.starts: list[str] = []
+        self.removed: list[str] = []
+        self.events_send, self.events_receive = trio.open_memory_channel[ContainerEvent](100)
+
+    def _check(self) -> None:
+        if self.down:
+            raise ExecutorError("engine down")
+
+    async def list_containers(self) -> list[ObservedContainer]:
+        await trio.sleep(0)
+        self._check()
+        return list(self.containers.values())
+
+    async def start(self, assignment: TaskAssignment, container_id: str = "") -> StartOutcome:
+        await trio.sleep(0.01)
+        self.starts.append(assignment.task_id)
+        cid = container_id or f"c-{assignment.task_id}"
+        observed = ObservedContainer(cid, cid, assignment.task_id, NODE, "running", address="10.0.0.1")
+        self.containers[cid] = observed
+        return StartOutcome(observed)
+
+    async def remove(self, container_id: str, stop_grace_s: float) -> None:
+        self._check()
+        self.removed.append(container_id)
+        self.containers.pop(container_id, None)
+
+    async def capacity(self) -> NodeCapacity:
+        return NodeCapacity(1, 1)
+
+    @asynccontextmanager
+    async def open_events(self) -> AsyncIterator[trio.MemoryReceiveChannel[ContainerEvent]]:
+        self._check()
+        yield self.events_receive
+
+    @asynccontextmanager
+    async def open_logs(
+        self,
+        task_ids: Collection[str] | None = None,
+        *,
+        service_name: str = "",
+        follow: bool = False,
+        tail: int | None = None,
+    ) -> AsyncIterator[Any]:
+        raise NotImplementedError
+        yield
+
+
+class Recorder:
+    def __init__(self, fail_first: int = 0) -> None:
+        self.batches: list[list[TaskReport]] = []
+        self.fail_first = fail_first
+        self.calls = 0
+
+    async def __call__(self, batch: list[TaskReport]) -> None:
+        self.calls += 1
+        if self.calls <= self.fail_first:
+            raise RuntimeError("not leader")
+        self.batches.append(list(batch))
+
+    def latest(self) -> dict[str, TaskReport]:
+        return {r.task_id: r for b in self.batches for r in b}
+
+
+def task(i: int, **kw: Any) -> TaskAssignment:
+    return TaskAssignment(f"t{i:04d}", "web", "s", i, NODE, "img", **kw)
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def start(
+    nursery: trio.Nursery,
+    ex: FakeExecutor,
+    get: Any,
+    rec: Recorder,
+    changed: Any = None,
+    resync_s: float = 1000.0,
+) -> NodeAgent:
+    return await nursery.start(
+        lambda task_status: run_agent(
+            ex, NODE, get, changed, rec, resync_interval_s=resync_s, task_status=task_status
+        )
+    )
+
+
+async def test_reports_are_batched_at_most_max_batch_and_newest_wins(autojump_clock: Any) -> None:
+    ex, rec = FakeExecutor(), Recorder()
+    tasks = [task(i) for i in range(150)]
+    async with trio.open_nursery() as nursery:
+        await start(nursery, ex, lambda: tasks, rec)
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    assert all(len(b) <= 64 for b in rec.batches)
+    assert all(len({r.task_id for r in b}) == len(b) for b in rec.batches)  # one report per task per batch
+    assert len(rec.batches) <= 6
+    latest = rec.latest()
+    assert len(latest) == 150 and {r.state for r in latest.values()} == {RUNNING}
+    assert sorted(ex.starts) == sorted(t.task_id for t in tasks)  # each started exactly once
+
+
+async def test_failed_delivery_is_retried_without_losing_reports(autojump_clock: Any) -> None:
+    ex, rec = FakeExecutor(), Recorder(fail_first=3)
+    async with trio.open_nursery() as nursery:
+        agent = await start(nursery, ex, lambda: [task(1), task(2)], rec)
+        await trio.sleep(30)
+        nursery.cancel_scope.cancel()
+    assert rec.calls > 3 and agent.report_failures == 3
+    assert {t: r.state for t, r in rec.latest().items()} == {"t0001": RUNNING, "t0002": RUNNING}
+
+
+async def test_engine_outage_does_not_kill_the_agent(autojump_clock: Any) -> None:
+    ex, rec = FakeExecutor(), Recorder()
+    ex.down = True
+    async with trio.open_nursery() as nursery:
+        await start(nursery, ex, lambda: [task(1)], rec, resync_s=2.0)
+        await trio.sleep(10)
+        assert rec.batches == [] and ex.starts == []
+        ex.down = False
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    assert rec.latest()["t0001"].state == RUNNING
+
+
+async def test_docker_event_triggers_prompt_reconcile(autojump_clock: Any) -> None:
+    ex, rec = FakeExecutor(), Recorder()
+    async with trio.open_nursery() as nursery:
+        await start(nursery, ex, lambda: [task(1)], rec)  # resync every 1000 s: only events can help
+        await trio.sleep(1)
+        assert rec.latest()["t0001"].state == RUNNING
+        cid = "c-t0001"
+        ex.containers[cid] = replace(ex.containers[cid], status="exited", exit_code=2)
+        t0 = trio.current_time()
+        await ex.events_send.send(ContainerEvent("die", cid, "t0001"))
+        while rec.latest()["t0001"].state != FAILED:
+            await trio.sleep(0.05)
+        assert trio.current_time() - t0 < 1.0
+        nursery.cancel_scope.cancel()
+    assert rec.latest()["t0001"].exit_code == 2
+    assert ex.starts == ["t0001"]  # failed tasks are not restarted by the agent
+
+
+async def test_change_notification_triggers_prompt_reconcile(autojump_clock: Any) -> None:
+    ex, rec = FakeExecutor(), Recorder()
+    current = [task(1)]
+    send, receive = trio.open_memory_channel[object](10)
+    async with trio.open_nursery() as nursery:
+        await start(nursery, ex, lambda: current, rec, changed=receive)
+        await trio.sleep(1)
+        current = [task(1, desired_state="shutdown", state=RUNNING), task(2)]
+        t0 = trio.current_time()
+        await send.send(None)
+        while set(rec.latest()) != {"t0001", "t0002"} or rec.latest()["t0001"].state != "shutdown":
+            await trio.sleep(0.05)
+        assert trio.current_time() - t0 < 1.0
+        nursery.cancel_scope.cancel()
+    assert ex.removed == ["c-t0001"]
+    assert rec.latest()["t0002"].state == RUNNING

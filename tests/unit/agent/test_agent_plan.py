@@ -1,0 +1,313 @@
+"""The agent's pure reconcile core: what to start, stop, remove, adopt and report."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from p2porch.agent.model import (
+    ASSIGNED,
+    COMPLETE,
+    FAILED,
+    HEALTH_HEALTHY,
+    HEALTH_STARTING,
+    HEALTH_UNHEALTHY,
+    RUNNING,
+    SHUTDOWN,
+    STARTING,
+    TERMINAL_STATES,
+    ObservedContainer,
+    TaskAssignment,
+    TaskReport,
+)
+from p2porch.agent.plan import (
+    VANISHED_ERROR,
+    RemoveContainer,
+    StartOutcome,
+    StartTask,
+    outcome_report,
+    plan_node,
+    report_from_container,
+)
+
+NODE = "n1"
+NOW = 1000.0
+
+
+def assignment(task_id: str = "t1", **kw: object) -> TaskAssignment:
+    base: dict[str, object] = dict(
+        task_id=task_id, service_name="web", service_id="s1", slot=1, node_name=NODE, image="busybox"
+    )
+    base.update(kw)
+    return TaskAssignment(**base)  # type: ignore[arg-type]
+
+
+def container(
+    task_id: str = "t1", cid: str = "c1", status: str = "running", **kw: object
+) -> ObservedContainer:
+    base: dict[str, object] = dict(
+        container_id=cid, name=f"web.1.{task_id}", task_id=task_id, node_name=NODE, status=status
+    )
+    base.update(kw)
+    return ObservedContainer(**base)  # type: ignore[arg-type]
+
+
+def report(task_id: str = "t1", state: str = RUNNING, **kw: object) -> TaskReport:
+    return TaskReport(task_id, state, NOW - 1, **kw)  # type: ignore[arg-type]
+
+
+def test_new_assignment_is_started_and_reported_starting() -> None:
+    plan = plan_node(NODE, [assignment()], [], {}, NOW)
+    assert plan.actions == (StartTask(assignment()),)
+    assert [(r.task_id, r.state, r.at) for r in plan.reports] == [("t1", STARTING, NOW)]
+
+
+def test_busy_task_is_left_alone() -> None:
+    plan = plan_node(NODE, [assignment()], [], {}, NOW, busy_tasks={"t1"})
+    assert plan.actions == () and plan.reports == ()
+
+
+def test_assignments_for_other_nodes_are_ignored() -> None:
+    plan = plan_node(NODE, [assignment(node_name="n2")], [], {}, NOW)
+    assert plan.actions == () and plan.reports == ()
+
+
+def test_running_container_is_adopted_not_restarted() -> None:
+    running = container(address="10.0.0.5", health=HEALTH_HEALTHY)
+    plan = plan_node(NODE, [assignment(state=RUNNING)], [running], {}, NOW)
+    assert plan.actions == ()
+    assert plan.reports == (
+        TaskReport("t1", RUNNING, NOW, container_id="c1", address="10.0.0.5", health=HEALTH_HEALTHY),
+    )
+    # Once reported, nothing more to say while nothing changes.
+    again = plan_node(NODE, [assignment(state=RUNNING)], [running], {"t1": plan.reports[0]}, NOW + 5)
+    assert again.actions == () and again.reports == ()
+
+
+def test_health_changes_are_reported() -> None:
+    known = {"t1": report(container_id="c1", health=HEALTH_STARTING)}
+    for health in (HEALTH_HEALTHY, HEALTH_UNHEALTHY):
+        plan = plan_node(NODE, [assignment()], [container(health=health)], known, NOW)
+        assert [(r.state, r.health) for r in plan.reports] == [(RUNNING, health)]
+        assert plan.actions == ()
+        known = {"t1": plan.reports[0]}
+
+
+def test_exit_zero_is_complete_and_nonzero_is_failed_with_code() -> None:
+    known = {"t1": report(container_id="c1")}
+    done = plan_node(NODE, [assignment()], [container(status="exited", exit_code=0)], known, NOW)
+    assert [(r.state, r.exit_code, r.error) for r in done.reports] == [(COMPLETE, 0, "")]
+    failed = plan_node(NODE, [assignment()], [container(status="exited", exit_code=3)], known, NOW)
+    assert [(r.state, r.exit_code) for r in failed.reports] == [(FAILED, 3)]
+    assert "code 3" in failed.reports[0].error
+    assert failed.actions == ()  # never restarted in place
+    after = plan_node(
+        NODE, [assignment()], [container(status="exited", exit_code=3)], {"t1": failed.reports[0]}, NOW
+    )
+    assert after.actions == () and after.reports == ()
+
+
+def test_oom_kill_is_named_in_the_error() -> None:
+    oom = container(status="exited", exit_code=137, oom_killed=True)
+    got = report_from_container(oom, NOW)
+    assert got is not None and got.state == FAILED and "out of memory" in got.error
+
+
+def test_bad_command_is_failed_with_docker_error_text() -> None:
+    text = 'exec: "nosuchcmd": executable file not found in $PATH'
+    bad = container(status="created", exit_code=127, error=text)
+    plan = plan_node(NODE, [assignment()], [bad], {"t1": report(state=STARTING)}, NOW)
+    assert [(r.state, r.error, r.exit_code) for r in plan.reports] == [(FAILED, text, 127)]
+    assert plan.actions == ()
+
+
+def test_created_but_never_started_container_is_started() -> None:
+    plan = plan_node(NODE, [assignment()], [container(status="created")], {}, NOW)
+    assert plan.actions == (StartTask(assignment(), "c1"),)
+    assert [r.state for r in plan.reports] == [STARTING]
+
+
+def test_vanished_container_is_failed_once_and_never_restarted() -> None:
+    plan = plan_node(NODE, [assignment()], [], {"t1": report(container_id="c1")}, NOW)
+    assert plan.actions == ()
+    assert [(r.state, r.error, r.container_id) for r in plan.reports] == [(FAILED, VANISHED_ERROR, "c1")]
+    again = plan_node(NODE, [assignment()], [], {"t1": plan.reports[0]}, NOW)
+    assert again.actions == () and again.reports == ()
+
+
+def test_after_restart_committed_running_without_container_is_failed_not_restarted() -> None:
+    plan = plan_node(NODE, [assignment(state=RUNNING)], [], {}, NOW)
+    assert plan.actions == ()
+    assert [r.state for r in plan.reports] == [FAILED]
+
+
+def test_after_restart_terminal_task_without_container_is_not_started() -> None:
+    for state in sorted(TERMINAL_STATES):
+        plan = plan_node(NODE, [assignment(state=state)], [], {}, NOW)
+        assert plan.actions == () and plan.reports == (), state
+
+
+def test_leader_terminal_state_overrides_our_running_and_stops_the_container() -> None:
+    plan = plan_node(
+        NODE, [assignment(state="orphaned")], [container()], {"t1": report(container_id="c1")}, NOW
+    )
+    assert plan.reports == ()
+    assert [(type(a), a.container_id) for a in plan.actions] == [(RemoveContainer, "c1")]
+
+
+def test_desired_shutdown_stops_running_container_and_reports_shutdown_after() -> None:
+    a = assignment(desired_state="shutdown", stop_grace_s=3.0)
+    plan = plan_node(NODE, [a], [container()], {"t1": report(container_id="c1")}, NOW)
+    assert plan.reports == ()
+    assert plan.actions == (RemoveContainer("t1", "c1", 3.0, "desired shutdown", report_shutdown=True),)
+
+
+def test_desired_shutdown_before_start_reports_shutdown() -> None:
+    plan = plan_node(NODE, [assignment(desired_state="shutdown", state=ASSIGNED)], [], {}, NOW)
+    assert plan.actions == ()
+    assert [r.state for r in plan.reports] == [SHUTDOWN]
+
+
+def test_desired_shutdown_of_exited_container_reports_how_it_ended_and_removes_it() -> None:
+    a = assignment(desired_state="shutdown")
+    plan = plan_node(
+        NODE, [a], [container(status="exited", exit_code=2)], {"t1": report(container_id="c1")}, NOW
+    )
+    assert [(r.state, r.exit_code) for r in plan.reports] == [(FAILED, 2)]
+    assert [(a.container_id, a.report_shutdown) for a in plan.actions] == [("c1", False)]  # type: ignore[union-attr]
+
+
+def test_desired_shutdown_of_failed_task_only_removes_its_container() -> None:
+    a = assignment(desired_state="shutdown", state=FAILED)
+    plan = plan_node(NODE, [a], [container(status="exited", exit_code=1)], {}, NOW)
+    assert plan.reports == ()
+    assert [type(x) for x in plan.actions] == [RemoveContainer]
+
+
+def test_container_of_unknown_task_is_removed_and_other_nodes_containers_are_not() -> None:
+    orphan = container(task_id="gone", cid="c9")
+    foreign = container(task_id="other", cid="c8", node_name="n2")
+    plan = plan_node(NODE, [], [orphan, foreign], {}, NOW, orphan_grace_s=2.0)
+    assert plan.actions == (RemoveContainer("gone", "c9", 2.0, "task not assigned"),)
+    assert plan.reports == ()
+
+
+def test_busy_container_is_not_removed_twice() -> None:
+    plan = plan_node(NODE, [], [container(task_id="gone", cid="c9")], {}, NOW, busy_containers={"c9"})
+    assert plan.actions == ()
+
+
+def test_duplicate_containers_keep_the_running_one() -> None:
+    running = container(cid="c2")
+    exited = container(cid="c1", status="exited", exit_code=0)
+    plan = plan_node(NODE, [assignment()], [exited, running], {}, NOW)
+    assert [(type(a), a.container_id) for a in plan.actions] == [(RemoveContainer, "c1")]
+    assert [(r.state, r.container_id) for r in plan.reports] == [(RUNNING, "c2")]
+
+
+def test_tasks_no_longer_assigned_are_forgotten() -> None:
+    plan = plan_node(
+        NODE, [assignment("t1")], [container()], {"t1": report(container_id="c1"), "t0": report("t0")}, NOW
+    )
+    assert plan.forget == ("t0",)
+
+
+def test_outcome_report_carries_docker_error_or_container_state() -> None:
+    a = assignment()
+    pulled = outcome_report(a, StartOutcome(None, "pull access denied for nope"), NOW)
+    assert (pulled.state, pulled.error, pulled.container_id) == (FAILED, "pull access denied for nope", "")
+    bad = container(status="created", exit_code=127, error="exec failed")
+    started = outcome_report(a, StartOutcome(bad, "exec failed"), NOW)
+    assert (started.state, started.error, started.exit_code, started.container_id) == (
+        FAILED,
+        "exec failed",
+        127,
+        "c1",
+    )
+    ok = outcome_report(a, StartOutcome(container(address="10.0.0.2"), ""), NOW)
+    assert (ok.state, ok.address) == (RUNNING, "10.0.0.2")
+    none = outcome_report(a, StartOutcome(None, ""), NOW)
+    assert none.state == FAILED and none.error
+
+
+# ----- properties over random situations
+
+STATUSES = ["created", "running", "paused", "exited", "dead", "removing"]
+STATES = [ASSIGNED, STARTING, RUNNING, COMPLETE, FAILED, SHUTDOWN, "orphaned"]
+
+
+@st.composite
+def situations(
+    draw: st.DrawFn,
+) -> tuple[list[TaskAssignment], list[ObservedContainer], dict[str, TaskReport]]:
+    task_ids = [f"t{i}" for i in range(draw(st.integers(0, 6)))]
+    assignments = [
+        assignment(
+            t,
+            desired_state=draw(st.sampled_from(["running", "shutdown"])),
+            state=draw(st.sampled_from(STATES)),
+            node_name=draw(st.sampled_from([NODE, NODE, "n2"])),
+        )
+        for t in task_ids
+        if draw(st.booleans())
+    ]
+    containers = []
+    for i in range(draw(st.integers(0, 6))):
+        status = draw(st.sampled_from(STATUSES))
+        containers.append(
+            container(
+                draw(st.sampled_from([*task_ids, "ghost"])),
+                f"c{i}",
+                status,
+                exit_code=draw(st.sampled_from([None, 0, 1]))
+                if status in ("exited", "dead", "created")
+                else None,
+                error=draw(st.sampled_from(["", "boom"])) if status != "running" else "",
+                node_name=draw(st.sampled_from([NODE, NODE, "n2"])),
+            )
+        )
+    known = {
+        t: report(t, draw(st.sampled_from(STATES)), container_id=draw(st.sampled_from(["", "c0", "c1"])))
+        for t in task_ids
+        if draw(st.booleans())
+    }
+    return assignments, containers, known
+
+
+@settings(max_examples=300, deadline=None)
+@given(situations(), st.randoms(use_true_random=False))
+def test_plan_invariants(situation, rnd: random.Random) -> None:  # type: ignore[no-untyped-def]
+    assignments, containers, known = situation
+    plan = plan_node(NODE, assignments, containers, known, NOW)
+    mine = {a.task_id: a for a in assignments if a.node_name == NODE}
+    live = {c.task_id for c in containers if c.node_name == NODE and c.status in ("running", "paused")}
+    own_ids = {c.container_id for c in containers if c.node_name == NODE}
+
+    def effective(task_id: str) -> str:
+        a = mine[task_id]
+        return a.state if a.state in TERMINAL_STATES or task_id not in known else known[task_id].state
+
+    acted: list[str] = []
+    for action in plan.actions:
+        if isinstance(action, StartTask):
+            state = effective(action.task_id)
+            assert mine[action.task_id].desired_state == "running"
+            assert state not in TERMINAL_STATES  # never started again once over
+            assert action.task_id not in live  # never a second live container
+            if not action.container_id:
+                assert state not in (STARTING, RUNNING)  # a started task is never created again
+            acted.append(action.task_id)
+        else:
+            assert action.container_id in own_ids  # only our own containers, on our node
+    assert len(acted) == len(set(acted))
+    for rep in plan.reports:
+        assert rep.task_id in mine
+        assert effective(rep.task_id) not in TERMINAL_STATES  # never reported out of a terminal state
+        assert not rep.same_as(known.get(rep.task_id))  # only news is reported
+    # Deterministic regardless of input order.
+    shuffled_a, shuffled_c = list(assignments), list(containers)
+    rnd.shuffle(shuffled_a)
+    rnd.shuffle(shuffled_c)
+    assert plan_node(NODE, shuffled_a, shuffled_c, known, NOW) == plan
