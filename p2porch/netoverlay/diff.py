@@ -1,0 +1,232 @@
+"""Observed kernel state of the overlay device and the minimal ordered operations to reach a plan (pure).
+
+Owns ``KernelState`` (what the driver read), the operation types and ``diff_overlay``. It never
+touches the kernel and never imports pyroute2. Everything on the overlay device is p2porch's: any
+route, permanent neighbour, FDB entry or IPv4 address on it that the plan does not want is deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .plan import OverlayPlan, VxlanLink
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """The overlay device as read from the kernel (``kind`` is e.g. "vxlan"; others mean: not ours)."""
+
+    name: str
+    kind: str
+    vni: int | None
+    port: int | None
+    local: str | None
+    underlay_dev: str | None
+    mac: str
+    learning: bool
+    up: bool
+    mtu: int = 0
+
+    def matches(self, want: VxlanLink) -> bool:
+        return (
+            self.kind == "vxlan"
+            and self.vni == want.vni
+            and self.port == want.port
+            and self.local == want.local
+            and self.underlay_dev == want.underlay_dev
+            and self.mac.lower() == want.mac.lower()
+            and self.learning == want.learning
+        )
+
+
+@dataclass(frozen=True)
+class KernelState:
+    """What is on the overlay device: link, IPv4 addresses, main-table routes, neighbours, FDB."""
+
+    link: LinkState | None = None
+    addresses: frozenset[str] = frozenset()  # "10.241.1.0/32"
+    routes: dict[str, str | None] = field(default_factory=dict)  # dst subnet -> gateway
+    neighbours: dict[str, tuple[str, bool]] = field(default_factory=dict)  # ip -> (mac, permanent)
+    fdb: frozenset[tuple[str, str]] = frozenset()  # (mac, underlay dst)
+
+
+# ----- operations (applied in list order by the driver)
+@dataclass(frozen=True)
+class DeleteLink:
+    name: str
+
+
+@dataclass(frozen=True)
+class CreateLink:
+    link: VxlanLink
+
+
+@dataclass(frozen=True)
+class SetLinkUp:
+    name: str
+
+
+@dataclass(frozen=True)
+class AddAddress:
+    name: str
+    address: str  # CIDR text
+
+
+@dataclass(frozen=True)
+class DeleteAddress:
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class DeleteRoute:
+    name: str
+    dst: str
+
+
+@dataclass(frozen=True)
+class SetRoute:
+    """Add or replace ``dst via gateway dev name onlink``."""
+
+    name: str
+    dst: str
+    gateway: str
+
+
+@dataclass(frozen=True)
+class DeleteNeighbour:
+    name: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class SetNeighbour:
+    """Add or replace a permanent neighbour ``ip lladdr mac``."""
+
+    name: str
+    ip: str
+    mac: str
+
+
+@dataclass(frozen=True)
+class DeleteFdb:
+    name: str
+    mac: str
+    dst: str
+
+
+@dataclass(frozen=True)
+class AddFdb:
+    name: str
+    mac: str
+    dst: str
+
+
+Operation = (
+    DeleteLink
+    | CreateLink
+    | SetLinkUp
+    | AddAddress
+    | DeleteAddress
+    | DeleteRoute
+    | SetRoute
+    | DeleteNeighbour
+    | SetNeighbour
+    | DeleteFdb
+    | AddFdb
+)
+
+
+def diff_overlay(observed: KernelState, plan: OverlayPlan) -> list[Operation]:
+    """Operations that turn ``observed`` into ``plan``, fewest first-class changes, safe order.
+
+    Order: link (recreate if any identity attribute differs), up, addresses, then removals (routes,
+    neighbours, FDB) before additions (FDB, neighbours, routes) so that a route never points at a
+    peer whose FDB entry is missing and a changed peer address never has two FDB destinations.
+    """
+    name = plan.link.name
+    ops: list[Operation] = []
+    if observed.link is not None and not observed.link.matches(plan.link):
+        ops.append(DeleteLink(observed.link.name))
+        observed = KernelState()
+    if observed.link is None:
+        ops.append(CreateLink(plan.link))
+        observed = KernelState()
+    if observed.link is None or not observed.link.up:
+        ops.append(SetLinkUp(name))
+
+    for address in sorted(observed.addresses - {plan.address}):
+        ops.append(DeleteAddress(name, address))
+    if plan.address not in observed.addresses:
+        ops.append(AddAddress(name, plan.address))
+
+    want_routes = plan.routes
+    want_neigh = plan.neighbours
+    want_fdb = {(mac, dst) for mac, dst in plan.fdb.items()}
+
+    for dst in sorted(set(observed.routes) - set(want_routes)):
+        ops.append(DeleteRoute(name, dst))
+    for ip in sorted(
+        ip for ip, (_, permanent) in observed.neighbours.items() if permanent and ip not in want_neigh
+    ):
+        ops.append(DeleteNeighbour(name, ip))
+    for mac, dst in sorted(observed.fdb - want_fdb):
+        ops.append(DeleteFdb(name, mac, dst))
+
+    for mac, dst in sorted(want_fdb - observed.fdb):
+        ops.append(AddFdb(name, mac, dst))
+    for ip, mac in sorted(want_neigh.items()):
+        have = observed.neighbours.get(ip)
+        if have is None or have[0].lower() != mac.lower() or not have[1]:
+            ops.append(SetNeighbour(name, ip, mac))
+    for dst, gateway in sorted(want_routes.items()):
+        if observed.routes.get(dst, "") != gateway:
+            ops.append(SetRoute(name, dst, gateway))
+    return ops
+
+
+def programmed_peers(observed: KernelState, plan: OverlayPlan) -> list[str]:
+    """Node ids of planned peers whose route, neighbour and FDB entry are all in ``observed``."""
+    out = []
+    for peer in plan.peers:
+        neigh = observed.neighbours.get(peer.gateway)
+        if (
+            observed.routes.get(peer.subnet) == peer.gateway
+            and neigh is not None
+            and neigh[1]
+            and neigh[0].lower() == peer.mac
+            and (peer.mac, peer.underlay_addr) in observed.fdb
+        ):
+            out.append(peer.node_id)
+    return out
+
+
+def describe(op: Operation) -> str:
+    """One line, in `ip`/`bridge` terms, for logs and errors."""
+    match op:
+        case DeleteLink(name):
+            return f"ip link del {name}"
+        case CreateLink(link):
+            return (
+                f"ip link add {link.name} address {link.mac} type vxlan id {link.vni} dstport {link.port} "
+                f"local {link.local} dev {link.underlay_dev} nolearning"
+            )
+        case SetLinkUp(name):
+            return f"ip link set {name} up"
+        case AddAddress(name, address):
+            return f"ip addr add {address} dev {name}"
+        case DeleteAddress(name, address):
+            return f"ip addr del {address} dev {name}"
+        case DeleteRoute(name, dst):
+            return f"ip route del {dst} dev {name}"
+        case SetRoute(name, dst, gateway):
+            return f"ip route replace {dst} via {gateway} dev {name} onlink"
+        case DeleteNeighbour(name, ip):
+            return f"ip neigh del {ip} dev {name}"
+        case SetNeighbour(name, ip, mac):
+            return f"ip neigh replace {ip} lladdr {mac} dev {name} nud permanent"
+        case DeleteFdb(name, mac, dst):
+            return f"bridge fdb del {mac} dev {name} dst {dst}"
+        case AddFdb(name, mac, dst):
+            return f"bridge fdb append {mac} dev {name} dst {dst}"
+    raise TypeError(f"not an overlay operation: {op!r}")

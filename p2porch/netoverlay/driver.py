@@ -1,0 +1,256 @@
+"""Reads and programs the overlay device with pyroute2 (blocking shell; the only pyroute2 importer).
+
+Owns netlink access to one network namespace: the current one (``netns=None``) or an existing named
+one (tests, sandbox). It keeps one IPRoute socket, opened with ``flags=0`` so a wrong namespace
+name fails instead of silently creating a namespace. Adds of existing and deletes of missing entries
+are not errors. It never decides what should be programmed (that is plan/diff) and must only be
+called from a worker thread in trio code (``trio.to_thread.run_sync``); calls are serialised.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from ..errors import OverlayError
+from .diff import (
+    AddAddress,
+    AddFdb,
+    CreateLink,
+    DeleteAddress,
+    DeleteFdb,
+    DeleteLink,
+    DeleteNeighbour,
+    DeleteRoute,
+    KernelState,
+    LinkState,
+    Operation,
+    SetLinkUp,
+    SetNeighbour,
+    SetRoute,
+    describe,
+)
+
+_MAIN_TABLE = 254
+_NUD_PERMANENT = 0x80
+_IGNORED_ON_ADD = {errno.EEXIST}
+_IGNORED_ON_DELETE = {errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL}
+
+
+class NetlinkDriver:
+    """Kernel access for the overlay in one network namespace (blocking)."""
+
+    def __init__(self, netns: str | None = None) -> None:
+        self.netns = netns
+        self._lock = threading.Lock()
+        self._socket: Any = None
+
+    @contextmanager
+    def _ipr(self) -> Iterator[Any]:
+        """The driver's netlink socket (opened once, reopened after a socket failure), one user at a time."""
+        with self._lock:
+            if self._socket is None:
+                try:
+                    self._socket = IPRoute(netns=self.netns, flags=0) if self.netns else IPRoute()
+                except FileNotFoundError as exc:
+                    raise OverlayError(f"network namespace {self.netns!r} does not exist") from exc
+            try:
+                yield self._socket
+            except (NetlinkError, OverlayError):
+                raise
+            except Exception:
+                self._close_locked()
+                raise
+
+    def close(self) -> None:
+        """Close the netlink socket (the next call opens a new one)."""
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self._socket is not None:
+            try:
+                self._socket.close()
+            finally:
+                self._socket = None
+
+    # ----- reading
+    def underlay(self, address: str, dev: str | None = None) -> tuple[str, int]:
+        """(name, MTU) of ``dev`` or, when None, of the link that holds ``address``."""
+        with self._ipr() as ipr:
+            if dev is None:
+                for addr in ipr.get_addr(family=socket.AF_INET):
+                    if addr.get("IFA_ADDRESS") == address or addr.get("IFA_LOCAL") == address:
+                        index = addr["index"]
+                        break
+                else:
+                    raise OverlayError(
+                        f"no interface holds the advertise address {address}", field="underlay_addr"
+                    )
+            else:
+                found = ipr.link_lookup(ifname=dev)
+                if not found:
+                    raise OverlayError(f"underlay device {dev!r} does not exist", field="underlay_dev")
+                index = found[0]
+            link = ipr.get_links(index)[0]
+            return link.get("IFLA_IFNAME"), int(link.get("IFLA_MTU"))
+
+    def read(self, device: str) -> KernelState:
+        """The overlay device's link, IPv4 addresses, main-table routes, neighbours and FDB."""
+        with self._ipr() as ipr:
+            found = ipr.link_lookup(ifname=device)
+            if not found:
+                return KernelState()
+            index = found[0]
+            link = ipr.get_links(index)[0]
+            state = _link_state(ipr, link)
+            addresses = frozenset(
+                f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"
+                for a in ipr.get_addr(family=socket.AF_INET, index=index)
+            )
+            routes: dict[str, str | None] = {}
+            for route in ipr.get_routes(family=socket.AF_INET, oif=index, table=_MAIN_TABLE):
+                if route.get("RTA_TABLE", route["table"]) != _MAIN_TABLE:
+                    continue
+                dst = route.get("RTA_DST") or "0.0.0.0"
+                routes[f"{dst}/{route['dst_len']}"] = route.get("RTA_GATEWAY")
+            neighbours = {}
+            for neigh in ipr.get_neighbours(family=socket.AF_INET, ifindex=index):
+                if neigh["ifindex"] != index or not neigh.get("NDA_DST"):
+                    continue
+                neighbours[neigh.get("NDA_DST")] = (
+                    (neigh.get("NDA_LLADDR") or "").lower(),
+                    bool(neigh["state"] & _NUD_PERMANENT),
+                )
+            fdb = set()
+            for entry in ipr.fdb("dump", ifindex=index):
+                if entry["ifindex"] != index or not entry.get("NDA_DST"):
+                    continue
+                fdb.add(((entry.get("NDA_LLADDR") or "").lower(), entry.get("NDA_DST")))
+            return KernelState(state, addresses, routes, neighbours, frozenset(fdb))
+
+    # ----- writing
+    def apply(self, ops: Sequence[Operation]) -> None:
+        """Apply ``ops`` in order; the first real failure raises OverlayError naming the operation."""
+        if not ops:
+            return
+        with self._ipr() as ipr:
+            for op in ops:
+                try:
+                    _apply_one(ipr, op)
+                except NetlinkError as exc:
+                    if _is_add(op) and exc.code in _IGNORED_ON_ADD:
+                        continue
+                    if not _is_add(op) and exc.code in _IGNORED_ON_DELETE:
+                        continue
+                    raise OverlayError(f"{describe(op)}: {exc}") from exc
+
+    def delete_link(self, device: str) -> bool:
+        """Remove the device (the kernel drops its routes, neighbours and FDB with it); True if it existed."""
+        with self._ipr() as ipr:
+            found = ipr.link_lookup(ifname=device)
+            if not found:
+                return False
+            try:
+                ipr.link("del", index=found[0])
+            except NetlinkError as exc:
+                if exc.code not in _IGNORED_ON_DELETE:
+                    raise OverlayError(f"ip link del {device}: {exc}") from exc
+            return True
+
+
+def _is_add(op: Operation) -> bool:
+    return isinstance(op, CreateLink | SetLinkUp | AddAddress | SetRoute | SetNeighbour | AddFdb)
+
+
+def _index(ipr: Any, name: str) -> int:
+    found = ipr.link_lookup(ifname=name)
+    if not found:
+        raise OverlayError(f"device {name} does not exist")
+    return int(found[0])
+
+
+def _apply_one(ipr: Any, op: Operation) -> None:
+    match op:
+        case DeleteLink(name):
+            found = ipr.link_lookup(ifname=name)
+            if found:
+                ipr.link("del", index=found[0])
+        case CreateLink(link):
+            ipr.link(
+                "add",
+                ifname=link.name,
+                kind="vxlan",
+                address=link.mac,
+                vxlan_id=link.vni,
+                vxlan_port=link.port,
+                vxlan_local=link.local,
+                vxlan_link=_index(ipr, link.underlay_dev),
+                vxlan_learning=int(link.learning),
+            )
+        case SetLinkUp(name):
+            ipr.link("set", index=_index(ipr, name), state="up")
+        case AddAddress(name, address):
+            iface = ipaddress.IPv4Interface(address)
+            ipr.addr("add", index=_index(ipr, name), address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        case DeleteAddress(name, address):
+            iface = ipaddress.IPv4Interface(address)
+            ipr.addr("del", index=_index(ipr, name), address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        case DeleteRoute(name, dst):
+            ipr.route("del", dst=dst, oif=_index(ipr, name), table=_MAIN_TABLE)
+        case SetRoute(name, dst, gateway):
+            ipr.route(
+                "replace",
+                dst=dst,
+                gateway=gateway,
+                oif=_index(ipr, name),
+                flags=["onlink"],
+                table=_MAIN_TABLE,
+            )
+        case DeleteNeighbour(name, ip):
+            ipr.neigh("del", dst=ip, ifindex=_index(ipr, name))
+        case SetNeighbour(name, ip, mac):
+            ipr.neigh("replace", dst=ip, lladdr=mac, ifindex=_index(ipr, name), state="permanent")
+        case DeleteFdb(name, mac, dst):
+            ipr.fdb("del", ifindex=_index(ipr, name), lladdr=mac, dst=dst)
+        case AddFdb(name, mac, dst):
+            ipr.fdb("append", ifindex=_index(ipr, name), lladdr=mac, dst=dst)
+        case _:
+            raise TypeError(f"not an overlay operation: {op!r}")
+
+
+def _link_state(ipr: Any, link: Any) -> LinkState:
+    info = link.get("IFLA_LINKINFO")
+    kind = info.get("IFLA_INFO_KIND") if info else ""
+    data = info.get("IFLA_INFO_DATA") if info else None
+    vni = port = local = underlay = None
+    learning = True
+    if kind == "vxlan" and data is not None:
+        vni = data.get("IFLA_VXLAN_ID")
+        port = data.get("IFLA_VXLAN_PORT")
+        local = data.get("IFLA_VXLAN_LOCAL")
+        learning = bool(data.get("IFLA_VXLAN_LEARNING"))
+        dev_index = data.get("IFLA_VXLAN_LINK")
+        if dev_index:
+            found = ipr.get_links(dev_index)
+            underlay = found[0].get("IFLA_IFNAME") if found else None
+    return LinkState(
+        name=link.get("IFLA_IFNAME"),
+        kind=kind or "",
+        vni=vni,
+        port=port,
+        local=local,
+        underlay_dev=underlay,
+        mac=(link.get("IFLA_ADDRESS") or "").lower(),
+        learning=learning,
+        up=link["state"] == "up",
+        mtu=int(link.get("IFLA_MTU") or 0),
+    )

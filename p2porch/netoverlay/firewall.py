@@ -1,0 +1,103 @@
+"""p2porch's iptables rules and the forwarding sysctl (blocking shell).
+
+Owns running ``iptables`` and ``sysctl`` in the current network namespace or, with ``netns``, in a
+named one through ``nsenter --net``. Each rule carries a comment derived from its content
+(``p2porch-<digest>``): ``ensure`` inserts missing rules after a ``-C`` check and deletes commented
+rules that are no longer wanted (e.g. for an old lease); ``remove`` deletes every p2porch rule. It never
+touches a rule without a p2porch comment and must only be called from a worker thread in trio code.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from collections.abc import Sequence
+
+from ..errors import OverlayError
+from .plan import FIREWALL_COMMENT_PREFIX, FirewallRule
+
+TABLE_CHAINS = {"nat": ("POSTROUTING",), "filter": ("DOCKER-USER", "FORWARD", "INPUT")}
+
+
+class Firewall:
+    """iptables + ip_forward for the overlay in one network namespace (blocking)."""
+
+    def __init__(self, netns: str | None = None, *, iptables: str | None = None) -> None:
+        self.netns = netns
+        self.iptables = iptables or _program("iptables")
+
+    def _run(self, argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        full = list(argv)
+        if self.netns:
+            full = [_program("nsenter"), f"--net=/var/run/netns/{self.netns}", *full]
+        proc = subprocess.run(full, capture_output=True, text=True, check=False, timeout=60)
+        if check and proc.returncode != 0:
+            raise OverlayError(f"{shlex.join(argv)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        return proc
+
+    def _ipt(self, table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._run([self.iptables, "-w", "-t", table, *args], check=check)
+
+    def enable_forwarding(self) -> None:
+        """net.ipv4.ip_forward=1 (left on by remove: dockerd needs it as well)."""
+        if self.netns:
+            self._run([_program("sysctl"), "-qw", "net.ipv4.ip_forward=1"])
+        else:
+            with open("/proc/sys/net/ipv4/ip_forward", "w") as handle:
+                handle.write("1\n")
+
+    def forward_chain(self) -> str:
+        """DOCKER-USER when dockerd created it (survives network changes), else FORWARD."""
+        exists = self._ipt("filter", "-S", "DOCKER-USER", check=False).returncode == 0
+        return "DOCKER-USER" if exists else "FORWARD"
+
+    def ensure(self, rules: Sequence[FirewallRule]) -> list[str]:
+        """Insert missing rules at the top of their chain and drop stale p2porch rules; returns changes."""
+        changes = []
+        for rule in rules:
+            args = rule.argv()
+            if self._ipt(rule.table, "-C", rule.chain, *args, check=False).returncode != 0:
+                self._ipt(rule.table, "-I", rule.chain, "1", *args)
+                changes.append(f"-t {rule.table} -I {rule.chain} {shlex.join(args)}")
+        wanted = {(r.table, r.chain, r.comment) for r in rules}
+        for table, chain, comment, line in self.owned():
+            if (table, chain, comment) not in wanted:
+                self._delete_line(table, line)
+                changes.append(f"-t {table} {line.replace('-A', '-D', 1)}")
+        return changes
+
+    def owned(self) -> list[tuple[str, str, str, str]]:
+        """(table, chain, comment, ``-S`` line) of every rule with a p2porch comment."""
+        out = []
+        for table, chains in TABLE_CHAINS.items():
+            for chain in chains:
+                proc = self._ipt(table, "-S", chain, check=False)
+                if proc.returncode != 0:
+                    continue
+                for line in proc.stdout.splitlines():
+                    words = shlex.split(line)
+                    if words[:1] != ["-A"] or "--comment" not in words:
+                        continue
+                    comment = words[words.index("--comment") + 1]
+                    if comment.startswith(FIREWALL_COMMENT_PREFIX):
+                        out.append((table, chain, comment, line))
+        return out
+
+    def remove(self) -> int:
+        """Delete every p2porch rule; returns how many were deleted."""
+        owned = self.owned()
+        for table, _, _, line in owned:
+            self._delete_line(table, line)
+        return len(owned)
+
+    def _delete_line(self, table: str, line: str) -> None:
+        words = shlex.split(line)
+        self._ipt(table, "-D", *words[1:], check=False)
+
+
+def _program(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if found is None:
+        raise OverlayError(f"{name} is not installed (apt-get install -y iptables util-linux procps)")
+    return found

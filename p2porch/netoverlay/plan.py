@@ -1,0 +1,274 @@
+"""Desired overlay state from the local node, its live peers and their leases (pure).
+
+Owns the inputs (``LocalNode``, ``OverlayPeer``, ``OverlaySettings``), the VTEP MAC derivation and the
+desired kernel, Docker network and firewall state. It never reads or changes the kernel, never
+imports pyroute2, docker, trio or subprocess, and never logs: skipped peers come back in the plan.
+
+VTEP MACs are derived from the lease (``vtep_mac``): a locally administered unicast MAC whose last
+four bytes are the subnet's network address. Leases never overlap, so the MACs are unique in the
+cluster and no node needs another node's MAC as metadata; every node computes the same value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+
+VXLAN_OVERHEAD_BYTES = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+DEFAULT_DEVICE = "p2p-vx0"
+DEFAULT_BRIDGE = "p2p-br0"
+DEFAULT_NETWORK = "p2porch"
+FIREWALL_COMMENT_PREFIX = "p2porch-"
+_MAC_PREFIX = (0x0E, 0x70)  # 0x0e: locally administered, unicast
+
+
+@dataclass(frozen=True)
+class LocalNode:
+    """This node: its id, advertise (underlay) address, leased subnet and, if known, underlay device."""
+
+    node_id: str
+    underlay_addr: str
+    subnet: str
+    underlay_dev: str | None = None  # None: the driver finds the device that holds underlay_addr
+
+
+@dataclass(frozen=True)
+class OverlayPeer:
+    """One other live node: its id, advertise address and leased subnet."""
+
+    node_id: str
+    underlay_addr: str
+    subnet: str
+
+
+@dataclass(frozen=True)
+class OverlaySettings:
+    """Overlay knobs shared by every node of a cluster (VNI, port and CIDR must match cluster-wide)."""
+
+    cluster_cidr: str = "10.240.0.0/16"
+    vni: int = 4242
+    vxlan_port: int = 4789
+    device: str = DEFAULT_DEVICE
+    bridge: str = DEFAULT_BRIDGE
+    network_name: str = DEFAULT_NETWORK
+    dns_port: int = 53
+
+    def __post_init__(self) -> None:
+        _network(self.cluster_cidr, "cluster_cidr")
+        if not 1 <= self.vni < 1 << 24:
+            raise ConfigError(f"VNI {self.vni} is outside 1..16777215", field="vni")
+        if not 1 <= self.vxlan_port <= 65535:
+            raise ConfigError(f"port {self.vxlan_port} is outside 1..65535", field="vxlan_port")
+        for name in ("device", "bridge"):
+            value = getattr(self, name)
+            if not 1 <= len(value) <= 15 or "/" in value or " " in value:
+                raise ConfigError(f"{name} name {value!r} is not a valid interface name", field=name)
+
+
+@dataclass(frozen=True)
+class VxlanLink:
+    """The one VXLAN device: its identity attributes (any difference means recreate)."""
+
+    name: str
+    vni: int
+    port: int
+    local: str
+    underlay_dev: str
+    mac: str
+    learning: bool = False
+
+
+@dataclass(frozen=True)
+class PeerEntry:
+    """What one programmed peer needs: a route to its subnet, a neighbour and an FDB entry."""
+
+    node_id: str
+    subnet: str
+    gateway: str  # the peer's subnet network address, also its VXLAN device address
+    mac: str
+    underlay_addr: str
+
+
+@dataclass(frozen=True)
+class OverlayPlan:
+    """Desired kernel state of the overlay device on one node."""
+
+    link: VxlanLink
+    address: str  # "10.241.1.0/32"
+    peers: tuple[PeerEntry, ...]
+    skipped: tuple[tuple[str, str], ...] = ()  # (node_id, reason) for peers left out
+
+    @property
+    def routes(self) -> dict[str, str]:
+        return {p.subnet: p.gateway for p in self.peers}
+
+    @property
+    def neighbours(self) -> dict[str, str]:
+        return {p.gateway: p.mac for p in self.peers}
+
+    @property
+    def fdb(self) -> dict[str, str]:
+        return {p.mac: p.underlay_addr for p in self.peers}
+
+
+@dataclass(frozen=True)
+class BridgeNetworkSpec:
+    """The node's Docker bridge network for its lease."""
+
+    name: str
+    bridge: str
+    subnet: str
+    gateway: str
+    mtu: int
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def options(self) -> dict[str, str]:
+        return {
+            "com.docker.network.bridge.name": self.bridge,
+            "com.docker.network.bridge.enable_ip_masquerade": "false",
+            "com.docker.network.driver.mtu": str(self.mtu),
+        }
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    """One iptables rule p2porch owns; ``comment`` (derived from the rule) identifies it in listings."""
+
+    table: str
+    chain: str
+    spec: tuple[str, ...]
+
+    @property
+    def comment(self) -> str:
+        digest = hashlib.sha256(" ".join((self.table, self.chain, *self.spec)).encode()).hexdigest()[:10]
+        return FIREWALL_COMMENT_PREFIX + digest
+
+    def argv(self) -> list[str]:
+        """Rule arguments after the chain name (match spec, owner comment, target)."""
+        jump = list(self.spec).index("-j")
+        return [*self.spec[:jump], "-m", "comment", "--comment", self.comment, *self.spec[jump:]]
+
+
+def vtep_mac(subnet: str) -> str:
+    """The VTEP MAC of the node that leases ``subnet`` (0e:70 + the subnet's network address)."""
+    net = _network(subnet, "subnet")
+    octets = (*_MAC_PREFIX, *net.network_address.packed)
+    return ":".join(f"{b:02x}" for b in octets)
+
+
+def vtep_address(subnet: str) -> str:
+    """The address of the VXLAN device of the node that leases ``subnet`` (its network address)."""
+    return str(_network(subnet, "subnet").network_address)
+
+
+def plan_overlay(
+    local: LocalNode, peers: list[OverlayPeer], settings: OverlaySettings, underlay_dev: str
+) -> OverlayPlan:
+    """Desired device, address and per-peer entries; bad or conflicting peers are skipped, not fatal."""
+    cluster = _network(settings.cluster_cidr, "cluster_cidr")
+    own = _network(local.subnet, "subnet")
+    if not own.subnet_of(cluster):
+        raise ConfigError(f"lease {own} is outside the cluster CIDR {cluster}", field="subnet")
+    link = VxlanLink(
+        name=settings.device,
+        vni=settings.vni,
+        port=settings.vxlan_port,
+        local=str(ipaddress.IPv4Address(local.underlay_addr)),
+        underlay_dev=underlay_dev,
+        mac=vtep_mac(local.subnet),
+    )
+    entries: list[PeerEntry] = []
+    skipped: list[tuple[str, str]] = []
+    taken: list[ipaddress.IPv4Network] = [own]
+    used_underlay = {link.local}
+    for peer in sorted(peers, key=lambda p: p.node_id):
+        reason = _check_peer(peer, local, cluster, taken, used_underlay)
+        if reason:
+            skipped.append((peer.node_id, reason))
+            continue
+        net = ipaddress.IPv4Network(peer.subnet)
+        underlay = str(ipaddress.IPv4Address(peer.underlay_addr))
+        taken.append(net)
+        used_underlay.add(underlay)
+        entries.append(
+            PeerEntry(peer.node_id, str(net), str(net.network_address), vtep_mac(str(net)), underlay)
+        )
+    return OverlayPlan(
+        link=link, address=f"{own.network_address}/32", peers=tuple(entries), skipped=tuple(skipped)
+    )
+
+
+def plan_network(local: LocalNode, settings: OverlaySettings, underlay_mtu: int) -> BridgeNetworkSpec:
+    """The Docker bridge network for the local lease: gateway .1, MTU of the VXLAN device."""
+    net = _network(local.subnet, "subnet")
+    return BridgeNetworkSpec(
+        name=settings.network_name,
+        bridge=settings.bridge,
+        subnet=str(net),
+        gateway=str(net.network_address + 1),
+        mtu=underlay_mtu - VXLAN_OVERHEAD_BYTES,
+        labels={"p2porch.node": local.node_id, "p2porch.subnet": str(net)},
+    )
+
+
+def plan_firewall(
+    local: LocalNode, settings: OverlaySettings, underlay_dev: str, forward_chain: str
+) -> list[FirewallRule]:
+    """iptables rules the overlay needs next to a default dockerd (see overlay-notes.md)."""
+    subnet = str(_network(local.subnet, "subnet"))
+    vx, br = settings.device, settings.bridge
+    dns = str(settings.dns_port)
+    return [
+        # Masquerade only what leaves the cluster: overlay traffic keeps its container source address.
+        FirewallRule(
+            "nat", "POSTROUTING", ("-s", subnet, "!", "-d", settings.cluster_cidr, "-j", "MASQUERADE")
+        ),
+        # Nothing in Docker's rules accepts new overlay -> bridge traffic; accept both directions.
+        FirewallRule("filter", forward_chain, ("-i", vx, "-o", br, "-j", "ACCEPT")),
+        FirewallRule("filter", forward_chain, ("-i", br, "-o", vx, "-j", "ACCEPT")),
+        # With an INPUT policy of DROP, VXLAN from peers and DNS on the bridge gateway need these.
+        FirewallRule(
+            "filter",
+            "INPUT",
+            ("-i", underlay_dev, "-p", "udp", "--dport", str(settings.vxlan_port), "-j", "ACCEPT"),
+        ),
+        FirewallRule("filter", "INPUT", ("-i", br, "-p", "udp", "--dport", dns, "-j", "ACCEPT")),
+        FirewallRule("filter", "INPUT", ("-i", br, "-p", "tcp", "--dport", dns, "-j", "ACCEPT")),
+    ]
+
+
+def _check_peer(
+    peer: OverlayPeer,
+    local: LocalNode,
+    cluster: ipaddress.IPv4Network,
+    taken: list[ipaddress.IPv4Network],
+    used_underlay: set[str],
+) -> str:
+    if peer.node_id == local.node_id:
+        return "is the local node"
+    try:
+        net = ipaddress.IPv4Network(peer.subnet)
+        underlay = str(ipaddress.IPv4Address(peer.underlay_addr))
+    except ValueError as exc:
+        return f"invalid address: {exc}"
+    if not net.subnet_of(cluster):
+        return f"subnet {net} is outside the cluster CIDR {cluster}"
+    if net.prefixlen > 30:
+        return f"subnet {net} is too small"
+    for other in taken:
+        if net.overlaps(other):
+            return f"subnet {net} overlaps {other}"
+    if underlay in used_underlay:
+        return f"underlay address {underlay} is already used"
+    return ""
+
+
+def _network(text: str, name: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(text)
+    except ValueError as exc:
+        raise ConfigError(f"invalid {name} {text!r}: {exc}", field=name) from exc

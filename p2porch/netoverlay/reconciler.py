@@ -1,0 +1,255 @@
+"""Keeps the kernel, the Docker network and the firewall in line with the live peer set (trio shell).
+
+Owns the reconcile loop of one node: on every change notification it reads the overlay device,
+plans, diffs and applies only the difference; every ``resync_interval_s`` it does the same and also
+re-checks the Docker network and iptables rules, so anything deleted by hand comes back. All blocking
+calls (pyroute2, docker SDK, iptables) run in worker threads. It never decides who is alive or which
+subnet a node leases: the caller passes ``get_peers`` (the daemon adapts Raft leases + gossip).
+Cancelling the loop leaves the kernel state in place (a restarted daemon adopts it); only ``teardown``
+removes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from ..errors import OverlayError
+from .diff import KernelState, Operation, describe, diff_overlay, programmed_peers
+from .dockernet import DockerNetwork
+from .driver import NetlinkDriver
+from .firewall import Firewall
+from .plan import (
+    LocalNode,
+    OverlayPeer,
+    OverlayPlan,
+    OverlaySettings,
+    plan_firewall,
+    plan_network,
+    plan_overlay,
+)
+
+log = logging.getLogger(__name__)
+
+PeerSource = Callable[[], Iterable[OverlayPeer]]
+
+
+@dataclass
+class ReconcileCounters:
+    """How often the loop ran and what it changed."""
+
+    passes: int = 0
+    operations: int = 0
+    failures: int = 0
+    host_changes: int = 0
+    last_pass_at: float | None = None
+    last_error: str = ""
+    recent_ops: list[str] = field(default_factory=list)
+
+
+class OverlayReconciler:
+    """The overlay of one node: plan + apply, host network, status and teardown."""
+
+    def __init__(
+        self,
+        local: LocalNode,
+        driver: NetlinkDriver,
+        *,
+        settings: OverlaySettings | None = None,
+        network: DockerNetwork | None = None,
+        firewall: Firewall | None = None,
+    ) -> None:
+        self.local = local
+        self.driver = driver
+        self.settings = settings or OverlaySettings()
+        self.network = network
+        self.firewall = firewall
+        self.counters = ReconcileCounters()
+        self._underlay: tuple[str, int] | None = None
+        self._plan: OverlayPlan | None = None
+        self._observed = KernelState()
+        self._wake = trio.Event()
+
+    # ----- pieces
+    async def underlay(self) -> tuple[str, int]:
+        """(device, MTU) of the underlay, looked up once."""
+        if self._underlay is None:
+            self._underlay = await trio.to_thread.run_sync(
+                self.driver.underlay, self.local.underlay_addr, self.local.underlay_dev
+            )
+        return self._underlay
+
+    async def reconcile(self, peers: Iterable[OverlayPeer]) -> list[Operation]:
+        """One pass over the kernel: read, plan, diff, apply; returns the operations applied."""
+        dev, _ = await self.underlay()
+        plan = plan_overlay(self.local, list(peers), self.settings, dev)
+        for node_id, reason in plan.skipped:
+            log.debug("overlay: peer %s skipped: %s", node_id, reason)
+        observed = await trio.to_thread.run_sync(self.driver.read, self.settings.device)
+        ops = diff_overlay(observed, plan)
+        if ops:
+            await trio.to_thread.run_sync(self.driver.apply, ops)
+            observed = await trio.to_thread.run_sync(self.driver.read, self.settings.device)
+            lines = [describe(op) for op in ops]
+            for line in lines:
+                log.info("overlay: %s", line)
+            self.counters.recent_ops = (self.counters.recent_ops + lines)[-50:]
+        self._plan, self._observed = plan, observed
+        self.counters.passes += 1
+        self.counters.operations += len(ops)
+        self.counters.last_pass_at = trio.current_time()
+        return ops
+
+    async def ensure_host(self) -> list[str]:
+        """Forwarding sysctl, the Docker bridge network and the iptables rules; returns what changed."""
+        dev, mtu = await self.underlay()
+        changes: list[str] = []
+        if self.network is not None:
+            spec = plan_network(self.local, self.settings, mtu)
+            result = await trio.to_thread.run_sync(self.network.ensure, spec)
+            if result != "unchanged":
+                changes.append(f"docker network {spec.name} {result} ({spec.subnet}, mtu {spec.mtu})")
+        if self.firewall is not None:
+            firewall = self.firewall
+            await trio.to_thread.run_sync(firewall.enable_forwarding)
+            chain = await trio.to_thread.run_sync(firewall.forward_chain)
+            rules = plan_firewall(self.local, self.settings, dev, chain)
+            changes += await trio.to_thread.run_sync(firewall.ensure, rules)
+        for line in changes:
+            log.info("overlay: %s", line)
+        self.counters.host_changes += len(changes)
+        return changes
+
+    def notify(self) -> None:
+        """Ask the running loop for a pass now (membership or lease changed)."""
+        self._wake.set()
+
+    # ----- loop
+    async def run(
+        self,
+        get_peers: PeerSource,
+        changes: trio.abc.ReceiveChannel[Any] | None = None,
+        *,
+        resync_interval_s: float = 30.0,
+        retry_interval_s: float = 1.0,
+        task_status: trio.TaskStatus[OverlayReconciler] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """First full pass (errors raise), then: a pass per change, a full pass every resync interval."""
+        await self.reconcile(get_peers())
+        await self.ensure_host()
+        task_status.started(self)
+        async with trio.open_nursery() as nursery:
+            if changes is not None:
+                nursery.start_soon(self._watch, changes)
+            next_full = trio.current_time() + resync_interval_s
+            failed = False
+            while True:
+                deadline = min(next_full, trio.current_time() + retry_interval_s) if failed else next_full
+                with trio.move_on_at(deadline):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                full = trio.current_time() >= next_full
+                try:
+                    await self.reconcile(get_peers())
+                    if full:
+                        await self.ensure_host()
+                        next_full = trio.current_time() + resync_interval_s
+                    failed = False
+                    self.counters.last_error = ""
+                except OverlayError as exc:
+                    failed = True
+                    self.counters.failures += 1
+                    self.counters.last_error = str(exc)
+                    log.warning("overlay: reconcile failed, retrying in %.1f s: %s", retry_interval_s, exc)
+
+    async def _watch(self, changes: trio.abc.ReceiveChannel[Any]) -> None:
+        async for _ in changes:
+            self.notify()
+
+    # ----- leave
+    async def teardown(self) -> dict[str, Any]:
+        """Remove the device (with its routes, neighbours, FDB), the Docker network and our iptables rules."""
+        removed_link = await trio.to_thread.run_sync(self.driver.delete_link, self.settings.device)
+        removed_network = False
+        if self.network is not None:
+            removed_network = await trio.to_thread.run_sync(self.network.remove, self.settings.network_name)
+        removed_rules = 0
+        if self.firewall is not None:
+            removed_rules = await trio.to_thread.run_sync(self.firewall.remove)
+        self._observed = KernelState()
+        log.info(
+            "overlay: torn down (link %s, network %s, %d rules)", removed_link, removed_network, removed_rules
+        )
+        return {"link": removed_link, "network": removed_network, "rules": removed_rules}
+
+    def close(self) -> None:
+        """Release the driver's netlink socket (kernel state stays)."""
+        self.driver.close()
+
+    # ----- status
+    def status(self) -> dict[str, Any]:
+        """Lease, VTEP and programmed peers, for `p2porch network inspect` (plain JSON-able data)."""
+        plan, observed = self._plan, self._observed
+        link = observed.link
+        programmed = set(programmed_peers(observed, plan)) if plan else set()
+        dev_mtu = self._underlay
+        return {
+            "node_id": self.local.node_id,
+            "lease": self.local.subnet,
+            "cluster_cidr": self.settings.cluster_cidr,
+            "vtep": {
+                "device": self.settings.device,
+                "present": link is not None,
+                "mac": link.mac if link else (plan.link.mac if plan else None),
+                "address": plan.address if plan else None,
+                "local": self.local.underlay_addr,
+                "underlay_dev": dev_mtu[0] if dev_mtu else self.local.underlay_dev,
+                "vni": self.settings.vni,
+                "port": self.settings.vxlan_port,
+                "mtu": link.mtu if link else None,
+            },
+            "network": {
+                "name": self.settings.network_name,
+                "bridge": self.settings.bridge,
+                "gateway": plan_network(self.local, self.settings, dev_mtu[1]).gateway if dev_mtu else None,
+            },
+            "peers": [
+                {
+                    "node_id": p.node_id,
+                    "subnet": p.subnet,
+                    "underlay_addr": p.underlay_addr,
+                    "vtep_mac": p.mac,
+                    "programmed": p.node_id in programmed,
+                }
+                for p in (plan.peers if plan else ())
+            ],
+            "skipped": [{"node_id": n, "reason": r} for n, r in (plan.skipped if plan else ())],
+            "passes": self.counters.passes,
+            "operations": self.counters.operations,
+            "failures": self.counters.failures,
+            "last_error": self.counters.last_error,
+        }
+
+
+async def run_overlay(
+    local: LocalNode,
+    get_peers: PeerSource,
+    driver: NetlinkDriver,
+    *,
+    settings: OverlaySettings | None = None,
+    network: DockerNetwork | None = None,
+    firewall: Firewall | None = None,
+    changes: trio.abc.ReceiveChannel[Any] | None = None,
+    resync_interval_s: float = 30.0,
+    task_status: trio.TaskStatus[OverlayReconciler] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the overlay of ``local`` until cancelled; ``nursery.start`` returns the OverlayReconciler."""
+    reconciler = OverlayReconciler(local, driver, settings=settings, network=network, firewall=firewall)
+    try:
+        await reconciler.run(get_peers, changes, resync_interval_s=resync_interval_s, task_status=task_status)
+    finally:
+        reconciler.close()
