@@ -1,0 +1,431 @@
+"""Reconcile desired services with existing tasks (pure).
+
+``Orchestrator.reconcile`` looks at services (spec + version), tasks and nodes at time ``now`` and returns
+the actions that move the cluster towards the desired state: create tasks for missing slots, shut down
+surplus, lost, superseded or outdated tasks, replace ended tasks per restart policy, move tasks off drained
+nodes (start-first: the old task stops once its replacement runs), and roll out template changes in
+batches. It never places tasks on nodes (the scheduler does, except global mode's pinned tasks), never
+performs I/O and never reads a clock: ``wake_at`` tells the caller when to call again. Task ids come from
+the owned ``random.Random``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .filters import constraint_matches
+from .nodeinfo import Node, NodeInfo
+from .spec import ServiceSpec
+
+#: observed states after which a container no longer runs
+TERMINAL_STATES = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned"})
+#: observed states counted as a failure by restart condition on-failure (``complete`` is success)
+FAILURE_STATES = frozenset({"failed", "shutdown", "rejected", "orphaned"})
+#: restarts of a slot within this many seconds before a failure raise the back-off exponent
+BACKOFF_WINDOW_S = 600.0
+_HISTORY_KEEP = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A service as stored: spec, state version, and whether its rolling update is paused."""
+
+    service_id: str
+    spec: ServiceSpec
+    version: int = 0
+    update_paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One task record as the orchestrator needs it.
+
+    ``desired_state`` is running|shutdown; ``state`` the observed state (new, pending, assigned, starting,
+    running, complete, failed, shutdown, rejected) last changed at ``state_at``; ``started_at`` when it was
+    first observed running; ``healthy`` None when there is no health check (or not yet known);
+    ``restart_history`` the times its slot was restarted after a task ended (carried to replacements).
+    """
+
+    task_id: str
+    service_id: str
+    slot: int
+    node_id: str | None = None
+    desired_state: str = "running"
+    state: str = "new"
+    state_at: float = 0.0
+    spec_version: int = 0
+    template_hash: str = ""
+    created_at: float = 0.0
+    started_at: float | None = None
+    healthy: bool | None = None
+    restart_history: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTask:
+    """Create a task in ``slot``; ``node_id`` is set only when pinned (global mode), else schedule it."""
+
+    task_id: str
+    service_id: str
+    slot: int
+    node_id: str | None
+    spec_version: int
+    template_hash: str
+    created_at: float
+    restart_history: tuple[float, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownTask:
+    """Set a task's desired state to shutdown (its node's agent stops the container)."""
+
+    task_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateFailed:
+    """A task of the new template failed during a rolling update; ``action`` is pause or rollback.
+
+    The caller persists it (``Service.update_paused=True``, or writes the previous spec for rollback).
+    """
+
+    service_id: str
+    task_id: str
+    action: str
+
+
+Action = CreateTask | ShutdownTask
+Event = UpdateFailed
+
+
+@dataclass(slots=True)
+class Reconciliation:
+    """Output of one reconcile: actions to commit, events for the caller, next time to call again."""
+
+    actions: list[Action] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    wake_at: float | None = None
+
+    def wake(self, at: float) -> None:
+        if self.wake_at is None or at < self.wake_at:
+            self.wake_at = at
+
+    @property
+    def creates(self) -> list[CreateTask]:
+        return [a for a in self.actions if isinstance(a, CreateTask)]
+
+    @property
+    def shutdowns(self) -> list[ShutdownTask]:
+        return [a for a in self.actions if isinstance(a, ShutdownTask)]
+
+
+class _Ctx:
+    """Per-reconcile lookups: node views and where a task's node stands."""
+
+    def __init__(self, nodes: Sequence[Node], now: float, down_grace_s: float, out: Reconciliation) -> None:
+        self.nodes = {n.node_id: n for n in nodes}
+        self.infos = {n.node_id: NodeInfo.from_node(n) for n in nodes}
+        self.now = now
+        self.grace = down_grace_s
+        self.out = out
+        self.created: set[tuple[str, int]] = set()  # (service id, slot) given a new task this round
+
+    def node_fate(self, node_id: str | None) -> str:
+        """ok | unassigned | lost | grace | drain (availability drain) for a task's node."""
+        if node_id is None:
+            return "unassigned"
+        node = self.nodes.get(node_id)
+        if node is None or node.status == "left":
+            return "lost"
+        if node.status != "ready":
+            if node.down_since is None or node.down_since + self.grace <= self.now:
+                return "lost"
+            self.out.wake(node.down_since + self.grace)
+            return "grace"
+        if node.availability == "drain":
+            return "drain"
+        return "ok"
+
+    def satisfies(self, node_id: str | None, spec: ServiceSpec) -> bool:
+        info = self.infos.get(node_id or "")
+        if info is None:
+            return True
+        return all(constraint_matches(info, c) for c in spec.constraints)
+
+
+def _started_at(task: Task) -> float | None:
+    """When the task was first seen running (falls back to ``state_at`` while it is running)."""
+    if task.started_at is not None:
+        return task.started_at
+    return task.state_at if task.state == "running" else None
+
+
+def _settled(task: Task, spec: ServiceSpec, now: float) -> bool:
+    started = _started_at(task)
+    return (
+        task.state == "running"
+        and task.healthy is not False
+        and started is not None
+        and now >= started + spec.update.monitor_s
+    )
+
+
+class Orchestrator:
+    """Owns the random source for task ids and the down-node grace period; otherwise stateless."""
+
+    def __init__(self, rng: random.Random, *, down_grace_s: float = 0.0) -> None:
+        self.rng = rng
+        self.down_grace_s = down_grace_s
+
+    def new_task_id(self) -> str:
+        return f"{self.rng.getrandbits(96):024x}"
+
+    # ------------------------------------------------------------------------------------------------
+
+    def reconcile(
+        self, services: Sequence[Service], tasks: Sequence[Task], nodes: Sequence[Node], now: float
+    ) -> Reconciliation:
+        """Actions that bring ``tasks`` towards ``services`` on ``nodes`` at time ``now``."""
+        out = Reconciliation()
+        ctx = _Ctx(nodes, now, self.down_grace_s, out)
+        by_service: dict[str, list[Task]] = {}
+        for t in sorted(tasks, key=lambda t: (t.service_id, t.slot, t.created_at, t.task_id)):
+            if t.desired_state == "running":
+                by_service.setdefault(t.service_id, []).append(t)
+        known = {s.service_id for s in services}
+        for service_id in sorted(by_service):
+            if service_id not in known:
+                for t in by_service[service_id]:
+                    out.actions.append(ShutdownTask(t.task_id, "service removed"))
+        for svc in sorted(services, key=lambda s: (s.spec.name, s.service_id)):
+            active = by_service.get(svc.service_id, [])
+            if svc.spec.mode == "global":
+                self._reconcile_global(svc, active, ctx)
+            else:
+                self._reconcile_replicated(svc, active, ctx)
+        return out
+
+    # ------------------------------------------------------------------------------------------------
+
+    def _create(
+        self,
+        svc: Service,
+        slot: int,
+        node_id: str | None,
+        ctx: _Ctx,
+        reason: str,
+        history: tuple[float, ...] = (),
+    ) -> CreateTask:
+        action = CreateTask(
+            task_id=self.new_task_id(),
+            service_id=svc.service_id,
+            slot=slot,
+            node_id=node_id,
+            spec_version=svc.version,
+            template_hash=svc.spec.template_hash(),
+            created_at=ctx.now,
+            restart_history=history,
+            reason=reason,
+        )
+        ctx.out.actions.append(action)
+        ctx.created.add((svc.service_id, slot))
+        return action
+
+    def _reconcile_replicated(self, svc: Service, active: list[Task], ctx: _Ctx) -> None:
+        spec = svc.spec
+        slots: dict[int, list[Task]] = {}
+        for t in active:
+            slots.setdefault(t.slot, []).append(t)
+        for slot in sorted(slots):
+            if slot > spec.replicas or slot < 1:
+                for t in slots[slot]:
+                    ctx.out.actions.append(ShutdownTask(t.task_id, "scale down"))
+        winners: dict[int, Task | None] = {}
+        for slot in range(1, spec.replicas + 1):
+            winners[slot] = self._reconcile_key(svc, slot, None, slots.get(slot, []), ctx)
+        self._rolling_update(svc, winners, slots, ctx)
+
+    def _reconcile_global(self, svc: Service, active: list[Task], ctx: _Ctx) -> None:
+        spec = svc.spec
+        by_node: dict[str | None, list[Task]] = {}
+        for t in active:
+            by_node.setdefault(t.node_id, []).append(t)
+        used_slots = {t.slot for t in active}
+        winners: dict[str, Task | None] = {}
+        slots_of: dict[str, list[Task]] = {}
+        for node_id in sorted(by_node, key=lambda n: n or ""):
+            group = by_node[node_id]
+            node = ctx.nodes.get(node_id or "")
+            if node_id is not None and ctx.node_fate(node_id) == "lost":
+                for t in group:
+                    ctx.out.actions.append(ShutdownTask(t.task_id, f"node {node_id} down"))
+                continue
+            eligible_to_keep = (
+                node_id is not None
+                and node is not None
+                and node.availability != "drain"
+                and ctx.satisfies(node_id, spec)
+            )
+            if not eligible_to_keep:
+                why = "node drained" if node is not None and node.availability == "drain" else "not eligible"
+                for t in group:
+                    ctx.out.actions.append(ShutdownTask(t.task_id, f"global: {why}"))
+                continue
+            assert node_id is not None
+            slots_of[node_id] = group
+            winners[node_id] = self._reconcile_key(svc, group[0].slot, node_id, group, ctx)
+        next_slot = 1
+        for node_id in sorted(ctx.nodes):
+            node = ctx.nodes[node_id]
+            if node_id in slots_of or not node.schedulable or not ctx.satisfies(node_id, spec):
+                continue
+            while next_slot in used_slots:
+                next_slot += 1
+            used_slots.add(next_slot)
+            self._create(svc, next_slot, node_id, ctx, "global: eligible node")
+        keyed_winners = {k: v for k, v in winners.items() if v is not None}
+        self._rolling_update(svc, keyed_winners, slots_of, ctx)
+
+    def _reconcile_key(
+        self, svc: Service, slot: int, pin: str | None, tasks: list[Task], ctx: _Ctx
+    ) -> Task | None:
+        """Settle one slot (replicated) or one node (global); returns the task that holds it, if any."""
+        spec = svc.spec
+        current = spec.template_hash()
+        live: list[Task] = []
+        ended: list[Task] = []
+        for t in tasks:
+            fate = ctx.node_fate(t.node_id)
+            if fate == "lost":
+                ctx.out.actions.append(ShutdownTask(t.task_id, f"node {t.node_id} down"))
+            elif t.state in TERMINAL_STATES:
+                ended.append(t)
+            else:
+                live.append(t)
+
+        def well_placed(t: Task) -> bool:
+            if pin is not None:
+                return True
+            return ctx.node_fate(t.node_id) in ("ok", "unassigned", "grace") and ctx.satisfies(
+                t.node_id, spec
+            )
+
+        if live:
+            for t in ended:
+                ctx.out.actions.append(ShutdownTask(t.task_id, "superseded"))
+            live.sort(
+                key=lambda t: (
+                    t.template_hash != current,
+                    not well_placed(t),
+                    t.state != "running",
+                    t.healthy is False,
+                    t.created_at,
+                    t.task_id,
+                )
+            )
+            winner = live[0]
+            if winner.state == "running" and winner.healthy is not False and well_placed(winner):
+                for t in live[1:]:
+                    ctx.out.actions.append(ShutdownTask(t.task_id, "superseded"))
+            elif pin is None and not any(well_placed(t) for t in live):
+                # drained node or constraint no longer met: start the replacement first
+                fate = ctx.node_fate(winner.node_id)
+                why = "node drained" if fate == "drain" else "constraints no longer met"
+                self._create(svc, slot, None, ctx, why, winner.restart_history)
+            return winner
+
+        if ended:
+            return self._restart(svc, slot, pin, ended, ctx)
+        self._create(svc, slot, pin, ctx, "missing" if not tasks else "replace lost task")
+        return None
+
+    def _restart(self, svc: Service, slot: int, pin: str | None, ended: list[Task], ctx: _Ctx) -> Task | None:
+        """Apply the restart policy to the latest ended task of a slot with nothing live."""
+        policy = svc.spec.restart
+        last = max(ended, key=lambda t: (t.state_at, t.created_at, t.task_id))
+        for t in ended:
+            if t is not last:
+                ctx.out.actions.append(ShutdownTask(t.task_id, "superseded"))
+        if policy.condition == "none" or (
+            policy.condition == "on-failure" and last.state not in FAILURE_STATES
+        ):
+            return last  # the slot is done; nothing to do until the spec changes
+        history = last.restart_history
+        counted = [h for h in history if policy.window_s <= 0 or h > ctx.now - policy.window_s]
+        if policy.max_attempts and len(counted) >= policy.max_attempts:
+            return last  # gave up; the task stays failed and visible
+        recent = sum(1 for h in history if h > last.state_at - BACKOFF_WINDOW_S)
+        due = last.state_at + policy.backoff_s(recent)
+        if ctx.now < due:
+            ctx.out.wake(due)
+            return last
+        ctx.out.actions.append(ShutdownTask(last.task_id, f"restart after {last.state}"))
+        new_history = (*history, ctx.now)[-max(_HISTORY_KEEP, policy.max_attempts) :]
+        self._create(svc, slot, pin, ctx, f"restart after {last.state}", new_history)
+        return None
+
+    def _rolling_update(
+        self,
+        svc: Service,
+        winners: Mapping[Any, Task | None],
+        tasks_of: Mapping[Any, list[Task]],
+        ctx: _Ctx,
+    ) -> None:
+        """Replace outdated tasks batch by batch (parallelism, delay, order, monitor, failure action)."""
+        spec = svc.spec
+        cfg = spec.update
+        current = spec.template_hash()
+        outdated: list[tuple[bool, int, Task]] = []
+        in_flight = 0
+        last_settle: float | None = None
+        failed: Task | None = None
+        for key in sorted(winners, key=str):
+            winner = winners[key]
+            group = tasks_of.get(key, [])
+            for t in group:
+                if t.template_hash != current:
+                    continue
+                started = _started_at(t)
+                if t.state in ("failed", "rejected") and (
+                    started is None or t.state_at - started < cfg.monitor_s
+                ):
+                    failed = failed or t
+                elif t.state not in TERMINAL_STATES and not _settled(t, spec, ctx.now):
+                    in_flight += 1
+                    if started is not None and t.state == "running":
+                        ctx.out.wake(started + cfg.monitor_s)
+                if started is not None and t.state not in TERMINAL_STATES:
+                    settle = started + cfg.monitor_s
+                    last_settle = settle if last_settle is None else max(last_settle, settle)
+            if winner is None or winner.template_hash == current:
+                continue
+            if (svc.service_id, winner.slot) in ctx.created:
+                continue  # already given a new task this round (restart or move)
+            if any(t.template_hash == current and t.state not in TERMINAL_STATES for t in group):
+                continue  # a replacement is already under way (start-first)
+            outdated.append((winner.state == "running", winner.slot, winner))
+        if not outdated:
+            return
+        if failed is not None and cfg.failure_action != "continue":
+            if not svc.update_paused:
+                ctx.out.events.append(UpdateFailed(svc.service_id, failed.task_id, cfg.failure_action))
+            return
+        if svc.update_paused:
+            return
+        if cfg.delay_s > 0 and last_settle is not None and ctx.now < last_settle + cfg.delay_s:
+            ctx.out.wake(last_settle + cfg.delay_s)
+            return
+        budget = (cfg.parallelism or len(outdated)) - in_flight
+        order = cfg.order
+        if spec.mode == "global" and spec.host_ports:
+            order = "stop-first"  # the new task needs the same host ports on the same node
+        for _, slot, old in sorted(outdated, key=lambda x: (x[0], x[1], x[2].task_id))[: max(budget, 0)]:
+            pin = old.node_id if spec.mode == "global" else None
+            if order == "stop-first":
+                ctx.out.actions.append(ShutdownTask(old.task_id, "rolling update"))
+            self._create(svc, slot, pin, ctx, "rolling update", old.restart_history)

@@ -1,0 +1,372 @@
+"""Orchestrator: slots, scaling, global mode, lost and drained nodes, restarts, rolling updates."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from p2porch.scheduler import (
+    CreateTask,
+    Node,
+    Orchestrator,
+    Reconciliation,
+    Service,
+    ServiceSpec,
+    ShutdownTask,
+    Task,
+    UpdateFailed,
+    parse_constraint,
+    parse_port,
+)
+from p2porch.scheduler.spec import RestartPolicy, UpdateConfig
+
+SPEC = ServiceSpec(name="web", image="busybox:1", replicas=3)
+NODES = [Node("n1", "n1"), Node("n2", "n2"), Node("n3", "n3")]
+
+
+def orch(seed: int = 1, grace: float = 0.0) -> Orchestrator:
+    return Orchestrator(random.Random(seed), down_grace_s=grace)
+
+
+def running(
+    slot: int, node: str = "n1", spec: ServiceSpec = SPEC, tid: str | None = None, **kw: object
+) -> Task:
+    fields: dict[str, object] = {
+        "task_id": tid or f"t{slot}-{node}",
+        "service_id": "s1",
+        "slot": slot,
+        "node_id": node,
+        "state": "running",
+        "state_at": 0.0,
+        "started_at": 0.0,
+        "template_hash": spec.template_hash(),
+        **kw,
+    }
+    return Task(**fields)  # type: ignore[arg-type]
+
+
+def shut_ids(r: Reconciliation) -> list[str]:
+    return [a.task_id for a in r.shutdowns]
+
+
+def test_creates_missing_slots_with_template_and_version() -> None:
+    r = orch().reconcile([Service("s1", SPEC, version=7)], [], NODES, now=10.0)
+    assert [(c.slot, c.node_id, c.spec_version) for c in r.creates] == [(s, None, 7) for s in (1, 2, 3)]
+    assert all(c.template_hash == SPEC.template_hash() and c.created_at == 10.0 for c in r.creates)
+    assert len({c.task_id for c in r.creates}) == 3
+    assert all(len(c.task_id) == 24 for c in r.creates)
+    assert r.shutdowns == [] and r.wake_at is None
+
+
+def test_same_seed_same_actions() -> None:
+    a = orch(5).reconcile([Service("s1", SPEC)], [], NODES, now=0.0)
+    b = orch(5).reconcile([Service("s1", SPEC)], [], NODES, now=0.0)
+    assert a.actions == b.actions
+    assert a.actions != orch(6).reconcile([Service("s1", SPEC)], [], NODES, now=0.0).actions
+
+
+def test_steady_state_is_a_no_op() -> None:
+    tasks = [running(1, "n1"), running(2, "n2"), running(3, "n3")]
+    r = orch().reconcile([Service("s1", SPEC)], tasks, NODES, now=100.0)
+    assert r.actions == [] and r.events == []
+
+
+def test_scale_up_keeps_slots_and_fills_gaps() -> None:
+    tasks = [running(1), running(3)]
+    spec = dataclasses.replace(SPEC, replicas=5)
+    r = orch().reconcile([Service("s1", spec)], tasks, NODES, now=1.0)
+    assert sorted(c.slot for c in r.creates) == [2, 4, 5]
+    assert r.shutdowns == []
+
+
+def test_scale_down_removes_highest_slots() -> None:
+    tasks = [running(s, f"n{1 + s % 3}") for s in range(1, 6)]
+    r = orch().reconcile([Service("s1", SPEC)], tasks, NODES, now=1.0)
+    assert shut_ids(r) == ["t4-n2", "t5-n3"]
+    assert all(a.reason == "scale down" for a in r.shutdowns)
+    assert r.creates == []
+
+
+def test_removed_service_tasks_are_shut_down_and_shutdown_tasks_ignored() -> None:
+    tasks = [running(1), running(2, tid="gone", desired_state="shutdown")]
+    r = orch().reconcile([], tasks, NODES, now=1.0)
+    assert r.actions == [ShutdownTask("t1-n1", "service removed")]
+
+
+def test_global_mode_one_task_per_eligible_node() -> None:
+    nodes = [
+        Node("a", labels={"ssd": "true"}),
+        Node("b", labels={"ssd": "true"}, availability="drain"),
+        Node("c", labels={"ssd": "true"}, status="down", down_since=0.0),
+        Node("d", labels={"ssd": "false"}),
+        Node("e", labels={"ssd": "true"}, availability="pause"),
+        Node("f", labels={"ssd": "true"}),
+    ]
+    spec = ServiceSpec(
+        name="agent", image="x", mode="global", constraints=(parse_constraint("node.labels.ssd==true"),)
+    )
+    existing = [
+        running(1, "a", spec=spec),
+        running(2, "b", spec=spec),
+        running(4, "e", spec=spec),
+        running(5, "d", spec=spec),
+    ]
+    r = orch().reconcile([Service("s1", spec)], existing, nodes, now=50.0)
+    assert [(c.node_id, c.slot) for c in r.creates] == [("f", 3)]
+    assert sorted(shut_ids(r)) == ["t2-b", "t5-d"]
+
+
+def test_global_mode_down_node_after_grace_is_not_replaced() -> None:
+    spec = ServiceSpec(name="agent", image="x", mode="global")
+    nodes = [Node("a"), Node("b", status="down", down_since=10.0)]
+    tasks = [running(1, "a", spec=spec), running(2, "b", spec=spec)]
+    early = orch(grace=5.0).reconcile([Service("s1", spec)], tasks, nodes, now=12.0)
+    assert early.actions == [] and early.wake_at == 15.0
+    late = orch(grace=5.0).reconcile([Service("s1", spec)], tasks, nodes, now=15.0)
+    assert late.actions == [ShutdownTask("t2-b", "node b down")]
+
+
+def test_reschedule_from_down_node_after_grace() -> None:
+    nodes = [Node("n1"), Node("n2", status="down", down_since=100.0), Node("n3")]
+    tasks = [running(1, "n1"), running(2, "n2"), running(3, "n3")]
+    services = [Service("s1", SPEC)]
+    within = orch(grace=10.0).reconcile(services, tasks, nodes, now=105.0)
+    assert within.actions == [] and within.wake_at == 110.0
+    after = orch(grace=10.0).reconcile(services, tasks, nodes, now=110.0)
+    assert shut_ids(after) == ["t2-n2"]
+    assert [(c.slot, c.node_id, c.reason) for c in after.creates] == [(2, None, "replace lost task")]
+
+
+def test_task_on_unknown_node_is_lost() -> None:
+    tasks = [running(1, "n1"), running(2, "ghost"), running(3, "n3")]
+    r = orch().reconcile([Service("s1", SPEC)], tasks, NODES, 0)
+    assert shut_ids(r) == ["t2-ghost"] and [c.slot for c in r.creates] == [2]
+
+
+def test_drain_starts_replacement_before_stopping_old() -> None:
+    nodes = [Node("n1"), Node("n2", availability="drain"), Node("n3")]
+    tasks = [running(1, "n1"), running(2, "n2"), running(3, "n3")]
+    services = [Service("s1", SPEC)]
+    r1 = orch().reconcile(services, tasks, nodes, now=5.0)
+    assert r1.shutdowns == []
+    (new,) = r1.creates
+    assert (new.slot, new.node_id, new.reason) == (2, None, "node drained")
+    pending = Task(new.task_id, "s1", 2, None, state="pending", template_hash=new.template_hash)
+    r2 = orch().reconcile(services, [*tasks, pending], nodes, now=6.0)
+    assert r2.actions == []  # replacement not running yet: the old one keeps serving
+    started = dataclasses.replace(pending, node_id="n3", state="running", state_at=7.0, started_at=7.0)
+    r3 = orch().reconcile(services, [*tasks, started], nodes, now=8.0)
+    assert r3.actions == [ShutdownTask("t2-n2", "superseded")]
+
+
+def test_changed_constraint_moves_tasks_off_nodes_that_no_longer_match() -> None:
+    nodes = [Node("n1", labels={"ssd": "true"}), Node("n2")]
+    spec = dataclasses.replace(SPEC, replicas=1, constraints=(parse_constraint("node.labels.ssd==true"),))
+    r = orch().reconcile([Service("s1", spec)], [running(1, "n2", spec=spec)], nodes, now=1.0)
+    assert [c.reason for c in r.creates] == ["constraints no longer met"] and r.shutdowns == []
+
+
+def test_duplicate_slot_after_partition_keeps_the_older_task() -> None:
+    spec = dataclasses.replace(SPEC, replicas=1)
+    a = running(1, "n1", spec=spec, tid="a", created_at=5.0)
+    b = running(1, "n2", spec=spec, tid="b", created_at=3.0)
+    r = orch().reconcile([Service("s1", spec)], [a, b], NODES, now=10.0)
+    assert r.actions == [ShutdownTask("a", "superseded")]
+
+
+# ----------------------------------------------------------------------------------- restarts
+
+
+def failed(state: str = "failed", at: float = 100.0, history: tuple[float, ...] = (), **kw: object) -> Task:
+    spec = kw.pop("spec", SPEC)
+    return running(1, "n1", spec=spec, state=state, state_at=at, restart_history=history, **kw)  # type: ignore[arg-type]
+
+
+def _one(restart: RestartPolicy) -> list[Service]:
+    return [Service("s1", dataclasses.replace(SPEC, replicas=1, restart=restart))]
+
+
+def test_restart_waits_for_delay_then_replaces() -> None:
+    services = _one(RestartPolicy(delay_s=5.0))
+    spec = services[0].spec
+    early = orch().reconcile(services, [failed(spec=spec)], NODES, now=102.0)
+    assert early.actions == [] and early.wake_at == 105.0
+    due = orch().reconcile(services, [failed(spec=spec)], NODES, now=105.0)
+    assert shut_ids(due) == ["t1-n1"]
+    (new,) = due.creates
+    assert (new.slot, new.restart_history, new.reason) == (1, (105.0,), "restart after failed")
+
+
+def test_restart_backoff_doubles_with_recent_restarts() -> None:
+    services = _one(RestartPolicy(delay_s=5.0))
+    task = failed(spec=services[0].spec, history=(60.0, 80.0))
+    r = orch().reconcile(services, [task], NODES, now=110.0)
+    assert r.actions == [] and r.wake_at == 120.0  # 5 * 2**2 after the failure at 100
+
+
+def test_restart_conditions_and_max_attempts() -> None:
+    on_failure = _one(RestartPolicy(condition="on-failure"))
+    done = failed(state="complete", spec=on_failure[0].spec)
+    assert orch().reconcile(on_failure, [done], NODES, now=1000.0).actions == []
+    crashed = failed(state="failed", spec=on_failure[0].spec)
+    assert len(orch().reconcile(on_failure, [crashed], NODES, now=1000.0).creates) == 1
+    never = _one(RestartPolicy(condition="none"))
+    assert orch().reconcile(never, [failed(spec=never[0].spec)], NODES, now=1000.0).actions == []
+    limited = _one(RestartPolicy(max_attempts=2, window_s=60.0, delay_s=0.0))
+    spec = limited[0].spec
+    gave_up = failed(spec=spec, history=(950.0, 990.0))
+    assert orch().reconcile(limited, [gave_up], NODES, now=1000.0).actions == []
+    window_passed = failed(spec=spec, history=(900.0, 990.0))
+    assert len(orch().reconcile(limited, [window_passed], NODES, now=1000.0).creates) == 1
+
+
+# ------------------------------------------------------------------------------ rolling update
+
+
+def _updated(order: str = "stop-first", parallelism: int = 2, delay_s: float = 0.0) -> ServiceSpec:
+    cfg = UpdateConfig(parallelism=parallelism, delay_s=delay_s, order=order, monitor_s=5.0)
+    return dataclasses.replace(SPEC, replicas=4, image="busybox:2", update=cfg)
+
+
+def test_stop_first_update_goes_in_batches() -> None:
+    spec = _updated()
+    old = [running(s, f"n{1 + s % 3}") for s in range(1, 5)]
+    services = [Service("s1", spec, version=2)]
+    r1 = orch().reconcile(services, old, NODES, now=100.0)
+    assert shut_ids(r1) == ["t1-n2", "t2-n3"]
+    assert [(c.slot, c.template_hash) for c in r1.creates] == [(s, spec.template_hash()) for s in (1, 2)]
+    new = [
+        Task(c.task_id, "s1", c.slot, "n1", state="starting", template_hash=c.template_hash, created_at=100.0)
+        for c in r1.creates
+    ]
+    state = old[2:] + new
+    assert orch().reconcile(services, state, NODES, now=101.0).actions == []  # batch in flight
+    monitoring = [dataclasses.replace(t, state="running", state_at=102.0, started_at=102.0) for t in new]
+    r3 = orch().reconcile(services, old[2:] + monitoring, NODES, now=104.0)
+    assert r3.actions == [] and r3.wake_at == 107.0
+    r4 = orch().reconcile(services, old[2:] + monitoring, NODES, now=107.0)
+    assert shut_ids(r4) == ["t3-n1", "t4-n2"] and [c.slot for c in r4.creates] == [3, 4]
+
+
+def test_update_delay_between_batches() -> None:
+    spec = _updated(delay_s=30.0, parallelism=1)
+    services = [Service("s1", spec)]
+    tasks = [running(s, "n1") for s in range(2, 5)]
+    tasks.append(running(1, "n2", spec=spec, tid="new1", started_at=100.0, state_at=100.0))
+    gated = orch().reconcile(services, tasks, NODES, now=110.0)
+    assert gated.actions == [] and gated.wake_at == 135.0
+    assert len(orch().reconcile(services, tasks, NODES, now=135.0).creates) == 1
+
+
+def test_start_first_update_keeps_old_until_new_runs() -> None:
+    spec = _updated(order="start-first", parallelism=1)
+    services = [Service("s1", spec)]
+    old = [running(s, "n1") for s in range(1, 5)]
+    r1 = orch().reconcile(services, old, NODES, now=100.0)
+    assert r1.shutdowns == [] and [c.slot for c in r1.creates] == [1]
+    c = r1.creates[0]
+    new = Task(c.task_id, "s1", 1, "n2", state="running", state_at=101.0, started_at=101.0)
+    new = dataclasses.replace(new, template_hash=c.template_hash)
+    r2 = orch().reconcile(services, [*old, new], NODES, now=102.0)
+    assert r2.actions == [ShutdownTask("t1-n1", "superseded")]
+    unhealthy = dataclasses.replace(new, healthy=False)
+    assert orch().reconcile(services, [*old, unhealthy], NODES, now=102.0).actions == []
+
+
+def test_update_failure_pauses() -> None:
+    spec = _updated(parallelism=1)
+    services = [Service("s1", dataclasses.replace(spec, restart=RestartPolicy(delay_s=60.0)))]
+    spec = services[0].spec
+    old = [running(s, "n1") for s in range(2, 5)]
+    bad = running(1, "n2", spec=spec, tid="bad", state="failed", state_at=101.0, started_at=100.5)
+    r = orch().reconcile(services, [*old, bad], NODES, now=102.0)
+    assert r.events == [UpdateFailed("s1", "bad", "pause")]
+    assert r.creates == []
+    paused = [dataclasses.replace(services[0], update_paused=True)]
+    r2 = orch().reconcile(paused, [*old, bad], NODES, now=200.0)
+    assert r2.events == [] and [c.reason for c in r2.creates] == ["restart after failed"]
+
+
+def test_scaling_does_not_trigger_an_update() -> None:
+    tasks = [running(s, "n1") for s in range(1, 4)]
+    spec = dataclasses.replace(SPEC, replicas=4, update=UpdateConfig(parallelism=9))
+    r = orch().reconcile([Service("s1", spec, version=9)], tasks, NODES, now=1.0)
+    assert [c.slot for c in r.creates] == [4] and r.shutdowns == []
+
+
+# ------------------------------------------------------------------------------ convergence
+
+
+def _simulate(
+    services: list[Service], tasks: list[Task], nodes: list[Node], seed: int, rounds: int = 8
+) -> tuple[list[Task], list[Reconciliation]]:
+    """Apply actions as if every created task starts at once on the least loaded schedulable node."""
+    o = orch(seed)
+    history = []
+    now = 1000.0
+    for _ in range(rounds):
+        r = o.reconcile(services, tasks, nodes, now)
+        history.append(r)
+        by_id = {t.task_id: t for t in tasks}
+        for a in r.actions:
+            if isinstance(a, ShutdownTask):
+                by_id[a.task_id] = dataclasses.replace(by_id[a.task_id], desired_state="shutdown")
+            else:
+                assert isinstance(a, CreateTask)
+                load = Counter(t.node_id for t in by_id.values() if t.desired_state == "running")
+                ok = [n.node_id for n in nodes if n.schedulable]
+                node = a.node_id or min(ok, key=lambda n: (load[n], n))
+                by_id[a.task_id] = Task(
+                    a.task_id, a.service_id, a.slot, node, state="running", state_at=now, started_at=now,
+                    template_hash=a.template_hash, created_at=now,
+                )  # fmt: skip
+        tasks = list(by_id.values())
+        now += 100.0
+    return tasks, history
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    replicas=st.integers(0, 8),
+    existing_slots=st.lists(st.integers(1, 12), max_size=12),
+    down=st.sets(st.sampled_from(["n1", "n2", "n3"]), max_size=2),
+    drain=st.sets(st.sampled_from(["n1", "n2", "n3"]), max_size=1),
+    new_image=st.booleans(),
+    seed=st.integers(0, 3),
+)
+def test_converges_to_exactly_the_desired_slots(
+    replicas: int, existing_slots: list[int], down: set[str], drain: set[str], new_image: bool, seed: int
+) -> None:
+    nodes = [
+        Node(
+            n,
+            status="down" if n in down else "ready",
+            down_since=0.0,
+            availability="drain" if n in drain else "active",
+        )
+        for n in ("n1", "n2", "n3", "n4")
+    ]
+    tasks = [running(s, ("n1", "n2", "n3", "n4")[i % 4], tid=f"old{i}") for i, s in enumerate(existing_slots)]
+    spec = dataclasses.replace(SPEC, replicas=replicas, image="busybox:2" if new_image else SPEC.image)
+    final, history = _simulate([Service("s1", spec)], tasks, nodes, seed)
+    assert history[-1].actions == []
+    live = [t for t in final if t.desired_state == "running"]
+    assert sorted(t.slot for t in live) == list(range(1, replicas + 1))
+    assert all(t.template_hash == spec.template_hash() for t in live)
+    ready = {n.node_id for n in nodes if n.schedulable}
+    assert all(t.node_id in ready for t in live)
+
+
+def test_global_update_and_restart_stay_on_their_node() -> None:
+    spec = ServiceSpec(name="agent", image="x:1", mode="global", publish=(parse_port("80:80"),))
+    nodes = [Node("a"), Node("b")]
+    old = [running(1, "a", spec=spec), running(2, "b", spec=spec, state="failed", state_at=0.0)]
+    new_spec = dataclasses.replace(spec, image="x:2", update=UpdateConfig(order="start-first", parallelism=0))
+    r = orch().reconcile([Service("s1", new_spec)], old, nodes, now=100.0)
+    # b's failed task is restarted (on b); a is updated stop-first because it publishes a host port
+    assert sorted(shut_ids(r)) == ["t1-a", "t2-b"]
+    assert sorted((c.node_id, c.slot) for c in r.creates) == [("a", 1), ("b", 2)]
