@@ -16,38 +16,26 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
+from .cli_services import add_service_commands
+from .cliutil import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    client_for,
+    emit,
+    positive_int,
+    table,
+)
 from .config import DEFAULT_SOCKET, load_config
 from .errors import ConfigError, P2POrchError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_CONFIG_FILE = "/etc/p2porch/p2porch.toml"
 
 
-class UsageError(ConfigError):
-    """Invalid command-line usage (exit code 2)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors with exit code 2 and the offending flag in the message."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-# ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    common = _Parser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "--host",
         "-H",
@@ -58,12 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output"
     )
 
-    parser = _Parser(
+    parser = Parser(
         prog="p2porch",
         parents=[common],
         description="p2porch: a peer-to-peer, masterless container orchestrator",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
     def command(
@@ -85,6 +73,49 @@ def build_parser() -> argparse.ArgumentParser:
     daemon.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     daemon.add_argument("--pid-file", metavar="FILE", help="write the daemon's pid here (removed on exit)")
 
+    init = command("init", "Create a cluster on this node and print the join command", cmd_init)
+    _add_node_options(init)
+    init.add_argument("--cluster-cidr", metavar="CIDR", help="overlay address space (default 10.240.0.0/16)")
+    init.add_argument("--domain", metavar="D", help="cluster DNS domain (default p2p)")
+    init.add_argument("--token", metavar="TOKEN", help="use this pre-generated join token (P2PT-1-...)")
+    init.add_argument("--foreground", action="store_true", help="run the daemon in the foreground")
+
+    join = command("join", "Join the cluster a peer belongs to", cmd_join)
+    join.add_argument("peer", metavar="PEER[:PORT]", help="address of any cluster member (join port 7948)")
+    join.add_argument("--token", required=True, metavar="TOKEN", help="join token from `p2porch token`")
+    _add_node_options(join)
+    join.add_argument("--foreground", action="store_true", help="run the daemon in the foreground")
+
+    leave = command("leave", "Leave the cluster (this node)", cmd_leave)
+    leave.add_argument(
+        "--force",
+        action="store_true",
+        help="leave even if the cluster cannot be told, or this is the last node",
+    )
+    command("token", "Show the join token and join command", cmd_token)
+
+    node = sub.add_parser("node", parents=[common], help="Manage cluster nodes")
+    node_sub = node.add_subparsers(dest="node_command", metavar="ACTION", parser_class=Parser)
+    node_sub.required = True
+    node_sub.add_parser("ls", parents=[common], help="List nodes").set_defaults(func=cmd_node_ls)
+    inspect = node_sub.add_parser("inspect", parents=[common], help="Show one node")
+    inspect.add_argument("node", metavar="NODE", help="node name or id")
+    inspect.set_defaults(func=cmd_node_inspect)
+    update = node_sub.add_parser("update", parents=[common], help="Change a node's availability or labels")
+    update.add_argument("node", metavar="NODE", help="node name or id")
+    update.add_argument("--availability", choices=["active", "drain", "pause"])
+    update.add_argument(
+        "--label-add", metavar="K=V", action="append", default=[], help="add or change a label"
+    )
+    update.add_argument("--label-rm", metavar="KEY", action="append", default=[], help="remove a label")
+    update.set_defaults(func=cmd_node_update)
+    rm = node_sub.add_parser("rm", parents=[common], help="Remove a node that left or is down")
+    rm.add_argument("node", metavar="NODE", help="node name or id")
+    rm.add_argument("--force", action="store_true", help="remove even a node that is still ready")
+    rm.set_defaults(func=cmd_node_rm)
+
+    add_service_commands(sub, common)
+
     sandbox = sub.add_parser(
         "sandbox",
         parents=[common],
@@ -92,10 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Network namespaces with their own dockerd and p2porch daemon",
     )
     sandbox.add_argument("--name", default="p2s", help="sandbox name, prefix of its namespaces (default p2s)")
-    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION", parser_class=_Parser)
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION", parser_class=Parser)
     sandbox_sub.required = True
     up = sandbox_sub.add_parser("up", parents=[common], help="Create or complete the sandbox")
-    up.add_argument("--nodes", type=_positive_int, default=3, help="number of hosts (default 3)")
+    up.add_argument("--nodes", type=positive_int, default=3, help="number of hosts (default 3)")
     up.add_argument("--subnet", help="underlay subnet of the sandbox bridge (default 10.77.0.0/24)")
     up.add_argument("--no-daemons", action="store_true", help="do not start a p2porch daemon in each host")
     up.set_defaults(func=cmd_sandbox_up)
@@ -123,38 +154,6 @@ def _add_node_options(p: argparse.ArgumentParser) -> None:
 
 
 # ----------------------------------------------------------------------------- helpers
-def _host(args: argparse.Namespace) -> str:
-    return getattr(args, "host", None) or os.environ.get("P2PORCH_HOST") or f"unix://{DEFAULT_SOCKET}"
-
-
-def _client(args: argparse.Namespace) -> Any:
-    from .api.client import ApiClient
-
-    return ApiClient(_host(args))
-
-
-def _wants_json(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "json", False))
-
-
-def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> None:
-    """Print ``data`` as JSON with --json, otherwise through ``render``."""
-    if _wants_json(args):
-        print(json.dumps(data, indent=2, sort_keys=True))
-    else:
-        text = render(data)
-        if text:
-            print(text)
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    return "\n".join(lines)
-
-
 def node_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The node.* config keys given as CLI flags."""
     from .config import parse_labels
@@ -173,7 +172,7 @@ def node_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_version(args: argparse.Namespace) -> int:
     data: dict[str, Any] = {"client": {"version": __version__}}
     try:
-        client = _client(args)
+        client = client_for(args)
         data["daemon"] = client.get("/version")
     except P2POrchError as exc:
         data["daemon"] = None
@@ -188,7 +187,7 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    data = _client(args).get("/status")
+    data = client_for(args).get("/status")
 
     def render(d: dict[str, Any]) -> str:
         node, daemon = d["node"], d["daemon"]
@@ -239,6 +238,189 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     config = load_daemon_config(args)
     setup_logging(config.log.format, config.log.level)
     trio.run(Daemon(config, pid_file=args.pid_file).run)
+    return EXIT_OK
+
+
+def _cluster_body(args: argparse.Namespace) -> dict[str, Any]:
+    from .config import parse_labels
+
+    body: dict[str, Any] = {
+        "name": args.name,
+        "advertise_addr": args.advertise_addr,
+        "labels": parse_labels(args.label, field="--label") if args.label else None,
+        "token": getattr(args, "token", None),
+        "peer": getattr(args, "peer", None),
+        "cluster_cidr": getattr(args, "cluster_cidr", None),
+        "domain": getattr(args, "domain", None),
+    }
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _daemon_reachable(args: argparse.Namespace) -> bool:
+    try:
+        client_for(args).get("/version")
+        return True
+    except P2POrchError:
+        return False
+
+
+def _start_background_daemon(args: argparse.Namespace) -> None:
+    """Start ``p2porch daemon`` detached with the node options, and wait until its socket answers."""
+    import subprocess
+    import time
+
+    config = load_daemon_config(args)
+    os.makedirs(config.node.data_dir, mode=0o700, exist_ok=True)
+    log_path = os.path.join(config.node.data_dir, "daemon.log")
+    argv = [
+        sys.executable,
+        "-m",
+        "p2porch",
+        "--host",
+        f"unix://{config.api.socket}",
+        "daemon",
+        "--data-dir",
+        config.node.data_dir,
+        "--pid-file",
+        os.path.join(config.node.data_dir, "daemon.pid"),
+    ]
+    for flag, value in (
+        ("--advertise-addr", args.advertise_addr),
+        ("--docker-host", args.docker_host),
+        ("--name", args.name),
+        ("--config", getattr(args, "config", None)),
+    ):
+        if value:
+            argv += [flag, value]
+    for label in args.label or []:
+        argv += ["--label", label]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise P2POrchError(f"the daemon exited with code {proc.returncode}; see {log_path}")
+        if _daemon_reachable(args):
+            print(f"started the p2porch daemon (pid {proc.pid}, log {log_path})", file=sys.stderr)
+            return
+        time.sleep(0.1)
+    raise P2POrchError(f"the daemon did not answer on unix://{config.api.socket} within 30 s; see {log_path}")
+
+
+def _form_cluster(args: argparse.Namespace, path: str, render: Callable[[Any], str]) -> int:
+    """init/join: through a running daemon, a new background daemon, or in the foreground."""
+    body = _cluster_body(args)
+    if args.foreground:
+        import trio
+
+        from .daemon import Daemon
+        from .logs import setup_logging
+
+        config = load_daemon_config(args)
+        setup_logging(config.log.format, config.log.level)
+
+        async def on_ready(daemon: Any) -> None:
+            handler = daemon.cluster.init if path == "/cluster/init" else daemon.cluster.join
+            try:
+                result = await handler(body)
+            except P2POrchError:
+                daemon.request_stop()
+                raise
+            emit(args, _with_join_command(result, daemon.config), render)
+            sys.stdout.flush()
+
+        trio.run(Daemon(config, on_ready=on_ready).run)
+        return EXIT_OK
+    if not _daemon_reachable(args):
+        _start_background_daemon(args)
+    result = client_for(args).post(path, body)
+    emit(args, result, render)
+    return EXIT_OK
+
+
+def _with_join_command(result: dict[str, Any], config: Any) -> dict[str, Any]:
+    if "token" in result and "join_addr" in result:
+        return {**result, "join_command": f"p2porch join {result['join_addr']} --token {result['token']}"}
+    return result
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    def render(d: dict[str, Any]) -> str:
+        return (
+            f"Cluster {d['cluster_id']} created; this node ({d['node_id']}) is its first voter.\n"
+            f"To add a node, run this on it:\n\n    p2porch join {d['join_addr']} --token {d['token']}\n"
+        )
+
+    return _form_cluster(args, "/cluster/init", render)
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    return _form_cluster(
+        args,
+        "/cluster/join",
+        lambda d: f"This node joined cluster {d['cluster_id']} as a {d['role']} (node id {d['node_id']}).",
+    )
+
+
+def cmd_leave(args: argparse.Namespace) -> int:
+    result = client_for(args).post("/cluster/leave", {"force": args.force})
+    emit(args, result, lambda d: f"This node left cluster {d['left']}.")
+    return EXIT_OK
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    result = client_for(args).get("/token")
+    emit(
+        args, result, lambda d: f"{d['token']}\n\nTo add a node, run this on it:\n\n    {d['join_command']}\n"
+    )
+    return EXIT_OK
+
+
+NODE_COLUMNS = ["name", "id", "address", "raft_role", "availability", "status", "labels"]
+
+
+def _node_row(n: dict[str, Any]) -> list[Any]:
+    labels = ",".join(f"{k}={v}" for k, v in sorted(n["labels"].items()))
+    return [
+        n["name"] + (" *" if n.get("self") else ""),
+        n["id"][:12],
+        n["address"],
+        n["raft_role"],
+        n["availability"],
+        n["status"],
+        labels,
+    ]
+
+
+def cmd_node_ls(args: argparse.Namespace) -> int:
+    emit(args, client_for(args).get("/nodes"), lambda rows: table(NODE_COLUMNS, [_node_row(n) for n in rows]))
+    return EXIT_OK
+
+
+def cmd_node_inspect(args: argparse.Namespace) -> int:
+    node = client_for(args).get(f"/nodes/{args.node}")
+    emit(args, node, lambda d: json.dumps(d, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_node_update(args: argparse.Namespace) -> int:
+    from .config import parse_labels
+
+    body = {
+        "availability": args.availability,
+        "label_add": parse_labels(args.label_add, field="--label-add"),
+        "label_rm": args.label_rm,
+    }
+    node = client_for(args).post(f"/nodes/{args.node}/update", body)
+    emit(args, node, lambda n: table(NODE_COLUMNS, [_node_row(n)]))
+    return EXIT_OK
+
+
+def cmd_node_rm(args: argparse.Namespace) -> int:
+    result = client_for(args).delete(f"/nodes/{args.node}", {"force": args.force})
+    emit(args, result, lambda d: f"removed node {d['name']} ({d['removed']})")
     return EXIT_OK
 
 

@@ -45,6 +45,12 @@ def _positive(value: float) -> float:
     return value
 
 
+def _non_negative(value: float) -> float:
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
 def _ipv4_or_empty(value: str) -> str:
     if value:
         ipaddress.IPv4Address(value)
@@ -172,6 +178,13 @@ class RaftConfig:
 
 
 @dataclass(frozen=True)
+class SchedulerConfig:
+    """Leader-side orchestration settings."""
+
+    down_grace_s: float = _opt(1.0, _non_negative)
+
+
+@dataclass(frozen=True)
 class GossipConfig:
     """SWIM membership settings."""
 
@@ -222,6 +235,7 @@ class Config:
     node: NodeConfig = field(default_factory=NodeConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     raft: RaftConfig = field(default_factory=RaftConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     gossip: GossipConfig = field(default_factory=GossipConfig)
     join: JoinConfig = field(default_factory=JoinConfig)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)

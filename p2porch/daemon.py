@@ -20,8 +20,12 @@ import trio
 
 from . import API_VERSION, __version__
 from .api.server import Endpoint, serve_api
+from .cluster.manager import ClusterManager
+from .cluster.member_services import serve_agent, serve_cluster_dns, serve_overlay, serve_scheduler
+from .cluster.service_ops import ServiceOps
 from .config import Config, config_to_dict
 from .datadir import DataDirLock
+from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +78,29 @@ class Subsystems:
 class Daemon:
     """One node's daemon; its API endpoints read and drive the subsystems it wires."""
 
-    def __init__(self, config: Config, *, pid_file: str | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        pid_file: str | None = None,
+        on_ready: Callable[[Daemon], Awaitable[None]] | None = None,
+    ) -> None:
         self.config = config
         self.pid_file = pid_file
         self.node_name = config.node.name or _default_node_name()
         self.started_at = time.time()
+        self.cluster = ClusterManager(
+            config,
+            self.node_name,
+            member_services=[
+                ("overlay", serve_overlay),
+                ("dns", serve_cluster_dns),
+                ("agent", serve_agent),
+                ("scheduler", serve_scheduler),
+            ],
+        )
+        self.services = ServiceOps(self.cluster)
+        self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
         self._subsystems: Subsystems | None = None
         self._stop = trio.Event()
@@ -94,6 +116,7 @@ class Daemon:
                 self._subsystems = subsystems
                 nursery.start_soon(self._watch_signals, nursery.cancel_scope)
                 try:
+                    await subsystems.start("cluster", self.cluster.run)
                     await subsystems.start("api", serve_api, self.endpoints(), self.config.api.socket)
                     log.info(
                         "p2porch %s daemon %s ready on unix://%s (data dir %s)",
@@ -102,6 +125,8 @@ class Daemon:
                         self.config.api.socket,
                         self.config.node.data_dir,
                     )
+                    if self._on_ready is not None:
+                        await self._on_ready(self)
                     await self._stop.wait()
                 finally:
                     with trio.CancelScope(shield=True):
@@ -138,11 +163,85 @@ class Daemon:
 
     # ----- API
     def endpoints(self) -> list[Endpoint]:
+        cluster = self.cluster
         return [
             Endpoint("GET", "/version", self.api_version, "Daemon and API version"),
             Endpoint("GET", "/status", self.api_status, "Node and cluster status at a glance"),
             Endpoint("GET", "/config", self.api_config, "The daemon's effective configuration"),
+            Endpoint("POST", "/cluster/init", lambda b, p: cluster.init(_node_body(b)), "Create a cluster"),
+            Endpoint("POST", "/cluster/join", lambda b, p: cluster.join(_node_body(b)), "Join a cluster"),
+            Endpoint("POST", "/cluster/leave", lambda b, p: cluster.leave(b), "Leave the cluster"),
+            Endpoint("GET", "/token", self.api_token, "The current join token"),
+            Endpoint("GET", "/nodes", self.api_nodes, "List the cluster's nodes"),
+            Endpoint("GET", "/nodes/{node}", self.api_node, "Inspect one node"),
+            Endpoint("DELETE", "/nodes/{node}", self.api_node_rm, "Remove a node that left or is down"),
+            Endpoint("POST", "/nodes/{node}/update", self.api_node_update, "Change availability or labels"),
+            *self.service_endpoints(),
         ]
+
+    def service_endpoints(self) -> list[Endpoint]:
+        ops = self.services
+
+        async def create(body: dict[str, Any], params: dict[str, str]) -> Any:
+            return await ops.create(body)
+
+        async def listing(body: dict[str, Any], params: dict[str, str]) -> Any:
+            return ops.list_all()
+
+        async def inspect(body: dict[str, Any], params: dict[str, str]) -> Any:
+            return ops.view(ops.find(params["service"]))
+
+        async def tasks(body: dict[str, Any], params: dict[str, str]) -> Any:
+            return ops.tasks(
+                params["service"], include_history=str(body.get("all", "true")).lower() != "false"
+            )
+
+        async def update(body: dict[str, Any], params: dict[str, str]) -> Any:
+            return await ops.update(params["service"], body)
+
+        async def scale(body: dict[str, Any], params: dict[str, str]) -> Any:
+            return await ops.scale(params["service"], body.get("replicas"))
+
+        async def rollback(body: dict[str, Any], params: dict[str, str]) -> Any:
+            return await ops.rollback(params["service"])
+
+        async def remove(body: dict[str, Any], params: dict[str, str]) -> Any:
+            return await ops.remove(params["service"])
+
+        return [
+            Endpoint("POST", "/services", create, "Create a service from a spec"),
+            Endpoint("GET", "/services", listing, "List services with running/desired counts"),
+            Endpoint("GET", "/services/{service}", inspect, "Inspect a service"),
+            Endpoint("GET", "/services/{service}/tasks", tasks, "A service's tasks (service ps)"),
+            Endpoint("POST", "/services/{service}/update", update, "Change some fields of a service's spec"),
+            Endpoint("POST", "/services/{service}/scale", scale, "Set a replicated service's replicas"),
+            Endpoint("POST", "/services/{service}/rollback", rollback, "Go back to the previous spec"),
+            Endpoint("DELETE", "/services/{service}", remove, "Remove a service and its tasks"),
+        ]
+
+    async def api_token(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        cluster = self.cluster
+        cluster.require_store()
+        token = cluster._current_token()
+        assert token is not None
+        addr = self.config.node.advertise_addr or (
+            cluster.local.raft_addr.rsplit(":", 1)[0] if cluster.local else ""
+        )
+        return {"token": str(token), "join_command": join_command(addr, self.config.join.port, str(token))}
+
+    async def api_nodes(self, body: dict[str, Any], params: dict[str, str]) -> list[dict[str, Any]]:
+        return self.cluster.nodes()
+
+    async def api_node(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        node = self.cluster.find_node(params["node"])
+        store = self.cluster.require_store()
+        return self.cluster.node_view(node, store.snapshot(), store.status().leader)
+
+    async def api_node_update(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        return await self.cluster.update_node(params["node"], body)
+
+    async def api_node_rm(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        return await self.cluster.remove_node(params["node"], bool(body.get("force")))
 
     async def api_version(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         return {"version": __version__, "api_version": API_VERSION}
@@ -161,11 +260,29 @@ class Daemon:
                 "uptime_s": round(time.time() - self.started_at, 3),
                 "subsystems": self._subsystems.names if self._subsystems else [],
             },
-            "cluster": None,
+            "cluster": self.cluster.status(),
         }
 
     async def api_config(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         return config_to_dict(self.config)
+
+
+def join_command(addr: str, port: int, token: str) -> str:
+    return f"p2porch join {addr}:{port} --token {token}"
+
+
+def _node_body(body: dict[str, Any]) -> dict[str, Any]:
+    """Validate the node options of an init/join request (labels as a map of strings)."""
+    labels = body.get("labels")
+    if labels is not None and (
+        not isinstance(labels, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
+    ):
+        raise ConfigError("labels must be a map of strings", field="labels")
+    for key in ("name", "advertise_addr", "token", "peer", "domain", "cluster_cidr"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise ConfigError(f"{key} must be a string", field=key)
+    return body
 
 
 def _default_node_name() -> str:

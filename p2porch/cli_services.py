@@ -1,0 +1,323 @@
+"""``p2porch service ...``: the service commands of the CLI (shell).
+
+Owns turning flags into a service spec (validated here first, so a bad flag fails with exit code 2
+and its name before anything reaches the daemon) and showing services and tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from typing import Any
+
+from .cliutil import EXIT_OK, Parser, UsageError, client_for, emit, table
+from .errors import ConfigError
+from .scheduler import ServiceSpec
+from .scheduler.spec import format_bytes, format_cpus
+
+# spec field (first segment of a ConfigError field) -> the flag a user gave
+FLAG_OF_FIELD = {
+    "name": "--name",
+    "image": "IMAGE",
+    "command": "CMD",
+    "entrypoint": "--entrypoint",
+    "user": "--user",
+    "workdir": "--workdir",
+    "env": "--env",
+    "labels": "--label",
+    "mode": "--mode",
+    "replicas": "--replicas",
+    "constraints": "--constraint",
+    "placement_preferences": "--placement-pref",
+    "placement_prefs": "--placement-pref",
+    "strategy": "--strategy",
+    "affinities": "--affinity",
+    "max_replicas_per_node": "--max-replicas-per-node",
+    "reserve_cpu": "--reserve-cpu",
+    "reserve_memory": "--reserve-memory",
+    "limit_cpu": "--limit-cpu",
+    "limit_memory": "--limit-memory",
+    "mounts": "--mount",
+    "publish": "--publish",
+    "stop_grace_period": "--stop-grace-period",
+    "rebalance": "--rebalance",
+}
+NESTED = ("health", "restart", "update")
+
+
+def flag_for(field: str | None) -> str | None:
+    """``constraints[1]`` -> ``--constraint``; ``update.order`` -> ``--update-order``."""
+    if not field:
+        return None
+    head = re.split(r"[.\[]", field, maxsplit=1)[0]
+    if head in NESTED and "." in field:
+        sub = field.split(".", 1)[1].split("[")[0].removesuffix("_s").replace("_", "-")
+        return f"--{head}-{'cmd' if sub in ('cmd', 'test') else sub}"
+    return FLAG_OF_FIELD.get(head, field)
+
+
+def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
+    """Flags shared by create and update; on update a list flag replaces the whole list."""
+    d = argparse.SUPPRESS  # unset flags are absent, so update changes only what was given
+    p.add_argument("--replicas", type=int, default=d, help="number of tasks (replicated mode)")
+    p.add_argument(
+        "--mode", choices=["replicated", "global"], default=d, help="global: one task per eligible node"
+    )
+    p.add_argument(
+        "--constraint",
+        action="append",
+        default=d,
+        metavar="EXPR",
+        help="node.labels.K==V, node.name!=N, node.role==voter ... (repeatable)",
+    )
+    p.add_argument("--placement-pref", action="append", default=d, metavar="spread=node.labels.K")
+    p.add_argument("--strategy", choices=["spread", "binpack"], default=d)
+    p.add_argument("--affinity", action="append", default=d, metavar="[anti-]affinity=service==S")
+    p.add_argument("--max-replicas-per-node", type=int, default=d)
+    p.add_argument("--reserve-cpu", default=d, metavar="CPUS")
+    p.add_argument("--reserve-memory", default=d, metavar="BYTES", help="e.g. 512M, 1G")
+    p.add_argument("--limit-cpu", default=d, metavar="CPUS")
+    p.add_argument("--limit-memory", default=d, metavar="BYTES")
+    p.add_argument("--env", "-e", action="append", default=d, metavar="K=V")
+    p.add_argument("--label", action="append", default=d, metavar="K=V", help="container label")
+    p.add_argument(
+        "--mount",
+        action="append",
+        default=d,
+        metavar="type=bind|volume,source=S,target=T[,readonly][,volume-driver=D]",
+    )
+    p.add_argument("--publish", "-p", action="append", default=d, metavar="[HOST:]PORT[/PROTO]")
+    p.add_argument("--entrypoint", default=d, help="override the image's ENTRYPOINT (a shell word list)")
+    p.add_argument("--health-cmd", default=d, help="health check command run with /bin/sh -c")
+    p.add_argument("--health-interval", default=d, metavar="DURATION")
+    p.add_argument("--health-timeout", default=d, metavar="DURATION")
+    p.add_argument("--health-retries", type=int, default=d)
+    p.add_argument("--health-start-period", default=d, metavar="DURATION")
+    p.add_argument("--no-healthcheck", action="store_true", default=d, help="disable the image's HEALTHCHECK")
+    p.add_argument("--restart-condition", choices=["any", "on-failure", "none"], default=d)
+    p.add_argument("--restart-delay", default=d, metavar="DURATION")
+    p.add_argument("--restart-max-attempts", type=int, default=d)
+    p.add_argument("--restart-window", default=d, metavar="DURATION")
+    p.add_argument("--update-parallelism", type=int, default=d)
+    p.add_argument("--update-delay", default=d, metavar="DURATION")
+    p.add_argument("--update-order", choices=["stop-first", "start-first"], default=d)
+    p.add_argument("--update-failure-action", choices=["pause", "rollback"], default=d)
+    p.add_argument("--update-monitor", default=d, metavar="DURATION")
+    p.add_argument("--stop-grace-period", default=d, metavar="DURATION")
+    p.add_argument("--rebalance", action="store_true", default=d, help="move tasks onto nodes that join")
+    if create:
+        p.add_argument("--name", required=True)
+        p.add_argument("image", metavar="IMAGE")
+        p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD", help="command and arguments")
+    else:
+        p.add_argument("--image", default=d)
+        p.add_argument(
+            "--args", dest="cmd", nargs=argparse.REMAINDER, default=d, help="new command (last flag)"
+        )
+
+
+def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The spec fields given on the command line (update: only those)."""
+    given = vars(args)
+    out: dict[str, Any] = {}
+    simple = {
+        "replicas": "replicas",
+        "mode": "mode",
+        "constraint": "constraints",
+        "placement_pref": "placement_prefs",
+        "strategy": "strategy",
+        "affinity": "affinities",
+        "max_replicas_per_node": "max_replicas_per_node",
+        "reserve_cpu": "reserve_cpu",
+        "reserve_memory": "reserve_memory",
+        "limit_cpu": "limit_cpu",
+        "limit_memory": "limit_memory",
+        "env": "env",
+        "label": "labels",
+        "mount": "mounts",
+        "publish": "publish",
+        "stop_grace_period": "stop_grace_period",
+        "rebalance": "rebalance",
+        "name": "name",
+        "image": "image",
+    }
+    for flag, key in simple.items():
+        if flag in given:
+            out[key] = given[flag]
+    if "entrypoint" in given:
+        out["entrypoint"] = given["entrypoint"].split()
+    if "cmd" in given and given["cmd"] is not None:
+        cmd = list(given["cmd"])
+        if cmd and cmd[0] == "--":
+            cmd = cmd[1:]
+        if cmd or "image" in given:
+            out["command"] = cmd
+    for section in NESTED:
+        values = {k[len(section) + 1 :]: v for k, v in given.items() if k.startswith(section + "_")}
+        if section == "health" and given.get("no_healthcheck"):
+            values = {"cmd": ["NONE"]}
+        elif section == "health" and "cmd" in values:
+            values["cmd"] = ["CMD-SHELL", values["cmd"]]
+        if values:
+            out[section] = values
+    return out
+
+
+def _validated(spec: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return ServiceSpec.from_dict(spec).to_dict()
+    except ConfigError as exc:
+        raise UsageError(f"{flag_for(exc.field)}: {exc.message}", field=flag_for(exc.field)) from exc
+
+
+# ----------------------------------------------------------------------------- commands
+SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
+TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "error / explanation"]
+
+
+def _service_row(s: dict[str, Any]) -> list[Any]:
+    pending = "; ".join(f"{p['count']}: {p['explanation']}" for p in s["pending"])
+    replicas = f"{s['running']}/{s['desired']}" + (" (update paused)" if s.get("update_paused") else "")
+    return [s["id"][:12], s["name"], s["mode"], replicas, s["image"], pending]
+
+
+def _ago(ts: float) -> str:
+    seconds = max(0, int(time.time() - ts)) if ts else 0
+    return f"{seconds // 60}m{seconds % 60:02d}s ago" if seconds >= 60 else f"{seconds}s ago"
+
+
+def _task_row(t: dict[str, Any]) -> list[Any]:
+    state = t["state"] + (f" ({t['health']})" if t.get("health") else "")
+    return [
+        t["id"][:12],
+        t["name"],
+        t["node"] or "-",
+        t["desired_state"],
+        state,
+        _ago(t["state_at"]),
+        t["error"] or t["message"],
+    ]
+
+
+def cmd_service_create(args: argparse.Namespace) -> int:
+    spec = _validated(spec_changes(args))
+    service = client_for(args).post("/services", spec)
+    emit(args, service, lambda s: s["id"])
+    return EXIT_OK
+
+
+def cmd_service_update(args: argparse.Namespace) -> int:
+    changes = spec_changes(args)
+    if not changes:
+        raise UsageError("service update: nothing to change (give at least one flag)", field="flags")
+    service = client_for(args).post(f"/services/{args.service}/update", changes)
+    emit(args, service, lambda s: s["id"])
+    return EXIT_OK
+
+
+def cmd_service_ls(args: argparse.Namespace) -> int:
+    emit(
+        args,
+        client_for(args).get("/services"),
+        lambda rows: table(SERVICE_COLUMNS, [_service_row(s) for s in rows]),
+    )
+    return EXIT_OK
+
+
+def cmd_service_ps(args: argparse.Namespace) -> int:
+    tasks = client_for(args).get(f"/services/{args.service}/tasks", all="false" if args.running else "true")
+    emit(args, tasks, lambda rows: table(TASK_COLUMNS, [_task_row(t) for t in rows]))
+    return EXIT_OK
+
+
+def _describe(s: dict[str, Any]) -> str:
+    spec = s["spec"]
+    lines = [
+        f"ID:        {s['id']}",
+        f"Name:      {s['name']}",
+        f"Mode:      {s['mode']}",
+        f"Replicas:  {s['running']}/{s['desired']}",
+        f"Image:     {spec['image']}",
+        f"Command:   {' '.join(spec.get('command') or []) or '(image default)'}",
+    ]
+    if spec.get("constraints"):
+        lines.append(f"Constraints: {', '.join(spec['constraints'])}")
+    if spec.get("reserve_cpu_nanos") or spec.get("reserve_memory_bytes"):
+        lines.append(
+            f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])} CPU, "
+            f"{format_bytes(spec['reserve_memory_bytes'])}"
+        )
+    for p in s["pending"]:
+        lines.append(f"Pending:   {p['count']} task(s): {p['explanation']}")
+    return "\n".join(lines)
+
+
+def cmd_service_inspect(args: argparse.Namespace) -> int:
+    emit(args, client_for(args).get(f"/services/{args.service}"), _describe)
+    return EXIT_OK
+
+
+def cmd_service_scale(args: argparse.Namespace) -> int:
+    client = client_for(args)
+    results = []
+    for item in args.scales:
+        name, sep, count = item.partition("=")
+        if not sep or not count.isdigit():
+            raise UsageError(f"scale: {item!r} is not SERVICE=REPLICAS", field="SERVICE=REPLICAS")
+        results.append(client.post(f"/services/{name}/scale", {"replicas": int(count)}))
+    emit(args, results, lambda rows: "\n".join(f"{r['name']} scaled to {r['desired']}" for r in rows))
+    return EXIT_OK
+
+
+def cmd_service_rollback(args: argparse.Namespace) -> int:
+    emit(
+        args,
+        client_for(args).post(f"/services/{args.service}/rollback"),
+        lambda s: f"{s['name']} rolled back",
+    )
+    return EXIT_OK
+
+
+def cmd_service_rm(args: argparse.Namespace) -> int:
+    client = client_for(args)
+    removed = [client.delete(f"/services/{name}") for name in args.services]
+    emit(args, removed, lambda rows: "\n".join(r["name"] for r in rows))
+    return EXIT_OK
+
+
+def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    service = sub.add_parser("service", parents=[common], help="Manage services")
+    actions = service.add_subparsers(dest="service_command", metavar="ACTION", parser_class=Parser)
+    actions.required = True
+
+    def action(name: str, help_text: str, fn: Any) -> argparse.ArgumentParser:
+        p = actions.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(func=fn)
+        return p
+
+    add_spec_flags(
+        action("create", "Create a service: create --name S [flags] IMAGE [CMD...]", cmd_service_create),
+        create=True,
+    )
+    update = action(
+        "update",
+        "Change some of a service's settings (a rolling update if the task changes)",
+        cmd_service_update,
+    )
+    update.add_argument("service", metavar="SERVICE")
+    add_spec_flags(update, create=False)
+    action("ls", "List services", cmd_service_ls)
+    ps = action("ps", "List a service's tasks, with errors and pending explanations", cmd_service_ps)
+    ps.add_argument("service", metavar="SERVICE")
+    ps.add_argument("--running", action="store_true", help="only tasks that should be running")
+    action("inspect", "Show a service", cmd_service_inspect).add_argument("service", metavar="SERVICE")
+    action("scale", "Set replicas: scale S=N [S=N...]", cmd_service_scale).add_argument(
+        "scales", nargs="+", metavar="SERVICE=REPLICAS"
+    )
+    action("rollback", "Return a service to its previous spec", cmd_service_rollback).add_argument(
+        "service", metavar="SERVICE"
+    )
+    action("rm", "Remove services and their tasks", cmd_service_rm).add_argument(
+        "services", nargs="+", metavar="SERVICE"
+    )

@@ -1,0 +1,74 @@
+"""Shared pieces of the command line: the argument parser class, exit codes, output and the API client.
+
+Owns how results are shown (tables, or JSON with ``--json``) and which daemon a command talks to. It
+holds no command of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .config import DEFAULT_SOCKET
+from .errors import ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(ConfigError):
+    """Invalid command-line usage (exit code 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors with exit code 2 and the offending flag in the message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+# ----------------------------------------------------------------------------- parser
+def host_of(args: argparse.Namespace) -> str:
+    return getattr(args, "host", None) or os.environ.get("P2PORCH_HOST") or f"unix://{DEFAULT_SOCKET}"
+
+
+def client_for(args: argparse.Namespace) -> Any:
+    from .api.client import ApiClient
+
+    return ApiClient(host_of(args))
+
+
+def wants_json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> None:
+    """Print ``data`` as JSON with --json, otherwise through ``render``."""
+    if wants_json(args):
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        text = render(data)
+        if text:
+            print(text)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)

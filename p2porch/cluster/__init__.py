@@ -1,0 +1,1 @@
+"""p2porch.cluster: join tokens, the join handshake and cluster membership wiring."""

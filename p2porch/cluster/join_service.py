@@ -1,0 +1,136 @@
+"""The join port: a TCP service that runs the join handshake for joining nodes (shell).
+
+Owns the listening socket (bound to the advertise address only), length-prefixed wire framing and
+counting/dropping bad connections. What a verified join request does is the caller's ``handle``
+callback; this module never touches cluster state itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from ..errors import AuthError, P2POrchError, WireError
+from ..wire import decode_frame, encode_frame
+from .handshake import NONCE_BYTES, JoinerHandshake, MemberHandshake
+from .token import JoinToken
+
+log = logging.getLogger(__name__)
+
+MAX_JOIN_FRAME = 256 * 1024
+_LEN = struct.Struct(">I")
+
+JoinHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def send_frame(stream: trio.abc.Stream, msg_type: str, body: Any) -> None:
+    frame = encode_frame(msg_type, body)
+    await stream.send_all(_LEN.pack(len(frame)) + frame)
+
+
+async def receive_frame(stream: trio.abc.ReceiveStream, expected: str) -> Any:
+    header = await _receive_exactly(stream, _LEN.size)
+    (size,) = _LEN.unpack(header)
+    if size > MAX_JOIN_FRAME:
+        raise WireError(f"join frame of {size} bytes exceeds {MAX_JOIN_FRAME}")
+    msg_type, body = decode_frame(await _receive_exactly(stream, size))
+    if msg_type == "error" and isinstance(body, dict):
+        return body
+    if msg_type != expected:
+        raise WireError(f"expected a {expected!r} frame, got {msg_type!r}")
+    return body
+
+
+async def _receive_exactly(stream: trio.abc.ReceiveStream, size: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < size:
+        chunk = await stream.receive_some(size - len(buf))
+        if not chunk:
+            raise WireError("connection closed mid-frame")
+        buf += chunk
+    return bytes(buf)
+
+
+class JoinService:
+    """Serves the join handshake; ``metrics`` counts accepted, refused and garbage connections."""
+
+    def __init__(
+        self, get_token: Callable[[], JoinToken | None], handle: JoinHandler, *, timeout_s: float = 30.0
+    ) -> None:
+        self._get_token = get_token
+        self._handle = handle
+        self._timeout_s = timeout_s
+        self.metrics = {"accepted": 0, "refused": 0, "garbage": 0, "failed": 0}
+
+    async def serve(
+        self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound_port = listeners[0].socket.getsockname()[1]
+        log.info("join service listening on %s:%d", host, bound_port)
+        task_status.started(bound_port)
+        await trio.serve_listeners(self._connection, listeners)
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        try:
+            with trio.move_on_after(self._timeout_s):
+                await self._handshake(stream)
+        except (WireError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self.metrics["garbage"] += 1
+            log.debug("dropped bad join connection: %s", exc)
+        finally:
+            await stream.aclose()
+
+    async def _handshake(self, stream: trio.SocketStream) -> None:
+        token = self._get_token()
+        if token is None:
+            await send_frame(stream, "error", {"error": "this node is not part of a cluster yet"})
+            return
+        member = MemberHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12))
+        try:
+            challenge = member.on_hello(await receive_frame(stream, "hello"))
+            await send_frame(stream, "challenge", challenge)
+            request = member.on_request(await receive_frame(stream, "request"))
+        except AuthError as exc:
+            self.metrics["refused"] += 1
+            log.warning("refused a join attempt: %s", exc.message)
+            await send_frame(stream, "error", {"error": exc.message})
+            return
+        try:
+            reply = await self._handle(request)
+        except P2POrchError as exc:
+            self.metrics["failed"] += 1
+            await send_frame(stream, "error", {"error": exc.message})
+            return
+        await send_frame(stream, "reply", member.seal_reply(reply))
+        self.metrics["accepted"] += 1
+
+
+async def request_join(
+    host: str, port: int, token: JoinToken, request: dict[str, Any], *, timeout_s: float = 30.0
+) -> dict[str, Any]:
+    """Run the joiner's side against ``host:port``; returns the member's decrypted reply."""
+    joiner = JoinerHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12))
+    try:
+        with trio.fail_after(timeout_s):
+            stream = await trio.open_tcp_stream(host, port)
+            async with stream:
+                await send_frame(stream, "hello", joiner.hello())
+                challenge = await receive_frame(stream, "challenge")
+                await send_frame(stream, "request", joiner.on_challenge(challenge, request))
+                return joiner.open_reply(await receive_frame(stream, "reply"))
+    except trio.TooSlowError as exc:
+        raise P2POrchError(
+            f"join: {host}:{port} did not answer within {timeout_s:.0f} s", field="PEER"
+        ) from exc
+    except OSError as exc:
+        raise P2POrchError(
+            f"join: cannot connect to {host}:{port}: {exc.strerror or exc}", field="PEER"
+        ) from exc
+    except (WireError, trio.BrokenResourceError) as exc:
+        raise P2POrchError(f"join: {host}:{port} is not a p2porch join port ({exc})", field="PEER") from exc

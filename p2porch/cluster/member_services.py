@@ -1,0 +1,303 @@
+"""Services a node runs while it is a cluster member: overlay and DNS, fed from committed state (shell).
+
+Each ``serve_*`` is a member service of :class:`~p2porch.cluster.manager.ClusterManager`: it is started
+after the Raft store is open, reads only the store's snapshots and change stream, and reports its
+health in ``manager.health``. A failing service is retried with back-off and never takes the daemon
+(or the other services) down. None of them writes cluster state.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..agent.docker_executor import open_docker_executor
+from ..agent.model import NodeCapacity, TaskAssignment, TaskReport
+from ..agent.worker import run_agent
+from ..dns.resolver import Resolver
+from ..dns.server import serve_dns
+from ..errors import ConfigError, ConflictError, ProposalTimeout
+from ..netoverlay.dockernet import DockerNetwork
+from ..netoverlay.driver import NetlinkDriver
+from ..netoverlay.firewall import Firewall
+from ..netoverlay.plan import OverlaySettings
+from ..netoverlay.reconciler import OverlayReconciler, run_overlay
+from ..raft import commands as C
+from ..scheduler import Orchestrator
+from .scheduling import plan_round, service_spec
+from .views import dns_zone, gateway_of, local_overlay_node, overlay_peers, task_assignment
+
+if TYPE_CHECKING:
+    from .manager import ClusterManager
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def state_changes(manager: ClusterManager) -> AsyncIterator[trio.MemoryReceiveChannel[Any]]:
+    """A channel that receives one item per committed change batch (the items themselves are opaque)."""
+    store = manager.require_store()
+    async with store.subscribe() as changes:
+        yield changes
+
+
+async def supervise(manager: ClusterManager, name: str, body: Callable[[], Awaitable[None]]) -> None:
+    """Run ``body`` forever, recording failures in ``manager.health`` and retrying with back-off."""
+    delay_s = 0.5
+    while True:
+        try:
+            manager.health[name] = "running"
+            await body()
+            return
+        except Exception as exc:  # a member service must not take the daemon down
+            manager.health[name] = f"failed: {type(exc).__name__}: {exc}"
+            log.error("%s failed, retrying in %.1f s: %s", name, delay_s, exc, exc_info=log.isEnabledFor(10))
+        await trio.sleep(delay_s)
+        delay_s = min(delay_s * 2, 30.0)
+
+
+async def wait_for_lease(manager: ClusterManager, changes: trio.MemoryReceiveChannel[Any]) -> str:
+    """This node's leased overlay subnet, waiting for the lease to be committed if needed."""
+    assert manager.local is not None
+    while True:
+        lease = manager.require_store().snapshot().leases.get(manager.local.node_id)
+        if lease is not None:
+            return lease.subnet
+        await changes.receive()
+
+
+async def serve_overlay(
+    manager: ClusterManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Program this node's VXLAN overlay and Docker network from leases and live nodes."""
+    task_status.started()
+    await supervise(manager, "overlay", partial(_run_overlay, manager))
+
+
+async def _run_overlay(manager: ClusterManager) -> None:
+    assert manager.local is not None
+    node_id = manager.local.node_id
+    store = manager.require_store()
+    async with state_changes(manager) as changes:
+        await wait_for_lease(manager, changes)
+        state = store.snapshot()
+        local = local_overlay_node(state, node_id)
+        assert local is not None
+        config = manager.config
+        settings = OverlaySettings(
+            cluster_cidr=state.cluster_cidr,
+            vni=config.overlay.vni,
+            vxlan_port=config.overlay.vxlan_port,
+            dns_port=config.dns.port,
+        )
+        send, receive = trio.open_memory_channel[Any](math.inf)
+
+        def peers() -> list[Any]:
+            return overlay_peers(store.snapshot(), node_id, frozenset(manager.unreachable_nodes()))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_forward, changes, send)
+            reconciler: OverlayReconciler = await nursery.start(
+                partial(
+                    run_overlay,
+                    local,
+                    peers,
+                    NetlinkDriver(),
+                    settings=settings,
+                    network=DockerNetwork(config.node.docker_host or None),
+                    firewall=Firewall(),
+                    changes=receive,
+                )
+            )
+            manager.overlay = reconciler
+            manager.overlay_ready.set()
+            try:
+                await trio.sleep_forever()
+            finally:
+                manager.overlay = None
+
+
+def drain(channel: trio.MemoryReceiveChannel[Any]) -> None:
+    """Discard whatever is already queued on ``channel``."""
+    while True:
+        try:
+            channel.receive_nowait()
+        except trio.WouldBlock:
+            return
+
+
+async def _forward(source: trio.MemoryReceiveChannel[Any], sink: trio.MemorySendChannel[Any]) -> None:
+    async for item in source:
+        sink.send_nowait(item)
+
+
+async def serve_cluster_dns(
+    manager: ClusterManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Answer the cluster domain from committed state on the bridge gateway and the advertise address."""
+    task_status.started()
+    await supervise(manager, "dns", partial(_run_dns, manager))
+
+
+async def _run_dns(manager: ClusterManager) -> None:
+    assert manager.local is not None
+    store = manager.require_store()
+    config = manager.config
+    async with state_changes(manager) as changes:
+        subnet = await wait_for_lease(manager, changes)
+        await manager.overlay_ready.wait()  # the gateway address exists once the Docker network does
+        gateway = gateway_of(subnet)
+        advertise = manager.local.raft_addr.rsplit(":", 1)[0]
+        resolver = Resolver(dns_zone(store.snapshot(), (advertise,)), ttl_s=config.dns.ttl_s)
+        manager.resolver = resolver
+        upstreams = [_parse_upstream(u) for u in config.dns.upstreams] or None
+        listen = [(gateway, config.dns.port), (advertise, config.dns.port)]
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                partial(serve_dns, resolver, listen, upstreams, timeout_s=config.dns.forward_timeout_s)
+            )
+            log.info(
+                "cluster DNS for %s. on %s", store.snapshot().domain, ", ".join(f"{h}:{p}" for h, p in listen)
+            )
+            async for _ in changes:
+                drain(changes)  # one zone rebuild per burst of commits
+                resolver.update_zone(dns_zone(store.snapshot(), (advertise,)))
+
+
+def _parse_upstream(text: str) -> tuple[str, int]:
+    host, _, port = text.partition(":")
+    return host, int(port) if port else 53
+
+
+async def serve_agent(
+    manager: ClusterManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run the tasks committed to this node through its Docker engine and report their states."""
+    task_status.started()
+    await supervise(manager, "agent", partial(_run_agent, manager))
+
+
+async def _run_agent(manager: ClusterManager) -> None:
+    assert manager.local is not None
+    node_id, node_name = manager.local.node_id, manager.local.node_name
+    store = manager.require_store()
+    executor = await open_docker_executor(manager.config.node.docker_host or None)
+    try:
+        await _record_capacity(manager, await executor.capacity())
+        await manager.overlay_ready.wait()  # tasks attach to the node's overlay network
+
+        def assignments() -> list[TaskAssignment]:
+            state = store.snapshot()
+            lease = state.leases.get(node_id)
+            dns = gateway_of(lease.subnet) if lease else ""
+            out = []
+            for task in state.tasks.values():
+                if task.node_id != node_id:
+                    continue
+                service = state.services.get(task.service_id)
+                if service is None:
+                    continue
+                try:
+                    spec = service_spec(service.spec)
+                except ConfigError:
+                    continue
+                out.append(
+                    task_assignment(task, spec, node_name, OverlaySettings().network_name, dns, state.domain)
+                )
+            return out
+
+        async def report(reports: list[TaskReport]) -> None:
+            await manager.write(
+                C.report_task_states(time.time(), node_id, [report_fields(r) for r in reports])
+            )
+
+        async with state_changes(manager) as changes, trio.open_nursery() as nursery:
+            await nursery.start(partial(run_agent, executor, node_name, assignments, changes, report))
+            await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            await executor.aclose()
+
+
+async def _record_capacity(manager: ClusterManager, capacity: NodeCapacity) -> None:
+    """Store the engine's CPU and memory as this node's capacity when they differ from the record."""
+    assert manager.local is not None
+    node = manager.require_store().snapshot().nodes.get(manager.local.node_id)
+    if node is None or (node.cpu_nanos, node.memory_bytes) == (capacity.cpu_nanos, capacity.memory_bytes):
+        return
+    await manager.write(
+        C.update_node(
+            time.time(), node.node_id, cpu_nanos=capacity.cpu_nanos, memory_bytes=capacity.memory_bytes
+        )
+    )
+
+
+def report_fields(report: TaskReport) -> dict[str, Any]:
+    """An agent report as the ``report_task_states`` command takes it."""
+    return {
+        "task_id": report.task_id,
+        "state": report.state,
+        "state_at": report.at,
+        "error": report.error,
+        "container_id": report.container_id,
+        "address": report.address,
+        "health": report.health,
+        "exit_code": report.exit_code,
+    }
+
+
+async def serve_scheduler(
+    manager: ClusterManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """While this node leads Raft: reconcile services with tasks and commit placements."""
+    task_status.started()
+    await supervise(manager, "scheduler", partial(_run_scheduler, manager))
+
+
+LEADER_DEBOUNCE_S = 0.02
+LEADER_IDLE_CHECK_S = 1.0
+
+
+async def _run_scheduler(manager: ClusterManager) -> None:
+    store = manager.require_store()
+    orchestrator = Orchestrator(
+        random.Random(secrets.randbits(64)), down_grace_s=manager.config.scheduler.down_grace_s
+    )
+    wake_at: float | None = None
+    async with state_changes(manager) as changes:
+        while True:
+            timeout = (
+                LEADER_IDLE_CHECK_S
+                if wake_at is None
+                else min(LEADER_IDLE_CHECK_S, max(0.0, wake_at - time.time()))
+            )
+            with trio.move_on_after(timeout):
+                await changes.receive()
+                await trio.sleep(LEADER_DEBOUNCE_S)
+            drain(changes)
+            if not store.status().is_leader:
+                wake_at = None
+                continue
+            state = store.snapshot()
+            now = time.time()
+            plan = plan_round(state, now, orchestrator)
+            wake_at = plan.wake_at
+            for service_id, error in plan.invalid_specs.items():
+                log.warning("service %s has an invalid spec, not scheduled: %s", service_id, error)
+            if plan.empty:
+                continue
+            try:
+                await manager.write(C.put_tasks(now, plan.items, expected_version=state.version))
+            except ConflictError:
+                wake_at = time.time()  # the state moved under us: plan again at once
+            except ProposalTimeout as exc:
+                log.warning("scheduling round not committed: %s", exc.message)

@@ -1,0 +1,192 @@
+"""One scheduling round of the leader: orchestrate, place, and express the result as task writes (pure).
+
+Takes a committed :class:`ClusterState` snapshot, ``now`` and the leader's :class:`Orchestrator`, and
+returns the ``put_tasks`` items that move the cluster towards its services, conditional on the task
+versions it read. It never writes anything itself and never reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import ConfigError
+from ..raft import commands as C
+from ..raft.state import ClusterState, NodeRecord, TaskRecord
+from ..scheduler import (
+    Node,
+    Orchestrator,
+    PlacedTask,
+    Service,
+    ServiceSpec,
+    Task,
+    TaskRequest,
+    UpdateFailed,
+    build_node_infos,
+    schedule,
+)
+from ..scheduler.orchestrator import TERMINAL_STATES
+
+
+@dataclass
+class Round:
+    """What one round decided: task writes, update failures, when to run again, and specs that failed."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    update_failures: list[UpdateFailed] = field(default_factory=list)
+    wake_at: float | None = None
+    invalid_specs: dict[str, str] = field(default_factory=dict)  # service id -> error
+
+    @property
+    def empty(self) -> bool:
+        return not self.items
+
+
+# Keys p2porch keeps in a stored service spec beside the user's fields.
+BOOKKEEPING_KEYS = ("previous_spec", "update_paused")
+
+
+def plain_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The user's spec without p2porch's bookkeeping keys."""
+    return {k: v for k, v in spec.items() if k not in BOOKKEEPING_KEYS}
+
+
+def service_spec(spec: Mapping[str, Any]) -> ServiceSpec:
+    """Validate a stored service spec (raises ConfigError)."""
+    return ServiceSpec.from_dict(plain_spec(spec))
+
+
+def scheduler_node(node: NodeRecord) -> Node:
+    return Node(
+        node_id=node.node_id,
+        name=node.name,
+        role=node.role,
+        availability=node.availability,
+        status=node.status,
+        labels=dict(node.labels),
+        cpu_nanos=node.cpu_nanos,
+        memory_bytes=node.memory_bytes,
+        hostname=node.name,
+        down_since=(node.status_at or None) if node.status == "down" else None,
+    )
+
+
+def orchestrator_task(task: TaskRecord) -> Task:
+    health = task.health
+    return Task(
+        task_id=task.task_id,
+        service_id=task.service_id,
+        slot=task.slot,
+        node_id=task.node_id,
+        desired_state=task.desired_state,
+        state=task.state,
+        state_at=task.state_at,
+        spec_version=task.spec_version,
+        template_hash=task.template_hash,
+        created_at=task.created_at,
+        started_at=task.started_at or None,
+        healthy=None if health in ("", "starting") else health == "healthy",
+        restart_history=task.restart_history,
+    )
+
+
+def occupies_node(task: TaskRecord) -> bool:
+    """A task holds its node's resources while it should run or has not been seen ending yet."""
+    return task.node_id is not None and (task.desired_state == "running" or task.state not in TERMINAL_STATES)
+
+
+def plan_round(state: ClusterState, now: float, orchestrator: Orchestrator) -> Round:
+    out = Round()
+    specs: dict[str, ServiceSpec] = {}
+    services = []
+    for service in state.services.values():
+        try:
+            spec = service_spec(service.spec)
+        except ConfigError as exc:
+            out.invalid_specs[service.service_id] = exc.message
+            continue
+        specs[service.service_id] = spec
+        services.append(
+            Service(service.service_id, spec, service.version, bool(service.spec.get("update_paused")))
+        )
+    tasks = list(state.tasks.values())
+    nodes = [scheduler_node(n) for n in state.nodes.values()]
+    reconciliation = orchestrator.reconcile(services, [orchestrator_task(t) for t in tasks], nodes, now)
+    out.update_failures = list(reconciliation.events)
+    out.wake_at = reconciliation.wake_at
+
+    placed = [
+        PlacedTask(
+            service=specs[t.service_id].name,
+            node_id=t.node_id,
+            cpu_nanos=specs[t.service_id].reserve_cpu_nanos,
+            memory_bytes=specs[t.service_id].reserve_memory_bytes,
+            host_ports=specs[t.service_id].host_ports,
+        )
+        for t in tasks
+        if occupies_node(t) and t.service_id in specs and t.node_id is not None
+    ]
+    shutdown_ids = {a.task_id for a in reconciliation.shutdowns}
+    requests: list[TaskRequest] = []
+    new_records: dict[str, TaskRecord] = {}
+    for create in reconciliation.creates:
+        record = TaskRecord(
+            task_id=create.task_id,
+            service_id=create.service_id,
+            slot=create.slot,
+            node_id=None,
+            state="pending",
+            state_at=now,
+        )
+        record = replace(
+            record,
+            spec_version=create.spec_version,
+            template_hash=create.template_hash,
+            created_at=create.created_at,
+            restart_history=create.restart_history,
+        )
+        new_records[create.task_id] = record
+        requests.append(TaskRequest(create.task_id, specs[create.service_id], node_id=create.node_id))
+    # Tasks that found no node in an earlier round get another chance every round.
+    for t in tasks:
+        if (
+            t.node_id is None
+            and t.desired_state == "running"
+            and t.state == "pending"
+            and t.service_id in specs
+            and t.task_id not in shutdown_ids
+        ):
+            requests.append(TaskRequest(t.task_id, specs[t.service_id]))
+    result = schedule(requests, build_node_infos(nodes, placed)) if requests else None
+
+    for create_id, record in new_records.items():
+        node_id = result.assignments.get(create_id) if result else None
+        explanation = result.unschedulable.get(create_id, "") if result else ""
+        record = replace(
+            record, node_id=node_id, state="assigned" if node_id else "pending", message=explanation
+        )
+        out.items.append(C.task_put(record, task_version=0))
+    for t in tasks:
+        if t.task_id in shutdown_ids:
+            reason = next(a.reason for a in reconciliation.shutdowns if a.task_id == t.task_id)
+            out.items.append(
+                C.task_put(replace(t, desired_state="shutdown", message=reason), task_version=t.version)
+            )
+            continue
+        if result is None or t.task_id in new_records:
+            continue
+        if t.task_id in result.assignments:
+            out.items.append(
+                C.task_put(
+                    replace(
+                        t, node_id=result.assignments[t.task_id], state="assigned", state_at=now, message=""
+                    ),
+                    task_version=t.version,
+                )
+            )
+        elif t.task_id in result.unschedulable and result.unschedulable[t.task_id] != t.message:
+            out.items.append(
+                C.task_put(replace(t, message=result.unschedulable[t.task_id]), task_version=t.version)
+            )
+    return out

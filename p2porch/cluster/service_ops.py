@@ -1,0 +1,190 @@
+"""Service lifecycle operations behind the API: create, list, inspect, ps, update, scale, remove.
+
+Owns validating a requested spec (nothing partial is ever written: a spec is validated whole, then
+committed in one command) and presenting services and tasks to users. Placement is the leader's
+scheduling loop's job; this module only writes desired state.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, ConflictError, NotFoundError
+from ..raft import commands as C
+from ..raft.state import ClusterState, ServiceRecord, TaskRecord
+from ..scheduler import ServiceSpec
+from .scheduling import plain_spec, service_spec
+
+if TYPE_CHECKING:
+    from .manager import ClusterManager
+
+SERVICE_ID_BYTES = 8
+
+
+def validate_spec(data: Any) -> ServiceSpec:
+    if not isinstance(data, dict):
+        raise ConfigError("the service spec must be a JSON object", field="spec")
+    return ServiceSpec.from_dict(data)
+
+
+def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``current`` with top-level keys of ``changes`` replaced; nested health/restart/update maps merge."""
+    merged = dict(current)
+    for key, value in changes.items():
+        if (
+            key in ("health", "restart", "update")
+            and isinstance(value, dict)
+            and isinstance(merged.get(key), dict)
+        ):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def task_counts(state: ClusterState, service: ServiceRecord) -> tuple[int, int]:
+    """(running tasks that should run, desired tasks) of a service."""
+    tasks = [t for t in state.tasks_of_service(service.service_id) if t.desired_state == "running"]
+    running = sum(1 for t in tasks if t.state == "running")
+    global_mode = service.spec.get("mode") == "global"
+    desired = len(tasks) if global_mode else int(service.spec.get("replicas", 0))
+    return running, desired
+
+
+class ServiceOps:
+    """The API's view of services; every write goes through the manager's Raft store."""
+
+    def __init__(self, manager: ClusterManager) -> None:
+        self.manager = manager
+
+    def _state(self) -> ClusterState:
+        return self.manager.snapshot()
+
+    def find(self, ref: str) -> ServiceRecord:
+        state = self._state()
+        service = state.service_by_name(ref) or state.services.get(ref)
+        if service is None:
+            matches = (
+                [s for s in state.services.values() if s.service_id.startswith(ref)] if len(ref) >= 4 else []
+            )
+            if len(matches) == 1:
+                return matches[0]
+            raise NotFoundError(f"no service {ref!r}", field="SERVICE")
+        return service
+
+    async def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        spec = validate_spec(body)
+        if self._state().service_by_name(spec.name) is not None:
+            raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
+        service_id = secrets.token_hex(SERVICE_ID_BYTES)
+        await self.manager.write(C.create_service(time.time(), service_id, spec.name, spec.to_dict()))
+        return self.view(self.find(service_id))
+
+    async def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+        service = self.find(ref)
+        if "name" in changes and changes["name"] != service.name:
+            raise ConfigError("a service cannot be renamed", field="name")
+        current = dict(service.spec)
+        merged = merge_spec(current, changes)
+        spec = validate_spec(plain_spec(merged))
+        new = spec.to_dict()
+        if spec.template_hash() != service_spec(current).template_hash():
+            new["previous_spec"] = plain_spec(current)  # kept for `service rollback`
+        elif "previous_spec" in current:
+            new["previous_spec"] = current["previous_spec"]
+        await self.manager.write(
+            C.update_service(time.time(), service.service_id, new, service_version=service.version)
+        )
+        return self.view(self.find(service.service_id))
+
+    async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
+        service = self.find(ref)
+        if service.spec.get("mode") == "global":
+            raise ConfigError(
+                f"service {service.name} is global: it runs one task per eligible node", field="replicas"
+            )
+        return await self.update(ref, {"replicas": replicas})
+
+    async def rollback(self, ref: str) -> dict[str, Any]:
+        service = self.find(ref)
+        previous = service.spec.get("previous_spec")
+        if not previous:
+            raise ConflictError(
+                f"service {service.name} has no previous spec to roll back to", field="SERVICE"
+            )
+        spec = validate_spec(dict(previous)).to_dict()
+        spec["previous_spec"] = plain_spec(dict(service.spec))
+        await self.manager.write(
+            C.update_service(time.time(), service.service_id, spec, service_version=service.version)
+        )
+        return self.view(self.find(service.service_id))
+
+    async def remove(self, ref: str) -> dict[str, Any]:
+        service = self.find(ref)
+        await self.manager.write(
+            C.remove_service(time.time(), service.service_id, service_version=service.version)
+        )
+        return {"removed": service.service_id, "name": service.name}
+
+    def list_all(self) -> list[dict[str, Any]]:
+        state = self._state()
+        return [self.view(s, state) for s in sorted(state.services.values(), key=lambda s: s.name)]
+
+    def view(self, service: ServiceRecord, state: ClusterState | None = None) -> dict[str, Any]:
+        state = state or self._state()
+        running, desired = task_counts(state, service)
+        pending = Counter(
+            t.message
+            for t in state.tasks_of_service(service.service_id)
+            if t.desired_state == "running" and t.node_id is None and t.message
+        )
+        spec = plain_spec(dict(service.spec))
+        return {
+            "id": service.service_id,
+            "name": service.name,
+            "mode": spec.get("mode", "replicated"),
+            "image": spec.get("image"),
+            "running": running,
+            "desired": desired,
+            "version": service.version,
+            "created_at": service.created_at,
+            "updated_at": service.updated_at,
+            "spec": spec,
+            "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
+            "update_paused": bool(service.spec.get("update_paused")),
+        }
+
+    def tasks(self, ref: str, include_history: bool = True) -> list[dict[str, Any]]:
+        state = self._state()
+        service = self.find(ref)
+        tasks = sorted(
+            state.tasks_of_service(service.service_id),
+            key=lambda t: (t.slot, t.desired_state != "running", -t.state_at),
+        )
+        return [
+            self.task_view(t, state, service)
+            for t in tasks
+            if include_history or t.desired_state == "running"
+        ]
+
+    @staticmethod
+    def task_view(task: TaskRecord, state: ClusterState, service: ServiceRecord) -> dict[str, Any]:
+        node = state.nodes.get(task.node_id) if task.node_id else None
+        return {
+            "id": task.task_id,
+            "name": f"{service.name}.{task.slot}",
+            "slot": task.slot,
+            "node": node.name if node else None,
+            "desired_state": task.desired_state,
+            "state": task.state,
+            "state_at": task.state_at,
+            "error": task.error,
+            "message": task.message,
+            "container_id": task.container_id,
+            "address": task.address,
+            "health": task.health,
+            "exit_code": task.exit_code,
+        }

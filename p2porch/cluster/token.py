@@ -1,0 +1,86 @@
+"""Join tokens and the keys derived from them (pure).
+
+A token is ``P2PT-1-<cluster id: 16 hex>-<secret: 43 chars base64url of 32 bytes>``. The secret never
+travels: HKDF-SHA256 derives from it one key per purpose (gossip encryption, the pysyncobj password,
+the join handshake), so a leak of one derived key reveals neither the secret nor the others.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ..errors import AuthError
+
+TOKEN_PREFIX = "P2PT"
+TOKEN_VERSION = "1"
+_TOKEN_RE = re.compile(r"^P2PT-(?P<version>[0-9]+)-(?P<cluster>[0-9a-f]{16})-(?P<secret>[A-Za-z0-9_-]{43})$")
+
+
+@dataclass(frozen=True)
+class JoinToken:
+    """A parsed join token; ``str(token)`` gives it back in its canonical form."""
+
+    cluster_id: str
+    secret: bytes
+
+    def __str__(self) -> str:
+        encoded = base64.urlsafe_b64encode(self.secret).rstrip(b"=").decode()
+        return f"{TOKEN_PREFIX}-{TOKEN_VERSION}-{self.cluster_id}-{encoded}"
+
+    def __repr__(self) -> str:  # never print the secret by accident
+        return f"JoinToken(cluster_id={self.cluster_id!r}, secret=<hidden>)"
+
+    def derive(self, purpose: str, length: int = 32) -> bytes:
+        """A key for one purpose (``gossip``, ``raft``, ``join``), bound to this cluster id."""
+        return HKDF(
+            algorithm=hashes.SHA256(),
+            length=length,
+            salt=self.cluster_id.encode(),
+            info=f"p2porch {purpose} v1".encode(),
+        ).derive(self.secret)
+
+    @property
+    def gossip_key(self) -> bytes:
+        return self.derive("gossip")
+
+    @property
+    def join_key(self) -> bytes:
+        return self.derive("join")
+
+    @property
+    def raft_password(self) -> str:
+        return base64.b64encode(self.derive("raft")).decode()
+
+
+def new_token(cluster_id: str | None = None) -> JoinToken:
+    return JoinToken(cluster_id=cluster_id or secrets.token_hex(8), secret=secrets.token_bytes(32))
+
+
+def parse_token(text: str) -> JoinToken:
+    """Parse a token; a malformed one raises AuthError saying what is wrong (never echoing the secret)."""
+    text = (text or "").strip()
+    if not text.startswith(TOKEN_PREFIX + "-"):
+        raise AuthError(
+            "malformed join token: it must start with 'P2PT-' (copy it from `p2porch token`)", field="--token"
+        )
+    match = _TOKEN_RE.match(text)
+    if match is None:
+        raise AuthError(
+            "malformed join token: expected P2PT-1-<16 hex cluster id>-<43 character secret>", field="--token"
+        )
+    if match["version"] != TOKEN_VERSION:
+        raise AuthError(
+            f"join token version {match['version']} is not supported (this node speaks {TOKEN_VERSION})",
+            field="--token",
+        )
+    padded = match["secret"] + "="
+    secret = base64.urlsafe_b64decode(padded)
+    if len(secret) != 32:
+        raise AuthError("malformed join token: the secret must be 32 bytes", field="--token")
+    return JoinToken(cluster_id=match["cluster"], secret=secret)

@@ -1,0 +1,146 @@
+"""Adapters from committed cluster state to each subsystem's own input types (pure).
+
+The subsystems (overlay, DNS, agent, scheduler) never import the Raft state model; the daemon hands
+them what these functions derive from a :class:`ClusterState` snapshot. No I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+from ..agent.model import HealthCheckSpec, MountSpec, PortSpec, TaskAssignment
+from ..dns.zone import PortEntry, TaskEntry, ZoneData
+from ..netoverlay.plan import LocalNode, OverlayPeer
+from ..raft.state import ClusterState, TaskRecord
+
+# A node whose status is one of these takes part in the data path.
+LIVE_NODE_STATUSES = ("ready",)
+
+
+def gateway_of(subnet: str) -> str:
+    """The bridge gateway (.1) of a node's leased subnet: its containers' DNS server."""
+    return str(ipaddress.IPv4Network(subnet).network_address + 1)
+
+
+def local_overlay_node(state: ClusterState, node_id: str) -> LocalNode | None:
+    node = state.nodes.get(node_id)
+    lease = state.leases.get(node_id)
+    if node is None or lease is None:
+        return None
+    return LocalNode(node_id=node_id, underlay_addr=node.addr, subnet=lease.subnet)
+
+
+def overlay_peers(
+    state: ClusterState, self_id: str, unreachable: frozenset[str] = frozenset()
+) -> list[OverlayPeer]:
+    """Every other live node with a lease, by node id; ``unreachable`` ids (dead in gossip) are left out."""
+    peers = []
+    for node_id in sorted(state.nodes):
+        node = state.nodes[node_id]
+        lease = state.leases.get(node_id)
+        if (
+            node_id == self_id
+            or lease is None
+            or node.status not in LIVE_NODE_STATUSES
+            or node_id in unreachable
+        ):
+            continue
+        peers.append(OverlayPeer(node_id=node_id, underlay_addr=node.addr, subnet=lease.subnet))
+    return peers
+
+
+def _task_ports(spec: Mapping[str, Any]) -> tuple[PortEntry, ...]:
+    ports = []
+    for entry in spec.get("publish", ()) or ():
+        if isinstance(entry, Mapping) and isinstance(entry.get("target"), int):
+            ports.append(PortEntry(int(entry["target"]), str(entry.get("protocol", "tcp"))))
+    return tuple(ports)
+
+
+def task_is_healthy(task: TaskRecord) -> bool:
+    """A task counts as healthy unless its health check says otherwise (no check = healthy)."""
+    return task.health not in ("unhealthy", "starting")
+
+
+def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData:
+    """Services with their running tasks' overlay addresses, and nodes with their advertise addresses."""
+    services: dict[str, list[TaskEntry]] = {}
+    by_service: dict[str, list[TaskRecord]] = {}
+    for task in state.tasks.values():
+        by_service.setdefault(task.service_id, []).append(task)
+    for service in state.services.values():
+        ports = _task_ports(service.spec)
+        entries = [
+            TaskEntry(
+                slot=t.slot,
+                address=t.address,
+                healthy=task_is_healthy(t),
+                running=t.state == "running" and t.desired_state == "running",
+                ports=ports,
+            )
+            for t in sorted(by_service.get(service.service_id, ()), key=lambda t: (t.slot, t.task_id))
+            if t.address
+        ]
+        services[service.name] = entries
+    nodes = {n.name: n.addr for n in state.nodes.values() if n.status != "left"}
+    return ZoneData(
+        domain=state.domain or "p2p",
+        services=services,
+        nodes=nodes,
+        nameservers=nameservers,
+        version=state.version,
+    )
+
+
+def task_assignment(
+    task: TaskRecord, spec: Any, node_name: str, network: str, dns_server: str, domain: str
+) -> TaskAssignment:
+    """What the agent needs to run ``task`` of a service whose validated spec is ``spec`` (a ServiceSpec)."""
+    health = None
+    if spec.health is not None:
+        health = HealthCheckSpec(
+            test=tuple(spec.health.test),
+            interval_s=spec.health.interval_s,
+            timeout_s=spec.health.timeout_s,
+            retries=spec.health.retries,
+            start_period_s=spec.health.start_period_s,
+        )
+    return TaskAssignment(
+        task_id=task.task_id,
+        service_name=spec.name,
+        service_id=task.service_id,
+        slot=task.slot,
+        node_name=node_name,
+        image=spec.image,
+        command=spec.command,
+        entrypoint=spec.entrypoint or None,
+        env=spec.env_dict(),
+        labels=spec.labels_dict(),
+        mounts=tuple(
+            MountSpec(
+                type=m.type,
+                source=m.source,
+                target=m.target,
+                read_only=m.readonly,
+                volume_driver=m.volume_driver,
+            )
+            for m in spec.mounts
+        ),
+        ports=tuple(
+            PortSpec(target=p.target, published=p.published or 0, protocol=p.protocol) for p in spec.publish
+        ),
+        cpu_limit_nanos=spec.limit_cpu_nanos,
+        memory_limit_bytes=spec.limit_memory_bytes,
+        cpu_reservation_nanos=spec.reserve_cpu_nanos,
+        memory_reservation_bytes=spec.reserve_memory_bytes,
+        network=network,
+        dns_servers=(dns_server,) if dns_server else (),
+        dns_search=(domain,),
+        healthcheck=health,
+        desired_state=task.desired_state,
+        state=task.state,
+        spec_version=task.spec_version,
+        stop_grace_s=spec.stop_grace_period_s,
+    )

@@ -1,0 +1,222 @@
+"""A durable Raft journal for pysyncobj (shell: file I/O on the Raft thread).
+
+pysyncobj's own FileJournal writes entries into an mmap and never msyncs it, and stores the commit
+index through a rename without fsync (PySyncObj #84, #197). This journal implements the same duck-typed
+interface (``add``, ``clear``, ``deleteEntriesFrom``, ``deleteEntriesTo``, indexing, term/vote and
+commit-index accessors) with plain appends and ``fdatasync`` before every method returns, so an entry
+is on disk before pysyncobj can acknowledge it to a leader or count it towards a commit, and
+``currentTerm``/``votedFor`` are on disk before a vote leaves the node. Records carry a CRC so a torn
+tail left by a crash is detected and cut off on open. It never imports pysyncobj and never talks to
+the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+MAGIC = b"P2PRJ001"
+_HEADER = struct.Struct("<IIQQ")  # command length, crc32, index, term
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that after a crash either the old or the new content is there."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _record(command: bytes, idx: int, term: int) -> bytes:
+    head = struct.pack("<QQ", idx, term)
+    crc = zlib.crc32(command, zlib.crc32(head))
+    return _HEADER.pack(len(command), crc, idx, term) + command
+
+
+class DurableJournal:
+    """Append-only, fdatasync'ed entry log plus a small meta file (term, vote, commit index).
+
+    Owns the files ``<path>`` and ``<path>.meta``; entries are also kept in memory as
+    ``(command, index, term)`` tuples, as pysyncobj expects.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = Path(path)
+        self._meta_path = self._path.with_name(self._path.name + ".meta")
+        self._entries: list[tuple[bytes, int, int]] = []
+        self._offsets: list[int] = []  # file offset where each entry's record starts
+        self.torn_bytes_dropped = 0
+        self.syncs = 0
+        self._meta: dict[str, Any] = self._load_meta()
+        self._meta_dirty = False
+        self._fd = self._open_and_load()
+
+    # --- loading ---------------------------------------------------------------------------------
+
+    def _load_meta(self) -> dict[str, Any]:
+        try:
+            data = self._meta_path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        meta = msgpack.unpackb(data, raw=False)
+        if not isinstance(meta, dict):
+            raise ValueError(f"{self._meta_path}: bad journal meta")
+        return meta
+
+    def _open_and_load(self) -> int:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        data = b""
+        with open(fd, "rb", closefd=False) as f:
+            data = f.read()
+        if not data:
+            os.write(fd, MAGIC)
+            os.fsync(fd)
+            _fsync_dir(self._path.parent)
+            return fd
+        if not data.startswith(MAGIC):
+            os.close(fd)
+            raise ValueError(f"{self._path} is not a p2porch journal")
+        pos = len(MAGIC)
+        while pos + _HEADER.size <= len(data):
+            length, crc, idx, term = _HEADER.unpack_from(data, pos)
+            end = pos + _HEADER.size + length
+            if end > len(data):
+                break
+            command = data[pos + _HEADER.size : end]
+            if zlib.crc32(command, zlib.crc32(struct.pack("<QQ", idx, term))) != crc:
+                break
+            self._entries.append((command, idx, term))
+            self._offsets.append(pos)
+            pos = end
+        if pos != len(data):  # torn or corrupt tail from a crash: cut it off
+            self.torn_bytes_dropped = len(data) - pos
+            os.ftruncate(fd, pos)
+            os.fsync(fd)
+        os.lseek(fd, pos, os.SEEK_SET)
+        return fd
+
+    # --- pysyncobj journal interface -------------------------------------------------------------
+
+    def add(self, command: bytes, idx: int, term: int) -> None:
+        command = bytes(command)
+        offset = os.lseek(self._fd, 0, os.SEEK_END)
+        record = _record(command, idx, term)
+        view = memoryview(record)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self._sync()
+        self._entries.append((command, idx, term))
+        self._offsets.append(offset)
+
+    def clear(self) -> None:
+        self._entries = []
+        self._offsets = []
+        os.ftruncate(self._fd, len(MAGIC))
+        self._sync()
+
+    def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 (pysyncobj's name)
+        if entryFrom >= len(self._entries):
+            return
+        os.ftruncate(self._fd, self._offsets[entryFrom])
+        self._sync()
+        del self._entries[entryFrom:]
+        del self._offsets[entryFrom:]
+
+    def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
+        keep = self._entries[entryTo:]
+        tmp = self._path.with_name(self._path.name + ".compact")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        offsets = []
+        try:
+            pos = os.write(fd, MAGIC)
+            chunks = []
+            for command, idx, term in keep:
+                rec = _record(command, idx, term)
+                offsets.append(pos)
+                pos += len(rec)
+                chunks.append(rec)
+            blob = memoryview(b"".join(chunks))
+            while blob:
+                blob = blob[os.write(fd, blob) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self._path)
+        _fsync_dir(self._path.parent)
+        os.close(self._fd)
+        self._fd = os.open(self._path, os.O_RDWR)
+        os.lseek(self._fd, 0, os.SEEK_END)
+        self._entries = list(keep)
+        self._offsets = offsets
+
+    def __getitem__(self, item: Any) -> Any:
+        return self._entries[item]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _destroy(self) -> None:
+        self.onOneSecondTimer()
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+
+    def flush(self) -> None:
+        self._sync()
+
+    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:  # noqa: N802
+        if self._meta.get("commit_index") != raftCommitIndex:
+            self._meta["commit_index"] = raftCommitIndex
+            self._meta_dirty = True
+
+    def getRaftCommitIndex(self) -> int:  # noqa: N802
+        return int(self._meta.get("commit_index", 1))
+
+    def setCurrentTerm(self, term: int, votedForNodeId: str | None) -> None:  # noqa: N802, N803
+        # Raft: term and vote must be durable before any message reflecting them is sent.
+        self._meta["term"] = term
+        self._meta["voted_for"] = votedForNodeId
+        self._store_meta()
+
+    def getCurrentTerm(self) -> int:  # noqa: N802
+        return int(self._meta.get("term", 0))
+
+    def getVotedForNodeId(self) -> str | None:  # noqa: N802
+        voted = self._meta.get("voted_for")
+        return None if voted is None else str(voted)
+
+    def onOneSecondTimer(self) -> None:  # noqa: N802
+        if self._meta_dirty:
+            self._store_meta()
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _store_meta(self) -> None:
+        write_file_atomic(self._meta_path, msgpack.packb(self._meta, use_bin_type=True))
+        self._meta_dirty = False
+
+    def _sync(self) -> None:
+        os.fdatasync(self._fd)
+        self.syncs += 1

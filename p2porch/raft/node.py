@@ -1,0 +1,157 @@
+"""A standalone store process with a loopback control protocol, for tests and benchmarks (shell).
+
+    python -m p2porch.raft.node --self 127.0.0.1:7101 --voters 127.0.0.1:7101,127.0.0.1:7102,... \
+        --data-dir D --password-file F --control-port 7201       # a voter
+    python -m p2porch.raft.node --voters ... --data-dir D --password-file F --control-port 7204  # replica
+
+The control protocol listens on 127.0.0.1 only: one JSON object per line in, one per line out.
+Requests: {"op": "status"} | {"op": "state"} | {"op": "services"} | {"op": "propose", "cmd": hex}
+| {"op": "init"} | {"op": "create", "id": str} | {"op": "bench", "count": N, "concurrency": K, "prefix": str}
+| {"op": "add_voter" | "remove_voter", "addr": str}. Answers carry "ok" and, on failure, "error".
+When the store is up the process prints one JSON line {"ready": true, ...} on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ..errors import P2POrchError
+from . import commands as C
+from .store import RaftStore, StoreConfig, open_raft_store
+
+MAX_LINE_BYTES = 1 << 20
+
+
+async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
+    op = req.get("op")
+    timeout_s = float(req.get("timeout_s", 5.0))
+    if op == "status":
+        return {"ok": True, "status": store.status().to_dict()}
+    if op == "state":
+        return {"ok": True, "state": store.snapshot().to_dict()}
+    if op == "services":
+        state = store.snapshot()
+        return {"ok": True, "version": state.version, "ids": sorted(state.services)}
+    if op == "propose":
+        result = await store.propose(bytes.fromhex(req["cmd"]), timeout_s)
+        return {"ok": True, "result": result}
+    if op == "init":
+        cmd = C.init_cluster(time.time(), cluster_id=str(req.get("cluster_id", "p2rf")))
+        result = await store.propose(cmd, timeout_s)
+        done = result["ok"] or result.get("error") == "ConflictError"
+        return {"ok": done, "result": result}
+    if op == "create":
+        sid = str(req["id"])
+        result = await store.propose(C.create_service(time.time(), sid, sid, {"n": 1}), timeout_s)
+        return {"ok": bool(result["ok"]), "result": result}
+    if op == "bench":
+        return await _bench(store, int(req["count"]), int(req["concurrency"]), str(req.get("prefix", "b")))
+    if op in ("add_voter", "remove_voter"):
+        await getattr(store, op)(str(req["addr"]), timeout_s)
+        return {"ok": True}
+    return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+async def _bench(store: RaftStore, count: int, concurrency: int, prefix: str) -> dict[str, Any]:
+    """Commit ``count`` writes from ``concurrency`` writers inside this process; per-write latencies."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    next_i = 0
+
+    async def writer() -> None:
+        nonlocal next_i
+        while next_i < count:
+            i = next_i
+            next_i += 1
+            t0 = time.perf_counter()
+            try:
+                await store.write(C.create_service(time.time(), f"{prefix}{i}", f"{prefix}{i}", {}), 10.0)
+            except P2POrchError as exc:
+                errors.append(f"{type(exc).__name__}: {exc.message}")
+                continue
+            latencies.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(concurrency):
+            nursery.start_soon(writer)
+    return {
+        "ok": not errors,
+        "elapsed_s": time.perf_counter() - t0,
+        "latencies_s": latencies,
+        "errors": errors[:10],
+    }
+
+
+async def _serve_client(store: RaftStore, stream: trio.abc.Stream) -> None:
+    buf = b""
+    async with stream:
+        while True:
+            try:
+                data = await stream.receive_some(65536)
+            except trio.BrokenResourceError:
+                return
+            if not data:
+                return
+            buf += data
+            if len(buf) > MAX_LINE_BYTES:
+                return
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                try:
+                    req = json.loads(line)
+                    if not isinstance(req, dict):
+                        raise ValueError("request must be an object")
+                    answer = await _handle(store, req)
+                except P2POrchError as exc:
+                    answer = {"ok": False, "error": type(exc).__name__, "message": exc.message}
+                except (ValueError, KeyError, TypeError) as exc:
+                    answer = {"ok": False, "error": "BadRequest", "message": str(exc)}
+                try:
+                    await stream.send_all(json.dumps(answer).encode() + b"\n")
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
+
+
+async def run(config: StoreConfig, control_port: int) -> None:
+    async with open_raft_store(config) as store:
+        listeners = await trio.open_tcp_listeners(control_port, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        print(json.dumps({"ready": True, "control_port": port, "self": config.self_addr}), flush=True)
+        await trio.serve_listeners(functools.partial(_serve_client, store), listeners)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m p2porch.raft.node")
+    parser.add_argument("--self", dest="self_addr", default=None, help="ip:port (omit for a replica)")
+    parser.add_argument("--voters", required=True, help="comma-separated ip:port of the voters")
+    parser.add_argument("--data-dir", required=True, type=Path)
+    parser.add_argument("--password-file", required=True, type=Path)
+    parser.add_argument("--control-port", type=int, default=0)
+    parser.add_argument("--tick-period-s", type=float, default=None)
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    config = StoreConfig(
+        self_addr=args.self_addr,
+        voters=tuple(a for a in args.voters.split(",") if a),
+        data_dir=args.data_dir,
+        password=args.password_file.read_text().strip(),
+    )
+    if args.tick_period_s is not None:
+        config = dataclasses.replace(config, tick_period_s=args.tick_period_s)
+    trio.run(run, config, args.control_port)
+
+
+if __name__ == "__main__":
+    main()

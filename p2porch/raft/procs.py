@@ -1,0 +1,201 @@
+"""Loopback store processes for fault tests and the benchmark (shell; never used by the daemon).
+
+``LocalCluster`` starts ``python -m p2porch.raft.node`` processes on 127.0.0.1, talks their control
+protocol, and kills them by pid only (its own children). ``close()`` kills whatever is still running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct currently-free TCP ports on 127.0.0.1."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class ControlClient:
+    """One blocking connection to a node's control port (JSON lines)."""
+
+    def __init__(self, port: int, timeout_s: float = 15.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.file = self.sock.makefile("rb")
+
+    def call(self, **req: Any) -> dict[str, Any]:
+        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        line = self.file.readline()
+        if not line:
+            raise ConnectionError("control connection closed")
+        return json.loads(line)  # type: ignore[no-any-return,unused-ignore]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+            self.sock.close()
+
+
+@dataclass
+class NodeProc:
+    name: str
+    raft_addr: str | None
+    control_port: int
+    data_dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    _client: ControlClient | None = field(default=None, repr=False)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def client(self) -> ControlClient:
+        if self._client is None:
+            self._client = ControlClient(self.control_port)
+        return self._client
+
+    def call(self, **req: Any) -> dict[str, Any]:
+        return self.client().call(**req)
+
+    def drop_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+class LocalCluster:
+    """N voters (+ replicas) as separate processes on loopback, sharing one password."""
+
+    def __init__(
+        self,
+        root: Path,
+        voters: int = 3,
+        replicas: int = 0,
+        password: str = "p2rf-secret",
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.extra_args = tuple(extra_args)
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.password_file = self.root / "password"
+        self.password_file.write_text(password)
+        ports = free_ports(2 * voters + replicas)
+        self.voter_addrs = [f"127.0.0.1:{p}" for p in ports[:voters]]
+        self.nodes: list[NodeProc] = []
+        for i in range(voters):
+            self.nodes.append(NodeProc(f"v{i}", self.voter_addrs[i], ports[voters + i], self.root / f"v{i}"))
+        for i in range(replicas):
+            self.nodes.append(NodeProc(f"r{i}", None, ports[2 * voters + i], self.root / f"r{i}"))
+
+    def start(self, node: NodeProc, *, password_file: Path | None = None, wait: bool = True) -> None:
+        cmd = [sys.executable, "-m", "p2porch.raft.node", "--voters", ",".join(self.voter_addrs)]
+        if node.raft_addr:
+            cmd += ["--self", node.raft_addr]
+        cmd += [
+            "--data-dir",
+            str(node.data_dir),
+            "--password-file",
+            str(password_file or self.password_file),
+            "--control-port",
+            str(node.control_port),
+            *self.extra_args,
+        ]
+        node.log_path = self.root / f"{node.name}.log"
+        log = open(node.log_path, "ab")  # noqa: SIM115 (handed to the child)
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        root = Path(__file__).resolve().parents[2]
+        env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
+        node.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=env)
+        log.close()
+        if wait:
+            self.wait_ready(node)
+
+    def wait_ready(self, node: NodeProc, timeout_s: float = 20.0) -> None:
+        assert node.proc is not None and node.proc.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        line = node.proc.stdout.readline()
+        if not line or not json.loads(line).get("ready"):
+            raise RuntimeError(f"{node.name} failed to start: {self.log_tail(node)}")
+        while time.monotonic() < deadline:
+            try:
+                node.client()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{node.name} control port not reachable")
+
+    def start_all(self) -> None:
+        for node in self.nodes:
+            self.start(node, wait=False)
+        for node in self.nodes:
+            self.wait_ready(node)
+
+    def kill(self, node: NodeProc) -> None:
+        """SIGKILL one node by its pid and reap it."""
+        node.drop_client()
+        if node.proc is not None and node.proc.poll() is None:
+            os.kill(node.proc.pid, signal.SIGKILL)
+            node.proc.wait(timeout=10)
+        if node.proc is not None and node.proc.stdout is not None:
+            node.proc.stdout.close()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            self.kill(node)
+
+    def log_tail(self, node: NodeProc, lines: int = 20) -> str:
+        if node.log_path is None or not node.log_path.exists():
+            return ""
+        return "\n".join(node.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def voters(self) -> list[NodeProc]:
+        return [n for n in self.nodes if n.raft_addr]
+
+    def replicas(self) -> list[NodeProc]:
+        return [n for n in self.nodes if not n.raft_addr]
+
+    def leader(self, timeout_s: float = 15.0) -> NodeProc:
+        """The live voter that says it leads and that the other live voters agree on."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            live = [n for n in self.voters() if n.alive]
+            views = {}
+            for n in live:
+                with contextlib.suppress(OSError, ConnectionError, ValueError):
+                    views[n.name] = n.call(op="status")["status"]
+            leaders = [n for n in live if views.get(n.name, {}).get("is_leader")]
+            if len(leaders) == 1:
+                return leaders[0]
+            time.sleep(0.05)
+        raise TimeoutError("no single leader")
+
+    def wait_services(self, node: NodeProc, ids: set[str], timeout_s: float = 15.0) -> set[str]:
+        """Wait until ``node`` holds all ``ids``; returns what it holds at the end."""
+        deadline = time.monotonic() + timeout_s
+        have: set[str] = set()
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ConnectionError, ValueError):
+                have = set(node.call(op="services")["ids"])
+                if ids <= have:
+                    return have
+            time.sleep(0.05)
+        return have

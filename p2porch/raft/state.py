@@ -1,0 +1,244 @@
+"""Immutable replicated cluster state (pure).
+
+``ClusterState`` and its records are frozen; the FSM builds a new state for every applied write and
+never mutates one in place, so a reader holding a snapshot can never see it change. Every record
+converts to and from plain dicts (``to_dict``/``from_dict``) for msgpack. This module never does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
+from typing import Any
+
+NODE_ROLES = ("voter", "replica")
+NODE_AVAILABILITIES = ("active", "drain", "pause")
+NODE_STATUSES = ("ready", "down", "left")
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if not value:
+        return _EMPTY
+    if isinstance(value, MappingProxyType):
+        return value
+    return MappingProxyType(dict(value))
+
+
+def _plain(value: Any) -> Any:
+    """Deep-convert read-only mappings back to dicts for msgpack."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Record:
+    """to_dict/from_dict shared by every record dataclass."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord(_Record):
+    """One cluster member as committed in Raft; ``version`` is the state version of its last change."""
+
+    node_id: str
+    name: str
+    addr: str
+    raft_port: int
+    gossip_port: int
+    role: str = "replica"
+    availability: str = "active"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    cpu_nanos: int = 0
+    memory_bytes: int = 0
+    status: str = "ready"
+    joined_at: float = 0.0
+    version: int = 0
+    status_at: float = 0.0  # when ``status`` last changed (down since ...)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _frozen_map(self.labels))
+
+    @property
+    def raft_addr(self) -> str:
+        return f"{self.addr}:{self.raft_port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRecord(_Record):
+    """A service; ``spec`` is opaque here (the scheduler package validates it)."""
+
+    service_id: str
+    name: str
+    spec: Mapping[str, Any] = field(default_factory=dict)
+    version: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spec", _frozen_map(self.spec))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord(_Record):
+    """One replica slot of a service, possibly assigned to a node."""
+
+    task_id: str
+    service_id: str
+    slot: int
+    node_id: str | None = None
+    desired_state: str = "running"
+    state: str = "new"
+    state_at: float = 0.0
+    error: str = ""
+    container_id: str = ""
+    address: str = ""
+    message: str = ""
+    version: int = 0
+    # Orchestration bookkeeping (written by the leader's scheduling loop and the agents).
+    spec_version: int = 0  # service version the task was created for
+    template_hash: str = ""  # hash of the container-shaping spec fields; differs -> outdated task
+    created_at: float = 0.0
+    started_at: float = 0.0  # first observed running (0 = never)
+    health: str = ""  # "" (no check) | starting | healthy | unhealthy
+    exit_code: int | None = None
+    restart_history: tuple[float, ...] = ()  # times this slot was restarted after a task ended
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "restart_history", tuple(self.restart_history))
+
+
+@dataclass(frozen=True, slots=True)
+class SubnetLease(_Record):
+    """The overlay subnet (CIDR text) leased to one node."""
+
+    node_id: str
+    subnet: str
+    version: int = 0
+
+
+def _index(records: Mapping[str, Any], attr: str) -> Mapping[str, str]:
+    return MappingProxyType({getattr(r, attr): key for key, r in records.items()})
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """The whole replicated state at one ``version`` (0 = empty, before init_cluster).
+
+    Maps are read-only (keyed by id); ``node_by_name``/``service_by_name`` are O(1) through name
+    indexes kept beside the maps. Build new states with :meth:`evolve`, never by mutation.
+    """
+
+    cluster_id: str = ""
+    domain: str = ""
+    cluster_cidr: str = ""
+    subnet_prefix_len: int = 24
+    created_at: float = 0.0
+    version: int = 0
+    nodes: Mapping[str, NodeRecord] = field(default_factory=dict)
+    services: Mapping[str, ServiceRecord] = field(default_factory=dict)
+    tasks: Mapping[str, TaskRecord] = field(default_factory=dict)
+    leases: Mapping[str, SubnetLease] = field(default_factory=dict)
+    _node_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _service_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("nodes", "services", "tasks", "leases"):
+            object.__setattr__(self, name, _frozen_map(getattr(self, name)))
+        if len(self._node_names) != len(self.nodes):
+            object.__setattr__(self, "_node_names", _index(self.nodes, "name"))
+        if len(self._service_names) != len(self.services):
+            object.__setattr__(self, "_service_names", _index(self.services, "name"))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def initialized(self) -> bool:
+        return bool(self.cluster_id)
+
+    def node_by_name(self, name: str) -> NodeRecord | None:
+        node_id = self._node_names.get(name)
+        return None if node_id is None else self.nodes[node_id]
+
+    def service_by_name(self, name: str) -> ServiceRecord | None:
+        service_id = self._service_names.get(name)
+        return None if service_id is None else self.services[service_id]
+
+    def tasks_of_service(self, service_id: str) -> Iterator[TaskRecord]:
+        return (t for t in self.tasks.values() if t.service_id == service_id)
+
+    def tasks_on_node(self, node_id: str) -> Iterator[TaskRecord]:
+        return (t for t in self.tasks.values() if t.node_id == node_id)
+
+    def lease_of(self, node_id: str) -> SubnetLease | None:
+        return self.leases.get(node_id)
+
+    def evolve(
+        self,
+        *,
+        nodes: dict[str, NodeRecord] | None = None,
+        services: dict[str, ServiceRecord] | None = None,
+        tasks: dict[str, TaskRecord] | None = None,
+        leases: dict[str, SubnetLease] | None = None,
+        **scalars: Any,
+    ) -> ClusterState:
+        """A new state with the given maps replaced (maps passed in are taken over, not copied)."""
+        changes: dict[str, Any] = dict(scalars)
+        if nodes is not None:
+            changes["nodes"] = MappingProxyType(nodes)
+            changes["_node_names"] = _index(nodes, "name")
+        if services is not None:
+            changes["services"] = MappingProxyType(services)
+            changes["_service_names"] = _index(services, "name")
+        if tasks is not None:
+            changes["tasks"] = MappingProxyType(tasks)
+        if leases is not None:
+            changes["leases"] = MappingProxyType(leases)
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster_id": self.cluster_id,
+            "domain": self.domain,
+            "cluster_cidr": self.cluster_cidr,
+            "subnet_prefix_len": self.subnet_prefix_len,
+            "created_at": self.created_at,
+            "version": self.version,
+            "nodes": [r.to_dict() for r in self.nodes.values()],
+            "services": [r.to_dict() for r in self.services.values()],
+            "tasks": [r.to_dict() for r in self.tasks.values()],
+            "leases": [r.to_dict() for r in self.leases.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ClusterState:
+        nodes = [NodeRecord.from_dict(d) for d in data.get("nodes", [])]
+        services = [ServiceRecord.from_dict(d) for d in data.get("services", [])]
+        tasks = [TaskRecord.from_dict(d) for d in data.get("tasks", [])]
+        leases = [SubnetLease.from_dict(d) for d in data.get("leases", [])]
+        return cls(
+            cluster_id=data.get("cluster_id", ""),
+            domain=data.get("domain", ""),
+            cluster_cidr=data.get("cluster_cidr", ""),
+            subnet_prefix_len=data.get("subnet_prefix_len", 24),
+            created_at=data.get("created_at", 0.0),
+            version=data.get("version", 0),
+            nodes={n.node_id: n for n in nodes},
+            services={s.service_id: s for s in services},
+            tasks={t.task_id: t for t in tasks},
+            leases={lease.node_id: lease for lease in leases},
+        )
+
+
+EMPTY_STATE = ClusterState()

@@ -1,0 +1,547 @@
+"""The replicated store: one pysyncobj object bridged to trio (shell; the only pysyncobj importer).
+
+``open_raft_store(config)`` starts a SyncObj whose single replicated method takes a msgpack batch of
+commands and applies it through the pure FSM on pysyncobj's own thread. Trio callers propose with
+``await store.propose(cmd)``; proposals made while a batch is in flight are grouped into the next Raft
+entry (group commit). Results, new states and changes reach trio only through
+``TrioToken.run_sync_soon``: the trio loop never waits on a commit and the Raft thread never waits on
+trio. Readers get the immutable ``snapshot()`` and an ordered change stream (``subscribe()``) that
+are consistent with each other on the trio side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import trio
+
+_INET_NTOP = socket.inet_ntop
+import pysyncobj.syncobj as _pso  # noqa: E402
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated  # noqa: E402
+from pysyncobj.node import TCPNode  # noqa: E402
+
+# pysyncobj.win_inet_pton replaces socket.inet_ntop with a Windows-only version on every platform,
+# which breaks every later user of it (pyroute2 decoding addresses): put the real one back.
+socket.inet_ntop = _INET_NTOP
+
+from ..errors import ConfigError, NotLeaderError, ProposalTimeout, RaftError
+from . import commands as C
+from .fsm import Change, apply_batch, encode_batch
+from .journal import DurableJournal, write_file_atomic
+from .state import EMPTY_STATE, ClusterState
+
+log = logging.getLogger(__name__)
+
+JOURNAL_NAME = "raft.journal"
+DUMP_NAME = "raft.dump"
+
+# Failures after which the command is known NOT to be in the log: safe to resubmit.
+_RETRYABLE = {
+    FAIL_REASON.QUEUE_FULL,
+    FAIL_REASON.MISSING_LEADER,
+    FAIL_REASON.DISCARDED,
+    FAIL_REASON.NOT_LEADER,
+    FAIL_REASON.REQUEST_DENIED,
+}
+_FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
+_ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
+
+
+def _install_durable_journal() -> None:
+    """Make pysyncobj build a :class:`DurableJournal` for every file journal (idempotent)."""
+    original = _pso.createJournal
+    if getattr(original, "_p2porch", False):
+        return
+
+    def create_journal(journal_file: str | None = None) -> Any:
+        if journal_file is None:
+            return original(None)
+        return DurableJournal(journal_file)
+
+    create_journal._p2porch = True  # type: ignore[attr-defined]
+    _pso.createJournal = create_journal
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Settings of one store. ``self_addr`` None makes a non-voting read-only replica.
+
+    ``voters`` are the Raft voter addresses ("ip:port") this node starts with (self included or not);
+    a replica connects to them to receive the log. Timing defaults were chosen by measurement
+    (docs/raft.md): no append batching and a 5 ms tick give ~1-2 ms commits on loopback.
+    """
+
+    self_addr: str | None
+    voters: tuple[str, ...]
+    data_dir: Path
+    password: str
+    tick_period_s: float = 0.005
+    heartbeat_period_s: float = 0.1
+    election_timeout_min_s: float = 0.5
+    election_timeout_max_s: float = 1.2
+    connection_timeout_s: float = 3.0
+    connection_retry_s: float = 0.5
+    leader_fallback_timeout_s: float = 3.0
+    log_compaction_min_entries: int = 5000
+    log_compaction_min_time_s: float = 300.0
+    max_batch_commands: int = 512
+    max_inflight_batches: int = 2
+    status_refresh_s: float = 0.05
+
+    def validate(self) -> None:
+        if not self.password:
+            raise ConfigError("the Raft password must be set", field="password")
+        if self.self_addr is not None:
+            _split_addr(self.self_addr, "self_addr")
+        for addr in self.voters:
+            _split_addr(addr, "voters")
+        if self.self_addr is None and not self.voters:
+            raise ConfigError("a replica needs at least one voter address", field="voters")
+        if not self.election_timeout_min_s > 3 * self.heartbeat_period_s:
+            raise ConfigError(
+                "election_timeout_min_s must exceed 3 heartbeats", field="election_timeout_min_s"
+            )
+        if self.max_batch_commands < 1 or self.max_inflight_batches < 1:
+            raise ConfigError("batch limits must be >= 1", field="max_batch_commands")
+
+
+def _split_addr(addr: str, name: str) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"bad address {addr!r}: expected ip:port", field=name)
+    return host, int(port)
+
+
+@dataclass(frozen=True)
+class RaftStatus:
+    """A point-in-time view of this node's Raft role (refreshed every ``status_refresh_s``)."""
+
+    self_addr: str | None
+    role: str  # leader | follower | candidate | replica
+    is_leader: bool
+    leader: str | None
+    term: int
+    commit_index: int
+    last_applied: int
+    voters: tuple[str, ...]
+    connected_voters: tuple[str, ...]
+    replicas_connected: int
+    has_quorum: bool
+    ready: bool
+    state_version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
+    """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
+
+    def __init__(self, owner: RaftStore, self_addr: str | None, partners: list[str], conf: SyncObjConf):
+        self._owner_ref = owner
+        super().__init__(self_addr, partners, conf)
+
+    @replicated
+    def apply_entry(self, batch: bytes) -> list[dict[str, Any]]:
+        return self._owner_ref._apply_on_raft_thread(batch)
+
+    # pysyncobj registers ``self.__onMessageReceived`` (mangled to this name) as its transport
+    # callback, so this override sees every Raft message first. See docs/raft.md, "overlapping appends".
+    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
+        if isinstance(message, dict) and message.get("type") == "append_entries":
+            message = _trim_overlap(self._SyncObj__raftLog, message)
+            if message is None:
+                self._owner_ref.dropped_overlaps += 1
+                return
+        super()._SyncObj__onMessageReceived(node, message)
+
+
+def _trim_overlap(log: Any, message: dict[str, Any]) -> dict[str, Any] | None:
+    """Raft §5.3 for pysyncobj followers: never truncate entries the leader re-sent unchanged.
+
+    pysyncobj deletes everything after ``prevLogIdx`` whenever the follower's log is longer, even
+    when the re-sent entries match (a late ack moves the leader's nextIndex back). That rewrites,
+    and for a moment loses, entries this node already acknowledged. Leading entries that match
+    ours (same index and term) are dropped and ``prevLogIdx`` advanced past them; if the message
+    then carries nothing new but would still cut our (matching) tail, it is dropped, which Raft
+    tolerates like any lost message. Returns the message to process, or None to drop it.
+    """
+    entries = message.get("entries")
+    if "prevLogIdx" not in message or "transmission" in message or not entries:
+        return message
+    first_idx = log[0][1]
+    last_idx = log[-1][1]
+    prev_idx, prev_term = message["prevLogIdx"], message["prevLogTerm"]
+    skip = 0
+    for entry in entries:
+        pos = entry[1] - first_idx
+        if not 0 <= pos < len(log) or log[pos][2] != entry[2]:
+            break
+        prev_idx, prev_term = entry[1], entry[2]
+        skip += 1
+    if skip == 0:
+        return message
+    rest = entries[skip:]
+    if not rest and prev_idx < last_idx:
+        return None
+    trimmed = dict(message)
+    trimmed["entries"] = rest
+    trimmed["prevLogIdx"] = prev_idx
+    trimmed["prevLogTerm"] = prev_term
+    return trimmed
+
+
+@dataclass(eq=False)
+class _Proposal:
+    command: bytes
+    done: trio.Event = field(default_factory=trio.Event)
+    result: dict[str, Any] | None = None
+    error: Exception | None = None
+    abandoned: bool = False
+
+
+class RaftStore:
+    """One node's replicated store. Create with :func:`open_raft_store`, never directly from trio.
+
+    Owns the SyncObj, its Raft thread and the files in ``data_dir``. Methods are called from trio;
+    the Raft thread only calls ``_apply_on_raft_thread``, the serializer hooks and tick callbacks.
+    """
+
+    def __init__(self, config: StoreConfig, token: trio.lowlevel.TrioToken) -> None:
+        config.validate()
+        _install_durable_journal()
+        self.config = config
+        self._token = token
+        self._raft_state: ClusterState = EMPTY_STATE  # owned by the Raft thread
+        self._state: ClusterState = EMPTY_STATE  # trio-side view, in step with the change stream
+        self._subscribers: list[trio.MemorySendChannel[Change]] = []
+        self._pending: list[_Proposal] = []
+        self._inflight = 0
+        self._wakeup = trio.Event()
+        self._retry_at = 0.0
+        self._closed = False
+        self._status: RaftStatus | None = None
+        self._status_at = 0.0
+        self._status_lock = threading.Lock()
+        self.dropped_overlaps = 0  # append_entries dropped by _trim_overlap (Raft thread counter)
+        data_dir = Path(config.data_dir)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(data_dir, 0o700)
+        self._dump_path = data_dir / DUMP_NAME
+        self._conf = SyncObjConf(
+            password=config.password,
+            autoTick=True,
+            autoTickPeriod=config.tick_period_s,
+            appendEntriesUseBatch=False,
+            appendEntriesPeriod=config.heartbeat_period_s,
+            raftMinTimeout=config.election_timeout_min_s,
+            raftMaxTimeout=config.election_timeout_max_s,
+            connectionTimeout=max(config.connection_timeout_s, config.election_timeout_max_s),
+            connectionRetryTime=config.connection_retry_s,
+            leaderFallbackTimeout=config.leader_fallback_timeout_s,
+            commandsWaitLeader=True,
+            journalFile=str(data_dir / JOURNAL_NAME),
+            fullDumpFile=str(self._dump_path),
+            serializer=self._write_dump,
+            deserializer=self._read_dump,
+            useFork=False,
+            dynamicMembershipChange=True,
+            bindAddress=config.self_addr,
+            maxBindRetries=3,
+            bindRetryTime=0.2,
+            logCompactionMinEntries=config.log_compaction_min_entries,
+            logCompactionMinTime=config.log_compaction_min_time_s,
+            onStateChanged=self._on_state_changed,
+        )
+        partners = [a for a in config.voters if a != config.self_addr]
+        self._so = _Bridge(self, config.self_addr, partners, self._conf)
+        try:
+            if config.self_addr is not None:
+                self._so.waitBinded()
+        except Exception as exc:
+            self._so.destroy()
+            raise RaftError(f"cannot bind the Raft port {config.self_addr}: {exc}") from exc
+        self._so.addOnTickCallback(self._on_tick)
+
+    # --- public API (trio side) ------------------------------------------------------------------
+
+    def snapshot(self) -> ClusterState:
+        """The current committed state as applied on this node (immutable)."""
+        return self._state
+
+    def status(self) -> RaftStatus:
+        """Latest Raft status (at most ``status_refresh_s`` old)."""
+        with self._status_lock:
+            status, at = self._status, self._status_at
+        if status is None or time.monotonic() - at > self.config.status_refresh_s:
+            status = self._compute_status()
+            with self._status_lock:
+                self._status, self._status_at = status, time.monotonic()
+        return status
+
+    async def propose(self, command: bytes, timeout_s: float = 5.0) -> dict[str, Any]:
+        """Replicate one encoded command from any node and return its FSM result map.
+
+        FSM refusals (conflict, not found, invalid) come back as ``{"ok": False, ...}``. Raises
+        ProposalTimeout if no result arrived in time or the outcome became unknowable (leader changed
+        after the command was forwarded): the command may still commit, so retry with a condition.
+        """
+        if self._closed:
+            raise RaftError("the store is closed")
+        proposal = _Proposal(command)
+        self._pending.append(proposal)
+        self._wakeup.set()
+        with trio.move_on_after(timeout_s):
+            await proposal.done.wait()
+        if not proposal.done.is_set():
+            proposal.abandoned = True
+            with contextlib.suppress(ValueError):
+                self._pending.remove(proposal)
+            raise ProposalTimeout(f"no commit within {timeout_s:.3g} s; the write may still commit later")
+        if proposal.error is not None:
+            raise proposal.error
+        assert proposal.result is not None
+        return proposal.result
+
+    async def write(self, command: bytes, timeout_s: float = 5.0) -> Any:
+        """Like :meth:`propose` but returns the result value and raises the FSM error as an exception."""
+        return C.raise_for_result(await self.propose(command, timeout_s))
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel[Change]]:
+        """An ordered stream of :class:`Change` records applied after this call.
+
+        Take ``snapshot()`` right after entering: the stream continues exactly from that state
+        (first change has version ``snapshot().version + 1`` or is a ``reset``).
+        """
+        send, receive = trio.open_memory_channel[Change](math.inf)
+        self._subscribers.append(send)
+        try:
+            async with receive:
+                yield receive
+        finally:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(send)
+            send.close()
+
+    async def add_voter(self, addr: str, timeout_s: float = 10.0) -> None:
+        """Add a voter to the Raft configuration (from any node; one change at a time)."""
+        _split_addr(addr, "addr")
+        await self._membership(self._so.addNodeToCluster, addr, timeout_s)
+
+    async def remove_voter(self, addr: str, timeout_s: float = 10.0) -> None:
+        """Remove a voter. The leader cannot remove itself: call :meth:`transfer_leadership` first."""
+        _split_addr(addr, "addr")
+        if addr == self.config.self_addr and self.status().is_leader:
+            raise NotLeaderError("the leader cannot remove itself; transfer leadership first", leader=addr)
+        await self._membership(self._so.removeNodeFromCluster, addr, timeout_s)
+
+    async def transfer_leadership(self, to: str | None = None, timeout_s: float = 5.0) -> str | None:
+        """Hand leadership to ``to`` (default: the most caught-up voter); returns the new leader."""
+        if not self.status().is_leader:
+            raise NotLeaderError("not the leader", leader=self.status().leader)
+        await self._call_raft(lambda cb: self._so.transferLeadership(to, callback=cb), timeout_s)
+        with trio.move_on_after(timeout_s):
+            while True:
+                status = self._compute_status()
+                if status.leader and status.leader != self.config.self_addr:
+                    return status.leader
+                await trio.sleep(0.02)
+        raise ProposalTimeout("leadership did not move in time")
+
+    async def wait_leader(self, timeout_s: float = 10.0) -> str:
+        """Wait until this node knows a leader; returns its address."""
+        with trio.move_on_after(timeout_s):
+            while True:
+                leader = self._compute_status().leader
+                if leader:
+                    return leader
+                await trio.sleep(0.02)
+        raise ProposalTimeout("no leader elected in time")
+
+    # --- submission (trio side) ------------------------------------------------------------------
+
+    async def _submit_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            delay = self._retry_at - trio.current_time()
+            if delay > 0:
+                await trio.sleep(delay)
+            while self._pending and self._inflight < self.config.max_inflight_batches:
+                batch = [p for p in self._pending[: self.config.max_batch_commands] if not p.abandoned]
+                del self._pending[: self.config.max_batch_commands]
+                if not batch:
+                    continue
+                self._inflight += 1
+                callback = functools.partial(self._raft_callback, self._batch_done, batch)
+                self._so.apply_entry(encode_batch([p.command for p in batch]), callback=callback)
+
+    def _raft_callback(self, target: Callable[..., None], *args: Any) -> None:
+        """Runs on the Raft thread: hand the outcome to trio without waiting."""
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(target, *args)
+
+    def _batch_done(self, batch: list[_Proposal], results: Any, err: int) -> None:
+        self._inflight -= 1
+        if err == FAIL_REASON.SUCCESS and isinstance(results, list) and len(results) == len(batch):
+            for proposal, result in zip(batch, results, strict=True):
+                proposal.result = result
+                proposal.done.set()
+        elif err in _RETRYABLE:
+            live = [p for p in batch if not p.abandoned]
+            self._pending[:0] = live
+            self._retry_at = trio.current_time() + 0.02
+        else:
+            reason = _FAIL_NAMES.get(err, str(err))
+            for proposal in batch:
+                proposal.error = ProposalTimeout(f"outcome unknown ({reason}); the write may have committed")
+                proposal.done.set()
+        self._wakeup.set()
+
+    def _deliver(self, state: ClusterState, changes: list[Change]) -> None:
+        """Trio side: publish a new state and its changes, in Raft apply order."""
+        self._state = state
+        for send in list(self._subscribers):
+            for change in changes:
+                try:
+                    send.send_nowait(change)
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    with contextlib.suppress(ValueError):
+                        self._subscribers.remove(send)
+                    break
+
+    async def _membership(self, method: Callable[..., None], addr: str, timeout_s: float) -> None:
+        deadline = trio.current_time() + timeout_s
+        while True:
+            err = await self._call_raft(lambda cb: method(addr, callback=cb), deadline - trio.current_time())
+            if err == FAIL_REASON.SUCCESS:
+                return
+            if err not in _RETRYABLE or trio.current_time() > deadline:
+                raise RaftError(f"membership change for {addr} failed: {_FAIL_NAMES.get(err, err)}")
+            await trio.sleep(0.1)
+
+    async def _call_raft(self, start: Callable[[Callable[[Any, int], None]], None], timeout_s: float) -> int:
+        done = trio.Event()
+        outcome: list[int] = []
+
+        def on_result(_res: Any, err: int) -> None:
+            outcome.append(err)
+            done.set()
+
+        start(lambda res, err: self._raft_callback(on_result, res, err))
+        with trio.move_on_after(max(timeout_s, 0.0)):
+            await done.wait()
+        if not outcome:
+            raise ProposalTimeout("no answer from the Raft leader in time")
+        return outcome[0]
+
+    # --- Raft thread -----------------------------------------------------------------------------
+
+    def _apply_on_raft_thread(self, batch: bytes) -> list[dict[str, Any]]:
+        state, results, changes = apply_batch(self._raft_state, batch)
+        if state is not self._raft_state:
+            self._raft_state = state
+            self._raft_callback(self._deliver, state, changes)
+        return results
+
+    def _write_dump(self, file_name: str, data: Any) -> None:
+        last, prev, cluster = data
+        body = {
+            "format": 1,
+            "state": self._raft_state.to_dict(),
+            "last": list(last),
+            "prev": list(prev),
+            "cluster": sorted(n.id for n in cluster if n is not None),
+        }
+        write_file_atomic(Path(file_name), msgpack.packb(body, use_bin_type=True))
+
+    def _read_dump(self, file_name: str) -> tuple[Any, Any, Any]:
+        body = msgpack.unpackb(Path(file_name).read_bytes(), raw=False, strict_map_key=False)
+        state = ClusterState.from_dict(body["state"])
+        self._raft_state = state
+        reset = Change("reset", "put", state.cluster_id, state, state.version)
+        self._raft_callback(self._deliver, state, [reset])
+        cluster = [TCPNode(a) for a in body["cluster"]]
+        return tuple(body["last"]), tuple(body["prev"]), cluster
+
+    def _on_state_changed(self, old: int, new: int) -> None:
+        self._status_at = 0.0
+        log.info("raft role %s -> %s", _ROLE_NAMES.get(old, old), _ROLE_NAMES.get(new, new))
+
+    def _on_tick(self) -> None:
+        now = time.monotonic()
+        if now - self._status_at >= self.config.status_refresh_s:
+            status = self._compute_status()
+            with self._status_lock:
+                self._status, self._status_at = status, now
+
+    def _compute_status(self) -> RaftStatus:
+        raw: dict[str, Any] = {}
+        for _ in range(3):  # getStatus iterates sets the Raft thread may change
+            try:
+                raw = self._so.getStatus()
+                break
+            except RuntimeError:
+                continue
+        self_addr = self.config.self_addr
+        prefix = "partner_node_status_server_"
+        others = sorted(k.removeprefix(prefix) for k in raw if k.startswith(prefix))
+        connected = sorted(k.removeprefix(prefix) for k, v in raw.items() if k.startswith(prefix) and v == 2)
+        voters = tuple(sorted(([self_addr] if self_addr else []) + others))
+        leader = raw.get("leader")
+        is_leader = self_addr is not None and raw.get("state") == 2
+        role = "replica" if self_addr is None else _ROLE_NAMES.get(raw.get("state", 0), "follower")
+        return RaftStatus(
+            self_addr=self_addr,
+            role=role,
+            is_leader=is_leader,
+            leader=None if leader is None else str(leader),
+            term=int(raw.get("raft_term", 0)),
+            commit_index=int(raw.get("commit_idx", 0)),
+            last_applied=int(raw.get("last_applied", 0)),
+            voters=voters,
+            connected_voters=tuple(connected),
+            replicas_connected=int(raw.get("readonly_nodes_count", 0)),
+            has_quorum=bool(raw.get("has_quorum", False)),
+            ready=bool(self._so.isReady()),
+            state_version=self._raft_state.version,
+        )
+
+    def _destroy(self) -> None:
+        self._closed = True
+        self._so.destroy_synchronous()
+
+
+@contextlib.asynccontextmanager
+async def open_raft_store(config: StoreConfig) -> AsyncIterator[RaftStore]:
+    """Start a store for the lifetime of the block; stops the Raft thread and closes files on exit."""
+    token = trio.lowlevel.current_trio_token()
+    store = await trio.to_thread.run_sync(RaftStore, config, token)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store._submit_loop)
+            try:
+                yield store
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        store._closed = True
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(store._destroy)
+        for proposal in store._pending:
+            if not proposal.done.is_set():
+                proposal.error = RaftError("the store was closed")
+                proposal.done.set()

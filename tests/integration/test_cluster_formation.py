@@ -1,0 +1,277 @@
+"""Cluster formation on the sandbox: init, join, voters, bad tokens, garbage, leave, crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from p2porch.sandbox.sandbox import Sandbox, SandboxNode
+from p2porch.sandbox.system import pid_alive, read_pid
+
+P2PORCH = [sys.executable, "-m", "p2porch"]
+
+
+def cli(sb: Sandbox, node: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return sb.exec(node, [*P2PORCH, *args], capture=True)
+
+
+def cli_json(sb: Sandbox, node: str, *args: str):
+    result = cli(sb, node, *args, "--json")
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)
+
+
+def api(node: SandboxNode) -> httpx.Client:
+    return httpx.Client(
+        transport=httpx.HTTPTransport(uds=node.p2porch_socket), base_url="http://p2porch", timeout=15
+    )
+
+
+def wait_for(predicate, timeout_s: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except (httpx.HTTPError, OSError, KeyError, ValueError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def node_table(sb: Sandbox, node: str) -> list[tuple[str, str, str]]:
+    rows = cli_json(sb, node, "node", "ls")
+    return sorted(
+        (r["name"], r["id"], "voter" if r["raft_role"] == "leader" else r["raft_role"]) for r in rows
+    )
+
+
+def labels_of(sb: Sandbox, viewer: str, node: str) -> dict[str, str]:
+    return {r["name"]: r["labels"] for r in cli_json(sb, viewer, "node", "ls")}[node]
+
+
+def restart_daemon(sb: Sandbox, node: SandboxNode, sig: int = signal.SIGKILL) -> None:
+    pid = read_pid(node.p2porch_pidfile)
+    assert pid is not None
+    os.kill(pid, sig)
+    wait_for(lambda: not pid_alive(pid), what=f"daemon {node.name} to die")
+    if sig == signal.SIGKILL:  # a killed daemon leaves its pid file and socket behind
+        os.unlink(node.p2porch_pidfile)
+    sb.up(len(sb.existing_indexes()))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    sb = Sandbox("p2cf", subnet="10.71.0.0/24")
+    try:
+        nodes = sb.up(5)
+        init = cli_json(sb, "n1", "init", "--label", "zone=a")
+        yield sb, nodes, init["token"]
+    finally:
+        sb.down()
+
+
+def test_init_and_joins_form_one_cluster(cluster):
+    sb, nodes, token = cluster
+    for name, peer in (("n2", "10.71.0.1"), ("n3", "10.71.0.2:7948")):
+        result = cli(sb, name, "join", peer, "--token", token)
+        assert result.returncode == 0, result.stderr.decode()
+        assert b"joined cluster" in result.stdout
+    expected = node_table(sb, "n1")
+    assert [r[0] for r in expected] == ["n1", "n2", "n3"]
+    for name in ("n2", "n3"):
+        wait_for(lambda name=name: node_table(sb, name) == expected, what=f"node ls on {name}")
+
+    def one_leader():
+        rows = cli_json(sb, "n2", "node", "ls")
+        return rows if sum(r["raft_role"] == "leader" for r in rows) == 1 else None
+
+    rows = wait_for(one_leader, what="exactly one leader")
+    assert {r["name"]: r["labels"] for r in rows}["n1"] == {"zone": "a"}
+    assert len({r["subnet"] for r in rows}) == 3  # every node leased its own overlay subnet
+
+
+def test_five_nodes_have_exactly_three_voters(cluster):
+    sb, nodes, token = cluster
+    for name in ("n4", "n5"):
+        result = cli(sb, name, "join", "10.71.0.1", "--token", token)
+        assert result.returncode == 0, result.stderr.decode()
+        assert b"as a replica" in result.stdout
+    for name in ("n1", "n4", "n5"):
+        rows = wait_for(
+            lambda name=name: len(cli_json(sb, name, "node", "ls")) == 5, what=f"5 nodes on {name}"
+        )
+        rows = cli_json(sb, name, "node", "ls")
+        roles = sorted("voter" if r["raft_role"] == "leader" else r["raft_role"] for r in rows)
+        assert roles == ["replica", "replica", "voter", "voter", "voter"]
+    status = cli_json(sb, "n1", "status")["cluster"]
+    assert len(status["voters"]) == 3
+    # A replica's CLI can write: the write is forwarded and replicated everywhere.
+    result = cli(sb, "n5", "node", "update", "n4", "--label-add", "from=replica")
+    assert result.returncode == 0, result.stderr.decode()
+    wait_for(lambda: labels_of(sb, "n1", "n4") == {"from": "replica"}, what="replica write visible on n1")
+
+
+def test_wrong_or_malformed_token_is_refused_and_writes_nothing(cluster):
+    sb, nodes, token = cluster
+    # n1..n5 are all members by now: try from a second, fresh daemon in n5's namespace.
+    before = cli_json(sb, "n1", "status")["cluster"]["state_version"]
+    cluster_id, secret = token.split("-")[2], token.split("-")[3]
+    wrong = f"P2PT-1-{cluster_id}-{'A' * 43}"
+    sock = "unix:///run/p2porch-sandbox/p2cf/n5/extra.sock"
+    data = "/var/lib/p2porch-sandbox/p2cf/n5/extra"
+    for bad, message in (
+        (wrong, b"wrong join token"),
+        ("P2PT-1-nothex-short", b"malformed join token"),
+        (f"P2PT-1-{'0' * 16}-{secret}", b"the token is for cluster"),
+    ):
+        result = sb.exec(
+            "n5",
+            [
+                *P2PORCH,
+                "--host",
+                sock,
+                "join",
+                "10.71.0.1",
+                "--token",
+                bad,
+                "--data-dir",
+                data,
+                "--name",
+                "intruder",
+                "--advertise-addr",
+                "10.71.0.5",
+            ],
+            capture=True,
+        )
+        assert result.returncode != 0
+        assert message in result.stderr, result.stderr
+    assert not os.path.exists(os.path.join(data, "cluster.json"))
+    assert cli_json(sb, "n1", "status")["cluster"]["state_version"] == before
+    assert "intruder" not in [r["name"] for r in cli_json(sb, "n1", "node", "ls")]
+    extra_pid = read_pid(os.path.join(data, "daemon.pid"))
+    if extra_pid is not None:
+        os.kill(extra_pid, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(extra_pid), what="extra daemon to stop")
+
+
+def test_garbage_on_raft_and_join_ports_is_survived(cluster):
+    sb, nodes, _ = cluster
+    pid = read_pid(nodes[0].p2porch_pidfile)
+    for port in (7947, 7948):
+        for payload in (
+            os.urandom(4096),
+            b"\x00" * 64,
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"\xff\xff\xff\xff" + b"x" * 100,
+        ):
+            with socket.create_connection((nodes[0].address, port), timeout=5) as conn:
+                conn.sendall(payload)
+                time.sleep(0.05)
+    assert pid is not None and pid_alive(pid)
+    with api(nodes[0]) as client:
+        status = client.get("/v1/status").json()
+        assert status["cluster"]["has_quorum"]
+    # The cluster still commits writes.
+    assert cli(sb, "n1", "node", "update", "n2", "--label-add", "after=garbage").returncode == 0
+    with open(nodes[0].p2porch_log) as handle:
+        log = handle.read()
+    assert "dropped bad join connection" in log or "refused a join attempt" in log
+
+
+def test_init_on_a_member_is_refused_and_changes_nothing(cluster):
+    sb, nodes, _ = cluster
+    before = cli_json(sb, "n1", "status")["cluster"]
+    result = cli(sb, "n1", "init")
+    assert result.returncode != 0
+    assert b"already part of cluster" in result.stderr
+    after = cli_json(sb, "n1", "status")["cluster"]
+    assert after["cluster_id"] == before["cluster_id"] and after["state_version"] == before["state_version"]
+
+
+def test_leader_kill_while_writing_loses_no_acknowledged_write(cluster):
+    sb, nodes, _ = cluster
+    leader_addr = cli_json(sb, "n1", "status")["cluster"]["leader"]
+    leader = next(n for n in nodes if f"{n.address}:7947" == leader_addr)
+    writer = next(n for n in nodes[:3] if n is not leader)
+    acked: list[str] = []
+    killed_at = None
+    with api(writer) as client:
+        deadline = time.monotonic() + 60
+        i = 0
+        while time.monotonic() < deadline and (
+            killed_at is None or len(acked) < 40 or time.monotonic() - killed_at < 3
+        ):
+            key = f"w{i}"
+            i += 1
+            try:
+                response = client.post("/v1/nodes/n5/update", json={"label_add": {key: "1"}})
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 200:
+                acked.append(key)
+            if len(acked) == 20 and killed_at is None:
+                os.kill(read_pid(leader.p2porch_pidfile), signal.SIGKILL)
+                killed_at = time.monotonic()
+        assert killed_at is not None
+    after_kill = acked[20:]
+    assert len(after_kill) >= 10, f"writes did not resume after the leader was killed ({len(acked)} acked)"
+    os.unlink(leader.p2porch_pidfile)
+    sb.up(5)
+    for node in nodes:
+        wait_for(
+            lambda node=node: set(acked) <= set(labels_of(sb, node.name, "n5")),
+            what=f"acknowledged writes on {node.name}",
+        )
+    assert cli_json(sb, "n1", "status")["cluster"]["has_quorum"]
+
+
+def test_restarts_keep_state(cluster):
+    sb, nodes, _ = cluster
+    before = node_table(sb, "n1")
+    restart_daemon(sb, nodes[1], signal.SIGKILL)  # one voter crashes
+    restart_daemon(sb, nodes[4], signal.SIGTERM)  # one replica restarts cleanly
+    for node in nodes:
+        wait_for(lambda node=node: node_table(sb, node.name) == before, what=f"state on {node.name}")
+    # Whole cluster killed at once, then restarted.
+    pids = [read_pid(n.p2porch_pidfile) for n in nodes]
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    for node, pid in zip(nodes, pids, strict=True):
+        wait_for(lambda pid=pid: not pid_alive(pid), what="daemons to die")
+        os.unlink(node.p2porch_pidfile)
+    sb.up(5)
+    for node in nodes:
+        wait_for(
+            lambda node=node: node_table(sb, node.name) == before,
+            what=f"state after full restart on {node.name}",
+        )
+    assert cli(sb, "n3", "node", "update", "n1", "--label-add", "after=restart").returncode == 0
+
+
+def test_leave_rm_and_rejoin(cluster):
+    sb, nodes, token = cluster
+    result = cli(sb, "n5", "leave")
+    assert result.returncode == 0, result.stderr.decode()
+    rows = {r["name"]: r for r in cli_json(sb, "n1", "node", "ls")}
+    assert rows["n5"]["status"] == "left" and rows["n5"]["subnet"] is None
+    assert cli(sb, "n5", "node", "ls").returncode != 0  # no longer a member
+    removed = cli(sb, "n1", "node", "rm", "n5")
+    assert removed.returncode == 0, removed.stderr.decode()
+    assert "n5" not in [r["name"] for r in cli_json(sb, "n2", "node", "ls")]
+    refused = cli(sb, "n1", "node", "rm", "n4")  # still ready: needs --force
+    assert refused.returncode != 0 and b"--force" in refused.stderr
+    rejoin = cli(sb, "n5", "join", "10.71.0.2", "--token", token)
+    assert rejoin.returncode == 0, rejoin.stderr.decode()
+    wait_for(lambda: "n5" in [r["name"] for r in cli_json(sb, "n1", "node", "ls")], what="n5 back")

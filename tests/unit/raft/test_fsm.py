@@ -1,0 +1,333 @@
+"""FSM unit tests: every command, conditional writes, error results, determinism properties."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from p2porch.errors import ConfigError, ConflictError, NotFoundError, WireError
+from p2porch.raft import commands as C
+from p2porch.raft.fsm import apply, apply_batch, apply_decoded, encode_batch
+from p2porch.raft.state import EMPTY_STATE, ClusterState, NodeRecord, TaskRecord
+from p2porch.wire import pack
+
+AT = 1000.0
+
+
+def node(i: int, **kw: object) -> NodeRecord:
+    return NodeRecord(f"id{i}", f"n{i}", f"10.0.0.{i}", 7947, 7946, **kw)  # type: ignore[arg-type]
+
+
+def run(state: ClusterState, cmd: bytes) -> tuple[ClusterState, dict]:
+    new, result, _ = apply(state, cmd)
+    return new, result
+
+
+def ok(state: ClusterState, cmd: bytes) -> ClusterState:
+    new, result = run(state, cmd)
+    assert result["ok"], result
+    return new
+
+
+def err(state: ClusterState, cmd: bytes, kind: type) -> dict:
+    new, result = run(state, cmd)
+    assert not result["ok"]
+    assert isinstance(C.error_of(result), kind), result
+    assert new is state
+    return result
+
+
+@pytest.fixture
+def base() -> ClusterState:
+    s = ok(EMPTY_STATE, C.init_cluster(AT, cluster_id="c1", cluster_cidr="10.240.0.0/22"))
+    s = ok(s, C.add_node(AT, node(1, role="voter")))
+    s = ok(s, C.add_node(AT, node(2)))
+    s = ok(s, C.create_service(AT, "s1", "web", {"image": "busybox", "replicas": 2}))
+    return s
+
+
+def test_init_cluster_sets_fields_and_refuses_second_init() -> None:
+    s, result = run(EMPTY_STATE, C.init_cluster(5.0, cluster_id="abc", domain="p2p"))
+    assert result == {"ok": True, "version": 1, "value": "abc"}
+    assert (s.cluster_id, s.domain, s.cluster_cidr, s.created_at) == ("abc", "p2p", "10.240.0.0/16", 5.0)
+    err(s, C.init_cluster(6.0, cluster_id="xyz"), ConflictError)
+
+
+def test_init_cluster_validates_cidr() -> None:
+    r = err(EMPTY_STATE, C.init_cluster(AT, cluster_id="a", cluster_cidr="10.240.0.1/16"), ConfigError)
+    assert r["field"] == "cluster_cidr"
+    err(EMPTY_STATE, C.init_cluster(AT, cluster_id="a", subnet_prefix_len=8), ConfigError)
+
+
+def test_writes_before_init_are_conflicts() -> None:
+    err(EMPTY_STATE, C.add_node(AT, node(1)), ConflictError)
+    err(EMPTY_STATE, C.create_service(AT, "s", "web", {}), ConflictError)
+
+
+def test_add_node_and_lookup_by_name(base: ClusterState) -> None:
+    n1 = base.node_by_name("n1")
+    assert n1 is not None and n1.node_id == "id1" and n1.role == "voter" and n1.joined_at == AT
+    assert base.node_by_name("nope") is None
+    err(base, C.add_node(AT, node(1)), ConflictError)
+    dup_name = NodeRecord("other", "n1", "10.0.0.9", 7947, 7946)
+    assert err(base, C.add_node(AT, dup_name), ConflictError)["field"] == "name"
+    bad = NodeRecord("x", "x", "10.0.0.9", 70000, 7946)
+    assert err(base, C.add_node(AT, bad), ConfigError)["field"] == "raft_port"
+
+
+def test_update_node_fields_and_version_check(base: ClusterState) -> None:
+    v = base.nodes["id2"].version
+    s = ok(base, C.update_node(AT, "id2", node_version=v, availability="drain", labels={"zone": "a"}))
+    n2 = s.nodes["id2"]
+    assert n2.availability == "drain" and dict(n2.labels) == {"zone": "a"} and n2.version == s.version
+    err(s, C.update_node(AT, "id2", node_version=v, status="down"), ConflictError)
+    err(s, C.update_node(AT, "id2", availability="sleepy"), ConfigError)
+    err(s, C.update_node(AT, "id2", joined_at=3.0), ConfigError)
+    err(s, C.update_node(AT, "nope", status="down"), NotFoundError)
+    s = ok(s, C.update_node(AT, "id2", role="voter", status="down"))
+    assert (s.nodes["id2"].role, s.nodes["id2"].status) == ("voter", "down")
+
+
+def test_remove_node_releases_its_lease(base: ClusterState) -> None:
+    s = ok(base, C.lease_subnet(AT, "id2"))
+    new, result, changes = apply(s, C.remove_node(AT, "id2"))
+    assert result["ok"] and "id2" not in new.nodes and "id2" not in new.leases
+    assert new.node_by_name("n2") is None
+    assert [(c.kind, c.op, c.key) for c in changes] == [("node", "delete", "id2"), ("lease", "delete", "id2")]
+    err(new, C.remove_node(AT, "id2"), NotFoundError)
+
+
+def test_service_lifecycle_with_versions(base: ClusterState) -> None:
+    svc = base.service_by_name("web")
+    assert svc is not None and svc.spec["image"] == "busybox"
+    err(base, C.create_service(AT, "s2", "web", {}), ConflictError)
+    err(base, C.create_service(AT, "s1", "other", {}), ConflictError)
+    s = ok(base, C.update_service(AT + 1, "s1", {"image": "b2"}, service_version=svc.version))
+    assert s.services["s1"].spec == {"image": "b2"} and s.services["s1"].updated_at == AT + 1
+    assert s.services["s1"].created_at == AT
+    err(s, C.update_service(AT, "s1", {"image": "b3"}, service_version=svc.version), ConflictError)
+    err(s, C.remove_service(AT, "s1", service_version=svc.version), ConflictError)
+    s = ok(s, C.remove_service(AT, "s1"))
+    assert s.service_by_name("web") is None
+    err(s, C.update_service(AT, "s1", {}), NotFoundError)
+
+
+def task(i: int, node_id: str | None = "id1", **kw: object) -> TaskRecord:
+    return TaskRecord(f"t{i}", "s1", i, node_id, **kw)  # type: ignore[arg-type]
+
+
+def test_put_tasks_create_update_remove(base: ClusterState) -> None:
+    s = ok(base, C.put_tasks(AT, [C.task_put(task(1), task_version=0), C.task_put(task(2), task_version=0)]))
+    assert set(s.tasks) == {"t1", "t2"} and s.tasks["t1"].version == s.version
+    v1 = s.tasks["t1"].version
+    # creating again with task_version=0 is a conflict; whole batch rejected
+    err(
+        s,
+        C.put_tasks(AT, [C.task_put(task(3), task_version=0), C.task_put(task(1), task_version=0)]),
+        ConflictError,
+    )
+    s2 = ok(
+        s,
+        C.put_tasks(AT, [C.task_put(task(1, "id2"), task_version=v1), C.task_remove("t2", task_version=v1)]),
+    )
+    assert s2.tasks["t1"].node_id == "id2" and "t2" not in s2.tasks
+    err(s2, C.put_tasks(AT, [C.task_remove("t2", task_version=None)]), NotFoundError)
+
+
+def test_put_tasks_guards_against_stale_leaders(base: ClusterState) -> None:
+    err(base, C.put_tasks(AT, [C.task_put(task(1, "ghost"), task_version=0)]), ConflictError)
+    orphan = TaskRecord("t9", "nosvc", 0, None)
+    err(base, C.put_tasks(AT, [C.task_put(orphan, task_version=None)]), ConflictError)
+    left = ok(base, C.update_node(AT, "id2", status="left"))
+    err(left, C.put_tasks(AT, [C.task_put(task(1, "id2"), task_version=0)]), ConflictError)
+    twice = [C.task_put(task(1), task_version=None), C.task_remove("t1", task_version=None)]
+    err(base, C.put_tasks(AT, twice), ConfigError)
+
+
+def test_global_expected_version(base: ClusterState) -> None:
+    err(base, C.create_service(AT, "s2", "db", {}, expected_version=base.version - 1), ConflictError)
+    s = ok(base, C.create_service(AT, "s2", "db", {}, expected_version=base.version))
+    assert s.version == base.version + 1
+
+
+def test_report_task_states_only_for_own_tasks(base: ClusterState) -> None:
+    s = ok(
+        base,
+        C.put_tasks(AT, [C.task_put(task(1), task_version=0), C.task_put(task(2, "id2"), task_version=0)]),
+    )
+    reports = [
+        {"task_id": "t1", "state": "running", "container_id": "abc", "state_at": 7.0},
+        {"task_id": "t2", "state": "running"},
+        {"task_id": "t404", "state": "running"},
+    ]
+    new, result, changes = apply(s, C.report_task_states(AT, "id1", reports))
+    assert result["value"] == {"applied": ["t1"], "skipped": ["t2", "t404"]}
+    assert new.tasks["t1"].state == "running" and new.tasks["t1"].container_id == "abc"
+    assert new.tasks["t2"].state == "new" and len(changes) == 1
+    # repeating an identical report changes nothing and does not bump the version
+    again, result2, changes2 = apply(new, C.report_task_states(AT, "id1", reports[:1]))
+    assert again is new and changes2 == [] and result2["value"]["skipped"] == ["t1"]
+    err(s, C.report_task_states(AT, "id1", [{"task_id": "t1", "state": 5}]), ConfigError)
+
+
+def test_lease_subnet_is_deterministic_and_reuses_released(base: ClusterState) -> None:
+    s, r1 = run(base, C.lease_subnet(AT, "id1"))
+    s, r2 = run(s, C.lease_subnet(AT, "id2"))
+    assert (r1["value"], r2["value"]) == ("10.240.0.0/24", "10.240.1.0/24")
+    same, r3, ch = apply(s, C.lease_subnet(AT, "id1"))
+    assert r3["value"] == "10.240.0.0/24" and same is s and ch == []
+    s = ok(s, C.release_subnet(AT, "id1"))
+    s = ok(s, C.add_node(AT, node(3)))
+    s, r4 = run(s, C.lease_subnet(AT, "id3"))
+    assert r4["value"] == "10.240.0.0/24"
+    err(s, C.lease_subnet(AT, "ghost"), NotFoundError)
+
+
+def test_lease_subnet_exhaustion(base: ClusterState) -> None:
+    s = base
+    for i in range(3, 6):
+        s = ok(s, C.add_node(AT, node(i)))
+    for nid in ("id1", "id2", "id3", "id4"):
+        s = ok(s, C.lease_subnet(AT, nid))
+    err(s, C.lease_subnet(AT, "id5"), ConflictError)
+
+
+def test_malformed_inputs_are_error_results() -> None:
+    for raw in (b"", b"\xc1", b"\x93\x01\x02", pack([1, 2]), pack("x")):
+        new, result, changes = apply(EMPTY_STATE, raw)
+        assert new is EMPTY_STATE and not result["ok"] and changes == []
+        assert result["error"] in ("WireError",)
+    for body in ({"op": "nope", "at": 1.0}, {"op": "noop"}, {"op": "add_node", "at": "x"}):
+        _, result, _ = apply_decoded(EMPTY_STATE, body)
+        assert isinstance(C.error_of(result), ConfigError)
+
+
+def test_raise_for_result_maps_errors() -> None:
+    assert C.raise_for_result(C.ok(3, "v")) == "v"
+    with pytest.raises(ConflictError):
+        C.raise_for_result(C.error("ConflictError", "boom"))
+    with pytest.raises(WireError):
+        C.raise_for_result(C.error("WireError", "boom"))
+
+
+def test_batch_applies_in_order_with_per_command_results(base: ClusterState) -> None:
+    batch = encode_batch(
+        [
+            C.create_service(AT, "s2", "db", {}),
+            C.create_service(AT, "s3", "db", {}),
+            b"junk",
+            C.noop(AT, tag=7),
+        ]
+    )
+    s, results, changes = apply_batch(base, batch)
+    assert [r["ok"] for r in results] == [True, False, False, True]
+    assert results[3]["value"] == 7 and s.version == base.version + 1 and len(changes) == 1
+    s2, results2, _ = apply_batch(base, b"\xff\xff")
+    assert s2 is base and not results2[0]["ok"]
+
+
+def test_state_roundtrips_through_dict(base: ClusterState) -> None:
+    s = ok(base, C.put_tasks(AT, [C.task_put(task(1), task_version=0)]))
+    s = ok(s, C.lease_subnet(AT, "id1"))
+    again = ClusterState.from_dict(s.to_dict())
+    assert again == s and again.node_by_name("n2") == s.node_by_name("n2")
+    assert again.lease_of("id1") == s.lease_of("id1")
+
+
+# --- hypothesis properties ---------------------------------------------------------------------
+
+names = st.sampled_from(["a", "b", "c", "d"])
+versions = st.one_of(st.none(), st.integers(0, 12))
+
+
+@st.composite
+def commands(draw: st.DrawFn) -> bytes:
+    kind = draw(st.integers(0, 9))
+    i = draw(st.integers(1, 4))
+    ev = draw(versions)
+    if kind == 0:
+        return C.add_node(AT, node(i), expected_version=ev)
+    if kind == 1:
+        return C.update_node(
+            AT, f"id{i}", node_version=draw(versions), availability=draw(st.sampled_from(["active", "drain"]))
+        )
+    if kind == 2:
+        return C.remove_node(AT, f"id{i}", expected_version=ev)
+    if kind == 3:
+        return C.create_service(AT, f"s{i}", draw(names), {"r": i}, expected_version=ev)
+    if kind == 4:
+        return C.update_service(
+            AT, f"s{i}", {"r": draw(st.integers(-(2**40), 2**40))}, service_version=draw(versions)
+        )
+    if kind == 5:
+        t = TaskRecord(f"t{i}", f"s{draw(st.integers(1, 4))}", i, draw(st.sampled_from([None, "id1", "id2"])))
+        return C.put_tasks(AT, [C.task_put(t, task_version=draw(versions))], expected_version=ev)
+    if kind == 6:
+        return C.report_task_states(
+            AT, f"id{i}", [{"task_id": f"t{draw(st.integers(1, 4))}", "state": "running"}]
+        )
+    if kind == 7:
+        return C.lease_subnet(AT, f"id{i}", expected_version=ev)
+    if kind == 8:
+        return C.release_subnet(AT, f"id{i}")
+    return draw(st.binary(max_size=20))
+
+
+def replay(cmds: list[bytes]) -> tuple[ClusterState, list[dict]]:
+    s = ok(EMPTY_STATE, C.init_cluster(AT, cluster_id="c", cluster_cidr="10.240.0.0/22"))
+    results = []
+    for cmd in cmds:
+        s, result, _ = apply(s, cmd)
+        results.append(result)
+    return s, results
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(commands(), max_size=30))
+def test_property_same_commands_same_state(cmds: list[bytes]) -> None:
+    s1, r1 = replay(cmds)
+    s2, r2 = replay(cmds)
+    assert s1 == s2 and r1 == r2
+    assert s1.to_dict() == s2.to_dict()
+    assert ClusterState.from_dict(s1.to_dict()) == s1
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(commands(), max_size=30))
+def test_property_versions_and_invariants(cmds: list[bytes]) -> None:
+    s = ok(EMPTY_STATE, C.init_cluster(AT, cluster_id="c", cluster_cidr="10.240.0.0/22"))
+    for cmd in cmds:
+        new, result, changes = apply(s, cmd)
+        if result["ok"] and changes:
+            assert new.version == s.version + 1 and all(c.version == new.version for c in changes)
+        else:
+            assert new is s
+        s = new
+        # invariants: unique names, unique subnets, leases only for members
+        assert len({n.name for n in s.nodes.values()}) == len(s.nodes)
+        assert len({x.subnet for x in s.leases.values()}) == len(s.leases)
+        assert set(s.leases) <= set(s.nodes)
+        for name, node_id in s._node_names.items():
+            assert s.nodes[node_id].name == name
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(commands(), min_size=1, max_size=15), st.integers(0, 40))
+def test_property_stale_expected_version_is_rejected(cmds: list[bytes], stale_by: int) -> None:
+    s, _ = replay(cmds)
+    expected = s.version - 1 - stale_by
+    new, result, changes = apply(s, C.create_service(AT, "fresh", "fresh", {}, expected_version=expected))
+    assert isinstance(C.error_of(result), ConflictError) and new is s and changes == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64))
+def test_property_garbage_bytes_never_raise(raw: bytes) -> None:
+    s, _ = replay([])
+    new, result, changes = apply(s, raw)
+    assert isinstance(result, dict) and "ok" in result
+    if not result["ok"]:
+        assert new is s and changes == []
+    new2, results2, _ = apply_batch(s, raw)
+    assert isinstance(results2, list)
