@@ -28,6 +28,8 @@ from ..scheduler import (
 )
 from ..scheduler.orchestrator import TERMINAL_STATES
 
+HISTORY_PER_SLOT = 3  # finished tasks kept per slot for `service ps`
+
 
 @dataclass
 class Round:
@@ -189,4 +191,27 @@ def plan_round(state: ClusterState, now: float, orchestrator: Orchestrator) -> R
             out.items.append(
                 C.task_put(replace(t, message=result.unschedulable[t.task_id]), task_version=t.version)
             )
+    out.items.extend(forget_finished(state, shutdown_ids | set(new_records)))
     return out
+
+
+def forget_finished(state: ClusterState, busy: set[str]) -> list[dict[str, Any]]:
+    """Remove records of tasks that are over: keep the newest HISTORY_PER_SLOT per slot for
+    ``service ps``; forget every finished task of a removed service or of a node that is gone."""
+    over: dict[tuple[str, int], list[TaskRecord]] = {}
+    items = []
+    for t in state.tasks.values():
+        if t.task_id in busy or t.desired_state != "shutdown":
+            continue
+        node = state.nodes.get(t.node_id) if t.node_id else None
+        node_gone = t.node_id is not None and (node is None or node.status == "left")
+        if not (t.state in TERMINAL_STATES or t.node_id is None or node_gone):
+            continue  # its agent has not stopped it yet
+        if t.service_id not in state.services or node_gone:
+            items.append(C.task_remove(t.task_id, task_version=t.version))
+        else:
+            over.setdefault((t.service_id, t.slot), []).append(t)
+    for finished in over.values():
+        finished.sort(key=lambda t: (t.state_at, t.task_id), reverse=True)
+        items.extend(C.task_remove(t.task_id, task_version=t.version) for t in finished[HISTORY_PER_SLOT:])
+    return items

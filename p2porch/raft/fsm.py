@@ -279,11 +279,15 @@ def _remove_service(s: ClusterState, b: Mapping[str, Any], at: float, v: int) ->
     _check_object_version(svc.version, b, "service_version")
     services = dict(s.services)
     del services[service_id]
-    return (
-        s.evolve(services=services, version=v),
-        service_id,
-        [Change("service", "delete", service_id, None, v)],
-    )
+    # Its tasks stop in the same commit: agents see desired_state shutdown, the leader later forgets them.
+    tasks = dict(s.tasks)
+    changes = [Change("service", "delete", service_id, None, v)]
+    for task in s.tasks_of_service(service_id):
+        if task.desired_state != "shutdown":
+            stopped = replace(task, desired_state="shutdown", message="service removed", version=v)
+            tasks[task.task_id] = stopped
+            changes.append(Change("task", "put", task.task_id, stopped, v))
+    return s.evolve(services=services, tasks=tasks, version=v), service_id, changes
 
 
 _TASK_STR_FIELDS = ("desired_state", "state", "error", "container_id", "address", "message")

@@ -12,7 +12,9 @@ def state() -> ClusterState:
         "d": NodeRecord("d", "n4", "10.0.0.4", 7947, 7946),  # no lease yet
     }
     leases = {k: SubnetLease(k, f"10.240.{i}.0/24") for i, k in enumerate("abc")}
-    services = {"s1": ServiceRecord("s1", "web", {"publish": [{"target": 80, "published": None, "protocol": "tcp"}]})}
+    services = {
+        "s1": ServiceRecord("s1", "web", {"publish": [{"target": 80, "published": None, "protocol": "tcp"}]})
+    }
     tasks = {
         "t1": TaskRecord("t1", "s1", 1, "a", state="running", address="10.240.0.2"),
         "t2": TaskRecord("t2", "s1", 2, "b", state="running", address="10.240.1.2"),
@@ -20,8 +22,16 @@ def state() -> ClusterState:
         "t4": TaskRecord("t4", "s1", 4, "b", state="running", desired_state="shutdown", address="10.240.1.4"),
         "t5": TaskRecord("t5", "s1", 5, None, state="new"),
     }
-    return ClusterState(cluster_id="x", domain="p2p", cluster_cidr="10.240.0.0/16", version=7, nodes=nodes,
-                        services=services, tasks=tasks, leases=leases)
+    return ClusterState(
+        cluster_id="x",
+        domain="p2p",
+        cluster_cidr="10.240.0.0/16",
+        version=7,
+        nodes=nodes,
+        services=services,
+        tasks=tasks,
+        leases=leases,
+    )
 
 
 def test_overlay_peers_are_live_leased_other_nodes():

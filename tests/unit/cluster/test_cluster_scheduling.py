@@ -1,0 +1,123 @@
+"""The leader's scheduling round, driven through the real FSM (pure)."""
+
+import random
+from collections import Counter
+
+from p2porch.cluster.scheduling import plan_round
+from p2porch.raft import commands as C
+from p2porch.raft.fsm import apply
+from p2porch.raft.state import EMPTY_STATE, ClusterState, NodeRecord
+from p2porch.scheduler import Orchestrator, ServiceSpec
+
+GIB = 1024**3
+
+
+def run(state: ClusterState, command: bytes) -> ClusterState:
+    new, result, _ = apply(state, command)
+    assert result["ok"], result
+    return new
+
+
+def cluster(nodes: int = 3) -> ClusterState:
+    state = run(EMPTY_STATE, C.init_cluster(1.0, cluster_id="c"))
+    for i in range(1, nodes + 1):
+        node = NodeRecord(
+            f"id{i}",
+            f"n{i}",
+            f"10.0.0.{i}",
+            7947,
+            7946,
+            role="voter",
+            cpu_nanos=2 * 10**9,
+            memory_bytes=4 * GIB,
+        )
+        state = run(state, C.add_node(1.0, node))
+    return state
+
+
+def with_service(state: ClusterState, **spec) -> ClusterState:
+    spec = ServiceSpec.from_dict({"name": "web", "image": "busybox", **spec}).to_dict()
+    return run(state, C.create_service(2.0, "s1", "web", spec))
+
+
+def commit_round(state: ClusterState, now: float, orchestrator: Orchestrator) -> tuple[ClusterState, int]:
+    plan = plan_round(state, now, orchestrator)
+    if plan.empty:
+        return state, 0
+    return run(state, C.put_tasks(now, plan.items, expected_version=state.version)), len(plan.items)
+
+
+def test_six_replicas_spread_two_per_node_and_the_plan_is_stable():
+    orchestrator = Orchestrator(random.Random(1))
+    state, changed = commit_round(with_service(cluster(), replicas=6), 3.0, orchestrator)
+    assert changed == 6
+    tasks = list(state.tasks.values())
+    assert sorted(t.slot for t in tasks) == [1, 2, 3, 4, 5, 6]
+    assert Counter(t.node_id for t in tasks) == {"id1": 2, "id2": 2, "id3": 2}
+    assert all(t.state == "assigned" and t.template_hash and t.desired_state == "running" for t in tasks)
+    state, changed = commit_round(state, 4.0, orchestrator)
+    assert changed == 0  # nothing more to do: no churn
+
+
+def test_unplaceable_tasks_stay_pending_with_an_explanation():
+    orchestrator = Orchestrator(random.Random(2))
+    state, _ = commit_round(with_service(cluster(), replicas=2, reserve_memory="64G"), 3.0, orchestrator)
+    tasks = list(state.tasks.values())
+    assert len(tasks) == 2 and all(t.node_id is None and t.state == "pending" for t in tasks)
+    assert all("3 nodes" in t.message and "memory" in t.message for t in tasks)
+    # Once a node has room, the pending tasks are placed.
+    big = state.nodes["id1"]
+    state = run(state, C.update_node(5.0, big.node_id, memory_bytes=200 * GIB))
+    state, _ = commit_round(state, 6.0, orchestrator)
+    assert {t.node_id for t in state.tasks.values()} == {"id1"}
+
+
+def test_scale_down_removes_highest_slots_and_finished_tasks_are_forgotten():
+    orchestrator = Orchestrator(random.Random(3))
+    state, _ = commit_round(with_service(cluster(), replicas=4), 3.0, orchestrator)
+    spec = dict(state.services["s1"].spec, replicas=2)
+    state = run(state, C.update_service(4.0, "s1", spec))
+    state, _ = commit_round(state, 5.0, orchestrator)
+    running = sorted(t.slot for t in state.tasks.values() if t.desired_state == "running")
+    assert running == [1, 2]
+    stopped = [t for t in state.tasks.values() if t.desired_state == "shutdown"]
+    assert sorted(t.slot for t in stopped) == [3, 4]
+    # The agents report the containers stopped; the slots are beyond replicas, so history is kept
+    # up to HISTORY_PER_SLOT per slot and nothing is removed yet.
+    for t in stopped:
+        state = run(
+            state, C.report_task_states(6.0, t.node_id, [{"task_id": t.task_id, "state": "shutdown"}])
+        )
+    state, _ = commit_round(state, 7.0, orchestrator)
+    assert len(state.tasks) == 4
+
+
+def test_removed_service_stops_its_tasks_and_they_are_forgotten_once_stopped():
+    orchestrator = Orchestrator(random.Random(4))
+    state, _ = commit_round(with_service(cluster(), replicas=3), 3.0, orchestrator)
+    state = run(state, C.remove_service(4.0, "s1"))
+    assert all(t.desired_state == "shutdown" for t in state.tasks.values())
+    state, _ = commit_round(state, 5.0, orchestrator)
+    assert len(state.tasks) == 3  # still running on their nodes: not forgotten yet
+    for t in list(state.tasks.values()):
+        state = run(
+            state, C.report_task_states(6.0, t.node_id, [{"task_id": t.task_id, "state": "shutdown"}])
+        )
+    state, _ = commit_round(state, 7.0, orchestrator)
+    assert state.tasks == {}
+
+
+def test_failed_task_is_replaced_on_its_slot():
+    orchestrator = Orchestrator(random.Random(5))
+    state, _ = commit_round(with_service(cluster(), replicas=1, restart={"delay": "0s"}), 3.0, orchestrator)
+    (task,) = state.tasks.values()
+    state = run(
+        state,
+        C.report_task_states(
+            4.0, task.node_id, [{"task_id": task.task_id, "state": "failed", "error": "boom", "exit_code": 3}]
+        ),
+    )
+    assert state.tasks[task.task_id].exit_code == 3
+    state, _ = commit_round(state, 5.0, orchestrator)
+    live = [t for t in state.tasks.values() if t.desired_state == "running"]
+    assert len(live) == 1 and live[0].slot == 1 and live[0].task_id != task.task_id
