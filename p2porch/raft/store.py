@@ -27,6 +27,12 @@ from typing import Any
 import msgpack
 import trio
 
+from ..errors import ConfigError, NotLeaderError, ProposalTimeout, RaftError
+from . import commands as C
+from .fsm import Change, apply_batch, encode_batch
+from .journal import DurableJournal, write_file_atomic
+from .state import EMPTY_STATE, ClusterState
+
 _INET_NTOP = socket.inet_ntop
 import pysyncobj.syncobj as _pso  # noqa: E402
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated  # noqa: E402
@@ -35,12 +41,6 @@ from pysyncobj.node import TCPNode  # noqa: E402
 # pysyncobj.win_inet_pton replaces socket.inet_ntop with a Windows-only version on every platform,
 # which breaks every later user of it (pyroute2 decoding addresses): put the real one back.
 socket.inet_ntop = _INET_NTOP
-
-from ..errors import ConfigError, NotLeaderError, ProposalTimeout, RaftError
-from . import commands as C
-from .fsm import Change, apply_batch, encode_batch
-from .journal import DurableJournal, write_file_atomic
-from .state import EMPTY_STATE, ClusterState
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,7 @@ class RaftStatus:
     has_quorum: bool
     ready: bool
     state_version: int
+    raft_thread_alive: bool
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -219,7 +220,12 @@ class RaftStore:
     the Raft thread only calls ``_apply_on_raft_thread``, the serializer hooks and tick callbacks.
     """
 
-    def __init__(self, config: StoreConfig, token: trio.lowlevel.TrioToken) -> None:
+    def __init__(
+        self,
+        config: StoreConfig,
+        token: trio.lowlevel.TrioToken,
+        owner_thread: threading.Thread | None = None,
+    ) -> None:
         config.validate()
         _install_durable_journal()
         self.config = config
@@ -267,6 +273,10 @@ class RaftStore:
         )
         partners = [a for a in config.voters if a != config.self_addr]
         self._so = _Bridge(self, config.self_addr, partners, self._conf)
+        # pysyncobj stops its Raft thread as soon as the thread that built the SyncObj has exited. We
+        # build it in a trio worker thread (trio reaps idle workers after ~10 s), so tie the Raft
+        # thread's lifetime to the trio thread instead.
+        self._so._SyncObj__mainThread = owner_thread or threading.current_thread()
         try:
             if config.self_addr is not None:
                 self._so.waitBinded()
@@ -518,6 +528,7 @@ class RaftStore:
             has_quorum=bool(raw.get("has_quorum", False)),
             ready=bool(self._so.isReady()),
             state_version=self._raft_state.version,
+            raft_thread_alive=bool(self._so.tick_thread_alive()),
         )
 
     def _destroy(self) -> None:
@@ -529,7 +540,7 @@ class RaftStore:
 async def open_raft_store(config: StoreConfig) -> AsyncIterator[RaftStore]:
     """Start a store for the lifetime of the block; stops the Raft thread and closes files on exit."""
     token = trio.lowlevel.current_trio_token()
-    store = await trio.to_thread.run_sync(RaftStore, config, token)
+    store = await trio.to_thread.run_sync(RaftStore, config, token, threading.current_thread())
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(store._submit_loop)

@@ -115,6 +115,17 @@ async def _replica_checks(sa: RaftStore, sb: RaftStore, replica: RaftStore, a: s
     assert replica.status().role == "replica" and await replica.wait_leader() in (a, b)
 
 
+async def test_raft_thread_outlives_the_worker_thread_that_built_it(tmp_path: Path) -> None:
+    """Regression: pysyncobj ends its Raft thread when its constructing thread ends; trio reaps idle
+    worker threads after 10 s, which silently stopped every store 10 s after start."""
+    addr = f"127.0.0.1:{free_ports(1)[0]}"
+    async with open_raft_store(cfg(tmp_path / "d", addr, [addr])) as store:
+        await store.wait_leader()
+        await trio.sleep(11.5)
+        assert store.status().raft_thread_alive
+        assert await store.write(C.init_cluster(time.time(), cluster_id="c1"), timeout_s=5) == "c1"
+
+
 def test_config_requires_password(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         StoreConfig(self_addr="127.0.0.1:1", voters=(), data_dir=tmp_path, password="").validate()
