@@ -127,7 +127,7 @@ def test_wrong_or_malformed_token_is_refused_and_writes_nothing(cluster):
     sb, nodes, token = cluster
     # n1..n5 are all members by now: try from a second, fresh daemon in n5's namespace.
     before = cli_json(sb, "n1", "status")["cluster"]["state_version"]
-    cluster_id, secret = token.split("-")[2], token.split("-")[3]
+    cluster_id, secret = token.split("-", 3)[2:]
     wrong = f"P2PT-1-{cluster_id}-{'A' * 43}"
     sock = "unix:///run/p2porch-sandbox/p2cf/n5/extra.sock"
     data = "/var/lib/p2porch-sandbox/p2cf/n5/extra"
