@@ -7,12 +7,14 @@ and its name before anything reaches the daemon) and showing services and tasks.
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import sys
 import time
 from typing import Any
 
-from .cliutil import EXIT_OK, Parser, UsageError, client_for, emit, table
-from .errors import ConfigError
+from .cliutil import EXIT_OK, Parser, UsageError, client_for, emit, table, wants_json
+from .errors import ConfigError, P2POrchError
 from .scheduler import ServiceSpec
 from .scheduler.spec import format_bytes, format_cpus
 
@@ -286,6 +288,21 @@ def cmd_service_rm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_service_logs(args: argparse.Namespace) -> int:
+    for item in client_for(args).stream(
+        f"/services/{args.service}/logs", follow=str(args.follow).lower(), tail=args.tail
+    ):
+        if wants_json(args):
+            print(json.dumps(item), flush=True)
+        elif item.get("task"):
+            print(f"{item['task']}@{item['node']} | {item['line']}", flush=True)
+        elif "line" in item:
+            print(f"{item['node']}: {item['line']}", file=sys.stderr, flush=True)
+        else:  # an error reported in the stream
+            raise P2POrchError(str(item.get("message", item)))
+    return EXIT_OK
+
+
 def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     service = sub.add_parser("service", parents=[common], help="Manage services")
     actions = service.add_subparsers(dest="service_command", metavar="ACTION", parser_class=Parser)
@@ -321,3 +338,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     action("rm", "Remove services and their tasks", cmd_service_rm).add_argument(
         "services", nargs="+", metavar="SERVICE"
     )
+    logs = action("logs", "Show the logs of every task of a service, from every node", cmd_service_logs)
+    logs.add_argument("service", metavar="SERVICE")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep streaming new lines")
+    logs.add_argument("--tail", type=int, metavar="N", help="only the last N lines of each task")

@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import trio
@@ -208,6 +209,16 @@ class Daemon:
         async def remove(body: dict[str, Any], params: dict[str, str]) -> Any:
             return await ops.remove(params["service"])
 
+        async def logs(body: dict[str, Any], params: dict[str, str]) -> Any:
+            tail = body.get("tail")
+            if tail is not None and not str(tail).isdigit():
+                raise ConfigError("--tail must be a number of lines", field="--tail")
+            follow = str(body.get("follow", "false")).lower() in ("1", "true", "yes")
+            service = ops.find(params["service"])  # an unknown service is an error before the stream
+            return partial(
+                ops.logs, service.service_id, follow=follow, tail=int(tail) if tail is not None else None
+            )
+
         return [
             Endpoint("POST", "/services", create, "Create a service from a spec"),
             Endpoint("GET", "/services", listing, "List services with running/desired counts"),
@@ -217,6 +228,13 @@ class Daemon:
             Endpoint("POST", "/services/{service}/scale", scale, "Set a replicated service's replicas"),
             Endpoint("POST", "/services/{service}/rollback", rollback, "Go back to the previous spec"),
             Endpoint("DELETE", "/services/{service}", remove, "Remove a service and its tasks"),
+            Endpoint(
+                "GET",
+                "/services/{service}/logs",
+                logs,
+                "Stream the logs of every task (JSON lines)",
+                streaming=True,
+            ),
         ]
 
     async def api_token(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -54,6 +56,27 @@ class ApiClient:
 
     def delete(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self._request("DELETE", path, json=body or {})
+
+    def stream(self, path: str, **params: Any) -> Iterator[Any]:
+        """GET a streaming (JSON lines) endpoint; yields one decoded item per line as it arrives."""
+        try:
+            with self._client.stream(
+                "GET",
+                f"/{API_VERSION}{path}",
+                timeout=None,
+                params={k: v for k, v in params.items() if v is not None},
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    data = response.json()
+                    raise _error_from(data if isinstance(data, dict) else {"message": str(data)})
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise DaemonError(
+                f"cannot reach the p2porch daemon at unix://{self.socket_path} ({exc})"
+            ) from exc
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

@@ -21,7 +21,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import API_VERSION, __version__
@@ -48,6 +48,7 @@ class Endpoint:
     path: str  # without the /v1 prefix, Starlette syntax: /nodes/{node}
     handler: Handler
     summary: str
+    streaming: bool = False  # handler returns a callable opening an async context manager of items
 
 
 _STATUS_BY_ERROR: list[tuple[type[P2POrchError], int]] = [
@@ -103,8 +104,8 @@ def build_app(endpoints: list[Endpoint]) -> Starlette:
     return app
 
 
-def _wrap(ep: Endpoint) -> Callable[[Request], Awaitable[JSONResponse]]:
-    async def endpoint(request: Request) -> JSONResponse:
+def _wrap(ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
         body: dict[str, Any] = {}
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
             raw = await request.body()
@@ -120,6 +121,8 @@ def _wrap(ep: Endpoint) -> Callable[[Request], Awaitable[JSONResponse]]:
         query = dict(request.query_params)
         if query:
             body = {**query, **body}
+        if ep.streaming:
+            return await _stream_response(ep, body, dict(request.path_params))
         try:
             result = await ep.handler(body, dict(request.path_params))
         except P2POrchError as exc:
@@ -133,6 +136,61 @@ def _wrap(ep: Endpoint) -> Callable[[Request], Awaitable[JSONResponse]]:
         return JSONResponse(result)
 
     return endpoint
+
+
+async def _stream_response(ep: Endpoint, body: dict[str, Any], params: dict[str, str]) -> Response:
+    """Newline-delimited JSON; errors before the stream opens are a normal JSON error response.
+
+    The handler returns a callable that opens an async context manager of items; it is entered and
+    left inside the one task that serves the response, which stops when the client disconnects.
+    """
+    try:
+        opener = await ep.handler(body, params)
+    except P2POrchError as exc:
+        return _error_response(exc)
+    return _NdjsonStream(opener)
+
+
+class _NdjsonStream(Response):
+    """An ASGI response that streams items as JSON lines until they end or the client goes away."""
+
+    media_type = "application/x-ndjson"
+
+    def __init__(self, opener: Callable[[], Any]) -> None:
+        super().__init__(media_type=self.media_type)
+        self._opener = opener
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", self.media_type.encode())]  # no content-length: chunked
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        async with trio.open_nursery() as nursery:
+
+            async def until_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(until_disconnect)
+            try:
+                async with self._opener() as items:
+                    async for item in items:
+                        await send(
+                            {
+                                "type": "http.response.body",
+                                "body": (json.dumps(item) + "\n").encode(),
+                                "more_body": True,
+                            }
+                        )
+            except P2POrchError as exc:
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": (json.dumps(exc.to_dict()) + "\n").encode(),
+                        "more_body": True,
+                    }
+                )
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            nursery.cancel_scope.cancel()
 
 
 def _error_response(exc: P2POrchError) -> JSONResponse:

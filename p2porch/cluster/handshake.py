@@ -8,7 +8,9 @@ Messages (maps, carried as wire frames by the shell):
 3. joiner -> member ``request``:   ``{proof_j = HMAC(join_key, "joiner" | nonce_j | nonce_s), sealed}``
    The member checks ``proof_j`` before opening ``sealed`` (AES-GCM under a session key derived from
    the join key and both nonces) and acting on it.
-4. member -> joiner ``reply``:     ``{sealed}`` (cluster secrets and membership), or ``{error}``.
+4. member -> joiner ``reply``:     ``{sealed}`` (cluster secrets and membership), or ``{error}``;
+   or, for a streaming request (``service logs``), any number of ``item`` frames, each sealed under
+   the session key with a counter nonce, then ``end``.
 
 Nonces are passed in by the caller so that this module does no I/O and no randomness of its own.
 Neither side ever sends the secret or the join key; a wrong token fails at step 2 or 3 and nothing is
@@ -31,6 +33,7 @@ from ..wire import pack, unpack
 from .token import JoinToken
 
 NONCE_BYTES = 32
+_STREAM_PREFIX = b"strm"  # counter nonces of stream items: "strm" + 8-byte counter
 
 
 def _proof(join_key: bytes, role: bytes, nonce_j: bytes, nonce_s: bytes) -> bytes:
@@ -80,6 +83,7 @@ class JoinerHandshake:
         self._nonce_j = nonce
         self._iv = iv
         self._session: bytes | None = None
+        self._items_received = 0
 
     def hello(self) -> dict[str, Any]:
         return {"cluster_id": self._token.cluster_id, "nonce_j": self._nonce_j}
@@ -112,6 +116,16 @@ class JoinerHandshake:
             raise AuthError("join reply is not a map")
         return reply
 
+    def open_item(self, msg: Any) -> Any:
+        """Open the next streamed item; items must arrive in order (their nonce is checked)."""
+        if self._session is None:
+            raise AuthError("stream item before the challenge")
+        sealed = _field(msg, "sealed", bytes)
+        self._items_received += 1
+        if sealed[:12] != _STREAM_PREFIX + self._items_received.to_bytes(8, "big"):
+            raise AuthError("stream item out of order")
+        return _open(self._session, b"item", sealed)
+
 
 class MemberHandshake:
     """A cluster member's side of one join attempt. Owns the nonces; acts only after proof_j checks."""
@@ -123,6 +137,7 @@ class MemberHandshake:
         self._iv = iv
         self._nonce_j: bytes | None = None
         self._session: bytes | None = None
+        self._items_sent = 0
 
     def on_hello(self, msg: Any) -> dict[str, Any]:
         cluster_id = _field(msg, "cluster_id", str)
@@ -154,3 +169,11 @@ class MemberHandshake:
         if self._session is None:
             raise AuthError("reply before a verified request")
         return {"sealed": _seal(self._session, self._iv, b"reply", reply)}
+
+    def seal_item(self, item: Any) -> dict[str, Any]:
+        """One item of a streamed reply; each gets the next counter nonce (never reused in a session)."""
+        if self._session is None:
+            raise AuthError("stream before a verified request")
+        self._items_sent += 1
+        iv = _STREAM_PREFIX + self._items_sent.to_bytes(8, "big")
+        return {"sealed": _seal(self._session, iv, b"item", item)}

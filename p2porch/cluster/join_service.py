@@ -1,8 +1,9 @@
-"""The join port: a TCP service that runs the join handshake for joining nodes (shell).
+"""The join port: a TCP service that runs the token handshake for joining nodes and peers (shell).
 
 Owns the listening socket (bound to the advertise address only), length-prefixed wire framing and
-counting/dropping bad connections. What a verified join request does is the caller's ``handle``
-callback; this module never touches cluster state itself.
+counting/dropping bad connections. A verified request is either a join (one sealed reply, from the
+caller's ``handle``) or a stream (``op`` in ``streams``: sealed items, then ``end``), e.g. a peer
+asking for this node's task logs. This module never touches cluster state itself.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import logging
 import secrets
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import trio
@@ -26,6 +28,7 @@ MAX_JOIN_FRAME = 256 * 1024
 _LEN = struct.Struct(">I")
 
 JoinHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+StreamHandler = Callable[[dict[str, Any]], AbstractAsyncContextManager[AsyncIterator[Any]]]
 
 
 async def send_frame(stream: trio.abc.Stream, msg_type: str, body: Any) -> None:
@@ -60,12 +63,18 @@ class JoinService:
     """Serves the join handshake; ``metrics`` counts accepted, refused and garbage connections."""
 
     def __init__(
-        self, get_token: Callable[[], JoinToken | None], handle: JoinHandler, *, timeout_s: float = 30.0
+        self,
+        get_token: Callable[[], JoinToken | None],
+        handle: JoinHandler,
+        *,
+        streams: dict[str, StreamHandler] | None = None,
+        timeout_s: float = 30.0,
     ) -> None:
         self._get_token = get_token
         self._handle = handle
+        self.streams = dict(streams or {})
         self._timeout_s = timeout_s
-        self.metrics = {"accepted": 0, "refused": 0, "garbage": 0, "failed": 0}
+        self.metrics = {"accepted": 0, "refused": 0, "garbage": 0, "failed": 0, "streams": 0}
 
     async def serve(
         self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
@@ -78,19 +87,33 @@ class JoinService:
 
     async def _connection(self, stream: trio.SocketStream) -> None:
         try:
+            verified = None
             with trio.move_on_after(self._timeout_s):
-                await self._handshake(stream)
+                verified = await self._verify(stream)
+            if verified is None:
+                return
+            member, request = verified
+            stream_handler = self.streams.get(str(request.get("op", "")))
+            if stream_handler is not None:
+                await self._stream(stream, member, stream_handler, request)
+            else:
+                with trio.move_on_after(self._timeout_s):
+                    await self._join(stream, member, request)
         except (WireError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.metrics["garbage"] += 1
             log.debug("dropped bad join connection: %s", exc)
+        except Exception as exc:  # e.g. a stream's peer went away inside a nursery: never take the port down
+            self.metrics["failed"] += 1
+            log.debug("join connection ended with %r", exc)
         finally:
             await stream.aclose()
 
-    async def _handshake(self, stream: trio.SocketStream) -> None:
+    async def _verify(self, stream: trio.SocketStream) -> tuple[MemberHandshake, dict[str, Any]] | None:
+        """Run the handshake; returns the verified request, or None after telling the peer why not."""
         token = self._get_token()
         if token is None:
             await send_frame(stream, "error", {"error": "this node is not part of a cluster yet"})
-            return
+            return None
         member = MemberHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12))
         try:
             challenge = member.on_hello(await receive_frame(stream, "hello"))
@@ -100,7 +123,12 @@ class JoinService:
             self.metrics["refused"] += 1
             log.warning("refused a join attempt: %s", exc.message)
             await send_frame(stream, "error", {"error": exc.message})
-            return
+            return None
+        return member, request
+
+    async def _join(
+        self, stream: trio.SocketStream, member: MemberHandshake, request: dict[str, Any]
+    ) -> None:
         try:
             reply = await self._handle(request)
         except P2POrchError as exc:
@@ -109,6 +137,23 @@ class JoinService:
             return
         await send_frame(stream, "reply", member.seal_reply(reply))
         self.metrics["accepted"] += 1
+
+    async def _stream(
+        self,
+        stream: trio.SocketStream,
+        member: MemberHandshake,
+        handler: StreamHandler,
+        request: dict[str, Any],
+    ) -> None:
+        self.metrics["streams"] += 1
+        try:
+            async with handler(request) as items:
+                async for item in items:
+                    await send_frame(stream, "item", member.seal_item(item))
+        except P2POrchError as exc:
+            await send_frame(stream, "error", {"error": exc.message})
+            return
+        await send_frame(stream, "end", {})
 
 
 async def request_join(
@@ -134,3 +179,34 @@ async def request_join(
         ) from exc
     except (WireError, trio.BrokenResourceError) as exc:
         raise P2POrchError(f"join: {host}:{port} is not a p2porch join port ({exc})", field="PEER") from exc
+
+
+async def request_stream(
+    host: str, port: int, token: JoinToken, request: dict[str, Any], *, timeout_s: float = 30.0
+) -> AsyncIterator[Any]:
+    """Run the handshake against ``host:port`` with a streaming ``request``; yields the peer's items."""
+    joiner = JoinerHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12))
+    try:
+        with trio.fail_after(timeout_s):
+            stream = await trio.open_tcp_stream(host, port)
+            await send_frame(stream, "hello", joiner.hello())
+            challenge = await receive_frame(stream, "challenge")
+            await send_frame(stream, "request", joiner.on_challenge(challenge, request))
+    except trio.TooSlowError as exc:
+        raise P2POrchError(f"{host}:{port} did not answer within {timeout_s:.0f} s") from exc
+    except OSError as exc:
+        raise P2POrchError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
+    async with stream:
+        while True:
+            header = await _receive_exactly(stream, _LEN.size)
+            (size,) = _LEN.unpack(header)
+            if size > MAX_JOIN_FRAME:
+                raise WireError(f"frame of {size} bytes exceeds {MAX_JOIN_FRAME}")
+            msg_type, body = decode_frame(await _receive_exactly(stream, size))
+            if msg_type == "end":
+                return
+            if msg_type == "error":
+                raise P2POrchError(f"{host}:{port}: {body.get('error') if isinstance(body, dict) else body}")
+            if msg_type != "item":
+                raise WireError(f"unexpected {msg_type!r} frame in a stream")
+            yield joiner.open_item(body)

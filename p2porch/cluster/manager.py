@@ -13,7 +13,8 @@ import secrets
 import shutil
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from ..raft import commands as C
 from ..raft.state import ClusterState, NodeRecord
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from . import localstate
-from .join_service import JoinService, request_join
+from .join_service import JoinService, request_join, request_stream
 from .localstate import LocalClusterState
 from .token import JoinToken, new_token, parse_token
 
@@ -88,7 +89,9 @@ class ClusterManager:
         self.raft_dir = Path(self.data_dir) / RAFT_DIR
         self.local: LocalClusterState | None = localstate.load(self.data_dir)
         self.store: RaftStore | None = None
-        self.join_service = JoinService(self._current_token, self._handle_join)
+        self.join_service = JoinService(
+            self._current_token, self._handle_join, streams={"logs": self._serve_logs}
+        )
         self._member_services = list(member_services or [])
         self._nursery: trio.Nursery | None = None
         self._member_scope: trio.CancelScope | None = None
@@ -99,6 +102,7 @@ class ClusterManager:
         self.overlay: Any = None
         self.overlay_ready = trio.Event()
         self.resolver: Any = None
+        self.executor: Any = None  # the agent's Docker executor while it runs
 
     # ----- lifecycle
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -425,6 +429,45 @@ class ClusterManager:
             except P2POrchError as exc:
                 log.warning("adding voter %s failed (attempt %d): %s", raft_addr, attempt, exc.message)
                 await trio.sleep(min(5.0, 0.5 * attempt))
+
+    # ----- task logs across nodes
+    @asynccontextmanager
+    async def _serve_logs(self, request: dict[str, Any]) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        """A peer asks for this node's log lines of one service."""
+        async with self.local_logs(request) as lines:
+            yield lines
+
+    @asynccontextmanager
+    async def local_logs(self, request: dict[str, Any]) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        executor = self.executor
+        if executor is None:
+            raise ConflictError("the agent is not running on this node", field="agent")
+        tail = request.get("tail")
+        async with executor.open_logs(
+            service_name=str(request.get("service", "")),
+            follow=bool(request.get("follow")),
+            tail=int(tail) if isinstance(tail, int) else None,
+        ) as channel:
+
+            async def lines() -> AsyncIterator[dict[str, Any]]:
+                async for task_id, line in channel:
+                    yield {"task_id": task_id, "line": line}
+
+            yield lines()
+
+    @asynccontextmanager
+    async def node_logs(
+        self, node: NodeRecord, request: dict[str, Any]
+    ) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        """Log lines of one node's tasks: local from the executor, remote over the join port."""
+        if self.local is not None and node.node_id == self.local.node_id:
+            async with self.local_logs(request) as lines:
+                yield lines
+            return
+        token = self._current_token()
+        if token is None:
+            raise ConflictError("this node is not part of a cluster", field="cluster")
+        yield request_stream(node.addr, self.config.join.port or 7948, token, request)
 
     # ----- queries and node commands
     def status(self) -> dict[str, Any] | None:

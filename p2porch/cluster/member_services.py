@@ -191,6 +191,7 @@ async def _run_agent(manager: ClusterManager) -> None:
     node_id, node_name = manager.local.node_id, manager.local.node_name
     store = manager.require_store()
     executor = await open_docker_executor(manager.config.node.docker_host or None)
+    manager.executor = executor
     try:
         await _record_capacity(manager, await executor.capacity())
         await manager.overlay_ready.wait()  # tasks attach to the node's overlay network
@@ -224,6 +225,7 @@ async def _run_agent(manager: ClusterManager) -> None:
             await nursery.start(partial(run_agent, executor, node_name, assignments, changes, report))
             await trio.sleep_forever()
     finally:
+        manager.executor = None
         with trio.CancelScope(shield=True):
             await executor.aclose()
 

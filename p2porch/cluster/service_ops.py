@@ -7,12 +7,17 @@ scheduling loop's job; this module only writes desired state.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, ConflictError, NotFoundError
+import trio
+
+from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
 from ..raft import commands as C
 from ..raft.state import ClusterState, ServiceRecord, TaskRecord
 from ..scheduler import ServiceSpec
@@ -188,3 +193,52 @@ class ServiceOps:
             "health": task.health,
             "exit_code": task.exit_code,
         }
+
+    @asynccontextmanager
+    async def logs(self, ref: str, *, follow: bool, tail: int | None) -> AsyncIterator[Any]:
+        """Log lines of every task of a service, from every node that ran one, as they arrive.
+
+        Items are ``{"task": "web.2.<id>", "node": "n2", "line": "..."}``; this node's tasks are read
+        from its Docker engine, other nodes' through their join port (token handshake, encrypted).
+        """
+        state = self._state()
+        service = self.find(ref)
+        names = {
+            t.task_id: f"{service.name}.{t.slot}.{t.task_id[:12]}"
+            for t in state.tasks_of_service(service.service_id)
+        }
+        node_ids = sorted({t.node_id for t in state.tasks_of_service(service.service_id) if t.node_id})
+        request = {"op": "logs", "service": service.name, "follow": follow, "tail": tail}
+        send, receive = trio.open_memory_channel[dict[str, Any]](math.inf)
+
+        async def pump(node_id: str) -> None:
+            node = state.nodes.get(node_id)
+            if node is None:
+                return
+            try:
+                async with self.manager.node_logs(node, request) as items:
+                    async for item in items:
+                        task_id = str(item.get("task_id", ""))
+                        send.send_nowait(
+                            {
+                                "task": names.get(task_id, task_id),
+                                "node": node.name,
+                                "line": str(item.get("line", "")),
+                            }
+                        )
+            except P2POrchError as exc:
+                send.send_nowait(
+                    {"task": None, "node": node.name, "line": f"(logs unavailable: {exc.message})"}
+                )
+
+        async def produce() -> None:
+            async with send, trio.open_nursery() as inner:
+                for node_id in node_ids:
+                    inner.start_soon(pump, node_id)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(produce)
+            try:
+                yield receive
+            finally:
+                nursery.cancel_scope.cancel()

@@ -1,0 +1,99 @@
+"""Transmit-limited broadcast queue (pure), memberlist's TransmitLimitedQueue.
+
+Owns the messages waiting to be piggybacked: each is sent at most ``retransmit_mult * ceil(log10(N+1))``
+times, the least transmitted (then newest) first, and a newer message about the same node replaces an
+older one. It never decides what to broadcast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class _Item:
+    __slots__ = ("bucket", "dead", "key", "msg", "size_bytes")
+
+    def __init__(self, key: str, msg: Any, size_bytes: int) -> None:
+        self.key = key
+        self.msg = msg
+        self.size_bytes = size_bytes
+        self.bucket = 0
+        self.dead = False
+
+
+class BroadcastQueue:
+    """Messages bucketed by transmit count (a list per count, newest last); replaced items are tombstoned."""
+
+    MIN_ITEM_BYTES = 48  # stop filling once less than this is left (bounds the scan)
+    MAX_MISFITS = 8  # give up on a bucket after this many consecutive items that do not fit
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, _Item] = {}
+        self._buckets: list[list[_Item]] = [[]]
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def queue(self, key: str, msg: Any, size_bytes: int) -> None:
+        """Add a message, invalidating any queued message with the same key."""
+        old = self._by_key.get(key)
+        if old is not None:
+            old.dead = True
+        item = _Item(key, msg, size_bytes)
+        self._by_key[key] = item
+        self._buckets[0].append(item)
+
+    def transmits(self, key: str) -> int | None:
+        """How often the live message under ``key`` was handed out; None if none is queued."""
+        item = self._by_key.get(key)
+        return None if item is None else item.bucket
+
+    def get(self, budget_bytes: int, limit: int) -> tuple[list[Any], int]:
+        """Messages fitting ``budget_bytes`` (fewest transmits, newest first); returns (msgs, bytes used)."""
+        by_key = self._by_key
+        if not by_key:
+            return [], 0
+        buckets = self._buckets
+        min_item = self.MIN_ITEM_BYTES
+        max_misfits = self.MAX_MISFITS
+        remaining = budget_bytes
+        taken: list[_Item] = []
+        for transmits, bucket in enumerate(buckets):
+            if remaining < min_item:
+                break
+            if not bucket:
+                continue
+            if transmits >= limit:  # the limit shrank (fewer nodes): these are done
+                for item in bucket:
+                    if not item.dead:
+                        del by_key[item.key]
+                bucket.clear()
+                continue
+            i = len(bucket) - 1
+            misfits = 0
+            while i >= 0:
+                item = bucket[i]
+                if item.dead:
+                    del bucket[i]
+                elif item.size_bytes <= remaining:
+                    remaining -= item.size_bytes
+                    taken.append(item)
+                    del bucket[i]
+                    misfits = 0
+                    if remaining < min_item:
+                        break
+                else:
+                    misfits += 1
+                    if misfits >= max_misfits:
+                        break
+                i -= 1
+        for item in reversed(taken):  # oldest first, so the next bucket stays ordered by age
+            nxt = item.bucket + 1
+            if nxt >= limit:
+                del by_key[item.key]
+                continue
+            item.bucket = nxt
+            if nxt == len(buckets):
+                buckets.append([])
+            buckets[nxt].append(item)
+        return [item.msg for item in taken], budget_bytes - remaining

@@ -1,0 +1,224 @@
+"""Gossip runner (shell): drives the pure SWIM core with trio time, the transport and the daemon's callback.
+
+Owns the timer loop, the join retries, push/pull tasks and the :class:`GossipHandle` the daemon uses. It
+never decides membership itself (the core does) and never dies on bad remote input or a failing callback.
+
+Usage from the daemon::
+
+    handle = await nursery.start(serve_gossip, config, keyring, NodeMeta(...), ["10.0.0.1:7946"], on_event)
+    handle.members()  # {name: MemberView(name, addr, state, incarnation, meta)}
+    await handle.leave()
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import trio
+
+from .config import GossipConfig
+from .keyring import Keyring
+from .messages import Ack, MemberEvent, Message, NodeMeta, StateEntry
+from .swim import MemberView, Output, Swim
+from .transport import Transport
+
+log = logging.getLogger(__name__)
+
+EventCallback = Callable[[MemberEvent], None]
+
+
+class GossipHandle:
+    """The daemon's view of a running gossip node: members, metrics, meta updates, leave."""
+
+    def __init__(self, core: Swim, runner: _Runner) -> None:
+        self._core = core
+        self._runner = runner
+        self.metrics: dict[str, int] = runner.metrics
+
+    @property
+    def name(self) -> str:
+        return self._core.name
+
+    @property
+    def addr(self) -> str:
+        """``host:port`` this node gossips on (the bound port when config.port was 0)."""
+        return self._core.addr
+
+    @property
+    def incarnation(self) -> int:
+        return self._core.incarnation
+
+    def members(self) -> dict[str, MemberView]:
+        """``name -> MemberView(name, addr, state, incarnation, meta)``; state is alive/suspect/dead/left."""
+        return self._core.members()
+
+    def health_score(self) -> int:
+        """Lifeguard local health (0 = healthy, up to awareness_max_multiplier - 1)."""
+        return self._core.awareness.score
+
+    def update_meta(self, meta: NodeMeta | Mapping[str, Any]) -> None:
+        """Replace this node's metadata; peers see an ``updated`` event."""
+        wire_meta = meta.to_wire() if isinstance(meta, NodeMeta) else dict(meta)
+        self._runner.apply(self._core.update_meta(trio.current_time(), wire_meta))
+
+    async def join(self, seeds: list[str]) -> int:
+        """Push/pull with each seed now; returns how many answered."""
+        return await self._runner.join_once(seeds)
+
+    async def leave(self) -> None:
+        """Broadcast that we leave, give it ``leave_propagate_s`` to spread, then stop serving."""
+        await self._runner.leave()
+
+    def stop(self) -> None:
+        """Stop serving at once (like a crash, without a leave message)."""
+        self._runner.cancel_scope.cancel()
+
+
+class _Runner:
+    def __init__(self, config: GossipConfig, keyring: Keyring, on_event: EventCallback) -> None:
+        self.config = config
+        self.on_event = on_event
+        self.metrics: dict[str, int] = {"event_callback_errors": 0}
+        self.transport = Transport(keyring, self.metrics, config.tcp_timeout_s)
+        self.core: Swim | None = None
+        self.nursery: trio.Nursery | None = None
+        self.cancel_scope = trio.CancelScope()
+        self._wake = trio.Event()
+        self._send_queue: list[tuple[str, list[Message]]] = []
+        self._send_ready = trio.Event()
+
+    def apply(self, out: Output) -> None:
+        """Route core output: queue packets, start push/pulls, deliver events, re-arm the timer."""
+        assert self.nursery is not None
+        if out.packets:
+            self._send_queue.extend((p.addr, p.msgs) for p in out.packets)
+            self._send_ready.set()
+        for req in out.pushpulls:
+            self.nursery.start_soon(self._pushpull, req.addr, req.join)
+        for ping in out.tcp_pings:
+            self.nursery.start_soon(self._tcp_ping, ping.addr, ping.seq, ping.target)
+        for event in out.events:
+            try:
+                self.on_event(event)
+            except Exception:
+                self.metrics["event_callback_errors"] += 1
+                log.exception("gossip event callback failed for %s", event)
+        self._wake.set()
+
+    async def sender(self) -> None:
+        while True:
+            await self._send_ready.wait()
+            self._send_ready = trio.Event()
+            queue, self._send_queue = self._send_queue, []
+            for addr, msgs in queue:
+                await self.transport.send_packet(addr, msgs)
+
+    async def timers(self) -> None:
+        assert self.core is not None
+        core = self.core
+        while True:
+            deadline = core.next_deadline()
+            if deadline > trio.current_time():
+                with trio.move_on_at(deadline if deadline < math.inf else trio.current_time() + 3600):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            self.apply(core.tick(trio.current_time()))
+            self._wake = trio.Event()
+
+    async def on_packet(self, src: str, msgs: list[Message]) -> None:
+        assert self.core is not None
+        self.apply(self.core.handle_packet(trio.current_time(), src, msgs))
+
+    def on_pushpull(self, join: bool, states: list[StateEntry]) -> list[StateEntry]:
+        assert self.core is not None
+        reply, out = self.core.handle_pushpull(trio.current_time(), states, join)
+        self.apply(out)
+        return reply
+
+    async def _tcp_ping(self, addr: str, seq: int, target: str) -> None:
+        assert self.core is not None
+        # the probe's deadline is the rest of the probe interval
+        timeout_s = self.core.awareness.scale(self.config.probe_interval_s - self.config.probe_timeout_s)
+        if await self.transport.tcp_ping(addr, seq, target, timeout_s):
+            self.apply(self.core.handle_packet(trio.current_time(), addr, [Ack(seq)]))
+
+    async def _pushpull(self, addr: str, join: bool) -> bool:
+        assert self.core is not None
+        remote = await self.transport.pushpull(addr, join, self.core.local_state())
+        if remote is None:
+            return False
+        self.apply(self.core.merge_remote(trio.current_time(), remote))
+        return True
+
+    async def join_once(self, seeds: list[str]) -> int:
+        assert self.core is not None
+        answered = 0
+        targets = [addr for addr in seeds if addr != self.core.addr]
+        for addr in targets:
+            if await self._pushpull(addr, True):
+                answered += 1
+        return answered
+
+    async def join_until_success(self, seeds: list[str]) -> None:
+        while seeds and not await self.join_once(seeds):
+            log.info("gossip join through %s failed; retrying", ", ".join(seeds))
+            await trio.sleep(self.config.join_retry_interval_s)
+
+    async def leave(self) -> None:
+        assert self.core is not None
+        self.apply(self.core.leave(trio.current_time()))
+        with trio.move_on_after(self.config.leave_propagate_s):
+            while True:
+                transmits = self.core.leave_transmits()
+                if transmits is None or transmits >= self.config.gossip_nodes:
+                    break
+                await trio.sleep(self.config.gossip_interval_s / 4)
+        await trio.sleep(0.01)  # let the sender flush the last packets
+        self.cancel_scope.cancel()
+
+
+async def serve_gossip(
+    config: GossipConfig,
+    keyring: Keyring,
+    local_meta: NodeMeta | Mapping[str, Any],
+    seeds: list[str],
+    on_event: EventCallback,
+    *,
+    rng: random.Random | None = None,
+    task_status: trio.TaskStatus[GossipHandle] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Bind ``config.advertise_host:config.port`` (UDP + TCP), start SWIM, join ``seeds`` (``host:port``,
+    retried until one answers) and serve until cancelled, ``handle.stop()`` or ``await handle.leave()``.
+
+    ``task_status.started`` delivers the :class:`GossipHandle` once the sockets are bound, so bind errors
+    surface in ``nursery.start``. ``on_event`` is called synchronously with every :class:`MemberEvent`.
+    """
+    config.validate()
+    if not config.node_name:
+        from ..errors import ConfigError
+
+        raise ConfigError("gossip.node_name must be set", field="gossip.node_name")
+    runner = _Runner(config, keyring, on_event)
+    addr = await runner.transport.bind(config.advertise_host, config.port)
+    wire_meta = local_meta.to_wire() if isinstance(local_meta, NodeMeta) else dict(local_meta)
+    core = Swim(config, config.node_name, addr, wire_meta, rng or random.Random(), trio.current_time())
+    runner.core = core
+    handle = GossipHandle(core, runner)
+    try:
+        with runner.cancel_scope:
+            async with trio.open_nursery() as nursery:
+                runner.nursery = nursery
+                nursery.start_soon(runner.sender)
+                nursery.start_soon(runner.transport.serve_udp, runner.on_packet)
+                nursery.start_soon(runner.transport.serve_tcp, runner.on_pushpull, core.answers_tcp_ping)
+                nursery.start_soon(runner.timers)
+                task_status.started(handle)
+                if seeds:
+                    nursery.start_soon(runner.join_until_success, list(seeds))
+    finally:
+        runner.transport.close()
