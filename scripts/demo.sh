@@ -1,37 +1,93 @@
 #!/usr/bin/env bash
 # The p2porch demo on one machine: a 3-host sandbox (network namespaces, each with its own dockerd and
-# p2porch daemon), then a tour of what works today. Every step prints what it does; any failing check
-# stops the demo with a non-zero exit. Leaves the sandbox running for you to explore.
+# p2porch daemon) becomes a cluster, runs a two-service app (a web front calling a backend by name),
+# resolves names through the cluster DNS, fetches the front over the overlay, then loses a node.
+# Every step prints what it does; any failing check stops the demo with a non-zero exit.
+# The sandbox stays up for you to explore; the last lines say how to tear it down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "${P2PORCH_DEMO_SKIP_INSTALL:-0}" = 1 ] || bash scripts/install.sh
 P2="$(pwd)/.venv/bin/p2porch"
 NAME=${P2PORCH_DEMO_SANDBOX:-p2s}
+SUBNET=${P2PORCH_DEMO_SUBNET:-10.77.0.0/24}
+PY="$(pwd)/.venv/bin/python"
+IMAGE=p2porch/busybox:latest
+
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-check() { if ! "$@"; then echo "demo: check failed: $*" >&2; exit 1; fi; }
+fail() { echo "demo: check failed: $*" >&2; exit 1; }
+on() { local node=$1; shift; "$P2" sandbox --name "$NAME" exec "$node" -- "$@"; }
+p2() { local node=$1; shift; on "$node" "$P2" "$@"; }
+json() { "$PY" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+wait_until() {  # wait_until SECONDS DESCRIPTION COMMAND...: poll until COMMAND succeeds
+  local seconds=$1 what=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "$what (not within ${seconds}s)"
+    printf '.'; sleep 1
+  done
+  echo " $what"
+}
+running_is() { [ "$(p2 n1 service ls --json | json "{s['name']: s['running'] for s in d}.get('$1')")" = "$2" ]; }
 
-step "Bringing up a 3-host sandbox '$NAME' (namespaces, dockerd and p2porch daemon per host)"
-$P2 sandbox --name "$NAME" up --nodes 3
+step "1/9 Bringing up a 3-host sandbox '$NAME' (namespaces, a dockerd and a p2porch daemon per host)"
+"$P2" sandbox --name "$NAME" up --nodes 3 --subnet "$SUBNET"
+addr() { "$P2" sandbox --name "$NAME" ls --json | json "[n['address'] for n in d if n['node']=='$1'][0]"; }
+A1=$(addr n1)
 
-step "Each host runs its own p2porch daemon: p2porch status on n2"
-$P2 sandbox --name "$NAME" exec n2 -- "$P2" status
+step "2/9 p2porch init on n1: creates the cluster and prints the join command"
+p2 n1 init
+TOKEN=$(p2 n1 token --json | json "d['token']")
 
-step "Each host has its own Docker engine: a busybox container on every host"
-for n in n1 n2 n3; do
-  $P2 sandbox --name "$NAME" exec $n -- docker run -d --rm --name "demo-$n" p2porch/busybox:latest sleep 600 >/dev/null
-  printf '%s: ' "$n"; $P2 sandbox --name "$NAME" exec $n -- docker ps --format '{{.Names}} ({{.Image}})'
+step "3/9 p2porch join on n2 and n3 (through n1's join port)"
+p2 n2 join "$A1" --token "$TOKEN"
+p2 n3 join "$A1" --token "$TOKEN"
+p2 n2 node ls
+
+step "4/9 Two services: 'backend' and a 'web' front that calls http://backend/ by name"
+p2 n1 service create --name backend --replicas 2 --stop-grace-period 1s "$IMAGE" \
+  sh -c 'mkdir -p /www && echo "backend on $P2PORCH_NODE" > /www/index.html && exec httpd -f -v -p 80 -h /www'
+p2 n1 service create --name web --replicas 3 --publish 80 --stop-grace-period 1s "$IMAGE" \
+  sh -c 'mkdir -p /www/cgi-bin && printf "#!/bin/sh\necho Content-Type: text/plain\necho\necho web on \$P2PORCH_NODE got: \$(wget -q -O- http://backend/)\n" > /www/cgi-bin/index.cgi && chmod +x /www/cgi-bin/index.cgi && exec httpd -f -p 80 -h /www'
+wait_until 60 "backend 2/2 running" running_is backend 2
+wait_until 60 "web 3/3 running" running_is web 3
+p2 n3 service ls
+p2 n3 service ps web
+
+step "5/9 Cluster DNS from the host namespace: dig @$A1"
+for q in web.p2p tasks.backend.p2p 1.web.p2p n2.node.p2p; do
+  printf '%-20s ' "$q"; on n1 dig +short "@$A1" "$q" | tr '\n' ' '; echo
 done
+on n1 dig "@$A1" +short SRV _80._tcp.web.p2p
+[ -n "$(on n1 dig +short "@$A1" web.p2p)" ] || fail "web.p2p has no A records"
 
-step "Hosts reach each other over the underlay: n1 pings n2 and n3"
-addr() { $P2 sandbox --name "$NAME" ls --json | .venv/bin/python -c "import json,sys; print([n['address'] for n in json.load(sys.stdin) if n['node']=='$1'][0])"; }
-for n in n2 n3; do
-  check $P2 sandbox --name "$NAME" exec n1 -- busybox ping -c 1 -W 2 "$(addr $n)"
-done
+GW3=$(p2 n3 node inspect n3 --json | json "__import__('ipaddress').ip_network(d['subnet'])[1]")
+client() { on n3 docker run --rm --network p2porch --dns "$GW3" --dns-search p2p "$IMAGE" "$@"; }
+
+step "6/9 Cluster DNS from a container on n3 (resolver $GW3, search domain p2p)"
+client nslookup web.p2p "$GW3"
+client ping -c 1 -W 2 backend   # the bare name resolves through the search domain, and answers over the overlay
+
+step "7/9 The web front through the overlay, from n3: each request lands on some web task, which calls backend"
+out=$(client sh -c 'for i in 1 2 3 4 5 6; do wget -q -O- http://web/cgi-bin/index.cgi; done')
+echo "$out"
+echo "$out" | grep -q "got: backend on" || fail "web did not reach backend"
+
+step "8/9 Logs of every backend task (its access log), gathered from every node"
+p2 n1 service logs backend --tail 3
+
+step "9/9 Node n2 leaves the cluster; its tasks are rescheduled on n1 and n3"
+p2 n2 leave
+wait_until 60 "web 3/3 running again" running_is web 3
+wait_until 60 "backend 2/2 running again" running_is backend 2
+p2 n1 service ps web --running
+p2 n1 node ls
 
 step "Done. Explore:"
 cat <<MSG
-  $P2 sandbox --name $NAME ls
+  $P2 sandbox --name $NAME ls                       # hosts, addresses, sockets
   $P2 sandbox --name $NAME exec n1 -- $P2 status
+  $P2 sandbox --name $NAME exec n1 -- $P2 service ps web
+  $P2 sandbox --name $NAME exec n3 -- dig @$A1 web.p2p
   $P2 sandbox --name $NAME exec n1 -- docker ps
 Tear down (removes every namespace, link, dockerd and file the sandbox created):
   $P2 sandbox --name $NAME down

@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from .token import JoinToken, new_token, parse_token
 log = logging.getLogger(__name__)
 
 RAFT_DIR = "raft"
+LEAVE_STOP_GRACE_S = 3.0  # how long a leaving node's containers get to stop
 MemberService = Callable[..., Awaitable[None]]
 
 
@@ -321,42 +323,53 @@ class ClusterManager:
         shutil.rmtree(self.raft_dir, ignore_errors=True)
 
     async def leave(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Leave the cluster: stop this node's tasks and overlay, tell the cluster, stop the store.
+
+        The final write marks the node ``left``; the store stops right after it, so this node can never
+        campaign once the leader has dropped it from the voters (see ``remove_departed_voters``).
+        """
         force = bool(body.get("force"))
         async with self._lock:
             if self.local is None:
                 raise ConflictError("this node is not part of a cluster", field="cluster")
             local = self.local
-            try:
-                await self._leave_cluster(local, force)
-            except P2POrchError as exc:
-                if not force:
-                    raise
-                log.warning("leave --force: the cluster was not told (%s); leaving anyway", exc.message)
+            others = self._other_members(local)
+            if not others and not force:
+                raise ConflictError(
+                    "this is the last node of the cluster: leaving destroys the cluster and its "
+                    "state; use `p2porch leave --force` to do it anyway",
+                    field="--force",
+                )
+            await self._stop_local_tasks()
             if self.overlay is not None:
                 removed = await self.overlay.teardown()
                 log.info("overlay removed: %s", removed)
+            if others:
+                try:
+                    now = time.time()
+                    await self.write(C.release_subnet(now, local.node_id))
+                    await self.write(C.update_node(now, local.node_id, status="left"))
+                except P2POrchError as exc:
+                    if not force:
+                        raise
+                    log.warning("leave --force: the cluster was not told (%s); leaving anyway", exc.message)
             await self._abandon_membership()
             return {"left": local.cluster_id, "node_id": local.node_id}
 
-    async def _leave_cluster(self, local: LocalClusterState, force: bool) -> None:
-        store = self.require_store()
-        state = store.snapshot()
-        others = [n for n in state.nodes.values() if n.node_id != local.node_id and n.status != "left"]
-        if not others and not force:
-            raise ConflictError(
-                "this is the last node of the cluster: leaving destroys the cluster and its "
-                "state; use `p2porch leave --force` to do it anyway",
-                field="--force",
-            )
-        if not others:
+    def _other_members(self, local: LocalClusterState) -> list[NodeRecord]:
+        state = self.require_store().snapshot()
+        return [n for n in state.nodes.values() if n.node_id != local.node_id and n.status != "left"]
+
+    async def _stop_local_tasks(self) -> None:
+        """Remove the containers of this node's tasks: a node that left runs nothing of the cluster."""
+        executor = self.executor
+        if executor is None:
             return
-        if local.role == "voter":
-            if store.status().is_leader:
-                await store.transfer_leadership()
-            await store.remove_voter(local.raft_addr)
-        now = time.time()
-        await self.write(C.update_node(now, local.node_id, status="left"))
-        await self.write(C.release_subnet(now, local.node_id))
+        async with trio.open_nursery() as nursery:
+            for container in await executor.list_containers():
+                nursery.start_soon(
+                    partial(executor.remove, container.container_id, stop_grace_s=LEAVE_STOP_GRACE_S)
+                )
 
     # ----- member side of a join
     async def _handle_join(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -25,13 +25,15 @@ from ..agent.model import NodeCapacity, TaskAssignment, TaskReport
 from ..agent.worker import run_agent
 from ..dns.resolver import Resolver
 from ..dns.server import serve_dns
-from ..errors import ConfigError, ConflictError, ProposalTimeout
+from ..errors import ConfigError, ConflictError, ProposalTimeout, RaftError
 from ..netoverlay.dockernet import DockerNetwork
 from ..netoverlay.driver import NetlinkDriver
 from ..netoverlay.firewall import Firewall
 from ..netoverlay.plan import OverlaySettings
 from ..netoverlay.reconciler import OverlayReconciler, run_overlay
 from ..raft import commands as C
+from ..raft.state import ClusterState
+from ..raft.store import RaftStore
 from ..scheduler import Orchestrator
 from .scheduling import plan_round, service_spec
 from .views import dns_zone, gateway_of, local_overlay_node, overlay_peers, task_assignment
@@ -265,6 +267,19 @@ async def serve_scheduler(
     await supervise(manager, "scheduler", partial(_run_scheduler, manager))
 
 
+async def remove_departed_voters(store: RaftStore, state: ClusterState) -> None:
+    """Leader only: drop Raft voters whose node left or was removed (a lost leave request, a node rm)."""
+    live = {n.raft_addr for n in state.nodes.values() if n.status != "left"}
+    for addr in store.status().voters:
+        if addr not in live and addr != store.config.self_addr:
+            try:
+                await store.remove_voter(addr)
+                log.info("removed voter %s: its node is gone", addr)
+            except RaftError as exc:
+                log.warning("removing departed voter %s failed: %s", addr, exc.message)
+            return  # one membership change at a time
+
+
 LEADER_DEBOUNCE_S = 0.02
 LEADER_IDLE_CHECK_S = 1.0
 
@@ -290,6 +305,7 @@ async def _run_scheduler(manager: ClusterManager) -> None:
                 wake_at = None
                 continue
             state = store.snapshot()
+            await remove_departed_voters(store, state)
             now = time.time()
             plan = plan_round(state, now, orchestrator)
             wake_at = plan.wake_at

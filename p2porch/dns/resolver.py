@@ -279,8 +279,9 @@ class Resolver:
         n_domain = len(zone.domain)
         in_domain = len(labels) >= n_domain and labels[len(labels) - n_domain :] == zone.domain
         rec: NameRecords | None
-        if in_domain:
-            rec = zone.names.get(labels)
+        plain_name = not in_domain and len(labels) == 1  # "web.": never forwarded (dnsmasq's domain-needed)
+        if in_domain or plain_name:
+            rec = zone.names.get(labels) if in_domain else None
         else:
             rec = zone.reverse.get(labels)
             if rec is None or q.qtype not in (_TYPE_PTR, _TYPE_ANY):
@@ -298,6 +299,9 @@ class Resolver:
         elif q.qclass not in (_CLASS_IN, _CLASS_ANY) or q.qtype in (_TYPE_AXFR, _TYPE_IXFR):
             counters.refused += 1
             reply.header.rcode = REFUSED
+        elif plain_name:
+            counters.nxdomain += 1
+            reply.header.rcode = NXDOMAIN
         else:
             reply.header.aa = 1
             rotate = self._answer(reply, q.qname, q.qtype, labels, rec, zone)

@@ -20,6 +20,7 @@ from typing import Any
 
 import trio
 
+from ..errors import ConfigError
 from .config import GossipConfig
 from .keyring import Keyring
 from .messages import Ack, MemberEvent, Message, NodeMeta, StateEntry
@@ -200,8 +201,6 @@ async def serve_gossip(
     """
     config.validate()
     if not config.node_name:
-        from ..errors import ConfigError
-
         raise ConfigError("gossip.node_name must be set", field="gossip.node_name")
     runner = _Runner(config, keyring, on_event)
     addr = await runner.transport.bind(config.advertise_host, config.port)

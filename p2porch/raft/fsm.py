@@ -387,7 +387,9 @@ def _put_tasks(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
             continue
         if task.service_id not in s.services:
             raise _conflict(f"task {key}: no service {task.service_id}", "service_id")
-        if task.node_id is not None:
+        if task.node_id is not None and (current is None or current.node_id != task.node_id):
+            # Only a new assignment needs a live node; a task may still be updated (e.g. shut down)
+            # after its node left.
             node = s.nodes.get(task.node_id)
             if node is None or node.status == "left":
                 raise _conflict(f"task {key}: node {task.node_id} is not a member", "node_id")

@@ -121,3 +121,15 @@ def test_failed_task_is_replaced_on_its_slot():
     state, _ = commit_round(state, 5.0, orchestrator)
     live = [t for t in state.tasks.values() if t.desired_state == "running"]
     assert len(live) == 1 and live[0].slot == 1 and live[0].task_id != task.task_id
+
+
+def test_tasks_of_a_node_that_left_are_replaced_elsewhere():
+    orchestrator = Orchestrator(random.Random(6))
+    state, _ = commit_round(with_service(cluster(), replicas=3), 3.0, orchestrator)
+    gone = next(t for t in state.tasks.values() if t.node_id == "id2")
+    state = run(state, C.update_node(4.0, "id2", status="left"))
+    state, _ = commit_round(state, 5.0, orchestrator)
+    assert state.tasks[gone.task_id].desired_state == "shutdown"
+    live = [t for t in state.tasks.values() if t.desired_state == "running"]
+    assert sorted(t.slot for t in live) == [1, 2, 3]
+    assert "id2" not in {t.node_id for t in live}

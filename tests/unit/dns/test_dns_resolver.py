@@ -173,7 +173,15 @@ def test_names_outside_the_domain_are_forwarded_and_the_decision_cached(resolver
     assert resolver.resolve(wire) is FORWARD
     assert resolver.counters.cache_hits == 1
     assert resolver.resolve(dns.message.make_query("p2p.example.com", "A").to_wire()) is FORWARD
-    assert resolver.resolve(dns.message.make_query("xp2p", "A").to_wire()) is FORWARD
+    assert resolver.resolve(dns.message.make_query("xp2p.net", "A").to_wire()) is FORWARD
+
+
+def test_plain_single_label_names_are_never_forwarded(resolver: Resolver) -> None:
+    # A container resolving the bare name "web" with search domain p2p also asks for "web." itself:
+    # that must not wait on the upstream resolvers (dnsmasq's domain-needed).
+    reply = ask(resolver, "web", "A")
+    assert reply.rcode() == dns.rcode.NXDOMAIN and not reply.answer
+    assert ask(resolver, "xp2p", "AAAA").rcode() == dns.rcode.NXDOMAIN
 
 
 def test_apex_soa_ns_and_glue(resolver: Resolver) -> None:

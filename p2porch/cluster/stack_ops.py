@@ -1,0 +1,208 @@
+"""Stack operations behind the API: deploy a Compose file, list stacks, their tasks, remove a stack.
+
+Owns the stack-level view of services (a stack is the set of services labelled ``p2porch.stack=<name>``)
+and the redeploy diff: a deploy validates the whole file before writing anything, then creates missing
+services, updates only services whose canonical spec changed and removes services of the stack that the
+file no longer has (``prune``, on by default). Every write goes through :class:`ServiceOps`; this module
+never writes Raft commands itself and never places tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..api.server import Endpoint
+from ..errors import ConfigError, ConflictError, NotFoundError
+from ..scheduler import ServiceSpec
+from ..stack import StackDefinition, check_stack_name, load_stack, stack_membership
+from .scheduling import plain_spec
+from .service_ops import ServiceOps
+
+CREATED, UPDATED, UNCHANGED, REMOVED = "created", "updated", "unchanged", "removed"
+
+
+def canonical_spec(spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A stored spec in canonical form (bookkeeping keys dropped), or None if it no longer validates."""
+    try:
+        return ServiceSpec.from_dict(plain_spec(spec)).to_dict()
+    except ConfigError:
+        return None
+
+
+def parse_deploy_body(stack: str, body: Mapping[str, Any]) -> tuple[StackDefinition, bool]:
+    """Validate ``{"compose": text, "files": {path: text}, "base_dir": dir, "prune": bool}``."""
+    compose = body.get("compose")
+    if not isinstance(compose, str):
+        raise ConfigError("compose: the Compose file's text is required", field="compose")
+    files = body.get("files") or {}
+    if not isinstance(files, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        raise ConfigError("files: expected a map of path -> text", field="files")
+    base_dir = body.get("base_dir") or ""
+    if not isinstance(base_dir, str):
+        raise ConfigError("base_dir: expected a string", field="base_dir")
+    prune = body.get("prune", True)
+    if isinstance(prune, str):
+        prune = prune.lower() not in ("0", "false", "no")
+    if not isinstance(prune, bool):
+        raise ConfigError("prune: expected true or false", field="prune")
+
+    def read_file(path: str) -> str:
+        return str(files[path])  # KeyError: reported as "cannot read" by the loader
+
+    return load_stack(stack, compose, read_file, base_dir=base_dir), prune
+
+
+class StackOps:
+    """Stacks as groups of labelled services; all reads and writes go through ``ServiceOps``."""
+
+    def __init__(self, services: ServiceOps) -> None:
+        self.services = services
+
+    # ----- reads
+    def _members(self, stack: str | None = None) -> list[dict[str, Any]]:
+        """Service views of every stack member (of ``stack`` only when given), sorted by name."""
+        out = []
+        for view in self.services.list_all():
+            member = stack_membership(view["spec"].get("labels"))
+            if member is not None and (stack is None or member[0] == stack):
+                out.append(view)
+        return out
+
+    def _require(self, stack: str) -> list[dict[str, Any]]:
+        check_stack_name(stack)
+        members = self._members(stack)
+        if not members:
+            raise NotFoundError(f"no stack {stack!r}", field="NAME")
+        return members
+
+    def ls(self) -> list[dict[str, Any]]:
+        """One row per stack: name, number of services, running and desired tasks."""
+        rows: dict[str, dict[str, Any]] = {}
+        for view in self._members():
+            member = stack_membership(view["spec"].get("labels"))
+            assert member is not None
+            row = rows.setdefault(member[0], {"name": member[0], "services": 0, "running": 0, "desired": 0})
+            row["services"] += 1
+            row["running"] += view["running"]
+            row["desired"] += view["desired"]
+        return [rows[name] for name in sorted(rows)]
+
+    def services_of(self, stack: str) -> list[dict[str, Any]]:
+        """Service views of a stack (``service ls`` rows)."""
+        return self._require(stack)
+
+    def ps(self, stack: str, include_history: bool = True) -> list[dict[str, Any]]:
+        """Tasks of every service of a stack, each with its ``service`` name."""
+        tasks = []
+        for view in self._require(stack):
+            for task in self.services.tasks(view["id"], include_history=include_history):
+                tasks.append({**task, "service": view["name"]})
+        return tasks
+
+    # ----- writes
+    def plan(self, definition: StackDefinition, prune: bool = True) -> list[dict[str, Any]]:
+        """What a deploy would do, per service: ``{"name", "short", "action", "id"}`` (nothing written).
+
+        Raises ConflictError if a service name is taken by a service outside this stack."""
+        current = {v["name"]: v for v in self.services.list_all()}
+        steps = []
+        for service in definition.services:
+            view = current.get(service.name)
+            if view is None:
+                steps.append(
+                    {"name": service.name, "short": service.short_name, "action": CREATED, "id": None}
+                )
+                continue
+            member = stack_membership(view["spec"].get("labels"))
+            if member is None or member[0] != definition.name:
+                owner = f"stack {member[0]!r}" if member else "no stack"
+                raise ConflictError(
+                    f"services.{service.short_name}: a service named {service.name!r} already exists and "
+                    f"belongs to {owner}",
+                    field=f"services.{service.short_name}",
+                )
+            action = UNCHANGED if canonical_spec(view["spec"]) == service.spec else UPDATED
+            steps.append(
+                {"name": service.name, "short": service.short_name, "action": action, "id": view["id"]}
+            )
+        if prune:
+            wanted = definition.by_name()
+            for view in self._members(definition.name):
+                if view["name"] not in wanted:
+                    member = stack_membership(view["spec"].get("labels"))
+                    short = member[1] if member else view["name"]
+                    steps.append({"name": view["name"], "short": short, "action": REMOVED, "id": view["id"]})
+        return steps
+
+    async def deploy(
+        self,
+        stack: str,
+        compose_text: str,
+        files: Mapping[str, str] | None = None,
+        *,
+        base_dir: str = "",
+        prune: bool = True,
+    ) -> dict[str, Any]:
+        """Validate the whole file, then create/update/remove services; report each service's action."""
+        files = dict(files or {})
+        definition = load_stack(stack, compose_text, lambda path: files[path], base_dir=base_dir)
+        return await self.apply(definition, prune=prune)
+
+    async def apply(self, definition: StackDefinition, *, prune: bool = True) -> dict[str, Any]:
+        """Bring the cluster to ``definition`` (already validated); see :meth:`plan`."""
+        steps = self.plan(definition, prune)
+        specs = definition.by_name()
+        results = []
+        for step in steps:
+            action = step["action"]
+            if action == CREATED:
+                view = await self.services.create(dict(specs[step["name"]].spec))
+            elif action == UPDATED:
+                view = await self.services.update(step["id"], dict(specs[step["name"]].spec))
+            elif action == REMOVED:
+                await self.services.remove(step["id"])
+                results.append({**step, "version": None})
+                continue
+            else:
+                view = self.services.view(self.services.find(step["id"]))
+            results.append({**step, "id": view["id"], "version": view["version"]})
+        return {"stack": definition.name, "services": results}
+
+    async def rm(self, stack: str) -> dict[str, Any]:
+        """Remove every service of a stack (their tasks stop and their containers are removed)."""
+        removed = []
+        for view in self._require(stack):
+            await self.services.remove(view["id"])
+            removed.append(view["name"])
+        return {"stack": stack, "removed": removed}
+
+
+def stack_endpoints(ops: StackOps) -> list[Endpoint]:
+    """The API routes of stacks, for the daemon to add to its endpoint list."""
+
+    async def deploy(body: dict[str, Any], params: dict[str, str]) -> Any:
+        definition, prune = parse_deploy_body(params["stack"], body)
+        return await ops.apply(definition, prune=prune)
+
+    async def listing(body: dict[str, Any], params: dict[str, str]) -> Any:
+        return ops.ls()
+
+    async def services(body: dict[str, Any], params: dict[str, str]) -> Any:
+        return ops.services_of(params["stack"])
+
+    async def tasks(body: dict[str, Any], params: dict[str, str]) -> Any:
+        return ops.ps(params["stack"], include_history=str(body.get("all", "true")).lower() != "false")
+
+    async def remove(body: dict[str, Any], params: dict[str, str]) -> Any:
+        return await ops.rm(params["stack"])
+
+    return [
+        Endpoint("POST", "/stacks/{stack}", deploy, "Deploy or update a stack from a Compose file"),
+        Endpoint("GET", "/stacks", listing, "List stacks with service and task counts"),
+        Endpoint("GET", "/stacks/{stack}/services", services, "The services of a stack"),
+        Endpoint("GET", "/stacks/{stack}/tasks", tasks, "The tasks of every service of a stack"),
+        Endpoint("DELETE", "/stacks/{stack}", remove, "Remove every service of a stack"),
+    ]

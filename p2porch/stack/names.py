@@ -1,0 +1,104 @@
+"""How a stack names its services and finds them again (pure).
+
+Owns the naming rule (``<stack>-<service>``: ServiceSpec names are DNS labels, so Swarm's
+``<stack>_<service>`` is not possible), the two container labels that mark a service as a member of a
+stack, and the extra DNS names and search domains that make a stack's services resolvable by their short
+name from the stack's own containers. It never reads cluster state and never does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigError
+
+#: container label holding the stack a service belongs to
+STACK_LABEL = "p2porch.stack"
+#: container label holding the service's short name inside its stack (the Compose service key)
+STACK_SERVICE_LABEL = "p2porch.stack.service"
+#: label keys a Compose file may not set itself
+RESERVED_LABEL_PREFIX = "p2porch."
+
+_NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+#: names that would collide with DNS names the cluster answers (``tasks.web.p2p``, ``n1.node.p2p``)
+RESERVED_NAMES = ("tasks", "node")
+MAX_SERVICE_NAME = 63
+
+
+def check_stack_name(stack: str, *, fieldname: str = "NAME") -> str:
+    """A stack name is a DNS label (lowercase letters, digits, '-', starting with a letter)."""
+    if not isinstance(stack, str) or not _NAME_RE.match(stack):
+        raise ConfigError(
+            f"{fieldname}: {stack!r} is not a valid stack name: lowercase letters, digits and '-', "
+            "starting with a letter and not ending with '-'",
+            field=fieldname,
+        )
+    if stack in RESERVED_NAMES:
+        raise ConfigError(f"{fieldname}: {stack!r} is reserved", field=fieldname)
+    return stack
+
+
+def service_name(stack: str, short: str, *, fieldname: str | None = None) -> str:
+    """The p2porch service name of Compose service ``short`` in ``stack``: ``<stack>-<short>``."""
+    where = fieldname or f"services.{short}"
+    if not isinstance(short, str) or not _NAME_RE.match(short):
+        raise ConfigError(
+            f"{where}: {short!r} is not a valid service name in a stack: lowercase letters, digits and "
+            "'-', starting with a letter (the p2porch service is named '<stack>-<service>', a DNS label)",
+            field=where,
+        )
+    if short in RESERVED_NAMES:
+        raise ConfigError(f"{where}: {short!r} is reserved", field=where)
+    full = f"{stack}-{short}"
+    if len(full) > MAX_SERVICE_NAME:
+        raise ConfigError(
+            f"{where}: {full!r} is longer than {MAX_SERVICE_NAME} characters (stack name + '-' + service)",
+            field=where,
+        )
+    return full
+
+
+def stack_labels(stack: str, short: str) -> dict[str, str]:
+    """The labels p2porch puts on every service (and so every container) of a stack."""
+    return {STACK_LABEL: stack, STACK_SERVICE_LABEL: short}
+
+
+def stack_membership(labels: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """``(stack, short name)`` of a service from its labels, or None if it belongs to no stack."""
+    if not labels:
+        return None
+    stack, short = labels.get(STACK_LABEL), labels.get(STACK_SERVICE_LABEL)
+    if isinstance(stack, str) and isinstance(short, str) and stack and short:
+        return stack, short
+    return None
+
+
+def stack_of_spec(spec: Mapping[str, Any]) -> str | None:
+    """The stack a stored service spec (plain dict) belongs to, or None."""
+    labels = spec.get("labels")
+    member = stack_membership(labels if isinstance(labels, Mapping) else None)
+    return member[0] if member else None
+
+
+def stack_dns_aliases(labels: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """Extra zone names (relative to the cluster domain) for a stack member: ``("<short>.<stack>",)``.
+
+    With :func:`stack_dns_search`, a container of stack ``shop`` resolving ``api`` asks
+    ``api.shop.p2p`` first, which answers the tasks of ``shop-api``.
+    """
+    member = stack_membership(labels)
+    if member is None:
+        return ()
+    stack, short = member
+    return (f"{short}.{stack}",)
+
+
+def stack_dns_search(labels: Mapping[str, Any] | None, domain: str) -> tuple[str, ...]:
+    """DNS search domains for a task's container: ``("<stack>.<domain>", domain)`` for a stack member,
+    ``(domain,)`` otherwise."""
+    member = stack_membership(labels)
+    if member is None:
+        return (domain,)
+    return (f"{member[0]}.{domain}", domain)
