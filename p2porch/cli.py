@@ -17,6 +17,7 @@ from typing import Any
 
 from . import __version__
 from .cli_services import add_service_commands
+from .cli_stack import add_stack_commands
 from .cliutil import (
     EXIT_FAILED,
     EXIT_OK,
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm.set_defaults(func=cmd_node_rm)
 
     add_service_commands(sub, common)
+    add_stack_commands(sub, common)
 
     sandbox = sub.add_parser(
         "sandbox",
@@ -378,7 +380,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-NODE_COLUMNS = ["name", "id", "address", "raft_role", "availability", "status", "labels"]
+NODE_COLUMNS = ["name", "id", "address", "raft_role", "availability", "status", "gossip", "labels"]
 
 
 def _node_row(n: dict[str, Any]) -> list[Any]:
@@ -390,6 +392,7 @@ def _node_row(n: dict[str, Any]) -> list[Any]:
         n["raft_role"],
         n["availability"],
         n["status"],
+        n.get("gossip", ""),
         labels,
     ]
 

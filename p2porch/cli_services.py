@@ -189,7 +189,7 @@ def _ago(ts: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s ago" if seconds >= 60 else f"{seconds}s ago"
 
 
-def _task_row(t: dict[str, Any]) -> list[Any]:
+def task_row(t: dict[str, Any]) -> list[Any]:
     state = t["state"] + (f" ({t['health']})" if t.get("health") else "")
     return [
         t["id"][:12],
@@ -229,7 +229,7 @@ def cmd_service_ls(args: argparse.Namespace) -> int:
 
 def cmd_service_ps(args: argparse.Namespace) -> int:
     tasks = client_for(args).get(f"/services/{args.service}/tasks", all="false" if args.running else "true")
-    emit(args, tasks, lambda rows: table(TASK_COLUMNS, [_task_row(t) for t in rows]))
+    emit(args, tasks, lambda rows: table(TASK_COLUMNS, [task_row(t) for t in rows]))
     return EXIT_OK
 
 

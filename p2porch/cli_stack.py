@@ -11,7 +11,7 @@ import argparse
 import os
 from typing import Any
 
-from .cli_services import _task_row
+from .cli_services import task_row
 from .cliutil import EXIT_OK, Parser, UsageError, client_for, emit, table
 from .errors import ConfigError
 from .stack import StackDefinition, check_stack_name, load_stack
@@ -74,7 +74,7 @@ def cmd_stack_ls(args: argparse.Namespace) -> int:
 
 def cmd_stack_ps(args: argparse.Namespace) -> int:
     tasks = client_for(args).get(f"/stacks/{args.stack}/tasks", all="false" if args.running else "true")
-    emit(args, tasks, lambda rows: table(TASK_COLUMNS, [_task_row(t) for t in rows]))
+    emit(args, tasks, lambda rows: table(TASK_COLUMNS, [task_row(t) for t in rows]))
     return EXIT_OK
 
 

@@ -22,8 +22,15 @@ import trio
 from . import API_VERSION, __version__
 from .api.server import Endpoint, serve_api
 from .cluster.manager import ClusterManager
-from .cluster.member_services import serve_agent, serve_cluster_dns, serve_overlay, serve_scheduler
+from .cluster.member_services import (
+    serve_agent,
+    serve_cluster_dns,
+    serve_gossip_membership,
+    serve_overlay,
+    serve_scheduler,
+)
 from .cluster.service_ops import ServiceOps
+from .cluster.stack_ops import StackOps, stack_endpoints
 from .config import Config, config_to_dict
 from .datadir import DataDirLock
 from .errors import ConfigError
@@ -94,6 +101,7 @@ class Daemon:
             config,
             self.node_name,
             member_services=[
+                ("gossip", serve_gossip_membership),
                 ("overlay", serve_overlay),
                 ("dns", serve_cluster_dns),
                 ("agent", serve_agent),
@@ -101,6 +109,7 @@ class Daemon:
             ],
         )
         self.services = ServiceOps(self.cluster)
+        self.stacks = StackOps(self.services)
         self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
         self._subsystems: Subsystems | None = None
@@ -178,6 +187,7 @@ class Daemon:
             Endpoint("DELETE", "/nodes/{node}", self.api_node_rm, "Remove a node that left or is down"),
             Endpoint("POST", "/nodes/{node}/update", self.api_node_update, "Change availability or labels"),
             *self.service_endpoints(),
+            *stack_endpoints(self.stacks),
         ]
 
     def service_endpoints(self) -> list[Endpoint]:

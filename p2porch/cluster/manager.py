@@ -105,6 +105,8 @@ class ClusterManager:
         self.overlay_ready = trio.Event()
         self.resolver: Any = None
         self.executor: Any = None  # the agent's Docker executor while it runs
+        self.gossip: Any = None  # the gossip handle while gossip runs
+        self.membership_changed = trio.Event()  # set by gossip events, wakes the leader loop
 
     # ----- lifecycle
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -143,9 +145,16 @@ class ClusterManager:
             await self._member_done.wait()
         self._member_scope = self._member_done = None
 
+    def gossip_states(self) -> dict[str, str]:
+        """``node id -> alive | suspect | dead | left`` as this node's gossip sees it ({} before it runs)."""
+        gossip = self.gossip
+        if gossip is None:
+            return {}
+        return {name: member.state for name, member in gossip.members().items()}
+
     def unreachable_nodes(self) -> set[str]:
-        """Node ids that gossip currently considers dead (empty until gossip runs)."""
-        return set()
+        """Node ids that gossip currently considers dead (the overlay stops programming them)."""
+        return {node_id for node_id, state in self.gossip_states().items() if state == "dead"}
 
     async def _run_member(self, local: LocalClusterState, task_status: trio.TaskStatus[None]) -> None:
         self.overlay_ready = trio.Event()
@@ -495,6 +504,13 @@ class ClusterManager:
             return {**base, "ready": False}
         raft = self.store.status()
         state = self.store.snapshot()
+        if self.gossip is not None:
+            base["gossip"] = {
+                "members": self.gossip_states(),
+                "metrics": dict(self.gossip.metrics),
+                "health_score": self.gossip.health_score(),
+            }
+        base["services_health"] = dict(self.health)
         return {
             **base,
             "ready": raft.ready,
@@ -524,6 +540,7 @@ class ClusterManager:
             "memory_bytes": node.memory_bytes,
             "joined_at": node.joined_at,
             "subnet": lease.subnet if lease else None,
+            "gossip": self.gossip_states().get(node.node_id, "unknown"),
             "self": node.node_id == (self.local.node_id if self.local else None),
         }
 

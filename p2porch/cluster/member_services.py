@@ -26,6 +26,10 @@ from ..agent.worker import run_agent
 from ..dns.resolver import Resolver
 from ..dns.server import serve_dns
 from ..errors import ConfigError, ConflictError, ProposalTimeout, RaftError
+from ..gossip.config import GossipConfig
+from ..gossip.keyring import Keyring
+from ..gossip.messages import MemberEvent, NodeMeta
+from ..gossip.runner import serve_gossip
 from ..netoverlay.dockernet import DockerNetwork
 from ..netoverlay.driver import NetlinkDriver
 from ..netoverlay.firewall import Firewall
@@ -35,8 +39,15 @@ from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore
 from ..scheduler import Orchestrator
-from .scheduling import plan_round, service_spec
-from .views import dns_zone, gateway_of, local_overlay_node, overlay_peers, task_assignment
+from .scheduling import node_status_updates, plan_round, service_spec
+from .views import (
+    dns_zone,
+    gateway_of,
+    local_overlay_node,
+    overlay_peers,
+    shutdown_assignment,
+    task_assignment,
+)
 
 if TYPE_CHECKING:
     from .manager import ClusterManager
@@ -207,11 +218,12 @@ async def _run_agent(manager: ClusterManager) -> None:
                 if task.node_id != node_id:
                     continue
                 service = state.services.get(task.service_id)
-                if service is None:
-                    continue
                 try:
-                    spec = service_spec(service.spec)
+                    spec = service_spec(service.spec) if service is not None else None
                 except ConfigError:
+                    spec = None
+                if spec is None:  # its service is gone or unreadable: the task can only be stopped
+                    out.append(shutdown_assignment(task, node_name))
                     continue
                 out.append(
                     task_assignment(task, spec, node_name, OverlaySettings().network_name, dns, state.domain)
@@ -280,6 +292,87 @@ async def remove_departed_voters(store: RaftStore, state: ClusterState) -> None:
             return  # one membership change at a time
 
 
+async def sync_node_statuses(manager: ClusterManager, state: ClusterState) -> bool:
+    """Leader only: write node statuses that gossip contradicts (ready <-> down); True if any changed."""
+    updates = node_status_updates(state, manager.gossip_states())
+    for node_id, status in updates.items():
+        log.info("node %s is %s (gossip)", state.nodes[node_id].name, status)
+        try:
+            await manager.write(
+                C.update_node(time.time(), node_id, status=status, node_version=state.nodes[node_id].version)
+            )
+        except (ConflictError, ProposalTimeout) as exc:
+            log.info("node status write for %s not committed: %s", node_id, exc.message)
+    return bool(updates)
+
+
+async def wait_any(*waits: Callable[[], Awaitable[Any]]) -> None:
+    """Return as soon as one of the waits returns."""
+    async with trio.open_nursery() as nursery:
+
+        async def one(wait: Callable[[], Awaitable[Any]]) -> None:
+            await wait()
+            nursery.cancel_scope.cancel()
+
+        for wait in waits:
+            nursery.start_soon(one, wait)
+
+
+async def serve_gossip_membership(
+    manager: ClusterManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run SWIM gossip with the other members (who is alive, fast), encrypted with the cluster key."""
+    task_status.started()
+    await supervise(manager, "gossip", partial(_run_gossip, manager))
+
+
+async def _run_gossip(manager: ClusterManager) -> None:
+    assert manager.local is not None
+    local = manager.local
+    store = manager.require_store()
+    state = store.snapshot()
+    addr = local.raft_addr.rsplit(":", 1)[0]
+    presets = {"lan": GossipConfig.lan, "wan": GossipConfig.wan, "local": GossipConfig.local}
+    config = presets[manager.config.gossip.preset](
+        node_name=local.node_id, advertise_host=addr, port=manager.config.gossip.port
+    )
+    me = state.nodes.get(local.node_id)
+    meta = NodeMeta(
+        advertise_addr=addr,
+        vtep_addr=addr,
+        labels=dict(me.labels) if me else {},
+        capacity={"memory_bytes": me.memory_bytes, "cpu_millis": me.cpu_nanos // 1_000_000} if me else {},
+    )
+
+    def on_event(event: MemberEvent) -> None:
+        if event.kind in ("dead", "alive", "left", "joined"):
+            log.info("gossip: %s is %s", event.name, event.kind)
+            manager.membership_changed.set()
+
+    async with state_changes(manager) as changes, trio.open_nursery() as nursery:
+        gossip = await nursery.start(
+            partial(serve_gossip, config, Keyring(local.cluster_token.gossip_key), meta, [], on_event)
+        )
+        manager.gossip = gossip
+        try:
+            # Raft is the authority on who is a member: gossip with every member it does not know yet.
+            while True:
+                known = gossip.members()
+                missing = [
+                    f"{n.addr}:{n.gossip_port}"
+                    for n in store.snapshot().nodes.values()
+                    if n.node_id != local.node_id and n.status != "left" and n.node_id not in known
+                ]
+                if missing:
+                    await gossip.join(missing)
+                with trio.move_on_after(GOSSIP_SEED_CHECK_S):
+                    await changes.receive()
+                drain(changes)
+        finally:
+            manager.gossip = None
+
+
+GOSSIP_SEED_CHECK_S = 5.0
 LEADER_DEBOUNCE_S = 0.02
 LEADER_IDLE_CHECK_S = 1.0
 
@@ -298,14 +391,17 @@ async def _run_scheduler(manager: ClusterManager) -> None:
                 else min(LEADER_IDLE_CHECK_S, max(0.0, wake_at - time.time()))
             )
             with trio.move_on_after(timeout):
-                await changes.receive()
+                await wait_any(changes.receive, manager.membership_changed.wait)
                 await trio.sleep(LEADER_DEBOUNCE_S)
+            manager.membership_changed = trio.Event()
             drain(changes)
             if not store.status().is_leader:
                 wake_at = None
                 continue
             state = store.snapshot()
             await remove_departed_voters(store, state)
+            if await sync_node_statuses(manager, state):
+                continue  # the status writes change the state: plan on the new one
             now = time.time()
             plan = plan_round(state, now, orchestrator)
             wake_at = plan.wake_at

@@ -147,6 +147,7 @@ def plan_round(state: ClusterState, now: float, orchestrator: Orchestrator) -> R
             template_hash=create.template_hash,
             created_at=create.created_at,
             restart_history=create.restart_history,
+            stop_grace_s=specs[create.service_id].stop_grace_period_s,
         )
         new_records[create.task_id] = record
         requests.append(TaskRequest(create.task_id, specs[create.service_id], node_id=create.node_id))
@@ -215,3 +216,20 @@ def forget_finished(state: ClusterState, busy: set[str]) -> list[dict[str, Any]]
         finished.sort(key=lambda t: (t.state_at, t.task_id), reverse=True)
         items.extend(C.task_remove(t.task_id, task_version=t.version) for t in finished[HISTORY_PER_SLOT:])
     return items
+
+
+def node_status_updates(state: ClusterState, gossip_states: Mapping[str, str]) -> dict[str, str]:
+    """Raft node statuses that gossip contradicts: ``{node_id: "down" | "ready"}``.
+
+    A ready node that gossip declares dead (or gone without leaving) goes down; a down node that gossip
+    sees alive again is ready. Suspect, and nodes gossip does not know yet, change nothing; a node that
+    left through `p2porch leave` stays left.
+    """
+    updates = {}
+    for node in state.nodes.values():
+        seen = gossip_states.get(node.node_id)
+        if node.status == "ready" and seen in ("dead", "left"):
+            updates[node.node_id] = "down"
+        elif node.status == "down" and seen == "alive":
+            updates[node.node_id] = "ready"
+    return updates

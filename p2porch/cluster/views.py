@@ -14,6 +14,7 @@ from ..agent.model import HealthCheckSpec, MountSpec, PortSpec, TaskAssignment
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
 from ..netoverlay.plan import LocalNode, OverlayPeer
 from ..raft.state import ClusterState, TaskRecord
+from ..stack.names import stack_dns_aliases, stack_dns_search
 
 # A node whose status is one of these takes part in the data path.
 LIVE_NODE_STATUSES = ("ready",)
@@ -84,6 +85,8 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData
             if t.address
         ]
         services[service.name] = entries
+        for alias in stack_dns_aliases(service.spec.get("labels")):  # "<short>.<stack>" inside a stack
+            services.setdefault(alias, entries)
     nodes = {n.name: n.addr for n in state.nodes.values() if n.status != "left"}
     return ZoneData(
         domain=state.domain or "p2p",
@@ -137,10 +140,26 @@ def task_assignment(
         memory_reservation_bytes=spec.reserve_memory_bytes,
         network=network,
         dns_servers=(dns_server,) if dns_server else (),
-        dns_search=(domain,),
+        dns_search=stack_dns_search(spec.labels_dict(), domain),
         healthcheck=health,
         desired_state=task.desired_state,
         state=task.state,
         spec_version=task.spec_version,
         stop_grace_s=spec.stop_grace_period_s,
+    )
+
+
+def shutdown_assignment(task: TaskRecord, node_name: str) -> TaskAssignment:
+    """A task whose service no longer exists: all the agent can do is stop it, with its own grace."""
+    return TaskAssignment(
+        task_id=task.task_id,
+        service_name="",
+        service_id=task.service_id,
+        slot=task.slot,
+        node_name=node_name,
+        image="",
+        desired_state="shutdown",
+        state=task.state,
+        spec_version=task.spec_version,
+        stop_grace_s=task.stop_grace_s,
     )

@@ -315,6 +315,10 @@ def _validated_task(d: Any, v: int) -> TaskRecord:
             raise _invalid(f"{name} must be a string", name)
         strs[name] = value
     extra: dict[str, Any] = {}  # checked below, one type per field
+    grace = d.get("stop_grace_s", 10.0)
+    if not isinstance(grace, int | float) or isinstance(grace, bool) or grace < 0:
+        raise _invalid("stop_grace_s must be a non-negative number", "stop_grace_s")
+    extra["stop_grace_s"] = float(grace)
     for name in ("created_at", "started_at"):
         value = d.get(name, 0.0) or 0.0
         if not isinstance(value, int | float) or isinstance(value, bool):

@@ -114,6 +114,7 @@ class TaskRecord(_Record):
     health: str = ""  # "" (no check) | starting | healthy | unhealthy
     exit_code: int | None = None
     restart_history: tuple[float, ...] = ()  # times this slot was restarted after a task ended
+    stop_grace_s: float = 10.0  # SIGTERM-to-SIGKILL time, kept here so it outlives its service
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "restart_history", tuple(self.restart_history))

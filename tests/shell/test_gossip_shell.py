@@ -1,0 +1,178 @@
+"""Real loopback UDP/TCP gossip nodes in one trio run."""
+
+import os
+import random
+import socket
+
+import trio
+
+from p2porch.gossip.config import GossipConfig
+from p2porch.gossip.keyring import Keyring, derive_gossip_key
+from p2porch.gossip.messages import NodeMeta
+from p2porch.gossip.runner import serve_gossip
+from p2porch.gossip.transport import UDP_AAD
+
+SECRET = b"cluster-secret-0123456789"
+
+
+def fast_config(name):
+    return GossipConfig.local(
+        node_name=name,
+        advertise_host="127.0.0.1",
+        port=0,
+        probe_interval_s=0.2,
+        probe_timeout_s=0.08,
+        gossip_interval_s=0.05,
+        push_pull_interval_s=2.0,
+        reconnect_interval_s=0.5,
+        leave_propagate_s=0.5,
+        join_retry_interval_s=0.2,
+        tcp_timeout_s=1.0,
+    )
+
+
+class Cluster:
+    def __init__(self, nursery):
+        self.nursery = nursery
+        self.handles = {}
+        self.events = []
+
+    async def start(self, name, seeds=(), keyring=None, meta=None):
+        def on_event(event, name=name):
+            self.events.append((name, event))
+
+        handle = await self.nursery.start(
+            serve_gossip,
+            fast_config(name),
+            keyring or Keyring.from_secret(SECRET),
+            meta or NodeMeta(advertise_addr="127.0.0.1", labels={"name": name}),
+            list(seeds),
+            on_event,
+        )
+        self.handles[name] = handle
+        return handle
+
+    def sees(self, observer, subject, state):
+        view = self.handles[observer].members()
+        return subject in view and view[subject].state == state
+
+    def converged(self, names):
+        return all(
+            all(self.sees(o, s, "alive") for s in names) and len(self.handles[o].members()) >= len(names)
+            for o in names
+        )
+
+
+async def wait_for(predicate, timeout_s=10.0):
+    with trio.fail_after(timeout_s):
+        while not predicate():
+            await trio.sleep(0.05)
+
+
+async def test_converge_kill_detect_restart_with_higher_incarnation():
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery)
+        seed = await c.start("n0")
+        names = [f"n{i}" for i in range(5)]
+        for name in names[1:]:
+            await c.start(name, [seed.addr])
+        await wait_for(lambda: c.converged(names))
+        assert c.handles["n1"].members()["n2"].meta["l"] == {"name": "n2"}
+
+        victim = c.handles["n3"]
+        old_inc = victim.incarnation
+        victim.stop()
+        others = [n for n in names if n != "n3"]
+        await wait_for(lambda: all(c.sees(o, "n3", "dead") for o in others), timeout_s=15.0)
+        assert any(who == "n1" and e.kind == "dead" and e.name == "n3" for who, e in c.events)
+
+        await c.start("n3", [seed.addr])  # a new process, new port, same name
+        await wait_for(lambda: all(c.sees(o, "n3", "alive") for o in others), timeout_s=15.0)
+        new_inc = c.handles["n3"].incarnation
+        assert new_inc > old_inc
+        assert all(c.handles[o].members()["n3"].incarnation == new_inc for o in others)
+        for name in others:
+            assert c.handles[name].metrics["auth_failures"] == 0
+            assert c.handles[name].metrics["udp_packets_in"] > 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_wrong_key_is_never_admitted():
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery)
+        seed = await c.start("a")
+        await c.start("b", [seed.addr])
+        await wait_for(lambda: c.converged(["a", "b"]))
+        intruder = await c.start("evil", [seed.addr], keyring=Keyring.from_secret(b"wrong secret"))
+        await trio.sleep(2.0)
+        assert "evil" not in c.handles["a"].members()
+        assert "evil" not in c.handles["b"].members()
+        assert set(intruder.members()) == {"evil"}
+        assert c.handles["a"].metrics["auth_failures"] > 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_garbage_and_forged_packets_are_counted_and_dropped():
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery)
+        a = await c.start("a")
+        b = await c.start("b", [a.addr])
+        await wait_for(lambda: c.converged(["a", "b"]))
+        host, port = a.addr.rsplit(":", 1)
+        keyring = Keyring.from_secret(SECRET)
+        rng = random.Random(3)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(50):
+                s.sendto(bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 300))), (host, int(port)))
+            for _ in range(10):  # authentic but not a gossip packet
+                s.sendto(keyring.seal(os.urandom(40), UDP_AAD), (host, int(port)))
+        # TCP garbage too
+        stream = await trio.open_tcp_stream(host, int(port))
+        await stream.send_all(b"\x00\x00\x00\x10" + b"x" * 16)
+        await stream.aclose()
+        await wait_for(lambda: a.metrics["auth_failures"] >= 51 and a.metrics["malformed_packets"] >= 10)
+        await trio.sleep(1.0)
+        assert c.converged(["a", "b"])  # still serving
+        assert b.metrics["auth_failures"] == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_key_rotation_accepts_previous_key():
+    old, new = b"old-token-secret", b"new-token-secret"
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery)
+        a = await c.start("a", keyring=Keyring.from_secret(new, [old]))  # rotated
+        await c.start("b", [a.addr], keyring=Keyring.from_secret(new, [old]))  # rotated
+        # not rotated yet, but already accepts the new key
+        await c.start("c", [a.addr], keyring=Keyring(derive_gossip_key(old), [derive_gossip_key(new)]))
+        await wait_for(lambda: c.converged(["a", "b", "c"]))
+        nursery.cancel_scope.cancel()
+
+
+async def test_graceful_leave_and_meta_update():
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery)
+        a = await c.start("a")
+        b = await c.start("b", [a.addr])
+        await c.start("c", [a.addr])
+        await wait_for(lambda: c.converged(["a", "b", "c"]))
+        b.update_meta(NodeMeta(advertise_addr="127.0.0.1", labels={"zone": "z9"}))
+        await wait_for(lambda: a.members()["b"].meta["l"] == {"zone": "z9"})
+        assert any(who == "a" and e.kind == "updated" and e.name == "b" for who, e in c.events)
+        await b.leave()
+        await wait_for(lambda: c.sees("a", "b", "left") and c.sees("c", "b", "left"))
+        await trio.sleep(1.0)
+        assert not any(e.kind == "dead" for _, e in c.events)
+        nursery.cancel_scope.cancel()
+
+
+async def test_tcp_fallback_ping_answers_only_for_the_right_name():
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery)
+        a = await c.start("a")
+        b = await c.start("b")
+        transport = a._runner.transport
+        assert await transport.tcp_ping(b.addr, 7, "b", 1.0)
+        assert not await transport.tcp_ping(b.addr, 8, "not-b", 1.0)
+        assert b.metrics["tcp_pings_in"] == 1
+        nursery.cancel_scope.cancel()

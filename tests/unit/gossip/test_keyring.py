@@ -1,0 +1,59 @@
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from p2porch.errors import AuthError, ConfigError
+from p2porch.gossip.config import GossipConfig, format_addr, parse_addr
+from p2porch.gossip.keyring import Keyring, derive_gossip_key
+
+
+def test_key_derivation_is_hkdf_sha256_with_gossip_info():
+    expected = HKDF(hashes.SHA256(), 32, None, b"p2porch gossip v1").derive(b"s3cret")
+    assert derive_gossip_key(b"s3cret") == expected
+    assert derive_gossip_key(b"s3cret") != derive_gossip_key(b"other")
+
+
+def test_seal_open_round_trip_and_tamper_detection():
+    ring = Keyring.from_secret(b"s3cret")
+    sealed = ring.seal(b"hello", b"aad")
+    assert len(sealed) == 5 + 29
+    assert ring.open(sealed, b"aad") == b"hello"
+    with pytest.raises(AuthError):
+        ring.open(sealed, b"other-aad")
+    tampered = bytearray(sealed)
+    tampered[-1] ^= 1
+    with pytest.raises(AuthError):
+        ring.open(bytes(tampered), b"aad")
+    with pytest.raises(AuthError):
+        ring.open(b"\x01short", b"aad")
+    with pytest.raises(AuthError):
+        Keyring.from_secret(b"wrong").open(sealed, b"aad")
+
+
+def test_rotation_accepts_previous_key_and_seals_with_new():
+    old = Keyring.from_secret(b"old")
+    ring = Keyring.from_secret(b"old")
+    ring.rotate(b"new")
+    assert ring.open(old.seal(b"x", b"a"), b"a") == b"x"  # previous key still accepted
+    with pytest.raises(AuthError):
+        old.open(ring.seal(b"x", b"a"), b"a")  # sealed with the new key
+    assert Keyring.from_secret(b"new").open(ring.seal(b"y", b"a"), b"a") == b"y"
+    ring.rotate(b"newer")
+    ring.rotate(b"newest")
+    with pytest.raises(AuthError):  # only two previous keys are kept
+        ring.open(old.seal(b"x", b"a"), b"a")
+
+
+def test_config_presets_and_validation():
+    assert GossipConfig.lan().probe_interval_s == 1.0
+    assert GossipConfig.wan().probe_timeout_s == 3.0
+    assert GossipConfig.local().indirect_checks == 1
+    with pytest.raises(ConfigError) as err:
+        GossipConfig.lan(probe_timeout_s=2.0)
+    assert err.value.field == "gossip.probe_timeout_s"
+    with pytest.raises(ConfigError):
+        GossipConfig.lan(gossip_nodes=0)
+    assert parse_addr(format_addr("::1", 7946)) == ("::1", 7946)
+    assert parse_addr("10.0.0.1:7946") == ("10.0.0.1", 7946)
+    with pytest.raises(ConfigError):
+        parse_addr("nohost")

@@ -1,0 +1,111 @@
+import random
+
+import pytest
+
+from p2porch import wire
+from p2porch.errors import WireError
+from p2porch.gossip.messages import (
+    ALIVE,
+    DEAD,
+    PACKET_OVERHEAD_BYTES,
+    Ack,
+    Alive,
+    Dead,
+    IndirectPing,
+    Nack,
+    NodeMeta,
+    Ping,
+    StateEntry,
+    Suspect,
+    check_meta,
+    decode_packet,
+    decode_pushpull,
+    encode_packet,
+    encode_pushpull,
+    message_size,
+    retransmit_limit,
+)
+
+ALL = [
+    Ping(1, "b", "a"),
+    IndirectPing(2, "c", "10.0.0.3:7946", "a", True),
+    Ack(3),
+    Nack(4),
+    Suspect(5, "c", "a"),
+    Alive(6, "d", "10.0.0.4:7946", {"a": "10.0.0.4", "l": {"zone": "z1"}}),
+    Dead(7, "e", "e"),
+]
+
+
+def test_packet_round_trip_and_exact_size():
+    data = encode_packet(ALL)
+    assert decode_packet(data) == ALL
+    # the size the core accounts is never below the real encoding and at most the header slack above
+    accounted = sum(message_size(m) for m in ALL) + PACKET_OVERHEAD_BYTES
+    assert len(data) <= accounted <= len(data) + 2
+
+
+def test_pushpull_round_trip():
+    states = [StateEntry("a", "h:1", 3, ALIVE, {"x": 1}), StateEntry("b", "h:2", 9, DEAD, {})]
+    assert decode_pushpull(encode_pushpull(True, states)) == (True, states)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        [[99, 1]],
+        [[1, 1, "b"]],  # missing field
+        [[1, -1, "b", "a"]],  # negative seq
+        [[1, True, "b", "a"]],  # bool is not an int
+        [[2, 1, "c", "h:1", "a", 1]],  # nack must be a bool
+        [[6, 1, "d", "h:1", [1, 2]]],  # meta must be a map
+        [[6, 1, "d", "h:1", {1: 2}]],  # meta keys must be strings
+        [["1", 1]],
+        [None],
+        {"not": "a list"},
+    ],
+)
+def test_malformed_packets_raise_wire_error(body):
+    with pytest.raises(WireError):
+        decode_packet(wire.encode_frame("g", body))
+
+
+def test_wrong_frame_type_rejected():
+    with pytest.raises(WireError):
+        decode_packet(wire.encode_frame("pp", [[3, 1]]))
+    with pytest.raises(WireError):
+        decode_pushpull(encode_packet([Ack(1)]))
+
+
+def test_garbage_only_ever_raises_wire_error():
+    rng = random.Random(7)
+    valid = encode_packet(ALL)
+    for i in range(3000):
+        if i % 2:
+            data = bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 80)))
+        else:  # flip bytes of a valid packet
+            buf = bytearray(valid)
+            for _ in range(rng.randrange(1, 5)):
+                buf[rng.randrange(len(buf))] = rng.getrandbits(8)
+            data = bytes(buf[: rng.randrange(1, len(buf) + 1)])
+        for decode in (decode_packet, decode_pushpull):
+            try:
+                decode(data)
+            except WireError:
+                pass
+
+
+def test_node_meta_round_trip_and_limit():
+    meta = NodeMeta("10.0.0.1", "10.0.0.1", {"zone": "a"}, {"cpu_millis": 2000, "memory_bytes": 2**33})
+    assert NodeMeta.from_wire(meta.to_wire()) == meta
+    with pytest.raises(WireError):
+        check_meta({"l": {"k": "x" * 600}})
+
+
+def test_retransmit_limit_formula():
+    assert retransmit_limit(4, 1) == 4
+    assert retransmit_limit(4, 9) == 4
+    assert retransmit_limit(4, 10) == 8  # ceil(log10(11)) = 2
+    assert retransmit_limit(4, 999) == 12
+    assert retransmit_limit(4, 1000) == 16

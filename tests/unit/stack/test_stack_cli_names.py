@@ -1,0 +1,121 @@
+"""Stack naming/DNS helpers and the CLI's local validation (no daemon is contacted)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from p2porch.cli_stack import add_stack_commands, read_compose
+from p2porch.cliutil import Parser, UsageError
+from p2porch.errors import ConfigError, DaemonError
+from p2porch.stack import (
+    service_name,
+    stack_dns_aliases,
+    stack_dns_search,
+    stack_labels,
+    stack_membership,
+    stack_of_spec,
+)
+
+
+def test_names_labels_and_dns_helpers():
+    assert service_name("shop", "web") == "shop-web"
+    labels = stack_labels("shop", "web")
+    assert stack_membership(labels) == ("shop", "web")
+    assert stack_of_spec({"labels": {"team": "x", **labels}}) == "shop"
+    assert stack_of_spec({"labels": {"team": "x"}}) is None
+    assert stack_dns_aliases(labels) == ("web.shop",)
+    assert stack_dns_aliases({"team": "x"}) == ()
+    assert stack_dns_search(labels, "p2p") == ("shop.p2p", "p2p")
+    assert stack_dns_search({}, "p2p") == ("p2p",)
+    with pytest.raises(ConfigError):
+        service_name("shop", "Web")
+
+
+def parser() -> argparse.ArgumentParser:
+    common = Parser(add_help=False)
+    common.add_argument("--host", "-H", default=argparse.SUPPRESS)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    root = Parser(prog="p2porch", parents=[common])
+    sub = root.add_subparsers(dest="command", parser_class=Parser)
+    add_stack_commands(sub, common)
+    return root
+
+
+def run(argv: list[str]) -> int:
+    args = parser().parse_args(["--host", "unix:///nonexistent/p2porch-test.sock", *argv])
+    return int(args.func(args))
+
+
+def test_deploy_validates_locally_and_names_the_key(tmp_path):
+    compose = tmp_path / "stack.yml"
+    compose.write_text("services:\n  web:\n    image: x\n    privileged: true\n")
+    with pytest.raises(UsageError) as info:  # a UsageError is a ConfigError: the CLI exits with 2
+        run(["stack", "deploy", "-c", str(compose), "shop"])
+    assert info.value.field == "services.web.privileged"
+    assert info.value.message == f"-c {compose}: services.web.privileged: unsupported key"
+
+
+def test_deploy_of_a_missing_file_or_bad_name_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError) as info:
+        run(["stack", "deploy", "-c", str(tmp_path / "missing.yml"), "shop"])
+    assert info.value.field == "-c"
+    compose = tmp_path / "stack.yml"
+    compose.write_text("services:\n  web:\n    image: x\n")
+    with pytest.raises(UsageError) as info:
+        run(["stack", "deploy", "-c", str(compose), "Bad_Name"])
+    assert info.value.field == "NAME"
+
+
+def test_a_valid_file_reaches_for_the_daemon_with_env_files_and_base_dir(tmp_path):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "web.env").write_text("A=1\n")
+    compose = tmp_path / "stack.yml"
+    compose.write_text("services:\n  web:\n    image: x\n    env_file: conf/web.env\n")
+    definition, body = read_compose(str(compose), "shop")
+    assert body["files"] == {"conf/web.env": "A=1\n"}
+    assert body["base_dir"] == str(tmp_path)
+    assert definition.services[0].spec["env"] == {"A": "1"}
+    with pytest.raises(DaemonError):  # validated locally, then sent to the (absent) daemon
+        run(["stack", "deploy", "-c", str(compose), "shop"])
+
+
+def test_stack_subcommands_parse():
+    p = parser()
+    assert p.parse_args(["stack", "ls"]).stack_command == "ls"
+    args = p.parse_args(["stack", "ps", "shop", "--running"])
+    assert (args.stack, args.running) == ("shop", True)
+    assert p.parse_args(["stack", "rm", "shop"]).stack == "shop"
+    args = p.parse_args(["stack", "deploy", "--no-prune", "-c", "f.yml", "shop"])
+    assert (args.compose_file, args.no_prune, args.stack) == ("f.yml", True, "shop")
+
+
+def test_deploy_output_names_each_service_with_its_action():
+    from p2porch.cli_stack import _deploy_text
+
+    text = _deploy_text(
+        {
+            "stack": "shop",
+            "services": [
+                {"name": "shop-web", "action": "updated"},
+                {"name": "shop-db", "action": "unchanged"},
+            ],
+        }
+    )
+    assert text.splitlines() == ["updated    shop-web", "unchanged  shop-db", "stack shop deployed"]
+
+
+def test_the_zone_answers_a_stack_alias_like_the_service():
+    """The alias names stack_dns_aliases gives are valid zone entries (``web.shop.p2p``)."""
+    from p2porch.dns.zone import TaskEntry, ZoneData, compile_zone, to_labels
+
+    entries = [TaskEntry(slot=1, address="10.240.1.2")]
+    services = {"shop-web": entries}
+    for alias in stack_dns_aliases(stack_labels("shop", "web")):
+        services[alias] = entries
+    zone = compile_zone(ZoneData(domain="p2p", services=services))
+    assert zone.skipped == ()
+    for name in ("shop-web.p2p", "web.shop.p2p", "1.web.shop.p2p", "tasks.web.shop.p2p"):
+        labels = to_labels(name)
+        assert labels is not None and zone.names[labels].a == ["10.240.1.2"], name

@@ -1,0 +1,201 @@
+"""StackOps over real ServiceOps and the real FSM (in memory, no Raft, no I/O): deploy diff, ls, ps, rm."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from p2porch.api.server import build_app
+from p2porch.cluster.service_ops import ServiceOps
+from p2porch.cluster.stack_ops import StackOps, parse_deploy_body, stack_endpoints
+from p2porch.errors import ConfigError, ConflictError, NotFoundError
+from p2porch.raft import commands as C
+from p2porch.raft import fsm
+from p2porch.raft.state import ClusterState, TaskRecord
+
+COMPOSE = """
+services:
+  web:
+    image: p2porch/busybox:latest
+    command: httpd -f -p 80
+    env_file: web.env
+    deploy:
+      replicas: 2
+      placement:
+        constraints: [node.labels.zone==a]
+      update_config: {parallelism: 1, delay: 1s, order: start-first}
+  api:
+    image: p2porch/busybox:latest
+    command: sleep 1d
+"""
+
+
+class MemoryManager:
+    """The two things ServiceOps needs from the cluster manager, over the real FSM in memory."""
+
+    def __init__(self) -> None:
+        self.state = ClusterState()
+        self.commands: list[str] = []
+        self._apply(C.init_cluster(0.0, cluster_id="c0ffee"))
+
+    def snapshot(self) -> ClusterState:
+        return self.state
+
+    async def write(self, command: bytes) -> object:
+        self.commands.append(C.decode(command)["op"])
+        return self._apply(command)
+
+    def _apply(self, command: bytes) -> object:
+        self.state, result, _ = fsm.apply(self.state, command)
+        return C.raise_for_result(result)
+
+
+@pytest.fixture
+def manager() -> MemoryManager:
+    return MemoryManager()
+
+
+@pytest.fixture
+def ops(manager) -> StackOps:
+    return StackOps(ServiceOps(manager))  # type: ignore[arg-type]
+
+
+FILES = {"web.env": "GREETING=hello\n"}
+
+
+def actions(result) -> dict[str, str]:
+    return {s["name"]: s["action"] for s in result["services"]}
+
+
+async def test_first_deploy_creates_every_service(ops, manager):
+    result = await ops.deploy("shop", COMPOSE, FILES)
+    assert actions(result) == {"shop-web": "created", "shop-api": "created"}
+    web = manager.state.service_by_name("shop-web")
+    assert web is not None
+    assert web.spec["env"] == {"GREETING": "hello"}
+    assert web.spec["replicas"] == 2 and list(web.spec["constraints"]) == ["node.labels.zone==a"]
+    assert web.spec["update"]["order"] == "start-first"
+    assert web.spec["labels"]["p2porch.stack"] == "shop"
+
+
+async def test_redeploy_of_the_same_file_writes_nothing(ops, manager):
+    await ops.deploy("shop", COMPOSE, FILES)
+    before = (manager.state.version, list(manager.commands))
+    result = await ops.deploy("shop", COMPOSE, FILES)
+    assert actions(result) == {"shop-web": "unchanged", "shop-api": "unchanged"}
+    assert (manager.state.version, manager.commands) == before
+
+
+async def test_redeploy_updates_only_the_changed_service(ops, manager):
+    first = await ops.deploy("shop", COMPOSE, FILES)
+    versions = {s["name"]: s["version"] for s in first["services"]}
+    changed = COMPOSE.replace("sleep 1d", "sleep 2d")
+    result = await ops.deploy("shop", changed, FILES)
+    assert actions(result) == {"shop-web": "unchanged", "shop-api": "updated"}
+    after = {s["name"]: s["version"] for s in result["services"]}
+    assert after["shop-web"] == versions["shop-web"]
+    assert after["shop-api"] > versions["shop-api"]
+    assert manager.commands.count("update_service") == 1
+    api = manager.state.service_by_name("shop-api")
+    assert api is not None and list(api.spec["command"]) == ["sleep", "2d"]
+    assert list(api.spec["previous_spec"]["command"]) == ["sleep", "1d"]  # `service rollback` works
+
+
+async def test_a_changed_env_file_counts_as_a_change(ops):
+    await ops.deploy("shop", COMPOSE, FILES)
+    result = await ops.deploy("shop", COMPOSE, {"web.env": "GREETING=bonjour\n"})
+    assert actions(result) == {"shop-web": "updated", "shop-api": "unchanged"}
+
+
+async def test_services_gone_from_the_file_are_pruned_unless_asked_not_to(ops, manager):
+    await ops.deploy("shop", COMPOSE, FILES)
+    web_only = COMPOSE.split("  api:")[0]
+    kept = await ops.deploy("shop", web_only, FILES, prune=False)
+    assert actions(kept) == {"shop-web": "unchanged"}
+    assert manager.state.service_by_name("shop-api") is not None
+    pruned = await ops.deploy("shop", web_only, FILES)
+    assert actions(pruned) == {"shop-web": "unchanged", "shop-api": "removed"}
+    assert manager.state.service_by_name("shop-api") is None
+
+
+async def test_an_invalid_file_writes_nothing(ops, manager):
+    await ops.deploy("shop", COMPOSE, FILES)
+    before = list(manager.commands)
+    broken = COMPOSE.replace("sleep 1d", "sleep 2d") + "    privileged: true\n"
+    with pytest.raises(ConfigError) as info:
+        await ops.deploy("shop", broken, FILES)
+    assert info.value.field == "services.api.privileged"
+    assert manager.commands == before
+
+
+async def test_a_name_taken_outside_the_stack_is_a_conflict_and_writes_nothing(ops, manager):
+    await ops.services.create({"name": "shop-api", "image": "x"})
+    before = list(manager.commands)
+    with pytest.raises(ConflictError) as info:
+        await ops.deploy("shop", COMPOSE, FILES)
+    assert info.value.field == "services.api"
+    assert manager.commands == before
+
+
+async def test_ls_ps_and_rm(ops, manager):
+    await ops.deploy("shop", COMPOSE, FILES)
+    await ops.deploy("blog", "services:\n  db:\n    image: x\n")
+    await ops.services.create({"name": "loose", "image": "x"})
+    assert ops.ls() == [
+        {"name": "blog", "services": 1, "running": 0, "desired": 1},
+        {"name": "shop", "services": 2, "running": 0, "desired": 3},
+    ]
+    web = manager.state.service_by_name("shop-web")
+    assert web is not None
+    task = TaskRecord(task_id="t1", service_id=web.service_id, slot=1, spec_version=web.version)
+    await manager.write(C.put_tasks(1.0, [C.task_put(task, task_version=None)]))
+    tasks = ops.ps("shop")
+    assert [(t["service"], t["name"]) for t in tasks] == [("shop-web", "shop-web.1")]
+    removed = await ops.rm("shop")
+    assert sorted(removed["removed"]) == ["shop-api", "shop-web"]
+    assert sorted(s.name for s in manager.state.services.values()) == ["blog-db", "loose"]
+    with pytest.raises(NotFoundError):
+        ops.ps("shop")
+    with pytest.raises(NotFoundError):
+        await ops.rm("shop")
+
+
+def test_deploy_body_is_validated():
+    with pytest.raises(ConfigError) as info:
+        parse_deploy_body("shop", {})
+    assert info.value.field == "compose"
+    with pytest.raises(ConfigError) as info:
+        parse_deploy_body("shop", {"compose": COMPOSE, "files": {"web.env": 3}})
+    assert info.value.field == "files"
+    with pytest.raises(ConfigError) as info:
+        parse_deploy_body("shop", {"compose": COMPOSE})  # web.env not sent
+    assert info.value.field == "services.web.env_file"
+    definition, prune = parse_deploy_body("shop", {"compose": COMPOSE, "files": FILES, "prune": "false"})
+    assert [s.name for s in definition.services] == ["shop-web", "shop-api"] and prune is False
+
+
+async def test_endpoints_through_the_api_app(ops):
+    """The routes the daemon adds, served by the real Starlette app in process."""
+    import httpx
+
+    app = build_app(stack_endpoints(ops))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://p2porch/v1") as client:
+        response = await client.post("/stacks/shop", json={"compose": COMPOSE, "files": FILES})
+        assert response.status_code == 200, response.text
+        assert actions(response.json()) == {"shop-web": "created", "shop-api": "created"}
+        assert (await client.get("/stacks")).json()[0]["name"] == "shop"
+        assert (await client.get("/stacks/shop/tasks")).json() == []
+        assert [s["name"] for s in (await client.get("/stacks/shop/services")).json()] == [
+            "shop-api",
+            "shop-web",
+        ]
+        bad = await client.post(
+            "/stacks/shop", json={"compose": "services:\n  web:\n    image: x\n    cap_add: [X]\n"}
+        )
+        assert bad.status_code == 400
+        assert json.loads(bad.text)["field"] == "services.web.cap_add"
+        assert (await client.get("/stacks/nope/tasks")).status_code == 404
+        removed = await client.delete("/stacks/shop")
+        assert sorted(removed.json()["removed"]) == ["shop-api", "shop-web"]
