@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--force", action="store_true", help="remove even a node that is still ready")
     rm.set_defaults(func=cmd_node_rm)
 
+    network = sub.add_parser("network", parents=[common], help="The overlay network of this node")
+    network_sub = network.add_subparsers(dest="network_command", metavar="ACTION", parser_class=Parser)
+    network_sub.required = True
+    network_sub.add_parser("inspect", parents=[common], help="Lease, VTEP and programmed peers").set_defaults(
+        func=cmd_network_inspect
+    )
     add_service_commands(sub, common)
     add_stack_commands(sub, common)
 
@@ -395,6 +401,26 @@ def _node_row(n: dict[str, Any]) -> list[Any]:
         n.get("gossip", ""),
         labels,
     ]
+
+
+def cmd_network_inspect(args: argparse.Namespace) -> int:
+    def render(d: dict[str, Any]) -> str:
+        if not d.get("ready"):
+            return f"overlay not ready: {d.get('health')}"
+        lines = [json.dumps({k: v for k, v in d.items() if k != "peers"}, indent=2, sort_keys=True)]
+        lines.append(
+            table(
+                ["node", "subnet", "underlay", "vtep mac", "programmed"],
+                [
+                    [p["node_id"][:12], p["subnet"], p["underlay_addr"], p["vtep_mac"], p["programmed"]]
+                    for p in d.get("peers", [])
+                ],
+            )
+        )
+        return "\n".join(lines)
+
+    emit(args, client_for(args).get("/network"), render)
+    return EXIT_OK
 
 
 def cmd_node_ls(args: argparse.Namespace) -> int:

@@ -186,6 +186,9 @@ class Daemon:
             Endpoint("GET", "/nodes/{node}", self.api_node, "Inspect one node"),
             Endpoint("DELETE", "/nodes/{node}", self.api_node_rm, "Remove a node that left or is down"),
             Endpoint("POST", "/nodes/{node}/update", self.api_node_update, "Change availability or labels"),
+            Endpoint(
+                "GET", "/network", self.api_network, "This node's overlay: lease, VTEP, programmed peers"
+            ),
             *self.service_endpoints(),
             *stack_endpoints(self.stacks),
         ]
@@ -256,6 +259,13 @@ class Daemon:
             cluster.local.raft_addr.rsplit(":", 1)[0] if cluster.local else ""
         )
         return {"token": str(token), "join_command": join_command(addr, self.config.join.port, str(token))}
+
+    async def api_network(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        self.cluster.require_store()
+        overlay = self.cluster.overlay
+        if overlay is None:
+            return {"ready": False, "health": self.cluster.health.get("overlay", "not started")}
+        return {"ready": True, **overlay.status()}
 
     async def api_nodes(self, body: dict[str, Any], params: dict[str, str]) -> list[dict[str, Any]]:
         return self.cluster.nodes()

@@ -17,6 +17,8 @@ PACKAGES=(
   etcd-server serf iperf3   # baselines for the Raft, gossip and overlay benchmarks
   tar ca-certificates
 )
+# vagrant (with the libvirt provider the Vagrantfile names) only validates vagrant/Vagrantfile in the tests.
+[ "${P2PORCH_SKIP_VAGRANT:-0}" = 1 ] || PACKAGES+=(vagrant vagrant-libvirt)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -24,10 +26,6 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
-# vagrant is only needed to validate vagrant/Vagrantfile in the test suite.
-if [ "${P2PORCH_SKIP_VAGRANT:-0}" != 1 ] && ! command -v vagrant >/dev/null; then
-  apt-get install -y -q --no-install-recommends vagrant
 fi
 
 if [ ! -x .venv/bin/python ]; then
