@@ -52,7 +52,7 @@ services:
       - sh
       - -c
       - >-
-        mkdir -p /www && echo $$GREETING > /www/greeting.html &&
+        mkdir -p /www; echo $$GREETING > /www/greeting.html;
         (while true; do
         wget -q -O /www/full.tmp http://shop-backend/ && mv /www/full.tmp /www/full.html;
         wget -q -O /www/short.tmp http://backend/ && mv /www/short.tmp /www/short.html;
