@@ -93,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave even if the cluster cannot be told, or this is the last node",
     )
-    command("token", "Show the join token and join command", cmd_token)
+    token = command("token", "Show the join token and join command", cmd_token)
+    token.add_argument(
+        "--rotate",
+        action="store_true",
+        help="replace the join token: the old one stops working for new joins",
+    )
 
     node = sub.add_parser("node", parents=[common], help="Manage cluster nodes")
     node_sub = node.add_subparsers(dest="node_command", metavar="ACTION", parser_class=Parser)
@@ -379,7 +384,8 @@ def cmd_leave(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    result = client_for(args).get("/token")
+    client = client_for(args)
+    result = client.post("/token", {"rotate": True}) if args.rotate else client.get("/token")
     emit(
         args, result, lambda d: f"{d['token']}\n\nTo add a node, run this on it:\n\n    {d['join_command']}\n"
     )

@@ -182,6 +182,7 @@ class Daemon:
             Endpoint("POST", "/cluster/join", lambda b, p: cluster.join(_node_body(b)), "Join a cluster"),
             Endpoint("POST", "/cluster/leave", lambda b, p: cluster.leave(b), "Leave the cluster"),
             Endpoint("GET", "/token", self.api_token, "The current join token"),
+            Endpoint("POST", "/token", self.api_token, 'Rotate the join token with {"rotate": true}'),
             Endpoint("GET", "/nodes", self.api_nodes, "List the cluster's nodes"),
             Endpoint("GET", "/nodes/{node}", self.api_node, "Inspect one node"),
             Endpoint("DELETE", "/nodes/{node}", self.api_node_rm, "Remove a node that left or is down"),
@@ -253,7 +254,7 @@ class Daemon:
     async def api_token(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         cluster = self.cluster
         cluster.require_store()
-        token = cluster._current_token()
+        token = await cluster.rotate_token() if body.get("rotate") else cluster._current_token()
         assert token is not None
         addr = self.config.node.advertise_addr or (
             cluster.local.raft_addr.rsplit(":", 1)[0] if cluster.local else ""

@@ -183,9 +183,16 @@ class ClusterManager:
     def _current_token(self) -> JoinToken | None:
         if self.local is None or self.store is None:
             return None
-        state = self.store.snapshot()
-        join_token = getattr(state, "join_token", "")
+        join_token = self.store.snapshot().join_token
         return parse_token(join_token) if join_token else self.local.cluster_token
+
+    async def rotate_token(self) -> JoinToken:
+        """A new join secret for joiners; members keep their keys (derived from the cluster token)."""
+        if self.local is None:
+            raise ConflictError("this node is not part of a cluster", field="cluster")
+        token = new_token(self.local.cluster_id)
+        await self.write(C.set_join_token(time.time(), str(token)))
+        return token
 
     def require_store(self) -> RaftStore:
         if self.store is None or self.local is None:

@@ -31,6 +31,7 @@ OPS = (
     "report_task_states",
     "lease_subnet",
     "release_subnet",
+    "set_join_token",
     "noop",
 )
 
@@ -170,6 +171,11 @@ def lease_subnet(at: float, node_id: str, *, expected_version: int | None = None
 
 def release_subnet(at: float, node_id: str, *, expected_version: int | None = None) -> bytes:
     return encode("release_subnet", at, node_id=node_id, expected_version=expected_version)
+
+
+def set_join_token(at: float, join_token: str) -> bytes:
+    """Replace the token new nodes must present (rotation); the cluster's own keys do not change."""
+    return encode("set_join_token", at, join_token=join_token)
 
 
 def noop(at: float, *, tag: Any = None) -> bytes:

@@ -482,6 +482,14 @@ def _release_subnet(s: ClusterState, b: Mapping[str, Any], at: float, v: int) ->
     return s.evolve(leases=leases, version=v), lease.subnet, [Change("lease", "delete", node_id, None, v)]
 
 
+def _set_join_token(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
+    _require_init(s)
+    token = _str(b, "join_token")
+    if not token.startswith(f"P2PT-1-{s.cluster_id}-"):
+        raise _invalid("join_token must be a token of this cluster", "join_token")
+    return s.evolve(join_token=token, version=v), None, [Change("cluster", "put", s.cluster_id, None, v)]
+
+
 def _noop(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
     return s, b.get("tag"), []
 
@@ -498,6 +506,7 @@ HANDLERS: dict[str, Handler] = {
     "report_task_states": _report_task_states,
     "lease_subnet": _lease_subnet,
     "release_subnet": _release_subnet,
+    "set_join_token": _set_join_token,
     "noop": _noop,
 }
 assert set(HANDLERS) == set(C.OPS)

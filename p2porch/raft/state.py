@@ -147,6 +147,7 @@ class ClusterState:
     subnet_prefix_len: int = 24
     created_at: float = 0.0
     version: int = 0
+    join_token: str = ""  # the current join token after a rotation ("" = the cluster token)
     nodes: Mapping[str, NodeRecord] = field(default_factory=dict)
     services: Mapping[str, ServiceRecord] = field(default_factory=dict)
     tasks: Mapping[str, TaskRecord] = field(default_factory=dict)
@@ -216,6 +217,7 @@ class ClusterState:
             "subnet_prefix_len": self.subnet_prefix_len,
             "created_at": self.created_at,
             "version": self.version,
+            "join_token": self.join_token,
             "nodes": [r.to_dict() for r in self.nodes.values()],
             "services": [r.to_dict() for r in self.services.values()],
             "tasks": [r.to_dict() for r in self.tasks.values()],
@@ -234,6 +236,7 @@ class ClusterState:
             cluster_cidr=data.get("cluster_cidr", ""),
             subnet_prefix_len=data.get("subnet_prefix_len", 24),
             created_at=data.get("created_at", 0.0),
+            join_token=data.get("join_token", ""),
             version=data.get("version", 0),
             nodes={n.node_id: n for n in nodes},
             services={s.service_id: s for s in services},

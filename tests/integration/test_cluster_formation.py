@@ -272,6 +272,12 @@ def test_leave_rm_and_rejoin(cluster):
     assert "n5" not in [r["name"] for r in cli_json(sb, "n2", "node", "ls")]
     refused = cli(sb, "n1", "node", "rm", "n4")  # still ready: needs --force
     assert refused.returncode != 0 and b"--force" in refused.stderr
-    rejoin = cli(sb, "n5", "join", "10.71.0.2", "--token", token)
+    # Rotate the join token: the old one no longer admits anyone, the new one does.
+    rotated = cli_json(sb, "n2", "token", "--rotate")["token"]
+    assert rotated != token and rotated.split("-")[2] == token.split("-")[2]
+    assert cli_json(sb, "n3", "token")["token"] == rotated  # replicated to every member
+    stale = cli(sb, "n5", "join", "10.71.0.2", "--token", token)
+    assert stale.returncode != 0 and b"wrong join token" in stale.stderr
+    rejoin = cli(sb, "n5", "join", "10.71.0.2", "--token", rotated)
     assert rejoin.returncode == 0, rejoin.stderr.decode()
     wait_for(lambda: "n5" in [r["name"] for r in cli_json(sb, "n1", "node", "ls")], what="n5 back")

@@ -133,3 +133,12 @@ def test_tasks_of_a_node_that_left_are_replaced_elsewhere():
     live = [t for t in state.tasks.values() if t.desired_state == "running"]
     assert sorted(t.slot for t in live) == [1, 2, 3]
     assert "id2" not in {t.node_id for t in live}
+
+
+def test_join_token_rotation_is_replicated_state_and_checked():
+    state = cluster(1)
+    new_token = f"P2PT-1-{state.cluster_id}-" + "A" * 43
+    state = run(state, C.set_join_token(2.0, new_token))
+    assert state.join_token == new_token
+    _, result, _ = apply(state, C.set_join_token(3.0, "P2PT-1-ffffffffffffffff-" + "A" * 43))
+    assert not result["ok"] and result["field"] == "join_token"
