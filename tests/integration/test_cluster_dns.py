@@ -8,63 +8,31 @@ DNS server with dig (UDP and TCP); scaling down must take removed tasks out of t
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
-import sys
 import time
 
+import clusterkit
 import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
-import httpx
 import pytest
+from clusterkit import IMAGE, api_get, cli, cli_json
 
 from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 
-P2PORCH = [sys.executable, "-m", "p2porch"]
-IMAGE = "p2porch/busybox:latest"
 SUBNET_PREFIX = "10.69.0."
 SILENT_UPSTREAM = ("10.69.0.254", 5353)  # the sandbox bridge (root namespace): a socket nobody reads
 UPSTREAM_ENV = "P2PORCH_DNS_UPSTREAMS"
 SERVE = "mkdir -p /www && echo hello-from-$P2PORCH_NODE > /www/index.html && exec httpd -f -p 80 -h /www"
 
 
-def cli(sb: Sandbox, node: str, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return sb.exec(node, [*P2PORCH, *args], capture=True)
-
-
-def cli_json(sb: Sandbox, node: str, *args: str):
-    result = cli(sb, node, "--json", *args)
-    assert result.returncode == 0, result.stderr.decode()
-    return json.loads(result.stdout)
-
-
-def api_get(node: SandboxNode, path: str, **params: str):
-    transport = httpx.HTTPTransport(uds=node.p2porch_socket)
-    with httpx.Client(transport=transport, base_url="http://p2porch/v1", timeout=15) as client:
-        response = client.get(path, params=params)
-        response.raise_for_status()
-        return response.json()
-
-
 def wait_for(predicate, timeout_s: float = 60.0, what: str = "condition", interval_s: float = 0.2):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except (httpx.HTTPError, OSError, KeyError, ValueError, dns.exception.DNSException) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    return clusterkit.wait_for(predicate, timeout_s, what, interval_s, retry_on=(dns.exception.DNSException,))
 
 
 def running_tasks(node: SandboxNode, service: str, count: int) -> list[dict]:

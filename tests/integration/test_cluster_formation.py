@@ -2,52 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
+from clusterkit import P2PORCH, api, cli, cli_json, wait_for
 
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 from p2porch.sandbox.system import pid_alive, read_pid
-
-P2PORCH = [sys.executable, "-m", "p2porch"]
-
-
-def cli(sb: Sandbox, node: str, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return sb.exec(node, [*P2PORCH, *args], capture=True)
-
-
-def cli_json(sb: Sandbox, node: str, *args: str):
-    result = cli(sb, node, *args, "--json")
-    assert result.returncode == 0, result.stderr.decode()
-    return json.loads(result.stdout)
-
-
-def api(node: SandboxNode) -> httpx.Client:
-    return httpx.Client(
-        transport=httpx.HTTPTransport(uds=node.p2porch_socket), base_url="http://p2porch", timeout=15
-    )
-
-
-def wait_for(predicate, timeout_s: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except (httpx.HTTPError, OSError, KeyError, ValueError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def node_table(sb: Sandbox, node: str) -> list[tuple[str, str, str]]:
@@ -181,7 +146,7 @@ def test_garbage_on_raft_and_join_ports_is_survived(cluster):
                 time.sleep(0.05)
     assert pid is not None and pid_alive(pid)
     with api(nodes[0]) as client:
-        status = client.get("/v1/status").json()
+        status = client.get("/status").json()
         assert status["cluster"]["has_quorum"]
     # The cluster still commits writes.
     assert cli(sb, "n1", "node", "update", "n2", "--label-add", "after=garbage").returncode == 0
@@ -216,7 +181,7 @@ def test_leader_kill_while_writing_loses_no_acknowledged_write(cluster):
             key = f"w{i}"
             i += 1
             try:
-                response = client.post("/v1/nodes/n5/update", json={"label_add": {key: "1"}})
+                response = client.post("/nodes/n5/update", json={"label_add": {key: "1"}})
             except httpx.HTTPError:
                 continue
             if response.status_code == 200:

@@ -12,64 +12,23 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 
-import httpx
 import pytest
+from clusterkit import IMAGE, api, api_get, cli, cli_json, wait_for
 
 from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 from p2porch.sandbox.system import pid_alive, read_pid
 
-P2PORCH = [sys.executable, "-m", "p2porch"]
-IMAGE = "p2porch/busybox:latest"
 NAMES = ("n1", "n2", "n3")
 # busybox httpd as PID 1 ignores SIGTERM: a short grace keeps removals fast.
 FAST_STOP = ("--stop-grace-period", "1s")
 
 
 # ----------------------------------------------------------------------------- helpers
-def cli(sb: Sandbox, node: str, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return sb.exec(node, [*P2PORCH, *args], capture=True)
-
-
-def cli_json(sb: Sandbox, node: str, *args: str):
-    """``p2porch --json ARGS`` (the flag goes first: after IMAGE it would become part of CMD)."""
-    result = cli(sb, node, "--json", *args)
-    assert result.returncode == 0, result.stderr.decode()
-    return json.loads(result.stdout)
-
-
-def api(node: SandboxNode) -> httpx.Client:
-    return httpx.Client(
-        transport=httpx.HTTPTransport(uds=node.p2porch_socket), base_url="http://p2porch/v1", timeout=15
-    )
-
-
-def api_get(node: SandboxNode, path: str, **params: str):
-    with api(node) as client:
-        response = client.get(path, params=params)
-        response.raise_for_status()
-        return response.json()
-
-
-def wait_for(predicate, timeout_s: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except (httpx.HTTPError, OSError, KeyError, ValueError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def tasks(node: SandboxNode, service: str) -> list[dict]:

@@ -14,19 +14,16 @@ cluster/views.py).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
+import clusterkit
 import httpx
 import pytest
+from clusterkit import api_get, cli, cli_json
 
 from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 
-P2PORCH = [sys.executable, "-m", "p2porch"]
-IMAGE = "p2porch/busybox:latest"
 STACK = "shop"
 
 # web polls backend by its p2porch service name (and by its short name) and serves the last answers
@@ -71,38 +68,10 @@ services:
 
 
 # ----------------------------------------------------------------------------- helpers
-def cli(sb: Sandbox, node: str, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return sb.exec(node, [*P2PORCH, *args], capture=True)
-
-
-def cli_json(sb: Sandbox, node: str, *args: str):
-    result = cli(sb, node, "--json", *args)
-    assert result.returncode == 0, result.stderr.decode()
-    return json.loads(result.stdout)
-
-
-def api_get(node: SandboxNode, path: str, **params: str):
-    with httpx.Client(
-        transport=httpx.HTTPTransport(uds=node.p2porch_socket), base_url="http://p2porch/v1", timeout=15
-    ) as client:
-        response = client.get(path, params=params)
-        response.raise_for_status()
-        return response.json()
 
 
 def wait_for(predicate, timeout_s: float = 90.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except (httpx.HTTPError, OSError, KeyError, ValueError, AssertionError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    return clusterkit.wait_for(predicate, timeout_s, what, 0.3, retry_on=(AssertionError,))
 
 
 def stack_containers(node: SandboxNode, *, service: str | None = None) -> list[dict]:
