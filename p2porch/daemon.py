@@ -254,12 +254,10 @@ class Daemon:
     async def api_token(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         cluster = self.cluster
         cluster.require_store()
-        token = await cluster.rotate_token() if body.get("rotate") else cluster._current_token()
-        assert token is not None
-        addr = self.config.node.advertise_addr or (
-            cluster.local.raft_addr.rsplit(":", 1)[0] if cluster.local else ""
-        )
-        return {"token": str(token), "join_command": join_command(addr, self.config.join.port, str(token))}
+        token = await cluster.rotate_token() if body.get("rotate") else cluster.current_token()
+        assert token is not None and cluster.local is not None
+        join = join_command(cluster.local.advertise_addr, self.config.join.port, str(token))
+        return {"token": str(token), "join_command": join}
 
     async def api_network(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         self.cluster.require_store()

@@ -30,6 +30,10 @@ class LocalClusterState:
     voters: tuple[str, ...]  # Raft voters known when this file was written
 
     @property
+    def advertise_addr(self) -> str:
+        return self.raft_addr.rsplit(":", 1)[0]
+
+    @property
     def cluster_token(self) -> JoinToken:
         return parse_token(self.token)
 

@@ -92,14 +92,14 @@ class ClusterManager:
         self.local: LocalClusterState | None = localstate.load(self.data_dir)
         self.store: RaftStore | None = None
         self.join_service = JoinService(
-            self._current_token, self._handle_join, streams={"logs": self._serve_logs}
+            self.current_token, self._handle_join, streams={"logs": self._serve_logs}
         )
         self._member_services = list(member_services or [])
         self._nursery: trio.Nursery | None = None
         self._member_scope: trio.CancelScope | None = None
         self._member_done: trio.Event | None = None
         self._lock = trio.Lock()  # one init/join/leave at a time
-        # Filled in by member services (see services.py); read by the API.
+        # Filled in by member services (see member_services.py); read by the API.
         self.health: dict[str, str] = {}
         self.overlay: Any = None
         self.overlay_ready = trio.Event()
@@ -169,7 +169,7 @@ class ClusterManager:
         async with open_raft_store(store_config) as store, trio.open_nursery() as nursery:
             self.store = store
             if self.config.join.port:
-                await nursery.start(self.join_service.serve, self._advertise_addr(), self.config.join.port)
+                await nursery.start(self.join_service.serve, local.advertise_addr, self.config.join.port)
             for name, service in self._member_services:
                 await nursery.start(service, self)
                 log.info("started %s", name)
@@ -180,7 +180,7 @@ class ClusterManager:
     def _advertise_addr(self) -> str:
         return self.config.node.advertise_addr or guess_advertise_addr()
 
-    def _current_token(self) -> JoinToken | None:
+    def current_token(self) -> JoinToken | None:
         if self.local is None or self.store is None:
             return None
         join_token = self.store.snapshot().join_token
@@ -493,7 +493,7 @@ class ClusterManager:
             async with self.local_logs(request) as lines:
                 yield lines
             return
-        token = self._current_token()
+        token = self.current_token()
         if token is None:
             raise ConflictError("this node is not part of a cluster", field="cluster")
         yield request_stream(node.addr, self.config.join.port or 7948, token, request)

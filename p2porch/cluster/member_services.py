@@ -169,7 +169,7 @@ async def _run_dns(manager: ClusterManager) -> None:
         subnet = await wait_for_lease(manager, changes)
         await manager.overlay_ready.wait()  # the gateway address exists once the Docker network does
         gateway = gateway_of(subnet)
-        advertise = manager.local.raft_addr.rsplit(":", 1)[0]
+        advertise = manager.local.advertise_addr
         resolver = Resolver(dns_zone(store.snapshot(), (advertise,)), ttl_s=config.dns.ttl_s)
         manager.resolver = resolver
         upstreams = [_parse_upstream(u) for u in config.dns.upstreams] or None
@@ -331,7 +331,7 @@ async def _run_gossip(manager: ClusterManager) -> None:
     local = manager.local
     store = manager.require_store()
     state = store.snapshot()
-    addr = local.raft_addr.rsplit(":", 1)[0]
+    addr = local.advertise_addr
     presets = {"lan": GossipConfig.lan, "wan": GossipConfig.wan, "local": GossipConfig.local}
     config = presets[manager.config.gossip.preset](
         node_name=local.node_id, advertise_host=addr, port=manager.config.gossip.port
