@@ -28,6 +28,7 @@ from .cliutil import (
     emit,
     positive_int,
     table,
+    wants_json,
 )
 from .config import DEFAULT_SOCKET, load_config
 from .errors import ConfigError, P2POrchError
@@ -63,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     command("version", "Show the client and daemon versions", cmd_version)
-    command("status", "Show node and cluster status", cmd_status)
+    status = command("status", "Node, cluster, nodes and services at a glance", cmd_status)
+    status.add_argument("--watch", "-w", action="store_true", help="refresh until interrupted")
+    status.add_argument(
+        "--interval", type=float, default=2.0, metavar="S", help="refresh period (default 2 s)"
+    )
 
     daemon = command("daemon", "Run the p2porch daemon in the foreground", cmd_daemon)
     _add_node_options(daemon)
@@ -199,28 +204,68 @@ def cmd_version(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    data = client_for(args).get("/status")
+def status_view(client: Any) -> dict[str, Any]:
+    """The daemon's status plus, for a member, its nodes and services (one at-a-glance view)."""
+    data: dict[str, Any] = client.get("/status")
+    cluster = data.get("cluster")
+    if cluster and cluster.get("ready"):
+        data["nodes"] = client.get("/nodes")
+        data["services"] = client.get("/services")
+    return data
 
-    def render(d: dict[str, Any]) -> str:
-        node, daemon = d["node"], d["daemon"]
-        lines = [
-            f"node:     {node['name']}  ({node.get('advertise_addr') or 'no advertise address'})",
-            f"daemon:   pid {daemon['pid']}, p2porch {daemon['version']}, up {daemon['uptime_s']:.0f} s",
-            f"services: {', '.join(daemon['subsystems'])}",
-        ]
-        lines.append(
-            "cluster:  "
-            + (
-                json.dumps(d["cluster"])
-                if d.get("cluster")
-                else "not part of a cluster (run `p2porch init` or `p2porch join`)"
-            )
-        )
+
+def render_status(d: dict[str, Any]) -> str:
+    node, daemon, cluster = d["node"], d["daemon"], d.get("cluster")
+    lines = [
+        f"node:     {node['name']}  ({node.get('advertise_addr') or 'no advertise address'})",
+        f"daemon:   pid {daemon['pid']}, p2porch {daemon['version']}, up {daemon['uptime_s']:.0f} s",
+    ]
+    if not cluster:
+        lines.append("cluster:  not part of a cluster (run `p2porch init` or `p2porch join`)")
         return "\n".join(lines)
+    quorum = "ok" if cluster.get("has_quorum") else "LOST (this side cannot commit writes)"
+    lines += [
+        f"cluster:  {cluster['cluster_id']}  domain {cluster.get('domain')}  "
+        f"cidr {cluster.get('cluster_cidr')}",
+        f"raft:     leader {cluster.get('leader') or 'none'}, quorum {quorum}, term {cluster.get('term')}, "
+        f"state version {cluster.get('state_version')}",
+        f"voters:   {', '.join(cluster.get('voters', []))}",
+    ]
+    unhealthy = {k: v for k, v in cluster.get("services_health", {}).items() if v != "running"}
+    lines.append(
+        "local:    " + (", ".join(f"{k}: {v}" for k, v in unhealthy.items()) or "all member services running")
+    )
+    nodes = d.get("nodes", [])
+    if nodes:
+        by_state: dict[str, list[str]] = {}
+        for n in nodes:
+            by_state.setdefault(n.get("gossip") or n["status"], []).append(n["name"])
+        lines.append(
+            "nodes:    "
+            + "; ".join(f"{state}: {', '.join(names)}" for state, names in sorted(by_state.items()))
+        )
+    for svc in d.get("services", []):
+        line = f"service:  {svc['name']} {svc['running']}/{svc['desired']}"
+        for pending in svc.get("pending", []):
+            line += f"  pending {pending['count']}: {pending['explanation']}"
+        lines.append(line)
+    return "\n".join(lines)
 
-    emit(args, data, render)
-    return EXIT_OK
+
+def cmd_status(args: argparse.Namespace) -> int:
+    client = client_for(args)
+    if not args.watch:
+        emit(args, status_view(client), render_status)
+        return EXIT_OK
+    import time
+
+    while True:
+        view = status_view(client)
+        if not wants_json(args):
+            print("\033[H\033[2J", end="")  # clear the terminal between refreshes
+        emit(args, view, render_status)
+        sys.stdout.flush()
+        time.sleep(args.interval)
 
 
 def load_daemon_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Any:
