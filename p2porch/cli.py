@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave even if the cluster cannot be told, or this is the last node",
     )
+    command("events", "Stream cluster events: nodes, leader, services, tasks", cmd_events)
     token = command("token", "Show the join token and join command", cmd_token)
     token.add_argument(
         "--rotate",
@@ -257,8 +259,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not args.watch:
         emit(args, status_view(client), render_status)
         return EXIT_OK
-    import time
-
     while True:
         view = status_view(client)
         if not wants_json(args):
@@ -452,6 +452,17 @@ def _node_row(n: dict[str, Any]) -> list[Any]:
         n.get("gossip", ""),
         labels,
     ]
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    for event in client_for(args).stream("/events"):
+        if wants_json(args):
+            print(json.dumps(event), flush=True)
+            continue
+        at = time.strftime("%H:%M:%S", time.localtime(event.get("at", 0)))
+        details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("at", "type") and v is not None)
+        print(f"{at} {event.get('type', '?'):8} {details}", flush=True)
+    return EXIT_OK
 
 
 def cmd_network_inspect(args: argparse.Namespace) -> int:

@@ -190,6 +190,7 @@ class Daemon:
             Endpoint(
                 "GET", "/network", self.api_network, "This node's overlay: lease, VTEP, programmed peers"
             ),
+            Endpoint("GET", "/events", self.api_events, "Stream cluster events (JSON lines)", streaming=True),
             *self.service_endpoints(),
             *stack_endpoints(self.stacks),
         ]
@@ -258,6 +259,10 @@ class Daemon:
         assert token is not None and cluster.local is not None
         join = join_command(cluster.local.advertise_addr, self.config.join.port, str(token))
         return {"token": str(token), "join_command": join}
+
+    async def api_events(self, body: dict[str, Any], params: dict[str, str]) -> Any:
+        self.cluster.require_store()
+        return self.cluster.events
 
     async def api_network(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         self.cluster.require_store()

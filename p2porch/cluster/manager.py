@@ -27,6 +27,7 @@ from ..raft import commands as C
 from ..raft.state import ClusterState, NodeRecord
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from . import localstate
+from .events import describe_change, leader_event
 from .join_service import JoinService, request_join, request_stream
 from .localstate import LocalClusterState
 from .token import JoinToken, new_token, parse_token
@@ -34,6 +35,7 @@ from .token import JoinToken, new_token, parse_token
 log = logging.getLogger(__name__)
 
 RAFT_DIR = "raft"
+LEADER_POLL_S = 0.5  # how often the event stream checks for a leader change
 LEAVE_STOP_GRACE_S = 3.0  # how long a leaving node's containers get to stop
 MemberService = Callable[..., Awaitable[None]]
 
@@ -497,6 +499,34 @@ class ClusterManager:
         if token is None:
             raise ConflictError("this node is not part of a cluster", field="cluster")
         yield request_stream(node.addr, self.config.join.port or 7948, token, request)
+
+    # ----- events
+    @asynccontextmanager
+    async def events(self) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        """Cluster events from now on: node/service/task changes as committed here, and leader changes."""
+        store = self.require_store()
+        async with store.subscribe() as changes:
+
+            async def stream() -> AsyncIterator[dict[str, Any]]:
+                start = store.snapshot()
+                last: dict[tuple[str, str], Any] = {("node", k): r for k, r in start.nodes.items()}
+                last.update({("service", k): r for k, r in start.services.items()})
+                last.update({("task", k): r for k, r in start.tasks.items()})
+                leader = store.status().leader
+                while True:
+                    with trio.move_on_after(LEADER_POLL_S):
+                        change = await changes.receive()
+                        key = (change.kind, change.key)
+                        event = describe_change(change, last.get(key), store.snapshot(), time.time())
+                        last[key] = change.record
+                        if event is not None:
+                            yield event
+                    current = store.status().leader
+                    if current != leader:
+                        leader = current
+                        yield leader_event(leader, time.time())
+
+            yield stream()
 
     # ----- queries and node commands
     def status(self) -> dict[str, Any] | None:

@@ -1,0 +1,76 @@
+"""Cluster events for `p2porch events`: node, service and task changes described for people (pure).
+
+Turns Raft change records (with the states before and after) into small event dicts. It never reads
+the store or a clock itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..raft.fsm import Change
+from ..raft.state import ClusterState, NodeRecord, TaskRecord
+
+
+def describe_change(change: Change, previous: Any, state: ClusterState, at: float) -> dict[str, Any] | None:
+    """One event for a change, given the record it replaces (None if new), or None if nothing a user
+    cares about changed. ``state`` is a current snapshot, used only to name services and nodes."""
+    if change.kind == "node":
+        return _node_event(change, previous, change.record, at)
+    if change.kind == "task" and change.op == "put":
+        return _task_event(previous, change.record, state, at)
+    if change.kind == "service":
+        name = (
+            change.record.name if change.record is not None else (previous.name if previous else change.key)
+        )
+        verb = "removed" if change.op == "delete" else ("created" if previous is None else "updated")
+        return {"at": at, "type": "service", "action": verb, "service": name}
+    return None
+
+
+def _node_event(
+    change: Change, old: NodeRecord | None, new: NodeRecord | None, at: float
+) -> dict[str, Any] | None:
+    if change.op == "delete":
+        return {"at": at, "type": "node", "action": "removed", "node": old.name if old else change.key}
+    if new is None:
+        return None
+    if old is None:
+        return {"at": at, "type": "node", "action": "joined", "node": new.name, "role": new.role}
+    if old.status != new.status:
+        return {"at": at, "type": "node", "action": new.status, "node": new.name}
+    if old.availability != new.availability:
+        return {"at": at, "type": "node", "action": new.availability, "node": new.name}
+    return None
+
+
+def _task_event(
+    old: TaskRecord | None, new: TaskRecord, state: ClusterState, at: float
+) -> dict[str, Any] | None:
+    if old is not None and (old.state, old.desired_state, old.node_id, old.health) == (
+        new.state,
+        new.desired_state,
+        new.node_id,
+        new.health,
+    ):
+        return None
+    service = state.services.get(new.service_id)
+    node = state.nodes.get(new.node_id) if new.node_id else None
+    event: dict[str, Any] = {
+        "at": at,
+        "type": "task",
+        "task": f"{service.name if service else new.service_id}.{new.slot}",
+        "task_id": new.task_id,
+        "node": node.name if node else None,
+        "state": new.state,
+        "desired_state": new.desired_state,
+    }
+    if new.health:
+        event["health"] = new.health
+    if new.error or new.message:
+        event["detail"] = new.error or new.message
+    return event
+
+
+def leader_event(leader: str | None, at: float) -> dict[str, Any]:
+    return {"at": at, "type": "leader", "action": "elected" if leader else "lost", "leader": leader}
