@@ -43,37 +43,35 @@ p2 n2 join "$A1" --token "$TOKEN"
 p2 n3 join "$A1" --token "$TOKEN"
 p2 n2 node ls
 
-step "4/9 Two services: 'backend' and a 'web' front that calls http://backend/ by name"
-p2 n1 service create --name backend --replicas 2 --stop-grace-period 1s "$IMAGE" \
-  sh -c 'mkdir -p /www && echo "backend on $P2PORCH_NODE" > /www/index.html && exec httpd -f -v -p 80 -h /www'
-p2 n1 service create --name web --replicas 3 --publish 80 --stop-grace-period 1s "$IMAGE" \
-  sh -c 'mkdir -p /www/cgi-bin && printf "#!/bin/sh\necho Content-Type: text/plain\necho\necho web on \$P2PORCH_NODE got: \$(wget -q -O- http://backend/)\n" > /www/cgi-bin/index.cgi && chmod +x /www/cgi-bin/index.cgi && exec httpd -f -p 80 -h /www'
-wait_until 60 "backend 2/2 running" running_is backend 2
-wait_until 60 "web 3/3 running" running_is web 3
+step "4/9 A Compose stack: 'demo-backend' and a 'demo-web' front that calls http://backend/ by its short name"
+cat scripts/demo-stack.yml
+p2 n1 stack deploy -c "$(pwd)/scripts/demo-stack.yml" demo
+wait_until 60 "demo-backend 2/2 running" running_is demo-backend 2
+wait_until 60 "demo-web 3/3 running" running_is demo-web 3
 p2 n3 service ls
-p2 n3 service ps web
+p2 n3 stack ps demo
 
 step "5/9 Cluster DNS from the host namespace: dig @$A1"
-for q in web.p2p tasks.backend.p2p 1.web.p2p n2.node.p2p; do
+for q in demo-web.p2p tasks.demo-backend.p2p 1.demo-web.p2p n2.node.p2p; do
   printf '%-20s ' "$q"; on n1 dig +short "@$A1" "$q" | tr '\n' ' '; echo
 done
-on n1 dig "@$A1" +short SRV _80._tcp.web.p2p
-[ -n "$(on n1 dig +short "@$A1" web.p2p)" ] || fail "web.p2p has no A records"
+on n1 dig "@$A1" +short SRV _80._tcp.demo-web.p2p
+[ -n "$(on n1 dig +short "@$A1" demo-web.p2p)" ] || fail "demo-web.p2p has no A records"
 
 GW3=$(p2 n3 node inspect n3 --json | json "__import__('ipaddress').ip_network(d['subnet'])[1]")
 client() { on n3 docker run --rm --network p2porch --dns "$GW3" --dns-search p2p "$IMAGE" "$@"; }
 
 step "6/9 Cluster DNS from a container on n3 (resolver $GW3, search domain p2p)"
-client nslookup web.p2p "$GW3"
-client ping -c 1 -W 2 backend   # the bare name resolves through the search domain, and answers over the overlay
+client nslookup demo-web.p2p "$GW3"
+client ping -c 1 -W 2 demo-backend   # the bare name resolves through the search domain, answers over the overlay
 
 step "7/9 The web front through the overlay, from n3: each request lands on some web task, which calls backend"
-out=$(client sh -c 'for i in 1 2 3 4 5 6; do wget -q -O- http://web/cgi-bin/index.cgi; done')
+out=$(client sh -c 'for i in 1 2 3 4 5 6; do wget -q -O- http://demo-web/cgi-bin/index.cgi; done')
 echo "$out"
 echo "$out" | grep -q "got: backend on" || fail "web did not reach backend"
 
-step "8/9 Logs of every backend task (its access log), gathered from every node"
-p2 n1 service logs backend --tail 3
+step "8/9 Logs of every demo-backend task (its access log), gathered from every node"
+p2 n1 service logs demo-backend --tail 3
 
 step "9/9 Node n2 crashes (kill -9 of its p2porch daemon and its dockerd): gossip declares it dead, its tasks move"
 RUN_N2=/run/p2porch-sandbox/$NAME/n2
@@ -81,19 +79,20 @@ kill -9 "$(cat "$RUN_N2/p2porch-daemon.pid")" "$(cat "$RUN_N2/docker.pid")"
 killed_at=$SECONDS
 node_down() { [ "$(p2 n1 node ls --json | json "[n['status'] for n in d if n['name']=='n2'][0]")" = down ]; }
 wait_until 60 "n2 is down" node_down
-on_live_nodes() { [ -z "$(p2 n1 service ps web --running --json | json "' '.join(t['node'] for t in d if t['node']=='n2' or t['state']!='running')")" ]; }
-wait_until 60 "web runs 3/3 on n1 and n3 only" on_live_nodes
+on_live_nodes() { [ -z "$(p2 n1 service ps demo-web --running --json | json "' '.join(t['node'] for t in d if t['node']=='n2' or t['state']!='running')")" ]; }
+wait_until 60 "demo-web runs 3/3 on n1 and n3 only" on_live_nodes
 echo "tasks moved $((SECONDS - killed_at)) s after the crash"
 p2 n1 node ls
-p2 n1 service ps web --running
-echo "DNS answers only live tasks: $(on n1 dig +short "@$A1" web.p2p | tr '\n' ' ')"
+p2 n1 service ps demo-web --running
+echo "DNS answers only live tasks: $(on n1 dig +short "@$A1" demo-web.p2p | tr '\n' ' ')"
 
 step "Done. Explore:"
 cat <<MSG
   $P2 sandbox --name $NAME ls                       # hosts, addresses, sockets
   $P2 sandbox --name $NAME exec n1 -- $P2 status
-  $P2 sandbox --name $NAME exec n1 -- $P2 service ps web
-  $P2 sandbox --name $NAME exec n3 -- dig @$A1 web.p2p
+  $P2 sandbox --name $NAME exec n1 -- $P2 service ps demo-web
+  $P2 sandbox --name $NAME exec n3 -- dig @$A1 demo-web.p2p
+  $P2 sandbox --name $NAME exec n1 -- $P2 events       # then kill something in another terminal
   $P2 sandbox --name $NAME exec n1 -- docker ps
 Tear down (removes every namespace, link, dockerd and file the sandbox created):
   $P2 sandbox --name $NAME down
