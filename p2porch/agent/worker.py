@@ -29,6 +29,7 @@ ReportFn = Callable[[list[TaskReport]], Awaitable[None]]
 
 MAX_REPORT_BACKOFF_S = 5.0
 EVENTS_RECONNECT_S = 1.0
+EVENT_RECHECK_S = 0.3  # a second look after each engine event
 
 
 class NodeAgent:
@@ -181,17 +182,24 @@ class NodeAgent:
             try:
                 async with self.executor.open_events() as events:
                     self.poke()  # anything missed while not subscribed is found by this pass
-                    async for event in events:
-                        log.debug(
-                            "agent %s: docker event %s for task %s",
-                            self.node_name,
-                            event.action,
-                            event.task_id,
-                        )
-                        self.poke()
+                    async with trio.open_nursery() as later:
+                        async for event in events:
+                            log.debug(
+                                "agent %s: docker event %s for task %s",
+                                self.node_name,
+                                event.action,
+                                event.task_id,
+                            )
+                            self.poke()
+                            # Docker emits "die" before a listing shows the container stopped: look again.
+                            later.start_soon(self._poke_after, EVENT_RECHECK_S)
             except ExecutorError as exc:
                 log.warning("agent %s: docker events unavailable: %s", self.node_name, exc.message)
             await trio.sleep(EVENTS_RECONNECT_S)
+
+    async def _poke_after(self, delay_s: float) -> None:
+        await trio.sleep(delay_s)
+        self.poke()
 
     # ----- reports
     def _record(self, report: TaskReport) -> None:

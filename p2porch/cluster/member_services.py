@@ -39,7 +39,7 @@ from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore
 from ..scheduler import Orchestrator
-from .scheduling import node_status_updates, plan_round, service_spec
+from .scheduling import node_status_updates, plain_spec, plan_round, service_spec
 from .views import (
     dns_zone,
     gateway_of,
@@ -306,6 +306,28 @@ async def sync_node_statuses(manager: ClusterManager, state: ClusterState) -> bo
     return bool(updates)
 
 
+async def apply_update_failures(manager: ClusterManager, state: ClusterState, failures: list[Any]) -> None:
+    """A task of a rolling update failed: pause the update, or roll the service back, as configured."""
+    for service_id in sorted({f.service_id for f in failures}):
+        service = state.services.get(service_id)
+        if service is None or service.spec.get("update_paused"):
+            continue
+        action = next(f.action for f in failures if f.service_id == service_id)
+        previous = service.spec.get("previous_spec")
+        if action == "rollback" and previous:
+            spec = {**dict(previous), "previous_spec": plain_spec(service.spec)}
+            log.warning("update of %s failed: rolling back", service.name)
+        else:
+            spec = {**dict(service.spec), "update_paused": True}
+            log.warning("update of %s failed: paused", service.name)
+        try:
+            await manager.write(
+                C.update_service(time.time(), service_id, spec, service_version=service.version)
+            )
+        except (ConflictError, ProposalTimeout) as exc:
+            log.info("update failure action for %s not committed: %s", service.name, exc.message)
+
+
 async def wait_any(*waits: Callable[[], Awaitable[Any]]) -> None:
     """Return as soon as one of the waits returns."""
     async with trio.open_nursery() as nursery:
@@ -407,6 +429,9 @@ async def _run_scheduler(manager: ClusterManager) -> None:
             wake_at = plan.wake_at
             for service_id, error in plan.invalid_specs.items():
                 log.warning("service %s has an invalid spec, not scheduled: %s", service_id, error)
+            if plan.update_failures:
+                await apply_update_failures(manager, state, plan.update_failures)
+                continue  # the service changed: plan again on the new spec
             if plan.empty:
                 continue
             try:

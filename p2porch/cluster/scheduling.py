@@ -89,6 +89,7 @@ def orchestrator_task(task: TaskRecord) -> Task:
         created_at=task.created_at,
         started_at=task.started_at or None,
         healthy=None if health in ("", "starting") else health == "healthy",
+        health_starting=health == "starting",
         restart_history=task.restart_history,
     )
 

@@ -124,9 +124,13 @@ def docker(
 def docker_ping(paths: DockerdPaths) -> bool:
     if not os.path.exists(paths.socket):
         return False
-    return (
-        docker(paths, "version", "--format", "{{.Server.Version}}", check=False, timeout_s=10).returncode == 0
-    )
+    try:
+        return (
+            docker(paths, "version", "--format", "{{.Server.Version}}", check=False, timeout_s=10).returncode
+            == 0
+        )
+    except SandboxError:  # a dockerd still starting may not answer within the timeout: not up yet
+        return False
 
 
 def ensure_busybox_image(paths: DockerdPaths) -> None:

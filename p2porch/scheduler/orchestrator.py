@@ -62,6 +62,7 @@ class Task:
     started_at: float | None = None
     healthy: bool | None = None
     restart_history: tuple[float, ...] = ()
+    health_starting: bool = False  # has a health check that has not passed yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +171,7 @@ def _settled(task: Task, spec: ServiceSpec, now: float) -> bool:
     return (
         task.state == "running"
         and task.healthy is not False
+        and not task.health_starting
         and started is not None
         and now >= started + spec.update.monitor_s
     )
@@ -315,6 +317,17 @@ class Orchestrator:
                 t.node_id, spec
             )
 
+        unhealthy = [t for t in live if t.state == "running" and t.healthy is False]
+        if unhealthy and len(unhealthy) == len(live):
+            # An unhealthy task is a failed one: stop it and let the restart policy decide.
+            for t in unhealthy:
+                ctx.out.actions.append(ShutdownTask(t.task_id, "unhealthy"))
+            if spec.restart.condition == "none":
+                return None
+            self._create(
+                svc, slot, pin, ctx, "replace unhealthy task", unhealthy[0].restart_history + (ctx.now,)
+            )
+            return None
         if live:
             for t in ended:
                 ctx.out.actions.append(ShutdownTask(t.task_id, "superseded"))
@@ -329,7 +342,12 @@ class Orchestrator:
                 )
             )
             winner = live[0]
-            if winner.state == "running" and winner.healthy is not False and well_placed(winner):
+            if (
+                winner.state == "running"
+                and winner.healthy is not False
+                and not winner.health_starting
+                and well_placed(winner)
+            ):
                 for t in live[1:]:
                     ctx.out.actions.append(ShutdownTask(t.task_id, "superseded"))
             elif pin is None and not any(well_placed(t) for t in live):

@@ -368,11 +368,6 @@ def test_unhealthy_task_leaves_dns_answers(cluster):
         assert "(unhealthy)" in table, table
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unhealthy task is never replaced: Orchestrator._reconcile_key keeps a running task with "
-    "healthy=False as its slot's winner and creates no replacement",
-)
 def test_unhealthy_task_is_replaced(cluster):
     sb, nodes = cluster
     with service(sb, nodes, "sick2", "--replicas", "2", *HEALTH, *FAST_STOP, IMAGE, "sh", "-c", SICKEN):
@@ -683,3 +678,70 @@ def test_cut_off_node_keeps_running_then_stops_superseded_tasks_when_it_returns(
         assert sum(running_containers(nodes, "part").values()) == 3
         assert sorted(t["id"] for t in tasks(nodes[0], "part")) == sorted(t["id"] for t in after)
         assert extra_s < 20
+
+
+def test_start_first_update_of_a_single_health_checked_task_keeps_it_in_dns(cluster):
+    sb, nodes = cluster
+    health = ("--health-cmd", "test -f /www/index.html", "--health-interval", "1s", "--health-retries", "1")
+    order = ("--update-order", "start-first", "--update-parallelism", "1")
+    args = ["--replicas", "1", "--env", "V=1", *health, *order, *FAST_STOP, IMAGE, "sh", "-c", SERVE]
+    with service(sb, nodes, "solo", *args):
+        running_tasks(nodes[0], "solo", 1)
+        wait_for(lambda: len(dig_a(nodes[0].address, "solo.p2p")) == 1, 30, "solo healthy in DNS")
+
+        def on_v2() -> bool:
+            pages = pages_of(nodes[0], "solo", 1)
+            return (
+                pages == [p for p in pages if p.startswith("v=2 ")] != []
+                and sum(running_containers(nodes, "solo").values()) == 1
+            )
+
+        with Probe(nodes[0], nodes[0].address, "solo.p2p") as probe:
+            time.sleep(1)
+            result = cli(sb, "n2", "service", "update", "solo", "--env", "V=2", *order)
+            assert result.returncode == 0, result.stderr.decode()
+            wait_for(on_v2, 60, "solo on V=2")
+            wait_for(lambda: len(dig_a(nodes[0].address, "solo.p2p")) == 1, 30, "solo V=2 in DNS")
+            time.sleep(1)
+        outages = probe.outages()
+        gap_s = (outages[-1][0] - outages[0][0]) if outages else 0.0
+        print(
+            f"single-task start-first update: {len(outages)} of {len(probe.rounds)} probe rounds "
+            f"without a healthy task ({gap_s:.1f} s)"
+        )
+        assert len(probe.rounds) >= 10
+        assert outages == [], f"{len(outages)} probe rounds without a healthy task over {gap_s:.1f} s"
+
+
+def test_failing_update_rolls_back_with_failure_action_rollback(cluster):
+    sb, nodes = cluster
+    order = ("--update-order", "start-first", "--update-parallelism", "1", "--update-monitor", "5s")
+    args = ["--replicas", "2", "--env", "V=1", *order, *FAST_STOP, IMAGE, "sh", "-c", SERVE]
+    with service(sb, nodes, "bad", *args):
+        first = running_tasks(nodes[0], "bad", 2)
+        result = cli(
+            sb,
+            "n2",
+            "service",
+            "update",
+            "bad",
+            "--update-failure-action",
+            "rollback",
+            "--args",
+            "sh",
+            "-c",
+            "exit 7",
+        )
+        assert result.returncode == 0, result.stderr.decode()
+
+        def rolled_back():
+            view = cli_json(sb, "n1", "service", "inspect", "bad")
+            return view if view["spec"]["command"] == ["sh", "-c", SERVE] else None
+
+        started = time.monotonic()
+        view = wait_for(rolled_back, 30, "the failed update rolled back to the previous spec")
+        print(f"failed update rolled back after {time.monotonic() - started:.1f} s")
+        assert view["spec"]["env"] == {"V": "1"}
+        # The old tasks (start-first) served throughout and still do.
+        after = running_tasks(nodes[0], "bad", 2)
+        assert sorted(t["id"] for t in after) == sorted(t["id"] for t in first)
