@@ -29,6 +29,9 @@ import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import benchkit  # noqa: E402
+from benchkit import client, init_and_join  # noqa: E402
+
 from p2porch.errors import SandboxError  # noqa: E402
 from p2porch.sandbox.dockerd import docker, docker_ping, start_dockerd  # noqa: E402
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode  # noqa: E402
@@ -44,30 +47,16 @@ TARGET_REPLACED_S = 5.0  # issue 7
 TARGET_LEADER_S = 2.0
 
 
-def client(node: SandboxNode) -> httpx.Client:
-    return httpx.Client(
-        transport=httpx.HTTPTransport(uds=node.p2porch_socket), base_url="http://p2porch/v1", timeout=10
-    )
-
-
 def get(node: SandboxNode, path: str, **params: str) -> Any:
-    with client(node) as c:
+    with client(node, timeout_s=10) as c:
         response = c.get(path, params=params)
         response.raise_for_status()
         return response.json()
 
 
 def wait_until(predicate, timeout_s: float, what: str, poll_s: float = POLL_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-        except (httpx.HTTPError, OSError, KeyError, SandboxError, subprocess.TimeoutExpired):
-            result = None
-        if result:
-            return result
-        time.sleep(poll_s)
-    raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    retry_on = (httpx.HTTPError, OSError, KeyError, SandboxError, subprocess.TimeoutExpired)
+    return benchkit.wait_until(predicate, timeout_s, what, poll_s, retry_on)
 
 
 def dig_a(server: str, name: str) -> set[str]:
@@ -84,15 +73,7 @@ def dig_a(server: str, name: str) -> set[str]:
 
 
 def form_cluster(sb: Sandbox, nodes: list[SandboxNode]) -> None:
-    p2porch = [sys.executable, "-m", "p2porch"]
-    init = sb.exec("n1", [*p2porch, "--json", "init"], capture=True)
-    if init.returncode != 0:
-        raise RuntimeError(f"init failed: {init.stderr.decode()}")
-    token = json.loads(init.stdout)["token"]
-    for node in nodes[1:]:
-        joined = sb.exec(node.name, [*p2porch, "join", nodes[0].address, "--token", token], capture=True)
-        if joined.returncode != 0:
-            raise RuntimeError(f"join of {node.name} failed: {joined.stderr.decode()}")
+    init_and_join(sb, nodes)
     wait_until(lambda: all_ready(nodes[0], len(nodes)), 90, "all nodes ready", 0.2)
 
 
@@ -144,7 +125,7 @@ def create_service(nodes: list[SandboxNode]) -> None:
         "command": ["sh", "-c", SERVE],
         "stop_grace_period": "1s",
     }
-    with client(nodes[0]) as c:
+    with client(nodes[0], timeout_s=10) as c:
         c.post(f"/services/{SERVICE}/scale", json={"replicas": 0})
         wait_until(lambda: all(running_containers(n) == 0 for n in nodes), 60, "old tasks gone", 0.2)
         c.delete(f"/services/{SERVICE}")

@@ -25,6 +25,9 @@ import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import benchkit  # noqa: E402
+from benchkit import client, init_and_join  # noqa: E402
+
 from p2porch.sandbox.dockerd import docker  # noqa: E402
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode  # noqa: E402
 
@@ -34,35 +37,12 @@ BASELINE_LABEL = "p2be.baseline=1"
 POLL_S = 0.02
 
 
-def client(node: SandboxNode) -> httpx.Client:
-    return httpx.Client(
-        transport=httpx.HTTPTransport(uds=node.p2porch_socket), base_url="http://p2porch/v1", timeout=30
-    )
-
-
 def wait_until(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-        except (httpx.HTTPError, OSError):
-            result = None
-        if result:
-            return result
-        time.sleep(POLL_S)
-    raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    return benchkit.wait_until(predicate, timeout_s, what, POLL_S)
 
 
 def form_cluster(sb: Sandbox, nodes: list[SandboxNode]) -> None:
-    p2porch = [sys.executable, "-m", "p2porch"]
-    init = sb.exec("n1", [*p2porch, "--json", "init"], capture=True)
-    if init.returncode != 0:
-        raise RuntimeError(f"init failed: {init.stderr.decode()}")
-    token = json.loads(init.stdout)["token"]
-    for node in nodes[1:]:
-        joined = sb.exec(node.name, [*p2porch, "join", nodes[0].address, "--token", token], capture=True)
-        if joined.returncode != 0:
-            raise RuntimeError(f"join of {node.name} failed: {joined.stderr.decode()}")
+    init_and_join(sb, nodes)
     with client(nodes[0]) as api:
 
         def ready():
