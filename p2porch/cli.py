@@ -99,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave even if the cluster cannot be told, or this is the last node",
     )
+    recover = command(
+        "recover",
+        "After losing the Raft quorum: restart the cluster from this node's state as its only voter",
+        cmd_recover,
+    )
+    recover.add_argument(
+        "--force-new-cluster",
+        action="store_true",
+        help="required: other nodes' unreplicated writes are lost; they rejoin as replicas",
+    )
     command("events", "Stream cluster events: nodes, leader, services, tasks", cmd_events)
     token = command("token", "Show the join token and join command", cmd_token)
     token.add_argument(
@@ -425,6 +435,25 @@ def cmd_join(args: argparse.Namespace) -> int:
 def cmd_leave(args: argparse.Namespace) -> int:
     result = client_for(args).post("/cluster/leave", {"force": args.force})
     emit(args, result, lambda d: f"This node left cluster {d['left']}.")
+    return EXIT_OK
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    if not args.force_new_cluster:
+        raise UsageError(
+            "recover: this discards every other node's Raft log; confirm with --force-new-cluster",
+            field="--force-new-cluster",
+        )
+    result = client_for(args).post("/cluster/recover", {"force_new_cluster": True})
+    emit(
+        args,
+        result,
+        lambda d: (
+            f"Cluster {d['cluster_id']} restarted from this node's state (version {d['state_version']}, "
+            f"{d['nodes']} nodes) as its only voter, Raft generation {d['generation']}.\n"
+            f"Other nodes rejoin as replicas when they come back; the old log is in {d['old_raft_log']}."
+        ),
+    )
     return EXIT_OK
 
 

@@ -250,6 +250,9 @@ def _describe(s: dict[str, Any]) -> str:
             f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])} CPU, "
             f"{format_bytes(spec['reserve_memory_bytes'])}"
         )
+    rebalance = s.get("rebalance", "off")
+    if rebalance != "off" or s.get("moving"):
+        lines.append(f"Rebalance: {rebalance}, {s.get('moving', 0)} task(s) moving")
     for p in s["pending"]:
         lines.append(f"Pending:   {p['count']} task(s): {p['explanation']}")
     return "\n".join(lines)
@@ -277,6 +280,15 @@ def cmd_service_rollback(args: argparse.Namespace) -> int:
         args,
         client_for(args).post(f"/services/{args.service}/rollback"),
         lambda s: f"{s['name']} rolled back",
+    )
+    return EXIT_OK
+
+
+def cmd_service_rebalance(args: argparse.Namespace) -> int:
+    emit(
+        args,
+        client_for(args).post(f"/services/{args.service}/rebalance"),
+        lambda s: f"{s['name']}: rebalance requested (moves are start-first, one task at a time)",
     )
     return EXIT_OK
 
@@ -335,6 +347,11 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     action("rollback", "Return a service to its previous spec", cmd_service_rollback).add_argument(
         "service", metavar="SERVICE"
     )
+    action(
+        "rebalance",
+        "Move tasks onto nodes that joined or returned, start-first, one at a time",
+        cmd_service_rebalance,
+    ).add_argument("service", metavar="SERVICE")
     action("rm", "Remove services and their tasks", cmd_service_rm).add_argument(
         "services", nargs="+", metavar="SERVICE"
     )

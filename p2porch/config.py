@@ -175,6 +175,7 @@ class RaftConfig:
     large_cluster_nodes: int = _opt(7, _positive, kind=int)
     commit_timeout_s: float = _opt(5.0, _positive)
     tick_s: float = _opt(0.005, _positive)
+    replace_dead_voter_s: float = _opt(5.0, _non_negative)  # autopilot: a voter down this long is replaced
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,7 @@ class SchedulerConfig:
     """Leader-side orchestration settings."""
 
     down_grace_s: float = _opt(1.0, _non_negative)
+    rebalance_max_moves: int = _opt(2, _positive, kind=int)  # rebalance moves in flight, cluster-wide
 
 
 @dataclass(frozen=True)

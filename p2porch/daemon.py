@@ -24,6 +24,7 @@ from .api.server import Endpoint, serve_api
 from .cluster.manager import ClusterManager
 from .cluster.member_services import (
     serve_agent,
+    serve_autopilot,
     serve_cluster_dns,
     serve_gossip_membership,
     serve_overlay,
@@ -106,6 +107,7 @@ class Daemon:
                 ("dns", serve_cluster_dns),
                 ("agent", serve_agent),
                 ("scheduler", serve_scheduler),
+                ("autopilot", serve_autopilot),
             ],
         )
         self.services = ServiceOps(self.cluster)
@@ -181,6 +183,12 @@ class Daemon:
             Endpoint("POST", "/cluster/init", lambda b, p: cluster.init(_node_body(b)), "Create a cluster"),
             Endpoint("POST", "/cluster/join", lambda b, p: cluster.join(_node_body(b)), "Join a cluster"),
             Endpoint("POST", "/cluster/leave", lambda b, p: cluster.leave(b), "Leave the cluster"),
+            Endpoint(
+                "POST",
+                "/cluster/recover",
+                lambda b, p: cluster.recover(b),
+                "After quorum loss: restart the cluster from this node's state as its only voter",
+            ),
             Endpoint("GET", "/token", self.api_token, "The current join token"),
             Endpoint("POST", "/token", self.api_token, 'Rotate the join token with {"rotate": true}'),
             Endpoint("GET", "/nodes", self.api_nodes, "List the cluster's nodes"),
@@ -221,6 +229,9 @@ class Daemon:
         async def rollback(body: dict[str, Any], params: dict[str, str]) -> Any:
             return await ops.rollback(params["service"])
 
+        async def rebalance(body: dict[str, Any], params: dict[str, str]) -> Any:
+            return await ops.rebalance(params["service"])
+
         async def remove(body: dict[str, Any], params: dict[str, str]) -> Any:
             return await ops.remove(params["service"])
 
@@ -242,6 +253,9 @@ class Daemon:
             Endpoint("POST", "/services/{service}/update", update, "Change some fields of a service's spec"),
             Endpoint("POST", "/services/{service}/scale", scale, "Set a replicated service's replicas"),
             Endpoint("POST", "/services/{service}/rollback", rollback, "Go back to the previous spec"),
+            Endpoint(
+                "POST", "/services/{service}/rebalance", rebalance, "Spread tasks onto nodes that joined"
+            ),
             Endpoint("DELETE", "/services/{service}", remove, "Remove a service and its tasks"),
             Endpoint(
                 "GET",

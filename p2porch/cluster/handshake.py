@@ -2,7 +2,9 @@
 
 Messages (maps, carried as wire frames by the shell):
 
-1. joiner -> member ``hello``:     ``{cluster_id, nonce_j}``
+1. joiner -> member ``hello``:     ``{cluster_id, nonce_j[, as: "member"]}`` (``as: member``: a
+   member's own request, keyed with the cluster token every member holds, which a join token
+   rotation does not change; otherwise keyed with the current join token)
 2. member -> joiner ``challenge``: ``{nonce_s, proof_s = HMAC(join_key, "member" | nonce_j | nonce_s)}``
    The joiner checks ``proof_s``: the member holds the token, so this is the cluster the token names.
 3. joiner -> member ``request``:   ``{proof_j = HMAC(join_key, "joiner" | nonce_j | nonce_s), sealed}``
@@ -77,16 +79,21 @@ def _field(msg: Any, name: str, kind: type, size: int | None = None) -> Any:
 class JoinerHandshake:
     """The joining node's side. Owns its nonces and session key; never sends the token."""
 
-    def __init__(self, token: JoinToken, nonce: bytes, iv: bytes) -> None:
+    def __init__(self, token: JoinToken, nonce: bytes, iv: bytes, *, member: bool = False) -> None:
         self._token = token
         self._join_key = token.join_key
         self._nonce_j = nonce
         self._iv = iv
+        self._member = member
         self._session: bytes | None = None
         self._items_received = 0
 
     def hello(self) -> dict[str, Any]:
-        return {"cluster_id": self._token.cluster_id, "nonce_j": self._nonce_j}
+        """``as: member`` asks the peer to key the session with the cluster token, not the join token."""
+        hello: dict[str, Any] = {"cluster_id": self._token.cluster_id, "nonce_j": self._nonce_j}
+        if self._member:
+            hello["as"] = "member"
+        return hello
 
     def on_challenge(self, msg: Any, request: dict[str, Any]) -> dict[str, Any]:
         """Verify the member's proof, then return the sealed request message."""

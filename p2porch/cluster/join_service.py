@@ -2,8 +2,10 @@
 
 Owns the listening socket (bound to the advertise address only), length-prefixed wire framing and
 counting/dropping bad connections. A verified request is either a join (one sealed reply, from the
-caller's ``handle``) or a stream (``op`` in ``streams``: sealed items, then ``end``), e.g. a peer
-asking for this node's task logs. This module never touches cluster state itself.
+caller's ``handle``), a member request (``op`` in ``member_ops``, one sealed reply; only on sessions
+keyed with the cluster token, e.g. a restarted node asking whether it is still a voter) or a stream
+(``op`` in ``streams``: sealed items, then ``end``), e.g. a peer asking for this node's task logs.
+This module never touches cluster state itself.
 """
 
 from __future__ import annotations
@@ -68,11 +70,15 @@ class JoinService:
         handle: JoinHandler,
         *,
         streams: dict[str, StreamHandler] | None = None,
+        member_ops: dict[str, JoinHandler] | None = None,
+        get_member_token: Callable[[], JoinToken | None] | None = None,
         timeout_s: float = 30.0,
     ) -> None:
         self._get_token = get_token
+        self._get_member_token = get_member_token or get_token
         self._handle = handle
         self.streams = dict(streams or {})
+        self.member_ops = dict(member_ops or {})
         self._timeout_s = timeout_s
         self.metrics = {"accepted": 0, "refused": 0, "garbage": 0, "failed": 0, "streams": 0}
 
@@ -92,13 +98,18 @@ class JoinService:
                 verified = await self._verify(stream)
             if verified is None:
                 return
-            member, request = verified
-            stream_handler = self.streams.get(str(request.get("op", "")))
+            member, request, as_member = verified
+            op = str(request.get("op", ""))
+            stream_handler = self.streams.get(op)
             if stream_handler is not None:
                 await self._stream(stream, member, stream_handler, request)
-            else:
-                with trio.move_on_after(self._timeout_s):
-                    await self._join(stream, member, request)
+                return
+            handler = self.member_ops.get(op) if as_member else self._handle
+            with trio.move_on_after(self._timeout_s):
+                if handler is None:
+                    await send_frame(stream, "error", {"error": f"unknown member request {op!r}"})
+                else:
+                    await self._reply(stream, member, handler, request)
         except (WireError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.metrics["garbage"] += 1
             log.debug("dropped bad join connection: %s", exc)
@@ -108,15 +119,18 @@ class JoinService:
         finally:
             await stream.aclose()
 
-    async def _verify(self, stream: trio.SocketStream) -> tuple[MemberHandshake, dict[str, Any]] | None:
-        """Run the handshake; returns the verified request, or None after telling the peer why not."""
-        token = self._get_token()
+    async def _verify(self, stream: trio.SocketStream) -> tuple[MemberHandshake, dict[str, Any], bool] | None:
+        """Run the handshake; returns the verified request and whether it came keyed as a member's,
+        or None after telling the peer why not."""
+        hello = await receive_frame(stream, "hello")
+        as_member = isinstance(hello, dict) and hello.get("as") == "member"
+        token = self._get_member_token() if as_member else self._get_token()
         if token is None:
             await send_frame(stream, "error", {"error": "this node is not part of a cluster yet"})
             return None
         member = MemberHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12))
         try:
-            challenge = member.on_hello(await receive_frame(stream, "hello"))
+            challenge = member.on_hello(hello)
             await send_frame(stream, "challenge", challenge)
             request = member.on_request(await receive_frame(stream, "request"))
         except AuthError as exc:
@@ -124,13 +138,17 @@ class JoinService:
             log.warning("refused a join attempt: %s", exc.message)
             await send_frame(stream, "error", {"error": exc.message})
             return None
-        return member, request
+        return member, request, as_member
 
-    async def _join(
-        self, stream: trio.SocketStream, member: MemberHandshake, request: dict[str, Any]
+    async def _reply(
+        self,
+        stream: trio.SocketStream,
+        member: MemberHandshake,
+        handler: JoinHandler,
+        request: dict[str, Any],
     ) -> None:
         try:
-            reply = await self._handle(request)
+            reply = await handler(request)
         except P2POrchError as exc:
             self.metrics["failed"] += 1
             await send_frame(stream, "error", {"error": exc.message})
@@ -157,10 +175,19 @@ class JoinService:
 
 
 async def request_join(
-    host: str, port: int, token: JoinToken, request: dict[str, Any], *, timeout_s: float = 30.0
+    host: str,
+    port: int,
+    token: JoinToken,
+    request: dict[str, Any],
+    *,
+    timeout_s: float = 30.0,
+    member: bool = False,
 ) -> dict[str, Any]:
-    """Run the joiner's side against ``host:port``; returns the member's decrypted reply."""
-    joiner = JoinerHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12))
+    """Run the joiner's side against ``host:port``; returns the member's decrypted reply.
+
+    ``member``: the request is a member's own (``op`` in the peer's ``member_ops``), keyed with the
+    cluster token ``token``."""
+    joiner = JoinerHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12), member=member)
     try:
         with trio.fail_after(timeout_s):
             stream = await trio.open_tcp_stream(host, port)

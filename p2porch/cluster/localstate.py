@@ -28,6 +28,7 @@ class LocalClusterState:
     role: str  # voter | replica (how the Raft store starts)
     raft_addr: str  # this node's Raft address ip:port
     voters: tuple[str, ...]  # Raft voters known when this file was written
+    generation: int = 0  # Raft generation: bumped by `p2porch recover --force-new-cluster`
 
     @property
     def advertise_addr(self) -> str:

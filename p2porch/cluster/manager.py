@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from ..errors import AuthError, ConfigError, ConflictError, NotFoundError, P2POr
 from ..raft import commands as C
 from ..raft.state import ClusterState, NodeRecord
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
-from . import localstate
+from . import localstate, voter_role
+from .autopilot import voters_target
 from .events import describe_change, leader_event
 from .join_service import JoinService, request_join, request_stream
 from .localstate import LocalClusterState
@@ -38,12 +40,7 @@ RAFT_DIR = "raft"
 LEADER_POLL_S = 0.5  # how often the event stream checks for a leader change
 LEAVE_STOP_GRACE_S = 3.0  # how long a leaving node's containers get to stop
 MemberService = Callable[..., Awaitable[None]]
-
-
-def voters_target(config: Config, node_count: int) -> int:
-    """How many voters a cluster of ``node_count`` nodes should have (never more than it has)."""
-    wanted = config.raft.voters_large if node_count >= config.raft.large_cluster_nodes else config.raft.voters
-    return min(wanted, node_count)
+StorePreparation = Callable[[RaftStore], Awaitable[None]]
 
 
 def guess_advertise_addr() -> str:
@@ -94,7 +91,11 @@ class ClusterManager:
         self.local: LocalClusterState | None = localstate.load(self.data_dir)
         self.store: RaftStore | None = None
         self.join_service = JoinService(
-            self.current_token, self._handle_join, streams={"logs": self._serve_logs}
+            self.current_token,
+            self._handle_join,
+            streams={"logs": self._serve_logs},
+            member_ops={"membership": self._answer_membership},
+            get_member_token=lambda: self.local.cluster_token if self.local is not None else None,
         )
         self._member_services = list(member_services or [])
         self._nursery: trio.Nursery | None = None
@@ -115,6 +116,7 @@ class ClusterManager:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if self.local is not None:
+                self.local = await self._role_on_return(self.local)
                 log.info(
                     "rejoining cluster %s as %s (%s)",
                     self.local.cluster_id,
@@ -125,7 +127,7 @@ class ClusterManager:
             task_status.started()
             await trio.sleep_forever()
 
-    async def _start_member(self, local: LocalClusterState) -> None:
+    async def _start_member(self, local: LocalClusterState, prepare: StorePreparation | None = None) -> None:
         assert self._nursery is not None
         scope = trio.CancelScope()
         done = trio.Event()
@@ -134,7 +136,7 @@ class ClusterManager:
         async def member(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             try:
                 with scope:
-                    await self._run_member(local, task_status)
+                    await self._run_member(local, task_status, prepare)
             finally:
                 self.store = None
                 done.set()
@@ -147,6 +149,106 @@ class ClusterManager:
             await self._member_done.wait()
         self._member_scope = self._member_done = None
 
+    async def _role_on_return(self, local: LocalClusterState) -> LocalClusterState:
+        """A restarting voter asks its peers whether it still is one (see voter_role.py)."""
+        checked = await voter_role.role_on_return(local, self.config.join.port or 7948)
+        if checked != local:
+            self._set_aside_old_generation(local, checked)
+            localstate.save(self.data_dir, checked)
+        return checked
+
+    def _set_aside_old_generation(self, old: LocalClusterState, new: LocalClusterState) -> None:
+        """A forced recovery started a new Raft log: keep this node's old one aside, start empty."""
+        if new.generation != old.generation and self.raft_dir.exists():
+            aside = self.raft_dir.with_name(f"{RAFT_DIR}.generation-{old.generation}-{int(time.time())}")
+            self.raft_dir.rename(aside)
+            log.warning(
+                "the cluster was recovered (generation %d): old Raft log kept in %s", new.generation, aside
+            )
+
+    async def _answer_membership(self, request: dict[str, Any]) -> dict[str, Any]:
+        return voter_role.membership_answer(self, request)
+
+    def switch_role_soon(self, local: LocalClusterState) -> None:
+        """Restart the member services with the store in ``local.role`` (called from inside them)."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._switch_role, local)
+
+    async def _switch_role(self, local: LocalClusterState) -> None:
+        async with self._lock:
+            if self.local is None or self.local.node_id != local.node_id:
+                return  # left meanwhile
+            await self._stop_member()
+            self._set_aside_old_generation(self.local, local)
+            localstate.save(self.data_dir, local)
+            self.local = local
+            await self._start_member(local)
+            log.info("running as %s now (generation %d)", local.role, local.generation)
+
+    async def recover(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``recover --force-new-cluster``: after quorum loss, restart the cluster from this node's state
+        as its only voter, in a new Raft generation (see docs/failure-model.md for the risks)."""
+        if not body.get("force_new_cluster"):
+            raise ConfigError(
+                "recover discards the Raft log of every other node and keeps only this node's state: "
+                "confirm with --force-new-cluster",
+                field="--force-new-cluster",
+            )
+        async with self._lock:
+            if self.local is None:
+                raise ConflictError("this node is not part of a cluster", field="cluster")
+            store = self.require_store()
+            status, state = store.status(), store.snapshot()
+            if status.has_quorum:
+                raise ConflictError(
+                    f"the cluster has a quorum (leader {status.leader}): recovering would throw its "
+                    "log away; nothing was changed",
+                    field="--force-new-cluster",
+                )
+            if not state.initialized:
+                raise ConflictError("this node holds no cluster state to recover from", field="cluster")
+            old = self.local
+            new = replace(old, role="voter", voters=(old.raft_addr,), generation=state.generation + 1)
+            data = state.to_dict()
+            data["nodes"] = [
+                {**n, "role": "voter" if n["node_id"] == old.node_id else "replica"} for n in data["nodes"]
+            ]
+            now = time.time()
+
+            async def restore(fresh: RaftStore) -> None:
+                await fresh.wait_leader(timeout_s=15)
+                await fresh.write(C.restore_state(now, data), timeout_s=self.config.raft.commit_timeout_s)
+
+            await self._stop_member()
+            backup = self.raft_dir.with_name(f"{RAFT_DIR}.before-recovery-{int(now)}")
+            self.raft_dir.rename(backup)
+            try:
+                self.local = new
+                await self._start_member(new, prepare=restore)
+            except BaseException:
+                with trio.CancelScope(shield=True):  # put everything back as it was
+                    await self._stop_member()
+                    shutil.rmtree(self.raft_dir, ignore_errors=True)
+                    backup.rename(self.raft_dir)
+                    self.local = old
+                    await self._start_member(old)
+                raise
+            localstate.save(self.data_dir, new)
+            log.warning(
+                "recovered cluster %s from this node's state as its only voter (generation %d); "
+                "old Raft log kept in %s",
+                new.cluster_id,
+                new.generation,
+                backup,
+            )
+            return {
+                "cluster_id": new.cluster_id,
+                "generation": new.generation,
+                "state_version": state.version,
+                "nodes": len(state.nodes),
+                "old_raft_log": str(backup),
+            }
+
     def gossip_states(self) -> dict[str, str]:
         """``node id -> alive | suspect | dead | left`` as this node's gossip sees it ({} before it runs)."""
         gossip = self.gossip
@@ -158,23 +260,31 @@ class ClusterManager:
         """Node ids that gossip currently considers dead (the overlay stops programming them)."""
         return {node_id for node_id, state in self.gossip_states().items() if state == "dead"}
 
-    async def _run_member(self, local: LocalClusterState, task_status: trio.TaskStatus[None]) -> None:
+    async def _run_member(
+        self,
+        local: LocalClusterState,
+        task_status: trio.TaskStatus[None],
+        prepare: StorePreparation | None = None,
+    ) -> None:
         self.overlay_ready = trio.Event()
         self.health = {}
         store_config = StoreConfig(
             self_addr=local.raft_addr if local.role == "voter" else None,
             voters=local.voters,
             data_dir=self.raft_dir,
-            password=local.cluster_token.raft_password,
+            password=local.cluster_token.raft_password(local.generation),
             tick_period_s=self.config.raft.tick_s,
         )
         async with open_raft_store(store_config) as store, trio.open_nursery() as nursery:
             self.store = store
+            if prepare is not None:  # before any member service sees the store
+                await prepare(store)
             if self.config.join.port:
                 await nursery.start(self.join_service.serve, local.advertise_addr, self.config.join.port)
             for name, service in self._member_services:
                 await nursery.start(service, self)
                 log.info("started %s", name)
+            nursery.start_soon(voter_role.watch_role, self, local)
             task_status.started()
             await trio.sleep_forever()
 
@@ -344,7 +454,7 @@ class ClusterManager:
         """Leave the cluster: stop this node's tasks and overlay, tell the cluster, stop the store.
 
         The final write marks the node ``left``; the store stops right after it, so this node can never
-        campaign once the leader has dropped it from the voters (see ``remove_departed_voters``).
+        campaign once the leader has dropped it from the voters (see ``autopilot.py``).
         """
         force = bool(body.get("force"))
         async with self._lock:

@@ -39,6 +39,8 @@ from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore
 from ..scheduler import Orchestrator
+from . import voter_role
+from .autopilot import VoterChange, next_voter_change, voters_target
 from .scheduling import node_status_updates, plain_spec, plan_round, service_spec
 from .views import (
     dns_zone,
@@ -279,19 +281,6 @@ async def serve_scheduler(
     await supervise(manager, "scheduler", partial(_run_scheduler, manager))
 
 
-async def remove_departed_voters(store: RaftStore, state: ClusterState) -> None:
-    """Leader only: drop Raft voters whose node left or was removed (a lost leave request, a node rm)."""
-    live = {n.raft_addr for n in state.nodes.values() if n.status != "left"}
-    for addr in store.status().voters:
-        if addr not in live and addr != store.config.self_addr:
-            try:
-                await store.remove_voter(addr)
-                log.info("removed voter %s: its node is gone", addr)
-            except RaftError as exc:
-                log.warning("removing departed voter %s failed: %s", addr, exc.message)
-            return  # one membership change at a time
-
-
 async def sync_node_statuses(manager: ClusterManager, state: ClusterState) -> bool:
     """Leader only: write node statuses that gossip contradicts (ready <-> down); True if any changed."""
     updates = node_status_updates(state, manager.gossip_states())
@@ -328,6 +317,22 @@ async def apply_update_failures(manager: ClusterManager, state: ClusterState, fa
             log.info("update failure action for %s not committed: %s", service.name, exc.message)
 
 
+async def finish_rebalance_requests(
+    manager: ClusterManager, state: ClusterState, service_ids: list[str]
+) -> None:
+    """Clear `service rebalance` requests of services found balanced."""
+    for service_id in service_ids:
+        service = state.services[service_id]
+        spec = {k: v for k, v in service.spec.items() if k != "rebalance_requested"}
+        log.info("rebalance of %s done", service.name)
+        try:
+            await manager.write(
+                C.update_service(time.time(), service_id, spec, service_version=service.version)
+            )
+        except (ConflictError, ProposalTimeout) as exc:
+            log.info("clearing the rebalance request of %s not committed: %s", service.name, exc.message)
+
+
 async def wait_any(*waits: Callable[[], Awaitable[Any]]) -> None:
     """Return as soon as one of the waits returns."""
     async with trio.open_nursery() as nursery:
@@ -338,6 +343,74 @@ async def wait_any(*waits: Callable[[], Awaitable[Any]]) -> None:
 
         for wait in waits:
             nursery.start_soon(one, wait)
+
+
+async def serve_autopilot(
+    manager: ClusterManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """While this node leads Raft: keep the configured number of healthy voters (see autopilot.py)."""
+    task_status.started()
+    await supervise(manager, "autopilot", partial(_run_autopilot, manager))
+
+
+AUTOPILOT_CHECK_S = 0.5
+
+
+async def _run_autopilot(manager: ClusterManager) -> None:
+    store = manager.require_store()
+    while True:
+        await trio.sleep(AUTOPILOT_CHECK_S)
+        status = store.status()
+        if not status.is_leader or store.config.self_addr is None:
+            continue
+        state = store.snapshot()
+        live = [n for n in state.nodes.values() if n.status != "left"]
+        alive = {node_id for node_id, seen in manager.gossip_states().items() if seen == "alive"}
+        change = next_voter_change(
+            state.nodes.values(),
+            status.voters,
+            alive,
+            time.time(),
+            target=voters_target(manager.config, len(live)),
+            grace_s=manager.config.raft.replace_dead_voter_s,
+            self_addr=store.config.self_addr,
+        )
+        if change is not None:
+            await apply_voter_change(manager, store, state, change)
+
+
+async def apply_voter_change(
+    manager: ClusterManager, store: RaftStore, state: ClusterState, change: VoterChange
+) -> None:
+    """Carry out one autopilot step; a failure is logged and the next check decides again."""
+    if change.kind == "add":
+        # Adding a voter that does not run as one yet would stall commits (1 -> 2 voters needs both).
+        assert change.node_id is not None
+        answer = await voter_role.ask_node(manager, state.nodes[change.node_id].addr)
+        if answer is None or (answer.get("running_role"), answer.get("running_generation")) != (
+            "voter",
+            state.generation,
+        ):
+            log.info(
+                "autopilot: waiting for %s to run as a voter of generation %d", change.addr, state.generation
+            )
+            return
+    log.warning("autopilot: %s %s (%s)", change.kind, change.addr, change.reason)
+    try:
+        if change.kind == "add":
+            await store.add_voter(change.addr, timeout_s=15)
+        elif change.kind == "remove":
+            await store.remove_voter(change.addr)
+        else:
+            assert change.node_id is not None
+            node = state.nodes[change.node_id]
+            role = "voter" if change.kind == "promote" else "replica"
+            await manager.write(
+                C.update_node(time.time(), node.node_id, role=role, node_version=node.version)
+            )
+    except (RaftError, ConflictError, ProposalTimeout) as exc:
+        log.warning("autopilot: %s %s failed: %s", change.kind, change.addr, exc.message)
+        await trio.sleep(1.0)
 
 
 async def serve_gossip_membership(
@@ -421,17 +494,21 @@ async def _run_scheduler(manager: ClusterManager) -> None:
                 wake_at = None
                 continue
             state = store.snapshot()
-            await remove_departed_voters(store, state)
             if await sync_node_statuses(manager, state):
                 continue  # the status writes change the state: plan on the new one
             now = time.time()
-            plan = plan_round(state, now, orchestrator)
+            plan = plan_round(
+                state, now, orchestrator, rebalance_max_moves=manager.config.scheduler.rebalance_max_moves
+            )
             wake_at = plan.wake_at
             for service_id, error in plan.invalid_specs.items():
                 log.warning("service %s has an invalid spec, not scheduled: %s", service_id, error)
             if plan.update_failures:
                 await apply_update_failures(manager, state, plan.update_failures)
                 continue  # the service changed: plan again on the new spec
+            if plan.rebalanced:
+                await finish_rebalance_requests(manager, state, plan.rebalanced)
+                continue  # the services changed: plan again on the new specs
             if plan.empty:
                 continue
             try:

@@ -27,6 +27,7 @@ from ..scheduler import (
     schedule,
 )
 from ..scheduler.orchestrator import TERMINAL_STATES
+from ..scheduler.rebalance import plan_rebalance
 
 HISTORY_PER_SLOT = 3  # finished tasks kept per slot for `service ps`
 
@@ -39,6 +40,7 @@ class Round:
     update_failures: list[UpdateFailed] = field(default_factory=list)
     wake_at: float | None = None
     invalid_specs: dict[str, str] = field(default_factory=dict)  # service id -> error
+    rebalanced: list[str] = field(default_factory=list)  # services whose `service rebalance` is done
 
     @property
     def empty(self) -> bool:
@@ -46,7 +48,7 @@ class Round:
 
 
 # Keys p2porch keeps in a stored service spec beside the user's fields.
-BOOKKEEPING_KEYS = ("previous_spec", "update_paused")
+BOOKKEEPING_KEYS = ("previous_spec", "update_paused", "rebalance_requested")
 
 
 def plain_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -91,6 +93,7 @@ def orchestrator_task(task: TaskRecord) -> Task:
         healthy=None if health in ("", "starting") else health == "healthy",
         health_starting=health == "starting",
         restart_history=task.restart_history,
+        move_to=task.move_to,
     )
 
 
@@ -99,7 +102,9 @@ def occupies_node(task: TaskRecord) -> bool:
     return task.node_id is not None and (task.desired_state == "running" or task.state not in TERMINAL_STATES)
 
 
-def plan_round(state: ClusterState, now: float, orchestrator: Orchestrator) -> Round:
+def plan_round(
+    state: ClusterState, now: float, orchestrator: Orchestrator, *, rebalance_max_moves: int = 1
+) -> Round:
     out = Round()
     specs: dict[str, ServiceSpec] = {}
     services = []
@@ -115,7 +120,8 @@ def plan_round(state: ClusterState, now: float, orchestrator: Orchestrator) -> R
         )
     tasks = list(state.tasks.values())
     nodes = [scheduler_node(n) for n in state.nodes.values()]
-    reconciliation = orchestrator.reconcile(services, [orchestrator_task(t) for t in tasks], nodes, now)
+    task_views = [orchestrator_task(t) for t in tasks]
+    reconciliation = orchestrator.reconcile(services, task_views, nodes, now)
     out.update_failures = list(reconciliation.events)
     out.wake_at = reconciliation.wake_at
 
@@ -194,7 +200,32 @@ def plan_round(state: ClusterState, now: float, orchestrator: Orchestrator) -> R
                 C.task_put(replace(t, message=result.unschedulable[t.task_id]), task_version=t.version)
             )
     out.items.extend(forget_finished(state, shutdown_ids | set(new_records)))
+
+    wanted = {
+        s.service_id
+        for s in state.services.values()
+        if s.service_id in specs and (specs[s.service_id].rebalance or s.spec.get("rebalance_requested"))
+    }
+    if wanted:
+        rebalance = plan_rebalance(
+            services, task_views, nodes, placed, now, wanted=wanted, max_moves=rebalance_max_moves
+        )
+        touched = result_ids(out)  # one write per task per round: a second would conflict
+        moves: dict[str, str | None] = {m.task_id: m.to_node for m in rebalance.moves}
+        moves.update((task_id, None) for task_id in rebalance.cancels)
+        for task_id, target in moves.items():
+            t = state.tasks[task_id]
+            if task_id not in touched:
+                out.items.append(C.task_put(replace(t, move_to=target), task_version=t.version))
+        out.rebalanced = sorted(
+            sid for sid in rebalance.balanced if state.services[sid].spec.get("rebalance_requested")
+        )
     return out
+
+
+def result_ids(round_: Round) -> set[str]:
+    """Task ids some item of ``round_`` already writes or removes."""
+    return {item["task"]["task_id"] if item["op"] == "put" else item["task_id"] for item in round_.items}
 
 
 def forget_finished(state: ClusterState, busy: set[str]) -> list[dict[str, Any]]:

@@ -100,6 +100,8 @@ class ServiceOps:
             new["previous_spec"] = plain_spec(current)  # kept for `service rollback`
         elif "previous_spec" in current:
             new["previous_spec"] = current["previous_spec"]
+        if current.get("rebalance_requested"):
+            new["rebalance_requested"] = current["rebalance_requested"]
         await self.manager.write(
             C.update_service(time.time(), service.service_id, new, service_version=service.version)
         )
@@ -122,6 +124,24 @@ class ServiceOps:
             )
         spec = validate_spec(dict(previous)).to_dict()
         spec["previous_spec"] = plain_spec(dict(service.spec))
+        await self.manager.write(
+            C.update_service(time.time(), service.service_id, spec, service_version=service.version)
+        )
+        return self.view(self.find(service.service_id))
+
+    async def rebalance(self, ref: str) -> dict[str, Any]:
+        """Ask the leader to spread the service's tasks over the nodes that can run them now.
+
+        Moves are start-first, one at a time per service; the request clears itself once the service is
+        balanced (``rebalance`` in the view says ``requested`` until then).
+        """
+        service = self.find(ref)
+        if service.spec.get("mode") == "global":
+            raise ConfigError(
+                f"service {service.name} is global: it already runs one task per eligible node",
+                field="SERVICE",
+            )
+        spec = {**dict(service.spec), "rebalance_requested": time.time()}
         await self.manager.write(
             C.update_service(time.time(), service.service_id, spec, service_version=service.version)
         )
@@ -160,6 +180,16 @@ class ServiceOps:
             "spec": spec,
             "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
             "update_paused": bool(service.spec.get("update_paused")),
+            "rebalance": (
+                "requested"
+                if service.spec.get("rebalance_requested")
+                else ("auto" if spec.get("rebalance") else "off")
+            ),
+            "moving": sum(
+                1
+                for t in state.tasks_of_service(service.service_id)
+                if t.desired_state == "running" and t.move_to is not None
+            ),
         }
 
     def tasks(self, ref: str, include_history: bool = True) -> list[dict[str, Any]]:
@@ -192,6 +222,9 @@ class ServiceOps:
             "address": task.address,
             "health": task.health,
             "exit_code": task.exit_code,
+            "move_to": (target.name if (target := state.nodes.get(task.move_to)) else task.move_to)
+            if task.move_to
+            else None,
         }
 
     @asynccontextmanager

@@ -53,9 +53,11 @@ class JoinToken:
     def join_key(self) -> bytes:
         return self.derive("join")
 
-    @property
-    def raft_password(self) -> str:
-        return base64.b64encode(self.derive("raft")).decode()
+    def raft_password(self, generation: int = 0) -> str:
+        """The pysyncobj password of one Raft generation (a forced recovery starts a new one, so
+        stores of the old log cannot talk to the new cluster and must resynchronise)."""
+        purpose = "raft" if generation == 0 else f"raft generation {generation}"
+        return base64.b64encode(self.derive(purpose)).decode()
 
 
 def new_token(cluster_id: str | None = None) -> JoinToken:

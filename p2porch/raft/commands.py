@@ -32,6 +32,7 @@ OPS = (
     "lease_subnet",
     "release_subnet",
     "set_join_token",
+    "restore_state",
     "noop",
 )
 
@@ -81,6 +82,11 @@ def init_cluster(
         subnet_prefix_len=subnet_prefix_len,
         expected_version=0,
     )
+
+
+def restore_state(at: float, state: Mapping[str, Any]) -> bytes:
+    """Install a whole state (``ClusterState.to_dict()``) as the first entry of a recovered cluster."""
+    return encode("restore_state", at, state=dict(state), expected_version=0)
 
 
 def add_node(at: float, node: NodeRecord, *, expected_version: int | None = None) -> bytes:

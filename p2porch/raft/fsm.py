@@ -300,6 +300,9 @@ def _validated_task(d: Any, v: int) -> TaskRecord:
     node_id = d.get("node_id")
     if node_id is not None and not isinstance(node_id, str):
         raise _invalid("node_id must be a string or nil", "node_id")
+    move_to = d.get("move_to")
+    if move_to is not None and not isinstance(move_to, str):
+        raise _invalid("move_to must be a string or nil", "move_to")
     slot = d.get("slot")
     if not isinstance(slot, int) or isinstance(slot, bool) or slot < 0:
         raise _invalid("slot must be a non-negative integer", "slot")
@@ -345,6 +348,7 @@ def _validated_task(d: Any, v: int) -> TaskRecord:
         service_id=_str(d, "service_id"),
         slot=slot,
         node_id=node_id,
+        move_to=move_to,
         state_at=float(state_at),
         version=v,
         spec_version=spec_version,
@@ -490,6 +494,22 @@ def _set_join_token(s: ClusterState, b: Mapping[str, Any], at: float, v: int) ->
     return s.evolve(join_token=token, version=v), None, [Change("cluster", "put", s.cluster_id, None, v)]
 
 
+def _restore_state(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
+    """First entry of a recovered cluster's new log: the whole state one node had, one generation on."""
+    if s.initialized:
+        raise _conflict("only a new, empty Raft log can be restored into", "state")
+    data = _get(b, "state", dict)
+    try:
+        restored = ClusterState.from_dict(data)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _invalid(f"state is malformed: {exc}", "state") from exc
+    if not restored.initialized:
+        raise _invalid("state has no cluster id", "state")
+    version = max(v, restored.version + 1)
+    new = restored.evolve(version=version, generation=restored.generation + 1)
+    return new, new.generation, [Change("reset", "put", new.cluster_id, new, version)]
+
+
 def _noop(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
     return s, b.get("tag"), []
 
@@ -507,6 +527,7 @@ HANDLERS: dict[str, Handler] = {
     "lease_subnet": _lease_subnet,
     "release_subnet": _release_subnet,
     "set_join_token": _set_join_token,
+    "restore_state": _restore_state,
     "noop": _noop,
 }
 assert set(HANDLERS) == set(C.OPS)

@@ -115,6 +115,7 @@ class TaskRecord(_Record):
     exit_code: int | None = None
     restart_history: tuple[float, ...] = ()  # times this slot was restarted after a task ended
     stop_grace_s: float = 10.0  # SIGTERM-to-SIGKILL time, kept here so it outlives its service
+    move_to: str | None = None  # rebalance target node: a replacement starts there, then this task stops
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "restart_history", tuple(self.restart_history))
@@ -148,6 +149,7 @@ class ClusterState:
     created_at: float = 0.0
     version: int = 0
     join_token: str = ""  # the current join token after a rotation ("" = the cluster token)
+    generation: int = 0  # bumped by each forced recovery (a new Raft log restored from one node's state)
     nodes: Mapping[str, NodeRecord] = field(default_factory=dict)
     services: Mapping[str, ServiceRecord] = field(default_factory=dict)
     tasks: Mapping[str, TaskRecord] = field(default_factory=dict)
@@ -218,6 +220,7 @@ class ClusterState:
             "created_at": self.created_at,
             "version": self.version,
             "join_token": self.join_token,
+            "generation": self.generation,
             "nodes": [r.to_dict() for r in self.nodes.values()],
             "services": [r.to_dict() for r in self.services.values()],
             "tasks": [r.to_dict() for r in self.tasks.values()],
@@ -237,6 +240,7 @@ class ClusterState:
             subnet_prefix_len=data.get("subnet_prefix_len", 24),
             created_at=data.get("created_at", 0.0),
             join_token=data.get("join_token", ""),
+            generation=data.get("generation", 0),
             version=data.get("version", 0),
             nodes={n.node_id: n for n in nodes},
             services={s.service_id: s for s in services},

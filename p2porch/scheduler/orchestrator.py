@@ -63,6 +63,7 @@ class Task:
     healthy: bool | None = None
     restart_history: tuple[float, ...] = ()
     health_starting: bool = False  # has a health check that has not passed yet
+    move_to: str | None = None  # a rebalance moves this task to that node (start-first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,11 +311,24 @@ class Orchestrator:
             else:
                 live.append(t)
 
+        def moving(t: Task) -> bool:
+            """A rebalance moves ``t`` and its target can still take the replacement."""
+            return (
+                t.move_to is not None
+                and ctx.node_fate(t.move_to) == "ok"
+                and not any(
+                    e.node_id == t.move_to and e.created_at > t.created_at and e.state in FAILURE_STATES
+                    for e in ended
+                )
+            )
+
         def well_placed(t: Task) -> bool:
             if pin is not None:
                 return True
-            return ctx.node_fate(t.node_id) in ("ok", "unassigned", "grace") and ctx.satisfies(
-                t.node_id, spec
+            return (
+                ctx.node_fate(t.node_id) in ("ok", "unassigned", "grace")
+                and ctx.satisfies(t.node_id, spec)
+                and not moving(t)
             )
 
         unhealthy = [t for t in live if t.state == "running" and t.healthy is False]
@@ -349,12 +363,19 @@ class Orchestrator:
                 and well_placed(winner)
             ):
                 for t in live[1:]:
-                    ctx.out.actions.append(ShutdownTask(t.task_id, "superseded"))
+                    why = f"moved to {t.move_to} (rebalance)" if moving(t) else "superseded"
+                    ctx.out.actions.append(ShutdownTask(t.task_id, why))
             elif pin is None and not any(well_placed(t) for t in live):
-                # drained node or constraint no longer met: start the replacement first
+                # drained node, constraint no longer met, or a rebalance: start the replacement first
                 fate = ctx.node_fate(winner.node_id)
-                why = "node drained" if fate == "drain" else "constraints no longer met"
-                self._create(svc, slot, None, ctx, why, winner.restart_history)
+                target = None
+                if fate == "drain":
+                    why = "node drained"
+                elif not ctx.satisfies(winner.node_id, spec):
+                    why = "constraints no longer met"
+                else:
+                    why, target = "rebalance", winner.move_to
+                self._create(svc, slot, target, ctx, why, winner.restart_history)
             return winner
 
         if ended:

@@ -246,3 +246,150 @@ def test_leave_rm_and_rejoin(cluster):
     rejoin = cli(sb, "n5", "join", "10.71.0.2", "--token", rotated)
     assert rejoin.returncode == 0, rejoin.stderr.decode()
     wait_for(lambda: "n5" in [r["name"] for r in cli_json(sb, "n1", "node", "ls")], what="n5 back")
+
+
+def roles(sb: Sandbox, viewer: str) -> dict[str, str]:
+    return {
+        r["name"]: "voter" if r["raft_role"] == "leader" else r["raft_role"]
+        for r in cli_json(sb, viewer, "node", "ls")
+    }
+
+
+def kill_daemon(node: SandboxNode) -> None:
+    pid = read_pid(node.p2porch_pidfile)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid), what=f"daemon {node.name} to die")
+    os.unlink(node.p2porch_pidfile)
+
+
+def test_autopilot_replaces_two_dead_voters_one_after_the_other(cluster):
+    """5 nodes, 3 voters: a voter dies, then the leader; each time a replica is promoted, writes keep
+    working, and the dead voters come back as replicas (never as stale voters)."""
+    sb, nodes, _ = cluster
+    wait_for(lambda: len(roles(sb, "n1")) == 5 and cli_json(sb, "n1", "status")["cluster"]["has_quorum"])
+    by_name = {n.name: n for n in nodes}
+    start = roles(sb, "n1")
+    assert sorted(start.values()) == ["replica", "replica", "voter", "voter", "voter"], start
+    leader_addr = cli_json(sb, "n1", "status")["cluster"]["leader"]
+    leader = next(n for n in nodes if f"{n.address}:7947" == leader_addr)
+    first = next(
+        by_name[name]
+        for name, role in sorted(start.items())
+        if role == "voter" and by_name[name] is not leader
+    )
+    dead: list[SandboxNode] = []
+    written: list[tuple[str, str]] = []  # (node labelled, label key) committed while voters were dead
+    try:
+        for victim in (first, leader):
+            live = [n for n in nodes if n is not victim and n not in dead]
+            viewer = live[0].name
+            kill_daemon(victim)
+            dead.append(victim)
+            killed_at = time.monotonic()
+
+            def replaced(viewer=viewer, victim=victim):
+                current = roles(sb, viewer)
+                status = cli_json(sb, viewer, "status")["cluster"]
+                live_voters = [
+                    name for name, role in current.items() if role == "voter" and by_name[name] not in dead
+                ]
+                return (
+                    current[victim.name] == "replica"
+                    and len(live_voters) == 3
+                    and len(status["voters"]) == 3
+                    and status["has_quorum"]
+                )
+
+            wait_for(replaced, 90, f"{victim.name} replaced by a promoted replica")
+            print(
+                f"autopilot: voter {victim.name} replaced {time.monotonic() - killed_at:.1f} s after its kill"
+            )
+            key = f"after-{victim.name}"
+            result = cli(sb, viewer, "node", "update", viewer, "--label-add", f"{key}=1")
+            assert result.returncode == 0, result.stderr.decode()
+            written.append((viewer, key))
+        # both dead voters come back as replicas of the new configuration, and they catch up
+        sb.up(5)
+        for victim in dead:
+            wait_for(
+                lambda victim=victim: (
+                    roles(sb, victim.name)[victim.name] == "replica"
+                    and all(key in labels_of(sb, victim.name, name) for name, key in written)
+                ),
+                60,
+                f"{victim.name} back as a replica with the writes it missed",
+            )
+            status = cli_json(sb, victim.name, "status")["cluster"]
+            assert status["raft_role"] == "replica" and status["has_quorum"], status
+        final = roles(sb, "n1")
+        assert sorted(final.values()) == ["replica", "replica", "voter", "voter", "voter"], final
+        assert all(final[v.name] == "replica" for v in dead)
+        assert len(cli_json(sb, "n1", "status")["cluster"]["voters"]) == 3
+        result = cli(sb, dead[0].name, "node", "update", dead[1].name, "--label-add", "returned=1")
+        assert result.returncode == 0, result.stderr.decode()
+        wait_for(
+            lambda: labels_of(sb, "n1", dead[1].name).get("returned") == "1",
+            what="write from a returned node",
+        )
+    finally:
+        sb.up(5)
+
+
+def test_quorum_loss_and_recover_force_new_cluster(cluster):
+    """Two of three voters die: the survivor cannot commit and says so; `recover --force-new-cluster`
+    restarts the cluster from its state as the only voter; live replicas resynchronise (new Raft
+    generation) and are promoted; the dead voters return as replicas and catch up."""
+    sb, nodes, _ = cluster
+    wait_for(lambda: cli_json(sb, "n1", "status")["cluster"]["has_quorum"], what="a quorum")
+    by_name = {n.name: n for n in nodes}
+    refused = cli(sb, "n1", "recover", "--force-new-cluster")  # a healthy cluster is never discarded
+    assert refused.returncode != 0 and b"has a quorum" in refused.stderr, refused.stderr
+    unconfirmed = cli(sb, "n1", "recover")
+    assert unconfirmed.returncode == 2 and b"--force-new-cluster" in unconfirmed.stderr
+    voters = sorted(name for name, role in roles(sb, "n1").items() if role == "voter")
+    survivor, *victims = (by_name[name] for name in voters)
+    marker = cli(sb, survivor.name, "node", "update", survivor.name, "--label-add", "before=loss")
+    assert marker.returncode == 0, marker.stderr.decode()
+    try:
+        for victim in victims:
+            kill_daemon(victim)
+        wait_for(
+            lambda: not cli_json(sb, survivor.name, "status")["cluster"]["has_quorum"], 30, "quorum lost"
+        )
+        blocked = cli(sb, survivor.name, "node", "update", survivor.name, "--label-add", "during=loss")
+        assert blocked.returncode != 0
+
+        recovered = cli_json(sb, survivor.name, "recover", "--force-new-cluster")
+        assert recovered["generation"] >= 1 and recovered["nodes"] == 5
+        status = cli_json(sb, survivor.name, "status")["cluster"]
+        assert status["has_quorum"] and status["voters"] == [f"{survivor.address}:7947"]
+        assert labels_of(sb, survivor.name, survivor.name).get("before") == "loss"
+        write = cli(sb, survivor.name, "node", "update", survivor.name, "--label-add", "after=recovery")
+        assert write.returncode == 0, write.stderr.decode()
+
+        live = [n for n in nodes if n not in victims]
+
+        def voters_back():
+            current = roles(sb, survivor.name)
+            live_voters = [n for n in live if current[n.name] == "voter"]
+            return (
+                len(live_voters) == 3 and len(cli_json(sb, survivor.name, "status")["cluster"]["voters"]) == 3
+            )
+
+        wait_for(voters_back, 90, "3 voters among the live nodes again")
+        for n in live:
+            wait_for(lambda n=n: labels_of(sb, n.name, survivor.name).get("after") == "recovery", 30, n.name)
+    finally:
+        sb.up(5)
+    for victim in victims:
+        wait_for(
+            lambda victim=victim: (
+                roles(sb, victim.name)[victim.name] == "replica"
+                and labels_of(sb, victim.name, survivor.name).get("after") == "recovery"
+            ),
+            60,
+            f"{victim.name} back as a replica of the recovered cluster",
+        )
+    final = roles(sb, "n1")
+    assert sorted(final.values()) == ["replica", "replica", "voter", "voter", "voter"], final

@@ -440,6 +440,64 @@ def test_drain_moves_tasks_without_dropping_below_replicas_pause_and_active(clus
             cli(sb, "n1", "node", "update", name, "--availability", "active")
 
 
+def test_rebalance_after_a_node_returns_opt_in_and_on_request(cluster):
+    """A node dies and comes back: ``--rebalance`` services move tasks back onto it by themselves,
+    start-first (never fewer running containers than replicas); others move on ``service rebalance``."""
+    sb, nodes = cluster
+    leader = node_at(nodes, leader_addr(nodes[0]))
+    victim = next(n for n in reversed(nodes) if n is not leader)
+    with (
+        service(sb, nodes, "rb", "--replicas", "3", "--rebalance", *FAST_STOP, IMAGE, "sleep", "100000"),
+        service(sb, nodes, "mr", "--replicas", "3", *FAST_STOP, IMAGE, "sleep", "100000"),
+    ):
+        for name in ("rb", "mr"):
+            assert Counter(t["node"] for t in running_tasks(nodes[0], name, 3)) == {"n1": 1, "n2": 1, "n3": 1}
+        live = [n for n in nodes if n is not victim]
+        with Sampler(nodes, "rb") as sampler:
+            with killed(sb, nodes, victim):
+                for name in ("rb", "mr"):
+                    running_tasks(live[0], name, 3, timeout_s=45, avoid=victim.name)
+            returned_at, since = time.monotonic(), len(sampler.samples)
+
+            def spread(name: str) -> bool:
+                current = tasks(nodes[0], name)
+                per_node = Counter(t["node"] for t in current if t["state"] == "running")
+                return (
+                    per_node == {"n1": 1, "n2": 1, "n3": 1}
+                    and running_containers(nodes, name)[victim.name] == 1
+                )
+
+            wait_for(lambda: spread("rb"), 90, "rb rebalanced onto the returned node")
+            rebalanced_s = time.monotonic() - returned_at
+            time.sleep(0.5)
+        print(
+            f"rebalance: rb spread again {rebalanced_s:.1f} s after {victim.name} returned; "
+            f"running containers sampled {len(sampler.samples) - since} times since, "
+            f"min {min(sampler.samples[since:])}"
+        )
+        assert len(sampler.samples) - since >= 5
+        assert min(sampler.samples[since:]) >= 3, sampler.samples[since:]
+        moved = [t for t in all_tasks(nodes[0], "rb") if "rebalance" in t["message"]]
+        assert len(moved) == 1 and moved[0]["desired_state"] == "shutdown", moved
+
+        # without opt-in nothing moves by itself ...
+        time.sleep(3)
+        per_node = Counter(t["node"] for t in tasks(nodes[0], "mr"))
+        assert per_node[victim.name] == 0 and sum(per_node.values()) == 3, per_node
+        assert cli_json(sb, "n1", "service", "inspect", "mr")["rebalance"] == "off"
+        # ... until the operator asks; the request clears itself once the service is balanced
+        with Sampler(nodes, "mr") as sampler:
+            requested = cli_json(sb, live[0].name, "service", "rebalance", "mr")
+            assert requested["rebalance"] == "requested"
+            wait_for(lambda: spread("mr"), 60, "mr rebalanced on request")
+            wait_for(
+                lambda: cli_json(sb, "n1", "service", "inspect", "mr")["rebalance"] == "off", 30, "cleared"
+            )
+        assert min(sampler.samples) >= 3, sampler.samples
+        bad = cli(sb, "n1", "service", "rebalance", "nosuch")
+        assert bad.returncode != 0 and b"nosuch" in bad.stderr
+
+
 # ----------------------------------------------------------------------------- rolling update
 class Probe:
     """Queries DNS (dig) and HTTP (wget from n1's namespace to every answered address) in a loop.

@@ -24,7 +24,8 @@ def test_derived_keys_differ_per_purpose_and_cluster():
     assert len(keys) == 3 and all(len(k) == 32 for k in keys)
     same_secret_other_cluster = JoinToken(cluster_id="0" * 16, secret=token.secret)
     assert same_secret_other_cluster.gossip_key != token.gossip_key
-    assert parse_token(str(token)).raft_password == token.raft_password
+    assert parse_token(str(token)).raft_password() == token.raft_password()
+    assert token.raft_password(1) != token.raft_password(0)
 
 
 @pytest.mark.parametrize(

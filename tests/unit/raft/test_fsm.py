@@ -331,3 +331,18 @@ def test_property_garbage_bytes_never_raise(raw: bytes) -> None:
         assert new is s and changes == []
     new2, results2, _ = apply_batch(s, raw)
     assert isinstance(results2, list)
+
+
+def test_restore_state_installs_a_whole_state_one_generation_on(base: ClusterState) -> None:
+    restored = ok(EMPTY_STATE, C.restore_state(AT, base.to_dict()))
+    assert restored.generation == base.generation + 1 == 1
+    assert restored.version > base.version
+    assert restored.nodes == base.nodes and restored.services == base.services
+    assert restored.node_by_name("n2") == base.node_by_name("n2")
+    # writes continue on top, with the records' versions still checked
+    after = ok(restored, C.update_node(AT, "id2", labels={"a": "b"}, node_version=base.nodes["id2"].version))
+    assert after.nodes["id2"].labels == {"a": "b"}
+    # only into an empty log, and only a real state
+    err(base, C.restore_state(AT, base.to_dict()), ConflictError)
+    err(EMPTY_STATE, C.restore_state(AT, {"nodes": []}), ConfigError)
+    err(EMPTY_STATE, C.restore_state(AT, {"cluster_id": "c", "nodes": ["garbage"]}), ConfigError)

@@ -1,0 +1,99 @@
+"""Autopilot for Raft voters: restore the configured number of voters when voters die (pure).
+
+``next_voter_change`` looks at the committed node records, the leader's current Raft voter set and
+which nodes gossip sees alive, and returns the one membership step to take now, or None:
+
+1. ``add``: a node recorded as voter (a joiner, or a replica just promoted) that is ready and alive
+   but not yet in the Raft configuration is added to it.
+2. ``promote``: fewer than ``target`` voters are healthy (a voter down for less than ``grace_s``
+   still counts; so does a node recorded as voter that step 1 has yet to add), e.g. a voter died or
+   a forced recovery left a single voter: the first ready, alive replica (by name) is recorded as
+   voter; its own node then restarts its store as a voter and step 1 adds it.
+3. ``demote``: a voter has been down for ``grace_s`` and ``target`` healthy voters exist without it:
+   it is recorded as replica (so when it comes back it starts as one), then
+4. ``remove``: a Raft voter whose record says replica, or whose node left or was removed, leaves
+   the Raft configuration.
+
+Promoting and adding before demoting keeps the number of healthy voters from dropping; each step is
+one write or one configuration change, so a leader that dies halfway leaves a state the next leader
+continues from. Raft (and pysyncobj) applies one configuration change at a time. Nothing here
+performs I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from ..config import Config
+from ..raft.state import NodeRecord
+
+
+def voters_target(config: Config, node_count: int) -> int:
+    """How many voters a cluster of ``node_count`` nodes should have (never more than it has)."""
+    wanted = config.raft.voters_large if node_count >= config.raft.large_cluster_nodes else config.raft.voters
+    return min(wanted, node_count)
+
+
+@dataclass(frozen=True, slots=True)
+class VoterChange:
+    """One membership step: ``add`` / ``remove`` the Raft voter ``addr``, or ``promote`` ``node_id``."""
+
+    kind: str  # add | promote | demote | remove
+    addr: str
+    node_id: str | None
+    reason: str
+
+
+def next_voter_change(
+    nodes: Iterable[NodeRecord],
+    raft_voters: Collection[str],
+    alive: Collection[str],
+    now: float,
+    *,
+    target: int,
+    grace_s: float,
+    self_addr: str,
+) -> VoterChange | None:
+    """The next step towards ``target`` healthy voters (see the module docstring), or None."""
+    records = sorted(nodes, key=lambda n: (n.name, n.node_id))
+    members = [n for n in records if n.status != "left"]
+    by_addr = {n.raft_addr: n for n in members}
+
+    for addr in sorted(raft_voters):
+        if addr == self_addr:
+            continue
+        node = by_addr.get(addr)
+        if node is None:
+            return VoterChange("remove", addr, None, "its node left the cluster")
+        if node.role != "voter":
+            return VoterChange("remove", addr, node.node_id, f"{node.name} was demoted")
+
+    for n in members:
+        if (
+            n.role == "voter"
+            and n.status == "ready"
+            and n.node_id in alive
+            and n.raft_addr not in raft_voters
+        ):
+            return VoterChange("add", n.raft_addr, n.node_id, "recorded as voter")
+
+    def down_for_good(n: NodeRecord) -> bool:
+        return n.status == "down" and now - n.status_at >= grace_s
+
+    in_config = [n for n in members if n.raft_addr in raft_voters]
+    dead = [n for n in in_config if n.raft_addr != self_addr and down_for_good(n)]
+    counted = [n for n in in_config if not down_for_good(n)]  # ready, or down for less than the grace
+    coming = [
+        n for n in members if n.role == "voter" and n.raft_addr not in raft_voters and n.status == "ready"
+    ]
+    if dead and len(counted) >= target:
+        victim = dead[0]
+        return VoterChange("demote", victim.raft_addr, victim.node_id, f"{victim.name} is down")
+    if len(counted) + len(coming) >= target:
+        return None
+    why = f"replaces voter {dead[0].name}" if dead else f"{len(counted)} of {target} voters"
+    for n in members:
+        if n.role == "replica" and n.status == "ready" and n.node_id in alive:
+            return VoterChange("promote", n.raft_addr, n.node_id, why)
+    return None  # no replica to promote: keep a dead voter, it may come back

@@ -1,0 +1,82 @@
+"""Autopilot's voter decisions (pure): add, promote, demote, remove, one step at a time."""
+
+from p2porch.cluster.autopilot import VoterChange, next_voter_change
+from p2porch.raft.state import NodeRecord
+
+
+def node(i: int, role: str = "voter", status: str = "ready", status_at: float = 0.0) -> NodeRecord:
+    return NodeRecord(
+        f"id{i}", f"n{i}", f"10.0.0.{i}", 7947, 7946, role=role, status=status, status_at=status_at
+    )
+
+
+def addr(i: int) -> str:
+    return f"10.0.0.{i}:7947"
+
+
+FIVE = [node(1), node(2), node(3), node(4, "replica"), node(5, "replica")]
+ALIVE = {f"id{i}" for i in range(1, 6)}
+
+
+def step(nodes, voters, alive=ALIVE, now=100.0, target=3, grace=5.0):
+    return next_voter_change(nodes, set(voters), alive, now, target=target, grace_s=grace, self_addr=addr(1))
+
+
+def test_healthy_cluster_needs_nothing():
+    assert step(FIVE, [addr(1), addr(2), addr(3)]) is None
+
+
+def test_a_voter_down_within_the_grace_is_left_alone():
+    nodes = [node(1), node(2), node(3, status="down", status_at=97.0), *FIVE[3:]]
+    assert step(nodes, [addr(1), addr(2), addr(3)], alive=ALIVE - {"id3"}) is None
+
+
+def test_dead_voter_is_replaced_promote_add_then_demote_then_remove():
+    voters = {addr(1), addr(2), addr(3)}
+    alive = ALIVE - {"id3"}
+    nodes = [node(1), node(2), node(3, status="down", status_at=90.0), *FIVE[3:]]
+    change = step(nodes, voters, alive)
+    assert change == VoterChange("promote", addr(4), "id4", "replaces voter n3")
+    nodes[3] = node(4)  # the promotion is committed; n4 restarts its store as a voter
+    assert step(nodes, voters, alive) == VoterChange("add", addr(4), "id4", "recorded as voter")
+    voters.add(addr(4))
+    assert step(nodes, voters, alive) == VoterChange("demote", addr(3), "id3", "n3 is down")
+    nodes[2] = node(3, "replica", status="down", status_at=90.0)
+    assert step(nodes, voters, alive) == VoterChange("remove", addr(3), "id3", "n3 was demoted")
+    voters.discard(addr(3))
+    assert step(nodes, voters, alive) is None
+    # n3 comes back as a replica: nothing changes, there are enough voters
+    nodes[2] = node(3, "replica")
+    assert step(nodes, voters) is None
+
+
+def test_no_replica_to_promote_keeps_the_dead_voter():
+    nodes = [node(1), node(2), node(3, status="down", status_at=0.0)]
+    assert step(nodes, [addr(1), addr(2), addr(3)], alive={"id1", "id2"}) is None
+    suspect = [*nodes, node(4, "replica")]  # a replica gossip does not see alive is not promoted
+    assert step(suspect, [addr(1), addr(2), addr(3)], alive={"id1", "id2"}) is None
+
+
+def test_departed_voters_are_removed_and_the_leader_never_removes_itself():
+    nodes = [node(1, status="down", status_at=0.0), node(2), node(3, status="left")]
+    assert step(nodes, [addr(1), addr(2), addr(3)]) == VoterChange(
+        "remove", addr(3), None, "its node left the cluster"
+    )
+    assert step(nodes[:2], [addr(1), addr(2)], target=2) is None  # self (n1) is never demoted
+
+
+def test_a_joined_voter_is_added_only_while_ready_and_alive():
+    nodes = [node(1), node(2)]
+    assert step(nodes, [addr(1)], target=2) == VoterChange("add", addr(2), "id2", "recorded as voter")
+    assert step(nodes, [addr(1)], alive={"id1"}, target=2) is None
+
+
+def test_after_a_forced_recovery_replicas_are_promoted_back_to_the_target():
+    nodes = [node(1), *(node(i, "replica") for i in range(2, 6))]
+    assert step(nodes, [addr(1)]) == VoterChange("promote", addr(2), "id2", "1 of 3 voters")
+    nodes[1] = node(2)
+    assert step(nodes, [addr(1)]) == VoterChange("add", addr(2), "id2", "recorded as voter")
+    # while n2 is recorded but not yet added (e.g. not alive yet) nobody else is promoted beyond target
+    assert step(nodes, [addr(1)], alive=ALIVE - {"id2"}).kind == "promote"  # n3: 1 + 1 coming < 3
+    nodes[2] = node(3)
+    assert step(nodes, [addr(1)], alive=ALIVE - {"id2", "id3"}) is None
