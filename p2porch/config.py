@@ -182,7 +182,7 @@ class RaftConfig:
 class SchedulerConfig:
     """Leader-side orchestration settings."""
 
-    down_grace_s: float = _opt(1.0, _non_negative)
+    down_grace_s: float = _opt(0.5, _non_negative)
     rebalance_max_moves: int = _opt(2, _positive, kind=int)  # rebalance moves in flight, cluster-wide
 
 
@@ -191,7 +191,7 @@ class GossipConfig:
     """SWIM membership settings."""
 
     port: int = _opt(7946, _port)
-    preset: str = _opt("lan", _one_of("lan", "wan", "local"))
+    preset: str = _opt("fast-lan", _one_of("fast-lan", "lan", "wan", "local"))
 
 
 @dataclass(frozen=True)

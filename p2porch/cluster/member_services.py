@@ -427,7 +427,12 @@ async def _run_gossip(manager: ClusterManager) -> None:
     store = manager.require_store()
     state = store.snapshot()
     addr = local.advertise_addr
-    presets = {"lan": GossipConfig.lan, "wan": GossipConfig.wan, "local": GossipConfig.local}
+    presets = {
+        "fast-lan": GossipConfig.fast_lan,
+        "lan": GossipConfig.lan,
+        "wan": GossipConfig.wan,
+        "local": GossipConfig.local,
+    }
     config = presets[manager.config.gossip.preset](
         node_name=local.node_id, advertise_host=addr, port=manager.config.gossip.port
     )

@@ -1,4 +1,5 @@
-"""Gossip configuration (pure): one frozen dataclass plus memberlist-like LAN/WAN/local presets.
+"""Gossip configuration (pure): one frozen dataclass plus memberlist-like LAN/WAN/local presets and
+p2porch's default ``fast-lan`` preset.
 
 Owns the protocol knobs and their validation. It never reads files or the environment: the daemon maps
 its config section onto :class:`GossipConfig` (``GossipConfig.lan(node_name=..., ...)``).
@@ -99,6 +100,17 @@ class GossipConfig:
     def lan(cls, **overrides: Any) -> GossipConfig:
         """memberlist DefaultLANConfig: probe 1 s/500 ms, suspicion x4, gossip 200 ms to 3, push/pull 30 s."""
         return dataclasses.replace(cls(), **overrides).validate()
+
+    @classmethod
+    def fast_lan(cls, **overrides: Any) -> GossipConfig:
+        """p2porch's default: LAN with probe 500 ms / 250 ms and suspicion x5 (docs/gossip.md, *Presets*).
+
+        A crashed node is declared dead in ~3.3 s on 3-10 nodes (memberlist LAN: ~5.5-6.5 s). Measured in
+        the simulator with 10 % loss and a node freezing 1.5 s every 10 s: no false death up to 50 nodes,
+        1 in 4 runs of 120 s at 100 nodes (LAN: none); for noisier networks or bigger clusters use ``lan``.
+        """
+        base = cls(probe_interval_s=0.5, probe_timeout_s=0.25, suspicion_mult=5)
+        return dataclasses.replace(base, **overrides).validate()
 
     @classmethod
     def wan(cls, **overrides: Any) -> GossipConfig:

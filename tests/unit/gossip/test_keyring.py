@@ -48,6 +48,13 @@ def test_config_presets_and_validation():
     assert GossipConfig.lan().probe_interval_s == 1.0
     assert GossipConfig.wan().probe_timeout_s == 3.0
     assert GossipConfig.local().indirect_checks == 1
+    fast = GossipConfig.fast_lan(node_name="n1")
+    assert (fast.probe_interval_s, fast.probe_timeout_s, fast.suspicion_mult, fast.node_name) == (
+        0.5,
+        0.25,
+        5,
+        "n1",
+    )
     with pytest.raises(ConfigError) as err:
         GossipConfig.lan(probe_timeout_s=2.0)
     assert err.value.field == "gossip.probe_timeout_s"
