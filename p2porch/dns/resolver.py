@@ -5,7 +5,7 @@ the cluster domain (the shell forwards the query to upstreams), or None to drop 
 a response cache keyed by the query bytes after the 2-byte ID (one dict per transport, so the UDP
 size class is part of the key through the EDNS OPT record in those bytes); a hit patches the ID and
 never parses. The cache is replaced whenever the zone changes. Service A answers are rotated per
-query by rotating the fixed-size A records inside the cached packed bytes (see `_Rotating`).
+query by rotating the fixed-size A records inside the cached packed bytes (see `RotatingAnswer`).
 It must never raise, do I/O, read the clock or log; dnslib is used only as the codec.
 """
 
@@ -97,7 +97,7 @@ class ResolverCounters:
         return {"queries": self.queries} | asdict(self)
 
 
-class _Rotating:
+class RotatingAnswer:
     """A cached answer of N equal-size A records whose order rotates on every use.
 
     Rotation works on the packed bytes: the answer section is N records of 16 bytes each (owner
@@ -116,13 +116,18 @@ class _Rotating:
         self.next = start % count
 
     def render(self, msg_id: bytes) -> bytes:
+        """The next rotation as a whole response with ID `msg_id`."""
+        return msg_id + self.next_tail()
+
+    def next_tail(self) -> bytes:
+        """The next rotation without the 2-byte ID (the UDP fast path writes it after the query's ID)."""
         k = self.next
         self.next = k + 1 if k + 1 < self.count else 0
         start = k * _A_RR_BYTES
-        return b"".join((msg_id, self.head, self.doubled[start : start + self.span], self.tail))
+        return b"".join((self.head, self.doubled[start : start + self.span], self.tail))
 
 
-_CacheEntry = bytes | Forward | _Rotating
+CacheEntry = bytes | Forward | RotatingAnswer
 
 
 def _header_only(data: bytes, rcode: int) -> bytes:
@@ -163,8 +168,8 @@ class Resolver:
         self.counters = ResolverCounters()
         self.zone_generation = 0
         self._zone: CompiledZone = compile_zone(zone)
-        self._udp_cache: dict[bytes, _CacheEntry] = {}
-        self._tcp_cache: dict[bytes, _CacheEntry] = {}
+        self._udp_cache: dict[bytes, CacheEntry] = {}
+        self._tcp_cache: dict[bytes, CacheEntry] = {}
 
     @property
     def zone(self) -> CompiledZone:
@@ -177,6 +182,16 @@ class Resolver:
         self._udp_cache = {}
         self._tcp_cache = {}
         self.zone_generation += 1
+
+    @property
+    def udp_cache(self) -> dict[bytes, CacheEntry]:
+        """The current UDP response cache, for the server's batched fast path (read-only use).
+
+        Keys are query bytes after the ID; a `bytes` value is the response after the ID. The dict
+        is replaced by `update_zone`, so fetch it again after every await. A caller that answers
+        from it must add its hits to `counters.cache_hits`.
+        """
+        return self._udp_cache
 
     def cache_size(self) -> int:
         return len(self._udp_cache) + len(self._tcp_cache)
@@ -229,7 +244,7 @@ class Resolver:
 
     # ---- slow path ------------------------------------------------------------------------------
 
-    def _store(self, data: bytes, tcp: bool, entry: _CacheEntry) -> None:
+    def _store(self, data: bytes, tcp: bool, entry: CacheEntry) -> None:
         cache = self._tcp_cache if tcp else self._udp_cache
         if len(cache) >= self.cache_max_entries:
             cache.clear()
@@ -326,18 +341,18 @@ class Resolver:
             packed = bytes(short.pack())
             rotate = False
 
-        entry: _CacheEntry = packed[2:]
+        entry: CacheEntry = packed[2:]
         n_answers = len(reply.rr)
         if rotate and n_answers > 1:
             rotating = self._rotating(packed, reply, n_answers)
             if rotating is not None:
                 entry = rotating
         self._store(data, tcp, entry)
-        if isinstance(entry, _Rotating):
+        if isinstance(entry, RotatingAnswer):
             return entry.render(data[:2])
         return data[:2] + packed[2:]
 
-    def _rotating(self, packed: bytes, reply: DNSRecord, n_answers: int) -> _Rotating | None:
+    def _rotating(self, packed: bytes, reply: DNSRecord, n_answers: int) -> RotatingAnswer | None:
         """Split a packed all-A answer into head, rotatable section and tail; None if not possible."""
         question_only = DNSRecord(DNSHeader(id=0, bitmap=0), q=reply.questions[0])
         start = len(question_only.pack())
@@ -351,7 +366,9 @@ class Resolver:
         for i in range(n_answers):
             if section[i * _A_RR_BYTES : i * _A_RR_BYTES + 12] != prefix:
                 return None
-        return _Rotating(packed[2:start], section, n_answers, packed[end:], self._rng.randrange(n_answers))
+        return RotatingAnswer(
+            packed[2:start], section, n_answers, packed[end:], self._rng.randrange(n_answers)
+        )
 
     def _answer(
         self,

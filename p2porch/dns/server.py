@@ -6,9 +6,11 @@ queries over UDP, TCP queries over TCP), returning SERVFAIL when every upstream 
 out. It never forwards to one of its own listen addresses and never dies on bad input: errors are
 counted in `ServerCounters` and logged at debug level.
 
-The UDP loop is the hot path: it drains the non-blocking socket in batches between
-`wait_readable` calls and calls `Resolver.resolve`, which answers repeated questions from its cache
-of packed responses without parsing.
+The UDP loop is the hot path (docs/dns.md, "The UDP fast path"): after each `wait_readable` it
+receives a batch with one recvmmsg(2), answers cache hits straight from `Resolver.udp_cache` by
+writing the cached reply into each query's receive slot after its ID, hands everything else to
+`Resolver.resolve`, and sends all replies with one sendmmsg(2) (`p2porch.dns.mmsg`). Where those
+calls are unavailable it drains up to a batch with recvfrom and then sendto's the replies.
 
 Standalone (used by bench/dns.py): `python -m p2porch.dns.server --zone-file zone.json --listen
 127.0.0.1:5353 [--upstream 1.1.1.1] [--no-forward] [--ttl 5]`; SIGHUP reloads the zone file,
@@ -33,7 +35,8 @@ from typing import Any
 
 import trio
 
-from p2porch.dns.resolver import FORWARD, REFUSED, SERVFAIL, Resolver
+from p2porch.dns.mmsg import SLOT_BYTES, UdpBatch
+from p2porch.dns.resolver import FORWARD, REFUSED, SERVFAIL, Resolver, RotatingAnswer
 from p2porch.dns.upstream import DNS_PORT, parse_resolv_conf, parse_upstream, reply_matches
 from p2porch.dns.zone import ZoneData
 
@@ -42,6 +45,8 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 
 _UDP_BATCH = 64
+# recvmmsg/sendmmsg where available (tests switch it off to cover the portable loop)
+USE_MMSG = True
 _UDP_RECV_BYTES = 65535
 _TCP_READ_BYTES = 65536
 _SOCKET_BUFFER_BYTES = 4 << 20
@@ -143,10 +148,89 @@ class _DnsServer:
     # ---- UDP ------------------------------------------------------------------------------------
 
     async def udp_loop(self, sock: socket.socket, nursery: trio.Nursery) -> None:
+        """Answer UDP queries on `sock` forever: batched syscalls where available, else plain."""
+        batch = UdpBatch.open(sock, _UDP_BATCH) if USE_MMSG else None
+        if batch is not None:
+            await self._udp_loop_mmsg(sock, nursery, batch)
+        else:
+            await self._udp_loop_plain(sock, nursery)
+
+    async def _udp_loop_mmsg(self, sock: socket.socket, nursery: trio.Nursery, batch: UdpBatch) -> None:
+        """recvmmsg a batch, answer cache hits in place in the receive slots, sendmmsg the replies."""
+        data = batch.data
+        msg_lens = batch.msg_lens
+        iov_lens = batch.iov_lens
+        recv = batch.recv
+        send = batch.send
+        reset = batch.reset
+        resolver = self.resolver
+        rcounters = resolver.counters
+        counters = self.counters
+        wait_readable = trio.lowlevel.wait_readable
+        slot = SLOT_BYTES
+        while True:
+            await wait_readable(sock)
+            counters.udp_wakeups += 1
+            n = recv()
+            if n <= 0:
+                if n != -errno.EAGAIN:
+                    counters.recv_errors += 1
+                    log.debug("dns: udp recvmmsg error %s", errno.errorcode.get(-n, -n))
+                continue
+            get = resolver.udp_cache.get
+            hits = 0
+            gaps: list[int] | None = None  # slots that get no reply from this batch
+            off = 0
+            for i in range(n):
+                try:
+                    size = msg_lens[i]
+                    entry = get(data[off + 2 : off + size])
+                    if entry.__class__ is bytes:
+                        end = off + 2 + len(entry)
+                        data[off + 2 : end] = entry
+                        iov_lens[i] = end - off
+                        hits += 1
+                    elif entry.__class__ is RotatingAnswer:
+                        tail = entry.next_tail()
+                        end = off + 2 + len(tail)
+                        data[off + 2 : end] = tail
+                        iov_lens[i] = end - off
+                        hits += 1
+                    else:
+                        query = data[off : off + size]
+                        result = resolver.resolve(query, False)
+                        if result.__class__ is bytes:
+                            data[off : off + len(result)] = result
+                            iov_lens[i] = len(result)
+                        else:
+                            if result is FORWARD:
+                                self._start_udp_forward(query, batch.peer(i), sock, nursery)
+                            gaps = [i] if gaps is None else gaps + [i]
+                except Exception:
+                    counters.internal_errors += 1
+                    log.debug("dns: internal error answering a udp query", exc_info=True)
+                    gaps = [i] if gaps is None else gaps + [i]
+                off += slot
+            rcounters.cache_hits += hits
+            if gaps is None:
+                counters.send_errors += send(0, n)
+            else:
+                start = 0
+                for gap in gaps:
+                    if gap > start:
+                        counters.send_errors += send(start, gap)
+                    start = gap + 1
+                if start < n:
+                    counters.send_errors += send(start, n)
+            reset(n)
+
+    async def _udp_loop_plain(self, sock: socket.socket, nursery: trio.Nursery) -> None:
+        """Portable loop: drain up to a batch with recvfrom, answer, then sendto every reply."""
         recvfrom = sock.recvfrom
         sendto = sock.sendto
         resolve = self.resolver.resolve
         counters = self.counters
+        replies: list[tuple[bytes, Any]] = []
         while True:
             await trio.lowlevel.wait_readable(sock)
             counters.udp_wakeups += 1
@@ -162,15 +246,19 @@ class _DnsServer:
                 try:
                     result = resolve(data, False)
                     if result.__class__ is bytes:
-                        sendto(result, addr)
+                        replies.append((result, addr))
                     elif result is FORWARD:
                         self._start_udp_forward(data, addr, sock, nursery)
-                except OSError as exc:
-                    counters.send_errors += 1
-                    log.debug("dns: udp send to %s failed: %r", addr, exc)
                 except Exception:
                     counters.internal_errors += 1
                     log.debug("dns: internal error answering %s", addr, exc_info=True)
+            for result, addr in replies:
+                try:
+                    sendto(result, addr)
+                except OSError as exc:
+                    counters.send_errors += 1
+                    log.debug("dns: udp send to %s failed: %r", addr, exc)
+            replies.clear()
 
     def _start_udp_forward(self, data: bytes, addr: Any, sock: socket.socket, nursery: trio.Nursery) -> None:
         if self.forwards_in_flight >= self.max_forwards_in_flight:

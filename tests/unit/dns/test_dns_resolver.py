@@ -14,7 +14,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from p2porch.dns.resolver import FORWARD, SERVFAIL, Resolver
+from p2porch.dns.resolver import FORWARD, SERVFAIL, Resolver, RotatingAnswer
 from p2porch.dns.zone import PortEntry, TaskEntry, ZoneData
 from p2porch.errors import ConfigError
 
@@ -347,6 +347,26 @@ def test_zone_update_changes_answers_at_once(resolver: Resolver) -> None:
     assert addresses(ask(resolver, "web.p2p")) == ["10.240.1.2"]
     assert addresses(ask(resolver, "api.p2p")) == ["10.240.9.9"]
     assert resolver.zone_generation == 1
+
+
+def test_udp_cache_exposes_reply_tails_for_the_server_fast_path(resolver: Resolver) -> None:
+    """The server answers hits straight from `udp_cache`: a value is the reply after the ID."""
+    single = dns.message.make_query("n1.node.p2p", "A").to_wire()
+    reply = resolver.resolve(single)
+    assert isinstance(reply, bytes)
+    assert resolver.udp_cache[single[2:]] == reply[2:]
+    rotating = dns.message.make_query("web.p2p", "A").to_wire()
+    first = resolver.resolve(rotating)
+    assert isinstance(first, bytes)
+    entry = resolver.udp_cache[rotating[2:]]
+    assert isinstance(entry, RotatingAnswer)
+    tails = [entry.next_tail() for _ in range(3)]
+    via_resolve = [resolver.resolve(rotating) for _ in range(3)]
+    # both advance the same counter: tails are rotations 2-4, resolve gives 5-7, equal mod 3 tasks
+    assert [rotating[:2] + t for t in tails] == via_resolve
+    assert ordered_addresses(rotating[:2] + tails[0]) != ordered_addresses(rotating[:2] + tails[1])
+    resolver.update_zone(make_zone(version=43))
+    assert resolver.udp_cache == {}
 
 
 def test_cache_is_bounded() -> None:
