@@ -275,22 +275,22 @@ def cmd_service_scale(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_service_rollback(args: argparse.Namespace) -> int:
-    emit(
-        args,
-        client_for(args).post(f"/services/{args.service}/rollback"),
-        lambda s: f"{s['name']} rolled back",
-    )
+def _service_action(args: argparse.Namespace, action: str, done: Any) -> int:
+    """POST /services/S/<action> and print ``done(service view)``."""
+    emit(args, client_for(args).post(f"/services/{args.service}/{action}"), done)
     return EXIT_OK
+
+
+def cmd_service_rollback(args: argparse.Namespace) -> int:
+    return _service_action(args, "rollback", lambda s: f"{s['name']} rolled back")
 
 
 def cmd_service_rebalance(args: argparse.Namespace) -> int:
-    emit(
+    return _service_action(
         args,
-        client_for(args).post(f"/services/{args.service}/rebalance"),
+        "rebalance",
         lambda s: f"{s['name']}: rebalance requested (moves are start-first, one task at a time)",
     )
-    return EXIT_OK
 
 
 def cmd_service_rm(args: argparse.Namespace) -> int:

@@ -150,7 +150,7 @@ class ClusterManager:
         self._member_scope = self._member_done = None
 
     async def _role_on_return(self, local: LocalClusterState) -> LocalClusterState:
-        """A restarting voter asks its peers whether it still is one (see voter_role.py)."""
+        """A restarting node asks its peers how the cluster records it now (see voter_role.py)."""
         checked = await voter_role.role_on_return(local, self.config.join.port or 7948)
         if checked != local:
             self._set_aside_old_generation(local, checked)

@@ -36,7 +36,7 @@ from ..netoverlay.firewall import Firewall
 from ..netoverlay.plan import OverlaySettings
 from ..netoverlay.reconciler import OverlayReconciler, run_overlay
 from ..raft import commands as C
-from ..raft.state import ClusterState
+from ..raft.state import ClusterState, ServiceRecord
 from ..raft.store import RaftStore
 from ..scheduler import Orchestrator
 from . import voter_role
@@ -309,12 +309,7 @@ async def apply_update_failures(manager: ClusterManager, state: ClusterState, fa
         else:
             spec = {**dict(service.spec), "update_paused": True}
             log.warning("update of %s failed: paused", service.name)
-        try:
-            await manager.write(
-                C.update_service(time.time(), service_id, spec, service_version=service.version)
-            )
-        except (ConflictError, ProposalTimeout) as exc:
-            log.info("update failure action for %s not committed: %s", service.name, exc.message)
+        await write_service_spec(manager, service, spec, "update failure action")
 
 
 async def finish_rebalance_requests(
@@ -325,12 +320,20 @@ async def finish_rebalance_requests(
         service = state.services[service_id]
         spec = {k: v for k, v in service.spec.items() if k != "rebalance_requested"}
         log.info("rebalance of %s done", service.name)
-        try:
-            await manager.write(
-                C.update_service(time.time(), service_id, spec, service_version=service.version)
-            )
-        except (ConflictError, ProposalTimeout) as exc:
-            log.info("clearing the rebalance request of %s not committed: %s", service.name, exc.message)
+        await write_service_spec(manager, service, spec, "clearing the rebalance request")
+
+
+async def write_service_spec(
+    manager: ClusterManager, service: ServiceRecord, spec: dict[str, Any], what: str
+) -> None:
+    """Leader bookkeeping on a service's spec, conditional on the version read; a lost race is logged
+    (the next round decides again)."""
+    try:
+        await manager.write(
+            C.update_service(time.time(), service.service_id, spec, service_version=service.version)
+        )
+    except (ConflictError, ProposalTimeout) as exc:
+        log.info("%s for %s not committed: %s", what, service.name, exc.message)
 
 
 async def wait_any(*waits: Callable[[], Awaitable[Any]]) -> None:
