@@ -3,14 +3,18 @@
 ``next_voter_change`` looks at the committed node records, the leader's current Raft voter set and
 which nodes gossip sees alive, and returns the one membership step to take now, or None:
 
-1. ``add``: a node recorded as voter (a joiner, or a replica just promoted) that is ready and alive
-   but not yet in the Raft configuration is added to it.
+1. ``add``: a node recorded as voter (a joiner, or a replica just promoted) that is not yet in the
+   Raft configuration is added once it answered that its store runs as a voter of this generation
+   (``runs_as_voter``, asked by the shell): adding a voter that is not running would stall commits
+   (a 1-voter cluster needs both of 2).
 2. ``promote``: fewer than ``target`` voters are healthy (a voter down for less than ``grace_s``
    still counts; so does a node recorded as voter that step 1 has yet to add), e.g. a voter died or
    a forced recovery left a single voter: the first ready, alive replica (by name) is recorded as
    voter; its own node then restarts its store as a voter and step 1 adds it.
 3. ``demote``: a voter has been down for ``grace_s`` and ``target`` healthy voters exist without it:
-   it is recorded as replica (so when it comes back it starts as one), then
+   it is recorded as replica (so when it comes back it starts as one); or more than ``target`` voters
+   are healthy (a dead voter came back after its replacement, a join raced a promotion): the last one
+   by name that is not the leader is; then
 4. ``remove``: a Raft voter whose record says replica, or whose node left or was removed, leaves
    the Raft configuration.
 
@@ -49,6 +53,7 @@ def next_voter_change(
     nodes: Iterable[NodeRecord],
     raft_voters: Collection[str],
     alive: Collection[str],
+    runs_as_voter: Collection[str],
     now: float,
     *,
     target: int,
@@ -70,26 +75,26 @@ def next_voter_change(
             return VoterChange("remove", addr, node.node_id, f"{node.name} was demoted")
 
     for n in members:
-        if (
-            n.role == "voter"
-            and n.status == "ready"
-            and n.node_id in alive
-            and n.raft_addr not in raft_voters
-        ):
-            return VoterChange("add", n.raft_addr, n.node_id, "recorded as voter")
+        if n.role == "voter" and n.raft_addr not in raft_voters and n.raft_addr in runs_as_voter:
+            return VoterChange("add", n.raft_addr, n.node_id, "runs as a voter")
 
     def down_for_good(n: NodeRecord) -> bool:
-        return n.status == "down" and now - n.status_at >= grace_s
+        return n.status != "ready" and now - n.status_at >= grace_s
 
     in_config = [n for n in members if n.raft_addr in raft_voters]
     dead = [n for n in in_config if n.raft_addr != self_addr and down_for_good(n)]
     counted = [n for n in in_config if not down_for_good(n)]  # ready, or down for less than the grace
-    coming = [
-        n for n in members if n.role == "voter" and n.raft_addr not in raft_voters and n.status == "ready"
+    coming = [  # recorded as voter, not added yet, and not given up on
+        n for n in members if n.role == "voter" and n.raft_addr not in raft_voters and not down_for_good(n)
     ]
     if dead and len(counted) >= target:
         victim = dead[0]
         return VoterChange("demote", victim.raft_addr, victim.node_id, f"{victim.name} is down")
+    if not dead and not coming and len(counted) > target:
+        extra = [n for n in in_config if n.raft_addr != self_addr][-1]  # last by name
+        return VoterChange(
+            "demote", extra.raft_addr, extra.node_id, f"{len(counted)} voters, target {target}"
+        )
     if len(counted) + len(coming) >= target:
         return None
     why = f"replaces voter {dead[0].name}" if dead else f"{len(counted)} of {target} voters"

@@ -2,9 +2,10 @@
 
 Owns the listening socket (bound to the advertise address only), length-prefixed wire framing and
 counting/dropping bad connections. A verified request is either a join (one sealed reply, from the
-caller's ``handle``), a member request (``op`` in ``member_ops``, one sealed reply; only on sessions
-keyed with the cluster token, e.g. a restarted node asking whether it is still a voter) or a stream
-(``op`` in ``streams``: sealed items, then ``end``), e.g. a peer asking for this node's task logs.
+caller's ``handle``; only on sessions keyed with the join token), a member request (``op`` in
+``member_ops``, one sealed reply) or a stream (``op`` in ``streams``: sealed items, then ``end``), e.g. a
+peer asking for this node's task logs. Member requests and streams are served only on sessions keyed
+with the cluster token, which only members hold: a join token admits a node, nothing more.
 This module never touches cluster state itself.
 """
 
@@ -100,7 +101,7 @@ class JoinService:
                 return
             member, request, as_member = verified
             op = str(request.get("op", ""))
-            stream_handler = self.streams.get(op)
+            stream_handler = self.streams.get(op) if as_member else None
             if stream_handler is not None:
                 await self._stream(stream, member, stream_handler, request)
                 return
@@ -211,8 +212,9 @@ async def request_join(
 async def request_stream(
     host: str, port: int, token: JoinToken, request: dict[str, Any], *, timeout_s: float = 30.0
 ) -> AsyncIterator[Any]:
-    """Run the handshake against ``host:port`` with a streaming ``request``; yields the peer's items."""
-    joiner = JoinerHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12))
+    """Run the handshake against ``host:port`` with a streaming ``request`` (a member's: ``token`` is the
+    cluster token); yields the peer's items."""
+    joiner = JoinerHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12), member=True)
     try:
         with trio.fail_after(timeout_s):
             stream = await trio.open_tcp_stream(host, port)

@@ -169,21 +169,29 @@ class ClusterManager:
     async def _answer_membership(self, request: dict[str, Any]) -> dict[str, Any]:
         return voter_role.membership_answer(self, request)
 
-    def switch_role_soon(self, local: LocalClusterState) -> None:
-        """Restart the member services with the store in ``local.role`` (called from inside them)."""
+    def switch_role_soon(self, expected: LocalClusterState, local: LocalClusterState) -> None:
+        """Restart the member services with the store in ``local.role`` and ``local.generation`` (called
+        from inside them); skipped if this node's state is no longer ``expected`` by then (a recover,
+        leave or another switch came first)."""
         assert self._nursery is not None
-        self._nursery.start_soon(self._switch_role, local)
+        self._nursery.start_soon(self._switch_role, expected, local)
 
-    async def _switch_role(self, local: LocalClusterState) -> None:
+    async def _switch_role(self, expected: LocalClusterState, local: LocalClusterState) -> None:
         async with self._lock:
-            if self.local is None or self.local.node_id != local.node_id:
-                return  # left meanwhile
+            if self.local is not expected:
+                return
             await self._stop_member()
-            self._set_aside_old_generation(self.local, local)
-            localstate.save(self.data_dir, local)
-            self.local = local
-            await self._start_member(local)
-            log.info("running as %s now (generation %d)", local.role, local.generation)
+            try:
+                self._set_aside_old_generation(expected, local)
+                localstate.save(self.data_dir, local)
+                self.local = local
+                await self._start_member(local)
+                log.info("running as %s now (generation %d)", local.role, local.generation)
+            except Exception as exc:  # never take the daemon down: go back to how it ran before
+                log.error("restarting as %s failed (%r): running as %s again", local.role, exc, expected.role)
+                localstate.save(self.data_dir, expected)
+                self.local = expected
+                await self._start_member(expected)
 
     async def recover(self, body: dict[str, Any]) -> dict[str, Any]:
         """``recover --force-new-cluster``: after quorum loss, restart the cluster from this node's state
@@ -218,22 +226,24 @@ class ClusterManager:
             async def restore(fresh: RaftStore) -> None:
                 await fresh.wait_leader(timeout_s=15)
                 await fresh.write(C.restore_state(now, data), timeout_s=self.config.raft.commit_timeout_s)
+                localstate.save(self.data_dir, new)  # right after the new log holds the state
 
             await self._stop_member()
             backup = self.raft_dir.with_name(f"{RAFT_DIR}.before-recovery-{int(now)}")
-            self.raft_dir.rename(backup)
             try:
+                self.raft_dir.rename(backup)
                 self.local = new
                 await self._start_member(new, prepare=restore)
             except BaseException:
                 with trio.CancelScope(shield=True):  # put everything back as it was
                     await self._stop_member()
-                    shutil.rmtree(self.raft_dir, ignore_errors=True)
-                    backup.rename(self.raft_dir)
+                    if backup.exists():
+                        shutil.rmtree(self.raft_dir, ignore_errors=True)
+                        backup.rename(self.raft_dir)
+                    localstate.save(self.data_dir, old)
                     self.local = old
                     await self._start_member(old)
                 raise
-            localstate.save(self.data_dir, new)
             log.warning(
                 "recovered cluster %s from this node's state as its only voter (generation %d); "
                 "old Raft log kept in %s",
@@ -419,6 +429,7 @@ class ClusterManager:
                     role=str(reply["role"]),
                     raft_addr=f"{me['addr']}:{me['raft_port']}",
                     voters=tuple(str(v) for v in reply["voters"]),
+                    generation=int(reply.get("generation", 0)),
                 )
             except (KeyError, TypeError, AuthError) as exc:
                 raise AuthError(f"join: malformed reply from {peer}: {exc}") from exc
@@ -542,34 +553,16 @@ class ClusterManager:
             now = time.time()
             await self.write(C.add_node(now, record))
             await self.write(C.lease_subnet(now, record.node_id))
-            if role == "voter":
-                # The Raft configuration change can only commit once the joiner runs its store, which it
-                # does after this reply: add it in the background.
-                assert self._nursery is not None
-                self._nursery.start_soon(self._add_voter, record.node_id, record.raft_addr)
+            # A voter joins the Raft configuration through the leader's autopilot, once it answers that
+            # its store runs as a voter of this generation (adding it earlier could stall commits).
             log.info("node %s (%s) joined as %s", record.name, record.addr, role)
             return {
                 "cluster_id": self.local.cluster_id,
                 "cluster_token": self.local.token,
                 "role": role,
                 "voters": sorted(n.raft_addr for n in voters),
+                "generation": state.generation,
             }
-
-    async def _add_voter(self, node_id: str, raft_addr: str) -> None:
-        """Add a joined node to the Raft voters, retrying until it is done or the node is gone."""
-        for attempt in range(1, 21):
-            store = self.store
-            if store is None or node_id not in store.snapshot().nodes:
-                return
-            if raft_addr in store.status().voters:
-                return
-            try:
-                await store.add_voter(raft_addr, timeout_s=15)
-                log.info("added voter %s", raft_addr)
-                return
-            except P2POrchError as exc:
-                log.warning("adding voter %s failed (attempt %d): %s", raft_addr, attempt, exc.message)
-                await trio.sleep(min(5.0, 0.5 * attempt))
 
     # ----- task logs across nodes
     @asynccontextmanager
@@ -605,10 +598,9 @@ class ClusterManager:
             async with self.local_logs(request) as lines:
                 yield lines
             return
-        token = self.current_token()
-        if token is None:
+        if self.local is None:
             raise ConflictError("this node is not part of a cluster", field="cluster")
-        yield request_stream(node.addr, self.config.join.port or 7948, token, request)
+        yield request_stream(node.addr, self.config.join.port or 7948, self.local.cluster_token, request)
 
     # ----- events
     @asynccontextmanager

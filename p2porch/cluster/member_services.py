@@ -13,7 +13,7 @@ import math
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from ..netoverlay.firewall import Firewall
 from ..netoverlay.plan import OverlaySettings
 from ..netoverlay.reconciler import OverlayReconciler, run_overlay
 from ..raft import commands as C
-from ..raft.state import ClusterState, ServiceRecord
+from ..raft.state import ClusterState, NodeRecord, ServiceRecord
 from ..raft.store import RaftStore
 from ..scheduler import Orchestrator
 from . import voter_role
@@ -305,6 +305,8 @@ async def apply_update_failures(manager: ClusterManager, state: ClusterState, fa
         previous = service.spec.get("previous_spec")
         if action == "rollback" and previous:
             spec = {**dict(previous), "previous_spec": plain_spec(service.spec)}
+            if service.spec.get("rebalance_requested"):
+                spec["rebalance_requested"] = service.spec["rebalance_requested"]
             log.warning("update of %s failed: rolling back", service.name)
         else:
             spec = {**dict(service.spec), "update_paused": True}
@@ -373,6 +375,7 @@ async def _run_autopilot(manager: ClusterManager) -> None:
             state.nodes.values(),
             status.voters,
             alive,
+            await voters_running(manager, state, status.voters),
             time.time(),
             target=voters_target(manager.config, len(live)),
             grace_s=manager.config.raft.replace_dead_voter_s,
@@ -382,22 +385,36 @@ async def _run_autopilot(manager: ClusterManager) -> None:
             await apply_voter_change(manager, store, state, change)
 
 
+async def voters_running(
+    manager: ClusterManager, state: ClusterState, raft_voters: Collection[str]
+) -> set[str]:
+    """Raft addresses of nodes recorded as voters, not in the configuration yet, that answer (join port)
+    that their store runs as a voter of this generation."""
+    pending = [
+        n
+        for n in state.nodes.values()
+        if n.role == "voter" and n.status == "ready" and n.raft_addr not in raft_voters
+    ]
+    running: set[str] = set()
+
+    async def ask(node: NodeRecord) -> None:
+        answer = await voter_role.ask_node(manager, node.addr)
+        if answer and (answer.get("running_role"), answer.get("running_generation")) == (
+            "voter",
+            state.generation,
+        ):
+            running.add(node.raft_addr)
+
+    async with trio.open_nursery() as nursery:
+        for node in pending:
+            nursery.start_soon(ask, node)
+    return running
+
+
 async def apply_voter_change(
     manager: ClusterManager, store: RaftStore, state: ClusterState, change: VoterChange
 ) -> None:
     """Carry out one autopilot step; a failure is logged and the next check decides again."""
-    if change.kind == "add":
-        # Adding a voter that does not run as one yet would stall commits (1 -> 2 voters needs both).
-        assert change.node_id is not None
-        answer = await voter_role.ask_node(manager, state.nodes[change.node_id].addr)
-        if answer is None or (answer.get("running_role"), answer.get("running_generation")) != (
-            "voter",
-            state.generation,
-        ):
-            log.info(
-                "autopilot: waiting for %s to run as a voter of generation %d", change.addr, state.generation
-            )
-            return
     log.warning("autopilot: %s %s (%s)", change.kind, change.addr, change.reason)
     try:
         if change.kind == "add":
@@ -445,6 +462,7 @@ async def _run_gossip(manager: ClusterManager) -> None:
         vtep_addr=addr,
         labels=dict(me.labels) if me else {},
         capacity={"memory_bytes": me.memory_bytes, "cpu_millis": me.cpu_nanos // 1_000_000} if me else {},
+        generation=local.generation,
     )
 
     def on_event(event: MemberEvent) -> None:

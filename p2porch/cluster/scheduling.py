@@ -94,6 +94,7 @@ def orchestrator_task(task: TaskRecord) -> Task:
         health_starting=health == "starting",
         restart_history=task.restart_history,
         move_to=task.move_to,
+        move_at=task.move_at,
     )
 
 
@@ -158,7 +159,11 @@ def plan_round(
         )
         new_records[create.task_id] = record
         requests.append(TaskRequest(create.task_id, specs[create.service_id], node_id=create.node_id))
-    # Tasks that found no node in an earlier round get another chance every round.
+    # Tasks that found no node in an earlier round get another chance every round (a rebalance
+    # replacement only on its move's target).
+    move_targets = {
+        (t.service_id, t.slot): t.move_to for t in tasks if t.move_to and t.desired_state == "running"
+    }
     for t in tasks:
         if (
             t.node_id is None
@@ -167,7 +172,8 @@ def plan_round(
             and t.service_id in specs
             and t.task_id not in shutdown_ids
         ):
-            requests.append(TaskRequest(t.task_id, specs[t.service_id]))
+            pin = move_targets.get((t.service_id, t.slot))
+            requests.append(TaskRequest(t.task_id, specs[t.service_id], node_id=pin))
     result = schedule(requests, build_node_infos(nodes, placed)) if requests else None
 
     for create_id, record in new_records.items():
@@ -207,8 +213,19 @@ def plan_round(
         if s.service_id in specs and (specs[s.service_id].rebalance or s.spec.get("rebalance_requested"))
     }
     if wanted:
+        placed_now = placed + [  # what this round placed counts too
+            PlacedTask(
+                service=r.spec.name,
+                node_id=result.assignments[r.task_id],
+                cpu_nanos=r.spec.reserve_cpu_nanos,
+                memory_bytes=r.spec.reserve_memory_bytes,
+                host_ports=r.spec.host_ports,
+            )
+            for r in requests
+            if result is not None and r.task_id in result.assignments
+        ]
         rebalance = plan_rebalance(
-            services, task_views, nodes, placed, now, wanted=wanted, max_moves=rebalance_max_moves
+            services, task_views, nodes, placed_now, now, wanted=wanted, max_moves=rebalance_max_moves
         )
         touched = result_ids(out)  # one write per task per round: a second would conflict
         moves: dict[str, str | None] = {m.task_id: m.to_node for m in rebalance.moves}
@@ -216,7 +233,8 @@ def plan_round(
         for task_id, target in moves.items():
             t = state.tasks[task_id]
             if task_id not in touched:
-                out.items.append(C.task_put(replace(t, move_to=target), task_version=t.version))
+                moved = replace(t, move_to=target, move_at=now if target else 0.0)
+                out.items.append(C.task_put(moved, task_version=t.version))
         out.rebalanced = sorted(
             sid for sid in rebalance.balanced if state.services[sid].spec.get("rebalance_requested")
         )

@@ -124,6 +124,8 @@ class ServiceOps:
             )
         spec = validate_spec(dict(previous)).to_dict()
         spec["previous_spec"] = plain_spec(dict(service.spec))
+        if service.spec.get("rebalance_requested"):
+            spec["rebalance_requested"] = service.spec["rebalance_requested"]
         await self.manager.write(
             C.update_service(time.time(), service.service_id, spec, service_version=service.version)
         )
@@ -139,6 +141,12 @@ class ServiceOps:
         if service.spec.get("mode") == "global":
             raise ConfigError(
                 f"service {service.name} is global: it already runs one task per eligible node",
+                field="SERVICE",
+            )
+        if service.spec.get("strategy") == "binpack":
+            raise ConfigError(
+                f"service {service.name} uses --strategy binpack: rebalancing spreads tasks, which "
+                "binpack does not want",
                 field="SERVICE",
             )
         spec = {**dict(service.spec), "rebalance_requested": time.time()}

@@ -85,11 +85,26 @@ async def ask_node(manager: ClusterManager, addr: str) -> dict[str, Any] | None:
         return None
 
 
-async def ask_peers(local: LocalClusterState, hosts: list[str], join_port: int) -> dict[str, Any] | None:
-    """The first membership answer from a peer that sees a leader, or None if none does in time."""
+def _parse_answer(answer: Any, local: LocalClusterState) -> LocalClusterState | None:
+    """This node as a peer's answer records it, or None when the answer is unusable: no leader seen,
+    malformed, or from an older Raft generation than ours (never go back to a log a recovery replaced)."""
+    try:
+        if not answer.get("leader") or answer.get("role") not in ("voter", "replica"):
+            return None
+        generation = int(answer.get("generation") or 0)
+        voters = tuple(str(v) for v in answer["voters"])
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    if generation < local.generation or not voters:
+        return None
+    return replace(local, role=str(answer["role"]), voters=voters, generation=generation)
+
+
+async def ask_peers(local: LocalClusterState, hosts: list[str], join_port: int) -> LocalClusterState | None:
+    """This node as the first peer that sees a leader records it, or None if none answers in time."""
     if not hosts:
         return None
-    found: list[dict[str, Any]] = []
+    found: list[LocalClusterState] = []
     request = {"op": "membership", "node_id": local.node_id}
 
     async with trio.open_nursery() as nursery:
@@ -102,8 +117,9 @@ async def ask_peers(local: LocalClusterState, hosts: list[str], join_port: int) 
             except P2POrchError as exc:
                 log.debug("membership question to %s unanswered: %s", host, exc.message)
                 return
-            if answer.get("leader") and answer.get("role") in ("voter", "replica"):
-                found.append(answer)
+            recorded = _parse_answer(answer, local)
+            if recorded is not None:
+                found.append(recorded)
                 nursery.cancel_scope.cancel()
 
         for host in hosts:
@@ -119,51 +135,77 @@ async def role_on_return(
     ``hosts`` to ask default to the voters saved in ``cluster.json``."""
     if hosts is None:
         hosts = sorted({addr.rpartition(":")[0] for addr in local.voters if addr != local.raft_addr})
-    answer = await ask_peers(local, hosts, join_port)
-    if answer is None:
-        return local
-    generation = int(answer.get("generation") or 0)
-    if answer["role"] == local.role and generation == local.generation:
+    recorded = await ask_peers(local, hosts, join_port)
+    if recorded is None or (recorded.role, recorded.generation) == (local.role, local.generation):
         return local
     log.warning(
         "the cluster records this node as %s in Raft generation %d: starting as one",
-        answer["role"],
-        generation,
+        recorded.role,
+        recorded.generation,
     )
-    return replace(
-        local,
-        role=str(answer["role"]),
-        voters=tuple(str(v) for v in answer["voters"]),
-        generation=generation,
-    )
+    return recorded
+
+
+def newer_generation_hosts(manager: ClusterManager, local: LocalClusterState) -> list[str]:
+    """Addresses of alive gossip members that run a newer Raft generation than this node (``g`` in
+    their gossip metadata): this node was cut off during a forced recovery and must follow it."""
+    gossip = manager.gossip
+    if gossip is None:
+        return []
+    hosts = []
+    for member in gossip.members().values():
+        meta = member.meta
+        generation = meta.get("g") if isinstance(meta, dict) else None
+        if member.state == "alive" and isinstance(generation, int) and generation > local.generation:
+            hosts.append(str(meta.get("a") or ""))
+    return sorted(h for h in hosts if h)
 
 
 async def watch_role(manager: ClusterManager, local: LocalClusterState) -> None:
-    """Restart the member in the recorded role when it changes; keep the saved voter list current."""
-    store = manager.require_store()
+    """Restart the member in the recorded role (and generation) when they change; keep the saved voter
+    list current. Never raises: a failed check is logged and retried."""
     leaderless_since: float | None = None
     while True:
         await trio.sleep(ROLE_CHECK_S)
-        me = store.snapshot().nodes.get(local.node_id)
-        if sees_leader(store.status()) and me is not None:
-            leaderless_since = None
-            if me.role != local.role and me.status != "left":
-                log.warning("this node is recorded as %s now: restarting its store as one", me.role)
-                manager.switch_role_soon(replace(local, role=me.role, voters=recorded_voters(manager)))
-                return
-            voters = recorded_voters(manager)
-            if voters and set(voters) != set(local.voters):
-                local = replace(local, voters=voters)
-                localstate.save(manager.data_dir, local)
-                manager.local = local
+        try:
+            local, leaderless_since, changed = await _check_role(manager, local, leaderless_since)
+        except Exception as exc:  # the role check must never take the member down
+            log.warning("role check failed: %r", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             continue
-        now = time.monotonic()
-        if leaderless_since is None:
-            leaderless_since = now
-        elif now - leaderless_since >= LEADERLESS_ASK_S:
-            leaderless_since = now
-            others = sorted(n.addr for n in store.snapshot().nodes.values() if n.node_id != local.node_id)
-            changed = await role_on_return(local, manager.config.join.port or 7948, others)
-            if changed != local:
-                manager.switch_role_soon(changed)
-                return
+        if changed is not None:
+            manager.switch_role_soon(local, changed)
+            return
+
+
+async def _check_role(
+    manager: ClusterManager, local: LocalClusterState, leaderless_since: float | None
+) -> tuple[LocalClusterState, float | None, LocalClusterState | None]:
+    """One check: (local state, leaderless since, the state to restart in, if it must change)."""
+    store = manager.require_store()
+    port = manager.config.join.port or 7948
+    newer = newer_generation_hosts(manager, local)
+    if newer:
+        changed = await role_on_return(local, port, newer)
+        return local, leaderless_since, (changed if changed != local else None)
+    state = store.snapshot()
+    if sees_leader(store.status()):
+        me = state.nodes.get(local.node_id)
+        if me is None or me.status == "left":
+            return local, None, None  # our record is not here yet (just joined) or we are leaving
+        if me.role != local.role:
+            log.warning("this node is recorded as %s now: restarting its store as one", me.role)
+            return local, None, replace(local, role=me.role, voters=recorded_voters(manager))
+        voters = recorded_voters(manager)
+        if voters and set(voters) != set(local.voters):
+            local = replace(local, voters=voters)
+            localstate.save(manager.data_dir, local)
+            manager.local = local
+        return local, None, None
+    now = time.monotonic()
+    if leaderless_since is None:
+        return local, now, None
+    if now - leaderless_since < LEADERLESS_ASK_S:
+        return local, leaderless_since, None
+    others = sorted(n.addr for n in state.nodes.values() if n.node_id != local.node_id)
+    changed = await role_on_return(local, port, others)
+    return local, now, (changed if changed != local else None)

@@ -129,6 +129,7 @@ class NodeMeta:
     vtep_addr: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     capacity: Mapping[str, int] = field(default_factory=dict)  # {"cpu_millis": 4000, "memory_bytes": ...}
+    generation: int = 0  # the node's Raft generation (bumped by `recover --force-new-cluster`)
 
     def to_wire(self) -> dict[str, Any]:
         meta = {
@@ -136,6 +137,7 @@ class NodeMeta:
             "v": self.vtep_addr,
             "l": dict(self.labels),
             "c": dict(self.capacity),
+            "g": self.generation,
         }
         check_meta(meta)
         return meta
@@ -154,6 +156,7 @@ class NodeMeta:
                 if isinstance(capacity, dict)
                 else {}
             ),
+            generation=generation if isinstance(generation := meta.get("g", 0), int) else 0,
         )
 
 

@@ -322,7 +322,7 @@ def _validated_task(d: Any, v: int) -> TaskRecord:
     if not isinstance(grace, int | float) or isinstance(grace, bool) or grace < 0:
         raise _invalid("stop_grace_s must be a non-negative number", "stop_grace_s")
     extra["stop_grace_s"] = float(grace)
-    for name in ("created_at", "started_at"):
+    for name in ("created_at", "started_at", "move_at"):
         value = d.get(name, 0.0) or 0.0
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise _invalid(f"{name} must be a number", name)

@@ -63,7 +63,8 @@ class Task:
     healthy: bool | None = None
     restart_history: tuple[float, ...] = ()
     health_starting: bool = False  # has a health check that has not passed yet
-    move_to: str | None = None  # a rebalance moves this task to that node (start-first)
+    move_to: str | None = None  # a rebalance moves this task to that node (start-first) ...
+    move_at: float = 0.0  # ... since then
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +176,16 @@ def _settled(task: Task, spec: ServiceSpec, now: float) -> bool:
         and not task.health_starting
         and started is not None
         and now >= started + spec.update.monitor_s
+    )
+
+
+def replacement_failed(moving: Task, other: Task) -> bool:
+    """``other`` is a replacement started for ``moving``'s rebalance move, and it ended in failure."""
+    return (
+        other.task_id != moving.task_id
+        and other.node_id == moving.move_to
+        and other.created_at >= moving.move_at
+        and other.state in FAILURE_STATES
     )
 
 
@@ -316,10 +327,7 @@ class Orchestrator:
             return (
                 t.move_to is not None
                 and ctx.node_fate(t.move_to) == "ok"
-                and not any(
-                    e.node_id == t.move_to and e.created_at > t.created_at and e.state in FAILURE_STATES
-                    for e in ended
-                )
+                and not any(replacement_failed(t, e) for e in ended)
             )
 
         def well_placed(t: Task) -> bool:

@@ -7,8 +7,10 @@ moves in flight cluster-wide than the disruption budget. A move only marks the o
 once the replacement runs (start-first), so a service never drops below its replicas. The target is
 the node the scheduler itself would choose for one more task (filters, resources, preferences,
 affinity), and a move is proposed only when it strictly improves the spread: the target then holds
-fewer tasks of the service than the source did. Moves whose target went away or whose replacement
-failed are cancelled. Nothing here performs I/O or reads a clock.
+fewer tasks of the service than the source did. Moves whose target went away, whose replacement
+failed or runs unhealthy, or that did not complete within ``MOVE_DEADLINE_S`` are cancelled; a service
+whose replacement failed is left alone for ``FAILURE_COOLDOWN_S``. Nothing here performs I/O or reads a
+clock.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from .nodeinfo import Node, NodeInfo, PlacedTask, build_node_infos
-from .orchestrator import FAILURE_STATES, Service, Task
+from .orchestrator import FAILURE_STATES, TERMINAL_STATES, Service, Task, replacement_failed
 from .placement import TaskRequest, schedule
 
 #: after a replacement in a service failed, leave the service alone this long (no move storm on a bad node)
 FAILURE_COOLDOWN_S = 30.0
+#: a move whose replacement is not running healthy this long after the move is cancelled
+MOVE_DEADLINE_S = 120.0
 _PROBE = "rebalance-probe"
 
 
@@ -45,13 +49,19 @@ class RebalancePlan:
     balanced: set[str] = field(default_factory=set)
 
 
-def _move_failed(task: Task, slot_tasks: Sequence[Task]) -> bool:
-    """A replacement started for ``task``'s move ended in failure (so the move is over)."""
-    return any(
-        t.node_id == task.move_to and t.created_at > task.created_at and t.state in FAILURE_STATES
+def _move_over(task: Task, slot_tasks: Sequence[Task], target: Node | None, now: float) -> bool:
+    """The move of ``task`` cannot succeed any more: its target is gone, unschedulable, or its
+    replacement failed, runs unhealthy, or is not running healthy ``MOVE_DEADLINE_S`` after the move."""
+    if target is None or not target.schedulable:
+        return True
+    replacements = [
+        t
         for t in slot_tasks
-        if t.task_id != task.task_id
-    )
+        if t.task_id != task.task_id and t.created_at >= task.move_at and t.node_id in (task.move_to, None)
+    ]
+    if any(replacement_failed(task, t) or t.healthy is False for t in replacements):
+        return True
+    return now - task.move_at > MOVE_DEADLINE_S
 
 
 def _settled(tasks: Sequence[Task], svc: Service, nodes: dict[str, Node], now: float) -> bool:
@@ -64,8 +74,10 @@ def _settled(tasks: Sequence[Task], svc: Service, nodes: dict[str, Node], now: f
         return False
     holder = {t.slot: t for t in active}
     for t in tasks:
+        if t.desired_state != "running" and t.state not in TERMINAL_STATES:
+            return False  # a stopped task still holds its node: counts would be stale
         if (
-            t.state in ("failed", "rejected")
+            t.state in FAILURE_STATES
             and t.state_at > now - FAILURE_COOLDOWN_S
             and t.slot in holder
             and t.created_at > holder[t.slot].created_at
@@ -114,9 +126,8 @@ def plan_rebalance(
     for t in sorted(tasks, key=lambda t: t.task_id):
         if t.move_to is None or t.desired_state != "running":
             continue
-        target = by_id.get(t.move_to)
         slot_tasks = [s for s in by_service[t.service_id] if s.slot == t.slot]
-        if target is None or not target.schedulable or _move_failed(t, slot_tasks):
+        if _move_over(t, slot_tasks, by_id.get(t.move_to), now):
             plan.cancels.append(t.task_id)
         else:
             in_flight += 1

@@ -393,3 +393,14 @@ def test_quorum_loss_and_recover_force_new_cluster(cluster):
         )
     final = roles(sb, "n1")
     assert sorted(final.values()) == ["replica", "replica", "voter", "voter", "voter"], final
+    # a node that joins the recovered cluster gets its generation (else its Raft password would not match)
+    rejoiner = victims[0]
+    assert cli(sb, rejoiner.name, "leave").returncode == 0
+    assert cli(sb, survivor.name, "node", "rm", rejoiner.name).returncode == 0
+    token = cli_json(sb, survivor.name, "token")["token"]
+    joined = cli(sb, rejoiner.name, "join", survivor.address, "--token", token)
+    assert joined.returncode == 0, joined.stderr.decode()
+    wait_for(lambda: roles(sb, rejoiner.name).get(rejoiner.name) in ("voter", "replica"), 60, "rejoined")
+    write = cli(sb, rejoiner.name, "node", "update", rejoiner.name, "--label-add", "rejoined=1")
+    assert write.returncode == 0, write.stderr.decode()
+    wait_for(lambda: labels_of(sb, survivor.name, rejoiner.name).get("rejoined") == "1", 30, "write visible")

@@ -18,8 +18,10 @@ FIVE = [node(1), node(2), node(3), node(4, "replica"), node(5, "replica")]
 ALIVE = {f"id{i}" for i in range(1, 6)}
 
 
-def step(nodes, voters, alive=ALIVE, now=100.0, target=3, grace=5.0):
-    return next_voter_change(nodes, set(voters), alive, now, target=target, grace_s=grace, self_addr=addr(1))
+def step(nodes, voters, alive=ALIVE, running=(), now=100.0, target=3, grace=5.0):
+    return next_voter_change(
+        nodes, set(voters), alive, set(running), now, target=target, grace_s=grace, self_addr=addr(1)
+    )
 
 
 def test_healthy_cluster_needs_nothing():
@@ -38,7 +40,10 @@ def test_dead_voter_is_replaced_promote_add_then_demote_then_remove():
     change = step(nodes, voters, alive)
     assert change == VoterChange("promote", addr(4), "id4", "replaces voter n3")
     nodes[3] = node(4)  # the promotion is committed; n4 restarts its store as a voter
-    assert step(nodes, voters, alive) == VoterChange("add", addr(4), "id4", "recorded as voter")
+    assert step(nodes, voters, alive) is None  # not added before it runs as a voter; nobody else promoted
+    assert step(nodes, voters, alive, running=[addr(4)]) == VoterChange(
+        "add", addr(4), "id4", "runs as a voter"
+    )
     voters.add(addr(4))
     assert step(nodes, voters, alive) == VoterChange("demote", addr(3), "id3", "n3 is down")
     nodes[2] = node(3, "replica", status="down", status_at=90.0)
@@ -48,6 +53,22 @@ def test_dead_voter_is_replaced_promote_add_then_demote_then_remove():
     # n3 comes back as a replica: nothing changes, there are enough voters
     nodes[2] = node(3, "replica")
     assert step(nodes, voters) is None
+
+
+def test_a_promoted_replica_that_dies_is_given_up_after_the_grace():
+    voters = {addr(1), addr(2), addr(3)}
+    nodes = [node(1), node(2), node(3, status="down", status_at=0.0), node(4, status="down", status_at=98.0)]
+    nodes.append(node(5, "replica"))
+    assert step(nodes, voters) is None  # n4 is still coming
+    nodes[3] = node(4, status="down", status_at=90.0)
+    assert step(nodes, voters) == VoterChange("promote", addr(5), "id5", "replaces voter n3")
+
+
+def test_more_healthy_voters_than_the_target_are_trimmed():
+    nodes = [node(1), node(2), node(3), node(4), node(5, "replica")]
+    assert step(nodes, [addr(1), addr(2), addr(3), addr(4)]) == VoterChange(
+        "demote", addr(4), "id4", "4 voters, target 3"
+    )
 
 
 def test_no_replica_to_promote_keeps_the_dead_voter():
@@ -65,18 +86,19 @@ def test_departed_voters_are_removed_and_the_leader_never_removes_itself():
     assert step(nodes[:2], [addr(1), addr(2)], target=2) is None  # self (n1) is never demoted
 
 
-def test_a_joined_voter_is_added_only_while_ready_and_alive():
+def test_a_joined_voter_is_added_once_it_runs_as_one():
     nodes = [node(1), node(2)]
-    assert step(nodes, [addr(1)], target=2) == VoterChange("add", addr(2), "id2", "recorded as voter")
-    assert step(nodes, [addr(1)], alive={"id1"}, target=2) is None
+    assert step(nodes, [addr(1)], target=2) is None
+    assert step(nodes, [addr(1)], running=[addr(2)], target=2) == VoterChange(
+        "add", addr(2), "id2", "runs as a voter"
+    )
 
 
 def test_after_a_forced_recovery_replicas_are_promoted_back_to_the_target():
     nodes = [node(1), *(node(i, "replica") for i in range(2, 6))]
     assert step(nodes, [addr(1)]) == VoterChange("promote", addr(2), "id2", "1 of 3 voters")
     nodes[1] = node(2)
-    assert step(nodes, [addr(1)]) == VoterChange("add", addr(2), "id2", "recorded as voter")
-    # while n2 is recorded but not yet added (e.g. not alive yet) nobody else is promoted beyond target
-    assert step(nodes, [addr(1)], alive=ALIVE - {"id2"}).kind == "promote"  # n3: 1 + 1 coming < 3
+    assert step(nodes, [addr(1)], running=[addr(2)]) == VoterChange("add", addr(2), "id2", "runs as a voter")
+    assert step(nodes, [addr(1)]).kind == "promote"  # n3: 1 voter + 1 coming < 3
     nodes[2] = node(3)
-    assert step(nodes, [addr(1)], alive=ALIVE - {"id2", "id3"}) is None
+    assert step(nodes, [addr(1)]) is None  # 1 + 2 coming: nobody else promoted

@@ -258,3 +258,30 @@ def test_a_move_whose_replacement_fails_is_cancelled_and_the_old_task_keeps_runn
     # the failure holds the service back for the cool-down: no new move straight away
     plan = plan_round(state, 85.0, orchestrator)
     assert not any(item["op"] == "put" and item["task"].get("move_to") for item in plan.items)
+
+
+def test_a_target_that_always_rejects_gets_one_attempt_per_cool_down_not_churn():
+    from p2porch.scheduler.rebalance import FAILURE_COOLDOWN_S
+
+    orchestrator = Orchestrator(random.Random(10))
+    state = with_service(cluster(2), replicas=2, rebalance=True)
+    state = run(state, C.update_node(1.0, "id2", availability="drain"))
+    state, _, _ = converge(state, orchestrator, 3.0, replicas=0)
+    assert running_per_node(state) == {"id1": 2}
+    state = run(state, C.update_node(50.0, "id2", availability="active"))
+    attempts = set()
+    now = 51.0
+    for _ in range(200):
+        plan = plan_round(state, now, orchestrator)
+        if not plan.empty:
+            state = run(state, C.put_tasks(now, plan.items, expected_version=state.version))
+        for t in state.tasks.values():  # id2's engine refuses every container; id1 runs its tasks
+            if t.node_id == "id2" and t.state == "assigned":
+                attempts.add(t.task_id)
+                state = run(
+                    state, C.report_task_states(now, "id2", [{"task_id": t.task_id, "state": "rejected"}])
+                )
+        state = agents_act(state, now + 0.5)
+        assert running_per_node(state)["id1"] == 2  # the tasks being moved never stop
+        now += 1.0
+    assert 2 <= len(attempts) <= 200 / FAILURE_COOLDOWN_S + 1, len(attempts)

@@ -7,7 +7,7 @@ import random
 
 from p2porch.scheduler import Node, Orchestrator, PlacedTask, Service, ServiceSpec, ShutdownTask, Task
 from p2porch.scheduler.orchestrator import TERMINAL_STATES
-from p2porch.scheduler.rebalance import FAILURE_COOLDOWN_S, Move, plan_rebalance
+from p2porch.scheduler.rebalance import FAILURE_COOLDOWN_S, MOVE_DEADLINE_S, Move, plan_rebalance
 
 SPEC = ServiceSpec(name="web", image="busybox:1", replicas=4, rebalance=True)
 
@@ -134,3 +134,34 @@ def test_orchestrator_keeps_the_old_task_when_the_replacement_fails() -> None:
     failed = task(2, "n3", tid="r", state="failed", created_at=10.0, state_at=11.0)
     r = orch.reconcile([Service("s1", SPEC)], [PILED[0], old, failed, *PILED[2:]], NODES, now=12.0)
     assert r.creates == [] and r.shutdowns == [ShutdownTask("r", "superseded")]
+
+
+def test_an_earlier_failed_attempt_does_not_cancel_a_new_move() -> None:
+    old = dataclasses.replace(PILED[1], move_to="n3", move_at=200.0)
+    earlier = task(
+        2, "n3", tid="r1", desired_state="shutdown", state="failed", created_at=100.0, state_at=101.0
+    )
+    p = plan([Service("s1", SPEC)], [old, earlier, PILED[0], *PILED[2:]], NODES, now=205.0)
+    assert p.cancels == []
+    # and the orchestrator, which sees it too, starts the replacement rather than giving up
+    r = Orchestrator(random.Random(3)).reconcile(
+        [Service("s1", SPEC)], [old, earlier, PILED[0], *PILED[2:]], NODES, now=205.0
+    )
+    assert [(c.slot, c.node_id) for c in r.creates] == [(2, "n3")]
+
+
+def test_moves_with_an_unhealthy_or_late_replacement_are_cancelled() -> None:
+    old = dataclasses.replace(PILED[1], move_to="n3", move_at=50.0)
+    sick = task(2, "n3", tid="r", created_at=51.0, healthy=False)
+    assert plan([Service("s1", SPEC)], [old, sick, PILED[0], *PILED[2:]], NODES, now=60.0).cancels == [
+        old.task_id
+    ]
+    pending = Task("r", "s1", 2, None, state="pending", template_hash=SPEC.template_hash(), created_at=51.0)
+    tasks = [old, pending, PILED[0], *PILED[2:]]
+    assert plan([Service("s1", SPEC)], tasks, NODES, now=60.0).cancels == []
+    assert plan([Service("s1", SPEC)], tasks, NODES, now=50.0 + MOVE_DEADLINE_S + 1).cancels == [old.task_id]
+
+
+def test_no_move_while_a_stopped_task_still_holds_its_node() -> None:
+    stopping = task(5, "n1", tid="gone", desired_state="shutdown", state="running")
+    assert plan([Service("s1", SPEC)], [*PILED, stopping], NODES).moves == []
