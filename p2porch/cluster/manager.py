@@ -151,7 +151,7 @@ class ClusterManager:
 
     async def _role_on_return(self, local: LocalClusterState) -> LocalClusterState:
         """A restarting node asks its peers how the cluster records it now (see voter_role.py)."""
-        checked = await voter_role.role_on_return(local, self.config.join.port or 7948)
+        checked = await voter_role.role_on_return(local, self.join_port)
         if checked != local:
             self._set_aside_old_generation(local, checked)
             localstate.save(self.data_dir, checked)
@@ -299,6 +299,11 @@ class ClusterManager:
             await trio.sleep_forever()
 
     # ----- helpers
+    @property
+    def join_port(self) -> int:
+        """The join port peers listen on (this node's setting; 0 = closed here, peers use the default)."""
+        return self.config.join.port or 7948
+
     def _advertise_addr(self) -> str:
         return self.config.node.advertise_addr or guess_advertise_addr()
 
@@ -414,7 +419,7 @@ class ClusterManager:
             host, _, port_text = peer.partition(":")
             if port_text and not port_text.isdigit():
                 raise ConfigError(f"PEER {peer!r}: port must be a number", field="PEER")
-            port = int(port_text) if port_text else self.config.join.port or 7948
+            port = int(port_text) if port_text else self.join_port
             token = parse_token(str(body.get("token") or ""))
             node_id = secrets.token_hex(8)
             me = self._node_request(body, node_id)
@@ -600,7 +605,7 @@ class ClusterManager:
             return
         if self.local is None:
             raise ConflictError("this node is not part of a cluster", field="cluster")
-        yield request_stream(node.addr, self.config.join.port or 7948, self.local.cluster_token, request)
+        yield request_stream(node.addr, self.join_port, self.local.cluster_token, request)
 
     # ----- events
     @asynccontextmanager

@@ -41,7 +41,7 @@ from ..raft.store import RaftStore
 from ..scheduler import Orchestrator
 from . import voter_role
 from .autopilot import VoterChange, next_voter_change, voters_target
-from .scheduling import node_status_updates, plain_spec, plan_round, service_spec
+from .scheduling import keep_rebalance_request, node_status_updates, plain_spec, plan_round, service_spec
 from .views import (
     dns_zone,
     gateway_of,
@@ -304,9 +304,9 @@ async def apply_update_failures(manager: ClusterManager, state: ClusterState, fa
         action = next(f.action for f in failures if f.service_id == service_id)
         previous = service.spec.get("previous_spec")
         if action == "rollback" and previous:
-            spec = {**dict(previous), "previous_spec": plain_spec(service.spec)}
-            if service.spec.get("rebalance_requested"):
-                spec["rebalance_requested"] = service.spec["rebalance_requested"]
+            spec = keep_rebalance_request(
+                service.spec, {**dict(previous), "previous_spec": plain_spec(service.spec)}
+            )
             log.warning("update of %s failed: rolling back", service.name)
         else:
             spec = {**dict(service.spec), "update_paused": True}
@@ -396,9 +396,11 @@ async def voters_running(
         if n.role == "voter" and n.status == "ready" and n.raft_addr not in raft_voters
     ]
     running: set[str] = set()
+    local = manager.local
+    assert local is not None
 
     async def ask(node: NodeRecord) -> None:
-        answer = await voter_role.ask_node(manager, node.addr)
+        answer = await voter_role.ask_node(local, node.addr, manager.join_port)
         if answer and (answer.get("running_role"), answer.get("running_generation")) == (
             "voter",
             state.generation,

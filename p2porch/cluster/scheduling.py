@@ -51,6 +51,13 @@ class Round:
 BOOKKEEPING_KEYS = ("previous_spec", "update_paused", "rebalance_requested")
 
 
+def keep_rebalance_request(old: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` (a replacement stored spec) with ``old``'s pending `service rebalance` request, if any."""
+    if old.get("rebalance_requested"):
+        new["rebalance_requested"] = old["rebalance_requested"]
+    return new
+
+
 def plain_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The user's spec without p2porch's bookkeeping keys."""
     return {k: v for k, v in spec.items() if k not in BOOKKEEPING_KEYS}

@@ -21,7 +21,7 @@ from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
 from ..raft import commands as C
 from ..raft.state import ClusterState, ServiceRecord, TaskRecord
 from ..scheduler import ServiceSpec
-from .scheduling import plain_spec, service_spec
+from .scheduling import keep_rebalance_request, plain_spec, service_spec
 
 if TYPE_CHECKING:
     from .manager import ClusterManager
@@ -57,6 +57,12 @@ def task_counts(state: ClusterState, service: ServiceRecord) -> tuple[int, int]:
     global_mode = service.spec.get("mode") == "global"
     desired = len(tasks) if global_mode else int(service.spec.get("replicas", 0))
     return running, desired
+
+
+def _node_name(state: ClusterState, node_id: str | None) -> str | None:
+    """The name of a node that is in the cluster, else None."""
+    node = state.nodes.get(node_id) if node_id else None
+    return node.name if node else None
 
 
 class ServiceOps:
@@ -100,8 +106,7 @@ class ServiceOps:
             new["previous_spec"] = plain_spec(current)  # kept for `service rollback`
         elif "previous_spec" in current:
             new["previous_spec"] = current["previous_spec"]
-        if current.get("rebalance_requested"):
-            new["rebalance_requested"] = current["rebalance_requested"]
+        keep_rebalance_request(current, new)
         await self.manager.write(
             C.update_service(time.time(), service.service_id, new, service_version=service.version)
         )
@@ -124,8 +129,7 @@ class ServiceOps:
             )
         spec = validate_spec(dict(previous)).to_dict()
         spec["previous_spec"] = plain_spec(dict(service.spec))
-        if service.spec.get("rebalance_requested"):
-            spec["rebalance_requested"] = service.spec["rebalance_requested"]
+        keep_rebalance_request(service.spec, spec)
         await self.manager.write(
             C.update_service(time.time(), service.service_id, spec, service_version=service.version)
         )
@@ -215,12 +219,11 @@ class ServiceOps:
 
     @staticmethod
     def task_view(task: TaskRecord, state: ClusterState, service: ServiceRecord) -> dict[str, Any]:
-        node = state.nodes.get(task.node_id) if task.node_id else None
         return {
             "id": task.task_id,
             "name": f"{service.name}.{task.slot}",
             "slot": task.slot,
-            "node": node.name if node else None,
+            "node": _node_name(state, task.node_id),
             "desired_state": task.desired_state,
             "state": task.state,
             "state_at": task.state_at,
@@ -230,9 +233,7 @@ class ServiceOps:
             "address": task.address,
             "health": task.health,
             "exit_code": task.exit_code,
-            "move_to": (target.name if (target := state.nodes.get(task.move_to)) else task.move_to)
-            if task.move_to
-            else None,
+            "move_to": _node_name(state, task.move_to) or task.move_to,
         }
 
     @asynccontextmanager

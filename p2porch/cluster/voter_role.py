@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..errors import P2POrchError
+from ..raft.state import ClusterState
 from ..raft.store import RaftStatus
 from . import localstate
 from .join_service import request_join
@@ -42,9 +43,8 @@ def sees_leader(status: RaftStatus) -> bool:
     return status.leader is not None and (status.is_leader or status.leader in status.connected_voters)
 
 
-def recorded_voters(manager: ClusterManager) -> tuple[str, ...]:
+def recorded_voters(state: ClusterState) -> tuple[str, ...]:
     """Raft addresses of the nodes recorded as voters (what a store should be started with)."""
-    state = manager.require_store().snapshot()
     return tuple(
         sorted(n.raft_addr for n in state.nodes.values() if n.role == "voter" and n.status != "left")
     )
@@ -54,40 +54,40 @@ def membership_answer(manager: ClusterManager, request: dict[str, Any]) -> dict[
     """A peer asks what the cluster records about it (role, voters), whether this node sees a leader,
     and how this node's own store runs (the leader adds a promoted node only once it runs as a voter)."""
     store = manager.require_store()
-    node = store.snapshot().nodes.get(str(request.get("node_id", "")))
+    state, status = store.snapshot(), store.status()
+    node = state.nodes.get(str(request.get("node_id", "")))
     local = manager.local
     return {
         "running_role": local.role if local is not None else None,
         "running_generation": local.generation if local is not None else None,
         "role": node.role if node is not None else None,
         "status": node.status if node is not None else None,
-        "voters": list(recorded_voters(manager)),
-        "leader": store.status().leader if sees_leader(store.status()) else None,
-        "generation": store.snapshot().generation,
+        "voters": list(recorded_voters(state)),
+        "leader": status.leader if sees_leader(status) else None,
+        "generation": state.generation,
     }
 
 
-async def ask_node(manager: ClusterManager, addr: str) -> dict[str, Any] | None:
-    """One peer's membership answer about itself (None when it does not answer in time)."""
-    assert manager.local is not None
-    request = {"op": "membership", "node_id": ""}
+async def ask_node(
+    local: LocalClusterState, host: str, join_port: int, node_id: str = ""
+) -> dict[str, Any] | None:
+    """``host``'s membership answer (about ``node_id``, and about itself), or None when it does not
+    answer in time."""
+    request = {"op": "membership", "node_id": node_id}
     try:
         return await request_join(
-            addr,
-            manager.config.join.port or 7948,
-            manager.local.cluster_token,
-            request,
-            timeout_s=ASK_TIMEOUT_S,
-            member=True,
+            host, join_port, local.cluster_token, request, timeout_s=ASK_TIMEOUT_S, member=True
         )
     except P2POrchError as exc:
-        log.debug("membership question to %s unanswered: %s", addr, exc.message)
+        log.debug("membership question to %s unanswered: %s", host, exc.message)
         return None
 
 
 def _parse_answer(answer: Any, local: LocalClusterState) -> LocalClusterState | None:
     """This node as a peer's answer records it, or None when the answer is unusable: no leader seen,
     malformed, or from an older Raft generation than ours (never go back to a log a recovery replaced)."""
+    if answer is None:
+        return None
     try:
         if not answer.get("leader") or answer.get("role") not in ("voter", "replica"):
             return None
@@ -105,19 +105,11 @@ async def ask_peers(local: LocalClusterState, hosts: list[str], join_port: int) 
     if not hosts:
         return None
     found: list[LocalClusterState] = []
-    request = {"op": "membership", "node_id": local.node_id}
 
     async with trio.open_nursery() as nursery:
 
         async def ask(host: str) -> None:
-            try:
-                answer = await request_join(
-                    host, join_port, local.cluster_token, request, timeout_s=ASK_TIMEOUT_S, member=True
-                )
-            except P2POrchError as exc:
-                log.debug("membership question to %s unanswered: %s", host, exc.message)
-                return
-            recorded = _parse_answer(answer, local)
+            recorded = _parse_answer(await ask_node(local, host, join_port, local.node_id), local)
             if recorded is not None:
                 found.append(recorded)
                 nursery.cancel_scope.cancel()
@@ -182,7 +174,7 @@ async def _check_role(
 ) -> tuple[LocalClusterState, float | None, LocalClusterState | None]:
     """One check: (local state, leaderless since, the state to restart in, if it must change)."""
     store = manager.require_store()
-    port = manager.config.join.port or 7948
+    port = manager.join_port
     newer = newer_generation_hosts(manager, local)
     if newer:
         changed = await role_on_return(local, port, newer)
@@ -194,8 +186,8 @@ async def _check_role(
             return local, None, None  # our record is not here yet (just joined) or we are leaving
         if me.role != local.role:
             log.warning("this node is recorded as %s now: restarting its store as one", me.role)
-            return local, None, replace(local, role=me.role, voters=recorded_voters(manager))
-        voters = recorded_voters(manager)
+            return local, None, replace(local, role=me.role, voters=recorded_voters(state))
+        voters = recorded_voters(state)
         if voters and set(voters) != set(local.voters):
             local = replace(local, voters=voters)
             localstate.save(manager.data_dir, local)

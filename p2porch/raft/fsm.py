@@ -87,6 +87,13 @@ def _str(body: Mapping[str, Any], name: str) -> str:
     return str(value)
 
 
+def _optional_str(body: Mapping[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _invalid(f"{name} must be a string or nil", name)
+    return value
+
+
 def _labels(value: Any, name: str) -> dict[str, str]:
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -297,12 +304,8 @@ _TASK_DEFAULTS = {"desired_state": "running", "state": "new"}
 def _validated_task(d: Any, v: int) -> TaskRecord:
     if not isinstance(d, Mapping):
         raise _invalid("task must be a map", "task")
-    node_id = d.get("node_id")
-    if node_id is not None and not isinstance(node_id, str):
-        raise _invalid("node_id must be a string or nil", "node_id")
-    move_to = d.get("move_to")
-    if move_to is not None and not isinstance(move_to, str):
-        raise _invalid("move_to must be a string or nil", "move_to")
+    node_id = _optional_str(d, "node_id")
+    move_to = _optional_str(d, "move_to")
     slot = d.get("slot")
     if not isinstance(slot, int) or isinstance(slot, bool) or slot < 0:
         raise _invalid("slot must be a non-negative integer", "slot")
