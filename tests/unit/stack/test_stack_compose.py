@@ -204,6 +204,7 @@ def test_every_supported_deploy_key_maps_onto_the_spec(full):
         "order": "start-first",
         "failure_action": "rollback",
         "monitor_s": 3.0,
+        "max_failure_ratio": 0.0,
     }
     assert db["mode"] == "global"
 
