@@ -375,7 +375,7 @@ def parse_mount(expr: str | Mapping[str, Any], *, fieldname: str = "mount") -> M
     """``type=bind,source=/x,target=/y,readonly`` or ``type=volume,source=name,target=/y,volume-driver=local``
     (or the same as a dict)."""
     if isinstance(expr, Mapping):
-        unknown = sorted(set(expr) - set(_MOUNT_KEYS))
+        unknown = sorted(str(k) for k in set(expr) - set(_MOUNT_KEYS))
         if unknown:
             raise _err(f"{fieldname}.{unknown[0]}", "unknown mount option")
         return _build_mount({_MOUNT_KEYS[k]: v for k, v in expr.items()}, fieldname)
@@ -437,7 +437,7 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
         expr = data
     if not isinstance(expr, Mapping):
         raise _err(fieldname, "expected HOST:CONTAINER[/PROTO]")
-    unknown = sorted(set(expr) - {"target", "published", "protocol", "host_ip"})
+    unknown = sorted(str(k) for k in set(expr) - {"target", "published", "protocol", "host_ip"})
     if unknown:
         raise _err(f"{fieldname}.{unknown[0]}", "unknown port option")
     target_port = _parse_int(expr.get("target"), f"{fieldname}.target", minimum=1, maximum=65535)
