@@ -63,7 +63,7 @@ def _deploy_text(result: dict[str, Any]) -> str:
     return "\n".join(lines + [f"stack {result['stack']} deployed"])
 
 
-def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: float, quiet: bool) -> None:
+def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: float) -> None:
     """Poll the stack's tasks until every ``(service, condition)`` holds; ConfigError on timeout."""
     replicas = {
         s.name: (1 if s.spec.get("mode") == "global" else int(s.spec.get("replicas", 1)))
@@ -71,7 +71,7 @@ def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: fl
     }
     deadline = time.monotonic() + timeout_s
     pending = list(wait_for)
-    if pending and not quiet:
+    if pending:  # on stderr: --json output stays clean
         print(
             "waiting for " + ", ".join(f"{n} ({c.removeprefix('service_')})" for n, c in pending),
             file=sys.stderr,
@@ -99,7 +99,7 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"stack": definition.name, "services": []}
     actions: dict[str, dict[str, Any]] = {}
     for index, wave in enumerate(waves):
-        _wait(client, definition, wave.wait_for, args.wait_timeout, wants_json(args))
+        _wait(client, definition, wave.wait_for, args.wait_timeout)
         last = index == len(waves) - 1
         result = client.post(
             f"/stacks/{args.stack}", deploy_body(definition, wave.services, prune if last else False)
