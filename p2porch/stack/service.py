@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..scheduler.container_opts import ContainerOptions
 from ..scheduler.spec import ServiceSpec
 from . import deploy as deploy_keys
 from . import keys
@@ -425,6 +426,10 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
             container[key] = conf[key]
     if container:
         spec["container"] = container
+        try:
+            ContainerOptions.from_dict(container)
+        except ConfigError as exc:
+            problems.error(compose_field(path, exc.field), exc.message.removeprefix(f"{exc.field}: "))
     if len(problems.errors) > before:
         return None, deps
     try:
