@@ -178,10 +178,19 @@ def load_stack(
         problems,
     )
     services: list[StackService] = []
+    names: dict[str, str] = {}
     for short, conf in services_conf.items():
         spec, deps = map_service(ctx, short, conf)
-        if spec is not None:
-            services.append(StackService(short, spec, tuple(deps)))
+        if spec is None:
+            continue
+        if spec["name"] in names:
+            problems.error(
+                f"services.{short}",
+                f"both {names[spec['name']]!r} and {short!r} become the service {spec['name']!r}: rename one",
+            )
+            continue
+        names[spec["name"]] = short
+        services.append(StackService(short, spec, tuple(deps)))
     ctx.flush_notices()
     for section, users in sorted(ctx.uses_secrets.items()):
         problems.error(

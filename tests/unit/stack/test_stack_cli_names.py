@@ -29,8 +29,11 @@ def test_names_labels_and_dns_helpers():
     assert stack_dns_aliases({"team": "x"}) == ()
     assert stack_dns_search(labels, "p2p") == ("shop.p2p", "p2p")
     assert stack_dns_search({}, "p2p") == ("p2p",)
-    with pytest.raises(ConfigError):
-        service_name("shop", "Web")
+    assert service_name("shop", "Bookstack_DB.v2") == "shop-bookstack-db-v2"  # Compose names, DNS-label form
+    assert stack_dns_aliases(stack_labels("shop", "Bookstack_DB")) == ("bookstack_db.shop",)
+    for bad in ("_web", "web!", "1web", "tasks"):
+        with pytest.raises(ConfigError):
+            service_name("shop", bad)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -134,10 +137,11 @@ def test_the_zone_answers_a_stack_alias_like_the_service():
 
     entries = [TaskEntry(slot=1, address="10.240.1.2")]
     services = {"shop-web": entries}
-    for alias in stack_dns_aliases(stack_labels("shop", "web")):
-        services[alias] = entries
+    for short in ("web", "Book_DB"):
+        for alias in stack_dns_aliases(stack_labels("shop", short)):
+            services[alias] = entries
     zone = compile_zone(ZoneData(domain="p2p", services=services))
     assert zone.skipped == ()
-    for name in ("shop-web.p2p", "web.shop.p2p", "1.web.shop.p2p", "tasks.web.shop.p2p"):
+    for name in ("shop-web.p2p", "web.shop.p2p", "1.web.shop.p2p", "tasks.web.shop.p2p", "book_db.shop.p2p"):
         labels = to_labels(name)
         assert labels is not None and zone.names[labels].a == ["10.240.1.2"], name
