@@ -433,8 +433,17 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     if len(problems.errors) > before:
         return None, deps
     try:
-        return ServiceSpec.from_dict(spec).to_dict(), deps
-    except ConfigError as exc:
+        result = ServiceSpec.from_dict(spec).to_dict()
+        published = [p for p in result["publish"] if p["published"] is not None]
+        if published and result["mode"] == "replicated" and result["replicas"] > 1:
+            ctx.note(
+                "ports with several replicas",
+                short,
+                "a published port is bound on the node running each task (no routing mesh yet): at most "
+                "one task per node can run, the others stay pending until there are enough nodes",
+            )
+        return result, deps
+    except ConfigError as exc:  # from ServiceSpec.from_dict
         where = compose_field(path, exc.field)
         message = exc.message
         if exc.field and message.startswith(f"{exc.field}: "):
