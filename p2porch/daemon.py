@@ -21,8 +21,12 @@ import trio
 
 from . import API_VERSION, __version__
 from .api.server import Endpoint, serve_api
-from .cluster.manager import ClusterManager
-from .cluster.member_services import (
+from .config import Config, config_to_dict
+from .control.service_ops import ServiceOps
+from .control.stack_ops import StackOps, stack_endpoints
+from .datadir import DataDirLock
+from .errors import ConfigError
+from .member.services import (
     serve_agent,
     serve_autopilot,
     serve_cluster_dns,
@@ -30,11 +34,7 @@ from .cluster.member_services import (
     serve_overlay,
     serve_scheduler,
 )
-from .cluster.service_ops import ServiceOps
-from .cluster.stack_ops import StackOps, stack_endpoints
-from .config import Config, config_to_dict
-from .datadir import DataDirLock
-from .errors import ConfigError
+from .membership.manager import ClusterManager
 
 log = logging.getLogger(__name__)
 

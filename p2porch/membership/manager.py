@@ -23,13 +23,13 @@ from typing import Any
 import trio
 
 from ..config import Config
+from ..control.events import describe_change, leader_event
 from ..errors import AuthError, ConfigError, ConflictError, NotFoundError, P2POrchError, RaftError
+from ..leader.autopilot import voters_target
 from ..raft import commands as C
 from ..raft.state import ClusterState, NodeRecord
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from . import localstate, voter_role
-from .autopilot import voters_target
-from .events import describe_change, leader_event
 from .join_service import JoinService, request_join, request_stream
 from .localstate import LocalClusterState
 from .token import JoinToken, new_token, parse_token

@@ -1,6 +1,6 @@
 """Services a node runs while it is a cluster member: overlay and DNS, fed from committed state (shell).
 
-Each ``serve_*`` is a member service of :class:`~p2porch.cluster.manager.ClusterManager`: it is started
+Each ``serve_*`` is a member service of :class:`~p2porch.membership.manager.ClusterManager`: it is started
 after the Raft store is open, reads only the store's snapshots and change stream, and reports its
 health in ``manager.health``. A failing service is retried with back-off and never takes the daemon
 (or the other services) down. None of them writes cluster state.
@@ -30,6 +30,15 @@ from ..gossip.config import GossipConfig
 from ..gossip.keyring import Keyring
 from ..gossip.messages import MemberEvent, NodeMeta
 from ..gossip.runner import serve_gossip
+from ..leader.autopilot import VoterChange, next_voter_change, voters_target
+from ..leader.scheduling import (
+    keep_rebalance_request,
+    node_status_updates,
+    plain_spec,
+    plan_round,
+    service_spec,
+)
+from ..membership import voter_role
 from ..netoverlay.dockernet import DockerNetwork
 from ..netoverlay.driver import NetlinkDriver
 from ..netoverlay.firewall import Firewall
@@ -39,9 +48,6 @@ from ..raft import commands as C
 from ..raft.state import ClusterState, NodeRecord, ServiceRecord
 from ..raft.store import RaftStore
 from ..scheduler import Orchestrator
-from . import voter_role
-from .autopilot import VoterChange, next_voter_change, voters_target
-from .scheduling import keep_rebalance_request, node_status_updates, plain_spec, plan_round, service_spec
 from .views import (
     dns_zone,
     gateway_of,
@@ -52,7 +58,7 @@ from .views import (
 )
 
 if TYPE_CHECKING:
-    from .manager import ClusterManager
+    from ..membership.manager import ClusterManager
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .config import DEFAULT_SOCKET
-from .errors import ConfigError
+from ..config import DEFAULT_SOCKET
+from ..errors import ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -47,7 +47,7 @@ def host_of(args: argparse.Namespace) -> str:
 
 
 def client_for(args: argparse.Namespace) -> Any:
-    from .api.client import ApiClient
+    from ..api.client import ApiClient
 
     return ApiClient(host_of(args))
 

@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import __version__
-from .cli_services import add_service_commands
-from .cli_stack import add_stack_commands
-from .cliutil import (
+from .. import __version__
+from ..config import DEFAULT_SOCKET, load_config
+from ..errors import ConfigError, P2POrchError
+from .service import add_service_commands
+from .stack import add_stack_commands
+from .util import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -31,8 +33,6 @@ from .cliutil import (
     table,
     wants_json,
 )
-from .config import DEFAULT_SOCKET, load_config
-from .errors import ConfigError, P2POrchError
 
 DEFAULT_CONFIG_FILE = "/etc/p2porch/p2porch.toml"
 
@@ -186,7 +186,7 @@ def _add_node_options(p: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- helpers
 def node_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The node.* config keys given as CLI flags."""
-    from .config import parse_labels
+    from ..config import parse_labels
 
     labels = parse_labels(args.label, field="--label") if getattr(args, "label", None) else None
     return {
@@ -300,8 +300,8 @@ def load_daemon_config(args: argparse.Namespace, env: dict[str, str] | None = No
 def cmd_daemon(args: argparse.Namespace) -> int:
     import trio
 
-    from .daemon import Daemon
-    from .logs import setup_logging
+    from ..daemon import Daemon
+    from ..logs import setup_logging
 
     config = load_daemon_config(args)
     setup_logging(config.log.format, config.log.level)
@@ -310,7 +310,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def _cluster_body(args: argparse.Namespace) -> dict[str, Any]:
-    from .config import parse_labels
+    from ..config import parse_labels
 
     body: dict[str, Any] = {
         "name": args.name,
@@ -383,8 +383,8 @@ def _form_cluster(args: argparse.Namespace, path: str, render: Callable[[Any], s
     if args.foreground:
         import trio
 
-        from .daemon import Daemon
-        from .logs import setup_logging
+        from ..daemon import Daemon
+        from ..logs import setup_logging
 
         config = load_daemon_config(args)
         setup_logging(config.log.format, config.log.level)
@@ -526,7 +526,7 @@ def cmd_node_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_node_update(args: argparse.Namespace) -> int:
-    from .config import parse_labels
+    from ..config import parse_labels
 
     body = {
         "availability": args.availability,
@@ -545,7 +545,7 @@ def cmd_node_rm(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace, **kwargs: Any) -> Any:
-    from .sandbox.sandbox import Sandbox
+    from ..sandbox.sandbox import Sandbox
 
     return Sandbox(args.name, **kwargs)
 
