@@ -26,14 +26,12 @@ from .control.service_ops import ServiceOps
 from .control.stack_ops import StackOps, stack_endpoints
 from .datadir import DataDirLock
 from .errors import ConfigError
-from .member.services import (
-    serve_agent,
-    serve_autopilot,
-    serve_cluster_dns,
-    serve_gossip_membership,
-    serve_overlay,
-    serve_scheduler,
-)
+from .leader.autopilot_loop import serve_autopilot
+from .leader.loop import serve_scheduler
+from .member.agent import serve_agent
+from .member.dns import serve_cluster_dns
+from .member.gossip import serve_gossip_membership
+from .member.overlay import serve_overlay
 from .membership.manager import ClusterManager
 
 log = logging.getLogger(__name__)

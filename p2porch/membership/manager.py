@@ -102,7 +102,7 @@ class ClusterManager:
         self._member_scope: trio.CancelScope | None = None
         self._member_done: trio.Event | None = None
         self._lock = trio.Lock()  # one init/join/leave at a time
-        # Filled in by member services (see member_services.py); read by the API.
+        # Filled in by member services (see p2porch/member/); read by the API.
         self.health: dict[str, str] = {}
         self.overlay: Any = None
         self.overlay_ready = trio.Event()
