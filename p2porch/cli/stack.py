@@ -4,7 +4,7 @@ tasks, remove one (shell).
 Owns reading the Compose files and the files they name on the CLI's machine (``p2porch.stack.source``),
 resolving and validating the whole stack locally (exit code 2 listing every problem, nothing sent),
 printing warnings, and sending the resolved services to the daemon in ``depends_on`` order, waiting
-between waves (``p2porch.stack.rollout``). The daemon never sees YAML (``p2porch.cluster.stack_ops``).
+between waves (``p2porch.stack.rollout``). The daemon never sees YAML (``p2porch.control.stack_ops``).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import Any
 
 import yaml
 
-from .cli_services import task_row
-from .cliutil import EXIT_OK, Parser, UsageError, client_for, emit, table, wants_json
-from .errors import ConfigError
-from .stack import ComposeError, StackDefinition, check_stack_name
-from .stack.rollout import dependency_ready, deploy_waves
-from .stack.source import stack_source
+from ..errors import ConfigError
+from ..stack import ComposeError, StackDefinition, check_stack_name
+from ..stack.rollout import dependency_ready, deploy_waves
+from ..stack.source import stack_source
+from .service import task_row
+from .util import EXIT_OK, Parser, UsageError, client_for, emit, table, wants_json
 
 STACK_COLUMNS = ["name", "services", "tasks"]
 TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "error / explanation"]
