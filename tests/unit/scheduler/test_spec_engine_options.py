@@ -133,3 +133,39 @@ def test_rollback_config_endpoint_mode_and_failure_ratio():
         ServiceSpec.from_dict({"name": "web", "image": "x", "endpoint_mode": "ingress"})
     assert exc.value.field == "endpoint_mode"
     assert ContainerOptions.from_dict(None).is_default
+
+
+def test_service_create_flags_use_dockers_names_and_reach_the_spec(capsys):
+    from p2porch.cli import build_parser, main
+    from p2porch.cli.service import _validated, spec_changes
+
+    argv = [
+        "service", "create", "--name", "web", "--user", "1000:1000", "-w", "/srv", "--hostname", "h1",
+        "--init", "--cap-add", "NET_ADMIN", "--cap-drop", "ALL", "--add-host", "gw:10.0.0.1",
+        "--log-driver", "json-file", "--log-opt", "max-size=1m", "--ulimit", "nofile=1024:2048",
+        "--sysctl", "net.core.somaxconn=512", "--read-only", "--security-opt", "no-new-privileges",
+        "--stop-signal", "SIGQUIT", "--shm-size", "64M", "--endpoint-mode", "dnsrr",
+        "--service-label", "a=b", "--update-max-failure-ratio", "0.5", "--rollback-parallelism", "2",
+        "--health-cmd", "true", "--health-start-interval", "1s", "nginx",
+    ]  # fmt: skip
+    spec = _validated(spec_changes(build_parser().parse_args(argv)))
+    assert (spec["user"], spec["workdir"], spec["endpoint_mode"]) == ("1000:1000", "/srv", "dnsrr")
+    assert spec["container"] == {
+        "hostname": "h1",
+        "init": True,
+        "cap_add": ["NET_ADMIN"],
+        "cap_drop": ["ALL"],
+        "extra_hosts": ["gw:10.0.0.1"],
+        "log_driver": "json-file",
+        "log_opts": {"max-size": "1m"},
+        "ulimits": {"nofile": {"soft": 1024, "hard": 2048}},
+        "sysctls": {"net.core.somaxconn": "512"},
+        "read_only": True,
+        "security_opt": ["no-new-privileges"],
+        "stop_signal": "SIGQUIT",
+        "shm_size_bytes": 64 * 1024**2,
+    }
+    assert spec["service_labels"] == {"a": "b"} and spec["update"]["max_failure_ratio"] == 0.5
+    assert spec["rollback"]["parallelism"] == 2 and spec["health"]["start_interval_s"] == 1.0
+    assert main(["service", "create", "--name", "web", "--cap-add", "bad cap", "nginx"]) == 2
+    assert "--cap-add" in capsys.readouterr().err
