@@ -808,11 +808,11 @@ class ServiceSpec:
         for i, aff in enumerate(self.affinities):
             if aff.kind == "affinity" and aff.service == self.name:
                 raise _err(f"affinities[{i}]", "a service cannot require affinity to itself")
-        seen_ports: set[tuple[str, int]] = set()
+        seen_ports: set[tuple[str, int, str]] = set()
         for i, port in enumerate(self.publish):
             if port.published is None:
                 continue
-            key = (port.protocol, port.published)
+            key = (port.protocol, port.published, port.host_ip)
             if key in seen_ports:
                 raise _err(f"publish[{i}]", f"host port {port.published}/{port.protocol} published twice")
             seen_ports.add(key)

@@ -49,10 +49,17 @@ def _closing_brace(text: str, start: int, path: str) -> int:
     raise _err(path, f"invalid interpolation format in {text!r}: a ${{ without its closing }}")
 
 
-def substitute(text: str, environ: Mapping[str, str], path: str, on_unset: Unset | None = None) -> str:
+MAX_NESTING = 16
+
+
+def substitute(
+    text: str, environ: Mapping[str, str], path: str, on_unset: Unset | None = None, _depth: int = 0
+) -> str:
     """``text`` with every variable reference replaced; raises ConfigError for a missing required one."""
     if "$" not in text:
         return text
+    if _depth > MAX_NESTING:
+        raise _err(path, f"interpolation nested deeper than {MAX_NESTING} levels")
     out: list[str] = []
     i = 0
     while i < len(text):
@@ -67,7 +74,7 @@ def substitute(text: str, environ: Mapping[str, str], path: str, on_unset: Unset
             i += 2
         elif nxt == "{":
             end = _closing_brace(text, i + 2, path)
-            out.append(_braced(text[i + 2 : end], environ, path, on_unset))
+            out.append(_braced(text[i + 2 : end], environ, path, on_unset, _depth))
             i = end + 1
         else:
             m = _NAME_RE.match(text, i + 1)
@@ -89,7 +96,7 @@ def _lookup(name: str, environ: Mapping[str, str], on_unset: Unset | None) -> st
     return value
 
 
-def _braced(body: str, environ: Mapping[str, str], path: str, on_unset: Unset | None) -> str:
+def _braced(body: str, environ: Mapping[str, str], path: str, on_unset: Unset | None, depth: int) -> str:
     m = _NAME_RE.match(body)
     if m is None:
         raise _err(path, f"invalid interpolation format: ${{{body}}} (a variable name is required)")
@@ -103,11 +110,11 @@ def _braced(body: str, environ: Mapping[str, str], path: str, on_unset: Unset | 
     value = environ.get(name)
     unset = value is None or (op.startswith(":") and value == "")
     if op in (":-", "-"):
-        return substitute(operand, environ, path, on_unset) if unset else str(value)
+        return substitute(operand, environ, path, on_unset, depth + 1) if unset else str(value)
     if op in (":+", "+"):
-        return "" if unset else substitute(operand, environ, path, on_unset)
+        return "" if unset else substitute(operand, environ, path, on_unset, depth + 1)
     if unset:
-        detail = substitute(operand, environ, path, on_unset) if operand else ""
+        detail = substitute(operand, environ, path, on_unset, depth + 1) if operand else ""
         state = "is not set" if value is None else "is empty"
         raise _err(path, f"required variable {name} {state}" + (f": {detail}" if detail else ""))
     return str(value)

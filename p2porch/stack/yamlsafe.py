@@ -56,9 +56,15 @@ class _ComposeLoader(yaml.SafeLoader):
         self._aliases = 0
         self._open_anchors: set[str] = set()
         self._anchor_sizes: dict[str, int] = {}
+        self._anchor_heights: dict[str, int] = {}
         self._sizes: list[int] = [0]
+        self._heights: list[int] = [0]  # the tallest child seen so far, per open node
 
-    def _add(self, size: int, mark: Any) -> None:
+    def _add(self, size: int, height: int, mark: Any) -> None:
+        """Account a child of ``size`` values and ``height`` levels (aliases count what they expand to)."""
+        if self._depth + height > MAX_DEPTH:
+            raise _LimitError(f"nested deeper than {MAX_DEPTH} levels (aliases included)", mark)
+        self._heights[-1] = max(self._heights[-1], height)
         self._sizes[-1] += size
         if self._sizes[-1] > MAX_EXPANDED_NODES:
             raise _LimitError(
@@ -76,7 +82,8 @@ class _ComposeLoader(yaml.SafeLoader):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
                 raise _LimitError(f"more than {MAX_ALIASES} aliases", event.start_mark)
-            self._add(self._anchor_sizes.get(anchor or "", 1), event.start_mark)
+            key = anchor or ""
+            self._add(self._anchor_sizes.get(key, 1), self._anchor_heights.get(key, 1), event.start_mark)
             return super().compose_node(parent, index)
         self._depth += 1
         if self._depth > MAX_DEPTH:
@@ -85,6 +92,7 @@ class _ComposeLoader(yaml.SafeLoader):
         if anchor:
             self._open_anchors.add(anchor)
         self._sizes.append(0)
+        self._heights.append(0)
         try:
             node = super().compose_node(parent, index)
         finally:
@@ -92,9 +100,11 @@ class _ComposeLoader(yaml.SafeLoader):
             if anchor:
                 self._open_anchors.discard(anchor)
             size = 1 + self._sizes.pop()
+            height = 1 + self._heights.pop()
         if anchor:
             self._anchor_sizes[anchor] = size
-        self._add(size, event.start_mark)
+            self._anchor_heights[anchor] = height
+        self._add(size, height, event.start_mark)
         return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:

@@ -44,6 +44,15 @@ services:
     cap_add: [NET_ADMIN]
     hostname: app-host
     init: true
+    read_only: true
+    tmpfs: ["/tmp:size=16m"]
+    ulimits:
+      nofile: {soft: 1024, hard: 2048}
+    sysctls: [net.core.somaxconn=512]
+    shm_size: 32m
+    extra_hosts: ["gateway.test:10.68.0.254"]
+    security_opt: [no-new-privileges:true]
+    stop_signal: SIGUSR1
     environment:
       GREETING: ${GREETING:?GREETING must be set}
     command: ["sh", "-c", "id -u > uid; pwd > cwd; exec sleep 1d"]
@@ -145,6 +154,15 @@ def test_deploy_orders_by_depends_on_and_applies_the_engine_options(cluster):
     assert host["CapAdd"] == ["CAP_NET_ADMIN"] or host["CapAdd"] == ["NET_ADMIN"]
     assert host["Init"] is True
     assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
+    assert host["ReadonlyRootfs"] is True
+    assert {"Name": "nofile", "Soft": 1024, "Hard": 2048} in host["Ulimits"]
+    assert host["Sysctls"] == {"net.core.somaxconn": "512"}
+    assert host["ShmSize"] == 32 * 1024**2
+    assert host["ExtraHosts"] == ["gateway.test:10.68.0.254"]
+    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert config["StopSignal"] == "SIGUSR1"
+    tmpfs = [m for m in host["Mounts"] if m["Type"] == "tmpfs"]
+    assert [(m["Target"], m["TmpfsOptions"]["SizeBytes"]) for m in tmpfs] == [("/tmp", 16 * 1024**2)]
     # The process really runs as that user, in that directory.
     uid = wait_for(
         lambda: docker(node.dockerd, "exec", app["Id"], "cat", "/tmp/uid").stdout.decode().strip(),
@@ -153,6 +171,12 @@ def test_deploy_orders_by_depends_on_and_applies_the_engine_options(cluster):
     assert uid == "1000"
     cwd = docker(node.dockerd, "exec", app["Id"], "cat", "/tmp/cwd").stdout.decode().strip()
     assert cwd == "/tmp"
+    limits = docker(
+        node.dockerd, "exec", app["Id"], "sh", "-c", "ulimit -n; cat /proc/sys/net/core/somaxconn"
+    )
+    assert limits.stdout.decode().split() == ["1024", "512"]
+    readonly = docker(node.dockerd, "exec", app["Id"], "touch", "/etc/x", check=False)
+    assert readonly.returncode != 0  # read-only root filesystem
 
     # depends_on service_healthy: app's container was created after db's first passing health check.
     db = next(c for c in containers(node, "db") if c["State"]["Running"])

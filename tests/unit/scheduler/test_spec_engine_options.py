@@ -169,3 +169,12 @@ def test_service_create_flags_use_dockers_names_and_reach_the_spec(capsys):
     assert spec["rollback"]["parallelism"] == 2 and spec["health"]["start_interval_s"] == 1.0
     assert main(["service", "create", "--name", "web", "--cap-add", "bad cap", "nginx"]) == 2
     assert "--cap-add" in capsys.readouterr().err
+
+
+def test_one_host_port_on_two_addresses_is_not_a_duplicate():
+    spec = ServiceSpec.from_dict(
+        {"name": "dns", "image": "x", "publish": ["127.0.0.1:53:53/udp", "10.0.0.1:53:53/udp"]}
+    )
+    assert [p.host_ip for p in spec.publish] == ["127.0.0.1", "10.0.0.1"]
+    with pytest.raises(ConfigError):
+        ServiceSpec.from_dict({"name": "dns", "image": "x", "publish": ["53:53/udp", "53:54/udp"]})

@@ -64,6 +64,14 @@ def test_interpolation_errors_name_the_field(text, fragment):
     assert fragment in info.value.message
 
 
+def test_deeply_nested_interpolation_is_an_error_not_a_recursion_error():
+    text = "${A:-" * 5000 + "x" + "}" * 5000
+    with pytest.raises(ConfigError) as info:
+        substitute(text, {}, "f")
+    assert "nested deeper" in info.value.message
+    assert substitute("${A:-" * 10 + "x" + "}" * 10, {}, "f") == "x"
+
+
 def test_unset_variables_warn_once_and_keys_are_not_interpolated():
     stack = load_stack(
         "s",
@@ -399,6 +407,10 @@ def test_yaml_limits_and_recursive_aliases():
         (bomb, "alias expansion"),
         ("a: &a [*a]\n", "recursive alias"),
         ("[" * 100 + "]" * 100, "nested deeper"),
+        (
+            "a0: &a0 [x]\n" + "".join(f"a{i}: &a{i} [[[[[[[[[[*a{i - 1}]]]]]]]]]]\n" for i in range(1, 20)),
+            "nested deeper",
+        ),
         ("a: 1\na: 2\n", "duplicate key"),
         ("a: !!python/object:os.system x\n", "constructor"),
         ("\x00", "special characters"),
