@@ -63,6 +63,10 @@ def _deploy_text(result: dict[str, Any]) -> str:
     return "\n".join(lines + [f"stack {result['stack']} deployed"])
 
 
+def _condition(condition: str) -> str:
+    return {"service_completed_successfully": "completed"}.get(condition, condition.removeprefix("service_"))
+
+
 def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: float) -> None:
     """Poll the stack's tasks until every ``(service, condition)`` holds; ConfigError on timeout."""
     replicas = {
@@ -73,16 +77,16 @@ def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: fl
     pending = list(wait_for)
     if pending:  # on stderr: --json output stays clean
         print(
-            "waiting for " + ", ".join(f"{n} ({c.removeprefix('service_')})" for n, c in pending),
+            "waiting for " + ", ".join(f"{n} ({_condition(c)})" for n, c in pending),
             file=sys.stderr,
         )
     while pending:
-        tasks = client.get(f"/stacks/{definition.name}/tasks", all="false")
+        tasks = client.get(f"/stacks/{definition.name}/tasks", all="true")
         pending = [(n, c) for n, c in pending if not dependency_ready(n, c, tasks, replicas.get(n, 1))]
         if not pending:
             return
         if time.monotonic() > deadline:
-            names = ", ".join(f"{n} ({c.removeprefix('service_')})" for n, c in pending)
+            names = ", ".join(f"{n} ({_condition(c)})" for n, c in pending)
             raise ConfigError(
                 f"depends_on: {names} not ready after {timeout_s:.0f}s; the services created so far stay "
                 "(see p2porch stack ps); deploy again once they run",

@@ -102,6 +102,32 @@ def _file_objects(
     return set(declared)
 
 
+def _run_once(services: list[StackService], confs: Mapping[str, Any], ctx: StackContext) -> None:
+    """Services others wait for with ``service_completed_successfully`` are one-shot jobs (migrations,
+    init): without a ``restart`` or ``deploy.restart_policy`` of their own they restart only on failure,
+    so that exiting 0 completes them (Swarm's default, ``any``, would run them again forever)."""
+    targets = {
+        d.service for s in services for d in s.depends_on if d.condition == "service_completed_successfully"
+    }
+    for service in services:
+        if service.short_name not in targets:
+            continue
+        conf = confs.get(service.short_name)
+        deploy = conf.get("deploy") if isinstance(conf, Mapping) else None
+        if (
+            not isinstance(conf, Mapping)
+            or "restart" in conf
+            or (isinstance(deploy, Mapping) and deploy.get("restart_policy") is not None)
+        ):
+            continue
+        service.spec["restart"] = {**service.spec["restart"], "condition": "on-failure"}
+        ctx.note(
+            "depends_on condition service_completed_successfully",
+            service.short_name,
+            "runs once to completion before its dependents start (restart: on-failure)",
+        )
+
+
 def _order(services: list[StackService], problems: Problems) -> list[StackService]:
     """Dependencies first, file order otherwise; a cycle is an error naming it."""
     by_short = {s.short_name: s for s in services}
@@ -191,6 +217,7 @@ def load_stack(
             continue
         names[spec["name"]] = short
         services.append(StackService(short, spec, tuple(deps)))
+    _run_once(services, services_conf, ctx)
     ctx.flush_notices()
     for section, users in sorted(ctx.uses_secrets.items()):
         problems.error(

@@ -218,13 +218,6 @@ def _depends_on(value: Any, path: str, ctx: StackContext, short: str) -> list[De
             ctx.ignored(
                 "depends_on restart", short, "dependents are not restarted when a dependency restarts"
             )
-        if condition == "service_completed_successfully":
-            ctx.ignored(
-                "depends_on condition service_completed_successfully",
-                short,
-                "services run until stopped: waited for as service_started",
-            )
-            condition = "service_started"
         if name == short:
             raise err(where, "a service cannot depend on itself")
         if name not in ctx.services:

@@ -448,3 +448,35 @@ def test_dotenv_and_process_environment_precedence(tmp_path):
     (tmp_path / "other.env").write_text("TAG=other\n")
     source = stack_source([str(tmp_path / "c.yml")], str(tmp_path / "other.env"), ["p"], environ={})
     assert source.load("s").services[0].spec["image"] == "x:other"
+
+
+def test_a_dependency_that_must_complete_runs_once_and_is_waited_for():
+    text = textwrap.dedent(
+        """
+        services:
+          migrate:
+            image: x
+          keeps-policy:
+            image: x
+            restart: always
+          web:
+            image: x
+            depends_on:
+              migrate: {condition: service_completed_successfully}
+              keeps-policy: {condition: service_completed_successfully}
+        """
+    )
+    stack = load_stack("s", text)
+    by_short = {s.short_name: s.spec for s in stack.services}
+    assert by_short["migrate"]["restart"]["condition"] == "on-failure"  # exit 0 completes it
+    assert by_short["keeps-policy"]["restart"]["condition"] == "any"  # its own restart wins
+    assert deploy_waves(stack)[1].wait_for == (
+        ("s-keeps-policy", "service_completed_successfully"),
+        ("s-migrate", "service_completed_successfully"),
+    )
+    done = {"service": "s-migrate", "desired_state": "running", "state": "complete", "exit_code": 0}
+    assert dependency_ready("s-migrate", "service_completed_successfully", [done], 1)
+    running = {**done, "state": "running"}
+    assert not dependency_ready("s-migrate", "service_completed_successfully", [running], 1)
+    failed = {**done, "state": "failed", "exit_code": 1}
+    assert not dependency_ready("s-migrate", "service_completed_successfully", [failed], 1)
