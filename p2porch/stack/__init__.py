@@ -1,4 +1,5 @@
-"""Compose stacks: a Compose v3 file -> the p2porch services of one stack (pure; see docs/stack.md)."""
+"""Compose stacks: Compose files -> the p2porch services of one stack (pure, except ``source`` which reads
+the files on the CLI's machine; see docs/stack.md)."""
 
 from .compose import StackDefinition, StackService, load_stack
 from .interpolate import parse_dotenv, substitute

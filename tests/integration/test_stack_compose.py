@@ -53,6 +53,7 @@ services:
     extra_hosts: ["gateway.test:10.68.0.254"]
     security_opt: [no-new-privileges:true]
     stop_signal: SIGUSR1
+    ports: ["127.0.0.1:18080:80"]
     environment:
       GREETING: ${GREETING:?GREETING must be set}
     command: ["sh", "-c", "id -u > uid; pwd > cwd; exec sleep 1d"]
@@ -161,6 +162,7 @@ def test_deploy_orders_by_depends_on_and_applies_the_engine_options(cluster):
     assert host["ExtraHosts"] == ["gateway.test:10.68.0.254"]
     assert host["SecurityOpt"] == ["no-new-privileges:true"]
     assert config["StopSignal"] == "SIGUSR1"
+    assert host["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}]}
     tmpfs = [m for m in host["Mounts"] if m["Type"] == "tmpfs"]
     assert [(m["Target"], m["TmpfsOptions"]["SizeBytes"]) for m in tmpfs] == [("/tmp", 16 * 1024**2)]
     # The process really runs as that user, in that directory.
