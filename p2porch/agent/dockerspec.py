@@ -55,8 +55,12 @@ def create_kwargs(assignment: TaskAssignment) -> dict[str, Any]:
     if assignment.cpu_reservation_nanos:
         shares = assignment.cpu_reservation_nanos * CPU_SHARES_PER_CPU // NANOS_PER_S
         kwargs["cpu_shares"] = max(MIN_CPU_SHARES, shares)
-    if assignment.mounts:
-        kwargs["mounts"] = [_mount(m) for m in assignment.mounts]
+    binds = [m for m in assignment.mounts if m.type == "bind" and m.create_host_path]
+    mounts = [m for m in assignment.mounts if m not in binds]
+    if mounts:
+        kwargs["mounts"] = [_mount(m) for m in mounts]
+    if binds:  # the legacy Binds form: the engine creates a missing source directory (Compose semantics)
+        kwargs["volumes"] = [_bind(m) for m in binds]
     if assignment.ports:
         bindings: dict[str, list[Any]] = {}
         for port in assignment.ports:
@@ -122,6 +126,12 @@ def engine_options(options: Mapping[str, Any]) -> dict[str, Any]:
     if "shm_size_bytes" in options:
         kwargs["shm_size"] = options["shm_size_bytes"]
     return kwargs
+
+
+def _bind(mount: Any) -> str:
+    """One HostConfig.Binds entry: ``SOURCE:TARGET:ro|rw[,PROPAGATION]``."""
+    mode = "ro" if mount.read_only else "rw"
+    return f"{mount.source}:{mount.target}:{mode}" + (f",{mount.propagation}" if mount.propagation else "")
 
 
 def _mount(mount: Any) -> dict[str, Any]:

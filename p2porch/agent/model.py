@@ -74,6 +74,7 @@ class MountSpec:
     nocopy: bool = False  # volumes
     tmpfs_size_bytes: int = 0  # tmpfs; 0 = unlimited
     tmpfs_mode: int = 0  # tmpfs; 0 = the engine's default
+    create_host_path: bool = False  # bind; a missing source directory is created (Docker's Binds)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "volume_options", _frozen(self.volume_options))

@@ -133,6 +133,7 @@ def task_assignment(
                 nocopy=m.nocopy,
                 tmpfs_size_bytes=m.tmpfs_size_bytes,
                 tmpfs_mode=m.tmpfs_mode,
+                create_host_path=m.create_host_path,
             )
             for m in spec.mounts
         ),

@@ -297,6 +297,7 @@ class Mount:
     nocopy: bool = False  # volumes: do not copy the image's files into a new volume
     tmpfs_size_bytes: int = 0  # tmpfs: 0 = unlimited
     tmpfs_mode: int = 0  # tmpfs: file mode, 0 = the engine's default (1777)
+    create_host_path: bool = False  # bind: create a missing source directory on the node (Compose)
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical form; the options added after the first release appear only when set."""
@@ -309,7 +310,14 @@ class Mount:
         return out
 
 
-_MOUNT_OPTIONAL = ("volume_options", "propagation", "nocopy", "tmpfs_size_bytes", "tmpfs_mode")
+_MOUNT_OPTIONAL = (
+    "volume_options",
+    "propagation",
+    "nocopy",
+    "tmpfs_size_bytes",
+    "tmpfs_mode",
+    "create_host_path",
+)
 _PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 
 
@@ -343,7 +351,10 @@ def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
         raise _err(f"{fieldname}.volume_options", "volume options only apply to type=volume")
     if (size or mode) and mtype != "tmpfs":
         raise _err(f"{fieldname}.tmpfs_size", "tmpfs options only apply to type=tmpfs")
-    return Mount(mtype, target, source, readonly, driver, options, propagation, nocopy, size, mode)
+    create = _parse_bool(data.get("create_host_path", False), f"{fieldname}.create_host_path")
+    if create and mtype != "bind":
+        raise _err(f"{fieldname}.create_host_path", "only applies to type=bind")
+    return Mount(mtype, target, source, readonly, driver, options, propagation, nocopy, size, mode, create)
 
 
 _MOUNT_KEYS = {
@@ -368,6 +379,8 @@ _MOUNT_KEYS = {
     "tmpfs-size": "tmpfs_size_bytes",
     "tmpfs_mode": "tmpfs_mode",
     "tmpfs-mode": "tmpfs_mode",
+    "create_host_path": "create_host_path",
+    "bind-create-host-path": "create_host_path",
 }
 
 
@@ -392,7 +405,7 @@ def parse_mount(expr: str | Mapping[str, Any], *, fieldname: str = "mount") -> M
             continue
         if _MOUNT_KEYS[key] in data:
             raise _err(fieldname, f"mount option {key!r} given twice")
-        flag = key in ("readonly", "ro", "nocopy", "volume-nocopy")
+        flag = key in ("readonly", "ro", "nocopy", "volume-nocopy", "bind-create-host-path")
         data[_MOUNT_KEYS[key]] = value.strip() if sep else ("true" if flag else "")
     return _build_mount(data, fieldname)
 

@@ -190,6 +190,8 @@ def volume(item: Any, path: str, volumes: Mapping[str, TopVolume], warn: Warn) -
             bind = mapping(conf.get("bind") or {}, f"{path}.bind", keys.VOLUME_BIND_KEYS)
             if "propagation" in bind:
                 data["propagation"] = bind["propagation"]
+            if "create_host_path" in bind:
+                data["create_host_path"] = bind["create_host_path"]
             if "selinux" in bind:
                 warn("ignoring volumes bind.selinux", "SELinux relabelling is not applied")
         elif kind_ == "volume":
@@ -226,6 +228,7 @@ def volume(item: Any, path: str, volumes: Mapping[str, TopVolume], warn: Warn) -
     data = {"type": "bind" if is_bind else "volume", "target": target, "readonly": "ro" in modes}
     if is_bind:
         data["source"] = _bind_source(source, path)
+        data["create_host_path"] = True  # implied by the short syntax, as in Compose
     else:
         data.update(_named(source, path, volumes))
     for m in modes:

@@ -54,6 +54,7 @@ services:
     security_opt: [no-new-privileges:true]
     stop_signal: SIGUSR1
     ports: ["127.0.0.1:18080:80"]
+    volumes: ["./created-on-the-node:/data"]
     environment:
       GREETING: ${GREETING:?GREETING must be set}
     command: ["sh", "-c", "id -u > uid; pwd > cwd; exec sleep 1d"]
@@ -163,6 +164,8 @@ def test_deploy_orders_by_depends_on_and_applies_the_engine_options(cluster):
     assert host["SecurityOpt"] == ["no-new-privileges:true"]
     assert config["StopSignal"] == "SIGUSR1"
     assert host["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}]}
+    # A short-syntax bind of a missing directory: created on the node, as Compose does.
+    assert (workdir / "created-on-the-node").is_dir()
     tmpfs = [m for m in host["Mounts"] if m["Type"] == "tmpfs"]
     assert [(m["Target"], m["TmpfsOptions"]["SizeBytes"]) for m in tmpfs] == [("/tmp", 16 * 1024**2)]
     # The process really runs as that user, in that directory.

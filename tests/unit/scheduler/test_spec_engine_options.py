@@ -94,6 +94,13 @@ def test_port_host_ip_and_mount_options_reach_the_engine():
                     "volume_options": {"o": "bind"},
                 },
                 {"type": "bind", "source": "/srv", "target": "/srv", "propagation": "rshared"},
+                {
+                    "type": "bind",
+                    "source": "/data",
+                    "target": "/d",
+                    "readonly": True,
+                    "create_host_path": True,
+                },
             ],
         }
     )
@@ -106,6 +113,7 @@ def test_port_host_ip_and_mount_options_reach_the_engine():
         "NoCopy": True,
     }
     assert bind["BindOptions"] == {"Propagation": "rshared"}
+    assert kwargs["volumes"] == ["/data:/d:ro"]  # Binds: the engine creates a missing source directory
     assert parse_mount(
         "type=volume,source=v,target=/v,volume-opt=o=bind,volume-opt=type=nfs"
     ).volume_options == (

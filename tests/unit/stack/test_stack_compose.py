@@ -165,6 +165,7 @@ def test_every_supported_service_key_maps_onto_the_spec(full):
             "target": "/data",
             "readonly": True,
             "volume_driver": "",
+            "create_host_path": True,  # implied by the short syntax
         },
         {"type": "volume", "source": "shop_db", "target": "/db", "readonly": False, "volume_driver": "local"},
         {"type": "volume", "source": "", "target": "/cache", "readonly": False, "volume_driver": ""},
