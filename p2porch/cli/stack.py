@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, P2POrchError
 from ..stack import ComposeError, StackDefinition, check_stack_name
 from ..stack.rollout import dependency_ready, deploy_waves
 from ..stack.source import stack_source
@@ -68,7 +68,7 @@ def _condition(condition: str) -> str:
 
 
 def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: float) -> None:
-    """Poll the stack's tasks until every ``(service, condition)`` holds; ConfigError on timeout."""
+    """Poll the stack's tasks until every ``(service, condition)`` holds; P2POrchError (exit 1) on timeout."""
     replicas = {
         s.name: (1 if s.spec.get("mode") == "global" else int(s.spec.get("replicas", 1)))
         for s in definition.services
@@ -87,7 +87,7 @@ def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: fl
             return
         if time.monotonic() > deadline:
             names = ", ".join(f"{n} ({_condition(c)})" for n, c in pending)
-            raise ConfigError(
+            raise P2POrchError(
                 f"depends_on: {names} not ready after {timeout_s:.0f}s; the services created so far stay "
                 "(see p2porch stack ps); deploy again once they run",
                 field="depends_on",

@@ -1,4 +1,4 @@
-"""The Compose loader: every supported key maps onto the spec, everything else is named by path."""
+"""The Compose loader: every supported key maps onto the spec, every error is named by its path."""
 
 from __future__ import annotations
 
