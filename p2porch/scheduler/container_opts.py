@@ -114,7 +114,7 @@ def _ulimits(value: Any, key: str, prefix: str) -> tuple[Ulimit, ...]:
     if isinstance(value, Mapping):
         for name, limit in value.items():
             if isinstance(limit, Mapping):
-                unknown = sorted(set(limit) - {"soft", "hard"})
+                unknown = sorted(str(k) for k in set(limit) - {"soft", "hard"})
                 if unknown or "soft" not in limit or "hard" not in limit:
                     raise _err(f"{key}.{name}", "expected soft and hard (and nothing else)", prefix)
                 entries.append((name, limit["soft"], limit["hard"]))

@@ -270,10 +270,11 @@ def resolve_model(
     skipped: list[str] = []
     services = model.get("services")
     if isinstance(services, Mapping):
-        skipped = sorted(n for n, c in services.items() if not _active(c, profiles))
+        skipped = sorted((n for n, c in services.items() if not _active(c, profiles)), key=str)
         if skipped:
             problems.warn(
-                f"services {', '.join(skipped)} skipped: their profiles are not active (use --profile)"
+                f"services {', '.join(map(str, skipped))} skipped: their profiles are not active "
+                "(use --profile)"
             )
         model["services"] = {n: c for n, c in services.items() if n not in skipped}
     return model, skipped

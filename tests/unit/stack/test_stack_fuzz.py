@@ -41,7 +41,12 @@ def _load(text: str) -> None:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(["web", "db", "Bad_1", "x"]), VALUES, max_size=3), VALUES)
+@given(
+    st.dictionaries(
+        st.one_of(st.sampled_from(["web", "db", "Bad_1", "x"]), st.integers(0, 3)), VALUES, max_size=3
+    ),
+    VALUES,
+)
 def test_random_services_only_raise_config_error(services, top):
     doc = {"services": services, "volumes": top if isinstance(top, dict) else None}
     _load(yaml.safe_dump(doc))
