@@ -9,8 +9,7 @@ mock time, deterministically, without waiting.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from memstore import MemoryStore
 
 from p2porch.clock import TrioClock
 from p2porch.config import RaftConfig, SchedulerConfig
@@ -25,68 +25,10 @@ from p2porch.context import LocalBoard, LocalNode, MemberContext
 from p2porch.leader.autopilot_loop import AUTOPILOT_CHECK_S, serve_autopilot
 from p2porch.leader.loop import LEADER_DEBOUNCE_S, LEADER_IDLE_CHECK_S, serve_scheduler
 from p2porch.raft import commands as C
-from p2porch.raft import fsm
 from p2porch.raft.state import ClusterState, NodeRecord
-from p2porch.raft.store import RaftStatus
 from p2porch.scheduler import ServiceSpec
 
 EPOCH = 1_800_000_000.0
-
-
-class MemoryStore:
-    """The store interface over the real FSM in memory: this node leads; commits are instant."""
-
-    def __init__(self, voters: tuple[str, ...]) -> None:
-        self.state = ClusterState()
-        self.voters = voters
-        self.voter_changes: list[tuple[str, str]] = []
-        self._subscribers: list[trio.MemorySendChannel[Any]] = []
-
-    def snapshot(self) -> ClusterState:
-        return self.state
-
-    def status(self) -> RaftStatus:
-        return RaftStatus(
-            self_addr=self.voters[0],
-            role="leader",
-            is_leader=True,
-            leader=self.voters[0],
-            term=1,
-            commit_index=self.state.version,
-            last_applied=self.state.version,
-            voters=self.voters,
-            connected_voters=self.voters,
-            replicas_connected=0,
-            has_quorum=True,
-            ready=True,
-            state_version=self.state.version,
-            raft_thread_alive=True,
-        )
-
-    @asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel[Any]]:
-        send, receive = trio.open_memory_channel[Any](1000)
-        self._subscribers.append(send)
-        try:
-            async with receive:
-                yield receive
-        finally:
-            self._subscribers.remove(send)
-
-    async def write(self, command: bytes, timeout_s: float = 5.0) -> Any:
-        self.state, result, changes = fsm.apply(self.state, command)
-        for send in self._subscribers:
-            for change in changes:
-                send.send_nowait(change)
-        return C.raise_for_result(result)
-
-    async def add_voter(self, addr: str, timeout_s: float = 10.0) -> None:
-        self.voter_changes.append(("add", addr))
-        self.voters = (*self.voters, addr)
-
-    async def remove_voter(self, addr: str, timeout_s: float = 10.0) -> None:
-        self.voter_changes.append(("remove", addr))
-        self.voters = tuple(v for v in self.voters if v != addr)
 
 
 @dataclass
