@@ -20,7 +20,6 @@ import trio
 from ..clock import Clock
 from ..config import Config
 from ..context import LocalBoard, LocalNode, MemberContext
-from ..errors import ConflictError
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from . import voter_role
 from .join_service import JoinService
@@ -78,13 +77,6 @@ class MemberRuntime:
     def join_port(self) -> int:
         """The join port peers listen on (this node's setting; 0 = closed here, peers use the default)."""
         return self.config.join.port or 7948
-
-    def require_store(self) -> RaftStore:
-        if self.store is None:
-            raise ConflictError(
-                "this node is not part of a cluster (run `p2porch init` or `p2porch join`)", field="cluster"
-            )
-        return self.store
 
     def attach(self, nursery: trio.Nursery) -> None:
         """The nursery member runs live in (the manager's, for the daemon's lifetime)."""
