@@ -1,5 +1,10 @@
 """Compose stacks: Compose files -> the p2porch services of one stack (pure, except ``source`` which reads
-the files on the CLI's machine; see docs/stack.md)."""
+the files on the CLI's machine; see docs/stack.md).
+
+Entry point: :func:`load_stack` (files, environment, profiles -> a validated ``StackDefinition``), used by
+`p2porch stack deploy`/`stack config` (cli/stack.py, through ``source.stack_source``). The control API
+(control/stack_ops.py) receives resolved specs and only uses the names and labels helpers.
+"""
 
 from .compose import StackDefinition, StackService, load_stack
 from .interpolate import parse_dotenv, substitute
