@@ -29,6 +29,7 @@ import trio
 
 from ..errors import ConfigError, NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
+from .appends import AppendFilter
 from .fsm import Change, apply_batch, encode_batch
 from .journal import DurableJournal, write_file_atomic
 from .state import EMPTY_STATE, ClusterState
@@ -152,6 +153,7 @@ class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
 
     def __init__(self, owner: RaftStore, self_addr: str | None, partners: list[str], conf: SyncObjConf):
         self._owner_ref = owner
+        self._appends = AppendFilter()
         super().__init__(self_addr, partners, conf)
 
     @replicated
@@ -161,47 +163,16 @@ class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
     # pysyncobj registers ``self.__onMessageReceived`` (mangled to this name) as its transport
     # callback, so this override sees every Raft message first. See docs/raft.md, "overlapping appends".
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
-        if isinstance(message, dict) and message.get("type") == "append_entries":
-            message = _trim_overlap(self._SyncObj__raftLog, message)
-            if message is None:
-                self._owner_ref.dropped_overlaps += 1
-                return
-        super()._SyncObj__onMessageReceived(node, message)
-
-
-def _trim_overlap(log: Any, message: dict[str, Any]) -> dict[str, Any] | None:
-    """Raft §5.3 for pysyncobj followers: never truncate entries the leader re-sent unchanged.
-
-    pysyncobj deletes everything after ``prevLogIdx`` whenever the follower's log is longer, even
-    when the re-sent entries match (a late ack moves the leader's nextIndex back). That rewrites,
-    and for a moment loses, entries this node already acknowledged. Leading entries that match
-    ours (same index and term) are dropped and ``prevLogIdx`` advanced past them; if the message
-    then carries nothing new but would still cut our (matching) tail, it is dropped, which Raft
-    tolerates like any lost message. Returns the message to process, or None to drop it.
-    """
-    entries = message.get("entries")
-    if "prevLogIdx" not in message or "transmission" in message or not entries:
-        return message
-    first_idx = log[0][1]
-    last_idx = log[-1][1]
-    prev_idx, prev_term = message["prevLogIdx"], message["prevLogTerm"]
-    skip = 0
-    for entry in entries:
-        pos = entry[1] - first_idx
-        if not 0 <= pos < len(log) or log[pos][2] != entry[2]:
-            break
-        prev_idx, prev_term = entry[1], entry[2]
-        skip += 1
-    if skip == 0:
-        return message
-    rest = entries[skip:]
-    if not rest and prev_idx < last_idx:
-        return None
-    trimmed = dict(message)
-    trimmed["entries"] = rest
-    trimmed["prevLogIdx"] = prev_idx
-    trimmed["prevLogTerm"] = prev_term
-    return trimmed
+        if not (isinstance(message, dict) and message.get("type") == "append_entries"):
+            super()._SyncObj__onMessageReceived(node, message)
+            return
+        filtered, ack_index = self._appends.filter(self._SyncObj__raftLog, message)
+        if filtered is None:
+            return
+        current = message.get("term", -1) >= self._SyncObj__raftCurrentTerm
+        super()._SyncObj__onMessageReceived(node, filtered)
+        if ack_index is not None and current:
+            self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=ack_index + 1, success=True)
 
 
 @dataclass(eq=False)
@@ -241,7 +212,6 @@ class RaftStore:
         self._status: RaftStatus | None = None
         self._status_at = 0.0
         self._status_lock = threading.Lock()
-        self.dropped_overlaps = 0  # append_entries dropped by _trim_overlap (Raft thread counter)
         data_dir = Path(config.data_dir)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(data_dir, 0o700)
