@@ -31,10 +31,11 @@ from ..errors import ConfigError, NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
 from .appends import AppendFilter
 from .fsm import Change, apply_batch, encode_batch
-from .journal import DurableJournal, write_file_atomic
+from .journal import DurableJournal, durable_replace, write_file_atomic
 from .state import EMPTY_STATE, ClusterState
 
 _INET_NTOP = socket.inet_ntop
+import pysyncobj.serializer as _pso_serializer  # noqa: E402
 import pysyncobj.syncobj as _pso  # noqa: E402
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated  # noqa: E402
 from pysyncobj.node import TCPNode  # noqa: E402
@@ -61,7 +62,14 @@ _ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
 
 
 def _install_durable_journal() -> None:
-    """Make pysyncobj build a :class:`DurableJournal` for every file journal (idempotent)."""
+    """Make pysyncobj's files durable (idempotent, process-wide).
+
+    Every file journal is a :class:`DurableJournal`; every dump pysyncobj renames into place (a
+    snapshot received from the leader, or one we wrote) is fsynced, renamed and its directory
+    fsynced before pysyncobj goes on (for a received snapshot: before it clears the journal and
+    acknowledges).
+    """
+    _pso_serializer.atomicReplace = durable_replace
     original = _pso.createJournal
     if getattr(original, "_p2porch", False):
         return

@@ -148,7 +148,7 @@ def test_torn_tail_is_cut_off(tmp_path: Path) -> None:
     assert len(DurableJournal(path)) == 6
 
 
-def test_corrupt_record_stops_replay(tmp_path: Path) -> None:
+def test_corrupt_last_record_is_a_torn_tail(tmp_path: Path) -> None:
     path = tmp_path / "raft.journal"
     j = DurableJournal(path)
     for e in entries(5):
@@ -158,6 +158,23 @@ def test_corrupt_record_stops_replay(tmp_path: Path) -> None:
     data[-3] ^= 0xFF  # flip a byte of the last command: its CRC no longer matches
     path.write_bytes(bytes(data))
     assert len(DurableJournal(path)) == 4
+
+
+def test_corruption_before_the_tail_stops_the_node(tmp_path: Path) -> None:
+    path = tmp_path / "raft.journal"
+    j = DurableJournal(path)
+    for e in entries(5):
+        j.add(*e)
+    second = j._offsets[1]
+    j._destroy()
+    data = bytearray(path.read_bytes())
+    data[second + 30] ^= 0xFF  # a byte inside entry 2's command: three intact records follow
+    path.write_bytes(bytes(data))
+    size = len(data)
+    with pytest.raises(J.JournalCorruptError) as info:
+        DurableJournal(path)
+    assert str(path) in str(info.value) and f"offset {second}" in str(info.value)
+    assert path.stat().st_size == size  # nothing was cut
 
 
 def test_not_a_journal_is_refused(tmp_path: Path) -> None:
