@@ -25,6 +25,7 @@ import trio
 from ..config import Config
 from ..errors import AuthError, ConfigError, ConflictError, NotFoundError, P2POrchError, RaftError
 from ..raft import commands as C
+from ..raft.lag import progress_view
 from ..raft.state import ClusterState, NodeRecord
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from . import localstate, voter_role
@@ -672,6 +673,8 @@ class ClusterManager:
 
     def node_view(self, node: NodeRecord, state: ClusterState, leader: str | None) -> dict[str, Any]:
         lease = state.leases.get(node.node_id)
+        is_self = node.node_id == (self.local.node_id if self.local else None)
+        status = self.store.status() if self.store is not None else None
         return {
             "id": node.node_id,
             "name": node.name,
@@ -685,7 +688,8 @@ class ClusterManager:
             "joined_at": node.joined_at,
             "subnet": lease.subnet if lease else None,
             "gossip": self.gossip_states().get(node.node_id, "unknown"),
-            "self": node.node_id == (self.local.node_id if self.local else None),
+            "self": is_self,
+            "raft_progress": progress_view(status, node.raft_addr, is_self) if status else None,
         }
 
     def nodes(self) -> list[dict[str, Any]]:

@@ -4,9 +4,11 @@
         --data-dir D --password-file F --control-port 7201       # a voter
     python -m p2porch.raft.node --voters ... --data-dir D --password-file F --control-port 7204  # replica
 
-The control protocol listens on 127.0.0.1 only: one JSON object per line in, one per line out.
+The control protocol listens on 127.0.0.1 (``--control-host``: a test namespace's own address): one
+JSON object per line in, one per line out.
 Requests: {"op": "status"} | {"op": "state"} | {"op": "services"} | {"op": "propose", "cmd": hex}
-| {"op": "init"} | {"op": "create", "id": str} | {"op": "bench", "count": N, "concurrency": K, "prefix": str}
+| {"op": "init"} | {"op": "create", "id": str, "pad": label bytes (large entries)}
+| {"op": "bench", "count": N, "concurrency": K, "prefix": str}
 | {"op": "add_voter" | "remove_voter", "addr": str}. Answers carry "ok" and, on failure, "error".
 When the store is up the process prints one JSON line {"ready": true, ...} on stdout.
 """
@@ -52,7 +54,10 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         return {"ok": done, "result": result}
     if op == "create":
         sid = str(req["id"])
-        result = await store.propose(C.create_service(time.time(), sid, sid, {"n": 1}), timeout_s)
+        spec: dict[str, Any] = {"n": 1}
+        if int(req.get("pad", 0)) > 0:  # a large entry (>= 64 KiB travels as a pysyncobj transmission)
+            spec["labels"] = {"pad": "x" * int(req["pad"])}
+        result = await store.propose(C.create_service(time.time(), sid, sid, spec), timeout_s)
         return {"ok": bool(result["ok"]), "result": result}
     if op == "bench":
         return await _bench(store, int(req["count"]), int(req["concurrency"]), str(req.get("prefix", "b")))
@@ -123,9 +128,9 @@ async def _serve_client(store: RaftStore, stream: trio.abc.Stream) -> None:
                     return
 
 
-async def run(config: StoreConfig, control_port: int) -> None:
+async def run(config: StoreConfig, control_port: int, control_host: str = "127.0.0.1") -> None:
     async with open_raft_store(config) as store:
-        listeners = await trio.open_tcp_listeners(control_port, host="127.0.0.1")
+        listeners = await trio.open_tcp_listeners(control_port, host=control_host)
         port = listeners[0].socket.getsockname()[1]
         print(json.dumps({"ready": True, "control_port": port, "self": config.self_addr}), flush=True)
         await trio.serve_listeners(functools.partial(_serve_client, store), listeners)
@@ -138,6 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--password-file", required=True, type=Path)
     parser.add_argument("--control-port", type=int, default=0)
+    parser.add_argument(
+        "--control-host", default="127.0.0.1", help="test namespaces only: never a public address"
+    )
     parser.add_argument("--tick-period-s", type=float, default=None)
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
@@ -150,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.tick_period_s is not None:
         config = dataclasses.replace(config, tick_period_s=args.tick_period_s)
-    trio.run(run, config, args.control_port)
+    trio.run(run, config, args.control_port, args.control_host)
 
 
 if __name__ == "__main__":

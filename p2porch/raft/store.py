@@ -32,7 +32,9 @@ from . import commands as C
 from .appends import AppendFilter
 from .fsm import Change, apply_batch, encode_batch
 from .journal import DurableJournal, durable_replace, write_file_atomic
+from .lag import LagClock
 from .state import EMPTY_STATE, ClusterState
+from .transport_guard import GuardedTCPTransport
 
 _INET_NTOP = socket.inet_ntop
 import pysyncobj.serializer as _pso_serializer  # noqa: E402
@@ -151,6 +153,9 @@ class RaftStatus:
     ready: bool
     state_version: int
     raft_thread_alive: bool
+    leader_commit_index: int = 0  # the leader's commit index as last heard (the leader: its own)
+    lag_s: float = 0.0  # how long this node has missed a committed entry (docs/raft.md, "lag")
+    peers: dict[str, dict[str, Any]] = field(default_factory=dict)  # leader: {addr: match_index, lag_s}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -162,7 +167,7 @@ class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
     def __init__(self, owner: RaftStore, self_addr: str | None, partners: list[str], conf: SyncObjConf):
         self._owner_ref = owner
         self._appends = AppendFilter()
-        super().__init__(self_addr, partners, conf)
+        super().__init__(self_addr, partners, conf, transportClass=GuardedTCPTransport)
 
     @replicated
     def apply_entry(self, batch: bytes) -> list[dict[str, Any]]:
@@ -220,6 +225,8 @@ class RaftStore:
         self._status: RaftStatus | None = None
         self._status_at = 0.0
         self._status_lock = threading.Lock()
+        self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
+        self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
         data_dir = Path(config.data_dir)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(data_dir, 0o700)
@@ -472,11 +479,12 @@ class RaftStore:
     def _on_tick(self) -> None:
         now = time.monotonic()
         if now - self._status_at >= self.config.status_refresh_s:
-            status = self._compute_status()
+            status = self._compute_status(observe_at=now)
             with self._status_lock:
                 self._status, self._status_at = status, now
 
-    def _compute_status(self) -> RaftStatus:
+    def _compute_status(self, observe_at: float | None = None) -> RaftStatus:
+        """Read pysyncobj's status; ``observe_at`` (Raft thread only) also advances the lag clocks."""
         raw: dict[str, Any] = {}
         for _ in range(3):  # getStatus iterates sets the Raft thread may change
             try:
@@ -492,6 +500,12 @@ class RaftStore:
         leader = raw.get("leader")
         is_leader = self_addr is not None and raw.get("state") == 2
         role = "replica" if self_addr is None else _ROLE_NAMES.get(raw.get("state", 0), "follower")
+        commit = int(raw.get("commit_idx", 0))
+        applied = int(raw.get("last_applied", 0))
+        leader_commit = commit if is_leader else int(raw.get("leader_commit_idx") or 0)
+        if observe_at is not None:
+            self._observe_lag(observe_at, raw, is_leader, applied, leader_commit)
+        lag_s, peers = self._lag
         return RaftStatus(
             self_addr=self_addr,
             role=role,
@@ -507,7 +521,25 @@ class RaftStore:
             ready=bool(self._so.isReady()),
             state_version=self._raft_state.version,
             raft_thread_alive=bool(self._so.tick_thread_alive()),
+            leader_commit_index=leader_commit,
+            lag_s=lag_s,
+            peers=peers,
         )
+
+    def _observe_lag(
+        self, now: float, raw: dict[str, Any], is_leader: bool, applied: int, commit: int
+    ) -> None:
+        own = self._lag_clocks.setdefault("", LagClock()).observe(now, applied, commit)
+        peers: dict[str, dict[str, Any]] = {}
+        prefix = "match_idx_server_"
+        for key, match in raw.items() if is_leader else ():
+            if key.startswith(prefix):
+                addr = key.removeprefix(prefix)
+                lag = self._lag_clocks.setdefault(addr, LagClock()).observe(now, int(match), commit)
+                peers[addr] = {"match_index": int(match), "lag_s": lag}
+        if not is_leader:
+            self._lag_clocks = {"": self._lag_clocks[""]}
+        self._lag = (own, peers)
 
     def _destroy(self) -> None:
         self._closed = True
