@@ -158,7 +158,7 @@ def services(node: NodeProc) -> set[str] | None:
 
 def status(node: NodeProc) -> dict[str, Any]:
     try:
-        return dict(node.call(op="status")["status"])
+        return dict(node.call(op="status")["status"]) | {"raw": node.call(op="raw").get("raw")}
     except (OSError, ConnectionError, ValueError, KeyError):
         node.drop_client()
         return {}

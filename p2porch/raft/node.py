@@ -6,7 +6,8 @@
 
 The control protocol listens on 127.0.0.1 (``--control-host``: a test namespace's own address): one
 JSON object per line in, one per line out.
-Requests: {"op": "status"} | {"op": "state"} | {"op": "services"} | {"op": "propose", "cmd": hex}
+Requests: {"op": "status"} | {"op": "raw"} | {"op": "state"} | {"op": "services"}
+| {"op": "propose", "cmd": hex}
 | {"op": "init"} | {"op": "create", "id": str, "pad": label bytes (large entries)}
 | {"op": "bench", "count": N, "concurrency": K, "prefix": str}
 | {"op": "add_voter" | "remove_voter", "addr": str}. Answers carry "ok" and, on failure, "error".
@@ -39,6 +40,12 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
     timeout_s = float(req.get("timeout_s", 5.0))
     if op == "status":
         return {"ok": True, "status": store.status().to_dict()}
+    if op == "raw":  # pysyncobj's own status and our filter counters, for diagnosis
+        raw = {str(k): str(v) for k, v in store._so.getStatus().items()}
+        appends = getattr(store._so, "_appends", None)
+        raw["dropped_overlaps"] = str(getattr(store, "dropped_overlaps", getattr(appends, "dropped", None)))
+        raw["acked_overlaps"] = str(getattr(appends, "acked_overlaps", None))
+        return {"ok": True, "raw": raw}
     if op == "state":
         return {"ok": True, "state": store.snapshot().to_dict()}
     if op == "services":

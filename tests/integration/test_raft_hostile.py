@@ -188,6 +188,7 @@ def test_fuzz_raft_port(cluster: LocalCluster) -> None:
             s.sendall(hello * rng.randrange(2, 50))
         else:
             s.sendall(compressible[: rng.randrange(4, len(compressible))])
+        s.settimeout(0.2)
         with contextlib.suppress(OSError):
             s.recv(4096)
 
