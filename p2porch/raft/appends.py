@@ -17,6 +17,16 @@ back). That cuts entries this node already acknowledged. Raft (§5.3) truncates 
   pickled length, so it can mark a chunk "finish" one chunk early: such a chunk (it does not unpickle)
   is treated as "process".
 
+A rejected append is answered with where the leader should resume (``reset`` to ``next_node_idx``)
+and pysyncobj's leader takes every such answer as it comes. With a follower whose log ends in entries
+of an older term (it led, or followed a leader, that was cut off) and a backlog that needs several
+messages per round (every large entry is a message of its own), the first message is refused at the
+conflict and the later ones with "I end at E, send from E+1": the leader's nextIndex goes back and
+forth between E and E+1 and never walks below the conflict, so the follower never catches up while
+looking healthy (issue 24). :func:`rejection_floor` gives the index to send from instead (the first
+entry of our conflicting term, never below our commit index + 1); the caller answers every refusal
+to that leader with at most this floor until an append succeeds, so all answers of a round agree.
+
 It never sends anything and never touches the journal; the caller (``store._Bridge``) does.
 """
 
@@ -64,6 +74,25 @@ def trim_overlap(log: Any, message: dict[str, Any]) -> tuple[dict[str, Any], int
     trimmed["prevLogIdx"] = prev_idx
     trimmed["prevLogTerm"] = prev_term
     return trimmed, None
+
+
+def rejection_floor(log: Any, commit_index: int, message: dict[str, Any]) -> int | None:
+    """If our entry at ``prevLogIdx`` has another term than the leader's, where it should resend from.
+
+    Our entries from the start of that entry's term run on cannot be trusted; committed entries
+    (up to ``commit_index``) match the leader's by Raft's guarantees. None when there is no conflict.
+    """
+    prev = message.get("prevLogIdx")
+    if prev is None:
+        return None
+    first = log[0][1]
+    pos = prev - first
+    if not 0 <= pos < len(log) or log[pos][2] == message.get("prevLogTerm"):
+        return None
+    term = log[pos][2]
+    while pos > 0 and log[pos - 1][2] == term:
+        pos -= 1
+    return int(max(commit_index + 1, log[pos][1], first + 1))
 
 
 class AppendFilter:

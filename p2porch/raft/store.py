@@ -29,7 +29,7 @@ import trio
 
 from ..errors import ConfigError, NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
-from .appends import AppendFilter
+from .appends import AppendFilter, rejection_floor
 from .fsm import Change, apply_batch, encode_batch
 from .journal import DurableJournal, durable_replace, write_file_atomic
 from .lag import LagClock
@@ -167,6 +167,7 @@ class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
     def __init__(self, owner: RaftStore, self_addr: str | None, partners: list[str], conf: SyncObjConf):
         self._owner_ref = owner
         self._appends = AppendFilter()
+        self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
         super().__init__(self_addr, partners, conf, transportClass=GuardedTCPTransport)
 
     @replicated
@@ -179,13 +180,35 @@ class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
         if not (isinstance(message, dict) and message.get("type") == "append_entries"):
             super()._SyncObj__onMessageReceived(node, message)
             return
-        filtered, ack_index = self._appends.filter(self._SyncObj__raftLog, message)
+        raft_log = self._SyncObj__raftLog
+        filtered, ack_index = self._appends.filter(raft_log, message)
         if filtered is None:
             return
         current = message.get("term", -1) >= self._SyncObj__raftCurrentTerm
+        if current:
+            floor = rejection_floor(raft_log, self._SyncObj__raftCommitIndex, filtered)
+            if self._reject_floor is None or self._reject_floor[0] != node:
+                self._reject_floor = None if floor is None else (node, floor)
+            elif floor is not None:
+                self._reject_floor = (node, min(floor, self._reject_floor[1]))
         super()._SyncObj__onMessageReceived(node, filtered)
         if ack_index is not None and current:
             self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=ack_index + 1, success=True)
+
+    # Every follower answer to an append goes through here (issue 24: refusals must agree).
+    def _SyncObj__sendNextNodeIdx(  # noqa: N802
+        self,
+        node: Any,
+        reset: bool = False,
+        nextNodeIdx: int | None = None,
+        success: bool = False,  # noqa: N803
+    ) -> None:
+        if success:
+            self._reject_floor = None
+        elif reset and self._reject_floor is not None and self._reject_floor[0] == node:
+            default = self._SyncObj__raftLog[-1][1] + 1 if nextNodeIdx is None else nextNodeIdx
+            nextNodeIdx = min(default, self._reject_floor[1])
+        super()._SyncObj__sendNextNodeIdx(node, reset=reset, nextNodeIdx=nextNodeIdx, success=success)
 
 
 @dataclass(eq=False)

@@ -45,14 +45,18 @@ def entry(idx: int, size: int = 10, term: int = 1) -> tuple[bytes, int, int]:
     return (b"\x00" + bytes([idx % 256]) * (size - 1), idx, term)  # a regular command
 
 
-def append(prev: tuple[int, int], entries: list[tuple[bytes, int, int]], commit: int = 0) -> dict[str, Any]:
+def append(
+    prev: tuple[int, int], entries: list[tuple[bytes, int, int]], commit: int = 0, term: int = 1
+) -> dict[str, Any]:
     return {
-        "type": "append_entries", "term": 1, "commit_index": commit, "entries": entries,
+        "type": "append_entries", "term": term, "commit_index": commit, "entries": entries,
         "prevLogIdx": prev[0], "prevLogTerm": prev[1],
     }  # fmt: skip
 
 
-def transmission(ent: tuple[bytes, int, int], prev: tuple[int, int], commit: int = 0) -> list[dict[str, Any]]:
+def transmission(
+    ent: tuple[bytes, int, int], prev: tuple[int, int], commit: int = 0, term: int = 1
+) -> list[dict[str, Any]]:
     """The chunks pysyncobj's leader sends for a single entry of >= 64 KiB (its logic, bug included)."""
     data = pso_pickle.dumps(ent)
     out = []
@@ -68,7 +72,7 @@ def transmission(ent: tuple[bytes, int, int], prev: tuple[int, int], commit: int
                 "type": "append_entries",
                 "transmission": kind,
                 "data": data[pos : pos + BATCH],
-                "term": 1,
+                "term": term,
                 "commit_index": commit,
                 "prevLogIdx": prev[0],
                 "prevLogTerm": prev[1],
@@ -123,6 +127,50 @@ def test_fully_held_resend_is_acknowledged_not_dropped(follower: Any) -> None:
     assert sent and sent[-1]["success"] and sent[-1]["next_node_idx"] == 5
     # it commits only what the message proved (4), not our whole log
     assert so._SyncObj__raftCommitIndex == 4
+
+
+def leader_round(log: list[tuple[bytes, int, int]], next_index: int, commit: int) -> list[dict[str, Any]]:
+    """What pysyncobj 0.3.17's leader (term 3) sends one follower in one ``__sendAppendEntries``."""
+    messages: list[dict[str, Any]] = []
+    last, single = log[-1][1], True
+    while next_index <= last or single:
+        prev = (next_index - 1, log[next_index - 2][2])
+        batch: list[tuple[bytes, int, int]] = []
+        if next_index <= last:
+            size = 0
+            for ent in log[next_index - 1 :]:
+                batch.append(ent)
+                size += len(ent[0])
+                if size >= BATCH:
+                    break
+            next_index = batch[-1][1] + 1
+        if len(batch) == 1 and len(batch[0][0]) >= BATCH:
+            messages += transmission(batch[0], prev, commit=commit, term=3)
+        else:
+            messages.append(append(prev, batch, commit=commit, term=3))
+        single = False
+    return messages
+
+
+def test_follower_with_an_old_term_tail_catches_up_despite_large_entries(follower: Any) -> None:
+    """Issue 24: refusals of one round must agree, or the leader's nextIndex never passes the conflict."""
+    so, leader, sent = follower
+    common = [entry(i) for i in range(2, 6)]  # 2..5, term 1, committed
+    feed(so, leader, [append((1, 0), common, commit=5)])
+    stale = [entry(i, term=2) for i in range(6, 10)]  # 6..9 from a leader of term 2 that was cut off
+    feed(so, leader, [{**append((5, 1), stale, commit=5), "term": 2}])
+    new = [entry(i, size=70_000 if i in (8, 10) else 10, term=3) for i in range(6, 13)]
+    leader_log = [(b"\x01", 1, 0), *common, *new]
+    next_index, rounds = leader_log[-1][1] + 1, 0  # optimistic: it sent everything while we were away
+    while log_of(so) != leader_log and rounds < 10:
+        sent.clear()
+        feed(so, leader, leader_round(leader_log, next_index, commit=12))
+        for reply in [m for m in sent if m["type"] == "next_node_idx"]:
+            if reply["reset"] or reply["success"]:  # pysyncobj's leader: take the answer as it comes
+                next_index = reply["next_node_idx"]
+        rounds += 1
+    assert [e[1] for e in log_of(so)] == list(range(1, 13)) and log_of(so)[5:] == new, rounds
+    assert rounds <= 4
 
 
 def test_transmission_buffer_is_bounded() -> None:
