@@ -284,7 +284,7 @@ def main() -> int:
         for seed in parse_seeds(args.seeds):
             runs.append(run_seed(seed, netns, args.fault_s, args.bound_s, args.wait_s, args.tail_s))
             print(
-                json.dumps({k: v for k, v in runs[-1].items() if k not in ("status", "logs")}),
+                json.dumps({k: v for k, v in runs[-1].items() if k != "logs"}),
                 file=sys.stderr,
             )
     times = [r["converge_s"] for r in runs if r["converge_s"] is not None]
