@@ -37,3 +37,15 @@ def test_progress_view_self_and_peers_from_the_leader() -> None:
     }  # fmt: skip
     assert progress_view(status, "10.0.0.2:7947", is_self=False)["behind_entries"] == 0
     assert progress_view(status, "10.0.0.3:7947", is_self=False)["lagging"] is None
+
+
+def test_node_ls_cell_shows_index_distance_and_flag() -> None:
+    from p2porch.cli.node import _progress_cell
+
+    assert _progress_cell(None) == "?"
+    assert (
+        _progress_cell({"applied_index": 812, "behind_entries": 0, "lag_s": 0.0, "lagging": False})
+        == "812 (-0)"
+    )
+    lagging = {"match_index": 700, "behind_entries": 112, "lag_s": 7.2, "lagging": True}
+    assert _progress_cell(lagging) == "700 (-112) LAGGING 7s"
