@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, ConflictError, NotFoundError
 from ..raft import commands as C
+from ..raft.lag import progress_view
 from ..raft.state import ClusterState, NodeRecord
 
 if TYPE_CHECKING:
@@ -85,6 +86,8 @@ class NodeOps:
 
     def node_view(self, node: NodeRecord, state: ClusterState, leader: str | None) -> dict[str, Any]:
         lease = state.leases.get(node.node_id)
+        is_self = node.node_id == (self.cluster.local.node_id if self.cluster.local else None)
+        status = self.cluster.store.status() if self.cluster.store is not None else None
         return {
             "id": node.node_id,
             "name": node.name,
@@ -98,7 +101,8 @@ class NodeOps:
             "joined_at": node.joined_at,
             "subnet": lease.subnet if lease else None,
             "gossip": self.cluster.board.gossip_states().get(node.node_id, "unknown"),
-            "self": node.node_id == (self.cluster.local.node_id if self.cluster.local else None),
+            "self": is_self,
+            "raft_progress": progress_view(status, node.raft_addr, is_self) if status else None,
         }
 
     def nodes(self) -> list[dict[str, Any]]:
