@@ -150,15 +150,16 @@ class Listener:
     async def run(self) -> None:
         assert self.proc.stdout is not None
         while True:
-            line = await trio.to_thread.run_sync(self.proc.stdout.readline)
+            line = await trio.to_thread.run_sync(self.proc.stdout.readline, abandon_on_cancel=True)
             if not line:
                 return
             self.lines.append(line.strip())
 
     async def wait_for(self, text: str, timeout: float = 10.0) -> None:
-        with trio.fail_after(timeout):
+        with trio.move_on_after(timeout):
             while text not in self.lines:
                 await trio.sleep(0.05)
+        assert text in self.lines, f"{text!r} never arrived; received {self.lines}"
 
 
 async def wait_dropped_above(count: int, timeout: float = 10.0) -> None:
