@@ -75,6 +75,11 @@ async def test_proposals_wait_for_a_leader_and_time_out_without_applying(autojum
     assert store.snapshot().initialized
 
 
+async def wait_held(raft: MemoryRaft, count: int) -> None:
+    while raft.held < count:
+        await trio.sleep(0.01)
+
+
 async def test_held_proposals_commit_in_order_or_are_lost(autojump_clock: Any) -> None:
     raft = group()
     store = raft.store(A)
@@ -90,20 +95,22 @@ async def test_held_proposals_commit_in_order_or_are_lost(autojump_clock: Any) -
             errors.append(exc)
 
     async with trio.open_nursery() as nursery:
-        for tag in ("a", "b"):
+        for count, tag in enumerate(("a", "b"), 1):
             nursery.start_soon(propose, tag)
+            await wait_held(raft, count)
         await trio.sleep(0.5)
         assert raft.held == 2 and results == []
         raft.release()
-    assert results == ["a", "b"] and errors == []
+    assert sorted(results) == ["a", "b"] and errors == []
+    assert [C.decode(cmd).get("tag") for cmd in raft.log[-2:]] == ["a", "b"]  # committed in order
 
     version = store.snapshot().version
     raft.hold()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(propose, "lost")
-        await trio.sleep(0.5)
+        await wait_held(raft, 1)
         assert raft.lose_uncommitted() == 1
-    assert len(errors) == 1 and results == ["a", "b"]
+    assert len(errors) == 1 and sorted(results) == ["a", "b"]
     raft.release()
     assert store.snapshot().version == version and raft.held == 0
 
