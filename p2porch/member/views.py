@@ -13,10 +13,10 @@ from typing import Any
 from ..agent.model import HealthCheckSpec, MountSpec, PortSpec, TaskAssignment
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
 from ..errors import ConfigError
+from ..leader.scheduling import service_spec
 from ..netoverlay.plan import LocalNode, OverlayPeer
 from ..raft.state import ClusterState, TaskRecord
 from ..stack.names import stack_dns_aliases, stack_dns_search
-from .scheduling import service_spec
 
 # A node whose status is one of these takes part in the data path.
 LIVE_NODE_STATUSES = ("ready",)

@@ -20,19 +20,19 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from ..cluster.autopilot import next_voter_change, voters_target
-from ..cluster.scheduling import (
+from ..config import Config
+from ..control.service_ops import ServiceOps
+from ..errors import ConflictError, P2POrchError, ProposalTimeout
+from ..gossip.config import GossipConfig
+from ..leader.autopilot import next_voter_change, voters_target
+from ..leader.scheduling import (
     node_status_updates,
     plan_round,
     rebalance_done_specs,
     update_failure_specs,
 )
-from ..cluster.service_ops import ServiceOps
-from ..cluster.views import agent_assignments
-from ..cluster.voter_role import recovered_state
-from ..config import Config
-from ..errors import ConflictError, P2POrchError, ProposalTimeout
-from ..gossip.config import GossipConfig
+from ..member.views import agent_assignments
+from ..membership.voter_role import recovered_state
 from ..netoverlay.plan import DEFAULT_NETWORK
 from ..raft import commands as C
 from ..raft.state import ClusterState, NodeRecord, ServiceRecord, TaskRecord
