@@ -3,14 +3,16 @@
 ``ClusterSim`` wires N simulated nodes from the real pure cores: SWIM gossip (``testing.simulator``),
 one in-memory Raft group whose commands go through the real FSM (``testing.memstore``), the real
 leader round (``plan_round``) with the follow-ups the leader loop does (node statuses from gossip,
-update failure actions, finished rebalances), the real autopilot decision (``next_voter_change``)
-and, per node, the real agent planner over a fake engine (``testing.fake_engine``). Scenario scripts
-call ``add_nodes``, ``create_service``, ``kill``, ``run_for``, ``wait_for``, ... (docs/testing.md).
+update failure actions, finished rebalances) and the real autopilot decision (``next_voter_change``),
+both in ``testing.sim_leader``, the API's own service operations (``ServiceOps``) and, per node,
+the real agent planner over a fake engine (``testing.fake_engine``). Scenario scripts call
+``add_nodes``, ``create_service``, ``kill``, ``run_for``, ``wait_for``, ... (docs/testing.md).
 
 Time is simulated (``now`` is seconds since an epoch offset), randomness comes from the seed, and
 nothing iterates a set or depends on hash order, so one seed reproduces a run exactly. It never
-sleeps, reads the wall clock or touches sockets. Raft is simplified: every node sees each commit at
-once; a leader is elected ``election_s`` after the last one is gone if a majority of the voters runs.
+sleeps, reads the wall clock or touches sockets. Raft is simplified: every reachable node sees each
+commit at once (a cut-off node keeps acting on the last state it received); a leader is elected
+``election_s`` after the last one is gone if a majority of the voters runs and is reachable.
 """
 
 from __future__ import annotations
@@ -22,15 +24,9 @@ from typing import Any, cast
 
 from ..config import Config
 from ..control.service_ops import ServiceOps
-from ..errors import ConflictError, P2POrchError, ProposalTimeout
+from ..errors import ConflictError, P2POrchError
 from ..gossip.config import GossipConfig
-from ..leader.autopilot import next_voter_change, voters_target
-from ..leader.scheduling import (
-    node_status_updates,
-    plan_round,
-    rebalance_done_specs,
-    update_failure_specs,
-)
+from ..leader.autopilot import voters_target
 from ..member.views import agent_assignments
 from ..membership.voter_role import recovered_state
 from ..netoverlay.plan import DEFAULT_NETWORK
@@ -39,6 +35,7 @@ from ..raft.state import ClusterState, NodeRecord, ServiceRecord, TaskRecord
 from ..scheduler import Orchestrator, ServiceSpec
 from .fake_engine import Behaviour, FakeEngine, SimAgent
 from .memstore import MemoryRaft
+from .sim_leader import SimLeader
 from .simulator import Simulator
 
 EPOCH = 1_700_000_000.0  # simulated wall clock at t=0 (0.0 means "never" in some records)
@@ -80,17 +77,6 @@ class SimNode:
         return f"{self.addr}:7947"
 
 
-@dataclass
-class _Leader:
-    node: str
-    orchestrator: Orchestrator
-    wake_at: float | None = None
-    last_round: float = -1e9
-    last_version: int = -1
-    last_view: dict[str, str] = field(default_factory=dict)
-    next_autopilot: float = 0.0
-
-
 class ClusterSim:
     """Runs a simulated cluster; see the module docstring and docs/testing.md."""
 
@@ -110,7 +96,7 @@ class ClusterSim:
         self.nodes: dict[str, SimNode] = {}
         self.rng = random.Random(f"{seed}:cluster")
         self.log: list[tuple[float, str]] = []  # (t, what happened), for failure messages
-        self.leader: _Leader | None = None
+        self.leader: SimLeader | None = None
         self.leaderless_since = 0.0
         self.auto_elect = True  # elect a leader election_s after the last one is gone
         self.rounds = 0
@@ -219,7 +205,7 @@ class ClusterSim:
             self.raft.voters = sorted([*self.raft.voters, node.raft_addr])
         seeds = [n.node_id for n in self.nodes.values() if n.running and n is not node][:1]
         self.gossip.start(node.node_id, seeds)
-        self._note(f"{name} joins as {role}")
+        self.note(f"{name} joins as {role}")
         return node
 
     def add_nodes(self, count: int, **kw: Any) -> list[SimNode]:
@@ -235,7 +221,7 @@ class ClusterSim:
         node.running = False
         node.engine.kill_all()
         self.gossip.kill(node.node_id)
-        self._note(f"{name} killed")
+        self.note(f"{name} killed")
 
     def restart(self, name: str) -> None:
         """Restart a killed node: gossip rejoins, the agent starts from its engine, the store asks its
@@ -248,19 +234,19 @@ class ClusterSim:
             node.running_role, node.generation = record.role, self.state.generation
         seeds = [n.node_id for n in self.nodes.values() if n.running and n is not node][:1]
         self.gossip.start(node.node_id, seeds)
-        self._note(f"{name} restarted")
+        self.note(f"{name} restarted")
 
     def isolate(self, name: str) -> None:
         """Cut ``name`` off the network (gossip and Raft); it keeps running."""
         self.nodes[name].isolated = True
         self.gossip.isolate(self.nodes[name].node_id)
-        self._note(f"{name} isolated")
+        self.note(f"{name} isolated")
 
     def heal(self) -> None:
         for node in self.nodes.values():
             node.isolated = False
         self.gossip.heal()
-        self._note("network healed")
+        self.note("network healed")
 
     # ------------------------------------------------------------------------------------ services
     def create_service(self, name: str, image: str = "app:1", replicas: int = 1, **spec: Any) -> str:
@@ -268,31 +254,31 @@ class ClusterSim:
         checked = ServiceSpec.from_dict({"name": name, "image": image, "replicas": replicas, **spec})
         service_id = f"{self.rng.getrandbits(64):016x}"
         self.write(C.create_service(self.now, service_id, name, checked.to_dict()))
-        self._note(f"service {name} created")
+        self.note(f"service {name} created")
         return service_id
 
     def update_service(self, name: str, **changes: Any) -> None:
         """``service update NAME`` with spec fields (the API's own operation, ``ServiceOps.update``)."""
         run_now(self.ops.update(name, changes))
-        self._note(f"service {name} updated: {', '.join(sorted(changes))}")
+        self.note(f"service {name} updated: {', '.join(sorted(changes))}")
 
     def rollback(self, name: str) -> None:
         run_now(self.ops.rollback(name))
-        self._note(f"service {name} rolled back")
+        self.note(f"service {name} rolled back")
 
     def rebalance(self, name: str) -> None:
         """``service rebalance NAME``: a one-off request the leader clears once the service is balanced."""
         run_now(self.ops.rebalance(name))
-        self._note(f"service {name} rebalance requested")
+        self.note(f"service {name} rebalance requested")
 
     def remove_service(self, name: str) -> None:
         run_now(self.ops.remove(name))
-        self._note(f"service {name} removed")
+        self.note(f"service {name} removed")
 
     def set_availability(self, name: str, availability: str) -> None:
         """``node update --availability``."""
         self.write(C.update_node(self.now, self.nodes[name].node_id, availability=availability))
-        self._note(f"{name} availability {availability}")
+        self.note(f"{name} availability {availability}")
 
     def behave(self, image: str, behaviour: Behaviour) -> None:
         """Every engine runs containers of ``image`` this way from now on."""
@@ -319,7 +305,7 @@ class ClusterSim:
         later, unless ``auto_elect`` is off)."""
         self.raft.set_leader(self.nodes[name].raft_addr if name else None)
         self.leaderless_since = self.t
-        self._note(f"leadership scripted: {name or 'no leader'}")
+        self.note(f"leadership scripted: {name or 'no leader'}")
         self._follow_raft_leader()
 
     def recover(self, name: str) -> None:
@@ -333,7 +319,7 @@ class ClusterSim:
         self.write(C.restore_state(self.now, data))
         node.running_role, node.generation = "voter", self.state.generation
         self._follow_raft_leader()
-        self._note(f"{name} recovered the cluster (generation {self.state.generation})")
+        self.note(f"{name} recovered the cluster (generation {self.state.generation})")
 
     def _commit(self, command: bytes) -> Any:
         return self.write(command)
@@ -371,7 +357,7 @@ class ClusterSim:
     def timeline(self, last: int = 40) -> str:
         return "\n".join(f"  {t:8.2f}  {what}" for t, what in self.log[-last:])
 
-    def _note(self, what: str) -> None:
+    def note(self, what: str) -> None:
         self.log.append((round(self.t, 3), what))
 
     def _step(self) -> None:
@@ -383,7 +369,7 @@ class ClusterSim:
             if node.running:
                 self._agent_step(node)
         if self.leader is not None:
-            self._leader_step(self.leader)
+            self.leader.step(self)
 
     # ----- raft leadership
     def _reachable(self, addr: str | None) -> bool:
@@ -393,10 +379,10 @@ class ClusterSim:
     def _elections(self) -> None:
         leader = self.raft.leader
         if leader is not None and not self._reachable(leader):
-            self._note(f"leader {self.name_of_addr(leader)} lost")
+            self.note(f"leader {self.name_of_addr(leader)} lost")
             self._step_down()
         elif leader is not None and not self._has_majority():
-            self._note(f"leader {self.name_of_addr(leader)} lost its quorum")
+            self.note(f"leader {self.name_of_addr(leader)} lost its quorum")
             self._step_down()
         if (
             self.raft.leader is None
@@ -417,7 +403,7 @@ class ClusterSim:
         candidates = [a for a in self.raft.voters if self._reachable(a)]
         if self._has_majority():
             self.raft.set_leader(self.rng.choice(candidates))
-            self._note(f"{self.name_of_addr(self.raft.leader)} elected leader (term {self.raft.term})")
+            self.note(f"{self.name_of_addr(self.raft.leader)} elected leader (term {self.raft.term})")
 
     def _follow_raft_leader(self) -> None:
         name = self.name_of_addr(self.raft.leader) if self.raft.leader else None
@@ -426,7 +412,7 @@ class ClusterSim:
             return
         if self.leader is None or self.leader.node != name:
             rng = random.Random(f"{self.seed}:orchestrator:{name}:{self.raft.term}")
-            self.leader = _Leader(name, Orchestrator(rng, down_grace_s=self.config.scheduler.down_grace_s))
+            self.leader = SimLeader(name, Orchestrator(rng, down_grace_s=self.config.scheduler.down_grace_s))
 
     def name_of_addr(self, addr: str | None) -> str | None:
         return next((n.name for n in self.nodes.values() if n.raft_addr == addr), None)
@@ -448,7 +434,7 @@ class ClusterSim:
             elif self.t >= node.role_due_at:
                 node.running_role, node.generation = wanted
                 node.role_due_at = None
-                self._note(f"{node.name} runs as {record.role} (generation {state.generation})")
+                self.note(f"{node.name} runs as {record.role} (generation {state.generation})")
 
     # ----- agents
     def _agent_step(self, node: SimNode) -> None:
@@ -467,101 +453,13 @@ class ClusterSim:
         except P2POrchError:
             node.agent.requeue(reports)
 
-    # ----- the leader loop
-    def _leader_step(self, leader: _Leader) -> None:
-        node = self.nodes[leader.node]
-        state = self.state
-        view = self.gossip_states(node)
-        due = (
-            state.version != leader.last_version
-            or view != leader.last_view
-            or (leader.wake_at is not None and self.now >= leader.wake_at)
-            or self.t - leader.last_round >= self.settings.leader_idle_s
-        )
-        if self.t >= leader.next_autopilot:
-            leader.next_autopilot = self.t + self.settings.autopilot_s
-            self._autopilot(node, view)
-        if not due:
-            return
-        leader.last_round, leader.last_version, leader.last_view = self.t, state.version, view
-        self.rounds += 1
-        for node_id, status in node_status_updates(state, view).items():
-            self._leader_write(
-                C.update_node(self.now, node_id, status=status, node_version=state.nodes[node_id].version)
-            )
-            self._note(f"{self.name_of(node_id)} is {status} (gossip)")
-        if self.state.version != state.version:
-            return  # plan on the new state next tick
-        plan = plan_round(
-            state,
-            self.now,
-            leader.orchestrator,
-            rebalance_max_moves=self.config.scheduler.rebalance_max_moves,
-        )
-        leader.wake_at = plan.wake_at
-        if plan.update_failures:
-            for service, spec, action in update_failure_specs(state, plan.update_failures):
-                self._leader_write(
-                    C.update_service(self.now, service.service_id, spec, service_version=service.version)
-                )
-                self._note(f"update of {service.name} failed: {action}")
-            return
-        if plan.rebalanced:
-            for service, spec in rebalance_done_specs(state, plan.rebalanced):
-                self._leader_write(
-                    C.update_service(self.now, service.service_id, spec, service_version=service.version)
-                )
-                self._note(f"rebalance of {service.name} done")
-            return
-        if not plan.empty and not self._leader_write(
-            C.put_tasks(self.now, plan.items, expected_version=state.version)
-        ):
-            leader.wake_at = self.now
-
-    def _leader_write(self, command: bytes) -> bool:
-        """A leader write; a lost race (conflict, no commit) is left to the next round, as the loop does."""
-        try:
-            self.write(command)
-            return True
-        except (ConflictError, ProposalTimeout):
-            return False
-
     def gossip_states(self, node: SimNode) -> dict[str, str]:
         """``node id -> alive | suspect | dead | left`` as ``node``'s gossip sees it."""
         if node.node_id not in self.gossip.nodes or self.gossip.nodes[node.node_id].core is None:
             return {}
         return dict(sorted(self.gossip.view(node.node_id).items()))
 
-    def _autopilot(self, leader: SimNode, view: dict[str, str]) -> None:
-        state = self.state
-        live = [n for n in state.nodes.values() if n.status != "left"]
-        alive = sorted(node_id for node_id, seen in view.items() if seen == "alive")
-        change = next_voter_change(
-            state.nodes.values(),
-            self.raft.voters,
-            alive,
-            self._runs_as_voter(state),
-            self.now,
-            target=voters_target(self.config, len(live)),
-            grace_s=self.config.raft.replace_dead_voter_s,
-            self_addr=leader.raft_addr,
-        )
-        if change is None:
-            return
-        self._note(f"autopilot: {change.kind} {self.name_of_addr(change.addr)} ({change.reason})")
-        if change.kind == "add":
-            self.raft.voters = sorted([*self.raft.voters, change.addr])
-        elif change.kind == "remove":
-            self.raft.voters = [a for a in self.raft.voters if a != change.addr]
-        else:
-            assert change.node_id is not None
-            record = state.nodes[change.node_id]
-            role = "voter" if change.kind == "promote" else "replica"
-            self._leader_write(
-                C.update_node(self.now, record.node_id, role=role, node_version=record.version)
-            )
-
-    def _runs_as_voter(self, state: ClusterState) -> list[str]:
+    def runs_as_voter(self, state: ClusterState) -> list[str]:
         """Raft addresses of reachable nodes whose store runs as a voter of this generation (what the
         leader learns by asking them over the join port)."""
         return sorted(
