@@ -131,7 +131,7 @@ def update_cluster(action):
     return sim
 
 
-def test_failed_rolling_update_rolls_back_and_never_drops_below_replicas():
+def test_failed_rolling_update_rolls_back_at_most_one_task_short():
     sim = update_cluster("rollback")
     old_hash = {t.template_hash for t in sim.running("web")}
     seen = []
