@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from ..agent.model import TaskReport
 from ..config import Config
 from ..control.service_ops import ServiceOps
 from ..errors import ConflictError, P2POrchError
@@ -175,15 +176,15 @@ class ClusterSim:
     def add_node(self, name: str, *, labels: dict[str, str] | None = None, memory_gib: int = 8) -> SimNode:
         """A new host that inits the cluster (the first) or joins it; a voter until the target is met."""
         index = len(self.nodes) + 1
+        engine = FakeEngine(name, f"10.240.{index}")
         node = SimNode(
             index=index,
             name=name,
             node_id=f"{name}-{self.rng.getrandbits(32):08x}",
             addr=f"10.0.0.{index}",
-            engine=FakeEngine(name, f"10.240.{index}"),
-            agent=SimAgent(name, FakeEngine(name)),
+            engine=engine,
+            agent=SimAgent(name, engine),
         )
-        node.agent.engine = node.engine
         self.nodes[name] = node
         first = not self.state.initialized
         live = [n for n in self.state.nodes.values() if n.status != "left"]
@@ -445,11 +446,10 @@ class ClusterSim:
         if node.isolated or not self.raft.can_commit:
             return  # reports wait in the agent until a leader can take them
         reports = node.agent.take_reports()
-        fields = [r.to_dict() | {"state_at": r.at} for r in reports]
-        for f in fields:
-            f.pop("at")
         try:
-            self.write(C.report_task_states(self.now, node.node_id, fields))
+            self.write(
+                C.report_task_states(self.now, node.node_id, [report_command_fields(r) for r in reports])
+            )
         except P2POrchError:
             node.agent.requeue(reports)
 
@@ -491,6 +491,13 @@ def run_now(coro: Coroutine[Any, Any, Any]) -> Any:
         return stop.value
     coro.close()
     raise RuntimeError("the operation waited on I/O; the simulator cannot run it")
+
+
+def report_command_fields(report: TaskReport) -> dict[str, Any]:
+    """``member.agent.report_fields`` without importing the Docker shell (tests check they agree)."""
+    fields = report.to_dict()
+    fields["state_at"] = fields.pop("at")
+    return fields
 
 
 def settle(sim: ClusterSim, services: Iterable[str], *, within_s: float = 20.0) -> float:

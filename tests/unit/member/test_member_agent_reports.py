@@ -69,3 +69,12 @@ def test_a_task_of_a_removed_service_is_assigned_for_shutdown_only() -> None:
     (assignment,) = agent_assignments(state, "id1", "n1", "p2porch")
     assert assignment.desired_state == "shutdown" and assignment.image == ""
     assert agent_assignments(state, "id2", "n2", "p2porch") == []
+
+
+def test_the_simulator_reports_what_the_agent_reports() -> None:
+    from p2porch.testing.cluster_sim import report_command_fields
+
+    report = TaskReport(
+        "t1", "failed", 12.0, error="boom", container_id="c1", address="a", health="", exit_code=3
+    )
+    assert report_command_fields(report) == report_fields(report)
