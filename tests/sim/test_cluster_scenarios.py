@@ -121,6 +121,31 @@ def test_drain_moves_tasks_start_first_then_pause_and_active():
     assert sim.placement("web").get(target, 0) >= 1  # eligible again
 
 
+def test_leadership_moves_and_lost_commits_during_a_drain_leave_exactly_the_replicas():
+    sim = cluster(3)
+    sim.create_service("web", replicas=6)
+    settle(sim, ["web"])
+    target = non_leader_with_tasks(sim, "web")
+    sim.set_availability(target, "drain")
+    sim.run_for(0.3)  # replacements are being placed ...
+    sim.raft.hold()  # ... when the leader stops committing: its writes and the agents' reports fail
+    frozen, rounds = sim.state.version, sim.rounds
+    sim.run_for(2.0)
+    assert sim.state.version == frozen and sim.rounds > rounds  # it kept trying; nothing applied
+    new_leader = next(n for n in sim.voters() if n not in (sim.leader_name(), target))
+    sim.set_leader(new_leader)  # leadership moves; the new leader plans from the committed state
+    sim.raft.release()
+    assert sim.leader_name() == new_leader
+    sim.wait_for(
+        lambda: target not in sim.containers("web") and len(sim.running("web")) == 6,
+        within_s=15,
+        what="drain finished under the new leader",
+    )
+    slots = [t.slot for t in sim.tasks("web")]
+    assert sorted(slots) == [1, 2, 3, 4, 5, 6]  # one task per slot: no double placement
+    assert total(sim.containers("web")) == 6
+
+
 # ----------------------------------------------------------------------------------------- updates
 def update_cluster(action):
     sim = cluster(3)
