@@ -23,6 +23,7 @@ import trio
 from ..agent.docker_executor import open_docker_executor
 from ..agent.model import NodeCapacity, TaskAssignment, TaskReport
 from ..agent.worker import run_agent
+from ..dns.guard import ClientPolicy
 from ..dns.resolver import Resolver
 from ..dns.server import serve_dns
 from ..errors import ConfigError, ConflictError, ProposalTimeout, RaftError
@@ -176,9 +177,18 @@ async def _run_dns(manager: ClusterManager) -> None:
         manager.resolver = resolver
         upstreams = [_parse_upstream(u) for u in config.dns.upstreams] or None
         listen = [(gateway, config.dns.port), (advertise, config.dns.port)]
+        # recursion (and no rate limit) only for this node's containers, the overlay and members
+        policy = ClientPolicy([subnet, store.snapshot().cluster_cidr], _member_addresses(store.snapshot()))
         async with trio.open_nursery() as nursery:
             await nursery.start(
-                partial(serve_dns, resolver, listen, upstreams, timeout_s=config.dns.forward_timeout_s)
+                partial(
+                    serve_dns,
+                    resolver,
+                    listen,
+                    upstreams,
+                    timeout_s=config.dns.forward_timeout_s,
+                    policy=policy,
+                )
             )
             log.info(
                 "cluster DNS for %s. on %s", store.snapshot().domain, ", ".join(f"{h}:{p}" for h, p in listen)
@@ -186,6 +196,11 @@ async def _run_dns(manager: ClusterManager) -> None:
             async for _ in changes:
                 drain(changes)  # one zone rebuild per burst of commits
                 resolver.update_zone(dns_zone(store.snapshot(), (advertise,)))
+                policy.set_members(_member_addresses(store.snapshot()))
+
+
+def _member_addresses(state: ClusterState) -> list[str]:
+    return [node.addr for node in state.nodes.values() if node.status != "left"]
 
 
 def _parse_upstream(text: str) -> tuple[str, int]:
