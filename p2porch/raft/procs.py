@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -17,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..testing.runsecrets import RunSecrets
 
 
 def free_ports(n: int) -> list[int]:
@@ -83,21 +86,27 @@ class NodeProc:
 
 
 class LocalCluster:
-    """N voters (+ replicas) as separate processes on loopback, sharing one password."""
+    """N voters (+ replicas) as separate processes on loopback, sharing one password.
+
+    The password is fresh for every cluster unless given, kept in a 0600 file of a 0700 directory
+    (``p2porch.testing.runsecrets``) and removed by :meth:`close`."""
 
     def __init__(
         self,
         root: Path,
         voters: int = 3,
         replicas: int = 0,
-        password: str = "p2rf-secret",
+        password: str | None = None,
         extra_args: tuple[str, ...] = (),
     ) -> None:
         self.extra_args = tuple(extra_args)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.password_file = self.root / "password"
-        self.password_file.write_text(password)
+        self.root.chmod(0o700)
+        self.secrets = RunSecrets(prefix="p2porch-raft-secrets-")
+        self.password_file = self.secrets.write(
+            "password", (password if password is not None else secrets.token_urlsafe(32)).encode()
+        )
         ports = free_ports(2 * voters + replicas)
         self.voter_addrs = [f"127.0.0.1:{p}" for p in ports[:voters]]
         self.nodes: list[NodeProc] = []
@@ -159,8 +168,10 @@ class LocalCluster:
             node.proc.stdout.close()
 
     def close(self) -> None:
+        """Kill every node and remove the password file and its directory."""
         for node in self.nodes:
             self.kill(node)
+        self.secrets.close()
 
     def log_tail(self, node: NodeProc, lines: int = 20) -> str:
         if node.log_path is None or not node.log_path.exists():
