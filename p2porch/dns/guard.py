@@ -110,12 +110,18 @@ class ResponseRateLimiter:
         self.limited = 0
         self.slipped = 0
         self._buckets: dict[bytes, list[float]] = {}
+        self._exempt: set[bytes] = set()
 
     def check(self, key: bytes, now: float) -> int:
         """ALLOW, DROP or SLIP (answer with an empty TC response) for one response to network `key`."""
+        if key in self._exempt:  # the clients' networks: one set lookup on the hot path
+            return ALLOW
         bucket = self._buckets.get(key)
         if bucket is None:
             if self.policy.is_client_prefix(key):
+                if len(self._exempt) >= 4096:
+                    self._exempt.clear()
+                self._exempt.add(key)
                 return ALLOW
             if len(self._buckets) >= self.max_keys:
                 del self._buckets[next(iter(self._buckets))]
