@@ -4,8 +4,8 @@ import logging
 
 import trio
 
-from p2porch.cluster.join_service import JoinService, loggable, receive_frame, request_join, send_frame
-from p2porch.cluster.token import new_token
+from p2porch.membership.join_service import JoinService, loggable, receive_frame, request_join, send_frame
+from p2porch.membership.token import new_token
 
 TOKEN = new_token()
 
@@ -37,7 +37,7 @@ def test_loggable_escapes_newlines_and_control_characters_and_bounds_the_length(
 
 
 async def test_a_stranger_learns_nothing_about_the_cluster_and_refusals_are_logged_escaped(caplog):
-    caplog.set_level(logging.WARNING, logger="p2porch.cluster.join_service")
+    caplog.set_level(logging.WARNING, logger="p2porch.membership.join_service")
     async with trio.open_nursery() as nursery:
         service, port = await _start(nursery)
         forged = "0" * 16 + "\nCRITICAL p2porch: forged " + "y" * 3000

@@ -20,13 +20,13 @@ import dns.rcode
 import pytest
 import trio
 
-from p2porch.cluster.join_service import JoinService, request_join, send_frame
-from p2porch.cluster.token import new_token
 from p2porch.dns.guard import ClientPolicy
 from p2porch.dns.resolver import Resolver
 from p2porch.dns.server import ServerCounters, ServerLimits, serve_dns
 from p2porch.gossip.messages import Ping, encode_packet, encode_pushpull
 from p2porch.gossip.transport import UDP_AAD
+from p2porch.membership.join_service import JoinService, request_join, send_frame
+from p2porch.membership.token import new_token
 
 from .test_dns_server import zone
 from .test_gossip_shell import Cluster, wait_for
