@@ -11,13 +11,12 @@ import dns.query
 import dns.rcode
 import pytest
 import trio
+from test_dns_server import zone
 
 from p2porch.dns import server as server_mod
 from p2porch.dns.guard import ClientPolicy
 from p2porch.dns.resolver import Resolver
 from p2porch.dns.server import ServerCounters, ServerLimits, serve_dns
-
-from .test_dns_server import zone
 
 CLIENT = "127.0.0.1"  # inside the clients' network 127.0.0.0/24
 STRANGER = "127.0.1.9"  # another /24, not a client

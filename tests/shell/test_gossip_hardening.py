@@ -4,11 +4,10 @@ idle TCP connections (docs/security.md, "Gossip")."""
 import socket
 
 import trio
+from test_gossip_shell import Cluster, wait_for
 
 from p2porch.gossip.messages import Ping, decode_pushpull, encode_packet, encode_pushpull
 from p2porch.gossip.transport import UDP_AAD
-
-from .test_gossip_shell import Cluster, wait_for
 
 
 def _host_port(addr):

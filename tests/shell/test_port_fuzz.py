@@ -19,6 +19,8 @@ import dns.query
 import dns.rcode
 import pytest
 import trio
+from test_dns_server import zone
+from test_gossip_shell import Cluster, wait_for
 
 from p2porch.dns.guard import ClientPolicy
 from p2porch.dns.resolver import Resolver
@@ -27,9 +29,6 @@ from p2porch.gossip.messages import Ping, encode_packet, encode_pushpull
 from p2porch.gossip.transport import UDP_AAD
 from p2porch.membership.join_service import JoinService, request_join, send_frame
 from p2porch.membership.token import new_token
-
-from .test_dns_server import zone
-from .test_gossip_shell import Cluster, wait_for
 
 FUZZ_S = float(os.environ.get("P2PORCH_FUZZ_S", "2"))
 SEED = int(os.environ.get("P2PORCH_FUZZ_SEED", "1"))
