@@ -101,7 +101,8 @@ class ClusterSim:
         self.leaderless_since = 0.0
         self.auto_elect = True  # elect a leader election_s after the last one is gone
         self.rounds = 0
-        self.ops = ServiceOps(cast(Any, _Control(self)))  # the API's service operations
+        # the API's service operations, reading the simulated clock (logs are not simulated)
+        self.ops = ServiceOps(cast(Any, _Control(self)), cast(Any, None), clock=_SimClock(self))
 
     # ------------------------------------------------------------------------------------ views
     @property
@@ -189,7 +190,7 @@ class ClusterSim:
         first = not self.state.initialized
         live = [n for n in self.state.nodes.values() if n.status != "left"]
         voters = [n for n in live if n.role == "voter"]
-        role = "voter" if first or len(voters) < voters_target(self.config, len(live) + 1) else "replica"
+        role = "voter" if first or len(voters) < voters_target(self.config.raft, len(live) + 1) else "replica"
         node.running_role, node.generation = role, self.state.generation
         if first:
             self.raft.voters = [node.raft_addr]
@@ -481,6 +482,19 @@ class _Control:
 
     async def write(self, command: bytes) -> Any:
         return self.sim.write(command)
+
+
+class _SimClock:
+    """The simulated wall clock as a :class:`~p2porch.clock.Clock`."""
+
+    def __init__(self, sim: ClusterSim) -> None:
+        self.sim = sim
+
+    def now(self) -> float:
+        return self.sim.now
+
+    def monotonic(self) -> float:
+        return self.sim.t
 
 
 def run_now(coro: Coroutine[Any, Any, Any]) -> Any:

@@ -10,7 +10,7 @@ from gossip (``node_status_updates``), ``plan_round`` and its follow-ups (``upda
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ..errors import ConflictError, ProposalTimeout
 from ..leader.autopilot import next_voter_change, voters_target
@@ -18,8 +18,10 @@ from ..leader.scheduling import node_status_updates, plan_round, rebalance_done_
 from ..raft import commands as C
 from ..scheduler import Orchestrator
 
-if TYPE_CHECKING:
-    from .cluster_sim import ClusterSim, SimNode
+# ``sim`` is the ClusterSim and ``leader`` its SimNode; they are not imported here so that
+# cluster_sim -> sim_leader stays the only import between the two modules (no cycle).
+ClusterSim = Any
+SimNode = Any
 
 
 @dataclass
@@ -96,7 +98,7 @@ class SimLeader:
             alive,
             sim.runs_as_voter(state),
             sim.now,
-            target=voters_target(sim.config, len(live)),
+            target=voters_target(sim.config.raft, len(live)),
             grace_s=sim.config.raft.replace_dead_voter_s,
             self_addr=leader.raft_addr,
         )
