@@ -22,7 +22,7 @@ def test_secret_files_are_0600_in_a_0700_dir_fresh_per_run_and_removed_after():
 
 
 def test_local_raft_cluster_gets_a_fresh_private_password_removed_on_close(tmp_path):
-    from p2porch.raft.procs import LocalCluster
+    from p2porch.testing.raftprocs import LocalCluster
 
     one, two = LocalCluster(tmp_path / "a", voters=1), LocalCluster(tmp_path / "b", voters=1)
     try:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..testing.runsecrets import RunSecrets
+from .runsecrets import RunSecrets
 
 
 def free_ports(n: int) -> list[int]:
