@@ -35,6 +35,18 @@ def validate_spec(data: Any) -> ServiceSpec:
     return ServiceSpec.from_dict(data)
 
 
+def expected_service_version(value: Any) -> int | None:
+    """The ``expected_version`` of an update body: None (unconditional) or a positive integer."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"expected_version must be a service version (a positive integer), not {value!r}",
+            field="expected_version",
+        )
+    return value
+
+
 def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``current`` with top-level keys of ``changes`` replaced; nested health/restart/update maps merge."""
     merged = dict(current)
@@ -95,7 +107,17 @@ class ServiceOps:
         return self.view(self.find(service_id))
 
     async def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into the spec. With ``expected_version`` (compare-and-set) the update is
+        refused with ConflictError unless the service is still at that version when it commits."""
+        changes = dict(changes)
+        expected = expected_service_version(changes.pop("expected_version", None))
         service = self.find(ref)
+        if expected is not None and expected != service.version:
+            raise ConflictError(
+                f"service {service.name} is at version {service.version} on this node, not {expected}: "
+                "it changed since you read it (or this node is behind); read it again and retry",
+                field="expected_version",
+            )
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
         current = dict(service.spec)
