@@ -88,7 +88,7 @@ def main() -> int:
                     kinds=group,
                     clients=args.clients,
                     converge_bound_s=args.bound,
-                    converge_give_up_s=args.give_up,,
+                    converge_give_up_s=args.give_up,
                 )
                 result = run_seed(sb, nodes, config)
                 if args.histories:
