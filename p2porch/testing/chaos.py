@@ -264,7 +264,11 @@ def run_seed(sb: Sandbox, nodes: Sequence[SandboxNode], config: RunConfig) -> di
         Op(len(ops) + i, "final", "read", key, final_state[key], None, "ok", at, at + 0.001, "all")
         for i, key in enumerate(sorted(all_keys))
     ]
-    report = check_history([*ops, *final_reads], final=final_state)
+    kills: dict[str, list[float]] = {}
+    for fault in nemesis.faults:
+        if fault.kind == "kill":
+            kills.setdefault(fault.node, []).append(fault.start)
+    report = check_history([*ops, *final_reads], final=final_state, kills=kills)
     acked_writes = sum(1 for op in ops if op.kind != "read" and op.status == "ok")
     return {
         "seed": config.seed,
@@ -294,6 +298,8 @@ def run_seed(sb: Sandbox, nodes: Sequence[SandboxNode], config: RunConfig) -> di
         "duplicated": report.duplicated[:10],
         "phantom": report.phantom[:10],
         "non_monotonic_reads": report.non_monotonic_reads[:10],
+        "reads_back_after_restart": report.reads_back_after_restart[:10],
+        "reads_back_after_restart_count": len(report.reads_back_after_restart),
         "search_steps": report.search_steps,
         "history": history,  # the caller may dump it; not JSON
     }

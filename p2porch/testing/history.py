@@ -311,6 +311,7 @@ class HistoryReport:
     duplicated: list[str] = field(default_factory=list)
     phantom: list[str] = field(default_factory=list)
     non_monotonic_reads: list[str] = field(default_factory=list)
+    reads_back_after_restart: list[str] = field(default_factory=list)  # reported, not an anomaly
     search_steps: int = 0
 
     @property
@@ -335,9 +336,14 @@ def check_history(
     *,
     initial: Mapping[str, str | None] | None = None,
     budget: int = DEFAULT_BUDGET,
+    kills: Mapping[str, Sequence[float]] | None = None,
 ) -> HistoryReport:
     """Check a whole history: linearizability per key, plus lost, duplicated and phantom writes against
-    ``final`` (the agreed state of every key at the end, if known) and monotonic reads per node."""
+    ``final`` (the agreed state of every key at the end, if known) and monotonic reads per node.
+
+    ``kills`` (node -> times its daemon was killed): reads that went back in time across a restart are
+    listed apart in ``reads_back_after_restart`` (a restarted node serves what it replayed from disk
+    until the leader tells it more), not counted as anomalies."""
     initial = initial or {}
     report = HistoryReport(ops=len(ops))
     for op in ops:
@@ -361,7 +367,7 @@ def check_history(
     report.lost = lost_writes(per_key, final) if final is not None else []
     report.phantom = phantom_values(per_key, final, initial)
     report.duplicated = duplicated_writes(per_key)
-    report.non_monotonic_reads = non_monotonic_reads(ops)
+    report.non_monotonic_reads, report.reads_back_after_restart = non_monotonic_reads(ops, kills or {})
     return report
 
 
@@ -433,10 +439,14 @@ def duplicated_writes(per_key: Mapping[str, Sequence[Op]]) -> list[str]:
     return duplicated
 
 
-def non_monotonic_reads(ops: Sequence[Op]) -> list[str]:
+def non_monotonic_reads(
+    ops: Sequence[Op], kills: Mapping[str, Sequence[float]] | None = None
+) -> tuple[list[str], list[str]]:
     """Reads on one node that went back in time: a later read (invoked after an earlier one completed)
-    returned an older version of the same key."""
-    found = []
+    returned an older version of the same key. Returns (within one daemon life, across a kill)."""
+    kills = kills or {}
+    found: list[str] = []
+    across: list[str] = []
     reads: dict[tuple[str, str], list[Op]] = defaultdict(list)
     for op in ops:
         if op.kind == "read" and op.status == "ok" and op.version is not None and op.node:
@@ -448,8 +458,9 @@ def non_monotonic_reads(ops: Sequence[Op]) -> list[str]:
             before = [r for r in seq[:position] if r.complete < op.invoke]
             newest = max(before, key=lambda r: r.version or 0, default=None)
             if newest is not None and op.version < (newest.version or 0):
-                found.append(
+                restarted = any(newest.complete < t < op.invoke for t in kills.get(node, ()))
+                (across if restarted else found).append(
                     f"{key}@{node}: read {op.index} saw version {op.version} after read {newest.index} "
-                    f"saw {newest.version}"
+                    f"saw {newest.version}" + (" (the daemon was restarted in between)" if restarted else "")
                 )
-    return found
+    return found, across

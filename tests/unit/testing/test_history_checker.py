@@ -145,6 +145,20 @@ def test_history_report_counts_lost_phantom_duplicated_and_monotonic() -> None:
     assert report.anomalies == len(report.not_linearizable) + 5
 
 
+def test_reads_back_in_time_across_a_restart_are_listed_apart() -> None:
+    ops = [
+        op("create", "c", 0, 1),
+        op("read", "c", 2, 3, version=9, node="n1"),
+        op("read", "c", 6, 7, version=4, node="n1"),
+    ]
+    plain = check_history(ops)
+    assert len(plain.non_monotonic_reads) == 1 and not plain.reads_back_after_restart
+    killed = check_history(ops, kills={"n1": [4.0]})
+    assert not killed.non_monotonic_reads and len(killed.reads_back_after_restart) == 1
+    assert killed.anomalies == plain.anomalies - 1
+    assert check_history(ops, kills={"n2": [4.0], "n1": [8.0]}).non_monotonic_reads
+
+
 def test_clean_history_has_no_anomalies() -> None:
     ops = [
         op("create", "a", 0, 1),
