@@ -88,6 +88,7 @@ class DaemonControl:
     def __init__(self, node: SandboxNode) -> None:
         self.node = node
         self.argv: list[str] | None = None  # the command line of the last daemon seen
+        self.started: subprocess.Popen[bytes] | None = None  # the last restart (nsenter execs the daemon)
 
     def pid(self) -> int | None:
         pid = read_pid(self.node.p2porch_pidfile)
@@ -122,13 +123,17 @@ class DaemonControl:
             os.unlink(self.node.p2porch_pidfile)
         nsenter = find_program("nsenter") or "nsenter"
         with open(self.node.p2porch_log, "ab") as out:
-            subprocess.Popen(
+            self.started = subprocess.Popen(
                 [nsenter, f"--net=/var/run/netns/{self.node.netns}", *self.argv],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+
+    def running(self) -> bool:
+        """The daemon runs, or the one restarted last is still starting."""
+        return self.pid() is not None or (self.started is not None and self.started.poll() is None)
 
     def signal(self, signum: int) -> None:
         pid = self.pid()
@@ -181,12 +186,16 @@ class Nemesis:
             active, self._active = self._active, None
         if active is not None:
             self._heal(active)
+        killed = active.fault.node if active is not None and active.fault.kind == "kill" else None
         for node in self.nodes:  # belt and braces: nothing of ours stays behind
             _drop_rules(node, "-D")
             _set_link(node, "up")
-            self.daemons[node.name].signal(signal.SIGCONT)
+            daemon = self.daemons[node.name]
+            daemon.signal(signal.SIGCONT)
+            if not daemon.running() and node.name != killed:
+                self.errors.append(f"the daemon of {node.name} was not running (it died by itself)")
             with contextlib.suppress(RuntimeError):
-                self.daemons[node.name].restart()
+                daemon.restart()
 
     # --- the schedule
     def _run(self) -> None:
