@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
+from ..leader.scheduling import keep_rebalance_request, plain_spec, service_spec
 from ..raft import commands as C
 from ..raft.state import ClusterState, ServiceRecord, TaskRecord
 from ..scheduler import ServiceSpec
-from .scheduling import keep_rebalance_request, plain_spec, service_spec
 
 if TYPE_CHECKING:
-    from .manager import ClusterManager
+    from ..membership.manager import ClusterManager
 
 SERVICE_ID_BYTES = 8
 

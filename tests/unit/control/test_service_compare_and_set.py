@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from p2porch.cli import main
-from p2porch.cluster.service_ops import ServiceOps
+from p2porch.cli.main import main
+from p2porch.control.service_ops import ServiceOps
 from p2porch.errors import ConfigError, ConflictError
 from p2porch.raft import commands as C
 from p2porch.raft import fsm
