@@ -24,7 +24,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from p2porch.sandbox.sandbox import Sandbox  # noqa: E402
-from p2porch.testing.chaos import RunConfig, form_cluster, printable, run_seed  # noqa: E402
+from p2porch.testing.chaos import RunConfig, fresh_cluster, in_sync, printable, run_seed  # noqa: E402
 from p2porch.testing.nemesis import FAULT_KINDS  # noqa: E402
 
 NAME = "p2hc"
@@ -78,10 +78,12 @@ def main() -> int:
     sb = Sandbox(NAME, subnet=SUBNET)
     runs: list[dict[str, Any]] = []
     try:
-        nodes = sb.up(args.nodes)
-        form_cluster(sb, nodes)
+        nodes = fresh_cluster(sb, args.nodes)
         for group in groups:
             for seed in seeds:
+                if not in_sync(nodes):  # a node left behind by the previous run: start over
+                    print("a node is behind after the previous run: new cluster", file=sys.stderr)
+                    nodes = fresh_cluster(sb, args.nodes)
                 config = RunConfig(
                     seed=seed,
                     duration_s=args.duration,

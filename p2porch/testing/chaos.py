@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import threading
 import time
@@ -119,6 +120,28 @@ def form_cluster(sb: Sandbox, nodes: Sequence[SandboxNode]) -> None:
     wait_until(ready, 120, "every node ready")
 
 
+def in_sync(nodes: Sequence[SandboxNode], timeout_s: float = 20.0) -> bool:
+    """Whether every node has applied the same state version (a stalled node from an earlier run would
+    spoil the next one's convergence measurement); waits up to ``timeout_s``."""
+
+    def same() -> bool:
+        versions = {get(n, "/status", timeout_s=2.0)["cluster"].get("state_version") for n in nodes}
+        return len(versions) == 1 and None not in versions
+
+    try:
+        return bool(wait_until(same, timeout_s, "every node at the same state version"))
+    except RuntimeError:
+        return False
+
+
+def fresh_cluster(sb: Sandbox, count: int) -> list[SandboxNode]:
+    """A new sandbox cluster of ``count`` nodes (whatever ran under that name before is removed)."""
+    sb.down()
+    nodes = sb.up(count)
+    form_cluster(sb, nodes)
+    return nodes
+
+
 def get_or_none(node: SandboxNode, path: str, key: str) -> Any:
     try:
         return get(node, path).get(key)
@@ -214,7 +237,8 @@ def await_convergence(
 # ----------------------------------------------------------------------------- one run
 def run_seed(sb: Sandbox, nodes: Sequence[SandboxNode], config: RunConfig) -> dict[str, Any]:
     """Clients and nemesis for ``duration_s``, heal, convergence, checks; a JSON-able report."""
-    keys = Keys(prefix=f"h{config.seed}", registers=config.registers)
+    # names unique to this run: runs on one cluster never see each other's services
+    keys = Keys(prefix=f"h{config.seed}-{secrets.token_hex(2)}", registers=config.registers)
     history = HistoryRecorder()
     view = ClusterView(nodes)
     stop = threading.Event()

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
-from p2porch.testing.chaos import RunConfig, form_cluster, printable, run_seed
+from p2porch.testing.chaos import RunConfig, fresh_cluster, in_sync, printable, run_seed
 
 NAME = "p2hc"
 SUBNET = "10.66.0.0/24"
@@ -37,15 +37,24 @@ SEEDS = RunConfig.seeds_from_env("1")
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[tuple[Sandbox, list[SandboxNode]]]:
-    count = int(os.environ.get("P2PORCH_HISTORY_NODES", "3"))
+def sandbox() -> Iterator[Sandbox]:
     sb = Sandbox(NAME, subnet=SUBNET)
     try:
-        nodes = sb.up(count)
-        form_cluster(sb, nodes)
-        yield sb, nodes
+        yield sb
     finally:
         sb.down()
+
+
+_nodes: list[SandboxNode] = []
+
+
+@pytest.fixture
+def cluster(sandbox: Sandbox) -> tuple[Sandbox, list[SandboxNode]]:
+    """The module's cluster, rebuilt when a node was left behind by the previous seed."""
+    count = int(os.environ.get("P2PORCH_HISTORY_NODES", "3"))
+    if not _nodes or not in_sync(_nodes):
+        _nodes[:] = fresh_cluster(sandbox, count)
+    return sandbox, _nodes
 
 
 @pytest.mark.parametrize("seed", SEEDS)
