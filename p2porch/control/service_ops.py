@@ -104,7 +104,7 @@ class ServiceOps:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
         await self.manager.write(C.create_service(time.time(), service_id, spec.name, spec.to_dict()))
-        return self.view(self.find(service_id))
+        return self.written_view(service_id, spec.name)
 
     async def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Merge ``changes`` into the spec. With ``expected_version`` (compare-and-set) the update is
@@ -132,7 +132,7 @@ class ServiceOps:
         await self.manager.write(
             C.update_service(time.time(), service.service_id, new, service_version=service.version)
         )
-        return self.view(self.find(service.service_id))
+        return self.written_view(service.service_id, service.name)
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
         service = self.find(ref)
@@ -155,7 +155,7 @@ class ServiceOps:
         await self.manager.write(
             C.update_service(time.time(), service.service_id, spec, service_version=service.version)
         )
-        return self.view(self.find(service.service_id))
+        return self.written_view(service.service_id, service.name)
 
     async def rebalance(self, ref: str) -> dict[str, Any]:
         """Ask the leader to spread the service's tasks over the nodes that can run them now.
@@ -179,7 +179,7 @@ class ServiceOps:
         await self.manager.write(
             C.update_service(time.time(), service.service_id, spec, service_version=service.version)
         )
-        return self.view(self.find(service.service_id))
+        return self.written_view(service.service_id, service.name)
 
     async def remove(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
@@ -187,6 +187,15 @@ class ServiceOps:
             C.remove_service(time.time(), service.service_id, service_version=service.version)
         )
         return {"removed": service.service_id, "name": service.name}
+
+    def written_view(self, service_id: str, name: str) -> dict[str, Any]:
+        """The view of a service this node just wrote. The write has committed, so it is never reported
+        as failed: a service removed again right after it (a concurrent `service rm`) is answered with
+        ``removed: true`` instead of "no service"."""
+        service = self._state().services.get(service_id)
+        if service is None:
+            return {"id": service_id, "name": name, "version": None, "removed": True}
+        return self.view(service)
 
     def list_all(self) -> list[dict[str, Any]]:
         state = self._state()

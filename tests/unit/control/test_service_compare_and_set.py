@@ -97,3 +97,36 @@ def test_cli_if_version_must_be_a_positive_integer(capsys, value: str, message: 
         code = exc.code
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+class DeletedRightAfter(MemoryManager):
+    """A `service rm` from another node commits right after each write, before the API answers."""
+
+    async def write(self, command: bytes) -> object:
+        result = await super().write(command)
+        service = self.state.service_by_name("web")
+        if C.decode(command)["op"] != "remove_service" and service is not None:
+            self._apply(C.remove_service(0.0, service.service_id))
+        return result
+
+
+@pytest.mark.parametrize("kind", ["create", "update", "cas"])
+async def test_a_committed_write_is_never_answered_as_not_found(kind: str) -> None:
+    """Found by the history test: the write committed, then a concurrent delete made the answer a 404,
+    which tells the client the write did not happen."""
+    manager = DeletedRightAfter()
+    ops = ServiceOps(manager)  # type: ignore[arg-type]
+    if kind == "create":
+        answer = await ops.create(dict(SPEC))
+    else:
+        manager.local = None
+        plain = MemoryManager()
+        plain.state = manager.state
+        created = await ServiceOps(plain).create(dict(SPEC))  # type: ignore[arg-type]
+        manager.state = plain.state
+        changes: dict = {"labels": {"h": "w1"}}
+        if kind == "cas":
+            changes["expected_version"] = created["version"]
+        answer = await ops.update("web", changes)
+    assert answer["removed"] is True and answer["name"] == "web" and answer["version"] is None
+    assert manager.state.service_by_name("web") is None
