@@ -32,7 +32,7 @@ INF = math.inf
 KINDS = ("create", "read", "update", "cas", "delete")
 WRITES = ("create", "update", "cas", "delete")
 STATUSES = ("ok", "fail", "info")
-DEFAULT_BUDGET = 2_000_000  # search steps per key before the answer is "unknown"
+DEFAULT_BUDGET = 10_000_000  # search steps per key before the answer is "unknown"
 
 
 @dataclass(frozen=True)
