@@ -46,7 +46,7 @@ def manager() -> MemoryManager:
 
 @pytest.fixture
 def ops(manager: MemoryManager) -> ServiceOps:
-    return ServiceOps(manager)  # type: ignore[arg-type]
+    return ServiceOps(manager, logs=None)  # type: ignore[arg-type]
 
 
 async def test_update_at_the_expected_version_applies(ops: ServiceOps, manager: MemoryManager) -> None:
@@ -115,14 +115,14 @@ async def test_a_committed_write_is_never_answered_as_not_found(kind: str) -> No
     """Found by the history test: the write committed, then a concurrent delete made the answer a 404,
     which tells the client the write did not happen."""
     manager = DeletedRightAfter()
-    ops = ServiceOps(manager)  # type: ignore[arg-type]
+    ops = ServiceOps(manager, logs=None)  # type: ignore[arg-type]
     if kind == "create":
         answer = await ops.create(dict(SPEC))
     else:
         manager.local = None
         plain = MemoryManager()
         plain.state = manager.state
-        created = await ServiceOps(plain).create(dict(SPEC))  # type: ignore[arg-type]
+        created = await ServiceOps(plain, logs=None).create(dict(SPEC))  # type: ignore[arg-type]
         manager.state = plain.state
         changes: dict = {"labels": {"h": "w1"}}
         if kind == "cas":
