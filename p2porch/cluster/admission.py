@@ -99,7 +99,7 @@ def check_api_body(body: Mapping[str, Any]) -> None:
     }
     for key, (flag, check) in checks.items():
         if body.get(key) not in (None, ""):
-            check(body[key], flag)  # type: ignore[operator]
+            check(body[key], flag)
 
 
 def check_joiner(
