@@ -1,8 +1,8 @@
 """Gossip encryption keys (shell side: uses the OS random source for nonces).
 
-Owns the AES-256-GCM keys derived from join-token secrets (HKDF-SHA256, info ``b"p2porch gossip v1"``):
-one primary key that seals, plus previous keys still accepted while a token rotation propagates. It never
-touches sockets; a failed open raises AuthError.
+Owns the AES-256-GCM gossip keys (derived from the cluster key of each key epoch): one primary key that
+seals, plus previous keys still accepted while a key rotation propagates, until ``drop_previous`` once
+the switch is over. It never touches sockets; a failed open raises AuthError.
 """
 
 from __future__ import annotations
@@ -46,6 +46,14 @@ class Keyring:
         """Make a new token's key primary; the old primary is still accepted (until rotated out)."""
         self._previous = [self._primary, *self._previous][:MAX_PREVIOUS_KEYS]
         self._primary = AESGCM(derive_gossip_key(new_secret))
+
+    def drop_previous(self) -> None:
+        """End a key switch: only the primary key opens packets from now on."""
+        self._previous = []
+
+    @property
+    def accepts_previous(self) -> bool:
+        return bool(self._previous)
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         """``version || nonce || ciphertext+tag``."""
