@@ -21,6 +21,7 @@ import trio
 
 from . import API_VERSION, __version__
 from .api.server import Endpoint, serve_api
+from .cluster import admission
 from .cluster.manager import ClusterManager
 from .cluster.member_services import (
     serve_agent,
@@ -189,6 +190,12 @@ class Daemon:
                 lambda b, p: cluster.recover(b),
                 "After quorum loss: restart the cluster from this node's state as its only voter",
             ),
+            Endpoint(
+                "POST",
+                "/cluster/rotate-keys",
+                lambda b, p: cluster.rotate_keys(),
+                "New cluster keys for every current member (a removed node cannot follow)",
+            ),
             Endpoint("GET", "/token", self.api_token, "The current join token"),
             Endpoint("POST", "/token", self.api_token, 'Rotate the join token with {"rotate": true}'),
             Endpoint("GET", "/nodes", self.api_nodes, "List the cluster's nodes"),
@@ -324,7 +331,8 @@ class Daemon:
 
 
 def join_command(addr: str, port: int, token: str) -> str:
-    return f"p2porch join {addr}:{port} --token {token}"
+    """The join command, with the token in the environment (argv shows in `ps`)."""
+    return f"P2PORCH_TOKEN={token} p2porch join {addr}:{port}"
 
 
 def _node_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -338,6 +346,7 @@ def _node_body(body: dict[str, Any]) -> dict[str, Any]:
     for key in ("name", "advertise_addr", "token", "peer", "domain", "cluster_cidr"):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise ConfigError(f"{key} must be a string", field=key)
+    admission.check_api_body(body)
     return body
 
 

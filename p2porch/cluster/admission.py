@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..config import Config
 from ..errors import ConfigError
 from ..raft.state import NodeRecord
 
@@ -141,6 +142,19 @@ def reserved_ports(configured: Mapping[str, int]) -> dict[int, str]:
     ports = dict(DEFAULT_RESERVED_PORTS)
     ports.update({port: name for name, port in configured.items() if port})
     return ports
+
+
+def config_reserved_ports(config: Config) -> dict[int, str]:
+    """``reserved_ports`` of a daemon configuration."""
+    return reserved_ports(
+        {
+            "gossip": config.gossip.port,
+            "raft": config.raft.port,
+            "join": config.join.port,
+            "vxlan": config.overlay.vxlan_port,
+            "dns": config.dns.port,
+        }
+    )
 
 
 def check_published_ports(host_ports: Iterable[tuple[str, int]], reserved: Mapping[int, str]) -> None:

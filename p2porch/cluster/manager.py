@@ -27,11 +27,14 @@ from ..errors import AuthError, ConfigError, ConflictError, NotFoundError, P2POr
 from ..raft import commands as C
 from ..raft.state import ClusterState, NodeRecord
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
-from . import localstate, voter_role
+from . import admission, key_rotation, localstate, voter_role
 from .autopilot import voters_target
 from .events import describe_change, leader_event
+from .handshake import SessionKey
 from .join_service import JoinService, request_join, request_stream
+from .keys import keys_from_text, new_cluster_keys, new_node_key, node_public_key
 from .localstate import LocalClusterState
+from .recovery import GenerationConflict, recover_refusal
 from .token import JoinToken, new_token, parse_token
 
 log = logging.getLogger(__name__)
@@ -94,8 +97,9 @@ class ClusterManager:
             self.current_token,
             self._handle_join,
             streams={"logs": self._serve_logs},
-            member_ops={"membership": self._answer_membership},
-            get_member_token=lambda: self.local.cluster_token if self.local is not None else None,
+            member_ops={"membership": self._answer_membership, key_rotation.KEY_OP: self._answer_keys},
+            get_member_key=self._member_key,
+            old_epoch_ops=frozenset({key_rotation.KEY_OP}),
         )
         self._member_services = list(member_services or [])
         self._nursery: trio.Nursery | None = None
@@ -110,12 +114,15 @@ class ClusterManager:
         self.executor: Any = None  # the agent's Docker executor while it runs
         self.gossip: Any = None  # the gossip handle while gossip runs
         self.membership_changed = trio.Event()  # set by gossip events, wakes the leader loop
+        self.generation_conflict: GenerationConflict | None = None  # a newer generation not followed
+        self._key_switched_at: float | None = None  # monotonic time of this node's last key switch
 
     # ----- lifecycle
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if self.local is not None:
+                self.local = self._with_node_key(self.local)
                 self.local = await self._role_on_return(self.local)
                 log.info(
                     "rejoining cluster %s as %s (%s)",
@@ -169,6 +176,28 @@ class ClusterManager:
     async def _answer_membership(self, request: dict[str, Any]) -> dict[str, Any]:
         return voter_role.membership_answer(self, request)
 
+    def key_switch_recent(self) -> bool:
+        """This node switched key epochs moments ago (gossip still accepts the previous key)."""
+        switched = self._key_switched_at
+        return switched is not None and time.monotonic() - switched < key_rotation.KEY_SWITCH_GRACE_S
+
+    async def _answer_keys(self, request: dict[str, Any]) -> dict[str, Any]:
+        return key_rotation.key_answer(self, request)
+
+    def _member_key(self, epoch: int) -> tuple[SessionKey, bool] | None:
+        """The cluster keys a member's hello names (current epoch, or a kept older one)."""
+        local = self.local
+        keys = local.keys_of_epoch(epoch) if local is not None else None
+        return None if keys is None or local is None else (keys, epoch == local.key_epoch)
+
+    def _with_node_key(self, local: LocalClusterState) -> LocalClusterState:
+        """A node from before key rotations has no node key yet: make one (published once it runs)."""
+        if local.node_key:
+            return local
+        local = replace(local, node_key=new_node_key())
+        localstate.save(self.data_dir, local)
+        return local
+
     def switch_role_soon(self, expected: LocalClusterState, local: LocalClusterState) -> None:
         """Restart the member services with the store in ``local.role`` and ``local.generation`` (called
         from inside them); skipped if this node's state is no longer ``expected`` by then (a recover,
@@ -181,6 +210,8 @@ class ClusterManager:
             if self.local is not expected:
                 return
             await self._stop_member()
+            if local.key_epoch != expected.key_epoch:
+                self._key_switched_at = time.monotonic()
             try:
                 self._set_aside_old_generation(expected, local)
                 localstate.save(self.data_dir, local)
@@ -215,6 +246,7 @@ class ClusterManager:
                 )
             if not state.initialized:
                 raise ConflictError("this node holds no cluster state to recover from", field="cluster")
+            await self._refuse_recovery_if_voters_answer(self.local, state)
             old = self.local
             new = replace(old, role="voter", voters=(old.raft_addr,), generation=state.generation + 1)
             data = state.to_dict()
@@ -259,6 +291,26 @@ class ClusterManager:
                 "old_raft_log": str(backup),
             }
 
+    async def _refuse_recovery_if_voters_answer(self, local: LocalClusterState, state: ClusterState) -> None:
+        """Ask the recorded voters first: this node's own view cannot tell a partition from quorum loss."""
+        voters = tuple(sorted(set(voter_role.recorded_voters(state)) | set(local.voters)))
+        answers: dict[str, dict[str, Any] | None] = {}
+        async with trio.open_nursery() as nursery:
+            for voter in voters:
+                if voter != local.raft_addr:
+
+                    async def ask(voter: str = voter) -> None:
+                        host = voter.rpartition(":")[0]
+                        answers[voter] = await voter_role.ask_node(local, host, self.join_port, local.node_id)
+
+                    nursery.start_soon(ask)
+        reason = recover_refusal(local.raft_addr, voters, state.generation, answers)
+        if reason is not None:
+            raise ConflictError(
+                f"{reason}; recovering would throw their log away: nothing was changed",
+                field="--force-new-cluster",
+            )
+
     def gossip_states(self) -> dict[str, str]:
         """``node id -> alive | suspect | dead | left`` as this node's gossip sees it ({} before it runs)."""
         gossip = self.gossip
@@ -282,7 +334,7 @@ class ClusterManager:
             self_addr=local.raft_addr if local.role == "voter" else None,
             voters=local.voters,
             data_dir=self.raft_dir,
-            password=local.cluster_token.raft_password(local.generation),
+            password=local.keys.raft_password(local.generation),
             tick_period_s=self.config.raft.tick_s,
         )
         async with open_raft_store(store_config) as store, trio.open_nursery() as nursery:
@@ -308,13 +360,14 @@ class ClusterManager:
         return self.config.node.advertise_addr or guess_advertise_addr()
 
     def current_token(self) -> JoinToken | None:
+        """The join token (a cluster made before keys were separated: its old cluster token)."""
         if self.local is None or self.store is None:
             return None
-        join_token = self.store.snapshot().join_token
-        return parse_token(join_token) if join_token else self.local.cluster_token
+        join_token = self.store.snapshot().join_token or self.local.token
+        return parse_token(join_token) if join_token else None
 
     async def rotate_token(self) -> JoinToken:
-        """A new join secret for joiners; members keep their keys (derived from the cluster token)."""
+        """A new join token: the old one admits nobody any more; members keep their cluster keys."""
         if self.local is None:
             raise ConflictError("this node is not part of a cluster", field="cluster")
         token = new_token(self.local.cluster_id)
@@ -348,11 +401,12 @@ class ClusterManager:
                 field="node.data_dir",
             )
 
-    def _node_request(self, body: dict[str, Any], node_id: str) -> dict[str, Any]:
+    def _node_request(self, body: dict[str, Any], node_id: str, node_key: str) -> dict[str, Any]:
         addr = body.get("advertise_addr") or self._advertise_addr()
         labels = body.get("labels") or self.config.node.labels
         cpu_nanos, memory_bytes = host_capacity()
         return {
+            "key_pub": node_public_key(node_key),
             "node_id": node_id,
             "name": body.get("name") or self.node_name,
             "addr": addr,
@@ -368,17 +422,20 @@ class ClusterManager:
         async with self._lock:
             self._refuse_if_member()
             token = parse_token(body["token"]) if body.get("token") else new_token()
-            node_id = secrets.token_hex(8)
-            me = self._node_request(body, node_id)
+            keys = new_cluster_keys(token.cluster_id)  # random: the join token only admits joins
+            node_id, node_key = secrets.token_hex(8), new_node_key()
+            me = self._node_request(body, node_id, node_key)
             raft_addr = f"{me['addr']}:{me['raft_port']}"
             local = LocalClusterState(
                 cluster_id=token.cluster_id,
-                token=str(token),
                 node_id=node_id,
                 node_name=me["name"],
                 role="voter",
                 raft_addr=raft_addr,
                 voters=(raft_addr,),
+                key_epoch=keys.epoch,
+                cluster_key=keys.to_text(),
+                node_key=node_key,
             )
             self.local = local
             try:
@@ -390,11 +447,14 @@ class ClusterManager:
                     C.init_cluster(
                         now,
                         cluster_id=token.cluster_id,
-                        domain=body.get("domain") or self.config.dns.domain,
-                        cluster_cidr=body.get("cluster_cidr") or self.config.overlay.cluster_cidr,
+                        domain=admission.domain(body.get("domain") or self.config.dns.domain),
+                        cluster_cidr=admission.cluster_cidr(
+                            body.get("cluster_cidr") or self.config.overlay.cluster_cidr
+                        ),
                         subnet_prefix_len=self.config.overlay.subnet_prefixlen,
                     )
                 )
+                await self.write(C.set_join_token(now, str(token)))
                 await self.write(C.add_node(now, NodeRecord(**{**me, "role": "voter"})))
                 await self.write(C.lease_subnet(now, node_id))
             except BaseException:
@@ -421,22 +481,27 @@ class ClusterManager:
                 raise ConfigError(f"PEER {peer!r}: port must be a number", field="PEER")
             port = int(port_text) if port_text else self.join_port
             token = parse_token(str(body.get("token") or ""))
-            node_id = secrets.token_hex(8)
-            me = self._node_request(body, node_id)
+            node_id, node_key = secrets.token_hex(8), new_node_key()
+            me = self._node_request(body, node_id, node_key)
+            if body.get("behind_nat"):
+                me["behind_nat"] = True
             reply = await request_join(host, port, token, me)
             try:
-                cluster_token = parse_token(str(reply["cluster_token"]))
+                cluster_id = str(reply["cluster_id"])
+                keys = keys_from_text(cluster_id, reply["key_epoch"], reply["cluster_key"])
                 local = LocalClusterState(
-                    cluster_id=str(reply["cluster_id"]),
-                    token=str(cluster_token),
+                    cluster_id=cluster_id,
                     node_id=node_id,
                     node_name=me["name"],
                     role=str(reply["role"]),
                     raft_addr=f"{me['addr']}:{me['raft_port']}",
                     voters=tuple(str(v) for v in reply["voters"]),
                     generation=int(reply.get("generation", 0)),
+                    key_epoch=keys.epoch,
+                    cluster_key=keys.to_text(),
+                    node_key=node_key,
                 )
-            except (KeyError, TypeError, AuthError) as exc:
+            except (KeyError, TypeError, ValueError, AuthError) as exc:
                 raise AuthError(f"join: malformed reply from {peer}: {exc}") from exc
             self.local = local
             try:
@@ -516,12 +581,14 @@ class ClusterManager:
                 )
 
     # ----- member side of a join
-    async def _handle_join(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _handle_join(self, request: dict[str, Any], source: str) -> dict[str, Any]:
+        """A verified joiner (``source``: the address its connection comes from) asks to join."""
         async with self._lock:
             store = self.require_store()
             assert self.local is not None
             state = store.snapshot()
-            name = str(request.get("name", ""))
+            fields = admission.check_joiner(request, source, state.nodes.values())
+            name = fields["name"]
             existing = state.node_by_name(name)
             if existing is not None:
                 if existing.status != "left":
@@ -535,35 +602,19 @@ class ClusterManager:
             live = [n for n in state.nodes.values() if n.status != "left"]
             voters = [n for n in live if n.role == "voter"]
             role = "voter" if len(voters) < voters_target(self.config, len(live) + 1) else "replica"
-            request = {**request, "role": role}
-            try:
-                record = NodeRecord(
-                    **{
-                        k: request[k]
-                        for k in (
-                            "node_id",
-                            "name",
-                            "addr",
-                            "raft_port",
-                            "gossip_port",
-                            "labels",
-                            "cpu_nanos",
-                            "memory_bytes",
-                            "role",
-                        )
-                    }
-                )
-            except (KeyError, TypeError) as exc:
-                raise ConfigError(f"malformed join request: {exc}", field="request") from exc
+            # joining: not ready (no tasks) until gossip sees it alive
+            record = NodeRecord(**fields, role=role, status="joining")
             now = time.time()
             await self.write(C.add_node(now, record))
             await self.write(C.lease_subnet(now, record.node_id))
             # A voter joins the Raft configuration through the leader's autopilot, once it answers that
             # its store runs as a voter of this generation (adding it earlier could stall commits).
             log.info("node %s (%s) joined as %s", record.name, record.addr, role)
+            keys = self.local.keys  # only inside the sealed reply of a mutually authenticated session
             return {
                 "cluster_id": self.local.cluster_id,
-                "cluster_token": self.local.token,
+                "cluster_key": keys.to_text(),
+                "key_epoch": keys.epoch,
                 "role": role,
                 "voters": sorted(n.raft_addr for n in voters),
                 "generation": state.generation,
@@ -605,7 +656,7 @@ class ClusterManager:
             return
         if self.local is None:
             raise ConflictError("this node is not part of a cluster", field="cluster")
-        yield request_stream(node.addr, self.join_port, self.local.cluster_token, request)
+        yield request_stream(node.addr, self.join_port, self.local.keys, request)
 
     # ----- events
     @asynccontextmanager
@@ -665,6 +716,9 @@ class ClusterManager:
             "commit_index": raft.commit_index,
             "state_version": state.version,
             "voters": list(raft.voters),
+            "generation": state.generation,
+            "key_epoch": state.key_epoch,
+            "generation_conflict": self.generation_conflict.to_dict() if self.generation_conflict else None,
             "nodes": len(state.nodes),
             "domain": state.domain,
             "cluster_cidr": state.cluster_cidr,
@@ -744,4 +798,18 @@ class ClusterManager:
         if node.role == "voter" and node.raft_addr in store.status().voters:
             await store.remove_voter(node.raft_addr)
         await self.write(C.remove_node(time.time(), node.node_id))
-        return {"removed": node.node_id, "name": node.name}
+        removed: dict[str, Any] = {"removed": node.node_id, "name": node.name}
+        try:  # node rm revokes: a new key epoch that the removed node holds no envelope for
+            rotation = await key_rotation.rotate_keys(self, exclude=(node.node_id,))
+        except P2POrchError as exc:
+            log.warning("node %s removed, but its keys were not revoked: %s", node.name, exc.message)
+            return {
+                **removed,
+                "key_epoch": None,
+                "warning": f"keys not rotated ({exc.message}): run `p2porch cluster rotate-keys`",
+            }
+        return {**removed, "key_epoch": rotation["key_epoch"]}
+
+    async def rotate_keys(self) -> dict[str, Any]:
+        """``cluster rotate-keys``: a new cluster key epoch for every current member."""
+        return await key_rotation.rotate_keys(self)

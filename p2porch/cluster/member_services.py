@@ -41,6 +41,7 @@ from ..raft.store import RaftStore
 from ..scheduler import Orchestrator
 from . import voter_role
 from .autopilot import VoterChange, next_voter_change, voters_target
+from .key_rotation import drop_previous_gossip_key
 from .scheduling import keep_rebalance_request, node_status_updates, plain_spec, plan_round, service_spec
 from .views import (
     dns_zone,
@@ -472,10 +473,13 @@ async def _run_gossip(manager: ClusterManager) -> None:
             log.info("gossip: %s is %s", event.name, event.kind)
             manager.membership_changed.set()
 
+    # Right after a key switch, peers that have not switched yet still seal with the previous key.
+    previous = local.keys_of_epoch(local.key_epoch - 1) if manager.key_switch_recent() else None
+    keyring = Keyring(local.keys.gossip_key, [previous.gossip_key] if previous else [])
     async with state_changes(manager) as changes, trio.open_nursery() as nursery:
-        gossip = await nursery.start(
-            partial(serve_gossip, config, Keyring(local.cluster_token.gossip_key), meta, [], on_event)
-        )
+        gossip = await nursery.start(partial(serve_gossip, config, keyring, meta, [], on_event))
+        if keyring.accepts_previous:
+            nursery.start_soon(drop_previous_gossip_key, keyring)
         manager.gossip = gossip
         try:
             # Raft is the authority on who is a member: gossip with every member it does not know yet.

@@ -8,8 +8,12 @@ whether it is still a voter. A removed voter that started as one would sit outsi
 (its peers refuse its connections) with a frozen copy of the state; asking first avoids that, and
 ``watch_role`` asks again whenever the node has seen no leader for a while. The answer also carries
 the Raft generation: after ``recover --force-new-cluster`` a node of the old generation (whose
-pysyncobj password no longer matches) sets its old log aside and resynchronises as a replica.
-Nothing here writes state.
+pysyncobj password no longer matches) sets its old log aside and resynchronises as a replica, unless
+this node still has a working quorum and committed past the state the newer generation was recovered
+from (``recovery.may_follow``): then it stays and reports the conflict in ``status``. The same checks
+follow a new cluster key epoch (``key_rotation``): from this node's envelope in the committed state,
+or fetched from a peer when this node missed the switch and lost its leader.
+Nothing here writes state except this node's public node key when its record lacks it.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..errors import P2POrchError
+from ..errors import AuthError, P2POrchError
 from ..raft.state import ClusterState
 from ..raft.store import RaftStatus
-from . import localstate
+from . import key_rotation, localstate
 from .join_service import request_join
 from .localstate import LocalClusterState
+from .recovery import may_follow
 
 if TYPE_CHECKING:
     from .manager import ClusterManager
@@ -36,6 +41,7 @@ log = logging.getLogger(__name__)
 ROLE_CHECK_S = 1.0  # how often the record is compared with the running role
 LEADERLESS_ASK_S = 3.0  # a voter without a leader this long asks its peers whether it still is one
 ASK_TIMEOUT_S = 2.0
+_REPORTED_LEFT_OUT: set[tuple[str, int]] = set()  # (node id, key epoch) already logged as left out
 
 
 def sees_leader(status: RaftStatus) -> bool:
@@ -65,6 +71,7 @@ def membership_answer(manager: ClusterManager, request: dict[str, Any]) -> dict[
         "voters": list(recorded_voters(state)),
         "leader": status.leader if sees_leader(status) else None,
         "generation": state.generation,
+        "founded_at_version": state.founded_at_version,
     }
 
 
@@ -75,9 +82,7 @@ async def ask_node(
     answer in time."""
     request = {"op": "membership", "node_id": node_id}
     try:
-        return await request_join(
-            host, join_port, local.cluster_token, request, timeout_s=ASK_TIMEOUT_S, member=True
-        )
+        return await request_join(host, join_port, local.keys, request, timeout_s=ASK_TIMEOUT_S, member=True)
     except P2POrchError as exc:
         log.debug("membership question to %s unanswered: %s", host, exc.message)
         return None
@@ -127,6 +132,10 @@ async def role_on_return(
     ``hosts`` to ask default to the voters saved in ``cluster.json``."""
     if hosts is None:
         hosts = sorted({addr.rpartition(":")[0] for addr in local.voters if addr != local.raft_addr})
+    keys = await key_rotation.fetch_newer_keys(local, hosts, join_port)
+    if keys is not None:
+        log.warning("the cluster moved to key epoch %d while this node was away: following it", keys.epoch)
+        local = local.with_keys(keys)
     recorded = await ask_peers(local, hosts, join_port)
     if recorded is None or (recorded.role, recorded.generation) == (local.role, local.generation):
         return local
@@ -178,12 +187,18 @@ async def _check_role(
     newer = newer_generation_hosts(manager, local)
     if newer:
         changed = await role_on_return(local, port, newer)
+        if changed.generation > local.generation and await _keep_generation(manager, local, newer, port):
+            return local, leaderless_since, None
         return local, leaderless_since, (changed if changed != local else None)
     state = store.snapshot()
+    rotated = _rotated_keys(local, state)
+    if rotated is not None:
+        return local, None, rotated
     if sees_leader(store.status()):
         me = state.nodes.get(local.node_id)
         if me is None or me.status == "left":
             return local, None, None  # our record is not here yet (just joined) or we are leaving
+        await key_rotation.publish_node_key(manager, local)
         if me.role != local.role:
             log.warning("this node is recorded as %s now: restarting its store as one", me.role)
             return local, None, replace(local, role=me.role, voters=recorded_voters(state))
@@ -201,3 +216,41 @@ async def _check_role(
     others = sorted(n.addr for n in state.nodes.values() if n.node_id != local.node_id)
     changed = await role_on_return(local, port, others)
     return local, now, (changed if changed != local else None)
+
+
+def _rotated_keys(local: LocalClusterState, state: ClusterState) -> LocalClusterState | None:
+    """This node in the newer key epoch its committed state names, or None (none, or left out)."""
+    try:
+        keys = key_rotation.key_from_state(local, state)
+    except AuthError as exc:
+        if (local.node_id, state.key_epoch) not in _REPORTED_LEFT_OUT:
+            _REPORTED_LEFT_OUT.add((local.node_id, state.key_epoch))
+            log.error("cannot follow key epoch %d: %s", state.key_epoch, exc.message)
+        return None
+    if keys is None:
+        return None
+    log.warning("cluster key epoch %d: restarting with the new key", keys.epoch)
+    return local.with_keys(keys)
+
+
+async def _keep_generation(
+    manager: ClusterManager, local: LocalClusterState, newer: list[str], port: int
+) -> bool:
+    """Whether this node must stay in its generation: it has a working quorum and committed past the
+    state the newer generation was recovered from (the conflict is kept for ``status``)."""
+    store = manager.require_store()
+    answer = await ask_node(local, newer[0], port, local.node_id)
+    if answer is None:
+        return False
+    try:
+        generation = int(answer.get("generation") or 0)
+        founded_at = int(answer.get("founded_at_version") or 0)
+    except (TypeError, ValueError):
+        return False
+    state = store.snapshot()
+    has_quorum = sees_leader(store.status())
+    conflict = may_follow(has_quorum, local.generation, state.version, generation, founded_at)
+    if conflict is not None and manager.generation_conflict != conflict:
+        log.error("%s", conflict.to_dict()["message"])
+    manager.generation_conflict = conflict
+    return conflict is not None
