@@ -33,11 +33,23 @@ log = logging.getLogger(__name__)
 
 KEY_OP = "keys"  # the one member request a peer serves to a session keyed with an older epoch
 FETCH_TIMEOUT_S = 2.0
+ROTATE_ATTEMPTS = 3  # a rotation computed from a state a join has since changed is refused and redone
 KEY_SWITCH_GRACE_S = 30.0  # how long gossip keeps accepting the previous epoch's key after a switch
 
 
 async def rotate_keys(manager: ClusterManager, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
     """Start the next key epoch for every live member except ``exclude`` (node ids)."""
+    for attempt in range(ROTATE_ATTEMPTS):
+        try:
+            return await _rotate_once(manager, exclude)
+        except ConflictError as exc:
+            if exc.field != "envelopes" or attempt == ROTATE_ATTEMPTS - 1:
+                raise
+            log.info("key rotation raced with a membership change (%s): again", exc.message)
+    raise AssertionError("unreachable")
+
+
+async def _rotate_once(manager: ClusterManager, exclude: tuple[str, ...]) -> dict[str, Any]:
     local = manager.local
     if local is None:
         raise ConflictError("this node is not part of a cluster", field="cluster")
@@ -53,7 +65,8 @@ async def rotate_keys(manager: ClusterManager, exclude: tuple[str, ...] = ()) ->
         raise ConflictError(
             "this node has not published its node key yet; retry in a few seconds", field="cluster"
         )
-    await manager.write(C.rotate_keys(time.time(), rotation.epoch, rotation.envelopes))
+    excluded = (*exclude, *rotation.left_out)
+    await manager.write(C.rotate_keys(time.time(), rotation.epoch, rotation.envelopes, excluded))
     left_out = [state.nodes[n].name for n in rotation.left_out]
     if left_out:
         log.warning("key epoch %d: %s hold no node key and must rejoin", rotation.epoch, ", ".join(left_out))

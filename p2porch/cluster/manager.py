@@ -610,7 +610,9 @@ class ClusterManager:
             # A voter joins the Raft configuration through the leader's autopilot, once it answers that
             # its store runs as a voter of this generation (adding it earlier could stall commits).
             log.info("node %s (%s) joined as %s", record.name, record.addr, role)
-            keys = self.local.keys  # only inside the sealed reply of a mutually authenticated session
+            # the key of the epoch committed now (this node may not have switched to it yet); it only
+            # travels inside the sealed reply of a mutually authenticated session
+            keys = key_rotation.key_from_state(self.local, store.snapshot()) or self.local.keys
             return {
                 "cluster_id": self.local.cluster_id,
                 "cluster_key": keys.to_text(),

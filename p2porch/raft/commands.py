@@ -185,10 +185,10 @@ def set_join_token(at: float, join_token: str) -> bytes:
     return encode("set_join_token", at, join_token=join_token)
 
 
-def rotate_keys(at: float, epoch: int, envelopes: Mapping[str, str]) -> bytes:
+def rotate_keys(at: float, epoch: int, envelopes: Mapping[str, str], excluded: Iterable[str] = ()) -> bytes:
     """Start cluster key epoch ``epoch``: its key sealed to each member that may follow it
-    (``node id -> envelope``)."""
-    return encode("rotate_keys", at, epoch=int(epoch), envelopes=dict(envelopes))
+    (``node id -> envelope``); every other live node must be named in ``excluded``."""
+    return encode("rotate_keys", at, epoch=int(epoch), envelopes=dict(envelopes), excluded=sorted(excluded))
 
 
 def noop(at: float, *, tag: Any = None) -> bytes:

@@ -514,10 +514,19 @@ def _rotate_keys(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> An
     if epoch != s.key_epoch + 1:
         raise _conflict(f"key epoch is {s.key_epoch}: the next is {s.key_epoch + 1}, not {epoch}", "epoch")
     envelopes = _get(b, "envelopes", dict)
+    excluded = set(_get(b, "excluded", list, optional=True) or ())
     for node_id, envelope in envelopes.items():
         if node_id not in s.nodes:
             raise _not_found(f"no node {node_id}", "envelopes")
         _key_text(envelope, "envelopes")
+    # computed from an older state (a node joined since): it would silently cut that node off
+    missing = sorted(
+        n.name
+        for n in s.nodes.values()
+        if n.status != "left" and n.node_id not in envelopes and n.node_id not in excluded
+    )
+    if missing:
+        raise _conflict(f"the rotation has no key for {', '.join(missing)}", "envelopes")
     new = s.evolve(key_epoch=epoch, key_envelopes=dict(envelopes), version=v)
     return new, epoch, [Change("cluster", "put", s.cluster_id, None, v)]
 

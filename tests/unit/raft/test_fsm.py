@@ -350,12 +350,12 @@ def test_restore_state_installs_a_whole_state_one_generation_on(base: ClusterSta
 
 def test_rotate_keys_steps_one_epoch_with_envelopes_for_known_nodes(base: ClusterState) -> None:
     assert base.key_epoch == 0
-    s = ok(base, C.rotate_keys(AT, 1, {"id1": "ZW52ZWxvcGU="}))
-    assert (s.key_epoch, dict(s.key_envelopes)) == (1, {"id1": "ZW52ZWxvcGU="})
+    s = ok(base, C.rotate_keys(AT, 1, {"id1": "ZW52ZWxvcGU=", "id2": "ZQ=="}))
+    assert (s.key_epoch, s.key_envelopes["id1"]) == (1, "ZW52ZWxvcGU=")
     err(s, C.rotate_keys(AT, 1, {}), ConflictError)  # replayed epoch
     err(s, C.rotate_keys(AT, 3, {}), ConflictError)  # skipped epoch
     err(s, C.rotate_keys(AT, 2, {"nobody": "eA=="}), NotFoundError)
-    err(s, C.rotate_keys(AT, 2, {"id1": "x" * 1000}), ConfigError)
+    err(s, C.rotate_keys(AT, 2, {"id1": "x" * 1000, "id2": "eA=="}), ConfigError)
     assert ClusterState.from_dict(s.to_dict()).key_envelopes == s.key_envelopes
 
 
@@ -376,3 +376,11 @@ def test_restore_records_the_version_its_founder_recovered_from(base: ClusterSta
 def test_a_joining_node_is_neither_ready_nor_down(base: ClusterState) -> None:
     s = ok(base, C.add_node(AT, node(4, status="joining")))
     assert s.nodes["id4"].status == "joining"
+
+
+def test_a_rotation_that_misses_a_live_node_is_refused_unless_it_excludes_it(base: ClusterState) -> None:
+    # computed before node id2 joined: applying it would silently cut id2 off
+    r = err(base, C.rotate_keys(AT, 1, {"id1": "ZQ=="}), ConflictError)
+    assert r["field"] == "envelopes" and "n2" in r["message"]
+    s = ok(base, C.rotate_keys(AT, 1, {"id1": "ZQ=="}, excluded=["id2"]))
+    assert s.key_epoch == 1
