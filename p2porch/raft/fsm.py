@@ -185,6 +185,7 @@ def _validated_node(d: Mapping[str, Any], at: float, v: int) -> NodeRecord:
         status=_choice(d.get("status", "ready"), "status", NODE_STATUSES),
         key_pub=_key_text(d.get("key_pub", ""), "key_pub"),
         joined_at=at,
+        status_at=at,  # a joining node counts as coming (not down) for the autopilot's grace from now
         version=v,
     )
 
