@@ -72,7 +72,7 @@ def test_host_must_be_unix_socket(capsys):
 
 
 def test_the_join_token_comes_from_a_file_or_the_environment_not_only_argv(tmp_path, monkeypatch):
-    from p2porch.cli import TOKEN_ENV, _cluster_body
+    from p2porch.cli.cluster import TOKEN_ENV, _cluster_body
 
     token_file = tmp_path / "token"
     token_file.write_text("P2PT-1-from-file\n")
@@ -86,7 +86,7 @@ def test_the_join_token_comes_from_a_file_or_the_environment_not_only_argv(tmp_p
 
 
 def test_join_without_any_token_exits_2_naming_the_flag(capsys, monkeypatch, tmp_path):
-    from p2porch.cli import TOKEN_ENV
+    from p2porch.cli.cluster import TOKEN_ENV
 
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     code = main(["--host", f"unix://{tmp_path}/none.sock", "join", "10.0.0.1"])
@@ -98,7 +98,7 @@ def test_join_without_any_token_exits_2_naming_the_flag(capsys, monkeypatch, tmp
 
 
 def test_printed_join_command_keeps_the_token_out_of_the_joiners_argv():
-    from p2porch.cli import join_command_text
+    from p2porch.cli.cluster import join_command_text
 
     command = join_command_text("10.0.0.1:7948", "P2PT-1-x")
     assert command.startswith("P2PORCH_TOKEN=P2PT-1-x ") and "--token" not in command

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from p2porch.api.server import build_app
-from p2porch.cluster.service_ops import ServiceOps
-from p2porch.cluster.stack_ops import StackOps, parse_deploy_body, stack_endpoints
 from p2porch.config import Config
+from p2porch.control.service_ops import ServiceOps
+from p2porch.control.stack_ops import StackOps, parse_deploy_body, stack_endpoints
 from p2porch.errors import ConfigError, ConflictError, NotFoundError
 from p2porch.raft import commands as C
 from p2porch.raft import fsm

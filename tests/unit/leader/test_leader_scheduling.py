@@ -3,7 +3,7 @@
 import random
 from collections import Counter
 
-from p2porch.cluster.scheduling import node_status_updates, plan_round
+from p2porch.leader.scheduling import node_status_updates, plan_round
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
 from p2porch.raft.state import EMPTY_STATE, ClusterState, NodeRecord

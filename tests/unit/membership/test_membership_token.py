@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2porch.cluster.handshake import JoinerHandshake, MemberHandshake
-from p2porch.cluster.token import JoinToken, new_token, parse_token
 from p2porch.errors import AuthError
+from p2porch.membership.handshake import JoinerHandshake, MemberHandshake
+from p2porch.membership.token import JoinToken, new_token, parse_token
 
 
 def test_token_round_trip_and_secret_is_hidden():
@@ -105,8 +105,8 @@ def test_garbage_messages_raise_only_auth_errors(message):
 
 
 def test_member_sessions_are_keyed_with_the_cluster_keys_of_one_epoch():
-    from p2porch.cluster.handshake import hello_epoch
-    from p2porch.cluster.keys import new_cluster_keys
+    from p2porch.membership.handshake import hello_epoch
+    from p2porch.membership.keys import new_cluster_keys
 
     keys = new_cluster_keys("ab" * 8, epoch=3)
     joiner = JoinerHandshake(keys, os.urandom(32), os.urandom(12), member=True)

@@ -2,13 +2,13 @@
 
 import pytest
 
-from p2porch.cluster.admission import (
+from p2porch.errors import ConfigError
+from p2porch.membership.admission import (
     check_api_body,
     check_joiner,
     check_published_ports,
     reserved_ports,
 )
-from p2porch.errors import ConfigError
 from p2porch.raft.state import NodeRecord
 
 LIVE = [NodeRecord("a" * 16, "n1", "10.0.0.1", 7947, 7946, status="ready")]

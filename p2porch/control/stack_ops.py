@@ -14,9 +14,9 @@ from typing import Any
 
 from ..api.server import Endpoint
 from ..errors import ConfigError, ConflictError, NotFoundError
+from ..leader.scheduling import plain_spec
 from ..scheduler import ServiceSpec
 from ..stack import StackDefinition, check_stack_name, load_stack, stack_membership
-from .scheduling import plain_spec
 from .service_ops import ServiceOps
 
 CREATED, UPDATED, UNCHANGED, REMOVED = "created", "updated", "unchanged", "removed"

@@ -1,6 +1,6 @@
 """The recover guard and the follow-a-newer-generation decision (pure)."""
 
-from p2porch.cluster.recovery import may_follow, recover_refusal
+from p2porch.membership.recovery import may_follow, recover_refusal
 
 VOTERS = ("10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.3:7947")
 ME = VOTERS[0]

@@ -7,12 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from p2porch.cluster import localstate
-from p2porch.cluster.key_rotation import key_from_state
-from p2porch.cluster.keys import ClusterKeys, new_cluster_keys, new_node_key, node_public_key, plan_rotation
-from p2porch.cluster.localstate import LocalClusterState
-from p2porch.cluster.token import new_token
 from p2porch.errors import AuthError
+from p2porch.membership import localstate
+from p2porch.membership.key_rotation import key_from_state
+from p2porch.membership.keys import (
+    ClusterKeys,
+    new_cluster_keys,
+    new_node_key,
+    node_public_key,
+    plan_rotation,
+)
+from p2porch.membership.localstate import LocalClusterState
+from p2porch.membership.token import new_token
 from p2porch.raft.state import ClusterState
 from p2porch.raft.store import StoreConfig
 

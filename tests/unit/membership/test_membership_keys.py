@@ -2,7 +2,8 @@
 
 import pytest
 
-from p2porch.cluster.keys import (
+from p2porch.errors import AuthError
+from p2porch.membership.keys import (
     ClusterKeys,
     keys_from_text,
     new_cluster_keys,
@@ -12,8 +13,7 @@ from p2porch.cluster.keys import (
     plan_rotation,
     seal_envelope,
 )
-from p2porch.cluster.token import new_token
-from p2porch.errors import AuthError
+from p2porch.membership.token import new_token
 
 
 def test_epoch_zero_of_an_old_cluster_derives_what_its_token_derived():

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
+from ..leader.scheduling import keep_rebalance_request, plain_spec, service_spec
+from ..membership.admission import check_published_ports, config_reserved_ports
 from ..raft import commands as C
 from ..raft.state import ClusterState, ServiceRecord, TaskRecord
 from ..scheduler import ServiceSpec
-from .admission import check_published_ports, config_reserved_ports
-from .scheduling import keep_rebalance_request, plain_spec, service_spec
 
 if TYPE_CHECKING:
-    from .manager import ClusterManager
+    from ..membership.manager import ClusterManager
 
 SERVICE_ID_BYTES = 8
 
