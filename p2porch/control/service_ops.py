@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import secrets
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,15 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
 from ..leader.scheduling import keep_rebalance_request, plain_spec, service_spec
-from ..membership.admission import check_published_ports, config_reserved_ports
+from ..membership.join_checks import check_published_ports, config_reserved_ports
 from ..raft import commands as C
 from ..raft.state import ClusterState, ServiceRecord, TaskRecord
 from ..scheduler import ServiceSpec
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
+    from .logs import LogOps
 
 SERVICE_ID_BYTES = 8
 
@@ -69,8 +70,10 @@ def _node_name(state: ClusterState, node_id: str | None) -> str | None:
 class ServiceOps:
     """The API's view of services; every write goes through the manager's Raft store."""
 
-    def __init__(self, manager: ClusterManager) -> None:
+    def __init__(self, manager: ClusterManager, logs: LogOps, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.manager = manager
+        self.log_ops = logs
+        self.clock = clock
 
     def _state(self) -> ClusterState:
         return self.manager.snapshot()
@@ -97,7 +100,7 @@ class ServiceOps:
         if self._state().service_by_name(spec.name) is not None:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
-        await self.manager.write(C.create_service(time.time(), service_id, spec.name, spec.to_dict()))
+        await self.manager.write(C.create_service(self.clock.now(), service_id, spec.name, spec.to_dict()))
         return self.view(self.find(service_id))
 
     async def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +117,7 @@ class ServiceOps:
             new["previous_spec"] = current["previous_spec"]
         keep_rebalance_request(current, new)
         await self.manager.write(
-            C.update_service(time.time(), service.service_id, new, service_version=service.version)
+            C.update_service(self.clock.now(), service.service_id, new, service_version=service.version)
         )
         return self.view(self.find(service.service_id))
 
@@ -137,7 +140,7 @@ class ServiceOps:
         spec["previous_spec"] = plain_spec(dict(service.spec))
         keep_rebalance_request(service.spec, spec)
         await self.manager.write(
-            C.update_service(time.time(), service.service_id, spec, service_version=service.version)
+            C.update_service(self.clock.now(), service.service_id, spec, service_version=service.version)
         )
         return self.view(self.find(service.service_id))
 
@@ -159,16 +162,16 @@ class ServiceOps:
                 "binpack does not want",
                 field="SERVICE",
             )
-        spec = {**dict(service.spec), "rebalance_requested": time.time()}
+        spec = {**dict(service.spec), "rebalance_requested": self.clock.now()}
         await self.manager.write(
-            C.update_service(time.time(), service.service_id, spec, service_version=service.version)
+            C.update_service(self.clock.now(), service.service_id, spec, service_version=service.version)
         )
         return self.view(self.find(service.service_id))
 
     async def remove(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
         await self.manager.write(
-            C.remove_service(time.time(), service.service_id, service_version=service.version)
+            C.remove_service(self.clock.now(), service.service_id, service_version=service.version)
         )
         return {"removed": service.service_id, "name": service.name}
 
@@ -264,7 +267,7 @@ class ServiceOps:
             if node is None:
                 return
             try:
-                async with self.manager.node_logs(node, request) as items:
+                async with self.log_ops.node_logs(node, request) as items:
                     async for item in items:
                         task_id = str(item.get("task_id", ""))
                         send.send_nowait(

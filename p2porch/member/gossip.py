@@ -6,38 +6,40 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import TYPE_CHECKING
 
 import trio
 
+from ..config import GossipConfig as GossipSection
+from ..context import MemberContext
 from ..gossip.config import GossipConfig
 from ..gossip.keyring import Keyring
 from ..gossip.messages import MemberEvent, NodeMeta
 from ..gossip.runner import serve_gossip
 from ..membership.key_rotation import drop_previous_gossip_key
-from ..supervisor import drain, state_changes, supervise
-
-if TYPE_CHECKING:
-    from ..membership.manager import ClusterManager
+from ..supervisor import drain, supervise
 
 log = logging.getLogger(__name__)
+
+__all__ = ["serve_gossip_membership"]
 
 
 GOSSIP_SEED_CHECK_S = 5.0
 
 
 async def serve_gossip_membership(
-    manager: ClusterManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ctx: MemberContext,
+    section: GossipSection,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run SWIM gossip with the other members (who is alive, fast), encrypted with the cluster key."""
     task_status.started()
-    await supervise(manager, "gossip", partial(_run_gossip, manager))
+    await supervise(ctx.board.health, "gossip", partial(_run_gossip, ctx, section))
 
 
-async def _run_gossip(manager: ClusterManager) -> None:
-    assert manager.local is not None
-    local = manager.local
-    store = manager.require_store()
+async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
+    local, board = ctx.local, ctx.board
+    store = ctx.store
     state = store.snapshot()
     addr = local.advertise_addr
     presets = {
@@ -46,9 +48,7 @@ async def _run_gossip(manager: ClusterManager) -> None:
         "wan": GossipConfig.wan,
         "local": GossipConfig.local,
     }
-    config = presets[manager.config.gossip.preset](
-        node_name=local.node_id, advertise_host=addr, port=manager.config.gossip.port
-    )
+    config = presets[section.preset](node_name=local.node_id, advertise_host=addr, port=section.port)
     me = state.nodes.get(local.node_id)
     meta = NodeMeta(
         advertise_addr=addr,
@@ -61,16 +61,15 @@ async def _run_gossip(manager: ClusterManager) -> None:
     def on_event(event: MemberEvent) -> None:
         if event.kind in ("dead", "alive", "left", "joined"):
             log.info("gossip: %s is %s", event.name, event.kind)
-            manager.membership_changed.set()
+            board.membership_changed.set()
 
-    # Right after a key switch, peers that have not switched yet still seal with the previous key.
-    previous = local.keys_of_epoch(local.key_epoch - 1) if manager.key_switch_recent() else None
-    keyring = Keyring(local.keys.gossip_key, [previous.gossip_key] if previous else [])
-    async with state_changes(manager) as changes, trio.open_nursery() as nursery:
+    previous = [local.previous_gossip_key] if local.previous_gossip_key else []
+    keyring = Keyring(local.gossip_key, previous)  # the previous key only right after a key switch
+    async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
         gossip = await nursery.start(partial(serve_gossip, config, keyring, meta, [], on_event))
         if keyring.accepts_previous:
             nursery.start_soon(drop_previous_gossip_key, keyring)
-        manager.gossip = gossip
+        board.gossip = gossip
         try:
             # Raft is the authority on who is a member: gossip with every member it does not know yet.
             while True:
@@ -86,4 +85,4 @@ async def _run_gossip(manager: ClusterManager) -> None:
                     await changes.receive()
                 drain(changes)
         finally:
-            manager.gossip = None
+            board.gossip = None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..context import ClusterStore
 from ..errors import AuthError, ConflictError, P2POrchError
 from ..raft import commands as C
 from ..raft.state import ClusterState
@@ -123,15 +124,15 @@ async def fetch_newer_keys(local: LocalClusterState, hosts: list[str], join_port
     return max(found, key=lambda k: k.epoch) if found else None
 
 
-async def publish_node_key(manager: ClusterManager, local: LocalClusterState) -> None:
+async def publish_node_key(store: ClusterStore, local: LocalClusterState, now: float) -> None:
     """Record this node's public key if its record lacks it (nodes that joined before rotations)."""
-    state = manager.snapshot()
+    state = store.snapshot()
     me = state.nodes.get(local.node_id)
     if me is None or me.status == "left" or not local.node_key:
         return
     public = node_public_key(local.node_key)
     if me.key_pub != public:
-        await manager.write(C.update_node(time.time(), local.node_id, key_pub=public))
+        await store.write(C.update_node(now, local.node_id, key_pub=public))
         log.info("published this node's public key")
 
 

@@ -8,33 +8,37 @@ whether it is still a voter. A removed voter that started as one would sit outsi
 (its peers refuse its connections) with a frozen copy of the state; asking first avoids that, and
 ``watch_role`` asks again whenever the node has seen no leader for a while. The answer also carries
 the Raft generation: after ``recover --force-new-cluster`` a node of the old generation (whose
-pysyncobj password no longer matches) sets its old log aside and resynchronises as a replica, unless
-this node still has a working quorum and committed past the state the newer generation was recovered
-from (``recovery.may_follow``): then it stays and reports the conflict in ``status``. The same checks
-follow a new cluster key epoch (``key_rotation``): from this node's envelope in the committed state,
-or fetched from a peer when this node missed the switch and lost its leader.
-Nothing here writes state except this node's public node key when its record lacks it.
+pysyncobj password no longer matches) sets its old log aside and resynchronises as a replica.
+Nothing here writes state.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import trio
 
+from ..clock import Clock
+from ..context import ClusterStore, LocalBoard
 from ..errors import AuthError, P2POrchError
 from ..raft.state import ClusterState
 from ..raft.store import RaftStatus
-from . import key_rotation, localstate
+from . import key_rotation
 from .join_service import request_join
 from .localstate import LocalClusterState
-from .recovery import may_follow
+from .recovery import GenerationConflict, may_follow
 
-if TYPE_CHECKING:
-    from .manager import ClusterManager
+__all__ = [
+    "RoleWatch",
+    "ask_node",
+    "membership_answer",
+    "recorded_voters",
+    "role_on_return",
+    "watch_role",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +60,13 @@ def recorded_voters(state: ClusterState) -> tuple[str, ...]:
     )
 
 
-def membership_answer(manager: ClusterManager, request: dict[str, Any]) -> dict[str, Any]:
+def membership_answer(
+    store: ClusterStore, local: LocalClusterState | None, request: dict[str, Any]
+) -> dict[str, Any]:
     """A peer asks what the cluster records about it (role, voters), whether this node sees a leader,
     and how this node's own store runs (the leader adds a promoted node only once it runs as a voter)."""
-    store = manager.require_store()
     state, status = store.snapshot(), store.status()
     node = state.nodes.get(str(request.get("node_id", "")))
-    local = manager.local
     return {
         "running_role": local.role if local is not None else None,
         "running_generation": local.generation if local is not None else None,
@@ -147,10 +151,10 @@ async def role_on_return(
     return recorded
 
 
-def newer_generation_hosts(manager: ClusterManager, local: LocalClusterState) -> list[str]:
+def newer_generation_hosts(board: LocalBoard, local: LocalClusterState) -> list[str]:
     """Addresses of alive gossip members that run a newer Raft generation than this node (``g`` in
     their gossip metadata): this node was cut off during a forced recovery and must follow it."""
-    gossip = manager.gossip
+    gossip = board.gossip
     if gossip is None:
         return []
     hosts = []
@@ -162,32 +166,45 @@ def newer_generation_hosts(manager: ClusterManager, local: LocalClusterState) ->
     return sorted(h for h in hosts if h)
 
 
-async def watch_role(manager: ClusterManager, local: LocalClusterState) -> None:
+@dataclass(frozen=True)
+class RoleWatch:
+    """What the voter-role watcher reads, and the two things it may ask its owner to do."""
+
+    store: ClusterStore
+    board: LocalBoard
+    join_port: int
+    clock: Clock
+    save_voters: Callable[[LocalClusterState], None]  # the recorded voters changed: remember them
+    switch_role: Callable[[LocalClusterState, LocalClusterState], None]  # (expected, new): restart as new
+    report_conflict: Callable[[GenerationConflict | None], None] = lambda conflict: None  # for `status`
+
+
+async def watch_role(watch: RoleWatch, local: LocalClusterState) -> None:
     """Restart the member in the recorded role (and generation) when they change; keep the saved voter
     list current. Never raises: a failed check is logged and retried."""
     leaderless_since: float | None = None
     while True:
         await trio.sleep(ROLE_CHECK_S)
         try:
-            local, leaderless_since, changed = await _check_role(manager, local, leaderless_since)
+            local, leaderless_since, changed = await _check_role(watch, local, leaderless_since)
         except Exception as exc:  # the role check must never take the member down
             log.warning("role check failed: %r", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             continue
         if changed is not None:
-            manager.switch_role_soon(local, changed)
+            watch.switch_role(local, changed)
             return
 
 
 async def _check_role(
-    manager: ClusterManager, local: LocalClusterState, leaderless_since: float | None
+    watch: RoleWatch, local: LocalClusterState, leaderless_since: float | None
 ) -> tuple[LocalClusterState, float | None, LocalClusterState | None]:
     """One check: (local state, leaderless since, the state to restart in, if it must change)."""
-    store = manager.require_store()
-    port = manager.join_port
-    newer = newer_generation_hosts(manager, local)
+    store = watch.store
+    port = watch.join_port
+    newer = newer_generation_hosts(watch.board, local)
     if newer:
         changed = await role_on_return(local, port, newer)
-        if changed.generation > local.generation and await _keep_generation(manager, local, newer, port):
+        if changed.generation > local.generation and await _keep_generation(watch, local, newer):
             return local, leaderless_since, None
         return local, leaderless_since, (changed if changed != local else None)
     state = store.snapshot()
@@ -198,17 +215,16 @@ async def _check_role(
         me = state.nodes.get(local.node_id)
         if me is None or me.status == "left":
             return local, None, None  # our record is not here yet (just joined) or we are leaving
-        await key_rotation.publish_node_key(manager, local)
+        await key_rotation.publish_node_key(store, local, watch.clock.now())
         if me.role != local.role:
             log.warning("this node is recorded as %s now: restarting its store as one", me.role)
             return local, None, replace(local, role=me.role, voters=recorded_voters(state))
         voters = recorded_voters(state)
         if voters and set(voters) != set(local.voters):
             local = replace(local, voters=voters)
-            localstate.save(manager.data_dir, local)
-            manager.local = local
+            watch.save_voters(local)
         return local, None, None
-    now = time.monotonic()
+    now = watch.clock.monotonic()
     if leaderless_since is None:
         return local, now, None
     if now - leaderless_since < LEADERLESS_ASK_S:
@@ -233,13 +249,10 @@ def _rotated_keys(local: LocalClusterState, state: ClusterState) -> LocalCluster
     return local.with_keys(keys)
 
 
-async def _keep_generation(
-    manager: ClusterManager, local: LocalClusterState, newer: list[str], port: int
-) -> bool:
+async def _keep_generation(watch: RoleWatch, local: LocalClusterState, newer: list[str]) -> bool:
     """Whether this node must stay in its generation: it has a working quorum and committed past the
-    state the newer generation was recovered from (the conflict is kept for ``status``)."""
-    store = manager.require_store()
-    answer = await ask_node(local, newer[0], port, local.node_id)
+    state the newer generation was recovered from (the conflict is reported for ``status``)."""
+    answer = await ask_node(local, newer[0], watch.join_port, local.node_id)
     if answer is None:
         return False
     try:
@@ -247,10 +260,10 @@ async def _keep_generation(
         founded_at = int(answer.get("founded_at_version") or 0)
     except (TypeError, ValueError):
         return False
-    state = store.snapshot()
-    has_quorum = sees_leader(store.status())
-    conflict = may_follow(has_quorum, local.generation, state.version, generation, founded_at)
-    if conflict is not None and manager.generation_conflict != conflict:
+    has_quorum = sees_leader(watch.store.status())
+    version = watch.store.snapshot().version
+    conflict = may_follow(has_quorum, local.generation, version, generation, founded_at)
+    if conflict is not None:
         log.error("%s", conflict.to_dict()["message"])
-    manager.generation_conflict = conflict
+    watch.report_conflict(conflict)
     return conflict is not None

@@ -1,7 +1,8 @@
 """Pure placement and reconciliation: service specs, filters, scoring, orchestrator (no I/O).
 
 See docs/scheduler.md. Inputs are plain frozen types (``Node``, ``Service``, ``Task``, ``ServiceSpec``)
-so the adapter from the replicated cluster state is a field-by-field copy.
+so the adapter from the replicated cluster state is a field-by-field copy. Entry points:
+:class:`Orchestrator` and :func:`schedule`, called by the leader's round (:mod:`p2porch.leader.scheduling`).
 """
 
 from .filters import Requirements, constraint_matches, node_attribute

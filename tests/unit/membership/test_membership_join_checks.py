@@ -3,7 +3,7 @@
 import pytest
 
 from p2porch.errors import ConfigError
-from p2porch.membership.admission import (
+from p2porch.membership.join_checks import (
     check_api_body,
     check_joiner,
     check_published_ports,
