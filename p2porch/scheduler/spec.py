@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..errors import ConfigError
+from .container_opts import ContainerOptions
 
 NANOS_PER_CPU = 1_000_000_000
 MODES = ("replicated", "global")
@@ -28,6 +29,7 @@ UPDATE_ORDERS = ("stop-first", "start-first")
 FAILURE_ACTIONS = ("pause", "rollback", "continue")
 MOUNT_TYPES = ("bind", "volume", "tmpfs")
 PROTOCOLS = ("tcp", "udp")
+ENDPOINT_MODES = ("vip", "dnsrr")
 #: names that would collide with DNS names the cluster answers (``tasks.web.p2p``, ``n1.node.p2p``)
 RESERVED_NAMES = ("tasks", "node")
 MAX_REPLICAS = 1_000_000
@@ -290,9 +292,33 @@ class Mount:
     source: str = ""
     readonly: bool = False
     volume_driver: str = ""
+    volume_options: tuple[tuple[str, str], ...] = ()  # the volume driver's options (Compose driver_opts)
+    propagation: str = ""  # bind mounts: rprivate, shared, slave...
+    nocopy: bool = False  # volumes: do not copy the image's files into a new volume
+    tmpfs_size_bytes: int = 0  # tmpfs: 0 = unlimited
+    tmpfs_mode: int = 0  # tmpfs: file mode, 0 = the engine's default (1777)
+    create_host_path: bool = False  # bind: create a missing source directory on the node (Compose)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Canonical form; the options added after the first release appear only when set."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key in _MOUNT_OPTIONAL:
+            if not out[key]:
+                del out[key]
+        if "volume_options" in out:
+            out["volume_options"] = dict(self.volume_options)
+        return out
+
+
+_MOUNT_OPTIONAL = (
+    "volume_options",
+    "propagation",
+    "nocopy",
+    "tmpfs_size_bytes",
+    "tmpfs_mode",
+    "create_host_path",
+)
+_PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 
 
 def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
@@ -313,7 +339,22 @@ def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
         raise _err(f"{fieldname}.source", "a tmpfs mount has no source")
     if driver and mtype != "volume":
         raise _err(f"{fieldname}.volume_driver", "volume-driver only applies to type=volume")
-    return Mount(mtype, target, source, readonly, driver)
+    options = parse_key_values(data.get("volume_options") or {}, fieldname=f"{fieldname}.volume_options")
+    propagation = data.get("propagation", "") or ""
+    if propagation and (mtype != "bind" or propagation not in _PROPAGATIONS):
+        raise _err(f"{fieldname}.propagation", f"bind mounts only, one of {', '.join(_PROPAGATIONS)}")
+    nocopy = _parse_bool(data.get("nocopy", False), f"{fieldname}.nocopy")
+    size = data.get("tmpfs_size_bytes", 0) or 0
+    size = parse_memory_bytes(size, fieldname=f"{fieldname}.tmpfs_size")
+    mode = _parse_int(data.get("tmpfs_mode", 0) or 0, f"{fieldname}.tmpfs_mode", maximum=0o7777)
+    if (options or nocopy) and mtype != "volume":
+        raise _err(f"{fieldname}.volume_options", "volume options only apply to type=volume")
+    if (size or mode) and mtype != "tmpfs":
+        raise _err(f"{fieldname}.tmpfs_size", "tmpfs options only apply to type=tmpfs")
+    create = _parse_bool(data.get("create_host_path", False), f"{fieldname}.create_host_path")
+    if create and mtype != "bind":
+        raise _err(f"{fieldname}.create_host_path", "only applies to type=bind")
+    return Mount(mtype, target, source, readonly, driver, options, propagation, nocopy, size, mode, create)
 
 
 _MOUNT_KEYS = {
@@ -327,6 +368,19 @@ _MOUNT_KEYS = {
     "ro": "readonly",
     "volume-driver": "volume_driver",
     "volume_driver": "volume_driver",
+    "volume_options": "volume_options",
+    "volume-opt": "volume_options",
+    "propagation": "propagation",
+    "bind-propagation": "propagation",
+    "nocopy": "nocopy",
+    "volume-nocopy": "nocopy",
+    "tmpfs_size": "tmpfs_size_bytes",
+    "tmpfs_size_bytes": "tmpfs_size_bytes",
+    "tmpfs-size": "tmpfs_size_bytes",
+    "tmpfs_mode": "tmpfs_mode",
+    "tmpfs-mode": "tmpfs_mode",
+    "create_host_path": "create_host_path",
+    "bind-create-host-path": "create_host_path",
 }
 
 
@@ -334,7 +388,7 @@ def parse_mount(expr: str | Mapping[str, Any], *, fieldname: str = "mount") -> M
     """``type=bind,source=/x,target=/y,readonly`` or ``type=volume,source=name,target=/y,volume-driver=local``
     (or the same as a dict)."""
     if isinstance(expr, Mapping):
-        unknown = sorted(set(expr) - set(_MOUNT_KEYS))
+        unknown = sorted(str(k) for k in set(expr) - set(_MOUNT_KEYS))
         if unknown:
             raise _err(f"{fieldname}.{unknown[0]}", "unknown mount option")
         return _build_mount({_MOUNT_KEYS[k]: v for k, v in expr.items()}, fieldname)
@@ -346,9 +400,13 @@ def parse_mount(expr: str | Mapping[str, Any], *, fieldname: str = "mount") -> M
         key = key.strip().lower()
         if key not in _MOUNT_KEYS:
             raise _err(fieldname, f"unknown mount option {key!r}")
+        if _MOUNT_KEYS[key] == "volume_options":
+            data.setdefault("volume_options", []).append(value.strip())
+            continue
         if _MOUNT_KEYS[key] in data:
             raise _err(fieldname, f"mount option {key!r} given twice")
-        data[_MOUNT_KEYS[key]] = value.strip() if sep else ("true" if key in ("readonly", "ro") else "")
+        flag = key in ("readonly", "ro", "nocopy", "volume-nocopy", "bind-create-host-path")
+        data[_MOUNT_KEYS[key]] = value.strip() if sep else ("true" if flag else "")
     return _build_mount(data, fieldname)
 
 
@@ -359,13 +417,18 @@ class PortPublish:
     target: int
     published: int | None = None
     protocol: str = "tcp"
+    host_ip: str = ""  # "" = every address of the node
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "published": self.published, "protocol": self.protocol}
+        out: dict[str, Any] = {"target": self.target, "published": self.published, "protocol": self.protocol}
+        if self.host_ip:
+            out["host_ip"] = self.host_ip
+        return out
 
     def __str__(self) -> str:
         host = f"{self.published}:" if self.published is not None else ""
-        return f"{host}{self.target}/{self.protocol}"
+        ip = f"{self.host_ip}:" if self.host_ip else ""
+        return f"{ip}{host}{self.target}/{self.protocol}"
 
 
 def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish") -> PortPublish:
@@ -380,11 +443,14 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
         host, sep, target = text.rpartition(":")
         data: dict[str, Any] = {"target": target, "protocol": proto or "tcp"}
         if sep:
+            ip, ip_sep, host = host.rpartition(":")
             data["published"] = host
+            if ip_sep:
+                data["host_ip"] = ip.strip("[]")
         expr = data
     if not isinstance(expr, Mapping):
         raise _err(fieldname, "expected HOST:CONTAINER[/PROTO]")
-    unknown = sorted(set(expr) - {"target", "published", "protocol"})
+    unknown = sorted(str(k) for k in set(expr) - {"target", "published", "protocol", "host_ip"})
     if unknown:
         raise _err(f"{fieldname}.{unknown[0]}", "unknown port option")
     target_port = _parse_int(expr.get("target"), f"{fieldname}.target", minimum=1, maximum=65535)
@@ -395,7 +461,12 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
         else _parse_int(published_raw, f"{fieldname}.published", minimum=1, maximum=65535)
     )
     protocol = _choice(expr.get("protocol", "tcp"), PROTOCOLS, f"{fieldname}.protocol")
-    return PortPublish(target_port, published, protocol)
+    host_ip = expr.get("host_ip") or ""
+    if not isinstance(host_ip, str) or (host_ip and not re.match(r"^[0-9A-Fa-f:.]+$", host_ip)):
+        raise _err(f"{fieldname}.host_ip", f"invalid address {host_ip!r}")
+    if host_ip and published is None:
+        raise _err(f"{fieldname}.host_ip", "needs a published port")
+    return PortPublish(target_port, published, protocol, host_ip)
 
 
 def parse_key_values(
@@ -459,6 +530,7 @@ class HealthSpec:
     timeout_s: float = 30.0
     retries: int = 3
     start_period_s: float = 0.0
+    start_interval_s: float = 0.0  # 0 = the engine's default (5s)
 
     def __post_init__(self) -> None:
         if not self.test or self.test[0] not in ("CMD", "CMD-SHELL", "NONE"):
@@ -483,6 +555,7 @@ class HealthSpec:
             "timeout_s": self.timeout_s,
             "retries": self.retries,
             "start_period_s": self.start_period_s,
+            **({"start_interval_s": self.start_interval_s} if self.start_interval_s else {}),
         }
 
     @classmethod
@@ -497,6 +570,8 @@ class HealthSpec:
             "retries": "retries",
             "start_period": "start_period_s",
             "start_period_s": "start_period_s",
+            "start_interval": "start_interval_s",
+            "start_interval_s": "start_interval_s",
         }
         d = _take(data, prefix, keys)
         if "cmd" not in d:
@@ -517,6 +592,7 @@ class HealthSpec:
             timeout_s=_dur(d.get("timeout_s"), prefix, 30.0),
             retries=3 if retries is None else _parse_int(retries[1], f"{prefix}.retries", minimum=1),
             start_period_s=_dur(d.get("start_period_s"), prefix, 0.0),
+            start_interval_s=_dur(d.get("start_interval_s"), prefix, 0.0),
         )
 
 
@@ -579,12 +655,15 @@ class UpdateConfig:
     order: str = "stop-first"
     failure_action: str = "pause"
     monitor_s: float = 5.0
+    max_failure_ratio: float = 0.0  # share of tasks that may fail during an update before failure_action
 
     def __post_init__(self) -> None:
         _choice(self.order, UPDATE_ORDERS, "update.order")
         _choice(self.failure_action, FAILURE_ACTIONS, "update.failure_action")
         if self.parallelism < 0:
             raise _err("update.parallelism", "must not be negative")
+        if not 0.0 <= self.max_failure_ratio <= 1.0:
+            raise _err("update.max_failure_ratio", "must be between 0 and 1")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -599,9 +678,11 @@ class UpdateConfig:
             "failure_action": "failure_action",
             "monitor": "monitor_s",
             "monitor_s": "monitor_s",
+            "max_failure_ratio": "max_failure_ratio",
         }
         d = _take(data, prefix, keys)
         par = d.get("parallelism")
+        ratio = d.get("max_failure_ratio")
         return cls(
             parallelism=1 if par is None else _parse_int(par[1], f"{prefix}.parallelism"),
             delay_s=_dur(d.get("delay_s"), prefix, 0.0),
@@ -610,7 +691,20 @@ class UpdateConfig:
             if "failure_action" in d
             else "pause",
             monitor_s=_dur(d.get("monitor_s"), prefix, 5.0),
+            max_failure_ratio=0.0 if ratio is None else _parse_ratio(ratio[1], f"{prefix}.max_failure_ratio"),
         )
+
+
+def _parse_ratio(value: Any, fieldname: str) -> float:
+    if isinstance(value, bool):
+        raise _err(fieldname, "expected a number between 0 and 1")
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        raise _err(fieldname, f"expected a number between 0 and 1, got {value!r}") from None
+    if not 0.0 <= ratio <= 1.0:
+        raise _err(fieldname, "must be between 0 and 1")
+    return ratio
 
 
 # ------------------------------------------------------------------------------------ service spec
@@ -685,6 +779,10 @@ class ServiceSpec:
     update: UpdateConfig = field(default_factory=UpdateConfig)
     stop_grace_period_s: float = 10.0
     rebalance: bool = False  # opt-in: move tasks onto nodes that join or return (issue 7)
+    container: ContainerOptions = field(default_factory=ContainerOptions)  # engine options (issue 15)
+    service_labels: tuple[tuple[str, str], ...] = ()  # labels of the service itself (Compose deploy.labels)
+    endpoint_mode: str = "vip"  # vip | dnsrr (recorded; today every service resolves as dnsrr)
+    rollback: UpdateConfig = field(default_factory=UpdateConfig)  # how `service rollback` rolls out
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -699,6 +797,7 @@ class ServiceSpec:
             raise _err("image", "must be a non-empty image reference without spaces")
         _choice(self.mode, MODES, "mode")
         _choice(self.strategy, STRATEGIES, "strategy")
+        _choice(self.endpoint_mode, ENDPOINT_MODES, "endpoint_mode")
         if not isinstance(self.replicas, int) or not 0 <= self.replicas <= MAX_REPLICAS:
             raise _err("replicas", f"must be an integer from 0 to {MAX_REPLICAS}")
         for name in (
@@ -722,11 +821,11 @@ class ServiceSpec:
         for i, aff in enumerate(self.affinities):
             if aff.kind == "affinity" and aff.service == self.name:
                 raise _err(f"affinities[{i}]", "a service cannot require affinity to itself")
-        seen_ports: set[tuple[str, int]] = set()
+        seen_ports: set[tuple[str, int, str]] = set()
         for i, port in enumerate(self.publish):
             if port.published is None:
                 continue
-            key = (port.protocol, port.published)
+            key = (port.protocol, port.published, port.host_ip)
             if key in seen_ports:
                 raise _err(f"publish[{i}]", f"host port {port.published}/{port.protocol} published twice")
             seen_ports.add(key)
@@ -752,7 +851,10 @@ class ServiceSpec:
     def template_dict(self) -> dict[str, Any]:
         """The part of ``to_dict`` that shapes a task's container (see TEMPLATE_FIELDS)."""
         full = self.to_dict()
-        return {k: full[k] for k in TEMPLATE_FIELDS}
+        out = {k: full[k] for k in TEMPLATE_FIELDS}
+        if not self.container.is_default:  # absent when default: older specs keep their template hash
+            out["container"] = full["container"]
+        return out
 
     def template_hash(self) -> str:
         """Stable hash of the task template: tasks whose hash differs are outdated (rolling update)."""
@@ -790,6 +892,10 @@ class ServiceSpec:
             "update": self.update.to_dict(),
             "stop_grace_period_s": self.stop_grace_period_s,
             "rebalance": self.rebalance,
+            "container": self.container.to_dict(),
+            "service_labels": dict(self.service_labels),
+            "endpoint_mode": self.endpoint_mode,
+            "rollback": self.rollback.to_dict(),
         }
 
     @classmethod
@@ -867,6 +973,10 @@ _SPEC_KEYS: dict[str, str] = {
     "stop_grace_period": "stop_grace_period_s",
     "stop_grace_period_s": "stop_grace_period_s",
     "rebalance": "rebalance",
+    "container": "container",
+    "service_labels": "service_labels",
+    "endpoint_mode": "endpoint_mode",
+    "rollback": "rollback",
 }
 
 
@@ -909,4 +1019,8 @@ _SPEC_PARSERS: dict[str, Any] = {
     "update": lambda v, k: UpdateConfig.from_dict(v, k),
     "stop_grace_period_s": lambda v, k: parse_duration_s(v, fieldname=k),
     "rebalance": lambda v, k: _parse_bool(v, k),
+    "container": lambda v, k: ContainerOptions.from_dict(v, k),
+    "service_labels": lambda v, k: parse_key_values(v, fieldname=k),
+    "endpoint_mode": lambda v, k: _choice(v, ENDPOINT_MODES, k),
+    "rollback": lambda v, k: UpdateConfig.from_dict(v, k),
 }
