@@ -229,6 +229,6 @@ async def test_endpoints_through_the_api_app(ops):
 async def test_a_stack_publishing_a_p2porch_port_is_refused_before_anything_is_written(ops, manager):
     compose = "services:\n  web:\n    image: nginx\n  dns:\n    image: coredns\n    ports: ['53:53/udp']\n"
     with pytest.raises(ConfigError) as info:
-        await ops.deploy("s", compose, {})
+        await deploy(ops, "s", compose)
     assert info.value.field == "--publish" and "dns" in info.value.message
     assert "create_service" not in manager.commands
