@@ -18,6 +18,8 @@ from .events import describe_change, leader_event
 __all__ = ["LEADER_POLL_S", "open_event_stream"]
 
 LEADER_POLL_S = 0.5  # how often the event stream checks for a leader change
+_CUT_OFF = object()  # what the stream received when the store cut it off
+MAX_BACKLOG = 10_000  # committed changes a slow reader may fall behind before its stream is ended
 
 
 @asynccontextmanager
@@ -25,7 +27,7 @@ async def open_event_stream(
     store: ClusterStore, clock: Clock
 ) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
     """Cluster events from now on: node/service/task changes as committed here, and leader changes."""
-    async with store.subscribe() as changes:
+    async with store.subscribe(max_buffer=MAX_BACKLOG) as changes:
 
         async def stream() -> AsyncIterator[dict[str, Any]]:
             start = store.snapshot()
@@ -34,8 +36,22 @@ async def open_event_stream(
             last.update({("task", k): r for k, r in start.tasks.items()})
             leader = store.status().leader
             while True:
+                # never yield inside the cancel scope (trio#638): receive first, describe and yield after
+                change: Any = None
                 with trio.move_on_after(LEADER_POLL_S):
-                    change = await changes.receive()
+                    try:
+                        change = await changes.receive()
+                    except trio.EndOfChannel:  # fell more than MAX_BACKLOG behind: the store cut us off
+                        change = _CUT_OFF
+                if change is _CUT_OFF:
+                    yield {
+                        "type": "stream",
+                        "action": "overflow",
+                        "at": clock.now(),
+                        "message": f"more than {MAX_BACKLOG} changes behind; reconnect to resume",
+                    }
+                    return
+                if change is not None:
                     key = (change.kind, change.key)
                     event = describe_change(change, last.get(key), store.snapshot(), clock.now())
                     last[key] = change.record

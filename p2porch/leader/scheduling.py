@@ -122,6 +122,10 @@ def plan_round(
         except ConfigError as exc:
             out.invalid_specs[service.service_id] = exc.message
             continue
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            # a stored spec the validator did not foresee: this service waits, every other one is scheduled
+            out.invalid_specs[service.service_id] = f"unreadable stored spec: {type(exc).__name__}: {exc}"
+            continue
         specs[service.service_id] = spec
         services.append(
             Service(service.service_id, spec, service.version, bool(service.spec.get("update_paused")))

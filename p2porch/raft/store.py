@@ -338,13 +338,18 @@ class RaftStore:
         return C.raise_for_result(await self.propose(command, timeout_s))
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel[Change]]:
+    async def subscribe(
+        self, max_buffer: float = math.inf
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[Change]]:
         """An ordered stream of :class:`Change` records applied after this call.
+
+        A subscriber that lets more than ``max_buffer`` changes pile up is cut off: its channel closes
+        (``trio.EndOfChannel``), so a slow API client cannot make the node hold unbounded history.
 
         Take ``snapshot()`` right after entering: the stream continues exactly from that state
         (first change has version ``snapshot().version + 1`` or is a ``reset``).
         """
-        send, receive = trio.open_memory_channel[Change](math.inf)
+        send, receive = trio.open_memory_channel[Change](max_buffer)
         self._subscribers.append(send)
         try:
             async with receive:
@@ -436,7 +441,8 @@ class RaftStore:
             for change in changes:
                 try:
                     send.send_nowait(change)
-                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                except (trio.ClosedResourceError, trio.BrokenResourceError, trio.WouldBlock):
+                    send.close()  # gone, or fell more than its max_buffer behind: cut off
                     with contextlib.suppress(ValueError):
                         self._subscribers.remove(send)
                     break

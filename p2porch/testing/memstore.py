@@ -222,14 +222,21 @@ class MemoryStore:
         return C.raise_for_result(await self.propose(command, timeout_s))
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel[Change]]:
-        """Changes committed after this call, in order (as :meth:`RaftStore.subscribe`)."""
-        send, receive = trio.open_memory_channel[Change](math.inf)
+    async def subscribe(
+        self, max_buffer: float = math.inf
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[Change]]:
+        """Changes committed after this call, in order (as :meth:`RaftStore.subscribe`, cut off likewise)."""
+        send, receive = trio.open_memory_channel[Change](max_buffer)
 
         def deliver(_state: ClusterState, changes: list[Change]) -> None:
             for change in changes:
-                with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+                try:
                     send.send_nowait(change)
+                except trio.WouldBlock:
+                    send.close()
+                    return
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    return
 
         undo = self.raft.listen(deliver)
         try:

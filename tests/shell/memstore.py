@@ -47,8 +47,8 @@ class MemoryStore:
         )
 
     @asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[trio.MemoryReceiveChannel[Any]]:
-        send, receive = trio.open_memory_channel[Any](1000)
+    async def subscribe(self, max_buffer: float = 1000) -> AsyncIterator[trio.MemoryReceiveChannel[Any]]:
+        send, receive = trio.open_memory_channel[Any](max_buffer)
         self._subscribers.append(send)
         try:
             async with receive:

@@ -293,3 +293,22 @@ def test_a_joiner_becomes_ready_only_once_gossip_sees_it_alive():
     assert node_status_updates(state, {}) == {}  # never gossiped: stays joining, gets no tasks
     assert node_status_updates(state, {"j1": "suspect"}) == {}
     assert node_status_updates(state, {"j1": "alive"}) == {"j1": "ready"}
+
+
+def test_a_stored_spec_that_breaks_the_parser_stops_only_its_own_service(monkeypatch):
+    import p2porch.leader.scheduling as scheduling
+
+    real = scheduling.service_spec
+
+    def parse(spec):
+        if spec.get("name") == "broken":
+            raise TypeError("'<' not supported between instances of 'int' and 'str'")
+        return real(spec)
+
+    monkeypatch.setattr(scheduling, "service_spec", parse)
+    state = with_service(cluster(), replicas=2)
+    broken = ServiceSpec.from_dict({"name": "broken", "image": "busybox", "replicas": 2}).to_dict()
+    state = run(state, C.create_service(2.0, "s2", "broken", broken))
+    plan = plan_round(state, 3.0, Orchestrator(random.Random(1)))
+    assert "TypeError" in plan.invalid_specs["s2"]
+    assert {item["task"]["service_id"] for item in plan.items} == {"s1"} and len(plan.items) == 2
