@@ -61,6 +61,8 @@ class LocalNode:
     role: str  # voter | replica: how this node's store runs
     generation: int
     gossip_key: bytes
+    #: opens secrets/configs (from membership.runtime.secrets_key)
+    secrets_key: bytes = field(default=b"", repr=False)
 
     @property
     def voter_addr(self) -> str | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 import trio
 
 from ..agent.docker_executor import open_docker_executor
-from ..agent.model import NodeCapacity, TaskAssignment, TaskReport
+from ..agent.model import TERMINAL_STATES, NodeCapacity, TaskAssignment, TaskReport
 from ..agent.worker import run_agent
 from ..context import MemberContext
 from ..errors import ConfigError
@@ -19,6 +20,7 @@ from ..leader.scheduling import (
 from ..netoverlay.plan import OverlaySettings
 from ..raft import commands as C
 from ..supervisor import supervise
+from .task_files import TaskFiles
 from .views import (
     gateway_of,
     shutdown_assignment,
@@ -31,14 +33,35 @@ __all__ = ["report_fields", "serve_agent"]
 
 
 async def serve_agent(
-    ctx: MemberContext, *, docker_host: str, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ctx: MemberContext,
+    *,
+    docker_host: str,
+    task_files_dir: str = "",
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the tasks committed to this node through its Docker engine and report their states."""
+    """Run the tasks committed to this node through its Docker engine and report their states;
+    ``task_files_dir`` is where secret/config files of this node's tasks live (a tmpfs)."""
     task_status.started()
-    await supervise(ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None))
+    files = TaskFiles(task_files_dir, ctx.local.secrets_key) if task_files_dir else None
+    await supervise(ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None, files))
 
 
-async def _run_agent(ctx: MemberContext, docker_host: str | None) -> None:
+def _with_files(
+    files: TaskFiles | None, state: Any, task: Any, spec: Any, assignment: TaskAssignment
+) -> TaskAssignment:
+    """``assignment`` with its secret/config files mounted, or a start error saying why it has none."""
+    refs = [("secret", r) for r in spec.secrets] + [("config", r) for r in spec.configs]
+    if not refs or task.state in TERMINAL_STATES or task.desired_state != "running":
+        return assignment
+    if files is None:
+        return replace(assignment, start_error="this node has no directory for secret files (task_files_dir)")
+    mounts, error = files.prepare(state, task, refs)
+    if error:
+        return replace(assignment, start_error=error)
+    return replace(assignment, mounts=(*assignment.mounts, *mounts))
+
+
+async def _run_agent(ctx: MemberContext, docker_host: str | None, files: TaskFiles | None) -> None:
     node_id, node_name = ctx.local.node_id, ctx.local.node_name
     store = ctx.store
     executor = await open_docker_executor(docker_host)
@@ -52,9 +75,12 @@ async def _run_agent(ctx: MemberContext, docker_host: str | None) -> None:
             lease = state.leases.get(node_id)
             dns = gateway_of(lease.subnet) if lease else ""
             out = []
+            live = set()
             for task in state.tasks.values():
                 if task.node_id != node_id:
                     continue
+                if task.state not in TERMINAL_STATES or task.desired_state == "running":
+                    live.add(task.task_id)
                 service = state.services.get(task.service_id)
                 try:
                     spec = service_spec(service.spec) if service is not None else None
@@ -63,9 +89,12 @@ async def _run_agent(ctx: MemberContext, docker_host: str | None) -> None:
                 if spec is None:  # its service is gone or unreadable: the task can only be stopped
                     out.append(shutdown_assignment(task, node_name))
                     continue
-                out.append(
-                    task_assignment(task, spec, node_name, OverlaySettings().network_name, dns, state.domain)
+                assignment = task_assignment(
+                    task, spec, node_name, OverlaySettings().network_name, dns, state.domain
                 )
+                out.append(_with_files(files, state, task, spec, assignment))
+            if files is not None:
+                files.cleanup(live)
             return out
 
         async def report(reports: list[TaskReport]) -> None:

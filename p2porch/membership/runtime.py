@@ -27,7 +27,7 @@ from .localstate import LocalClusterState
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MemberRuntime", "MemberService", "StorePreparation", "local_node"]
+__all__ = ["MemberRuntime", "MemberService", "StorePreparation", "local_node", "secrets_key"]
 
 MemberService = Callable[..., Awaitable[None]]
 StorePreparation = Callable[[RaftStore], Awaitable[None]]
@@ -43,7 +43,15 @@ def local_node(local: LocalClusterState) -> LocalNode:
         role=local.role,
         generation=local.generation,
         gossip_key=local.cluster_token.gossip_key,
+        secrets_key=secrets_key(local),
     )
+
+
+def secrets_key(local: LocalClusterState) -> bytes:
+    """The ONE place the secrets/configs master key comes from: derived from the cluster key material.
+
+    Re-point this when the cluster key abstraction changes; everything else takes the 32 bytes."""
+    return local.cluster_token.derive("secrets")
 
 
 class MemberRuntime:
