@@ -163,6 +163,9 @@ class SecretOps:
         """Add a version, then roll every service that follows this object (unpinned references)."""
         record = self.find(kind, name)
         value = _value(body, kind)
+        current = record.versions[-1].get("digest") if record.versions else None
+        if body.get("if_changed") and digest_of(self.key(), value) == current:
+            return {**self.inspect(kind, record.name), "unchanged": True, "rolled_services": []}
         version = record.current + 1
         await self._write_version(kind, record.name, record.object_id, version, value, None)
         rolled = await self._roll_followers(kind, record.name, version)
