@@ -186,3 +186,60 @@ def test_rotation_rolls_a_start_first_service_without_downtime(cluster, tmp_path
     finally:
         remove_service(nodes, "roll")
     assert cli(sb, "n1", "secret", "rm", "api-key").returncode == 0
+
+
+def test_compose_stack_with_secrets_and_configs_deploys(cluster, tmp_path):
+    sb, nodes = cluster
+    password = b"compose-pw-" + secrets.token_hex(6).encode()
+    (tmp_path / "pw.txt").write_bytes(password)
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(
+        "services:\n"
+        "  app:\n"
+        f"    image: {IMAGE}\n"
+        "    command: [sleep, '3600']\n"
+        "    stop_grace_period: 1s\n"
+        "    secrets:\n"
+        "      - source: db_password\n"
+        "        target: password\n"
+        "        mode: 0400\n"
+        "    configs: [motd]\n"
+        "secrets:\n"
+        "  db_password: {file: ./pw.txt}\n"
+        "configs:\n"
+        "  motd: {content: 'hello from compose'}\n"
+    )
+    # an external secret that does not exist is refused before anything is written
+    (tmp_path / "bad.yaml").write_text(
+        f"services:\n  a:\n    image: {IMAGE}\n    secrets: [ext]\nsecrets:\n  ext: {{external: true}}\n"
+    )
+    refused = cli(sb, "n1", "stack", "deploy", "-c", str(tmp_path / "bad.yaml"), "bad")
+    assert refused.returncode != 0 and b"ext" in refused.stderr
+    assert all(not s["name"].startswith("bad-") for s in api_get(nodes[0], "/services"))
+    try:
+        deployed = cli(sb, "n1", "stack", "deploy", "-c", str(compose), "cs")
+        assert deployed.returncode == 0, deployed.stderr.decode()
+        assert cli_json(sb, "n1", "secret", "inspect", "cs-db_password")["version"] == 1
+        wait_for(lambda: len(running(nodes[0], "cs-app")) == 1, 90, "the stack's task runs")
+
+        def seen() -> tuple[bytes, bytes] | None:
+            for node in nodes:
+                cid = container_of(node, "cs-app")
+                if cid:
+                    pw = docker(node.dockerd, "exec", cid, "cat", "/run/secrets/password", check=False)
+                    motd = docker(node.dockerd, "exec", cid, "cat", "/motd", check=False)
+                    return pw.stdout, motd.stdout
+            return None
+
+        assert wait_for(seen, what="the stack container") == (password, b"hello from compose")
+        # deploying the same files again changes nothing (no new version, no roll)
+        again = cli(sb, "n1", "stack", "deploy", "-c", str(compose), "cs")
+        assert again.returncode == 0, again.stderr.decode()
+        assert cli_json(sb, "n1", "secret", "inspect", "cs-db_password")["version"] == 1
+        for node in nodes:
+            assert files_containing(node.data_dir, password) == [], node.name
+    finally:
+        cli(sb, "n1", "stack", "rm", "cs")
+        wait_for(lambda: not any(container_of(n, "cs-app") for n in nodes), what="stack containers gone")
+    assert cli(sb, "n1", "secret", "rm", "cs-db_password").returncode == 0
+    assert cli(sb, "n1", "config", "rm", "cs-motd").returncode == 0
