@@ -222,3 +222,16 @@ def test_task_files_written_with_owner_mode_and_cleaned(tmp_path: object) -> Non
 
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(root + "-other", ignore_errors=True)
+
+
+def test_secret_events_carry_metadata_only() -> None:
+    from p2porch.control.events import describe_change
+
+    state = _state_with_secret(2)
+    record = state.secrets["secret:db"]
+    _, _, changes = apply(state, C.remove_secret(AT, kind="secret", name="db"))
+    from p2porch.raft.fsm import Change
+
+    updated = describe_change(Change("secret", "put", "secret:db", record, 9), None, state, AT)
+    assert updated == {"at": AT, "type": "secret", "action": "updated", "name": "db", "version": 2}
+    assert describe_change(changes[0], record, state, AT)["action"] == "removed"
