@@ -37,6 +37,18 @@ def validate_spec(data: Any) -> ServiceSpec:
     return ServiceSpec.from_dict(data)
 
 
+def expected_service_version(value: Any) -> int | None:
+    """The ``expected_version`` of an update body: None (unconditional) or a positive integer."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"expected_version must be a service version (a positive integer), not {value!r}",
+            field="expected_version",
+        )
+    return value
+
+
 def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``current`` with top-level keys of ``changes`` replaced; the nested maps (health, restart, update,
     rollback, container) merge."""
@@ -97,10 +109,20 @@ class ServiceOps:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
         await self.manager.write(C.create_service(self.clock.now(), service_id, spec.name, spec.to_dict()))
-        return self.view(self.find(service_id))
+        return self.written_view(service_id, spec.name)
 
     async def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into the spec. With ``expected_version`` (compare-and-set) the update is
+        refused with ConflictError unless the service is still at that version when it commits."""
+        changes = dict(changes)
+        expected = expected_service_version(changes.pop("expected_version", None))
         service = self.find(ref)
+        if expected is not None and expected != service.version:
+            raise ConflictError(
+                f"service {service.name} is at version {service.version} on this node, not {expected}: "
+                "it changed since you read it (or this node is behind); read it again and retry",
+                field="expected_version",
+            )
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
         current = dict(service.spec)
@@ -115,7 +137,7 @@ class ServiceOps:
         await self.manager.write(
             C.update_service(self.clock.now(), service.service_id, new, service_version=service.version)
         )
-        return self.view(self.find(service.service_id))
+        return self.written_view(service.service_id, service.name)
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
         service = self.find(ref)
@@ -138,7 +160,7 @@ class ServiceOps:
         await self.manager.write(
             C.update_service(self.clock.now(), service.service_id, spec, service_version=service.version)
         )
-        return self.view(self.find(service.service_id))
+        return self.written_view(service.service_id, service.name)
 
     async def rebalance(self, ref: str) -> dict[str, Any]:
         """Ask the leader to spread the service's tasks over the nodes that can run them now.
@@ -162,7 +184,7 @@ class ServiceOps:
         await self.manager.write(
             C.update_service(self.clock.now(), service.service_id, spec, service_version=service.version)
         )
-        return self.view(self.find(service.service_id))
+        return self.written_view(service.service_id, service.name)
 
     async def remove(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
@@ -170,6 +192,15 @@ class ServiceOps:
             C.remove_service(self.clock.now(), service.service_id, service_version=service.version)
         )
         return {"removed": service.service_id, "name": service.name}
+
+    def written_view(self, service_id: str, name: str) -> dict[str, Any]:
+        """The view of a service this node just wrote. The write has committed, so it is never reported
+        as failed: a service removed again right after it (a concurrent `service rm`) is answered with
+        ``removed: true`` instead of "no service"."""
+        service = self._state().services.get(service_id)
+        if service is None:
+            return {"id": service_id, "name": name, "version": None, "removed": True}
+        return self.view(service)
 
     def list_all(self) -> list[dict[str, Any]]:
         state = self._state()

@@ -14,18 +14,12 @@ from ..agent.model import TERMINAL_STATES, NodeCapacity, TaskAssignment, TaskRep
 from ..agent.worker import run_agent
 from ..context import MemberContext
 from ..errors import ConfigError
-from ..leader.scheduling import (
-    service_spec,
-)
+from ..leader.scheduling import service_spec
 from ..netoverlay.plan import OverlaySettings
 from ..raft import commands as C
 from ..supervisor import supervise
 from .task_files import TaskFiles
-from .views import (
-    gateway_of,
-    shutdown_assignment,
-    task_assignment,
-)
+from .views import agent_assignments
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +40,18 @@ async def serve_agent(
     await supervise(ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None, files))
 
 
-def _with_files(
-    files: TaskFiles | None, state: Any, task: Any, spec: Any, assignment: TaskAssignment
-) -> TaskAssignment:
+def _with_files(files: TaskFiles | None, state: Any, assignment: TaskAssignment) -> TaskAssignment:
     """``assignment`` with its secret/config files mounted, or a start error saying why it has none."""
+    task = state.tasks.get(assignment.task_id)
+    service = state.services.get(task.service_id) if task is not None else None
+    if task is None or service is None or task.state in TERMINAL_STATES or task.desired_state != "running":
+        return assignment
+    try:
+        spec = service_spec(service.spec)
+    except ConfigError:
+        return assignment
     refs = [("secret", r) for r in spec.secrets] + [("config", r) for r in spec.configs]
-    if not refs or task.state in TERMINAL_STATES or task.desired_state != "running":
+    if not refs:
         return assignment
     if files is None:
         return replace(assignment, start_error="this node has no directory for secret files (task_files_dir)")
@@ -72,29 +72,16 @@ async def _run_agent(ctx: MemberContext, docker_host: str | None, files: TaskFil
 
         def assignments() -> list[TaskAssignment]:
             state = store.snapshot()
-            lease = state.leases.get(node_id)
-            dns = gateway_of(lease.subnet) if lease else ""
-            out = []
-            live = set()
-            for task in state.tasks.values():
-                if task.node_id != node_id:
-                    continue
-                if task.state not in TERMINAL_STATES or task.desired_state == "running":
-                    live.add(task.task_id)
-                service = state.services.get(task.service_id)
-                try:
-                    spec = service_spec(service.spec) if service is not None else None
-                except ConfigError:
-                    spec = None
-                if spec is None:  # its service is gone or unreadable: the task can only be stopped
-                    out.append(shutdown_assignment(task, node_name))
-                    continue
-                assignment = task_assignment(
-                    task, spec, node_name, OverlaySettings().network_name, dns, state.domain
-                )
-                out.append(_with_files(files, state, task, spec, assignment))
-            if files is not None:
-                files.cleanup(live)
+            out = agent_assignments(state, node_id, node_name, OverlaySettings().network_name)
+            if files is None:
+                return [_with_files(None, state, a) for a in out]
+            live = {
+                t.task_id
+                for t in state.tasks.values()
+                if t.node_id == node_id and (t.state not in TERMINAL_STATES or t.desired_state == "running")
+            }
+            out = [_with_files(files, state, a) for a in out]
+            files.cleanup(live)
             return out
 
         async def report(reports: list[TaskReport]) -> None:

@@ -183,10 +183,7 @@ class ClusterManager:
                 raise ConflictError("this node holds no cluster state to recover from", field="cluster")
             old = self.local
             new = replace(old, role="voter", voters=(old.raft_addr,), generation=state.generation + 1)
-            data = state.to_dict()
-            data["nodes"] = [
-                {**n, "role": "voter" if n["node_id"] == old.node_id else "replica"} for n in data["nodes"]
-            ]
+            data = voter_role.recovered_state(state, old.node_id)
             now = self.clock.now()
 
             async def restore(fresh: RaftStore) -> None:

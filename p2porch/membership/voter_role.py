@@ -57,6 +57,14 @@ def recorded_voters(state: ClusterState) -> tuple[str, ...]:
     )
 
 
+def recovered_state(state: ClusterState, node_id: str) -> dict[str, Any]:
+    """``state`` as ``recover --force-new-cluster`` on node ``node_id`` restores it into the new log
+    (``restore_state``): that node recorded as the only voter, every other node as replica."""
+    data = state.to_dict()
+    data["nodes"] = [{**n, "role": "voter" if n["node_id"] == node_id else "replica"} for n in data["nodes"]]
+    return data
+
+
 def membership_answer(
     store: ClusterStore, local: LocalClusterState | None, request: dict[str, Any]
 ) -> dict[str, Any]:
