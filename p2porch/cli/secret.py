@@ -28,6 +28,10 @@ def read_value(path: str, kind: str) -> bytes:
                 data = fh.read(MAX_VALUE_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}", field="FILE") from exc
+    if len(data) > MAX_VALUE_BYTES:
+        raise UsageError(
+            f"{path} is larger than the {kind} limit of 500 KiB ({MAX_VALUE_BYTES} bytes)", field="FILE"
+        )
     try:
         return validate_value(data, kind)
     except ConfigError as exc:

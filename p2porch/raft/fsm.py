@@ -540,8 +540,7 @@ assert set(HANDLERS) == set(C.OPS)
 
 
 def _changes_of(result: tuple[ClusterState, Any, list[tuple[str, str, str, Any]]], v: int) -> Any:
-    new_state, value, changes = result
-    return new_state, value, [Change(kind, op, key, record, v) for kind, op, key, record in changes]
+    return result[0], result[1], [Change(kind, op, key, record, v) for kind, op, key, record in result[2]]
 
 
 def apply(state: ClusterState, command: bytes) -> tuple[ClusterState, dict[str, Any], list[Change]]:
