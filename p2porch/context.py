@@ -8,7 +8,7 @@ decides anything; :mod:`p2porch.membership` builds one context per member run.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -60,9 +60,10 @@ class LocalNode:
     raft_addr: str
     role: str  # voter | replica: how this node's store runs
     generation: int
-    gossip_key: bytes
-    #: opens secrets/configs (from membership.runtime.secrets_key)
-    secrets_key: bytes = field(default=b"", repr=False)
+    gossip_key: bytes = field(repr=False)
+    previous_gossip_key: bytes | None = field(default=None, repr=False)  # accepted briefly after a key switch
+    #: the secrets/configs master key of each known cluster key epoch (membership.runtime.secrets_keys)
+    secrets_keys: Mapping[int, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def voter_addr(self) -> str | None:

@@ -138,11 +138,12 @@ class Daemon:
         self._subsystems: Subsystems | None = None
         self._stop = trio.Event()
 
-    def _secrets_key(self) -> bytes:
+    def _secrets_key(self) -> tuple[int, bytes]:
+        """(epoch, key) of the current cluster key epoch: new values are sealed under it."""
         local = self.cluster.local
         if local is None:
             raise DaemonError("this node is not in a cluster", field="cluster")
-        return secrets_key(local)
+        return local.key_epoch, secrets_key(local.keys)
 
     # ----- lifecycle
     async def run(self) -> None:

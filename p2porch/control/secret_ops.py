@@ -92,10 +92,10 @@ def _value(body: dict[str, Any], kind: str) -> bytes:
 
 
 class SecretOps:
-    """Secret and config lifecycle; ``key`` returns the cluster's secrets master key (32 bytes)."""
+    """Secret and config lifecycle; ``key`` returns (key epoch, the cluster's secrets master key)."""
 
     def __init__(
-        self, manager: ClusterManager, key: Callable[[], bytes], *, clock: Clock = SYSTEM_CLOCK
+        self, manager: ClusterManager, key: Callable[[], tuple[int, bytes]], *, clock: Clock = SYSTEM_CLOCK
     ) -> None:
         self.manager = manager
         self.key = key
@@ -130,7 +130,7 @@ class SecretOps:
     async def _write_version(
         self, kind: str, name: str, object_id: str, version: int, value: bytes, labels: Any
     ) -> None:
-        master = self.key()
+        epoch, master = self.key()
         sealed = seal_value(master, kind, object_id, version, value)
         await self.manager.write(
             C.put_secret(
@@ -143,6 +143,7 @@ class SecretOps:
                 digest=digest_of(master, value),
                 size=len(value),
                 labels=labels,
+                key_epoch=epoch,
             )
         )
 
@@ -164,7 +165,7 @@ class SecretOps:
         record = self.find(kind, name)
         value = _value(body, kind)
         current = record.versions[-1].get("digest") if record.versions else None
-        if body.get("if_changed") and digest_of(self.key(), value) == current:
+        if body.get("if_changed") and digest_of(self.key()[1], value) == current:
             return {**self.inspect(kind, record.name), "unchanged": True, "rolled_services": []}
         version = record.current + 1
         await self._write_version(kind, record.name, record.object_id, version, value, None)

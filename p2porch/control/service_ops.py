@@ -19,6 +19,7 @@ import trio
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
 from ..leader.scheduling import keep_rebalance_request, plain_spec, service_spec
+from ..membership.join_checks import check_published_ports, config_reserved_ports
 from ..raft import commands as C
 from ..raft.state import ClusterState, ServiceRecord, TaskRecord
 from ..scheduler import ServiceSpec
@@ -91,6 +92,11 @@ class ServiceOps:
     def _state(self) -> ClusterState:
         return self.manager.snapshot()
 
+    def check_ports(self, spec: ServiceSpec) -> ServiceSpec:
+        """Refuse host ports p2porch itself listens on (``--publish`` named)."""
+        check_published_ports(spec.host_ports, config_reserved_ports(self.manager.config))
+        return spec
+
     def find(self, ref: str) -> ServiceRecord:
         state = self._state()
         service = state.service_by_name(ref) or state.services.get(ref)
@@ -104,7 +110,7 @@ class ServiceOps:
         return service
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        spec = resolve_file_refs(self._state(), validate_spec(body))
+        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(body)))
         if self._state().service_by_name(spec.name) is not None:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
@@ -127,7 +133,7 @@ class ServiceOps:
             raise ConfigError("a service cannot be renamed", field="name")
         current = dict(service.spec)
         merged = merge_spec(current, file_ref_changes(service.to_dict()["spec"], changes))
-        spec = resolve_file_refs(self._state(), validate_spec(plain_spec(merged)))
+        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(plain_spec(merged))))
         new = spec.to_dict()
         if spec.template_hash() != service_spec(current).template_hash():
             new["previous_spec"] = plain_spec(current)  # kept for `service rollback`

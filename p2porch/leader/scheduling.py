@@ -278,16 +278,17 @@ def forget_finished(state: ClusterState, busy: set[str]) -> list[dict[str, Any]]
 def node_status_updates(state: ClusterState, gossip_states: Mapping[str, str]) -> dict[str, str]:
     """Raft node statuses that gossip contradicts: ``{node_id: "down" | "ready"}``.
 
-    A ready node that gossip declares dead (or gone without leaving) goes down; a down node that gossip
-    sees alive again is ready. Suspect, and nodes gossip does not know yet, change nothing; a node that
-    left through `p2porch leave` stays left.
+    A ready node that gossip declares dead (or gone without leaving) goes down; a joining or down node
+    that gossip sees alive is ready (a joiner that never gossips stays joining and gets no tasks).
+    Suspect, and nodes gossip does not know yet, change nothing; a node that left through
+    `p2porch leave` stays left.
     """
     updates = {}
     for node in state.nodes.values():
         seen = gossip_states.get(node.node_id)
         if node.status == "ready" and seen in ("dead", "left"):
             updates[node.node_id] = "down"
-        elif node.status == "down" and seen == "alive":
+        elif node.status in ("joining", "down") and seen == "alive":
             updates[node.node_id] = "ready"
     return updates
 

@@ -36,7 +36,7 @@ async def serve_agent(
     """Run the tasks committed to this node through its Docker engine and report their states;
     ``task_files_dir`` is where secret/config files of this node's tasks live (a tmpfs)."""
     task_status.started()
-    files = TaskFiles(task_files_dir, ctx.local.secrets_key) if task_files_dir else None
+    files = TaskFiles(task_files_dir, ctx.local.secrets_keys) if task_files_dir else None
     await supervise(ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None, files))
 
 

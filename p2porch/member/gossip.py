@@ -12,7 +12,7 @@ import trio
 from ..config import GossipConfig as GossipSection
 from ..context import MemberContext
 from ..gossip.config import GossipConfig
-from ..gossip.keyring import Keyring
+from ..gossip.keyring import KEY_SWITCH_GRACE_S, Keyring
 from ..gossip.messages import MemberEvent, NodeMeta
 from ..gossip.runner import serve_gossip
 from ..supervisor import drain, supervise
@@ -62,10 +62,12 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
             log.info("gossip: %s is %s", event.name, event.kind)
             board.membership_changed.set()
 
+    previous = [local.previous_gossip_key] if local.previous_gossip_key else []
+    keyring = Keyring(local.gossip_key, previous)  # the previous key only right after a key switch
     async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
-        gossip = await nursery.start(
-            partial(serve_gossip, config, Keyring(local.gossip_key), meta, [], on_event)
-        )
+        gossip = await nursery.start(partial(serve_gossip, config, keyring, meta, [], on_event))
+        if keyring.accepts_previous:
+            nursery.start_soon(drop_previous_gossip_key, keyring)
         board.gossip = gossip
         try:
             # Raft is the authority on who is a member: gossip with every member it does not know yet.
@@ -83,3 +85,9 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
                 drain(changes)
         finally:
             board.gossip = None
+
+
+async def drop_previous_gossip_key(keyring: Keyring, grace_s: float = KEY_SWITCH_GRACE_S) -> None:
+    """End the gossip key switch after ``grace_s``: the old epoch's key opens nothing any more."""
+    await trio.sleep(grace_s)
+    keyring.drop_previous()

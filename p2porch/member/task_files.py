@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ..agent.model import MountSpec
 from ..errors import AuthError
@@ -45,11 +45,11 @@ def _mount_point_fstype(path: str) -> str:
 
 
 class TaskFiles:
-    """The decrypted files of this node's tasks under ``root``; ``key`` opens sealed values."""
+    """The decrypted files of this node's tasks under ``root``; ``keys`` (by cluster key epoch) open them."""
 
-    def __init__(self, root: str, key: bytes) -> None:
+    def __init__(self, root: str, keys: Mapping[int, bytes]) -> None:
         self.root = root
-        self.key = key
+        self.keys = dict(keys)
         self._ready_error: str | None = None
 
     def ensure_tmpfs(self) -> str:
@@ -124,7 +124,14 @@ class TaskFiles:
         sealed = record.sealed_version(version) if record is not None else None
         if record is None or sealed is None:
             raise LookupError(f"{kind} {source!r} version {version} is not in the cluster state")
-        value = open_value(self.key, kind, record.object_id, version, bytes(sealed["sealed"]))
+        epoch = int(sealed.get("key_epoch", 0))
+        key = self.keys.get(epoch)
+        if key is None:
+            raise AuthError(
+                f"cannot decrypt {kind} {source!r}: it is sealed under cluster key epoch {epoch}, which this "
+                f"node does not hold (run `p2porch {kind} update {source}` to seal it under the current key)"
+            )
+        value = open_value(key, kind, record.object_id, version, bytes(sealed["sealed"]))
         tmp = path + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

@@ -20,21 +20,26 @@ import trio
 from ..clock import Clock
 from ..config import Config
 from ..context import LocalBoard, LocalNode, MemberContext
+from ..gossip.keyring import KEY_SWITCH_GRACE_S
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from . import voter_role
 from .join_service import JoinService
+from .keys import ClusterKeys
 from .localstate import LocalClusterState
+from .recovery import GenerationConflict
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MemberRuntime", "MemberService", "StorePreparation", "local_node", "secrets_key"]
+__all__ = ["MemberRuntime", "MemberService", "StorePreparation", "local_node", "secrets_key", "secrets_keys"]
 
 MemberService = Callable[..., Awaitable[None]]
 StorePreparation = Callable[[RaftStore], Awaitable[None]]
 
 
-def local_node(local: LocalClusterState) -> LocalNode:
-    """This node's identity as member services see it."""
+def local_node(local: LocalClusterState, key_switch_recent: bool = False) -> LocalNode:
+    """This node's identity as member services see it (right after a key switch, gossip still accepts
+    the previous epoch's key: peers that have not switched yet seal with it)."""
+    previous = local.keys_of_epoch(local.key_epoch - 1) if key_switch_recent else None
     return LocalNode(
         node_id=local.node_id,
         node_name=local.node_name,
@@ -42,16 +47,27 @@ def local_node(local: LocalClusterState) -> LocalNode:
         raft_addr=local.raft_addr,
         role=local.role,
         generation=local.generation,
-        gossip_key=local.cluster_token.gossip_key,
-        secrets_key=secrets_key(local),
+        gossip_key=local.keys.gossip_key,
+        previous_gossip_key=previous.gossip_key if previous is not None else None,
+        secrets_keys=secrets_keys(local),
     )
 
 
-def secrets_key(local: LocalClusterState) -> bytes:
-    """The ONE place the secrets/configs master key comes from: derived from the cluster key material.
+def secrets_key(keys: ClusterKeys) -> bytes:
+    """The ONE place the secrets/configs master key comes from: derived from one epoch's cluster key.
 
     Re-point this when the cluster key abstraction changes; everything else takes the 32 bytes."""
-    return local.cluster_token.derive("secrets")
+    return keys.derive("secrets")
+
+
+def secrets_keys(local: LocalClusterState) -> dict[int, bytes]:
+    """The secrets master key of every cluster key epoch this node holds (current and kept older ones)."""
+    out = {local.key_epoch: secrets_key(local.keys)}
+    for epoch, _text in local.previous_keys:
+        keys = local.keys_of_epoch(epoch)
+        if keys is not None:
+            out[epoch] = secrets_key(keys)
+    return out
 
 
 class MemberRuntime:
@@ -76,6 +92,8 @@ class MemberRuntime:
         self._save_voters = save_voters
         self._switch_role = switch_role
         self.store: RaftStore | None = None
+        self.generation_conflict: GenerationConflict | None = None  # a newer generation not followed
+        self.key_switched_at: float | None = None  # monotonic time of this node's last key switch
         self.board = LocalBoard()  # replaced at every start; read by the API and by leave
         self._nursery: trio.Nursery | None = None
         self._scope: trio.CancelScope | None = None
@@ -124,7 +142,7 @@ class MemberRuntime:
             self_addr=local.raft_addr if local.role == "voter" else None,
             voters=local.voters,
             data_dir=self.raft_dir,
-            password=local.cluster_token.raft_password(local.generation),
+            password=local.keys.raft_password(local.generation),
             tick_period_s=self.config.raft.tick_s,
         )
         async with open_raft_store(store_config) as store, trio.open_nursery() as nursery:
@@ -136,7 +154,7 @@ class MemberRuntime:
             ctx = MemberContext(
                 store=store,
                 voter_control=store,
-                local=local_node(local),
+                local=local_node(local, self._key_switch_recent()),
                 board=board,
                 clock=self.clock,
                 commit_timeout_s=self.config.raft.commit_timeout_s,
@@ -152,10 +170,18 @@ class MemberRuntime:
                 clock=self.clock,
                 save_voters=self._save_voters,
                 switch_role=self._switch_role,
+                report_conflict=self._report_conflict,
             )
             nursery.start_soon(voter_role.watch_role, watch, local)
             task_status.started()
             await trio.sleep_forever()
+
+    def _key_switch_recent(self) -> bool:
+        switched = self.key_switched_at
+        return switched is not None and self.clock.monotonic() - switched < KEY_SWITCH_GRACE_S
+
+    def _report_conflict(self, conflict: GenerationConflict | None) -> None:
+        self.generation_conflict = conflict
 
     async def _ask_member(self, local: LocalClusterState, host: str) -> dict[str, Any] | None:
         return await voter_role.ask_node(local, host, self.join_port)

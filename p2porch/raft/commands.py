@@ -34,6 +34,7 @@ OPS = (
     "set_join_token",
     "put_secret",
     "remove_secret",
+    "rotate_keys",
     "restore_state",
     "noop",
 )
@@ -197,8 +198,10 @@ def put_secret(
     digest: str,
     size: int,
     labels: Mapping[str, str] | None = None,
+    key_epoch: int = 0,
 ) -> bytes:
-    """Create a secret/config (``version`` 1) or add its next version; ``sealed`` is ciphertext only."""
+    """Create a secret/config (``version`` 1) or add its next version; ``sealed`` is ciphertext only,
+    sealed under the secrets key of cluster key epoch ``key_epoch``."""
     return encode(
         "put_secret",
         at,
@@ -210,12 +213,19 @@ def put_secret(
         digest=digest,
         size=size,
         labels=dict(labels or {}),
+        key_epoch=key_epoch,
     )
 
 
 def remove_secret(at: float, *, kind: str, name: str) -> bytes:
     """Delete a secret/config; refused (ConflictError naming them) while a service references it."""
     return encode("remove_secret", at, kind=kind, name=name)
+
+
+def rotate_keys(at: float, epoch: int, envelopes: Mapping[str, str], excluded: Iterable[str] = ()) -> bytes:
+    """Start cluster key epoch ``epoch``: its key sealed to each member that may follow it
+    (``node id -> envelope``); every other live node must be named in ``excluded``."""
+    return encode("rotate_keys", at, epoch=int(epoch), envelopes=dict(envelopes), excluded=sorted(excluded))
 
 
 def noop(at: float, *, tag: Any = None) -> bytes:

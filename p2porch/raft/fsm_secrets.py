@@ -52,6 +52,7 @@ def put_secret(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
         "digest": _field(b, "digest", str),
         "size": _field(b, "size", int),
         "created_at": at,
+        "key_epoch": int(b.get("key_epoch") or 0),
     }
     key = secret_key(kind, name)
     current = s.secrets.get(key)

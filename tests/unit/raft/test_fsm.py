@@ -403,3 +403,41 @@ def test_restore_state_installs_a_whole_state_one_generation_on(base: ClusterSta
     err(base, C.restore_state(AT, base.to_dict()), ConflictError)
     err(EMPTY_STATE, C.restore_state(AT, {"nodes": []}), ConfigError)
     err(EMPTY_STATE, C.restore_state(AT, {"cluster_id": "c", "nodes": ["garbage"]}), ConfigError)
+
+
+def test_rotate_keys_steps_one_epoch_with_envelopes_for_known_nodes(base: ClusterState) -> None:
+    assert base.key_epoch == 0
+    s = ok(base, C.rotate_keys(AT, 1, {"id1": "ZW52ZWxvcGU=", "id2": "ZQ=="}))
+    assert (s.key_epoch, s.key_envelopes["id1"]) == (1, "ZW52ZWxvcGU=")
+    err(s, C.rotate_keys(AT, 1, {}), ConflictError)  # replayed epoch
+    err(s, C.rotate_keys(AT, 3, {}), ConflictError)  # skipped epoch
+    err(s, C.rotate_keys(AT, 2, {"nobody": "eA=="}), NotFoundError)
+    err(s, C.rotate_keys(AT, 2, {"id1": "x" * 1000, "id2": "eA=="}), ConfigError)
+    assert ClusterState.from_dict(s.to_dict()).key_envelopes == s.key_envelopes
+
+
+def test_node_public_key_is_recorded_and_bounded(base: ClusterState) -> None:
+    s = ok(base, C.add_node(AT, node(3, key_pub="cHVi")))
+    assert s.nodes["id3"].key_pub == "cHVi"
+    s = ok(s, C.update_node(AT, "id3", key_pub="bmV3"))
+    assert s.nodes["id3"].key_pub == "bmV3"
+    err(s, C.update_node(AT, "id3", key_pub=7), ConfigError)
+
+
+def test_restore_records_the_version_its_founder_recovered_from(base: ClusterState) -> None:
+    restored = ok(EMPTY_STATE, C.restore_state(AT, base.to_dict()))
+    assert restored.founded_at_version == base.version
+    assert ClusterState.from_dict(restored.to_dict()).founded_at_version == base.version
+
+
+def test_a_joining_node_is_neither_ready_nor_down(base: ClusterState) -> None:
+    s = ok(base, C.add_node(AT, node(4, status="joining")))
+    assert s.nodes["id4"].status == "joining"
+
+
+def test_a_rotation_that_misses_a_live_node_is_refused_unless_it_excludes_it(base: ClusterState) -> None:
+    # computed before node id2 joined: applying it would silently cut id2 off
+    r = err(base, C.rotate_keys(AT, 1, {"id1": "ZQ=="}), ConflictError)
+    assert r["field"] == "envelopes" and "n2" in r["message"]
+    s = ok(base, C.rotate_keys(AT, 1, {"id1": "ZQ=="}, excluded=["id2"]))
+    assert s.key_epoch == 1

@@ -205,14 +205,14 @@ def test_task_files_written_with_owner_mode_and_cleaned(tmp_path: object) -> Non
         ref = parse_file_ref(
             f"src=db,version=2,uid={os.getuid()},gid={os.getgid()},mode=0440", kind="secret", fieldname="s"
         )
-        files = TaskFiles(root, KEY)
+        files = TaskFiles(root, {0: KEY})
         mounts, error = files.prepare(state, task, [("secret", ref)])
         assert error == "" and mounts[0].target == "/run/secrets/db" and mounts[0].read_only
         st = os.stat(mounts[0].source)
         assert (st.st_mode & 0o777, st.st_uid) == (0o440, os.getuid())
         with open(mounts[0].source, "rb") as fh:
             assert fh.read() == b"value 2"
-        bad = TaskFiles(root + "-other", new_token().derive("secrets"))
+        bad = TaskFiles(root + "-other", {0: new_token().derive("secrets")})
         _, error = bad.prepare(state, TaskRecord("t2", "svc", 1, node_id="n1"), [("secret", ref)])
         assert "cannot decrypt" in error and not os.path.exists(os.path.join(root + "-other", "t2"))
         files.cleanup(keep=set())
@@ -235,3 +235,29 @@ def test_secret_events_carry_metadata_only() -> None:
     updated = describe_change(Change("secret", "put", "secret:db", record, 9), None, state, AT)
     assert updated == {"at": AT, "type": "secret", "action": "updated", "name": "db", "version": 2}
     assert describe_change(changes[0], record, state, AT)["action"] == "removed"
+
+
+def test_a_value_sealed_under_an_epoch_the_node_lacks_fails_clearly() -> None:
+    from p2porch.member.task_files import TaskFiles
+    from p2porch.raft.state import TaskRecord
+
+    state = apply(EMPTY_STATE, C.init_cluster(AT, cluster_id="c" * 16))[0]
+    sealed = seal_value(KEY, "secret", "sid", 1, b"v").blob
+    args = {"kind": "secret", "object_id": "sid", "sealed": sealed, "digest": "d", "size": 1}
+    state = apply(state, C.put_secret(AT, name="db", version=1, key_epoch=3, **args))[0]
+    assert state.secrets["secret:db"].versions[0]["key_epoch"] == 3
+    root = os.path.join("/dev/shm", f"p2porch-test-epoch-{os.getpid()}")
+    try:
+        ref = parse_file_ref("src=db,version=1", kind="secret", fieldname="s")
+        _, error = TaskFiles(root, {0: KEY}).prepare(state, TaskRecord("t1", "svc", 1), [("secret", ref)])
+        assert "cluster key epoch 3" in error and "secret update db" in error
+        mounts, error = TaskFiles(root, {3: KEY}).prepare(
+            state, TaskRecord("t2", "svc", 1), [("secret", ref)]
+        )
+        assert error == ""
+        with open(mounts[0].source, "rb") as fh:
+            assert fh.read() == b"v"
+    finally:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
