@@ -318,6 +318,10 @@ class Resolver:
         in_domain = len(labels) >= n_domain and labels[len(labels) - n_domain :] == zone.domain
         rec: NameRecords | None
         plain_name = not in_domain and len(labels) == 1  # "web.": never forwarded (dnsmasq's domain-needed)
+        # "tasks.web." (bare, as Swarm answers it) is "tasks.web.<domain>" when service web exists.
+        bare_tasks = not in_domain and len(labels) == 2 and labels[0] == b"tasks"
+        if bare_tasks and labels + zone.domain in zone.names:
+            in_domain, labels = True, labels + zone.domain
         if in_domain or plain_name:
             rec = zone.names.get(labels) if in_domain else None
         else:

@@ -5,6 +5,8 @@ named one through ``nsenter --net``. Each rule carries a comment derived from it
 (``p2porch-<digest>``): ``ensure`` inserts missing rules after a ``-C`` check and deletes commented
 rules that are no longer wanted (e.g. for an old lease); ``remove`` deletes every p2porch rule. It never
 touches a rule without a p2porch comment and must only be called from a worker thread in trio code.
+Whole chains p2porch owns (``OWNED_CHAINS``, e.g. the VXLAN allow-list) are replaced atomically with
+``iptables-restore --noflush`` (``replace_chain``) and flushed and deleted by ``remove``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import subprocess
 from collections.abc import Sequence
 
 from ..errors import OverlayError
-from .plan import FIREWALL_COMMENT_PREFIX, FirewallRule
+from .plan import FIREWALL_COMMENT_PREFIX, VXLAN_FILTER_CHAIN, FirewallRule, VxlanFilter
 
 TABLE_CHAINS = {"nat": ("POSTROUTING",), "filter": ("DOCKER-USER", "FORWARD", "INPUT")}
+OWNED_CHAINS = {"filter": (VXLAN_FILTER_CHAIN,)}
 
 
 class Firewall:
@@ -26,12 +29,15 @@ class Firewall:
     def __init__(self, netns: str | None = None, *, iptables: str | None = None) -> None:
         self.netns = netns
         self.iptables = iptables or _program("iptables")
+        self.iptables_restore = self.iptables + "-restore"
 
-    def _run(self, argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, argv: Sequence[str], *, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         full = list(argv)
         if self.netns:
             full = [_program("nsenter"), f"--net=/var/run/netns/{self.netns}", *full]
-        proc = subprocess.run(full, capture_output=True, text=True, check=False, timeout=60)
+        proc = subprocess.run(full, capture_output=True, text=True, check=False, timeout=60, input=stdin)
         if check and proc.returncode != 0:
             raise OverlayError(f"{shlex.join(argv)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
         return proc
@@ -51,6 +57,21 @@ class Firewall:
         """DOCKER-USER when dockerd created it (survives network changes), else FORWARD."""
         exists = self._ipt("filter", "-S", "DOCKER-USER", check=False).returncode == 0
         return "DOCKER-USER" if exists else "FORWARD"
+
+    def restore(self, text: str) -> None:
+        """Apply ``iptables-restore --noflush`` input in one transaction (chains it declares are replaced)."""
+        self._run([self.iptables_restore, "-w", "--noflush"], stdin=text)
+
+    def vxlan_filter(self, wanted: VxlanFilter) -> bool:
+        """Make the VXLAN allow-list chain exactly ``wanted``; True when it had to be rewritten."""
+        proc = self._ipt("filter", "-S", wanted.chain, check=False)
+        expected = [f"-N {wanted.chain}"] + [
+            line for line in wanted.restore_text().splitlines() if line.startswith("-A ")
+        ]
+        if proc.returncode == 0 and proc.stdout.splitlines() == expected:
+            return False
+        self.restore(wanted.restore_text())
+        return True
 
     def ensure(self, rules: Sequence[FirewallRule]) -> list[str]:
         """Insert missing rules at the top of their chain and drop stale p2porch rules; returns changes."""
@@ -89,6 +110,10 @@ class Firewall:
         owned = self.owned()
         for table, _, _, line in owned:
             self._delete_line(table, line)
+        for table, chains in OWNED_CHAINS.items():
+            for chain in chains:
+                if self._ipt(table, "-F", chain, check=False).returncode == 0:
+                    self._ipt(table, "-X", chain, check=False)
         return len(owned)
 
     def _delete_line(self, table: str, line: str) -> None:

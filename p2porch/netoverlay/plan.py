@@ -22,6 +22,7 @@ DEFAULT_DEVICE = "p2p-vx0"
 DEFAULT_BRIDGE = "p2p-br0"
 DEFAULT_NETWORK = "p2porch"
 FIREWALL_COMMENT_PREFIX = "p2porch-"
+VXLAN_FILTER_CHAIN = "P2P-VXLAN"  # filter table: VXLAN accepted only from member VTEPs
 _MAC_PREFIX = (0x0E, 0x70)  # 0x0e: locally administered, unicast
 
 
@@ -153,6 +154,30 @@ class FirewallRule:
         return [*self.spec[:jump], "-m", "comment", "--comment", self.comment, *self.spec[jump:]]
 
 
+@dataclass(frozen=True)
+class VxlanFilter:
+    """Who may send VXLAN to this node: the underlay (VTEP) addresses of the programmed peers.
+
+    Rendered as one ``iptables-restore --noflush`` transaction that replaces the whole chain, so the
+    allow-list is never half-written; anything else that reaches the VXLAN port is dropped.
+    """
+
+    port: int
+    sources: tuple[str, ...]
+    chain: str = VXLAN_FILTER_CHAIN
+
+    def restore_text(self) -> str:
+        lines = ["*filter", f":{self.chain} - [0:0]"]
+        lines += [f"-A {self.chain} -s {addr}/32 -j ACCEPT" for addr in self.sources]
+        lines += [f"-A {self.chain} -j DROP", "COMMIT", ""]
+        return "\n".join(lines)
+
+
+def plan_vxlan_filter(plan: OverlayPlan, settings: OverlaySettings) -> VxlanFilter:
+    """The allow-list for ``plan``: exactly the peers the overlay programs (skipped peers are not in it)."""
+    return VxlanFilter(settings.vxlan_port, tuple(sorted({p.underlay_addr for p in plan.peers})))
+
+
 def vtep_mac(subnet: str) -> str:
     """The VTEP MAC of the node that leases ``subnet`` (0e:70 + the subnet's network address)."""
     net = _network(subnet, "subnet")
@@ -230,11 +255,10 @@ def plan_firewall(
         # Nothing in Docker's rules accepts new overlay -> bridge traffic; accept both directions.
         FirewallRule("filter", forward_chain, ("-i", vx, "-o", br, "-j", "ACCEPT")),
         FirewallRule("filter", forward_chain, ("-i", br, "-o", vx, "-j", "ACCEPT")),
-        # With an INPUT policy of DROP, VXLAN from peers and DNS on the bridge gateway need these.
+        # VXLAN on any interface goes through the member allow-list (accept members, drop the rest);
+        # this also accepts peers under an INPUT policy of DROP. DNS on the bridge gateway needs the rest.
         FirewallRule(
-            "filter",
-            "INPUT",
-            ("-i", underlay_dev, "-p", "udp", "--dport", str(settings.vxlan_port), "-j", "ACCEPT"),
+            "filter", "INPUT", ("-p", "udp", "--dport", str(settings.vxlan_port), "-j", VXLAN_FILTER_CHAIN)
         ),
         FirewallRule("filter", "INPUT", ("-i", br, "-p", "udp", "--dport", dns, "-j", "ACCEPT")),
         FirewallRule("filter", "INPUT", ("-i", br, "-p", "tcp", "--dport", dns, "-j", "ACCEPT")),

@@ -28,9 +28,11 @@ from .plan import (
     OverlayPeer,
     OverlayPlan,
     OverlaySettings,
+    VxlanFilter,
     plan_firewall,
     plan_network,
     plan_overlay,
+    plan_vxlan_filter,
 )
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ class OverlayReconciler:
         self.counters = ReconcileCounters()
         self._underlay: tuple[str, int] | None = None
         self._plan: OverlayPlan | None = None
+        self._vxlan_filter: VxlanFilter | None = None  # the allow-list last written to the kernel
         self._observed = KernelState()
         self._wake = trio.Event()
 
@@ -99,6 +102,7 @@ class OverlayReconciler:
                 log.info("overlay: %s", line)
             self.counters.recent_ops = (self.counters.recent_ops + lines)[-50:]
         self._plan, self._observed = plan, observed
+        await self._ensure_vxlan_filter(force=False)
         self.counters.passes += 1
         self.counters.operations += len(ops)
         self.counters.last_pass_at = trio.current_time()
@@ -116,6 +120,7 @@ class OverlayReconciler:
         if self.firewall is not None:
             firewall = self.firewall
             await trio.to_thread.run_sync(firewall.enable_forwarding)
+            changes += await self._ensure_vxlan_filter(force=True)
             chain = await trio.to_thread.run_sync(firewall.forward_chain)
             rules = plan_firewall(self.local, self.settings, dev, chain)
             changes += await trio.to_thread.run_sync(firewall.ensure, rules)
@@ -123,6 +128,22 @@ class OverlayReconciler:
             log.info("overlay: %s", line)
         self.counters.host_changes += len(changes)
         return changes
+
+    async def _ensure_vxlan_filter(self, *, force: bool) -> list[str]:
+        """Write the VXLAN allow-list when the planned peers changed (or check the kernel when forced)."""
+        if self.firewall is None or self._plan is None:
+            return []
+        wanted = plan_vxlan_filter(self._plan, self.settings)
+        if wanted == self._vxlan_filter and not force:
+            return []
+        rewritten = await trio.to_thread.run_sync(self.firewall.vxlan_filter, wanted)
+        self._vxlan_filter = wanted
+        if not rewritten:
+            return []
+        line = f"vxlan allow-list {wanted.chain}: {', '.join(wanted.sources) or '(no peers)'}"
+        log.info("overlay: %s", line)
+        self.counters.recent_ops = (self.counters.recent_ops + [line])[-50:]
+        return [line]
 
     def notify(self) -> None:
         """Ask the running loop for a pass now (membership or lease changed)."""
@@ -181,6 +202,7 @@ class OverlayReconciler:
         if self.firewall is not None:
             removed_rules = await trio.to_thread.run_sync(self.firewall.remove)
         self._observed = KernelState()
+        self._vxlan_filter = None
         log.info(
             "overlay: torn down (link %s, network %s, %d rules)", removed_link, removed_network, removed_rules
         )
@@ -228,6 +250,7 @@ class OverlayReconciler:
                 for p in (plan.peers if plan else ())
             ],
             "skipped": [{"node_id": n, "reason": r} for n, r in (plan.skipped if plan else ())],
+            "vxlan_allowed_sources": list(self._vxlan_filter.sources) if self._vxlan_filter else None,
             "passes": self.counters.passes,
             "operations": self.counters.operations,
             "failures": self.counters.failures,

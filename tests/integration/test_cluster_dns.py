@@ -196,6 +196,20 @@ def test_a_task_resolves_a_bare_service_name_without_delay(cluster):
     assert elapsed_s < 1.5, f"resolving bare 'web' from a task took {elapsed_s:.1f} s"
 
 
+def test_nslookup_bare_tasks_name_from_a_task_gives_the_task_addresses(cluster):
+    """``tasks.web`` (two labels, so tried as absolute first) is answered by the cluster DNS as Swarm does."""
+    sb, nodes, tasks = cluster
+    n1_task = next(t for t in tasks if t["node"] == "n1")
+    result = docker(nodes[0].dockerd, "exec", n1_task["container_id"], "nslookup", "tasks.web", check=False)
+    out = result.stdout.decode()
+    assert result.returncode == 0, out + result.stderr.decode()
+    lines = out.splitlines()
+    first_name = next(i for i, line in enumerate(lines) if line.startswith("Name:"))
+    assert lines[first_name].split()[1] == "tasks.web"
+    resolved = {line.split()[1] for line in lines[first_name:] if line.startswith("Address:")}
+    assert resolved == {t["address"] for t in tasks}
+
+
 def test_dig_from_the_host_answers_every_name_form(cluster):
     sb, nodes, tasks = cluster
     addresses = {t["address"] for t in tasks}

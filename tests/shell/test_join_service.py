@@ -17,12 +17,16 @@ from p2porch.membership.join_service import (
     receive_frame,
     send_frame,
 )
+from p2porch.membership.keys import new_cluster_keys
 from p2porch.membership.token import new_token
 from p2porch.wire import encode_frame
 
 CLUSTER_ID = "0123456789abcdef"
 JOIN_TOKEN = new_token(CLUSTER_ID)
-MEMBER_TOKEN = new_token(CLUSTER_ID)
+# the member key of the current cluster key epoch (0: a join token names no epoch, so a join token
+# posing as a member reaches the key check instead of being turned away as an unknown epoch)
+MEMBER_KEYS = new_cluster_keys(CLUSTER_ID, 0)
+SOURCE = "10.0.0.9"
 TIMEOUT_S = 30.0
 
 
@@ -36,10 +40,12 @@ class Service:
 
     def __init__(self) -> None:
         self.joins: list[dict[str, Any]] = []
+        self.join_sources: list[str] = []
         self.member_requests: list[dict[str, Any]] = []
 
-        async def join(request: dict[str, Any]) -> dict[str, Any]:
+        async def join(request: dict[str, Any], source: str) -> dict[str, Any]:
             self.joins.append(request)
+            self.join_sources.append(source)
             return {"welcome": request.get("name")}
 
         async def membership(request: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +56,7 @@ class Service:
             lambda: JOIN_TOKEN,
             join,
             member_ops={"membership": membership},
-            get_member_token=lambda: MEMBER_TOKEN,
+            get_member_key=lambda epoch: (MEMBER_KEYS, True) if epoch == MEMBER_KEYS.epoch else None,
             timeout_s=TIMEOUT_S,
         )
 
@@ -63,7 +69,7 @@ async def connection(svc: Service, client_side: Any) -> None:
     """Serve one connection whose client end ``client_side(stream)`` drives; returns when both are done."""
     client, server = trio.testing.memory_stream_pair()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(svc.service._serve_connection, server, "10.0.0.9")
+        nursery.start_soon(svc.service._serve_connection, server, SOURCE)
         async with client:
             await client_side(client)
 
@@ -100,12 +106,13 @@ async def test_a_good_join_and_a_member_request_are_answered(autojump_clock: Any
         replies.append(await join(stream, JOIN_TOKEN, {"name": "n2"}))
 
     async def member(stream: Any) -> None:
-        replies.append(await join(stream, MEMBER_TOKEN, {"op": "membership", "node_id": "x"}, member=True))
+        replies.append(await join(stream, MEMBER_KEYS, {"op": "membership", "node_id": "x"}, member=True))
 
     await connection(svc, joiner)
     await connection(svc, member)
     assert replies == [{"welcome": "n2"}, {"role": "voter"}]
     assert svc.joins == [{"name": "n2"}] and svc.member_requests == [{"op": "membership", "node_id": "x"}]
+    assert svc.join_sources == [SOURCE]  # the join handler is told where the connection comes from
     assert svc.metrics["accepted"] == 2
 
 
@@ -171,7 +178,7 @@ async def test_wrong_tokens_are_refused_with_a_reason_and_reach_no_handler(autoj
 
     await attempt(new_token(CLUSTER_ID), {"name": "intruder"})  # right cluster, wrong secret
     await attempt(new_token("fedcba9876543210"), {"name": "elsewhere"})  # another cluster
-    # a join token admits a node, nothing more: member requests need the cluster token
+    # a join token admits a node, nothing more: member requests need the member key of the cluster keys
     await attempt(JOIN_TOKEN, {"op": "membership"}, member=True)
     assert len(errors) == 3 and "another cluster" in errors[1] and CLUSTER_ID not in errors[1]
     assert svc.joins == [] and svc.member_requests == []

@@ -92,6 +92,19 @@ def test_tasks_name_is_the_same_set(resolver: Resolver) -> None:
     assert sorted(addresses(ask(resolver, "tasks.web.p2p"))) == ["10.240.1.2", "10.240.1.9", "10.240.2.2"]
 
 
+def test_bare_tasks_name_answers_like_swarm_and_unknown_services_still_forward(resolver: Resolver) -> None:
+    response = ask(resolver, "tasks.web")
+    assert response.rcode() == dns.rcode.NOERROR and response.flags & dns.flags.AA
+    assert sorted(addresses(response)) == ["10.240.1.2", "10.240.1.9", "10.240.2.2"]
+    assert [str(r.name) for r in response.answer] == ["tasks.web."]
+    # A service with no healthy task exists: NODATA, not a forward.
+    db = ask(resolver, "tasks.db")
+    assert db.rcode() == dns.rcode.NOERROR and addresses(db) == []
+    # Not a service: an ordinary foreign name, forwarded.
+    query = dns.message.make_query("tasks.nothere", "A").to_wire()
+    assert resolver.resolve(query) is FORWARD
+
+
 def test_rotation_cycles_first_address_through_all_tasks(resolver: Resolver) -> None:
     query = dns.message.make_query("web.p2p", "A").to_wire()
     orders = []

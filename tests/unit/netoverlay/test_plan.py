@@ -118,3 +118,32 @@ def test_firewall_rules_masquerade_only_outside_the_cluster_and_carry_owner_comm
     other = plan_firewall(LocalNode("n1", "10.80.0.1", "10.241.9.0/24"), SETTINGS, "eth0", "DOCKER-USER")
     assert other[0].comment != nat[0].comment
     assert [r.comment for r in other[1:3]] == [r.comment for r in rules[1:3]]
+
+
+def test_vxlan_filter_allows_exactly_the_programmed_peers_and_drops_the_rest():
+    from p2porch.netoverlay.plan import VXLAN_FILTER_CHAIN, plan_overlay, plan_vxlan_filter
+
+    peers = [
+        OverlayPeer("n3", "10.80.0.3", "10.241.3.0/24"),
+        OverlayPeer("n2", "10.80.0.2", "10.241.2.0/24"),
+        OverlayPeer("bad", "10.80.0.9", "10.99.0.0/24"),  # outside the cluster CIDR: skipped, not allowed
+    ]
+    plan = plan_overlay(LOCAL, peers, SETTINGS, "eth0")
+    wanted = plan_vxlan_filter(plan, SETTINGS)
+    assert wanted.sources == ("10.80.0.2", "10.80.0.3")
+    assert wanted.restore_text().splitlines() == [
+        "*filter",
+        f":{VXLAN_FILTER_CHAIN} - [0:0]",
+        f"-A {VXLAN_FILTER_CHAIN} -s 10.80.0.2/32 -j ACCEPT",
+        f"-A {VXLAN_FILTER_CHAIN} -s 10.80.0.3/32 -j ACCEPT",
+        f"-A {VXLAN_FILTER_CHAIN} -j DROP",
+        "COMMIT",
+    ]
+    # No peers: the chain still exists and drops everything.
+    alone = plan_vxlan_filter(plan_overlay(LOCAL, [], SETTINGS, "eth0"), SETTINGS)
+    assert alone.sources == () and f"-A {VXLAN_FILTER_CHAIN} -j DROP" in alone.restore_text()
+    # The INPUT rule sends VXLAN from every interface to the allow-list.
+    rules = plan_firewall(LOCAL, SETTINGS, "eth0", "DOCKER-USER")
+    assert ("-p", "udp", "--dport", "4789", "-j", VXLAN_FILTER_CHAIN) in [
+        r.spec for r in rules if r.chain == "INPUT"
+    ]
