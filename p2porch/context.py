@@ -8,7 +8,7 @@ decides anything; :mod:`p2porch.membership` builds one context per member run.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -64,6 +64,8 @@ class LocalNode:
     generation: int
     gossip_key: bytes = field(repr=False)
     previous_gossip_key: bytes | None = field(default=None, repr=False)  # accepted briefly after a key switch
+    #: the secrets/configs master key of each known cluster key epoch (membership.runtime.secrets_keys)
+    secrets_keys: Mapping[int, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def voter_addr(self) -> str | None:

@@ -26,9 +26,11 @@ from .config import Config, config_to_dict
 from .control.logs import LogOps
 from .control.node_ops import NodeOps
 from .control.routes import cluster_endpoints, service_endpoints
+from .control.secret_ops import SecretOps, secret_endpoints
 from .control.service_ops import ServiceOps
 from .control.stack_ops import StackOps, stack_endpoints
 from .datadir import DataDirLock
+from .errors import DaemonError
 from .leader.autopilot_loop import serve_autopilot
 from .leader.loop import serve_scheduler
 from .member.agent import serve_agent
@@ -36,7 +38,7 @@ from .member.dns import serve_cluster_dns
 from .member.gossip import serve_gossip_membership
 from .member.overlay import serve_overlay
 from .membership.manager import ClusterManager
-from .membership.runtime import MemberService
+from .membership.runtime import MemberService, secrets_key
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +132,18 @@ class Daemon:
         self.nodes = NodeOps(self.cluster)
         self.services = ServiceOps(self.cluster, self.logs, clock=clock)
         self.stacks = StackOps(self.services)
+        self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
         self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
         self._subsystems: Subsystems | None = None
         self._stop = trio.Event()
+
+    def _secrets_key(self) -> tuple[int, bytes]:
+        """(epoch, key) of the current cluster key epoch: new values are sealed under it."""
+        local = self.cluster.local
+        if local is None:
+            raise DaemonError("this node is not in a cluster", field="cluster")
+        return local.key_epoch, secrets_key(local.keys)
 
     # ----- lifecycle
     async def run(self) -> None:
@@ -204,6 +214,7 @@ class Daemon:
             *cluster_endpoints(self.cluster, self.nodes),
             *service_endpoints(self.services),
             *stack_endpoints(self.stacks),
+            *secret_endpoints(self.secrets),
         ]
 
     async def api_version(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
@@ -244,7 +255,14 @@ def member_services(config: Config) -> list[tuple[str, MemberService]]:
             ),
         ),
         ("dns", partial(serve_cluster_dns, section=config.dns)),
-        ("agent", partial(serve_agent, docker_host=config.node.docker_host)),
+        (
+            "agent",
+            partial(
+                serve_agent,
+                docker_host=config.node.docker_host,
+                task_files_dir=os.path.join(os.path.dirname(config.api.socket), "task-files"),
+            ),
+        ),
         ("scheduler", partial(serve_scheduler, section=config.scheduler)),
         ("autopilot", partial(serve_autopilot, section=config.raft)),
     ]

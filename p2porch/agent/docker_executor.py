@@ -131,6 +131,8 @@ class DockerExecutor:
     # ----- actions
     async def start(self, assignment: TaskAssignment, container_id: str = "") -> StartOutcome:
         """Pull (only if missing locally), create and start; any failure comes back as the outcome's error."""
+        if assignment.start_error:
+            return StartOutcome(None, assignment.start_error)
         try:
             if not container_id:
                 error = await self._ensure_image(assignment.image)

@@ -137,6 +137,8 @@ class TaskAssignment:
     workdir: str = ""  # "" = the image's WORKDIR
     #: engine options in ``ContainerOptions.to_dict()`` form (only the ones that differ from Docker's default)
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: why this task cannot start here (e.g. its secrets cannot be decrypted): the start fails with it
+    start_error: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", _frozen(self.options))

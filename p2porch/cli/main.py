@@ -18,6 +18,7 @@ from .cluster import add_cluster_commands
 from .daemon import add_daemon_commands
 from .node import add_node_commands
 from .sandbox import add_sandbox_commands
+from .secret import add_secret_commands
 from .service import add_service_commands
 from .stack import add_stack_commands
 from .util import EXIT_FAILED, EXIT_USAGE, Parser
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_node_commands(sub, common)
     add_service_commands(sub, common)
     add_stack_commands(sub, common)
+    add_secret_commands(sub, common)
     add_sandbox_commands(sub, common)
     return parser
 

@@ -46,6 +46,8 @@ FLAG_OF_FIELD = {
     "rebalance": "--rebalance",
     "service_labels": "--service-label",
     "endpoint_mode": "--endpoint-mode",
+    "secrets": "--secret",
+    "configs": "--config",
 }
 NESTED = ("health", "restart", "update", "rollback")
 #: --flag (argparse dest) -> ContainerOptions key (the engine options of issue 15, Docker's flag names)
@@ -157,6 +159,16 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--rollback-monitor", default=d, metavar="DURATION")
     p.add_argument("--rollback-max-failure-ratio", type=float, default=d, metavar="RATIO")
     p.add_argument("--rebalance", action="store_true", default=d, help="move tasks onto nodes that join")
+    ref_help = "NAME or src=NAME,target=T,uid=U,gid=G,mode=0400[,version=N] (repeatable)"
+    if create:
+        p.add_argument("--secret", action="append", default=d, metavar="SECRET", help=ref_help)
+        p.add_argument("--config", action="append", default=d, metavar="CONFIG", help=ref_help)
+    else:
+        for kind in ("secret", "config"):
+            p.add_argument(f"--{kind}-add", action="append", default=d, metavar=kind.upper(), help=ref_help)
+            p.add_argument(
+                f"--{kind}-rm", action="append", default=d, metavar="NAME|TARGET", help=f"drop a {kind} ref"
+            )
     if create:
         p.add_argument("--name", required=True)
         p.add_argument("image", metavar="IMAGE")
@@ -196,6 +208,12 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
         "workdir": "workdir",
         "endpoint_mode": "endpoint_mode",
         "service_label": "service_labels",
+        "secret": "secrets",
+        "config": "configs",
+        "secret_add": "secrets_add",
+        "secret_rm": "secrets_rm",
+        "config_add": "configs_add",
+        "config_rm": "configs_rm",
     }
     for flag, key in simple.items():
         if flag in given:

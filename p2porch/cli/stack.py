@@ -10,7 +10,9 @@ between waves (``p2porch.stack.rollout``). The daemon never sees YAML (``p2porch
 from __future__ import annotations
 
 import argparse
+import base64
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -19,8 +21,10 @@ import yaml
 
 from ..errors import ConfigError, P2POrchError
 from ..stack import ComposeError, StackDefinition, check_stack_name
+from ..stack.compose import StackObject
 from ..stack.rollout import dependency_ready, deploy_waves
 from ..stack.source import stack_source
+from ..vault import MAX_VALUE_BYTES, validate_value
 from .service import task_row
 from .util import EXIT_OK, Parser, UsageError, client_for, emit, table, wants_json
 
@@ -95,9 +99,67 @@ def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: fl
         time.sleep(WAIT_POLL_S)
 
 
+def _object_values(definition: StackDefinition) -> list[tuple[StackObject, bytes | None]]:
+    """Every secret/config value the stack brings, read on this machine (None for external ones); an
+    unreadable file, unset variable or over-size value exits 2 before anything is written."""
+    out: list[tuple[StackObject, bytes | None]] = []
+    for obj in definition.objects:
+        where = f"{obj.kind}s.{obj.key}"
+        if obj.source == "external":
+            out.append((obj, None))
+            continue
+        if obj.source == "file":
+            try:
+                with open(obj.value, "rb") as fh:
+                    data = fh.read(MAX_VALUE_BYTES + 1)
+            except OSError as exc:
+                raise UsageError(f"{where}: cannot read {obj.value}: {exc.strerror}", field=where) from exc
+        elif obj.source == "environment":
+            if obj.value not in os.environ:
+                raise UsageError(f"{where}: environment variable {obj.value} is not set", field=where)
+            data = os.environ[obj.value].encode()
+        else:
+            data = obj.value.encode()
+        try:
+            out.append((obj, validate_value(data, obj.kind)))
+        except ConfigError as exc:
+            raise UsageError(f"{where}: {exc.message}", field=where) from exc
+    return out
+
+
+def _deploy_objects(client: Any, definition: StackDefinition) -> list[str]:
+    """Create or update (only when the value changed) the stack's secrets and configs; external ones
+    must exist. Every check runs before the first write."""
+    values = _object_values(definition)
+    existing = {kind: {o["name"] for o in client.get(f"/objects/{kind}")} for kind in ("secret", "config")}
+    for obj, data in values:
+        if data is None and obj.name not in existing[obj.kind]:
+            raise UsageError(
+                f"{obj.kind}s.{obj.key}: external {obj.kind} {obj.name!r} not found: create it first",
+                field=f"{obj.kind}s.{obj.key}",
+            )
+    lines = []
+    for obj, data in values:
+        if data is None:
+            continue
+        encoded = base64.b64encode(data).decode()
+        if obj.name in existing[obj.kind]:
+            result = client.post(
+                f"/objects/{obj.kind}/{obj.name}/update", {"data": encoded, "if_changed": True}
+            )
+            if not result.get("unchanged"):
+                lines.append(f"updated {obj.kind} {obj.name} (version {result['version']})")
+        else:
+            client.post(f"/objects/{obj.kind}", {"name": obj.name, "data": encoded})
+            lines.append(f"created {obj.kind} {obj.name}")
+    return lines
+
+
 def cmd_stack_deploy(args: argparse.Namespace) -> int:
     definition = resolve_stack(args, args.stack)
     client = client_for(args)
+    for line in _deploy_objects(client, definition):
+        print(line, file=sys.stderr)
     prune = not args.no_prune
     waves = deploy_waves(definition)
     result: dict[str, Any] = {"stack": definition.name, "services": []}

@@ -1,4 +1,4 @@
-"""Cluster events for `p2porch events`: node, service and task changes described for people (pure).
+"""Cluster events for `p2porch events`: node, service, task and secret/config changes for people (pure).
 
 Turns Raft change records (with the states before and after) into small event dicts. It never reads
 the store or a clock itself.
@@ -25,6 +25,18 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
         )
         verb = "removed" if change.op == "delete" else ("created" if previous is None else "updated")
         return {"at": at, "type": "service", "action": verb, "service": name}
+    if change.kind == "secret":  # metadata only: kind, name, version (never a value or ciphertext)
+        kind, _, name = change.key.partition(":")
+        if change.op == "delete":
+            return {"at": at, "type": kind, "action": "removed", "name": name}
+        version = change.record.current
+        return {
+            "at": at,
+            "type": kind,
+            "action": "created" if version == 1 else "updated",
+            "name": name,
+            "version": version,
+        }
     return None
 
 

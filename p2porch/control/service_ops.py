@@ -23,6 +23,7 @@ from ..membership.join_checks import check_published_ports, config_reserved_port
 from ..raft import commands as C
 from ..raft.state import ClusterState, ServiceRecord, TaskRecord
 from ..scheduler import ServiceSpec
+from .secret_ops import file_ref_changes, resolve_file_refs
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
@@ -109,7 +110,7 @@ class ServiceOps:
         return service
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        spec = self.check_ports(validate_spec(body))
+        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(body)))
         if self._state().service_by_name(spec.name) is not None:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
@@ -131,8 +132,8 @@ class ServiceOps:
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
         current = dict(service.spec)
-        merged = merge_spec(current, changes)
-        spec = self.check_ports(validate_spec(plain_spec(merged)))
+        merged = merge_spec(current, file_ref_changes(service.to_dict()["spec"], changes))
+        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(plain_spec(merged))))
         new = spec.to_dict()
         if spec.template_hash() != service_spec(current).template_hash():
             new["previous_spec"] = plain_spec(current)  # kept for `service rollback`

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 import trio
 
 from ..agent.docker_executor import open_docker_executor
-from ..agent.model import NodeCapacity, TaskAssignment, TaskReport
+from ..agent.model import TERMINAL_STATES, NodeCapacity, TaskAssignment, TaskReport
 from ..agent.worker import run_agent
 from ..context import MemberContext
+from ..errors import ConfigError
+from ..leader.scheduling import service_spec
 from ..netoverlay.plan import OverlaySettings
 from ..raft import commands as C
 from ..supervisor import supervise
+from .task_files import TaskFiles
 from .views import agent_assignments
 
 log = logging.getLogger(__name__)
@@ -23,14 +27,41 @@ __all__ = ["report_fields", "serve_agent"]
 
 
 async def serve_agent(
-    ctx: MemberContext, *, docker_host: str, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ctx: MemberContext,
+    *,
+    docker_host: str,
+    task_files_dir: str = "",
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the tasks committed to this node through its Docker engine and report their states."""
+    """Run the tasks committed to this node through its Docker engine and report their states;
+    ``task_files_dir`` is where secret/config files of this node's tasks live (a tmpfs)."""
     task_status.started()
-    await supervise(ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None))
+    files = TaskFiles(task_files_dir, ctx.local.secrets_keys) if task_files_dir else None
+    await supervise(ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None, files))
 
 
-async def _run_agent(ctx: MemberContext, docker_host: str | None) -> None:
+def _with_files(files: TaskFiles | None, state: Any, assignment: TaskAssignment) -> TaskAssignment:
+    """``assignment`` with its secret/config files mounted, or a start error saying why it has none."""
+    task = state.tasks.get(assignment.task_id)
+    service = state.services.get(task.service_id) if task is not None else None
+    if task is None or service is None or task.state in TERMINAL_STATES or task.desired_state != "running":
+        return assignment
+    try:
+        spec = service_spec(service.spec)
+    except ConfigError:
+        return assignment
+    refs = [("secret", r) for r in spec.secrets] + [("config", r) for r in spec.configs]
+    if not refs:
+        return assignment
+    if files is None:
+        return replace(assignment, start_error="this node has no directory for secret files (task_files_dir)")
+    mounts, error = files.prepare(state, task, refs)
+    if error:
+        return replace(assignment, start_error=error)
+    return replace(assignment, mounts=(*assignment.mounts, *mounts))
+
+
+async def _run_agent(ctx: MemberContext, docker_host: str | None, files: TaskFiles | None) -> None:
     node_id, node_name = ctx.local.node_id, ctx.local.node_name
     store = ctx.store
     executor = await open_docker_executor(docker_host)
@@ -40,7 +71,18 @@ async def _run_agent(ctx: MemberContext, docker_host: str | None) -> None:
         await ctx.board.overlay_ready.wait()  # tasks attach to the node's overlay network
 
         def assignments() -> list[TaskAssignment]:
-            return agent_assignments(store.snapshot(), node_id, node_name, OverlaySettings().network_name)
+            state = store.snapshot()
+            out = agent_assignments(state, node_id, node_name, OverlaySettings().network_name)
+            if files is None:
+                return [_with_files(None, state, a) for a in out]
+            live = {
+                t.task_id
+                for t in state.tasks.values()
+                if t.node_id == node_id and (t.state not in TERMINAL_STATES or t.desired_state == "running")
+            }
+            out = [_with_files(files, state, a) for a in out]
+            files.cleanup(live)
+            return out
 
         async def report(reports: list[TaskReport]) -> None:
             await ctx.write(

@@ -39,6 +39,7 @@ class ClusterManager(Protocol):
 
     def require_store(self) -> ClusterStore: ...
 
+
 log = logging.getLogger(__name__)
 
 KEY_OP = "keys"  # the one member request a peer serves to a session keyed with an older epoch

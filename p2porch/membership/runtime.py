@@ -24,12 +24,13 @@ from ..gossip.keyring import KEY_SWITCH_GRACE_S
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from . import voter_role
 from .join_service import JoinService
+from .keys import ClusterKeys
 from .localstate import LocalClusterState
 from .recovery import GenerationConflict
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MemberRuntime", "MemberService", "StorePreparation", "local_node"]
+__all__ = ["MemberRuntime", "MemberService", "StorePreparation", "local_node", "secrets_key", "secrets_keys"]
 
 MemberService = Callable[..., Awaitable[None]]
 StorePreparation = Callable[[RaftStore], Awaitable[None]]
@@ -48,7 +49,25 @@ def local_node(local: LocalClusterState, key_switch_recent: bool = False) -> Loc
         generation=local.generation,
         gossip_key=local.keys.gossip_key,
         previous_gossip_key=previous.gossip_key if previous is not None else None,
+        secrets_keys=secrets_keys(local),
     )
+
+
+def secrets_key(keys: ClusterKeys) -> bytes:
+    """The ONE place the secrets/configs master key comes from: derived from one epoch's cluster key.
+
+    Re-point this when the cluster key abstraction changes; everything else takes the 32 bytes."""
+    return keys.derive("secrets")
+
+
+def secrets_keys(local: LocalClusterState) -> dict[int, bytes]:
+    """The secrets master key of every cluster key epoch this node holds (current and kept older ones)."""
+    out = {local.key_epoch: secrets_key(local.keys)}
+    for epoch, _text in local.previous_keys:
+        keys = local.keys_of_epoch(epoch)
+        if keys is not None:
+            out[epoch] = secrets_key(keys)
+    return out
 
 
 class MemberRuntime:

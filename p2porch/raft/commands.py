@@ -32,6 +32,8 @@ OPS = (
     "lease_subnet",
     "release_subnet",
     "set_join_token",
+    "put_secret",
+    "remove_secret",
     "rotate_keys",
     "restore_state",
     "noop",
@@ -183,6 +185,41 @@ def release_subnet(at: float, node_id: str, *, expected_version: int | None = No
 def set_join_token(at: float, join_token: str) -> bytes:
     """Replace the token new nodes must present (rotation); the cluster's own keys do not change."""
     return encode("set_join_token", at, join_token=join_token)
+
+
+def put_secret(
+    at: float,
+    *,
+    kind: str,
+    name: str,
+    object_id: str,
+    version: int,
+    sealed: bytes,
+    digest: str,
+    size: int,
+    labels: Mapping[str, str] | None = None,
+    key_epoch: int = 0,
+) -> bytes:
+    """Create a secret/config (``version`` 1) or add its next version; ``sealed`` is ciphertext only,
+    sealed under the secrets key of cluster key epoch ``key_epoch``."""
+    return encode(
+        "put_secret",
+        at,
+        kind=kind,
+        name=name,
+        object_id=object_id,
+        secret_version=version,
+        sealed=bytes(sealed),
+        digest=digest,
+        size=size,
+        labels=dict(labels or {}),
+        key_epoch=key_epoch,
+    )
+
+
+def remove_secret(at: float, *, kind: str, name: str) -> bytes:
+    """Delete a secret/config; refused (ConflictError naming them) while a service references it."""
+    return encode("remove_secret", at, kind=kind, name=name)
 
 
 def rotate_keys(at: float, epoch: int, envelopes: Mapping[str, str], excluded: Iterable[str] = ()) -> bytes:

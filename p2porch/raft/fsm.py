@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import WireError
+from ..errors import ConfigError, ConflictError, NotFoundError, WireError
 from ..wire import pack
 from . import commands as C
+from . import fsm_secrets
 from .state import (
     NODE_AVAILABILITIES,
     NODE_ROLES,
@@ -570,8 +571,14 @@ HANDLERS: dict[str, Handler] = {
     "rotate_keys": _rotate_keys,
     "restore_state": _restore_state,
     "noop": _noop,
+    "put_secret": lambda s, b, at, v: _changes_of(fsm_secrets.put_secret(s, b, at, v), v),
+    "remove_secret": lambda s, b, at, v: _changes_of(fsm_secrets.remove_secret(s, b, at, v), v),
 }
 assert set(HANDLERS) == set(C.OPS)
+
+
+def _changes_of(result: tuple[ClusterState, Any, list[tuple[str, str, str, Any]]], v: int) -> Any:
+    return result[0], result[1], [Change(kind, op, key, record, v) for kind, op, key, record in result[2]]
 
 
 def apply(state: ClusterState, command: bytes) -> tuple[ClusterState, dict[str, Any], list[Change]]:
@@ -602,6 +609,8 @@ def apply_decoded(state: ClusterState, body: Any) -> tuple[ClusterState, dict[st
         return new_state, C.ok(new_state.version, value), changes
     except _Reject as rej:
         return state, C.error(rej.kind, rej.message, field=rej.field, version=state.version), []
+    except (ConfigError, ConflictError, NotFoundError) as exc:  # raised by the fsm_secrets handlers
+        return state, C.error(type(exc).__name__, exc.message, field=exc.field, version=state.version), []
     except Exception as exc:  # a handler bug must not diverge replicas or kill the Raft thread
         return state, C.error("RaftError", f"{type(exc).__name__}: {exc}", version=state.version), []
 

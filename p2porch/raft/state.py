@@ -132,6 +132,42 @@ class SubnetLease(_Record):
     version: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class SecretRecord(_Record):
+    """A secret or config and its sealed versions (ciphertext only: ``vault`` seals, nodes open).
+
+    ``versions`` holds maps ``{version, sealed, digest, size, created_at}``, oldest first; the last one
+    is current. ``key`` in the state map is ``"<kind>:<name>"``."""
+
+    kind: str
+    name: str
+    object_id: str
+    versions: tuple[Mapping[str, Any], ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    version: int = 0  # state version of its last change
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _frozen_map(self.labels))
+        object.__setattr__(self, "versions", tuple(_frozen_map(v) for v in self.versions))
+
+    @property
+    def key(self) -> str:
+        return secret_key(self.kind, self.name)
+
+    @property
+    def current(self) -> int:
+        return int(self.versions[-1]["version"]) if self.versions else 0
+
+    def sealed_version(self, version: int) -> Mapping[str, Any] | None:
+        return next((v for v in self.versions if v["version"] == version), None)
+
+
+def secret_key(kind: str, name: str) -> str:
+    return f"{kind}:{name}"
+
+
 def _index(records: Mapping[str, Any], attr: str) -> Mapping[str, str]:
     return MappingProxyType({getattr(r, attr): key for key, r in records.items()})
 
@@ -159,11 +195,12 @@ class ClusterState:
     services: Mapping[str, ServiceRecord] = field(default_factory=dict)
     tasks: Mapping[str, TaskRecord] = field(default_factory=dict)
     leases: Mapping[str, SubnetLease] = field(default_factory=dict)
+    secrets: Mapping[str, SecretRecord] = field(default_factory=dict)  # secrets and configs by kind:name
     _node_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     _service_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("nodes", "services", "tasks", "leases", "key_envelopes"):
+        for name in ("nodes", "services", "tasks", "leases", "key_envelopes", "secrets"):
             object.__setattr__(self, name, _frozen_map(getattr(self, name)))
         if len(self._node_names) != len(self.nodes):
             object.__setattr__(self, "_node_names", _index(self.nodes, "name"))
@@ -200,6 +237,7 @@ class ClusterState:
         services: dict[str, ServiceRecord] | None = None,
         tasks: dict[str, TaskRecord] | None = None,
         leases: dict[str, SubnetLease] | None = None,
+        secrets: dict[str, SecretRecord] | None = None,
         **scalars: Any,
     ) -> ClusterState:
         """A new state with the given maps replaced (maps passed in are taken over, not copied)."""
@@ -214,6 +252,8 @@ class ClusterState:
             changes["tasks"] = MappingProxyType(tasks)
         if leases is not None:
             changes["leases"] = MappingProxyType(leases)
+        if secrets is not None:
+            changes["secrets"] = MappingProxyType(secrets)
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,6 +273,7 @@ class ClusterState:
             "services": [r.to_dict() for r in self.services.values()],
             "tasks": [r.to_dict() for r in self.tasks.values()],
             "leases": [r.to_dict() for r in self.leases.values()],
+            "secrets": [r.to_dict() for r in self.secrets.values()],
         }
 
     @classmethod
@@ -241,6 +282,7 @@ class ClusterState:
         services = [ServiceRecord.from_dict(d) for d in data.get("services", [])]
         tasks = [TaskRecord.from_dict(d) for d in data.get("tasks", [])]
         leases = [SubnetLease.from_dict(d) for d in data.get("leases", [])]
+        secrets = [SecretRecord.from_dict(d) for d in data.get("secrets", [])]
         return cls(
             cluster_id=data.get("cluster_id", ""),
             domain=data.get("domain", ""),
@@ -257,6 +299,7 @@ class ClusterState:
             services={s.service_id: s for s in services},
             tasks={t.task_id: t for t in tasks},
             leases={lease.node_id: lease for lease in leases},
+            secrets={r.key: r for r in secrets},
         )
 
 

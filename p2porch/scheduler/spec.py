@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .container_opts import ContainerOptions
+from .filerefs import FileRef, parse_file_refs
 
 NANOS_PER_CPU = 1_000_000_000
 MODES = ("replicated", "global")
@@ -783,6 +784,8 @@ class ServiceSpec:
     service_labels: tuple[tuple[str, str], ...] = ()  # labels of the service itself (Compose deploy.labels)
     endpoint_mode: str = "vip"  # vip | dnsrr (recorded; today every service resolves as dnsrr)
     rollback: UpdateConfig = field(default_factory=UpdateConfig)  # how `service rollback` rolls out
+    secrets: tuple[FileRef, ...] = ()  # files under /run/secrets (issue 22)
+    configs: tuple[FileRef, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -834,6 +837,10 @@ class ServiceSpec:
             if mount.target in targets:
                 raise _err(f"mounts[{i}].target", f"{mount.target} mounted twice")
             targets.add(mount.target)
+        for i, ref in enumerate((*self.secrets, *self.configs)):
+            if ref.target in targets:
+                raise _err(f"secrets/configs[{i}].target", f"{ref.target} is already a mount or file target")
+            targets.add(ref.target)
 
     # -- derived views ---------------------------------------------------------------------------
 
@@ -854,6 +861,9 @@ class ServiceSpec:
         out = {k: full[k] for k in TEMPLATE_FIELDS}
         if not self.container.is_default:  # absent when default: older specs keep their template hash
             out["container"] = full["container"]
+        for key in ("secrets", "configs"):  # the same: absent when unused
+            if full[key]:
+                out[key] = full[key]
         return out
 
     def template_hash(self) -> str:
@@ -896,6 +906,8 @@ class ServiceSpec:
             "service_labels": dict(self.service_labels),
             "endpoint_mode": self.endpoint_mode,
             "rollback": self.rollback.to_dict(),
+            "secrets": [r.to_dict() for r in self.secrets],
+            "configs": [r.to_dict() for r in self.configs],
         }
 
     @classmethod
@@ -977,6 +989,8 @@ _SPEC_KEYS: dict[str, str] = {
     "service_labels": "service_labels",
     "endpoint_mode": "endpoint_mode",
     "rollback": "rollback",
+    "secrets": "secrets",
+    "configs": "configs",
 }
 
 
@@ -1023,4 +1037,6 @@ _SPEC_PARSERS: dict[str, Any] = {
     "service_labels": lambda v, k: parse_key_values(v, fieldname=k),
     "endpoint_mode": lambda v, k: _choice(v, ENDPOINT_MODES, k),
     "rollback": lambda v, k: UpdateConfig.from_dict(v, k),
+    "secrets": lambda v, k: parse_file_refs(v, k, "secret"),
+    "configs": lambda v, k: parse_file_refs(v, k, "config"),
 }

@@ -46,6 +46,7 @@ class StackDefinition:
     env_files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     model: Mapping[str, Any] = field(default_factory=dict)
+    objects: tuple[StackObject, ...] = ()  # the secrets and configs its services use
 
     def by_name(self) -> dict[str, StackService]:
         return {s.name: s for s in self.services}
@@ -78,10 +79,29 @@ def _networks(model: Mapping[str, Any], problems: Problems) -> set[str]:
     return set(declared)
 
 
+@dataclass(frozen=True)
+class StackObject:
+    """A top-level secret or config: the cluster name it gets and where its value comes from.
+
+    ``source`` is file | environment | content | external; ``value`` is the file's absolute path, the
+    variable's name or the content itself (the CLI reads it; the daemon only gets the bytes)."""
+
+    kind: str  # secret | config
+    key: str  # its name in the Compose file
+    name: str  # its name in the cluster: <stack>-<key>, or ``name:``, or the external object's name
+    source: str
+    value: str = ""
+
+
 def _file_objects(
-    model: Mapping[str, Any], section: str, allowed: Sequence[str], problems: Problems
+    model: Mapping[str, Any],
+    section: str,
+    allowed: Sequence[str],
+    problems: Problems,
+    stack: str,
+    out: list[StackObject],
 ) -> set[str]:
-    """Top-level secrets/configs: validated (exactly one source each)."""
+    """Top-level secrets/configs: validated (exactly one source each), appended to ``out``."""
     declared = _section(model, section, problems)
     for name, conf in declared.items():
         path = f"{section}.{name}"
@@ -99,6 +119,14 @@ def _file_objects(
                     string(conf[key], f"{path}.{key}")
             if "content" in conf:
                 scalar_text(conf["content"], f"{path}.content")
+            source = sources[0]
+            value = "" if source == "external" else scalar_text(conf[source], f"{path}.{source}")
+            external = conf.get("external")
+            cluster_name = conf.get("name") or (
+                external.get("name") if isinstance(external, Mapping) and external.get("name") else None
+            )
+            cluster_name = cluster_name or (name if source == "external" else f"{stack}-{name}")
+            out.append(StackObject(section[:-1], name, str(cluster_name), source, value))
     return set(declared)
 
 
@@ -186,8 +214,9 @@ def load_stack(
         with problems.check():
             volumes[name] = top_volume(name, conf, stack)
     networks = _networks(model, problems)
-    secrets = _file_objects(model, "secrets", keys.TOP_SECRET_KEYS, problems)
-    configs = _file_objects(model, "configs", keys.TOP_CONFIG_KEYS, problems)
+    objects: list[StackObject] = []
+    secrets = _file_objects(model, "secrets", keys.TOP_SECRET_KEYS, problems, stack, objects)
+    configs = _file_objects(model, "configs", keys.TOP_CONFIG_KEYS, problems, stack, objects)
     services_conf = _section(model, "services", problems)
     if not services_conf and not problems.errors:
         problems.error("services", "at least one service is required")
@@ -203,6 +232,7 @@ def load_stack(
         read_file,
         problems,
     )
+    ctx.object_names.update({f"{o.kind}s:{o.key}": o.name for o in objects})
     services: list[StackService] = []
     names: dict[str, str] = {}
     for short, conf in services_conf.items():
@@ -219,15 +249,25 @@ def load_stack(
         services.append(StackService(short, spec, tuple(deps)))
     _run_once(services, services_conf, ctx)
     ctx.flush_notices()
-    for section, users in sorted(ctx.uses_secrets.items()):
-        problems.error(
-            f"services.{users[0]}.{section}",
-            f"{section} are not supported yet (they come with the secrets feature); services using them: "
-            f"{', '.join(users)}. Until then, pass the values as environment variables or bind-mount files.",
-        )
     ordered = _order(services, problems)
     problems.raise_if_any()
-    return StackDefinition(stack, tuple(ordered), tuple(ctx.env_files_read), tuple(problems.warnings), model)
+    used = {(section[:-1], key) for section, keys_used in ctx.uses_secrets.items() for key in keys_used}
+    return StackDefinition(
+        stack,
+        tuple(ordered),
+        tuple(ctx.env_files_read),
+        tuple(problems.warnings),
+        model,
+        tuple(o for o in objects if (o.kind, o.key) in used),
+    )
 
 
-__all__ = ["ComposeError", "ComposeFile", "ReadFile", "StackDefinition", "StackService", "load_stack"]
+__all__ = [
+    "ComposeError",
+    "ComposeFile",
+    "ReadFile",
+    "StackDefinition",
+    "StackObject",
+    "StackService",
+    "load_stack",
+]

@@ -102,7 +102,9 @@ class StackContext:
     read_file: ReadFile | None
     problems: Problems
     env_files_read: list[str] = field(default_factory=list)
-    uses_secrets: dict[str, list[str]] = field(default_factory=dict)  # "secrets"|"configs" -> services
+    #: "secrets"|"configs" -> the top-level keys services use
+    uses_secrets: dict[str, list[str]] = field(default_factory=dict)
+    object_names: dict[str, str] = field(default_factory=dict)  # "secrets:key" -> cluster name
     #: (verb, key, reason) -> services it applies to, for one warning line per key
     notices: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
 
@@ -245,7 +247,9 @@ def _networks(value: Any, path: str, declared: set[str]) -> None:
             raise err(f"{path}.{name}", "network is not declared in the top-level networks")
 
 
-def _file_refs(value: Any, path: str, declared: set[str], section: str) -> None:
+def _file_refs(value: Any, path: str, declared: set[str], section: str) -> list[tuple[str, dict[str, Any]]]:
+    """(top-level key, reference map with the Compose key as source) of each entry."""
+    out = []
     for i, item in enumerate(list_(value, path)):
         where = f"{path}[{i}]"
         if isinstance(item, Mapping):
@@ -260,10 +264,16 @@ def _file_refs(value: Any, path: str, declared: set[str], section: str) -> None:
                     scalar_text(conf[key], f"{where}.{key}")
             if "mode" in conf and (isinstance(conf["mode"], bool) or not isinstance(conf["mode"], int | str)):
                 raise err(f"{where}.mode", "expected a file mode such as 0440")
+            ref = dict(conf)
+            if isinstance(ref.get("mode"), int):  # YAML 0440 is already a number; "0440" is octal text
+                ref["mode"] = oct(ref["mode"])[2:]
         else:
             name = string(item, where)
+            ref = {"source": name}
         if name not in declared:
             raise err(where, f"{section[:-1]} {name!r} is not declared in the top-level {section}")
+        out.append((name, ref))
+    return out
 
 
 def _expose(value: Any, path: str) -> None:
@@ -412,8 +422,16 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     for section, declared in (("secrets", ctx.secrets), ("configs", ctx.configs)):
         if conf.get(section):
             with problems.check():
-                _file_refs(conf[section], f"{path}.{section}", declared, section)
-            ctx.uses_secrets.setdefault(section, []).append(short)
+                refs = _file_refs(conf[section], f"{path}.{section}", declared, section)
+                spec[section] = [  # the default target is the Compose key, not the cluster name
+                    {
+                        "target": key if section == "secrets" else "/" + key,
+                        **ref,
+                        "source": ctx.object_names.get(f"{section}:{key}", key),
+                    }
+                    for key, ref in refs
+                ]
+                ctx.uses_secrets.setdefault(section, []).extend(key for key, _ in refs)
     for key in _DIRECT_CONTAINER_KEYS:
         if conf.get(key) is not None:
             container[key] = conf[key]

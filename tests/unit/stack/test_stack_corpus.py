@@ -1,7 +1,7 @@
 """A corpus of Compose files mirroring real applications (tests/unit/stack/corpus/<app>/): every one
 resolves and validates (``stack config`` / ``stack deploy`` locally) without an error, the way
 ``docker compose`` would read it from its directory (``.env`` beside it, ``docker-compose.override.yml``
-merged). Files using secrets/configs are refused with the one documented message until secrets exist."""
+merged)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ MAIN_FILES = (
     "docker-compose.yaml",
     "docker-stack.yml",
     "portainer-agent-stack.yml",
-    "refused-secrets.yml",
 )
 APPS = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
 

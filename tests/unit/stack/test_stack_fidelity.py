@@ -318,30 +318,44 @@ def test_swarm_keys_map_onto_the_spec():
     ]
 
 
-def test_secrets_and_configs_are_parsed_then_refused_in_one_message():
+def test_secrets_and_configs_map_to_cluster_objects_and_spec_refs():
     text = textwrap.dedent(
         """
         services:
           db:
             image: x
-            secrets: [db_password, {source: other, target: /run/secrets/o, mode: 0440}]
+            secrets: [db_password, {source: other, target: o.pem, uid: "70", mode: 0440}]
           web:
             image: x
-            configs: [site]
+            configs: [site, {source: named, target: /etc/n.conf}]
             secrets: [db_password]
         secrets:
           db_password: {file: ./pw.txt}
           other: {external: true}
+          unused: {environment: NOPE}
         configs:
           site: {content: "hello"}
+          named: {file: ./n.conf, name: shared-conf}
         """
     )
-    with pytest.raises(ComposeError) as info:
-        load_stack("s", text)
-    messages = [p.message for p in info.value.problems]
-    assert len(messages) == 2
-    assert "secrets are not supported yet" in messages[1] and "db, web" in messages[1]
-    assert "configs are not supported yet" in messages[0] and ": web." in messages[0]
+    definition = load_stack("s", text)
+    objects = {(o.kind, o.key): (o.name, o.source, o.value) for o in definition.objects}
+    assert objects == {
+        ("secret", "db_password"): ("s-db_password", "file", "./pw.txt"),
+        ("secret", "other"): ("other", "external", ""),
+        ("config", "site"): ("s-site", "content", "hello"),
+        ("config", "named"): ("shared-conf", "file", "./n.conf"),
+    }  # "unused" is not used by any service: not deployed
+    db = definition.by_name()["s-db"].spec
+    assert [(r["source"], r["target"], r["uid"], r["mode"]) for r in db["secrets"]] == [
+        ("s-db_password", "/run/secrets/db_password", "0", 0o444),
+        ("other", "/run/secrets/o.pem", "70", 0o440),
+    ]
+    web = definition.by_name()["s-web"].spec
+    assert [(r["source"], r["target"]) for r in web["configs"]] == [
+        ("s-site", "/site"),
+        ("shared-conf", "/etc/n.conf"),
+    ]
     with pytest.raises(ComposeError) as info:
         load_stack("s", "services:\n  a:\n    image: x\n    secrets: [missing]\n")
     assert "secret 'missing' is not declared" in info.value.message

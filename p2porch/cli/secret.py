@@ -1,0 +1,171 @@
+"""``p2porch secret ...`` and ``p2porch config ...``: create, ls, inspect, update, rm (shell).
+
+Owns reading a value from a file or stdin on the CLI's machine and sending it base64-encoded to the
+daemon. It never prints a value: every answer is metadata (name, id, version, size, digest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+from typing import Any
+
+from ..errors import ConfigError
+from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
+from .util import EXIT_OK, Parser, UsageError, client_for, emit, table
+
+COLUMNS = ["id", "name", "version", "size", "services", "updated"]
+
+
+def read_value(path: str, kind: str) -> bytes:
+    """The bytes of ``path`` (``-`` = stdin), at most 500 KiB (read one byte more to tell)."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_VALUE_BYTES + 1)
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_VALUE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}", field="FILE") from exc
+    if len(data) > MAX_VALUE_BYTES:
+        raise UsageError(
+            f"{path} is larger than the {kind} limit of 500 KiB ({MAX_VALUE_BYTES} bytes)", field="FILE"
+        )
+    try:
+        return validate_value(data, kind)
+    except ConfigError as exc:
+        raise UsageError(exc.message, field="FILE") from exc
+
+
+def encoded(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _labels(values: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise UsageError(f"--label {item!r}: expected KEY=VALUE", field="--label")
+        out[key] = value
+    return out
+
+
+def _describe(view: dict[str, Any]) -> str:
+    lines = [
+        f"{view['kind']} {view['name']}",
+        f"  id:       {view['id']}",
+        f"  version:  {view['version']} (kept: {', '.join(str(v) for v in view['versions'])})",
+        f"  size:     {view['size']} bytes",
+        f"  digest:   {view['digest']}",
+        f"  services: {', '.join(view.get('services') or []) or '-'}",
+    ]
+    if view.get("labels"):
+        lines.append("  labels:   " + ", ".join(f"{k}={v}" for k, v in sorted(view["labels"].items())))
+    if view.get("rolled_services"):
+        lines.append(f"  rolling:  {', '.join(view['rolled_services'])}")
+    return "\n".join(lines)
+
+
+def _cmd_create(kind: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            validate_name(args.name, kind)
+        except ConfigError as exc:
+            raise UsageError(exc.message, field="NAME") from exc
+        body = {
+            "name": args.name,
+            "data": encoded(read_value(args.file, kind)),
+            "labels": _labels(args.label),
+        }
+        emit(args, client_for(args).post(f"/objects/{kind}", body), _describe)
+        return EXIT_OK
+
+    return run
+
+
+def _cmd_update(kind: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        body = {"data": encoded(read_value(args.file, kind))}
+        emit(args, client_for(args).post(f"/objects/{kind}/{args.name}/update", body), _describe)
+        return EXIT_OK
+
+    return run
+
+
+def _cmd_ls(kind: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        rows = client_for(args).get(f"/objects/{kind}")
+        emit(
+            args,
+            rows,
+            lambda rs: table(
+                COLUMNS,
+                [
+                    [
+                        r["id"],
+                        r["name"],
+                        r["version"],
+                        r["size"],
+                        ",".join(r["services"]) or "-",
+                        r["updated_at"],
+                    ]
+                    for r in rs
+                ],
+            ),
+        )
+        return EXIT_OK
+
+    return run
+
+
+def _cmd_inspect(kind: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        emit(args, client_for(args).get(f"/objects/{kind}/{args.name}"), _describe)
+        return EXIT_OK
+
+    return run
+
+
+def _cmd_rm(kind: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        for name in args.names:
+            result = client_for(args).delete(f"/objects/{kind}/{name}")
+            emit(args, result, lambda r: f"removed {r['kind']} {r['removed']}")
+        return EXIT_OK
+
+    return run
+
+
+def _add_noun(sub: Any, common: argparse.ArgumentParser, kind: str) -> None:
+    noun = sub.add_parser(kind, parents=[common], help=f"Manage {kind}s (values are stored encrypted)")
+    actions = noun.add_subparsers(dest=f"{kind}_command", metavar="ACTION", parser_class=Parser)
+    actions.required = True
+
+    def action(name: str, help_text: str, fn: Any) -> argparse.ArgumentParser:
+        p = actions.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(func=fn)
+        return p
+
+    create = action("create", f"Create a {kind} from FILE or stdin (-), at most 500 KiB", _cmd_create(kind))
+    create.add_argument("name", metavar="NAME")
+    create.add_argument("file", metavar="FILE", nargs="?", default="-")
+    create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
+    update = action(
+        "update", f"Give a {kind} a new version; services using it roll (unless pinned)", _cmd_update(kind)
+    )
+    update.add_argument("name", metavar="NAME")
+    update.add_argument("file", metavar="FILE", nargs="?", default="-")
+    action("ls", f"List {kind}s (metadata only)", _cmd_ls(kind))
+    inspect = action(
+        "inspect", f"Show a {kind}'s metadata, version and digest (never its value)", _cmd_inspect(kind)
+    )
+    inspect.add_argument("name", metavar="NAME")
+    rm = action("rm", f"Remove {kind}s no service uses", _cmd_rm(kind))
+    rm.add_argument("names", metavar="NAME", nargs="+")
+
+
+def add_secret_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    _add_noun(sub, common, "secret")
+    _add_noun(sub, common, "config")

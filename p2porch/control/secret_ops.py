@@ -1,0 +1,249 @@
+"""Secrets and configs behind the API: create, update (a new version), list, inspect, remove.
+
+Owns sealing a value before it is written (the replicated state only holds ciphertext), presenting
+metadata (never a value: views carry name, id, version, size, digest and dates), resolving the
+references of a service spec to versions, and rolling the services that follow a secret when it gets a
+new version. Values arrive base64-encoded in the request body and are never logged or returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets as stdlib_secrets
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..api.server import Endpoint
+from ..clock import SYSTEM_CLOCK, Clock
+from ..errors import ConfigError, ConflictError, NotFoundError
+from ..leader.scheduling import plain_spec
+from ..raft import commands as C
+from ..raft.fsm_secrets import users_of
+from ..raft.state import ClusterState, SecretRecord, secret_key
+from ..scheduler import ServiceSpec
+from ..vault import KINDS, digest_of, seal_value, validate_name, validate_value
+
+if TYPE_CHECKING:
+    from ..membership.manager import ClusterManager
+
+__all__ = ["SecretOps", "resolve_file_refs", "secret_endpoints", "secret_view"]
+
+OBJECT_ID_BYTES = 8
+
+
+def secret_view(record: SecretRecord) -> dict[str, Any]:
+    """Metadata only: never the sealed value, never the plaintext."""
+    current = record.versions[-1] if record.versions else {}
+    return {
+        "kind": record.kind,
+        "name": record.name,
+        "id": record.object_id,
+        "version": record.current,
+        "versions": [int(v["version"]) for v in record.versions],
+        "size": current.get("size", 0),
+        "digest": current.get("digest", ""),
+        "labels": dict(record.labels),
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+
+
+def resolve_file_refs(state: ClusterState, spec: ServiceSpec) -> ServiceSpec:
+    """``spec`` with every unpinned secret/config reference set to the current version; a reference to a
+    missing object or version is refused (naming it) before anything is written."""
+    resolved: dict[str, Any] = {}
+    for kind in KINDS:
+        refs = []
+        for ref in getattr(spec, kind + "s"):
+            record = state.secrets.get(secret_key(kind, ref.source))
+            if record is None:
+                raise NotFoundError(f"{kind} {ref.source!r} not found: create it first", field=f"{kind}s")
+            if ref.pinned:
+                if record.sealed_version(ref.version) is None:
+                    raise NotFoundError(
+                        f"{kind} {ref.source!r} has no version {ref.version} (it has "
+                        f"{', '.join(str(v['version']) for v in record.versions)})",
+                        field=f"{kind}s",
+                    )
+                refs.append(ref)
+            else:
+                refs.append(replace(ref, version=record.current))
+        resolved[kind + "s"] = tuple(refs)
+    return replace(spec, **resolved)
+
+
+def _kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise NotFoundError(f"unknown object kind {kind!r}", field="kind")
+    return kind
+
+
+def _value(body: dict[str, Any], kind: str) -> bytes:
+    data = body.get("data")
+    if not isinstance(data, str):
+        raise ConfigError(f"the {kind} value is missing (data: base64)", field="data")
+    try:
+        raw = base64.b64decode(data.encode(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"the {kind} value is not valid base64", field="data") from None
+    return validate_value(raw, kind)
+
+
+class SecretOps:
+    """Secret and config lifecycle; ``key`` returns (key epoch, the cluster's secrets master key)."""
+
+    def __init__(
+        self, manager: ClusterManager, key: Callable[[], tuple[int, bytes]], *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.manager = manager
+        self.key = key
+        self.clock = clock
+
+    def _state(self) -> ClusterState:
+        return self.manager.require_store().snapshot()
+
+    def find(self, kind: str, name: str) -> SecretRecord:
+        state = self._state()
+        record = state.secrets.get(secret_key(_kind(kind), name))
+        if record is None:
+            by_id = [r for r in state.secrets.values() if r.kind == kind and r.object_id == name]
+            if len(by_id) == 1:
+                return by_id[0]
+            raise NotFoundError(f"no {kind} {name!r}", field="NAME")
+        return record
+
+    def list_all(self, kind: str) -> list[dict[str, Any]]:
+        state = self._state()
+        views = [secret_view(r) for r in state.secrets.values() if r.kind == _kind(kind)]
+        for view in views:
+            view["services"] = users_of(state, kind, view["name"])
+        return sorted(views, key=lambda v: v["name"])
+
+    def inspect(self, kind: str, name: str) -> dict[str, Any]:
+        record = self.find(kind, name)
+        view = secret_view(record)
+        view["services"] = users_of(self._state(), kind, record.name)
+        return view
+
+    async def _write_version(
+        self, kind: str, name: str, object_id: str, version: int, value: bytes, labels: Any
+    ) -> None:
+        epoch, master = self.key()
+        sealed = seal_value(master, kind, object_id, version, value)
+        await self.manager.write(
+            C.put_secret(
+                self.clock.now(),
+                kind=kind,
+                name=name,
+                object_id=object_id,
+                version=version,
+                sealed=sealed.blob,
+                digest=digest_of(master, value),
+                size=len(value),
+                labels=labels,
+                key_epoch=epoch,
+            )
+        )
+
+    async def create(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = validate_name(body.get("name"), _kind(kind))
+        value = _value(body, kind)
+        labels = body.get("labels") or {}
+        if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+        ):
+            raise ConfigError("labels must be a map of strings", field="labels")
+        if secret_key(kind, name) in self._state().secrets:
+            raise ConflictError(f"a {kind} named {name!r} already exists (use `{kind} update`)", field="NAME")
+        await self._write_version(kind, name, stdlib_secrets.token_hex(OBJECT_ID_BYTES), 1, value, labels)
+        return self.inspect(kind, name)
+
+    async def update(self, kind: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Add a version, then roll every service that follows this object (unpinned references)."""
+        record = self.find(kind, name)
+        value = _value(body, kind)
+        current = record.versions[-1].get("digest") if record.versions else None
+        if body.get("if_changed") and digest_of(self.key()[1], value) == current:
+            return {**self.inspect(kind, record.name), "unchanged": True, "rolled_services": []}
+        version = record.current + 1
+        await self._write_version(kind, record.name, record.object_id, version, value, None)
+        rolled = await self._roll_followers(kind, record.name, version)
+        view = self.inspect(kind, record.name)
+        view["rolled_services"] = rolled
+        return view
+
+    async def _roll_followers(self, kind: str, name: str, version: int) -> list[str]:
+        rolled = []
+        for svc in list(self._state().services.values()):
+            spec = svc.to_dict()["spec"]
+            refs = spec.get(kind + "s") or []
+            if not any(r.get("source") == name and not r.get("pinned") for r in refs):
+                continue
+            spec[kind + "s"] = [
+                {**r, "version": version} if r.get("source") == name and not r.get("pinned") else dict(r)
+                for r in refs
+            ]
+            spec["previous_spec"] = plain_spec(svc.to_dict()["spec"])
+            await self.manager.write(
+                C.update_service(self.clock.now(), svc.service_id, spec, service_version=svc.version)
+            )
+            rolled.append(svc.name)
+        return rolled
+
+    async def remove(self, kind: str, name: str) -> dict[str, Any]:
+        record = self.find(kind, name)
+        await self.manager.write(C.remove_secret(self.clock.now(), kind=kind, name=record.name))
+        return {"removed": record.name, "kind": kind}
+
+
+def secret_endpoints(ops: SecretOps) -> list[Endpoint]:
+    """Create, list, inspect, update and remove secrets and configs (``{kind}`` is secret or config)."""
+
+    async def create(body: dict[str, Any], params: dict[str, str]) -> Any:
+        return await ops.create(params["kind"], body)
+
+    async def listing(body: dict[str, Any], params: dict[str, str]) -> Any:
+        return ops.list_all(params["kind"])
+
+    async def inspect(body: dict[str, Any], params: dict[str, str]) -> Any:
+        return ops.inspect(params["kind"], params["name"])
+
+    async def update(body: dict[str, Any], params: dict[str, str]) -> Any:
+        return await ops.update(params["kind"], params["name"], body)
+
+    async def remove(body: dict[str, Any], params: dict[str, str]) -> Any:
+        return await ops.remove(params["kind"], params["name"])
+
+    return [
+        Endpoint(
+            "POST", "/objects/{kind}", create, "Create a secret or config (value sealed before it is written)"
+        ),
+        Endpoint("GET", "/objects/{kind}", listing, "List secrets or configs (metadata only)"),
+        Endpoint(
+            "GET", "/objects/{kind}/{name}", inspect, "Inspect a secret or config (metadata, version, digest)"
+        ),
+        Endpoint("POST", "/objects/{kind}/{name}/update", update, "Add a version; following services roll"),
+        Endpoint("DELETE", "/objects/{kind}/{name}", remove, "Remove a secret or config nothing uses"),
+    ]
+
+
+def file_ref_changes(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Turn ``secrets_add``/``secrets_rm`` (and the config ones) of an update into whole lists: removals by
+    source name or target, additions replace a reference with the same target."""
+    out = dict(changes)
+    for kind in KINDS:
+        key = kind + "s"
+        add = out.pop(f"{key}_add", None) or []
+        rm = out.pop(f"{key}_rm", None) or []
+        if not add and not rm:
+            continue
+        if not isinstance(add, list) or not isinstance(rm, list):
+            raise ConfigError(f"{key}_add and {key}_rm must be lists", field=f"{key}_add")
+        refs = list(out.get(key, current.get(key) or []))
+        refs = [
+            r for r in refs if not (isinstance(r, dict) and (r.get("source") in rm or r.get("target") in rm))
+        ]
+        out[key] = refs + list(add)
+    return out
