@@ -15,8 +15,7 @@ from typing import Any
 
 from .cliutil import EXIT_OK, Parser, UsageError, client_for, emit, table, wants_json
 from .errors import ConfigError, P2POrchError
-from .scheduler import ServiceSpec
-from .scheduler.spec import format_bytes, format_cpus
+from .model import ServiceSpec, format_bytes, format_cpus
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
 FLAG_OF_FIELD = {

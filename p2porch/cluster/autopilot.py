@@ -30,7 +30,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from ..config import Config
-from ..raft.state import NodeRecord
+from ..model import Node
 
 
 def voters_target(config: Config, node_count: int) -> int:
@@ -50,7 +50,7 @@ class VoterChange:
 
 
 def next_voter_change(
-    nodes: Iterable[NodeRecord],
+    nodes: Iterable[Node],
     raft_voters: Collection[str],
     alive: Collection[str],
     runs_as_voter: Collection[str],
@@ -78,7 +78,7 @@ def next_voter_change(
         if n.role == "voter" and n.raft_addr not in raft_voters and n.raft_addr in runs_as_voter:
             return VoterChange("add", n.raft_addr, n.node_id, "runs as a voter")
 
-    def down_for_good(n: NodeRecord) -> bool:
+    def down_for_good(n: Node) -> bool:
         return n.status != "ready" and now - n.status_at >= grace_s
 
     in_config = [n for n in members if n.raft_addr in raft_voters]

@@ -24,8 +24,9 @@ import trio
 
 from ..config import Config
 from ..errors import AuthError, ConfigError, ConflictError, NotFoundError, P2POrchError, RaftError
+from ..model import Availability, Node, NodeRole, NodeStatus
 from ..raft import commands as C
-from ..raft.state import ClusterState, NodeRecord
+from ..raft.state import ClusterState
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from . import localstate, voter_role
 from .autopilot import voters_target
@@ -70,7 +71,7 @@ def host_capacity() -> tuple[int, int]:
     return (os.cpu_count() or 1) * 1_000_000_000, memory
 
 
-def raft_role(node: NodeRecord, leader: str | None) -> str:
+def raft_role(node: Node, leader: str | None) -> str:
     return "leader" if leader is not None and node.raft_addr == leader else node.role
 
 
@@ -217,15 +218,17 @@ class ClusterManager:
                 raise ConflictError("this node holds no cluster state to recover from", field="cluster")
             old = self.local
             new = replace(old, role="voter", voters=(old.raft_addr,), generation=state.generation + 1)
-            data = state.to_dict()
-            data["nodes"] = [
-                {**n, "role": "voter" if n["node_id"] == old.node_id else "replica"} for n in data["nodes"]
-            ]
+            nodes = {
+                node_id: replace(n, role=NodeRole.VOTER if node_id == old.node_id else NodeRole.REPLICA)
+                for node_id, n in state.nodes.items()
+            }
+            restored = state.evolve(nodes=nodes)
             now = time.time()
 
             async def restore(fresh: RaftStore) -> None:
                 await fresh.wait_leader(timeout_s=15)
-                await fresh.write(C.restore_state(now, data), timeout_s=self.config.raft.commit_timeout_s)
+                restore_command = C.RestoreState(at=now, state=restored).encode()
+                await fresh.write(restore_command, timeout_s=self.config.raft.commit_timeout_s)
                 localstate.save(self.data_dir, new)  # right after the new log holds the state
 
             await self._stop_member()
@@ -318,7 +321,7 @@ class ClusterManager:
         if self.local is None:
             raise ConflictError("this node is not part of a cluster", field="cluster")
         token = new_token(self.local.cluster_id)
-        await self.write(C.set_join_token(time.time(), str(token)))
+        await self.write(C.SetJoinToken(at=time.time(), join_token=str(token)).encode())
         return token
 
     def require_store(self) -> RaftStore:
@@ -386,17 +389,16 @@ class ClusterManager:
                 store = self.require_store()
                 await store.wait_leader(timeout_s=15)
                 now = time.time()
-                await self.write(
-                    C.init_cluster(
-                        now,
-                        cluster_id=token.cluster_id,
-                        domain=body.get("domain") or self.config.dns.domain,
-                        cluster_cidr=body.get("cluster_cidr") or self.config.overlay.cluster_cidr,
-                        subnet_prefix_len=self.config.overlay.subnet_prefixlen,
-                    )
+                init = C.InitCluster(
+                    at=now,
+                    cluster_id=token.cluster_id,
+                    domain=body.get("domain") or self.config.dns.domain,
+                    cluster_cidr=body.get("cluster_cidr") or self.config.overlay.cluster_cidr,
+                    subnet_prefix_len=self.config.overlay.subnet_prefixlen,
                 )
-                await self.write(C.add_node(now, NodeRecord(**{**me, "role": "voter"})))
-                await self.write(C.lease_subnet(now, node_id))
+                await self.write(init.encode())
+                await self.write(C.AddNode(at=now, node=Node(**{**me, "role": NodeRole.VOTER})).encode())
+                await self.write(C.LeaseSubnet(at=now, node_id=node_id).encode())
             except BaseException:
                 with trio.CancelScope(shield=True):
                     await self._abandon_membership()
@@ -491,8 +493,9 @@ class ClusterManager:
             if others:
                 try:
                     now = time.time()
-                    await self.write(C.release_subnet(now, local.node_id))
-                    await self.write(C.update_node(now, local.node_id, status="left"))
+                    await self.write(C.ReleaseSubnet(at=now, node_id=local.node_id).encode())
+                    left = C.UpdateNode(at=now, node_id=local.node_id, status=NodeStatus.LEFT)
+                    await self.write(left.encode())
                 except P2POrchError as exc:
                     if not force:
                         raise
@@ -500,7 +503,7 @@ class ClusterManager:
             await self._abandon_membership()
             return {"left": local.cluster_id, "node_id": local.node_id}
 
-    def _other_members(self, local: LocalClusterState) -> list[NodeRecord]:
+    def _other_members(self, local: LocalClusterState) -> list[Node]:
         state = self.require_store().snapshot()
         return [n for n in state.nodes.values() if n.node_id != local.node_id and n.status != "left"]
 
@@ -530,14 +533,14 @@ class ClusterManager:
                         "choose another --name or `p2porch node rm` it",
                         field="--name",
                     )
-                await self.write(C.remove_node(time.time(), existing.node_id))
+                await self.write(C.RemoveNode(at=time.time(), node_id=existing.node_id).encode())
             state = store.snapshot()
             live = [n for n in state.nodes.values() if n.status != "left"]
             voters = [n for n in live if n.role == "voter"]
             role = "voter" if len(voters) < voters_target(self.config, len(live) + 1) else "replica"
             request = {**request, "role": role}
             try:
-                record = NodeRecord(
+                record = Node(
                     **{
                         k: request[k]
                         for k in (
@@ -553,11 +556,11 @@ class ClusterManager:
                         )
                     }
                 )
-            except (KeyError, TypeError) as exc:
+            except (KeyError, TypeError, ValueError) as exc:
                 raise ConfigError(f"malformed join request: {exc}", field="request") from exc
             now = time.time()
-            await self.write(C.add_node(now, record))
-            await self.write(C.lease_subnet(now, record.node_id))
+            await self.write(C.AddNode(at=now, node=record).encode())
+            await self.write(C.LeaseSubnet(at=now, node_id=record.node_id).encode())
             # A voter joins the Raft configuration through the leader's autopilot, once it answers that
             # its store runs as a voter of this generation (adding it earlier could stall commits).
             log.info("node %s (%s) joined as %s", record.name, record.addr, role)
@@ -596,7 +599,7 @@ class ClusterManager:
 
     @asynccontextmanager
     async def node_logs(
-        self, node: NodeRecord, request: dict[str, Any]
+        self, node: Node, request: dict[str, Any]
     ) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
         """Log lines of one node's tasks: local from the executor, remote over the join port."""
         if self.local is not None and node.node_id == self.local.node_id:
@@ -670,7 +673,7 @@ class ClusterManager:
             "cluster_cidr": state.cluster_cidr,
         }
 
-    def node_view(self, node: NodeRecord, state: ClusterState, leader: str | None) -> dict[str, Any]:
+    def node_view(self, node: Node, state: ClusterState, leader: str | None) -> dict[str, Any]:
         lease = state.leases.get(node.node_id)
         return {
             "id": node.node_id,
@@ -693,7 +696,7 @@ class ClusterManager:
         state, leader = store.snapshot(), store.status().leader
         return [self.node_view(n, state, leader) for n in sorted(state.nodes.values(), key=lambda n: n.name)]
 
-    def find_node(self, ref: str) -> NodeRecord:
+    def find_node(self, ref: str) -> Node:
         state = self.snapshot()
         node = state.node_by_name(ref) or state.nodes.get(ref)
         if node is None:
@@ -713,7 +716,7 @@ class ClusterManager:
                 raise ConfigError(
                     f"--availability {availability!r}: must be active, drain or pause", field="--availability"
                 )
-            fields["availability"] = availability
+            fields["availability"] = Availability(availability)
         label_add = body.get("label_add") or {}
         label_rm = body.get("label_rm") or []
         if not isinstance(label_add, dict) or not isinstance(label_rm, list):
@@ -726,7 +729,8 @@ class ClusterManager:
             raise ConfigError(
                 "nothing to update: give --availability, --label-add or --label-rm", field="--availability"
             )
-        await self.write(C.update_node(time.time(), node.node_id, node_version=node.version, **fields))
+        update = C.UpdateNode(at=time.time(), node_id=node.node_id, node_version=node.version, **fields)
+        await self.write(update.encode())
         store = self.require_store()
         return self.node_view(self.find_node(node.node_id), store.snapshot(), store.status().leader)
 
@@ -743,5 +747,5 @@ class ClusterManager:
             )
         if node.role == "voter" and node.raft_addr in store.status().voters:
             await store.remove_voter(node.raft_addr)
-        await self.write(C.remove_node(time.time(), node.node_id))
+        await self.write(C.RemoveNode(at=time.time(), node_id=node.node_id).encode())
         return {"removed": node.node_id, "name": node.name}

@@ -25,23 +25,24 @@ from ..agent.model import NodeCapacity, TaskAssignment, TaskReport
 from ..agent.worker import run_agent
 from ..dns.resolver import Resolver
 from ..dns.server import serve_dns
-from ..errors import ConfigError, ConflictError, ProposalTimeout, RaftError
+from ..errors import ConflictError, ProposalTimeout, RaftError
 from ..gossip.config import GossipConfig
 from ..gossip.keyring import Keyring
 from ..gossip.messages import MemberEvent, NodeMeta
 from ..gossip.runner import serve_gossip
+from ..model import Node, NodeRole, Service, TaskHealth, TaskState
 from ..netoverlay.dockernet import DockerNetwork
 from ..netoverlay.driver import NetlinkDriver
 from ..netoverlay.firewall import Firewall
 from ..netoverlay.plan import OverlaySettings
 from ..netoverlay.reconciler import OverlayReconciler, run_overlay
 from ..raft import commands as C
-from ..raft.state import ClusterState, NodeRecord, ServiceRecord
+from ..raft.state import ClusterState
 from ..raft.store import RaftStore
 from ..scheduler import Orchestrator
 from . import voter_role
 from .autopilot import VoterChange, next_voter_change, voters_target
-from .scheduling import keep_rebalance_request, node_status_updates, plain_spec, plan_round, service_spec
+from .scheduling import node_status_updates, plan_round
 from .views import (
     dns_zone,
     gateway_of,
@@ -220,22 +221,18 @@ async def _run_agent(manager: ClusterManager) -> None:
                 if task.node_id != node_id:
                     continue
                 service = state.services.get(task.service_id)
-                try:
-                    spec = service_spec(service.spec) if service is not None else None
-                except ConfigError:
-                    spec = None
-                if spec is None:  # its service is gone or unreadable: the task can only be stopped
+                if service is None:  # its service is gone: the task can only be stopped
                     out.append(shutdown_assignment(task, node_name))
                     continue
-                out.append(
-                    task_assignment(task, spec, node_name, OverlaySettings().network_name, dns, state.domain)
-                )
+                network = OverlaySettings().network_name
+                out.append(task_assignment(task, service.spec, node_name, network, dns, state.domain))
             return out
 
         async def report(reports: list[TaskReport]) -> None:
-            await manager.write(
-                C.report_task_states(time.time(), node_id, [report_fields(r) for r in reports])
+            command = C.ReportTaskStates(
+                at=time.time(), node_id=node_id, reports=tuple(status_report(r) for r in reports)
             )
+            await manager.write(command.encode())
 
         async with state_changes(manager) as changes, trio.open_nursery() as nursery:
             await nursery.start(partial(run_agent, executor, node_name, assignments, changes, report))
@@ -252,25 +249,25 @@ async def _record_capacity(manager: ClusterManager, capacity: NodeCapacity) -> N
     node = manager.require_store().snapshot().nodes.get(manager.local.node_id)
     if node is None or (node.cpu_nanos, node.memory_bytes) == (capacity.cpu_nanos, capacity.memory_bytes):
         return
-    await manager.write(
-        C.update_node(
-            time.time(), node.node_id, cpu_nanos=capacity.cpu_nanos, memory_bytes=capacity.memory_bytes
-        )
+    update = C.UpdateNode(
+        at=time.time(), node_id=node.node_id, cpu_nanos=capacity.cpu_nanos, memory_bytes=capacity.memory_bytes
     )
+    await manager.write(update.encode())
 
 
-def report_fields(report: TaskReport) -> dict[str, Any]:
-    """An agent report as the ``report_task_states`` command takes it."""
-    return {
-        "task_id": report.task_id,
-        "state": report.state,
-        "state_at": report.at,
-        "error": report.error,
-        "container_id": report.container_id,
-        "address": report.address,
-        "health": report.health,
-        "exit_code": report.exit_code,
-    }
+def status_report(report: TaskReport) -> C.TaskStatusReport:
+    """An agent report as the ``ReportTaskStates`` command carries it (every field reported)."""
+    return C.TaskStatusReport(
+        task_id=report.task_id,
+        state=TaskState(report.state),
+        state_at=report.at,
+        error=report.error,
+        container_id=report.container_id,
+        address=report.address,
+        health=TaskHealth(report.health),
+        exit_code=report.exit_code,
+        reports_exit_code=True,
+    )
 
 
 async def serve_scheduler(
@@ -287,9 +284,10 @@ async def sync_node_statuses(manager: ClusterManager, state: ClusterState) -> bo
     for node_id, status in updates.items():
         log.info("node %s is %s (gossip)", state.nodes[node_id].name, status)
         try:
-            await manager.write(
-                C.update_node(time.time(), node_id, status=status, node_version=state.nodes[node_id].version)
+            update = C.UpdateNode(
+                at=time.time(), node_id=node_id, status=status, node_version=state.nodes[node_id].version
             )
+            await manager.write(update.encode())
         except (ConflictError, ProposalTimeout) as exc:
             log.info("node status write for %s not committed: %s", node_id, exc.message)
     return bool(updates)
@@ -299,19 +297,19 @@ async def apply_update_failures(manager: ClusterManager, state: ClusterState, fa
     """A task of a rolling update failed: pause the update, or roll the service back, as configured."""
     for service_id in sorted({f.service_id for f in failures}):
         service = state.services.get(service_id)
-        if service is None or service.spec.get("update_paused"):
+        if service is None or service.update_paused:
             continue
         action = next(f.action for f in failures if f.service_id == service_id)
-        previous = service.spec.get("previous_spec")
-        if action == "rollback" and previous:
-            spec = keep_rebalance_request(
-                service.spec, {**dict(previous), "previous_spec": plain_spec(service.spec)}
+        now = time.time()
+        if action == "rollback" and service.previous_spec is not None:
+            update = C.UpdateService.of(
+                service, at=now, spec=service.previous_spec, previous_spec=service.spec
             )
             log.warning("update of %s failed: rolling back", service.name)
         else:
-            spec = {**dict(service.spec), "update_paused": True}
+            update = C.UpdateService.of(service, at=now, update_paused=True)
             log.warning("update of %s failed: paused", service.name)
-        await write_service_spec(manager, service, spec, "update failure action")
+        await write_service_bookkeeping(manager, service, update, "update failure action")
 
 
 async def finish_rebalance_requests(
@@ -320,20 +318,18 @@ async def finish_rebalance_requests(
     """Clear `service rebalance` requests of services found balanced."""
     for service_id in service_ids:
         service = state.services[service_id]
-        spec = {k: v for k, v in service.spec.items() if k != "rebalance_requested"}
+        update = C.UpdateService.of(service, at=time.time(), rebalance_requested=0.0)
         log.info("rebalance of %s done", service.name)
-        await write_service_spec(manager, service, spec, "clearing the rebalance request")
+        await write_service_bookkeeping(manager, service, update, "clearing the rebalance request")
 
 
-async def write_service_spec(
-    manager: ClusterManager, service: ServiceRecord, spec: dict[str, Any], what: str
+async def write_service_bookkeeping(
+    manager: ClusterManager, service: Service, update: C.UpdateService, what: str
 ) -> None:
-    """Leader bookkeeping on a service's spec, conditional on the version read; a lost race is logged
-    (the next round decides again)."""
+    """Leader bookkeeping on a service (``update`` is conditional on the version read); a lost race is
+    logged (the next round decides again)."""
     try:
-        await manager.write(
-            C.update_service(time.time(), service.service_id, spec, service_version=service.version)
-        )
+        await manager.write(update.encode())
     except (ConflictError, ProposalTimeout) as exc:
         log.info("%s for %s not committed: %s", what, service.name, exc.message)
 
@@ -399,7 +395,7 @@ async def voters_running(
     local = manager.local
     assert local is not None
 
-    async def ask(node: NodeRecord) -> None:
+    async def ask(node: Node) -> None:
         answer = await voter_role.ask_node(local, node.addr, manager.join_port)
         if answer and (answer.get("running_role"), answer.get("running_generation")) == (
             "voter",
@@ -426,10 +422,9 @@ async def apply_voter_change(
         else:
             assert change.node_id is not None
             node = state.nodes[change.node_id]
-            role = "voter" if change.kind == "promote" else "replica"
-            await manager.write(
-                C.update_node(time.time(), node.node_id, role=role, node_version=node.version)
-            )
+            role = NodeRole.VOTER if change.kind == "promote" else NodeRole.REPLICA
+            update = C.UpdateNode(at=time.time(), node_id=node.node_id, role=role, node_version=node.version)
+            await manager.write(update.encode())
     except (RaftError, ConflictError, ProposalTimeout) as exc:
         log.warning("autopilot: %s %s failed: %s", change.kind, change.addr, exc.message)
         await trio.sleep(1.0)
@@ -529,8 +524,6 @@ async def _run_scheduler(manager: ClusterManager) -> None:
                 state, now, orchestrator, rebalance_max_moves=manager.config.scheduler.rebalance_max_moves
             )
             wake_at = plan.wake_at
-            for service_id, error in plan.invalid_specs.items():
-                log.warning("service %s has an invalid spec, not scheduled: %s", service_id, error)
             if plan.update_failures:
                 await apply_update_failures(manager, state, plan.update_failures)
                 continue  # the service changed: plan again on the new spec
@@ -540,7 +533,8 @@ async def _run_scheduler(manager: ClusterManager) -> None:
             if plan.empty:
                 continue
             try:
-                await manager.write(C.put_tasks(now, plan.items, expected_version=state.version))
+                put = C.PutTasks(at=now, items=tuple(plan.items), expected_version=state.version)
+                await manager.write(put.encode())
             except ConflictError:
                 wake_at = time.time()  # the state moved under us: plan again at once
             except ProposalTimeout as exc:

@@ -14,18 +14,17 @@ from typing import Any
 
 from ..api.server import Endpoint
 from ..errors import ConfigError, ConflictError, NotFoundError
-from ..scheduler import ServiceSpec
+from ..model import ServiceSpec
 from ..stack import StackDefinition, check_stack_name, load_stack, stack_membership
-from .scheduling import plain_spec
 from .service_ops import ServiceOps
 
 CREATED, UPDATED, UNCHANGED, REMOVED = "created", "updated", "unchanged", "removed"
 
 
 def canonical_spec(spec: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A stored spec in canonical form (bookkeeping keys dropped), or None if it no longer validates."""
+    """A spec in canonical form, or None if it does not validate."""
     try:
-        return ServiceSpec.from_dict(plain_spec(spec)).to_dict()
+        return ServiceSpec.from_dict(spec).to_dict()
     except ConfigError:
         return None
 

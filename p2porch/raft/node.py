@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 import trio
 
 from ..errors import P2POrchError
+from ..model import ServiceSpec
 from . import commands as C
 from .store import RaftStore, StoreConfig, open_raft_store
 
@@ -46,13 +48,13 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         result = await store.propose(bytes.fromhex(req["cmd"]), timeout_s)
         return {"ok": True, "result": result}
     if op == "init":
-        cmd = C.init_cluster(time.time(), cluster_id=str(req.get("cluster_id", "p2rf")))
+        cmd = C.InitCluster(at=time.time(), cluster_id=str(req.get("cluster_id", "p2rf"))).encode()
         result = await store.propose(cmd, timeout_s)
         done = result["ok"] or result.get("error") == "ConflictError"
         return {"ok": done, "result": result}
     if op == "create":
         sid = str(req["id"])
-        result = await store.propose(C.create_service(time.time(), sid, sid, {"n": 1}), timeout_s)
+        result = await store.propose(_create(sid), timeout_s)
         return {"ok": bool(result["ok"]), "result": result}
     if op == "bench":
         return await _bench(store, int(req["count"]), int(req["concurrency"]), str(req.get("prefix", "b")))
@@ -60,6 +62,13 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         await getattr(store, op)(str(req["addr"]), timeout_s)
         return {"ok": True}
     return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+def _create(service_id: str) -> bytes:
+    """A create_service command for a minimal service named like its id (made a DNS label)."""
+    name = re.sub(r"[^a-z0-9-]", "-", service_id.lower())[:62].strip("-")
+    spec = ServiceSpec(name=f"s{name}" if not name[:1].isalpha() else name, image="p2porch/bench")
+    return C.CreateService(at=time.time(), service_id=service_id, spec=spec).encode()
 
 
 async def _bench(store: RaftStore, count: int, concurrency: int, prefix: str) -> dict[str, Any]:
@@ -75,7 +84,7 @@ async def _bench(store: RaftStore, count: int, concurrency: int, prefix: str) ->
             next_i += 1
             t0 = time.perf_counter()
             try:
-                await store.write(C.create_service(time.time(), f"{prefix}{i}", f"{prefix}{i}", {}), 10.0)
+                await store.write(_create(f"{prefix}{i}"), 10.0)
             except P2POrchError as exc:
                 errors.append(f"{type(exc).__name__}: {exc.message}")
                 continue

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..model import Affinity, Constraint, ServiceSpec, format_bytes, format_cpus
 from .nodeinfo import NodeInfo
-from .spec import Affinity, Constraint, ServiceSpec, format_bytes, format_cpus
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,55 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..model import FAILURE_STATES, TERMINAL_STATES, Node, Service, ServiceSpec, Task
 from .filters import constraint_matches
-from .nodeinfo import Node, NodeInfo
-from .spec import ServiceSpec
+from .nodeinfo import NodeInfo
 
-#: observed states after which a container no longer runs
-TERMINAL_STATES = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned"})
-#: observed states counted as a failure by restart condition on-failure (``complete`` is success)
-FAILURE_STATES = frozenset({"failed", "shutdown", "rejected", "orphaned"})
 #: restarts of a slot within this many seconds before a failure raise the back-off exponent
 BACKOFF_WINDOW_S = 600.0
 _HISTORY_KEEP = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Service:
-    """A service as stored: spec, state version, and whether its rolling update is paused."""
-
-    service_id: str
-    spec: ServiceSpec
-    version: int = 0
-    update_paused: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    """One task record as the orchestrator needs it.
-
-    ``desired_state`` is running|shutdown; ``state`` the observed state (new, pending, assigned, starting,
-    running, complete, failed, shutdown, rejected) last changed at ``state_at``; ``started_at`` when it was
-    first observed running; ``healthy`` None when there is no health check (or not yet known);
-    ``restart_history`` the times its slot was restarted after a task ended (carried to replacements).
-    """
-
-    task_id: str
-    service_id: str
-    slot: int
-    node_id: str | None = None
-    desired_state: str = "running"
-    state: str = "new"
-    state_at: float = 0.0
-    spec_version: int = 0
-    template_hash: str = ""
-    created_at: float = 0.0
-    started_at: float | None = None
-    healthy: bool | None = None
-    restart_history: tuple[float, ...] = ()
-    health_starting: bool = False  # has a health check that has not passed yet
-    move_to: str | None = None  # a rebalance moves this task to that node (start-first) ...
-    move_at: float = 0.0  # ... since then
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +121,7 @@ class _Ctx:
 
 def _started_at(task: Task) -> float | None:
     """When the task was first seen running (falls back to ``state_at`` while it is running)."""
-    if task.started_at is not None:
+    if task.started_at:
         return task.started_at
     return task.state_at if task.state == "running" else None
 

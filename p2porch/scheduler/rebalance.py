@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from .nodeinfo import Node, NodeInfo, PlacedTask, build_node_infos
-from .orchestrator import FAILURE_STATES, TERMINAL_STATES, Service, Task, replacement_failed
+from ..model import FAILURE_STATES, TERMINAL_STATES, Node, Service, Task
+from .nodeinfo import NodeInfo, PlacedTask, build_node_infos
+from .orchestrator import replacement_failed
 from .placement import TaskRequest, schedule
 
 #: after a replacement in a service failed, leave the service alone this long (no move storm on a bad node)

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
-from ..scheduler.spec import (
+from ..model import (
     HealthSpec,
     RestartPolicy,
     ServiceSpec,

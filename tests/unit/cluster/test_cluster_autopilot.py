@@ -1,13 +1,11 @@
 """Autopilot's voter decisions (pure): add, promote, demote, remove, one step at a time."""
 
 from p2porch.cluster.autopilot import VoterChange, next_voter_change
-from p2porch.raft.state import NodeRecord
+from p2porch.model import Node
 
 
-def node(i: int, role: str = "voter", status: str = "ready", status_at: float = 0.0) -> NodeRecord:
-    return NodeRecord(
-        f"id{i}", f"n{i}", f"10.0.0.{i}", 7947, 7946, role=role, status=status, status_at=status_at
-    )
+def node(i: int, role: str = "voter", status: str = "ready", status_at: float = 0.0) -> Node:
+    return Node(f"id{i}", f"n{i}", f"10.0.0.{i}", 7947, 7946, role=role, status=status, status_at=status_at)
 
 
 def addr(i: int) -> str:

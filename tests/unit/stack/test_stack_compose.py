@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from p2porch.errors import ConfigError
-from p2porch.scheduler import ServiceSpec
+from p2porch.model import ServiceSpec
 from p2porch.stack import StackDefinition, load_stack, parse_env_file, parse_yaml
 
 FULL = """
