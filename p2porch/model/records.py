@@ -72,9 +72,12 @@ class Node:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_map(self.labels))
-        object.__setattr__(self, "role", NodeRole(self.role))
-        object.__setattr__(self, "availability", Availability(self.availability))
-        object.__setattr__(self, "status", NodeStatus(self.status))
+        if type(self.role) is not NodeRole:
+            object.__setattr__(self, "role", NodeRole(self.role))
+        if type(self.availability) is not Availability:
+            object.__setattr__(self, "availability", Availability(self.availability))
+        if type(self.status) is not NodeStatus:
+            object.__setattr__(self, "status", NodeStatus(self.status))
 
     @property
     def raft_addr(self) -> str:
@@ -136,10 +139,15 @@ class Task:
     move_at: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "restart_history", tuple(self.restart_history))
-        object.__setattr__(self, "desired_state", DesiredState(self.desired_state))
-        object.__setattr__(self, "state", TaskState(self.state))
-        object.__setattr__(self, "health", TaskHealth(self.health))
+        # the Raft thread builds many of these: convert only what is not already the right type
+        if type(self.restart_history) is not tuple:
+            object.__setattr__(self, "restart_history", tuple(self.restart_history))
+        if type(self.desired_state) is not DesiredState:
+            object.__setattr__(self, "desired_state", DesiredState(self.desired_state))
+        if type(self.state) is not TaskState:
+            object.__setattr__(self, "state", TaskState(self.state))
+        if type(self.health) is not TaskHealth:
+            object.__setattr__(self, "health", TaskHealth(self.health))
 
     @property
     def healthy(self) -> bool | None:
