@@ -21,20 +21,18 @@ import trio
 
 from . import API_VERSION, __version__
 from .api.server import Endpoint, serve_api
-from .cluster.manager import ClusterManager
-from .cluster.member_services import (
-    serve_agent,
-    serve_autopilot,
-    serve_cluster_dns,
-    serve_gossip_membership,
-    serve_overlay,
-    serve_scheduler,
-)
-from .cluster.service_ops import ServiceOps
-from .cluster.stack_ops import StackOps, stack_endpoints
 from .config import Config, config_to_dict
+from .control.service_ops import ServiceOps
+from .control.stack_ops import StackOps, stack_endpoints
 from .datadir import DataDirLock
 from .errors import ConfigError
+from .leader.autopilot_loop import serve_autopilot
+from .leader.loop import serve_scheduler
+from .member.agent import serve_agent
+from .member.dns import serve_cluster_dns
+from .member.gossip import serve_gossip_membership
+from .member.overlay import serve_overlay
+from .membership.manager import ClusterManager
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ constrained to the node labelled ``tier=back``. The sandbox (namespaces, dockerd
 is removed even when a test fails.
 
 Needs the daemon and CLI wiring of stacks (``StackOps``/``stack_endpoints`` in daemon.py,
-``add_stack_commands`` in cli.py); ``test_short_names_resolve_inside_the_stack`` also needs the DNS
+``add_stack_commands`` in cli/stack.py); ``test_short_names_resolve_inside_the_stack`` also needs the DNS
 aliases and search domain of stack members (``p2porch.stack.stack_dns_aliases``/``stack_dns_search`` in
-cluster/views.py).
+member/views.py).
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def test_deploy_runs_both_services_and_web_reaches_backend_by_name(cluster):
 
 
 def test_short_names_resolve_inside_the_stack(cluster):
-    """Needs the DNS aliases/search domain of stack members wired in cluster/views.py."""
+    """Needs the DNS aliases/search domain of stack members wired in member/views.py."""
     sb, nodes, _ = cluster
     tasks = running_stack(sb)
     for task in (t for t in tasks if t["service"] == "shop-web"):

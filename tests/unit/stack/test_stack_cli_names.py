@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from p2porch.cli_stack import add_stack_commands, read_compose
-from p2porch.cliutil import Parser, UsageError
+from p2porch.cli.stack import add_stack_commands, read_compose
+from p2porch.cli.util import Parser, UsageError
 from p2porch.errors import ConfigError, DaemonError
 from p2porch.stack import (
     service_name,
@@ -92,7 +92,7 @@ def test_stack_subcommands_parse():
 
 
 def test_deploy_output_names_each_service_with_its_action():
-    from p2porch.cli_stack import _deploy_text
+    from p2porch.cli.stack import _deploy_text
 
     text = _deploy_text(
         {

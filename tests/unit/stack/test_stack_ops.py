@@ -7,8 +7,8 @@ import json
 import pytest
 
 from p2porch.api.server import build_app
-from p2porch.cluster.service_ops import ServiceOps
-from p2porch.cluster.stack_ops import StackOps, parse_deploy_body, stack_endpoints
+from p2porch.control.service_ops import ServiceOps
+from p2porch.control.stack_ops import StackOps, parse_deploy_body, stack_endpoints
 from p2porch.errors import ConfigError, ConflictError, NotFoundError
 from p2porch.model import Task
 from p2porch.raft import commands as C

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2porch.cluster.handshake import JoinerHandshake, MemberHandshake
-from p2porch.cluster.token import JoinToken, new_token, parse_token
 from p2porch.errors import AuthError
+from p2porch.membership.handshake import JoinerHandshake, MemberHandshake
+from p2porch.membership.token import JoinToken, new_token, parse_token
 
 
 def test_token_round_trip_and_secret_is_hidden():

@@ -1,6 +1,6 @@
 """Cluster events described from Raft changes (pure)."""
 
-from p2porch.cluster.events import describe_change, leader_event
+from p2porch.control.events import describe_change, leader_event
 from p2porch.model import Node, ServiceSpec, Task
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply

@@ -23,14 +23,14 @@ from typing import Any
 import trio
 
 from ..config import Config
+from ..control.events import describe_change, leader_event
 from ..errors import AuthError, ConfigError, ConflictError, NotFoundError, P2POrchError, RaftError
+from ..leader.autopilot import voters_target
 from ..model import Availability, Node, NodeRole, NodeStatus
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from . import localstate, voter_role
-from .autopilot import voters_target
-from .events import describe_change, leader_event
 from .join_service import JoinService, request_join, request_stream
 from .localstate import LocalClusterState
 from .token import JoinToken, new_token, parse_token
@@ -103,7 +103,7 @@ class ClusterManager:
         self._member_scope: trio.CancelScope | None = None
         self._member_done: trio.Event | None = None
         self._lock = trio.Lock()  # one init/join/leave at a time
-        # Filled in by member services (see member_services.py); read by the API.
+        # Filled in by member services (see p2porch/member/); read by the API.
         self.health: dict[str, str] = {}
         self.overlay: Any = None
         self.overlay_ready = trio.Event()

@@ -1,6 +1,6 @@
 """Autopilot's voter decisions (pure): add, promote, demote, remove, one step at a time."""
 
-from p2porch.cluster.autopilot import VoterChange, next_voter_change
+from p2porch.leader.autopilot import VoterChange, next_voter_change
 from p2porch.model import Node
 
 

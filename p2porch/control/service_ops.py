@@ -23,7 +23,7 @@ from ..raft import commands as C
 from ..raft.state import ClusterState
 
 if TYPE_CHECKING:
-    from .manager import ClusterManager
+    from ..membership.manager import ClusterManager
 
 SERVICE_ID_BYTES = 8
 

@@ -2,7 +2,7 @@
 
 Owns reading the Compose file and the files it names (``env_file``) on the CLI's machine, validating
 the whole stack locally first (exit code 2 naming the key's path, nothing sent), and showing results.
-The daemon validates again and does the work (``p2porch.cluster.stack_ops``).
+The daemon validates again and does the work (``p2porch.control.stack_ops``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import argparse
 import os
 from typing import Any
 
-from .cli_services import task_row
-from .cliutil import EXIT_OK, Parser, UsageError, client_for, emit, table
-from .errors import ConfigError
-from .stack import StackDefinition, check_stack_name, load_stack
+from ..errors import ConfigError
+from ..stack import StackDefinition, check_stack_name, load_stack
+from .service import task_row
+from .util import EXIT_OK, Parser, UsageError, client_for, emit, table
 
 STACK_COLUMNS = ["name", "services", "tasks"]
 TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "error / explanation"]

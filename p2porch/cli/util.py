@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .config import DEFAULT_SOCKET
-from .errors import ConfigError
+from ..config import DEFAULT_SOCKET
+from ..errors import ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -47,7 +47,7 @@ def host_of(args: argparse.Namespace) -> str:
 
 
 def client_for(args: argparse.Namespace) -> Any:
-    from .api.client import ApiClient
+    from ..api.client import ApiClient
 
     return ApiClient(host_of(args))
 
@@ -72,3 +72,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
+
+
+def command(
+    sub: Any,
+    common: argparse.ArgumentParser,
+    name: str,
+    help_text: str,
+    fn: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    """Add the top-level command ``name`` running ``fn``."""
+    p: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+    p.set_defaults(func=fn)
+    return p

@@ -1,6 +1,6 @@
 """Adapters from cluster state to overlay peers and the DNS zone (pure)."""
 
-from p2porch.cluster.views import dns_zone, gateway_of, local_overlay_node, overlay_peers
+from p2porch.member.views import dns_zone, gateway_of, local_overlay_node, overlay_peers
 from p2porch.model import Node, PortPublish, Service, ServiceSpec, SubnetLease, Task
 from p2porch.raft.state import ClusterState
 

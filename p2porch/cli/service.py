@@ -13,9 +13,9 @@ import sys
 import time
 from typing import Any
 
-from .cliutil import EXIT_OK, Parser, UsageError, client_for, emit, table, wants_json
-from .errors import ConfigError, P2POrchError
-from .model import ServiceSpec, format_bytes, format_cpus
+from ..errors import ConfigError, P2POrchError
+from ..model import ServiceSpec, format_bytes, format_cpus
+from .util import EXIT_OK, Parser, UsageError, client_for, emit, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
 FLAG_OF_FIELD = {

@@ -3,7 +3,7 @@
 import random
 from collections import Counter
 
-from p2porch.cluster.scheduling import plan_round
+from p2porch.leader.scheduling import plan_round
 from p2porch.model import Node, ServiceSpec
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply

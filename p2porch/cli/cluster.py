@@ -1,0 +1,321 @@
+"""``p2porch init|join|leave|recover|token|status|events|version``: the cluster as a whole (shell).
+
+init and join start a background daemon when none answers on ``--host`` (or run one in the
+foreground).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import __version__
+from ..errors import P2POrchError
+from .daemon import add_node_options, load_daemon_config
+from .util import (
+    EXIT_OK,
+    UsageError,
+    client_for,
+    command,
+    emit,
+    wants_json,
+)
+
+
+def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    command(sub, common, "version", "Show the client and daemon versions", cmd_version)
+    status = command(sub, common, "status", "Node, cluster, nodes and services at a glance", cmd_status)
+    status.add_argument("--watch", "-w", action="store_true", help="refresh until interrupted")
+    status.add_argument(
+        "--interval", type=float, default=2.0, metavar="S", help="refresh period (default 2 s)"
+    )
+    init = command(sub, common, "init", "Create a cluster on this node and print the join command", cmd_init)
+    add_node_options(init)
+    init.add_argument("--cluster-cidr", metavar="CIDR", help="overlay address space (default 10.240.0.0/16)")
+    init.add_argument("--domain", metavar="D", help="cluster DNS domain (default p2p)")
+    init.add_argument("--token", metavar="TOKEN", help="use this pre-generated join token (P2PT-1-...)")
+    init.add_argument("--foreground", action="store_true", help="run the daemon in the foreground")
+
+    join = command(sub, common, "join", "Join the cluster a peer belongs to", cmd_join)
+    join.add_argument("peer", metavar="PEER[:PORT]", help="address of any cluster member (join port 7948)")
+    join.add_argument("--token", required=True, metavar="TOKEN", help="join token from `p2porch token`")
+    add_node_options(join)
+    join.add_argument("--foreground", action="store_true", help="run the daemon in the foreground")
+
+    leave = command(sub, common, "leave", "Leave the cluster (this node)", cmd_leave)
+    leave.add_argument(
+        "--force",
+        action="store_true",
+        help="leave even if the cluster cannot be told, or this is the last node",
+    )
+    recover = command(
+        sub,
+        common,
+        "recover",
+        "After losing the Raft quorum: restart the cluster from this node's state as its only voter",
+        cmd_recover,
+    )
+    recover.add_argument(
+        "--force-new-cluster",
+        action="store_true",
+        help="required: other nodes' unreplicated writes are lost; they rejoin as replicas",
+    )
+    command(sub, common, "events", "Stream cluster events: nodes, leader, services, tasks", cmd_events)
+    token = command(sub, common, "token", "Show the join token and join command", cmd_token)
+    token.add_argument(
+        "--rotate",
+        action="store_true",
+        help="replace the join token: the old one stops working for new joins",
+    )
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    data: dict[str, Any] = {"client": {"version": __version__}}
+    try:
+        client = client_for(args)
+        data["daemon"] = client.get("/version")
+    except P2POrchError as exc:
+        data["daemon"] = None
+        data["daemon_error"] = exc.message
+
+    def render(d: dict[str, Any]) -> str:
+        daemon = d["daemon"]["version"] if d["daemon"] else f"unreachable ({d['daemon_error']})"
+        return f"client: {d['client']['version']}\ndaemon: {daemon}"
+
+    emit(args, data, render)
+    return EXIT_OK
+
+
+def status_view(client: Any) -> dict[str, Any]:
+    """The daemon's status plus, for a member, its nodes and services (one at-a-glance view)."""
+    data: dict[str, Any] = client.get("/status")
+    cluster = data.get("cluster")
+    if cluster and cluster.get("ready"):
+        data["nodes"] = client.get("/nodes")
+        data["services"] = client.get("/services")
+    return data
+
+
+def render_status(d: dict[str, Any]) -> str:
+    node, daemon, cluster = d["node"], d["daemon"], d.get("cluster")
+    lines = [
+        f"node:     {node['name']}  ({node.get('advertise_addr') or 'no advertise address'})",
+        f"daemon:   pid {daemon['pid']}, p2porch {daemon['version']}, up {daemon['uptime_s']:.0f} s",
+    ]
+    if not cluster:
+        lines.append("cluster:  not part of a cluster (run `p2porch init` or `p2porch join`)")
+        return "\n".join(lines)
+    quorum = "ok" if cluster.get("has_quorum") else "LOST (this side cannot commit writes)"
+    lines += [
+        f"cluster:  {cluster['cluster_id']}  domain {cluster.get('domain')}  "
+        f"cidr {cluster.get('cluster_cidr')}",
+        f"raft:     leader {cluster.get('leader') or 'none'}, quorum {quorum}, term {cluster.get('term')}, "
+        f"state version {cluster.get('state_version')}",
+        f"voters:   {', '.join(cluster.get('voters', []))}",
+    ]
+    unhealthy = {k: v for k, v in cluster.get("services_health", {}).items() if v != "running"}
+    lines.append(
+        "local:    " + (", ".join(f"{k}: {v}" for k, v in unhealthy.items()) or "all member services running")
+    )
+    nodes = d.get("nodes", [])
+    if nodes:
+        by_state: dict[str, list[str]] = {}
+        for n in nodes:
+            by_state.setdefault(n.get("gossip") or n["status"], []).append(n["name"])
+        lines.append(
+            "nodes:    "
+            + "; ".join(f"{state}: {', '.join(names)}" for state, names in sorted(by_state.items()))
+        )
+    for svc in d.get("services", []):
+        line = f"service:  {svc['name']} {svc['running']}/{svc['desired']}"
+        for pending in svc.get("pending", []):
+            line += f"  pending {pending['count']}: {pending['explanation']}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    client = client_for(args)
+    if not args.watch:
+        emit(args, status_view(client), render_status)
+        return EXIT_OK
+    while True:
+        view = status_view(client)
+        if not wants_json(args):
+            print("\033[H\033[2J", end="")  # clear the terminal between refreshes
+        emit(args, view, render_status)
+        sys.stdout.flush()
+        time.sleep(args.interval)
+
+
+def _cluster_body(args: argparse.Namespace) -> dict[str, Any]:
+    from ..config import parse_labels
+
+    body: dict[str, Any] = {
+        "name": args.name,
+        "advertise_addr": args.advertise_addr,
+        "labels": parse_labels(args.label, field="--label") if args.label else None,
+        "token": getattr(args, "token", None),
+        "peer": getattr(args, "peer", None),
+        "cluster_cidr": getattr(args, "cluster_cidr", None),
+        "domain": getattr(args, "domain", None),
+    }
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _daemon_reachable(args: argparse.Namespace) -> bool:
+    try:
+        client_for(args).get("/version")
+        return True
+    except P2POrchError:
+        return False
+
+
+def _start_background_daemon(args: argparse.Namespace) -> None:
+    """Start ``p2porch daemon`` detached with the node options, and wait until its socket answers."""
+    import subprocess
+    import time
+
+    config = load_daemon_config(args)
+    os.makedirs(config.node.data_dir, mode=0o700, exist_ok=True)
+    log_path = os.path.join(config.node.data_dir, "daemon.log")
+    argv = [
+        sys.executable,
+        "-m",
+        "p2porch",
+        "--host",
+        f"unix://{config.api.socket}",
+        "daemon",
+        "--data-dir",
+        config.node.data_dir,
+        "--pid-file",
+        os.path.join(config.node.data_dir, "daemon.pid"),
+    ]
+    for flag, value in (
+        ("--advertise-addr", args.advertise_addr),
+        ("--docker-host", args.docker_host),
+        ("--name", args.name),
+        ("--config", getattr(args, "config", None)),
+    ):
+        if value:
+            argv += [flag, value]
+    for label in args.label or []:
+        argv += ["--label", label]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise P2POrchError(f"the daemon exited with code {proc.returncode}; see {log_path}")
+        if _daemon_reachable(args):
+            print(f"started the p2porch daemon (pid {proc.pid}, log {log_path})", file=sys.stderr)
+            return
+        time.sleep(0.1)
+    raise P2POrchError(f"the daemon did not answer on unix://{config.api.socket} within 30 s; see {log_path}")
+
+
+def _form_cluster(args: argparse.Namespace, path: str, render: Callable[[Any], str]) -> int:
+    """init/join: through a running daemon, a new background daemon, or in the foreground."""
+    body = _cluster_body(args)
+    if args.foreground:
+        import trio
+
+        from ..daemon import Daemon
+        from ..logs import setup_logging
+
+        config = load_daemon_config(args)
+        setup_logging(config.log.format, config.log.level)
+
+        async def on_ready(daemon: Any) -> None:
+            handler = daemon.cluster.init if path == "/cluster/init" else daemon.cluster.join
+            try:
+                result = await handler(body)
+            except P2POrchError:
+                daemon.request_stop()
+                raise
+            emit(args, _with_join_command(result, daemon.config), render)
+            sys.stdout.flush()
+
+        trio.run(Daemon(config, on_ready=on_ready).run)
+        return EXIT_OK
+    if not _daemon_reachable(args):
+        _start_background_daemon(args)
+    result = client_for(args).post(path, body)
+    emit(args, result, render)
+    return EXIT_OK
+
+
+def _with_join_command(result: dict[str, Any], config: Any) -> dict[str, Any]:
+    if "token" in result and "join_addr" in result:
+        return {**result, "join_command": f"p2porch join {result['join_addr']} --token {result['token']}"}
+    return result
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    def render(d: dict[str, Any]) -> str:
+        return (
+            f"Cluster {d['cluster_id']} created; this node ({d['node_id']}) is its first voter.\n"
+            f"To add a node, run this on it:\n\n    p2porch join {d['join_addr']} --token {d['token']}\n"
+        )
+
+    return _form_cluster(args, "/cluster/init", render)
+
+
+def cmd_join(args: argparse.Namespace) -> int:
+    return _form_cluster(
+        args,
+        "/cluster/join",
+        lambda d: f"This node joined cluster {d['cluster_id']} as a {d['role']} (node id {d['node_id']}).",
+    )
+
+
+def cmd_leave(args: argparse.Namespace) -> int:
+    result = client_for(args).post("/cluster/leave", {"force": args.force})
+    emit(args, result, lambda d: f"This node left cluster {d['left']}.")
+    return EXIT_OK
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    if not args.force_new_cluster:
+        raise UsageError(
+            "recover: this discards every other node's Raft log; confirm with --force-new-cluster",
+            field="--force-new-cluster",
+        )
+    result = client_for(args).post("/cluster/recover", {"force_new_cluster": True})
+    emit(
+        args,
+        result,
+        lambda d: (
+            f"Cluster {d['cluster_id']} restarted from this node's state (version {d['state_version']}, "
+            f"{d['nodes']} nodes) as its only voter, Raft generation {d['generation']}.\n"
+            f"Other nodes rejoin as replicas when they come back; the old log is in {d['old_raft_log']}."
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    client = client_for(args)
+    result = client.post("/token", {"rotate": True}) if args.rotate else client.get("/token")
+    emit(
+        args, result, lambda d: f"{d['token']}\n\nTo add a node, run this on it:\n\n    {d['join_command']}\n"
+    )
+    return EXIT_OK
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    for event in client_for(args).stream("/events"):
+        if wants_json(args):
+            print(json.dumps(event), flush=True)
+            continue
+        at = time.strftime("%H:%M:%S", time.localtime(event.get("at", 0)))
+        details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("at", "type") and v is not None)
+        print(f"{at} {event.get('type', '?'):8} {details}", flush=True)
+    return EXIT_OK

@@ -1,0 +1,80 @@
+"""``p2porch daemon``: the daemon's configuration from file, environment and flags, and running it (shell)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from ..config import load_config
+from .util import (
+    EXIT_OK,
+    UsageError,
+    command,
+)
+
+DEFAULT_CONFIG_FILE = "/etc/p2porch/p2porch.toml"
+
+
+def add_daemon_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    daemon = command(sub, common, "daemon", "Run the p2porch daemon in the foreground", cmd_daemon)
+    add_node_options(daemon)
+    daemon.add_argument(
+        "--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG_FILE} when it exists)"
+    )
+    daemon.add_argument("--log-format", choices=["human", "json"], help="log line format (default human)")
+    daemon.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    daemon.add_argument("--pid-file", metavar="FILE", help="write the daemon's pid here (removed on exit)")
+
+
+def add_node_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--advertise-addr", metavar="IP", help="address other nodes reach this one at")
+    p.add_argument("--data-dir", metavar="DIR", help="state directory (default /var/lib/p2porch)")
+    p.add_argument("--docker-host", metavar="URL", help="Docker engine of this node (default: DOCKER_HOST)")
+    p.add_argument("--name", metavar="NAME", help="node name (default: host name)")
+    p.add_argument("--label", metavar="K=V", action="append", default=[], help="node label (repeatable)")
+
+
+def node_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The node.* config keys given as CLI flags."""
+    from ..config import parse_labels
+
+    labels = parse_labels(args.label, field="--label") if getattr(args, "label", None) else None
+    return {
+        "node.advertise_addr": getattr(args, "advertise_addr", None),
+        "node.data_dir": getattr(args, "data_dir", None),
+        "node.docker_host": getattr(args, "docker_host", None),
+        "node.name": getattr(args, "name", None),
+        "node.labels": labels,
+    }
+
+
+def load_daemon_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Any:
+    env = dict(os.environ) if env is None else env
+    path = getattr(args, "config", None)
+    toml_text = None
+    if path or os.path.exists(DEFAULT_CONFIG_FILE):
+        path = path or DEFAULT_CONFIG_FILE
+        try:
+            with open(path) as handle:
+                toml_text = handle.read()
+        except OSError as exc:
+            raise UsageError(f"--config {path}: {exc.strerror}", field="--config") from exc
+    host = getattr(args, "host", None) or env.get("P2PORCH_HOST")
+    overrides = node_overrides(args)
+    overrides["api.socket"] = host
+    overrides["log.format"] = getattr(args, "log_format", None)
+    overrides["log.level"] = getattr(args, "log_level", None)
+    return load_config(toml_text=toml_text, toml_path=path, env=env, overrides=overrides)
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    import trio
+
+    from ..daemon import Daemon
+    from ..logs import setup_logging
+
+    config = load_daemon_config(args)
+    setup_logging(config.log.format, config.log.level)
+    trio.run(Daemon(config, pid_file=args.pid_file).run)
+    return EXIT_OK

@@ -1,0 +1,111 @@
+"""``p2porch node ...`` and ``p2porch network inspect``: the nodes and this node's overlay (shell)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .util import (
+    EXIT_OK,
+    Parser,
+    client_for,
+    emit,
+    table,
+)
+
+
+def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    node = sub.add_parser("node", parents=[common], help="Manage cluster nodes")
+    node_sub = node.add_subparsers(dest="node_command", metavar="ACTION", parser_class=Parser)
+    node_sub.required = True
+    node_sub.add_parser("ls", parents=[common], help="List nodes").set_defaults(func=cmd_node_ls)
+    inspect = node_sub.add_parser("inspect", parents=[common], help="Show one node")
+    inspect.add_argument("node", metavar="NODE", help="node name or id")
+    inspect.set_defaults(func=cmd_node_inspect)
+    update = node_sub.add_parser("update", parents=[common], help="Change a node's availability or labels")
+    update.add_argument("node", metavar="NODE", help="node name or id")
+    update.add_argument("--availability", choices=["active", "drain", "pause"])
+    update.add_argument(
+        "--label-add", metavar="K=V", action="append", default=[], help="add or change a label"
+    )
+    update.add_argument("--label-rm", metavar="KEY", action="append", default=[], help="remove a label")
+    update.set_defaults(func=cmd_node_update)
+    rm = node_sub.add_parser("rm", parents=[common], help="Remove a node that left or is down")
+    rm.add_argument("node", metavar="NODE", help="node name or id")
+    rm.add_argument("--force", action="store_true", help="remove even a node that is still ready")
+    rm.set_defaults(func=cmd_node_rm)
+
+    network = sub.add_parser("network", parents=[common], help="The overlay network of this node")
+    network_sub = network.add_subparsers(dest="network_command", metavar="ACTION", parser_class=Parser)
+    network_sub.required = True
+    network_sub.add_parser("inspect", parents=[common], help="Lease, VTEP and programmed peers").set_defaults(
+        func=cmd_network_inspect
+    )
+
+
+NODE_COLUMNS = ["name", "id", "address", "raft_role", "availability", "status", "gossip", "labels"]
+
+
+def _node_row(n: dict[str, Any]) -> list[Any]:
+    labels = ",".join(f"{k}={v}" for k, v in sorted(n["labels"].items()))
+    return [
+        n["name"] + (" *" if n.get("self") else ""),
+        n["id"][:12],
+        n["address"],
+        n["raft_role"],
+        n["availability"],
+        n["status"],
+        n.get("gossip", ""),
+        labels,
+    ]
+
+
+def cmd_node_ls(args: argparse.Namespace) -> int:
+    emit(args, client_for(args).get("/nodes"), lambda rows: table(NODE_COLUMNS, [_node_row(n) for n in rows]))
+    return EXIT_OK
+
+
+def cmd_node_inspect(args: argparse.Namespace) -> int:
+    node = client_for(args).get(f"/nodes/{args.node}")
+    emit(args, node, lambda d: json.dumps(d, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_node_update(args: argparse.Namespace) -> int:
+    from ..config import parse_labels
+
+    body = {
+        "availability": args.availability,
+        "label_add": parse_labels(args.label_add, field="--label-add"),
+        "label_rm": args.label_rm,
+    }
+    node = client_for(args).post(f"/nodes/{args.node}/update", body)
+    emit(args, node, lambda n: table(NODE_COLUMNS, [_node_row(n)]))
+    return EXIT_OK
+
+
+def cmd_node_rm(args: argparse.Namespace) -> int:
+    result = client_for(args).delete(f"/nodes/{args.node}", {"force": args.force})
+    emit(args, result, lambda d: f"removed node {d['name']} ({d['removed']})")
+    return EXIT_OK
+
+
+def cmd_network_inspect(args: argparse.Namespace) -> int:
+    def render(d: dict[str, Any]) -> str:
+        if not d.get("ready"):
+            return f"overlay not ready: {d.get('health')}"
+        lines = [json.dumps({k: v for k, v in d.items() if k != "peers"}, indent=2, sort_keys=True)]
+        lines.append(
+            table(
+                ["node", "subnet", "underlay", "vtep mac", "programmed"],
+                [
+                    [p["node_id"][:12], p["subnet"], p["underlay_addr"], p["vtep_mac"], p["programmed"]]
+                    for p in d.get("peers", [])
+                ],
+            )
+        )
+        return "\n".join(lines)
+
+    emit(args, client_for(args).get("/network"), render)
+    return EXIT_OK

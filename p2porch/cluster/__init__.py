@@ -1,1 +1,0 @@
-"""p2porch.cluster: join tokens, the join handshake and cluster membership wiring."""

@@ -1,0 +1,85 @@
+"""Member service: SWIM gossip with the other members (who is alive, fast), encrypted with the cluster key
+(shell).
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..gossip.config import GossipConfig
+from ..gossip.keyring import Keyring
+from ..gossip.messages import MemberEvent, NodeMeta
+from ..gossip.runner import serve_gossip
+from ..supervisor import drain, state_changes, supervise
+
+if TYPE_CHECKING:
+    from ..membership.manager import ClusterManager
+
+log = logging.getLogger(__name__)
+
+
+GOSSIP_SEED_CHECK_S = 5.0
+
+
+async def serve_gossip_membership(
+    manager: ClusterManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run SWIM gossip with the other members (who is alive, fast), encrypted with the cluster key."""
+    task_status.started()
+    await supervise(manager, "gossip", partial(_run_gossip, manager))
+
+
+async def _run_gossip(manager: ClusterManager) -> None:
+    assert manager.local is not None
+    local = manager.local
+    store = manager.require_store()
+    state = store.snapshot()
+    addr = local.advertise_addr
+    presets = {
+        "fast-lan": GossipConfig.fast_lan,
+        "lan": GossipConfig.lan,
+        "wan": GossipConfig.wan,
+        "local": GossipConfig.local,
+    }
+    config = presets[manager.config.gossip.preset](
+        node_name=local.node_id, advertise_host=addr, port=manager.config.gossip.port
+    )
+    me = state.nodes.get(local.node_id)
+    meta = NodeMeta(
+        advertise_addr=addr,
+        vtep_addr=addr,
+        labels=dict(me.labels) if me else {},
+        capacity={"memory_bytes": me.memory_bytes, "cpu_millis": me.cpu_nanos // 1_000_000} if me else {},
+        generation=local.generation,
+    )
+
+    def on_event(event: MemberEvent) -> None:
+        if event.kind in ("dead", "alive", "left", "joined"):
+            log.info("gossip: %s is %s", event.name, event.kind)
+            manager.membership_changed.set()
+
+    async with state_changes(manager) as changes, trio.open_nursery() as nursery:
+        gossip = await nursery.start(
+            partial(serve_gossip, config, Keyring(local.cluster_token.gossip_key), meta, [], on_event)
+        )
+        manager.gossip = gossip
+        try:
+            # Raft is the authority on who is a member: gossip with every member it does not know yet.
+            while True:
+                known = gossip.members()
+                missing = [
+                    f"{n.addr}:{n.gossip_port}"
+                    for n in store.snapshot().nodes.values()
+                    if n.node_id != local.node_id and n.status != "left" and n.node_id not in known
+                ]
+                if missing:
+                    await gossip.join(missing)
+                with trio.move_on_after(GOSSIP_SEED_CHECK_S):
+                    await changes.receive()
+                drain(changes)
+        finally:
+            manager.gossip = None
