@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
-from ..model import Service, ServiceSpec, Task
+from ..model import DesiredState, Service, ServiceSpec, Task, TaskState
 from ..raft import commands as C
 from ..raft.state import ClusterState
 
@@ -51,8 +51,8 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
 
 def task_counts(state: ClusterState, service: Service) -> tuple[int, int]:
     """(running tasks that should run, desired tasks) of a service."""
-    tasks = [t for t in state.tasks_of_service(service.service_id) if t.desired_state == "running"]
-    running = sum(1 for t in tasks if t.state == "running")
+    tasks = [t for t in state.tasks_of_service(service.service_id) if t.desired_state == DesiredState.RUNNING]
+    running = sum(1 for t in tasks if t.state == TaskState.RUNNING)
     desired = len(tasks) if service.spec.mode == "global" else service.spec.replicas
     return running, desired
 
@@ -170,7 +170,7 @@ class ServiceOps:
         pending = Counter(
             t.message
             for t in state.tasks_of_service(service.service_id)
-            if t.desired_state == "running" and t.node_id is None and t.message
+            if t.desired_state == DesiredState.RUNNING and t.node_id is None and t.message
         )
         spec = service.spec.to_dict()
         return {
@@ -192,7 +192,7 @@ class ServiceOps:
             "moving": sum(
                 1
                 for t in state.tasks_of_service(service.service_id)
-                if t.desired_state == "running" and t.move_to is not None
+                if t.desired_state == DesiredState.RUNNING and t.move_to is not None
             ),
         }
 
@@ -201,12 +201,12 @@ class ServiceOps:
         service = self.find(ref)
         tasks = sorted(
             state.tasks_of_service(service.service_id),
-            key=lambda t: (t.slot, t.desired_state != "running", -t.state_at),
+            key=lambda t: (t.slot, t.desired_state != DesiredState.RUNNING, -t.state_at),
         )
         return [
             self.task_view(t, state, service)
             for t in tasks
-            if include_history or t.desired_state == "running"
+            if include_history or t.desired_state == DesiredState.RUNNING
         ]
 
     @staticmethod

@@ -10,13 +10,13 @@ import ipaddress
 
 from ..agent.model import MountSpec, PortSpec, TaskAssignment
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
-from ..model import DesiredState, ServiceSpec, Task, TaskHealth, TaskState
+from ..model import DesiredState, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState
 from ..netoverlay.plan import LocalNode, OverlayPeer
 from ..raft.state import ClusterState
 from ..stack.names import stack_dns_aliases, stack_dns_search
 
 # A node whose status is one of these takes part in the data path.
-LIVE_NODE_STATUSES = ("ready",)
+LIVE_NODE_STATUSES = (NodeStatus.READY,)
 
 
 def gateway_of(subnet: str) -> str:
@@ -82,7 +82,7 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData
         services[service.name] = entries
         for alias in stack_dns_aliases(service.spec.labels_dict()):  # "<short>.<stack>" inside a stack
             services.setdefault(alias, entries)
-    nodes = {n.name: n.addr for n in state.nodes.values() if n.status != "left"}
+    nodes = {n.name: n.addr for n in state.nodes.values() if n.status != NodeStatus.LEFT}
     return ZoneData(
         domain=state.domain or "p2p",
         services=services,

@@ -16,7 +16,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import FAILURE_STATES, TERMINAL_STATES, Node, Service, ServiceSpec, Task
+from ..model import (
+    FAILURE_STATES,
+    TERMINAL_STATES,
+    Availability,
+    DesiredState,
+    Node,
+    NodeStatus,
+    Service,
+    ServiceSpec,
+    Task,
+    TaskState,
+)
 from .filters import constraint_matches
 from .nodeinfo import NodeInfo
 
@@ -101,14 +112,14 @@ class _Ctx:
         if node_id is None:
             return "unassigned"
         node = self.nodes.get(node_id)
-        if node is None or node.status == "left":
+        if node is None or node.status == NodeStatus.LEFT:
             return "lost"
-        if node.status != "ready":
+        if node.status != NodeStatus.READY:
             if node.down_since is None or node.down_since + self.grace <= self.now:
                 return "lost"
             self.out.wake(node.down_since + self.grace)
             return "grace"
-        if node.availability == "drain":
+        if node.availability == Availability.DRAIN:
             return "drain"
         return "ok"
 
@@ -123,13 +134,13 @@ def _started_at(task: Task) -> float | None:
     """When the task was first seen running (falls back to ``state_at`` while it is running)."""
     if task.started_at:
         return task.started_at
-    return task.state_at if task.state == "running" else None
+    return task.state_at if task.state == TaskState.RUNNING else None
 
 
 def _settled(task: Task, spec: ServiceSpec, now: float) -> bool:
     started = _started_at(task)
     return (
-        task.state == "running"
+        task.state == TaskState.RUNNING
         and task.healthy is not False
         and not task.health_starting
         and started is not None
@@ -167,7 +178,7 @@ class Orchestrator:
         ctx = _Ctx(nodes, now, self.down_grace_s, out)
         by_service: dict[str, list[Task]] = {}
         for t in sorted(tasks, key=lambda t: (t.service_id, t.slot, t.created_at, t.task_id)):
-            if t.desired_state == "running":
+            if t.desired_state == DesiredState.RUNNING:
                 by_service.setdefault(t.service_id, []).append(t)
         known = {s.service_id for s in services}
         for service_id in sorted(by_service):
@@ -240,11 +251,15 @@ class Orchestrator:
             eligible_to_keep = (
                 node_id is not None
                 and node is not None
-                and node.availability != "drain"
+                and node.availability != Availability.DRAIN
                 and ctx.satisfies(node_id, spec)
             )
             if not eligible_to_keep:
-                why = "node drained" if node is not None and node.availability == "drain" else "not eligible"
+                why = (
+                    "node drained"
+                    if node is not None and node.availability == Availability.DRAIN
+                    else "not eligible"
+                )
                 for t in group:
                     ctx.out.actions.append(ShutdownTask(t.task_id, f"global: {why}"))
                 continue
@@ -297,7 +312,7 @@ class Orchestrator:
                 and not moving(t)
             )
 
-        unhealthy = [t for t in live if t.state == "running" and t.healthy is False]
+        unhealthy = [t for t in live if t.state == TaskState.RUNNING and t.healthy is False]
         if unhealthy and len(unhealthy) == len(live):
             # An unhealthy task is a failed one: stop it and let the restart policy decide.
             for t in unhealthy:
@@ -315,7 +330,7 @@ class Orchestrator:
                 key=lambda t: (
                     t.template_hash != current,
                     not well_placed(t),
-                    t.state != "running",
+                    t.state != TaskState.RUNNING,
                     t.healthy is False,
                     t.created_at,
                     t.task_id,
@@ -323,7 +338,7 @@ class Orchestrator:
             )
             winner = live[0]
             if (
-                winner.state == "running"
+                winner.state == TaskState.RUNNING
                 and winner.healthy is not False
                 and not winner.health_starting
                 and well_placed(winner)
@@ -396,13 +411,13 @@ class Orchestrator:
                 if t.template_hash != current:
                     continue
                 started = _started_at(t)
-                if t.state in ("failed", "rejected") and (
+                if t.state in (TaskState.FAILED, TaskState.REJECTED) and (
                     started is None or t.state_at - started < cfg.monitor_s
                 ):
                     failed = failed or t
                 elif t.state not in TERMINAL_STATES and not _settled(t, spec, ctx.now):
                     in_flight += 1
-                    if started is not None and t.state == "running":
+                    if started is not None and t.state == TaskState.RUNNING:
                         ctx.out.wake(started + cfg.monitor_s)
                 if started is not None and t.state not in TERMINAL_STATES:
                     settle = started + cfg.monitor_s
@@ -413,7 +428,7 @@ class Orchestrator:
                 continue  # already given a new task this round (restart or move)
             if any(t.template_hash == current and t.state not in TERMINAL_STATES for t in group):
                 continue  # a replacement is already under way (start-first)
-            outdated.append((winner.state == "running", winner.slot, winner))
+            outdated.append((winner.state == TaskState.RUNNING, winner.slot, winner))
         if not outdated:
             return
         if failed is not None and cfg.failure_action != "continue":
