@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -28,6 +28,8 @@ import trio
 
 from ..errors import P2POrchError
 from ..model import ServiceSpec
+from ..model.placement import NAME_RE
+from ..model.spec import RESERVED_NAMES
 from . import commands as C
 from .store import RaftStore, StoreConfig, open_raft_store
 
@@ -65,9 +67,12 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
 
 
 def _create(service_id: str) -> bytes:
-    """A create_service command for a minimal service named like its id (made a DNS label)."""
-    name = re.sub(r"[^a-z0-9-]", "-", service_id.lower())[:62].strip("-")
-    spec = ServiceSpec(name=f"s{name}" if not name[:1].isalpha() else name, image="p2porch/bench")
+    """A create_service command for a minimal service named like its id (a hash when the id is not a DNS
+    label, so distinct ids keep distinct names)."""
+    name = service_id
+    if not NAME_RE.match(name) or name in RESERVED_NAMES:
+        name = "s" + hashlib.sha256(service_id.encode()).hexdigest()[:20]
+    spec = ServiceSpec(name=name, image="p2porch/bench")
     return C.CreateService(at=time.time(), service_id=service_id, spec=spec).encode()
 
 
