@@ -11,7 +11,6 @@ import logging
 import os
 import signal
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,11 +20,14 @@ import trio
 
 from . import API_VERSION, __version__
 from .api.server import Endpoint, serve_api
+from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, config_to_dict
+from .control.logs import LogOps
+from .control.node_ops import NodeOps
+from .control.routes import cluster_endpoints, service_endpoints
 from .control.service_ops import ServiceOps
 from .control.stack_ops import StackOps, stack_endpoints
 from .datadir import DataDirLock
-from .errors import ConfigError
 from .leader.autopilot_loop import serve_autopilot
 from .leader.loop import serve_scheduler
 from .member.agent import serve_agent
@@ -33,6 +35,7 @@ from .member.dns import serve_cluster_dns
 from .member.gossip import serve_gossip_membership
 from .member.overlay import serve_overlay
 from .membership.manager import ClusterManager
+from .membership.runtime import MemberService
 
 log = logging.getLogger(__name__)
 
@@ -91,24 +94,23 @@ class Daemon:
         *,
         pid_file: str | None = None,
         on_ready: Callable[[Daemon], Awaitable[None]] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
         self.pid_file = pid_file
         self.node_name = config.node.name or _default_node_name()
-        self.started_at = time.time()
+        self.clock = clock
+        self.started_at = clock.monotonic()
         self.cluster = ClusterManager(
             config,
             self.node_name,
-            member_services=[
-                ("gossip", serve_gossip_membership),
-                ("overlay", serve_overlay),
-                ("dns", serve_cluster_dns),
-                ("agent", serve_agent),
-                ("scheduler", serve_scheduler),
-                ("autopilot", serve_autopilot),
-            ],
+            member_services=member_services(config),
+            join_streams={"logs": lambda request: self.logs.local_logs(request)},
+            clock=clock,
         )
-        self.services = ServiceOps(self.cluster)
+        self.logs = LogOps(self.cluster)
+        self.nodes = NodeOps(self.cluster)
+        self.services = ServiceOps(self.cluster, self.logs, clock=clock)
         self.stacks = StackOps(self.services)
         self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
@@ -173,129 +175,15 @@ class Daemon:
 
     # ----- API
     def endpoints(self) -> list[Endpoint]:
-        cluster = self.cluster
+        """The daemon's own routes, then the control API's tables."""
         return [
             Endpoint("GET", "/version", self.api_version, "Daemon and API version"),
             Endpoint("GET", "/status", self.api_status, "Node and cluster status at a glance"),
             Endpoint("GET", "/config", self.api_config, "The daemon's effective configuration"),
-            Endpoint("POST", "/cluster/init", lambda b, p: cluster.init(_node_body(b)), "Create a cluster"),
-            Endpoint("POST", "/cluster/join", lambda b, p: cluster.join(_node_body(b)), "Join a cluster"),
-            Endpoint("POST", "/cluster/leave", lambda b, p: cluster.leave(b), "Leave the cluster"),
-            Endpoint(
-                "POST",
-                "/cluster/recover",
-                lambda b, p: cluster.recover(b),
-                "After quorum loss: restart the cluster from this node's state as its only voter",
-            ),
-            Endpoint("GET", "/token", self.api_token, "The current join token"),
-            Endpoint("POST", "/token", self.api_token, 'Rotate the join token with {"rotate": true}'),
-            Endpoint("GET", "/nodes", self.api_nodes, "List the cluster's nodes"),
-            Endpoint("GET", "/nodes/{node}", self.api_node, "Inspect one node"),
-            Endpoint("DELETE", "/nodes/{node}", self.api_node_rm, "Remove a node that left or is down"),
-            Endpoint("POST", "/nodes/{node}/update", self.api_node_update, "Change availability or labels"),
-            Endpoint(
-                "GET", "/network", self.api_network, "This node's overlay: lease, VTEP, programmed peers"
-            ),
-            Endpoint("GET", "/events", self.api_events, "Stream cluster events (JSON lines)", streaming=True),
-            *self.service_endpoints(),
+            *cluster_endpoints(self.cluster, self.nodes),
+            *service_endpoints(self.services),
             *stack_endpoints(self.stacks),
         ]
-
-    def service_endpoints(self) -> list[Endpoint]:
-        ops = self.services
-
-        async def create(body: dict[str, Any], params: dict[str, str]) -> Any:
-            return await ops.create(body)
-
-        async def listing(body: dict[str, Any], params: dict[str, str]) -> Any:
-            return ops.list_all()
-
-        async def inspect(body: dict[str, Any], params: dict[str, str]) -> Any:
-            return ops.view(ops.find(params["service"]))
-
-        async def tasks(body: dict[str, Any], params: dict[str, str]) -> Any:
-            return ops.tasks(
-                params["service"], include_history=str(body.get("all", "true")).lower() != "false"
-            )
-
-        async def update(body: dict[str, Any], params: dict[str, str]) -> Any:
-            return await ops.update(params["service"], body)
-
-        async def scale(body: dict[str, Any], params: dict[str, str]) -> Any:
-            return await ops.scale(params["service"], body.get("replicas"))
-
-        async def rollback(body: dict[str, Any], params: dict[str, str]) -> Any:
-            return await ops.rollback(params["service"])
-
-        async def rebalance(body: dict[str, Any], params: dict[str, str]) -> Any:
-            return await ops.rebalance(params["service"])
-
-        async def remove(body: dict[str, Any], params: dict[str, str]) -> Any:
-            return await ops.remove(params["service"])
-
-        async def logs(body: dict[str, Any], params: dict[str, str]) -> Any:
-            tail = body.get("tail")
-            if tail is not None and not str(tail).isdigit():
-                raise ConfigError("--tail must be a number of lines", field="--tail")
-            follow = str(body.get("follow", "false")).lower() in ("1", "true", "yes")
-            service = ops.find(params["service"])  # an unknown service is an error before the stream
-            return partial(
-                ops.logs, service.service_id, follow=follow, tail=int(tail) if tail is not None else None
-            )
-
-        return [
-            Endpoint("POST", "/services", create, "Create a service from a spec"),
-            Endpoint("GET", "/services", listing, "List services with running/desired counts"),
-            Endpoint("GET", "/services/{service}", inspect, "Inspect a service"),
-            Endpoint("GET", "/services/{service}/tasks", tasks, "A service's tasks (service ps)"),
-            Endpoint("POST", "/services/{service}/update", update, "Change some fields of a service's spec"),
-            Endpoint("POST", "/services/{service}/scale", scale, "Set a replicated service's replicas"),
-            Endpoint("POST", "/services/{service}/rollback", rollback, "Go back to the previous spec"),
-            Endpoint(
-                "POST", "/services/{service}/rebalance", rebalance, "Spread tasks onto nodes that joined"
-            ),
-            Endpoint("DELETE", "/services/{service}", remove, "Remove a service and its tasks"),
-            Endpoint(
-                "GET",
-                "/services/{service}/logs",
-                logs,
-                "Stream the logs of every task (JSON lines)",
-                streaming=True,
-            ),
-        ]
-
-    async def api_token(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
-        cluster = self.cluster
-        cluster.require_store()
-        token = await cluster.rotate_token() if body.get("rotate") else cluster.current_token()
-        assert token is not None and cluster.local is not None
-        join = join_command(cluster.local.advertise_addr, self.config.join.port, str(token))
-        return {"token": str(token), "join_command": join}
-
-    async def api_events(self, body: dict[str, Any], params: dict[str, str]) -> Any:
-        self.cluster.require_store()
-        return self.cluster.events
-
-    async def api_network(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
-        self.cluster.require_store()
-        overlay = self.cluster.overlay
-        if overlay is None:
-            return {"ready": False, "health": self.cluster.health.get("overlay", "not started")}
-        return {"ready": True, **overlay.status()}
-
-    async def api_nodes(self, body: dict[str, Any], params: dict[str, str]) -> list[dict[str, Any]]:
-        return self.cluster.nodes()
-
-    async def api_node(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
-        node = self.cluster.find_node(params["node"])
-        store = self.cluster.require_store()
-        return self.cluster.node_view(node, store.snapshot(), store.status().leader)
-
-    async def api_node_update(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
-        return await self.cluster.update_node(params["node"], body)
-
-    async def api_node_rm(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
-        return await self.cluster.remove_node(params["node"], bool(body.get("force")))
 
     async def api_version(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         return {"version": __version__, "api_version": API_VERSION}
@@ -311,32 +199,34 @@ class Daemon:
             "daemon": {
                 "pid": os.getpid(),
                 "version": __version__,
-                "uptime_s": round(time.time() - self.started_at, 3),
+                "uptime_s": round(self.clock.monotonic() - self.started_at, 3),
                 "subsystems": self._subsystems.names if self._subsystems else [],
             },
-            "cluster": self.cluster.status(),
+            "cluster": self.nodes.status(),
         }
 
     async def api_config(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         return config_to_dict(self.config)
 
 
-def join_command(addr: str, port: int, token: str) -> str:
-    return f"p2porch join {addr}:{port} --token {token}"
-
-
-def _node_body(body: dict[str, Any]) -> dict[str, Any]:
-    """Validate the node options of an init/join request (labels as a map of strings)."""
-    labels = body.get("labels")
-    if labels is not None and (
-        not isinstance(labels, dict)
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
-    ):
-        raise ConfigError("labels must be a map of strings", field="labels")
-    for key in ("name", "advertise_addr", "token", "peer", "domain", "cluster_cidr"):
-        if body.get(key) is not None and not isinstance(body[key], str):
-            raise ConfigError(f"{key} must be a string", field=key)
-    return body
+def member_services(config: Config) -> list[tuple[str, MemberService]]:
+    """The member services in start order, each bound to its config section."""
+    return [
+        ("gossip", partial(serve_gossip_membership, section=config.gossip)),
+        (
+            "overlay",
+            partial(
+                serve_overlay,
+                section=config.overlay,
+                dns_port=config.dns.port,
+                docker_host=config.node.docker_host,
+            ),
+        ),
+        ("dns", partial(serve_cluster_dns, section=config.dns)),
+        ("agent", partial(serve_agent, docker_host=config.node.docker_host)),
+        ("scheduler", partial(serve_scheduler, section=config.scheduler)),
+        ("autopilot", partial(serve_autopilot, section=config.raft)),
+    ]
 
 
 def _default_node_name() -> str:

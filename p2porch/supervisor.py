@@ -1,42 +1,32 @@
 """Helpers for long-running services: supervision with back-off and change-channel handling (shell).
 
 Member services and leader loops run under :func:`supervise`: a failure is recorded in the health
-board and retried with back-off, never taking the daemon (or the other services) down.
+``health`` map and retried with back-off, never taking the daemon (or the other services) down.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
-if TYPE_CHECKING:
-    from .membership.manager import ClusterManager
+__all__ = ["drain", "forward", "supervise", "wait_any"]
 
 log = logging.getLogger(__name__)
 
 
-@asynccontextmanager
-async def state_changes(manager: ClusterManager) -> AsyncIterator[trio.MemoryReceiveChannel[Any]]:
-    """A channel that receives one item per committed change batch (the items themselves are opaque)."""
-    store = manager.require_store()
-    async with store.subscribe() as changes:
-        yield changes
-
-
-async def supervise(manager: ClusterManager, name: str, body: Callable[[], Awaitable[None]]) -> None:
-    """Run ``body`` forever, recording failures in ``manager.health`` and retrying with back-off."""
+async def supervise(health: dict[str, str], name: str, body: Callable[[], Awaitable[None]]) -> None:
+    """Run ``body`` until it returns, recording failures in ``health[name]`` and retrying with back-off."""
     delay_s = 0.5
     while True:
         try:
-            manager.health[name] = "running"
+            health[name] = "running"
             await body()
             return
         except Exception as exc:  # a member service must not take the daemon down
-            manager.health[name] = f"failed: {type(exc).__name__}: {exc}"
+            health[name] = f"failed: {type(exc).__name__}: {exc}"
             log.error("%s failed, retrying in %.1f s: %s", name, delay_s, exc, exc_info=log.isEnabledFor(10))
         await trio.sleep(delay_s)
         delay_s = min(delay_s * 2, 30.0)
@@ -52,6 +42,7 @@ def drain(channel: trio.MemoryReceiveChannel[Any]) -> None:
 
 
 async def forward(source: trio.MemoryReceiveChannel[Any], sink: trio.MemorySendChannel[Any]) -> None:
+    """Copy every item of ``source`` to ``sink`` (an unbounded channel) until ``source`` closes."""
     async for item in source:
         sink.send_nowait(item)
 

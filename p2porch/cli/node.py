@@ -44,7 +44,26 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
 
 
-NODE_COLUMNS = ["name", "id", "address", "raft_role", "availability", "status", "gossip", "labels"]
+NODE_COLUMNS = [
+    "name",
+    "id",
+    "address",
+    "raft_role",
+    "raft_index",
+    "availability",
+    "status",
+    "gossip",
+    "labels",
+]
+
+
+def _progress_cell(progress: dict[str, Any] | None) -> str:
+    """Applied (or, seen from the leader, replicated) index, distance to the commit index, lag flag."""
+    if not progress or progress.get("behind_entries") is None:
+        return "?"
+    index = progress.get("applied_index", progress.get("match_index"))
+    cell = f"{index} (-{progress['behind_entries']})"
+    return cell + (f" LAGGING {progress['lag_s']:.0f}s" if progress.get("lagging") else "")
 
 
 def _node_row(n: dict[str, Any]) -> list[Any]:
@@ -54,6 +73,7 @@ def _node_row(n: dict[str, Any]) -> list[Any]:
         n["id"][:12],
         n["address"],
         n["raft_role"],
+        _progress_cell(n.get("raft_progress")),
         n["availability"],
         n["status"],
         n.get("gossip", ""),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import secrets
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
 from ..model import DesiredState, Service, ServiceSpec, Task, TaskState
 from ..raft import commands as C
@@ -24,6 +24,7 @@ from ..raft.state import ClusterState
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
+    from .logs import LogOps
 
 SERVICE_ID_BYTES = 8
 
@@ -66,8 +67,10 @@ def _node_name(state: ClusterState, node_id: str | None) -> str | None:
 class ServiceOps:
     """The API's view of services; every write goes through the manager's Raft store."""
 
-    def __init__(self, manager: ClusterManager) -> None:
+    def __init__(self, manager: ClusterManager, logs: LogOps, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.manager = manager
+        self.log_ops = logs
+        self.clock = clock
 
     def _state(self) -> ClusterState:
         return self.manager.snapshot()
@@ -89,7 +92,8 @@ class ServiceOps:
         if self._state().service_by_name(spec.name) is not None:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
-        await self.manager.write(C.CreateService(at=time.time(), service_id=service_id, spec=spec).encode())
+        create = C.CreateService(at=self.clock.now(), service_id=service_id, spec=spec)
+        await self.manager.write(create.encode())
         return self.view(self.find(service_id))
 
     async def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +105,7 @@ class ServiceOps:
         if spec.template_hash() != service.spec.template_hash():
             previous = service.spec  # kept for `service rollback`
         update = C.UpdateService.of(
-            service, at=time.time(), spec=spec, previous_spec=previous, update_paused=False
+            service, at=self.clock.now(), spec=spec, previous_spec=previous, update_paused=False
         )
         await self.manager.write(update.encode())
         return self.view(self.find(service.service_id))
@@ -122,7 +126,7 @@ class ServiceOps:
             )
         update = C.UpdateService.of(
             service,
-            at=time.time(),
+            at=self.clock.now(),
             spec=service.previous_spec,
             previous_spec=service.spec,
             update_paused=False,
@@ -148,14 +152,14 @@ class ServiceOps:
                 "binpack does not want",
                 field="SERVICE",
             )
-        now = time.time()
+        now = self.clock.now()
         await self.manager.write(C.UpdateService.of(service, at=now, rebalance_requested=now).encode())
         return self.view(self.find(service.service_id))
 
     async def remove(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
         remove = C.RemoveService(
-            at=time.time(), service_id=service.service_id, service_version=service.version
+            at=self.clock.now(), service_id=service.service_id, service_version=service.version
         )
         await self.manager.write(remove.encode())
         return {"removed": service.service_id, "name": service.name}
@@ -250,7 +254,7 @@ class ServiceOps:
             if node is None:
                 return
             try:
-                async with self.manager.node_logs(node, request) as items:
+                async with self.log_ops.node_logs(node, request) as items:
                     async for item in items:
                         task_id = str(item.get("task_id", ""))
                         send.send_nowait(

@@ -29,13 +29,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from ..config import Config
+from ..config import RaftConfig
 from ..model import Node, NodeRole, NodeStatus
 
 
-def voters_target(config: Config, node_count: int) -> int:
+def voters_target(raft: RaftConfig, node_count: int) -> int:
     """How many voters a cluster of ``node_count`` nodes should have (never more than it has)."""
-    wanted = config.raft.voters_large if node_count >= config.raft.large_cluster_nodes else config.raft.voters
+    wanted = raft.voters_large if node_count >= raft.large_cluster_nodes else raft.voters
     return min(wanted, node_count)
 
 

@@ -3,48 +3,45 @@
 from __future__ import annotations
 
 import logging
-import time
 from functools import partial
-from typing import TYPE_CHECKING
 
 import trio
 
 from ..agent.docker_executor import open_docker_executor
 from ..agent.model import NodeCapacity, TaskAssignment, TaskReport
 from ..agent.worker import run_agent
+from ..context import MemberContext
 from ..model import TaskHealth, TaskState
 from ..netoverlay.plan import OverlaySettings
 from ..raft import commands as C
-from ..supervisor import state_changes, supervise
+from ..supervisor import supervise
 from .views import (
     gateway_of,
     shutdown_assignment,
     task_assignment,
 )
 
-if TYPE_CHECKING:
-    from ..membership.manager import ClusterManager
-
 log = logging.getLogger(__name__)
+
+__all__ = ["serve_agent", "status_report"]
 
 
 async def serve_agent(
-    manager: ClusterManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ctx: MemberContext, *, docker_host: str, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Run the tasks committed to this node through its Docker engine and report their states."""
     task_status.started()
-    await supervise(manager, "agent", partial(_run_agent, manager))
+    await supervise(ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None))
 
 
-async def _run_agent(manager: ClusterManager) -> None:
-    assert manager.local is not None
-    node_id, node_name = manager.local.node_id, manager.local.node_name
-    store = manager.require_store()
-    executor = await open_docker_executor(manager.config.node.docker_host or None)
-    manager.executor = executor
+async def _run_agent(ctx: MemberContext, docker_host: str | None) -> None:
+    node_id, node_name = ctx.local.node_id, ctx.local.node_name
+    store = ctx.store
+    executor = await open_docker_executor(docker_host)
+    ctx.board.executor = executor
     try:
-        await _record_capacity(manager, await executor.capacity())
-        await manager.overlay_ready.wait()  # tasks attach to the node's overlay network
+        await _record_capacity(ctx, await executor.capacity())
+        await ctx.board.overlay_ready.wait()  # tasks attach to the node's overlay network
 
         def assignments() -> list[TaskAssignment]:
             state = store.snapshot()
@@ -64,29 +61,31 @@ async def _run_agent(manager: ClusterManager) -> None:
 
         async def report(reports: list[TaskReport]) -> None:
             command = C.ReportTaskStates(
-                at=time.time(), node_id=node_id, reports=tuple(status_report(r) for r in reports)
+                at=ctx.clock.now(), node_id=node_id, reports=tuple(status_report(r) for r in reports)
             )
-            await manager.write(command.encode())
+            await ctx.write(command.encode())
 
-        async with state_changes(manager) as changes, trio.open_nursery() as nursery:
+        async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
             await nursery.start(partial(run_agent, executor, node_name, assignments, changes, report))
             await trio.sleep_forever()
     finally:
-        manager.executor = None
+        ctx.board.executor = None
         with trio.CancelScope(shield=True):
             await executor.aclose()
 
 
-async def _record_capacity(manager: ClusterManager, capacity: NodeCapacity) -> None:
+async def _record_capacity(ctx: MemberContext, capacity: NodeCapacity) -> None:
     """Store the engine's CPU and memory as this node's capacity when they differ from the record."""
-    assert manager.local is not None
-    node = manager.require_store().snapshot().nodes.get(manager.local.node_id)
+    node = ctx.store.snapshot().nodes.get(ctx.local.node_id)
     if node is None or (node.cpu_nanos, node.memory_bytes) == (capacity.cpu_nanos, capacity.memory_bytes):
         return
     update = C.UpdateNode(
-        at=time.time(), node_id=node.node_id, cpu_nanos=capacity.cpu_nanos, memory_bytes=capacity.memory_bytes
+        at=ctx.clock.now(),
+        node_id=node.node_id,
+        cpu_nanos=capacity.cpu_nanos,
+        memory_bytes=capacity.memory_bytes,
     )
-    await manager.write(update.encode())
+    await ctx.write(update.encode())
 
 
 def status_report(report: TaskReport) -> C.TaskStatusReport:

@@ -6,49 +6,47 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import TYPE_CHECKING
 
 import trio
 
+from ..config import DnsConfig
+from ..context import MemberContext
 from ..dns.resolver import Resolver
 from ..dns.server import serve_dns
-from ..supervisor import drain, state_changes, supervise
+from ..supervisor import drain, supervise
 from .overlay import wait_for_lease
 from .views import (
     dns_zone,
     gateway_of,
 )
 
-if TYPE_CHECKING:
-    from ..membership.manager import ClusterManager
-
 log = logging.getLogger(__name__)
+
+__all__ = ["serve_cluster_dns"]
 
 
 async def serve_cluster_dns(
-    manager: ClusterManager, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ctx: MemberContext, section: DnsConfig, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Answer the cluster domain from committed state on the bridge gateway and the advertise address."""
     task_status.started()
-    await supervise(manager, "dns", partial(_run_dns, manager))
+    await supervise(ctx.board.health, "dns", partial(_run_dns, ctx, section))
 
 
-async def _run_dns(manager: ClusterManager) -> None:
-    assert manager.local is not None
-    store = manager.require_store()
-    config = manager.config
-    async with state_changes(manager) as changes:
-        subnet = await wait_for_lease(manager, changes)
-        await manager.overlay_ready.wait()  # the gateway address exists once the Docker network does
+async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
+    store = ctx.store
+    async with ctx.state_changes() as changes:
+        subnet = await wait_for_lease(ctx, changes)
+        await ctx.board.overlay_ready.wait()  # the gateway address exists once the Docker network does
         gateway = gateway_of(subnet)
-        advertise = manager.local.advertise_addr
-        resolver = Resolver(dns_zone(store.snapshot(), (advertise,)), ttl_s=config.dns.ttl_s)
-        manager.resolver = resolver
-        upstreams = [_parse_upstream(u) for u in config.dns.upstreams] or None
-        listen = [(gateway, config.dns.port), (advertise, config.dns.port)]
+        advertise = ctx.local.advertise_addr
+        resolver = Resolver(dns_zone(store.snapshot(), (advertise,)), ttl_s=section.ttl_s)
+        ctx.board.resolver = resolver
+        upstreams = [_parse_upstream(u) for u in section.upstreams] or None
+        listen = [(gateway, section.port), (advertise, section.port)]
         async with trio.open_nursery() as nursery:
             await nursery.start(
-                partial(serve_dns, resolver, listen, upstreams, timeout_s=config.dns.forward_timeout_s)
+                partial(serve_dns, resolver, listen, upstreams, timeout_s=section.forward_timeout_s)
             )
             log.info(
                 "cluster DNS for %s. on %s", store.snapshot().domain, ", ".join(f"{h}:{p}" for h, p in listen)

@@ -15,21 +15,28 @@ Nothing here writes state.
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import trio
 
+from ..clock import Clock
+from ..context import ClusterStore, LocalBoard
 from ..errors import P2POrchError
 from ..raft.state import ClusterState
 from ..raft.store import RaftStatus
-from . import localstate
 from .join_service import request_join
 from .localstate import LocalClusterState
 
-if TYPE_CHECKING:
-    from .manager import ClusterManager
+__all__ = [
+    "RoleWatch",
+    "ask_node",
+    "membership_answer",
+    "recorded_voters",
+    "role_on_return",
+    "watch_role",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +57,13 @@ def recorded_voters(state: ClusterState) -> tuple[str, ...]:
     )
 
 
-def membership_answer(manager: ClusterManager, request: dict[str, Any]) -> dict[str, Any]:
+def membership_answer(
+    store: ClusterStore, local: LocalClusterState | None, request: dict[str, Any]
+) -> dict[str, Any]:
     """A peer asks what the cluster records about it (role, voters), whether this node sees a leader,
     and how this node's own store runs (the leader adds a promoted node only once it runs as a voter)."""
-    store = manager.require_store()
     state, status = store.snapshot(), store.status()
     node = state.nodes.get(str(request.get("node_id", "")))
-    local = manager.local
     return {
         "running_role": local.role if local is not None else None,
         "running_generation": local.generation if local is not None else None,
@@ -138,10 +145,10 @@ async def role_on_return(
     return recorded
 
 
-def newer_generation_hosts(manager: ClusterManager, local: LocalClusterState) -> list[str]:
+def newer_generation_hosts(board: LocalBoard, local: LocalClusterState) -> list[str]:
     """Addresses of alive gossip members that run a newer Raft generation than this node (``g`` in
     their gossip metadata): this node was cut off during a forced recovery and must follow it."""
-    gossip = manager.gossip
+    gossip = board.gossip
     if gossip is None:
         return []
     hosts = []
@@ -153,29 +160,41 @@ def newer_generation_hosts(manager: ClusterManager, local: LocalClusterState) ->
     return sorted(h for h in hosts if h)
 
 
-async def watch_role(manager: ClusterManager, local: LocalClusterState) -> None:
+@dataclass(frozen=True)
+class RoleWatch:
+    """What the voter-role watcher reads, and the two things it may ask its owner to do."""
+
+    store: ClusterStore
+    board: LocalBoard
+    join_port: int
+    clock: Clock
+    save_voters: Callable[[LocalClusterState], None]  # the recorded voters changed: remember them
+    switch_role: Callable[[LocalClusterState, LocalClusterState], None]  # (expected, new): restart as new
+
+
+async def watch_role(watch: RoleWatch, local: LocalClusterState) -> None:
     """Restart the member in the recorded role (and generation) when they change; keep the saved voter
     list current. Never raises: a failed check is logged and retried."""
     leaderless_since: float | None = None
     while True:
         await trio.sleep(ROLE_CHECK_S)
         try:
-            local, leaderless_since, changed = await _check_role(manager, local, leaderless_since)
+            local, leaderless_since, changed = await _check_role(watch, local, leaderless_since)
         except Exception as exc:  # the role check must never take the member down
             log.warning("role check failed: %r", exc, exc_info=log.isEnabledFor(logging.DEBUG))
             continue
         if changed is not None:
-            manager.switch_role_soon(local, changed)
+            watch.switch_role(local, changed)
             return
 
 
 async def _check_role(
-    manager: ClusterManager, local: LocalClusterState, leaderless_since: float | None
+    watch: RoleWatch, local: LocalClusterState, leaderless_since: float | None
 ) -> tuple[LocalClusterState, float | None, LocalClusterState | None]:
     """One check: (local state, leaderless since, the state to restart in, if it must change)."""
-    store = manager.require_store()
-    port = manager.join_port
-    newer = newer_generation_hosts(manager, local)
+    store = watch.store
+    port = watch.join_port
+    newer = newer_generation_hosts(watch.board, local)
     if newer:
         changed = await role_on_return(local, port, newer)
         return local, leaderless_since, (changed if changed != local else None)
@@ -190,10 +209,9 @@ async def _check_role(
         voters = recorded_voters(state)
         if voters and set(voters) != set(local.voters):
             local = replace(local, voters=voters)
-            localstate.save(manager.data_dir, local)
-            manager.local = local
+            watch.save_voters(local)
         return local, None, None
-    now = time.monotonic()
+    now = watch.clock.monotonic()
     if leaderless_since is None:
         return local, now, None
     if now - leaderless_since < LEADERLESS_ASK_S:

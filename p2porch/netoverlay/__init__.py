@@ -1,6 +1,7 @@
 """p2porch.netoverlay: flannel-style L3 VXLAN overlay (pure plan + diff, pyroute2/docker/iptables shells).
 
 Import the pure parts from here; the shells (driver, dockernet, firewall, reconciler) from their modules.
+Entry point: :func:`p2porch.netoverlay.reconciler.run_overlay`, started by :mod:`p2porch.member.overlay`.
 """
 
 from .diff import KernelState, LinkState, Operation, diff_overlay, programmed_peers

@@ -6,8 +6,10 @@ interface (``add``, ``clear``, ``deleteEntriesFrom``, ``deleteEntriesTo``, index
 commit-index accessors) with plain appends and ``fdatasync`` before every method returns, so an entry
 is on disk before pysyncobj can acknowledge it to a leader or count it towards a commit, and
 ``currentTerm``/``votedFor`` are on disk before a vote leaves the node. Records carry a CRC so a torn
-tail left by a crash is detected and cut off on open. It never imports pysyncobj and never talks to
-the network.
+tail left by a crash (an incomplete or corrupt *last* record) is cut off on open; a corrupt record
+with intact data after it is not a crash artefact, so opening stops with :class:`JournalCorruptError`
+naming the file and offset instead of dropping entries that may be acknowledged (docs/raft.md says
+what the operator does). It never imports pysyncobj and never talks to the network.
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ from typing import Any
 
 import msgpack
 
+from ..errors import RaftError
+
 MAGIC = b"P2PRJ001"
 _HEADER = struct.Struct("<IIQQ")  # command length, crc32, index, term
+
+
+class JournalCorruptError(RaftError):
+    """A journal record before the last one fails its checksum: the node must not start on it."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -46,6 +54,20 @@ def write_file_atomic(path: Path, data: bytes) -> None:
         os.close(fd)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def durable_replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Rename ``src`` over ``dst`` so the new content survives a power loss once this returns.
+
+    fsync the file (its data may still be only in the page cache), rename, fsync the directory.
+    """
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(src, dst)
+    _fsync_dir(Path(dst).parent)
 
 
 def _record(command: bytes, idx: int, term: int) -> bytes:
@@ -105,6 +127,13 @@ class DurableJournal:
                 break
             command = data[pos + _HEADER.size : end]
             if zlib.crc32(command, zlib.crc32(struct.pack("<QQ", idx, term))) != crc:
+                if end < len(data):  # intact-looking data follows: not a torn write
+                    os.close(fd)
+                    raise JournalCorruptError(
+                        f"{self._path}: corrupt record at offset {pos} (entry {idx}, term {term}) with "
+                        f"{len(data) - end} bytes after it; refusing to start. Move the Raft directory "
+                        "aside and let the node resynchronise from the cluster (docs/raft.md)"
+                    )
                 break
             self._entries.append((command, idx, term))
             self._offsets.append(pos)

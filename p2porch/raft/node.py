@@ -4,9 +4,12 @@
         --data-dir D --password-file F --control-port 7201       # a voter
     python -m p2porch.raft.node --voters ... --data-dir D --password-file F --control-port 7204  # replica
 
-The control protocol listens on 127.0.0.1 only: one JSON object per line in, one per line out.
-Requests: {"op": "status"} | {"op": "state"} | {"op": "services"} | {"op": "propose", "cmd": hex}
-| {"op": "init"} | {"op": "create", "id": str} | {"op": "bench", "count": N, "concurrency": K, "prefix": str}
+The control protocol listens on 127.0.0.1 (``--control-host``: a test namespace's own address): one
+JSON object per line in, one per line out.
+Requests: {"op": "status"} | {"op": "raw"} | {"op": "state"} | {"op": "services"}
+| {"op": "propose", "cmd": hex}
+| {"op": "init"} | {"op": "create", "id": str, "pad": label bytes (large entries)}
+| {"op": "bench", "count": N, "concurrency": K, "prefix": str}
 | {"op": "add_voter" | "remove_voter", "addr": str}. Answers carry "ok" and, on failure, "error".
 When the store is up the process prints one JSON line {"ready": true, ...} on stdout.
 """
@@ -41,6 +44,12 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
     timeout_s = float(req.get("timeout_s", 5.0))
     if op == "status":
         return {"ok": True, "status": store.status().to_dict()}
+    if op == "raw":  # pysyncobj's own status and our filter counters, for diagnosis
+        raw = {str(k): str(v) for k, v in store._so.getStatus().items()}
+        appends = getattr(store._so, "_appends", None)
+        raw["dropped_overlaps"] = str(getattr(store, "dropped_overlaps", getattr(appends, "dropped", None)))
+        raw["acked_overlaps"] = str(getattr(appends, "acked_overlaps", None))
+        return {"ok": True, "raw": raw}
     if op == "state":
         return {"ok": True, "state": store.snapshot().to_dict()}
     if op == "services":
@@ -56,7 +65,8 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         return {"ok": done, "result": result}
     if op == "create":
         sid = str(req["id"])
-        result = await store.propose(_create(sid), timeout_s)
+        pad = int(req.get("pad", 0))  # > 0: a large entry (>= 64 KiB travels as a pysyncobj transmission)
+        result = await store.propose(_create(sid, pad=pad), timeout_s)
         return {"ok": bool(result["ok"]), "result": result}
     if op == "bench":
         return await _bench(store, int(req["count"]), int(req["concurrency"]), str(req.get("prefix", "b")))
@@ -66,13 +76,14 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
     return {"ok": False, "error": f"unknown op {op!r}"}
 
 
-def _create(service_id: str) -> bytes:
+def _create(service_id: str, *, pad: int = 0) -> bytes:
     """A create_service command for a minimal service named like its id (a hash when the id is not a DNS
-    label, so distinct ids keep distinct names)."""
+    label, so distinct ids keep distinct names); ``pad`` bytes of label make the entry large."""
     name = service_id
     if not NAME_RE.match(name) or name in RESERVED_NAMES:
         name = "s" + hashlib.sha256(service_id.encode()).hexdigest()[:20]
-    spec = ServiceSpec(name=name, image="p2porch/bench")
+    labels = (("pad", "x" * pad),) if pad > 0 else ()
+    spec = ServiceSpec(name=name, image="p2porch/bench", labels=labels)
     return C.CreateService(at=time.time(), service_id=service_id, spec=spec).encode()
 
 
@@ -137,9 +148,9 @@ async def _serve_client(store: RaftStore, stream: trio.abc.Stream) -> None:
                     return
 
 
-async def run(config: StoreConfig, control_port: int) -> None:
+async def run(config: StoreConfig, control_port: int, control_host: str = "127.0.0.1") -> None:
     async with open_raft_store(config) as store:
-        listeners = await trio.open_tcp_listeners(control_port, host="127.0.0.1")
+        listeners = await trio.open_tcp_listeners(control_port, host=control_host)
         port = listeners[0].socket.getsockname()[1]
         print(json.dumps({"ready": True, "control_port": port, "self": config.self_addr}), flush=True)
         await trio.serve_listeners(functools.partial(_serve_client, store), listeners)
@@ -152,6 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", required=True, type=Path)
     parser.add_argument("--password-file", required=True, type=Path)
     parser.add_argument("--control-port", type=int, default=0)
+    parser.add_argument(
+        "--control-host", default="127.0.0.1", help="test namespaces only: never a public address"
+    )
     parser.add_argument("--tick-period-s", type=float, default=None)
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
@@ -164,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.tick_period_s is not None:
         config = dataclasses.replace(config, tick_period_s=args.tick_period_s)
-    trio.run(run, config, args.control_port)
+    trio.run(run, config, args.control_port, args.control_host)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ def free_ports(n: int) -> list[int]:
 class ControlClient:
     """One blocking connection to a node's control port (JSON lines)."""
 
-    def __init__(self, port: int, timeout_s: float = 15.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
+    def __init__(self, port: int, timeout_s: float = 15.0, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout_s)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.file = self.sock.makefile("rb")
 
@@ -62,6 +62,8 @@ class NodeProc:
     data_dir: Path
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    control_host: str = "127.0.0.1"
+    netns: str | None = None  # run inside this network namespace (ip netns exec)
     _client: ControlClient | None = field(default=None, repr=False)
 
     @property
@@ -70,7 +72,7 @@ class NodeProc:
 
     def client(self) -> ControlClient:
         if self._client is None:
-            self._client = ControlClient(self.control_port)
+            self._client = ControlClient(self.control_port, host=self.control_host)
         return self._client
 
     def call(self, **req: Any) -> dict[str, Any]:
@@ -83,7 +85,13 @@ class NodeProc:
 
 
 class LocalCluster:
-    """N voters (+ replicas) as separate processes on loopback, sharing one password."""
+    """N voters (+ replicas) as separate processes sharing one password.
+
+    On loopback by default; with ``netns`` (one ``(namespace, ip)`` per node, voters first) each node
+    runs in its namespace with Raft on ``ip:7947`` and its control port on ``ip:7950``.
+    """
+
+    RAFT_PORT, CONTROL_PORT = 7947, 7950
 
     def __init__(
         self,
@@ -92,15 +100,25 @@ class LocalCluster:
         replicas: int = 0,
         password: str = "p2rf-secret",
         extra_args: tuple[str, ...] = (),
+        netns: list[tuple[str, str]] | None = None,
     ) -> None:
         self.extra_args = tuple(extra_args)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.password_file = self.root / "password"
         self.password_file.write_text(password)
+        os.chmod(self.password_file, 0o600)
+        self.nodes: list[NodeProc] = []
+        if netns is not None:
+            self.voter_addrs = [f"{ip}:{self.RAFT_PORT}" for _, ip in netns[:voters]]
+            for i, (ns, ip) in enumerate(netns[: voters + replicas]):
+                name = f"v{i}" if i < voters else f"r{i - voters}"
+                raft = self.voter_addrs[i] if i < voters else None
+                node = NodeProc(name, raft, self.CONTROL_PORT, self.root / name, control_host=ip, netns=ns)
+                self.nodes.append(node)
+            return
         ports = free_ports(2 * voters + replicas)
         self.voter_addrs = [f"127.0.0.1:{p}" for p in ports[:voters]]
-        self.nodes: list[NodeProc] = []
         for i in range(voters):
             self.nodes.append(NodeProc(f"v{i}", self.voter_addrs[i], ports[voters + i], self.root / f"v{i}"))
         for i in range(replicas):
@@ -117,8 +135,12 @@ class LocalCluster:
             str(password_file or self.password_file),
             "--control-port",
             str(node.control_port),
+            "--control-host",
+            node.control_host,
             *self.extra_args,
         ]
+        if node.netns is not None:
+            cmd = ["ip", "netns", "exec", node.netns, *cmd]
         node.log_path = self.root / f"{node.name}.log"
         log = open(node.log_path, "ab")  # noqa: SIM115 (handed to the child)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -180,7 +202,7 @@ class LocalCluster:
             live = [n for n in self.voters() if n.alive]
             views = {}
             for n in live:
-                with contextlib.suppress(OSError, ConnectionError, ValueError):
+                with contextlib.suppress(OSError, ConnectionError, ValueError, KeyError):
                     views[n.name] = n.call(op="status")["status"]
             leaders = [n for n in live if views.get(n.name, {}).get("is_leader")]
             if len(leaders) == 1:

@@ -29,11 +29,15 @@ import trio
 
 from ..errors import ConfigError, NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
+from .appends import AppendFilter, rejection_floor
 from .fsm import Change, apply_batch, encode_batch
-from .journal import DurableJournal, write_file_atomic
+from .journal import DurableJournal, durable_replace, write_file_atomic
+from .lag import LagClock
 from .state import EMPTY_STATE, ClusterState
+from .transport_guard import GuardedTCPTransport
 
 _INET_NTOP = socket.inet_ntop
+import pysyncobj.serializer as _pso_serializer  # noqa: E402
 import pysyncobj.syncobj as _pso  # noqa: E402
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated  # noqa: E402
 from pysyncobj.node import TCPNode  # noqa: E402
@@ -60,7 +64,14 @@ _ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
 
 
 def _install_durable_journal() -> None:
-    """Make pysyncobj build a :class:`DurableJournal` for every file journal (idempotent)."""
+    """Make pysyncobj's files durable (idempotent, process-wide).
+
+    Every file journal is a :class:`DurableJournal`; every dump pysyncobj renames into place (a
+    snapshot received from the leader, or one we wrote) is fsynced, renamed and its directory
+    fsynced before pysyncobj goes on (for a received snapshot: before it clears the journal and
+    acknowledges).
+    """
+    _pso_serializer.atomicReplace = durable_replace
     original = _pso.createJournal
     if getattr(original, "_p2porch", False):
         return
@@ -142,6 +153,9 @@ class RaftStatus:
     ready: bool
     state_version: int
     raft_thread_alive: bool
+    leader_commit_index: int = 0  # the leader's commit index as last heard (the leader: its own)
+    lag_s: float = 0.0  # how long this node has missed a committed entry (docs/raft.md, "lag")
+    peers: dict[str, dict[str, Any]] = field(default_factory=dict)  # leader: {addr: match_index, lag_s}
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -152,7 +166,9 @@ class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
 
     def __init__(self, owner: RaftStore, self_addr: str | None, partners: list[str], conf: SyncObjConf):
         self._owner_ref = owner
-        super().__init__(self_addr, partners, conf)
+        self._appends = AppendFilter()
+        self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
+        super().__init__(self_addr, partners, conf, transportClass=GuardedTCPTransport)
 
     @replicated
     def apply_entry(self, batch: bytes) -> list[dict[str, Any]]:
@@ -161,47 +177,38 @@ class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
     # pysyncobj registers ``self.__onMessageReceived`` (mangled to this name) as its transport
     # callback, so this override sees every Raft message first. See docs/raft.md, "overlapping appends".
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
-        if isinstance(message, dict) and message.get("type") == "append_entries":
-            message = _trim_overlap(self._SyncObj__raftLog, message)
-            if message is None:
-                self._owner_ref.dropped_overlaps += 1
-                return
-        super()._SyncObj__onMessageReceived(node, message)
+        if not (isinstance(message, dict) and message.get("type") == "append_entries"):
+            super()._SyncObj__onMessageReceived(node, message)
+            return
+        raft_log = self._SyncObj__raftLog
+        filtered, ack_index = self._appends.filter(raft_log, message)
+        if filtered is None:
+            return
+        current = message.get("term", -1) >= self._SyncObj__raftCurrentTerm
+        if current:
+            floor = rejection_floor(raft_log, self._SyncObj__raftCommitIndex, filtered)
+            if self._reject_floor is None or self._reject_floor[0] != node:
+                self._reject_floor = None if floor is None else (node, floor)
+            elif floor is not None:
+                self._reject_floor = (node, min(floor, self._reject_floor[1]))
+        super()._SyncObj__onMessageReceived(node, filtered)
+        if ack_index is not None and current:
+            self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=ack_index + 1, success=True)
 
-
-def _trim_overlap(log: Any, message: dict[str, Any]) -> dict[str, Any] | None:
-    """Raft §5.3 for pysyncobj followers: never truncate entries the leader re-sent unchanged.
-
-    pysyncobj deletes everything after ``prevLogIdx`` whenever the follower's log is longer, even
-    when the re-sent entries match (a late ack moves the leader's nextIndex back). That rewrites,
-    and for a moment loses, entries this node already acknowledged. Leading entries that match
-    ours (same index and term) are dropped and ``prevLogIdx`` advanced past them; if the message
-    then carries nothing new but would still cut our (matching) tail, it is dropped, which Raft
-    tolerates like any lost message. Returns the message to process, or None to drop it.
-    """
-    entries = message.get("entries")
-    if "prevLogIdx" not in message or "transmission" in message or not entries:
-        return message
-    first_idx = log[0][1]
-    last_idx = log[-1][1]
-    prev_idx, prev_term = message["prevLogIdx"], message["prevLogTerm"]
-    skip = 0
-    for entry in entries:
-        pos = entry[1] - first_idx
-        if not 0 <= pos < len(log) or log[pos][2] != entry[2]:
-            break
-        prev_idx, prev_term = entry[1], entry[2]
-        skip += 1
-    if skip == 0:
-        return message
-    rest = entries[skip:]
-    if not rest and prev_idx < last_idx:
-        return None
-    trimmed = dict(message)
-    trimmed["entries"] = rest
-    trimmed["prevLogIdx"] = prev_idx
-    trimmed["prevLogTerm"] = prev_term
-    return trimmed
+    # Every follower answer to an append goes through here (issue 24: refusals must agree).
+    def _SyncObj__sendNextNodeIdx(  # noqa: N802
+        self,
+        node: Any,
+        reset: bool = False,
+        nextNodeIdx: int | None = None,
+        success: bool = False,  # noqa: N803
+    ) -> None:
+        if success:
+            self._reject_floor = None
+        elif reset and self._reject_floor is not None and self._reject_floor[0] == node:
+            default = self._SyncObj__raftLog[-1][1] + 1 if nextNodeIdx is None else nextNodeIdx
+            nextNodeIdx = min(default, self._reject_floor[1])
+        super()._SyncObj__sendNextNodeIdx(node, reset=reset, nextNodeIdx=nextNodeIdx, success=success)
 
 
 @dataclass(eq=False)
@@ -241,7 +248,8 @@ class RaftStore:
         self._status: RaftStatus | None = None
         self._status_at = 0.0
         self._status_lock = threading.Lock()
-        self.dropped_overlaps = 0  # append_entries dropped by _trim_overlap (Raft thread counter)
+        self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
+        self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
         data_dir = Path(config.data_dir)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(data_dir, 0o700)
@@ -494,11 +502,12 @@ class RaftStore:
     def _on_tick(self) -> None:
         now = time.monotonic()
         if now - self._status_at >= self.config.status_refresh_s:
-            status = self._compute_status()
+            status = self._compute_status(observe_at=now)
             with self._status_lock:
                 self._status, self._status_at = status, now
 
-    def _compute_status(self) -> RaftStatus:
+    def _compute_status(self, observe_at: float | None = None) -> RaftStatus:
+        """Read pysyncobj's status; ``observe_at`` (Raft thread only) also advances the lag clocks."""
         raw: dict[str, Any] = {}
         for _ in range(3):  # getStatus iterates sets the Raft thread may change
             try:
@@ -514,6 +523,12 @@ class RaftStore:
         leader = raw.get("leader")
         is_leader = self_addr is not None and raw.get("state") == 2
         role = "replica" if self_addr is None else _ROLE_NAMES.get(raw.get("state", 0), "follower")
+        commit = int(raw.get("commit_idx", 0))
+        applied = int(raw.get("last_applied", 0))
+        leader_commit = commit if is_leader else int(raw.get("leader_commit_idx") or 0)
+        if observe_at is not None:
+            self._observe_lag(observe_at, raw, is_leader, applied, leader_commit)
+        lag_s, peers = self._lag
         return RaftStatus(
             self_addr=self_addr,
             role=role,
@@ -529,7 +544,25 @@ class RaftStore:
             ready=bool(self._so.isReady()),
             state_version=self._raft_state.version,
             raft_thread_alive=bool(self._so.tick_thread_alive()),
+            leader_commit_index=leader_commit,
+            lag_s=lag_s,
+            peers=peers,
         )
+
+    def _observe_lag(
+        self, now: float, raw: dict[str, Any], is_leader: bool, applied: int, commit: int
+    ) -> None:
+        own = self._lag_clocks.setdefault("", LagClock()).observe(now, applied, commit)
+        peers: dict[str, dict[str, Any]] = {}
+        prefix = "match_idx_server_"
+        for key, match in raw.items() if is_leader else ():
+            if key.startswith(prefix):
+                addr = key.removeprefix(prefix)
+                lag = self._lag_clocks.setdefault(addr, LagClock()).observe(now, int(match), commit)
+                peers[addr] = {"match_index": int(match), "lag_s": lag}
+        if not is_leader:
+            self._lag_clocks = {"": self._lag_clocks[""]}
+        self._lag = (own, peers)
 
     def _destroy(self) -> None:
         self._closed = True

@@ -1,8 +1,8 @@
 """Pure placement and reconciliation: filters, scoring, orchestrator, rebalancing (no I/O).
 
 See docs/scheduler.md. Inputs are the model's committed records (``p2porch.model``: ``Node``,
-``Service``, ``Task``, ``ServiceSpec``) as they are; entry points ``Orchestrator.reconcile`` and
-``schedule``. Never imports raft.
+``Service``, ``Task``, ``ServiceSpec``) as they are. Entry points: :class:`Orchestrator` and
+:func:`schedule`, called by the leader's round (:mod:`p2porch.leader.scheduling`). Never imports raft.
 """
 
 from .filters import Requirements, constraint_matches, node_attribute

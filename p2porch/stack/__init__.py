@@ -1,4 +1,8 @@
-"""Compose stacks: a Compose v3 file -> the p2porch services of one stack (pure; see docs/stack.md)."""
+"""Compose stacks: a Compose v3 file -> the p2porch services of one stack (pure; see docs/stack.md).
+
+Entry point: :func:`load_stack`, used by `p2porch stack deploy` (cli/stack.py) and the control API
+(control/stack_ops.py).
+"""
 
 from .compose import ReadFile, StackDefinition, StackService, load_stack, parse_env_file, parse_yaml
 from .names import (

@@ -16,7 +16,6 @@ from pysyncobj.journal import FileJournal
 
 from p2porch.raft import journal as J
 from p2porch.raft.journal import DurableJournal
-from p2porch.raft.store import _trim_overlap
 
 
 class Disk:
@@ -149,7 +148,7 @@ def test_torn_tail_is_cut_off(tmp_path: Path) -> None:
     assert len(DurableJournal(path)) == 6
 
 
-def test_corrupt_record_stops_replay(tmp_path: Path) -> None:
+def test_corrupt_last_record_is_a_torn_tail(tmp_path: Path) -> None:
     path = tmp_path / "raft.journal"
     j = DurableJournal(path)
     for e in entries(5):
@@ -159,6 +158,23 @@ def test_corrupt_record_stops_replay(tmp_path: Path) -> None:
     data[-3] ^= 0xFF  # flip a byte of the last command: its CRC no longer matches
     path.write_bytes(bytes(data))
     assert len(DurableJournal(path)) == 4
+
+
+def test_corruption_before_the_tail_stops_the_node(tmp_path: Path) -> None:
+    path = tmp_path / "raft.journal"
+    j = DurableJournal(path)
+    for e in entries(5):
+        j.add(*e)
+    second = j._offsets[1]
+    j._destroy()
+    data = bytearray(path.read_bytes())
+    data[second + 30] ^= 0xFF  # a byte inside entry 2's command: three intact records follow
+    path.write_bytes(bytes(data))
+    size = len(data)
+    with pytest.raises(J.JournalCorruptError) as info:
+        DurableJournal(path)
+    assert str(path) in str(info.value) and f"offset {second}" in str(info.value)
+    assert path.stat().st_size == size  # nothing was cut
 
 
 def test_not_a_journal_is_refused(tmp_path: Path) -> None:
@@ -177,37 +193,3 @@ def test_write_file_atomic_syncs_file_and_directory(tmp_path: Path, monkeypatch:
 
 
 # --- overlapping append_entries (pysyncobj truncates matching entries it already acknowledged) ---
-
-
-def msg(prev: int, prev_term: int, ents: list[tuple[bytes, int, int]]) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "append_entries", "term": 1, "commit_index": 0, "entries": ents}
-    return {**body, "prevLogIdx": prev, "prevLogTerm": prev_term}
-
-
-def test_trim_overlap_skips_entries_we_already_have() -> None:
-    log = [(b"noop", 1, 0)] + entries(9, start=2)  # indexes 1..10
-    resent = msg(5, 1, entries(5, start=6))  # 6..10, all identical to ours: becomes a heartbeat at 10
-    trimmed = _trim_overlap(log, resent)
-    assert trimmed is not None and (trimmed["prevLogIdx"], trimmed["entries"]) == (10, [])
-    stale = msg(5, 1, entries(3, start=6))  # 6..8 only: processing it would cut our matching 9..10
-    assert _trim_overlap(log, stale) is None
-    longer = msg(5, 1, entries(7, start=6))  # 6..12: 11 and 12 are new
-    trimmed = _trim_overlap(log, longer)
-    assert (
-        trimmed is not None and trimmed["prevLogIdx"] == 10 and [e[1] for e in trimmed["entries"]] == [11, 12]
-    )
-
-
-def test_trim_overlap_keeps_conflicts_and_heartbeats() -> None:
-    log = [(b"noop", 1, 0)] + entries(9, start=2)
-    conflict = msg(5, 1, entries(3, term=2, start=6))  # different term at 6: must truncate there
-    assert _trim_overlap(log, conflict) is conflict
-    heartbeat = msg(10, 1, [])
-    assert _trim_overlap(log, heartbeat) is heartbeat
-    partial = msg(5, 1, entries(2, start=6) + entries(1, term=2, start=8))
-    trimmed = _trim_overlap(log, partial)
-    assert (
-        trimmed is not None
-        and trimmed["prevLogIdx"] == 7
-        and trimmed["entries"] == entries(1, term=2, start=8)
-    )

@@ -59,7 +59,7 @@ def manager() -> MemoryManager:
 
 @pytest.fixture
 def ops(manager) -> StackOps:
-    return StackOps(ServiceOps(manager))  # type: ignore[arg-type]
+    return StackOps(ServiceOps(manager, logs=None))  # type: ignore[arg-type]
 
 
 FILES = {"web.env": "GREETING=hello\n"}

@@ -1,0 +1,120 @@
+"""The narrow typed context member services and leader loops receive instead of the manager (shell helper).
+
+A :class:`MemberContext` holds the store interface, this node's identity, the board the member services
+publish on (health, overlay, gossip view, executor), an injected clock and the one remote question the
+autopilot asks. Each service also receives its own config section from the daemon. Nothing here
+decides anything; :mod:`p2porch.membership` builds one context per member run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import trio
+
+from .clock import Clock
+
+if TYPE_CHECKING:
+    from .agent.executor import Executor
+    from .dns.resolver import Resolver
+    from .gossip.runner import GossipHandle
+    from .netoverlay.reconciler import OverlayReconciler
+    from .raft.state import ClusterState
+    from .raft.store import RaftStatus
+
+__all__ = ["ClusterStore", "LocalBoard", "LocalNode", "MemberAsk", "MemberContext", "VoterControl"]
+
+
+class ClusterStore(Protocol):
+    """The replicated store as services use it: committed snapshots, a change stream, conditional writes.
+
+    :class:`~p2porch.raft.store.RaftStore` implements it; so does the memory store of the simulator."""
+
+    def snapshot(self) -> ClusterState: ...
+
+    def status(self) -> RaftStatus: ...
+
+    def subscribe(self) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Any]]: ...
+
+    async def write(self, command: bytes, timeout_s: float = 5.0) -> Any: ...
+
+
+class VoterControl(Protocol):
+    """Raft configuration changes (the leader's autopilot only)."""
+
+    async def add_voter(self, addr: str, timeout_s: float = 10.0) -> None: ...
+
+    async def remove_voter(self, addr: str, timeout_s: float = 10.0) -> None: ...
+
+
+@dataclass(frozen=True)
+class LocalNode:
+    """This node as its member services need to know it."""
+
+    node_id: str
+    node_name: str
+    advertise_addr: str
+    raft_addr: str
+    role: str  # voter | replica: how this node's store runs
+    generation: int
+    gossip_key: bytes
+
+    @property
+    def voter_addr(self) -> str | None:
+        """This node's Raft address when its store runs as a voter, else None."""
+        return self.raft_addr if self.role == "voter" else None
+
+
+@dataclass
+class LocalBoard:
+    """What this node's member services publish while they run, for each other and for the API.
+
+    One board per member run; a service sets its slot when it is up and clears it when it stops.
+    It holds handles, never decisions."""
+
+    health: dict[str, str] = field(default_factory=dict)
+    overlay: OverlayReconciler | None = None
+    overlay_ready: trio.Event = field(default_factory=trio.Event)
+    resolver: Resolver | None = None
+    executor: Executor | None = None
+    gossip: GossipHandle | None = None
+    membership_changed: trio.Event = field(default_factory=trio.Event)  # set by gossip, wakes the leader
+
+    def gossip_states(self) -> dict[str, str]:
+        """``node id -> alive | suspect | dead | left`` as this node's gossip sees it ({} before it runs)."""
+        gossip = self.gossip
+        if gossip is None:
+            return {}
+        return {name: member.state for name, member in gossip.members().items()}
+
+    def unreachable_nodes(self) -> set[str]:
+        """Node ids that gossip currently considers dead (the overlay stops programming them)."""
+        return {node_id for node_id, state in self.gossip_states().items() if state == "dead"}
+
+
+MemberAsk = Callable[[str], Awaitable[dict[str, Any] | None]]
+"""Ask the member at a host (its join port) how it runs and what it records; None if it does not answer."""
+
+
+@dataclass(frozen=True)
+class MemberContext:
+    """Everything a member service or leader loop may use (see the module docstring)."""
+
+    store: ClusterStore
+    voter_control: VoterControl
+    local: LocalNode
+    board: LocalBoard
+    clock: Clock
+    commit_timeout_s: float
+    ask_member: MemberAsk
+
+    async def write(self, command: bytes) -> Any:
+        """Commit ``command`` through the store (forwarded to the leader), within the commit timeout."""
+        return await self.store.write(command, timeout_s=self.commit_timeout_s)
+
+    def state_changes(self) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Any]]:
+        """A channel with one item per committed change."""
+        return self.store.subscribe()

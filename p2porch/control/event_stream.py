@@ -1,0 +1,49 @@
+"""The ``/events`` stream: committed changes described as events, plus leader changes (shell).
+
+Reads the store's change stream; the descriptions come from :mod:`p2porch.control.events` (pure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from ..clock import Clock
+from ..context import ClusterStore
+from .events import describe_change, leader_event
+
+__all__ = ["LEADER_POLL_S", "open_event_stream"]
+
+LEADER_POLL_S = 0.5  # how often the event stream checks for a leader change
+
+
+@asynccontextmanager
+async def open_event_stream(
+    store: ClusterStore, clock: Clock
+) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+    """Cluster events from now on: node/service/task changes as committed here, and leader changes."""
+    async with store.subscribe() as changes:
+
+        async def stream() -> AsyncIterator[dict[str, Any]]:
+            start = store.snapshot()
+            last: dict[tuple[str, str], Any] = {("node", k): r for k, r in start.nodes.items()}
+            last.update({("service", k): r for k, r in start.services.items()})
+            last.update({("task", k): r for k, r in start.tasks.items()})
+            leader = store.status().leader
+            while True:
+                with trio.move_on_after(LEADER_POLL_S):
+                    change = await changes.receive()
+                    key = (change.kind, change.key)
+                    event = describe_change(change, last.get(key), store.snapshot(), clock.now())
+                    last[key] = change.record
+                    if event is not None:
+                        yield event
+                current = store.status().leader
+                if current != leader:
+                    leader = current
+                    yield leader_event(leader, clock.now())
+
+        yield stream()

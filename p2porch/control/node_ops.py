@@ -1,0 +1,169 @@
+"""The API's node operations: status, node list and views, availability and labels, removal (shell).
+
+Reads the committed state and this node's board; every change is a Raft command through the cluster
+manager's store. Also the views of this node's join token and overlay.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError, ConflictError, NotFoundError
+from ..model import Availability, Node, NodeRole, NodeStatus
+from ..raft import commands as C
+from ..raft.lag import progress_view
+from ..raft.state import ClusterState
+
+if TYPE_CHECKING:
+    from ..membership.manager import ClusterManager
+
+__all__ = ["NodeOps", "join_command", "raft_role"]
+
+
+def raft_role(node: Node, leader: str | None) -> str:
+    return "leader" if leader is not None and node.raft_addr == leader else node.role
+
+
+def join_command(addr: str, port: int, token: str) -> str:
+    return f"p2porch join {addr}:{port} --token {token}"
+
+
+class NodeOps:
+    """Node queries and node commands of the API (see the module docstring)."""
+
+    def __init__(self, cluster: ClusterManager) -> None:
+        self.cluster = cluster
+
+    async def token(self, rotate: bool) -> dict[str, Any]:
+        """The join token (a new one with ``rotate``) and the join command that uses it."""
+        cluster = self.cluster
+        cluster.require_store()
+        token = await cluster.rotate_token() if rotate else cluster.current_token()
+        assert token is not None and cluster.local is not None
+        join = join_command(cluster.local.advertise_addr, cluster.config.join.port, str(token))
+        return {"token": str(token), "join_command": join}
+
+    def network(self) -> dict[str, Any]:
+        """This node's overlay: lease, VTEP and programmed peers, or why it is not ready."""
+        self.cluster.require_store()
+        board = self.cluster.board
+        if board.overlay is None:
+            return {"ready": False, "health": board.health.get("overlay", "not started")}
+        return {"ready": True, **board.overlay.status()}
+
+    def status(self) -> dict[str, Any] | None:
+        if self.cluster.local is None:
+            return None
+        base: dict[str, Any] = {
+            "cluster_id": self.cluster.local.cluster_id,
+            "node_id": self.cluster.local.node_id,
+            "raft_role": self.cluster.local.role,
+        }
+        if self.cluster.store is None:
+            return {**base, "ready": False}
+        raft = self.cluster.store.status()
+        state = self.cluster.store.snapshot()
+        if self.cluster.board.gossip is not None:
+            base["gossip"] = {
+                "members": self.cluster.board.gossip_states(),
+                "metrics": dict(self.cluster.board.gossip.metrics),
+                "health_score": self.cluster.board.gossip.health_score(),
+            }
+        base["services_health"] = dict(self.cluster.board.health)
+        return {
+            **base,
+            "ready": raft.ready,
+            "leader": raft.leader,
+            "is_leader": raft.is_leader,
+            "has_quorum": raft.has_quorum,
+            "term": raft.term,
+            "commit_index": raft.commit_index,
+            "state_version": state.version,
+            "voters": list(raft.voters),
+            "nodes": len(state.nodes),
+            "domain": state.domain,
+            "cluster_cidr": state.cluster_cidr,
+        }
+
+    def node_view(self, node: Node, state: ClusterState, leader: str | None) -> dict[str, Any]:
+        lease = state.leases.get(node.node_id)
+        is_self = node.node_id == (self.cluster.local.node_id if self.cluster.local else None)
+        status = self.cluster.store.status() if self.cluster.store is not None else None
+        return {
+            "id": node.node_id,
+            "name": node.name,
+            "address": node.addr,
+            "raft_role": raft_role(node, leader),
+            "availability": node.availability,
+            "status": node.status,
+            "labels": dict(node.labels),
+            "cpu_nanos": node.cpu_nanos,
+            "memory_bytes": node.memory_bytes,
+            "joined_at": node.joined_at,
+            "subnet": lease.subnet if lease else None,
+            "gossip": self.cluster.board.gossip_states().get(node.node_id, "unknown"),
+            "self": is_self,
+            "raft_progress": progress_view(status, node.raft_addr, is_self) if status else None,
+        }
+
+    def nodes(self) -> list[dict[str, Any]]:
+        store = self.cluster.require_store()
+        state, leader = store.snapshot(), store.status().leader
+        return [self.node_view(n, state, leader) for n in sorted(state.nodes.values(), key=lambda n: n.name)]
+
+    def find_node(self, ref: str) -> Node:
+        state = self.cluster.snapshot()
+        node = state.node_by_name(ref) or state.nodes.get(ref)
+        if node is None:
+            matches = [n for n in state.nodes.values() if n.node_id.startswith(ref)] if len(ref) >= 4 else []
+            if len(matches) == 1:
+                return matches[0]
+            raise NotFoundError(f"no node {ref!r} in the cluster", field="NODE")
+        return node
+
+    async def update_node(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Change a node's availability and labels (``label_add`` map, ``label_rm`` list)."""
+        node = self.find_node(ref)
+        fields: dict[str, Any] = {}
+        availability = body.get("availability")
+        if availability is not None:
+            if availability not in ("active", "drain", "pause"):
+                raise ConfigError(
+                    f"--availability {availability!r}: must be active, drain or pause", field="--availability"
+                )
+            fields["availability"] = Availability(availability)
+        label_add = body.get("label_add") or {}
+        label_rm = body.get("label_rm") or []
+        if not isinstance(label_add, dict) or not isinstance(label_rm, list):
+            raise ConfigError("label_add must be a map and label_rm a list", field="--label-add")
+        if label_add or label_rm:
+            labels = {k: v for k, v in node.labels.items() if k not in label_rm}
+            labels.update({str(k): str(v) for k, v in label_add.items()})
+            fields["labels"] = labels
+        if not fields:
+            raise ConfigError(
+                "nothing to update: give --availability, --label-add or --label-rm", field="--availability"
+            )
+        await self.cluster.write(
+            C.UpdateNode(
+                at=self.cluster.clock.now(), node_id=node.node_id, node_version=node.version, **fields
+            ).encode()
+        )
+        store = self.cluster.require_store()
+        return self.node_view(self.find_node(node.node_id), store.snapshot(), store.status().leader)
+
+    async def remove_node(self, ref: str, force: bool) -> dict[str, Any]:
+        node = self.find_node(ref)
+        store = self.cluster.require_store()
+        if self.cluster.local is not None and node.node_id == self.cluster.local.node_id:
+            raise ConflictError("a node cannot remove itself: run `p2porch leave` on it", field="NODE")
+        if node.status == NodeStatus.READY and not force:
+            raise ConflictError(
+                f"node {node.name} is {node.status}; make it leave first (`p2porch leave` on "
+                "it) or use --force",
+                field="--force",
+            )
+        if node.role == NodeRole.VOTER and node.raft_addr in store.status().voters:
+            await store.remove_voter(node.raft_addr)
+        await self.cluster.write(C.RemoveNode(at=self.cluster.clock.now(), node_id=node.node_id).encode())
+        return {"removed": node.node_id, "name": node.name}

@@ -1,0 +1,118 @@
+"""Admission: what a joining node asks for, and how a member admits it (shell: writes through the store).
+
+The joiner describes itself with :func:`node_request` (its address, ports, labels and host capacity).
+The member it reaches runs :func:`admit`: it refuses a name already in use, picks the role (voter
+until ``raft.voters`` is reached, else replica), records the node and leases its overlay subnet. A
+voter joins the Raft configuration later, through the leader's autopilot, once it runs as one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..clock import Clock
+from ..config import Config
+from ..context import ClusterStore
+from ..errors import ConfigError, ConflictError
+from ..leader.autopilot import voters_target
+from ..model import Node, NodeRole, NodeStatus
+from ..raft import commands as C
+from .localstate import LocalClusterState
+
+log = logging.getLogger(__name__)
+
+__all__ = ["admit", "guess_advertise_addr", "host_capacity", "node_request"]
+
+NODE_FIELDS = ("node_id", "name", "addr", "raft_port", "gossip_port", "labels", "cpu_nanos", "memory_bytes")
+
+
+def guess_advertise_addr() -> str:
+    """The source address of this host's default route (a UDP connect sends no packet)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+            return str(probe.getsockname()[0])
+        except OSError as exc:
+            raise ConfigError(
+                "cannot determine an advertise address (no default route); pass --advertise-addr",
+                field="--advertise-addr",
+            ) from exc
+
+
+def host_capacity() -> tuple[int, int]:
+    """(nano CPUs, memory bytes) of this host; the agent refines it from the Docker engine."""
+    memory = 0
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    memory = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    return (os.cpu_count() or 1) * 1_000_000_000, memory
+
+
+def node_request(config: Config, node_name: str, body: dict[str, Any], node_id: str) -> dict[str, Any]:
+    """This node's record as an init or join request describes it (``body``: the API request)."""
+    addr = body.get("advertise_addr") or config.node.advertise_addr or guess_advertise_addr()
+    labels = body.get("labels") or config.node.labels
+    cpu_nanos, memory_bytes = host_capacity()
+    return {
+        "node_id": node_id,
+        "name": body.get("name") or node_name,
+        "addr": addr,
+        "raft_port": config.raft.port,
+        "gossip_port": config.gossip.port,
+        "labels": dict(labels),
+        "cpu_nanos": cpu_nanos,
+        "memory_bytes": memory_bytes,
+    }
+
+
+async def admit(
+    store: ClusterStore,
+    write: Callable[[bytes], Awaitable[Any]],
+    local: LocalClusterState,
+    config: Config,
+    clock: Clock,
+    request: dict[str, Any],
+) -> dict[str, Any]:
+    """The member side of a join: record the joiner and lease its subnet; the reply tells it its role."""
+    state = store.snapshot()
+    name = str(request.get("name", ""))
+    existing = state.node_by_name(name)
+    if existing is not None:
+        if existing.status != NodeStatus.LEFT:
+            raise ConflictError(
+                f"a node named {name!r} is already in the cluster; "
+                "choose another --name or `p2porch node rm` it",
+                field="--name",
+            )
+        await write(C.RemoveNode(at=clock.now(), node_id=existing.node_id).encode())
+    state = store.snapshot()
+    live = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT]
+    voters = [n for n in live if n.role == NodeRole.VOTER]
+    full = len(voters) >= voters_target(config.raft, len(live) + 1)
+    role = NodeRole.REPLICA if full else NodeRole.VOTER
+    try:
+        record = Node(**{k: request[k] for k in NODE_FIELDS}, role=role)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"malformed join request: {exc}", field="request") from exc
+    now = clock.now()
+    await write(C.AddNode(at=now, node=record).encode())
+    await write(C.LeaseSubnet(at=now, node_id=record.node_id).encode())
+    # A voter joins the Raft configuration through the leader's autopilot, once it answers that
+    # its store runs as a voter of this generation (adding it earlier could stall commits).
+    log.info("node %s (%s) joined as %s", record.name, record.addr, role)
+    return {
+        "cluster_id": local.cluster_id,
+        "cluster_token": local.token,
+        "role": role,
+        "voters": sorted(n.raft_addr for n in voters),
+        "generation": state.generation,
+    }

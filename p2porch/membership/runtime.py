@@ -1,0 +1,153 @@
+"""One member run: the Raft store, the join port, the member services and the voter-role watcher (shell).
+
+:class:`MemberRuntime` starts them, in order, each time this node becomes a member (init, join, a
+restart, a role switch or a recovery) and stops them before it leaves. Each member service is
+``fn(ctx, task_status=...)`` with a fresh :class:`~p2porch.context.MemberContext`; the daemon binds
+each one's config section beforehand. The runtime never decides membership: its owner
+(:class:`~p2porch.membership.manager.ClusterManager`) says when to start, stop or switch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ..clock import Clock
+from ..config import Config
+from ..context import LocalBoard, LocalNode, MemberContext
+from ..raft.store import RaftStore, StoreConfig, open_raft_store
+from . import voter_role
+from .join_service import JoinService
+from .localstate import LocalClusterState
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MemberRuntime", "MemberService", "StorePreparation", "local_node"]
+
+MemberService = Callable[..., Awaitable[None]]
+StorePreparation = Callable[[RaftStore], Awaitable[None]]
+
+
+def local_node(local: LocalClusterState) -> LocalNode:
+    """This node's identity as member services see it."""
+    return LocalNode(
+        node_id=local.node_id,
+        node_name=local.node_name,
+        advertise_addr=local.advertise_addr,
+        raft_addr=local.raft_addr,
+        role=local.role,
+        generation=local.generation,
+        gossip_key=local.cluster_token.gossip_key,
+    )
+
+
+class MemberRuntime:
+    """Runs (and stops) this node's member services around one Raft store; holds their board."""
+
+    def __init__(
+        self,
+        config: Config,
+        raft_dir: Path,
+        join_service: JoinService,
+        member_services: list[tuple[str, MemberService]],
+        clock: Clock,
+        *,
+        save_voters: Callable[[LocalClusterState], None],
+        switch_role: Callable[[LocalClusterState, LocalClusterState], None],
+    ) -> None:
+        self.config = config
+        self.raft_dir = raft_dir
+        self.join_service = join_service
+        self.member_services = member_services
+        self.clock = clock
+        self._save_voters = save_voters
+        self._switch_role = switch_role
+        self.store: RaftStore | None = None
+        self.board = LocalBoard()  # replaced at every start; read by the API and by leave
+        self._nursery: trio.Nursery | None = None
+        self._scope: trio.CancelScope | None = None
+        self._done: trio.Event | None = None
+
+    @property
+    def join_port(self) -> int:
+        """The join port peers listen on (this node's setting; 0 = closed here, peers use the default)."""
+        return self.config.join.port or 7948
+
+    def attach(self, nursery: trio.Nursery) -> None:
+        """The nursery member runs live in (the manager's, for the daemon's lifetime)."""
+        self._nursery = nursery
+
+    async def start(self, local: LocalClusterState, prepare: StorePreparation | None = None) -> None:
+        """Open the store as ``local`` says and start everything; returns once all services started."""
+        assert self._nursery is not None, "attach() first"
+        scope = trio.CancelScope()
+        done = trio.Event()
+        self._scope, self._done = scope, done
+
+        async def member(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            try:
+                with scope:
+                    await self._run(local, task_status, prepare)
+            finally:
+                self.store = None
+                done.set()
+
+        await self._nursery.start(member)
+
+    async def stop(self) -> None:
+        if self._scope is not None and self._done is not None:
+            self._scope.cancel()
+            await self._done.wait()
+        self._scope = self._done = None
+
+    async def _run(
+        self,
+        local: LocalClusterState,
+        task_status: trio.TaskStatus[None],
+        prepare: StorePreparation | None = None,
+    ) -> None:
+        board = self.board = LocalBoard()
+        store_config = StoreConfig(
+            self_addr=local.raft_addr if local.role == "voter" else None,
+            voters=local.voters,
+            data_dir=self.raft_dir,
+            password=local.cluster_token.raft_password(local.generation),
+            tick_period_s=self.config.raft.tick_s,
+        )
+        async with open_raft_store(store_config) as store, trio.open_nursery() as nursery:
+            self.store = store
+            if prepare is not None:  # before any member service sees the store
+                await prepare(store)
+            if self.config.join.port:
+                await nursery.start(self.join_service.serve, local.advertise_addr, self.config.join.port)
+            ctx = MemberContext(
+                store=store,
+                voter_control=store,
+                local=local_node(local),
+                board=board,
+                clock=self.clock,
+                commit_timeout_s=self.config.raft.commit_timeout_s,
+                ask_member=partial(self._ask_member, local),
+            )
+            for name, service in self.member_services:
+                await nursery.start(service, ctx)
+                log.info("started %s", name)
+            watch = voter_role.RoleWatch(
+                store=store,
+                board=board,
+                join_port=self.join_port,
+                clock=self.clock,
+                save_voters=self._save_voters,
+                switch_role=self._switch_role,
+            )
+            nursery.start_soon(voter_role.watch_role, watch, local)
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def _ask_member(self, local: LocalClusterState, host: str) -> dict[str, Any] | None:
+        return await voter_role.ask_node(local, host, self.join_port)

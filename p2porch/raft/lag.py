@@ -1,0 +1,58 @@
+"""How far behind the leader's commit index a node is, in entries and in seconds (pure).
+
+A node is as late as the oldest committed entry it has not applied (or, seen from the leader, not
+replicated): :class:`LagClock` remembers when each commit index was first heard of and drops what
+the node has caught up with. A node that keeps up under constant writes therefore shows
+milliseconds, not "always one entry behind". ``LAGGING_AFTER_S`` is when views flag a node.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+LAGGING_AFTER_S = 3.0
+_MAX_MARKS = 256
+
+
+@dataclass
+class LagClock:
+    """(time first heard, commit index) marks above what the node has; owns nothing else."""
+
+    marks: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def observe(self, now: float, have: int, commit: int | None) -> float:
+        """Seconds the node has been missing a committed entry (0.0 if it holds everything)."""
+        if commit is not None and commit > have and (not self.marks or commit > self.marks[-1][1]):
+            if len(self.marks) >= _MAX_MARKS:
+                self.marks.pop()  # keep the oldest marks: they decide the lag
+            self.marks.append((now, commit))
+        while self.marks and self.marks[0][1] <= have:
+            self.marks.popleft()
+        return round(now - self.marks[0][0], 3) if self.marks else 0.0
+
+
+def progress_view(status: Any, raft_addr: str | None, is_self: bool) -> dict[str, Any]:
+    """The Raft progress of one node as this node's store knows it, for ``node ls``/``node inspect``.
+
+    ``status`` is a ``RaftStatus``. Self: applied index, distance to the leader's commit index and
+    lag. Another node, seen from the leader: its match index (what it holds) and lag. Otherwise
+    unknown (None): ask the leader's node.
+    """
+    if is_self:
+        return {
+            "applied_index": status.last_applied,
+            "behind_entries": max(0, status.leader_commit_index - status.last_applied),
+            "lag_s": status.lag_s,
+            "lagging": status.lag_s > LAGGING_AFTER_S,
+        }
+    peer = status.peers.get(raft_addr) if status.is_leader and raft_addr else None
+    if peer is None:
+        return {"applied_index": None, "behind_entries": None, "lag_s": None, "lagging": None}
+    return {
+        "match_index": peer["match_index"],
+        "behind_entries": max(0, status.commit_index - peer["match_index"]),
+        "lag_s": peer["lag_s"],
+        "lagging": peer["lag_s"] > LAGGING_AFTER_S,
+    }

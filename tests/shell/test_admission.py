@@ -1,0 +1,102 @@
+"""The member side of a join (membership/admission.py) over the real FSM in memory (shell tier)."""
+
+from __future__ import annotations
+
+import pytest
+from memstore import MemoryStore
+
+from p2porch.clock import TrioClock
+from p2porch.config import Config
+from p2porch.errors import ConfigError, ConflictError
+from p2porch.membership.admission import admit
+from p2porch.membership.localstate import LocalClusterState
+from p2porch.membership.token import new_token
+from p2porch.model import Node
+from p2porch.raft import commands as C
+
+LOCAL = LocalClusterState(
+    cluster_id="c0ffee0123456789",
+    token=str(new_token("c0ffee0123456789")),
+    node_id="n1",
+    node_name="n1",
+    role="voter",
+    raft_addr="10.0.0.1:7947",
+    voters=("10.0.0.1:7947",),
+)
+
+
+def request(n: int, name: str | None = None) -> dict[str, object]:
+    return {
+        "node_id": f"n{n}",
+        "name": name or f"n{n}",
+        "addr": f"10.0.0.{n}",
+        "raft_port": 7947,
+        "gossip_port": 7946,
+        "labels": {"zone": "a"},
+        "cpu_nanos": 2_000_000_000,
+        "memory_bytes": 1 << 30,
+    }
+
+
+async def cluster_of_one() -> MemoryStore:
+    store = MemoryStore(("10.0.0.1:7947",))
+    await store.write(C.InitCluster(at=0.0, cluster_id=LOCAL.cluster_id).encode())
+    await store.write(
+        C.AddNode(
+            at=0.0, node=Node(node_id="n1", name="n1", addr="10.0.0.1", raft_port=7947, gossip_port=7946)
+        ).encode()
+    )
+    await store.write(C.UpdateNode(at=0.0, node_id="n1", role="voter").encode())
+    return store
+
+
+async def join(store: MemoryStore, body: dict[str, object]) -> dict[str, object]:
+    return await admit(store, store.write, LOCAL, Config(), TrioClock(), body)
+
+
+async def test_joiners_are_voters_until_the_target_then_replicas_with_a_leased_subnet() -> None:
+    store = await cluster_of_one()
+    roles = [(await join(store, request(n)))["role"] for n in (2, 3, 4)]
+    assert roles == ["voter", "voter", "replica"]  # raft.voters = 3
+    state = store.snapshot()
+    assert {n.node_id: n.role for n in state.nodes.values()} == {
+        "n1": "voter",
+        "n2": "voter",
+        "n3": "voter",
+        "n4": "replica",
+    }
+    assert set(state.leases) == {"n2", "n3", "n4"}  # n1's own lease is init's job, not admission's
+    reply = await join(store, request(5))
+    assert reply["voters"] == ["10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.3:7947"]
+    assert (reply["cluster_id"], reply["cluster_token"]) == (LOCAL.cluster_id, LOCAL.token)
+
+
+async def test_a_name_in_use_is_refused_and_nothing_is_written() -> None:
+    store = await cluster_of_one()
+    await join(store, request(2, name="web1"))
+    before = store.snapshot().version
+    with pytest.raises(ConflictError) as caught:
+        await join(store, request(3, name="web1"))
+    assert caught.value.field == "--name"
+    assert store.snapshot().version == before
+
+
+async def test_the_name_of_a_node_that_left_can_be_taken_again() -> None:
+    store = await cluster_of_one()
+    await join(store, request(2, name="web1"))
+    await store.write(C.UpdateNode(at=0.0, node_id="n2", status="left").encode())
+    await join(store, request(3, name="web1"))
+    state = store.snapshot()
+    assert "n2" not in state.nodes
+    assert state.node_by_name("web1") is not None and state.node_by_name("web1").node_id == "n3"
+
+
+async def test_a_malformed_request_is_a_config_error_naming_the_request() -> None:
+    store = await cluster_of_one()
+    body = request(2)
+    del body["raft_port"]
+    before = store.snapshot().version
+    with pytest.raises(ConfigError) as caught:
+        await join(store, body)
+    assert caught.value.field == "request"
+    assert store.snapshot().version == before

@@ -1,0 +1,162 @@
+"""The leader loop and the autopilot loop under trio's MockClock (shell tier: no Raft, no sockets).
+
+Both loops get a :class:`~p2porch.context.MemberContext` over an in-memory store that applies commands
+with the real FSM, and a :class:`~p2porch.clock.TrioClock`: wall time is the mock clock plus an epoch,
+so deadlines the loops compute from ``clock.now()`` (down grace, rebalance, rolling updates) are met in
+mock time, deterministically, without waiting.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from memstore import MemoryStore
+
+from p2porch.clock import TrioClock
+from p2porch.config import RaftConfig, SchedulerConfig
+from p2porch.context import LocalBoard, LocalNode, MemberContext
+from p2porch.leader.autopilot_loop import AUTOPILOT_CHECK_S, serve_autopilot
+from p2porch.leader.loop import LEADER_DEBOUNCE_S, LEADER_IDLE_CHECK_S, serve_scheduler
+from p2porch.model import Node, ServiceSpec
+from p2porch.raft import commands as C
+from p2porch.raft.state import ClusterState
+
+EPOCH = 1_800_000_000.0
+
+
+@dataclass
+class FakeMember:
+    state: str
+
+
+class FakeGossip:
+    """What the loops read from the gossip handle: who is alive."""
+
+    def __init__(self, states: dict[str, str]) -> None:
+        self.states = states
+
+    def members(self) -> dict[str, FakeMember]:
+        return {name: FakeMember(state) for name, state in self.states.items()}
+
+
+def node(node_id: str, role: str = "voter") -> Node:
+    return Node(
+        node_id=node_id,
+        name=node_id,
+        addr=f"10.0.0.{node_id[-1]}",
+        raft_port=7947,
+        gossip_port=7946,
+        role=role,
+        cpu_nanos=4_000_000_000,
+        memory_bytes=8 << 30,
+    )
+
+
+async def cluster(store: MemoryStore, nodes: list[Node], clock: TrioClock) -> None:
+    await store.write(C.InitCluster(at=clock.now(), cluster_id="c0ffee").encode())
+    for record in nodes:
+        await store.write(C.AddNode(at=clock.now(), node=record).encode())
+        await store.write(C.LeaseSubnet(at=clock.now(), node_id=record.node_id).encode())
+
+
+def context(store: MemoryStore, gossip: FakeGossip, clock: TrioClock, **ask: Any) -> MemberContext:
+    board = LocalBoard()
+    board.gossip = gossip  # type: ignore[assignment]
+
+    async def ask_member(host: str) -> dict[str, Any] | None:
+        return ask.get(host)
+
+    return MemberContext(
+        store=store,
+        voter_control=store,
+        local=LocalNode("n1", "n1", "10.0.0.1", "10.0.0.1:7947", "voter", 0, b"k" * 32),
+        board=board,
+        clock=clock,
+        commit_timeout_s=5.0,
+        ask_member=ask_member,
+    )
+
+
+async def wait_for(store: MemoryStore, condition: Callable[[ClusterState], bool]) -> float:
+    """Mock time at which ``condition`` first holds for the committed state."""
+    async with store.subscribe() as changes:
+        while not condition(store.snapshot()):
+            await changes.receive()
+    return trio.current_time()
+
+
+def live_tasks(state: ClusterState) -> dict[str, str | None]:
+    """task id -> node id of the service's tasks that should run."""
+    return {t.task_id: t.node_id for t in state.tasks.values() if t.desired_state == "running"}
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def test_leader_loop_places_then_replaces_tasks_of_a_dead_node_after_the_grace(
+    autojump_clock: Any,
+) -> None:
+    clock = TrioClock(EPOCH)
+    store = MemoryStore(("10.0.0.1:7947",))
+    await cluster(store, [node("n1"), node("n2")], clock)
+    spec = ServiceSpec.from_dict({"name": "web", "image": "busybox", "replicas": 2})
+    await store.write(C.CreateService(at=clock.now(), service_id="s1", spec=spec).encode())
+    gossip = FakeGossip({"n1": "alive", "n2": "alive"})
+    ctx = context(store, gossip, clock)
+    grace_s = 30.0
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            partial(serve_scheduler, ctx, SchedulerConfig(down_grace_s=grace_s), rng=random.Random(7))
+        )
+        await wait_for(store, lambda s: len(live_tasks(s)) == 2)
+        placed = live_tasks(store.snapshot())
+        assert sorted(placed.values()) == ["n1", "n2"]  # spread: one task per node
+
+        gossip.states["n2"] = "dead"
+        ctx.board.membership_changed.set()
+        dead_at = trio.current_time()
+        down_at = await wait_for(store, lambda s: s.nodes["n2"].status == "down")
+        assert store.snapshot().nodes["n2"].status_at == pytest.approx(EPOCH + down_at)
+
+        replaced_at = await wait_for(store, lambda s: sorted(live_tasks(s).values()) == ["n1", "n1"])
+        # Not before the grace (in the clock the loop was given), and promptly once it is over.
+        assert dead_at + grace_s <= replaced_at <= down_at + grace_s + LEADER_IDLE_CHECK_S + LEADER_DEBOUNCE_S
+        nursery.cancel_scope.cancel()
+    assert ctx.board.health["scheduler"] == "running"
+
+
+async def test_autopilot_loop_replaces_a_dead_voter_after_the_grace(autojump_clock: Any) -> None:
+    clock = TrioClock(EPOCH)
+    voters = ("10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.3:7947")
+    store = MemoryStore(voters)
+    nodes = [node("n1"), node("n2"), node("n3"), node("n4", role="replica")]
+    await cluster(store, nodes, clock)
+    gossip = FakeGossip({"n1": "alive", "n2": "alive", "n3": "alive", "n4": "alive"})
+    # n4 answers (join port) that it runs as a voter once it was promoted and restarted.
+    ctx = context(store, gossip, clock, **{"10.0.0.4": {"running_role": "voter", "running_generation": 0}})
+    grace_s = 20.0
+    raft = replace(RaftConfig(), replace_dead_voter_s=grace_s)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_autopilot, ctx, raft)
+        gossip.states["n3"] = "dead"
+        await store.write(C.UpdateNode(at=clock.now(), node_id="n3", status="down").encode())
+        dead_at = trio.current_time()
+        promoted_at = await wait_for(store, lambda s: s.nodes["n4"].role == "voter")
+        assert dead_at + grace_s - AUTOPILOT_CHECK_S <= promoted_at
+        await wait_for(store, lambda s: s.nodes["n3"].role == "replica")
+        while ("remove", "10.0.0.3:7947") not in store.voter_changes:
+            await trio.sleep(AUTOPILOT_CHECK_S)
+        nursery.cancel_scope.cancel()
+    assert store.voter_changes == [("add", "10.0.0.4:7947"), ("remove", "10.0.0.3:7947")]
+    assert set(store.voters) == {"10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.4:7947"}

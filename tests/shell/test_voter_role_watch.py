@@ -1,0 +1,134 @@
+"""The voter-role watcher under trio's MockClock (shell tier: in-memory store, the join port faked).
+
+``watch_role`` gets a :class:`~p2porch.membership.voter_role.RoleWatch` (store, board, clock and two
+callbacks) instead of the manager; these tests drive it over the real FSM and check what it asks its
+owner to do: remember new voters, restart in the recorded role, and, after seeing no leader for a while,
+ask its peers how the cluster records it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from memstore import MemoryStore
+
+from p2porch.clock import TrioClock
+from p2porch.context import LocalBoard
+from p2porch.membership import voter_role
+from p2porch.membership.localstate import LocalClusterState
+from p2porch.membership.token import new_token
+from p2porch.model import Node
+from p2porch.raft import commands as C
+
+VOTERS = ("10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.3:7947")
+
+
+def record(n: int, role: str = "voter") -> Node:
+    return Node(
+        node_id=f"n{n}", name=f"n{n}", addr=f"10.0.0.{n}", raft_port=7947, gossip_port=7946, role=role
+    )
+
+
+class Owner:
+    """What the watcher may ask of its owner, recorded with the mock time it asked."""
+
+    def __init__(self) -> None:
+        self.saved: list[LocalClusterState] = []
+        self.switched: list[tuple[LocalClusterState, LocalClusterState, float]] = []
+        self.switch_asked = trio.Event()
+
+    def save_voters(self, local: LocalClusterState) -> None:
+        self.saved.append(local)
+
+    def switch_role(self, expected: LocalClusterState, new: LocalClusterState) -> None:
+        self.switched.append((expected, new, trio.current_time()))
+        self.switch_asked.set()
+
+
+async def setup(
+    nodes: list[Node],
+) -> tuple[MemoryStore, LocalClusterState, Owner, voter_role.RoleWatch]:
+    clock = TrioClock()
+    store = MemoryStore(VOTERS)
+    await store.write(C.InitCluster(at=clock.now(), cluster_id="c0ffee").encode())
+    for node in nodes:
+        await store.write(C.AddNode(at=clock.now(), node=node).encode())
+    # This node is n2, started as a voter with the three voters in its cluster.json.
+    local = LocalClusterState(
+        cluster_id="c0ffee",
+        token=str(new_token("c0ffee" * 2 + "abcd")),
+        node_id="n2",
+        node_name="n2",
+        role="voter",
+        raft_addr="10.0.0.2:7947",
+        voters=VOTERS,
+    )
+    owner = Owner()
+    watch = voter_role.RoleWatch(
+        store=store,
+        board=LocalBoard(),
+        join_port=7948,
+        clock=clock,
+        save_voters=owner.save_voters,
+        switch_role=owner.switch_role,
+    )
+    return store, local, owner, watch
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def test_a_node_recorded_as_replica_restarts_as_one(autojump_clock: Any) -> None:
+    store, local, owner, watch = await setup([record(1), record(2), record(3), record(4, "replica")])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(voter_role.watch_role, watch, local)
+        # The leader's autopilot demotes n2 and promotes n4.
+        await store.write(C.UpdateNode(at=0.0, node_id="n2", role="replica").encode())
+        await store.write(C.UpdateNode(at=0.0, node_id="n4", role="voter").encode())
+        await owner.switch_asked.wait()
+    [(expected, new, _)] = owner.switched
+    assert expected is local
+    assert (new.role, new.voters) == ("replica", ("10.0.0.1:7947", "10.0.0.3:7947", "10.0.0.4:7947"))
+
+
+async def test_new_recorded_voters_are_saved_without_a_restart(autojump_clock: Any) -> None:
+    store, local, owner, watch = await setup([record(1), record(2), record(3), record(4, "replica")])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(voter_role.watch_role, watch, local)
+        await store.write(C.UpdateNode(at=0.0, node_id="n4", role="voter").encode())
+        while not owner.saved:
+            await trio.sleep(voter_role.ROLE_CHECK_S)
+        nursery.cancel_scope.cancel()
+    assert owner.saved[-1] == replace(local, voters=(*VOTERS, "10.0.0.4:7947"))
+    assert owner.switched == []
+
+
+async def test_a_leaderless_voter_asks_its_peers_after_a_while_and_follows_their_record(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, local, owner, watch = await setup([record(1), record(2), record(3)])
+    asked: list[tuple[str, float]] = []
+
+    async def join_port_answer(host: str, port: int, token: Any, request: Any, **kwargs: Any) -> Any:
+        asked.append((host, trio.current_time()))
+        # The peers see a leader and record this node as a replica of a newer generation.
+        return {"leader": "10.0.0.1:7947", "role": "replica", "voters": ["10.0.0.1:7947"], "generation": 1}
+
+    monkeypatch.setattr(voter_role, "request_join", join_port_answer)
+    store.leader = None  # this node has lost its leader
+    lost_at = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(voter_role.watch_role, watch, local)
+        await owner.switch_asked.wait()
+    [(_, new, switched_at)] = owner.switched
+    assert (new.role, new.voters, new.generation) == ("replica", ("10.0.0.1:7947",), 1)
+    assert asked and {host for host, _ in asked} <= {"10.0.0.1", "10.0.0.3"}  # its peers, never itself
+    # It waited LEADERLESS_ASK_S without a leader (measured on the clock it was given) before asking.
+    assert min(at for _, at in asked) - lost_at >= voter_role.LEADERLESS_ASK_S
+    assert switched_at - lost_at <= voter_role.LEADERLESS_ASK_S + 2 * voter_role.ROLE_CHECK_S
