@@ -12,6 +12,7 @@ Prints one JSON object with both systems and the ratios p2porch / serf.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -27,12 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from p2porch.testing.runsecrets import RunSecrets, new_secret  # noqa: E402
+
 PREFIX = "p2gs"
 BRIDGE = f"{PREFIX}-br"
 SUBNET = "10.213.0"
 PORT = 7946
-SECRET_HEX = "7032676f73736970206265636e6368"
-SERF_KEY_B64 = "cDJnc2JlbmNoa2V5MDEyMzQ1Njc4OWFiY2RlZjAxMjM="  # 32 bytes
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -97,9 +98,10 @@ def wait_until(pred: Callable[[], bool], timeout_s: float, poll_s: float = 0.1) 
 class System:
     name = ""
 
-    def __init__(self, n: int, workdir: Path) -> None:
+    def __init__(self, n: int, workdir: Path, run_secrets: RunSecrets) -> None:
         self.n = n
         self.workdir = workdir
+        self.run_secrets = run_secrets
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(self, i: int) -> None:
@@ -133,11 +135,17 @@ class System:
 class Serf(System):
     name = "serf"
 
+    def __init__(self, n: int, workdir: Path, run_secrets: RunSecrets) -> None:
+        super().__init__(n, workdir, run_secrets)
+        # serf/memberlist AES-GCM, as ours is always encrypted: a per-run key in a 0600 config file
+        key = base64.b64encode(new_secret(32)).decode()
+        self.config_file = run_secrets.write("serf.json", json.dumps({"encrypt_key": key}).encode())
+
     def start(self, i: int) -> None:
         cmd = [
             "ip", "netns", "exec", ns_name(i), "serf", "agent", f"-node=n{i}",
             f"-bind={ip_of(i)}:{PORT}", "-rpc-addr=127.0.0.1:7373", "-profile=lan", "-log-level=err",
-            f"-encrypt={SERF_KEY_B64}",  # serf/memberlist AES-GCM, as ours is always encrypted
+            f"-config-file={self.config_file}",
         ]  # fmt: skip
         if i:
             cmd.append(f"-join={ip_of(0)}:{PORT}")
@@ -159,10 +167,15 @@ class Serf(System):
 class P2porch(System):
     name = "p2porch"
 
+    def __init__(self, n: int, workdir: Path, run_secrets: RunSecrets) -> None:
+        super().__init__(n, workdir, run_secrets)
+        self.secret_file = run_secrets.write("gossip-secret")
+
     def start(self, i: int) -> None:
         cmd = [
             "ip", "netns", "exec", ns_name(i), sys.executable, str(Path(__file__).resolve()), "--agent",
             "--name", f"n{i}", "--host", ip_of(i), "--status", str(self.workdir / f"n{i}.json"),
+            "--secret-file", str(self.secret_file),
         ]  # fmt: skip
         if i:
             cmd += ["--seed", f"{ip_of(0)}:{PORT}"]
@@ -237,7 +250,7 @@ def agent(args: argparse.Namespace) -> None:
 
     async def main() -> None:
         config = GossipConfig.lan(node_name=args.name, advertise_host=args.host, port=PORT)
-        keyring = Keyring.from_secret(bytes.fromhex(args.secret_hex))
+        keyring = Keyring.from_secret(Path(args.secret_file).read_bytes())
         meta = NodeMeta(advertise_addr=args.host, vtep_addr=args.host)
         async with trio.open_nursery() as nursery:
             handle = await nursery.start(
@@ -264,7 +277,7 @@ def main() -> None:
     parser.add_argument("--host")
     parser.add_argument("--seed")
     parser.add_argument("--status")
-    parser.add_argument("--secret-hex", default=SECRET_HEX)
+    parser.add_argument("--secret-file", help="file (0600) holding the gossip secret")
     args = parser.parse_args()
     if args.agent:
         agent(args)
@@ -274,9 +287,9 @@ def main() -> None:
         return
     workdir = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-bench-"))
     try:
-        with namespaces(args.nodes):
-            ours = run_system(P2porch(args.nodes, workdir), args.steady_s, args.kills)
-            serf = run_system(Serf(args.nodes, workdir), args.steady_s, args.kills)
+        with namespaces(args.nodes), RunSecrets(prefix=f"{PREFIX}-secrets-") as run_secrets:
+            ours = run_system(P2porch(args.nodes, workdir, run_secrets), args.steady_s, args.kills)
+            serf = run_system(Serf(args.nodes, workdir, run_secrets), args.steady_s, args.kills)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 
-from p2porch.raft.procs import ControlClient, LocalCluster, free_ports  # noqa: E402
+from p2porch.testing.raftprocs import ControlClient, LocalCluster, free_ports  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:

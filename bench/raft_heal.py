@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2porch.raft.procs import ControlClient, LocalCluster, NodeProc  # noqa: E402
+from p2porch.testing.raftprocs import ControlClient, LocalCluster, NodeProc  # noqa: E402
 
 BRIDGE, SUBNET, PREFIX = "p2rf-hbr", "10.63.0", "p2rf-h"
 LARGE_PAD = 70_000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import socket
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,23 @@ from .membership.manager import ClusterManager
 from .membership.runtime import MemberService
 
 log = logging.getLogger(__name__)
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise RLIMIT_NOFILE's soft limit to the hard limit; returns (before, after).
+
+    Idle connections on one port must not use up the descriptors every other subsystem needs (each
+    listener also has its own connection cap, docs/security.md)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft >= hard:
+        return soft, soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("could not raise the open-file limit from %d to %d: %s", soft, hard, exc)
+        return soft, soft
+    return soft, hard
+
 
 StartFn = Callable[..., Awaitable[None]]
 
@@ -120,6 +138,9 @@ class Daemon:
     # ----- lifecycle
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT or :meth:`request_stop`; always releases lock, pid file and socket."""
+        before, after = raise_open_file_limit()
+        if after != before:
+            log.info("open-file limit raised from %d to %d", before, after)
         self._lock.acquire()
         try:
             self._write_pid_file()

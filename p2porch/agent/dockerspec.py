@@ -52,12 +52,19 @@ def create_kwargs(assignment: TaskAssignment) -> dict[str, Any]:
     if assignment.cpu_reservation_nanos:
         shares = assignment.cpu_reservation_nanos * CPU_SHARES_PER_CPU // NANOS_PER_S
         kwargs["cpu_shares"] = max(MIN_CPU_SHARES, shares)
-    if assignment.mounts:
-        kwargs["mounts"] = [_mount(m) for m in assignment.mounts]
+    binds = [m for m in assignment.mounts if m.type == "bind" and m.create_host_path]
+    mounts = [m for m in assignment.mounts if m not in binds]
+    if mounts:
+        kwargs["mounts"] = [_mount(m) for m in mounts]
+    if binds:  # the legacy Binds form: the engine creates a missing source directory (Compose semantics)
+        kwargs["volumes"] = [_bind(m) for m in binds]
     if assignment.ports:
-        bindings: dict[str, list[int | None]] = {}
+        bindings: dict[str, list[Any]] = {}
         for port in assignment.ports:
-            bindings.setdefault(f"{port.target}/{port.protocol}", []).append(port.published or None)
+            host: Any = port.published or None
+            if port.host_ip:
+                host = (port.host_ip, port.published) if port.published else (port.host_ip,)
+            bindings.setdefault(f"{port.target}/{port.protocol}", []).append(host)
         ports = {key: values[0] if len(values) == 1 else values for key, values in bindings.items()}
         kwargs["ports"] = ports
     if assignment.network:
@@ -75,7 +82,53 @@ def create_kwargs(assignment: TaskAssignment) -> dict[str, Any]:
             "retries": check.retries,
             "start_period": int(check.start_period_s * NANOS_PER_S),
         }
+    if assignment.user:
+        kwargs["user"] = assignment.user
+    if assignment.workdir:
+        kwargs["working_dir"] = assignment.workdir
+    kwargs.update(engine_options(assignment.options))
     return kwargs
+
+
+#: ContainerOptions keys that the SDK takes under the same name and shape
+_SAME_NAME_OPTIONS = ("hostname", "init", "cap_add", "cap_drop", "read_only", "security_opt", "stop_signal")
+
+
+def engine_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``ContainerOptions.to_dict()`` -> ``containers.create`` keyword arguments."""
+    kwargs: dict[str, Any] = {k: options[k] for k in _SAME_NAME_OPTIONS if k in options}
+    for key in ("cap_add", "cap_drop", "security_opt"):
+        if key in kwargs:
+            kwargs[key] = list(kwargs[key])
+    if "extra_hosts" in options:
+        hosts: dict[str, Any] = {}
+        for entry in options["extra_hosts"]:
+            host, _, address = str(entry).partition(":")
+            previous = hosts.get(host)
+            hosts[host] = (
+                address
+                if previous is None
+                else [*([previous] if isinstance(previous, str) else previous), address]
+            )
+        kwargs["extra_hosts"] = hosts
+    if "log_driver" in options:
+        kwargs["log_config"] = {"Type": options["log_driver"], "Config": dict(options.get("log_opts") or {})}
+    if "ulimits" in options:
+        kwargs["ulimits"] = [
+            {"Name": name, "Soft": limit["soft"], "Hard": limit["hard"]}
+            for name, limit in options["ulimits"].items()
+        ]
+    if "sysctls" in options:
+        kwargs["sysctls"] = dict(options["sysctls"])
+    if "shm_size_bytes" in options:
+        kwargs["shm_size"] = options["shm_size_bytes"]
+    return kwargs
+
+
+def _bind(mount: Any) -> str:
+    """One HostConfig.Binds entry: ``SOURCE:TARGET:ro|rw[,PROPAGATION]``."""
+    mode = "ro" if mount.read_only else "rw"
+    return f"{mount.source}:{mount.target}:{mode}" + (f",{mount.propagation}" if mount.propagation else "")
 
 
 def _mount(mount: Any) -> dict[str, Any]:
@@ -86,10 +139,25 @@ def _mount(mount: Any) -> dict[str, Any]:
         "Target": mount.target,
         "ReadOnly": bool(mount.read_only),
     }
-    if mount.type == "volume" and (mount.volume_driver or mount.volume_options):
-        out["VolumeOptions"] = {
-            "DriverConfig": {"Name": mount.volume_driver or "local", "Options": dict(mount.volume_options)}
-        }
+    if mount.type == "volume" and (mount.volume_driver or mount.volume_options or mount.nocopy):
+        volume: dict[str, Any] = {}
+        if mount.volume_driver or mount.volume_options:
+            volume["DriverConfig"] = {
+                "Name": mount.volume_driver or "local",
+                "Options": dict(mount.volume_options),
+            }
+        if mount.nocopy:
+            volume["NoCopy"] = True
+        out["VolumeOptions"] = volume
+    if mount.type == "bind" and mount.propagation:
+        out["BindOptions"] = {"Propagation": mount.propagation}
+    if mount.type == "tmpfs" and (mount.tmpfs_size_bytes or mount.tmpfs_mode):
+        tmpfs: dict[str, Any] = {}
+        if mount.tmpfs_size_bytes:
+            tmpfs["SizeBytes"] = mount.tmpfs_size_bytes
+        if mount.tmpfs_mode:
+            tmpfs["Mode"] = mount.tmpfs_mode
+        out["TmpfsOptions"] = tmpfs
     return out
 
 

@@ -49,6 +49,11 @@ class MountSpec:
     read_only: bool = False
     volume_driver: str = ""  # volumes only; "" = the engine's default driver ("local")
     volume_options: Mapping[str, str] = field(default_factory=dict)
+    propagation: str = ""  # bind mounts; "" = the engine's default
+    nocopy: bool = False  # volumes
+    tmpfs_size_bytes: int = 0  # tmpfs; 0 = unlimited
+    tmpfs_mode: int = 0  # tmpfs; 0 = the engine's default
+    create_host_path: bool = False  # bind; a missing source directory is created (Docker's Binds)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "volume_options", _frozen(self.volume_options))
@@ -61,6 +66,7 @@ class PortSpec:
     target: int
     published: int = 0
     protocol: str = "tcp"  # "tcp" | "udp"
+    host_ip: str = ""  # "" = every address of the node
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +101,13 @@ class TaskAssignment:
     state: TaskState = TaskState.ASSIGNED
     spec_version: int = 0
     stop_grace_s: float = 10.0
+    user: str = ""  # "" = the image's USER
+    workdir: str = ""  # "" = the image's WORKDIR
+    #: engine options in ``ContainerOptions.to_dict()`` form (only the ones that differ from Docker's default)
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "options", _frozen(self.options))
         object.__setattr__(self, "env", _frozen(self.env))
         object.__setattr__(self, "labels", _frozen(self.labels))
         object.__setattr__(self, "command", tuple(self.command))

@@ -43,8 +43,27 @@ FLAG_OF_FIELD = {
     "publish": "--publish",
     "stop_grace_period": "--stop-grace-period",
     "rebalance": "--rebalance",
+    "service_labels": "--service-label",
+    "endpoint_mode": "--endpoint-mode",
 }
-NESTED = ("health", "restart", "update")
+NESTED = ("health", "restart", "update", "rollback")
+#: --flag (argparse dest) -> ContainerOptions key (the engine options of issue 15, Docker's flag names)
+CONTAINER_FLAGS = {
+    "hostname": "hostname",
+    "init": "init",
+    "cap_add": "cap_add",
+    "cap_drop": "cap_drop",
+    "add_host": "extra_hosts",
+    "log_driver": "log_driver",
+    "log_opt": "log_opts",
+    "ulimit": "ulimits",
+    "sysctl": "sysctls",
+    "read_only": "read_only",
+    "security_opt": "security_opt",
+    "stop_signal": "stop_signal",
+    "shm_size": "shm_size",
+}
+_FLAG_OF_CONTAINER = {v: k for k, v in CONTAINER_FLAGS.items()} | {"shm_size_bytes": "shm_size"}
 
 
 def flag_for(field: str | None) -> str | None:
@@ -52,6 +71,9 @@ def flag_for(field: str | None) -> str | None:
     if not field:
         return None
     head = re.split(r"[.\[]", field, maxsplit=1)[0]
+    if head == "container" and "." in field:
+        key = re.split(r"[.\[]", field.split(".", 1)[1], maxsplit=1)[0]
+        return "--" + _FLAG_OF_CONTAINER.get(key, key).replace("_", "-")
     if head in NESTED and "." in field:
         sub = field.split(".", 1)[1].split("[")[0].removesuffix("_s").replace("_", "-")
         return f"--{head}-{'cmd' if sub in ('cmd', 'test') else sub}"
@@ -106,6 +128,33 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--update-failure-action", choices=["pause", "rollback"], default=d)
     p.add_argument("--update-monitor", default=d, metavar="DURATION")
     p.add_argument("--stop-grace-period", default=d, metavar="DURATION")
+    p.add_argument("--user", "-u", default=d, metavar="USER[:GROUP]", help="user the command runs as")
+    p.add_argument("--workdir", "-w", default=d, metavar="DIR", help="working directory of the command")
+    p.add_argument("--hostname", default=d, help="container host name")
+    p.add_argument("--init", action="store_true", default=d, help="run an init inside the container")
+    p.add_argument("--cap-add", action="append", default=d, metavar="CAP", help="add a Linux capability")
+    p.add_argument("--cap-drop", action="append", default=d, metavar="CAP", help="drop a Linux capability")
+    p.add_argument("--add-host", action="append", default=d, metavar="HOST:IP", help="extra /etc/hosts entry")
+    p.add_argument("--log-driver", default=d, metavar="DRIVER", help="the engine's logging driver")
+    p.add_argument("--log-opt", action="append", default=d, metavar="K=V", help="logging driver option")
+    p.add_argument("--ulimit", action="append", default=d, metavar="NAME=SOFT[:HARD]")
+    p.add_argument("--sysctl", action="append", default=d, metavar="K=V", help="namespaced kernel parameter")
+    p.add_argument("--read-only", action="store_true", default=d, help="read-only root filesystem")
+    p.add_argument("--security-opt", action="append", default=d, metavar="OPT")
+    p.add_argument("--stop-signal", default=d, metavar="SIGNAL", help="signal that stops the container")
+    p.add_argument("--shm-size", default=d, metavar="BYTES", help="size of /dev/shm, e.g. 64M")
+    p.add_argument(
+        "--endpoint-mode", choices=["vip", "dnsrr"], default=d, help="recorded; names resolve as dnsrr"
+    )
+    p.add_argument("--service-label", action="append", default=d, metavar="K=V", help="label of the service")
+    p.add_argument("--update-max-failure-ratio", type=float, default=d, metavar="RATIO")
+    p.add_argument("--health-start-interval", default=d, metavar="DURATION")
+    p.add_argument("--rollback-parallelism", type=int, default=d)
+    p.add_argument("--rollback-delay", default=d, metavar="DURATION")
+    p.add_argument("--rollback-order", choices=["stop-first", "start-first"], default=d)
+    p.add_argument("--rollback-failure-action", choices=["pause", "continue"], default=d)
+    p.add_argument("--rollback-monitor", default=d, metavar="DURATION")
+    p.add_argument("--rollback-max-failure-ratio", type=float, default=d, metavar="RATIO")
     p.add_argument("--rebalance", action="store_true", default=d, help="move tasks onto nodes that join")
     if create:
         p.add_argument("--name", required=True)
@@ -142,6 +191,10 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
         "rebalance": "rebalance",
         "name": "name",
         "image": "image",
+        "user": "user",
+        "workdir": "workdir",
+        "endpoint_mode": "endpoint_mode",
+        "service_label": "service_labels",
     }
     for flag, key in simple.items():
         if flag in given:
@@ -154,6 +207,9 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
             cmd = cmd[1:]
         if cmd or "image" in given:
             out["command"] = cmd
+    container = {key: given[flag] for flag, key in CONTAINER_FLAGS.items() if flag in given}
+    if container:
+        out["container"] = container
     for section in NESTED:
         values = {k[len(section) + 1 :]: v for k, v in given.items() if k.startswith(section + "_")}
         if section == "health" and given.get("no_healthcheck"):

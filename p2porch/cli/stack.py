@@ -1,50 +1,60 @@
-"""``p2porch stack ...``: deploy a Compose file as a stack, list stacks, their tasks, remove one (shell).
+"""``p2porch stack ...``: deploy Compose files as a stack, show the resolved stack, list stacks, their
+tasks, remove one (shell).
 
-Owns reading the Compose file and the files it names (``env_file``) on the CLI's machine, validating
-the whole stack locally first (exit code 2 naming the key's path, nothing sent), and showing results.
-The daemon validates again and does the work (``p2porch.control.stack_ops``).
+Owns reading the Compose files and the files they name on the CLI's machine (``p2porch.stack.source``),
+resolving and validating the whole stack locally (exit code 2 listing every problem, nothing sent),
+printing warnings, and sending the resolved services to the daemon in ``depends_on`` order, waiting
+between waves (``p2porch.stack.rollout``). The daemon never sees YAML (``p2porch.control.stack_ops``).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
+import sys
+import time
 from typing import Any
 
-from ..errors import ConfigError
-from ..stack import StackDefinition, check_stack_name, load_stack
+import yaml
+
+from ..errors import ConfigError, P2POrchError
+from ..stack import ComposeError, StackDefinition, check_stack_name
+from ..stack.rollout import dependency_ready, deploy_waves
+from ..stack.source import stack_source
 from .service import task_row
-from .util import EXIT_OK, Parser, UsageError, client_for, emit, table
+from .util import EXIT_OK, Parser, UsageError, client_for, emit, table, wants_json
 
 STACK_COLUMNS = ["name", "services", "tasks"]
 TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "error / explanation"]
+WAIT_POLL_S = 1.0
 
 
-def read_compose(path: str, stack: str) -> tuple[StackDefinition, dict[str, Any]]:
-    """Validate ``path`` for ``stack`` and build the deploy request body (compose text, env files)."""
+def resolve_stack(args: argparse.Namespace, stack: str) -> StackDefinition:
+    """The validated stack of ``-c`` files; warnings go to stderr; every problem -> UsageError (exit 2)."""
     try:
         check_stack_name(stack)
     except ConfigError as exc:
         raise UsageError(exc.message, field="NAME") from exc
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"-c {path}: cannot read the Compose file: {exc}", field="-c") from exc
-    base_dir = os.path.dirname(os.path.abspath(path))
-    files: dict[str, str] = {}
-
-    def read_file(name: str) -> str:
-        with open(os.path.join(base_dir, name), encoding="utf-8") as handle:
-            files[name] = handle.read()
-        return files[name]
-
-    try:
-        definition = load_stack(stack, text, read_file, base_dir=base_dir)
+        source = stack_source(args.compose_file, args.env_file, args.profile or ())
+        definition = source.load(stack)
+    except ComposeError as exc:
+        for line in exc.warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        count = len(exc.problems)
+        lines = "\n  ".join(p.message for p in exc.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in {', '.join(args.compose_file)}:"
+        raise UsageError(f"{head}\n  {lines}", field=exc.field) from exc
     except ConfigError as exc:
-        raise UsageError(f"-c {path}: {exc.message}", field=exc.field) from exc
-    body = {"compose": text, "files": files, "base_dir": base_dir}
-    return definition, body
+        raise UsageError(exc.message, field=exc.field) from exc
+    for line in definition.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    return definition
+
+
+def deploy_body(definition: StackDefinition, services: Any, prune: bool) -> dict[str, Any]:
+    """The API body of one deploy request: the resolved services (creation order) and prune."""
+    return {"services": [{"short": s.short_name, "spec": s.spec} for s in services], "prune": prune}
 
 
 def _deploy_text(result: dict[str, Any]) -> str:
@@ -53,11 +63,65 @@ def _deploy_text(result: dict[str, Any]) -> str:
     return "\n".join(lines + [f"stack {result['stack']} deployed"])
 
 
+def _condition(condition: str) -> str:
+    return {"service_completed_successfully": "completed"}.get(condition, condition.removeprefix("service_"))
+
+
+def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: float) -> None:
+    """Poll the stack's tasks until every ``(service, condition)`` holds; P2POrchError (exit 1) on timeout."""
+    replicas = {
+        s.name: (1 if s.spec.get("mode") == "global" else int(s.spec.get("replicas", 1)))
+        for s in definition.services
+    }
+    deadline = time.monotonic() + timeout_s
+    pending = list(wait_for)
+    if pending:  # on stderr: --json output stays clean
+        print(
+            "waiting for " + ", ".join(f"{n} ({_condition(c)})" for n, c in pending),
+            file=sys.stderr,
+        )
+    while pending:
+        tasks = client.get(f"/stacks/{definition.name}/tasks", all="true")
+        pending = [(n, c) for n, c in pending if not dependency_ready(n, c, tasks, replicas.get(n, 1))]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            names = ", ".join(f"{n} ({_condition(c)})" for n, c in pending)
+            raise P2POrchError(
+                f"depends_on: {names} not ready after {timeout_s:.0f}s; the services created so far stay "
+                "(see p2porch stack ps); deploy again once they run",
+                field="depends_on",
+            )
+        time.sleep(WAIT_POLL_S)
+
+
 def cmd_stack_deploy(args: argparse.Namespace) -> int:
-    _, body = read_compose(args.compose_file, args.stack)
-    body["prune"] = not args.no_prune
-    result = client_for(args).post(f"/stacks/{args.stack}", body)
+    definition = resolve_stack(args, args.stack)
+    client = client_for(args)
+    prune = not args.no_prune
+    waves = deploy_waves(definition)
+    result: dict[str, Any] = {"stack": definition.name, "services": []}
+    actions: dict[str, dict[str, Any]] = {}
+    for index, wave in enumerate(waves):
+        _wait(client, definition, wave.wait_for, args.wait_timeout)
+        last = index == len(waves) - 1
+        result = client.post(
+            f"/stacks/{args.stack}", deploy_body(definition, wave.services, prune if last else False)
+        )
+        for row in result["services"]:
+            if row["action"] != "unchanged" or row["name"] not in actions:
+                actions[row["name"]] = row
+    result["services"] = list(actions.values())
     emit(args, result, _deploy_text)
+    return EXIT_OK
+
+
+def cmd_stack_config(args: argparse.Namespace) -> int:
+    definition = resolve_stack(args, args.stack or "stack")
+    if wants_json(args):
+        print(json.dumps(definition.model, indent=2, sort_keys=False, default=str))
+    else:
+        print(yaml.safe_dump(dict(definition.model), sort_keys=False, default_flow_style=False).rstrip())
     return EXIT_OK
 
 
@@ -98,18 +162,48 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         p.set_defaults(func=fn)
         return p
 
+    def files(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--compose-file",
+            "-c",
+            required=True,
+            action="append",
+            metavar="FILE",
+            help="Compose file; repeat to merge override files in order",
+        )
+        p.add_argument(
+            "--env-file",
+            metavar="FILE",
+            help="variables for interpolation (default: .env beside the first file)",
+        )
+        p.add_argument(
+            "--profile", action="append", metavar="NAME", help="enable services of this profile (repeatable)"
+        )
+
     deploy = action(
         "deploy",
-        "Create or update a stack from a Compose v3 file (services named STACK-SERVICE)",
+        "Create or update a stack from Compose files (services named STACK-SERVICE)",
         cmd_stack_deploy,
     )
-    deploy.add_argument(
-        "--compose-file", "-c", required=True, metavar="FILE", help="Compose file (docker-compose.yml)"
-    )
+    files(deploy)
     deploy.add_argument(
         "--no-prune", action="store_true", help="keep services of the stack that the file no longer has"
     )
+    deploy.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for depends_on conditions between creation waves (default 300)",
+    )
     deploy.add_argument("stack", metavar="NAME")
+    config = action(
+        "config", "Print the resolved stack (interpolated, merged) without a daemon", cmd_stack_config
+    )
+    files(config)
+    config.add_argument(
+        "stack", metavar="NAME", nargs="?", help="stack name used for volume names (default: stack)"
+    )
     action("ls", "List stacks", cmd_stack_ls)
     ps = action("ps", "List the tasks of every service of a stack", cmd_stack_ps)
     ps.add_argument("stack", metavar="NAME")

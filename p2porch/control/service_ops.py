@@ -36,11 +36,12 @@ def validate_spec(data: Any) -> ServiceSpec:
 
 
 def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """``current`` with top-level keys of ``changes`` replaced; nested health/restart/update maps merge."""
+    """``current`` with top-level keys of ``changes`` replaced; the nested maps (health, restart, update,
+    rollback, container) merge."""
     merged = dict(current)
     for key, value in changes.items():
         if (
-            key in ("health", "restart", "update")
+            key in ("health", "restart", "update", "rollback", "container")
             and isinstance(value, dict)
             and isinstance(merged.get(key), dict)
         ):

@@ -1,7 +1,7 @@
-"""Stack operations behind the API: deploy a Compose file, list stacks, their tasks, remove a stack.
+"""Stack operations behind the API: deploy a resolved stack, list stacks, their tasks, remove a stack.
 
 Owns the stack-level view of services (a stack is the set of services labelled ``p2porch.stack=<name>``)
-and the redeploy diff: a deploy validates the whole file before writing anything, then creates missing
+and the redeploy diff: a deploy validates every service before writing anything, then creates missing
 services, updates only services whose canonical spec changed and removes services of the stack that the
 file no longer has (``prune``, on by default). Every write goes through :class:`ServiceOps`; this module
 never writes Raft commands itself and never places tasks.
@@ -15,7 +15,7 @@ from typing import Any
 from ..api.server import Endpoint
 from ..errors import ConfigError, ConflictError, NotFoundError
 from ..model import ServiceSpec
-from ..stack import StackDefinition, check_stack_name, load_stack, stack_membership
+from ..stack import StackDefinition, StackService, check_stack_name, service_name, stack_membership
 from .service_ops import ServiceOps
 
 CREATED, UPDATED, UNCHANGED, REMOVED = "created", "updated", "unchanged", "removed"
@@ -29,29 +29,59 @@ def canonical_spec(spec: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
 
 
+MAX_STACK_SERVICES = 1000
+
+
 def parse_deploy_body(stack: str, body: Mapping[str, Any]) -> tuple[StackDefinition, bool]:
-    """Validate ``{"compose": text, "files": {path: text}, "base_dir": dir, "prune": bool}``."""
-    compose = body.get("compose")
-    if not isinstance(compose, str):
-        raise ConfigError("compose: the Compose file's text is required", field="compose")
-    files = body.get("files") or {}
-    if not isinstance(files, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
-    ):
-        raise ConfigError("files: expected a map of path -> text", field="files")
-    base_dir = body.get("base_dir") or ""
-    if not isinstance(base_dir, str):
-        raise ConfigError("base_dir: expected a string", field="base_dir")
+    """Validate ``{"services": [{"short": NAME, "spec": SPEC}, ...], "prune": bool}``.
+
+    The CLI resolves the Compose files (YAML, interpolation, merge) on the user's machine and sends
+    the services in creation order; the daemon never parses YAML. Each spec goes through
+    ``ServiceSpec.from_dict`` and must carry the stack's labels and name.
+    """
+    check_stack_name(stack)
+    if "compose" in body and "services" not in body:
+        raise ConfigError(
+            "compose: the daemon does not read Compose files: send the resolved services "
+            "(p2porch stack deploy does; p2porch stack config shows them)",
+            field="compose",
+        )
+    entries = body.get("services")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("services: expected a non-empty list of {short, spec}", field="services")
+    if len(entries) > MAX_STACK_SERVICES:
+        raise ConfigError(f"services: at most {MAX_STACK_SERVICES} services per stack", field="services")
     prune = body.get("prune", True)
     if isinstance(prune, str):
         prune = prune.lower() not in ("0", "false", "no")
     if not isinstance(prune, bool):
         raise ConfigError("prune: expected true or false", field="prune")
-
-    def read_file(path: str) -> str:
-        return str(files[path])  # KeyError: reported as "cannot read" by the loader
-
-    return load_stack(stack, compose, read_file, base_dir=base_dir), prune
+    services: list[StackService] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        where = f"services[{i}]"
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("short"), str):
+            raise ConfigError(f"{where}: expected {{short, spec}}", field=where)
+        short = entry["short"]
+        spec_data = entry.get("spec")
+        if not isinstance(spec_data, Mapping):
+            raise ConfigError(f"{where}.spec: expected a service spec", field=f"{where}.spec")
+        try:
+            spec = ServiceSpec.from_dict(spec_data).to_dict()
+        except ConfigError as exc:
+            raise ConfigError(f"services.{short}: {exc.message}", field=f"services.{short}") from None
+        expected = service_name(stack, short, fieldname=f"services.{short}")
+        if spec["name"] != expected or stack_membership(spec["labels"]) != (stack, short):
+            raise ConfigError(
+                f"services.{short}: the spec must be named {expected!r} and carry the labels of stack "
+                f"{stack!r}",
+                field=f"services.{short}",
+            )
+        if short in seen:
+            raise ConfigError(f"services.{short}: given twice", field=f"services.{short}")
+        seen.add(short)
+        services.append(StackService(short, spec))
+    return StackDefinition(stack, tuple(services)), prune
 
 
 class StackOps:
@@ -136,20 +166,6 @@ class StackOps:
                     steps.append({"name": view["name"], "short": short, "action": REMOVED, "id": view["id"]})
         return steps
 
-    async def deploy(
-        self,
-        stack: str,
-        compose_text: str,
-        files: Mapping[str, str] | None = None,
-        *,
-        base_dir: str = "",
-        prune: bool = True,
-    ) -> dict[str, Any]:
-        """Validate the whole file, then create/update/remove services; report each service's action."""
-        files = dict(files or {})
-        definition = load_stack(stack, compose_text, lambda path: files[path], base_dir=base_dir)
-        return await self.apply(definition, prune=prune)
-
     async def apply(self, definition: StackDefinition, *, prune: bool = True) -> dict[str, Any]:
         """Bring the cluster to ``definition`` (already validated); see :meth:`plan`."""
         steps = self.plan(definition, prune)
@@ -199,7 +215,7 @@ def stack_endpoints(ops: StackOps) -> list[Endpoint]:
         return await ops.rm(params["stack"])
 
     return [
-        Endpoint("POST", "/stacks/{stack}", deploy, "Deploy or update a stack from a Compose file"),
+        Endpoint("POST", "/stacks/{stack}", deploy, "Deploy or update a stack from its resolved services"),
         Endpoint("GET", "/stacks", listing, "List stacks with service and task counts"),
         Endpoint("GET", "/stacks/{stack}/services", services, "The services of a stack"),
         Endpoint("GET", "/stacks/{stack}/tasks", tasks, "The tasks of every service of a stack"),

@@ -28,7 +28,7 @@ import sys
 from typing import Any, Final
 
 SLOT_BYTES: Final = 1 << 16
-_NAME_BYTES: Final = 128  # sizeof(struct sockaddr_storage)
+NAME_BYTES: Final = 128  # sizeof(struct sockaddr_storage)
 _MSG_DONTWAIT: Final = 0x40
 
 
@@ -94,7 +94,7 @@ class UdpBatch:
         self._recvmmsg, self._sendmmsg = calls
         self.data = mmap.mmap(-1, size * SLOT_BYTES)
         data_addr = ctypes.addressof(ctypes.c_char.from_buffer(self.data))
-        self._names = ctypes.create_string_buffer(size * _NAME_BYTES)
+        self._names = ctypes.create_string_buffer(size * NAME_BYTES)
         names_addr = ctypes.addressof(self._names)
         self._iovs = (_Iovec * size)()
         self._hdrs = (_Mmsghdr * size)()
@@ -102,8 +102,8 @@ class UdpBatch:
             self._iovs[i].iov_base = data_addr + i * SLOT_BYTES
             self._iovs[i].iov_len = SLOT_BYTES
             hdr = self._hdrs[i].msg_hdr
-            hdr.msg_name = names_addr + i * _NAME_BYTES
-            hdr.msg_namelen = _NAME_BYTES
+            hdr.msg_name = names_addr + i * NAME_BYTES
+            hdr.msg_namelen = NAME_BYTES
             hdr.msg_iov = ctypes.addressof(self._iovs) + i * ctypes.sizeof(_Iovec)
             hdr.msg_iovlen = 1
         self.hdrs_addr = ctypes.addressof(self._hdrs)
@@ -118,7 +118,7 @@ class UdpBatch:
         self.iov_lens = iov_u64[1::2]
         self._namelens = hdr_u32[self._namelen_at :: self._stride32]
         self._full_lens = memoryview(array.array("Q", [SLOT_BYTES] * size))
-        self._full_namelens = memoryview(array.array("I", [_NAME_BYTES] * size))
+        self._full_namelens = memoryview(array.array("I", [NAME_BYTES] * size))
         if self._full_lens.itemsize != 8 or self._full_namelens.itemsize != 4:
             raise ValueError("unexpected array item sizes")
 
@@ -157,9 +157,13 @@ class UdpBatch:
         self.iov_lens[:n] = self._full_lens[:n]
         self._namelens[:n] = self._full_namelens[:n]
 
+    def names(self, n: int) -> bytes:
+        """The raw `sockaddr_storage` of slots 0..n-1 (NAME_BYTES each): cheap per-batch source keys."""
+        return ctypes.string_at(ctypes.addressof(self._names), n * NAME_BYTES)
+
     def peer(self, i: int) -> Any:
         """The sender of slot i as a Python socket address (for forwarding, rare)."""
-        raw = ctypes.string_at(ctypes.addressof(self._names) + i * _NAME_BYTES, _NAME_BYTES)
+        raw = ctypes.string_at(ctypes.addressof(self._names) + i * NAME_BYTES, NAME_BYTES)
         family = int.from_bytes(raw[0:2], sys.byteorder)
         port = int.from_bytes(raw[2:4], "big")
         # ipaddress, not socket.inet_ntop: pysyncobj (imported by the daemon) replaces

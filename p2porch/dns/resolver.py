@@ -50,6 +50,8 @@ _MAX_TCP_BYTES: Final = 65535
 # A record with its owner compressed to the question name: ptr(2) type(2) class(2) ttl(4) rdlen(2) rdata(4).
 _A_RR_BYTES: Final = 16
 _SOA_REFRESH_S, _SOA_RETRY_S, _SOA_EXPIRE_S = 3600, 600, 86400
+_MAX_CACHED_QUERY_BYTES: Final = 512  # a stub's query with EDNS is < 300 bytes; longer ones are not cached
+_ENTRY_OVERHEAD_BYTES: Final = 200  # dict slot and two bytes objects' headers, roughly
 
 
 class Forward:
@@ -150,6 +152,7 @@ class Resolver:
         ttl_s: int = DEFAULT_TTL_S,
         max_udp_payload_bytes: int = 1232,
         cache_max_entries: int = 10_000,
+        cache_max_bytes: int = 16 << 20,
         rng: random.Random | None = None,
     ) -> None:
         if not 0 <= ttl_s <= 0x7FFFFFFF:
@@ -161,9 +164,13 @@ class Resolver:
             )
         if cache_max_entries < 1:
             raise ConfigError("cache_max_entries must be >= 1", field="cache_max_entries")
+        if cache_max_bytes < 4096:
+            raise ConfigError("cache_max_bytes must be >= 4096", field="cache_max_bytes")
         self.ttl_s = ttl_s
         self.max_udp_payload_bytes = max_udp_payload_bytes
         self.cache_max_entries = cache_max_entries
+        self.cache_max_bytes = cache_max_bytes
+        self.cache_bytes = 0  # keys + values of both caches (the bound is in bytes, not only entries)
         self._rng = rng if rng is not None else random.Random(0)
         self.counters = ResolverCounters()
         self.zone_generation = 0
@@ -181,6 +188,7 @@ class Resolver:
         self._zone = compiled
         self._udp_cache = {}
         self._tcp_cache = {}
+        self.cache_bytes = 0
         self.zone_generation += 1
 
     @property
@@ -188,8 +196,8 @@ class Resolver:
         """The current UDP response cache, for the server's batched fast path (read-only use).
 
         Keys are query bytes after the ID; a `bytes` value is the response after the ID. The dict
-        is replaced by `update_zone`, so fetch it again after every await. A caller that answers
-        from it must add its hits to `counters.cache_hits`.
+        is replaced by `update_zone` and when the cache bound is reached, so fetch it again after
+        every await. A caller that answers from it must add its hits to `counters.cache_hits`.
         """
         return self._udp_cache
 
@@ -245,10 +253,25 @@ class Resolver:
     # ---- slow path ------------------------------------------------------------------------------
 
     def _store(self, data: bytes, tcp: bool, entry: CacheEntry) -> None:
+        """Cache `entry` for query `data`: never queries longer than a real stub sends, and both caches
+        are dropped at once when they would exceed `cache_max_entries` or `cache_max_bytes`."""
+        if len(data) > _MAX_CACHED_QUERY_BYTES:
+            return
+        if entry.__class__ is bytes:
+            size = len(entry)
+        elif isinstance(entry, RotatingAnswer):
+            size = len(entry.head) + len(entry.doubled) + len(entry.tail)
+        else:
+            size = 0
+        size += len(data) + _ENTRY_OVERHEAD_BYTES
         cache = self._tcp_cache if tcp else self._udp_cache
-        if len(cache) >= self.cache_max_entries:
-            cache.clear()
+        if len(cache) >= self.cache_max_entries or self.cache_bytes + size > self.cache_max_bytes:
+            self._udp_cache = {}
+            self._tcp_cache = {}
+            self.cache_bytes = 0
+            cache = self._tcp_cache if tcp else self._udp_cache
         cache[data[2:]] = entry
+        self.cache_bytes += size
 
     def _formerr(self, data: bytes) -> bytes:
         self.counters.formerr += 1

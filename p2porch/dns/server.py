@@ -2,9 +2,12 @@
 
 `serve_dns` binds UDP and TCP on every listen address (same port for both), answers from the
 resolver and forwards queries for names outside the cluster domain to upstream resolvers (UDP
-queries over UDP, TCP queries over TCP), returning SERVFAIL when every upstream fails or times
-out. It never forwards to one of its own listen addresses and never dies on bad input: errors are
-counted in `ServerCounters` and logged at debug level.
+queries over UDP, TCP queries over TCP; `forwarder.py`), returning SERVFAIL when every upstream
+fails or times out. Only the cluster's own clients (`guard.ClientPolicy`) get foreign names
+forwarded, everyone else gets REFUSED; other sources are response-rate limited per /24
+(`guard.ResponseRateLimiter`); forwards and TCP connections are capped in total and per source
+(`ServerLimits`). It never forwards to one of its own listen addresses and never dies on bad
+input: errors are counted in `ServerCounters` and logged at debug level.
 
 The UDP loop is the hot path (docs/dns.md, "The UDP fast path"): after each `wait_readable` it
 receives a batch with one recvmmsg(2), answers cache hits straight from `Resolver.udp_cache` by
@@ -13,18 +16,16 @@ writing the cached reply into each query's receive slot after its ID, hands ever
 calls are unavailable it drains up to a batch with recvfrom and then sendto's the replies.
 
 Standalone (used by bench/dns.py): `python -m p2porch.dns.server --zone-file zone.json --listen
-127.0.0.1:5353 [--upstream 1.1.1.1] [--no-forward] [--ttl 5]`; SIGHUP reloads the zone file,
-SIGTERM/SIGINT stop the server and print the counters as JSON on stdout.
+127.0.0.1:5353 [--upstream 1.1.1.1] [--no-forward] [--allow-recursion CIDR] [--ttl 5]`; SIGHUP
+reloads the zone file, SIGTERM/SIGINT stop the server and print the counters as JSON on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
-import ipaddress
 import json
 import logging
-import secrets
 import signal
 import socket
 import sys
@@ -35,12 +36,16 @@ from typing import Any
 
 import trio
 
-from p2porch.dns.mmsg import SLOT_BYTES, UdpBatch
+from p2porch.dns.forwarder import Forwarder, default_upstreams, filter_upstreams, receive_message
+from p2porch.dns.guard import SLIP, ClientPolicy, ResponseRateLimiter, source_key, truncated_reply
+from p2porch.dns.mmsg import NAME_BYTES, SLOT_BYTES, UdpBatch
 from p2porch.dns.resolver import FORWARD, REFUSED, SERVFAIL, Resolver, RotatingAnswer
-from p2porch.dns.upstream import DNS_PORT, parse_resolv_conf, parse_upstream, reply_matches
+from p2porch.dns.upstream import DNS_PORT, parse_upstream
 from p2porch.dns.zone import ZoneData
 
 log = logging.getLogger(__name__)
+
+__all__ = ["ServerCounters", "ServerLimits", "default_upstreams", "filter_upstreams", "serve_dns"]
 
 Address = tuple[str, int]
 
@@ -48,9 +53,7 @@ _UDP_BATCH = 64
 # recvmmsg/sendmmsg where available (tests switch it off to cover the portable loop)
 USE_MMSG = True
 _UDP_RECV_BYTES = 65535
-_TCP_READ_BYTES = 65536
 _SOCKET_BUFFER_BYTES = 4 << 20
-_WILDCARDS = ("0.0.0.0", "::", "")
 
 
 @dataclass(slots=True)
@@ -67,6 +70,10 @@ class ServerCounters:
     upstream_errors: int = 0
     tcp_connections: int = 0
     tcp_rejected: int = 0
+    refused_recursion: int = 0
+    forward_rejected_per_source: int = 0
+    rrl_dropped: int = 0
+    rrl_slipped: int = 0
     send_errors: int = 0
     recv_errors: int = 0
     internal_errors: int = 0
@@ -75,54 +82,26 @@ class ServerCounters:
         return asdict(self)
 
 
-def default_upstreams(resolv_conf: str | Path = "/etc/resolv.conf") -> list[Address]:
-    """Upstreams from the host's resolv.conf; empty if it cannot be read."""
-    try:
-        return parse_resolv_conf(Path(resolv_conf).read_text(encoding="utf-8", errors="replace"))
-    except OSError:
-        return []
-
-
-def _is_local_address(host: str) -> bool:
-    """True if `host` is an address of this machine (binding to it works)."""
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if ip.is_loopback or ip.is_unspecified:
-        return True
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.bind((host, 0))
-    except OSError:
-        return False
-    return True
-
-
-def filter_upstreams(upstreams: Sequence[Address], listen_addrs: Sequence[Address]) -> list[Address]:
-    """`upstreams` without any address this server listens on (it must never forward to itself)."""
-    out: list[Address] = []
-    for host, port in upstreams:
-        is_self = False
-        for lhost, lport in listen_addrs:
-            if port != lport:
-                continue
-            if host == lhost or (lhost in _WILDCARDS and _is_local_address(host)):
-                is_self = True
-        if is_self:
-            log.warning("dns: not forwarding to %s:%d, it is one of our own listen addresses", host, port)
-        elif (host, port) not in out:
-            out.append((host, port))
-    return out
-
-
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
+@dataclass(frozen=True)
+class ServerLimits:
+    """How much of the server one client, or all of them, may hold (docs/security.md, "DNS")."""
+
+    max_forwards_in_flight: int = 512
+    max_forwards_per_source: int = 64
+    max_tcp_connections: int = 256
+    max_tcp_per_source: int = 16
+    tcp_idle_timeout_s: float = 10.0
+    rrl_rate: float = 100.0  # responses per second per source /24 (IPv6 /56) outside the clients
+    rrl_burst: float = 200.0
+    rrl_slip: int = 2  # every 2nd limited response is an empty TC reply, the others are dropped
+
+
 class _DnsServer:
-    """Owns the sockets' loops, the forwarder and the counters of one `serve_dns` call."""
+    """Owns the sockets' loops, the per-source slots, RRL and the counters of one `serve_dns` call."""
 
     def __init__(
         self,
@@ -131,19 +110,45 @@ class _DnsServer:
         counters: ServerCounters,
         *,
         timeout_s: float,
-        max_forwards_in_flight: int,
-        max_tcp_connections: int,
-        tcp_idle_timeout_s: float,
+        policy: ClientPolicy,
+        limits: ServerLimits,
     ) -> None:
         self.resolver = resolver
-        self.upstreams = upstreams
         self.counters = counters
-        self.timeout_s = timeout_s
-        self.max_forwards_in_flight = max_forwards_in_flight
-        self.max_tcp_connections = max_tcp_connections
-        self.tcp_idle_timeout_s = tcp_idle_timeout_s
+        self.forwarder = Forwarder(upstreams, counters, resolver.error_response, timeout_s)
+        self.policy = policy
+        self.limits = limits
+        self.rrl = ResponseRateLimiter(
+            policy, rate=limits.rrl_rate, burst=limits.rrl_burst, slip=limits.rrl_slip
+        )
+        self.max_forwards_in_flight = limits.max_forwards_in_flight
+        self.max_tcp_connections = limits.max_tcp_connections
+        self.tcp_idle_timeout_s = limits.tcp_idle_timeout_s
         self.forwards_in_flight = 0
+        self.forwards_by_source: dict[str, int] = {}
         self.tcp_open = 0
+        self.tcp_by_source: dict[str, int] = {}
+
+    def _take_forward_slot(self, host: str) -> bool:
+        """Reserve a forward slot for client `host` (False: over the total or the per-source cap)."""
+        if self.forwards_in_flight >= self.max_forwards_in_flight:
+            self.counters.overload += 1
+            return False
+        mine = self.forwards_by_source.get(host, 0)
+        if mine >= self.limits.max_forwards_per_source:
+            self.counters.forward_rejected_per_source += 1
+            return False
+        self.forwards_in_flight += 1
+        self.forwards_by_source[host] = mine + 1
+        return True
+
+    def _release_forward_slot(self, host: str) -> None:
+        self.forwards_in_flight -= 1
+        left = self.forwards_by_source[host] - 1
+        if left:
+            self.forwards_by_source[host] = left
+        else:
+            del self.forwards_by_source[host]
 
     # ---- UDP ------------------------------------------------------------------------------------
 
@@ -167,6 +172,9 @@ class _DnsServer:
         rcounters = resolver.counters
         counters = self.counters
         wait_readable = trio.lowlevel.wait_readable
+        current_time = trio.current_time
+        rrl_check = self.rrl.check
+        names_of = batch.names
         slot = SLOT_BYTES
         while True:
             await wait_readable(sock)
@@ -180,10 +188,24 @@ class _DnsServer:
             get = resolver.udp_cache.get
             hits = 0
             gaps: list[int] | None = None  # slots that get no reply from this batch
-            off = 0
+            names = names_of(n)
+            now = current_time()
             for i in range(n):
+                off = i * slot
                 try:
                     size = msg_lens[i]
+                    at = i * NAME_BYTES  # RRL key: the sender's /24 (IPv4, family byte 2) or /56
+                    verdict = rrl_check(
+                        names[at + 4 : at + 7] if names[at] == 2 else names[at + 8 : at + 15], now
+                    )
+                    if verdict:
+                        reply = self._rate_limited(data[off : off + size], verdict)
+                        if reply is None:
+                            gaps = [i] if gaps is None else gaps + [i]
+                        else:
+                            data[off : off + len(reply)] = reply
+                            iov_lens[i] = len(reply)
+                        continue
                     entry = get(data[off + 2 : off + size])
                     if entry.__class__ is bytes:
                         end = off + 2 + len(entry)
@@ -210,7 +232,6 @@ class _DnsServer:
                     counters.internal_errors += 1
                     log.debug("dns: internal error answering a udp query", exc_info=True)
                     gaps = [i] if gaps is None else gaps + [i]
-                off += slot
             rcounters.cache_hits += hits
             if gaps is None:
                 counters.send_errors += send(0, n)
@@ -230,10 +251,12 @@ class _DnsServer:
         sendto = sock.sendto
         resolve = self.resolver.resolve
         counters = self.counters
+        rrl_check = self.rrl.check
         replies: list[tuple[bytes, Any]] = []
         while True:
             await trio.lowlevel.wait_readable(sock)
             counters.udp_wakeups += 1
+            now = trio.current_time()
             for _ in range(_UDP_BATCH):
                 try:
                     data, addr = recvfrom(_UDP_RECV_BYTES)
@@ -244,6 +267,12 @@ class _DnsServer:
                     log.debug("dns: udp recv error %r", exc)
                     continue
                 try:
+                    verdict = rrl_check(source_key(addr[0]), now)
+                    if verdict:
+                        limited = self._rate_limited(data, verdict)
+                        if limited is not None:
+                            replies.append((limited, addr))
+                        continue
                     result = resolve(data, False)
                     if result.__class__ is bytes:
                         replies.append((result, addr))
@@ -260,26 +289,39 @@ class _DnsServer:
                     log.debug("dns: udp send to %s failed: %r", addr, exc)
             replies.clear()
 
-    def _start_udp_forward(self, data: bytes, addr: Any, sock: socket.socket, nursery: trio.Nursery) -> None:
-        if self.forwards_in_flight >= self.max_forwards_in_flight:
-            self.counters.overload += 1
-            reply = self.resolver.error_response(data, SERVFAIL)
+    def _rate_limited(self, query: bytes, verdict: int) -> bytes | None:
+        """What a rate-limited source gets: an empty TC reply on SLIP, else nothing."""
+        if verdict == SLIP:
+            reply = truncated_reply(bytes(query))
             if reply is not None:
-                self._udp_send(sock, reply, addr)
+                self.counters.rrl_slipped += 1
+                return reply
+        self.counters.rrl_dropped += 1
+        return None
+
+    def _start_udp_forward(self, data: bytes, addr: Any, sock: socket.socket, nursery: trio.Nursery) -> None:
+        host = str(addr[0])
+        if not self.policy.is_client(host):  # no open resolver: foreign names only for our clients
+            self.counters.refused_recursion += 1
+            reply = self.resolver.error_response(data, REFUSED)
+        elif not self._take_forward_slot(host):
+            reply = self.resolver.error_response(data, SERVFAIL)
+        else:
+            nursery.start_soon(self._udp_forward, data, addr, sock)
             return
-        self.forwards_in_flight += 1
-        nursery.start_soon(self._udp_forward, data, addr, sock)
+        if reply is not None:
+            self._udp_send(sock, reply, addr)
 
     async def _udp_forward(self, data: bytes, addr: Any, sock: socket.socket) -> None:
         try:
-            reply = await self.forward(data, tcp=False)
+            reply = await self.forwarder.forward(data, tcp=False)
             if reply is not None:
                 self._udp_send(sock, reply, addr)
         except Exception:
             self.counters.internal_errors += 1
             log.debug("dns: internal error forwarding for %s", addr, exc_info=True)
         finally:
-            self.forwards_in_flight -= 1
+            self._release_forward_slot(str(addr[0]))
 
     def _udp_send(self, sock: socket.socket, reply: bytes, addr: Any) -> None:
         try:
@@ -288,66 +330,19 @@ class _DnsServer:
             self.counters.send_errors += 1
             log.debug("dns: udp send to %s failed: %r", addr, exc)
 
-    # ---- forwarding -----------------------------------------------------------------------------
-
-    async def forward(self, query: bytes, *, tcp: bool) -> bytes | None:
-        """The first valid upstream reply (client's ID restored), else SERVFAIL; None if unanswerable."""
-        self.counters.forwarded += 1
-        for host, port in self.upstreams:
-            sent = secrets.token_bytes(2) + query[2:]
-            reply: bytes | None = None
-            try:
-                with trio.move_on_after(self.timeout_s) as scope:
-                    if tcp:
-                        reply = await self._ask_tcp(host, port, sent)
-                    else:
-                        reply = await self._ask_udp(host, port, sent)
-                if scope.cancelled_caught:
-                    self.counters.upstream_timeouts += 1
-                    log.debug("dns: upstream %s:%d timed out", host, port)
-                elif reply is None:
-                    self.counters.upstream_errors += 1
-                    log.debug("dns: upstream %s:%d closed without a valid reply", host, port)
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                self.counters.upstream_errors += 1
-                log.debug("dns: upstream %s:%d failed: %r", host, port, exc)
-            if reply is not None:
-                self.counters.forward_replies += 1
-                return query[:2] + reply[2:]
-        self.counters.servfail += 1
-        return self.resolver.error_response(query, SERVFAIL)
-
-    @staticmethod
-    async def _ask_udp(host: str, port: int, sent: bytes) -> bytes | None:
-        with trio.socket.socket(_family(host), socket.SOCK_DGRAM) as sock:
-            await sock.connect((host, port))
-            await sock.send(sent)
-            while True:
-                reply = await sock.recv(_UDP_RECV_BYTES)
-                if reply_matches(sent, reply):
-                    return reply
-
-    @staticmethod
-    async def _ask_tcp(host: str, port: int, sent: bytes) -> bytes | None:
-        stream = await trio.open_tcp_stream(host, port)
-        async with stream:
-            await stream.send_all(len(sent).to_bytes(2, "big") + sent)
-            buf = bytearray()
-            reply = await _receive_message(stream, buf)
-        if reply is None or not reply_matches(sent, reply):
-            return None
-        return reply
-
     # ---- TCP ------------------------------------------------------------------------------------
 
     async def tcp_connection(self, stream: trio.SocketStream) -> None:
         """Answer length-prefixed queries on one connection until EOF, idle timeout or error."""
         counters = self.counters
-        if self.tcp_open >= self.max_tcp_connections:
+        host = _peer_host(stream)
+        mine = self.tcp_by_source.get(host, 0)
+        if self.tcp_open >= self.max_tcp_connections or mine >= self.limits.max_tcp_per_source:
             counters.tcp_rejected += 1
-            await stream.aclose()
+            await trio.aclose_forcefully(stream)
             return
         self.tcp_open += 1
+        self.tcp_by_source[host] = mine + 1
         counters.tcp_connections += 1
         try:
             async with stream:
@@ -355,7 +350,7 @@ class _DnsServer:
                 while True:
                     message = None
                     with trio.move_on_after(self.tcp_idle_timeout_s):
-                        message = await _receive_message(stream, buf)
+                        message = await receive_message(stream, buf)
                     if message is None:
                         return
                     counters.tcp_received += 1
@@ -363,15 +358,16 @@ class _DnsServer:
                     if result is None:
                         continue
                     if result is FORWARD:
-                        if self.forwards_in_flight >= self.max_forwards_in_flight:
-                            counters.overload += 1
+                        if not self.policy.is_client(host):
+                            counters.refused_recursion += 1
+                            result = self.resolver.error_response(message, REFUSED)
+                        elif not self._take_forward_slot(host):
                             result = self.resolver.error_response(message, REFUSED)
                         else:
-                            self.forwards_in_flight += 1
                             try:
-                                result = await self.forward(message, tcp=True)
+                                result = await self.forwarder.forward(message, tcp=True)
                             finally:
-                                self.forwards_in_flight -= 1
+                                self._release_forward_slot(host)
                         if result is None:
                             continue
                     assert isinstance(result, bytes)
@@ -386,24 +382,18 @@ class _DnsServer:
             log.debug("dns: internal error on tcp connection", exc_info=True)
         finally:
             self.tcp_open -= 1
+            left = self.tcp_by_source[host] - 1
+            if left:
+                self.tcp_by_source[host] = left
+            else:
+                del self.tcp_by_source[host]
 
 
-async def _receive_message(stream: trio.abc.ReceiveStream, buf: bytearray) -> bytes | None:
-    """Next 2-byte-length-prefixed DNS message from `stream` (`buf` keeps leftovers); None at EOF."""
-    while len(buf) < 2:
-        chunk = await stream.receive_some(_TCP_READ_BYTES)
-        if not chunk:
-            return None
-        buf += chunk
-    size = int.from_bytes(buf[:2], "big")
-    while len(buf) < 2 + size:
-        chunk = await stream.receive_some(_TCP_READ_BYTES)
-        if not chunk:
-            return None
-        buf += chunk
-    message = bytes(buf[2 : 2 + size])
-    del buf[: 2 + size]
-    return message
+def _peer_host(stream: trio.SocketStream) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except (OSError, IndexError):
+        return "?"
 
 
 def _bind_udp(host: str, port: int) -> socket.socket:
@@ -455,16 +445,17 @@ async def serve_dns(
     *,
     timeout_s: float = 2.0,
     counters: ServerCounters | None = None,
-    max_forwards_in_flight: int = 512,
-    max_tcp_connections: int = 256,
-    tcp_idle_timeout_s: float = 10.0,
+    policy: ClientPolicy | None = None,
+    limits: ServerLimits | None = None,
     task_status: trio.TaskStatus[list[Address]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve DNS on UDP and TCP at every listen address until cancelled.
 
     `upstreams` None means the host's /etc/resolv.conf. Our own listen addresses are removed
-    from the upstreams. `timeout_s` bounds each upstream attempt. `task_status.started` reports
-    the bound (host, port) list, so port 0 can be used. Bind errors raise OSError before started.
+    from the upstreams. `timeout_s` bounds each upstream attempt. `policy` says who the cluster's
+    clients are (only they get foreign names forwarded and they are exempt from RRL; default:
+    loopback only). `task_status.started` reports the bound (host, port) list, so port 0 can be
+    used. Bind errors raise OSError before started.
     """
     if not listen_addrs:
         raise ValueError("serve_dns needs at least one listen address")
@@ -484,9 +475,8 @@ async def serve_dns(
             chosen,
             counters,
             timeout_s=timeout_s,
-            max_forwards_in_flight=max_forwards_in_flight,
-            max_tcp_connections=max_tcp_connections,
-            tcp_idle_timeout_s=tcp_idle_timeout_s,
+            policy=policy if policy is not None else ClientPolicy(),
+            limits=limits if limits is not None else ServerLimits(),
         )
         log.info("dns: serving on %s, upstreams %s", bound, chosen)
         async with trio.open_nursery() as nursery:
@@ -529,6 +519,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                     upstreams,
                     timeout_s=args.timeout,
                     counters=counters,
+                    policy=ClientPolicy(args.allow_recursion),
                     task_status=task_status,
                 )
             )
@@ -551,6 +542,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--listen", action="append", default=[], help="IP[:PORT], repeatable; 127.0.0.1:53")
     parser.add_argument("--upstream", action="append", default=[], help="IP[:PORT], repeatable; resolv.conf")
     parser.add_argument("--no-forward", action="store_true", help="no upstreams: foreign names get SERVFAIL")
+    parser.add_argument(
+        "--allow-recursion", action="append", default=[], help="CIDR, repeatable: clients besides loopback"
+    )
     parser.add_argument("--ttl", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=2.0, help="per-upstream timeout in seconds")
     parser.add_argument("--log-level", default="WARNING")

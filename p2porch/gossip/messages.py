@@ -19,7 +19,7 @@ PACKET_TYPE = "g"  # compound UDP packet frame type
 PUSHPULL_TYPE = "pp"  # TCP full-state exchange frame type
 TCP_PING_TYPE = "tp"  # TCP fallback ping: {"seq": int, "target": name}
 TCP_ACK_TYPE = "ta"  # its answer: {"seq": int}
-SEAL_OVERHEAD_BYTES = 1 + 12 + 16  # version byte + AES-GCM nonce + tag, added by the transport
+SEAL_OVERHEAD_BYTES = 1 + 16 + 8 + 16  # version, epoch id, counter nonce, tag (keyring.py)
 META_MAX_BYTES = 512  # memberlist's MetaMaxSize
 MAX_NAME_BYTES = 128
 

@@ -84,7 +84,7 @@ class _Runner:
         self.config = config
         self.on_event = on_event
         self.metrics: dict[str, int] = {"event_callback_errors": 0}
-        self.transport = Transport(keyring, self.metrics, config.tcp_timeout_s)
+        self.transport = Transport(keyring, self.metrics, config.tcp_timeout_s, name=config.node_name)
         self.core: Swim | None = None
         self.nursery: trio.Nursery | None = None
         self.cancel_scope = trio.CancelScope()

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from .awareness import Awareness
 from .broadcast import BroadcastQueue
 from .config import GossipConfig
+from .envelope import envelope_bytes
 from .membership import Member, MemberTable
 from .messages import (
     ALIVE,
@@ -158,7 +159,9 @@ class Swim:
         self.awareness = Awareness(config.awareness_max_multiplier)
         self.leaving = False
         self.counters: dict[str, int] = {"conflicts": 0, "misdirected_pings": 0, "unknown_acks": 0}
-        self._budget_bytes = config.udp_buffer_bytes - SEAL_OVERHEAD_BYTES - PACKET_OVERHEAD_BYTES
+        self._budget_bytes = (
+            config.udp_buffer_bytes - SEAL_OVERHEAD_BYTES - PACKET_OVERHEAD_BYTES - envelope_bytes(name, addr)
+        )
         self._timers: list[tuple[float, int, int, Any]] = []
         self._timer_seq = 0
         self._seq = 0

@@ -11,8 +11,10 @@ import trio
 
 from ..config import DnsConfig
 from ..context import MemberContext
+from ..dns.guard import ClientPolicy
 from ..dns.resolver import Resolver
 from ..dns.server import serve_dns
+from ..raft.state import ClusterState
 from ..supervisor import drain, supervise
 from .overlay import wait_for_lease
 from .views import (
@@ -44,9 +46,13 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
         ctx.board.resolver = resolver
         upstreams = [_parse_upstream(u) for u in section.upstreams] or None
         listen = [(gateway, section.port), (advertise, section.port)]
+        # recursion (and no rate limit) only for this node's containers, the overlay and members
+        policy = ClientPolicy([subnet, store.snapshot().cluster_cidr], _member_addresses(store.snapshot()))
         async with trio.open_nursery() as nursery:
             await nursery.start(
-                partial(serve_dns, resolver, listen, upstreams, timeout_s=section.forward_timeout_s)
+                partial(
+                    serve_dns, resolver, listen, upstreams, timeout_s=section.forward_timeout_s, policy=policy
+                )
             )
             log.info(
                 "cluster DNS for %s. on %s", store.snapshot().domain, ", ".join(f"{h}:{p}" for h, p in listen)
@@ -54,6 +60,11 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
             async for _ in changes:
                 drain(changes)  # one zone rebuild per burst of commits
                 resolver.update_zone(dns_zone(store.snapshot(), (advertise,)))
+                policy.set_members(_member_addresses(store.snapshot()))
+
+
+def _member_addresses(state: ClusterState) -> list[str]:
+    return [node.addr for node in state.nodes.values() if node.status != "left"]
 
 
 def _parse_upstream(text: str) -> tuple[str, int]:

@@ -114,11 +114,18 @@ def task_assignment(
                 target=m.target,
                 read_only=m.readonly,
                 volume_driver=m.volume_driver,
+                volume_options=dict(m.volume_options),
+                propagation=m.propagation,
+                nocopy=m.nocopy,
+                tmpfs_size_bytes=m.tmpfs_size_bytes,
+                tmpfs_mode=m.tmpfs_mode,
+                create_host_path=m.create_host_path,
             )
             for m in spec.mounts
         ),
         ports=tuple(
-            PortSpec(target=p.target, published=p.published or 0, protocol=p.protocol) for p in spec.publish
+            PortSpec(target=p.target, published=p.published or 0, protocol=p.protocol, host_ip=p.host_ip)
+            for p in spec.publish
         ),
         cpu_limit_nanos=spec.limit_cpu_nanos,
         memory_limit_bytes=spec.limit_memory_bytes,
@@ -132,6 +139,9 @@ def task_assignment(
         state=task.state,
         spec_version=task.spec_version,
         stop_grace_s=spec.stop_grace_period_s,
+        user=spec.user,
+        workdir=spec.workdir,
+        options=spec.container.to_dict(),
     )
 
 

@@ -7,6 +7,11 @@ caller's ``handle``; only on sessions keyed with the join token), a member reque
 peer asking for this node's task logs. Member requests and streams are served only on sessions keyed
 with the cluster token, which only members hold: a join token admits a node, nothing more.
 This module never touches cluster state itself.
+
+Against strangers (docs/security.md, "Join port"): at most ``max_connections`` connections at once and
+``per_source`` per peer address; an unauthenticated peer has ``auth_timeout_s`` to finish the handshake
+and may send at most MAX_HELLO_FRAME / MAX_REQUEST_FRAME bytes before it is verified; refusals tell the
+peer nothing about this cluster (not its id) and are logged escaped, shortened and rate limited.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 import trio
 
 from ..errors import AuthError, P2POrchError, WireError
+from ..ratelimit import TokenBucket
 from ..wire import decode_frame, encode_frame
 from .handshake import NONCE_BYTES, JoinerHandshake, MemberHandshake
 from .token import JoinToken
@@ -28,6 +34,14 @@ from .token import JoinToken
 log = logging.getLogger(__name__)
 
 MAX_JOIN_FRAME = 256 * 1024
+MAX_HELLO_FRAME = 4 * 1024
+MAX_REQUEST_FRAME = 64 * 1024
+MAX_CONNECTIONS = 64
+MAX_CONNECTIONS_PER_SOURCE = 4
+AUTH_TIMEOUT_S = 5.0
+REFUSAL_LOG_RATE = 0.1  # refusal log lines per second (one per 10 s) after a burst of 5
+REFUSAL_LOG_BURST = 5
+LOGGED_TEXT_CHARS = 120
 _LEN = struct.Struct(">I")
 
 JoinHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -39,11 +53,17 @@ async def send_frame(stream: trio.abc.Stream, msg_type: str, body: Any) -> None:
     await stream.send_all(_LEN.pack(len(frame)) + frame)
 
 
-async def receive_frame(stream: trio.abc.ReceiveStream, expected: str) -> Any:
+def loggable(text: str, limit: int = LOGGED_TEXT_CHARS) -> str:
+    """``text`` safe for one log line: control characters, newlines and non-ASCII escaped, shortened."""
+    escaped = text[:limit].encode("unicode_escape").decode("ascii")
+    return escaped + (f"...({len(text) - limit} more chars)" if len(text) > limit else "")
+
+
+async def receive_frame(stream: trio.abc.ReceiveStream, expected: str, limit: int = MAX_JOIN_FRAME) -> Any:
     header = await _receive_exactly(stream, _LEN.size)
     (size,) = _LEN.unpack(header)
-    if size > MAX_JOIN_FRAME:
-        raise WireError(f"join frame of {size} bytes exceeds {MAX_JOIN_FRAME}")
+    if size > limit:
+        raise WireError(f"join frame of {size} bytes exceeds {limit}")
     msg_type, body = decode_frame(await _receive_exactly(stream, size))
     if msg_type == "error" and isinstance(body, dict):
         return body
@@ -74,6 +94,9 @@ class JoinService:
         member_ops: dict[str, JoinHandler] | None = None,
         get_member_token: Callable[[], JoinToken | None] | None = None,
         timeout_s: float = 30.0,
+        auth_timeout_s: float = AUTH_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
+        per_source: int = MAX_CONNECTIONS_PER_SOURCE,
     ) -> None:
         self._get_token = get_token
         self._get_member_token = get_member_token or get_token
@@ -81,7 +104,21 @@ class JoinService:
         self.streams = dict(streams or {})
         self.member_ops = dict(member_ops or {})
         self._timeout_s = timeout_s
-        self.metrics = {"accepted": 0, "refused": 0, "garbage": 0, "failed": 0, "streams": 0}
+        self._auth_timeout_s = auth_timeout_s
+        self.max_connections = max_connections
+        self.per_source = per_source
+        self._open: dict[str, int] = {}
+        self._refusal_log = TokenBucket(REFUSAL_LOG_RATE, REFUSAL_LOG_BURST)
+        self.metrics = {
+            "accepted": 0,
+            "refused": 0,
+            "garbage": 0,
+            "failed": 0,
+            "streams": 0,
+            "rejected_connections": 0,
+            "auth_timeouts": 0,
+            "refusals_not_logged": 0,
+        }
 
     async def serve(
         self, host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
@@ -93,10 +130,29 @@ class JoinService:
         await trio.serve_listeners(self._connection, listeners)
 
     async def _connection(self, stream: trio.SocketStream) -> None:
+        source = _peer_host(stream)
+        open_now = self._open.get(source, 0)
+        if sum(self._open.values()) >= self.max_connections or open_now >= self.per_source:
+            self.metrics["rejected_connections"] += 1
+            await trio.aclose_forcefully(stream)
+            return
+        self._open[source] = open_now + 1
+        try:
+            await self._serve_connection(stream, source)
+        finally:
+            left = self._open[source] - 1
+            if left:
+                self._open[source] = left
+            else:
+                del self._open[source]
+
+    async def _serve_connection(self, stream: trio.SocketStream, source: str) -> None:
         try:
             verified = None
-            with trio.move_on_after(self._timeout_s):
-                verified = await self._verify(stream)
+            with trio.move_on_after(self._auth_timeout_s) as scope:
+                verified = await self._verify(stream, source)
+            if scope.cancelled_caught:
+                self.metrics["auth_timeouts"] += 1
             if verified is None:
                 return
             member, request, as_member = verified
@@ -120,10 +176,12 @@ class JoinService:
         finally:
             await stream.aclose()
 
-    async def _verify(self, stream: trio.SocketStream) -> tuple[MemberHandshake, dict[str, Any], bool] | None:
+    async def _verify(
+        self, stream: trio.SocketStream, source: str
+    ) -> tuple[MemberHandshake, dict[str, Any], bool] | None:
         """Run the handshake; returns the verified request and whether it came keyed as a member's,
-        or None after telling the peer why not."""
-        hello = await receive_frame(stream, "hello")
+        or None after telling the peer why not (without naming this node's cluster)."""
+        hello = await receive_frame(stream, "hello", MAX_HELLO_FRAME)
         as_member = isinstance(hello, dict) and hello.get("as") == "member"
         token = self._get_member_token() if as_member else self._get_token()
         if token is None:
@@ -131,15 +189,35 @@ class JoinService:
             return None
         member = MemberHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12))
         try:
-            challenge = member.on_hello(hello)
+            try:
+                challenge = member.on_hello(hello)
+            except AuthError as exc:
+                other = isinstance(hello, dict) and isinstance(hello.get("cluster_id"), str)
+                told = "the token is for another cluster" if other else "malformed join hello"
+                raise _Refusal(told, exc.message) from exc
             await send_frame(stream, "challenge", challenge)
-            request = member.on_request(await receive_frame(stream, "request"))
-        except AuthError as exc:
+            try:
+                request = member.on_request(await receive_frame(stream, "request", MAX_REQUEST_FRAME))
+            except AuthError as exc:
+                raise _Refusal("wrong join token", exc.message) from exc
+        except _Refusal as refusal:
             self.metrics["refused"] += 1
-            log.warning("refused a join attempt: %s", exc.message)
-            await send_frame(stream, "error", {"error": exc.message})
+            self._log_refusal(source, refusal.reason)
+            await send_frame(stream, "error", {"error": refusal.told})
             return None
         return member, request, as_member
+
+    def _log_refusal(self, source: str, reason: str) -> None:
+        if not self._refusal_log.take(trio.current_time()):
+            self.metrics["refusals_not_logged"] += 1
+            return
+        skipped = self.metrics["refusals_not_logged"]
+        log.warning(
+            "refused a join attempt from %s: %s%s",
+            loggable(source, 64),
+            loggable(reason),
+            f" ({skipped} refusals not logged so far)" if skipped else "",
+        )
 
     async def _reply(
         self,
@@ -173,6 +251,22 @@ class JoinService:
             await send_frame(stream, "error", {"error": exc.message})
             return
         await send_frame(stream, "end", {})
+
+
+class _Refusal(Exception):
+    """A refused handshake: ``told`` goes to the peer, ``reason`` (attacker text inside) to the log."""
+
+    def __init__(self, told: str, reason: str) -> None:
+        super().__init__(told)
+        self.told = told
+        self.reason = reason
+
+
+def _peer_host(stream: trio.SocketStream) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except (OSError, IndexError):
+        return "?"
 
 
 async def request_join(

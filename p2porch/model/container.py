@@ -11,7 +11,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .units import duration_field, field_error, parse_bool, parse_choice, parse_int, take_fields
+from .units import (
+    duration_field,
+    field_error,
+    parse_bool,
+    parse_choice,
+    parse_int,
+    parse_key_values,
+    parse_memory_bytes,
+    take_fields,
+)
 
 RESTART_CONDITIONS = ("any", "on-failure", "none")
 UPDATE_ORDERS = ("stop-first", "start-first")
@@ -29,9 +38,33 @@ class Mount:
     source: str = ""
     readonly: bool = False
     volume_driver: str = ""
+    volume_options: tuple[tuple[str, str], ...] = ()  # the volume driver's options (Compose driver_opts)
+    propagation: str = ""  # bind mounts: rprivate, shared, slave...
+    nocopy: bool = False  # volumes: do not copy the image's files into a new volume
+    tmpfs_size_bytes: int = 0  # tmpfs: 0 = unlimited
+    tmpfs_mode: int = 0  # tmpfs: file mode, 0 = the engine's default (1777)
+    create_host_path: bool = False  # bind: create a missing source directory on the node (Compose)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Canonical form; the options added after the first release appear only when set."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key in _MOUNT_OPTIONAL:
+            if not out[key]:
+                del out[key]
+        if "volume_options" in out:
+            out["volume_options"] = dict(self.volume_options)
+        return out
+
+
+_MOUNT_OPTIONAL = (
+    "volume_options",
+    "propagation",
+    "nocopy",
+    "tmpfs_size_bytes",
+    "tmpfs_mode",
+    "create_host_path",
+)
+_PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 
 
 def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
@@ -52,7 +85,22 @@ def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
         raise field_error(f"{fieldname}.source", "a tmpfs mount has no source")
     if driver and mtype != "volume":
         raise field_error(f"{fieldname}.volume_driver", "volume-driver only applies to type=volume")
-    return Mount(mtype, target, source, readonly, driver)
+    options = parse_key_values(data.get("volume_options") or {}, fieldname=f"{fieldname}.volume_options")
+    propagation = data.get("propagation", "") or ""
+    if propagation and (mtype != "bind" or propagation not in _PROPAGATIONS):
+        raise field_error(f"{fieldname}.propagation", f"bind mounts only, one of {', '.join(_PROPAGATIONS)}")
+    nocopy = parse_bool(data.get("nocopy", False), f"{fieldname}.nocopy")
+    size = data.get("tmpfs_size_bytes", 0) or 0
+    size = parse_memory_bytes(size, fieldname=f"{fieldname}.tmpfs_size")
+    mode = parse_int(data.get("tmpfs_mode", 0) or 0, f"{fieldname}.tmpfs_mode", maximum=0o7777)
+    if (options or nocopy) and mtype != "volume":
+        raise field_error(f"{fieldname}.volume_options", "volume options only apply to type=volume")
+    if (size or mode) and mtype != "tmpfs":
+        raise field_error(f"{fieldname}.tmpfs_size", "tmpfs options only apply to type=tmpfs")
+    create = parse_bool(data.get("create_host_path", False), f"{fieldname}.create_host_path")
+    if create and mtype != "bind":
+        raise field_error(f"{fieldname}.create_host_path", "only applies to type=bind")
+    return Mount(mtype, target, source, readonly, driver, options, propagation, nocopy, size, mode, create)
 
 
 _MOUNT_KEYS = {
@@ -66,6 +114,19 @@ _MOUNT_KEYS = {
     "ro": "readonly",
     "volume-driver": "volume_driver",
     "volume_driver": "volume_driver",
+    "volume_options": "volume_options",
+    "volume-opt": "volume_options",
+    "propagation": "propagation",
+    "bind-propagation": "propagation",
+    "nocopy": "nocopy",
+    "volume-nocopy": "nocopy",
+    "tmpfs_size": "tmpfs_size_bytes",
+    "tmpfs_size_bytes": "tmpfs_size_bytes",
+    "tmpfs-size": "tmpfs_size_bytes",
+    "tmpfs_mode": "tmpfs_mode",
+    "tmpfs-mode": "tmpfs_mode",
+    "create_host_path": "create_host_path",
+    "bind-create-host-path": "create_host_path",
 }
 
 
@@ -73,7 +134,7 @@ def parse_mount(expr: str | Mapping[str, Any], *, fieldname: str = "mount") -> M
     """``type=bind,source=/x,target=/y,readonly`` or ``type=volume,source=name,target=/y,volume-driver=local``
     (or the same as a dict)."""
     if isinstance(expr, Mapping):
-        unknown = sorted(set(expr) - set(_MOUNT_KEYS))
+        unknown = sorted(str(k) for k in set(expr) - set(_MOUNT_KEYS))
         if unknown:
             raise field_error(f"{fieldname}.{unknown[0]}", "unknown mount option")
         return _build_mount({_MOUNT_KEYS[k]: v for k, v in expr.items()}, fieldname)
@@ -85,9 +146,13 @@ def parse_mount(expr: str | Mapping[str, Any], *, fieldname: str = "mount") -> M
         key = key.strip().lower()
         if key not in _MOUNT_KEYS:
             raise field_error(fieldname, f"unknown mount option {key!r}")
+        if _MOUNT_KEYS[key] == "volume_options":
+            data.setdefault("volume_options", []).append(value.strip())
+            continue
         if _MOUNT_KEYS[key] in data:
             raise field_error(fieldname, f"mount option {key!r} given twice")
-        data[_MOUNT_KEYS[key]] = value.strip() if sep else ("true" if key in ("readonly", "ro") else "")
+        flag = key in ("readonly", "ro", "nocopy", "volume-nocopy", "bind-create-host-path")
+        data[_MOUNT_KEYS[key]] = value.strip() if sep else ("true" if flag else "")
     return _build_mount(data, fieldname)
 
 
@@ -98,13 +163,18 @@ class PortPublish:
     target: int
     published: int | None = None
     protocol: str = "tcp"
+    host_ip: str = ""  # "" = every address of the node
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "published": self.published, "protocol": self.protocol}
+        out: dict[str, Any] = {"target": self.target, "published": self.published, "protocol": self.protocol}
+        if self.host_ip:
+            out["host_ip"] = self.host_ip
+        return out
 
     def __str__(self) -> str:
         host = f"{self.published}:" if self.published is not None else ""
-        return f"{host}{self.target}/{self.protocol}"
+        ip = f"{self.host_ip}:" if self.host_ip else ""
+        return f"{ip}{host}{self.target}/{self.protocol}"
 
 
 def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish") -> PortPublish:
@@ -119,11 +189,14 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
         host, sep, target = text.rpartition(":")
         data: dict[str, Any] = {"target": target, "protocol": proto or "tcp"}
         if sep:
+            ip, ip_sep, host = host.rpartition(":")
             data["published"] = host
+            if ip_sep:
+                data["host_ip"] = ip.strip("[]")
         expr = data
     if not isinstance(expr, Mapping):
         raise field_error(fieldname, "expected HOST:CONTAINER[/PROTO]")
-    unknown = sorted(set(expr) - {"target", "published", "protocol"})
+    unknown = sorted(str(k) for k in set(expr) - {"target", "published", "protocol", "host_ip"})
     if unknown:
         raise field_error(f"{fieldname}.{unknown[0]}", "unknown port option")
     target_port = parse_int(expr.get("target"), f"{fieldname}.target", minimum=1, maximum=65535)
@@ -134,7 +207,12 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
         else parse_int(published_raw, f"{fieldname}.published", minimum=1, maximum=65535)
     )
     protocol = parse_choice(expr.get("protocol", "tcp"), PROTOCOLS, f"{fieldname}.protocol")
-    return PortPublish(target_port, published, protocol)
+    host_ip = expr.get("host_ip") or ""
+    if not isinstance(host_ip, str) or (host_ip and not re.match(r"^[0-9A-Fa-f:.]+$", host_ip)):
+        raise field_error(f"{fieldname}.host_ip", f"invalid address {host_ip!r}")
+    if host_ip and published is None:
+        raise field_error(f"{fieldname}.host_ip", "needs a published port")
+    return PortPublish(target_port, published, protocol, host_ip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +224,7 @@ class HealthSpec:
     timeout_s: float = 30.0
     retries: int = 3
     start_period_s: float = 0.0
+    start_interval_s: float = 0.0  # 0 = the engine's default (5s)
 
     def __post_init__(self) -> None:
         if not self.test or self.test[0] not in ("CMD", "CMD-SHELL", "NONE"):
@@ -170,6 +249,7 @@ class HealthSpec:
             "timeout_s": self.timeout_s,
             "retries": self.retries,
             "start_period_s": self.start_period_s,
+            **({"start_interval_s": self.start_interval_s} if self.start_interval_s else {}),
         }
 
     @classmethod
@@ -184,6 +264,8 @@ class HealthSpec:
             "retries": "retries",
             "start_period": "start_period_s",
             "start_period_s": "start_period_s",
+            "start_interval": "start_interval_s",
+            "start_interval_s": "start_interval_s",
         }
         d = take_fields(data, prefix, keys)
         if "cmd" not in d:
@@ -204,6 +286,7 @@ class HealthSpec:
             timeout_s=duration_field(d.get("timeout_s"), prefix, 30.0),
             retries=3 if retries is None else parse_int(retries[1], f"{prefix}.retries", minimum=1),
             start_period_s=duration_field(d.get("start_period_s"), prefix, 0.0),
+            start_interval_s=duration_field(d.get("start_interval_s"), prefix, 0.0),
         )
 
 
@@ -266,12 +349,15 @@ class UpdateConfig:
     order: str = "stop-first"
     failure_action: str = "pause"
     monitor_s: float = 5.0
+    max_failure_ratio: float = 0.0  # share of tasks that may fail during an update before failure_action
 
     def __post_init__(self) -> None:
         parse_choice(self.order, UPDATE_ORDERS, "update.order")
         parse_choice(self.failure_action, FAILURE_ACTIONS, "update.failure_action")
         if self.parallelism < 0:
             raise field_error("update.parallelism", "must not be negative")
+        if not 0.0 <= self.max_failure_ratio <= 1.0:
+            raise field_error("update.max_failure_ratio", "must be between 0 and 1")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -286,9 +372,11 @@ class UpdateConfig:
             "failure_action": "failure_action",
             "monitor": "monitor_s",
             "monitor_s": "monitor_s",
+            "max_failure_ratio": "max_failure_ratio",
         }
         d = take_fields(data, prefix, keys)
         par = d.get("parallelism")
+        ratio = d.get("max_failure_ratio")
         return cls(
             parallelism=1 if par is None else parse_int(par[1], f"{prefix}.parallelism"),
             delay_s=duration_field(d.get("delay_s"), prefix, 0.0),
@@ -299,4 +387,17 @@ class UpdateConfig:
             if "failure_action" in d
             else "pause",
             monitor_s=duration_field(d.get("monitor_s"), prefix, 5.0),
+            max_failure_ratio=0.0 if ratio is None else _parse_ratio(ratio[1], f"{prefix}.max_failure_ratio"),
         )
+
+
+def _parse_ratio(value: Any, fieldname: str) -> float:
+    if isinstance(value, bool):
+        raise field_error(fieldname, "expected a number between 0 and 1")
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        raise field_error(fieldname, f"expected a number between 0 and 1, got {value!r}") from None
+    if not 0.0 <= ratio <= 1.0:
+        raise field_error(fieldname, "must be between 0 and 1")
+    return ratio

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .container import HealthSpec, Mount, PortPublish, RestartPolicy, UpdateConfig, parse_mount, parse_port
+from .container_opts import ContainerOptions
 from .placement import (
     NAME_RE,
     Affinity,
@@ -41,13 +42,13 @@ from .units import (
 )
 
 MODES = ("replicated", "global")
+ENDPOINT_MODES = ("vip", "dnsrr")
 STRATEGIES = ("spread", "binpack")
 #: names that would collide with DNS names the cluster answers (``tasks.web.p2p``, ``n1.node.p2p``)
 RESERVED_NAMES = ("tasks", "node")
 MAX_REPLICAS = 1_000_000
 
 
-#: fields of ServiceSpec that shape the container: a change there needs new tasks (a rolling update)
 TEMPLATE_FIELDS = (
     "image",
     "entrypoint",
@@ -102,6 +103,10 @@ class ServiceSpec:
     update: UpdateConfig = field(default_factory=UpdateConfig)
     stop_grace_period_s: float = 10.0
     rebalance: bool = False  # opt-in: move tasks onto nodes that join or return (issue 7)
+    container: ContainerOptions = field(default_factory=ContainerOptions)  # engine options (issue 15)
+    service_labels: tuple[tuple[str, str], ...] = ()  # labels of the service itself (Compose deploy.labels)
+    endpoint_mode: str = "vip"  # vip | dnsrr (recorded; today every service resolves as dnsrr)
+    rollback: UpdateConfig = field(default_factory=UpdateConfig)  # how `service rollback` rolls out
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
@@ -116,6 +121,7 @@ class ServiceSpec:
             raise field_error("image", "must be a non-empty image reference without spaces")
         parse_choice(self.mode, MODES, "mode")
         parse_choice(self.strategy, STRATEGIES, "strategy")
+        parse_choice(self.endpoint_mode, ENDPOINT_MODES, "endpoint_mode")
         if not isinstance(self.replicas, int) or not 0 <= self.replicas <= MAX_REPLICAS:
             raise field_error("replicas", f"must be an integer from 0 to {MAX_REPLICAS}")
         for name in (
@@ -139,11 +145,11 @@ class ServiceSpec:
         for i, aff in enumerate(self.affinities):
             if aff.kind == "affinity" and aff.service == self.name:
                 raise field_error(f"affinities[{i}]", "a service cannot require affinity to itself")
-        seen_ports: set[tuple[str, int]] = set()
+        seen_ports: set[tuple[str, int, str]] = set()
         for i, port in enumerate(self.publish):
             if port.published is None:
                 continue
-            key = (port.protocol, port.published)
+            key = (port.protocol, port.published, port.host_ip)
             if key in seen_ports:
                 raise field_error(
                     f"publish[{i}]", f"host port {port.published}/{port.protocol} published twice"
@@ -171,7 +177,10 @@ class ServiceSpec:
     def template_dict(self) -> dict[str, Any]:
         """The part of ``to_dict`` that shapes a task's container (see TEMPLATE_FIELDS)."""
         full = self.to_dict()
-        return {k: full[k] for k in TEMPLATE_FIELDS}
+        out = {k: full[k] for k in TEMPLATE_FIELDS}
+        if not self.container.is_default:  # absent when default: older specs keep their template hash
+            out["container"] = full["container"]
+        return out
 
     def template_hash(self) -> str:
         """Stable hash of the task template: tasks whose hash differs are outdated (rolling update)."""
@@ -209,6 +218,10 @@ class ServiceSpec:
             "update": self.update.to_dict(),
             "stop_grace_period_s": self.stop_grace_period_s,
             "rebalance": self.rebalance,
+            "container": self.container.to_dict(),
+            "service_labels": dict(self.service_labels),
+            "endpoint_mode": self.endpoint_mode,
+            "rollback": self.rollback.to_dict(),
         }
 
     @classmethod
@@ -286,6 +299,10 @@ _SPEC_KEYS: dict[str, str] = {
     "stop_grace_period": "stop_grace_period_s",
     "stop_grace_period_s": "stop_grace_period_s",
     "rebalance": "rebalance",
+    "container": "container",
+    "service_labels": "service_labels",
+    "endpoint_mode": "endpoint_mode",
+    "rollback": "rollback",
 }
 
 
@@ -328,4 +345,8 @@ _SPEC_PARSERS: dict[str, Any] = {
     "update": lambda v, k: UpdateConfig.from_dict(v, k),
     "stop_grace_period_s": lambda v, k: parse_duration_s(v, fieldname=k),
     "rebalance": lambda v, k: parse_bool(v, k),
+    "container": lambda v, k: ContainerOptions.from_dict(v, k),
+    "service_labels": lambda v, k: parse_key_values(v, fieldname=k),
+    "endpoint_mode": lambda v, k: parse_choice(v, ENDPOINT_MODES, k),
+    "rollback": lambda v, k: UpdateConfig.from_dict(v, k),
 }

@@ -1,10 +1,13 @@
-"""Compose stacks: a Compose v3 file -> the p2porch services of one stack (pure; see docs/stack.md).
+"""Compose stacks: Compose files -> the p2porch services of one stack (pure, except ``source`` which reads
+the files on the CLI's machine; see docs/stack.md).
 
-Entry point: :func:`load_stack`, used by `p2porch stack deploy` (cli/stack.py) and the control API
-(control/stack_ops.py).
+Entry point: :func:`load_stack` (files, environment, profiles -> a validated ``StackDefinition``), used by
+`p2porch stack deploy`/`stack config` (cli/stack.py, through ``source.stack_source``). The control API
+(control/stack_ops.py) receives resolved specs and only uses the names and labels helpers.
 """
 
-from .compose import ReadFile, StackDefinition, StackService, load_stack, parse_env_file, parse_yaml
+from .compose import StackDefinition, StackService, load_stack
+from .interpolate import parse_dotenv, substitute
 from .names import (
     STACK_LABEL,
     STACK_SERVICE_LABEL,
@@ -16,16 +19,21 @@ from .names import (
     stack_membership,
     stack_of_spec,
 )
+from .problems import ComposeError
+from .resolve import ComposeFile, ReadFile
+from .yamlsafe import parse_yaml
 
 __all__ = [
     "STACK_LABEL",
     "STACK_SERVICE_LABEL",
+    "ComposeError",
+    "ComposeFile",
     "ReadFile",
     "StackDefinition",
     "StackService",
     "check_stack_name",
     "load_stack",
-    "parse_env_file",
+    "parse_dotenv",
     "parse_yaml",
     "service_name",
     "stack_dns_aliases",
@@ -33,4 +41,5 @@ __all__ = [
     "stack_labels",
     "stack_membership",
     "stack_of_spec",
+    "substitute",
 ]

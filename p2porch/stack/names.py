@@ -40,18 +40,24 @@ def check_stack_name(stack: str, *, fieldname: str = "NAME") -> str:
     return stack
 
 
+_COMPOSE_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
 def service_name(stack: str, short: str, *, fieldname: str | None = None) -> str:
-    """The p2porch service name of Compose service ``short`` in ``stack``: ``<stack>-<short>``."""
+    """The p2porch service name of Compose service ``short`` in ``stack``: ``<stack>-<short>``, with the
+    short name lowercased and ``_``/``.`` written ``-`` (``bookstack_db`` -> ``<stack>-bookstack-db``);
+    the short name itself stays resolvable inside the stack (:func:`stack_dns_aliases`)."""
     where = fieldname or f"services.{short}"
-    if not isinstance(short, str) or not _NAME_RE.match(short):
+    label = short.lower().replace("_", "-").replace(".", "-") if isinstance(short, str) else ""
+    if not isinstance(short, str) or not _COMPOSE_NAME_RE.match(short) or not _NAME_RE.match(label):
         raise ConfigError(
-            f"{where}: {short!r} is not a valid service name in a stack: lowercase letters, digits and "
+            f"{where}: {short!r} is not a valid service name in a stack: letters, digits, '_', '.' and "
             "'-', starting with a letter (the p2porch service is named '<stack>-<service>', a DNS label)",
             field=where,
         )
-    if short in RESERVED_NAMES:
+    if label in RESERVED_NAMES:
         raise ConfigError(f"{where}: {short!r} is reserved", field=where)
-    full = f"{stack}-{short}"
+    full = f"{stack}-{label}"
     if len(full) > MAX_SERVICE_NAME:
         raise ConfigError(
             f"{where}: {full!r} is longer than {MAX_SERVICE_NAME} characters (stack name + '-' + service)",
@@ -92,7 +98,7 @@ def stack_dns_aliases(labels: Mapping[str, Any] | None) -> tuple[str, ...]:
     if member is None:
         return ()
     stack, short = member
-    return (f"{short}.{stack}",)
+    return (f"{short.lower()}.{stack}",)
 
 
 def stack_dns_search(labels: Mapping[str, Any] | None, domain: str) -> tuple[str, ...]:

@@ -99,7 +99,7 @@ def test_wrong_or_malformed_token_is_refused_and_writes_nothing(cluster):
     for bad, message in (
         (wrong, b"wrong join token"),
         ("P2PT-1-nothex-short", b"malformed join token"),
-        (f"P2PT-1-{'0' * 16}-{secret}", b"the token is for cluster"),
+        (f"P2PT-1-{'0' * 16}-{secret}", b"the token is for another cluster"),
     ):
         result = sb.exec(
             "n5",

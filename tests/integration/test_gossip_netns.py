@@ -20,6 +20,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import gossip_real as gr  # noqa: E402
 
+from p2porch.testing.runsecrets import RunSecrets  # noqa: E402
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2"),
@@ -32,13 +34,15 @@ N = 5
 @pytest.fixture
 def cluster(tmp_path):
     procs: dict[str, subprocess.Popen] = {}
+    run_secrets = RunSecrets(prefix="p2gs-secrets-")  # per-run secrets: 0600 files in a 0700 dir
+    cluster_secret = run_secrets.write("gossip-secret")
 
-    def start(i: int, name: str | None = None, secret_hex: str = gr.SECRET_HEX) -> str:
+    def start(i: int, name: str | None = None, secret_file: Path = cluster_secret) -> str:
         name = name or f"n{i}"
         cmd = [
             "ip", "netns", "exec", gr.ns_name(i, TAG), sys.executable, str(ROOT / "bench" / "gossip_real.py"),
             "--agent", "--name", name, "--host", gr.ip_of(i, SUBNET),
-            "--status", str(tmp_path / f"{name}.json"), "--secret-hex", secret_hex,
+            "--status", str(tmp_path / f"{name}.json"), "--secret-file", str(secret_file),
         ]  # fmt: skip
         if i:
             cmd += ["--seed", f"{gr.ip_of(0, SUBNET)}:{gr.PORT}"]
@@ -56,12 +60,15 @@ def cluster(tmp_path):
         except (OSError, ValueError):
             return {}
 
-    with gr.namespaces(N + 1, tag=TAG, bridge=BRIDGE, subnet=SUBNET):
-        try:
-            yield start, kill, view
-        finally:
-            for name in list(procs):
-                kill(name)
+    try:
+        with gr.namespaces(N + 1, tag=TAG, bridge=BRIDGE, subnet=SUBNET):
+            try:
+                yield start, kill, view, run_secrets
+            finally:
+                for name in list(procs):
+                    kill(name)
+    finally:
+        run_secrets.close()
 
 
 def wait(pred, timeout_s):
@@ -78,7 +85,7 @@ def state(view, observer, subject):
 
 
 def test_five_nodes_converge_detect_kill_restart_and_refuse_wrong_token(cluster):
-    start, kill, view = cluster
+    start, kill, view, _ = cluster
     names = [start(i) for i in range(N)]
     assert wait(lambda: all(state(view, o, s) == "alive" for o in names for s in names), 30)
 
@@ -92,7 +99,8 @@ def test_five_nodes_converge_detect_kill_restart_and_refuse_wrong_token(cluster)
     assert wait(lambda: all(state(view, o, victim) == "alive" for o in others), 20)
     assert all(view(o)[victim]["inc"] > old_inc for o in others)
 
-    evil = start(N, name="evil", secret_hex="00" * 16)
+    start, kill, view, run_secrets = cluster
+    evil = start(N, name="evil", secret_file=run_secrets.write("wrong-secret"))
     time.sleep(4.0)
     assert all("evil" not in view(o) for o in names)
     assert set(view(evil)) == {"evil"}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from p2porch.raft.procs import ControlClient, LocalCluster, NodeProc
+from p2porch.testing.raftprocs import ControlClient, LocalCluster, NodeProc
 
 pytestmark = pytest.mark.integration
 
@@ -172,7 +172,7 @@ def test_wrong_password_replica_gets_nothing(cluster: LocalCluster, tmp_path: Pa
     wrong.write_text("not-the-password")
     intruder = NodeProc("intruder", None, cluster.nodes[-1].control_port + 0, tmp_path / "intruder")
     # give the intruder its own control port
-    from p2porch.raft.procs import free_ports
+    from p2porch.testing.raftprocs import free_ports
 
     intruder.control_port = free_ports(1)[0]
     cluster.nodes.append(intruder)

@@ -22,7 +22,7 @@ import pytest
 from pysyncobj import pickle as pso_pickle
 from pysyncobj.encryptor import getEncryptor
 
-from p2porch.raft.procs import ControlClient, LocalCluster, NodeProc
+from p2porch.testing.raftprocs import ControlClient, LocalCluster, NodeProc
 
 pytestmark = pytest.mark.integration
 

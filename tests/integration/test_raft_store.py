@@ -13,8 +13,8 @@ import trio
 from p2porch.errors import ConfigError, ConflictError
 from p2porch.model import ServiceSpec
 from p2porch.raft import commands as C
-from p2porch.raft.procs import free_ports
 from p2porch.raft.store import RaftStore, StoreConfig, open_raft_store
+from p2porch.testing.raftprocs import free_ports
 
 pytestmark = pytest.mark.integration
 

@@ -376,6 +376,22 @@ def test_cache_is_bounded() -> None:
     assert resolver.cache_size() <= 10
 
 
+def test_cache_is_bounded_in_bytes_and_long_queries_are_not_cached() -> None:
+    resolver = Resolver(make_zone(), cache_max_bytes=64 * 1024)
+    padding = dns.edns.GenericOption(65001, b"p" * 300)  # distinct, large (but < 512 byte) queries
+    for i in range(2000):
+        q = dns.message.make_query(f"foreign{i}.example.com", "A", use_edns=0, options=[padding])
+        resolver.resolve(q.to_wire(), tcp=i % 2 == 0)
+        assert resolver.cache_bytes <= 64 * 1024
+    assert resolver.cache_size() > 0
+    huge = dns.message.make_query("foreign.example.com", "A", use_edns=0, options=[padding, padding])
+    before = resolver.cache_bytes
+    resolver.resolve(huge.to_wire(), tcp=True)
+    assert len(huge.to_wire()) > 512 and resolver.cache_bytes == before
+    with pytest.raises(ConfigError):
+        Resolver(make_zone(), cache_max_bytes=10)
+
+
 # ---- malformed, hostile and unsupported queries ------------------------------------------------
 
 

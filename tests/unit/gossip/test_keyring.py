@@ -1,10 +1,13 @@
 import pytest
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from p2porch.errors import AuthError, ConfigError
+from p2porch.gossip import keyring as keyring_module
 from p2porch.gossip.config import GossipConfig, format_addr, parse_addr
-from p2porch.gossip.keyring import Keyring, derive_gossip_key
+from p2porch.gossip.keyring import SEAL_OVERHEAD_BYTES, Keyring, derive_epoch_key, derive_gossip_key
 
 
 def test_key_derivation_is_hkdf_sha256_with_gossip_info():
@@ -16,7 +19,7 @@ def test_key_derivation_is_hkdf_sha256_with_gossip_info():
 def test_seal_open_round_trip_and_tamper_detection():
     ring = Keyring.from_secret(b"s3cret")
     sealed = ring.seal(b"hello", b"aad")
-    assert len(sealed) == 5 + 29
+    assert len(sealed) == 5 + SEAL_OVERHEAD_BYTES == 5 + 41
     assert ring.open(sealed, b"aad") == b"hello"
     with pytest.raises(AuthError):
         ring.open(sealed, b"other-aad")
@@ -42,6 +45,40 @@ def test_rotation_accepts_previous_key_and_seals_with_new():
     ring.rotate(b"newest")
     with pytest.raises(AuthError):  # only two previous keys are kept
         ring.open(old.seal(b"x", b"a"), b"a")
+
+
+def test_nonces_count_up_under_a_per_epoch_subkey_and_epochs_rotate(monkeypatch):
+    monkeypatch.setattr(keyring_module, "EPOCH_MESSAGES", 3)
+    key = derive_gossip_key(b"s3cret")
+    ring = Keyring(key)
+    sealed = [ring.seal(b"m%d" % i, b"a") for i in range(7)]
+    epochs = [s[1:17] for s in sealed]
+    counters = [int.from_bytes(s[17:25], "big") for s in sealed]
+    assert counters == [0, 1, 2, 0, 1, 2, 0]
+    assert epochs[0] == epochs[2] != epochs[3] == epochs[5] != epochs[6]
+    assert ring.epochs_started == 3
+    # the subkey is HKDF(key, salt=epoch id): the cluster key itself never seals a message
+    sub = AESGCM(derive_epoch_key(key, epochs[4]))
+    assert sub.decrypt(b"\0" * 4 + sealed[4][17:25], sealed[4][25:], b"a") == b"m4"
+    with pytest.raises(InvalidTag):
+        AESGCM(key).decrypt(b"\0" * 4 + sealed[4][17:25], sealed[4][25:], b"a")
+    receiver = Keyring(key)
+    assert [receiver.open(s, b"a") for s in sealed] == [b"m%d" % i for i in range(7)]
+
+
+def test_set_keys_installs_a_primary_and_accepted_previous_keys():
+    k1, k2, k3 = (derive_gossip_key(s) for s in (b"1", b"2", b"3"))
+    old = Keyring(k1)
+    ring = Keyring(k1)
+    ring.set_keys(k2, [k1])
+    assert ring.keys == [k2, k1]
+    assert ring.open(old.seal(b"x", b"a"), b"a") == b"x"
+    assert Keyring(k2).open(ring.seal(b"y", b"a"), b"a") == b"y"
+    ring.set_keys(k3, [k2])
+    with pytest.raises(AuthError):  # k1 is no longer accepted
+        ring.open(old.seal(b"x", b"a"), b"a")
+    with pytest.raises(AuthError):
+        Keyring(b"short")
 
 
 def test_config_presets_and_validation():

@@ -15,8 +15,8 @@ from pysyncobj import pickle as pso_pickle
 from pysyncobj.node import TCPNode
 
 from p2porch.raft.appends import AppendFilter, trim_overlap
-from p2porch.raft.procs import free_ports
 from p2porch.raft.store import _Bridge
+from p2porch.testing.raftprocs import free_ports
 
 BATCH = 2**16  # pysyncobj's appendEntriesBatchSizeBytes default
 

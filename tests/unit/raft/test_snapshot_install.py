@@ -16,8 +16,8 @@ import pytest
 from pysyncobj import SyncObjConf
 from pysyncobj.node import TCPNode
 
-from p2porch.raft.procs import free_ports
 from p2porch.raft.store import _Bridge, _install_durable_journal
+from p2porch.testing.raftprocs import free_ports
 
 
 class _Owner:

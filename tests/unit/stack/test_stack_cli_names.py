@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from p2porch.cli.stack import add_stack_commands, read_compose
+from p2porch.cli.stack import add_stack_commands, deploy_body, resolve_stack
 from p2porch.cli.util import Parser, UsageError
 from p2porch.errors import ConfigError, DaemonError
 from p2porch.stack import (
@@ -29,8 +29,11 @@ def test_names_labels_and_dns_helpers():
     assert stack_dns_aliases({"team": "x"}) == ()
     assert stack_dns_search(labels, "p2p") == ("shop.p2p", "p2p")
     assert stack_dns_search({}, "p2p") == ("p2p",)
-    with pytest.raises(ConfigError):
-        service_name("shop", "Web")
+    assert service_name("shop", "Bookstack_DB.v2") == "shop-bookstack-db-v2"  # Compose names, DNS-label form
+    assert stack_dns_aliases(stack_labels("shop", "Bookstack_DB")) == ("bookstack_db.shop",)
+    for bad in ("_web", "web!", "1web", "tasks"):
+        with pytest.raises(ConfigError):
+            service_name("shop", bad)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -48,13 +51,19 @@ def run(argv: list[str]) -> int:
     return int(args.func(args))
 
 
-def test_deploy_validates_locally_and_names_the_key(tmp_path):
+def test_deploy_validates_locally_and_lists_every_problem(tmp_path, capsys):
     compose = tmp_path / "stack.yml"
-    compose.write_text("services:\n  web:\n    image: x\n    privileged: true\n")
+    compose.write_text(
+        "services:\n  web:\n    image: x\n    privileged: true\n    ports: [nope]\n  db:\n    build: .\n"
+    )
     with pytest.raises(UsageError) as info:  # a UsageError is a ConfigError: the CLI exits with 2
         run(["stack", "deploy", "-c", str(compose), "shop"])
-    assert info.value.field == "services.web.privileged"
-    assert info.value.message == f"-c {compose}: services.web.privileged: unsupported key"
+    assert info.value.field == "services.web.ports[0]"
+    lines = info.value.message.splitlines()
+    assert lines[0] == f"2 problems in {compose}:"
+    assert lines[1].startswith("  services.web.ports[0]: invalid port 'nope'")
+    assert lines[2].startswith("  services.db.build: building images is not supported")
+    assert "warning: ignoring privileged (service web)" in capsys.readouterr().err
 
 
 def test_deploy_of_a_missing_file_or_bad_name_is_a_usage_error(tmp_path):
@@ -68,15 +77,22 @@ def test_deploy_of_a_missing_file_or_bad_name_is_a_usage_error(tmp_path):
     assert info.value.field == "NAME"
 
 
-def test_a_valid_file_reaches_for_the_daemon_with_env_files_and_base_dir(tmp_path):
+def test_a_valid_file_reaches_for_the_daemon_as_resolved_services(tmp_path, monkeypatch):
     (tmp_path / "conf").mkdir()
-    (tmp_path / "conf" / "web.env").write_text("A=1\n")
+    (tmp_path / "conf" / "web.env").write_text("A=${FROM_DOTENV}\n")
+    (tmp_path / ".env").write_text("FROM_DOTENV=dotenv\nTAG=1.0\n")
+    monkeypatch.setenv("TAG", "2.0")  # the CLI's environment wins over .env
     compose = tmp_path / "stack.yml"
-    compose.write_text("services:\n  web:\n    image: x\n    env_file: conf/web.env\n")
-    definition, body = read_compose(str(compose), "shop")
-    assert body["files"] == {"conf/web.env": "A=1\n"}
-    assert body["base_dir"] == str(tmp_path)
-    assert definition.services[0].spec["env"] == {"A": "1"}
+    compose.write_text("services:\n  web:\n    image: x:${TAG}\n    env_file: conf/web.env\n")
+    args = parser().parse_args(["stack", "deploy", "-c", str(compose), "shop"])
+    definition = resolve_stack(args, "shop")
+    assert definition.env_files == (str(tmp_path / "conf" / "web.env"),)
+    spec = definition.services[0].spec
+    assert spec["env"] == {"A": "dotenv"} and spec["image"] == "x:2.0"
+    assert deploy_body(definition, definition.services, True) == {
+        "services": [{"short": "web", "spec": spec}],
+        "prune": True,
+    }
     with pytest.raises(DaemonError):  # validated locally, then sent to the (absent) daemon
         run(["stack", "deploy", "-c", str(compose), "shop"])
 
@@ -88,7 +104,16 @@ def test_stack_subcommands_parse():
     assert (args.stack, args.running) == ("shop", True)
     assert p.parse_args(["stack", "rm", "shop"]).stack == "shop"
     args = p.parse_args(["stack", "deploy", "--no-prune", "-c", "f.yml", "shop"])
-    assert (args.compose_file, args.no_prune, args.stack) == ("f.yml", True, "shop")
+    assert (args.compose_file, args.no_prune, args.stack) == (["f.yml"], True, "shop")
+    args = p.parse_args(
+        ["stack", "config", "-c", "a.yml", "-c", "b.yml", "--profile", "debug", "--env-file", "e"]
+    )
+    assert (args.compose_file, args.profile, args.env_file, args.stack) == (
+        ["a.yml", "b.yml"],
+        ["debug"],
+        "e",
+        None,
+    )
 
 
 def test_deploy_output_names_each_service_with_its_action():
@@ -112,10 +137,11 @@ def test_the_zone_answers_a_stack_alias_like_the_service():
 
     entries = [TaskEntry(slot=1, address="10.240.1.2")]
     services = {"shop-web": entries}
-    for alias in stack_dns_aliases(stack_labels("shop", "web")):
-        services[alias] = entries
+    for short in ("web", "Book_DB"):
+        for alias in stack_dns_aliases(stack_labels("shop", short)):
+            services[alias] = entries
     zone = compile_zone(ZoneData(domain="p2p", services=services))
     assert zone.skipped == ()
-    for name in ("shop-web.p2p", "web.shop.p2p", "1.web.shop.p2p", "tasks.web.shop.p2p"):
+    for name in ("shop-web.p2p", "web.shop.p2p", "1.web.shop.p2p", "tasks.web.shop.p2p", "book_db.shop.p2p"):
         labels = to_labels(name)
         assert labels is not None and zone.names[labels].a == ["10.240.1.2"], name

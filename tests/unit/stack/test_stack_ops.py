@@ -14,6 +14,7 @@ from p2porch.model import Task
 from p2porch.raft import commands as C
 from p2porch.raft import fsm
 from p2porch.raft.state import ClusterState
+from p2porch.stack import load_stack
 
 COMPOSE = """
 services:
@@ -65,12 +66,27 @@ def ops(manager) -> StackOps:
 FILES = {"web.env": "GREETING=hello\n"}
 
 
+async def deploy(ops: StackOps, stack: str, text: str, files=None, prune: bool = True):
+    """What the CLI does: resolve the file locally, then apply the resolved services."""
+    files = files or {}
+    return await ops.apply(load_stack(stack, text, lambda path: files[path]), prune=prune)
+
+
+def body(stack: str, text: str, files=None, prune: bool = True) -> dict:
+    files = files or {}
+    definition = load_stack(stack, text, lambda path: files[path])
+    return {
+        "services": [{"short": s.short_name, "spec": s.spec} for s in definition.services],
+        "prune": prune,
+    }
+
+
 def actions(result) -> dict[str, str]:
     return {s["name"]: s["action"] for s in result["services"]}
 
 
 async def test_first_deploy_creates_every_service(ops, manager):
-    result = await ops.deploy("shop", COMPOSE, FILES)
+    result = await deploy(ops, "shop", COMPOSE, FILES)
     assert actions(result) == {"shop-web": "created", "shop-api": "created"}
     web = manager.state.service_by_name("shop-web")
     assert web is not None
@@ -81,18 +97,18 @@ async def test_first_deploy_creates_every_service(ops, manager):
 
 
 async def test_redeploy_of_the_same_file_writes_nothing(ops, manager):
-    await ops.deploy("shop", COMPOSE, FILES)
+    await deploy(ops, "shop", COMPOSE, FILES)
     before = (manager.state.version, list(manager.commands))
-    result = await ops.deploy("shop", COMPOSE, FILES)
+    result = await deploy(ops, "shop", COMPOSE, FILES)
     assert actions(result) == {"shop-web": "unchanged", "shop-api": "unchanged"}
     assert (manager.state.version, manager.commands) == before
 
 
 async def test_redeploy_updates_only_the_changed_service(ops, manager):
-    first = await ops.deploy("shop", COMPOSE, FILES)
+    first = await deploy(ops, "shop", COMPOSE, FILES)
     versions = {s["name"]: s["version"] for s in first["services"]}
     changed = COMPOSE.replace("sleep 1d", "sleep 2d")
-    result = await ops.deploy("shop", changed, FILES)
+    result = await deploy(ops, "shop", changed, FILES)
     assert actions(result) == {"shop-web": "unchanged", "shop-api": "updated"}
     after = {s["name"]: s["version"] for s in result["services"]}
     assert after["shop-web"] == versions["shop-web"]
@@ -104,29 +120,30 @@ async def test_redeploy_updates_only_the_changed_service(ops, manager):
 
 
 async def test_a_changed_env_file_counts_as_a_change(ops):
-    await ops.deploy("shop", COMPOSE, FILES)
-    result = await ops.deploy("shop", COMPOSE, {"web.env": "GREETING=bonjour\n"})
+    await deploy(ops, "shop", COMPOSE, FILES)
+    result = await deploy(ops, "shop", COMPOSE, {"web.env": "GREETING=bonjour\n"})
     assert actions(result) == {"shop-web": "updated", "shop-api": "unchanged"}
 
 
 async def test_services_gone_from_the_file_are_pruned_unless_asked_not_to(ops, manager):
-    await ops.deploy("shop", COMPOSE, FILES)
+    await deploy(ops, "shop", COMPOSE, FILES)
     web_only = COMPOSE.split("  api:")[0]
-    kept = await ops.deploy("shop", web_only, FILES, prune=False)
+    kept = await deploy(ops, "shop", web_only, FILES, prune=False)
     assert actions(kept) == {"shop-web": "unchanged"}
     assert manager.state.service_by_name("shop-api") is not None
-    pruned = await ops.deploy("shop", web_only, FILES)
+    pruned = await deploy(ops, "shop", web_only, FILES)
     assert actions(pruned) == {"shop-web": "unchanged", "shop-api": "removed"}
     assert manager.state.service_by_name("shop-api") is None
 
 
-async def test_an_invalid_file_writes_nothing(ops, manager):
-    await ops.deploy("shop", COMPOSE, FILES)
+async def test_an_invalid_spec_writes_nothing(ops, manager):
+    await deploy(ops, "shop", COMPOSE, FILES)
     before = list(manager.commands)
-    broken = COMPOSE.replace("sleep 1d", "sleep 2d") + "    privileged: true\n"
+    sent = body("shop", COMPOSE.replace("sleep 1d", "sleep 2d"), FILES)
+    sent["services"][1]["spec"]["replicas"] = -1  # a client that skips local validation
     with pytest.raises(ConfigError) as info:
-        await ops.deploy("shop", broken, FILES)
-    assert info.value.field == "services.api.privileged"
+        await ops.apply(parse_deploy_body("shop", sent)[0])
+    assert info.value.field == "services.api"
     assert manager.commands == before
 
 
@@ -134,14 +151,14 @@ async def test_a_name_taken_outside_the_stack_is_a_conflict_and_writes_nothing(o
     await ops.services.create({"name": "shop-api", "image": "x"})
     before = list(manager.commands)
     with pytest.raises(ConflictError) as info:
-        await ops.deploy("shop", COMPOSE, FILES)
+        await deploy(ops, "shop", COMPOSE, FILES)
     assert info.value.field == "services.api"
     assert manager.commands == before
 
 
 async def test_ls_ps_and_rm(ops, manager):
-    await ops.deploy("shop", COMPOSE, FILES)
-    await ops.deploy("blog", "services:\n  db:\n    image: x\n")
+    await deploy(ops, "shop", COMPOSE, FILES)
+    await deploy(ops, "blog", "services:\n  db:\n    image: x\n")
     await ops.services.create({"name": "loose", "image": "x"})
     assert ops.ls() == [
         {"name": "blog", "services": 1, "running": 0, "desired": 1},
@@ -150,7 +167,7 @@ async def test_ls_ps_and_rm(ops, manager):
     web = manager.state.service_by_name("shop-web")
     assert web is not None
     task = Task(task_id="t1", service_id=web.service_id, slot=1, spec_version=web.version)
-    await manager.write(C.PutTasks(at=1.0, items=tuple([C.TaskPut(task, task_version=None)])).encode())
+    await manager.write(C.PutTasks(at=1.0, items=(C.TaskPut(task, task_version=None),)).encode())
     tasks = ops.ps("shop")
     assert [(t["service"], t["name"]) for t in tasks] == [("shop-web", "shop-web.1")]
     removed = await ops.rm("shop")
@@ -165,14 +182,22 @@ async def test_ls_ps_and_rm(ops, manager):
 def test_deploy_body_is_validated():
     with pytest.raises(ConfigError) as info:
         parse_deploy_body("shop", {})
+    assert info.value.field == "services"
+    with pytest.raises(ConfigError) as info:
+        parse_deploy_body("shop", {"compose": COMPOSE})  # the daemon never parses YAML
     assert info.value.field == "compose"
+    good = body("shop", COMPOSE, FILES)
+    foreign = body("blog", COMPOSE, FILES)
     with pytest.raises(ConfigError) as info:
-        parse_deploy_body("shop", {"compose": COMPOSE, "files": {"web.env": 3}})
-    assert info.value.field == "files"
+        parse_deploy_body("shop", foreign)  # specs of another stack
+    assert info.value.field == "services.web"
     with pytest.raises(ConfigError) as info:
-        parse_deploy_body("shop", {"compose": COMPOSE})  # web.env not sent
-    assert info.value.field == "services.web.env_file"
-    definition, prune = parse_deploy_body("shop", {"compose": COMPOSE, "files": FILES, "prune": "false"})
+        parse_deploy_body("shop", {"services": [good["services"][0], good["services"][0]]})
+    assert info.value.field == "services.web"
+    with pytest.raises(ConfigError) as info:
+        parse_deploy_body("shop", {"services": [{"short": "web", "spec": "x"}]})
+    assert info.value.field == "services[0].spec"
+    definition, prune = parse_deploy_body("shop", {**good, "prune": "false"})
     assert [s.name for s in definition.services] == ["shop-web", "shop-api"] and prune is False
 
 
@@ -183,7 +208,7 @@ async def test_endpoints_through_the_api_app(ops):
     app = build_app(stack_endpoints(ops))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://p2porch/v1") as client:
-        response = await client.post("/stacks/shop", json={"compose": COMPOSE, "files": FILES})
+        response = await client.post("/stacks/shop", json=body("shop", COMPOSE, FILES))
         assert response.status_code == 200, response.text
         assert actions(response.json()) == {"shop-web": "created", "shop-api": "created"}
         assert (await client.get("/stacks")).json()[0]["name"] == "shop"
@@ -192,11 +217,9 @@ async def test_endpoints_through_the_api_app(ops):
             "shop-api",
             "shop-web",
         ]
-        bad = await client.post(
-            "/stacks/shop", json={"compose": "services:\n  web:\n    image: x\n    cap_add: [X]\n"}
-        )
+        bad = await client.post("/stacks/shop", json={"compose": "services:\n  web:\n    image: x\n"})
         assert bad.status_code == 400
-        assert json.loads(bad.text)["field"] == "services.web.cap_add"
+        assert json.loads(bad.text)["field"] == "compose"
         assert (await client.get("/stacks/nope/tasks")).status_code == 404
         removed = await client.delete("/stacks/shop")
         assert sorted(removed.json()["removed"]) == ["shop-api", "shop-web"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -17,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .runsecrets import RunSecrets
 
 
 def free_ports(n: int) -> list[int]:
@@ -88,7 +91,9 @@ class LocalCluster:
     """N voters (+ replicas) as separate processes sharing one password.
 
     On loopback by default; with ``netns`` (one ``(namespace, ip)`` per node, voters first) each node
-    runs in its namespace with Raft on ``ip:7947`` and its control port on ``ip:7950``.
+    runs in its namespace with Raft on ``ip:7947`` and its control port on ``ip:7950``. The password is
+    fresh for every cluster unless given, kept in a 0600 file of a 0700 directory
+    (``p2porch.testing.runsecrets``) and removed by :meth:`close`.
     """
 
     RAFT_PORT, CONTROL_PORT = 7947, 7950
@@ -98,16 +103,18 @@ class LocalCluster:
         root: Path,
         voters: int = 3,
         replicas: int = 0,
-        password: str = "p2rf-secret",
+        password: str | None = None,
         extra_args: tuple[str, ...] = (),
         netns: list[tuple[str, str]] | None = None,
     ) -> None:
         self.extra_args = tuple(extra_args)
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.password_file = self.root / "password"
-        self.password_file.write_text(password)
-        os.chmod(self.password_file, 0o600)
+        self.root.chmod(0o700)
+        self.secrets = RunSecrets(prefix="p2porch-raft-secrets-")
+        self.password_file = self.secrets.write(
+            "password", (password if password is not None else secrets.token_urlsafe(32)).encode()
+        )
         self.nodes: list[NodeProc] = []
         if netns is not None:
             self.voter_addrs = [f"{ip}:{self.RAFT_PORT}" for _, ip in netns[:voters]]
@@ -181,8 +188,10 @@ class LocalCluster:
             node.proc.stdout.close()
 
     def close(self) -> None:
+        """Kill every node and remove the password file and its directory."""
         for node in self.nodes:
             self.kill(node)
+        self.secrets.close()
 
     def log_tail(self, node: NodeProc, lines: int = 20) -> str:
         if node.log_path is None or not node.log_path.exists():

@@ -1,0 +1,275 @@
+"""Engine options of a service's containers beyond image/command/env (pure).
+
+``ContainerOptions`` owns the validated runtime options Docker applies to each task's container and that
+the scheduler never looks at: hostname, init, capabilities, extra hosts, logging driver, ulimits, sysctls,
+read-only root, security options, stop signal and /dev/shm size. It is carried in ``ServiceSpec.container``
+and turned into container-create arguments by the agent (``agent/dockerspec.py``). ``from_dict`` accepts
+the canonical keys of ``to_dict`` and Docker CLI forms (``nofile=1024:2048``, ``host:ip``, ``64M``);
+every error is a ``ConfigError`` naming ``container.<key>``. No I/O, no cluster state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..errors import ConfigError
+
+_CAP_RE = re.compile(r"^(?:CAP_)?[A-Z_]+$|^ALL$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_SIGNAL_RE = re.compile(r"^(?:SIG[A-Z0-9+-]+|[0-9]{1,2}|[A-Z][A-Z0-9]+)$")
+_SYSCTL_RE = re.compile(r"^[a-z0-9_][a-z0-9_./-]*$")
+_ULIMIT_RE = re.compile(r"^[a-z_]+$")
+_LOG_DRIVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
+
+
+def _err(key: str, message: str, prefix: str) -> ConfigError:
+    path = f"{prefix}.{key}" if prefix else key
+    return ConfigError(f"{path}: {message}", field=path)
+
+
+def _strings(value: Any, key: str, prefix: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise _err(key, "expected a list of strings", prefix)
+    if not all(isinstance(v, str) and v for v in value):
+        raise _err(key, "expected a list of non-empty strings", prefix)
+    return tuple(value)
+
+
+def _pairs(value: Any, key: str, prefix: str, separator: str = "=") -> tuple[tuple[str, str], ...]:
+    """``{K: V}`` or ``["K=V"]`` -> sorted pairs (values as strings)."""
+    out: dict[str, str] = {}
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        items = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or separator not in item:
+                raise _err(f"{key}[{i}]", f"expected KEY{separator}VALUE, got {item!r}", prefix)
+            k, _, v = item.partition(separator)
+            items.append((k, v))
+    else:
+        raise _err(key, "expected a mapping or a list of KEY=VALUE", prefix)
+    for k, v in items:
+        if not isinstance(k, str) or not k.strip():
+            raise _err(key, f"invalid key {k!r}", prefix)
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        if not isinstance(v, str | int | float):
+            raise _err(f"{key}.{k}", "value must be a string", prefix)
+        out[k.strip()] = str(v)
+    return tuple(sorted(out.items()))
+
+
+def _bool(value: Any, key: str, prefix: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise _err(key, f"expected true or false, got {value!r}", prefix)
+
+
+def parse_size(value: Any, key: str, prefix: str = "container") -> int:
+    """``64M``, ``1g``, ``1024`` -> bytes (binary units, as Docker)."""
+    if isinstance(value, bool):
+        raise _err(key, "expected a size such as 64M", prefix)
+    if isinstance(value, int):
+        if value < 0:
+            raise _err(key, "must not be negative", prefix)
+        return value
+    m = _SIZE_RE.match(value) if isinstance(value, str) else None
+    if m is None or m.group(2).lower() not in _SIZE_UNITS:
+        raise _err(key, f"invalid size {value!r} (use e.g. 64M or 1G)", prefix)
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+@dataclass(frozen=True, slots=True)
+class Ulimit:
+    """One resource limit (``nofile``, ``nproc``...) with its soft and hard values (-1 = unlimited)."""
+
+    name: str
+    soft: int
+    hard: int
+
+
+def _ulimit_value(value: Any, key: str, prefix: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _err(key, "expected an integer", prefix)
+    try:
+        number = int(value)
+    except ValueError:
+        raise _err(key, f"expected an integer, got {value!r}", prefix) from None
+    if number < -1:
+        raise _err(key, "must be -1 (unlimited) or more", prefix)
+    return number
+
+
+def _ulimits(value: Any, key: str, prefix: str) -> tuple[Ulimit, ...]:
+    """``{nofile: {soft, hard}}``, ``{nproc: 65535}`` or ``["nofile=1024:2048"]`` -> sorted Ulimits."""
+    entries: list[tuple[str, Any, Any]] = []
+    if isinstance(value, Mapping):
+        for name, limit in value.items():
+            if isinstance(limit, Mapping):
+                unknown = sorted(str(k) for k in set(limit) - {"soft", "hard"})
+                if unknown or "soft" not in limit or "hard" not in limit:
+                    raise _err(f"{key}.{name}", "expected soft and hard (and nothing else)", prefix)
+                entries.append((name, limit["soft"], limit["hard"]))
+            else:
+                entries.append((name, limit, limit))
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or "=" not in item:
+                raise _err(f"{key}[{i}]", "expected NAME=SOFT[:HARD]", prefix)
+            name, _, limits = item.partition("=")
+            soft, _, hard = limits.partition(":")
+            entries.append((name, soft, hard or soft))
+    else:
+        raise _err(key, "expected a mapping of NAME: {soft, hard} or a list of NAME=SOFT[:HARD]", prefix)
+    out: dict[str, Ulimit] = {}
+    for name, soft, hard in entries:
+        if not isinstance(name, str) or not _ULIMIT_RE.match(name):
+            raise _err(key, f"invalid ulimit name {name!r}", prefix)
+        limit = Ulimit(
+            name, _ulimit_value(soft, f"{key}.{name}", prefix), _ulimit_value(hard, f"{key}.{name}", prefix)
+        )
+        if limit.hard != -1 and (limit.soft == -1 or limit.soft > limit.hard):
+            raise _err(f"{key}.{name}", "the soft limit must not exceed the hard limit", prefix)
+        out[name] = limit
+    return tuple(out[n] for n in sorted(out))
+
+
+def _extra_hosts(value: Any, key: str, prefix: str) -> tuple[str, ...]:
+    """``["host:ip"]``, ``["host=ip"]`` or ``{host: ip}`` -> ``("host:ip", ...)`` (IPv6 addresses allowed)."""
+    pairs: list[tuple[Any, Any]] = []
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise _err(f"{key}[{i}]", "expected HOST:IP", prefix)
+            sep = "=" if "=" in item else ":"
+            host, found, address = item.partition(sep)
+            if not found:
+                raise _err(f"{key}[{i}]", f"{item!r}: expected HOST:IP", prefix)
+            pairs.append((host, address))
+    else:
+        raise _err(key, "expected a list of HOST:IP or a mapping", prefix)
+    out = []
+    for host, address in pairs:
+        if not isinstance(host, str) or not _HOST_RE.match(host.strip()):
+            raise _err(key, f"invalid host name {host!r}", prefix)
+        addresses = [str(a) for a in address] if isinstance(address, list | tuple) else [str(address)]
+        for addr in addresses:
+            addr = addr.strip().strip("[]")
+            if not addr or not re.match(r"^[0-9A-Fa-f:.]+$|^host-gateway$", addr):
+                raise _err(key, f"invalid address {addr!r} for {host}", prefix)
+            out.append(f"{host.strip()}:{addr}")
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerOptions:
+    """Per-container engine options of a service (see the module docstring); all default to Docker's."""
+
+    hostname: str = ""
+    init: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    extra_hosts: tuple[str, ...] = ()  # "host:ip"
+    log_driver: str = ""  # "" = the engine's default
+    log_opts: tuple[tuple[str, str], ...] = ()
+    ulimits: tuple[Ulimit, ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = ()
+    read_only: bool = False
+    security_opt: tuple[str, ...] = ()
+    stop_signal: str = ""  # "" = the image's STOPSIGNAL (SIGTERM)
+    shm_size_bytes: int = 0  # 0 = the engine's default (64M)
+
+    def __post_init__(self) -> None:
+        if self.hostname and not _HOST_RE.match(self.hostname):
+            raise _err("hostname", f"{self.hostname!r} is not a valid host name", "container")
+        for key in ("cap_add", "cap_drop"):
+            for cap in getattr(self, key):
+                if not _CAP_RE.match(cap):
+                    raise _err(key, f"invalid capability {cap!r} (e.g. NET_ADMIN or ALL)", "container")
+        if self.log_opts and not self.log_driver:
+            raise _err("log_opts", "need a log driver", "container")
+        if self.log_driver and not _LOG_DRIVER_RE.match(self.log_driver):
+            raise _err("log_driver", f"invalid log driver {self.log_driver!r}", "container")
+        for name, _ in self.sysctls:
+            if not _SYSCTL_RE.match(name):
+                raise _err("sysctls", f"invalid sysctl name {name!r}", "container")
+        if self.stop_signal and not _SIGNAL_RE.match(self.stop_signal):
+            raise _err("stop_signal", f"invalid signal {self.stop_signal!r} (e.g. SIGQUIT)", "container")
+        if self.shm_size_bytes < 0:
+            raise _err("shm_size", "must not be negative", "container")
+
+    @property
+    def is_default(self) -> bool:
+        return self == ContainerOptions()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical plain form; only options that differ from the default are present."""
+        out: dict[str, Any] = {}
+        default = ContainerOptions()
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == getattr(default, f.name):
+                continue
+            if f.name == "ulimits":
+                out[f.name] = {u.name: {"soft": u.soft, "hard": u.hard} for u in value}
+            elif f.name in ("log_opts", "sysctls"):
+                out[f.name] = dict(value)
+            elif isinstance(value, tuple):
+                out[f.name] = list(value)
+            else:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, prefix: str = "container") -> ContainerOptions:
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{prefix}: expected a mapping", field=prefix)
+        kw: dict[str, Any] = {}
+        for key, value in data.items():
+            name = _ALIASES.get(key, key)
+            if name not in _PARSERS:
+                raise _err(str(key), "unknown container option", prefix)
+            kw[name] = _PARSERS[name](value, str(key), prefix)
+        try:
+            return cls(**kw)
+        except ConfigError as exc:
+            if prefix == "container" or not exc.field:
+                raise
+            field = prefix + exc.field.removeprefix("container")
+            raise ConfigError(exc.message.replace(exc.field, field, 1), field=field) from None
+
+
+def _string(value: Any, key: str, prefix: str) -> str:
+    if not isinstance(value, str):
+        raise _err(key, f"expected a string, got {type(value).__name__}", prefix)
+    return value
+
+
+_ALIASES = {"shm_size": "shm_size_bytes", "log_opt": "log_opts", "hosts": "extra_hosts"}
+_PARSERS: dict[str, Any] = {
+    "hostname": _string,
+    "init": _bool,
+    "cap_add": lambda v, k, p: tuple(c.upper() for c in _strings(v, k, p)),
+    "cap_drop": lambda v, k, p: tuple(c.upper() for c in _strings(v, k, p)),
+    "extra_hosts": _extra_hosts,
+    "log_driver": _string,
+    "log_opts": _pairs,
+    "ulimits": _ulimits,
+    "sysctls": _pairs,
+    "read_only": _bool,
+    "security_opt": _strings,
+    "stop_signal": lambda v, k, p: _string(v, k, p).upper() if isinstance(v, str) else str(v),
+    "shm_size_bytes": parse_size,
+}

@@ -1,0 +1,206 @@
+"""Compose ``deploy``, ``restart`` and ``healthcheck`` -> ServiceSpec dict entries (pure).
+
+Owns the Swarm-flavoured part of a service: replicas and mode, placement (``node.role==manager|worker``
+mapped onto voter|replica), resources, restart policy (and the ``restart`` key when ``deploy.restart_policy``
+is absent), update and rollback configs, endpoint mode and service labels. Writes into the spec dict it
+is given; raises ``ConfigError`` named by the Compose path; reports ignored keys through ``warn``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import ConfigError
+from ..model import HealthSpec, RestartPolicy, UpdateConfig
+from . import keys
+from .values import err, list_, mapping, scalar_text, string
+
+Warn = Callable[[str, str], None]
+
+_ROLE_RE = re.compile(r"^\s*node\.role\s*(==|!=)\s*(manager|worker)\s*$")
+_PLATFORM_RE = re.compile(r"^\s*node\.platform\.(os|arch)\s*(==|!=)\s*(\S+)\s*$")
+_ENGINE_LABEL_RE = re.compile(r"^\s*engine\.labels\.")
+_ROLES = {"manager": "voter", "worker": "replica"}
+
+
+def _nested(build: Callable[[], Any], path: str, renames: Mapping[str, str] | None = None) -> Any:
+    """``build().to_dict()``; an error named ``health.X``/``update.X``/``restart.X`` or ``<path>.X`` is
+    renamed to ``<path>.X`` (with the Compose name of X)."""
+    try:
+        return dict(build().to_dict())
+    except ConfigError as exc:
+        field = exc.field or ""
+        for prefix in (path, "health", "update", "restart"):
+            if field.startswith(prefix + "."):
+                key = field[len(prefix) + 1 :]
+                key = (renames or {}).get(key, key.removesuffix("_s"))
+                message = exc.message.removeprefix(f"{field}: ")
+                raise err(f"{path}.{key}", message) from None
+        raise
+
+
+def constraint(expr: Any, path: str, warn: Warn) -> str | None:
+    """One placement constraint in p2porch's terms; None when it always holds on p2porch."""
+    text = string(expr, path)
+    role = _ROLE_RE.match(text)
+    if role:
+        return f"node.role{role.group(1)}{_ROLES[role.group(2)]}"
+    platform = _PLATFORM_RE.match(text)
+    if platform:
+        attr, op, value = platform.groups()
+        if attr == "os" and value.lower() == "linux":
+            if op == "==":
+                return None
+            raise err(path, f"{text!r}: every p2porch node runs Linux, so no node matches")
+        warn(
+            f"constraint node.platform.{attr}",
+            "p2porch does not record node platforms: the constraint is dropped",
+        )
+        return None
+    if _ENGINE_LABEL_RE.match(text):
+        mapped = _ENGINE_LABEL_RE.sub("node.labels.", text, count=1)
+        warn(
+            "constraint engine.labels",
+            "p2porch has node labels only: engine.labels.KEY is read as node.labels.KEY",
+        )
+        return mapped.strip()
+    return text
+
+
+def _placement(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
+    placement = mapping(value, path, keys.PLACEMENT_KEYS)
+    if "constraints" in placement:
+        constraints = []
+        for i, item in enumerate(list_(placement["constraints"], f"{path}.constraints")):
+            mapped = constraint(item, f"{path}.constraints[{i}]", warn)
+            if mapped is not None:
+                constraints.append(mapped)
+        spec["constraints"] = constraints
+    if "preferences" in placement:
+        prefs = []
+        for i, pref in enumerate(list_(placement["preferences"], f"{path}.preferences")):
+            item = mapping(pref, f"{path}.preferences[{i}]", ("spread",))
+            if "spread" not in item:
+                raise err(f"{path}.preferences[{i}]", "expected spread: node.labels.KEY")
+            prefs.append(f"spread={string(item['spread'], f'{path}.preferences[{i}].spread')}")
+        spec["placement_prefs"] = prefs
+    if "max_replicas_per_node" in placement:
+        spec["max_replicas_per_node"] = placement["max_replicas_per_node"]
+
+
+def _resources(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
+    resources = mapping(value, path, keys.RESOURCES_KEYS)
+    sections = (
+        ("limits", "limit", keys.LIMITS_MAPPED, keys.LIMITS_IGNORED),
+        ("reservations", "reserve", keys.RESERVATIONS_MAPPED, keys.RESERVATIONS_IGNORED),
+    )
+    for section, prefix, mapped, ignored in sections:
+        if section not in resources or resources[section] is None:
+            continue
+        values = mapping(resources[section], f"{path}.{section}", (*mapped, *ignored))
+        for key, reason in ignored.items():
+            if key in values:
+                warn(f"ignoring deploy.resources.{section}.{key}", reason)
+        if "cpus" in values:
+            spec[f"{prefix}_cpu"] = values["cpus"]
+        if "memory" in values:
+            spec[f"{prefix}_memory"] = values["memory"]
+
+
+def _update(value: Any, path: str) -> dict[str, Any]:
+    conf = mapping(value, path, keys.UPDATE_KEYS)
+    return _nested(lambda: UpdateConfig.from_dict(conf, prefix=path), path)
+
+
+def deploy(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
+    conf = mapping(value, path, keys.DEPLOY_MAPPED)
+    if "replicas" in conf:
+        spec["replicas"] = conf["replicas"]
+    if "mode" in conf:
+        mode = conf["mode"]
+        if mode in ("replicated-job", "global-job"):
+            raise err(f"{path}.mode", f"{mode!r}: jobs (tasks that run to completion once) are not supported")
+        spec["mode"] = mode
+    if conf.get("placement") is not None:
+        _placement(conf["placement"], f"{path}.placement", spec, warn)
+    if conf.get("resources") is not None:
+        _resources(conf["resources"], f"{path}.resources", spec, warn)
+    if conf.get("restart_policy") is not None:
+        where = f"{path}.restart_policy"
+        restart = mapping(conf["restart_policy"], where, keys.RESTART_KEYS)
+        spec["restart"] = _nested(lambda: RestartPolicy.from_dict(restart, prefix=where), where)
+    if conf.get("update_config") is not None:
+        spec["update"] = _update(conf["update_config"], f"{path}.update_config")
+    if conf.get("rollback_config") is not None:
+        spec["rollback"] = _update(conf["rollback_config"], f"{path}.rollback_config")
+    if "endpoint_mode" in conf:
+        mode = conf["endpoint_mode"]
+        if mode not in ("vip", "dnsrr"):
+            raise err(f"{path}.endpoint_mode", f"must be vip or dnsrr (got {mode!r})")
+        if mode == "vip":
+            warn(
+                "deploy.endpoint_mode: vip",
+                "recorded, but p2porch has no virtual IPs yet: the name resolves "
+                "to the task addresses (dnsrr)",
+            )
+        spec["endpoint_mode"] = mode
+    if conf.get("labels") is not None:
+        spec["service_labels"] = key_values(conf["labels"], f"{path}.labels")
+
+
+def key_values(value: Any, path: str) -> dict[str, str]:
+    """Labels as a list of ``K=V`` or a mapping -> dict (a key without value is "")."""
+    out: dict[str, str] = {}
+    if isinstance(value, Mapping):
+        pairs = [(k, v, f"{path}.{k}") for k, v in value.items()]
+    else:
+        pairs = []
+        for i, item in enumerate(list_(value, path)):
+            key, _, val = string(item, f"{path}[{i}]").partition("=")
+            pairs.append((key, val, f"{path}[{i}]"))
+    for key, val, where in pairs:
+        if not isinstance(key, str) or not key.strip() or any(c.isspace() for c in key):
+            raise err(where, f"invalid key {key!r}")
+        out[key] = "" if val is None else scalar_text(val, where)
+    return out
+
+
+def restart(value: Any, path: str) -> dict[str, Any]:
+    """``restart: no|always|unless-stopped|on-failure[:N]`` -> a restart policy dict."""
+    text = scalar_text(value, path).strip()
+    name, _, count = text.partition(":")
+    if name in ("no", "") and not count:
+        return RestartPolicy(condition="none").to_dict()
+    if name in ("always", "unless-stopped") and not count:
+        return RestartPolicy(condition="any").to_dict()
+    if name == "on-failure":
+        attempts = 0
+        if count:
+            if not count.isdigit():
+                raise err(path, f"{text!r}: expected on-failure[:MAX_RETRIES]")
+            attempts = int(count)
+        return RestartPolicy(condition="on-failure", max_attempts=attempts).to_dict()
+    raise err(path, f"{text!r}: expected no, always, unless-stopped or on-failure[:N]")
+
+
+_HEALTH_RENAMES = {"cmd": "test"}
+
+
+def healthcheck(value: Any, path: str, warn: Warn) -> dict[str, Any] | None:
+    """A health check dict, or None when the image's HEALTHCHECK applies (no ``test`` given)."""
+    conf = mapping(value, path, keys.HEALTH_KEYS)
+    disable = conf.get("disable", False)
+    if not isinstance(disable, bool):
+        raise err(f"{path}.disable", "expected true or false")
+    if disable:
+        return HealthSpec(test=("NONE",)).to_dict()
+    if "test" not in conf:
+        warn("healthcheck without test", "the image's HEALTHCHECK is used, with its own timings")
+        return None
+    test = conf["test"]
+    if isinstance(test, list) and test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+        raise err(f"{path}.test", "a list must start with CMD, CMD-SHELL or NONE")
+    data = {k: v for k, v in conf.items() if k != "disable" and not k.startswith("x-")}
+    return _nested(lambda: HealthSpec.from_dict(data, prefix=path), path, _HEALTH_RENAMES)

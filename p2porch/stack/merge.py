@@ -1,0 +1,161 @@
+"""Compose merge rules: several files (and ``extends``) into one model (pure).
+
+Owns the rules of the Compose specification's "Merge and override" chapter: mappings merge key by key,
+sequences append, ``command``/``entrypoint``/``healthcheck.test`` are replaced, ``ports``, ``volumes``,
+``secrets`` and ``configs`` merge by their unique key (target; ports by ip/target/published/protocol),
+``environment``/``labels``/... merge by variable whatever their syntax, ``!reset`` removes and
+``!override`` replaces. Values are never mutated: merging builds new containers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .yamlsafe import RESET, Override, Reset
+
+#: service keys whose list or ``K=V`` forms are turned into mappings before merging
+_KEYED_LISTS = ("environment", "labels", "sysctls", "annotations")
+#: keys whose value replaces the earlier one instead of appending
+_REPLACED = ("command", "entrypoint", "test")
+#: sequences merged by a unique key
+_UNIQUE = ("ports", "volumes", "secrets", "configs")
+
+
+def key_value_map(value: Any, separator: str = "=") -> Any:
+    """``["K=V", "K2"]`` -> ``{"K": "V", "K2": None}``; a mapping or anything else is returned as is."""
+    if not isinstance(value, list):
+        return value
+    out: dict[str, Any] = {}
+    for item in value:
+        if not isinstance(item, str):
+            return value  # left for validation to report
+        key, sep, val = item.partition(separator)
+        out[key] = val if sep else None
+    return out
+
+
+def _depends_map(value: Any) -> Any:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return {name: {"condition": "service_started"} for name in value}
+    return value
+
+
+def _networks_map(value: Any) -> Any:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return {name: None for name in value}
+    return value
+
+
+def normalize_service(conf: Any) -> Any:
+    """The forms of a service definition that merge by key (list syntaxes turned into mappings)."""
+    if not isinstance(conf, Mapping):
+        return conf
+    out = dict(conf)
+    for key in _KEYED_LISTS:
+        if key in out:
+            out[key] = key_value_map(out[key])
+    if "depends_on" in out:
+        out["depends_on"] = _depends_map(out["depends_on"])
+    if "networks" in out:
+        out["networks"] = _networks_map(out["networks"])
+    if "env_file" in out and isinstance(out["env_file"], str):
+        out["env_file"] = [out["env_file"]]
+    deploy = out.get("deploy")
+    if isinstance(deploy, Mapping) and "labels" in deploy:
+        out["deploy"] = {**deploy, "labels": key_value_map(deploy["labels"])}
+    return out
+
+
+def _unique_key(name: str, item: Any) -> Any:
+    """The identity of one entry of ports/volumes/secrets/configs (unhashable entries: their repr)."""
+    if name == "ports":
+        if isinstance(item, Mapping):
+            return (
+                "map",
+                str(item.get("host_ip", "")),
+                str(item.get("target")),
+                str(item.get("published", "")),
+                str(item.get("protocol", "tcp")),
+            )
+        return ("str", str(item))
+    if name == "volumes":
+        if isinstance(item, Mapping):
+            return str(item.get("target"))
+        if isinstance(item, str):
+            parts = item.split(":")
+            return parts[1] if len(parts) > 1 else parts[0]
+    if name in ("secrets", "configs"):
+        if isinstance(item, Mapping):
+            return str(item.get("target") or item.get("source"))
+        return str(item)
+    return repr(item)
+
+
+def _merge_unique(name: str, base: list[Any], override: list[Any]) -> list[Any]:
+    merged: dict[Any, Any] = {}
+    for item in [*base, *override]:
+        key = _unique_key(name, item)
+        previous = merged.get(key)
+        if isinstance(previous, Mapping) and isinstance(item, Mapping):
+            merged[key] = merge_values(previous, item, name)
+        else:
+            merged.pop(key, None)  # re-insert: the later file's entry comes last
+            merged[key] = item
+    return list(merged.values())
+
+
+def merge_values(base: Any, override: Any, key: str = "") -> Any:
+    """``override`` merged onto ``base`` under the rules above (``key`` is the last path segment)."""
+    if isinstance(override, Override):
+        return override.value
+    if isinstance(override, Reset):
+        return RESET
+    if isinstance(base, Mapping) and isinstance(override, Mapping):
+        out = dict(base)
+        for k, v in override.items():
+            out[k] = merge_values(out[k], v, str(k)) if k in out else v
+        return out
+    if isinstance(base, list) and isinstance(override, list):
+        if key in _REPLACED:
+            return list(override)
+        if key in _UNIQUE:
+            return _merge_unique(key, base, override)
+        out_list = list(base)
+        for item in override:
+            if item not in out_list:
+                out_list.append(item)
+        return out_list
+    return override
+
+
+def merge_documents(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Two whole Compose documents (services normalised first so list syntaxes merge by key)."""
+    out = dict(base)
+    for key, value in override.items():
+        if key == "services" and isinstance(value, Mapping) and not isinstance(out.get(key), Mapping):
+            out[key] = {name: normalize_service(conf) for name, conf in value.items()}
+        elif key == "services" and isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            services = dict(out[key])
+            for name, conf in value.items():
+                conf = normalize_service(conf)
+                services[name] = (
+                    merge_values(normalize_service(services[name]), conf, name) if name in services else conf
+                )
+            out[key] = services
+        elif key in out:
+            out[key] = merge_values(out[key], value, key)
+        else:
+            out[key] = value
+    return out
+
+
+def strip_markers(value: Any) -> Any:
+    """The model without ``!reset`` keys and entries, and with ``!override`` values unwrapped."""
+    if isinstance(value, Override):
+        return strip_markers(value.value)
+    if isinstance(value, Mapping):
+        return {k: strip_markers(v) for k, v in value.items() if not isinstance(v, Reset)}
+    if isinstance(value, list):
+        return [strip_markers(v) for v in value if not isinstance(v, Reset)]
+    return value

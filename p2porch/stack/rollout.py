@@ -1,0 +1,65 @@
+"""The order a stack is deployed in: waves given by ``depends_on`` and when a dependency is ready (pure).
+
+Owns Compose's start order for a stack: a service is created after the services it depends on, and, when
+the condition is ``service_healthy``, only once they are healthy (``service_started``: running;
+``service_completed_successfully``: exited 0). The CLI
+sends one deploy request per wave (each carrying every service of the earlier waves, so nothing is
+pruned half-way) and waits between waves with :func:`dependency_ready`. No I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .compose import StackDefinition, StackService
+
+
+@dataclass(frozen=True)
+class Wave:
+    """Services to send (every service up to this wave) and the ``(service name, condition)`` pairs that
+    must hold before sending it."""
+
+    services: tuple[StackService, ...]
+    wait_for: tuple[tuple[str, str], ...]
+
+
+def deploy_waves(definition: StackDefinition) -> list[Wave]:
+    """One wave per dependency level; a stack without ``depends_on`` is one wave."""
+    by_short = {s.short_name: s for s in definition.services}
+    level: dict[str, int] = {}
+    for service in definition.services:  # dependencies first (load_stack's order)
+        deps = [d for d in service.depends_on if d.service in by_short]
+        level[service.short_name] = 1 + max((level[d.service] for d in deps), default=-1)
+    waves: list[Wave] = []
+    for current in range(max(level.values(), default=0) + 1):
+        services = tuple(s for s in definition.services if level[s.short_name] <= current)
+        waits: dict[str, str] = {}
+        for service in definition.services:
+            if level[service.short_name] != current:
+                continue
+            for dep in service.depends_on:
+                if dep.service in by_short:
+                    name = by_short[dep.service].name
+                    if waits.get(name) != "service_healthy":
+                        waits[name] = dep.condition
+        waves.append(Wave(services, tuple(sorted(waits.items()))))
+    return waves
+
+
+def dependency_ready(service: str, condition: str, tasks: Sequence[Mapping[str, Any]], replicas: int) -> bool:
+    """Whether ``service``'s tasks (``stack ps`` rows, history included) satisfy ``condition``.
+
+    ``service_started``: at least one task runs (or the service has no replicas); ``service_healthy``:
+    ``replicas`` tasks run and none is unhealthy or still starting its health check;
+    ``service_completed_successfully``: ``replicas`` tasks exited with code 0 (state ``complete``)."""
+    if replicas == 0:
+        return True
+    own = [t for t in tasks if t.get("service") == service]
+    if condition == "service_completed_successfully":
+        return sum(1 for t in own if t.get("state") == "complete") >= replicas
+    running = [t for t in own if t.get("desired_state") == "running" and t.get("state") == "running"]
+    if condition == "service_healthy":
+        return len(running) >= replicas and all(t.get("health") in ("", "healthy", None) for t in running)
+    return bool(running)

@@ -1,0 +1,445 @@
+"""One resolved Compose service -> a canonical ServiceSpec dict, collecting every problem (pure).
+
+Owns the per-key mapping of ``services.<name>`` (docs/stack.md has the table): each key is handled on
+its own so one run reports every bad key; ignored keys are reported once through ``ignored``. The spec is
+validated by ``ServiceSpec.from_dict`` (the one entry point of the spec model) and its errors are
+renamed to the Compose path. ``env_file`` contents come through the caller's ``read_file``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from ..model import ServiceSpec
+from ..model.container_opts import ContainerOptions
+from . import deploy as deploy_keys
+from . import keys
+from .interpolate import parse_dotenv
+from .names import RESERVED_LABEL_PREFIX, service_name, stack_labels
+from .ports_volumes import TopVolume, ports, tmpfs_mounts, volume
+from .problems import Problems
+from .resolve import ReadFile
+from .values import any_mapping, boolean, err, list_, mapping, scalar_text, string, string_list, words
+
+# ServiceSpec field (first segment of a ConfigError field) -> where it comes from in a Compose service
+_COMPOSE_PATH_OF_FIELD = {
+    "image": "image",
+    "entrypoint": "entrypoint",
+    "command": "command",
+    "user": "user",
+    "workdir": "working_dir",
+    "env": "environment",
+    "labels": "labels",
+    "mode": "deploy.mode",
+    "replicas": "deploy.replicas",
+    "constraints": "deploy.placement.constraints",
+    "placement_preferences": "deploy.placement.preferences",
+    "placement_prefs": "deploy.placement.preferences",
+    "max_replicas_per_node": "deploy.placement.max_replicas_per_node",
+    "reserve_cpu": "deploy.resources.reservations.cpus",
+    "reserve_memory": "deploy.resources.reservations.memory",
+    "limit_cpu": "deploy.resources.limits.cpus",
+    "limit_memory": "deploy.resources.limits.memory",
+    "mounts": "volumes",
+    "publish": "ports",
+    "health": "healthcheck",
+    "restart": "deploy.restart_policy",
+    "update": "deploy.update_config",
+    "rollback": "deploy.rollback_config",
+    "stop_grace_period": "stop_grace_period",
+    "service_labels": "deploy.labels",
+    "endpoint_mode": "deploy.endpoint_mode",
+}
+_CONTAINER_KEYS = {
+    "shm_size_bytes": "shm_size",
+    "log_driver": "logging.driver",
+    "log_opts": "logging.options",
+}
+_EXPOSE_RE = re.compile(r"^[0-9]{1,5}(?:-[0-9]{1,5})?(?:/(?:tcp|udp|sctp))?$")
+_DIRECT_CONTAINER_KEYS = (
+    "hostname", "init", "cap_add", "cap_drop", "extra_hosts", "ulimits", "sysctls", "shm_size",
+    "read_only", "security_opt", "stop_signal",
+)  # fmt: skip
+
+
+def compose_field(service_path: str, fieldname: str | None) -> str:
+    """Translate a ServiceSpec error field (``update.order``, ``publish[1]``) to a Compose path."""
+    if not fieldname:
+        return service_path
+    if fieldname.startswith("services."):
+        return fieldname
+    if fieldname.startswith("container."):
+        rest = fieldname[len("container.") :]
+        head, sep, tail = rest.partition(".")
+        return f"{service_path}.{_CONTAINER_KEYS.get(head, head)}{sep}{tail}"
+    m = re.match(r"^([a-z_]+)(.*)$", fieldname)
+    if m is None or m.group(1) not in _COMPOSE_PATH_OF_FIELD:
+        return service_path
+    rest = m.group(2)
+    if m.group(1) in ("health", "restart", "update", "rollback") and rest.startswith("."):
+        rest = rest.removesuffix("_s")
+        if m.group(1) == "health":
+            rest = rest.replace(".cmd", ".test")
+    return f"{service_path}.{_COMPOSE_PATH_OF_FIELD[m.group(1)]}{rest}"
+
+
+@dataclass
+class StackContext:
+    """What every service of a stack is mapped against."""
+
+    stack: str
+    volumes: Mapping[str, TopVolume]
+    networks: set[str]
+    secrets: set[str]
+    configs: set[str]
+    services: set[str]  # every service of the model (after profiles)
+    skipped: set[str]  # services dropped by inactive profiles
+    environ: Mapping[str, str]
+    read_file: ReadFile | None
+    problems: Problems
+    env_files_read: list[str] = field(default_factory=list)
+    uses_secrets: dict[str, list[str]] = field(default_factory=dict)  # "secrets"|"configs" -> services
+    #: (verb, key, reason) -> services it applies to, for one warning line per key
+    notices: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
+
+    def ignored(self, key: str, short: str, reason: str) -> None:
+        """``key`` of service ``short`` is accepted and ignored, for ``reason``."""
+        users = self.notices.setdefault(("ignoring", key, reason), [])
+        if short not in users:
+            users.append(short)
+
+    def note(self, key: str, short: str, text: str) -> None:
+        """``key`` of service ``short`` is applied with a difference the user should know."""
+        users = self.notices.setdefault(("", key, text), [])
+        if short not in users:
+            users.append(short)
+
+    def flush_notices(self) -> None:
+        """One warning line per key, naming the services it concerns."""
+        for (verb, key, reason), users in self.notices.items():
+            label = "service" if len(users) == 1 else "services"
+            head = f"{verb} {key}" if verb else key
+            self.problems.warn(f"{head} ({label} {', '.join(users)}): {reason}")
+        self.notices.clear()
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """``depends_on`` entry of a service."""
+
+    service: str
+    condition: str = "service_started"
+    required: bool = True
+
+
+def _environment(value: Any, path: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """``environment`` (mapping after merge normalisation, or list); a key without value comes from the
+    CLI's environment (and is left out when unset there), as Compose does."""
+    out: dict[str, str] = {}
+    items = list(any_mapping(value, path).items()) if isinstance(value, Mapping) else None
+    if items is None:
+        items = []
+        for i, item in enumerate(list_(value, path)):
+            key, sep, val = string(item, f"{path}[{i}]").partition("=")
+            items.append((key, val if sep else None))
+    for key, item in items:
+        where = f"{path}.{key}"
+        if not key or "=" in key or any(c.isspace() for c in key):
+            raise err(where, f"invalid variable name {key!r}")
+        if item is None:
+            if key in environ:
+                out[key] = environ[key]
+            continue
+        out[key] = scalar_text(item, where)
+    return out
+
+
+def _env_files(value: Any, path: str, ctx: StackContext) -> dict[str, str]:
+    entries = [value] if isinstance(value, str) else list_(value, path)
+    out: dict[str, str] = {}
+    for i, entry in enumerate(entries):
+        where = path if isinstance(value, str) else f"{path}[{i}]"
+        required, raw = True, False
+        if isinstance(entry, Mapping):
+            entry = mapping(entry, where, keys.ENV_FILE_KEYS)
+            if "path" not in entry:
+                raise err(f"{where}.path", "is required")
+            required = boolean(entry.get("required", True), f"{where}.required")
+            raw = entry.get("format") == "raw"
+            entry = entry["path"]
+        filename = string(entry, where)
+        if ctx.read_file is None:
+            raise err(where, f"cannot read {filename!r}: no files were given with the Compose file")
+        try:
+            text = ctx.read_file(filename)
+        except ConfigError as exc:
+            raise err(where, exc.message) from None
+        except (OSError, KeyError) as exc:
+            if not required:
+                continue
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not found"
+            raise err(where, f"cannot read {filename!r}: {reason}") from None
+        if filename not in ctx.env_files_read:
+            ctx.env_files_read.append(filename)
+        try:
+            out.update(parse_dotenv(text, filename, ctx.environ, interpolate_values=not raw))
+        except ConfigError as exc:
+            raise err(where, exc.message) from None
+    return out
+
+
+def _labels(value: Any, path: str) -> dict[str, str]:
+    labels = deploy_keys.key_values(value, path)
+    for key in labels:
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            raise err(f"{path}.{key}", f"label keys starting with {RESERVED_LABEL_PREFIX!r} are reserved")
+    return labels
+
+
+def _depends_on(value: Any, path: str, ctx: StackContext, short: str) -> list[Dependency]:
+    entries: list[tuple[str, Any]]
+    if isinstance(value, Mapping):
+        entries = list(value.items())
+    else:
+        entries = [(string(n, f"{path}[{i}]"), None) for i, n in enumerate(list_(value, path))]
+    out = []
+    for name, conf in entries:
+        where = f"{path}.{name}"
+        conf = {} if conf is None else mapping(conf, where, keys.DEPENDS_KEYS)
+        condition = conf.get("condition", "service_started")
+        if condition not in keys.DEPENDS_CONDITIONS:
+            raise err(f"{where}.condition", f"must be one of {', '.join(keys.DEPENDS_CONDITIONS)}")
+        required = boolean(conf.get("required", True), f"{where}.required")
+        if "restart" in conf:
+            ctx.ignored(
+                "depends_on restart", short, "dependents are not restarted when a dependency restarts"
+            )
+        if name == short:
+            raise err(where, "a service cannot depend on itself")
+        if name not in ctx.services:
+            if name in ctx.skipped or not required:
+                ctx.problems.warn(
+                    f"{path}: {name!r} is not deployed (profile not active or not required): not waited for"
+                )
+                continue
+            raise err(where, f"service {name!r} is not defined")
+        out.append(Dependency(name, condition, required))
+    return out
+
+
+def _networks(value: Any, path: str, declared: set[str]) -> None:
+    """Validated; the flattening onto one network is warned about once for the stack."""
+    if isinstance(value, Mapping):
+        names = list(value)
+        for name, conf in value.items():
+            if conf is not None:
+                mapping(conf, f"{path}.{name}", keys.SERVICE_NETWORK_KEYS)
+    else:
+        names = [string(n, f"{path}[{i}]") for i, n in enumerate(list_(value, path))]
+    for name in names:
+        if name != "default" and name not in declared:
+            raise err(f"{path}.{name}", "network is not declared in the top-level networks")
+
+
+def _file_refs(value: Any, path: str, declared: set[str], section: str) -> None:
+    for i, item in enumerate(list_(value, path)):
+        where = f"{path}[{i}]"
+        if isinstance(item, Mapping):
+            conf = mapping(item, where, keys.SERVICE_FILE_REF_KEYS)
+            if "source" not in conf:
+                raise err(f"{where}.source", "is required")
+            name = string(conf["source"], f"{where}.source")
+            if "target" in conf:
+                string(conf["target"], f"{where}.target")
+            for key in ("uid", "gid"):
+                if key in conf:
+                    scalar_text(conf[key], f"{where}.{key}")
+            if "mode" in conf and (isinstance(conf["mode"], bool) or not isinstance(conf["mode"], int | str)):
+                raise err(f"{where}.mode", "expected a file mode such as 0440")
+        else:
+            name = string(item, where)
+        if name not in declared:
+            raise err(where, f"{section[:-1]} {name!r} is not declared in the top-level {section}")
+
+
+def _expose(value: Any, path: str) -> None:
+    for i, item in enumerate(list_(value, path)):
+        text = scalar_text(item, f"{path}[{i}]")
+        if not _EXPOSE_RE.match(text):
+            raise err(f"{path}[{i}]", f"invalid port {text!r} (PORT[-PORT][/PROTO])")
+
+
+def _logging(value: Any, path: str, container: dict[str, Any]) -> None:
+    conf = mapping(value, path, keys.LOGGING_KEYS)
+    if conf.get("driver") is not None:
+        container["log_driver"] = string(conf["driver"], f"{path}.driver")
+    options = conf.get("options")
+    if options:
+        opts = any_mapping(options, f"{path}.options")
+        container["log_opts"] = {k: scalar_text(v, f"{path}.options.{k}") for k, v in opts.items()}
+        container.setdefault("log_driver", "json-file")
+
+
+def _entries(conf: Mapping[str, Any], key: str, path: str, problems: Problems) -> list[Any]:
+    value = conf.get(key)
+    if value is None:
+        return []
+    with problems.check():
+        return list_(value, f"{path}.{key}")
+    return []
+
+
+def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any] | None, list[Dependency]]:
+    """The canonical spec dict of one service (None when it has errors) and its dependencies."""
+    path = f"services.{short}"
+    problems = ctx.problems
+    before = len(problems.errors)
+    try:
+        name = service_name(ctx.stack, short, fieldname=path)
+        conf = mapping(conf if conf is not None else {}, path, (*keys.SERVICE_MAPPED, *keys.SERVICE_IGNORED))
+    except ConfigError as exc:
+        problems.add(exc)
+        return None, []
+    for key, reason in keys.SERVICE_IGNORED.items():
+        if key in conf:
+            ctx.ignored(key, short, reason)
+    spec: dict[str, Any] = {"name": name}
+    container: dict[str, Any] = {}
+    deps: list[Dependency] = []
+
+    def warn(key: str, reason: str) -> None:
+        ctx.note(key, short, reason)
+
+    with problems.check():
+        if "image" in conf:
+            spec["image"] = string(conf["image"], f"{path}.image")
+            if "build" in conf:
+                ctx.ignored(
+                    "build", short, "images are never built on deploy: the image named in image: is pulled"
+                )
+        elif "build" in conf:
+            raise err(
+                f"{path}.build",
+                "building images is not supported: build and push the image, then name it in image:",
+            )
+        else:
+            raise err(f"{path}.image", "is required")
+    for key in ("command", "entrypoint"):
+        if key in conf:
+            with problems.check():
+                spec[key] = words(conf[key], f"{path}.{key}")
+    env: dict[str, str] = {}
+    with problems.check():
+        if "env_file" in conf:
+            env.update(_env_files(conf["env_file"], f"{path}.env_file", ctx))
+    with problems.check():
+        if "environment" in conf:
+            env.update(_environment(conf["environment"], f"{path}.environment", ctx.environ))
+    spec["env"] = env
+    labels: dict[str, str] = {}
+    with problems.check():
+        if conf.get("labels") is not None:
+            labels = _labels(conf["labels"], f"{path}.labels")
+    spec["labels"] = {**labels, **stack_labels(ctx.stack, short)}
+    publish: list[dict[str, Any]] = []
+    for i, item in enumerate(_entries(conf, "ports", path, problems)):
+        with problems.check():
+            publish.extend(ports(item, f"{path}.ports[{i}]", warn))
+    if publish:
+        spec["publish"] = publish
+    mounts: list[dict[str, Any]] = []
+    for i, item in enumerate(_entries(conf, "volumes", path, problems)):
+        with problems.check():
+            mounts.append(volume(item, f"{path}.volumes[{i}]", ctx.volumes, warn))
+    with problems.check():
+        if conf.get("tmpfs"):
+            mounts.extend(tmpfs_mounts(conf["tmpfs"], f"{path}.tmpfs"))
+    if mounts:
+        spec["mounts"] = mounts
+    with problems.check():
+        if conf.get("healthcheck") is not None:
+            health = deploy_keys.healthcheck(conf["healthcheck"], f"{path}.healthcheck", warn)
+            if health is not None:
+                spec["health"] = health
+    with problems.check():
+        if conf.get("networks") is not None:
+            _networks(conf["networks"], f"{path}.networks", ctx.networks)
+    with problems.check():
+        if "user" in conf:
+            spec["user"] = scalar_text(conf["user"], f"{path}.user")
+    with problems.check():
+        if "working_dir" in conf:
+            spec["workdir"] = string(conf["working_dir"], f"{path}.working_dir")
+    if "stop_grace_period" in conf:
+        spec["stop_grace_period"] = conf["stop_grace_period"]
+    with problems.check():
+        if conf.get("deploy") is not None:
+            deploy_keys.deploy(conf["deploy"], f"{path}.deploy", spec, warn)
+    with problems.check():
+        if "restart" in conf and "restart" not in spec:
+            spec["restart"] = deploy_keys.restart(conf["restart"], f"{path}.restart")
+    for key, target in (
+        ("cpus", "limit_cpu"),
+        ("mem_limit", "limit_memory"),
+        ("mem_reservation", "reserve_memory"),
+    ):
+        if key in conf and target not in spec:
+            spec[target] = conf[key]
+    if "scale" in conf and "replicas" not in spec:
+        spec["replicas"] = conf["scale"]
+    with problems.check():
+        if conf.get("depends_on") is not None:
+            deps = _depends_on(conf["depends_on"], f"{path}.depends_on", ctx, short)
+    with problems.check():
+        if conf.get("logging") is not None:
+            _logging(conf["logging"], f"{path}.logging", container)
+    with problems.check():
+        if conf.get("expose") is not None:
+            _expose(conf["expose"], f"{path}.expose")
+    with problems.check():
+        if conf.get("profiles") is not None:
+            string_list(conf["profiles"], f"{path}.profiles")
+    if "container_name" in conf:
+        ctx.ignored(
+            "container_name",
+            short,
+            "task containers are named by p2porch (docker stack deploy ignores it too)",
+        )
+    for section, declared in (("secrets", ctx.secrets), ("configs", ctx.configs)):
+        if conf.get(section):
+            with problems.check():
+                _file_refs(conf[section], f"{path}.{section}", declared, section)
+            ctx.uses_secrets.setdefault(section, []).append(short)
+    for key in _DIRECT_CONTAINER_KEYS:
+        if conf.get(key) is not None:
+            container[key] = conf[key]
+    if container:
+        spec["container"] = container
+        try:
+            ContainerOptions.from_dict(container)
+        except ConfigError as exc:
+            problems.error(compose_field(path, exc.field), exc.message.removeprefix(f"{exc.field}: "))
+    if len(problems.errors) > before:
+        return None, deps
+    try:
+        result = ServiceSpec.from_dict(spec).to_dict()
+        published = [p for p in result["publish"] if p["published"] is not None]
+        if published and result["mode"] == "replicated" and result["replicas"] > 1:
+            ctx.note(
+                "ports with several replicas",
+                short,
+                "a published port is bound on the node running each task (no routing mesh yet): at most "
+                "one task per node can run, the others stay pending until there are enough nodes",
+            )
+        return result, deps
+    except ConfigError as exc:  # from ServiceSpec.from_dict
+        where = compose_field(path, exc.field)
+        message = exc.message
+        if exc.field and message.startswith(f"{exc.field}: "):
+            message = message[len(exc.field) + 2 :]
+        problems.error(where, message)
+        return None, deps

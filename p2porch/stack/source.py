@@ -1,0 +1,97 @@
+"""Reading a stack's files on the CLI's machine (shell: file I/O only).
+
+Owns turning ``-c FILE...``, ``--env-file`` and the CLI's environment into what ``load_stack`` needs:
+the Compose files' texts and directories, the interpolation environment (the ``.env`` beside the first
+file, or ``--env-file``, under the process environment, as Compose does), the active profiles
+(``--profile`` and ``COMPOSE_PROFILES``) and a reader for the files they name (``env_file``, ``extends``).
+Every file is read with a size limit and strict UTF-8; an encoding problem is a ``ConfigError`` naming
+the file and the line. It never talks to a daemon.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from .compose import StackDefinition, load_stack
+from .interpolate import parse_dotenv
+from .resolve import ComposeFile
+from .yamlsafe import MAX_TEXT_BYTES
+
+
+def read_text(path: str, what: str = "file") -> str:
+    """A file's text: at most MAX_TEXT_BYTES, UTF-8 (a BOM is skipped); errors name the file and line.
+
+    Raises OSError when the file cannot be opened (the caller says which key named it)."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_TEXT_BYTES + 1)
+    if len(data) > MAX_TEXT_BYTES:
+        raise ConfigError(f"{path}: the {what} is larger than {MAX_TEXT_BYTES} bytes")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path} line {line}: the {what} is not valid UTF-8 "
+            f"(byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
+@dataclass(frozen=True)
+class StackSource:
+    """Everything a stack load needs from the CLI's machine."""
+
+    files: tuple[ComposeFile, ...]
+    environ: Mapping[str, str]
+    profiles: tuple[str, ...]
+
+    def load(self, stack: str) -> StackDefinition:
+        """The validated stack (raises ComposeError listing every problem)."""
+
+        def read_file(path: str) -> str:
+            return read_text(path)
+
+        return load_stack(stack, self.files, read_file, environ=self.environ, profiles=self.profiles)
+
+
+def stack_source(
+    paths: Sequence[str],
+    env_file: str | None = None,
+    profiles: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> StackSource:
+    """Read ``paths`` (``-`` is not supported: name files), the env file and the profiles.
+
+    Raises ConfigError(field="-c"/"--env-file") for a file that cannot be read."""
+    environ = dict(os.environ if environ is None else environ)
+    files = []
+    for path in paths:
+        try:
+            text = read_text(path, "Compose file")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigError(f"-c {path}: cannot read the Compose file: {reason}", field="-c") from None
+        except ConfigError as exc:
+            raise ConfigError(exc.message, field="-c") from None
+        files.append(ComposeFile(path, text, os.path.dirname(os.path.abspath(path))))
+    if not files:
+        raise ConfigError("-c: at least one Compose file is required", field="-c")
+    dotenv_path = env_file or os.path.join(files[0].base_dir, ".env")
+    dotenv: dict[str, str] = {}
+    try:
+        dotenv = parse_dotenv(read_text(dotenv_path, "env file"), dotenv_path, environ)
+    except FileNotFoundError:
+        if env_file is not None:
+            raise ConfigError(f"--env-file {env_file}: no such file", field="--env-file") from None
+    except IsADirectoryError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"{dotenv_path}: cannot read: {exc.strerror or exc}", field="--env-file") from None
+    except ConfigError as exc:
+        raise ConfigError(exc.message, field="--env-file") from None
+    merged = {**dotenv, **environ}  # the process environment wins over .env, as in Compose
+    active = [p for p in profiles if p]
+    active += [p.strip() for p in merged.get("COMPOSE_PROFILES", "").split(",") if p.strip()]
+    return StackSource(tuple(files), merged, tuple(dict.fromkeys(active)))

@@ -1,0 +1,108 @@
+"""Small typed readers of Compose values, raising ``ConfigError`` named by the Compose path (pure)."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import ConfigError
+
+
+def err(path: str, message: str) -> ConfigError:
+    return ConfigError(f"{path}: {message}", field=path)
+
+
+def kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def mapping(value: Any, path: str, allowed: Sequence[str], *, extensions: bool = True) -> Mapping[str, Any]:
+    """``value`` as a mapping whose keys are all in ``allowed`` (and ``x-*`` if ``extensions``)."""
+    if not isinstance(value, Mapping):
+        raise err(path or "compose", f"expected a mapping, got {kind(value)}")
+    for key in value:
+        if not isinstance(key, str):
+            raise err(path, f"key {key!r} must be a string")
+        if key in allowed or (extensions and key.startswith("x-")):
+            continue
+        raise err(f"{path}.{key}" if path else key, "unknown key")
+    return value
+
+
+def any_mapping(value: Any, path: str) -> Mapping[str, Any]:
+    """A mapping with string keys, any of them."""
+    if not isinstance(value, Mapping):
+        raise err(path, f"expected a mapping, got {kind(value)}")
+    for key in value:
+        if not isinstance(key, str):
+            raise err(path, f"key {key!r} must be a string")
+    return value
+
+
+def list_(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise err(path, f"expected a list, got {kind(value)}")
+    return list(value)
+
+
+def string(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise err(path, f"expected a string, got {kind(value)}")
+    return value
+
+
+def scalar_text(value: Any, path: str) -> str:
+    """A YAML scalar as the string Compose would use (``true`` -> "true", ``3`` -> "3")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    raise err(path, f"expected a string or number, got {kind(value)}")
+
+
+def boolean(value: Any, path: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise err(path, f"expected true or false, got {kind(value)}")
+
+
+def words(value: Any, path: str) -> list[str]:
+    """``command``/``entrypoint``: a string is split like a shell would; a list is taken as is."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise err(path, f"cannot split {value!r} into words: {exc}") from None
+    out = []
+    for i, item in enumerate(list_(value, path)):
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise err(f"{path}[{i}]", f"expected a string, got {kind(item)}")
+        out.append(str(item))
+    return out
+
+
+def string_list(value: Any, path: str) -> list[str]:
+    """A string or a list of strings/numbers -> list of strings."""
+    if isinstance(value, str):
+        return [value]
+    out = []
+    for i, item in enumerate(list_(value, path)):
+        out.append(scalar_text(item, f"{path}[{i}]"))
+    return out

@@ -1,0 +1,188 @@
+"""The engine options added for Compose fidelity (issue 15): spec round trip, template hash, agent kwargs."""
+
+from __future__ import annotations
+
+import pytest
+
+from p2porch.agent.dockerspec import create_kwargs
+from p2porch.errors import ConfigError
+from p2porch.member.views import task_assignment
+from p2porch.model import ServiceSpec, parse_mount, parse_port
+from p2porch.model.container_opts import ContainerOptions
+
+
+class _Task:
+    task_id, service_id, slot, desired_state, state, spec_version = "t1", "s1", 1, "running", "assigned", 1
+
+
+FULL = {
+    "hostname": "db-host",
+    "init": True,
+    "cap_add": ["net_admin"],
+    "cap_drop": ["ALL"],
+    "extra_hosts": ["gw:10.0.0.1", "v6=::1"],
+    "log_driver": "json-file",
+    "log_opts": {"max-size": "10m", "max-file": 3},
+    "ulimits": {"nofile": {"soft": 1024, "hard": 2048}, "nproc": 512},
+    "sysctls": ["net.core.somaxconn=1024"],
+    "read_only": True,
+    "security_opt": ["no-new-privileges:true"],
+    "stop_signal": "sigquit",
+    "shm_size": "64M",
+}
+
+
+def test_container_options_round_trip_and_reach_container_create():
+    spec = ServiceSpec.from_dict(
+        {"name": "db", "image": "x", "user": "999:999", "workdir": "/srv", "container": FULL}
+    )
+    assert ServiceSpec.from_dict(spec.to_dict()) == spec
+    assert spec.container.cap_add == ("NET_ADMIN",)
+    assert spec.container.shm_size_bytes == 64 * 1024**2
+    kwargs = create_kwargs(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
+    assert kwargs["user"] == "999:999" and kwargs["working_dir"] == "/srv"
+    assert kwargs["hostname"] == "db-host" and kwargs["init"] is True and kwargs["read_only"] is True
+    assert kwargs["cap_add"] == ["NET_ADMIN"] and kwargs["cap_drop"] == ["ALL"]
+    assert kwargs["extra_hosts"] == {"gw": "10.0.0.1", "v6": "::1"}
+    assert kwargs["log_config"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}
+    assert {"Name": "nofile", "Soft": 1024, "Hard": 2048} in kwargs["ulimits"]
+    assert {"Name": "nproc", "Soft": 512, "Hard": 512} in kwargs["ulimits"]
+    assert kwargs["sysctls"] == {"net.core.somaxconn": "1024"}
+    assert kwargs["security_opt"] == ["no-new-privileges:true"]
+    assert kwargs["stop_signal"] == "SIGQUIT" and kwargs["shm_size"] == 64 * 1024**2
+
+
+def test_default_options_leave_the_template_hash_of_older_specs_alone():
+    plain = ServiceSpec.from_dict({"name": "web", "image": "x"})
+    assert "container" not in plain.template_dict()
+    assert plain.container.is_default and plain.to_dict()["container"] == {}
+    changed = ServiceSpec.from_dict({"name": "web", "image": "x", "container": {"init": True}})
+    assert changed.template_hash() != plain.template_hash()
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"cap_add": ["net admin"]}, "container.cap_add"),
+        ({"ulimits": {"nofile": {"soft": 10, "hard": 5}}}, "container.ulimits.nofile"),
+        ({"log_opts": {"a": "b"}}, "container.log_opts"),
+        ({"stop_signal": "kill me"}, "container.stop_signal"),
+        ({"privileged": True}, "container.privileged"),
+        ({"extra_hosts": ["nohost"]}, "container.extra_hosts[0]"),
+    ],
+)
+def test_bad_container_options_name_their_field(options, field):
+    with pytest.raises(ConfigError) as exc:
+        ServiceSpec.from_dict({"name": "web", "image": "x", "container": options})
+    assert exc.value.field == field
+
+
+def test_port_host_ip_and_mount_options_reach_the_engine():
+    assert str(parse_port("127.0.0.1:8080:80")) == "127.0.0.1:8080:80/tcp"
+    spec = ServiceSpec.from_dict(
+        {
+            "name": "web",
+            "image": "x",
+            "publish": ["127.0.0.1:8080:80"],
+            "mounts": [
+                {"type": "tmpfs", "target": "/cache", "tmpfs_size": "16M", "tmpfs_mode": 0o700},
+                {
+                    "type": "volume",
+                    "source": "v",
+                    "target": "/v",
+                    "nocopy": True,
+                    "volume_options": {"o": "bind"},
+                },
+                {"type": "bind", "source": "/srv", "target": "/srv", "propagation": "rshared"},
+                {
+                    "type": "bind",
+                    "source": "/data",
+                    "target": "/d",
+                    "readonly": True,
+                    "create_host_path": True,
+                },
+            ],
+        }
+    )
+    kwargs = create_kwargs(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
+    assert kwargs["ports"] == {"80/tcp": ("127.0.0.1", 8080)}
+    tmpfs, volume, bind = kwargs["mounts"]
+    assert tmpfs["TmpfsOptions"] == {"SizeBytes": 16 * 1024**2, "Mode": 0o700}
+    assert volume["VolumeOptions"] == {
+        "DriverConfig": {"Name": "local", "Options": {"o": "bind"}},
+        "NoCopy": True,
+    }
+    assert bind["BindOptions"] == {"Propagation": "rshared"}
+    assert kwargs["volumes"] == ["/data:/d:ro"]  # Binds: the engine creates a missing source directory
+    assert parse_mount(
+        "type=volume,source=v,target=/v,volume-opt=o=bind,volume-opt=type=nfs"
+    ).volume_options == (
+        ("o", "bind"),
+        ("type", "nfs"),
+    )
+    with pytest.raises(ConfigError):
+        parse_mount({"type": "bind", "source": "/a", "target": "/b", "tmpfs_size": "1M"})
+
+
+def test_rollback_config_endpoint_mode_and_failure_ratio():
+    spec = ServiceSpec.from_dict(
+        {
+            "name": "web",
+            "image": "x",
+            "endpoint_mode": "dnsrr",
+            "service_labels": {"traefik.enable": "true"},
+            "update": {"max_failure_ratio": "0.25"},
+            "rollback": {"parallelism": 2, "order": "start-first"},
+        }
+    )
+    assert spec.update.max_failure_ratio == 0.25 and spec.rollback.parallelism == 2
+    assert ServiceSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(ConfigError) as exc:
+        ServiceSpec.from_dict({"name": "web", "image": "x", "endpoint_mode": "ingress"})
+    assert exc.value.field == "endpoint_mode"
+    assert ContainerOptions.from_dict(None).is_default
+
+
+def test_service_create_flags_use_dockers_names_and_reach_the_spec(capsys):
+    from p2porch.cli import build_parser, main
+    from p2porch.cli.service import _validated, spec_changes
+
+    argv = [
+        "service", "create", "--name", "web", "--user", "1000:1000", "-w", "/srv", "--hostname", "h1",
+        "--init", "--cap-add", "NET_ADMIN", "--cap-drop", "ALL", "--add-host", "gw:10.0.0.1",
+        "--log-driver", "json-file", "--log-opt", "max-size=1m", "--ulimit", "nofile=1024:2048",
+        "--sysctl", "net.core.somaxconn=512", "--read-only", "--security-opt", "no-new-privileges",
+        "--stop-signal", "SIGQUIT", "--shm-size", "64M", "--endpoint-mode", "dnsrr",
+        "--service-label", "a=b", "--update-max-failure-ratio", "0.5", "--rollback-parallelism", "2",
+        "--health-cmd", "true", "--health-start-interval", "1s", "nginx",
+    ]  # fmt: skip
+    spec = _validated(spec_changes(build_parser().parse_args(argv)))
+    assert (spec["user"], spec["workdir"], spec["endpoint_mode"]) == ("1000:1000", "/srv", "dnsrr")
+    assert spec["container"] == {
+        "hostname": "h1",
+        "init": True,
+        "cap_add": ["NET_ADMIN"],
+        "cap_drop": ["ALL"],
+        "extra_hosts": ["gw:10.0.0.1"],
+        "log_driver": "json-file",
+        "log_opts": {"max-size": "1m"},
+        "ulimits": {"nofile": {"soft": 1024, "hard": 2048}},
+        "sysctls": {"net.core.somaxconn": "512"},
+        "read_only": True,
+        "security_opt": ["no-new-privileges"],
+        "stop_signal": "SIGQUIT",
+        "shm_size_bytes": 64 * 1024**2,
+    }
+    assert spec["service_labels"] == {"a": "b"} and spec["update"]["max_failure_ratio"] == 0.5
+    assert spec["rollback"]["parallelism"] == 2 and spec["health"]["start_interval_s"] == 1.0
+    assert main(["service", "create", "--name", "web", "--cap-add", "bad cap", "nginx"]) == 2
+    assert "--cap-add" in capsys.readouterr().err
+
+
+def test_one_host_port_on_two_addresses_is_not_a_duplicate():
+    spec = ServiceSpec.from_dict(
+        {"name": "dns", "image": "x", "publish": ["127.0.0.1:53:53/udp", "10.0.0.1:53:53/udp"]}
+    )
+    assert [p.host_ip for p in spec.publish] == ["127.0.0.1", "10.0.0.1"]
+    with pytest.raises(ConfigError):
+        ServiceSpec.from_dict({"name": "dns", "image": "x", "publish": ["53:53/udp", "53:54/udp"]})

@@ -1,0 +1,77 @@
+"""A corpus of Compose files mirroring real applications (tests/unit/stack/corpus/<app>/): every one
+resolves and validates (``stack config`` / ``stack deploy`` locally) without an error, the way
+``docker compose`` would read it from its directory (``.env`` beside it, ``docker-compose.override.yml``
+merged). Files using secrets/configs are refused with the one documented message until secrets exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from p2porch.model import ServiceSpec
+from p2porch.stack import ComposeError
+from p2porch.stack.source import stack_source
+
+CORPUS = Path(__file__).parent / "corpus"
+MAIN_FILES = (
+    "compose.yaml",
+    "docker-compose.yml",
+    "docker-compose.yaml",
+    "docker-stack.yml",
+    "portainer-agent-stack.yml",
+    "refused-secrets.yml",
+)
+APPS = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
+
+
+def compose_files(app: Path) -> list[str]:
+    main = next(app / name for name in MAIN_FILES if (app / name).exists())
+    override = app / "docker-compose.override.yml"
+    return [str(main)] + ([str(override)] if override.exists() else [])
+
+
+def test_the_corpus_has_at_least_forty_applications():
+    assert len(APPS) >= 40
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_every_corpus_file_loads(app):
+    files = compose_files(CORPUS / app)
+    source = stack_source(files, environ={"HOME": "/home/user"})
+    if Path(files[0]).name.startswith("refused-"):
+        with pytest.raises(ComposeError) as info:
+            source.load("corpus")
+        assert all("not supported yet" in p.message for p in info.value.problems), info.value.message
+        return
+    definition = source.load("corpus")
+    model_services = definition.model["services"]
+    assert sorted(s.short_name for s in definition.services) == sorted(model_services)
+    for service in definition.services:
+        assert ServiceSpec.from_dict(service.spec).to_dict() == service.spec
+        assert service.spec["image"]
+    assert yaml.safe_dump(dict(definition.model))  # what `stack config` prints
+
+
+def test_corpus_details_that_matter():
+    """A few mappings checked on the corpus itself (not only "it loads")."""
+    django = stack_source(compose_files(CORPUS / "django-celery"), environ={}).load("shop")
+    by_short = {s.short_name: s for s in django.services}
+    assert [s.short_name for s in django.services][:2] == ["db", "cache"]  # dependencies first
+    assert by_short["web"].spec["env"]["SECRET_KEY"] == "s3cr3t$notinterpolated"  # single quotes are literal
+    assert by_short["migrate"].spec["restart"] == {
+        **by_short["migrate"].spec["restart"],
+        "condition": "on-failure",
+        "max_attempts": 5,
+    }
+    assert by_short["db"].spec["container"]["shm_size_bytes"] == 128 * 1024**2
+    override = stack_source(compose_files(CORPUS / "override-pair"), environ={}).load("op")
+    web = {s.short_name: s for s in override.services}["web"].spec
+    assert web["image"] == "example/web:dev" and web["env"]["LOG_LEVEL"] == "debug"
+    assert [p["published"] for p in web["publish"]] == [8081]
+    swarm = stack_source(compose_files(CORPUS / "swarm-full"), environ={}).load("sw")
+    api = {s.short_name: s for s in swarm.services}["api"].spec
+    assert api["constraints"] == ["node.role==replica", "node.labels.zone!=edge"]
+    assert api["update"]["max_failure_ratio"] == 0.1 and api["endpoint_mode"] == "dnsrr"
+    assert any("ports mode: ingress" in w for w in swarm.warnings)
