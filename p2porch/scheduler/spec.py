@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..errors import ConfigError
+from .autoscale_spec import AutoscaleSpec
 from .container_opts import ContainerOptions
 
 NANOS_PER_CPU = 1_000_000_000
@@ -783,6 +784,7 @@ class ServiceSpec:
     service_labels: tuple[tuple[str, str], ...] = ()  # labels of the service itself (Compose deploy.labels)
     endpoint_mode: str = "vip"  # vip | dnsrr (recorded; today every service resolves as dnsrr)
     rollback: UpdateConfig = field(default_factory=UpdateConfig)  # how `service rollback` rolls out
+    autoscale: AutoscaleSpec | None = None  # the leader's autoscaler owns `replicas` when set (issue 17)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -798,6 +800,8 @@ class ServiceSpec:
         _choice(self.mode, MODES, "mode")
         _choice(self.strategy, STRATEGIES, "strategy")
         _choice(self.endpoint_mode, ENDPOINT_MODES, "endpoint_mode")
+        if self.autoscale is not None and self.mode == "global":
+            raise _err("autoscale", "a global service runs one task per node and cannot autoscale")
         if not isinstance(self.replicas, int) or not 0 <= self.replicas <= MAX_REPLICAS:
             raise _err("replicas", f"must be an integer from 0 to {MAX_REPLICAS}")
         for name in (
@@ -896,6 +900,7 @@ class ServiceSpec:
             "service_labels": dict(self.service_labels),
             "endpoint_mode": self.endpoint_mode,
             "rollback": self.rollback.to_dict(),
+            "autoscale": None if self.autoscale is None else self.autoscale.to_dict(),
         }
 
     @classmethod
@@ -977,6 +982,7 @@ _SPEC_KEYS: dict[str, str] = {
     "service_labels": "service_labels",
     "endpoint_mode": "endpoint_mode",
     "rollback": "rollback",
+    "autoscale": "autoscale",
 }
 
 
@@ -1023,4 +1029,5 @@ _SPEC_PARSERS: dict[str, Any] = {
     "service_labels": lambda v, k: parse_key_values(v, fieldname=k),
     "endpoint_mode": lambda v, k: _choice(v, ENDPOINT_MODES, k),
     "rollback": lambda v, k: UpdateConfig.from_dict(v, k),
+    "autoscale": lambda v, k: AutoscaleSpec.from_dict(v, k, parse_duration_s),
 }
