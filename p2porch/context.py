@@ -60,7 +60,8 @@ class LocalNode:
     raft_addr: str
     role: str  # voter | replica: how this node's store runs
     generation: int
-    gossip_key: bytes
+    gossip_key: bytes = field(repr=False)
+    previous_gossip_key: bytes | None = field(default=None, repr=False)  # accepted briefly after a key switch
 
     @property
     def voter_addr(self) -> str | None:

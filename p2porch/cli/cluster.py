@@ -38,12 +38,18 @@ def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     add_node_options(init)
     init.add_argument("--cluster-cidr", metavar="CIDR", help="overlay address space (default 10.240.0.0/16)")
     init.add_argument("--domain", metavar="D", help="cluster DNS domain (default p2p)")
-    init.add_argument("--token", metavar="TOKEN", help="use this pre-generated join token (P2PT-1-...)")
+    _add_token_options(init, "use this pre-generated join token (P2PT-1-...)")
     init.add_argument("--foreground", action="store_true", help="run the daemon in the foreground")
 
     join = command(sub, common, "join", "Join the cluster a peer belongs to", cmd_join)
     join.add_argument("peer", metavar="PEER[:PORT]", help="address of any cluster member (join port 7948)")
-    join.add_argument("--token", required=True, metavar="TOKEN", help="join token from `p2porch token`")
+    _add_token_options(join, "the join token from `p2porch token`")
+    join.add_argument(
+        "--behind-nat",
+        action="store_true",
+        help="this node reaches PEER through NAT: its --advertise-addr differs from the address the join "
+        "connection comes from (it must still be no other node's address)",
+    )
     add_node_options(join)
     join.add_argument("--foreground", action="store_true", help="run the daemon in the foreground")
 
@@ -72,6 +78,16 @@ def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace the join token: the old one stops working for new joins",
     )
+    cluster = sub.add_parser("cluster", parents=[common], help="Cluster-wide operations")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="COMMAND")
+    rotate = cluster_sub.add_parser(
+        "rotate-keys",
+        parents=[common],
+        help="new cluster keys for every current member (Raft, gossip, member requests)",
+        description="Start a new cluster key epoch: every current member receives the new key sealed "
+        "to its node key; a removed node or anyone holding an old key cannot follow.",
+    )
+    rotate.set_defaults(func=cmd_rotate_keys)
 
 
 def cmd_version(args: argparse.Namespace) -> int:
@@ -153,15 +169,51 @@ def cmd_status(args: argparse.Namespace) -> int:
         time.sleep(args.interval)
 
 
+TOKEN_ENV = "P2PORCH_TOKEN"
+
+
+def _add_token_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--token-file", metavar="FILE", help=f"read {what} from FILE (or set {TOKEN_ENV})")
+    parser.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="the token itself: visible to every user in `ps`; prefer --token-file or " + TOKEN_ENV,
+    )
+
+
+def read_token(args: argparse.Namespace, env: dict[str, str] | None = None) -> str | None:
+    """The join token from --token, --token-file or $P2PORCH_TOKEN (in that order), or None."""
+    if getattr(args, "token", None):
+        return str(args.token)
+    path = getattr(args, "token_file", None)
+    if path:
+        try:
+            with open(path) as handle:
+                text = handle.read().strip()
+        except OSError as exc:
+            raise UsageError(f"--token-file {path}: {exc.strerror or exc}", field="--token-file") from exc
+        if not text:
+            raise UsageError(f"--token-file {path} is empty", field="--token-file")
+        return text
+    value = (os.environ if env is None else env).get(TOKEN_ENV, "").strip()
+    return value or None
+
+
 def _cluster_body(args: argparse.Namespace) -> dict[str, Any]:
     from ..config import parse_labels
 
+    token = read_token(args)
+    if getattr(args, "peer", None) is not None and token is None:
+        raise UsageError(
+            f"join needs the join token: --token-file FILE, ${TOKEN_ENV}, or --token", field="--token"
+        )
     body: dict[str, Any] = {
         "name": args.name,
         "advertise_addr": args.advertise_addr,
         "labels": parse_labels(args.label, field="--label") if args.label else None,
-        "token": getattr(args, "token", None),
+        "token": token,
         "peer": getattr(args, "peer", None),
+        "behind_nat": True if getattr(args, "behind_nat", False) else None,
         "cluster_cidr": getattr(args, "cluster_cidr", None),
         "domain": getattr(args, "domain", None),
     }
@@ -207,8 +259,14 @@ def _start_background_daemon(args: argparse.Namespace) -> None:
     for label in args.label or []:
         argv += ["--label", label]
     with open(log_path, "ab") as log:
+        env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}  # the daemon never needs it
         proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
         )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -254,15 +312,20 @@ def _form_cluster(args: argparse.Namespace, path: str, render: Callable[[Any], s
 
 def _with_join_command(result: dict[str, Any], config: Any) -> dict[str, Any]:
     if "token" in result and "join_addr" in result:
-        return {**result, "join_command": f"p2porch join {result['join_addr']} --token {result['token']}"}
+        return {**result, "join_command": join_command_text(result["join_addr"], result["token"])}
     return result
+
+
+def join_command_text(join_addr: str, token: str) -> str:
+    """How to join, with the token in the environment rather than in the joiner's argv."""
+    return f"{TOKEN_ENV}={token} p2porch join {join_addr}"
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     def render(d: dict[str, Any]) -> str:
         return (
             f"Cluster {d['cluster_id']} created; this node ({d['node_id']}) is its first voter.\n"
-            f"To add a node, run this on it:\n\n    p2porch join {d['join_addr']} --token {d['token']}\n"
+            f"To add a node, run this on it:\n\n    {join_command_text(d['join_addr'], d['token'])}\n"
         )
 
     return _form_cluster(args, "/cluster/init", render)
@@ -296,6 +359,23 @@ def cmd_recover(args: argparse.Namespace) -> int:
             f"Cluster {d['cluster_id']} restarted from this node's state (version {d['state_version']}, "
             f"{d['nodes']} nodes) as its only voter, Raft generation {d['generation']}.\n"
             f"Other nodes rejoin as replicas when they come back; the old log is in {d['old_raft_log']}."
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    result = client_for(args).post("/cluster/rotate-keys", {})
+    emit(
+        args,
+        result,
+        lambda d: (
+            f"Cluster key epoch {d['key_epoch']} started for {d['members']} members."
+            + (
+                f"\nLeft out (no node key; they must rejoin): {', '.join(d['left_out'])}"
+                if d["left_out"]
+                else ""
+            )
         ),
     )
     return EXIT_OK

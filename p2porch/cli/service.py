@@ -305,6 +305,12 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     changes = spec_changes(args)
     if not changes:
         raise UsageError("service update: nothing to change (give at least one flag)", field="flags")
+    if args.if_version is not None:
+        if args.if_version < 1:
+            raise UsageError(
+                "--if-version: must be a service version (a positive integer)", field="--if-version"
+            )
+        changes["expected_version"] = args.if_version  # compare-and-set: refused (409) when stale
     service = client_for(args).post(f"/services/{args.service}/update", changes)
     emit(args, service, lambda s: s["id"])
     return EXIT_OK
@@ -460,6 +466,13 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         cmd_service_update,
     )
     update.add_argument("service", metavar="SERVICE")
+    update.add_argument(
+        "--if-version",
+        type=int,
+        default=None,
+        metavar="VERSION",
+        help="apply only if the service is still at this version (`version` in service inspect)",
+    )
     add_spec_flags(update, create=False)
     autoscale = action(
         "autoscale",

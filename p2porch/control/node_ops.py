@@ -6,9 +6,11 @@ manager's store. Also the views of this node's join token and overlay.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, ConflictError, NotFoundError
+from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
+from ..membership import key_rotation
 from ..raft import commands as C
 from ..raft.lag import progress_view
 from ..raft.state import ClusterState, NodeRecord
@@ -18,13 +20,16 @@ if TYPE_CHECKING:
 
 __all__ = ["NodeOps", "join_command", "raft_role"]
 
+log = logging.getLogger(__name__)
+
 
 def raft_role(node: NodeRecord, leader: str | None) -> str:
     return "leader" if leader is not None and node.raft_addr == leader else node.role
 
 
 def join_command(addr: str, port: int, token: str) -> str:
-    return f"p2porch join {addr}:{port} --token {token}"
+    """The join command, with the token in the environment (argv shows in `ps`)."""
+    return f"P2PORCH_TOKEN={token} p2porch join {addr}:{port}"
 
 
 class NodeOps:
@@ -62,6 +67,7 @@ class NodeOps:
             return {**base, "ready": False}
         raft = self.cluster.store.status()
         state = self.cluster.store.snapshot()
+        conflict = self.cluster.runtime.generation_conflict
         if self.cluster.board.gossip is not None:
             base["gossip"] = {
                 "members": self.cluster.board.gossip_states(),
@@ -79,6 +85,9 @@ class NodeOps:
             "commit_index": raft.commit_index,
             "state_version": state.version,
             "voters": list(raft.voters),
+            "generation": state.generation,
+            "key_epoch": state.key_epoch,
+            "generation_conflict": conflict.to_dict() if conflict is not None else None,
             "nodes": len(state.nodes),
             "domain": state.domain,
             "cluster_cidr": state.cluster_cidr,
@@ -163,4 +172,14 @@ class NodeOps:
         if node.role == "voter" and node.raft_addr in store.status().voters:
             await store.remove_voter(node.raft_addr)
         await self.cluster.write(C.remove_node(self.cluster.clock.now(), node.node_id))
-        return {"removed": node.node_id, "name": node.name}
+        removed: dict[str, Any] = {"removed": node.node_id, "name": node.name}
+        try:  # node rm revokes: a new key epoch that the removed node holds no envelope for
+            rotation = await key_rotation.rotate_keys(self.cluster, exclude=(node.node_id,))
+        except P2POrchError as exc:
+            log.warning("node %s removed, but its keys were not revoked: %s", node.name, exc.message)
+            return {
+                **removed,
+                "key_epoch": None,
+                "warning": f"keys not rotated ({exc.message}): run `p2porch cluster rotate-keys`",
+            }
+        return {**removed, "key_epoch": rotation["key_epoch"]}

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.server import Endpoint
 from ..errors import ConfigError
+from ..membership.join_checks import check_api_body
 from .event_stream import open_event_stream
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ def node_body(body: dict[str, Any]) -> dict[str, Any]:
     for key in ("name", "advertise_addr", "token", "peer", "domain", "cluster_cidr"):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise ConfigError(f"{key} must be a string", field=key)
+    check_api_body(body)
     return body
 
 
@@ -72,6 +74,12 @@ def cluster_endpoints(cluster: ClusterManager, nodes: NodeOps) -> list[Endpoint]
             "/cluster/recover",
             lambda b, p: cluster.recover(b),
             "After quorum loss: restart the cluster from this node's state as its only voter",
+        ),
+        Endpoint(
+            "POST",
+            "/cluster/rotate-keys",
+            lambda b, p: cluster.rotate_keys(),
+            "New cluster keys for every current member (a removed node cannot follow)",
         ),
         Endpoint("GET", "/token", token, "The current join token"),
         Endpoint("POST", "/token", token, 'Rotate the join token with {"rotate": true}'),

@@ -19,6 +19,7 @@ import trio
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
 from ..leader.scheduling import keep_rebalance_request, plain_spec, service_spec
+from ..membership.join_checks import check_published_ports, config_reserved_ports
 from ..raft import commands as C
 from ..raft.state import ClusterState, ServiceRecord, TaskRecord
 from ..scheduler import ServiceSpec
@@ -34,6 +35,18 @@ def validate_spec(data: Any) -> ServiceSpec:
     if not isinstance(data, dict):
         raise ConfigError("the service spec must be a JSON object", field="spec")
     return ServiceSpec.from_dict(data)
+
+
+def expected_service_version(value: Any) -> int | None:
+    """The ``expected_version`` of an update body: None (unconditional) or a positive integer."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(
+            f"expected_version must be a service version (a positive integer), not {value!r}",
+            field="expected_version",
+        )
+    return value
 
 
 def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +91,11 @@ class ServiceOps:
     def _state(self) -> ClusterState:
         return self.manager.snapshot()
 
+    def check_ports(self, spec: ServiceSpec) -> ServiceSpec:
+        """Refuse host ports p2porch itself listens on (``--publish`` named)."""
+        check_published_ports(spec.host_ports, config_reserved_ports(self.manager.config))
+        return spec
+
     def find(self, ref: str) -> ServiceRecord:
         state = self._state()
         service = state.service_by_name(ref) or state.services.get(ref)
@@ -91,20 +109,30 @@ class ServiceOps:
         return service
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        spec = validate_spec(body)
+        spec = self.check_ports(validate_spec(body))
         if self._state().service_by_name(spec.name) is not None:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
         await self.manager.write(C.create_service(self.clock.now(), service_id, spec.name, spec.to_dict()))
-        return self.view(self.find(service_id))
+        return self.written_view(service_id, spec.name)
 
     async def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into the spec. With ``expected_version`` (compare-and-set) the update is
+        refused with ConflictError unless the service is still at that version when it commits."""
+        changes = dict(changes)
+        expected = expected_service_version(changes.pop("expected_version", None))
         service = self.find(ref)
+        if expected is not None and expected != service.version:
+            raise ConflictError(
+                f"service {service.name} is at version {service.version} on this node, not {expected}: "
+                "it changed since you read it (or this node is behind); read it again and retry",
+                field="expected_version",
+            )
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
         current = dict(service.spec)
         merged = merge_spec(current, changes)
-        spec = validate_spec(plain_spec(merged))
+        spec = self.check_ports(validate_spec(plain_spec(merged)))
         new = spec.to_dict()
         if spec.template_hash() != service_spec(current).template_hash():
             new["previous_spec"] = plain_spec(current)  # kept for `service rollback`
@@ -114,7 +142,7 @@ class ServiceOps:
         await self.manager.write(
             C.update_service(self.clock.now(), service.service_id, new, service_version=service.version)
         )
-        return self.view(self.find(service.service_id))
+        return self.written_view(service.service_id, service.name)
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
         service = self.find(ref)
@@ -137,7 +165,7 @@ class ServiceOps:
         await self.manager.write(
             C.update_service(self.clock.now(), service.service_id, spec, service_version=service.version)
         )
-        return self.view(self.find(service.service_id))
+        return self.written_view(service.service_id, service.name)
 
     async def rebalance(self, ref: str) -> dict[str, Any]:
         """Ask the leader to spread the service's tasks over the nodes that can run them now.
@@ -161,7 +189,7 @@ class ServiceOps:
         await self.manager.write(
             C.update_service(self.clock.now(), service.service_id, spec, service_version=service.version)
         )
-        return self.view(self.find(service.service_id))
+        return self.written_view(service.service_id, service.name)
 
     async def remove(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
@@ -169,6 +197,15 @@ class ServiceOps:
             C.remove_service(self.clock.now(), service.service_id, service_version=service.version)
         )
         return {"removed": service.service_id, "name": service.name}
+
+    def written_view(self, service_id: str, name: str) -> dict[str, Any]:
+        """The view of a service this node just wrote. The write has committed, so it is never reported
+        as failed: a service removed again right after it (a concurrent `service rm`) is answered with
+        ``removed: true`` instead of "no service"."""
+        service = self._state().services.get(service_id)
+        if service is None:
+            return {"id": service_id, "name": name, "version": None, "removed": True}
+        return self.view(service)
 
     def list_all(self) -> list[dict[str, Any]]:
         state = self._state()

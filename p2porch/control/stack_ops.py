@@ -140,6 +140,7 @@ class StackOps:
         current = {v["name"]: v for v in self.services.list_all()}
         steps = []
         for service in definition.services:
+            self.services.check_ports(ServiceSpec.from_dict(service.spec))  # before anything is written
             view = current.get(service.name)
             if view is None:
                 steps.append(

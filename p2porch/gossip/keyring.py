@@ -5,8 +5,8 @@ rotation propagates) and the per-epoch subkeys actually used on the wire: the se
 16-byte epoch id, derives ``HKDF-SHA256(key, salt=epoch_id, info="p2porch gossip epoch v2")`` and seals
 with a counting nonce (0, 1, 2, ...) under that subkey; after ``EPOCH_MESSAGES`` messages it starts a new
 epoch. So no AES-GCM key ever sees a repeated nonce or more than ``EPOCH_MESSAGES`` messages, however
-long the cluster key lives (docs/gossip.md, "Encryption"). It never touches sockets; a failed open
-raises AuthError.
+long the cluster key lives (docs/gossip.md, "Encryption"). ``drop_previous`` ends a key switch.
+It never touches sockets; a failed open raises AuthError.
 
 Sealed form: ``version(2) || epoch_id(16) || counter(8, big endian) || ciphertext+tag(16)``.
 """
@@ -93,6 +93,14 @@ class Keyring:
         self._sealer = AESGCM(derive_epoch_key(self._primary, self._epoch_id))
         self._counter = 0
         self.epochs_started += 1
+
+    def drop_previous(self) -> None:
+        """End a key switch: only the primary key opens packets from now on."""
+        self._previous = []
+
+    @property
+    def accepts_previous(self) -> bool:
+        return bool(self._previous)
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         """``version || epoch_id || counter || ciphertext+tag``."""

@@ -22,10 +22,10 @@ from ..raft.state import ClusterState, ServiceRecord
 from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
 from .scheduling import (
-    keep_rebalance_request,
     node_status_updates,
-    plain_spec,
     plan_round,
+    rebalance_done_specs,
+    update_failure_specs,
 )
 
 log = logging.getLogger(__name__)
@@ -112,28 +112,16 @@ async def sync_node_statuses(ctx: MemberContext, state: ClusterState) -> bool:
 
 async def apply_update_failures(ctx: MemberContext, state: ClusterState, failures: list[Any]) -> None:
     """A task of a rolling update failed: pause the update, or roll the service back, as configured."""
-    for service_id in sorted({f.service_id for f in failures}):
-        service = state.services.get(service_id)
-        if service is None or service.spec.get("update_paused"):
-            continue
-        action = next(f.action for f in failures if f.service_id == service_id)
-        previous = service.spec.get("previous_spec")
-        if action == "rollback" and previous:
-            spec = keep_rebalance_request(
-                service.spec, {**dict(previous), "previous_spec": plain_spec(service.spec)}
-            )
-            log.warning("update of %s failed: rolling back", service.name)
-        else:
-            spec = {**dict(service.spec), "update_paused": True}
-            log.warning("update of %s failed: paused", service.name)
+    for service, spec, action in update_failure_specs(state, failures):
+        log.warning(
+            "update of %s failed: %s", service.name, "rolling back" if action == "rollback" else "paused"
+        )
         await write_service_spec(ctx, service, spec, "update failure action")
 
 
 async def finish_rebalance_requests(ctx: MemberContext, state: ClusterState, service_ids: list[str]) -> None:
     """Clear `service rebalance` requests of services found balanced."""
-    for service_id in service_ids:
-        service = state.services[service_id]
-        spec = {k: v for k, v in service.spec.items() if k != "rebalance_requested"}
+    for service, spec in rebalance_done_specs(state, service_ids):
         log.info("rebalance of %s done", service.name)
         await write_service_spec(ctx, service, spec, "clearing the rebalance request")
 

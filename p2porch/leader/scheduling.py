@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..raft import commands as C
-from ..raft.state import ClusterState, NodeRecord, TaskRecord
+from ..raft.state import ClusterState, NodeRecord, ServiceRecord, TaskRecord
 from ..scheduler import (
     Node,
     Orchestrator,
@@ -278,15 +278,53 @@ def forget_finished(state: ClusterState, busy: set[str]) -> list[dict[str, Any]]
 def node_status_updates(state: ClusterState, gossip_states: Mapping[str, str]) -> dict[str, str]:
     """Raft node statuses that gossip contradicts: ``{node_id: "down" | "ready"}``.
 
-    A ready node that gossip declares dead (or gone without leaving) goes down; a down node that gossip
-    sees alive again is ready. Suspect, and nodes gossip does not know yet, change nothing; a node that
-    left through `p2porch leave` stays left.
+    A ready node that gossip declares dead (or gone without leaving) goes down; a joining or down node
+    that gossip sees alive is ready (a joiner that never gossips stays joining and gets no tasks).
+    Suspect, and nodes gossip does not know yet, change nothing; a node that left through
+    `p2porch leave` stays left.
     """
     updates = {}
     for node in state.nodes.values():
         seen = gossip_states.get(node.node_id)
         if node.status == "ready" and seen in ("dead", "left"):
             updates[node.node_id] = "down"
-        elif node.status == "down" and seen == "alive":
+        elif node.status in ("joining", "down") and seen == "alive":
             updates[node.node_id] = "ready"
     return updates
+
+
+def update_failure_specs(
+    state: ClusterState, failures: list[UpdateFailed]
+) -> list[tuple[ServiceRecord, dict[str, Any], str]]:
+    """What a failed rolling update makes the leader write: per service (once), the stored spec rolled
+    back to ``previous_spec`` (action rollback, when there is one) or with ``update_paused`` set, and
+    which of the two ("rollback" | "pause"). Services already paused or gone are left alone."""
+    out = []
+    for service_id in sorted({f.service_id for f in failures}):
+        service = state.services.get(service_id)
+        if service is None or service.spec.get("update_paused"):
+            continue
+        action = next(f.action for f in failures if f.service_id == service_id)
+        previous = service.spec.get("previous_spec")
+        if action == "rollback" and previous:
+            spec = keep_rebalance_request(
+                service.spec, {**dict(previous), "previous_spec": plain_spec(service.spec)}
+            )
+            out.append((service, spec, "rollback"))
+        else:
+            out.append((service, {**dict(service.spec), "update_paused": True}, "pause"))
+    return out
+
+
+def rebalance_done_specs(
+    state: ClusterState, service_ids: list[str]
+) -> list[tuple[ServiceRecord, dict[str, Any]]]:
+    """The stored specs of services found balanced, without their `service rebalance` request."""
+    return [
+        (
+            state.services[sid],
+            {k: v for k, v in state.services[sid].spec.items() if k != "rebalance_requested"},
+        )
+        for sid in service_ids
+        if sid in state.services
+    ]

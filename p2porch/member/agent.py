@@ -12,18 +12,10 @@ from ..agent.docker_executor import open_docker_executor
 from ..agent.model import NodeCapacity, TaskAssignment, TaskReport
 from ..agent.worker import run_agent
 from ..context import MemberContext
-from ..errors import ConfigError
-from ..leader.scheduling import (
-    service_spec,
-)
 from ..netoverlay.plan import OverlaySettings
 from ..raft import commands as C
 from ..supervisor import supervise
-from .views import (
-    gateway_of,
-    shutdown_assignment,
-    task_assignment,
-)
+from .views import agent_assignments
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +40,7 @@ async def _run_agent(ctx: MemberContext, docker_host: str | None) -> None:
         await ctx.board.overlay_ready.wait()  # tasks attach to the node's overlay network
 
         def assignments() -> list[TaskAssignment]:
-            state = store.snapshot()
-            lease = state.leases.get(node_id)
-            dns = gateway_of(lease.subnet) if lease else ""
-            out = []
-            for task in state.tasks.values():
-                if task.node_id != node_id:
-                    continue
-                service = state.services.get(task.service_id)
-                try:
-                    spec = service_spec(service.spec) if service is not None else None
-                except ConfigError:
-                    spec = None
-                if spec is None:  # its service is gone or unreadable: the task can only be stopped
-                    out.append(shutdown_assignment(task, node_name))
-                    continue
-                out.append(
-                    task_assignment(task, spec, node_name, OverlaySettings().network_name, dns, state.domain)
-                )
-            return out
+            return agent_assignments(store.snapshot(), node_id, node_name, OverlaySettings().network_name)
 
         async def report(reports: list[TaskReport]) -> None:
             await ctx.write(

@@ -15,6 +15,7 @@ from ..gossip.config import GossipConfig
 from ..gossip.keyring import Keyring
 from ..gossip.messages import MemberEvent, NodeMeta
 from ..gossip.runner import serve_gossip
+from ..membership.key_rotation import drop_previous_gossip_key
 from ..supervisor import drain, supervise
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,12 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
             log.info("gossip: %s is %s", event.name, event.kind)
             board.membership_changed.set()
 
+    previous = [local.previous_gossip_key] if local.previous_gossip_key else []
+    keyring = Keyring(local.gossip_key, previous)  # the previous key only right after a key switch
     async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
-        gossip = await nursery.start(
-            partial(serve_gossip, config, Keyring(local.gossip_key), meta, [], on_event)
-        )
+        gossip = await nursery.start(partial(serve_gossip, config, keyring, meta, [], on_event))
+        if keyring.accepts_previous:
+            nursery.start_soon(drop_previous_gossip_key, keyring)
         board.gossip = gossip
         try:
             # Raft is the authority on who is a member: gossip with every member it does not know yet.

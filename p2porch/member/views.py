@@ -12,6 +12,8 @@ from typing import Any
 
 from ..agent.model import HealthCheckSpec, MountSpec, PortSpec, TaskAssignment
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
+from ..errors import ConfigError
+from ..leader.scheduling import service_spec
 from ..netoverlay.plan import LocalNode, OverlayPeer
 from ..raft.state import ClusterState, TaskRecord
 from ..stack.names import stack_dns_aliases, stack_dns_search
@@ -173,3 +175,26 @@ def shutdown_assignment(task: TaskRecord, node_name: str) -> TaskAssignment:
         spec_version=task.spec_version,
         stop_grace_s=task.stop_grace_s,
     )
+
+
+def agent_assignments(
+    state: ClusterState, node_id: str, node_name: str, network: str
+) -> list[TaskAssignment]:
+    """Every task committed to ``node_id`` as its agent runs it; a task whose service is gone or has an
+    unreadable spec can only be stopped. Its containers use the node's bridge gateway as DNS server."""
+    lease = state.leases.get(node_id)
+    dns = gateway_of(lease.subnet) if lease else ""
+    out = []
+    for task in state.tasks.values():
+        if task.node_id != node_id:
+            continue
+        service = state.services.get(task.service_id)
+        try:
+            spec = service_spec(service.spec) if service is not None else None
+        except ConfigError:
+            spec = None
+        if spec is None:
+            out.append(shutdown_assignment(task, node_name))
+        else:
+            out.append(task_assignment(task, spec, node_name, network, dns, state.domain))
+    return out

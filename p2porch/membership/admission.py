@@ -1,9 +1,12 @@
 """Admission: what a joining node asks for, and how a member admits it (shell: writes through the store).
 
-The joiner describes itself with :func:`node_request` (its address, ports, labels and host capacity).
-The member it reaches runs :func:`admit`: it refuses a name already in use, picks the role (voter
-until ``raft.voters`` is reached, else replica), records the node and leases its overlay subnet. A
-voter joins the Raft configuration later, through the leader's autopilot, once it runs as one.
+The joiner describes itself with :func:`node_request` (its address, ports, labels, host capacity and
+public node key). The member it reaches runs :func:`admit`: it checks the request against the address
+the join connection comes from and the live nodes (``join_checks``), refuses a name already in use,
+picks the role (voter until ``raft.voters`` is reached, else replica), records the node as ``joining``
+(no tasks until gossip sees it alive) and leases its overlay subnet; the reply carries the cluster key
+of the committed key epoch (sealed by the join handshake). A voter joins the Raft configuration later,
+through the leader's autopilot, once it runs as one.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from ..errors import ConfigError, ConflictError
 from ..leader.autopilot import voters_target
 from ..raft import commands as C
 from ..raft.state import NodeRecord
+from .join_checks import check_joiner
+from .key_rotation import key_from_state
+from .keys import node_public_key
 from .localstate import LocalClusterState
 
 log = logging.getLogger(__name__)
 
 __all__ = ["admit", "guess_advertise_addr", "host_capacity", "node_request"]
-
-NODE_FIELDS = ("node_id", "name", "addr", "raft_port", "gossip_port", "labels", "cpu_nanos", "memory_bytes")
 
 
 def guess_advertise_addr() -> str:
@@ -57,7 +61,9 @@ def host_capacity() -> tuple[int, int]:
     return (os.cpu_count() or 1) * 1_000_000_000, memory
 
 
-def node_request(config: Config, node_name: str, body: dict[str, Any], node_id: str) -> dict[str, Any]:
+def node_request(
+    config: Config, node_name: str, body: dict[str, Any], node_id: str, node_key: str
+) -> dict[str, Any]:
     """This node's record as an init or join request describes it (``body``: the API request)."""
     addr = body.get("advertise_addr") or config.node.advertise_addr or guess_advertise_addr()
     labels = body.get("labels") or config.node.labels
@@ -71,6 +77,7 @@ def node_request(config: Config, node_name: str, body: dict[str, Any], node_id: 
         "labels": dict(labels),
         "cpu_nanos": cpu_nanos,
         "memory_bytes": memory_bytes,
+        "key_pub": node_public_key(node_key),
     }
 
 
@@ -81,10 +88,13 @@ async def admit(
     config: Config,
     clock: Clock,
     request: dict[str, Any],
+    source: str,
 ) -> dict[str, Any]:
-    """The member side of a join: record the joiner and lease its subnet; the reply tells it its role."""
+    """The member side of a join (``source``: the address the join connection comes from): record the
+    joiner and lease its subnet; the reply tells it its role and the cluster key."""
     state = store.snapshot()
-    name = str(request.get("name", ""))
+    fields = check_joiner(request, source, state.nodes.values())
+    name = fields["name"]
     existing = state.node_by_name(name)
     if existing is not None:
         if existing.status != "left":
@@ -98,19 +108,20 @@ async def admit(
     live = [n for n in state.nodes.values() if n.status != "left"]
     voters = [n for n in live if n.role == "voter"]
     role = "voter" if len(voters) < voters_target(config.raft, len(live) + 1) else "replica"
-    try:
-        record = NodeRecord(**{k: request[k] for k in NODE_FIELDS}, role=role)
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"malformed join request: {exc}", field="request") from exc
+    record = NodeRecord(**fields, role=role, status="joining")  # ready once gossip sees it alive
     now = clock.now()
     await write(C.add_node(now, record))
     await write(C.lease_subnet(now, record.node_id))
     # A voter joins the Raft configuration through the leader's autopilot, once it answers that
     # its store runs as a voter of this generation (adding it earlier could stall commits).
     log.info("node %s (%s) joined as %s", record.name, record.addr, role)
+    # the key of the epoch committed now (this node may not have switched to it yet); it only travels
+    # inside the sealed reply of a mutually authenticated session
+    keys = key_from_state(local, store.snapshot()) or local.keys
     return {
         "cluster_id": local.cluster_id,
-        "cluster_token": local.token,
+        "cluster_key": keys.to_text(),
+        "key_epoch": keys.epoch,
         "role": role,
         "voters": sorted(n.raft_addr for n in voters),
         "generation": state.generation,

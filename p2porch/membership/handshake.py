@@ -2,15 +2,15 @@
 
 Messages (maps, carried as wire frames by the shell):
 
-1. joiner -> member ``hello``:     ``{cluster_id, nonce_j[, as: "member"]}`` (``as: member``: a
-   member's own request, keyed with the cluster token every member holds, which a join token
-   rotation does not change; otherwise keyed with the current join token)
+1. joiner -> member ``hello``:     ``{cluster_id, nonce_j[, as: "member", epoch]}`` (``as: member``: a
+   member's own request, keyed with the member key of cluster key ``epoch``, which only members
+   hold and which a join token rotation does not change; otherwise keyed with the current join token)
 2. member -> joiner ``challenge``: ``{nonce_s, proof_s = HMAC(join_key, "member" | nonce_j | nonce_s)}``
    The joiner checks ``proof_s``: the member holds the token, so this is the cluster the token names.
 3. joiner -> member ``request``:   ``{proof_j = HMAC(join_key, "joiner" | nonce_j | nonce_s), sealed}``
    The member checks ``proof_j`` before opening ``sealed`` (AES-GCM under a session key derived from
    the join key and both nonces) and acting on it.
-4. member -> joiner ``reply``:     ``{sealed}`` (cluster secrets and membership), or ``{error}``;
+4. member -> joiner ``reply``:     ``{sealed}`` (the cluster key and membership), or ``{error}``;
    or, for a streaming request (``service logs``), any number of ``item`` frames, each sealed under
    the session key with a counter nonce, then ``end``.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -32,10 +32,25 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import AuthError, WireError
 from ..wire import pack, unpack
-from .token import JoinToken
 
 NONCE_BYTES = 32
 _STREAM_PREFIX = b"strm"  # counter nonces of stream items: "strm" + 8-byte counter
+
+
+class SessionKey(Protocol):
+    """What keys a handshake: a join token (joins) or the cluster keys of one epoch (members)."""
+
+    @property
+    def cluster_id(self) -> str: ...
+
+    @property
+    def join_key(self) -> bytes: ...
+
+
+def hello_epoch(msg: Any) -> int:
+    """The cluster key epoch a member's hello is keyed with (0 when it names none)."""
+    epoch = msg.get("epoch", 0) if isinstance(msg, dict) else 0
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else -1
 
 
 def _proof(join_key: bytes, role: bytes, nonce_j: bytes, nonce_s: bytes) -> bytes:
@@ -79,7 +94,7 @@ def _field(msg: Any, name: str, kind: type, size: int | None = None) -> Any:
 class JoinerHandshake:
     """The joining node's side. Owns its nonces and session key; never sends the token."""
 
-    def __init__(self, token: JoinToken, nonce: bytes, iv: bytes, *, member: bool = False) -> None:
+    def __init__(self, token: SessionKey, nonce: bytes, iv: bytes, *, member: bool = False) -> None:
         self._token = token
         self._join_key = token.join_key
         self._nonce_j = nonce
@@ -89,10 +104,11 @@ class JoinerHandshake:
         self._items_received = 0
 
     def hello(self) -> dict[str, Any]:
-        """``as: member`` asks the peer to key the session with the cluster token, not the join token."""
+        """``as: member`` asks the peer to key the session with the member key of our key epoch."""
         hello: dict[str, Any] = {"cluster_id": self._token.cluster_id, "nonce_j": self._nonce_j}
         if self._member:
             hello["as"] = "member"
+            hello["epoch"] = int(getattr(self._token, "epoch", 0))
         return hello
 
     def on_challenge(self, msg: Any, request: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +153,7 @@ class JoinerHandshake:
 class MemberHandshake:
     """A cluster member's side of one join attempt. Owns the nonces; acts only after proof_j checks."""
 
-    def __init__(self, token: JoinToken, nonce: bytes, iv: bytes) -> None:
+    def __init__(self, token: SessionKey, nonce: bytes, iv: bytes) -> None:
         self._token = token
         self._join_key = token.join_key
         self._nonce_s = nonce

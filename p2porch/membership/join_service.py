@@ -5,7 +5,10 @@ counting/dropping bad connections. A verified request is either a join (one seal
 caller's ``handle``; only on sessions keyed with the join token), a member request (``op`` in
 ``member_ops``, one sealed reply) or a stream (``op`` in ``streams``: sealed items, then ``end``), e.g. a
 peer asking for this node's task logs. Member requests and streams are served only on sessions keyed
-with the cluster token, which only members hold: a join token admits a node, nothing more.
+with the member key of the current cluster key epoch, which only members hold: a join token admits a
+node, nothing more. A session keyed with an older epoch's key gets only the ``old_epoch_ops`` (a
+lagging member fetching its sealed new key). The join handler is told the address the connection
+comes from, so it can check what the joiner claims.
 This module never touches cluster state itself.
 
 Against strangers (docs/security.md, "Join port"): at most ``max_connections`` connections at once and
@@ -28,7 +31,7 @@ import trio
 from ..errors import AuthError, P2POrchError, WireError
 from ..ratelimit import TokenBucket
 from ..wire import decode_frame, encode_frame
-from .handshake import NONCE_BYTES, JoinerHandshake, MemberHandshake
+from .handshake import NONCE_BYTES, JoinerHandshake, MemberHandshake, SessionKey, hello_epoch
 from .token import JoinToken
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,9 @@ REFUSAL_LOG_BURST = 5
 LOGGED_TEXT_CHARS = 120
 _LEN = struct.Struct(">I")
 
-JoinHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+JoinHandler = Callable[[dict[str, Any], str], Awaitable[dict[str, Any]]]  # (request, source address)
+MemberHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+MemberKeyLookup = Callable[[int], tuple[SessionKey, bool] | None]  # epoch -> (key, is current epoch)
 StreamHandler = Callable[[dict[str, Any]], AbstractAsyncContextManager[AsyncIterator[Any]]]
 
 
@@ -91,18 +96,20 @@ class JoinService:
         handle: JoinHandler,
         *,
         streams: dict[str, StreamHandler] | None = None,
-        member_ops: dict[str, JoinHandler] | None = None,
-        get_member_token: Callable[[], JoinToken | None] | None = None,
+        member_ops: dict[str, MemberHandler] | None = None,
+        get_member_key: MemberKeyLookup | None = None,
+        old_epoch_ops: frozenset[str] = frozenset(),
         timeout_s: float = 30.0,
         auth_timeout_s: float = AUTH_TIMEOUT_S,
         max_connections: int = MAX_CONNECTIONS,
         per_source: int = MAX_CONNECTIONS_PER_SOURCE,
     ) -> None:
         self._get_token = get_token
-        self._get_member_token = get_member_token or get_token
+        self._get_member_key = get_member_key or (lambda epoch: None)
         self._handle = handle
         self.streams = dict(streams or {})
         self.member_ops = dict(member_ops or {})
+        self.old_epoch_ops = old_epoch_ops
         self._timeout_s = timeout_s
         self._auth_timeout_s = auth_timeout_s
         self.max_connections = max_connections
@@ -155,13 +162,16 @@ class JoinService:
                 self.metrics["auth_timeouts"] += 1
             if verified is None:
                 return
-            member, request, as_member = verified
+            member, request, as_member, current_epoch = verified
             op = str(request.get("op", ""))
+            if as_member and not current_epoch and op not in self.old_epoch_ops:
+                await send_frame(stream, "error", {"error": "your cluster key epoch is not current"})
+                return
             stream_handler = self.streams.get(op) if as_member else None
             if stream_handler is not None:
                 await self._stream(stream, member, stream_handler, request)
                 return
-            handler = self.member_ops.get(op) if as_member else self._handle
+            handler = self.member_ops.get(op) if as_member else self._join_from(source)
             with trio.move_on_after(self._timeout_s):
                 if handler is None:
                     await send_frame(stream, "error", {"error": f"unknown member request {op!r}"})
@@ -176,16 +186,32 @@ class JoinService:
         finally:
             await stream.aclose()
 
+    def _join_from(self, source: str) -> MemberHandler:
+        """The join handler, told which address the connection comes from."""
+
+        async def join(request: dict[str, Any]) -> dict[str, Any]:
+            return await self._handle(request, source)
+
+        return join
+
     async def _verify(
         self, stream: trio.SocketStream, source: str
-    ) -> tuple[MemberHandshake, dict[str, Any], bool] | None:
-        """Run the handshake; returns the verified request and whether it came keyed as a member's,
-        or None after telling the peer why not (without naming this node's cluster)."""
+    ) -> tuple[MemberHandshake, dict[str, Any], bool, bool] | None:
+        """Run the handshake; returns the verified request, whether it came keyed as a member's and
+        whether with the current key epoch, or None after telling the peer why not (without naming
+        this node's cluster)."""
         hello = await receive_frame(stream, "hello", MAX_HELLO_FRAME)
         as_member = isinstance(hello, dict) and hello.get("as") == "member"
-        token = self._get_member_token() if as_member else self._get_token()
+        current_epoch = True
+        token: SessionKey | None
+        if as_member:
+            found = self._get_member_key(hello_epoch(hello))
+            token, current_epoch = found if found is not None else (None, False)
+        else:
+            token = self._get_token()
         if token is None:
-            await send_frame(stream, "error", {"error": "this node is not part of a cluster yet"})
+            error = "unknown cluster key epoch" if as_member else "this node is not part of a cluster yet"
+            await send_frame(stream, "error", {"error": error})
             return None
         member = MemberHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12))
         try:
@@ -205,7 +231,7 @@ class JoinService:
             self._log_refusal(source, refusal.reason)
             await send_frame(stream, "error", {"error": refusal.told})
             return None
-        return member, request, as_member
+        return member, request, as_member, current_epoch
 
     def _log_refusal(self, source: str, reason: str) -> None:
         if not self._refusal_log.take(trio.current_time()):
@@ -223,7 +249,7 @@ class JoinService:
         self,
         stream: trio.SocketStream,
         member: MemberHandshake,
-        handler: JoinHandler,
+        handler: MemberHandler,
         request: dict[str, Any],
     ) -> None:
         try:
@@ -272,7 +298,7 @@ def _peer_host(stream: trio.SocketStream) -> str:
 async def request_join(
     host: str,
     port: int,
-    token: JoinToken,
+    token: SessionKey,
     request: dict[str, Any],
     *,
     timeout_s: float = 30.0,
@@ -281,7 +307,7 @@ async def request_join(
     """Run the joiner's side against ``host:port``; returns the member's decrypted reply.
 
     ``member``: the request is a member's own (``op`` in the peer's ``member_ops``), keyed with the
-    cluster token ``token``."""
+    cluster keys ``token``."""
     joiner = JoinerHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12), member=member)
     try:
         with trio.fail_after(timeout_s):
@@ -304,10 +330,10 @@ async def request_join(
 
 
 async def request_stream(
-    host: str, port: int, token: JoinToken, request: dict[str, Any], *, timeout_s: float = 30.0
+    host: str, port: int, token: SessionKey, request: dict[str, Any], *, timeout_s: float = 30.0
 ) -> AsyncIterator[Any]:
-    """Run the handshake against ``host:port`` with a streaming ``request`` (a member's: ``token`` is the
-    cluster token); yields the peer's items."""
+    """Run the handshake against ``host:port`` with a streaming ``request`` (a member's: ``token`` is
+    the cluster keys); yields the peer's items."""
     joiner = JoinerHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12), member=True)
     try:
         with trio.fail_after(timeout_s):

@@ -25,10 +25,13 @@ from ..errors import AuthError, ConfigError, ConflictError, P2POrchError, RaftEr
 from ..raft import commands as C
 from ..raft.state import ClusterState, NodeRecord
 from ..raft.store import RaftStore
-from . import localstate, voter_role
+from . import join_checks, key_rotation, localstate, voter_role
 from .admission import admit, node_request
+from .handshake import SessionKey
 from .join_service import JoinService, StreamHandler, request_join
+from .keys import keys_from_text, new_cluster_keys, new_node_key
 from .localstate import LocalClusterState
+from .recovery import recover_refusal
 from .runtime import MemberRuntime, MemberService
 from .token import JoinToken, new_token, parse_token
 
@@ -68,8 +71,9 @@ class ClusterManager:
             self.current_token,
             self._handle_join,
             streams=dict(join_streams or {}),
-            member_ops={"membership": self._answer_membership},
-            get_member_token=lambda: self.local.cluster_token if self.local is not None else None,
+            member_ops={"membership": self._answer_membership, key_rotation.KEY_OP: self._answer_keys},
+            get_member_key=self._member_key,
+            old_epoch_ops=frozenset({key_rotation.KEY_OP}),
         )
         self.runtime = MemberRuntime(
             config,
@@ -99,6 +103,7 @@ class ClusterManager:
             self._nursery = nursery
             self.runtime.attach(nursery)
             if self.local is not None:
+                self.local = self._with_node_key(self.local)
                 self.local = await self._role_on_return(self.local)
                 log.info(
                     "rejoining cluster %s as %s (%s)",
@@ -130,6 +135,23 @@ class ClusterManager:
     async def _answer_membership(self, request: dict[str, Any]) -> dict[str, Any]:
         return voter_role.membership_answer(self.require_store(), self.local, request)
 
+    async def _answer_keys(self, request: dict[str, Any]) -> dict[str, Any]:
+        return key_rotation.key_answer(self, request)
+
+    def _member_key(self, epoch: int) -> tuple[SessionKey, bool] | None:
+        """The cluster keys a member's hello names (current epoch, or a kept older one)."""
+        local = self.local
+        keys = local.keys_of_epoch(epoch) if local is not None else None
+        return None if keys is None or local is None else (keys, epoch == local.key_epoch)
+
+    def _with_node_key(self, local: LocalClusterState) -> LocalClusterState:
+        """A node from before key rotations has no node key yet: make one (published once it runs)."""
+        if local.node_key:
+            return local
+        local = replace(local, node_key=new_node_key())
+        localstate.save(self.data_dir, local)
+        return local
+
     def _save_voters(self, local: LocalClusterState) -> None:
         """The recorded voters changed (the role watcher saw it): remember them for the next start."""
         localstate.save(self.data_dir, local)
@@ -147,6 +169,8 @@ class ClusterManager:
             if self.local is not expected:
                 return
             await self.runtime.stop()
+            if local.key_epoch != expected.key_epoch:
+                self.runtime.key_switched_at = self.clock.monotonic()
             try:
                 self._set_aside_old_generation(expected, local)
                 localstate.save(self.data_dir, local)
@@ -181,12 +205,10 @@ class ClusterManager:
                 )
             if not state.initialized:
                 raise ConflictError("this node holds no cluster state to recover from", field="cluster")
+            await self._refuse_recovery_if_voters_answer(self.local, state)
             old = self.local
             new = replace(old, role="voter", voters=(old.raft_addr,), generation=state.generation + 1)
-            data = state.to_dict()
-            data["nodes"] = [
-                {**n, "role": "voter" if n["node_id"] == old.node_id else "replica"} for n in data["nodes"]
-            ]
+            data = voter_role.recovered_state(state, old.node_id)
             now = self.clock.now()
 
             async def restore(fresh: RaftStore) -> None:
@@ -225,6 +247,30 @@ class ClusterManager:
                 "old_raft_log": str(backup),
             }
 
+    async def _refuse_recovery_if_voters_answer(self, local: LocalClusterState, state: ClusterState) -> None:
+        """Ask the recorded voters first: this node's own view cannot tell a partition from quorum loss."""
+        voters = tuple(sorted(set(voter_role.recorded_voters(state)) | set(local.voters)))
+        answers: dict[str, dict[str, Any] | None] = {}
+        async with trio.open_nursery() as nursery:
+            for voter in voters:
+                if voter != local.raft_addr:
+
+                    async def ask(voter: str = voter) -> None:
+                        host = voter.rpartition(":")[0]
+                        answers[voter] = await voter_role.ask_node(local, host, self.join_port, local.node_id)
+
+                    nursery.start_soon(ask)
+        reason = recover_refusal(local.raft_addr, voters, state.generation, answers)
+        if reason is not None:
+            raise ConflictError(
+                f"{reason}; recovering would throw their log away: nothing was changed",
+                field="--force-new-cluster",
+            )
+
+    async def rotate_keys(self) -> dict[str, Any]:
+        """``cluster rotate-keys``: a new cluster key epoch for every current member."""
+        return await key_rotation.rotate_keys(self)
+
     # ----- helpers
     @property
     def join_port(self) -> int:
@@ -232,13 +278,14 @@ class ClusterManager:
         return self.runtime.join_port
 
     def current_token(self) -> JoinToken | None:
+        """The join token (a cluster made before keys were separated: its old cluster token)."""
         if self.local is None or self.store is None:
             return None
-        join_token = self.store.snapshot().join_token
-        return parse_token(join_token) if join_token else self.local.cluster_token
+        join_token = self.store.snapshot().join_token or self.local.token
+        return parse_token(join_token) if join_token else None
 
     async def rotate_token(self) -> JoinToken:
-        """A new join secret for joiners; members keep their keys (derived from the cluster token)."""
+        """A new join token: the old one admits nobody any more; members keep their cluster keys."""
         if self.local is None:
             raise ConflictError("this node is not part of a cluster", field="cluster")
         token = new_token(self.local.cluster_id)
@@ -278,17 +325,20 @@ class ClusterManager:
         async with self._lock:
             self._refuse_if_member()
             token = parse_token(body["token"]) if body.get("token") else new_token()
-            node_id = secrets.token_hex(8)
-            me = node_request(self.config, self.node_name, body, node_id)
+            keys = new_cluster_keys(token.cluster_id)  # random: the join token only admits joins
+            node_id, node_key = secrets.token_hex(8), new_node_key()
+            me = node_request(self.config, self.node_name, body, node_id, node_key)
             raft_addr = f"{me['addr']}:{me['raft_port']}"
             local = LocalClusterState(
                 cluster_id=token.cluster_id,
-                token=str(token),
                 node_id=node_id,
                 node_name=me["name"],
                 role="voter",
                 raft_addr=raft_addr,
                 voters=(raft_addr,),
+                key_epoch=keys.epoch,
+                cluster_key=keys.to_text(),
+                node_key=node_key,
             )
             self.local = local
             try:
@@ -300,11 +350,14 @@ class ClusterManager:
                     C.init_cluster(
                         now,
                         cluster_id=token.cluster_id,
-                        domain=body.get("domain") or self.config.dns.domain,
-                        cluster_cidr=body.get("cluster_cidr") or self.config.overlay.cluster_cidr,
+                        domain=join_checks.domain(body.get("domain") or self.config.dns.domain),
+                        cluster_cidr=join_checks.cluster_cidr(
+                            body.get("cluster_cidr") or self.config.overlay.cluster_cidr
+                        ),
                         subnet_prefix_len=self.config.overlay.subnet_prefixlen,
                     )
                 )
+                await self.write(C.set_join_token(now, str(token)))
                 await self.write(C.add_node(now, NodeRecord(**{**me, "role": "voter"})))
                 await self.write(C.lease_subnet(now, node_id))
             except BaseException:
@@ -331,22 +384,27 @@ class ClusterManager:
                 raise ConfigError(f"PEER {peer!r}: port must be a number", field="PEER")
             port = int(port_text) if port_text else self.join_port
             token = parse_token(str(body.get("token") or ""))
-            node_id = secrets.token_hex(8)
-            me = node_request(self.config, self.node_name, body, node_id)
+            node_id, node_key = secrets.token_hex(8), new_node_key()
+            me = node_request(self.config, self.node_name, body, node_id, node_key)
+            if body.get("behind_nat"):
+                me["behind_nat"] = True
             reply = await request_join(host, port, token, me)
             try:
-                cluster_token = parse_token(str(reply["cluster_token"]))
+                cluster_id = str(reply["cluster_id"])
+                keys = keys_from_text(cluster_id, reply["key_epoch"], reply["cluster_key"])
                 local = LocalClusterState(
-                    cluster_id=str(reply["cluster_id"]),
-                    token=str(cluster_token),
+                    cluster_id=cluster_id,
                     node_id=node_id,
                     node_name=me["name"],
                     role=str(reply["role"]),
                     raft_addr=f"{me['addr']}:{me['raft_port']}",
                     voters=tuple(str(v) for v in reply["voters"]),
                     generation=int(reply.get("generation", 0)),
+                    key_epoch=keys.epoch,
+                    cluster_key=keys.to_text(),
+                    node_key=node_key,
                 )
-            except (KeyError, TypeError, AuthError) as exc:
+            except (KeyError, TypeError, ValueError, AuthError) as exc:
                 raise AuthError(f"join: malformed reply from {peer}: {exc}") from exc
             self.local = local
             try:
@@ -427,8 +485,9 @@ class ClusterManager:
                 )
 
     # ----- member side of a join
-    async def _handle_join(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _handle_join(self, request: dict[str, Any], source: str) -> dict[str, Any]:
+        """A verified joiner (``source``: the address its connection comes from) asks to join."""
         async with self._lock:
             store = self.require_store()
             assert self.local is not None
-            return await admit(store, self.write, self.local, self.config, self.clock, request)
+            return await admit(store, self.write, self.local, self.config, self.clock, request, source)

@@ -23,7 +23,9 @@ from ..context import LocalBoard, LocalNode, MemberContext
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from . import voter_role
 from .join_service import JoinService
+from .key_rotation import KEY_SWITCH_GRACE_S
 from .localstate import LocalClusterState
+from .recovery import GenerationConflict
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,10 @@ MemberService = Callable[..., Awaitable[None]]
 StorePreparation = Callable[[RaftStore], Awaitable[None]]
 
 
-def local_node(local: LocalClusterState) -> LocalNode:
-    """This node's identity as member services see it."""
+def local_node(local: LocalClusterState, key_switch_recent: bool = False) -> LocalNode:
+    """This node's identity as member services see it (right after a key switch, gossip still accepts
+    the previous epoch's key: peers that have not switched yet seal with it)."""
+    previous = local.keys_of_epoch(local.key_epoch - 1) if key_switch_recent else None
     return LocalNode(
         node_id=local.node_id,
         node_name=local.node_name,
@@ -42,7 +46,8 @@ def local_node(local: LocalClusterState) -> LocalNode:
         raft_addr=local.raft_addr,
         role=local.role,
         generation=local.generation,
-        gossip_key=local.cluster_token.gossip_key,
+        gossip_key=local.keys.gossip_key,
+        previous_gossip_key=previous.gossip_key if previous is not None else None,
     )
 
 
@@ -68,6 +73,8 @@ class MemberRuntime:
         self._save_voters = save_voters
         self._switch_role = switch_role
         self.store: RaftStore | None = None
+        self.generation_conflict: GenerationConflict | None = None  # a newer generation not followed
+        self.key_switched_at: float | None = None  # monotonic time of this node's last key switch
         self.board = LocalBoard()  # replaced at every start; read by the API and by leave
         self._nursery: trio.Nursery | None = None
         self._scope: trio.CancelScope | None = None
@@ -116,7 +123,7 @@ class MemberRuntime:
             self_addr=local.raft_addr if local.role == "voter" else None,
             voters=local.voters,
             data_dir=self.raft_dir,
-            password=local.cluster_token.raft_password(local.generation),
+            password=local.keys.raft_password(local.generation),
             tick_period_s=self.config.raft.tick_s,
         )
         async with open_raft_store(store_config) as store, trio.open_nursery() as nursery:
@@ -128,7 +135,7 @@ class MemberRuntime:
             ctx = MemberContext(
                 store=store,
                 voter_control=store,
-                local=local_node(local),
+                local=local_node(local, self._key_switch_recent()),
                 board=board,
                 clock=self.clock,
                 commit_timeout_s=self.config.raft.commit_timeout_s,
@@ -144,10 +151,18 @@ class MemberRuntime:
                 clock=self.clock,
                 save_voters=self._save_voters,
                 switch_role=self._switch_role,
+                report_conflict=self._report_conflict,
             )
             nursery.start_soon(voter_role.watch_role, watch, local)
             task_status.started()
             await trio.sleep_forever()
+
+    def _key_switch_recent(self) -> bool:
+        switched = self.key_switched_at
+        return switched is not None and self.clock.monotonic() - switched < KEY_SWITCH_GRACE_S
+
+    def _report_conflict(self, conflict: GenerationConflict | None) -> None:
+        self.generation_conflict = conflict
 
     async def _ask_member(self, local: LocalClusterState, host: str) -> dict[str, Any] | None:
         return await voter_role.ask_node(local, host, self.join_port)

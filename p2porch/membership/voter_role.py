@@ -23,11 +23,13 @@ import trio
 
 from ..clock import Clock
 from ..context import ClusterStore, LocalBoard
-from ..errors import P2POrchError
+from ..errors import AuthError, P2POrchError
 from ..raft.state import ClusterState
 from ..raft.store import RaftStatus
+from . import key_rotation
 from .join_service import request_join
 from .localstate import LocalClusterState
+from .recovery import GenerationConflict, may_follow
 
 __all__ = [
     "RoleWatch",
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 ROLE_CHECK_S = 1.0  # how often the record is compared with the running role
 LEADERLESS_ASK_S = 3.0  # a voter without a leader this long asks its peers whether it still is one
 ASK_TIMEOUT_S = 2.0
+_REPORTED_LEFT_OUT: set[tuple[str, int]] = set()  # (node id, key epoch) already logged as left out
 
 
 def sees_leader(status: RaftStatus) -> bool:
@@ -55,6 +58,14 @@ def recorded_voters(state: ClusterState) -> tuple[str, ...]:
     return tuple(
         sorted(n.raft_addr for n in state.nodes.values() if n.role == "voter" and n.status != "left")
     )
+
+
+def recovered_state(state: ClusterState, node_id: str) -> dict[str, Any]:
+    """``state`` as ``recover --force-new-cluster`` on node ``node_id`` restores it into the new log
+    (``restore_state``): that node recorded as the only voter, every other node as replica."""
+    data = state.to_dict()
+    data["nodes"] = [{**n, "role": "voter" if n["node_id"] == node_id else "replica"} for n in data["nodes"]]
+    return data
 
 
 def membership_answer(
@@ -72,6 +83,7 @@ def membership_answer(
         "voters": list(recorded_voters(state)),
         "leader": status.leader if sees_leader(status) else None,
         "generation": state.generation,
+        "founded_at_version": state.founded_at_version,
     }
 
 
@@ -82,9 +94,7 @@ async def ask_node(
     answer in time."""
     request = {"op": "membership", "node_id": node_id}
     try:
-        return await request_join(
-            host, join_port, local.cluster_token, request, timeout_s=ASK_TIMEOUT_S, member=True
-        )
+        return await request_join(host, join_port, local.keys, request, timeout_s=ASK_TIMEOUT_S, member=True)
     except P2POrchError as exc:
         log.debug("membership question to %s unanswered: %s", host, exc.message)
         return None
@@ -134,6 +144,10 @@ async def role_on_return(
     ``hosts`` to ask default to the voters saved in ``cluster.json``."""
     if hosts is None:
         hosts = sorted({addr.rpartition(":")[0] for addr in local.voters if addr != local.raft_addr})
+    keys = await key_rotation.fetch_newer_keys(local, hosts, join_port)
+    if keys is not None:
+        log.warning("the cluster moved to key epoch %d while this node was away: following it", keys.epoch)
+        local = local.with_keys(keys)
     recorded = await ask_peers(local, hosts, join_port)
     if recorded is None or (recorded.role, recorded.generation) == (local.role, local.generation):
         return local
@@ -170,6 +184,7 @@ class RoleWatch:
     clock: Clock
     save_voters: Callable[[LocalClusterState], None]  # the recorded voters changed: remember them
     switch_role: Callable[[LocalClusterState, LocalClusterState], None]  # (expected, new): restart as new
+    report_conflict: Callable[[GenerationConflict | None], None] = lambda conflict: None  # for `status`
 
 
 async def watch_role(watch: RoleWatch, local: LocalClusterState) -> None:
@@ -197,12 +212,18 @@ async def _check_role(
     newer = newer_generation_hosts(watch.board, local)
     if newer:
         changed = await role_on_return(local, port, newer)
+        if changed.generation > local.generation and await _keep_generation(watch, local, newer):
+            return local, leaderless_since, None
         return local, leaderless_since, (changed if changed != local else None)
     state = store.snapshot()
+    rotated = _rotated_keys(local, state)
+    if rotated is not None:
+        return local, None, rotated
     if sees_leader(store.status()):
         me = state.nodes.get(local.node_id)
         if me is None or me.status == "left":
             return local, None, None  # our record is not here yet (just joined) or we are leaving
+        await key_rotation.publish_node_key(store, local, watch.clock.now())
         if me.role != local.role:
             log.warning("this node is recorded as %s now: restarting its store as one", me.role)
             return local, None, replace(local, role=me.role, voters=recorded_voters(state))
@@ -219,3 +240,38 @@ async def _check_role(
     others = sorted(n.addr for n in state.nodes.values() if n.node_id != local.node_id)
     changed = await role_on_return(local, port, others)
     return local, now, (changed if changed != local else None)
+
+
+def _rotated_keys(local: LocalClusterState, state: ClusterState) -> LocalClusterState | None:
+    """This node in the newer key epoch its committed state names, or None (none, or left out)."""
+    try:
+        keys = key_rotation.key_from_state(local, state)
+    except AuthError as exc:
+        if (local.node_id, state.key_epoch) not in _REPORTED_LEFT_OUT:
+            _REPORTED_LEFT_OUT.add((local.node_id, state.key_epoch))
+            log.error("cannot follow key epoch %d: %s", state.key_epoch, exc.message)
+        return None
+    if keys is None:
+        return None
+    log.warning("cluster key epoch %d: restarting with the new key", keys.epoch)
+    return local.with_keys(keys)
+
+
+async def _keep_generation(watch: RoleWatch, local: LocalClusterState, newer: list[str]) -> bool:
+    """Whether this node must stay in its generation: it has a working quorum and committed past the
+    state the newer generation was recovered from (the conflict is reported for ``status``)."""
+    answer = await ask_node(local, newer[0], watch.join_port, local.node_id)
+    if answer is None:
+        return False
+    try:
+        generation = int(answer.get("generation") or 0)
+        founded_at = int(answer.get("founded_at_version") or 0)
+    except (TypeError, ValueError):
+        return False
+    has_quorum = sees_leader(watch.store.status())
+    version = watch.store.snapshot().version
+    conflict = may_follow(has_quorum, local.generation, version, generation, founded_at)
+    if conflict is not None:
+        log.error("%s", conflict.to_dict()["message"])
+    watch.report_conflict(conflict)
+    return conflict is not None

@@ -32,6 +32,7 @@ OPS = (
     "lease_subnet",
     "release_subnet",
     "set_join_token",
+    "rotate_keys",
     "restore_state",
     "noop",
 )
@@ -182,6 +183,12 @@ def release_subnet(at: float, node_id: str, *, expected_version: int | None = No
 def set_join_token(at: float, join_token: str) -> bytes:
     """Replace the token new nodes must present (rotation); the cluster's own keys do not change."""
     return encode("set_join_token", at, join_token=join_token)
+
+
+def rotate_keys(at: float, epoch: int, envelopes: Mapping[str, str], excluded: Iterable[str] = ()) -> bytes:
+    """Start cluster key epoch ``epoch``: its key sealed to each member that may follow it
+    (``node id -> envelope``); every other live node must be named in ``excluded``."""
+    return encode("rotate_keys", at, epoch=int(epoch), envelopes=dict(envelopes), excluded=sorted(excluded))
 
 
 def noop(at: float, *, tag: Any = None) -> bytes:

@@ -28,6 +28,7 @@ from .state import (
 )
 
 MAX_BATCH_COMMANDS = 10_000
+MAX_KEY_TEXT = 256  # base64 of a public key (44) or a key envelope (108), with room to spare
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,13 @@ def _non_negative(value: Any, name: str) -> int:
     return value
 
 
+def _key_text(value: Any, name: str) -> str:
+    """A base64 key or envelope (checked for shape only: the FSM never opens keys)."""
+    if not isinstance(value, str) or len(value) > MAX_KEY_TEXT:
+        raise _invalid(f"{name} must be a base64 string of at most {MAX_KEY_TEXT} characters", name)
+    return value
+
+
 def _choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise _invalid(f"{name} must be one of {', '.join(allowed)}", name)
@@ -175,7 +183,9 @@ def _validated_node(d: Mapping[str, Any], at: float, v: int) -> NodeRecord:
         cpu_nanos=_non_negative(d.get("cpu_nanos", 0), "cpu_nanos"),
         memory_bytes=_non_negative(d.get("memory_bytes", 0), "memory_bytes"),
         status=_choice(d.get("status", "ready"), "status", NODE_STATUSES),
+        key_pub=_key_text(d.get("key_pub", ""), "key_pub"),
         joined_at=at,
+        status_at=at,  # a joining node counts as coming (not down) for the autopilot's grace from now
         version=v,
     )
 
@@ -202,6 +212,7 @@ _NODE_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "gossip_port": _port,
     "cpu_nanos": _non_negative,
     "memory_bytes": _non_negative,
+    "key_pub": _key_text,
 }
 
 
@@ -497,6 +508,30 @@ def _set_join_token(s: ClusterState, b: Mapping[str, Any], at: float, v: int) ->
     return s.evolve(join_token=token, version=v), None, [Change("cluster", "put", s.cluster_id, None, v)]
 
 
+def _rotate_keys(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
+    """The next cluster key epoch: only the members holding an envelope can follow it."""
+    _require_init(s)
+    epoch = _get(b, "epoch", int)
+    if epoch != s.key_epoch + 1:
+        raise _conflict(f"key epoch is {s.key_epoch}: the next is {s.key_epoch + 1}, not {epoch}", "epoch")
+    envelopes = _get(b, "envelopes", dict)
+    excluded = set(_get(b, "excluded", list, optional=True) or ())
+    for node_id, envelope in envelopes.items():
+        if node_id not in s.nodes:
+            raise _not_found(f"no node {node_id}", "envelopes")
+        _key_text(envelope, "envelopes")
+    # computed from an older state (a node joined since): it would silently cut that node off
+    missing = sorted(
+        n.name
+        for n in s.nodes.values()
+        if n.status != "left" and n.node_id not in envelopes and n.node_id not in excluded
+    )
+    if missing:
+        raise _conflict(f"the rotation has no key for {', '.join(missing)}", "envelopes")
+    new = s.evolve(key_epoch=epoch, key_envelopes=dict(envelopes), version=v)
+    return new, epoch, [Change("cluster", "put", s.cluster_id, None, v)]
+
+
 def _restore_state(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
     """First entry of a recovered cluster's new log: the whole state one node had, one generation on."""
     if s.initialized:
@@ -509,7 +544,9 @@ def _restore_state(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> 
     if not restored.initialized:
         raise _invalid("state has no cluster id", "state")
     version = max(v, restored.version + 1)
-    new = restored.evolve(version=version, generation=restored.generation + 1)
+    new = restored.evolve(
+        version=version, generation=restored.generation + 1, founded_at_version=restored.version
+    )
     return new, new.generation, [Change("reset", "put", new.cluster_id, new, version)]
 
 
@@ -530,6 +567,7 @@ HANDLERS: dict[str, Handler] = {
     "lease_subnet": _lease_subnet,
     "release_subnet": _release_subnet,
     "set_join_token": _set_join_token,
+    "rotate_keys": _rotate_keys,
     "restore_state": _restore_state,
     "noop": _noop,
 }

@@ -14,7 +14,7 @@ from typing import Any
 
 NODE_ROLES = ("voter", "replica")
 NODE_AVAILABILITIES = ("active", "drain", "pause")
-NODE_STATUSES = ("ready", "down", "left")
+NODE_STATUSES = ("joining", "ready", "down", "left")  # joining: until gossip first sees it alive
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -66,6 +66,7 @@ class NodeRecord(_Record):
     joined_at: float = 0.0
     version: int = 0
     status_at: float = 0.0  # when ``status`` last changed (down since ...)
+    key_pub: str = ""  # the node's X25519 public key (base64): key rotations seal the new key to it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_map(self.labels))
@@ -151,6 +152,9 @@ class ClusterState:
     version: int = 0
     join_token: str = ""  # the current join token after a rotation ("" = the cluster token)
     generation: int = 0  # bumped by each forced recovery (a new Raft log restored from one node's state)
+    founded_at_version: int = 0  # state version the recovering node had when it founded this generation
+    key_epoch: int = 0  # the cluster key epoch (bumped by each key rotation)
+    key_envelopes: Mapping[str, str] = field(default_factory=dict)  # node id -> this epoch's key sealed to it
     nodes: Mapping[str, NodeRecord] = field(default_factory=dict)
     services: Mapping[str, ServiceRecord] = field(default_factory=dict)
     tasks: Mapping[str, TaskRecord] = field(default_factory=dict)
@@ -159,7 +163,7 @@ class ClusterState:
     _service_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("nodes", "services", "tasks", "leases"):
+        for name in ("nodes", "services", "tasks", "leases", "key_envelopes"):
             object.__setattr__(self, name, _frozen_map(getattr(self, name)))
         if len(self._node_names) != len(self.nodes):
             object.__setattr__(self, "_node_names", _index(self.nodes, "name"))
@@ -222,6 +226,9 @@ class ClusterState:
             "version": self.version,
             "join_token": self.join_token,
             "generation": self.generation,
+            "founded_at_version": self.founded_at_version,
+            "key_epoch": self.key_epoch,
+            "key_envelopes": dict(self.key_envelopes),
             "nodes": [r.to_dict() for r in self.nodes.values()],
             "services": [r.to_dict() for r in self.services.values()],
             "tasks": [r.to_dict() for r in self.tasks.values()],
@@ -242,6 +249,9 @@ class ClusterState:
             created_at=data.get("created_at", 0.0),
             join_token=data.get("join_token", ""),
             generation=data.get("generation", 0),
+            founded_at_version=data.get("founded_at_version", 0),
+            key_epoch=data.get("key_epoch", 0),
+            key_envelopes=dict(data.get("key_envelopes") or {}),
             version=data.get("version", 0),
             nodes={n.node_id: n for n in nodes},
             services={s.service_id: s for s in services},

@@ -97,7 +97,7 @@ class StoreConfig:
     self_addr: str | None
     voters: tuple[str, ...]
     data_dir: Path
-    password: str
+    password: str = field(repr=False)  # the pysyncobj password: never in a repr or a log
     tick_period_s: float = 0.005
     heartbeat_period_s: float = 0.1
     election_timeout_min_s: float = 0.5

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 AVAILABILITIES = ("active", "pause", "drain")
-STATUSES = ("ready", "down", "left", "unknown")
+STATUSES = ("joining", "ready", "down", "left", "unknown")
 
 
 @dataclass(frozen=True, slots=True)

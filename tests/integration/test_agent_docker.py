@@ -275,8 +275,8 @@ async def test_restarted_agent_adopts_running_container_without_restarting_it(
     async with trio.open_nursery() as nursery:
         agent = await start_agent(nursery, second, lambda: [committed], rec2)
         adopted = await wait_until(reported(rec2, spec.task_id, RUNNING), what="adopted")
-        await trio.sleep(1.5)  # at least one periodic resync more
-        assert agent.reconcile_count >= 2
+        passes = agent.reconcile_count
+        await wait_until(lambda: agent.reconcile_count >= passes + 1, what="one periodic resync more")
         nursery.cancel_scope.cancel()
     after = await inspect(client, running.container_id)
     assert adopted.container_id == running.container_id
@@ -329,8 +329,8 @@ async def test_missing_image_is_a_failed_task_with_dockers_error(
     async with trio.open_nursery() as nursery:
         agent = await start_agent(nursery, executor, lambda: [spec], rec)
         failed = await wait_until(reported(rec, spec.task_id, FAILED), what="failed")
-        await trio.sleep(1.5)
-        assert agent.reconcile_count >= 2
+        passes = agent.reconcile_count
+        await wait_until(lambda: agent.reconcile_count >= passes + 1, what="a reconcile after the failure")
         nursery.cancel_scope.cancel()
     assert "127.0.0.1:9" in failed.error and "connection refused" in failed.error, failed.error
     assert failed.container_id == ""
@@ -347,11 +347,12 @@ async def test_bad_command_and_exits_are_failed_or_complete(
     rec = Recorder()
     executor = await open_docker_executor(docker_url)
     async with trio.open_nursery() as nursery:
-        await start_agent(nursery, executor, lambda: [bad, crash, done], rec)
+        agent = await start_agent(nursery, executor, lambda: [bad, crash, done], rec)
         bad_rep = await wait_until(reported(rec, bad.task_id, FAILED), what="bad failed")
         crash_rep = await wait_until(reported(rec, crash.task_id, FAILED), what="crash failed")
         done_rep = await wait_until(reported(rec, done.task_id, COMPLETE), what="complete")
-        await trio.sleep(1.5)
+        passes = agent.reconcile_count  # the agent looks again after the exits: still nothing restarted
+        await wait_until(lambda: agent.reconcile_count >= passes + 2, what="two reconciles after the exits")
         nursery.cancel_scope.cancel()
     assert "executable file not found" in bad_rep.error and "no-such-command" in bad_rep.error, bad_rep.error
     assert (crash_rep.exit_code, crash_rep.error) == (3, "task exited with code 3")

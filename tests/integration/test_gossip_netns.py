@@ -101,6 +101,13 @@ def test_five_nodes_converge_detect_kill_restart_and_refuse_wrong_token(cluster)
 
     start, kill, view, run_secrets = cluster
     evil = start(N, name="evil", secret_file=run_secrets.write("wrong-secret"))
-    time.sleep(4.0)
+    assert wait(lambda: view(evil), 10)  # evil runs (it tried its seed n0 on start)
+    # Barrier instead of a sleep: a legitimate node restarted after evil started is seen alive again
+    # by everyone, so gossip rounds and push/pulls ran among all nodes while evil was knocking.
+    old_inc = view("n0")["n4"]["inc"]
+    kill("n4")
+    assert wait(lambda: all(state(view, o, "n4") == "dead" for o in names if o != "n4"), 40)
+    start(4)
+    assert wait(lambda: all(view(o).get("n4", {}).get("inc", -1) > old_inc for o in names if o != "n4"), 20)
     assert all("evil" not in view(o) for o in names)
     assert set(view(evil)) == {"evil"}

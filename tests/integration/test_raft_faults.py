@@ -148,6 +148,7 @@ def test_kill9_loses_no_acknowledged_write(cluster: LocalCluster, kind: str, see
 def test_garbage_on_raft_port_does_not_hurt(cluster: LocalCluster) -> None:
     rng = random.Random(7)
     leader = cluster.leader()
+    term = leader.call(op="status")["status"]["term"]
     assert leader.raft_addr is not None
     host, port = leader.raft_addr.rsplit(":", 1)
     payloads = [rng.randbytes(rng.randrange(1, 4096)) for _ in range(20)] + [
@@ -162,7 +163,9 @@ def test_garbage_on_raft_port_does_not_hurt(cluster: LocalCluster) -> None:
         assert node.alive
     answer = leader.call(op="create", id="after-garbage")
     assert answer["ok"], answer
-    assert leader.call(op="status")["status"]["is_leader"] or cluster.leader()
+    status = leader.call(op="status")["status"]
+    assert status["is_leader"] and status["term"] == term, status  # no election: garbage changed nothing
+    assert cluster.leader() is leader
     assert cluster.wait_services(cluster.replicas()[0], {"after-garbage"}) >= {"after-garbage"}
 
 
@@ -177,7 +180,9 @@ def test_wrong_password_replica_gets_nothing(cluster: LocalCluster, tmp_path: Pa
     intruder.control_port = free_ports(1)[0]
     cluster.nodes.append(intruder)
     cluster.start(intruder, password_file=wrong)
-    time.sleep(2.0)
+    # a write after the intruder started reaches the rightful replica: the intruder had the same chance
+    assert cluster.leader().call(op="create", id="after-intruder")["ok"]
+    assert "after-intruder" in cluster.wait_services(cluster.replicas()[0], {"after-intruder"})
     answer = intruder.call(op="services")
     assert answer["version"] == 0 and answer["ids"] == []
     status = intruder.call(op="status")["status"]

@@ -297,8 +297,10 @@ def test_restart_condition_none_and_a_clean_exit_under_on_failure_are_not_replac
         done = wait_for(lambda: ended("done", "complete"), 60, "done.1 complete")
         assert len(once) == 1 and once[0]["exit_code"] == 1, once
         assert len(done) == 1 and done[0]["exit_code"] == 0, done
-        # A replacement would come after the restart delay (5 s default) at most: wait longer.
-        time.sleep(8)
+        # Barrier instead of a sleep: a service that fails after these two, with the same default restart
+        # delay (5 s), gets its replacement; by then the leader has planned past their deadline too.
+        with service(sb, nodes, "later", "--restart-condition", "on-failure", *FAST_STOP, IMAGE, "false"):
+            wait_for(lambda: len(all_tasks(nodes[0], "later")) >= 2, 60, "later.1 replaced after its delay")
         after_once, after_done = all_tasks(nodes[0], "once"), all_tasks(nodes[0], "done")
         assert [t["id"] for t in after_once] == [once[0]["id"]], after_once
         assert [t["id"] for t in after_done] == [done[0]["id"]], after_done
@@ -480,8 +482,8 @@ def test_rebalance_after_a_node_returns_opt_in_and_on_request(cluster):
         moved = [t for t in all_tasks(nodes[0], "rb") if "rebalance" in t["message"]]
         assert len(moved) == 1 and moved[0]["desired_state"] == "shutdown", moved
 
-        # without opt-in nothing moves by itself ...
-        time.sleep(3)
+        # without opt-in nothing moves by itself: the leader rounds that moved rb (start the replacement,
+        # see it run, stop the old task) planned mr on the same states ...
         per_node = Counter(t["node"] for t in tasks(nodes[0], "mr"))
         assert per_node[victim.name] == 0 and sum(per_node.values()) == 3, per_node
         assert cli_json(sb, "n1", "service", "inspect", "mr")["rebalance"] == "off"

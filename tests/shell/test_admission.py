@@ -9,14 +9,14 @@ from p2porch.clock import TrioClock
 from p2porch.config import Config
 from p2porch.errors import ConfigError, ConflictError
 from p2porch.membership.admission import admit
+from p2porch.membership.keys import new_cluster_keys
 from p2porch.membership.localstate import LocalClusterState
-from p2porch.membership.token import new_token
 from p2porch.raft import commands as C
 from p2porch.raft.state import NodeRecord
 
 LOCAL = LocalClusterState(
     cluster_id="c0ffee0123456789",
-    token=str(new_token("c0ffee0123456789")),
+    cluster_key=new_cluster_keys("c0ffee0123456789").to_text(),
     node_id="n1",
     node_name="n1",
     role="voter",
@@ -25,9 +25,13 @@ LOCAL = LocalClusterState(
 )
 
 
+def node_id(n: int) -> str:
+    return f"{n:016x}"
+
+
 def request(n: int, name: str | None = None) -> dict[str, object]:
     return {
-        "node_id": f"n{n}",
+        "node_id": node_id(n),
         "name": name or f"n{n}",
         "addr": f"10.0.0.{n}",
         "raft_port": 7947,
@@ -50,8 +54,9 @@ async def cluster_of_one() -> MemoryStore:
     return store
 
 
-async def join(store: MemoryStore, body: dict[str, object]) -> dict[str, object]:
-    return await admit(store, store.write, LOCAL, Config(), TrioClock(), body)
+async def join(store: MemoryStore, body: dict[str, object], source: str | None = None) -> dict[str, object]:
+    """``body`` as if it came over a connection from ``source`` (default: the address it claims)."""
+    return await admit(store, store.write, LOCAL, Config(), TrioClock(), body, source or str(body["addr"]))
 
 
 async def test_joiners_are_voters_until_the_target_then_replicas_with_a_leased_subnet() -> None:
@@ -61,14 +66,19 @@ async def test_joiners_are_voters_until_the_target_then_replicas_with_a_leased_s
     state = store.snapshot()
     assert {n.node_id: n.role for n in state.nodes.values()} == {
         "n1": "voter",
-        "n2": "voter",
-        "n3": "voter",
-        "n4": "replica",
+        node_id(2): "voter",
+        node_id(3): "voter",
+        node_id(4): "replica",
     }
-    assert set(state.leases) == {"n2", "n3", "n4"}  # n1's own lease is init's job, not admission's
+    assert set(state.leases) == {
+        node_id(2),
+        node_id(3),
+        node_id(4),
+    }  # n1's own lease is init's job, not admission's
     reply = await join(store, request(5))
     assert reply["voters"] == ["10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.3:7947"]
-    assert (reply["cluster_id"], reply["cluster_token"]) == (LOCAL.cluster_id, LOCAL.token)
+    assert (reply["cluster_id"], reply["cluster_key"]) == (LOCAL.cluster_id, LOCAL.cluster_key)
+    assert "token" not in str(reply)  # the join token is never handed out, only the cluster key
 
 
 async def test_a_name_in_use_is_refused_and_nothing_is_written() -> None:
@@ -84,11 +94,11 @@ async def test_a_name_in_use_is_refused_and_nothing_is_written() -> None:
 async def test_the_name_of_a_node_that_left_can_be_taken_again() -> None:
     store = await cluster_of_one()
     await join(store, request(2, name="web1"))
-    await store.write(C.update_node(0.0, "n2", status="left"))
+    await store.write(C.update_node(0.0, node_id(2), status="left"))
     await join(store, request(3, name="web1"))
     state = store.snapshot()
-    assert "n2" not in state.nodes
-    assert state.node_by_name("web1") is not None and state.node_by_name("web1").node_id == "n3"
+    assert node_id(2) not in state.nodes
+    assert state.node_by_name("web1") is not None and state.node_by_name("web1").node_id == node_id(3)
 
 
 async def test_a_malformed_request_is_a_config_error_naming_the_request() -> None:
@@ -98,5 +108,20 @@ async def test_a_malformed_request_is_a_config_error_naming_the_request() -> Non
     before = store.snapshot().version
     with pytest.raises(ConfigError) as caught:
         await join(store, body)
-    assert caught.value.field == "request"
+    assert caught.value.field == "raft.port"
+    assert store.snapshot().version == before
+
+
+async def test_a_joiner_is_joining_until_gossip_sees_it_and_must_come_from_its_address() -> None:
+    store = await cluster_of_one()
+    await join(store, request(2))
+    assert store.snapshot().nodes[node_id(2)].status == "joining"  # no tasks yet
+    before = store.snapshot().version
+    for body, source in (
+        (request(3), "10.0.0.99"),
+        (request(4, name="n4") | {"addr": "10.0.0.2"}, "10.0.0.2"),
+    ):
+        with pytest.raises(ConfigError) as caught:  # not its connection's address / another node's
+            await join(store, body, source)
+        assert caught.value.field == "--advertise-addr"
     assert store.snapshot().version == before

@@ -11,7 +11,7 @@ TOKEN = new_token()
 
 
 async def _start(nursery, **kwargs):
-    async def handle(request):
+    async def handle(request, source):
         return {"ok": True, "you": request.get("name")}
 
     service = JoinService(lambda: TOKEN, handle, **kwargs)

@@ -168,7 +168,7 @@ async def test_fuzz_join_port(traced):
     rng = random.Random(SEED)
     token = new_token()
 
-    async def handle(request):
+    async def handle(request, source):
         return {"ok": True}
 
     service = JoinService(lambda: token, handle, auth_timeout_s=0.5)

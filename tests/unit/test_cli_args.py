@@ -69,3 +69,36 @@ def test_host_must_be_unix_socket(capsys):
     code = main(["--host", "tcp://1.2.3.4:1", "status"])
     assert code == 2
     assert "--host" in capsys.readouterr().err
+
+
+def test_the_join_token_comes_from_a_file_or_the_environment_not_only_argv(tmp_path, monkeypatch):
+    from p2porch.cli.cluster import TOKEN_ENV, _cluster_body
+
+    token_file = tmp_path / "token"
+    token_file.write_text("P2PT-1-from-file\n")
+    parser = build_parser()
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    body = _cluster_body(parser.parse_args(["join", "10.0.0.1", "--token-file", str(token_file)]))
+    assert body["token"] == "P2PT-1-from-file"
+    monkeypatch.setenv(TOKEN_ENV, "P2PT-1-from-env")
+    assert _cluster_body(parser.parse_args(["join", "10.0.0.1"]))["token"] == "P2PT-1-from-env"
+    assert _cluster_body(parser.parse_args(["join", "10.0.0.1", "--token", "T"]))["token"] == "T"
+
+
+def test_join_without_any_token_exits_2_naming_the_flag(capsys, monkeypatch, tmp_path):
+    from p2porch.cli.cluster import TOKEN_ENV
+
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    code = main(["--host", f"unix://{tmp_path}/none.sock", "join", "10.0.0.1"])
+    assert code == 2 and "--token" in capsys.readouterr().err
+    code = main(
+        ["--host", f"unix://{tmp_path}/none.sock", "join", "10.0.0.1", "--token-file", "/nonexistent"]
+    )
+    assert code == 2 and "--token-file" in capsys.readouterr().err
+
+
+def test_printed_join_command_keeps_the_token_out_of_the_joiners_argv():
+    from p2porch.cli.cluster import join_command_text
+
+    command = join_command_text("10.0.0.1:7948", "P2PT-1-x")
+    assert command.startswith("P2PORCH_TOKEN=P2PT-1-x ") and "--token" not in command

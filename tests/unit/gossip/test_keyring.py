@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -101,3 +103,14 @@ def test_config_presets_and_validation():
     assert parse_addr("10.0.0.1:7946") == ("10.0.0.1", 7946)
     with pytest.raises(ConfigError):
         parse_addr("nohost")
+
+
+def test_previous_key_is_accepted_during_a_switch_and_refused_after_it():
+    old, new = os.urandom(32), os.urandom(32)
+    sender = Keyring(old)
+    receiver = Keyring(new, [old])
+    packet = sender.seal(b"ping", b"udp")
+    assert receiver.accepts_previous and receiver.open(packet, b"udp") == b"ping"
+    receiver.drop_previous()
+    with pytest.raises(AuthError):
+        receiver.open(packet, b"udp")

@@ -3,7 +3,7 @@
 import random
 from collections import Counter
 
-from p2porch.leader.scheduling import plan_round
+from p2porch.leader.scheduling import node_status_updates, plan_round
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
 from p2porch.raft.state import EMPTY_STATE, ClusterState, NodeRecord
@@ -285,3 +285,11 @@ def test_a_target_that_always_rejects_gets_one_attempt_per_cool_down_not_churn()
         assert running_per_node(state)["id1"] == 2  # the tasks being moved never stop
         now += 1.0
     assert 2 <= len(attempts) <= 200 / FAILURE_COOLDOWN_S + 1, len(attempts)
+
+
+def test_a_joiner_becomes_ready_only_once_gossip_sees_it_alive():
+    joiner = NodeRecord("j1", "joiner", "10.0.0.9", 7947, 7946, status="joining")
+    state = ClusterState(cluster_id="c", nodes={"j1": joiner})
+    assert node_status_updates(state, {}) == {}  # never gossiped: stays joining, gets no tasks
+    assert node_status_updates(state, {"j1": "suspect"}) == {}
+    assert node_status_updates(state, {"j1": "alive"}) == {"j1": "ready"}

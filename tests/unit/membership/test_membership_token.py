@@ -102,3 +102,22 @@ def test_garbage_messages_raise_only_auth_errors(message):
     joiner = JoinerHandshake(token, os.urandom(32), os.urandom(12))
     with pytest.raises(AuthError):
         joiner.on_challenge(message, {})
+
+
+def test_member_sessions_are_keyed_with_the_cluster_keys_of_one_epoch():
+    from p2porch.membership.handshake import hello_epoch
+    from p2porch.membership.keys import new_cluster_keys
+
+    keys = new_cluster_keys("ab" * 8, epoch=3)
+    joiner = JoinerHandshake(keys, os.urandom(32), os.urandom(12), member=True)
+    hello = joiner.hello()
+    assert hello_epoch(hello) == 3 and hello["as"] == "member"
+    member = MemberHandshake(keys, os.urandom(32), os.urandom(12))
+    sealed = joiner.on_challenge(member.on_hello(hello), {"op": "membership"})
+    assert member.on_request(sealed) == {"op": "membership"}
+    # a peer still on the previous epoch's key cannot run the handshake
+    old = new_cluster_keys("ab" * 8, epoch=2)
+    stale = JoinerHandshake(old, os.urandom(32), os.urandom(12), member=True)
+    with pytest.raises(AuthError):
+        stale.on_challenge(MemberHandshake(keys, os.urandom(32), os.urandom(12)).on_hello(stale.hello()), {})
+    assert hello_epoch({"epoch": True}) == -1 and hello_epoch({}) == 0

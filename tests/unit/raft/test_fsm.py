@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -283,13 +290,63 @@ def replay(cmds: list[bytes]) -> tuple[ClusterState, list[dict]]:
     return s, results
 
 
+REPLICA = """
+import hashlib, sys
+import msgpack
+from p2porch.raft.fsm import apply
+from p2porch.raft.state import EMPTY_STATE
+while header := sys.stdin.buffer.read(4):
+    log = msgpack.unpackb(sys.stdin.buffer.read(int.from_bytes(header, "big")), raw=False)
+    state, trace = EMPTY_STATE, []
+    for cmd in log:
+        state, result, changes = apply(state, cmd)
+        trace.append([result, [[c.kind, c.op, c.key, c.version] for c in changes]])
+    body = msgpack.packb([state.to_dict(), trace], use_bin_type=True)
+    sys.stdout.write(hashlib.sha256(body).hexdigest() + chr(10))
+    sys.stdout.flush()
+"""
+
+
+def log_digest(log: list[bytes]) -> str:
+    """What REPLICA prints for ``log`` (the same code, in this process)."""
+    state, trace = EMPTY_STATE, []
+    for cmd in log:
+        state, result, changes = apply(state, cmd)
+        trace.append([result, [[c.kind, c.op, c.key, c.version] for c in changes]])
+    body = msgpack.packb([state.to_dict(), trace], use_bin_type=True)
+    return hashlib.sha256(body).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def replica_process() -> Iterator[subprocess.Popen[str]]:
+    """A replica applying logs in another process whose string hashes differ from this one's: set or
+    hash() order, object ids, clocks or randomness in the FSM would make the two states diverge."""
+    hash_seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", REPLICA],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        text=True,
+    )
+    yield proc
+    assert proc.stdin is not None
+    proc.stdin.close()
+    proc.wait(timeout=10)
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.lists(commands(), max_size=30))
-def test_property_same_commands_same_state(cmds: list[bytes]) -> None:
-    s1, r1 = replay(cmds)
-    s2, r2 = replay(cmds)
-    assert s1 == s2 and r1 == r2
-    assert s1.to_dict() == s2.to_dict()
+def test_property_another_process_computes_the_same_state(
+    replica_process: subprocess.Popen[str], cmds: list[bytes]
+) -> None:
+    log = [C.init_cluster(AT, cluster_id="c", cluster_cidr="10.240.0.0/22"), *cmds]
+    assert replica_process.stdin is not None and replica_process.stdout is not None
+    frame = msgpack.packb(log, use_bin_type=True)
+    replica_process.stdin.buffer.write(len(frame).to_bytes(4, "big") + frame)  # type: ignore[attr-defined]
+    replica_process.stdin.flush()
+    assert replica_process.stdout.readline().strip() == log_digest(log)
+    s1, _ = replay(cmds)
     assert ClusterState.from_dict(s1.to_dict()) == s1
 
 
@@ -346,3 +403,41 @@ def test_restore_state_installs_a_whole_state_one_generation_on(base: ClusterSta
     err(base, C.restore_state(AT, base.to_dict()), ConflictError)
     err(EMPTY_STATE, C.restore_state(AT, {"nodes": []}), ConfigError)
     err(EMPTY_STATE, C.restore_state(AT, {"cluster_id": "c", "nodes": ["garbage"]}), ConfigError)
+
+
+def test_rotate_keys_steps_one_epoch_with_envelopes_for_known_nodes(base: ClusterState) -> None:
+    assert base.key_epoch == 0
+    s = ok(base, C.rotate_keys(AT, 1, {"id1": "ZW52ZWxvcGU=", "id2": "ZQ=="}))
+    assert (s.key_epoch, s.key_envelopes["id1"]) == (1, "ZW52ZWxvcGU=")
+    err(s, C.rotate_keys(AT, 1, {}), ConflictError)  # replayed epoch
+    err(s, C.rotate_keys(AT, 3, {}), ConflictError)  # skipped epoch
+    err(s, C.rotate_keys(AT, 2, {"nobody": "eA=="}), NotFoundError)
+    err(s, C.rotate_keys(AT, 2, {"id1": "x" * 1000, "id2": "eA=="}), ConfigError)
+    assert ClusterState.from_dict(s.to_dict()).key_envelopes == s.key_envelopes
+
+
+def test_node_public_key_is_recorded_and_bounded(base: ClusterState) -> None:
+    s = ok(base, C.add_node(AT, node(3, key_pub="cHVi")))
+    assert s.nodes["id3"].key_pub == "cHVi"
+    s = ok(s, C.update_node(AT, "id3", key_pub="bmV3"))
+    assert s.nodes["id3"].key_pub == "bmV3"
+    err(s, C.update_node(AT, "id3", key_pub=7), ConfigError)
+
+
+def test_restore_records_the_version_its_founder_recovered_from(base: ClusterState) -> None:
+    restored = ok(EMPTY_STATE, C.restore_state(AT, base.to_dict()))
+    assert restored.founded_at_version == base.version
+    assert ClusterState.from_dict(restored.to_dict()).founded_at_version == base.version
+
+
+def test_a_joining_node_is_neither_ready_nor_down(base: ClusterState) -> None:
+    s = ok(base, C.add_node(AT, node(4, status="joining")))
+    assert s.nodes["id4"].status == "joining"
+
+
+def test_a_rotation_that_misses_a_live_node_is_refused_unless_it_excludes_it(base: ClusterState) -> None:
+    # computed before node id2 joined: applying it would silently cut id2 off
+    r = err(base, C.rotate_keys(AT, 1, {"id1": "ZQ=="}), ConflictError)
+    assert r["field"] == "envelopes" and "n2" in r["message"]
+    s = ok(base, C.rotate_keys(AT, 1, {"id1": "ZQ=="}, excluded=["id2"]))
+    assert s.key_epoch == 1

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from p2porch.api.server import build_app
+from p2porch.config import Config
 from p2porch.control.service_ops import ServiceOps
 from p2porch.control.stack_ops import StackOps, parse_deploy_body, stack_endpoints
 from p2porch.errors import ConfigError, ConflictError, NotFoundError
@@ -36,6 +37,7 @@ class MemoryManager:
     """The two things ServiceOps needs from the cluster manager, over the real FSM in memory."""
 
     def __init__(self) -> None:
+        self.config = Config()  # its ports are the ones services may not publish
         self.state = ClusterState()
         self.commands: list[str] = []
         self._apply(C.init_cluster(0.0, cluster_id="c0ffee"))
@@ -222,3 +224,11 @@ async def test_endpoints_through_the_api_app(ops):
         assert (await client.get("/stacks/nope/tasks")).status_code == 404
         removed = await client.delete("/stacks/shop")
         assert sorted(removed.json()["removed"]) == ["shop-api", "shop-web"]
+
+
+async def test_a_stack_publishing_a_p2porch_port_is_refused_before_anything_is_written(ops, manager):
+    compose = "services:\n  web:\n    image: nginx\n  dns:\n    image: coredns\n    ports: ['53:53/udp']\n"
+    with pytest.raises(ConfigError) as info:
+        await deploy(ops, "s", compose)
+    assert info.value.field == "--publish" and "dns" in info.value.message
+    assert "create_service" not in manager.commands

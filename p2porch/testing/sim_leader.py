@@ -1,0 +1,125 @@
+"""The simulated leader: the real leader round and autopilot decision driven by the cluster simulator.
+
+``SimLeader`` owns what the leader loops keep between rounds (the orchestrator with its seeded RNG, the
+round's wake-up time, the last state and gossip view planned on). Each tick it does what
+``leader/loop.py`` and ``leader/autopilot_loop.py`` do, through the same pure functions: node statuses
+from gossip (``node_status_updates``), ``plan_round`` and its follow-ups (``update_failure_specs``,
+``rebalance_done_specs``), and ``next_voter_change``. It never reads a clock (pure; tests only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConflictError, ProposalTimeout
+from ..leader.autopilot import next_voter_change, voters_target
+from ..leader.scheduling import node_status_updates, plan_round, rebalance_done_specs, update_failure_specs
+from ..raft import commands as C
+from ..scheduler import Orchestrator
+
+# ``sim`` is the ClusterSim and ``leader`` its SimNode; they are not imported here so that
+# cluster_sim -> sim_leader stays the only import between the two modules (no cycle).
+ClusterSim = Any
+SimNode = Any
+
+
+@dataclass
+class SimLeader:
+    """The leader loops' memory on the node named ``node`` (a new one per leader and term)."""
+
+    node: str
+    orchestrator: Orchestrator
+    wake_at: float | None = None
+    last_round: float = -1e9
+    last_version: int = -1
+    last_view: dict[str, str] = field(default_factory=dict)
+    next_autopilot: float = 0.0
+
+    def step(self, sim: ClusterSim) -> None:
+        """One tick of the leader loop and, every ``autopilot_s``, of the autopilot loop."""
+        node = sim.nodes[self.node]
+        state = sim.state
+        view = sim.gossip_states(node)
+        due = (
+            state.version != self.last_version
+            or view != self.last_view
+            or (self.wake_at is not None and sim.now >= self.wake_at)
+            or sim.t - self.last_round >= sim.settings.leader_idle_s
+        )
+        if sim.t >= self.next_autopilot:
+            self.next_autopilot = sim.t + sim.settings.autopilot_s
+            self.autopilot(sim, node, view)
+        if not due:
+            return
+        self.last_round, self.last_version, self.last_view = sim.t, state.version, view
+        sim.rounds += 1
+        for node_id, status in node_status_updates(state, view).items():
+            _leader_write(
+                sim, C.update_node(sim.now, node_id, status=status, node_version=state.nodes[node_id].version)
+            )
+            sim.note(f"{sim.name_of(node_id)} is {status} (gossip)")
+        if sim.state.version != state.version:
+            return  # plan on the new state next tick
+        plan = plan_round(
+            state,
+            sim.now,
+            self.orchestrator,
+            rebalance_max_moves=sim.config.scheduler.rebalance_max_moves,
+        )
+        self.wake_at = plan.wake_at
+        if plan.update_failures:
+            for service, spec, action in update_failure_specs(state, plan.update_failures):
+                _leader_write(
+                    sim, C.update_service(sim.now, service.service_id, spec, service_version=service.version)
+                )
+                sim.note(f"update of {service.name} failed: {action}")
+            return
+        if plan.rebalanced:
+            for service, spec in rebalance_done_specs(state, plan.rebalanced):
+                _leader_write(
+                    sim, C.update_service(sim.now, service.service_id, spec, service_version=service.version)
+                )
+                sim.note(f"rebalance of {service.name} done")
+            return
+        if not plan.empty and not _leader_write(
+            sim, C.put_tasks(sim.now, plan.items, expected_version=state.version)
+        ):
+            self.wake_at = sim.now
+
+    def autopilot(self, sim: ClusterSim, leader: SimNode, view: dict[str, str]) -> None:
+        """One autopilot check: the real decision, carried out on the simulated Raft group."""
+        state = sim.state
+        live = [n for n in state.nodes.values() if n.status != "left"]
+        alive = sorted(node_id for node_id, seen in view.items() if seen == "alive")
+        change = next_voter_change(
+            state.nodes.values(),
+            sim.raft.voters,
+            alive,
+            sim.runs_as_voter(state),
+            sim.now,
+            target=voters_target(sim.config.raft, len(live)),
+            grace_s=sim.config.raft.replace_dead_voter_s,
+            self_addr=leader.raft_addr,
+        )
+        if change is None:
+            return
+        sim.note(f"autopilot: {change.kind} {sim.name_of_addr(change.addr)} ({change.reason})")
+        if change.kind == "add":
+            sim.raft.voters = sorted([*sim.raft.voters, change.addr])
+        elif change.kind == "remove":
+            sim.raft.voters = [a for a in sim.raft.voters if a != change.addr]
+        else:
+            assert change.node_id is not None
+            record = state.nodes[change.node_id]
+            role = "voter" if change.kind == "promote" else "replica"
+            _leader_write(sim, C.update_node(sim.now, record.node_id, role=role, node_version=record.version))
+
+
+def _leader_write(sim: ClusterSim, command: bytes) -> bool:
+    """A leader write; a lost race (conflict, no commit) is left to the next round, as the loop does."""
+    try:
+        sim.write(command)
+        return True
+    except (ConflictError, ProposalTimeout):
+        return False

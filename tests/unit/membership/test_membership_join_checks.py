@@ -1,0 +1,103 @@
+"""What a member admits: joiner fields, API init/join bodies, published ports (pure)."""
+
+import pytest
+
+from p2porch.errors import ConfigError
+from p2porch.membership.join_checks import (
+    check_api_body,
+    check_joiner,
+    check_published_ports,
+    reserved_ports,
+)
+from p2porch.raft.state import NodeRecord
+
+LIVE = [NodeRecord("a" * 16, "n1", "10.0.0.1", 7947, 7946, status="ready")]
+
+
+def joiner(**changes):
+    request = {
+        "node_id": "b" * 16,
+        "name": "n2",
+        "addr": "10.0.0.2",
+        "raft_port": 7947,
+        "gossip_port": 7946,
+        "labels": {"zone": "a"},
+        "cpu_nanos": 2_000_000_000,
+        "memory_bytes": 1 << 30,
+        "key_pub": "",
+    }
+    request.update(changes)
+    return request
+
+
+def test_a_well_formed_joiner_from_its_own_address_is_admitted():
+    fields = check_joiner(joiner(), "10.0.0.2", LIVE)
+    assert fields["addr"] == "10.0.0.2" and fields["labels"] == {"zone": "a"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "source", "field"),
+    [
+        ({}, "10.0.0.9", "--advertise-addr"),  # advertises an address it does not come from
+        ({"addr": "10.0.0.1"}, "10.0.0.1", "--advertise-addr"),  # another live node's address
+        ({"addr": "10.0.0.1", "behind_nat": True}, "10.0.0.9", "--advertise-addr"),  # NAT is no excuse
+        ({"addr": "0.0.0.0"}, "0.0.0.0", "--advertise-addr"),
+        ({"addr": "not-an-ip"}, "10.0.0.2", "--advertise-addr"),
+        ({"node_id": "../../etc"}, "10.0.0.2", "node_id"),
+        ({"name": "Bad Name"}, "10.0.0.2", "--name"),
+        ({"name": "x" * 64}, "10.0.0.2", "--name"),
+        ({"cpu_nanos": -1}, "10.0.0.2", "cpu_nanos"),
+        ({"cpu_nanos": 10**30}, "10.0.0.2", "cpu_nanos"),
+        ({"memory_bytes": True}, "10.0.0.2", "memory_bytes"),
+        ({"raft_port": 0}, "10.0.0.2", "raft.port"),
+        ({"labels": {f"k{i}": "v" for i in range(65)}}, "10.0.0.2", "--label"),
+        ({"labels": {"bad key": "v"}}, "10.0.0.2", "--label"),
+        ({"labels": {"k": "x" * 257}}, "10.0.0.2", "--label"),
+        ({"labels": {"k": "line\nforged"}}, "10.0.0.2", "--label"),
+        ({"labels": ["k=v"]}, "10.0.0.2", "--label"),
+        ({"key_pub": 5}, "10.0.0.2", "key_pub"),
+    ],
+)
+def test_bad_joiner_fields_are_refused_naming_the_field(changes, source, field):
+    with pytest.raises(ConfigError) as info:
+        check_joiner(joiner(**changes), source, LIVE)
+    assert info.value.field == field
+
+
+def test_behind_nat_lifts_only_the_source_check_and_a_left_node_frees_its_address():
+    assert check_joiner(joiner(behind_nat=True), "192.0.2.7", LIVE)["addr"] == "10.0.0.2"
+    left = [NodeRecord("a" * 16, "n1", "10.0.0.1", 7947, 7946, status="left")]
+    assert check_joiner(joiner(addr="10.0.0.1"), "10.0.0.1", left)["addr"] == "10.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "UPPER"}, "--name"),
+        ({"advertise_addr": "10.0.0.300"}, "--advertise-addr"),
+        ({"domain": "bad_domain!"}, "--domain"),
+        ({"domain": "a." * 130 + "b"}, "--domain"),
+        ({"cluster_cidr": "10.240.0.1/16"}, "--cluster-cidr"),
+        ({"cluster_cidr": "10.240.0.0/28"}, "--cluster-cidr"),
+        ({"labels": {"k": 1}}, "--label"),
+    ],
+)
+def test_api_init_and_join_bodies_are_validated(body, field):
+    with pytest.raises(ConfigError) as info:
+        check_api_body(body)
+    assert info.value.field == field
+
+
+def test_good_api_body_passes():
+    check_api_body(
+        {"name": "n1", "advertise_addr": "10.1.0.1", "domain": "p2p", "cluster_cidr": "10.8.0.0/16"}
+    )
+
+
+def test_services_may_not_publish_p2porchs_own_ports():
+    reserved = reserved_ports({"raft.port": 17947, "dns.port": 53, "join.port": 0})
+    for port in (7946, 7947, 7948, 4789, 53, 17947):
+        with pytest.raises(ConfigError) as info:
+            check_published_ports([("tcp", port)], reserved)
+        assert info.value.field == "--publish" and str(port) in info.value.message
+    check_published_ports([("tcp", 8080), ("udp", 5353)], reserved)

@@ -1,0 +1,71 @@
+"""Cluster keys, node keys and rotation envelopes (pure)."""
+
+import pytest
+
+from p2porch.errors import AuthError
+from p2porch.membership.keys import (
+    ClusterKeys,
+    keys_from_text,
+    new_cluster_keys,
+    new_node_key,
+    node_public_key,
+    open_envelope,
+    plan_rotation,
+    seal_envelope,
+)
+from p2porch.membership.token import new_token
+
+
+def test_epoch_zero_of_an_old_cluster_derives_what_its_token_derived():
+    token = new_token()
+    legacy = ClusterKeys(token.cluster_id, 0, token.secret)
+    assert legacy.gossip_key == token.gossip_key
+    assert legacy.join_key == token.join_key
+    assert legacy.raft_password(3) == token.raft_password(3)
+
+
+def test_new_keys_are_independent_of_the_join_token_and_hidden_in_repr():
+    token = new_token()
+    keys = new_cluster_keys(token.cluster_id)
+    from_token = {token.gossip_key, token.join_key, token.raft_password(0)}
+    assert not from_token & {keys.gossip_key, keys.join_key, keys.raft_password(0)}
+    assert keys.to_text() not in repr(keys) and "secret" not in repr(keys)
+    assert keys_from_text(keys.cluster_id, 0, keys.to_text()) == keys
+
+
+def test_every_epoch_changes_every_derived_key():
+    a, b = new_cluster_keys("0" * 16, 0), new_cluster_keys("0" * 16, 1)
+    assert a.raft_password(2) != b.raft_password(2)
+    assert a.gossip_key != b.gossip_key and a.join_key != b.join_key
+
+
+@pytest.mark.parametrize("text", ["", "!!!", "AAAA", "A" * 200])
+def test_malformed_key_text_is_refused(text):
+    with pytest.raises(AuthError):
+        keys_from_text("0" * 16, 0, text)
+
+
+def test_envelope_opens_only_for_its_member():
+    keys = new_cluster_keys("1" * 16, 4)
+    alice, bob = new_node_key(), new_node_key()
+    envelope = seal_envelope(keys, "alice", node_public_key(alice))
+    assert open_envelope("1" * 16, 4, "alice", alice, envelope) == keys
+    with pytest.raises(AuthError):
+        open_envelope("1" * 16, 4, "alice", bob, envelope)  # another node's private key
+    with pytest.raises(AuthError):
+        open_envelope("1" * 16, 4, "bob", alice, envelope)  # relabelled for another node
+    with pytest.raises(AuthError):
+        open_envelope("1" * 16, 5, "alice", alice, envelope)  # replayed as another epoch
+
+
+def test_rotation_excludes_the_removed_node_and_names_nodes_without_a_key():
+    keys = new_cluster_keys("2" * 16, 1)
+    private = {n: new_node_key() for n in ("a", "b", "gone")}
+    members = [(n, node_public_key(k)) for n, k in private.items()] + [("old", "")]
+    rotation = plan_rotation(keys, members, exclude=["gone"])
+    assert set(rotation.envelopes) == {"a", "b"} and rotation.left_out == ("old",)
+    for node in ("a", "b"):
+        assert open_envelope("2" * 16, 1, node, private[node], rotation.envelopes[node]) == keys
+    for envelope in rotation.envelopes.values():  # the removed node opens none of them
+        with pytest.raises(AuthError):
+            open_envelope("2" * 16, 1, "gone", private["gone"], envelope)
