@@ -51,6 +51,9 @@ def derive_epoch_key(key: bytes, epoch_id: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=epoch_id, info=EPOCH_KEY_INFO).derive(key)
 
 
+KEY_SWITCH_GRACE_S = 30.0  # how long gossip keeps accepting the previous epoch's key after a key switch
+
+
 class Keyring:
     """Seal with the primary key (per-epoch subkey, counter nonce); open with the primary or a previous key.
 

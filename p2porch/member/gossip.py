@@ -12,10 +12,9 @@ import trio
 from ..config import GossipConfig as GossipSection
 from ..context import MemberContext
 from ..gossip.config import GossipConfig
-from ..gossip.keyring import Keyring
+from ..gossip.keyring import KEY_SWITCH_GRACE_S, Keyring
 from ..gossip.messages import MemberEvent, NodeMeta
 from ..gossip.runner import serve_gossip
-from ..membership.key_rotation import drop_previous_gossip_key
 from ..supervisor import drain, supervise
 
 log = logging.getLogger(__name__)
@@ -86,3 +85,9 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
                 drain(changes)
         finally:
             board.gossip = None
+
+
+async def drop_previous_gossip_key(keyring: Keyring, grace_s: float = KEY_SWITCH_GRACE_S) -> None:
+    """End the gossip key switch after ``grace_s``: the old epoch's key opens nothing any more."""
+    await trio.sleep(grace_s)
+    keyring.drop_previous()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import trio
 
@@ -27,15 +27,23 @@ from .join_service import request_join
 from .keys import ClusterKeys, new_cluster_keys, node_public_key, open_envelope, plan_rotation
 from .localstate import LocalClusterState
 
-if TYPE_CHECKING:
-    from .manager import ClusterManager
+
+class ClusterManager(Protocol):
+    """What a key rotation needs of the cluster manager (a protocol: the manager imports this module)."""
+
+    local: LocalClusterState | None
+
+    def snapshot(self) -> ClusterState: ...
+
+    async def write(self, command: bytes) -> Any: ...
+
+    def require_store(self) -> ClusterStore: ...
 
 log = logging.getLogger(__name__)
 
 KEY_OP = "keys"  # the one member request a peer serves to a session keyed with an older epoch
 FETCH_TIMEOUT_S = 2.0
 ROTATE_ATTEMPTS = 3  # a rotation computed from a state a join has since changed is refused and redone
-KEY_SWITCH_GRACE_S = 30.0  # how long gossip keeps accepting the previous epoch's key after a switch
 
 
 async def rotate_keys(manager: ClusterManager, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -134,9 +142,3 @@ async def publish_node_key(store: ClusterStore, local: LocalClusterState, now: f
     if me.key_pub != public:
         await store.write(C.update_node(now, local.node_id, key_pub=public))
         log.info("published this node's public key")
-
-
-async def drop_previous_gossip_key(keyring: Any, grace_s: float = KEY_SWITCH_GRACE_S) -> None:
-    """End the gossip key switch after ``grace_s``: the old epoch's key opens nothing any more."""
-    await trio.sleep(grace_s)
-    keyring.drop_previous()

@@ -20,10 +20,10 @@ import trio
 from ..clock import Clock
 from ..config import Config
 from ..context import LocalBoard, LocalNode, MemberContext
+from ..gossip.keyring import KEY_SWITCH_GRACE_S
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from . import voter_role
 from .join_service import JoinService
-from .key_rotation import KEY_SWITCH_GRACE_S
 from .localstate import LocalClusterState
 from .recovery import GenerationConflict
 

@@ -476,6 +476,7 @@ class _Control:
 
     def __init__(self, sim: ClusterSim) -> None:
         self.sim = sim
+        self.config = Config()  # the default ports, which services may not publish
 
     def snapshot(self) -> ClusterState:
         return self.sim.state

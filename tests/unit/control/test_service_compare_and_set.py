@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from p2porch.cli.main import main
+from p2porch.config import Config
 from p2porch.control.service_ops import ServiceOps
 from p2porch.errors import ConfigError, ConflictError
 from p2porch.raft import commands as C
@@ -25,6 +26,7 @@ class MemoryManager:
         self.state = ClusterState()
         self.local: ClusterState | None = None
         self.writes = 0
+        self.config = Config()
         self._apply(C.init_cluster(0.0, cluster_id="c0ffee"))
 
     def snapshot(self) -> ClusterState:
