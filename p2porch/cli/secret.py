@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
-from .util import EXIT_OK, Parser, UsageError, client_for, emit, table
+from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table
 
 COLUMNS = ["id", "name", "version", "size", "services", "updated"]
 
@@ -139,14 +139,7 @@ def _cmd_rm(kind: str) -> Any:
 
 
 def _add_noun(sub: Any, common: argparse.ArgumentParser, kind: str) -> None:
-    noun = sub.add_parser(kind, parents=[common], help=f"Manage {kind}s (values are stored encrypted)")
-    actions = noun.add_subparsers(dest=f"{kind}_command", metavar="ACTION", parser_class=Parser)
-    actions.required = True
-
-    def action(name: str, help_text: str, fn: Any) -> argparse.ArgumentParser:
-        p = actions.add_parser(name, parents=[common], help=help_text, description=help_text)
-        p.set_defaults(func=fn)
-        return p
+    action = noun_actions(sub, common, kind, f"Manage {kind}s (values are stored encrypted)")
 
     create = action("create", f"Create a {kind} from FILE or stdin (-), at most 500 KiB", _cmd_create(kind))
     create.add_argument("name", metavar="NAME")

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import ConfigError, P2POrchError
 from ..scheduler import ServiceSpec
 from ..scheduler.spec import format_bytes, format_cpus
-from .util import EXIT_OK, Parser, UsageError, client_for, emit, table, wants_json
+from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
 FLAG_OF_FIELD = {
@@ -396,14 +396,7 @@ def cmd_service_logs(args: argparse.Namespace) -> int:
 
 
 def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    service = sub.add_parser("service", parents=[common], help="Manage services")
-    actions = service.add_subparsers(dest="service_command", metavar="ACTION", parser_class=Parser)
-    actions.required = True
-
-    def action(name: str, help_text: str, fn: Any) -> argparse.ArgumentParser:
-        p = actions.add_parser(name, parents=[common], help=help_text, description=help_text)
-        p.set_defaults(func=fn)
-        return p
+    action = noun_actions(sub, common, "service", "Manage services")
 
     add_spec_flags(
         action("create", "Create a service: create --name S [flags] IMAGE [CMD...]", cmd_service_create),

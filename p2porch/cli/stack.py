@@ -26,7 +26,7 @@ from ..stack.rollout import dependency_ready, deploy_waves
 from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
 from .service import task_row
-from .util import EXIT_OK, Parser, UsageError, client_for, emit, table, wants_json
+from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
 STACK_COLUMNS = ["name", "services", "tasks"]
 TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "error / explanation"]
@@ -215,14 +215,7 @@ def cmd_stack_rm(args: argparse.Namespace) -> int:
 
 
 def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    stack = sub.add_parser("stack", parents=[common], help="Deploy and manage Compose stacks")
-    actions = stack.add_subparsers(dest="stack_command", metavar="ACTION", parser_class=Parser)
-    actions.required = True
-
-    def action(name: str, help_text: str, fn: Any) -> argparse.ArgumentParser:
-        p = actions.add_parser(name, parents=[common], help=help_text, description=help_text)
-        p.set_defaults(func=fn)
-        return p
+    action = noun_actions(sub, common, "stack", "Deploy and manage Compose stacks")
 
     def files(p: argparse.ArgumentParser) -> None:
         p.add_argument(

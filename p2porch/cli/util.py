@@ -31,6 +31,24 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+ActionAdder = Callable[[str, str, Any], argparse.ArgumentParser]
+
+
+def noun_actions(sub: Any, common: argparse.ArgumentParser, noun: str, help_text: str) -> ActionAdder:
+    """Add the noun ``noun`` (``p2porch NOUN ACTION ...``) and return a function that adds one of its actions:
+    ``action(name, help, fn)`` gives the action's parser, run by ``fn``."""
+    parser = sub.add_parser(noun, parents=[common], help=help_text)
+    actions = parser.add_subparsers(dest=f"{noun}_command", metavar="ACTION", parser_class=Parser)
+    actions.required = True
+
+    def action(name: str, action_help: str, fn: Any) -> argparse.ArgumentParser:
+        p = actions.add_parser(name, parents=[common], help=action_help, description=action_help)
+        p.set_defaults(func=fn)
+        return p
+
+    return action
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
