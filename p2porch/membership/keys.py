@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import AuthError
+from .token import derive_key, raft_purpose
 
 SECRET_BYTES = 32
 _RAW = serialization.Encoding.Raw
@@ -56,12 +57,7 @@ class ClusterKeys:
     secret: bytes = field(repr=False)
 
     def derive(self, purpose: str, length: int = 32) -> bytes:
-        return HKDF(
-            algorithm=hashes.SHA256(),
-            length=length,
-            salt=self.cluster_id.encode(),
-            info=f"p2porch {purpose} v1".encode(),
-        ).derive(self.secret)
+        return derive_key(self.secret, self.cluster_id, purpose, length)
 
     @property
     def gossip_key(self) -> bytes:
@@ -74,8 +70,7 @@ class ClusterKeys:
 
     def raft_password(self, generation: int = 0) -> str:
         """The pysyncobj password of one Raft generation in this key epoch."""
-        purpose = "raft" if generation == 0 else f"raft generation {generation}"
-        return b64(self.derive(purpose))
+        return b64(self.derive(raft_purpose(generation)))
 
     def to_text(self) -> str:
         return b64(self.secret)

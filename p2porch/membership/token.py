@@ -38,12 +38,7 @@ class JoinToken:
 
     def derive(self, purpose: str, length: int = 32) -> bytes:
         """A key for one purpose (``gossip``, ``raft``, ``join``), bound to this cluster id."""
-        return HKDF(
-            algorithm=hashes.SHA256(),
-            length=length,
-            salt=self.cluster_id.encode(),
-            info=f"p2porch {purpose} v1".encode(),
-        ).derive(self.secret)
+        return derive_key(self.secret, self.cluster_id, purpose, length)
 
     @property
     def gossip_key(self) -> bytes:
@@ -56,8 +51,23 @@ class JoinToken:
     def raft_password(self, generation: int = 0) -> str:
         """The pysyncobj password of one Raft generation (a forced recovery starts a new one, so
         stores of the old log cannot talk to the new cluster and must resynchronise)."""
-        purpose = "raft" if generation == 0 else f"raft generation {generation}"
-        return base64.b64encode(self.derive(purpose)).decode()
+        return base64.b64encode(self.derive(raft_purpose(generation))).decode()
+
+
+def derive_key(secret: bytes, cluster_id: str, purpose: str, length: int = 32) -> bytes:
+    """HKDF-SHA256 of ``secret`` for one purpose, bound to the cluster id: the one derivation that join
+    tokens and cluster keys share (a key epoch 0 made from an old token must derive what the token did)."""
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=length,
+        salt=cluster_id.encode(),
+        info=f"p2porch {purpose} v1".encode(),
+    ).derive(secret)
+
+
+def raft_purpose(generation: int) -> str:
+    """The HKDF purpose of one Raft generation's pysyncobj password."""
+    return "raft" if generation == 0 else f"raft generation {generation}"
 
 
 def new_token(cluster_id: str | None = None) -> JoinToken:
