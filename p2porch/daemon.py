@@ -23,8 +23,10 @@ from . import API_VERSION, __version__
 from .api.server import Endpoint, serve_api
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, config_to_dict
+from .control.access_ops import AccessOps, access_endpoints
 from .control.logs import LogOps
 from .control.node_ops import NodeOps
+from .control.remote_api import RemoteApi, remote_app
 from .control.routes import cluster_endpoints, service_endpoints
 from .control.secret_ops import SecretOps, secret_endpoints
 from .control.service_ops import ServiceOps
@@ -133,6 +135,8 @@ class Daemon:
         self.services = ServiceOps(self.cluster, self.logs, clock=clock)
         self.stacks = StackOps(self.services)
         self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
+        self.access = AccessOps(self.cluster, clock=clock)
+        self.remote = RemoteApi(config.api, self.cluster, config.node.data_dir, self.node_name)
         self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
         self._subsystems: Subsystems | None = None
@@ -161,6 +165,9 @@ class Daemon:
                 try:
                     await subsystems.start("cluster", self.cluster.run)
                     await subsystems.start("api", serve_api, self.endpoints(), self.config.api.socket)
+                    if self.config.api.addr:
+                        app = remote_app(self.endpoints(), self.access.verify)
+                        await subsystems.start("remote-api", self.remote.serve, app)
                     log.info(
                         "p2porch %s daemon %s ready on unix://%s (data dir %s)",
                         __version__,
@@ -215,7 +222,12 @@ class Daemon:
             *service_endpoints(self.services),
             *stack_endpoints(self.stacks),
             *secret_endpoints(self.secrets),
+            *access_endpoints(self.access),
+            Endpoint("GET", "/cluster/ca", self.api_cluster_ca, "The CA bundle remote clients pin"),
         ]
+
+    async def api_cluster_ca(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        return self.remote.ca_info()
 
     async def api_version(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         return {"version": __version__, "api_version": API_VERSION}

@@ -37,6 +37,16 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
             "name": name,
             "version": version,
         }
+    if change.kind == "access_token":  # name and role only, never the digest
+        if change.op == "delete":
+            return {"at": at, "type": "access", "action": "removed", "name": change.key}
+        return {
+            "at": at,
+            "type": "access",
+            "action": "created",
+            "name": change.key,
+            "role": change.record.role,
+        }
     return None
 
 

@@ -35,6 +35,8 @@ OPS = (
     "put_secret",
     "remove_secret",
     "rotate_keys",
+    "put_access_token",
+    "remove_access_token",
     "restore_state",
     "noop",
 )
@@ -226,6 +228,16 @@ def rotate_keys(at: float, epoch: int, envelopes: Mapping[str, str], excluded: I
     """Start cluster key epoch ``epoch``: its key sealed to each member that may follow it
     (``node id -> envelope``); every other live node must be named in ``excluded``."""
     return encode("rotate_keys", at, epoch=int(epoch), envelopes=dict(envelopes), excluded=sorted(excluded))
+
+
+def put_access_token(at: float, *, name: str, token_id: str, role: str, digest: str) -> bytes:
+    """Add a named access token of the remote API (its digest only); refused if the name is taken."""
+    return encode("put_access_token", at, name=name, token_id=token_id, role=role, digest=digest)
+
+
+def remove_access_token(at: float, *, name: str) -> bytes:
+    """Revoke an access token: requests with it are refused from the moment this commits locally."""
+    return encode("remove_access_token", at, name=name)
 
 
 def noop(at: float, *, tag: Any = None) -> bytes:

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import ConfigError, ConflictError, NotFoundError, WireError
 from ..wire import pack
 from . import commands as C
-from . import fsm_secrets
+from . import fsm_access, fsm_secrets
 from .state import (
     NODE_AVAILABILITIES,
     NODE_ROLES,
@@ -573,6 +573,8 @@ HANDLERS: dict[str, Handler] = {
     "noop": _noop,
     "put_secret": lambda s, b, at, v: _changes_of(fsm_secrets.put_secret(s, b, at, v), v),
     "remove_secret": lambda s, b, at, v: _changes_of(fsm_secrets.remove_secret(s, b, at, v), v),
+    "put_access_token": lambda s, b, at, v: _changes_of(fsm_access.put_access_token(s, b, at, v), v),
+    "remove_access_token": lambda s, b, at, v: _changes_of(fsm_access.remove_access_token(s, b, at, v), v),
 }
 assert set(HANDLERS) == set(C.OPS)
 

@@ -133,6 +133,18 @@ class SubnetLease(_Record):
 
 
 @dataclass(frozen=True, slots=True)
+class AccessTokenRecord(_Record):
+    """A named access token of the remote API: its role and the digest of its secret (never the secret)."""
+
+    name: str
+    token_id: str
+    role: str  # read | operate | admin
+    digest: str  # vault.access digest of the token's secret
+    created_at: float = 0.0
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class SecretRecord(_Record):
     """A secret or config and its sealed versions (ciphertext only: ``vault`` seals, nodes open).
 
@@ -196,11 +208,12 @@ class ClusterState:
     tasks: Mapping[str, TaskRecord] = field(default_factory=dict)
     leases: Mapping[str, SubnetLease] = field(default_factory=dict)
     secrets: Mapping[str, SecretRecord] = field(default_factory=dict)  # secrets and configs by kind:name
+    access_tokens: Mapping[str, AccessTokenRecord] = field(default_factory=dict)  # remote API tokens by name
     _node_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     _service_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("nodes", "services", "tasks", "leases", "key_envelopes", "secrets"):
+        for name in ("nodes", "services", "tasks", "leases", "key_envelopes", "secrets", "access_tokens"):
             object.__setattr__(self, name, _frozen_map(getattr(self, name)))
         if len(self._node_names) != len(self.nodes):
             object.__setattr__(self, "_node_names", _index(self.nodes, "name"))
@@ -238,6 +251,7 @@ class ClusterState:
         tasks: dict[str, TaskRecord] | None = None,
         leases: dict[str, SubnetLease] | None = None,
         secrets: dict[str, SecretRecord] | None = None,
+        access_tokens: dict[str, AccessTokenRecord] | None = None,
         **scalars: Any,
     ) -> ClusterState:
         """A new state with the given maps replaced (maps passed in are taken over, not copied)."""
@@ -254,6 +268,8 @@ class ClusterState:
             changes["leases"] = MappingProxyType(leases)
         if secrets is not None:
             changes["secrets"] = MappingProxyType(secrets)
+        if access_tokens is not None:
+            changes["access_tokens"] = MappingProxyType(access_tokens)
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,6 +290,7 @@ class ClusterState:
             "tasks": [r.to_dict() for r in self.tasks.values()],
             "leases": [r.to_dict() for r in self.leases.values()],
             "secrets": [r.to_dict() for r in self.secrets.values()],
+            "access_tokens": [r.to_dict() for r in self.access_tokens.values()],
         }
 
     @classmethod
@@ -283,6 +300,7 @@ class ClusterState:
         tasks = [TaskRecord.from_dict(d) for d in data.get("tasks", [])]
         leases = [SubnetLease.from_dict(d) for d in data.get("leases", [])]
         secrets = [SecretRecord.from_dict(d) for d in data.get("secrets", [])]
+        tokens = [AccessTokenRecord.from_dict(d) for d in data.get("access_tokens", [])]
         return cls(
             cluster_id=data.get("cluster_id", ""),
             domain=data.get("domain", ""),
@@ -300,6 +318,7 @@ class ClusterState:
             tasks={t.task_id: t for t in tasks},
             leases={lease.node_id: lease for lease in leases},
             secrets={r.key: r for r in secrets},
+            access_tokens={r.name: r for r in tokens},
         )
 
 
