@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import ConfigError, P2POrchError
 from ..scheduler import ServiceSpec
 from ..scheduler.spec import format_bytes, format_cpus
+from .progress import Watch, add_wait_options, wait_after
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
@@ -278,9 +279,16 @@ def task_row(t: dict[str, Any]) -> list[Any]:
 
 def cmd_service_create(args: argparse.Namespace) -> int:
     spec = _validated(spec_changes(args))
-    service = client_for(args).post("/services", spec)
+    client = client_for(args)
+    service = client.post("/services", spec)
     emit(args, service, lambda s: s["id"])
+    wait_after(args, client, _watches([service]))
     return EXIT_OK
+
+
+def _watches(views: list[dict[str, Any]]) -> list[Watch]:
+    """What to wait for after writes that answered with these service views (a removed one: nothing)."""
+    return [Watch(v["name"], int(v["version"])) for v in views if v.get("version") is not None]
 
 
 def cmd_service_update(args: argparse.Namespace) -> int:
@@ -293,8 +301,10 @@ def cmd_service_update(args: argparse.Namespace) -> int:
                 "--if-version: must be a service version (a positive integer)", field="--if-version"
             )
         changes["expected_version"] = args.if_version  # compare-and-set: refused (409) when stale
-    service = client_for(args).post(f"/services/{args.service}/update", changes)
+    client = client_for(args)
+    service = client.post(f"/services/{args.service}/update", changes)
     emit(args, service, lambda s: s["id"])
+    wait_after(args, client, _watches([service]))
     return EXIT_OK
 
 
@@ -352,6 +362,7 @@ def cmd_service_scale(args: argparse.Namespace) -> int:
             raise UsageError(f"scale: {item!r} is not SERVICE=REPLICAS", field="SERVICE=REPLICAS")
         results.append(client.post(f"/services/{name}/scale", {"replicas": int(count)}))
     emit(args, results, lambda rows: "\n".join(f"{r['name']} scaled to {r['desired']}" for r in rows))
+    wait_after(args, client, _watches(results))
     return EXIT_OK
 
 
@@ -362,7 +373,11 @@ def _service_action(args: argparse.Namespace, action: str, done: Any) -> int:
 
 
 def cmd_service_rollback(args: argparse.Namespace) -> int:
-    return _service_action(args, "rollback", lambda s: f"{s['name']} rolled back")
+    client = client_for(args)
+    service = client.post(f"/services/{args.service}/rollback")
+    emit(args, service, lambda s: f"{s['name']} rolled back")
+    wait_after(args, client, _watches([service]))
+    return EXIT_OK
 
 
 def cmd_service_rebalance(args: argparse.Namespace) -> int:
@@ -398,10 +413,9 @@ def cmd_service_logs(args: argparse.Namespace) -> int:
 def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     action = noun_actions(sub, common, "service", "Manage services")
 
-    add_spec_flags(
-        action("create", "Create a service: create --name S [flags] IMAGE [CMD...]", cmd_service_create),
-        create=True,
-    )
+    create = action("create", "Create a service: create --name S [flags] IMAGE [CMD...]", cmd_service_create)
+    add_wait_options(create)
+    add_spec_flags(create, create=True)
     update = action(
         "update",
         "Change some of a service's settings (a rolling update if the task changes)",
@@ -415,18 +429,19 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="VERSION",
         help="apply only if the service is still at this version (`version` in service inspect)",
     )
+    add_wait_options(update)
     add_spec_flags(update, create=False)
     action("ls", "List services", cmd_service_ls)
     ps = action("ps", "List a service's tasks, with errors and pending explanations", cmd_service_ps)
     ps.add_argument("service", metavar="SERVICE")
     ps.add_argument("--running", action="store_true", help="only tasks that should be running")
     action("inspect", "Show a service", cmd_service_inspect).add_argument("service", metavar="SERVICE")
-    action("scale", "Set replicas: scale S=N [S=N...]", cmd_service_scale).add_argument(
-        "scales", nargs="+", metavar="SERVICE=REPLICAS"
-    )
-    action("rollback", "Return a service to its previous spec", cmd_service_rollback).add_argument(
-        "service", metavar="SERVICE"
-    )
+    scale = action("scale", "Set replicas: scale S=N [S=N...]", cmd_service_scale)
+    scale.add_argument("scales", nargs="+", metavar="SERVICE=REPLICAS")
+    add_wait_options(scale)
+    rollback = action("rollback", "Return a service to its previous spec", cmd_service_rollback)
+    rollback.add_argument("service", metavar="SERVICE")
+    add_wait_options(rollback)
     action(
         "rebalance",
         "Move tasks onto nodes that joined or returned, start-first, one at a time",

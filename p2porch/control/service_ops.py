@@ -75,6 +75,13 @@ def task_counts(state: ClusterState, service: ServiceRecord) -> tuple[int, int]:
     return running, desired
 
 
+def _template_of(service: ServiceRecord) -> str:
+    try:
+        return service_spec(dict(service.spec)).template_hash()
+    except P2POrchError:
+        return ""
+
+
 def _node_name(state: ClusterState, node_id: str | None) -> str | None:
     """The name of a node that is in the cluster, else None."""
     node = state.nodes.get(node_id) if node_id else None
@@ -253,15 +260,22 @@ class ServiceOps:
             state.tasks_of_service(service.service_id),
             key=lambda t: (t.slot, t.desired_state != "running", -t.state_at),
         )
+        current = _template_of(service)
         return [
-            self.task_view(t, state, service)
+            self.task_view(t, state, service, current)
             for t in tasks
             if include_history or t.desired_state == "running"
         ]
 
     @staticmethod
-    def task_view(task: TaskRecord, state: ClusterState, service: ServiceRecord) -> dict[str, Any]:
+    def task_view(
+        task: TaskRecord, state: ClusterState, service: ServiceRecord, template: str | None = None
+    ) -> dict[str, Any]:
+        """A task as the API shows it; ``up_to_date``: built from the service's current spec (progress
+        of create/update waits on it; None when the spec does not parse)."""
+        template = _template_of(service) if template is None else template
         return {
+            "up_to_date": (task.template_hash == template) if template else None,
             "id": task.task_id,
             "name": f"{service.name}.{task.slot}",
             "slot": task.slot,
