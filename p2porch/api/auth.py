@@ -60,7 +60,7 @@ class TokenAuth:
     ) -> None:
         self.app = app
         self.verify = verify
-        self.limiter = limiter or FailureLimiter()
+        self.limiter = limiter if limiter is not None else FailureLimiter()
         self.public_prefixes = tuple(public_prefixes)
         self.now = now
 

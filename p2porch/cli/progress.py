@@ -107,24 +107,25 @@ def assess(
             summary,
         )
     if len(watch.failed_ids) >= MAX_FAILURES:
-        reason = next(
-            (
-                t.get("error")
-                for t in sorted(tasks, key=lambda t: -(t.get("state_at") or 0))
-                if t.get("error")
-            ),
-            "",
-        )
-        return Assessment(
-            False, f"{len(watch.failed_ids)} tasks failed: {reason or 'no reason given'}", lines, summary
-        )
+        ours = [t for t in tasks if str(t.get("id")) in watch.failed_ids and t.get("error")]
+        reason = max(ours, key=lambda t: t.get("state_at") or 0)["error"] if ours else "no reason given"
+        return Assessment(False, f"{len(watch.failed_ids)} tasks failed: {reason}", lines, summary)
     if view.get("mode") == "global" and not active and elapsed_s < GLOBAL_GRACE_S:
         return Assessment(False, None, lines, summary)
+    restart = (view.get("spec") or {}).get("restart") or {}
+    finished = (
+        {t.get("slot") for t in tasks if t.get("state") == "complete" and t.get("up_to_date") is not False}
+        if restart.get("condition", "any") != "any"
+        else set()
+    )  # a task that ran to completion and is not restarted is done (one-shot services)
+    unfinished = [t for t in active if t.get("slot") not in finished]
     converged = (
-        len(ready) == len(active) == desired
+        all(t in ready for t in unfinished)
+        and len({t.get("slot") for t in ready} | finished) >= desired
+        and (len(ready) == len(unfinished) or not finished)
         and not view.get("pending")
         and not view.get("moving")
-        and int(view.get("running") or 0) == desired
+        and (int(view.get("running") or 0) == desired or bool(finished))
     )
     return Assessment(converged, None, lines, summary)
 
