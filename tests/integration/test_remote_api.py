@@ -145,7 +145,6 @@ def test_remote_cli_over_tls_tokens_roles_progress_and_node_rm(cluster):
     ok(host_cli(work, "node", "rm", "--force", "n3"))
     wait_for(lambda: ok(cli_raw(sb, "n1", "cluster", "ca")) != ca_v0, 60, "a new cluster CA on n1")
     ca_v1 = ok(cli_raw(sb, "n1", "cluster", "ca"))
-    stale = host_cli(work, "node", "ls")
     wait_for(
         lambda: host_cli(work, "node", "ls").returncode == 1, 30, "n1 no longer serving the old CA's cert"
     )
