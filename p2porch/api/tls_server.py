@@ -91,5 +91,6 @@ async def serve_tls(
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 1.0
     config.keep_alive_timeout = 30
+    config.ssl_handshake_timeout = 5
     config.h11_max_incomplete_size = 64 * 1024
     await hypercorn_serve(app, config, task_status=task_status)  # type: ignore[arg-type]

@@ -145,16 +145,17 @@ def reserved_ports(configured: Mapping[str, int]) -> dict[int, str]:
 
 
 def config_reserved_ports(config: Config) -> dict[int, str]:
-    """``reserved_ports`` of a daemon configuration."""
-    return reserved_ports(
-        {
-            "gossip": config.gossip.port,
-            "raft": config.raft.port,
-            "join": config.join.port,
-            "vxlan": config.overlay.vxlan_port,
-            "dns": config.dns.port,
-        }
-    )
+    """``reserved_ports`` of a daemon configuration (the TLS API's port too when it is on)."""
+    ports = {
+        "gossip": config.gossip.port,
+        "raft": config.raft.port,
+        "join": config.join.port,
+        "vxlan": config.overlay.vxlan_port,
+        "dns": config.dns.port,
+    }
+    if config.api.addr:
+        ports["api"] = int(config.api.addr.rpartition(":")[2])
+    return reserved_ports(ports)
 
 
 def check_published_ports(host_ports: Iterable[tuple[str, int]], reserved: Mapping[int, str]) -> None:
