@@ -4,7 +4,8 @@ Off unless ``api.addr`` is set. With an operator certificate (``api.cert``/``api
 ``api.ca``) the listener serves it from the start. Otherwise the certificate comes from the cluster CA
 (``vault.cluster_ca``): once this node is a member, it issues itself a server certificate for its
 advertise address and the ``api.addr`` host, and issues a new one whenever the key epoch changes
-(``cluster rotate-keys``, ``node rm``), so only the current epoch's CA verifies it. A node that is no
+(``cluster rotate-keys``, ``node rm``), so only the current epoch's CA verifies it, and 30 days before
+it expires. A node that is no
 longer in the cluster (it left, or the committed state no longer lists it) stops listening.
 :func:`remote_app` is the ASGI app the listener serves: token authentication, role checks per route,
 and room for more routes (``extra_routes``) and unauthenticated paths (``public_prefixes``) such as
@@ -41,6 +42,7 @@ __all__ = ["RemoteApi", "ca_of", "remote_app"]
 
 TLS_DIR = "api-tls"
 WATCH_INTERVAL_S = 1.0
+RENEW_BEFORE_S = 30 * 86400.0  # server certificates last 90 days and are renewed 30 days before
 
 
 def ca_of(local: LocalClusterState) -> ClusterCA:
@@ -84,6 +86,7 @@ class RemoteApi:
         self.identity = TlsIdentity(os.path.join(data_dir, TLS_DIR))
         self.issued_for: tuple[str, int, tuple[str, ...]] | None = None  # (cluster id, epoch, hosts)
         self.serial = 0
+        self.renew_at = 0.0  # wall time (s) after which the certificate is re-issued anyway
 
     @property
     def operator_certificate(self) -> bool:
@@ -127,10 +130,11 @@ class RemoteApi:
             return False
         hosts = _hosts(local, self.section.addr)
         wanted = (local.cluster_id, local.key_epoch, tuple(hosts))
-        if wanted != self.issued_for:
+        if wanted != self.issued_for or now.timestamp() >= self.renew_at:
             issued = issue_server_certificate(ca_of(local), self.node_name, hosts, now)
             self.identity.install(issued.cert_pem, issued.key_pem)
             self.issued_for, self.serial = wanted, issued.serial
+            self.renew_at = issued.not_after - RENEW_BEFORE_S
             log.info(
                 "remote API certificate issued by the cluster CA of key epoch %d for %s", wanted[1], hosts
             )
