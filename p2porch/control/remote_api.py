@@ -152,8 +152,11 @@ class RemoteApi:
                     log.warning("remote API certificate: %s", exc)
                     serving = self.identity.installed
                 if serving and scope is None:
-                    scope = await nursery.start(self._listen, app)
-                    log.info("remote API listening on https://%s", self.section.addr)
+                    try:
+                        scope = await nursery.start(self._listen, app)
+                        log.info("remote API listening on https://%s", self.section.addr)
+                    except Exception as exc:  # e.g. the address is not this host's (yet): retry
+                        log.warning("remote API cannot listen on %s: %r", self.section.addr, exc)
                 elif not serving and scope is not None:
                     scope.cancel()
                     scope, self.issued_for = None, None

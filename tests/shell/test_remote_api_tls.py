@@ -132,3 +132,20 @@ async def test_tokens_roles_limits_and_certificates_over_real_tls(tmp_path):
 
         await trio.to_thread.run_sync(after_swap)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_listen_address_that_is_not_ours_is_retried_not_fatal(tmp_path, caplog, autojump_clock):
+    from types import SimpleNamespace
+
+    from p2porch.config import ApiConfig
+    from p2porch.control.remote_api import RemoteApi
+
+    ca = cluster_ca("0123456789abcdef", 0, os.urandom(CA_SEED_BYTES))
+    issued = issue_server_certificate(ca, "n1", ["10.255.255.1"], NOW)
+    (tmp_path / "c.pem").write_text(issued.cert_pem)
+    (tmp_path / "k.pem").write_text(issued.key_pem)
+    section = ApiConfig(addr="10.255.255.1:7949", cert=str(tmp_path / "c.pem"), key=str(tmp_path / "k.pem"))
+    remote = RemoteApi(section, SimpleNamespace(local=None, store=None), str(tmp_path), "n1")  # type: ignore[arg-type]
+    with trio.move_on_after(3.5):
+        await remote.serve(remote_app([], lambda text: None))
+    assert caplog.text.count("remote API cannot listen on 10.255.255.1:7949") >= 3
