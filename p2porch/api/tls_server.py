@@ -90,7 +90,7 @@ async def serve_tls(
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 1.0
-    config.keep_alive_timeout = 30
-    config.ssl_handshake_timeout = 5
-    config.h11_max_incomplete_size = 64 * 1024
+    config.keep_alive_timeout = 5  # hypercorn's defaults, stated: idle keep-alive 5 s, 16 KiB of headers
+    config.h11_max_incomplete_size = 16 * 1024
+    config.ssl_handshake_timeout = 5  # hypercorn's default is 60 s
     await hypercorn_serve(app, config, task_status=task_status)  # type: ignore[arg-type]
