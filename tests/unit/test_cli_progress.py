@@ -141,3 +141,20 @@ def test_wait_times_out_and_fails_with_the_reason():
             printer=ProgressPrinter(io.StringIO()),
             sleep=lambda s: None,
         )
+
+
+def test_on_a_terminal_the_lines_are_redrawn_in_place():
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    printer = ProgressPrinter(out)
+    w = Watch("web", 7)
+    printer.show("web", assess(w, view(), [task(1, "preparing"), task(2, "starting")], 0))
+    printer.show("web", assess(w, view(running=2), [task(1), task(2)], 1))
+    text = out.getvalue()
+    assert text.count("\x1b[3F\x1b[J") == 1  # moved up over the 3 lines drawn before, cleared them
+    assert text.endswith(
+        "web: 2/2 tasks running\n1/2: running              [n1]\n2/2: running              [n1]\n"
+    )
