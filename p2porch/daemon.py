@@ -247,6 +247,7 @@ class Daemon:
                 "subsystems": self._subsystems.names if self._subsystems else [],
             },
             "cluster": self.nodes.status(),
+            "remote_api": self.remote.status() if self.config.api.addr else None,
         }
 
     async def api_config(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:

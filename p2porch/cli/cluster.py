@@ -138,6 +138,9 @@ def render_status(d: dict[str, Any]) -> str:
         f"node:     {node['name']}  ({node.get('advertise_addr') or 'no advertise address'})",
         f"daemon:   pid {daemon['pid']}, p2porch {daemon['version']}, up {daemon['uptime_s']:.0f} s",
     ]
+    remote = d.get("remote_api")
+    if remote:
+        lines.append(f"api:      https://{remote['addr']} ({remote['certificate']})")
     if not cluster:
         lines.append("cluster:  not part of a cluster (run `p2porch init` or `p2porch join`)")
         return "\n".join(lines)

@@ -107,6 +107,16 @@ class RemoteApi:
         ca = ca_of(local)
         return {"source": "cluster", "pem": ca.pem, "epoch": ca.epoch, "fingerprint": ca.fingerprint}
 
+    def status(self) -> dict[str, Any]:
+        """For ``status``: where the TLS API listens and whose certificate it serves."""
+        if self.operator_certificate:
+            source = "operator certificate"
+        elif self.issued_for is not None:
+            source = f"cluster CA of key epoch {self.issued_for[1]}"
+        else:
+            source = "not listening (not a cluster member)"
+        return {"addr": self.section.addr, "certificate": source}
+
     def _member(self) -> LocalClusterState | None:
         """This node's cluster state while it is a member that the committed state still lists."""
         local = self.cluster.local

@@ -94,6 +94,7 @@ def test_remote_cli_over_tls_tokens_roles_progress_and_node_rm(cluster):
     ok(host_cli(work, "context", "use", "prod"))
     assert oct(os.stat(work / "config" / "contexts.json").st_mode & 0o777) == "0o600"
     wait_for(lambda: host_cli(work, "node", "ls").returncode == 0, 30, "the TLS API of n1")
+    assert f"api:      https://10.51.0.1:{PORT} (cluster CA of key epoch 0)" in ok(host_cli(work, "status"))
     rows = json.loads(ok(host_cli(work, "--json", "node", "ls")))
     assert sorted(r["name"] for r in rows) == ["n1", "n2", "n3"]
 
@@ -153,6 +154,7 @@ def test_remote_cli_over_tls_tokens_roles_progress_and_node_rm(cluster):
     ok(host_cli(work, "context", "update", "prod", "--ca-file", secret_file(work, "ca1.pem", ca_v1)))
     wait_for(lambda: host_cli(work, "node", "ls").returncode == 0, 30, "n1 with the new CA")
     assert "n3" not in ok(host_cli(work, "node", "ls"))
+    assert "(cluster CA of key epoch 1)" in ok(host_cli(work, "status"))
     wait_for(lambda: https(f"10.51.0.2:{PORT}", ca_v1, admin).status_code == 200, 30, "n2 with the new CA")
     removed = host_cli(work, "--host", f"tcp://10.51.0.3:{PORT}", "node", "ls", token=admin)
     assert removed.returncode == 1

@@ -44,6 +44,7 @@ def test_cluster_ca_certificate_follows_the_key_epoch_and_membership(tmp_path):
     cluster = SimpleNamespace(local=None, store=None)
     remote = RemoteApi(ApiConfig(addr="0.0.0.0:7949"), cluster, str(tmp_path), "n1")  # type: ignore[arg-type]
     assert remote.refresh(NOW) is False  # not a member yet: nothing to serve
+    assert remote.status()["certificate"].startswith("not listening")
     cluster.local, cluster.store = local(0), Store(["a" * 16])
     assert remote.refresh(NOW) is True
     cert_v0 = Path(remote.identity.cert_file).read_text()
@@ -60,6 +61,7 @@ def test_cluster_ca_certificate_follows_the_key_epoch_and_membership(tmp_path):
     verify_server_certificate(ca_of(cluster.local).pem, cert_v1, "10.51.0.1", NOW + dt.timedelta(days=62))
     with pytest.raises(ConfigError):
         verify_server_certificate(ca_of(local(0)).pem, cert_v1, "10.51.0.1", NOW + dt.timedelta(days=62))
+    assert remote.status() == {"addr": "0.0.0.0:7949", "certificate": "cluster CA of key epoch 1"}
     assert remote.ca_info()["epoch"] == 1 and remote.ca_info()["pem"] == ca_of(cluster.local).pem
     cluster.store = Store(["b" * 16])  # the committed state no longer lists this node: node rm
     assert remote.refresh(NOW) is False
