@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from memstore import MemoryStore
 
 from p2porch.clock import TrioClock
 from p2porch.config import Config
@@ -13,6 +12,7 @@ from p2porch.membership.keys import new_cluster_keys
 from p2porch.membership.localstate import LocalClusterState
 from p2porch.model import Node, NodeStatus
 from p2porch.raft import commands as C
+from p2porch.testing.memstore import MemoryRaft, MemoryStore
 
 LOCAL = LocalClusterState(
     cluster_id="c0ffee0123456789",
@@ -43,7 +43,7 @@ def request(n: int, name: str | None = None) -> dict[str, object]:
 
 
 async def cluster_of_one() -> MemoryStore:
-    store = MemoryStore(("10.0.0.1:7947",))
+    store = MemoryRaft(["10.0.0.1:7947"], leader="10.0.0.1:7947").store("10.0.0.1:7947")
     await store.write(C.InitCluster(at=0.0, cluster_id=LOCAL.cluster_id).encode())
     await store.write(
         C.AddNode(

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from memstore import MemoryStore
 
 from p2porch.clock import TrioClock
 from p2porch.config import RaftConfig, SchedulerConfig
@@ -27,6 +26,23 @@ from p2porch.leader.loop import LEADER_DEBOUNCE_S, LEADER_IDLE_CHECK_S, serve_sc
 from p2porch.model import Node, ServiceSpec
 from p2porch.raft import commands as C
 from p2porch.raft.state import ClusterState
+from p2porch.testing.memstore import MemoryRaft, MemoryStore
+
+
+class RecordingStore(MemoryStore):
+    """The memory store, also recording the Raft voter changes asked of it, in order."""
+
+    def __init__(self, raft: MemoryRaft, self_addr: str) -> None:
+        super().__init__(raft, self_addr)
+        self.voter_changes: list[tuple[str, str]] = []
+
+    async def add_voter(self, addr: str, timeout_s: float = 10.0) -> None:
+        await super().add_voter(addr, timeout_s)
+        self.voter_changes.append(("add", addr))
+
+    async def remove_voter(self, addr: str, timeout_s: float = 10.0) -> None:
+        await super().remove_voter(addr, timeout_s)
+        self.voter_changes.append(("remove", addr))
 
 EPOCH = 1_800_000_000.0
 
@@ -106,7 +122,7 @@ async def test_leader_loop_places_then_replaces_tasks_of_a_dead_node_after_the_g
     autojump_clock: Any,
 ) -> None:
     clock = TrioClock(EPOCH)
-    store = MemoryStore(("10.0.0.1:7947",))
+    store = MemoryRaft(["10.0.0.1:7947"], leader="10.0.0.1:7947").store("10.0.0.1:7947")
     await cluster(store, [node("n1"), node("n2")], clock)
     spec = ServiceSpec.from_dict({"name": "web", "image": "busybox", "replicas": 2})
     await store.write(C.CreateService(at=clock.now(), service_id="s1", spec=spec).encode())
@@ -138,7 +154,8 @@ async def test_leader_loop_places_then_replaces_tasks_of_a_dead_node_after_the_g
 async def test_autopilot_loop_replaces_a_dead_voter_after_the_grace(autojump_clock: Any) -> None:
     clock = TrioClock(EPOCH)
     voters = ("10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.3:7947")
-    store = MemoryStore(voters)
+    group = MemoryRaft(voters, leader=voters[0])
+    store = RecordingStore(group, voters[0])
     nodes = [node("n1"), node("n2"), node("n3"), node("n4", role="replica")]
     await cluster(store, nodes, clock)
     gossip = FakeGossip({"n1": "alive", "n2": "alive", "n3": "alive", "n4": "alive"})
@@ -159,4 +176,4 @@ async def test_autopilot_loop_replaces_a_dead_voter_after_the_grace(autojump_clo
             await trio.sleep(AUTOPILOT_CHECK_S)
         nursery.cancel_scope.cancel()
     assert store.voter_changes == [("add", "10.0.0.4:7947"), ("remove", "10.0.0.3:7947")]
-    assert set(store.voters) == {"10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.4:7947"}
+    assert set(group.voters) == {"10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.4:7947"}

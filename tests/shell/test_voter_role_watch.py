@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from memstore import MemoryStore
 
 from p2porch.clock import TrioClock
 from p2porch.context import LocalBoard
@@ -23,6 +22,7 @@ from p2porch.membership.localstate import LocalClusterState
 from p2porch.membership.token import new_token
 from p2porch.model import Node
 from p2porch.raft import commands as C
+from p2porch.testing.memstore import MemoryRaft, MemoryStore
 
 VOTERS = ("10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.3:7947")
 
@@ -53,7 +53,7 @@ async def setup(
     nodes: list[Node],
 ) -> tuple[MemoryStore, LocalClusterState, Owner, voter_role.RoleWatch]:
     clock = TrioClock()
-    store = MemoryStore(VOTERS)
+    store = MemoryRaft(VOTERS, leader=VOTERS[0]).store(VOTERS[0])
     await store.write(C.InitCluster(at=clock.now(), cluster_id="c0ffee").encode())
     for node in nodes:
         await store.write(C.AddNode(at=clock.now(), node=node).encode())
@@ -121,7 +121,7 @@ async def test_a_leaderless_voter_asks_its_peers_after_a_while_and_follows_their
         return {"leader": "10.0.0.1:7947", "role": "replica", "voters": ["10.0.0.1:7947"], "generation": 1}
 
     monkeypatch.setattr(voter_role, "request_join", join_port_answer)
-    store.leader = None  # this node has lost its leader
+    store.raft.set_leader(None)  # this node has lost its leader
     lost_at = trio.current_time()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(voter_role.watch_role, watch, local)
