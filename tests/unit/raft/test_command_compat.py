@@ -126,3 +126,47 @@ def test_old_entries_decode_to_typed_commands_that_encode_in_the_new_format(old:
         frame = msgpack.unpackb(cmd.encode(), raw=False)
         assert (frame["t"], frame["v"]) == (cmd.TAG, C.COMMAND_VERSION)
         assert C.decode_command(cmd.encode()) == cmd
+
+
+# --- the last op-map commands main wrote: node keys, joining, secrets and configs, key rotation ---------
+
+SECRETS_FIXTURE = Path(__file__).with_name("fixtures") / "v0_secrets_journal.msgpack"
+
+
+@pytest.fixture(scope="module")
+def old_secrets() -> dict[str, Any]:
+    data: dict[str, Any] = msgpack.unpackb(SECRETS_FIXTURE.read_bytes(), raw=False, strict_map_key=False)
+    return data
+
+
+def test_newest_op_map_entries_give_the_same_results_and_state(old_secrets: dict[str, Any]) -> None:
+    commands = [msgpack.unpackb(c, raw=False) for b in old_secrets["entries"] for c in msgpack.unpackb(b)]
+    assert all("op" in c and "t" not in c for c in commands)
+    assert {"put_secret", "remove_secret", "rotate_keys"} <= {c["op"] for c in commands}
+    state, results = replay(old_secrets["entries"])
+    for new_batch, old_batch in zip(results, old_secrets["results"], strict=True):
+        for new, was in zip(new_batch, old_batch, strict=True):
+            keys = ("ok", "version", "value") if was["ok"] else ("ok", "error", "field", "version")
+            assert {k: new[k] for k in keys} == {k: was[k] for k in keys}, (new, was)
+    assert state.to_dict() == ClusterState.from_dict(old_secrets["final_state"]).to_dict()
+    assert (state.key_epoch, dict(state.key_envelopes)) == (1, {"id1": "ZW52MQ==", "id2": "ZW52Mg=="})
+    assert [n.key_pub for n in state.nodes.values()] == ["cHViMQ==", "cHViMg==", "cHViMw=="]
+    assert [n.status for n in state.nodes.values()] == ["ready", "ready", "joining"]
+    (config,) = state.secrets.values()  # the secret went with its last user; the config stays
+    assert (config.kind, config.name, config.current, dict(config.labels)) == ("config", "cfg", 1, {"team": "a"})
+    assert config.versions[0]["sealed"] == b"sealed-1"
+
+
+def test_newest_op_map_snapshot_loads_to_the_replayed_state(old_secrets: dict[str, Any]) -> None:
+    state, _ = replay(old_secrets["entries"])
+    body = msgpack.unpackb(old_secrets["snapshot"], raw=False, strict_map_key=False)
+    assert ClusterState.from_dict(body["state"]) == state
+
+
+def test_a_service_following_a_secret_replays_with_typed_file_refs(old_secrets: dict[str, Any]) -> None:
+    state, _ = replay(old_secrets["entries"][:9])  # up to the update that rolled api to secret version 2
+    service = state.service_by_name("api")
+    assert service is not None
+    assert [(r.source, r.version) for r in service.spec.secrets] == [("db", 2)]
+    assert [(r.source, r.version) for r in service.spec.configs] == [("cfg", 1)]
+    assert service.previous_spec is not None and service.previous_spec.secrets[0].version == 1
