@@ -49,17 +49,16 @@ class AccessOps:
         name = validate_token_name(body.get("name"))
         role = Role.parse(body.get("role", "read"), "--role")
         token = new_token()
-        await self.manager.write(
-            C.put_access_token(
-                self.clock.now(), name=name, token_id=token.token_id, role=role.label, digest=token.digest
-            )
+        put = C.PutAccessToken(
+            at=self.clock.now(), name=name, token_id=token.token_id, role=role.label, digest=token.digest
         )
+        await self.manager.write(put.encode())
         return {"name": name, "role": role.label, "id": token.token_id, "token": token.text}
 
     async def remove(self, name: str) -> dict[str, Any]:
         if name not in self.manager.require_store().snapshot().access_tokens:
             raise NotFoundError(f"no access token {name}", field="name")
-        await self.manager.write(C.remove_access_token(self.clock.now(), name=name))
+        await self.manager.write(C.RemoveAccessToken(at=self.clock.now(), name=name).encode())
         return {"removed": name}
 
     def verify(self, text: str) -> tuple[str, Role] | None:

@@ -16,7 +16,7 @@ from p2porch.control.remote_api import RemoteApi, ca_of
 from p2porch.errors import ConfigError
 from p2porch.membership.keys import new_cluster_keys
 from p2porch.membership.localstate import LocalClusterState
-from p2porch.raft.state import ClusterState, NodeRecord
+from p2porch.raft.state import ClusterState, Node
 from p2porch.vault.cluster_ca import issue_server_certificate, verify_server_certificate
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
@@ -33,7 +33,7 @@ def local(epoch: int = 0) -> LocalClusterState:
 
 class Store:
     def __init__(self, node_ids: list[str]) -> None:
-        nodes = {i: NodeRecord(i, "n1", "10.51.0.1", 7947, 7946) for i in node_ids}
+        nodes = {i: Node(i, "n1", "10.51.0.1", 7947, 7946) for i in node_ids}
         self.state = ClusterState(cluster_id=CLUSTER, version=3, nodes=nodes)
 
     def snapshot(self) -> ClusterState:

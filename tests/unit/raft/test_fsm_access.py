@@ -13,7 +13,7 @@ AT = 1000.0
 
 
 def initialized() -> ClusterState:
-    state, result, _ = apply(EMPTY_STATE, C.init_cluster(AT, cluster_id="0123456789abcdef"))
+    state, result, _ = apply(EMPTY_STATE, C.InitCluster(at=AT, cluster_id="0123456789abcdef").encode())
     assert result["ok"], result
     return state
 
@@ -21,7 +21,7 @@ def initialized() -> ClusterState:
 def put(state: ClusterState, name: str, role: str = "read", **over: str):
     token = new_token()
     fields = {"name": name, "token_id": token.token_id, "role": role, "digest": token.digest, **over}
-    return apply(state, C.put_access_token(AT + 1, **fields))
+    return apply(state, C.encode_command(C.PutAccessToken(at=AT + 1, **fields)))
 
 
 def test_put_list_remove_and_snapshot_round_trip():
@@ -32,7 +32,7 @@ def test_put_list_remove_and_snapshot_round_trip():
     event = describe_change(changes[0], None, state, AT)
     assert event == {"at": AT, "type": "access", "action": "created", "name": "ci", "role": "operate"}
     assert ClusterState.from_dict(state.to_dict()).access_tokens == state.access_tokens
-    state, result, changes = apply(state, C.remove_access_token(AT + 2, name="ci"))
+    state, result, changes = apply(state, C.RemoveAccessToken(at=AT + 2, name="ci").encode())
     assert result["ok"] and "ci" not in state.access_tokens
     assert describe_change(changes[0], record, state, AT)["action"] == "removed"
 
@@ -53,5 +53,5 @@ def test_duplicates_and_malformed_fields_are_refused_without_change():
     dup_id = state.access_tokens["ci"].token_id
     new, result, _ = put(state, "other", token_id=dup_id)
     assert result["error"] == "ConflictError" and new is state
-    new, result, _ = apply(state, C.remove_access_token(AT, name="nope"))
+    new, result, _ = apply(state, C.RemoveAccessToken(at=AT, name="nope").encode())
     assert result["error"] == "NotFoundError" and new is state
