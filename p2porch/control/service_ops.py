@@ -18,11 +18,14 @@ import trio
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
+from ..leader.job_state import carried_job_fields, initial_job_fields, job_iteration_of
 from ..leader.scheduling import keep_rebalance_request, plain_spec, service_spec
 from ..membership.join_checks import check_published_ports, config_reserved_ports
 from ..raft import commands as C
 from ..raft.state import ClusterState, ServiceRecord, TaskRecord
 from ..scheduler import ServiceSpec
+from ..scheduler.jobs import job_progress
+from ..scheduler.jobspec import JOB_MODES
 from .secret_ops import file_ref_changes, resolve_file_refs
 
 if TYPE_CHECKING:
@@ -52,11 +55,11 @@ def expected_service_version(value: Any) -> int | None:
 
 def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``current`` with top-level keys of ``changes`` replaced; the nested maps (health, restart, update,
-    rollback, container) merge."""
+    rollback, container, schedule) merge."""
     merged = dict(current)
     for key, value in changes.items():
         if (
-            key in ("health", "restart", "update", "rollback", "container")
+            key in ("health", "restart", "update", "rollback", "container", "schedule")
             and isinstance(value, dict)
             and isinstance(merged.get(key), dict)
         ):
@@ -67,12 +70,46 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
 
 
 def task_counts(state: ClusterState, service: ServiceRecord) -> tuple[int, int]:
-    """(running tasks that should run, desired tasks) of a service."""
+    """(running tasks that should run, desired tasks) of a service; a job: (completed, total)."""
+    progress = job_view(state, service)
+    if progress is not None:
+        return progress["completed"], progress["total"]
     tasks = [t for t in state.tasks_of_service(service.service_id) if t.desired_state == "running"]
     running = sum(1 for t in tasks if t.state == "running")
     global_mode = service.spec.get("mode") == "global"
     desired = len(tasks) if global_mode else int(service.spec.get("replicas", 0))
     return running, desired
+
+
+def job_view(state: ClusterState, service: ServiceRecord) -> dict[str, Any] | None:
+    """Progress of a job's current execution (None for a service, or a spec that does not validate)."""
+    if service.spec.get("mode") not in JOB_MODES:
+        return None
+    try:
+        spec = service_spec(service.spec)
+    except ConfigError:
+        return None
+    iteration = job_iteration_of(service.spec, spec)
+    tasks = list(state.tasks_of_service(service.service_id))
+    progress = job_progress(spec, iteration, tasks, service.updated_at)
+    view: dict[str, Any] = {
+        "iteration": iteration,
+        "completed": progress.completed,
+        "running": progress.running,
+        "failed": progress.failed,
+        "total": progress.total,
+        "finished": progress.finished,
+        "started_at": service.spec.get("job_started_at"),
+    }
+    if spec.schedule is not None:
+        view["schedule"] = spec.schedule.cron
+        view["last_tick"] = service.spec.get("cron_last_tick")
+        view["next_tick"] = spec.schedule.next_tick(
+            float(service.spec.get("cron_last_tick") or service.created_at)
+        )
+        view["missed_ticks"] = service.spec.get("cron_missed", 0)
+        view["skipped_ticks"] = service.spec.get("cron_skipped", 0)
+    return view
 
 
 def _node_name(state: ClusterState, node_id: str | None) -> str | None:
@@ -114,7 +151,9 @@ class ServiceOps:
         if self._state().service_by_name(spec.name) is not None:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
-        await self.manager.write(C.create_service(self.clock.now(), service_id, spec.name, spec.to_dict()))
+        now = self.clock.now()
+        stored = {**spec.to_dict(), **initial_job_fields(spec, now)}
+        await self.manager.write(C.create_service(now, service_id, spec.name, stored))
         return self.written_view(service_id, spec.name)
 
     async def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +161,9 @@ class ServiceOps:
         refused with ConflictError unless the service is still at that version when it commits."""
         changes = dict(changes)
         expected = expected_service_version(changes.pop("expected_version", None))
+        force = changes.pop("force", False)
+        if not isinstance(force, bool):
+            raise ConfigError("force must be true or false", field="force")
         service = self.find(ref)
         if expected is not None and expected != service.version:
             raise ConflictError(
@@ -140,14 +182,28 @@ class ServiceOps:
         elif "previous_spec" in current:
             new["previous_spec"] = current["previous_spec"]
         keep_rebalance_request(current, new)
+        old = service_spec(current)
+        if old.is_job != spec.is_job:
+            raise ConfigError(
+                f"service {service.name} is {'a job' if old.is_job else 'not a job'}: a service cannot "
+                f"become a job or a job a service (mode {old.mode} -> {spec.mode}); remove it and create it",
+                field="mode",
+            )
+        if force and not spec.is_job:
+            raise ConfigError(
+                "--force re-runs a job; a service's tasks are replaced by changing the service",
+                field="force",
+            )
+        now = self.clock.now()
+        new.update(carried_job_fields(current, old, spec, now, force=force))
         await self.manager.write(
-            C.update_service(self.clock.now(), service.service_id, new, service_version=service.version)
+            C.update_service(now, service.service_id, new, service_version=service.version)
         )
         return self.written_view(service.service_id, service.name)
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
         service = self.find(ref)
-        if service.spec.get("mode") == "global":
+        if service.spec.get("mode") in ("global", "global-job"):
             raise ConfigError(
                 f"service {service.name} is global: it runs one task per eligible node", field="replicas"
             )
@@ -155,6 +211,11 @@ class ServiceOps:
 
     async def rollback(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
+        if service.spec.get("mode") in JOB_MODES:
+            raise ConfigError(
+                f"{service.name} is a job: a job is not rolled back (update it, or re-run it with --force)",
+                field="SERVICE",
+            )
         previous = service.spec.get("previous_spec")
         if not previous:
             raise ConflictError(
@@ -175,6 +236,8 @@ class ServiceOps:
         balanced (``rebalance`` in the view says ``requested`` until then).
         """
         service = self.find(ref)
+        if service.spec.get("mode") in JOB_MODES:
+            raise ConfigError(f"{service.name} is a job: its tasks run to completion", field="SERVICE")
         if service.spec.get("mode") == "global":
             raise ConfigError(
                 f"service {service.name} is global: it already runs one task per eligible node",
@@ -244,6 +307,7 @@ class ServiceOps:
                 for t in state.tasks_of_service(service.service_id)
                 if t.desired_state == "running" and t.move_to is not None
             ),
+            "job": job_view(state, service),
         }
 
     def tasks(self, ref: str, include_history: bool = True) -> list[dict[str, Any]]:
@@ -276,6 +340,7 @@ class ServiceOps:
             "health": task.health,
             "exit_code": task.exit_code,
             "move_to": _node_name(state, task.move_to) or task.move_to,
+            "job_iteration": task.job_iteration,
         }
 
     @asynccontextmanager

@@ -26,8 +26,10 @@ from ..scheduler import (
     build_node_infos,
     schedule,
 )
+from ..scheduler.jobs import job_history_keep
 from ..scheduler.orchestrator import TERMINAL_STATES
 from ..scheduler.rebalance import plan_rebalance
+from .job_state import JOB_BOOKKEEPING_KEYS, job_iteration_of
 
 HISTORY_PER_SLOT = 3  # finished tasks kept per slot for `service ps`
 
@@ -48,7 +50,7 @@ class Round:
 
 
 # Keys p2porch keeps in a stored service spec beside the user's fields.
-BOOKKEEPING_KEYS = ("previous_spec", "update_paused", "rebalance_requested")
+BOOKKEEPING_KEYS = ("previous_spec", "update_paused", "rebalance_requested", *JOB_BOOKKEEPING_KEYS)
 
 
 def keep_rebalance_request(old: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +104,7 @@ def orchestrator_task(task: TaskRecord) -> Task:
         restart_history=task.restart_history,
         move_to=task.move_to,
         move_at=task.move_at,
+        job_iteration=task.job_iteration,
     )
 
 
@@ -128,7 +131,13 @@ def plan_round(
             continue
         specs[service.service_id] = spec
         services.append(
-            Service(service.service_id, spec, service.version, bool(service.spec.get("update_paused")))
+            Service(
+                service.service_id,
+                spec,
+                service.version,
+                bool(service.spec.get("update_paused")),
+                job_iteration_of(service.spec, spec),
+            )
         )
     tasks = list(state.tasks.values())
     nodes = [scheduler_node(n) for n in state.nodes.values()]
@@ -167,6 +176,7 @@ def plan_round(
             created_at=create.created_at,
             restart_history=create.restart_history,
             stop_grace_s=specs[create.service_id].stop_grace_period_s,
+            job_iteration=create.job_iteration,
         )
         new_records[create.task_id] = record
         requests.append(TaskRequest(create.task_id, specs[create.service_id], node_id=create.node_id))
@@ -216,7 +226,7 @@ def plan_round(
             out.items.append(
                 C.task_put(replace(t, message=result.unschedulable[t.task_id]), task_version=t.version)
             )
-    out.items.extend(forget_finished(state, shutdown_ids | set(new_records)))
+    out.items.extend(forget_finished(state, shutdown_ids | set(new_records), specs))
 
     wanted = {
         s.service_id
@@ -257,11 +267,21 @@ def result_ids(round_: Round) -> set[str]:
     return {item["task"]["task_id"] if item["op"] == "put" else item["task_id"] for item in round_.items}
 
 
-def forget_finished(state: ClusterState, busy: set[str]) -> list[dict[str, Any]]:
+def forget_finished(
+    state: ClusterState, busy: set[str], specs: Mapping[str, ServiceSpec] | None = None
+) -> list[dict[str, Any]]:
     """Remove records of tasks that are over: keep the newest HISTORY_PER_SLOT per slot for
-    ``service ps``; forget every finished task of a removed service or of a node that is gone."""
+    ``service ps`` (a job: what :func:`job_history_keep` keeps); forget every finished task of a removed
+    service or of a node that is gone."""
     over: dict[tuple[str, int], list[TaskRecord]] = {}
     items = []
+    jobs = {sid: spec for sid, spec in (specs or {}).items() if spec.is_job}
+    job_keep = {
+        sid: job_history_keep(
+            spec, job_iteration_of(state.services[sid].spec, spec), list(state.tasks_of_service(sid))
+        )
+        for sid, spec in jobs.items()
+    }
     for t in state.tasks.values():
         if t.task_id in busy or t.desired_state != "shutdown":
             continue
@@ -269,7 +289,10 @@ def forget_finished(state: ClusterState, busy: set[str]) -> list[dict[str, Any]]
         node_gone = t.node_id is not None and (node is None or node.status == "left")
         if not (t.state in TERMINAL_STATES or t.node_id is None or node_gone):
             continue  # its agent has not stopped it yet
-        if t.service_id not in state.services or node_gone:
+        if t.service_id in job_keep:  # a job's complete task stays even when its node is gone
+            if t.task_id not in job_keep[t.service_id]:
+                items.append(C.task_remove(t.task_id, task_version=t.version))
+        elif t.service_id not in state.services or node_gone:
             items.append(C.task_remove(t.task_id, task_version=t.version))
         else:
             over.setdefault((t.service_id, t.slot), []).append(t)

@@ -118,6 +118,7 @@ class TaskRecord(_Record):
     stop_grace_s: float = 10.0  # SIGTERM-to-SIGKILL time, kept here so it outlives its service
     move_to: str | None = None  # rebalance target node: a replacement starts there, then this task stops
     move_at: float = 0.0  # when the rebalance asked for that move
+    job_iteration: int = 0  # jobs: the execution (service's job_iteration) this task belongs to
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "restart_history", tuple(self.restart_history))

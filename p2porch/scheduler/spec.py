@@ -20,9 +20,19 @@ from typing import Any
 from ..errors import ConfigError
 from .container_opts import ContainerOptions
 from .filerefs import FileRef, parse_file_refs
+from .jobspec import (
+    CONCURRENCY_POLICIES,
+    JOB_MODES,
+    MAX_HISTORY_LIMIT,
+    CronSchedule,
+    check_job_fields,
+    is_job_mode,
+    parse_cron,
+    parse_timezone,
+)
 
 NANOS_PER_CPU = 1_000_000_000
-MODES = ("replicated", "global")
+MODES = ("replicated", "global", *JOB_MODES)
 STRATEGIES = ("spread", "binpack")
 ROLES = ("voter", "replica")
 RESTART_CONDITIONS = ("any", "on-failure", "none")
@@ -763,7 +773,7 @@ class ServiceSpec:
     env: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     mode: str = "replicated"
-    replicas: int = 1  # ignored in global mode
+    replicas: int = 1  # ignored in global mode; a replicated-job's completions in all
     constraints: tuple[Constraint, ...] = ()
     placement_preferences: tuple[PlacementPreference, ...] = ()
     strategy: str = "spread"
@@ -786,6 +796,8 @@ class ServiceSpec:
     rollback: UpdateConfig = field(default_factory=UpdateConfig)  # how `service rollback` rolls out
     secrets: tuple[FileRef, ...] = ()  # files under /run/secrets (issue 22)
     configs: tuple[FileRef, ...] = ()
+    max_concurrent: int = 0  # replicated-job: tasks at once (0 = replicas, as Docker's CLI)
+    schedule: CronSchedule | None = None  # a cron job: one execution per tick (jobs only)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -841,8 +853,19 @@ class ServiceSpec:
             if ref.target in targets:
                 raise _err(f"secrets/configs[{i}].target", f"{ref.target} is already a mount or file target")
             targets.add(ref.target)
+        check_job_fields(self.mode, self.max_concurrent, self.schedule, rebalance=self.rebalance)
 
     # -- derived views ---------------------------------------------------------------------------
+
+    @property
+    def is_job(self) -> bool:
+        """Tasks run to completion (replicated-job, global-job) instead of being kept running."""
+        return is_job_mode(self.mode)
+
+    @property
+    def job_concurrency(self) -> int:
+        """Tasks of a replicated-job that may run at once."""
+        return min(self.max_concurrent or self.replicas, self.replicas)
 
     @property
     def host_ports(self) -> tuple[tuple[str, int], ...]:
@@ -908,6 +931,8 @@ class ServiceSpec:
             "rollback": self.rollback.to_dict(),
             "secrets": [r.to_dict() for r in self.secrets],
             "configs": [r.to_dict() for r in self.configs],
+            "max_concurrent": self.max_concurrent,
+            "schedule": None if self.schedule is None else self.schedule.to_dict(),
         }
 
     @classmethod
@@ -991,7 +1016,40 @@ _SPEC_KEYS: dict[str, str] = {
     "rollback": "rollback",
     "secrets": "secrets",
     "configs": "configs",
+    "max_concurrent": "max_concurrent",
+    "schedule": "schedule",
 }
+
+
+def _p_schedule(data: Any, prefix: str) -> CronSchedule | None:
+    """A cron job's schedule: a bare cron string or {cron, timezone, concurrency, history_limit,
+    starting_deadline}; None = no schedule."""
+    if data is None:
+        return None
+    if isinstance(data, str):
+        data = {"cron": data}
+    keys = {
+        "cron": "cron",
+        "timezone": "timezone",
+        "concurrency": "concurrency",
+        "history_limit": "history_limit",
+        "starting_deadline": "starting_deadline_s",
+        "starting_deadline_s": "starting_deadline_s",
+    }
+    d = _take(data, prefix, keys)
+    if "cron" not in d:
+        raise _err(f"{prefix}.cron", "is required")
+    kw: dict[str, Any] = {"cron": parse_cron(d["cron"][1], f"{prefix}.cron")}
+    if "timezone" in d:
+        kw["timezone"] = parse_timezone(d["timezone"][1], f"{prefix}.timezone")
+    if "concurrency" in d:
+        kw["concurrency"] = _choice(d["concurrency"][1], CONCURRENCY_POLICIES, f"{prefix}.concurrency")
+    if "history_limit" in d:
+        kw["history_limit"] = _parse_int(
+            d["history_limit"][1], f"{prefix}.history_limit", maximum=MAX_HISTORY_LIMIT
+        )
+    kw["starting_deadline_s"] = _dur(d.get("starting_deadline_s"), prefix, 0.0)
+    return CronSchedule(**kw)
 
 
 def _p_cpu(value: Any, key: str) -> int:
@@ -1039,4 +1097,6 @@ _SPEC_PARSERS: dict[str, Any] = {
     "rollback": lambda v, k: UpdateConfig.from_dict(v, k),
     "secrets": lambda v, k: parse_file_refs(v, k, "secret"),
     "configs": lambda v, k: parse_file_refs(v, k, "config"),
+    "max_concurrent": lambda v, k: _parse_int(v, k, maximum=MAX_REPLICAS),
+    "schedule": _p_schedule,
 }

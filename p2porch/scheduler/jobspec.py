@@ -1,0 +1,141 @@
+"""The job part of a service spec: job modes, ``max_concurrent`` and the cron schedule (pure).
+
+A job (``replicated-job``, ``global-job``) runs tasks to completion instead of keeping them running; a
+cron job is a job with a :class:`CronSchedule` that starts one execution per tick. This module owns
+validating those fields (cron expressions through ``croniter``, time zones through ``zoneinfo``) and
+computing ticks; it never reads a clock (``now``/``after`` are arguments) and never looks at tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from ..errors import ConfigError
+
+JOB_MODES = ("replicated-job", "global-job")
+CONCURRENCY_POLICIES = ("forbid", "allow", "replace")
+MAX_HISTORY_LIMIT = 100
+#: ticks looked at when catching up after a long gap (bounded time whatever the gap)
+MAX_TICKS_SCANNED = 1000
+
+
+def _err(fieldname: str, message: str) -> ConfigError:
+    return ConfigError(f"{fieldname}: {message}", field=fieldname)
+
+
+def is_job_mode(mode: str) -> bool:
+    return mode in JOB_MODES
+
+
+def parse_cron(expr: Any, fieldname: str = "schedule.cron") -> str:
+    """A standard 5-field cron expression (or @hourly, @daily, ...), normalised to single spaces."""
+    if not isinstance(expr, str) or not expr.strip():
+        raise _err(fieldname, "expected a cron expression such as '*/5 * * * *'")
+    text = " ".join(expr.split())
+    if not text.startswith("@") and len(text.split(" ")) != 5:
+        raise _err(fieldname, f"{expr!r}: a cron expression has 5 fields (minute hour day month weekday)")
+    if text in ("@reboot",) or not croniter.is_valid(text):
+        raise _err(fieldname, f"{expr!r} is not a valid cron expression")
+    return text
+
+
+def parse_timezone(name: Any, fieldname: str = "schedule.timezone") -> str:
+    if not isinstance(name, str) or not name:
+        raise _err(fieldname, "expected an IANA time zone name such as Europe/Paris or UTC")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _err(fieldname, f"unknown time zone {name!r}") from None
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class CronSchedule:
+    """When a cron job starts an execution, and what happens around it.
+
+    ``concurrency``: forbid (skip a tick while the previous execution runs), allow (start anyway; the
+    previous one's running tasks finish but are no longer retried), replace (stop the previous one).
+    ``history_limit``: finished executions whose tasks stay visible in ``service ps``.
+    ``starting_deadline_s``: a tick found due later than this is skipped as missed (0 = no deadline).
+    """
+
+    cron: str
+    timezone: str = "UTC"
+    concurrency: str = "forbid"
+    history_limit: int = 3
+    starting_deadline_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        parse_cron(self.cron)
+        parse_timezone(self.timezone)
+        if self.concurrency not in CONCURRENCY_POLICIES:
+            raise _err(
+                "schedule.concurrency",
+                f"must be one of {', '.join(CONCURRENCY_POLICIES)} (got {self.concurrency!r})",
+            )
+        if (
+            isinstance(self.history_limit, bool)
+            or not isinstance(self.history_limit, int)
+            or not 0 <= self.history_limit <= MAX_HISTORY_LIMIT
+        ):
+            raise _err("schedule.history_limit", f"must be an integer from 0 to {MAX_HISTORY_LIMIT}")
+        if not 0.0 <= self.starting_deadline_s < float("inf"):
+            raise _err("schedule.starting_deadline", "must be a finite, non-negative duration")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    # -- ticks -----------------------------------------------------------------------------------
+
+    def next_tick(self, after: float) -> float:
+        """The first tick strictly after ``after`` (epoch seconds), in the schedule's time zone."""
+        start = datetime.fromtimestamp(after, tz=UTC).astimezone(ZoneInfo(self.timezone))
+        return float(croniter(self.cron, start).get_next(float))
+
+    def prev_tick(self, at: float) -> float:
+        """The last tick at or before ``at``."""
+        start = datetime.fromtimestamp(at, tz=UTC).astimezone(ZoneInfo(self.timezone))
+        tick = float(croniter(self.cron, start).get_prev(float))
+        following = self.next_tick(tick)
+        return following if following <= at else tick
+
+    def due_ticks(self, after: float, now: float) -> tuple[float | None, int]:
+        """(the latest tick in ``(after, now]`` or None, how many earlier ticks in that range it hides).
+
+        Scans at most MAX_TICKS_SCANNED ticks; beyond that the count is a lower bound."""
+        latest: float | None = None
+        hidden = 0
+        tick = self.next_tick(after)
+        scanned = 0
+        while tick <= now and scanned < MAX_TICKS_SCANNED:
+            if latest is not None:
+                hidden += 1
+            latest = tick
+            scanned += 1
+            tick = self.next_tick(tick)
+        if tick <= now:  # gave up scanning: the latest tick is the last one at or before now
+            hidden += 1
+            latest = self.prev_tick(now)
+        return latest, hidden
+
+
+def check_job_fields(
+    mode: str, max_concurrent: int, schedule: CronSchedule | None, *, rebalance: bool = False
+) -> None:
+    """Cross-field rules of a spec's job part (raises ConfigError naming the field)."""
+    if rebalance and is_job_mode(mode):
+        raise _err("rebalance", "a job's tasks run to completion: there is nothing to rebalance")
+    if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 0:
+        raise _err("max_concurrent", "must be a non-negative integer")
+    if max_concurrent and mode != "replicated-job":
+        raise _err("max_concurrent", f"only a replicated-job has it (this service's mode is {mode})")
+    if schedule is not None and not is_job_mode(mode):
+        raise _err(
+            "schedule",
+            f"only a job runs on a schedule (mode {mode}: use --mode replicated-job or global-job)",
+        )
