@@ -345,6 +345,10 @@ def _validated_task(d: Any, v: int) -> TaskRecord:
     spec_version = d.get("spec_version", 0)
     if not isinstance(spec_version, int) or isinstance(spec_version, bool) or spec_version < 0:
         raise _invalid("spec_version must be a non-negative integer", "spec_version")
+    job_iteration = d.get("job_iteration", 0)
+    if not isinstance(job_iteration, int) or isinstance(job_iteration, bool) or job_iteration < 0:
+        raise _invalid("job_iteration must be a non-negative integer", "job_iteration")
+    extra["job_iteration"] = job_iteration
     for name in ("template_hash", "health"):
         value = d.get(name) or ""
         if not isinstance(value, str):
