@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from ..errors import ConfigError
 
@@ -22,6 +22,7 @@ CONCURRENCY_POLICIES = ("forbid", "allow", "replace")
 MAX_HISTORY_LIMIT = 100
 #: ticks looked at when catching up after a long gap (bounded time whatever the gap)
 MAX_TICKS_SCANNED = 1000
+_REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _err(fieldname: str, message: str) -> ConfigError:
@@ -41,6 +42,10 @@ def parse_cron(expr: Any, fieldname: str = "schedule.cron") -> str:
         raise _err(fieldname, f"{expr!r}: a cron expression has 5 fields (minute hour day month weekday)")
     if text in ("@reboot",) or not croniter.is_valid(text):
         raise _err(fieldname, f"{expr!r} is not a valid cron expression")
+    try:  # a valid expression may still never fire (0 0 31 2 *)
+        croniter(text, _REFERENCE).get_next(float)
+    except CroniterError:
+        raise _err(fieldname, f"{expr!r} never fires") from None
     return text
 
 
