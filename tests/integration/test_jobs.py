@@ -22,6 +22,7 @@ import pytest
 from clusterkit import IMAGE, api, api_get, cli, cli_json
 
 from p2porch.errors import SandboxError
+from p2porch.sandbox.dockerd import docker_ping, start_dockerd
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 from p2porch.sandbox.system import pid_alive, read_pid
 
@@ -153,6 +154,13 @@ def revive(sb: Sandbox, nodes: list[SandboxNode], node: SandboxNode) -> None:
     pid = read_pid(node.p2porch_pidfile)
     if pid is not None and not pid_alive(pid):
         os.unlink(node.p2porch_pidfile)
+    docker_pid = read_pid(node.dockerd.pidfile)
+    if docker_pid is None or not pid_alive(docker_pid):
+        try:  # as sb.up would, but a slow restore must not make sb.up tear everything down
+            start_dockerd(node.netns, node.dockerd, cgroup_parent=f"/p2porch-{sb.name}-{node.name}")
+        except SandboxError:
+            pass
+        wait_for(lambda: docker_ping(node.dockerd), 120, f"dockerd of {node.name} answering", interval_s=1.0)
     sb.up(len(nodes))
     other = next(n for n in nodes if n is not node)
 
