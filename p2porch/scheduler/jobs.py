@@ -248,9 +248,10 @@ def _plan_global(
     for node_id in sorted(by_node):
         if node_id in eligible:
             continue
-        for t in by_node[node_id]:
-            if _live(t) and node_fate(t.node_id or None) != "grace":
-                plan.shutdowns.append((t.task_id, "node no longer eligible"))
+        for t in by_node[node_id]:  # a paused node's task runs on; a drained or lost node's stops
+            fate = node_fate(t.node_id or None)
+            if _live(t) and fate in ("lost", "drain"):
+                plan.shutdowns.append((t.task_id, "node drained" if fate == "drain" else "node down"))
     next_slot = 1
     for node_id in eligible_nodes:
         node_tasks = by_node.get(node_id, [])

@@ -150,6 +150,10 @@ def test_global_job_runs_once_per_eligible_node_including_one_that_joins_later()
     assert (new.node_id, new.slot) == ("n4", 4)
     drained = [*NODES[:2], Node("n3", "n3", availability="drain")]
     assert [c.node_id for c in reconcile(spec, [], nodes=drained).creates] == ["n1", "n2"]
+    on_n3 = [task(3, "running", node="n3")]
+    assert [a.reason for a in reconcile(spec, on_n3, nodes=drained).shutdowns] == ["node drained"]
+    paused = [*NODES[:2], Node("n3", "n3", availability="pause")]
+    assert reconcile(spec, on_n3, nodes=paused).shutdowns == []  # a paused node's task runs on
 
 
 def test_history_keeps_the_current_execution_and_the_limit_of_earlier_ones() -> None:
