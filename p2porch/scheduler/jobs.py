@@ -159,7 +159,7 @@ def _settle_slot(
             continue
         if t.desired_state == "running":  # ended, still desired running
             if t.state == "complete":
-                plan.shutdowns.append((t.task_id, "complete"))
+                plan.shutdowns.append((t.task_id, "job task done"))
             elif done:
                 plan.shutdowns.append((t.task_id, "superseded"))
         ended.append(t)

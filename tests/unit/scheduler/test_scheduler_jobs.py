@@ -63,7 +63,7 @@ def test_max_concurrent_defaults_to_replicas() -> None:
 def test_a_complete_task_is_never_restarted_and_frees_its_place() -> None:
     r = reconcile(job(), [task(1, "complete"), task(2)])
     assert [c.slot for c in r.creates] == [3]
-    assert [(a.task_id, a.reason) for a in r.shutdowns] == [("t1-1-complete", "complete")]
+    assert [(a.task_id, a.reason) for a in r.shutdowns] == [("t1-1-complete", "job task done")]
     # a complete task already told to stop: nothing more for its slot
     r = reconcile(job(), [task(1, "complete", desired_state="shutdown"), task(2), task(3)])
     assert r.actions == []
