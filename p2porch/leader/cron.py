@@ -16,14 +16,14 @@ a clock.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
 from ..raft.state import ClusterState, ServiceRecord
-from ..scheduler import ServiceSpec
 from ..scheduler.jobs import job_progress
-from .job_state import job_iteration_of
+from ..scheduler.jobspec import CronSchedule, is_job_mode
 from .scheduling import service_spec
 
 RUN, SKIP, MISSED = "run", "skip", "missed"
@@ -52,24 +52,33 @@ def _count(stored: Any, key: str) -> int:
 
 
 def plan_cron(state: ClusterState, now: float) -> CronPlan:
-    """The tick decisions due at ``now`` and the time of the next tick after them."""
+    """The tick decisions due at ``now`` and the time of the next tick after them.
+
+    Reads only the stored schedule (canonical, as ``ServiceSpec.to_dict`` wrote it) of each job; the
+    whole spec is validated only when the ``forbid`` policy must look at the running execution (the
+    scheduling round reports invalid specs)."""
     plan = CronPlan(decisions=[])
     for service in sorted(state.services.values(), key=lambda s: s.service_id):
-        if not service.spec.get("schedule"):
+        schedule = stored_schedule(service)
+        if schedule is None:
             continue
-        try:
-            spec = service_spec(service.spec)
-        except (ConfigError, TypeError, ValueError, KeyError, AttributeError):
-            continue  # the scheduling round reports invalid specs
-        schedule = spec.schedule
-        if schedule is None or not spec.is_job:
-            continue
-        decision = decide_tick(service, spec, state, now)
+        decision = decide_tick(service, schedule, state, now)
         next_at = schedule.next_tick(decision.tick if decision is not None else _last_tick(service))
         plan.wake_at = next_at if plan.wake_at is None else min(plan.wake_at, next_at)
         if decision is not None:
             plan.decisions.append(decision)
     return plan
+
+
+def stored_schedule(service: ServiceRecord) -> CronSchedule | None:
+    """The schedule of a stored job spec, None for anything else (or a schedule that does not validate)."""
+    raw = service.spec.get("schedule")
+    if not isinstance(raw, Mapping) or not is_job_mode(str(service.spec.get("mode"))):
+        return None
+    try:
+        return CronSchedule(**dict(raw))
+    except (ConfigError, TypeError, ValueError):
+        return None
 
 
 def _last_tick(service: ServiceRecord) -> float:
@@ -79,28 +88,31 @@ def _last_tick(service: ServiceRecord) -> float:
     return service.created_at
 
 
+def _running(service: ServiceRecord, state: ClusterState, iteration: int, now: float) -> bool:
+    """The current execution still runs (or its spec does not validate: then nothing is started)."""
+    try:
+        spec = service_spec(service.spec)
+    except (ConfigError, TypeError, ValueError, KeyError, AttributeError):
+        return True
+    tasks = list(state.tasks_of_service(service.service_id))
+    return not job_progress(spec, iteration, tasks, now).finished
+
+
 def decide_tick(
-    service: ServiceRecord, spec: ServiceSpec, state: ClusterState, now: float
+    service: ServiceRecord, schedule: CronSchedule, state: ClusterState, now: float
 ) -> CronDecision | None:
     """The decision for one cron job at ``now``, or None when no tick is due."""
-    schedule = spec.schedule
-    if schedule is None or not spec.is_job:
-        return None
     tick, hidden = schedule.due_ticks(_last_tick(service), now)
     if tick is None:
         return None
     stored = dict(service.spec)
     stored["cron_last_tick"] = tick
     missed = _count(stored, "cron_missed") + hidden
-    iteration = job_iteration_of(service.spec, spec)
+    iteration = _count(stored, "job_iteration")
     if schedule.starting_deadline_s and now - tick > schedule.starting_deadline_s:
         action = MISSED
         missed += 1
-    elif (
-        schedule.concurrency == "forbid"
-        and iteration > 0
-        and not job_progress(spec, iteration, list(state.tasks_of_service(service.service_id)), now).finished
-    ):
+    elif schedule.concurrency == "forbid" and iteration > 0 and _running(service, state, iteration, now):
         action = SKIP
         stored["cron_skipped"] = _count(stored, "cron_skipped") + 1
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -38,15 +39,25 @@ def parse_cron(expr: Any, fieldname: str = "schedule.cron") -> str:
     if not isinstance(expr, str) or not expr.strip():
         raise _err(fieldname, "expected a cron expression such as '*/5 * * * *'")
     text = " ".join(expr.split())
+    problem = _cron_problem(text)
+    if problem:
+        raise _err(fieldname, f"{expr!r}{problem}")
+    return text
+
+
+@lru_cache(maxsize=1024)
+def _cron_problem(text: str) -> str:
+    """What is wrong with a normalised cron expression ("" = nothing); memoised, as every scheduling
+    round validates the stored specs again."""
     if not text.startswith("@") and len(text.split(" ")) != 5:
-        raise _err(fieldname, f"{expr!r}: a cron expression has 5 fields (minute hour day month weekday)")
+        return ": a cron expression has 5 fields (minute hour day month weekday)"
     if text in ("@reboot",) or not croniter.is_valid(text):
-        raise _err(fieldname, f"{expr!r} is not a valid cron expression")
+        return " is not a valid cron expression"
     try:  # a valid expression may still never fire (0 0 31 2 *)
         croniter(text, _REFERENCE).get_next(float)
     except CroniterError:
-        raise _err(fieldname, f"{expr!r} never fires") from None
-    return text
+        return " never fires"
+    return ""
 
 
 def parse_timezone(name: Any, fieldname: str = "schedule.timezone") -> str:
@@ -98,9 +109,10 @@ class CronSchedule:
     # -- ticks -----------------------------------------------------------------------------------
 
     def next_tick(self, after: float) -> float:
-        """The first tick strictly after ``after`` (epoch seconds), in the schedule's time zone."""
-        start = datetime.fromtimestamp(after, tz=UTC).astimezone(ZoneInfo(self.timezone))
-        return float(croniter(self.cron, start).get_next(float))
+        """The first tick strictly after ``after`` (epoch seconds), in the schedule's time zone.
+
+        Memoised: the leader asks for the tick after the same ``cron_last_tick`` every round."""
+        return next_tick(self.cron, self.timezone, after)
 
     def prev_tick(self, at: float) -> float:
         """The last tick at or before ``at``."""
@@ -127,6 +139,17 @@ class CronSchedule:
             hidden += 1
             latest = self.prev_tick(now)
         return latest, hidden
+
+
+@lru_cache(maxsize=4096)
+def next_tick(cron: str, tz: str, after: float) -> float:
+    """The first tick of ``cron`` in time zone ``tz`` strictly after ``after`` (pure, memoised)."""
+    return uncached_next_tick(cron, tz, after)
+
+
+def uncached_next_tick(cron: str, tz: str, after: float) -> float:
+    start = datetime.fromtimestamp(after, tz=UTC).astimezone(ZoneInfo(tz))
+    return float(croniter(cron, start).get_next(float))
 
 
 def check_job_fields(
