@@ -28,13 +28,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import p2porch.scheduler.jobspec as jobspec  # noqa: E402
+import p2porch.model.jobspec as jobspec  # noqa: E402
 from p2porch.leader import cron as cron_mod  # noqa: E402
 from p2porch.leader.scheduling import plan_round  # noqa: E402
+from p2porch.model import Node, ServiceSpec  # noqa: E402
 from p2porch.raft import commands as C  # noqa: E402
 from p2porch.raft.fsm import apply  # noqa: E402
-from p2porch.raft.state import EMPTY_STATE, ClusterState, NodeRecord  # noqa: E402
-from p2porch.scheduler import Orchestrator, ServiceSpec  # noqa: E402
+from p2porch.raft.state import EMPTY_STATE, ClusterState  # noqa: E402
+from p2porch.scheduler import Orchestrator  # noqa: E402
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
 SCHEDULES = ["* * * * *", "*/5 * * * *", "0 * * * *", "30 2 * * *", "0 9 * * mon-fri"]
@@ -48,10 +49,10 @@ def run(state: ClusterState, command: bytes) -> ClusterState:
 
 
 def build(cron_jobs: int, nodes: int) -> ClusterState:
-    state = run(EMPTY_STATE, C.init_cluster(T0, cluster_id="bench"))
+    state = run(EMPTY_STATE, C.InitCluster(at=T0, cluster_id="bench").encode())
     for i in range(nodes):
-        record = NodeRecord(f"id{i}", f"n{i}", f"10.0.{i // 250}.{i % 250 + 1}", 7947, 7946)
-        state = run(state, C.add_node(T0, record))
+        record = Node(f"id{i}", f"n{i}", f"10.0.{i // 250}.{i % 250 + 1}", 7947, 7946)
+        state = run(state, C.AddNode(at=T0, node=record).encode())
     for i in range(cron_jobs):
         spec = {
             "name": f"cron{i}",
@@ -60,11 +61,11 @@ def build(cron_jobs: int, nodes: int) -> ClusterState:
             "schedule": {"cron": SCHEDULES[i % len(SCHEDULES)], "timezone": ZONES[i % len(ZONES)]},
         }
         state = run(
-            state, C.create_service(T0 + 1, f"c{i}", spec["name"], ServiceSpec.from_dict(spec).to_dict())
+            state, C.CreateService(at=T0 + 1, service_id=f"c{i}", spec=ServiceSpec.from_dict(spec)).encode()
         )
         job = {"name": f"job{i}", "image": "busybox", "mode": "replicated-job", "replicas": 10}
         state = run(
-            state, C.create_service(T0 + 1, f"j{i}", job["name"], ServiceSpec.from_dict(job).to_dict())
+            state, C.CreateService(at=T0 + 1, service_id=f"j{i}", spec=ServiceSpec.from_dict(job)).encode()
         )
     return state
 
@@ -109,7 +110,7 @@ def main() -> None:
                 "plan_cron_baseline_uncached_ms": round(baseline * 1e3, 3),
                 "speedup": round(baseline / memoised, 1) if memoised else None,
                 "plan_round_with_jobs_ms": round(round_s * 1e3, 1),
-                "tasks_created_by_the_round": sum(1 for i in plan.items if i["op"] == "put"),
+                "tasks_created_by_the_round": sum(1 for i in plan.items if isinstance(i, C.TaskPut)),
             }
         )
     )

@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .spec import ServiceSpec
-from .taskstates import FAILURE_STATES, TERMINAL_STATES
+from ..model import FAILURE_STATES, TERMINAL_STATES, ServiceSpec
 
 #: finished tasks of one slot of the current execution kept for ``service ps`` (plus the complete one)
 JOB_HISTORY_PER_SLOT = 3

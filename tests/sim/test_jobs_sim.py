@@ -109,10 +109,10 @@ def test_cron_job_runs_every_tick_once_across_leader_kills():
     started: dict[int, float] = {}  # execution -> when its task was created
 
     def observe() -> bool:
-        spec = sim.service("tick").spec
-        iteration = spec.get("job_iteration", 0)
+        service = sim.service("tick")
+        iteration = service.job_iteration
         if iteration and iteration not in runs:
-            runs[iteration] = spec["cron_last_tick"]
+            runs[iteration] = service.job.cron_last_tick
         for t in sim.tasks("tick", desired=None):
             started.setdefault(t.job_iteration, t.created_at)
         return False
@@ -128,5 +128,5 @@ def test_cron_job_runs_every_tick_once_across_leader_kills():
     assert [runs[i] - first_tick for i in sorted(runs)] == [0, 60, 120, 180, 240]
     for iteration, tick in runs.items():
         assert 0 <= started[iteration] - tick < 15, (iteration, started[iteration] - tick, sim.timeline())
-    spec = sim.service("tick").spec
-    assert spec.get("cron_missed", 0) == 0 and spec.get("cron_skipped", 0) == 0
+    job = sim.service("tick").job
+    assert job.cron_missed == 0 and job.cron_skipped == 0

@@ -20,7 +20,7 @@ class MemoryManager:
         self.state = ClusterState()
         self.config = Config()
         self.writes = 0
-        self._apply(C.init_cluster(0.0, cluster_id="c0ffee"))
+        self._apply(C.InitCluster(at=0.0, cluster_id="c0ffee").encode())
 
     def snapshot(self) -> ClusterState:
         return self.state
@@ -105,8 +105,8 @@ def test_progress_text():
 async def test_plain_job_starts_execution_one_and_every_update_or_force_starts_the_next(ops, manager):
     created = await ops.create({"name": "j", "image": "busybox", "mode": "replicated-job", "replicas": 2})
     assert created["job"]["iteration"] == 1 and created["job"]["total"] == 2
-    assert created["spec"].get("job_iteration") is None  # bookkeeping stays out of the user's spec
-    assert manager.state.services[created["id"]].spec["job_iteration"] == 1
+    assert "job_iteration" not in created["spec"]  # bookkeeping stays out of the user's spec
+    assert manager.state.services[created["id"]].job_iteration == 1
     forced = await ops.update("j", {"force": True})
     assert forced["job"]["iteration"] == 2
     changed = await ops.update("j", {"replicas": 3})
@@ -118,15 +118,16 @@ async def test_cron_job_waits_for_its_tick_and_only_force_starts_an_execution(op
     created = await ops.create(
         {"name": "c", "image": "busybox", "mode": "replicated-job", "schedule": "* * * * *"}
     )
-    stored = manager.state.services[created["id"]].spec
-    assert (stored["job_iteration"], stored["cron_last_tick"]) == (0, 1_767_225_605.0)
+    stored = manager.state.services[created["id"]]
+    assert (stored.job_iteration, stored.cron_last_tick) == (0, 1_767_225_605.0)
     assert created["job"]["next_tick"] == 1_767_225_660.0
     updated = await ops.update("c", {"schedule": {"timezone": "Europe/Paris"}})
-    stored = manager.state.services[updated["id"]].spec
-    assert stored["job_iteration"] == 0 and stored["schedule"]["cron"] == "* * * * *"
+    stored = manager.state.services[updated["id"]]
+    assert stored.job_iteration == 0 and stored.spec.schedule is not None
+    assert (stored.spec.schedule.cron, stored.spec.schedule.timezone) == ("* * * * *", "Europe/Paris")
     forced = await ops.update("c", {"force": True})
     assert forced["job"]["iteration"] == 1
-    assert manager.state.services[forced["id"]].spec["cron_last_tick"] == 1_767_225_605.0
+    assert manager.state.services[forced["id"]].cron_last_tick == 1_767_225_605.0
 
 
 async def test_refusals_write_nothing(ops, manager):

@@ -5,10 +5,11 @@ from datetime import UTC, datetime
 
 from p2porch.leader.cron import MISSED, RUN, SKIP, plan_cron
 from p2porch.leader.scheduling import plan_round
+from p2porch.model import Node, ServiceSpec
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
-from p2porch.raft.state import EMPTY_STATE, ClusterState, NodeRecord
-from p2porch.scheduler import Orchestrator, ServiceSpec
+from p2porch.raft.state import EMPTY_STATE, ClusterState
+from p2porch.scheduler import Orchestrator
 
 T0 = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC).timestamp()  # a Thursday, midnight UTC
 
@@ -20,21 +21,20 @@ def run(state: ClusterState, command: bytes) -> ClusterState:
 
 
 def cluster_with_cron(schedule: object, created: float = T0 + 5.0, **spec: object) -> ClusterState:
-    state = run(EMPTY_STATE, C.init_cluster(1.0, cluster_id="c"))
+    state = run(EMPTY_STATE, C.InitCluster(at=1.0, cluster_id="c").encode())
     for i in (1, 2):
-        state = run(state, C.add_node(1.0, NodeRecord(f"id{i}", f"n{i}", f"10.0.0.{i}", 7947, 7946)))
+        node = Node(f"id{i}", f"n{i}", f"10.0.0.{i}", 7947, 7946)
+        state = run(state, C.AddNode(at=1.0, node=node).encode())
     full = ServiceSpec.from_dict(
         {"name": "tick", "image": "busybox", "mode": "replicated-job", "schedule": schedule, **spec}
-    ).to_dict()
-    return run(state, C.create_service(created, "s1", "tick", full))
+    )
+    return run(state, C.CreateService(at=created, service_id="s1", spec=full).encode())
 
 
 def commit(state: ClusterState, now: float) -> tuple[ClusterState, list]:
     plan = plan_cron(state, now)
     for d in plan.decisions:
-        state = run(
-            state, C.update_service(now, d.service.service_id, d.spec, service_version=d.service.version)
-        )
+        state = run(state, d.command.encode())
     return state, plan.decisions
 
 
@@ -49,8 +49,8 @@ def test_a_tick_runs_once_and_planning_again_never_doubles_it() -> None:
     state, decisions = commit(state, T0 + 60.2)
     (d,) = decisions
     assert (d.action, d.tick, d.missed) == (RUN, T0 + 60.0, 0)
-    spec = state.services["s1"].spec
-    assert (spec["job_iteration"], spec["cron_last_tick"]) == (1, T0 + 60.0)
+    job = state.services["s1"].job
+    assert (job.iteration, job.cron_last_tick) == (1, T0 + 60.0)
     for later in (T0 + 60.3, T0 + 90.0, T0 + 119.9):
         assert plan_cron(state, later).decisions == []
     assert plan_cron(state, T0 + 90.0).wake_at == T0 + 120.0
@@ -62,7 +62,7 @@ def test_a_leader_that_dies_before_its_commit_leaves_the_tick_to_its_successor()
     assert [d.action for d in lost.decisions] == [RUN]
     state, decisions = commit(state, T0 + 68.0)  # the next leader, 8 s later
     assert [(d.action, d.tick) for d in decisions] == [(RUN, T0 + 60.0)]
-    assert state.services["s1"].spec["job_iteration"] == 1
+    assert state.services["s1"].job_iteration == 1
 
 
 def test_the_stale_leaders_write_loses_against_the_committed_tick() -> None:
@@ -70,7 +70,7 @@ def test_the_stale_leaders_write_loses_against_the_committed_tick() -> None:
     plan_a = plan_cron(state, T0 + 60.1)
     state, _ = commit(state, T0 + 60.2)
     (d,) = plan_a.decisions
-    _, result, _ = apply(state, C.update_service(T0 + 61, "s1", d.spec, service_version=d.service.version))
+    _, result, _ = apply(state, d.command.encode())
     assert not result["ok"] and result["error"] == "ConflictError"
 
 
@@ -79,16 +79,16 @@ def test_a_long_gap_runs_the_latest_tick_once_and_counts_the_others_missed() -> 
     state, decisions = commit(state, T0 + 5 * 60 + 10)
     (d,) = decisions
     assert (d.action, d.tick, d.missed) == (RUN, T0 + 300.0, 4)
-    spec = state.services["s1"].spec
-    assert (spec["job_iteration"], spec["cron_missed"]) == (1, 4)
+    job = state.services["s1"].job
+    assert (job.iteration, job.cron_missed) == (1, 4)
 
 
 def test_a_tick_past_the_starting_deadline_is_missed_not_run() -> None:
     state = cluster_with_cron({"cron": "* * * * *", "starting_deadline": "20s"})
     state, decisions = commit(state, T0 + 60 + 25)
     assert [d.action for d in decisions] == [MISSED]
-    spec = state.services["s1"].spec
-    assert spec.get("job_iteration", 0) == 0 and spec["cron_missed"] == 1
+    job = state.services["s1"].job
+    assert job.iteration == 0 and job.cron_missed == 1
     state, decisions = commit(state, T0 + 120 + 5)  # within the deadline: runs
     assert [d.action for d in decisions] == [RUN]
 
@@ -97,7 +97,9 @@ def _with_running_execution(policy: str) -> ClusterState:
     state = cluster_with_cron({"cron": "* * * * *", "concurrency": policy}, replicas=1)
     state, _ = commit(state, T0 + 60.0)
     plan = plan_round(state, T0 + 60.5, Orchestrator(random.Random(1)))
-    state = run(state, C.put_tasks(T0 + 60.5, plan.items, expected_version=state.version))
+    state = run(
+        state, C.PutTasks(at=T0 + 60.5, items=tuple(plan.items), expected_version=state.version).encode()
+    )
     (task,) = state.tasks.values()
     assert task.job_iteration == 1 and task.desired_state == "running"
     return state
@@ -107,14 +109,14 @@ def test_forbid_skips_a_tick_while_the_execution_runs_allow_and_replace_start_an
     state = _with_running_execution("forbid")
     state, decisions = commit(state, T0 + 120.0)
     assert [d.action for d in decisions] == [SKIP]
-    assert state.services["s1"].spec["cron_skipped"] == 1 and state.services["s1"].spec["job_iteration"] == 1
+    assert state.services["s1"].job.cron_skipped == 1 and state.services["s1"].job_iteration == 1
     for policy in ("allow", "replace"):
         state = _with_running_execution(policy)
         state, decisions = commit(state, T0 + 120.0)
         assert [d.action for d in decisions] == [RUN]
-        assert state.services["s1"].spec["job_iteration"] == 2
+        assert state.services["s1"].job_iteration == 2
         plan = plan_round(state, T0 + 120.5, Orchestrator(random.Random(1)))
-        stopped = [i for i in plan.items if i["op"] == "put" and i["task"]["desired_state"] == "shutdown"]
+        stopped = [i for i in plan.items if isinstance(i, C.TaskPut) and i.task.desired_state == "shutdown"]
         assert len(stopped) == (1 if policy == "replace" else 0)
 
 

@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2porch.errors import ConfigError
-from p2porch.scheduler import Node, Orchestrator, Service, ServiceSpec, Task
+from p2porch.model import Node, RestartPolicy, Service, ServiceSpec, Task
+from p2porch.model.records import JobStatus
+from p2porch.scheduler import Orchestrator
 from p2porch.scheduler.jobs import job_history_keep, job_progress
-from p2porch.scheduler.spec import RestartPolicy
 
 NODES = [Node("n1", "n1"), Node("n2", "n2"), Node("n3", "n3")]
 
@@ -45,7 +46,7 @@ def task(slot: int, state: str = "running", node: str | None = "n1", it: int = 1
 
 def reconcile(spec: ServiceSpec, tasks: list[Task], now: float = 200.0, iteration: int = 1, nodes=NODES):
     return Orchestrator(random.Random(1)).reconcile(
-        [Service("s1", spec, job_iteration=iteration)], tasks, nodes, now
+        [Service("s1", spec, job=JobStatus(iteration=iteration))], tasks, nodes, now
     )
 
 
@@ -106,7 +107,7 @@ def test_restart_condition_any_still_never_reruns_a_complete_task() -> None:
 
 def test_task_on_a_lost_node_is_replaced_at_once_without_counting_an_attempt() -> None:
     spec = job(replicas=2, max_concurrent=2, restart=RestartPolicy(max_attempts=1, delay_s=30.0))
-    nodes = [Node("n1", "n1", status="down", down_since=0.0), Node("n2", "n2")]
+    nodes = [Node("n1", "n1", status="down", status_at=1.0), Node("n2", "n2")]
     r = reconcile(spec, [task(1, node="n1"), task(2, node="n2")], nodes=nodes)
     assert [a.task_id for a in r.shutdowns] == ["t1-1-running"]
     (new,) = r.creates
@@ -134,7 +135,7 @@ def test_cron_job_before_its_first_tick_runs_nothing() -> None:
 
 
 def _schedule(policy: str):
-    from p2porch.scheduler.jobspec import CronSchedule
+    from p2porch.model.jobspec import CronSchedule
 
     return CronSchedule("* * * * *", concurrency=policy)
 
@@ -235,7 +236,7 @@ def test_a_job_completes_each_slot_exactly_once_never_above_max_concurrent(
     for _ in range(400):
         now += 1.0
         r = orchestrator.reconcile(
-            [Service("s1", spec, job_iteration=1)], list(tasks.values()), list(nodes.values()), now
+            [Service("s1", spec, job=JobStatus(iteration=1))], list(tasks.values()), list(nodes.values()), now
         )
         for a in r.shutdowns:
             tasks[a.task_id] = dataclasses.replace(tasks[a.task_id], desired_state="shutdown")
@@ -256,7 +257,7 @@ def test_a_job_completes_each_slot_exactly_once_never_above_max_concurrent(
                 tasks[t.task_id] = dataclasses.replace(t, state=state, state_at=now)
         if rng.random() < kill_rate:  # a node dies for good and a new one joins
             victim = rng.choice(up)
-            nodes[victim] = dataclasses.replace(nodes[victim], status="down", down_since=now)
+            nodes[victim] = dataclasses.replace(nodes[victim], status="down", status_at=now)
             fresh = f"n{len(nodes)}"
             nodes[fresh] = Node(fresh, fresh)
         if job_progress(spec, 1, list(tasks.values()), now).finished:

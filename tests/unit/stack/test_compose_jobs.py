@@ -45,7 +45,7 @@ def test_job_modes_and_the_extension_map_onto_the_spec():
         6,
         2,
     )
-    assert specs["warm"]["mode"] == "global-job" and specs["warm"]["schedule"] is None
+    assert specs["warm"]["mode"] == "global-job" and "schedule" not in specs["warm"]
     assert specs["nightly"]["schedule"] == {
         "cron": "30 2 * * *",
         "timezone": "Europe/Paris",

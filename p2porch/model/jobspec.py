@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterError, croniter
 
 from ..errors import ConfigError
+from .units import duration_field, parse_choice, parse_int, take_fields
 
 JOB_MODES = ("replicated-job", "global-job")
 CONCURRENCY_POLICIES = ("forbid", "allow", "replace")
@@ -150,6 +151,37 @@ def next_tick(cron: str, tz: str, after: float) -> float:
 def uncached_next_tick(cron: str, tz: str, after: float) -> float:
     start = datetime.fromtimestamp(after, tz=UTC).astimezone(ZoneInfo(tz))
     return float(croniter(cron, start).get_next(float))
+
+
+def parse_schedule(data: Any, prefix: str = "schedule") -> CronSchedule | None:
+    """A cron job's schedule: a bare cron string or {cron, timezone, concurrency, history_limit,
+    starting_deadline}; None = no schedule."""
+    if data is None:
+        return None
+    if isinstance(data, str):
+        data = {"cron": data}
+    keys = {
+        "cron": "cron",
+        "timezone": "timezone",
+        "concurrency": "concurrency",
+        "history_limit": "history_limit",
+        "starting_deadline": "starting_deadline_s",
+        "starting_deadline_s": "starting_deadline_s",
+    }
+    d = take_fields(data, prefix, keys)
+    if "cron" not in d:
+        raise _err(f"{prefix}.cron", "is required")
+    kw: dict[str, Any] = {"cron": parse_cron(d["cron"][1], f"{prefix}.cron")}
+    if "timezone" in d:
+        kw["timezone"] = parse_timezone(d["timezone"][1], f"{prefix}.timezone")
+    if "concurrency" in d:
+        kw["concurrency"] = parse_choice(d["concurrency"][1], CONCURRENCY_POLICIES, f"{prefix}.concurrency")
+    if "history_limit" in d:
+        kw["history_limit"] = parse_int(
+            d["history_limit"][1], f"{prefix}.history_limit", maximum=MAX_HISTORY_LIMIT
+        )
+    kw["starting_deadline_s"] = duration_field(d.get("starting_deadline_s"), prefix, 0.0)
+    return CronSchedule(**kw)
 
 
 def check_job_fields(
