@@ -3,6 +3,10 @@
 import random
 from datetime import UTC, datetime
 
+import msgpack
+import pytest
+
+from p2porch.errors import ConfigError
 from p2porch.leader.cron import MISSED, RUN, SKIP, plan_cron
 from p2porch.leader.scheduling import plan_round
 from p2porch.model import Node, ServiceSpec
@@ -123,3 +127,15 @@ def test_forbid_skips_a_tick_while_the_execution_runs_allow_and_replace_start_an
 def test_ticks_follow_the_schedule_time_zone() -> None:
     state = cluster_with_cron({"cron": "0 9 * * *", "timezone": "Europe/Paris"})
     assert plan_cron(state, T0 + 60).wake_at == T0 + 8 * 3600  # 09:00 in Paris is 08:00 UTC in winter
+
+
+def test_job_status_round_trips_through_the_codec_and_garbage_is_refused_naming_the_field() -> None:
+    state = cluster_with_cron("* * * * *")
+    state, (d,) = commit(state, T0 + 60.5)
+    assert C.decode_command(d.command.encode()) == d.command
+    assert state.services["s1"].to_dict()["job"]["cron_last_tick"] == T0 + 60.0
+    body = {**d.command.body(), "at": T0 + 61, "job": {"iteration": -1}}
+    raw = msgpack.packb({"t": "update_service", "v": 1, "b": body})
+    with pytest.raises(ConfigError) as info:
+        C.decode_command(raw)
+    assert info.value.field == "job.iteration"
