@@ -2,9 +2,10 @@
 
 After ``service create|update|scale|rollback`` and ``stack deploy`` the CLI polls the service and its
 tasks until every task that should run is running (healthy when it has a check) on the current spec,
-as many as desired, with nothing pending or moving. It stops early and fails (exit 1, the reason
-printed) when the update is paused, the service is changed or rolled back by someone else, it is
-removed, or tasks of the current spec failed ``MAX_FAILURES`` times; and after ``timeout_s``.
+as many as desired, with nothing pending or moving (jobs are not waited for: :func:`waits_for`). It
+stops early and fails (exit 1, the reason printed) when the update is paused, the service is changed or
+rolled back by someone else, it is removed, or tasks of the current spec failed ``MAX_FAILURES`` times;
+and after ``timeout_s``.
 :func:`assess` is the decision (pure, unit-tested); :class:`ProgressPrinter` shows it on stderr:
 lines redrawn on a terminal, one line per change otherwise; nothing with ``-q``/``--json``.
 """
@@ -200,6 +201,12 @@ def wait_for_services(
             )
         if pending:
             sleep(POLL_S)
+
+
+def waits_for(view: dict[str, Any]) -> bool:
+    """Whether a write answered with this service view is waited for: services yes; jobs no (they run to
+    completion or on a schedule: follow them with ``service ps``); a service already removed no."""
+    return view.get("version") is not None and not str(view.get("mode") or "").endswith("-job")
 
 
 def add_wait_options(p: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError, P2POrchError
 from ..model import ServiceSpec, format_bytes, format_cpus
-from .progress import Watch, add_wait_options, wait_after
+from .progress import Watch, add_wait_options, wait_after, waits_for
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
@@ -356,7 +356,7 @@ def cmd_service_create(args: argparse.Namespace) -> int:
 
 def _watches(views: list[dict[str, Any]]) -> list[Watch]:
     """What to wait for after writes that answered with these service views (a removed one: nothing)."""
-    return [Watch(v["name"], int(v["version"])) for v in views if v.get("version") is not None]
+    return [Watch(v["name"], int(v["version"])) for v in views if waits_for(v)]
 
 
 def cmd_service_update(args: argparse.Namespace) -> int:

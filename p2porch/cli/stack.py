@@ -25,7 +25,7 @@ from ..stack.compose import StackObject
 from ..stack.rollout import dependency_ready, deploy_waves
 from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
-from .progress import Watch, add_wait_options, wait_after
+from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service import task_row
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
@@ -177,9 +177,8 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
     result["services"] = list(actions.values())
     emit(args, result, _deploy_text)
     changed = [r["name"] for r in result["services"] if r["action"] in ("created", "updated")]
-    wait_after(
-        args, client, [Watch(name, int(client.get(f"/services/{name}")["version"])) for name in changed]
-    )
+    views = [client.get(f"/services/{name}") for name in changed]
+    wait_after(args, client, [Watch(v["name"], int(v["version"])) for v in views if waits_for(v)])
     return EXIT_OK
 
 

@@ -158,3 +158,11 @@ def test_on_a_terminal_the_lines_are_redrawn_in_place():
     assert text.endswith(
         "web: 2/2 tasks running\n1/2: running              [n1]\n2/2: running              [n1]\n"
     )
+
+
+def test_jobs_and_removed_services_are_not_waited_for():
+    from p2porch.cli.progress import waits_for
+
+    assert waits_for(view())
+    assert not waits_for(view(mode="replicated-job")) and not waits_for(view(mode="global-job"))
+    assert not waits_for({"name": "web", "version": None, "removed": True})
