@@ -23,6 +23,7 @@ from ..membership.join_checks import check_published_ports, config_reserved_port
 from ..raft import commands as C
 from ..raft.state import ClusterState, ServiceRecord, TaskRecord
 from ..scheduler import ServiceSpec
+from .network_ops import network_changes
 from .secret_ops import file_ref_changes, resolve_file_refs
 
 if TYPE_CHECKING:
@@ -132,7 +133,8 @@ class ServiceOps:
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
         current = dict(service.spec)
-        merged = merge_spec(current, file_ref_changes(service.to_dict()["spec"], changes))
+        plain_current = service.to_dict()["spec"]
+        merged = merge_spec(current, network_changes(plain_current, file_ref_changes(plain_current, changes)))
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(plain_spec(merged))))
         new = spec.to_dict()
         if spec.template_hash() != service_spec(current).template_hash():

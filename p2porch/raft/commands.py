@@ -35,6 +35,8 @@ OPS = (
     "put_secret",
     "remove_secret",
     "rotate_keys",
+    "create_network",
+    "remove_network",
     "restore_state",
     "noop",
 )
@@ -226,6 +228,34 @@ def rotate_keys(at: float, epoch: int, envelopes: Mapping[str, str], excluded: I
     """Start cluster key epoch ``epoch``: its key sealed to each member that may follow it
     (``node id -> envelope``); every other live node must be named in ``excluded``."""
     return encode("rotate_keys", at, epoch=int(epoch), envelopes=dict(envelopes), excluded=sorted(excluded))
+
+
+def create_network(
+    at: float,
+    *,
+    network_id: str,
+    name: str,
+    driver: str = "overlay",
+    internal: bool = False,
+    attachable: bool = False,
+    labels: Mapping[str, str] | None = None,
+) -> bytes:
+    """Create a user-defined network (refused if the name is taken or reserved)."""
+    return encode(
+        "create_network",
+        at,
+        network_id=network_id,
+        name=name,
+        driver=driver,
+        internal=bool(internal),
+        attachable=bool(attachable),
+        labels=dict(labels or {}),
+    )
+
+
+def remove_network(at: float, *, name: str) -> bytes:
+    """Delete a network; refused (ConflictError naming them) while a service is attached to it."""
+    return encode("remove_network", at, name=name)
 
 
 def noop(at: float, *, tag: Any = None) -> bytes:

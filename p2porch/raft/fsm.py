@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import ConfigError, ConflictError, NotFoundError, WireError
 from ..wire import pack
 from . import commands as C
-from . import fsm_secrets
+from . import fsm_networks, fsm_secrets
 from .state import (
     NODE_AVAILABILITIES,
     NODE_ROLES,
@@ -34,7 +34,7 @@ MAX_KEY_TEXT = 256  # base64 of a public key (44) or a key envelope (108), with 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One changed object: kind is node|service|task|lease|cluster|reset; op is put|delete.
+    """One changed object: kind is node|service|task|lease|secret|network|cluster|reset; op is put|delete.
 
     ``record`` is the new record for put (None for delete); for ``reset`` (the whole state was
     replaced, e.g. a snapshot was installed) ``record`` is the new ClusterState.
@@ -268,6 +268,7 @@ def _create_service(s: ClusterState, b: Mapping[str, Any], at: float, v: int) ->
         raise _conflict(f"service id {service_id} already exists", "service_id")
     if s.service_by_name(name) is not None:
         raise _conflict(f"service name {name} is taken", "name")
+    fsm_networks.check_service_networks(s, _spec(b))
     svc = ServiceRecord(service_id, name, _spec(b), version=v, created_at=at, updated_at=at)
     services = dict(s.services)
     services[service_id] = svc
@@ -280,6 +281,7 @@ def _update_service(s: ClusterState, b: Mapping[str, Any], at: float, v: int) ->
     if svc is None:
         raise _not_found(f"no service {service_id}", "service_id")
     _check_object_version(svc.version, b, "service_version")
+    fsm_networks.check_service_networks(s, _spec(b))
     new_svc = replace(svc, spec=_spec(b), version=v, updated_at=at)
     services = dict(s.services)
     services[service_id] = new_svc
@@ -573,6 +575,8 @@ HANDLERS: dict[str, Handler] = {
     "noop": _noop,
     "put_secret": lambda s, b, at, v: _changes_of(fsm_secrets.put_secret(s, b, at, v), v),
     "remove_secret": lambda s, b, at, v: _changes_of(fsm_secrets.remove_secret(s, b, at, v), v),
+    "create_network": lambda s, b, at, v: _changes_of(fsm_networks.create_network(s, b, at, v), v),
+    "remove_network": lambda s, b, at, v: _changes_of(fsm_networks.remove_network(s, b, at, v), v),
 }
 assert set(HANDLERS) == set(C.OPS)
 

@@ -164,6 +164,24 @@ class SecretRecord(_Record):
         return next((v for v in self.versions if v["version"] == version), None)
 
 
+@dataclass(frozen=True, slots=True)
+class NetworkRecord(_Record):
+    """A user-defined overlay network: tasks of services on it reach each other and resolve each other's
+    names; tasks sharing no network cannot (``docs/overlay.md``, "Networks"). Keyed by ``network_id``."""
+
+    network_id: str
+    name: str
+    driver: str = "overlay"
+    internal: bool = False  # tasks only on internal networks get no traffic out of the cluster
+    attachable: bool = False  # recorded for Docker compatibility (p2porch runs no standalone containers)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _frozen_map(self.labels))
+
+
 def secret_key(kind: str, name: str) -> str:
     return f"{kind}:{name}"
 
@@ -196,11 +214,12 @@ class ClusterState:
     tasks: Mapping[str, TaskRecord] = field(default_factory=dict)
     leases: Mapping[str, SubnetLease] = field(default_factory=dict)
     secrets: Mapping[str, SecretRecord] = field(default_factory=dict)  # secrets and configs by kind:name
+    networks: Mapping[str, NetworkRecord] = field(default_factory=dict)  # user-defined networks by id
     _node_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     _service_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("nodes", "services", "tasks", "leases", "key_envelopes", "secrets"):
+        for name in ("nodes", "services", "tasks", "leases", "key_envelopes", "secrets", "networks"):
             object.__setattr__(self, name, _frozen_map(getattr(self, name)))
         if len(self._node_names) != len(self.nodes):
             object.__setattr__(self, "_node_names", _index(self.nodes, "name"))
@@ -227,6 +246,9 @@ class ClusterState:
     def tasks_on_node(self, node_id: str) -> Iterator[TaskRecord]:
         return (t for t in self.tasks.values() if t.node_id == node_id)
 
+    def network_by_name(self, name: str) -> NetworkRecord | None:
+        return next((n for n in self.networks.values() if n.name == name), None)
+
     def lease_of(self, node_id: str) -> SubnetLease | None:
         return self.leases.get(node_id)
 
@@ -238,6 +260,7 @@ class ClusterState:
         tasks: dict[str, TaskRecord] | None = None,
         leases: dict[str, SubnetLease] | None = None,
         secrets: dict[str, SecretRecord] | None = None,
+        networks: dict[str, NetworkRecord] | None = None,
         **scalars: Any,
     ) -> ClusterState:
         """A new state with the given maps replaced (maps passed in are taken over, not copied)."""
@@ -254,6 +277,8 @@ class ClusterState:
             changes["leases"] = MappingProxyType(leases)
         if secrets is not None:
             changes["secrets"] = MappingProxyType(secrets)
+        if networks is not None:
+            changes["networks"] = MappingProxyType(networks)
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -274,6 +299,7 @@ class ClusterState:
             "tasks": [r.to_dict() for r in self.tasks.values()],
             "leases": [r.to_dict() for r in self.leases.values()],
             "secrets": [r.to_dict() for r in self.secrets.values()],
+            "networks": [r.to_dict() for r in self.networks.values()],
         }
 
     @classmethod
@@ -283,6 +309,7 @@ class ClusterState:
         tasks = [TaskRecord.from_dict(d) for d in data.get("tasks", [])]
         leases = [SubnetLease.from_dict(d) for d in data.get("leases", [])]
         secrets = [SecretRecord.from_dict(d) for d in data.get("secrets", [])]
+        networks = [NetworkRecord.from_dict(d) for d in data.get("networks", [])]
         return cls(
             cluster_id=data.get("cluster_id", ""),
             domain=data.get("domain", ""),
@@ -300,6 +327,7 @@ class ClusterState:
             tasks={t.task_id: t for t in tasks},
             leases={lease.node_id: lease for lease in leases},
             secrets={r.key: r for r in secrets},
+            networks={r.network_id: r for r in networks},
         )
 
 

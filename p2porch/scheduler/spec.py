@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import ConfigError
 from .container_opts import ContainerOptions
 from .filerefs import FileRef, parse_file_refs
+from .netrefs import NetworkAttachment, parse_attachments
 
 NANOS_PER_CPU = 1_000_000_000
 MODES = ("replicated", "global")
@@ -786,6 +787,7 @@ class ServiceSpec:
     rollback: UpdateConfig = field(default_factory=UpdateConfig)  # how `service rollback` rolls out
     secrets: tuple[FileRef, ...] = ()  # files under /run/secrets (issue 22)
     configs: tuple[FileRef, ...] = ()
+    networks: tuple[NetworkAttachment, ...] = ()  # none = the default network (not a template field)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -908,6 +910,7 @@ class ServiceSpec:
             "rollback": self.rollback.to_dict(),
             "secrets": [r.to_dict() for r in self.secrets],
             "configs": [r.to_dict() for r in self.configs],
+            "networks": [n.to_dict() for n in self.networks],
         }
 
     @classmethod
@@ -991,6 +994,7 @@ _SPEC_KEYS: dict[str, str] = {
     "rollback": "rollback",
     "secrets": "secrets",
     "configs": "configs",
+    "networks": "networks",
 }
 
 
@@ -1039,4 +1043,5 @@ _SPEC_PARSERS: dict[str, Any] = {
     "rollback": lambda v, k: UpdateConfig.from_dict(v, k),
     "secrets": lambda v, k: parse_file_refs(v, k, "secret"),
     "configs": lambda v, k: parse_file_refs(v, k, "config"),
+    "networks": parse_attachments,
 }
