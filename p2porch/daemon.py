@@ -133,9 +133,9 @@ class Daemon:
         self.logs = LogOps(self.cluster)
         self.nodes = NodeOps(self.cluster)
         self.services = ServiceOps(self.cluster, self.logs, clock=clock)
-        self.stacks = StackOps(self.services)
-        self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
         self.networks = NetworkOps(self.cluster, clock=clock)
+        self.stacks = StackOps(self.services, self.networks)
+        self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
         self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
         self._subsystems: Subsystems | None = None
