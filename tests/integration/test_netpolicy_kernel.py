@@ -43,6 +43,7 @@ CLUSTER = "10.45.0.0/24"
 LEASE = "10.45.0.0/26"
 TASKS = {"t1": "10.45.0.2", "t2": "10.45.0.3", "t3": "10.45.0.4"}
 REMOTE = ("rm", "10.45.0.66")
+OUTSIDE = ("out", "10.45.0.200")  # outside the cluster CIDR of the internal-network test (10.45.0.0/25)
 PORT = 8080
 
 SERVER = """
@@ -91,7 +92,7 @@ def connect(src: str, dst: str) -> tuple[str, float]:
 @pytest.fixture(scope="module")
 def lab():
     servers: list[subprocess.Popen[bytes]] = []
-    names = [ROUTER, *(ns(t) for t in TASKS), ns(REMOTE[0])]
+    names = [ROUTER, *(ns(t) for t in TASKS), ns(REMOTE[0]), ns(OUTSIDE[0])]
     try:
         for name in names:
             sh("ip", "netns", "add", name)
@@ -139,7 +140,26 @@ def lab():
         in_ns(ns(REMOTE[0]), "ip", "addr", "add", f"{REMOTE[1]}/26", "dev", "eth0")
         in_ns(ns(REMOTE[0]), "ip", "link", "set", "eth0", "up")
         in_ns(ns(REMOTE[0]), "ip", "route", "add", "default", "via", "10.45.0.126")
-        for task, addr in [*TASKS.items(), REMOTE]:
+        sh(
+            "ip",
+            "link",
+            "add",
+            f"{PREFIX}-vo",
+            "netns",
+            ROUTER,
+            "type",
+            "veth",
+            "peer",
+            "eth0",
+            "netns",
+            ns(OUTSIDE[0]),
+        )
+        in_ns(ROUTER, "ip", "addr", "add", "10.45.0.254/26", "dev", f"{PREFIX}-vo")
+        in_ns(ROUTER, "ip", "link", "set", f"{PREFIX}-vo", "up")
+        in_ns(ns(OUTSIDE[0]), "ip", "addr", "add", f"{OUTSIDE[1]}/26", "dev", "eth0")
+        in_ns(ns(OUTSIDE[0]), "ip", "link", "set", "eth0", "up")
+        in_ns(ns(OUTSIDE[0]), "ip", "route", "add", "default", "via", "10.45.0.254")
+        for task, addr in [*TASKS.items(), REMOTE, OUTSIDE]:
             servers.append(
                 subprocess.Popen(
                     ["ip", "netns", "exec", ns(task), sys.executable, "-c", SERVER, addr, str(PORT)]
@@ -236,3 +256,15 @@ def test_apply_cost_for_a_thousand_tasks(lab: PolicyFirewall) -> None:
     print(f"1000 tasks: {big.rule_count} rules; rewrite {first * 1000:.0f} ms, check {check * 1000:.0f} ms")
     lab.apply(plan(LAYOUT))
     assert connect("t2", TASKS["t1"])[0] == "refused"
+
+
+def test_tasks_on_internal_networks_only_cannot_leave_the_cluster(lab: PolicyFirewall) -> None:
+    addresses = {**TASKS, REMOTE[0]: REMOTE[1]}
+    layout = {"t1": {"vault"}, "t2": {"blue"}, "t3": {"vault", "red"}, "rm": {"red"}}
+    endpoints = tuple(Endpoint(addresses[t], frozenset(n)) for t, n in layout.items())
+    lab.apply(plan_policy(PolicyInput("10.45.0.0/25", LEASE, endpoints, frozenset({"vault"}))))
+    assert connect("t1", OUTSIDE[1])[0] == "refused"  # only on an internal network
+    assert connect("t3", OUTSIDE[1])[0] == "ok"  # also on a network that is not internal
+    assert connect("t2", OUTSIDE[1])[0] == "ok"
+    assert connect("t3", TASKS["t1"])[0] == "ok"  # inside the cluster the internal network works
+    lab.apply(plan(LAYOUT))
