@@ -43,6 +43,10 @@ def _describe(view: dict[str, Any]) -> str:
     ]
     if view.get("labels"):
         lines.append("  labels:     " + ", ".join(f"{k}={v}" for k, v in sorted(view["labels"].items())))
+    if view.get("tasks"):
+        lines.append(
+            table(["task", "node", "address"], [[t["task"], t["node"], t["address"]] for t in view["tasks"]])
+        )
     return "\n".join(lines)
 
 

@@ -81,6 +81,27 @@ def default_network_view(state: ClusterState) -> dict[str, Any]:
     }
 
 
+def network_tasks(state: ClusterState, name: str) -> list[dict[str, Any]]:
+    """The running tasks on network ``name``: ``{task, service, node, address}`` (Docker's "containers")."""
+    out = []
+    for svc in state.services.values():
+        names = spec_network_names(svc.spec)
+        if name not in names and not (name == DEFAULT_NETWORK and not names):
+            continue
+        for task in state.tasks_of_service(svc.service_id):
+            if task.state == "running" and task.address:
+                node = state.nodes.get(task.node_id or "")
+                out.append(
+                    {
+                        "task": f"{svc.name}.{task.slot}",
+                        "service": svc.name,
+                        "node": node.name if node else task.node_id,
+                        "address": task.address,
+                    }
+                )
+    return sorted(out, key=lambda t: (t["service"], t["task"]))
+
+
 def network_view(state: ClusterState, record: NetworkRecord) -> dict[str, Any]:
     return {
         "id": record.network_id,
@@ -129,7 +150,9 @@ class NetworkOps:
     def inspect(self, ref: str) -> dict[str, Any]:
         record = self.find(ref)
         state = self._state()
-        return default_network_view(state) if record is None else network_view(state, record)
+        view = default_network_view(state) if record is None else network_view(state, record)
+        view["tasks"] = network_tasks(state, view["name"])
+        return view
 
     async def create(self, body: Any) -> dict[str, Any]:
         checked = network_body(body)
