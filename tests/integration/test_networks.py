@@ -13,6 +13,8 @@ a hand-flushed chain by the periodic resync, and cleanup of chains when networks
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 
@@ -23,6 +25,7 @@ from clusterkit import IMAGE, api_get, cli, cli_json
 from p2porch.netoverlay.netpolicy import POLICY_CHAIN, network_chain
 from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
+from p2porch.sandbox.system import pid_alive, read_pid
 
 SERVE = "mkdir -p /www && echo hello-$P2PORCH_SERVICE > /www/index.html && exec httpd -f -p 80 -h /www"
 SERVICES = {  # name: (node, networks, serves)
@@ -317,6 +320,31 @@ def test_a_flushed_policy_chain_is_restored_by_the_resync(cluster):
         what="the resync to restore the policy",
     )
     print(f"policy restored {time.monotonic() - started:.1f} s after the flush")
+
+
+def test_a_restarted_daemon_repairs_what_a_crash_left(cluster):
+    """kill -9 of n1's daemon (its dockerd and containers keep running), the policy chain flushed and a stale
+    per-network chain added while it is down: the restarted daemon's first pass repairs both."""
+    sb, nodes, _ = cluster
+    task = {name: task_of(nodes[0], name) for name in ("blue-client", "red-web")}
+    pid = read_pid(nodes[0].p2porch_pidfile)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid), 10, "daemon gone")
+    os.unlink(nodes[0].p2porch_pidfile)
+    stale = network_chain("gone-while-down")
+    iptables(sb, "n1", "-F", POLICY_CHAIN)
+    iptables(sb, "n1", "-N", stale)
+    assert fetch(nodes, task["blue-client"], task["red-web"]["address"])[0].startswith("ok")
+    started = time.monotonic()
+    sb.up(2)
+    wait_for(
+        lambda: fetch(nodes, task["blue-client"], task["red-web"]["address"])[0] == "refused",
+        timeout_s=60,
+        what="the restarted daemon to restore the policy",
+    )
+    print(f"policy restored {time.monotonic() - started:.1f} s after the restart began")
+    wait_for(lambda: f"-N {stale}" not in iptables(sb, "n1", "-S"), 10, "the stale chain deleted")
 
 
 def test_removed_networks_leave_no_chains(cluster):
