@@ -11,7 +11,7 @@ import datetime
 from typing import Any
 
 from ..errors import ConfigError
-from ..scheduler.netrefs import check_network_name
+from ..model.netrefs import check_network_name
 from .node import cmd_network_inspect
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table
 

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError
+from ..model import NetworkRecord, TaskState
+from ..model.netrefs import RESERVED_NETWORK_NAMES, attached_networks, check_network_name, parse_attachments
 from ..raft import commands as C
-from ..raft.fsm_networks import DEFAULT_NETWORK, DRIVERS, RESERVED_NAMES, spec_network_names, users_of
-from ..raft.state import ClusterState, NetworkRecord
-from ..scheduler.netrefs import check_network_name, parse_attachments
+from ..raft.commands_networks import NETWORK_DRIVERS
+from ..raft.fsm_networks import DEFAULT_NETWORK, users_of
+from ..raft.state import ClusterState
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
@@ -35,11 +37,13 @@ def network_body(body: Any) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"unknown field(s) {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
     name = check_network_name(body.get("name"), "name")
-    if name in RESERVED_NAMES:
+    if name in RESERVED_NETWORK_NAMES:
         raise ConfigError(f"network name {name!r} is reserved", field="name")
     driver = body.get("driver") or "overlay"
-    if driver not in DRIVERS:
-        raise ConfigError(f"driver {driver!r} is not supported (use {', '.join(DRIVERS)})", field="driver")
+    if driver not in NETWORK_DRIVERS:
+        raise ConfigError(
+            f"driver {driver!r} is not supported (use {', '.join(NETWORK_DRIVERS)})", field="driver"
+        )
     if body.get("subnet"):
         raise ConfigError(
             "p2porch networks share the cluster CIDR and are isolated by policy: a task's address comes from "
@@ -65,8 +69,7 @@ def network_body(body: Any) -> dict[str, Any]:
 
 def default_network_view(state: ClusterState) -> dict[str, Any]:
     """The built-in network of services that name none."""
-    users = sorted(s.name for s in state.services.values() if not spec_network_names(s.spec))
-    users += sorted(s.name for s in state.services.values() if DEFAULT_NETWORK in spec_network_names(s.spec))
+    users = [s.name for s in state.services.values() if DEFAULT_NETWORK in attached_networks(s.spec.networks)]
     return {
         "id": "default",
         "name": DEFAULT_NETWORK,
@@ -85,11 +88,10 @@ def network_tasks(state: ClusterState, name: str) -> list[dict[str, Any]]:
     """The running tasks on network ``name``: ``{task, service, node, address}`` (Docker's "containers")."""
     out = []
     for svc in state.services.values():
-        names = spec_network_names(svc.spec)
-        if name not in names and not (name == DEFAULT_NETWORK and not names):
+        if name not in attached_networks(svc.spec.networks):
             continue
         for task in state.tasks_of_service(svc.service_id):
-            if task.state == "running" and task.address:
+            if task.state == TaskState.RUNNING and task.address:
                 node = state.nodes.get(task.node_id or "")
                 out.append(
                     {
@@ -159,14 +161,16 @@ class NetworkOps:
         if self._state().network_by_name(checked["name"]) is not None:
             raise ConflictError(f"a network named {checked['name']!r} already exists", field="name")
         network_id = secrets.token_hex(NETWORK_ID_BYTES)
-        await self.manager.write(C.create_network(self.clock.now(), network_id=network_id, **checked))
+        await self.manager.write(
+            C.CreateNetwork(at=self.clock.now(), network_id=network_id, **checked).encode()
+        )
         return self.inspect(checked["name"])
 
     async def remove(self, ref: str) -> dict[str, Any]:
         record = self.find(ref)
         if record is None:
             raise ConflictError(f"the default network {DEFAULT_NETWORK!r} cannot be removed", field="NETWORK")
-        await self.manager.write(C.remove_network(self.clock.now(), name=record.name))
+        await self.manager.write(C.RemoveNetwork(at=self.clock.now(), name=record.name).encode())
         return {"removed": record.name, "id": record.network_id}
 
 

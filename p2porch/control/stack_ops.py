@@ -14,9 +14,8 @@ from typing import Any
 
 from ..api.server import Endpoint
 from ..errors import ConfigError, ConflictError, NotFoundError
-from ..leader.scheduling import plain_spec
+from ..model import ServiceSpec
 from ..raft.fsm_networks import users_of
-from ..scheduler import ServiceSpec
 from ..stack import StackDefinition, StackService, check_stack_name, service_name, stack_membership
 from ..stack.names import STACK_LABEL
 from ..stack.networks import StackNetwork
@@ -27,9 +26,9 @@ CREATED, UPDATED, UNCHANGED, REMOVED = "created", "updated", "unchanged", "remov
 
 
 def canonical_spec(spec: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A stored spec in canonical form (bookkeeping keys dropped), or None if it no longer validates."""
+    """A spec in canonical form, or None if it does not validate."""
     try:
-        return ServiceSpec.from_dict(plain_spec(spec)).to_dict()
+        return ServiceSpec.from_dict(spec).to_dict()
     except ConfigError:
         return None
 

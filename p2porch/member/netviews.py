@@ -7,30 +7,22 @@ stopped task and reused by a new one belongs to the new one. No I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from ..agent.model import TERMINAL_STATES
 from ..dns.scope import NetworkAlias, ScopeData
+from ..model import TERMINAL_STATES, ServiceSpec
+from ..model.netrefs import attached_networks
 from ..netoverlay.netpolicy import Endpoint, PolicyInput
-from ..raft.fsm_networks import DEFAULT_NETWORK
 from ..raft.state import ClusterState
 from ..stack.names import stack_dns_aliases
 
 
-def service_networks(spec: Mapping[str, Any]) -> frozenset[str]:
+def service_networks(spec: ServiceSpec) -> frozenset[str]:
     """The networks a service's tasks are on (the default network when its spec names none)."""
-    names = [n["target"] for n in spec.get("networks") or () if isinstance(n, Mapping) and n.get("target")]
-    return frozenset(names or (DEFAULT_NETWORK,))
+    return frozenset(attached_networks(spec.networks))
 
 
-def service_aliases(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
+def service_aliases(spec: ServiceSpec) -> list[tuple[str, str]]:
     """``(network, alias)`` pairs a service answers to."""
-    out = []
-    for item in spec.get("networks") or ():
-        if isinstance(item, Mapping) and isinstance(item.get("target"), str):
-            out += [(item["target"], str(alias)) for alias in item.get("aliases") or ()]
-    return out
+    return [(n.target, alias) for n in spec.networks for alias in n.aliases]
 
 
 def task_networks(state: ClusterState) -> dict[str, frozenset[str]]:
@@ -60,7 +52,7 @@ def dns_scopes(state: ClusterState) -> ScopeData:
     aliases: list[NetworkAlias] = []
     owners: dict[str, str] = {}
     for svc in state.services.values():
-        owners.update((short, svc.name) for short in stack_dns_aliases(svc.spec.get("labels")))
+        owners.update((short, svc.name) for short in stack_dns_aliases(svc.spec.labels_dict()))
         for net in service_networks(svc.spec):
             members.setdefault(net, set()).add(svc.name)
         aliases += [NetworkAlias(net, alias, svc.name) for net, alias in service_aliases(svc.spec)]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..scheduler.netrefs import RESERVED_NETWORK_NAMES, check_network_name
+from ..model.netrefs import RESERVED_NETWORK_NAMES, check_network_name
 from . import keys
 from .problems import Problems
 from .values import boolean, err, list_, mapping, string

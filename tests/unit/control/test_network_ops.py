@@ -6,15 +6,16 @@ import pytest
 
 from p2porch.control.network_ops import NetworkOps, network_body, network_changes
 from p2porch.errors import ConfigError, ConflictError, NotFoundError
+from p2porch.model import Node, ServiceSpec, Task, TaskState
 from p2porch.raft import commands as C
 from p2porch.raft import fsm
-from p2porch.raft.state import ClusterState, NodeRecord, TaskRecord
+from p2porch.raft.state import ClusterState
 
 
 class MemoryManager:
     def __init__(self) -> None:
         self.state = ClusterState()
-        self._apply(C.init_cluster(0.0, cluster_id="c0ffee"))
+        self._apply(C.InitCluster(at=0.0, cluster_id="c0ffee").encode())
 
     def snapshot(self) -> ClusterState:
         return self.state
@@ -25,6 +26,11 @@ class MemoryManager:
     def _apply(self, command: bytes) -> object:
         self.state, result, _ = fsm.apply(self.state, command)
         return C.raise_for_result(result)
+
+
+def service(service_id: str, name: str, networks: list) -> bytes:
+    spec = ServiceSpec.from_dict({"name": name, "image": "busybox", "networks": networks})
+    return C.CreateService(at=0.0, service_id=service_id, spec=spec).encode()
 
 
 @pytest.fixture
@@ -47,23 +53,23 @@ async def test_create_list_inspect_remove(ops, manager):
     )
     assert [v["name"] for v in ops.list_all()] == ["p2porch", "back"]
     assert ops.inspect(view["id"][:6])["name"] == "back"  # by id prefix
-    manager._apply(C.add_node(0.0, NodeRecord("n1", "node1", "10.0.0.1", 7947, 7946)))
-    manager._apply(C.create_service(0.0, "s1", "db", {"networks": [{"target": "back"}]}))
-    task = TaskRecord("t1", "s1", 1, "n1", state="running", address="10.240.1.2")
-    manager._apply(C.put_tasks(0.0, [C.task_put(task, task_version=0)]))
+    manager._apply(C.AddNode(at=0.0, node=Node("n1", "node1", "10.0.0.1", 7947, 7946)).encode())
+    manager._apply(service("s1", "db", ["back"]))
+    task = Task("t1", "s1", 1, "n1", state=TaskState.RUNNING, address="10.240.1.2")
+    manager._apply(C.PutTasks(at=0.0, items=(C.TaskPut(task, task_version=0),)).encode())
     inspected = ops.inspect("back")
     assert inspected["services"] == ["db"]
     assert inspected["tasks"] == [{"task": "db.1", "service": "db", "node": "node1", "address": "10.240.1.2"}]
     with pytest.raises(ConflictError, match="db"):
         await ops.remove("back")
-    manager._apply(C.remove_service(0.0, "s1"))
+    manager._apply(C.RemoveService(at=0.0, service_id="s1").encode())
     assert (await ops.remove("back"))["removed"] == "back"
     with pytest.raises(NotFoundError):
         ops.inspect("back")
 
 
 async def test_the_default_network_is_listed_and_cannot_be_removed(ops, manager):
-    manager._apply(C.create_service(0.0, "s1", "web", {}))
+    manager._apply(service("s1", "web", []))
     assert ops.inspect("p2porch")["services"] == ["web"] and ops.inspect("p2porch")["builtin"]
     with pytest.raises(ConflictError, match="cannot be removed"):
         await ops.remove("p2porch")

@@ -4,7 +4,12 @@ finished tasks and unaddressed ones are left out, the default network stands in 
 from __future__ import annotations
 
 from p2porch.member.netviews import dns_scopes, policy_input, service_networks, task_networks
-from p2porch.raft.state import ClusterState, NetworkRecord, ServiceRecord, SubnetLease, TaskRecord
+from p2porch.model import NetworkRecord, Service, ServiceSpec, SubnetLease, Task, TaskState
+from p2porch.raft.state import ClusterState
+
+
+def svc(service_id: str, name: str, **spec: object) -> Service:
+    return Service(service_id, ServiceSpec.from_dict({"name": name, "image": "busybox", **spec}))
 
 
 def state() -> ClusterState:
@@ -14,26 +19,22 @@ def state() -> ClusterState:
         leases={"n1": SubnetLease("n1", "10.240.1.0/24")},
         networks={"x": NetworkRecord("x", "back", internal=True)},
         services={
-            "s1": ServiceRecord(
-                "s1", "web", {"networks": [{"target": "back", "aliases": ["www"]}, {"target": "front"}]}
-            ),
-            "s2": ServiceRecord("s2", "old", {"image": "busybox"}),
-            "s3": ServiceRecord(
-                "s3", "shop-db", {"labels": {"p2porch.stack": "shop", "p2porch.stack.service": "db"}}
-            ),
+            "s1": svc("s1", "web", networks=["name=back,alias=www", "front"]),
+            "s2": svc("s2", "old"),
+            "s3": svc("s3", "shop-db", labels={"p2porch.stack": "shop", "p2porch.stack.service": "db"}),
         },
         tasks={
-            "t1": TaskRecord("t1", "s1", 1, "n1", state="running", address="10.240.1.2"),
-            "t2": TaskRecord("t2", "s2", 1, "n1", state="running", address="10.240.1.3"),
-            "t3": TaskRecord("t3", "s2", 2, "n1", state="failed", address="10.240.1.4"),
-            "t4": TaskRecord("t4", "s2", 3, "n1", state="pending"),
+            "t1": Task("t1", "s1", 1, "n1", state=TaskState.RUNNING, address="10.240.1.2"),
+            "t2": Task("t2", "s2", 1, "n1", state=TaskState.RUNNING, address="10.240.1.3"),
+            "t3": Task("t3", "s2", 2, "n1", state=TaskState.FAILED, address="10.240.1.4"),
+            "t4": Task("t4", "s2", 3, "n1", state=TaskState.PENDING),
         },
     )
 
 
 def test_service_networks_default_when_none_named() -> None:
-    assert service_networks({}) == {"p2porch"}
-    assert service_networks({"networks": [{"target": "a"}, {"target": "b"}]}) == {"a", "b"}
+    assert service_networks(svc("s", "x").spec) == {"p2porch"}
+    assert service_networks(svc("s", "x", networks=["a", "b"]).spec) == {"a", "b"}
 
 
 def test_task_networks_skip_finished_and_unaddressed_tasks() -> None:

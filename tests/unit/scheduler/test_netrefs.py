@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from p2porch.errors import ConfigError
-from p2porch.scheduler import ServiceSpec
-from p2porch.scheduler.netrefs import (
+from p2porch.model import ServiceSpec
+from p2porch.model.netrefs import (
     NetworkAttachment,
     attached_networks,
     parse_attachment,
