@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError
+from ..leader.rollout import ROLLOUT_KEY, update_started
 from ..leader.scheduling import plain_spec
 from ..raft import commands as C
 from ..raft.fsm_secrets import users_of
@@ -186,6 +187,7 @@ class SecretOps:
                 for r in refs
             ]
             spec["previous_spec"] = plain_spec(svc.to_dict()["spec"])
+            spec[ROLLOUT_KEY] = update_started(self.clock.now(), f"{kind} {name} version {version}")
             await self.manager.write(
                 C.update_service(self.clock.now(), svc.service_id, spec, service_version=svc.version)
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ import trio
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
+from ..leader.rollout import ROLLOUT_KEY, rollback_started, rollout_status, update_started
 from ..leader.scheduling import keep_rebalance_request, plain_spec, service_spec
 from ..membership.join_checks import check_published_ports, config_reserved_ports
 from ..raft import commands as C
@@ -137,8 +138,11 @@ class ServiceOps:
         new = spec.to_dict()
         if spec.template_hash() != service_spec(current).template_hash():
             new["previous_spec"] = plain_spec(current)  # kept for `service rollback`
-        elif "previous_spec" in current:
-            new["previous_spec"] = current["previous_spec"]
+            new[ROLLOUT_KEY] = update_started(self.clock.now())
+        else:
+            for key in ("previous_spec", ROLLOUT_KEY):
+                if key in current:
+                    new[key] = current[key]
         keep_rebalance_request(current, new)
         await self.manager.write(
             C.update_service(self.clock.now(), service.service_id, new, service_version=service.version)
@@ -162,6 +166,10 @@ class ServiceOps:
             )
         spec = validate_spec(dict(previous)).to_dict()
         spec["previous_spec"] = plain_spec(dict(service.spec))
+        policy = service.spec.get("rollback")  # the rollback config of the spec being left
+        spec[ROLLOUT_KEY] = rollback_started(
+            self.clock.now(), policy if isinstance(policy, Mapping) else None, "manual rollback"
+        )
         keep_rebalance_request(service.spec, spec)
         await self.manager.write(
             C.update_service(self.clock.now(), service.service_id, spec, service_version=service.version)
@@ -234,6 +242,7 @@ class ServiceOps:
             "spec": spec,
             "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
             "update_paused": bool(service.spec.get("update_paused")),
+            "update_status": rollout_status(service.spec),
             "rebalance": (
                 "requested"
                 if service.spec.get("rebalance_requested")

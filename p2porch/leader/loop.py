@@ -25,6 +25,7 @@ from .scheduling import (
     node_status_updates,
     plan_round,
     rebalance_done_specs,
+    rollout_done_specs,
     update_failure_specs,
 )
 
@@ -81,6 +82,9 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             if plan.update_failures:
                 await apply_update_failures(ctx, state, plan.update_failures)
                 continue  # the service changed: plan again on the new spec
+            if plan.rollouts_done:
+                await finish_rollouts(ctx, state, plan.rollouts_done)
+                continue
             if plan.rebalanced:
                 await finish_rebalance_requests(ctx, state, plan.rebalanced)
                 continue  # the services changed: plan again on the new specs
@@ -111,12 +115,22 @@ async def sync_node_statuses(ctx: MemberContext, state: ClusterState) -> bool:
 
 
 async def apply_update_failures(ctx: MemberContext, state: ClusterState, failures: list[Any]) -> None:
-    """A task of a rolling update failed: pause the update, or roll the service back, as configured."""
-    for service, spec, action in update_failure_specs(state, failures):
+    """Tasks of a rollout failed beyond its max failure ratio: pause it, or roll the service back."""
+    for service, spec, action in update_failure_specs(state, failures, ctx.clock.now()):
         log.warning(
-            "update of %s failed: %s", service.name, "rolling back" if action == "rollback" else "paused"
+            "update of %s failed (%s): %s",
+            service.name,
+            spec.get("rollout", {}).get("reason", ""),
+            "rolling back" if action == "rollback" else "paused",
         )
         await write_service_spec(ctx, service, spec, "update failure action")
+
+
+async def finish_rollouts(ctx: MemberContext, state: ClusterState, done: list[Any]) -> None:
+    """Mark completed the rollouts whose every slot runs the current template past monitor."""
+    for service, spec in rollout_done_specs(state, done):
+        log.info("rollout of %s: %s", service.name, spec["rollout"]["state"])
+        await write_service_spec(ctx, service, spec, "rollout completion")
 
 
 async def finish_rebalance_requests(ctx: MemberContext, state: ClusterState, service_ids: list[str]) -> None:

@@ -18,6 +18,7 @@ from ..scheduler import (
     Node,
     Orchestrator,
     PlacedTask,
+    RolloutDone,
     Service,
     ServiceSpec,
     Task,
@@ -28,6 +29,7 @@ from ..scheduler import (
 )
 from ..scheduler.orchestrator import TERMINAL_STATES
 from ..scheduler.rebalance import plan_rebalance
+from .rollout import ROLLOUT_KEY, completed, orchestrator_rollout, paused, rollback_started
 
 HISTORY_PER_SLOT = 3  # finished tasks kept per slot for `service ps`
 
@@ -38,6 +40,7 @@ class Round:
 
     items: list[dict[str, Any]] = field(default_factory=list)
     update_failures: list[UpdateFailed] = field(default_factory=list)
+    rollouts_done: list[RolloutDone] = field(default_factory=list)  # rollouts to mark completed
     wake_at: float | None = None
     invalid_specs: dict[str, str] = field(default_factory=dict)  # service id -> error
     rebalanced: list[str] = field(default_factory=list)  # services whose `service rebalance` is done
@@ -48,7 +51,7 @@ class Round:
 
 
 # Keys p2porch keeps in a stored service spec beside the user's fields.
-BOOKKEEPING_KEYS = ("previous_spec", "update_paused", "rebalance_requested")
+BOOKKEEPING_KEYS = ("previous_spec", "update_paused", "rebalance_requested", ROLLOUT_KEY)
 
 
 def keep_rebalance_request(old: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -102,6 +105,7 @@ def orchestrator_task(task: TaskRecord) -> Task:
         restart_history=task.restart_history,
         move_to=task.move_to,
         move_at=task.move_at,
+        error=task.error,
     )
 
 
@@ -128,13 +132,20 @@ def plan_round(
             continue
         specs[service.service_id] = spec
         services.append(
-            Service(service.service_id, spec, service.version, bool(service.spec.get("update_paused")))
+            Service(
+                service.service_id,
+                spec,
+                service.version,
+                bool(service.spec.get("update_paused")),
+                orchestrator_rollout(service.spec),
+            )
         )
     tasks = list(state.tasks.values())
     nodes = [scheduler_node(n) for n in state.nodes.values()]
     task_views = [orchestrator_task(t) for t in tasks]
     reconciliation = orchestrator.reconcile(services, task_views, nodes, now)
-    out.update_failures = list(reconciliation.events)
+    out.update_failures = [e for e in reconciliation.events if isinstance(e, UpdateFailed)]
+    out.rollouts_done = [e for e in reconciliation.events if isinstance(e, RolloutDone)]
     out.wake_at = reconciliation.wake_at
 
     placed = [
@@ -298,25 +309,56 @@ def node_status_updates(state: ClusterState, gossip_states: Mapping[str, str]) -
 
 
 def update_failure_specs(
-    state: ClusterState, failures: list[UpdateFailed]
+    state: ClusterState, failures: list[UpdateFailed], now: float
 ) -> list[tuple[ServiceRecord, dict[str, Any], str]]:
-    """What a failed rolling update makes the leader write: per service (once), the stored spec rolled
-    back to ``previous_spec`` (action rollback, when there is one) or with ``update_paused`` set, and
+    """What a failed rollout makes the leader write: per service (once), the stored spec rolled back to
+    ``previous_spec`` (action rollback, when there is one; rolled out with the failed spec's
+    ``rollback`` config, the reason recorded) or with ``update_paused`` set and the rollout paused, and
     which of the two ("rollback" | "pause"). Services already paused or gone are left alone."""
     out = []
     for service_id in sorted({f.service_id for f in failures}):
         service = state.services.get(service_id)
         if service is None or service.spec.get("update_paused"):
             continue
-        action = next(f.action for f in failures if f.service_id == service_id)
+        failure = next(f for f in failures if f.service_id == service_id)
         previous = service.spec.get("previous_spec")
-        if action == "rollback" and previous:
+        record = service.spec.get(ROLLOUT_KEY) or {"state": "updating", "started_at": now}
+        if failure.action == "rollback" and previous:
+            policy = service.spec.get("rollback")
+            policy = policy if isinstance(policy, Mapping) else None
             spec = keep_rebalance_request(
-                service.spec, {**dict(previous), "previous_spec": plain_spec(service.spec)}
+                service.spec,
+                {
+                    **dict(previous),
+                    "previous_spec": plain_spec(service.spec),
+                    ROLLOUT_KEY: rollback_started(
+                        now,
+                        policy if isinstance(policy, Mapping) else None,
+                        f"update failed: {failure.reason}",
+                    ),
+                },
             )
             out.append((service, spec, "rollback"))
         else:
-            out.append((service, {**dict(service.spec), "update_paused": True}, "pause"))
+            why = f"update failed: {failure.reason}"
+            if failure.action == "rollback":
+                why += " (nothing to roll back to)"
+            spec = {**dict(service.spec), "update_paused": True, ROLLOUT_KEY: paused(record, why)}
+            out.append((service, spec, "pause"))
+    return out
+
+
+def rollout_done_specs(
+    state: ClusterState, done: list[RolloutDone]
+) -> list[tuple[ServiceRecord, dict[str, Any]]]:
+    """The stored specs of services whose rollout just completed, with the record marked so."""
+    out = []
+    for service_id in sorted({d.service_id for d in done}):
+        service = state.services.get(service_id)
+        record = service.spec.get(ROLLOUT_KEY) if service is not None else None
+        if service is None or not isinstance(record, Mapping):
+            continue
+        out.append((service, {**dict(service.spec), ROLLOUT_KEY: completed(record)}))
     return out
 
 

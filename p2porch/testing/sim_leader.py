@@ -14,7 +14,13 @@ from typing import Any
 
 from ..errors import ConflictError, ProposalTimeout
 from ..leader.autopilot import next_voter_change, voters_target
-from ..leader.scheduling import node_status_updates, plan_round, rebalance_done_specs, update_failure_specs
+from ..leader.scheduling import (
+    node_status_updates,
+    plan_round,
+    rebalance_done_specs,
+    rollout_done_specs,
+    update_failure_specs,
+)
 from ..raft import commands as C
 from ..scheduler import Orchestrator
 
@@ -69,11 +75,18 @@ class SimLeader:
         )
         self.wake_at = plan.wake_at
         if plan.update_failures:
-            for service, spec, action in update_failure_specs(state, plan.update_failures):
+            for service, spec, action in update_failure_specs(state, plan.update_failures, sim.now):
                 _leader_write(
                     sim, C.update_service(sim.now, service.service_id, spec, service_version=service.version)
                 )
                 sim.note(f"update of {service.name} failed: {action}")
+            return
+        if plan.rollouts_done:
+            for service, spec in rollout_done_specs(state, plan.rollouts_done):
+                _leader_write(
+                    sim, C.update_service(sim.now, service.service_id, spec, service_version=service.version)
+                )
+                sim.note(f"rollout of {service.name}: {spec['rollout']['state']}")
             return
         if plan.rebalanced:
             for service, spec in rebalance_done_specs(state, plan.rebalanced):

@@ -34,29 +34,30 @@ def test_a_failed_update_rolls_back_to_the_previous_spec_keeping_a_rebalance_req
     current = spec("app:2", previous_spec=spec("app:1"), rebalance_requested=5.0)
     state = service_state(current)
     failures = [UpdateFailed("s1", "t1", "rollback"), UpdateFailed("s1", "t2", "rollback")]
-    writes = update_failure_specs(state, failures)
+    writes = update_failure_specs(state, failures, 9.0)
     assert [(s.service_id, action) for s, _, action in writes] == [("s1", "rollback")]  # once per service
     state = commit(state, writes)
     stored = state.services["s1"].spec
     assert stored["image"] == "app:1" and stored["previous_spec"]["image"] == "app:2"
     assert "previous_spec" not in stored["previous_spec"]  # no nesting of old specs
     assert stored["rebalance_requested"] == 5.0
+    assert stored["rollout"]["state"] == "rollback_started" and stored["rollout"]["started_at"] == 9.0
     assert ServiceSpec.from_dict(
-        {k: v for k, v in stored.items() if k not in ("previous_spec", "rebalance_requested")}
+        {k: v for k, v in stored.items() if k not in ("previous_spec", "rebalance_requested", "rollout")}
     )
 
 
 def test_pause_or_no_previous_spec_pauses_and_a_paused_service_is_left_alone() -> None:
     state = service_state(spec("app:2", action="pause", previous_spec=spec("app:1")))
-    state = commit(state, update_failure_specs(state, [UpdateFailed("s1", "t1", "pause")]))
+    state = commit(state, update_failure_specs(state, [UpdateFailed("s1", "t1", "pause")], 9.0))
     assert state.services["s1"].spec["update_paused"] is True
     assert state.services["s1"].spec["image"] == "app:2"
-    assert update_failure_specs(state, [UpdateFailed("s1", "t3", "pause")]) == []  # already paused
+    assert update_failure_specs(state, [UpdateFailed("s1", "t3", "pause")], 9.0) == []  # already paused
 
     state = service_state(spec("app:2"))  # rollback asked, but nothing to roll back to
-    (write,) = update_failure_specs(state, [UpdateFailed("s1", "t1", "rollback")])
+    (write,) = update_failure_specs(state, [UpdateFailed("s1", "t1", "rollback")], 9.0)
     assert write[2] == "pause" and write[1]["update_paused"] is True
-    assert update_failure_specs(state, [UpdateFailed("gone", "t1", "rollback")]) == []
+    assert update_failure_specs(state, [UpdateFailed("gone", "t1", "rollback")], 9.0) == []
 
 
 def test_finished_rebalances_drop_only_the_request() -> None:
