@@ -24,7 +24,10 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
             change.record.name if change.record is not None else (previous.name if previous else change.key)
         )
         verb = "removed" if change.op == "delete" else ("created" if previous is None else "updated")
-        return {"at": at, "type": "service", "action": verb, "service": name}
+        event = {"at": at, "type": "service", "action": verb, "service": name}
+        if verb == "updated":
+            event.update(_rollout_change(previous.spec, change.record.spec))
+        return event
     if change.kind == "secret":  # metadata only: kind, name, version (never a value or ciphertext)
         kind, _, name = change.key.partition(":")
         if change.op == "delete":
@@ -38,6 +41,21 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
             "version": version,
         }
     return None
+
+
+def _rollout_change(old: Any, new: Any) -> dict[str, Any]:
+    """``update_status`` (and its ``reason``) when a service's rollout changed state: updating, paused,
+    completed, rollback_started, rollback_paused, rollback_completed."""
+    before, after = old.get("rollout") or {}, new.get("rollout") or {}
+    if not after.get("state") or (before.get("state"), before.get("started_at")) == (
+        after.get("state"),
+        after.get("started_at"),
+    ):
+        return {}
+    out = {"update_status": after["state"]}
+    if after.get("reason"):
+        out["reason"] = after["reason"]
+    return out
 
 
 def _node_event(
