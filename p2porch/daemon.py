@@ -261,6 +261,7 @@ def member_services(config: Config) -> list[tuple[str, MemberService]]:
                 serve_agent,
                 docker_host=config.node.docker_host,
                 task_files_dir=os.path.join(os.path.dirname(config.api.socket), "task-files"),
+                drain_s=config.dns.drain_s,
             ),
         ),
         ("scheduler", partial(serve_scheduler, section=config.scheduler)),
