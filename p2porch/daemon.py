@@ -33,6 +33,7 @@ from .datadir import DataDirLock
 from .errors import DaemonError
 from .leader.autopilot_loop import serve_autopilot
 from .leader.loop import serve_scheduler
+from .leader.reseal import serve_reseal
 from .member.agent import serve_agent
 from .member.dns import serve_cluster_dns
 from .member.gossip import serve_gossip_membership
@@ -266,6 +267,7 @@ def member_services(config: Config) -> list[tuple[str, MemberService]]:
         ),
         ("scheduler", partial(serve_scheduler, section=config.scheduler)),
         ("autopilot", partial(serve_autopilot, section=config.raft)),
+        ("reseal", serve_reseal),
     ]
 
 

@@ -33,10 +33,11 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
         if change.op == "delete":
             return {"at": at, "type": kind, "action": "removed", "name": name}
         version = change.record.current
+        resealed = previous is not None and previous.current == version  # same versions, new ciphertext
         return {
             "at": at,
             "type": kind,
-            "action": "created" if version == 1 else "updated",
+            "action": "resealed" if resealed else ("created" if version == 1 else "updated"),
             "name": name,
             "version": version,
         }

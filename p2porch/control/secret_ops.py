@@ -43,6 +43,7 @@ def secret_view(record: SecretRecord) -> dict[str, Any]:
         "id": record.object_id,
         "version": record.current,
         "versions": [int(v["version"]) for v in record.versions],
+        "key_epochs": sorted({int(v.get("key_epoch", 0)) for v in record.versions}),  # sealed under
         "size": current.get("size", 0),
         "digest": current.get("digest", ""),
         "labels": dict(record.labels),

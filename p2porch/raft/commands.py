@@ -34,6 +34,7 @@ OPS = (
     "set_join_token",
     "put_secret",
     "remove_secret",
+    "reseal_secret",
     "rotate_keys",
     "restore_state",
     "noop",
@@ -220,6 +221,34 @@ def put_secret(
 def remove_secret(at: float, *, kind: str, name: str) -> bytes:
     """Delete a secret/config; refused (ConflictError naming them) while a service references it."""
     return encode("remove_secret", at, kind=kind, name=name)
+
+
+def reseal_secret(
+    at: float,
+    *,
+    kind: str,
+    name: str,
+    object_id: str,
+    record_version: int,
+    key_epoch: int,
+    versions: Iterable[Mapping[str, Any]],
+) -> bytes:
+    """Replace the ciphertext (and keyed digest) of existing versions of a secret/config by the same
+    values sealed under cluster key epoch ``key_epoch`` (the current one): ``versions`` holds
+    ``{"version", "sealed", "digest"}`` maps. Conditional on the record's state version."""
+    return encode(
+        "reseal_secret",
+        at,
+        kind=kind,
+        name=name,
+        object_id=object_id,
+        record_version=int(record_version),
+        key_epoch=int(key_epoch),
+        versions=[
+            {"version": int(v["version"]), "sealed": bytes(v["sealed"]), "digest": str(v["digest"])}
+            for v in versions
+        ],
+    )
 
 
 def rotate_keys(at: float, epoch: int, envelopes: Mapping[str, str], excluded: Iterable[str] = ()) -> bytes:

@@ -573,6 +573,7 @@ HANDLERS: dict[str, Handler] = {
     "noop": _noop,
     "put_secret": lambda s, b, at, v: _changes_of(fsm_secrets.put_secret(s, b, at, v), v),
     "remove_secret": lambda s, b, at, v: _changes_of(fsm_secrets.remove_secret(s, b, at, v), v),
+    "reseal_secret": lambda s, b, at, v: _changes_of(fsm_secrets.reseal_secret(s, b, at, v), v),
 }
 assert set(HANDLERS) == set(C.OPS)
 

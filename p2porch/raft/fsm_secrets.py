@@ -82,6 +82,41 @@ def put_secret(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
     return s.evolve(secrets=secrets, version=v), number, [("secret", "put", key, record)]
 
 
+def reseal_secret(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
+    """Swap the ciphertext of existing versions for the same values sealed under the current key epoch
+    (after `cluster rotate-keys`, so that no stored value needs an older epoch's key). Refused when the
+    record changed since it was read or the epoch is not the current one; version numbers stay."""
+    kind = _field(b, "kind", str)
+    key = secret_key(kind, _field(b, "name", str))
+    current = s.secrets.get(key)
+    if current is None or current.object_id != _field(b, "object_id", str):
+        raise NotFoundError(f"no {key}", field="name")
+    if current.version != _field(b, "record_version", int):
+        raise ConflictError(f"{key} changed since it was read: reseal it again", field="record_version")
+    epoch = _field(b, "key_epoch", int)
+    if epoch != s.key_epoch:
+        raise ConflictError(f"key epoch is {s.key_epoch}, not {epoch}", field="key_epoch")
+    news = b.get("versions")
+    if not isinstance(news, list) or not news:
+        raise ConfigError("versions must be a non-empty list", field="versions")
+    by_number = {int(e["version"]): dict(e) for e in current.versions}
+    for item in news:
+        if not isinstance(item, Mapping):
+            raise ConfigError("versions must hold maps", field="versions")
+        number = _field(item, "version", int)
+        sealed = _field(item, "sealed", bytes)
+        if number not in by_number:
+            raise NotFoundError(f"{key} has no version {number}", field="versions")
+        if not sealed or len(sealed) > MAX_SEALED_BYTES:
+            raise ConfigError("sealed value is empty or too large", field="sealed")
+        by_number[number].update(sealed=sealed, digest=_field(item, "digest", str), key_epoch=epoch)
+    versions = tuple(by_number[int(e["version"])] for e in current.versions)
+    record = replace(current, versions=versions, version=v)
+    secrets = dict(s.secrets)
+    secrets[key] = record
+    return s.evolve(secrets=secrets, version=v), len(news), [("secret", "put", key, record)]
+
+
 def remove_secret(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
     kind = _field(b, "kind", str)
     name = _field(b, "name", str)

@@ -204,3 +204,33 @@ def test_a_failing_update_rolls_itself_back_and_says_why(cluster):
     finally:
         events.close()
         remove_service(nodes, "bad")
+
+
+def test_rotate_keys_reseals_stored_secrets_and_they_still_deliver(cluster, tmp_path):
+    """Last in the module: it moves the cluster to key epoch 1."""
+    sb, nodes = cluster
+    value = b"epoch-" + secrets.token_hex(6).encode()
+    (tmp_path / "v").write_bytes(value)
+    assert cli(sb, "n1", "secret", "create", "sealed", str(tmp_path / "v")).returncode == 0
+    assert cli_json(sb, "n1", "secret", "inspect", "sealed")["key_epochs"] == [0]
+    rotated = cli_json(sb, "n2", "cluster", "rotate-keys")
+    assert rotated["key_epoch"] == 1
+    # the leader re-seals the stored version under epoch 1 (same version, so nothing rolls)
+    view = wait_for(
+        lambda: (v := cli_json(sb, "n1", "secret", "inspect", "sealed"))["key_epochs"] == [1] and v,
+        60,
+        "the secret re-sealed under key epoch 1",
+    )
+    assert view["version"] == 1
+    try:
+        created = cli(
+            sb, "n1", "service", "create", "--name", "epoch", "--constraint", "node.name==n2",
+            "--secret", "sealed", "--stop-grace-period", "1s", IMAGE, "sleep", "3600",
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr.decode()
+        cid = wait_for(lambda: (containers(nodes[1], "epoch") or [None])[0], 90, "the task on n2")
+        read = docker(nodes[1].dockerd, "exec", cid, "cat", "/run/secrets/sealed", check=False)
+        assert read.returncode == 0 and read.stdout == value
+    finally:
+        remove_service(nodes, "epoch")
+    assert cli(sb, "n1", "secret", "rm", "sealed").returncode == 0
