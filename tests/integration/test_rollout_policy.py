@@ -15,6 +15,7 @@ One cluster (``p2ur``, 10.52.0.0/24) for the module.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import threading
 import time
@@ -73,6 +74,15 @@ def remove_service(nodes: list[SandboxNode], service: str) -> None:
         response = client.delete(f"/services/{service}")
         assert response.status_code in (200, 404), response.text
     wait_for(lambda: not any(containers(n, service) for n in nodes), what=f"{service} containers gone")
+
+
+def task_files_root(node: SandboxNode) -> str:
+    return os.path.realpath(os.path.join(node.run_dir, "task-files"))
+
+
+def is_mount_point(path: str) -> bool:
+    with open("/proc/self/mounts", encoding="utf-8") as fh:
+        return any(line.split()[1].replace("\\040", " ") == path for line in fh if len(line.split()) > 2)
 
 
 def counts(node: SandboxNode, cid: str) -> tuple[int, int, int, int]:
@@ -231,6 +241,9 @@ def test_rotate_keys_reseals_stored_secrets_and_they_still_deliver(cluster, tmp_
         cid = wait_for(lambda: (containers(nodes[1], "epoch") or [None])[0], 90, "the task on n2")
         read = docker(nodes[1].dockerd, "exec", cid, "cat", "/run/secrets/sealed", check=False)
         assert read.returncode == 0 and read.stdout == value
+        assert is_mount_point(task_files_root(nodes[1])), "n2 holds the value in its own tmpfs"
     finally:
         remove_service(nodes, "epoch")
+    # the node's last task with files stopped: its tmpfs goes with it
+    wait_for(lambda: not is_mount_point(task_files_root(nodes[1])), 30, "n2's secrets tmpfs unmounted")
     assert cli(sb, "n1", "secret", "rm", "sealed").returncode == 0
