@@ -14,8 +14,7 @@ import time
 from typing import Any
 
 from ..errors import ConfigError, P2POrchError
-from ..scheduler import ServiceSpec
-from ..scheduler.spec import format_bytes, format_cpus
+from ..model import ServiceSpec, format_bytes, format_cpus
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave

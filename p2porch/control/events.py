@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..model import Node, Service, Task
 from ..raft.fsm import Change
-from ..raft.state import ClusterState, NodeRecord, TaskRecord
+from ..raft.state import ClusterState
 
 
 def describe_change(change: Change, previous: Any, state: ClusterState, at: float) -> dict[str, Any] | None:
@@ -26,7 +27,7 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
         verb = "removed" if change.op == "delete" else ("created" if previous is None else "updated")
         event = {"at": at, "type": "service", "action": verb, "service": name}
         if verb == "updated":
-            event.update(_rollout_change(previous.spec, change.record.spec))
+            event.update(_rollout_change(previous, change.record))
         return event
     if change.kind == "secret":  # metadata only: kind, name, version (never a value or ciphertext)
         kind, _, name = change.key.partition(":")
@@ -44,24 +45,21 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
     return None
 
 
-def _rollout_change(old: Any, new: Any) -> dict[str, Any]:
+def _rollout_change(old: Service, new: Service) -> dict[str, Any]:
     """``update_status`` (and its ``reason``) when a service's rollout changed state: updating, paused,
     completed, rollback_started, rollback_paused, rollback_completed."""
-    before, after = old.get("rollout") or {}, new.get("rollout") or {}
-    if not after.get("state") or (before.get("state"), before.get("started_at")) == (
-        after.get("state"),
-        after.get("started_at"),
+    before, after = old.rollout, new.rollout
+    if after is None or (
+        before is not None and (before.state, before.started_at) == (after.state, after.started_at)
     ):
         return {}
-    out = {"update_status": after["state"]}
-    if after.get("reason"):
-        out["reason"] = after["reason"]
+    out: dict[str, Any] = {"update_status": str(after.state)}
+    if after.reason:
+        out["reason"] = after.reason
     return out
 
 
-def _node_event(
-    change: Change, old: NodeRecord | None, new: NodeRecord | None, at: float
-) -> dict[str, Any] | None:
+def _node_event(change: Change, old: Node | None, new: Node | None, at: float) -> dict[str, Any] | None:
     if change.op == "delete":
         return {"at": at, "type": "node", "action": "removed", "node": old.name if old else change.key}
     if new is None:
@@ -75,9 +73,7 @@ def _node_event(
     return None
 
 
-def _task_event(
-    old: TaskRecord | None, new: TaskRecord, state: ClusterState, at: float
-) -> dict[str, Any] | None:
+def _task_event(old: Task | None, new: Task, state: ClusterState, at: float) -> dict[str, Any] | None:
     if old is not None and (old.state, old.desired_state, old.node_id, old.health) == (
         new.state,
         new.desired_state,

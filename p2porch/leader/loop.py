@@ -17,16 +17,17 @@ import trio
 from ..config import SchedulerConfig
 from ..context import MemberContext
 from ..errors import ConflictError, ProposalTimeout
+from ..model import Service
 from ..raft import commands as C
-from ..raft.state import ClusterState, ServiceRecord
+from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
 from .scheduling import (
     node_status_updates,
     plan_round,
-    rebalance_done_specs,
-    rollout_done_specs,
-    update_failure_specs,
+    rebalance_done_updates,
+    rollout_done_updates,
+    update_failure_updates,
 )
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,6 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             now = clock.now()
             plan = plan_round(state, now, orchestrator, rebalance_max_moves=section.rebalance_max_moves)
             wake_at = plan.wake_at
-            for service_id, error in plan.invalid_specs.items():
-                log.warning("service %s has an invalid spec, not scheduled: %s", service_id, error)
             if plan.update_failures:
                 await apply_update_failures(ctx, state, plan.update_failures)
                 continue  # the service changed: plan again on the new spec
@@ -91,7 +90,8 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             if plan.empty:
                 continue
             try:
-                await ctx.write(C.put_tasks(now, plan.items, expected_version=state.version))
+                put = C.PutTasks(at=now, items=tuple(plan.items), expected_version=state.version)
+                await ctx.write(put.encode())
             except ConflictError:
                 wake_at = clock.now()  # the state moved under us: plan again at once
             except ProposalTimeout as exc:
@@ -104,11 +104,10 @@ async def sync_node_statuses(ctx: MemberContext, state: ClusterState) -> bool:
     for node_id, status in updates.items():
         log.info("node %s is %s (gossip)", state.nodes[node_id].name, status)
         try:
-            await ctx.write(
-                C.update_node(
-                    ctx.clock.now(), node_id, status=status, node_version=state.nodes[node_id].version
-                )
+            update = C.UpdateNode(
+                at=ctx.clock.now(), node_id=node_id, status=status, node_version=state.nodes[node_id].version
             )
+            await ctx.write(update.encode())
         except (ConflictError, ProposalTimeout) as exc:
             log.info("node status write for %s not committed: %s", node_id, exc.message)
     return bool(updates)
@@ -116,38 +115,36 @@ async def sync_node_statuses(ctx: MemberContext, state: ClusterState) -> bool:
 
 async def apply_update_failures(ctx: MemberContext, state: ClusterState, failures: list[Any]) -> None:
     """Tasks of a rollout failed beyond its max failure ratio: pause it, or roll the service back."""
-    for service, spec, action in update_failure_specs(state, failures, ctx.clock.now()):
+    for service, update, action in update_failure_updates(state, failures, ctx.clock.now()):
         log.warning(
             "update of %s failed (%s): %s",
             service.name,
-            spec.get("rollout", {}).get("reason", ""),
+            update.rollout.reason if update.rollout else "",
             "rolling back" if action == "rollback" else "paused",
         )
-        await write_service_spec(ctx, service, spec, "update failure action")
+        await write_service_bookkeeping(ctx, service, update, "update failure action")
 
 
 async def finish_rollouts(ctx: MemberContext, state: ClusterState, done: list[Any]) -> None:
     """Mark completed the rollouts whose every slot runs the current template past monitor."""
-    for service, spec in rollout_done_specs(state, done):
-        log.info("rollout of %s: %s", service.name, spec["rollout"]["state"])
-        await write_service_spec(ctx, service, spec, "rollout completion")
+    for service, update in rollout_done_updates(state, done, ctx.clock.now()):
+        log.info("rollout of %s: %s", service.name, update.rollout.state if update.rollout else "")
+        await write_service_bookkeeping(ctx, service, update, "rollout completion")
 
 
 async def finish_rebalance_requests(ctx: MemberContext, state: ClusterState, service_ids: list[str]) -> None:
     """Clear `service rebalance` requests of services found balanced."""
-    for service, spec in rebalance_done_specs(state, service_ids):
+    for service, update in rebalance_done_updates(state, service_ids, ctx.clock.now()):
         log.info("rebalance of %s done", service.name)
-        await write_service_spec(ctx, service, spec, "clearing the rebalance request")
+        await write_service_bookkeeping(ctx, service, update, "clearing the rebalance request")
 
 
-async def write_service_spec(
-    ctx: MemberContext, service: ServiceRecord, spec: dict[str, Any], what: str
+async def write_service_bookkeeping(
+    ctx: MemberContext, service: Service, update: C.UpdateService, what: str
 ) -> None:
-    """Leader bookkeeping on a service's spec, conditional on the version read; a lost race is logged
-    (the next round decides again)."""
+    """Leader bookkeeping on a service (``update`` is conditional on the version read); a lost race is
+    logged (the next round decides again)."""
     try:
-        await ctx.write(
-            C.update_service(ctx.clock.now(), service.service_id, spec, service_version=service.version)
-        )
+        await ctx.write(update.encode())
     except (ConflictError, ProposalTimeout) as exc:
         log.info("%s for %s not committed: %s", what, service.name, exc.message)

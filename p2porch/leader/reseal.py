@@ -62,15 +62,15 @@ def reseal_commands(
             fresh.append({"version": number, "sealed": sealed.blob, "digest": digest_of(current, value)})
         if fresh:
             commands.append(
-                C.reseal_secret(
-                    now,
+                C.ResealSecret(
+                    at=now,
                     kind=record.kind,
                     name=record.name,
                     object_id=record.object_id,
                     record_version=record.version,
                     key_epoch=state.key_epoch,
-                    versions=fresh,
-                )
+                    versions=tuple(fresh),
+                ).encode()
             )
     return commands, missing
 

@@ -1,11 +1,12 @@
 """The update/rollback policy of a rollout in progress (pure).
 
-A **rollout** is one template change of a service being rolled out: a ``service update`` (or a secret
-rotation, a stack deploy) or a rollback, manual or automatic. :class:`Rollout` is what the orchestrator
-needs to know about it: since when, whether it is a rollback (then ``policy`` is the ``rollback_config``
-to use) and whether it already completed. :func:`failure_verdict` decides whether the tasks that failed
-within ``monitor`` of their start exceed ``max_failure_ratio``, as Swarm's updater does. This module never
-reads a clock or a store; the leader persists what it returns (``leader/rollout.py``).
+A **rollout** (``model.Rollout``) is one template change of a service being rolled out: a ``service
+update`` (or a secret rotation, a stack deploy) or a rollback, manual or automatic: since when, whether
+it is a rollback (then ``policy`` is the ``rollback_config`` to use) and whether it already completed.
+:func:`effective_policy` picks the policy that rolls it out; :func:`failure_verdict` decides whether
+the tasks that failed within ``monitor`` of their start exceed ``max_failure_ratio``, as Swarm's updater
+does. This module never
+reads a clock or a store; the leader persists what it returns.
 """
 
 from __future__ import annotations
@@ -13,22 +14,19 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .spec import UpdateConfig
+from ..model import Rollout, UpdateConfig
+
+__all__ = [
+    "ROLLOUT_FAILURE_STATES",
+    "FailureVerdict",
+    "Rollout",
+    "effective_policy",
+    "failed_within_monitor",
+    "failure_verdict",
+]
 
 #: observed states of a task that failed (``shutdown`` is a stop p2porch asked for, not a failure)
 ROLLOUT_FAILURE_STATES = frozenset({"failed", "rejected"})
-
-
-@dataclass(frozen=True, slots=True)
-class Rollout:
-    """A template change in progress (or done). ``policy`` overrides the spec's update config: set for
-    rollbacks (the ``rollback_config`` of the spec rolled back from). Never mutated; the leader writes a
-    new one when the state changes."""
-
-    started_at: float
-    rollback: bool = False
-    completed: bool = False
-    policy: UpdateConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)

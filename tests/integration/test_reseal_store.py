@@ -18,10 +18,10 @@ import trio
 
 from p2porch.leader.reseal import reseal_commands
 from p2porch.member.task_files import TaskFiles
+from p2porch.model import Task
+from p2porch.model.filerefs import parse_file_ref
 from p2porch.raft import commands as C
-from p2porch.raft.state import TaskRecord
 from p2porch.raft.store import StoreConfig, open_raft_store
-from p2porch.scheduler.filerefs import parse_file_ref
 from p2porch.testing.raftprocs import free_ports
 from p2porch.vault import digest_of, seal_value
 
@@ -53,15 +53,15 @@ async def test_after_rotation_reseal_and_compaction_only_new_epoch_ciphertext_is
     old_blob = seal_value(K0, "secret", "sid", 1, VALUE).blob
     async with open_raft_store(conf) as store:
         await store.wait_leader()
-        await store.write(C.init_cluster(time.time(), cluster_id="c" * 16))
+        await store.write(C.InitCluster(at=time.time(), cluster_id="c" * 16).encode())
         await store.write(
-            C.put_secret(
-                time.time(), kind="secret", name="db", object_id="sid", version=1, sealed=old_blob,
+            C.PutSecret(
+                at=time.time(), kind="secret", name="db", object_id="sid", secret_version=1, sealed=old_blob,
                 digest=digest_of(K0, VALUE), size=len(VALUE), key_epoch=0,
-            )
+            ).encode()
         )  # fmt: skip
         assert files_with(data, old_blob), "the epoch-0 ciphertext should be in the journal first"
-        await store.write(C.rotate_keys(time.time(), 1, {}))
+        await store.write(C.RotateKeys(at=time.time(), epoch=1, envelopes={}).encode())
         (command,), missing = reseal_commands(store.snapshot(), {0: K0, 1: K1}, time.time())
         assert missing == []
         assert await store.write(command) == 1
@@ -69,10 +69,10 @@ async def test_after_rotation_reseal_and_compaction_only_new_epoch_ciphertext_is
         assert new_blob != old_blob
         dumps_before = {p.name: p.stat().st_mtime_ns for p in data.glob("raft.dump*")}
         for i in range(40):  # enough entries for pysyncobj to compact the log into a snapshot
-            await store.write(C.noop(time.time(), tag=i))
+            await store.write(C.Noop(at=time.time(), tag=i).encode())
         with trio.fail_after(20):
             while files_with(data, old_blob):
-                await store.write(C.noop(time.time()))
+                await store.write(C.Noop(at=time.time()).encode())
                 await trio.sleep(0.05)
         dumps_after = {p.name: p.stat().st_mtime_ns for p in data.glob("raft.dump*")}
         assert dumps_after and dumps_after != dumps_before, "a compaction wrote a snapshot"
@@ -89,7 +89,7 @@ async def test_after_rotation_reseal_and_compaction_only_new_epoch_ciphertext_is
     root = os.path.join("/dev/shm", f"p2porch-reseal-{os.getpid()}")
     try:
         ref = parse_file_ref("src=db,version=1", kind="secret", fieldname="secret")
-        mounts, error = TaskFiles(root, {1: K1}).prepare(state, TaskRecord("t1", "svc", 1), [("secret", ref)])
+        mounts, error = TaskFiles(root, {1: K1}).prepare(state, Task("t1", "svc", 1), [("secret", ref)])
         assert error == ""
         with open(mounts[0].source, "rb") as fh:
             assert fh.read() == VALUE

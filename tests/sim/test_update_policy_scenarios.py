@@ -20,7 +20,8 @@ def cluster(replicas: int, **spec):
 
 
 def rollout(sim):
-    return sim.service("web").spec.get("rollout") or {}
+    record = sim.service("web").rollout
+    return {} if record is None else {**record.status(), "policy": record.policy}
 
 
 def test_max_failure_ratio_tolerates_failures_then_rolls_back_with_rollback_config():
@@ -34,7 +35,7 @@ def test_max_failure_ratio_tolerates_failures_then_rolls_back_with_rollback_conf
     record = rollout(sim)
     # 1 and 2 failed slots of 4 are within 0.5; the third goes beyond it
     assert record["reason"].startswith("update failed: 3 of 4 tasks failed within the 2s monitor"), record
-    assert record["policy"]["parallelism"] == 0 and record["policy"]["order"] == "start-first"
+    assert record["policy"].parallelism == 0 and record["policy"].order == "start-first"
     sim.wait_for(
         lambda: (
             rollout(sim).get("state") == "rollback_completed"
@@ -44,7 +45,7 @@ def test_max_failure_ratio_tolerates_failures_then_rolls_back_with_rollback_conf
         within_s=30,
         what="rollback completed on every slot",
     )
-    assert sim.service("web").spec["image"] == "app:1"
+    assert sim.service("web").spec.image == "app:1"
 
 
 def test_a_successful_update_completes_and_a_later_crash_loop_is_only_restarted():
@@ -57,9 +58,7 @@ def test_a_successful_update_completes_and_a_later_crash_loop_is_only_restarted(
     # after completion a crashing task is the restart policy's business: no rollback, no pause
     sim.crash_task(sim.running("web")[0])
     sim.holds_for(
-        lambda: (
-            sim.service("web").spec["image"] == "app:3" and not sim.service("web").spec.get("update_paused")
-        ),
+        lambda: sim.service("web").spec.image == "app:3" and not sim.service("web").update_paused,
         seconds=15,
         what="a completed update stays",
     )
@@ -72,6 +71,6 @@ def test_manual_rollback_uses_the_rollback_config_of_the_spec_it_leaves():
     sim.wait_for(lambda: rollout(sim).get("state") == "paused", within_s=30, what="update paused")
     assert "1 of 4 tasks failed" in rollout(sim)["reason"]
     sim.rollback("web")
-    assert rollout(sim)["state"] == "rollback_started" and rollout(sim)["policy"]["parallelism"] == 4
+    assert rollout(sim)["state"] == "rollback_started" and rollout(sim)["policy"].parallelism == 4
     sim.wait_for(lambda: rollout(sim).get("state") == "rollback_completed", within_s=30, what="rollback done")
-    assert len(sim.running("web")) == 4 and sim.service("web").spec["image"] == "app:1"
+    assert len(sim.running("web")) == 4 and sim.service("web").spec.image == "app:1"

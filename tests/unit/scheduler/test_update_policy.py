@@ -6,19 +6,9 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from p2porch.scheduler import (
-    Node,
-    Orchestrator,
-    Reconciliation,
-    RolloutDone,
-    Service,
-    ServiceSpec,
-    ShutdownTask,
-    Task,
-    UpdateFailed,
-)
-from p2porch.scheduler.rollout import Rollout, effective_policy
-from p2porch.scheduler.spec import RestartPolicy, UpdateConfig
+from p2porch.model import Node, RestartPolicy, Rollout, Service, ServiceSpec, Task, UpdateConfig
+from p2porch.scheduler import Orchestrator, Reconciliation, RolloutDone, ShutdownTask, UpdateFailed
+from p2porch.scheduler.rollout import effective_policy
 
 OLD = ServiceSpec(name="web", image="app:1", replicas=4)
 NODES = [Node("n1", "n1"), Node("n2", "n2")]
@@ -74,7 +64,7 @@ def failures(r: Reconciliation) -> list[UpdateFailed]:
 
 def test_failures_within_the_ratio_let_the_update_go_on_and_beyond_it_fire_the_action() -> None:
     spec = new_spec(max_failure_ratio=0.5, failure_action="rollback")
-    svc = Service("s1", spec, rollout=Rollout(START))
+    svc = Service("s1", spec, rollout=Rollout.update(START))
     # slot 1 failed (its restart already replaced it, so the failed record is shut down history)
     history = [failed(1, spec, "f1", desired_state="shutdown"), task(1, spec, "r1", state="starting")]
     r = reconcile(svc, [*history, *old_tasks(range(2, 5))], now=104.0)
@@ -97,9 +87,9 @@ def test_failures_within_the_ratio_let_the_update_go_on_and_beyond_it_fire_the_a
 
 def test_ratio_zero_fires_on_the_first_failure_and_continue_never_does() -> None:
     tasks = [failed(1, new_spec(), "f1"), *old_tasks(range(2, 5))]
-    (event,) = failures(reconcile(Service("s1", new_spec(), rollout=Rollout(START)), tasks, now=104.0))
+    (event,) = failures(reconcile(Service("s1", new_spec(), rollout=Rollout.update(START)), tasks, now=104.0))
     assert event.action == "pause"
-    go_on = Service("s1", new_spec(failure_action="continue"), rollout=Rollout(START))
+    go_on = Service("s1", new_spec(failure_action="continue"), rollout=Rollout.update(START))
     r = reconcile(go_on, tasks, now=104.0)
     assert failures(r) == [] and [c.slot for c in r.creates] == [2]
 
@@ -107,15 +97,17 @@ def test_ratio_zero_fires_on_the_first_failure_and_continue_never_does() -> None
 def test_a_failure_after_monitor_is_the_restart_policys_business() -> None:
     spec = new_spec()
     late = failed(1, spec, "late", at=START + 1 + 6.0)  # ran 6 s > monitor 5 s
-    r = reconcile(Service("s1", spec, rollout=Rollout(START)), [late, *old_tasks(range(2, 5))], now=110.0)
+    r = reconcile(
+        Service("s1", spec, rollout=Rollout.update(START)), [late, *old_tasks(range(2, 5))], now=110.0
+    )
     assert failures(r) == [] and [c.slot for c in r.creates] == [2]
 
 
 def test_unhealthy_within_monitor_counts_as_a_failure() -> None:
     spec = new_spec()
-    sick = task(1, spec, "sick", started_at=START + 1, created_at=START, healthy=False)
+    sick = task(1, spec, "sick", started_at=START + 1, created_at=START, health="unhealthy")
     (event,) = failures(
-        reconcile(Service("s1", spec, rollout=Rollout(START)), [sick, *old_tasks(range(2, 5))], 103.0)
+        reconcile(Service("s1", spec, rollout=Rollout.update(START)), [sick, *old_tasks(range(2, 5))], 103.0)
     )
     assert "unhealthy" in event.reason
 
@@ -124,7 +116,7 @@ def test_failures_before_the_rollout_started_do_not_count() -> None:
     # a rollback returns to app:1; app:1 tasks that failed long before the rollback are not its failures
     spec = dataclasses.replace(new_spec(), image="app:1")
     ancient = dataclasses.replace(failed(1, spec, "ancient", desired_state="shutdown"), created_at=10.0)
-    svc = Service("s1", spec, rollout=Rollout(START, rollback=True))
+    svc = Service("s1", spec, rollout=Rollout.rolling_back(START, None, ""))
     outdated = [task(s, new_spec(), f"new{s}") for s in range(1, 5)]
     r = reconcile(svc, [ancient, *outdated], now=104.0)
     assert failures(r) == [] and len(r.creates) == 1
@@ -133,7 +125,9 @@ def test_failures_before_the_rollout_started_do_not_count() -> None:
 def test_the_last_batch_failing_still_fires() -> None:
     spec = new_spec(failure_action="rollback")
     done = [task(s, spec, f"ok{s}", started_at=START, created_at=START) for s in range(1, 4)]
-    r = reconcile(Service("s1", spec, rollout=Rollout(START)), [*done, failed(4, spec, "f4")], now=120.0)
+    r = reconcile(
+        Service("s1", spec, rollout=Rollout.update(START)), [*done, failed(4, spec, "f4")], now=120.0
+    )
     assert [e.action for e in failures(r)] == ["rollback"]
 
 
@@ -141,7 +135,7 @@ def test_a_rollback_rolls_out_with_its_policy_and_never_rolls_back_again() -> No
     rollback_cfg = UpdateConfig(parallelism=2, order="start-first", failure_action="rollback", monitor_s=1.0)
     spec = dataclasses.replace(new_spec(), image="app:1")  # back to app:1; its own update says parallelism 1
     outdated = [task(s, new_spec(), f"new{s}") for s in range(1, 5)]
-    svc = Service("s1", spec, rollout=Rollout(START, rollback=True, policy=rollback_cfg))
+    svc = Service("s1", spec, rollout=Rollout.rolling_back(START, rollback_cfg, ""))
     r = reconcile(svc, outdated, now=START)
     assert [c.slot for c in r.creates] == [1, 2] and r.shutdowns == []  # parallelism 2, start-first
     assert effective_policy(spec.update, spec.rollback, svc.rollout).failure_action == "pause"
@@ -149,20 +143,22 @@ def test_a_rollback_rolls_out_with_its_policy_and_never_rolls_back_again() -> No
     assert event.action == "pause"
     # without a recorded policy a rollback uses the spec's own rollback config
     plain = Service(
-        "s1", dataclasses.replace(spec, rollback=UpdateConfig(parallelism=3)), rollout=Rollout(START, True)
+        "s1",
+        dataclasses.replace(spec, rollback=UpdateConfig(parallelism=3)),
+        rollout=Rollout.rolling_back(START, None, ""),
     )
     assert [c.slot for c in reconcile(plain, outdated, now=START).creates] == [1, 2, 3]
 
 
 def test_a_rollout_completes_once_every_slot_ran_past_monitor_and_then_failures_are_restarts() -> None:
     spec = new_spec(failure_action="rollback")
-    svc = Service("s1", spec, rollout=Rollout(START))
+    svc = Service("s1", spec, rollout=Rollout.update(START))
     fresh = [task(s, spec, f"n{s}", started_at=110.0, state_at=110.0, created_at=START) for s in range(1, 5)]
     r = reconcile(svc, fresh, now=112.0)
     assert r.events == [] and r.wake_at == 115.0  # still monitored
     assert reconcile(svc, fresh, now=115.0).events == [RolloutDone("s1", rollback=False)]
     # once completed, a crash (even a quick one) is handled by the restart policy alone
-    done = dataclasses.replace(svc, rollout=Rollout(START, completed=True))
+    done = dataclasses.replace(svc, rollout=Rollout.update(START).done())
     crashed = [failed(1, spec, "c1", at=112.0, started_at=110.0), *fresh[1:]]
     assert reconcile(done, crashed, now=115.0).events == []
     # and a service with no recorded rollout (created, never updated) reports nothing either
@@ -171,7 +167,7 @@ def test_a_rollout_completes_once_every_slot_ran_past_monitor_and_then_failures_
 
 def test_a_paused_rollout_neither_fires_again_nor_completes() -> None:
     spec = new_spec()
-    paused = Service("s1", spec, update_paused=True, rollout=Rollout(START))
+    paused = Service("s1", spec, update_paused=True, rollout=Rollout.update(START))
     tasks = [failed(1, spec, "f1"), *old_tasks(range(2, 5))]
     r = reconcile(paused, tasks, now=104.0)
     assert r.events == [] and not [

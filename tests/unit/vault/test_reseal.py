@@ -20,10 +20,10 @@ def put(state: ClusterState, name: str, number: int, value: bytes, key: bytes, e
     sealed = seal_value(key, "secret", f"id-{name}", number, value).blob
     state, result, _ = apply(
         state,
-        C.put_secret(
-            AT, kind="secret", name=name, object_id=f"id-{name}", version=number, sealed=sealed,
+        C.PutSecret(
+            at=AT, kind="secret", name=name, object_id=f"id-{name}", secret_version=number, sealed=sealed,
             digest=digest_of(key, value), size=len(value), key_epoch=epoch,
-        ),
+        ).encode(),
     )  # fmt: skip
     assert result["ok"], result
     return state
@@ -31,10 +31,10 @@ def put(state: ClusterState, name: str, number: int, value: bytes, key: bytes, e
 
 def rotated() -> ClusterState:
     """db v1, v2 under epoch 0, api v1 under epoch 1; the cluster is at epoch 1."""
-    state = apply(EMPTY_STATE, C.init_cluster(AT, cluster_id="c" * 16))[0]
+    state = apply(EMPTY_STATE, C.InitCluster(at=AT, cluster_id="c" * 16).encode())[0]
     state = put(state, "db", 1, b"db one", K0, 0)
     state = put(state, "db", 2, b"db two", K0, 0)
-    state = apply(state, C.rotate_keys(AT, 1, {}))[0]
+    state = apply(state, C.RotateKeys(at=AT, epoch=1, envelopes={}).encode())[0]
     assert state.key_epoch == 1
     return put(state, "api", 1, b"api one", K1, 1)
 
@@ -52,7 +52,7 @@ def test_old_epoch_versions_are_resealed_under_the_current_one_and_still_open() 
         assert entry["key_epoch"] == 1 and entry["digest"] == digest_of(K1, value)
         assert open_value(K1, "secret", "id-db", int(entry["version"]), bytes(entry["sealed"])) == value
     old_blobs = {bytes(v["sealed"]) for v in before.versions}
-    snapshot = C.encode("noop", 0, state=new.to_dict())
+    snapshot = C.RestoreState(at=0, state=new).encode()
     assert not any(blob in snapshot for blob in old_blobs)  # only new-epoch ciphertext in the state
     event = describe_change(changes[0], before, new, AT)
     assert event is not None and event["action"] == "resealed" and event["version"] == 2
@@ -64,9 +64,10 @@ def test_stale_or_wrong_reseals_are_refused_and_unknown_epochs_named() -> None:
     (command,), _ = reseal_commands(state, {0: K0, 1: K1}, AT)
     changed = put(state, "db", 3, b"db three", K1, 1)  # the record moved since the reseal was computed
     assert isinstance(C.error_of(apply(changed, command)[1]), ConflictError)
-    newer = apply(state, C.rotate_keys(AT, 2, {}))[0]  # computed for epoch 1, applied at epoch 2
+    # computed for epoch 1, applied at epoch 2
+    newer = apply(state, C.RotateKeys(at=AT, epoch=2, envelopes={}).encode())[0]
     assert isinstance(C.error_of(apply(newer, command)[1]), ConflictError)
-    gone = apply(state, C.remove_secret(AT, kind="secret", name="db"))[0]
+    gone = apply(state, C.RemoveSecret(at=AT, kind="secret", name="db").encode())[0]
     assert isinstance(C.error_of(apply(gone, command)[1]), NotFoundError)
     # a node without epoch 0 cannot reseal db, and says which versions; without the current key, nothing
     assert reseal_commands(state, {1: K1}, AT) == ([], ["secret:db v1 (epoch 0)", "secret:db v2 (epoch 0)"])
