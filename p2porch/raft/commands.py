@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError, P2POrchError, WireError
@@ -31,7 +31,7 @@ from ..model import (
     Service,
     ServiceSpec,
 )
-from ..model.records import LEGACY_BOOKKEEPING_KEYS, optional_spec
+from ..model.records import LEGACY_BOOKKEEPING_KEYS, JobStatus, optional_spec
 from ..model.rollout import Rollout
 from . import fields as F
 from .codec import COMMAND_VERSION as COMMAND_VERSION  # re-exported: callers use commands only
@@ -309,6 +309,7 @@ class UpdateService(Command):
     rebalance_requested: float = 0.0
     rollout: Rollout | None = None
     service_version: int | None = None
+    job: JobStatus = field(default_factory=JobStatus)
 
     @classmethod
     def of(cls, service: Service, *, at: float, **changes: Any) -> UpdateService:
@@ -323,6 +324,7 @@ class UpdateService(Command):
             rebalance_requested=new.rebalance_requested,
             rollout=new.rollout,
             service_version=service.version,
+            job=new.job,
         )
 
     def body(self) -> dict[str, Any]:
@@ -333,6 +335,7 @@ class UpdateService(Command):
             "update_paused": self.update_paused,
             "rebalance_requested": self.rebalance_requested,
             "service_version": self.service_version,
+            **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
         if self.rollout is not None:  # an optional key: bodies without it read as before
             body["rollout"] = self.rollout.to_dict()
@@ -352,6 +355,7 @@ class UpdateService(Command):
             rebalance_requested=F.number(requested, "rebalance_requested"),
             rollout=Rollout.from_dict(source.get("rollout")),
             service_version=F.version_or_none(b, "service_version"),
+            job=F.job_status(b.get("job")),
             **common,
         )
 
