@@ -243,6 +243,9 @@ class DnsConfig:
     ttl_s: int = _opt(5, _positive, kind=int)
     upstreams: tuple[str, ...] = _opt((), _upstreams, kind=tuple)
     forward_timeout_s: float = _opt(2.0, _positive)
+    # a running task asked to stop leaves every node's zone first; its node waits this long before
+    # SIGTERM so that clients that resolved it just before, and requests in flight, finish
+    drain_s: float = _opt(1.0, _non_negative)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from .datadir import DataDirLock
 from .errors import DaemonError
 from .leader.autopilot_loop import serve_autopilot
 from .leader.loop import serve_scheduler
+from .leader.reseal import serve_reseal
 from .member.agent import serve_agent
 from .member.dns import serve_cluster_dns
 from .member.gossip import serve_gossip_membership
@@ -279,10 +280,12 @@ def member_services(config: Config) -> list[tuple[str, MemberService]]:
                 serve_agent,
                 docker_host=config.node.docker_host,
                 task_files_dir=os.path.join(os.path.dirname(config.api.socket), "task-files"),
+                drain_s=config.dns.drain_s,
             ),
         ),
         ("scheduler", partial(serve_scheduler, section=config.scheduler)),
         ("autopilot", partial(serve_autopilot, section=config.raft)),
+        ("reseal", serve_reseal),
     ]
 
 

@@ -172,7 +172,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--update-parallelism", type=int, default=d)
     p.add_argument("--update-delay", default=d, metavar="DURATION")
     p.add_argument("--update-order", choices=["stop-first", "start-first"], default=d)
-    p.add_argument("--update-failure-action", choices=["pause", "rollback"], default=d)
+    p.add_argument("--update-failure-action", choices=["pause", "continue", "rollback"], default=d)
     p.add_argument("--update-monitor", default=d, metavar="DURATION")
     p.add_argument("--stop-grace-period", default=d, metavar="DURATION")
     p.add_argument("--user", "-u", default=d, metavar="USER[:GROUP]", help="user the command runs as")
@@ -439,6 +439,10 @@ def _describe(s: dict[str, Any]) -> str:
             f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])} CPU, "
             f"{format_bytes(spec['reserve_memory_bytes'])}"
         )
+    status = s.get("update_status")
+    if status:
+        reason = f": {status['reason']}" if status.get("reason") else ""
+        lines.append(f"Update:    {status.get('state', '?')}{reason}")
     rebalance = s.get("rebalance", "off")
     if rebalance != "off" or s.get("moving"):
         lines.append(f"Rebalance: {rebalance}, {s.get('moving', 0)} task(s) moving")

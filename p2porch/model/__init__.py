@@ -31,6 +31,7 @@ from .records import (
     Task,
     secret_key,
 )
+from .rollout import Rollout, RolloutState
 from .spec import TEMPLATE_FIELDS, ServiceSpec
 from .states import (
     FAILURE_STATES,
@@ -75,6 +76,8 @@ __all__ = [
     "SecretRecord",
     "AccessTokenRecord",
     "RestartPolicy",
+    "Rollout",
+    "RolloutState",
     "Service",
     "ServiceSpec",
     "SubnetLease",

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..errors import ConfigError
+from .rollout import Rollout
 from .spec import ServiceSpec
 from .states import Availability, DesiredState, NodeRole, NodeStatus, TaskHealth, TaskState
 
@@ -216,6 +217,7 @@ class Service:
     rebalance_requested: float = 0.0
     created_at: float = 0.0
     updated_at: float = 0.0
+    rollout: Rollout | None = None  # the last template change (update or rollback) and its state
     job: JobStatus = field(default_factory=JobStatus)
 
     @property
@@ -248,6 +250,7 @@ class Service:
             "rebalance_requested": self.rebalance_requested,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            **({"rollout": self.rollout.to_dict()} if self.rollout is not None else {}),
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
 
@@ -267,6 +270,7 @@ class Service:
             rebalance_requested=float(bookkeeping.get("rebalance_requested") or 0.0),
             created_at=float(data.get("created_at", 0.0)),
             updated_at=float(data.get("updated_at", 0.0)),
+            rollout=Rollout.from_dict(data.get("rollout")),
             job=JobStatus.from_dict(data.get("job")),
         )
 

@@ -33,6 +33,7 @@ from ..model import (
     ServiceSpec,
 )
 from ..model.records import LEGACY_BOOKKEEPING_KEYS, JobStatus, optional_spec
+from ..model.rollout import Rollout
 from . import fields as F
 from .codec import COMMAND_VERSION as COMMAND_VERSION  # re-exported: callers use commands only
 from .codec import LEGACY_VERSION as LEGACY_VERSION
@@ -50,6 +51,7 @@ from .commands_networks import CreateNetwork as CreateNetwork
 from .commands_networks import RemoveNetwork as RemoveNetwork
 from .commands_secrets import PutSecret as PutSecret
 from .commands_secrets import RemoveSecret as RemoveSecret
+from .commands_secrets import ResealSecret as ResealSecret
 from .commands_secrets import RotateKeys as RotateKeys
 from .fields import TaskItem as TaskItem  # re-exported: the items of PutTasks/ReportTaskStates
 from .fields import TaskPut as TaskPut
@@ -310,6 +312,7 @@ class UpdateService(Command):
     previous_spec: ServiceSpec | None = None
     update_paused: bool = False
     rebalance_requested: float = 0.0
+    rollout: Rollout | None = None
     service_version: int | None = None
     job: JobStatus = field(default_factory=JobStatus)
 
@@ -324,12 +327,13 @@ class UpdateService(Command):
             previous_spec=new.previous_spec,
             update_paused=new.update_paused,
             rebalance_requested=new.rebalance_requested,
+            rollout=new.rollout,
             service_version=service.version,
             job=new.job,
         )
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "service_id": self.service_id,
             "spec": self.spec.to_dict(),
             "previous_spec": None if self.previous_spec is None else self.previous_spec.to_dict(),
@@ -338,6 +342,9 @@ class UpdateService(Command):
             "service_version": self.service_version,
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
+        if self.rollout is not None:  # an optional key: bodies without it read as before
+            body["rollout"] = self.rollout.to_dict()
+        return body
 
     @classmethod
     def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> UpdateService:
@@ -351,6 +358,7 @@ class UpdateService(Command):
             previous_spec=optional_spec(source.get("previous_spec")),
             update_paused=bool(paused),
             rebalance_requested=F.number(requested, "rebalance_requested"),
+            rollout=Rollout.from_dict(source.get("rollout")),
             service_version=F.version_or_none(b, "service_version"),
             job=F.job_status(b.get("job")),
             **common,
@@ -443,6 +451,7 @@ COMMANDS: dict[str, Any] = {
         SetJoinToken,
         PutSecret,
         RemoveSecret,
+        ResealSecret,
         RotateKeys,
         PutAccessToken,
         RemoveAccessToken,
