@@ -45,7 +45,7 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
         resolver = Resolver(dns_zone(store.snapshot(), (advertise,)), ttl_s=section.ttl_s)
         ctx.board.resolver = resolver
         upstreams = [_parse_upstream(u) for u in section.upstreams] or None
-        listen = [(gateway, section.port), (advertise, section.port)]
+        listen = [(gateway, section.port), (ctx.local.bind_addr, section.port)]  # behind NAT: its own address
         # recursion (and no rate limit) only for this node's containers, the overlay and members
         policy = ClientPolicy([subnet, store.snapshot().cluster_cidr], _member_addresses(store.snapshot()))
         async with trio.open_nursery() as nursery:

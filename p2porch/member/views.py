@@ -27,12 +27,13 @@ def gateway_of(subnet: str) -> str:
     return str(ipaddress.IPv4Network(subnet).network_address + 1)
 
 
-def local_overlay_node(state: ClusterState, node_id: str) -> LocalNode | None:
+def local_overlay_node(state: ClusterState, node_id: str, bind_addr: str = "") -> LocalNode | None:
+    """This node's VTEP: its own (bind) address, which differs from its record's behind a NAT."""
     node = state.nodes.get(node_id)
     lease = state.leases.get(node_id)
     if node is None or lease is None:
         return None
-    return LocalNode(node_id=node_id, underlay_addr=node.addr, subnet=lease.subnet)
+    return LocalNode(node_id=node_id, underlay_addr=bind_addr or node.addr, subnet=lease.subnet)
 
 
 def overlay_peers(
@@ -50,7 +51,11 @@ def overlay_peers(
             or node_id in unreachable
         ):
             continue
-        peers.append(OverlayPeer(node_id=node_id, underlay_addr=node.addr, subnet=lease.subnet))
+        peers.append(
+            OverlayPeer(
+                node_id=node_id, underlay_addr=node.addr, subnet=lease.subnet, vxlan_port=node.vxlan_port
+            )
+        )
     return peers
 
 

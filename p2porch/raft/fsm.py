@@ -110,6 +110,10 @@ def _port(value: Any, name: str) -> int:
     return value
 
 
+def _port_or_zero(value: Any, name: str) -> int:
+    return 0 if value == 0 else _port(value, name)
+
+
 def _non_negative(value: Any, name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise _invalid(f"{name} must be a non-negative integer", name)
@@ -185,6 +189,8 @@ def _validated_node(d: Mapping[str, Any], at: float, v: int) -> NodeRecord:
         memory_bytes=_non_negative(d.get("memory_bytes", 0), "memory_bytes"),
         status=_choice(d.get("status", "ready"), "status", NODE_STATUSES),
         key_pub=_key_text(d.get("key_pub", ""), "key_pub"),
+        join_port=_port_or_zero(d.get("join_port", 0), "join_port"),
+        vxlan_port=_port_or_zero(d.get("vxlan_port", 0), "vxlan_port"),
         joined_at=at,
         status_at=at,  # a joining node counts as coming (not down) for the autopilot's grace from now
         version=v,
@@ -211,6 +217,8 @@ _NODE_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "addr": lambda x, n: _str({n: x}, n),
     "raft_port": _port,
     "gossip_port": _port,
+    "join_port": _port_or_zero,
+    "vxlan_port": _port_or_zero,
     "cpu_nanos": _non_negative,
     "memory_bytes": _non_negative,
     "key_pub": _key_text,

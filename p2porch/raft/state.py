@@ -67,6 +67,8 @@ class NodeRecord(_Record):
     version: int = 0
     status_at: float = 0.0  # when ``status`` last changed (down since ...)
     key_pub: str = ""  # the node's X25519 public key (base64): key rotations seal the new key to it
+    join_port: int = 0  # advertised join port (0 = the cluster default; differs behind a NAT's forwards)
+    vxlan_port: int = 0  # advertised VXLAN port (0 = the cluster's)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen_map(self.labels))
@@ -74,6 +76,16 @@ class NodeRecord(_Record):
     @property
     def raft_addr(self) -> str:
         return f"{self.addr}:{self.raft_port}"
+
+    @property
+    def join_target(self) -> str:
+        """Where peers reach this node's join port: ``addr``, or ``addr:port`` behind a port forward."""
+        return f"{self.addr}:{self.join_port}" if self.join_port else self.addr
+
+    def endpoints(self) -> set[tuple[str, int]]:
+        """Every advertised (address, port) of this node; two live nodes never share one."""
+        ports = (self.raft_port, self.gossip_port, self.join_port, self.vxlan_port)
+        return {(self.addr, port) for port in ports if port}
 
 
 @dataclass(frozen=True, slots=True)
