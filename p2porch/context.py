@@ -67,6 +67,7 @@ class LocalNode:
     #: the secrets/configs master key of each known cluster key epoch (membership.runtime.secrets_keys)
     secrets_keys: Mapping[int, bytes] = field(default_factory=dict, repr=False)
     listen_addr: str = ""  # where its listeners bind ("" = advertise_addr; differs behind NAT)
+    gossip_port: int = 0  # advertised gossip port (0 = the configured one; a NAT's forward may differ)
 
     @property
     def bind_addr(self) -> str:

@@ -42,7 +42,7 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
         await ctx.board.overlay_ready.wait()  # the gateway address exists once the Docker network does
         gateway = gateway_of(subnet)
         advertise = ctx.local.advertise_addr
-        resolver = Resolver(dns_zone(store.snapshot(), (advertise,)), ttl_s=section.ttl_s)
+        resolver = Resolver(dns_zone(store.snapshot(), (advertise,), ctx.local.node_id), ttl_s=section.ttl_s)
         ctx.board.resolver = resolver
         upstreams = [_parse_upstream(u) for u in section.upstreams] or None
         listen = [(gateway, section.port), (ctx.local.bind_addr, section.port)]  # behind NAT: its own address
@@ -59,7 +59,7 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
             )
             async for _ in changes:
                 drain(changes)  # one zone rebuild per burst of commits
-                resolver.update_zone(dns_zone(store.snapshot(), (advertise,)))
+                resolver.update_zone(dns_zone(store.snapshot(), (advertise,), ctx.local.node_id))
                 policy.set_members(_member_addresses(store.snapshot()))
 
 

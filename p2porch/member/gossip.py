@@ -53,7 +53,7 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
         advertise_host=addr,
         port=section.port,
         bind_host=local.bind_addr,  # behind NAT: bind the own address, advertise the NAT's forward
-        advertise_port=me.gossip_port if me is not None else 0,
+        advertise_port=local.gossip_port or (me.gossip_port if me is not None else 0),
     )
     meta = NodeMeta(
         advertise_addr=addr,

@@ -72,8 +72,9 @@ def task_is_healthy(task: TaskRecord) -> bool:
     return task.health not in ("unhealthy", "starting")
 
 
-def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData:
-    """Services with their running tasks' overlay addresses, and nodes with their advertise addresses."""
+def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = (), local_node: str = "") -> ZoneData:
+    """Services with their running tasks' overlay addresses, and nodes with their advertise addresses;
+    ``local_node`` (an id): the zone prefers tasks in that node's region (its ``region`` label)."""
     services: dict[str, list[TaskEntry]] = {}
     by_service: dict[str, list[TaskRecord]] = {}
     for task in state.tasks.values():
@@ -87,6 +88,7 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData
                 healthy=task_is_healthy(t),
                 running=t.state == "running" and t.desired_state == "running",
                 ports=ports,
+                site=_region(state, t.node_id),
             )
             for t in sorted(by_service.get(service.service_id, ()), key=lambda t: (t.slot, t.task_id))
             if t.address
@@ -101,7 +103,13 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData
         nodes=nodes,
         nameservers=nameservers,
         version=state.version,
+        local_site=_region(state, local_node),
     )
+
+
+def _region(state: ClusterState, node_id: str | None) -> str:
+    node = state.nodes.get(node_id or "")
+    return node.labels.get("region", "") if node is not None else ""
 
 
 def task_assignment(

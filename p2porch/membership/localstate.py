@@ -39,6 +39,7 @@ class LocalClusterState:
     node_key: str = field(default="", repr=False)  # this node's X25519 private key (base64)
     token: str = field(default="", repr=False)  # only in files written before keys were separated
     listen_addr: str = ""  # the address this node binds ("" = the advertise address; differs behind NAT)
+    gossip_port: int = 0  # the advertised gossip port (0 = the configured one; differs behind a NAT)
 
     @property
     def advertise_addr(self) -> str:

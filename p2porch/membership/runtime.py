@@ -45,6 +45,7 @@ def local_node(local: LocalClusterState, key_switch_recent: bool = False) -> Loc
         node_name=local.node_name,
         advertise_addr=local.advertise_addr,
         listen_addr=local.bind_addr,
+        gossip_port=local.gossip_port,
         raft_addr=local.raft_addr,
         role=local.role,
         generation=local.generation,
