@@ -194,6 +194,24 @@ class SitePlan:
                          str(self.public_port(index, port)), "-j", "DNAT", "--to-destination",
                          f"{private}:{port}"]
                     )  # fmt: skip
+        # The WAN hop is a TAP read by a userspace process, which gets no checksum-offload metadata: a
+        # UDP packet still carrying a partial checksum (VXLAN from a veth) would arrive corrupt, and
+        # the far router's conntrack would call it INVALID and never forward it. Fill it in here.
+        rules.append(
+            [
+                "-t",
+                "mangle",
+                "-A",
+                "POSTROUTING",
+                "-o",
+                "wan0",
+                "-p",
+                "udp",
+                "-j",
+                "CHECKSUM",
+                "--checksum-fill",
+            ]
+        )
         return rules
 
     def to_json(self) -> dict:
@@ -245,6 +263,7 @@ def ensure_router(plan: SitePlan, site: int) -> None:
     iptables = find_program("iptables") or "iptables"
     nsexec = [_ip(), "netns", "exec", router, iptables, "-w"]
     run([*nsexec, "-t", "nat", "-F"])
+    run([*nsexec, "-t", "mangle", "-F"])
     for rule in plan.nat_rules(site):
         run([*nsexec, *rule])
 
