@@ -37,7 +37,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from ..config import RaftConfig
-from ..raft.state import NodeRecord
+from ..model import Node, NodeRole, NodeStatus
 
 
 def voters_target(raft: RaftConfig, node_count: int) -> int:
@@ -49,18 +49,18 @@ def voters_target(raft: RaftConfig, node_count: int) -> int:
 SPREAD_LABELS = ("region", "zone")  # failure domains voters are spread over, widest first
 
 
-def failure_domain(node: NodeRecord) -> tuple[str, ...]:
+def failure_domain(node: Node) -> tuple[str, ...]:
     """The node's failure domain: its ``region`` and ``zone`` labels ("" when absent)."""
     return tuple(node.labels.get(label, "") for label in SPREAD_LABELS)
 
 
-def _crowding(voters: Iterable[NodeRecord]) -> tuple[Counter[str], Counter[tuple[str, ...]]]:
+def _crowding(voters: Iterable[Node]) -> tuple[Counter[str], Counter[tuple[str, ...]]]:
     """Voters per region and per (region, zone)."""
     voters = list(voters)
     return Counter(failure_domain(n)[0] for n in voters), Counter(failure_domain(n) for n in voters)
 
 
-def spread_pick(candidates: Iterable[NodeRecord], voters: Iterable[NodeRecord]) -> NodeRecord | None:
+def spread_pick(candidates: Iterable[Node], voters: Iterable[Node]) -> Node | None:
     """The candidate whose region, then zone, holds the fewest of ``voters`` (then by name)."""
     regions, zones = _crowding(voters)
     ranked = sorted(
@@ -70,7 +70,7 @@ def spread_pick(candidates: Iterable[NodeRecord], voters: Iterable[NodeRecord]) 
     return ranked[0] if ranked else None
 
 
-def crowded_pick(voters: Iterable[NodeRecord], exclude: str) -> NodeRecord | None:
+def crowded_pick(voters: Iterable[Node], exclude: str) -> Node | None:
     """The voter (not ``exclude``) in the most crowded region, then zone (then last by name)."""
     voters = list(voters)
     regions, zones = _crowding(voters)
@@ -81,7 +81,7 @@ def crowded_pick(voters: Iterable[NodeRecord], exclude: str) -> NodeRecord | Non
     return ranked[-1] if ranked else None
 
 
-def uneven_regions(voters: Iterable[NodeRecord], replicas: Iterable[NodeRecord]) -> NodeRecord | None:
+def uneven_regions(voters: Iterable[Node], replicas: Iterable[Node]) -> Node | None:
     """A replica to promote because its region has two or more voters fewer than the most crowded."""
     voters = list(voters)
     regions, _ = _crowding(voters)
@@ -101,7 +101,7 @@ class VoterChange:
 
 
 def next_voter_change(
-    nodes: Iterable[NodeRecord],
+    nodes: Iterable[Node],
     raft_voters: Collection[str],
     alive: Collection[str],
     runs_as_voter: Collection[str],
@@ -113,7 +113,7 @@ def next_voter_change(
 ) -> VoterChange | None:
     """The next step towards ``target`` healthy voters (see the module docstring), or None."""
     records = sorted(nodes, key=lambda n: (n.name, n.node_id))
-    members = [n for n in records if n.status != "left"]
+    members = [n for n in records if n.status != NodeStatus.LEFT]
     by_addr = {n.raft_addr: n for n in members}
 
     for addr in sorted(raft_voters):
@@ -122,21 +122,23 @@ def next_voter_change(
         node = by_addr.get(addr)
         if node is None:
             return VoterChange("remove", addr, None, "its node left the cluster")
-        if node.role != "voter":
+        if node.role != NodeRole.VOTER:
             return VoterChange("remove", addr, node.node_id, f"{node.name} was demoted")
 
     for n in members:
-        if n.role == "voter" and n.raft_addr not in raft_voters and n.raft_addr in runs_as_voter:
+        if n.role == NodeRole.VOTER and n.raft_addr not in raft_voters and n.raft_addr in runs_as_voter:
             return VoterChange("add", n.raft_addr, n.node_id, "runs as a voter")
 
-    def down_for_good(n: NodeRecord) -> bool:
-        return n.status != "ready" and now - n.status_at >= grace_s
+    def down_for_good(n: Node) -> bool:
+        return n.status != NodeStatus.READY and now - n.status_at >= grace_s
 
     in_config = [n for n in members if n.raft_addr in raft_voters]
     dead = [n for n in in_config if n.raft_addr != self_addr and down_for_good(n)]
     counted = [n for n in in_config if not down_for_good(n)]  # ready, or down for less than the grace
     coming = [  # recorded as voter, not added yet, and not given up on
-        n for n in members if n.role == "voter" and n.raft_addr not in raft_voters and not down_for_good(n)
+        n
+        for n in members
+        if n.role == NodeRole.VOTER and n.raft_addr not in raft_voters and not down_for_good(n)
     ]
     if dead and len(counted) >= target:
         victim = dead[0]
@@ -148,7 +150,9 @@ def next_voter_change(
                 "demote", extra.raft_addr, extra.node_id, f"{len(counted)} voters, target {target}"
             )
     healthy_replicas = [
-        n for n in members if n.role == "replica" and n.status == "ready" and n.node_id in alive
+        n
+        for n in members
+        if n.role == NodeRole.REPLICA and n.status == NodeStatus.READY and n.node_id in alive
     ]
     if len(counted) + len(coming) >= target:
         if dead or coming or len(counted) != target:

@@ -290,7 +290,7 @@ class _Refusal(Exception):
 
 def split_target(host: str, port: int) -> tuple[str, int]:
     """``host`` may carry its own port (``ip:port``: a member behind a NAT's port forward, see
-    ``NodeRecord.join_target``); else ``port``."""
+    ``Node.join_target``); else ``port``."""
     name, sep, own = host.rpartition(":")
     if sep and own.isdigit() and name and ":" not in name:
         return name, int(own)

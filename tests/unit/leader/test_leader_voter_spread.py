@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from p2porch.leader.autopilot import crowded_pick, next_voter_change, spread_pick
-from p2porch.raft.state import NodeRecord
+from p2porch.model import Node as NodeRecord
 
 
 def node(i: int, region: str, role: str = "replica", zone: str = "") -> NodeRecord:

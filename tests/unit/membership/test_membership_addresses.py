@@ -8,7 +8,7 @@ from p2porch.config import load_config
 from p2porch.errors import ConfigError
 from p2porch.membership.addresses import choose_listen_addr, node_addresses
 from p2porch.membership.join_checks import check_joiner
-from p2porch.raft.state import NodeRecord
+from p2porch.model import Node as NodeRecord
 
 LOCAL = {"10.41.0.3", "127.0.0.1"}
 
