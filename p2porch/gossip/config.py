@@ -150,6 +150,20 @@ class GossipConfig:
         return dataclasses.replace(base, **overrides).validate()
 
 
+PRESETS_FASTEST_FIRST = ("fast-lan", "lan", "wan")
+
+
+def preset_for_rtt(rtt_s: float) -> str:
+    """The fastest preset whose probe timeout is at least twice the round trip ``rtt_s`` between the
+    farthest members (docs/multi-site.md: in the two-site simulation with 1 % loss and pauses, fast-lan
+    had no false death up to 300 ms and some at 500 ms; the factor 2 leaves room for a real daemon)."""
+    presets = {"fast-lan": GossipConfig.fast_lan, "lan": GossipConfig.lan, "wan": GossipConfig.wan}
+    for name in PRESETS_FASTEST_FIRST:
+        if presets[name]().probe_timeout_s >= 2 * rtt_s:
+            return name
+    return "wan"
+
+
 def format_addr(host: str, port: int) -> str:
     """``host:port``, with brackets around IPv6 hosts."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -76,3 +76,16 @@ def test_wan_schedule_delays_learns_and_drops_at_the_configured_rate():
         lossy.route(0.0, 0, _frame(b"\xff" * 6, a))
     assert 140 <= lossy.dropped <= 260 and lossy.forwarded == 20000 - lossy.dropped
     assert WanSchedule(2, 0.0, 0.0).route(0.0, 0, b"short") == []
+
+
+def test_gossip_preset_for_the_measured_round_trip():
+    from p2porch.gossip.config import preset_for_rtt
+
+    assert [preset_for_rtt(r) for r in (0.0005, 0.04, 0.125, 0.2, 0.3, 2.0)] == [
+        "fast-lan",
+        "fast-lan",
+        "fast-lan",
+        "lan",
+        "wan",
+        "wan",
+    ]
