@@ -10,6 +10,17 @@ imports gossip. See docs/raft.md.
 """
 
 __all__ = [
-    "appends", "codec", "commands", "commands_secrets", "fields", "fsm", "fsm_secrets", "journal", "lag",
-    "node", "state", "store", "transport_guard",
+    "appends",
+    "codec",
+    "commands",
+    "commands_secrets",
+    "fields",
+    "fsm",
+    "fsm_secrets",
+    "journal",
+    "lag",
+    "node",
+    "state",
+    "store",
+    "transport_guard",
 ]
