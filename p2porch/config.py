@@ -169,7 +169,15 @@ class NodeConfig:
     """Identity and placement of this node."""
 
     name: str = _opt("", _node_name_or_empty)
-    advertise_addr: str = _opt("", _ipv4_or_empty)
+    advertise_addr: str = _opt("", _ipv4_or_empty)  # where peers reach this node (a NAT's public address)
+    listen_addr: str = _opt(
+        "", _ipv4_or_empty
+    )  # where it binds ("" = advertise_addr if local, see addresses)
+    # the public port of each p2porch port behind a NAT's port forwards (0 = the same as the local port)
+    advertise_gossip_port: int = _opt(0, _port_or_zero)
+    advertise_raft_port: int = _opt(0, _port_or_zero)
+    advertise_join_port: int = _opt(0, _port_or_zero)
+    advertise_vxlan_port: int = _opt(0, _port_or_zero)
     data_dir: str = _opt(DEFAULT_DATA_DIR, _abs_path)
     docker_host: str = _opt("")
     labels: dict[str, str] = field(default_factory=dict, metadata={"check": _labels, "kind": dict})

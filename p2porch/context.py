@@ -58,7 +58,7 @@ class LocalNode:
 
     node_id: str
     node_name: str
-    advertise_addr: str
+    advertise_addr: str  # where peers reach this node (a NAT's public address)
     raft_addr: str
     role: str  # voter | replica: how this node's store runs
     generation: int
@@ -66,6 +66,13 @@ class LocalNode:
     previous_gossip_key: bytes | None = field(default=None, repr=False)  # accepted briefly after a key switch
     #: the secrets/configs master key of each known cluster key epoch (membership.runtime.secrets_keys)
     secrets_keys: Mapping[int, bytes] = field(default_factory=dict, repr=False)
+    listen_addr: str = ""  # where its listeners bind ("" = advertise_addr; differs behind NAT)
+    gossip_port: int = 0  # advertised gossip port (0 = the configured one; a NAT's forward may differ)
+
+    @property
+    def bind_addr(self) -> str:
+        """The local address this node's listeners bind (its own, even behind a NAT)."""
+        return self.listen_addr or self.advertise_addr
 
     @property
     def voter_addr(self) -> str | None:

@@ -181,6 +181,8 @@ _NODE_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "addr": lambda x, n: F.text({n: x}, n),
     "raft_port": F.port,
     "gossip_port": F.port,
+    "join_port": F.port_or_zero,
+    "vxlan_port": F.port_or_zero,
     "cpu_nanos": F.non_negative,
     "memory_bytes": F.non_negative,
     "key_pub": F.key_text,
@@ -201,6 +203,8 @@ class UpdateNode(Command):
     addr: str | None = None
     raft_port: int | None = None
     gossip_port: int | None = None
+    join_port: int | None = None
+    vxlan_port: int | None = None
     cpu_nanos: int | None = None
     memory_bytes: int | None = None
     key_pub: str | None = None
