@@ -15,8 +15,9 @@ from typing import Any
 
 from ..errors import ConfigError, P2POrchError
 from ..scheduler import ServiceSpec
-from ..scheduler.spec import format_bytes, format_cpus
-from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
+from ..scheduler.autoscale_spec import AutoscaleSpec
+from ..scheduler.spec import format_bytes, format_cpus, parse_duration_s
+from .util import EXIT_OK, Parser, UsageError, client_for, emit, noun_actions, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
 FLAG_OF_FIELD = {
@@ -74,6 +75,10 @@ def flag_for(field: str | None) -> str | None:
     if not field:
         return None
     head = re.split(r"[.\[]", field, maxsplit=1)[0]
+    if head == "autoscale":
+        key = field.split(".", 1)[1] if "." in field else "min"
+        key = {"min_replicas": "min", "max_replicas": "max"}.get(key, key).removesuffix("_s")
+        return f"--autoscale-{key}" if key in ("min", "max") else "--" + key.replace("_", "-")
     if head == "container" and "." in field:
         key = re.split(r"[.\[]", field.split(".", 1)[1], maxsplit=1)[0]
         return "--" + _FLAG_OF_CONTAINER.get(key, key).replace("_", "-")
@@ -169,6 +174,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
             p.add_argument(
                 f"--{kind}-rm", action="append", default=d, metavar="NAME|TARGET", help=f"drop a {kind} ref"
             )
+    add_autoscale_flags(p, default=d)
     if create:
         p.add_argument("--name", required=True)
         p.add_argument("image", metavar="IMAGE")
@@ -180,10 +186,40 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         )
 
 
+AUTOSCALE_FLAGS = {
+    "autoscale_min": "min",
+    "autoscale_max": "max",
+    "cpu_percent": "cpu_percent",
+    "memory_percent": "memory_percent",
+    "scale_up_delay": "scale_up_delay",
+    "scale_down_delay": "scale_down_delay",
+}
+
+
+def add_autoscale_flags(p: argparse.ArgumentParser, *, default: Any, prefix: str = "--autoscale-") -> None:
+    """The autoscale flags: ``--autoscale-min/--autoscale-max`` on create/update, ``--min/--max`` on
+    ``service autoscale``; the targets and delays are spelled the same everywhere."""
+    p.add_argument(f"{prefix}min", dest="autoscale_min", type=int, default=default, metavar="N")
+    p.add_argument(f"{prefix}max", dest="autoscale_max", type=int, default=default, metavar="N")
+    p.add_argument("--cpu-percent", type=float, default=default, metavar="P", help="target CPU %% of limit")
+    p.add_argument("--memory-percent", type=float, default=default, metavar="P", help="target memory %%")
+    p.add_argument("--scale-up-delay", default=default, metavar="DURATION", help="default 0s")
+    p.add_argument("--scale-down-delay", default=default, metavar="DURATION", help="default 5m")
+
+
+def autoscale_changes(given: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``autoscale`` section from the given flags, or None when none was given."""
+    values = {key: given[flag] for flag, key in AUTOSCALE_FLAGS.items() if given.get(flag) is not None}
+    return values or None
+
+
 def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
     """The spec fields given on the command line (update: only those)."""
     given = vars(args)
     out: dict[str, Any] = {}
+    autoscale = autoscale_changes(given)
+    if autoscale is not None:
+        out["autoscale"] = autoscale
     simple = {
         "replicas": "replicas",
         "mode": "mode",
@@ -298,6 +334,27 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_service_autoscale(args: argparse.Namespace) -> int:
+    given = vars(args)
+    changes = autoscale_changes(given)
+    if args.off:
+        if changes:
+            raise UsageError("service autoscale: --off takes no other autoscale flag", field="--off")
+        autoscale = None
+    elif changes is None:
+        raise UsageError("service autoscale: give --min, --max and --cpu-percent (or --off)", field="--min")
+    else:
+        autoscale = changes
+        try:
+            AutoscaleSpec.from_dict(autoscale, "autoscale", parse_duration_s)
+        except ConfigError as exc:
+            flag = (flag_for(exc.field) or "--min").replace("--autoscale-", "--")
+            raise UsageError(f"{flag}: {exc.message}", field=flag) from exc
+    service = client_for(args).post(f"/services/{args.service}/update", {"autoscale": autoscale})
+    emit(args, service, lambda s: f"{s['name']}: autoscale {'off' if autoscale is None else 'on'}")
+    return EXIT_OK
+
+
 def cmd_service_ls(args: argparse.Namespace) -> int:
     emit(
         args,
@@ -329,6 +386,18 @@ def _describe(s: dict[str, Any]) -> str:
         lines.append(
             f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])} CPU, "
             f"{format_bytes(spec['reserve_memory_bytes'])}"
+        )
+    autoscale = spec.get("autoscale")
+    if autoscale:
+        targets = ", ".join(
+            f"{metric} {autoscale[f'{metric}_percent']:g} %"
+            for metric in ("cpu", "memory")
+            if autoscale.get(f"{metric}_percent") is not None
+        )
+        lines.append(
+            f"Autoscale: {autoscale['min_replicas']}..{autoscale['max_replicas']} replicas, "
+            f"target {targets} of limit, scale-up delay {autoscale['scale_up_delay_s']:g} s, "
+            f"scale-down delay {autoscale['scale_down_delay_s']:g} s"
         )
     rebalance = s.get("rebalance", "off")
     if rebalance != "off" or s.get("moving"):
@@ -416,6 +485,14 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="apply only if the service is still at this version (`version` in service inspect)",
     )
     add_spec_flags(update, create=False)
+    autoscale = action(
+        "autoscale",
+        "Scale a service on CPU/memory usage: autoscale S --min N --max N --cpu-percent P | --off",
+        cmd_service_autoscale,
+    )
+    autoscale.add_argument("service", metavar="SERVICE")
+    add_autoscale_flags(autoscale, default=None, prefix="--")
+    autoscale.add_argument("--off", action="store_true", help="stop autoscaling (replicas stay as they are)")
     action("ls", "List services", cmd_service_ls)
     ps = action("ps", "List a service's tasks, with errors and pending explanations", cmd_service_ps)
     ps.add_argument("service", metavar="SERVICE")

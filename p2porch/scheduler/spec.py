@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..errors import ConfigError
+from .autoscale_spec import AutoscaleSpec
 from .container_opts import ContainerOptions
 from .filerefs import FileRef, parse_file_refs
 
@@ -786,6 +787,7 @@ class ServiceSpec:
     rollback: UpdateConfig = field(default_factory=UpdateConfig)  # how `service rollback` rolls out
     secrets: tuple[FileRef, ...] = ()  # files under /run/secrets (issue 22)
     configs: tuple[FileRef, ...] = ()
+    autoscale: AutoscaleSpec | None = None  # the leader's autoscaler owns `replicas` when set (issue 17)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -801,6 +803,8 @@ class ServiceSpec:
         _choice(self.mode, MODES, "mode")
         _choice(self.strategy, STRATEGIES, "strategy")
         _choice(self.endpoint_mode, ENDPOINT_MODES, "endpoint_mode")
+        if self.autoscale is not None and self.mode == "global":
+            raise _err("autoscale", "a global service runs one task per node and cannot autoscale")
         if not isinstance(self.replicas, int) or not 0 <= self.replicas <= MAX_REPLICAS:
             raise _err("replicas", f"must be an integer from 0 to {MAX_REPLICAS}")
         for name in (
@@ -908,6 +912,7 @@ class ServiceSpec:
             "rollback": self.rollback.to_dict(),
             "secrets": [r.to_dict() for r in self.secrets],
             "configs": [r.to_dict() for r in self.configs],
+            "autoscale": None if self.autoscale is None else self.autoscale.to_dict(),
         }
 
     @classmethod
@@ -991,6 +996,7 @@ _SPEC_KEYS: dict[str, str] = {
     "rollback": "rollback",
     "secrets": "secrets",
     "configs": "configs",
+    "autoscale": "autoscale",
 }
 
 
@@ -1039,4 +1045,5 @@ _SPEC_PARSERS: dict[str, Any] = {
     "rollback": lambda v, k: UpdateConfig.from_dict(v, k),
     "secrets": lambda v, k: parse_file_refs(v, k, "secret"),
     "configs": lambda v, k: parse_file_refs(v, k, "config"),
+    "autoscale": lambda v, k: AutoscaleSpec.from_dict(v, k, parse_duration_s),
 }
