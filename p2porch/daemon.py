@@ -29,16 +29,20 @@ from .control.routes import cluster_endpoints, service_endpoints
 from .control.secret_ops import SecretOps, secret_endpoints
 from .control.service_ops import ServiceOps
 from .control.stack_ops import StackOps, stack_endpoints
+from .control.usage_ops import USAGE_OP, UsageOps, usage_endpoints
 from .datadir import DataDirLock
 from .errors import DaemonError
 from .leader.autopilot_loop import serve_autopilot
+from .leader.autoscale_loop import serve_autoscaler
 from .leader.loop import serve_scheduler
 from .member.agent import serve_agent
 from .member.dns import serve_cluster_dns
 from .member.gossip import serve_gossip_membership
 from .member.overlay import serve_overlay
+from .member.stats import serve_usage_sampler
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
+from .raft.state import NodeRecord
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +128,9 @@ class Daemon:
         self.cluster = ClusterManager(
             config,
             self.node_name,
-            member_services=member_services(config),
+            member_services=member_services(config, self._usage_report),
             join_streams={"logs": lambda request: self.logs.local_logs(request)},
+            join_ops={USAGE_OP: lambda request: self.usage.local_report(request)},
             clock=clock,
         )
         self.logs = LogOps(self.cluster)
@@ -133,10 +138,15 @@ class Daemon:
         self.services = ServiceOps(self.cluster, self.logs, clock=clock)
         self.stacks = StackOps(self.services)
         self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
+        self.usage = UsageOps(self.cluster, clock=clock)
         self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
         self._subsystems: Subsystems | None = None
         self._stop = trio.Event()
+
+    async def _usage_report(self, node: NodeRecord) -> dict[str, Any] | None:
+        """A node's usage report, for the autoscaler (this node's own or over the join port)."""
+        return await self.usage.node_report(node)
 
     def _secrets_key(self) -> tuple[int, bytes]:
         """(epoch, key) of the current cluster key epoch: new values are sealed under it."""
@@ -215,6 +225,7 @@ class Daemon:
             *service_endpoints(self.services),
             *stack_endpoints(self.stacks),
             *secret_endpoints(self.secrets),
+            *usage_endpoints(self.usage),
         ]
 
     async def api_version(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
@@ -241,9 +252,12 @@ class Daemon:
         return config_to_dict(self.config)
 
 
-def member_services(config: Config) -> list[tuple[str, MemberService]]:
-    """The member services in start order, each bound to its config section."""
-    return [
+def member_services(
+    config: Config, usage_fetch: Callable[[NodeRecord], Awaitable[dict[str, Any] | None]] | None = None
+) -> list[tuple[str, MemberService]]:
+    """The member services in start order, each bound to its config section; ``usage_fetch`` (a node's
+    usage report) feeds the autoscaler, which does not run without it."""
+    services: list[tuple[str, MemberService]] = [
         ("gossip", partial(serve_gossip_membership, section=config.gossip)),
         (
             "overlay",
@@ -263,9 +277,15 @@ def member_services(config: Config) -> list[tuple[str, MemberService]]:
                 task_files_dir=os.path.join(os.path.dirname(config.api.socket), "task-files"),
             ),
         ),
+        ("stats", partial(serve_usage_sampler, section=config.autoscale)),
         ("scheduler", partial(serve_scheduler, section=config.scheduler)),
         ("autopilot", partial(serve_autopilot, section=config.raft)),
     ]
+    if usage_fetch is not None:
+        services.append(
+            ("autoscaler", partial(serve_autoscaler, section=config.autoscale, fetch=usage_fetch))
+        )
+    return services
 
 
 def _default_node_name() -> str:

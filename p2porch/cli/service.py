@@ -17,7 +17,8 @@ from ..errors import ConfigError, P2POrchError
 from ..scheduler import ServiceSpec
 from ..scheduler.autoscale_spec import AutoscaleSpec
 from ..scheduler.spec import format_bytes, format_cpus, parse_duration_s
-from .util import EXIT_OK, Parser, UsageError, client_for, emit, noun_actions, table, wants_json
+from .stats import add_service_stats, autoscale_lines, usage_cells
+from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
 FLAG_OF_FIELD = {
@@ -285,7 +286,7 @@ def _validated(spec: dict[str, Any]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- commands
 SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
-TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "error / explanation"]
+TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem", "error / explanation"]
 
 
 def _service_row(s: dict[str, Any]) -> list[Any]:
@@ -308,6 +309,7 @@ def task_row(t: dict[str, Any]) -> list[Any]:
         t["desired_state"],
         state,
         _ago(t["state_at"]),
+        *usage_cells(t.get("usage")),
         t["error"] or t["message"],
     ]
 
@@ -365,7 +367,14 @@ def cmd_service_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_service_ps(args: argparse.Namespace) -> int:
-    tasks = client_for(args).get(f"/services/{args.service}/tasks", all="false" if args.running else "true")
+    client = client_for(args)
+    tasks = client.get(f"/services/{args.service}/tasks", all="false" if args.running else "true")
+    try:
+        usage = client.get(f"/services/{args.service}/usage")
+    except P2POrchError:  # an older daemon, or no answer: the tasks without usage
+        usage = {}
+    for task in tasks:
+        task["usage"] = usage.get(task["id"])
     emit(args, tasks, lambda rows: table(TASK_COLUMNS, [task_row(t) for t in rows]))
     return EXIT_OK
 
@@ -402,13 +411,22 @@ def _describe(s: dict[str, Any]) -> str:
     rebalance = s.get("rebalance", "off")
     if rebalance != "off" or s.get("moving"):
         lines.append(f"Rebalance: {rebalance}, {s.get('moving', 0)} task(s) moving")
+    if s.get("autoscale_status"):
+        lines.extend(autoscale_lines(s["autoscale_status"]))
     for p in s["pending"]:
         lines.append(f"Pending:   {p['count']} task(s): {p['explanation']}")
     return "\n".join(lines)
 
 
 def cmd_service_inspect(args: argparse.Namespace) -> int:
-    emit(args, client_for(args).get(f"/services/{args.service}"), _describe)
+    client = client_for(args)
+    service = client.get(f"/services/{args.service}")
+    if service["spec"].get("autoscale"):
+        try:
+            service["autoscale_status"] = client.get(f"/services/{args.service}/autoscale")
+        except P2POrchError as exc:
+            service["autoscale_status"] = {"available": False, "reason": exc.message}
+    emit(args, service, _describe)
     return EXIT_OK
 
 
@@ -494,6 +512,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     add_autoscale_flags(autoscale, default=None, prefix="--")
     autoscale.add_argument("--off", action="store_true", help="stop autoscaling (replicas stay as they are)")
     action("ls", "List services", cmd_service_ls)
+    add_service_stats(action)
     ps = action("ps", "List a service's tasks, with errors and pending explanations", cmd_service_ps)
     ps.add_argument("service", metavar="SERVICE")
     ps.add_argument("--running", action="store_true", help="only tasks that should be running")

@@ -6,6 +6,7 @@ the store or a clock itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..raft.fsm import Change
@@ -24,6 +25,9 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
             change.record.name if change.record is not None else (previous.name if previous else change.key)
         )
         verb = "removed" if change.op == "delete" else ("created" if previous is None else "updated")
+        scaled = _autoscale_step(previous, change.record)
+        if scaled is not None:
+            return {"at": at, "type": "service", "action": "autoscaled", "service": name, **scaled}
         return {"at": at, "type": "service", "action": verb, "service": name}
     if change.kind == "secret":  # metadata only: kind, name, version (never a value or ciphertext)
         kind, _, name = change.key.partition(":")
@@ -38,6 +42,17 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
             "version": version,
         }
     return None
+
+
+def _autoscale_step(old: Any, new: Any) -> dict[str, Any] | None:
+    """The autoscaler's step a service change records (``autoscale_last`` changed), with its inputs."""
+    last = new.spec.get("autoscale_last") if new is not None else None
+    if not isinstance(last, Mapping) or (old is not None and old.spec.get("autoscale_last") == last):
+        return None
+    step = {key: last.get(key) for key in ("from", "to", "reason")}
+    step["inputs"] = dict(last.get("inputs") or {})
+    step["text"] = f"{step['from']} -> {step['to']}: {step['reason']}"
+    return step
 
 
 def _node_event(

@@ -48,13 +48,16 @@ class Round:
 
 
 # Keys p2porch keeps in a stored service spec beside the user's fields.
-BOOKKEEPING_KEYS = ("previous_spec", "update_paused", "rebalance_requested")
+BOOKKEEPING_KEYS = ("previous_spec", "update_paused", "rebalance_requested", "autoscale_last")
 
 
 def keep_rebalance_request(old: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """``new`` (a replacement stored spec) with ``old``'s pending `service rebalance` request, if any."""
-    if old.get("rebalance_requested"):
-        new["rebalance_requested"] = old["rebalance_requested"]
+    """``new`` (a replacement stored spec) with ``old``'s pending `service rebalance` request and its
+    autoscaler's last step (``autoscale_last``: when it last scaled, so a user's update does not
+    reset the autoscaler's delays), if any."""
+    for key in ("rebalance_requested", "autoscale_last"):
+        if old.get(key):
+            new[key] = old[key]
     return new
 
 
