@@ -66,7 +66,9 @@ class UsageBook:
         full, samples}]}``; a task without a sample in the window yet reports no usage."""
         rows = []
         for task_id, window in sorted(self._tasks.items()):
-            recent = [s for s in window.samples if now - s[0] <= self.window_s + self.sample_s]
+            recent = [
+                s for s in window.samples if now - s[0] < self.window_s
+            ]  # each covers one period before it
             covered = min(now - window.first_at, self.window_s)
             row: dict[str, Any] = {
                 "task_id": task_id,

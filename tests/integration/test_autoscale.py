@@ -161,9 +161,11 @@ def test_busy_service_scales_from_1_to_max_within_60s(cluster):
             assert all(a["to"] == b["from"] for a, b in zip(steps, steps[1:], strict=False)), steps
             # never above max: the spec says 4 and the recommender holds at the bound
             status = wait_for(
-                lambda: (s := api_get(nodes[2], "/services/burn/autoscale")).get("available")
-                and s["current"] == 4
-                and s,
+                lambda: (
+                    (s := api_get(nodes[2], "/services/burn/autoscale")).get("available")
+                    and s["current"] == 4
+                    and s
+                ),
                 20,
                 "the leader's recommendation at 4",
             )
