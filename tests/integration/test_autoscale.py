@@ -179,6 +179,11 @@ def test_busy_service_scales_from_1_to_max_within_60s(cluster):
             assert len(usage) == 4 and all(u["cpu_cores"] > 0.03 for u in usage.values()), usage
             ps = cli(sb, "n3", "service", "ps", "burn", "--running")
             assert ps.returncode == 0 and "CPU" in ps.stdout.decode(), ps
+            for args in (("service", "stats"), ("node", "stats"), ("service", "inspect", "burn")):
+                shown = cli(sb, "n2", *args)
+                assert shown.returncode == 0, shown.stderr.decode()
+                print(f"$ p2porch {' '.join(args)}\n{shown.stdout.decode()}")
+            print(ps.stdout.decode())
             node_rows = api_get(nodes[0], "/stats/nodes")
             assert sum(r["tasks"] for r in node_rows) >= 4, node_rows
     finally:
