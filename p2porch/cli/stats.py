@@ -54,8 +54,9 @@ def autoscale_lines(status: dict[str, Any]) -> list[str]:
     target = (
         f"{status['current']} -> {status['desired']}" if status.get("changes") else str(status["current"])
     )
+    raw = "" if status.get("recommended") is None else f"raw {status['recommended']}, "
     return [
-        f"Recommendation: {verb} {target} (raw {status.get('recommended')}, leader {status.get('leader')})",
+        f"Recommendation: {verb} {target} ({raw}leader {status.get('leader')})",
         f"  because: {status.get('reason')}",
     ]
 

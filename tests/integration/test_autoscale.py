@@ -175,8 +175,17 @@ def test_busy_service_scales_from_1_to_max_within_60s(cluster):
             stats = api_get(nodes[2], "/stats/services", service="burn")[0]
             assert stats["tasks_running"] == 4
             assert stats["cpu_percent"] is not None and stats["cpu_percent"] > 60, stats
-            usage = api_get(nodes[0], "/services/burn/usage")
-            assert len(usage) == 4 and all(u["cpu_cores"] > 0.03 for u in usage.values()), usage
+            usage = wait_for(
+                lambda: (
+                    (u := api_get(nodes[0], "/services/burn/usage"))
+                    and len(u) == 4
+                    and all((r["cpu_cores"] or 0) > 0.03 for r in u.values())
+                    and u
+                ),
+                20,
+                "every task's own usage (a new task has none before its second sample)",
+            )
+            assert all(r["cpu_percent"] > 60 for r in usage.values()), usage
             ps = cli(sb, "n3", "service", "ps", "burn", "--running")
             assert ps.returncode == 0 and "CPU" in ps.stdout.decode(), ps
             for args in (("service", "stats"), ("node", "stats"), ("service", "inspect", "burn")):
@@ -262,17 +271,13 @@ def test_leader_kill_during_scaling_neither_loses_nor_duplicates_steps(cluster):
             "0.05",
             "--constraint",
             f"node.name!={leader.name}",  # its tasks are not on the node that dies
-            "--autoscale-min",
-            "1",
-            "--autoscale-max",
-            "4",
-            "--cpu-percent",
-            "50",
-            "--scale-down-delay",
-            "1h",
             IMAGE,
             *BURN,
         ):
+            wait_for(lambda: running(others[0], "climb") == 1, 30, "climb running")
+            policy = ("--min", "1", "--max", "4", "--cpu-percent", "50", "--scale-down-delay", "1h")
+            enabled = cli(sb, others[0].name, "service", "autoscale", "climb", *policy)
+            assert enabled.returncode == 0, enabled.stderr.decode()
             wait_for(lambda: events.steps("climb"), 60, "the first autoscale step")
             pid = read_pid(leader.p2porch_pidfile)
             assert pid is not None
@@ -300,6 +305,10 @@ def test_leader_kill_during_scaling_neither_loses_nor_duplicates_steps(cluster):
             assert all(a[1] == b[0] and b[1] > b[0] for a, b in zip(chain, chain[1:], strict=False)), chain
             assert len(set(chain)) == len(chain), f"a step was applied twice: {chain}"
             assert service_view(via, "climb")["desired"] == 4
+            off = cli(sb, via.name, "service", "autoscale", "climb", "--off")
+            assert off.returncode == 0, off.stderr.decode()
+            assert service_view(via, "climb")["spec"].get("autoscale") is None
+            assert service_view(via, "climb")["desired"] == 4  # off keeps the replicas
     finally:
         events.close()
         if not _daemon_up(leader):
