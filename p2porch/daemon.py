@@ -42,7 +42,7 @@ from .member.overlay import serve_overlay
 from .member.stats import serve_usage_sampler
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
-from .raft.state import NodeRecord
+from .model import Node
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class Daemon:
         self._subsystems: Subsystems | None = None
         self._stop = trio.Event()
 
-    async def _usage_report(self, node: NodeRecord) -> dict[str, Any] | None:
+    async def _usage_report(self, node: Node) -> dict[str, Any] | None:
         """A node's usage report, for the autoscaler (this node's own or over the join port)."""
         return await self.usage.node_report(node)
 
@@ -253,7 +253,7 @@ class Daemon:
 
 
 def member_services(
-    config: Config, usage_fetch: Callable[[NodeRecord], Awaitable[dict[str, Any] | None]] | None = None
+    config: Config, usage_fetch: Callable[[Node], Awaitable[dict[str, Any] | None]] | None = None
 ) -> list[tuple[str, MemberService]]:
     """The member services in start order, each bound to its config section; ``usage_fetch`` (a node's
     usage report) feeds the autoscaler, which does not run without it."""

@@ -14,9 +14,8 @@ import time
 from typing import Any
 
 from ..errors import ConfigError, P2POrchError
-from ..scheduler import ServiceSpec
-from ..scheduler.autoscale_spec import AutoscaleSpec
-from ..scheduler.spec import format_bytes, format_cpus, parse_duration_s
+from ..model import AutoscaleSpec, ServiceSpec, format_bytes, format_cpus
+from ..model.units import parse_duration_s
 from .stats import add_service_stats, autoscale_lines, usage_cells
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..scheduler.spec import format_bytes
+from ..model import format_bytes
 from .util import EXIT_OK, client_for, emit, table, wants_json
 
 __all__ = ["add_node_stats", "add_service_stats", "autoscale_lines", "usage_cells"]

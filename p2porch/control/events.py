@@ -6,11 +6,11 @@ the store or a clock itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from ..model import Node, Service, Task
 from ..raft.fsm import Change
-from ..raft.state import ClusterState, NodeRecord, TaskRecord
+from ..raft.state import ClusterState
 
 
 def describe_change(change: Change, previous: Any, state: ClusterState, at: float) -> dict[str, Any] | None:
@@ -44,20 +44,21 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
     return None
 
 
-def _autoscale_step(old: Any, new: Any) -> dict[str, Any] | None:
+def _autoscale_step(old: Service | None, new: Service | None) -> dict[str, Any] | None:
     """The autoscaler's step a service change records (``autoscale_last`` changed), with its inputs."""
-    last = new.spec.get("autoscale_last") if new is not None else None
-    if not isinstance(last, Mapping) or (old is not None and old.spec.get("autoscale_last") == last):
+    step = new.autoscale_last if new is not None else None
+    if step is None or (old is not None and old.autoscale_last == step):
         return None
-    step = {key: last.get(key) for key in ("from", "to", "reason")}
-    step["inputs"] = dict(last.get("inputs") or {})
-    step["text"] = f"{step['from']} -> {step['to']}: {step['reason']}"
-    return step
+    return {
+        "from": step.from_replicas,
+        "to": step.to_replicas,
+        "reason": step.reason,
+        "inputs": dict(step.inputs),
+        "text": f"{step.from_replicas} -> {step.to_replicas}: {step.reason}",
+    }
 
 
-def _node_event(
-    change: Change, old: NodeRecord | None, new: NodeRecord | None, at: float
-) -> dict[str, Any] | None:
+def _node_event(change: Change, old: Node | None, new: Node | None, at: float) -> dict[str, Any] | None:
     if change.op == "delete":
         return {"at": at, "type": "node", "action": "removed", "node": old.name if old else change.key}
     if new is None:
@@ -71,9 +72,7 @@ def _node_event(
     return None
 
 
-def _task_event(
-    old: TaskRecord | None, new: TaskRecord, state: ClusterState, at: float
-) -> dict[str, Any] | None:
+def _task_event(old: Task | None, new: Task, state: ClusterState, at: float) -> dict[str, Any] | None:
     if old is not None and (old.state, old.desired_state, old.node_id, old.health) == (
         new.state,
         new.desired_state,

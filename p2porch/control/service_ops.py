@@ -18,11 +18,10 @@ import trio
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
-from ..leader.scheduling import keep_rebalance_request, plain_spec, service_spec
 from ..membership.join_checks import check_published_ports, config_reserved_ports
+from ..model import DesiredState, Service, ServiceSpec, Task, TaskState
 from ..raft import commands as C
-from ..raft.state import ClusterState, ServiceRecord, TaskRecord
-from ..scheduler import ServiceSpec
+from ..raft.state import ClusterState
 from .secret_ops import file_ref_changes, resolve_file_refs
 
 if TYPE_CHECKING:
@@ -66,12 +65,11 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def task_counts(state: ClusterState, service: ServiceRecord) -> tuple[int, int]:
+def task_counts(state: ClusterState, service: Service) -> tuple[int, int]:
     """(running tasks that should run, desired tasks) of a service."""
-    tasks = [t for t in state.tasks_of_service(service.service_id) if t.desired_state == "running"]
-    running = sum(1 for t in tasks if t.state == "running")
-    global_mode = service.spec.get("mode") == "global"
-    desired = len(tasks) if global_mode else int(service.spec.get("replicas", 0))
+    tasks = [t for t in state.tasks_of_service(service.service_id) if t.desired_state == DesiredState.RUNNING]
+    running = sum(1 for t in tasks if t.state == TaskState.RUNNING)
+    desired = len(tasks) if service.spec.mode == "global" else service.spec.replicas
     return running, desired
 
 
@@ -97,7 +95,7 @@ class ServiceOps:
         check_published_ports(spec.host_ports, config_reserved_ports(self.manager.config))
         return spec
 
-    def find(self, ref: str) -> ServiceRecord:
+    def find(self, ref: str) -> Service:
         state = self._state()
         service = state.service_by_name(ref) or state.services.get(ref)
         if service is None:
@@ -114,7 +112,8 @@ class ServiceOps:
         if self._state().service_by_name(spec.name) is not None:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
-        await self.manager.write(C.create_service(self.clock.now(), service_id, spec.name, spec.to_dict()))
+        create = C.CreateService(at=self.clock.now(), service_id=service_id, spec=spec)
+        await self.manager.write(create.encode())
         return self.written_view(service_id, spec.name)
 
     async def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -131,23 +130,21 @@ class ServiceOps:
             )
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
-        current = dict(service.spec)
-        merged = merge_spec(current, file_ref_changes(service.to_dict()["spec"], changes))
-        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(plain_spec(merged))))
-        new = spec.to_dict()
-        if spec.template_hash() != service_spec(current).template_hash():
-            new["previous_spec"] = plain_spec(current)  # kept for `service rollback`
-        elif "previous_spec" in current:
-            new["previous_spec"] = current["previous_spec"]
-        keep_rebalance_request(current, new)
-        await self.manager.write(
-            C.update_service(self.clock.now(), service.service_id, new, service_version=service.version)
+        current = service.spec.to_dict()
+        merged = merge_spec(current, file_ref_changes(current, changes))
+        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
+        previous = service.previous_spec
+        if spec.template_hash() != service.spec.template_hash():
+            previous = service.spec  # kept for `service rollback`
+        update = C.UpdateService.of(
+            service, at=self.clock.now(), spec=spec, previous_spec=previous, update_paused=False
         )
+        await self.manager.write(update.encode())
         return self.written_view(service.service_id, service.name)
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
         service = self.find(ref)
-        if service.spec.get("mode") == "global":
+        if service.spec.mode == "global":
             raise ConfigError(
                 f"service {service.name} is global: it runs one task per eligible node", field="replicas"
             )
@@ -155,17 +152,18 @@ class ServiceOps:
 
     async def rollback(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
-        previous = service.spec.get("previous_spec")
-        if not previous:
+        if service.previous_spec is None:
             raise ConflictError(
                 f"service {service.name} has no previous spec to roll back to", field="SERVICE"
             )
-        spec = validate_spec(dict(previous)).to_dict()
-        spec["previous_spec"] = plain_spec(dict(service.spec))
-        keep_rebalance_request(service.spec, spec)
-        await self.manager.write(
-            C.update_service(self.clock.now(), service.service_id, spec, service_version=service.version)
+        update = C.UpdateService.of(
+            service,
+            at=self.clock.now(),
+            spec=service.previous_spec,
+            previous_spec=service.spec,
+            update_paused=False,
         )
+        await self.manager.write(update.encode())
         return self.written_view(service.service_id, service.name)
 
     async def rebalance(self, ref: str) -> dict[str, Any]:
@@ -175,28 +173,27 @@ class ServiceOps:
         balanced (``rebalance`` in the view says ``requested`` until then).
         """
         service = self.find(ref)
-        if service.spec.get("mode") == "global":
+        if service.spec.mode == "global":
             raise ConfigError(
                 f"service {service.name} is global: it already runs one task per eligible node",
                 field="SERVICE",
             )
-        if service.spec.get("strategy") == "binpack":
+        if service.spec.strategy == "binpack":
             raise ConfigError(
                 f"service {service.name} uses --strategy binpack: rebalancing spreads tasks, which "
                 "binpack does not want",
                 field="SERVICE",
             )
-        spec = {**dict(service.spec), "rebalance_requested": self.clock.now()}
-        await self.manager.write(
-            C.update_service(self.clock.now(), service.service_id, spec, service_version=service.version)
-        )
+        now = self.clock.now()
+        await self.manager.write(C.UpdateService.of(service, at=now, rebalance_requested=now).encode())
         return self.written_view(service.service_id, service.name)
 
     async def remove(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
-        await self.manager.write(
-            C.remove_service(self.clock.now(), service.service_id, service_version=service.version)
+        remove = C.RemoveService(
+            at=self.clock.now(), service_id=service.service_id, service_version=service.version
         )
+        await self.manager.write(remove.encode())
         return {"removed": service.service_id, "name": service.name}
 
     def written_view(self, service_id: str, name: str) -> dict[str, Any]:
@@ -212,20 +209,20 @@ class ServiceOps:
         state = self._state()
         return [self.view(s, state) for s in sorted(state.services.values(), key=lambda s: s.name)]
 
-    def view(self, service: ServiceRecord, state: ClusterState | None = None) -> dict[str, Any]:
+    def view(self, service: Service, state: ClusterState | None = None) -> dict[str, Any]:
         state = state or self._state()
         running, desired = task_counts(state, service)
         pending = Counter(
             t.message
             for t in state.tasks_of_service(service.service_id)
-            if t.desired_state == "running" and t.node_id is None and t.message
+            if t.desired_state == DesiredState.RUNNING and t.node_id is None and t.message
         )
-        spec = plain_spec(dict(service.spec))
+        spec = service.spec.to_dict()
         return {
             "id": service.service_id,
             "name": service.name,
-            "mode": spec.get("mode", "replicated"),
-            "image": spec.get("image"),
+            "mode": service.spec.mode,
+            "image": service.spec.image,
             "running": running,
             "desired": desired,
             "version": service.version,
@@ -233,16 +230,14 @@ class ServiceOps:
             "updated_at": service.updated_at,
             "spec": spec,
             "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
-            "update_paused": bool(service.spec.get("update_paused")),
+            "update_paused": service.update_paused,
             "rebalance": (
-                "requested"
-                if service.spec.get("rebalance_requested")
-                else ("auto" if spec.get("rebalance") else "off")
+                "requested" if service.rebalance_requested else ("auto" if service.spec.rebalance else "off")
             ),
             "moving": sum(
                 1
                 for t in state.tasks_of_service(service.service_id)
-                if t.desired_state == "running" and t.move_to is not None
+                if t.desired_state == DesiredState.RUNNING and t.move_to is not None
             ),
         }
 
@@ -251,16 +246,16 @@ class ServiceOps:
         service = self.find(ref)
         tasks = sorted(
             state.tasks_of_service(service.service_id),
-            key=lambda t: (t.slot, t.desired_state != "running", -t.state_at),
+            key=lambda t: (t.slot, t.desired_state != DesiredState.RUNNING, -t.state_at),
         )
         return [
             self.task_view(t, state, service)
             for t in tasks
-            if include_history or t.desired_state == "running"
+            if include_history or t.desired_state == DesiredState.RUNNING
         ]
 
     @staticmethod
-    def task_view(task: TaskRecord, state: ClusterState, service: ServiceRecord) -> dict[str, Any]:
+    def task_view(task: Task, state: ClusterState, service: Service) -> dict[str, Any]:
         return {
             "id": task.task_id,
             "name": f"{service.name}.{task.slot}",

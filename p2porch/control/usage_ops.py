@@ -17,12 +17,12 @@ import trio
 
 from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import ConfigError, NotFoundError, P2POrchError
+from ..errors import NotFoundError, P2POrchError
 from ..leader.autoscale_inputs import limits_of
 from ..leader.autoscale_loop import gather_reports
-from ..leader.scheduling import service_spec
 from ..membership.join_service import request_join
-from ..raft.state import ClusterState, NodeRecord
+from ..model import Node
+from ..raft.state import ClusterState
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
@@ -70,7 +70,7 @@ class UsageOps:
             report["autoscale"] = dict(board.autoscale)
         return report
 
-    async def node_report(self, node: NodeRecord) -> dict[str, Any] | None:
+    async def node_report(self, node: Node) -> dict[str, Any] | None:
         """One node's report (None when it does not answer within ``ASK_TIMEOUT_S``)."""
         local = self.cluster.local
         if local is None:
@@ -90,7 +90,7 @@ class UsageOps:
             return None
         return answer if isinstance(answer, dict) else None
 
-    async def _reports(self, nodes: Iterable[NodeRecord]) -> dict[str, Mapping[str, Any] | None]:
+    async def _reports(self, nodes: Iterable[Node]) -> dict[str, Mapping[str, Any] | None]:
         return await gather_reports(self.node_report, [n for n in nodes if n.status != "left"])
 
     # ----- presented
@@ -108,12 +108,7 @@ class UsageOps:
                     continue
                 if task.service_id not in limits:
                     service = state.services.get(task.service_id)
-                    try:
-                        limits[task.service_id] = (
-                            limits_of(service_spec(service.spec)) if service else (None, None)
-                        )
-                    except ConfigError:
-                        limits[task.service_id] = (None, None)
+                    limits[task.service_id] = limits_of(service.spec) if service else (None, None)
                 cpu_limit, memory_limit = limits[task.service_id]
                 out[task.task_id] = {
                     "cpu_cores": row.get("cpu_cores"),

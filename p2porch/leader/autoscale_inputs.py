@@ -5,31 +5,31 @@
   as percent of each task's CPU/memory **limit**, or of its reservation when it has no limit (as the
   Kubernetes HPA uses requests);
 - :func:`is_rolling`: whether a rolling update owns the service's task set;
-- :func:`last_scale_at` and :func:`scaled_spec`: the committed record of the last autoscale step
-  (``autoscale_last`` in the stored spec, written in the same command as ``replicas``).
+- :func:`last_scale_at` and :func:`scale_command`: the committed record of the last autoscale step
+  (``Service.autoscale_last``, written in the same ``update_service`` as ``replicas``).
 No I/O, no clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from ..raft.state import ClusterState, ServiceRecord
-from ..scheduler import ServiceSpec
+from ..model import AutoscaleStep, Service, ServiceSpec
+from ..raft.commands import UpdateService
+from ..raft.state import ClusterState
 from .autoscale import AutoscalePolicy, Decision, ServiceUsage
 
 __all__ = [
-    "AUTOSCALE_LAST",
     "is_rolling",
     "last_scale_at",
     "limits_of",
     "policy_of",
-    "scaled_spec",
+    "scale_command",
     "service_usage",
 ]
 
-AUTOSCALE_LAST = "autoscale_last"  # bookkeeping key of the stored spec: the last step, with its reason
 NANOS_PER_CPU = 1_000_000_000
 
 
@@ -107,22 +107,21 @@ def service_usage(
     )
 
 
-def last_scale_at(service: ServiceRecord) -> float:
+def last_scale_at(service: Service) -> float:
     """When the autoscaler last changed this service's replicas (0: never), from committed state."""
-    last = service.spec.get(AUTOSCALE_LAST)
-    at = last.get("at") if isinstance(last, Mapping) else None
-    return float(at) if isinstance(at, int | float) else 0.0
+    return service.autoscale_last.at if service.autoscale_last is not None else 0.0
 
 
-def scaled_spec(service: ServiceRecord, decision: Decision) -> dict[str, Any]:
-    """The stored spec with ``replicas`` set to the decision and the step recorded with its inputs."""
-    spec = dict(service.spec)
-    spec["replicas"] = decision.desired
-    spec[AUTOSCALE_LAST] = {
-        "at": decision.at,
-        "from": decision.current,
-        "to": decision.desired,
-        "reason": decision.reason,
-        "inputs": dict(decision.inputs),
-    }
-    return spec
+def scale_command(service: Service, decision: Decision) -> UpdateService:
+    """``update_service`` with ``replicas`` set to the decision and the step recorded with its inputs,
+    conditional on the version read (as `service scale` writes a scale)."""
+    step = AutoscaleStep(
+        at=decision.at,
+        from_replicas=decision.current,
+        to_replicas=decision.desired,
+        reason=decision.reason,
+        inputs=tuple(sorted(decision.inputs.items())),
+    )
+    return UpdateService.of(
+        service, at=decision.at, spec=replace(service.spec, replicas=decision.desired), autoscale_last=step
+    )

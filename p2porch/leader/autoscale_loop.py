@@ -4,7 +4,7 @@ Every ``sync_s`` it asks the nodes that run tasks of autoscaled services for the
 join-port request, through the injected ``fetch``), folds the answers into one
 :class:`~p2porch.leader.autoscale.ServiceUsage` per service, and calls the pure
 :func:`~p2porch.leader.autoscale.recommend`. A change is written the way ``service scale`` writes one:
-``update_service`` with the new ``replicas``, conditional on the service version it read, together with
+``UpdateService`` with the new ``replicas``, conditional on the service version it read, together with
 ``autoscale_last`` (when, from, to, why, the inputs) in the same command, so the step and its record
 commit or fail together and ``p2porch events`` shows it. The raw-recommendation history and the time
 this leader started observing live here and are dropped when leadership is lost: a new leader waits a
@@ -23,19 +23,18 @@ import trio
 
 from ..config import AutoscaleConfig
 from ..context import MemberContext
-from ..errors import ConfigError, ConflictError, ProposalTimeout
-from ..raft import commands as C
-from ..raft.state import ClusterState, NodeRecord
+from ..errors import ConflictError, ProposalTimeout
+from ..model import Node
+from ..raft.state import ClusterState
 from ..supervisor import supervise
 from .autoscale import Decision, recommend
-from .autoscale_inputs import is_rolling, last_scale_at, policy_of, scaled_spec, service_usage
-from .scheduling import service_spec
+from .autoscale_inputs import is_rolling, last_scale_at, policy_of, scale_command, service_usage
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AutoscaleMemory", "UsageFetch", "autoscale_round", "decision_view", "serve_autoscaler"]
 
-UsageFetch = Callable[[NodeRecord], Awaitable[Mapping[str, Any] | None]]
+UsageFetch = Callable[[Node], Awaitable[Mapping[str, Any] | None]]
 """A node's ``usage`` report (this node's from its board, others' over the join port); None: no answer."""
 
 
@@ -78,11 +77,11 @@ async def _run_autoscaler(ctx: MemberContext, section: AutoscaleConfig, fetch: U
         ctx.board.autoscale.clear()
 
 
-async def gather_reports(fetch: UsageFetch, nodes: list[NodeRecord]) -> dict[str, Mapping[str, Any] | None]:
+async def gather_reports(fetch: UsageFetch, nodes: list[Node]) -> dict[str, Mapping[str, Any] | None]:
     """Every node's report, asked in parallel (``fetch`` bounds its own time)."""
     reports: dict[str, Mapping[str, Any] | None] = {}
 
-    async def one(node: NodeRecord) -> None:
+    async def one(node: Node) -> None:
         reports[node.node_id] = await fetch(node)
 
     async with trio.open_nursery() as nursery:
@@ -92,18 +91,12 @@ async def gather_reports(fetch: UsageFetch, nodes: list[NodeRecord]) -> dict[str
 
 
 def _autoscaled(state: ClusterState) -> dict[str, Any]:
-    """service id -> (spec, policy) of every service with a valid autoscale policy."""
+    """service id -> (spec, policy) of every service with an autoscale policy."""
     out: dict[str, Any] = {}
     for service in state.services.values():
-        if not service.spec.get("autoscale"):
-            continue
-        try:
-            spec = service_spec(service.spec)
-        except ConfigError:
-            continue  # the scheduling loop reports invalid specs
-        policy = policy_of(spec)
+        policy = policy_of(service.spec)
         if policy is not None:
-            out[service.service_id] = (spec, policy)
+            out[service.service_id] = (service.spec, policy)
     return out
 
 
@@ -150,11 +143,7 @@ async def autoscale_round(ctx: MemberContext, memory: AutoscaleMemory, fetch: Us
                 "autoscale %s %d -> %d: %s", service.name, decision.current, decision.desired, decision.reason
             )
             try:
-                await ctx.write(
-                    C.update_service(
-                        now, sid, scaled_spec(service, decision), service_version=service.version
-                    )
-                )
+                await ctx.write(scale_command(service, decision).encode())
             except (ConflictError, ProposalTimeout) as exc:
                 view["committed"] = False
                 view["reason"] = f"{decision.reason} (not committed: {exc.message}; deciding again)"

@@ -7,19 +7,17 @@ them what these functions derive from a :class:`ClusterState` snapshot. No I/O, 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
-from typing import Any
 
-from ..agent.model import HealthCheckSpec, MountSpec, PortSpec, TaskAssignment
+from ..agent.model import MountSpec, PortSpec, TaskAssignment, TaskReport
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
-from ..errors import ConfigError
-from ..leader.scheduling import service_spec
+from ..model import DesiredState, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState
 from ..netoverlay.plan import LocalNode, OverlayPeer
-from ..raft.state import ClusterState, TaskRecord
+from ..raft import commands as C
+from ..raft.state import ClusterState
 from ..stack.names import stack_dns_aliases, stack_dns_search
 
 # A node whose status is one of these takes part in the data path.
-LIVE_NODE_STATUSES = ("ready",)
+LIVE_NODE_STATUSES = (NodeStatus.READY,)
 
 
 def gateway_of(subnet: str) -> str:
@@ -54,23 +52,19 @@ def overlay_peers(
     return peers
 
 
-def _task_ports(spec: Mapping[str, Any]) -> tuple[PortEntry, ...]:
-    ports = []
-    for entry in spec.get("publish", ()) or ():
-        if isinstance(entry, Mapping) and isinstance(entry.get("target"), int):
-            ports.append(PortEntry(int(entry["target"]), str(entry.get("protocol", "tcp"))))
-    return tuple(ports)
+def _task_ports(spec: ServiceSpec) -> tuple[PortEntry, ...]:
+    return tuple(PortEntry(p.target, p.protocol) for p in spec.publish)
 
 
-def task_is_healthy(task: TaskRecord) -> bool:
+def task_is_healthy(task: Task) -> bool:
     """A task counts as healthy unless its health check says otherwise (no check = healthy)."""
-    return task.health not in ("unhealthy", "starting")
+    return task.health not in (TaskHealth.UNHEALTHY, TaskHealth.STARTING)
 
 
 def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData:
     """Services with their running tasks' overlay addresses, and nodes with their advertise addresses."""
     services: dict[str, list[TaskEntry]] = {}
-    by_service: dict[str, list[TaskRecord]] = {}
+    by_service: dict[str, list[Task]] = {}
     for task in state.tasks.values():
         by_service.setdefault(task.service_id, []).append(task)
     for service in state.services.values():
@@ -80,16 +74,16 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData
                 slot=t.slot,
                 address=t.address,
                 healthy=task_is_healthy(t),
-                running=t.state == "running" and t.desired_state == "running",
+                running=t.state == TaskState.RUNNING and t.desired_state == DesiredState.RUNNING,
                 ports=ports,
             )
             for t in sorted(by_service.get(service.service_id, ()), key=lambda t: (t.slot, t.task_id))
             if t.address
         ]
         services[service.name] = entries
-        for alias in stack_dns_aliases(service.spec.get("labels")):  # "<short>.<stack>" inside a stack
+        for alias in stack_dns_aliases(service.spec.labels_dict()):  # "<short>.<stack>" inside a stack
             services.setdefault(alias, entries)
-    nodes = {n.name: n.addr for n in state.nodes.values() if n.status != "left"}
+    nodes = {n.name: n.addr for n in state.nodes.values() if n.status != NodeStatus.LEFT}
     return ZoneData(
         domain=state.domain or "p2p",
         services=services,
@@ -100,18 +94,9 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData
 
 
 def task_assignment(
-    task: TaskRecord, spec: Any, node_name: str, network: str, dns_server: str, domain: str
+    task: Task, spec: ServiceSpec, node_name: str, network: str, dns_server: str, domain: str
 ) -> TaskAssignment:
-    """What the agent needs to run ``task`` of a service whose validated spec is ``spec`` (a ServiceSpec)."""
-    health = None
-    if spec.health is not None:
-        health = HealthCheckSpec(
-            test=tuple(spec.health.test),
-            interval_s=spec.health.interval_s,
-            timeout_s=spec.health.timeout_s,
-            retries=spec.health.retries,
-            start_period_s=spec.health.start_period_s,
-        )
+    """What the agent needs to run ``task`` of a service whose validated spec is ``spec``."""
     return TaskAssignment(
         task_id=task.task_id,
         service_name=spec.name,
@@ -150,7 +135,7 @@ def task_assignment(
         network=network,
         dns_servers=(dns_server,) if dns_server else (),
         dns_search=stack_dns_search(spec.labels_dict(), domain),
-        healthcheck=health,
+        healthcheck=spec.health,
         desired_state=task.desired_state,
         state=task.state,
         spec_version=task.spec_version,
@@ -161,7 +146,7 @@ def task_assignment(
     )
 
 
-def shutdown_assignment(task: TaskRecord, node_name: str) -> TaskAssignment:
+def shutdown_assignment(task: Task, node_name: str) -> TaskAssignment:
     """A task whose service no longer exists: all the agent can do is stop it, with its own grace."""
     return TaskAssignment(
         task_id=task.task_id,
@@ -170,7 +155,7 @@ def shutdown_assignment(task: TaskRecord, node_name: str) -> TaskAssignment:
         slot=task.slot,
         node_name=node_name,
         image="",
-        desired_state="shutdown",
+        desired_state=DesiredState.SHUTDOWN,
         state=task.state,
         spec_version=task.spec_version,
         stop_grace_s=task.stop_grace_s,
@@ -181,7 +166,7 @@ def agent_assignments(
     state: ClusterState, node_id: str, node_name: str, network: str
 ) -> list[TaskAssignment]:
     """Every task committed to ``node_id`` as its agent runs it; a task whose service is gone or has an
-    unreadable spec can only be stopped. Its containers use the node's bridge gateway as DNS server."""
+    its service gone can only be stopped. Its containers use the node's bridge gateway as DNS server."""
     lease = state.leases.get(node_id)
     dns = gateway_of(lease.subnet) if lease else ""
     out = []
@@ -189,12 +174,24 @@ def agent_assignments(
         if task.node_id != node_id:
             continue
         service = state.services.get(task.service_id)
-        try:
-            spec = service_spec(service.spec) if service is not None else None
-        except ConfigError:
-            spec = None
+        spec = service.spec if service is not None else None
         if spec is None:
             out.append(shutdown_assignment(task, node_name))
         else:
             out.append(task_assignment(task, spec, node_name, network, dns, state.domain))
     return out
+
+
+def status_report(report: TaskReport) -> C.TaskStatusReport:
+    """An agent report as the ``ReportTaskStates`` command carries it (every field reported)."""
+    return C.TaskStatusReport(
+        task_id=report.task_id,
+        state=TaskState(report.state),
+        state_at=report.at,
+        error=report.error,
+        container_id=report.container_id,
+        address=report.address,
+        health=TaskHealth(report.health),
+        exit_code=report.exit_code,
+        reports_exit_code=True,
+    )

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
-from ..raft.state import NodeRecord
+from ..model import Node
 
 NODE_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 NODE_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -103,9 +103,7 @@ def check_api_body(body: Mapping[str, Any]) -> None:
             check(body[key], flag)
 
 
-def check_joiner(
-    request: Mapping[str, Any], source_addr: str, live_nodes: Iterable[NodeRecord]
-) -> dict[str, Any]:
+def check_joiner(request: Mapping[str, Any], source_addr: str, live_nodes: Iterable[Node]) -> dict[str, Any]:
     """The fields of a node record from a verified join request, checked against where the request
     came from (``source_addr``) and the live nodes; ``behind_nat: true`` lifts the source check only."""
     node_id = request.get("node_id")

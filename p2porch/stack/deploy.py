@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from ..scheduler.spec import HealthSpec, RestartPolicy, UpdateConfig
+from ..model import HealthSpec, RestartPolicy, UpdateConfig
 from . import keys
 from .values import err, list_, mapping, scalar_text, string
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..scheduler.container_opts import ContainerOptions
-from ..scheduler.spec import ServiceSpec
+from ..model import ServiceSpec
+from ..model.container_opts import ContainerOptions
 from . import deploy as deploy_keys
 from . import keys
 from .interpolate import parse_dotenv

@@ -21,10 +21,10 @@ from p2porch.config import AutoscaleConfig
 from p2porch.context import LocalBoard, LocalNode, MemberContext
 from p2porch.control.events import describe_change
 from p2porch.leader.autoscale_loop import serve_autoscaler
+from p2porch.model import Node, NodeRole, ServiceSpec, Task
 from p2porch.raft import commands as C
 from p2porch.raft import fsm
-from p2porch.raft.state import ClusterState, NodeRecord, TaskRecord
-from p2porch.scheduler import ServiceSpec
+from p2porch.raft.state import ClusterState
 from p2porch.testing.memstore import MemoryRaft, MemoryStore
 
 EPOCH = 1_800_000_000.0
@@ -46,7 +46,7 @@ class Workload:
         self.born: dict[str, float] = {}
         self.answering = True
 
-    async def fetch(self, node: NodeRecord) -> Mapping[str, Any] | None:
+    async def fetch(self, node: Node) -> Mapping[str, Any] | None:
         if not self.answering:
             return None
         state: ClusterState = STORE_OF[node.node_id].snapshot()
@@ -91,26 +91,26 @@ async def run_tasks(store: MemoryStore, clock: TrioClock, *, outdated: bool = Fa
             state = store.snapshot()
             service = state.services.get("s1")
             if service is not None and store.status().is_leader:
-                spec = ServiceSpec.from_dict({k: v for k, v in service.spec.items() if k != "autoscale_last"})
+                spec = service.spec
                 want = int(spec.replicas)
                 live = sorted(
                     (t for t in state.tasks.values() if t.desired_state == "running"), key=lambda t: t.slot
                 )
-                items: list[dict[str, Any]] = []
+                items: list[C.TaskItem] = []
                 for slot in range(len(live) + 1, want + 1):
-                    task = TaskRecord(
+                    task = Task(
                         task_id=f"t{slot}",
                         service_id="s1",
                         slot=slot,
                         node_id="n1",
-                        state="running",
+                        state="running",  # type: ignore[arg-type]
                         template_hash="old" if outdated else spec.template_hash(),
                     )
-                    items.append(C.task_put(task, task_version=0 if f"t{slot}" not in state.tasks else None))
+                    items.append(C.TaskPut(task, task_version=0 if f"t{slot}" not in state.tasks else None))
                 for task in live[want:]:
-                    items.append(C.task_remove(task.task_id, task_version=None))
+                    items.append(C.TaskRemove(task.task_id, task_version=None))
                 if items:
-                    await store.write(C.put_tasks(clock.now(), items))
+                    await store.write(C.PutTasks(at=clock.now(), items=tuple(items)).encode())
                     continue
             await changes.receive()
 
@@ -121,21 +121,21 @@ async def setup(
     store = raft.store(A)
     STORE_OF.clear()
     STORE_OF["n1"] = store
-    await store.write(C.init_cluster(clock.now(), cluster_id="c0ffee"))
+    await store.write(C.InitCluster(at=clock.now(), cluster_id="c0ffee").encode())
     await store.write(
-        C.add_node(
-            clock.now(),
-            NodeRecord(
+        C.AddNode(
+            at=clock.now(),
+            node=Node(
                 node_id="n1",
                 name="n1",
                 addr="10.0.0.1",
                 raft_port=7947,
                 gossip_port=7946,
-                role="voter",
+                role=NodeRole.VOTER,
                 cpu_nanos=4_000_000_000,
                 memory_bytes=8 << 30,
             ),
-        )
+        ).encode()
     )
     spec = ServiceSpec.from_dict(
         {
@@ -146,7 +146,7 @@ async def setup(
             "autoscale": autoscale,
         }
     )
-    await store.write(C.create_service(clock.now(), "s1", "web", spec.to_dict()))
+    await store.write(C.CreateService(at=clock.now(), service_id="s1", spec=spec).encode())
     return store
 
 
@@ -167,7 +167,7 @@ def steps(raft: MemoryRaft) -> list[tuple[int, int, str]]:
 
 
 def replicas(store: MemoryStore) -> int:
-    return int(store.snapshot().services["s1"].spec["replicas"])
+    return store.snapshot().services["s1"].spec.replicas
 
 
 async def test_step_load_scales_up_in_bounded_steps_to_max_and_every_step_is_an_event(

@@ -3,6 +3,8 @@ the committed last step (pure)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from p2porch.control.events import describe_change
 from p2porch.leader.autoscale import Decision
 from p2porch.leader.autoscale_inputs import (
@@ -10,14 +12,13 @@ from p2porch.leader.autoscale_inputs import (
     last_scale_at,
     limits_of,
     policy_of,
-    scaled_spec,
+    scale_command,
     service_usage,
 )
-from p2porch.leader.scheduling import keep_rebalance_request, plain_spec
+from p2porch.model import Node, NodeRole, ServiceSpec, Task
 from p2porch.raft import commands as C
 from p2porch.raft import fsm
-from p2porch.raft.state import ClusterState, NodeRecord, ServiceRecord, TaskRecord
-from p2porch.scheduler import ServiceSpec
+from p2porch.raft.state import ClusterState
 
 AUTO = {"min": 1, "max": 5, "cpu_percent": 50, "memory_percent": 80}
 
@@ -27,21 +28,21 @@ def spec(**extra) -> ServiceSpec:
     return ServiceSpec.from_dict(data)
 
 
-def state_with(tasks: list[TaskRecord], s: ServiceSpec) -> ClusterState:
+def state_with(tasks: list[Task], s: ServiceSpec) -> ClusterState:
     state = ClusterState()
-    state, _, _ = fsm.apply(state, C.init_cluster(0.0, cluster_id="c"))
+    state, _, _ = fsm.apply(state, C.InitCluster(at=0.0, cluster_id="c").encode())
     for n in ("n1", "n2"):
-        node = NodeRecord(node_id=n, name=n, addr="10.0.0.1", raft_port=7947, gossip_port=7946, role="voter")
-        state, _, _ = fsm.apply(state, C.add_node(0.0, node))
-    state, _, _ = fsm.apply(state, C.create_service(0.0, "s1", "web", s.to_dict()))
-    items = [C.task_put(t, task_version=0) for t in tasks]
-    state, result, _ = fsm.apply(state, C.put_tasks(0.0, items))
+        node = Node(node_id=n, name=n, addr="10.0.0.1", raft_port=7947, gossip_port=7946, role=NodeRole.VOTER)
+        state, _, _ = fsm.apply(state, C.AddNode(at=0.0, node=node).encode())
+    state, _, _ = fsm.apply(state, C.CreateService(at=0.0, service_id="s1", spec=s).encode())
+    items = tuple(C.TaskPut(t, task_version=0) for t in tasks)
+    state, result, _ = fsm.apply(state, C.PutTasks(at=0.0, items=items).encode())
     assert len(state.tasks) == len(tasks), result
     return state
 
 
-def task(n: int, *, state: str = "running", template: str = "", node: str = "n1") -> TaskRecord:
-    return TaskRecord(f"t{n}", "s1", n, node_id=node, state=state, template_hash=template)
+def task(n: int, *, state: str = "running", template: str = "", node: str = "n1") -> Task:
+    return Task(f"t{n}", "s1", n, node_id=node, state=state, template_hash=template)  # type: ignore[arg-type]
 
 
 def test_limits_prefer_the_limit_then_the_reservation() -> None:
@@ -92,24 +93,27 @@ def test_a_step_is_stored_with_replicas_survives_a_user_update_and_is_an_event()
     service = st.services["s1"]
     assert last_scale_at(service) == 0.0
     decision = Decision(100.0, 2, 4, 4, "cpu 95 % of limit over 30 s, target 50 %", {"cpu_percent": 95.0})
-    new_spec = scaled_spec(service, decision)
-    assert new_spec["replicas"] == 4 and ServiceSpec.from_dict(plain_spec(new_spec)).replicas == 4
-    after, _, changes = fsm.apply(
-        st, C.update_service(100.0, "s1", new_spec, service_version=service.version)
-    )
-    assert last_scale_at(after.services["s1"]) == 100.0
+    command = scale_command(service, decision)
+    assert command.spec.replicas == 4 and command.service_version == service.version
+    after, result, changes = fsm.apply(st, command.encode())
+    assert "error" not in result, result
+    assert last_scale_at(after.services["s1"]) == 100.0 and after.services["s1"].spec.replicas == 4
     (change,) = [c for c in changes if c.kind == "service"]
     event = describe_change(change, service, after, 100.0)
     assert event is not None and event["action"] == "autoscaled"
     assert event["text"] == "2 -> 4: cpu 95 % of limit over 30 s, target 50 %"
     assert event["inputs"] == {"cpu_percent": 95.0}
+    # a stale version is refused (another leader or a user got there first): nothing applied twice
+    again, result, _ = fsm.apply(after, command.encode())
+    assert "error" in result and again.services["s1"].version == after.services["s1"].version
     # a user's update keeps the record (the delays do not restart), and is an ordinary update event
-    user = keep_rebalance_request(
-        after.services["s1"].spec, {**plain_spec(after.services["s1"].spec), "image": "x"}
-    )
-    assert user["autoscale_last"]["at"] == 100.0
     svc = after.services["s1"]
-    later, _, changes = fsm.apply(after, C.update_service(101.0, "s1", user, service_version=svc.version))
+    user = C.UpdateService.of(svc, at=101.0, spec=replace(svc.spec, image="x"))
+    later, _, changes = fsm.apply(after, user.encode())
+    assert later.services["s1"].autoscale_last == svc.autoscale_last
     (change,) = [c for c in changes if c.kind == "service"]
     assert describe_change(change, svc, later, 101.0)["action"] == "updated"
-    assert isinstance(ServiceRecord, type)
+    # the record survives a snapshot round trip
+    from p2porch.model import Service
+
+    assert Service.from_dict(later.services["s1"].to_dict()) == later.services["s1"]

@@ -1,26 +1,27 @@
 """Adapters from cluster state to overlay peers and the DNS zone (pure)."""
 
 from p2porch.member.views import dns_zone, gateway_of, local_overlay_node, overlay_peers
-from p2porch.raft.state import ClusterState, NodeRecord, ServiceRecord, SubnetLease, TaskRecord
+from p2porch.model import Node, PortPublish, Service, ServiceSpec, SubnetLease, Task
+from p2porch.raft.state import ClusterState
 
 
 def state() -> ClusterState:
     nodes = {
-        "a": NodeRecord("a", "n1", "10.0.0.1", 7947, 7946),
-        "b": NodeRecord("b", "n2", "10.0.0.2", 7947, 7946),
-        "c": NodeRecord("c", "n3", "10.0.0.3", 7947, 7946, status="down"),
-        "d": NodeRecord("d", "n4", "10.0.0.4", 7947, 7946),  # no lease yet
+        "a": Node("a", "n1", "10.0.0.1", 7947, 7946),
+        "b": Node("b", "n2", "10.0.0.2", 7947, 7946),
+        "c": Node("c", "n3", "10.0.0.3", 7947, 7946, status="down"),
+        "d": Node("d", "n4", "10.0.0.4", 7947, 7946),  # no lease yet
     }
     leases = {k: SubnetLease(k, f"10.240.{i}.0/24") for i, k in enumerate("abc")}
     services = {
-        "s1": ServiceRecord("s1", "web", {"publish": [{"target": 80, "published": None, "protocol": "tcp"}]})
+        "s1": Service("s1", ServiceSpec(name="web", image="nginx", publish=(PortPublish(80),))),
     }
     tasks = {
-        "t1": TaskRecord("t1", "s1", 1, "a", state="running", address="10.240.0.2"),
-        "t2": TaskRecord("t2", "s1", 2, "b", state="running", address="10.240.1.2"),
-        "t3": TaskRecord("t3", "s1", 3, "b", state="starting", address="10.240.1.3"),
-        "t4": TaskRecord("t4", "s1", 4, "b", state="running", desired_state="shutdown", address="10.240.1.4"),
-        "t5": TaskRecord("t5", "s1", 5, None, state="new"),
+        "t1": Task("t1", "s1", 1, "a", state="running", address="10.240.0.2"),
+        "t2": Task("t2", "s1", 2, "b", state="running", address="10.240.1.2"),
+        "t3": Task("t3", "s1", 3, "b", state="starting", address="10.240.1.3"),
+        "t4": Task("t4", "s1", 4, "b", state="running", desired_state="shutdown", address="10.240.1.4"),
+        "t5": Task("t5", "s1", 5, None, state="new"),
     }
     return ClusterState(
         cluster_id="x",

@@ -4,7 +4,7 @@ import pytest
 
 from p2porch.cli import main
 from p2porch.errors import ConfigError
-from p2porch.scheduler import ServiceSpec
+from p2porch.model import ServiceSpec
 
 
 def spec(autoscale, mode="replicated"):

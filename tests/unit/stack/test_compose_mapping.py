@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from p2porch.errors import ConfigError
-from p2porch.scheduler import ServiceSpec
+from p2porch.model import ServiceSpec
 from p2porch.stack import StackDefinition, load_stack, parse_dotenv, parse_yaml
 
 FULL = """

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from p2porch.scheduler import ServiceSpec
+from p2porch.model import ServiceSpec
 from p2porch.stack import ComposeError
 from p2porch.stack.source import stack_source
 

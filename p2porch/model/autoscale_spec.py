@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["AutoscaleSpec"]
+__all__ = ["AutoscaleSpec", "AutoscaleStep"]
 
 MAX_AUTOSCALE_REPLICAS = 1000
 _KEYS = {
@@ -101,3 +101,46 @@ class AutoscaleSpec:
         if kw.get("cpu_percent") is None and kw.get("memory_percent") is None:
             raise _err(f"{prefix}.cpu_percent", "give a cpu and/or a memory percent target")
         return cls(**kw)
+
+
+@dataclass(frozen=True, slots=True)
+class AutoscaleStep:
+    """The autoscaler's last committed step of a service: when, from and to how many replicas, why, and
+    the recommender's inputs (written with the new ``replicas`` in one ``update_service``)."""
+
+    at: float
+    from_replicas: int
+    to_replicas: int
+    reason: str
+    inputs: tuple[tuple[str, float | int | str | None], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "from": self.from_replicas,
+            "to": self.to_replicas,
+            "reason": self.reason,
+            "inputs": dict(self.inputs),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> AutoscaleStep | None:
+        """A stored step, or None when there is none or it is malformed (lenient: bookkeeping only)."""
+        if not isinstance(data, Mapping):
+            return None
+        try:
+            inputs = data.get("inputs") or {}
+            return cls(
+                at=float(data["at"]),
+                from_replicas=int(data["from"]),
+                to_replicas=int(data["to"]),
+                reason=str(data.get("reason", "")),
+                inputs=tuple(
+                    (str(k), v if isinstance(v, int | float | str) or v is None else str(v))
+                    for k, v in sorted(inputs.items())
+                )
+                if isinstance(inputs, Mapping)
+                else (),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
