@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 from ..errors import ConfigError, P2POrchError
-from ..model import AutoscaleSpec, ServiceSpec, format_bytes, format_cpus
-from ..model.units import parse_duration_s
+from ..model import ServiceSpec, format_bytes, format_cpus
+from .autoscale import add_autoscale_flags, autoscale_changes, autoscale_flag, cmd_service_autoscale
 from .stats import add_service_stats, autoscale_lines, usage_cells
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
@@ -49,6 +49,18 @@ FLAG_OF_FIELD = {
     "endpoint_mode": "--endpoint-mode",
     "secrets": "--secret",
     "configs": "--config",
+    "max_concurrent": "--max-concurrent",
+    "schedule": "--schedule",
+    "force": "--force",
+}
+#: cron schedule field -> its flag
+SCHEDULE_FLAGS = {
+    "cron": "--schedule",
+    "timezone": "--schedule-timezone",
+    "concurrency": "--concurrency",
+    "history_limit": "--history-limit",
+    "starting_deadline": "--starting-deadline",
+    "starting_deadline_s": "--starting-deadline",
 }
 NESTED = ("health", "restart", "update", "rollback")
 #: --flag (argparse dest) -> ContainerOptions key (the engine options of issue 15, Docker's flag names)
@@ -76,9 +88,9 @@ def flag_for(field: str | None) -> str | None:
         return None
     head = re.split(r"[.\[]", field, maxsplit=1)[0]
     if head == "autoscale":
-        key = field.split(".", 1)[1] if "." in field else "min"
-        key = {"min_replicas": "min", "max_replicas": "max"}.get(key, key).removesuffix("_s")
-        return f"--autoscale-{key}" if key in ("min", "max") else "--" + key.replace("_", "-")
+        return autoscale_flag(field)
+    if head == "schedule" and "." in field:
+        return SCHEDULE_FLAGS.get(field.split(".", 1)[1], "--schedule")
     if head == "container" and "." in field:
         key = re.split(r"[.\[]", field.split(".", 1)[1], maxsplit=1)[0]
         return "--" + _FLAG_OF_CONTAINER.get(key, key).replace("_", "-")
@@ -93,7 +105,34 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     d = argparse.SUPPRESS  # unset flags are absent, so update changes only what was given
     p.add_argument("--replicas", type=int, default=d, help="number of tasks (replicated mode)")
     p.add_argument(
-        "--mode", choices=["replicated", "global"], default=d, help="global: one task per eligible node"
+        "--mode",
+        choices=["replicated", "global", "replicated-job", "global-job"],
+        default=d,
+        help="global: one task per eligible node; *-job: tasks run to completion (docs/scheduler.md)",
+    )
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=d,
+        metavar="N",
+        help="replicated-job: tasks at once (default: replicas)",
+    )
+    p.add_argument("--schedule", default=d, metavar="CRON", help="a job: start one execution per cron tick")
+    p.add_argument(
+        "--schedule-timezone", default=d, metavar="TZ", help="time zone of --schedule (default UTC)"
+    )
+    p.add_argument(
+        "--concurrency",
+        choices=["forbid", "allow", "replace"],
+        default=d,
+        help="a tick while the previous execution runs: skip it (forbid, default), run both, or replace",
+    )
+    p.add_argument("--history-limit", type=int, default=d, metavar="N", help="finished executions kept (3)")
+    p.add_argument(
+        "--starting-deadline",
+        default=d,
+        metavar="DURATION",
+        help="a tick found due later than this is missed",
     )
     p.add_argument(
         "--constraint",
@@ -186,33 +225,6 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         )
 
 
-AUTOSCALE_FLAGS = {
-    "autoscale_min": "min",
-    "autoscale_max": "max",
-    "cpu_percent": "cpu_percent",
-    "memory_percent": "memory_percent",
-    "scale_up_delay": "scale_up_delay",
-    "scale_down_delay": "scale_down_delay",
-}
-
-
-def add_autoscale_flags(p: argparse.ArgumentParser, *, default: Any, prefix: str = "--autoscale-") -> None:
-    """The autoscale flags: ``--autoscale-min/--autoscale-max`` on create/update, ``--min/--max`` on
-    ``service autoscale``; the targets and delays are spelled the same everywhere."""
-    p.add_argument(f"{prefix}min", dest="autoscale_min", type=int, default=default, metavar="N")
-    p.add_argument(f"{prefix}max", dest="autoscale_max", type=int, default=default, metavar="N")
-    p.add_argument("--cpu-percent", type=float, default=default, metavar="P", help="target CPU %% of limit")
-    p.add_argument("--memory-percent", type=float, default=default, metavar="P", help="target memory %%")
-    p.add_argument("--scale-up-delay", default=default, metavar="DURATION", help="default 0s")
-    p.add_argument("--scale-down-delay", default=default, metavar="DURATION", help="default 5m")
-
-
-def autoscale_changes(given: dict[str, Any]) -> dict[str, Any] | None:
-    """The ``autoscale`` section from the given flags, or None when none was given."""
-    values = {key: given[flag] for flag, key in AUTOSCALE_FLAGS.items() if given.get(flag) is not None}
-    return values or None
-
-
 def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
     """The spec fields given on the command line (update: only those)."""
     given = vars(args)
@@ -254,6 +266,21 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
     for flag, key in simple.items():
         if flag in given:
             out[key] = given[flag]
+    if "max_concurrent" in given:
+        out["max_concurrent"] = given["max_concurrent"]
+    schedule = {
+        key: given[flag]
+        for flag, key in (
+            ("schedule", "cron"),
+            ("schedule_timezone", "timezone"),
+            ("concurrency", "concurrency"),
+            ("history_limit", "history_limit"),
+            ("starting_deadline", "starting_deadline"),
+        )
+        if flag in given
+    }
+    if schedule:
+        out["schedule"] = schedule
     if "entrypoint" in given:
         out["entrypoint"] = given["entrypoint"].split()
     if "cmd" in given and given["cmd"] is not None:
@@ -288,9 +315,22 @@ SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
 TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem", "error / explanation"]
 
 
+def job_progress_text(job: dict[str, Any]) -> str:
+    """``3/6 (2 running)``, ``2/3 (1 failed)``, or ``next 12:05 UTC`` for a cron job between runs."""
+    if job["iteration"] == 0 and job.get("schedule"):
+        return f"0/0 (next {time.strftime('%H:%M:%S', time.gmtime(job['next_tick']))} UTC)"
+    text = f"{job['completed']}/{job['total']}"
+    extras = [f"{job['running']} running"] if job["running"] else []
+    if job["failed"]:
+        extras.append(f"{job['failed']} failed")
+    return text + (f" ({', '.join(extras)})" if extras else "")
+
+
 def _service_row(s: dict[str, Any]) -> list[Any]:
     pending = "; ".join(f"{p['count']}: {p['explanation']}" for p in s["pending"])
     replicas = f"{s['running']}/{s['desired']}" + (" (update paused)" if s.get("update_paused") else "")
+    if s.get("job"):
+        replicas = job_progress_text(s["job"])
     return [s["id"][:12], s["name"], s["mode"], replicas, s["image"], pending]
 
 
@@ -322,6 +362,8 @@ def cmd_service_create(args: argparse.Namespace) -> int:
 
 def cmd_service_update(args: argparse.Namespace) -> int:
     changes = spec_changes(args)
+    if args.force:
+        changes["force"] = True  # re-run a job (a new execution)
     if not changes:
         raise UsageError("service update: nothing to change (give at least one flag)", field="flags")
     if args.if_version is not None:
@@ -332,27 +374,6 @@ def cmd_service_update(args: argparse.Namespace) -> int:
         changes["expected_version"] = args.if_version  # compare-and-set: refused (409) when stale
     service = client_for(args).post(f"/services/{args.service}/update", changes)
     emit(args, service, lambda s: s["id"])
-    return EXIT_OK
-
-
-def cmd_service_autoscale(args: argparse.Namespace) -> int:
-    given = vars(args)
-    changes = autoscale_changes(given)
-    if args.off:
-        if changes:
-            raise UsageError("service autoscale: --off takes no other autoscale flag", field="--off")
-        autoscale = None
-    elif changes is None:
-        raise UsageError("service autoscale: give --min, --max and --cpu-percent (or --off)", field="--min")
-    else:
-        autoscale = changes
-        try:
-            AutoscaleSpec.from_dict(autoscale, "autoscale", parse_duration_s)
-        except ConfigError as exc:
-            flag = (flag_for(exc.field) or "--min").replace("--autoscale-", "--")
-            raise UsageError(f"{flag}: {exc.message}", field=flag) from exc
-    service = client_for(args).post(f"/services/{args.service}/update", {"autoscale": autoscale})
-    emit(args, service, lambda s: f"{s['name']}: autoscale {'off' if autoscale is None else 'on'}")
     return EXIT_OK
 
 
@@ -388,6 +409,13 @@ def _describe(s: dict[str, Any]) -> str:
         f"Image:     {spec['image']}",
         f"Command:   {' '.join(spec.get('command') or []) or '(image default)'}",
     ]
+    job = s.get("job")
+    if job:
+        lines[3] = f"Progress:  {job_progress_text(job)} (execution {job['iteration']})"
+        if job.get("schedule"):
+            tz = spec.get("schedule", {}).get("timezone", "UTC")
+            lines.append(f"Schedule:  {job['schedule']} ({tz}), next tick {time.ctime(job['next_tick'])}")
+            lines.append(f"Ticks:     {job['skipped_ticks']} skipped (forbid), {job['missed_ticks']} missed")
     if spec.get("constraints"):
         lines.append(f"Constraints: {', '.join(spec['constraints'])}")
     if spec.get("reserve_cpu_nanos") or spec.get("reserve_memory_bytes"):
@@ -494,6 +522,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         cmd_service_update,
     )
     update.add_argument("service", metavar="SERVICE")
+    update.add_argument("--force", action="store_true", help="re-run a job: start a new execution")
     update.add_argument(
         "--if-version",
         type=int,

@@ -20,6 +20,7 @@ from .autoscale_spec import AutoscaleSpec
 from .container import HealthSpec, Mount, PortPublish, RestartPolicy, UpdateConfig, parse_mount, parse_port
 from .container_opts import ContainerOptions
 from .filerefs import FileRef, parse_file_refs
+from .jobspec import JOB_MODES, CronSchedule, check_job_fields, is_job_mode, parse_schedule
 from .placement import (
     NAME_RE,
     Affinity,
@@ -43,7 +44,7 @@ from .units import (
     take_fields,
 )
 
-MODES = ("replicated", "global")
+MODES = ("replicated", "global", *JOB_MODES)
 ENDPOINT_MODES = ("vip", "dnsrr")
 STRATEGIES = ("spread", "binpack")
 #: names that would collide with DNS names the cluster answers (``tasks.web.p2p``, ``n1.node.p2p``)
@@ -88,7 +89,7 @@ class ServiceSpec:
     env: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     mode: str = "replicated"
-    replicas: int = 1  # ignored in global mode
+    replicas: int = 1  # ignored in global mode; a replicated-job's completions in all
     constraints: tuple[Constraint, ...] = ()
     placement_preferences: tuple[PlacementPreference, ...] = ()
     strategy: str = "spread"
@@ -112,6 +113,8 @@ class ServiceSpec:
     secrets: tuple[FileRef, ...] = ()  # files under /run/secrets (issue 22)
     configs: tuple[FileRef, ...] = ()
     autoscale: AutoscaleSpec | None = None  # the leader's autoscaler owns `replicas` when set (issue 17)
+    max_concurrent: int = 0  # replicated-job: tasks at once (0 = replicas, as Docker's CLI)
+    schedule: CronSchedule | None = None  # a cron job: one execution per tick (jobs only)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
@@ -125,8 +128,13 @@ class ServiceSpec:
         if not isinstance(self.image, str) or not self.image or any(c.isspace() for c in self.image):
             raise field_error("image", "must be a non-empty image reference without spaces")
         parse_choice(self.mode, MODES, "mode")
-        if self.autoscale is not None and self.mode == "global":
-            raise field_error("autoscale", "a global service runs one task per node and cannot autoscale")
+        if self.autoscale is not None and self.mode != "replicated":
+            raise field_error(
+                "autoscale",
+                "a global service runs one task per node and cannot autoscale"
+                if self.mode == "global"
+                else f"a {self.mode} service runs to completion and cannot autoscale",
+            )
         parse_choice(self.strategy, STRATEGIES, "strategy")
         parse_choice(self.endpoint_mode, ENDPOINT_MODES, "endpoint_mode")
         if not isinstance(self.replicas, int) or not 0 <= self.replicas <= MAX_REPLICAS:
@@ -173,8 +181,19 @@ class ServiceSpec:
                     f"secrets/configs[{i}].target", f"{ref.target} is already a mount or file target"
                 )
             targets.add(ref.target)
+        check_job_fields(self.mode, self.max_concurrent, self.schedule, rebalance=self.rebalance)
 
     # -- derived views ---------------------------------------------------------------------------
+
+    @property
+    def is_job(self) -> bool:
+        """Tasks run to completion (replicated-job, global-job) instead of being kept running."""
+        return is_job_mode(self.mode)
+
+    @property
+    def job_concurrency(self) -> int:
+        """Tasks of a replicated-job that may run at once."""
+        return min(self.max_concurrent or self.replicas, self.replicas)
 
     @property
     def host_ports(self) -> tuple[tuple[str, int], ...]:
@@ -241,7 +260,17 @@ class ServiceSpec:
             "secrets": [r.to_dict() for r in self.secrets],
             "configs": [r.to_dict() for r in self.configs],
             **({} if self.autoscale is None else {"autoscale": self.autoscale.to_dict()}),  # absent when off
+            **self._job_dict(),
         }
+
+    def _job_dict(self) -> dict[str, Any]:
+        """The job fields, only when set: a service's stored form (and its Raft bytes) stays as before."""
+        out: dict[str, Any] = {}
+        if self.max_concurrent:
+            out["max_concurrent"] = self.max_concurrent
+        if self.schedule is not None:
+            out["schedule"] = self.schedule.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServiceSpec:
@@ -325,6 +354,8 @@ _SPEC_KEYS: dict[str, str] = {
     "secrets": "secrets",
     "configs": "configs",
     "autoscale": "autoscale",
+    "max_concurrent": "max_concurrent",
+    "schedule": "schedule",
 }
 
 
@@ -374,4 +405,6 @@ _SPEC_PARSERS: dict[str, Any] = {
     "secrets": lambda v, k: parse_file_refs(v, k, "secret"),
     "configs": lambda v, k: parse_file_refs(v, k, "config"),
     "autoscale": lambda v, k: AutoscaleSpec.from_dict(v, k, parse_duration_s),
+    "max_concurrent": lambda v, k: parse_int(v, k, maximum=MAX_REPLICAS),
+    "schedule": lambda v, k: parse_schedule(v, k),
 }

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError, P2POrchError, WireError
@@ -32,7 +32,7 @@ from ..model import (
     ServiceSpec,
 )
 from ..model.autoscale_spec import AutoscaleStep
-from ..model.records import LEGACY_BOOKKEEPING_KEYS, optional_spec
+from ..model.records import LEGACY_BOOKKEEPING_KEYS, JobStatus, optional_spec
 from . import fields as F
 from .codec import COMMAND_VERSION as COMMAND_VERSION  # re-exported: callers use commands only
 from .codec import LEGACY_VERSION as LEGACY_VERSION
@@ -308,6 +308,7 @@ class UpdateService(Command):
     rebalance_requested: float = 0.0
     service_version: int | None = None
     autoscale_last: AutoscaleStep | None = None  # the autoscaler's step (absent from the body when None)
+    job: JobStatus = field(default_factory=JobStatus)
 
     @classmethod
     def of(cls, service: Service, *, at: float, **changes: Any) -> UpdateService:
@@ -322,6 +323,7 @@ class UpdateService(Command):
             rebalance_requested=new.rebalance_requested,
             service_version=service.version,
             autoscale_last=new.autoscale_last,
+            job=new.job,
         )
 
     def body(self) -> dict[str, Any]:
@@ -333,6 +335,7 @@ class UpdateService(Command):
             "rebalance_requested": self.rebalance_requested,
             "service_version": self.service_version,
             **({} if self.autoscale_last is None else {"autoscale_last": self.autoscale_last.to_dict()}),
+            **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
 
     @classmethod
@@ -349,6 +352,7 @@ class UpdateService(Command):
             rebalance_requested=F.number(requested, "rebalance_requested"),
             service_version=F.version_or_none(b, "service_version"),
             autoscale_last=AutoscaleStep.from_dict(b.get("autoscale_last")),
+            job=F.job_status(b.get("job")),
             **common,
         )
 
