@@ -218,6 +218,15 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True)
+class AutoscaleConfig:
+    """Usage sampling on every node and the leader's autoscaler (docs/autoscale.md)."""
+
+    sample_s: float = _opt(5.0, _positive)  # how often the agent reads its tasks' cgroup counters
+    window_s: float = _opt(30.0, _positive)  # usage is averaged over this; a task reports after one window
+    sync_s: float = _opt(15.0, _positive)  # how often the leader decides (the Kubernetes HPA's sync period)
+
+
+@dataclass(frozen=True)
 class GossipConfig:
     """SWIM membership settings."""
 
@@ -272,6 +281,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     raft: RaftConfig = field(default_factory=RaftConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    autoscale: AutoscaleConfig = field(default_factory=AutoscaleConfig)
     gossip: GossipConfig = field(default_factory=GossipConfig)
     join: JoinConfig = field(default_factory=JoinConfig)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)

@@ -19,6 +19,7 @@ from .clock import Clock
 
 if TYPE_CHECKING:
     from .agent.executor import Executor
+    from .agent.usage import UsageBook
     from .dns.resolver import Resolver
     from .gossip.runner import GossipHandle
     from .netoverlay.reconciler import OverlayReconciler
@@ -94,6 +95,9 @@ class LocalBoard:
     executor: Executor | None = None
     gossip: GossipHandle | None = None
     membership_changed: trio.Event = field(default_factory=trio.Event)  # set by gossip, wakes the leader
+    usage: UsageBook | None = None  # this node's tasks' recent CPU/memory (member/stats.py)
+    #: the autoscaler's latest decision per service id, while this node leads (leader/autoscale_loop.py)
+    autoscale: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def gossip_states(self) -> dict[str, str]:
         """``node id -> alive | suspect | dead | left`` as this node's gossip sees it ({} before it runs)."""

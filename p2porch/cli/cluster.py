@@ -429,6 +429,7 @@ def cmd_events(args: argparse.Namespace) -> int:
             print(json.dumps(event), flush=True)
             continue
         at = time.strftime("%H:%M:%S", time.localtime(event.get("at", 0)))
-        details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("at", "type") and v is not None)
+        hidden = ("at", "type", "inputs", "from", "to", "reason") if "text" in event else ("at", "type")
+        details = " ".join(f"{k}={v}" for k, v in event.items() if k not in hidden and v is not None)
         print(f"{at} {event.get('type', '?'):8} {details}", flush=True)
     return EXIT_OK

@@ -29,7 +29,7 @@ from ..raft.store import RaftStore
 from . import join_checks, key_rotation, localstate, voter_role
 from .admission import admit, local_addresses, node_request
 from .handshake import SessionKey
-from .join_service import JoinService, StreamHandler, request_join
+from .join_service import JoinService, MemberHandler, StreamHandler, request_join
 from .keys import keys_from_text, new_cluster_keys, new_node_key
 from .localstate import LocalClusterState
 from .recovery import recover_refusal
@@ -50,7 +50,8 @@ class ClusterManager:
     ``member_services`` are started, in order, every time this node becomes a member (after init,
     join or a restart) and stopped before it leaves; each is ``fn(ctx, task_status=...)`` with a
     :class:`~p2porch.context.MemberContext`. ``join_streams`` are the streams the join port serves
-    to peers (e.g. task logs). Never holds placement or API logic.
+    to peers (e.g. task logs), ``join_ops`` its other member requests (e.g. task usage). Never holds
+    placement or API logic.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class ClusterManager:
         member_services: list[tuple[str, MemberService]] | None = None,
         *,
         join_streams: dict[str, StreamHandler] | None = None,
+        join_ops: dict[str, MemberHandler] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
@@ -72,7 +74,11 @@ class ClusterManager:
             self.current_token,
             self._handle_join,
             streams=dict(join_streams or {}),
-            member_ops={"membership": self._answer_membership, key_rotation.KEY_OP: self._answer_keys},
+            member_ops={
+                **(join_ops or {}),
+                "membership": self._answer_membership,
+                key_rotation.KEY_OP: self._answer_keys,
+            },
             get_member_key=self._member_key,
             old_epoch_ops=frozenset({key_rotation.KEY_OP}),
         )

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..errors import ConfigError
+from .autoscale_spec import AutoscaleStep
 from .rollout import Rollout
 from .spec import ServiceSpec
 from .states import Availability, DesiredState, NodeRole, NodeStatus, TaskHealth, TaskState
@@ -234,6 +235,7 @@ class Service:
     created_at: float = 0.0
     updated_at: float = 0.0
     rollout: Rollout | None = None  # the last template change (update or rollback) and its state
+    autoscale_last: AutoscaleStep | None = None  # the autoscaler's last step (kept across user updates)
     job: JobStatus = field(default_factory=JobStatus)
 
     @property
@@ -267,6 +269,7 @@ class Service:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             **({"rollout": self.rollout.to_dict()} if self.rollout is not None else {}),
+            **({} if self.autoscale_last is None else {"autoscale_last": self.autoscale_last.to_dict()}),
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
 
@@ -287,6 +290,7 @@ class Service:
             created_at=float(data.get("created_at", 0.0)),
             updated_at=float(data.get("updated_at", 0.0)),
             rollout=Rollout.from_dict(data.get("rollout")),
+            autoscale_last=AutoscaleStep.from_dict(data.get("autoscale_last")),
             job=JobStatus.from_dict(data.get("job")),
         )
 

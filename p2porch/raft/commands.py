@@ -32,6 +32,7 @@ from ..model import (
     Service,
     ServiceSpec,
 )
+from ..model.autoscale_spec import AutoscaleStep
 from ..model.records import LEGACY_BOOKKEEPING_KEYS, JobStatus, optional_spec
 from ..model.rollout import Rollout
 from . import fields as F
@@ -318,6 +319,7 @@ class UpdateService(Command):
     rebalance_requested: float = 0.0
     rollout: Rollout | None = None
     service_version: int | None = None
+    autoscale_last: AutoscaleStep | None = None  # the autoscaler's step (absent from the body when None)
     job: JobStatus = field(default_factory=JobStatus)
 
     @classmethod
@@ -333,6 +335,7 @@ class UpdateService(Command):
             rebalance_requested=new.rebalance_requested,
             rollout=new.rollout,
             service_version=service.version,
+            autoscale_last=new.autoscale_last,
             job=new.job,
         )
 
@@ -344,6 +347,7 @@ class UpdateService(Command):
             "update_paused": self.update_paused,
             "rebalance_requested": self.rebalance_requested,
             "service_version": self.service_version,
+            **({} if self.autoscale_last is None else {"autoscale_last": self.autoscale_last.to_dict()}),
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
         if self.rollout is not None:  # an optional key: bodies without it read as before
@@ -364,6 +368,7 @@ class UpdateService(Command):
             rebalance_requested=F.number(requested, "rebalance_requested"),
             rollout=Rollout.from_dict(source.get("rollout")),
             service_version=F.version_or_none(b, "service_version"),
+            autoscale_last=AutoscaleStep.from_dict(b.get("autoscale_last")),
             job=F.job_status(b.get("job")),
             **common,
         )

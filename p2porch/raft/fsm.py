@@ -152,6 +152,7 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
         update_paused=c.update_paused,
         rebalance_requested=c.rebalance_requested,
         rollout=c.rollout,
+        autoscale_last=c.autoscale_last,
         job=c.job,
         version=v,
         updated_at=c.at,
