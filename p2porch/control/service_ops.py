@@ -19,7 +19,12 @@ import trio
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
 from ..leader.scheduling import keep_rebalance_request, plain_spec, service_spec
-from ..membership.join_checks import check_published_ports, config_reserved_ports
+from ..membership.join_checks import (
+    check_ingress_ports_free,
+    check_published_ports,
+    config_reserved_ports,
+    ingress_ports_in_use,
+)
 from ..raft import commands as C
 from ..raft.state import ClusterState, ServiceRecord, TaskRecord
 from ..scheduler import ServiceSpec
@@ -93,8 +98,10 @@ class ServiceOps:
         return self.manager.snapshot()
 
     def check_ports(self, spec: ServiceSpec) -> ServiceSpec:
-        """Refuse host ports p2porch itself listens on (``--publish`` named)."""
-        check_published_ports(spec.host_ports, config_reserved_ports(self.manager.config))
+        """Refuse ports p2porch itself listens on and ingress ports another service serves (``--publish``)."""
+        ingress = tuple((p.protocol, p.published or 0) for p in spec.ingress_ports)
+        check_published_ports(spec.host_ports + ingress, config_reserved_ports(self.manager.config))
+        check_ingress_ports_free(spec.name, ingress, ingress_ports_in_use(self._state()))
         return spec
 
     def find(self, ref: str) -> ServiceRecord:

@@ -27,6 +27,7 @@ from .state import (
     SubnetLease,
     TaskRecord,
 )
+from .vips import allocate_vip, wants_vip
 
 MAX_BATCH_COMMANDS = 10_000
 MAX_KEY_TEXT = 256  # base64 of a public key (44) or a key envelope (108), with room to spare
@@ -260,6 +261,15 @@ def _spec(b: Mapping[str, Any]) -> dict[str, Any]:
     return dict(_get(b, "spec", dict))
 
 
+def _service_vip(s: ClusterState, service_id: str, spec: Mapping[str, Any], current: str) -> str:
+    """Keep a service's VIP while it is in vip mode, allocate one on the switch, drop it for dnsrr."""
+    if not wants_vip(spec):
+        return ""
+    if current:
+        return current
+    return allocate_vip(service_id, (o.vip for o in s.services.values() if o.vip))
+
+
 def _create_service(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
     _require_init(s)
     service_id = _str(b, "service_id")
@@ -268,7 +278,9 @@ def _create_service(s: ClusterState, b: Mapping[str, Any], at: float, v: int) ->
         raise _conflict(f"service id {service_id} already exists", "service_id")
     if s.service_by_name(name) is not None:
         raise _conflict(f"service name {name} is taken", "name")
-    svc = ServiceRecord(service_id, name, _spec(b), version=v, created_at=at, updated_at=at)
+    spec = _spec(b)
+    vip = _service_vip(s, service_id, spec, "")
+    svc = ServiceRecord(service_id, name, spec, version=v, created_at=at, updated_at=at, vip=vip)
     services = dict(s.services)
     services[service_id] = svc
     return s.evolve(services=services, version=v), service_id, [Change("service", "put", service_id, svc, v)]
@@ -280,7 +292,9 @@ def _update_service(s: ClusterState, b: Mapping[str, Any], at: float, v: int) ->
     if svc is None:
         raise _not_found(f"no service {service_id}", "service_id")
     _check_object_version(svc.version, b, "service_version")
-    new_svc = replace(svc, spec=_spec(b), version=v, updated_at=at)
+    spec = _spec(b)
+    vip = _service_vip(s, service_id, spec, svc.vip)
+    new_svc = replace(svc, spec=spec, version=v, updated_at=at, vip=vip)
     services = dict(s.services)
     services[service_id] = new_svc
     return (

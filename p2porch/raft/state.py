@@ -86,6 +86,7 @@ class ServiceRecord(_Record):
     version: int = 0
     created_at: float = 0.0
     updated_at: float = 0.0
+    vip: str = ""  # endpoint_mode vip: the service's virtual address, allocated by the FSM (raft/vips.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "spec", _frozen_map(self.spec))

@@ -31,6 +31,8 @@ FAILURE_ACTIONS = ("pause", "rollback", "continue")
 MOUNT_TYPES = ("bind", "volume", "tmpfs")
 PROTOCOLS = ("tcp", "udp")
 ENDPOINT_MODES = ("vip", "dnsrr")
+INGRESS_POLICIES = ("cluster", "local")  # as Kubernetes' externalTrafficPolicy
+PUBLISH_MODES = ("ingress", "host")  # ingress: every node serves the port; host: the task's node
 #: names that would collide with DNS names the cluster answers (``tasks.web.p2p``, ``n1.node.p2p``)
 RESERVED_NAMES = ("tasks", "node")
 MAX_REPLICAS = 1_000_000
@@ -413,33 +415,70 @@ def parse_mount(expr: str | Mapping[str, Any], *, fieldname: str = "mount") -> M
 
 @dataclass(frozen=True, slots=True)
 class PortPublish:
-    """A container port, optionally published on a host port of the node running the task."""
+    """A container port, optionally published: in ``ingress`` mode on every node's address (balanced over the
+    service's healthy tasks), in ``host`` mode on the node running each task."""
 
     target: int
     published: int | None = None
     protocol: str = "tcp"
-    host_ip: str = ""  # "" = every address of the node
+    host_ip: str = ""  # "" = every address of the node (host mode only)
+    mode: str = "host"  # "ingress" needs a published port; parse_port makes it the default when there is one
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"target": self.target, "published": self.published, "protocol": self.protocol}
         if self.host_ip:
             out["host_ip"] = self.host_ip
+        if self.published is not None and self.mode != default_publish_mode(self.published, self.host_ip):
+            out["mode"] = self.mode  # absent when default: older specs keep their template hash
         return out
+
+    @property
+    def ingress(self) -> bool:
+        return self.mode == "ingress"
 
     def __str__(self) -> str:
         host = f"{self.published}:" if self.published is not None else ""
         ip = f"{self.host_ip}:" if self.host_ip else ""
-        return f"{ip}{host}{self.target}/{self.protocol}"
+        mode = "" if self.mode == default_publish_mode(self.published, self.host_ip) else f" ({self.mode})"
+        return f"{ip}{host}{self.target}/{self.protocol}{mode}"
+
+
+def default_publish_mode(published: int | None, host_ip: str) -> str:
+    """Ingress (as Swarm) for a published port on every address; host for a bound address or no host port."""
+    return "ingress" if published is not None and not host_ip else "host"
+
+
+_PORT_KEYS = {"target", "published", "protocol", "host_ip", "mode"}
+
+
+def _long_port(text: str, fieldname: str) -> dict[str, Any]:
+    """``published=8080,target=80,protocol=udp,mode=host`` (docker service create's long syntax)."""
+    data: dict[str, Any] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in _PORT_KEYS:
+            raise _err(
+                f"{fieldname}.{key or part}", "unknown port option (target, published, protocol, mode)"
+            )
+        if key in data:
+            raise _err(f"{fieldname}.{key}", "given twice")
+        data[key] = value.strip()
+    return data
 
 
 def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish") -> PortPublish:
-    """``8080:80/tcp``, ``8080:80``, ``53:53/udp``, ``80`` (no host port), an int or a dict
-    ``{"published": 8080, "target": 80, "protocol": "tcp"}``."""
+    """``8080:80/tcp``, ``8080:80``, ``53:53/udp``, ``80`` (no host port), an int, the long syntax
+    ``published=8080,target=80[,protocol=udp][,mode=host]`` or a dict ``{"published": 8080, "target": 80,
+    "protocol": "tcp", "mode": "ingress"}``. A published port is in ingress mode unless ``mode`` says host
+    or a host address is given."""
     if isinstance(expr, bool):
         raise _err(fieldname, "expected HOST:CONTAINER[/PROTO]")
     if isinstance(expr, int):
         expr = {"target": expr}
-    if isinstance(expr, str):
+    if isinstance(expr, str) and "=" in expr:
+        expr = _long_port(expr, fieldname)
+    elif isinstance(expr, str):
         text, _, proto = expr.strip().partition("/")
         host, sep, target = text.rpartition(":")
         data: dict[str, Any] = {"target": target, "protocol": proto or "tcp"}
@@ -451,7 +490,7 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
         expr = data
     if not isinstance(expr, Mapping):
         raise _err(fieldname, "expected HOST:CONTAINER[/PROTO]")
-    unknown = sorted(str(k) for k in set(expr) - {"target", "published", "protocol", "host_ip"})
+    unknown = sorted(str(k) for k in set(expr) - _PORT_KEYS)
     if unknown:
         raise _err(f"{fieldname}.{unknown[0]}", "unknown port option")
     target_port = _parse_int(expr.get("target"), f"{fieldname}.target", minimum=1, maximum=65535)
@@ -467,7 +506,13 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
         raise _err(f"{fieldname}.host_ip", f"invalid address {host_ip!r}")
     if host_ip and published is None:
         raise _err(f"{fieldname}.host_ip", "needs a published port")
-    return PortPublish(target_port, published, protocol, host_ip)
+    mode_raw = expr.get("mode") or default_publish_mode(published, host_ip)
+    mode = _choice(mode_raw, PUBLISH_MODES, f"{fieldname}.mode")
+    if mode == "ingress" and published is None:
+        raise _err(f"{fieldname}.published", "mode=ingress needs a published port")
+    if mode == "ingress" and host_ip:
+        raise _err(f"{fieldname}.host_ip", "only with mode=host (ingress serves every node address)")
+    return PortPublish(target_port, published, protocol, host_ip, mode)
 
 
 def parse_key_values(
@@ -782,7 +827,8 @@ class ServiceSpec:
     rebalance: bool = False  # opt-in: move tasks onto nodes that join or return (issue 7)
     container: ContainerOptions = field(default_factory=ContainerOptions)  # engine options (issue 15)
     service_labels: tuple[tuple[str, str], ...] = ()  # labels of the service itself (Compose deploy.labels)
-    endpoint_mode: str = "vip"  # vip | dnsrr (recorded; today every service resolves as dnsrr)
+    endpoint_mode: str = "vip"  # vip: the name resolves to one virtual address; dnsrr: to the task addresses
+    ingress_policy: str = "cluster"  # cluster: any task answers; local: the receiving node's (client kept)
     rollback: UpdateConfig = field(default_factory=UpdateConfig)  # how `service rollback` rolls out
     secrets: tuple[FileRef, ...] = ()  # files under /run/secrets (issue 22)
     configs: tuple[FileRef, ...] = ()
@@ -801,6 +847,7 @@ class ServiceSpec:
         _choice(self.mode, MODES, "mode")
         _choice(self.strategy, STRATEGIES, "strategy")
         _choice(self.endpoint_mode, ENDPOINT_MODES, "endpoint_mode")
+        _choice(self.ingress_policy, INGRESS_POLICIES, "ingress_policy")
         if not isinstance(self.replicas, int) or not 0 <= self.replicas <= MAX_REPLICAS:
             raise _err("replicas", f"must be an integer from 0 to {MAX_REPLICAS}")
         for name in (
@@ -828,7 +875,7 @@ class ServiceSpec:
         for i, port in enumerate(self.publish):
             if port.published is None:
                 continue
-            key = (port.protocol, port.published, port.host_ip)
+            key = (port.protocol, port.published, "" if port.ingress else port.host_ip)
             if key in seen_ports:
                 raise _err(f"publish[{i}]", f"host port {port.published}/{port.protocol} published twice")
             seen_ports.add(key)
@@ -846,8 +893,15 @@ class ServiceSpec:
 
     @property
     def host_ports(self) -> tuple[tuple[str, int], ...]:
-        """``(protocol, port)`` pairs this service binds on its node."""
-        return tuple((p.protocol, p.published) for p in self.publish if p.published is not None)
+        """``(protocol, port)`` pairs this service binds on its node (host mode; ingress binds none)."""
+        return tuple(
+            (p.protocol, p.published) for p in self.publish if p.published is not None and not p.ingress
+        )
+
+    @property
+    def ingress_ports(self) -> tuple[PortPublish, ...]:
+        """Ports served on every node's address (routing mesh)."""
+        return tuple(p for p in self.publish if p.ingress)
 
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
@@ -905,6 +959,7 @@ class ServiceSpec:
             "container": self.container.to_dict(),
             "service_labels": dict(self.service_labels),
             "endpoint_mode": self.endpoint_mode,
+            "ingress_policy": self.ingress_policy,
             "rollback": self.rollback.to_dict(),
             "secrets": [r.to_dict() for r in self.secrets],
             "configs": [r.to_dict() for r in self.configs],
@@ -988,6 +1043,7 @@ _SPEC_KEYS: dict[str, str] = {
     "container": "container",
     "service_labels": "service_labels",
     "endpoint_mode": "endpoint_mode",
+    "ingress_policy": "ingress_policy",
     "rollback": "rollback",
     "secrets": "secrets",
     "configs": "configs",
@@ -1036,6 +1092,7 @@ _SPEC_PARSERS: dict[str, Any] = {
     "container": lambda v, k: ContainerOptions.from_dict(v, k),
     "service_labels": lambda v, k: parse_key_values(v, fieldname=k),
     "endpoint_mode": lambda v, k: _choice(v, ENDPOINT_MODES, k),
+    "ingress_policy": lambda v, k: _choice(v, INGRESS_POLICIES, k),
     "rollback": lambda v, k: UpdateConfig.from_dict(v, k),
     "secrets": lambda v, k: parse_file_refs(v, k, "secret"),
     "configs": lambda v, k: parse_file_refs(v, k, "config"),

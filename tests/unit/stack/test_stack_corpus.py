@@ -73,4 +73,6 @@ def test_corpus_details_that_matter():
     api = {s.short_name: s for s in swarm.services}["api"].spec
     assert api["constraints"] == ["node.role==replica", "node.labels.zone!=edge"]
     assert api["update"]["max_failure_ratio"] == 0.1 and api["endpoint_mode"] == "dnsrr"
-    assert any("ports mode: ingress" in w for w in swarm.warnings)
+    assert not any("ports mode" in w for w in swarm.warnings)  # ingress is honoured (routing mesh)
+    proxy = [s.spec for s in swarm.services if any(p.get("mode") == "ingress" for p in s.spec["publish"])]
+    assert [p["published"] for p in proxy[0]["publish"]] == [80, 443]
