@@ -37,6 +37,7 @@ from .member.agent import serve_agent
 from .member.dns import serve_cluster_dns
 from .member.gossip import serve_gossip_membership
 from .member.overlay import serve_overlay
+from .member.traffic import serve_traffic
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
 
@@ -255,6 +256,7 @@ def member_services(config: Config) -> list[tuple[str, MemberService]]:
             ),
         ),
         ("dns", partial(serve_cluster_dns, section=config.dns)),
+        ("traffic", serve_traffic),
         (
             "agent",
             partial(

@@ -65,7 +65,8 @@ class StartTask:
 class RemoveContainer:
     """Stop (SIGTERM, then SIGKILL after ``stop_grace_s``) and remove a container.
 
-    ``report_shutdown``: report the task "shutdown" once the container is gone.
+    ``report_shutdown``: report the task "shutdown" once the container is gone. ``drain_s``: wait this long
+    before stopping (the task has just left the cluster's load balancers; connections may still arrive).
     """
 
     task_id: str
@@ -73,6 +74,7 @@ class RemoveContainer:
     stop_grace_s: float
     reason: str
     report_shutdown: bool = False
+    drain_s: float = 0.0
 
 
 Action = StartTask | RemoveContainer
@@ -300,6 +302,7 @@ def _plan_shutdown(
                 assignment.stop_grace_s,
                 "desired shutdown",
                 report_shutdown=state not in TERMINAL_STATES,
+                drain_s=assignment.drain_s if primary.status in _LIVE_STATUSES else 0.0,
             )
         )
         return

@@ -149,6 +149,8 @@ class NodeAgent:
                     action.task_id,
                     action.reason,
                 )
+                if action.drain_s > 0:  # let every node's ingress/VIP rules drop it first
+                    await trio.sleep(action.drain_s)
                 await self.executor.remove(action.container_id, action.stop_grace_s)
                 if action.report_shutdown:
                     self._record(

@@ -59,6 +59,8 @@ class ZoneData:
     nodes: Mapping[str, str] = field(default_factory=dict)
     nameservers: tuple[str, ...] = ()
     version: int = 0
+    #: service name -> its virtual address (endpoint mode vip): the name answers it, tasks.NAME the tasks
+    vips: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ZoneData:
@@ -88,6 +90,7 @@ class ZoneData:
                 nodes={str(k): str(v) for k, v in dict(raw.get("nodes", {})).items()},
                 nameservers=tuple(str(a) for a in raw.get("nameservers", ())),
                 version=int(raw.get("version", 0)),
+                vips={str(k): str(v) for k, v in dict(raw.get("vips", {})).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"invalid zone data: {exc!r}", field="zone") from exc
@@ -98,6 +101,7 @@ class ZoneData:
             "version": self.version,
             "nameservers": list(self.nameservers),
             "nodes": dict(self.nodes),
+            "vips": dict(self.vips),
             "services": {
                 name: [
                     {
@@ -216,6 +220,16 @@ def compile_zone(zone: ZoneData) -> CompiledZone:
         svc_rec = node_at(base)
         tasks_rec = node_at((b"tasks",) + base)
         svc_rec.rotate = tasks_rec.rotate = True
+        vip = zone.vips.get(service, "")
+        if vip and _valid_ipv4(vip):  # one stable address, balanced per connection by the kernel
+            svc_rec.a.append(vip)
+            svc_rec.rotate = False
+            rev = reverse_labels(vip)
+            if rev is not None:
+                reverse.setdefault(rev, NameRecords()).ptr.append(base)
+        elif vip:
+            skipped.append(f"vip {service!r} {vip!r}")
+            vip = ""
         tasks = sorted(zone.services[service], key=_task_order)
         srv_targets: dict[tuple[int, bytes], set[Labels]] = {}
         for task in tasks:
@@ -226,9 +240,10 @@ def compile_zone(zone: ZoneData) -> CompiledZone:
             if not task.answerable:
                 continue
             slot_name = slot + base
-            if task.address not in svc_rec.a:
-                svc_rec.a.append(task.address)
+            if task.address not in tasks_rec.a:
                 tasks_rec.a.append(task.address)
+                if not vip:
+                    svc_rec.a.append(task.address)
             slot_rec = node_at(slot_name)
             slot_rec.rotate = True
             if task.address not in slot_rec.a:

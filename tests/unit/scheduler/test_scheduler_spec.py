@@ -87,7 +87,8 @@ def test_full_spec_parses_to_base_units() -> None:
         PortPublish(53, 53, "udp", mode="ingress"),
         PortPublish(9000),
     )
-    assert spec.host_ports == (("tcp", 8080), ("udp", 53))
+    assert spec.host_ports == ()  # ingress ports bind nothing on the task's node
+    assert [(p.protocol, p.published) for p in spec.ingress_ports] == [("tcp", 8080), ("udp", 53)]
     assert spec.health == HealthSpec(("CMD-SHELL", "wget -q -O- localhost"), 5.0, 1.0, 2, 0.0)
     assert spec.restart == RestartPolicy("on-failure", 2.0, 300.0, 3, 60.0)
     assert spec.update == UpdateConfig(2, 10.0, "start-first", "rollback", 5.0)

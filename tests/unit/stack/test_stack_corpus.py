@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from p2porch.scheduler import ServiceSpec
+from p2porch.scheduler.spec import parse_port
 from p2porch.stack import ComposeError
 from p2porch.stack.source import stack_source
 
@@ -74,5 +75,8 @@ def test_corpus_details_that_matter():
     assert api["constraints"] == ["node.role==replica", "node.labels.zone!=edge"]
     assert api["update"]["max_failure_ratio"] == 0.1 and api["endpoint_mode"] == "dnsrr"
     assert not any("ports mode" in w for w in swarm.warnings)  # ingress is honoured (routing mesh)
-    proxy = [s.spec for s in swarm.services if any(p.get("mode") == "ingress" for p in s.spec["publish"])]
-    assert [p["published"] for p in proxy[0]["publish"]] == [80, 443]
+    proxy = {s.short_name: s for s in swarm.services}["proxy"].spec
+    assert [(p.published, p.mode) for p in map(parse_port, proxy["publish"])] == [
+        (80, "ingress"),
+        (443, "ingress"),
+    ]
