@@ -238,6 +238,7 @@ class ServiceOps:
             "version": service.version,
             "created_at": service.created_at,
             "updated_at": service.updated_at,
+            "vip": service.vip,  # "" in dnsrr mode
             "spec": spec,
             "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
             "update_paused": bool(service.spec.get("update_paused")),
