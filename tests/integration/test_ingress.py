@@ -400,7 +400,7 @@ def test_rules_follow_scale_and_removal_and_a_restarted_daemon_keeps_them(cluste
         wait_for(lambda: not pid_alive(pid), 10, "daemon gone")
         os.unlink(nodes[1].p2porch_pidfile)
         sb.up(3)
-        wait_for(lambda: f"{task['address']}:80" in nat_rules(nodes[1]), 60, "n2 rebuilt its rules")
+        wait_for(lambda: "-A P2P-IN-TCP-8085 -j P2P-EP-" in nat_rules(nodes[1]), 60, "n2 rebuilt its rules")
         assert who(nodes[1].address, 8085)[1] == task["id"]
     # removed: no chain or rule of the service is left on any node
     wait_for(
