@@ -22,16 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from p2porch.scheduler import (  # noqa: E402
-    Node,
-    NodeInfo,
-    ServiceSpec,
-    TaskRequest,
-    build_node_infos,
-    parse_constraint,
-    parse_placement_pref,
-    schedule,
-)
+from p2porch.model import Node, ServiceSpec, parse_constraint, parse_placement_pref  # noqa: E402
+from p2porch.scheduler import NodeInfo, TaskRequest, build_node_infos, schedule  # noqa: E402
 from p2porch.scheduler.reference import naive_schedule  # noqa: E402
 
 GIB = 1024**3

@@ -10,11 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..model import TaskHealth
 from .model import (
-    HEALTH_HEALTHY,
-    HEALTH_NONE,
-    HEALTH_STARTING,
-    HEALTH_UNHEALTHY,
     LABEL_MANAGED,
     LABEL_NETWORK,
     LABEL_NODE,
@@ -167,12 +164,12 @@ def _mount(mount: Any) -> dict[str, Any]:
 def health_from_status_text(status: str) -> str:
     """Health from ``docker ps``'s Status column, e.g. "Up 3 seconds (healthy)"."""
     if "(healthy)" in status:
-        return HEALTH_HEALTHY
+        return TaskHealth.HEALTHY
     if "(unhealthy)" in status:
-        return HEALTH_UNHEALTHY
+        return TaskHealth.UNHEALTHY
     if "(health: starting)" in status:
-        return HEALTH_STARTING
-    return HEALTH_NONE
+        return TaskHealth.STARTING
+    return TaskHealth.NONE
 
 
 def list_key(summary: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -199,9 +196,10 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> ObservedContainer | None:
         return None
     state = attrs.get("State") or {}
     status = str(state.get("Status", ""))
-    health = str(((state.get("Health") or {}).get("Status")) or HEALTH_NONE)
-    if health == "none":
-        health = HEALTH_NONE
+    try:  # Docker says starting|healthy|unhealthy, or "none"/nothing without a check
+        health = TaskHealth(str(((state.get("Health") or {}).get("Status")) or ""))
+    except ValueError:
+        health = TaskHealth.NONE
     exit_code: int | None = state.get("ExitCode")
     if status in ("running", "created", "paused", "restarting") and not state.get("Error"):
         exit_code = None

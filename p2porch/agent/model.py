@@ -2,8 +2,9 @@
 
 ``TaskAssignment`` is what the agent needs to run one task (the daemon adapts the committed cluster
 state to it); ``TaskReport`` is what the agent tells the cluster about one task; ``ObservedContainer``
-is what the executor saw in the engine. This module never does I/O and imports nothing from other
-p2porch packages.
+is what the executor saw in the engine. Task states, desired states and health values are the model's
+enums (``p2porch.model``), the health check is the spec's ``HealthSpec``. This module never does I/O and
+imports nothing but ``p2porch.model``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+from ..model import DesiredState, HealthSpec, TaskHealth, TaskState
 
 # ----- labels every container the agent owns carries
 LABEL_MANAGED = "p2porch.managed"
@@ -28,30 +31,6 @@ ENV_SERVICE = "P2PORCH_SERVICE"
 ENV_SLOT = "P2PORCH_SLOT"
 ENV_NODE = "P2PORCH_NODE"
 ENV_TASK_ID = "P2PORCH_TASK_ID"
-
-# ----- task states (the subset the agent reports is STARTING..SHUTDOWN)
-NEW = "new"
-PENDING = "pending"
-ASSIGNED = "assigned"
-STARTING = "starting"
-RUNNING = "running"
-COMPLETE = "complete"
-FAILED = "failed"
-SHUTDOWN = "shutdown"
-REJECTED = "rejected"
-ORPHANED = "orphaned"
-TERMINAL_STATES = frozenset({COMPLETE, FAILED, SHUTDOWN, REJECTED, ORPHANED})
-STARTED_STATES = frozenset({STARTING, RUNNING})
-
-# ----- desired states
-DESIRED_RUNNING = "running"
-DESIRED_SHUTDOWN = "shutdown"
-
-# ----- health values reported for running tasks ("" = the container has no health check)
-HEALTH_NONE = ""
-HEALTH_STARTING = "starting"
-HEALTH_HEALTHY = "healthy"
-HEALTH_UNHEALTHY = "unhealthy"
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -91,17 +70,6 @@ class PortSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class HealthCheckSpec:
-    """Docker's health check: ``test`` like ("CMD-SHELL", "wget -q -O- localhost") or ("NONE",)."""
-
-    test: tuple[str, ...]
-    interval_s: float = 30.0
-    timeout_s: float = 30.0
-    retries: int = 3
-    start_period_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
 class TaskAssignment:
     """Everything the agent needs to run one task on this node.
 
@@ -128,9 +96,9 @@ class TaskAssignment:
     network: str = ""  # Docker network name to attach; "" = the engine's default bridge
     dns_servers: tuple[str, ...] = ()
     dns_search: tuple[str, ...] = ()
-    healthcheck: HealthCheckSpec | None = None  # None = the image's HEALTHCHECK, if any
-    desired_state: str = DESIRED_RUNNING
-    state: str = ASSIGNED
+    healthcheck: HealthSpec | None = None  # None = the image's HEALTHCHECK, if any
+    desired_state: DesiredState = DesiredState.RUNNING
+    state: TaskState = TaskState.ASSIGNED
     spec_version: int = 0
     stop_grace_s: float = 10.0
     #: seconds between the cluster dropping the task from its load balancers (desired shutdown) and SIGTERM,
@@ -165,12 +133,12 @@ class TaskReport:
     """
 
     task_id: str
-    state: str
+    state: TaskState
     at: float
     error: str = ""
     container_id: str = ""
     address: str = ""
-    health: str = HEALTH_NONE
+    health: TaskHealth = TaskHealth.NONE
     exit_code: int | None = None
 
     def same_as(self, other: TaskReport | None) -> bool:
@@ -221,7 +189,7 @@ class ObservedContainer:
     exit_code: int | None = None
     error: str = ""
     oom_killed: bool = False
-    health: str = HEALTH_NONE
+    health: TaskHealth = TaskHealth.NONE
     address: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
 

@@ -21,19 +21,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .model import (
-    COMPLETE,
-    DESIRED_SHUTDOWN,
-    FAILED,
-    RUNNING,
-    SHUTDOWN,
-    STARTED_STATES,
-    STARTING,
-    TERMINAL_STATES,
-    ObservedContainer,
-    TaskAssignment,
-    TaskReport,
-)
+from ..model import STARTED_STATES, TERMINAL_STATES, DesiredState, TaskState
+from .model import ObservedContainer, TaskAssignment, TaskReport
 
 _LIVE_STATUSES = frozenset({"running", "paused", "restarting"})
 _STATUS_RANK = {
@@ -104,25 +93,27 @@ class NodePlan:
 
 def report_from_container(container: ObservedContainer, now: float) -> TaskReport | None:
     """The task state a container shows; None for a created container that never tried to start."""
-    base = TaskReport(container.task_id, RUNNING, now, container_id=container.container_id)
+    base = TaskReport(container.task_id, TaskState.RUNNING, now, container_id=container.container_id)
 
-    def make(state: str, **changes: Any) -> TaskReport:
+    def make(state: TaskState, **changes: Any) -> TaskReport:
         return replace(base, state=state, **changes)
 
     status = container.status
     if status in _LIVE_STATUSES:
-        return make(RUNNING, address=container.address, health=container.health)
+        return make(TaskState.RUNNING, address=container.address, health=container.health)
     if status == "created":
         if not container.error:
             return None
-        return make(FAILED, error=container.error, exit_code=container.exit_code)
+        return make(TaskState.FAILED, error=container.error, exit_code=container.exit_code)
     if status == "exited":
         code = container.exit_code if container.exit_code is not None else -1
         if code == 0 and not container.error and not container.oom_killed:
-            return make(COMPLETE, exit_code=0)
-        return make(FAILED, error=exit_error(container), exit_code=code)
+            return make(TaskState.COMPLETE, exit_code=0)
+        return make(TaskState.FAILED, error=exit_error(container), exit_code=code)
     if status == "dead":
-        return make(FAILED, error=container.error or "container is dead", exit_code=container.exit_code)
+        return make(
+            TaskState.FAILED, error=container.error or "container is dead", exit_code=container.exit_code
+        )
     return None  # removing: about to disappear, nothing to say
 
 
@@ -144,7 +135,7 @@ def outcome_report(assignment: TaskAssignment, outcome: StartOutcome, now: float
         code = container.exit_code if container and container.exit_code not in (None, 0) else None
         return TaskReport(
             task_id=assignment.task_id,
-            state=FAILED,
+            state=TaskState.FAILED,
             at=now,
             error=outcome.error,
             container_id=container_id,
@@ -156,7 +147,7 @@ def outcome_report(assignment: TaskAssignment, outcome: StartOutcome, now: float
             return report
     return TaskReport(
         task_id=assignment.task_id,
-        state=FAILED,
+        state=TaskState.FAILED,
         at=now,
         container_id=container_id,
         error="container was not started",
@@ -220,7 +211,7 @@ def plan_node(
                 RemoveContainer(task_id, extra.container_id, assignment.stop_grace_s, "duplicate container")
             )
 
-        if assignment.desired_state == DESIRED_SHUTDOWN:
+        if assignment.desired_state == DesiredState.SHUTDOWN:
             _plan_shutdown(assignment, primary, state, last, now, actions, emit)
         else:
             _plan_running(assignment, primary, state, last, now, actions, emit)
@@ -253,13 +244,17 @@ def _plan_running(
             container_id = last.container_id if last else ""
             emit(
                 TaskReport(
-                    task_id=task_id, state=FAILED, at=now, error=VANISHED_ERROR, container_id=container_id
+                    task_id=task_id,
+                    state=TaskState.FAILED,
+                    at=now,
+                    error=VANISHED_ERROR,
+                    container_id=container_id,
                 ),
                 last,
             )
             return
         actions.append(StartTask(assignment))
-        emit(TaskReport(task_id=task_id, state=STARTING, at=now), last)
+        emit(TaskReport(task_id=task_id, state=TaskState.STARTING, at=now), last)
         return
     observed = report_from_container(primary, now)
     if state in TERMINAL_STATES:
@@ -275,7 +270,12 @@ def _plan_running(
         if primary.status == "created":
             # Created but never started (the agent stopped between create and start): start it now.
             actions.append(StartTask(assignment, primary.container_id))
-            emit(TaskReport(task_id=task_id, state=STARTING, at=now, container_id=primary.container_id), last)
+            emit(
+                TaskReport(
+                    task_id=task_id, state=TaskState.STARTING, at=now, container_id=primary.container_id
+                ),
+                last,
+            )
         return
     emit(observed, last)
 
@@ -292,7 +292,7 @@ def _plan_shutdown(
     task_id = assignment.task_id
     if primary is None:
         if state not in TERMINAL_STATES:
-            emit(TaskReport(task_id=task_id, state=SHUTDOWN, at=now), last)
+            emit(TaskReport(task_id=task_id, state=TaskState.SHUTDOWN, at=now), last)
         return
     if primary.status in _LIVE_STATUSES or primary.status == "created":
         actions.append(

@@ -19,8 +19,9 @@ from typing import Any
 import trio
 
 from ..errors import ExecutorError
+from ..model import TaskState
 from .executor import Executor
-from .model import SHUTDOWN, TaskAssignment, TaskReport
+from .model import TaskAssignment, TaskReport
 from .plan import Action, RemoveContainer, StartTask, outcome_report, plan_node
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,9 @@ class NodeAgent:
                 await self.executor.remove(action.container_id, action.stop_grace_s)
                 if action.report_shutdown:
                     self._record(
-                        TaskReport(action.task_id, SHUTDOWN, self.clock(), container_id=action.container_id)
+                        TaskReport(
+                            action.task_id, TaskState.SHUTDOWN, self.clock(), container_id=action.container_id
+                        )
                     )
         except ExecutorError as exc:
             log.warning(

@@ -9,20 +9,7 @@ from typing import Any
 import httpx
 
 from .. import API_VERSION
-from ..errors import (
-    ConfigError,
-    ConflictError,
-    DaemonError,
-    NotFoundError,
-    NotLeaderError,
-    P2POrchError,
-    ProposalTimeout,
-)
-
-_ERRORS: dict[str, type[P2POrchError]] = {
-    cls.__name__: cls
-    for cls in (ConfigError, ConflictError, DaemonError, NotFoundError, ProposalTimeout, P2POrchError)
-}
+from ..errors import ConfigError, DaemonError, P2POrchError, error_from_dict
 
 
 def socket_path_from_host(host: str) -> str:
@@ -100,9 +87,5 @@ class ApiClient:
 
 
 def _error_from(data: dict[str, Any]) -> P2POrchError:
-    message = str(data.get("message") or data.get("error") or "unknown error")
-    name = str(data.get("error", ""))
-    if name == "NotLeaderError":
-        return NotLeaderError(message, leader=data.get("leader"))
-    cls = _ERRORS.get(name, P2POrchError)
-    return cls(message, field=data.get("field"))
+    """The registered error an API error body stands for (see p2porch.errors.REGISTRY)."""
+    return error_from_dict(data)

@@ -27,12 +27,8 @@ from starlette.routing import Route
 from .. import API_VERSION, __version__
 from ..errors import (
     ConfigError,
-    ConflictError,
     DaemonError,
-    NotFoundError,
-    NotLeaderError,
     P2POrchError,
-    ProposalTimeout,
 )
 
 log = logging.getLogger(__name__)
@@ -51,21 +47,9 @@ class Endpoint:
     streaming: bool = False  # handler returns a callable opening an async context manager of items
 
 
-_STATUS_BY_ERROR: list[tuple[type[P2POrchError], int]] = [
-    (ConfigError, 400),
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (NotLeaderError, 503),
-    (ProposalTimeout, 504),
-    (DaemonError, 503),
-]
-
-
 def error_status(exc: P2POrchError) -> int:
-    for cls, status in _STATUS_BY_ERROR:
-        if isinstance(exc, cls):
-            return status
-    return 500 if type(exc) is P2POrchError else 422
+    """The HTTP status of an error: its class's ``http_status`` (see p2porch.errors)."""
+    return exc.http_status
 
 
 def build_app(endpoints: list[Endpoint]) -> Starlette:
@@ -194,10 +178,7 @@ class _NdjsonStream(Response):
 
 
 def _error_response(exc: P2POrchError) -> JSONResponse:
-    payload: dict[str, Any] = exc.to_dict()
-    if isinstance(exc, NotLeaderError):
-        payload["leader"] = exc.leader
-    return JSONResponse(payload, status_code=error_status(exc))
+    return JSONResponse(exc.to_dict(), status_code=error_status(exc))
 
 
 def openapi_spec(endpoints: list[Endpoint]) -> dict[str, Any]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..model import Node, Task
 from ..raft.fsm import Change
-from ..raft.state import ClusterState, NodeRecord, TaskRecord
+from ..raft.state import ClusterState
 
 
 def describe_change(change: Change, previous: Any, state: ClusterState, at: float) -> dict[str, Any] | None:
@@ -40,9 +41,7 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
     return None
 
 
-def _node_event(
-    change: Change, old: NodeRecord | None, new: NodeRecord | None, at: float
-) -> dict[str, Any] | None:
+def _node_event(change: Change, old: Node | None, new: Node | None, at: float) -> dict[str, Any] | None:
     if change.op == "delete":
         return {"at": at, "type": "node", "action": "removed", "node": old.name if old else change.key}
     if new is None:
@@ -56,9 +55,7 @@ def _node_event(
     return None
 
 
-def _task_event(
-    old: TaskRecord | None, new: TaskRecord, state: ClusterState, at: float
-) -> dict[str, Any] | None:
+def _task_event(old: Task | None, new: Task, state: ClusterState, at: float) -> dict[str, Any] | None:
     if old is not None and (old.state, old.desired_state, old.node_id, old.health) == (
         new.state,
         new.desired_state,

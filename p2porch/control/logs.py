@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConflictError
 from ..membership.join_service import request_stream
-from ..raft.state import NodeRecord
+from ..model import Node
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
@@ -43,7 +43,7 @@ class LogOps:
 
     @asynccontextmanager
     async def node_logs(
-        self, node: NodeRecord, request: dict[str, Any]
+        self, node: Node, request: dict[str, Any]
     ) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
         """Log lines of one node's tasks: local from the executor, remote over the join port."""
         local = self.cluster.local

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
 from ..membership import key_rotation
+from ..model import Availability, Node, NodeRole, NodeStatus
 from ..raft import commands as C
 from ..raft.lag import progress_view
-from ..raft.state import ClusterState, NodeRecord
+from ..raft.state import ClusterState
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
@@ -23,7 +24,7 @@ __all__ = ["NodeOps", "join_command", "raft_role"]
 log = logging.getLogger(__name__)
 
 
-def raft_role(node: NodeRecord, leader: str | None) -> str:
+def raft_role(node: Node, leader: str | None) -> str:
     return "leader" if leader is not None and node.raft_addr == leader else node.role
 
 
@@ -93,7 +94,7 @@ class NodeOps:
             "cluster_cidr": state.cluster_cidr,
         }
 
-    def node_view(self, node: NodeRecord, state: ClusterState, leader: str | None) -> dict[str, Any]:
+    def node_view(self, node: Node, state: ClusterState, leader: str | None) -> dict[str, Any]:
         lease = state.leases.get(node.node_id)
         is_self = node.node_id == (self.cluster.local.node_id if self.cluster.local else None)
         status = self.cluster.store.status() if self.cluster.store is not None else None
@@ -119,7 +120,7 @@ class NodeOps:
         state, leader = store.snapshot(), store.status().leader
         return [self.node_view(n, state, leader) for n in sorted(state.nodes.values(), key=lambda n: n.name)]
 
-    def find_node(self, ref: str) -> NodeRecord:
+    def find_node(self, ref: str) -> Node:
         state = self.cluster.snapshot()
         node = state.node_by_name(ref) or state.nodes.get(ref)
         if node is None:
@@ -139,7 +140,7 @@ class NodeOps:
                 raise ConfigError(
                     f"--availability {availability!r}: must be active, drain or pause", field="--availability"
                 )
-            fields["availability"] = availability
+            fields["availability"] = Availability(availability)
         label_add = body.get("label_add") or {}
         label_rm = body.get("label_rm") or []
         if not isinstance(label_add, dict) or not isinstance(label_rm, list):
@@ -153,7 +154,9 @@ class NodeOps:
                 "nothing to update: give --availability, --label-add or --label-rm", field="--availability"
             )
         await self.cluster.write(
-            C.update_node(self.cluster.clock.now(), node.node_id, node_version=node.version, **fields)
+            C.UpdateNode(
+                at=self.cluster.clock.now(), node_id=node.node_id, node_version=node.version, **fields
+            ).encode()
         )
         store = self.cluster.require_store()
         return self.node_view(self.find_node(node.node_id), store.snapshot(), store.status().leader)
@@ -163,15 +166,15 @@ class NodeOps:
         store = self.cluster.require_store()
         if self.cluster.local is not None and node.node_id == self.cluster.local.node_id:
             raise ConflictError("a node cannot remove itself: run `p2porch leave` on it", field="NODE")
-        if node.status == "ready" and not force:
+        if node.status == NodeStatus.READY and not force:
             raise ConflictError(
                 f"node {node.name} is {node.status}; make it leave first (`p2porch leave` on "
                 "it) or use --force",
                 field="--force",
             )
-        if node.role == "voter" and node.raft_addr in store.status().voters:
+        if node.role == NodeRole.VOTER and node.raft_addr in store.status().voters:
             await store.remove_voter(node.raft_addr)
-        await self.cluster.write(C.remove_node(self.cluster.clock.now(), node.node_id))
+        await self.cluster.write(C.RemoveNode(at=self.cluster.clock.now(), node_id=node.node_id).encode())
         removed: dict[str, Any] = {"removed": node.node_id, "name": node.name}
         try:  # node rm revokes: a new key epoch that the removed node holds no envelope for
             rotation = await key_rotation.rotate_keys(self.cluster, exclude=(node.node_id,))

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError
-from ..leader.scheduling import plain_spec
+from ..model import SecretRecord, ServiceSpec, secret_key
 from ..raft import commands as C
 from ..raft.fsm_secrets import users_of
-from ..raft.state import ClusterState, SecretRecord, secret_key
-from ..scheduler import ServiceSpec
+from ..raft.state import ClusterState
 from ..vault import KINDS, digest_of, seal_value, validate_name, validate_value
 
 if TYPE_CHECKING:
@@ -133,18 +132,18 @@ class SecretOps:
         epoch, master = self.key()
         sealed = seal_value(master, kind, object_id, version, value)
         await self.manager.write(
-            C.put_secret(
-                self.clock.now(),
+            C.PutSecret(
+                at=self.clock.now(),
                 kind=kind,
                 name=name,
                 object_id=object_id,
-                version=version,
-                sealed=sealed.blob,
+                secret_version=version,
+                sealed=bytes(sealed.blob),
                 digest=digest_of(master, value),
                 size=len(value),
-                labels=labels,
+                labels=dict(labels or {}),
                 key_epoch=epoch,
-            )
+            ).encode()
         )
 
     async def create(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -177,24 +176,24 @@ class SecretOps:
     async def _roll_followers(self, kind: str, name: str, version: int) -> list[str]:
         rolled = []
         for svc in list(self._state().services.values()):
-            spec = svc.to_dict()["spec"]
-            refs = spec.get(kind + "s") or []
-            if not any(r.get("source") == name and not r.get("pinned") for r in refs):
+            refs = svc.spec.secrets if kind == "secret" else svc.spec.configs
+            if not any(r.source == name and not r.pinned for r in refs):
                 continue
-            spec[kind + "s"] = [
-                {**r, "version": version} if r.get("source") == name and not r.get("pinned") else dict(r)
-                for r in refs
-            ]
-            spec["previous_spec"] = plain_spec(svc.to_dict()["spec"])
-            await self.manager.write(
-                C.update_service(self.clock.now(), svc.service_id, spec, service_version=svc.version)
+            followed = tuple(
+                replace(r, version=version) if r.source == name and not r.pinned else r for r in refs
             )
+            if kind == "secret":
+                spec = replace(svc.spec, secrets=followed)
+            else:
+                spec = replace(svc.spec, configs=followed)
+            update = C.UpdateService.of(svc, at=self.clock.now(), spec=spec, previous_spec=svc.spec)
+            await self.manager.write(update.encode())
             rolled.append(svc.name)
         return rolled
 
     async def remove(self, kind: str, name: str) -> dict[str, Any]:
         record = self.find(kind, name)
-        await self.manager.write(C.remove_secret(self.clock.now(), kind=kind, name=record.name))
+        await self.manager.write(C.RemoveSecret(at=self.clock.now(), kind=kind, name=record.name).encode())
         return {"removed": record.name, "kind": kind}
 
 

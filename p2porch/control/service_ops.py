@@ -18,16 +18,17 @@ import trio
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
-from ..leader.scheduling import keep_rebalance_request, plain_spec, service_spec
+from ..leader.job_state import updated_job
 from ..membership.join_checks import (
     check_ingress_ports_free,
     check_published_ports,
     config_reserved_ports,
     ingress_ports_in_use,
 )
+from ..model import DesiredState, Service, ServiceSpec, Task, TaskState
 from ..raft import commands as C
-from ..raft.state import ClusterState, ServiceRecord, TaskRecord
-from ..scheduler import ServiceSpec
+from ..raft.state import ClusterState
+from ..scheduler.jobs import job_progress
 from .secret_ops import file_ref_changes, resolve_file_refs
 
 if TYPE_CHECKING:
@@ -57,11 +58,11 @@ def expected_service_version(value: Any) -> int | None:
 
 def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``current`` with top-level keys of ``changes`` replaced; the nested maps (health, restart, update,
-    rollback, container) merge."""
+    rollback, container, schedule) merge."""
     merged = dict(current)
     for key, value in changes.items():
         if (
-            key in ("health", "restart", "update", "rollback", "container")
+            key in ("health", "restart", "update", "rollback", "container", "schedule")
             and isinstance(value, dict)
             and isinstance(merged.get(key), dict)
         ):
@@ -71,13 +72,41 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def task_counts(state: ClusterState, service: ServiceRecord) -> tuple[int, int]:
-    """(running tasks that should run, desired tasks) of a service."""
-    tasks = [t for t in state.tasks_of_service(service.service_id) if t.desired_state == "running"]
-    running = sum(1 for t in tasks if t.state == "running")
-    global_mode = service.spec.get("mode") == "global"
-    desired = len(tasks) if global_mode else int(service.spec.get("replicas", 0))
+def task_counts(state: ClusterState, service: Service) -> tuple[int, int]:
+    """(running tasks that should run, desired tasks) of a service; a job: (completed, total)."""
+    progress = job_view(state, service)
+    if progress is not None:
+        return progress["completed"], progress["total"]
+    tasks = [t for t in state.tasks_of_service(service.service_id) if t.desired_state == DesiredState.RUNNING]
+    running = sum(1 for t in tasks if t.state == TaskState.RUNNING)
+    desired = len(tasks) if service.spec.mode == "global" else service.spec.replicas
     return running, desired
+
+
+def job_view(state: ClusterState, service: Service) -> dict[str, Any] | None:
+    """Progress of a job's current execution (None for a service)."""
+    spec = service.spec
+    if not spec.is_job:
+        return None
+    iteration = service.job_iteration
+    tasks = list(state.tasks_of_service(service.service_id))
+    progress = job_progress(spec, iteration, tasks, service.updated_at)
+    view: dict[str, Any] = {
+        "iteration": iteration,
+        "completed": progress.completed,
+        "running": progress.running,
+        "failed": progress.failed,
+        "total": progress.total,
+        "finished": progress.finished,
+        "started_at": service.job.started_at or (service.created_at if iteration else None),
+    }
+    if spec.schedule is not None:
+        view["schedule"] = spec.schedule.cron
+        view["last_tick"] = service.job.cron_last_tick or None
+        view["next_tick"] = spec.schedule.next_tick(service.cron_last_tick)
+        view["missed_ticks"] = service.job.cron_missed
+        view["skipped_ticks"] = service.job.cron_skipped
+    return view
 
 
 def _node_name(state: ClusterState, node_id: str | None) -> str | None:
@@ -101,10 +130,10 @@ class ServiceOps:
         """Refuse ports p2porch itself listens on and ingress ports another service serves (``--publish``)."""
         ingress = tuple((p.protocol, p.published or 0) for p in spec.ingress_ports)
         check_published_ports(spec.host_ports + ingress, config_reserved_ports(self.manager.config))
-        check_ingress_ports_free(spec.name, ingress, ingress_ports_in_use(self._state()))
+        check_ingress_ports_free(spec.name, ingress, ingress_ports_in_use(self._state().services.values()))
         return spec
 
-    def find(self, ref: str) -> ServiceRecord:
+    def find(self, ref: str) -> Service:
         state = self._state()
         service = state.service_by_name(ref) or state.services.get(ref)
         if service is None:
@@ -121,7 +150,8 @@ class ServiceOps:
         if self._state().service_by_name(spec.name) is not None:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
-        await self.manager.write(C.create_service(self.clock.now(), service_id, spec.name, spec.to_dict()))
+        create = C.CreateService(at=self.clock.now(), service_id=service_id, spec=spec)
+        await self.manager.write(create.encode())
         return self.written_view(service_id, spec.name)
 
     async def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +159,9 @@ class ServiceOps:
         refused with ConflictError unless the service is still at that version when it commits."""
         changes = dict(changes)
         expected = expected_service_version(changes.pop("expected_version", None))
+        force = changes.pop("force", False)
+        if not isinstance(force, bool):
+            raise ConfigError("force must be true or false", field="force")
         service = self.find(ref)
         if expected is not None and expected != service.version:
             raise ConflictError(
@@ -138,23 +171,39 @@ class ServiceOps:
             )
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
-        current = dict(service.spec)
-        merged = merge_spec(current, file_ref_changes(service.to_dict()["spec"], changes))
-        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(plain_spec(merged))))
-        new = spec.to_dict()
-        if spec.template_hash() != service_spec(current).template_hash():
-            new["previous_spec"] = plain_spec(current)  # kept for `service rollback`
-        elif "previous_spec" in current:
-            new["previous_spec"] = current["previous_spec"]
-        keep_rebalance_request(current, new)
-        await self.manager.write(
-            C.update_service(self.clock.now(), service.service_id, new, service_version=service.version)
+        current = service.spec.to_dict()
+        merged = merge_spec(current, file_ref_changes(current, changes))
+        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
+        previous = service.previous_spec
+        if spec.template_hash() != service.spec.template_hash():
+            previous = service.spec  # kept for `service rollback`
+        if service.spec.is_job != spec.is_job:
+            raise ConfigError(
+                f"service {service.name} is {'a job' if service.spec.is_job else 'not a job'}: a service "
+                f"cannot become a job or a job a service (mode {service.spec.mode} -> {spec.mode}); remove "
+                "it and create it",
+                field="mode",
+            )
+        if force and not spec.is_job:
+            raise ConfigError(
+                "--force re-runs a job; a service's tasks are replaced by changing the service",
+                field="force",
+            )
+        now = self.clock.now()
+        update = C.UpdateService.of(
+            service,
+            at=now,
+            spec=spec,
+            previous_spec=previous,
+            update_paused=False,
+            job=updated_job(service, spec, now, force=force),
         )
+        await self.manager.write(update.encode())
         return self.written_view(service.service_id, service.name)
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
         service = self.find(ref)
-        if service.spec.get("mode") == "global":
+        if service.spec.mode in ("global", "global-job"):
             raise ConfigError(
                 f"service {service.name} is global: it runs one task per eligible node", field="replicas"
             )
@@ -162,17 +211,23 @@ class ServiceOps:
 
     async def rollback(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
-        previous = service.spec.get("previous_spec")
-        if not previous:
+        if service.spec.is_job:
+            raise ConfigError(
+                f"{service.name} is a job: a job is not rolled back (update it, or re-run it with --force)",
+                field="SERVICE",
+            )
+        if service.previous_spec is None:
             raise ConflictError(
                 f"service {service.name} has no previous spec to roll back to", field="SERVICE"
             )
-        spec = validate_spec(dict(previous)).to_dict()
-        spec["previous_spec"] = plain_spec(dict(service.spec))
-        keep_rebalance_request(service.spec, spec)
-        await self.manager.write(
-            C.update_service(self.clock.now(), service.service_id, spec, service_version=service.version)
+        update = C.UpdateService.of(
+            service,
+            at=self.clock.now(),
+            spec=service.previous_spec,
+            previous_spec=service.spec,
+            update_paused=False,
         )
+        await self.manager.write(update.encode())
         return self.written_view(service.service_id, service.name)
 
     async def rebalance(self, ref: str) -> dict[str, Any]:
@@ -182,28 +237,29 @@ class ServiceOps:
         balanced (``rebalance`` in the view says ``requested`` until then).
         """
         service = self.find(ref)
-        if service.spec.get("mode") == "global":
+        if service.spec.is_job:
+            raise ConfigError(f"{service.name} is a job: its tasks run to completion", field="SERVICE")
+        if service.spec.mode == "global":
             raise ConfigError(
                 f"service {service.name} is global: it already runs one task per eligible node",
                 field="SERVICE",
             )
-        if service.spec.get("strategy") == "binpack":
+        if service.spec.strategy == "binpack":
             raise ConfigError(
                 f"service {service.name} uses --strategy binpack: rebalancing spreads tasks, which "
                 "binpack does not want",
                 field="SERVICE",
             )
-        spec = {**dict(service.spec), "rebalance_requested": self.clock.now()}
-        await self.manager.write(
-            C.update_service(self.clock.now(), service.service_id, spec, service_version=service.version)
-        )
+        now = self.clock.now()
+        await self.manager.write(C.UpdateService.of(service, at=now, rebalance_requested=now).encode())
         return self.written_view(service.service_id, service.name)
 
     async def remove(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
-        await self.manager.write(
-            C.remove_service(self.clock.now(), service.service_id, service_version=service.version)
+        remove = C.RemoveService(
+            at=self.clock.now(), service_id=service.service_id, service_version=service.version
         )
+        await self.manager.write(remove.encode())
         return {"removed": service.service_id, "name": service.name}
 
     def written_view(self, service_id: str, name: str) -> dict[str, Any]:
@@ -219,20 +275,20 @@ class ServiceOps:
         state = self._state()
         return [self.view(s, state) for s in sorted(state.services.values(), key=lambda s: s.name)]
 
-    def view(self, service: ServiceRecord, state: ClusterState | None = None) -> dict[str, Any]:
+    def view(self, service: Service, state: ClusterState | None = None) -> dict[str, Any]:
         state = state or self._state()
         running, desired = task_counts(state, service)
         pending = Counter(
             t.message
             for t in state.tasks_of_service(service.service_id)
-            if t.desired_state == "running" and t.node_id is None and t.message
+            if t.desired_state == DesiredState.RUNNING and t.node_id is None and t.message
         )
-        spec = plain_spec(dict(service.spec))
+        spec = service.spec.to_dict()
         return {
             "id": service.service_id,
             "name": service.name,
-            "mode": spec.get("mode", "replicated"),
-            "image": spec.get("image"),
+            "mode": service.spec.mode,
+            "image": service.spec.image,
             "running": running,
             "desired": desired,
             "version": service.version,
@@ -241,17 +297,16 @@ class ServiceOps:
             "vip": service.vip,  # "" in dnsrr mode
             "spec": spec,
             "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
-            "update_paused": bool(service.spec.get("update_paused")),
+            "update_paused": service.update_paused,
             "rebalance": (
-                "requested"
-                if service.spec.get("rebalance_requested")
-                else ("auto" if spec.get("rebalance") else "off")
+                "requested" if service.rebalance_requested else ("auto" if service.spec.rebalance else "off")
             ),
             "moving": sum(
                 1
                 for t in state.tasks_of_service(service.service_id)
-                if t.desired_state == "running" and t.move_to is not None
+                if t.desired_state == DesiredState.RUNNING and t.move_to is not None
             ),
+            "job": job_view(state, service),
         }
 
     def tasks(self, ref: str, include_history: bool = True) -> list[dict[str, Any]]:
@@ -259,16 +314,16 @@ class ServiceOps:
         service = self.find(ref)
         tasks = sorted(
             state.tasks_of_service(service.service_id),
-            key=lambda t: (t.slot, t.desired_state != "running", -t.state_at),
+            key=lambda t: (t.slot, t.desired_state != DesiredState.RUNNING, -t.state_at),
         )
         return [
             self.task_view(t, state, service)
             for t in tasks
-            if include_history or t.desired_state == "running"
+            if include_history or t.desired_state == DesiredState.RUNNING
         ]
 
     @staticmethod
-    def task_view(task: TaskRecord, state: ClusterState, service: ServiceRecord) -> dict[str, Any]:
+    def task_view(task: Task, state: ClusterState, service: Service) -> dict[str, Any]:
         return {
             "id": task.task_id,
             "name": f"{service.name}.{task.slot}",
@@ -284,6 +339,7 @@ class ServiceOps:
             "health": task.health,
             "exit_code": task.exit_code,
             "move_to": _node_name(state, task.move_to) or task.move_to,
+            "job_iteration": task.job_iteration,
         }
 
     @asynccontextmanager

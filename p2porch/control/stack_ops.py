@@ -14,8 +14,7 @@ from typing import Any
 
 from ..api.server import Endpoint
 from ..errors import ConfigError, ConflictError, NotFoundError
-from ..leader.scheduling import plain_spec
-from ..scheduler import ServiceSpec
+from ..model import ServiceSpec
 from ..stack import StackDefinition, StackService, check_stack_name, service_name, stack_membership
 from .service_ops import ServiceOps
 
@@ -23,9 +22,9 @@ CREATED, UPDATED, UNCHANGED, REMOVED = "created", "updated", "unchanged", "remov
 
 
 def canonical_spec(spec: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A stored spec in canonical form (bookkeeping keys dropped), or None if it no longer validates."""
+    """A spec in canonical form, or None if it does not validate."""
     try:
-        return ServiceSpec.from_dict(plain_spec(spec)).to_dict()
+        return ServiceSpec.from_dict(spec).to_dict()
     except ConfigError:
         return None
 

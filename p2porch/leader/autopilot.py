@@ -30,7 +30,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from ..config import RaftConfig
-from ..raft.state import NodeRecord
+from ..model import Node, NodeRole, NodeStatus
 
 
 def voters_target(raft: RaftConfig, node_count: int) -> int:
@@ -50,7 +50,7 @@ class VoterChange:
 
 
 def next_voter_change(
-    nodes: Iterable[NodeRecord],
+    nodes: Iterable[Node],
     raft_voters: Collection[str],
     alive: Collection[str],
     runs_as_voter: Collection[str],
@@ -62,7 +62,7 @@ def next_voter_change(
 ) -> VoterChange | None:
     """The next step towards ``target`` healthy voters (see the module docstring), or None."""
     records = sorted(nodes, key=lambda n: (n.name, n.node_id))
-    members = [n for n in records if n.status != "left"]
+    members = [n for n in records if n.status != NodeStatus.LEFT]
     by_addr = {n.raft_addr: n for n in members}
 
     for addr in sorted(raft_voters):
@@ -71,21 +71,23 @@ def next_voter_change(
         node = by_addr.get(addr)
         if node is None:
             return VoterChange("remove", addr, None, "its node left the cluster")
-        if node.role != "voter":
+        if node.role != NodeRole.VOTER:
             return VoterChange("remove", addr, node.node_id, f"{node.name} was demoted")
 
     for n in members:
-        if n.role == "voter" and n.raft_addr not in raft_voters and n.raft_addr in runs_as_voter:
+        if n.role == NodeRole.VOTER and n.raft_addr not in raft_voters and n.raft_addr in runs_as_voter:
             return VoterChange("add", n.raft_addr, n.node_id, "runs as a voter")
 
-    def down_for_good(n: NodeRecord) -> bool:
-        return n.status != "ready" and now - n.status_at >= grace_s
+    def down_for_good(n: Node) -> bool:
+        return n.status != NodeStatus.READY and now - n.status_at >= grace_s
 
     in_config = [n for n in members if n.raft_addr in raft_voters]
     dead = [n for n in in_config if n.raft_addr != self_addr and down_for_good(n)]
     counted = [n for n in in_config if not down_for_good(n)]  # ready, or down for less than the grace
     coming = [  # recorded as voter, not added yet, and not given up on
-        n for n in members if n.role == "voter" and n.raft_addr not in raft_voters and not down_for_good(n)
+        n
+        for n in members
+        if n.role == NodeRole.VOTER and n.raft_addr not in raft_voters and not down_for_good(n)
     ]
     if dead and len(counted) >= target:
         victim = dead[0]
@@ -99,6 +101,6 @@ def next_voter_change(
         return None
     why = f"replaces voter {dead[0].name}" if dead else f"{len(counted)} of {target} voters"
     for n in members:
-        if n.role == "replica" and n.status == "ready" and n.node_id in alive:
+        if n.role == NodeRole.REPLICA and n.status == NodeStatus.READY and n.node_id in alive:
             return VoterChange("promote", n.raft_addr, n.node_id, why)
     return None  # no replica to promote: keep a dead voter, it may come back

@@ -15,8 +15,9 @@ import trio
 from ..config import RaftConfig
 from ..context import MemberContext
 from ..errors import ConflictError, ProposalTimeout, RaftError
+from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
-from ..raft.state import ClusterState, NodeRecord
+from ..raft.state import ClusterState
 from ..supervisor import supervise
 from .autopilot import VoterChange, next_voter_change, voters_target
 
@@ -44,7 +45,7 @@ async def _run_autopilot(ctx: MemberContext, section: RaftConfig) -> None:
         if not status.is_leader or self_addr is None:
             continue
         state = store.snapshot()
-        live = [n for n in state.nodes.values() if n.status != "left"]
+        live = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT]
         alive = {node_id for node_id, seen in ctx.board.gossip_states().items() if seen == "alive"}
         change = next_voter_change(
             state.nodes.values(),
@@ -66,11 +67,11 @@ async def voters_running(ctx: MemberContext, state: ClusterState, raft_voters: C
     pending = [
         n
         for n in state.nodes.values()
-        if n.role == "voter" and n.status == "ready" and n.raft_addr not in raft_voters
+        if n.role == NodeRole.VOTER and n.status == NodeStatus.READY and n.raft_addr not in raft_voters
     ]
     running: set[str] = set()
 
-    async def ask(node: NodeRecord) -> None:
+    async def ask(node: Node) -> None:
         answer = await ctx.ask_member(node.addr)
         if answer and (answer.get("running_role"), answer.get("running_generation")) == (
             "voter",
@@ -95,10 +96,11 @@ async def apply_voter_change(ctx: MemberContext, state: ClusterState, change: Vo
         else:
             assert change.node_id is not None
             node = state.nodes[change.node_id]
-            role = "voter" if change.kind == "promote" else "replica"
-            await ctx.write(
-                C.update_node(ctx.clock.now(), node.node_id, role=role, node_version=node.version)
+            role = NodeRole.VOTER if change.kind == "promote" else NodeRole.REPLICA
+            update = C.UpdateNode(
+                at=ctx.clock.now(), node_id=node.node_id, role=role, node_version=node.version
             )
+            await ctx.write(update.encode())
     except (RaftError, ConflictError, ProposalTimeout) as exc:
         log.warning("autopilot: %s %s failed: %s", change.kind, change.addr, exc.message)
         await trio.sleep(1.0)

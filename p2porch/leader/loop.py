@@ -17,16 +17,13 @@ import trio
 from ..config import SchedulerConfig
 from ..context import MemberContext
 from ..errors import ConflictError, ProposalTimeout
+from ..model import Service
 from ..raft import commands as C
-from ..raft.state import ClusterState, ServiceRecord
+from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
-from .scheduling import (
-    node_status_updates,
-    plan_round,
-    rebalance_done_specs,
-    update_failure_specs,
-)
+from .cron import CronDecision, plan_cron
+from .scheduling import node_status_updates, plan_round, rebalance_done_updates, update_failure_updates
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +71,12 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             if await sync_node_statuses(ctx, state):
                 continue  # the status writes change the state: plan on the new one
             now = clock.now()
+            cron = plan_cron(state, now)
+            if cron.decisions:
+                await apply_cron_decisions(ctx, cron.decisions)
+                continue  # the ticks are committed: the next round starts their executions
             plan = plan_round(state, now, orchestrator, rebalance_max_moves=section.rebalance_max_moves)
-            wake_at = plan.wake_at
-            for service_id, error in plan.invalid_specs.items():
-                log.warning("service %s has an invalid spec, not scheduled: %s", service_id, error)
+            wake_at = min((w for w in (plan.wake_at, cron.wake_at) if w is not None), default=None)
             if plan.update_failures:
                 await apply_update_failures(ctx, state, plan.update_failures)
                 continue  # the service changed: plan again on the new spec
@@ -87,7 +86,8 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             if plan.empty:
                 continue
             try:
-                await ctx.write(C.put_tasks(now, plan.items, expected_version=state.version))
+                put = C.PutTasks(at=now, items=tuple(plan.items), expected_version=state.version)
+                await ctx.write(put.encode())
             except ConflictError:
                 wake_at = clock.now()  # the state moved under us: plan again at once
             except ProposalTimeout as exc:
@@ -100,40 +100,48 @@ async def sync_node_statuses(ctx: MemberContext, state: ClusterState) -> bool:
     for node_id, status in updates.items():
         log.info("node %s is %s (gossip)", state.nodes[node_id].name, status)
         try:
-            await ctx.write(
-                C.update_node(
-                    ctx.clock.now(), node_id, status=status, node_version=state.nodes[node_id].version
-                )
+            update = C.UpdateNode(
+                at=ctx.clock.now(), node_id=node_id, status=status, node_version=state.nodes[node_id].version
             )
+            await ctx.write(update.encode())
         except (ConflictError, ProposalTimeout) as exc:
             log.info("node status write for %s not committed: %s", node_id, exc.message)
     return bool(updates)
 
 
+async def apply_cron_decisions(ctx: MemberContext, decisions: list[CronDecision]) -> None:
+    """Commit cron ticks (each conditional on the service version read: a tick is handled once)."""
+    for d in decisions:
+        if d.missed:
+            log.warning(
+                "cron job %s: %d tick(s) missed while no leader handled them", d.service.name, d.missed
+            )
+        log.info("cron job %s: tick %.0f %s", d.service.name, d.tick, d.action)
+        await write_service_bookkeeping(ctx, d.service, d.command, f"cron tick ({d.action})")
+
+
 async def apply_update_failures(ctx: MemberContext, state: ClusterState, failures: list[Any]) -> None:
     """A task of a rolling update failed: pause the update, or roll the service back, as configured."""
-    for service, spec, action in update_failure_specs(state, failures):
+    for service, update, action in update_failure_updates(state, failures, ctx.clock.now()):
         log.warning(
             "update of %s failed: %s", service.name, "rolling back" if action == "rollback" else "paused"
         )
-        await write_service_spec(ctx, service, spec, "update failure action")
+        await write_service_bookkeeping(ctx, service, update, "update failure action")
 
 
 async def finish_rebalance_requests(ctx: MemberContext, state: ClusterState, service_ids: list[str]) -> None:
     """Clear `service rebalance` requests of services found balanced."""
-    for service, spec in rebalance_done_specs(state, service_ids):
+    for service, update in rebalance_done_updates(state, service_ids, ctx.clock.now()):
         log.info("rebalance of %s done", service.name)
-        await write_service_spec(ctx, service, spec, "clearing the rebalance request")
+        await write_service_bookkeeping(ctx, service, update, "clearing the rebalance request")
 
 
-async def write_service_spec(
-    ctx: MemberContext, service: ServiceRecord, spec: dict[str, Any], what: str
+async def write_service_bookkeeping(
+    ctx: MemberContext, service: Service, update: C.UpdateService, what: str
 ) -> None:
-    """Leader bookkeeping on a service's spec, conditional on the version read; a lost race is logged
-    (the next round decides again)."""
+    """Leader bookkeeping on a service (``update`` is conditional on the version read); a lost race is
+    logged (the next round decides again)."""
     try:
-        await ctx.write(
-            C.update_service(ctx.clock.now(), service.service_id, spec, service_version=service.version)
-        )
+        await ctx.write(update.encode())
     except (ConflictError, ProposalTimeout) as exc:
         log.info("%s for %s not committed: %s", what, service.name, exc.message)

@@ -5,25 +5,24 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from functools import partial
-from typing import Any
 
 import trio
 
 from ..agent.docker_executor import open_docker_executor
-from ..agent.model import TERMINAL_STATES, NodeCapacity, TaskAssignment, TaskReport
+from ..agent.model import NodeCapacity, TaskAssignment, TaskReport
 from ..agent.worker import run_agent
 from ..context import MemberContext
-from ..errors import ConfigError
-from ..leader.scheduling import service_spec
+from ..model import TERMINAL_STATES, DesiredState, Task
 from ..netoverlay.plan import OverlaySettings
 from ..raft import commands as C
+from ..raft.state import ClusterState
 from ..supervisor import supervise
 from .task_files import TaskFiles
-from .views import agent_assignments
+from .views import agent_assignments, status_report
 
 log = logging.getLogger(__name__)
 
-__all__ = ["report_fields", "serve_agent"]
+__all__ = ["serve_agent", "status_report"]
 
 
 async def serve_agent(
@@ -40,16 +39,13 @@ async def serve_agent(
     await supervise(ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None, files))
 
 
-def _with_files(files: TaskFiles | None, state: Any, assignment: TaskAssignment) -> TaskAssignment:
+def _with_files(files: TaskFiles | None, state: ClusterState, assignment: TaskAssignment) -> TaskAssignment:
     """``assignment`` with its secret/config files mounted, or a start error saying why it has none."""
     task = state.tasks.get(assignment.task_id)
     service = state.services.get(task.service_id) if task is not None else None
-    if task is None or service is None or task.state in TERMINAL_STATES or task.desired_state != "running":
+    if task is None or service is None or not task_should_run(task):
         return assignment
-    try:
-        spec = service_spec(service.spec)
-    except ConfigError:
-        return assignment
+    spec = service.spec
     refs = [("secret", r) for r in spec.secrets] + [("config", r) for r in spec.configs]
     if not refs:
         return assignment
@@ -59,6 +55,16 @@ def _with_files(files: TaskFiles | None, state: Any, assignment: TaskAssignment)
     if error:
         return replace(assignment, start_error=error)
     return replace(assignment, mounts=(*assignment.mounts, *mounts))
+
+
+def task_should_run(task: Task) -> bool:
+    """Desired running and not seen ending: its secret/config files must be in place."""
+    return task.state not in TERMINAL_STATES and task.desired_state == DesiredState.RUNNING
+
+
+def _files_kept(task: Task) -> bool:
+    """Its files stay until the task should no longer run and was seen ending."""
+    return task.state not in TERMINAL_STATES or task.desired_state == DesiredState.RUNNING
 
 
 async def _run_agent(ctx: MemberContext, docker_host: str | None, files: TaskFiles | None) -> None:
@@ -75,19 +81,16 @@ async def _run_agent(ctx: MemberContext, docker_host: str | None, files: TaskFil
             out = agent_assignments(state, node_id, node_name, OverlaySettings().network_name)
             if files is None:
                 return [_with_files(None, state, a) for a in out]
-            live = {
-                t.task_id
-                for t in state.tasks.values()
-                if t.node_id == node_id and (t.state not in TERMINAL_STATES or t.desired_state == "running")
-            }
+            live = {t.task_id for t in state.tasks.values() if t.node_id == node_id and _files_kept(t)}
             out = [_with_files(files, state, a) for a in out]
             files.cleanup(live)
             return out
 
         async def report(reports: list[TaskReport]) -> None:
-            await ctx.write(
-                C.report_task_states(ctx.clock.now(), node_id, [report_fields(r) for r in reports])
+            command = C.ReportTaskStates(
+                at=ctx.clock.now(), node_id=node_id, reports=tuple(status_report(r) for r in reports)
             )
+            await ctx.write(command.encode())
 
         async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
             await nursery.start(partial(run_agent, executor, node_name, assignments, changes, report))
@@ -103,22 +106,10 @@ async def _record_capacity(ctx: MemberContext, capacity: NodeCapacity) -> None:
     node = ctx.store.snapshot().nodes.get(ctx.local.node_id)
     if node is None or (node.cpu_nanos, node.memory_bytes) == (capacity.cpu_nanos, capacity.memory_bytes):
         return
-    await ctx.write(
-        C.update_node(
-            ctx.clock.now(), node.node_id, cpu_nanos=capacity.cpu_nanos, memory_bytes=capacity.memory_bytes
-        )
+    update = C.UpdateNode(
+        at=ctx.clock.now(),
+        node_id=node.node_id,
+        cpu_nanos=capacity.cpu_nanos,
+        memory_bytes=capacity.memory_bytes,
     )
-
-
-def report_fields(report: TaskReport) -> dict[str, Any]:
-    """An agent report as the ``report_task_states`` command takes it."""
-    return {
-        "task_id": report.task_id,
-        "state": report.state,
-        "state_at": report.at,
-        "error": report.error,
-        "container_id": report.container_id,
-        "address": report.address,
-        "health": report.health,
-        "exit_code": report.exit_code,
-    }
+    await ctx.write(update.encode())

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 
 from ..agent.model import MountSpec
 from ..errors import AuthError
-from ..raft.state import ClusterState, TaskRecord, secret_key
-from ..scheduler.filerefs import FileRef
+from ..model import FileRef, Task, secret_key
+from ..raft.state import ClusterState
 from ..vault import open_value
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class TaskFiles:
         return error
 
     def prepare(
-        self, state: ClusterState, task: TaskRecord, refs: Iterable[tuple[str, FileRef]]
+        self, state: ClusterState, task: Task, refs: Iterable[tuple[str, FileRef]]
     ) -> tuple[tuple[MountSpec, ...], str]:
         """The read-only bind mounts of ``task``'s files (writing them if missing), or an error text."""
         refs = list(refs)

@@ -7,24 +7,21 @@ them what these functions derive from a :class:`ClusterState` snapshot. No I/O, 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
-from typing import Any
 
-from ..agent.model import HealthCheckSpec, MountSpec, PortSpec, TaskAssignment
+from ..agent.model import MountSpec, PortSpec, TaskAssignment, TaskReport
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
-from ..errors import ConfigError
-from ..leader.scheduling import service_spec
+from ..model import DesiredState, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState
 from ..netoverlay.ingress import IngressPort
 from ..netoverlay.plan import LocalNode, OverlayPeer
 from ..netoverlay.traffic import Backend, TrafficSettings
 from ..netoverlay.vip import ServiceVip
-from ..raft.state import ClusterState, TaskRecord
+from ..raft import commands as C
+from ..raft.state import ClusterState
 from ..raft.vips import VIP_CIDR
-from ..scheduler.spec import parse_port
 from ..stack.names import stack_dns_aliases, stack_dns_search
 
 # A node whose status is one of these takes part in the data path.
-LIVE_NODE_STATUSES = ("ready",)
+LIVE_NODE_STATUSES = (NodeStatus.READY,)
 #: how long a task that leaves the load balancers (ingress, VIP) keeps running before SIGTERM: covers the
 #: time every node needs to apply the committed change (tens of milliseconds on a healthy cluster)
 ENDPOINT_DRAIN_S = 2.0
@@ -62,27 +59,20 @@ def overlay_peers(
     return peers
 
 
-def _task_ports(spec: Mapping[str, Any]) -> tuple[PortEntry, ...]:
-    ports = []
-    for entry in spec.get("publish", ()) or ():
-        try:
-            port = parse_port(entry)
-        except ConfigError:  # a committed spec is valid; an unreadable entry is skipped, not fatal
-            continue
-        ports.append(PortEntry(port.target, port.protocol))
-    return tuple(ports)
+def _task_ports(spec: ServiceSpec) -> tuple[PortEntry, ...]:
+    return tuple(PortEntry(p.target, p.protocol) for p in spec.publish)
 
 
-def task_is_healthy(task: TaskRecord) -> bool:
+def task_is_healthy(task: Task) -> bool:
     """A task counts as healthy unless its health check says otherwise (no check = healthy)."""
-    return task.health not in ("unhealthy", "starting")
+    return task.health not in (TaskHealth.UNHEALTHY, TaskHealth.STARTING)
 
 
 def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData:
     """Services with their running tasks' overlay addresses, and nodes with their advertise addresses."""
     services: dict[str, list[TaskEntry]] = {}
     vips: dict[str, str] = {}
-    by_service: dict[str, list[TaskRecord]] = {}
+    by_service: dict[str, list[Task]] = {}
     for task in state.tasks.values():
         by_service.setdefault(task.service_id, []).append(task)
     for service in state.services.values():
@@ -92,7 +82,7 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData
                 slot=t.slot,
                 address=t.address,
                 healthy=task_is_healthy(t),
-                running=t.state == "running" and t.desired_state == "running",
+                running=t.state == TaskState.RUNNING and t.desired_state == DesiredState.RUNNING,
                 ports=ports,
             )
             for t in sorted(by_service.get(service.service_id, ()), key=lambda t: (t.slot, t.task_id))
@@ -101,11 +91,11 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData
         services[service.name] = entries
         if service.vip:
             vips[service.name] = service.vip
-        for alias in stack_dns_aliases(service.spec.get("labels")):  # "<short>.<stack>" inside a stack
+        for alias in stack_dns_aliases(service.spec.labels_dict()):  # "<short>.<stack>" inside a stack
             services.setdefault(alias, entries)
             if service.vip:
                 vips.setdefault(alias, service.vip)
-    nodes = {n.name: n.addr for n in state.nodes.values() if n.status != "left"}
+    nodes = {n.name: n.addr for n in state.nodes.values() if n.status != NodeStatus.LEFT}
     return ZoneData(
         domain=state.domain or "p2p",
         services=services,
@@ -116,37 +106,11 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData
     )
 
 
-def _env_name(service: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in service.upper())
-
-
-def discovery_env(state: ClusterState) -> dict[str, str]:
-    """Kubernetes-style ``<NAME>_SERVICE_HOST`` / ``_SERVICE_PORT[_<port>[_UDP]]`` of every VIP service.
-
-    A task gets the variables of the services that exist when its container is created; the environment of
-    a running container never changes (services created later are found through DNS)."""
-    env: dict[str, str] = {}
-    for service in sorted(state.services.values(), key=lambda s: s.name):
-        if not service.vip:
-            continue
-        prefix = _env_name(service.name)
-        env[f"{prefix}_SERVICE_HOST"] = service.vip
-        ports = sorted(
-            {(p.protocol, p.number) for p in _task_ports(service.spec)}, key=lambda p: (p[0] != "tcp", p[1])
-        )
-        if ports:
-            env[f"{prefix}_SERVICE_PORT"] = str(ports[0][1])
-        for protocol, number in ports:
-            suffix = "" if protocol == "tcp" else "_UDP"
-            env[f"{prefix}_SERVICE_PORT_{number}{suffix}"] = str(number)
-    return env
-
-
-def is_backend(task: TaskRecord, live_nodes: frozenset[str]) -> bool:
+def is_backend(task: Task, live_nodes: frozenset[str]) -> bool:
     """A task receives ingress/VIP connections while it runs, should run, is healthy and its node is live."""
     return (
-        task.state == "running"
-        and task.desired_state == "running"
+        task.state == TaskState.RUNNING
+        and task.desired_state == DesiredState.RUNNING
         and task_is_healthy(task)
         and bool(task.address)
         and task.node_id in live_nodes
@@ -178,37 +142,52 @@ def traffic_inputs(
         found = tuple(backends.get(service.service_id, ()))
         if service.vip:
             vips.append(ServiceVip(service.service_id, service.vip, found))
-        try:
-            spec = service_spec(service.spec)
-        except ConfigError:
-            continue
-        for port in spec.ingress_ports:
+        for port in service.spec.ingress_ports:
             key = (port.protocol, port.published or 0)
             if key not in ports:
-                ports[key] = IngressPort(key[1], port.target, port.protocol, found, spec.ingress_policy)
+                ports[key] = IngressPort(
+                    key[1], port.target, port.protocol, found, service.spec.ingress_policy
+                )
     return list(ports.values()), vips, settings
 
 
+def _env_name(service: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in service.upper())
+
+
+def discovery_env(state: ClusterState) -> dict[str, str]:
+    """Kubernetes-style ``<NAME>_SERVICE_HOST`` / ``_SERVICE_PORT[_<port>[_UDP]]`` of every VIP service.
+
+    A task gets the variables of the services that exist when its container is created; the environment of
+    a running container never changes (services created later are found through DNS)."""
+    env: dict[str, str] = {}
+    for service in sorted(state.services.values(), key=lambda s: s.name):
+        if not service.vip:
+            continue
+        prefix = _env_name(service.name)
+        env[f"{prefix}_SERVICE_HOST"] = service.vip
+        ports = sorted(
+            {(p.protocol, p.target) for p in service.spec.publish}, key=lambda p: (p[0] != "tcp", p[1])
+        )
+        if ports:
+            env[f"{prefix}_SERVICE_PORT"] = str(ports[0][1])
+        for protocol, number in ports:
+            suffix = "" if protocol == "tcp" else "_UDP"
+            env[f"{prefix}_SERVICE_PORT_{number}{suffix}"] = str(number)
+    return env
+
+
 def task_assignment(
-    task: TaskRecord,
-    spec: Any,
+    task: Task,
+    spec: ServiceSpec,
     node_name: str,
     network: str,
     dns_server: str,
     domain: str,
-    discovery: Mapping[str, str] | None = None,
+    discovery: dict[str, str] | None = None,
 ) -> TaskAssignment:
-    """What the agent needs to run ``task`` of a service whose validated spec is ``spec`` (a ServiceSpec);
-    ``discovery`` (see ``discovery_env``) is added to the environment under the service's own variables."""
-    health = None
-    if spec.health is not None:
-        health = HealthCheckSpec(
-            test=tuple(spec.health.test),
-            interval_s=spec.health.interval_s,
-            timeout_s=spec.health.timeout_s,
-            retries=spec.health.retries,
-            start_period_s=spec.health.start_period_s,
-        )
+    """What the agent needs to run ``task`` of a service whose validated spec is ``spec``; ``discovery``
+    (see ``discovery_env``) is added to the environment under the service's own variables."""
     return TaskAssignment(
         task_id=task.task_id,
         service_name=spec.name,
@@ -248,7 +227,7 @@ def task_assignment(
         network=network,
         dns_servers=(dns_server,) if dns_server else (),
         dns_search=stack_dns_search(spec.labels_dict(), domain),
-        healthcheck=health,
+        healthcheck=spec.health,
         desired_state=task.desired_state,
         state=task.state,
         spec_version=task.spec_version,
@@ -260,7 +239,7 @@ def task_assignment(
     )
 
 
-def shutdown_assignment(task: TaskRecord, node_name: str) -> TaskAssignment:
+def shutdown_assignment(task: Task, node_name: str) -> TaskAssignment:
     """A task whose service no longer exists: all the agent can do is stop it, with its own grace."""
     return TaskAssignment(
         task_id=task.task_id,
@@ -269,7 +248,7 @@ def shutdown_assignment(task: TaskRecord, node_name: str) -> TaskAssignment:
         slot=task.slot,
         node_name=node_name,
         image="",
-        desired_state="shutdown",
+        desired_state=DesiredState.SHUTDOWN,
         state=task.state,
         spec_version=task.spec_version,
         stop_grace_s=task.stop_grace_s,
@@ -280,7 +259,7 @@ def agent_assignments(
     state: ClusterState, node_id: str, node_name: str, network: str
 ) -> list[TaskAssignment]:
     """Every task committed to ``node_id`` as its agent runs it; a task whose service is gone or has an
-    unreadable spec can only be stopped. Its containers use the node's bridge gateway as DNS server."""
+    its service gone can only be stopped. Its containers use the node's bridge gateway as DNS server."""
     lease = state.leases.get(node_id)
     dns = gateway_of(lease.subnet) if lease else ""
     discovery = discovery_env(state)
@@ -289,12 +268,24 @@ def agent_assignments(
         if task.node_id != node_id:
             continue
         service = state.services.get(task.service_id)
-        try:
-            spec = service_spec(service.spec) if service is not None else None
-        except ConfigError:
-            spec = None
+        spec = service.spec if service is not None else None
         if spec is None:
             out.append(shutdown_assignment(task, node_name))
         else:
             out.append(task_assignment(task, spec, node_name, network, dns, state.domain, discovery))
     return out
+
+
+def status_report(report: TaskReport) -> C.TaskStatusReport:
+    """An agent report as the ``ReportTaskStates`` command carries it (every field reported)."""
+    return C.TaskStatusReport(
+        task_id=report.task_id,
+        state=TaskState(report.state),
+        state_at=report.at,
+        error=report.error,
+        container_id=report.container_id,
+        address=report.address,
+        health=TaskHealth(report.health),
+        exit_code=report.exit_code,
+        reports_exit_code=True,
+    )

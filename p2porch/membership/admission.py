@@ -22,8 +22,8 @@ from ..config import Config
 from ..context import ClusterStore
 from ..errors import ConfigError, ConflictError
 from ..leader.autopilot import voters_target
+from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
-from ..raft.state import NodeRecord
 from .join_checks import check_joiner
 from .key_rotation import key_from_state
 from .keys import node_public_key
@@ -97,21 +97,22 @@ async def admit(
     name = fields["name"]
     existing = state.node_by_name(name)
     if existing is not None:
-        if existing.status != "left":
+        if existing.status != NodeStatus.LEFT:
             raise ConflictError(
                 f"a node named {name!r} is already in the cluster; "
                 "choose another --name or `p2porch node rm` it",
                 field="--name",
             )
-        await write(C.remove_node(clock.now(), existing.node_id))
+        await write(C.RemoveNode(at=clock.now(), node_id=existing.node_id).encode())
     state = store.snapshot()
-    live = [n for n in state.nodes.values() if n.status != "left"]
-    voters = [n for n in live if n.role == "voter"]
-    role = "voter" if len(voters) < voters_target(config.raft, len(live) + 1) else "replica"
-    record = NodeRecord(**fields, role=role, status="joining")  # ready once gossip sees it alive
+    live = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT]
+    voters = [n for n in live if n.role == NodeRole.VOTER]
+    full = len(voters) >= voters_target(config.raft, len(live) + 1)
+    role = NodeRole.REPLICA if full else NodeRole.VOTER
+    record = Node(**fields, role=role, status=NodeStatus.JOINING)  # ready once gossip sees it alive
     now = clock.now()
-    await write(C.add_node(now, record))
-    await write(C.lease_subnet(now, record.node_id))
+    await write(C.AddNode(at=now, node=record).encode())
+    await write(C.LeaseSubnet(at=now, node_id=record.node_id).encode())
     # A voter joins the Raft configuration through the leader's autopilot, once it answers that
     # its store runs as a voter of this generation (adding it earlier could stall commits).
     log.info("node %s (%s) joined as %s", record.name, record.addr, role)

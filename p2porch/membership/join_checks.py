@@ -16,8 +16,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError, ConflictError
-from ..raft.state import ClusterState, NodeRecord
-from ..scheduler.spec import parse_port
+from ..model import Node
 
 NODE_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 NODE_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -104,9 +103,7 @@ def check_api_body(body: Mapping[str, Any]) -> None:
             check(body[key], flag)
 
 
-def check_joiner(
-    request: Mapping[str, Any], source_addr: str, live_nodes: Iterable[NodeRecord]
-) -> dict[str, Any]:
+def check_joiner(request: Mapping[str, Any], source_addr: str, live_nodes: Iterable[Node]) -> dict[str, Any]:
     """The fields of a node record from a verified join request, checked against where the request
     came from (``source_addr``) and the live nodes; ``behind_nat: true`` lifts the source check only."""
     node_id = request.get("node_id")
@@ -165,17 +162,12 @@ def check_published_ports(host_ports: Iterable[tuple[str, int]], reserved: Mappi
             raise _bad("--publish", f"host port {port}/{protocol} is p2porch's own {reserved[port]} port")
 
 
-def ingress_ports_in_use(state: ClusterState) -> dict[tuple[str, int], str]:
-    """``(protocol, port) -> service name`` of every committed ingress-mode published port."""
+def ingress_ports_in_use(services: Iterable[Any]) -> dict[tuple[str, int], str]:
+    """``(protocol, port) -> service name`` of every committed ingress-mode published port (``Service``s)."""
     used: dict[tuple[str, int], str] = {}
-    for service in sorted(state.services.values(), key=lambda s: (s.created_at, s.service_id)):
-        for raw in service.spec.get("publish", ()) or ():
-            try:
-                port = parse_port(raw)
-            except ConfigError:
-                continue
-            if port.ingress and port.published is not None:
-                used.setdefault((port.protocol, port.published), service.name)
+    for service in sorted(services, key=lambda s: (s.created_at, s.service_id)):
+        for port in service.spec.ingress_ports:
+            used.setdefault((port.protocol, port.published), service.name)
     return used
 
 

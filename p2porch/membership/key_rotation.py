@@ -21,6 +21,7 @@ import trio
 
 from ..context import ClusterStore
 from ..errors import AuthError, ConflictError, P2POrchError
+from ..model import NodeStatus
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from .join_service import request_join
@@ -67,7 +68,7 @@ async def _rotate_once(manager: ClusterManager, exclude: tuple[str, ...]) -> dic
     members = [
         (n.node_id, n.key_pub)
         for n in state.nodes.values()
-        if n.status != "left" and n.node_id not in exclude
+        if n.status != NodeStatus.LEFT and n.node_id not in exclude
     ]
     new_keys = new_cluster_keys(local.cluster_id, state.key_epoch + 1)
     rotation = plan_rotation(new_keys, members, exclude)
@@ -76,7 +77,10 @@ async def _rotate_once(manager: ClusterManager, exclude: tuple[str, ...]) -> dic
             "this node has not published its node key yet; retry in a few seconds", field="cluster"
         )
     excluded = (*exclude, *rotation.left_out)
-    await manager.write(C.rotate_keys(time.time(), rotation.epoch, rotation.envelopes, excluded))
+    rotate = C.RotateKeys(
+        at=time.time(), epoch=rotation.epoch, envelopes=rotation.envelopes, excluded=excluded
+    )
+    await manager.write(rotate.encode())
     left_out = [state.nodes[n].name for n in rotation.left_out]
     if left_out:
         log.warning("key epoch %d: %s hold no node key and must rejoin", rotation.epoch, ", ".join(left_out))
@@ -137,9 +141,9 @@ async def publish_node_key(store: ClusterStore, local: LocalClusterState, now: f
     """Record this node's public key if its record lacks it (nodes that joined before rotations)."""
     state = store.snapshot()
     me = state.nodes.get(local.node_id)
-    if me is None or me.status == "left" or not local.node_key:
+    if me is None or me.status == NodeStatus.LEFT or not local.node_key:
         return
     public = node_public_key(local.node_key)
     if me.key_pub != public:
-        await store.write(C.update_node(now, local.node_id, key_pub=public))
+        await store.write(C.UpdateNode(at=now, node_id=local.node_id, key_pub=public).encode())
         log.info("published this node's public key")

@@ -22,8 +22,9 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Config
 from ..context import LocalBoard
 from ..errors import AuthError, ConfigError, ConflictError, P2POrchError, RaftError
+from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
-from ..raft.state import ClusterState, NodeRecord
+from ..raft.state import ClusterState
 from ..raft.store import RaftStore
 from . import join_checks, key_rotation, localstate, voter_role
 from .admission import admit, node_request
@@ -208,12 +209,13 @@ class ClusterManager:
             await self._refuse_recovery_if_voters_answer(self.local, state)
             old = self.local
             new = replace(old, role="voter", voters=(old.raft_addr,), generation=state.generation + 1)
-            data = voter_role.recovered_state(state, old.node_id)
+            restored = voter_role.recovered_state(state, old.node_id)
             now = self.clock.now()
 
             async def restore(fresh: RaftStore) -> None:
                 await fresh.wait_leader(timeout_s=15)
-                await fresh.write(C.restore_state(now, data), timeout_s=self.config.raft.commit_timeout_s)
+                restore_command = C.RestoreState(at=now, state=restored).encode()
+                await fresh.write(restore_command, timeout_s=self.config.raft.commit_timeout_s)
                 localstate.save(self.data_dir, new)  # right after the new log holds the state
 
             await self.runtime.stop()
@@ -289,7 +291,7 @@ class ClusterManager:
         if self.local is None:
             raise ConflictError("this node is not part of a cluster", field="cluster")
         token = new_token(self.local.cluster_id)
-        await self.write(C.set_join_token(self.clock.now(), str(token)))
+        await self.write(C.SetJoinToken(at=self.clock.now(), join_token=str(token)).encode())
         return token
 
     def require_store(self) -> RaftStore:
@@ -346,20 +348,19 @@ class ClusterManager:
                 store = self.require_store()
                 await store.wait_leader(timeout_s=15)
                 now = self.clock.now()
-                await self.write(
-                    C.init_cluster(
-                        now,
-                        cluster_id=token.cluster_id,
-                        domain=join_checks.domain(body.get("domain") or self.config.dns.domain),
-                        cluster_cidr=join_checks.cluster_cidr(
-                            body.get("cluster_cidr") or self.config.overlay.cluster_cidr
-                        ),
-                        subnet_prefix_len=self.config.overlay.subnet_prefixlen,
-                    )
+                init = C.InitCluster(
+                    at=now,
+                    cluster_id=token.cluster_id,
+                    domain=join_checks.domain(body.get("domain") or self.config.dns.domain),
+                    cluster_cidr=join_checks.cluster_cidr(
+                        body.get("cluster_cidr") or self.config.overlay.cluster_cidr
+                    ),
+                    subnet_prefix_len=self.config.overlay.subnet_prefixlen,
                 )
-                await self.write(C.set_join_token(now, str(token)))
-                await self.write(C.add_node(now, NodeRecord(**{**me, "role": "voter"})))
-                await self.write(C.lease_subnet(now, node_id))
+                await self.write(init.encode())
+                await self.write(C.SetJoinToken(at=now, join_token=str(token)).encode())
+                await self.write(C.AddNode(at=now, node=Node(**{**me, "role": NodeRole.VOTER})).encode())
+                await self.write(C.LeaseSubnet(at=now, node_id=node_id).encode())
             except BaseException:
                 with trio.CancelScope(shield=True):
                     await self._abandon_membership()
@@ -462,8 +463,9 @@ class ClusterManager:
             if others:
                 try:
                     now = self.clock.now()
-                    await self.write(C.release_subnet(now, local.node_id))
-                    await self.write(C.update_node(now, local.node_id, status="left"))
+                    await self.write(C.ReleaseSubnet(at=now, node_id=local.node_id).encode())
+                    left = C.UpdateNode(at=now, node_id=local.node_id, status=NodeStatus.LEFT)
+                    await self.write(left.encode())
                 except P2POrchError as exc:
                     if not force:
                         raise
@@ -471,9 +473,9 @@ class ClusterManager:
             await self._abandon_membership()
             return {"left": local.cluster_id, "node_id": local.node_id}
 
-    def _other_members(self, local: LocalClusterState) -> list[NodeRecord]:
+    def _other_members(self, local: LocalClusterState) -> list[Node]:
         state = self.require_store().snapshot()
-        return [n for n in state.nodes.values() if n.node_id != local.node_id and n.status != "left"]
+        return [n for n in state.nodes.values() if n.node_id != local.node_id and n.status != NodeStatus.LEFT]
 
     async def _stop_local_tasks(self) -> None:
         """Remove the containers of this node's tasks: a node that left runs nothing of the cluster."""

@@ -24,6 +24,7 @@ import trio
 from ..clock import Clock
 from ..context import ClusterStore, LocalBoard
 from ..errors import AuthError, P2POrchError
+from ..model import NodeRole
 from ..raft.state import ClusterState
 from ..raft.store import RaftStatus
 from . import key_rotation
@@ -60,12 +61,14 @@ def recorded_voters(state: ClusterState) -> tuple[str, ...]:
     )
 
 
-def recovered_state(state: ClusterState, node_id: str) -> dict[str, Any]:
+def recovered_state(state: ClusterState, node_id: str) -> ClusterState:
     """``state`` as ``recover --force-new-cluster`` on node ``node_id`` restores it into the new log
-    (``restore_state``): that node recorded as the only voter, every other node as replica."""
-    data = state.to_dict()
-    data["nodes"] = [{**n, "role": "voter" if n["node_id"] == node_id else "replica"} for n in data["nodes"]]
-    return data
+    (``RestoreState``): that node recorded as the only voter, every other node as replica."""
+    nodes = {
+        nid: replace(n, role=NodeRole.VOTER if nid == node_id else NodeRole.REPLICA)
+        for nid, n in state.nodes.items()
+    }
+    return state.evolve(nodes=nodes)
 
 
 def membership_answer(

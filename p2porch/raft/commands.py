@@ -1,257 +1,478 @@
-"""Raft command encoding and result helpers (pure).
+"""Typed Raft commands and their one codec (pure).
 
-A command is a msgpack map ``{"op": name, "at": proposer wall time (s), ...arguments}``; an optional
-``"expected_version"`` makes it conditional on the global state version. ``at`` comes from the
-proposer, never from the applying node, so every replica computes the same state. The FSM answers
-every command with a result map: ``{"ok": True, "version": v, "value": ...}`` or ``{"ok": False,
-"error": "ConflictError" | "NotFoundError" | "ConfigError" | "WireError", "message": ..., "field": ...}``.
-This module builds bytes and interprets results; it never applies anything.
+Each command is a frozen dataclass; every command carries ``at`` (proposer wall time, s: never the
+applying node's clock, so every replica computes the same state) and an optional ``expected_version``
+that makes it conditional on the global state version. On the wire a command is the msgpack map
+``{"t": tag, "v": body version, "b": body}`` (the layout of ``wire.py``'s frames); the body holds
+``at``, ``expected_version`` and the command's fields in plain form. :func:`decode_command` validates
+everything and returns a typed command or raises ``ConfigError``/``WireError`` naming the field; the
+FSM only ever sees typed commands. Entries written before typed commands (``{"op": name, "at": ...}``,
+body version 0) decode to the same typed commands, so existing journals and snapshots still load.
+See docs/raft.md for each command's fields and versions.
+
+The envelope, the ``Command`` base and the result maps live in ``codec.py``, the secret and key
+commands in ``commands_secrets.py``; this module holds the rest, the dispatch table and the decoder,
+and re-exports both so callers import one module. It builds and reads bytes; it never applies them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import msgpack
-
-from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError, RaftError, WireError
-from ..wire import MAX_FRAME_BYTES, pack
-from .state import NodeRecord, TaskRecord
-
-OPS = (
-    "init_cluster",
-    "add_node",
-    "update_node",
-    "remove_node",
-    "create_service",
-    "update_service",
-    "remove_service",
-    "put_tasks",
-    "report_task_states",
-    "lease_subnet",
-    "release_subnet",
-    "set_join_token",
-    "put_secret",
-    "remove_secret",
-    "rotate_keys",
-    "restore_state",
-    "noop",
+from ..errors import ConfigError, P2POrchError, WireError
+from ..model import (
+    Availability,
+    Node,
+    NodeRole,
+    NodeStatus,
+    Service,
+    ServiceSpec,
 )
+from ..model.records import LEGACY_BOOKKEEPING_KEYS, JobStatus, optional_spec
+from . import fields as F
+from .codec import COMMAND_VERSION as COMMAND_VERSION  # re-exported: callers use commands only
+from .codec import LEGACY_VERSION as LEGACY_VERSION
+from .codec import Command as Command
+from .codec import decode as decode
+from .codec import encode_command as encode_command
+from .codec import error as error
+from .codec import error_of as error_of
+from .codec import error_result as error_result
+from .codec import ok as ok
+from .codec import raise_for_result as raise_for_result
+from .commands_secrets import PutSecret as PutSecret
+from .commands_secrets import RemoveSecret as RemoveSecret
+from .commands_secrets import RotateKeys as RotateKeys
+from .fields import TaskItem as TaskItem  # re-exported: the items of PutTasks/ReportTaskStates
+from .fields import TaskPut as TaskPut
+from .fields import TaskRemove as TaskRemove
+from .fields import TaskStatusReport as TaskStatusReport
+from .state import ClusterState
 
-_ERRORS: dict[str, type[P2POrchError]] = {
-    "ConflictError": ConflictError,
-    "NotFoundError": NotFoundError,
-    "ConfigError": ConfigError,
-    "WireError": WireError,
+MAX_BATCH_ITEMS = 10_000
+
+
+# --- cluster ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InitCluster(Command):
+    """First entry of a new cluster (conditional on version 0)."""
+
+    TAG = "init_cluster"
+    cluster_id: str
+    domain: str = "p2p"
+    cluster_cidr: str = "10.240.0.0/16"
+    subnet_prefix_len: int = 24
+    expected_version: int | None = 0
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "cluster_id": self.cluster_id,
+            "domain": self.domain,
+            "cluster_cidr": self.cluster_cidr,
+            "subnet_prefix_len": self.subnet_prefix_len,
+        }
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> InitCluster:
+        prefix_len = F.get(b, "subnet_prefix_len", int)
+        try:
+            cidr = ipaddress.IPv4Network(F.text(b, "cluster_cidr"), strict=True)
+        except ValueError as exc:
+            raise F.invalid(f"bad cluster_cidr: {exc}", "cluster_cidr") from exc
+        if not cidr.prefixlen <= prefix_len <= 30:
+            raise F.invalid(f"subnet_prefix_len must be within /{cidr.prefixlen}../30", "subnet_prefix_len")
+        return cls(
+            cluster_id=F.text(b, "cluster_id"),
+            domain=F.text(b, "domain"),
+            cluster_cidr=str(cidr),
+            subnet_prefix_len=prefix_len,
+            **common,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetJoinToken(Command):
+    """Replace the token new nodes must present (rotation); the cluster's own keys do not change."""
+
+    TAG = "set_join_token"
+    join_token: str
+
+    def body(self) -> dict[str, Any]:
+        return {"join_token": self.join_token}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> SetJoinToken:
+        return cls(join_token=F.text(b, "join_token"), **common)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreState(Command):
+    """Install a whole state as the first entry of a recovered cluster's new log."""
+
+    TAG = "restore_state"
+    state: ClusterState
+    expected_version: int | None = 0
+
+    def body(self) -> dict[str, Any]:
+        return {"state": self.state.to_dict()}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> RestoreState:
+        data = F.get(b, "state", dict)
+        try:
+            state = ClusterState.from_dict(data)
+        except (TypeError, ValueError, AttributeError, KeyError, ConfigError) as exc:
+            raise F.invalid(f"state is malformed: {exc}", "state") from exc
+        if not state.initialized:
+            raise F.invalid("state has no cluster id", "state")
+        return cls(state=state, **common)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Noop(Command):
+    """A write that changes nothing but its result; a barrier for tests and the benchmark."""
+
+    TAG = "noop"
+    tag: Any = None
+
+    def body(self) -> dict[str, Any]:
+        return {"tag": self.tag}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> Noop:
+        return cls(tag=b.get("tag"), **common)
+
+
+# --- nodes and leases ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddNode(Command):
+    """Add a member; ``joined_at`` and ``version`` of ``node`` are set by the FSM."""
+
+    TAG = "add_node"
+    node: Node
+
+    def body(self) -> dict[str, Any]:
+        return {"node": self.node.to_dict()}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> AddNode:
+        return cls(node=F.node_from_wire(b.get("node")), **common)
+
+
+_NODE_FIELDS: dict[str, Callable[[Any, str], Any]] = {
+    "labels": F.labels,
+    "availability": lambda x, n: F.choice(x, n, Availability),
+    "status": lambda x, n: F.choice(x, n, NodeStatus),
+    "role": lambda x, n: F.choice(x, n, NodeRole),
+    "addr": lambda x, n: F.text({n: x}, n),
+    "raft_port": F.port,
+    "gossip_port": F.port,
+    "cpu_nanos": F.non_negative,
+    "memory_bytes": F.non_negative,
+    "key_pub": F.key_text,
 }
 
 
-def decode(data: bytes) -> Any:
-    """Decode msgpack bytes; raises only WireError (kept here so the FSM does not depend on the
-    decoder options of ``wire.unpack``)."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise WireError(f"expected bytes, got {type(data).__name__}")
-    if len(data) > MAX_FRAME_BYTES:
-        raise WireError(f"command of {len(data)} bytes exceeds {MAX_FRAME_BYTES}")
-    try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False)
-    except Exception as exc:  # msgpack raises many types
-        raise WireError(f"malformed msgpack: {type(exc).__name__}: {exc}") from exc
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateNode(Command):
+    """Change some of a node's fields (None = unchanged; ``labels`` replaces the whole map)."""
+
+    TAG = "update_node"
+    node_id: str
+    node_version: int | None = None
+    labels: Mapping[str, str] | None = None
+    availability: Availability | None = None
+    status: NodeStatus | None = None
+    role: NodeRole | None = None
+    addr: str | None = None
+    raft_port: int | None = None
+    gossip_port: int | None = None
+    cpu_nanos: int | None = None
+    memory_bytes: int | None = None
+    key_pub: str | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The fields this command sets."""
+        return {n: getattr(self, n) for n in _NODE_FIELDS if getattr(self, n) is not None}
+
+    def body(self) -> dict[str, Any]:
+        fields = {k: dict(v) if k == "labels" else v for k, v in self.changes().items()}
+        out: dict[str, Any] = {"node_id": self.node_id, "fields": fields}
+        if self.node_version is not None:
+            out["node_version"] = self.node_version
+        return out
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> UpdateNode:
+        updates = F.get(b, "fields", dict)
+        clean: dict[str, Any] = {}
+        for name, value in updates.items():
+            check = _NODE_FIELDS.get(name)
+            if check is None:
+                raise F.invalid(f"node field {name!r} cannot be updated", name)
+            clean[name] = check(value, name)
+        if not clean:
+            raise F.invalid("no fields to update", "fields")
+        return cls(
+            node_id=F.text(b, "node_id"), node_version=F.version_or_none(b, "node_version"), **clean, **common
+        )
 
 
-def encode(op: str, at: float, *, expected_version: int | None = None, **args: Any) -> bytes:
-    """Encode one command; ``expected_version`` (global) makes it conditional."""
-    body: dict[str, Any] = {"op": op, "at": float(at), **args}
-    if expected_version is not None:
-        body["expected_version"] = int(expected_version)
-    return pack(body)
-
-
-def init_cluster(
-    at: float,
-    *,
-    cluster_id: str,
-    domain: str = "p2p",
-    cluster_cidr: str = "10.240.0.0/16",
-    subnet_prefix_len: int = 24,
-) -> bytes:
-    return encode(
-        "init_cluster",
-        at,
-        cluster_id=cluster_id,
-        domain=domain,
-        cluster_cidr=cluster_cidr,
-        subnet_prefix_len=subnet_prefix_len,
-        expected_version=0,
-    )
-
-
-def restore_state(at: float, state: Mapping[str, Any]) -> bytes:
-    """Install a whole state (``ClusterState.to_dict()``) as the first entry of a recovered cluster."""
-    return encode("restore_state", at, state=dict(state), expected_version=0)
-
-
-def add_node(at: float, node: NodeRecord, *, expected_version: int | None = None) -> bytes:
-    """Add a member; ``joined_at`` and ``version`` of ``node`` are set by the FSM."""
-    return encode("add_node", at, node=node.to_dict(), expected_version=expected_version)
-
-
-def update_node(
-    at: float,
-    node_id: str,
-    *,
-    node_version: int | None = None,
-    expected_version: int | None = None,
-    **fields: Any,
-) -> bytes:
-    """Change some of: labels (full replacement), availability, status, role, addr, ports, capacity."""
-    args: dict[str, Any] = {"node_id": node_id, "fields": dict(fields)}
-    if node_version is not None:
-        args["node_version"] = node_version
-    return encode("update_node", at, expected_version=expected_version, **args)
-
-
-def remove_node(at: float, node_id: str, *, expected_version: int | None = None) -> bytes:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveNode(Command):
     """Delete a member and its subnet lease (its tasks are left for the orchestrator)."""
-    return encode("remove_node", at, node_id=node_id, expected_version=expected_version)
+
+    TAG = "remove_node"
+    node_id: str
+    node_version: int | None = None
+
+    def body(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "node_version": self.node_version}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> RemoveNode:
+        return cls(node_id=F.text(b, "node_id"), node_version=F.version_or_none(b, "node_version"), **common)
 
 
-def create_service(
-    at: float, service_id: str, name: str, spec: Mapping[str, Any], *, expected_version: int | None = None
-) -> bytes:
-    return encode(
-        "create_service",
-        at,
-        service_id=service_id,
-        name=name,
-        spec=dict(spec),
-        expected_version=expected_version,
-    )
-
-
-def update_service(
-    at: float,
-    service_id: str,
-    spec: Mapping[str, Any],
-    *,
-    service_version: int | None = None,
-    expected_version: int | None = None,
-) -> bytes:
-    args: dict[str, Any] = {"service_id": service_id, "spec": dict(spec)}
-    if service_version is not None:
-        args["service_version"] = service_version
-    return encode("update_service", at, expected_version=expected_version, **args)
-
-
-def remove_service(
-    at: float, service_id: str, *, service_version: int | None = None, expected_version: int | None = None
-) -> bytes:
-    args: dict[str, Any] = {"service_id": service_id}
-    if service_version is not None:
-        args["service_version"] = service_version
-    return encode("remove_service", at, expected_version=expected_version, **args)
-
-
-def task_put(task: TaskRecord, *, task_version: int | None) -> dict[str, Any]:
-    """One put_tasks item: create (``task_version=0``), update (its current version) or blind (None)."""
-    return {"op": "put", "task": task.to_dict(), "task_version": task_version}
-
-
-def task_remove(task_id: str, *, task_version: int | None) -> dict[str, Any]:
-    return {"op": "remove", "task_id": task_id, "task_version": task_version}
-
-
-def put_tasks(at: float, items: Iterable[Mapping[str, Any]], *, expected_version: int | None = None) -> bytes:
-    """All-or-nothing batch of :func:`task_put`/:func:`task_remove` items (scheduler leader loop)."""
-    return encode("put_tasks", at, items=[dict(i) for i in items], expected_version=expected_version)
-
-
-def report_task_states(at: float, node_id: str, reports: Iterable[Mapping[str, Any]]) -> bytes:
-    """Agent status batch: each report has task_id and any of state, state_at, error, container_id,
-    address, message. Reports for tasks not assigned to ``node_id`` are skipped, not errors."""
-    return encode("report_task_states", at, node_id=node_id, reports=[dict(r) for r in reports])
-
-
-def lease_subnet(at: float, node_id: str, *, expected_version: int | None = None) -> bytes:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaseSubnet(Command):
     """Lease the lowest free subnet of the cluster CIDR to a node (returns the existing one if any)."""
-    return encode("lease_subnet", at, node_id=node_id, expected_version=expected_version)
+
+    TAG = "lease_subnet"
+    node_id: str
+
+    def body(self) -> dict[str, Any]:
+        return {"node_id": self.node_id}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> LeaseSubnet:
+        return cls(node_id=F.text(b, "node_id"), **common)
 
 
-def release_subnet(at: float, node_id: str, *, expected_version: int | None = None) -> bytes:
-    return encode("release_subnet", at, node_id=node_id, expected_version=expected_version)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseSubnet(LeaseSubnet):
+    """Give a node's subnet back."""
+
+    TAG = "release_subnet"
 
 
-def set_join_token(at: float, join_token: str) -> bytes:
-    """Replace the token new nodes must present (rotation); the cluster's own keys do not change."""
-    return encode("set_join_token", at, join_token=join_token)
+# --- services --------------------------------------------------------------------------------------
 
 
-def put_secret(
-    at: float,
-    *,
-    kind: str,
-    name: str,
-    object_id: str,
-    version: int,
-    sealed: bytes,
-    digest: str,
-    size: int,
-    labels: Mapping[str, str] | None = None,
-    key_epoch: int = 0,
-) -> bytes:
-    """Create a secret/config (``version`` 1) or add its next version; ``sealed`` is ciphertext only,
-    sealed under the secrets key of cluster key epoch ``key_epoch``."""
-    return encode(
-        "put_secret",
-        at,
-        kind=kind,
-        name=name,
-        object_id=object_id,
-        secret_version=version,
-        sealed=bytes(sealed),
-        digest=digest,
-        size=size,
-        labels=dict(labels or {}),
-        key_epoch=key_epoch,
+def _spec(b: Mapping[str, Any], name: str, version: int) -> ServiceSpec:
+    data = F.get(b, name, dict)
+    if version == LEGACY_VERSION:
+        data = {k: v for k, v in data.items() if k not in LEGACY_BOOKKEEPING_KEYS}
+    try:
+        return ServiceSpec.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: {exc.message}", field=exc.field) from exc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateService(Command):
+    """Create a service from a validated spec (the service's name is the spec's)."""
+
+    TAG = "create_service"
+    service_id: str
+    spec: ServiceSpec
+
+    def body(self) -> dict[str, Any]:
+        return {"service_id": self.service_id, "spec": self.spec.to_dict()}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> CreateService:
+        spec = _spec(b, "spec", version)
+        if version == LEGACY_VERSION and F.text(b, "name") != spec.name:
+            raise F.invalid(f"name {b['name']!r} is not the spec's name {spec.name!r}", "name")
+        return cls(service_id=F.text(b, "service_id"), spec=spec, **common)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateService(Command):
+    """Replace a service's spec and controller bookkeeping (every field: the new desired record)."""
+
+    TAG = "update_service"
+    service_id: str
+    spec: ServiceSpec
+    previous_spec: ServiceSpec | None = None
+    update_paused: bool = False
+    rebalance_requested: float = 0.0
+    service_version: int | None = None
+    job: JobStatus = field(default_factory=JobStatus)
+
+    @classmethod
+    def of(cls, service: Service, *, at: float, **changes: Any) -> UpdateService:
+        """``service`` with ``changes`` applied, conditional on the version read."""
+        new = replace(service, **changes)
+        return cls(
+            at=at,
+            service_id=service.service_id,
+            spec=new.spec,
+            previous_spec=new.previous_spec,
+            update_paused=new.update_paused,
+            rebalance_requested=new.rebalance_requested,
+            service_version=service.version,
+            job=new.job,
+        )
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "service_id": self.service_id,
+            "spec": self.spec.to_dict(),
+            "previous_spec": None if self.previous_spec is None else self.previous_spec.to_dict(),
+            "update_paused": self.update_paused,
+            "rebalance_requested": self.rebalance_requested,
+            "service_version": self.service_version,
+            **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
+        }
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> UpdateService:
+        # version 0 kept the bookkeeping inside the spec map; version 1 has it beside the spec
+        source = F.get(b, "spec", dict) if version == LEGACY_VERSION else b
+        paused = source.get("update_paused", False)
+        requested = source.get("rebalance_requested") or 0.0
+        return cls(
+            service_id=F.text(b, "service_id"),
+            spec=_spec(b, "spec", version),
+            previous_spec=optional_spec(source.get("previous_spec")),
+            update_paused=bool(paused),
+            rebalance_requested=F.number(requested, "rebalance_requested"),
+            service_version=F.version_or_none(b, "service_version"),
+            job=F.job_status(b.get("job")),
+            **common,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveService(Command):
+    """Delete a service; its tasks are set to shut down in the same commit."""
+
+    TAG = "remove_service"
+    service_id: str
+    service_version: int | None = None
+
+    def body(self) -> dict[str, Any]:
+        return {"service_id": self.service_id, "service_version": self.service_version}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> RemoveService:
+        return cls(
+            service_id=F.text(b, "service_id"),
+            service_version=F.version_or_none(b, "service_version"),
+            **common,
+        )
+
+
+# --- tasks -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PutTasks(Command):
+    """All-or-nothing batch of task writes and removals (the leader's scheduling round)."""
+
+    TAG = "put_tasks"
+    items: tuple[TaskItem, ...]
+
+    def body(self) -> dict[str, Any]:
+        return {"items": [i.to_wire() for i in self.items]}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> PutTasks:
+        raw = F.get(b, "items", list)
+        if len(raw) > MAX_BATCH_ITEMS:
+            raise F.invalid(f"more than {MAX_BATCH_ITEMS} items", "items")
+        items = tuple(F.task_item(item, i) for i, item in enumerate(raw))
+        seen: set[str] = set()
+        for item in items:
+            if item.task_id in seen:
+                raise F.invalid(f"task {item.task_id} appears twice in one batch", "task_id")
+            seen.add(item.task_id)
+        return cls(items=items, **common)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportTaskStates(Command):
+    """An agent's status batch; reports for tasks not assigned to ``node_id`` are skipped, not errors."""
+
+    TAG = "report_task_states"
+    node_id: str
+    reports: tuple[TaskStatusReport, ...]
+
+    def body(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "reports": [r.to_wire() for r in self.reports]}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> ReportTaskStates:
+        raw = F.get(b, "reports", list)
+        if len(raw) > MAX_BATCH_ITEMS:
+            raise F.invalid(f"more than {MAX_BATCH_ITEMS} reports", "reports")
+        reports = tuple(TaskStatusReport.from_wire(r, i) for i, r in enumerate(raw))
+        return cls(node_id=F.text(b, "node_id"), reports=reports, **common)
+
+
+# --- the dispatch table and decoder ----------------------------------------------------------------
+
+COMMANDS: dict[str, Any] = {
+    cls.TAG: cls
+    for cls in (
+        InitCluster,
+        AddNode,
+        UpdateNode,
+        RemoveNode,
+        CreateService,
+        UpdateService,
+        RemoveService,
+        PutTasks,
+        ReportTaskStates,
+        LeaseSubnet,
+        ReleaseSubnet,
+        SetJoinToken,
+        PutSecret,
+        RemoveSecret,
+        RotateKeys,
+        RestoreState,
+        Noop,
     )
+}
 
 
-def remove_secret(at: float, *, kind: str, name: str) -> bytes:
-    """Delete a secret/config; refused (ConflictError naming them) while a service references it."""
-    return encode("remove_secret", at, kind=kind, name=name)
+def decode_command(data: bytes) -> Command:
+    """Bytes -> a validated typed command; raises WireError (bytes) or ConfigError (fields)."""
+    return command_from_plain(decode(data))
 
 
-def rotate_keys(at: float, epoch: int, envelopes: Mapping[str, str], excluded: Iterable[str] = ()) -> bytes:
-    """Start cluster key epoch ``epoch``: its key sealed to each member that may follow it
-    (``node id -> envelope``); every other live node must be named in ``excluded``."""
-    return encode("rotate_keys", at, epoch=int(epoch), envelopes=dict(envelopes), excluded=sorted(excluded))
-
-
-def noop(at: float, *, tag: Any = None) -> bytes:
-    """A write that changes nothing but its result; used by tests and the benchmark as a barrier."""
-    return encode("noop", at, tag=tag)
-
-
-def ok(version: int, value: Any = None) -> dict[str, Any]:
-    return {"ok": True, "version": version, "value": value}
-
-
-def error(kind: str, message: str, *, field: str | None = None, version: int = 0) -> dict[str, Any]:
-    return {"ok": False, "error": kind, "message": message, "field": field, "version": version}
-
-
-def error_of(result: Mapping[str, Any]) -> P2POrchError | None:
-    """The exception a failed result stands for, or None if it succeeded."""
-    if result.get("ok"):
-        return None
-    cls = _ERRORS.get(str(result.get("error")), RaftError)
-    return cls(str(result.get("message", "command failed")), field=result.get("field"))
-
-
-def raise_for_result(result: Mapping[str, Any]) -> Any:
-    """Return ``result["value"]`` or raise the matching P2POrchError subclass."""
-    exc = error_of(result)
-    if exc is not None:
-        raise exc
-    return result.get("value")
+def command_from_plain(obj: Any) -> Command:
+    """A decoded map (either layout) -> a validated typed command."""
+    if not isinstance(obj, Mapping):
+        raise WireError(f"command is a {type(obj).__name__}, not a map")
+    if "t" in obj:
+        tag, version, body = obj.get("t"), obj.get("v"), obj.get("b")
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= COMMAND_VERSION:
+            raise WireError(
+                f"unsupported command version {version!r} (this node reads up to {COMMAND_VERSION})"
+            )
+        if not isinstance(body, Mapping):
+            raise WireError(f"command {tag!r} has no body map")
+    else:  # before typed commands: {"op": name, "at": ..., fields...}
+        tag, version, body = obj.get("op"), LEGACY_VERSION, obj
+    cls = COMMANDS.get(tag) if isinstance(tag, str) else None
+    if cls is None:
+        raise F.invalid(f"unknown op {tag!r}", "op")
+    at = F.get(body, "at", (int, float))
+    expected = F.get(body, "expected_version", int, optional=True)
+    try:
+        command: Command = cls.from_body(body, version, at=float(at), expected_version=expected)
+    except P2POrchError:
+        raise
+    except Exception as exc:  # a body the field checks did not foresee: refused, never a crash
+        raise F.invalid(f"malformed {tag} command: {type(exc).__name__}: {exc}", "body") from exc
+    return command

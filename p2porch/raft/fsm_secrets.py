@@ -1,96 +1,69 @@
 """FSM handlers for secrets and configs (pure): add a sealed version, remove one that nothing uses.
 
 Values arrive sealed (ciphertext); this module never sees plaintext. A handler returns
-``(state, value, [(kind, op, key, record)])`` and refuses with ConfigError/ConflictError/NotFoundError,
-which :mod:`p2porch.raft.fsm` turns into error results.
+``(state, value, [(kind, op, key, record)])`` and refuses with ConflictError/NotFoundError, which
+:mod:`p2porch.raft.fsm` turns into error results (fields were validated by the command decoders).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from ..errors import ConfigError, ConflictError, NotFoundError
+from ..errors import ConflictError, NotFoundError
+from .commands_secrets import PutSecret, RemoveSecret
 from .state import ClusterState, SecretRecord, secret_key
 
-KINDS = ("secret", "config")
-MAX_SEALED_BYTES = 500 * 1024 + 64  # the value limit plus nonce and tag
 MAX_VERSIONS = 10  # older versions are dropped (a service pinned to one fails to start its new tasks)
-
-
-def _field(body: Mapping[str, Any], name: str, kind: type) -> Any:
-    value = body.get(name)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise ConfigError(f"field {name!r} is missing or not a {kind.__name__}", field=name)
-    return value
 
 
 def users_of(state: ClusterState, kind: str, name: str) -> list[str]:
     """Names of the services whose spec references this secret/config."""
     out = []
     for svc in state.services.values():
-        refs = svc.spec.get(kind + "s") or ()
-        if any(isinstance(r, Mapping) and r.get("source") == name for r in refs):
+        refs = svc.spec.secrets if kind == "secret" else svc.spec.configs
+        if any(r.source == name for r in refs):
             out.append(svc.name)
     return sorted(out)
 
 
-def put_secret(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
-    kind = _field(b, "kind", str)
-    if kind not in KINDS:
-        raise ConfigError("kind must be secret or config", field="kind")
-    name = _field(b, "name", str)
-    object_id = _field(b, "object_id", str)
-    number = _field(b, "secret_version", int)
-    sealed = _field(b, "sealed", bytes)
-    if not sealed or len(sealed) > MAX_SEALED_BYTES:
-        raise ConfigError("sealed value is empty or too large", field="sealed")
+def put_secret(s: ClusterState, c: PutSecret, v: int) -> Any:
     entry = {
-        "version": number,
-        "sealed": sealed,
-        "digest": _field(b, "digest", str),
-        "size": _field(b, "size", int),
-        "created_at": at,
-        "key_epoch": int(b.get("key_epoch") or 0),
+        "version": c.secret_version,
+        "sealed": c.sealed,
+        "digest": c.digest,
+        "size": c.size,
+        "created_at": c.at,
+        "key_epoch": c.key_epoch,
     }
-    key = secret_key(kind, name)
+    key = secret_key(c.kind, c.name)
     current = s.secrets.get(key)
     if current is None:
-        if number != 1:
-            raise NotFoundError(f"no {kind} {name}", field="name")
+        if c.secret_version != 1:
+            raise NotFoundError(f"no {c.kind} {c.name}", field="name")
         record = SecretRecord(
-            kind,
-            name,
-            object_id,
-            (entry,),
-            dict(b.get("labels") or {}),
-            created_at=at,
-            updated_at=at,
-            version=v,
+            c.kind, c.name, c.object_id, (entry,), dict(c.labels), created_at=c.at, updated_at=c.at, version=v
         )
     else:
-        if current.object_id != object_id or number != current.current + 1:
+        if current.object_id != c.object_id or c.secret_version != current.current + 1:
             raise ConflictError(
-                f"{kind} {name} is at version {current.current}; write version {current.current + 1}",
+                f"{c.kind} {c.name} is at version {current.current}; write version {current.current + 1}",
                 field="secret_version",
             )
         versions = (*current.versions, entry)[-MAX_VERSIONS:]
-        record = replace(current, versions=versions, updated_at=at, version=v)
+        record = replace(current, versions=versions, updated_at=c.at, version=v)
     secrets = dict(s.secrets)
     secrets[key] = record
-    return s.evolve(secrets=secrets, version=v), number, [("secret", "put", key, record)]
+    return s.evolve(secrets=secrets, version=v), c.secret_version, [("secret", "put", key, record)]
 
 
-def remove_secret(s: ClusterState, b: Mapping[str, Any], at: float, v: int) -> Any:
-    kind = _field(b, "kind", str)
-    name = _field(b, "name", str)
-    key = secret_key(kind, name)
+def remove_secret(s: ClusterState, c: RemoveSecret, v: int) -> Any:
+    key = secret_key(c.kind, c.name)
     if key not in s.secrets:
-        raise NotFoundError(f"no {kind} {name}", field="name")
-    users = users_of(s, kind, name)
+        raise NotFoundError(f"no {c.kind} {c.name}", field="name")
+    users = users_of(s, c.kind, c.name)
     if users:
-        raise ConflictError(f"{kind} {name} is in use by service(s): {', '.join(users)}", field="name")
+        raise ConflictError(f"{c.kind} {c.name} is in use by service(s): {', '.join(users)}", field="name")
     secrets = dict(s.secrets)
     del secrets[key]
-    return s.evolve(secrets=secrets, version=v), name, [("secret", "delete", key, None)]
+    return s.evolve(secrets=secrets, version=v), c.name, [("secret", "delete", key, None)]

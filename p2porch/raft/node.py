@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import sys
@@ -29,6 +30,9 @@ from typing import Any
 import trio
 
 from ..errors import P2POrchError
+from ..model import ServiceSpec
+from ..model.placement import NAME_RE
+from ..model.spec import RESERVED_NAMES
 from . import commands as C
 from .store import RaftStore, StoreConfig, open_raft_store
 
@@ -55,16 +59,14 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         result = await store.propose(bytes.fromhex(req["cmd"]), timeout_s)
         return {"ok": True, "result": result}
     if op == "init":
-        cmd = C.init_cluster(time.time(), cluster_id=str(req.get("cluster_id", "p2rf")))
+        cmd = C.InitCluster(at=time.time(), cluster_id=str(req.get("cluster_id", "p2rf"))).encode()
         result = await store.propose(cmd, timeout_s)
         done = result["ok"] or result.get("error") == "ConflictError"
         return {"ok": done, "result": result}
     if op == "create":
         sid = str(req["id"])
-        spec: dict[str, Any] = {"n": 1}
-        if int(req.get("pad", 0)) > 0:  # a large entry (>= 64 KiB travels as a pysyncobj transmission)
-            spec["labels"] = {"pad": "x" * int(req["pad"])}
-        result = await store.propose(C.create_service(time.time(), sid, sid, spec), timeout_s)
+        pad = int(req.get("pad", 0))  # > 0: a large entry (>= 64 KiB travels as a pysyncobj transmission)
+        result = await store.propose(_create(sid, pad=pad), timeout_s)
         return {"ok": bool(result["ok"]), "result": result}
     if op == "bench":
         return await _bench(store, int(req["count"]), int(req["concurrency"]), str(req.get("prefix", "b")))
@@ -72,6 +74,17 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         await getattr(store, op)(str(req["addr"]), timeout_s)
         return {"ok": True}
     return {"ok": False, "error": f"unknown op {op!r}"}
+
+
+def _create(service_id: str, *, pad: int = 0) -> bytes:
+    """A create_service command for a minimal service named like its id (a hash when the id is not a DNS
+    label, so distinct ids keep distinct names); ``pad`` bytes of label make the entry large."""
+    name = service_id
+    if not NAME_RE.match(name) or name in RESERVED_NAMES:
+        name = "s" + hashlib.sha256(service_id.encode()).hexdigest()[:20]
+    labels = (("pad", "x" * pad),) if pad > 0 else ()
+    spec = ServiceSpec(name=name, image="p2porch/bench", labels=labels)
+    return C.CreateService(at=time.time(), service_id=service_id, spec=spec).encode()
 
 
 async def _bench(store: RaftStore, count: int, concurrency: int, prefix: str) -> dict[str, Any]:
@@ -87,7 +100,7 @@ async def _bench(store: RaftStore, count: int, concurrency: int, prefix: str) ->
             next_i += 1
             t0 = time.perf_counter()
             try:
-                await store.write(C.create_service(time.time(), f"{prefix}{i}", f"{prefix}{i}", {}), 10.0)
+                await store.write(_create(f"{prefix}{i}"), 10.0)
             except P2POrchError as exc:
                 errors.append(f"{type(exc).__name__}: {exc.message}")
                 continue

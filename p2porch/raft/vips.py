@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 VIP_CIDR = "10.239.0.0/16"  # outside the default cluster CIDR 10.240.0.0/16; never routed off a node
 
@@ -29,8 +28,3 @@ def allocate_vip(service_id: str, taken: Iterable[str], cidr: str = VIP_CIDR) ->
         if address not in used:
             return address
     return ""
-
-
-def wants_vip(spec: Mapping[str, Any]) -> bool:
-    """True when a plain service spec asks for a VIP: endpoint_mode vip, the default."""
-    return spec.get("endpoint_mode", "vip") == "vip"

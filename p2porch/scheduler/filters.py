@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..model import Affinity, Availability, Constraint, NodeStatus, ServiceSpec, format_bytes, format_cpus
 from .nodeinfo import NodeInfo
-from .spec import Affinity, Constraint, ServiceSpec, format_bytes, format_cpus
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ class ReadyFilter(Filter):
     name = "ready"
 
     def reject(self, node: NodeInfo, req: Requirements) -> str | None:
-        return None if node.status == "ready" else f"node {node.status}"
+        return None if node.status == NodeStatus.READY else f"node {node.status}"
 
 
 class AvailabilityFilter(Filter):
@@ -95,7 +95,7 @@ class AvailabilityFilter(Filter):
     name = "availability"
 
     def reject(self, node: NodeInfo, req: Requirements) -> str | None:
-        return None if node.availability == "active" else f"availability {node.availability}"
+        return None if node.availability == Availability.ACTIVE else f"availability {node.availability}"
 
 
 class ConstraintFilter(Filter):

@@ -1,9 +1,9 @@
-"""Plain node inputs and the scheduler's per-node accounting (pure).
+"""The scheduler's per-node accounting (pure).
 
-``Node`` is the frozen description of a cluster member the caller hands in (built trivially from the Raft
-``NodeRecord``). ``NodeInfo`` is the scheduler's mutable working view of one node: capacity, what is
-already reserved on it, how many tasks of each service it runs and which host ports are taken. It is
-updated incrementally as tasks are placed and never reads cluster state by itself.
+Nodes come in as the model's committed ``Node`` records. ``NodeInfo`` is the scheduler's mutable working
+view of one node: capacity, what is already reserved on it, how many tasks of each service it runs and
+which host ports are taken. It is updated incrementally as tasks are placed and never reads cluster
+state by itself.
 """
 
 from __future__ import annotations
@@ -11,33 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-AVAILABILITIES = ("active", "pause", "drain")
-STATUSES = ("joining", "ready", "down", "left", "unknown")
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    """A cluster member as the scheduler and orchestrator see it.
-
-    ``status`` is ready|down|left|unknown; ``down_since`` is when it was last seen going down (the
-    orchestrator reschedules its tasks only after a grace period). ``hostname`` defaults to ``name``.
-    """
-
-    node_id: str
-    name: str = ""
-    role: str = "replica"
-    availability: str = "active"
-    status: str = "ready"
-    labels: Mapping[str, str] = field(default_factory=dict)
-    cpu_nanos: int = 0
-    memory_bytes: int = 0
-    hostname: str = ""
-    down_since: float | None = None
-
-    @property
-    def schedulable(self) -> bool:
-        """Ready and active: new tasks may go here."""
-        return self.status == "ready" and self.availability == "active"
+from ..model import Node
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +52,7 @@ class NodeInfo:
         return cls(
             node_id=node.node_id,
             name=node.name or node.node_id,
-            hostname=node.hostname or node.name or node.node_id,
+            hostname=node.hostname,
             role=node.role,
             availability=node.availability,
             status=node.status,

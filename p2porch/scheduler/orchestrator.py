@@ -16,55 +16,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..model import (
+    FAILURE_STATES,
+    TERMINAL_STATES,
+    Availability,
+    DesiredState,
+    Node,
+    NodeStatus,
+    Service,
+    ServiceSpec,
+    Task,
+    TaskState,
+)
 from .filters import constraint_matches
-from .nodeinfo import Node, NodeInfo
-from .spec import ServiceSpec
+from .jobs import plan_job
+from .nodeinfo import NodeInfo
 
-#: observed states after which a container no longer runs
-TERMINAL_STATES = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned"})
-#: observed states counted as a failure by restart condition on-failure (``complete`` is success)
-FAILURE_STATES = frozenset({"failed", "shutdown", "rejected", "orphaned"})
 #: restarts of a slot within this many seconds before a failure raise the back-off exponent
 BACKOFF_WINDOW_S = 600.0
 _HISTORY_KEEP = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Service:
-    """A service as stored: spec, state version, and whether its rolling update is paused."""
-
-    service_id: str
-    spec: ServiceSpec
-    version: int = 0
-    update_paused: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Task:
-    """One task record as the orchestrator needs it.
-
-    ``desired_state`` is running|shutdown; ``state`` the observed state (new, pending, assigned, starting,
-    running, complete, failed, shutdown, rejected) last changed at ``state_at``; ``started_at`` when it was
-    first observed running; ``healthy`` None when there is no health check (or not yet known);
-    ``restart_history`` the times its slot was restarted after a task ended (carried to replacements).
-    """
-
-    task_id: str
-    service_id: str
-    slot: int
-    node_id: str | None = None
-    desired_state: str = "running"
-    state: str = "new"
-    state_at: float = 0.0
-    spec_version: int = 0
-    template_hash: str = ""
-    created_at: float = 0.0
-    started_at: float | None = None
-    healthy: bool | None = None
-    restart_history: tuple[float, ...] = ()
-    health_starting: bool = False  # has a health check that has not passed yet
-    move_to: str | None = None  # a rebalance moves this task to that node (start-first) ...
-    move_at: float = 0.0  # ... since then
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +50,7 @@ class CreateTask:
     created_at: float
     restart_history: tuple[float, ...] = ()
     reason: str = ""
+    job_iteration: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,14 +114,14 @@ class _Ctx:
         if node_id is None:
             return "unassigned"
         node = self.nodes.get(node_id)
-        if node is None or node.status == "left":
+        if node is None or node.status == NodeStatus.LEFT:
             return "lost"
-        if node.status != "ready":
+        if node.status != NodeStatus.READY:
             if node.down_since is None or node.down_since + self.grace <= self.now:
                 return "lost"
             self.out.wake(node.down_since + self.grace)
             return "grace"
-        if node.availability == "drain":
+        if node.availability == Availability.DRAIN:
             return "drain"
         return "ok"
 
@@ -163,15 +134,15 @@ class _Ctx:
 
 def _started_at(task: Task) -> float | None:
     """When the task was first seen running (falls back to ``state_at`` while it is running)."""
-    if task.started_at is not None:
+    if task.started_at:
         return task.started_at
-    return task.state_at if task.state == "running" else None
+    return task.state_at if task.state == TaskState.RUNNING else None
 
 
 def _settled(task: Task, spec: ServiceSpec, now: float) -> bool:
     started = _started_at(task)
     return (
-        task.state == "running"
+        task.state == TaskState.RUNNING
         and task.healthy is not False
         and not task.health_starting
         and started is not None
@@ -208,8 +179,10 @@ class Orchestrator:
         out = Reconciliation()
         ctx = _Ctx(nodes, now, self.down_grace_s, out)
         by_service: dict[str, list[Task]] = {}
+        every_task: dict[str, list[Task]] = {}  # jobs look at finished tasks too
         for t in sorted(tasks, key=lambda t: (t.service_id, t.slot, t.created_at, t.task_id)):
-            if t.desired_state == "running":
+            every_task.setdefault(t.service_id, []).append(t)
+            if t.desired_state == DesiredState.RUNNING:
                 by_service.setdefault(t.service_id, []).append(t)
         known = {s.service_id for s in services}
         for service_id in sorted(by_service):
@@ -218,7 +191,9 @@ class Orchestrator:
                     out.actions.append(ShutdownTask(t.task_id, "service removed"))
         for svc in sorted(services, key=lambda s: (s.spec.name, s.service_id)):
             active = by_service.get(svc.service_id, [])
-            if svc.spec.mode == "global":
+            if svc.spec.is_job:
+                self._reconcile_job(svc, every_task.get(svc.service_id, []), ctx)
+            elif svc.spec.mode == "global":
                 self._reconcile_global(svc, active, ctx)
             else:
                 self._reconcile_replicated(svc, active, ctx)
@@ -245,10 +220,21 @@ class Orchestrator:
             created_at=ctx.now,
             restart_history=history,
             reason=reason,
+            job_iteration=svc.job_iteration,
         )
         ctx.out.actions.append(action)
         ctx.created.add((svc.service_id, slot))
         return action
+
+    def _reconcile_job(self, svc: Service, tasks: list[Task], ctx: _Ctx) -> None:
+        """A job's tasks run to completion: the decisions are :func:`~.jobs.plan_job`'s."""
+        eligible = [n for n in sorted(ctx.nodes) if ctx.nodes[n].schedulable and ctx.satisfies(n, svc.spec)]
+        plan = plan_job(svc.spec, svc.job_iteration, tasks, ctx.node_fate, eligible, ctx.now)
+        ctx.out.actions.extend(ShutdownTask(task_id, why) for task_id, why in plan.shutdowns)
+        for c in plan.creates:
+            self._create(svc, c.slot, c.node_id, ctx, c.reason, c.restart_history)
+        if plan.wake_at is not None:
+            ctx.out.wake(plan.wake_at)
 
     def _reconcile_replicated(self, svc: Service, active: list[Task], ctx: _Ctx) -> None:
         spec = svc.spec
@@ -282,11 +268,15 @@ class Orchestrator:
             eligible_to_keep = (
                 node_id is not None
                 and node is not None
-                and node.availability != "drain"
+                and node.availability != Availability.DRAIN
                 and ctx.satisfies(node_id, spec)
             )
             if not eligible_to_keep:
-                why = "node drained" if node is not None and node.availability == "drain" else "not eligible"
+                why = (
+                    "node drained"
+                    if node is not None and node.availability == Availability.DRAIN
+                    else "not eligible"
+                )
                 for t in group:
                     ctx.out.actions.append(ShutdownTask(t.task_id, f"global: {why}"))
                 continue
@@ -339,7 +329,7 @@ class Orchestrator:
                 and not moving(t)
             )
 
-        unhealthy = [t for t in live if t.state == "running" and t.healthy is False]
+        unhealthy = [t for t in live if t.state == TaskState.RUNNING and t.healthy is False]
         if unhealthy and len(unhealthy) == len(live):
             # An unhealthy task is a failed one: stop it and let the restart policy decide.
             for t in unhealthy:
@@ -357,7 +347,7 @@ class Orchestrator:
                 key=lambda t: (
                     t.template_hash != current,
                     not well_placed(t),
-                    t.state != "running",
+                    t.state != TaskState.RUNNING,
                     t.healthy is False,
                     t.created_at,
                     t.task_id,
@@ -365,7 +355,7 @@ class Orchestrator:
             )
             winner = live[0]
             if (
-                winner.state == "running"
+                winner.state == TaskState.RUNNING
                 and winner.healthy is not False
                 and not winner.health_starting
                 and well_placed(winner)
@@ -438,13 +428,13 @@ class Orchestrator:
                 if t.template_hash != current:
                     continue
                 started = _started_at(t)
-                if t.state in ("failed", "rejected") and (
+                if t.state in (TaskState.FAILED, TaskState.REJECTED) and (
                     started is None or t.state_at - started < cfg.monitor_s
                 ):
                     failed = failed or t
                 elif t.state not in TERMINAL_STATES and not _settled(t, spec, ctx.now):
                     in_flight += 1
-                    if started is not None and t.state == "running":
+                    if started is not None and t.state == TaskState.RUNNING:
                         ctx.out.wake(started + cfg.monitor_s)
                 if started is not None and t.state not in TERMINAL_STATES:
                     settle = started + cfg.monitor_s
@@ -455,7 +445,7 @@ class Orchestrator:
                 continue  # already given a new task this round (restart or move)
             if any(t.template_hash == current and t.state not in TERMINAL_STATES for t in group):
                 continue  # a replacement is already under way (start-first)
-            outdated.append((winner.state == "running", winner.slot, winner))
+            outdated.append((winner.state == TaskState.RUNNING, winner.slot, winner))
         if not outdated:
             return
         if failed is not None and cfg.failure_action != "continue":

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from ..model import ServiceSpec
 from .filters import Filter, Requirements, node_attribute
 from .nodeinfo import NodeInfo, fullness_ppm
 from .pipeline import Pipeline, Rejections
-from .spec import ServiceSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,19 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from .nodeinfo import Node, NodeInfo, PlacedTask, build_node_infos
-from .orchestrator import FAILURE_STATES, TERMINAL_STATES, Service, Task, replacement_failed
+from ..model import (
+    FAILURE_STATES,
+    TERMINAL_STATES,
+    Availability,
+    DesiredState,
+    Node,
+    NodeStatus,
+    Service,
+    Task,
+    TaskState,
+)
+from .nodeinfo import NodeInfo, PlacedTask, build_node_infos
+from .orchestrator import replacement_failed
 from .placement import TaskRequest, schedule
 
 #: after a replacement in a service failed, leave the service alone this long (no move storm on a bad node)
@@ -69,12 +80,12 @@ def _settled(tasks: Sequence[Task], svc: Service, nodes: dict[str, Node], now: f
     that failed lately (a task created after its slot's running task: a failed move or update)."""
     spec = svc.spec
     current = spec.template_hash()
-    active = [t for t in tasks if t.desired_state == "running"]
+    active = [t for t in tasks if t.desired_state == DesiredState.RUNNING]
     if sorted(t.slot for t in active) != list(range(1, spec.replicas + 1)):
         return False
     holder = {t.slot: t for t in active}
     for t in tasks:
-        if t.desired_state != "running" and t.state not in TERMINAL_STATES:
+        if t.desired_state != DesiredState.RUNNING and t.state not in TERMINAL_STATES:
             return False  # a stopped task still holds its node: counts would be stale
         if (
             t.state in FAILURE_STATES
@@ -87,9 +98,9 @@ def _settled(tasks: Sequence[Task], svc: Service, nodes: dict[str, Node], now: f
         node = nodes.get(t.node_id or "")
         if (
             node is None
-            or node.status != "ready"
-            or node.availability == "drain"
-            or t.state != "running"
+            or node.status != NodeStatus.READY
+            or node.availability == Availability.DRAIN
+            or t.state != TaskState.RUNNING
             or t.healthy is False
             or t.health_starting
             or t.template_hash != current
@@ -124,7 +135,7 @@ def plan_rebalance(
     in_flight = 0
     moving_services: set[str] = set()
     for t in sorted(tasks, key=lambda t: t.task_id):
-        if t.move_to is None or t.desired_state != "running":
+        if t.move_to is None or t.desired_state != DesiredState.RUNNING:
             continue
         slot_tasks = [s for s in by_service[t.service_id] if s.slot == t.slot]
         if _move_over(t, slot_tasks, by_id.get(t.move_to), now):
@@ -148,7 +159,7 @@ def plan_rebalance(
             continue  # the budget is spent; this service waits for a later round
         if infos is None:
             infos = build_node_infos(nodes, placed)
-        move = _best_move(svc, [t for t in mine if t.desired_state == "running"], infos)
+        move = _best_move(svc, [t for t in mine if t.desired_state == DesiredState.RUNNING], infos)
         if move is None:
             plan.balanced.add(svc.service_id)
             continue

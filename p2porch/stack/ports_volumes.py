@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..scheduler.spec import parse_mount, parse_port
+from ..model import parse_mount, parse_port
 from . import keys
 from .values import err, kind, mapping, scalar_text, string
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..scheduler.container_opts import ContainerOptions
-from ..scheduler.spec import ServiceSpec
+from ..model import ServiceSpec
+from ..model.container_opts import ContainerOptions
 from . import deploy as deploy_keys
 from . import keys
 from .interpolate import parse_dotenv
@@ -53,6 +53,8 @@ _COMPOSE_PATH_OF_FIELD = {
     "stop_grace_period": "stop_grace_period",
     "service_labels": "deploy.labels",
     "endpoint_mode": "deploy.endpoint_mode",
+    "max_concurrent": "deploy.x-p2porch.max_concurrent",
+    "schedule": "deploy.x-p2porch.schedule",
 }
 _CONTAINER_KEYS = {
     "shm_size_bytes": "shm_size",

@@ -22,18 +22,29 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from ..agent.model import TaskReport
 from ..config import Config
 from ..control.service_ops import ServiceOps
 from ..errors import ConflictError, P2POrchError
 from ..gossip.config import GossipConfig
 from ..leader.autopilot import voters_target
-from ..member.views import agent_assignments
+from ..member.views import agent_assignments, status_report
 from ..membership.voter_role import recovered_state
+from ..model import (
+    Availability,
+    DesiredState,
+    Node,
+    NodeRole,
+    NodeStatus,
+    Service,
+    ServiceSpec,
+    Task,
+    TaskHealth,
+    TaskState,
+)
 from ..netoverlay.plan import DEFAULT_NETWORK
 from ..raft import commands as C
-from ..raft.state import ClusterState, NodeRecord, ServiceRecord, TaskRecord
-from ..scheduler import Orchestrator, ServiceSpec
+from ..raft.state import ClusterState
+from ..scheduler import Orchestrator
 from .fake_engine import Behaviour, FakeEngine, SimAgent
 from .memstore import MemoryRaft
 from .sim_leader import SimLeader
@@ -125,21 +136,21 @@ class ClusterSim:
     def name_of(self, node_id: str | None) -> str | None:
         return next((n.name for n in self.nodes.values() if n.node_id == node_id), None)
 
-    def service(self, name: str) -> ServiceRecord:
+    def service(self, name: str) -> Service:
         service = self.state.service_by_name(name)
         if service is None:
             raise KeyError(f"no service {name}")
         return service
 
-    def tasks(self, service: str, *, desired: str | None = "running") -> list[TaskRecord]:
+    def tasks(self, service: str, *, desired: str | None = DesiredState.RUNNING) -> list[Task]:
         """Tasks of ``service`` (by default those that should run), by slot."""
         sid = self.service(service).service_id
         found = [t for t in self.state.tasks_of_service(sid) if desired is None or t.desired_state == desired]
         return sorted(found, key=lambda t: (t.slot, t.created_at, t.task_id))
 
-    def running(self, service: str) -> list[TaskRecord]:
+    def running(self, service: str) -> list[Task]:
         """Tasks committed as running that should run."""
-        return [t for t in self.tasks(service) if t.state == "running"]
+        return [t for t in self.tasks(service) if t.state == TaskState.RUNNING]
 
     def placement(self, service: str) -> dict[str, int]:
         """Node name -> number of running tasks of ``service`` there (committed state)."""
@@ -168,7 +179,7 @@ class ClusterSim:
         by_addr = {n.raft_addr: n.name for n in self.nodes.values()}
         return sorted(by_addr.get(a, a) for a in self.raft.voters)
 
-    def recorded(self, name: str) -> NodeRecord:
+    def recorded(self, name: str) -> Node:
         record = self.state.nodes.get(self.nodes[name].node_id)
         assert record is not None, f"{name} has no record"
         return record
@@ -188,21 +199,22 @@ class ClusterSim:
         )
         self.nodes[name] = node
         first = not self.state.initialized
-        live = [n for n in self.state.nodes.values() if n.status != "left"]
-        voters = [n for n in live if n.role == "voter"]
-        role = "voter" if first or len(voters) < voters_target(self.config.raft, len(live) + 1) else "replica"
+        live = [n for n in self.state.nodes.values() if n.status != NodeStatus.LEFT]
+        voters = [n for n in live if n.role == NodeRole.VOTER]
+        wanted = first or len(voters) < voters_target(self.config.raft, len(live) + 1)
+        role = NodeRole.VOTER if wanted else NodeRole.REPLICA
         node.running_role, node.generation = role, self.state.generation
         if first:
             self.raft.voters = [node.raft_addr]
             self.raft.set_leader(node.raft_addr)
             self._follow_raft_leader()
-            self._commit(C.init_cluster(self.now, cluster_id="0123456789abcdef"))
-        record = NodeRecord(
+            self._commit(C.InitCluster(at=self.now, cluster_id="0123456789abcdef").encode())
+        record = Node(
             node.node_id, name, node.addr, 7947, 7946, role=role, labels=labels or {},
             cpu_nanos=4_000_000_000, memory_bytes=memory_gib * GIB,
         )  # fmt: skip
-        self._commit(C.add_node(self.now, record))
-        self._commit(C.lease_subnet(self.now, node.node_id))
+        self._commit(C.AddNode(at=self.now, node=record).encode())
+        self._commit(C.LeaseSubnet(at=self.now, node_id=node.node_id).encode())
         if role == "voter" and not first:
             self.raft.voters = sorted([*self.raft.voters, node.raft_addr])
         seeds = [n.node_id for n in self.nodes.values() if n.running and n is not node][:1]
@@ -255,7 +267,7 @@ class ClusterSim:
         """``service create``: a validated spec committed as the API does; returns the service id."""
         checked = ServiceSpec.from_dict({"name": name, "image": image, "replicas": replicas, **spec})
         service_id = f"{self.rng.getrandbits(64):016x}"
-        self.write(C.create_service(self.now, service_id, name, checked.to_dict()))
+        self.write(C.CreateService(at=self.now, service_id=service_id, spec=checked).encode())
         self.note(f"service {name} created")
         return service_id
 
@@ -279,7 +291,9 @@ class ClusterSim:
 
     def set_availability(self, name: str, availability: str) -> None:
         """``node update --availability``."""
-        self.write(C.update_node(self.now, self.nodes[name].node_id, availability=availability))
+        node_id = self.nodes[name].node_id
+        update = C.UpdateNode(at=self.now, node_id=node_id, availability=Availability(availability))
+        self.write(update.encode())
         self.note(f"{name} availability {availability}")
 
     def behave(self, image: str, behaviour: Behaviour) -> None:
@@ -287,12 +301,12 @@ class ClusterSim:
         for node in self.nodes.values():
             node.engine.behaviours[image] = behaviour
 
-    def crash_task(self, task: TaskRecord, exit_code: int = 1) -> None:
+    def crash_task(self, task: Task, exit_code: int = 1) -> None:
         name = self.name_of(task.node_id)
         assert name is not None
         self.nodes[name].engine.crash(task.task_id, exit_code, self.now)
 
-    def set_health(self, task: TaskRecord, health: str) -> None:
+    def set_health(self, task: Task, health: TaskHealth) -> None:
         name = self.name_of(task.node_id)
         assert name is not None
         self.nodes[name].engine.set_health(task.task_id, health, self.now)
@@ -316,9 +330,9 @@ class ClusterSim:
         if self.raft.leader is not None:
             raise ConflictError("the cluster has a quorum", field="--force-new-cluster")
         node = self.nodes[name]
-        data = recovered_state(self.state, node.node_id)
+        restored = recovered_state(self.state, node.node_id)
         self.raft.new_log([node.raft_addr], node.raft_addr)
-        self.write(C.restore_state(self.now, data))
+        self.write(C.RestoreState(at=self.now, state=restored).encode())
         node.running_role, node.generation = "voter", self.state.generation
         self._follow_raft_leader()
         self.note(f"{name} recovered the cluster (generation {self.state.generation})")
@@ -448,9 +462,8 @@ class ClusterSim:
             return  # reports wait in the agent until a leader can take them
         reports = node.agent.take_reports()
         try:
-            self.write(
-                C.report_task_states(self.now, node.node_id, [report_command_fields(r) for r in reports])
-            )
+            batch = tuple(status_report(r) for r in reports)
+            self.write(C.ReportTaskStates(at=self.now, node_id=node.node_id, reports=batch).encode())
         except P2POrchError:
             node.agent.requeue(reports)
 
@@ -508,18 +521,11 @@ def run_now(coro: Coroutine[Any, Any, Any]) -> Any:
     raise RuntimeError("the operation waited on I/O; the simulator cannot run it")
 
 
-def report_command_fields(report: TaskReport) -> dict[str, Any]:
-    """``member.agent.report_fields`` without importing the Docker shell (tests check they agree)."""
-    fields = report.to_dict()
-    fields["state_at"] = fields.pop("at")
-    return fields
-
-
 def settle(sim: ClusterSim, services: Iterable[str], *, within_s: float = 20.0) -> float:
     """Run until every named service runs all its replicas; returns how long that took."""
     names = list(services)
 
     def done() -> bool:
-        return all(len(sim.running(s)) == int(sim.service(s).spec.get("replicas", 0)) for s in names)
+        return all(len(sim.running(s)) == sim.service(s).spec.replicas for s in names)
 
     return sim.wait_for(done, within_s=within_s, what=f"{', '.join(names)} run all replicas")

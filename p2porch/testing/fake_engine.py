@@ -13,15 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..agent.model import (
-    HEALTH_HEALTHY,
-    HEALTH_STARTING,
-    ObservedContainer,
-    TaskAssignment,
-    TaskReport,
-)
-from ..agent.model import SHUTDOWN as REPORT_SHUTDOWN
+from ..agent.model import ObservedContainer, TaskAssignment, TaskReport
 from ..agent.plan import RemoveContainer, StartOutcome, StartTask, outcome_report, plan_node
+from ..model import TaskHealth, TaskState
 
 
 @dataclass(frozen=True)
@@ -35,7 +29,7 @@ class Behaviour:
 
     exit_code: int | None = None
     exit_after_s: float = 0.0
-    health: str = HEALTH_HEALTHY
+    health: TaskHealth = TaskHealth.HEALTHY
     health_after_s: float = 0.5
     start_error: str = ""
 
@@ -51,9 +45,9 @@ class _Container:
     has_health: bool
     exit_code: int | None = None
     exit_at: float | None = None
-    health: str = ""
+    health: TaskHealth = TaskHealth.NONE
     health_at: float | None = None
-    next_health: str = ""
+    next_health: TaskHealth = TaskHealth.NONE
     address: str = ""
 
 
@@ -95,7 +89,7 @@ class FakeEngine:
             container.exit_at = now + behaviour.exit_after_s
             container.exit_code = behaviour.exit_code
         if container.has_health:
-            container.health, container.health_at = HEALTH_STARTING, now + behaviour.health_after_s
+            container.health, container.health_at = TaskHealth.STARTING, now + behaviour.health_after_s
             container.next_health = behaviour.health
         self.advance(now)
         return StartOutcome(self._observe(container))
@@ -110,11 +104,11 @@ class FakeEngine:
                 c.exit_at, c.exit_code = now, exit_code
         self.advance(now)
 
-    def set_health(self, task_id: str, health: str, now: float) -> None:
+    def set_health(self, task_id: str, health: TaskHealth, now: float) -> None:
         """The health check of ``task_id``'s container reports ``health`` from now on."""
         for c in self.containers.values():
             if c.task_id == task_id and c.status == "running":
-                c.health, c.health_at, c.next_health = health, None, ""
+                c.health, c.health_at, c.next_health = health, None, TaskHealth.NONE
 
     def kill_all(self) -> None:
         """The engine died with its node: every container is gone (no live-restore)."""
@@ -145,7 +139,7 @@ class FakeEngine:
             node_name=self.node_name,
             status=c.status,
             exit_code=c.exit_code if c.status == "exited" else None,
-            health=c.health if c.has_health and c.status == "running" else "",
+            health=c.health if c.has_health and c.status == "running" else TaskHealth.NONE,
             address=c.address if c.status == "running" else "",
         )
 
@@ -185,7 +179,7 @@ class SimAgent:
                 if action.report_shutdown:
                     self._record(
                         TaskReport(
-                            action.task_id, REPORT_SHUTDOWN, item.done_at, container_id=action.container_id
+                            action.task_id, TaskState.SHUTDOWN, item.done_at, container_id=action.container_id
                         )
                     )
         busy_tasks = {f.action.task_id for f in self.in_flight}

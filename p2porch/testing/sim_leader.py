@@ -3,8 +3,8 @@
 ``SimLeader`` owns what the leader loops keep between rounds (the orchestrator with its seeded RNG, the
 round's wake-up time, the last state and gossip view planned on). Each tick it does what
 ``leader/loop.py`` and ``leader/autopilot_loop.py`` do, through the same pure functions: node statuses
-from gossip (``node_status_updates``), ``plan_round`` and its follow-ups (``update_failure_specs``,
-``rebalance_done_specs``), and ``next_voter_change``. It never reads a clock (pure; tests only).
+from gossip (``node_status_updates``), ``plan_round`` and its follow-ups (``update_failure_updates``,
+``rebalance_done_updates``), and ``next_voter_change``. It never reads a clock (pure; tests only).
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from typing import Any
 
 from ..errors import ConflictError, ProposalTimeout
 from ..leader.autopilot import next_voter_change, voters_target
-from ..leader.scheduling import node_status_updates, plan_round, rebalance_done_specs, update_failure_specs
+from ..leader.cron import plan_cron
+from ..leader.scheduling import (
+    node_status_updates,
+    plan_round,
+    rebalance_done_updates,
+    update_failure_updates,
+)
+from ..model import GossipState, NodeRole, NodeStatus
 from ..raft import commands as C
 from ..scheduler import Orchestrator
 
@@ -55,43 +62,45 @@ class SimLeader:
         self.last_round, self.last_version, self.last_view = sim.t, state.version, view
         sim.rounds += 1
         for node_id, status in node_status_updates(state, view).items():
-            _leader_write(
-                sim, C.update_node(sim.now, node_id, status=status, node_version=state.nodes[node_id].version)
-            )
+            version = state.nodes[node_id].version
+            mark = C.UpdateNode(at=sim.now, node_id=node_id, status=status, node_version=version)
+            _leader_write(sim, mark.encode())
             sim.note(f"{sim.name_of(node_id)} is {status} (gossip)")
         if sim.state.version != state.version:
             return  # plan on the new state next tick
+        cron = plan_cron(state, sim.now)
+        if cron.decisions:
+            for d in cron.decisions:
+                _leader_write(sim, d.command.encode())
+                sim.note(f"cron {d.service.name}: tick t={sim.t + d.tick - sim.now:.1f} {d.action}")
+            return
         plan = plan_round(
             state,
             sim.now,
             self.orchestrator,
             rebalance_max_moves=sim.config.scheduler.rebalance_max_moves,
         )
-        self.wake_at = plan.wake_at
+        self.wake_at = min((w for w in (plan.wake_at, cron.wake_at) if w is not None), default=None)
         if plan.update_failures:
-            for service, spec, action in update_failure_specs(state, plan.update_failures):
-                _leader_write(
-                    sim, C.update_service(sim.now, service.service_id, spec, service_version=service.version)
-                )
+            for service, change, action in update_failure_updates(state, plan.update_failures, sim.now):
+                _leader_write(sim, change.encode())
                 sim.note(f"update of {service.name} failed: {action}")
             return
         if plan.rebalanced:
-            for service, spec in rebalance_done_specs(state, plan.rebalanced):
-                _leader_write(
-                    sim, C.update_service(sim.now, service.service_id, spec, service_version=service.version)
-                )
+            for service, change in rebalance_done_updates(state, plan.rebalanced, sim.now):
+                _leader_write(sim, change.encode())
                 sim.note(f"rebalance of {service.name} done")
             return
         if not plan.empty and not _leader_write(
-            sim, C.put_tasks(sim.now, plan.items, expected_version=state.version)
+            sim, C.PutTasks(at=sim.now, items=tuple(plan.items), expected_version=state.version).encode()
         ):
             self.wake_at = sim.now
 
     def autopilot(self, sim: ClusterSim, leader: SimNode, view: dict[str, str]) -> None:
         """One autopilot check: the real decision, carried out on the simulated Raft group."""
         state = sim.state
-        live = [n for n in state.nodes.values() if n.status != "left"]
-        alive = sorted(node_id for node_id, seen in view.items() if seen == "alive")
+        live = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT]
+        alive = sorted(node_id for node_id, seen in view.items() if seen == GossipState.ALIVE)
         change = next_voter_change(
             state.nodes.values(),
             sim.raft.voters,
@@ -112,8 +121,9 @@ class SimLeader:
         else:
             assert change.node_id is not None
             record = state.nodes[change.node_id]
-            role = "voter" if change.kind == "promote" else "replica"
-            _leader_write(sim, C.update_node(sim.now, record.node_id, role=role, node_version=record.version))
+            role = NodeRole.VOTER if change.kind == "promote" else NodeRole.REPLICA
+            update = C.UpdateNode(at=sim.now, node_id=record.node_id, role=role, node_version=record.version)
+            _leader_write(sim, update.encode())
 
 
 def _leader_write(sim: ClusterSim, command: bytes) -> bool:

@@ -13,18 +13,9 @@ import pytest
 import trio
 
 from p2porch.agent.docker_executor import DockerExecutor, open_docker_executor
-from p2porch.agent.model import (
-    COMPLETE,
-    FAILED,
-    RUNNING,
-    SHUTDOWN,
-    HealthCheckSpec,
-    MountSpec,
-    PortSpec,
-    TaskAssignment,
-    TaskReport,
-)
+from p2porch.agent.model import MountSpec, PortSpec, TaskAssignment, TaskReport
 from p2porch.agent.worker import NodeAgent, run_agent
+from p2porch.model import HealthSpec, TaskState
 
 pytestmark = pytest.mark.integration
 
@@ -178,7 +169,7 @@ async def test_task_runs_with_labels_env_limits_mounts_ports_network(
         executor = await open_docker_executor(docker_url)
         async with trio.open_nursery() as nursery:
             await start_agent(nursery, executor, lambda: [spec], rec)
-            running = await wait_until(reported(rec, spec.task_id, RUNNING), what="running")
+            running = await wait_until(reported(rec, spec.task_id, TaskState.RUNNING), what="running")
             attrs = await inspect(client, running.container_id)
             nursery.cancel_scope.cancel()
 
@@ -245,10 +236,10 @@ async def test_desired_shutdown_stops_and_removes_the_container(
     executor = await open_docker_executor(docker_url)
     async with trio.open_nursery() as nursery:
         agent = await start_agent(nursery, executor, lambda: current, rec)
-        running = await wait_until(reported(rec, spec.task_id, RUNNING), what="running")
-        current = [replace(spec, desired_state="shutdown", state=RUNNING)]
+        running = await wait_until(reported(rec, spec.task_id, TaskState.RUNNING), what="running")
+        current = [replace(spec, desired_state="shutdown", state=TaskState.RUNNING)]
         agent.poke()
-        done = await wait_until(reported(rec, spec.task_id, SHUTDOWN), what="shutdown")
+        done = await wait_until(reported(rec, spec.task_id, TaskState.SHUTDOWN), what="shutdown")
         nursery.cancel_scope.cancel()
     assert done.container_id == running.container_id
     with pytest.raises(docker.errors.NotFound):
@@ -263,18 +254,18 @@ async def test_restarted_agent_adopts_running_container_without_restarting_it(
     first = await open_docker_executor(docker_url)
     async with trio.open_nursery() as nursery:
         await start_agent(nursery, first, lambda: [spec], rec)
-        running = await wait_until(reported(rec, spec.task_id, RUNNING), what="running")
+        running = await wait_until(reported(rec, spec.task_id, TaskState.RUNNING), what="running")
         nursery.cancel_scope.cancel()
     before = await inspect(client, running.container_id)
     await first.aclose()
 
     # A new executor and agent, as after a daemon restart: the committed state says "running".
-    committed = replace(spec, state=RUNNING)
+    committed = replace(spec, state=TaskState.RUNNING)
     rec2 = Recorder()
     second = await open_docker_executor(docker_url)
     async with trio.open_nursery() as nursery:
         agent = await start_agent(nursery, second, lambda: [committed], rec2)
-        adopted = await wait_until(reported(rec2, spec.task_id, RUNNING), what="adopted")
+        adopted = await wait_until(reported(rec2, spec.task_id, TaskState.RUNNING), what="adopted")
         passes = agent.reconcile_count
         await wait_until(lambda: agent.reconcile_count >= passes + 1, what="one periodic resync more")
         nursery.cancel_scope.cancel()
@@ -282,7 +273,9 @@ async def test_restarted_agent_adopts_running_container_without_restarting_it(
     assert adopted.container_id == running.container_id
     assert after["State"]["StartedAt"] == before["State"]["StartedAt"]  # never restarted
     assert after["RestartCount"] == 0
-    assert [r.state for r in rec2.all(spec.task_id)] == [RUNNING]  # no "starting": nothing was started
+    assert [r.state for r in rec2.all(spec.task_id)] == [
+        TaskState.RUNNING
+    ]  # no "starting": nothing was started
     managed = await trio.to_thread.run_sync(
         lambda: client.containers.list(all=True, filters={"label": f"p2porch.task-id={spec.task_id}"})
     )
@@ -328,14 +321,18 @@ async def test_missing_image_is_a_failed_task_with_dockers_error(
     executor = await open_docker_executor(docker_url)
     async with trio.open_nursery() as nursery:
         agent = await start_agent(nursery, executor, lambda: [spec], rec)
-        failed = await wait_until(reported(rec, spec.task_id, FAILED), what="failed")
+        failed = await wait_until(reported(rec, spec.task_id, TaskState.FAILED), what="failed")
         passes = agent.reconcile_count
         await wait_until(lambda: agent.reconcile_count >= passes + 1, what="a reconcile after the failure")
         nursery.cancel_scope.cancel()
     assert "127.0.0.1:9" in failed.error and "connection refused" in failed.error, failed.error
     assert failed.container_id == ""
     states = [r.state for r in rec.all(spec.task_id)]  # "starting" may be coalesced away (same batch)
-    assert states[-1] == FAILED and states.count(FAILED) == 1 and set(states) <= {"starting", FAILED}, states
+    assert (
+        states[-1] == TaskState.FAILED
+        and states.count(TaskState.FAILED) == 1
+        and set(states) <= {"starting", TaskState.FAILED}
+    ), states
 
 
 async def test_bad_command_and_exits_are_failed_or_complete(
@@ -348,9 +345,9 @@ async def test_bad_command_and_exits_are_failed_or_complete(
     executor = await open_docker_executor(docker_url)
     async with trio.open_nursery() as nursery:
         agent = await start_agent(nursery, executor, lambda: [bad, crash, done], rec)
-        bad_rep = await wait_until(reported(rec, bad.task_id, FAILED), what="bad failed")
-        crash_rep = await wait_until(reported(rec, crash.task_id, FAILED), what="crash failed")
-        done_rep = await wait_until(reported(rec, done.task_id, COMPLETE), what="complete")
+        bad_rep = await wait_until(reported(rec, bad.task_id, TaskState.FAILED), what="bad failed")
+        crash_rep = await wait_until(reported(rec, crash.task_id, TaskState.FAILED), what="crash failed")
+        done_rep = await wait_until(reported(rec, done.task_id, TaskState.COMPLETE), what="complete")
         passes = agent.reconcile_count  # the agent looks again after the exits: still nothing restarted
         await wait_until(lambda: agent.reconcile_count >= passes + 2, what="two reconciles after the exits")
         nursery.cancel_scope.cancel()
@@ -360,7 +357,7 @@ async def test_bad_command_and_exits_are_failed_or_complete(
     # Terminal: reported once, never restarted by the agent.
     for spec in (bad, crash, done):
         states = [r.state for r in rec.all(spec.task_id)]
-        assert states.count(FAILED) + states.count(COMPLETE) == 1, states
+        assert states.count(TaskState.FAILED) + states.count(TaskState.COMPLETE) == 1, states
     crash_attrs = await inspect(client, crash_rep.container_id)
     assert crash_attrs["RestartCount"] == 0 and crash_attrs["State"]["Status"] == "exited"
 
@@ -372,21 +369,19 @@ async def test_health_check_healthy_then_unhealthy_is_reported(
         "5555dddd6666eeee",
         service="hc",
         command=("sh", "-c", "touch /tmp/ok; exec sleep 3600"),
-        healthcheck=HealthCheckSpec(
-            ("CMD-SHELL", "test -f /tmp/ok"), interval_s=0.3, timeout_s=1.0, retries=1
-        ),
+        healthcheck=HealthSpec(("CMD-SHELL", "test -f /tmp/ok"), interval_s=0.3, timeout_s=1.0, retries=1),
     )
     rec = Recorder()
     executor = await open_docker_executor(docker_url)
     async with trio.open_nursery() as nursery:
         await start_agent(nursery, executor, lambda: [spec], rec)
-        healthy = await wait_until(reported(rec, spec.task_id, RUNNING, "healthy"), what="healthy")
+        healthy = await wait_until(reported(rec, spec.task_id, TaskState.RUNNING, "healthy"), what="healthy")
         await trio.to_thread.run_sync(
             lambda: client.containers.get(healthy.container_id).exec_run("rm /tmp/ok")
         )
-        await wait_until(reported(rec, spec.task_id, RUNNING, "unhealthy"), what="unhealthy")
+        await wait_until(reported(rec, spec.task_id, TaskState.RUNNING, "unhealthy"), what="unhealthy")
         nursery.cancel_scope.cancel()
-    healths = [r.health for r in rec.all(spec.task_id) if r.state == RUNNING]
+    healths = [r.health for r in rec.all(spec.task_id) if r.state == TaskState.RUNNING]
     assert healths.index("healthy") < healths.index("unhealthy")
 
 
@@ -403,7 +398,7 @@ async def test_logs_are_streamed_per_task(docker_url: str, client: docker.Docker
     async with trio.open_nursery() as nursery:
         await start_agent(nursery, executor, lambda: [*specs, other], rec)
         for spec in [*specs, other]:
-            await wait_until(reported(rec, spec.task_id, RUNNING), what="running")
+            await wait_until(reported(rec, spec.task_id, TaskState.RUNNING), what="running")
         await trio.sleep(0.5)
 
         lines: list[tuple[str, str]] = []
@@ -443,7 +438,7 @@ async def test_followed_logs_survive_a_quiet_period_longer_than_the_client_timeo
     executor = await open_docker_executor(docker_url, timeout_s=1.0)
     async with trio.open_nursery() as nursery:
         await start_agent(nursery, executor, lambda: [spec], rec)
-        await wait_until(reported(rec, spec.task_id, RUNNING), what="running")
+        await wait_until(reported(rec, spec.task_id, TaskState.RUNNING), what="running")
         lines = []
         with trio.fail_after(15):
             async with executor.open_logs([spec.task_id], follow=True) as channel:
@@ -465,6 +460,6 @@ async def test_unreachable_registry_pull_is_bounded_by_pull_timeout(
     async with trio.open_nursery() as nursery:
         await start_agent(nursery, executor, lambda: [spec], rec)
         with trio.fail_after(10):
-            failed = await wait_until(reported(rec, spec.task_id, FAILED), what="failed")
+            failed = await wait_until(reported(rec, spec.task_id, TaskState.FAILED), what="failed")
         nursery.cancel_scope.cancel()
     assert "p2ag/not-here:1.0" in failed.error and "timed out after 0.5 s" in failed.error, failed.error

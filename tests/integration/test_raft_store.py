@@ -11,11 +11,17 @@ import pytest
 import trio
 
 from p2porch.errors import ConfigError, ConflictError
+from p2porch.model import ServiceSpec
 from p2porch.raft import commands as C
 from p2porch.raft.store import RaftStore, StoreConfig, open_raft_store
 from p2porch.testing.raftprocs import free_ports
 
 pytestmark = pytest.mark.integration
+
+
+def create(service_id: str, name: str, **spec: object) -> bytes:
+    service_spec = ServiceSpec.from_dict({"name": name, "image": "busybox", **spec})
+    return C.CreateService(at=time.time(), service_id=service_id, spec=service_spec).encode()
 
 
 def cfg(data_dir: Path, self_addr: str | None, voters: list[str], **kw: object) -> StoreConfig:
@@ -28,10 +34,10 @@ async def test_single_voter_write_subscribe_restart(tmp_path: Path) -> None:
     async with open_raft_store(conf) as store:
         assert stat.S_IMODE(os.stat(tmp_path / "d").st_mode) == 0o700
         await store.wait_leader()
-        assert await store.write(C.init_cluster(time.time(), cluster_id="c1")) == "c1"
+        assert await store.write(C.InitCluster(at=time.time(), cluster_id="c1").encode()) == "c1"
         async with store.subscribe() as changes:
             base = store.snapshot()
-            result = await store.propose(C.create_service(time.time(), "s1", "web", {"image": "x"}))
+            result = await store.propose(create("s1", "web", image="x"))
             assert result["ok"] and result["version"] == base.version + 1
             change = await changes.receive()
             assert (change.kind, change.op, change.key, change.version) == (
@@ -41,15 +47,15 @@ async def test_single_voter_write_subscribe_restart(tmp_path: Path) -> None:
                 base.version + 1,
             )
             assert store.snapshot().service_by_name("web") is not None
-        refused = await store.propose(C.create_service(time.time(), "s2", "web", {}))
+        refused = await store.propose(create("s2", "web"))
         assert refused["error"] == "ConflictError"
         with pytest.raises(ConflictError):
-            await store.write(C.create_service(time.time(), "s2", "web", {}))
+            await store.write(create("s2", "web"))
         # concurrent proposals are grouped into few Raft entries and all get their own result
         results: list[dict] = []
 
         async def one(i: int) -> None:
-            results.append(await store.propose(C.create_service(time.time(), f"c{i}", f"c{i}", {})))
+            results.append(await store.propose(create(f"c{i}", f"c{i}")))
 
         async with trio.open_nursery() as nursery:
             for i in range(50):
@@ -70,9 +76,9 @@ async def test_compaction_dump_restores_state(tmp_path: Path) -> None:
     conf = cfg(tmp_path / "d", addr, [addr], log_compaction_min_entries=4)
     async with open_raft_store(conf) as store:
         await store.wait_leader()
-        await store.write(C.init_cluster(time.time(), cluster_id="c1"))
+        await store.write(C.InitCluster(at=time.time(), cluster_id="c1").encode())
         for i in range(30):
-            await store.write(C.create_service(time.time(), f"s{i}", f"s{i}", {"i": i}))
+            await store.write(create(f"s{i}", f"s{i}", replicas=i))
         with trio.fail_after(10):
             while not (tmp_path / "d" / "raft.dump").exists():
                 await trio.sleep(0.02)
@@ -82,21 +88,21 @@ async def test_compaction_dump_restores_state(tmp_path: Path) -> None:
             while store.snapshot().version < version:
                 await trio.sleep(0.01)
         state = store.snapshot()
-        assert len(state.services) == 30 and state.services["s7"].spec == {"i": 7}
+        assert len(state.services) == 30 and state.services["s7"].spec.replicas == 7
         kinds = set()
         while True:
             try:
                 kinds.add(changes.receive_nowait().kind)
             except trio.WouldBlock:
                 break
-        await store.write(C.noop(time.time()))
+        await store.write(C.Noop(at=time.time()).encode())
 
 
 async def test_add_voter_and_replica_follow(tmp_path: Path) -> None:
     a, b = (f"127.0.0.1:{p}" for p in free_ports(2))
     async with open_raft_store(cfg(tmp_path / "a", a, [a])) as sa:
         await sa.wait_leader()
-        await sa.write(C.init_cluster(time.time(), cluster_id="c1"))
+        await sa.write(C.InitCluster(at=time.time(), cluster_id="c1").encode())
         # the joiner runs (as a voter knowing both addresses) before the leader adds it
         async with open_raft_store(cfg(tmp_path / "b", b, [a, b])) as sb:
             await sa.add_voter(b, timeout_s=15)
@@ -106,7 +112,7 @@ async def test_add_voter_and_replica_follow(tmp_path: Path) -> None:
 
 async def _replica_checks(sa: RaftStore, sb: RaftStore, replica: RaftStore, a: str, b: str) -> None:
     # a write proposed on the replica is forwarded to the leader and applied everywhere
-    value = await replica.write(C.create_service(time.time(), "s1", "web", {}), timeout_s=10)
+    value = await replica.write(create("s1", "web"), timeout_s=10)
     assert value == "s1"
     with trio.fail_after(10):
         while "s1" not in sb.snapshot().services:
@@ -123,7 +129,7 @@ async def test_raft_thread_outlives_the_worker_thread_that_built_it(tmp_path: Pa
         await store.wait_leader()
         await trio.sleep(11.5)
         assert store.status().raft_thread_alive
-        assert await store.write(C.init_cluster(time.time(), cluster_id="c1"), timeout_s=5) == "c1"
+        assert await store.write(C.InitCluster(at=time.time(), cluster_id="c1").encode(), timeout_s=5) == "c1"
 
 
 def test_config_requires_password(tmp_path: Path) -> None:

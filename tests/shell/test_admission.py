@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from memstore import MemoryStore
 
 from p2porch.clock import TrioClock
 from p2porch.config import Config
@@ -11,8 +10,9 @@ from p2porch.errors import ConfigError, ConflictError
 from p2porch.membership.admission import admit
 from p2porch.membership.keys import new_cluster_keys
 from p2porch.membership.localstate import LocalClusterState
+from p2porch.model import Node, NodeStatus
 from p2porch.raft import commands as C
-from p2porch.raft.state import NodeRecord
+from p2porch.testing.memstore import MemoryRaft, MemoryStore
 
 LOCAL = LocalClusterState(
     cluster_id="c0ffee0123456789",
@@ -43,14 +43,14 @@ def request(n: int, name: str | None = None) -> dict[str, object]:
 
 
 async def cluster_of_one() -> MemoryStore:
-    store = MemoryStore(("10.0.0.1:7947",))
-    await store.write(C.init_cluster(0.0, cluster_id=LOCAL.cluster_id))
+    store = MemoryRaft(["10.0.0.1:7947"], leader="10.0.0.1:7947").store("10.0.0.1:7947")
+    await store.write(C.InitCluster(at=0.0, cluster_id=LOCAL.cluster_id).encode())
     await store.write(
-        C.add_node(
-            0.0, NodeRecord(node_id="n1", name="n1", addr="10.0.0.1", raft_port=7947, gossip_port=7946)
-        )
+        C.AddNode(
+            at=0.0, node=Node(node_id="n1", name="n1", addr="10.0.0.1", raft_port=7947, gossip_port=7946)
+        ).encode()
     )
-    await store.write(C.update_node(0.0, "n1", role="voter"))
+    await store.write(C.UpdateNode(at=0.0, node_id="n1", role="voter").encode())
     return store
 
 
@@ -94,7 +94,7 @@ async def test_a_name_in_use_is_refused_and_nothing_is_written() -> None:
 async def test_the_name_of_a_node_that_left_can_be_taken_again() -> None:
     store = await cluster_of_one()
     await join(store, request(2, name="web1"))
-    await store.write(C.update_node(0.0, node_id(2), status="left"))
+    await store.write(C.UpdateNode(at=0.0, node_id=node_id(2), status=NodeStatus.LEFT).encode())
     await join(store, request(3, name="web1"))
     state = store.snapshot()
     assert node_id(2) not in state.nodes

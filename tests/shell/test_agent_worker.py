@@ -14,18 +14,11 @@ import pytest
 import trio
 import trio.testing
 
-from p2porch.agent.model import (
-    FAILED,
-    RUNNING,
-    ContainerEvent,
-    NodeCapacity,
-    ObservedContainer,
-    TaskAssignment,
-    TaskReport,
-)
+from p2porch.agent.model import ContainerEvent, NodeCapacity, ObservedContainer, TaskAssignment, TaskReport
 from p2porch.agent.plan import StartOutcome
 from p2porch.agent.worker import NodeAgent, run_agent
 from p2porch.errors import ExecutorError
+from p2porch.model import TaskState
 
 NODE = "n1"
 
@@ -134,7 +127,7 @@ async def test_reports_are_batched_at_most_max_batch_and_newest_wins(autojump_cl
     assert all(len({r.task_id for r in b}) == len(b) for b in rec.batches)  # one report per task per batch
     assert len(rec.batches) <= 6
     latest = rec.latest()
-    assert len(latest) == 150 and {r.state for r in latest.values()} == {RUNNING}
+    assert len(latest) == 150 and {r.state for r in latest.values()} == {TaskState.RUNNING}
     assert sorted(ex.starts) == sorted(t.task_id for t in tasks)  # each started exactly once
 
 
@@ -145,7 +138,10 @@ async def test_failed_delivery_is_retried_without_losing_reports(autojump_clock:
         await trio.sleep(30)
         nursery.cancel_scope.cancel()
     assert rec.calls > 3 and agent.report_failures == 3
-    assert {t: r.state for t, r in rec.latest().items()} == {"t0001": RUNNING, "t0002": RUNNING}
+    assert {t: r.state for t, r in rec.latest().items()} == {
+        "t0001": TaskState.RUNNING,
+        "t0002": TaskState.RUNNING,
+    }
 
 
 async def test_engine_outage_does_not_kill_the_agent(autojump_clock: Any) -> None:
@@ -158,7 +154,7 @@ async def test_engine_outage_does_not_kill_the_agent(autojump_clock: Any) -> Non
         ex.down = False
         await trio.sleep(5)
         nursery.cancel_scope.cancel()
-    assert rec.latest()["t0001"].state == RUNNING
+    assert rec.latest()["t0001"].state == TaskState.RUNNING
 
 
 async def test_docker_event_triggers_prompt_reconcile(autojump_clock: Any) -> None:
@@ -166,12 +162,12 @@ async def test_docker_event_triggers_prompt_reconcile(autojump_clock: Any) -> No
     async with trio.open_nursery() as nursery:
         await start(nursery, ex, lambda: [task(1)], rec)  # resync every 1000 s: only events can help
         await trio.sleep(1)
-        assert rec.latest()["t0001"].state == RUNNING
+        assert rec.latest()["t0001"].state == TaskState.RUNNING
         cid = "c-t0001"
         ex.containers[cid] = replace(ex.containers[cid], status="exited", exit_code=2)
         t0 = trio.current_time()
         await ex.events_send.send(ContainerEvent("die", cid, "t0001"))
-        while rec.latest()["t0001"].state != FAILED:
+        while rec.latest()["t0001"].state != TaskState.FAILED:
             await trio.sleep(0.05)
         assert trio.current_time() - t0 < 1.0
         nursery.cancel_scope.cancel()
@@ -186,7 +182,7 @@ async def test_change_notification_triggers_prompt_reconcile(autojump_clock: Any
     async with trio.open_nursery() as nursery:
         await start(nursery, ex, lambda: current, rec, changed=receive)
         await trio.sleep(1)
-        current = [task(1, desired_state="shutdown", state=RUNNING), task(2)]
+        current = [task(1, desired_state="shutdown", state=TaskState.RUNNING), task(2)]
         t0 = trio.current_time()
         await send.send(None)
         while set(rec.latest()) != {"t0001", "t0002"} or rec.latest()["t0001"].state != "shutdown":
@@ -194,4 +190,4 @@ async def test_change_notification_triggers_prompt_reconcile(autojump_clock: Any
         assert trio.current_time() - t0 < 1.0
         nursery.cancel_scope.cancel()
     assert ex.removed == ["c-t0001"]
-    assert rec.latest()["t0002"].state == RUNNING
+    assert rec.latest()["t0002"].state == TaskState.RUNNING

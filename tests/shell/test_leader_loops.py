@@ -17,16 +17,33 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from memstore import MemoryStore
 
 from p2porch.clock import TrioClock
 from p2porch.config import RaftConfig, SchedulerConfig
 from p2porch.context import LocalBoard, LocalNode, MemberContext
 from p2porch.leader.autopilot_loop import AUTOPILOT_CHECK_S, serve_autopilot
 from p2porch.leader.loop import LEADER_DEBOUNCE_S, LEADER_IDLE_CHECK_S, serve_scheduler
+from p2porch.model import Node, ServiceSpec, TaskState
 from p2porch.raft import commands as C
-from p2porch.raft.state import ClusterState, NodeRecord
-from p2porch.scheduler import ServiceSpec
+from p2porch.raft.state import ClusterState
+from p2porch.testing.memstore import MemoryRaft, MemoryStore
+
+
+class RecordingStore(MemoryStore):
+    """The memory store, also recording the Raft voter changes asked of it, in order."""
+
+    def __init__(self, raft: MemoryRaft, self_addr: str) -> None:
+        super().__init__(raft, self_addr)
+        self.voter_changes: list[tuple[str, str]] = []
+
+    async def add_voter(self, addr: str, timeout_s: float = 10.0) -> None:
+        await super().add_voter(addr, timeout_s)
+        self.voter_changes.append(("add", addr))
+
+    async def remove_voter(self, addr: str, timeout_s: float = 10.0) -> None:
+        await super().remove_voter(addr, timeout_s)
+        self.voter_changes.append(("remove", addr))
+
 
 EPOCH = 1_800_000_000.0
 
@@ -46,8 +63,8 @@ class FakeGossip:
         return {name: FakeMember(state) for name, state in self.states.items()}
 
 
-def node(node_id: str, role: str = "voter") -> NodeRecord:
-    return NodeRecord(
+def node(node_id: str, role: str = "voter") -> Node:
+    return Node(
         node_id=node_id,
         name=node_id,
         addr=f"10.0.0.{node_id[-1]}",
@@ -59,11 +76,11 @@ def node(node_id: str, role: str = "voter") -> NodeRecord:
     )
 
 
-async def cluster(store: MemoryStore, nodes: list[NodeRecord], clock: TrioClock) -> None:
-    await store.write(C.init_cluster(clock.now(), cluster_id="c0ffee"))
+async def cluster(store: MemoryStore, nodes: list[Node], clock: TrioClock) -> None:
+    await store.write(C.InitCluster(at=clock.now(), cluster_id="c0ffee").encode())
     for record in nodes:
-        await store.write(C.add_node(clock.now(), record))
-        await store.write(C.lease_subnet(clock.now(), record.node_id))
+        await store.write(C.AddNode(at=clock.now(), node=record).encode())
+        await store.write(C.LeaseSubnet(at=clock.now(), node_id=record.node_id).encode())
 
 
 def context(store: MemoryStore, gossip: FakeGossip, clock: TrioClock, **ask: Any) -> MemberContext:
@@ -106,10 +123,10 @@ async def test_leader_loop_places_then_replaces_tasks_of_a_dead_node_after_the_g
     autojump_clock: Any,
 ) -> None:
     clock = TrioClock(EPOCH)
-    store = MemoryStore(("10.0.0.1:7947",))
+    store = MemoryRaft(["10.0.0.1:7947"], leader="10.0.0.1:7947").store("10.0.0.1:7947")
     await cluster(store, [node("n1"), node("n2")], clock)
     spec = ServiceSpec.from_dict({"name": "web", "image": "busybox", "replicas": 2})
-    await store.write(C.create_service(clock.now(), "s1", "web", spec.to_dict()))
+    await store.write(C.CreateService(at=clock.now(), service_id="s1", spec=spec).encode())
     gossip = FakeGossip({"n1": "alive", "n2": "alive"})
     ctx = context(store, gossip, clock)
     grace_s = 30.0
@@ -138,7 +155,8 @@ async def test_leader_loop_places_then_replaces_tasks_of_a_dead_node_after_the_g
 async def test_autopilot_loop_replaces_a_dead_voter_after_the_grace(autojump_clock: Any) -> None:
     clock = TrioClock(EPOCH)
     voters = ("10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.3:7947")
-    store = MemoryStore(voters)
+    group = MemoryRaft(voters, leader=voters[0])
+    store = RecordingStore(group, voters[0])
     nodes = [node("n1"), node("n2"), node("n3"), node("n4", role="replica")]
     await cluster(store, nodes, clock)
     gossip = FakeGossip({"n1": "alive", "n2": "alive", "n3": "alive", "n4": "alive"})
@@ -150,7 +168,7 @@ async def test_autopilot_loop_replaces_a_dead_voter_after_the_grace(autojump_clo
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_autopilot, ctx, raft)
         gossip.states["n3"] = "dead"
-        await store.write(C.update_node(clock.now(), "n3", status="down"))
+        await store.write(C.UpdateNode(at=clock.now(), node_id="n3", status="down").encode())
         dead_at = trio.current_time()
         promoted_at = await wait_for(store, lambda s: s.nodes["n4"].role == "voter")
         assert dead_at + grace_s - AUTOPILOT_CHECK_S <= promoted_at
@@ -159,4 +177,45 @@ async def test_autopilot_loop_replaces_a_dead_voter_after_the_grace(autojump_clo
             await trio.sleep(AUTOPILOT_CHECK_S)
         nursery.cancel_scope.cancel()
     assert store.voter_changes == [("add", "10.0.0.4:7947"), ("remove", "10.0.0.3:7947")]
-    assert set(store.voters) == {"10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.4:7947"}
+    assert set(group.voters) == {"10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.4:7947"}
+
+
+async def test_leader_loop_commits_each_cron_tick_on_time_then_starts_its_execution(
+    autojump_clock: Any,
+) -> None:
+    """Every minute: the loop wakes at the tick (not only at its idle check), commits the tick first and
+    then the execution's task; in four minutes of mock time, four ticks, each once (each execution
+    completes within its minute, so ``forbid`` skips none)."""
+    clock = TrioClock(EPOCH)  # EPOCH is a whole minute
+    store = MemoryRaft(["10.0.0.1:7947"], leader="10.0.0.1:7947").store("10.0.0.1:7947")
+    await cluster(store, [node("n1")], clock)
+    spec = ServiceSpec.from_dict(
+        {"name": "tick", "image": "busybox", "mode": "replicated-job", "schedule": "* * * * *"}
+    )
+    await store.write(C.CreateService(at=clock.now(), service_id="s1", spec=spec).encode())
+    ctx = context(store, FakeGossip({"n1": "alive"}), clock)
+
+    def iteration(s: ClusterState) -> int:
+        return s.services["s1"].job_iteration
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve_scheduler, ctx, SchedulerConfig(), rng=random.Random(7)))
+        for minute in (1, 2, 3, 4):
+            at = await wait_for(store, lambda s, m=minute: iteration(s) == m)
+            assert minute * 60.0 <= at <= minute * 60.0 + LEADER_DEBOUNCE_S + 0.01
+            assert store.snapshot().services["s1"].job.cron_last_tick == EPOCH + minute * 60.0
+            await wait_for(
+                store, lambda s, m=minute: any(t.job_iteration == m and t.node_id for t in s.tasks.values())
+            )
+            (task,) = [t for t in store.snapshot().tasks.values() if t.job_iteration == minute]
+            report = C.TaskStatusReport(
+                task.task_id,
+                state=TaskState.COMPLETE,
+                state_at=clock.now(),
+                exit_code=0,
+                reports_exit_code=True,
+            )
+            await store.write(C.ReportTaskStates(at=clock.now(), node_id="n1", reports=(report,)).encode())
+        nursery.cancel_scope.cancel()
+    assert iteration(store.snapshot()) == 4
+    assert store.snapshot().services["s1"].job.cron_skipped == 0

@@ -23,17 +23,17 @@ def group(leader: str | None = A) -> MemoryRaft:
 
 
 async def initialised(raft: MemoryRaft) -> None:
-    await raft.store(A).write(C.init_cluster(1.0, cluster_id="0123456789abcdef"))
+    await raft.store(A).write(C.InitCluster(at=1.0, cluster_id="0123456789abcdef").encode())
 
 
 async def test_writes_apply_through_the_fsm_and_every_handle_sees_them(autojump_clock: Any) -> None:
     raft = group()
     a, b = raft.store(A), raft.store(B)
     await initialised(raft)
-    assert await b.write(C.noop(2.0, tag="x")) == "x"  # a follower's write goes to the leader
+    assert await b.write(C.Noop(at=2.0, tag="x").encode()) == "x"  # a follower's write goes to the leader
     assert a.snapshot() is b.snapshot() and a.snapshot().cluster_id == "0123456789abcdef"
     with pytest.raises(ConflictError):  # the FSM's refusal comes back as its error
-        await a.write(C.init_cluster(3.0, cluster_id="fedcba9876543210"))
+        await a.write(C.InitCluster(at=3.0, cluster_id="fedcba9876543210").encode())
     result = await a.propose(b"\xc1 not msgpack")
     assert result["ok"] is False and result["error"] == "WireError"
     assert a.snapshot().cluster_id == "0123456789abcdef" and len(raft.log) == 4
@@ -58,7 +58,7 @@ async def test_proposals_wait_for_a_leader_and_time_out_without_applying(autojum
     store = raft.store(A)
     start = trio.current_time()
     with pytest.raises(ProposalTimeout):
-        await store.propose(C.init_cluster(1.0, cluster_id="0123456789abcdef"), timeout_s=2.0)
+        await store.propose(C.InitCluster(at=1.0, cluster_id="0123456789abcdef").encode(), timeout_s=2.0)
     assert trio.current_time() - start == pytest.approx(2.0)
     raft.set_leader(A)  # the abandoned proposal never applies later
     assert raft.log == [] and not store.snapshot().initialized
@@ -90,7 +90,7 @@ async def test_held_proposals_commit_in_order_or_are_lost(autojump_clock: Any) -
 
     async def propose(tag: str) -> None:
         try:
-            results.append(await store.write(C.noop(2.0, tag=tag)))
+            results.append(await store.write(C.Noop(at=2.0, tag=tag).encode()))
         except ProposalTimeout as exc:
             errors.append(exc)
 
@@ -102,7 +102,8 @@ async def test_held_proposals_commit_in_order_or_are_lost(autojump_clock: Any) -
         assert raft.held == 2 and results == []
         raft.release()
     assert sorted(results) == ["a", "b"] and errors == []
-    assert [C.decode(cmd).get("tag") for cmd in raft.log[-2:]] == ["a", "b"]  # committed in order
+    committed = [C.decode_command(cmd) for cmd in raft.log[-2:]]
+    assert [getattr(c, "tag", None) for c in committed] == ["a", "b"]  # committed in order
 
     version = store.snapshot().version
     raft.hold()
@@ -121,9 +122,9 @@ async def test_subscribers_get_changes_in_commit_order_after_their_snapshot(auto
     await initialised(raft)
     async with store.subscribe() as changes:
         base = store.snapshot().version
-        await store.write(C.set_join_token(2.0, "P2PT-1-0123456789abcdef-" + "s" * 43))
-        await store.write(C.noop(3.0))  # changes nothing: no change record
-        await store.write(C.set_join_token(4.0, "P2PT-1-0123456789abcdef-" + "t" * 43))
+        await store.write(C.SetJoinToken(at=2.0, join_token="P2PT-1-0123456789abcdef-" + "s" * 43).encode())
+        await store.write(C.Noop(at=3.0).encode())  # changes nothing: no change record
+        await store.write(C.SetJoinToken(at=4.0, join_token="P2PT-1-0123456789abcdef-" + "t" * 43).encode())
         got = [changes.receive_nowait(), changes.receive_nowait()]
         with pytest.raises(trio.WouldBlock):
             changes.receive_nowait()

@@ -14,21 +14,21 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from memstore import MemoryStore
 
 from p2porch.clock import TrioClock
 from p2porch.context import LocalBoard
 from p2porch.membership import voter_role
 from p2porch.membership.localstate import LocalClusterState
 from p2porch.membership.token import new_token
+from p2porch.model import Node
 from p2porch.raft import commands as C
-from p2porch.raft.state import NodeRecord
+from p2porch.testing.memstore import MemoryRaft, MemoryStore
 
 VOTERS = ("10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.3:7947")
 
 
-def record(n: int, role: str = "voter") -> NodeRecord:
-    return NodeRecord(
+def record(n: int, role: str = "voter") -> Node:
+    return Node(
         node_id=f"n{n}", name=f"n{n}", addr=f"10.0.0.{n}", raft_port=7947, gossip_port=7946, role=role
     )
 
@@ -50,13 +50,13 @@ class Owner:
 
 
 async def setup(
-    nodes: list[NodeRecord],
+    nodes: list[Node],
 ) -> tuple[MemoryStore, LocalClusterState, Owner, voter_role.RoleWatch]:
     clock = TrioClock()
-    store = MemoryStore(VOTERS)
-    await store.write(C.init_cluster(clock.now(), cluster_id="c0ffee"))
+    store = MemoryRaft(VOTERS, leader=VOTERS[0]).store(VOTERS[0])
+    await store.write(C.InitCluster(at=clock.now(), cluster_id="c0ffee").encode())
     for node in nodes:
-        await store.write(C.add_node(clock.now(), node))
+        await store.write(C.AddNode(at=clock.now(), node=node).encode())
     # This node is n2, started as a voter with the three voters in its cluster.json.
     local = LocalClusterState(
         cluster_id="c0ffee",
@@ -89,8 +89,8 @@ async def test_a_node_recorded_as_replica_restarts_as_one(autojump_clock: Any) -
     async with trio.open_nursery() as nursery:
         nursery.start_soon(voter_role.watch_role, watch, local)
         # The leader's autopilot demotes n2 and promotes n4.
-        await store.write(C.update_node(0.0, "n2", role="replica"))
-        await store.write(C.update_node(0.0, "n4", role="voter"))
+        await store.write(C.UpdateNode(at=0.0, node_id="n2", role="replica").encode())
+        await store.write(C.UpdateNode(at=0.0, node_id="n4", role="voter").encode())
         await owner.switch_asked.wait()
     [(expected, new, _)] = owner.switched
     assert expected is local
@@ -101,7 +101,7 @@ async def test_new_recorded_voters_are_saved_without_a_restart(autojump_clock: A
     store, local, owner, watch = await setup([record(1), record(2), record(3), record(4, "replica")])
     async with trio.open_nursery() as nursery:
         nursery.start_soon(voter_role.watch_role, watch, local)
-        await store.write(C.update_node(0.0, "n4", role="voter"))
+        await store.write(C.UpdateNode(at=0.0, node_id="n4", role="voter").encode())
         while not owner.saved:
             await trio.sleep(voter_role.ROLE_CHECK_S)
         nursery.cancel_scope.cancel()
@@ -121,7 +121,7 @@ async def test_a_leaderless_voter_asks_its_peers_after_a_while_and_follows_their
         return {"leader": "10.0.0.1:7947", "role": "replica", "voters": ["10.0.0.1:7947"], "generation": 1}
 
     monkeypatch.setattr(voter_role, "request_join", join_port_answer)
-    store.leader = None  # this node has lost its leader
+    store.raft.set_leader(None)  # this node has lost its leader
     lost_at = trio.current_time()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(voter_role.watch_role, watch, local)

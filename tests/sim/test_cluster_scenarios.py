@@ -164,12 +164,12 @@ def test_failed_rolling_update_rolls_back_at_most_one_task_short():
     def rolled_back():
         seen.append(len(sim.running("web")))
         spec = sim.service("web").spec
-        return spec["image"] == "app:1" and {t.template_hash for t in sim.running("web")} == old_hash
+        return spec.image == "app:1" and {t.template_hash for t in sim.running("web")} == old_hash
 
     sim.update_service("web", image="app:2")
-    assert sim.service("web").spec["image"] == "app:2"
+    assert sim.service("web").spec.image == "app:2"
     sim.wait_for(rolled_back, within_s=20, what="rollback to app:1")
-    assert sim.service("web").spec["previous_spec"]["image"] == "app:2"
+    assert sim.service("web").previous_spec.image == "app:2"
     failed = [t for t in sim.tasks("web", desired=None) if t.state == "failed"]
     assert 1 <= len(failed) <= 2, [t.error for t in failed]  # parallelism 1: the first failure stopped it
     # start-first stops an old task once its replacement runs: when that one crashes later the service
@@ -182,12 +182,12 @@ def test_failed_rolling_update_pauses_with_failure_action_pause():
     sim = update_cluster("pause")
     old_hash = {t.template_hash for t in sim.running("web")}
     sim.update_service("web", image="app:2")
-    sim.wait_for(lambda: sim.service("web").spec.get("update_paused"), within_s=20, what="update paused")
+    sim.wait_for(lambda: sim.service("web").update_paused, within_s=20, what="update paused")
 
     def still_paused():
-        spec = sim.service("web").spec
+        service = sim.service("web")
         old_running = [t for t in sim.running("web") if t.template_hash in old_hash]
-        return spec.get("update_paused") and spec["image"] == "app:2" and len(old_running) >= 2
+        return service.update_paused and service.spec.image == "app:2" and len(old_running) >= 2
 
     sim.holds_for(still_paused, seconds=15, what="the paused update stays paused")
     # `service rollback` by hand restores the old image on every slot
@@ -239,12 +239,12 @@ def test_rebalance_after_a_node_joins_opt_in_and_on_request():
     assert min(seen) >= 4
     sim.holds_for(lambda: "n3" not in sim.placement("manual"), seconds=5, what="manual stays put")
     sim.rebalance("manual")
-    assert sim.service("manual").spec.get("rebalance_requested")
+    assert sim.service("manual").rebalance_requested
     seen.clear()
     sim.wait_for(spread("manual"), within_s=20, what="manual spreads on request")
     assert min(seen) >= 4
     sim.wait_for(
-        lambda: not sim.service("manual").spec.get("rebalance_requested"),
+        lambda: not sim.service("manual").rebalance_requested,
         within_s=10,
         what="the rebalance request clears itself",
     )

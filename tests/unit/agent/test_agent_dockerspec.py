@@ -11,7 +11,8 @@ from p2porch.agent.dockerspec import (
     list_key,
     observed_from_inspect,
 )
-from p2porch.agent.model import HealthCheckSpec, MountSpec, PortSpec, TaskAssignment, TaskReport
+from p2porch.agent.model import MountSpec, PortSpec, TaskAssignment, TaskReport
+from p2porch.model import HealthSpec
 
 
 def full_assignment() -> TaskAssignment:
@@ -39,7 +40,7 @@ def full_assignment() -> TaskAssignment:
         network="p2porch",
         dns_servers=("10.240.1.1",),
         dns_search=("p2p",),
-        healthcheck=HealthCheckSpec(
+        healthcheck=HealthSpec(
             ("CMD-SHELL", "true"), interval_s=2, timeout_s=1.5, retries=4, start_period_s=0.5
         ),
         spec_version=7,

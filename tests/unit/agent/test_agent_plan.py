@@ -7,21 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2porch.agent.model import (
-    ASSIGNED,
-    COMPLETE,
-    FAILED,
-    HEALTH_HEALTHY,
-    HEALTH_STARTING,
-    HEALTH_UNHEALTHY,
-    RUNNING,
-    SHUTDOWN,
-    STARTING,
-    TERMINAL_STATES,
-    ObservedContainer,
-    TaskAssignment,
-    TaskReport,
-)
+from p2porch.agent.model import ObservedContainer, TaskAssignment, TaskReport
 from p2porch.agent.plan import (
     VANISHED_ERROR,
     RemoveContainer,
@@ -31,6 +17,7 @@ from p2porch.agent.plan import (
     plan_node,
     report_from_container,
 )
+from p2porch.model import TERMINAL_STATES, TaskHealth, TaskState
 
 NODE = "n1"
 NOW = 1000.0
@@ -54,14 +41,14 @@ def container(
     return ObservedContainer(**base)  # type: ignore[arg-type]
 
 
-def report(task_id: str = "t1", state: str = RUNNING, **kw: object) -> TaskReport:
+def report(task_id: str = "t1", state: str = TaskState.RUNNING, **kw: object) -> TaskReport:
     return TaskReport(task_id, state, NOW - 1, **kw)  # type: ignore[arg-type]
 
 
 def test_new_assignment_is_started_and_reported_starting() -> None:
     plan = plan_node(NODE, [assignment()], [], {}, NOW)
     assert plan.actions == (StartTask(assignment()),)
-    assert [(r.task_id, r.state, r.at) for r in plan.reports] == [("t1", STARTING, NOW)]
+    assert [(r.task_id, r.state, r.at) for r in plan.reports] == [("t1", TaskState.STARTING, NOW)]
 
 
 def test_busy_task_is_left_alone() -> None:
@@ -75,22 +62,26 @@ def test_assignments_for_other_nodes_are_ignored() -> None:
 
 
 def test_running_container_is_adopted_not_restarted() -> None:
-    running = container(address="10.0.0.5", health=HEALTH_HEALTHY)
-    plan = plan_node(NODE, [assignment(state=RUNNING)], [running], {}, NOW)
+    running = container(address="10.0.0.5", health=TaskHealth.HEALTHY)
+    plan = plan_node(NODE, [assignment(state=TaskState.RUNNING)], [running], {}, NOW)
     assert plan.actions == ()
     assert plan.reports == (
-        TaskReport("t1", RUNNING, NOW, container_id="c1", address="10.0.0.5", health=HEALTH_HEALTHY),
+        TaskReport(
+            "t1", TaskState.RUNNING, NOW, container_id="c1", address="10.0.0.5", health=TaskHealth.HEALTHY
+        ),
     )
     # Once reported, nothing more to say while nothing changes.
-    again = plan_node(NODE, [assignment(state=RUNNING)], [running], {"t1": plan.reports[0]}, NOW + 5)
+    again = plan_node(
+        NODE, [assignment(state=TaskState.RUNNING)], [running], {"t1": plan.reports[0]}, NOW + 5
+    )
     assert again.actions == () and again.reports == ()
 
 
 def test_health_changes_are_reported() -> None:
-    known = {"t1": report(container_id="c1", health=HEALTH_STARTING)}
-    for health in (HEALTH_HEALTHY, HEALTH_UNHEALTHY):
+    known = {"t1": report(container_id="c1", health=TaskHealth.STARTING)}
+    for health in (TaskHealth.HEALTHY, TaskHealth.UNHEALTHY):
         plan = plan_node(NODE, [assignment()], [container(health=health)], known, NOW)
-        assert [(r.state, r.health) for r in plan.reports] == [(RUNNING, health)]
+        assert [(r.state, r.health) for r in plan.reports] == [(TaskState.RUNNING, health)]
         assert plan.actions == ()
         known = {"t1": plan.reports[0]}
 
@@ -98,9 +89,9 @@ def test_health_changes_are_reported() -> None:
 def test_exit_zero_is_complete_and_nonzero_is_failed_with_code() -> None:
     known = {"t1": report(container_id="c1")}
     done = plan_node(NODE, [assignment()], [container(status="exited", exit_code=0)], known, NOW)
-    assert [(r.state, r.exit_code, r.error) for r in done.reports] == [(COMPLETE, 0, "")]
+    assert [(r.state, r.exit_code, r.error) for r in done.reports] == [(TaskState.COMPLETE, 0, "")]
     failed = plan_node(NODE, [assignment()], [container(status="exited", exit_code=3)], known, NOW)
-    assert [(r.state, r.exit_code) for r in failed.reports] == [(FAILED, 3)]
+    assert [(r.state, r.exit_code) for r in failed.reports] == [(TaskState.FAILED, 3)]
     assert "code 3" in failed.reports[0].error
     assert failed.actions == ()  # never restarted in place
     after = plan_node(
@@ -112,35 +103,37 @@ def test_exit_zero_is_complete_and_nonzero_is_failed_with_code() -> None:
 def test_oom_kill_is_named_in_the_error() -> None:
     oom = container(status="exited", exit_code=137, oom_killed=True)
     got = report_from_container(oom, NOW)
-    assert got is not None and got.state == FAILED and "out of memory" in got.error
+    assert got is not None and got.state == TaskState.FAILED and "out of memory" in got.error
 
 
 def test_bad_command_is_failed_with_docker_error_text() -> None:
     text = 'exec: "nosuchcmd": executable file not found in $PATH'
     bad = container(status="created", exit_code=127, error=text)
-    plan = plan_node(NODE, [assignment()], [bad], {"t1": report(state=STARTING)}, NOW)
-    assert [(r.state, r.error, r.exit_code) for r in plan.reports] == [(FAILED, text, 127)]
+    plan = plan_node(NODE, [assignment()], [bad], {"t1": report(state=TaskState.STARTING)}, NOW)
+    assert [(r.state, r.error, r.exit_code) for r in plan.reports] == [(TaskState.FAILED, text, 127)]
     assert plan.actions == ()
 
 
 def test_created_but_never_started_container_is_started() -> None:
     plan = plan_node(NODE, [assignment()], [container(status="created")], {}, NOW)
     assert plan.actions == (StartTask(assignment(), "c1"),)
-    assert [r.state for r in plan.reports] == [STARTING]
+    assert [r.state for r in plan.reports] == [TaskState.STARTING]
 
 
 def test_vanished_container_is_failed_once_and_never_restarted() -> None:
     plan = plan_node(NODE, [assignment()], [], {"t1": report(container_id="c1")}, NOW)
     assert plan.actions == ()
-    assert [(r.state, r.error, r.container_id) for r in plan.reports] == [(FAILED, VANISHED_ERROR, "c1")]
+    assert [(r.state, r.error, r.container_id) for r in plan.reports] == [
+        (TaskState.FAILED, VANISHED_ERROR, "c1")
+    ]
     again = plan_node(NODE, [assignment()], [], {"t1": plan.reports[0]}, NOW)
     assert again.actions == () and again.reports == ()
 
 
 def test_after_restart_committed_running_without_container_is_failed_not_restarted() -> None:
-    plan = plan_node(NODE, [assignment(state=RUNNING)], [], {}, NOW)
+    plan = plan_node(NODE, [assignment(state=TaskState.RUNNING)], [], {}, NOW)
     assert plan.actions == ()
-    assert [r.state for r in plan.reports] == [FAILED]
+    assert [r.state for r in plan.reports] == [TaskState.FAILED]
 
 
 def test_after_restart_terminal_task_without_container_is_not_started() -> None:
@@ -165,9 +158,9 @@ def test_desired_shutdown_stops_running_container_and_reports_shutdown_after() -
 
 
 def test_desired_shutdown_before_start_reports_shutdown() -> None:
-    plan = plan_node(NODE, [assignment(desired_state="shutdown", state=ASSIGNED)], [], {}, NOW)
+    plan = plan_node(NODE, [assignment(desired_state="shutdown", state=TaskState.ASSIGNED)], [], {}, NOW)
     assert plan.actions == ()
-    assert [r.state for r in plan.reports] == [SHUTDOWN]
+    assert [r.state for r in plan.reports] == [TaskState.SHUTDOWN]
 
 
 def test_desired_shutdown_of_exited_container_reports_how_it_ended_and_removes_it() -> None:
@@ -175,12 +168,12 @@ def test_desired_shutdown_of_exited_container_reports_how_it_ended_and_removes_i
     plan = plan_node(
         NODE, [a], [container(status="exited", exit_code=2)], {"t1": report(container_id="c1")}, NOW
     )
-    assert [(r.state, r.exit_code) for r in plan.reports] == [(FAILED, 2)]
+    assert [(r.state, r.exit_code) for r in plan.reports] == [(TaskState.FAILED, 2)]
     assert [(a.container_id, a.report_shutdown) for a in plan.actions] == [("c1", False)]  # type: ignore[union-attr]
 
 
 def test_desired_shutdown_of_failed_task_only_removes_its_container() -> None:
-    a = assignment(desired_state="shutdown", state=FAILED)
+    a = assignment(desired_state="shutdown", state=TaskState.FAILED)
     plan = plan_node(NODE, [a], [container(status="exited", exit_code=1)], {}, NOW)
     assert plan.reports == ()
     assert [type(x) for x in plan.actions] == [RemoveContainer]
@@ -204,7 +197,7 @@ def test_duplicate_containers_keep_the_running_one() -> None:
     exited = container(cid="c1", status="exited", exit_code=0)
     plan = plan_node(NODE, [assignment()], [exited, running], {}, NOW)
     assert [(type(a), a.container_id) for a in plan.actions] == [(RemoveContainer, "c1")]
-    assert [(r.state, r.container_id) for r in plan.reports] == [(RUNNING, "c2")]
+    assert [(r.state, r.container_id) for r in plan.reports] == [(TaskState.RUNNING, "c2")]
 
 
 def test_tasks_no_longer_assigned_are_forgotten() -> None:
@@ -217,25 +210,37 @@ def test_tasks_no_longer_assigned_are_forgotten() -> None:
 def test_outcome_report_carries_docker_error_or_container_state() -> None:
     a = assignment()
     pulled = outcome_report(a, StartOutcome(None, "pull access denied for nope"), NOW)
-    assert (pulled.state, pulled.error, pulled.container_id) == (FAILED, "pull access denied for nope", "")
+    assert (pulled.state, pulled.error, pulled.container_id) == (
+        TaskState.FAILED,
+        "pull access denied for nope",
+        "",
+    )
     bad = container(status="created", exit_code=127, error="exec failed")
     started = outcome_report(a, StartOutcome(bad, "exec failed"), NOW)
     assert (started.state, started.error, started.exit_code, started.container_id) == (
-        FAILED,
+        TaskState.FAILED,
         "exec failed",
         127,
         "c1",
     )
     ok = outcome_report(a, StartOutcome(container(address="10.0.0.2"), ""), NOW)
-    assert (ok.state, ok.address) == (RUNNING, "10.0.0.2")
+    assert (ok.state, ok.address) == (TaskState.RUNNING, "10.0.0.2")
     none = outcome_report(a, StartOutcome(None, ""), NOW)
-    assert none.state == FAILED and none.error
+    assert none.state == TaskState.FAILED and none.error
 
 
 # ----- properties over random situations
 
 STATUSES = ["created", "running", "paused", "exited", "dead", "removing"]
-STATES = [ASSIGNED, STARTING, RUNNING, COMPLETE, FAILED, SHUTDOWN, "orphaned"]
+STATES = [
+    TaskState.ASSIGNED,
+    TaskState.STARTING,
+    TaskState.RUNNING,
+    TaskState.COMPLETE,
+    TaskState.FAILED,
+    TaskState.SHUTDOWN,
+    "orphaned",
+]
 
 
 @st.composite
@@ -297,7 +302,10 @@ def test_plan_invariants(situation, rnd: random.Random) -> None:  # type: ignore
             assert state not in TERMINAL_STATES  # never started again once over
             assert action.task_id not in live  # never a second live container
             if not action.container_id:
-                assert state not in (STARTING, RUNNING)  # a started task is never created again
+                assert state not in (
+                    TaskState.STARTING,
+                    TaskState.RUNNING,
+                )  # a started task is never created again
             acted.append(action.task_id)
         else:
             assert action.container_id in own_ids  # only our own containers, on our node

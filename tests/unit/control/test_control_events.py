@@ -1,9 +1,10 @@
 """Cluster events described from Raft changes (pure)."""
 
 from p2porch.control.events import describe_change, leader_event
+from p2porch.model import Node, ServiceSpec, Task
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
-from p2porch.raft.state import EMPTY_STATE, NodeRecord, TaskRecord
+from p2porch.raft.state import EMPTY_STATE
 
 
 def changes_of(state, command):
@@ -13,8 +14,10 @@ def changes_of(state, command):
 
 
 def test_node_service_and_task_events():
-    state, _ = changes_of(EMPTY_STATE, C.init_cluster(1.0, cluster_id="c"))
-    state, (change,) = changes_of(state, C.add_node(1.0, NodeRecord("a", "n1", "10.0.0.1", 7947, 7946)))
+    state, _ = changes_of(EMPTY_STATE, C.InitCluster(at=1.0, cluster_id="c").encode())
+    state, (change,) = changes_of(
+        state, C.AddNode(at=1.0, node=Node("a", "n1", "10.0.0.1", 7947, 7946)).encode()
+    )
     assert describe_change(change, None, state, 5.0) == {
         "at": 5.0,
         "type": "node",
@@ -23,12 +26,16 @@ def test_node_service_and_task_events():
         "role": "replica",
     }
     before = state.nodes["a"]
-    state, (change,) = changes_of(state, C.update_node(2.0, "a", status="down"))
+    state, (change,) = changes_of(state, C.UpdateNode(at=2.0, node_id="a", status="down").encode())
     assert describe_change(change, before, state, 6.0)["action"] == "down"
-    state, (change,) = changes_of(state, C.create_service(2.0, "s", "web", {}))
+    state, (change,) = changes_of(
+        state, C.CreateService(at=2.0, service_id="s", spec=ServiceSpec(name="web", image="busybox")).encode()
+    )
     assert describe_change(change, None, state, 7.0)["action"] == "created"
-    task = TaskRecord("t1", "s", 1, "a", state="assigned")
-    state, (change,) = changes_of(state, C.put_tasks(3.0, [C.task_put(task, task_version=0)]))
+    task = Task("t1", "s", 1, "a", state="assigned")
+    state, (change,) = changes_of(
+        state, C.PutTasks(at=3.0, items=tuple([C.TaskPut(task, task_version=0)])).encode()
+    )
     event = describe_change(change, None, state, 8.0)
     assert (event["task"], event["node"], event["state"]) == ("web.1", "n1", "assigned")
     # A re-put of the same observable state is not an event.

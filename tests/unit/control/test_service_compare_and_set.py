@@ -27,7 +27,7 @@ class MemoryManager:
         self.local: ClusterState | None = None
         self.writes = 0
         self.config = Config()
-        self._apply(C.init_cluster(0.0, cluster_id="c0ffee"))
+        self._apply(C.InitCluster(at=0.0, cluster_id="c0ffee").encode())
 
     def snapshot(self) -> ClusterState:
         return self.local or self.state
@@ -107,8 +107,8 @@ class DeletedRightAfter(MemoryManager):
     async def write(self, command: bytes) -> object:
         result = await super().write(command)
         service = self.state.service_by_name("web")
-        if C.decode(command)["op"] != "remove_service" and service is not None:
-            self._apply(C.remove_service(0.0, service.service_id))
+        if not isinstance(C.decode_command(command), C.RemoveService) and service is not None:
+            self._apply(C.RemoveService(at=0.0, service_id=service.service_id).encode())
         return result
 
 

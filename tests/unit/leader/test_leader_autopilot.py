@@ -1,15 +1,14 @@
 """Autopilot's voter decisions (pure): add, promote, demote, remove, one step at a time."""
 
 from p2porch.leader.autopilot import VoterChange, next_voter_change
+from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
-from p2porch.raft.state import EMPTY_STATE, NodeRecord
+from p2porch.raft.state import EMPTY_STATE
 
 
-def node(i: int, role: str = "voter", status: str = "ready", status_at: float = 0.0) -> NodeRecord:
-    return NodeRecord(
-        f"id{i}", f"n{i}", f"10.0.0.{i}", 7947, 7946, role=role, status=status, status_at=status_at
-    )
+def node(i: int, role: str = "voter", status: str = "ready", status_at: float = 0.0) -> Node:
+    return Node(f"id{i}", f"n{i}", f"10.0.0.{i}", 7947, 7946, role=role, status=status, status_at=status_at)
 
 
 def addr(i: int) -> str:
@@ -109,10 +108,10 @@ def test_after_a_forced_recovery_replicas_are_promoted_back_to_the_target():
 def test_a_voter_that_just_joined_is_awaited_not_replaced():
     """A joiner is ``joining`` until gossip sees it; the FSM stamps its status time at the join, so within
     the grace it is a voter coming (no replica is promoted instead), after it one given up on."""
-    state, _, _ = apply(EMPTY_STATE, C.init_cluster(95.0, cluster_id="c"))
+    state, _, _ = apply(EMPTY_STATE, C.InitCluster(at=95.0, cluster_id="c").encode())
     for record in (node(1), node(2), node(4, "replica"), node(5, "replica")):
-        state, _, _ = apply(state, C.add_node(95.0, record))
-    state, _, _ = apply(state, C.add_node(98.0, node(3, status="joining")))
+        state, _, _ = apply(state, C.AddNode(at=95.0, node=record).encode())
+    state, _, _ = apply(state, C.AddNode(at=98.0, node=node(3, status="joining")).encode())
     assert state.nodes["id3"].status_at == 98.0
     nodes = list(state.nodes.values())
     assert step(nodes, [addr(1), addr(2)], now=100.0) is None  # awaited

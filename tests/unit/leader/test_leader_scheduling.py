@@ -4,10 +4,16 @@ import random
 from collections import Counter
 
 from p2porch.leader.scheduling import node_status_updates, plan_round
+from p2porch.model import Node, NodeStatus, ServiceSpec
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
-from p2porch.raft.state import EMPTY_STATE, ClusterState, NodeRecord
-from p2porch.scheduler import Orchestrator, ServiceSpec
+from p2porch.raft.state import EMPTY_STATE, ClusterState
+from p2porch.scheduler import Orchestrator
+
+
+def reports_of(items):
+    return tuple(C.TaskStatusReport.from_wire(r, i) for i, r in enumerate(items))
+
 
 GIB = 1024**3
 
@@ -19,9 +25,9 @@ def run(state: ClusterState, command: bytes) -> ClusterState:
 
 
 def cluster(nodes: int = 3) -> ClusterState:
-    state = run(EMPTY_STATE, C.init_cluster(1.0, cluster_id="c"))
+    state = run(EMPTY_STATE, C.InitCluster(at=1.0, cluster_id="c").encode())
     for i in range(1, nodes + 1):
-        node = NodeRecord(
+        node = Node(
             f"id{i}",
             f"n{i}",
             f"10.0.0.{i}",
@@ -31,20 +37,30 @@ def cluster(nodes: int = 3) -> ClusterState:
             cpu_nanos=2 * 10**9,
             memory_bytes=4 * GIB,
         )
-        state = run(state, C.add_node(1.0, node))
+        state = run(state, C.AddNode(at=1.0, node=node).encode())
     return state
 
 
 def with_service(state: ClusterState, **spec) -> ClusterState:
-    spec = ServiceSpec.from_dict({"name": "web", "image": "busybox", **spec}).to_dict()
-    return run(state, C.create_service(2.0, "s1", "web", spec))
+    service_spec = ServiceSpec.from_dict({"name": "web", "image": "busybox", **spec})
+    return run(state, C.CreateService(at=2.0, service_id="s1", spec=service_spec).encode())
+
+
+def update_service(state: ClusterState, at: float, **changes) -> ClusterState:
+    """Change fields of service s1 (``spec=`` a dict of spec changes, or bookkeeping fields)."""
+    service = state.services["s1"]
+    if "spec" in changes:
+        changes["spec"] = ServiceSpec.from_dict({**service.spec.to_dict(), **changes["spec"]})
+    return run(state, C.UpdateService.of(service, at=at, **changes).encode())
 
 
 def commit_round(state: ClusterState, now: float, orchestrator: Orchestrator) -> tuple[ClusterState, int]:
     plan = plan_round(state, now, orchestrator)
     if plan.empty:
         return state, 0
-    return run(state, C.put_tasks(now, plan.items, expected_version=state.version)), len(plan.items)
+    return run(
+        state, C.PutTasks(at=now, items=tuple(plan.items), expected_version=state.version).encode()
+    ), len(plan.items)
 
 
 def test_six_replicas_spread_two_per_node_and_the_plan_is_stable():
@@ -67,7 +83,7 @@ def test_unplaceable_tasks_stay_pending_with_an_explanation():
     assert all("3 nodes" in t.message and "memory" in t.message for t in tasks)
     # Once a node has room, the pending tasks are placed.
     big = state.nodes["id1"]
-    state = run(state, C.update_node(5.0, big.node_id, memory_bytes=200 * GIB))
+    state = run(state, C.UpdateNode(at=5.0, node_id=big.node_id, memory_bytes=200 * GIB).encode())
     state, _ = commit_round(state, 6.0, orchestrator)
     assert {t.node_id for t in state.tasks.values()} == {"id1"}
 
@@ -75,8 +91,7 @@ def test_unplaceable_tasks_stay_pending_with_an_explanation():
 def test_scale_down_removes_highest_slots_and_finished_tasks_are_forgotten():
     orchestrator = Orchestrator(random.Random(3))
     state, _ = commit_round(with_service(cluster(), replicas=4), 3.0, orchestrator)
-    spec = dict(state.services["s1"].spec, replicas=2)
-    state = run(state, C.update_service(4.0, "s1", spec))
+    state = update_service(state, 4.0, spec={"replicas": 2})
     state, _ = commit_round(state, 5.0, orchestrator)
     running = sorted(t.slot for t in state.tasks.values() if t.desired_state == "running")
     assert running == [1, 2]
@@ -86,7 +101,10 @@ def test_scale_down_removes_highest_slots_and_finished_tasks_are_forgotten():
     # up to HISTORY_PER_SLOT per slot and nothing is removed yet.
     for t in stopped:
         state = run(
-            state, C.report_task_states(6.0, t.node_id, [{"task_id": t.task_id, "state": "shutdown"}])
+            state,
+            C.ReportTaskStates(
+                at=6.0, node_id=t.node_id, reports=reports_of([{"task_id": t.task_id, "state": "shutdown"}])
+            ).encode(),
         )
     state, _ = commit_round(state, 7.0, orchestrator)
     assert len(state.tasks) == 4
@@ -95,13 +113,16 @@ def test_scale_down_removes_highest_slots_and_finished_tasks_are_forgotten():
 def test_removed_service_stops_its_tasks_and_they_are_forgotten_once_stopped():
     orchestrator = Orchestrator(random.Random(4))
     state, _ = commit_round(with_service(cluster(), replicas=3), 3.0, orchestrator)
-    state = run(state, C.remove_service(4.0, "s1"))
+    state = run(state, C.RemoveService(at=4.0, service_id="s1").encode())
     assert all(t.desired_state == "shutdown" for t in state.tasks.values())
     state, _ = commit_round(state, 5.0, orchestrator)
     assert len(state.tasks) == 3  # still running on their nodes: not forgotten yet
     for t in list(state.tasks.values()):
         state = run(
-            state, C.report_task_states(6.0, t.node_id, [{"task_id": t.task_id, "state": "shutdown"}])
+            state,
+            C.ReportTaskStates(
+                at=6.0, node_id=t.node_id, reports=reports_of([{"task_id": t.task_id, "state": "shutdown"}])
+            ).encode(),
         )
     state, _ = commit_round(state, 7.0, orchestrator)
     assert state.tasks == {}
@@ -113,9 +134,13 @@ def test_failed_task_is_replaced_on_its_slot():
     (task,) = state.tasks.values()
     state = run(
         state,
-        C.report_task_states(
-            4.0, task.node_id, [{"task_id": task.task_id, "state": "failed", "error": "boom", "exit_code": 3}]
-        ),
+        C.ReportTaskStates(
+            at=4.0,
+            node_id=task.node_id,
+            reports=reports_of(
+                [{"task_id": task.task_id, "state": "failed", "error": "boom", "exit_code": 3}]
+            ),
+        ).encode(),
     )
     assert state.tasks[task.task_id].exit_code == 3
     state, _ = commit_round(state, 5.0, orchestrator)
@@ -127,7 +152,7 @@ def test_tasks_of_a_node_that_left_are_replaced_elsewhere():
     orchestrator = Orchestrator(random.Random(6))
     state, _ = commit_round(with_service(cluster(), replicas=3), 3.0, orchestrator)
     gone = next(t for t in state.tasks.values() if t.node_id == "id2")
-    state = run(state, C.update_node(4.0, "id2", status="left"))
+    state = run(state, C.UpdateNode(at=4.0, node_id="id2", status="left").encode())
     state, _ = commit_round(state, 5.0, orchestrator)
     assert state.tasks[gone.task_id].desired_state == "shutdown"
     live = [t for t in state.tasks.values() if t.desired_state == "running"]
@@ -138,9 +163,11 @@ def test_tasks_of_a_node_that_left_are_replaced_elsewhere():
 def test_join_token_rotation_is_replicated_state_and_checked():
     state = cluster(1)
     new_token = f"P2PT-1-{state.cluster_id}-" + "A" * 43
-    state = run(state, C.set_join_token(2.0, new_token))
+    state = run(state, C.SetJoinToken(at=2.0, join_token=new_token).encode())
     assert state.join_token == new_token
-    _, result, _ = apply(state, C.set_join_token(3.0, "P2PT-1-ffffffffffffffff-" + "A" * 43))
+    _, result, _ = apply(
+        state, C.SetJoinToken(at=3.0, join_token="P2PT-1-ffffffffffffffff-" + "A" * 43).encode()
+    )
     assert not result["ok"] and result["field"] == "join_token"
 
 
@@ -162,7 +189,7 @@ def agents_act(state: ClusterState, now: float) -> ClusterState:
                 {"task_id": t.task_id, "state": "shutdown", "state_at": now}
             )
     for node_id, reports in sorted(by_node.items()):
-        state = run(state, C.report_task_states(now, node_id, reports))
+        state = run(state, C.ReportTaskStates(at=now, node_id=node_id, reports=reports_of(reports)).encode())
     return state
 
 
@@ -171,8 +198,8 @@ def running_per_node(state: ClusterState) -> Counter:
 
 
 def add_node(state: ClusterState, i: int) -> ClusterState:
-    node = NodeRecord(f"id{i}", f"n{i}", f"10.0.0.{i}", 7947, 7946, cpu_nanos=2 * 10**9, memory_bytes=4 * GIB)
-    return run(state, C.add_node(10.0, node))
+    node = Node(f"id{i}", f"n{i}", f"10.0.0.{i}", 7947, 7946, cpu_nanos=2 * 10**9, memory_bytes=4 * GIB)
+    return run(state, C.AddNode(at=10.0, node=node).encode())
 
 
 def converge(state: ClusterState, orchestrator: Orchestrator, start: float, replicas: int, rounds: int = 40):
@@ -183,11 +210,11 @@ def converge(state: ClusterState, orchestrator: Orchestrator, start: float, repl
         before = {t.task_id for t in state.tasks.values() if t.move_to}
         plan = plan_round(state, now, orchestrator)
         if plan.rebalanced:
-            service = state.services["s1"]
-            spec = {k: v for k, v in service.spec.items() if k != "rebalance_requested"}
-            state = run(state, C.update_service(now, "s1", spec))
+            state = update_service(state, now, rebalance_requested=0.0)
         elif not plan.empty:
-            state = run(state, C.put_tasks(now, plan.items, expected_version=state.version))
+            state = run(
+                state, C.PutTasks(at=now, items=tuple(plan.items), expected_version=state.version).encode()
+            )
         moves += len({t.task_id for t in state.tasks.values() if t.move_to} - before)
         state = agents_act(state, now + 0.5)
         # start-first: the service never runs fewer tasks than its replicas
@@ -220,28 +247,27 @@ def test_without_opt_in_nothing_moves_until_the_operator_asks_and_the_request_cl
     state = add_node(state, 3)
     state, _, moves = converge(state, orchestrator, 100.0, replicas=4)
     assert moves == 0 and running_per_node(state) == {"id1": 2, "id2": 2}
-    spec = {**state.services["s1"].spec, "rebalance_requested": 200.0}
-    state = run(state, C.update_service(200.0, "s1", spec))
+    state = update_service(state, 200.0, rebalance_requested=200.0)
     state, _, moves = converge(state, orchestrator, 201.0, replicas=4)
     assert moves == 1 and sorted(running_per_node(state).values()) == [1, 1, 2]
-    assert "rebalance_requested" not in state.services["s1"].spec
+    assert state.services["s1"].rebalance_requested == 0.0
 
 
 def test_a_move_whose_replacement_fails_is_cancelled_and_the_old_task_keeps_running():
     orchestrator = Orchestrator(random.Random(9))
     state = with_service(cluster(2), replicas=2, rebalance=True)
-    state = run(state, C.update_service(2.5, "s1", {**state.services["s1"].spec, "replicas": 2}))
+    state = update_service(state, 2.5, spec={"replicas": 2})
     state, _, _ = converge(state, orchestrator, 3.0, replicas=0)
     # pile both tasks onto id1 by draining id2, then reactivate it: the rebalance moves one back
-    state = run(state, C.update_node(50.0, "id2", availability="drain"))
+    state = run(state, C.UpdateNode(at=50.0, node_id="id2", availability="drain").encode())
     state, _, _ = converge(state, orchestrator, 51.0, replicas=2)
     assert running_per_node(state) == {"id1": 2}
-    state = run(state, C.update_node(80.0, "id2", availability="active"))
+    state = run(state, C.UpdateNode(at=80.0, node_id="id2", availability="active").encode())
     plan = plan_round(state, 81.0, orchestrator)
-    state = run(state, C.put_tasks(81.0, plan.items, expected_version=state.version))
+    state = run(state, C.PutTasks(at=81.0, items=tuple(plan.items), expected_version=state.version).encode())
     (old,) = [t for t in state.tasks.values() if t.move_to == "id2"]
     plan = plan_round(state, 82.0, orchestrator)
-    state = run(state, C.put_tasks(82.0, plan.items, expected_version=state.version))
+    state = run(state, C.PutTasks(at=82.0, items=tuple(plan.items), expected_version=state.version).encode())
     (replacement,) = [
         t
         for t in state.tasks.values()
@@ -249,10 +275,15 @@ def test_a_move_whose_replacement_fails_is_cancelled_and_the_old_task_keeps_runn
     ]
     assert replacement.node_id == "id2"
     state = run(
-        state, C.report_task_states(83.0, "id2", [{"task_id": replacement.task_id, "state": "rejected"}])
+        state,
+        C.ReportTaskStates(
+            at=83.0,
+            node_id="id2",
+            reports=reports_of([{"task_id": replacement.task_id, "state": "rejected"}]),
+        ).encode(),
     )
     plan = plan_round(state, 84.0, orchestrator)
-    state = run(state, C.put_tasks(84.0, plan.items, expected_version=state.version))
+    state = run(state, C.PutTasks(at=84.0, items=tuple(plan.items), expected_version=state.version).encode())
     assert state.tasks[old.task_id].move_to is None and state.tasks[old.task_id].desired_state == "running"
     assert state.tasks[replacement.task_id].desired_state == "shutdown"
     # the failure holds the service back for the cool-down: no new move straight away
@@ -265,21 +296,28 @@ def test_a_target_that_always_rejects_gets_one_attempt_per_cool_down_not_churn()
 
     orchestrator = Orchestrator(random.Random(10))
     state = with_service(cluster(2), replicas=2, rebalance=True)
-    state = run(state, C.update_node(1.0, "id2", availability="drain"))
+    state = run(state, C.UpdateNode(at=1.0, node_id="id2", availability="drain").encode())
     state, _, _ = converge(state, orchestrator, 3.0, replicas=0)
     assert running_per_node(state) == {"id1": 2}
-    state = run(state, C.update_node(50.0, "id2", availability="active"))
+    state = run(state, C.UpdateNode(at=50.0, node_id="id2", availability="active").encode())
     attempts = set()
     now = 51.0
     for _ in range(200):
         plan = plan_round(state, now, orchestrator)
         if not plan.empty:
-            state = run(state, C.put_tasks(now, plan.items, expected_version=state.version))
+            state = run(
+                state, C.PutTasks(at=now, items=tuple(plan.items), expected_version=state.version).encode()
+            )
         for t in state.tasks.values():  # id2's engine refuses every container; id1 runs its tasks
             if t.node_id == "id2" and t.state == "assigned":
                 attempts.add(t.task_id)
                 state = run(
-                    state, C.report_task_states(now, "id2", [{"task_id": t.task_id, "state": "rejected"}])
+                    state,
+                    C.ReportTaskStates(
+                        at=now,
+                        node_id="id2",
+                        reports=reports_of([{"task_id": t.task_id, "state": "rejected"}]),
+                    ).encode(),
                 )
         state = agents_act(state, now + 0.5)
         assert running_per_node(state)["id1"] == 2  # the tasks being moved never stop
@@ -288,27 +326,30 @@ def test_a_target_that_always_rejects_gets_one_attempt_per_cool_down_not_churn()
 
 
 def test_a_joiner_becomes_ready_only_once_gossip_sees_it_alive():
-    joiner = NodeRecord("j1", "joiner", "10.0.0.9", 7947, 7946, status="joining")
+    joiner = Node("j1", "joiner", "10.0.0.9", 7947, 7946, status=NodeStatus.JOINING)
     state = ClusterState(cluster_id="c", nodes={"j1": joiner})
     assert node_status_updates(state, {}) == {}  # never gossiped: stays joining, gets no tasks
     assert node_status_updates(state, {"j1": "suspect"}) == {}
     assert node_status_updates(state, {"j1": "alive"}) == {"j1": "ready"}
 
 
-def test_a_stored_spec_that_breaks_the_parser_stops_only_its_own_service(monkeypatch):
-    import p2porch.leader.scheduling as scheduling
+def test_a_spec_that_breaks_the_parser_is_refused_by_the_fsm_and_others_are_scheduled(monkeypatch):
+    """Specs are validated when a command is decoded: one the parser chokes on (any exception) is an error
+    result that changes nothing, never a stored spec that stalls the leader's round."""
+    import p2porch.raft.commands as commands
 
-    real = scheduling.service_spec
+    real = commands.ServiceSpec.from_dict
 
-    def parse(spec):
-        if spec.get("name") == "broken":
+    def parse(data):
+        if data.get("name") == "broken":
             raise TypeError("'<' not supported between instances of 'int' and 'str'")
-        return real(spec)
+        return real(data)
 
-    monkeypatch.setattr(scheduling, "service_spec", parse)
     state = with_service(cluster(), replicas=2)
-    broken = ServiceSpec.from_dict({"name": "broken", "image": "busybox", "replicas": 2}).to_dict()
-    state = run(state, C.create_service(2.0, "s2", "broken", broken))
-    plan = plan_round(state, 3.0, Orchestrator(random.Random(1)))
-    assert "TypeError" in plan.invalid_specs["s2"]
-    assert {item["task"]["service_id"] for item in plan.items} == {"s1"} and len(plan.items) == 2
+    broken = ServiceSpec.from_dict({"name": "broken", "image": "busybox", "replicas": 2})
+    command = C.CreateService(at=2.0, service_id="s2", spec=broken).encode()
+    monkeypatch.setattr(commands.ServiceSpec, "from_dict", staticmethod(parse))
+    after, result, _ = apply(state, command)
+    assert not result["ok"] and "TypeError" in result["message"] and after is state
+    plan = plan_round(after, 3.0, Orchestrator(random.Random(1)))
+    assert {item.task.service_id for item in plan.items} == {"s1"} and len(plan.items) == 2

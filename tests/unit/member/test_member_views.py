@@ -1,26 +1,27 @@
 """Adapters from cluster state to overlay peers and the DNS zone (pure)."""
 
 from p2porch.member.views import dns_zone, gateway_of, local_overlay_node, overlay_peers
-from p2porch.raft.state import ClusterState, NodeRecord, ServiceRecord, SubnetLease, TaskRecord
+from p2porch.model import Node, PortPublish, Service, ServiceSpec, SubnetLease, Task
+from p2porch.raft.state import ClusterState
 
 
 def state() -> ClusterState:
     nodes = {
-        "a": NodeRecord("a", "n1", "10.0.0.1", 7947, 7946),
-        "b": NodeRecord("b", "n2", "10.0.0.2", 7947, 7946),
-        "c": NodeRecord("c", "n3", "10.0.0.3", 7947, 7946, status="down"),
-        "d": NodeRecord("d", "n4", "10.0.0.4", 7947, 7946),  # no lease yet
+        "a": Node("a", "n1", "10.0.0.1", 7947, 7946),
+        "b": Node("b", "n2", "10.0.0.2", 7947, 7946),
+        "c": Node("c", "n3", "10.0.0.3", 7947, 7946, status="down"),
+        "d": Node("d", "n4", "10.0.0.4", 7947, 7946),  # no lease yet
     }
     leases = {k: SubnetLease(k, f"10.240.{i}.0/24") for i, k in enumerate("abc")}
     services = {
-        "s1": ServiceRecord("s1", "web", {"publish": [{"target": 80, "published": None, "protocol": "tcp"}]})
+        "s1": Service("s1", ServiceSpec(name="web", image="nginx", publish=(PortPublish(80),))),
     }
     tasks = {
-        "t1": TaskRecord("t1", "s1", 1, "a", state="running", address="10.240.0.2"),
-        "t2": TaskRecord("t2", "s1", 2, "b", state="running", address="10.240.1.2"),
-        "t3": TaskRecord("t3", "s1", 3, "b", state="starting", address="10.240.1.3"),
-        "t4": TaskRecord("t4", "s1", 4, "b", state="running", desired_state="shutdown", address="10.240.1.4"),
-        "t5": TaskRecord("t5", "s1", 5, None, state="new"),
+        "t1": Task("t1", "s1", 1, "a", state="running", address="10.240.0.2"),
+        "t2": Task("t2", "s1", 2, "b", state="running", address="10.240.1.2"),
+        "t3": Task("t3", "s1", 3, "b", state="starting", address="10.240.1.3"),
+        "t4": Task("t4", "s1", 4, "b", state="running", desired_state="shutdown", address="10.240.1.4"),
+        "t5": Task("t5", "s1", 5, None, state="new"),
     }
     return ClusterState(
         cluster_id="x",
@@ -58,25 +59,20 @@ def test_dns_zone_answers_only_running_tasks_that_should_run():
 def traffic_state() -> ClusterState:
     from dataclasses import replace
 
+    from p2porch.model import parse_port
+
+    def spec(name: str, *ports: str, **kw: object) -> ServiceSpec:
+        return ServiceSpec(name=name, image="x", publish=tuple(parse_port(p) for p in ports), **kw)  # type: ignore[arg-type]
+
     base = state()
-    web = ServiceRecord(
-        "s1",
-        "web",
-        {"name": "web", "image": "x", "publish": ["8080:80", "mode=host,published=9000,target=90"]},
-        created_at=1.0,
-        vip="10.239.0.9",
+    web = Service(
+        "s1", spec("web", "8080:80", "mode=host,published=9000,target=90"), created_at=1.0, vip="10.239.0.9"
     )
-    late = ServiceRecord("s2", "copy", {"name": "copy", "image": "x", "publish": ["8080:81"]}, created_at=2.0)
-    api = ServiceRecord(
-        "s3",
-        "my-api",
-        {"name": "my-api", "image": "x", "publish": ["53:53/udp"], "ingress_policy": "local"},
-        created_at=3.0,
-        vip="10.239.0.4",
-    )
+    late = Service("s2", spec("copy", "8080:81", endpoint_mode="dnsrr"), created_at=2.0)
+    api = Service("s3", spec("my-api", "53:53/udp", ingress_policy="local"), created_at=3.0, vip="10.239.0.4")
     tasks = dict(base.tasks)
-    tasks["t6"] = TaskRecord("t6", "s1", 6, "b", state="running", address="10.240.1.6", health="unhealthy")
-    tasks["t7"] = TaskRecord("t7", "s3", 1, "a", state="running", address="10.240.0.7")
+    tasks["t6"] = Task("t6", "s1", 6, "b", state="running", address="10.240.1.6", health="unhealthy")
+    tasks["t7"] = Task("t7", "s3", 1, "a", state="running", address="10.240.0.7")
     return replace(base, services={"s1": web, "s2": late, "s3": api}, tasks=tasks)
 
 
@@ -103,7 +99,6 @@ def test_traffic_inputs_keep_only_running_healthy_tasks_on_live_nodes():
 
 
 def test_tasks_get_discovery_variables_drain_and_only_host_ports():
-    from p2porch.leader.scheduling import service_spec
     from p2porch.member.views import ENDPOINT_DRAIN_S, agent_assignments, discovery_env
 
     s = traffic_state()
@@ -117,7 +112,6 @@ def test_tasks_get_discovery_variables_drain_and_only_host_ports():
         "WEB_SERVICE_PORT_80": "80",
         "WEB_SERVICE_PORT_90": "90",
     }
-    assert service_spec(s.services["s1"].spec).endpoint_mode == "vip"
     (t1,) = [a for a in agent_assignments(s, "a", "n1", "p2porch") if a.task_id == "t1"]
     assert t1.env["WEB_SERVICE_HOST"] == "10.239.0.9" and t1.drain_s == ENDPOINT_DRAIN_S
     assert [(p.published, p.target) for p in t1.ports] == [(9000, 90)]  # ingress 8080 is not bound

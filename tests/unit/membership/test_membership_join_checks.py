@@ -9,9 +9,9 @@ from p2porch.membership.join_checks import (
     check_published_ports,
     reserved_ports,
 )
-from p2porch.raft.state import NodeRecord
+from p2porch.model import Node
 
-LIVE = [NodeRecord("a" * 16, "n1", "10.0.0.1", 7947, 7946, status="ready")]
+LIVE = [Node("a" * 16, "n1", "10.0.0.1", 7947, 7946, status="ready")]
 
 
 def joiner(**changes):
@@ -66,7 +66,7 @@ def test_bad_joiner_fields_are_refused_naming_the_field(changes, source, field):
 
 def test_behind_nat_lifts_only_the_source_check_and_a_left_node_frees_its_address():
     assert check_joiner(joiner(behind_nat=True), "192.0.2.7", LIVE)["addr"] == "10.0.0.2"
-    left = [NodeRecord("a" * 16, "n1", "10.0.0.1", 7947, 7946, status="left")]
+    left = [Node("a" * 16, "n1", "10.0.0.1", 7947, 7946, status="left")]
     assert check_joiner(joiner(addr="10.0.0.1"), "10.0.0.1", left)["addr"] == "10.0.0.1"
 
 

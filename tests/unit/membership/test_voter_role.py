@@ -7,9 +7,10 @@ import pytest
 from p2porch.membership.localstate import LocalClusterState
 from p2porch.membership.token import new_token
 from p2porch.membership.voter_role import _parse_answer, recorded_voters, recovered_state, sees_leader
+from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
-from p2porch.raft.state import EMPTY_STATE, NodeRecord
+from p2porch.raft.state import EMPTY_STATE
 from p2porch.raft.store import RaftStatus
 
 A, B, R = "10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.3:7947"
@@ -32,16 +33,17 @@ def test_sees_leader_only_when_connected_to_it_or_leading() -> None:
     assert not sees_leader(status())
 
 
-def state_with(*nodes: NodeRecord):
+def state_with(*nodes: Node):
     state = EMPTY_STATE
-    for cmd in [C.init_cluster(1.0, cluster_id="0123456789abcdef")] + [C.add_node(2.0, n) for n in nodes]:
+    init = C.InitCluster(at=1.0, cluster_id="0123456789abcdef").encode()
+    for cmd in [init] + [C.AddNode(at=2.0, node=n).encode() for n in nodes]:
         state, result, _ = apply(state, cmd)
         assert result["ok"], result
     return state
 
 
-def node(i: int, role: str, status: str = "ready") -> NodeRecord:
-    return NodeRecord(f"id{i}", f"n{i}", f"10.0.0.{i}", 7947, 7946, role=role, status=status)
+def node(i: int, role: str, status: str = "ready") -> Node:
+    return Node(f"id{i}", f"n{i}", f"10.0.0.{i}", 7947, 7946, role=role, status=status)
 
 
 def test_recorded_voters_are_sorted_and_skip_replicas_and_left_nodes() -> None:
@@ -52,13 +54,13 @@ def test_recorded_voters_are_sorted_and_skip_replicas_and_left_nodes() -> None:
 def test_recovered_state_makes_the_survivor_the_only_voter_and_restores_through_the_fsm() -> None:
     state = state_with(node(1, "voter"), node(2, "voter"), node(3, "replica"))
     data = recovered_state(state, "id2")
-    assert {n["node_id"]: n["role"] for n in data["nodes"]} == {
+    assert {n.node_id: n.role for n in data.nodes.values()} == {
         "id1": "replica",
         "id2": "voter",
         "id3": "replica",
     }
     assert state.nodes["id1"].role == "voter"  # the committed state is not touched
-    restored, result, _ = apply(EMPTY_STATE, C.restore_state(5.0, data))
+    restored, result, _ = apply(EMPTY_STATE, C.RestoreState(at=5.0, state=data).encode())
     assert result["ok"] and restored.generation == state.generation + 1
     assert recorded_voters(restored) == (B,) and restored.version > state.version
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
+from p2porch.model import Affinity, Constraint, Node, PlacementPreference, PortPublish, ServiceSpec
 from p2porch.scheduler.filters import Requirements, constraint_matches
-from p2porch.scheduler.nodeinfo import Node, NodeInfo, build_node_infos
+from p2porch.scheduler.nodeinfo import NodeInfo, build_node_infos
 from p2porch.scheduler.placement import ScheduleResult, TaskRequest, processing_order
-from p2porch.scheduler.spec import Affinity, Constraint, PlacementPreference, PortPublish, ServiceSpec
 
 GIB = 1024**3
 CPU = 1_000_000_000

@@ -9,20 +9,17 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2porch.scheduler import (
-    CreateTask,
+from p2porch.model import (
     Node,
-    Orchestrator,
-    Reconciliation,
+    RestartPolicy,
     Service,
     ServiceSpec,
-    ShutdownTask,
     Task,
-    UpdateFailed,
+    UpdateConfig,
     parse_constraint,
     parse_port,
 )
-from p2porch.scheduler.spec import RestartPolicy, UpdateConfig
+from p2porch.scheduler import CreateTask, Orchestrator, Reconciliation, ShutdownTask, UpdateFailed
 
 SPEC = ServiceSpec(name="web", image="busybox:1", replicas=3)
 NODES = [Node("n1", "n1"), Node("n2", "n2"), Node("n3", "n3")]
@@ -101,7 +98,7 @@ def test_global_mode_one_task_per_eligible_node() -> None:
     nodes = [
         Node("a", labels={"ssd": "true"}),
         Node("b", labels={"ssd": "true"}, availability="drain"),
-        Node("c", labels={"ssd": "true"}, status="down", down_since=0.0),
+        Node("c", labels={"ssd": "true"}, status="down", status_at=0.0),
         Node("d", labels={"ssd": "false"}),
         Node("e", labels={"ssd": "true"}, availability="pause"),
         Node("f", labels={"ssd": "true"}),
@@ -122,7 +119,7 @@ def test_global_mode_one_task_per_eligible_node() -> None:
 
 def test_global_mode_down_node_after_grace_is_not_replaced() -> None:
     spec = ServiceSpec(name="agent", image="x", mode="global")
-    nodes = [Node("a"), Node("b", status="down", down_since=10.0)]
+    nodes = [Node("a"), Node("b", status="down", status_at=10.0)]
     tasks = [running(1, "a", spec=spec), running(2, "b", spec=spec)]
     early = orch(grace=5.0).reconcile([Service("s1", spec)], tasks, nodes, now=12.0)
     assert early.actions == [] and early.wake_at == 15.0
@@ -131,7 +128,7 @@ def test_global_mode_down_node_after_grace_is_not_replaced() -> None:
 
 
 def test_reschedule_from_down_node_after_grace() -> None:
-    nodes = [Node("n1"), Node("n2", status="down", down_since=100.0), Node("n3")]
+    nodes = [Node("n1"), Node("n2", status="down", status_at=100.0), Node("n3")]
     tasks = [running(1, "n1"), running(2, "n2"), running(3, "n3")]
     services = [Service("s1", SPEC)]
     within = orch(grace=10.0).reconcile(services, tasks, nodes, now=105.0)
@@ -273,7 +270,7 @@ def test_start_first_update_keeps_old_until_new_runs() -> None:
     new = dataclasses.replace(new, template_hash=c.template_hash)
     r2 = orch().reconcile(services, [*old, new], NODES, now=102.0)
     assert r2.actions == [ShutdownTask("t1-n1", "superseded")]
-    unhealthy = dataclasses.replace(new, healthy=False)
+    unhealthy = dataclasses.replace(new, health="unhealthy")
     assert orch().reconcile(services, [*old, unhealthy], NODES, now=102.0).actions == []
 
 
@@ -345,7 +342,7 @@ def test_converges_to_exactly_the_desired_slots(
         Node(
             n,
             status="down" if n in down else "ready",
-            down_since=0.0,
+            status_at=0.0,
             availability="drain" if n in drain else "active",
         )
         for n in ("n1", "n2", "n3", "n4")

@@ -9,17 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scheduler_helpers import CPU, GIB, Scenario, check_result, explanation_count, scenario_st
 
-from p2porch.scheduler import (
-    Node,
-    NodeInfo,
-    ServiceSpec,
-    TaskRequest,
-    build_node_infos,
-    fullness_ppm,
-    parse_affinity,
-    parse_constraint,
-    schedule,
-)
+from p2porch.model import Node, ServiceSpec, parse_affinity, parse_constraint
+from p2porch.scheduler import NodeInfo, TaskRequest, build_node_infos, fullness_ppm, schedule
 from p2porch.scheduler.filters import Requirements
 from p2porch.scheduler.pipeline import Pipeline
 from p2porch.scheduler.placement import processing_order

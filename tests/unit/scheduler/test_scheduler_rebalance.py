@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import random
 
-from p2porch.scheduler import Node, Orchestrator, PlacedTask, Service, ServiceSpec, ShutdownTask, Task
-from p2porch.scheduler.orchestrator import TERMINAL_STATES
+from p2porch.model import TERMINAL_STATES, Node, Service, ServiceSpec, Task
+from p2porch.scheduler import Orchestrator, PlacedTask, ShutdownTask
 from p2porch.scheduler.rebalance import FAILURE_COOLDOWN_S, MOVE_DEADLINE_S, Move, plan_rebalance
 
 SPEC = ServiceSpec(name="web", image="busybox:1", replicas=4, rebalance=True)
@@ -80,7 +80,7 @@ def test_one_move_at_a_time_per_service_and_budget_cluster_wide() -> None:
 def test_unsettled_or_recently_failed_services_wait() -> None:
     starting = [*PILED[:3], dataclasses.replace(PILED[3], state="starting")]
     assert plan([Service("s1", SPEC)], starting, NODES).moves == []
-    unhealthy = [*PILED[:3], dataclasses.replace(PILED[3], healthy=False)]
+    unhealthy = [*PILED[:3], dataclasses.replace(PILED[3], health="unhealthy")]
     assert plan([Service("s1", SPEC)], unhealthy, NODES).moves == []
     crashed = task(2, "n3", tid="x", desired_state="shutdown", state="failed", state_at=95.0, created_at=9.0)
     assert plan([Service("s1", SPEC)], [*PILED, crashed], NODES).moves == []
@@ -152,7 +152,7 @@ def test_an_earlier_failed_attempt_does_not_cancel_a_new_move() -> None:
 
 def test_moves_with_an_unhealthy_or_late_replacement_are_cancelled() -> None:
     old = dataclasses.replace(PILED[1], move_to="n3", move_at=50.0)
-    sick = task(2, "n3", tid="r", created_at=51.0, healthy=False)
+    sick = task(2, "n3", tid="r", created_at=51.0, health="unhealthy")
     assert plan([Service("s1", SPEC)], [old, sick, PILED[0], *PILED[2:]], NODES, now=60.0).cancels == [
         old.task_id
     ]

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2porch.errors import ConfigError
-from p2porch.scheduler.spec import (
+from p2porch.model import (
     Affinity,
     Constraint,
     HealthSpec,

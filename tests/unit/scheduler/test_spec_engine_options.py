@@ -7,8 +7,8 @@ import pytest
 from p2porch.agent.dockerspec import create_kwargs
 from p2porch.errors import ConfigError
 from p2porch.member.views import task_assignment
-from p2porch.scheduler.container_opts import ContainerOptions
-from p2porch.scheduler.spec import ServiceSpec, parse_mount, parse_port
+from p2porch.model import ServiceSpec, parse_mount, parse_port
+from p2porch.model.container_opts import ContainerOptions
 
 
 class _Task:

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from p2porch.scheduler import ServiceSpec
-from p2porch.scheduler.spec import parse_port
+from p2porch.model import ServiceSpec, parse_port
 from p2porch.stack import ComposeError
 from p2porch.stack.source import stack_source
 
@@ -76,7 +75,5 @@ def test_corpus_details_that_matter():
     assert api["update"]["max_failure_ratio"] == 0.1 and api["endpoint_mode"] == "dnsrr"
     assert not any("ports mode" in w for w in swarm.warnings)  # ingress is honoured (routing mesh)
     proxy = {s.short_name: s for s in swarm.services}["proxy"].spec
-    assert [(p.published, p.mode) for p in map(parse_port, proxy["publish"])] == [
-        (80, "ingress"),
-        (443, "ingress"),
-    ]
+    modes = [(p.published, p.mode) for p in map(parse_port, proxy["publish"])]
+    assert modes == [(80, "ingress"), (443, "ingress")]

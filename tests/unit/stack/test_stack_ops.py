@@ -11,9 +11,10 @@ from p2porch.config import Config
 from p2porch.control.service_ops import ServiceOps
 from p2porch.control.stack_ops import StackOps, parse_deploy_body, stack_endpoints
 from p2porch.errors import ConfigError, ConflictError, NotFoundError
+from p2porch.model import Task
 from p2porch.raft import commands as C
 from p2porch.raft import fsm
-from p2porch.raft.state import ClusterState, TaskRecord
+from p2porch.raft.state import ClusterState
 from p2porch.stack import load_stack
 
 COMPOSE = """
@@ -40,13 +41,13 @@ class MemoryManager:
         self.config = Config()  # its ports are the ones services may not publish
         self.state = ClusterState()
         self.commands: list[str] = []
-        self._apply(C.init_cluster(0.0, cluster_id="c0ffee"))
+        self._apply(C.InitCluster(at=0.0, cluster_id="c0ffee").encode())
 
     def snapshot(self) -> ClusterState:
         return self.state
 
     async def write(self, command: bytes) -> object:
-        self.commands.append(C.decode(command)["op"])
+        self.commands.append(C.decode_command(command).TAG)
         return self._apply(command)
 
     def _apply(self, command: bytes) -> object:
@@ -91,10 +92,10 @@ async def test_first_deploy_creates_every_service(ops, manager):
     assert actions(result) == {"shop-web": "created", "shop-api": "created"}
     web = manager.state.service_by_name("shop-web")
     assert web is not None
-    assert web.spec["env"] == {"GREETING": "hello"}
-    assert web.spec["replicas"] == 2 and list(web.spec["constraints"]) == ["node.labels.zone==a"]
-    assert web.spec["update"]["order"] == "start-first"
-    assert web.spec["labels"]["p2porch.stack"] == "shop"
+    assert web.spec.env_dict() == {"GREETING": "hello"}
+    assert web.spec.replicas == 2 and [str(c) for c in web.spec.constraints] == ["node.labels.zone==a"]
+    assert web.spec.update.order == "start-first"
+    assert web.spec.labels_dict()["p2porch.stack"] == "shop"
 
 
 async def test_redeploy_of_the_same_file_writes_nothing(ops, manager):
@@ -116,8 +117,8 @@ async def test_redeploy_updates_only_the_changed_service(ops, manager):
     assert after["shop-api"] > versions["shop-api"]
     assert manager.commands.count("update_service") == 1
     api = manager.state.service_by_name("shop-api")
-    assert api is not None and list(api.spec["command"]) == ["sleep", "2d"]
-    assert list(api.spec["previous_spec"]["command"]) == ["sleep", "1d"]  # `service rollback` works
+    assert api is not None and api.spec.command == ("sleep", "2d")
+    assert api.previous_spec is not None and api.previous_spec.command == ("sleep", "1d")  # for rollback
 
 
 async def test_a_changed_env_file_counts_as_a_change(ops):
@@ -167,8 +168,8 @@ async def test_ls_ps_and_rm(ops, manager):
     ]
     web = manager.state.service_by_name("shop-web")
     assert web is not None
-    task = TaskRecord(task_id="t1", service_id=web.service_id, slot=1, spec_version=web.version)
-    await manager.write(C.put_tasks(1.0, [C.task_put(task, task_version=None)]))
+    task = Task(task_id="t1", service_id=web.service_id, slot=1, spec_version=web.version)
+    await manager.write(C.PutTasks(at=1.0, items=(C.TaskPut(task, task_version=None),)).encode())
     tasks = ops.ps("shop")
     assert [(t["service"], t["name"]) for t in tasks] == [("shop-web", "shop-web.1")]
     removed = await ops.rm("shop")

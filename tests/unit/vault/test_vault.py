@@ -9,11 +9,11 @@ import pytest
 from p2porch.control.secret_ops import file_ref_changes, resolve_file_refs, secret_view
 from p2porch.errors import AuthError, ConfigError, ConflictError, NotFoundError
 from p2porch.membership.token import new_token
+from p2porch.model import ServiceSpec
+from p2porch.model.filerefs import parse_file_ref
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
 from p2porch.raft.state import EMPTY_STATE, ClusterState
-from p2porch.scheduler import ServiceSpec
-from p2porch.scheduler.filerefs import parse_file_ref
 from p2porch.vault import MAX_VALUE_BYTES, digest_of, open_value, seal_value, validate_name, validate_value
 
 AT = 1000.0
@@ -118,22 +118,22 @@ def test_spec_refs_roundtrip_change_template_and_refuse_clashes() -> None:
 
 
 def _state_with_secret(version_count: int = 1) -> ClusterState:
-    state = apply(EMPTY_STATE, C.init_cluster(AT, cluster_id="c" * 16))[0]
+    state = apply(EMPTY_STATE, C.InitCluster(at=AT, cluster_id="c" * 16).encode())[0]
     for number in range(1, version_count + 1):
         value = f"value {number}".encode()
         sealed = seal_value(KEY, "secret", "sid", number, value)
         state, result, changes = apply(
             state,
-            C.put_secret(
-                AT + number,
+            C.PutSecret(
+                at=AT + number,
                 kind="secret",
                 name="db",
                 object_id="sid",
-                version=number,
+                secret_version=number,
                 sealed=sealed.blob,
                 digest=digest_of(KEY, value),
                 size=len(value),
-            ),
+            ).encode(),
         )
         assert result["ok"], result
         assert changes[0].kind == "secret"
@@ -144,28 +144,28 @@ def test_fsm_put_versions_and_ciphertext_only() -> None:
     state = _state_with_secret(3)
     record = state.secrets["secret:db"]
     assert record.current == 3 and [v["version"] for v in record.versions] == [1, 2, 3]
-    assert b"value" not in C.encode("noop", 0, state=state.to_dict())  # snapshots hold ciphertext only
+    assert b"value" not in C.RestoreState(at=0, state=state).encode()  # snapshots hold ciphertext only
     assert ClusterState.from_dict(state.to_dict()).secrets["secret:db"].current == 3
     view = secret_view(record)
     assert "sealed" not in str(view) and view["version"] == 3
     # a version that does not follow the current one, and a version 2 of a missing object, are refused
     sealed = seal_value(KEY, "secret", "sid", 9, b"x").blob
     args = {"kind": "secret", "object_id": "sid", "sealed": sealed, "digest": "d", "size": 1}
-    _, result, _ = apply(state, C.put_secret(AT, name="db", version=9, **args))
+    _, result, _ = apply(state, C.PutSecret(at=AT, name="db", secret_version=9, **args).encode())
     assert isinstance(C.error_of(result), ConflictError)
-    _, result, _ = apply(state, C.put_secret(AT, name="other", version=2, **args))
+    _, result, _ = apply(state, C.PutSecret(at=AT, name="other", secret_version=2, **args).encode())
     assert isinstance(C.error_of(result), NotFoundError)
 
 
 def test_fsm_remove_refused_while_used_naming_services() -> None:
     state = _state_with_secret()
-    spec = ServiceSpec.from_dict({"name": "web", "image": "busybox", "secrets": ["db"]}).to_dict()
-    state = apply(state, C.create_service(AT, "svc1", "web", spec))[0]
-    _, result, _ = apply(state, C.remove_secret(AT, kind="secret", name="db"))
+    spec = ServiceSpec.from_dict({"name": "web", "image": "busybox", "secrets": ["db"]})
+    state = apply(state, C.CreateService(at=AT, service_id="svc1", spec=spec).encode())[0]
+    _, result, _ = apply(state, C.RemoveSecret(at=AT, kind="secret", name="db").encode())
     error = C.error_of(result)
     assert isinstance(error, ConflictError) and "web" in error.message
-    state = apply(state, C.remove_service(AT, "svc1"))[0]
-    state, result, _ = apply(state, C.remove_secret(AT, kind="secret", name="db"))
+    state = apply(state, C.RemoveService(at=AT, service_id="svc1").encode())[0]
+    state, result, _ = apply(state, C.RemoveSecret(at=AT, kind="secret", name="db").encode())
     assert result["ok"] and "secret:db" not in state.secrets
 
 
@@ -194,14 +194,14 @@ def test_secret_add_rm_changes() -> None:
 
 def test_task_files_written_with_owner_mode_and_cleaned(tmp_path: object) -> None:
     from p2porch.member.task_files import TaskFiles
-    from p2porch.raft.state import TaskRecord
+    from p2porch.model import Task
 
     if not os.path.isdir("/dev/shm"):
         pytest.skip("needs /dev/shm (a tmpfs)")
     root = os.path.join("/dev/shm", f"p2porch-test-{os.getpid()}")
     try:
         state = _state_with_secret(2)
-        task = TaskRecord("t1", "svc", 1, node_id="n1")
+        task = Task("t1", "svc", 1, node_id="n1")
         ref = parse_file_ref(
             f"src=db,version=2,uid={os.getuid()},gid={os.getgid()},mode=0440", kind="secret", fieldname="s"
         )
@@ -213,7 +213,7 @@ def test_task_files_written_with_owner_mode_and_cleaned(tmp_path: object) -> Non
         with open(mounts[0].source, "rb") as fh:
             assert fh.read() == b"value 2"
         bad = TaskFiles(root + "-other", {0: new_token().derive("secrets")})
-        _, error = bad.prepare(state, TaskRecord("t2", "svc", 1, node_id="n1"), [("secret", ref)])
+        _, error = bad.prepare(state, Task("t2", "svc", 1, node_id="n1"), [("secret", ref)])
         assert "cannot decrypt" in error and not os.path.exists(os.path.join(root + "-other", "t2"))
         files.cleanup(keep=set())
         assert os.listdir(root) == []
@@ -229,7 +229,7 @@ def test_secret_events_carry_metadata_only() -> None:
 
     state = _state_with_secret(2)
     record = state.secrets["secret:db"]
-    _, _, changes = apply(state, C.remove_secret(AT, kind="secret", name="db"))
+    _, _, changes = apply(state, C.RemoveSecret(at=AT, kind="secret", name="db").encode())
     from p2porch.raft.fsm import Change
 
     updated = describe_change(Change("secret", "put", "secret:db", record, 9), None, state, AT)
@@ -239,21 +239,19 @@ def test_secret_events_carry_metadata_only() -> None:
 
 def test_a_value_sealed_under_an_epoch_the_node_lacks_fails_clearly() -> None:
     from p2porch.member.task_files import TaskFiles
-    from p2porch.raft.state import TaskRecord
+    from p2porch.model import Task
 
-    state = apply(EMPTY_STATE, C.init_cluster(AT, cluster_id="c" * 16))[0]
+    state = apply(EMPTY_STATE, C.InitCluster(at=AT, cluster_id="c" * 16).encode())[0]
     sealed = seal_value(KEY, "secret", "sid", 1, b"v").blob
     args = {"kind": "secret", "object_id": "sid", "sealed": sealed, "digest": "d", "size": 1}
-    state = apply(state, C.put_secret(AT, name="db", version=1, key_epoch=3, **args))[0]
+    state = apply(state, C.PutSecret(at=AT, name="db", secret_version=1, key_epoch=3, **args).encode())[0]
     assert state.secrets["secret:db"].versions[0]["key_epoch"] == 3
     root = os.path.join("/dev/shm", f"p2porch-test-epoch-{os.getpid()}")
     try:
         ref = parse_file_ref("src=db,version=1", kind="secret", fieldname="s")
-        _, error = TaskFiles(root, {0: KEY}).prepare(state, TaskRecord("t1", "svc", 1), [("secret", ref)])
+        _, error = TaskFiles(root, {0: KEY}).prepare(state, Task("t1", "svc", 1), [("secret", ref)])
         assert "cluster key epoch 3" in error and "secret update db" in error
-        mounts, error = TaskFiles(root, {3: KEY}).prepare(
-            state, TaskRecord("t2", "svc", 1), [("secret", ref)]
-        )
+        mounts, error = TaskFiles(root, {3: KEY}).prepare(state, Task("t2", "svc", 1), [("secret", ref)])
         assert error == ""
         with open(mounts[0].source, "rb") as fh:
             assert fh.read() == b"v"

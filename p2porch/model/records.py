@@ -1,0 +1,344 @@
+"""The committed records of the cluster: nodes, services, tasks, subnet leases, secrets (pure).
+
+One frozen type per record, shared by the Raft state machine, the leader's scheduling round, the
+scheduler, the agent adapters and the API views (no copies, no adapters). States are ``StrEnum``
+members (text from the wire is validated on construction). ``to_dict``/``from_dict`` give the plain
+form kept in Raft snapshots; ``from_dict`` also reads the older snapshot layout (a service's controller
+bookkeeping inside its spec map). Nothing here does I/O or reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any
+
+from ..errors import ConfigError
+from .spec import ServiceSpec
+from .states import Availability, DesiredState, NodeRole, NodeStatus, TaskHealth, TaskState
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+#: keys the snapshot layout before typed records kept in a stored service spec beside the user's fields
+LEGACY_BOOKKEEPING_KEYS = ("previous_spec", "update_paused", "rebalance_requested")
+
+
+def frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A read-only copy of ``value`` (shared empty map for nothing)."""
+    if not value:
+        return _EMPTY
+    if isinstance(value, MappingProxyType):
+        return value
+    return MappingProxyType(dict(value))
+
+
+def _plain(value: Any) -> Any:
+    """Deep-convert read-only mappings and tuples back to dicts and lists for msgpack."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One cluster member as committed in Raft; ``version`` is the state version of its last change.
+
+    ``status_at`` is when ``status`` last changed (down since ...). The scheduler reads ``hostname``,
+    ``down_since`` and ``schedulable``; capacity 0 means unknown.
+    """
+
+    node_id: str
+    name: str = ""
+    addr: str = ""
+    raft_port: int = 0
+    gossip_port: int = 0
+    role: NodeRole = NodeRole.REPLICA
+    availability: Availability = Availability.ACTIVE
+    labels: Mapping[str, str] = field(default_factory=dict)
+    cpu_nanos: int = 0
+    memory_bytes: int = 0
+    status: NodeStatus = NodeStatus.READY
+    joined_at: float = 0.0
+    version: int = 0
+    status_at: float = 0.0
+    key_pub: str = ""  # the node's X25519 public key (base64): key rotations seal the new key to it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", frozen_map(self.labels))
+        if type(self.role) is not NodeRole:
+            object.__setattr__(self, "role", NodeRole(self.role))
+        if type(self.availability) is not Availability:
+            object.__setattr__(self, "availability", Availability(self.availability))
+        if type(self.status) is not NodeStatus:
+            object.__setattr__(self, "status", NodeStatus(self.status))
+
+    @property
+    def raft_addr(self) -> str:
+        return f"{self.addr}:{self.raft_port}"
+
+    @property
+    def hostname(self) -> str:
+        return self.name or self.node_id
+
+    @property
+    def down_since(self) -> float | None:
+        """When a down node went down (None when it is not down or the time is unknown)."""
+        return (self.status_at or None) if self.status == NodeStatus.DOWN else None
+
+    @property
+    def schedulable(self) -> bool:
+        """Ready and active: new tasks may go here."""
+        return self.status == NodeStatus.READY and self.availability == Availability.ACTIVE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Node:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One replica slot of a service, possibly assigned to a node.
+
+    ``state`` is the observed state last changed at ``state_at``; ``started_at`` when it was first
+    observed running (0 = never); ``health`` the health check's last word; ``restart_history`` the times
+    its slot was restarted after a task ended (carried to replacements); ``move_to``/``move_at`` a
+    rebalance move in flight (a replacement starts there, then this task stops).
+    """
+
+    task_id: str
+    service_id: str
+    slot: int
+    node_id: str | None = None
+    desired_state: DesiredState = DesiredState.RUNNING
+    state: TaskState = TaskState.NEW
+    state_at: float = 0.0
+    error: str = ""
+    container_id: str = ""
+    address: str = ""
+    message: str = ""
+    version: int = 0
+    spec_version: int = 0  # service version the task was created for
+    template_hash: str = ""  # hash of the container-shaping spec fields; differs -> outdated task
+    created_at: float = 0.0
+    started_at: float = 0.0
+    health: TaskHealth = TaskHealth.NONE
+    exit_code: int | None = None
+    restart_history: tuple[float, ...] = ()
+    stop_grace_s: float = 10.0  # SIGTERM-to-SIGKILL time, kept here so it outlives its service
+    move_to: str | None = None
+    move_at: float = 0.0
+    job_iteration: int = 0  # jobs: the execution (the service's job iteration) this task belongs to
+
+    def __post_init__(self) -> None:
+        # the Raft thread builds many of these: convert only what is not already the right type
+        if type(self.restart_history) is not tuple:
+            object.__setattr__(self, "restart_history", tuple(self.restart_history))
+        if type(self.desired_state) is not DesiredState:
+            object.__setattr__(self, "desired_state", DesiredState(self.desired_state))
+        if type(self.state) is not TaskState:
+            object.__setattr__(self, "state", TaskState(self.state))
+        if type(self.health) is not TaskHealth:
+            object.__setattr__(self, "health", TaskHealth(self.health))
+
+    @property
+    def healthy(self) -> bool | None:
+        """True/False once a health check has spoken; None without a check or while it starts."""
+        if self.health in (TaskHealth.NONE, TaskHealth.STARTING):
+            return None
+        return self.health == TaskHealth.HEALTHY
+
+    @property
+    def health_starting(self) -> bool:
+        """Has a health check that has not passed yet."""
+        return self.health == TaskHealth.STARTING
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        if not self.job_iteration:  # only a job's tasks carry it: other records keep their plain form
+            del out["job_iteration"]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Task:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """A job's executions, kept by the controllers beside its spec (docs/scheduler.md, "Jobs").
+
+    ``iteration`` is the current execution (None: never written: a plain job then runs execution 1, a
+    cron job none yet), ``started_at`` when it started; for a cron job ``cron_last_tick`` is the last
+    tick handled (run, skipped or missed; 0 = none, ticks count from the service's creation), committed
+    before that tick's execution starts, and ``cron_missed``/``cron_skipped`` count ticks not run.
+    """
+
+    iteration: int | None = None
+    started_at: float = 0.0
+    cron_last_tick: float = 0.0
+    cron_missed: int = 0
+    cron_skipped: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> JobStatus:
+        return cls(**_known(cls, data or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A service: its validated spec plus the controller's bookkeeping, each a real field.
+
+    ``previous_spec`` is what `service rollback` (and a failed update's rollback) returns to;
+    ``update_paused`` is set when a rolling update failed with failure action pause (a new update clears
+    it); ``rebalance_requested`` is when an operator asked for `service rebalance` (0 = not asked; the
+    leader clears it once the service is balanced). The name is the spec's.
+    """
+
+    service_id: str
+    spec: ServiceSpec
+    version: int = 0
+    update_paused: bool = False
+    previous_spec: ServiceSpec | None = None
+    rebalance_requested: float = 0.0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    job: JobStatus = field(default_factory=JobStatus)
+    vip: str = ""  # endpoint_mode vip: the service's virtual address, allocated by the FSM (raft/vips.py)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def job_iteration(self) -> int:
+        """The current execution of a job (0: none yet, a cron job before its first tick; 0 for a
+        service)."""
+        if not self.spec.is_job:
+            return 0
+        if self.job.iteration is not None:
+            return self.job.iteration
+        return 0 if self.spec.schedule is not None else 1
+
+    @property
+    def cron_last_tick(self) -> float:
+        """The last cron tick handled (the creation time before the first one)."""
+        return self.job.cron_last_tick or self.created_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service_id": self.service_id,
+            "name": self.name,
+            "spec": self.spec.to_dict(),
+            "version": self.version,
+            "update_paused": self.update_paused,
+            "previous_spec": None if self.previous_spec is None else self.previous_spec.to_dict(),
+            "rebalance_requested": self.rebalance_requested,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
+            **({"vip": self.vip} if self.vip else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Service:
+        """Read a snapshot record, either layout; a spec that does not validate raises ConfigError."""
+        raw = dict(data.get("spec") or {})
+        bookkeeping = {k: raw.pop(k) for k in LEGACY_BOOKKEEPING_KEYS if k in raw}  # older layout
+        bookkeeping.update({k: data[k] for k in LEGACY_BOOKKEEPING_KEYS if data.get(k) is not None})
+        previous = bookkeeping.get("previous_spec")
+        return cls(
+            service_id=str(data["service_id"]),
+            spec=ServiceSpec.from_dict(raw),
+            version=int(data.get("version", 0)),
+            update_paused=bool(bookkeeping.get("update_paused", False)),
+            previous_spec=optional_spec(previous),
+            rebalance_requested=float(bookkeeping.get("rebalance_requested") or 0.0),
+            created_at=float(data.get("created_at", 0.0)),
+            updated_at=float(data.get("updated_at", 0.0)),
+            job=JobStatus.from_dict(data.get("job")),
+            vip=str(data.get("vip") or ""),
+        )
+
+
+def optional_spec(data: Any) -> ServiceSpec | None:
+    """A stored previous spec, or None when there is none or it no longer validates (no rollback then)."""
+    if not isinstance(data, Mapping) or not data:
+        return None
+    try:
+        return ServiceSpec.from_dict({k: v for k, v in data.items() if k not in LEGACY_BOOKKEEPING_KEYS})
+    except ConfigError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SubnetLease:
+    """The overlay subnet (CIDR text) leased to one node."""
+
+    node_id: str
+    subnet: str
+    version: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "subnet": self.subnet, "version": self.version}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SubnetLease:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRecord:
+    """A secret or config and its sealed versions (ciphertext only: ``vault`` seals, nodes open).
+
+    ``versions`` holds maps ``{version, sealed, digest, size, created_at, key_epoch}``, oldest first;
+    the last one is current. ``key`` in the state map is ``"<kind>:<name>"``."""
+
+    kind: str
+    name: str
+    object_id: str
+    versions: tuple[Mapping[str, Any], ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    version: int = 0  # state version of its last change
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", frozen_map(self.labels))
+        object.__setattr__(self, "versions", tuple(frozen_map(v) for v in self.versions))
+
+    @property
+    def key(self) -> str:
+        return secret_key(self.kind, self.name)
+
+    @property
+    def current(self) -> int:
+        return int(self.versions[-1]["version"]) if self.versions else 0
+
+    def sealed_version(self, version: int) -> Mapping[str, Any] | None:
+        return next((v for v in self.versions if v["version"] == version), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SecretRecord:
+        return cls(**_known(cls, data))
+
+
+def secret_key(kind: str, name: str) -> str:
+    """The state map key of a secret or config."""
+    return f"{kind}:{name}"

@@ -1,0 +1,112 @@
+"""Typed Raft commands for secrets, configs and the cluster key epoch (pure).
+
+Values arrive sealed (ciphertext): nothing here or in the FSM ever sees plaintext or opens a key.
+The FSM handlers are in ``fsm_secrets.py``; the dispatch table in ``commands.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import fields as F
+from .codec import Command
+
+SECRET_KINDS = ("secret", "config")
+MAX_SEALED_BYTES = 500 * 1024 + 64  # the value limit plus nonce and tag
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PutSecret(Command):
+    """Create a secret/config (``secret_version`` 1) or add its next version; ``sealed`` is ciphertext
+    only, sealed under the secrets key of cluster key epoch ``key_epoch``."""
+
+    TAG = "put_secret"
+    kind: str
+    name: str
+    object_id: str
+    secret_version: int
+    sealed: bytes
+    digest: str
+    size: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    key_epoch: int = 0
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "object_id": self.object_id,
+            "secret_version": self.secret_version,
+            "sealed": bytes(self.sealed),
+            "digest": self.digest,
+            "size": self.size,
+            "labels": dict(self.labels),
+            "key_epoch": self.key_epoch,
+        }
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> PutSecret:
+        kind = F.get(b, "kind", str)
+        if kind not in SECRET_KINDS:
+            raise F.invalid("kind must be secret or config", "kind")
+        sealed = F.get(b, "sealed", bytes)
+        if not sealed or len(sealed) > MAX_SEALED_BYTES:
+            raise F.invalid("sealed value is empty or too large", "sealed")
+        return cls(
+            kind=kind,
+            name=F.get(b, "name", str),
+            object_id=F.get(b, "object_id", str),
+            secret_version=F.get(b, "secret_version", int),
+            sealed=bytes(sealed),
+            digest=F.get(b, "digest", str),
+            size=F.get(b, "size", int),
+            labels=F.labels(b.get("labels") or {}, "labels"),
+            key_epoch=F.non_negative(b.get("key_epoch") or 0, "key_epoch"),
+            **common,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemoveSecret(Command):
+    """Delete a secret/config; refused (ConflictError naming them) while a service references it."""
+
+    TAG = "remove_secret"
+    kind: str
+    name: str
+
+    def body(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> RemoveSecret:
+        return cls(kind=F.get(b, "kind", str), name=F.get(b, "name", str), **common)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RotateKeys(Command):
+    """Start cluster key epoch ``epoch``: its key sealed to each member that may follow it
+    (``node id -> envelope``); every other live node must be named in ``excluded``."""
+
+    TAG = "rotate_keys"
+    epoch: int
+    envelopes: Mapping[str, str]
+    excluded: tuple[str, ...] = ()
+
+    def body(self) -> dict[str, Any]:
+        envelopes = dict(self.envelopes)
+        return {"epoch": int(self.epoch), "envelopes": envelopes, "excluded": sorted(self.excluded)}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> RotateKeys:
+        envelopes = F.get(b, "envelopes", dict)
+        for node_id, envelope in envelopes.items():
+            if not isinstance(node_id, str):
+                raise F.invalid("envelopes must be keyed by node id", "envelopes")
+            F.key_text(envelope, "envelopes")
+        excluded = F.get(b, "excluded", list, optional=True) or []
+        if not all(isinstance(x, str) for x in excluded):
+            raise F.invalid("excluded must be a list of node ids", "excluded")
+        epoch = F.get(b, "epoch", int)
+        return cls(epoch=epoch, envelopes=dict(envelopes), excluded=tuple(excluded), **common)

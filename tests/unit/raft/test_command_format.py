@@ -1,0 +1,94 @@
+"""The version-1 command format is frozen: the encoder writes exactly the stored bytes and reads them back.
+
+A change to a command's body must bump ``COMMAND_VERSION`` (and keep reading the old body); this test then
+fails until the fixture is regenerated on purpose: ``P2PORCH_REGEN_FIXTURES=1 pytest this_file``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgpack
+
+from p2porch.model import Availability, Node, NodeRole, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState
+from p2porch.raft import commands as C
+from p2porch.raft.state import EMPTY_STATE
+
+FIXTURE = Path(__file__).with_name("fixtures") / "v1_commands.msgpack"
+#: the same format written before node keys, secrets and key rotation existed (the first 14 commands)
+BEFORE_SECRETS = Path(__file__).with_name("fixtures") / "v1_commands_before_secrets.msgpack"
+WEB = ServiceSpec.from_dict(
+    {
+        "name": "web",
+        "image": "nginx:1",
+        "replicas": 2,
+        "publish": ["8080:80"],
+        "health": "true",
+        "env": ["A=1"],
+    }
+)
+
+
+def every_command() -> list[C.Command]:
+    node = Node("id1", "n1", "10.0.0.1", 7946, 7947, role=NodeRole.VOTER, labels={"zone": "a"})
+    task = Task("t1", "s1", 1, "id1", state=TaskState.ASSIGNED, restart_history=(1.0,), move_to="id2")
+    report = C.TaskStatusReport(
+        "t1",
+        state=TaskState.RUNNING,
+        state_at=5.0,
+        health=TaskHealth.HEALTHY,
+        exit_code=None,
+        reports_exit_code=True,
+    )
+    return [
+        C.InitCluster(at=1.0, cluster_id="c0ffee"),
+        C.AddNode(at=2.0, node=node, expected_version=1),
+        C.UpdateNode(
+            at=3.0, node_id="id1", node_version=2, availability=Availability.DRAIN, status=NodeStatus.DOWN
+        ),
+        C.RemoveNode(at=4.0, node_id="id1"),
+        C.CreateService(at=5.0, service_id="s1", spec=WEB),
+        C.UpdateService(
+            at=6.0, service_id="s1", spec=WEB, previous_spec=WEB, update_paused=True, rebalance_requested=6.0
+        ),
+        C.RemoveService(at=7.0, service_id="s1", service_version=5),
+        C.PutTasks(at=8.0, items=(C.TaskPut(task, task_version=0), C.TaskRemove("t0", task_version=3))),
+        C.ReportTaskStates(at=9.0, node_id="id1", reports=(report,)),
+        C.LeaseSubnet(at=10.0, node_id="id1"),
+        C.ReleaseSubnet(at=11.0, node_id="id1"),
+        C.SetJoinToken(at=12.0, join_token="P2PT-1-c0ffee-x"),
+        C.RestoreState(at=13.0, state=EMPTY_STATE.evolve(cluster_id="c0ffee", version=3)),
+        C.Noop(at=14.0, tag="barrier"),
+        C.PutSecret(
+            at=15.0,
+            kind="secret",
+            name="db",
+            object_id="o1",
+            secret_version=1,
+            sealed=b"ciphertext",
+            digest="sha256:x",
+            size=6,
+            labels={"team": "a"},
+            key_epoch=1,
+        ),
+        C.RemoveSecret(at=16.0, kind="config", name="app"),
+        C.RotateKeys(at=17.0, epoch=2, envelopes={"id1": "ZW52"}, excluded=("id2",)),
+    ]
+
+
+def test_every_command_encodes_to_the_stored_version_1_bytes() -> None:
+    encoded = [c.encode() for c in every_command()]
+    if os.environ.get("P2PORCH_REGEN_FIXTURES"):
+        FIXTURE.write_bytes(msgpack.packb(encoded, use_bin_type=True))
+    stored = msgpack.unpackb(FIXTURE.read_bytes())
+    assert {type(c) for c in every_command()} == set(C.COMMANDS.values())
+    assert encoded == stored
+    assert [C.decode_command(b) for b in stored] == every_command()
+    assert all(msgpack.unpackb(b, raw=False)["v"] == 1 for b in stored)
+
+
+def test_version_1_bytes_written_before_secrets_still_decode_to_the_same_commands() -> None:
+    stored = msgpack.unpackb(BEFORE_SECRETS.read_bytes())
+    assert len(stored) == 14
+    assert [C.decode_command(b) for b in stored] == every_command()[:14]
