@@ -257,7 +257,8 @@ class ServiceSpec:
             "container": self.container.to_dict(),
             "service_labels": dict(self.service_labels),
             "endpoint_mode": self.endpoint_mode,
-            "ingress_policy": self.ingress_policy,
+            # absent when default: the stored form of older specs (and their commands' bytes) stays the same
+            **({"ingress_policy": self.ingress_policy} if self.ingress_policy != "cluster" else {}),
             "rollback": self.rollback.to_dict(),
             "secrets": [r.to_dict() for r in self.secrets],
             "configs": [r.to_dict() for r in self.configs],
