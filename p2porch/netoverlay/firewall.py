@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from ..errors import OverlayError
 from .plan import FIREWALL_COMMENT_PREFIX, VXLAN_FILTER_CHAIN, FirewallRule, VxlanFilter
+from .policy_firewall import PolicyFirewall
 
 TABLE_CHAINS = {
     "nat": ("PREROUTING", "OUTPUT", "POSTROUTING"),
@@ -49,6 +50,8 @@ class Firewall:
 
     def _ipt(self, table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self._run([self.iptables, "-w", "-t", table, *args], check=check)
+
+    ipt = _ipt  # public for the network isolation chains (policy_firewall.py)
 
     def enable_forwarding(self) -> None:
         """net.ipv4.ip_forward=1 (left on by remove: dockerd needs it as well)."""
@@ -119,7 +122,7 @@ class Firewall:
         return [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("-N ")]
 
     def remove(self) -> int:
-        """Delete every p2porch rule, then flush and delete every p2porch chain; returns the rule count."""
+        """Delete every p2porch rule and chain (traffic and network isolation); returns the rule count."""
         owned = self.owned()
         for table, _, _, line in owned:
             self._delete_line(table, line)
@@ -129,7 +132,7 @@ class Firewall:
                 self._ipt(table, "-F", chain, check=False)
             for chain in chains:
                 self._ipt(table, "-X", chain, check=False)
-        return len(owned)
+        return len(owned) + PolicyFirewall(self).remove()
 
     def _delete_line(self, table: str, line: str) -> None:
         words = shlex.split(line)
