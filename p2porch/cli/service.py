@@ -56,6 +56,7 @@ FLAG_OF_FIELD = {
     "rebalance": "--rebalance",
     "service_labels": "--service-label",
     "endpoint_mode": "--endpoint-mode",
+    "ingress_policy": "--ingress-policy",
     "secrets": "--secret",
     "configs": "--config",
     "networks": "--network",
@@ -168,7 +169,14 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         default=d,
         metavar="type=bind|volume,source=S,target=T[,readonly][,volume-driver=D]",
     )
-    p.add_argument("--publish", "-p", action="append", default=d, metavar="[HOST:]PORT[/PROTO]")
+    p.add_argument(
+        "--publish",
+        "-p",
+        action="append",
+        default=d,
+        metavar="[HOST:]PORT[/PROTO] or published=P,target=T[,protocol=tcp|udp][,mode=ingress|host]",
+        help="served on every node (mode=ingress, the default) or only on the task's node (mode=host)",
+    )
     p.add_argument("--entrypoint", default=d, help="override the image's ENTRYPOINT (a shell word list)")
     p.add_argument("--health-cmd", default=d, help="health check command run with /bin/sh -c")
     p.add_argument("--health-interval", default=d, metavar="DURATION")
@@ -202,7 +210,18 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--stop-signal", default=d, metavar="SIGNAL", help="signal that stops the container")
     p.add_argument("--shm-size", default=d, metavar="BYTES", help="size of /dev/shm, e.g. 64M")
     p.add_argument(
-        "--endpoint-mode", choices=["vip", "dnsrr"], default=d, help="recorded; names resolve as dnsrr"
+        "--endpoint-mode",
+        choices=["vip", "dnsrr"],
+        default=d,
+        help="vip (default): the name resolves to one virtual address balanced per connection; dnsrr: to the "
+        "task addresses",
+    )
+    p.add_argument(
+        "--ingress-policy",
+        choices=["cluster", "local"],
+        default=d,
+        help="cluster (default): any healthy task answers an ingress port; local: only the receiving node's "
+        "tasks, which see the client's real address",
     )
     p.add_argument("--service-label", action="append", default=d, metavar="K=V", help="label of the service")
     p.add_argument("--update-max-failure-ratio", type=float, default=d, metavar="RATIO")
@@ -272,6 +291,7 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
         "user": "user",
         "workdir": "workdir",
         "endpoint_mode": "endpoint_mode",
+        "ingress_policy": "ingress_policy",
         "service_label": "service_labels",
         "secret": "secrets",
         "config": "configs",
