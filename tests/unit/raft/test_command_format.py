@@ -18,6 +18,8 @@ from p2porch.raft.state import EMPTY_STATE
 FIXTURE = Path(__file__).with_name("fixtures") / "v1_commands.msgpack"
 #: the same format written before node keys, secrets and key rotation existed (the first 14 commands)
 BEFORE_SECRETS = Path(__file__).with_name("fixtures") / "v1_commands_before_secrets.msgpack"
+#: the same commands as written before service specs left out their default fields (to_sparse_dict)
+FULL_SPECS = Path(__file__).with_name("fixtures") / "v1_commands_full_specs.msgpack"
 WEB = ServiceSpec.from_dict(
     {
         "name": "web",
@@ -92,3 +94,10 @@ def test_version_1_bytes_written_before_secrets_still_decode_to_the_same_command
     stored = msgpack.unpackb(BEFORE_SECRETS.read_bytes())
     assert len(stored) == 14
     assert [C.decode_command(b) for b in stored] == every_command()[:14]
+
+
+def test_version_1_bytes_with_full_specs_decode_to_the_same_commands() -> None:
+    """Sparse specs are a choice of the encoder, not a new format: full bodies read the same."""
+    stored = msgpack.unpackb(FULL_SPECS.read_bytes())
+    assert stored != msgpack.unpackb(FIXTURE.read_bytes())
+    assert [C.decode_command(b) for b in stored] == every_command()
