@@ -21,7 +21,7 @@ from .placement import (
     parse_constraint,
     parse_placement_pref,
 )
-from .records import Node, SecretRecord, Service, SubnetLease, Task, secret_key
+from .records import Node, SecretRecord, Service, SubnetLease, Task, natural_key, secret_key
 from .spec import TEMPLATE_FIELDS, ServiceSpec
 from .states import (
     FAILURE_STATES,
@@ -73,6 +73,7 @@ __all__ = [
     "UpdateConfig",
     "format_bytes",
     "format_cpus",
+    "natural_key",
     "parse_affinity",
     "parse_constraint",
     "parse_cpu_nanos",
