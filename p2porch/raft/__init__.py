@@ -3,7 +3,8 @@
 Pure: commands (the typed commands, their decoder and dispatch table; ``codec`` holds the envelope
 ``{"t", "v", "b"}`` and result maps, ``commands_secrets`` the secret and key commands, ``fields`` the
 field checks), fsm (applies them to a state; ``fsm_secrets`` for secrets), state (``ClusterState``
-holding the model's records). Shell: store (:class:`~p2porch.raft.store.RaftStore`, the only importer
+holding the model's records), pacer (the Raft tick: short with work, long when idle), status (the
+``RaftStatus`` record). Shell: store (:class:`~p2porch.raft.store.RaftStore`, the only importer
 of pysyncobj; entry point :func:`~p2porch.raft.store.open_raft_store`), journal (durable log), node (one
 Raft process; the process harness for tests and benchmarks is ``p2porch.testing.raftprocs``). Never
 imports gossip. See docs/raft.md.
@@ -11,5 +12,5 @@ imports gossip. See docs/raft.md.
 
 __all__ = [
     "appends", "codec", "commands", "commands_secrets", "fields", "fsm", "fsm_secrets", "journal", "lag",
-    "node", "state", "store", "transport_guard",
+    "node", "pacer", "state", "status", "store", "transport_guard",
 ]
