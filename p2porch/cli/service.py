@@ -47,6 +47,18 @@ FLAG_OF_FIELD = {
     "endpoint_mode": "--endpoint-mode",
     "secrets": "--secret",
     "configs": "--config",
+    "max_concurrent": "--max-concurrent",
+    "schedule": "--schedule",
+    "force": "--force",
+}
+#: cron schedule field -> its flag
+SCHEDULE_FLAGS = {
+    "cron": "--schedule",
+    "timezone": "--schedule-timezone",
+    "concurrency": "--concurrency",
+    "history_limit": "--history-limit",
+    "starting_deadline": "--starting-deadline",
+    "starting_deadline_s": "--starting-deadline",
 }
 NESTED = ("health", "restart", "update", "rollback")
 #: --flag (argparse dest) -> ContainerOptions key (the engine options of issue 15, Docker's flag names)
@@ -73,6 +85,8 @@ def flag_for(field: str | None) -> str | None:
     if not field:
         return None
     head = re.split(r"[.\[]", field, maxsplit=1)[0]
+    if head == "schedule" and "." in field:
+        return SCHEDULE_FLAGS.get(field.split(".", 1)[1], "--schedule")
     if head == "container" and "." in field:
         key = re.split(r"[.\[]", field.split(".", 1)[1], maxsplit=1)[0]
         return "--" + _FLAG_OF_CONTAINER.get(key, key).replace("_", "-")
@@ -87,7 +101,34 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     d = argparse.SUPPRESS  # unset flags are absent, so update changes only what was given
     p.add_argument("--replicas", type=int, default=d, help="number of tasks (replicated mode)")
     p.add_argument(
-        "--mode", choices=["replicated", "global"], default=d, help="global: one task per eligible node"
+        "--mode",
+        choices=["replicated", "global", "replicated-job", "global-job"],
+        default=d,
+        help="global: one task per eligible node; *-job: tasks run to completion (docs/scheduler.md)",
+    )
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=d,
+        metavar="N",
+        help="replicated-job: tasks at once (default: replicas)",
+    )
+    p.add_argument("--schedule", default=d, metavar="CRON", help="a job: start one execution per cron tick")
+    p.add_argument(
+        "--schedule-timezone", default=d, metavar="TZ", help="time zone of --schedule (default UTC)"
+    )
+    p.add_argument(
+        "--concurrency",
+        choices=["forbid", "allow", "replace"],
+        default=d,
+        help="a tick while the previous execution runs: skip it (forbid, default), run both, or replace",
+    )
+    p.add_argument("--history-limit", type=int, default=d, metavar="N", help="finished executions kept (3)")
+    p.add_argument(
+        "--starting-deadline",
+        default=d,
+        metavar="DURATION",
+        help="a tick found due later than this is missed",
     )
     p.add_argument(
         "--constraint",
@@ -217,6 +258,21 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
     for flag, key in simple.items():
         if flag in given:
             out[key] = given[flag]
+    if "max_concurrent" in given:
+        out["max_concurrent"] = given["max_concurrent"]
+    schedule = {
+        key: given[flag]
+        for flag, key in (
+            ("schedule", "cron"),
+            ("schedule_timezone", "timezone"),
+            ("concurrency", "concurrency"),
+            ("history_limit", "history_limit"),
+            ("starting_deadline", "starting_deadline"),
+        )
+        if flag in given
+    }
+    if schedule:
+        out["schedule"] = schedule
     if "entrypoint" in given:
         out["entrypoint"] = given["entrypoint"].split()
     if "cmd" in given and given["cmd"] is not None:
@@ -251,9 +307,22 @@ SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
 TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "error / explanation"]
 
 
+def job_progress_text(job: dict[str, Any]) -> str:
+    """``3/6 (2 running)``, ``2/3 (1 failed)``, or ``next 12:05 UTC`` for a cron job between runs."""
+    if job["iteration"] == 0 and job.get("schedule"):
+        return f"0/0 (next {time.strftime('%H:%M:%S', time.gmtime(job['next_tick']))} UTC)"
+    text = f"{job['completed']}/{job['total']}"
+    extras = [f"{job['running']} running"] if job["running"] else []
+    if job["failed"]:
+        extras.append(f"{job['failed']} failed")
+    return text + (f" ({', '.join(extras)})" if extras else "")
+
+
 def _service_row(s: dict[str, Any]) -> list[Any]:
     pending = "; ".join(f"{p['count']}: {p['explanation']}" for p in s["pending"])
     replicas = f"{s['running']}/{s['desired']}" + (" (update paused)" if s.get("update_paused") else "")
+    if s.get("job"):
+        replicas = job_progress_text(s["job"])
     return [s["id"][:12], s["name"], s["mode"], replicas, s["image"], pending]
 
 
@@ -284,6 +353,8 @@ def cmd_service_create(args: argparse.Namespace) -> int:
 
 def cmd_service_update(args: argparse.Namespace) -> int:
     changes = spec_changes(args)
+    if args.force:
+        changes["force"] = True  # re-run a job (a new execution)
     if not changes:
         raise UsageError("service update: nothing to change (give at least one flag)", field="flags")
     if args.if_version is not None:
@@ -322,6 +393,13 @@ def _describe(s: dict[str, Any]) -> str:
         f"Image:     {spec['image']}",
         f"Command:   {' '.join(spec.get('command') or []) or '(image default)'}",
     ]
+    job = s.get("job")
+    if job:
+        lines[3] = f"Progress:  {job_progress_text(job)} (execution {job['iteration']})"
+        if job.get("schedule"):
+            tz = spec.get("schedule", {}).get("timezone", "UTC")
+            lines.append(f"Schedule:  {job['schedule']} ({tz}), next tick {time.ctime(job['next_tick'])}")
+            lines.append(f"Ticks:     {job['skipped_ticks']} skipped (forbid), {job['missed_ticks']} missed")
     if spec.get("constraints"):
         lines.append(f"Constraints: {', '.join(spec['constraints'])}")
     if spec.get("reserve_cpu_nanos") or spec.get("reserve_memory_bytes"):
@@ -407,6 +485,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         cmd_service_update,
     )
     update.add_argument("service", metavar="SERVICE")
+    update.add_argument("--force", action="store_true", help="re-run a job: start a new execution")
     update.add_argument(
         "--if-version",
         type=int,

@@ -18,10 +18,12 @@ import trio
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
+from ..leader.job_state import updated_job
 from ..membership.join_checks import check_published_ports, config_reserved_ports
 from ..model import DesiredState, Service, ServiceSpec, Task, TaskState
 from ..raft import commands as C
 from ..raft.state import ClusterState
+from ..scheduler.jobs import job_progress
 from .secret_ops import file_ref_changes, resolve_file_refs
 
 if TYPE_CHECKING:
@@ -51,11 +53,11 @@ def expected_service_version(value: Any) -> int | None:
 
 def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``current`` with top-level keys of ``changes`` replaced; the nested maps (health, restart, update,
-    rollback, container) merge."""
+    rollback, container, schedule) merge."""
     merged = dict(current)
     for key, value in changes.items():
         if (
-            key in ("health", "restart", "update", "rollback", "container")
+            key in ("health", "restart", "update", "rollback", "container", "schedule")
             and isinstance(value, dict)
             and isinstance(merged.get(key), dict)
         ):
@@ -66,11 +68,40 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
 
 
 def task_counts(state: ClusterState, service: Service) -> tuple[int, int]:
-    """(running tasks that should run, desired tasks) of a service."""
+    """(running tasks that should run, desired tasks) of a service; a job: (completed, total)."""
+    progress = job_view(state, service)
+    if progress is not None:
+        return progress["completed"], progress["total"]
     tasks = [t for t in state.tasks_of_service(service.service_id) if t.desired_state == DesiredState.RUNNING]
     running = sum(1 for t in tasks if t.state == TaskState.RUNNING)
     desired = len(tasks) if service.spec.mode == "global" else service.spec.replicas
     return running, desired
+
+
+def job_view(state: ClusterState, service: Service) -> dict[str, Any] | None:
+    """Progress of a job's current execution (None for a service)."""
+    spec = service.spec
+    if not spec.is_job:
+        return None
+    iteration = service.job_iteration
+    tasks = list(state.tasks_of_service(service.service_id))
+    progress = job_progress(spec, iteration, tasks, service.updated_at)
+    view: dict[str, Any] = {
+        "iteration": iteration,
+        "completed": progress.completed,
+        "running": progress.running,
+        "failed": progress.failed,
+        "total": progress.total,
+        "finished": progress.finished,
+        "started_at": service.job.started_at or (service.created_at if iteration else None),
+    }
+    if spec.schedule is not None:
+        view["schedule"] = spec.schedule.cron
+        view["last_tick"] = service.job.cron_last_tick or None
+        view["next_tick"] = spec.schedule.next_tick(service.cron_last_tick)
+        view["missed_ticks"] = service.job.cron_missed
+        view["skipped_ticks"] = service.job.cron_skipped
+    return view
 
 
 def _node_name(state: ClusterState, node_id: str | None) -> str | None:
@@ -121,6 +152,9 @@ class ServiceOps:
         refused with ConflictError unless the service is still at that version when it commits."""
         changes = dict(changes)
         expected = expected_service_version(changes.pop("expected_version", None))
+        force = changes.pop("force", False)
+        if not isinstance(force, bool):
+            raise ConfigError("force must be true or false", field="force")
         service = self.find(ref)
         if expected is not None and expected != service.version:
             raise ConflictError(
@@ -136,15 +170,33 @@ class ServiceOps:
         previous = service.previous_spec
         if spec.template_hash() != service.spec.template_hash():
             previous = service.spec  # kept for `service rollback`
+        if service.spec.is_job != spec.is_job:
+            raise ConfigError(
+                f"service {service.name} is {'a job' if service.spec.is_job else 'not a job'}: a service "
+                f"cannot become a job or a job a service (mode {service.spec.mode} -> {spec.mode}); remove "
+                "it and create it",
+                field="mode",
+            )
+        if force and not spec.is_job:
+            raise ConfigError(
+                "--force re-runs a job; a service's tasks are replaced by changing the service",
+                field="force",
+            )
+        now = self.clock.now()
         update = C.UpdateService.of(
-            service, at=self.clock.now(), spec=spec, previous_spec=previous, update_paused=False
+            service,
+            at=now,
+            spec=spec,
+            previous_spec=previous,
+            update_paused=False,
+            job=updated_job(service, spec, now, force=force),
         )
         await self.manager.write(update.encode())
         return self.written_view(service.service_id, service.name)
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
         service = self.find(ref)
-        if service.spec.mode == "global":
+        if service.spec.mode in ("global", "global-job"):
             raise ConfigError(
                 f"service {service.name} is global: it runs one task per eligible node", field="replicas"
             )
@@ -152,6 +204,11 @@ class ServiceOps:
 
     async def rollback(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
+        if service.spec.is_job:
+            raise ConfigError(
+                f"{service.name} is a job: a job is not rolled back (update it, or re-run it with --force)",
+                field="SERVICE",
+            )
         if service.previous_spec is None:
             raise ConflictError(
                 f"service {service.name} has no previous spec to roll back to", field="SERVICE"
@@ -173,6 +230,8 @@ class ServiceOps:
         balanced (``rebalance`` in the view says ``requested`` until then).
         """
         service = self.find(ref)
+        if service.spec.is_job:
+            raise ConfigError(f"{service.name} is a job: its tasks run to completion", field="SERVICE")
         if service.spec.mode == "global":
             raise ConfigError(
                 f"service {service.name} is global: it already runs one task per eligible node",
@@ -239,6 +298,7 @@ class ServiceOps:
                 for t in state.tasks_of_service(service.service_id)
                 if t.desired_state == DesiredState.RUNNING and t.move_to is not None
             ),
+            "job": job_view(state, service),
         }
 
     def tasks(self, ref: str, include_history: bool = True) -> list[dict[str, Any]]:
@@ -271,6 +331,7 @@ class ServiceOps:
             "health": task.health,
             "exit_code": task.exit_code,
             "move_to": _node_name(state, task.move_to) or task.move_to,
+            "job_iteration": task.job_iteration,
         }
 
     @asynccontextmanager

@@ -22,6 +22,7 @@ from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
+from .cron import CronDecision, plan_cron
 from .scheduling import node_status_updates, plan_round, rebalance_done_updates, update_failure_updates
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,12 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             if await sync_node_statuses(ctx, state):
                 continue  # the status writes change the state: plan on the new one
             now = clock.now()
+            cron = plan_cron(state, now)
+            if cron.decisions:
+                await apply_cron_decisions(ctx, cron.decisions)
+                continue  # the ticks are committed: the next round starts their executions
             plan = plan_round(state, now, orchestrator, rebalance_max_moves=section.rebalance_max_moves)
-            wake_at = plan.wake_at
+            wake_at = min((w for w in (plan.wake_at, cron.wake_at) if w is not None), default=None)
             if plan.update_failures:
                 await apply_update_failures(ctx, state, plan.update_failures)
                 continue  # the service changed: plan again on the new spec
@@ -102,6 +107,17 @@ async def sync_node_statuses(ctx: MemberContext, state: ClusterState) -> bool:
         except (ConflictError, ProposalTimeout) as exc:
             log.info("node status write for %s not committed: %s", node_id, exc.message)
     return bool(updates)
+
+
+async def apply_cron_decisions(ctx: MemberContext, decisions: list[CronDecision]) -> None:
+    """Commit cron ticks (each conditional on the service version read: a tick is handled once)."""
+    for d in decisions:
+        if d.missed:
+            log.warning(
+                "cron job %s: %d tick(s) missed while no leader handled them", d.service.name, d.missed
+            )
+        log.info("cron job %s: tick %.0f %s", d.service.name, d.tick, d.action)
+        await write_service_bookkeeping(ctx, d.service, d.command, f"cron tick ({d.action})")
 
 
 async def apply_update_failures(ctx: MemberContext, state: ClusterState, failures: list[Any]) -> None:

@@ -23,6 +23,7 @@ from ..scheduler import (
     build_node_infos,
     schedule,
 )
+from ..scheduler.jobs import job_history_keep
 from ..scheduler.rebalance import plan_rebalance
 
 HISTORY_PER_SLOT = 3  # finished tasks kept per slot for `service ps`
@@ -88,6 +89,7 @@ def plan_round(
             created_at=create.created_at,
             restart_history=create.restart_history,
             stop_grace_s=specs[create.service_id].stop_grace_period_s,
+            job_iteration=create.job_iteration,
         )
         new_records[create.task_id] = record
         requests.append(TaskRequest(create.task_id, specs[create.service_id], node_id=create.node_id))
@@ -168,9 +170,16 @@ def result_ids(round_: Round) -> set[str]:
 
 def forget_finished(state: ClusterState, busy: set[str]) -> list[TaskItem]:
     """Remove records of tasks that are over: keep the newest HISTORY_PER_SLOT per slot for
-    ``service ps``; forget every finished task of a removed service or of a node that is gone."""
+    ``service ps`` (a job: what :func:`job_history_keep` keeps, even when a node is gone: a complete
+    task is what makes its slot done); forget every finished task of a removed service or of a node
+    that is gone."""
     over: dict[tuple[str, int], list[Task]] = {}
     items: list[TaskItem] = []
+    job_keep = {
+        sid: job_history_keep(svc.spec, svc.job_iteration, list(state.tasks_of_service(sid)))
+        for sid, svc in state.services.items()
+        if svc.spec.is_job
+    }
     for t in state.tasks.values():
         if t.task_id in busy or t.desired_state != DesiredState.SHUTDOWN:
             continue
@@ -178,7 +187,10 @@ def forget_finished(state: ClusterState, busy: set[str]) -> list[TaskItem]:
         node_gone = t.node_id is not None and (node is None or node.status == NodeStatus.LEFT)
         if not (t.state in TERMINAL_STATES or t.node_id is None or node_gone):
             continue  # its agent has not stopped it yet
-        if t.service_id not in state.services or node_gone:
+        if t.service_id in job_keep:
+            if t.task_id not in job_keep[t.service_id]:
+                items.append(TaskRemove(t.task_id, task_version=t.version))
+        elif t.service_id not in state.services or node_gone:
             items.append(TaskRemove(t.task_id, task_version=t.version))
         else:
             over.setdefault((t.service_id, t.slot), []).append(t)

@@ -147,6 +147,7 @@ class Task:
     stop_grace_s: float = 10.0  # SIGTERM-to-SIGKILL time, kept here so it outlives its service
     move_to: str | None = None
     move_at: float = 0.0
+    job_iteration: int = 0  # jobs: the execution (the service's job iteration) this task belongs to
 
     def __post_init__(self) -> None:
         # the Raft thread builds many of these: convert only what is not already the right type
@@ -172,11 +173,38 @@ class Task:
         return self.health == TaskHealth.STARTING
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        if not self.job_iteration:  # only a job's tasks carry it: other records keep their plain form
+            del out["job_iteration"]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Task:
         return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """A job's executions, kept by the controllers beside its spec (docs/scheduler.md, "Jobs").
+
+    ``iteration`` is the current execution (None: never written: a plain job then runs execution 1, a
+    cron job none yet), ``started_at`` when it started; for a cron job ``cron_last_tick`` is the last
+    tick handled (run, skipped or missed; 0 = none, ticks count from the service's creation), committed
+    before that tick's execution starts, and ``cron_missed``/``cron_skipped`` count ticks not run.
+    """
+
+    iteration: int | None = None
+    started_at: float = 0.0
+    cron_last_tick: float = 0.0
+    cron_missed: int = 0
+    cron_skipped: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> JobStatus:
+        return cls(**_known(cls, data or {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,10 +225,26 @@ class Service:
     rebalance_requested: float = 0.0
     created_at: float = 0.0
     updated_at: float = 0.0
+    job: JobStatus = field(default_factory=JobStatus)
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def job_iteration(self) -> int:
+        """The current execution of a job (0: none yet, a cron job before its first tick; 0 for a
+        service)."""
+        if not self.spec.is_job:
+            return 0
+        if self.job.iteration is not None:
+            return self.job.iteration
+        return 0 if self.spec.schedule is not None else 1
+
+    @property
+    def cron_last_tick(self) -> float:
+        """The last cron tick handled (the creation time before the first one)."""
+        return self.job.cron_last_tick or self.created_at
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -213,6 +257,7 @@ class Service:
             "rebalance_requested": self.rebalance_requested,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
 
     @classmethod
@@ -231,6 +276,7 @@ class Service:
             rebalance_requested=float(bookkeeping.get("rebalance_requested") or 0.0),
             created_at=float(data.get("created_at", 0.0)),
             updated_at=float(data.get("updated_at", 0.0)),
+            job=JobStatus.from_dict(data.get("job")),
         )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from .container import HealthSpec, Mount, PortPublish, RestartPolicy, UpdateConfig, parse_mount, parse_port
 from .container_opts import ContainerOptions
 from .filerefs import FileRef, parse_file_refs
+from .jobspec import JOB_MODES, CronSchedule, check_job_fields, is_job_mode, parse_schedule
 from .placement import (
     NAME_RE,
     Affinity,
@@ -43,7 +44,7 @@ from .units import (
     take_fields,
 )
 
-MODES = ("replicated", "global")
+MODES = ("replicated", "global", *JOB_MODES)
 ENDPOINT_MODES = ("vip", "dnsrr")
 STRATEGIES = ("spread", "binpack")
 #: names that would collide with DNS names the cluster answers (``tasks.web.p2p``, ``n1.node.p2p``)
@@ -88,7 +89,7 @@ class ServiceSpec:
     env: tuple[tuple[str, str], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     mode: str = "replicated"
-    replicas: int = 1  # ignored in global mode
+    replicas: int = 1  # ignored in global mode; a replicated-job's completions in all
     constraints: tuple[Constraint, ...] = ()
     placement_preferences: tuple[PlacementPreference, ...] = ()
     strategy: str = "spread"
@@ -111,6 +112,8 @@ class ServiceSpec:
     rollback: UpdateConfig = field(default_factory=UpdateConfig)  # how `service rollback` rolls out
     secrets: tuple[FileRef, ...] = ()  # files under /run/secrets (issue 22)
     configs: tuple[FileRef, ...] = ()
+    max_concurrent: int = 0  # replicated-job: tasks at once (0 = replicas, as Docker's CLI)
+    schedule: CronSchedule | None = None  # a cron job: one execution per tick (jobs only)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
@@ -170,8 +173,19 @@ class ServiceSpec:
                     f"secrets/configs[{i}].target", f"{ref.target} is already a mount or file target"
                 )
             targets.add(ref.target)
+        check_job_fields(self.mode, self.max_concurrent, self.schedule, rebalance=self.rebalance)
 
     # -- derived views ---------------------------------------------------------------------------
+
+    @property
+    def is_job(self) -> bool:
+        """Tasks run to completion (replicated-job, global-job) instead of being kept running."""
+        return is_job_mode(self.mode)
+
+    @property
+    def job_concurrency(self) -> int:
+        """Tasks of a replicated-job that may run at once."""
+        return min(self.max_concurrent or self.replicas, self.replicas)
 
     @property
     def host_ports(self) -> tuple[tuple[str, int], ...]:
@@ -237,13 +251,27 @@ class ServiceSpec:
             "rollback": self.rollback.to_dict(),
             "secrets": [r.to_dict() for r in self.secrets],
             "configs": [r.to_dict() for r in self.configs],
+            **self._job_dict(),
         }
 
     def to_sparse_dict(self) -> dict[str, Any]:
         """:meth:`to_dict` without the fields equal to their defaults (Raft command bodies): ``from_dict``
         restores them, so it gives an equal spec, with ~10x fewer bytes and ~3x less parsing."""
         defaults = _default_plain()
-        return {k: v for k, v in self.to_dict().items() if k in ("name", "image") or v != defaults[k]}
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if k in ("name", "image") or k not in defaults or v != defaults[k]
+        }
+
+    def _job_dict(self) -> dict[str, Any]:
+        """The job fields, only when set: a service's stored form (and its Raft bytes) stays as before."""
+        out: dict[str, Any] = {}
+        if self.max_concurrent:
+            out["max_concurrent"] = self.max_concurrent
+        if self.schedule is not None:
+            out["schedule"] = self.schedule.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServiceSpec:
@@ -331,6 +359,8 @@ _SPEC_KEYS: dict[str, str] = {
     "rollback": "rollback",
     "secrets": "secrets",
     "configs": "configs",
+    "max_concurrent": "max_concurrent",
+    "schedule": "schedule",
 }
 
 
@@ -379,4 +409,6 @@ _SPEC_PARSERS: dict[str, Any] = {
     "rollback": lambda v, k: UpdateConfig.from_dict(v, k),
     "secrets": lambda v, k: parse_file_refs(v, k, "secret"),
     "configs": lambda v, k: parse_file_refs(v, k, "config"),
+    "max_concurrent": lambda v, k: parse_int(v, k, maximum=MAX_REPLICAS),
+    "schedule": lambda v, k: parse_schedule(v, k),
 }

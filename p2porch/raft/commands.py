@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError, P2POrchError, WireError
@@ -31,7 +31,7 @@ from ..model import (
     Service,
     ServiceSpec,
 )
-from ..model.records import LEGACY_BOOKKEEPING_KEYS, optional_spec
+from ..model.records import LEGACY_BOOKKEEPING_KEYS, JobStatus, optional_spec
 from . import fields as F
 from .codec import COMMAND_VERSION as COMMAND_VERSION  # re-exported: callers use commands only
 from .codec import LEGACY_VERSION as LEGACY_VERSION
@@ -306,6 +306,7 @@ class UpdateService(Command):
     update_paused: bool = False
     rebalance_requested: float = 0.0
     service_version: int | None = None
+    job: JobStatus = field(default_factory=JobStatus)
 
     @classmethod
     def of(cls, service: Service, *, at: float, **changes: Any) -> UpdateService:
@@ -319,6 +320,7 @@ class UpdateService(Command):
             update_paused=new.update_paused,
             rebalance_requested=new.rebalance_requested,
             service_version=service.version,
+            job=new.job,
         )
 
     def body(self) -> dict[str, Any]:
@@ -329,6 +331,7 @@ class UpdateService(Command):
             "update_paused": self.update_paused,
             "rebalance_requested": self.rebalance_requested,
             "service_version": self.service_version,
+            **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
 
     @classmethod
@@ -344,6 +347,7 @@ class UpdateService(Command):
             update_paused=bool(paused),
             rebalance_requested=F.number(requested, "rebalance_requested"),
             service_version=F.version_or_none(b, "service_version"),
+            job=F.job_status(b.get("job")),
             **common,
         )
 
@@ -413,6 +417,7 @@ class ReportTaskStates(Command):
             raise F.invalid(f"more than {MAX_BATCH_ITEMS} reports", "reports")
         reports = tuple(TaskStatusReport.from_wire(r, i) for i, r in enumerate(raw))
         return cls(node_id=F.text(b, "node_id"), reports=reports, **common)
+
 
 # --- the dispatch table and decoder ----------------------------------------------------------------
 

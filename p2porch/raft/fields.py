@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigError
 from ..model import Availability, DesiredState, Node, NodeRole, NodeStatus, Task, TaskHealth, TaskState
+from ..model.records import JobStatus
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -149,6 +150,7 @@ def task_from_wire(d: Any) -> Task:
         isinstance(x, int | float) and not isinstance(x, bool) for x in history
     ):
         raise invalid("restart_history must be a list of numbers", "restart_history")
+    job_iteration = non_negative(d.get("job_iteration", 0), "job_iteration")
     return Task(
         task_id=text(d, "task_id"),
         service_id=text(d, "service_id"),
@@ -171,6 +173,7 @@ def task_from_wire(d: Any) -> Task:
         exit_code=exit_code,
         restart_history=tuple(float(x) for x in history),
         stop_grace_s=grace,
+        job_iteration=job_iteration,
     )
 
 
@@ -201,6 +204,22 @@ class TaskRemove:
 
 
 TaskItem = TaskPut | TaskRemove
+
+
+def job_status(value: Any) -> JobStatus:
+    """A service's job bookkeeping from a command body (absent: never written)."""
+    if value is None:
+        return JobStatus()
+    if not isinstance(value, Mapping):
+        raise invalid("job must be a map", "job")
+    iteration = value.get("iteration")
+    return JobStatus(
+        iteration=None if iteration is None else non_negative(iteration, "job.iteration"),
+        started_at=number(value.get("started_at") or 0.0, "job.started_at"),
+        cron_last_tick=number(value.get("cron_last_tick") or 0.0, "job.cron_last_tick"),
+        cron_missed=non_negative(value.get("cron_missed", 0), "job.cron_missed"),
+        cron_skipped=non_negative(value.get("cron_skipped", 0), "job.cron_skipped"),
+    )
 
 
 def task_item(item: Any, i: int) -> TaskItem:

@@ -153,6 +153,7 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
         previous_spec=c.previous_spec,
         update_paused=c.update_paused,
         rebalance_requested=c.rebalance_requested,
+        job=c.job,
         version=v,
         updated_at=c.at,
     )

@@ -29,6 +29,7 @@ from ..model import (
     TaskState,
 )
 from .filters import constraint_matches
+from .jobs import plan_job
 from .nodeinfo import NodeInfo
 
 #: restarts of a slot within this many seconds before a failure raise the back-off exponent
@@ -49,6 +50,7 @@ class CreateTask:
     created_at: float
     restart_history: tuple[float, ...] = ()
     reason: str = ""
+    job_iteration: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +179,9 @@ class Orchestrator:
         out = Reconciliation()
         ctx = _Ctx(nodes, now, self.down_grace_s, out)
         by_service: dict[str, list[Task]] = {}
+        every_task: dict[str, list[Task]] = {}  # jobs look at finished tasks too
         for t in sorted(tasks, key=lambda t: (t.service_id, t.slot, t.created_at, t.task_id)):
+            every_task.setdefault(t.service_id, []).append(t)
             if t.desired_state == DesiredState.RUNNING:
                 by_service.setdefault(t.service_id, []).append(t)
         known = {s.service_id for s in services}
@@ -187,7 +191,9 @@ class Orchestrator:
                     out.actions.append(ShutdownTask(t.task_id, "service removed"))
         for svc in sorted(services, key=lambda s: (s.spec.name, s.service_id)):
             active = by_service.get(svc.service_id, [])
-            if svc.spec.mode == "global":
+            if svc.spec.is_job:
+                self._reconcile_job(svc, every_task.get(svc.service_id, []), ctx)
+            elif svc.spec.mode == "global":
                 self._reconcile_global(svc, active, ctx)
             else:
                 self._reconcile_replicated(svc, active, ctx)
@@ -214,10 +220,21 @@ class Orchestrator:
             created_at=ctx.now,
             restart_history=history,
             reason=reason,
+            job_iteration=svc.job_iteration,
         )
         ctx.out.actions.append(action)
         ctx.created.add((svc.service_id, slot))
         return action
+
+    def _reconcile_job(self, svc: Service, tasks: list[Task], ctx: _Ctx) -> None:
+        """A job's tasks run to completion: the decisions are :func:`~.jobs.plan_job`'s."""
+        eligible = [n for n in sorted(ctx.nodes) if ctx.nodes[n].schedulable and ctx.satisfies(n, svc.spec)]
+        plan = plan_job(svc.spec, svc.job_iteration, tasks, ctx.node_fate, eligible, ctx.now)
+        ctx.out.actions.extend(ShutdownTask(task_id, why) for task_id, why in plan.shutdowns)
+        for c in plan.creates:
+            self._create(svc, c.slot, c.node_id, ctx, c.reason, c.restart_history)
+        if plan.wake_at is not None:
+            ctx.out.wake(plan.wake_at)
 
     def _reconcile_replicated(self, svc: Service, active: list[Task], ctx: _Ctx) -> None:
         spec = svc.spec

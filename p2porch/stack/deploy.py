@@ -114,15 +114,25 @@ def _update(value: Any, path: str) -> dict[str, Any]:
     return _nested(lambda: UpdateConfig.from_dict(conf, prefix=path), path)
 
 
+JOB_EXTENSION = "x-p2porch"
+JOB_EXTENSION_KEYS = ("max_concurrent", "schedule")
+
+
+def job_extension(value: Any, path: str) -> dict[str, Any]:
+    """``deploy.x-p2porch``: what Compose has no key for (a job's ``max_concurrent`` and cron
+    ``schedule``: a cron string or {cron, timezone, concurrency, history_limit, starting_deadline})."""
+    conf = mapping(value, path, JOB_EXTENSION_KEYS)
+    return {key: conf[key] for key in JOB_EXTENSION_KEYS if key in conf}
+
+
 def deploy(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
     conf = mapping(value, path, keys.DEPLOY_MAPPED)
     if "replicas" in conf:
         spec["replicas"] = conf["replicas"]
     if "mode" in conf:
-        mode = conf["mode"]
-        if mode in ("replicated-job", "global-job"):
-            raise err(f"{path}.mode", f"{mode!r}: jobs (tasks that run to completion once) are not supported")
-        spec["mode"] = mode
+        spec["mode"] = conf["mode"]  # replicated-job | global-job: a job (docs/scheduler.md)
+    if conf.get(JOB_EXTENSION) is not None:
+        spec.update(job_extension(conf[JOB_EXTENSION], f"{path}.{JOB_EXTENSION}"))
     if conf.get("placement") is not None:
         _placement(conf["placement"], f"{path}.placement", spec, warn)
     if conf.get("resources") is not None:

@@ -53,6 +53,8 @@ _COMPOSE_PATH_OF_FIELD = {
     "stop_grace_period": "stop_grace_period",
     "service_labels": "deploy.labels",
     "endpoint_mode": "deploy.endpoint_mode",
+    "max_concurrent": "deploy.x-p2porch.max_concurrent",
+    "schedule": "deploy.x-p2porch.schedule",
 }
 _CONTAINER_KEYS = {
     "shm_size_bytes": "shm_size",

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ConflictError, ProposalTimeout
 from ..leader.autopilot import next_voter_change, voters_target
+from ..leader.cron import plan_cron
 from ..leader.scheduling import (
     node_status_updates,
     plan_round,
@@ -67,13 +68,19 @@ class SimLeader:
             sim.note(f"{sim.name_of(node_id)} is {status} (gossip)")
         if sim.state.version != state.version:
             return  # plan on the new state next tick
+        cron = plan_cron(state, sim.now)
+        if cron.decisions:
+            for d in cron.decisions:
+                _leader_write(sim, d.command.encode())
+                sim.note(f"cron {d.service.name}: tick t={sim.t + d.tick - sim.now:.1f} {d.action}")
+            return
         plan = plan_round(
             state,
             sim.now,
             self.orchestrator,
             rebalance_max_moves=sim.config.scheduler.rebalance_max_moves,
         )
-        self.wake_at = plan.wake_at
+        self.wake_at = min((w for w in (plan.wake_at, cron.wake_at) if w is not None), default=None)
         if plan.update_failures:
             for service, change, action in update_failure_updates(state, plan.update_failures, sim.now):
                 _leader_write(sim, change.encode())

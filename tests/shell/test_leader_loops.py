@@ -23,7 +23,7 @@ from p2porch.config import RaftConfig, SchedulerConfig
 from p2porch.context import LocalBoard, LocalNode, MemberContext
 from p2porch.leader.autopilot_loop import AUTOPILOT_CHECK_S, serve_autopilot
 from p2porch.leader.loop import LEADER_DEBOUNCE_S, LEADER_IDLE_CHECK_S, serve_scheduler
-from p2porch.model import Node, ServiceSpec
+from p2porch.model import Node, ServiceSpec, TaskState
 from p2porch.raft import commands as C
 from p2porch.raft.state import ClusterState
 from p2porch.testing.memstore import MemoryRaft, MemoryStore
@@ -43,6 +43,7 @@ class RecordingStore(MemoryStore):
     async def remove_voter(self, addr: str, timeout_s: float = 10.0) -> None:
         await super().remove_voter(addr, timeout_s)
         self.voter_changes.append(("remove", addr))
+
 
 EPOCH = 1_800_000_000.0
 
@@ -177,3 +178,44 @@ async def test_autopilot_loop_replaces_a_dead_voter_after_the_grace(autojump_clo
         nursery.cancel_scope.cancel()
     assert store.voter_changes == [("add", "10.0.0.4:7947"), ("remove", "10.0.0.3:7947")]
     assert set(group.voters) == {"10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.4:7947"}
+
+
+async def test_leader_loop_commits_each_cron_tick_on_time_then_starts_its_execution(
+    autojump_clock: Any,
+) -> None:
+    """Every minute: the loop wakes at the tick (not only at its idle check), commits the tick first and
+    then the execution's task; in four minutes of mock time, four ticks, each once (each execution
+    completes within its minute, so ``forbid`` skips none)."""
+    clock = TrioClock(EPOCH)  # EPOCH is a whole minute
+    store = MemoryRaft(["10.0.0.1:7947"], leader="10.0.0.1:7947").store("10.0.0.1:7947")
+    await cluster(store, [node("n1")], clock)
+    spec = ServiceSpec.from_dict(
+        {"name": "tick", "image": "busybox", "mode": "replicated-job", "schedule": "* * * * *"}
+    )
+    await store.write(C.CreateService(at=clock.now(), service_id="s1", spec=spec).encode())
+    ctx = context(store, FakeGossip({"n1": "alive"}), clock)
+
+    def iteration(s: ClusterState) -> int:
+        return s.services["s1"].job_iteration
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve_scheduler, ctx, SchedulerConfig(), rng=random.Random(7)))
+        for minute in (1, 2, 3, 4):
+            at = await wait_for(store, lambda s, m=minute: iteration(s) == m)
+            assert minute * 60.0 <= at <= minute * 60.0 + LEADER_DEBOUNCE_S + 0.01
+            assert store.snapshot().services["s1"].job.cron_last_tick == EPOCH + minute * 60.0
+            await wait_for(
+                store, lambda s, m=minute: any(t.job_iteration == m and t.node_id for t in s.tasks.values())
+            )
+            (task,) = [t for t in store.snapshot().tasks.values() if t.job_iteration == minute]
+            report = C.TaskStatusReport(
+                task.task_id,
+                state=TaskState.COMPLETE,
+                state_at=clock.now(),
+                exit_code=0,
+                reports_exit_code=True,
+            )
+            await store.write(C.ReportTaskStates(at=clock.now(), node_id="n1", reports=(report,)).encode())
+        nursery.cancel_scope.cancel()
+    assert iteration(store.snapshot()) == 4
+    assert store.snapshot().services["s1"].job.cron_skipped == 0

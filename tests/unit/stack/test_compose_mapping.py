@@ -400,9 +400,9 @@ def test_unsupported_keys_are_reported_by_path(text, field):
             "integer",
         ),
         (
-            "services:\n  web:\n    image: x\n    deploy: {mode: global-job}\n",
-            "services.web.deploy.mode",
-            "jobs",
+            "services:\n  web:\n    image: x\n    deploy: {mode: global, x-p2porch: {schedule: '@daily'}}\n",
+            "services.web.deploy.x-p2porch.schedule",
+            "only a job",
         ),
         ("services:\n  web:\n    image: x\n    ports: ['80:99999']\n", "services.web.ports[0]", "range"),
         (

@@ -94,7 +94,7 @@ def test_every_error_of_a_file_is_reported_in_one_run():
             volumes: ["undeclared:/x"]
           b:
             image: x
-            deploy: {replicas: many, mode: global-job}
+            deploy: {replicas: many, mode: sometimes}
             cap_add: ["bad cap"]
           c:
             build: .

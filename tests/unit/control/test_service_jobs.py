@@ -1,0 +1,162 @@
+"""Jobs through the CLI (exit 2 naming the flag before anything is sent) and ServiceOps over the real FSM:
+execution numbers on create, update and --force; refusals that keep the stored spec unchanged."""
+
+from __future__ import annotations
+
+import pytest
+
+from p2porch.cli import build_parser, main
+from p2porch.cli.service import _validated, job_progress_text, spec_changes
+from p2porch.config import Config
+from p2porch.control.service_ops import ServiceOps
+from p2porch.errors import ConfigError
+from p2porch.raft import commands as C
+from p2porch.raft import fsm
+from p2porch.raft.state import ClusterState
+
+
+class MemoryManager:
+    def __init__(self) -> None:
+        self.state = ClusterState()
+        self.config = Config()
+        self.writes = 0
+        self._apply(C.InitCluster(at=0.0, cluster_id="c0ffee").encode())
+
+    def snapshot(self) -> ClusterState:
+        return self.state
+
+    async def write(self, command: bytes) -> object:
+        self.writes += 1
+        return self._apply(command)
+
+    def _apply(self, command: bytes) -> object:
+        self.state, result, _ = fsm.apply(self.state, command)
+        return C.raise_for_result(result)
+
+
+@pytest.fixture
+def manager() -> MemoryManager:
+    return MemoryManager()
+
+
+@pytest.fixture
+def ops(manager: MemoryManager) -> ServiceOps:
+    return ServiceOps(manager, logs=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--max-concurrent", "2"], "--max-concurrent"),
+        (["--mode", "global-job", "--max-concurrent", "2"], "--max-concurrent"),
+        (["--schedule", "*/5 * * * *"], "--schedule"),
+        (["--mode", "replicated-job", "--schedule", "0 0 31 2 *"], "--schedule"),
+        (["--mode", "replicated-job", "--schedule", "* * * *"], "--schedule"),
+        (
+            ["--mode", "replicated-job", "--schedule", "@daily", "--schedule-timezone", "Nowhere/X"],
+            "--schedule-timezone",
+        ),
+        (["--mode", "replicated-job", "--schedule", "@daily", "--history-limit", "1000"], "--history-limit"),
+        (
+            ["--mode", "replicated-job", "--schedule", "@daily", "--starting-deadline", "soon"],
+            "--starting-deadline",
+        ),
+        (["--mode", "replicated-job", "--schedule-timezone", "UTC"], "--schedule"),
+        (["--mode", "sometimes"], "--mode"),
+    ],
+)
+def test_bad_job_flags_exit_2_naming_the_flag(capsys, argv, flag):
+    try:
+        code = main(
+            ["--host", "unix:///nonexistent/p2porch.sock", "service", "create", "--name", "j", *argv, "x"]
+        )
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert flag in err
+    assert "daemon" not in err.lower()  # refused before any request
+
+
+def test_job_flags_reach_the_spec():
+    argv = [
+        "service", "create", "--name", "j", "--mode", "replicated-job", "--replicas", "6",
+        "--max-concurrent", "2", "--schedule", "*/5 * * * *", "--schedule-timezone", "Europe/Paris",
+        "--concurrency", "replace",
+        "--history-limit", "5", "--starting-deadline", "2m", "busybox", "true",
+    ]  # fmt: skip
+    spec = _validated(spec_changes(build_parser().parse_args(argv)))
+    assert (spec["mode"], spec["replicas"], spec["max_concurrent"]) == ("replicated-job", 6, 2)
+    assert spec["schedule"] == {
+        "cron": "*/5 * * * *",
+        "timezone": "Europe/Paris",
+        "concurrency": "replace",
+        "history_limit": 5,
+        "starting_deadline_s": 120.0,
+    }
+
+
+def test_progress_text():
+    job = {"iteration": 1, "completed": 3, "total": 6, "running": 2, "failed": 0}
+    assert job_progress_text(job) == "3/6 (2 running)"
+    assert job_progress_text({**job, "running": 0, "failed": 1}) == "3/6 (1 failed)"
+
+
+async def test_plain_job_starts_execution_one_and_every_update_or_force_starts_the_next(ops, manager):
+    created = await ops.create({"name": "j", "image": "busybox", "mode": "replicated-job", "replicas": 2})
+    assert created["job"]["iteration"] == 1 and created["job"]["total"] == 2
+    assert "job_iteration" not in created["spec"]  # bookkeeping stays out of the user's spec
+    assert manager.state.services[created["id"]].job_iteration == 1
+    forced = await ops.update("j", {"force": True})
+    assert forced["job"]["iteration"] == 2
+    changed = await ops.update("j", {"replicas": 3})
+    assert changed["job"]["iteration"] == 3 and changed["desired"] == 3
+
+
+async def test_cron_job_waits_for_its_tick_and_only_force_starts_an_execution(ops, manager):
+    ops.clock = _FixedClock(1_767_225_605.0)
+    created = await ops.create(
+        {"name": "c", "image": "busybox", "mode": "replicated-job", "schedule": "* * * * *"}
+    )
+    stored = manager.state.services[created["id"]]
+    assert (stored.job_iteration, stored.cron_last_tick) == (0, 1_767_225_605.0)
+    assert created["job"]["next_tick"] == 1_767_225_660.0
+    updated = await ops.update("c", {"schedule": {"timezone": "Europe/Paris"}})
+    stored = manager.state.services[updated["id"]]
+    assert stored.job_iteration == 0 and stored.spec.schedule is not None
+    assert (stored.spec.schedule.cron, stored.spec.schedule.timezone) == ("* * * * *", "Europe/Paris")
+    forced = await ops.update("c", {"force": True})
+    assert forced["job"]["iteration"] == 1
+    assert manager.state.services[forced["id"]].cron_last_tick == 1_767_225_605.0
+
+
+async def test_refusals_write_nothing(ops, manager):
+    await ops.create({"name": "svc", "image": "busybox"})
+    await ops.create({"name": "j", "image": "busybox", "mode": "global-job"})
+    before = manager.writes
+    for ref, changes, fieldname in [
+        ("svc", {"mode": "replicated-job"}, "mode"),
+        ("j", {"mode": "global"}, "mode"),
+        ("svc", {"force": True}, "force"),
+        ("svc", {"schedule": "@daily"}, "schedule"),
+        ("j", {"max_concurrent": 2}, "max_concurrent"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            await ops.update(ref, changes)
+        assert info.value.field == fieldname, (ref, changes, info.value)
+    with pytest.raises(ConfigError):
+        await ops.rollback("j")
+    with pytest.raises(ConfigError):
+        await ops.scale("j", 3)
+    assert manager.writes == before
+
+
+class _FixedClock:
+    def __init__(self, now: float) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now
+
+    def monotonic(self) -> float:
+        return 0.0
