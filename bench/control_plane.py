@@ -123,9 +123,11 @@ def run_point(root: Path, nodes: int, tasks: int, chunk: int) -> dict[str, Any]:
         reported_s = time.perf_counter() - t1
         running = sum(1 for t in drv.mirror.tasks.values() if t.state == TaskState.RUNNING)
         leader_cpu = cpu_s(leader_pid) - cpu0
-        status = leader.call(op="status")["status"]
-        if status["state_version"] != drv.mirror.version:
-            raise RuntimeError(f"leader at version {status['state_version']}, mirror at {drv.mirror.version}")
+        deadline = time.monotonic() + 10  # the status the store reports is refreshed every 50 ms
+        while (version := leader.call(op="status")["status"]["state_version"]) != drv.mirror.version:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"leader at version {version}, mirror at {drv.mirror.version}")
+            time.sleep(0.05)
         e0 = time.perf_counter()
         snapshot = msgpack.packb(drv.mirror.to_dict(), use_bin_type=True)
         encode_s = time.perf_counter() - e0
