@@ -489,7 +489,8 @@ class RaftStore:
         busy = self._inflight > 0 or bool(self._pending)
         period = self._pacer.period(now, self._so.raftCommitIndex, self._so.raftLastApplied, busy)
         self._conf.autoTickPeriod = period
-        if now - self._status_at >= self.config.status_refresh_s:
+        idle = period > self._pacer.busy_period_s  # idle: refresh 5x less often (status() reads fresh)
+        if now - self._status_at >= self.config.status_refresh_s * (5 if idle else 1):
             status = self._compute_status(observe_at=now)
             with self._status_lock:
                 self._status, self._status_at = status, now
