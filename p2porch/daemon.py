@@ -24,6 +24,7 @@ from .api.server import Endpoint, serve_api
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, config_to_dict
 from .control.logs import LogOps
+from .control.network_ops import NetworkOps, network_endpoints
 from .control.node_ops import NodeOps
 from .control.routes import cluster_endpoints, service_endpoints
 from .control.secret_ops import SecretOps, secret_endpoints
@@ -36,6 +37,7 @@ from .leader.loop import serve_scheduler
 from .member.agent import serve_agent
 from .member.dns import serve_cluster_dns
 from .member.gossip import serve_gossip_membership
+from .member.netpolicy import serve_network_policy
 from .member.overlay import serve_overlay
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
@@ -131,7 +133,8 @@ class Daemon:
         self.logs = LogOps(self.cluster)
         self.nodes = NodeOps(self.cluster)
         self.services = ServiceOps(self.cluster, self.logs, clock=clock)
-        self.stacks = StackOps(self.services)
+        self.networks = NetworkOps(self.cluster, clock=clock)
+        self.stacks = StackOps(self.services, self.networks)
         self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
         self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
@@ -215,6 +218,7 @@ class Daemon:
             *service_endpoints(self.services),
             *stack_endpoints(self.stacks),
             *secret_endpoints(self.secrets),
+            *network_endpoints(self.networks),
         ]
 
     async def api_version(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
@@ -255,6 +259,7 @@ def member_services(config: Config) -> list[tuple[str, MemberService]]:
             ),
         ),
         ("dns", partial(serve_cluster_dns, section=config.dns)),
+        ("netpolicy", serve_network_policy),
         (
             "agent",
             partial(

@@ -16,6 +16,7 @@ from ..config import DEFAULT_SOCKET
 from ..errors import ConfigError, P2POrchError
 from .cluster import add_cluster_commands
 from .daemon import add_daemon_commands
+from .network import add_network_commands
 from .node import add_node_commands
 from .sandbox import add_sandbox_commands
 from .secret import add_secret_commands
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_commands(sub, common)
     add_daemon_commands(sub, common)
     add_node_commands(sub, common)
+    add_network_commands(sub, common)
     add_service_commands(sub, common)
     add_stack_commands(sub, common)
     add_secret_commands(sub, common)

@@ -81,11 +81,7 @@ async def _run_agent(ctx: MemberContext, docker_host: str | None, files: TaskFil
             out = agent_assignments(state, node_id, node_name, OverlaySettings().network_name)
             if files is None:
                 return [_with_files(None, state, a) for a in out]
-            live = {
-                t.task_id
-                for t in state.tasks.values()
-                if t.node_id == node_id and _files_kept(t)
-            }
+            live = {t.task_id for t in state.tasks.values() if t.node_id == node_id and _files_kept(t)}
             out = [_with_files(files, state, a) for a in out]
             files.cleanup(live)
             return out

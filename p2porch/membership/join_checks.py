@@ -103,9 +103,7 @@ def check_api_body(body: Mapping[str, Any]) -> None:
             check(body[key], flag)
 
 
-def check_joiner(
-    request: Mapping[str, Any], source_addr: str, live_nodes: Iterable[Node]
-) -> dict[str, Any]:
+def check_joiner(request: Mapping[str, Any], source_addr: str, live_nodes: Iterable[Node]) -> dict[str, Any]:
     """The fields of a node record from a verified join request, checked against where the request
     came from (``source_addr``) and the live nodes; ``behind_nat: true`` lifts the source check only."""
     node_id = request.get("node_id")

@@ -21,7 +21,7 @@ from .placement import (
     parse_constraint,
     parse_placement_pref,
 )
-from .records import Node, SecretRecord, Service, SubnetLease, Task, natural_key, secret_key
+from .records import NetworkRecord, Node, SecretRecord, Service, SubnetLease, Task, natural_key, secret_key
 from .spec import TEMPLATE_FIELDS, ServiceSpec
 from .states import (
     FAILURE_STATES,
@@ -57,6 +57,7 @@ __all__ = [
     "GossipState",
     "HealthSpec",
     "Mount",
+    "NetworkRecord",
     "Node",
     "NodeRole",
     "NodeStatus",

@@ -11,6 +11,19 @@ imports gossip. See docs/raft.md.
 """
 
 __all__ = [
-    "appends", "codec", "commands", "commands_secrets", "fields", "fsm", "fsm_secrets", "journal", "lag",
-    "node", "pacer", "state", "status", "store", "transport_guard",
+    "appends",
+    "codec",
+    "commands",
+    "commands_secrets",
+    "fields",
+    "fsm",
+    "fsm_secrets",
+    "journal",
+    "lag",
+    "node",
+    "pacer",
+    "state",
+    "status",
+    "store",
+    "transport_guard",
 ]

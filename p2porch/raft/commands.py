@@ -43,6 +43,8 @@ from .codec import error_of as error_of
 from .codec import error_result as error_result
 from .codec import ok as ok
 from .codec import raise_for_result as raise_for_result
+from .commands_networks import CreateNetwork as CreateNetwork
+from .commands_networks import RemoveNetwork as RemoveNetwork
 from .commands_secrets import PutSecret as PutSecret
 from .commands_secrets import RemoveSecret as RemoveSecret
 from .commands_secrets import RotateKeys as RotateKeys
@@ -439,6 +441,8 @@ COMMANDS: dict[str, Any] = {
         PutSecret,
         RemoveSecret,
         RotateKeys,
+        CreateNetwork,
+        RemoveNetwork,
         RestoreState,
         Noop,
     )

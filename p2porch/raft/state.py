@@ -14,12 +14,13 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from ..model import Node, SecretRecord, Service, SubnetLease, Task, secret_key
+from ..model import NetworkRecord, Node, SecretRecord, Service, SubnetLease, Task, secret_key
 from ..model.records import frozen_map as _frozen_map
 
 __all__ = [
-    "EMPTY_STATE", "ClusterState", "Node", "SecretRecord", "Service", "SubnetLease", "Task", "secret_key"
-]
+    "EMPTY_STATE", "ClusterState", "NetworkRecord", "Node", "SecretRecord", "Service", "SubnetLease", "Task",
+    "secret_key",
+]  # fmt: skip
 
 
 K = TypeVar("K")
@@ -79,11 +80,12 @@ class ClusterState:
     tasks: Mapping[str, Task] = field(default_factory=dict)
     leases: Mapping[str, SubnetLease] = field(default_factory=dict)
     secrets: Mapping[str, SecretRecord] = field(default_factory=dict)  # secrets and configs by kind:name
+    networks: Mapping[str, NetworkRecord] = field(default_factory=dict)  # user-defined networks by id
     _node_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     _service_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("nodes", "services", "tasks", "leases", "key_envelopes", "secrets"):
+        for name in ("nodes", "services", "tasks", "leases", "key_envelopes", "secrets", "networks"):
             object.__setattr__(self, name, _frozen_map(getattr(self, name)))
         if len(self._node_names) != len(self.nodes):
             object.__setattr__(self, "_node_names", _index(self.nodes, "name"))
@@ -110,6 +112,9 @@ class ClusterState:
     def tasks_on_node(self, node_id: str) -> Iterator[Task]:
         return (t for t in self.tasks.values() if t.node_id == node_id)
 
+    def network_by_name(self, name: str) -> NetworkRecord | None:
+        return next((n for n in self.networks.values() if n.name == name), None)
+
     def lease_of(self, node_id: str) -> SubnetLease | None:
         return self.leases.get(node_id)
 
@@ -121,6 +126,7 @@ class ClusterState:
         tasks: dict[str, Task] | None = None,
         leases: dict[str, SubnetLease] | None = None,
         secrets: dict[str, SecretRecord] | None = None,
+        networks: dict[str, NetworkRecord] | None = None,
         node_change: tuple[Node | None, Node | None] | None = None,
         service_change: tuple[Service | None, Service | None] | None = None,
         **scalars: Any,
@@ -144,6 +150,8 @@ class ClusterState:
             changes["leases"] = MappingProxyType(leases)
         if secrets is not None:
             changes["secrets"] = MappingProxyType(secrets)
+        if networks is not None:
+            changes["networks"] = MappingProxyType(networks)
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,7 +172,7 @@ class ClusterState:
             "tasks": [r.to_dict() for r in self.tasks.values()],
             "leases": [r.to_dict() for r in self.leases.values()],
             "secrets": [r.to_dict() for r in self.secrets.values()],
-        }
+        } | ({"networks": [r.to_dict() for r in self.networks.values()]} if self.networks else {})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClusterState:
@@ -173,6 +181,7 @@ class ClusterState:
         tasks = [Task.from_dict(d) for d in data.get("tasks", [])]
         leases = [SubnetLease.from_dict(d) for d in data.get("leases", [])]
         secrets = [SecretRecord.from_dict(d) for d in data.get("secrets", [])]
+        networks = [NetworkRecord.from_dict(d) for d in data.get("networks", [])]
         return cls(
             cluster_id=data.get("cluster_id", ""),
             domain=data.get("domain", ""),
@@ -190,6 +199,7 @@ class ClusterState:
             tasks={t.task_id: t for t in tasks},
             leases={lease.node_id: lease for lease in leases},
             secrets={r.key: r for r in secrets},
+            networks={r.network_id: r for r in networks},
         )
 
 
