@@ -136,6 +136,23 @@ def _socket_path(value: str) -> str:
     return value
 
 
+def _host_port_or_empty(value: str) -> str:
+    """``HOST:PORT`` (IPv4 address or ``0.0.0.0``) of the TCP API, or "" (off)."""
+    if value:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError("must be HOST:PORT, e.g. 10.0.0.1:7949")
+        ipaddress.IPv4Address(host)
+        _port(int(port))
+    return value
+
+
+def _abs_path_or_empty(value: str) -> str:
+    if value and not value.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return value
+
+
 def _abs_path(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError("must be an absolute path")
@@ -152,7 +169,15 @@ class NodeConfig:
     """Identity and placement of this node."""
 
     name: str = _opt("", _node_name_or_empty)
-    advertise_addr: str = _opt("", _ipv4_or_empty)
+    advertise_addr: str = _opt("", _ipv4_or_empty)  # where peers reach this node (a NAT's public address)
+    listen_addr: str = _opt(
+        "", _ipv4_or_empty
+    )  # where it binds ("" = advertise_addr if local, see addresses)
+    # the public port of each p2porch port behind a NAT's port forwards (0 = the same as the local port)
+    advertise_gossip_port: int = _opt(0, _port_or_zero)
+    advertise_raft_port: int = _opt(0, _port_or_zero)
+    advertise_join_port: int = _opt(0, _port_or_zero)
+    advertise_vxlan_port: int = _opt(0, _port_or_zero)
     data_dir: str = _opt(DEFAULT_DATA_DIR, _abs_path)
     docker_host: str = _opt("")
     labels: dict[str, str] = field(default_factory=dict, metadata={"check": _labels, "kind": dict})
@@ -160,9 +185,15 @@ class NodeConfig:
 
 @dataclass(frozen=True)
 class ApiConfig:
-    """The control socket the daemon serves and the CLI talks to."""
+    """The control socket the daemon serves and the CLI talks to; the optional remote API over TLS."""
 
     socket: str = _opt(DEFAULT_SOCKET, _socket_path)
+    addr: str = _opt("", _host_port_or_empty)  # HOST:PORT of the TLS API ("" = off)
+    cert: str = _opt("", _abs_path_or_empty)  # operator-supplied server certificate (PEM chain)
+    key: str = _opt("", _abs_path_or_empty)  # its private key
+    ca: str = _opt(
+        "", _abs_path_or_empty
+    )  # the CA bundle `cluster ca` hands to clients with an operator cert
 
 
 @dataclass(frozen=True)
@@ -184,6 +215,15 @@ class SchedulerConfig:
 
     down_grace_s: float = _opt(0.5, _non_negative)
     rebalance_max_moves: int = _opt(2, _positive, kind=int)  # rebalance moves in flight, cluster-wide
+
+
+@dataclass(frozen=True)
+class AutoscaleConfig:
+    """Usage sampling on every node and the leader's autoscaler (docs/autoscale.md)."""
+
+    sample_s: float = _opt(5.0, _positive)  # how often the agent reads its tasks' cgroup counters
+    window_s: float = _opt(30.0, _positive)  # usage is averaged over this; a task reports after one window
+    sync_s: float = _opt(15.0, _positive)  # how often the leader decides (the Kubernetes HPA's sync period)
 
 
 @dataclass(frozen=True)
@@ -220,6 +260,9 @@ class DnsConfig:
     ttl_s: int = _opt(5, _positive, kind=int)
     upstreams: tuple[str, ...] = _opt((), _upstreams, kind=tuple)
     forward_timeout_s: float = _opt(2.0, _positive)
+    # a running task asked to stop leaves every node's zone first; its node waits this long before
+    # SIGTERM so that clients that resolved it just before, and requests in flight, finish
+    drain_s: float = _opt(1.0, _non_negative)
 
 
 @dataclass(frozen=True)
@@ -238,6 +281,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     raft: RaftConfig = field(default_factory=RaftConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    autoscale: AutoscaleConfig = field(default_factory=AutoscaleConfig)
     gossip: GossipConfig = field(default_factory=GossipConfig)
     join: JoinConfig = field(default_factory=JoinConfig)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)

@@ -23,24 +23,31 @@ from . import API_VERSION, __version__
 from .api.server import Endpoint, serve_api
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, config_to_dict
+from .control.access_ops import AccessOps, access_endpoints
 from .control.logs import LogOps
 from .control.network_ops import NetworkOps, network_endpoints
 from .control.node_ops import NodeOps
+from .control.remote_api import RemoteApi, remote_app
 from .control.routes import cluster_endpoints, service_endpoints
 from .control.secret_ops import SecretOps, secret_endpoints
 from .control.service_ops import ServiceOps
 from .control.stack_ops import StackOps, stack_endpoints
+from .control.usage_ops import USAGE_OP, UsageOps, usage_endpoints
 from .datadir import DataDirLock
 from .errors import DaemonError
 from .leader.autopilot_loop import serve_autopilot
+from .leader.autoscale_loop import serve_autoscaler
 from .leader.loop import serve_scheduler
+from .leader.reseal import serve_reseal
 from .member.agent import serve_agent
 from .member.dns import serve_cluster_dns
 from .member.gossip import serve_gossip_membership
 from .member.netpolicy import serve_network_policy
 from .member.overlay import serve_overlay
+from .member.stats import serve_usage_sampler
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
+from .model import Node
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +133,9 @@ class Daemon:
         self.cluster = ClusterManager(
             config,
             self.node_name,
-            member_services=member_services(config),
+            member_services=member_services(config, self._usage_report),
             join_streams={"logs": lambda request: self.logs.local_logs(request)},
+            join_ops={USAGE_OP: lambda request: self.usage.local_report(request)},
             clock=clock,
         )
         self.logs = LogOps(self.cluster)
@@ -136,10 +144,17 @@ class Daemon:
         self.networks = NetworkOps(self.cluster, clock=clock)
         self.stacks = StackOps(self.services, self.networks)
         self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
+        self.access = AccessOps(self.cluster, clock=clock)
+        self.remote = RemoteApi(config.api, self.cluster, config.node.data_dir, self.node_name)
+        self.usage = UsageOps(self.cluster, clock=clock)
         self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
         self._subsystems: Subsystems | None = None
         self._stop = trio.Event()
+
+    async def _usage_report(self, node: Node) -> dict[str, Any] | None:
+        """A node's usage report, for the autoscaler (this node's own or over the join port)."""
+        return await self.usage.node_report(node)
 
     def _secrets_key(self) -> tuple[int, bytes]:
         """(epoch, key) of the current cluster key epoch: new values are sealed under it."""
@@ -164,6 +179,9 @@ class Daemon:
                 try:
                     await subsystems.start("cluster", self.cluster.run)
                     await subsystems.start("api", serve_api, self.endpoints(), self.config.api.socket)
+                    if self.config.api.addr:
+                        app = remote_app(self.endpoints(), self.access.verify)
+                        await subsystems.start("remote-api", self.remote.serve, app)
                     log.info(
                         "p2porch %s daemon %s ready on unix://%s (data dir %s)",
                         __version__,
@@ -218,8 +236,14 @@ class Daemon:
             *service_endpoints(self.services),
             *stack_endpoints(self.stacks),
             *secret_endpoints(self.secrets),
+            *access_endpoints(self.access),
+            Endpoint("GET", "/cluster/ca", self.api_cluster_ca, "The CA bundle remote clients pin"),
             *network_endpoints(self.networks),
+            *usage_endpoints(self.usage),
         ]
+
+    async def api_cluster_ca(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        return self.remote.ca_info()
 
     async def api_version(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         return {"version": __version__, "api_version": API_VERSION}
@@ -239,15 +263,19 @@ class Daemon:
                 "subsystems": self._subsystems.names if self._subsystems else [],
             },
             "cluster": self.nodes.status(),
+            "remote_api": self.remote.status() if self.config.api.addr else None,
         }
 
     async def api_config(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         return config_to_dict(self.config)
 
 
-def member_services(config: Config) -> list[tuple[str, MemberService]]:
-    """The member services in start order, each bound to its config section."""
-    return [
+def member_services(
+    config: Config, usage_fetch: Callable[[Node], Awaitable[dict[str, Any] | None]] | None = None
+) -> list[tuple[str, MemberService]]:
+    """The member services in start order, each bound to its config section; ``usage_fetch`` (a node's
+    usage report) feeds the autoscaler, which does not run without it."""
+    services: list[tuple[str, MemberService]] = [
         ("gossip", partial(serve_gossip_membership, section=config.gossip)),
         (
             "overlay",
@@ -266,11 +294,19 @@ def member_services(config: Config) -> list[tuple[str, MemberService]]:
                 serve_agent,
                 docker_host=config.node.docker_host,
                 task_files_dir=os.path.join(os.path.dirname(config.api.socket), "task-files"),
+                drain_s=config.dns.drain_s,
             ),
         ),
+        ("stats", partial(serve_usage_sampler, section=config.autoscale)),
         ("scheduler", partial(serve_scheduler, section=config.scheduler)),
         ("autopilot", partial(serve_autopilot, section=config.raft)),
+        ("reseal", serve_reseal),
     ]
+    if usage_fetch is not None:
+        services.append(
+            ("autoscaler", partial(serve_autoscaler, section=config.autoscale, fetch=usage_fetch))
+        )
+    return services
 
 
 def _default_node_name() -> str:

@@ -14,6 +14,7 @@ from .util import (
 )
 
 DEFAULT_CONFIG_FILE = "/etc/p2porch/p2porch.toml"
+ADVERTISED_PORTS = ("gossip", "raft", "join", "vxlan")
 
 
 def add_daemon_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -29,10 +30,37 @@ def add_daemon_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def add_node_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--advertise-addr", metavar="IP", help="address other nodes reach this one at")
+    p.add_argument(
+        "--listen-addr",
+        metavar="IP",
+        help="address to bind (default: the advertise address if it is local, else the default route's)",
+    )
+    for kind in ADVERTISED_PORTS:
+        p.add_argument(
+            f"--advertise-{kind}-port",
+            metavar="PORT",
+            type=int,
+            help=f"public port a NAT forwards to this node's {kind} port (default: the same port)",
+        )
+    p.add_argument(
+        "--gossip-profile",
+        choices=["fast-lan", "lan", "wan", "local"],
+        help="gossip timing: wan for sites tens of ms apart (default fast-lan; docs/multi-site.md)",
+    )
     p.add_argument("--data-dir", metavar="DIR", help="state directory (default /var/lib/p2porch)")
     p.add_argument("--docker-host", metavar="URL", help="Docker engine of this node (default: DOCKER_HOST)")
     p.add_argument("--name", metavar="NAME", help="node name (default: host name)")
     p.add_argument("--label", metavar="K=V", action="append", default=[], help="node label (repeatable)")
+    p.add_argument(
+        "--api-addr",
+        metavar="HOST:PORT",
+        help="also serve the API over TCP with TLS here (off by default; clients need an access token)",
+    )
+    p.add_argument(
+        "--api-cert", metavar="FILE", help="operator server certificate (default: the cluster CA's)"
+    )
+    p.add_argument("--api-key", metavar="FILE", help="private key of --api-cert")
+    p.add_argument("--api-ca", metavar="FILE", help="CA bundle of --api-cert that `cluster ca` gives clients")
 
 
 def node_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -40,13 +68,25 @@ def node_overrides(args: argparse.Namespace) -> dict[str, Any]:
     from ..config import parse_labels
 
     labels = parse_labels(args.label, field="--label") if getattr(args, "label", None) else None
+    ports = {f"node.advertise_{k}_port": getattr(args, f"advertise_{k}_port", None) for k in ADVERTISED_PORTS}
     return {
+        **ports,
+        "node.listen_addr": getattr(args, "listen_addr", None),
+        "gossip.preset": getattr(args, "gossip_profile", None),
         "node.advertise_addr": getattr(args, "advertise_addr", None),
         "node.data_dir": getattr(args, "data_dir", None),
         "node.docker_host": getattr(args, "docker_host", None),
         "node.name": getattr(args, "name", None),
         "node.labels": labels,
+        "api.addr": getattr(args, "api_addr", None),
+        "api.cert": _abs(getattr(args, "api_cert", None)),
+        "api.key": _abs(getattr(args, "api_key", None)),
+        "api.ca": _abs(getattr(args, "api_ca", None)),
     }
+
+
+def _abs(path: str | None) -> str | None:
+    return os.path.abspath(path) if path else None
 
 
 def load_daemon_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Any:

@@ -5,12 +5,13 @@
 - ``spec`` (+ ``units``, ``placement``, ``container``): the validated ``ServiceSpec`` and its parts.
 - ``filerefs``: a spec's references to secrets and configs (``FileRef``).
 - ``records``: the committed ``Node``, ``Service`` (spec plus controller bookkeeping), ``Task``,
-  ``SubnetLease`` and ``SecretRecord`` (sealed versions only).
+  ``SubnetLease``, ``SecretRecord`` (sealed versions only) and ``AccessTokenRecord`` (digests only).
 
 Validate at the edges once (API body, Compose file, Raft command decoder) and pass these types on.
 This package imports only ``p2porch.errors``; it never does I/O or reads a clock.
 """
 
+from .autoscale_spec import AutoscaleSpec, AutoscaleStep
 from .container import HealthSpec, Mount, PortPublish, RestartPolicy, UpdateConfig, parse_mount, parse_port
 from .filerefs import FileRef
 from .placement import (
@@ -21,7 +22,18 @@ from .placement import (
     parse_constraint,
     parse_placement_pref,
 )
-from .records import NetworkRecord, Node, SecretRecord, Service, SubnetLease, Task, natural_key, secret_key
+from .records import (
+    AccessTokenRecord,
+    NetworkRecord,
+    Node,
+    SecretRecord,
+    Service,
+    SubnetLease,
+    Task,
+    natural_key,
+    secret_key,
+)
+from .rollout import Rollout, RolloutState
 from .spec import TEMPLATE_FIELDS, ServiceSpec
 from .states import (
     FAILURE_STATES,
@@ -45,6 +57,8 @@ from .units import (
 )
 
 __all__ = [
+    "AutoscaleSpec",
+    "AutoscaleStep",
     "FAILURE_STATES",
     "STARTED_STATES",
     "TEMPLATE_FIELDS",
@@ -64,7 +78,10 @@ __all__ = [
     "PlacementPreference",
     "PortPublish",
     "SecretRecord",
+    "AccessTokenRecord",
     "RestartPolicy",
+    "Rollout",
+    "RolloutState",
     "Service",
     "ServiceSpec",
     "SubnetLease",

@@ -11,8 +11,9 @@ body version 0) decode to the same typed commands, so existing journals and snap
 See docs/raft.md for each command's fields and versions.
 
 The envelope, the ``Command`` base and the result maps live in ``codec.py``, the secret and key
-commands in ``commands_secrets.py``; this module holds the rest, the dispatch table and the decoder,
-and re-exports both so callers import one module. It builds and reads bytes; it never applies them.
+commands in ``commands_secrets.py``, the access-token commands in ``commands_access.py``; this module
+holds the rest, the dispatch table and the decoder, and re-exports them so callers import one module.
+It builds and reads bytes; it never applies them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from ..model import (
     Service,
     ServiceSpec,
 )
+from ..model.autoscale_spec import AutoscaleStep
 from ..model.records import LEGACY_BOOKKEEPING_KEYS, JobStatus, optional_spec
+from ..model.rollout import Rollout
 from . import fields as F
 from .codec import COMMAND_VERSION as COMMAND_VERSION  # re-exported: callers use commands only
 from .codec import LEGACY_VERSION as LEGACY_VERSION
@@ -43,10 +46,13 @@ from .codec import error_of as error_of
 from .codec import error_result as error_result
 from .codec import ok as ok
 from .codec import raise_for_result as raise_for_result
+from .commands_access import PutAccessToken as PutAccessToken
+from .commands_access import RemoveAccessToken as RemoveAccessToken
 from .commands_networks import CreateNetwork as CreateNetwork
 from .commands_networks import RemoveNetwork as RemoveNetwork
 from .commands_secrets import PutSecret as PutSecret
 from .commands_secrets import RemoveSecret as RemoveSecret
+from .commands_secrets import ResealSecret as ResealSecret
 from .commands_secrets import RotateKeys as RotateKeys
 from .fields import TaskItem as TaskItem  # re-exported: the items of PutTasks/ReportTaskStates
 from .fields import TaskPut as TaskPut
@@ -176,6 +182,8 @@ _NODE_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "addr": lambda x, n: F.text({n: x}, n),
     "raft_port": F.port,
     "gossip_port": F.port,
+    "join_port": F.port_or_zero,
+    "vxlan_port": F.port_or_zero,
     "cpu_nanos": F.non_negative,
     "memory_bytes": F.non_negative,
     "key_pub": F.key_text,
@@ -196,6 +204,8 @@ class UpdateNode(Command):
     addr: str | None = None
     raft_port: int | None = None
     gossip_port: int | None = None
+    join_port: int | None = None
+    vxlan_port: int | None = None
     cpu_nanos: int | None = None
     memory_bytes: int | None = None
     key_pub: str | None = None
@@ -307,7 +317,9 @@ class UpdateService(Command):
     previous_spec: ServiceSpec | None = None
     update_paused: bool = False
     rebalance_requested: float = 0.0
+    rollout: Rollout | None = None
     service_version: int | None = None
+    autoscale_last: AutoscaleStep | None = None  # the autoscaler's step (absent from the body when None)
     job: JobStatus = field(default_factory=JobStatus)
 
     @classmethod
@@ -321,20 +333,26 @@ class UpdateService(Command):
             previous_spec=new.previous_spec,
             update_paused=new.update_paused,
             rebalance_requested=new.rebalance_requested,
+            rollout=new.rollout,
             service_version=service.version,
+            autoscale_last=new.autoscale_last,
             job=new.job,
         )
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "service_id": self.service_id,
             "spec": self.spec.to_sparse_dict(),
             "previous_spec": None if self.previous_spec is None else self.previous_spec.to_sparse_dict(),
             "update_paused": self.update_paused,
             "rebalance_requested": self.rebalance_requested,
             "service_version": self.service_version,
+            **({} if self.autoscale_last is None else {"autoscale_last": self.autoscale_last.to_dict()}),
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
+        if self.rollout is not None:  # an optional key: bodies without it read as before
+            body["rollout"] = self.rollout.to_dict()
+        return body
 
     @classmethod
     def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> UpdateService:
@@ -348,7 +366,9 @@ class UpdateService(Command):
             previous_spec=optional_spec(source.get("previous_spec")),
             update_paused=bool(paused),
             rebalance_requested=F.number(requested, "rebalance_requested"),
+            rollout=Rollout.from_dict(source.get("rollout")),
             service_version=F.version_or_none(b, "service_version"),
+            autoscale_last=AutoscaleStep.from_dict(b.get("autoscale_last")),
             job=F.job_status(b.get("job")),
             **common,
         )
@@ -440,7 +460,10 @@ COMMANDS: dict[str, Any] = {
         SetJoinToken,
         PutSecret,
         RemoveSecret,
+        ResealSecret,
         RotateKeys,
+        PutAccessToken,
+        RemoveAccessToken,
         CreateNetwork,
         RemoveNetwork,
         RestoreState,

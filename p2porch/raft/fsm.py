@@ -19,7 +19,7 @@ from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError, Wi
 from ..model import DesiredState, NodeStatus, Service, SubnetLease, Task, TaskState
 from ..wire import pack
 from . import commands as C
-from . import fsm_networks, fsm_secrets
+from . import fsm_access, fsm_networks, fsm_secrets
 from .fields import TaskRemove
 from .state import ClusterState, copy_map
 
@@ -155,6 +155,8 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
         previous_spec=c.previous_spec,
         update_paused=c.update_paused,
         rebalance_requested=c.rebalance_requested,
+        rollout=c.rollout,
+        autoscale_last=c.autoscale_last,
         job=c.job,
         version=v,
         updated_at=c.at,
@@ -345,6 +347,9 @@ HANDLERS: dict[type[C.Command], Callable[[ClusterState, Any, int], Result]] = {
     C.RotateKeys: _rotate_keys,
     C.PutSecret: lambda s, c, v: _changes_of(fsm_secrets.put_secret(s, c, v), v),
     C.RemoveSecret: lambda s, c, v: _changes_of(fsm_secrets.remove_secret(s, c, v), v),
+    C.PutAccessToken: lambda s, c, v: _changes_of(fsm_access.put_access_token(s, c, v), v),
+    C.RemoveAccessToken: lambda s, c, v: _changes_of(fsm_access.remove_access_token(s, c, v), v),
+    C.ResealSecret: lambda s, c, v: _changes_of(fsm_secrets.reseal_secret(s, c, v), v),
     C.CreateNetwork: lambda s, c, v: _changes_of(fsm_networks.create_network(s, c, v), v),
     C.RemoveNetwork: lambda s, c, v: _changes_of(fsm_networks.remove_network(s, c, v), v),
     C.RestoreState: _restore_state,

@@ -88,7 +88,7 @@ def create_service(sb: Sandbox, name: str, node: str, networks: list[str], serve
     flags = [arg for net in networks for arg in ("--network", net)]
     command = ["sh", "-c", SERVE] if serves else ["sleep", "1d"]
     result = cli(
-        sb, "n1", "service", "create", "--name", name, "--constraint", f"node.name=={node}",
+        sb, "n1", "service", "create", "-d", "--name", name, "--constraint", f"node.name=={node}",
         "--stop-grace-period", "1s", *flags, IMAGE, *command,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
@@ -148,7 +148,7 @@ def test_network_commands(cluster):
     assert names == ["p2porch", "blue", "red"]
     red = cli_json(sb, "n2", "network", "inspect", "red")
     assert red["labels"] == {"color": "red"} and red["services"] == []
-    missing = cli(sb, "n1", "service", "create", "--name", "x", "--network", "nope", IMAGE, "true")
+    missing = cli(sb, "n1", "service", "create", "-d", "--name", "x", "--network", "nope", IMAGE, "true")
     assert missing.returncode != 0 and "nope" in missing.stderr.decode()
 
 
@@ -242,13 +242,13 @@ def test_network_rm_is_refused_while_services_use_it(cluster):
 def test_leaving_a_network_takes_effect_without_a_restart(cluster):
     sb, nodes, _ = cluster
     before = task_of(nodes[0], "both")
-    result = cli(sb, "n1", "service", "update", "both", "--network-rm", "blue")
+    result = cli(sb, "n1", "service", "update", "-d", "both", "--network-rm", "blue")
     assert result.returncode == 0, result.stderr.decode()
     blue_web = task_of(nodes[0], "blue-web")
     wait_for(lambda: fetch(nodes, before, blue_web["address"])[0] == "refused", 30, "both cut off from blue")
     wait_for(lambda: resolves(nodes, before, "blue-web") == set(), 30, "blue-web gone from both's DNS")
     assert task_of(nodes[0], "both")["id"] == before["id"]  # same task: rules changed, not the container
-    result = cli(sb, "n1", "service", "update", "both", "--network-add", "name=blue,alias=again")
+    result = cli(sb, "n1", "service", "update", "-d", "both", "--network-add", "name=blue,alias=again")
     assert result.returncode == 0, result.stderr.decode()
     blue_client = task_of(nodes[0], "blue-client")
     wait_for(lambda: resolves(nodes, blue_client, "again") == {before["address"]}, 30, "alias again")
@@ -261,7 +261,7 @@ def test_two_stacks_are_isolated_while_a_shared_network_works(cluster):
     path.write_text(STACK)
     assert cli_json(sb, "n1", "network", "create", "shared")["name"] == "shared"
     for stack in ("alpha", "beta"):
-        result = cli(sb, "n1", "stack", "deploy", "-c", str(path), stack)
+        result = cli(sb, "n1", "stack", "deploy", "-d", "-c", str(path), stack)
         assert result.returncode == 0, result.stderr.decode()
     names = [n["name"] for n in cli_json(sb, "n1", "network", "ls")]
     assert {"alpha_default", "beta_default", "shared"} <= set(names)
