@@ -41,6 +41,8 @@ def test_node_list_is_in_natural_order() -> None:
         store=store,
         local=None,
         board=SimpleNamespace(gossip_states=lambda: {}),
+        join_port=7948,
+        config=SimpleNamespace(overlay=SimpleNamespace(vxlan_port=4789)),
     )
     names = [n["name"] for n in NodeOps(cluster).nodes()]  # type: ignore[arg-type]
     assert names == ["n1", "n2", "n3", "n10", "n11"]
