@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .gossip.runner import GossipHandle
     from .netoverlay.reconciler import OverlayReconciler
     from .raft.state import ClusterState
-    from .raft.store import RaftStatus
+    from .raft.status import RaftStatus
 
 __all__ = ["ClusterStore", "LocalBoard", "LocalNode", "MemberAsk", "MemberContext", "VoterControl"]
 

@@ -19,6 +19,7 @@ from ..errors import P2POrchError
 from .daemon import add_node_options, load_daemon_config
 from .util import (
     EXIT_OK,
+    LONG_OPERATION_TIMEOUT_S,
     UsageError,
     client_for,
     command,
@@ -365,7 +366,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_keys(args: argparse.Namespace) -> int:
-    result = client_for(args).post("/cluster/rotate-keys", {})
+    result = client_for(args, timeout_s=LONG_OPERATION_TIMEOUT_S).post("/cluster/rotate-keys", {})
     emit(
         args,
         result,

@@ -64,10 +64,13 @@ def host_of(args: argparse.Namespace) -> str:
     return getattr(args, "host", None) or os.environ.get("P2PORCH_HOST") or f"unix://{DEFAULT_SOCKET}"
 
 
-def client_for(args: argparse.Namespace) -> Any:
+LONG_OPERATION_TIMEOUT_S = 90.0  # node rm, rotate-keys: a leader step-down and a key switch
+
+
+def client_for(args: argparse.Namespace, timeout_s: float = 30.0) -> Any:
     from ..api.client import ApiClient
 
-    return ApiClient(host_of(args))
+    return ApiClient(host_of(args), timeout_s=timeout_s)
 
 
 def wants_json(args: argparse.Namespace) -> bool:

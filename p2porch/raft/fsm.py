@@ -129,7 +129,15 @@ def _create_service(s: ClusterState, c: C.CreateService, v: int) -> Result:
         raise _conflict(f"service id {service_id} already exists", "service_id")
     if s.service_by_name(c.spec.name) is not None:
         raise _conflict(f"service name {c.spec.name} is taken", "name")
-    svc = Service(service_id, c.spec, version=v, created_at=c.at, updated_at=c.at)
+    svc = Service(
+        service_id,
+        c.spec,
+        version=v,
+        created_at=c.at,
+        updated_at=c.at,
+        invalid=c.invalid,
+        invalid_spec=c.invalid_spec,
+    )
     services = dict(s.services)
     services[service_id] = svc
     return s.evolve(services=services, version=v), service_id, [Change("service", "put", service_id, svc, v)]
@@ -141,11 +149,13 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
     if svc is None:
         raise _not_found(f"no service {service_id}", "service_id")
     _check_object_version(svc.version, c.service_version, "service_version")
-    if c.spec.name != svc.name:
+    if c.spec.name != svc.name and not (c.invalid or svc.invalid):
         raise ConfigError(f"a service cannot be renamed ({svc.name} -> {c.spec.name})", field="name")
     new_svc = replace(
         svc,
         spec=c.spec,
+        invalid=c.invalid,
+        invalid_spec=c.invalid_spec,
         previous_spec=c.previous_spec,
         update_paused=c.update_paused,
         rebalance_requested=c.rebalance_requested,
