@@ -377,6 +377,7 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
                 if d["left_out"]
                 else ""
             )
+            + ("" if d.get("settled", True) else "\nwarning: no write committed in the new epoch yet")
         ),
     )
     return EXIT_OK
