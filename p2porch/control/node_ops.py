@@ -25,7 +25,7 @@ __all__ = ["NodeOps", "join_command", "raft_role"]
 
 log = logging.getLogger(__name__)
 
-STEP_DOWN_TIMEOUT_S = 30.0  # a demoted leader restarts as a replica (role check ~1 s) and the rest elect
+STEP_DOWN_TIMEOUT_S = 20.0  # a demoted leader restarts as a replica (role check ~1 s) and the rest elect
 VOTER_REMOVAL_TIMEOUT_S = 20.0  # one configuration change; a change already in flight goes first
 
 
