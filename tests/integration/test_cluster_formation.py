@@ -392,8 +392,19 @@ def test_quorum_loss_and_recover_force_new_cluster(five_nodes):
         assert status["has_quorum"] and f"{survivor.address}:7947" in status["voters"], status
         assert not {f"{v.address}:7947" for v in victims} & set(status["voters"]), status
         assert labels_of(sb, survivor.name, survivor.name).get("before") == "loss"
-        write = cli(sb, survivor.name, "node", "update", survivor.name, "--label-add", "after=recovery")
-        assert write.returncode == 0, write.stderr.decode()
+        # Known limit (docs/failure-model.md): autopilot adds the first replica back as a voter within
+        # about a second; until that voter has caught up the 2-voter group cannot commit (no learner
+        # stage in pysyncobj), so a write in that window may time out. Writable again is the promise.
+        wait_for(
+            lambda: (
+                cli(
+                    sb, survivor.name, "node", "update", survivor.name, "--label-add", "after=recovery"
+                ).returncode
+                == 0
+            ),
+            30,
+            "a write after the recovery",
+        )
 
         live = [n for n in nodes if n not in victims]
 
