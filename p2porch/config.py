@@ -136,6 +136,23 @@ def _socket_path(value: str) -> str:
     return value
 
 
+def _host_port_or_empty(value: str) -> str:
+    """``HOST:PORT`` (IPv4 address or ``0.0.0.0``) of the TCP API, or "" (off)."""
+    if value:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError("must be HOST:PORT, e.g. 10.0.0.1:7949")
+        ipaddress.IPv4Address(host)
+        _port(int(port))
+    return value
+
+
+def _abs_path_or_empty(value: str) -> str:
+    if value and not value.startswith("/"):
+        raise ValueError("must be an absolute path")
+    return value
+
+
 def _abs_path(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError("must be an absolute path")
@@ -160,9 +177,15 @@ class NodeConfig:
 
 @dataclass(frozen=True)
 class ApiConfig:
-    """The control socket the daemon serves and the CLI talks to."""
+    """The control socket the daemon serves and the CLI talks to; the optional remote API over TLS."""
 
     socket: str = _opt(DEFAULT_SOCKET, _socket_path)
+    addr: str = _opt("", _host_port_or_empty)  # HOST:PORT of the TLS API ("" = off)
+    cert: str = _opt("", _abs_path_or_empty)  # operator-supplied server certificate (PEM chain)
+    key: str = _opt("", _abs_path_or_empty)  # its private key
+    ca: str = _opt(
+        "", _abs_path_or_empty
+    )  # the CA bundle `cluster ca` hands to clients with an operator cert
 
 
 @dataclass(frozen=True)
@@ -220,6 +243,9 @@ class DnsConfig:
     ttl_s: int = _opt(5, _positive, kind=int)
     upstreams: tuple[str, ...] = _opt((), _upstreams, kind=tuple)
     forward_timeout_s: float = _opt(2.0, _positive)
+    # a running task asked to stop leaves every node's zone first; its node waits this long before
+    # SIGTERM so that clients that resolved it just before, and requests in flight, finish
+    drain_s: float = _opt(1.0, _non_negative)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,11 @@ from . import API_VERSION, __version__
 from .api.server import Endpoint, serve_api
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, config_to_dict
+from .control.access_ops import AccessOps, access_endpoints
 from .control.logs import LogOps
+from .control.network_ops import NetworkOps, network_endpoints
 from .control.node_ops import NodeOps
+from .control.remote_api import RemoteApi, remote_app
 from .control.routes import cluster_endpoints, service_endpoints
 from .control.secret_ops import SecretOps, secret_endpoints
 from .control.service_ops import ServiceOps
@@ -33,9 +36,11 @@ from .datadir import DataDirLock
 from .errors import DaemonError
 from .leader.autopilot_loop import serve_autopilot
 from .leader.loop import serve_scheduler
+from .leader.reseal import serve_reseal
 from .member.agent import serve_agent
 from .member.dns import serve_cluster_dns
 from .member.gossip import serve_gossip_membership
+from .member.netpolicy import serve_network_policy
 from .member.overlay import serve_overlay
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
@@ -131,8 +136,11 @@ class Daemon:
         self.logs = LogOps(self.cluster)
         self.nodes = NodeOps(self.cluster)
         self.services = ServiceOps(self.cluster, self.logs, clock=clock)
-        self.stacks = StackOps(self.services)
+        self.networks = NetworkOps(self.cluster, clock=clock)
+        self.stacks = StackOps(self.services, self.networks)
         self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
+        self.access = AccessOps(self.cluster, clock=clock)
+        self.remote = RemoteApi(config.api, self.cluster, config.node.data_dir, self.node_name)
         self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
         self._subsystems: Subsystems | None = None
@@ -161,6 +169,9 @@ class Daemon:
                 try:
                     await subsystems.start("cluster", self.cluster.run)
                     await subsystems.start("api", serve_api, self.endpoints(), self.config.api.socket)
+                    if self.config.api.addr:
+                        app = remote_app(self.endpoints(), self.access.verify)
+                        await subsystems.start("remote-api", self.remote.serve, app)
                     log.info(
                         "p2porch %s daemon %s ready on unix://%s (data dir %s)",
                         __version__,
@@ -215,7 +226,13 @@ class Daemon:
             *service_endpoints(self.services),
             *stack_endpoints(self.stacks),
             *secret_endpoints(self.secrets),
+            *access_endpoints(self.access),
+            Endpoint("GET", "/cluster/ca", self.api_cluster_ca, "The CA bundle remote clients pin"),
+            *network_endpoints(self.networks),
         ]
+
+    async def api_cluster_ca(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+        return self.remote.ca_info()
 
     async def api_version(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         return {"version": __version__, "api_version": API_VERSION}
@@ -235,6 +252,7 @@ class Daemon:
                 "subsystems": self._subsystems.names if self._subsystems else [],
             },
             "cluster": self.nodes.status(),
+            "remote_api": self.remote.status() if self.config.api.addr else None,
         }
 
     async def api_config(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
@@ -255,16 +273,19 @@ def member_services(config: Config) -> list[tuple[str, MemberService]]:
             ),
         ),
         ("dns", partial(serve_cluster_dns, section=config.dns)),
+        ("netpolicy", serve_network_policy),
         (
             "agent",
             partial(
                 serve_agent,
                 docker_host=config.node.docker_host,
                 task_files_dir=os.path.join(os.path.dirname(config.api.socket), "task-files"),
+                drain_s=config.dns.drain_s,
             ),
         ),
         ("scheduler", partial(serve_scheduler, section=config.scheduler)),
         ("autopilot", partial(serve_autopilot, section=config.raft)),
+        ("reseal", serve_reseal),
     ]
 
 

@@ -1,8 +1,14 @@
-"""Client for the control API over a unix socket (shell); the CLI's only way to reach a daemon."""
+"""Client for the control API (shell); the CLI's only way to reach a daemon.
+
+``unix:///path.sock`` (or a bare path) talks to a local daemon's root-only socket; ``tcp://HOST:PORT``
+talks HTTPS to a daemon's remote API, verifying its certificate against ``ca_pem`` (the cluster CA from
+``p2porch cluster ca``; the system's trust store when none is given) and sending ``token`` as a bearer
+token. Never prints or logs the token."""
 
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,18 +24,57 @@ def socket_path_from_host(host: str) -> str:
         host = host[len("unix://") :]
     if not host.startswith("/"):
         raise ConfigError(
-            f"--host {host!r}: only unix:///absolute/path sockets are supported", field="--host"
+            f"--host {host!r}: use unix:///absolute/path.sock or tcp://HOST:PORT", field="--host"
         )
     return host
 
 
-class ApiClient:
-    """Synchronous JSON client for one daemon's control socket."""
+def tcp_address(host: str) -> str | None:
+    """``tcp://HOST:PORT`` -> ``HOST:PORT``; None for a unix socket; a ConfigError if malformed."""
+    if not host.startswith("tcp://"):
+        return None
+    addr = host[len("tcp://") :].rstrip("/")
+    name, sep, port = addr.rpartition(":")
+    if not sep or not name or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--host {host!r}: expected tcp://HOST:PORT", field="--host")
+    return addr
 
-    def __init__(self, host: str, *, timeout_s: float = 30.0) -> None:
-        self.socket_path = socket_path_from_host(host)
+
+class ApiClient:
+    """Synchronous JSON client for one daemon: its unix socket, or its TLS API with a token."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        timeout_s: float = 30.0,
+        token: str | None = None,
+        ca_pem: str | None = None,
+    ) -> None:
+        addr = tcp_address(host)
+        if addr is None:
+            self.socket_path = socket_path_from_host(host)
+            self.where = f"unix://{self.socket_path}"
+            self._client = httpx.Client(
+                # no TLS on a unix socket: verify=False skips loading the CA store (~20 ms per command)
+                transport=httpx.HTTPTransport(uds=self.socket_path, verify=False),
+                base_url="http://p2porch",
+                timeout=timeout_s,
+            )
+            return
+        if not token:
+            raise ConfigError(
+                f"{host} needs an access token: --token-file FILE, $P2PORCH_API_TOKEN or a context",
+                field="--token-file",
+            )
+        self.socket_path = ""
+        self.where = f"https://{addr}"
+        context = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
         self._client = httpx.Client(
-            transport=httpx.HTTPTransport(uds=self.socket_path), base_url="http://p2porch", timeout=timeout_s
+            base_url=self.where,
+            verify=context,
+            timeout=timeout_s,
+            headers={"authorization": f"Bearer {token}"},
         )
 
     def close(self) -> None:
@@ -61,22 +106,15 @@ class ApiClient:
                     if line.strip():
                         yield json.loads(line)
         except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError) as exc:
-            raise DaemonError(
-                f"cannot reach the p2porch daemon at unix://{self.socket_path} ({exc})"
-            ) from exc
+            raise self._unreachable(exc) from exc
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._client.request(method, f"/{API_VERSION}{path}", **kwargs)
         except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError) as exc:
-            raise DaemonError(
-                f"cannot reach the p2porch daemon at unix://{self.socket_path} ({exc}); is it running? "
-                "Start one with `p2porch daemon` or `p2porch init`, or point --host/P2PORCH_HOST at it"
-            ) from exc
+            raise self._unreachable(exc) from exc
         except httpx.TimeoutException as exc:
-            raise DaemonError(
-                f"the p2porch daemon at unix://{self.socket_path} did not answer in time"
-            ) from exc
+            raise DaemonError(f"the p2porch daemon at {self.where} did not answer in time") from exc
         try:
             data = response.json()
         except ValueError:
@@ -84,6 +122,20 @@ class ApiClient:
         if response.status_code >= 400:
             raise _error_from(data if isinstance(data, dict) else {"message": str(data)})
         return data
+
+    def _unreachable(self, exc: Exception) -> DaemonError:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return DaemonError(
+                f"the TLS certificate of {self.where} does not verify against the CA in use ({exc}). The "
+                "cluster CA changes with `cluster rotate-keys` and `node rm`: fetch the current one with "
+                "`p2porch cluster ca` on a member and update your context (--tls-ca / context update)"
+            )
+        if self.socket_path:
+            return DaemonError(
+                f"cannot reach the p2porch daemon at {self.where} ({exc}); is it running? "
+                "Start one with `p2porch daemon` or `p2porch init`, or point --host/P2PORCH_HOST at it"
+            )
+        return DaemonError(f"cannot reach the p2porch daemon at {self.where} ({exc})")
 
 
 def _error_from(data: dict[str, Any]) -> P2POrchError:

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from hypercorn.trio import serve as hypercorn_serve
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from .. import API_VERSION, __version__
 from ..errors import (
@@ -30,6 +30,8 @@ from ..errors import (
     DaemonError,
     P2POrchError,
 )
+from ..vault.access import Role
+from .auth import SCOPE_ROLE, UNAUTHORIZED, role_refusal
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +54,34 @@ def error_status(exc: P2POrchError) -> int:
     return exc.http_status
 
 
-def build_app(endpoints: list[Endpoint]) -> Starlette:
-    """A Starlette app serving ``endpoints`` under /v1, plus /v1/openapi.json."""
-    routes = [Route(f"/{API_VERSION}{ep.path}", _wrap(ep), methods=[ep.method]) for ep in endpoints]
+RoleOf = Callable[[str, str], Role]
+
+
+def build_app(
+    endpoints: list[Endpoint], *, role_of: RoleOf | None = None, extra_routes: Sequence[BaseRoute] = ()
+) -> Starlette:
+    """A Starlette app serving ``endpoints`` under /v1, plus /v1/openapi.json and ``extra_routes``.
+
+    With ``role_of(method, path)`` (the TCP API, behind :class:`~p2porch.api.auth.TokenAuth`) every
+    route first checks the caller's role: 403 naming the role needed. Without it (the root-only unix
+    socket) every route is open."""
+    routes: list[BaseRoute] = [
+        Route(f"/{API_VERSION}{ep.path}", _wrap(ep, role_of), methods=[ep.method]) for ep in endpoints
+    ]
     spec = openapi_spec(endpoints)
 
     async def openapi(_: Request) -> JSONResponse:
         return JSONResponse(spec)
 
-    routes.append(Route(f"/{API_VERSION}/openapi.json", openapi, methods=["GET"]))
+    openapi_ep = Endpoint("GET", "/openapi.json", lambda b, p: _const(spec), "The OpenAPI description")
+    routes.append(
+        Route(
+            f"/{API_VERSION}/openapi.json",
+            _wrap(openapi_ep, role_of) if role_of else openapi,
+            methods=["GET"],
+        )
+    )
+    routes.extend(extra_routes)
     app = Starlette(routes=routes)
 
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
@@ -88,8 +109,20 @@ def build_app(endpoints: list[Endpoint]) -> Starlette:
     return app
 
 
-def _wrap(ep: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+async def _const(value: Any) -> Any:
+    return value
+
+
+def _wrap(ep: Endpoint, role_of: RoleOf | None = None) -> Callable[[Request], Awaitable[Response]]:
+    needed = role_of(ep.method, ep.path) if role_of is not None else None
+
     async def endpoint(request: Request) -> Response:
+        if needed is not None:
+            if SCOPE_ROLE not in request.scope:  # an app with roles is only ever served behind TokenAuth
+                return JSONResponse(UNAUTHORIZED, status_code=401)
+            refusal = role_refusal(request.scope, needed)
+            if refusal is not None:
+                return JSONResponse(refusal, status_code=403)
         body: dict[str, Any] = {}
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
             raw = await request.body()

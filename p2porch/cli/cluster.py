@@ -24,6 +24,7 @@ from .util import (
     client_for,
     command,
     emit,
+    local_client_for,
     wants_json,
 )
 
@@ -89,6 +90,20 @@ def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "to its node key; a removed node or anyone holding an old key cannot follow.",
     )
     rotate.set_defaults(func=cmd_rotate_keys)
+    ca = cluster_sub.add_parser(
+        "ca",
+        parents=[common],
+        help="print the CA bundle remote clients verify the API with (--tls-ca, context --ca-file)",
+        description="Print the PEM of the CA that issued this node's API certificate: the cluster CA of "
+        "the current key epoch (it changes with rotate-keys and node rm), or the operator's --api-ca.",
+    )
+    ca.set_defaults(func=cmd_cluster_ca)
+
+
+def cmd_cluster_ca(args: argparse.Namespace) -> int:
+    result = client_for(args).get("/cluster/ca")
+    emit(args, result, lambda d: str(d["pem"]).rstrip("\n"))
+    return EXIT_OK
 
 
 def cmd_version(args: argparse.Namespace) -> int:
@@ -124,6 +139,9 @@ def render_status(d: dict[str, Any]) -> str:
         f"node:     {node['name']}  ({node.get('advertise_addr') or 'no advertise address'})",
         f"daemon:   pid {daemon['pid']}, p2porch {daemon['version']}, up {daemon['uptime_s']:.0f} s",
     ]
+    remote = d.get("remote_api")
+    if remote:
+        lines.append(f"api:      https://{remote['addr']} ({remote['certificate']})")
     if not cluster:
         lines.append("cluster:  not part of a cluster (run `p2porch init` or `p2porch join`)")
         return "\n".join(lines)
@@ -174,7 +192,7 @@ TOKEN_ENV = "P2PORCH_TOKEN"
 
 
 def _add_token_options(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--token-file", metavar="FILE", help=f"read {what} from FILE (or set {TOKEN_ENV})")
+    # --token-file FILE (a global option) is the join token here: init/join talk to the local socket
     parser.add_argument(
         "--token",
         metavar="TOKEN",
@@ -223,7 +241,7 @@ def _cluster_body(args: argparse.Namespace) -> dict[str, Any]:
 
 def _daemon_reachable(args: argparse.Namespace) -> bool:
     try:
-        client_for(args).get("/version")
+        local_client_for(args).get("/version")
         return True
     except P2POrchError:
         return False
@@ -254,6 +272,10 @@ def _start_background_daemon(args: argparse.Namespace) -> None:
         ("--docker-host", args.docker_host),
         ("--name", args.name),
         ("--config", getattr(args, "config", None)),
+        ("--api-addr", getattr(args, "api_addr", None)),
+        ("--api-cert", getattr(args, "api_cert", None)),
+        ("--api-key", getattr(args, "api_key", None)),
+        ("--api-ca", getattr(args, "api_ca", None)),
     ):
         if value:
             argv += [flag, value]
@@ -306,7 +328,7 @@ def _form_cluster(args: argparse.Namespace, path: str, render: Callable[[Any], s
         return EXIT_OK
     if not _daemon_reachable(args):
         _start_background_daemon(args)
-    result = client_for(args).post(path, body)
+    result = local_client_for(args).post(path, body)
     emit(args, result, render)
     return EXIT_OK
 

@@ -33,6 +33,16 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--docker-host", metavar="URL", help="Docker engine of this node (default: DOCKER_HOST)")
     p.add_argument("--name", metavar="NAME", help="node name (default: host name)")
     p.add_argument("--label", metavar="K=V", action="append", default=[], help="node label (repeatable)")
+    p.add_argument(
+        "--api-addr",
+        metavar="HOST:PORT",
+        help="also serve the API over TCP with TLS here (off by default; clients need an access token)",
+    )
+    p.add_argument(
+        "--api-cert", metavar="FILE", help="operator server certificate (default: the cluster CA's)"
+    )
+    p.add_argument("--api-key", metavar="FILE", help="private key of --api-cert")
+    p.add_argument("--api-ca", metavar="FILE", help="CA bundle of --api-cert that `cluster ca` gives clients")
 
 
 def node_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -46,7 +56,15 @@ def node_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "node.docker_host": getattr(args, "docker_host", None),
         "node.name": getattr(args, "name", None),
         "node.labels": labels,
+        "api.addr": getattr(args, "api_addr", None),
+        "api.cert": _abs(getattr(args, "api_cert", None)),
+        "api.key": _abs(getattr(args, "api_key", None)),
+        "api.ca": _abs(getattr(args, "api_ca", None)),
     }
+
+
+def _abs(path: str | None) -> str | None:
+    return os.path.abspath(path) if path else None
 
 
 def load_daemon_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Any:

@@ -14,8 +14,11 @@ from collections.abc import Sequence
 
 from ..config import DEFAULT_SOCKET
 from ..errors import ConfigError, P2POrchError
+from .access import add_access_commands
 from .cluster import add_cluster_commands
+from .context import add_context_commands
 from .daemon import add_daemon_commands
+from .network import add_network_commands
 from .node import add_node_commands
 from .sandbox import add_sandbox_commands
 from .secret import add_secret_commands
@@ -30,7 +33,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--host",
         "-H",
         default=argparse.SUPPRESS,
-        help=f"daemon socket, unix:///path (env P2PORCH_HOST, default unix://{DEFAULT_SOCKET})",
+        help=f"daemon: unix:///path.sock or tcp://HOST:PORT (env P2PORCH_HOST, default unix://{DEFAULT_SOCKET})",
+    )
+    common.add_argument(
+        "--context", default=argparse.SUPPRESS, help="use this saved context (env P2PORCH_CONTEXT)"
+    )
+    common.add_argument(
+        "--token-file",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="access token for a tcp:// host (env P2PORCH_API_TOKEN); for init/join: the join token",
+    )
+    common.add_argument(
+        "--tls-ca", metavar="FILE", default=argparse.SUPPRESS, help="CA bundle to verify a tcp:// host with"
     )
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output"
@@ -46,10 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_commands(sub, common)
     add_daemon_commands(sub, common)
     add_node_commands(sub, common)
+    add_network_commands(sub, common)
     add_service_commands(sub, common)
     add_stack_commands(sub, common)
     add_secret_commands(sub, common)
     add_sandbox_commands(sub, common)
+    add_access_commands(sub, common)
+    add_context_commands(sub, common)
     return parser
 
 

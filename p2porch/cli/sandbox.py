@@ -30,6 +30,9 @@ def add_sandbox_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     up.add_argument("--nodes", type=positive_int, default=3, help="number of hosts (default 3)")
     up.add_argument("--subnet", help="underlay subnet of the sandbox bridge (default 10.77.0.0/24)")
     up.add_argument("--no-daemons", action="store_true", help="do not start a p2porch daemon in each host")
+    up.add_argument(
+        "--api-port", type=positive_int, help="also serve each daemon's API over TLS on ADDRESS:PORT (tcp://)"
+    )
     up.set_defaults(func=cmd_sandbox_up)
     sandbox_sub.add_parser("ls", parents=[common], help="List the sandbox's hosts").set_defaults(
         func=cmd_sandbox_ls
@@ -52,7 +55,7 @@ def _sandbox(args: argparse.Namespace, **kwargs: Any) -> Any:
 
 
 def cmd_sandbox_up(args: argparse.Namespace) -> int:
-    sandbox = _sandbox(args, subnet=args.subnet, start_daemons=not args.no_daemons)
+    sandbox = _sandbox(args, subnet=args.subnet, start_daemons=not args.no_daemons, api_port=args.api_port)
     print(f"bringing up sandbox {sandbox.name} with {args.nodes} nodes ...", file=sys.stderr)
     sandbox.up(args.nodes)
     return cmd_sandbox_ls(args)

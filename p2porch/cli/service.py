@@ -15,6 +15,8 @@ from typing import Any
 
 from ..errors import ConfigError, P2POrchError
 from ..model import ServiceSpec, format_bytes, format_cpus
+from ..model.netrefs import parse_attachments
+from .progress import Watch, add_wait_options, wait_after, waits_for
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
@@ -47,6 +49,8 @@ FLAG_OF_FIELD = {
     "endpoint_mode": "--endpoint-mode",
     "secrets": "--secret",
     "configs": "--config",
+    "networks": "--network",
+    "networks_add": "--network-add",
     "max_concurrent": "--max-concurrent",
     "schedule": "--schedule",
     "force": "--force",
@@ -168,7 +172,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--update-parallelism", type=int, default=d)
     p.add_argument("--update-delay", default=d, metavar="DURATION")
     p.add_argument("--update-order", choices=["stop-first", "start-first"], default=d)
-    p.add_argument("--update-failure-action", choices=["pause", "rollback"], default=d)
+    p.add_argument("--update-failure-action", choices=["pause", "continue", "rollback"], default=d)
     p.add_argument("--update-monitor", default=d, metavar="DURATION")
     p.add_argument("--stop-grace-period", default=d, metavar="DURATION")
     p.add_argument("--user", "-u", default=d, metavar="USER[:GROUP]", help="user the command runs as")
@@ -209,6 +213,12 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
             p.add_argument(
                 f"--{kind}-rm", action="append", default=d, metavar="NAME|TARGET", help=f"drop a {kind} ref"
             )
+    net_help = "NETWORK or name=NETWORK,alias=NAME[,alias=NAME] (repeatable)"
+    if create:
+        p.add_argument("--network", action="append", default=d, metavar="NETWORK", help=net_help)
+    else:
+        p.add_argument("--network-add", action="append", default=d, metavar="NETWORK", help=net_help)
+        p.add_argument("--network-rm", action="append", default=d, metavar="NETWORK", help="leave a network")
     if create:
         p.add_argument("--name", required=True)
         p.add_argument("image", metavar="IMAGE")
@@ -254,6 +264,9 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
         "secret_rm": "secrets_rm",
         "config_add": "configs_add",
         "config_rm": "configs_rm",
+        "network": "networks",
+        "network_add": "networks_add",
+        "network_rm": "networks_rm",
     }
     for flag, key in simple.items():
         if flag in given:
@@ -346,9 +359,16 @@ def task_row(t: dict[str, Any]) -> list[Any]:
 
 def cmd_service_create(args: argparse.Namespace) -> int:
     spec = _validated(spec_changes(args))
-    service = client_for(args).post("/services", spec)
+    client = client_for(args)
+    service = client.post("/services", spec)
     emit(args, service, lambda s: s["id"])
+    wait_after(args, client, _watches([service]))
     return EXIT_OK
+
+
+def _watches(views: list[dict[str, Any]]) -> list[Watch]:
+    """What to wait for after writes that answered with these service views (a removed one: nothing)."""
+    return [Watch(v["name"], int(v["version"])) for v in views if waits_for(v)]
 
 
 def cmd_service_update(args: argparse.Namespace) -> int:
@@ -357,14 +377,21 @@ def cmd_service_update(args: argparse.Namespace) -> int:
         changes["force"] = True  # re-run a job (a new execution)
     if not changes:
         raise UsageError("service update: nothing to change (give at least one flag)", field="flags")
+    if changes.get("networks_add"):
+        try:
+            parse_attachments(changes["networks_add"], "networks_add")
+        except ConfigError as exc:
+            raise UsageError(f"--network-add: {exc.message}", field="--network-add") from exc
     if args.if_version is not None:
         if args.if_version < 1:
             raise UsageError(
                 "--if-version: must be a service version (a positive integer)", field="--if-version"
             )
         changes["expected_version"] = args.if_version  # compare-and-set: refused (409) when stale
-    service = client_for(args).post(f"/services/{args.service}/update", changes)
+    client = client_for(args)
+    service = client.post(f"/services/{args.service}/update", changes)
     emit(args, service, lambda s: s["id"])
+    wait_after(args, client, _watches([service]))
     return EXIT_OK
 
 
@@ -402,11 +429,20 @@ def _describe(s: dict[str, Any]) -> str:
             lines.append(f"Ticks:     {job['skipped_ticks']} skipped (forbid), {job['missed_ticks']} missed")
     if spec.get("constraints"):
         lines.append(f"Constraints: {', '.join(spec['constraints'])}")
+    networks = [
+        n["target"] + (f" (aliases {', '.join(n['aliases'])})" if n.get("aliases") else "")
+        for n in spec.get("networks") or ()
+    ]
+    lines.append(f"Networks:  {', '.join(networks) or 'p2porch (default)'}")
     if spec.get("reserve_cpu_nanos") or spec.get("reserve_memory_bytes"):
         lines.append(
             f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])} CPU, "
             f"{format_bytes(spec['reserve_memory_bytes'])}"
         )
+    status = s.get("update_status")
+    if status:
+        reason = f": {status['reason']}" if status.get("reason") else ""
+        lines.append(f"Update:    {status.get('state', '?')}{reason}")
     rebalance = s.get("rebalance", "off")
     if rebalance != "off" or s.get("moving"):
         lines.append(f"Rebalance: {rebalance}, {s.get('moving', 0)} task(s) moving")
@@ -429,6 +465,7 @@ def cmd_service_scale(args: argparse.Namespace) -> int:
             raise UsageError(f"scale: {item!r} is not SERVICE=REPLICAS", field="SERVICE=REPLICAS")
         results.append(client.post(f"/services/{name}/scale", {"replicas": int(count)}))
     emit(args, results, lambda rows: "\n".join(f"{r['name']} scaled to {r['desired']}" for r in rows))
+    wait_after(args, client, _watches(results))
     return EXIT_OK
 
 
@@ -439,7 +476,11 @@ def _service_action(args: argparse.Namespace, action: str, done: Any) -> int:
 
 
 def cmd_service_rollback(args: argparse.Namespace) -> int:
-    return _service_action(args, "rollback", lambda s: f"{s['name']} rolled back")
+    client = client_for(args)
+    service = client.post(f"/services/{args.service}/rollback")
+    emit(args, service, lambda s: f"{s['name']} rolled back")
+    wait_after(args, client, _watches([service]))
+    return EXIT_OK
 
 
 def cmd_service_rebalance(args: argparse.Namespace) -> int:
@@ -475,10 +516,9 @@ def cmd_service_logs(args: argparse.Namespace) -> int:
 def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     action = noun_actions(sub, common, "service", "Manage services")
 
-    add_spec_flags(
-        action("create", "Create a service: create --name S [flags] IMAGE [CMD...]", cmd_service_create),
-        create=True,
-    )
+    create = action("create", "Create a service: create --name S [flags] IMAGE [CMD...]", cmd_service_create)
+    add_wait_options(create)
+    add_spec_flags(create, create=True)
     update = action(
         "update",
         "Change some of a service's settings (a rolling update if the task changes)",
@@ -493,18 +533,19 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="VERSION",
         help="apply only if the service is still at this version (`version` in service inspect)",
     )
+    add_wait_options(update)
     add_spec_flags(update, create=False)
     action("ls", "List services", cmd_service_ls)
     ps = action("ps", "List a service's tasks, with errors and pending explanations", cmd_service_ps)
     ps.add_argument("service", metavar="SERVICE")
     ps.add_argument("--running", action="store_true", help="only tasks that should be running")
     action("inspect", "Show a service", cmd_service_inspect).add_argument("service", metavar="SERVICE")
-    action("scale", "Set replicas: scale S=N [S=N...]", cmd_service_scale).add_argument(
-        "scales", nargs="+", metavar="SERVICE=REPLICAS"
-    )
-    action("rollback", "Return a service to its previous spec", cmd_service_rollback).add_argument(
-        "service", metavar="SERVICE"
-    )
+    scale = action("scale", "Set replicas: scale S=N [S=N...]", cmd_service_scale)
+    scale.add_argument("scales", nargs="+", metavar="SERVICE=REPLICAS")
+    add_wait_options(scale)
+    rollback = action("rollback", "Return a service to its previous spec", cmd_service_rollback)
+    rollback.add_argument("service", metavar="SERVICE")
+    add_wait_options(rollback)
     action(
         "rebalance",
         "Move tasks onto nodes that joined or returned, start-first, one at a time",

@@ -25,6 +25,7 @@ from ..stack.compose import StackObject
 from ..stack.rollout import dependency_ready, deploy_waves
 from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
+from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service import task_row
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
@@ -58,7 +59,11 @@ def resolve_stack(args: argparse.Namespace, stack: str) -> StackDefinition:
 
 def deploy_body(definition: StackDefinition, services: Any, prune: bool) -> dict[str, Any]:
     """The API body of one deploy request: the resolved services (creation order) and prune."""
-    return {"services": [{"short": s.short_name, "spec": s.spec} for s in services], "prune": prune}
+    return {
+        "services": [{"short": s.short_name, "spec": s.spec} for s in services],
+        "networks": [n.to_dict() for n in definition.networks],
+        "prune": prune,
+    }
 
 
 def _deploy_text(result: dict[str, Any]) -> str:
@@ -175,6 +180,9 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
                 actions[row["name"]] = row
     result["services"] = list(actions.values())
     emit(args, result, _deploy_text)
+    changed = [r["name"] for r in result["services"] if r["action"] in ("created", "updated")]
+    views = [client.get(f"/services/{name}") for name in changed]
+    wait_after(args, client, [Watch(v["name"], int(v["version"])) for v in views if waits_for(v)])
     return EXIT_OK
 
 
@@ -209,7 +217,11 @@ def cmd_stack_rm(args: argparse.Namespace) -> int:
     emit(
         args,
         result,
-        lambda r: "\n".join([f"removed  {name}" for name in r["removed"]] + [f"stack {r['stack']} removed"]),
+        lambda r: "\n".join(
+            [f"removed  {name}" for name in r["removed"]]
+            + [f"removed  network {name}" for name in r.get("removed_networks", [])]
+            + [f"stack {r['stack']} removed"]
+        ),
     )
     return EXIT_OK
 
@@ -251,6 +263,7 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how long to wait for depends_on conditions between creation waves (default 300)",
     )
+    add_wait_options(deploy)
     deploy.add_argument("stack", metavar="NAME")
     config = action(
         "config", "Print the resolved stack (interpolated, merged) without a daemon", cmd_stack_config

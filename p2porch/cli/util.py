@@ -61,7 +61,28 @@ def positive_int(text: str) -> int:
 
 # ----------------------------------------------------------------------------- parser
 def host_of(args: argparse.Namespace) -> str:
+    """The local daemon's socket (--host or $P2PORCH_HOST, never a context): init, join and daemon."""
     return getattr(args, "host", None) or os.environ.get("P2PORCH_HOST") or f"unix://{DEFAULT_SOCKET}"
+
+
+def local_client_for(args: argparse.Namespace) -> Any:
+    """A client of this machine's daemon (init/join start one there)."""
+    from ..api.client import ApiClient
+
+    return ApiClient(host_of(args))
+
+
+def connection_of(args: argparse.Namespace) -> Any:
+    """The daemon, token and CA a command uses: flags, environment, contexts (cli.contexts.resolve)."""
+    from .context_store import resolve
+
+    return resolve(
+        host=getattr(args, "host", None),
+        context=getattr(args, "context", None),
+        token_file=getattr(args, "token_file", None),
+        ca_file=getattr(args, "tls_ca", None),
+        env=os.environ,
+    )
 
 
 LONG_OPERATION_TIMEOUT_S = 90.0  # node rm, rotate-keys: a leader step-down and a key switch
@@ -70,7 +91,8 @@ LONG_OPERATION_TIMEOUT_S = 90.0  # node rm, rotate-keys: a leader step-down and 
 def client_for(args: argparse.Namespace, timeout_s: float = 30.0) -> Any:
     from ..api.client import ApiClient
 
-    return ApiClient(host_of(args), timeout_s=timeout_s)
+    conn = connection_of(args)
+    return ApiClient(conn.host, token=conn.token or None, ca_pem=conn.ca_pem or None, timeout_s=timeout_s)
 
 
 def wants_json(args: argparse.Namespace) -> bool:

@@ -30,13 +30,15 @@ async def serve_agent(
     *,
     docker_host: str,
     task_files_dir: str = "",
+    drain_s: float = 0.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the tasks committed to this node through its Docker engine and report their states;
-    ``task_files_dir`` is where secret/config files of this node's tasks live (a tmpfs)."""
+    ``task_files_dir`` is where secret/config files of this node's tasks live (a tmpfs); a running task
+    asked to stop is given ``drain_s`` after it left DNS before it is stopped."""
     task_status.started()
     files = TaskFiles(task_files_dir, ctx.local.secrets_keys) if task_files_dir else None
-    await supervise(ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None, files))
+    await supervise(ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None, files, drain_s))
 
 
 def _with_files(files: TaskFiles | None, state: ClusterState, assignment: TaskAssignment) -> TaskAssignment:
@@ -67,7 +69,9 @@ def _files_kept(task: Task) -> bool:
     return task.state not in TERMINAL_STATES or task.desired_state == DesiredState.RUNNING
 
 
-async def _run_agent(ctx: MemberContext, docker_host: str | None, files: TaskFiles | None) -> None:
+async def _run_agent(
+    ctx: MemberContext, docker_host: str | None, files: TaskFiles | None, drain_s: float
+) -> None:
     node_id, node_name = ctx.local.node_id, ctx.local.node_name
     store = ctx.store
     executor = await open_docker_executor(docker_host)
@@ -81,11 +85,7 @@ async def _run_agent(ctx: MemberContext, docker_host: str | None, files: TaskFil
             out = agent_assignments(state, node_id, node_name, OverlaySettings().network_name)
             if files is None:
                 return [_with_files(None, state, a) for a in out]
-            live = {
-                t.task_id
-                for t in state.tasks.values()
-                if t.node_id == node_id and _files_kept(t)
-            }
+            live = {t.task_id for t in state.tasks.values() if t.node_id == node_id and _files_kept(t)}
             out = [_with_files(files, state, a) for a in out]
             files.cleanup(live)
             return out
@@ -97,7 +97,9 @@ async def _run_agent(ctx: MemberContext, docker_host: str | None, files: TaskFil
             await ctx.write(command.encode())
 
         async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
-            await nursery.start(partial(run_agent, executor, node_name, assignments, changes, report))
+            await nursery.start(
+                partial(run_agent, executor, node_name, assignments, changes, report, drain_s=drain_s)
+            )
             await trio.sleep_forever()
     finally:
         ctx.board.executor = None

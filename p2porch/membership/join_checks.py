@@ -103,9 +103,7 @@ def check_api_body(body: Mapping[str, Any]) -> None:
             check(body[key], flag)
 
 
-def check_joiner(
-    request: Mapping[str, Any], source_addr: str, live_nodes: Iterable[Node]
-) -> dict[str, Any]:
+def check_joiner(request: Mapping[str, Any], source_addr: str, live_nodes: Iterable[Node]) -> dict[str, Any]:
     """The fields of a node record from a verified join request, checked against where the request
     came from (``source_addr``) and the live nodes; ``behind_nat: true`` lifts the source check only."""
     node_id = request.get("node_id")
@@ -145,16 +143,17 @@ def reserved_ports(configured: Mapping[str, int]) -> dict[int, str]:
 
 
 def config_reserved_ports(config: Config) -> dict[int, str]:
-    """``reserved_ports`` of a daemon configuration."""
-    return reserved_ports(
-        {
-            "gossip": config.gossip.port,
-            "raft": config.raft.port,
-            "join": config.join.port,
-            "vxlan": config.overlay.vxlan_port,
-            "dns": config.dns.port,
-        }
-    )
+    """``reserved_ports`` of a daemon configuration (the TLS API's port too when it is on)."""
+    ports = {
+        "gossip": config.gossip.port,
+        "raft": config.raft.port,
+        "join": config.join.port,
+        "vxlan": config.overlay.vxlan_port,
+        "dns": config.dns.port,
+    }
+    if config.api.addr:
+        ports["api"] = int(config.api.addr.rpartition(":")[2])
+    return reserved_ports(ports)
 
 
 def check_published_ports(host_ports: Iterable[tuple[str, int]], reserved: Mapping[int, str]) -> None:

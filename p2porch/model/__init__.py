@@ -5,7 +5,7 @@
 - ``spec`` (+ ``units``, ``placement``, ``container``): the validated ``ServiceSpec`` and its parts.
 - ``filerefs``: a spec's references to secrets and configs (``FileRef``).
 - ``records``: the committed ``Node``, ``Service`` (spec plus controller bookkeeping), ``Task``,
-  ``SubnetLease`` and ``SecretRecord`` (sealed versions only).
+  ``SubnetLease``, ``SecretRecord`` (sealed versions only) and ``AccessTokenRecord`` (digests only).
 
 Validate at the edges once (API body, Compose file, Raft command decoder) and pass these types on.
 This package imports only ``p2porch.errors``; it never does I/O or reads a clock.
@@ -21,7 +21,17 @@ from .placement import (
     parse_constraint,
     parse_placement_pref,
 )
-from .records import Node, SecretRecord, Service, SubnetLease, Task, secret_key
+from .records import (
+    AccessTokenRecord,
+    NetworkRecord,
+    Node,
+    SecretRecord,
+    Service,
+    SubnetLease,
+    Task,
+    secret_key,
+)
+from .rollout import Rollout, RolloutState
 from .spec import TEMPLATE_FIELDS, ServiceSpec
 from .states import (
     FAILURE_STATES,
@@ -57,13 +67,17 @@ __all__ = [
     "GossipState",
     "HealthSpec",
     "Mount",
+    "NetworkRecord",
     "Node",
     "NodeRole",
     "NodeStatus",
     "PlacementPreference",
     "PortPublish",
     "SecretRecord",
+    "AccessTokenRecord",
     "RestartPolicy",
+    "Rollout",
+    "RolloutState",
     "Service",
     "ServiceSpec",
     "SubnetLease",

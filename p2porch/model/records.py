@@ -1,4 +1,4 @@
-"""The committed records of the cluster: nodes, services, tasks, subnet leases, secrets (pure).
+"""The committed records of the cluster: nodes, services, tasks, subnet leases, secrets, networks (pure).
 
 One frozen type per record, shared by the Raft state machine, the leader's scheduling round, the
 scheduler, the agent adapters and the API views (no copies, no adapters). States are ``StrEnum``
@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .committed import committed_spec
+from .rollout import Rollout
 from .spec import ServiceSpec
 from .states import Availability, DesiredState, NodeRole, NodeStatus, TaskHealth, TaskState
 
@@ -217,6 +218,7 @@ class Service:
     rebalance_requested: float = 0.0
     created_at: float = 0.0
     updated_at: float = 0.0
+    rollout: Rollout | None = None  # the last template change (update or rollback) and its state
     job: JobStatus = field(default_factory=JobStatus)
     # set when the committed spec does not validate here (``committed.py``): why, and the spec as stored
     invalid: str = ""
@@ -253,6 +255,7 @@ class Service:
             "rebalance_requested": self.rebalance_requested,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            **({"rollout": self.rollout.to_dict()} if self.rollout is not None else {}),
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
 
@@ -266,18 +269,20 @@ class Service:
         bookkeeping.update({k: data[k] for k in LEGACY_BOOKKEEPING_KEYS if data.get(k) is not None})
         previous = bookkeeping.get("previous_spec")
         service_id = str(data["service_id"])
-        spec, invalid = committed_spec(raw if isinstance(stored, Mapping) else stored, service_id)
+        committed = raw if isinstance(stored, Mapping) else stored
+        spec, invalid = committed_spec(committed, service_id)
         return cls(
             service_id=service_id,
             spec=spec,
             invalid=invalid,
-            invalid_spec=stored if invalid else None,
+            invalid_spec=committed if invalid else None,
             version=int(data.get("version", 0)),
             update_paused=bool(bookkeeping.get("update_paused", False)),
             previous_spec=optional_spec(previous),
             rebalance_requested=float(bookkeeping.get("rebalance_requested") or 0.0),
             created_at=float(data.get("created_at", 0.0)),
             updated_at=float(data.get("updated_at", 0.0)),
+            rollout=Rollout.from_dict(data.get("rollout")),
             job=JobStatus.from_dict(data.get("job")),
         )
 
@@ -347,6 +352,50 @@ class SecretRecord:
         return cls(**_known(cls, data))
 
 
+@dataclass(frozen=True, slots=True)
+class NetworkRecord:
+    """A user-defined overlay network: tasks of services on it reach each other and resolve each other's
+    names; tasks sharing no network cannot (``docs/overlay.md``, "Networks"). Keyed by ``network_id``."""
+
+    network_id: str
+    name: str
+    driver: str = "overlay"
+    internal: bool = False  # tasks only on internal networks get no traffic out of the cluster
+    attachable: bool = False  # recorded for Docker compatibility (p2porch runs no standalone containers)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", frozen_map(self.labels))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NetworkRecord:
+        return cls(**_known(cls, data))
+
+
 def secret_key(kind: str, name: str) -> str:
     """The state map key of a secret or config."""
     return f"{kind}:{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessTokenRecord:
+    """A named access token of the remote API: its role and the digest of its secret (never the secret)."""
+
+    name: str
+    token_id: str
+    role: str  # read | operate | admin
+    digest: str  # vault.access digest of the token's secret
+    created_at: float = 0.0
+    version: int = 0  # state version of its last change
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AccessTokenRecord:
+        return cls(**_known(cls, data))

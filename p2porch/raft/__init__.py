@@ -1,8 +1,9 @@
 """p2porch.raft: the replicated cluster state (pure FSM, pysyncobj shell).
 
 Pure: commands (the typed commands, their decoder and dispatch table; ``codec`` holds the envelope
-``{"t", "v", "b"}`` and result maps, ``commands_secrets`` the secret and key commands, ``fields`` the
-field checks), fsm (applies them to a state; ``fsm_secrets`` for secrets), state (``ClusterState``
+``{"t", "v", "b"}`` and result maps, ``commands_secrets`` the secret and key commands,
+``commands_access`` the remote API's access tokens, ``fields`` the field checks), fsm (applies them to a
+state; ``fsm_secrets`` for secrets, ``fsm_access`` for access tokens), state (``ClusterState``
 holding the model's records). Shell: store (:class:`~p2porch.raft.store.RaftStore`, the only importer
 of pysyncobj; entry point :func:`~p2porch.raft.store.open_raft_store`), journal (durable log), node (one
 Raft process; the process harness for tests and benchmarks is ``p2porch.testing.raftprocs``). Never
@@ -10,6 +11,19 @@ imports gossip. See docs/raft.md.
 """
 
 __all__ = [
-    "appends", "codec", "commands", "commands_secrets", "fields", "fsm", "fsm_secrets", "journal", "lag",
-    "node", "state", "store", "transport_guard",
+    "appends",
+    "codec",
+    "commands",
+    "commands_access",
+    "commands_secrets",
+    "fields",
+    "fsm",
+    "fsm_access",
+    "fsm_secrets",
+    "journal",
+    "lag",
+    "node",
+    "state",
+    "store",
+    "transport_guard",
 ]

@@ -11,8 +11,9 @@ body version 0) decode to the same typed commands, so existing journals and snap
 See docs/raft.md for each command's fields and versions.
 
 The envelope, the ``Command`` base and the result maps live in ``codec.py``, the secret and key
-commands in ``commands_secrets.py``; this module holds the rest, the dispatch table and the decoder,
-and re-exports both so callers import one module. It builds and reads bytes; it never applies them.
+commands in ``commands_secrets.py``, the access-token commands in ``commands_access.py``; this module
+holds the rest, the dispatch table and the decoder, and re-exports them so callers import one module.
+It builds and reads bytes; it never applies them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..model import (
 )
 from ..model.committed import committed_spec
 from ..model.records import LEGACY_BOOKKEEPING_KEYS, JobStatus, optional_spec
+from ..model.rollout import Rollout
 from . import fields as F
 from .codec import COMMAND_VERSION as COMMAND_VERSION  # re-exported: callers use commands only
 from .codec import LEGACY_VERSION as LEGACY_VERSION
@@ -44,8 +46,13 @@ from .codec import error_of as error_of
 from .codec import error_result as error_result
 from .codec import ok as ok
 from .codec import raise_for_result as raise_for_result
+from .commands_access import PutAccessToken as PutAccessToken
+from .commands_access import RemoveAccessToken as RemoveAccessToken
+from .commands_networks import CreateNetwork as CreateNetwork
+from .commands_networks import RemoveNetwork as RemoveNetwork
 from .commands_secrets import PutSecret as PutSecret
 from .commands_secrets import RemoveSecret as RemoveSecret
+from .commands_secrets import ResealSecret as ResealSecret
 from .commands_secrets import RotateKeys as RotateKeys
 from .fields import TaskItem as TaskItem  # re-exported: the items of PutTasks/ReportTaskStates
 from .fields import TaskPut as TaskPut
@@ -312,6 +319,7 @@ class UpdateService(Command):
     previous_spec: ServiceSpec | None = None
     update_paused: bool = False
     rebalance_requested: float = 0.0
+    rollout: Rollout | None = None
     service_version: int | None = None
     job: JobStatus = field(default_factory=JobStatus)
     invalid: str = ""  # committed with a spec this version does not accept (see _committed_spec)
@@ -328,12 +336,13 @@ class UpdateService(Command):
             previous_spec=new.previous_spec,
             update_paused=new.update_paused,
             rebalance_requested=new.rebalance_requested,
+            rollout=new.rollout,
             service_version=service.version,
             job=new.job,
         )
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "service_id": self.service_id,
             "spec": self.invalid_spec if self.invalid else self.spec.to_dict(),
             "previous_spec": None if self.previous_spec is None else self.previous_spec.to_dict(),
@@ -342,6 +351,9 @@ class UpdateService(Command):
             "service_version": self.service_version,
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
+        if self.rollout is not None:  # an optional key: bodies without it read as before
+            body["rollout"] = self.rollout.to_dict()
+        return body
 
     @classmethod
     def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> UpdateService:
@@ -359,6 +371,7 @@ class UpdateService(Command):
             previous_spec=optional_spec(source.get("previous_spec")),
             update_paused=bool(paused),
             rebalance_requested=F.number(requested, "rebalance_requested"),
+            rollout=Rollout.from_dict(source.get("rollout")),
             service_version=F.version_or_none(b, "service_version"),
             job=F.job_status(b.get("job")),
             **common,
@@ -451,7 +464,12 @@ COMMANDS: dict[str, Any] = {
         SetJoinToken,
         PutSecret,
         RemoveSecret,
+        ResealSecret,
         RotateKeys,
+        PutAccessToken,
+        RemoveAccessToken,
+        CreateNetwork,
+        RemoveNetwork,
         RestoreState,
         Noop,
     )

@@ -86,7 +86,14 @@ class NodeStatus:
 class Sandbox:
     """A named sandbox of ``n1..nN`` hosts on the bridge ``<name>-br`` and subnet ``subnet``."""
 
-    def __init__(self, name: str = DEFAULT_NAME, *, subnet: str | None = None, start_daemons: bool = True):
+    def __init__(
+        self,
+        name: str = DEFAULT_NAME,
+        *,
+        subnet: str | None = None,
+        start_daemons: bool = True,
+        api_port: int | None = None,
+    ):
         if not _NAME_RE.match(name):
             raise SandboxError(
                 f"sandbox name {name!r} must be 1-6 lowercase letters/digits, starting with a letter"
@@ -106,6 +113,7 @@ class Sandbox:
         if self.subnet.num_addresses < 8:
             raise SandboxError(f"sandbox subnet {chosen} is too small")
         self.start_daemons = start_daemons
+        self.api_port = api_port or saved.get("api_port")  # each daemon's TLS API on ADDRESS:PORT
         self.bridge = f"{name}-br"
 
     # ----- naming
@@ -316,6 +324,8 @@ class Sandbox:
             "--pid-file",
             node.p2porch_pidfile,
         ]
+        if self.api_port:
+            argv += ["--api-addr", f"{node.address}:{self.api_port}"]
         with open(node.p2porch_log, "ab") as log:
             proc = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
@@ -360,7 +370,7 @@ class Sandbox:
 
     def _save_state(self, nodes: int) -> None:
         with open(self.state_file, "w") as handle:
-            json.dump({"subnet": str(self.subnet), "nodes": nodes}, handle)
+            json.dump({"subnet": str(self.subnet), "nodes": nodes, "api_port": self.api_port}, handle)
 
 
 def status_dicts(statuses: list[NodeStatus]) -> list[dict]:

@@ -106,6 +106,7 @@ def cluster():
             "n1",
             "service",
             "create",
+            "-d",
             "--name",
             "web",
             "--replicas",
@@ -256,7 +257,7 @@ def test_scaled_down_tasks_leave_the_answers_within_one_second(cluster):
     sb, nodes, tasks = cluster
     servers = [n.address for n in nodes]
     keep = {t["address"] for t in tasks if t["slot"] <= 2}
-    result = cli(sb, "n2", "service", "scale", "web=2")
+    result = cli(sb, "n2", "service", "scale", "-d", "web=2")
     assert result.returncode == 0, result.stderr.decode()
     returned = time.monotonic()
     wait_for(

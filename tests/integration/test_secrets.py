@@ -100,7 +100,7 @@ def test_secret_delivered_on_another_node_encrypted_everywhere_else(cluster, tmp
     )
     try:
         service = cli(
-            sb, "n1", "service", "create", "--name", "vault", "--constraint", "node.name==n2",
+            sb, "n1", "service", "create", "-d", "--name", "vault", "--constraint", "node.name==n2",
             "--secret", "src=db,uid=1000,gid=1001,mode=0400", "--config", "src=app.conf,target=/etc/app.conf",
             "--stop-grace-period", "1s", IMAGE, "sleep", "3600",
         )  # fmt: skip
@@ -128,7 +128,9 @@ def test_secret_delivered_on_another_node_encrypted_everywhere_else(cluster, tmp
         refused = cli(sb, "n1", "secret", "rm", "db")
         assert refused.returncode != 0 and b"vault" in refused.stderr, refused.stderr
         # a reference to a missing secret is refused before anything is written
-        missing = cli(sb, "n1", "service", "create", "--name", "nosecret", "--secret", "nope", IMAGE, "true")
+        missing = cli(
+            sb, "n1", "service", "create", "-d", "--name", "nosecret", "--secret", "nope", IMAGE, "true"
+        )
         assert missing.returncode != 0 and b"nope" in missing.stderr
         assert all(s["name"] != "nosecret" for s in api_get(nodes[0], "/services"))
     finally:
@@ -150,7 +152,7 @@ def test_rotation_rolls_a_start_first_service_without_downtime(cluster, tmp_path
     assert cli(sb, "n1", "secret", "create", "api-key", str(tmp_path / "v1")).returncode == 0
     try:
         created = cli(
-            sb, "n1", "service", "create", "--name", "roll", "--replicas", "2", "--secret", "api-key",
+            sb, "n1", "service", "create", "-d", "--name", "roll", "--replicas", "2", "--secret", "api-key",
             "--update-order", "start-first", "--stop-grace-period", "1s", IMAGE, "sleep", "3600",
         )  # fmt: skip
         assert created.returncode == 0, created.stderr.decode()
@@ -213,11 +215,11 @@ def test_compose_stack_with_secrets_and_configs_deploys(cluster, tmp_path):
     (tmp_path / "bad.yaml").write_text(
         f"services:\n  a:\n    image: {IMAGE}\n    secrets: [ext]\nsecrets:\n  ext: {{external: true}}\n"
     )
-    refused = cli(sb, "n1", "stack", "deploy", "-c", str(tmp_path / "bad.yaml"), "bad")
+    refused = cli(sb, "n1", "stack", "deploy", "-d", "-c", str(tmp_path / "bad.yaml"), "bad")
     assert refused.returncode != 0 and b"ext" in refused.stderr
     assert all(not s["name"].startswith("bad-") for s in api_get(nodes[0], "/services"))
     try:
-        deployed = cli(sb, "n1", "stack", "deploy", "-c", str(compose), "cs")
+        deployed = cli(sb, "n1", "stack", "deploy", "-d", "-c", str(compose), "cs")
         assert deployed.returncode == 0, deployed.stderr.decode()
         assert cli_json(sb, "n1", "secret", "inspect", "cs-db_password")["version"] == 1
         wait_for(lambda: len(running(nodes[0], "cs-app")) == 1, 90, "the stack's task runs")
@@ -233,7 +235,7 @@ def test_compose_stack_with_secrets_and_configs_deploys(cluster, tmp_path):
 
         assert wait_for(seen, what="the stack container") == (password, b"hello from compose")
         # deploying the same files again changes nothing (no new version, no roll)
-        again = cli(sb, "n1", "stack", "deploy", "-c", str(compose), "cs")
+        again = cli(sb, "n1", "stack", "deploy", "-d", "-c", str(compose), "cs")
         assert again.returncode == 0, again.stderr.decode()
         assert cli_json(sb, "n1", "secret", "inspect", "cs-db_password")["version"] == 1
         for node in nodes:

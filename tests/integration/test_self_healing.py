@@ -159,7 +159,7 @@ def remove_and_wait(sb: Sandbox, nodes: list[SandboxNode], service: str) -> None
 def service(sb: Sandbox, nodes: list[SandboxNode], name: str, *args: str) -> Iterator[dict]:
     """``service create --name NAME ARGS`` for the duration of the block, removed afterwards."""
     try:
-        created = cli_json(sb, "n1", "service", "create", "--name", name, *args)
+        created = cli_json(sb, "n1", "service", "create", "-d", "--name", name, *args)
         assert created["name"] == name
         yield created
     finally:
@@ -396,7 +396,7 @@ def test_drain_moves_tasks_without_dropping_below_replicas_pause_and_active(clus
 
             # pause: n1 keeps its task, new tasks go elsewhere
             assert cli(sb, "n2", "node", "update", "n1", "--availability", "pause").returncode == 0
-            assert cli(sb, "n1", "service", "scale", "dr=6").returncode == 0
+            assert cli(sb, "n1", "service", "scale", "-d", "dr=6").returncode == 0
             six = running_tasks(nodes[0], "dr", 6)
             on_n1 = [t for t in six if t["node"] == "n1"]
             assert [t["id"] for t in on_n1] == [t["id"] for t in first if t["node"] == "n1"], six
@@ -431,7 +431,7 @@ def test_drain_moves_tasks_without_dropping_below_replicas_pause_and_active(clus
 
             # active again: n2 takes new placements
             assert cli(sb, "n1", "node", "update", "n2", "--availability", "active").returncode == 0
-            assert cli(sb, "n1", "service", "scale", "dr=9").returncode == 0
+            assert cli(sb, "n1", "service", "scale", "-d", "dr=9").returncode == 0
             nine = running_tasks(nodes[0], "dr", 9)
             per_node = Counter(t["node"] for t in nine)
             print(f"after active + scale 9: {dict(per_node)}")
@@ -567,14 +567,14 @@ def test_rolling_update_start_first_never_leaves_zero_healthy_tasks_and_rollback
         with Probe(nodes[0], nodes[0].address, "roll.p2p") as probe:
             time.sleep(1)
             started = time.monotonic()
-            result = cli(sb, "n2", "service", "update", "roll", "--env", "V=2", *order)
+            result = cli(sb, "n2", "service", "update", "-d", "roll", "--env", "V=2", *order)
             assert result.returncode == 0, result.stderr.decode()
             wait_for(lambda: all_version("2"), 90, "every roll task on V=2")
             update_s = time.monotonic() - started
             assert cli_json(sb, "n1", "service", "inspect", "roll")["spec"]["env"] == {"V": "2"}
 
             started = time.monotonic()
-            result = cli(sb, "n3", "service", "rollback", "roll")
+            result = cli(sb, "n3", "service", "rollback", "-d", "roll")
             assert result.returncode == 0, result.stderr.decode()
             wait_for(lambda: all_version("1"), 90, "every roll task back on V=1")
             rollback_s = time.monotonic() - started
@@ -723,7 +723,7 @@ def test_start_first_update_of_a_single_health_checked_task_keeps_it_in_dns(clus
 
         with Probe(nodes[0], nodes[0].address, "solo.p2p") as probe:
             time.sleep(1)
-            result = cli(sb, "n2", "service", "update", "solo", "--env", "V=2", *order)
+            result = cli(sb, "n2", "service", "update", "-d", "solo", "--env", "V=2", *order)
             assert result.returncode == 0, result.stderr.decode()
             wait_for(on_v2, 60, "solo on V=2")
             wait_for(lambda: len(dig_a(nodes[0].address, "solo.p2p")) == 1, 30, "solo V=2 in DNS")
@@ -749,6 +749,7 @@ def test_failing_update_rolls_back_with_failure_action_rollback(cluster):
             "n2",
             "service",
             "update",
+            "-d",
             "bad",
             "--update-failure-action",
             "rollback",

@@ -91,7 +91,7 @@ def remove_and_wait(sb: Sandbox, nodes: list[SandboxNode], service: str) -> None
 def service(sb: Sandbox, nodes: list[SandboxNode], name: str, *args: str) -> Iterator[dict]:
     """``service create --name NAME ARGS`` for the duration of the block, removed afterwards."""
     try:
-        created = cli_json(sb, "n1", "service", "create", "--name", name, *args)
+        created = cli_json(sb, "n1", "service", "create", "-d", "--name", name, *args)
         assert created["name"] == name
         yield created
     finally:
@@ -216,7 +216,7 @@ def test_scale_up_and_down_keeps_slots_and_removes_the_highest(cluster):
     sb, nodes = cluster
     with service(sb, nodes, "sc", "--replicas", "3", *FAST_STOP, IMAGE, "sleep", "100000"):
         first = {t["slot"]: t for t in running_tasks(nodes[0], "sc", 3)}
-        result = cli(sb, "n2", "service", "scale", "sc=5")
+        result = cli(sb, "n2", "service", "scale", "-d", "sc=5")
         assert result.returncode == 0, result.stderr.decode()
         assert b"sc scaled to 5" in result.stdout
         up = {t["slot"]: t for t in running_tasks(nodes[0], "sc", 5)}
@@ -225,7 +225,7 @@ def test_scale_up_and_down_keeps_slots_and_removes_the_highest(cluster):
             assert up[slot]["id"] == task["id"] and up[slot]["container_id"] == task["container_id"]
         assert sum(len(c) for c in containers_by_node(nodes, "sc").values()) == 5
 
-        result = cli(sb, "n3", "service", "scale", "sc=2")
+        result = cli(sb, "n3", "service", "scale", "-d", "sc=2")
         assert result.returncode == 0, result.stderr.decode()
         down = {t["slot"]: t for t in running_tasks(nodes[0], "sc", 2)}
         assert sorted(down) == [1, 2]
@@ -306,7 +306,7 @@ def test_global_mode_runs_one_task_per_node(cluster):
         assert counts == {"n1": 1, "n2": 1, "n3": 1}
         view = cli_json(sb, "n2", "service", "inspect", "everywhere")
         assert view["mode"] == "global" and (view["running"], view["desired"]) == (3, 3)
-        refused = cli(sb, "n1", "service", "scale", "everywhere=5")
+        refused = cli(sb, "n1", "service", "scale", "-d", "everywhere=5")
         assert refused.returncode != 0 and b"global" in refused.stderr
 
 
@@ -368,7 +368,7 @@ def test_invalid_spec_exits_2_naming_the_flag_and_creates_nothing(cluster):
         (["--reserve-memory", "lots"], b"--reserve-memory"),
         (["--mount", "type=bind,target=/x"], b"--mount"),
     ):
-        result = cli(sb, "n1", "service", "create", "--name", "bad", *flags, IMAGE)
+        result = cli(sb, "n1", "service", "create", "-d", "--name", "bad", *flags, IMAGE)
         assert result.returncode == 2, (flags, result.stderr)
         assert flag in result.stderr, result.stderr
     # The daemon refuses the same spec when a client skips the CLI's checks.
@@ -389,7 +389,7 @@ def test_rm_removes_every_container_on_every_node(cluster):
     sb, nodes = cluster
     try:
         args = ["--name", "gone", "--replicas", "6", *FAST_STOP, IMAGE, "sleep", "100000"]
-        cli_json(sb, "n1", "service", "create", *args)
+        cli_json(sb, "n1", "service", "create", "-d", *args)
         running_tasks(nodes[0], "gone", 6)
         assert all(len(cs) == 2 for cs in containers_by_node(nodes, "gone").values())
         result = cli(sb, "n3", "service", "rm", "gone")

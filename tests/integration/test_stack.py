@@ -143,7 +143,9 @@ def write_compose(workdir: Path, name: str, text: str) -> str:
 # ----------------------------------------------------------------------------- tests
 def test_deploy_runs_both_services_and_web_reaches_backend_by_name(cluster):
     sb, nodes, workdir = cluster
-    result = cli_json(sb, "n1", "stack", "deploy", "-c", write_compose(workdir, "stack.yml", COMPOSE), STACK)
+    result = cli_json(
+        sb, "n1", "stack", "deploy", "-d", "-c", write_compose(workdir, "stack.yml", COMPOSE), STACK
+    )
     assert {s["name"]: s["action"] for s in result["services"]} == {
         "shop-backend": "created",
         "shop-web": "created",
@@ -187,14 +189,14 @@ def test_short_names_resolve_inside_the_stack(cluster):
 def test_redeploy_with_one_changed_service_updates_only_that_one(cluster):
     sb, nodes, workdir = cluster
     before = services_by_name(sb)
-    same = cli_json(sb, "n1", "stack", "deploy", "-c", str(workdir / "stack.yml"), STACK)
+    same = cli_json(sb, "n1", "stack", "deploy", "-d", "-c", str(workdir / "stack.yml"), STACK)
     assert {s["action"] for s in same["services"]} == {"unchanged"}
     assert {n: s["version"] for n, s in services_by_name(sb).items()} == {
         n: s["version"] for n, s in before.items()
     }
 
     changed = write_compose(workdir, "stack-v2.yml", COMPOSE.replace('GREETING: "hello"', 'GREETING: "v2"'))
-    result = cli_json(sb, "n1", "stack", "deploy", "-c", changed, STACK)
+    result = cli_json(sb, "n1", "stack", "deploy", "-d", "-c", changed, STACK)
     assert {s["name"]: s["action"] for s in result["services"]} == {
         "shop-backend": "unchanged",
         "shop-web": "updated",
@@ -224,7 +226,7 @@ def test_an_unknown_key_is_reported_by_name_and_changes_nothing(cluster):
     bad = write_compose(
         workdir, "bad.yml", COMPOSE.replace("    stop_grace_period: 1s\n", "    stop_grace_periodd: 1s\n", 1)
     )
-    result = cli(sb, "n1", "stack", "deploy", "-c", bad, STACK)
+    result = cli(sb, "n1", "stack", "deploy", "-d", "-c", bad, STACK)
     assert result.returncode == 2, result.stderr.decode()
     assert "services.backend.stop_grace_periodd: unknown key" in result.stderr.decode()
     # The daemon never parses YAML: a client that sends a Compose file is refused, naming the field.

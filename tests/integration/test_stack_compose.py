@@ -136,7 +136,9 @@ def test_stack_config_resolves_without_a_daemon(cluster):
 
 def test_deploy_orders_by_depends_on_and_applies_the_engine_options(cluster):
     sb, node, workdir = cluster
-    result = cli(sb, "n1", "--json", "stack", "deploy", "-c", str(workdir / "docker-compose.yml"), STACK)
+    result = cli(
+        sb, "n1", "--json", "stack", "deploy", "-d", "-c", str(workdir / "docker-compose.yml"), STACK
+    )
     assert result.returncode == 0, result.stderr.decode()
     assert "waiting for cp-db (healthy)" in result.stderr.decode()
     actions = {s["name"]: s["action"] for s in json.loads(result.stdout)["services"]}
@@ -208,7 +210,7 @@ def test_restart_key_maps_onto_the_restart_policy(cluster):
     tasks = wait_for(failed_twice, what="oneshot to fail once and be retried once")
     assert all(t["exit_code"] == 3 for t in tasks)
     # A later observable write (a redeploy, answered after the leader's rounds) finds no third attempt.
-    cli_json(sb, "n1", "stack", "deploy", "-c", str(Path(cluster[2]) / "docker-compose.yml"), STACK)
+    cli_json(sb, "n1", "stack", "deploy", "-d", "-c", str(Path(cluster[2]) / "docker-compose.yml"), STACK)
     again = [t for t in cli_json(sb, "n1", "stack", "ps", STACK) if t["service"] == "cp-oneshot"]
     assert len(again) == 2
 
@@ -218,7 +220,7 @@ def test_missing_required_variable_is_an_error_naming_it_and_the_field(cluster):
     bad = workdir / "bad"
     bad.mkdir(exist_ok=True)
     (bad / "docker-compose.yml").write_text(COMPOSE.replace("privileged", "x") + "\n")
-    result = cli(sb, "n1", "stack", "deploy", "-c", str(bad / "docker-compose.yml"), STACK)
+    result = cli(sb, "n1", "stack", "deploy", "-d", "-c", str(bad / "docker-compose.yml"), STACK)
     assert result.returncode == 2
     assert (
         "services.app.environment.GREETING: required variable GREETING is not set" in result.stderr.decode()

@@ -65,10 +65,18 @@ def test_unreachable_daemon_is_a_clear_failure(capsys, tmp_path):
     assert "cannot reach the p2porch daemon" in err
 
 
-def test_host_must_be_unix_socket(capsys):
-    code = main(["--host", "tcp://1.2.3.4:1", "status"])
+def test_host_must_be_a_unix_socket_or_tcp(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("P2PORCH_CONFIG_DIR", str(tmp_path))
+    monkeypatch.delenv("P2PORCH_API_TOKEN", raising=False)
+    code = main(["--host", "http://1.2.3.4:1", "status"])
     assert code == 2
     assert "--host" in capsys.readouterr().err
+    code = main(["--host", "tcp://1.2.3.4", "status"])
+    assert code == 2
+    assert "tcp://HOST:PORT" in capsys.readouterr().err
+    code = main(["--host", "tcp://1.2.3.4:1", "status"])  # a remote host needs an access token
+    assert code == 2
+    assert "--token-file" in capsys.readouterr().err
 
 
 def test_the_join_token_comes_from_a_file_or_the_environment_not_only_argv(tmp_path, monkeypatch):

@@ -101,3 +101,13 @@ def test_services_may_not_publish_p2porchs_own_ports():
             check_published_ports([("tcp", port)], reserved)
         assert info.value.field == "--publish" and str(port) in info.value.message
     check_published_ports([("tcp", 8080), ("udp", 5353)], reserved)
+
+
+def test_the_tls_api_port_is_reserved_when_it_is_on():
+    from p2porch.config import load_config
+    from p2porch.membership.join_checks import config_reserved_ports
+
+    assert 7949 not in config_reserved_ports(load_config())
+    reserved = config_reserved_ports(load_config(overrides={"api.addr": "10.0.0.1:7949"}))
+    with pytest.raises(ConfigError, match="7949"):
+        check_published_ports([("tcp", 7949)], reserved)

@@ -1,0 +1,96 @@
+"""Serving an ASGI app over TCP with TLS, with a server certificate that can be replaced live (shell).
+
+``TlsIdentity`` owns one ``ssl.SSLContext`` (TLS 1.2+, no client certificates) and the files its
+certificate and key are loaded from; :meth:`TlsIdentity.install` writes a new pair (mode 0600) and
+loads it into the same context, so new connections get it without restarting the listener (existing
+connections keep theirs). :func:`serve_tls` runs hypercorn's trio worker on ``HOST:PORT`` with that
+context. It knows nothing of tokens or the cluster: the app brings its own authentication.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from ..errors import DaemonError
+
+log = logging.getLogger(__name__)
+
+
+def _write_private(path: str, text: str) -> None:
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+class TlsIdentity:
+    """The server side of TLS: one SSLContext whose certificate can be swapped for new connections."""
+
+    def __init__(self, directory: str) -> None:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        self.cert_file = os.path.join(directory, "server.pem")
+        self.key_file = os.path.join(directory, "server-key.pem")
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self.context.options |= ssl.OP_NO_COMPRESSION
+        self.context.set_alpn_protocols(["http/1.1"])
+        self.installed = False
+
+    def install(self, cert_pem: str, key_pem: str) -> None:
+        """Write and load a certificate chain and its key (both PEM)."""
+        _write_private(self.key_file, key_pem)
+        _write_private(self.cert_file, cert_pem)
+        self.load(self.cert_file, self.key_file)
+
+    def load(self, cert_file: str, key_file: str) -> None:
+        try:
+            self.context.load_cert_chain(cert_file, key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise DaemonError(
+                f"cannot load the API certificate {cert_file}: {exc}", field="api.cert"
+            ) from exc
+        self.installed = True
+
+
+class _Config(HypercornConfig):
+    """hypercorn configuration that serves our own (reloadable) SSLContext."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__()
+        self._context = context
+
+    def create_ssl_context(self) -> ssl.SSLContext | None:
+        return self._context
+
+    @property
+    def ssl_enabled(self) -> bool:
+        return True
+
+
+async def serve_tls(
+    app: Any,
+    addr: str,
+    identity: TlsIdentity,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` with TLS on ``addr`` (HOST:PORT) until cancelled."""
+    if not identity.installed:
+        raise DaemonError("the API has no server certificate yet", field="api.addr")
+    config = _Config(identity.context)
+    config.bind = [addr]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 1.0
+    config.keep_alive_timeout = 5  # hypercorn's defaults, stated: idle keep-alive 5 s, 16 KiB of headers
+    config.h11_max_incomplete_size = 16 * 1024
+    config.ssl_handshake_timeout = 5  # hypercorn's default is 60 s
+    await hypercorn_serve(app, config, task_status=task_status)  # type: ignore[arg-type]

@@ -1,0 +1,239 @@
+"""Waiting for services to converge, with per-task progress, as ``docker service create`` does (shell).
+
+After ``service create|update|scale|rollback`` and ``stack deploy`` the CLI polls the service and its
+tasks until every task that should run is running (healthy when it has a check) on the current spec,
+as many as desired, with nothing pending or moving (jobs are not waited for: :func:`waits_for`). It
+stops early and fails (exit 1, the reason printed) when the update is paused, the service is changed or
+rolled back by someone else, it is removed, or tasks of the current spec failed ``MAX_FAILURES`` times;
+and after ``timeout_s``.
+:func:`assess` is the decision (pure, unit-tested); :class:`ProgressPrinter` shows it on stderr:
+lines redrawn on a terminal, one line per change otherwise; nothing with ``-q``/``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from ..errors import NotFoundError, P2POrchError
+
+POLL_S = 0.5
+MAX_FAILURES = 3
+DEFAULT_TIMEOUT_S = 300.0
+GLOBAL_GRACE_S = 3.0  # a global service with no task yet: the scheduler may not have run
+
+
+@dataclass
+class Watch:
+    """One service being waited for: its name and the service version our write produced."""
+
+    name: str
+    version: int
+    started: float = 0.0
+    failed_ids: set[str] = field(default_factory=set)
+    baseline: set[str] | None = None  # tasks already failed at the first poll (not ours)
+    spec: dict[str, Any] | None = None  # the spec at the first poll, without leader bookkeeping
+
+
+BOOKKEEPING = ("rebalance_requested", "previous_spec", "update_paused")
+
+
+def _user_spec(view: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in (view.get("spec") or {}).items() if k not in BOOKKEEPING}
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Where one service stands: ``done`` (converged) or ``failure`` (why it will not), and task lines."""
+
+    done: bool
+    failure: str | None
+    lines: tuple[str, ...]
+    summary: str
+
+
+def _task_line(t: dict[str, Any], total: int) -> str:
+    state = t.get("state", "?")
+    if state == "running" and t.get("health") in ("starting", "unhealthy"):
+        state = f"running ({t['health']})"
+    if state == "running" and t.get("up_to_date") is False:
+        state = "running (old spec)"
+    where = f"[{t['node']}]" if t.get("node") else ""
+    why = t.get("error") or (t.get("message") if state != "running" else "") or ""
+    return f"{t.get('slot', '?')}/{total}: {state:<20} {where} {why}".rstrip()
+
+
+def assess(
+    watch: Watch, view: dict[str, Any], tasks: Sequence[dict[str, Any]], elapsed_s: float
+) -> Assessment:
+    """Decide from one poll whether ``watch`` converged, failed, or is still on its way (pure)."""
+    active = [t for t in tasks if t.get("desired_state") == "running"]
+    desired = int(view.get("desired") or 0)
+    failed = {str(t.get("id")) for t in tasks if t.get("state") in ("failed", "rejected")}
+    if watch.baseline is None:
+        watch.baseline = failed  # failures from before this change are not its failures
+        watch.spec = _user_spec(view)
+    watch.failed_ids |= {
+        i
+        for i in failed - watch.baseline
+        if any(t.get("id") == i and t.get("up_to_date") is not False for t in tasks)
+    }
+    total = max(desired, len(active))
+    lines = tuple(_task_line(t, total) for t in sorted(active, key=lambda t: t.get("slot") or 0))
+    ready = [
+        t
+        for t in active
+        if t.get("state") == "running"
+        and t.get("up_to_date") is not False
+        and t.get("health") in ("", None, "healthy")
+    ]
+    summary = f"{view.get('name')}: {len(ready)}/{desired} tasks running"
+    if view.get("update_paused"):
+        reason = (
+            next((t.get("error") for t in tasks if t.get("error")), "") or "a task of the new spec failed"
+        )
+        return Assessment(False, f"update paused: {reason}", lines, summary)
+    if int(view.get("version") or 0) != watch.version and _user_spec(view) == watch.spec:
+        watch.version = int(view.get("version") or 0)  # leader bookkeeping (e.g. a rebalance finished)
+    if int(view.get("version") or 0) != watch.version:
+        return Assessment(
+            False,
+            f"the service changed while waiting (version {view.get('version')}, ours {watch.version}): "
+            "rolled back after a failure, or updated by someone else",
+            lines,
+            summary,
+        )
+    if len(watch.failed_ids) >= MAX_FAILURES:
+        ours = [t for t in tasks if str(t.get("id")) in watch.failed_ids and t.get("error")]
+        reason = max(ours, key=lambda t: t.get("state_at") or 0)["error"] if ours else "no reason given"
+        return Assessment(False, f"{len(watch.failed_ids)} tasks failed: {reason}", lines, summary)
+    if view.get("mode") == "global" and not active and elapsed_s < GLOBAL_GRACE_S:
+        return Assessment(False, None, lines, summary)
+    restart = (view.get("spec") or {}).get("restart") or {}
+    finished = (
+        {t.get("slot") for t in tasks if t.get("state") == "complete" and t.get("up_to_date") is not False}
+        if restart.get("condition", "any") != "any"
+        else set()
+    )  # a task that ran to completion and is not restarted is done (one-shot services)
+    unfinished = [t for t in active if t.get("slot") not in finished]
+    converged = (
+        all(t in ready for t in unfinished)
+        and len({t.get("slot") for t in ready} | finished) >= desired
+        and (len(ready) == len(unfinished) or not finished)
+        and not view.get("pending")
+        and not view.get("moving")
+        and (int(view.get("running") or 0) == desired or bool(finished))
+    )
+    return Assessment(converged, None, lines, summary)
+
+
+class ProgressPrinter:
+    """Shows assessments: redrawn on a terminal, changed lines only otherwise, nothing when quiet."""
+
+    def __init__(self, out: TextIO | None = None, *, quiet: bool = False) -> None:
+        self.out = out or sys.stderr
+        self.quiet = quiet
+        self.tty = bool(getattr(self.out, "isatty", lambda: False)())
+        self._drawn = 0
+        self._seen: dict[str, str] = {}
+
+    def show(self, name: str, assessment: Assessment) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            if self._drawn:
+                self.out.write(f"\x1b[{self._drawn}F\x1b[J")
+            text = [f"{assessment.summary}", *assessment.lines]
+            self.out.write("\n".join(text) + "\n")
+            self._drawn = len(text)
+        else:
+            for line in (assessment.summary, *assessment.lines):
+                key = f"{name}:{line.split(':', 1)[0]}"
+                if self._seen.get(key) != line:
+                    self._seen[key] = line
+                    self.out.write(f"{line}\n" if line == assessment.summary else f"  {line}\n")
+        self.out.flush()
+
+    def finish(self, text: str) -> None:
+        self._drawn = 0
+        if not self.quiet:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+
+def wait_for_services(
+    client: Any,
+    watches: Sequence[Watch],
+    *,
+    printer: ProgressPrinter,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Poll until every watched service converged; P2POrchError (exit 1) naming why otherwise."""
+    start = clock()
+    pending = list(watches)
+    for w in pending:
+        w.started = start
+    while pending:
+        for watch in list(pending):
+            try:
+                view = client.get(f"/services/{watch.name}")
+                tasks = client.get(f"/services/{watch.name}/tasks", all="true")
+            except NotFoundError as exc:
+                raise P2POrchError(f"{watch.name}: the service was removed while waiting") from exc
+            result = assess(watch, view, tasks, clock() - watch.started)
+            printer.show(watch.name, result)
+            if result.failure:
+                raise P2POrchError(f"{watch.name}: {result.failure} (see p2porch service ps {watch.name})")
+            if result.done:
+                pending.remove(watch)
+                printer.finish(f"{watch.name}: converged")
+        if pending and clock() - start > timeout_s:
+            names = ", ".join(w.name for w in pending)
+            raise P2POrchError(
+                f"{names}: not converged after {timeout_s:.0f}s; the change is made and keeps going "
+                "(see p2porch service ps)"
+            )
+        if pending:
+            sleep(POLL_S)
+
+
+def waits_for(view: dict[str, Any]) -> bool:
+    """Whether a write answered with this service view is waited for: services yes; jobs no (they run to
+    completion or on a schedule: follow them with ``service ps``); a service already removed no."""
+    return view.get("version") is not None and not str(view.get("mode") or "").endswith("-job")
+
+
+def add_wait_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--detach",
+        "-d",
+        action="store_true",
+        help="return at once instead of waiting for the tasks to converge",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="wait without showing progress")
+    p.add_argument(
+        "--converge-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help=f"give up waiting after S seconds (default {DEFAULT_TIMEOUT_S:.0f}; the change stays)",
+    )
+
+
+def wait_after(args: argparse.Namespace, client: Any, watches: Sequence[Watch]) -> None:
+    """Wait for ``watches`` unless ``--detach``; progress on stderr unless ``-q`` or ``--json``."""
+    if getattr(args, "detach", False) or not watches:
+        return
+    quiet = bool(getattr(args, "quiet", False) or getattr(args, "json", False))
+    wait_for_services(
+        client,
+        watches,
+        printer=ProgressPrinter(quiet=quiet),
+        timeout_s=float(getattr(args, "converge_timeout", DEFAULT_TIMEOUT_S)),
+    )

@@ -1,0 +1,168 @@
+"""Progress of service create/update/scale/rollback: when a service has converged, when it failed and
+why, and what is printed (terminal redraw vs one line per change; nothing when quiet)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from p2porch.cli.progress import MAX_FAILURES, ProgressPrinter, Watch, assess, wait_for_services
+from p2porch.errors import P2POrchError
+
+
+def view(**kw):
+    base = {
+        "name": "web",
+        "mode": "replicated",
+        "desired": 2,
+        "running": 0,
+        "version": 7,
+        "pending": [],
+        "moving": 0,
+        "update_paused": False,
+        "spec": {"image": "x"},
+    }
+    return {**base, **kw}
+
+
+def task(slot, state="running", tid=None, **kw):
+    base = {
+        "id": tid or f"t{slot}",
+        "slot": slot,
+        "node": "n1",
+        "desired_state": "running",
+        "state": state,
+        "up_to_date": True,
+        "health": "",
+        "error": "",
+        "message": "",
+        "state_at": 0.0,
+    }
+    return {**base, **kw}
+
+
+def test_converged_only_when_every_task_runs_on_the_current_spec():
+    w = Watch("web", 7)
+    assert not assess(w, view(), [task(1, "preparing")], 0).done
+    assert not assess(w, view(running=2), [task(1), task(2, health="starting")], 1).done
+    old = task(2, tid="old", up_to_date=False)
+    assert not assess(w, view(running=2), [task(1), task(2), old], 1).done  # start-first: old still up
+    assert not assess(w, view(running=2, pending=[{"count": 1}]), [task(1), task(2)], 1).done
+    result = assess(w, view(running=2), [task(1), task(2), task(3, "shutdown", desired_state="shutdown")], 2)
+    assert result.done and result.failure is None and result.summary == "web: 2/2 tasks running"
+
+
+def test_scale_to_zero_and_global_services():
+    assert assess(Watch("web", 7), view(desired=0), [], 0).done
+    g = Watch("g", 7)
+    assert not assess(g, view(mode="global", desired=0), [], 0.5).done  # the scheduler has not run yet
+    assert assess(g, view(mode="global", desired=0), [], 5).done
+    assert assess(g, view(mode="global", desired=1, running=1), [task(1)], 0.5).done
+
+
+def test_one_shot_tasks_that_completed_count_as_done():
+    spec = {"image": "x", "restart": {"condition": "none"}}
+    done = [task(1, "complete", desired_state="shutdown"), task(2, "complete", desired_state="shutdown")]
+    assert assess(Watch("job", 7), view(spec=spec), done, 1).done
+
+
+def test_failures_paused_updates_and_foreign_changes_stop_the_wait_with_a_reason():
+    w = Watch("web", 7)
+    history = [task(1, "failed", tid="before", error="old failure")]
+    assert assess(w, view(), history, 0).failure is None  # failures from before the change are not ours
+    failing = [
+        *history,
+        *(task(1, "failed", tid=f"f{i}", error="exec: no such file") for i in range(MAX_FAILURES)),
+    ]
+    result = assess(w, view(), failing, 5)
+    assert result.failure and "3 tasks failed: exec: no such file" in result.failure
+    paused = assess(Watch("web", 7), view(update_paused=True), [task(1, error="health check failed")], 1)
+    assert paused.failure == "update paused: health check failed"
+    w2 = Watch("web", 7)
+    assess(w2, view(), [task(1)], 0)
+    rolled = assess(w2, view(version=9, spec={"image": "old"}), [task(1)], 1)
+    assert rolled.failure and "rolled back" in rolled.failure
+    w3 = Watch("web", 7)
+    assess(w3, view(), [task(1)], 0)
+    bookkeeping = view(version=8, running=2, spec={"image": "x", "rebalance_requested": True})
+    assert assess(w3, bookkeeping, [task(1), task(2)], 1).done  # leader bookkeeping is not a failure
+
+
+class FakeClient:
+    def __init__(self, polls):
+        self.polls = list(polls)
+        self.current = None
+
+    def get(self, path, **params):
+        if path.endswith("/tasks"):
+            return self.current[1]
+        self.current = self.polls.pop(0) if len(self.polls) > 1 else self.polls[0]
+        return self.current[0]
+
+
+def test_wait_prints_changes_once_per_line_and_returns_when_converged():
+    polls = [
+        (view(), [task(1, "preparing"), task(2, "pending", node=None, message="no node fits")]),
+        (view(), [task(1, "preparing"), task(2, "pending", node=None, message="no node fits")]),
+        (view(running=2), [task(1), task(2)]),
+    ]
+    out = io.StringIO()
+    wait_for_services(
+        FakeClient(polls), [Watch("web", 7)], printer=ProgressPrinter(out), sleep=lambda s: None
+    )
+    text = out.getvalue()
+    assert text.count("1/2: preparing") == 1 and "2/2: pending" in text and "no node fits" in text
+    assert "1/2: running" in text and text.rstrip().endswith("web: converged")
+    quiet = io.StringIO()
+    wait_for_services(
+        FakeClient(polls), [Watch("web", 7)], printer=ProgressPrinter(quiet, quiet=True), sleep=lambda s: None
+    )
+    assert quiet.getvalue() == ""
+
+
+def test_wait_times_out_and_fails_with_the_reason():
+    polls = [(view(), [task(1, "pending", node=None, message="no node fits")])]
+    now = iter(range(0, 1000, 100))
+    with pytest.raises(P2POrchError, match="not converged after 150s"):
+        wait_for_services(
+            FakeClient(polls),
+            [Watch("web", 7)],
+            printer=ProgressPrinter(io.StringIO()),
+            timeout_s=150,
+            clock=lambda: float(next(now)),
+            sleep=lambda s: None,
+        )
+    failing = [(view(update_paused=True), [task(1, error="unhealthy")])]
+    with pytest.raises(P2POrchError, match="web: update paused: unhealthy"):
+        wait_for_services(
+            FakeClient(failing),
+            [Watch("web", 7)],
+            printer=ProgressPrinter(io.StringIO()),
+            sleep=lambda s: None,
+        )
+
+
+def test_on_a_terminal_the_lines_are_redrawn_in_place():
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    printer = ProgressPrinter(out)
+    w = Watch("web", 7)
+    printer.show("web", assess(w, view(), [task(1, "preparing"), task(2, "starting")], 0))
+    printer.show("web", assess(w, view(running=2), [task(1), task(2)], 1))
+    text = out.getvalue()
+    assert text.count("\x1b[3F\x1b[J") == 1  # moved up over the 3 lines drawn before, cleared them
+    assert text.endswith(
+        "web: 2/2 tasks running\n1/2: running              [n1]\n2/2: running              [n1]\n"
+    )
+
+
+def test_jobs_and_removed_services_are_not_waited_for():
+    from p2porch.cli.progress import waits_for
+
+    assert waits_for(view())
+    assert not waits_for(view(mode="replicated-job")) and not waits_for(view(mode="global-job"))
+    assert not waits_for({"name": "web", "version": None, "removed": True})
