@@ -169,7 +169,15 @@ class NodeConfig:
     """Identity and placement of this node."""
 
     name: str = _opt("", _node_name_or_empty)
-    advertise_addr: str = _opt("", _ipv4_or_empty)
+    advertise_addr: str = _opt("", _ipv4_or_empty)  # where peers reach this node (a NAT's public address)
+    listen_addr: str = _opt(
+        "", _ipv4_or_empty
+    )  # where it binds ("" = advertise_addr if local, see addresses)
+    # the public port of each p2porch port behind a NAT's port forwards (0 = the same as the local port)
+    advertise_gossip_port: int = _opt(0, _port_or_zero)
+    advertise_raft_port: int = _opt(0, _port_or_zero)
+    advertise_join_port: int = _opt(0, _port_or_zero)
+    advertise_vxlan_port: int = _opt(0, _port_or_zero)
     data_dir: str = _opt(DEFAULT_DATA_DIR, _abs_path)
     docker_host: str = _opt("")
     labels: dict[str, str] = field(default_factory=dict, metadata={"check": _labels, "kind": dict})
@@ -207,6 +215,15 @@ class SchedulerConfig:
 
     down_grace_s: float = _opt(0.5, _non_negative)
     rebalance_max_moves: int = _opt(2, _positive, kind=int)  # rebalance moves in flight, cluster-wide
+
+
+@dataclass(frozen=True)
+class AutoscaleConfig:
+    """Usage sampling on every node and the leader's autoscaler (docs/autoscale.md)."""
+
+    sample_s: float = _opt(5.0, _positive)  # how often the agent reads its tasks' cgroup counters
+    window_s: float = _opt(30.0, _positive)  # usage is averaged over this; a task reports after one window
+    sync_s: float = _opt(15.0, _positive)  # how often the leader decides (the Kubernetes HPA's sync period)
 
 
 @dataclass(frozen=True)
@@ -264,6 +281,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     raft: RaftConfig = field(default_factory=RaftConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    autoscale: AutoscaleConfig = field(default_factory=AutoscaleConfig)
     gossip: GossipConfig = field(default_factory=GossipConfig)
     join: JoinConfig = field(default_factory=JoinConfig)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)

@@ -19,9 +19,11 @@ from .clock import Clock
 
 if TYPE_CHECKING:
     from .agent.executor import Executor
+    from .agent.usage import UsageBook
     from .dns.resolver import Resolver
     from .gossip.runner import GossipHandle
     from .netoverlay.reconciler import OverlayReconciler
+    from .netoverlay.traffic_apply import TrafficApplier
     from .raft.state import ClusterState
     from .raft.status import RaftStatus
 
@@ -58,7 +60,7 @@ class LocalNode:
 
     node_id: str
     node_name: str
-    advertise_addr: str
+    advertise_addr: str  # where peers reach this node (a NAT's public address)
     raft_addr: str
     role: str  # voter | replica: how this node's store runs
     generation: int
@@ -66,6 +68,13 @@ class LocalNode:
     previous_gossip_key: bytes | None = field(default=None, repr=False)  # accepted briefly after a key switch
     #: the secrets/configs master key of each known cluster key epoch (membership.runtime.secrets_keys)
     secrets_keys: Mapping[int, bytes] = field(default_factory=dict, repr=False)
+    listen_addr: str = ""  # where its listeners bind ("" = advertise_addr; differs behind NAT)
+    gossip_port: int = 0  # advertised gossip port (0 = the configured one; a NAT's forward may differ)
+
+    @property
+    def bind_addr(self) -> str:
+        """The local address this node's listeners bind (its own, even behind a NAT)."""
+        return self.listen_addr or self.advertise_addr
 
     @property
     def voter_addr(self) -> str | None:
@@ -82,11 +91,15 @@ class LocalBoard:
 
     health: dict[str, str] = field(default_factory=dict)
     overlay: OverlayReconciler | None = None
+    traffic: TrafficApplier | None = None  # ingress and VIP rules (member/traffic.py)
     overlay_ready: trio.Event = field(default_factory=trio.Event)
     resolver: Resolver | None = None
     executor: Executor | None = None
     gossip: GossipHandle | None = None
     membership_changed: trio.Event = field(default_factory=trio.Event)  # set by gossip, wakes the leader
+    usage: UsageBook | None = None  # this node's tasks' recent CPU/memory (member/stats.py)
+    #: the autoscaler's latest decision per service id, while this node leads (leader/autoscale_loop.py)
+    autoscale: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def gossip_states(self) -> dict[str, str]:
         """``node id -> alive | suspect | dead | left`` as this node's gossip sees it ({} before it runs)."""

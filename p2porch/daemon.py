@@ -32,9 +32,11 @@ from .control.routes import cluster_endpoints, service_endpoints
 from .control.secret_ops import SecretOps, secret_endpoints
 from .control.service_ops import ServiceOps
 from .control.stack_ops import StackOps, stack_endpoints
+from .control.usage_ops import USAGE_OP, UsageOps, usage_endpoints
 from .datadir import DataDirLock
 from .errors import DaemonError
 from .leader.autopilot_loop import serve_autopilot
+from .leader.autoscale_loop import serve_autoscaler
 from .leader.loop import serve_scheduler
 from .leader.reseal import serve_reseal
 from .member.agent import serve_agent
@@ -42,8 +44,11 @@ from .member.dns import serve_cluster_dns
 from .member.gossip import serve_gossip_membership
 from .member.netpolicy import serve_network_policy
 from .member.overlay import serve_overlay
+from .member.stats import serve_usage_sampler
+from .member.traffic import serve_traffic
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
+from .model import Node
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +134,9 @@ class Daemon:
         self.cluster = ClusterManager(
             config,
             self.node_name,
-            member_services=member_services(config),
+            member_services=member_services(config, self._usage_report),
             join_streams={"logs": lambda request: self.logs.local_logs(request)},
+            join_ops={USAGE_OP: lambda request: self.usage.local_report(request)},
             clock=clock,
         )
         self.logs = LogOps(self.cluster)
@@ -141,10 +147,15 @@ class Daemon:
         self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
         self.access = AccessOps(self.cluster, clock=clock)
         self.remote = RemoteApi(config.api, self.cluster, config.node.data_dir, self.node_name)
+        self.usage = UsageOps(self.cluster, clock=clock)
         self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
         self._subsystems: Subsystems | None = None
         self._stop = trio.Event()
+
+    async def _usage_report(self, node: Node) -> dict[str, Any] | None:
+        """A node's usage report, for the autoscaler (this node's own or over the join port)."""
+        return await self.usage.node_report(node)
 
     def _secrets_key(self) -> tuple[int, bytes]:
         """(epoch, key) of the current cluster key epoch: new values are sealed under it."""
@@ -229,6 +240,7 @@ class Daemon:
             *access_endpoints(self.access),
             Endpoint("GET", "/cluster/ca", self.api_cluster_ca, "The CA bundle remote clients pin"),
             *network_endpoints(self.networks),
+            *usage_endpoints(self.usage),
         ]
 
     async def api_cluster_ca(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
@@ -259,9 +271,12 @@ class Daemon:
         return config_to_dict(self.config)
 
 
-def member_services(config: Config) -> list[tuple[str, MemberService]]:
-    """The member services in start order, each bound to its config section."""
-    return [
+def member_services(
+    config: Config, usage_fetch: Callable[[Node], Awaitable[dict[str, Any] | None]] | None = None
+) -> list[tuple[str, MemberService]]:
+    """The member services in start order, each bound to its config section; ``usage_fetch`` (a node's
+    usage report) feeds the autoscaler, which does not run without it."""
+    services: list[tuple[str, MemberService]] = [
         ("gossip", partial(serve_gossip_membership, section=config.gossip)),
         (
             "overlay",
@@ -273,6 +288,7 @@ def member_services(config: Config) -> list[tuple[str, MemberService]]:
             ),
         ),
         ("dns", partial(serve_cluster_dns, section=config.dns)),
+        ("traffic", serve_traffic),
         ("netpolicy", serve_network_policy),
         (
             "agent",
@@ -283,10 +299,16 @@ def member_services(config: Config) -> list[tuple[str, MemberService]]:
                 drain_s=config.dns.drain_s,
             ),
         ),
+        ("stats", partial(serve_usage_sampler, section=config.autoscale)),
         ("scheduler", partial(serve_scheduler, section=config.scheduler)),
         ("autopilot", partial(serve_autopilot, section=config.raft)),
         ("reseal", serve_reseal),
     ]
+    if usage_fetch is not None:
+        services.append(
+            ("autoscaler", partial(serve_autoscaler, section=config.autoscale, fetch=usage_fetch))
+        )
+    return services
 
 
 def _default_node_name() -> str:

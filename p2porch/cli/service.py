@@ -16,7 +16,16 @@ from typing import Any
 from ..errors import ConfigError, P2POrchError
 from ..model import ServiceSpec, format_bytes, format_cpus
 from ..model.netrefs import parse_attachments
+from .autoscale import (
+    add_autoscale_flags,
+    autoscale_changes,
+    autoscale_flag,
+    autoscale_summary,
+    cmd_service_autoscale,
+)
 from .progress import Watch, add_wait_options, wait_after, waits_for
+from .service_rows import job_progress_text, service_row, task_row
+from .stats import add_service_stats, autoscale_lines
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
@@ -47,6 +56,7 @@ FLAG_OF_FIELD = {
     "rebalance": "--rebalance",
     "service_labels": "--service-label",
     "endpoint_mode": "--endpoint-mode",
+    "ingress_policy": "--ingress-policy",
     "secrets": "--secret",
     "configs": "--config",
     "networks": "--network",
@@ -89,6 +99,8 @@ def flag_for(field: str | None) -> str | None:
     if not field:
         return None
     head = re.split(r"[.\[]", field, maxsplit=1)[0]
+    if head == "autoscale":
+        return autoscale_flag(field)
     if head == "schedule" and "." in field:
         return SCHEDULE_FLAGS.get(field.split(".", 1)[1], "--schedule")
     if head == "container" and "." in field:
@@ -157,7 +169,14 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         default=d,
         metavar="type=bind|volume,source=S,target=T[,readonly][,volume-driver=D]",
     )
-    p.add_argument("--publish", "-p", action="append", default=d, metavar="[HOST:]PORT[/PROTO]")
+    p.add_argument(
+        "--publish",
+        "-p",
+        action="append",
+        default=d,
+        metavar="[HOST:]PORT[/PROTO] or published=P,target=T[,protocol=tcp|udp][,mode=ingress|host]",
+        help="served on every node (mode=ingress, the default) or only on the task's node (mode=host)",
+    )
     p.add_argument("--entrypoint", default=d, help="override the image's ENTRYPOINT (a shell word list)")
     p.add_argument("--health-cmd", default=d, help="health check command run with /bin/sh -c")
     p.add_argument("--health-interval", default=d, metavar="DURATION")
@@ -191,7 +210,18 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--stop-signal", default=d, metavar="SIGNAL", help="signal that stops the container")
     p.add_argument("--shm-size", default=d, metavar="BYTES", help="size of /dev/shm, e.g. 64M")
     p.add_argument(
-        "--endpoint-mode", choices=["vip", "dnsrr"], default=d, help="recorded; names resolve as dnsrr"
+        "--endpoint-mode",
+        choices=["vip", "dnsrr"],
+        default=d,
+        help="vip (default): the name resolves to one virtual address balanced per connection; dnsrr: to the "
+        "task addresses",
+    )
+    p.add_argument(
+        "--ingress-policy",
+        choices=["cluster", "local"],
+        default=d,
+        help="cluster (default): any healthy task answers an ingress port; local: only the receiving node's "
+        "tasks, which see the client's real address",
     )
     p.add_argument("--service-label", action="append", default=d, metavar="K=V", help="label of the service")
     p.add_argument("--update-max-failure-ratio", type=float, default=d, metavar="RATIO")
@@ -219,6 +249,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     else:
         p.add_argument("--network-add", action="append", default=d, metavar="NETWORK", help=net_help)
         p.add_argument("--network-rm", action="append", default=d, metavar="NETWORK", help="leave a network")
+    add_autoscale_flags(p, default=d)
     if create:
         p.add_argument("--name", required=True)
         p.add_argument("image", metavar="IMAGE")
@@ -234,6 +265,9 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
     """The spec fields given on the command line (update: only those)."""
     given = vars(args)
     out: dict[str, Any] = {}
+    autoscale = autoscale_changes(given)
+    if autoscale is not None:
+        out["autoscale"] = autoscale
     simple = {
         "replicas": "replicas",
         "mode": "mode",
@@ -257,6 +291,7 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
         "user": "user",
         "workdir": "workdir",
         "endpoint_mode": "endpoint_mode",
+        "ingress_policy": "ingress_policy",
         "service_label": "service_labels",
         "secret": "secrets",
         "config": "configs",
@@ -317,44 +352,7 @@ def _validated(spec: dict[str, Any]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- commands
 SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
-TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "error / explanation"]
-
-
-def job_progress_text(job: dict[str, Any]) -> str:
-    """``3/6 (2 running)``, ``2/3 (1 failed)``, or ``next 12:05 UTC`` for a cron job between runs."""
-    if job["iteration"] == 0 and job.get("schedule"):
-        return f"0/0 (next {time.strftime('%H:%M:%S', time.gmtime(job['next_tick']))} UTC)"
-    text = f"{job['completed']}/{job['total']}"
-    extras = [f"{job['running']} running"] if job["running"] else []
-    if job["failed"]:
-        extras.append(f"{job['failed']} failed")
-    return text + (f" ({', '.join(extras)})" if extras else "")
-
-
-def _service_row(s: dict[str, Any]) -> list[Any]:
-    pending = "; ".join(f"{p['count']}: {p['explanation']}" for p in s["pending"])
-    replicas = f"{s['running']}/{s['desired']}" + (" (update paused)" if s.get("update_paused") else "")
-    if s.get("job"):
-        replicas = job_progress_text(s["job"])
-    return [s["id"][:12], s["name"], s["mode"], replicas, s["image"], pending]
-
-
-def _ago(ts: float) -> str:
-    seconds = max(0, int(time.time() - ts)) if ts else 0
-    return f"{seconds // 60}m{seconds % 60:02d}s ago" if seconds >= 60 else f"{seconds}s ago"
-
-
-def task_row(t: dict[str, Any]) -> list[Any]:
-    state = t["state"] + (f" ({t['health']})" if t.get("health") else "")
-    return [
-        t["id"][:12],
-        t["name"],
-        t["node"] or "-",
-        t["desired_state"],
-        state,
-        _ago(t["state_at"]),
-        t["error"] or t["message"],
-    ]
+TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem", "error / explanation"]
 
 
 def cmd_service_create(args: argparse.Namespace) -> int:
@@ -399,13 +397,20 @@ def cmd_service_ls(args: argparse.Namespace) -> int:
     emit(
         args,
         client_for(args).get("/services"),
-        lambda rows: table(SERVICE_COLUMNS, [_service_row(s) for s in rows]),
+        lambda rows: table(SERVICE_COLUMNS, [service_row(s) for s in rows]),
     )
     return EXIT_OK
 
 
 def cmd_service_ps(args: argparse.Namespace) -> int:
-    tasks = client_for(args).get(f"/services/{args.service}/tasks", all="false" if args.running else "true")
+    client = client_for(args)
+    tasks = client.get(f"/services/{args.service}/tasks", all="false" if args.running else "true")
+    try:
+        usage = client.get(f"/services/{args.service}/usage")
+    except P2POrchError:  # an older daemon, or no answer: the tasks without usage
+        usage = {}
+    for task in tasks:
+        task["usage"] = usage.get(task["id"])
     emit(args, tasks, lambda rows: table(TASK_COLUMNS, [task_row(t) for t in rows]))
     return EXIT_OK
 
@@ -443,16 +448,27 @@ def _describe(s: dict[str, Any]) -> str:
     if status:
         reason = f": {status['reason']}" if status.get("reason") else ""
         lines.append(f"Update:    {status.get('state', '?')}{reason}")
+    if spec.get("autoscale"):
+        lines.append(autoscale_summary(spec["autoscale"]))
     rebalance = s.get("rebalance", "off")
     if rebalance != "off" or s.get("moving"):
         lines.append(f"Rebalance: {rebalance}, {s.get('moving', 0)} task(s) moving")
+    if s.get("autoscale_status"):
+        lines.extend(autoscale_lines(s["autoscale_status"]))
     for p in s["pending"]:
         lines.append(f"Pending:   {p['count']} task(s): {p['explanation']}")
     return "\n".join(lines)
 
 
 def cmd_service_inspect(args: argparse.Namespace) -> int:
-    emit(args, client_for(args).get(f"/services/{args.service}"), _describe)
+    client = client_for(args)
+    service = client.get(f"/services/{args.service}")
+    if service["spec"].get("autoscale"):
+        try:
+            service["autoscale_status"] = client.get(f"/services/{args.service}/autoscale")
+        except P2POrchError as exc:
+            service["autoscale_status"] = {"available": False, "reason": exc.message}
+    emit(args, service, _describe)
     return EXIT_OK
 
 
@@ -535,7 +551,16 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_wait_options(update)
     add_spec_flags(update, create=False)
+    autoscale = action(
+        "autoscale",
+        "Scale a service on CPU/memory usage: autoscale S --min N --max N --cpu-percent P | --off",
+        cmd_service_autoscale,
+    )
+    autoscale.add_argument("service", metavar="SERVICE")
+    add_autoscale_flags(autoscale, default=None, prefix="--")
+    autoscale.add_argument("--off", action="store_true", help="stop autoscaling (replicas stay as they are)")
     action("ls", "List services", cmd_service_ls)
+    add_service_stats(action)
     ps = action("ps", "List a service's tasks, with errors and pending explanations", cmd_service_ps)
     ps.add_argument("service", metavar="SERVICE")
     ps.add_argument("--running", action="store_true", help="only tasks that should be running")

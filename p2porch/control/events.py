@@ -25,6 +25,9 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
             change.record.name if change.record is not None else (previous.name if previous else change.key)
         )
         verb = "removed" if change.op == "delete" else ("created" if previous is None else "updated")
+        scaled = _autoscale_step(previous, change.record)
+        if scaled is not None:
+            return {"at": at, "type": "service", "action": "autoscaled", "service": name, **scaled}
         event = {"at": at, "type": "service", "action": verb, "service": name}
         if verb == "updated":
             event.update(_rollout_change(previous, change.record))
@@ -72,6 +75,20 @@ def _rollout_change(old: Service, new: Service) -> dict[str, Any]:
     if after.reason:
         out["reason"] = after.reason
     return out
+
+
+def _autoscale_step(old: Service | None, new: Service | None) -> dict[str, Any] | None:
+    """The autoscaler's step a service change records (``autoscale_last`` changed), with its inputs."""
+    step = new.autoscale_last if new is not None else None
+    if step is None or (old is not None and old.autoscale_last == step):
+        return None
+    return {
+        "from": step.from_replicas,
+        "to": step.to_replicas,
+        "reason": step.reason,
+        "inputs": dict(step.inputs),
+        "text": f"{step.from_replicas} -> {step.to_replicas}: {step.reason}",
+    }
 
 
 def _node_event(change: Change, old: Node | None, new: Node | None, at: float) -> dict[str, Any] | None:

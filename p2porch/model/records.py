@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..errors import ConfigError
+from .autoscale_spec import AutoscaleStep
 from .committed import committed_spec
 from .rollout import Rollout
 from .spec import ServiceSpec
@@ -72,6 +73,8 @@ class Node:
     version: int = 0
     status_at: float = 0.0
     key_pub: str = ""  # the node's X25519 public key (base64): key rotations seal the new key to it
+    join_port: int = 0  # advertised join port (0 = the cluster default; differs behind a NAT's forwards)
+    vxlan_port: int = 0  # advertised VXLAN port (0 = the cluster's)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_map(self.labels))
@@ -91,6 +94,16 @@ class Node:
         return self.name or self.node_id
 
     @property
+    def join_target(self) -> str:
+        """Where peers reach this node's join port: ``addr``, or ``addr:port`` behind a port forward."""
+        return f"{self.addr}:{self.join_port}" if self.join_port else self.addr
+
+    def endpoints(self) -> set[tuple[str, int]]:
+        """Every advertised (address, port) of this node; two live nodes never share one."""
+        ports = (self.raft_port, self.gossip_port, self.join_port, self.vxlan_port)
+        return {(self.addr, port) for port in ports if port}
+
+    @property
     def down_since(self) -> float | None:
         """When a down node went down (None when it is not down or the time is unknown)."""
         return (self.status_at or None) if self.status == NodeStatus.DOWN else None
@@ -101,7 +114,11 @@ class Node:
         return self.status == NodeStatus.READY and self.availability == Availability.ACTIVE
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        for name in ("join_port", "vxlan_port"):  # only nodes behind a NAT's forwards carry them
+            if not out[name]:
+                del out[name]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Node:
@@ -219,10 +236,12 @@ class Service:
     created_at: float = 0.0
     updated_at: float = 0.0
     rollout: Rollout | None = None  # the last template change (update or rollback) and its state
+    autoscale_last: AutoscaleStep | None = None  # the autoscaler's last step (kept across user updates)
     job: JobStatus = field(default_factory=JobStatus)
     # set when the committed spec does not validate here (``committed.py``): why, and the spec as stored
     invalid: str = ""
     invalid_spec: Any = field(default=None, compare=False, hash=False)
+    vip: str = ""  # endpoint_mode vip: the service's virtual address, allocated by the FSM (raft/vips.py)
 
     @property
     def name(self) -> str:
@@ -256,7 +275,9 @@ class Service:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             **({"rollout": self.rollout.to_dict()} if self.rollout is not None else {}),
+            **({} if self.autoscale_last is None else {"autoscale_last": self.autoscale_last.to_dict()}),
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
+            **({"vip": self.vip} if self.vip else {}),
         }
 
     @classmethod
@@ -283,7 +304,9 @@ class Service:
             created_at=float(data.get("created_at", 0.0)),
             updated_at=float(data.get("updated_at", 0.0)),
             rollout=Rollout.from_dict(data.get("rollout")),
+            autoscale_last=AutoscaleStep.from_dict(data.get("autoscale_last")),
             job=JobStatus.from_dict(data.get("job")),
+            vip=str(data.get("vip") or ""),
         )
 
 

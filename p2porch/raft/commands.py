@@ -32,6 +32,7 @@ from ..model import (
     Service,
     ServiceSpec,
 )
+from ..model.autoscale_spec import AutoscaleStep
 from ..model.committed import committed_spec
 from ..model.records import LEGACY_BOOKKEEPING_KEYS, JobStatus, optional_spec
 from ..model.rollout import Rollout
@@ -182,6 +183,8 @@ _NODE_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "addr": lambda x, n: F.text({n: x}, n),
     "raft_port": F.port,
     "gossip_port": F.port,
+    "join_port": F.port_or_zero,
+    "vxlan_port": F.port_or_zero,
     "cpu_nanos": F.non_negative,
     "memory_bytes": F.non_negative,
     "key_pub": F.key_text,
@@ -202,6 +205,8 @@ class UpdateNode(Command):
     addr: str | None = None
     raft_port: int | None = None
     gossip_port: int | None = None
+    join_port: int | None = None
+    vxlan_port: int | None = None
     cpu_nanos: int | None = None
     memory_bytes: int | None = None
     key_pub: str | None = None
@@ -321,6 +326,7 @@ class UpdateService(Command):
     rebalance_requested: float = 0.0
     rollout: Rollout | None = None
     service_version: int | None = None
+    autoscale_last: AutoscaleStep | None = None  # the autoscaler's step (absent from the body when None)
     job: JobStatus = field(default_factory=JobStatus)
     invalid: str = ""  # committed with a spec this version does not accept (see _committed_spec)
     invalid_spec: Any = field(default=None, compare=False)
@@ -338,6 +344,7 @@ class UpdateService(Command):
             rebalance_requested=new.rebalance_requested,
             rollout=new.rollout,
             service_version=service.version,
+            autoscale_last=new.autoscale_last,
             job=new.job,
         )
 
@@ -349,6 +356,7 @@ class UpdateService(Command):
             "update_paused": self.update_paused,
             "rebalance_requested": self.rebalance_requested,
             "service_version": self.service_version,
+            **({} if self.autoscale_last is None else {"autoscale_last": self.autoscale_last.to_dict()}),
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
         if self.rollout is not None:  # an optional key: bodies without it read as before
@@ -373,6 +381,7 @@ class UpdateService(Command):
             rebalance_requested=F.number(requested, "rebalance_requested"),
             rollout=Rollout.from_dict(source.get("rollout")),
             service_version=F.version_or_none(b, "service_version"),
+            autoscale_last=AutoscaleStep.from_dict(b.get("autoscale_last")),
             job=F.job_status(b.get("job")),
             **common,
         )

@@ -124,14 +124,14 @@ def test_secret_rotation_under_load_fails_no_request(cluster, tmp_path):
     assert cli(sb, "n1", "secret", "create", "api-key", str(tmp_path / "v1")).returncode == 0
     try:
         created = cli(
-            sb, "n1", "service", "create", "--name", "rot", "--replicas", "2", "--secret", "api-key",
+            sb, "n1", "service", "create", "-d", "--name", "rot", "--replicas", "2", "--secret", "api-key",
             "--update-order", "start-first", "--update-monitor", "2s", "--stop-grace-period", "5s",
             IMAGE, "sh", "-c", SERVE,
         )  # fmt: skip
         assert created.returncode == 0, created.stderr.decode()
         wait_for(lambda: len(running(nodes[0], "rot")) == 2, 90, "2 running web tasks")
         hammer = cli(
-            sb, "n1", "service", "create", "--name", "hammer", "--constraint", "node.name==n1",
+            sb, "n1", "service", "create", "-d", "--name", "hammer", "--constraint", "node.name==n1",
             "--stop-grace-period", "1s", IMAGE, "sh", "-c", HAMMER,
         )  # fmt: skip
         assert hammer.returncode == 0, hammer.stderr.decode()
@@ -173,7 +173,7 @@ def test_secret_rotation_under_load_fails_no_request(cluster, tmp_path):
 def test_a_failing_update_rolls_itself_back_and_says_why(cluster):
     sb, nodes = cluster
     created = cli(
-        sb, "n1", "service", "create", "--name", "bad", "--replicas", "2", "--update-parallelism", "1",
+        sb, "n1", "service", "create", "-d", "--name", "bad", "--replicas", "2", "--update-parallelism", "1",
         "--update-failure-action", "rollback", "--update-monitor", "3s", "--rollback-parallelism", "0",
         "--stop-grace-period", "1s", IMAGE, "sleep", "3600",
     )  # fmt: skip
@@ -183,7 +183,7 @@ def test_a_failing_update_rolls_itself_back_and_says_why(cluster):
         wait_for(lambda: len(running(nodes[0], "bad")) == 2, 90, "2 running tasks")
         old = {t["id"] for t in running(nodes[0], "bad")}
         # a command that exits at once: every new task fails within the monitor
-        updated = cli(sb, "n1", "service", "update", "bad", "--args", "sh", "-c", "exit 3")
+        updated = cli(sb, "n1", "service", "update", "-d", "bad", "--args", "sh", "-c", "exit 3")
         assert updated.returncode == 0, updated.stderr.decode()
 
         def rolled_back() -> dict | None:
@@ -234,7 +234,7 @@ def test_rotate_keys_reseals_stored_secrets_and_they_still_deliver(cluster, tmp_
     assert view["version"] == 1
     try:
         created = cli(
-            sb, "n1", "service", "create", "--name", "epoch", "--constraint", "node.name==n2",
+            sb, "n1", "service", "create", "-d", "--name", "epoch", "--constraint", "node.name==n2",
             "--secret", "sealed", "--stop-grace-period", "1s", IMAGE, "sleep", "3600",
         )  # fmt: skip
         assert created.returncode == 0, created.stderr.decode()
