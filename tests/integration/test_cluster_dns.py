@@ -117,6 +117,8 @@ def cluster():
             "80",
             "--stop-grace-period",
             "1s",
+            "--endpoint-mode",
+            "dnsrr",  # this file tests the names' task answers; VIPs are tested in test_ingress.py
             IMAGE,
             "sh",
             "-c",
