@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..errors import ConfigError, ConflictError, NotFoundError, NotLeaderError, P2POrchError
+from ..errors import ConfigError, ConflictError, NotFoundError, NotLeaderError, P2POrchError, RaftError
 from ..membership import key_rotation
 from ..model import Availability, Node, NodeRole, NodeStatus, natural_key
 from ..raft import commands as C
@@ -49,7 +49,8 @@ class NodeOps:
         cluster = self.cluster
         cluster.require_store()
         token = await cluster.rotate_token() if rotate else cluster.current_token()
-        assert token is not None and cluster.local is not None
+        if token is None or cluster.local is None:  # the store is being swapped (a key epoch change)
+            raise RaftError("this node is switching to a new key epoch; try again in a moment")
         me = cluster.snapshot().nodes.get(cluster.local.node_id)
         port = me.join_port if me is not None and me.join_port else cluster.config.join.port
         join = join_command(cluster.local.advertise_addr, port, str(token))
