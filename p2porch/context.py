@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from .clock import Clock
+from .metrics import Metrics
 
 if TYPE_CHECKING:
     from .agent.executor import Executor
     from .dns.resolver import Resolver
+    from .dns.server import ServerCounters
     from .gossip.runner import GossipHandle
     from .netoverlay.reconciler import OverlayReconciler
     from .raft.state import ClusterState
@@ -84,6 +86,7 @@ class LocalBoard:
     overlay: OverlayReconciler | None = None
     overlay_ready: trio.Event = field(default_factory=trio.Event)
     resolver: Resolver | None = None
+    dns_counters: ServerCounters | None = None
     executor: Executor | None = None
     gossip: GossipHandle | None = None
     membership_changed: trio.Event = field(default_factory=trio.Event)  # set by gossip, wakes the leader
@@ -115,6 +118,7 @@ class MemberContext:
     clock: Clock
     commit_timeout_s: float
     ask_member: MemberAsk
+    metrics: Metrics = field(default_factory=Metrics)  # the daemon's registry (a fresh one in tests)
 
     async def write(self, command: bytes) -> Any:
         """Commit ``command`` through the store (forwarded to the leader), within the commit timeout."""

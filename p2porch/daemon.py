@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 import trio
+from starlette.routing import BaseRoute
 
 from . import API_VERSION, __version__
 from .api.server import Endpoint, serve_api
@@ -25,6 +26,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, config_to_dict
 from .control.access_ops import AccessOps, access_endpoints
 from .control.logs import LogOps
+from .control.metrics_view import ClusterMetrics, metrics_route
 from .control.node_ops import NodeOps
 from .control.remote_api import RemoteApi, remote_app
 from .control.routes import cluster_endpoints, service_endpoints
@@ -41,6 +43,7 @@ from .member.gossip import serve_gossip_membership
 from .member.overlay import serve_overlay
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,7 @@ class Daemon:
         self.pid_file = pid_file
         self.node_name = config.node.name or _default_node_name()
         self.clock = clock
+        self.metrics = Metrics()
         self.started_at = clock.monotonic()
         self.cluster = ClusterManager(
             config,
@@ -129,7 +133,9 @@ class Daemon:
             member_services=member_services(config),
             join_streams={"logs": lambda request: self.logs.local_logs(request)},
             clock=clock,
+            metrics=self.metrics,
         )
+        self.metrics.add_source(ClusterMetrics(self.cluster).collect)
         self.logs = LogOps(self.cluster)
         self.nodes = NodeOps(self.cluster)
         self.services = ServiceOps(self.cluster, self.logs, clock=clock)
@@ -164,9 +170,19 @@ class Daemon:
                 nursery.start_soon(self._watch_signals, nursery.cancel_scope)
                 try:
                     await subsystems.start("cluster", self.cluster.run)
-                    await subsystems.start("api", serve_api, self.endpoints(), self.config.api.socket)
+                    await subsystems.start(
+                        "api",
+                        partial(serve_api, extra_routes=self.extra_routes(), on_response=self._count_request),
+                        self.endpoints(),
+                        self.config.api.socket,
+                    )
                     if self.config.api.addr:
-                        app = remote_app(self.endpoints(), self.access.verify)
+                        app = remote_app(
+                            self.endpoints(),
+                            self.access.verify,
+                            extra_routes=self.extra_routes(),
+                            on_response=self._count_request,
+                        )
                         await subsystems.start("remote-api", self.remote.serve, app)
                     log.info(
                         "p2porch %s daemon %s ready on unix://%s (data dir %s)",
@@ -225,6 +241,13 @@ class Daemon:
             *access_endpoints(self.access),
             Endpoint("GET", "/cluster/ca", self.api_cluster_ca, "The CA bundle remote clients pin"),
         ]
+
+    def extra_routes(self) -> list[BaseRoute]:
+        """Routes outside /v1: ``/metrics`` (Prometheus text; on TCP any valid token may scrape)."""
+        return [metrics_route(self.metrics)]
+
+    def _count_request(self, route: str, method: str, code: int) -> None:
+        self.metrics.api_requests.labels(route, method, str(code)).inc()
 
     async def api_cluster_ca(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         return self.remote.ca_info()

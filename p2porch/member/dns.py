@@ -13,7 +13,7 @@ from ..config import DnsConfig
 from ..context import MemberContext
 from ..dns.guard import ClientPolicy
 from ..dns.resolver import Resolver
-from ..dns.server import serve_dns
+from ..dns.server import ServerCounters, serve_dns
 from ..raft.state import ClusterState
 from ..supervisor import drain, supervise
 from .overlay import wait_for_lease
@@ -48,10 +48,17 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
         listen = [(gateway, section.port), (advertise, section.port)]
         # recursion (and no rate limit) only for this node's containers, the overlay and members
         policy = ClientPolicy([subnet, store.snapshot().cluster_cidr], _member_addresses(store.snapshot()))
+        counters = ctx.board.dns_counters = ServerCounters()
         async with trio.open_nursery() as nursery:
             await nursery.start(
                 partial(
-                    serve_dns, resolver, listen, upstreams, timeout_s=section.forward_timeout_s, policy=policy
+                    serve_dns,
+                    resolver,
+                    listen,
+                    upstreams,
+                    timeout_s=section.forward_timeout_s,
+                    policy=policy,
+                    counters=counters,
                 )
             )
             log.info(

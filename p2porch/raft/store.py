@@ -247,6 +247,9 @@ class RaftStore:
         self._closed = False
         self._status: RaftStatus | None = None
         self._status_at = 0.0
+        self.leader_changes = 0  # times the leader this node sees changed to another node (Raft thread)
+        self._last_leader: str | None = None
+        self.commit_observer: Callable[[float], None] | None = None  # seconds of each answered proposal
         self._status_lock = threading.Lock()
         self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
         self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
@@ -321,8 +324,11 @@ class RaftStore:
         proposal = _Proposal(command)
         self._pending.append(proposal)
         self._wakeup.set()
+        started = time.monotonic()
         with trio.move_on_after(timeout_s):
             await proposal.done.wait()
+        if proposal.done.is_set() and proposal.error is None and self.commit_observer is not None:
+            self.commit_observer(time.monotonic() - started)
         if not proposal.done.is_set():
             proposal.abandoned = True
             with contextlib.suppress(ValueError):
@@ -534,6 +540,10 @@ class RaftStore:
         leader_commit = commit if is_leader else int(raw.get("leader_commit_idx") or 0)
         if observe_at is not None:
             self._observe_lag(observe_at, raw, is_leader, applied, leader_commit)
+            if leader is not None and str(leader) != self._last_leader:
+                if self._last_leader is not None:
+                    self.leader_changes += 1
+                self._last_leader = str(leader)
         lag_s, peers = self._lag
         return RaftStatus(
             self_addr=self_addr,
