@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["CONTENT_TYPE", "Metrics", "Source"]
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: every name here is a classic one, so the output is the 0.0.4 text format that every Prometheus reads
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 disable_created_metrics()  # no *_created series: they double the output and carry no operational signal
 
