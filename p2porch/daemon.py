@@ -27,6 +27,7 @@ from .config import Config, config_to_dict
 from .control.access_ops import AccessOps, access_endpoints
 from .control.logs import LogOps
 from .control.metrics_view import ClusterMetrics, metrics_route
+from .control.network_ops import NetworkOps, network_endpoints
 from .control.node_ops import NodeOps
 from .control.remote_api import RemoteApi, remote_app
 from .control.routes import cluster_endpoints, service_endpoints
@@ -40,6 +41,7 @@ from .leader.loop import serve_scheduler
 from .member.agent import serve_agent
 from .member.dns import serve_cluster_dns
 from .member.gossip import serve_gossip_membership
+from .member.netpolicy import serve_network_policy
 from .member.overlay import serve_overlay
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
@@ -139,7 +141,8 @@ class Daemon:
         self.logs = LogOps(self.cluster)
         self.nodes = NodeOps(self.cluster)
         self.services = ServiceOps(self.cluster, self.logs, clock=clock)
-        self.stacks = StackOps(self.services)
+        self.networks = NetworkOps(self.cluster, clock=clock)
+        self.stacks = StackOps(self.services, self.networks)
         self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
         self.access = AccessOps(self.cluster, clock=clock)
         self.remote = RemoteApi(config.api, self.cluster, config.node.data_dir, self.node_name)
@@ -240,6 +243,7 @@ class Daemon:
             *secret_endpoints(self.secrets),
             *access_endpoints(self.access),
             Endpoint("GET", "/cluster/ca", self.api_cluster_ca, "The CA bundle remote clients pin"),
+            *network_endpoints(self.networks),
         ]
 
     def extra_routes(self) -> list[BaseRoute]:
@@ -291,6 +295,7 @@ def member_services(config: Config) -> list[tuple[str, MemberService]]:
             ),
         ),
         ("dns", partial(serve_cluster_dns, section=config.dns)),
+        ("netpolicy", serve_network_policy),
         (
             "agent",
             partial(

@@ -19,6 +19,7 @@ from .cluster import add_cluster_commands
 from .context import add_context_commands
 from .daemon import add_daemon_commands
 from .metrics import add_metrics_commands
+from .network import add_network_commands
 from .node import add_node_commands
 from .sandbox import add_sandbox_commands
 from .secret import add_secret_commands
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_commands(sub, common)
     add_daemon_commands(sub, common)
     add_node_commands(sub, common)
+    add_network_commands(sub, common)
     add_service_commands(sub, common)
     add_stack_commands(sub, common)
     add_secret_commands(sub, common)

@@ -1,4 +1,4 @@
-"""``p2porch node ...`` and ``p2porch network inspect``: the nodes and this node's overlay (shell)."""
+"""``p2porch node ...`` and ``p2porch network inspect`` (no name): the nodes and this node's overlay."""
 
 from __future__ import annotations
 
@@ -35,13 +35,6 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     rm.add_argument("node", metavar="NODE", help="node name or id")
     rm.add_argument("--force", action="store_true", help="remove even a node that is still ready")
     rm.set_defaults(func=cmd_node_rm)
-
-    network = sub.add_parser("network", parents=[common], help="The overlay network of this node")
-    network_sub = network.add_subparsers(dest="network_command", metavar="ACTION", parser_class=Parser)
-    network_sub.required = True
-    network_sub.add_parser("inspect", parents=[common], help="Lease, VTEP and programmed peers").set_defaults(
-        func=cmd_network_inspect
-    )
 
 
 NODE_COLUMNS = [

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError, P2POrchError
 from ..model import ServiceSpec, format_bytes, format_cpus
+from ..model.netrefs import parse_attachments
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
@@ -48,6 +49,8 @@ FLAG_OF_FIELD = {
     "endpoint_mode": "--endpoint-mode",
     "secrets": "--secret",
     "configs": "--config",
+    "networks": "--network",
+    "networks_add": "--network-add",
     "max_concurrent": "--max-concurrent",
     "schedule": "--schedule",
     "force": "--force",
@@ -210,6 +213,12 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
             p.add_argument(
                 f"--{kind}-rm", action="append", default=d, metavar="NAME|TARGET", help=f"drop a {kind} ref"
             )
+    net_help = "NETWORK or name=NETWORK,alias=NAME[,alias=NAME] (repeatable)"
+    if create:
+        p.add_argument("--network", action="append", default=d, metavar="NETWORK", help=net_help)
+    else:
+        p.add_argument("--network-add", action="append", default=d, metavar="NETWORK", help=net_help)
+        p.add_argument("--network-rm", action="append", default=d, metavar="NETWORK", help="leave a network")
     if create:
         p.add_argument("--name", required=True)
         p.add_argument("image", metavar="IMAGE")
@@ -255,6 +264,9 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
         "secret_rm": "secrets_rm",
         "config_add": "configs_add",
         "config_rm": "configs_rm",
+        "network": "networks",
+        "network_add": "networks_add",
+        "network_rm": "networks_rm",
     }
     for flag, key in simple.items():
         if flag in given:
@@ -365,6 +377,11 @@ def cmd_service_update(args: argparse.Namespace) -> int:
         changes["force"] = True  # re-run a job (a new execution)
     if not changes:
         raise UsageError("service update: nothing to change (give at least one flag)", field="flags")
+    if changes.get("networks_add"):
+        try:
+            parse_attachments(changes["networks_add"], "networks_add")
+        except ConfigError as exc:
+            raise UsageError(f"--network-add: {exc.message}", field="--network-add") from exc
     if args.if_version is not None:
         if args.if_version < 1:
             raise UsageError(
@@ -412,6 +429,11 @@ def _describe(s: dict[str, Any]) -> str:
             lines.append(f"Ticks:     {job['skipped_ticks']} skipped (forbid), {job['missed_ticks']} missed")
     if spec.get("constraints"):
         lines.append(f"Constraints: {', '.join(spec['constraints'])}")
+    networks = [
+        n["target"] + (f" (aliases {', '.join(n['aliases'])})" if n.get("aliases") else "")
+        for n in spec.get("networks") or ()
+    ]
+    lines.append(f"Networks:  {', '.join(networks) or 'p2porch (default)'}")
     if spec.get("reserve_cpu_nanos") or spec.get("reserve_memory_bytes"):
         lines.append(
             f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])} CPU, "

@@ -59,7 +59,11 @@ def resolve_stack(args: argparse.Namespace, stack: str) -> StackDefinition:
 
 def deploy_body(definition: StackDefinition, services: Any, prune: bool) -> dict[str, Any]:
     """The API body of one deploy request: the resolved services (creation order) and prune."""
-    return {"services": [{"short": s.short_name, "spec": s.spec} for s in services], "prune": prune}
+    return {
+        "services": [{"short": s.short_name, "spec": s.spec} for s in services],
+        "networks": [n.to_dict() for n in definition.networks],
+        "prune": prune,
+    }
 
 
 def _deploy_text(result: dict[str, Any]) -> str:
@@ -213,7 +217,11 @@ def cmd_stack_rm(args: argparse.Namespace) -> int:
     emit(
         args,
         result,
-        lambda r: "\n".join([f"removed  {name}" for name in r["removed"]] + [f"stack {r['stack']} removed"]),
+        lambda r: "\n".join(
+            [f"removed  {name}" for name in r["removed"]]
+            + [f"removed  network {name}" for name in r.get("removed_networks", [])]
+            + [f"stack {r['stack']} removed"]
+        ),
     )
     return EXIT_OK
 

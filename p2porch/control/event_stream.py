@@ -34,6 +34,7 @@ async def open_event_stream(
             last: dict[tuple[str, str], Any] = {("node", k): r for k, r in start.nodes.items()}
             last.update({("service", k): r for k, r in start.services.items()})
             last.update({("task", k): r for k, r in start.tasks.items()})
+            last.update({("network", k): r for k, r in start.networks.items()})
             leader = store.status().leader
             while True:
                 # never yield inside the cancel scope (trio#638): receive first, describe and yield after

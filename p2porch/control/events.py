@@ -1,4 +1,4 @@
-"""Cluster events for `p2porch events`: node, service, task and secret/config changes for people (pure).
+"""Cluster events for `p2porch events`: node, service, task, secret/config and network changes (pure).
 
 Turns Raft change records (with the states before and after) into small event dicts. It never reads
 the store or a clock itself.
@@ -48,6 +48,11 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
             "name": change.key,
             "role": change.record.role,
         }
+    if change.kind == "network":
+        if change.op == "delete":
+            name = previous.name if previous is not None else change.key
+            return {"at": at, "type": "network", "action": "removed", "network": name}
+        return {"at": at, "type": "network", "action": "created", "network": change.record.name}
     return None
 
 

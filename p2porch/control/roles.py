@@ -2,7 +2,7 @@
 
 ``read`` is every GET that shows state (never the join token or the access tokens); ``operate`` changes
 what runs without changing who may do what: scale, update, roll back and rebalance services, deploy and
-remove stacks and services, change a node's availability or labels; ``admin`` is everything else:
+remove stacks, services and networks, change a node's availability or labels; ``admin`` is everything else:
 access tokens, secrets and configs, node removal, the join token, key rotation and the cluster
 lifecycle. A route missing from this table needs ``admin`` (deny by default); a unit test checks that
 every route of the daemon is listed. The unix socket is root-only and needs no role.
@@ -41,6 +41,10 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("GET", "/stacks/{stack}/tasks"): R,
     ("POST", "/stacks/{stack}"): OP,
     ("DELETE", "/stacks/{stack}"): OP,
+    ("GET", "/networks"): R,
+    ("GET", "/networks/{network}"): R,
+    ("POST", "/networks"): OP,  # like stacks, which create their networks
+    ("DELETE", "/networks/{network}"): OP,
     ("GET", "/objects/{kind}"): R,  # metadata only
     ("GET", "/objects/{kind}/{name}"): R,
     ("POST", "/objects/{kind}"): A,

@@ -24,6 +24,7 @@ from ..model import DesiredState, Service, ServiceSpec, Task, TaskState
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress
+from .network_ops import network_changes
 from .secret_ops import file_ref_changes, resolve_file_refs
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ class ServiceOps:
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
         current = service.spec.to_dict()
-        merged = merge_spec(current, file_ref_changes(current, changes))
+        merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
         previous = service.previous_spec
         if spec.template_hash() != service.spec.template_hash():

@@ -15,7 +15,11 @@ from typing import Any
 from ..api.server import Endpoint
 from ..errors import ConfigError, ConflictError, NotFoundError
 from ..model import ServiceSpec
+from ..raft.fsm_networks import users_of
 from ..stack import StackDefinition, StackService, check_stack_name, service_name, stack_membership
+from ..stack.names import STACK_LABEL
+from ..stack.networks import StackNetwork
+from .network_ops import NetworkOps
 from .service_ops import ServiceOps
 
 CREATED, UPDATED, UNCHANGED, REMOVED = "created", "updated", "unchanged", "removed"
@@ -33,7 +37,7 @@ MAX_STACK_SERVICES = 1000
 
 
 def parse_deploy_body(stack: str, body: Mapping[str, Any]) -> tuple[StackDefinition, bool]:
-    """Validate ``{"services": [{"short": NAME, "spec": SPEC}, ...], "prune": bool}``.
+    """Validate ``{"services": [{"short": NAME, "spec": SPEC}, ...], "networks": [...], "prune": bool}``.
 
     The CLI resolves the Compose files (YAML, interpolation, merge) on the user's machine and sends
     the services in creation order; the daemon never parses YAML. Each spec goes through
@@ -81,14 +85,19 @@ def parse_deploy_body(stack: str, body: Mapping[str, Any]) -> tuple[StackDefinit
             raise ConfigError(f"services.{short}: given twice", field=f"services.{short}")
         seen.add(short)
         services.append(StackService(short, spec))
-    return StackDefinition(stack, tuple(services)), prune
+    raw_networks = body.get("networks") or []
+    if not isinstance(raw_networks, list) or len(raw_networks) > MAX_STACK_SERVICES:
+        raise ConfigError("networks: expected a list of networks", field="networks")
+    networks = tuple(StackNetwork.from_dict(n, f"networks[{i}]") for i, n in enumerate(raw_networks))
+    return StackDefinition(stack, tuple(services), networks=networks), prune
 
 
 class StackOps:
     """Stacks as groups of labelled services; all reads and writes go through ``ServiceOps``."""
 
-    def __init__(self, services: ServiceOps) -> None:
+    def __init__(self, services: ServiceOps, networks: NetworkOps | None = None) -> None:
         self.services = services
+        self.networks = networks or NetworkOps(services.manager, clock=services.clock)
 
     # ----- reads
     def _members(self, stack: str | None = None) -> list[dict[str, Any]]:
@@ -167,9 +176,61 @@ class StackOps:
                     steps.append({"name": view["name"], "short": short, "action": REMOVED, "id": view["id"]})
         return steps
 
+    def _check_networks(self, definition: StackDefinition) -> list[StackNetwork]:
+        """The stack's networks still to create; refuses (before anything is written) an external one
+        that does not exist and a name taken by a network that is not this stack's."""
+        state = self.services.manager.snapshot()
+        missing = []
+        for net in definition.networks:
+            record = state.network_by_name(net.name)
+            if net.external:
+                if record is None and net.name != "p2porch":
+                    raise NotFoundError(
+                        f"networks.{net.key}: external network {net.name!r} not found: create it first "
+                        "(p2porch network create)",
+                        field=f"networks.{net.key}",
+                    )
+            elif record is None:
+                missing.append(net)
+            elif record.labels.get(STACK_LABEL) != definition.name:
+                raise ConflictError(
+                    f"networks.{net.key}: a network named {net.name!r} already exists outside stack "
+                    f"{definition.name!r} (use external: true to attach to it)",
+                    field=f"networks.{net.key}",
+                )
+            elif record.internal != net.internal:
+                raise ConflictError(
+                    f"networks.{net.key}: network {net.name!r} exists with internal={record.internal}; "
+                    "a network cannot change: remove the stack first",
+                    field=f"networks.{net.key}",
+                )
+        return missing
+
+    async def _prune_networks(self, definition: StackDefinition) -> list[str]:
+        """Remove the stack's own networks that the definition no longer names and no service uses."""
+        state = self.services.manager.snapshot()
+        wanted = {n.name for n in definition.networks}
+        removed = []
+        for record in sorted(state.networks.values(), key=lambda r: r.name):
+            ours = record.labels.get(STACK_LABEL) == definition.name
+            if ours and record.name not in wanted and not users_of(state, record.name):
+                await self.networks.remove(record.name)
+                removed.append(record.name)
+        return removed
+
     async def apply(self, definition: StackDefinition, *, prune: bool = True) -> dict[str, Any]:
-        """Bring the cluster to ``definition`` (already validated); see :meth:`plan`."""
+        """Bring the cluster to ``definition`` (already validated); see :meth:`plan`. The stack's networks
+        are created first; with ``prune``, its networks no service uses any more are removed last."""
         steps = self.plan(definition, prune)
+        for net in self._check_networks(definition):
+            await self.networks.create(
+                {
+                    "name": net.name,
+                    "internal": net.internal,
+                    "attachable": net.attachable,
+                    "labels": {**net.labels, STACK_LABEL: definition.name},
+                }
+            )
         specs = definition.by_name()
         results = []
         for step in steps:
@@ -185,15 +246,20 @@ class StackOps:
             else:
                 view = self.services.view(self.services.find(step["id"]))
             results.append({**step, "id": view["id"], "version": view["version"]})
-        return {"stack": definition.name, "services": results}
+        out: dict[str, Any] = {"stack": definition.name, "services": results}
+        if prune:
+            out["removed_networks"] = await self._prune_networks(definition)
+        return out
 
     async def rm(self, stack: str) -> dict[str, Any]:
-        """Remove every service of a stack (their tasks stop and their containers are removed)."""
+        """Remove every service of a stack (their tasks stop and their containers are removed), then the
+        networks the stack created (external networks stay)."""
         removed = []
         for view in self._require(stack):
             await self.services.remove(view["id"])
             removed.append(view["name"])
-        return {"stack": stack, "removed": removed}
+        networks = await self._prune_networks(StackDefinition(stack, ()))
+        return {"stack": stack, "removed": removed, "removed_networks": networks}
 
 
 def stack_endpoints(ops: StackOps) -> list[Endpoint]:

@@ -40,6 +40,7 @@ from p2porch.dns.forwarder import Forwarder, default_upstreams, filter_upstreams
 from p2porch.dns.guard import SLIP, ClientPolicy, ResponseRateLimiter, source_key, truncated_reply
 from p2porch.dns.mmsg import NAME_BYTES, SLOT_BYTES, UdpBatch
 from p2porch.dns.resolver import FORWARD, REFUSED, SERVFAIL, Resolver, RotatingAnswer
+from p2porch.dns.scope import ClientScopes
 from p2porch.dns.upstream import DNS_PORT, parse_upstream
 from p2porch.dns.zone import ZoneData
 
@@ -112,8 +113,10 @@ class _DnsServer:
         timeout_s: float,
         policy: ClientPolicy,
         limits: ServerLimits,
+        scopes: ClientScopes | None = None,
     ) -> None:
         self.resolver = resolver
+        self.scopes = scopes  # task clients get answers scoped to their networks (dns/scope.py)
         self.counters = counters
         self.forwarder = Forwarder(upstreams, counters, resolver.error_response, timeout_s)
         self.policy = policy
@@ -186,6 +189,7 @@ class _DnsServer:
                     log.debug("dns: udp recvmmsg error %s", errno.errorcode.get(-n, -n))
                 continue
             get = resolver.udp_cache.get
+            scoped = self.scopes.by_packed if self.scopes is not None else None
             hits = 0
             gaps: list[int] | None = None  # slots that get no reply from this batch
             names = names_of(n)
@@ -206,7 +210,11 @@ class _DnsServer:
                             data[off : off + len(reply)] = reply
                             iov_lens[i] = len(reply)
                         continue
-                    entry = get(data[off + 2 : off + size])
+                    own = scoped.get(names[at + 4 : at + 8]) if scoped and names[at] == 2 else None
+                    if own is None:
+                        entry = get(data[off + 2 : off + size])
+                    else:
+                        entry = own.udp_cache.get(data[off + 2 : off + size])
                     if entry.__class__ is bytes:
                         end = off + 2 + len(entry)
                         data[off + 2 : end] = entry
@@ -220,7 +228,7 @@ class _DnsServer:
                         hits += 1
                     else:
                         query = data[off : off + size]
-                        result = resolver.resolve(query, False)
+                        result = (own or resolver).resolve(query, False)
                         if result.__class__ is bytes:
                             data[off : off + len(result)] = result
                             iov_lens[i] = len(result)
@@ -249,6 +257,7 @@ class _DnsServer:
         """Portable loop: drain up to a batch with recvfrom, answer, then sendto every reply."""
         recvfrom = sock.recvfrom
         sendto = sock.sendto
+        scopes = self.scopes
         resolve = self.resolver.resolve
         counters = self.counters
         rrl_check = self.rrl.check
@@ -273,7 +282,10 @@ class _DnsServer:
                         if limited is not None:
                             replies.append((limited, addr))
                         continue
-                    result = resolve(data, False)
+                    if scopes is not None:
+                        result = scopes.for_host(addr[0]).resolve(data, False)
+                    else:
+                        result = resolve(data, False)
                     if result.__class__ is bytes:
                         replies.append((result, addr))
                     elif result is FORWARD:
@@ -354,7 +366,8 @@ class _DnsServer:
                     if message is None:
                         return
                     counters.tcp_received += 1
-                    result = self.resolver.resolve(message, True)
+                    own = self.scopes.for_host(host) if self.scopes is not None else self.resolver
+                    result = own.resolve(message, True)
                     if result is None:
                         continue
                     if result is FORWARD:
@@ -447,6 +460,7 @@ async def serve_dns(
     counters: ServerCounters | None = None,
     policy: ClientPolicy | None = None,
     limits: ServerLimits | None = None,
+    scopes: ClientScopes | None = None,
     task_status: trio.TaskStatus[list[Address]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve DNS on UDP and TCP at every listen address until cancelled.
@@ -455,7 +469,8 @@ async def serve_dns(
     from the upstreams. `timeout_s` bounds each upstream attempt. `policy` says who the cluster's
     clients are (only they get foreign names forwarded and they are exempt from RRL; default:
     loopback only). `task_status.started` reports the bound (host, port) list, so port 0 can be
-    used. Bind errors raise OSError before started.
+    used. Bind errors raise OSError before started. With `scopes`, a task's address is answered by
+    the resolver of its networks (`dns/scope.py`), everyone else by `resolver`.
     """
     if not listen_addrs:
         raise ValueError("serve_dns needs at least one listen address")
@@ -477,6 +492,7 @@ async def serve_dns(
             timeout_s=timeout_s,
             policy=policy if policy is not None else ClientPolicy(),
             limits=limits if limits is not None else ServerLimits(),
+            scopes=scopes,
         )
         log.info("dns: serving on %s, upstreams %s", bound, chosen)
         async with trio.open_nursery() as nursery:

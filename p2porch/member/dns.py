@@ -13,9 +13,11 @@ from ..config import DnsConfig
 from ..context import MemberContext
 from ..dns.guard import ClientPolicy
 from ..dns.resolver import Resolver
+from ..dns.scope import ClientScopes
 from ..dns.server import ServerCounters, serve_dns
 from ..raft.state import ClusterState
 from ..supervisor import drain, supervise
+from .netviews import dns_scopes
 from .overlay import wait_for_lease
 from .views import (
     dns_zone,
@@ -42,7 +44,10 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
         await ctx.board.overlay_ready.wait()  # the gateway address exists once the Docker network does
         gateway = gateway_of(subnet)
         advertise = ctx.local.advertise_addr
-        resolver = Resolver(dns_zone(store.snapshot(), (advertise,)), ttl_s=section.ttl_s)
+        zone = dns_zone(store.snapshot(), (advertise,))
+        resolver = Resolver(zone, ttl_s=section.ttl_s)
+        scopes = ClientScopes(resolver, partial(Resolver, ttl_s=section.ttl_s))
+        scopes.update(zone, dns_scopes(store.snapshot()))
         ctx.board.resolver = resolver
         upstreams = [_parse_upstream(u) for u in section.upstreams] or None
         listen = [(gateway, section.port), (advertise, section.port)]
@@ -59,6 +64,7 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
                     timeout_s=section.forward_timeout_s,
                     policy=policy,
                     counters=counters,
+                    scopes=scopes,
                 )
             )
             log.info(
@@ -66,7 +72,8 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
             )
             async for _ in changes:
                 drain(changes)  # one zone rebuild per burst of commits
-                resolver.update_zone(dns_zone(store.snapshot(), (advertise,)))
+                state = store.snapshot()
+                scopes.update(dns_zone(state, (advertise,)), dns_scopes(state))
                 policy.set_members(_member_addresses(store.snapshot()))
 
 

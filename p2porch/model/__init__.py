@@ -21,7 +21,16 @@ from .placement import (
     parse_constraint,
     parse_placement_pref,
 )
-from .records import AccessTokenRecord, Node, SecretRecord, Service, SubnetLease, Task, secret_key
+from .records import (
+    AccessTokenRecord,
+    NetworkRecord,
+    Node,
+    SecretRecord,
+    Service,
+    SubnetLease,
+    Task,
+    secret_key,
+)
 from .spec import TEMPLATE_FIELDS, ServiceSpec
 from .states import (
     FAILURE_STATES,
@@ -57,6 +66,7 @@ __all__ = [
     "GossipState",
     "HealthSpec",
     "Mount",
+    "NetworkRecord",
     "Node",
     "NodeRole",
     "NodeStatus",

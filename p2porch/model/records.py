@@ -1,4 +1,4 @@
-"""The committed records of the cluster: nodes, services, tasks, subnet leases, secrets (pure).
+"""The committed records of the cluster: nodes, services, tasks, subnet leases, secrets, networks (pure).
 
 One frozen type per record, shared by the Raft state machine, the leader's scheduling round, the
 scheduler, the agent adapters and the API views (no copies, no adapters). States are ``StrEnum``
@@ -333,6 +333,31 @@ class SecretRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SecretRecord:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkRecord:
+    """A user-defined overlay network: tasks of services on it reach each other and resolve each other's
+    names; tasks sharing no network cannot (``docs/overlay.md``, "Networks"). Keyed by ``network_id``."""
+
+    network_id: str
+    name: str
+    driver: str = "overlay"
+    internal: bool = False  # tasks only on internal networks get no traffic out of the cluster
+    attachable: bool = False  # recorded for Docker compatibility (p2porch runs no standalone containers)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created_at: float = 0.0
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", frozen_map(self.labels))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NetworkRecord:
         return cls(**_known(cls, data))
 
 

@@ -20,6 +20,7 @@ from .container import HealthSpec, Mount, PortPublish, RestartPolicy, UpdateConf
 from .container_opts import ContainerOptions
 from .filerefs import FileRef, parse_file_refs
 from .jobspec import JOB_MODES, CronSchedule, check_job_fields, is_job_mode, parse_schedule
+from .netrefs import NetworkAttachment, parse_attachments
 from .placement import (
     NAME_RE,
     Affinity,
@@ -111,6 +112,7 @@ class ServiceSpec:
     rollback: UpdateConfig = field(default_factory=UpdateConfig)  # how `service rollback` rolls out
     secrets: tuple[FileRef, ...] = ()  # files under /run/secrets (issue 22)
     configs: tuple[FileRef, ...] = ()
+    networks: tuple[NetworkAttachment, ...] = ()  # none = the default network (not a template field)
     max_concurrent: int = 0  # replicated-job: tasks at once (0 = replicas, as Docker's CLI)
     schedule: CronSchedule | None = None  # a cron job: one execution per tick (jobs only)
 
@@ -251,7 +253,7 @@ class ServiceSpec:
             "secrets": [r.to_dict() for r in self.secrets],
             "configs": [r.to_dict() for r in self.configs],
             **self._job_dict(),
-        }
+        } | ({"networks": [n.to_dict() for n in self.networks]} if self.networks else {})
 
     def _job_dict(self) -> dict[str, Any]:
         """The job fields, only when set: a service's stored form (and its Raft bytes) stays as before."""
@@ -343,6 +345,7 @@ _SPEC_KEYS: dict[str, str] = {
     "rollback": "rollback",
     "secrets": "secrets",
     "configs": "configs",
+    "networks": "networks",
     "max_concurrent": "max_concurrent",
     "schedule": "schedule",
 }
@@ -393,6 +396,7 @@ _SPEC_PARSERS: dict[str, Any] = {
     "rollback": lambda v, k: UpdateConfig.from_dict(v, k),
     "secrets": lambda v, k: parse_file_refs(v, k, "secret"),
     "configs": lambda v, k: parse_file_refs(v, k, "config"),
+    "networks": parse_attachments,
     "max_concurrent": lambda v, k: parse_int(v, k, maximum=MAX_REPLICAS),
     "schedule": lambda v, k: parse_schedule(v, k),
 }

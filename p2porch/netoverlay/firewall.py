@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from ..errors import OverlayError
 from .plan import FIREWALL_COMMENT_PREFIX, VXLAN_FILTER_CHAIN, FirewallRule, VxlanFilter
+from .policy_firewall import PolicyFirewall
 
 TABLE_CHAINS = {"nat": ("POSTROUTING",), "filter": ("DOCKER-USER", "FORWARD", "INPUT")}
 OWNED_CHAINS = {"filter": (VXLAN_FILTER_CHAIN,)}
@@ -44,6 +45,8 @@ class Firewall:
 
     def _ipt(self, table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self._run([self.iptables, "-w", "-t", table, *args], check=check)
+
+    ipt = _ipt  # public for the network isolation chains (policy_firewall.py)
 
     def enable_forwarding(self) -> None:
         """net.ipv4.ip_forward=1 (left on by remove: dockerd needs it as well)."""
@@ -106,7 +109,7 @@ class Firewall:
         return out
 
     def remove(self) -> int:
-        """Delete every p2porch rule; returns how many were deleted."""
+        """Delete every p2porch rule (and the network isolation chains); returns how many were deleted."""
         owned = self.owned()
         for table, _, _, line in owned:
             self._delete_line(table, line)
@@ -114,7 +117,7 @@ class Firewall:
             for chain in chains:
                 if self._ipt(table, "-F", chain, check=False).returncode == 0:
                     self._ipt(table, "-X", chain, check=False)
-        return len(owned)
+        return len(owned) + PolicyFirewall(self).remove()
 
     def _delete_line(self, table: str, line: str) -> None:
         words = shlex.split(line)

@@ -46,6 +46,8 @@ from .codec import ok as ok
 from .codec import raise_for_result as raise_for_result
 from .commands_access import PutAccessToken as PutAccessToken
 from .commands_access import RemoveAccessToken as RemoveAccessToken
+from .commands_networks import CreateNetwork as CreateNetwork
+from .commands_networks import RemoveNetwork as RemoveNetwork
 from .commands_secrets import PutSecret as PutSecret
 from .commands_secrets import RemoveSecret as RemoveSecret
 from .commands_secrets import RotateKeys as RotateKeys
@@ -444,6 +446,8 @@ COMMANDS: dict[str, Any] = {
         RotateKeys,
         PutAccessToken,
         RemoveAccessToken,
+        CreateNetwork,
+        RemoveNetwork,
         RestoreState,
         Noop,
     )

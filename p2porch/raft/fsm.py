@@ -19,7 +19,7 @@ from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError, Wi
 from ..model import DesiredState, NodeStatus, Service, SubnetLease, Task, TaskState
 from ..wire import pack
 from . import commands as C
-from . import fsm_access, fsm_secrets
+from . import fsm_access, fsm_networks, fsm_secrets
 from .fields import TaskRemove
 from .state import ClusterState
 
@@ -29,7 +29,7 @@ MAX_KEY_TEXT = 256  # base64 of a public key (44) or a key envelope (108), with 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One changed object: kind is node|service|task|lease|cluster|reset; op is put|delete.
+    """One changed object: kind is node|service|task|lease|secret|network|cluster|reset; op is put|delete.
 
     ``record`` is the new record for put (None for delete); for ``reset`` (the whole state was
     replaced, e.g. a snapshot was installed) ``record`` is the new ClusterState.
@@ -129,6 +129,7 @@ def _create_service(s: ClusterState, c: C.CreateService, v: int) -> Result:
         raise _conflict(f"service id {service_id} already exists", "service_id")
     if s.service_by_name(c.spec.name) is not None:
         raise _conflict(f"service name {c.spec.name} is taken", "name")
+    fsm_networks.check_service_networks(s, c.spec)
     svc = Service(service_id, c.spec, version=v, created_at=c.at, updated_at=c.at)
     services = dict(s.services)
     services[service_id] = svc
@@ -143,6 +144,7 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
     _check_object_version(svc.version, c.service_version, "service_version")
     if c.spec.name != svc.name:
         raise ConfigError(f"a service cannot be renamed ({svc.name} -> {c.spec.name})", field="name")
+    fsm_networks.check_service_networks(s, c.spec, already=svc.spec)
     new_svc = replace(
         svc,
         spec=c.spec,
@@ -340,6 +342,8 @@ HANDLERS: dict[type[C.Command], Callable[[ClusterState, Any, int], Result]] = {
     C.RemoveSecret: lambda s, c, v: _changes_of(fsm_secrets.remove_secret(s, c, v), v),
     C.PutAccessToken: lambda s, c, v: _changes_of(fsm_access.put_access_token(s, c, v), v),
     C.RemoveAccessToken: lambda s, c, v: _changes_of(fsm_access.remove_access_token(s, c, v), v),
+    C.CreateNetwork: lambda s, c, v: _changes_of(fsm_networks.create_network(s, c, v), v),
+    C.RemoveNetwork: lambda s, c, v: _changes_of(fsm_networks.remove_network(s, c, v), v),
     C.RestoreState: _restore_state,
     C.Noop: _noop,
 }

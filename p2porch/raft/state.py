@@ -14,20 +14,22 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from ..model import AccessTokenRecord, Node, SecretRecord, Service, SubnetLease, Task, secret_key
+from ..model import (
+    AccessTokenRecord,
+    NetworkRecord,
+    Node,
+    SecretRecord,
+    Service,
+    SubnetLease,
+    Task,
+    secret_key,
+)
 from ..model.records import frozen_map as _frozen_map
 
 __all__ = [
-    "EMPTY_STATE",
-    "AccessTokenRecord",
-    "ClusterState",
-    "Node",
-    "SecretRecord",
-    "Service",
-    "SubnetLease",
-    "Task",
-    "secret_key",
-]
+    "EMPTY_STATE", "AccessTokenRecord", "ClusterState", "NetworkRecord", "Node", "SecretRecord", "Service",
+    "SubnetLease", "Task", "secret_key",
+]  # fmt: skip
 
 
 def _index(records: Mapping[str, Any], attr: str) -> Mapping[str, str]:
@@ -59,11 +61,14 @@ class ClusterState:
     leases: Mapping[str, SubnetLease] = field(default_factory=dict)
     secrets: Mapping[str, SecretRecord] = field(default_factory=dict)  # secrets and configs by kind:name
     access_tokens: Mapping[str, AccessTokenRecord] = field(default_factory=dict)  # remote API tokens by name
+    networks: Mapping[str, NetworkRecord] = field(default_factory=dict)  # user-defined networks by id
     _node_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     _service_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("nodes", "services", "tasks", "leases", "key_envelopes", "secrets", "access_tokens"):
+        for name in (
+            "nodes", "services", "tasks", "leases", "key_envelopes", "secrets", "networks", "access_tokens"
+        ):  # fmt: skip
             object.__setattr__(self, name, _frozen_map(getattr(self, name)))
         if len(self._node_names) != len(self.nodes):
             object.__setattr__(self, "_node_names", _index(self.nodes, "name"))
@@ -90,6 +95,9 @@ class ClusterState:
     def tasks_on_node(self, node_id: str) -> Iterator[Task]:
         return (t for t in self.tasks.values() if t.node_id == node_id)
 
+    def network_by_name(self, name: str) -> NetworkRecord | None:
+        return next((n for n in self.networks.values() if n.name == name), None)
+
     def lease_of(self, node_id: str) -> SubnetLease | None:
         return self.leases.get(node_id)
 
@@ -102,6 +110,7 @@ class ClusterState:
         leases: dict[str, SubnetLease] | None = None,
         secrets: dict[str, SecretRecord] | None = None,
         access_tokens: dict[str, AccessTokenRecord] | None = None,
+        networks: dict[str, NetworkRecord] | None = None,
         **scalars: Any,
     ) -> ClusterState:
         """A new state with the given maps replaced (maps passed in are taken over, not copied)."""
@@ -120,6 +129,8 @@ class ClusterState:
             changes["secrets"] = MappingProxyType(secrets)
         if access_tokens is not None:
             changes["access_tokens"] = MappingProxyType(access_tokens)
+        if networks is not None:
+            changes["networks"] = MappingProxyType(networks)
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,7 +153,7 @@ class ClusterState:
             "tasks": [r.to_dict() for r in self.tasks.values()],
             "leases": [r.to_dict() for r in self.leases.values()],
             "secrets": [r.to_dict() for r in self.secrets.values()],
-        }
+        } | ({"networks": [r.to_dict() for r in self.networks.values()]} if self.networks else {})
         if self.access_tokens:
             plain["access_tokens"] = [r.to_dict() for r in self.access_tokens.values()]
         return plain
@@ -155,6 +166,7 @@ class ClusterState:
         leases = [SubnetLease.from_dict(d) for d in data.get("leases", [])]
         secrets = [SecretRecord.from_dict(d) for d in data.get("secrets", [])]
         tokens = [AccessTokenRecord.from_dict(d) for d in data.get("access_tokens", [])]
+        networks = [NetworkRecord.from_dict(d) for d in data.get("networks", [])]
         return cls(
             cluster_id=data.get("cluster_id", ""),
             domain=data.get("domain", ""),
@@ -173,6 +185,7 @@ class ClusterState:
             leases={lease.node_id: lease for lease in leases},
             secrets={r.key: r for r in secrets},
             access_tokens={r.name: r for r in tokens},
+            networks={r.network_id: r for r in networks},
         )
 
 

@@ -16,11 +16,12 @@ from typing import Any
 from ..errors import ConfigError
 from . import keys
 from .names import check_stack_name
+from .networks import StackNetwork, top_networks
 from .ports_volumes import TopVolume, top_volume
 from .problems import ComposeError, Problems
 from .resolve import ComposeFile, ReadFile, resolve_model
 from .service import Dependency, StackContext, map_service
-from .values import boolean, mapping, scalar_text, string
+from .values import mapping, scalar_text, string
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class StackDefinition:
     warnings: tuple[str, ...] = ()
     model: Mapping[str, Any] = field(default_factory=dict)
     objects: tuple[StackObject, ...] = ()  # the secrets and configs its services use
+    networks: tuple[StackNetwork, ...] = ()  # the networks its services are on (created before them)
 
     def by_name(self) -> dict[str, StackService]:
         return {s.name: s for s in self.services}
@@ -60,23 +62,6 @@ def _section(model: Mapping[str, Any], key: str, problems: Problems) -> Mapping[
         problems.error(key, "expected a mapping of names")
         return {}
     return value
-
-
-def _networks(model: Mapping[str, Any], problems: Problems) -> set[str]:
-    declared = _section(model, "networks", problems)
-    for name, conf in declared.items():
-        with problems.check():
-            if conf is not None:
-                conf = mapping(conf, f"networks.{name}", keys.TOP_NETWORK_KEYS)
-                external = conf.get("external", False)
-                if not isinstance(external, bool | Mapping):
-                    boolean(external, f"networks.{name}.external")
-    if any(n != "default" for n in declared):
-        problems.warn(
-            "networks: every service of the stack shares one cluster network for now (network isolation "
-            f"is a later issue): {', '.join(sorted(declared))} are not separated"
-        )
-    return set(declared)
 
 
 @dataclass(frozen=True)
@@ -213,7 +198,7 @@ def load_stack(
     for name, conf in _section(model, "volumes", problems).items():
         with problems.check():
             volumes[name] = top_volume(name, conf, stack)
-    networks = _networks(model, problems)
+    networks = top_networks(model, stack, problems)
     objects: list[StackObject] = []
     secrets = _file_objects(model, "secrets", keys.TOP_SECRET_KEYS, problems, stack, objects)
     configs = _file_objects(model, "configs", keys.TOP_CONFIG_KEYS, problems, stack, objects)
@@ -259,6 +244,7 @@ def load_stack(
         tuple(problems.warnings),
         model,
         tuple(o for o in objects if (o.kind, o.key) in used),
+        tuple(ctx.network(key) for key in ctx.used_networks),
     )
 
 
@@ -267,6 +253,7 @@ __all__ = [
     "ComposeFile",
     "ReadFile",
     "StackDefinition",
+    "StackNetwork",
     "StackObject",
     "StackService",
     "load_stack",

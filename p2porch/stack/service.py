@@ -20,6 +20,7 @@ from . import deploy as deploy_keys
 from . import keys
 from .interpolate import parse_dotenv
 from .names import RESERVED_LABEL_PREFIX, service_name, stack_labels
+from .networks import DEFAULT_KEY, StackNetwork, default_network, service_attachments
 from .ports_volumes import TopVolume, ports, tmpfs_mounts, volume
 from .problems import Problems
 from .resolve import ReadFile
@@ -95,7 +96,7 @@ class StackContext:
 
     stack: str
     volumes: Mapping[str, TopVolume]
-    networks: set[str]
+    networks: Mapping[str, StackNetwork]
     secrets: set[str]
     configs: set[str]
     services: set[str]  # every service of the model (after profiles)
@@ -109,6 +110,13 @@ class StackContext:
     object_names: dict[str, str] = field(default_factory=dict)  # "secrets:key" -> cluster name
     #: (verb, key, reason) -> services it applies to, for one warning line per key
     notices: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
+    used_networks: list[str] = field(default_factory=list)  # network keys services attach to, first use first
+
+    def network(self, key: str) -> StackNetwork:
+        """The cluster network of Compose network ``key`` (``default`` may be implicit)."""
+        if key == DEFAULT_KEY:
+            return default_network(self.stack, self.networks)
+        return self.networks[key]
 
     def ignored(self, key: str, short: str, reason: str) -> None:
         """``key`` of service ``short`` is accepted and ignored, for ``reason``."""
@@ -233,20 +241,6 @@ def _depends_on(value: Any, path: str, ctx: StackContext, short: str) -> list[De
             raise err(where, f"service {name!r} is not defined")
         out.append(Dependency(name, condition, required))
     return out
-
-
-def _networks(value: Any, path: str, declared: set[str]) -> None:
-    """Validated; the flattening onto one network is warned about once for the stack."""
-    if isinstance(value, Mapping):
-        names = list(value)
-        for name, conf in value.items():
-            if conf is not None:
-                mapping(conf, f"{path}.{name}", keys.SERVICE_NETWORK_KEYS)
-    else:
-        names = [string(n, f"{path}[{i}]") for i, n in enumerate(list_(value, path))]
-    for name in names:
-        if name != "default" and name not in declared:
-            raise err(f"{path}.{name}", "network is not declared in the top-level networks")
 
 
 def _file_refs(value: Any, path: str, declared: set[str], section: str) -> list[tuple[str, dict[str, Any]]]:
@@ -378,8 +372,11 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
             if health is not None:
                 spec["health"] = health
     with problems.check():
-        if conf.get("networks") is not None:
-            _networks(conf["networks"], f"{path}.networks", ctx.networks)
+        attachments = service_attachments(
+            conf.get("networks") or [DEFAULT_KEY], f"{path}.networks", ctx.networks, problems
+        )
+        spec["networks"] = [{"target": ctx.network(k).name, "aliases": aliases} for k, aliases in attachments]
+        ctx.used_networks.extend(k for k, _ in attachments if k not in ctx.used_networks)
     with problems.check():
         if "user" in conf:
             spec["user"] = scalar_text(conf["user"], f"{path}.user")

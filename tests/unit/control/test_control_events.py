@@ -41,3 +41,18 @@ def test_node_service_and_task_events():
     # A re-put of the same observable state is not an event.
     assert describe_change(change, change.record, state, 9.0) is None
     assert leader_event(None, 1.0)["action"] == "lost"
+
+
+def test_network_events():
+    state, _ = changes_of(EMPTY_STATE, C.InitCluster(at=1.0, cluster_id="c").encode())
+    state, (change,) = changes_of(state, C.CreateNetwork(at=2.0, network_id="n1", name="back").encode())
+    assert describe_change(change, None, state, 3.0) == {
+        "at": 3.0,
+        "type": "network",
+        "action": "created",
+        "network": "back",
+    }
+    before = state.networks["n1"]
+    state, (change,) = changes_of(state, C.RemoveNetwork(at=4.0, name="back").encode())
+    assert describe_change(change, before, state, 5.0)["action"] == "removed"
+    assert describe_change(change, before, state, 5.0)["network"] == "back"

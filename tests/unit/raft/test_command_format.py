@@ -18,6 +18,8 @@ from p2porch.raft.state import EMPTY_STATE
 FIXTURE = Path(__file__).with_name("fixtures") / "v1_commands.msgpack"
 #: the same format written before node keys, secrets and key rotation existed (the first 14 commands)
 BEFORE_SECRETS = Path(__file__).with_name("fixtures") / "v1_commands_before_secrets.msgpack"
+#: the same format before networks existed (the first 17 commands; a spec without networks omits the key)
+BEFORE_NETWORKS = Path(__file__).with_name("fixtures") / "v1_commands_before_networks.msgpack"
 WEB = ServiceSpec.from_dict(
     {
         "name": "web",
@@ -27,6 +29,11 @@ WEB = ServiceSpec.from_dict(
         "health": "true",
         "env": ["A=1"],
     }
+)
+
+
+WEB_ON_NETWORKS = ServiceSpec.from_dict(
+    {"name": "web2", "image": "nginx:1", "networks": ["front", "name=back,alias=db-proxy"]}
 )
 
 
@@ -74,8 +81,13 @@ def every_command() -> list[C.Command]:
         ),
         C.RemoveSecret(at=16.0, kind="config", name="app"),
         C.RotateKeys(at=17.0, epoch=2, envelopes={"id1": "ZW52"}, excluded=("id2",)),
-        C.PutAccessToken(at=18.0, name="ci", token_id="0123456789abcdef", role="operate", digest="ab" * 32),
-        C.RemoveAccessToken(at=19.0, name="ci"),
+        C.CreateNetwork(
+            at=18.0, network_id="n1", name="back", internal=True, attachable=True, labels={"tier": "db"}
+        ),
+        C.RemoveNetwork(at=19.0, name="back"),
+        C.CreateService(at=20.0, service_id="s2", spec=WEB_ON_NETWORKS),
+        C.PutAccessToken(at=21.0, name="ci", token_id="0123456789abcdef", role="operate", digest="ab" * 32),
+        C.RemoveAccessToken(at=22.0, name="ci"),
     ]
 
 
@@ -94,3 +106,10 @@ def test_version_1_bytes_written_before_secrets_still_decode_to_the_same_command
     stored = msgpack.unpackb(BEFORE_SECRETS.read_bytes())
     assert len(stored) == 14
     assert [C.decode_command(b) for b in stored] == every_command()[:14]
+
+
+def test_version_1_bytes_written_before_networks_still_decode_to_the_same_commands() -> None:
+    stored = msgpack.unpackb(BEFORE_NETWORKS.read_bytes())
+    assert len(stored) == 17
+    assert [C.decode_command(b) for b in stored] == every_command()[:17]
+    assert stored == msgpack.unpackb(FIXTURE.read_bytes())[:17]  # specs without networks: the same bytes

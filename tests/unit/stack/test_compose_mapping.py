@@ -232,9 +232,11 @@ def test_defaults_of_a_minimal_service_are_the_service_defaults():
                 "name": "shop-api",
                 "image": "nginx",
                 "labels": {"p2porch.stack": "shop", "p2porch.stack.service": "api"},
+                "networks": ["shop_default"],  # the stack's implicit default network
             }
         ).to_dict()
     )
+    assert [n.name for n in stack.networks] == ["shop_default"]
 
 
 @pytest.mark.parametrize(

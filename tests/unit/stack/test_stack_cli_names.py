@@ -91,6 +91,16 @@ def test_a_valid_file_reaches_for_the_daemon_as_resolved_services(tmp_path, monk
     assert spec["env"] == {"A": "dotenv"} and spec["image"] == "x:2.0"
     assert deploy_body(definition, definition.services, True) == {
         "services": [{"short": "web", "spec": spec}],
+        "networks": [
+            {
+                "key": "default",
+                "name": "shop_default",
+                "external": False,
+                "internal": False,
+                "attachable": False,
+                "labels": {},
+            }
+        ],
         "prune": True,
     }
     with pytest.raises(DaemonError):  # validated locally, then sent to the (absent) daemon

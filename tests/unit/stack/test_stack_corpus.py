@@ -74,3 +74,34 @@ def test_corpus_details_that_matter():
     assert api["constraints"] == ["node.role==replica", "node.labels.zone!=edge"]
     assert api["update"]["max_failure_ratio"] == 0.1 and api["endpoint_mode"] == "dnsrr"
     assert any("ports mode: ingress" in w for w in swarm.warnings)
+
+
+@pytest.mark.parametrize("app", [a for a in APPS if not a.startswith("refused-")])
+def test_every_corpus_service_is_on_networks_the_stack_creates_or_attaches(app):
+    """Networks are honoured, not flattened: each service's networks are the stack's (namespaced) ones."""
+    definition = stack_source(compose_files(CORPUS / app), environ={"HOME": "/home/user"}).load("corpus")
+    declared = {n.name: n for n in definition.networks}
+    for service in definition.services:
+        targets = [n["target"] for n in service.spec["networks"]]
+        assert targets, service.short_name
+        assert set(targets) <= set(declared), (service.short_name, targets)
+    for net in definition.networks:
+        assert net.external or net.name.startswith("corpus_") or net.key != net.name
+    assert not any("shares one cluster network" in w for w in definition.warnings)
+
+
+def test_corpus_tiers_are_separate_networks():
+    """The voting app's tiers: vote and redis on frontend, db and result on backend, the worker on both."""
+    vote = stack_source(compose_files(CORPUS / "voting-app"), environ={}).load("vote")
+    on = {s.short_name: sorted(n["target"] for n in s.spec["networks"]) for s in vote.services}
+    assert on == {
+        "redis": ["vote_frontend"],
+        "db": ["vote_backend"],
+        "vote": ["vote_frontend"],
+        "result": ["vote_backend"],
+        "worker": ["vote_backend", "vote_frontend"],
+    }
+    assert sorted(n.name for n in vote.networks) == ["vote_backend", "vote_frontend"]
+    traefik = stack_source(compose_files(CORPUS / "traefik-swarm"), environ={}).load("edge")
+    public = {n.key: n for n in traefik.networks}["traefik-public"]
+    assert public.external and public.name == "traefik-public"  # attached to, never created or removed

@@ -79,6 +79,7 @@ def body(stack: str, text: str, files=None, prune: bool = True) -> dict:
     definition = load_stack(stack, text, lambda path: files[path])
     return {
         "services": [{"short": s.short_name, "spec": s.spec} for s in definition.services],
+        "networks": [n.to_dict() for n in definition.networks],
         "prune": prune,
     }
 
@@ -233,3 +234,67 @@ async def test_a_stack_publishing_a_p2porch_port_is_refused_before_anything_is_w
         await deploy(ops, "s", compose)
     assert info.value.field == "--publish" and "dns" in info.value.message
     assert "create_service" not in manager.commands
+
+
+TIERS = """
+services:
+  web:
+    image: p2porch/busybox:latest
+    networks: [front]
+  api:
+    image: p2porch/busybox:latest
+    networks:
+      front: {aliases: [backend]}
+      back:
+  db:
+    image: p2porch/busybox:latest
+    networks: [back, shared]
+networks:
+  front: {labels: {tier: front}}
+  back: {internal: true}
+  shared: {external: true, name: common}
+"""
+
+
+async def test_stack_networks_are_created_first_namespaced_and_removed_with_the_stack(ops, manager):
+    with pytest.raises(NotFoundError, match="external network 'common'"):
+        await deploy(ops, "shop", TIERS)
+    assert "create_network" not in manager.commands and "create_service" not in manager.commands
+    await ops.networks.create({"name": "common"})
+    await deploy(ops, "shop", TIERS)
+    state = manager.state
+    front, back = state.network_by_name("shop_front"), state.network_by_name("shop_back")
+    assert front is not None and back is not None and back.internal and not front.internal
+    assert dict(front.labels) == {"tier": "front", "p2porch.stack": "shop"}
+    api = state.service_by_name("shop-api")
+    assert api is not None
+    assert [n.to_dict() for n in api.spec.networks] == [
+        {"target": "shop_front", "aliases": ["backend"]},
+        {"target": "shop_back", "aliases": []},
+    ]
+    assert state.network_by_name("shop_default") is None  # every service names its networks
+    again = list(manager.commands)
+    await deploy(ops, "shop", TIERS)
+    assert manager.commands == again  # nothing to create the second time
+    result = await ops.rm("shop")
+    assert sorted(result["removed_networks"]) == ["shop_back", "shop_front"]
+    assert manager.state.network_by_name("common") is not None  # external: left alone
+
+
+async def test_a_network_name_taken_outside_the_stack_is_refused(ops, manager):
+    await ops.networks.create({"name": "shop_default"})
+    with pytest.raises(ConflictError, match="outside stack"):
+        await deploy(ops, "shop", "services:\n  web:\n    image: nginx\n")
+    assert "create_service" not in manager.commands
+
+
+async def test_redeploy_prunes_networks_no_longer_used(ops, manager):
+    await deploy(
+        ops,
+        "shop",
+        TIERS.replace("[back, shared]", "[back]").replace("  shared: {external: true, name: common}\n", ""),
+    )
+    assert manager.state.network_by_name("shop_front") is not None
+    result = await deploy(ops, "shop", "services:\n  web:\n    image: p2porch/busybox:latest\n")
+    assert sorted(result["removed_networks"]) == ["shop_back", "shop_front"]
+    assert [n.name for n in manager.state.networks.values()] == ["shop_default"]

@@ -251,9 +251,7 @@ def test_a_value_sealed_under_an_epoch_the_node_lacks_fails_clearly() -> None:
         ref = parse_file_ref("src=db,version=1", kind="secret", fieldname="s")
         _, error = TaskFiles(root, {0: KEY}).prepare(state, Task("t1", "svc", 1), [("secret", ref)])
         assert "cluster key epoch 3" in error and "secret update db" in error
-        mounts, error = TaskFiles(root, {3: KEY}).prepare(
-            state, Task("t2", "svc", 1), [("secret", ref)]
-        )
+        mounts, error = TaskFiles(root, {3: KEY}).prepare(state, Task("t2", "svc", 1), [("secret", ref)])
         assert error == ""
         with open(mounts[0].source, "rb") as fh:
             assert fh.read() == b"v"

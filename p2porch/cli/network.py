@@ -1,0 +1,131 @@
+"""``p2porch network ...``: create, ls, inspect, rm user-defined networks (shell).
+
+``network inspect`` without a name shows this node's overlay (lease, VTEP, programmed peers), as before
+networks existed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+from typing import Any
+
+from ..errors import ConfigError
+from ..model.netrefs import check_network_name
+from .node import cmd_network_inspect
+from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table
+
+COLUMNS = ["id", "name", "driver", "scope", "internal", "services"]
+
+
+def _labels(values: list[str] | None) -> dict[str, str]:
+    out = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not key or not sep:
+            raise UsageError(f"--label {item!r}: expected KEY=VALUE", field="--label")
+        out[key] = value
+    return out
+
+
+def _describe(view: dict[str, Any]) -> str:
+    created = datetime.datetime.fromtimestamp(view.get("created_at") or 0, datetime.UTC).isoformat(
+        " ", "seconds"
+    )
+    lines = [
+        f"network {view['name']}" + (" (built-in default)" if view.get("builtin") else ""),
+        f"  id:         {view['id']}",
+        f"  driver:     {view['driver']}, scope {view['scope']}",
+        f"  internal:   {str(view['internal']).lower()}",
+        f"  attachable: {str(view['attachable']).lower()}",
+        f"  services:   {', '.join(view.get('services') or []) or '-'}",
+        f"  created:    {created}",
+    ]
+    if view.get("labels"):
+        lines.append("  labels:     " + ", ".join(f"{k}={v}" for k, v in sorted(view["labels"].items())))
+    if view.get("tasks"):
+        lines.append(
+            table(["task", "node", "address"], [[t["task"], t["node"], t["address"]] for t in view["tasks"]])
+        )
+    return "\n".join(lines)
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    try:
+        check_network_name(args.name, "NAME")
+    except ConfigError as exc:
+        raise UsageError(exc.message, field="NAME") from exc
+    if args.subnet:
+        raise UsageError(
+            "--subnet: p2porch networks share the cluster CIDR and are isolated by policy; a task's "
+            "address comes from its node's lease (set the range with `init --cluster-cidr`; docs/overlay.md)",
+            field="--subnet",
+        )
+    if args.driver != "overlay":
+        raise UsageError(f"--driver: {args.driver!r} is not supported (use overlay)", field="--driver")
+    body = {
+        "name": args.name,
+        "driver": args.driver,
+        "internal": args.internal,
+        "attachable": args.attachable,
+        "labels": _labels(args.label),
+    }
+    emit(args, client_for(args).post("/networks", body), _describe)
+    return EXIT_OK
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    rows = client_for(args).get("/networks")
+    emit(
+        args,
+        rows,
+        lambda rs: table(
+            COLUMNS,
+            [
+                [
+                    r["id"][:12],
+                    r["name"],
+                    r["driver"],
+                    r["scope"],
+                    str(r["internal"]).lower(),
+                    ",".join(r["services"]) or "-",
+                ]
+                for r in rs
+            ],
+        ),
+    )
+    return EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    if not args.name:
+        return cmd_network_inspect(args)
+    emit(args, client_for(args).get(f"/networks/{args.name}"), _describe)
+    return EXIT_OK
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    for name in args.names:
+        result = client_for(args).delete(f"/networks/{name}")
+        emit(args, result, lambda r: f"removed network {r['removed']}")
+    return EXIT_OK
+
+
+def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    action = noun_actions(
+        sub, common, "network", "Manage networks (services on different networks are isolated)"
+    )
+    create = action("create", "Create an overlay network", cmd_create)
+    create.add_argument("name", metavar="NAME")
+    create.add_argument("--driver", "-d", default="overlay", help="overlay (the only driver)")
+    create.add_argument("--subnet", metavar="CIDR", help="refused: networks share the cluster CIDR")
+    create.add_argument("--internal", action="store_true", help="no traffic out of the cluster")
+    create.add_argument("--attachable", action="store_true", help="recorded (Docker compatibility)")
+    create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
+    action("ls", "List networks and the services on them", cmd_ls)
+    inspect = action(
+        "inspect", "Show a network; without NAME: this node's overlay (lease, VTEP, peers)", cmd_inspect
+    )
+    inspect.add_argument("name", metavar="NAME", nargs="?")
+    rm = action("rm", "Remove networks no service uses", cmd_rm)
+    rm.add_argument("names", metavar="NAME", nargs="+")

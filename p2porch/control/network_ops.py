@@ -1,0 +1,218 @@
+"""User-defined networks behind the API: create, list, inspect, remove (shell).
+
+Owns checking a create request (name, driver, flags, labels) before it is written and presenting
+networks with the services attached to them. The data path (isolation rules on every node) follows the
+committed state in :mod:`p2porch.member.netpolicy`; this module only writes desired state.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from ..api.server import Endpoint
+from ..clock import SYSTEM_CLOCK, Clock
+from ..errors import ConfigError, ConflictError, NotFoundError
+from ..model import NetworkRecord, TaskState
+from ..model.netrefs import RESERVED_NETWORK_NAMES, attached_networks, check_network_name, parse_attachments
+from ..raft import commands as C
+from ..raft.commands_networks import NETWORK_DRIVERS
+from ..raft.fsm_networks import DEFAULT_NETWORK, users_of
+from ..raft.state import ClusterState
+
+if TYPE_CHECKING:
+    from ..membership.manager import ClusterManager
+
+__all__ = ["NetworkOps", "network_body", "network_endpoints"]
+
+NETWORK_ID_BYTES = 8
+_BODY_KEYS = {"name", "driver", "internal", "attachable", "labels", "subnet"}
+
+
+def network_body(body: Any) -> dict[str, Any]:
+    """A checked create request (name, driver, internal, attachable, labels); ConfigError names the field."""
+    if not isinstance(body, dict):
+        raise ConfigError("the network must be a JSON object", field="network")
+    unknown = set(body) - _BODY_KEYS
+    if unknown:
+        raise ConfigError(f"unknown field(s) {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    name = check_network_name(body.get("name"), "name")
+    if name in RESERVED_NETWORK_NAMES:
+        raise ConfigError(f"network name {name!r} is reserved", field="name")
+    driver = body.get("driver") or "overlay"
+    if driver not in NETWORK_DRIVERS:
+        raise ConfigError(
+            f"driver {driver!r} is not supported (use {', '.join(NETWORK_DRIVERS)})", field="driver"
+        )
+    if body.get("subnet"):
+        raise ConfigError(
+            "p2porch networks share the cluster CIDR and are isolated by policy: a task's address comes from "
+            "its node's lease, so a network has no subnet of its own (docs/overlay.md, Networks)",
+            field="subnet",
+        )
+    for flag in ("internal", "attachable"):
+        if not isinstance(body.get(flag, False), bool):
+            raise ConfigError(f"{flag} must be true or false", field=flag)
+    labels = body.get("labels") or {}
+    if not isinstance(labels, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    ):
+        raise ConfigError("labels must be a map of strings", field="labels")
+    return {
+        "name": name,
+        "driver": driver,
+        "internal": bool(body.get("internal", False)),
+        "attachable": bool(body.get("attachable", False)),
+        "labels": labels,
+    }
+
+
+def default_network_view(state: ClusterState) -> dict[str, Any]:
+    """The built-in network of services that name none."""
+    users = [s.name for s in state.services.values() if DEFAULT_NETWORK in attached_networks(s.spec.networks)]
+    return {
+        "id": "default",
+        "name": DEFAULT_NETWORK,
+        "driver": "overlay",
+        "scope": "cluster",
+        "internal": False,
+        "attachable": False,
+        "builtin": True,
+        "labels": {},
+        "services": sorted(set(users)),
+        "created_at": state.created_at,
+    }
+
+
+def network_tasks(state: ClusterState, name: str) -> list[dict[str, Any]]:
+    """The running tasks on network ``name``: ``{task, service, node, address}`` (Docker's "containers")."""
+    out = []
+    for svc in state.services.values():
+        if name not in attached_networks(svc.spec.networks):
+            continue
+        for task in state.tasks_of_service(svc.service_id):
+            if task.state == TaskState.RUNNING and task.address:
+                node = state.nodes.get(task.node_id or "")
+                out.append(
+                    {
+                        "task": f"{svc.name}.{task.slot}",
+                        "service": svc.name,
+                        "node": node.name if node else task.node_id,
+                        "address": task.address,
+                    }
+                )
+    return sorted(out, key=lambda t: (t["service"], t["task"]))
+
+
+def network_view(state: ClusterState, record: NetworkRecord) -> dict[str, Any]:
+    return {
+        "id": record.network_id,
+        "name": record.name,
+        "driver": record.driver,
+        "scope": "cluster",
+        "internal": record.internal,
+        "attachable": record.attachable,
+        "builtin": False,
+        "labels": dict(record.labels),
+        "services": users_of(state, record.name),
+        "created_at": record.created_at,
+    }
+
+
+class NetworkOps:
+    """The API's view of networks; every write goes through the manager's Raft store."""
+
+    def __init__(self, manager: ClusterManager, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.manager = manager
+        self.clock = clock
+
+    def _state(self) -> ClusterState:
+        return self.manager.snapshot()
+
+    def find(self, ref: str) -> NetworkRecord | None:
+        """The record named (or with the id) ``ref``; None for the default network; NotFoundError else."""
+        state = self._state()
+        if ref in (DEFAULT_NETWORK, "default"):
+            return None
+        record = state.network_by_name(ref) or state.networks.get(ref)
+        if record is None:
+            matches = (
+                [n for n in state.networks.values() if n.network_id.startswith(ref)] if len(ref) >= 4 else []
+            )
+            if len(matches) == 1:
+                return matches[0]
+            raise NotFoundError(f"no network {ref!r}", field="NETWORK")
+        return record
+
+    def list_all(self) -> list[dict[str, Any]]:
+        state = self._state()
+        views = [network_view(state, r) for r in state.networks.values()]
+        return [default_network_view(state), *sorted(views, key=lambda v: v["name"])]
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        record = self.find(ref)
+        state = self._state()
+        view = default_network_view(state) if record is None else network_view(state, record)
+        view["tasks"] = network_tasks(state, view["name"])
+        return view
+
+    async def create(self, body: Any) -> dict[str, Any]:
+        checked = network_body(body)
+        if self._state().network_by_name(checked["name"]) is not None:
+            raise ConflictError(f"a network named {checked['name']!r} already exists", field="name")
+        network_id = secrets.token_hex(NETWORK_ID_BYTES)
+        await self.manager.write(
+            C.CreateNetwork(at=self.clock.now(), network_id=network_id, **checked).encode()
+        )
+        return self.inspect(checked["name"])
+
+    async def remove(self, ref: str) -> dict[str, Any]:
+        record = self.find(ref)
+        if record is None:
+            raise ConflictError(f"the default network {DEFAULT_NETWORK!r} cannot be removed", field="NETWORK")
+        await self.manager.write(C.RemoveNetwork(at=self.clock.now(), name=record.name).encode())
+        return {"removed": record.name, "id": record.network_id}
+
+
+def network_endpoints(ops: NetworkOps) -> list[Endpoint]:
+    """Create, list, inspect and remove networks."""
+
+    async def create(body: dict[str, Any], params: dict[str, str]) -> Any:
+        return await ops.create(body)
+
+    async def listing(body: dict[str, Any], params: dict[str, str]) -> Any:
+        return ops.list_all()
+
+    async def inspect(body: dict[str, Any], params: dict[str, str]) -> Any:
+        return ops.inspect(params["network"])
+
+    async def remove(body: dict[str, Any], params: dict[str, str]) -> Any:
+        return await ops.remove(params["network"])
+
+    return [
+        Endpoint("POST", "/networks", create, "Create a network"),
+        Endpoint("GET", "/networks", listing, "List networks (the default one first) and their services"),
+        Endpoint("GET", "/networks/{network}", inspect, "Inspect a network"),
+        Endpoint("DELETE", "/networks/{network}", remove, "Remove a network no service uses"),
+    ]
+
+
+def network_changes(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Turn ``networks_add``/``networks_rm`` of an update into a whole ``networks`` list: removals by name,
+    an addition replaces an attachment to the same network (new aliases)."""
+    out = dict(changes)
+    add = out.pop("networks_add", None) or []
+    rm = out.pop("networks_rm", None) or []
+    if not add and not rm:
+        return out
+    if not isinstance(add, list) or not isinstance(rm, list):
+        raise ConfigError("networks_add and networks_rm must be lists", field="networks_add")
+    added = parse_attachments(add, "networks_add")
+    current_list = out.get("networks", current.get("networks") or [])
+    kept = [
+        dict(a.to_dict())
+        for a in parse_attachments(current_list, "networks")
+        if a.target not in rm and a.target not in {n.target for n in added}
+    ]
+    out["networks"] = kept + [a.to_dict() for a in added]
+    return out

@@ -1,0 +1,64 @@
+"""Adapters from committed cluster state to network isolation and DNS scopes (pure).
+
+Which network each task address is on: a task's networks are its service's (the default network when
+it names none). Only tasks that hold an address and are not finished count, so an address freed by a
+stopped task and reused by a new one belongs to the new one. No I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from ..dns.scope import NetworkAlias, ScopeData
+from ..model import TERMINAL_STATES, ServiceSpec
+from ..model.netrefs import attached_networks
+from ..netoverlay.netpolicy import Endpoint, PolicyInput
+from ..raft.state import ClusterState
+from ..stack.names import stack_dns_aliases
+
+
+def service_networks(spec: ServiceSpec) -> frozenset[str]:
+    """The networks a service's tasks are on (the default network when its spec names none)."""
+    return frozenset(attached_networks(spec.networks))
+
+
+def service_aliases(spec: ServiceSpec) -> list[tuple[str, str]]:
+    """``(network, alias)`` pairs a service answers to."""
+    return [(n.target, alias) for n in spec.networks for alias in n.aliases]
+
+
+def task_networks(state: ClusterState) -> dict[str, frozenset[str]]:
+    """``address -> networks`` of every task that holds an address and has not finished."""
+    nets = {sid: service_networks(svc.spec) for sid, svc in state.services.items()}
+    out: dict[str, frozenset[str]] = {}
+    for task in state.tasks.values():
+        if not task.address or task.state in TERMINAL_STATES or task.service_id not in nets:
+            continue
+        out[task.address] = out.get(task.address, frozenset()) | nets[task.service_id]
+    return out
+
+
+def policy_input(state: ClusterState, node_id: str) -> PolicyInput | None:
+    """The isolation rules' input for ``node_id`` (None until it has a lease)."""
+    lease = state.leases.get(node_id)
+    if lease is None or not state.cluster_cidr:
+        return None
+    internal = frozenset(n.name for n in state.networks.values() if n.internal)
+    endpoints = tuple(Endpoint(a, nets) for a, nets in sorted(task_networks(state).items()))
+    return PolicyInput(state.cluster_cidr, lease.subnet, endpoints, internal)
+
+
+def dns_scopes(state: ClusterState) -> ScopeData:
+    """Which services each network holds, their aliases there, and each task address's networks."""
+    members: dict[str, set[str]] = {}
+    aliases: list[NetworkAlias] = []
+    owners: dict[str, str] = {}
+    for svc in state.services.values():
+        owners.update((short, svc.name) for short in stack_dns_aliases(svc.spec.labels_dict()))
+        for net in service_networks(svc.spec):
+            members.setdefault(net, set()).add(svc.name)
+        aliases += [NetworkAlias(net, alias, svc.name) for net, alias in service_aliases(svc.spec)]
+    return ScopeData(
+        services_by_network={n: frozenset(s) for n, s in members.items()},
+        aliases=tuple(sorted(aliases)),
+        clients=task_networks(state),
+        owners=owners,
+    )

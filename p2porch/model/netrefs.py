@@ -1,0 +1,116 @@
+"""A service's attachments to networks (pure): which networks its tasks are on, and their aliases there.
+
+A spec without attachments is on the cluster's default network (:data:`DEFAULT_NETWORK`, today's
+behaviour: every such service reaches every other). Names are checked for shape here; whether a
+network exists is checked where the spec is written (control plane and FSM).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+
+#: the network of services that name none (the node's ``p2porch`` Docker network and its leases)
+DEFAULT_NETWORK = "p2porch"
+#: names no user network may take (Docker's built-ins and p2porch's own)
+RESERVED_NETWORK_NAMES = frozenset({DEFAULT_NETWORK, "ingress", "host", "bridge", "none"})
+NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_ALIAS_RE = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+MAX_NETWORKS_PER_SERVICE = 16
+MAX_ALIASES = 16
+
+
+def _err(field: str, message: str) -> ConfigError:
+    return ConfigError(f"{field}: {message}", field=field)
+
+
+def check_network_name(name: Any, field: str = "name") -> str:
+    """``name`` if it can name a network: 1-63 letters, digits, ``_``, ``.``, ``-``, starting alphanumeric."""
+    if not isinstance(name, str) or not NETWORK_NAME_RE.match(name):
+        raise _err(field, f"{name!r} is not a network name (1-63 letters, digits, '_', '.', '-')")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkAttachment:
+    """One network a service's tasks are on, and the extra names they answer to there."""
+
+    target: str
+    aliases: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "aliases": list(self.aliases)}
+
+
+def _aliases(value: Any, field: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or len(items) > MAX_ALIASES:
+        raise _err(field, f"must be a list of at most {MAX_ALIASES} names")
+    out: list[str] = []
+    for i, alias in enumerate(items):
+        if not isinstance(alias, str) or not _ALIAS_RE.match(alias.lower()):
+            raise _err(f"{field}[{i}]", f"{alias!r} is not a DNS name")
+        if alias.lower() not in out:
+            out.append(alias.lower())
+    return tuple(out)
+
+
+def parse_attachment(value: Any, field: str) -> NetworkAttachment:
+    """``NAME``, ``name=NAME,alias=A[,alias=B]`` (Docker's ``--network``) or ``{"target", "aliases"}``."""
+    if isinstance(value, str) and "=" in value:
+        target = ""
+        aliases: list[str] = []
+        for part in value.split(","):
+            key, sep, val = part.partition("=")
+            key = key.strip().lower()
+            if not sep or not val:
+                raise _err(field, f"{part!r} is not key=value")
+            if key in ("name", "target"):
+                target = val
+            elif key == "alias":
+                aliases.append(val)
+            else:
+                raise _err(field, f"unknown option {key!r} (use name=NETWORK,alias=NAME)")
+        return NetworkAttachment(
+            check_network_name(target, f"{field}.name"), _aliases(aliases, f"{field}.alias")
+        )
+    if isinstance(value, str):
+        return NetworkAttachment(check_network_name(value, field))
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"target", "name", "aliases"}
+        if unknown:
+            raise _err(field, f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+        target = value.get("target", value.get("name"))
+        return NetworkAttachment(
+            check_network_name(target, f"{field}.target"),
+            _aliases(value.get("aliases") or [], f"{field}.aliases"),
+        )
+    raise _err(field, f"expected a network name or a map, got {type(value).__name__}")
+
+
+def parse_attachments(value: Any, field: str = "networks") -> tuple[NetworkAttachment, ...]:
+    """A whole ``networks`` list; the same network twice is refused."""
+    if value is None:
+        return ()
+    if isinstance(value, str | Mapping) or not isinstance(value, Sequence):
+        value = [value]
+    if len(value) > MAX_NETWORKS_PER_SERVICE:
+        raise _err(field, f"at most {MAX_NETWORKS_PER_SERVICE} networks")
+    out: list[NetworkAttachment] = []
+    for i, item in enumerate(value):
+        attachment = parse_attachment(item, f"{field}[{i}]")
+        if any(a.target == attachment.target for a in out):
+            raise _err(f"{field}[{i}]", f"network {attachment.target!r} is named twice")
+        out.append(attachment)
+    return tuple(out)
+
+
+def attached_networks(attachments: Sequence[NetworkAttachment]) -> tuple[str, ...]:
+    """The networks a service's tasks are on: the named ones, or the default network."""
+    return tuple(a.target for a in attachments) or (DEFAULT_NETWORK,)

@@ -1,0 +1,181 @@
+"""Compose ``networks`` -> cluster networks of a stack, and a service's ``networks`` -> its attachments
+(pure; see docs/stack.md, "Networks").
+
+A top-level network ``front`` of stack ``shop`` becomes the cluster network ``shop_front`` (Swarm's
+naming; ``name:`` overrides it), created with the stack and removed with it; ``external`` networks must
+exist already and are never created or removed. A service that names no network is on the stack's
+``default`` network, created implicitly as Compose does. Keys that cannot apply (``ipam`` subnets,
+``driver_opts``, IPv6, a service's fixed addresses) are ignored with one warning each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from ..model.netrefs import RESERVED_NETWORK_NAMES, check_network_name
+from . import keys
+from .problems import Problems
+from .values import boolean, err, list_, mapping, string
+
+DEFAULT_KEY = "default"
+_DRIVERS_MAPPED = ("overlay", "default", "bridge")  # bridge: written for docker compose on one host
+_IGNORED_TOP = {
+    "driver_opts": "driver options of Docker's network drivers do not apply to p2porch's overlay",
+    "ipam": "task addresses come from each node's lease of the cluster CIDR (networks are isolated by "
+    "policy, not by subnet)",
+    "enable_ipv6": "the overlay is IPv4",
+    "enable_ipv4": "the overlay is IPv4 (always on)",
+}
+_IGNORED_SERVICE = {
+    "ipv4_address": "task addresses come from the node's lease",
+    "ipv6_address": "the overlay is IPv4",
+    "link_local_ips": "not supported",
+    "priority": "a task has one address on the overlay",
+    "gw_priority": "a task has one address on the overlay",
+    "mac_address": "not supported",
+    "driver_opts": "not supported",
+    "interface_name": "a task has one interface on the overlay",
+}
+
+
+@dataclass(frozen=True)
+class StackNetwork:
+    """One network a stack uses: its Compose key, its cluster name and how it is created."""
+
+    key: str
+    name: str
+    external: bool = False
+    internal: bool = False
+    attachable: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "name": self.name,
+            "external": self.external,
+            "internal": self.internal,
+            "attachable": self.attachable,
+            "labels": dict(self.labels),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> StackNetwork:
+        """Checked form of a deploy body's network entry; ConfigError names ``where``."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a network", field=where)
+        try:
+            labels = data.get("labels") or {}
+            if not isinstance(labels, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+            ):
+                raise ConfigError("labels must map strings to strings", field="labels")
+            flags = {k: data.get(k, False) for k in ("external", "internal", "attachable")}
+            if not all(isinstance(v, bool) for v in flags.values()):
+                raise ConfigError("external, internal and attachable must be true or false", field="external")
+            return cls(
+                key=string(data.get("key"), "key"),
+                name=check_network_name(data.get("name")),
+                labels=dict(labels),
+                **flags,
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc.message}", field=where) from None
+
+
+def _labels(value: Any, path: str) -> dict[str, str]:
+    if isinstance(value, Mapping):
+        return {str(k): "" if v is None else str(v) for k, v in value.items()}
+    out = {}
+    for i, item in enumerate(list_(value, path)):
+        key, _, val = string(item, f"{path}[{i}]").partition("=")
+        out[key] = val
+    return out
+
+
+def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> dict[str, StackNetwork]:
+    """The top-level ``networks`` of a resolved model as cluster networks (problems recorded, not raised)."""
+    declared = model.get("networks")
+    if declared is None:
+        return {}
+    if not isinstance(declared, Mapping) or not all(isinstance(k, str) for k in declared):
+        problems.error("networks", "expected a mapping of names")
+        return {}
+    out: dict[str, StackNetwork] = {}
+    for key, conf in declared.items():
+        path = f"networks.{key}"
+        with problems.check():
+            conf = mapping(conf if conf is not None else {}, path, keys.TOP_NETWORK_KEYS)
+            for ignored, reason in _IGNORED_TOP.items():
+                if conf.get(ignored) not in (None, {}, []):
+                    problems.warn(f"ignoring {path}.{ignored}: {reason}")
+            driver = conf.get("driver")
+            if driver is not None:
+                driver = string(driver, f"{path}.driver")
+                if driver not in _DRIVERS_MAPPED:
+                    raise err(
+                        f"{path}.driver",
+                        f"driver {driver!r} is not supported (p2porch networks are overlays)",
+                    )
+                if driver == "bridge":
+                    problems.warn(
+                        f"{path}.driver: bridge becomes a cluster overlay network (as in a Swarm stack)"
+                    )
+            external = conf.get("external", False)
+            external_name = None
+            if isinstance(external, Mapping):  # the legacy form external: {name: X}
+                ext = mapping(external, f"{path}.external", ("name",))
+                external_name = string(ext["name"], f"{path}.external.name") if "name" in ext else None
+                external = True
+            else:
+                external = boolean(external, f"{path}.external")
+            name = string(conf["name"], f"{path}.name") if "name" in conf else external_name
+            if name is None:
+                name = key if external else f"{stack}_{key}"
+            check_network_name(name, f"{path}.name")
+            if name in RESERVED_NETWORK_NAMES and not (external and name == "p2porch"):
+                raise err(f"{path}.name", f"network name {name!r} is reserved")
+            out[key] = StackNetwork(
+                key=key,
+                name=name,
+                external=external,
+                internal=boolean(conf.get("internal", False), f"{path}.internal"),
+                attachable=boolean(conf.get("attachable", False), f"{path}.attachable"),
+                labels={} if external else _labels(conf.get("labels") or {}, f"{path}.labels"),
+            )
+    return out
+
+
+def default_network(stack: str, declared: Mapping[str, StackNetwork]) -> StackNetwork:
+    """The stack's ``default`` network: as declared, or ``<stack>_default`` (implicit, as in Compose)."""
+    return declared.get(DEFAULT_KEY) or StackNetwork(DEFAULT_KEY, f"{stack}_{DEFAULT_KEY}")
+
+
+def service_attachments(
+    value: Any, path: str, declared: Mapping[str, StackNetwork], problems: Problems
+) -> list[tuple[str, list[str]]]:
+    """``(network key, aliases)`` of a service's ``networks`` (list or mapping form); unknown keys raise."""
+    out: list[tuple[str, list[str]]] = []
+    if isinstance(value, Mapping):
+        for key, conf in value.items():
+            where = f"{path}.{key}"
+            aliases: list[str] = []
+            if conf is not None:
+                conf = mapping(conf, where, keys.SERVICE_NETWORK_KEYS)
+                for ignored, reason in _IGNORED_SERVICE.items():
+                    if conf.get(ignored) is not None:
+                        problems.warn(f"ignoring {where}.{ignored}: {reason}")
+                aliases = [
+                    string(a, f"{where}.aliases[{i}]")
+                    for i, a in enumerate(list_(conf.get("aliases") or [], where))
+                ]
+            out.append((str(key), aliases))
+    else:
+        out = [(string(n, f"{path}[{i}]"), []) for i, n in enumerate(list_(value, path))]
+    for key, _ in out:
+        if key != DEFAULT_KEY and key not in declared:
+            raise err(f"{path}.{key}", "network is not declared in the top-level networks")
+    return out

@@ -1,0 +1,151 @@
+"""The isolation rule builder: its text, evaluated by a small model of iptables' chain traversal, gives
+exactly "accept when source and destination share a network" for every pair, for random layouts."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+
+import pytest
+
+from p2porch.netoverlay.netpolicy import (
+    POLICY_CHAIN,
+    REJECT_CHAIN,
+    Endpoint,
+    PolicyInput,
+    may_talk,
+    network_chain,
+    plan_policy,
+    stale_chains,
+    valid_endpoints,
+)
+
+CLUSTER = "10.240.0.0/16"
+LEASE = "10.240.1.0/24"
+
+
+def _match(cond: str, value: str, negate: bool, addr: str) -> bool:
+    hit = ipaddress.IPv4Address(addr) in ipaddress.IPv4Network(value)
+    return hit != negate
+
+
+def evaluate(text: str, src: str, dst: str, *, established: bool = False) -> str:
+    """ACCEPT, REJECT or RETURN (fall through to the rest of FORWARD) for one new packet."""
+    chains: dict[str, list[list[str]]] = {}
+    for line in text.splitlines():
+        if line.startswith("-A "):
+            words = line.split()
+            chains.setdefault(words[1], []).append(words[2:])
+
+    def run(chain: str) -> str:
+        for words in chains.get(chain, []):
+            i, ok, target = 0, True, ""
+            negate = False
+            while i < len(words):
+                w = words[i]
+                if w == "!":
+                    negate = True
+                    i += 1
+                    continue
+                if w in ("-s", "-d"):
+                    ok = ok and _match(w, words[i + 1], negate, src if w == "-s" else dst)
+                    i += 2
+                elif w == "-m" and words[i + 1] == "conntrack":
+                    ok = ok and established
+                    i += 4
+                elif w == "-p":
+                    i += 2
+                elif w == "-j":
+                    target = words[i + 1]
+                    i = len(words)
+                else:
+                    i += 1
+                negate = False
+            if not ok:
+                continue
+            if target in ("ACCEPT", "RETURN"):
+                return target
+            if target == "REJECT":
+                return "REJECT"
+            verdict = run(target)
+            if verdict != "RETURN":
+                return verdict
+        return "RETURN"
+
+    return run(POLICY_CHAIN)
+
+
+def layout(seed: int) -> tuple[PolicyInput, dict[str, frozenset[str]]]:
+    rng = random.Random(seed)
+    nets = ["p2porch", "a", "b", "c", "shop_default"]
+    members: dict[str, frozenset[str]] = {}
+    for node in (1, 2, 3):
+        for host in range(2, 2 + rng.randrange(1, 6)):
+            members[f"10.240.{node}.{host}"] = frozenset(rng.sample(nets, rng.randrange(1, 3)))
+    endpoints = tuple(Endpoint(a, n) for a, n in members.items())
+    return PolicyInput(CLUSTER, LEASE, endpoints, frozenset({"c"})), members
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_rules_accept_exactly_the_pairs_that_share_a_network(seed: int) -> None:
+    spec, members = layout(seed)
+    text = plan_policy(spec).text
+    local = [a for a in members if a.startswith("10.240.1.")]
+    for src, src_nets in members.items():
+        for dst in local:
+            if src == dst:
+                continue
+            verdict = evaluate(text, src, dst)
+            expected = "ACCEPT" if may_talk(src_nets, members[dst]) else "REJECT"
+            assert verdict == expected, (src, sorted(src_nets), dst, sorted(members[dst]))
+            assert evaluate(text, src, dst, established=True) == "RETURN"
+
+
+def test_unknown_sources_outside_clients_and_remote_destinations_are_not_policed() -> None:
+    spec, members = layout(3)
+    text = plan_policy(spec).text
+    dst = next(a for a in members if a.startswith("10.240.1."))
+    assert evaluate(text, "10.240.2.0", dst) == "RETURN"  # a peer's VTEP address (host traffic)
+    assert evaluate(text, "10.240.1.250", dst) == "RETURN"  # a task whose address is not committed yet
+    assert evaluate(text, "192.168.9.9", dst) == "RETURN"  # a client of a published port
+    src = next(iter(members))
+    assert evaluate(text, src, "10.240.2.77") == "RETURN"  # policed on the node that holds it
+
+
+def test_tasks_on_internal_networks_only_get_no_egress() -> None:
+    endpoints = (Endpoint("10.240.1.2", frozenset({"c"})), Endpoint("10.240.1.3", frozenset({"c", "a"})))
+    text = plan_policy(PolicyInput(CLUSTER, LEASE, endpoints, frozenset({"c"}))).text
+    assert evaluate(text, "10.240.1.2", "8.8.8.8") == "REJECT"
+    assert evaluate(text, "10.240.1.3", "8.8.8.8") == "RETURN"  # also on a network that is not internal
+    assert evaluate(text, "10.240.1.2", "10.240.1.3") == "ACCEPT"
+
+
+def test_text_is_deterministic_and_declares_its_chains() -> None:
+    spec, _ = layout(7)
+    shuffled = PolicyInput(
+        spec.cluster_cidr, spec.local_subnet, tuple(reversed(spec.endpoints)), spec.internal_networks
+    )
+    a, b = plan_policy(spec), plan_policy(shuffled)
+    assert a.text == b.text
+    assert a.text.startswith("*filter\n") and a.text.endswith("COMMIT\n")
+    for chain in a.chains:
+        assert f":{chain} - [0:0]" in a.text
+    assert POLICY_CHAIN in a.chains and REJECT_CHAIN in a.chains
+    assert all(len(c) <= 28 for c in a.chains)
+
+
+def test_stale_chains_are_those_of_networks_no_longer_planned() -> None:
+    spec, _ = layout(1)
+    plan = plan_policy(spec)
+    gone = network_chain("removed-network")
+    assert stale_chains([*plan.chains, gone, "DOCKER-USER"], plan) == [gone]
+
+
+def test_odd_addresses_are_ignored_and_shared_addresses_merge() -> None:
+    eps = [
+        Endpoint("not-an-ip", frozenset({"a"})),
+        Endpoint("8.8.8.8", frozenset({"a"})),
+        Endpoint("10.240.1.2", frozenset({"a"})),
+        Endpoint("10.240.1.2", frozenset({"b"})),
+    ]
+    assert valid_endpoints(eps, CLUSTER) == {"10.240.1.2": frozenset({"a", "b"})}
