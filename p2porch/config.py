@@ -169,7 +169,15 @@ class NodeConfig:
     """Identity and placement of this node."""
 
     name: str = _opt("", _node_name_or_empty)
-    advertise_addr: str = _opt("", _ipv4_or_empty)
+    advertise_addr: str = _opt("", _ipv4_or_empty)  # where peers reach this node (a NAT's public address)
+    listen_addr: str = _opt(
+        "", _ipv4_or_empty
+    )  # where it binds ("" = advertise_addr if local, see addresses)
+    # the public port of each p2porch port behind a NAT's port forwards (0 = the same as the local port)
+    advertise_gossip_port: int = _opt(0, _port_or_zero)
+    advertise_raft_port: int = _opt(0, _port_or_zero)
+    advertise_join_port: int = _opt(0, _port_or_zero)
+    advertise_vxlan_port: int = _opt(0, _port_or_zero)
     data_dir: str = _opt(DEFAULT_DATA_DIR, _abs_path)
     docker_host: str = _opt("")
     labels: dict[str, str] = field(default_factory=dict, metadata={"check": _labels, "kind": dict})
@@ -210,6 +218,15 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True)
+class AutoscaleConfig:
+    """Usage sampling on every node and the leader's autoscaler (docs/autoscale.md)."""
+
+    sample_s: float = _opt(5.0, _positive)  # how often the agent reads its tasks' cgroup counters
+    window_s: float = _opt(30.0, _positive)  # usage is averaged over this; a task reports after one window
+    sync_s: float = _opt(15.0, _positive)  # how often the leader decides (the Kubernetes HPA's sync period)
+
+
+@dataclass(frozen=True)
 class GossipConfig:
     """SWIM membership settings."""
 
@@ -243,6 +260,9 @@ class DnsConfig:
     ttl_s: int = _opt(5, _positive, kind=int)
     upstreams: tuple[str, ...] = _opt((), _upstreams, kind=tuple)
     forward_timeout_s: float = _opt(2.0, _positive)
+    # a running task asked to stop leaves every node's zone first; its node waits this long before
+    # SIGTERM so that clients that resolved it just before, and requests in flight, finish
+    drain_s: float = _opt(1.0, _non_negative)
 
 
 @dataclass(frozen=True)
@@ -261,6 +281,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     raft: RaftConfig = field(default_factory=RaftConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    autoscale: AutoscaleConfig = field(default_factory=AutoscaleConfig)
     gossip: GossipConfig = field(default_factory=GossipConfig)
     join: JoinConfig = field(default_factory=JoinConfig)
     overlay: OverlayConfig = field(default_factory=OverlayConfig)

@@ -20,6 +20,7 @@ from .metrics import Metrics
 
 if TYPE_CHECKING:
     from .agent.executor import Executor
+    from .agent.usage import UsageBook
     from .dns.resolver import Resolver
     from .dns.server import ServerCounters
     from .gossip.runner import GossipHandle
@@ -60,7 +61,7 @@ class LocalNode:
 
     node_id: str
     node_name: str
-    advertise_addr: str
+    advertise_addr: str  # where peers reach this node (a NAT's public address)
     raft_addr: str
     role: str  # voter | replica: how this node's store runs
     generation: int
@@ -68,6 +69,13 @@ class LocalNode:
     previous_gossip_key: bytes | None = field(default=None, repr=False)  # accepted briefly after a key switch
     #: the secrets/configs master key of each known cluster key epoch (membership.runtime.secrets_keys)
     secrets_keys: Mapping[int, bytes] = field(default_factory=dict, repr=False)
+    listen_addr: str = ""  # where its listeners bind ("" = advertise_addr; differs behind NAT)
+    gossip_port: int = 0  # advertised gossip port (0 = the configured one; a NAT's forward may differ)
+
+    @property
+    def bind_addr(self) -> str:
+        """The local address this node's listeners bind (its own, even behind a NAT)."""
+        return self.listen_addr or self.advertise_addr
 
     @property
     def voter_addr(self) -> str | None:
@@ -90,6 +98,9 @@ class LocalBoard:
     executor: Executor | None = None
     gossip: GossipHandle | None = None
     membership_changed: trio.Event = field(default_factory=trio.Event)  # set by gossip, wakes the leader
+    usage: UsageBook | None = None  # this node's tasks' recent CPU/memory (member/stats.py)
+    #: the autoscaler's latest decision per service id, while this node leads (leader/autoscale_loop.py)
+    autoscale: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def gossip_states(self) -> dict[str, str]:
         """``node id -> alive | suspect | dead | left`` as this node's gossip sees it ({} before it runs)."""

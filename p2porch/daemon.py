@@ -34,18 +34,23 @@ from .control.routes import cluster_endpoints, service_endpoints
 from .control.secret_ops import SecretOps, secret_endpoints
 from .control.service_ops import ServiceOps
 from .control.stack_ops import StackOps, stack_endpoints
+from .control.usage_ops import USAGE_OP, UsageOps, usage_endpoints
 from .datadir import DataDirLock
 from .errors import DaemonError
 from .leader.autopilot_loop import serve_autopilot
+from .leader.autoscale_loop import serve_autoscaler
 from .leader.loop import serve_scheduler
+from .leader.reseal import serve_reseal
 from .member.agent import serve_agent
 from .member.dns import serve_cluster_dns
 from .member.gossip import serve_gossip_membership
 from .member.netpolicy import serve_network_policy
 from .member.overlay import serve_overlay
+from .member.stats import serve_usage_sampler
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
 from .metrics import Metrics
+from .model import Node
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +137,9 @@ class Daemon:
         self.cluster = ClusterManager(
             config,
             self.node_name,
-            member_services=member_services(config),
+            member_services=member_services(config, self._usage_report),
             join_streams={"logs": lambda request: self.logs.local_logs(request)},
+            join_ops={USAGE_OP: lambda request: self.usage.local_report(request)},
             clock=clock,
             metrics=self.metrics,
         )
@@ -146,10 +152,15 @@ class Daemon:
         self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
         self.access = AccessOps(self.cluster, clock=clock)
         self.remote = RemoteApi(config.api, self.cluster, config.node.data_dir, self.node_name)
+        self.usage = UsageOps(self.cluster, clock=clock)
         self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
         self._subsystems: Subsystems | None = None
         self._stop = trio.Event()
+
+    async def _usage_report(self, node: Node) -> dict[str, Any] | None:
+        """A node's usage report, for the autoscaler (this node's own or over the join port)."""
+        return await self.usage.node_report(node)
 
     def _secrets_key(self) -> tuple[int, bytes]:
         """(epoch, key) of the current cluster key epoch: new values are sealed under it."""
@@ -244,6 +255,7 @@ class Daemon:
             *access_endpoints(self.access),
             Endpoint("GET", "/cluster/ca", self.api_cluster_ca, "The CA bundle remote clients pin"),
             *network_endpoints(self.networks),
+            *usage_endpoints(self.usage),
         ]
 
     def extra_routes(self) -> list[BaseRoute]:
@@ -281,9 +293,12 @@ class Daemon:
         return config_to_dict(self.config)
 
 
-def member_services(config: Config) -> list[tuple[str, MemberService]]:
-    """The member services in start order, each bound to its config section."""
-    return [
+def member_services(
+    config: Config, usage_fetch: Callable[[Node], Awaitable[dict[str, Any] | None]] | None = None
+) -> list[tuple[str, MemberService]]:
+    """The member services in start order, each bound to its config section; ``usage_fetch`` (a node's
+    usage report) feeds the autoscaler, which does not run without it."""
+    services: list[tuple[str, MemberService]] = [
         ("gossip", partial(serve_gossip_membership, section=config.gossip)),
         (
             "overlay",
@@ -302,11 +317,19 @@ def member_services(config: Config) -> list[tuple[str, MemberService]]:
                 serve_agent,
                 docker_host=config.node.docker_host,
                 task_files_dir=os.path.join(os.path.dirname(config.api.socket), "task-files"),
+                drain_s=config.dns.drain_s,
             ),
         ),
+        ("stats", partial(serve_usage_sampler, section=config.autoscale)),
         ("scheduler", partial(serve_scheduler, section=config.scheduler)),
         ("autopilot", partial(serve_autopilot, section=config.raft)),
+        ("reseal", serve_reseal),
     ]
+    if usage_fetch is not None:
+        services.append(
+            ("autoscaler", partial(serve_autoscaler, section=config.autoscale, fetch=usage_fetch))
+        )
+    return services
 
 
 def _default_node_name() -> str:

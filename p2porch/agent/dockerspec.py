@@ -217,6 +217,7 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> ObservedContainer | None:
             ((attrs.get("NetworkSettings") or {}).get("Networks")) or {}, labels.get(LABEL_NETWORK, "")
         ),
         labels=labels,
+        pid=pid if isinstance(pid := state.get("Pid"), int) and pid > 0 else 0,
     )
 
 

@@ -189,6 +189,7 @@ class ObservedContainer:
     health: TaskHealth = TaskHealth.NONE
     address: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+    pid: int = 0  # the init process on the engine's host (0 = not running): finds the cgroup
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen(self.labels))

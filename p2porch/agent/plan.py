@@ -54,7 +54,9 @@ class StartTask:
 class RemoveContainer:
     """Stop (SIGTERM, then SIGKILL after ``stop_grace_s``) and remove a container.
 
-    ``report_shutdown``: report the task "shutdown" once the container is gone.
+    ``report_shutdown``: report the task "shutdown" once the container is gone. ``drain_s``: wait this
+    long before SIGTERM (a task that was serving left DNS when its stop was committed; clients that
+    resolved it just before and requests in flight get that long to finish).
     """
 
     task_id: str
@@ -62,6 +64,7 @@ class RemoveContainer:
     stop_grace_s: float
     reason: str
     report_shutdown: bool = False
+    drain_s: float = 0.0
 
 
 Action = StartTask | RemoveContainer
@@ -162,6 +165,7 @@ def plan_node(
     busy_tasks: Collection[str] = (),
     busy_containers: Collection[str] = (),
     orphan_grace_s: float = 10.0,
+    drain_s: float = 0.0,
 ) -> NodePlan:
     """Decide actions and reports for one reconcile pass (see the module docstring for the rules).
 
@@ -210,7 +214,7 @@ def plan_node(
             )
 
         if assignment.desired_state == DesiredState.SHUTDOWN:
-            _plan_shutdown(assignment, primary, state, last, now, actions, emit)
+            _plan_shutdown(assignment, primary, state, last, now, actions, emit, drain_s)
         else:
             _plan_running(assignment, primary, state, last, now, actions, emit)
 
@@ -286,6 +290,7 @@ def _plan_shutdown(
     now: float,
     actions: list[Action],
     emit: _Emit,
+    drain_s: float = 0.0,
 ) -> None:
     task_id = assignment.task_id
     if primary is None:
@@ -300,6 +305,7 @@ def _plan_shutdown(
                 assignment.stop_grace_s,
                 "desired shutdown",
                 report_shutdown=state not in TERMINAL_STATES,
+                drain_s=drain_s if state == TaskState.RUNNING and primary.status == "running" else 0.0,
             )
         )
         return

@@ -47,6 +47,7 @@ class NodeAgent:
         flush_interval_s: float = 0.1,
         max_batch: int = 64,
         orphan_grace_s: float = 10.0,
+        drain_s: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.executor = executor
@@ -57,6 +58,7 @@ class NodeAgent:
         self.flush_interval_s = flush_interval_s
         self.max_batch = max_batch
         self.orphan_grace_s = orphan_grace_s
+        self.drain_s = drain_s
         self.clock = clock
         self.known: dict[str, TaskReport] = {}
         self.busy_tasks: set[str] = set()
@@ -122,6 +124,7 @@ class NodeAgent:
             busy_tasks=busy_tasks | self.busy_tasks,
             busy_containers=busy_containers | self.busy_containers,
             orphan_grace_s=self.orphan_grace_s,
+            drain_s=self.drain_s,
         )
         self.reconcile_count += 1
         for report in plan.reports:
@@ -150,6 +153,8 @@ class NodeAgent:
                     action.task_id,
                     action.reason,
                 )
+                if action.drain_s > 0:
+                    await trio.sleep(action.drain_s)  # it left DNS with the committed stop: let it drain
                 await self.executor.remove(action.container_id, action.stop_grace_s)
                 if action.report_shutdown:
                     self._record(
@@ -256,6 +261,7 @@ async def run_agent(
     flush_interval_s: float = 0.1,
     max_batch: int = 64,
     orphan_grace_s: float = 10.0,
+    drain_s: float = 0.0,
     task_status: trio.TaskStatus[NodeAgent] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a ``NodeAgent`` until cancelled; ``nursery.start(run_agent, ...)`` returns the agent."""
@@ -268,6 +274,7 @@ async def run_agent(
         flush_interval_s=flush_interval_s,
         max_batch=max_batch,
         orphan_grace_s=orphan_grace_s,
+        drain_s=drain_s,
     )
 
     async with trio.open_nursery() as nursery:

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import P2POrchError
+from .daemon import ADVERTISED_PORTS as PORTS
 from .daemon import add_node_options, load_daemon_config
 from .util import (
     EXIT_OK,
@@ -228,6 +229,13 @@ def _cluster_body(args: argparse.Namespace) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": args.name,
         "advertise_addr": args.advertise_addr,
+        "listen_addr": args.listen_addr,
+        "advertise_ports": {
+            kind: getattr(args, f"advertise_{kind}_port")
+            for kind in PORTS
+            if getattr(args, f"advertise_{kind}_port", None)
+        }
+        or None,
         "labels": parse_labels(args.label, field="--label") if args.label else None,
         "token": token,
         "peer": getattr(args, "peer", None),
@@ -268,6 +276,9 @@ def _start_background_daemon(args: argparse.Namespace) -> None:
     ]
     for flag, value in (
         ("--advertise-addr", args.advertise_addr),
+        ("--listen-addr", args.listen_addr),
+        ("--gossip-profile", args.gossip_profile),
+        *((f"--advertise-{k}-port", str(getattr(args, f"advertise_{k}_port") or "")) for k in PORTS),
         ("--docker-host", args.docker_host),
         ("--name", args.name),
         ("--config", getattr(args, "config", None)),
@@ -418,6 +429,7 @@ def cmd_events(args: argparse.Namespace) -> int:
             print(json.dumps(event), flush=True)
             continue
         at = time.strftime("%H:%M:%S", time.localtime(event.get("at", 0)))
-        details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("at", "type") and v is not None)
+        hidden = ("at", "type", "inputs", "from", "to", "reason") if "text" in event else ("at", "type")
+        details = " ".join(f"{k}={v}" for k, v in event.items() if k not in hidden and v is not None)
         print(f"{at} {event.get('type', '?'):8} {details}", flush=True)
     return EXIT_OK

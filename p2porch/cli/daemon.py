@@ -14,6 +14,7 @@ from .util import (
 )
 
 DEFAULT_CONFIG_FILE = "/etc/p2porch/p2porch.toml"
+ADVERTISED_PORTS = ("gossip", "raft", "join", "vxlan")
 
 
 def add_daemon_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -29,6 +30,23 @@ def add_daemon_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def add_node_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--advertise-addr", metavar="IP", help="address other nodes reach this one at")
+    p.add_argument(
+        "--listen-addr",
+        metavar="IP",
+        help="address to bind (default: the advertise address if it is local, else the default route's)",
+    )
+    for kind in ADVERTISED_PORTS:
+        p.add_argument(
+            f"--advertise-{kind}-port",
+            metavar="PORT",
+            type=int,
+            help=f"public port a NAT forwards to this node's {kind} port (default: the same port)",
+        )
+    p.add_argument(
+        "--gossip-profile",
+        choices=["fast-lan", "lan", "wan", "local"],
+        help="gossip timing: wan for sites tens of ms apart (default fast-lan; docs/multi-site.md)",
+    )
     p.add_argument("--data-dir", metavar="DIR", help="state directory (default /var/lib/p2porch)")
     p.add_argument("--docker-host", metavar="URL", help="Docker engine of this node (default: DOCKER_HOST)")
     p.add_argument("--name", metavar="NAME", help="node name (default: host name)")
@@ -50,7 +68,11 @@ def node_overrides(args: argparse.Namespace) -> dict[str, Any]:
     from ..config import parse_labels
 
     labels = parse_labels(args.label, field="--label") if getattr(args, "label", None) else None
+    ports = {f"node.advertise_{k}_port": getattr(args, f"advertise_{k}_port", None) for k in ADVERTISED_PORTS}
     return {
+        **ports,
+        "node.listen_addr": getattr(args, "listen_addr", None),
+        "gossip.preset": getattr(args, "gossip_profile", None),
         "node.advertise_addr": getattr(args, "advertise_addr", None),
         "node.data_dir": getattr(args, "data_dir", None),
         "node.docker_host": getattr(args, "docker_host", None),

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from .stats import add_node_stats
 from .util import (
     EXIT_OK,
     Parser,
@@ -35,6 +36,7 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     rm.add_argument("node", metavar="NODE", help="node name or id")
     rm.add_argument("--force", action="store_true", help="remove even a node that is still ready")
     rm.set_defaults(func=cmd_node_rm)
+    add_node_stats(node_sub, common)
 
 
 NODE_COLUMNS = [

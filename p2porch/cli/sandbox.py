@@ -27,13 +27,25 @@ def add_sandbox_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION", parser_class=Parser)
     sandbox_sub.required = True
     up = sandbox_sub.add_parser("up", parents=[common], help="Create or complete the sandbox")
-    up.add_argument("--nodes", type=positive_int, default=3, help="number of hosts (default 3)")
-    up.add_argument("--subnet", help="underlay subnet of the sandbox bridge (default 10.77.0.0/24)")
+    up.add_argument("--nodes", type=positive_int, help="number of hosts (default 3)")
+    up.add_argument(
+        "--subnet",
+        help="underlay subnet of the sandbox bridge (default 10.77.0.0/24); with --sites the WAN "
+        "transit /24 (default 10.78.0.0/24; site s gets it + s in the second octet: 10.79.0.0/24, ...)",
+    )
+    up.add_argument("--sites", type=positive_int, help="sites behind NAT, each its own network and router")
+    up.add_argument("--nodes-per-site", type=positive_int, default=3, help="hosts per site (default 3)")
+    up.add_argument("--wan-delay", metavar="DELAY", default="0ms", help="round trip between sites, e.g. 40ms")
+    up.add_argument("--wan-loss", metavar="PERCENT", default="0%", help="loss on each WAN link, e.g. 1%%")
     up.add_argument("--no-daemons", action="store_true", help="do not start a p2porch daemon in each host")
     up.add_argument(
         "--api-port", type=positive_int, help="also serve each daemon's API over TLS on ADDRESS:PORT (tcp://)"
     )
     up.set_defaults(func=cmd_sandbox_up)
+    for action, helptext in (("cut", "Cut a site off the WAN"), ("heal", "Reconnect a site to the WAN")):
+        wan = sandbox_sub.add_parser(action, parents=[common], help=helptext)
+        wan.add_argument("site", type=positive_int, help="site number, e.g. 1")
+        wan.set_defaults(func=cmd_sandbox_cut, cut=action == "cut")
     sandbox_sub.add_parser("ls", parents=[common], help="List the sandbox's hosts").set_defaults(
         func=cmd_sandbox_ls
     )
@@ -55,10 +67,41 @@ def _sandbox(args: argparse.Namespace, **kwargs: Any) -> Any:
 
 
 def cmd_sandbox_up(args: argparse.Namespace) -> int:
-    sandbox = _sandbox(args, subnet=args.subnet, start_daemons=not args.no_daemons, api_port=args.api_port)
-    print(f"bringing up sandbox {sandbox.name} with {args.nodes} nodes ...", file=sys.stderr)
-    sandbox.up(args.nodes)
+    from ..sandbox.sites import parse_delay_ms, parse_loss_percent
+
+    multi: dict[str, Any] = {}
+    if args.sites is not None:
+        if args.nodes is not None:
+            raise UsageError("--nodes and --sites exclude each other (use --nodes-per-site)", field="--nodes")
+        multi = {
+            "sites": args.sites,
+            "nodes_per_site": args.nodes_per_site,
+            "wan_delay_ms": _sandbox_value(parse_delay_ms, args.wan_delay, "--wan-delay"),
+            "wan_loss_percent": _sandbox_value(parse_loss_percent, args.wan_loss, "--wan-loss"),
+        }
+    sandbox = _sandbox(
+        args, subnet=args.subnet, start_daemons=not args.no_daemons, api_port=args.api_port, **multi
+    )
+    count = sandbox.plan.node_count if sandbox.plan is not None else args.nodes or 3
+    print(f"bringing up sandbox {sandbox.name} with {count} nodes ...", file=sys.stderr)
+    sandbox.up(None if sandbox.plan is not None else count)
     return cmd_sandbox_ls(args)
+
+
+def _sandbox_value(parse: Any, text: str, flag: str) -> Any:
+    from ..errors import SandboxError
+
+    try:
+        return parse(text)
+    except SandboxError as exc:
+        raise UsageError(exc.message, field=flag) from exc
+
+
+def cmd_sandbox_cut(args: argparse.Namespace) -> int:
+    _sandbox(args).set_site_cut(args.site, args.cut)
+    what = "cut off the WAN" if args.cut else "reconnected"
+    emit(args, {"site": args.site, "cut": args.cut}, lambda d: f"site {d['site']} {what}")
+    return EXIT_OK
 
 
 def cmd_sandbox_ls(args: argparse.Namespace) -> int:
@@ -74,12 +117,13 @@ def cmd_sandbox_ls(args: argparse.Namespace) -> int:
         if not rows:
             return f"sandbox {sandbox.name} has no nodes (create them with `p2porch sandbox up`)"
         return table(
-            ["node", "netns", "address", "dockerd", "daemon", "containers", "P2PORCH_HOST"],
+            ["node", "netns", "address", "public", "dockerd", "daemon", "containers", "P2PORCH_HOST"],
             [
                 [
                     r["node"],
                     r["netns"],
                     r["address"],
+                    r["public_addr"] and f"{r['public_addr']} (site {r['site']})" or "-",
                     "up" if r["dockerd_up"] else "down",
                     "up" if r["daemon_up"] else "down",
                     r["containers"],

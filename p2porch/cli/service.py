@@ -16,7 +16,9 @@ from typing import Any
 from ..errors import ConfigError, P2POrchError
 from ..model import ServiceSpec, format_bytes, format_cpus
 from ..model.netrefs import parse_attachments
+from .autoscale import add_autoscale_flags, autoscale_changes, autoscale_flag, cmd_service_autoscale
 from .progress import Watch, add_wait_options, wait_after, waits_for
+from .stats import add_service_stats, autoscale_lines, usage_cells
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
@@ -89,6 +91,8 @@ def flag_for(field: str | None) -> str | None:
     if not field:
         return None
     head = re.split(r"[.\[]", field, maxsplit=1)[0]
+    if head == "autoscale":
+        return autoscale_flag(field)
     if head == "schedule" and "." in field:
         return SCHEDULE_FLAGS.get(field.split(".", 1)[1], "--schedule")
     if head == "container" and "." in field:
@@ -172,7 +176,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--update-parallelism", type=int, default=d)
     p.add_argument("--update-delay", default=d, metavar="DURATION")
     p.add_argument("--update-order", choices=["stop-first", "start-first"], default=d)
-    p.add_argument("--update-failure-action", choices=["pause", "rollback"], default=d)
+    p.add_argument("--update-failure-action", choices=["pause", "continue", "rollback"], default=d)
     p.add_argument("--update-monitor", default=d, metavar="DURATION")
     p.add_argument("--stop-grace-period", default=d, metavar="DURATION")
     p.add_argument("--user", "-u", default=d, metavar="USER[:GROUP]", help="user the command runs as")
@@ -219,6 +223,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     else:
         p.add_argument("--network-add", action="append", default=d, metavar="NETWORK", help=net_help)
         p.add_argument("--network-rm", action="append", default=d, metavar="NETWORK", help="leave a network")
+    add_autoscale_flags(p, default=d)
     if create:
         p.add_argument("--name", required=True)
         p.add_argument("image", metavar="IMAGE")
@@ -234,6 +239,9 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
     """The spec fields given on the command line (update: only those)."""
     given = vars(args)
     out: dict[str, Any] = {}
+    autoscale = autoscale_changes(given)
+    if autoscale is not None:
+        out["autoscale"] = autoscale
     simple = {
         "replicas": "replicas",
         "mode": "mode",
@@ -317,7 +325,7 @@ def _validated(spec: dict[str, Any]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- commands
 SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
-TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "error / explanation"]
+TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem", "error / explanation"]
 
 
 def job_progress_text(job: dict[str, Any]) -> str:
@@ -353,6 +361,7 @@ def task_row(t: dict[str, Any]) -> list[Any]:
         t["desired_state"],
         state,
         _ago(t["state_at"]),
+        *usage_cells(t.get("usage")),
         t["error"] or t["message"],
     ]
 
@@ -405,7 +414,14 @@ def cmd_service_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_service_ps(args: argparse.Namespace) -> int:
-    tasks = client_for(args).get(f"/services/{args.service}/tasks", all="false" if args.running else "true")
+    client = client_for(args)
+    tasks = client.get(f"/services/{args.service}/tasks", all="false" if args.running else "true")
+    try:
+        usage = client.get(f"/services/{args.service}/usage")
+    except P2POrchError:  # an older daemon, or no answer: the tasks without usage
+        usage = {}
+    for task in tasks:
+        task["usage"] = usage.get(task["id"])
     emit(args, tasks, lambda rows: table(TASK_COLUMNS, [task_row(t) for t in rows]))
     return EXIT_OK
 
@@ -439,16 +455,41 @@ def _describe(s: dict[str, Any]) -> str:
             f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])} CPU, "
             f"{format_bytes(spec['reserve_memory_bytes'])}"
         )
+    status = s.get("update_status")
+    if status:
+        reason = f": {status['reason']}" if status.get("reason") else ""
+        lines.append(f"Update:    {status.get('state', '?')}{reason}")
+    autoscale = spec.get("autoscale")
+    if autoscale:
+        targets = ", ".join(
+            f"{metric} {autoscale[f'{metric}_percent']:g} %"
+            for metric in ("cpu", "memory")
+            if autoscale.get(f"{metric}_percent") is not None
+        )
+        lines.append(
+            f"Autoscale: {autoscale['min_replicas']}..{autoscale['max_replicas']} replicas, "
+            f"target {targets} of limit, scale-up delay {autoscale['scale_up_delay_s']:g} s, "
+            f"scale-down delay {autoscale['scale_down_delay_s']:g} s"
+        )
     rebalance = s.get("rebalance", "off")
     if rebalance != "off" or s.get("moving"):
         lines.append(f"Rebalance: {rebalance}, {s.get('moving', 0)} task(s) moving")
+    if s.get("autoscale_status"):
+        lines.extend(autoscale_lines(s["autoscale_status"]))
     for p in s["pending"]:
         lines.append(f"Pending:   {p['count']} task(s): {p['explanation']}")
     return "\n".join(lines)
 
 
 def cmd_service_inspect(args: argparse.Namespace) -> int:
-    emit(args, client_for(args).get(f"/services/{args.service}"), _describe)
+    client = client_for(args)
+    service = client.get(f"/services/{args.service}")
+    if service["spec"].get("autoscale"):
+        try:
+            service["autoscale_status"] = client.get(f"/services/{args.service}/autoscale")
+        except P2POrchError as exc:
+            service["autoscale_status"] = {"available": False, "reason": exc.message}
+    emit(args, service, _describe)
     return EXIT_OK
 
 
@@ -531,7 +572,16 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_wait_options(update)
     add_spec_flags(update, create=False)
+    autoscale = action(
+        "autoscale",
+        "Scale a service on CPU/memory usage: autoscale S --min N --max N --cpu-percent P | --off",
+        cmd_service_autoscale,
+    )
+    autoscale.add_argument("service", metavar="SERVICE")
+    add_autoscale_flags(autoscale, default=None, prefix="--")
+    autoscale.add_argument("--off", action="store_true", help="stop autoscaling (replicas stay as they are)")
     action("ls", "List services", cmd_service_ls)
+    add_service_stats(action)
     ps = action("ps", "List a service's tasks, with errors and pending explanations", cmd_service_ps)
     ps.add_argument("service", metavar="SERVICE")
     ps.add_argument("--running", action="store_true", help="only tasks that should be running")

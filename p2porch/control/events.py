@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Node, Task
+from ..model import Node, Service, Task
 from ..raft.fsm import Change
 from ..raft.state import ClusterState
 
@@ -25,16 +25,23 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
             change.record.name if change.record is not None else (previous.name if previous else change.key)
         )
         verb = "removed" if change.op == "delete" else ("created" if previous is None else "updated")
-        return {"at": at, "type": "service", "action": verb, "service": name}
+        scaled = _autoscale_step(previous, change.record)
+        if scaled is not None:
+            return {"at": at, "type": "service", "action": "autoscaled", "service": name, **scaled}
+        event = {"at": at, "type": "service", "action": verb, "service": name}
+        if verb == "updated":
+            event.update(_rollout_change(previous, change.record))
+        return event
     if change.kind == "secret":  # metadata only: kind, name, version (never a value or ciphertext)
         kind, _, name = change.key.partition(":")
         if change.op == "delete":
             return {"at": at, "type": kind, "action": "removed", "name": name}
         version = change.record.current
+        resealed = previous is not None and previous.current == version  # same versions, new ciphertext
         return {
             "at": at,
             "type": kind,
-            "action": "created" if version == 1 else "updated",
+            "action": "resealed" if resealed else ("created" if version == 1 else "updated"),
             "name": name,
             "version": version,
         }
@@ -54,6 +61,34 @@ def describe_change(change: Change, previous: Any, state: ClusterState, at: floa
             return {"at": at, "type": "network", "action": "removed", "network": name}
         return {"at": at, "type": "network", "action": "created", "network": change.record.name}
     return None
+
+
+def _rollout_change(old: Service, new: Service) -> dict[str, Any]:
+    """``update_status`` (and its ``reason``) when a service's rollout changed state: updating, paused,
+    completed, rollback_started, rollback_paused, rollback_completed."""
+    before, after = old.rollout, new.rollout
+    if after is None or (
+        before is not None and (before.state, before.started_at) == (after.state, after.started_at)
+    ):
+        return {}
+    out: dict[str, Any] = {"update_status": str(after.state)}
+    if after.reason:
+        out["reason"] = after.reason
+    return out
+
+
+def _autoscale_step(old: Service | None, new: Service | None) -> dict[str, Any] | None:
+    """The autoscaler's step a service change records (``autoscale_last`` changed), with its inputs."""
+    step = new.autoscale_last if new is not None else None
+    if step is None or (old is not None and old.autoscale_last == step):
+        return None
+    return {
+        "from": step.from_replicas,
+        "to": step.to_replicas,
+        "reason": step.reason,
+        "inputs": dict(step.inputs),
+        "text": f"{step.from_replicas} -> {step.to_replicas}: {step.reason}",
+    }
 
 
 def _node_event(change: Change, old: Node | None, new: Node | None, at: float) -> dict[str, Any] | None:

@@ -53,4 +53,4 @@ class LogOps:
             return
         if local is None:
             raise ConflictError("this node is not part of a cluster", field="cluster")
-        yield request_stream(node.addr, self.cluster.join_port, local.keys, request)
+        yield request_stream(node.join_target, self.cluster.join_port, local.keys, request)

@@ -45,7 +45,9 @@ class NodeOps:
         cluster.require_store()
         token = await cluster.rotate_token() if rotate else cluster.current_token()
         assert token is not None and cluster.local is not None
-        join = join_command(cluster.local.advertise_addr, cluster.config.join.port, str(token))
+        me = cluster.snapshot().nodes.get(cluster.local.node_id)
+        port = me.join_port if me is not None and me.join_port else cluster.config.join.port
+        join = join_command(cluster.local.advertise_addr, port, str(token))
         return {"token": str(token), "join_command": join}
 
     def network(self) -> dict[str, Any]:
@@ -102,6 +104,12 @@ class NodeOps:
             "id": node.node_id,
             "name": node.name,
             "address": node.addr,
+            "ports": {
+                "gossip": node.gossip_port,
+                "raft": node.raft_port,
+                "join": node.join_port or self.cluster.join_port,
+                "vxlan": node.vxlan_port or self.cluster.config.overlay.vxlan_port,
+            },
             "raft_role": raft_role(node, leader),
             "availability": node.availability,
             "status": node.status,

@@ -31,7 +31,7 @@ def node_body(body: dict[str, Any]) -> dict[str, Any]:
         or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items())
     ):
         raise ConfigError("labels must be a map of strings", field="labels")
-    for key in ("name", "advertise_addr", "token", "peer", "domain", "cluster_cidr"):
+    for key in ("name", "advertise_addr", "listen_addr", "token", "peer", "domain", "cluster_cidr"):
         if body.get(key) is not None and not isinstance(body[key], str):
             raise ConfigError(f"{key} must be a string", field=key)
     check_api_body(body)

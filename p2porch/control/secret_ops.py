@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError
-from ..model import SecretRecord, ServiceSpec, secret_key
+from ..model import Rollout, SecretRecord, ServiceSpec, secret_key
 from ..raft import commands as C
 from ..raft.fsm_secrets import users_of
 from ..raft.state import ClusterState
@@ -41,6 +41,7 @@ def secret_view(record: SecretRecord) -> dict[str, Any]:
         "id": record.object_id,
         "version": record.current,
         "versions": [int(v["version"]) for v in record.versions],
+        "key_epochs": sorted({int(v.get("key_epoch", 0)) for v in record.versions}),  # sealed under
         "size": current.get("size", 0),
         "digest": current.get("digest", ""),
         "labels": dict(record.labels),
@@ -186,7 +187,10 @@ class SecretOps:
                 spec = replace(svc.spec, secrets=followed)
             else:
                 spec = replace(svc.spec, configs=followed)
-            update = C.UpdateService.of(svc, at=self.clock.now(), spec=spec, previous_spec=svc.spec)
+            rollout = Rollout.update(self.clock.now(), f"{kind} {name} version {version}")
+            update = C.UpdateService.of(
+                svc, at=self.clock.now(), spec=spec, previous_spec=svc.spec, rollout=rollout
+            )
             await self.manager.write(update.encode())
             rolled.append(svc.name)
         return rolled

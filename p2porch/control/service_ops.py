@@ -20,7 +20,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
 from ..leader.job_state import updated_job
 from ..membership.join_checks import check_published_ports, config_reserved_ports
-from ..model import DesiredState, Service, ServiceSpec, Task, TaskState
+from ..model import DesiredState, Rollout, Service, ServiceSpec, Task, TaskState
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress
@@ -168,9 +168,10 @@ class ServiceOps:
         current = service.spec.to_dict()
         merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
-        previous = service.previous_spec
+        previous, rollout = service.previous_spec, service.rollout
         if spec.template_hash() != service.spec.template_hash():
             previous = service.spec  # kept for `service rollback`
+            rollout = Rollout.update(self.clock.now())
         if service.spec.is_job != spec.is_job:
             raise ConfigError(
                 f"service {service.name} is {'a job' if service.spec.is_job else 'not a job'}: a service "
@@ -191,6 +192,7 @@ class ServiceOps:
             previous_spec=previous,
             update_paused=False,
             job=updated_job(service, spec, now, force=force),
+            rollout=rollout,
         )
         await self.manager.write(update.encode())
         return self.written_view(service.service_id, service.name)
@@ -220,6 +222,8 @@ class ServiceOps:
             spec=service.previous_spec,
             previous_spec=service.spec,
             update_paused=False,
+            # rolled out with the rollback config of the spec being left
+            rollout=Rollout.rolling_back(self.clock.now(), service.spec.rollback, "manual rollback"),
         )
         await self.manager.write(update.encode())
         return self.written_view(service.service_id, service.name)
@@ -291,6 +295,7 @@ class ServiceOps:
             "spec": spec,
             "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
             "update_paused": service.update_paused,
+            "update_status": None if service.rollout is None else service.rollout.status(),
             "rebalance": (
                 "requested" if service.rebalance_requested else ("auto" if service.spec.rebalance else "off")
             ),

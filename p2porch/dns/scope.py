@@ -62,6 +62,7 @@ def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData) -> Zo
         nodes=zone.nodes,
         nameservers=zone.nameservers,
         version=zone.version,
+        local_site=zone.local_site,  # topology-aware answers hold inside a network too
     )
 
 

@@ -40,6 +40,7 @@ class TaskEntry:
     healthy: bool = True
     running: bool = True
     ports: tuple[PortEntry, ...] = ()
+    site: str = ""  # the region of the node it runs on ("" when unlabelled)
 
     @property
     def answerable(self) -> bool:
@@ -52,6 +53,9 @@ class ZoneData:
 
     `version` is the cluster state version (it becomes the SOA serial). `nameservers` are the
     addresses published as `ns.<domain>` A records (the NS target of the apex); may be empty.
+    `local_site` is the region of the node this zone answers on (its clients are its containers):
+    a service name answers the tasks of that site when it has any, else every task
+    (``tasks.<service>`` and slot names always answer every task).
     """
 
     domain: str = DEFAULT_DOMAIN
@@ -59,6 +63,7 @@ class ZoneData:
     nodes: Mapping[str, str] = field(default_factory=dict)
     nameservers: tuple[str, ...] = ()
     version: int = 0
+    local_site: str = ""
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ZoneData:
@@ -71,6 +76,7 @@ class ZoneData:
                         address=str(t["address"]),
                         healthy=bool(t.get("healthy", True)),
                         running=bool(t.get("running", True)),
+                        site=str(t.get("site", "")),
                         ports=tuple(
                             PortEntry(int(p["number"]), str(p.get("protocol", "tcp")))
                             if isinstance(p, Mapping)
@@ -88,6 +94,7 @@ class ZoneData:
                 nodes={str(k): str(v) for k, v in dict(raw.get("nodes", {})).items()},
                 nameservers=tuple(str(a) for a in raw.get("nameservers", ())),
                 version=int(raw.get("version", 0)),
+                local_site=str(raw.get("local_site", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"invalid zone data: {exc!r}", field="zone") from exc
@@ -97,6 +104,7 @@ class ZoneData:
             "domain": self.domain,
             "version": self.version,
             "nameservers": list(self.nameservers),
+            "local_site": self.local_site,
             "nodes": dict(self.nodes),
             "services": {
                 name: [
@@ -105,6 +113,7 @@ class ZoneData:
                         "address": t.address,
                         "healthy": t.healthy,
                         "running": t.running,
+                        "site": t.site,
                         "ports": [{"number": p.number, "protocol": p.protocol} for p in t.ports],
                     }
                     for t in tasks
@@ -175,6 +184,17 @@ def _task_order(task: TaskEntry) -> tuple[int, int, str, str]:
     return (1, 0, str(slot), task.address)
 
 
+def near_tasks(tasks: Sequence[TaskEntry], local_site: str) -> list[TaskEntry]:
+    """The answerable tasks a service name answers: those in ``local_site`` if it has any, else all
+    (topology-aware answers: clients reach a task in their own site, across the WAN only without one)."""
+    answerable = [t for t in tasks if t.answerable]
+    if local_site:
+        local = [t for t in answerable if t.site == local_site]
+        if local:
+            return local
+    return answerable
+
+
 def compile_zone(zone: ZoneData) -> CompiledZone:
     """Index `zone` by owner name. Never raises on odd entries; skipped ones are listed."""
     skipped: list[str] = []
@@ -217,6 +237,7 @@ def compile_zone(zone: ZoneData) -> CompiledZone:
         tasks_rec = node_at((b"tasks",) + base)
         svc_rec.rotate = tasks_rec.rotate = True
         tasks = sorted(zone.services[service], key=_task_order)
+        near = {t.address for t in near_tasks(tasks, zone.local_site)}
         srv_targets: dict[tuple[int, bytes], set[Labels]] = {}
         for task in tasks:
             slot = to_labels(str(task.slot))
@@ -226,9 +247,10 @@ def compile_zone(zone: ZoneData) -> CompiledZone:
             if not task.answerable:
                 continue
             slot_name = slot + base
-            if task.address not in svc_rec.a:
-                svc_rec.a.append(task.address)
+            if task.address not in tasks_rec.a:
                 tasks_rec.a.append(task.address)
+                if task.address in near:
+                    svc_rec.a.append(task.address)
             slot_rec = node_at(slot_name)
             slot_rec.rotate = True
             if task.address not in slot_rec.a:

@@ -20,7 +20,9 @@ class GossipConfig:
 
     node_name: str = ""
     advertise_host: str = "127.0.0.1"
-    port: int = 7946
+    port: int = 7946  # the port bound here
+    bind_host: str = ""  # the address bound here ("" = advertise_host; differs behind NAT)
+    advertise_port: int = 0  # the port peers send to (0 = ``port``; a NAT port forward's public port)
     # SWIM failure detector
     probe_interval_s: float = 1.0
     probe_timeout_s: float = 0.5
@@ -49,7 +51,7 @@ class GossipConfig:
     @property
     def advertise_addr(self) -> str:
         """The ``host:port`` string peers use to reach this node."""
-        return format_addr(self.advertise_host, self.port)
+        return format_addr(self.advertise_host, self.advertise_port or self.port)
 
     def validate(self) -> GossipConfig:
         """Raise ConfigError naming the first bad key; return self when valid."""
@@ -90,6 +92,8 @@ class GossipConfig:
                 raise ConfigError(f"gossip.{key} must be an integer >= {minimum}", field=f"gossip.{key}")
         if not 0 <= self.port <= 65535:
             raise ConfigError("gossip.port must be in 0..65535", field="gossip.port")
+        if not 0 <= self.advertise_port <= 65535:
+            raise ConfigError("gossip.advertise_port must be in 0..65535", field="gossip.advertise_port")
         if not isinstance(self.node_name, str) or len(self.node_name.encode()) > 128:
             raise ConfigError(
                 "gossip.node_name must be a string of at most 128 bytes", field="gossip.node_name"
@@ -144,6 +148,20 @@ class GossipConfig:
             reconnect_interval_s=5.0,
         )
         return dataclasses.replace(base, **overrides).validate()
+
+
+PRESETS_FASTEST_FIRST = ("fast-lan", "lan", "wan")
+
+
+def preset_for_rtt(rtt_s: float) -> str:
+    """The fastest preset whose probe timeout is at least twice the round trip ``rtt_s`` between the
+    farthest members (docs/multi-site.md: in the two-site simulation with 1 % loss and pauses, fast-lan
+    had no false death up to 300 ms and some at 500 ms; the factor 2 leaves room for a real daemon)."""
+    presets = {"fast-lan": GossipConfig.fast_lan, "lan": GossipConfig.lan, "wan": GossipConfig.wan}
+    for name in PRESETS_FASTEST_FIRST:
+        if presets[name]().probe_timeout_s >= 2 * rtt_s:
+            return name
+    return "wan"
 
 
 def format_addr(host: str, port: int) -> str:

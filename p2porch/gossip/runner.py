@@ -21,7 +21,7 @@ from typing import Any
 import trio
 
 from ..errors import ConfigError
-from .config import GossipConfig
+from .config import GossipConfig, format_addr, parse_addr
 from .keyring import Keyring
 from .messages import Ack, MemberEvent, Message, NodeMeta, StateEntry
 from .swim import MemberView, Output, Swim
@@ -203,7 +203,8 @@ async def serve_gossip(
     rng: random.Random | None = None,
     task_status: trio.TaskStatus[GossipHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Bind ``config.advertise_host:config.port`` (UDP + TCP), start SWIM, join ``seeds`` (``host:port``,
+    """Bind ``config.bind_host:config.port`` (UDP + TCP; ``advertise_host:advertise_port`` is what peers
+    learn), start SWIM, join ``seeds`` (``host:port``,
     retried until one answers) and serve until cancelled, ``handle.stop()`` or ``await handle.leave()``.
 
     ``task_status.started`` delivers the :class:`GossipHandle` once the sockets are bound, so bind errors
@@ -213,7 +214,9 @@ async def serve_gossip(
     if not config.node_name:
         raise ConfigError("gossip.node_name must be set", field="gossip.node_name")
     runner = _Runner(config, keyring, on_event)
-    addr = await runner.transport.bind(config.advertise_host, config.port)
+    bound = await runner.transport.bind(config.bind_host or config.advertise_host, config.port)
+    addr = format_addr(config.advertise_host, config.advertise_port or parse_addr(bound)[1])
+    runner.transport.addr = addr  # what the envelope advertises: the NAT's forward, not the local socket
     wire_meta = local_meta.to_wire() if isinstance(local_meta, NodeMeta) else dict(local_meta)
     core = Swim(config, config.node_name, addr, wire_meta, rng or random.Random(), trio.current_time())
     runner.core = core

@@ -18,6 +18,12 @@ which nodes gossip sees alive, and returns the one membership step to take now, 
 4. ``remove``: a Raft voter whose record says replica, or whose node left or was removed, leaves
    the Raft configuration.
 
+Voters are spread over failure domains (the ``region`` label, then ``zone``): a promotion picks the
+replica whose domain holds the fewest voters, a demotion of an extra voter the one in the most
+crowded domain, and when the domains are uneven by two or more (``rebalance``) a replica of the
+emptiest domain is promoted so that the extra-voter demotion then moves a vote across (a swap in
+two safe steps). Nodes without these labels all share one domain.
+
 Promoting and adding before demoting keeps the number of healthy voters from dropping; each step is
 one write or one configuration change, so a leader that dies halfway leaves a state the next leader
 continues from. Raft (and pysyncobj) applies one configuration change at a time. Nothing here
@@ -26,6 +32,7 @@ performs I/O.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
@@ -37,6 +44,50 @@ def voters_target(raft: RaftConfig, node_count: int) -> int:
     """How many voters a cluster of ``node_count`` nodes should have (never more than it has)."""
     wanted = raft.voters_large if node_count >= raft.large_cluster_nodes else raft.voters
     return min(wanted, node_count)
+
+
+SPREAD_LABELS = ("region", "zone")  # failure domains voters are spread over, widest first
+
+
+def failure_domain(node: Node) -> tuple[str, ...]:
+    """The node's failure domain: its ``region`` and ``zone`` labels ("" when absent)."""
+    return tuple(node.labels.get(label, "") for label in SPREAD_LABELS)
+
+
+def _crowding(voters: Iterable[Node]) -> tuple[Counter[str], Counter[tuple[str, ...]]]:
+    """Voters per region and per (region, zone)."""
+    voters = list(voters)
+    return Counter(failure_domain(n)[0] for n in voters), Counter(failure_domain(n) for n in voters)
+
+
+def spread_pick(candidates: Iterable[Node], voters: Iterable[Node]) -> Node | None:
+    """The candidate whose region, then zone, holds the fewest of ``voters`` (then by name)."""
+    regions, zones = _crowding(voters)
+    ranked = sorted(
+        candidates,
+        key=lambda n: (regions[failure_domain(n)[0]], zones[failure_domain(n)], n.name, n.node_id),
+    )
+    return ranked[0] if ranked else None
+
+
+def crowded_pick(voters: Iterable[Node], exclude: str) -> Node | None:
+    """The voter (not ``exclude``) in the most crowded region, then zone (then last by name)."""
+    voters = list(voters)
+    regions, zones = _crowding(voters)
+    ranked = sorted(
+        (n for n in voters if n.raft_addr != exclude),
+        key=lambda n: (regions[failure_domain(n)[0]], zones[failure_domain(n)], n.name, n.node_id),
+    )
+    return ranked[-1] if ranked else None
+
+
+def uneven_regions(voters: Iterable[Node], replicas: Iterable[Node]) -> Node | None:
+    """A replica to promote because its region has two or more voters fewer than the most crowded."""
+    voters = list(voters)
+    regions, _ = _crowding(voters)
+    most = max(regions.values(), default=0)
+    candidates = [n for n in replicas if regions[failure_domain(n)[0]] <= most - 2]
+    return spread_pick(candidates, voters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +144,25 @@ def next_voter_change(
         victim = dead[0]
         return VoterChange("demote", victim.raft_addr, victim.node_id, f"{victim.name} is down")
     if not dead and not coming and len(counted) > target:
-        extra = [n for n in in_config if n.raft_addr != self_addr][-1]  # last by name
-        return VoterChange(
-            "demote", extra.raft_addr, extra.node_id, f"{len(counted)} voters, target {target}"
-        )
+        extra = crowded_pick(in_config, exclude=self_addr)
+        if extra is not None:
+            return VoterChange(
+                "demote", extra.raft_addr, extra.node_id, f"{len(counted)} voters, target {target}"
+            )
+    healthy_replicas = [
+        n
+        for n in members
+        if n.role == NodeRole.REPLICA and n.status == NodeStatus.READY and n.node_id in alive
+    ]
     if len(counted) + len(coming) >= target:
-        return None
+        if dead or coming or len(counted) != target:
+            return None
+        spread = uneven_regions(counted, healthy_replicas)
+        if spread is None:
+            return None
+        return VoterChange("promote", spread.raft_addr, spread.node_id, "spreads voters over regions")
     why = f"replaces voter {dead[0].name}" if dead else f"{len(counted)} of {target} voters"
-    for n in members:
-        if n.role == NodeRole.REPLICA and n.status == NodeStatus.READY and n.node_id in alive:
-            return VoterChange("promote", n.raft_addr, n.node_id, why)
+    pick = spread_pick(healthy_replicas, [*counted, *coming])
+    if pick is not None:
+        return VoterChange("promote", pick.raft_addr, pick.node_id, why)
     return None  # no replica to promote: keep a dead voter, it may come back

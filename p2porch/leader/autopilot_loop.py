@@ -72,7 +72,7 @@ async def voters_running(ctx: MemberContext, state: ClusterState, raft_voters: C
     running: set[str] = set()
 
     async def ask(node: Node) -> None:
-        answer = await ctx.ask_member(node.addr)
+        answer = await ctx.ask_member(node.join_target)
         if answer and (answer.get("running_role"), answer.get("running_generation")) == (
             "voter",
             state.generation,

@@ -23,7 +23,13 @@ from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
 from .cron import CronDecision, plan_cron
-from .scheduling import node_status_updates, plan_round, rebalance_done_updates, update_failure_updates
+from .scheduling import (
+    node_status_updates,
+    plan_round,
+    rebalance_done_updates,
+    rollout_done_updates,
+    update_failure_updates,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +87,9 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             if plan.update_failures:
                 await apply_update_failures(ctx, state, plan.update_failures)
                 continue  # the service changed: plan again on the new spec
+            if plan.rollouts_done:
+                await finish_rollouts(ctx, state, plan.rollouts_done)
+                continue
             if plan.rebalanced:
                 await finish_rebalance_requests(ctx, state, plan.rebalanced)
                 continue  # the services changed: plan again on the new specs
@@ -137,12 +146,22 @@ async def apply_cron_decisions(ctx: MemberContext, decisions: list[CronDecision]
 
 
 async def apply_update_failures(ctx: MemberContext, state: ClusterState, failures: list[Any]) -> None:
-    """A task of a rolling update failed: pause the update, or roll the service back, as configured."""
+    """Tasks of a rollout failed beyond its max failure ratio: pause it, or roll the service back."""
     for service, update, action in update_failure_updates(state, failures, ctx.clock.now()):
         log.warning(
-            "update of %s failed: %s", service.name, "rolling back" if action == "rollback" else "paused"
+            "update of %s failed (%s): %s",
+            service.name,
+            update.rollout.reason if update.rollout else "",
+            "rolling back" if action == "rollback" else "paused",
         )
         await write_service_bookkeeping(ctx, service, update, "update failure action")
+
+
+async def finish_rollouts(ctx: MemberContext, state: ClusterState, done: list[Any]) -> None:
+    """Mark completed the rollouts whose every slot runs the current template past monitor."""
+    for service, update in rollout_done_updates(state, done, ctx.clock.now()):
+        log.info("rollout of %s: %s", service.name, update.rollout.state if update.rollout else "")
+        await write_service_bookkeeping(ctx, service, update, "rollout completion")
 
 
 async def finish_rebalance_requests(ctx: MemberContext, state: ClusterState, service_ids: list[str]) -> None:

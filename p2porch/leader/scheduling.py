@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from ..model import DesiredState, NodeStatus, Service, ServiceSpec, Task, TaskState
+from ..model import DesiredState, NodeStatus, Rollout, Service, ServiceSpec, Task, TaskState
 from ..model.states import TERMINAL_STATES, GossipState
 from ..raft.commands import TaskItem, TaskPut, TaskRemove, UpdateService
 from ..raft.state import ClusterState
 from ..scheduler import (
     Orchestrator,
     PlacedTask,
+    RolloutDone,
     TaskRequest,
     UpdateFailed,
     build_node_infos,
@@ -35,6 +36,7 @@ class Round:
 
     items: list[TaskItem] = field(default_factory=list)
     update_failures: list[UpdateFailed] = field(default_factory=list)
+    rollouts_done: list[RolloutDone] = field(default_factory=list)  # rollouts to mark completed
     wake_at: float | None = None
     rebalanced: list[str] = field(default_factory=list)  # services whose `service rebalance` is done
 
@@ -59,7 +61,8 @@ def plan_round(
     tasks = list(state.tasks.values())
     nodes = list(state.nodes.values())
     reconciliation = orchestrator.reconcile(services, tasks, nodes, now)
-    out.update_failures = list(reconciliation.events)
+    out.update_failures = [e for e in reconciliation.events if isinstance(e, UpdateFailed)]
+    out.rollouts_done = [e for e in reconciliation.events if isinstance(e, RolloutDone)]
     out.wake_at = reconciliation.wake_at
 
     placed = [
@@ -221,20 +224,43 @@ def node_status_updates(state: ClusterState, gossip_states: Mapping[str, str]) -
 def update_failure_updates(
     state: ClusterState, failures: list[UpdateFailed], now: float
 ) -> list[tuple[Service, UpdateService, str]]:
-    """What a failed rolling update makes the leader write: per service (once), the service rolled back
-    to ``previous_spec`` (action rollback, when there is one) or with ``update_paused`` set, and which
-    of the two ("rollback" | "pause"). Services already paused or gone are left alone."""
+    """What a failed rollout makes the leader write: per service (once), the service rolled back to
+    ``previous_spec`` (action rollback, when there is one; rolled out with the failed spec's
+    ``rollback`` config, the reason recorded) or with ``update_paused`` set and its rollout paused, and
+    which of the two ("rollback" | "pause"). Services already paused or gone are left alone."""
     out = []
     for service_id in sorted({f.service_id for f in failures}):
         service = state.services.get(service_id)
         if service is None or service.update_paused:
             continue
-        action = next(f.action for f in failures if f.service_id == service_id)
-        if action == "rollback" and service.previous_spec is not None:
-            update = UpdateService.of(service, at=now, spec=service.previous_spec, previous_spec=service.spec)
+        failure = next(f for f in failures if f.service_id == service_id)
+        why = f"update failed: {failure.reason}"
+        if failure.action == "rollback" and service.previous_spec is not None:
+            rollout = Rollout.rolling_back(now, service.spec.rollback, why)
+            update = UpdateService.of(
+                service, at=now, spec=service.previous_spec, previous_spec=service.spec, rollout=rollout
+            )
             out.append((service, update, "rollback"))
         else:
-            out.append((service, UpdateService.of(service, at=now, update_paused=True), "pause"))
+            if failure.action == "rollback":
+                why += " (nothing to roll back to)"
+            rollout = (service.rollout or Rollout.update(now)).paused(why)
+            out.append(
+                (service, UpdateService.of(service, at=now, update_paused=True, rollout=rollout), "pause")
+            )
+    return out
+
+
+def rollout_done_updates(
+    state: ClusterState, done: list[RolloutDone], now: float
+) -> list[tuple[Service, UpdateService]]:
+    """The services whose rollout just completed, with the record marked so."""
+    out = []
+    for service_id in sorted({d.service_id for d in done}):
+        service = state.services.get(service_id)
+        if service is None or service.rollout is None:
+            continue
+        out.append((service, UpdateService.of(service, at=now, rollout=service.rollout.done())))
     return out
 
 

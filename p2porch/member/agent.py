@@ -36,13 +36,15 @@ async def serve_agent(
     *,
     docker_host: str,
     task_files_dir: str = "",
+    drain_s: float = 0.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the tasks committed to this node through its Docker engine and report their states;
-    ``task_files_dir`` is where secret/config files of this node's tasks live (a tmpfs)."""
+    ``task_files_dir`` is where secret/config files of this node's tasks live (a tmpfs); a running task
+    asked to stop is given ``drain_s`` after it left DNS before it is stopped."""
     task_status.started()
     files = TaskFiles(task_files_dir, ctx.local.secrets_keys) if task_files_dir else None
-    await supervise(ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None, files))
+    await supervise(ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None, files, drain_s))
 
 
 def _with_files(files: TaskFiles | None, state: ClusterState, assignment: TaskAssignment) -> TaskAssignment:
@@ -73,7 +75,9 @@ def _files_kept(task: Task) -> bool:
     return task.state not in TERMINAL_STATES or task.desired_state == DesiredState.RUNNING
 
 
-async def _run_agent(ctx: MemberContext, docker_host: str | None, files: TaskFiles | None) -> None:
+async def _run_agent(
+    ctx: MemberContext, docker_host: str | None, files: TaskFiles | None, drain_s: float
+) -> None:
     node_id, node_name = ctx.local.node_id, ctx.local.node_name
     store = ctx.store
     executor = await open_docker_executor(docker_host)
@@ -100,7 +104,9 @@ async def _run_agent(ctx: MemberContext, docker_host: str | None, files: TaskFil
             await ctx.write(command.encode())
 
         async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
-            await nursery.start(partial(run_agent, measured, node_name, assignments, changes, report))
+            await nursery.start(
+                partial(run_agent, measured, node_name, assignments, changes, report, drain_s=drain_s)
+            )
             await trio.sleep_forever()
     finally:
         ctx.board.executor = None

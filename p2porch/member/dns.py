@@ -44,13 +44,13 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
         await ctx.board.overlay_ready.wait()  # the gateway address exists once the Docker network does
         gateway = gateway_of(subnet)
         advertise = ctx.local.advertise_addr
-        zone = dns_zone(store.snapshot(), (advertise,))
+        zone = dns_zone(store.snapshot(), (advertise,), ctx.local.node_id)
         resolver = Resolver(zone, ttl_s=section.ttl_s)
         scopes = ClientScopes(resolver, partial(Resolver, ttl_s=section.ttl_s))
         scopes.update(zone, dns_scopes(store.snapshot()))
         ctx.board.resolver = resolver
         upstreams = [_parse_upstream(u) for u in section.upstreams] or None
-        listen = [(gateway, section.port), (advertise, section.port)]
+        listen = [(gateway, section.port), (ctx.local.bind_addr, section.port)]  # behind NAT: its own address
         # recursion (and no rate limit) only for this node's containers, the overlay and members
         policy = ClientPolicy([subnet, store.snapshot().cluster_cidr], _member_addresses(store.snapshot()))
         counters = ctx.board.dns_counters = ServerCounters()
@@ -73,7 +73,7 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
             async for _ in changes:
                 drain(changes)  # one zone rebuild per burst of commits
                 state = store.snapshot()
-                scopes.update(dns_zone(state, (advertise,)), dns_scopes(state))
+                scopes.update(dns_zone(state, (advertise,), ctx.local.node_id), dns_scopes(state))
                 policy.set_members(_member_addresses(store.snapshot()))
 
 

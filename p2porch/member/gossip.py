@@ -47,8 +47,14 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
         "wan": GossipConfig.wan,
         "local": GossipConfig.local,
     }
-    config = presets[section.preset](node_name=local.node_id, advertise_host=addr, port=section.port)
     me = state.nodes.get(local.node_id)
+    config = presets[section.preset](
+        node_name=local.node_id,
+        advertise_host=addr,
+        port=section.port,
+        bind_host=local.bind_addr,  # behind NAT: bind the own address, advertise the NAT's forward
+        advertise_port=local.gossip_port or (me.gossip_port if me is not None else 0),
+    )
     meta = NodeMeta(
         advertise_addr=addr,
         vtep_addr=addr,

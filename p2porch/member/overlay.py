@@ -60,7 +60,7 @@ async def _run_overlay(
     async with ctx.state_changes() as changes:
         await wait_for_lease(ctx, changes)
         state = store.snapshot()
-        local = local_overlay_node(state, node_id)
+        local = local_overlay_node(state, node_id, ctx.local.bind_addr)
         assert local is not None
         settings = OverlaySettings(
             cluster_cidr=state.cluster_cidr,

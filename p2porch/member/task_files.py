@@ -4,7 +4,8 @@ Owns ``<root>`` (a tmpfs this module mounts when the directory is not already on
 touches a disk) with one directory per task, ``<root>/<task id>/<kind>-<n>``, written with the
 reference's uid, gid and mode and bind-mounted read-only into the container at the reference's
 target. Only tasks placed on this node get files; a task's directory goes away once the task is
-terminal or gone. It never logs a value and never writes one anywhere else.
+terminal or gone, and a tmpfs this module mounted is unmounted when the last one went (mounted again
+for the next task that needs files). It never logs a value and never writes one anywhere else.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class TaskFiles:
         self.root = root
         self.keys = dict(keys)
         self._ready_error: str | None = None
+        self._mounted = False  # this object mounted the tmpfs (and unmounts it when it is empty)
 
     def ensure_tmpfs(self) -> str:
         """ "" when ``root`` is a tmpfs (mounting one if needed), else why not (cached)."""
@@ -78,6 +80,8 @@ class TaskFiles:
                 if proc.returncode != 0 or _mount_point_fstype(self.root) != "tmpfs":
                     why = proc.stderr.strip() or "not a tmpfs"
                     error = f"cannot mount a tmpfs for secrets at {self.root}: {why}"
+                else:
+                    self._mounted = True
         except (OSError, subprocess.SubprocessError) as exc:
             error = f"cannot prepare the secrets tmpfs at {self.root}: {exc}"
         self._ready_error = error
@@ -151,3 +155,20 @@ class TaskFiles:
         for name in names:
             if name not in keep:
                 shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+        if self._mounted and not (set(names) & keep):
+            self._unmount()
+
+    def _unmount(self) -> None:
+        """No task of this node uses a file any more: unmount the tmpfs (no plaintext left in memory)."""
+        try:
+            proc = subprocess.run(
+                ["umount", self.root], capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("task files: cannot unmount %s: %s", self.root, exc)
+            return
+        if proc.returncode != 0:
+            log.warning("task files: cannot unmount %s: %s", self.root, proc.stderr.strip())
+            return
+        self._mounted = False
+        self._ready_error = None  # the next task with files mounts it again

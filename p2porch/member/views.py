@@ -25,12 +25,13 @@ def gateway_of(subnet: str) -> str:
     return str(ipaddress.IPv4Network(subnet).network_address + 1)
 
 
-def local_overlay_node(state: ClusterState, node_id: str) -> LocalNode | None:
+def local_overlay_node(state: ClusterState, node_id: str, bind_addr: str = "") -> LocalNode | None:
+    """This node's VTEP: its own (bind) address, which differs from its record's behind a NAT."""
     node = state.nodes.get(node_id)
     lease = state.leases.get(node_id)
     if node is None or lease is None:
         return None
-    return LocalNode(node_id=node_id, underlay_addr=node.addr, subnet=lease.subnet)
+    return LocalNode(node_id=node_id, underlay_addr=bind_addr or node.addr, subnet=lease.subnet)
 
 
 def overlay_peers(
@@ -48,7 +49,11 @@ def overlay_peers(
             or node_id in unreachable
         ):
             continue
-        peers.append(OverlayPeer(node_id=node_id, underlay_addr=node.addr, subnet=lease.subnet))
+        peers.append(
+            OverlayPeer(
+                node_id=node_id, underlay_addr=node.addr, subnet=lease.subnet, vxlan_port=node.vxlan_port
+            )
+        )
     return peers
 
 
@@ -61,8 +66,9 @@ def task_is_healthy(task: Task) -> bool:
     return task.health not in (TaskHealth.UNHEALTHY, TaskHealth.STARTING)
 
 
-def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData:
-    """Services with their running tasks' overlay addresses, and nodes with their advertise addresses."""
+def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = (), local_node: str = "") -> ZoneData:
+    """Services with their running tasks' overlay addresses, and nodes with their advertise addresses;
+    ``local_node`` (an id): the zone prefers tasks in that node's region (its ``region`` label)."""
     services: dict[str, list[TaskEntry]] = {}
     by_service: dict[str, list[Task]] = {}
     for task in state.tasks.values():
@@ -76,6 +82,7 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData
                 healthy=task_is_healthy(t),
                 running=t.state == TaskState.RUNNING and t.desired_state == DesiredState.RUNNING,
                 ports=ports,
+                site=_region(state, t.node_id),
             )
             for t in sorted(by_service.get(service.service_id, ()), key=lambda t: (t.slot, t.task_id))
             if t.address
@@ -90,7 +97,13 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = ()) -> ZoneData
         nodes=nodes,
         nameservers=nameservers,
         version=state.version,
+        local_site=_region(state, local_node),
     )
+
+
+def _region(state: ClusterState, node_id: str | None) -> str:
+    node = state.nodes.get(node_id or "")
+    return node.labels.get("region", "") if node is not None else ""
 
 
 def task_assignment(

@@ -24,6 +24,7 @@ from ..errors import ConfigError, ConflictError
 from ..leader.autopilot import voters_target
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
+from .addresses import NodeAddresses, node_addresses
 from .join_checks import check_joiner
 from .key_rotation import key_from_state
 from .keys import node_public_key
@@ -31,7 +32,14 @@ from .localstate import LocalClusterState
 
 log = logging.getLogger(__name__)
 
-__all__ = ["admit", "guess_advertise_addr", "host_capacity", "node_request"]
+__all__ = [
+    "admit",
+    "guess_advertise_addr",
+    "host_capacity",
+    "is_local_addr",
+    "local_addresses",
+    "node_request",
+]
 
 
 def guess_advertise_addr() -> str:
@@ -45,6 +53,21 @@ def guess_advertise_addr() -> str:
                 "cannot determine an advertise address (no default route); pass --advertise-addr",
                 field="--advertise-addr",
             ) from exc
+
+
+def is_local_addr(addr: str) -> bool:
+    """True when ``addr`` is an address of this host (binding it works)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((addr, 0))
+            return True
+        except OSError:
+            return False
+
+
+def local_addresses(config: Config, body: dict[str, Any]) -> NodeAddresses:
+    """Where this node binds and what it advertises, from the init/join ``body`` over the config."""
+    return node_addresses(config, body, is_local=is_local_addr, default_route_addr=guess_advertise_addr)
 
 
 def host_capacity() -> tuple[int, int]:
@@ -62,18 +85,25 @@ def host_capacity() -> tuple[int, int]:
 
 
 def node_request(
-    config: Config, node_name: str, body: dict[str, Any], node_id: str, node_key: str
+    config: Config,
+    node_name: str,
+    body: dict[str, Any],
+    node_id: str,
+    node_key: str,
+    addrs: NodeAddresses,
 ) -> dict[str, Any]:
-    """This node's record as an init or join request describes it (``body``: the API request)."""
-    addr = body.get("advertise_addr") or config.node.advertise_addr or guess_advertise_addr()
+    """This node's record as an init or join request describes it (``body``: the API request; ``addrs``:
+    its advertised address and ports, which peers use)."""
     labels = body.get("labels") or config.node.labels
     cpu_nanos, memory_bytes = host_capacity()
     return {
         "node_id": node_id,
         "name": body.get("name") or node_name,
-        "addr": addr,
-        "raft_port": config.raft.port,
-        "gossip_port": config.gossip.port,
+        "addr": addrs.advertise_addr,
+        "raft_port": addrs.raft_port,
+        "gossip_port": addrs.gossip_port,
+        "join_port": addrs.join_port,
+        "vxlan_port": addrs.vxlan_port,
         "labels": dict(labels),
         "cpu_nanos": cpu_nanos,
         "memory_bytes": memory_bytes,

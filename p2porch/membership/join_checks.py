@@ -94,6 +94,7 @@ def check_api_body(body: Mapping[str, Any]) -> None:
     checks = {
         "name": ("--name", node_name),
         "advertise_addr": ("--advertise-addr", ipv4_address),
+        "listen_addr": ("--listen-addr", ipv4_address),
         "domain": ("--domain", domain),
         "cluster_cidr": ("--cluster-cidr", cluster_cidr),
         "labels": ("--label", labels),
@@ -116,9 +117,20 @@ def check_joiner(request: Mapping[str, Any], source_addr: str, live_nodes: Itera
             f"{addr} is not the address this join came from ({source_addr}); pass the right "
             "--advertise-addr, or --behind-nat if the joiner is behind NAT",
         )
+    raft_port = _bounded_int(request.get("raft_port"), "raft.port", 1, 65535)
+    gossip_port = _bounded_int(request.get("gossip_port"), "gossip.port", 1, 65535)
+    join_port = _bounded_int(request.get("join_port", 0), "--advertise-join-port", 0, 65535)
+    vxlan_port = _bounded_int(request.get("vxlan_port", 0), "--advertise-vxlan-port", 0, 65535)
+    mine = {(addr, p) for p in (raft_port, gossip_port, join_port, vxlan_port) if p}
     for node in live_nodes:
-        if node.addr == addr and node.node_id != node_id and node.status != "left":
-            raise _bad("--advertise-addr", f"{addr} is already the address of node {node.name}")
+        # behind one NAT several nodes share an address, each with its own forwarded ports
+        if node.node_id != node_id and node.status != "left" and node.endpoints() & mine:
+            taken = sorted(p for _, p in node.endpoints() & mine)
+            raise _bad(
+                "--advertise-addr",
+                f"{addr} port {taken[0]} is already advertised by node {node.name} "
+                "(behind one NAT give each node its own --advertise-*-port)",
+            )
     key_pub = request.get("key_pub", "")
     if not isinstance(key_pub, str) or len(key_pub) > 64:
         raise _bad("key_pub", "must be a base64 public key")
@@ -126,8 +138,10 @@ def check_joiner(request: Mapping[str, Any], source_addr: str, live_nodes: Itera
         "node_id": node_id,
         "name": node_name(request.get("name")),
         "addr": addr,
-        "raft_port": _bounded_int(request.get("raft_port"), "raft.port", 1, 65535),
-        "gossip_port": _bounded_int(request.get("gossip_port"), "gossip.port", 1, 65535),
+        "raft_port": raft_port,
+        "gossip_port": gossip_port,
+        "join_port": join_port,
+        "vxlan_port": vxlan_port,
         "labels": labels(request.get("labels", {})),
         "cpu_nanos": _bounded_int(request.get("cpu_nanos"), "cpu_nanos", 0, MAX_CPU_NANOS),
         "memory_bytes": _bounded_int(request.get("memory_bytes"), "memory_bytes", 0, MAX_MEMORY_BYTES),

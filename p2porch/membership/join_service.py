@@ -288,6 +288,15 @@ class _Refusal(Exception):
         self.reason = reason
 
 
+def split_target(host: str, port: int) -> tuple[str, int]:
+    """``host`` may carry its own port (``ip:port``: a member behind a NAT's port forward, see
+    ``Node.join_target``); else ``port``."""
+    name, sep, own = host.rpartition(":")
+    if sep and own.isdigit() and name and ":" not in name:
+        return name, int(own)
+    return host, port
+
+
 def _peer_host(stream: trio.SocketStream) -> str:
     try:
         return str(stream.socket.getpeername()[0])
@@ -304,10 +313,12 @@ async def request_join(
     timeout_s: float = 30.0,
     member: bool = False,
 ) -> dict[str, Any]:
-    """Run the joiner's side against ``host:port``; returns the member's decrypted reply.
+    """Run the joiner's side against ``host:port`` (``host`` may be ``ip:port``, see ``split_target``);
+    returns the member's decrypted reply.
 
     ``member``: the request is a member's own (``op`` in the peer's ``member_ops``), keyed with the
     cluster keys ``token``."""
+    host, port = split_target(host, port)
     joiner = JoinerHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12), member=member)
     try:
         with trio.fail_after(timeout_s):
@@ -334,6 +345,7 @@ async def request_stream(
 ) -> AsyncIterator[Any]:
     """Run the handshake against ``host:port`` with a streaming ``request`` (a member's: ``token`` is
     the cluster keys); yields the peer's items."""
+    host, port = split_target(host, port)
     joiner = JoinerHandshake(token, secrets.token_bytes(NONCE_BYTES), secrets.token_bytes(12), member=True)
     try:
         with trio.fail_after(timeout_s):

@@ -38,10 +38,17 @@ class LocalClusterState:
     previous_keys: tuple[tuple[int, str], ...] = field(default=(), repr=False)  # (epoch, key), newest first
     node_key: str = field(default="", repr=False)  # this node's X25519 private key (base64)
     token: str = field(default="", repr=False)  # only in files written before keys were separated
+    listen_addr: str = ""  # the address this node binds ("" = the advertise address; differs behind NAT)
+    gossip_port: int = 0  # the advertised gossip port (0 = the configured one; differs behind a NAT)
 
     @property
     def advertise_addr(self) -> str:
         return self.raft_addr.rsplit(":", 1)[0]
+
+    @property
+    def bind_addr(self) -> str:
+        """The local address every listener of this node binds."""
+        return self.listen_addr or self.advertise_addr
 
     @property
     def keys(self) -> ClusterKeys:

@@ -28,9 +28,9 @@ from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore
 from . import join_checks, key_rotation, localstate, voter_role
-from .admission import admit, node_request
+from .admission import admit, local_addresses, node_request
 from .handshake import SessionKey
-from .join_service import JoinService, StreamHandler, request_join
+from .join_service import JoinService, MemberHandler, StreamHandler, request_join
 from .keys import keys_from_text, new_cluster_keys, new_node_key
 from .localstate import LocalClusterState
 from .recovery import recover_refusal
@@ -51,7 +51,8 @@ class ClusterManager:
     ``member_services`` are started, in order, every time this node becomes a member (after init,
     join or a restart) and stopped before it leaves; each is ``fn(ctx, task_status=...)`` with a
     :class:`~p2porch.context.MemberContext`. ``join_streams`` are the streams the join port serves
-    to peers (e.g. task logs). Never holds placement or API logic.
+    to peers (e.g. task logs), ``join_ops`` its other member requests (e.g. task usage). Never holds
+    placement or API logic.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class ClusterManager:
         member_services: list[tuple[str, MemberService]] | None = None,
         *,
         join_streams: dict[str, StreamHandler] | None = None,
+        join_ops: dict[str, MemberHandler] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         metrics: Metrics | None = None,
     ) -> None:
@@ -75,7 +77,11 @@ class ClusterManager:
             self.current_token,
             self._handle_join,
             streams=dict(join_streams or {}),
-            member_ops={"membership": self._answer_membership, key_rotation.KEY_OP: self._answer_keys},
+            member_ops={
+                **(join_ops or {}),
+                "membership": self._answer_membership,
+                key_rotation.KEY_OP: self._answer_keys,
+            },
             get_member_key=self._member_key,
             old_epoch_ops=frozenset({key_rotation.KEY_OP}),
         )
@@ -333,7 +339,8 @@ class ClusterManager:
             token = parse_token(body["token"]) if body.get("token") else new_token()
             keys = new_cluster_keys(token.cluster_id)  # random: the join token only admits joins
             node_id, node_key = secrets.token_hex(8), new_node_key()
-            me = node_request(self.config, self.node_name, body, node_id, node_key)
+            addrs = local_addresses(self.config, body)
+            me = node_request(self.config, self.node_name, body, node_id, node_key, addrs)
             raft_addr = f"{me['addr']}:{me['raft_port']}"
             local = LocalClusterState(
                 cluster_id=token.cluster_id,
@@ -341,6 +348,8 @@ class ClusterManager:
                 node_name=me["name"],
                 role="voter",
                 raft_addr=raft_addr,
+                listen_addr=addrs.listen_addr,
+                gossip_port=addrs.gossip_port,
                 voters=(raft_addr,),
                 key_epoch=keys.epoch,
                 cluster_key=keys.to_text(),
@@ -375,7 +384,7 @@ class ClusterManager:
                 "cluster_id": token.cluster_id,
                 "node_id": node_id,
                 "token": str(token),
-                "join_addr": f"{me['addr']}:{self.config.join.port}",
+                "join_addr": f"{me['addr']}:{me['join_port']}",
             }
 
     async def join(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -390,7 +399,8 @@ class ClusterManager:
             port = int(port_text) if port_text else self.join_port
             token = parse_token(str(body.get("token") or ""))
             node_id, node_key = secrets.token_hex(8), new_node_key()
-            me = node_request(self.config, self.node_name, body, node_id, node_key)
+            addrs = local_addresses(self.config, body)
+            me = node_request(self.config, self.node_name, body, node_id, node_key, addrs)
             if body.get("behind_nat"):
                 me["behind_nat"] = True
             reply = await request_join(host, port, token, me)
@@ -403,6 +413,8 @@ class ClusterManager:
                     node_name=me["name"],
                     role=str(reply["role"]),
                     raft_addr=f"{me['addr']}:{me['raft_port']}",
+                    listen_addr=addrs.listen_addr,
+                    gossip_port=addrs.gossip_port,
                     voters=tuple(str(v) for v in reply["voters"]),
                     generation=int(reply.get("generation", 0)),
                     key_epoch=keys.epoch,

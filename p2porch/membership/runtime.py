@@ -45,6 +45,8 @@ def local_node(local: LocalClusterState, key_switch_recent: bool = False) -> Loc
         node_id=local.node_id,
         node_name=local.node_name,
         advertise_addr=local.advertise_addr,
+        listen_addr=local.bind_addr,
+        gossip_port=local.gossip_port,
         raft_addr=local.raft_addr,
         role=local.role,
         generation=local.generation,
@@ -143,6 +145,7 @@ class MemberRuntime:
         board = self.board = LocalBoard()
         store_config = StoreConfig(
             self_addr=local.raft_addr if local.role == "voter" else None,
+            bind_addr=f"{local.bind_addr}:{self.config.raft.port}",
             voters=local.voters,
             data_dir=self.raft_dir,
             password=local.keys.raft_password(local.generation),
@@ -154,7 +157,7 @@ class MemberRuntime:
             if prepare is not None:  # before any member service sees the store
                 await prepare(store)
             if self.config.join.port:
-                await nursery.start(self.join_service.serve, local.advertise_addr, self.config.join.port)
+                await nursery.start(self.join_service.serve, local.bind_addr, self.config.join.port)
             ctx = MemberContext(
                 store=store,
                 voter_control=store,

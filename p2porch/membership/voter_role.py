@@ -240,7 +240,7 @@ async def _check_role(
         return local, now, None
     if now - leaderless_since < LEADERLESS_ASK_S:
         return local, leaderless_since, None
-    others = sorted(n.addr for n in state.nodes.values() if n.node_id != local.node_id)
+    others = sorted(n.join_target for n in state.nodes.values() if n.node_id != local.node_id)
     changed = await role_on_return(local, port, others)
     return local, now, (changed if changed != local else None)
 

@@ -11,6 +11,7 @@ Validate at the edges once (API body, Compose file, Raft command decoder) and pa
 This package imports only ``p2porch.errors``; it never does I/O or reads a clock.
 """
 
+from .autoscale_spec import AutoscaleSpec, AutoscaleStep
 from .container import HealthSpec, Mount, PortPublish, RestartPolicy, UpdateConfig, parse_mount, parse_port
 from .filerefs import FileRef
 from .placement import (
@@ -31,6 +32,7 @@ from .records import (
     Task,
     secret_key,
 )
+from .rollout import Rollout, RolloutState
 from .spec import TEMPLATE_FIELDS, ServiceSpec
 from .states import (
     FAILURE_STATES,
@@ -54,6 +56,8 @@ from .units import (
 )
 
 __all__ = [
+    "AutoscaleSpec",
+    "AutoscaleStep",
     "FAILURE_STATES",
     "STARTED_STATES",
     "TEMPLATE_FIELDS",
@@ -75,6 +79,8 @@ __all__ = [
     "SecretRecord",
     "AccessTokenRecord",
     "RestartPolicy",
+    "Rollout",
+    "RolloutState",
     "Service",
     "ServiceSpec",
     "SubnetLease",

@@ -15,6 +15,8 @@ from types import MappingProxyType
 from typing import Any
 
 from ..errors import ConfigError
+from .autoscale_spec import AutoscaleStep
+from .rollout import Rollout
 from .spec import ServiceSpec
 from .states import Availability, DesiredState, NodeRole, NodeStatus, TaskHealth, TaskState
 
@@ -70,6 +72,8 @@ class Node:
     version: int = 0
     status_at: float = 0.0
     key_pub: str = ""  # the node's X25519 public key (base64): key rotations seal the new key to it
+    join_port: int = 0  # advertised join port (0 = the cluster default; differs behind a NAT's forwards)
+    vxlan_port: int = 0  # advertised VXLAN port (0 = the cluster's)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_map(self.labels))
@@ -89,6 +93,16 @@ class Node:
         return self.name or self.node_id
 
     @property
+    def join_target(self) -> str:
+        """Where peers reach this node's join port: ``addr``, or ``addr:port`` behind a port forward."""
+        return f"{self.addr}:{self.join_port}" if self.join_port else self.addr
+
+    def endpoints(self) -> set[tuple[str, int]]:
+        """Every advertised (address, port) of this node; two live nodes never share one."""
+        ports = (self.raft_port, self.gossip_port, self.join_port, self.vxlan_port)
+        return {(self.addr, port) for port in ports if port}
+
+    @property
     def down_since(self) -> float | None:
         """When a down node went down (None when it is not down or the time is unknown)."""
         return (self.status_at or None) if self.status == NodeStatus.DOWN else None
@@ -99,7 +113,11 @@ class Node:
         return self.status == NodeStatus.READY and self.availability == Availability.ACTIVE
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        for name in ("join_port", "vxlan_port"):  # only nodes behind a NAT's forwards carry them
+            if not out[name]:
+                del out[name]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Node:
@@ -216,6 +234,8 @@ class Service:
     rebalance_requested: float = 0.0
     created_at: float = 0.0
     updated_at: float = 0.0
+    rollout: Rollout | None = None  # the last template change (update or rollback) and its state
+    autoscale_last: AutoscaleStep | None = None  # the autoscaler's last step (kept across user updates)
     job: JobStatus = field(default_factory=JobStatus)
 
     @property
@@ -248,6 +268,8 @@ class Service:
             "rebalance_requested": self.rebalance_requested,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            **({"rollout": self.rollout.to_dict()} if self.rollout is not None else {}),
+            **({} if self.autoscale_last is None else {"autoscale_last": self.autoscale_last.to_dict()}),
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
 
@@ -267,6 +289,8 @@ class Service:
             rebalance_requested=float(bookkeeping.get("rebalance_requested") or 0.0),
             created_at=float(data.get("created_at", 0.0)),
             updated_at=float(data.get("updated_at", 0.0)),
+            rollout=Rollout.from_dict(data.get("rollout")),
+            autoscale_last=AutoscaleStep.from_dict(data.get("autoscale_last")),
             job=JobStatus.from_dict(data.get("job")),
         )
 

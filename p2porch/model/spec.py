@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .autoscale_spec import AutoscaleSpec
 from .container import HealthSpec, Mount, PortPublish, RestartPolicy, UpdateConfig, parse_mount, parse_port
 from .container_opts import ContainerOptions
 from .filerefs import FileRef, parse_file_refs
@@ -113,6 +114,7 @@ class ServiceSpec:
     secrets: tuple[FileRef, ...] = ()  # files under /run/secrets (issue 22)
     configs: tuple[FileRef, ...] = ()
     networks: tuple[NetworkAttachment, ...] = ()  # none = the default network (not a template field)
+    autoscale: AutoscaleSpec | None = None  # the leader's autoscaler owns `replicas` when set (issue 17)
     max_concurrent: int = 0  # replicated-job: tasks at once (0 = replicas, as Docker's CLI)
     schedule: CronSchedule | None = None  # a cron job: one execution per tick (jobs only)
 
@@ -128,6 +130,13 @@ class ServiceSpec:
         if not isinstance(self.image, str) or not self.image or any(c.isspace() for c in self.image):
             raise field_error("image", "must be a non-empty image reference without spaces")
         parse_choice(self.mode, MODES, "mode")
+        if self.autoscale is not None and self.mode != "replicated":
+            raise field_error(
+                "autoscale",
+                "a global service runs one task per node and cannot autoscale"
+                if self.mode == "global"
+                else f"a {self.mode} service runs to completion and cannot autoscale",
+            )
         parse_choice(self.strategy, STRATEGIES, "strategy")
         parse_choice(self.endpoint_mode, ENDPOINT_MODES, "endpoint_mode")
         if not isinstance(self.replicas, int) or not 0 <= self.replicas <= MAX_REPLICAS:
@@ -252,6 +261,7 @@ class ServiceSpec:
             "rollback": self.rollback.to_dict(),
             "secrets": [r.to_dict() for r in self.secrets],
             "configs": [r.to_dict() for r in self.configs],
+            **({} if self.autoscale is None else {"autoscale": self.autoscale.to_dict()}),  # absent when off
             **self._job_dict(),
         } | ({"networks": [n.to_dict() for n in self.networks]} if self.networks else {})
 
@@ -346,6 +356,7 @@ _SPEC_KEYS: dict[str, str] = {
     "secrets": "secrets",
     "configs": "configs",
     "networks": "networks",
+    "autoscale": "autoscale",
     "max_concurrent": "max_concurrent",
     "schedule": "schedule",
 }
@@ -397,6 +408,7 @@ _SPEC_PARSERS: dict[str, Any] = {
     "secrets": lambda v, k: parse_file_refs(v, k, "secret"),
     "configs": lambda v, k: parse_file_refs(v, k, "config"),
     "networks": parse_attachments,
+    "autoscale": lambda v, k: AutoscaleSpec.from_dict(v, k, parse_duration_s),
     "max_concurrent": lambda v, k: parse_int(v, k, maximum=MAX_REPLICAS),
     "schedule": lambda v, k: parse_schedule(v, k),
 }

@@ -195,7 +195,7 @@ def programmed_peers(observed: KernelState, plan: OverlayPlan) -> list[str]:
             and neigh is not None
             and neigh[1]
             and neigh[0].lower() == peer.mac
-            and (peer.mac, peer.underlay_addr) in observed.fdb
+            and (peer.mac, peer.fdb_dst) in observed.fdb
         ):
             out.append(peer.node_id)
     return out
@@ -226,7 +226,12 @@ def describe(op: Operation) -> str:
         case SetNeighbour(name, ip, mac):
             return f"ip neigh replace {ip} lladdr {mac} dev {name} nud permanent"
         case DeleteFdb(name, mac, dst):
-            return f"bridge fdb del {mac} dev {name} dst {dst}"
+            return f"bridge fdb del {mac} dev {name} {_fdb_words(dst)}"
         case AddFdb(name, mac, dst):
-            return f"bridge fdb append {mac} dev {name} dst {dst}"
+            return f"bridge fdb append {mac} dev {name} {_fdb_words(dst)}"
     raise TypeError(f"not an overlay operation: {op!r}")
+
+
+def _fdb_words(dst: str) -> str:
+    host, sep, port = dst.partition(":")
+    return f"dst {host} port {port}" if sep else f"dst {host}"

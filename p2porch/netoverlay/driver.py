@@ -134,7 +134,8 @@ class NetlinkDriver:
             for entry in ipr.fdb("dump", ifindex=index):
                 if entry["ifindex"] != index or not entry.get("NDA_DST"):
                     continue
-                fdb.add(((entry.get("NDA_LLADDR") or "").lower(), entry.get("NDA_DST")))
+                dst, port = entry.get("NDA_DST"), entry.get("NDA_PORT")  # the kernel omits a default port
+                fdb.add(((entry.get("NDA_LLADDR") or "").lower(), f"{dst}:{port}" if port else dst))
             return KernelState(state, addresses, routes, neighbours, frozenset(fdb))
 
     # ----- writing
@@ -220,11 +221,17 @@ def _apply_one(ipr: Any, op: Operation) -> None:
         case SetNeighbour(name, ip, mac):
             ipr.neigh("replace", dst=ip, lladdr=mac, ifindex=_index(ipr, name), state="permanent")
         case DeleteFdb(name, mac, dst):
-            ipr.fdb("del", ifindex=_index(ipr, name), lladdr=mac, dst=dst)
+            ipr.fdb("del", ifindex=_index(ipr, name), lladdr=mac, **_fdb_dst(dst))
         case AddFdb(name, mac, dst):
-            ipr.fdb("append", ifindex=_index(ipr, name), lladdr=mac, dst=dst)
+            ipr.fdb("append", ifindex=_index(ipr, name), lladdr=mac, **_fdb_dst(dst))
         case _:
             raise TypeError(f"not an overlay operation: {op!r}")
+
+
+def _fdb_dst(dst: str) -> dict[str, Any]:
+    """``ip`` or ``ip:port`` (a peer behind a NAT's port forward) as pyroute2 fdb arguments."""
+    host, sep, port = dst.partition(":")
+    return {"dst": host, "port": int(port)} if sep else {"dst": host}
 
 
 def _link_state(ipr: Any, link: Any) -> LinkState:

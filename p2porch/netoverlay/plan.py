@@ -43,6 +43,7 @@ class OverlayPeer:
     node_id: str
     underlay_addr: str
     subnet: str
+    vxlan_port: int = 0  # the port it receives VXLAN at (0 = the cluster's; a NAT's forward may differ)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,12 @@ class PeerEntry:
     gateway: str  # the peer's subnet network address, also its VXLAN device address
     mac: str
     underlay_addr: str
+    vxlan_port: int = 0  # 0: the device's port; else the peer's own (behind a NAT's port forward)
+
+    @property
+    def fdb_dst(self) -> str:
+        """The FDB destination: ``ip``, or ``ip:port`` when the peer's VXLAN port is not the device's."""
+        return f"{self.underlay_addr}:{self.vxlan_port}" if self.vxlan_port else self.underlay_addr
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,7 @@ class OverlayPlan:
 
     @property
     def fdb(self) -> dict[str, str]:
-        return {p.mac: p.underlay_addr for p in self.peers}
+        return {p.mac: p.fdb_dst for p in self.peers}
 
 
 @dataclass(frozen=True)
@@ -209,18 +216,19 @@ def plan_overlay(
     entries: list[PeerEntry] = []
     skipped: list[tuple[str, str]] = []
     taken: list[ipaddress.IPv4Network] = [own]
-    used_underlay = {link.local}
+    used_underlay = {(link.local, settings.vxlan_port)}
     for peer in sorted(peers, key=lambda p: p.node_id):
-        reason = _check_peer(peer, local, cluster, taken, used_underlay)
+        reason = _check_peer(peer, local, settings, cluster, taken, used_underlay)
         if reason:
             skipped.append((peer.node_id, reason))
             continue
         net = ipaddress.IPv4Network(peer.subnet)
         underlay = str(ipaddress.IPv4Address(peer.underlay_addr))
+        port = peer.vxlan_port if peer.vxlan_port != settings.vxlan_port else 0
         taken.append(net)
-        used_underlay.add(underlay)
+        used_underlay.add((underlay, port or settings.vxlan_port))
         entries.append(
-            PeerEntry(peer.node_id, str(net), str(net.network_address), vtep_mac(str(net)), underlay)
+            PeerEntry(peer.node_id, str(net), str(net.network_address), vtep_mac(str(net)), underlay, port)
         )
     return OverlayPlan(
         link=link, address=f"{own.network_address}/32", peers=tuple(entries), skipped=tuple(skipped)
@@ -268,9 +276,10 @@ def plan_firewall(
 def _check_peer(
     peer: OverlayPeer,
     local: LocalNode,
+    settings: OverlaySettings,
     cluster: ipaddress.IPv4Network,
     taken: list[ipaddress.IPv4Network],
-    used_underlay: set[str],
+    used_underlay: set[tuple[str, int]],
 ) -> str:
     if peer.node_id == local.node_id:
         return "is the local node"
@@ -286,8 +295,9 @@ def _check_peer(
     for other in taken:
         if net.overlaps(other):
             return f"subnet {net} overlaps {other}"
-    if underlay in used_underlay:
-        return f"underlay address {underlay} is already used"
+    port = peer.vxlan_port or settings.vxlan_port
+    if (underlay, port) in used_underlay:
+        return f"underlay address {underlay} port {port} is already used"
     return ""
 
 

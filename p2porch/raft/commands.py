@@ -32,7 +32,9 @@ from ..model import (
     Service,
     ServiceSpec,
 )
+from ..model.autoscale_spec import AutoscaleStep
 from ..model.records import LEGACY_BOOKKEEPING_KEYS, JobStatus, optional_spec
+from ..model.rollout import Rollout
 from . import fields as F
 from .codec import COMMAND_VERSION as COMMAND_VERSION  # re-exported: callers use commands only
 from .codec import LEGACY_VERSION as LEGACY_VERSION
@@ -50,6 +52,7 @@ from .commands_networks import CreateNetwork as CreateNetwork
 from .commands_networks import RemoveNetwork as RemoveNetwork
 from .commands_secrets import PutSecret as PutSecret
 from .commands_secrets import RemoveSecret as RemoveSecret
+from .commands_secrets import ResealSecret as ResealSecret
 from .commands_secrets import RotateKeys as RotateKeys
 from .fields import TaskItem as TaskItem  # re-exported: the items of PutTasks/ReportTaskStates
 from .fields import TaskPut as TaskPut
@@ -179,6 +182,8 @@ _NODE_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "addr": lambda x, n: F.text({n: x}, n),
     "raft_port": F.port,
     "gossip_port": F.port,
+    "join_port": F.port_or_zero,
+    "vxlan_port": F.port_or_zero,
     "cpu_nanos": F.non_negative,
     "memory_bytes": F.non_negative,
     "key_pub": F.key_text,
@@ -199,6 +204,8 @@ class UpdateNode(Command):
     addr: str | None = None
     raft_port: int | None = None
     gossip_port: int | None = None
+    join_port: int | None = None
+    vxlan_port: int | None = None
     cpu_nanos: int | None = None
     memory_bytes: int | None = None
     key_pub: str | None = None
@@ -310,7 +317,9 @@ class UpdateService(Command):
     previous_spec: ServiceSpec | None = None
     update_paused: bool = False
     rebalance_requested: float = 0.0
+    rollout: Rollout | None = None
     service_version: int | None = None
+    autoscale_last: AutoscaleStep | None = None  # the autoscaler's step (absent from the body when None)
     job: JobStatus = field(default_factory=JobStatus)
 
     @classmethod
@@ -324,20 +333,26 @@ class UpdateService(Command):
             previous_spec=new.previous_spec,
             update_paused=new.update_paused,
             rebalance_requested=new.rebalance_requested,
+            rollout=new.rollout,
             service_version=service.version,
+            autoscale_last=new.autoscale_last,
             job=new.job,
         )
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "service_id": self.service_id,
             "spec": self.spec.to_dict(),
             "previous_spec": None if self.previous_spec is None else self.previous_spec.to_dict(),
             "update_paused": self.update_paused,
             "rebalance_requested": self.rebalance_requested,
             "service_version": self.service_version,
+            **({} if self.autoscale_last is None else {"autoscale_last": self.autoscale_last.to_dict()}),
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
         }
+        if self.rollout is not None:  # an optional key: bodies without it read as before
+            body["rollout"] = self.rollout.to_dict()
+        return body
 
     @classmethod
     def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> UpdateService:
@@ -351,7 +366,9 @@ class UpdateService(Command):
             previous_spec=optional_spec(source.get("previous_spec")),
             update_paused=bool(paused),
             rebalance_requested=F.number(requested, "rebalance_requested"),
+            rollout=Rollout.from_dict(source.get("rollout")),
             service_version=F.version_or_none(b, "service_version"),
+            autoscale_last=AutoscaleStep.from_dict(b.get("autoscale_last")),
             job=F.job_status(b.get("job")),
             **common,
         )
@@ -443,6 +460,7 @@ COMMANDS: dict[str, Any] = {
         SetJoinToken,
         PutSecret,
         RemoveSecret,
+        ResealSecret,
         RotateKeys,
         PutAccessToken,
         RemoveAccessToken,

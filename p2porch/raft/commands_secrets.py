@@ -85,6 +85,67 @@ class RemoveSecret(Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ResealSecret(Command):
+    """Replace the ciphertext (and keyed digest) of existing versions of a secret/config by the same
+    values sealed under cluster key epoch ``key_epoch`` (the current one): ``versions`` holds
+    ``{"version", "sealed", "digest"}`` maps. Conditional on the record's state version
+    (``record_version``); version numbers do not change."""
+
+    TAG = "reseal_secret"
+    kind: str
+    name: str
+    object_id: str
+    record_version: int
+    key_epoch: int
+    versions: tuple[Mapping[str, Any], ...]
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "object_id": self.object_id,
+            "record_version": self.record_version,
+            "key_epoch": self.key_epoch,
+            "versions": [
+                {"version": int(v["version"]), "sealed": bytes(v["sealed"]), "digest": str(v["digest"])}
+                for v in self.versions
+            ],
+        }
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> ResealSecret:
+        kind = F.get(b, "kind", str)
+        if kind not in SECRET_KINDS:
+            raise F.invalid("kind must be secret or config", "kind")
+        items = F.get(b, "versions", list)
+        if not items:
+            raise F.invalid("versions must not be empty", "versions")
+        versions = []
+        for item in items:
+            if not isinstance(item, Mapping):
+                raise F.invalid("versions must hold maps", "versions")
+            sealed = F.get(item, "sealed", bytes)
+            if not sealed or len(sealed) > MAX_SEALED_BYTES:
+                raise F.invalid("sealed value is empty or too large", "sealed")
+            versions.append(
+                {
+                    "version": F.get(item, "version", int),
+                    "sealed": sealed,
+                    "digest": F.get(item, "digest", str),
+                }
+            )
+        return cls(
+            kind=kind,
+            name=F.get(b, "name", str),
+            object_id=F.get(b, "object_id", str),
+            record_version=F.get(b, "record_version", int),
+            key_epoch=F.non_negative(b.get("key_epoch") or 0, "key_epoch"),
+            versions=tuple(versions),
+            **common,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RotateKeys(Command):
     """Start cluster key epoch ``epoch``: its key sealed to each member that may follow it
     (``node id -> envelope``); every other live node must be named in ``excluded``."""

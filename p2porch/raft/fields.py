@@ -66,6 +66,11 @@ def port(value: Any, name: str) -> int:
     return value
 
 
+def port_or_zero(value: Any, name: str) -> int:
+    """A port number, or 0 for "the cluster default" (an advertised port behind a NAT)."""
+    return 0 if value == 0 and not isinstance(value, bool) else port(value, name)
+
+
 def non_negative(value: Any, name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise invalid(f"{name} must be a non-negative integer", name)
@@ -117,6 +122,8 @@ def node_from_wire(d: Any) -> Node:
         memory_bytes=non_negative(d.get("memory_bytes", 0), "memory_bytes"),
         status=choice(d.get("status", "ready"), "status", NodeStatus),
         key_pub=key_text(d.get("key_pub", ""), "key_pub"),
+        join_port=port_or_zero(d.get("join_port", 0), "join_port"),
+        vxlan_port=port_or_zero(d.get("vxlan_port", 0), "vxlan_port"),
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError
-from .commands_secrets import PutSecret, RemoveSecret
+from .commands_secrets import PutSecret, RemoveSecret, ResealSecret
 from .state import ClusterState, SecretRecord, secret_key
 
 MAX_VERSIONS = 10  # older versions are dropped (a service pinned to one fails to start its new tasks)
@@ -55,6 +55,31 @@ def put_secret(s: ClusterState, c: PutSecret, v: int) -> Any:
     secrets = dict(s.secrets)
     secrets[key] = record
     return s.evolve(secrets=secrets, version=v), c.secret_version, [("secret", "put", key, record)]
+
+
+def reseal_secret(s: ClusterState, c: ResealSecret, v: int) -> Any:
+    """Swap the ciphertext of existing versions for the same values sealed under the current key epoch
+    (after `cluster rotate-keys`, so that no stored value needs an older epoch's key). Refused when the
+    record changed since it was read or the epoch is not the current one; version numbers stay."""
+    key = secret_key(c.kind, c.name)
+    current = s.secrets.get(key)
+    if current is None or current.object_id != c.object_id:
+        raise NotFoundError(f"no {key}", field="name")
+    if current.version != c.record_version:
+        raise ConflictError(f"{key} changed since it was read: reseal it again", field="record_version")
+    if c.key_epoch != s.key_epoch:
+        raise ConflictError(f"key epoch is {s.key_epoch}, not {c.key_epoch}", field="key_epoch")
+    by_number = {int(e["version"]): dict(e) for e in current.versions}
+    for item in c.versions:
+        number = int(item["version"])
+        if number not in by_number:
+            raise NotFoundError(f"{key} has no version {number}", field="versions")
+        by_number[number].update(sealed=bytes(item["sealed"]), digest=item["digest"], key_epoch=c.key_epoch)
+    versions = tuple(by_number[int(e["version"])] for e in current.versions)
+    record = replace(current, versions=versions, version=v)
+    secrets = dict(s.secrets)
+    secrets[key] = record
+    return s.evolve(secrets=secrets, version=v), len(c.versions), [("secret", "put", key, record)]
 
 
 def remove_secret(s: ClusterState, c: RemoveSecret, v: int) -> Any:

@@ -98,6 +98,7 @@ class StoreConfig:
     voters: tuple[str, ...]
     data_dir: Path
     password: str = field(repr=False)  # the pysyncobj password: never in a repr or a log
+    bind_addr: str | None = None  # "ip:port" to listen on when it differs from self_addr (behind NAT)
     tick_period_s: float = 0.005
     heartbeat_period_s: float = 0.1
     election_timeout_min_s: float = 0.5
@@ -275,7 +276,7 @@ class RaftStore:
             deserializer=self._read_dump,
             useFork=False,
             dynamicMembershipChange=True,
-            bindAddress=config.self_addr,
+            bindAddress=(config.bind_addr or config.self_addr) if config.self_addr else None,
             maxBindRetries=3,
             bindRetryTime=0.2,
             logCompactionMinEntries=config.log_compaction_min_entries,
@@ -293,7 +294,9 @@ class RaftStore:
                 self._so.waitBinded()
         except Exception as exc:
             self._so.destroy()
-            raise RaftError(f"cannot bind the Raft port {config.self_addr}: {exc}") from exc
+            raise RaftError(
+                f"cannot bind the Raft port {config.bind_addr or config.self_addr}: {exc}"
+            ) from exc
         self._so.addOnTickCallback(self._on_tick)
 
     # --- public API (trio side) ------------------------------------------------------------------

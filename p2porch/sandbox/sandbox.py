@@ -20,7 +20,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from ..errors import SandboxError
+from . import sites as site_net
 from .dockerd import DockerdPaths, docker, docker_ping, ensure_busybox_image, start_dockerd, stop_dockerd
+from .sites import SitePlan
 from .system import check_prerequisites, find_program, pid_alive, read_pid, run, stop_pid
 
 RUN_ROOT = "/run/p2porch-sandbox"
@@ -41,6 +43,9 @@ class SandboxNode:
     host_veth: str
     run_dir: str
     data_dir: str
+    site: int = 0  # 0: the single-bridge sandbox; else the site behind whose NAT the node lives
+    public_addr: str = ""  # the node's address as other sites reach it (its router's), else ""
+    daemon_flags: tuple[str, ...] = ()  # node options beyond --advertise-addr (multi-site: NAT flags)
 
     @property
     def dockerd(self) -> DockerdPaths:
@@ -81,6 +86,8 @@ class NodeStatus:
     daemon_pid: int | None
     daemon_up: bool
     containers: int | None
+    site: int = 0
+    public_addr: str = ""
 
 
 class Sandbox:
@@ -93,7 +100,12 @@ class Sandbox:
         subnet: str | None = None,
         start_daemons: bool = True,
         api_port: int | None = None,
+        sites: int | None = None,
+        nodes_per_site: int = 3,
+        wan_delay_ms: float = 0.0,
+        wan_loss_percent: float = 0.0,
     ):
+        """``sites`` N makes a multi-site sandbox (``subnet`` is then its WAN transit, see sites.py)."""
         if not _NAME_RE.match(name):
             raise SandboxError(
                 f"sandbox name {name!r} must be 1-6 lowercase letters/digits, starting with a letter"
@@ -103,6 +115,23 @@ class Sandbox:
         self.data_root = os.path.join(DATA_ROOT, name)
         self.state_file = os.path.join(self.run_root, "sandbox.json")
         saved = self._load_state()
+        self.plan: SitePlan | None = None
+        saved_sites = saved.get("sites")
+        if sites is not None and saved_sites and saved_sites.get("sites") != sites:
+            raise SandboxError(
+                f"sandbox {name} already exists with {saved_sites['sites']} sites; run down first"
+            )
+        if sites is not None:
+            self.plan = SitePlan.build(name, sites, nodes_per_site, subnet, wan_delay_ms, wan_loss_percent)
+        elif isinstance(saved_sites, dict):
+            self.plan = SitePlan.build(
+                name,
+                int(saved_sites["sites"]),
+                int(saved_sites["nodes_per_site"]),
+                str(saved_sites["wan_subnet"]),
+                float(saved_sites.get("wan_delay_ms", 0.0)),
+                float(saved_sites.get("wan_loss_percent", 0.0)),
+            )
         chosen = subnet or saved.get("subnet") or DEFAULT_SUBNET
         try:
             self.subnet = ipaddress.IPv4Network(chosen)
@@ -123,6 +152,19 @@ class Sandbox:
 
     def node(self, index: int) -> SandboxNode:
         name = f"n{index}"
+        if self.plan is not None:
+            site, _ = self.plan.site_of(index)
+            return SandboxNode(
+                name=name,
+                netns=f"{self.name}-{name}",
+                address=self.plan.private_addr(index),
+                host_veth=name,  # inside the router namespace
+                run_dir=os.path.join(self.run_root, name),
+                data_dir=os.path.join(self.data_root, name),
+                site=site,
+                public_addr=self.plan.public_addr(site),
+                daemon_flags=tuple(self.plan.daemon_flags(index)),
+            )
         return SandboxNode(
             name=name,
             netns=f"{self.name}-{name}",
@@ -151,9 +193,17 @@ class Sandbox:
         return sorted(indexes)
 
     # ----- lifecycle
-    def up(self, nodes: int) -> list[SandboxNode]:
-        """Bring up ``nodes`` hosts (idempotent); on any failure remove everything and re-raise."""
+    def up(self, nodes: int | None = None) -> list[SandboxNode]:
+        """Bring up ``nodes`` hosts (idempotent); on any failure remove everything and re-raise.
+
+        A multi-site sandbox brings up ``sites x nodes_per_site`` hosts (``nodes`` must be None or that)."""
         check_prerequisites()
+        if self.plan is not None:
+            if nodes not in (None, self.plan.node_count):
+                raise SandboxError("a multi-site sandbox has --sites x --nodes-per-site nodes; omit --nodes")
+            nodes = self.plan.node_count
+        elif nodes is None:
+            nodes = 3
         if not 1 <= nodes <= min(MAX_NODES, self.subnet.num_addresses - 3):
             raise SandboxError(
                 f"--nodes must be between 1 and {min(MAX_NODES, self.subnet.num_addresses - 3)}"
@@ -167,7 +217,12 @@ class Sandbox:
             os.makedirs(self.run_root, mode=0o700, exist_ok=True)
             os.makedirs(self.data_root, mode=0o700, exist_ok=True)
             self._save_state(nodes)
-            self._ensure_bridge()
+            if self.plan is None:
+                self._ensure_bridge()
+            else:
+                for site in range(1, self.plan.sites + 1):
+                    site_net.ensure_router(self.plan, site)
+                self._ensure_wanlink(self.plan)
             if nodes > 20:
                 _raise_neighbour_limits()
             created = []
@@ -200,6 +255,10 @@ class Sandbox:
             removed.append(node.name)
         run([_ip(), "link", "del", self.bridge], check=False)
         self._forward_rule("-D")
+        wanlink = read_pid(self.wanlink_pidfile)
+        if wanlink is not None:
+            stop_pid(wanlink, timeout_s=5)
+        site_net.remove_sites(self.name)
         shutil.rmtree(self.run_root, ignore_errors=True)
         shutil.rmtree(self.data_root, ignore_errors=True)
         return removed
@@ -225,6 +284,8 @@ class Sandbox:
                     daemon_pid=daemon_pid,
                     daemon_up=daemon_pid is not None and pid_alive(daemon_pid),
                     containers=containers,
+                    site=node.site,
+                    public_addr=node.public_addr,
                 )
             )
         return out
@@ -245,7 +306,34 @@ class Sandbox:
             check=False,
         )
 
+    def set_site_cut(self, site: int, cut: bool) -> None:
+        """Cut a site of a multi-site sandbox off the WAN, or heal it."""
+        if self.plan is None or not 1 <= site <= self.plan.sites:
+            raise SandboxError(f"sandbox {self.name} has no site {site}")
+        site_net.set_site_cut(self.plan, site, cut)
+
     # ----- pieces
+    @property
+    def wanlink_pidfile(self) -> str:
+        return os.path.join(self.run_root, "wanlink.pid")
+
+    def _ensure_wanlink(self, plan: SitePlan) -> None:
+        """Start the WAN emulator between the site routers unless it runs (see wanlink.py)."""
+        pid = read_pid(self.wanlink_pidfile)
+        if pid is not None and pid_alive(pid):
+            return
+        argv = site_net.wanlink_argv(plan, sys.executable, self.wanlink_pidfile)
+        with open(os.path.join(self.data_root, "wanlink.log"), "ab") as log:
+            proc = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        deadline = time.monotonic() + 10
+        while read_pid(self.wanlink_pidfile) != proc.pid:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_pid(proc.pid)
+                raise SandboxError(f"the WAN emulator did not start; see {self.data_root}/wanlink.log")
+            time.sleep(0.05)
+
     def _ensure_bridge(self) -> None:
         if run([_ip(), "link", "show", self.bridge], check=False).returncode != 0:
             run([_ip(), "link", "add", self.bridge, "type", "bridge"])
@@ -271,6 +359,13 @@ class Sandbox:
 
     def _ensure_namespace(self, node: SandboxNode) -> None:
         ip = _ip()
+        if self.plan is not None:
+            if run([ip, "netns", "list"], check=False).stdout.decode().split().count(node.netns) == 0:
+                run([ip, "netns", "add", node.netns])
+            site_net.attach_node(self.plan, int(node.name[1:]), node.netns, node.host_veth)
+            os.makedirs(node.run_dir, mode=0o700, exist_ok=True)
+            os.makedirs(node.data_dir, mode=0o700, exist_ok=True)
+            return
         if run([ip, "netns", "list"], check=False).stdout.decode().split().count(node.netns) == 0:
             run([ip, "netns", "add", node.netns])
         ns = [ip, "-n", node.netns]
@@ -315,14 +410,14 @@ class Sandbox:
             "daemon",
             "--data-dir",
             node.p2porch_data_dir,
-            "--advertise-addr",
-            node.address,
+            *(() if node.daemon_flags else ("--advertise-addr", node.address)),
             "--docker-host",
             node.dockerd.host_url,
             "--name",
             node.name,
             "--pid-file",
             node.p2porch_pidfile,
+            *node.daemon_flags,
         ]
         if self.api_port:
             argv += ["--api-addr", f"{node.address}:{self.api_port}"]
@@ -370,7 +465,10 @@ class Sandbox:
 
     def _save_state(self, nodes: int) -> None:
         with open(self.state_file, "w") as handle:
-            json.dump({"subnet": str(self.subnet), "nodes": nodes, "api_port": self.api_port}, handle)
+            data: dict = {"subnet": str(self.subnet), "nodes": nodes, "api_port": self.api_port}
+            if self.plan is not None:
+                data["sites"] = self.plan.to_json()
+            json.dump(data, handle)
 
 
 def status_dicts(statuses: list[NodeStatus]) -> list[dict]:

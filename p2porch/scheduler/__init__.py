@@ -11,6 +11,7 @@ from .orchestrator import (
     CreateTask,
     Orchestrator,
     Reconciliation,
+    RolloutDone,
     ShutdownTask,
     UpdateFailed,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "ScheduleResult",
     "ShutdownTask",
     "TaskRequest",
+    "RolloutDone",
     "UpdateFailed",
     "build_node_infos",
     "constraint_matches",

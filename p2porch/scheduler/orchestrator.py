@@ -27,10 +27,12 @@ from ..model import (
     ServiceSpec,
     Task,
     TaskState,
+    UpdateConfig,
 )
 from .filters import constraint_matches
 from .jobs import plan_job
 from .nodeinfo import NodeInfo
+from .rollout import FailureVerdict, effective_policy, failed_within_monitor, failure_verdict
 
 #: restarts of a slot within this many seconds before a failure raise the back-off exponent
 BACKOFF_WINDOW_S = 600.0
@@ -63,7 +65,8 @@ class ShutdownTask:
 
 @dataclass(frozen=True, slots=True)
 class UpdateFailed:
-    """A task of the new template failed during a rolling update; ``action`` is pause or rollback.
+    """Tasks of the new template failed during a rollout beyond ``max_failure_ratio``; ``action`` is
+    pause or rollback, ``reason`` says which tasks and why.
 
     The caller persists it (``Service.update_paused=True``, or writes the previous spec for rollback).
     """
@@ -71,10 +74,20 @@ class UpdateFailed:
     service_id: str
     task_id: str
     action: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutDone:
+    """Every slot of a recorded rollout runs the current template past ``monitor``: the caller marks the
+    rollout completed (from then on, failures are the restart policy's business, not the update's)."""
+
+    service_id: str
+    rollback: bool
 
 
 Action = CreateTask | ShutdownTask
-Event = UpdateFailed
+Event = UpdateFailed | RolloutDone
 
 
 @dataclass(slots=True)
@@ -108,6 +121,7 @@ class _Ctx:
         self.grace = down_grace_s
         self.out = out
         self.created: set[tuple[str, int]] = set()  # (service id, slot) given a new task this round
+        self.history: dict[str, list[Task]] = {}  # every task of a service, shut down ones included
 
     def node_fate(self, node_id: str | None) -> str:
         """ok | unassigned | lost | grace | drain (availability drain) for a task's node."""
@@ -139,14 +153,14 @@ def _started_at(task: Task) -> float | None:
     return task.state_at if task.state == TaskState.RUNNING else None
 
 
-def _settled(task: Task, spec: ServiceSpec, now: float) -> bool:
+def _settled(task: Task, cfg: UpdateConfig, now: float) -> bool:
     started = _started_at(task)
     return (
         task.state == TaskState.RUNNING
         and task.healthy is not False
         and not task.health_starting
         and started is not None
-        and now >= started + spec.update.monitor_s
+        and now >= started + cfg.monitor_s
     )
 
 
@@ -179,7 +193,7 @@ class Orchestrator:
         out = Reconciliation()
         ctx = _Ctx(nodes, now, self.down_grace_s, out)
         by_service: dict[str, list[Task]] = {}
-        every_task: dict[str, list[Task]] = {}  # jobs look at finished tasks too
+        every_task = ctx.history  # jobs and rollout failure counts look at finished tasks too
         for t in sorted(tasks, key=lambda t: (t.service_id, t.slot, t.created_at, t.task_id)):
             every_task.setdefault(t.service_id, []).append(t)
             if t.desired_state == DesiredState.RUNNING:
@@ -413,14 +427,15 @@ class Orchestrator:
         tasks_of: Mapping[Any, list[Task]],
         ctx: _Ctx,
     ) -> None:
-        """Replace outdated tasks batch by batch (parallelism, delay, order, monitor, failure action)."""
+        """Replace outdated tasks batch by batch with the rollout's policy (parallelism, delay, order,
+        monitor, failure action and max failure ratio), and say when a recorded rollout completed."""
         spec = svc.spec
-        cfg = spec.update
+        cfg = effective_policy(spec.update, spec.rollback, svc.rollout)
         current = spec.template_hash()
+        verdict = self._rollout_failures(svc, cfg, winners, ctx)
         outdated: list[tuple[bool, int, Task]] = []
         in_flight = 0
         last_settle: float | None = None
-        failed: Task | None = None
         for key in sorted(winners, key=str):
             winner = winners[key]
             group = tasks_of.get(key, [])
@@ -428,12 +443,12 @@ class Orchestrator:
                 if t.template_hash != current:
                     continue
                 started = _started_at(t)
-                if t.state in (TaskState.FAILED, TaskState.REJECTED) and (
-                    started is None or t.state_at - started < cfg.monitor_s
+                if (
+                    key not in verdict.failed_keys
+                    and t.state not in TERMINAL_STATES
+                    and not _settled(t, cfg, ctx.now)
                 ):
-                    failed = failed or t
-                elif t.state not in TERMINAL_STATES and not _settled(t, spec, ctx.now):
-                    in_flight += 1
+                    in_flight += 1  # a slot that failed within tolerance no longer holds the update up
                     if started is not None and t.state == TaskState.RUNNING:
                         ctx.out.wake(started + cfg.monitor_s)
                 if started is not None and t.state not in TERMINAL_STATES:
@@ -446,11 +461,18 @@ class Orchestrator:
             if any(t.template_hash == current and t.state not in TERMINAL_STATES for t in group):
                 continue  # a replacement is already under way (start-first)
             outdated.append((winner.state == TaskState.RUNNING, winner.slot, winner))
-        if not outdated:
+        in_progress = bool(outdated) or (svc.rollout is not None and not svc.rollout.completed)
+        if not in_progress:
             return
-        if failed is not None and cfg.failure_action != "continue":
+        if verdict.triggered:
             if not svc.update_paused:
-                ctx.out.events.append(UpdateFailed(svc.service_id, failed.task_id, cfg.failure_action))
+                ctx.out.events.append(
+                    UpdateFailed(svc.service_id, verdict.task_id, cfg.failure_action, verdict.reason)
+                )
+            return
+        if not outdated:
+            if in_flight == 0 and svc.rollout is not None and not svc.update_paused:
+                ctx.out.events.append(RolloutDone(svc.service_id, svc.rollout.rollback))
             return
         if svc.update_paused:
             return
@@ -466,3 +488,25 @@ class Orchestrator:
             if order == "stop-first":
                 ctx.out.actions.append(ShutdownTask(old.task_id, "rolling update"))
             self._create(svc, slot, pin, ctx, "rolling update", old.restart_history)
+
+    def _rollout_failures(
+        self, svc: Service, cfg: UpdateConfig, winners: Mapping[Any, Task | None], ctx: _Ctx
+    ) -> FailureVerdict:
+        """Keys (slots, or nodes when global) whose task of the current template failed within
+        ``monitor`` since the rollout started (every such task when none was recorded), shut-down ones
+        included, and whether that exceeds ``max_failure_ratio``."""
+        current = svc.spec.template_hash()
+        since = svc.rollout.started_at if svc.rollout is not None else float("-inf")
+        failures: dict[Any, list[tuple[str, str]]] = {}
+        for t in ctx.history.get(svc.service_id, []):
+            if t.template_hash != current or t.created_at < since:
+                continue
+            if failed_within_monitor(t.state, t.state_at, _started_at(t), t.healthy, ctx.now, cfg.monitor_s):
+                detail = t.error or ("unhealthy" if t.healthy is False else t.state)
+                failures.setdefault(_key(t, svc.spec), []).append((t.task_id, detail))
+        return failure_verdict(failures, len(winners), cfg)
+
+
+def _key(task: Task, spec: ServiceSpec) -> Any:
+    """What a rolling update counts: the slot (replicated) or the node (global)."""
+    return task.node_id if spec.mode == "global" else task.slot

@@ -28,6 +28,7 @@ from .values import any_mapping, boolean, err, list_, mapping, scalar_text, stri
 
 # ServiceSpec field (first segment of a ConfigError field) -> where it comes from in a Compose service
 _COMPOSE_PATH_OF_FIELD = {
+    "autoscale": "x-p2porch-autoscale",
     "image": "image",
     "entrypoint": "entrypoint",
     "command": "command",
@@ -400,6 +401,8 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
             spec[target] = conf[key]
     if "scale" in conf and "replicas" not in spec:
         spec["replicas"] = conf["scale"]
+    if conf.get("x-p2porch-autoscale") is not None:  # Compose has no key for it (issue 17)
+        spec["autoscale"] = conf["x-p2porch-autoscale"]
     with problems.check():
         if conf.get("depends_on") is not None:
             deps = _depends_on(conf["depends_on"], f"{path}.depends_on", ctx, short)

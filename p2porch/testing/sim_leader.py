@@ -19,6 +19,7 @@ from ..leader.scheduling import (
     node_status_updates,
     plan_round,
     rebalance_done_updates,
+    rollout_done_updates,
     update_failure_updates,
 )
 from ..model import GossipState, NodeRole, NodeStatus
@@ -85,6 +86,11 @@ class SimLeader:
             for service, change, action in update_failure_updates(state, plan.update_failures, sim.now):
                 _leader_write(sim, change.encode())
                 sim.note(f"update of {service.name} failed: {action}")
+            return
+        if plan.rollouts_done:
+            for service, change in rollout_done_updates(state, plan.rollouts_done, sim.now):
+                _leader_write(sim, change.encode())
+                sim.note(f"rollout of {service.name}: {change.rollout.state if change.rollout else ''}")
             return
         if plan.rebalanced:
             for service, change in rebalance_done_updates(state, plan.rebalanced, sim.now):

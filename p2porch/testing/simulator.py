@@ -73,12 +73,15 @@ class Simulator:
         *,
         latency: Latency | None = None,
         record: Iterable[str] = ("suspect", "alive", "dead", "left"),
+        extra_delay: Callable[[str, str], float] | None = None,
     ) -> None:
+        """``extra_delay(src, dst)``: a one-way delay added to ``latency`` per node pair (a WAN)."""
         self.seed = seed
         self.config = config
         self.now = 0.0
         self.faults = Faults()
         self.latency = latency or uniform(0.0005, 0.003)
+        self.extra_delay = extra_delay
         self.net_rng = random.Random(f"{seed}:network")
         self.nodes: dict[str, SimNode] = {}
         self._by_addr: dict[str, SimNode] = {}
@@ -241,6 +244,10 @@ class Simulator:
                 self._pushpull_leg(kind, node, payload)
         self._apply(node, core.tick(self.now))
 
+    def _delay(self, src: SimNode, dst: SimNode) -> float:
+        extra = self.extra_delay(src.name, dst.name) if self.extra_delay is not None else 0.0
+        return self.latency(self.net_rng) + extra
+
     def _push(self, when: float, kind: int, node: SimNode, payload: Any) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (when, self._seq, kind, node, payload))
@@ -260,7 +267,8 @@ class Simulator:
                 dst = by_addr.get(packet.addr)
                 if dst is None or faults.lost(node.name, dst.name, rng):
                     continue
-                self._push(now + latency(rng), _DELIVER, dst, (node.addr, packet.msgs))
+                delay = latency(rng) + (self.extra_delay(node.name, dst.name) if self.extra_delay else 0.0)
+                self._push(now + delay, _DELIVER, dst, (node.addr, packet.msgs))
         for req in out.pushpulls:
             dst = self._by_addr.get(req.addr)
             if dst is None or self.faults.blocked(node.name, dst.name):
@@ -268,12 +276,12 @@ class Simulator:
             assert node.core is not None
             states = node.core.local_state()
             node.pushpull_bytes += len(states) * PUSHPULL_ENTRY_BYTES
-            self._push(now + self.latency(self.net_rng), _PP_REQUEST, dst, (node, states, req.join))
+            self._push(now + self._delay(node, dst), _PP_REQUEST, dst, (node, states, req.join))
         for ping in out.tcp_pings:
             dst = self._by_addr.get(ping.addr)
             if dst is None or self.faults.blocked(node.name, dst.name):
                 continue
-            self._push(now + self.latency(self.net_rng), _TCP_PING, dst, (node, ping))
+            self._push(now + self._delay(node, dst), _TCP_PING, dst, (node, ping))
         if out.events:
             for event in out.events:
                 self.event_counts[event.kind] = self.event_counts.get(event.kind, 0) + 1
@@ -299,7 +307,7 @@ class Simulator:
             origin, ping = payload
             if node.core.answers_tcp_ping(ping.target) and not self.faults.blocked(node.name, origin.name):
                 self._push(
-                    self.now + self.latency(self.net_rng), _DELIVER, origin, (node.addr, [Ack(ping.seq)])
+                    self.now + self._delay(node, origin), _DELIVER, origin, (node.addr, [Ack(ping.seq)])
                 )
             return
         if kind == _PP_REQUEST:
@@ -309,7 +317,7 @@ class Simulator:
             reply, out = node.core.handle_pushpull(self.now, states, join)
             self._apply(node, out)
             node.pushpull_bytes += len(reply) * PUSHPULL_ENTRY_BYTES
-            self._push(self.now + self.latency(self.net_rng), _PP_REPLY, initiator, (node, reply))
+            self._push(self.now + self._delay(node, initiator), _PP_REPLY, initiator, (node, reply))
         else:
             responder, reply_states = payload
             if self.faults.blocked(node.name, responder.name):

@@ -191,3 +191,26 @@ async def test_change_notification_triggers_prompt_reconcile(autojump_clock: Any
         nursery.cancel_scope.cancel()
     assert ex.removed == ["c-t0001"]
     assert rec.latest()["t0002"].state == TaskState.RUNNING
+
+
+async def test_a_running_task_is_stopped_only_after_the_drain(autojump_clock: Any) -> None:
+    ex, rec = FakeExecutor(), Recorder()
+    current = [task(1)]
+    send, receive = trio.open_memory_channel[object](10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_agent(
+                ex, NODE, lambda: current, receive, rec, resync_interval_s=1000.0, drain_s=2.0,
+                task_status=task_status,
+            )
+        )  # fmt: skip
+        while rec.latest().get("t0001") is None or rec.latest()["t0001"].state != TaskState.RUNNING:
+            await trio.sleep(0.05)
+        current = [task(1, desired_state="shutdown", state=TaskState.RUNNING)]
+        t0 = trio.current_time()
+        await send.send(None)
+        while not ex.removed:
+            await trio.sleep(0.05)
+        assert trio.current_time() - t0 >= 2.0  # left running (in DNS no more) for the drain
+        nursery.cancel_scope.cancel()
+    assert ex.removed == ["c-t0001"]

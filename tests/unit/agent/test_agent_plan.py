@@ -319,3 +319,21 @@ def test_plan_invariants(situation, rnd: random.Random) -> None:  # type: ignore
     rnd.shuffle(shuffled_a)
     rnd.shuffle(shuffled_c)
     assert plan_node(NODE, shuffled_a, shuffled_c, known, NOW) == plan
+
+
+def test_a_serving_task_drains_before_it_is_stopped_and_others_do_not() -> None:
+    a = assignment(desired_state="shutdown", stop_grace_s=3.0)
+    served = plan_node(NODE, [a], [container()], {"t1": report(container_id="c1")}, NOW, drain_s=1.5)
+    assert served.actions == (
+        RemoveContainer("t1", "c1", 3.0, "desired shutdown", report_shutdown=True, drain_s=1.5),
+    )
+    # never reported running (it was never in DNS): stopped at once
+    starting = plan_node(
+        NODE,
+        [a],
+        [container()],
+        {"t1": report(state=TaskState.STARTING, container_id="c1")},
+        NOW,
+        drain_s=1.5,
+    )
+    assert [x.drain_s for x in starting.actions if isinstance(x, RemoveContainer)] == [0.0]

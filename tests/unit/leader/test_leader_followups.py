@@ -47,6 +47,8 @@ def test_a_failed_update_rolls_back_to_the_previous_spec_keeping_a_rebalance_req
     assert service.spec.image == "app:1"
     assert service.previous_spec is not None and service.previous_spec.image == "app:2"
     assert service.rebalance_requested == 5.0 and not service.update_paused
+    assert service.rollout is not None and service.rollout.state == "rollback_started"
+    assert service.rollout.started_at == 3.0
 
 
 def test_pause_or_no_previous_spec_pauses_and_a_paused_service_is_left_alone() -> None:

@@ -74,6 +74,7 @@ def test_old_entries_give_the_same_state(old: dict[str, Any]) -> None:
     # joining node counts as coming, not down since 0, for the autopilot's grace)
     nodes = [n.to_dict() for n in state.nodes.values()]
     assert [n.pop("key_pub") for n in nodes] == [""] * len(was["nodes"])
+    assert all(n.join_port == n.vxlan_port == 0 for n in state.nodes.values())  # not behind a NAT
     assert [n.pop("status_at") for n in nodes] == [n["joined_at"] for n in was["nodes"]]
     assert nodes == [{k: v for k, v in n.items() if k != "status_at"} for n in was["nodes"]]
     assert [t.to_dict() for t in state.tasks.values()] == was["tasks"]

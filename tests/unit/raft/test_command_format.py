@@ -11,7 +11,17 @@ from pathlib import Path
 
 import msgpack
 
-from p2porch.model import Availability, Node, NodeRole, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState
+from p2porch.model import (
+    Availability,
+    Node,
+    NodeRole,
+    NodeStatus,
+    Rollout,
+    ServiceSpec,
+    Task,
+    TaskHealth,
+    TaskState,
+)
 from p2porch.raft import commands as C
 from p2porch.raft.state import EMPTY_STATE
 
@@ -88,6 +98,21 @@ def every_command() -> list[C.Command]:
         C.CreateService(at=20.0, service_id="s2", spec=WEB_ON_NETWORKS),
         C.PutAccessToken(at=21.0, name="ci", token_id="0123456789abcdef", role="operate", digest="ab" * 32),
         C.RemoveAccessToken(at=22.0, name="ci"),
+        C.ResealSecret(
+            at=23.0,
+            kind="secret",
+            name="db",
+            object_id="o1",
+            record_version=4,
+            key_epoch=2,
+            versions=({"version": 1, "sealed": b"ciphertext2", "digest": "hmac-sha256:y"},),
+        ),
+        C.UpdateService(
+            at=24.0,
+            service_id="s1",
+            spec=WEB,
+            rollout=Rollout.rolling_back(24.0, WEB.rollback, "manual rollback"),
+        ),
     ]
 
 

@@ -281,7 +281,8 @@ def test_update_failure_pauses() -> None:
     old = [running(s, "n1") for s in range(2, 5)]
     bad = running(1, "n2", spec=spec, tid="bad", state="failed", state_at=101.0, started_at=100.5)
     r = orch().reconcile(services, [*old, bad], NODES, now=102.0)
-    assert r.events == [UpdateFailed("s1", "bad", "pause")]
+    assert [(e.service_id, e.task_id, e.action) for e in r.events] == [("s1", "bad", "pause")]
+    assert isinstance(r.events[0], UpdateFailed) and "1 of 4 tasks failed" in r.events[0].reason
     assert r.creates == []
     paused = [dataclasses.replace(services[0], update_paused=True)]
     r2 = orch().reconcile(paused, [*old, bad], NODES, now=200.0)
@@ -299,7 +300,7 @@ def test_scaling_does_not_trigger_an_update() -> None:
 
 
 def _simulate(
-    services: list[Service], tasks: list[Task], nodes: list[Node], seed: int, rounds: int = 8
+    services: list[Service], tasks: list[Task], nodes: list[Node], seed: int, rounds: int = 12
 ) -> tuple[list[Task], list[Reconciliation]]:
     """Apply actions as if every created task starts at once on the least loaded schedulable node."""
     o = orch(seed)

@@ -1,0 +1,87 @@
+"""Member service: sample the CPU and memory of this node's running tasks from their cgroups (shell).
+
+Every ``sample_s`` it lists the engine's managed containers, reads each running one's cgroup counters
+(``agent/cgroups.py``; the path is looked up once per container from its init pid) and feeds the
+:class:`~p2porch.agent.usage.UsageBook` it publishes on the board. Peers read the book through the
+``usage`` join-port request (``control/usage_ops.py``); nothing here writes to Raft: per-sample usage
+never becomes a log entry. A container whose cgroup cannot be read here is counted, not sampled.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import trio
+
+from ..agent.cgroups import CgroupFiles, UsageMeter, cgroup_files, read_sample
+from ..agent.usage import UsageBook
+from ..config import AutoscaleConfig
+from ..context import MemberContext
+from ..supervisor import supervise
+
+log = logging.getLogger(__name__)
+
+__all__ = ["serve_usage_sampler"]
+
+
+async def serve_usage_sampler(
+    ctx: MemberContext,
+    section: AutoscaleConfig,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Sample this node's tasks every ``section.sample_s`` into ``ctx.board.usage``."""
+    task_status.started()
+    await supervise(ctx.board.health, "stats", partial(_run_sampler, ctx, section))
+
+
+async def _run_sampler(ctx: MemberContext, section: AutoscaleConfig) -> None:
+    book = UsageBook(section.window_s, section.sample_s)
+    meter = UsageMeter()
+    files: dict[tuple[str, int], CgroupFiles | None] = {}
+    ctx.board.usage = book
+    unreadable_logged = False
+    try:
+        while True:
+            await trio.sleep(section.sample_s)
+            executor = ctx.board.executor
+            if executor is None:
+                continue
+            state = ctx.store.snapshot()
+            running = [c for c in await executor.list_containers() if c.status == "running" and c.pid > 0]
+            live: set[str] = set()
+            for container in running:
+                task = state.tasks.get(container.task_id)
+                if task is None:
+                    continue
+                key = (container.container_id, container.pid)
+                if key not in files:
+                    files[key] = cgroup_files(container.pid)
+                where = files[key]
+                if where is None:
+                    if not unreadable_logged:
+                        log.warning(
+                            "cannot read the cgroup of container %s here", container.container_id[:12]
+                        )
+                        unreadable_logged = True
+                    continue
+                now = ctx.clock.monotonic()
+                try:
+                    sample = read_sample(where, now)
+                except (OSError, ValueError):
+                    files.pop(key, None)
+                    book.restart(task.task_id)
+                    continue
+                live.add(task.task_id)
+                book.seen(task.task_id, task.service_id, now)
+                usage = meter.update(task.task_id, sample, cpu_limit=None, memory_limit=None)
+                if usage is not None:
+                    book.record(task.task_id, now, usage)
+            book.forget_except(live)
+            meter.forget_except(live)
+            current = {(c.container_id, c.pid) for c in running}
+            for stale in set(files) - current:
+                del files[stale]
+    finally:
+        ctx.board.usage = None
