@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .dns.server import ServerCounters
     from .gossip.runner import GossipHandle
     from .netoverlay.reconciler import OverlayReconciler
+    from .netoverlay.traffic_apply import TrafficApplier
     from .raft.state import ClusterState
     from .raft.store import RaftStatus
 
@@ -92,6 +93,7 @@ class LocalBoard:
 
     health: dict[str, str] = field(default_factory=dict)
     overlay: OverlayReconciler | None = None
+    traffic: TrafficApplier | None = None  # ingress and VIP rules (member/traffic.py)
     overlay_ready: trio.Event = field(default_factory=trio.Event)
     resolver: Resolver | None = None
     dns_counters: ServerCounters | None = None

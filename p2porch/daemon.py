@@ -47,6 +47,7 @@ from .member.gossip import serve_gossip_membership
 from .member.netpolicy import serve_network_policy
 from .member.overlay import serve_overlay
 from .member.stats import serve_usage_sampler
+from .member.traffic import serve_traffic
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
 from .metrics import Metrics
@@ -310,6 +311,7 @@ def member_services(
             ),
         ),
         ("dns", partial(serve_cluster_dns, section=config.dns)),
+        ("traffic", serve_traffic),
         ("netpolicy", serve_network_policy),
         (
             "agent",

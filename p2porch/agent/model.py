@@ -101,6 +101,9 @@ class TaskAssignment:
     state: TaskState = TaskState.ASSIGNED
     spec_version: int = 0
     stop_grace_s: float = 10.0
+    #: seconds between the cluster dropping the task from its load balancers (desired shutdown) and SIGTERM,
+    #: so every node's ingress/VIP rules stop sending it new connections before it stops (0 = no drain)
+    drain_s: float = 0.0
     user: str = ""  # "" = the image's USER
     workdir: str = ""  # "" = the image's WORKDIR
     #: engine options in ``ContainerOptions.to_dict()`` form (only the ones that differ from Docker's default)

@@ -55,8 +55,9 @@ class RemoveContainer:
     """Stop (SIGTERM, then SIGKILL after ``stop_grace_s``) and remove a container.
 
     ``report_shutdown``: report the task "shutdown" once the container is gone. ``drain_s``: wait this
-    long before SIGTERM (a task that was serving left DNS when its stop was committed; clients that
-    resolved it just before and requests in flight get that long to finish).
+    long before SIGTERM (a task that was serving left DNS, and the cluster's ingress/VIP rules, when its
+    stop was committed; clients that resolved it just before and requests in flight get that long to
+    finish). The wait is the longer of the node's ``dns.drain_s`` and the assignment's own drain.
     """
 
     task_id: str
@@ -305,7 +306,11 @@ def _plan_shutdown(
                 assignment.stop_grace_s,
                 "desired shutdown",
                 report_shutdown=state not in TERMINAL_STATES,
-                drain_s=drain_s if state == TaskState.RUNNING and primary.status == "running" else 0.0,
+                drain_s=(
+                    max(drain_s if state == TaskState.RUNNING else 0.0, assignment.drain_s)
+                    if primary.status in _LIVE_STATUSES
+                    else 0.0
+                ),
             )
         )
         return

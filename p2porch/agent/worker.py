@@ -153,8 +153,8 @@ class NodeAgent:
                     action.task_id,
                     action.reason,
                 )
-                if action.drain_s > 0:
-                    await trio.sleep(action.drain_s)  # it left DNS with the committed stop: let it drain
+                if action.drain_s > 0:  # it left DNS and every node's ingress/VIP rules: let it drain
+                    await trio.sleep(action.drain_s)
                 await self.executor.remove(action.container_id, action.stop_grace_s)
                 if action.report_shutdown:
                     self._record(

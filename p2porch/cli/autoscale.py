@@ -68,3 +68,17 @@ def cmd_service_autoscale(args: argparse.Namespace) -> int:
     service = client_for(args).post(f"/services/{args.service}/update", {"autoscale": autoscale})
     emit(args, service, lambda s: f"{s['name']}: autoscale {'off' if autoscale is None else 'on'}")
     return EXIT_OK
+
+
+def autoscale_summary(autoscale: dict[str, Any]) -> str:
+    """The ``Autoscale:`` line of ``service inspect``: bounds, targets and delays of the spec's section."""
+    targets = ", ".join(
+        f"{metric} {autoscale[f'{metric}_percent']:g} %"
+        for metric in ("cpu", "memory")
+        if autoscale.get(f"{metric}_percent") is not None
+    )
+    return (
+        f"Autoscale: {autoscale['min_replicas']}..{autoscale['max_replicas']} replicas, "
+        f"target {targets} of limit, scale-up delay {autoscale['scale_up_delay_s']:g} s, "
+        f"scale-down delay {autoscale['scale_down_delay_s']:g} s"
+    )

@@ -16,9 +16,16 @@ from typing import Any
 from ..errors import ConfigError, P2POrchError
 from ..model import ServiceSpec, format_bytes, format_cpus
 from ..model.netrefs import parse_attachments
-from .autoscale import add_autoscale_flags, autoscale_changes, autoscale_flag, cmd_service_autoscale
+from .autoscale import (
+    add_autoscale_flags,
+    autoscale_changes,
+    autoscale_flag,
+    autoscale_summary,
+    cmd_service_autoscale,
+)
 from .progress import Watch, add_wait_options, wait_after, waits_for
-from .stats import add_service_stats, autoscale_lines, usage_cells
+from .service_rows import job_progress_text, service_row, task_row
+from .stats import add_service_stats, autoscale_lines
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
@@ -49,6 +56,7 @@ FLAG_OF_FIELD = {
     "rebalance": "--rebalance",
     "service_labels": "--service-label",
     "endpoint_mode": "--endpoint-mode",
+    "ingress_policy": "--ingress-policy",
     "secrets": "--secret",
     "configs": "--config",
     "networks": "--network",
@@ -161,7 +169,14 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         default=d,
         metavar="type=bind|volume,source=S,target=T[,readonly][,volume-driver=D]",
     )
-    p.add_argument("--publish", "-p", action="append", default=d, metavar="[HOST:]PORT[/PROTO]")
+    p.add_argument(
+        "--publish",
+        "-p",
+        action="append",
+        default=d,
+        metavar="[HOST:]PORT[/PROTO] or published=P,target=T[,protocol=tcp|udp][,mode=ingress|host]",
+        help="served on every node (mode=ingress, the default) or only on the task's node (mode=host)",
+    )
     p.add_argument("--entrypoint", default=d, help="override the image's ENTRYPOINT (a shell word list)")
     p.add_argument("--health-cmd", default=d, help="health check command run with /bin/sh -c")
     p.add_argument("--health-interval", default=d, metavar="DURATION")
@@ -195,7 +210,18 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--stop-signal", default=d, metavar="SIGNAL", help="signal that stops the container")
     p.add_argument("--shm-size", default=d, metavar="BYTES", help="size of /dev/shm, e.g. 64M")
     p.add_argument(
-        "--endpoint-mode", choices=["vip", "dnsrr"], default=d, help="recorded; names resolve as dnsrr"
+        "--endpoint-mode",
+        choices=["vip", "dnsrr"],
+        default=d,
+        help="vip (default): the name resolves to one virtual address balanced per connection; dnsrr: to the "
+        "task addresses",
+    )
+    p.add_argument(
+        "--ingress-policy",
+        choices=["cluster", "local"],
+        default=d,
+        help="cluster (default): any healthy task answers an ingress port; local: only the receiving node's "
+        "tasks, which see the client's real address",
     )
     p.add_argument("--service-label", action="append", default=d, metavar="K=V", help="label of the service")
     p.add_argument("--update-max-failure-ratio", type=float, default=d, metavar="RATIO")
@@ -265,6 +291,7 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
         "user": "user",
         "workdir": "workdir",
         "endpoint_mode": "endpoint_mode",
+        "ingress_policy": "ingress_policy",
         "service_label": "service_labels",
         "secret": "secrets",
         "config": "configs",
@@ -328,44 +355,6 @@ SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
 TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem", "error / explanation"]
 
 
-def job_progress_text(job: dict[str, Any]) -> str:
-    """``3/6 (2 running)``, ``2/3 (1 failed)``, or ``next 12:05 UTC`` for a cron job between runs."""
-    if job["iteration"] == 0 and job.get("schedule"):
-        return f"0/0 (next {time.strftime('%H:%M:%S', time.gmtime(job['next_tick']))} UTC)"
-    text = f"{job['completed']}/{job['total']}"
-    extras = [f"{job['running']} running"] if job["running"] else []
-    if job["failed"]:
-        extras.append(f"{job['failed']} failed")
-    return text + (f" ({', '.join(extras)})" if extras else "")
-
-
-def _service_row(s: dict[str, Any]) -> list[Any]:
-    pending = "; ".join(f"{p['count']}: {p['explanation']}" for p in s["pending"])
-    replicas = f"{s['running']}/{s['desired']}" + (" (update paused)" if s.get("update_paused") else "")
-    if s.get("job"):
-        replicas = job_progress_text(s["job"])
-    return [s["id"][:12], s["name"], s["mode"], replicas, s["image"], pending]
-
-
-def _ago(ts: float) -> str:
-    seconds = max(0, int(time.time() - ts)) if ts else 0
-    return f"{seconds // 60}m{seconds % 60:02d}s ago" if seconds >= 60 else f"{seconds}s ago"
-
-
-def task_row(t: dict[str, Any]) -> list[Any]:
-    state = t["state"] + (f" ({t['health']})" if t.get("health") else "")
-    return [
-        t["id"][:12],
-        t["name"],
-        t["node"] or "-",
-        t["desired_state"],
-        state,
-        _ago(t["state_at"]),
-        *usage_cells(t.get("usage")),
-        t["error"] or t["message"],
-    ]
-
-
 def cmd_service_create(args: argparse.Namespace) -> int:
     spec = _validated(spec_changes(args))
     client = client_for(args)
@@ -408,7 +397,7 @@ def cmd_service_ls(args: argparse.Namespace) -> int:
     emit(
         args,
         client_for(args).get("/services"),
-        lambda rows: table(SERVICE_COLUMNS, [_service_row(s) for s in rows]),
+        lambda rows: table(SERVICE_COLUMNS, [service_row(s) for s in rows]),
     )
     return EXIT_OK
 
@@ -459,18 +448,8 @@ def _describe(s: dict[str, Any]) -> str:
     if status:
         reason = f": {status['reason']}" if status.get("reason") else ""
         lines.append(f"Update:    {status.get('state', '?')}{reason}")
-    autoscale = spec.get("autoscale")
-    if autoscale:
-        targets = ", ".join(
-            f"{metric} {autoscale[f'{metric}_percent']:g} %"
-            for metric in ("cpu", "memory")
-            if autoscale.get(f"{metric}_percent") is not None
-        )
-        lines.append(
-            f"Autoscale: {autoscale['min_replicas']}..{autoscale['max_replicas']} replicas, "
-            f"target {targets} of limit, scale-up delay {autoscale['scale_up_delay_s']:g} s, "
-            f"scale-down delay {autoscale['scale_down_delay_s']:g} s"
-        )
+    if spec.get("autoscale"):
+        lines.append(autoscale_summary(spec["autoscale"]))
     rebalance = s.get("rebalance", "off")
     if rebalance != "off" or s.get("moving"):
         lines.append(f"Rebalance: {rebalance}, {s.get('moving', 0)} task(s) moving")

@@ -19,7 +19,12 @@ import trio
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
 from ..leader.job_state import updated_job
-from ..membership.join_checks import check_published_ports, config_reserved_ports
+from ..membership.join_checks import (
+    check_ingress_ports_free,
+    check_published_ports,
+    config_reserved_ports,
+    ingress_ports_in_use,
+)
 from ..model import DesiredState, Rollout, Service, ServiceSpec, Task, TaskState
 from ..raft import commands as C
 from ..raft.state import ClusterState
@@ -123,8 +128,10 @@ class ServiceOps:
         return self.manager.snapshot()
 
     def check_ports(self, spec: ServiceSpec) -> ServiceSpec:
-        """Refuse host ports p2porch itself listens on (``--publish`` named)."""
-        check_published_ports(spec.host_ports, config_reserved_ports(self.manager.config))
+        """Refuse ports p2porch itself listens on and ingress ports another service serves (``--publish``)."""
+        ingress = tuple((p.protocol, p.published or 0) for p in spec.ingress_ports)
+        check_published_ports(spec.host_ports + ingress, config_reserved_ports(self.manager.config))
+        check_ingress_ports_free(spec.name, ingress, ingress_ports_in_use(self._state().services.values()))
         return spec
 
     def find(self, ref: str) -> Service:
@@ -292,6 +299,7 @@ class ServiceOps:
             "version": service.version,
             "created_at": service.created_at,
             "updated_at": service.updated_at,
+            "vip": service.vip,  # "" in dnsrr mode
             "spec": spec,
             "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
             "update_paused": service.update_paused,

@@ -53,9 +53,12 @@ def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData) -> Zo
     services: dict[str, list[TaskEntry] | tuple[TaskEntry, ...]] = {
         name: list(tasks) for name, tasks in zone.services.items() if data.owners.get(name, name) in visible
     }
+    vips = {name: vip for name, vip in zone.vips.items() if name in services}
     for alias in data.aliases:
         if alias.network in networks and alias.service in zone.services and alias.alias not in services:
             services[alias.alias] = list(zone.services[alias.service])
+            if alias.service in zone.vips:
+                vips[alias.alias] = zone.vips[alias.service]  # an alias answers its service's VIP
     return ZoneData(
         domain=zone.domain,
         services=services,
@@ -63,6 +66,7 @@ def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData) -> Zo
         nameservers=zone.nameservers,
         version=zone.version,
         local_site=zone.local_site,  # topology-aware answers hold inside a network too
+        vips=vips,
     )
 
 

@@ -64,6 +64,8 @@ class ZoneData:
     nameservers: tuple[str, ...] = ()
     version: int = 0
     local_site: str = ""
+    #: service name -> its virtual address (endpoint mode vip): the name answers it, tasks.NAME the tasks
+    vips: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ZoneData:
@@ -95,6 +97,7 @@ class ZoneData:
                 nameservers=tuple(str(a) for a in raw.get("nameservers", ())),
                 version=int(raw.get("version", 0)),
                 local_site=str(raw.get("local_site", "")),
+                vips={str(k): str(v) for k, v in dict(raw.get("vips", {})).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"invalid zone data: {exc!r}", field="zone") from exc
@@ -106,6 +109,7 @@ class ZoneData:
             "nameservers": list(self.nameservers),
             "local_site": self.local_site,
             "nodes": dict(self.nodes),
+            "vips": dict(self.vips),
             "services": {
                 name: [
                     {
@@ -236,6 +240,16 @@ def compile_zone(zone: ZoneData) -> CompiledZone:
         svc_rec = node_at(base)
         tasks_rec = node_at((b"tasks",) + base)
         svc_rec.rotate = tasks_rec.rotate = True
+        vip = zone.vips.get(service, "")
+        if vip and _valid_ipv4(vip):  # one stable address, balanced per connection by the kernel
+            svc_rec.a.append(vip)
+            svc_rec.rotate = False
+            rev = reverse_labels(vip)
+            if rev is not None:
+                reverse.setdefault(rev, NameRecords()).ptr.append(base)
+        elif vip:
+            skipped.append(f"vip {service!r} {vip!r}")
+            vip = ""
         tasks = sorted(zone.services[service], key=_task_order)
         near = {t.address for t in near_tasks(tasks, zone.local_site)}
         srv_targets: dict[tuple[int, bytes], set[Labels]] = {}
@@ -249,7 +263,7 @@ def compile_zone(zone: ZoneData) -> CompiledZone:
             slot_name = slot + base
             if task.address not in tasks_rec.a:
                 tasks_rec.a.append(task.address)
-                if task.address in near:
+                if not vip and task.address in near:
                     svc_rec.a.append(task.address)
             slot_rec = node_at(slot_name)
             slot_rec.rotate = True

@@ -11,13 +11,20 @@ import ipaddress
 from ..agent.model import MountSpec, PortSpec, TaskAssignment, TaskReport
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
 from ..model import DesiredState, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState
+from ..netoverlay.ingress import IngressPort
 from ..netoverlay.plan import LocalNode, OverlayPeer
+from ..netoverlay.traffic import Backend, TrafficSettings
+from ..netoverlay.vip import ServiceVip
 from ..raft import commands as C
 from ..raft.state import ClusterState
+from ..raft.vips import VIP_CIDR
 from ..stack.names import stack_dns_aliases, stack_dns_search
 
 # A node whose status is one of these takes part in the data path.
 LIVE_NODE_STATUSES = (NodeStatus.READY,)
+#: how long a task that leaves the load balancers (ingress, VIP) keeps running before SIGTERM: covers the
+#: time every node needs to apply the committed change (tens of milliseconds on a healthy cluster)
+ENDPOINT_DRAIN_S = 2.0
 
 
 def gateway_of(subnet: str) -> str:
@@ -70,6 +77,7 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = (), local_node:
     """Services with their running tasks' overlay addresses, and nodes with their advertise addresses;
     ``local_node`` (an id): the zone prefers tasks in that node's region (its ``region`` label)."""
     services: dict[str, list[TaskEntry]] = {}
+    vips: dict[str, str] = {}
     by_service: dict[str, list[Task]] = {}
     for task in state.tasks.values():
         by_service.setdefault(task.service_id, []).append(task)
@@ -88,8 +96,12 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = (), local_node:
             if t.address
         ]
         services[service.name] = entries
+        if service.vip:
+            vips[service.name] = service.vip
         for alias in stack_dns_aliases(service.spec.labels_dict()):  # "<short>.<stack>" inside a stack
             services.setdefault(alias, entries)
+            if service.vip:
+                vips.setdefault(alias, service.vip)
     nodes = {n.name: n.addr for n in state.nodes.values() if n.status != NodeStatus.LEFT}
     return ZoneData(
         domain=state.domain or "p2p",
@@ -98,6 +110,7 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = (), local_node:
         nameservers=nameservers,
         version=state.version,
         local_site=_region(state, local_node),
+        vips=vips,
     )
 
 
@@ -106,10 +119,88 @@ def _region(state: ClusterState, node_id: str | None) -> str:
     return node.labels.get("region", "") if node is not None else ""
 
 
+def is_backend(task: Task, live_nodes: frozenset[str]) -> bool:
+    """A task receives ingress/VIP connections while it runs, should run, is healthy and its node is live."""
+    return (
+        task.state == TaskState.RUNNING
+        and task.desired_state == DesiredState.RUNNING
+        and task_is_healthy(task)
+        and bool(task.address)
+        and task.node_id in live_nodes
+    )
+
+
+def traffic_inputs(
+    state: ClusterState, node_id: str, unreachable: frozenset[str] = frozenset()
+) -> tuple[list[IngressPort], list[ServiceVip], TrafficSettings] | None:
+    """This node's ingress ports and VIPs with their backends; None before the node has a lease.
+
+    Backends are the running, healthy tasks that should run, on nodes that are ready and not dead in this
+    node's gossip (a node killed -9 drops out as soon as gossip declares it dead). An ingress port
+    published by two services (possible only through a race) belongs to the older one."""
+    lease = state.leases.get(node_id)
+    if lease is None:
+        return None
+    settings = TrafficSettings(cluster_cidr=state.cluster_cidr, local_subnet=lease.subnet, vip_cidr=VIP_CIDR)
+    live = frozenset(
+        n for n, rec in state.nodes.items() if rec.status in LIVE_NODE_STATUSES and n not in unreachable
+    )
+    backends: dict[str, list[Backend]] = {}
+    for task in state.tasks.values():
+        if is_backend(task, live):
+            backends.setdefault(task.service_id, []).append(Backend(task.address, task.node_id == node_id))
+    ports: dict[tuple[str, int], IngressPort] = {}
+    vips: list[ServiceVip] = []
+    for service in sorted(state.services.values(), key=lambda s: (s.created_at, s.service_id)):
+        found = tuple(backends.get(service.service_id, ()))
+        if service.vip:
+            vips.append(ServiceVip(service.service_id, service.vip, found))
+        for port in service.spec.ingress_ports:
+            key = (port.protocol, port.published or 0)
+            if key not in ports:
+                ports[key] = IngressPort(
+                    key[1], port.target, port.protocol, found, service.spec.ingress_policy
+                )
+    return list(ports.values()), vips, settings
+
+
+def _env_name(service: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in service.upper())
+
+
+def discovery_env(state: ClusterState) -> dict[str, str]:
+    """Kubernetes-style ``<NAME>_SERVICE_HOST`` / ``_SERVICE_PORT[_<port>[_UDP]]`` of every VIP service.
+
+    A task gets the variables of the services that exist when its container is created; the environment of
+    a running container never changes (services created later are found through DNS)."""
+    env: dict[str, str] = {}
+    for service in sorted(state.services.values(), key=lambda s: s.name):
+        if not service.vip:
+            continue
+        prefix = _env_name(service.name)
+        env[f"{prefix}_SERVICE_HOST"] = service.vip
+        ports = sorted(
+            {(p.protocol, p.target) for p in service.spec.publish}, key=lambda p: (p[0] != "tcp", p[1])
+        )
+        if ports:
+            env[f"{prefix}_SERVICE_PORT"] = str(ports[0][1])
+        for protocol, number in ports:
+            suffix = "" if protocol == "tcp" else "_UDP"
+            env[f"{prefix}_SERVICE_PORT_{number}{suffix}"] = str(number)
+    return env
+
+
 def task_assignment(
-    task: Task, spec: ServiceSpec, node_name: str, network: str, dns_server: str, domain: str
+    task: Task,
+    spec: ServiceSpec,
+    node_name: str,
+    network: str,
+    dns_server: str,
+    domain: str,
+    discovery: dict[str, str] | None = None,
 ) -> TaskAssignment:
-    """What the agent needs to run ``task`` of a service whose validated spec is ``spec``."""
+    """What the agent needs to run ``task`` of a service whose validated spec is ``spec``; ``discovery``
+    (see ``discovery_env``) is added to the environment under the service's own variables."""
     return TaskAssignment(
         task_id=task.task_id,
         service_name=spec.name,
@@ -119,7 +210,7 @@ def task_assignment(
         image=spec.image,
         command=spec.command,
         entrypoint=spec.entrypoint or None,
-        env=spec.env_dict(),
+        env={**(discovery or {}), **spec.env_dict()},
         labels=spec.labels_dict(),
         mounts=tuple(
             MountSpec(
@@ -137,9 +228,10 @@ def task_assignment(
             )
             for m in spec.mounts
         ),
-        ports=tuple(
+        ports=tuple(  # ingress ports are served by the cluster's NAT rules, not bound on the node
             PortSpec(target=p.target, published=p.published or 0, protocol=p.protocol, host_ip=p.host_ip)
             for p in spec.publish
+            if not p.ingress
         ),
         cpu_limit_nanos=spec.limit_cpu_nanos,
         memory_limit_bytes=spec.limit_memory_bytes,
@@ -153,6 +245,7 @@ def task_assignment(
         state=task.state,
         spec_version=task.spec_version,
         stop_grace_s=spec.stop_grace_period_s,
+        drain_s=ENDPOINT_DRAIN_S if spec.endpoint_mode == "vip" or spec.ingress_ports else 0.0,
         user=spec.user,
         workdir=spec.workdir,
         options=spec.container.to_dict(),
@@ -182,6 +275,7 @@ def agent_assignments(
     its service gone can only be stopped. Its containers use the node's bridge gateway as DNS server."""
     lease = state.leases.get(node_id)
     dns = gateway_of(lease.subnet) if lease else ""
+    discovery = discovery_env(state)
     out = []
     for task in state.tasks.values():
         if task.node_id != node_id:
@@ -191,7 +285,7 @@ def agent_assignments(
         if spec is None:
             out.append(shutdown_assignment(task, node_name))
         else:
-            out.append(task_assignment(task, spec, node_name, network, dns, state.domain))
+            out.append(task_assignment(task, spec, node_name, network, dns, state.domain, discovery))
     return out
 
 

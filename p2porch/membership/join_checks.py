@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, ConflictError
 from ..model import Node
 
 NODE_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -175,3 +175,25 @@ def check_published_ports(host_ports: Iterable[tuple[str, int]], reserved: Mappi
     for protocol, port in host_ports:
         if port in reserved:
             raise _bad("--publish", f"host port {port}/{protocol} is p2porch's own {reserved[port]} port")
+
+
+def ingress_ports_in_use(services: Iterable[Any]) -> dict[tuple[str, int], str]:
+    """``(protocol, port) -> service name`` of every committed ingress-mode published port (``Service``s)."""
+    used: dict[tuple[str, int], str] = {}
+    for service in sorted(services, key=lambda s: (s.created_at, s.service_id)):
+        for port in service.spec.ingress_ports:
+            used.setdefault((port.protocol, port.published), service.name)
+    return used
+
+
+def check_ingress_ports_free(
+    name: str, ports: Iterable[tuple[str, int]], used: Mapping[tuple[str, int], str]
+) -> None:
+    """An ingress port is served by one service cluster-wide (every node answers it)."""
+    for protocol, port in ports:
+        owner = used.get((protocol, port))
+        if owner is not None and owner != name:
+            raise ConflictError(
+                f"--publish: ingress port {port}/{protocol} is already published by service {owner}",
+                field="--publish",
+            )

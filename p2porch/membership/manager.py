@@ -470,6 +470,8 @@ class ClusterManager:
                     field="--force",
                 )
             await self._stop_local_tasks()
+            if self.board.traffic is not None:  # no more ingress/VIP writes: the teardown removes the chains
+                await self.board.traffic.close()
             overlay = self.board.overlay
             if overlay is not None:
                 removed = await overlay.teardown()

@@ -27,6 +27,7 @@ UPDATE_ORDERS = ("stop-first", "start-first")
 FAILURE_ACTIONS = ("pause", "rollback", "continue")
 MOUNT_TYPES = ("bind", "volume", "tmpfs")
 PROTOCOLS = ("tcp", "udp")
+PUBLISH_MODES = ("ingress", "host")  # ingress: every node serves the port; host: the task's node
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,33 +159,70 @@ def parse_mount(expr: str | Mapping[str, Any], *, fieldname: str = "mount") -> M
 
 @dataclass(frozen=True, slots=True)
 class PortPublish:
-    """A container port, optionally published on a host port of the node running the task."""
+    """A container port, optionally published: in ``ingress`` mode on every node's address (balanced over the
+    service's healthy tasks), in ``host`` mode on the node running each task."""
 
     target: int
     published: int | None = None
     protocol: str = "tcp"
-    host_ip: str = ""  # "" = every address of the node
+    host_ip: str = ""  # "" = every address of the node (host mode only)
+    mode: str = "host"  # "ingress" needs a published port; parse_port makes it the default when there is one
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"target": self.target, "published": self.published, "protocol": self.protocol}
         if self.host_ip:
             out["host_ip"] = self.host_ip
+        if self.published is not None and self.mode != default_publish_mode(self.published, self.host_ip):
+            out["mode"] = self.mode  # absent when default: older specs keep their template hash
         return out
+
+    @property
+    def ingress(self) -> bool:
+        return self.mode == "ingress"
 
     def __str__(self) -> str:
         host = f"{self.published}:" if self.published is not None else ""
         ip = f"{self.host_ip}:" if self.host_ip else ""
-        return f"{ip}{host}{self.target}/{self.protocol}"
+        mode = "" if self.mode == default_publish_mode(self.published, self.host_ip) else f" ({self.mode})"
+        return f"{ip}{host}{self.target}/{self.protocol}{mode}"
+
+
+def default_publish_mode(published: int | None, host_ip: str) -> str:
+    """Ingress (as Swarm) for a published port on every address; host for a bound address or no host port."""
+    return "ingress" if published is not None and not host_ip else "host"
+
+
+_PORT_KEYS = {"target", "published", "protocol", "host_ip", "mode"}
+
+
+def _long_port(text: str, fieldname: str) -> dict[str, Any]:
+    """``published=8080,target=80,protocol=udp,mode=host`` (docker service create's long syntax)."""
+    data: dict[str, Any] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in _PORT_KEYS:
+            raise field_error(
+                f"{fieldname}.{key or part}", "unknown port option (target, published, protocol, mode)"
+            )
+        if key in data:
+            raise field_error(f"{fieldname}.{key}", "given twice")
+        data[key] = value.strip()
+    return data
 
 
 def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish") -> PortPublish:
-    """``8080:80/tcp``, ``8080:80``, ``53:53/udp``, ``80`` (no host port), an int or a dict
-    ``{"published": 8080, "target": 80, "protocol": "tcp"}``."""
+    """``8080:80/tcp``, ``8080:80``, ``53:53/udp``, ``80`` (no host port), an int, the long syntax
+    ``published=8080,target=80[,protocol=udp][,mode=host]`` or a dict ``{"published": 8080, "target": 80,
+    "protocol": "tcp", "mode": "ingress"}``. A published port is in ingress mode unless ``mode`` says host
+    or a host address is given."""
     if isinstance(expr, bool):
         raise field_error(fieldname, "expected HOST:CONTAINER[/PROTO]")
     if isinstance(expr, int):
         expr = {"target": expr}
-    if isinstance(expr, str):
+    if isinstance(expr, str) and "=" in expr:
+        expr = _long_port(expr, fieldname)
+    elif isinstance(expr, str):
         text, _, proto = expr.strip().partition("/")
         host, sep, target = text.rpartition(":")
         data: dict[str, Any] = {"target": target, "protocol": proto or "tcp"}
@@ -196,7 +234,7 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
         expr = data
     if not isinstance(expr, Mapping):
         raise field_error(fieldname, "expected HOST:CONTAINER[/PROTO]")
-    unknown = sorted(str(k) for k in set(expr) - {"target", "published", "protocol", "host_ip"})
+    unknown = sorted(str(k) for k in set(expr) - _PORT_KEYS)
     if unknown:
         raise field_error(f"{fieldname}.{unknown[0]}", "unknown port option")
     target_port = parse_int(expr.get("target"), f"{fieldname}.target", minimum=1, maximum=65535)
@@ -212,7 +250,14 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
         raise field_error(f"{fieldname}.host_ip", f"invalid address {host_ip!r}")
     if host_ip and published is None:
         raise field_error(f"{fieldname}.host_ip", "needs a published port")
-    return PortPublish(target_port, published, protocol, host_ip)
+    mode = parse_choice(
+        expr.get("mode") or default_publish_mode(published, host_ip), PUBLISH_MODES, f"{fieldname}.mode"
+    )
+    if mode == "ingress" and published is None:
+        raise field_error(f"{fieldname}.published", "mode=ingress needs a published port")
+    if mode == "ingress" and host_ip:
+        raise field_error(f"{fieldname}.host_ip", "only with mode=host (ingress serves every node address)")
+    return PortPublish(target_port, published, protocol, host_ip, mode)
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,6 +237,7 @@ class Service:
     rollout: Rollout | None = None  # the last template change (update or rollback) and its state
     autoscale_last: AutoscaleStep | None = None  # the autoscaler's last step (kept across user updates)
     job: JobStatus = field(default_factory=JobStatus)
+    vip: str = ""  # endpoint_mode vip: the service's virtual address, allocated by the FSM (raft/vips.py)
 
     @property
     def name(self) -> str:
@@ -271,6 +272,7 @@ class Service:
             **({"rollout": self.rollout.to_dict()} if self.rollout is not None else {}),
             **({} if self.autoscale_last is None else {"autoscale_last": self.autoscale_last.to_dict()}),
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
+            **({"vip": self.vip} if self.vip else {}),
         }
 
     @classmethod
@@ -292,6 +294,7 @@ class Service:
             rollout=Rollout.from_dict(data.get("rollout")),
             autoscale_last=AutoscaleStep.from_dict(data.get("autoscale_last")),
             job=JobStatus.from_dict(data.get("job")),
+            vip=str(data.get("vip") or ""),
         )
 
 

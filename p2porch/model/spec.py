@@ -47,6 +47,7 @@ from .units import (
 
 MODES = ("replicated", "global", *JOB_MODES)
 ENDPOINT_MODES = ("vip", "dnsrr")
+INGRESS_POLICIES = ("cluster", "local")  # as Kubernetes' externalTrafficPolicy
 STRATEGIES = ("spread", "binpack")
 #: names that would collide with DNS names the cluster answers (``tasks.web.p2p``, ``n1.node.p2p``)
 RESERVED_NAMES = ("tasks", "node")
@@ -109,7 +110,8 @@ class ServiceSpec:
     rebalance: bool = False  # opt-in: move tasks onto nodes that join or return (issue 7)
     container: ContainerOptions = field(default_factory=ContainerOptions)  # engine options (issue 15)
     service_labels: tuple[tuple[str, str], ...] = ()  # labels of the service itself (Compose deploy.labels)
-    endpoint_mode: str = "vip"  # vip | dnsrr (recorded; today every service resolves as dnsrr)
+    endpoint_mode: str = "vip"  # vip: the name resolves to one virtual address; dnsrr: to the task addresses
+    ingress_policy: str = "cluster"  # cluster: any task answers; local: the receiving node's (client kept)
     rollback: UpdateConfig = field(default_factory=UpdateConfig)  # how `service rollback` rolls out
     secrets: tuple[FileRef, ...] = ()  # files under /run/secrets (issue 22)
     configs: tuple[FileRef, ...] = ()
@@ -139,6 +141,7 @@ class ServiceSpec:
             )
         parse_choice(self.strategy, STRATEGIES, "strategy")
         parse_choice(self.endpoint_mode, ENDPOINT_MODES, "endpoint_mode")
+        parse_choice(self.ingress_policy, INGRESS_POLICIES, "ingress_policy")
         if not isinstance(self.replicas, int) or not 0 <= self.replicas <= MAX_REPLICAS:
             raise field_error("replicas", f"must be an integer from 0 to {MAX_REPLICAS}")
         for name in (
@@ -166,7 +169,7 @@ class ServiceSpec:
         for i, port in enumerate(self.publish):
             if port.published is None:
                 continue
-            key = (port.protocol, port.published, port.host_ip)
+            key = (port.protocol, port.published, "" if port.ingress else port.host_ip)
             if key in seen_ports:
                 raise field_error(
                     f"publish[{i}]", f"host port {port.published}/{port.protocol} published twice"
@@ -199,8 +202,15 @@ class ServiceSpec:
 
     @property
     def host_ports(self) -> tuple[tuple[str, int], ...]:
-        """``(protocol, port)`` pairs this service binds on its node."""
-        return tuple((p.protocol, p.published) for p in self.publish if p.published is not None)
+        """``(protocol, port)`` pairs this service binds on its node (host mode; ingress binds none)."""
+        return tuple(
+            (p.protocol, p.published) for p in self.publish if p.published is not None and not p.ingress
+        )
+
+    @property
+    def ingress_ports(self) -> tuple[PortPublish, ...]:
+        """Ports served on every node's address (routing mesh)."""
+        return tuple(p for p in self.publish if p.ingress)
 
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
@@ -258,6 +268,8 @@ class ServiceSpec:
             "container": self.container.to_dict(),
             "service_labels": dict(self.service_labels),
             "endpoint_mode": self.endpoint_mode,
+            # absent when default: the stored form of older specs (and their commands' bytes) stays the same
+            **({"ingress_policy": self.ingress_policy} if self.ingress_policy != "cluster" else {}),
             "rollback": self.rollback.to_dict(),
             "secrets": [r.to_dict() for r in self.secrets],
             "configs": [r.to_dict() for r in self.configs],
@@ -352,6 +364,7 @@ _SPEC_KEYS: dict[str, str] = {
     "container": "container",
     "service_labels": "service_labels",
     "endpoint_mode": "endpoint_mode",
+    "ingress_policy": "ingress_policy",
     "rollback": "rollback",
     "secrets": "secrets",
     "configs": "configs",
@@ -404,6 +417,7 @@ _SPEC_PARSERS: dict[str, Any] = {
     "container": lambda v, k: ContainerOptions.from_dict(v, k),
     "service_labels": lambda v, k: parse_key_values(v, fieldname=k),
     "endpoint_mode": lambda v, k: parse_choice(v, ENDPOINT_MODES, k),
+    "ingress_policy": lambda v, k: parse_choice(v, INGRESS_POLICIES, k),
     "rollback": lambda v, k: UpdateConfig.from_dict(v, k),
     "secrets": lambda v, k: parse_file_refs(v, k, "secret"),
     "configs": lambda v, k: parse_file_refs(v, k, "config"),

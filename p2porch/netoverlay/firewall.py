@@ -5,8 +5,9 @@ named one through ``nsenter --net``. Each rule carries a comment derived from it
 (``p2porch-<digest>``): ``ensure`` inserts missing rules after a ``-C`` check and deletes commented
 rules that are no longer wanted (e.g. for an old lease); ``remove`` deletes every p2porch rule. It never
 touches a rule without a p2porch comment and must only be called from a worker thread in trio code.
-Whole chains p2porch owns (``OWNED_CHAINS``, e.g. the VXLAN allow-list) are replaced atomically with
-``iptables-restore --noflush`` (``replace_chain``) and flushed and deleted by ``remove``.
+Whole chains p2porch owns (``OWNED_CHAINS``, e.g. the VXLAN allow-list, and every ``P2P-`` chain of the
+service traffic rules) are replaced atomically with ``iptables-restore --noflush`` (``restore``) and
+flushed and deleted by ``remove``; ``ensure`` creates an owned chain a rule jumps to when it is missing.
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ from ..errors import OverlayError
 from .plan import FIREWALL_COMMENT_PREFIX, VXLAN_FILTER_CHAIN, FirewallRule, VxlanFilter
 from .policy_firewall import PolicyFirewall
 
-TABLE_CHAINS = {"nat": ("POSTROUTING",), "filter": ("DOCKER-USER", "FORWARD", "INPUT")}
+TABLE_CHAINS = {
+    "nat": ("PREROUTING", "OUTPUT", "POSTROUTING"),
+    "filter": ("DOCKER-USER", "FORWARD", "INPUT"),
+}
 OWNED_CHAINS = {"filter": (VXLAN_FILTER_CHAIN,)}
+OWNED_PREFIX = "P2P-"  # every chain whose name starts with it belongs to p2porch (removed on leave)
 
 
 class Firewall:
@@ -81,6 +86,9 @@ class Firewall:
         changes = []
         for rule in rules:
             args = rule.argv()
+            target = args[args.index("-j") + 1] if "-j" in args else ""
+            if target.startswith(OWNED_PREFIX) and target not in self.chain_names(rule.table):
+                self._ipt(rule.table, "-N", target, check=False)  # filled by its owner (e.g. traffic rules)
             if self._ipt(rule.table, "-C", rule.chain, *args, check=False).returncode != 0:
                 self._ipt(rule.table, "-I", rule.chain, "1", *args)
                 changes.append(f"-t {rule.table} -I {rule.chain} {shlex.join(args)}")
@@ -108,15 +116,22 @@ class Firewall:
                         out.append((table, chain, comment, line))
         return out
 
+    def chain_names(self, table: str) -> list[str]:
+        """Every user-defined chain of ``table`` (``-N`` lines of ``iptables -S``)."""
+        proc = self._ipt(table, "-S", check=False)
+        return [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("-N ")]
+
     def remove(self) -> int:
-        """Delete every p2porch rule (and the network isolation chains); returns how many were deleted."""
+        """Delete every p2porch rule and chain (traffic and network isolation); returns the rule count."""
         owned = self.owned()
         for table, _, _, line in owned:
             self._delete_line(table, line)
-        for table, chains in OWNED_CHAINS.items():
+        for table in TABLE_CHAINS:
+            chains = [c for c in self.chain_names(table) if c.startswith(OWNED_PREFIX)]
+            for chain in chains:  # flush all first: owned chains jump to each other
+                self._ipt(table, "-F", chain, check=False)
             for chain in chains:
-                if self._ipt(table, "-F", chain, check=False).returncode == 0:
-                    self._ipt(table, "-X", chain, check=False)
+                self._ipt(table, "-X", chain, check=False)
         return len(owned) + PolicyFirewall(self).remove()
 
     def _delete_line(self, table: str, line: str) -> None:

@@ -1,54 +1,53 @@
-"""Ingress rule set for published ports: committed endpoints in, one ``iptables-restore`` text out (pure).
+"""Ingress rules for published ports: every node's address serves them, balanced over healthy tasks (pure).
 
-Owns the kube-proxy-style NAT layout: ``P2P-INGRESS`` (jumped to from PREROUTING and OUTPUT for local
-destinations) sends each published port to a per-port chain that picks one endpoint per new connection
-with the ``statistic`` match (``--mode random --probability 1/(n-i)`` for endpoint ``i`` of ``n``, the
-last one unconditional, so every endpoint gets 1/n) and DNATs to it; conntrack keeps the choice for the
-connection. It never runs iptables and never reads state: the shell (not wired yet) applies the text
-with ``iptables-restore --noflush`` so the whole set is replaced atomically.
+Owns ``IngressPort`` and its chains in the layout of ``traffic.py``: a jump per published port from
+``P2P-INGRESS`` to ``P2P-IN-<PROTO>-<PORT>``, which picks a backend per new connection and DNATs to
+``task address:target port``. Policy ``cluster`` balances over every healthy task in the cluster;
+packets to a task on another node are masqueraded so the reply returns through the receiving node
+(the task sees that node's overlay address), packets to a local task keep the client's address.
+Policy ``local`` balances over this node's tasks only and never masquerades outside traffic: the task
+sees the real client address (Kubernetes' ``externalTrafficPolicy: Local``); a node without a local
+task does not answer the port. It never runs iptables and never reads cluster state.
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-INGRESS_CHAIN = "P2P-INGRESS"
+from .traffic import INGRESS_CHAIN, SERVICES_CHAIN, Backend, ChainSet, TrafficSettings, balance, short_hash
 
 
 @dataclass(frozen=True)
 class IngressPort:
-    """One published port in ingress mode and the running, healthy task addresses that serve it."""
+    """One published port in ingress mode, its policy and the backends (running, healthy tasks) serving it."""
 
     published: int
     target: int
     protocol: str  # "tcp" | "udp"
-    endpoints: tuple[str, ...]  # task addresses, any order (sorted when rendered)
+    backends: tuple[Backend, ...]
+    policy: str = "cluster"  # cluster | local
 
 
 def port_chain(port: IngressPort) -> str:
-    """The per-port chain name (stable; iptables chain names are at most 28 characters)."""
-    digest = hashlib.sha256(f"{port.protocol}/{port.published}".encode()).hexdigest()[:8]
-    return f"P2P-IN-{port.protocol.upper()}-{port.published}-{digest}"[:28]
+    """The per-port chain name (stable, at most 28 characters as iptables requires)."""
+    return f"P2P-IN-{port.protocol.upper()}-{port.published}"
 
 
-def render_ingress(ports: list[IngressPort]) -> str:
-    """The nat-table ``iptables-restore --noflush`` input that replaces every ingress chain."""
-    chains = [INGRESS_CHAIN]
-    rules: list[str] = []
+def ingress_chains(nat: ChainSet, ports: Iterable[IngressPort], settings: TrafficSettings) -> None:
+    """Add ``P2P-INGRESS`` and every port's chains to ``nat``."""
+    nat.add(INGRESS_CHAIN)
+    nat.add(SERVICES_CHAIN, f"-m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j {INGRESS_CHAIN}")
     for port in sorted(ports, key=lambda p: (p.protocol, p.published)):
         chain = port_chain(port)
-        chains.append(chain)
-        rules.append(f"-A {INGRESS_CHAIN} -p {port.protocol} --dport {port.published} -j {chain}")
-        endpoints = sorted(set(port.endpoints))
-        if not endpoints:  # no healthy task anywhere: refuse instead of timing out
-            rules.append(f"-A {chain} -j RETURN")
-            continue
-        for i, address in enumerate(endpoints):
-            left = len(endpoints) - i
-            pick = "" if left == 1 else f"-m statistic --mode random --probability {1 / left:.10f} "
-            rules.append(
-                f"-A {chain} -p {port.protocol} {pick}-j DNAT --to-destination {address}:{port.target}"
-            )
-    lines = ["*nat", *(f":{c} - [0:0]" for c in chains), *rules, "COMMIT", ""]
-    return "\n".join(lines)
+        nat.add(INGRESS_CHAIN, f"-p {port.protocol} --dport {port.published} -j {chain}")
+        backends = [b for b in port.backends if b.local or port.policy != "local"]
+        chosen = []
+        masq: dict[str, str] = {}
+        for backend in {b.address: b for b in backends}.values():
+            ep = "P2P-EP-" + short_hash("ingress", port.protocol, str(port.published), backend.address)
+            chosen.append((backend.address, ep))
+            # a local task answers through this node anyway (only its own containers need the hairpin
+            # masquerade); a remote one must reply through this node
+            masq[backend.address] = f"-s {settings.local_subnet} " if backend.local else ""
+        balance(nat, chain, chosen, masq=masq, port=port.target, protocol=port.protocol)

@@ -23,6 +23,10 @@ DEFAULT_BRIDGE = "p2p-br0"
 DEFAULT_NETWORK = "p2porch"
 FIREWALL_COMMENT_PREFIX = "p2porch-"
 VXLAN_FILTER_CHAIN = "P2P-VXLAN"  # filter table: VXLAN accepted only from member VTEPs
+# Entry chains of the service traffic rules (netoverlay/traffic.py fills them; the overlay owns the jumps)
+TRAFFIC_NAT_ENTRY = "P2P-SERVICES"
+TRAFFIC_NAT_POSTROUTING = "P2P-POSTROUTING"
+TRAFFIC_FORWARD = "P2P-FORWARD"
 _MAC_PREFIX = (0x0E, 0x70)  # 0x0e: locally administered, unicast
 
 
@@ -270,6 +274,11 @@ def plan_firewall(
         ),
         FirewallRule("filter", "INPUT", ("-i", br, "-p", "udp", "--dport", dns, "-j", "ACCEPT")),
         FirewallRule("filter", "INPUT", ("-i", br, "-p", "tcp", "--dport", dns, "-j", "ACCEPT")),
+        # Service traffic (ingress ports, VIPs): the chains are filled by the traffic rules' owner.
+        FirewallRule("nat", "PREROUTING", ("-j", TRAFFIC_NAT_ENTRY)),
+        FirewallRule("nat", "OUTPUT", ("-j", TRAFFIC_NAT_ENTRY)),
+        FirewallRule("nat", "POSTROUTING", ("-j", TRAFFIC_NAT_POSTROUTING)),
+        FirewallRule("filter", forward_chain, ("-j", TRAFFIC_FORWARD)),
     ]
 
 

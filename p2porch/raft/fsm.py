@@ -22,6 +22,7 @@ from . import commands as C
 from . import fsm_access, fsm_networks, fsm_secrets
 from .fields import TaskRemove
 from .state import ClusterState
+from .vips import allocate_vip
 
 MAX_BATCH_COMMANDS = 10_000
 MAX_KEY_TEXT = 256  # base64 of a public key (44) or a key envelope (108), with room to spare
@@ -122,6 +123,13 @@ def _remove_node(s: ClusterState, c: C.RemoveNode, v: int) -> Result:
     return s.evolve(nodes=nodes, leases=leases, version=v), node_id, changes
 
 
+def _service_vip(s: ClusterState, service_id: str, endpoint_mode: str, current: str) -> str:
+    """Keep a service's VIP while it is in vip mode, allocate one on the switch, drop it for dnsrr."""
+    if endpoint_mode != "vip":
+        return ""
+    return current or allocate_vip(service_id, (o.vip for o in s.services.values() if o.vip))
+
+
 def _create_service(s: ClusterState, c: C.CreateService, v: int) -> Result:
     _require_init(s)
     service_id = c.service_id
@@ -130,7 +138,8 @@ def _create_service(s: ClusterState, c: C.CreateService, v: int) -> Result:
     if s.service_by_name(c.spec.name) is not None:
         raise _conflict(f"service name {c.spec.name} is taken", "name")
     fsm_networks.check_service_networks(s, c.spec)
-    svc = Service(service_id, c.spec, version=v, created_at=c.at, updated_at=c.at)
+    vip = _service_vip(s, service_id, c.spec.endpoint_mode, "")
+    svc = Service(service_id, c.spec, version=v, created_at=c.at, updated_at=c.at, vip=vip)
     services = dict(s.services)
     services[service_id] = svc
     return s.evolve(services=services, version=v), service_id, [Change("service", "put", service_id, svc, v)]
@@ -156,6 +165,7 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
         job=c.job,
         version=v,
         updated_at=c.at,
+        vip=_service_vip(s, service_id, c.spec.endpoint_mode, svc.vip),
     )
     services = dict(s.services)
     services[service_id] = new_svc

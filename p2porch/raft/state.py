@@ -25,6 +25,7 @@ from ..model import (
     secret_key,
 )
 from ..model.records import frozen_map as _frozen_map
+from .vips import allocate_vip
 
 __all__ = [
     "EMPTY_STATE", "AccessTokenRecord", "ClusterState", "NetworkRecord", "Node", "SecretRecord", "Service",
@@ -161,7 +162,7 @@ class ClusterState:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClusterState:
         nodes = [Node.from_dict(d) for d in data.get("nodes", [])]
-        services = [Service.from_dict(d) for d in data.get("services", [])]
+        services = fill_missing_vips([Service.from_dict(d) for d in data.get("services", [])])
         tasks = [Task.from_dict(d) for d in data.get("tasks", [])]
         leases = [SubnetLease.from_dict(d) for d in data.get("leases", [])]
         secrets = [SecretRecord.from_dict(d) for d in data.get("secrets", [])]
@@ -190,3 +191,16 @@ class ClusterState:
 
 
 EMPTY_STATE = ClusterState()
+
+
+def fill_missing_vips(services: list[Service]) -> list[Service]:
+    """Services of a snapshot taken before VIPs existed get theirs as a replay of the log would: in creation
+    order, each from its id's hash slot (identical unless two old services' slots collided)."""
+    taken = [s.vip for s in services if s.vip]
+    out = {s.service_id: s for s in services}
+    for svc in sorted(services, key=lambda s: (s.created_at, s.service_id)):
+        if not svc.vip and svc.spec.endpoint_mode == "vip":
+            vip = allocate_vip(svc.service_id, taken)
+            taken.append(vip)
+            out[svc.service_id] = replace(svc, vip=vip)
+    return [out[s.service_id] for s in services]

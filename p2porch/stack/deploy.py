@@ -149,12 +149,6 @@ def deploy(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
         mode = conf["endpoint_mode"]
         if mode not in ("vip", "dnsrr"):
             raise err(f"{path}.endpoint_mode", f"must be vip or dnsrr (got {mode!r})")
-        if mode == "vip":
-            warn(
-                "deploy.endpoint_mode: vip",
-                "recorded, but p2porch has no virtual IPs yet: the name resolves "
-                "to the task addresses (dnsrr)",
-            )
         spec["endpoint_mode"] = mode
     if conf.get("labels") is not None:
         spec["service_labels"] = key_values(conf["labels"], f"{path}.labels")

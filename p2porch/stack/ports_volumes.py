@@ -75,12 +75,6 @@ def ports(item: Any, path: str, warn: Warn) -> list[dict[str, Any]]:
         mode = conf.get("mode", "ingress")
         if mode not in ("host", "ingress"):
             raise err(f"{path}.mode", f"must be host or ingress (got {mode!r})")
-        if mode == "ingress" and conf.get("published") not in (None, ""):
-            warn(
-                "ports mode: ingress",
-                "p2porch has no routing mesh yet: a published port is bound on the "
-                "node running each task (mode: host)",
-            )
         if "target" not in conf:
             raise err(f"{path}.target", "is required")
         protocol = scalar_text(conf.get("protocol", "tcp"), f"{path}.protocol").lower()
@@ -90,9 +84,11 @@ def ports(item: Any, path: str, warn: Warn) -> list[dict[str, Any]]:
         published = conf.get("published")
         published_text = "" if published in (None, "") else scalar_text(published, f"{path}.published")
         target_text = scalar_text(conf["target"], f"{path}.target")
-        return [
-            _checked(d, path) for d in _expand(target_text, published_text, host_ip, protocol, path, warn)
-        ]
+        items = _expand(target_text, published_text, host_ip, protocol, path, warn)
+        if "mode" in conf:  # explicit: host binds on the task's node, ingress serves every node's address
+            for item in items:
+                item["mode"] = mode if "published" in item else "host"
+        return [_checked(d, path) for d in items]
     if isinstance(item, bool) or not isinstance(item, str | int):
         raise err(path, f"expected [HOST_IP:][HOST:]CONTAINER[/PROTO] or a mapping, got {kind(item)}")
     text = str(item).strip()

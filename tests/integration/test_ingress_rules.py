@@ -16,7 +16,16 @@ import sys
 
 import pytest
 
-from p2porch.netoverlay.ingress import INGRESS_CHAIN, IngressPort, render_ingress
+from p2porch.netoverlay.ingress import IngressPort
+from p2porch.netoverlay.service_rules import render_traffic
+from p2porch.netoverlay.traffic import SERVICES_CHAIN, Backend, TrafficSettings
+
+SETTINGS = TrafficSettings("10.240.0.0/16", "10.240.1.0/24", "10.239.0.0/16")
+
+
+def render_ingress(ports: list[IngressPort]) -> str:
+    return render_traffic(ports, [], SETTINGS)
+
 
 pytestmark = [
     pytest.mark.integration,
@@ -81,13 +90,13 @@ def test_rendered_rules_balance_new_connections_over_both_endpoints():
             )
             servers.append(proc)
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        port = IngressPort(8080, 80, "tcp", ("10.57.0.130", "10.57.0.134"))
+        port = IngressPort(8080, 80, "tcp", (Backend("10.57.0.130", True), Backend("10.57.0.134", True)))
         node = ("ip", "netns", "exec", names["n"])
         sh(*node, "iptables-restore", "-w", "--noflush", stdin=render_ingress([port]))
-        sh(*node, "iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-j", INGRESS_CHAIN)
+        sh(*node, "iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-j", SERVICES_CHAIN)
         # Applying the same text again replaces the chains (atomic, idempotent): no duplicate rules.
         sh(*node, "iptables-restore", "-w", "--noflush", stdin=render_ingress([port]))
-        assert sh(*node, "iptables", "-w", "-t", "nat", "-S").count("DNAT") == 2
+        assert sh(*node, "iptables", "-w", "-t", "nat", "-S").count("-j DNAT") == 2
         out = sh("ip", "netns", "exec", names["c"], sys.executable, "-c", CLIENT, "10.57.0.1", "200")
         seen = json.loads(out)
         print("connections per endpoint:", seen)

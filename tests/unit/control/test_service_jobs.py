@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from p2porch.cli import build_parser, main
-from p2porch.cli.service import _validated, job_progress_text, spec_changes
+from p2porch.cli.service import _validated, spec_changes
+from p2porch.cli.service_rows import job_progress_text
 from p2porch.config import Config
 from p2porch.control.service_ops import ServiceOps
 from p2porch.errors import ConfigError

@@ -3,6 +3,7 @@ the aliases of its networks; other sources see everything."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 
 import dns.message
@@ -63,6 +64,15 @@ def test_scoped_zone_drops_other_services_and_adds_aliases_of_its_networks() -> 
     zone = scoped_zone(ZONE, frozenset({"front"}), DATA)
     assert set(zone.services) == {"web", "www"}
     assert zone.nodes == ZONE.nodes
+
+
+def test_scoped_zone_keeps_the_vips_of_visible_services_and_their_aliases() -> None:
+    with_vips = dataclasses.replace(ZONE, vips={"db": "10.239.0.7", "other": "10.239.0.9"})
+    zone = scoped_zone(with_vips, frozenset({"back"}), DATA)
+    assert dict(zone.vips) == {"db": "10.239.0.7", "database": "10.239.0.7"}
+    rcode, addresses = answer(Resolver(zone), "database.p2p")
+    assert (rcode, addresses) == (0, ["10.239.0.7"])  # the alias answers the VIP, not the task
+    assert dict(scoped_zone(with_vips, frozenset({"p2porch"}), DATA).vips) == {"other": "10.239.0.9"}
 
 
 def test_client_scopes_answer_each_task_from_its_networks() -> None:

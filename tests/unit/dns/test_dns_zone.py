@@ -89,3 +89,21 @@ def test_dict_round_trip_and_short_port_form() -> None:
     ).services["w"][0].ports == (PortEntry(80, "tcp"),)
     with pytest.raises(ConfigError):
         ZoneData.from_dict({"services": {"w": [{"address": "10.0.0.2"}]}})
+
+
+def test_a_vip_service_name_answers_its_virtual_address_and_tasks_name_the_tasks() -> None:
+    from p2porch.dns.zone import TaskEntry, ZoneData, compile_zone
+
+    tasks = [
+        TaskEntry(1, "10.240.1.5"),
+        TaskEntry(2, "10.240.2.5"),
+        TaskEntry(3, "10.240.3.5", healthy=False),
+    ]
+    zone = ZoneData(services={"web": tasks, "db": tasks[:1]}, vips={"web": "10.239.0.7", "bad": "x"})
+    compiled = compile_zone(zone)
+    web = compiled.names[(b"web", b"p2p")]
+    assert web.a == ["10.239.0.7"] and not web.rotate
+    assert compiled.names[(b"tasks", b"web", b"p2p")].a == ["10.240.1.5", "10.240.2.5"]
+    assert compiled.names[(b"db", b"p2p")].a == ["10.240.1.5"]  # dnsrr: the task addresses
+    assert compiled.reverse[(b"7", b"0", b"239", b"10", b"in-addr", b"arpa")].ptr == [(b"web", b"p2p")]
+    assert ZoneData.from_dict(zone.to_dict()) == zone

@@ -54,3 +54,64 @@ def test_dns_zone_answers_only_running_tasks_that_should_run():
     assert web[1].ports[0].number == 80
     assert zone.nodes == {"n1": "10.0.0.1", "n2": "10.0.0.2", "n3": "10.0.0.3", "n4": "10.0.0.4"}
     assert zone.version == 7 and zone.nameservers == ("10.0.0.1",)
+
+
+def traffic_state() -> ClusterState:
+    from dataclasses import replace
+
+    from p2porch.model import parse_port
+
+    def spec(name: str, *ports: str, **kw: object) -> ServiceSpec:
+        return ServiceSpec(name=name, image="x", publish=tuple(parse_port(p) for p in ports), **kw)  # type: ignore[arg-type]
+
+    base = state()
+    web = Service(
+        "s1", spec("web", "8080:80", "mode=host,published=9000,target=90"), created_at=1.0, vip="10.239.0.9"
+    )
+    late = Service("s2", spec("copy", "8080:81", endpoint_mode="dnsrr"), created_at=2.0)
+    api = Service("s3", spec("my-api", "53:53/udp", ingress_policy="local"), created_at=3.0, vip="10.239.0.4")
+    tasks = dict(base.tasks)
+    tasks["t6"] = Task("t6", "s1", 6, "b", state="running", address="10.240.1.6", health="unhealthy")
+    tasks["t7"] = Task("t7", "s3", 1, "a", state="running", address="10.240.0.7")
+    return replace(base, services={"s1": web, "s2": late, "s3": api}, tasks=tasks)
+
+
+def test_traffic_inputs_keep_only_running_healthy_tasks_on_live_nodes():
+    from p2porch.member.views import traffic_inputs
+
+    assert traffic_inputs(traffic_state(), "d") is None  # no lease yet
+    result = traffic_inputs(traffic_state(), "a")
+    assert result is not None
+    ports, vips, settings = result
+    assert settings.local_subnet == "10.240.0.0/24" and settings.cluster_cidr == "10.240.0.0/16"
+    by_port = {(p.protocol, p.published): p for p in ports}
+    assert set(by_port) == {("tcp", 8080), ("udp", 53)}  # host-mode 9000 is not ingress
+    web = by_port[("tcp", 8080)]
+    assert web.target == 80  # the older service owns the port
+    assert sorted((b.address, b.local) for b in web.backends) == [("10.240.0.2", True), ("10.240.1.2", False)]
+    assert by_port[("udp", 53)].policy == "local"
+    assert {v.vip: len(v.backends) for v in vips} == {"10.239.0.9": 2, "10.239.0.4": 1}
+    # node b dead in gossip: its tasks leave every backend set
+    ports, vips, _ = traffic_inputs(traffic_state(), "a", frozenset({"b"})) or ([], [], None)
+    assert [b.address for b in {(p.protocol, p.published): p for p in ports}[("tcp", 8080)].backends] == [
+        "10.240.0.2"
+    ]
+
+
+def test_tasks_get_discovery_variables_drain_and_only_host_ports():
+    from p2porch.member.views import ENDPOINT_DRAIN_S, agent_assignments, discovery_env
+
+    s = traffic_state()
+    env = discovery_env(s)
+    assert env == {
+        "MY_API_SERVICE_HOST": "10.239.0.4",
+        "MY_API_SERVICE_PORT": "53",
+        "MY_API_SERVICE_PORT_53_UDP": "53",
+        "WEB_SERVICE_HOST": "10.239.0.9",
+        "WEB_SERVICE_PORT": "80",
+        "WEB_SERVICE_PORT_80": "80",
+        "WEB_SERVICE_PORT_90": "90",
+    }
+    (t1,) = [a for a in agent_assignments(s, "a", "n1", "p2porch") if a.task_id == "t1"]
+    assert t1.env["WEB_SERVICE_HOST"] == "10.239.0.9" and t1.drain_s == ENDPOINT_DRAIN_S
+    assert [(p.published, p.target) for p in t1.ports] == [(9000, 90)]  # ingress 8080 is not bound

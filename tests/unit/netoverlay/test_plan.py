@@ -94,7 +94,7 @@ def test_network_spec_uses_gateway_dot_one_and_overlay_mtu():
 
 def test_firewall_rules_masquerade_only_outside_the_cluster_and_carry_owner_comments():
     rules = plan_firewall(LOCAL, SETTINGS, "eth0", "DOCKER-USER")
-    nat = [r for r in rules if r.table == "nat"]
+    nat = [r for r in rules if r.table == "nat" and r.spec[0] != "-j"]  # jumps: test_service_rules.py
     assert len(nat) == 1
     assert nat[0].argv() == [
         "-s",

@@ -360,7 +360,9 @@ def test_converges_to_exactly_the_desired_slots(
 
 
 def test_global_update_and_restart_stay_on_their_node() -> None:
-    spec = ServiceSpec(name="agent", image="x:1", mode="global", publish=(parse_port("80:80"),))
+    spec = ServiceSpec(
+        name="agent", image="x:1", mode="global", publish=(parse_port("mode=host,published=80,target=80"),)
+    )
     nodes = [Node("a"), Node("b")]
     old = [running(1, "a", spec=spec), running(2, "b", spec=spec, state="failed", state_at=0.0)]
     new_spec = dataclasses.replace(spec, image="x:2", update=UpdateConfig(order="start-first", parallelism=0))

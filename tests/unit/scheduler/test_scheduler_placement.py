@@ -82,10 +82,17 @@ def test_unavailable_nodes_are_never_chosen_and_explained() -> None:
 
 
 def test_host_ports_and_anti_affinity() -> None:
-    spec = ServiceSpec.from_dict({"name": "lb", "image": "x", "publish": ["80:8080"]})
+    spec = ServiceSpec.from_dict(
+        {"name": "lb", "image": "x", "publish": ["mode=host,published=80,target=8080"]}
+    )
     result = schedule(_tasks(spec, 3), _nodes(2))
     assert sorted(result.assignments.values()) == ["n0", "n1"]
     assert result.unschedulable == {"t002": "2 nodes: 2 host port 80/tcp in use"}
+    # The same port in ingress mode (the default) reserves no host port: 5 replicas fit on 2 nodes.
+    mesh = ServiceSpec.from_dict({"name": "lb", "image": "x", "publish": ["80:8080"]})
+    assert mesh.host_ports == () and [str(p) for p in mesh.ingress_ports] == ["80:8080/tcp"]
+    result = schedule(_tasks(mesh, 5), _nodes(2))
+    assert len(result.assignments) == 5 and not result.unschedulable
     infos = _nodes(3)
     infos[1].add_task("db")
     near = ServiceSpec(name="app", image="x", affinities=(parse_affinity("affinity=service==db"),))
@@ -146,7 +153,13 @@ def test_constraint_cache_is_per_constraint_set() -> None:
 
 def test_pipeline_split_orders_static_first() -> None:
     spec = ServiceSpec.from_dict(
-        {"name": "w", "image": "x", "reserve_cpu": 1, "constraints": ["node.id!=x"], "publish": ["1:1"]}
+        {
+            "name": "w",
+            "image": "x",
+            "reserve_cpu": 1,
+            "constraints": ["node.id!=x"],
+            "publish": ["mode=host,published=1,target=1"],
+        }
     )
     static, dynamic = Pipeline().split(Requirements.from_spec(spec))
     assert [f.name for f in static] == ["ready", "availability", "constraints"]

@@ -82,8 +82,13 @@ def test_full_spec_parses_to_base_units() -> None:
         Mount("bind", "/data", "/srv/data", True, ""),
         Mount("volume", "/cache", "cache", False, "local"),
     )
-    assert spec.publish == (PortPublish(80, 8080, "tcp"), PortPublish(53, 53, "udp"), PortPublish(9000))
-    assert spec.host_ports == (("tcp", 8080), ("udp", 53))
+    assert spec.publish == (
+        PortPublish(80, 8080, "tcp", mode="ingress"),
+        PortPublish(53, 53, "udp", mode="ingress"),
+        PortPublish(9000),
+    )
+    assert spec.host_ports == ()  # ingress ports bind nothing on the task's node
+    assert [(p.protocol, p.published) for p in spec.ingress_ports] == [("tcp", 8080), ("udp", 53)]
     assert spec.health == HealthSpec(("CMD-SHELL", "wget -q -O- localhost"), 5.0, 1.0, 2, 0.0)
     assert spec.restart == RestartPolicy("on-failure", 2.0, 300.0, 3, 60.0)
     assert spec.update == UpdateConfig(2, 10.0, "start-first", "rollback", 5.0)
@@ -227,9 +232,29 @@ def test_parsers_for_cli_reuse() -> None:
     assert parse_mount("type=tmpfs,target=/run") == Mount("tmpfs", "/run")
     assert parse_mount("type=volume,target=/anon") == Mount("volume", "/anon")
     assert parse_mount({"type": "bind", "source": "/a", "target": "/b", "ro": True}).readonly
-    assert parse_port("8080:80") == PortPublish(80, 8080, "tcp")
+    assert parse_port("8080:80") == PortPublish(80, 8080, "tcp", mode="ingress")
     assert parse_port(80) == PortPublish(80)
-    assert parse_port({"published": 53, "target": 53, "protocol": "udp"}) == PortPublish(53, 53, "udp")
+    assert parse_port({"published": 53, "target": 53, "protocol": "udp"}) == PortPublish(
+        53, 53, "udp", "", "ingress"
+    )
+    # docker service create's long syntax; host mode and a bound address stay on the task's node
+    assert parse_port("published=8080,target=80,protocol=udp,mode=host") == PortPublish(80, 8080, "udp")
+    assert parse_port("published=8080,target=80") == PortPublish(80, 8080, mode="ingress")
+    assert parse_port("127.0.0.1:8080:80") == PortPublish(80, 8080, host_ip="127.0.0.1")
+    assert parse_port("mode=host,published=1,target=2").to_dict()["mode"] == "host"
+    assert "mode" not in parse_port("1:2").to_dict()  # the default is not written (template hash stays)
+    for bad, field in (
+        ("published=1,target=2,mode=mesh", "publish.mode"),
+        ("target=2,mode=ingress", "publish.published"),
+        ("published=1,port=2", "publish.port"),
+        ("published=1,target=2,published=3", "publish.published"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            parse_port(bad)
+        assert info.value.field == field, bad
+    with pytest.raises(ConfigError) as info:
+        parse_port({"published": 1, "target": 2, "host_ip": "127.0.0.1", "mode": "ingress"})
+    assert info.value.field == "publish.host_ip"
     assert parse_key_values(["B=2", "A=1"], fieldname="env") == (("A", "1"), ("B", "2"))
     with pytest.raises(ConfigError) as info:
         parse_constraint("node.labels.ssd", fieldname="--constraint")

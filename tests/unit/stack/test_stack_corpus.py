@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from p2porch.model import ServiceSpec
+from p2porch.model import ServiceSpec, parse_port
 from p2porch.stack import ComposeError
 from p2porch.stack.source import stack_source
 
@@ -73,7 +73,10 @@ def test_corpus_details_that_matter():
     api = {s.short_name: s for s in swarm.services}["api"].spec
     assert api["constraints"] == ["node.role==replica", "node.labels.zone!=edge"]
     assert api["update"]["max_failure_ratio"] == 0.1 and api["endpoint_mode"] == "dnsrr"
-    assert any("ports mode: ingress" in w for w in swarm.warnings)
+    assert not any("ports mode" in w for w in swarm.warnings)  # ingress is honoured (routing mesh)
+    proxy = {s.short_name: s for s in swarm.services}["proxy"].spec
+    modes = [(p.published, p.mode) for p in map(parse_port, proxy["publish"])]
+    assert modes == [(80, "ingress"), (443, "ingress")]
 
 
 @pytest.mark.parametrize("app", [a for a in APPS if not a.startswith("refused-")])

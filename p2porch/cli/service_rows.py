@@ -1,0 +1,49 @@
+"""How services and tasks print as table rows (``service ls``, ``service ps``, ``stack ps``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .stats import usage_cells
+
+
+def job_progress_text(job: dict[str, Any]) -> str:
+    """``3/6 (2 running)``, ``2/3 (1 failed)``, or ``next 12:05 UTC`` for a cron job between runs."""
+    if job["iteration"] == 0 and job.get("schedule"):
+        return f"0/0 (next {time.strftime('%H:%M:%S', time.gmtime(job['next_tick']))} UTC)"
+    text = f"{job['completed']}/{job['total']}"
+    extras = [f"{job['running']} running"] if job["running"] else []
+    if job["failed"]:
+        extras.append(f"{job['failed']} failed")
+    return text + (f" ({', '.join(extras)})" if extras else "")
+
+
+def service_row(s: dict[str, Any]) -> list[Any]:
+    """One ``service ls`` row: id, name, mode, replicas (or a job's progress), image, pending reasons."""
+    pending = "; ".join(f"{p['count']}: {p['explanation']}" for p in s["pending"])
+    replicas = f"{s['running']}/{s['desired']}" + (" (update paused)" if s.get("update_paused") else "")
+    if s.get("job"):
+        replicas = job_progress_text(s["job"])
+    return [s["id"][:12], s["name"], s["mode"], replicas, s["image"], pending]
+
+
+def ago(ts: float) -> str:
+    """``42s ago`` / ``3m05s ago`` since a wall-clock time (0: unknown, shown as 0s)."""
+    seconds = max(0, int(time.time() - ts)) if ts else 0
+    return f"{seconds // 60}m{seconds % 60:02d}s ago" if seconds >= 60 else f"{seconds}s ago"
+
+
+def task_row(t: dict[str, Any]) -> list[Any]:
+    """One ``service ps`` row, with the task's live CPU and memory when the node reported them."""
+    state = t["state"] + (f" ({t['health']})" if t.get("health") else "")
+    return [
+        t["id"][:12],
+        t["name"],
+        t["node"] or "-",
+        t["desired_state"],
+        state,
+        ago(t["state_at"]),
+        *usage_cells(t.get("usage")),
+        t["error"] or t["message"],
+    ]

@@ -1,0 +1,66 @@
+"""Member service: this node's ingress and VIP rules, rebuilt from committed state and gossip (shell).
+
+Recomputes the pure view (``views.traffic_inputs``) on every committed change and at least every
+``POLL_S`` (gossip declaring a node dead is not a commit), writes the rules only when they changed, and
+rewrites them in full every ``RESYNC_S`` (hand edits are repaired; a restarted daemon's first pass
+replaces whatever a crashed one left). Leave closes the applier before the overlay teardown removes
+every chain.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import trio
+
+from ..context import MemberContext
+from ..netoverlay.firewall import Firewall
+from ..netoverlay.traffic_apply import TrafficApplier
+from ..supervisor import drain, supervise
+from .overlay import wait_for_lease
+from .views import traffic_inputs
+
+log = logging.getLogger(__name__)
+
+__all__ = ["serve_traffic"]
+
+POLL_S = 0.5  # bounds how late a gossip death (no commit) reaches the rules
+RESYNC_S = 30.0  # full rewrite, like the overlay's resync
+RETRY_S = 1.0
+
+
+async def serve_traffic(
+    ctx: MemberContext, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Keep this node's ingress and VIP NAT rules equal to committed state."""
+    task_status.started()
+    await supervise(ctx.board.health, "traffic", partial(_run_traffic, ctx))
+
+
+async def _run_traffic(ctx: MemberContext) -> None:
+    store, board, node_id = ctx.store, ctx.board, ctx.local.node_id
+    async with ctx.state_changes() as changes:
+        await wait_for_lease(ctx, changes)
+        await board.overlay_ready.wait()  # the bridge, the VXLAN device and the jumps into our chains
+        applier = TrafficApplier(Firewall())
+        board.traffic = applier
+        try:
+            next_full = trio.current_time()
+            while True:
+                inputs = traffic_inputs(store.snapshot(), node_id, frozenset(board.unreachable_nodes()))
+                if inputs is not None:
+                    force = trio.current_time() >= next_full
+                    try:
+                        await applier.apply(inputs, force=force)
+                        if force:
+                            next_full = trio.current_time() + RESYNC_S
+                    except Exception as exc:  # logged and retried: stale rules beat no loop at all
+                        log.warning("traffic rules not applied, retrying in %.0f s: %s", RETRY_S, exc)
+                        await trio.sleep(RETRY_S)
+                        continue
+                with trio.move_on_after(POLL_S):
+                    await changes.receive()
+                    drain(changes)  # one rebuild per burst of commits
+        finally:
+            board.traffic = None
