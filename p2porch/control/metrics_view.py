@@ -103,7 +103,7 @@ class ClusterMetrics:
         changes = CounterMetricFamily(
             "p2porch_raft_leader_changes", "Times the leader this node sees changed to another node"
         )
-        changes.add_metric([], store.leader_changes)
+        changes.add_metric([], store.leader_changes.count)
         yield changes
         journal = os.path.join(store.config.data_dir, "raft.journal")
         try:

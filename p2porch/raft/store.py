@@ -34,6 +34,7 @@ from .fsm import Change, apply_batch, encode_batch
 from .journal import DurableJournal, durable_replace, write_file_atomic
 from .lag import LagClock
 from .state import EMPTY_STATE, ClusterState
+from .status import LeaderChanges, RaftStatus
 from .transport_guard import GuardedTCPTransport
 
 _INET_NTOP = socket.inet_ntop
@@ -136,32 +137,6 @@ def _split_addr(addr: str, name: str) -> tuple[str, int]:
     return host, int(port)
 
 
-@dataclass(frozen=True)
-class RaftStatus:
-    """A point-in-time view of this node's Raft role (refreshed every ``status_refresh_s``)."""
-
-    self_addr: str | None
-    role: str  # leader | follower | candidate | replica
-    is_leader: bool
-    leader: str | None
-    term: int
-    commit_index: int
-    last_applied: int
-    voters: tuple[str, ...]
-    connected_voters: tuple[str, ...]
-    replicas_connected: int
-    has_quorum: bool
-    ready: bool
-    state_version: int
-    raft_thread_alive: bool
-    leader_commit_index: int = 0  # the leader's commit index as last heard (the leader: its own)
-    lag_s: float = 0.0  # how long this node has missed a committed entry (docs/raft.md, "lag")
-    peers: dict[str, dict[str, Any]] = field(default_factory=dict)  # leader: {addr: match_index, lag_s}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
-
-
 class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
     """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
 
@@ -248,8 +223,7 @@ class RaftStore:
         self._closed = False
         self._status: RaftStatus | None = None
         self._status_at = 0.0
-        self.leader_changes = 0  # times the leader this node sees changed to another node (Raft thread)
-        self._last_leader: str | None = None
+        self.leader_changes = LeaderChanges()  # updated on the Raft thread
         self.commit_observer: Callable[[float], None] | None = None  # seconds of each answered proposal
         self._status_lock = threading.Lock()
         self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
@@ -543,10 +517,7 @@ class RaftStore:
         leader_commit = commit if is_leader else int(raw.get("leader_commit_idx") or 0)
         if observe_at is not None:
             self._observe_lag(observe_at, raw, is_leader, applied, leader_commit)
-            if leader is not None and str(leader) != self._last_leader:
-                if self._last_leader is not None:
-                    self.leader_changes += 1
-                self._last_leader = str(leader)
+            self.leader_changes.observe(None if leader is None else str(leader))
         lag_s, peers = self._lag
         return RaftStatus(
             self_addr=self_addr,

@@ -13,6 +13,7 @@ from p2porch.dns.server import ServerCounters
 from p2porch.metrics import Metrics
 from p2porch.model import DesiredState, Task, TaskState
 from p2porch.netoverlay.reconciler import ReconcileCounters
+from p2porch.raft.status import LeaderChanges
 
 
 def families(metrics: Metrics) -> dict[str, object]:
@@ -123,7 +124,7 @@ def _fake_cluster(tmp_path):
     store = SimpleNamespace(
         status=lambda: status,
         snapshot=lambda: SimpleNamespace(tasks=tasks),
-        leader_changes=2,
+        leader_changes=SimpleNamespace(count=2),
         config=SimpleNamespace(data_dir=str(raft_dir)),
     )
     members = {n: SimpleNamespace(state=s) for n, s in {"a": "alive", "b": "alive", "c": "suspect"}.items()}
@@ -184,3 +185,10 @@ def test_a_node_outside_a_cluster_exposes_only_its_own_instruments():
     pulled = ("p2porch_raft_term", "p2porch_gossip_members", "p2porch_dns_responses_total")
     assert not names & set(pulled)
     assert "p2porch_scheduler_placements_total" in names
+
+
+def test_leader_changes_count_only_a_new_leader():
+    changes = LeaderChanges()
+    for seen in (None, "a:1", "a:1", None, "a:1", "b:1", "b:1", "a:1"):
+        changes.observe(seen)
+    assert changes.count == 2  # a -> b -> a; the first leader and "no leader known" are not changes
