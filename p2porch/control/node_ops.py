@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
 from ..membership import key_rotation
-from ..model import Availability, Node, NodeRole, NodeStatus
+from ..model import Availability, Node, NodeRole, NodeStatus, natural_key
 from ..raft import commands as C
 from ..raft.lag import progress_view
 from ..raft.state import ClusterState
@@ -126,7 +126,8 @@ class NodeOps:
     def nodes(self) -> list[dict[str, Any]]:
         store = self.cluster.require_store()
         state, leader = store.snapshot(), store.status().leader
-        return [self.node_view(n, state, leader) for n in sorted(state.nodes.values(), key=lambda n: n.name)]
+        ordered = sorted(state.nodes.values(), key=lambda n: (natural_key(n.name), n.name))  # n2 before n10
+        return [self.node_view(n, state, leader) for n in ordered]
 
     def find_node(self, ref: str) -> Node:
         state = self.cluster.snapshot()

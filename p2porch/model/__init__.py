@@ -30,6 +30,7 @@ from .records import (
     Service,
     SubnetLease,
     Task,
+    natural_key,
     secret_key,
 )
 from .rollout import Rollout, RolloutState
@@ -90,6 +91,7 @@ __all__ = [
     "UpdateConfig",
     "format_bytes",
     "format_cpus",
+    "natural_key",
     "parse_affinity",
     "parse_constraint",
     "parse_cpu_nanos",

@@ -9,6 +9,7 @@ bookkeeping inside its spec map). Nothing here does I/O or reads a clock.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
@@ -21,6 +22,14 @@ from .spec import ServiceSpec
 from .states import Availability, DesiredState, NodeRole, NodeStatus, TaskHealth, TaskState
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders runs of digits by value: ``n2`` before ``n10`` (``node ls``)."""
+    return tuple((1, int(part)) if part.isdigit() else (0, part) for part in _DIGITS.split(name) if part)
+
 
 #: keys the snapshot layout before typed records kept in a stored service spec beside the user's fields
 LEGACY_BOOKKEEPING_KEYS = ("previous_spec", "update_paused", "rebalance_requested")

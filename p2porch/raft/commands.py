@@ -297,7 +297,7 @@ class CreateService(Command):
     spec: ServiceSpec
 
     def body(self) -> dict[str, Any]:
-        return {"service_id": self.service_id, "spec": self.spec.to_dict()}
+        return {"service_id": self.service_id, "spec": self.spec.to_sparse_dict()}
 
     @classmethod
     def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> CreateService:
@@ -342,8 +342,8 @@ class UpdateService(Command):
     def body(self) -> dict[str, Any]:
         body = {
             "service_id": self.service_id,
-            "spec": self.spec.to_dict(),
-            "previous_spec": None if self.previous_spec is None else self.previous_spec.to_dict(),
+            "spec": self.spec.to_sparse_dict(),
+            "previous_spec": None if self.previous_spec is None else self.previous_spec.to_sparse_dict(),
             "update_paused": self.update_paused,
             "rebalance_requested": self.rebalance_requested,
             "service_version": self.service_version,

@@ -21,7 +21,7 @@ from ..wire import pack
 from . import commands as C
 from . import fsm_access, fsm_networks, fsm_secrets
 from .fields import TaskRemove
-from .state import ClusterState
+from .state import ClusterState, copy_map
 from .vips import allocate_vip
 
 MAX_BATCH_COMMANDS = 10_000
@@ -88,9 +88,10 @@ def _add_node(s: ClusterState, c: C.AddNode, v: int) -> Result:
         raise _conflict(f"node id {node.node_id} already exists", "node_id")
     if s.node_by_name(node.name) is not None:
         raise _conflict(f"node name {node.name} is taken", "name")
-    nodes = dict(s.nodes)
+    nodes = copy_map(s.nodes)
     nodes[node.node_id] = node
-    return s.evolve(nodes=nodes, version=v), node.node_id, [Change("node", "put", node.node_id, node, v)]
+    new = s.evolve(nodes=nodes, node_change=(None, node), version=v)
+    return new, node.node_id, [Change("node", "put", node.node_id, node, v)]
 
 
 def _update_node(s: ClusterState, c: C.UpdateNode, v: int) -> Result:
@@ -102,9 +103,10 @@ def _update_node(s: ClusterState, c: C.UpdateNode, v: int) -> Result:
     if "status" in changes and changes["status"] != node.status:
         changes["status_at"] = c.at
     new_node = replace(node, **changes, version=v)
-    nodes = dict(s.nodes)
+    nodes = copy_map(s.nodes)
     nodes[c.node_id] = new_node
-    return s.evolve(nodes=nodes, version=v), c.node_id, [Change("node", "put", c.node_id, new_node, v)]
+    new = s.evolve(nodes=nodes, node_change=(node, new_node), version=v)
+    return new, c.node_id, [Change("node", "put", c.node_id, new_node, v)]
 
 
 def _remove_node(s: ClusterState, c: C.RemoveNode, v: int) -> Result:
@@ -112,15 +114,16 @@ def _remove_node(s: ClusterState, c: C.RemoveNode, v: int) -> Result:
     if node_id not in s.nodes:
         raise _not_found(f"no node {node_id}", "node_id")
     _check_object_version(s.nodes[node_id].version, c.node_version, "node_version")
-    nodes = dict(s.nodes)
+    nodes = copy_map(s.nodes)
     del nodes[node_id]
     changes = [Change("node", "delete", node_id, None, v)]
     leases = None
     if node_id in s.leases:
-        leases = dict(s.leases)
+        leases = copy_map(s.leases)
         del leases[node_id]
         changes.append(Change("lease", "delete", node_id, None, v))
-    return s.evolve(nodes=nodes, leases=leases, version=v), node_id, changes
+    new = s.evolve(nodes=nodes, leases=leases, node_change=(s.nodes[node_id], None), version=v)
+    return new, node_id, changes
 
 
 def _service_vip(s: ClusterState, service_id: str, endpoint_mode: str, current: str) -> str:
@@ -140,9 +143,10 @@ def _create_service(s: ClusterState, c: C.CreateService, v: int) -> Result:
     fsm_networks.check_service_networks(s, c.spec)
     vip = _service_vip(s, service_id, c.spec.endpoint_mode, "")
     svc = Service(service_id, c.spec, version=v, created_at=c.at, updated_at=c.at, vip=vip)
-    services = dict(s.services)
+    services = copy_map(s.services)
     services[service_id] = svc
-    return s.evolve(services=services, version=v), service_id, [Change("service", "put", service_id, svc, v)]
+    new = s.evolve(services=services, service_change=(None, svc), version=v)
+    return new, service_id, [Change("service", "put", service_id, svc, v)]
 
 
 def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
@@ -167,10 +171,10 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
         updated_at=c.at,
         vip=_service_vip(s, service_id, c.spec.endpoint_mode, svc.vip),
     )
-    services = dict(s.services)
+    services = copy_map(s.services)
     services[service_id] = new_svc
     return (
-        s.evolve(services=services, version=v),
+        s.evolve(services=services, service_change=(svc, new_svc), version=v),
         service_id,
         [Change("service", "put", service_id, new_svc, v)],
     )
@@ -182,21 +186,22 @@ def _remove_service(s: ClusterState, c: C.RemoveService, v: int) -> Result:
     if svc is None:
         raise _not_found(f"no service {service_id}", "service_id")
     _check_object_version(svc.version, c.service_version, "service_version")
-    services = dict(s.services)
+    services = copy_map(s.services)
     del services[service_id]
     # Its tasks stop in the same commit: agents see desired_state shutdown, the leader later forgets them.
-    tasks = dict(s.tasks)
+    tasks = copy_map(s.tasks)
     changes = [Change("service", "delete", service_id, None, v)]
     for task in s.tasks_of_service(service_id):
         if task.desired_state != DesiredState.SHUTDOWN:
             stopped = replace(task, desired_state=DesiredState.SHUTDOWN, message="service removed", version=v)
             tasks[task.task_id] = stopped
             changes.append(Change("task", "put", task.task_id, stopped, v))
-    return s.evolve(services=services, tasks=tasks, version=v), service_id, changes
+    new = s.evolve(services=services, tasks=tasks, service_change=(svc, None), version=v)
+    return new, service_id, changes
 
 
 def _put_tasks(s: ClusterState, c: C.PutTasks, v: int) -> Result:
-    tasks = dict(s.tasks)
+    tasks = copy_map(s.tasks)
     changes: list[Change] = []
     for item in c.items:
         key = item.task_id
@@ -247,7 +252,7 @@ def _report_task_states(s: ClusterState, c: C.ReportTaskStates, v: int) -> Resul
         if updates.get("state") == TaskState.RUNNING and not current.started_at:
             updates["started_at"] = updates.get("state_at", c.at)
         if tasks is None:
-            tasks = dict(s.tasks)
+            tasks = copy_map(s.tasks)
         new_task = replace(current, **updates, version=v)
         tasks[task_id] = new_task
         applied.append(task_id)
@@ -272,7 +277,7 @@ def _lease_subnet(s: ClusterState, c: C.LeaseSubnet, v: int) -> Result:
         text = str(subnet)
         if text not in taken:
             lease = SubnetLease(node_id, text, version=v)
-            leases = dict(s.leases)
+            leases = copy_map(s.leases)
             leases[node_id] = lease
             return s.evolve(leases=leases, version=v), text, [Change("lease", "put", node_id, lease, v)]
     raise _conflict(f"cluster CIDR {s.cluster_cidr} has no free /{s.subnet_prefix_len}", "cluster_cidr")
@@ -283,7 +288,7 @@ def _release_subnet(s: ClusterState, c: C.ReleaseSubnet, v: int) -> Result:
     lease = s.leases.get(node_id)
     if lease is None:
         return s, None, []
-    leases = dict(s.leases)
+    leases = copy_map(s.leases)
     del leases[node_id]
     return s.evolve(leases=leases, version=v), lease.subnet, [Change("lease", "delete", node_id, None, v)]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import ConflictError, NotFoundError
 from .commands_secrets import PutSecret, RemoveSecret, ResealSecret
-from .state import ClusterState, SecretRecord, secret_key
+from .state import ClusterState, SecretRecord, copy_map, secret_key
 
 MAX_VERSIONS = 10  # older versions are dropped (a service pinned to one fails to start its new tasks)
 
@@ -52,7 +52,7 @@ def put_secret(s: ClusterState, c: PutSecret, v: int) -> Any:
             )
         versions = (*current.versions, entry)[-MAX_VERSIONS:]
         record = replace(current, versions=versions, updated_at=c.at, version=v)
-    secrets = dict(s.secrets)
+    secrets = copy_map(s.secrets)
     secrets[key] = record
     return s.evolve(secrets=secrets, version=v), c.secret_version, [("secret", "put", key, record)]
 
@@ -77,7 +77,7 @@ def reseal_secret(s: ClusterState, c: ResealSecret, v: int) -> Any:
         by_number[number].update(sealed=bytes(item["sealed"]), digest=item["digest"], key_epoch=c.key_epoch)
     versions = tuple(by_number[int(e["version"])] for e in current.versions)
     record = replace(current, versions=versions, version=v)
-    secrets = dict(s.secrets)
+    secrets = copy_map(s.secrets)
     secrets[key] = record
     return s.evolve(secrets=secrets, version=v), len(c.versions), [("secret", "put", key, record)]
 
@@ -89,6 +89,6 @@ def remove_secret(s: ClusterState, c: RemoveSecret, v: int) -> Any:
     users = users_of(s, c.kind, c.name)
     if users:
         raise ConflictError(f"{c.kind} {c.name} is in use by service(s): {', '.join(users)}", field="name")
-    secrets = dict(s.secrets)
+    secrets = copy_map(s.secrets)
     del secrets[key]
     return s.evolve(secrets=secrets, version=v), c.name, [("secret", "delete", key, None)]

@@ -1,11 +1,9 @@
-"""This node's Raft status as the store reports it, and the count of leader changes it saw (pure)."""
+"""One node's Raft status as the store reports it, and the leader changes it saw (pure records)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-
-__all__ = ["LeaderChanges", "RaftStatus"]
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,10 @@ from .appends import AppendFilter, rejection_floor
 from .fsm import Change, apply_batch, encode_batch
 from .journal import DurableJournal, durable_replace, write_file_atomic
 from .lag import LagClock
+from .pacer import TickPacer
 from .state import EMPTY_STATE, ClusterState
-from .status import LeaderChanges, RaftStatus
+from .status import LeaderChanges
+from .status import RaftStatus as RaftStatus  # re-exported: callers import it from the store
 from .transport_guard import GuardedTCPTransport
 
 _INET_NTOP = socket.inet_ntop
@@ -100,7 +102,8 @@ class StoreConfig:
     data_dir: Path
     password: str = field(repr=False)  # the pysyncobj password: never in a repr or a log
     bind_addr: str | None = None  # "ip:port" to listen on when it differs from self_addr (behind NAT)
-    tick_period_s: float = 0.005
+    tick_period_s: float = 0.005  # while there is Raft work (pacer.py); idle_tick_period_s otherwise
+    idle_tick_period_s: float = 0.05
     heartbeat_period_s: float = 0.1
     election_timeout_min_s: float = 0.5
     election_timeout_max_s: float = 1.2
@@ -228,6 +231,7 @@ class RaftStore:
         self._status_lock = threading.Lock()
         self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
         self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
+        self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, config.idle_tick_period_s))
         data_dir = Path(config.data_dir)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(data_dir, 0o700)
@@ -393,6 +397,7 @@ class RaftStore:
                     continue
                 self._inflight += 1
                 callback = functools.partial(self._raft_callback, self._batch_done, batch)
+                self._conf.autoTickPeriod = self._pacer.work(time.monotonic())  # read by the next tick
                 self._so.apply_entry(encode_batch([p.command for p in batch]), callback=callback)
 
     def _raft_callback(self, target: Callable[..., None], *args: Any) -> None:
@@ -490,7 +495,11 @@ class RaftStore:
 
     def _on_tick(self) -> None:
         now = time.monotonic()
-        if now - self._status_at >= self.config.status_refresh_s:
+        busy = self._inflight > 0 or bool(self._pending)
+        period = self._pacer.period(now, self._so.raftCommitIndex, self._so.raftLastApplied, busy)
+        self._conf.autoTickPeriod = period
+        idle = period > self._pacer.busy_period_s  # idle: refresh 5x less often (status() reads fresh)
+        if now - self._status_at >= self.config.status_refresh_s * (5 if idle else 1):
             status = self._compute_status(observe_at=now)
             with self._status_lock:
                 self._status, self._status_at = status, now

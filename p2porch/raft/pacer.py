@@ -1,0 +1,36 @@
+"""How long pysyncobj's Raft thread may sleep between ticks: short while there is work, long when idle (pure).
+
+pysyncobj's tick thread polls its sockets with a timeout of ``autoTickPeriod`` and is woken early by any
+message or proposal; the timeout only bounds how late timers (heartbeats, election deadlines, commits
+nothing else wakes, e.g. a single voter's own) fire. A 5 ms tick keeps commits at ~1-2 ms but wakes an
+idle node 200 times a second. :class:`TickPacer` keeps the short tick while proposals are in flight or
+the commit index moved within ``linger_s`` and the long one otherwise (docs/raft.md, "Settings").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class TickPacer:
+    """The tick period to use next; owns only the time work was last seen (no I/O, no clock)."""
+
+    busy_period_s: float
+    idle_period_s: float
+    linger_s: float = 1.0
+    last_work_at: float = -math.inf
+    last_commit: int = -1
+
+    def work(self, now: float) -> float:
+        """A proposal is about to be submitted: the busy period, from now."""
+        self.last_work_at = now
+        return self.busy_period_s
+
+    def period(self, now: float, commit_index: int, last_applied: int, in_flight: bool) -> float:
+        """Observe the Raft log once per tick; returns the period for the next tick."""
+        if in_flight or commit_index != self.last_commit or last_applied < commit_index:
+            self.last_work_at = now
+        self.last_commit = commit_index
+        return self.busy_period_s if now - self.last_work_at < self.linger_s else self.idle_period_s

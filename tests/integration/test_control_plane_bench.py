@@ -1,0 +1,40 @@
+"""Smoke test: the control-plane benchmark's short form runs end to end and prints its JSON (no timing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_control_plane_bench_short_form() -> None:
+    bench = str(ROOT / "bench" / "control_plane.py")
+    out = subprocess.run(
+        [sys.executable, bench, "--short"], capture_output=True, timeout=300, check=True, cwd=ROOT
+    )
+    result = json.loads(out.stdout)
+    assert result["benchmark"] == "control_plane"
+    (point,) = result["points"]
+    # every task of the 2 services of 100 replicas was placed on the 10 nodes and reported running
+    assert (point["nodes"], point["tasks"], point["placed"], point["running"]) == (10, 200, 200, 200)
+    for key in ("placed_per_s", "reported_running_per_s", "leader_cpu_ms_per_task", "raft_bytes_per_task"):
+        assert point[key] > 0, key
+    assert point["snapshot_bytes"] > 200 * 100  # every task record is in the snapshot
+    assert len(point["voter_rss_mb"]) == 3
+
+
+def test_idle_bench_raft_only_short_form() -> None:
+    bench = str(ROOT / "bench" / "idle.py")
+    args = [sys.executable, bench, "--raft-only", "--seconds", "2"]
+    out = subprocess.run(args, capture_output=True, timeout=120, check=True, cwd=ROOT)
+    result = json.loads(out.stdout)
+    assert result["benchmark"] == "idle" and len(result["processes"]) == 3
+    for proc in result["processes"].values():
+        assert proc["rss_mb"] > 0 and proc["threads"] >= 2 and proc["wakeups_per_s"] >= 0

@@ -1,0 +1,25 @@
+"""The Raft tick pacer: the short tick while there is work, the long one once idle for ``linger_s``."""
+
+from __future__ import annotations
+
+from p2porch.raft.pacer import TickPacer
+
+
+def test_idle_until_work_then_busy_for_the_linger_then_idle_again() -> None:
+    pacer = TickPacer(busy_period_s=0.005, idle_period_s=0.05, linger_s=1.0)
+    assert pacer.period(0.0, commit_index=7, last_applied=7, in_flight=False) == 0.005  # first sight: moved
+    assert pacer.period(1.5, commit_index=7, last_applied=7, in_flight=False) == 0.05
+    assert pacer.work(2.0) == 0.005  # a proposal is about to go out
+    assert pacer.period(2.5, commit_index=7, last_applied=7, in_flight=False) == 0.005
+    assert pacer.period(3.1, commit_index=7, last_applied=7, in_flight=False) == 0.05
+
+
+def test_in_flight_commits_and_unapplied_entries_count_as_work() -> None:
+    pacer = TickPacer(busy_period_s=0.005, idle_period_s=0.05, linger_s=1.0)
+    pacer.period(0.0, 7, 7, False)
+    assert pacer.period(5.0, 7, 7, True) == 0.005  # a batch is in flight
+    assert pacer.period(7.0, 7, 7, False) == 0.05
+    assert pacer.period(9.0, 8, 7, False) == 0.005  # the commit index moved
+    assert pacer.period(11.0, 8, 7, False) == 0.005  # an entry is committed but not applied yet
+    assert pacer.period(11.5, 8, 8, False) == 0.005  # applied: lingers from the last work seen
+    assert pacer.period(12.1, 8, 8, False) == 0.05
