@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .netoverlay.reconciler import OverlayReconciler
     from .netoverlay.traffic_apply import TrafficApplier
     from .raft.state import ClusterState
-    from .raft.store import RaftStatus
+    from .raft.status import RaftStatus
 
 __all__ = ["ClusterStore", "LocalBoard", "LocalNode", "MemberAsk", "MemberContext", "VoterControl"]
 

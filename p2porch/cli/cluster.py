@@ -20,6 +20,7 @@ from .daemon import ADVERTISED_PORTS as PORTS
 from .daemon import add_node_options, load_daemon_config
 from .util import (
     EXIT_OK,
+    LONG_OPERATION_TIMEOUT_S,
     UsageError,
     client_for,
     command,
@@ -398,7 +399,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_keys(args: argparse.Namespace) -> int:
-    result = client_for(args).post("/cluster/rotate-keys", {})
+    result = client_for(args, timeout_s=LONG_OPERATION_TIMEOUT_S).post("/cluster/rotate-keys", {})
     emit(
         args,
         result,
@@ -409,6 +410,7 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
                 if d["left_out"]
                 else ""
             )
+            + ("" if d.get("settled", True) else "\nwarning: no write committed in the new epoch yet")
         ),
     )
     return EXIT_OK

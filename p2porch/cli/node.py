@@ -9,6 +9,7 @@ from typing import Any
 from .stats import add_node_stats
 from .util import (
     EXIT_OK,
+    LONG_OPERATION_TIMEOUT_S,
     Parser,
     client_for,
     emit,
@@ -101,8 +102,18 @@ def cmd_node_update(args: argparse.Namespace) -> int:
 
 
 def cmd_node_rm(args: argparse.Namespace) -> int:
-    result = client_for(args).delete(f"/nodes/{args.node}", {"force": args.force})
-    emit(args, result, lambda d: f"removed node {d['name']} ({d['removed']})")
+    # a leading voter steps down first and the rest switch to a new key epoch: allow for both
+    result = client_for(args, timeout_s=LONG_OPERATION_TIMEOUT_S).delete(
+        f"/nodes/{args.node}", {"force": args.force}
+    )
+    emit(
+        args,
+        result,
+        lambda d: (
+            f"removed node {d['name']} ({d['removed']})"
+            + (f"\nwarning: {d['warning']}" if d.get("warning") else "")
+        ),
+    )
     return EXIT_OK
 
 

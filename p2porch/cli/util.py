@@ -85,11 +85,14 @@ def connection_of(args: argparse.Namespace) -> Any:
     )
 
 
-def client_for(args: argparse.Namespace) -> Any:
+LONG_OPERATION_TIMEOUT_S = 90.0  # node rm, rotate-keys: a leader step-down and a key switch
+
+
+def client_for(args: argparse.Namespace, timeout_s: float = 30.0) -> Any:
     from ..api.client import ApiClient
 
     conn = connection_of(args)
-    return ApiClient(conn.host, token=conn.token or None, ca_pem=conn.ca_pem or None)
+    return ApiClient(conn.host, token=conn.token or None, ca_pem=conn.ca_pem or None, timeout_s=timeout_s)
 
 
 def wants_json(args: argparse.Namespace) -> bool:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
+import trio
+
+from ..errors import ConfigError, ConflictError, NotFoundError, NotLeaderError, P2POrchError
 from ..membership import key_rotation
 from ..model import Availability, Node, NodeRole, NodeStatus, natural_key
 from ..raft import commands as C
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["NodeOps", "join_command", "raft_role"]
 
 log = logging.getLogger(__name__)
+
+STEP_DOWN_TIMEOUT_S = 20.0  # a demoted leader restarts as a replica (role check ~1 s) and the rest elect
+VOTER_REMOVAL_TIMEOUT_S = 20.0  # one configuration change; a change already in flight goes first
 
 
 def raft_role(node: Node, leader: str | None) -> str:
@@ -181,8 +186,8 @@ class NodeOps:
                 "it) or use --force",
                 field="--force",
             )
-        if node.role == NodeRole.VOTER and node.raft_addr in store.status().voters:
-            await store.remove_voter(node.raft_addr)
+        if node.raft_addr in store.status().voters:
+            await self._remove_voter(node)
         await self.cluster.write(C.RemoveNode(at=self.cluster.clock.now(), node_id=node.node_id).encode())
         removed: dict[str, Any] = {"removed": node.node_id, "name": node.name}
         try:  # node rm revokes: a new key epoch that the removed node holds no envelope for
@@ -194,4 +199,41 @@ class NodeOps:
                 "key_epoch": None,
                 "warning": f"keys not rotated ({exc.message}): run `p2porch cluster rotate-keys`",
             }
+        if not rotation["settled"]:
+            removed["warning"] = (
+                f"key epoch {rotation['key_epoch']} not in use by a quorum yet: writes may wait"
+            )
         return {**removed, "key_epoch": rotation["key_epoch"]}
+
+    async def _remove_voter(self, node: Node) -> None:
+        """Take ``node`` out of the Raft configuration before its record goes. The leader cannot be
+        removed (Raft: it would have to remove itself), so a leading node is first recorded as a
+        replica: it restarts its store as one and the others elect a leader among themselves."""
+        store = self.cluster.require_store()
+        if store.status().leader == node.raft_addr:
+            demote = C.UpdateNode(
+                at=self.cluster.clock.now(),
+                node_id=node.node_id,
+                node_version=node.version,
+                role=NodeRole.REPLICA,
+            )
+            await self.cluster.write(demote.encode())
+            log.warning(
+                "node rm: %s leads the Raft group: recorded as a replica so that it steps down", node.name
+            )
+            with trio.move_on_after(STEP_DOWN_TIMEOUT_S):
+                while store.status().leader in (None, node.raft_addr):
+                    await trio.sleep(0.1)
+            if store.status().leader in (None, node.raft_addr):
+                raise ConflictError(
+                    f"{node.name} leads the Raft group and did not step down within "
+                    f"{STEP_DOWN_TIMEOUT_S:.0f} s; it is recorded as a replica now and nothing was "
+                    "removed: run `node rm` again",
+                    field="NODE",
+                )
+        try:
+            await store.remove_voter(node.raft_addr, timeout_s=VOTER_REMOVAL_TIMEOUT_S)
+        except NotLeaderError as exc:  # it became leader again meanwhile
+            raise ConflictError(
+                f"{exc.message}; nothing was removed: run `node rm` again", field="NODE"
+            ) from exc

@@ -57,6 +57,7 @@ async def serve_scheduler(
 async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: random.Random) -> None:
     store, board, clock = ctx.store, ctx.board, ctx.clock
     orchestrator = Orchestrator(rng, down_grace_s=section.down_grace_s)
+    reported: set[tuple[str, int]] = set()  # invalid services already reported (id, version)
     wake_at: float | None = None
     async with ctx.state_changes() as changes:
         while True:
@@ -83,6 +84,7 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
                 await apply_cron_decisions(ctx, cron.decisions)
                 continue  # the ticks are committed: the next round starts their executions
             plan = plan_round(state, now, orchestrator, rebalance_max_moves=section.rebalance_max_moves)
+            report_skipped(state, plan.skipped, reported)
             wake_at = min((w for w in (plan.wake_at, cron.wake_at) if w is not None), default=None)
             if plan.update_failures:
                 await apply_update_failures(ctx, state, plan.update_failures)
@@ -117,6 +119,15 @@ def placements(state: ClusterState, items: list[Any]) -> int:
         if before is None or before.node_id != record.node_id:
             count += 1
     return count
+
+
+def report_skipped(state: ClusterState, skipped: dict[str, str], reported: set[tuple[str, int]]) -> None:
+    """Say once per service version that the leader leaves an invalid service alone (the event)."""
+    for service_id, why in skipped.items():
+        key = (service_id, state.services[service_id].version)
+        if key not in reported:
+            reported.add(key)
+            log.error("service %s is left alone: its committed spec is invalid here (%s)", service_id, why)
 
 
 async def sync_node_statuses(ctx: MemberContext, state: ClusterState) -> bool:

@@ -39,6 +39,7 @@ class Round:
     rollouts_done: list[RolloutDone] = field(default_factory=list)  # rollouts to mark completed
     wake_at: float | None = None
     rebalanced: list[str] = field(default_factory=list)  # services whose `service rebalance` is done
+    skipped: dict[str, str] = field(default_factory=dict)  # invalid services left alone: id -> why
 
     @property
     def empty(self) -> bool:
@@ -56,9 +57,11 @@ def plan_round(
     state: ClusterState, now: float, orchestrator: Orchestrator, *, rebalance_max_moves: int = 1
 ) -> Round:
     out = Round()
-    services = list(state.services.values())
-    specs: dict[str, ServiceSpec] = {s.service_id: s.spec for s in services}
-    tasks = list(state.tasks.values())
+    # a service whose committed spec does not validate here is left alone, tasks and all (committed.py)
+    out.skipped = {s.service_id: s.invalid for s in state.services.values() if s.invalid}
+    services = [s for s in state.services.values() if not s.invalid]
+    specs: dict[str, ServiceSpec] = {s.service_id: s.spec for s in state.services.values()}
+    tasks = [t for t in state.tasks.values() if t.service_id not in out.skipped]
     nodes = list(state.nodes.values())
     reconciliation = orchestrator.reconcile(services, tasks, nodes, now)
     out.update_failures = [e for e in reconciliation.events if isinstance(e, UpdateFailed)]

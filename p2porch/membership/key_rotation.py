@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 KEY_OP = "keys"  # the one member request a peer serves to a session keyed with an older epoch
 FETCH_TIMEOUT_S = 2.0
 ROTATE_ATTEMPTS = 3  # a rotation computed from a state a join has since changed is refused and redone
+SETTLE_TIMEOUT_S = 20.0  # members switch within ~1 s (role check) plus a store restart and an election
+SETTLE_POLL_S = 0.2
 
 
 async def rotate_keys(manager: ClusterManager, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -85,7 +87,37 @@ async def _rotate_once(manager: ClusterManager, exclude: tuple[str, ...]) -> dic
     if left_out:
         log.warning("key epoch %d: %s hold no node key and must rejoin", rotation.epoch, ", ".join(left_out))
     log.info("key epoch %d started for %d members", rotation.epoch, len(rotation.envelopes))
-    return {"key_epoch": rotation.epoch, "members": len(rotation.envelopes), "left_out": left_out}
+    settled = await wait_settled(manager, rotation.epoch, SETTLE_TIMEOUT_S)
+    if not settled:
+        log.warning(
+            "key epoch %d: the cluster did not commit in it within %.0f s", rotation.epoch, SETTLE_TIMEOUT_S
+        )
+    return {
+        "key_epoch": rotation.epoch,
+        "members": len(rotation.envelopes),
+        "left_out": left_out,
+        "settled": settled,
+    }
+
+
+async def wait_settled(manager: ClusterManager, epoch: int, timeout_s: float) -> bool:
+    """Wait until this node runs in key ``epoch`` and a write commits in it; False after ``timeout_s``.
+
+    Every member restarts its store with the new Raft password when it applies the rotation, each at
+    its own moment: until a quorum has, nothing commits. Returning only once a barrier write (a
+    ``Noop``) has committed in the new epoch means the next command (a join, a write) does not run into
+    that switch. The barrier changes nothing in the state."""
+    with trio.move_on_after(timeout_s):
+        while True:
+            local = manager.local
+            if local is not None and local.key_epoch >= epoch:
+                try:
+                    await manager.write(C.Noop(at=time.time(), tag=f"key-epoch-{epoch}").encode())
+                    return True
+                except P2POrchError as exc:  # no store (restarting) or no quorum in the new epoch yet
+                    log.debug("key epoch %d not settled yet: %s", epoch, exc.message)
+            await trio.sleep(SETTLE_POLL_S)
+    return False
 
 
 def key_from_state(local: LocalClusterState, state: ClusterState) -> ClusterKeys | None:

@@ -26,7 +26,7 @@ from ..context import ClusterStore, LocalBoard
 from ..errors import AuthError, P2POrchError
 from ..model import NodeRole
 from ..raft.state import ClusterState
-from ..raft.store import RaftStatus
+from ..raft.status import RaftStatus
 from . import key_rotation
 from .join_service import request_join
 from .localstate import LocalClusterState

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .autoscale_spec import AutoscaleStep
+from .committed import committed_spec
 from .rollout import Rollout
 from .spec import ServiceSpec
 from .states import Availability, DesiredState, NodeRole, NodeStatus, TaskHealth, TaskState
@@ -246,6 +247,9 @@ class Service:
     rollout: Rollout | None = None  # the last template change (update or rollback) and its state
     autoscale_last: AutoscaleStep | None = None  # the autoscaler's last step (kept across user updates)
     job: JobStatus = field(default_factory=JobStatus)
+    # set when the committed spec does not validate here (``committed.py``): why, and the spec as stored
+    invalid: str = ""
+    invalid_spec: Any = field(default=None, compare=False, hash=False)
     vip: str = ""  # endpoint_mode vip: the service's virtual address, allocated by the FSM (raft/vips.py)
 
     @property
@@ -271,7 +275,8 @@ class Service:
         return {
             "service_id": self.service_id,
             "name": self.name,
-            "spec": self.spec.to_dict(),
+            "spec": self.invalid_spec if self.invalid else self.spec.to_dict(),
+            **({"invalid": self.invalid} if self.invalid else {}),
             "version": self.version,
             "update_paused": self.update_paused,
             "previous_spec": None if self.previous_spec is None else self.previous_spec.to_dict(),
@@ -286,14 +291,21 @@ class Service:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Service:
-        """Read a snapshot record, either layout; a spec that does not validate raises ConfigError."""
-        raw = dict(data.get("spec") or {})
+        """Read a snapshot record, either layout; a spec that does not validate is recorded as invalid
+        (``committed_spec``): a snapshot always loads."""
+        stored = data.get("spec") or {}
+        raw = dict(stored) if isinstance(stored, Mapping) else {}
         bookkeeping = {k: raw.pop(k) for k in LEGACY_BOOKKEEPING_KEYS if k in raw}  # older layout
         bookkeeping.update({k: data[k] for k in LEGACY_BOOKKEEPING_KEYS if data.get(k) is not None})
         previous = bookkeeping.get("previous_spec")
+        service_id = str(data["service_id"])
+        committed = raw if isinstance(stored, Mapping) else stored
+        spec, invalid = committed_spec(committed, service_id)
         return cls(
-            service_id=str(data["service_id"]),
-            spec=ServiceSpec.from_dict(raw),
+            service_id=service_id,
+            spec=spec,
+            invalid=invalid,
+            invalid_spec=committed if invalid else None,
             version=int(data.get("version", 0)),
             update_paused=bool(bookkeeping.get("update_paused", False)),
             previous_spec=optional_spec(previous),

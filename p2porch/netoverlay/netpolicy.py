@@ -4,7 +4,11 @@ Every task address of the cluster belongs to the networks of its service (``Endp
 polices the traffic that reaches *its own* tasks: a packet from a known task address to a local task
 address is accepted only when the two share a network; sources that are not task addresses (hosts,
 VTEPs, clients outside the cluster reaching a published port, a task whose address is not committed
-yet) are not policed. Tasks whose networks are all ``internal`` get no traffic out of the cluster CIDR.
+yet) are not policed, and neither is a local destination this node's rules do not know yet: a task that
+has just started is reachable from the moment another node's VIP/ingress rules send it connections,
+before this node's next rewrite names it (a window of one rule rewrite, instead of refused
+connections during every rolling update). Tasks whose networks are all ``internal`` get no traffic out
+of the cluster CIDR.
 
 The output is one ``iptables-restore --noflush`` transaction in the filter table (chains it declares
 are flushed and rewritten atomically):
@@ -15,7 +19,8 @@ are flushed and rewritten atomically):
   ! -s CLUSTER            RETURN       (outside clients: published ports)
   ! -d LEASE              RETURN       (policed where the destination lives)
   -d D                    P2P-NET-<n>  for each local task D and each network n of D
-  -s T                    P2P-NETREJ   for each known task address T (no shared network)
+  -d D                    P2P-NETSRC   for each local task D (no shared network with the source)
+``P2P-NETSRC``            -s T -j P2P-NETREJ for each known task address T
 ``P2P-NET-<n>``           -s M -j ACCEPT for every member M of network n (cluster-wide)
 ``P2P-NETREJ``            TCP reset, ICMP admin-prohibited otherwise ("connection refused")
 
@@ -31,6 +36,7 @@ from dataclasses import dataclass
 
 POLICY_CHAIN = "P2P-NETPOL"
 REJECT_CHAIN = "P2P-NETREJ"
+SOURCES_CHAIN = "P2P-NETSRC"
 NETWORK_CHAIN_PREFIX = "P2P-NET-"
 JUMP_COMMENT = "p2pnet-policy"  # not "p2porch-": the overlay firewall's own rule sweep leaves it alone
 
@@ -120,15 +126,16 @@ def plan_policy(spec: PolicyInput) -> PolicyPlan:
     for address in local_order:
         for net in sorted(local[address]):
             rules.append(f"-A {POLICY_CHAIN} -d {_host(address)} -j {network_chain(net)}")
+        rules.append(f"-A {POLICY_CHAIN} -d {_host(address)} -j {SOURCES_CHAIN}")
     for address in order:
-        rules.append(f"-A {POLICY_CHAIN} -s {_host(address)} -j {REJECT_CHAIN}")
+        rules.append(f"-A {SOURCES_CHAIN} -s {_host(address)} -j {REJECT_CHAIN}")
     rules.append(f"-A {REJECT_CHAIN} -p tcp -j REJECT --reject-with tcp-reset")
     rules.append(f"-A {REJECT_CHAIN} -j REJECT --reject-with icmp-admin-prohibited")
     for net in local_networks:
         chain = network_chain(net)
         for address in sorted(by_network[net], key=lambda a: ipaddress.IPv4Address(a)):
             rules.append(f"-A {chain} -s {_host(address)} -j ACCEPT")
-    chains = (POLICY_CHAIN, REJECT_CHAIN, *(network_chain(n) for n in local_networks))
+    chains = (POLICY_CHAIN, SOURCES_CHAIN, REJECT_CHAIN, *(network_chain(n) for n in local_networks))
     lines = ["*filter", *(f":{c} - [0:0]" for c in chains), *rules, "COMMIT", ""]
     return PolicyPlan("\n".join(lines), chains, len(rules))
 

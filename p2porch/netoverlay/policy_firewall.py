@@ -18,6 +18,7 @@ from .netpolicy import (
     NETWORK_CHAIN_PREFIX,
     POLICY_CHAIN,
     REJECT_CHAIN,
+    SOURCES_CHAIN,
     PolicyPlan,
     jump_rule,
     stale_chains,
@@ -93,7 +94,7 @@ class PolicyFirewall:
         chains = [
             c
             for c in self._chains()
-            if c in (POLICY_CHAIN, REJECT_CHAIN) or c.startswith(NETWORK_CHAIN_PREFIX)
+            if c in (POLICY_CHAIN, SOURCES_CHAIN, REJECT_CHAIN) or c.startswith(NETWORK_CHAIN_PREFIX)
         ]
         for chain in chains:  # flush all first: the policy chain references the others
             self._ipt("-F", chain, check=False)

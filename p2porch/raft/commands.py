@@ -33,6 +33,7 @@ from ..model import (
     ServiceSpec,
 )
 from ..model.autoscale_spec import AutoscaleStep
+from ..model.committed import committed_spec
 from ..model.records import LEGACY_BOOKKEEPING_KEYS, JobStatus, optional_spec
 from ..model.rollout import Rollout
 from . import fields as F
@@ -278,14 +279,14 @@ class ReleaseSubnet(LeaseSubnet):
 # --- services --------------------------------------------------------------------------------------
 
 
-def _spec(b: Mapping[str, Any], name: str, version: int) -> ServiceSpec:
-    data = F.get(b, name, dict)
+def _committed_spec(b: Mapping[str, Any], version: int, service_id: str) -> tuple[ServiceSpec, str, Any]:
+    """The body's spec, its invalidity reason ("" = valid) and, when invalid, the spec as committed:
+    a committed spec is applied even when this version's validator rejects it (``committed_spec``)."""
+    data = F.get(b, "spec", dict)
     if version == LEGACY_VERSION:
         data = {k: v for k, v in data.items() if k not in LEGACY_BOOKKEEPING_KEYS}
-    try:
-        return ServiceSpec.from_dict(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{name}: {exc.message}", field=exc.field) from exc
+    spec, invalid = committed_spec(data, service_id)
+    return spec, invalid, (data if invalid else None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -295,16 +296,22 @@ class CreateService(Command):
     TAG = "create_service"
     service_id: str
     spec: ServiceSpec
+    invalid: str = ""  # committed with a spec this version does not accept (see _committed_spec)
+    invalid_spec: Any = field(default=None, compare=False)
 
     def body(self) -> dict[str, Any]:
-        return {"service_id": self.service_id, "spec": self.spec.to_sparse_dict()}
+        return {
+            "service_id": self.service_id,
+            "spec": self.invalid_spec if self.invalid else self.spec.to_sparse_dict(),
+        }
 
     @classmethod
     def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> CreateService:
-        spec = _spec(b, "spec", version)
-        if version == LEGACY_VERSION and F.text(b, "name") != spec.name:
+        service_id = F.text(b, "service_id")
+        spec, invalid, raw = _committed_spec(b, version, service_id)
+        if version == LEGACY_VERSION and not invalid and F.text(b, "name") != spec.name:
             raise F.invalid(f"name {b['name']!r} is not the spec's name {spec.name!r}", "name")
-        return cls(service_id=F.text(b, "service_id"), spec=spec, **common)
+        return cls(service_id=service_id, spec=spec, invalid=invalid, invalid_spec=raw, **common)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -321,6 +328,8 @@ class UpdateService(Command):
     service_version: int | None = None
     autoscale_last: AutoscaleStep | None = None  # the autoscaler's step (absent from the body when None)
     job: JobStatus = field(default_factory=JobStatus)
+    invalid: str = ""  # committed with a spec this version does not accept (see _committed_spec)
+    invalid_spec: Any = field(default=None, compare=False)
 
     @classmethod
     def of(cls, service: Service, *, at: float, **changes: Any) -> UpdateService:
@@ -342,7 +351,7 @@ class UpdateService(Command):
     def body(self) -> dict[str, Any]:
         body = {
             "service_id": self.service_id,
-            "spec": self.spec.to_sparse_dict(),
+            "spec": self.invalid_spec if self.invalid else self.spec.to_sparse_dict(),
             "previous_spec": None if self.previous_spec is None else self.previous_spec.to_sparse_dict(),
             "update_paused": self.update_paused,
             "rebalance_requested": self.rebalance_requested,
@@ -360,9 +369,13 @@ class UpdateService(Command):
         source = F.get(b, "spec", dict) if version == LEGACY_VERSION else b
         paused = source.get("update_paused", False)
         requested = source.get("rebalance_requested") or 0.0
+        service_id = F.text(b, "service_id")
+        spec, invalid, raw = _committed_spec(b, version, service_id)
         return cls(
-            service_id=F.text(b, "service_id"),
-            spec=_spec(b, "spec", version),
+            service_id=service_id,
+            spec=spec,
+            invalid=invalid,
+            invalid_spec=raw,
             previous_spec=optional_spec(source.get("previous_spec")),
             update_paused=bool(paused),
             rebalance_requested=F.number(requested, "rebalance_requested"),

@@ -142,7 +142,16 @@ def _create_service(s: ClusterState, c: C.CreateService, v: int) -> Result:
         raise _conflict(f"service name {c.spec.name} is taken", "name")
     fsm_networks.check_service_networks(s, c.spec)
     vip = _service_vip(s, service_id, c.spec.endpoint_mode, "")
-    svc = Service(service_id, c.spec, version=v, created_at=c.at, updated_at=c.at, vip=vip)
+    svc = Service(
+        service_id,
+        c.spec,
+        version=v,
+        created_at=c.at,
+        updated_at=c.at,
+        vip=vip,
+        invalid=c.invalid,
+        invalid_spec=c.invalid_spec,
+    )
     services = copy_map(s.services)
     services[service_id] = svc
     new = s.evolve(services=services, service_change=(None, svc), version=v)
@@ -155,12 +164,14 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
     if svc is None:
         raise _not_found(f"no service {service_id}", "service_id")
     _check_object_version(svc.version, c.service_version, "service_version")
-    if c.spec.name != svc.name:
+    if c.spec.name != svc.name and not (c.invalid or svc.invalid):
         raise ConfigError(f"a service cannot be renamed ({svc.name} -> {c.spec.name})", field="name")
     fsm_networks.check_service_networks(s, c.spec, already=svc.spec)
     new_svc = replace(
         svc,
         spec=c.spec,
+        invalid=c.invalid,
+        invalid_spec=c.invalid_spec,
         previous_spec=c.previous_spec,
         update_paused=c.update_paused,
         rebalance_requested=c.rebalance_requested,

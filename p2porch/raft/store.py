@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgpack
 import trio
@@ -38,6 +38,7 @@ from .state import EMPTY_STATE, ClusterState
 from .status import LeaderChanges
 from .status import RaftStatus as RaftStatus  # re-exported: callers import it from the store
 from .transport_guard import GuardedTCPTransport
+from .voter_change import next_step
 
 _INET_NTOP = socket.inet_ntop
 import pysyncobj.serializer as _pso_serializer  # noqa: E402
@@ -349,14 +350,14 @@ class RaftStore:
     async def add_voter(self, addr: str, timeout_s: float = 10.0) -> None:
         """Add a voter to the Raft configuration (from any node; one change at a time)."""
         _split_addr(addr, "addr")
-        await self._membership(self._so.addNodeToCluster, addr, timeout_s)
+        await self._membership("add", self._so.addNodeToCluster, addr, timeout_s)
 
     async def remove_voter(self, addr: str, timeout_s: float = 10.0) -> None:
         """Remove a voter. The leader cannot remove itself: call :meth:`transfer_leadership` first."""
         _split_addr(addr, "addr")
         if addr == self.config.self_addr and self.status().is_leader:
             raise NotLeaderError("the leader cannot remove itself; transfer leadership first", leader=addr)
-        await self._membership(self._so.removeNodeFromCluster, addr, timeout_s)
+        await self._membership("remove", self._so.removeNodeFromCluster, addr, timeout_s)
 
     async def transfer_leadership(self, to: str | None = None, timeout_s: float = 5.0) -> str | None:
         """Hand leadership to ``to`` (default: the most caught-up voter); returns the new leader."""
@@ -435,14 +436,35 @@ class RaftStore:
                         self._subscribers.remove(send)
                     break
 
-    async def _membership(self, method: Callable[..., None], addr: str, timeout_s: float) -> None:
-        deadline = trio.current_time() + timeout_s
+    async def _membership(
+        self, kind: Literal["add", "remove"], method: Callable[..., None], addr: str, timeout_s: float
+    ) -> None:
+        """Propose until the configuration is as asked (see ``voter_change``), or fail saying why."""
+        deadline, last = trio.current_time() + timeout_s, "no answer"
         while True:
-            err = await self._call_raft(lambda cb: method(addr, callback=cb), deadline - trio.current_time())
+            status = self._compute_status()
+            step = next_step(kind, addr, status.voters, status.leader)
+            if step == "done":
+                return
+            if step == "leader":
+                raise NotLeaderError(
+                    f"{addr} leads the Raft group: it cannot be removed before leadership moves", leader=addr
+                )
+            if trio.current_time() >= deadline:
+                raise ProposalTimeout(
+                    f"{kind} voter {addr}: not done within {timeout_s:.3g} s ({last}); it may still happen"
+                )
+            try:
+                err = await self._call_raft(
+                    lambda cb: method(addr, callback=cb), deadline - trio.current_time()
+                )
+            except ProposalTimeout:
+                continue  # the next round looks at the configuration again: the change may have happened
             if err == FAIL_REASON.SUCCESS:
                 return
-            if err not in _RETRYABLE or trio.current_time() > deadline:
-                raise RaftError(f"membership change for {addr} failed: {_FAIL_NAMES.get(err, err)}")
+            last = _FAIL_NAMES.get(err, str(err))
+            if err not in _RETRYABLE:
+                raise RaftError(f"membership change for {addr} failed: {last}")
             await trio.sleep(0.1)
 
     async def _call_raft(self, start: Callable[[Callable[[Any, int], None]], None], timeout_s: float) -> int:

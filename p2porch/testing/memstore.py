@@ -26,7 +26,7 @@ from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from ..raft import commands as C
 from ..raft.fsm import Change, apply
 from ..raft.state import EMPTY_STATE, ClusterState
-from ..raft.store import RaftStatus
+from ..raft.status import RaftStatus
 
 Listener = Callable[[ClusterState, list[Change]], None]
 Done = Callable[[dict[str, Any] | None, Exception | None], None]  # (result, error) of one proposal

@@ -47,6 +47,28 @@ def cluster():
         sb.down()
 
 
+@pytest.fixture
+def five_nodes(cluster):
+    """The module's cluster with all five nodes members (3 voters): what the earlier tests built when
+    the file runs in order, built here when a test runs alone (no hidden dependency on test order)."""
+    sb, nodes, _ = cluster
+    members = {r["name"] for r in cli_json(sb, "n1", "node", "ls")}
+    missing = [n.name for n in nodes if n.name not in members]
+    if missing:
+        token = cli_json(sb, "n1", "token")["token"]
+        for name in missing:
+            joined = cli(sb, name, "join", "10.71.0.1", "--token", token)
+            assert joined.returncode == 0, joined.stderr.decode()
+
+    def formed():
+        rows = cli_json(sb, "n1", "node", "ls")
+        voters = [r for r in rows if r["raft_role"] in ("voter", "leader")]
+        return len(rows) == 5 and len(voters) == 3 and cli_json(sb, "n1", "status")["cluster"]["has_quorum"]
+
+    wait_for(formed, 90, "5 members, 3 of them voters")
+    return cluster
+
+
 def test_init_and_joins_form_one_cluster(cluster):
     sb, nodes, token = cluster
     for name, peer in (("n2", "10.71.0.1"), ("n3", "10.71.0.2:7948")):
@@ -69,6 +91,9 @@ def test_init_and_joins_form_one_cluster(cluster):
 
 def test_five_nodes_have_exactly_three_voters(cluster):
     sb, nodes, token = cluster
+    members = {r["name"] for r in cli_json(sb, "n1", "node", "ls")}
+    for name in sorted({"n2", "n3"} - members):  # run alone: the first test's joins (3 voters first)
+        assert cli(sb, name, "join", "10.71.0.1", "--token", token).returncode == 0
     for name in ("n4", "n5"):
         result = cli(sb, name, "join", "10.71.0.1", "--token", token)
         assert result.returncode == 0, result.stderr.decode()
@@ -88,8 +113,8 @@ def test_five_nodes_have_exactly_three_voters(cluster):
     wait_for(lambda: labels_of(sb, "n1", "n4") == {"from": "replica"}, what="replica write visible on n1")
 
 
-def test_wrong_or_malformed_token_is_refused_and_writes_nothing(cluster):
-    sb, nodes, token = cluster
+def test_wrong_or_malformed_token_is_refused_and_writes_nothing(five_nodes):
+    sb, nodes, token = five_nodes
     # n1..n5 are all members by now: try from a second, fresh daemon in n5's namespace.
     before = cli_json(sb, "n1", "status")["cluster"]["state_version"]
     cluster_id, secret = token.split("-", 3)[2:]
@@ -131,8 +156,8 @@ def test_wrong_or_malformed_token_is_refused_and_writes_nothing(cluster):
         wait_for(lambda: not pid_alive(extra_pid), what="extra daemon to stop")
 
 
-def test_garbage_on_raft_and_join_ports_is_survived(cluster):
-    sb, nodes, _ = cluster
+def test_garbage_on_raft_and_join_ports_is_survived(five_nodes):
+    sb, nodes, _ = five_nodes
     pid = read_pid(nodes[0].p2porch_pidfile)
     for port in (7947, 7948):
         for payload in (
@@ -155,8 +180,8 @@ def test_garbage_on_raft_and_join_ports_is_survived(cluster):
     assert "dropped bad join connection" in log or "refused a join attempt" in log
 
 
-def test_init_on_a_member_is_refused_and_changes_nothing(cluster):
-    sb, nodes, _ = cluster
+def test_init_on_a_member_is_refused_and_changes_nothing(five_nodes):
+    sb, nodes, _ = five_nodes
     before = cli_json(sb, "n1", "status")["cluster"]
     result = cli(sb, "n1", "init")
     assert result.returncode != 0
@@ -165,8 +190,8 @@ def test_init_on_a_member_is_refused_and_changes_nothing(cluster):
     assert after["cluster_id"] == before["cluster_id"] and after["state_version"] == before["state_version"]
 
 
-def test_leader_kill_while_writing_loses_no_acknowledged_write(cluster):
-    sb, nodes, _ = cluster
+def test_leader_kill_while_writing_loses_no_acknowledged_write(five_nodes):
+    sb, nodes, _ = five_nodes
     leader_addr = cli_json(sb, "n1", "status")["cluster"]["leader"]
     leader = next(n for n in nodes if f"{n.address}:7947" == leader_addr)
     writer = next(n for n in nodes[:3] if n is not leader)
@@ -202,8 +227,8 @@ def test_leader_kill_while_writing_loses_no_acknowledged_write(cluster):
     assert cli_json(sb, "n1", "status")["cluster"]["has_quorum"]
 
 
-def test_restarts_keep_state(cluster):
-    sb, nodes, _ = cluster
+def test_restarts_keep_state(five_nodes):
+    sb, nodes, _ = five_nodes
     before = node_table(sb, "n1")
     restart_daemon(sb, nodes[1], signal.SIGKILL)  # one voter crashes
     restart_daemon(sb, nodes[4], signal.SIGTERM)  # one replica restarts cleanly
@@ -225,8 +250,8 @@ def test_restarts_keep_state(cluster):
     assert cli(sb, "n3", "node", "update", "n1", "--label-add", "after=restart").returncode == 0
 
 
-def test_leave_rm_and_rejoin(cluster):
-    sb, nodes, token = cluster
+def test_leave_rm_and_rejoin(five_nodes):
+    sb, nodes, token = five_nodes
     result = cli(sb, "n5", "leave")
     assert result.returncode == 0, result.stderr.decode()
     rows = {r["name"]: r for r in cli_json(sb, "n1", "node", "ls")}
@@ -263,10 +288,10 @@ def kill_daemon(node: SandboxNode) -> None:
     os.unlink(node.p2porch_pidfile)
 
 
-def test_autopilot_replaces_two_dead_voters_one_after_the_other(cluster):
+def test_autopilot_replaces_two_dead_voters_one_after_the_other(five_nodes):
     """5 nodes, 3 voters: a voter dies, then the leader; each time a replica is promoted, writes keep
     working, and the dead voters come back as replicas (never as stale voters)."""
-    sb, nodes, _ = cluster
+    sb, nodes, _ = five_nodes
     wait_for(lambda: len(roles(sb, "n1")) == 5 and cli_json(sb, "n1", "status")["cluster"]["has_quorum"])
     by_name = {n.name: n for n in nodes}
     start = roles(sb, "n1")
@@ -336,11 +361,11 @@ def test_autopilot_replaces_two_dead_voters_one_after_the_other(cluster):
         sb.up(5)
 
 
-def test_quorum_loss_and_recover_force_new_cluster(cluster):
+def test_quorum_loss_and_recover_force_new_cluster(five_nodes):
     """Two of three voters die: the survivor cannot commit and says so; `recover --force-new-cluster`
     restarts the cluster from its state as the only voter; live replicas resynchronise (new Raft
     generation) and are promoted; the dead voters return as replicas and catch up."""
-    sb, nodes, _ = cluster
+    sb, nodes, _ = five_nodes
     wait_for(lambda: cli_json(sb, "n1", "status")["cluster"]["has_quorum"], what="a quorum")
     by_name = {n.name: n for n in nodes}
     refused = cli(sb, "n1", "recover", "--force-new-cluster")  # a healthy cluster is never discarded
@@ -363,10 +388,23 @@ def test_quorum_loss_and_recover_force_new_cluster(cluster):
         recovered = cli_json(sb, survivor.name, "recover", "--force-new-cluster")
         assert recovered["generation"] >= 1 and recovered["nodes"] == 5
         status = cli_json(sb, survivor.name, "status")["cluster"]
-        assert status["has_quorum"] and status["voters"] == [f"{survivor.address}:7947"]
+        # the survivor is the only voter left of the old ones (autopilot may already be adding replicas)
+        assert status["has_quorum"] and f"{survivor.address}:7947" in status["voters"], status
+        assert not {f"{v.address}:7947" for v in victims} & set(status["voters"]), status
         assert labels_of(sb, survivor.name, survivor.name).get("before") == "loss"
-        write = cli(sb, survivor.name, "node", "update", survivor.name, "--label-add", "after=recovery")
-        assert write.returncode == 0, write.stderr.decode()
+        # Known limit (docs/failure-model.md): autopilot adds the first replica back as a voter within
+        # about a second; until that voter has caught up the 2-voter group cannot commit (no learner
+        # stage in pysyncobj), so a write in that window may time out. Writable again is the promise.
+        wait_for(
+            lambda: (
+                cli(
+                    sb, survivor.name, "node", "update", survivor.name, "--label-add", "after=recovery"
+                ).returncode
+                == 0
+            ),
+            30,
+            "a write after the recovery",
+        )
 
         live = [n for n in nodes if n not in victims]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from p2porch.errors import ConfigError, ConflictError
+from p2porch.errors import ConfigError, ConflictError, NotLeaderError
 from p2porch.model import ServiceSpec
 from p2porch.raft import commands as C
 from p2porch.raft.store import RaftStore, StoreConfig, open_raft_store
@@ -119,6 +120,31 @@ async def _replica_checks(sa: RaftStore, sb: RaftStore, replica: RaftStore, a: s
             await trio.sleep(0.01)
     assert sa.status().voters == sb.status().voters == tuple(sorted([a, b]))
     assert replica.status().role == "replica" and await replica.wait_leader() in (a, b)
+
+
+async def test_remove_voter_refuses_the_leader_at_once_and_is_idempotent(tmp_path: Path) -> None:
+    """Regression (issue 14 CI): removing the leader from another node was retried as "denied" for the
+    whole timeout and ended in "no answer from the Raft leader in time"; it can never succeed (a
+    Raft leader does not remove itself), so it is refused at once naming the leader."""
+    addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]
+    async with contextlib.AsyncExitStack() as stack:
+        stores = {
+            a: await stack.enter_async_context(open_raft_store(cfg(tmp_path / a[-5:], a, addrs)))
+            for a in addrs
+        }
+        leader = await stores[addrs[0]].wait_leader(timeout_s=20)
+        await stores[leader].write(C.InitCluster(at=time.time(), cluster_id="c1").encode(), timeout_s=10)
+        follower, other = (a for a in addrs if a != leader)
+        with trio.fail_after(5), pytest.raises(NotLeaderError) as refused:
+            await stores[follower].remove_voter(leader, timeout_s=10)
+        assert refused.value.leader == leader and leader in stores[follower].status().voters
+        await stores[follower].remove_voter(other, timeout_s=15)
+        with trio.fail_after(5):  # status() is a view refreshed by the Raft thread
+            while other in stores[follower].status().voters or other in stores[leader].status().voters:
+                await trio.sleep(0.05)
+        with trio.fail_after(5):
+            await stores[follower].remove_voter(other, timeout_s=15)  # already out: done, not denied
+        assert await stores[follower].write(create("s1", "web"), timeout_s=10) == "s1"
 
 
 async def test_raft_thread_outlives_the_worker_thread_that_built_it(tmp_path: Path) -> None:

@@ -136,7 +136,9 @@ def test_cluster_still_commits_after_a_quiet_period(cluster):
     started = time.monotonic()
     result = cli(sb, "n2", "node", "update", "n3", "--label-add", "quiet=ok")
     assert result.returncode == 0, result.stderr.decode()
-    assert time.monotonic() - started < 5
+    # a dead Raft thread never commits (the CLI fails); the bound only catches a commit that waited
+    # for something to restart, with room for a CLI start on a loaded runner
+    assert time.monotonic() - started < 15
     assert api_get(nodes[0], "/nodes/n3")["labels"].get("quiet") == "ok"
 
 
@@ -404,7 +406,7 @@ def test_rm_removes_every_container_on_every_node(cluster):
         assert cli(sb, "n1", "service", "ps", "gone").returncode == 1
         # The tasks stop with the service's stop grace period (1 s; the processes ignore SIGTERM),
         # not with a default 10 s.
-        assert removal_s < 8, f"rm took {removal_s:.1f} s with --stop-grace-period 1s"
+        assert removal_s < 9.5, f"rm took {removal_s:.1f} s with --stop-grace-period 1s"  # failure: >= 10 s
     finally:
         remove_and_wait(sb, nodes, "gone")
 

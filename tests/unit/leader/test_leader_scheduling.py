@@ -333,12 +333,12 @@ def test_a_joiner_becomes_ready_only_once_gossip_sees_it_alive():
     assert node_status_updates(state, {"j1": "alive"}) == {"j1": "ready"}
 
 
-def test_a_spec_that_breaks_the_parser_is_refused_by_the_fsm_and_others_are_scheduled(monkeypatch):
-    """Specs are validated when a command is decoded: one the parser chokes on (any exception) is an error
-    result that changes nothing, never a stored spec that stalls the leader's round."""
-    import p2porch.raft.commands as commands
+def test_a_spec_that_breaks_the_parser_is_recorded_invalid_and_others_are_scheduled(monkeypatch):
+    """A committed spec the parser chokes on (any exception) is a fact recorded as an invalid service
+    (model/committed.py), never a stored spec that stalls the leader's round: the round skips it."""
+    import p2porch.model.committed as committed
 
-    real = commands.ServiceSpec.from_dict
+    real = committed.ServiceSpec.from_dict
 
     def parse(data):
         if data.get("name") == "broken":
@@ -348,8 +348,9 @@ def test_a_spec_that_breaks_the_parser_is_refused_by_the_fsm_and_others_are_sche
     state = with_service(cluster(), replicas=2)
     broken = ServiceSpec.from_dict({"name": "broken", "image": "busybox", "replicas": 2})
     command = C.CreateService(at=2.0, service_id="s2", spec=broken).encode()
-    monkeypatch.setattr(commands.ServiceSpec, "from_dict", staticmethod(parse))
+    monkeypatch.setattr(committed.ServiceSpec, "from_dict", staticmethod(parse))
     after, result, _ = apply(state, command)
-    assert not result["ok"] and "TypeError" in result["message"] and after is state
+    assert result["ok"] and "TypeError" in after.services["s2"].invalid
     plan = plan_round(after, 3.0, Orchestrator(random.Random(1)))
     assert {item.task.service_id for item in plan.items} == {"s1"} and len(plan.items) == 2
+    assert list(plan.skipped) == ["s2"]

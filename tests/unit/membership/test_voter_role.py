@@ -11,7 +11,7 @@ from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
 from p2porch.raft.state import EMPTY_STATE
-from p2porch.raft.store import RaftStatus
+from p2porch.raft.status import RaftStatus
 
 A, B, R = "10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.3:7947"
 

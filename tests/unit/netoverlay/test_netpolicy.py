@@ -112,6 +112,17 @@ def test_unknown_sources_outside_clients_and_remote_destinations_are_not_policed
     assert evaluate(text, src, "10.240.2.77") == "RETURN"  # policed on the node that holds it
 
 
+def test_a_local_task_the_rules_do_not_know_yet_is_reachable_from_known_tasks() -> None:
+    """Another node's VIP/ingress rules may send connections to a task that has just started before this
+    node's rewrite names it: those connections must not be refused (zero failed requests on updates)."""
+    spec, members = layout(3)
+    text = plan_policy(spec).text
+    unknown_local = "10.240.1.249"
+    assert unknown_local not in members
+    for src in members:
+        assert evaluate(text, src, unknown_local) == "RETURN"
+
+
 def test_tasks_on_internal_networks_only_get_no_egress() -> None:
     endpoints = (Endpoint("10.240.1.2", frozenset({"c"})), Endpoint("10.240.1.3", frozenset({"c", "a"})))
     text = plan_policy(PolicyInput(CLUSTER, LEASE, endpoints, frozenset({"c"}))).text
