@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import trio
 
 from .clock import Clock
+from .metrics import Metrics
 
 if TYPE_CHECKING:
     from .agent.executor import Executor
     from .agent.usage import UsageBook
     from .dns.resolver import Resolver
+    from .dns.server import ServerCounters
     from .gossip.runner import GossipHandle
     from .netoverlay.reconciler import OverlayReconciler
     from .netoverlay.traffic_apply import TrafficApplier
@@ -94,6 +96,7 @@ class LocalBoard:
     traffic: TrafficApplier | None = None  # ingress and VIP rules (member/traffic.py)
     overlay_ready: trio.Event = field(default_factory=trio.Event)
     resolver: Resolver | None = None
+    dns_counters: ServerCounters | None = None
     executor: Executor | None = None
     gossip: GossipHandle | None = None
     membership_changed: trio.Event = field(default_factory=trio.Event)  # set by gossip, wakes the leader
@@ -128,6 +131,7 @@ class MemberContext:
     clock: Clock
     commit_timeout_s: float
     ask_member: MemberAsk
+    metrics: Metrics = field(default_factory=Metrics)  # the daemon's registry (a fresh one in tests)
 
     async def write(self, command: bytes) -> Any:
         """Commit ``command`` through the store (forwarded to the leader), within the commit timeout."""

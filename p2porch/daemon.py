@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 import trio
+from starlette.routing import BaseRoute
 
 from . import API_VERSION, __version__
 from .api.server import Endpoint, serve_api
@@ -25,6 +26,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, config_to_dict
 from .control.access_ops import AccessOps, access_endpoints
 from .control.logs import LogOps
+from .control.metrics_view import ClusterMetrics, metrics_route
 from .control.network_ops import NetworkOps, network_endpoints
 from .control.node_ops import NodeOps
 from .control.remote_api import RemoteApi, remote_app
@@ -48,6 +50,7 @@ from .member.stats import serve_usage_sampler
 from .member.traffic import serve_traffic
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
+from .metrics import Metrics
 from .model import Node
 
 log = logging.getLogger(__name__)
@@ -130,6 +133,7 @@ class Daemon:
         self.pid_file = pid_file
         self.node_name = config.node.name or _default_node_name()
         self.clock = clock
+        self.metrics = Metrics()
         self.started_at = clock.monotonic()
         self.cluster = ClusterManager(
             config,
@@ -138,7 +142,9 @@ class Daemon:
             join_streams={"logs": lambda request: self.logs.local_logs(request)},
             join_ops={USAGE_OP: lambda request: self.usage.local_report(request)},
             clock=clock,
+            metrics=self.metrics,
         )
+        self.metrics.add_source(ClusterMetrics(self.cluster).collect)
         self.logs = LogOps(self.cluster)
         self.nodes = NodeOps(self.cluster)
         self.services = ServiceOps(self.cluster, self.logs, clock=clock)
@@ -179,9 +185,19 @@ class Daemon:
                 nursery.start_soon(self._watch_signals, nursery.cancel_scope)
                 try:
                     await subsystems.start("cluster", self.cluster.run)
-                    await subsystems.start("api", serve_api, self.endpoints(), self.config.api.socket)
+                    await subsystems.start(
+                        "api",
+                        partial(serve_api, extra_routes=self.extra_routes(), on_response=self._count_request),
+                        self.endpoints(),
+                        self.config.api.socket,
+                    )
                     if self.config.api.addr:
-                        app = remote_app(self.endpoints(), self.access.verify)
+                        app = remote_app(
+                            self.endpoints(),
+                            self.access.verify,
+                            extra_routes=self.extra_routes(),
+                            on_response=self._count_request,
+                        )
                         await subsystems.start("remote-api", self.remote.serve, app)
                     log.info(
                         "p2porch %s daemon %s ready on unix://%s (data dir %s)",
@@ -242,6 +258,13 @@ class Daemon:
             *network_endpoints(self.networks),
             *usage_endpoints(self.usage),
         ]
+
+    def extra_routes(self) -> list[BaseRoute]:
+        """Routes outside /v1: ``/metrics`` (Prometheus text; on TCP any valid token may scrape)."""
+        return [metrics_route(self.metrics)]
+
+    def _count_request(self, route: str, method: str, code: int) -> None:
+        self.metrics.api_requests.labels(route, method, str(code)).inc()
 
     async def api_cluster_ca(self, body: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         return self.remote.ca_info()

@@ -83,6 +83,22 @@ class ApiClient:
     def get(self, path: str, **params: Any) -> Any:
         return self._request("GET", path, params={k: v for k, v in params.items() if v is not None})
 
+    def text(self, path: str) -> str:
+        """GET a route outside /v1 that answers plain text (``/metrics``)."""
+        try:
+            response = self._client.get(path)
+        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError) as exc:
+            raise self._unreachable(exc) from exc
+        except httpx.TimeoutException as exc:
+            raise DaemonError(f"the p2porch daemon at {self.where} did not answer in time") from exc
+        if response.status_code >= 400:
+            try:
+                data = response.json()
+            except ValueError:
+                data = {"message": response.text}
+            raise _error_from(data if isinstance(data, dict) else {"message": str(data)})
+        return response.text
+
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self._request("POST", path, json=body or {})
 

@@ -55,10 +55,16 @@ def error_status(exc: P2POrchError) -> int:
 
 
 RoleOf = Callable[[str, str], Role]
+OnResponse = Callable[[str, str, int], None]
+"""Called with (route template, method, status code) once per API response (metrics)."""
 
 
 def build_app(
-    endpoints: list[Endpoint], *, role_of: RoleOf | None = None, extra_routes: Sequence[BaseRoute] = ()
+    endpoints: list[Endpoint],
+    *,
+    role_of: RoleOf | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+    on_response: OnResponse | None = None,
 ) -> Starlette:
     """A Starlette app serving ``endpoints`` under /v1, plus /v1/openapi.json and ``extra_routes``.
 
@@ -66,7 +72,8 @@ def build_app(
     route first checks the caller's role: 403 naming the role needed. Without it (the root-only unix
     socket) every route is open."""
     routes: list[BaseRoute] = [
-        Route(f"/{API_VERSION}{ep.path}", _wrap(ep, role_of), methods=[ep.method]) for ep in endpoints
+        Route(f"/{API_VERSION}{ep.path}", _counted(ep, _wrap(ep, role_of), on_response), methods=[ep.method])
+        for ep in endpoints
     ]
     spec = openapi_spec(endpoints)
 
@@ -107,6 +114,20 @@ def build_app(
     app.add_exception_handler(404, not_found)
     app.add_exception_handler(405, not_allowed)
     return app
+
+
+def _counted(
+    ep: Endpoint, handler: Callable[[Request], Awaitable[Response]], on_response: OnResponse | None
+) -> Callable[[Request], Awaitable[Response]]:
+    if on_response is None:
+        return handler
+
+    async def endpoint(request: Request) -> Response:
+        response = await handler(request)
+        on_response(f"/{API_VERSION}{ep.path}", ep.method, response.status_code)
+        return response
+
+    return endpoint
 
 
 async def _const(value: Any) -> Any:
@@ -261,6 +282,8 @@ async def serve_api(
     endpoints: list[Endpoint],
     socket_path: str,
     *,
+    extra_routes: Sequence[BaseRoute] = (),
+    on_response: OnResponse | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the API on ``socket_path`` (mode 0600) until cancelled; removes the socket on exit."""
@@ -280,7 +303,8 @@ async def serve_api(
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 1.0
     try:
-        await hypercorn_serve(build_app(endpoints), config, task_status=task_status)  # type: ignore[arg-type]
+        app = build_app(endpoints, extra_routes=extra_routes, on_response=on_response)
+        await hypercorn_serve(app, config, task_status=task_status)  # type: ignore[arg-type]
     finally:
         try:
             os.unlink(socket_path)

@@ -18,6 +18,7 @@ from .access import add_access_commands
 from .cluster import add_cluster_commands
 from .context import add_context_commands
 from .daemon import add_daemon_commands
+from .metrics import add_metrics_commands
 from .network import add_network_commands
 from .node import add_node_commands
 from .sandbox import add_sandbox_commands
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sandbox_commands(sub, common)
     add_access_commands(sub, common)
     add_context_commands(sub, common)
+    add_metrics_commands(sub, common)
     return parser
 
 

@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute
 
 from ..api.auth import TokenAuth, Verifier
 from ..api.ratelimit import FailureLimiter
-from ..api.server import Endpoint, build_app
+from ..api.server import Endpoint, OnResponse, build_app
 from ..api.tls_server import TlsIdentity, serve_tls
 from ..config import ApiConfig
 from ..errors import ConfigError, DaemonError, NotFoundError
@@ -58,9 +58,10 @@ def remote_app(
     limiter: FailureLimiter | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     public_prefixes: Sequence[str] = (),
+    on_response: OnResponse | None = None,
 ) -> TokenAuth:
     """The TCP API: every route needs a token with its role (``control.roles``)."""
-    app = build_app(endpoints, role_of=role_of, extra_routes=extra_routes)
+    app = build_app(endpoints, role_of=role_of, extra_routes=extra_routes, on_response=on_response)
     return TokenAuth(app, verify, limiter=limiter, public_prefixes=public_prefixes)
 
 

@@ -41,6 +41,16 @@ class GossipHandle:
         self.metrics: dict[str, int] = runner.metrics
 
     @property
+    def core_counters(self) -> dict[str, int]:
+        """The SWIM core's counters: suspicions, refutations, probe acks, conflicts..."""
+        return self._core.counters
+
+    @property
+    def probe_rtt_sum_s(self) -> float:
+        """Summed round trip of the direct probes answered (``core_counters["probe_acks"]`` of them)."""
+        return self._core.probe_rtt_sum_s
+
+    @property
     def name(self) -> str:
         return self._core.name
 

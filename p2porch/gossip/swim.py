@@ -93,9 +93,10 @@ class Output:
 
 
 class _Probe:
-    __slots__ = ("acked", "expected_nacks", "incarnation", "nacks", "seq", "target")
+    __slots__ = ("acked", "expected_nacks", "incarnation", "nacks", "sent_at", "seq", "target")
 
-    def __init__(self, seq: int, target: Member) -> None:
+    def __init__(self, seq: int, target: Member, sent_at: float = 0.0) -> None:
+        self.sent_at = sent_at
         self.seq = seq
         self.target = target
         self.incarnation = target.incarnation
@@ -158,7 +159,16 @@ class Swim:
         self.queue = BroadcastQueue()
         self.awareness = Awareness(config.awareness_max_multiplier)
         self.leaving = False
-        self.counters: dict[str, int] = {"conflicts": 0, "misdirected_pings": 0, "unknown_acks": 0}
+        self.counters: dict[str, int] = {
+            "conflicts": 0,
+            "misdirected_pings": 0,
+            "unknown_acks": 0,
+            "suspicions": 0,  # peers this node started to suspect
+            "suspects_recovered": 0,  # suspected peers that refuted: false positives
+            "refutations": 0,  # accusations about this node that it refuted
+            "probe_acks": 0,  # direct probes answered (probe_rtt_sum_s is their summed round trip)
+        }
+        self.probe_rtt_sum_s = 0.0
         self._budget_bytes = (
             config.udp_buffer_bytes - SEAL_OVERHEAD_BYTES - PACKET_OVERHEAD_BYTES - envelope_bytes(name, addr)
         )
@@ -344,7 +354,7 @@ class Swim:
         target = self.table.next_probe_target(self.name)
         if target is None:
             return
-        probe = _Probe(self._next_seq(), target)
+        probe = _Probe(self._next_seq(), target, now)
         self._probe = probe
         msgs: list[Message] = [Ping(probe.seq, target.name, self.name)]
         if target.state == SUSPECT:  # Lifeguard buddy system: tell the suspect so it can refute at once
@@ -397,6 +407,8 @@ class Swim:
             if not probe.acked:
                 probe.acked = True
                 self.awareness.apply(-1)
+                self.counters["probe_acks"] += 1
+                self.probe_rtt_sum_s += max(0.0, now - probe.sent_at)
             return
         relay = self._relays.pop(msg.seq, None)
         if relay is not None:
@@ -465,6 +477,7 @@ class Swim:
     def _refute(self, accused_incarnation: int) -> None:
         me = self.me
         inc = me.incarnation + 1
+        self.counters["refutations"] += 1
         if accused_incarnation >= inc:
             inc = accused_incarnation + 1
         me.incarnation = inc
@@ -507,6 +520,7 @@ class Swim:
         if old_state >= DEAD:
             out.events.append(MemberEvent("joined", name, msg.addr, msg.incarnation, msg.meta))
         elif old_state == SUSPECT:
+            self.counters["suspects_recovered"] += 1
             out.events.append(MemberEvent("alive", name, msg.addr, msg.incarnation, msg.meta))
         if meta_changed and old_state <= SUSPECT:
             out.events.append(MemberEvent("updated", name, msg.addr, msg.incarnation, msg.meta))
@@ -531,6 +545,7 @@ class Swim:
         self._broadcast(name, msg)
         member.incarnation = msg.incarnation
         self.table.set_state(member, SUSPECT, now)
+        self.counters["suspicions"] += 1
         cfg = self.config
         n = self.table.num_live
         k = cfg.suspicion_mult - 2

@@ -17,7 +17,7 @@ import trio
 from ..config import SchedulerConfig
 from ..context import MemberContext
 from ..errors import ConflictError, ProposalTimeout
-from ..model import Service
+from ..model import Service, TaskState
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
@@ -74,6 +74,7 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             if not store.status().is_leader:
                 wake_at = None
                 continue
+            round_started = trio.current_time()
             state = store.snapshot()
             if await sync_node_statuses(ctx, state):
                 continue  # the status writes change the state: plan on the new one
@@ -99,10 +100,25 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             try:
                 put = C.PutTasks(at=now, items=tuple(plan.items), expected_version=state.version)
                 await ctx.write(put.encode())
+                ctx.metrics.scheduler_placements.inc(placements(state, plan.items))
+                ctx.metrics.scheduler_round_seconds.observe(trio.current_time() - round_started)
             except ConflictError:
                 wake_at = clock.now()  # the state moved under us: plan again at once
             except ProposalTimeout as exc:
                 log.warning("scheduling round not committed: %s", exc.message)
+
+
+def placements(state: ClusterState, items: list[Any]) -> int:
+    """Task records of a round that put a task on a node it was not on before."""
+    count = 0
+    for item in items:
+        record = getattr(item, "task", None)
+        if record is None or record.node_id is None or record.state != TaskState.ASSIGNED:
+            continue
+        before = state.tasks.get(record.task_id)
+        if before is None or before.node_id != record.node_id:
+            count += 1
+    return count
 
 
 def report_skipped(state: ClusterState, skipped: dict[str, str], reported: set[tuple[str, int]]) -> None:

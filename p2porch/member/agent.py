@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 import trio
 
 from ..agent.docker_executor import open_docker_executor
-from ..agent.model import NodeCapacity, TaskAssignment, TaskReport
+from ..agent.executor import Executor
+from ..agent.model import NodeCapacity, ObservedContainer, TaskAssignment, TaskReport
+from ..agent.plan import StartOutcome
 from ..agent.worker import run_agent
 from ..context import MemberContext
+from ..metrics import Metrics
 from ..model import TERMINAL_STATES, DesiredState, Task
 from ..netoverlay.plan import OverlaySettings
 from ..raft import commands as C
@@ -76,6 +82,7 @@ async def _run_agent(
     store = ctx.store
     executor = await open_docker_executor(docker_host)
     ctx.board.executor = executor
+    measured = MeasuredExecutor(executor, ctx.metrics)
     try:
         await _record_capacity(ctx, await executor.capacity())
         await ctx.board.overlay_ready.wait()  # tasks attach to the node's overlay network
@@ -98,13 +105,54 @@ async def _run_agent(
 
         async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
             await nursery.start(
-                partial(run_agent, executor, node_name, assignments, changes, report, drain_s=drain_s)
+                partial(run_agent, measured, node_name, assignments, changes, report, drain_s=drain_s)
             )
             await trio.sleep_forever()
     finally:
         ctx.board.executor = None
         with trio.CancelScope(shield=True):
             await executor.aclose()
+
+
+class MeasuredExecutor:
+    """An executor whose container starts count into the daemon's metrics; everything else passes through."""
+
+    def __init__(self, inner: Executor, metrics: Metrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    async def list_containers(self) -> list[ObservedContainer]:
+        return await self._inner.list_containers()
+
+    async def remove(self, container_id: str, stop_grace_s: float) -> None:
+        await self._inner.remove(container_id, stop_grace_s)
+
+    async def capacity(self) -> NodeCapacity:
+        return await self._inner.capacity()
+
+    def open_events(self) -> AbstractAsyncContextManager[Any]:
+        return self._inner.open_events()
+
+    def open_logs(
+        self,
+        task_ids: Collection[str] | None = None,
+        *,
+        service_name: str = "",
+        follow: bool = False,
+        tail: int | None = None,
+    ) -> AbstractAsyncContextManager[Any]:
+        return self._inner.open_logs(task_ids, service_name=service_name, follow=follow, tail=tail)
+
+    async def start(self, assignment: TaskAssignment, container_id: str = "") -> StartOutcome:
+        started = trio.current_time()
+        try:
+            outcome = await self._inner.start(assignment, container_id)
+        except Exception:
+            self._metrics.agent_task_starts.labels("error").inc()
+            raise
+        self._metrics.agent_container_start_seconds.observe(trio.current_time() - started)
+        self._metrics.agent_task_starts.labels("failed" if outcome.error else "ok").inc()
+        return outcome
 
 
 async def _record_capacity(ctx: MemberContext, capacity: NodeCapacity) -> None:

@@ -14,7 +14,7 @@ from ..context import MemberContext
 from ..dns.guard import ClientPolicy
 from ..dns.resolver import Resolver
 from ..dns.scope import ClientScopes
-from ..dns.server import serve_dns
+from ..dns.server import ServerCounters, serve_dns
 from ..raft.state import ClusterState
 from ..supervisor import drain, supervise
 from .netviews import dns_scopes
@@ -53,6 +53,7 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
         listen = [(gateway, section.port), (ctx.local.bind_addr, section.port)]  # behind NAT: its own address
         # recursion (and no rate limit) only for this node's containers, the overlay and members
         policy = ClientPolicy([subnet, store.snapshot().cluster_cidr], _member_addresses(store.snapshot()))
+        counters = ctx.board.dns_counters = ServerCounters()
         async with trio.open_nursery() as nursery:
             await nursery.start(
                 partial(
@@ -62,6 +63,7 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
                     upstreams,
                     timeout_s=section.forward_timeout_s,
                     policy=policy,
+                    counters=counters,
                     scopes=scopes,
                 )
             )

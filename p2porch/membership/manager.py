@@ -22,6 +22,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Config
 from ..context import LocalBoard
 from ..errors import AuthError, ConfigError, ConflictError, P2POrchError, RaftError
+from ..metrics import Metrics
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
 from ..raft.state import ClusterState
@@ -63,8 +64,10 @@ class ClusterManager:
         join_streams: dict[str, StreamHandler] | None = None,
         join_ops: dict[str, MemberHandler] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics if metrics is not None else Metrics()
         self.node_name = node_name
         self.clock = clock
         self.data_dir = config.node.data_dir
@@ -90,6 +93,7 @@ class ClusterManager:
             clock,
             save_voters=self._save_voters,
             switch_role=self.switch_role_soon,
+            metrics=self.metrics,
         )
         self._nursery: trio.Nursery | None = None
         self._lock = trio.Lock()  # one init/join/leave/recover/role switch at a time

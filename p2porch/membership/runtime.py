@@ -21,6 +21,7 @@ from ..clock import Clock
 from ..config import Config
 from ..context import LocalBoard, LocalNode, MemberContext
 from ..gossip.keyring import KEY_SWITCH_GRACE_S
+from ..metrics import Metrics
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from . import voter_role
 from .join_service import JoinService
@@ -85,7 +86,9 @@ class MemberRuntime:
         *,
         save_voters: Callable[[LocalClusterState], None],
         switch_role: Callable[[LocalClusterState, LocalClusterState], None],
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics if metrics is not None else Metrics()
         self.config = config
         self.raft_dir = raft_dir
         self.join_service = join_service
@@ -150,6 +153,7 @@ class MemberRuntime:
         )
         async with open_raft_store(store_config) as store, trio.open_nursery() as nursery:
             self.store = store
+            store.commit_observer = self.metrics.raft_commit_seconds.observe
             if prepare is not None:  # before any member service sees the store
                 await prepare(store)
             if self.config.join.port:
@@ -162,6 +166,7 @@ class MemberRuntime:
                 clock=self.clock,
                 commit_timeout_s=self.config.raft.commit_timeout_s,
                 ask_member=partial(self._ask_member, local),
+                metrics=self.metrics,
             )
             for name, service in self.member_services:
                 await nursery.start(service, ctx)

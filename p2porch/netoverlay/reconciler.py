@@ -45,6 +45,7 @@ class ReconcileCounters:
     """How often the loop ran and what it changed."""
 
     passes: int = 0
+    seconds: float = 0.0  # summed duration of the passes
     operations: int = 0
     failures: int = 0
     host_changes: int = 0
@@ -88,6 +89,7 @@ class OverlayReconciler:
 
     async def reconcile(self, peers: Iterable[OverlayPeer]) -> list[Operation]:
         """One pass over the kernel: read, plan, diff, apply; returns the operations applied."""
+        started = trio.current_time()
         dev, _ = await self.underlay()
         plan = plan_overlay(self.local, list(peers), self.settings, dev)
         for node_id, reason in plan.skipped:
@@ -104,6 +106,7 @@ class OverlayReconciler:
         self._plan, self._observed = plan, observed
         await self._ensure_vxlan_filter(force=False)
         self.counters.passes += 1
+        self.counters.seconds += trio.current_time() - started
         self.counters.operations += len(ops)
         self.counters.last_pass_at = trio.current_time()
         return ops

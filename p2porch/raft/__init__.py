@@ -5,9 +5,10 @@ Pure: commands (the typed commands, their decoder and dispatch table; ``codec`` 
 ``commands_access`` the remote API's access tokens, ``fields`` the field checks), fsm (applies them to a
 state; ``fsm_secrets`` for secrets, ``fsm_access`` for access tokens), state (``ClusterState``
 holding the model's records), pacer (the Raft tick: short with work, long when idle), status (the
-``RaftStatus`` record). Shell: store (:class:`~p2porch.raft.store.RaftStore`, the only importer
-of pysyncobj; entry point :func:`~p2porch.raft.store.open_raft_store`), journal (durable log), node (one
-Raft process; the process harness for tests and benchmarks is ``p2porch.testing.raftprocs``). Never
+``RaftStatus`` record, the leader-change count). Shell: store
+(:class:`~p2porch.raft.store.RaftStore`, the only importer of pysyncobj; entry point
+:func:`~p2porch.raft.store.open_raft_store`), journal (durable log), node (one Raft process; the
+process harness for tests and benchmarks is ``p2porch.testing.raftprocs``). Never
 imports gossip. See docs/raft.md.
 """
 

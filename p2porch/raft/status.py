@@ -1,4 +1,4 @@
-"""A point-in-time view of one node's Raft role, as the store reports it (pure record)."""
+"""One node's Raft status as the store reports it, and the leader changes it saw (pure records)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,19 @@ class RaftStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+class LeaderChanges:
+    """Counts how often the leader this node sees changed to another node; knows nothing else."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._last: str | None = None
+
+    def observe(self, leader: str | None) -> None:
+        """Note the leader seen now (None: none known, which is not a change)."""
+        if leader is None or leader == self._last:
+            return
+        if self._last is not None:
+            self.count += 1
+        self._last = leader

@@ -35,6 +35,7 @@ from .journal import DurableJournal, durable_replace, write_file_atomic
 from .lag import LagClock
 from .pacer import TickPacer
 from .state import EMPTY_STATE, ClusterState
+from .status import LeaderChanges
 from .status import RaftStatus as RaftStatus  # re-exported: callers import it from the store
 from .transport_guard import GuardedTCPTransport
 from .voter_change import next_step
@@ -226,6 +227,8 @@ class RaftStore:
         self._closed = False
         self._status: RaftStatus | None = None
         self._status_at = 0.0
+        self.leader_changes = LeaderChanges()  # updated on the Raft thread
+        self.commit_observer: Callable[[float], None] | None = None  # seconds of each answered proposal
         self._status_lock = threading.Lock()
         self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
         self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
@@ -303,8 +306,11 @@ class RaftStore:
         proposal = _Proposal(command)
         self._pending.append(proposal)
         self._wakeup.set()
+        started = time.monotonic()
         with trio.move_on_after(timeout_s):
             await proposal.done.wait()
+        if proposal.done.is_set() and proposal.error is None and self.commit_observer is not None:
+            self.commit_observer(time.monotonic() - started)
         if not proposal.done.is_set():
             proposal.abandoned = True
             with contextlib.suppress(ValueError):
@@ -542,6 +548,7 @@ class RaftStore:
         leader_commit = commit if is_leader else int(raw.get("leader_commit_idx") or 0)
         if observe_at is not None:
             self._observe_lag(observe_at, raw, is_leader, applied, leader_commit)
+            self.leader_changes.observe(None if leader is None else str(leader))
         lag_s, peers = self._lag
         return RaftStatus(
             self_addr=self_addr,

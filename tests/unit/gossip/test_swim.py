@@ -290,3 +290,19 @@ def test_tcp_fallback_ping_can_be_disabled():
     out = a.tick(now + CFG.probe_timeout_s)
     assert out.tcp_pings == []
     assert a.answers_tcp_ping("a") and not a.answers_tcp_ping("b")
+
+
+def test_counters_suspicions_refutations_recoveries_and_probe_rtt():
+    a = make()
+    alive(a, "b", 1)
+    a.handle_packet(0.0, "c:1", [Suspect(1, "b", "c")])
+    assert state(a, "b") == "suspect" and a.counters["suspicions"] == 1
+    a.handle_packet(0.1, "b:1", [Alive(2, "b", "b:1", {})])  # b refutes: the suspicion was a false positive
+    assert state(a, "b") == "alive" and a.counters["suspects_recovered"] == 1
+    a.handle_packet(0.2, "c:1", [Suspect(1, "a", "c")])  # about a itself
+    assert a.counters["refutations"] == 1
+    now, out = run_until_ping(a, 0.2, 5.0)
+    ping = next(m for p in out.packets for m in p.msgs if isinstance(m, Ping))
+    a.handle_packet(now + 0.004, "b:1", [Ack(ping.seq)])
+    assert a.counters["probe_acks"] == 1
+    assert a.probe_rtt_sum_s == pytest.approx(0.004)
