@@ -426,16 +426,27 @@ def phantom_values(
 
 
 def duplicated_writes(per_key: Mapping[str, Sequence[Op]]) -> list[str]:
-    """Values seen with two different versions: one write applied twice (every write's value is unique)."""
+    """Values that come back after another value replaced them: one write applied twice (every write's
+    value is unique). Ordered by the record's version, a value seen at versions a < c with a different
+    value at a version between them was applied again; the same value at two versions with nothing else
+    between is a bookkeeping write of the cluster itself (the leader marking a rollout completed, an
+    autoscale or cron step), which bumps the version and leaves the value alone."""
     duplicated = []
     for key, ops in per_key.items():
-        versions: dict[str, set[int]] = defaultdict(set)
+        by_version: dict[int, set[str]] = defaultdict(set)
         for op in ops:
             if op.kind == "read" and op.status == "ok" and op.value is not None and op.version is not None:
-                versions[op.value].add(op.version)
-        for value, seen in sorted(versions.items()):
-            if len(seen) > 1:
-                duplicated.append(f"{key}: {value!r} seen with versions {sorted(seen)}")
+                by_version[op.version].add(op.value)
+        runs: list[str] = []  # values in version order, consecutive repeats collapsed
+        versions: dict[str, list[int]] = defaultdict(list)
+        for version in sorted(by_version):
+            for value in sorted(by_version[version]):
+                versions[value].append(version)
+                if not runs or runs[-1] != value:
+                    runs.append(value)
+        for value in sorted(versions):
+            if runs.count(value) > 1:
+                duplicated.append(f"{key}: {value!r} seen with versions {sorted(set(versions[value]))}")
     return duplicated
 
 
