@@ -24,7 +24,7 @@ from .autoscale import (
     cmd_service_autoscale,
 )
 from .progress import Watch, add_wait_options, wait_after, waits_for
-from .service_rows import job_progress_text, service_row, task_row
+from .service_rows import TASK_COLUMNS, job_progress_text, service_row, task_row
 from .stats import add_service_stats, autoscale_lines
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
@@ -352,7 +352,6 @@ def _validated(spec: dict[str, Any]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- commands
 SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
-TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem", "error / explanation"]
 
 
 def cmd_service_create(args: argparse.Namespace) -> int:

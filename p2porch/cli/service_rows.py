@@ -7,6 +7,9 @@ from typing import Any
 
 from .stats import usage_cells
 
+# the columns of task_row: `service ps` and `stack ps` print the same table
+TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem", "error / explanation"]
+
 
 def job_progress_text(job: dict[str, Any]) -> str:
     """``3/6 (2 running)``, ``2/3 (1 failed)``, or ``next 12:05 UTC`` for a cron job between runs."""

@@ -26,11 +26,10 @@ from ..stack.rollout import dependency_ready, deploy_waves
 from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
 from .progress import Watch, add_wait_options, wait_after, waits_for
-from .service_rows import task_row
+from .service_rows import TASK_COLUMNS, task_row
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
 STACK_COLUMNS = ["name", "services", "tasks"]
-TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "error / explanation"]
 WAIT_POLL_S = 1.0
 
 
