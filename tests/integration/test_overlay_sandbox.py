@@ -31,6 +31,7 @@ pytestmark = [
 ]
 
 CLUSTER = "10.241.0.0/16"
+PLANNED_RULES = 10  # plan_firewall: 6 overlay rules + 4 jumps into the service traffic (ingress/VIP) chains
 SETTINGS = OverlaySettings(cluster_cidr=CLUSTER, vni=4242)
 IMAGE = "p2porch/busybox:latest"
 INDEXES = (1, 2, 3)
@@ -243,7 +244,7 @@ async def test_restart_creates_no_duplicate_or_stale_entries(cluster):
         assert cluster.bridge_fdb(i).count("dst") == 2
         assert len(cluster.ip(i, "route", "show", "dev", SETTINGS.device).splitlines()) == 2
         rules = cluster.iptables(i, "-S") + cluster.iptables(i, "-t", "nat", "-S")
-        assert rules.count("p2porch-") == 6
+        assert rules.count("p2porch-") == PLANNED_RULES
         assert cluster.docker(i, "network", "ls", "-q", "--filter", "name=^p2porch$").count("\n") == 1
 
 
@@ -335,7 +336,7 @@ async def test_teardown_leaves_nothing_of_p2porch(cluster):
     try:
         for i in INDEXES:
             result = await cluster.reconciler(i).teardown()
-            assert result == {"link": True, "network": True, "rules": 6}
+            assert result == {"link": True, "network": True, "rules": PLANNED_RULES}
         for i in INDEXES:
             assert "vxlan" not in cluster.ip(i, "-d", "link", "show")
             assert "p2p-" not in cluster.ip(i, "link", "show")
