@@ -157,9 +157,12 @@ def remove_and_wait(sb: Sandbox, nodes: list[SandboxNode], service: str) -> None
 
 @contextlib.contextmanager
 def service(sb: Sandbox, nodes: list[SandboxNode], name: str, *args: str) -> Iterator[dict]:
-    """``service create --name NAME ARGS`` for the duration of the block, removed afterwards."""
+    """``service create --name NAME ARGS`` for the duration of the block, removed afterwards. DNS round robin
+    (``--endpoint-mode dnsrr``): these tests read the task set from a name's answers (a VIP hides it)."""
     try:
-        created = cli_json(sb, "n1", "service", "create", "-d", "--name", name, *args)
+        created = cli_json(
+            sb, "n1", "service", "create", "-d", "--name", name, "--endpoint-mode", "dnsrr", *args
+        )
         assert created["name"] == name
         yield created
     finally:
