@@ -27,7 +27,7 @@ from typing import Any, Literal
 import msgpack
 import trio
 
-from ..errors import ConfigError, NotLeaderError, ProposalTimeout, RaftError
+from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
 from .appends import AppendFilter, rejection_floor
 from .fsm import Change, apply_batch, encode_batch
@@ -37,6 +37,8 @@ from .pacer import TickPacer
 from .state import EMPTY_STATE, ClusterState
 from .status import LeaderChanges
 from .status import RaftStatus as RaftStatus  # re-exported: callers import it from the store
+from .store_config import StoreConfig as StoreConfig  # re-exported: callers import it from the store
+from .store_config import split_addr as _split_addr
 from .transport_guard import GuardedTCPTransport
 from .voter_change import next_step
 
@@ -87,58 +89,6 @@ def _install_durable_journal() -> None:
 
     create_journal._p2porch = True  # type: ignore[attr-defined]
     _pso.createJournal = create_journal
-
-
-@dataclass(frozen=True)
-class StoreConfig:
-    """Settings of one store. ``self_addr`` None makes a non-voting read-only replica.
-
-    ``voters`` are the Raft voter addresses ("ip:port") this node starts with (self included or not);
-    a replica connects to them to receive the log. Timing defaults were chosen by measurement
-    (docs/raft.md): no append batching and a 5 ms tick give ~1-2 ms commits on loopback.
-    """
-
-    self_addr: str | None
-    voters: tuple[str, ...]
-    data_dir: Path
-    password: str = field(repr=False)  # the pysyncobj password: never in a repr or a log
-    bind_addr: str | None = None  # "ip:port" to listen on when it differs from self_addr (behind NAT)
-    tick_period_s: float = 0.005  # while there is Raft work (pacer.py); idle_tick_period_s otherwise
-    idle_tick_period_s: float = 0.05
-    heartbeat_period_s: float = 0.1
-    election_timeout_min_s: float = 0.5
-    election_timeout_max_s: float = 1.2
-    connection_timeout_s: float = 3.0
-    connection_retry_s: float = 0.5
-    leader_fallback_timeout_s: float = 3.0
-    log_compaction_min_entries: int = 5000
-    log_compaction_min_time_s: float = 300.0
-    max_batch_commands: int = 512
-    max_inflight_batches: int = 2
-    status_refresh_s: float = 0.05
-
-    def validate(self) -> None:
-        if not self.password:
-            raise ConfigError("the Raft password must be set", field="password")
-        if self.self_addr is not None:
-            _split_addr(self.self_addr, "self_addr")
-        for addr in self.voters:
-            _split_addr(addr, "voters")
-        if self.self_addr is None and not self.voters:
-            raise ConfigError("a replica needs at least one voter address", field="voters")
-        if not self.election_timeout_min_s > 3 * self.heartbeat_period_s:
-            raise ConfigError(
-                "election_timeout_min_s must exceed 3 heartbeats", field="election_timeout_min_s"
-            )
-        if self.max_batch_commands < 1 or self.max_inflight_batches < 1:
-            raise ConfigError("batch limits must be >= 1", field="max_batch_commands")
-
-
-def _split_addr(addr: str, name: str) -> tuple[str, int]:
-    host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"bad address {addr!r}: expected ip:port", field=name)
-    return host, int(port)
 
 
 class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
