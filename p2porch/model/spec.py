@@ -21,6 +21,7 @@ from .autoscale_spec import AutoscaleSpec
 from .container import HealthSpec, Mount, PortPublish, RestartPolicy, UpdateConfig, parse_mount, parse_port
 from .container_opts import ContainerOptions
 from .filerefs import FileRef, parse_file_refs
+from .group import INIT, SIDECAR, GroupContainer, check_group, group_reservation, parse_group
 from .jobspec import JOB_MODES, CronSchedule, check_job_fields, is_job_mode, parse_schedule
 from .netrefs import NetworkAttachment, parse_attachments
 from .placement import (
@@ -120,6 +121,8 @@ class ServiceSpec:
     autoscale: AutoscaleSpec | None = None  # the leader's autoscaler owns `replicas` when set (issue 17)
     max_concurrent: int = 0  # replicated-job: tasks at once (0 = replicas, as Docker's CLI)
     schedule: CronSchedule | None = None  # a cron job: one execution per tick (jobs only)
+    sidecars: tuple[GroupContainer, ...] = ()  # task group: containers beside the main one (issue 21)
+    init_containers: tuple[GroupContainer, ...] = ()  # task group: run to completion, in order, first
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
@@ -188,6 +191,7 @@ class ServiceSpec:
                 )
             targets.add(ref.target)
         check_job_fields(self.mode, self.max_concurrent, self.schedule, rebalance=self.rebalance)
+        check_group(self.publish, self.sidecars, self.init_containers)
 
     # -- derived views ---------------------------------------------------------------------------
 
@@ -202,16 +206,42 @@ class ServiceSpec:
         return min(self.max_concurrent or self.replicas, self.replicas)
 
     @property
+    def is_group(self) -> bool:
+        """Each task runs more than one container (sidecars and/or init containers)."""
+        return bool(self.sidecars or self.init_containers)
+
+    @property
+    def all_publish(self) -> tuple[PortPublish, ...]:
+        """The main container's ports and its sidecars' (all served on the task's one address)."""
+        return self.publish + tuple(p for s in self.sidecars for p in s.publish)
+
+    @property
+    def placement_cpu_nanos(self) -> int:
+        """CPU a node must have unreserved for one task: the group's sum (see ``group_reservation``)."""
+        return self._reservation[0]
+
+    @property
+    def placement_memory_bytes(self) -> int:
+        """Memory a node must have unreserved for one task (the group's sum)."""
+        return self._reservation[1]
+
+    @property
+    def _reservation(self) -> tuple[int, int]:
+        return group_reservation(
+            self.reserve_cpu_nanos, self.reserve_memory_bytes, self.sidecars, self.init_containers
+        )
+
+    @property
     def host_ports(self) -> tuple[tuple[str, int], ...]:
         """``(protocol, port)`` pairs this service binds on its node (host mode; ingress binds none)."""
         return tuple(
-            (p.protocol, p.published) for p in self.publish if p.published is not None and not p.ingress
+            (p.protocol, p.published) for p in self.all_publish if p.published is not None and not p.ingress
         )
 
     @property
     def ingress_ports(self) -> tuple[PortPublish, ...]:
         """Ports served on every node's address (routing mesh)."""
-        return tuple(p for p in self.publish if p.ingress)
+        return tuple(p for p in self.all_publish if p.ingress)
 
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
@@ -227,6 +257,9 @@ class ServiceSpec:
             out["container"] = full["container"]
         for key in ("secrets", "configs"):  # the same: absent when unused
             if full[key]:
+                out[key] = full[key]
+        for key in (SIDECAR, INIT):  # a task group's containers are part of the task
+            if key in full:
                 out[key] = full[key]
         return out
 
@@ -295,6 +328,10 @@ class ServiceSpec:
             out["max_concurrent"] = self.max_concurrent
         if self.schedule is not None:
             out["schedule"] = self.schedule.to_dict()
+        if self.sidecars:  # a task group (issue 21), also absent when unused
+            out[SIDECAR] = [c.to_dict() for c in self.sidecars]
+        if self.init_containers:
+            out[INIT] = [c.to_dict() for c in self.init_containers]
         return out
 
     @classmethod
@@ -388,6 +425,8 @@ _SPEC_KEYS: dict[str, str] = {
     "autoscale": "autoscale",
     "max_concurrent": "max_concurrent",
     "schedule": "schedule",
+    "sidecars": "sidecars",
+    "init_containers": "init_containers",
 }
 
 
@@ -441,4 +480,6 @@ _SPEC_PARSERS: dict[str, Any] = {
     "autoscale": lambda v, k: AutoscaleSpec.from_dict(v, k, parse_duration_s),
     "max_concurrent": lambda v, k: parse_int(v, k, maximum=MAX_REPLICAS),
     "schedule": lambda v, k: parse_schedule(v, k),
+    "sidecars": lambda v, k: parse_group(v, k, SIDECAR),
+    "init_containers": lambda v, k: parse_group(v, k, INIT),
 }
