@@ -224,7 +224,7 @@ def plan_node(
             drain = max(drain_s if state == TaskState.RUNNING else 0.0, assignment.drain_s)
             _remove_members(assignment, members, actions, "desired shutdown", only_live=False, drain_s=drain)
             continue
-        if members and primary is not None and state not in TERMINAL_STATES:
+        if assignment.sidecars and primary is not None and state not in TERMINAL_STATES:
             seen = report_from_container(primary, now)
             if seen is not None and seen.state == TaskState.RUNNING:
                 failure = group_failure(assignment, members)

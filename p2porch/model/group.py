@@ -174,13 +174,12 @@ def _split_csv(expr: str, fieldname: str) -> dict[str, Any]:
                 "unknown field (name, image, command, entrypoint, "
                 "env, user, workdir, publish, health-cmd, reserve-/limit-cpu/memory)",
             )
-        canonical = _KEYS[key]
-        if canonical in _REPEATED:
-            data.setdefault(canonical, []).append(value)
-        elif canonical in data:
+        if _KEYS[key] in _REPEATED:
+            data.setdefault(key, []).append(value)
+        elif key in data:
             raise field_error(f"{fieldname}.{key}", "given twice")
         else:
-            data[canonical] = value
+            data[key] = value
     return data
 
 
