@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from p2porch.agent.cgroups import Sample, UsageMeter, add_samples
 from p2porch.agent.dockerspec import create_kwargs, member_create_kwargs
 from p2porch.agent.model import (
     KIND_INIT,
@@ -172,3 +173,13 @@ def test_containers_of_a_task_no_longer_assigned_are_all_removed() -> None:
         "side",
         "init",
     }
+
+
+def test_a_group_uses_the_sum_of_its_containers_cpu_and_memory() -> None:
+    meter = UsageMeter()
+    first = add_samples(Sample(10.0, 1_000_000, 100), Sample(10.1, 3_000_000, 50))
+    assert first == Sample(10.1, 4_000_000, 150)
+    meter.update("t1", first, cpu_limit=None, memory_limit=None)
+    later = add_samples(Sample(12.1, 2_000_000, 100), Sample(12.1, 5_000_000, 70))
+    usage = meter.update("t1", later, cpu_limit=None, memory_limit=None)
+    assert usage is not None and round(usage.cpu_cores, 3) == 1.5 and usage.memory_bytes == 170
