@@ -191,6 +191,45 @@ def test_a_failing_init_container_fails_the_task_and_the_main_never_starts(clust
         assert logs.returncode == 0 and b"broken" in logs.stdout, (logs.stdout, logs.stderr)
 
 
+COMPOSE = f"""
+services:
+  web:
+    image: {IMAGE}
+    command: ["sh", "-c", "test -f /shared/ready || exit 9; exec httpd -f -p 80 -h /shared"]
+    volumes: ["shared:/shared"]
+    depends_on:
+      prepare: {{condition: service_completed_successfully}}
+  prepare:
+    image: {IMAGE}
+    network_mode: service:web
+    command: ["sh", "-c", "echo prepared > /shared/index.html && touch /shared/ready"]
+  side:
+    image: {IMAGE}
+    network_mode: service:web
+    command: ["sh", "-c", "{SIDE}"]
+volumes:
+  shared: {{}}
+"""
+
+
+def test_compose_network_mode_service_deploys_one_task_group(cluster, tmp_path):
+    sb, nodes = cluster
+    path = tmp_path / "compose.yml"
+    path.write_text(COMPOSE)
+    deployed = cli(sb, "n1", "stack", "deploy", "-d", "-c", str(path), "grp")
+    assert deployed.returncode == 0, deployed.stderr.decode()
+    try:
+        assert [s["name"] for s in api_get(nodes[0], "/services")] == ["grp-web"]
+        task = running_task(nodes[0], "grp-web")
+        host = next(n for n in nodes if n.name == task["node"])
+        found = {member(c): c["State"]["Status"] for c in containers(host, "grp-web")}
+        assert found == {"": "running", "prepare": "exited", "side": "running"}, found
+        page = wait_for(lambda: http_get(host, f"http://{task['address']}:8081/"), 60, "the Compose sidecar")
+        assert "prepared" in page and "side via localhost" in page, page
+    finally:
+        assert cli(sb, "n1", "stack", "rm", "grp").returncode == 0
+
+
 def test_a_group_shares_localhost_and_one_address_and_moves_as_one_when_its_node_dies(cluster):
     sb, nodes = cluster
     chief = leader(nodes)
