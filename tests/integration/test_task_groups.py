@@ -275,6 +275,33 @@ def test_a_group_shares_localhost_and_one_address_and_moves_as_one_when_its_node
         ps = cli(sb, "n2", "service", "ps", "pod").stdout.decode()
         assert "\\_ side (sidecar" in ps, ps
 
+        # the sidecar dies: the task fails as a whole and a new group (both containers) replaces it
+        docker(host.dockerd, "kill", found["side"]["Id"], timeout_s=20)
+
+        def replaced():
+            history = api_get(nodes[0], "/services/pod/tasks", all="true")
+            failed = [t for t in history if t["id"] == task["id"] and t["state"] == "failed"]
+            return failed[0] if failed else None
+
+        failed = wait_for(replaced, 60, "the task failed by its sidecar")
+        assert failed["error"].startswith("sidecar side exited with code 137"), failed
+        task = running_task(nodes[0], "pod")
+        assert task["id"] != failed["id"]
+        host = next(n for n in nodes if n.name == task["node"])
+
+        def swapped():
+            by_task: dict[str, dict[str, str]] = {}
+            for n in nodes:
+                for c in containers(n, "pod"):
+                    owner = c["Config"]["Labels"]["p2porch.task-id"]
+                    by_task.setdefault(owner, {})[member(c)] = c["State"]["Status"]
+            old_running = "running" in by_task.get(failed["id"], {}).values()
+            return not old_running and by_task.get(task["id"]) == {"": "running", "side": "running"}
+
+        wait_for(swapped, 60, "the old group stopped, the new one running")
+        page = wait_for(lambda: http_get(chief, f"http://{task['address']}:8081/"), 60, "the new sidecar")
+        assert f"main {task['id']}" in page, page
+
         # kill the node: the group is replaced as a whole on the other eligible node
         killed = [read_pid(host.p2porch_pidfile), read_pid(host.dockerd.pidfile)]
         for pid in killed:
