@@ -207,4 +207,7 @@ def healthcheck(value: Any, path: str, warn: Warn) -> dict[str, Any] | None:
     if isinstance(test, list) and test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
         raise err(f"{path}.test", "a list must start with CMD, CMD-SHELL or NONE")
     data = {k: v for k, v in conf.items() if k != "disable" and not k.startswith("x-")}
+    if data.get("retries") in (0, "0"):  # the engine reads 0 as "the default" (3), so does Compose
+        warn("healthcheck retries: 0", "0 means the engine's default, 3 retries")
+        del data["retries"]
     return _nested(lambda: HealthSpec.from_dict(data, prefix=path), path, _HEALTH_RENAMES)
