@@ -1,0 +1,127 @@
+"""Constructs found in real Compose files of public projects (docs/stack.md, "Real-world files"), each
+reproduced by a minimal hand-written file: what Compose accepts loads, what Compose refuses is an error
+naming the service and the key."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from p2porch.errors import ConfigError
+from p2porch.model import ServiceSpec, parse_port
+from p2porch.stack import StackDefinition, load_stack
+
+
+def load(text: str, environ: dict[str, str] | None = None) -> StackDefinition:
+    def read(path: str) -> str:
+        raise FileNotFoundError(path)
+
+    return load_stack("app", textwrap.dedent(text), read, base_dir="/srv/app", environ=environ or {})
+
+
+def spec_of(definition: StackDefinition, short: str) -> dict:
+    spec = {s.short_name: s.spec for s in definition.services}[short]
+    assert ServiceSpec.from_dict(spec).to_dict() == spec
+    return spec
+
+
+def test_a_port_whose_host_ip_variable_is_unset_binds_every_address():
+    """``"${HTTPS_BIND:-}:443:443"`` with the variable unset is ``:443:443``: an empty host IP, which
+    Compose reads as every address (a mail-server stack writes its ports this way)."""
+    definition = load(
+        """
+        services:
+          web:
+            image: nginx
+            ports:
+              - "${HTTPS_BIND:-}:${HTTPS_PORT:-443}:443"
+              - ":8080:80/udp"
+              - "${LOCAL:-127.0.0.1}:9000:9000"
+        """
+    )
+    ports = [parse_port(p) for p in spec_of(definition, "web")["publish"]]
+    assert [(p.host_ip, p.published, p.target, p.protocol) for p in ports] == [
+        ("", 443, 443, "tcp"),
+        ("", 8080, 80, "udp"),
+        ("127.0.0.1", 9000, 9000, "tcp"),
+    ]
+
+
+def test_a_port_with_an_empty_host_port_publishes_nothing():
+    """``"${PORT}:80"`` with PORT unset is ``:80``: Compose publishes the container port on a random
+    host port; p2porch leaves it unpublished (reachable on the cluster network)."""
+    definition = load("services:\n  web:\n    image: nginx\n    ports: ['${PORT}:80']\n")
+    assert [parse_port(p).published for p in spec_of(definition, "web")["publish"]] == [None]
+    assert any("PORT is not set" in w for w in definition.warnings)
+
+
+def test_healthcheck_retries_zero_is_the_engine_default():
+    """``retries: 0`` is valid Compose (the engine reads 0 as its default, 3): accepted with a warning."""
+    definition = load(
+        """
+        services:
+          mail:
+            image: mailserver
+            healthcheck:
+              test: "ss --listening --tcp | grep -P 'LISTEN.+:smtp' || exit 1"
+              timeout: 3s
+              retries: 0
+        """
+    )
+    health = spec_of(definition, "mail")["health"]
+    assert health["retries"] == 3 and health["timeout_s"] == 3.0
+    assert any("retries: 0" in w for w in definition.warnings)
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        # Compose-only container options seen in real files: ignored with one warning each
+        "image: zabbix/agent\n    privileged: true\n    pid: host\n    network_mode: host",
+        "image: ollama\n    deploy:\n      resources:\n        reservations:\n          devices:\n"
+        "            - driver: nvidia\n              count: all\n              capabilities: [gpu]",
+        "image: app\n    mem_limit: 2g\n    memswap_limit: 2g\n    shm_size: '2gb'\n    pull_policy: always",
+        "image: app\n    platform: linux/amd64\n    tty: true\n    stdin_open: true\n"
+        "    oom_kill_disable: true",
+        "image: app\n    dns: [1.1.1.1]\n    links: ['db:database']\n    container_name: app_1",
+        "image: app\n    read_only: true\n    tmpfs: ['/run:size=16M,mode=1750,exec', '/tmp']",
+        "image: app\n    sysctls: [net.core.somaxconn=4096]\n    ulimits:\n      nproc: 65535\n"
+        "      nofile: {soft: 20000, hard: 40000}",
+        "image: app\n    volumes: ['./conf:/etc/conf:ro,Z', '/etc/localtime:/etc/localtime:ro']",
+        "image: app\n    labels: ['traefik.http.routers.a.rule=Host(`a.example`) && PathPrefix(`/api`)']",
+        "image: app\n    extra_hosts: ['host.docker.internal:host-gateway']\n    expose: ['8080', 5347]",
+        "image: app\n    deploy:\n      placement:\n        constraints:\n"
+        "          - node.hostname == <hostname where the config files are>",
+        "image: app\n    deploy:\n"
+        "      update_config: {order: stop-first, monitor: 5s, failure_action: rollback}\n"
+        "      rollback_config: {order: stop-first, monitor: 5s}",
+    ],
+)
+def test_real_world_service_options_load(service):
+    definition = load(f"services:\n  app:\n    {service}\n")
+    spec_of(definition, "app")
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        # files that `docker compose config` itself refuses: refused here too, naming the key
+        ("services:\n  a:\n    image: x\n    networks: [public]\n", "services.a.networks.public"),
+        (
+            "services:\n  a:\n    image: x\n    depends_on: [redis_cache]\n  redis-cache:\n    image: r\n",
+            "services.a.depends_on.redis_cache",
+        ),
+        ("services:\n  a:\n    image: x\n    volumes: ['data:/data']\n", "services.a.volumes[0]"),
+        (
+            "services:\n  a:\n    image: x\n    volumes: ['${UPLOAD_LOCATION}:/data']\n",
+            "services.a.volumes[0]",
+        ),
+        # a service to build: Swarm needs an image too
+        ("services:\n  a:\n    build: .\n", "services.a.build"),
+    ],
+)
+def test_files_compose_refuses_are_refused_by_path(text, field):
+    with pytest.raises(ConfigError) as info:
+        load(text)
+    assert info.value.field == field, info.value.message
