@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from .interpolate import interpolate_collect
 from .merge import merge_documents, merge_values, normalize_service, strip_markers
 from .problems import Problems
-from .yamlsafe import Override, parse_yaml
+from .yamlsafe import Override, parse_yaml_documents
 
 #: reads a file named in a Compose file (absolute when the Compose file's directory is known) -> text;
 #: raises OSError or KeyError when it cannot, ConfigError for an encoding problem
@@ -117,15 +117,20 @@ class _Resolver:
     def load(self, file: ComposeFile) -> dict[str, Any] | None:
         """One file parsed, interpolated, with absolute paths; None when it cannot be parsed."""
         try:
-            doc = parse_yaml(file.text, file.name)
+            docs = parse_yaml_documents(file.text, file.name)
         except ConfigError as exc:
             self.problems.add(exc)
             return None
-        if doc is None:
-            doc = {}
-        if not isinstance(doc, Mapping):
+        if not all(isinstance(d, Mapping) for d in docs):
             self.problems.error("compose", f"{file.name}: expected a mapping at the top level")
             return None
+        doc: Mapping[str, Any] = docs[0] if len(docs) == 1 else {}
+        if len(docs) > 1:  # several documents in one file: merged in order, like several files
+            for each in docs:
+                if any(not isinstance(key, str) for key in each):
+                    doc = each
+                    break
+                doc = merge_documents(doc, each)
         for key in doc:
             if not isinstance(key, str):
                 self.problems.error("compose", f"{file.name}: top-level key {key!r} must be a string")

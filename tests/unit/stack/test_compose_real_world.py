@@ -125,3 +125,33 @@ def test_files_compose_refuses_are_refused_by_path(text, field):
     with pytest.raises(ConfigError) as info:
         load(text)
     assert info.value.field == field, info.value.message
+
+
+def test_a_file_of_several_yaml_documents_merges_them_in_order():
+    """``version: "2.1"`` then ``---`` then the services (a Linux desktop image's README writes it so):
+    Compose merges the documents of one file in order, like several files."""
+    definition = load(
+        """
+        version: "2.1"
+        ---
+        services:
+          desktop:
+            image: webtop
+            shm_size: "1gb"
+            environment: [PUID=1000]
+        ---
+        services:
+          desktop:
+            environment: [TZ=UTC]
+        """
+    )
+    spec = spec_of(definition, "desktop")
+    assert spec["env"] == {"PUID": "1000", "TZ": "UTC"}
+    assert spec["container"]["shm_size_bytes"] == 1024**3
+
+
+def test_the_version_1_format_is_refused_with_a_hint():
+    """Services at the top level (the version 1 format, which Compose v2 refuses too)."""
+    with pytest.raises(ConfigError) as info:
+        load("database:\n  image: postgres\nweb:\n  image: app\n  links: [database]\n")
+    assert info.value.field == "services" and "version 1 format" in info.value.message
