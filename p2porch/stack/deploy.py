@@ -109,6 +109,13 @@ def _resources(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
             spec[f"{prefix}_memory"] = values["memory"]
 
 
+def resource_limits(deploy_conf: Any) -> Mapping[str, Any]:
+    """``deploy.resources.limits`` when every level is a mapping (validated by :func:`deploy`), else {}."""
+    resources = deploy_conf.get("resources") if isinstance(deploy_conf, Mapping) else None
+    limits = resources.get("limits") if isinstance(resources, Mapping) else None
+    return limits if isinstance(limits, Mapping) else {}
+
+
 def _update(value: Any, path: str) -> dict[str, Any]:
     conf = mapping(value, path, keys.UPDATE_KEYS)
     return _nested(lambda: UpdateConfig.from_dict(conf, prefix=path), path)

@@ -155,3 +155,31 @@ def test_the_version_1_format_is_refused_with_a_hint():
     with pytest.raises(ConfigError) as info:
         load("database:\n  image: postgres\nweb:\n  image: app\n  links: [database]\n")
     assert info.value.field == "services" and "version 1 format" in info.value.message
+
+
+def test_devices_and_pids_limits_map_onto_the_container():
+    """``devices`` (a media server's /dev/dri), ``pids_limit``, and Swarm's ``limits.pids``."""
+    definition = load(
+        """
+        services:
+          media:
+            image: jellyfin
+            devices: ["/dev/dri:/dev/dri", "/dev/ttyUSB0:/dev/modem:rw", "nvidia.com/gpu=all"]
+            pids_limit: 200
+          worker:
+            image: app
+            deploy:
+              resources:
+                limits: {cpus: "0.5", pids: 100}
+        """
+    )
+    media = spec_of(definition, "media")["container"]
+    assert media == {"devices": ["/dev/dri:/dev/dri:rwm", "/dev/ttyUSB0:/dev/modem:rw"], "pids_limit": 200}
+    assert spec_of(definition, "worker")["container"] == {"pids_limit": 100}
+    assert any("CDI" in w and "nvidia.com/gpu=all" in w for w in definition.warnings)
+
+
+def test_a_bad_device_is_refused_by_its_compose_path():
+    with pytest.raises(ConfigError) as info:
+        load("services:\n  a:\n    image: x\n    devices: ['/dev/dri:/dev/dri:rwx']\n")
+    assert info.value.field == "services.a.devices[0]", info.value.message
