@@ -183,3 +183,37 @@ def test_a_bad_device_is_refused_by_its_compose_path():
     with pytest.raises(ConfigError) as info:
         load("services:\n  a:\n    image: x\n    devices: ['/dev/dri:/dev/dri:rwx']\n")
     assert info.value.field == "services.a.devices[0]", info.value.message
+
+
+def test_an_included_file_reads_the_env_file_of_its_own_directory():
+    """``include: [./mqtt/mqtt.yaml]`` whose directory has a ``.env`` setting ``TAG`` (a home-lab repo
+    with one directory per service): that ``.env`` interpolates the included file, below the project's
+    own variables; an entry's ``env_file`` replaces it."""
+    files = {
+        "/srv/app/mqtt/mqtt.yaml": "services:\n  mqtt:\n    image: eclipse-mosquitto:${TAG}\n",
+        "/srv/app/mqtt/.env": "TAG=2.0\n",
+        "/srv/app/db/db.yaml": "services:\n  db:\n    image: postgres:${TAG}\n",
+        "/srv/app/db/.env": "TAG=16\n",
+        "/srv/app/pinned.env": "TAG=9\n",
+    }
+
+    def read(path: str) -> str:
+        if path not in files:
+            raise FileNotFoundError(path)
+        return files[path]
+
+    text = "include:\n  - ./mqtt/mqtt.yaml\n  - path: ./db/db.yaml\n    env_file: pinned.env\n"
+    definition = load_stack("app", text, read, base_dir="/srv/app", environ={})
+    assert spec_of(definition, "mqtt")["image"] == "eclipse-mosquitto:2.0"
+    assert spec_of(definition, "db")["image"] == "postgres:9"
+    project_wins = load_stack("app", text, read, base_dir="/srv/app", environ={"TAG": "latest"})
+    assert spec_of(project_wins, "mqtt")["image"] == "eclipse-mosquitto:latest"
+    with pytest.raises(ConfigError) as info:
+        load_stack(
+            "app",
+            "include:\n  - path: ./mqtt/mqtt.yaml\n    env_file: nope.env\n",
+            read,
+            base_dir="/srv/app",
+            environ={},
+        )
+    assert info.value.field == "include[0].env_file"
