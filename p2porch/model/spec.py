@@ -49,6 +49,8 @@ from .units import (
 MODES = ("replicated", "global", *JOB_MODES)
 ENDPOINT_MODES = ("vip", "dnsrr")
 INGRESS_POLICIES = ("cluster", "local")  # as Kubernetes' externalTrafficPolicy
+#: what the majority does with the tasks of a site (``region``) it lost all contact with (docs/multi-site.md)
+SITE_LOSS_POLICIES = ("keep", "replace")
 STRATEGIES = ("spread", "binpack")
 #: names that would collide with DNS names the cluster answers (``tasks.web.p2p``, ``n1.node.p2p``)
 RESERVED_NAMES = ("tasks", "node")
@@ -120,6 +122,7 @@ class ServiceSpec:
     autoscale: AutoscaleSpec | None = None  # the leader's autoscaler owns `replicas` when set (issue 17)
     max_concurrent: int = 0  # replicated-job: tasks at once (0 = replicas, as Docker's CLI)
     schedule: CronSchedule | None = None  # a cron job: one execution per tick (jobs only)
+    on_site_loss: str = "keep"  # keep: a cut-off region's tasks are left to run there; replace: rescheduled
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
@@ -143,6 +146,7 @@ class ServiceSpec:
         parse_choice(self.strategy, STRATEGIES, "strategy")
         parse_choice(self.endpoint_mode, ENDPOINT_MODES, "endpoint_mode")
         parse_choice(self.ingress_policy, INGRESS_POLICIES, "ingress_policy")
+        parse_choice(self.on_site_loss, SITE_LOSS_POLICIES, "on_site_loss")
         if not isinstance(self.replicas, int) or not 0 <= self.replicas <= MAX_REPLICAS:
             raise field_error("replicas", f"must be an integer from 0 to {MAX_REPLICAS}")
         for name in (
@@ -276,6 +280,7 @@ class ServiceSpec:
             "configs": [r.to_dict() for r in self.configs],
             **({} if self.autoscale is None else {"autoscale": self.autoscale.to_dict()}),  # absent when off
             **self._job_dict(),
+            **({"on_site_loss": self.on_site_loss} if self.on_site_loss != "keep" else {}),  # absent: default
         } | ({"networks": [n.to_dict() for n in self.networks]} if self.networks else {})
 
     def to_sparse_dict(self) -> dict[str, Any]:
@@ -388,6 +393,7 @@ _SPEC_KEYS: dict[str, str] = {
     "autoscale": "autoscale",
     "max_concurrent": "max_concurrent",
     "schedule": "schedule",
+    "on_site_loss": "on_site_loss",
 }
 
 
@@ -441,4 +447,5 @@ _SPEC_PARSERS: dict[str, Any] = {
     "autoscale": lambda v, k: AutoscaleSpec.from_dict(v, k, parse_duration_s),
     "max_concurrent": lambda v, k: parse_int(v, k, maximum=MAX_REPLICAS),
     "schedule": lambda v, k: parse_schedule(v, k),
+    "on_site_loss": lambda v, k: parse_choice(v, SITE_LOSS_POLICIES, k),
 }

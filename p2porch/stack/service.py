@@ -57,6 +57,7 @@ _COMPOSE_PATH_OF_FIELD = {
     "endpoint_mode": "deploy.endpoint_mode",
     "max_concurrent": "deploy.x-p2porch.max_concurrent",
     "schedule": "deploy.x-p2porch.schedule",
+    "on_site_loss": "deploy.x-p2porch.on_site_loss",
 }
 _CONTAINER_KEYS = {
     "shm_size_bytes": "shm_size",
