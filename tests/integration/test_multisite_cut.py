@@ -118,8 +118,14 @@ def test_a_cut_site_keeps_its_tasks_and_dns_cannot_commit_and_the_heal_ends_with
         assert set(TASK_ADDR.findall(answer)) == {web_out["address"]}, answer
         # the majority's DNS leaves the unreachable task out
         in_node = sb.node_by_name(web_in["node"])
-        every = in_task(sb, in_node, web_in["container_id"], "nslookup", "tasks.web")
-        assert set(TASK_ADDR.findall(every)) == {web_in["address"]}, every
+        wait_for(
+            lambda: (
+                set(TASK_ADDR.findall(in_task(sb, in_node, web_in["container_id"], "nslookup", "tasks.web")))
+                == {web_in["address"]}
+            ),
+            timeout_s=15,
+            what="the majority's DNS answering only its reachable web task",
+        )
     finally:
         sb.set_site_cut(cut_site, False)
 
