@@ -207,6 +207,7 @@ class RaftConfig:
     commit_timeout_s: float = _opt(5.0, _positive)
     tick_s: float = _opt(0.005, _positive)
     replace_dead_voter_s: float = _opt(5.0, _non_negative)  # autopilot: a voter down this long is replaced
+    rtt_ms: float = _opt(0.0, _non_negative)  # round trip between the farthest voters: scales the timeouts
 
 
 @dataclass(frozen=True)
