@@ -39,6 +39,12 @@ def _port_or_zero(value: int) -> int:
     return value
 
 
+def _mtu_or_zero(value: int) -> int:
+    if value != 0 and not 576 <= value <= 65535:
+        raise ValueError("must be 0 (the underlay device's) or an MTU between 576 and 65535")
+    return value
+
+
 def _positive(value: float) -> float:
     if value <= 0:
         raise ValueError("must be greater than 0")
@@ -251,6 +257,7 @@ class OverlayConfig:
     subnet_prefixlen: int = _opt(24, _subnet_prefixlen)
     vxlan_port: int = _opt(4789, _port)
     vni: int = _opt(4242, _positive, kind=int)
+    path_mtu: int = _opt(0, _mtu_or_zero, kind=int)  # smallest MTU towards any peer (a WAN); 0 = the device's
 
 
 @dataclass(frozen=True)
