@@ -108,8 +108,8 @@ def test_a_cut_site_keeps_its_tasks_and_dns_cannot_commit_and_the_heal_ends_with
             timeout_s=60,
             what="api replaced on the majority's site",
         )
-        assert {t["task_id"] for t in api_get(here, "/services/web/tasks", all="false")} == {
-            t["task_id"] for t in web
+        assert {t["id"] for t in api_get(here, "/services/web/tasks", all="false")} == {
+            t["id"] for t in web
         }
         # the minority still runs both services' containers and answers their names from its last state
         assert {n: (containers(sb, n, "web"), containers(sb, n, "api")) for n in minority} == kept
@@ -147,6 +147,6 @@ def test_a_cut_site_keeps_its_tasks_and_dns_cannot_commit_and_the_heal_ends_with
 
     wait_for(desired_only, timeout_s=60, what="exactly the desired api and web containers")
     assert {n: containers(sb, n, "web") for n in minority} == {n: w for n, (w, _) in kept.items()}
-    assert {t["task_id"] for t in running(here, "api", 2) or []} == {t["task_id"] for t in replaced}
+    assert {t["id"] for t in running(here, "api", 2) or []} == {t["id"] for t in replaced}
     for node in NODES:  # no acknowledged write is lost, wherever it is read
         assert acknowledged <= wait_for(lambda n=node: service_names(sb, n), what=f"services on {node}")
