@@ -13,7 +13,7 @@ userspace WAN hub): first with no delay or loss between the sites (``lan``), the
   until a write succeeds (the daemon is restarted and the cluster settles between rounds).
 
 Prints one JSON object: per profile and measurement the runs, median and max, and WAN / LAN ratios
-of the medians. Usage: python bench/multisite.py [--repeats 2] [--writes 30] [--wan-delay 40]
+of the medians. Usage: python bench/multisite.py [--repeats 2] [--writes 20] [--wan-delay 40]
 """
 
 from __future__ import annotations
@@ -216,19 +216,19 @@ def profile(delay_ms: float, loss_percent: float, repeats: int, writes: int) -> 
     }
 
 
-def ratios(lan: dict[str, Any], wan: dict[str, Any]) -> dict[str, float]:
-    out = {}
+def ratios(lan: dict[str, Any], wan: dict[str, Any]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
     for group in ("write_latency_s", "convergence", "failover"):
         for key, values in wan[group].items():
             base = lan[group][key]["median"]
-            out[f"{group}.{key}"] = round(values["median"] / base, 2) if base else float("nan")
+            out[f"{group}.{key}"] = round(values["median"] / base, 2) if base else None
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--writes", type=int, default=30)
+    parser.add_argument("--writes", type=int, default=20)
     parser.add_argument("--wan-delay", type=float, default=40.0, help="round trip between the sites, ms")
     parser.add_argument("--wan-loss", type=float, default=1.0, help="per frame and direction, percent")
     args = parser.parse_args()
