@@ -102,15 +102,20 @@ def test_a_cut_site_keeps_its_tasks_and_dns_cannot_commit_and_the_heal_ends_with
             timeout_s=60,
             what="the majority marks the cut site down",
         )
+        # the majority's autopilot replaces the voter it lost (that node learns it at the heal)
+        majority_region = f"s{3 - cut_site}"
+        wait_for(
+            lambda: sorted(voters_by_region(sb, majority[0]).get(majority_region, [])) == sorted(majority),
+            timeout_s=60,
+            what="three voters on the majority's site",
+        )
         # api's minority task is replaced in the majority; web's is kept (the same task, no new one)
         replaced = wait_for(
             lambda: (r := running(here, "api", 2)) and all(t["node"] in majority for t in r) and r,
             timeout_s=60,
             what="api replaced on the majority's site",
         )
-        assert {t["id"] for t in api_get(here, "/services/web/tasks", all="false")} == {
-            t["id"] for t in web
-        }
+        assert {t["id"] for t in api_get(here, "/services/web/tasks", all="false")} == {t["id"] for t in web}
         # the minority still runs both services' containers and answers their names from its last state
         assert {n: (containers(sb, n, "web"), containers(sb, n, "api")) for n in minority} == kept
         out_node = sb.node_by_name(web_out["node"])
@@ -134,7 +139,11 @@ def test_a_cut_site_keeps_its_tasks_and_dns_cannot_commit_and_the_heal_ends_with
         timeout_s=90,
         what="every node ready again after the heal",
     )
-    wait_settled(sb, majority[0], timeout_s=90)
+    wait_settled(sb, majority[0], timeout_s=90)  # the removed voter restarted as a replica and caught up
+    wait_for(
+        lambda: set(voters_by_region(sb, majority[0])) == {"s1", "s2"}, timeout_s=60, what="voters spread"
+    )
+    wait_settled(sb, majority[0], timeout_s=60)
 
     def desired_only() -> bool:
         api_now = {n: containers(sb, n, "api") for n in NODES}
