@@ -136,4 +136,4 @@ def voters_by_region(sb: Sandbox, node: str = "n1") -> dict[str, list[str]]:
     for row in node_rows(sb, node).values():
         if row["raft_role"] in ("leader", "voter"):
             out.setdefault(row["labels"]["region"], []).append(row["name"])
-    return out
+    return {region: sorted(names) for region, names in out.items()}

@@ -105,9 +105,9 @@ def test_a_cut_site_keeps_its_tasks_and_dns_cannot_commit_and_the_heal_ends_with
         # the majority's autopilot replaces the voter it lost (that node learns it at the heal)
         majority_region = f"s{3 - cut_site}"
         wait_for(
-            lambda: sorted(voters_by_region(sb, majority[0]).get(majority_region, [])) == sorted(majority),
+            lambda: voters_by_region(sb, majority[0]) == {majority_region: sorted(majority)},
             timeout_s=60,
-            what="three voters on the majority's site",
+            what="the cut site's voter replaced and removed: three voters on the majority's site",
         )
         # api's minority task is replaced in the majority; web's is kept (the same task, no new one)
         replaced = wait_for(
