@@ -58,6 +58,7 @@ FLAG_OF_FIELD = {
     "service_labels": "--service-label",
     "endpoint_mode": "--endpoint-mode",
     "ingress_policy": "--ingress-policy",
+    "on_site_loss": "--on-site-loss",
     "secrets": "--secret",
     "configs": "--config",
     "networks": "--network",
@@ -229,6 +230,8 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         help="cluster (default): any healthy task answers an ingress port; local: only the receiving node's "
         "tasks, which see the client's real address",
     )
+    site_help = "a region cut off: keep (default) its tasks there, or replace them elsewhere"
+    p.add_argument("--on-site-loss", choices=["keep", "replace"], default=d, help=site_help)
     p.add_argument("--service-label", action="append", default=d, metavar="K=V", help="label of the service")
     p.add_argument("--update-max-failure-ratio", type=float, default=d, metavar="RATIO")
     p.add_argument("--health-start-interval", default=d, metavar="DURATION")
@@ -300,6 +303,7 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
         "workdir": "workdir",
         "endpoint_mode": "endpoint_mode",
         "ingress_policy": "ingress_policy",
+        "on_site_loss": "on_site_loss",
         "service_label": "service_labels",
         "secret": "secrets",
         "config": "configs",

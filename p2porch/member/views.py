@@ -88,7 +88,9 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = (), local_node:
                 slot=t.slot,
                 address=t.address,
                 healthy=task_is_healthy(t),
-                running=t.state == TaskState.RUNNING and t.desired_state == DesiredState.RUNNING,
+                running=t.state == TaskState.RUNNING
+                and t.desired_state == DesiredState.RUNNING
+                and not _node_down(state, t.node_id),  # a cut-off site's tasks kept in state (on_site_loss)
                 ports=ports,
                 site=_region(state, t.node_id),
             )
@@ -112,6 +114,11 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = (), local_node:
         local_site=_region(state, local_node),
         vips=vips,
     )
+
+
+def _node_down(state: ClusterState, node_id: str | None) -> bool:
+    node = state.nodes.get(node_id or "")
+    return node is not None and node.status == NodeStatus.DOWN
 
 
 def _region(state: ClusterState, node_id: str | None) -> str:

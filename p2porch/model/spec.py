@@ -50,6 +50,8 @@ from .units import (
 MODES = ("replicated", "global", *JOB_MODES)
 ENDPOINT_MODES = ("vip", "dnsrr")
 INGRESS_POLICIES = ("cluster", "local")  # as Kubernetes' externalTrafficPolicy
+#: what the majority does with the tasks of a site (``region``) it lost all contact with (docs/multi-site.md)
+SITE_LOSS_POLICIES = ("keep", "replace")
 STRATEGIES = ("spread", "binpack")
 #: names that would collide with DNS names the cluster answers (``tasks.web.p2p``, ``n1.node.p2p``)
 RESERVED_NAMES = ("tasks", "node")
@@ -123,6 +125,7 @@ class ServiceSpec:
     schedule: CronSchedule | None = None  # a cron job: one execution per tick (jobs only)
     sidecars: tuple[GroupContainer, ...] = ()  # task group: containers beside the main one (issue 21)
     init_containers: tuple[GroupContainer, ...] = ()  # task group: run to completion, in order, first
+    on_site_loss: str = "keep"  # keep: a cut-off region's tasks are left to run there; replace: rescheduled
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
@@ -146,6 +149,7 @@ class ServiceSpec:
         parse_choice(self.strategy, STRATEGIES, "strategy")
         parse_choice(self.endpoint_mode, ENDPOINT_MODES, "endpoint_mode")
         parse_choice(self.ingress_policy, INGRESS_POLICIES, "ingress_policy")
+        parse_choice(self.on_site_loss, SITE_LOSS_POLICIES, "on_site_loss")
         if not isinstance(self.replicas, int) or not 0 <= self.replicas <= MAX_REPLICAS:
             raise field_error("replicas", f"must be an integer from 0 to {MAX_REPLICAS}")
         for name in (
@@ -309,6 +313,7 @@ class ServiceSpec:
             "configs": [r.to_dict() for r in self.configs],
             **({} if self.autoscale is None else {"autoscale": self.autoscale.to_dict()}),  # absent when off
             **self._job_dict(),
+            **({"on_site_loss": self.on_site_loss} if self.on_site_loss != "keep" else {}),  # absent: default
         } | ({"networks": [n.to_dict() for n in self.networks]} if self.networks else {})
 
     def to_sparse_dict(self) -> dict[str, Any]:
@@ -427,6 +432,7 @@ _SPEC_KEYS: dict[str, str] = {
     "schedule": "schedule",
     "sidecars": "sidecars",
     "init_containers": "init_containers",
+    "on_site_loss": "on_site_loss",
 }
 
 
@@ -482,4 +488,5 @@ _SPEC_PARSERS: dict[str, Any] = {
     "schedule": lambda v, k: parse_schedule(v, k),
     "sidecars": lambda v, k: parse_group(v, k, SIDECAR),
     "init_containers": lambda v, k: parse_group(v, k, INIT),
+    "on_site_loss": lambda v, k: parse_choice(v, SITE_LOSS_POLICIES, k),
 }

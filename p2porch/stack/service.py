@@ -60,6 +60,7 @@ _COMPOSE_PATH_OF_FIELD = {
     "schedule": "deploy.x-p2porch.schedule",
     "sidecars": "x-p2porch-sidecars",
     "init_containers": "x-p2porch-init-containers",
+    "on_site_loss": "deploy.x-p2porch.on_site_loss",
 }
 _CONTAINER_KEYS = {
     "shm_size_bytes": "shm_size",
