@@ -10,23 +10,22 @@ import argparse
 import json
 import re
 import sys
-import time
 from typing import Any
 
 from ..errors import ConfigError, P2POrchError
-from ..model import ServiceSpec, format_bytes, format_cpus
+from ..model import ServiceSpec
 from ..model.netrefs import parse_attachments
 from .autoscale import (
     add_autoscale_flags,
     autoscale_changes,
     autoscale_flag,
-    autoscale_summary,
     cmd_service_autoscale,
 )
-from .group import GROUP_FLAGS, add_group_flags, group_changes, group_lines, group_spec, group_task_rows
+from .group import GROUP_FLAGS, add_group_flags, group_changes, group_spec, group_task_rows
 from .progress import Watch, add_wait_options, wait_after, waits_for
-from .service_rows import TASK_COLUMNS, job_progress_text, service_row, task_row
-from .stats import add_service_stats, autoscale_lines
+from .service_describe import describe_service
+from .service_rows import TASK_COLUMNS, service_row, task_row
+from .stats import add_service_stats
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
@@ -427,52 +426,6 @@ def cmd_service_ps(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _describe(s: dict[str, Any]) -> str:
-    spec = s["spec"]
-    lines = [
-        f"ID:        {s['id']}",
-        f"Name:      {s['name']}",
-        f"Mode:      {s['mode']}",
-        f"Replicas:  {s['running']}/{s['desired']}",
-        f"Image:     {spec['image']}",
-        f"Command:   {' '.join(spec.get('command') or []) or '(image default)'}",
-    ]
-    job = s.get("job")
-    if job:
-        lines[3] = f"Progress:  {job_progress_text(job)} (execution {job['iteration']})"
-        if job.get("schedule"):
-            tz = spec.get("schedule", {}).get("timezone", "UTC")
-            lines.append(f"Schedule:  {job['schedule']} ({tz}), next tick {time.ctime(job['next_tick'])}")
-            lines.append(f"Ticks:     {job['skipped_ticks']} skipped (forbid), {job['missed_ticks']} missed")
-    lines.extend(group_lines(spec))
-    if spec.get("constraints"):
-        lines.append(f"Constraints: {', '.join(spec['constraints'])}")
-    networks = [
-        n["target"] + (f" (aliases {', '.join(n['aliases'])})" if n.get("aliases") else "")
-        for n in spec.get("networks") or ()
-    ]
-    lines.append(f"Networks:  {', '.join(networks) or 'p2porch (default)'}")
-    if spec.get("reserve_cpu_nanos") or spec.get("reserve_memory_bytes"):
-        lines.append(
-            f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])} CPU, "
-            f"{format_bytes(spec['reserve_memory_bytes'])}"
-        )
-    status = s.get("update_status")
-    if status:
-        reason = f": {status['reason']}" if status.get("reason") else ""
-        lines.append(f"Update:    {status.get('state', '?')}{reason}")
-    if spec.get("autoscale"):
-        lines.append(autoscale_summary(spec["autoscale"]))
-    rebalance = s.get("rebalance", "off")
-    if rebalance != "off" or s.get("moving"):
-        lines.append(f"Rebalance: {rebalance}, {s.get('moving', 0)} task(s) moving")
-    if s.get("autoscale_status"):
-        lines.extend(autoscale_lines(s["autoscale_status"]))
-    for p in s["pending"]:
-        lines.append(f"Pending:   {p['count']} task(s): {p['explanation']}")
-    return "\n".join(lines)
-
-
 def cmd_service_inspect(args: argparse.Namespace) -> int:
     client = client_for(args)
     service = client.get(f"/services/{args.service}")
@@ -481,7 +434,7 @@ def cmd_service_inspect(args: argparse.Namespace) -> int:
             service["autoscale_status"] = client.get(f"/services/{args.service}/autoscale")
         except P2POrchError as exc:
             service["autoscale_status"] = {"available": False, "reason": exc.message}
-    emit(args, service, _describe)
+    emit(args, service, describe_service)
     return EXIT_OK
 
 

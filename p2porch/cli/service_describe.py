@@ -1,0 +1,59 @@
+"""How `service inspect` prints a service as text (pure formatting of the API's service view)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..model import format_bytes, format_cpus
+from .autoscale import autoscale_summary
+from .group import group_lines
+from .service_rows import job_progress_text
+from .stats import autoscale_lines
+
+
+def describe_service(s: dict[str, Any]) -> str:
+    """The `service inspect` text: spec summary, job progress, group, networks, update and pending lines."""
+    spec = s["spec"]
+    lines = [
+        f"ID:        {s['id']}",
+        f"Name:      {s['name']}",
+        f"Mode:      {s['mode']}",
+        f"Replicas:  {s['running']}/{s['desired']}",
+        f"Image:     {spec['image']}",
+        f"Command:   {' '.join(spec.get('command') or []) or '(image default)'}",
+    ]
+    job = s.get("job")
+    if job:
+        lines[3] = f"Progress:  {job_progress_text(job)} (execution {job['iteration']})"
+        if job.get("schedule"):
+            tz = spec.get("schedule", {}).get("timezone", "UTC")
+            lines.append(f"Schedule:  {job['schedule']} ({tz}), next tick {time.ctime(job['next_tick'])}")
+            lines.append(f"Ticks:     {job['skipped_ticks']} skipped (forbid), {job['missed_ticks']} missed")
+    lines.extend(group_lines(spec))
+    if spec.get("constraints"):
+        lines.append(f"Constraints: {', '.join(spec['constraints'])}")
+    networks = [
+        n["target"] + (f" (aliases {', '.join(n['aliases'])})" if n.get("aliases") else "")
+        for n in spec.get("networks") or ()
+    ]
+    lines.append(f"Networks:  {', '.join(networks) or 'p2porch (default)'}")
+    if spec.get("reserve_cpu_nanos") or spec.get("reserve_memory_bytes"):
+        lines.append(
+            f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])} CPU, "
+            f"{format_bytes(spec['reserve_memory_bytes'])}"
+        )
+    status = s.get("update_status")
+    if status:
+        reason = f": {status['reason']}" if status.get("reason") else ""
+        lines.append(f"Update:    {status.get('state', '?')}{reason}")
+    if spec.get("autoscale"):
+        lines.append(autoscale_summary(spec["autoscale"]))
+    rebalance = s.get("rebalance", "off")
+    if rebalance != "off" or s.get("moving"):
+        lines.append(f"Rebalance: {rebalance}, {s.get('moving', 0)} task(s) moving")
+    if s.get("autoscale_status"):
+        lines.extend(autoscale_lines(s["autoscale_status"]))
+    for p in s["pending"]:
+        lines.append(f"Pending:   {p['count']} task(s): {p['explanation']}")
+    return "\n".join(lines)
