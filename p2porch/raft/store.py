@@ -31,6 +31,7 @@ from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
 from .appends import AppendFilter, rejection_floor
 from .fsm import Change, apply_batch, encode_batch
+from .heartbeats import ReplicaHeartbeats
 from .journal import DurableJournal, durable_replace, write_file_atomic
 from .lag import LagClock
 from .pacer import TickPacer
@@ -94,8 +95,18 @@ def _install_durable_journal() -> None:
 class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
     """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
 
-    def __init__(self, owner: RaftStore, self_addr: str | None, partners: list[str], conf: SyncObjConf):
+    _SyncObj__readonlyNodes: set[Any]  # pysyncobj's, swapped for a round in _SyncObj__sendAppendEntries
+
+    def __init__(
+        self,
+        owner: RaftStore,
+        self_addr: str | None,
+        partners: list[str],
+        conf: SyncObjConf,
+        replica_heartbeat_period_s: float = 1.0,
+    ):
         self._owner_ref = owner
+        self._replica_beats = ReplicaHeartbeats(replica_heartbeat_period_s)
         self._appends = AppendFilter()
         self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
         super().__init__(self_addr, partners, conf, transportClass=GuardedTCPTransport)
@@ -124,6 +135,24 @@ class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
         super()._SyncObj__onMessageReceived(node, filtered)
         if ack_index is not None and current:
             self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=ack_index + 1, success=True)
+
+    # The leader's append round: replicas with nothing to learn are left out (heartbeats.py).
+    def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802
+        replicas = self._SyncObj__readonlyNodes
+        now, commit = time.monotonic(), self._SyncObj__raftCommitIndex
+        last_index = self._SyncObj__raftLog[-1][1]
+        quiet = self._replica_beats.quiet(replicas, self._SyncObj__raftNextIndex, last_index, commit, now)
+        active = replicas - quiet
+        self._SyncObj__readonlyNodes = active
+        try:
+            super()._SyncObj__sendAppendEntries()
+        finally:  # keep what the round changed (a replica that disconnected), restore the skipped
+            after = self._SyncObj__readonlyNodes
+            replicas.difference_update(active - after)
+            replicas.update(after - active)
+            self._SyncObj__readonlyNodes = replicas
+            self._replica_beats.sent(after, commit, now)
+            self._replica_beats.forget(replicas)
 
     # Every follower answer to an append goes through here (issue 24: refusals must agree).
     def _SyncObj__sendNextNodeIdx(  # noqa: N802
@@ -213,7 +242,7 @@ class RaftStore:
             onStateChanged=self._on_state_changed,
         )
         partners = [a for a in config.voters if a != config.self_addr]
-        self._so = _Bridge(self, config.self_addr, partners, self._conf)
+        self._so = _Bridge(self, config.self_addr, partners, self._conf, config.replica_heartbeat_period_s)
         # pysyncobj stops its Raft thread as soon as the thread that built the SyncObj has exited. We
         # build it in a trio worker thread (trio reaps idle workers after ~10 s), so tie the Raft
         # thread's lifetime to the trio thread instead.

@@ -25,6 +25,7 @@ class StoreConfig:
     tick_period_s: float = 0.005  # while there is Raft work (pacer.py); idle_tick_period_s otherwise
     idle_tick_period_s: float = 0.05
     heartbeat_period_s: float = 0.1
+    replica_heartbeat_period_s: float = 1.0  # an idle read-only replica hears this often (heartbeats.py)
     election_timeout_min_s: float = 0.5
     election_timeout_max_s: float = 1.2
     connection_timeout_s: float = 3.0
@@ -48,6 +49,11 @@ class StoreConfig:
         if not self.election_timeout_min_s > 3 * self.heartbeat_period_s:
             raise ConfigError(
                 "election_timeout_min_s must exceed 3 heartbeats", field="election_timeout_min_s"
+            )
+        if not self.heartbeat_period_s <= self.replica_heartbeat_period_s < self.connection_timeout_s:
+            raise ConfigError(
+                "replica_heartbeat_period_s must be between the heartbeat period and the connection timeout",
+                field="replica_heartbeat_period_s",
             )
         if self.max_batch_commands < 1 or self.max_inflight_batches < 1:
             raise ConfigError("batch limits must be >= 1", field="max_batch_commands")
