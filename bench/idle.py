@@ -192,13 +192,13 @@ def run_sandbox(
         both = idle_cost({**daemons, **engines}, seconds)
         daemon_part = {k: v for k, v in both["processes"].items() if k in daemons}
         for node_name, figures in daemon_part.items():
-            figures["role"] = rows.get(node_name, {}).get("role")
+            figures["role"] = rows.get(node_name, {}).get("raft_role")
         out = summarise(daemon_part)
         out["seconds"] = seconds
         engine_part = {k: v for k, v in both["processes"].items() if k not in daemons}
         out["engines"] = summarise(engine_part)["summary"]
         if strace_s > 0:
-            replica = next((n for n, r in rows.items() if r.get("role") == "replica"), None)
+            replica = next((n for n, r in rows.items() if r.get("raft_role") == "replica"), None)
             out["strace_wakeups_per_s"] = {
                 n: strace_wakeups(daemons[n], strace_s) for n in ("n1", replica) if n in daemons
             }

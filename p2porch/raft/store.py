@@ -211,7 +211,8 @@ class RaftStore:
         self._status_lock = threading.Lock()
         self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
         self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
-        self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, config.idle_tick_period_s))
+        idle_s = config.idle_tick_period_s if config.self_addr else config.replica_idle_tick_period_s
+        self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, idle_s))
         data_dir = Path(config.data_dir)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(data_dir, 0o700)

@@ -24,6 +24,9 @@ class StoreConfig:
     bind_addr: str | None = None  # "ip:port" to listen on when it differs from self_addr (behind NAT)
     tick_period_s: float = 0.005  # while there is Raft work (pacer.py); idle_tick_period_s otherwise
     idle_tick_period_s: float = 0.05
+    # a replica has no election timer: when idle its tick only retries connections (messages and
+    # proposals still wake it at once)
+    replica_idle_tick_period_s: float = 0.25
     heartbeat_period_s: float = 0.1
     replica_heartbeat_period_s: float = 1.0  # an idle read-only replica hears this often (heartbeats.py)
     election_timeout_min_s: float = 0.5
