@@ -427,7 +427,7 @@ class ClusterManager:
                 raise AuthError(f"join: malformed reply from {peer}: {exc}") from exc
             self.local = local
             try:
-                await self.runtime.start(local)
+                await self.runtime.start(local, joining=True)
                 running = self.clock.monotonic()
                 await self._wait_for_self(node_id, timeout_s=30)
             except BaseException:

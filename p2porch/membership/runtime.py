@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 __all__ = ["MemberRuntime", "MemberService", "StorePreparation", "local_node", "secrets_key", "secrets_keys"]
 
 MemberService = Callable[..., Awaitable[None]]
+JOIN_HOLD_ELECTIONS_S = 60.0  # a joined voter that no leader added by then campaigns after all
 StorePreparation = Callable[[RaftStore], Awaitable[None]]
 
 
@@ -113,8 +114,13 @@ class MemberRuntime:
         """The nursery member runs live in (the manager's, for the daemon's lifetime)."""
         self._nursery = nursery
 
-    async def start(self, local: LocalClusterState, prepare: StorePreparation | None = None) -> None:
-        """Open the store as ``local`` says and start everything; returns once all services started."""
+    async def start(
+        self, local: LocalClusterState, prepare: StorePreparation | None = None, *, joining: bool = False
+    ) -> None:
+        """Open the store as ``local`` says and start everything; returns once all services started.
+
+        ``joining``: this node just joined a running cluster (a voter then waits for the leader to add
+        it before it ever campaigns, see ``StoreConfig.join_hold_elections_s``)."""
         assert self._nursery is not None, "attach() first"
         scope = trio.CancelScope()
         done = trio.Event()
@@ -123,7 +129,7 @@ class MemberRuntime:
         async def member(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             try:
                 with scope:
-                    await self._run(local, task_status, prepare)
+                    await self._run(local, task_status, prepare, joining)
             finally:
                 self.store = None
                 done.set()
@@ -141,6 +147,7 @@ class MemberRuntime:
         local: LocalClusterState,
         task_status: trio.TaskStatus[None],
         prepare: StorePreparation | None = None,
+        joining: bool = False,
     ) -> None:
         board = self.board = LocalBoard()
         store_config = StoreConfig(
@@ -150,6 +157,7 @@ class MemberRuntime:
             data_dir=self.raft_dir,
             password=local.keys.raft_password(local.generation),
             tick_period_s=self.config.raft.tick_s,
+            join_hold_elections_s=JOIN_HOLD_ELECTIONS_S if joining and local.role == "voter" else 0.0,
         )
         async with open_raft_store(store_config) as store, trio.open_nursery() as nursery:
             self.store = store

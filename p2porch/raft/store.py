@@ -223,8 +223,8 @@ class RaftStore:
             autoTickPeriod=config.tick_period_s,
             appendEntriesUseBatch=False,
             appendEntriesPeriod=config.heartbeat_period_s,
-            raftMinTimeout=config.election_timeout_min_s,
-            raftMaxTimeout=config.election_timeout_max_s,
+            raftMinTimeout=config.join_hold_elections_s or config.election_timeout_min_s,
+            raftMaxTimeout=config.join_hold_elections_s * 1.5 or config.election_timeout_max_s,
             connectionTimeout=max(config.connection_timeout_s, config.election_timeout_max_s),
             connectionRetryTime=config.connection_retry_s,
             leaderFallbackTimeout=config.leader_fallback_timeout_s,
@@ -497,6 +497,10 @@ class RaftStore:
 
     def _on_tick(self) -> None:
         now = time.monotonic()
+        if self._conf.raftMinTimeout != self.config.election_timeout_min_s and self._so._getLeader():
+            # a joining voter heard its leader: normal election timeouts from now on
+            self._conf.raftMinTimeout = self.config.election_timeout_min_s
+            self._conf.raftMaxTimeout = self.config.election_timeout_max_s
         busy = self._inflight > 0 or bool(self._pending)
         period = self._pacer.period(now, self._so.raftCommitIndex, self._so.raftLastApplied, busy)
         self._conf.autoTickPeriod = period

@@ -31,6 +31,10 @@ class StoreConfig:
     replica_heartbeat_period_s: float = 1.0  # an idle read-only replica hears this often (heartbeats.py)
     election_timeout_min_s: float = 0.5
     election_timeout_max_s: float = 1.2
+    # > 0: a voter joining a running cluster does not campaign before it has heard a leader (or this
+    # long): until the leader adds it to the configuration no peer answers it, and the terms its
+    # elections raise would make the leader step down the moment it is added
+    join_hold_elections_s: float = 0.0
     connection_timeout_s: float = 3.0
     connection_retry_s: float = 0.5
     leader_fallback_timeout_s: float = 3.0
