@@ -44,6 +44,13 @@ def proc_sample(pid: int) -> dict[str, Any]:
             rss_kb = int(line.split()[1])
         elif line.startswith("RssAnon:"):
             anon_kb = int(line.split()[1])
+    pss_kb = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                pss_kb = int(line.split()[1])
+    except OSError:
+        pass
     threads: dict[str, int] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -57,6 +64,7 @@ def proc_sample(pid: int) -> dict[str, Any]:
         "cpu_s": cpu_s,
         "rss_mb": rss_kb / 1024,
         "rss_anon_mb": anon_kb / 1024,
+        "pss_mb": pss_kb / 1024,
         "threads": threads,
         "at": time.monotonic(),
     }
@@ -78,6 +86,7 @@ def idle_cost(pids: dict[str, int], seconds: float) -> dict[str, Any]:
             "cpu_pct_of_core": round(100 * (end["cpu_s"] - start["cpu_s"]) / wall, 2),
             "rss_mb": round(end["rss_mb"], 1),
             "rss_anon_mb": round(end["rss_anon_mb"], 1),
+            "pss_mb": round(end["pss_mb"], 1),
             "threads": len(end["threads"]),
             "wakeups_per_s": round(sum(wakeups.values()), 1),
             "wakeups_per_s_by_thread": dict(sorted(wakeups.items(), key=lambda kv: -kv[1])[:6]),
@@ -216,6 +225,7 @@ def run_sandbox(
 def summarise(per: dict[str, Any]) -> dict[str, Any]:
     cpu = [p["cpu_pct_of_core"] for p in per.values()]
     rss = [p["rss_mb"] for p in per.values()]
+    pss = [p.get("pss_mb", 0.0) for p in per.values()]
     return {
         "processes": per,
         "summary": {
@@ -225,6 +235,7 @@ def summarise(per: dict[str, Any]) -> dict[str, Any]:
             "rss_mb_mean": round(statistics.fmean(rss), 1),
             "rss_mb_max": max(rss),
             "rss_mb_sum": round(sum(rss), 1),
+            "pss_mb_mean": round(statistics.fmean(pss), 1),
             "targets": {"cpu_pct_max": 1.0, "rss_mb_max": 60.0},
         },
     }
