@@ -223,8 +223,8 @@ class RaftStore:
             autoTickPeriod=config.tick_period_s,
             appendEntriesUseBatch=False,
             appendEntriesPeriod=config.heartbeat_period_s,
-            raftMinTimeout=config.join_hold_elections_s or config.election_timeout_min_s,
-            raftMaxTimeout=config.join_hold_elections_s * 1.5 or config.election_timeout_max_s,
+            raftMinTimeout=config.election_timeout_min_s,
+            raftMaxTimeout=config.election_timeout_max_s,
             connectionTimeout=max(config.connection_timeout_s, config.election_timeout_max_s),
             connectionRetryTime=config.connection_retry_s,
             leaderFallbackTimeout=config.leader_fallback_timeout_s,
@@ -256,6 +256,12 @@ class RaftStore:
             raise RaftError(
                 f"cannot bind the Raft port {config.bind_addr or config.self_addr}: {exc}"
             ) from exc
+        if config.join_hold_elections_s > 0 and config.self_addr is not None:
+            # after construction: pysyncobj's config check wants election timeouts below the
+            # connection timeout; _on_tick restores them once a leader was heard
+            self._conf.raftMinTimeout = config.join_hold_elections_s
+            self._conf.raftMaxTimeout = config.join_hold_elections_s * 1.5
+            self._so._SyncObj__raftElectionDeadline = time.monotonic() + config.join_hold_elections_s
         self._so.addOnTickCallback(self._on_tick)
 
     # --- public API (trio side) ------------------------------------------------------------------
