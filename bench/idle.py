@@ -52,11 +52,14 @@ def proc_sample(pid: int) -> dict[str, Any]:
     except OSError:
         pass
     threads: dict[str, int] = {}
+    thread_cpu: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             status = (task / "status").read_text()
+            stat = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
+        thread_cpu[task.name] = (int(stat[11]) + int(stat[12])) / TICKS
         # a voluntary switch is a sleep that ended: one wakeup
         voluntary = [line for line in status.splitlines() if line.startswith("voluntary_ctxt_switches:")]
         threads[task.name] = int(voluntary[0].split()[1]) if voluntary else 0
@@ -66,6 +69,7 @@ def proc_sample(pid: int) -> dict[str, Any]:
         "rss_anon_mb": anon_kb / 1024,
         "pss_mb": pss_kb / 1024,
         "threads": threads,
+        "thread_cpu_s": thread_cpu,
         "at": time.monotonic(),
     }
 
@@ -81,6 +85,10 @@ def idle_cost(pids: dict[str, int], seconds: float) -> dict[str, Any]:
         wakeups = {
             tid: round((n - start["threads"].get(tid, 0)) / wall, 1) for tid, n in end["threads"].items()
         }
+        thread_pct = {
+            tid: round(100 * (cpu - start["thread_cpu_s"].get(tid, 0.0)) / wall, 2)
+            for tid, cpu in end["thread_cpu_s"].items()
+        }
         per[name] = {
             "pid": pid,
             "cpu_pct_of_core": round(100 * (end["cpu_s"] - start["cpu_s"]) / wall, 2),
@@ -90,6 +98,7 @@ def idle_cost(pids: dict[str, int], seconds: float) -> dict[str, Any]:
             "threads": len(end["threads"]),
             "wakeups_per_s": round(sum(wakeups.values()), 1),
             "wakeups_per_s_by_thread": dict(sorted(wakeups.items(), key=lambda kv: -kv[1])[:6]),
+            "cpu_pct_by_thread": dict(sorted(thread_pct.items(), key=lambda kv: -kv[1])[:6]),
         }
     cpu = [p["cpu_pct_of_core"] for p in per.values()]
     rss = [p["rss_mb"] for p in per.values()]
