@@ -3,7 +3,8 @@
 Owns only the API calls that form the cluster, over each host's own control socket (the daemons already
 run: no CLI process per node), and the time each join took. Joins run concurrently, a few at a time
 (``parallel``); every joiner asks the same member, which admits them one at a time (its membership lock)
-and commits each admission through Raft. It never touches namespaces, processes or cluster state itself.
+and commits each admission through Raft; a failed join is tried again (twice). It never touches
+namespaces, processes or cluster state itself.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from .sandbox import SandboxNode
 
 JOIN_PARALLEL = 8  # joins in flight at once: enough to overlap each joiner's own start-up
 READY_POLL_S = 0.2
+JOIN_ATTEMPTS = 3
+JOIN_RETRY_S = 1.0
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Formation:
     init_s: float
     join_s: dict[str, float] = field(default_factory=dict)
     formed_s: float = 0.0
+    retries: int = 0  # joins tried again after a failed attempt
 
     def to_dict(self) -> dict[str, Any]:
         joins = sorted(self.join_s.values())
@@ -37,6 +41,7 @@ class Formation:
             "init_s": round(self.init_s, 3),
             "formed_s": round(self.formed_s, 3),
             "joins": len(joins),
+            "retries": self.retries,
             "join_p50_s": round(joins[len(joins) // 2], 3) if joins else None,
             "join_max_s": round(joins[-1], 3) if joins else None,
             "join_s": {name: round(s, 3) for name, s in self.join_s.items()},
@@ -77,9 +82,19 @@ def form_cluster(nodes: list[SandboxNode], parallel: int = JOIN_PARALLEL) -> For
     formation = Formation(token=token, init_s=time.monotonic() - started)
 
     def join(node: SandboxNode) -> tuple[str, float]:
-        t0 = time.monotonic()
-        _post(node, "/cluster/join", {"peer": seed.address, "token": token})
-        return node.name, time.monotonic() - t0
+        for attempt in range(JOIN_ATTEMPTS):
+            t0 = time.monotonic()
+            try:
+                _post(node, "/cluster/join", {"peer": seed.address, "token": token})
+                return node.name, time.monotonic() - t0
+            except SandboxError:
+                # e.g. the admission did not commit in time on a starved machine: the joiner kept
+                # nothing, and the member lets it retry from the same address (admission.py)
+                if attempt + 1 == JOIN_ATTEMPTS:
+                    raise
+                formation.retries += 1
+                time.sleep(JOIN_RETRY_S * (attempt + 1))
+        raise AssertionError("unreachable")
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         for name, seconds in pool.map(join, nodes[1:]):
