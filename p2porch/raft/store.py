@@ -256,12 +256,10 @@ class RaftStore:
             raise RaftError(
                 f"cannot bind the Raft port {config.bind_addr or config.self_addr}: {exc}"
             ) from exc
-        if config.join_hold_elections_s > 0 and config.self_addr is not None:
-            # after construction: pysyncobj's config check wants election timeouts below the
-            # connection timeout; _on_tick restores them once a leader was heard
-            self._conf.raftMinTimeout = config.join_hold_elections_s
-            self._conf.raftMaxTimeout = config.join_hold_elections_s * 1.5
-            self._so._SyncObj__raftElectionDeadline = time.monotonic() + config.join_hold_elections_s
+        hold_s = config.join_hold_elections_s if config.self_addr else 0.0
+        if hold_s > 0:  # set after construction (pysyncobj checks timeouts < connection timeout)
+            self._conf.raftMinTimeout, self._conf.raftMaxTimeout = hold_s, hold_s * 1.5  # see _on_tick
+            self._so._SyncObj__raftElectionDeadline = time.monotonic() + hold_s
         self._so.addOnTickCallback(self._on_tick)
 
     # --- public API (trio side) ------------------------------------------------------------------
