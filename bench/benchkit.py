@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from p2porch.sandbox.cluster import JOIN_PARALLEL, Formation, form_cluster
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 
 P2PORCH = [sys.executable, "-m", "p2porch"]
@@ -47,13 +48,25 @@ def wait_until(
     raise RuntimeError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def init_and_join(sb: Sandbox, nodes: list[SandboxNode]) -> None:
-    """``p2porch init`` on the first node and ``join`` through it on the others (readiness: the caller's)."""
+def init_and_join(sb: Sandbox, nodes: list[SandboxNode], parallel: int = JOIN_PARALLEL) -> Formation:
+    """Init on the first node and join the others through it, ``parallel`` joins at a time, over each
+    node's API socket (readiness: the caller's); returns how long init and each join took."""
+    return form_cluster(nodes, parallel=parallel)
+
+
+def init_and_join_cli(sb: Sandbox, nodes: list[SandboxNode]) -> Formation:
+    """The same with ``p2porch init`` / ``p2porch join`` CLI processes, one join after the other."""
+    started = time.monotonic()
     init = sb.exec(nodes[0].name, [*P2PORCH, "--json", "init"], capture=True)
     if init.returncode != 0:
         raise RuntimeError(f"init failed: {init.stderr.decode()}")
     token = json.loads(init.stdout)["token"]
+    formation = Formation(token=token, init_s=time.monotonic() - started)
     for node in nodes[1:]:
+        t0 = time.monotonic()
         joined = sb.exec(node.name, [*P2PORCH, "join", nodes[0].address, "--token", token], capture=True)
         if joined.returncode != 0:
             raise RuntimeError(f"join of {node.name} failed: {joined.stderr.decode()}")
+        formation.join_s[node.name] = time.monotonic() - t0
+    formation.formed_s = time.monotonic() - started
+    return formation

@@ -39,6 +39,11 @@ def add_sandbox_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     up.add_argument("--wan-loss", metavar="PERCENT", default="0%", help="loss on each WAN link, e.g. 1%%")
     up.add_argument("--no-daemons", action="store_true", help="do not start a p2porch daemon in each host")
     up.add_argument(
+        "--init",
+        action="store_true",
+        help="also form a cluster: init on n1, every other host joins it (several joins at once)",
+    )
+    up.add_argument(
         "--api-port", type=positive_int, help="also serve each daemon's API over TLS on ADDRESS:PORT (tcp://)"
     )
     up.set_defaults(func=cmd_sandbox_up)
@@ -83,8 +88,21 @@ def cmd_sandbox_up(args: argparse.Namespace) -> int:
         args, subnet=args.subnet, start_daemons=not args.no_daemons, api_port=args.api_port, **multi
     )
     count = sandbox.plan.node_count if sandbox.plan is not None else args.nodes or 3
+    if args.init and (args.no_daemons or sandbox.plan is not None):
+        raise UsageError("--init forms a single-site sandbox's cluster with its daemons", field="--init")
     print(f"bringing up sandbox {sandbox.name} with {count} nodes ...", file=sys.stderr)
-    sandbox.up(None if sandbox.plan is not None else count)
+    nodes = sandbox.up(None if sandbox.plan is not None else count)
+    if args.init:
+        from ..sandbox.cluster import form_cluster, wait_ready
+
+        formation = form_cluster(nodes)
+        ready_s = wait_ready(nodes[0], len(nodes))
+        timing = formation.to_dict()
+        print(
+            f"cluster formed: init {timing['init_s']} s, {timing['joins']} joins in {timing['formed_s']} s "
+            f"(p50 {timing['join_p50_s']} s, max {timing['join_max_s']} s), all ready {ready_s:.1f} s later",
+            file=sys.stderr,
+        )
     return cmd_sandbox_ls(args)
 
 

@@ -18,7 +18,7 @@ from ..errors import ConflictError, ProposalTimeout, RaftError
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
 from ..raft.state import ClusterState
-from ..supervisor import supervise
+from ..supervisor import drain, supervise
 from .autopilot import VoterChange, next_voter_change, voters_target
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 __all__ = ["AUTOPILOT_CHECK_S", "serve_autopilot"]
 
 AUTOPILOT_CHECK_S = 0.5
+AUTOPILOT_MIN_GAP_S = 0.05  # at most ~20 checks a second however often the state changes
 
 
 async def serve_autopilot(
@@ -37,28 +38,38 @@ async def serve_autopilot(
 
 
 async def _run_autopilot(ctx: MemberContext, section: RaftConfig) -> None:
-    store = ctx.store
     self_addr = ctx.local.voter_addr
-    while True:
-        await trio.sleep(AUTOPILOT_CHECK_S)
-        status = store.status()
-        if not status.is_leader or self_addr is None:
-            continue
-        state = store.snapshot()
-        live = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT]
-        alive = {node_id for node_id, seen in ctx.board.gossip_states().items() if seen == "alive"}
-        change = next_voter_change(
-            state.nodes.values(),
-            status.voters,
-            alive,
-            await voters_running(ctx, state, status.voters),
-            ctx.clock.now(),
-            target=voters_target(section, len(live)),
-            grace_s=section.replace_dead_voter_s,
-            self_addr=self_addr,
-        )
-        if change is not None:
-            await apply_voter_change(ctx, state, change)
+    async with ctx.state_changes() as changes:
+        while True:
+            # a committed change (a joiner marked ready) is looked at within AUTOPILOT_MIN_GAP_S, not
+            # at the next check: a joining voter is added about as soon as it runs
+            with trio.move_on_after(AUTOPILOT_CHECK_S):
+                await changes.receive()
+            await trio.sleep(AUTOPILOT_MIN_GAP_S)
+            drain(changes)
+            await _autopilot_step(ctx, section, self_addr)
+
+
+async def _autopilot_step(ctx: MemberContext, section: RaftConfig, self_addr: str | None) -> None:
+    store = ctx.store
+    status = store.status()
+    if not status.is_leader or self_addr is None:
+        return
+    state = store.snapshot()
+    live = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT]
+    alive = {node_id for node_id, seen in ctx.board.gossip_states().items() if seen == "alive"}
+    change = next_voter_change(
+        state.nodes.values(),
+        status.voters,
+        alive,
+        await voters_running(ctx, state, status.voters),
+        ctx.clock.now(),
+        target=voters_target(section, len(live)),
+        grace_s=section.replace_dead_voter_s,
+        self_addr=self_addr,
+    )
+    if change is not None:
+        await apply_voter_change(ctx, state, change)
 
 
 async def voters_running(ctx: MemberContext, state: ClusterState, raft_voters: Collection[str]) -> set[str]:

@@ -23,6 +23,9 @@ __all__ = ["serve_gossip_membership"]
 
 
 GOSSIP_SEED_CHECK_S = 5.0
+# A member that did not answer yet (a joiner starts its gossip a few ms after its record commits) is
+# tried again soon, then less and less often, up to GOSSIP_SEED_CHECK_S.
+GOSSIP_SEED_RETRY_S = 0.1
 
 
 async def serve_gossip_membership(
@@ -77,6 +80,7 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
         board.gossip = gossip
         try:
             # Raft is the authority on who is a member: gossip with every member it does not know yet.
+            retry_s = GOSSIP_SEED_RETRY_S
             while True:
                 known = gossip.members()
                 missing = [
@@ -84,9 +88,12 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
                     for n in store.snapshot().nodes.values()
                     if n.node_id != local.node_id and n.status != "left" and n.node_id not in known
                 ]
-                if missing:
-                    await gossip.join(missing)
-                with trio.move_on_after(GOSSIP_SEED_CHECK_S):
+                wait_s = GOSSIP_SEED_CHECK_S
+                if missing and await gossip.join(missing) < len(missing):
+                    wait_s, retry_s = retry_s, min(2 * retry_s, GOSSIP_SEED_CHECK_S)
+                else:
+                    retry_s = GOSSIP_SEED_RETRY_S
+                with trio.move_on_after(wait_s):
                     await changes.receive()
                 drain(changes)
         finally:

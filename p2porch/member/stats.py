@@ -49,6 +49,8 @@ async def _run_sampler(ctx: MemberContext, section: AutoscaleConfig) -> None:
             if executor is None:
                 continue
             state = ctx.store.snapshot()
+            if not files and next(state.tasks_on_node(ctx.local.node_id), None) is None:
+                continue  # no task here: nothing to sample, do not ask the engine
             running = [c for c in await executor.list_containers() if c.status == "running" and c.pid > 0]
             live: set[str] = set()
             sums: dict[str, tuple[str, Sample]] = {}  # a task group's containers add up to its task's usage

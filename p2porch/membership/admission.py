@@ -123,11 +123,17 @@ async def admit(
     """The member side of a join (``source``: the address the join connection comes from): record the
     joiner and lease its subnet; the reply tells it its role and the cluster key."""
     state = store.snapshot()
-    fields = check_joiner(request, source, state.nodes.values())
+    # a joiner whose earlier attempt timed out (its record may have committed after all) may retry from
+    # the same address while that record is still ``joining``: the retry replaces the record
+    earlier = state.node_by_name(str(request.get("name") or ""))
+    retry = earlier is not None and earlier.status == NodeStatus.JOINING
+    retry = retry and earlier is not None and earlier.addr == request.get("addr")
+    others = [n for n in state.nodes.values() if not (retry and n is earlier)]
+    fields = check_joiner(request, source, others)
     name = fields["name"]
     existing = state.node_by_name(name)
     if existing is not None:
-        if existing.status != NodeStatus.LEFT:
+        if existing.status != NodeStatus.LEFT and not (retry and existing is earlier):
             raise ConflictError(
                 f"a node named {name!r} is already in the cluster; "
                 "choose another --name or `p2porch node rm` it",

@@ -403,7 +403,9 @@ class ClusterManager:
             me = node_request(self.config, self.node_name, body, node_id, node_key, addrs)
             if body.get("behind_nat"):
                 me["behind_nat"] = True
+            started = self.clock.monotonic()
             reply = await request_join(host, port, token, me)
+            admitted = self.clock.monotonic()
             try:
                 cluster_id = str(reply["cluster_id"])
                 keys = keys_from_text(cluster_id, reply["key_epoch"], reply["cluster_key"])
@@ -425,14 +427,24 @@ class ClusterManager:
                 raise AuthError(f"join: malformed reply from {peer}: {exc}") from exc
             self.local = local
             try:
-                await self.runtime.start(local)
+                await self.runtime.start(local, joining=True)
+                running = self.clock.monotonic()
                 await self._wait_for_self(node_id, timeout_s=30)
             except BaseException:
                 with trio.CancelScope(shield=True):
                     await self._abandon_membership()
                 raise
             localstate.save(self.data_dir, local)
-            log.info("joined cluster %s as %s", local.cluster_id, local.role)
+            done = self.clock.monotonic()
+            log.info(
+                "joined cluster %s as %s in %.3f s (admitted %.3f, member services %.3f, own record %.3f)",
+                local.cluster_id,
+                local.role,
+                done - started,
+                admitted - started,
+                running - admitted,
+                done - running,
+            )
             return {"cluster_id": local.cluster_id, "node_id": node_id, "role": local.role}
 
     async def _wait_for_self(self, node_id: str, timeout_s: float) -> None:

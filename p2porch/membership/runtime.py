@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 __all__ = ["MemberRuntime", "MemberService", "StorePreparation", "local_node", "secrets_key", "secrets_keys"]
 
 MemberService = Callable[..., Awaitable[None]]
+JOIN_HOLD_ELECTIONS_S = 60.0  # a joined voter that no leader added by then campaigns after all
 StorePreparation = Callable[[RaftStore], Awaitable[None]]
 
 
@@ -114,8 +115,13 @@ class MemberRuntime:
         """The nursery member runs live in (the manager's, for the daemon's lifetime)."""
         self._nursery = nursery
 
-    async def start(self, local: LocalClusterState, prepare: StorePreparation | None = None) -> None:
-        """Open the store as ``local`` says and start everything; returns once all services started."""
+    async def start(
+        self, local: LocalClusterState, prepare: StorePreparation | None = None, *, joining: bool = False
+    ) -> None:
+        """Open the store as ``local`` says and start everything; returns once all services started.
+
+        ``joining``: this node just joined a running cluster (a voter then waits for the leader to add
+        it before it ever campaigns, see ``StoreConfig.join_hold_elections_s``)."""
         assert self._nursery is not None, "attach() first"
         scope = trio.CancelScope()
         done = trio.Event()
@@ -124,7 +130,7 @@ class MemberRuntime:
         async def member(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             try:
                 with scope:
-                    await self._run(local, task_status, prepare)
+                    await self._run(local, task_status, prepare, joining)
             finally:
                 self.store = None
                 done.set()
@@ -142,6 +148,7 @@ class MemberRuntime:
         local: LocalClusterState,
         task_status: trio.TaskStatus[None],
         prepare: StorePreparation | None = None,
+        joining: bool = False,
     ) -> None:
         board = self.board = LocalBoard()
         timing = timing_for_rtt(self.config.raft.rtt_ms / 1000.0)  # the defaults up to ~50 ms
@@ -155,6 +162,7 @@ class MemberRuntime:
             heartbeat_period_s=timing.heartbeat_s,
             election_timeout_min_s=timing.election_min_s,
             election_timeout_max_s=timing.election_max_s,
+            join_hold_elections_s=JOIN_HOLD_ELECTIONS_S if joining and local.role == "voter" else 0.0,
         )
         async with open_raft_store(store_config) as store, trio.open_nursery() as nursery:
             self.store = store

@@ -31,6 +31,7 @@ from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
 from .appends import AppendFilter, rejection_floor
 from .fsm import Change, apply_batch, encode_batch
+from .heartbeats import ReplicaHeartbeats
 from .journal import DurableJournal, durable_replace, lower_replica_term, write_file_atomic
 from .lag import LagClock
 from .pacer import TickPacer
@@ -94,8 +95,11 @@ def _install_durable_journal() -> None:
 class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
     """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
 
+    _SyncObj__readonlyNodes: set[Any]  # pysyncobj's, swapped for a round in _SyncObj__sendAppendEntries
+
     def __init__(self, owner: RaftStore, self_addr: str | None, partners: list[str], conf: SyncObjConf):
         self._owner_ref = owner
+        self._replica_beats = ReplicaHeartbeats(owner.config.replica_beat_s)
         self._appends = AppendFilter()
         self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
         if self_addr is None and conf.journalFile:  # a replica follows any leader of its log's term on
@@ -128,6 +132,24 @@ class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
         super()._SyncObj__onMessageReceived(node, filtered)
         if ack_index is not None and current:
             self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=ack_index + 1, success=True)
+
+    # The leader's append round: replicas with nothing to learn are left out (heartbeats.py).
+    def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802
+        replicas = self._SyncObj__readonlyNodes
+        now, commit = time.monotonic(), self._SyncObj__raftCommitIndex
+        last_index = self._SyncObj__raftLog[-1][1]
+        quiet = self._replica_beats.quiet(replicas, self._SyncObj__raftNextIndex, last_index, commit, now)
+        active = replicas - quiet
+        self._SyncObj__readonlyNodes = active
+        try:
+            super()._SyncObj__sendAppendEntries()
+        finally:  # keep what the round changed (a replica that disconnected), restore the skipped
+            after = self._SyncObj__readonlyNodes
+            replicas.difference_update(active - after)
+            replicas.update(after - active)
+            self._SyncObj__readonlyNodes = replicas
+            self._replica_beats.sent(after, commit, now)
+            self._replica_beats.forget(replicas)
 
     # Every follower answer to an append goes through here (issue 24: refusals must agree).
     def _SyncObj__sendNextNodeIdx(  # noqa: N802
@@ -186,7 +208,8 @@ class RaftStore:
         self._status_lock = threading.Lock()
         self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
         self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
-        self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, config.idle_tick_period_s))
+        idle_s = config.idle_tick_period_s if config.self_addr else config.replica_idle_tick_period_s
+        self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, idle_s))
         data_dir = Path(config.data_dir)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(data_dir, 0o700)
@@ -230,6 +253,10 @@ class RaftStore:
             raise RaftError(
                 f"cannot bind the Raft port {config.bind_addr or config.self_addr}: {exc}"
             ) from exc
+        hold_s = config.join_hold_elections_s if config.self_addr else 0.0
+        if hold_s > 0:  # set after construction (pysyncobj checks timeouts < connection timeout)
+            self._conf.raftMinTimeout, self._conf.raftMaxTimeout = hold_s, hold_s * 1.5  # see _on_tick
+            self._so._SyncObj__raftElectionDeadline = time.monotonic() + hold_s
         self._so.addOnTickCallback(self._on_tick)
 
     # --- public API (trio side) ------------------------------------------------------------------
@@ -471,6 +498,10 @@ class RaftStore:
 
     def _on_tick(self) -> None:
         now = time.monotonic()
+        if self._conf.raftMinTimeout != self.config.election_timeout_min_s and self._so._getLeader():
+            # a joining voter heard its leader: normal election timeouts from now on
+            self._conf.raftMinTimeout = self.config.election_timeout_min_s
+            self._conf.raftMaxTimeout = self.config.election_timeout_max_s
         busy = self._inflight > 0 or bool(self._pending)
         period = self._pacer.period(now, self._so.raftCommitIndex, self._so.raftLastApplied, busy)
         self._conf.autoTickPeriod = period

@@ -24,9 +24,17 @@ class StoreConfig:
     bind_addr: str | None = None  # "ip:port" to listen on when it differs from self_addr (behind NAT)
     tick_period_s: float = 0.005  # while there is Raft work (pacer.py); idle_tick_period_s otherwise
     idle_tick_period_s: float = 0.05
+    # a replica has no election timer: when idle its tick only retries connections (messages and
+    # proposals still wake it at once)
+    replica_idle_tick_period_s: float = 0.25
     heartbeat_period_s: float = 0.1
+    replica_heartbeat_period_s: float = 1.0  # an idle read-only replica hears this often (heartbeats.py)
     election_timeout_min_s: float = 0.5
     election_timeout_max_s: float = 1.2
+    # > 0: a voter joining a running cluster does not campaign before it has heard a leader (or this
+    # long): until the leader adds it to the configuration no peer answers it, and the terms its
+    # elections raise would make the leader step down the moment it is added
+    join_hold_elections_s: float = 0.0
     connection_timeout_s: float = 3.0
     connection_retry_s: float = 0.5
     leader_fallback_timeout_s: float = 3.0
@@ -35,6 +43,11 @@ class StoreConfig:
     max_batch_commands: int = 512
     max_inflight_batches: int = 2
     status_refresh_s: float = 0.05
+
+    @property
+    def replica_beat_s(self) -> float:
+        """How often an idle replica hears from the leader: never more often than voters do."""
+        return max(self.replica_heartbeat_period_s, self.heartbeat_period_s)
 
     def validate(self) -> None:
         if not self.password:
@@ -48,6 +61,11 @@ class StoreConfig:
         if not self.election_timeout_min_s > 3 * self.heartbeat_period_s:
             raise ConfigError(
                 "election_timeout_min_s must exceed 3 heartbeats", field="election_timeout_min_s"
+            )
+        if not self.replica_beat_s < max(self.connection_timeout_s, self.election_timeout_max_s):
+            raise ConfigError(
+                "replica_heartbeat_period_s must be below the connection timeout",
+                field="replica_heartbeat_period_s",
             )
         if self.max_batch_commands < 1 or self.max_inflight_batches < 1:
             raise ConfigError("batch limits must be >= 1", field="max_batch_commands")

@@ -88,8 +88,22 @@ def create_service(sb: Sandbox, name: str, node: str, networks: list[str], serve
     flags = [arg for net in networks for arg in ("--network", net)]
     command = ["sh", "-c", SERVE] if serves else ["sleep", "1d"]
     result = cli(
-        sb, "n1", "service", "create", "-d", "--name", name, "--constraint", f"node.name=={node}",
-        "--stop-grace-period", "1s", "--endpoint-mode", "dnsrr", *flags, IMAGE, *command,
+        sb,
+        "n1",
+        "service",
+        "create",
+        "-d",
+        "--name",
+        name,
+        "--constraint",
+        f"node.name=={node}",
+        "--stop-grace-period",
+        "1s",
+        "--endpoint-mode",
+        "dnsrr",
+        *flags,
+        IMAGE,
+        *command,
     )  # fmt: skip  (dnsrr: names answer the task addresses this test compares)
     assert result.returncode == 0, result.stderr.decode()
 

@@ -125,3 +125,24 @@ async def test_a_joiner_is_joining_until_gossip_sees_it_and_must_come_from_its_a
             await join(store, body, source)
         assert caught.value.field == "--advertise-addr"
     assert store.snapshot().version == before
+
+
+async def test_a_joiner_retrying_from_the_same_address_replaces_its_joining_record() -> None:
+    store = await cluster_of_one()
+    await join(store, request(2))  # its attempt "timed out" on the joiner's side, the record committed
+    first = {n.node_id for n in store.snapshot().nodes.values() if n.name == "n2"}
+    retry = {**request(2), "node_id": node_id(22)}  # the retry carries a fresh node id
+    await join(store, retry)
+    nodes = [n for n in store.snapshot().nodes.values() if n.name == "n2"]
+    assert first == {node_id(2)} and [n.node_id for n in nodes] == [node_id(22)]
+    assert node_id(2) not in store.snapshot().leases and node_id(22) in store.snapshot().leases
+
+
+async def test_a_name_in_use_from_another_address_or_a_ready_node_is_refused() -> None:
+    store = await cluster_of_one()
+    await join(store, request(2))
+    with pytest.raises(ConflictError):  # same name, another host
+        await join(store, {**request(3, name="n2"), "node_id": node_id(33)})
+    await store.write(C.UpdateNode(at=1.0, node_id=node_id(2), status=NodeStatus.READY).encode())
+    with pytest.raises((ConflictError, ConfigError)):  # same host, but that node runs: not a retry
+        await join(store, {**request(2), "node_id": node_id(22)})

@@ -7,6 +7,7 @@ including the transmission of an entry of 64 KiB or more in pickled chunks.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +23,8 @@ BATCH = 2**16  # pysyncobj's appendEntriesBatchSizeBytes default
 
 
 class _Owner:
+    config = SimpleNamespace(replica_beat_s=1.0)  # what _Bridge reads of its store's config
+
     def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
         return []
 

@@ -11,6 +11,7 @@ heartbeat and must acknowledge it.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from pysyncobj import SyncObjConf
@@ -22,6 +23,8 @@ from p2porch.testing.raftprocs import free_ports
 
 
 class _Owner:
+    config = SimpleNamespace(replica_beat_s=1.0)  # what _Bridge reads of its store's config
+
     def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
         return []
 

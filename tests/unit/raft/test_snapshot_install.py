@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import msgpack
@@ -21,6 +22,8 @@ from p2porch.testing.raftprocs import free_ports
 
 
 class _Owner:
+    config = SimpleNamespace(replica_beat_s=1.0)  # what _Bridge reads of its store's config
+
     def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
         return []
 

@@ -1,0 +1,57 @@
+"""Which read-only replicas an idle leader may skip in a heartbeat round (pure: no pysyncobj, no clock).
+
+pysyncobj's leader sends an append (a heartbeat when there is nothing new) to every voter and every
+read-only replica each ``appendEntriesPeriod``: with 17 replicas and a 100 ms period that is 170
+encrypted messages a second to nodes that do not vote and have nothing to learn. A replica only needs a
+message when there are entries it lacks or the commit index moved since it last heard (or its
+connection would time out). :class:`ReplicaHeartbeats` remembers, per replica, the commit index and time
+of the last round that included it, and names the replicas that need nothing now. Voters are never
+skipped: their heartbeats hold off elections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ReplicaHeartbeats:
+    """Per replica: (commit index, time) of the last round that sent to it. Owns nothing else."""
+
+    period_s: float  # a quiet replica still hears from the leader this often (< the connection timeout)
+    _sent: dict[Hashable, tuple[int, float]] = field(default_factory=dict)
+
+    def quiet(
+        self,
+        replicas: Iterable[Hashable],
+        next_index: Mapping[Hashable, int],
+        last_log_index: int,
+        commit_index: int,
+        now: float,
+    ) -> set[Hashable]:
+        """The replicas this round may leave out: they hold every entry, know the commit index, and
+        heard from the leader less than ``period_s`` ago."""
+        out = set()
+        for node in replicas:
+            sent = self._sent.get(node)
+            if (
+                sent is not None
+                and next_index.get(node, 0) > last_log_index
+                and sent[0] == commit_index
+                and now - sent[1] < self.period_s
+            ):
+                out.add(node)
+        return out
+
+    def sent(self, replicas: Iterable[Hashable], commit_index: int, now: float) -> None:
+        """A round went to ``replicas``."""
+        for node in replicas:
+            self._sent[node] = (commit_index, now)
+
+    def forget(self, present: Iterable[Hashable]) -> None:
+        """Drop the records of replicas no longer connected."""
+        keep = set(present)
+        for node in list(self._sent):
+            if node not in keep:
+                del self._sent[node]

@@ -1,0 +1,32 @@
+"""ReplicaHeartbeats: which read-only replicas an idle leader's append round may leave out."""
+
+from p2porch.raft.heartbeats import ReplicaHeartbeats
+
+
+def test_a_replica_never_sent_to_is_never_left_out():
+    beats = ReplicaHeartbeats(period_s=1.0)
+    assert beats.quiet({"r1"}, {"r1": 11}, last_log_index=10, commit_index=10, now=0.0) == set()
+
+
+def test_a_caught_up_replica_is_left_out_until_its_period_ends():
+    beats = ReplicaHeartbeats(period_s=1.0)
+    beats.sent({"r1", "r2"}, commit_index=10, now=0.0)
+    next_index = {"r1": 11, "r2": 11}
+    assert beats.quiet({"r1", "r2"}, next_index, 10, 10, now=0.5) == {"r1", "r2"}
+    assert beats.quiet({"r1", "r2"}, next_index, 10, 10, now=1.0) == set()
+
+
+def test_new_entries_or_a_moved_commit_index_reach_a_replica_at_once():
+    beats = ReplicaHeartbeats(period_s=1.0)
+    beats.sent({"r1", "r2"}, commit_index=10, now=0.0)
+    # r1 lacks entry 11 (its next index is 11, the log ends at 11); r2 already got it
+    assert beats.quiet({"r1", "r2"}, {"r1": 11, "r2": 12}, 11, 10, now=0.1) == {"r2"}
+    # the commit index moved to 11: both must hear it
+    assert beats.quiet({"r1", "r2"}, {"r1": 12, "r2": 12}, 11, 11, now=0.2) == set()
+
+
+def test_forget_drops_replicas_that_went_away():
+    beats = ReplicaHeartbeats(period_s=1.0)
+    beats.sent({"r1", "r2"}, commit_index=3, now=0.0)
+    beats.forget({"r2"})
+    assert beats.quiet({"r1", "r2"}, {"r1": 4, "r2": 4}, 3, 3, now=0.1) == {"r2"}
