@@ -180,6 +180,7 @@ class RaftStore:
         self.leader_changes = LeaderChanges()  # updated on the Raft thread
         self.commit_observer: Callable[[float], None] | None = None  # seconds of each answered proposal
         self._status_lock = threading.Lock()
+        self.dumps_written = 0  # full dumps (log compactions) this process wrote
         self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
         self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
         self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, config.idle_tick_period_s))
@@ -451,6 +452,7 @@ class RaftStore:
             "cluster": sorted(n.id for n in cluster if n is not None),
         }
         write_file_atomic(Path(file_name), msgpack.packb(body, use_bin_type=True))
+        self.dumps_written += 1
 
     def _read_dump(self, file_name: str) -> tuple[Any, Any, Any]:
         body = msgpack.unpackb(Path(file_name).read_bytes(), raw=False, strict_map_key=False)
