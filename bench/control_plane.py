@@ -76,7 +76,7 @@ def setup(leader: NodeProc, nodes: int, tasks: int, writers: int) -> ClusterStat
     )
 
     def join(i: int) -> None:
-        node = Node(f"id{i:05d}", f"n{i}", f"10.{i // 65536}.{i // 256 % 256}.{i % 256 + 1}", 7947, 7946)
+        node = Node(f"id{i:05d}", f"n{i}", f"10.{i // 62500}.{i // 250 % 250}.{i % 250 + 1}", 7947, 7946)
         prop.propose(C.AddNode(at=time.time(), node=node))
         prop.propose(C.LeaseSubnet(at=time.time(), node_id=node.node_id))
 

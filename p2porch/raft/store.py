@@ -29,9 +29,10 @@ import trio
 
 from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
+from . import dumps
 from .appends import AppendFilter, rejection_floor
 from .fsm import Change, apply_batch, encode_batch
-from .journal import DurableJournal, durable_replace, write_file_atomic
+from .journal import DurableJournal
 from .lag import LagClock
 from .pacer import TickPacer
 from .state import EMPTY_STATE, ClusterState
@@ -77,7 +78,7 @@ def _install_durable_journal() -> None:
     fsynced before pysyncobj goes on (for a received snapshot: before it clears the journal and
     acknowledges).
     """
-    _pso_serializer.atomicReplace = durable_replace
+    _pso_serializer.atomicReplace = dumps.replace  # durable; a background dump renames its own file
     original = _pso.createJournal
     if getattr(original, "_p2porch", False):
         return
@@ -180,7 +181,7 @@ class RaftStore:
         self.leader_changes = LeaderChanges()  # updated on the Raft thread
         self.commit_observer: Callable[[float], None] | None = None  # seconds of each answered proposal
         self._status_lock = threading.Lock()
-        self.dumps_written = 0  # full dumps (log compactions) this process wrote
+        self._dumps = dumps.BackgroundDumps()
         self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
         self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
         self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, config.idle_tick_period_s))
@@ -203,6 +204,7 @@ class RaftStore:
             journalFile=str(data_dir / JOURNAL_NAME),
             fullDumpFile=str(self._dump_path),
             serializer=self._write_dump,
+            serializeChecker=self._dumps.check,
             deserializer=self._read_dump,
             useFork=False,
             dynamicMembershipChange=True,
@@ -442,17 +444,27 @@ class RaftStore:
             self._raft_callback(self._deliver, state, changes)
         return results
 
+    @property
+    def dumps_written(self) -> int:
+        """Full dumps (log compactions) this store wrote to disk."""
+        return self._dumps.written
+
     def _write_dump(self, file_name: str, data: Any) -> None:
+        """pysyncobj's serializer (Raft thread): capture the state now, encode and write it on a worker
+        thread (``dumps.py``); the state is immutable, so the worker reads exactly this version."""
         last, prev, cluster = data
-        body = {
+        state = self._raft_state
+        head = {
             "format": 1,
-            "state": self._raft_state.to_dict(),
             "last": list(last),
             "prev": list(prev),
             "cluster": sorted(n.id for n in cluster if n is not None),
         }
-        write_file_atomic(Path(file_name), msgpack.packb(body, use_bin_type=True))
-        self.dumps_written += 1
+
+        def encode() -> bytes:
+            return msgpack.packb(head | {"state": state.to_dict()}, use_bin_type=True)
+
+        self._dumps.start(file_name, str(self._dump_path), encode)
 
     def _read_dump(self, file_name: str) -> tuple[Any, Any, Any]:
         body = msgpack.unpackb(Path(file_name).read_bytes(), raw=False, strict_map_key=False)
@@ -540,6 +552,7 @@ class RaftStore:
     def _destroy(self) -> None:
         self._closed = True
         self._so.destroy_synchronous()
+        self._dumps.wait(30.0)
 
 
 @contextlib.asynccontextmanager
