@@ -298,8 +298,9 @@ def catch_up(cluster: LocalCluster, leader: NodeProc, version: int) -> dict[str,
     return {"replica_catch_up_s": round(seconds, 2), "replica_rss_mb": rss_mb(replica.proc.pid)}  # type: ignore[union-attr]
 
 
-def failover(cluster: LocalCluster, leader: NodeProc) -> dict[str, Any]:
+def failover(cluster: LocalCluster) -> dict[str, Any]:
     """SIGKILL the leader; seconds until a new leader commits a write."""
+    leader = cluster.leader()
     t0 = time.monotonic()
     cluster.kill(leader)
     while True:
@@ -309,7 +310,11 @@ def failover(cluster: LocalCluster, leader: NodeProc) -> dict[str, Any]:
         except (RuntimeError, OSError, ConnectionError):
             continue
         if result.get("ok"):
-            return {"failover_s": round(time.monotonic() - t0, 2), "new_leader": new.name}
+            return {
+                "failover_s": round(time.monotonic() - t0, 2),
+                "killed": leader.name,
+                "new_leader": new.name,
+            }
 
 
 def run_point(root: Path, nodes: int, tasks: int, args: argparse.Namespace, full: bool) -> dict[str, Any]:
@@ -333,7 +338,7 @@ def run_point(root: Path, nodes: int, tasks: int, args: argparse.Namespace, full
             row |= catch_up(cluster, leader, timed["expected_version"])
         row["voter_rss_mb"] = {n.name: rss_mb(n.proc.pid) for n in cluster.voters() if n.proc is not None}
         if full:
-            row |= failover(cluster, leader)
+            row |= failover(cluster)
         return row
     finally:
         cluster.close()
