@@ -10,7 +10,7 @@ leader failover. For each point, three store processes (``python -m p2porch.raft
 loopback, fsync'ed journals) start fresh; the simulated nodes join (``AddNode``, ``LeaseSubnet``)
 and services of 100 replicas are created, then the timed phase runs the leader's scheduling round
 (``leader.scheduling.plan_round``, the pure function the daemon's leader loop calls) on a mirror of
-the committed state and commits its task writes (``PutTasks``, ``--chunk`` items per command) while
+the committed state and commits its task writes as the leader loop does (``round_commands``) while
 ``--reporters`` threads play the simulated nodes' agents: as soon as a task's placement commits, its
 node reports it running, up to 64 reports per ``ReportTaskStates`` (the agent's batch limit),
 concurrently, so the store's group commit shares Raft entries between them as it does for real
@@ -41,7 +41,7 @@ import msgpack  # noqa: E402
 from control_plane_procs import Proposer, cpu_s, rss_mb, thread_cpu_s  # noqa: E402
 from control_plane_views import rebuild_costs  # noqa: E402
 
-from p2porch.leader.scheduling import plan_round  # noqa: E402
+from p2porch.leader.scheduling import ROUND_CHUNK_ITEMS, plan_round, round_commands  # noqa: E402
 from p2porch.model import Node, ServiceSpec, TaskState  # noqa: E402
 from p2porch.raft import commands as C  # noqa: E402
 from p2porch.raft.fsm import apply_command  # noqa: E402
@@ -191,7 +191,7 @@ def _hosts(subnet: str) -> Any:
     return host
 
 
-def place_and_report(leader: NodeProc, mirror: ClusterState, chunk: int, reporters: int) -> dict[str, Any]:
+def place_and_report(leader: NodeProc, mirror: ClusterState, reporters: int) -> dict[str, Any]:
     """The timed phase: plan, commit the placements, nodes report their tasks running as they commit."""
     placer, reporter = Proposer(leader.control_port), Proposer(leader.control_port)
     agents = Agents(reporter, mirror, reporters)
@@ -207,8 +207,7 @@ def place_and_report(leader: NodeProc, mirror: ClusterState, chunk: int, reporte
             plan_s += time.perf_counter() - p0
             if plan.empty:
                 break
-            for i in range(0, len(plan.items), chunk):
-                cmd = C.PutTasks(at=time.time(), items=tuple(plan.items[i : i + chunk]))
+            for cmd in round_commands(plan.items, time.time(), mirror.version):  # as the leader loop does
                 placer.propose(cmd)
                 mirror, local, _ = apply_command(mirror, cmd)
                 if not local.get("ok"):
@@ -328,7 +327,7 @@ def run_point(root: Path, nodes: int, tasks: int, args: argparse.Namespace, full
         s0 = time.perf_counter()
         mirror = setup(leader, nodes, tasks, args.reporters)
         setup_s = time.perf_counter() - s0
-        timed = place_and_report(leader, mirror, args.chunk, args.reporters)
+        timed = place_and_report(leader, mirror, args.reporters)
         final: ClusterState = timed["final"]
         row: dict[str, Any] = {"nodes": nodes, "tasks": len(final.tasks), "setup_s": round(setup_s, 1)}
         row |= timed["row"] | snapshot_figures(final)
@@ -348,7 +347,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", default="100,300,1000", help="comma-separated node counts")
     parser.add_argument("--tasks", default="10000,30000,100000", help="comma-separated task counts")
-    parser.add_argument("--chunk", type=int, default=1000, help="task writes per PutTasks command")
     parser.add_argument("--reporters", type=int, default=16, help="concurrent agent connections")
     parser.add_argument("--only-last", action="store_true", help="run only the largest point")
     parser.add_argument("--short", action="store_true", help="one small point with every phase (CI)")
@@ -372,7 +370,7 @@ def main() -> None:
                     "loadavg_1m_before": load0,
                     "loadavg_1m_after": os.getloadavg()[0],
                 },
-                "chunk": args.chunk,
+                "round_chunk_items": ROUND_CHUNK_ITEMS,
                 "reporters": args.reporters,
                 "points": points,
             },
