@@ -1,20 +1,23 @@
 """Control-plane benchmark: real Raft voters in separate processes, the real FSM and leader round, simulated
 nodes with a fake engine that reports each task running at once (JSON).
 
-    python bench/control_plane.py [--nodes 10,100,1000] [--tasks 1000,5000,20000] [--chunk 1000]
+    python bench/control_plane.py --nodes 100,300,1000 --tasks 10000,30000,100000   # grid, minutes
     python bench/control_plane.py --short          # the CI form: one small point, seconds
 
-For each (nodes, tasks) point: three store processes (``python -m p2porch.raft.node``, pysyncobj over
-loopback, fsync'ed journals) are started fresh; this process adds the simulated nodes (``AddNode``),
-creates services of 100 replicas (``CreateService``), then runs the leader's scheduling round
-(``leader.scheduling.plan_round``, the pure function the daemon's leader loop calls) on a mirror of the
-committed state (the same commands applied to the same FSM in the same order, checked against the
-voters' state version at the end) and commits its task writes (``PutTasks``, ``--chunk`` items per
-entry); then every simulated node's agent reports its tasks running in one ``ReportTaskStates`` batch
-per node (per ``--chunk`` tasks), as the agent's batching flusher does. Measured per point: tasks placed
-and reported running per second, leader CPU per task (the leader process's utime+stime), Raft command
-bytes per task, plan time, snapshot size and encode/load time of the final state, voters' RSS.
-What it is not (docs/performance.md): the daemons' gossip, API and Docker; failover and catch-up time.
+The grid is the nodes axis at the first task count and the tasks axis at the last node count; the
+last point (most nodes, most tasks) also measures log compaction, a new replica's catch-up and a
+leader failover. For each point, three store processes (``python -m p2porch.raft.node``, pysyncobj over
+loopback, fsync'ed journals) start fresh; the simulated nodes join (``AddNode``, ``LeaseSubnet``)
+and services of 100 replicas are created, then the timed phase runs the leader's scheduling round
+(``leader.scheduling.plan_round``, the pure function the daemon's leader loop calls) on a mirror of
+the committed state and commits its task writes as the leader loop does (``round_commands``) while
+``--reporters`` threads play the simulated nodes' agents: as soon as a task's placement commits, its
+node reports it running, up to 64 reports per ``ReportTaskStates`` (the agent's batch limit),
+concurrently, so the store's group commit shares Raft entries between them as it does for real
+agents. Measured: tasks placed and reported running per second end to end, the leader process's CPU
+per task (and per thread), Raft commands, entries and bytes per task, snapshot size and time, voter
+and replica RSS, and each member's per-change rebuild cost of its views (``control_plane_views``).
+What it is not (docs/performance.md): the daemons' gossip, HTTP API and Docker.
 """
 
 from __future__ import annotations
@@ -22,161 +25,353 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import random
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import msgpack  # noqa: E402
+from control_plane_procs import Proposer, cpu_s, rss_mb, thread_cpu_s  # noqa: E402
+from control_plane_views import rebuild_costs  # noqa: E402
 
-from p2porch.leader.scheduling import plan_round  # noqa: E402
+from p2porch.leader.scheduling import ROUND_CHUNK_ITEMS, plan_round, round_commands  # noqa: E402
 from p2porch.model import Node, ServiceSpec, TaskState  # noqa: E402
 from p2porch.raft import commands as C  # noqa: E402
-from p2porch.raft.fsm import apply  # noqa: E402
-from p2porch.raft.state import EMPTY_STATE, ClusterState  # noqa: E402
+from p2porch.raft.fsm import apply_command  # noqa: E402
+from p2porch.raft.state import ClusterState  # noqa: E402
 from p2porch.scheduler.orchestrator import Orchestrator  # noqa: E402
 from p2porch.testing.raftprocs import LocalCluster, NodeProc  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
 REPLICAS_PER_SERVICE = 100
+AGENT_MAX_BATCH = 64  # agent/worker.py's max_batch
+CIDR, PREFIX = "10.0.0.0/8", 20  # room for 1,000+ nodes of up to 4,000 tasks each
 
 
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+def status(node: NodeProc) -> dict[str, Any]:
+    return node.call(op="status")["status"]  # type: ignore[no-any-return]
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+def wait_version(node: NodeProc, version: int, timeout_s: float) -> float:
+    """Seconds until ``node`` applied state ``version``."""
+    t0 = time.monotonic()
+    while (have := status(node)["state_version"]) < version:
+        if time.monotonic() - t0 > timeout_s:
+            raise RuntimeError(f"{node.name} at version {have}, wanted {version}")
+        time.sleep(0.02)
+    return time.monotonic() - t0
 
 
-class Driver:
-    """Proposes commands to the leader and applies them to a local mirror of the state, in order."""
+def setup(leader: NodeProc, nodes: int, tasks: int, writers: int) -> ClusterState:
+    """Init, join ``nodes`` nodes with leases, create the services; the committed state read back."""
+    prop = Proposer(leader.control_port)
+    prop.propose(
+        C.InitCluster(at=time.time(), cluster_id="cpbench", cluster_cidr=CIDR, subnet_prefix_len=PREFIX)
+    )
 
-    def __init__(self, leader: NodeProc) -> None:
-        self.leader = leader
-        self.mirror: ClusterState = EMPTY_STATE
-        self.raft_bytes = 0
-        self.entries = 0
+    def join(i: int) -> None:
+        node = Node(f"id{i:05d}", f"n{i}", f"10.{i // 62500}.{i // 250 % 250}.{i % 250 + 1}", 7947, 7946)
+        prop.propose(C.AddNode(at=time.time(), node=node))
+        prop.propose(C.LeaseSubnet(at=time.time(), node_id=node.node_id))
 
-    def write(self, cmd: C.Command) -> Any:
-        data = cmd.encode()
-        answer = self.leader.call(op="propose", cmd=data.hex(), timeout_s=60)
-        result = answer.get("result") or answer
-        self.mirror, local, _ = apply(self.mirror, data)
-        if result.get("ok") != local.get("ok"):
-            raise RuntimeError(f"mirror diverged: cluster {result} vs local {local}")
-        if not result.get("ok"):
-            raise RuntimeError(f"command refused: {result}")
-        self.raft_bytes += len(data)
-        self.entries += 1
-        return result.get("value")
+    def create(s: int) -> None:
+        spec = ServiceSpec(name=f"svc{s}", image="p2porch/bench", replicas=REPLICAS_PER_SERVICE)
+        prop.propose(C.CreateService(at=time.time(), service_id=f"s{s}", spec=spec))
+
+    run_parallel(join, range(nodes), writers)
+    run_parallel(create, range(max(1, tasks // REPLICAS_PER_SERVICE)), writers)
+    prop.close()
+    return ClusterState.from_dict(leader.call(op="state")["state"])
 
 
-def run_point(root: Path, nodes: int, tasks: int, chunk: int) -> dict[str, Any]:
-    cluster = LocalCluster(root, voters=3)
+def run_parallel(fn: Any, items: Any, threads: int) -> None:
+    work: queue.Queue[Any] = queue.Queue()
+    for item in items:
+        work.put(item)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while not errors:
+            try:
+                item = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fn(item)
+            except BaseException as exc:  # noqa: BLE001 (re-raised below)
+                errors.append(exc)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+class Agents:
+    """The simulated nodes' agents: report each placed task running, batched per node, concurrently."""
+
+    def __init__(self, prop: Proposer, state: ClusterState, threads: int) -> None:
+        self.prop = prop
+        self.subnet_hosts = {n: _hosts(state.leases[n].subnet) for n in state.nodes}
+        self.pending: dict[str, list[str]] = {}
+        self.ready: queue.Queue[str | None] = queue.Queue()
+        self.lock = threading.Lock()
+        self.sent: list[C.ReportTaskStates] = []
+        self.running = 0
+        self.applied_commands = 0
+        self.errors: list[BaseException] = []
+        self.threads = [threading.Thread(target=self._loop) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def placed(self, node_id: str, task_id: str) -> None:
+        with self.lock:
+            queued = node_id in self.pending
+            self.pending.setdefault(node_id, []).append(task_id)
+        if not queued:
+            self.ready.put(node_id)
+
+    def _loop(self) -> None:
+        while (node_id := self.ready.get()) is not None:
+            with self.lock:
+                ids = self.pending.pop(node_id, [])
+                rest = ids[AGENT_MAX_BATCH:]
+                if rest:
+                    self.pending[node_id] = rest
+            if rest:
+                self.ready.put(node_id)
+            if not ids:
+                continue
+            now = time.time()
+            hosts = self.subnet_hosts[node_id]
+            reports = tuple(
+                C.TaskStatusReport(t, state=TaskState.RUNNING, state_at=now, address=hosts(t), container_id=t)
+                for t in ids[:AGENT_MAX_BATCH]
+            )
+            cmd = C.ReportTaskStates(at=now, node_id=node_id, reports=reports)
+            try:
+                result = self.prop.propose(cmd)
+            except BaseException as exc:  # noqa: BLE001 (reported by close)
+                self.errors.append(exc)
+                continue
+            with self.lock:
+                self.sent.append(cmd)
+                self.running += len(result["value"]["applied"])
+                self.applied_commands += bool(result["value"]["applied"])
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.ready.put(None)
+        for t in self.threads:
+            t.join()
+        if self.errors:
+            raise self.errors[0]
+
+
+def _hosts(subnet: str) -> Any:
+    """task id -> a distinct host address of ``subnet`` (in order of first use)."""
+    base = int.from_bytes(bytes(int(o) for o in subnet.split("/")[0].split(".")), "big")
+    given: dict[str, str] = {}
+
+    def host(task_id: str) -> str:
+        if task_id not in given:
+            n = base + 2 + len(given)
+            given[task_id] = ".".join(str(n >> s & 255) for s in (24, 16, 8, 0))
+        return given[task_id]
+
+    return host
+
+
+def place_and_report(leader: NodeProc, mirror: ClusterState, reporters: int) -> dict[str, Any]:
+    """The timed phase: plan, commit the placements, nodes report their tasks running as they commit."""
+    placer, reporter = Proposer(leader.control_port), Proposer(leader.control_port)
+    agents = Agents(reporter, mirror, reporters)
+    pid = leader.proc.pid if leader.proc else 0
+    cpu0, threads0, commit0 = cpu_s(pid), thread_cpu_s(pid), status(leader)["commit_index"]
+    orchestrator = Orchestrator(random.Random(1))
+    plan_s = 0.0
+    t0 = time.perf_counter()
     try:
-        cluster.start_all()
-        leader = cluster.leader()
-        drv = Driver(leader)
-        drv.write(C.InitCluster(at=time.time(), cluster_id="cpbench", cluster_cidr="10.0.0.0/8"))
-        for i in range(nodes):
-            node = Node(f"id{i}", f"n{i}", f"10.{i // 65536}.{i // 256 % 256}.{i % 256 + 1}", 7947, 7946)
-            drv.write(C.AddNode(at=time.time(), node=node))
-        setup_bytes = drv.raft_bytes
-        for s in range(max(1, tasks // REPLICAS_PER_SERVICE)):
-            spec = ServiceSpec(name=f"svc{s}", image="p2porch/bench", replicas=REPLICAS_PER_SERVICE)
-            drv.write(C.CreateService(at=time.time(), service_id=f"s{s}", spec=spec))
-        leader_pid = leader.proc.pid if leader.proc else 0
-        cpu0, bytes0, entries0 = cpu_s(leader_pid), drv.raft_bytes, drv.entries
-        orchestrator = Orchestrator(random.Random(1))
-        plan_s = 0.0
-        t0 = time.perf_counter()
         while True:
             p0 = time.perf_counter()
-            plan = plan_round(drv.mirror, time.time(), orchestrator)
+            plan = plan_round(mirror, time.time(), orchestrator)
             plan_s += time.perf_counter() - p0
             if plan.empty:
                 break
-            for i in range(0, len(plan.items), chunk):
-                drv.write(C.PutTasks(at=time.time(), items=tuple(plan.items[i : i + chunk])))
+            for cmd in round_commands(plan.items, time.time(), mirror.version):  # as the leader loop does
+                placer.propose(cmd)
+                mirror, local, _ = apply_command(mirror, cmd)
+                if not local.get("ok"):
+                    raise RuntimeError(f"mirror refused what the cluster committed: {local}")
+                for item in cmd.items:
+                    task = getattr(item, "task", None)
+                    if task is not None and task.node_id is not None:
+                        agents.placed(task.node_id, task.task_id)
         placed_s = time.perf_counter() - t0
-        placed = sum(1 for t in drv.mirror.tasks.values() if t.node_id is not None)
-        t1 = time.perf_counter()
-        by_node: dict[str, list[str]] = {}
-        for task in drv.mirror.tasks.values():
-            if task.node_id is not None:
-                by_node.setdefault(task.node_id, []).append(task.task_id)
-        now = time.time()
-        for node_id, ids in by_node.items():
-            for i in range(0, len(ids), chunk):
-                part = ids[i : i + chunk]
-                reports = tuple(C.TaskStatusReport(t, state=TaskState.RUNNING, state_at=now) for t in part)
-                drv.write(C.ReportTaskStates(at=now, node_id=node_id, reports=reports))
-        reported_s = time.perf_counter() - t1
-        running = sum(1 for t in drv.mirror.tasks.values() if t.state == TaskState.RUNNING)
-        leader_cpu = cpu_s(leader_pid) - cpu0
-        deadline = time.monotonic() + 10  # the status the store reports is refreshed every 50 ms
-        while (version := leader.call(op="status")["status"]["state_version"]) != drv.mirror.version:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"leader at version {version}, mirror at {drv.mirror.version}")
-            time.sleep(0.05)
-        e0 = time.perf_counter()
-        snapshot = msgpack.packb(drv.mirror.to_dict(), use_bin_type=True)
-        encode_s = time.perf_counter() - e0
-        l0 = time.perf_counter()
-        ClusterState.from_dict(msgpack.unpackb(snapshot, raw=False, strict_map_key=False))
-        load_s = time.perf_counter() - l0
-        work = max(1, placed + running)
-        return {
-            "nodes": nodes,
-            "tasks": len(drv.mirror.tasks),
+    finally:
+        agents.close()
+    total_s = time.perf_counter() - t0
+    placer.close()
+    reporter.close()
+    leader_cpu = cpu_s(pid) - cpu0
+    threads1 = thread_cpu_s(pid)
+    placed = sum(1 for t in mirror.tasks.values() if t.node_id is not None)
+    # the cluster's state: the mirror's placements plus every report (disjoint tasks: order is immaterial)
+    final = mirror
+    for cmd in agents.sent:
+        final, _, _ = apply_command(final, cmd)
+    expected_version = mirror.version + agents.applied_commands
+    wait_version(leader, expected_version, 30)
+    entries = status(leader)["commit_index"] - commit0
+    work = max(1, placed)
+    return {
+        "final": final,
+        "expected_version": expected_version,
+        "row": {
             "placed": placed,
-            "running": running,
-            "placed_per_s": round(placed / placed_s, 1) if placed_s else None,
-            "reported_running_per_s": round(running / reported_s, 1) if reported_s else None,
+            "running": agents.running,
+            "placed_per_s": round(placed / placed_s, 1),
+            "end_to_end_running_per_s": round(agents.running / total_s, 1),
+            "end_to_end_s": round(total_s, 2),
             "plan_s": round(plan_s, 3),
             "leader_cpu_ms_per_task": round(1000 * leader_cpu / work, 3),
-            "raft_bytes_per_task": round((drv.raft_bytes - bytes0) / work, 1),
-            "raft_entries_per_task": round((drv.entries - entries0) / work, 4),
-            "setup_raft_bytes": setup_bytes,
-            "snapshot_bytes": len(snapshot),
-            "snapshot_encode_s": round(encode_s, 3),
-            "snapshot_load_s": round(load_s, 3),
-            "voter_rss_mb": {n.name: rss_mb(n.proc.pid) for n in cluster.voters() if n.proc is not None},
-        }
+            "leader_cpu_s_by_thread": {
+                k: round(v - threads0.get(k, 0.0), 2)
+                for k, v in threads1.items()
+                if v - threads0.get(k, 0.0) > 0.05
+            },
+            "raft_commands_per_task": round((placer.commands + reporter.commands) / work, 4),
+            "raft_entries_per_task": round(entries / work, 4),
+            "raft_bytes_per_task": round((placer.bytes + reporter.bytes) / work, 1),
+            "report_commands": reporter.commands,
+        },
+    }
+
+
+def snapshot_figures(state: ClusterState) -> dict[str, Any]:
+    """Size and encode/load time of the snapshot form of ``state`` (what a dump holds)."""
+    e0 = time.perf_counter()
+    snapshot = msgpack.packb(state.to_dict(), use_bin_type=True)
+    encode_s = time.perf_counter() - e0
+    l0 = time.perf_counter()
+    ClusterState.from_dict(msgpack.unpackb(snapshot, raw=False, strict_map_key=False))
+    return {
+        "snapshot_bytes": len(snapshot),
+        "snapshot_encode_s": round(encode_s, 3),
+        "snapshot_load_s": round(time.perf_counter() - l0, 3),
+    }
+
+
+def compaction(cluster: LocalCluster, leader: NodeProc) -> dict[str, Any]:
+    """Force log compaction (a full dump) on every voter; seconds until each dump is on disk, and
+    whether the leader changed meanwhile (a dump that stalls the Raft thread costs an election)."""
+    term0 = status(leader)["term"]
+    t0 = time.monotonic()
+    for node in cluster.voters():
+        node.call(op="compact")
+    done: dict[str, float] = {}
+    while len(done) < len(cluster.voters()) and time.monotonic() - t0 < 120:
+        for node in cluster.voters():
+            if node.name not in done and status(node).get("dumps", 0) > 0:
+                done[node.name] = round(time.monotonic() - t0, 2)
+        time.sleep(0.02)
+    after = status(leader)
+    return {"compaction_s": done, "compaction_leader_kept": after["is_leader"] and after["term"] == term0}
+
+
+def catch_up(cluster: LocalCluster, leader: NodeProc, version: int) -> dict[str, Any]:
+    (replica,) = cluster.replicas()
+    t0 = time.monotonic()
+    cluster.start(replica)
+    wait_version(replica, version, 300)
+    seconds = time.monotonic() - t0
+    return {"replica_catch_up_s": round(seconds, 2), "replica_rss_mb": rss_mb(replica.proc.pid)}  # type: ignore[union-attr]
+
+
+def failover(cluster: LocalCluster) -> dict[str, Any]:
+    """SIGKILL the leader; seconds until a new leader commits a write."""
+    leader = cluster.leader()
+    t0 = time.monotonic()
+    cluster.kill(leader)
+    while True:
+        new = cluster.leader(timeout_s=30)
+        try:
+            result = Proposer(new.control_port).propose(C.Noop(at=time.time(), tag="failover"), timeout_s=5)
+        except (RuntimeError, OSError, ConnectionError):
+            continue
+        if result.get("ok"):
+            return {
+                "failover_s": round(time.monotonic() - t0, 2),
+                "killed": leader.name,
+                "new_leader": new.name,
+            }
+
+
+def run_point(root: Path, nodes: int, tasks: int, args: argparse.Namespace, full: bool) -> dict[str, Any]:
+    cluster = LocalCluster(root, voters=3, replicas=1)
+    try:
+        for node in cluster.voters():
+            cluster.start(node, wait=False)
+        for node in cluster.voters():
+            cluster.wait_ready(node)
+        leader = cluster.leader()
+        s0 = time.perf_counter()
+        mirror = setup(leader, nodes, tasks, args.reporters)
+        setup_s = time.perf_counter() - s0
+        timed = place_and_report(leader, mirror, args.reporters)
+        final: ClusterState = timed["final"]
+        row: dict[str, Any] = {"nodes": nodes, "tasks": len(final.tasks), "setup_s": round(setup_s, 1)}
+        row |= timed["row"] | snapshot_figures(final)
+        row["views_rebuild"] = rebuild_costs(final)
+        if full:
+            row |= compaction(cluster, leader)
+            row |= catch_up(cluster, leader, timed["expected_version"])
+        row["voter_rss_mb"] = {n.name: rss_mb(n.proc.pid) for n in cluster.voters() if n.proc is not None}
+        if full:
+            row |= failover(cluster)
+        return row
     finally:
         cluster.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--nodes", default="10,100,1000", help="comma-separated node counts")
-    parser.add_argument("--tasks", default="1000,5000,20000", help="comma-separated task counts")
-    parser.add_argument("--chunk", type=int, default=1000, help="task writes / reports per Raft command")
-    parser.add_argument("--short", action="store_true", help="one small point (CI)")
+    parser.add_argument("--nodes", default="100,300,1000", help="comma-separated node counts")
+    parser.add_argument("--tasks", default="10000,30000,100000", help="comma-separated task counts")
+    parser.add_argument("--reporters", type=int, default=16, help="concurrent agent connections")
+    parser.add_argument("--only-last", action="store_true", help="run only the largest point")
+    parser.add_argument("--short", action="store_true", help="one small point with every phase (CI)")
     args = parser.parse_args()
     nodes = [10] if args.short else [int(x) for x in args.nodes.split(",")]
     tasks = [200] if args.short else [int(x) for x in args.tasks.split(",")]
+    grid = [(n, tasks[0]) for n in nodes] + [(nodes[-1], t) for t in tasks[1:]]
+    if args.only_last:
+        grid = grid[-1:]
     points = []
+    load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="p2sc-cp-") as tmp:
-        base_nodes, base_tasks = nodes[0], tasks[0]
-        grid = [(n, base_tasks) for n in nodes] + [(base_nodes, t) for t in tasks[1:]]
         for i, (n, t) in enumerate(grid):
-            points.append(run_point(Path(tmp) / f"p{i}", n, t, args.chunk))
+            points.append(run_point(Path(tmp) / f"p{i}", n, t, args, full=i == len(grid) - 1))
     print(
         json.dumps(
             {
                 "benchmark": "control_plane",
-                "machine": {"cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0]},
-                "chunk": args.chunk,
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "loadavg_1m_before": load0,
+                    "loadavg_1m_after": os.getloadavg()[0],
+                },
+                "round_chunk_items": ROUND_CHUNK_ITEMS,
+                "reporters": args.reporters,
                 "points": points,
             },
             indent=2,

@@ -41,6 +41,16 @@ def drain(channel: trio.MemoryReceiveChannel[Any]) -> None:
             return
 
 
+def drained(channel: trio.MemoryReceiveChannel[Any]) -> list[Any]:
+    """Take whatever is already queued on ``channel``, in order."""
+    items = []
+    while True:
+        try:
+            items.append(channel.receive_nowait())
+        except trio.WouldBlock:
+            return items
+
+
 async def forward(source: trio.MemoryReceiveChannel[Any], sink: trio.MemorySendChannel[Any]) -> None:
     """Copy every item of ``source`` to ``sink`` (an unbounded channel) until ``source`` closes."""
     async for item in source:

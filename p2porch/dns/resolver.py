@@ -17,7 +17,8 @@ from typing import Final
 
 from dnslib import NS, PTR, RR, SOA, SRV, A, DNSError, DNSHeader, DNSLabel, DNSRecord
 
-from p2porch.dns.zone import DEFAULT_TTL_S, CompiledZone, Labels, NameRecords, ZoneData, compile_zone
+from p2porch.dns.zone import DEFAULT_TTL_S, CompiledZone, Labels, NameRecords, ZoneData
+from p2porch.dns.zone_cache import ZoneCompiler
 from p2porch.errors import ConfigError
 
 # Response codes and flags (RFC 1035 §4.1.1, RFC 6891 for BADVERS).
@@ -174,7 +175,8 @@ class Resolver:
         self._rng = rng if rng is not None else random.Random(0)
         self.counters = ResolverCounters()
         self.zone_generation = 0
-        self._zone: CompiledZone = compile_zone(zone)
+        self._compiler = ZoneCompiler()  # recompiles only the services that changed
+        self._zone: CompiledZone = self._compiler.compile(zone)
         self._udp_cache: dict[bytes, CacheEntry] = {}
         self._tcp_cache: dict[bytes, CacheEntry] = {}
 
@@ -184,7 +186,7 @@ class Resolver:
 
     def update_zone(self, zone: ZoneData) -> None:
         """Swap in a new zone; answers change from the next query (the cache is dropped)."""
-        compiled = compile_zone(zone)
+        compiled = self._compiler.compile(zone)
         self._zone = compiled
         self._udp_cache = {}
         self._tcp_cache = {}

@@ -9,7 +9,7 @@ addresses are not IPv4 are skipped and listed in `CompiledZone.skipped`. This mo
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,6 +207,21 @@ def compile_zone(zone: ZoneData) -> CompiledZone:
         raise ConfigError(f"invalid DNS domain {zone.domain!r}", field="domain")
     names: dict[Labels, NameRecords] = {}
     reverse: dict[Labels, NameRecords] = {}
+    node_at = name_maker(names, domain)
+    compile_base(zone, domain, node_at, skipped)
+    for service in sorted(zone.services):
+        compile_service(zone, service, domain, node_at, reverse, skipped)
+    return CompiledZone(
+        domain=domain,
+        names=names,
+        reverse=reverse,
+        serial=zone.version & 0xFFFFFFFF,
+        skipped=tuple(skipped),
+    )
+
+
+def name_maker(names: dict[Labels, NameRecords], domain: Labels) -> Callable[[Labels], NameRecords]:
+    """``node_at(labels)``: the records of a name in ``names``, created with its ancestors if new."""
 
     def node_at(labels: Labels) -> NameRecords:
         rec = names.get(labels)
@@ -217,6 +232,13 @@ def compile_zone(zone: ZoneData) -> CompiledZone:
                 names.setdefault(labels[i:], NameRecords())
         return rec
 
+    return node_at
+
+
+def compile_base(
+    zone: ZoneData, domain: Labels, node_at: Callable[[Labels], NameRecords], skipped: list[str]
+) -> None:
+    """The apex, the nameservers and the node names of ``zone``."""
     node_at(domain)
     ns_labels = (b"ns",) + domain
     if zone.nameservers:
@@ -231,61 +253,63 @@ def compile_zone(zone: ZoneData) -> CompiledZone:
             continue
         node_at(labels + (b"node",) + domain).a.append(address)
 
-    for service in sorted(zone.services):
-        svc = to_labels(service)
-        if not svc or to_labels(f"tasks.{service}.{zone.domain}") is None:
-            skipped.append(f"service {service!r}")
-            continue
-        base = svc + domain
-        svc_rec = node_at(base)
-        tasks_rec = node_at((b"tasks",) + base)
-        svc_rec.rotate = tasks_rec.rotate = True
-        vip = zone.vips.get(service, "")
-        if vip and _valid_ipv4(vip):  # one stable address, balanced per connection by the kernel
-            svc_rec.a.append(vip)
-            svc_rec.rotate = False
-            rev = reverse_labels(vip)
-            if rev is not None:
-                reverse.setdefault(rev, NameRecords()).ptr.append(base)
-        elif vip:
-            skipped.append(f"vip {service!r} {vip!r}")
-            vip = ""
-        tasks = sorted(zone.services[service], key=_task_order)
-        near = {t.address for t in near_tasks(tasks, zone.local_site)}
-        srv_targets: dict[tuple[int, bytes], set[Labels]] = {}
-        for task in tasks:
-            slot = to_labels(str(task.slot))
-            if slot is None or len(slot) != 1 or not _valid_ipv4(task.address):
-                skipped.append(f"task {service!r} slot {task.slot!r}")
-                continue
-            if not task.answerable:
-                continue
-            slot_name = slot + base
-            if task.address not in tasks_rec.a:
-                tasks_rec.a.append(task.address)
-                if not vip and task.address in near:
-                    svc_rec.a.append(task.address)
-            slot_rec = node_at(slot_name)
-            slot_rec.rotate = True
-            if task.address not in slot_rec.a:
-                slot_rec.a.append(task.address)
-            rev = reverse_labels(task.address)
-            if rev is not None:
-                reverse.setdefault(rev, NameRecords()).ptr.append(slot_name)
-            for port in task.ports:
-                proto = port.protocol.lower().encode("ascii", "replace")
-                if not 0 < port.number < 65536 or proto not in (b"tcp", b"udp"):
-                    skipped.append(f"port {service!r} {port.number}/{port.protocol}")
-                    continue
-                srv_targets.setdefault((port.number, proto), set()).add(slot_name)
-        for (number, proto), targets in sorted(srv_targets.items()):
-            srv_name = (b"_%d" % number, b"_" + proto) + base
-            node_at(srv_name).srv.extend((number, t) for t in sorted(targets))
 
-    return CompiledZone(
-        domain=domain,
-        names=names,
-        reverse=reverse,
-        serial=zone.version & 0xFFFFFFFF,
-        skipped=tuple(skipped),
-    )
+def compile_service(
+    zone: ZoneData,
+    service: str,
+    domain: Labels,
+    node_at: Callable[[Labels], NameRecords],
+    reverse: dict[Labels, NameRecords],
+    skipped: list[str],
+) -> None:
+    """Add the names of one service of ``zone`` through ``node_at`` (which creates a name and its
+    ancestors) and its PTR names to ``reverse``; odd entries go to ``skipped``."""
+    svc = to_labels(service)
+    if not svc or to_labels(f"tasks.{service}.{zone.domain}") is None:
+        skipped.append(f"service {service!r}")
+        return
+    base = svc + domain
+    svc_rec = node_at(base)
+    tasks_rec = node_at((b"tasks",) + base)
+    svc_rec.rotate = tasks_rec.rotate = True
+    vip = zone.vips.get(service, "")
+    if vip and _valid_ipv4(vip):  # one stable address, balanced per connection by the kernel
+        svc_rec.a.append(vip)
+        svc_rec.rotate = False
+        rev = reverse_labels(vip)
+        if rev is not None:
+            reverse.setdefault(rev, NameRecords()).ptr.append(base)
+    elif vip:
+        skipped.append(f"vip {service!r} {vip!r}")
+        vip = ""
+    tasks = sorted(zone.services[service], key=_task_order)
+    near = {t.address for t in near_tasks(tasks, zone.local_site)}
+    srv_targets: dict[tuple[int, bytes], set[Labels]] = {}
+    for task in tasks:
+        slot = to_labels(str(task.slot))
+        if slot is None or len(slot) != 1 or not _valid_ipv4(task.address):
+            skipped.append(f"task {service!r} slot {task.slot!r}")
+            continue
+        if not task.answerable:
+            continue
+        slot_name = slot + base
+        if task.address not in tasks_rec.a:
+            tasks_rec.a.append(task.address)
+            if not vip and task.address in near:
+                svc_rec.a.append(task.address)
+        slot_rec = node_at(slot_name)
+        slot_rec.rotate = True
+        if task.address not in slot_rec.a:
+            slot_rec.a.append(task.address)
+        rev = reverse_labels(task.address)
+        if rev is not None:
+            reverse.setdefault(rev, NameRecords()).ptr.append(slot_name)
+        for port in task.ports:
+            proto = port.protocol.lower().encode("ascii", "replace")
+            if not 0 < port.number < 65536 or proto not in (b"tcp", b"udp"):
+                skipped.append(f"port {service!r} {port.number}/{port.protocol}")
+                continue
+            srv_targets.setdefault((port.number, proto), set()).add(slot_name)
+    for (number, proto), targets in sorted(srv_targets.items()):
+        srv_name = (b"_%d" % number, b"_" + proto) + base
+        node_at(srv_name).srv.extend((number, t) for t in sorted(targets))

@@ -28,6 +28,7 @@ from .scheduling import (
     plan_round,
     rebalance_done_updates,
     rollout_done_updates,
+    round_commands,
     update_failure_updates,
 )
 
@@ -98,8 +99,8 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             if plan.empty:
                 continue
             try:
-                put = C.PutTasks(at=now, items=tuple(plan.items), expected_version=state.version)
-                await ctx.write(put.encode())
+                for put in round_commands(plan.items, now, state.version):
+                    await ctx.write(put.encode())
                 ctx.metrics.scheduler_placements.inc(placements(state, plan.items))
                 ctx.metrics.scheduler_round_seconds.observe(trio.current_time() - round_started)
             except ConflictError:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from ..model import DesiredState, NodeStatus, Rollout, Service, ServiceSpec, Task, TaskState
 from ..model.states import TERMINAL_STATES, GossipState
-from ..raft.commands import TaskItem, TaskPut, TaskRemove, UpdateService
+from ..raft.commands import PutTasks, TaskItem, TaskPut, TaskRemove, UpdateService
 from ..raft.state import ClusterState
 from ..scheduler import (
     Orchestrator,
@@ -28,6 +28,9 @@ from ..scheduler.jobs import job_history_keep
 from ..scheduler.rebalance import plan_rebalance
 
 HISTORY_PER_SLOT = 3  # finished tasks kept per slot for `service ps`
+#: task writes per PutTasks command of a round: ~220 KB, far below the 10,000 items and 16 MiB a command may
+#: hold (a round of 100,000 new tasks in one command was refused, so it never committed: issue 19)
+ROUND_CHUNK_ITEMS = 1000
 
 
 @dataclass
@@ -275,4 +278,20 @@ def rebalance_done_updates(
         (state.services[sid], UpdateService.of(state.services[sid], at=now, rebalance_requested=0.0))
         for sid in service_ids
         if sid in state.services
+    ]
+
+
+def round_commands(items: list[TaskItem], now: float, version: int) -> list[PutTasks]:
+    """The commands that commit a round's ``items``, ``ROUND_CHUNK_ITEMS`` each, in order.
+
+    The first is conditional on the state ``version`` the round planned on (any change since: plan
+    again); the others only on each item's task version, as every item is: agents' reports committed
+    between two of them do not void the round, a changed task does (its item conflicts)."""
+    return [
+        PutTasks(
+            at=now,
+            items=tuple(items[i : i + ROUND_CHUNK_ITEMS]),
+            expected_version=version if i == 0 else None,
+        )
+        for i in range(0, len(items), ROUND_CHUNK_ITEMS)
     ]

@@ -16,13 +16,11 @@ from ..dns.resolver import Resolver
 from ..dns.scope import ClientScopes
 from ..dns.server import ServerCounters, serve_dns
 from ..raft.state import ClusterState
-from ..supervisor import drain, supervise
+from ..supervisor import drained, supervise
 from .netviews import dns_scopes
 from .overlay import wait_for_lease
-from .views import (
-    dns_zone,
-    gateway_of,
-)
+from .views import gateway_of
+from .zone_builder import ZoneBuilder
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +42,8 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
         await ctx.board.overlay_ready.wait()  # the gateway address exists once the Docker network does
         gateway = gateway_of(subnet)
         advertise = ctx.local.advertise_addr
-        zone = dns_zone(store.snapshot(), (advertise,), ctx.local.node_id)
+        zones = ZoneBuilder((advertise,), ctx.local.node_id)  # rebuilds only what the changes touched
+        zone = zones.update(store.snapshot())
         resolver = Resolver(zone, ttl_s=section.ttl_s)
         scopes = ClientScopes(resolver, partial(Resolver, ttl_s=section.ttl_s))
         scopes.update(zone, dns_scopes(store.snapshot()))
@@ -70,10 +69,10 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
             log.info(
                 "cluster DNS for %s. on %s", store.snapshot().domain, ", ".join(f"{h}:{p}" for h, p in listen)
             )
-            async for _ in changes:
-                drain(changes)  # one zone rebuild per burst of commits
+            async for change in changes:
+                burst = [change, *drained(changes)]  # one zone update per burst of commits
                 state = store.snapshot()
-                scopes.update(dns_zone(state, (advertise,), ctx.local.node_id), dns_scopes(state))
+                scopes.update(zones.update(state, burst), dns_scopes(state))
                 policy.set_members(_member_addresses(store.snapshot()))
 
 

@@ -11,6 +11,7 @@ cluster and no node needs another node's MAC as metadata; every node computes th
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
@@ -220,7 +221,8 @@ def plan_overlay(
     )
     entries: list[PeerEntry] = []
     skipped: list[tuple[str, str]] = []
-    taken: list[ipaddress.IPv4Network] = [own]
+    taken = TakenSubnets()
+    taken.add(own)
     used_underlay = {(link.local, settings.vxlan_port)}
     for peer in sorted(peers, key=lambda p: p.node_id):
         reason = _check_peer(peer, local, settings, cluster, taken, used_underlay)
@@ -230,7 +232,7 @@ def plan_overlay(
         net = ipaddress.IPv4Network(peer.subnet)
         underlay = str(ipaddress.IPv4Address(peer.underlay_addr))
         port = peer.vxlan_port if peer.vxlan_port != settings.vxlan_port else 0
-        taken.append(net)
+        taken.add(net)
         used_underlay.add((underlay, port or settings.vxlan_port))
         entries.append(
             PeerEntry(peer.node_id, str(net), str(net.network_address), vtep_mac(str(net)), underlay, port)
@@ -292,7 +294,7 @@ def _check_peer(
     local: LocalNode,
     settings: OverlaySettings,
     cluster: ipaddress.IPv4Network,
-    taken: list[ipaddress.IPv4Network],
+    taken: TakenSubnets,
     used_underlay: set[tuple[str, int]],
 ) -> str:
     if peer.node_id == local.node_id:
@@ -306,13 +308,50 @@ def _check_peer(
         return f"subnet {net} is outside the cluster CIDR {cluster}"
     if net.prefixlen > 30:
         return f"subnet {net} is too small"
-    for other in taken:
-        if net.overlaps(other):
-            return f"subnet {net} overlaps {other}"
+    other = taken.first_overlap(net)
+    if other is not None:
+        return f"subnet {net} overlaps {other}"
     port = peer.vxlan_port or settings.vxlan_port
     if (underlay, port) in used_underlay:
         return f"underlay address {underlay} port {port} is already used"
     return ""
+
+
+class TakenSubnets:
+    """Pairwise disjoint networks in the order they were taken; finds the first one a network overlaps in
+    O(log n + 33) instead of a scan (a plan of 1,000 peers made 500,000 ``overlaps`` calls: 1.2 s).
+
+    Two CIDR blocks overlap only if one contains the other: a taken supernet of ``net`` is one of its
+    33 possible prefixes (a set lookup each), a taken subnet of ``net`` starts inside it (bisect).
+    """
+
+    def __init__(self) -> None:
+        self._order: dict[tuple[int, int], int] = {}  # (network int, prefix length) -> order taken
+        self._nets: dict[int, ipaddress.IPv4Network] = {}  # network int -> the network (starts are unique)
+        self._starts: list[int] = []  # sorted network ints
+
+    def add(self, net: ipaddress.IPv4Network) -> None:
+        start = int(net.network_address)
+        self._order[(start, net.prefixlen)] = len(self._order)
+        self._nets[start] = net
+        bisect.insort(self._starts, start)
+
+    def first_overlap(self, net: ipaddress.IPv4Network) -> ipaddress.IPv4Network | None:
+        """The earliest taken network that overlaps ``net``, or None."""
+        start, end = int(net.network_address), int(net.broadcast_address)
+        found: list[tuple[int, int]] = []  # (order, start)
+        for plen in range(net.prefixlen + 1):
+            key = (start & (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF, plen)
+            if key in self._order:
+                found.append((self._order[key], key[0]))
+        i = bisect.bisect_left(self._starts, start)
+        while i < len(self._starts) and self._starts[i] <= end:
+            inner = self._nets[self._starts[i]]
+            found.append((self._order[(self._starts[i], inner.prefixlen)], self._starts[i]))
+            i += 1
+        if not found:
+            return None
+        return self._nets[min(found)[1]]
 
 
 def _network(text: str, name: str) -> ipaddress.IPv4Network:

@@ -11,7 +11,7 @@ by one for each command that changed something.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -246,13 +246,25 @@ def _put_tasks(s: ClusterState, c: C.PutTasks, v: int) -> Result:
 
 
 def _report_task_states(s: ClusterState, c: C.ReportTaskStates, v: int) -> Result:
-    tasks: dict[str, Task] | None = None
+    updated, value, changes = _report_updates(s.tasks, c, v)
+    if not updated:
+        return s, value, []
+    tasks = copy_map(s.tasks)
+    tasks.update(updated)
+    return s.evolve(tasks=tasks, version=v), value, changes
+
+
+def _report_updates(
+    tasks: Mapping[str, Task], c: C.ReportTaskStates, v: int
+) -> tuple[dict[str, Task], dict[str, list[str]], list[Change]]:
+    """The task records ``c`` changes (not yet in any map), its result value and its changes."""
+    updated: dict[str, Task] = {}
     changes: list[Change] = []
     applied: list[str] = []
     skipped: list[str] = []
     for report in c.reports:
         task_id = report.task_id
-        current = (tasks or s.tasks).get(task_id)
+        current = updated[task_id] if task_id in updated else tasks.get(task_id)
         if current is None or current.node_id != c.node_id:
             skipped.append(task_id)
             continue
@@ -262,16 +274,11 @@ def _report_task_states(s: ClusterState, c: C.ReportTaskStates, v: int) -> Resul
             continue
         if updates.get("state") == TaskState.RUNNING and not current.started_at:
             updates["started_at"] = updates.get("state_at", c.at)
-        if tasks is None:
-            tasks = copy_map(s.tasks)
         new_task = replace(current, **updates, version=v)
-        tasks[task_id] = new_task
+        updated[task_id] = new_task
         applied.append(task_id)
         changes.append(Change("task", "put", task_id, new_task, v))
-    value = {"applied": applied, "skipped": skipped}
-    if tasks is None:
-        return s, value, []
-    return s.evolve(tasks=tasks, version=v), value, changes
+    return updated, {"applied": applied, "skipped": skipped}, changes
 
 
 def _lease_subnet(s: ClusterState, c: C.LeaseSubnet, v: int) -> Result:
@@ -425,11 +432,40 @@ def apply_batch(state: ClusterState, batch: bytes) -> tuple[ClusterState, list[d
         return state, [C.error("WireError", "batch is not a list of commands", version=state.version)], []
     results: list[dict[str, Any]] = []
     changes: list[Change] = []
+    owned: tuple[Mapping[str, Task], dict[str, Task]] | None = None  # (state's tasks view, our dict)
     for item in items:
         if not isinstance(item, bytes):
             results.append(C.error("WireError", "batch item is not bytes", version=state.version))
             continue
-        state, result, item_changes = apply(state, item)
+        try:
+            command = C.decode_command(item)
+        except P2POrchError as exc:
+            results.append(C.error_result(exc, state.version))
+            continue
+        if isinstance(command, C.ReportTaskStates) and command.expected_version is None:
+            state, result, item_changes, owned = _report_in_batch(state, command, owned)
+        else:
+            state, result, item_changes = apply_command(state, command)
         results.append(result)
         changes.extend(item_changes)
     return state, results, changes
+
+
+def _report_in_batch(
+    state: ClusterState, c: C.ReportTaskStates, owned: tuple[Mapping[str, Task], dict[str, Task]] | None
+) -> tuple[ClusterState, dict[str, Any], list[Change], tuple[Mapping[str, Task], dict[str, Task]] | None]:
+    """``apply_command`` of a state report inside a batch, copying the task map once per batch, not once
+    per report (2.5 ms a copy at 100,000 tasks): the states between two commands of a batch are never
+    seen outside it, so the map this batch copied may be updated in place while ``state`` still reads
+    it. The result is the state, result and changes ``apply_command`` gives (tested)."""
+    try:
+        updated, value, changes = _report_updates(state.tasks, c, state.version + 1)
+    except Exception as exc:  # as apply_command: a handler bug must not diverge replicas
+        return state, C.error("RaftError", f"{type(exc).__name__}: {exc}", version=state.version), [], owned
+    if not updated:
+        return state, C.ok(state.version, value), [], owned
+    mine = owned is not None and owned[0] is state.tasks  # else the map is a published one: copy it once
+    tasks = owned[1] if mine and owned is not None else copy_map(state.tasks)
+    tasks.update(updated)
+    new = state.evolve(tasks=tasks, version=state.version + 1)
+    return new, C.ok(new.version, value), changes, (new.tasks, tasks)

@@ -8,7 +8,7 @@ The control protocol listens on 127.0.0.1 (``--control-host``: a test namespace'
 JSON object per line in, one per line out.
 Requests: {"op": "status"} | {"op": "raw"} | {"op": "state"} | {"op": "services"}
 | {"op": "propose", "cmd": hex}
-| {"op": "init"} | {"op": "create", "id": str, "pad": label bytes (large entries)}
+| {"op": "compact"} | {"op": "init"} | {"op": "create", "id": str, "pad": label bytes (large entries)}
 | {"op": "bench", "count": N, "concurrency": K, "prefix": str}
 | {"op": "add_voter" | "remove_voter", "addr": str}. Answers carry "ok" and, on failure, "error".
 When the store is up the process prints one JSON line {"ready": true, ...} on stdout.
@@ -43,7 +43,7 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
     op = req.get("op")
     timeout_s = float(req.get("timeout_s", 5.0))
     if op == "status":
-        return {"ok": True, "status": store.status().to_dict()}
+        return {"ok": True, "status": store.status().to_dict() | {"dumps": store.dumps_written}}
     if op == "raw":  # pysyncobj's own status and our filter counters, for diagnosis
         raw = {str(k): str(v) for k, v in store._so.getStatus().items()}
         appends = getattr(store._so, "_appends", None)
@@ -52,6 +52,9 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "raw": raw}
     if op == "state":
         return {"ok": True, "state": store.snapshot().to_dict()}
+    if op == "compact":  # a full dump (log compaction) now, as pysyncobj does every 5,000 entries
+        store._so.forceLogCompaction()
+        return {"ok": True}
     if op == "services":
         state = store.snapshot()
         return {"ok": True, "version": state.version, "ids": sorted(state.services)}

@@ -29,10 +29,12 @@ import trio
 
 from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
+from . import dumps
 from .appends import AppendFilter, rejection_floor
 from .fsm import Change, apply_batch, encode_batch
+from .heartbeat_rounds import QuietReplicaRounds
 from .heartbeats import ReplicaHeartbeats
-from .journal import DurableJournal, durable_replace, lower_replica_term, write_file_atomic
+from .journal import DurableJournal, lower_replica_term
 from .lag import LagClock
 from .pacer import TickPacer
 from .state import EMPTY_STATE, ClusterState
@@ -78,7 +80,7 @@ def _install_durable_journal() -> None:
     fsynced before pysyncobj goes on (for a received snapshot: before it clears the journal and
     acknowledges).
     """
-    _pso_serializer.atomicReplace = durable_replace
+    _pso_serializer.atomicReplace = dumps.replace  # durable; a background dump renames its own file
     original = _pso.createJournal
     if getattr(original, "_p2porch", False):
         return
@@ -92,14 +94,12 @@ def _install_durable_journal() -> None:
     _pso.createJournal = create_journal
 
 
-class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
+class _Bridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
     """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
-
-    _SyncObj__readonlyNodes: set[Any]  # pysyncobj's, swapped for a round in _SyncObj__sendAppendEntries
 
     def __init__(self, owner: RaftStore, self_addr: str | None, partners: list[str], conf: SyncObjConf):
         self._owner_ref = owner
-        self._replica_beats = ReplicaHeartbeats(owner.config.replica_beat_s)
+        self._replica_beats = ReplicaHeartbeats(owner.config.replica_beat_s)  # QuietReplicaRounds
         self._appends = AppendFilter()
         self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
         if self_addr is None and conf.journalFile:  # a replica follows any leader of its log's term on
@@ -132,24 +132,6 @@ class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
         super()._SyncObj__onMessageReceived(node, filtered)
         if ack_index is not None and current:
             self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=ack_index + 1, success=True)
-
-    # The leader's append round: replicas with nothing to learn are left out (heartbeats.py).
-    def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802
-        replicas = self._SyncObj__readonlyNodes
-        now, commit = time.monotonic(), self._SyncObj__raftCommitIndex
-        last_index = self._SyncObj__raftLog[-1][1]
-        quiet = self._replica_beats.quiet(replicas, self._SyncObj__raftNextIndex, last_index, commit, now)
-        active = replicas - quiet
-        self._SyncObj__readonlyNodes = active
-        try:
-            super()._SyncObj__sendAppendEntries()
-        finally:  # keep what the round changed (a replica that disconnected), restore the skipped
-            after = self._SyncObj__readonlyNodes
-            replicas.difference_update(active - after)
-            replicas.update(after - active)
-            self._SyncObj__readonlyNodes = replicas
-            self._replica_beats.sent(after, commit, now)
-            self._replica_beats.forget(replicas)
 
     # Every follower answer to an append goes through here (issue 24: refusals must agree).
     def _SyncObj__sendNextNodeIdx(  # noqa: N802
@@ -206,6 +188,7 @@ class RaftStore:
         self.leader_changes = LeaderChanges()  # updated on the Raft thread
         self.commit_observer: Callable[[float], None] | None = None  # seconds of each answered proposal
         self._status_lock = threading.Lock()
+        self._dumps = dumps.BackgroundDumps()
         self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
         self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
         idle_s = config.idle_tick_period_s if config.self_addr else config.replica_idle_tick_period_s
@@ -229,6 +212,7 @@ class RaftStore:
             journalFile=str(data_dir / JOURNAL_NAME),
             fullDumpFile=str(self._dump_path),
             serializer=self._write_dump,
+            serializeChecker=self._dumps.check,
             deserializer=self._read_dump,
             useFork=False,
             dynamicMembershipChange=True,
@@ -472,16 +456,27 @@ class RaftStore:
             self._raft_callback(self._deliver, state, changes)
         return results
 
+    @property
+    def dumps_written(self) -> int:
+        """Full dumps (log compactions) this store wrote to disk."""
+        return self._dumps.written
+
     def _write_dump(self, file_name: str, data: Any) -> None:
+        """pysyncobj's serializer (Raft thread): capture the state now, encode and write it on a worker
+        thread (``dumps.py``); the state is immutable, so the worker reads exactly this version."""
         last, prev, cluster = data
-        body = {
+        state = self._raft_state
+        head = {
             "format": 1,
-            "state": self._raft_state.to_dict(),
             "last": list(last),
             "prev": list(prev),
             "cluster": sorted(n.id for n in cluster if n is not None),
         }
-        write_file_atomic(Path(file_name), msgpack.packb(body, use_bin_type=True))
+
+        def encode() -> bytes:
+            return msgpack.packb(head | {"state": state.to_dict()}, use_bin_type=True)
+
+        self._dumps.start(file_name, str(self._dump_path), encode)
 
     def _read_dump(self, file_name: str) -> tuple[Any, Any, Any]:
         body = msgpack.unpackb(Path(file_name).read_bytes(), raw=False, strict_map_key=False)
@@ -573,6 +568,7 @@ class RaftStore:
     def _destroy(self) -> None:
         self._closed = True
         self._so.destroy_synchronous()
+        self._dumps.wait(30.0)
 
 
 @contextlib.asynccontextmanager

@@ -17,17 +17,25 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_control_plane_bench_short_form() -> None:
     bench = str(ROOT / "bench" / "control_plane.py")
     out = subprocess.run(
-        [sys.executable, bench, "--short"], capture_output=True, timeout=300, check=True, cwd=ROOT
+        [sys.executable, bench, "--short"], capture_output=True, timeout=120, check=True, cwd=ROOT
     )
     result = json.loads(out.stdout)
     assert result["benchmark"] == "control_plane"
     (point,) = result["points"]
     # every task of the 2 services of 100 replicas was placed on the 10 nodes and reported running
     assert (point["nodes"], point["tasks"], point["placed"], point["running"]) == (10, 200, 200, 200)
-    for key in ("placed_per_s", "reported_running_per_s", "leader_cpu_ms_per_task", "raft_bytes_per_task"):
+    for key in ("placed_per_s", "end_to_end_running_per_s", "leader_cpu_ms_per_task", "raft_bytes_per_task"):
         assert point[key] > 0, key
+    assert point["report_commands"] >= 10  # at least one report batch per node
     assert point["snapshot_bytes"] > 200 * 100  # every task record is in the snapshot
-    assert len(point["voter_rss_mb"]) == 3
+    assert len(point["voter_rss_mb"]) == 3 and point["replica_rss_mb"] > 0
+    assert sorted(point["compaction_s"]) == ["v0", "v1", "v2"]  # every voter wrote its dump
+    assert isinstance(point["compaction_leader_kept"], bool)
+    assert point["replica_catch_up_s"] > 0 and point["failover_s"] > 0
+    assert point["killed"] != point["new_leader"]
+    views = point["views_rebuild"]
+    assert views["overlay_peers"] == 9 and views["zone_names"] > 200  # every node's peers, every task's name
+    assert all(views[k] >= 0 for k in ("dns_zone_ms", "dns_zone_incremental_ms", "overlay_plan_ms"))
 
 
 def test_idle_bench_raft_only_short_form() -> None:

@@ -1,0 +1,118 @@
+"""Incremental zone compilation: reuse the compiled names of every service whose input did not change (pure).
+
+``compile_zone`` walks every task of every service: 6 s at 100,000 tasks on the development machine,
+paid by every node on every burst of commits. ``ZoneCompiler.compile`` gives the same ``CompiledZone``
+(equal by value; tested on seeded random change sequences) but compiles only the services whose input
+(name, task entries, VIP, local site, domain) changed since its previous call and merges the per-service
+fragments. Fragments own disjoint names except empty non-terminals (a stack's ``<stack>`` label under
+several ``<short>.<stack>`` aliases) and PTR names of shared addresses (an alias answers its service's
+tasks); those merge as the full compile would build them. Any other collision (a service named ``ns``
+or like an alias's stack label) falls back to ``compile_zone``. Never mutates a fragment once cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from p2porch.errors import ConfigError
+
+from .zone import (
+    CompiledZone,
+    Labels,
+    NameRecords,
+    TaskEntry,
+    ZoneData,
+    compile_base,
+    compile_service,
+    compile_zone,
+    name_maker,
+    to_labels,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Fragment:
+    entries: Sequence[TaskEntry]  # the input it was compiled from (compared by identity, then value)
+    vip: str
+    names: dict[Labels, NameRecords]
+    reverse: dict[Labels, NameRecords]
+    skipped: tuple[str, ...]
+
+
+def _empty(rec: NameRecords) -> bool:
+    return not (rec.a or rec.srv or rec.ptr or rec.rotate)
+
+
+class ZoneCompiler:
+    """Compiles successive zones of one resolver; owns the per-service fragments of the last one."""
+
+    def __init__(self) -> None:
+        self._fragments: dict[str, _Fragment] = {}
+        self._context: tuple[str, str] = ("", "")  # (domain, local_site) the fragments were built for
+        self.compiled_services = 0  # services compiled by the last call (0: every fragment reused)
+        self.full_compiles = 0  # calls that fell back to compile_zone (collisions)
+
+    def compile(self, zone: ZoneData) -> CompiledZone:
+        """The same value ``compile_zone(zone)`` returns."""
+        domain = to_labels(zone.domain)
+        if not domain:
+            raise ConfigError(f"invalid DNS domain {zone.domain!r}", field="domain")
+        context = (zone.domain, zone.local_site)
+        old = self._fragments if context == self._context else {}
+        fragments: dict[str, _Fragment] = {}
+        self.compiled_services = 0
+        for service in sorted(zone.services):
+            entries, vip = zone.services[service], zone.vips.get(service, "")
+            frag = old.get(service)
+            if frag is None or frag.vip != vip or not (frag.entries is entries or frag.entries == entries):
+                frag = self._compile_one(zone, service, domain, entries, vip)
+                self.compiled_services += 1
+            fragments[service] = frag
+        self._fragments, self._context = fragments, context
+        merged = self._merge(zone, domain, fragments)
+        if merged is None:
+            self.full_compiles += 1
+            return compile_zone(zone)
+        return merged
+
+    @staticmethod
+    def _compile_one(
+        zone: ZoneData, service: str, domain: Labels, entries: Sequence[TaskEntry], vip: str
+    ) -> _Fragment:
+        names: dict[Labels, NameRecords] = {}
+        reverse: dict[Labels, NameRecords] = {}
+        skipped: list[str] = []
+        compile_service(zone, service, domain, name_maker(names, domain), reverse, skipped)
+        return _Fragment(entries, vip, names, reverse, tuple(skipped))
+
+    @staticmethod
+    def _merge(zone: ZoneData, domain: Labels, fragments: dict[str, _Fragment]) -> CompiledZone | None:
+        names: dict[Labels, NameRecords] = {}
+        skipped: list[str] = []
+        compile_base(zone, domain, name_maker(names, domain), skipped)
+        reverse: dict[Labels, NameRecords] = {}
+        for frag in fragments.values():  # in sorted service order, as compile_zone adds them
+            if names.keys().isdisjoint(frag.names):
+                names.update(frag.names)
+            else:
+                for labels, rec in frag.names.items():
+                    have = names.get(labels)
+                    if have is None or (_empty(have) and not _empty(rec)):
+                        names[labels] = rec
+                    elif not _empty(rec):
+                        return None  # two services' records on one name: compile_zone decides
+            if reverse.keys().isdisjoint(frag.reverse):
+                reverse.update(frag.reverse)
+            else:
+                for labels, rec in frag.reverse.items():
+                    have = reverse.get(labels)
+                    reverse[labels] = rec if have is None else NameRecords(ptr=have.ptr + rec.ptr)
+            skipped.extend(frag.skipped)
+        return CompiledZone(
+            domain=domain,
+            names=names,
+            reverse=reverse,
+            serial=zone.version & 0xFFFFFFFF,
+            skipped=tuple(skipped),
+        )

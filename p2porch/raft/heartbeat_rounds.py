@@ -1,0 +1,42 @@
+"""The leader's append round with idle read-only replicas left out (shell over pysyncobj; the choice is
+heartbeats.py's pure :class:`ReplicaHeartbeats`).
+
+A mixin for the store's SyncObj subclass: it overrides pysyncobj's private ``__sendAppendEntries`` to
+hide the quiet replicas for one round, then restores them, keeping what the round itself changed (a
+replica that disconnected). It owns no state of its own beyond the host's ``_replica_beats``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .heartbeats import ReplicaHeartbeats
+
+
+class QuietReplicaRounds:
+    """Mixed in before ``SyncObj``; the host sets ``self._replica_beats`` before its first round."""
+
+    _replica_beats: ReplicaHeartbeats
+    _SyncObj__readonlyNodes: set[Any]  # pysyncobj's, swapped for a round in _SyncObj__sendAppendEntries
+    _SyncObj__raftCommitIndex: int
+    _SyncObj__raftLog: Any
+    _SyncObj__raftNextIndex: dict[Any, int]
+
+    # The leader's append round: replicas with nothing to learn are left out (heartbeats.py).
+    def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802
+        replicas = self._SyncObj__readonlyNodes
+        now, commit = time.monotonic(), self._SyncObj__raftCommitIndex
+        last_index = self._SyncObj__raftLog[-1][1]
+        quiet = self._replica_beats.quiet(replicas, self._SyncObj__raftNextIndex, last_index, commit, now)
+        active = replicas - quiet
+        self._SyncObj__readonlyNodes = active
+        try:
+            super()._SyncObj__sendAppendEntries()  # type: ignore[misc]
+        finally:  # keep what the round changed (a replica that disconnected), restore the skipped
+            after = self._SyncObj__readonlyNodes
+            replicas.difference_update(active - after)
+            replicas.update(after - active)
+            self._SyncObj__readonlyNodes = replicas
+            self._replica_beats.sent(after, commit, now)
+            self._replica_beats.forget(replicas)
