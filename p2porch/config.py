@@ -39,6 +39,12 @@ def _port_or_zero(value: int) -> int:
     return value
 
 
+def _mtu_or_zero(value: int) -> int:
+    if value != 0 and not 576 <= value <= 65535:
+        raise ValueError("must be 0 (the underlay device's) or an MTU between 576 and 65535")
+    return value
+
+
 def _positive(value: float) -> float:
     if value <= 0:
         raise ValueError("must be greater than 0")
@@ -207,6 +213,7 @@ class RaftConfig:
     commit_timeout_s: float = _opt(5.0, _positive)
     tick_s: float = _opt(0.005, _positive)
     replace_dead_voter_s: float = _opt(5.0, _non_negative)  # autopilot: a voter down this long is replaced
+    rtt_ms: float = _opt(0.0, _non_negative)  # round trip between the farthest voters: scales the timeouts
 
 
 @dataclass(frozen=True)
@@ -214,6 +221,7 @@ class SchedulerConfig:
     """Leader-side orchestration settings."""
 
     down_grace_s: float = _opt(0.5, _non_negative)
+    site_grace_s: float = _opt(10.0, _non_negative)  # a down node's region may follow this long (a site cut)
     rebalance_max_moves: int = _opt(2, _positive, kind=int)  # rebalance moves in flight, cluster-wide
 
 
@@ -249,6 +257,7 @@ class OverlayConfig:
     subnet_prefixlen: int = _opt(24, _subnet_prefixlen)
     vxlan_port: int = _opt(4789, _port)
     vni: int = _opt(4242, _positive, kind=int)
+    path_mtu: int = _opt(0, _mtu_or_zero, kind=int)  # smallest MTU towards any peer (a WAN); 0 = the device's
 
 
 @dataclass(frozen=True)

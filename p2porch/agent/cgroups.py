@@ -38,6 +38,11 @@ class Sample:
     memory_bytes: int
 
 
+def add_samples(a: Sample, b: Sample) -> Sample:
+    """Two containers' readings as one (a task group's usage is its containers' sum), at the later time."""
+    return Sample(max(a.at, b.at), a.cpu_usec + b.cpu_usec, a.memory_bytes + b.memory_bytes)
+
+
 def parse_proc_cgroup(text: str) -> dict[str, str]:
     """``/proc/<pid>/cgroup`` as {controller: path}; the v2 entry is under ``""``."""
     out: dict[str, str] = {}

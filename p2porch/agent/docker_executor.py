@@ -28,19 +28,23 @@ from .dockerspec import (
     create_kwargs,
     event_from_docker,
     list_key,
+    member_create_kwargs,
     observed_from_inspect,
 )
 from .model import (
     LABEL_MANAGED,
+    LABEL_MEMBER,
     LABEL_SERVICE,
     LABEL_TASK_ID,
     ContainerEvent,
+    MemberSpec,
     NodeCapacity,
     ObservedContainer,
     TaskAssignment,
     container_name,
+    member_container_name,
 )
-from .plan import StartOutcome
+from .plan import StartOutcome, exit_error
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +142,15 @@ class DockerExecutor:
                 error = await self._ensure_image(assignment.image)
                 if error:
                     return StartOutcome(None, error)
+            for image in dict.fromkeys(m.image for m in assignment.members):
+                error = await self._ensure_image(image)
+                if error:
+                    return StartOutcome(None, error)
+            for member in assignment.init_containers:  # in order, each to completion, before the main one
+                error = await self._run_init(assignment, member)
+                if error:
+                    return StartOutcome(None, error)
+            if not container_id:
                 container_id, error = await self._create(assignment)
                 if error:
                     return StartOutcome(None, error)
@@ -146,6 +159,10 @@ class DockerExecutor:
                 await self._call(self._api.start, container_id)
             except docker.errors.APIError as exc:
                 error = docker_error_text(exc)
+            for member in assignment.sidecars:  # in the main container's network namespace
+                if error:
+                    break
+                error = await self._start_member(assignment, member, container_id)
             return StartOutcome(await self.inspect(container_id), error)
         except (ExecutorError, *_ENGINE_ERRORS) as exc:
             text = exc.message if isinstance(exc, ExecutorError) else docker_error_text(exc)
@@ -196,6 +213,48 @@ class DockerExecutor:
                 if existing is not None and existing.task_id == assignment.task_id:
                     return existing.container_id, ""
             return "", docker_error_text(exc)
+
+    async def _start_member(self, assignment: TaskAssignment, member: MemberSpec, main_id: str) -> str:
+        """Create (or find, after an interrupted start) and start one sidecar or init container: "" or why
+        it failed."""
+        kwargs = member_create_kwargs(assignment, member, main_id)
+        name = member_container_name(assignment, member)
+        try:
+            container = await self._call(self._client.containers.create, member.image, **kwargs)
+            member_id = str(container.id)
+        except docker.errors.APIError as exc:
+            existing = await self.inspect(name) if exc.status_code == 409 else None
+            if existing is None or existing.task_id != assignment.task_id:
+                return f"{member.kind} container {member.name}: {docker_error_text(exc)}"
+            if existing.status != "created":
+                return ""  # started by an earlier attempt of this same task
+            member_id = existing.container_id
+        try:
+            await self._call(self._api.start, member_id)
+        except docker.errors.APIError as exc:
+            return f"{member.kind} container {member.name}: {docker_error_text(exc)}"
+        return ""
+
+    async def _run_init(self, assignment: TaskAssignment, member: MemberSpec) -> str:
+        """Run one init container to completion: "" when it exited 0, else why the task failed. An init
+        container left by an interrupted start of the same task is waited for, not run twice."""
+        name = member_container_name(assignment, member)
+        existing = await self.inspect(name)
+        if existing is None or existing.status == "created":
+            error = await self._start_member(assignment, member, "")
+            if error:
+                return error
+        delay = 0.1
+        while True:
+            observed = await self.inspect(name)
+            if observed is None:
+                return f"init container {member.name} vanished before it completed"
+            if observed.status in ("exited", "dead"):
+                if observed.exit_code == 0 and not observed.error:
+                    return ""
+                return f"init container {member.name} {exit_error(observed).removeprefix('task ')}"
+            await trio.sleep(delay)  # cancellable: a task shut down while its init runs stops waiting
+            delay = min(delay * 2, 1.0)
 
     async def remove(self, container_id: str, stop_grace_s: float) -> None:
         """Stop (SIGTERM, SIGKILL after ``stop_grace_s``) and remove; a container already gone is fine."""
@@ -254,10 +313,12 @@ class DockerExecutor:
         service_name: str = "",
         follow: bool = False,
         tail: int | None = None,
+        container: str = "",
     ) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[str, str]]]:
         """A channel of ``(task_id, line)`` from the managed containers that match ``task_ids`` and/or
         ``service_name`` (all managed containers if neither is given), stdout and stderr interleaved.
 
+        ``container`` picks one container of each task group by name ("" = the main container).
         Without ``follow`` the channel closes after the last existing line; with it, it stays open
         until the containers stop or the context exits. Containers created later are not included.
         """
@@ -271,7 +332,10 @@ class DockerExecutor:
         wanted = set(task_ids) if task_ids is not None else None
         selected = []
         for summary in sorted(summaries, key=lambda s: str((s.get("Labels") or {}).get(LABEL_TASK_ID, ""))):
-            task_id = str((summary.get("Labels") or {}).get(LABEL_TASK_ID, ""))
+            labels = summary.get("Labels") or {}
+            task_id = str(labels.get(LABEL_TASK_ID, ""))
+            if str(labels.get(LABEL_MEMBER, "")) != container:
+                continue
             if task_id and (wanted is None or task_id in wanted):
                 selected.append((task_id, str(summary["Id"])))
 

@@ -12,15 +12,20 @@ from typing import Any
 
 from ..model import TaskHealth
 from .model import (
+    KIND_SIDECAR,
     LABEL_MANAGED,
+    LABEL_MEMBER,
+    LABEL_MEMBER_KIND,
     LABEL_NETWORK,
     LABEL_NODE,
     LABEL_TASK_ID,
     ContainerEvent,
+    MemberSpec,
     NodeCapacity,
     ObservedContainer,
     TaskAssignment,
     container_name,
+    member_container_name,
     task_env,
     task_labels,
 )
@@ -43,21 +48,8 @@ def create_kwargs(assignment: TaskAssignment) -> dict[str, Any]:
         kwargs["command"] = list(assignment.command)
     if assignment.entrypoint is not None:
         kwargs["entrypoint"] = list(assignment.entrypoint) or [""]
-    if assignment.cpu_limit_nanos:
-        kwargs["nano_cpus"] = assignment.cpu_limit_nanos
-    if assignment.memory_limit_bytes:
-        kwargs["mem_limit"] = assignment.memory_limit_bytes
-    if assignment.memory_reservation_bytes:
-        kwargs["mem_reservation"] = assignment.memory_reservation_bytes
-    if assignment.cpu_reservation_nanos:
-        shares = assignment.cpu_reservation_nanos * CPU_SHARES_PER_CPU // NANOS_PER_S
-        kwargs["cpu_shares"] = max(MIN_CPU_SHARES, shares)
-    binds = [m for m in assignment.mounts if m.type == "bind" and m.create_host_path]
-    mounts = [m for m in assignment.mounts if m not in binds]
-    if mounts:
-        kwargs["mounts"] = [_mount(m) for m in mounts]
-    if binds:  # the legacy Binds form: the engine creates a missing source directory (Compose semantics)
-        kwargs["volumes"] = [_bind(m) for m in binds]
+    kwargs.update(_resources(assignment))
+    kwargs.update(_mounts(assignment))
     if assignment.ports:
         bindings: dict[str, list[Any]] = {}
         for port in assignment.ports:
@@ -67,27 +59,96 @@ def create_kwargs(assignment: TaskAssignment) -> dict[str, Any]:
             bindings.setdefault(f"{port.target}/{port.protocol}", []).append(host)
         ports = {key: values[0] if len(values) == 1 else values for key, values in bindings.items()}
         kwargs["ports"] = ports
-    if assignment.network:
-        kwargs["network"] = assignment.network
-    if assignment.dns_servers:
-        kwargs["dns"] = list(assignment.dns_servers)
-    if assignment.dns_search:
-        kwargs["dns_search"] = list(assignment.dns_search)
+    kwargs.update(_network(assignment))
     if assignment.healthcheck is not None:
-        check = assignment.healthcheck
-        kwargs["healthcheck"] = {
-            "test": list(check.test),
-            "interval": int(check.interval_s * NANOS_PER_S),
-            "timeout": int(check.timeout_s * NANOS_PER_S),
-            "retries": check.retries,
-            "start_period": int(check.start_period_s * NANOS_PER_S),
-        }
+        kwargs["healthcheck"] = _healthcheck(assignment.healthcheck)
     if assignment.user:
         kwargs["user"] = assignment.user
     if assignment.workdir:
         kwargs["working_dir"] = assignment.workdir
     kwargs.update(engine_options(assignment.options))
     return kwargs
+
+
+def member_create_kwargs(assignment: TaskAssignment, member: MemberSpec, main_id: str) -> dict[str, Any]:
+    """``containers.create`` keyword arguments of one sidecar or init container of a task group.
+
+    Every member gets the task's labels (plus its name and kind), environment and mounts (shared volumes).
+    A sidecar joins the main container ``main_id``'s network namespace (one address, shared localhost; the
+    namespace's owner publishes every port and holds the DNS settings); an init container, which runs
+    before the main container exists, is attached to the task's network with its own short-lived address.
+    """
+    labels = task_labels(assignment) | {LABEL_MEMBER: member.name, LABEL_MEMBER_KIND: member.kind}
+    kwargs: dict[str, Any] = {
+        "name": member_container_name(assignment, member),
+        "labels": labels,
+        "environment": task_env(assignment) | dict(member.env),
+        "detach": True,
+        "restart_policy": {"Name": "no"},
+    }
+    if member.command:
+        kwargs["command"] = list(member.command)
+    if member.entrypoint is not None:
+        kwargs["entrypoint"] = list(member.entrypoint) or [""]
+    kwargs.update(_resources(member))
+    kwargs.update(_mounts(assignment))
+    if member.kind == KIND_SIDECAR:
+        kwargs["network_mode"] = f"container:{main_id}"
+    else:
+        kwargs.update(_network(assignment))
+    if member.healthcheck is not None:
+        kwargs["healthcheck"] = _healthcheck(member.healthcheck)
+    if member.user:
+        kwargs["user"] = member.user
+    if member.workdir:
+        kwargs["working_dir"] = member.workdir
+    return kwargs
+
+
+def _resources(spec: TaskAssignment | MemberSpec) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if spec.cpu_limit_nanos:
+        kwargs["nano_cpus"] = spec.cpu_limit_nanos
+    if spec.memory_limit_bytes:
+        kwargs["mem_limit"] = spec.memory_limit_bytes
+    if spec.memory_reservation_bytes:
+        kwargs["mem_reservation"] = spec.memory_reservation_bytes
+    if spec.cpu_reservation_nanos:
+        shares = spec.cpu_reservation_nanos * CPU_SHARES_PER_CPU // NANOS_PER_S
+        kwargs["cpu_shares"] = max(MIN_CPU_SHARES, shares)
+    return kwargs
+
+
+def _mounts(assignment: TaskAssignment) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    binds = [m for m in assignment.mounts if m.type == "bind" and m.create_host_path]
+    mounts = [m for m in assignment.mounts if m not in binds]
+    if mounts:
+        kwargs["mounts"] = [_mount(m) for m in mounts]
+    if binds:  # the legacy Binds form: the engine creates a missing source directory (Compose semantics)
+        kwargs["volumes"] = [_bind(m) for m in binds]
+    return kwargs
+
+
+def _network(assignment: TaskAssignment) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if assignment.network:
+        kwargs["network"] = assignment.network
+    if assignment.dns_servers:
+        kwargs["dns"] = list(assignment.dns_servers)
+    if assignment.dns_search:
+        kwargs["dns_search"] = list(assignment.dns_search)
+    return kwargs
+
+
+def _healthcheck(check: Any) -> dict[str, Any]:
+    return {
+        "test": list(check.test),
+        "interval": int(check.interval_s * NANOS_PER_S),
+        "timeout": int(check.timeout_s * NANOS_PER_S),
+        "retries": check.retries,
+        "start_period": int(check.start_period_s * NANOS_PER_S),
+    }
 
 
 #: ContainerOptions keys that the SDK takes under the same name and shape

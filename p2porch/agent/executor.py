@@ -43,8 +43,10 @@ class Executor(Protocol):
         service_name: str = "",
         follow: bool = False,
         tail: int | None = None,
+        container: str = "",
     ) -> AbstractAsyncContextManager[Any]:
-        """A receive channel of ``(task_id, line)`` from the matching containers (async iterable)."""
+        """A receive channel of ``(task_id, line)`` from the matching containers (async iterable);
+        ``container`` names one container of a task group ("" = the main one)."""
         ...
 
 

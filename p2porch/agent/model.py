@@ -25,6 +25,12 @@ LABEL_SLOT = "p2porch.slot"
 LABEL_NODE = "p2porch.node"
 LABEL_NETWORK = "p2porch.network"
 LABEL_SPEC_VERSION = "p2porch.spec-version"
+#: a task group's other containers: their name in the group and their kind (sidecar, init); the main
+#: container carries neither
+LABEL_MEMBER = "p2porch.container"
+LABEL_MEMBER_KIND = "p2porch.container-kind"
+KIND_SIDECAR = "sidecar"
+KIND_INIT = "init"
 
 # ----- environment every task gets
 ENV_SERVICE = "P2PORCH_SERVICE"
@@ -70,6 +76,30 @@ class PortSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberSpec:
+    """One sidecar or init container of a task group as the agent runs it (see ``model.group``): it
+    shares the main container's mounts and, for a sidecar, its network namespace."""
+
+    name: str
+    kind: str  # KIND_SIDECAR | KIND_INIT
+    image: str
+    command: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)  # added to the task's environment (these win)
+    user: str = ""
+    workdir: str = ""
+    cpu_limit_nanos: int = 0
+    memory_limit_bytes: int = 0
+    cpu_reservation_nanos: int = 0
+    memory_reservation_bytes: int = 0
+    healthcheck: HealthSpec | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "env", _frozen(self.env))
+        object.__setattr__(self, "command", tuple(self.command))
+
+
+@dataclass(frozen=True, slots=True)
 class TaskAssignment:
     """Everything the agent needs to run one task on this node.
 
@@ -110,8 +140,20 @@ class TaskAssignment:
     options: Mapping[str, Any] = field(default_factory=dict)
     #: why this task cannot start here (e.g. its secrets cannot be decrypted): the start fails with it
     start_error: str = ""
+    #: a task group's other containers: init containers run in this order before the main container
+    #: starts, sidecars start after it in its network namespace (issue 21)
+    members: tuple[MemberSpec, ...] = ()
+
+    @property
+    def sidecars(self) -> tuple[MemberSpec, ...]:
+        return tuple(m for m in self.members if m.kind == KIND_SIDECAR)
+
+    @property
+    def init_containers(self) -> tuple[MemberSpec, ...]:
+        return tuple(m for m in self.members if m.kind == KIND_INIT)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "members", tuple(self.members))
         object.__setattr__(self, "options", _frozen(self.options))
         object.__setattr__(self, "env", _frozen(self.env))
         object.__setattr__(self, "labels", _frozen(self.labels))
@@ -197,6 +239,16 @@ class ObservedContainer:
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen(self.labels))
 
+    @property
+    def member(self) -> str:
+        """The container's name in its task group; "" for the task's main container."""
+        return str(self.labels.get(LABEL_MEMBER, ""))
+
+    @property
+    def member_kind(self) -> str:
+        """KIND_SIDECAR or KIND_INIT for a group's other containers, "" for the main container."""
+        return str(self.labels.get(LABEL_MEMBER_KIND, ""))
+
 
 @dataclass(frozen=True, slots=True)
 class NodeCapacity:
@@ -221,6 +273,11 @@ class ContainerEvent:
 def container_name(assignment: TaskAssignment) -> str:
     """``<service>.<slot>.<first 8 chars of the task id>`` (unique per task on the engine)."""
     return f"{assignment.service_name}.{assignment.slot}.{assignment.task_id[:8]}"
+
+
+def member_container_name(assignment: TaskAssignment, member: MemberSpec) -> str:
+    """``<service>.<slot>.<task id prefix>.<member name>``."""
+    return f"{container_name(assignment)}.{member.name}"
 
 
 def task_labels(assignment: TaskAssignment) -> dict[str, str]:

@@ -11,6 +11,8 @@ task reports to send. Rules it enforces:
   daemon restart.
 - Containers of tasks that are no longer assigned to this node are stopped and removed.
 - A task is never reported out of a terminal state.
+- A task group's containers go with its main container: a running task whose sidecar stopped has failed,
+  its health is the worst of its containers', and a stopped or terminal task's sidecars are removed.
 
 It never performs I/O, reads clocks or logs.
 """
@@ -21,7 +23,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..model import STARTED_STATES, TERMINAL_STATES, DesiredState, TaskState
+from ..model import STARTED_STATES, TERMINAL_STATES, DesiredState, TaskHealth, TaskState
+from .group_plan import group_failure, group_health
 from .model import ObservedContainer, TaskAssignment, TaskReport
 
 _LIVE_STATUSES = frozenset({"running", "paused", "restarting"})
@@ -205,8 +208,10 @@ def plan_node(
             continue
         last = known.get(task_id)
         state = _effective_state(assignment, last)
+        members = [c for c in by_task.get(task_id, ()) if c.member]
         containers = sorted(
-            by_task.get(task_id, ()), key=lambda c: (_STATUS_RANK.get(c.status, 3), c.container_id)
+            (c for c in by_task.get(task_id, ()) if not c.member),
+            key=lambda c: (_STATUS_RANK.get(c.status, 3), c.container_id),
         )
         primary = containers[0] if containers else None
         for extra in containers[1:]:
@@ -216,11 +221,49 @@ def plan_node(
 
         if assignment.desired_state == DesiredState.SHUTDOWN:
             _plan_shutdown(assignment, primary, state, last, now, actions, emit, drain_s)
-        else:
-            _plan_running(assignment, primary, state, last, now, actions, emit)
+            drain = max(drain_s if state == TaskState.RUNNING else 0.0, assignment.drain_s)
+            _remove_members(assignment, members, actions, "desired shutdown", only_live=False, drain_s=drain)
+            continue
+        if assignment.sidecars and primary is not None and state not in TERMINAL_STATES:
+            seen = report_from_container(primary, now)
+            if seen is not None and seen.state == TaskState.RUNNING:
+                failure = group_failure(assignment, members)
+                if failure:  # the group fails as one: the next pass removes what still runs
+                    emit(replace(seen, state=TaskState.FAILED, error=failure, health=TaskHealth.NONE), last)
+                    continue
+                primary = replace(primary, health=group_health(primary.health, members, assignment))
+        _plan_running(assignment, primary, state, last, now, actions, emit)
+        if state in TERMINAL_STATES or (primary is None and state in STARTED_STATES):
+            _remove_members(assignment, members, actions, "task already terminal", only_live=True)
 
     forget = tuple(sorted(t for t in known if t not in wanted and t not in busy_tasks))
     return NodePlan(actions=tuple(actions), reports=tuple(reports), forget=forget)
+
+
+def _remove_members(
+    assignment: TaskAssignment,
+    members: Iterable[ObservedContainer],
+    actions: list[Action],
+    reason: str,
+    *,
+    only_live: bool,
+    drain_s: float = 0.0,
+) -> None:
+    """Stop a task group's other containers with the task (exited ones stay for their logs until the task is
+    forgotten, unless the task is being shut down)."""
+    for member in members:
+        if only_live and member.status not in _LIVE_STATUSES:
+            continue
+        live = member.status in _LIVE_STATUSES
+        actions.append(
+            RemoveContainer(
+                assignment.task_id,
+                member.container_id,
+                assignment.stop_grace_s,
+                reason,
+                drain_s=drain_s if live else 0.0,  # a sidecar serves the task's address as long as the main
+            )
+        )
 
 
 def _effective_state(assignment: TaskAssignment, last: TaskReport | None) -> str:

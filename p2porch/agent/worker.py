@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from ..errors import ExecutorError
-from ..model import TaskState
+from ..model import DesiredState, TaskState
 from .executor import Executor
 from .model import TaskAssignment, TaskReport
 from .plan import Action, RemoveContainer, StartTask, outcome_report, plan_node
@@ -63,6 +63,7 @@ class NodeAgent:
         self.known: dict[str, TaskReport] = {}
         self.busy_tasks: set[str] = set()
         self.busy_containers: set[str] = set()
+        self._starts: dict[str, trio.CancelScope] = {}  # starts in flight (a group's init may run long)
         self._pending: dict[str, TaskReport] = {}
         self._wake = trio.Event()
         self._reports_added = trio.Event()
@@ -114,6 +115,10 @@ class NodeAgent:
         except Exception:
             log.exception("agent %s: reading assignments failed", self.node_name)
             return
+        for assignment in assignments:  # a task stopped while it starts (its init containers run): give up
+            scope = self._starts.get(assignment.task_id)
+            if scope is not None and assignment.desired_state == DesiredState.SHUTDOWN:
+                scope.cancel()
         # Actions that finished while we listed are skipped this pass (their result is newer than the list).
         plan = plan_node(
             self.node_name,
@@ -143,8 +148,14 @@ class NodeAgent:
                 log.info(
                     "agent %s: starting task %s (%s)", self.node_name, action.task_id, action.assignment.image
                 )
-                outcome = await self.executor.start(action.assignment, action.container_id)
-                self._record(outcome_report(action.assignment, outcome, self.clock()))
+                with trio.CancelScope() as scope:
+                    self._starts[action.task_id] = scope
+                    outcome = await self.executor.start(action.assignment, action.container_id)
+                    self._record(outcome_report(action.assignment, outcome, self.clock()))
+                if scope.cancelled_caught:
+                    log.info(
+                        "agent %s: start of task %s given up (shut down)", self.node_name, action.task_id
+                    )
             else:
                 log.info(
                     "agent %s: removing container %s of task %s (%s)",
@@ -175,6 +186,8 @@ class NodeAgent:
                 "agent %s: %s of task %s crashed", self.node_name, type(action).__name__, action.task_id
             )
         finally:
+            if isinstance(action, StartTask):
+                self._starts.pop(action.task_id, None)
             self.busy_tasks.discard(action.task_id)
             if isinstance(action, RemoveContainer):
                 self.busy_containers.discard(action.container_id)

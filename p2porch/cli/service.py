@@ -23,6 +23,7 @@ from .autoscale import (
     autoscale_summary,
     cmd_service_autoscale,
 )
+from .group import GROUP_FLAGS, add_group_flags, group_changes, group_lines, group_spec, group_task_rows
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_rows import TASK_COLUMNS, job_progress_text, service_row, task_row
 from .stats import add_service_stats, autoscale_lines
@@ -57,6 +58,7 @@ FLAG_OF_FIELD = {
     "service_labels": "--service-label",
     "endpoint_mode": "--endpoint-mode",
     "ingress_policy": "--ingress-policy",
+    "on_site_loss": "--on-site-loss",
     "secrets": "--secret",
     "configs": "--config",
     "networks": "--network",
@@ -64,6 +66,7 @@ FLAG_OF_FIELD = {
     "max_concurrent": "--max-concurrent",
     "schedule": "--schedule",
     "force": "--force",
+    **GROUP_FLAGS,
 }
 #: cron schedule field -> its flag
 SCHEDULE_FLAGS = {
@@ -227,6 +230,8 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         help="cluster (default): any healthy task answers an ingress port; local: only the receiving node's "
         "tasks, which see the client's real address",
     )
+    site_help = "a region cut off: keep (default) its tasks there, or replace them elsewhere"
+    p.add_argument("--on-site-loss", choices=["keep", "replace"], default=d, help=site_help)
     p.add_argument("--service-label", action="append", default=d, metavar="K=V", help="label of the service")
     p.add_argument("--update-max-failure-ratio", type=float, default=d, metavar="RATIO")
     p.add_argument("--health-start-interval", default=d, metavar="DURATION")
@@ -254,6 +259,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         p.add_argument("--network-add", action="append", default=d, metavar="NETWORK", help=net_help)
         p.add_argument("--network-rm", action="append", default=d, metavar="NETWORK", help="leave a network")
     add_autoscale_flags(p, default=d)
+    add_group_flags(p, default=d, create=create)
     if create:
         p.add_argument("--name", required=True)
         p.add_argument("image", metavar="IMAGE")
@@ -272,6 +278,7 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
     autoscale = autoscale_changes(given)
     if autoscale is not None:
         out["autoscale"] = autoscale
+    out.update(group_changes(given))
     simple = {
         "replicas": "replicas",
         "mode": "mode",
@@ -296,6 +303,7 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
         "workdir": "workdir",
         "endpoint_mode": "endpoint_mode",
         "ingress_policy": "ingress_policy",
+        "on_site_loss": "on_site_loss",
         "service_label": "service_labels",
         "secret": "secrets",
         "config": "configs",
@@ -414,7 +422,8 @@ def cmd_service_ps(args: argparse.Namespace) -> int:
         usage = {}
     for task in tasks:
         task["usage"] = usage.get(task["id"])
-    emit(args, tasks, lambda rows: table(TASK_COLUMNS, [task_row(t) for t in rows]))
+    spec = {} if wants_json(args) else group_spec(client, args.service)
+    emit(args, tasks, lambda rows: table(TASK_COLUMNS, group_task_rows(spec, [task_row(t) for t in rows])))
     return EXIT_OK
 
 
@@ -435,6 +444,7 @@ def _describe(s: dict[str, Any]) -> str:
             tz = spec.get("schedule", {}).get("timezone", "UTC")
             lines.append(f"Schedule:  {job['schedule']} ({tz}), next tick {time.ctime(job['next_tick'])}")
             lines.append(f"Ticks:     {job['skipped_ticks']} skipped (forbid), {job['missed_ticks']} missed")
+    lines.extend(group_lines(spec))
     if spec.get("constraints"):
         lines.append(f"Constraints: {', '.join(spec['constraints'])}")
     networks = [
@@ -518,9 +528,10 @@ def cmd_service_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_service_logs(args: argparse.Namespace) -> int:
-    for item in client_for(args).stream(
-        f"/services/{args.service}/logs", follow=str(args.follow).lower(), tail=args.tail
-    ):
+    params = {"follow": str(args.follow).lower(), "tail": args.tail}
+    if args.container:
+        params["container"] = args.container
+    for item in client_for(args).stream(f"/services/{args.service}/logs", **params):
         if wants_json(args):
             print(json.dumps(item), flush=True)
         elif item.get("task"):
@@ -586,3 +597,6 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     logs.add_argument("service", metavar="SERVICE")
     logs.add_argument("--follow", "-f", action="store_true", help="keep streaming new lines")
     logs.add_argument("--tail", type=int, metavar="N", help="only the last N lines of each task")
+    logs.add_argument(
+        "--container", "-c", metavar="NAME", help="a task group's sidecar or init container (default: main)"
+    )

@@ -24,7 +24,8 @@ class LogOps:
 
     @asynccontextmanager
     async def local_logs(self, request: dict[str, Any]) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
-        """This node's log lines of one service (``service``, ``follow``, ``tail`` in ``request``)."""
+        """This node's log lines of one service (``service``, ``follow``, ``tail``, ``container`` in
+        ``request``; an older node ignores ``container`` and sends the main containers' lines)."""
         executor = self.cluster.board.executor
         if executor is None:
             raise ConflictError("the agent is not running on this node", field="agent")
@@ -33,6 +34,7 @@ class LogOps:
             service_name=str(request.get("service", "")),
             follow=bool(request.get("follow")),
             tail=int(tail) if isinstance(tail, int) else None,
+            container=str(request.get("container") or ""),
         ) as channel:
 
             async def lines() -> AsyncIterator[dict[str, Any]]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..api.server import Endpoint
 from ..errors import ConfigError
 from ..membership.join_checks import check_api_body
+from ..model.group import MAIN_NAME
 from .event_stream import open_event_stream
 
 if TYPE_CHECKING:
@@ -128,8 +129,19 @@ def service_endpoints(ops: ServiceOps) -> list[Endpoint]:
             raise ConfigError("--tail must be a number of lines", field="--tail")
         follow = str(body.get("follow", "false")).lower() in ("1", "true", "yes")
         service = ops.find(params["service"])  # an unknown service is an error before the stream
+        container = str(body.get("container") or "")
+        group = [MAIN_NAME, *(c.name for c in (*service.spec.sidecars, *service.spec.init_containers))]
+        if container and container not in group:
+            raise ConfigError(
+                f"--container: {service.name} has no container {container!r} (its group: {', '.join(group)})",
+                field="--container",
+            )
         return partial(
-            ops.logs, service.service_id, follow=follow, tail=int(tail) if tail is not None else None
+            ops.logs,
+            service.service_id,
+            follow=follow,
+            tail=int(tail) if tail is not None else None,
+            container=container,
         )
 
     return [

@@ -26,6 +26,7 @@ from ..membership.join_checks import (
     ingress_ports_in_use,
 )
 from ..model import DesiredState, Rollout, Service, ServiceSpec, Task, TaskState
+from ..model.group import MAIN_NAME
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress
@@ -356,11 +357,14 @@ class ServiceOps:
         }
 
     @asynccontextmanager
-    async def logs(self, ref: str, *, follow: bool, tail: int | None) -> AsyncIterator[Any]:
+    async def logs(
+        self, ref: str, *, follow: bool, tail: int | None, container: str = ""
+    ) -> AsyncIterator[Any]:
         """Log lines of every task of a service, from every node that ran one, as they arrive.
 
         Items are ``{"task": "web.2.<id>", "node": "n2", "line": "..."}``; this node's tasks are read
         from its Docker engine, other nodes' through their join port (token handshake, encrypted).
+        ``container`` names one container of a task group (its sidecar or init container; "" = the main).
         """
         state = self._state()
         service = self.find(ref)
@@ -370,6 +374,8 @@ class ServiceOps:
         }
         node_ids = sorted({t.node_id for t in state.tasks_of_service(service.service_id) if t.node_id})
         request = {"op": "logs", "service": service.name, "follow": follow, "tail": tail}
+        if container and container != MAIN_NAME:
+            request["container"] = container
         send, receive = trio.open_memory_channel[dict[str, Any]](math.inf)
 
         async def pump(node_id: str) -> None:

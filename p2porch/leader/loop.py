@@ -56,7 +56,7 @@ async def serve_scheduler(
 
 async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: random.Random) -> None:
     store, board, clock = ctx.store, ctx.board, ctx.clock
-    orchestrator = Orchestrator(rng, down_grace_s=section.down_grace_s)
+    orchestrator = Orchestrator(rng, down_grace_s=section.down_grace_s, site_grace_s=section.site_grace_s)
     reported: set[tuple[str, int]] = set()  # invalid services already reported (id, version)
     wake_at: float | None = None
     async with ctx.state_changes() as changes:

@@ -72,8 +72,8 @@ def plan_round(
         PlacedTask(
             service=specs[t.service_id].name,
             node_id=t.node_id,
-            cpu_nanos=specs[t.service_id].reserve_cpu_nanos,
-            memory_bytes=specs[t.service_id].reserve_memory_bytes,
+            cpu_nanos=specs[t.service_id].placement_cpu_nanos,
+            memory_bytes=specs[t.service_id].placement_memory_bytes,
             host_ports=specs[t.service_id].host_ports,
         )
         for t in tasks
@@ -147,8 +147,8 @@ def plan_round(
             PlacedTask(
                 service=r.spec.name,
                 node_id=result.assignments[r.task_id],
-                cpu_nanos=r.spec.reserve_cpu_nanos,
-                memory_bytes=r.spec.reserve_memory_bytes,
+                cpu_nanos=r.spec.placement_cpu_nanos,
+                memory_bytes=r.spec.placement_memory_bytes,
                 host_ports=r.spec.host_ports,
             )
             for r in requests

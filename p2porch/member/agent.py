@@ -140,8 +140,11 @@ class MeasuredExecutor:
         service_name: str = "",
         follow: bool = False,
         tail: int | None = None,
+        container: str = "",
     ) -> AbstractAsyncContextManager[Any]:
-        return self._inner.open_logs(task_ids, service_name=service_name, follow=follow, tail=tail)
+        return self._inner.open_logs(
+            task_ids, service_name=service_name, follow=follow, tail=tail, container=container
+        )
 
     async def start(self, assignment: TaskAssignment, container_id: str = "") -> StartOutcome:
         started = trio.current_time()

@@ -67,6 +67,7 @@ async def _run_overlay(
             vni=section.vni,
             vxlan_port=section.vxlan_port,
             dns_port=dns_port,
+            path_mtu=section.path_mtu,
         )
         send, receive = trio.open_memory_channel[Any](math.inf)
 

@@ -14,7 +14,7 @@ from functools import partial
 
 import trio
 
-from ..agent.cgroups import CgroupFiles, UsageMeter, cgroup_files, read_sample
+from ..agent.cgroups import CgroupFiles, Sample, UsageMeter, add_samples, cgroup_files, read_sample
 from ..agent.usage import UsageBook
 from ..config import AutoscaleConfig
 from ..context import MemberContext
@@ -51,6 +51,7 @@ async def _run_sampler(ctx: MemberContext, section: AutoscaleConfig) -> None:
             state = ctx.store.snapshot()
             running = [c for c in await executor.list_containers() if c.status == "running" and c.pid > 0]
             live: set[str] = set()
+            sums: dict[str, tuple[str, Sample]] = {}  # a task group's containers add up to its task's usage
             for container in running:
                 task = state.tasks.get(container.task_id)
                 if task is None:
@@ -74,10 +75,15 @@ async def _run_sampler(ctx: MemberContext, section: AutoscaleConfig) -> None:
                     book.restart(task.task_id)
                     continue
                 live.add(task.task_id)
-                book.seen(task.task_id, task.service_id, now)
-                usage = meter.update(task.task_id, sample, cpu_limit=None, memory_limit=None)
+                earlier = sums.get(task.task_id)
+                if earlier is not None:
+                    sample = add_samples(earlier[1], sample)
+                sums[task.task_id] = (task.service_id, sample)
+            for task_id, (service_id, sample) in sums.items():
+                book.seen(task_id, service_id, sample.at)
+                usage = meter.update(task_id, sample, cpu_limit=None, memory_limit=None)
                 if usage is not None:
-                    book.record(task.task_id, now, usage)
+                    book.record(task_id, sample.at, usage)
             book.forget_except(live)
             meter.forget_except(live)
             current = {(c.container_id, c.pid) for c in running}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..agent.model import MountSpec, PortSpec, TaskAssignment, TaskReport
+from ..agent.model import KIND_INIT, KIND_SIDECAR, MemberSpec, MountSpec, PortSpec, TaskAssignment, TaskReport
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
 from ..model import DesiredState, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState
 from ..netoverlay.ingress import IngressPort
@@ -65,7 +65,7 @@ def overlay_peers(
 
 
 def _task_ports(spec: ServiceSpec) -> tuple[PortEntry, ...]:
-    return tuple(PortEntry(p.target, p.protocol) for p in spec.publish)
+    return tuple(PortEntry(p.target, p.protocol) for p in spec.all_publish)
 
 
 def task_is_healthy(task: Task) -> bool:
@@ -88,7 +88,9 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = (), local_node:
                 slot=t.slot,
                 address=t.address,
                 healthy=task_is_healthy(t),
-                running=t.state == TaskState.RUNNING and t.desired_state == DesiredState.RUNNING,
+                running=t.state == TaskState.RUNNING
+                and t.desired_state == DesiredState.RUNNING
+                and not _node_down(state, t.node_id),  # a cut-off site's tasks kept in state (on_site_loss)
                 ports=ports,
                 site=_region(state, t.node_id),
             )
@@ -112,6 +114,11 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = (), local_node:
         local_site=_region(state, local_node),
         vips=vips,
     )
+
+
+def _node_down(state: ClusterState, node_id: str | None) -> bool:
+    node = state.nodes.get(node_id or "")
+    return node is not None and node.status == NodeStatus.DOWN
 
 
 def _region(state: ClusterState, node_id: str | None) -> str:
@@ -180,7 +187,7 @@ def discovery_env(state: ClusterState) -> dict[str, str]:
         prefix = _env_name(service.name)
         env[f"{prefix}_SERVICE_HOST"] = service.vip
         ports = sorted(
-            {(p.protocol, p.target) for p in service.spec.publish}, key=lambda p: (p[0] != "tcp", p[1])
+            {(p.protocol, p.target) for p in service.spec.all_publish}, key=lambda p: (p[0] != "tcp", p[1])
         )
         if ports:
             env[f"{prefix}_SERVICE_PORT"] = str(ports[0][1])
@@ -230,7 +237,7 @@ def task_assignment(
         ),
         ports=tuple(  # ingress ports are served by the cluster's NAT rules, not bound on the node
             PortSpec(target=p.target, published=p.published or 0, protocol=p.protocol, host_ip=p.host_ip)
-            for p in spec.publish
+            for p in spec.all_publish
             if not p.ingress
         ),
         cpu_limit_nanos=spec.limit_cpu_nanos,
@@ -249,6 +256,30 @@ def task_assignment(
         user=spec.user,
         workdir=spec.workdir,
         options=spec.container.to_dict(),
+        members=group_members(spec),
+    )
+
+
+def group_members(spec: ServiceSpec) -> tuple[MemberSpec, ...]:
+    """A task group's init containers (in order) and sidecars as the agent runs them."""
+    return tuple(
+        MemberSpec(
+            name=c.name,
+            kind=kind,
+            image=c.image,
+            command=c.command,
+            entrypoint=c.entrypoint or None,
+            env=c.env_dict(),
+            user=c.user,
+            workdir=c.workdir,
+            cpu_limit_nanos=c.limit_cpu_nanos,
+            memory_limit_bytes=c.limit_memory_bytes,
+            cpu_reservation_nanos=c.reserve_cpu_nanos,
+            memory_reservation_bytes=c.reserve_memory_bytes,
+            healthcheck=c.health,
+        )
+        for kind, group in ((KIND_INIT, spec.init_containers), (KIND_SIDECAR, spec.sidecars))
+        for c in group
     )
 
 

@@ -23,6 +23,7 @@ from ..context import LocalBoard, LocalNode, MemberContext
 from ..gossip.keyring import KEY_SWITCH_GRACE_S
 from ..metrics import Metrics
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
+from ..raft.timing import timing_for_rtt
 from . import voter_role
 from .join_service import JoinService
 from .keys import ClusterKeys
@@ -143,6 +144,7 @@ class MemberRuntime:
         prepare: StorePreparation | None = None,
     ) -> None:
         board = self.board = LocalBoard()
+        timing = timing_for_rtt(self.config.raft.rtt_ms / 1000.0)  # the defaults up to ~50 ms
         store_config = StoreConfig(
             self_addr=local.raft_addr if local.role == "voter" else None,
             bind_addr=f"{local.bind_addr}:{self.config.raft.port}",
@@ -150,6 +152,9 @@ class MemberRuntime:
             data_dir=self.raft_dir,
             password=local.keys.raft_password(local.generation),
             tick_period_s=self.config.raft.tick_s,
+            heartbeat_period_s=timing.heartbeat_s,
+            election_timeout_min_s=timing.election_min_s,
+            election_timeout_max_s=timing.election_max_s,
         )
         async with open_raft_store(store_config) as store, trio.open_nursery() as nursery:
             self.store = store

@@ -14,6 +14,7 @@ This package imports only ``p2porch.errors``; it never does I/O or reads a clock
 from .autoscale_spec import AutoscaleSpec, AutoscaleStep
 from .container import HealthSpec, Mount, PortPublish, RestartPolicy, UpdateConfig, parse_mount, parse_port
 from .filerefs import FileRef
+from .group import GroupContainer
 from .placement import (
     Affinity,
     Constraint,
@@ -58,6 +59,7 @@ from .units import (
 
 __all__ = [
     "AutoscaleSpec",
+    "GroupContainer",
     "AutoscaleStep",
     "FAILURE_STATES",
     "STARTED_STATES",

@@ -21,6 +21,7 @@ from .autoscale_spec import AutoscaleSpec
 from .container import HealthSpec, Mount, PortPublish, RestartPolicy, UpdateConfig, parse_mount, parse_port
 from .container_opts import ContainerOptions
 from .filerefs import FileRef, parse_file_refs
+from .group import INIT, SIDECAR, GroupContainer, check_group, group_reservation, parse_group
 from .jobspec import JOB_MODES, CronSchedule, check_job_fields, is_job_mode, parse_schedule
 from .netrefs import NetworkAttachment, parse_attachments
 from .placement import (
@@ -49,6 +50,8 @@ from .units import (
 MODES = ("replicated", "global", *JOB_MODES)
 ENDPOINT_MODES = ("vip", "dnsrr")
 INGRESS_POLICIES = ("cluster", "local")  # as Kubernetes' externalTrafficPolicy
+#: what the majority does with the tasks of a site (``region``) it lost all contact with (docs/multi-site.md)
+SITE_LOSS_POLICIES = ("keep", "replace")
 STRATEGIES = ("spread", "binpack")
 #: names that would collide with DNS names the cluster answers (``tasks.web.p2p``, ``n1.node.p2p``)
 RESERVED_NAMES = ("tasks", "node")
@@ -120,6 +123,9 @@ class ServiceSpec:
     autoscale: AutoscaleSpec | None = None  # the leader's autoscaler owns `replicas` when set (issue 17)
     max_concurrent: int = 0  # replicated-job: tasks at once (0 = replicas, as Docker's CLI)
     schedule: CronSchedule | None = None  # a cron job: one execution per tick (jobs only)
+    sidecars: tuple[GroupContainer, ...] = ()  # task group: containers beside the main one (issue 21)
+    init_containers: tuple[GroupContainer, ...] = ()  # task group: run to completion, in order, first
+    on_site_loss: str = "keep"  # keep: a cut-off region's tasks are left to run there; replace: rescheduled
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
@@ -143,6 +149,7 @@ class ServiceSpec:
         parse_choice(self.strategy, STRATEGIES, "strategy")
         parse_choice(self.endpoint_mode, ENDPOINT_MODES, "endpoint_mode")
         parse_choice(self.ingress_policy, INGRESS_POLICIES, "ingress_policy")
+        parse_choice(self.on_site_loss, SITE_LOSS_POLICIES, "on_site_loss")
         if not isinstance(self.replicas, int) or not 0 <= self.replicas <= MAX_REPLICAS:
             raise field_error("replicas", f"must be an integer from 0 to {MAX_REPLICAS}")
         for name in (
@@ -188,6 +195,7 @@ class ServiceSpec:
                 )
             targets.add(ref.target)
         check_job_fields(self.mode, self.max_concurrent, self.schedule, rebalance=self.rebalance)
+        check_group(self.publish, self.sidecars, self.init_containers)
 
     # -- derived views ---------------------------------------------------------------------------
 
@@ -202,16 +210,42 @@ class ServiceSpec:
         return min(self.max_concurrent or self.replicas, self.replicas)
 
     @property
+    def is_group(self) -> bool:
+        """Each task runs more than one container (sidecars and/or init containers)."""
+        return bool(self.sidecars or self.init_containers)
+
+    @property
+    def all_publish(self) -> tuple[PortPublish, ...]:
+        """The main container's ports and its sidecars' (all served on the task's one address)."""
+        return self.publish + tuple(p for s in self.sidecars for p in s.publish)
+
+    @property
+    def placement_cpu_nanos(self) -> int:
+        """CPU a node must have unreserved for one task: the group's sum (see ``group_reservation``)."""
+        return self._reservation[0]
+
+    @property
+    def placement_memory_bytes(self) -> int:
+        """Memory a node must have unreserved for one task (the group's sum)."""
+        return self._reservation[1]
+
+    @property
+    def _reservation(self) -> tuple[int, int]:
+        return group_reservation(
+            self.reserve_cpu_nanos, self.reserve_memory_bytes, self.sidecars, self.init_containers
+        )
+
+    @property
     def host_ports(self) -> tuple[tuple[str, int], ...]:
         """``(protocol, port)`` pairs this service binds on its node (host mode; ingress binds none)."""
         return tuple(
-            (p.protocol, p.published) for p in self.publish if p.published is not None and not p.ingress
+            (p.protocol, p.published) for p in self.all_publish if p.published is not None and not p.ingress
         )
 
     @property
     def ingress_ports(self) -> tuple[PortPublish, ...]:
         """Ports served on every node's address (routing mesh)."""
-        return tuple(p for p in self.publish if p.ingress)
+        return tuple(p for p in self.all_publish if p.ingress)
 
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
@@ -227,6 +261,9 @@ class ServiceSpec:
             out["container"] = full["container"]
         for key in ("secrets", "configs"):  # the same: absent when unused
             if full[key]:
+                out[key] = full[key]
+        for key in (SIDECAR, INIT):  # a task group's containers are part of the task
+            if key in full:
                 out[key] = full[key]
         return out
 
@@ -276,6 +313,7 @@ class ServiceSpec:
             "configs": [r.to_dict() for r in self.configs],
             **({} if self.autoscale is None else {"autoscale": self.autoscale.to_dict()}),  # absent when off
             **self._job_dict(),
+            **({"on_site_loss": self.on_site_loss} if self.on_site_loss != "keep" else {}),  # absent: default
         } | ({"networks": [n.to_dict() for n in self.networks]} if self.networks else {})
 
     def to_sparse_dict(self) -> dict[str, Any]:
@@ -295,6 +333,10 @@ class ServiceSpec:
             out["max_concurrent"] = self.max_concurrent
         if self.schedule is not None:
             out["schedule"] = self.schedule.to_dict()
+        if self.sidecars:  # a task group (issue 21), also absent when unused
+            out[SIDECAR] = [c.to_dict() for c in self.sidecars]
+        if self.init_containers:
+            out[INIT] = [c.to_dict() for c in self.init_containers]
         return out
 
     @classmethod
@@ -388,6 +430,9 @@ _SPEC_KEYS: dict[str, str] = {
     "autoscale": "autoscale",
     "max_concurrent": "max_concurrent",
     "schedule": "schedule",
+    "sidecars": "sidecars",
+    "init_containers": "init_containers",
+    "on_site_loss": "on_site_loss",
 }
 
 
@@ -441,4 +486,7 @@ _SPEC_PARSERS: dict[str, Any] = {
     "autoscale": lambda v, k: AutoscaleSpec.from_dict(v, k, parse_duration_s),
     "max_concurrent": lambda v, k: parse_int(v, k, maximum=MAX_REPLICAS),
     "schedule": lambda v, k: parse_schedule(v, k),
+    "sidecars": lambda v, k: parse_group(v, k, SIDECAR),
+    "init_containers": lambda v, k: parse_group(v, k, INIT),
+    "on_site_loss": lambda v, k: parse_choice(v, SITE_LOSS_POLICIES, k),
 }

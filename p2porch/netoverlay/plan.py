@@ -61,6 +61,7 @@ class OverlaySettings:
     bridge: str = DEFAULT_BRIDGE
     network_name: str = DEFAULT_NETWORK
     dns_port: int = 53
+    path_mtu: int = 0  # the smallest MTU on the way to any peer (a WAN, a tunnel); 0 = the underlay device's
 
     def __post_init__(self) -> None:
         _network(self.cluster_cidr, "cluster_cidr")
@@ -240,8 +241,12 @@ def plan_overlay(
 
 
 def plan_network(local: LocalNode, settings: OverlaySettings, underlay_mtu: int) -> BridgeNetworkSpec:
-    """The Docker bridge network for the local lease: gateway .1, MTU of the VXLAN device."""
+    """The Docker bridge network for the local lease: gateway .1, MTU of the VXLAN device, or what
+    fits the path when ``settings.path_mtu`` is below the underlay device's (encapsulated frames that
+    exceed the path are fragmented or, with DF, dropped)."""
     net = _network(local.subnet, "subnet")
+    if settings.path_mtu:
+        underlay_mtu = min(underlay_mtu, settings.path_mtu)
     return BridgeNetworkSpec(
         name=settings.network_name,
         bridge=settings.bridge,

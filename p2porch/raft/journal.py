@@ -249,3 +249,29 @@ class DurableJournal:
     def _sync(self) -> None:
         os.fdatasync(self._fd)
         self.syncs += 1
+
+
+def lower_replica_term(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """Before a read-only replica opens ``path``: set its saved term down to its last entry's term.
+
+    A replica never votes, so its term only decides which leaders it listens to (pysyncobj ignores an
+    ``append_entries`` of a lower term and, unlike Raft, does not tell that leader). A voter that was
+    removed (or cut off) keeps starting elections and raising its term; restarted as a replica with
+    that term, it would ignore the real leader, whose term is lower, for ever and never catch up again.
+    No leader's term is below the last term in this log (a later leader's term is higher than every
+    term before it), so the lowered term still refuses leaders older than what this node has seen.
+    The vote is forgotten with it (it belonged to the higher term). Returns ``(old, new)`` when it
+    lowered the term, else None. Never creates the journal.
+    """
+    if not Path(path).exists():
+        return None
+    journal = DurableJournal(path)
+    try:
+        term = journal.getCurrentTerm()
+        last = journal[-1][2] if len(journal) else 0
+        if term <= last:
+            return None
+        journal.setCurrentTerm(last, None)
+        return term, last
+    finally:
+        journal._destroy()

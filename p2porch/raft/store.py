@@ -31,7 +31,7 @@ from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
 from .appends import AppendFilter, rejection_floor
 from .fsm import Change, apply_batch, encode_batch
-from .journal import DurableJournal, durable_replace, write_file_atomic
+from .journal import DurableJournal, durable_replace, lower_replica_term, write_file_atomic
 from .lag import LagClock
 from .pacer import TickPacer
 from .state import EMPTY_STATE, ClusterState
@@ -98,6 +98,10 @@ class _Bridge(SyncObj):  # type: ignore[misc,unused-ignore]
         self._owner_ref = owner
         self._appends = AppendFilter()
         self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
+        if self_addr is None and conf.journalFile:  # a replica follows any leader of its log's term on
+            lowered = lower_replica_term(conf.journalFile)
+            if lowered is not None:
+                log.warning("replica: Raft term %d lowered to its log's %d (it never votes)", *lowered)
         super().__init__(self_addr, partners, conf, transportClass=GuardedTCPTransport)
 
     @replicated

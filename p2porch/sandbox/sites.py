@@ -214,6 +214,13 @@ class SitePlan:
         )
         return rules
 
+    @staticmethod
+    def cut_rules() -> list[list[str]]:
+        """What a cut site's router drops: everything it would forward to or from the WAN, silently
+        (a cut cable or a dead provider link answers nothing; an unreachable error would end
+        connections at once, which real cuts do not). Its LAN and the hairpin keep working."""
+        return [["FORWARD", "-i", "wan0", "-j", "DROP"], ["FORWARD", "-o", "wan0", "-j", "DROP"]]
+
     def to_json(self) -> dict:
         return {
             "sites": self.sites,
@@ -295,8 +302,17 @@ def attach_node(plan: SitePlan, index: int, node_netns: str, router_veth: str) -
 
 
 def set_site_cut(plan: SitePlan, site: int, cut: bool) -> None:
-    """Cut site ``site`` off the WAN (its router's uplink down) or heal it; its LAN keeps working."""
-    run([_ip(), "-n", plan.router_netns(site), "link", "set", "wan0", "down" if cut else "up"])
+    """Cut site ``site`` off the WAN (its router silently drops every WAN packet) or heal it; its LAN
+    keeps working. Idempotent both ways."""
+    iptables = find_program("iptables") or "iptables"
+    nsexec = [_ip(), "netns", "exec", plan.router_netns(site), iptables, "-w"]
+    for chain, *match in plan.cut_rules():  # filter table
+        present = run([*nsexec, "-C", chain, *match], check=False).returncode == 0
+        if cut and not present:
+            run([*nsexec, "-I", chain, "1", *match])
+        elif not cut:
+            while run([*nsexec, "-D", chain, *match], check=False).returncode == 0:
+                pass
 
 
 def remove_sites(name: str) -> list[str]:

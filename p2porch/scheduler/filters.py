@@ -33,8 +33,8 @@ class Requirements:
     def from_spec(cls, spec: ServiceSpec) -> Requirements:
         return cls(
             service=spec.name,
-            cpu_nanos=spec.reserve_cpu_nanos,
-            memory_bytes=spec.reserve_memory_bytes,
+            cpu_nanos=spec.placement_cpu_nanos,
+            memory_bytes=spec.placement_memory_bytes,
             host_ports=spec.host_ports,
             max_per_node=spec.max_replicas_per_node,
             constraints=spec.constraints,

@@ -11,6 +11,7 @@ the owned ``random.Random``.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from .filters import constraint_matches
 from .jobs import plan_job
 from .nodeinfo import NodeInfo
 from .rollout import FailureVerdict, effective_policy, failed_within_monitor, failure_verdict
+from .sites import site_verdict
 
 #: restarts of a slot within this many seconds before a failure raise the back-off exponent
 BACKOFF_WINDOW_S = 600.0
@@ -114,12 +116,16 @@ class Reconciliation:
 class _Ctx:
     """Per-reconcile lookups: node views and where a task's node stands."""
 
-    def __init__(self, nodes: Sequence[Node], now: float, down_grace_s: float, out: Reconciliation) -> None:
+    def __init__(
+        self, nodes: Sequence[Node], now: float, down_grace_s: float, out: Reconciliation, site_grace_s: float
+    ) -> None:
         self.nodes = {n.node_id: n for n in nodes}
         self.infos = {n.node_id: NodeInfo.from_node(n) for n in nodes}
         self.now = now
         self.grace = down_grace_s
+        self.site_grace = site_grace_s
         self.out = out
+        self.sites: dict[str, str] = {}  # down node id -> its site verdict (cut | wait | node)
         self.created: set[tuple[str, int]] = set()  # (service id, slot) given a new task this round
         self.history: dict[str, list[Task]] = {}  # every task of a service, shut down ones included
 
@@ -138,6 +144,21 @@ class _Ctx:
         if node.availability == Availability.DRAIN:
             return "drain"
         return "ok"
+
+    def fate(self, node_id: str | None, spec: ServiceSpec) -> str:
+        """:meth:`node_fate` for a task of ``spec``: a down node of a lost site is ``cut`` (its tasks are
+        left alone) when the service keeps them (``on_site_loss``), ``grace`` while its site may follow."""
+        fate = self.node_fate(node_id)
+        node = self.nodes.get(node_id or "")
+        if fate not in ("lost", "grace") or spec.on_site_loss != "keep" or node is None:
+            return fate
+        kind = self.sites.get(node.node_id)
+        if kind is None:
+            verdict = site_verdict(node, self.nodes.values(), self.now, self.site_grace)
+            kind = self.sites[node.node_id] = verdict.kind
+            if verdict.wake_at is not None:
+                self.out.wake(verdict.wake_at)
+        return {"cut": "cut", "wait": "grace"}.get(kind, fate)
 
     def satisfies(self, node_id: str | None, spec: ServiceSpec) -> bool:
         info = self.infos.get(node_id or "")
@@ -177,9 +198,10 @@ def replacement_failed(moving: Task, other: Task) -> bool:
 class Orchestrator:
     """Owns the random source for task ids and the down-node grace period; otherwise stateless."""
 
-    def __init__(self, rng: random.Random, *, down_grace_s: float = 0.0) -> None:
+    def __init__(self, rng: random.Random, *, down_grace_s: float = 0.0, site_grace_s: float = 10.0) -> None:
         self.rng = rng
         self.down_grace_s = down_grace_s
+        self.site_grace_s = site_grace_s
 
     def new_task_id(self) -> str:
         return f"{self.rng.getrandbits(96):024x}"
@@ -191,7 +213,7 @@ class Orchestrator:
     ) -> Reconciliation:
         """Actions that bring ``tasks`` towards ``services`` on ``nodes`` at time ``now``."""
         out = Reconciliation()
-        ctx = _Ctx(nodes, now, self.down_grace_s, out)
+        ctx = _Ctx(nodes, now, self.down_grace_s, out, self.site_grace_s)
         by_service: dict[str, list[Task]] = {}
         every_task = ctx.history  # jobs and rollout failure counts look at finished tasks too
         for t in sorted(tasks, key=lambda t: (t.service_id, t.slot, t.created_at, t.task_id)):
@@ -243,7 +265,8 @@ class Orchestrator:
     def _reconcile_job(self, svc: Service, tasks: list[Task], ctx: _Ctx) -> None:
         """A job's tasks run to completion: the decisions are :func:`~.jobs.plan_job`'s."""
         eligible = [n for n in sorted(ctx.nodes) if ctx.nodes[n].schedulable and ctx.satisfies(n, svc.spec)]
-        plan = plan_job(svc.spec, svc.job_iteration, tasks, ctx.node_fate, eligible, ctx.now)
+        fate = functools.partial(ctx.fate, spec=svc.spec)
+        plan = plan_job(svc.spec, svc.job_iteration, tasks, fate, eligible, ctx.now)
         ctx.out.actions.extend(ShutdownTask(task_id, why) for task_id, why in plan.shutdowns)
         for c in plan.creates:
             self._create(svc, c.slot, c.node_id, ctx, c.reason, c.restart_history)
@@ -275,7 +298,7 @@ class Orchestrator:
         for node_id in sorted(by_node, key=lambda n: n or ""):
             group = by_node[node_id]
             node = ctx.nodes.get(node_id or "")
-            if node_id is not None and ctx.node_fate(node_id) == "lost":
+            if node_id is not None and ctx.fate(node_id, spec) == "lost":
                 for t in group:
                     ctx.out.actions.append(ShutdownTask(t.task_id, f"node {node_id} down"))
                 continue
@@ -318,7 +341,7 @@ class Orchestrator:
         live: list[Task] = []
         ended: list[Task] = []
         for t in tasks:
-            fate = ctx.node_fate(t.node_id)
+            fate = ctx.fate(t.node_id, spec)
             if fate == "lost":
                 ctx.out.actions.append(ShutdownTask(t.task_id, f"node {t.node_id} down"))
             elif t.state in TERMINAL_STATES:
@@ -338,7 +361,7 @@ class Orchestrator:
             if pin is not None:
                 return True
             return (
-                ctx.node_fate(t.node_id) in ("ok", "unassigned", "grace")
+                ctx.fate(t.node_id, spec) in ("ok", "unassigned", "grace", "cut")
                 and ctx.satisfies(t.node_id, spec)
                 and not moving(t)
             )

@@ -166,7 +166,9 @@ def plan_rebalance(
         plan.moves.append(move)
         in_flight += 1
         destination = next(n for n in infos if n.node_id == move.to_node)
-        destination.add_task(spec.name, spec.reserve_cpu_nanos, spec.reserve_memory_bytes, spec.host_ports)
+        destination.add_task(
+            spec.name, spec.placement_cpu_nanos, spec.placement_memory_bytes, spec.host_ports
+        )
     return plan
 
 
@@ -184,7 +186,7 @@ def _best_move(svc: Service, active: Sequence[Task], infos: Sequence[NodeInfo]) 
         task = max(on_node[src], key=lambda t: t.slot)
         probe = [n.copy() for n in infos]
         source = next(n for n in probe if n.node_id == src)
-        source.remove_task(spec.name, spec.reserve_cpu_nanos, spec.reserve_memory_bytes, spec.host_ports)
+        source.remove_task(spec.name, spec.placement_cpu_nanos, spec.placement_memory_bytes, spec.host_ports)
         target = schedule([TaskRequest(_PROBE, spec)], probe, in_place=True).assignments.get(_PROBE)
         if target is not None and target != src and counts.get(target, 0) + 2 <= counts[src]:
             return Move(task.task_id, svc.service_id, task.slot, src, target)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from . import keys
+from .groups import fold_groups
 from .names import check_stack_name
 from .networks import StackNetwork, top_networks
 from .ports_volumes import TopVolume, top_volume
@@ -141,6 +142,29 @@ def _run_once(services: list[StackService], confs: Mapping[str, Any], ctx: Stack
         )
 
 
+def _fold_groups(services: list[StackService], ctx: StackContext) -> list[StackService]:
+    """``network_mode: service:X`` services go into X's task group (``groups.py``) and leave the stack."""
+    if not ctx.shares:
+        return services
+    specs = {s.short_name: s.spec for s in services}
+    waits = {
+        s.short_name: [d.service for d in s.depends_on if d.condition == "service_completed_successfully"]
+        for s in services
+    }
+    folded = fold_groups(specs, ctx.shares, waits, ctx.problems)
+    for short in sorted(folded):
+        target = ctx.shares[short]
+        kind = "an init container" if short in waits.get(target, []) else "a sidecar"
+        ctx.note("network_mode", short, f"runs in {target}'s task as {kind} (a task group)")
+    return [
+        StackService(
+            s.short_name, specs[s.short_name], tuple(d for d in s.depends_on if d.service not in folded)
+        )
+        for s in services
+        if s.short_name not in folded
+    ]
+
+
 def _order(services: list[StackService], problems: Problems) -> list[StackService]:
     """Dependencies first, file order otherwise; a cycle is an error naming it."""
     by_short = {s.short_name: s for s in services}
@@ -238,6 +262,7 @@ def load_stack(
             continue
         names[spec["name"]] = short
         services.append(StackService(short, spec, tuple(deps)))
+    services = _fold_groups(services, ctx)
     _run_once(services, services_conf, ctx)
     ctx.flush_notices()
     ordered = _order(services, problems)

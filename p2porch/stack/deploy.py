@@ -122,12 +122,13 @@ def _update(value: Any, path: str) -> dict[str, Any]:
 
 
 JOB_EXTENSION = "x-p2porch"
-JOB_EXTENSION_KEYS = ("max_concurrent", "schedule")
+JOB_EXTENSION_KEYS = ("max_concurrent", "schedule", "on_site_loss")
 
 
 def job_extension(value: Any, path: str) -> dict[str, Any]:
     """``deploy.x-p2porch``: what Compose has no key for (a job's ``max_concurrent`` and cron
-    ``schedule``: a cron string or {cron, timezone, concurrency, history_limit, starting_deadline})."""
+    ``schedule``: a cron string or {cron, timezone, concurrency, history_limit, starting_deadline};
+    ``on_site_loss``: keep | replace, docs/multi-site.md)."""
     conf = mapping(value, path, JOB_EXTENSION_KEYS)
     return {key: conf[key] for key in JOB_EXTENSION_KEYS if key in conf}
 

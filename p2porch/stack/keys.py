@@ -21,7 +21,7 @@ SERVICE_MAPPED = (
     "depends_on", "logging", "expose", "extra_hosts", "cap_add", "cap_drop", "hostname", "init",
     "stop_signal", "tmpfs", "ulimits", "sysctls", "shm_size", "read_only", "security_opt", "profiles",
     "extends", "build", "container_name", "secrets", "configs", "cpus", "mem_limit", "mem_reservation",
-    "scale", "pids_limit", "devices",
+    "scale", "pids_limit", "devices", "network_mode",
 )  # fmt: skip
 SERVICE_IGNORED = {
     "annotations": "container annotations are not passed to the engine",
@@ -55,7 +55,6 @@ SERVICE_IGNORED = {
     "mem_swappiness": _RESOURCES,
     "memswap_limit": _RESOURCES,
     "models": "AI models are not supported",
-    "network_mode": _NETWORK + " (docker stack deploy ignores it too)",
     "oom_kill_disable": _RESOURCES,
     "oom_score_adj": _RESOURCES,
     "pid": _NOT_IN_SWARM,

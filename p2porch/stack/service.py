@@ -18,6 +18,7 @@ from ..model import ServiceSpec
 from ..model.container_opts import ContainerOptions
 from . import deploy as deploy_keys
 from . import keys
+from .groups import network_mode
 from .interpolate import parse_dotenv
 from .names import RESERVED_LABEL_PREFIX, service_name, stack_labels
 from .networks import DEFAULT_KEY, StackNetwork, default_network, service_attachments
@@ -57,6 +58,9 @@ _COMPOSE_PATH_OF_FIELD = {
     "endpoint_mode": "deploy.endpoint_mode",
     "max_concurrent": "deploy.x-p2porch.max_concurrent",
     "schedule": "deploy.x-p2porch.schedule",
+    "sidecars": "x-p2porch-sidecars",
+    "init_containers": "x-p2porch-init-containers",
+    "on_site_loss": "deploy.x-p2porch.on_site_loss",
 }
 _CONTAINER_KEYS = {
     "shm_size_bytes": "shm_size",
@@ -112,6 +116,8 @@ class StackContext:
     #: (verb, key, reason) -> services it applies to, for one warning line per key
     notices: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
     used_networks: list[str] = field(default_factory=list)  # network keys services attach to, first use first
+    #: ``network_mode: service:X``: short name -> X (folded into X's task group by ``groups.fold_groups``)
+    shares: dict[str, str] = field(default_factory=dict)
 
     def network(self, key: str) -> StackNetwork:
         """The cluster network of Compose network ``key`` (``default`` may be implicit)."""
@@ -420,6 +426,18 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
         spec["replicas"] = conf["scale"]
     if conf.get("x-p2porch-autoscale") is not None:  # Compose has no key for it (issue 17)
         spec["autoscale"] = conf["x-p2porch-autoscale"]
+    for key, target in (("x-p2porch-sidecars", "sidecars"), ("x-p2porch-init-containers", "init_containers")):
+        if conf.get(key) is not None:  # a task group's containers where Compose has no key (issue 21)
+            spec[target] = conf[key]
+    with problems.check():
+        if conf.get("network_mode") is not None:
+            shared = network_mode(conf["network_mode"], f"{path}.network_mode")
+            if shared:
+                ctx.shares[short] = shared
+            else:
+                ctx.ignored(
+                    "network_mode", short, "every task is on the cluster network (Swarm ignores it too)"
+                )
     with problems.check():
         if conf.get("depends_on") is not None:
             deps = _depends_on(conf["depends_on"], f"{path}.depends_on", ctx, short)

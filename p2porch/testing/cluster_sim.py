@@ -428,7 +428,11 @@ class ClusterSim:
             return
         if self.leader is None or self.leader.node != name:
             rng = random.Random(f"{self.seed}:orchestrator:{name}:{self.raft.term}")
-            self.leader = SimLeader(name, Orchestrator(rng, down_grace_s=self.config.scheduler.down_grace_s))
+            scheduler = self.config.scheduler
+            orchestrator = Orchestrator(
+                rng, down_grace_s=scheduler.down_grace_s, site_grace_s=scheduler.site_grace_s
+            )
+            self.leader = SimLeader(name, orchestrator)
 
     def name_of_addr(self, addr: str | None) -> str | None:
         return next((n.name for n in self.nodes.values() if n.raft_addr == addr), None)

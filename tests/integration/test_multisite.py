@@ -5,8 +5,8 @@ hosts each). Every host binds its private address and advertises its router's pu
 its own forwarded ports; nothing but the p2porch ports crosses the routers. The cluster forms across
 the NAT, a service spread over the regions answers from both sites, a container of site 1 reaches a
 container of site 2 over the overlay, DNS answers a service name with the client's own site's tasks,
-no node is declared dead over a window with the WAN preset, and a cut site keeps its tasks and DNS,
-cannot commit, and after the heal exactly the desired tasks run and no acknowledged write is lost.
+and no node is declared dead over a window with the default gossip preset (``PRESET``; the site cut
+is test_multisite_cut.py).
 """
 
 from __future__ import annotations
@@ -16,80 +16,29 @@ import re
 import time
 
 import pytest
-from clusterkit import IMAGE, api_get, cli, cli_json, wait_for
-
-from p2porch.sandbox.dockerd import docker
-from p2porch.sandbox.sandbox import Sandbox, SandboxNode
-
-# Known failure, found when the multi-site branch met the rest of this round (issue 20 stays open): on the
-# merged main a node stops catching up after autopilot swaps a voter across regions ("every node caught up
-# with the leader" times out), and the spread service then never converges. It passed 3/3 on the branch
-# alone. Skipped, not weakened, until the next session finds the cause.
-pytestmark = pytest.mark.skip(reason="issue 20: a node stops catching up after a cross-region voter swap")
+from clusterkit import IMAGE, cli_json, wait_for
+from multisite_kit import (
+    SERVE,
+    SITE1,
+    SITE2,
+    TASK_ADDR,
+    dead_events,
+    in_task,
+    node_rows,
+    running,
+    two_sites,
+    wait_settled,
+)
 
 NAME = "p2ms"
 WAN = "10.40.0.0/24"
-SITE1, SITE2 = ("n1", "n2", "n3"), ("n4", "n5", "n6")
-SERVE = "mkdir -p /www && echo hello-from-$P2PORCH_NODE > /www/index.html && exec httpd -f -p 80 -h /www"
-DEAD_LINE = re.compile(r"gossip: \w+ is dead")
-TASK_ADDR = re.compile(r"Address(?: \d+)?:\s+(10\.240\.\d+\.\d+)")
 WINDOW_S = float(os.environ.get("P2PORCH_MULTISITE_WINDOW_S", "60"))
-
-
-def node_rows(sb: Sandbox, node: str) -> dict[str, dict]:
-    return {row["name"]: row for row in cli_json(sb, node, "node", "ls")}
-
-
-def running(node: SandboxNode, service: str, count: int | None = None) -> list[dict] | None:
-    tasks = api_get(node, f"/services/{service}/tasks", all="false")
-    live = [t for t in tasks if t["state"] == "running" and t["address"]]
-    if count is not None and (len(live) != count or len(tasks) != count):
-        return None
-    return live
-
-
-def in_task(sb: Sandbox, node: SandboxNode, container: str, *argv: str) -> str:
-    result = docker(node.dockerd, "exec", container, *argv, check=False)
-    return result.stdout.decode()
-
-
-def dead_events(sb: Sandbox) -> list[str]:
-    """Every 'gossip: X is dead' line any daemon logged (a false death shows here)."""
-    lines = []
-    for index in range(1, 7):
-        with open(sb.node(index).p2porch_log, errors="replace") as handle:
-            lines += [
-                f"n{index}: {line.strip()}" for line in handle if re.search(r"gossip: \w+ is dead", line)
-            ]
-    return lines
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    sb = Sandbox(NAME, subnet=WAN, sites=2, nodes_per_site=3, wan_delay_ms=40, wan_loss_percent=1)
-    saved = os.environ.get("P2PORCH_GOSSIP_PRESET")
-    try:
-        os.environ["P2PORCH_GOSSIP_PRESET"] = "wan"  # every daemon of this sandbox runs the WAN preset
-        try:
-            nodes = sb.up()
-        finally:
-            if saved is None:
-                os.environ.pop("P2PORCH_GOSSIP_PRESET", None)
-            else:
-                os.environ["P2PORCH_GOSSIP_PRESET"] = saved
-        token = cli_json(sb, "n1", "init")["token"]
-        for name in (*SITE1[1:], *SITE2):  # every join crosses a NAT (site 1: through its hairpin)
-            result = cli(sb, name, "join", "10.40.0.1:7948", "--token", token)
-            assert result.returncode == 0, result.stderr.decode()
-
-        def formed():
-            rows = api_get(nodes[0], "/nodes")
-            return len(rows) == 6 and all(r["status"] == "ready" and r["subnet"] for r in rows)
-
-        wait_for(formed, timeout_s=90, what="6 ready nodes across the NAT")
+    with two_sites(NAME, WAN) as (sb, nodes):
         yield sb, nodes
-    finally:
-        sb.down()
 
 
 def test_cluster_forms_across_the_nat_with_voters_in_both_regions(cluster):
@@ -114,15 +63,7 @@ def test_cluster_forms_across_the_nat_with_voters_in_both_regions(cluster):
 
     wait_for(spread, timeout_s=60, what="3 voters spread over both regions")
 
-    def settled():  # the demoted voter restarted as a replica and every node has the leader's state
-        try:
-            version = cli_json(sb, "n1", "status")["cluster"]["state_version"]
-            views = [cli_json(sb, n, "status")["cluster"] for n in (*SITE1, *SITE2)]
-        except AssertionError:  # a node restarting its store answers an error for a moment
-            return False
-        return all(v["has_quorum"] and v["state_version"] >= version for v in views)
-
-    wait_for(settled, timeout_s=60, what="every node caught up with the leader")
+    wait_settled(sb)  # the demoted voter restarted as a replica and every node has the leader's state
     # the routers forward nothing but the p2porch ports: a host's private address is unreachable
     probe = sb.exec("n4", ["busybox", "ping", "-c", "1", "-W", "1", "10.41.0.1"], capture=True)
     assert probe.returncode != 0

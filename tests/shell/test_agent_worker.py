@@ -71,6 +71,7 @@ class FakeExecutor:
         service_name: str = "",
         follow: bool = False,
         tail: int | None = None,
+        container: str = "",
     ) -> AsyncIterator[Any]:
         raise NotImplementedError
         yield

@@ -37,6 +37,13 @@ def test_the_router_forwards_only_the_p2porch_ports_of_its_own_nodes():
     assert ["-t", "nat", "-A", "POSTROUTING", "-o", "wan0", "-j", "MASQUERADE"] in rules
 
 
+def test_a_cut_site_drops_every_wan_packet_silently_in_both_directions():
+    assert sorted(PLAN.cut_rules()) == [
+        ["FORWARD", "-i", "wan0", "-j", "DROP"],
+        ["FORWARD", "-o", "wan0", "-j", "DROP"],
+    ]  # DROP, never REJECT: a real cut answers nothing
+
+
 @pytest.mark.parametrize(
     "call",
     [

@@ -92,6 +92,23 @@ def test_network_spec_uses_gateway_dot_one_and_overlay_mtu():
     assert spec.options["com.docker.network.bridge.name"] == "p2p-br0"
 
 
+def test_a_smaller_path_mtu_shrinks_the_overlay_mtu_and_a_larger_one_is_ignored():
+    across_wan = OverlaySettings(cluster_cidr="10.241.0.0/16", vni=77, path_mtu=1400)
+    assert plan_network(LOCAL, across_wan, underlay_mtu=1500).mtu == 1350
+    assert plan_network(LOCAL, across_wan, underlay_mtu=1300).mtu == 1250  # the device is smaller still
+    jumbo = OverlaySettings(cluster_cidr="10.241.0.0/16", vni=77, path_mtu=9000)
+    assert plan_network(LOCAL, jumbo, underlay_mtu=1500).mtu == 1450
+
+
+def test_path_mtu_setting_is_checked():
+    from p2porch.config import load_config
+
+    assert load_config(env={"P2PORCH_OVERLAY_PATH_MTU": "1400"}).overlay.path_mtu == 1400
+    with pytest.raises(ConfigError) as bad:
+        load_config(env={"P2PORCH_OVERLAY_PATH_MTU": "100"})
+    assert bad.value.field == "overlay.path_mtu"
+
+
 def test_firewall_rules_masquerade_only_outside_the_cluster_and_carry_owner_comments():
     rules = plan_firewall(LOCAL, SETTINGS, "eth0", "DOCKER-USER")
     nat = [r for r in rules if r.table == "nat" and r.spec[0] != "-j"]  # jumps: test_service_rules.py

@@ -43,6 +43,11 @@ WEB = ServiceSpec.from_dict(
 )
 
 
+#: the same format before ``on_site_loss`` existed (the first 24 commands: byte for byte the same today)
+BEFORE_SITE_LOSS = Path(__file__).with_name("fixtures") / "v1_commands_before_site_loss.msgpack"
+WEB_REPLACED_ON_SITE_LOSS = ServiceSpec.from_dict(
+    {"name": "web3", "image": "nginx:1", "on_site_loss": "replace"}
+)
 WEB_ON_NETWORKS = ServiceSpec.from_dict(
     {"name": "web2", "image": "nginx:1", "networks": ["front", "name=back,alias=db-proxy"]}
 )
@@ -114,6 +119,7 @@ def every_command() -> list[C.Command]:
             spec=WEB,
             rollout=Rollout.rolling_back(24.0, WEB.rollback, "manual rollback"),
         ),
+        C.CreateService(at=25.0, service_id="s3", spec=WEB_REPLACED_ON_SITE_LOSS),
     ]
 
 
@@ -141,3 +147,15 @@ def test_version_1_bytes_written_before_networks_still_decode_to_the_same_comman
     # whole specs there, sparse ones now: different bytes, the same commands (the encoder's choice,
     # not a new body version; older version-1 readers read sparse specs too)
     assert stored != msgpack.unpackb(FIXTURE.read_bytes())[:17]
+
+
+def test_version_1_bytes_written_before_on_site_loss_are_what_the_encoder_still_writes() -> None:
+    """A spec at the default ``on_site_loss`` (keep) encodes as before the field existed; such bytes
+    decode to ``keep``; only a service that asks for ``replace`` carries the key."""
+    stored = msgpack.unpackb(BEFORE_SITE_LOSS.read_bytes())
+    assert len(stored) == 24
+    assert [c.encode() for c in every_command()[:24]] == stored
+    decoded = [C.decode_command(b) for b in stored]
+    assert all(c.spec.on_site_loss == "keep" for c in decoded if isinstance(c, C.CreateService))
+    body = msgpack.unpackb(every_command()[24].encode(), raw=False)["b"]
+    assert body["spec"]["on_site_loss"] == "replace"

@@ -1,0 +1,128 @@
+"""Compose services that share another's network namespace -> that service's task group (pure).
+
+``network_mode: service:X`` puts a Compose service into X's task: each of X's tasks runs it beside X's own
+container, on X's address (docs/task-groups.md). It becomes an *init container* when X waits for it with
+``depends_on: {S: {condition: service_completed_successfully}}`` (X starts after it completed, as Compose
+does), a *sidecar* otherwise. Its image, command, entrypoint, environment, user, working directory, ports,
+health check and resources go into the group; its volumes join X's (a group shares its mounts); the rest
+of its settings (replicas, placement, restart, networks...) are X's. Other network modes: ``host`` is
+ignored as ``docker stack deploy`` does, ``none`` and ``container:...`` are refused. Never does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigError
+from ..model import ServiceSpec
+from .problems import Problems
+
+SERVICE_PREFIX = "service:"
+#: canonical ServiceSpec keys a co-scheduled service brings into the group
+_MEMBER_KEYS = (
+    "command",
+    "entrypoint",
+    "env",
+    "user",
+    "workdir",
+    "publish",
+    "health",
+    "reserve_cpu_nanos",
+    "reserve_memory_bytes",
+    "limit_cpu_nanos",
+    "limit_memory_bytes",
+)
+_INIT_ONLY_DROPS = ("publish", "health")
+
+
+def network_mode(value: Any, path: str) -> str:
+    """The target service of ``service:X``, "" for a mode that is ignored (host); an error otherwise."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{path}: expected host, none or service:NAME", field=path)
+    mode = value.strip()
+    if mode.startswith(SERVICE_PREFIX) and mode[len(SERVICE_PREFIX) :].strip():
+        return mode[len(SERVICE_PREFIX) :].strip()
+    if mode in ("host", "bridge", "default"):
+        return ""
+    if mode.startswith("container:"):
+        raise ConfigError(
+            f"{path}: a cluster cannot name one engine's container; use service:NAME to run this service "
+            "in NAME's task (a task group)",
+            field=path,
+        )
+    raise ConfigError(
+        f"{path}: {mode!r} is not supported: every task is on the cluster network (service:NAME puts this "
+        "service in NAME's task)",
+        field=path,
+    )
+
+
+def member_name(short: str) -> str:
+    """A Compose service's name in a task group: lowercase, ``_`` as ``-`` (a DNS label)."""
+    return short.lower().replace("_", "-").replace(".", "-")
+
+
+def group_member(short: str, spec: Mapping[str, Any], *, init: bool) -> dict[str, Any]:
+    """The ``sidecars``/``init_containers`` entry for a mapped (canonical) service spec."""
+    member: dict[str, Any] = {"name": member_name(short), "image": spec["image"]}
+    for key in _MEMBER_KEYS:
+        value = spec.get(key)
+        if value in (None, "", 0, [], {}) or (init and key in _INIT_ONLY_DROPS):
+            continue
+        member[key] = value
+    return member
+
+
+def fold_groups(
+    specs: dict[str, dict[str, Any]],
+    targets: Mapping[str, str],
+    waits: Mapping[str, list[str]],
+    problems: Problems,
+) -> set[str]:
+    """Move every service of ``targets`` (short name -> the service whose namespace it shares) into its
+    target's spec (``specs`` by short name, changed in place); returns the short names folded away.
+
+    ``waits`` lists, per service, what it waits for with ``service_completed_successfully`` (in order)."""
+    folded: set[str] = set()
+    for short, target in targets.items():
+        path = f"services.{short}.network_mode"
+        if target not in specs:
+            problems.error(path, f"service {target!r} is not defined (or has errors)")
+            continue
+        if target in targets:
+            problems.error(path, f"{target!r} itself shares {targets[target]!r}'s network: point at that one")
+            continue
+        if short not in specs:
+            continue
+        folded.add(short)
+    for target in {targets[s] for s in folded}:
+        spec = dict(specs[target])
+        members = [s for s in targets if s in folded and targets[s] == target]
+        inits = [s for s in waits.get(target, []) if s in members]
+        sidecars = [s for s in members if s not in inits]
+        spec["init_containers"] = [
+            *spec.get("init_containers", []),
+            *(group_member(s, specs[s], init=True) for s in inits),
+        ]
+        spec["sidecars"] = [
+            *spec.get("sidecars", []),
+            *(group_member(s, specs[s], init=False) for s in sidecars),
+        ]
+        mounts = {m["target"]: m for m in spec.get("mounts", [])}
+        for s in members:
+            for mount in specs[s].get("mounts", []):
+                if mount["target"] in mounts and mounts[mount["target"]] != mount:
+                    problems.error(
+                        f"services.{s}.volumes",
+                        f"{mount['target']} is mounted differently in {target!r}, whose task it runs in",
+                    )
+                mounts.setdefault(mount["target"], mount)
+        spec["mounts"] = list(mounts.values())
+        try:
+            specs[target] = ServiceSpec.from_dict(spec).to_dict()
+        except ConfigError as exc:
+            problems.error(f"services.{target}", f"its task group: {exc.message}")
+    for s in folded:
+        del specs[s]
+    return folded

@@ -1,0 +1,185 @@
+"""A task group on the agent (issue 21): its containers' engine specs and how they shape the task's state."""
+
+from __future__ import annotations
+
+from p2porch.agent.cgroups import Sample, UsageMeter, add_samples
+from p2porch.agent.dockerspec import create_kwargs, member_create_kwargs
+from p2porch.agent.model import (
+    KIND_INIT,
+    KIND_SIDECAR,
+    LABEL_MEMBER,
+    LABEL_MEMBER_KIND,
+    MemberSpec,
+    MountSpec,
+    ObservedContainer,
+    PortSpec,
+    TaskAssignment,
+    TaskReport,
+)
+from p2porch.agent.plan import RemoveContainer, StartTask, plan_node
+from p2porch.model import DesiredState, HealthSpec, TaskHealth, TaskState
+
+NODE = "n1"
+NOW = 1000.0
+LOG = MemberSpec("log", KIND_SIDECAR, "busybox", command=("tail", "-F", "/x"), env={"A": "1"})
+MIGRATE = MemberSpec("migrate", KIND_INIT, "busybox", command=("true",))
+
+
+def assignment(**kw: object) -> TaskAssignment:
+    base: dict[str, object] = dict(
+        task_id="t1",
+        service_name="web",
+        service_id="s1",
+        slot=1,
+        node_name=NODE,
+        image="nginx",
+        network="p2porch",
+        dns_servers=("10.0.0.1",),
+        mounts=(MountSpec("volume", "data", "/data"),),
+        ports=(PortSpec(80, 8080),),
+        env={"A": "0", "B": "2"},
+        members=(MIGRATE, LOG),
+    )
+    base.update(kw)
+    return TaskAssignment(**base)  # type: ignore[arg-type]
+
+
+def container(cid: str, status: str = "running", member: str = "", **kw: object) -> ObservedContainer:
+    labels = (
+        {LABEL_MEMBER: member, LABEL_MEMBER_KIND: "sidecar" if member == "log" else "init"} if member else {}
+    )
+    base: dict[str, object] = dict(
+        container_id=cid, name=f"web.1.t1{member}", task_id="t1", node_name=NODE, status=status, labels=labels
+    )
+    base.update(kw)
+    return ObservedContainer(**base)  # type: ignore[arg-type]
+
+
+def running(**kw: object) -> TaskReport:
+    return TaskReport("t1", TaskState.RUNNING, NOW - 1, container_id="main", **kw)  # type: ignore[arg-type]
+
+
+def test_a_sidecar_joins_the_main_network_namespace_and_shares_its_mounts() -> None:
+    a = assignment()
+    kwargs = member_create_kwargs(a, LOG, "abc123")
+    assert kwargs["network_mode"] == "container:abc123"
+    assert (
+        "network" not in kwargs and "dns" not in kwargs and "ports" not in kwargs
+    )  # the namespace's owner's
+    assert kwargs["mounts"] == create_kwargs(a)["mounts"]
+    assert kwargs["name"] == "web.1.t1.log"
+    assert kwargs["labels"][LABEL_MEMBER] == "log" and kwargs["labels"]["p2porch.task-id"] == "t1"
+    assert kwargs["environment"]["A"] == "1" and kwargs["environment"]["B"] == "2"  # its own env wins
+    assert kwargs["restart_policy"] == {"Name": "no"}
+    assert LABEL_MEMBER not in create_kwargs(a)["labels"]
+
+
+def test_an_init_container_is_on_the_task_network_with_its_dns_but_publishes_nothing() -> None:
+    kwargs = member_create_kwargs(assignment(), MIGRATE, "")
+    assert kwargs["network"] == "p2porch" and kwargs["dns"] == ["10.0.0.1"]
+    assert "network_mode" not in kwargs and "ports" not in kwargs
+    assert kwargs["labels"][LABEL_MEMBER_KIND] == KIND_INIT
+
+
+def test_a_sidecar_health_check_goes_to_the_engine() -> None:
+    member = MemberSpec("log", KIND_SIDECAR, "busybox", healthcheck=HealthSpec(("CMD-SHELL", "true")))
+    assert member_create_kwargs(assignment(), member, "x")["healthcheck"]["test"] == ["CMD-SHELL", "true"]
+
+
+def test_a_running_group_is_reported_running_and_its_init_containers_are_left_for_their_logs() -> None:
+    observed = [
+        container("main"),
+        container("side", member="log"),
+        container("init", "exited", "migrate", exit_code=0),
+    ]
+    plan = plan_node(NODE, [assignment()], observed, {}, NOW)
+    assert plan.actions == ()
+    assert [(r.state, r.container_id) for r in plan.reports] == [(TaskState.RUNNING, "main")]
+
+
+def test_a_sidecar_that_exits_fails_the_whole_task() -> None:
+    observed = [container("main"), container("side", "exited", "log", exit_code=137)]
+    plan = plan_node(NODE, [assignment()], observed, {"t1": running()}, NOW)
+    assert [(r.state, r.error) for r in plan.reports] == [
+        (TaskState.FAILED, "sidecar log exited with code 137")
+    ]
+    assert plan.actions == ()  # the next pass, with the task terminal, stops what still runs
+    failed = plan.reports[0]
+    plan = plan_node(NODE, [assignment()], observed, {"t1": failed}, NOW)
+    assert [(a.container_id, a.reason) for a in plan.actions if isinstance(a, RemoveContainer)] == [
+        ("main", "task already terminal")
+    ]
+
+
+def test_a_vanished_sidecar_fails_the_task_and_the_main_is_then_stopped() -> None:
+    plan = plan_node(NODE, [assignment()], [container("main")], {"t1": running()}, NOW)
+    assert [(r.state, r.error) for r in plan.reports] == [(TaskState.FAILED, "sidecar log no longer exists")]
+    plan = plan_node(NODE, [assignment()], [container("main")], {"t1": plan.reports[0]}, NOW)
+    assert [a.container_id for a in plan.actions if isinstance(a, RemoveContainer)] == ["main"]
+
+
+def test_when_the_main_container_fails_its_sidecars_are_stopped() -> None:
+    observed = [container("main", "exited", exit_code=1), container("side", member="log")]
+    plan = plan_node(NODE, [assignment()], observed, {"t1": running()}, NOW)
+    assert [r.state for r in plan.reports] == [TaskState.FAILED]
+    plan = plan_node(NODE, [assignment()], observed, {"t1": plan.reports[0]}, NOW)
+    assert [(a.container_id, a.reason) for a in plan.actions if isinstance(a, RemoveContainer)] == [
+        ("side", "task already terminal")
+    ]
+
+
+def test_a_completed_job_task_stops_its_sidecars() -> None:
+    observed = [container("main", "exited", exit_code=0), container("side", member="log")]
+    plan = plan_node(NODE, [assignment()], observed, {"t1": running()}, NOW)
+    assert [r.state for r in plan.reports] == [TaskState.COMPLETE]
+    plan = plan_node(NODE, [assignment()], observed, {"t1": plan.reports[0]}, NOW)
+    assert [a.container_id for a in plan.actions if isinstance(a, RemoveContainer)] == ["side"]
+
+
+def test_the_group_health_is_the_worst_of_its_long_running_containers() -> None:
+    def health(main: TaskHealth, side: TaskHealth) -> str:
+        observed = [container("main", health=main), container("side", member="log", health=side)]
+        return plan_node(NODE, [assignment()], observed, {}, NOW).reports[0].health
+
+    assert health(TaskHealth.HEALTHY, TaskHealth.UNHEALTHY) == TaskHealth.UNHEALTHY
+    assert health(TaskHealth.HEALTHY, TaskHealth.STARTING) == TaskHealth.STARTING
+    assert health(TaskHealth.NONE, TaskHealth.HEALTHY) == TaskHealth.HEALTHY
+    assert health(TaskHealth.UNHEALTHY, TaskHealth.NONE) == TaskHealth.UNHEALTHY
+    assert health(TaskHealth.NONE, TaskHealth.NONE) == TaskHealth.NONE
+
+
+def test_a_shut_down_group_removes_every_container_and_reports_shutdown_once() -> None:
+    observed = [container("main"), container("side", member="log"), container("init", "exited", "migrate")]
+    stop = assignment(desired_state=DesiredState.SHUTDOWN, drain_s=2.0)
+    plan = plan_node(NODE, [stop], observed, {"t1": running()}, NOW)
+    removals = {a.container_id: a for a in plan.actions if isinstance(a, RemoveContainer)}
+    assert set(removals) == {"main", "side", "init"}
+    assert [c for c, a in removals.items() if a.report_shutdown] == ["main"]
+    assert removals["side"].drain_s == removals["main"].drain_s == 2.0  # the sidecar serves while it drains
+    assert removals["init"].drain_s == 0.0
+
+
+def test_a_group_whose_main_container_is_created_but_not_started_is_started_again() -> None:
+    observed = [container("main", "created"), container("init", "exited", "migrate", exit_code=0)]
+    plan = plan_node(NODE, [assignment()], observed, {}, NOW)
+    assert plan.actions == (StartTask(assignment(), "main"),)
+
+
+def test_containers_of_a_task_no_longer_assigned_are_all_removed() -> None:
+    observed = [container("main"), container("side", member="log"), container("init", "exited", "migrate")]
+    plan = plan_node(NODE, [], observed, {}, NOW)
+    assert {a.container_id for a in plan.actions if isinstance(a, RemoveContainer)} == {
+        "main",
+        "side",
+        "init",
+    }
+
+
+def test_a_group_uses_the_sum_of_its_containers_cpu_and_memory() -> None:
+    meter = UsageMeter()
+    first = add_samples(Sample(10.0, 1_000_000, 100), Sample(10.1, 3_000_000, 50))
+    assert first == Sample(10.1, 4_000_000, 150)
+    meter.update("t1", first, cpu_limit=None, memory_limit=None)
+    later = add_samples(Sample(12.1, 2_000_000, 100), Sample(12.1, 5_000_000, 70))
+    usage = meter.update("t1", later, cpu_limit=None, memory_limit=None)
+    assert usage is not None and round(usage.cpu_cores, 3) == 1.5 and usage.memory_bytes == 170
