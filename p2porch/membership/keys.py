@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import AuthError
-from .token import derive_key, raft_purpose
+from .token import DerivedKeys
 
 SECRET_BYTES = 32
 _RAW = serialization.Encoding.Raw
@@ -46,8 +46,9 @@ def unb64(text: str, size: int, what: str) -> bytes:
 
 
 @dataclass(frozen=True)
-class ClusterKeys:
-    """The cluster key of one epoch and what derives from it; the secret never shows in a repr.
+class ClusterKeys(DerivedKeys):
+    """The cluster key of one epoch and what derives from it (``DerivedKeys``: gossip, member and Raft
+    keys); the secret never shows in a repr.
 
     Epoch 0 of a cluster made before keys were separated from the token uses the old token's secret,
     and derives exactly what that token derived, so such a cluster keeps working until it rotates."""
@@ -55,22 +56,6 @@ class ClusterKeys:
     cluster_id: str
     epoch: int
     secret: bytes = field(repr=False)
-
-    def derive(self, purpose: str, length: int = 32) -> bytes:
-        return derive_key(self.secret, self.cluster_id, purpose, length)
-
-    @property
-    def gossip_key(self) -> bytes:
-        return self.derive("gossip")
-
-    @property
-    def join_key(self) -> bytes:
-        """The member key: keys join-port sessions between members (the handshake's ``join_key``)."""
-        return self.derive("join")
-
-    def raft_password(self, generation: int = 0) -> str:
-        """The pysyncobj password of one Raft generation in this key epoch."""
-        return b64(self.derive(raft_purpose(generation)))
 
     def to_text(self) -> str:
         return b64(self.secret)

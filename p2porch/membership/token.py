@@ -22,19 +22,13 @@ TOKEN_VERSION = "1"
 _TOKEN_RE = re.compile(r"^P2PT-(?P<version>[0-9]+)-(?P<cluster>[0-9a-f]{16})-(?P<secret>[A-Za-z0-9_-]{43})$")
 
 
-@dataclass(frozen=True)
-class JoinToken:
-    """A parsed join token; ``str(token)`` gives it back in its canonical form."""
+class DerivedKeys:
+    """The keys HKDF derives from ``secret`` bound to ``cluster_id``, one per purpose: shared by join
+    tokens and cluster keys (a key epoch 0 made from an old token derives what the token did). Holds
+    no state of its own; the subclass provides both attributes."""
 
     cluster_id: str
     secret: bytes
-
-    def __str__(self) -> str:
-        encoded = base64.urlsafe_b64encode(self.secret).rstrip(b"=").decode()
-        return f"{TOKEN_PREFIX}-{TOKEN_VERSION}-{self.cluster_id}-{encoded}"
-
-    def __repr__(self) -> str:  # never print the secret by accident
-        return f"JoinToken(cluster_id={self.cluster_id!r}, secret=<hidden>)"
 
     def derive(self, purpose: str, length: int = 32) -> bytes:
         """A key for one purpose (``gossip``, ``raft``, ``join``), bound to this cluster id."""
@@ -46,12 +40,28 @@ class JoinToken:
 
     @property
     def join_key(self) -> bytes:
+        """The member key: keys join-port sessions between members (the handshake's ``join_key``)."""
         return self.derive("join")
 
     def raft_password(self, generation: int = 0) -> str:
         """The pysyncobj password of one Raft generation (a forced recovery starts a new one, so
         stores of the old log cannot talk to the new cluster and must resynchronise)."""
         return base64.b64encode(self.derive(raft_purpose(generation))).decode()
+
+
+@dataclass(frozen=True)
+class JoinToken(DerivedKeys):
+    """A parsed join token; ``str(token)`` gives it back in its canonical form."""
+
+    cluster_id: str
+    secret: bytes
+
+    def __str__(self) -> str:
+        encoded = base64.urlsafe_b64encode(self.secret).rstrip(b"=").decode()
+        return f"{TOKEN_PREFIX}-{TOKEN_VERSION}-{self.cluster_id}-{encoded}"
+
+    def __repr__(self) -> str:  # never print the secret by accident
+        return f"JoinToken(cluster_id={self.cluster_id!r}, secret=<hidden>)"
 
 
 def derive_key(secret: bytes, cluster_id: str, purpose: str, length: int = 32) -> bytes:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import clusterkit
 import httpx
 import pytest
-from clusterkit import IMAGE, api, api_get, cli, cli_json
+from clusterkit import IMAGE, api, api_get, cli, cli_json, formed_cluster, leader_node, revive
 
 from p2porch.errors import SandboxError
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
@@ -38,29 +38,11 @@ def wait_for(predicate, timeout_s: float = 60.0, what: str = "condition", interv
 
 @pytest.fixture(scope="module")
 def cluster():
-    saved = {k: os.environ.get(k) for k in FAST}
-    os.environ.update(FAST)  # the sandbox's daemons inherit this environment
-    sb = Sandbox("p2as", subnet=SUBNET)
-    try:
-        nodes = sb.up(3)
-        token = cli_json(sb, "n1", "init")["token"]
-        for name in ("n2", "n3"):
-            result = cli(sb, name, "join", nodes[0].address, "--token", token)
-            assert result.returncode == 0, result.stderr.decode()
-
-        def formed():
-            rows = api_get(nodes[0], "/nodes")
-            return len(rows) == 3 and all(r["status"] == "ready" and r["gossip"] == "alive" for r in rows)
-
-        wait_for(formed, 90, what="3 ready nodes")
-        yield sb, nodes
-    finally:
-        sb.down()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in FAST.items():
+            env.setenv(key, value)  # the sandbox's daemons inherit this environment
+        with formed_cluster("p2as", SUBNET) as formed:
+            yield formed
 
 
 def service_view(node: SandboxNode, name: str) -> dict:
@@ -252,11 +234,6 @@ def test_idle_service_scales_down_to_min_after_the_delay(cluster):
         events.close()
 
 
-def leader_node(nodes: list[SandboxNode]) -> SandboxNode:
-    leader = api_get(nodes[0], "/status")["cluster"]["leader"]
-    return next(n for n in nodes if n.address == leader.rsplit(":", 1)[0])
-
-
 def test_leader_kill_during_scaling_neither_loses_nor_duplicates_steps(cluster):
     sb, nodes = cluster
     leader = leader_node(nodes)
@@ -312,14 +289,4 @@ def test_leader_kill_during_scaling_neither_loses_nor_duplicates_steps(cluster):
     finally:
         events.close()
         if not _daemon_up(leader):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(leader.p2porch_pidfile)
-            sb.up(3)
-            wait_for(
-                lambda: (
-                    next(r for r in api_get(others[0], "/nodes") if r["name"] == leader.name)["status"]
-                    == "ready"
-                ),
-                90,
-                f"{leader.name} back",
-            )
+            revive(sb, nodes, leader)

@@ -20,7 +20,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
-from clusterkit import IMAGE, api_get, cli, cli_json
+from clusterkit import IMAGE, api_get, cli, cli_json, form_cluster
 
 from p2porch.config import DnsConfig
 from p2porch.sandbox.dockerd import docker
@@ -91,16 +91,7 @@ def cluster():
             else:
                 os.environ[UPSTREAM_ENV] = saved
         silent.bind(SILENT_UPSTREAM)  # the sandbox bridge's address exists now
-        token = cli_json(sb, "n1", "init")["token"]
-        for name in ("n2", "n3"):
-            result = cli(sb, name, "join", f"{SUBNET_PREFIX}1", "--token", token)
-            assert result.returncode == 0, result.stderr.decode()
-
-        def formed():
-            rows = api_get(nodes[0], "/nodes")
-            return len(rows) == 3 and all(r["status"] == "ready" and r["subnet"] for r in rows)
-
-        wait_for(formed, what="3 ready nodes with overlay subnets")
+        form_cluster(sb, nodes)
         created = cli_json(
             sb,
             "n1",

@@ -19,10 +19,9 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 
-import pytest
-from clusterkit import IMAGE, api, api_get, cli, cli_json, wait_for
+from clusterkit import IMAGE, api, api_get, cli, cli_json, cluster_fixture, kill_node, revive, wait_for
 
-from p2porch.sandbox.dockerd import docker, docker_ping, find_program, start_dockerd
+from p2porch.sandbox.dockerd import docker, find_program
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 from p2porch.sandbox.system import pid_alive, read_pid
 
@@ -161,47 +160,12 @@ def assert_runs_clean(hammer: Hammer, what: str) -> None:
     assert total_failed == 0, (hammer.failed, hammer.errors[:10])
 
 
-def revive(sb: Sandbox, nodes: list[SandboxNode], node: SandboxNode) -> None:
-    """Restart a killed node's dockerd and daemon and wait until the cluster sees it ready again."""
-    pid = read_pid(node.p2porch_pidfile)
-    if pid is not None and not pid_alive(pid):
-        os.unlink(node.p2porch_pidfile)
-    docker_pid = read_pid(node.dockerd.pidfile)
-    if docker_pid is None or not pid_alive(docker_pid):
-        with contextlib.suppress(Exception):  # a slow restore must not make sb.up tear everything down
-            start_dockerd(node.netns, node.dockerd, cgroup_parent=f"/p2porch-{sb.name}-{node.name}")
-        wait_for(lambda: docker_ping(node.dockerd), 120, f"dockerd of {node.name} answering", interval_s=1.0)
-    sb.up(len(NAMES))
-    wait_for(
-        lambda: all(r["status"] == "ready" for r in api_get(nodes[0], "/nodes")),
-        120,
-        f"{node.name} ready again",
-    )
-
-
 def nat_rules(node: SandboxNode) -> str:
     argv = [find_program("nsenter") or "nsenter", f"--net=/var/run/netns/{node.netns}", "iptables", "-w"]
     return subprocess.run([*argv, "-t", "nat", "-S"], capture_output=True, text=True, check=True).stdout
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    sb = Sandbox("p2ig", subnet=SUBNET)
-    try:
-        nodes = sb.up(3)
-        token = cli_json(sb, "n1", "init")["token"]
-        for name in ("n2", "n3"):
-            result = cli(sb, name, "join", nodes[0].address, "--token", token)
-            assert result.returncode == 0, result.stderr.decode()
-
-        def formed():
-            rows = api_get(nodes[0], "/nodes")
-            return len(rows) == 3 and all(r["status"] == "ready" and r["subnet"] for r in rows)
-
-        wait_for(formed, 90, what="3 ready nodes with overlay subnets")
-        yield sb, nodes
-    finally:
-        sb.down()
+cluster = cluster_fixture("p2ig", SUBNET)
 
 
 # ----------------------------------------------------------------------------- ingress
@@ -416,12 +380,8 @@ def test_new_connections_leave_a_killed_nodes_tasks_within_failure_detection(clu
         running = running_tasks(nodes[0], "spread", 3)
         assert sorted(t["node"] for t in running) == ["n1", "n2", "n3"]
         victim = nodes[2]
-        pids = [read_pid(victim.p2porch_pidfile), read_pid(victim.dockerd.pidfile)]
-        killed_at = time.monotonic()
         try:
-            for pid in pids:
-                assert pid is not None
-                os.kill(pid, signal.SIGKILL)
+            killed_at = kill_node(victim)
             # underlay cut as well: its containers (still running under containerd) are unreachable
             subprocess.run(["ip", "link", "set", victim.host_veth, "down"], check=True)
 

@@ -12,19 +12,16 @@ import contextlib
 import os
 import pathlib
 import shutil
-import signal
 import tempfile
 import time
 from collections.abc import Iterator
 
 import clusterkit
 import pytest
-from clusterkit import IMAGE, api, api_get, cli, cli_json
+from clusterkit import IMAGE, api, api_get, cli, cli_json, cluster_fixture, kill_node, leader_node, revive
 
 from p2porch.errors import SandboxError
-from p2porch.sandbox.dockerd import docker_ping, start_dockerd
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
-from p2porch.sandbox.system import pid_alive, read_pid
 
 SUBNET = "10.50.0.0/24"
 # Each run: a "run.<id>" marker while it runs, the number of runs it saw at its start, "done.<id>" at the end.
@@ -40,24 +37,7 @@ def wait_for(predicate, timeout_s: float = 60.0, what: str = "condition", interv
     )
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    sb = Sandbox("p2jb", subnet=SUBNET)
-    try:
-        nodes = sb.up(3)
-        token = cli_json(sb, "n1", "init")["token"]
-        for name in ("n2", "n3"):
-            result = cli(sb, name, "join", nodes[0].address, "--token", token)
-            assert result.returncode == 0, result.stderr.decode()
-
-        def formed():
-            rows = api_get(nodes[0], "/nodes")
-            return len(rows) == 3 and all(r["status"] == "ready" and r["gossip"] == "alive" for r in rows)
-
-        wait_for(formed, 90, what="3 ready nodes")
-        yield sb, nodes
-    finally:
-        sb.down()
+cluster = cluster_fixture("p2jb", SUBNET)
 
 
 @pytest.fixture
@@ -145,43 +125,11 @@ def test_global_job_runs_once_on_each_node(cluster, outdir):
         assert ran_on == ["n1", "n2", "n3"], ran_on
 
 
-def kill_node(node: SandboxNode) -> None:
-    for pid in (read_pid(node.p2porch_pidfile), read_pid(node.dockerd.pidfile)):
-        if pid is not None and pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-
-
-def revive(sb: Sandbox, nodes: list[SandboxNode], node: SandboxNode) -> None:
-    pid = read_pid(node.p2porch_pidfile)
-    if pid is not None and not pid_alive(pid):
-        os.unlink(node.p2porch_pidfile)
-    docker_pid = read_pid(node.dockerd.pidfile)
-    if docker_pid is None or not pid_alive(docker_pid):
-        try:  # as sb.up would, but a slow restore must not make sb.up tear everything down
-            start_dockerd(node.netns, node.dockerd, cgroup_parent=f"/p2porch-{sb.name}-{node.name}")
-        except SandboxError:
-            pass
-        wait_for(lambda: docker_ping(node.dockerd), 120, f"dockerd of {node.name} answering", interval_s=1.0)
-    sb.up(len(nodes))
-    other = next(n for n in nodes if n is not node)
-
-    def ready():
-        row = next(r for r in api_get(other, "/nodes") if r["name"] == node.name)
-        return row["status"] == "ready" and row["gossip"] == "alive"
-
-    wait_for(ready, 120, f"{node.name} ready again")
-
-
-def leader(nodes: list[SandboxNode]) -> SandboxNode:
-    addr = api_get(nodes[0], "/status")["cluster"]["leader"]
-    return next(n for n in nodes if n.address == addr.rsplit(":", 1)[0])
-
-
 def test_cron_job_runs_at_every_tick_once_across_a_leader_kill(cluster, outdir):
     """Every minute for three ticks; the leader is killed 3 s before the second: each tick starts
     exactly one execution (no tick missed, none doubled), the second one late by the election."""
     sb, nodes = cluster
-    chief = leader(nodes)
+    chief = leader_node(nodes)
     via = next(n for n in nodes if n is not chief)
     others = [n for n in nodes if n is not chief]
     mount = f"type=bind,source={outdir},target=/out"

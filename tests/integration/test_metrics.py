@@ -14,8 +14,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import httpx
-import pytest
-from clusterkit import IMAGE, api_get, cli, cli_json, wait_for
+from clusterkit import IMAGE, api_get, cli, cli_json, cluster_fixture, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
@@ -43,23 +42,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    sb = Sandbox("p2ui", subnet="10.36.0.0/24", api_port=PORT)
-    try:
-        nodes = sb.up(2)
-        token = cli_json(sb, "n1", "init")["token"]
-        result = cli(sb, "n2", "join", "10.36.0.1", "--token", token)
-        assert result.returncode == 0, result.stderr.decode()
-
-        def formed():
-            rows = api_get(nodes[0], "/nodes")
-            return len(rows) == 2 and all(r["status"] == "ready" and r["subnet"] for r in rows)
-
-        wait_for(formed, 90, "2 ready nodes with overlay subnets")
-        yield sb, nodes
-    finally:
-        sb.down()
+cluster = cluster_fixture("p2ui", "10.36.0.0/24", 2, api_port=PORT)
 
 
 def test_counters_move_when_the_cluster_works(cluster):

@@ -20,7 +20,7 @@ import time
 
 import clusterkit
 import pytest
-from clusterkit import IMAGE, api_get, cli, cli_json
+from clusterkit import IMAGE, api_get, cli, cli_json, formed_cluster
 
 from p2porch.netoverlay.netpolicy import POLICY_CHAIN, network_chain
 from p2porch.sandbox.dockerd import docker
@@ -67,21 +67,8 @@ def wait_for(predicate, timeout_s: float = 90.0, what: str = "condition"):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    sb = Sandbox("p2nw", subnet="10.54.0.0/24")
-    try:
-        nodes = sb.up(2)
-        token = cli_json(sb, "n1", "init")["token"]
-        result = cli(sb, "n2", "join", "10.54.0.1", "--token", token)
-        assert result.returncode == 0, result.stderr.decode()
-
-        def formed():
-            rows = api_get(nodes[0], "/nodes")
-            return len(rows) == 2 and all(r["status"] == "ready" and r["subnet"] for r in rows)
-
-        wait_for(formed, what="2 ready nodes with overlay subnets")
+    with formed_cluster("p2nw", "10.54.0.0/24", 2) as (sb, nodes):
         yield sb, nodes, tmp_path_factory.mktemp("networks")
-    finally:
-        sb.down()
 
 
 def create_service(sb: Sandbox, name: str, node: str, networks: list[str], serves: bool) -> None:

@@ -18,7 +18,7 @@ import sys
 
 import httpx
 import pytest
-from clusterkit import IMAGE, api_get, cli, cli_json, wait_for
+from clusterkit import IMAGE, api_get, cli, cli_json, formed_cluster, wait_for
 
 from p2porch.sandbox.sandbox import Sandbox
 
@@ -28,21 +28,8 @@ P2PORCH = [sys.executable, "-m", "p2porch"]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    sb = Sandbox("p2ap", subnet="10.51.0.0/24", api_port=PORT)
-    try:
-        nodes = sb.up(3)
-        token = cli_json(sb, "n1", "init")["token"]
-        for name in ("n2", "n3"):
-            result = cli(sb, name, "join", "10.51.0.1", "--token", token)
-            assert result.returncode == 0, result.stderr.decode()
-        wait_for(
-            lambda: [r["status"] for r in api_get(nodes[0], "/nodes")] == ["ready"] * 3,
-            90,
-            "3 ready nodes",
-        )
+    with formed_cluster("p2ap", "10.51.0.0/24", 3, api_port=PORT) as (sb, nodes):
         yield sb, nodes, tmp_path_factory.mktemp("remote")
-    finally:
-        sb.down()
 
 
 def host_cli(workdir, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:

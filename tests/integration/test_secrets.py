@@ -13,32 +13,15 @@ import os
 import secrets
 import time
 
-import pytest
-from clusterkit import IMAGE, api, api_get, cli, cli_json, wait_for
+from clusterkit import IMAGE, api, api_get, cli, cli_json, cluster_fixture, wait_for
 
 from p2porch.sandbox.dockerd import docker
-from p2porch.sandbox.sandbox import Sandbox, SandboxNode
+from p2porch.sandbox.sandbox import SandboxNode
 
 NAMES = ("n1", "n2")
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    sb = Sandbox("p2se", subnet="10.58.0.0/24")
-    try:
-        nodes = sb.up(2)
-        token = cli_json(sb, "n1", "init")["token"]
-        result = cli(sb, "n2", "join", "10.58.0.1", "--token", token)
-        assert result.returncode == 0, result.stderr.decode()
-
-        def formed():
-            rows = api_get(nodes[0], "/nodes")
-            return len(rows) == 2 and all(r["status"] == "ready" and r["subnet"] for r in rows)
-
-        wait_for(formed, what="2 ready nodes with overlay subnets")
-        yield sb, nodes
-    finally:
-        sb.down()
+cluster = cluster_fixture("p2se", "10.58.0.0/24", 2)
 
 
 def files_containing(root: str, needle: bytes) -> list[str]:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import subprocess
 import threading
 import time
@@ -20,13 +18,12 @@ from collections import Counter
 from collections.abc import Iterator
 
 import clusterkit
-import pytest
-from clusterkit import IMAGE, api, api_get, cli, cli_json
+from clusterkit import IMAGE, api, api_get, cli, cli_json, cluster_fixture, kill_node, revive
 
 from p2porch.errors import SandboxError
-from p2porch.sandbox.dockerd import docker, docker_ping, start_dockerd
+from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
-from p2porch.sandbox.system import find_program, pid_alive, read_pid
+from p2porch.sandbox.system import find_program
 
 NAMES = ("n1", "n2", "n3")
 SUBNET = "10.65.0.0/24"
@@ -169,46 +166,6 @@ def service(sb: Sandbox, nodes: list[SandboxNode], name: str, *args: str) -> Ite
         remove_and_wait(sb, nodes, name)
 
 
-def kill_node(node: SandboxNode) -> float:
-    """kill -9 the node's p2porch daemon and its dockerd; returns the monotonic time of the kill."""
-    pids = [read_pid(node.p2porch_pidfile), read_pid(node.dockerd.pidfile)]
-    assert all(p is not None and pid_alive(p) for p in pids), pids
-    killed_at = time.monotonic()
-    for pid in pids:
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not any(pid_alive(p) for p in pids if p is not None), 10, "killed processes gone")
-    return killed_at
-
-
-def dockerd_answers(node: SandboxNode) -> bool:
-    try:
-        return docker_ping(node.dockerd)
-    except SandboxError:  # a dockerd still restoring after kill -9 may accept and not answer yet
-        return False
-
-
-def revive(sb: Sandbox, nodes: list[SandboxNode], node: SandboxNode) -> None:
-    """Restart a killed node's dockerd and daemon and wait until the cluster sees it ready again."""
-    pid = read_pid(node.p2porch_pidfile)
-    if pid is not None and not pid_alive(pid):
-        os.unlink(node.p2porch_pidfile)
-    docker_pid = read_pid(node.dockerd.pidfile)
-    if docker_pid is None or not pid_alive(docker_pid):
-        try:  # the same call sb.up makes, but a slow restore must not make sb.up tear everything down
-            start_dockerd(node.netns, node.dockerd, cgroup_parent=f"/p2porch-{sb.name}-{node.name}")
-        except SandboxError:
-            pass
-        wait_for(lambda: dockerd_answers(node), 120, f"dockerd of {node.name} answering", interval_s=1.0)
-    sb.up(len(NAMES))
-    other = next(n for n in nodes if n is not node)
-    wait_for(
-        lambda: (row := node_row(other, node.name))["status"] == "ready" and row["gossip"] == "alive",
-        90,
-        f"{node.name} ready again",
-    )
-
-
 @contextlib.contextmanager
 def killed(sb: Sandbox, nodes: list[SandboxNode], node: SandboxNode) -> Iterator[float]:
     """Kill ``node`` for the duration of the block (yields the kill time); always revived afterwards."""
@@ -223,26 +180,7 @@ def underlay(node: SandboxNode, state: str) -> None:
     subprocess.run(["ip", "link", "set", node.host_veth, state], check=True, timeout=10)
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    sb = Sandbox("p2sh", subnet=SUBNET)
-    try:
-        nodes = sb.up(3)
-        token = cli_json(sb, "n1", "init")["token"]
-        for name in ("n2", "n3"):
-            result = cli(sb, name, "join", nodes[0].address, "--token", token)
-            assert result.returncode == 0, result.stderr.decode()
-
-        def formed():
-            rows = api_get(nodes[0], "/nodes")
-            return len(rows) == 3 and all(
-                r["status"] == "ready" and r["subnet"] and r["gossip"] == "alive" for r in rows
-            )
-
-        wait_for(formed, 90, what="3 ready nodes with overlay subnets")
-        yield sb, nodes
-    finally:
-        sb.down()  # also removes a link a failed test left down
+cluster = cluster_fixture("p2sh", SUBNET)  # sb.down also removes a link a failed test left down
 
 
 def live_dns_agrees(

@@ -16,8 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 
-import pytest
-from clusterkit import IMAGE, api, api_get, cli, cli_json, wait_for
+from clusterkit import IMAGE, api, api_get, cli, cli_json, cluster_fixture, wait_for
 
 from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
@@ -108,24 +107,7 @@ def capacities(sb: Sandbox) -> dict[str, int]:
     return wait_for(known, what="node capacities")
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    sb = Sandbox("p2sv", subnet="10.70.0.0/24")
-    try:
-        nodes = sb.up(3)
-        token = cli_json(sb, "n1", "init")["token"]
-        for name in ("n2", "n3"):
-            result = cli(sb, name, "join", "10.70.0.1", "--token", token)
-            assert result.returncode == 0, result.stderr.decode()
-
-        def formed():
-            rows = api_get(nodes[0], "/nodes")
-            return len(rows) == 3 and all(r["status"] == "ready" and r["subnet"] for r in rows)
-
-        wait_for(formed, what="3 ready nodes with overlay subnets")
-        yield sb, nodes
-    finally:
-        sb.down()
+cluster = cluster_fixture("p2sv", "10.70.0.0/24")
 
 
 # ----------------------------------------------------------------------------- tests

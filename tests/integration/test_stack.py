@@ -19,7 +19,7 @@ from pathlib import Path
 import clusterkit
 import httpx
 import pytest
-from clusterkit import api_get, cli, cli_json
+from clusterkit import cli, cli_json, formed_cluster
 
 from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
@@ -113,25 +113,10 @@ def read_in_container(nodes: list[SandboxNode], task: dict, path: str) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    sb = Sandbox("p2st", subnet="10.67.0.0/24")
-    try:
-        nodes = sb.up(3)
-        token = cli_json(sb, "n1", "init")["token"]
-        for name in ("n2", "n3"):
-            result = cli(sb, name, "join", "10.67.0.1", "--token", token)
-            assert result.returncode == 0, result.stderr.decode()
-
-        def formed():
-            rows = api_get(nodes[0], "/nodes")
-            return len(rows) == 3 and all(r["status"] == "ready" and r["subnet"] for r in rows)
-
-        wait_for(formed, what="3 ready nodes with overlay subnets")
+    with formed_cluster("p2st", "10.67.0.0/24") as (sb, nodes):
         result = cli(sb, "n1", "node", "update", "n3", "--label-add", "tier=back")
         assert result.returncode == 0, result.stderr.decode()
-        workdir = tmp_path_factory.mktemp("stack")
-        yield sb, nodes, workdir
-    finally:
-        sb.down()
+        yield sb, nodes, tmp_path_factory.mktemp("stack")
 
 
 def write_compose(workdir: Path, name: str, text: str) -> str:
