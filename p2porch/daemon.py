@@ -52,6 +52,9 @@ from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
 from .metrics import Metrics
 from .model import Node
+from .ui import PUBLIC_PATHS as UI_PUBLIC_PATHS
+from .ui import PUBLIC_PREFIXES as UI_PUBLIC_PREFIXES
+from .ui import ui_routes
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +198,9 @@ class Daemon:
                         app = remote_app(
                             self.endpoints(),
                             self.access.verify,
-                            extra_routes=self.extra_routes(),
+                            extra_routes=[*self.extra_routes(), *ui_routes()],
+                            public_prefixes=UI_PUBLIC_PREFIXES,
+                            public_paths=UI_PUBLIC_PATHS,
                             on_response=self._count_request,
                         )
                         await subsystems.start("remote-api", self.remote.serve, app)

@@ -58,11 +58,12 @@ def remote_app(
     limiter: FailureLimiter | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     public_prefixes: Sequence[str] = (),
+    public_paths: Sequence[str] = (),
     on_response: OnResponse | None = None,
 ) -> TokenAuth:
     """The TCP API: every route needs a token with its role (``control.roles``)."""
     app = build_app(endpoints, role_of=role_of, extra_routes=extra_routes, on_response=on_response)
-    return TokenAuth(app, verify, limiter=limiter, public_prefixes=public_prefixes)
+    return TokenAuth(app, verify, limiter=limiter, public_prefixes=public_prefixes, public_paths=public_paths)
 
 
 def _hosts(local: LocalClusterState, addr: str) -> list[str]:
