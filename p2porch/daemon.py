@@ -156,6 +156,8 @@ class Daemon:
         self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
         self.access = AccessOps(self.cluster, clock=clock)
         self.remote = RemoteApi(config.api, self.cluster, config.node.data_dir, self.node_name)
+        if config.api.addr:
+            self.metrics.add_source(self.remote.collect_metrics)
         self.usage = UsageOps(self.cluster, clock=clock)
         self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
