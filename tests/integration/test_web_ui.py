@@ -97,7 +97,7 @@ def browser(cluster):
         "--headless=new",
         "--no-sandbox",  # root in a container
         "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
+        "--window-size=1400,1250",
         f"--ignore-certificate-errors-spki-list={spki}",  # trust exactly the verified key, nothing else
     ):
         options.add_argument(arg)
@@ -171,6 +171,8 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
     until(driver, lambda d: d.find_element(By.ID, "node-states").text == "3 ready", 20, "3 ready nodes")
     assert sorted(texts(driver, "#nodes-table tbody tr td:first-child")) == ["n1", "n2", "n3"]
     until(driver, lambda d: d.find_element(By.ID, "events-state").text == "live", 10, "the event stream")
+    cpu = "#nodes-table tbody tr td:nth-child(8)"  # usage from /v1/stats/nodes (every node answered)
+    until(driver, lambda d: [t.endswith("%") for t in texts(d, cpu)] == [True] * 3, 20, "node usage")
 
     # live events: a service created elsewhere (the CLI in n2) appears in the page's event list
     created = cli(
@@ -184,7 +186,12 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
         20,
         "the service-created event in the page",
     )
-    until(driver, lambda d: texts(d, "#events-list li[data-type=task]"), 30, "task events in the page")
+    until(
+        driver,
+        lambda d: any("task hello.1 running on " in t for t in texts(d, "#events-list li")),
+        30,
+        "a task-running event in the page",
+    )
     row = "#services-table tr[data-service=hello] td.running"
     until(driver, lambda d: texts(d, row) == ["1/1"], 60, "hello 1/1 in the services table")
 
@@ -220,6 +227,11 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
         "n3 drained",
     )
     wait_for(lambda: api_get(nodes[0], "/services/hello")["running"] == 3, 90, "hello back at 3 off n3")
+    wait_for(
+        lambda: running_containers(nodes[2:], "hello") == 0 and running_containers(nodes, "hello") == 3,
+        60,
+        "hello's containers moved off n3",
+    )
     until(driver, lambda d: texts(d, row) == ["3/3"], 20, "hello 3/3 in the page after the drain")
     shot(driver, "overview")
 

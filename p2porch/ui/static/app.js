@@ -4,7 +4,7 @@
 
 const TOKEN_KEY = "p2porch.token";
 const REFRESH_MS = 5000;
-const USAGE_REFRESH_MS = 15000;
+const USAGE_REFRESH_MS = 4000; // /stats/nodes asks every node: at most one call per refresh
 const MAX_EVENTS = 200;
 const MAX_LOG_LINES = 500;
 
@@ -91,7 +91,7 @@ function notice(text, isError) {
 
 function when(seconds) {
   if (!seconds) return "";
-  return new Date(seconds * 1000).toLocaleTimeString();
+  return new Date(seconds * 1000).toLocaleTimeString([], { hourCycle: "h23" });
 }
 
 function stateCell(state) {
@@ -232,9 +232,13 @@ function toggleLogs() {
 // ----- events
 
 function describe(event) {
+  if (event.type === "task") {
+    const where = event.node ? ` on ${event.node}` : "";
+    return `task ${event.task} ${event.state}${where}${event.detail ? ` — ${event.detail}` : ""}`;
+  }
   const subject = event.service || event.node || event.name || event.network || event.leader || "";
-  const detail = [event.task, event.state, event.message].filter(Boolean).join(" ");
-  return `${event.type} ${event.action} ${subject}${detail ? ` — ${detail}` : ""}`;
+  const extra = event.message ? ` — ${event.message}` : "";
+  return `${event.type} ${subject} ${event.action || ""}${extra}`.trim();
 }
 
 function followEvents() {
@@ -243,7 +247,7 @@ function followEvents() {
   $("events-state").textContent = "live";
   stream("/events", controller.signal, (event) => {
     const list = $("events-list");
-    const item = el("li", { "data-type": event.type, "data-action": event.action },
+    const item = el("li", { "data-type": event.type, "data-action": event.action || event.state || "" },
       el("time", {}, when(event.at)), describe(event));
     list.prepend(item);
     while (list.children.length > MAX_EVENTS) list.lastChild.remove();
