@@ -5,9 +5,9 @@ ADDRESS:7950. The browser runs in the host namespace, outside every node, and tr
 certificate n1 serves (verified here against the cluster CA first, then pinned by its key). It signs in
 with an operate token: the overview shows the leader, quorum and three ready nodes; a service created
 meanwhile appears in the live event list; scaling it from the page starts the containers in the nodes'
-dockerds; its logs stream into the page; draining a node from the page changes its availability. With
-a read token the same scale is refused with the 403 message and nothing changes. Screenshots go to
-``$P2PORCH_ARTIFACTS`` (default /tmp/p2porch-artifacts).
+dockerds; its logs stream into the page; an image update and a rollback from the page converge;
+draining a node from the page moves its task away. With a read token the same scale is refused with the
+403 message and nothing changes. Screenshots go to ``$P2PORCH_ARTIFACTS`` (default /tmp/p2porch-artifacts).
 """
 
 from __future__ import annotations
@@ -217,6 +217,25 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
     driver.find_element(By.ID, "logs-toggle").click()
     until(driver, lambda d: "hello-from-" in d.find_element(By.ID, "logs").text, 30, "log lines in the page")
     shot(driver, "service")
+
+    # update the image from the page (the same local image under another reference), then roll back
+    def converged_on(image: str) -> bool:
+        tasks = api_get(nodes[0], "/services/hello/tasks", all="false")
+        return (
+            api_get(nodes[0], "/services/hello")["image"] == image
+            and [(t["state"], t["up_to_date"]) for t in tasks] == [("running", True)] * 3
+        )
+
+    image = driver.find_element(By.ID, "image-ref")
+    image.clear()
+    image.send_keys("p2porch/busybox")
+    driver.find_element(By.ID, "image-submit").click()
+    until(driver, lambda d: "update hello to p2porch/busybox: done" in notice(d), 20, "the update")
+    wait_for(lambda: converged_on("p2porch/busybox"), 120, "hello updated to p2porch/busybox")
+    driver.find_element(By.ID, "rollback").click()
+    until(driver, lambda d: "roll back hello: done" in notice(d), 20, "the rollback acknowledged")
+    wait_for(lambda: converged_on(IMAGE), 120, f"hello rolled back to {IMAGE}")
+    until(driver, lambda d: texts(d, row) == ["3/3"], 20, "hello 3/3 in the page after the rollback")
 
     # drain a node from the page (operate)
     driver.find_element(By.CSS_SELECTOR, "#nodes-table tr[data-node=n3] button[data-action=drain]").click()

@@ -199,7 +199,7 @@ async function act(what, call) {
     await call();
     notice(`${what}: done`, false);
   } catch (error) {
-    notice(`${what}: ${error.message}`, true);
+    if (!(error instanceof ApiError && error.status === 401)) notice(`${what}: ${error.message}`, true);
   }
   refresh();
 }
