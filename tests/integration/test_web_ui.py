@@ -294,4 +294,4 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
     if os.environ.get(
         "P2PORCH_UI_SCREENSHOT"
     ):  # refresh docs/ui.png by hand: P2PORCH_UI_SCREENSHOT=docs/ui.png
-        shutil.copy(os.path.join(ARTIFACTS, "web-ui-service.png"), os.environ["P2PORCH_UI_SCREENSHOT"])
+        shutil.copy(os.path.join(ARTIFACTS, "web-ui-overview.png"), os.environ["P2PORCH_UI_SCREENSHOT"])

@@ -198,6 +198,8 @@ async function act(what, call) {
   try {
     await call();
     notice(`${what}: done`, false);
+    $("scale-replicas").value = ""; // shown again from the service as it is now
+    $("image-ref").value = "";
   } catch (error) {
     if (!(error instanceof ApiError && error.status === 401)) notice(`${what}: ${error.message}`, true);
   }
