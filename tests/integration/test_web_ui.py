@@ -20,10 +20,12 @@ import socket
 import ssl
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from clusterkit import IMAGE, api_get, cli, cli_json, wait_for
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from prometheus_client.parser import text_string_to_metric_families
 
 from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
@@ -295,3 +297,50 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
         "P2PORCH_UI_SCREENSHOT"
     ):  # refresh docs/ui.png by hand: P2PORCH_UI_SCREENSHOT=docs/ui.png
         shutil.copy(os.path.join(ARTIFACTS, "web-ui-overview.png"), os.environ["P2PORCH_UI_SCREENSHOT"])
+
+
+def test_the_tls_listener_caps_connections_per_source_and_counts_refusals(cluster):
+    """From the host (one source address), n2's TLS API admits 32 open connections, closes the next
+    before its handshake, counts it in /metrics, and admits again once one closes."""
+    sb, _ = cluster
+    ca_pem = _text(sb, "n1", "cluster", "ca")
+    reader = _text(sb, "n1", "access", "create", "ui-metrics", "--role", "read")
+    context = ssl.create_default_context(cadata=ca_pem)
+    addr = ("10.36.0.2", PORT)
+
+    def connect() -> ssl.SSLSocket:
+        raw = socket.create_connection(addr, timeout=10)
+        try:
+            return context.wrap_socket(raw, server_hostname=addr[0])
+        except BaseException:
+            raw.close()
+            raise
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        with httpx.Client(verify=context, timeout=10) as client:
+            text = client.get(
+                f"https://10.36.0.2:{PORT}/metrics", headers={"authorization": f"Bearer {reader}"}
+            ).text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    refused_key = ("p2porch_api_connections_refused_total", (("reason", "per_source"),))
+    before = wait_for(scrape, 30, "n2's /metrics", retry_on=(ssl.SSLError,))
+    assert before[refused_key] == 0
+    held: list[ssl.SSLSocket] = []
+    try:
+        for _ in range(32):  # nothing else connects to n2 from the host; hypercorn closes idle ones after 5 s
+            held.append(connect())
+        with pytest.raises(OSError):  # ssl.SSLEOFError or a reset
+            connect().close()  # the 33rd: closed before the handshake
+        held.pop().close()
+        after = wait_for(lambda: scrape(), 10, "a scrape once a slot is free", retry_on=(ssl.SSLError,))
+        assert after[refused_key] >= 1
+        assert after[("p2porch_api_connections_open", ())] >= 32  # 31 held + the scrape itself
+    finally:
+        for sock in held:
+            sock.close()
+    wait_for(lambda: scrape()[("p2porch_api_connections_open", ())] == 1, 10, "held connections released")
