@@ -103,6 +103,7 @@ def browser(cluster):
         f"--ignore-certificate-errors-spki-list={spki}",  # trust exactly the verified key, nothing else
     ):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for CSP violations
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)  # no Selenium Manager download
     driver.set_page_load_timeout(30)
     os.makedirs(ARTIFACTS, exist_ok=True)
@@ -293,9 +294,9 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
         10,
         "the 401 message",
     )
-    if os.environ.get(
-        "P2PORCH_UI_SCREENSHOT"
-    ):  # refresh docs/ui.png by hand: P2PORCH_UI_SCREENSHOT=docs/ui.png
+    console = [entry["message"] for entry in driver.get_log("browser")]
+    assert not [m for m in console if "Content Security Policy" in m or "Refused to" in m], console
+    if os.environ.get("P2PORCH_UI_SCREENSHOT"):  # refresh docs/ui.png: P2PORCH_UI_SCREENSHOT=docs/ui.png
         shutil.copy(os.path.join(ARTIFACTS, "web-ui-overview.png"), os.environ["P2PORCH_UI_SCREENSHOT"])
 
 
