@@ -122,6 +122,10 @@ def engine_options(options: Mapping[str, Any]) -> dict[str, Any]:
         kwargs["sysctls"] = dict(options["sysctls"])
     if "shm_size_bytes" in options:
         kwargs["shm_size"] = options["shm_size_bytes"]
+    if "pids_limit" in options:
+        kwargs["pids_limit"] = options["pids_limit"]
+    if "devices" in options:
+        kwargs["devices"] = list(options["devices"])  # HOST:CONTAINER:PERMISSIONS, the SDK's form
     return kwargs
 
 

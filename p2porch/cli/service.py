@@ -90,6 +90,8 @@ CONTAINER_FLAGS = {
     "security_opt": "security_opt",
     "stop_signal": "stop_signal",
     "shm_size": "shm_size",
+    "pids_limit": "pids_limit",
+    "device": "devices",
 }
 _FLAG_OF_CONTAINER = {v: k for k, v in CONTAINER_FLAGS.items()} | {"shm_size_bytes": "shm_size"}
 
@@ -209,6 +211,8 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--security-opt", action="append", default=d, metavar="OPT")
     p.add_argument("--stop-signal", default=d, metavar="SIGNAL", help="signal that stops the container")
     p.add_argument("--shm-size", default=d, metavar="BYTES", help="size of /dev/shm, e.g. 64M")
+    p.add_argument("--pids-limit", default=d, metavar="N", help="most processes per container (-1: none)")
+    p.add_argument("--device", action="append", default=d, metavar="HOST[:CONTAINER[:RWM]]", help="a device")
     p.add_argument(
         "--endpoint-mode",
         choices=["vip", "dnsrr"],

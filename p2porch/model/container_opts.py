@@ -2,10 +2,11 @@
 
 ``ContainerOptions`` owns the validated runtime options Docker applies to each task's container and that
 the scheduler never looks at: hostname, init, capabilities, extra hosts, logging driver, ulimits, sysctls,
-read-only root, security options, stop signal and /dev/shm size. It is carried in ``ServiceSpec.container``
-and turned into container-create arguments by the agent (``agent/dockerspec.py``). ``from_dict`` accepts
-the canonical keys of ``to_dict`` and Docker CLI forms (``nofile=1024:2048``, ``host:ip``, ``64M``);
-every error is a ``ConfigError`` naming ``container.<key>``. No I/O, no cluster state.
+read-only root, security options, stop signal, /dev/shm size, pids limit and host devices. It is carried in
+``ServiceSpec.container`` and turned into container-create arguments by the agent (``agent/dockerspec.py``).
+``from_dict`` accepts the canonical keys of ``to_dict`` and Docker CLI forms (``nofile=1024:2048``,
+``host:ip``, ``64M``, ``/dev/dri``); every error is a ``ConfigError`` naming ``container.<key>``.
+No I/O, no cluster state.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ _SIGNAL_RE = re.compile(r"^(?:SIG[A-Z0-9+-]+|[0-9]{1,2}|[A-Z][A-Z0-9]+)$")
 _SYSCTL_RE = re.compile(r"^[a-z0-9_][a-z0-9_./-]*$")
 _ULIMIT_RE = re.compile(r"^[a-z_]+$")
 _LOG_DRIVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
+_DEVICE_PERMS_RE = re.compile(r"^(?!.*(.).*\1)[rwm]{1,3}$")  # r, w, m, each at most once
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
 
@@ -171,6 +173,32 @@ def _extra_hosts(value: Any, key: str, prefix: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _devices(value: Any, key: str, prefix: str) -> tuple[str, ...]:
+    """``HOST[:CONTAINER[:PERMISSIONS]]`` -> canonical ``HOST:CONTAINER:PERMISSIONS`` (default ``rwm``)."""
+    out = []
+    for i, entry in enumerate(_strings(value, key, prefix)):
+        parts = entry.split(":")
+        if len(parts) > 3:
+            raise _err(f"{key}[{i}]", f"expected HOST[:CONTAINER[:PERMISSIONS]], got {entry!r}", prefix)
+        host = parts[0]
+        target = parts[1] if len(parts) > 1 and parts[1] else host
+        perms = parts[2] if len(parts) > 2 else "rwm"
+        if not host.startswith("/") or not target.startswith("/"):
+            raise _err(f"{key}[{i}]", f"device paths must be absolute, got {entry!r}", prefix)
+        if not _DEVICE_PERMS_RE.match(perms):
+            raise _err(f"{key}[{i}]", f"permissions are letters of rwm, got {perms!r}", prefix)
+        out.append(f"{host}:{target}:{perms}")
+    return tuple(out)
+
+
+def _pids_limit(value: Any, key: str, prefix: str) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise _err(key, f"expected a number of processes, or -1 for no limit, got {value!r}", prefix)
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ContainerOptions:
     """Per-container engine options of a service (see the module docstring); all default to Docker's."""
@@ -188,6 +216,8 @@ class ContainerOptions:
     security_opt: tuple[str, ...] = ()
     stop_signal: str = ""  # "" = the image's STOPSIGNAL (SIGTERM)
     shm_size_bytes: int = 0  # 0 = the engine's default (64M)
+    pids_limit: int = 0  # 0 = the engine's default (no limit); -1 = no limit
+    devices: tuple[str, ...] = ()  # "HOST:CONTAINER:PERMISSIONS"
 
     def __post_init__(self) -> None:
         if self.hostname and not _HOST_RE.match(self.hostname):
@@ -257,7 +287,7 @@ def _string(value: Any, key: str, prefix: str) -> str:
     return value
 
 
-_ALIASES = {"shm_size": "shm_size_bytes", "log_opt": "log_opts", "hosts": "extra_hosts"}
+_ALIASES = {"shm_size": "shm_size_bytes", "log_opt": "log_opts", "hosts": "extra_hosts", "device": "devices"}
 _PARSERS: dict[str, Any] = {
     "hostname": _string,
     "init": _bool,
@@ -272,4 +302,6 @@ _PARSERS: dict[str, Any] = {
     "security_opt": _strings,
     "stop_signal": lambda v, k, p: _string(v, k, p).upper() if isinstance(v, str) else str(v),
     "shm_size_bytes": parse_size,
+    "pids_limit": _pids_limit,
+    "devices": _devices,
 }

@@ -186,6 +186,12 @@ def load_stack(
     environ = dict(environ or {})
     problems = Problems()
     model, skipped = resolve_model(files, environ, read_file, problems, profiles)
+    if "services" not in model and any(
+        isinstance(conf, Mapping) and ("image" in conf or "build" in conf) for conf in model.values()
+    ):  # the version 1 format (services at the top level), which Compose v2 refuses as well
+        problems.error(
+            "services", "missing: a file of the version 1 format? put the services under services:"
+        )
     with problems.check():
         mapping(model, "", (*keys.TOP_MAPPED, *keys.TOP_IGNORED))
     for key, reason in keys.TOP_IGNORED.items():

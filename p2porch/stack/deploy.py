@@ -109,6 +109,13 @@ def _resources(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
             spec[f"{prefix}_memory"] = values["memory"]
 
 
+def resource_limits(deploy_conf: Any) -> Mapping[str, Any]:
+    """``deploy.resources.limits`` when every level is a mapping (validated by :func:`deploy`), else {}."""
+    resources = deploy_conf.get("resources") if isinstance(deploy_conf, Mapping) else None
+    limits = resources.get("limits") if isinstance(resources, Mapping) else None
+    return limits if isinstance(limits, Mapping) else {}
+
+
 def _update(value: Any, path: str) -> dict[str, Any]:
     conf = mapping(value, path, keys.UPDATE_KEYS)
     return _nested(lambda: UpdateConfig.from_dict(conf, prefix=path), path)
@@ -207,4 +214,7 @@ def healthcheck(value: Any, path: str, warn: Warn) -> dict[str, Any] | None:
     if isinstance(test, list) and test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
         raise err(f"{path}.test", "a list must start with CMD, CMD-SHELL or NONE")
     data = {k: v for k, v in conf.items() if k != "disable" and not k.startswith("x-")}
+    if data.get("retries") in (0, "0"):  # the engine reads 0 as "the default" (3), so does Compose
+        warn("healthcheck retries: 0", "0 means the engine's default, 3 retries")
+        del data["retries"]
     return _nested(lambda: HealthSpec.from_dict(data, prefix=path), path, _HEALTH_RENAMES)

@@ -21,7 +21,7 @@ SERVICE_MAPPED = (
     "depends_on", "logging", "expose", "extra_hosts", "cap_add", "cap_drop", "hostname", "init",
     "stop_signal", "tmpfs", "ulimits", "sysctls", "shm_size", "read_only", "security_opt", "profiles",
     "extends", "build", "container_name", "secrets", "configs", "cpus", "mem_limit", "mem_reservation",
-    "scale",
+    "scale", "pids_limit", "devices",
 )  # fmt: skip
 SERVICE_IGNORED = {
     "annotations": "container annotations are not passed to the engine",
@@ -40,7 +40,6 @@ SERVICE_IGNORED = {
     "credential_spec": "Windows only",
     "develop": "development-time file watching is a docker compose feature",
     "device_cgroup_rules": _NOT_IN_SWARM,
-    "devices": _NOT_IN_SWARM,
     "dns": "tasks use the cluster DNS, which forwards other names to the node's resolvers",
     "dns_opt": "tasks use the cluster DNS",
     "dns_search": "tasks use the cluster DNS search domains",
@@ -60,7 +59,6 @@ SERVICE_IGNORED = {
     "oom_kill_disable": _RESOURCES,
     "oom_score_adj": _RESOURCES,
     "pid": _NOT_IN_SWARM,
-    "pids_limit": _RESOURCES,
     "platform": "each node pulls the image for its own platform",
     "post_start": "lifecycle hooks are not supported",
     "pre_stop": "lifecycle hooks are not supported",
@@ -83,8 +81,8 @@ DEPLOY_MAPPED = (
 )  # fmt: skip
 PLACEMENT_KEYS = ("constraints", "preferences", "max_replicas_per_node")
 RESOURCES_KEYS = ("limits", "reservations")
-LIMITS_MAPPED = ("cpus", "memory")
-LIMITS_IGNORED = {"pids": "a pids limit is not applied"}
+LIMITS_MAPPED = ("cpus", "memory", "pids")
+LIMITS_IGNORED: dict[str, str] = {}
 RESERVATIONS_MAPPED = ("cpus", "memory")
 RESERVATIONS_IGNORED = {
     "devices": "device reservations (GPUs) are not supported",

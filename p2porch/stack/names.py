@@ -49,10 +49,18 @@ def service_name(stack: str, short: str, *, fieldname: str | None = None) -> str
     the short name itself stays resolvable inside the stack (:func:`stack_dns_aliases`)."""
     where = fieldname or f"services.{short}"
     label = short.lower().replace("_", "-").replace(".", "-") if isinstance(short, str) else ""
-    if not isinstance(short, str) or not _COMPOSE_NAME_RE.match(short) or not _NAME_RE.match(label):
+    # Compose allows a leading digit ("1web"); "<stack>-1web" is still a DNS label. Digits only ("1")
+    # would read as a task slot name ("1.<stack>"), so at least one letter is required.
+    if (
+        not isinstance(short, str)
+        or not _COMPOSE_NAME_RE.match(short)
+        or not _NAME_RE.match(f"{stack}-{label}"[:63])
+        or label.isdigit()
+    ):
         raise ConfigError(
             f"{where}: {short!r} is not a valid service name in a stack: letters, digits, '_', '.' and "
-            "'-', starting with a letter (the p2porch service is named '<stack>-<service>', a DNS label)",
+            "'-', with a letter, not ending with '-' (the p2porch service is named '<stack>-<service>', "
+            "a DNS label)",
             field=where,
         )
     if label in RESERVED_NAMES:

@@ -22,7 +22,7 @@ Warn = Callable[[str, str], None]  # (key path shown, reason)
 
 MAX_PORTS_PER_RANGE = 1024
 _PORT_RE = re.compile(
-    r"^(?:(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9.]+|[0-9A-Fa-f:]*::[0-9A-Fa-f:]*):)??"
+    r"^(?:(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9.]+|[0-9A-Fa-f:]*::[0-9A-Fa-f:]*)?:)??"
     r"(?:(?P<host>[0-9]*(?:-[0-9]+)?):)?(?P<target>[0-9]+(?:-[0-9]+)?)(?:/(?P<proto>[a-z]+))?$"
 )
 _PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")

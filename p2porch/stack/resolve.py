@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .interpolate import interpolate_collect
+from .interpolate import interpolate_collect, parse_dotenv
 from .merge import merge_documents, merge_values, normalize_service, strip_markers
 from .problems import Problems
-from .yamlsafe import Override, parse_yaml
+from .yamlsafe import Override, parse_yaml_documents
 
 #: reads a file named in a Compose file (absolute when the Compose file's directory is known) -> text;
 #: raises OSError or KeyError when it cannot, ConfigError for an encoding problem
@@ -117,15 +117,20 @@ class _Resolver:
     def load(self, file: ComposeFile) -> dict[str, Any] | None:
         """One file parsed, interpolated, with absolute paths; None when it cannot be parsed."""
         try:
-            doc = parse_yaml(file.text, file.name)
+            docs = parse_yaml_documents(file.text, file.name)
         except ConfigError as exc:
             self.problems.add(exc)
             return None
-        if doc is None:
-            doc = {}
-        if not isinstance(doc, Mapping):
+        if not all(isinstance(d, Mapping) for d in docs):
             self.problems.error("compose", f"{file.name}: expected a mapping at the top level")
             return None
+        doc: Mapping[str, Any] = docs[0] if len(docs) == 1 else {}
+        if len(docs) > 1:  # several documents in one file: merged in order, like several files
+            for each in docs:
+                if any(not isinstance(key, str) for key in each):
+                    doc = each
+                    break
+                doc = merge_documents(doc, each)
         for key in doc:
             if not isinstance(key, str):
                 self.problems.error("compose", f"{file.name}: top-level key {key!r} must be a string")
@@ -219,6 +224,39 @@ def _active(conf: Any, profiles: Sequence[str]) -> bool:
     return "*" in profiles or any(p in profiles for p in wanted)
 
 
+def _include_resolver(resolver: _Resolver, entry: Any, path: str, file_key: str, where: str) -> _Resolver:
+    """The resolver of one included file: its variables are the including project's, then those of the
+    entry's ``env_file`` (default: the ``.env`` of its ``project_directory``, itself defaulting to the
+    included file's directory) for the variables the project does not set, as compose-go does."""
+    conf = entry if isinstance(entry, Mapping) else {}
+    here = posixpath.dirname(file_key)
+    project = conf.get("project_directory")
+    project_dir = (
+        _abs_path(project, here, resolver.environ) if isinstance(project, str) else posixpath.dirname(path)
+    )
+    given = conf.get("env_file")
+    names = [given] if isinstance(given, str) else given if isinstance(given, list) else None
+    files = (
+        [(_abs_path(n, here, resolver.environ), True) for n in names if isinstance(n, str)]
+        if names is not None
+        else [(posixpath.join(project_dir, ".env"), False)]
+    )
+    extra: dict[str, str] = {}
+    for env_path, required in files:
+        try:
+            if resolver.read_file is None:
+                raise FileNotFoundError(env_path)
+            extra.update(parse_dotenv(resolver.read_file(env_path), env_path, {**extra, **resolver.environ}))
+        except ConfigError as exc:
+            resolver.problems.error(f"{where}.env_file", exc.message)
+        except (OSError, KeyError):
+            if required:
+                resolver.problems.error(f"{where}.env_file", f"cannot read {env_path!r}")
+    if not extra:
+        return resolver
+    return _Resolver({**extra, **resolver.environ}, resolver.read_file, resolver.problems)
+
+
 def _include(resolver: _Resolver, doc: dict[str, Any], file_key: str) -> dict[str, Any]:
     """``include:`` entries (paths or ``{path: ...}``) loaded and merged under ``doc``."""
     entries = doc.pop("include", None)
@@ -238,11 +276,12 @@ def _include(resolver: _Resolver, doc: dict[str, Any], file_key: str) -> dict[st
                 resolver.problems.error(where, "expected a file path")
                 continue
             path = _abs_path(path, posixpath.dirname(file_key), resolver.environ)
-            other = resolver._other(path, where)
+            child = _include_resolver(resolver, entry, path, file_key, where)
+            other = child._other(path, where)
             if other is not None:
                 other = dict(other)
-                resolver.extends(other, path)
-                merged = merge_documents(merged, _include(resolver, other, path))
+                child.extends(other, path)
+                merged = merge_documents(merged, _include(child, other, path))
     return merge_documents(merged, doc) if merged else doc
 
 

@@ -9,7 +9,7 @@ renamed to the Compose path. ``env_file`` contents come through the caller's ``r
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +66,7 @@ _CONTAINER_KEYS = {
 _EXPOSE_RE = re.compile(r"^[0-9]{1,5}(?:-[0-9]{1,5})?(?:/(?:tcp|udp|sctp))?$")
 _DIRECT_CONTAINER_KEYS = (
     "hostname", "init", "cap_add", "cap_drop", "extra_hosts", "ulimits", "sysctls", "shm_size",
-    "read_only", "security_opt", "stop_signal",
+    "read_only", "security_opt", "stop_signal", "pids_limit",
 )  # fmt: skip
 
 
@@ -291,6 +291,23 @@ def _logging(value: Any, path: str, container: dict[str, Any]) -> None:
         container.setdefault("log_driver", "json-file")
 
 
+def _devices_and_pids(
+    conf: Mapping[str, Any], path: str, container: dict[str, Any], ignored: Callable[[str, str], None]
+) -> None:
+    """``devices`` (``HOST[:CONTAINER[:PERMISSIONS]]``; CDI names are ignored) and ``pids_limit``, or
+    ``deploy.resources.limits.pids`` when ``pids_limit`` is absent, into the container options."""
+    if conf.get("devices") is not None:
+        devices = string_list(conf["devices"], f"{path}.devices")
+        cdi = [d for d in devices if not d.startswith("/")]
+        if cdi:
+            ignored("devices (CDI)", f"CDI device names are not supported: {', '.join(cdi)}")
+        if len(cdi) < len(devices):
+            container["devices"] = [d for d in devices if d.startswith("/")]
+    limits = deploy_keys.resource_limits(conf.get("deploy"))
+    if "pids_limit" not in container and limits.get("pids") is not None:
+        container["pids_limit"] = limits["pids"]
+
+
 def _entries(conf: Mapping[str, Any], key: str, path: str, problems: Problems) -> list[Any]:
     value = conf.get(key)
     if value is None:
@@ -437,6 +454,8 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     for key in _DIRECT_CONTAINER_KEYS:
         if conf.get(key) is not None:
             container[key] = conf[key]
+    with problems.check():
+        _devices_and_pids(conf, path, container, lambda key, why: ctx.ignored(key, short, why))
     if container:
         spec["container"] = container
         try:

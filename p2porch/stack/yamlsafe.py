@@ -180,6 +180,17 @@ def parse_yaml(text: str, filename: str = "compose") -> Any:
 
     Raises ConfigError(field="compose") naming ``filename`` and the line for invalid or too costly input.
     """
+    return _parse(text, filename, multi=False)
+
+
+def parse_yaml_documents(text: str, filename: str = "compose") -> list[Any]:
+    """Every document of a YAML stream (``---`` separated), in order, empty ones left out: a Compose
+    file may hold several documents, merged in order like several files (compose-go since 2023).
+    The limits apply to the stream as a whole. Raises like :func:`parse_yaml`."""
+    return [doc for doc in _parse(text, filename, multi=True) if doc is not None]
+
+
+def _parse(text: str, filename: str, multi: bool) -> Any:
     if not isinstance(text, str):
         raise ConfigError("compose: expected the Compose file's text", field="compose")
     if len(text) > MAX_TEXT_BYTES:
@@ -187,7 +198,12 @@ def parse_yaml(text: str, filename: str = "compose") -> Any:
     loader: _ComposeLoader | None = None
     try:
         loader = _ComposeLoader(text)
-        return loader.get_single_data()
+        if not multi:
+            return loader.get_single_data()
+        docs = []
+        while loader.check_data():
+            docs.append(loader.get_data())
+        return docs
     except _LimitError as exc:
         raise ConfigError(f"compose: {_where(exc.mark, filename)}: {exc.message}", field="compose") from None
     except yaml.MarkedYAMLError as exc:

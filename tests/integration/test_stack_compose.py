@@ -1,5 +1,5 @@
 """Compose fidelity on a real one-node sandbox (issue 15): interpolation from .env, the engine options a
-Compose file sets (user, working_dir, cap_add, hostname, init, logging), depends_on with
+Compose file sets (user, working_dir, cap_add, hostname, init, logging, pids_limit, devices), depends_on with
 ``condition: service_healthy`` (the CLI creates in order and waits), ``restart:`` mapped onto the restart
 policy, ignored keys warned about, and ``stack config`` without a daemon.
 
@@ -53,6 +53,8 @@ services:
     extra_hosts: ["gateway.test:10.68.0.254"]
     security_opt: [no-new-privileges:true]
     stop_signal: SIGUSR1
+    pids_limit: 64
+    devices: ["/dev/null:/dev/p2null"]
     ports: ["127.0.0.1:18080:80"]
     volumes: ["./created-on-the-node:/data"]
     environment:
@@ -166,6 +168,10 @@ def test_deploy_orders_by_depends_on_and_applies_the_engine_options(cluster):
     assert host["SecurityOpt"] == ["no-new-privileges:true"]
     assert config["StopSignal"] == "SIGUSR1"
     assert host["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}]}
+    assert host["PidsLimit"] == 64
+    assert host["Devices"] == [
+        {"PathOnHost": "/dev/null", "PathInContainer": "/dev/p2null", "CgroupPermissions": "rwm"}
+    ]
     # A short-syntax bind of a missing directory: created on the node, as Compose does.
     assert (workdir / "created-on-the-node").is_dir()
     tmpfs = [m for m in host["Mounts"] if m["Type"] == "tmpfs"]
@@ -182,6 +188,7 @@ def test_deploy_orders_by_depends_on_and_applies_the_engine_options(cluster):
         node.dockerd, "exec", app["Id"], "sh", "-c", "ulimit -n; cat /proc/sys/net/core/somaxconn"
     )
     assert limits.stdout.decode().split() == ["1024", "512"]
+    assert docker(node.dockerd, "exec", app["Id"], "test", "-c", "/dev/p2null", check=False).returncode == 0
     readonly = docker(node.dockerd, "exec", app["Id"], "touch", "/etc/x", check=False)
     assert readonly.returncode != 0  # read-only root filesystem
 

@@ -179,6 +179,45 @@ def test_service_create_flags_use_dockers_names_and_reach_the_spec(capsys):
     assert "--cap-add" in capsys.readouterr().err
 
 
+def test_pids_limit_and_devices_reach_container_create():
+    """``pids_limit`` (Compose ``pids_limit``/``limits.pids``, ``--pids-limit``) and ``devices``
+    (``HOST[:CONTAINER[:PERMISSIONS]]``, ``--device``) in the SDK's forms."""
+    options = {"pids_limit": "200", "devices": ["/dev/dri", "/dev/ttyUSB0:/dev/modem:rw"]}
+    spec = ServiceSpec.from_dict({"name": "cam", "image": "x", "container": options})
+    assert spec.container.devices == ("/dev/dri:/dev/dri:rwm", "/dev/ttyUSB0:/dev/modem:rw")
+    assert ServiceSpec.from_dict(spec.to_dict()) == spec
+    kwargs = create_kwargs(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
+    assert kwargs["pids_limit"] == 200
+    assert kwargs["devices"] == ["/dev/dri:/dev/dri:rwm", "/dev/ttyUSB0:/dev/modem:rw"]
+    unlimited = ServiceSpec.from_dict({"name": "cam", "image": "x", "container": {"pids_limit": -1}})
+    assert create_kwargs(task_assignment(_Task(), unlimited, "n1", "net", "", "p2p"))["pids_limit"] == -1
+
+
+def test_pids_limit_and_device_flags_of_service_create():
+    from p2porch.cli import build_parser
+    from p2porch.cli.service import _validated, spec_changes
+
+    argv = ["service", "create", "--name", "cam", "--pids-limit", "64", "--device", "/dev/video0", "x"]
+    spec = _validated(spec_changes(build_parser().parse_args(argv)))
+    assert spec["container"] == {"pids_limit": 64, "devices": ["/dev/video0:/dev/video0:rwm"]}
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"devices": ["dev/dri"]}, "container.devices[0]"),
+        ({"devices": ["/dev/dri:/dev/dri:rwx"]}, "container.devices[0]"),
+        ({"devices": ["/dev/a:/dev/b:rw:x"]}, "container.devices[0]"),
+        ({"pids_limit": -2}, "container.pids_limit"),
+        ({"pids_limit": "many"}, "container.pids_limit"),
+    ],
+)
+def test_bad_devices_and_pids_limit_name_their_field(options, field):
+    with pytest.raises(ConfigError) as exc:
+        ServiceSpec.from_dict({"name": "web", "image": "x", "container": options})
+    assert exc.value.field == field
+
+
 def test_one_host_port_on_two_addresses_is_not_a_duplicate():
     spec = ServiceSpec.from_dict(
         {"name": "dns", "image": "x", "publish": ["127.0.0.1:53:53/udp", "10.0.0.1:53:53/udp"]}

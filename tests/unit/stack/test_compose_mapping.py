@@ -366,7 +366,7 @@ def test_unsupported_keys_are_reported_by_path(text, field):
     ("text", "field", "fragment"),
     [
         ("services:\n  web:\n    command: x\n", "services.web.image", "is required"),
-        ("services:\n  1web:\n    image: x\n", "services.1web", "not a valid service name"),
+        ("services:\n  '123':\n    image: x\n", "services.123", "not a valid service name"),
         ("services:\n  we b:\n    image: x\n", "services.we b", "not a valid service name"),
         ("services:\n  web_1:\n    image: x\n  web-1:\n    image: x\n", "services.web-1", "rename one"),
         ("services:\n  tasks:\n    image: x\n", "services.tasks", "reserved"),

@@ -31,7 +31,8 @@ def test_names_labels_and_dns_helpers():
     assert stack_dns_search({}, "p2p") == ("p2p",)
     assert service_name("shop", "Bookstack_DB.v2") == "shop-bookstack-db-v2"  # Compose names, DNS-label form
     assert stack_dns_aliases(stack_labels("shop", "Bookstack_DB")) == ("bookstack_db.shop",)
-    for bad in ("_web", "web!", "1web", "tasks"):
+    assert service_name("shop", "1web") == "shop-1web"  # Compose allows a leading digit
+    for bad in ("_web", "web!", "123", "web-", "tasks"):
         with pytest.raises(ConfigError):
             service_name("shop", bad)
 

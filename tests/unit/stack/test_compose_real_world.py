@@ -1,0 +1,219 @@
+"""Constructs found in real Compose files of public projects (docs/stack.md, "Real-world files"), each
+reproduced by a minimal hand-written file: what Compose accepts loads, what Compose refuses is an error
+naming the service and the key."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from p2porch.errors import ConfigError
+from p2porch.model import ServiceSpec, parse_port
+from p2porch.stack import StackDefinition, load_stack
+
+
+def load(text: str, environ: dict[str, str] | None = None) -> StackDefinition:
+    def read(path: str) -> str:
+        raise FileNotFoundError(path)
+
+    return load_stack("app", textwrap.dedent(text), read, base_dir="/srv/app", environ=environ or {})
+
+
+def spec_of(definition: StackDefinition, short: str) -> dict:
+    spec = {s.short_name: s.spec for s in definition.services}[short]
+    assert ServiceSpec.from_dict(spec).to_dict() == spec
+    return spec
+
+
+def test_a_port_whose_host_ip_variable_is_unset_binds_every_address():
+    """``"${HTTPS_BIND:-}:443:443"`` with the variable unset is ``:443:443``: an empty host IP, which
+    Compose reads as every address (a mail-server stack writes its ports this way)."""
+    definition = load(
+        """
+        services:
+          web:
+            image: nginx
+            ports:
+              - "${HTTPS_BIND:-}:${HTTPS_PORT:-443}:443"
+              - ":8080:80/udp"
+              - "${LOCAL:-127.0.0.1}:9000:9000"
+        """
+    )
+    ports = [parse_port(p) for p in spec_of(definition, "web")["publish"]]
+    assert [(p.host_ip, p.published, p.target, p.protocol) for p in ports] == [
+        ("", 443, 443, "tcp"),
+        ("", 8080, 80, "udp"),
+        ("127.0.0.1", 9000, 9000, "tcp"),
+    ]
+
+
+def test_a_port_with_an_empty_host_port_publishes_nothing():
+    """``"${PORT}:80"`` with PORT unset is ``:80``: Compose publishes the container port on a random
+    host port; p2porch leaves it unpublished (reachable on the cluster network)."""
+    definition = load("services:\n  web:\n    image: nginx\n    ports: ['${PORT}:80']\n")
+    assert [parse_port(p).published for p in spec_of(definition, "web")["publish"]] == [None]
+    assert any("PORT is not set" in w for w in definition.warnings)
+
+
+def test_healthcheck_retries_zero_is_the_engine_default():
+    """``retries: 0`` is valid Compose (the engine reads 0 as its default, 3): accepted with a warning."""
+    definition = load(
+        """
+        services:
+          mail:
+            image: mailserver
+            healthcheck:
+              test: "ss --listening --tcp | grep -P 'LISTEN.+:smtp' || exit 1"
+              timeout: 3s
+              retries: 0
+        """
+    )
+    health = spec_of(definition, "mail")["health"]
+    assert health["retries"] == 3 and health["timeout_s"] == 3.0
+    assert any("retries: 0" in w for w in definition.warnings)
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        # Compose-only container options seen in real files: ignored with one warning each
+        "image: zabbix/agent\n    privileged: true\n    pid: host\n    network_mode: host",
+        "image: ollama\n    deploy:\n      resources:\n        reservations:\n          devices:\n"
+        "            - driver: nvidia\n              count: all\n              capabilities: [gpu]",
+        "image: app\n    mem_limit: 2g\n    memswap_limit: 2g\n    shm_size: '2gb'\n    pull_policy: always",
+        "image: app\n    platform: linux/amd64\n    tty: true\n    stdin_open: true\n"
+        "    oom_kill_disable: true",
+        "image: app\n    dns: [1.1.1.1]\n    links: ['db:database']\n    container_name: app_1",
+        "image: app\n    read_only: true\n    tmpfs: ['/run:size=16M,mode=1750,exec', '/tmp']",
+        "image: app\n    sysctls: [net.core.somaxconn=4096]\n    ulimits:\n      nproc: 65535\n"
+        "      nofile: {soft: 20000, hard: 40000}",
+        "image: app\n    volumes: ['./conf:/etc/conf:ro,Z', '/etc/localtime:/etc/localtime:ro']",
+        "image: app\n    labels: ['traefik.http.routers.a.rule=Host(`a.example`) && PathPrefix(`/api`)']",
+        "image: app\n    extra_hosts: ['host.docker.internal:host-gateway']\n    expose: ['8080', 5347]",
+        "image: app\n    deploy:\n      placement:\n        constraints:\n"
+        "          - node.hostname == <hostname where the config files are>",
+        "image: app\n    deploy:\n"
+        "      update_config: {order: stop-first, monitor: 5s, failure_action: rollback}\n"
+        "      rollback_config: {order: stop-first, monitor: 5s}",
+    ],
+)
+def test_real_world_service_options_load(service):
+    definition = load(f"services:\n  app:\n    {service}\n")
+    spec_of(definition, "app")
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        # files that `docker compose config` itself refuses: refused here too, naming the key
+        ("services:\n  a:\n    image: x\n    networks: [public]\n", "services.a.networks.public"),
+        (
+            "services:\n  a:\n    image: x\n    depends_on: [redis_cache]\n  redis-cache:\n    image: r\n",
+            "services.a.depends_on.redis_cache",
+        ),
+        ("services:\n  a:\n    image: x\n    volumes: ['data:/data']\n", "services.a.volumes[0]"),
+        (
+            "services:\n  a:\n    image: x\n    volumes: ['${UPLOAD_LOCATION}:/data']\n",
+            "services.a.volumes[0]",
+        ),
+        # a service to build: Swarm needs an image too
+        ("services:\n  a:\n    build: .\n", "services.a.build"),
+    ],
+)
+def test_files_compose_refuses_are_refused_by_path(text, field):
+    with pytest.raises(ConfigError) as info:
+        load(text)
+    assert info.value.field == field, info.value.message
+
+
+def test_a_file_of_several_yaml_documents_merges_them_in_order():
+    """``version: "2.1"`` then ``---`` then the services (a Linux desktop image's README writes it so):
+    Compose merges the documents of one file in order, like several files."""
+    definition = load(
+        """
+        version: "2.1"
+        ---
+        services:
+          desktop:
+            image: webtop
+            shm_size: "1gb"
+            environment: [PUID=1000]
+        ---
+        services:
+          desktop:
+            environment: [TZ=UTC]
+        """
+    )
+    spec = spec_of(definition, "desktop")
+    assert spec["env"] == {"PUID": "1000", "TZ": "UTC"}
+    assert spec["container"]["shm_size_bytes"] == 1024**3
+
+
+def test_the_version_1_format_is_refused_with_a_hint():
+    """Services at the top level (the version 1 format, which Compose v2 refuses too)."""
+    with pytest.raises(ConfigError) as info:
+        load("database:\n  image: postgres\nweb:\n  image: app\n  links: [database]\n")
+    assert info.value.field == "services" and "version 1 format" in info.value.message
+
+
+def test_devices_and_pids_limits_map_onto_the_container():
+    """``devices`` (a media server's /dev/dri), ``pids_limit``, and Swarm's ``limits.pids``."""
+    definition = load(
+        """
+        services:
+          media:
+            image: jellyfin
+            devices: ["/dev/dri:/dev/dri", "/dev/ttyUSB0:/dev/modem:rw", "nvidia.com/gpu=all"]
+            pids_limit: 200
+          worker:
+            image: app
+            deploy:
+              resources:
+                limits: {cpus: "0.5", pids: 100}
+        """
+    )
+    media = spec_of(definition, "media")["container"]
+    assert media == {"devices": ["/dev/dri:/dev/dri:rwm", "/dev/ttyUSB0:/dev/modem:rw"], "pids_limit": 200}
+    assert spec_of(definition, "worker")["container"] == {"pids_limit": 100}
+    assert any("CDI" in w and "nvidia.com/gpu=all" in w for w in definition.warnings)
+
+
+def test_a_bad_device_is_refused_by_its_compose_path():
+    with pytest.raises(ConfigError) as info:
+        load("services:\n  a:\n    image: x\n    devices: ['/dev/dri:/dev/dri:rwx']\n")
+    assert info.value.field == "services.a.devices[0]", info.value.message
+
+
+def test_an_included_file_reads_the_env_file_of_its_own_directory():
+    """``include: [./mqtt/mqtt.yaml]`` whose directory has a ``.env`` setting ``TAG`` (a home-lab repo
+    with one directory per service): that ``.env`` interpolates the included file, below the project's
+    own variables; an entry's ``env_file`` replaces it."""
+    files = {
+        "/srv/app/mqtt/mqtt.yaml": "services:\n  mqtt:\n    image: eclipse-mosquitto:${TAG}\n",
+        "/srv/app/mqtt/.env": "TAG=2.0\n",
+        "/srv/app/db/db.yaml": "services:\n  db:\n    image: postgres:${TAG}\n",
+        "/srv/app/db/.env": "TAG=16\n",
+        "/srv/app/pinned.env": "TAG=9\n",
+    }
+
+    def read(path: str) -> str:
+        if path not in files:
+            raise FileNotFoundError(path)
+        return files[path]
+
+    text = "include:\n  - ./mqtt/mqtt.yaml\n  - path: ./db/db.yaml\n    env_file: pinned.env\n"
+    definition = load_stack("app", text, read, base_dir="/srv/app", environ={})
+    assert spec_of(definition, "mqtt")["image"] == "eclipse-mosquitto:2.0"
+    assert spec_of(definition, "db")["image"] == "postgres:9"
+    project_wins = load_stack("app", text, read, base_dir="/srv/app", environ={"TAG": "latest"})
+    assert spec_of(project_wins, "mqtt")["image"] == "eclipse-mosquitto:latest"
+    with pytest.raises(ConfigError) as info:
+        load_stack(
+            "app",
+            "include:\n  - path: ./mqtt/mqtt.yaml\n    env_file: nope.env\n",
+            read,
+            base_dir="/srv/app",
+            environ={},
+        )
+    assert info.value.field == "include[0].env_file"
