@@ -141,6 +141,11 @@ def sign_in(driver, token: str) -> None:
     until(driver, lambda d: d.find_element(By.ID, "app").is_displayed(), 10, "the dashboard")
 
 
+def click(driver, css: str, what: str) -> None:
+    """Click ``css``, again if the page re-rendered it in between (tables are rebuilt every refresh)."""
+    until(driver, lambda d: d.find_element(By.CSS_SELECTOR, css).click() is None, 10, what)
+
+
 def notice(driver) -> str:
     box = driver.find_element(By.ID, "notice")
     return box.text if box.is_displayed() else ""
@@ -199,7 +204,7 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
     until(driver, lambda d: texts(d, row) == ["1/1"], 60, "hello 1/1 in the services table")
 
     # scale from the page: the containers start in the nodes' dockerds
-    driver.find_element(By.CSS_SELECTOR, "#services-table tr[data-service=hello]").click()
+    click(driver, "#services-table tr[data-service=hello]", "the row of hello")
     until(driver, lambda d: d.find_element(By.ID, "service-detail").is_displayed(), 10, "the service panel")
     replicas = driver.find_element(By.ID, "scale-replicas")
     replicas.clear()
@@ -241,7 +246,7 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
     until(driver, lambda d: texts(d, row) == ["3/3"], 20, "hello 3/3 in the page after the rollback")
 
     # drain a node from the page (operate)
-    driver.find_element(By.CSS_SELECTOR, "#nodes-table tr[data-node=n3] button[data-action=drain]").click()
+    click(driver, "#nodes-table tr[data-node=n3] button[data-action=drain]", "the drain button of n3")
     until(driver, lambda d: "drain n3: done" in notice(d), 20, "the drain acknowledged")
     wait_for(
         lambda: next(n for n in api_get(nodes[0], "/nodes") if n["name"] == "n3")["availability"] == "drain",
@@ -268,7 +273,7 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
         20,
         "hello",
     )
-    driver.find_element(By.CSS_SELECTOR, "#services-table tr[data-service=hello]").click()
+    click(driver, "#services-table tr[data-service=hello]", "the row of hello")
     until(
         driver, lambda d: d.find_element(By.ID, "scale-replicas").get_attribute("value") == "3", 10, "3 shown"
     )
