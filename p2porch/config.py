@@ -200,6 +200,7 @@ class ApiConfig:
     ca: str = _opt(
         "", _abs_path_or_empty
     )  # the CA bundle `cluster ca` hands to clients with an operator cert
+    max_connections_per_source: int = _opt(32, _positive, kind=int)  # open TLS API connections per address
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
 from .metrics import Metrics
 from .model import Node
+from .ui import PUBLIC_PATHS as UI_PUBLIC_PATHS
+from .ui import PUBLIC_PREFIXES as UI_PUBLIC_PREFIXES
+from .ui import ui_routes
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +156,8 @@ class Daemon:
         self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
         self.access = AccessOps(self.cluster, clock=clock)
         self.remote = RemoteApi(config.api, self.cluster, config.node.data_dir, self.node_name)
+        if config.api.addr:
+            self.metrics.add_source(self.remote.collect_metrics)
         self.usage = UsageOps(self.cluster, clock=clock)
         self._on_ready = on_ready
         self._lock = DataDirLock(config.node.data_dir)
@@ -195,7 +200,9 @@ class Daemon:
                         app = remote_app(
                             self.endpoints(),
                             self.access.verify,
-                            extra_routes=self.extra_routes(),
+                            extra_routes=[*self.extra_routes(), *ui_routes()],
+                            public_prefixes=UI_PUBLIC_PREFIXES,
+                            public_paths=UI_PUBLIC_PATHS,
                             on_response=self._count_request,
                         )
                         await subsystems.start("remote-api", self.remote.serve, app)

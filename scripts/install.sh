@@ -15,6 +15,7 @@ PACKAGES=(
   docker.io busybox-static iproute2 iptables util-linux   # sandbox hosts: netns, dockerd, busybox image
   dnsutils dnsmasq-base dnsperf   # DNS tests and benchmark (dig, upstream resolver, load generator)
   etcd-server serf iperf3   # baselines for the Raft, gossip and overlay benchmarks
+  chromium chromium-driver fonts-liberation   # headless browser tests of the web UI (Selenium)
   tar ca-certificates
 )
 # vagrant (with the libvirt provider the Vagrantfile names) only validates vagrant/Vagrantfile in the tests.

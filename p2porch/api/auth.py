@@ -4,8 +4,8 @@
 <access token>``; anything else gets 401 with one fixed message (nothing about whether the token, its
 name or its format was wrong), after a per-source failure limit (429 with ``Retry-After``). A valid
 token's name and role go into the ASGI scope; each route then checks the role it needs
-(:func:`role_refusal`: 403 naming the role). Paths under ``public_prefixes`` (static assets of a UI)
-skip authentication. It never logs a token.
+(:func:`role_refusal`: 403 naming the role). Paths under ``public_prefixes`` and the exact
+``public_paths`` (the static shell of the web UI) skip authentication. It never logs a token.
 """
 
 from __future__ import annotations
@@ -56,16 +56,19 @@ class TokenAuth:
         *,
         limiter: FailureLimiter | None = None,
         public_prefixes: Sequence[str] = (),
+        public_paths: Sequence[str] = (),
         now: Callable[[], float] = trio.current_time,
     ) -> None:
         self.app = app
         self.verify = verify
         self.limiter = limiter if limiter is not None else FailureLimiter()
         self.public_prefixes = tuple(public_prefixes)
+        self.public_paths = frozenset(public_paths)
         self.now = now
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.public_prefixes):
+        path = scope["path"] if scope["type"] == "http" else ""
+        if scope["type"] != "http" or path in self.public_paths or path.startswith(self.public_prefixes):
             await self.app(scope, receive, send)
             return
         source = (scope.get("client") or ("?", 0))[0]

@@ -4,7 +4,13 @@
 certificate and key are loaded from; :meth:`TlsIdentity.install` writes a new pair (mode 0600) and
 loads it into the same context, so new connections get it without restarting the listener (existing
 connections keep theirs). :func:`serve_tls` runs hypercorn's trio worker on ``HOST:PORT`` with that
-context. It knows nothing of tokens or the cluster: the app brings its own authentication.
+context, behind a :class:`~p2porch.api.connlimit.ConnectionLimiter`: each accepted connection is
+admitted or closed before its handshake (per-source and total caps). It knows nothing of tokens or the
+cluster: the app brings its own authentication.
+
+The accept loop is ours (``trio.serve_listeners`` over ``trio.SSLListener``) so that the cap applies
+before any TLS work; each admitted connection is then served by hypercorn's own trio ``TCPServer``
+(the same class its ``serve`` uses; hypercorn pinned >= 0.17 in pyproject).
 """
 
 from __future__ import annotations
@@ -16,9 +22,13 @@ from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import wrap_app
 
 from ..errors import DaemonError
+from .connlimit import ConnectionLimiter
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +85,22 @@ class _Config(HypercornConfig):
         return True
 
 
+def _peer(stream: trio.SSLStream[trio.SocketStream]) -> str:
+    try:
+        return str(stream.transport_stream.socket.getpeername()[0])
+    except OSError:  # already gone
+        return "?"
+
+
 async def serve_tls(
     app: Any,
     addr: str,
     identity: TlsIdentity,
     *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    limiter: ConnectionLimiter | None = None,
+    task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` with TLS on ``addr`` (HOST:PORT) until cancelled."""
+    """Serve ``app`` with TLS on ``addr`` (HOST:PORT) until cancelled, capping connections by ``limiter``."""
     if not identity.installed:
         raise DaemonError("the API has no server certificate yet", field="api.addr")
     config = _Config(identity.context)
@@ -93,4 +111,27 @@ async def serve_tls(
     config.keep_alive_timeout = 5  # hypercorn's defaults, stated: idle keep-alive 5 s, 16 KiB of headers
     config.h11_max_incomplete_size = 16 * 1024
     config.ssl_handshake_timeout = 5  # hypercorn's default is 60 s
-    await hypercorn_serve(app, config, task_status=task_status)  # type: ignore[arg-type]
+    limits = limiter if limiter is not None else ConnectionLimiter()
+    sockets = config.create_sockets()
+    listeners = []
+    for sock in sockets.secure_sockets:
+        sock.listen(config.backlog)
+        plain = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+        listeners.append(trio.SSLListener(plain, identity.context, https_compatible=True))
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    worker = WorkerContext(None)
+    state = ConnectionState({})
+
+    async def connection(stream: trio.SSLStream[trio.SocketStream]) -> None:
+        source = _peer(stream)
+        refused = limits.admit(source)
+        if refused is not None:
+            log.debug("API connection from %s refused: %s cap", source, refused)
+            await trio.aclose_forcefully(stream)
+            return
+        try:
+            await TCPServer(wrapped, config, worker, state, stream)
+        finally:
+            limits.release(source)
+
+    await trio.serve_listeners(connection, listeners, task_status=task_status)

@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
-    SummaryMetricFamily,
 )
+from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..buckets import BucketCounts
 from ..metrics import CONTENT_TYPE, Metrics
 from ..model import DesiredState, TaskState
 
@@ -136,11 +138,11 @@ class ClusterMetrics:
             family = CounterMetricFamily(name, doc)
             family.add_metric([], core.get(key, 0))
             yield family
-        rtt = SummaryMetricFamily(
-            "p2porch_gossip_probe_rtt_seconds", "Round trip of the direct gossip probes answered"
+        yield _histogram(
+            "p2porch_gossip_probe_rtt_seconds",
+            "Round trip of the direct gossip probes answered",
+            handle.probe_rtt,
         )
-        rtt.add_metric([], count_value=core.get("probe_acks", 0), sum_value=handle.probe_rtt_sum_s)
-        yield rtt
         yield _gauge(
             "p2porch_gossip_health_score", "Lifeguard local health (0 = healthy)", handle.health_score()
         )
@@ -213,11 +215,11 @@ class ClusterMetrics:
             sum(1 for p in peers if p.get("programmed")),
         )
         counters = overlay.counters
-        passes = SummaryMetricFamily(
-            "p2porch_overlay_reconcile_seconds", "Duration of the overlay's kernel reconcile passes"
+        yield _histogram(
+            "p2porch_overlay_reconcile_seconds",
+            "Duration of the overlay's kernel reconcile passes",
+            counters.durations,
         )
-        passes.add_metric([], count_value=counters.passes, sum_value=counters.seconds)
-        yield passes
         failures = CounterMetricFamily("p2porch_overlay_reconcile_failures", "Reconcile passes that failed")
         failures.add_metric([], counters.failures)
         yield failures
@@ -225,6 +227,15 @@ class ClusterMetrics:
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=value)
+
+
+def _histogram(name: str, doc: str, counts: BucketCounts) -> HistogramMetricFamily:
+    """A histogram family from a component's bucketed counts (cumulative ``le`` buckets, sum)."""
+    family = HistogramMetricFamily(name, doc)
+    family.add_metric(
+        [], [(floatToGoString(bound), n) for bound, n in counts.cumulative()], sum_value=counts.total
+    )
+    return family
 
 
 def metrics_route(metrics: Metrics) -> Route:

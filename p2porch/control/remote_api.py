@@ -17,13 +17,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.routing import BaseRoute
 
 from ..api.auth import TokenAuth, Verifier
+from ..api.connlimit import ConnectionLimiter
 from ..api.ratelimit import FailureLimiter
 from ..api.server import Endpoint, OnResponse, build_app
 from ..api.tls_server import TlsIdentity, serve_tls
@@ -43,6 +45,9 @@ __all__ = ["RemoteApi", "ca_of", "remote_app"]
 TLS_DIR = "api-tls"
 WATCH_INTERVAL_S = 1.0
 RENEW_BEFORE_S = 30 * 86400.0  # server certificates last 90 days and are renewed 30 days before
+MAX_CONNECTIONS = (
+    1024  # open TLS API connections in total (the per-source cap is api.max_connections_per_source)
+)
 
 
 def ca_of(local: LocalClusterState) -> ClusterCA:
@@ -58,11 +63,12 @@ def remote_app(
     limiter: FailureLimiter | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     public_prefixes: Sequence[str] = (),
+    public_paths: Sequence[str] = (),
     on_response: OnResponse | None = None,
 ) -> TokenAuth:
     """The TCP API: every route needs a token with its role (``control.roles``)."""
     app = build_app(endpoints, role_of=role_of, extra_routes=extra_routes, on_response=on_response)
-    return TokenAuth(app, verify, limiter=limiter, public_prefixes=public_prefixes)
+    return TokenAuth(app, verify, limiter=limiter, public_prefixes=public_prefixes, public_paths=public_paths)
 
 
 def _hosts(local: LocalClusterState, addr: str) -> list[str]:
@@ -88,6 +94,8 @@ class RemoteApi:
         self.issued_for: tuple[str, int, tuple[str, ...]] | None = None  # (cluster id, epoch, hosts)
         self.serial = 0
         self.renew_at = 0.0  # wall time (s) after which the certificate is re-issued anyway
+        per_source = section.max_connections_per_source
+        self.connections = ConnectionLimiter(per_source=per_source, total=max(MAX_CONNECTIONS, per_source))
 
     @property
     def operator_certificate(self) -> bool:
@@ -151,6 +159,20 @@ class RemoteApi:
             )
         return True
 
+    def collect_metrics(self) -> Iterator[Metric]:
+        """``/metrics`` families of the TLS listener: open connections and refusals by cap."""
+        yield GaugeMetricFamily(
+            "p2porch_api_connections_open", "Open connections to the TLS API", value=self.connections.open_now
+        )
+        refused = CounterMetricFamily(
+            "p2porch_api_connections_refused",
+            "TLS API connections closed before their handshake, by the cap they hit (per_source | total)",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self.connections.refused.items()):
+            refused.add_metric([reason], count)
+        yield refused
+
     async def serve(self, app: Any, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen while there is a certificate to serve; re-check every second."""
         task_status.started()
@@ -176,7 +198,13 @@ class RemoteApi:
 
     async def _listen(self, app: Any, *, task_status: trio.TaskStatus[trio.CancelScope]) -> None:
         with trio.CancelScope() as scope:
-            await serve_tls(app, self.section.addr, self.identity, task_status=_Relay(task_status, scope))
+            await serve_tls(
+                app,
+                self.section.addr,
+                self.identity,
+                limiter=self.connections,
+                task_status=_Relay(task_status, scope),
+            )
 
 
 class _Relay:

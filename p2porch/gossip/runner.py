@@ -20,6 +20,7 @@ from typing import Any
 
 import trio
 
+from ..buckets import BucketCounts
 from ..errors import ConfigError
 from .config import GossipConfig, format_addr, parse_addr
 from .keyring import Keyring
@@ -46,9 +47,9 @@ class GossipHandle:
         return self._core.counters
 
     @property
-    def probe_rtt_sum_s(self) -> float:
-        """Summed round trip of the direct probes answered (``core_counters["probe_acks"]`` of them)."""
-        return self._core.probe_rtt_sum_s
+    def probe_rtt(self) -> BucketCounts:
+        """Round trips of the direct probes answered (``core_counters["probe_acks"]`` of them), bucketed."""
+        return self._core.probe_rtt
 
     @property
     def name(self) -> str:

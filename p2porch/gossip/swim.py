@@ -15,6 +15,7 @@ import random
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from ..buckets import PROBE_RTT_BUCKETS, BucketCounts
 from .awareness import Awareness
 from .broadcast import BroadcastQueue
 from .config import GossipConfig
@@ -166,9 +167,9 @@ class Swim:
             "suspicions": 0,  # peers this node started to suspect
             "suspects_recovered": 0,  # suspected peers that refuted: false positives
             "refutations": 0,  # accusations about this node that it refuted
-            "probe_acks": 0,  # direct probes answered (probe_rtt_sum_s is their summed round trip)
+            "probe_acks": 0,  # direct probes answered (probe_rtt holds their round trips)
         }
-        self.probe_rtt_sum_s = 0.0
+        self.probe_rtt = BucketCounts(PROBE_RTT_BUCKETS)
         self._budget_bytes = (
             config.udp_buffer_bytes - SEAL_OVERHEAD_BYTES - PACKET_OVERHEAD_BYTES - envelope_bytes(name, addr)
         )
@@ -408,7 +409,7 @@ class Swim:
                 probe.acked = True
                 self.awareness.apply(-1)
                 self.counters["probe_acks"] += 1
-                self.probe_rtt_sum_s += max(0.0, now - probe.sent_at)
+                self.probe_rtt.observe(max(0.0, now - probe.sent_at))
             return
         relay = self._relays.pop(msg.seq, None)
         if relay is not None:

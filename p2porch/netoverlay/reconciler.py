@@ -18,6 +18,7 @@ from typing import Any
 
 import trio
 
+from ..buckets import RECONCILE_BUCKETS, BucketCounts
 from ..errors import OverlayError
 from .diff import KernelState, Operation, describe, diff_overlay, programmed_peers
 from .dockernet import DockerNetwork
@@ -46,6 +47,7 @@ class ReconcileCounters:
 
     passes: int = 0
     seconds: float = 0.0  # summed duration of the passes
+    durations: BucketCounts = field(default_factory=lambda: BucketCounts(RECONCILE_BUCKETS))
     operations: int = 0
     failures: int = 0
     host_changes: int = 0
@@ -106,7 +108,9 @@ class OverlayReconciler:
         self._plan, self._observed = plan, observed
         await self._ensure_vxlan_filter(force=False)
         self.counters.passes += 1
-        self.counters.seconds += trio.current_time() - started
+        took = trio.current_time() - started
+        self.counters.seconds += took
+        self.counters.durations.observe(took)
         self.counters.operations += len(ops)
         self.counters.last_pass_at = trio.current_time()
         return ops

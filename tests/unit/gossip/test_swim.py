@@ -305,4 +305,5 @@ def test_counters_suspicions_refutations_recoveries_and_probe_rtt():
     ping = next(m for p in out.packets for m in p.msgs if isinstance(m, Ping))
     a.handle_packet(now + 0.004, "b:1", [Ack(ping.seq)])
     assert a.counters["probe_acks"] == 1
-    assert a.probe_rtt_sum_s == pytest.approx(0.004)
+    assert a.probe_rtt.total == pytest.approx(0.004) and a.probe_rtt.count == 1
+    assert dict(a.probe_rtt.cumulative())[0.005] == 1 and dict(a.probe_rtt.cumulative())[0.0025] == 0

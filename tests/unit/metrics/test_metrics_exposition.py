@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from p2porch.buckets import PROBE_RTT_BUCKETS, BucketCounts
 from p2porch.control.metrics_view import ClusterMetrics, pending_reason
 from p2porch.dns.resolver import ResolverCounters
 from p2porch.dns.server import ServerCounters
@@ -127,18 +128,24 @@ def _fake_cluster(tmp_path):
         leader_changes=SimpleNamespace(count=2),
         config=SimpleNamespace(data_dir=str(raft_dir)),
     )
+    rtt = BucketCounts(PROBE_RTT_BUCKETS)
+    for value in (0.0002, 0.0008, 0.003, 0.003, 0.004, 0.004, 0.006, 0.007, 0.01, 2.0):
+        rtt.observe(value)  # 10 answered probes, one slower than every bound
+    passes = ReconcileCounters(passes=4, seconds=0.2, failures=1)
+    for value in (0.02, 0.03, 0.05, 0.1):
+        passes.durations.observe(value)
     members = {n: SimpleNamespace(state=s) for n, s in {"a": "alive", "b": "alive", "c": "suspect"}.items()}
     gossip = SimpleNamespace(
         members=lambda: members,
         core_counters={"suspicions": 4, "suspects_recovered": 3, "refutations": 1, "probe_acks": 10},
-        probe_rtt_sum_s=0.05,
+        probe_rtt=rtt,
         health_score=lambda: 0,
     )
     rc = ResolverCounters(cache_hits=5, cache_misses=2, answered=4, nxdomain=2, nodata=1)
     server = ServerCounters(forwarded=3, servfail=1, refused_recursion=2)
     overlay = SimpleNamespace(
         status=lambda: {"peers": [{"programmed": True}, {"programmed": True}, {"programmed": False}]},
-        counters=ReconcileCounters(passes=4, seconds=0.2, failures=1),
+        counters=passes,
     )
     board = SimpleNamespace(
         gossip=gossip, resolver=SimpleNamespace(counters=rc), dns_counters=server, overlay=overlay
@@ -162,7 +169,12 @@ def test_pulled_families_read_every_subsystem(tmp_path):
     assert got[("p2porch_gossip_suspects_recovered_total", ())] == 3
     assert got[("p2porch_gossip_refutations_total", ())] == 1
     assert got[("p2porch_gossip_probe_rtt_seconds_count", ())] == 10
-    assert got[("p2porch_gossip_probe_rtt_seconds_sum", ())] == pytest.approx(0.05)
+    assert got[("p2porch_gossip_probe_rtt_seconds_sum", ())] == pytest.approx(2.038)
+    assert got[("p2porch_gossip_probe_rtt_seconds_bucket", (("le", "0.0005"),))] == 1
+    assert got[("p2porch_gossip_probe_rtt_seconds_bucket", (("le", "0.005"),))] == 6
+    assert got[("p2porch_gossip_probe_rtt_seconds_bucket", (("le", "0.01"),))] == 9  # 0.01 <= 0.01
+    assert got[("p2porch_gossip_probe_rtt_seconds_bucket", (("le", "1.0"),))] == 9
+    assert got[("p2porch_gossip_probe_rtt_seconds_bucket", (("le", "+Inf"),))] == 10
     assert got[("p2porch_scheduler_pending_tasks", (("reason", "insufficient_memory"),))] == 1
     assert got[("p2porch_scheduler_pending_tasks", (("reason", "waiting"),))] == 1
     assert sum(v for (n, _), v in got.items() if n == "p2porch_scheduler_pending_tasks") == 2
@@ -174,6 +186,8 @@ def test_pulled_families_read_every_subsystem(tmp_path):
     assert got[("p2porch_dns_forwarded_total", ())] == 3
     assert got[("p2porch_overlay_peers", ())] == 2
     assert got[("p2porch_overlay_reconcile_seconds_count", ())] == 4
+    assert got[("p2porch_overlay_reconcile_seconds_bucket", (("le", "0.05"),))] == 3
+    assert got[("p2porch_overlay_reconcile_seconds_bucket", (("le", "+Inf"),))] == 4
     assert got[("p2porch_overlay_reconcile_failures_total", ())] == 1
 
 

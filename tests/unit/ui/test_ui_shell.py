@@ -1,0 +1,74 @@
+"""The web UI's static shell on the TCP API app: served without a token, with a strict CSP; data needs one."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.testclient import TestClient
+
+from p2porch.api.ratelimit import FailureLimiter
+from p2porch.api.server import Endpoint
+from p2porch.control.remote_api import remote_app
+from p2porch.ui import PUBLIC_PATHS, PUBLIC_PREFIXES, load_assets, ui_routes
+from p2porch.vault.access import Role
+
+
+async def _services(body, params):
+    return [{"name": "web"}]
+
+
+def _client() -> TestClient:
+    tokens = {"good-read": ("viewer", Role.READ)}
+    app = remote_app(
+        [
+            Endpoint("GET", "/services", _services, "list"),
+            Endpoint("POST", "/services/{service}/scale", _services, "scale"),
+        ],
+        tokens.get,
+        limiter=FailureLimiter(burst=100, per_s=0.0),  # each TestClient request is its own trio run (clock)
+        extra_routes=ui_routes(),
+        public_prefixes=PUBLIC_PREFIXES,
+        public_paths=PUBLIC_PATHS,
+    )
+    return TestClient(app, backend="trio")
+
+
+def test_the_shell_needs_no_token_and_carries_a_strict_csp():
+    client = _client()
+    for path in ("/", "/ui"):
+        response = client.get(path, follow_redirects=False)
+        assert response.status_code == 302 and response.headers["location"] == "/ui/"
+    page = client.get("/ui/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp and page.headers["x-content-type-options"] == "nosniff"
+    script = client.get("/ui/app.js")
+    assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
+    assert client.get("/ui/app.css").headers["content-type"].startswith("text/css")
+    assert client.get("/ui/..%2F__init__.py").status_code == 404  # only the packaged assets, by name
+    assert client.get("/ui/nothing.js").status_code == 404
+
+
+def test_the_page_has_no_inline_script_or_style_and_loads_nothing_remote():
+    assets = load_assets()
+    assert {"index.html", "app.js", "app.css"} <= set(assets)
+    html = assets["index.html"][0].decode()
+    for script in re.findall(r"<script[^>]*>(.*?)</script>", html, flags=re.S):
+        assert script.strip() == ""  # only <script src=...>
+    assert " style=" not in html and "<style" not in html
+    assert not re.search(r"\son[a-z]+=", html)  # no inline event handlers
+    for text in (html, assets["app.js"][0].decode(), assets["app.css"][0].decode()):
+        assert "http://" not in text and "https://" not in text  # no CDN, nothing remote
+    script = assets["app.js"][0].decode()
+    assert "sessionStorage" in script and "localStorage" not in script and "innerHTML" not in script
+
+
+def test_data_routes_still_need_a_token_and_the_role():
+    client = _client()
+    assert client.get("/v1/services").status_code == 401
+    ok = client.get("/v1/services", headers={"authorization": "Bearer good-read"})
+    assert ok.status_code == 200 and ok.json() == [{"name": "web"}]
+    refused = client.post("/v1/services/web/scale", headers={"authorization": "Bearer good-read"}, json={})
+    assert refused.status_code == 403 and "needs the operate role" in refused.json()["message"]
+    assert client.get("/metrics").status_code == 401  # "/" is public only as an exact path
