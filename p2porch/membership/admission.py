@@ -124,10 +124,16 @@ async def admit(
     joiner and lease its subnet; the reply tells it its role and the cluster key."""
     state = store.snapshot()
     # a joiner whose earlier attempt timed out (its record may have committed after all) may retry from
-    # the same address while that record is still ``joining``: the retry replaces the record
+    # the same address with the same node key while that record is still ``joining``: the retry
+    # replaces the record (another holder of the join token cannot take the name over)
     earlier = state.node_by_name(str(request.get("name") or ""))
-    retry = earlier is not None and earlier.status == NodeStatus.JOINING
-    retry = retry and earlier is not None and earlier.addr == request.get("addr")
+    retry = (
+        earlier is not None
+        and earlier.status == NodeStatus.JOINING
+        and earlier.addr == request.get("addr")
+        and bool(earlier.key_pub)
+        and earlier.key_pub == request.get("key_pub")
+    )
     others = [n for n in state.nodes.values() if not (retry and n is earlier)]
     fields = check_joiner(request, source, others)
     name = fields["name"]

@@ -149,7 +149,7 @@ def _split_fields(expr: str, fieldname: str) -> list[str]:
             continue
         current.append(char)
     if quote:
-        raise field_error(fieldname, f"unclosed {quote} in {expr!r}")
+        raise field_error(fieldname, f"unclosed {quote}")  # the value itself may hold a secret
     parts.append("".join(current))
     out = []
     for part in parts:

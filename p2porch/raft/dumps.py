@@ -18,7 +18,9 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import msgpack
 from pysyncobj.config import SERIALIZER_STATE
 
 from .journal import durable_replace, write_file_atomic
@@ -105,3 +107,23 @@ def replace(src: str, dst: str) -> None:
         if job is not None:
             job.cancelled = True
         durable_replace(src_s, dst_s)
+
+
+def read_head(dump: str | os.PathLike[str]) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+    """``(prev, last)``: the two log entries a dump covers up to, read from its head without decoding
+    the state (the store writes ``format``, ``last``, ``prev`` before ``state``); None when absent."""
+    try:
+        f = open(dump, "rb")  # noqa: SIM115 (closed below; the unpacker reads it lazily)
+    except FileNotFoundError:
+        return None
+    with f:
+        unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False, max_buffer_size=64 << 20)
+        head: dict[str, Any] = {}
+        for _ in range(unpacker.read_map_header()):
+            key = unpacker.unpack()
+            if key == "state":
+                break
+            head[key] = unpacker.unpack()
+            if "prev" in head and "last" in head:
+                return tuple(head["prev"]), tuple(head["last"])
+    return None

@@ -275,3 +275,29 @@ def lower_replica_term(path: str | os.PathLike[str]) -> tuple[int, int] | None:
         return term, last
     finally:
         journal._destroy()
+
+
+def align_to_dump(path: str | os.PathLike[str], prev: tuple[Any, ...], last: tuple[Any, ...]) -> int:
+    """Before pysyncobj opens ``path``: make the journal start at the dump's ``prev`` entry.
+
+    A dump is renamed into place before the log it covers is cut (``dumps.py`` writes it on a worker
+    thread; the cut waits for the next Raft tick). pysyncobj, loading a dump whose two entries are not
+    the journal's first two, clears the whole journal, losing every entry appended after the dump
+    began: acknowledged writes when a crash or a stop lands in that window. Cutting the journal to the
+    dump's entries here keeps them. A journal that does not hold ``prev`` followed by ``last`` is left
+    alone. Returns the number of entries dropped (all covered by the dump); never creates the journal.
+    """
+    if not Path(path).exists():
+        return 0
+    journal = DurableJournal(path)
+    try:
+        first = journal[0][1] if len(journal) else None
+        at = None if first is None else prev[1] - first
+        if at is None or at <= 0 or at + 1 >= len(journal):
+            return 0
+        if tuple(journal[at]) != tuple(prev) or tuple(journal[at + 1]) != tuple(last):
+            return 0
+        journal.deleteEntriesTo(at)
+        return at
+    finally:
+        journal._destroy()

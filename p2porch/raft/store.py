@@ -34,7 +34,7 @@ from .appends import AppendFilter, rejection_floor
 from .fsm import Change, apply_batch, encode_batch
 from .heartbeat_rounds import QuietReplicaRounds
 from .heartbeats import ReplicaHeartbeats
-from .journal import DurableJournal, lower_replica_term
+from .journal import DurableJournal, align_to_dump, lower_replica_term
 from .lag import LagClock
 from .pacer import TickPacer
 from .state import EMPTY_STATE, ClusterState
@@ -106,6 +106,9 @@ class _Bridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
             lowered = lower_replica_term(conf.journalFile)
             if lowered is not None:
                 log.warning("replica: Raft term %d lowered to its log's %d (it never votes)", *lowered)
+        head = dumps.read_head(conf.fullDumpFile) if conf.journalFile and conf.fullDumpFile else None
+        if head is not None and (cut := align_to_dump(conf.journalFile, *head)):
+            log.info("raft: journal cut to its dump's entries (%d covered entries dropped)", cut)
         super().__init__(self_addr, partners, conf, transportClass=GuardedTCPTransport)
 
     @replicated
@@ -497,6 +500,7 @@ class RaftStore:
             # a joining voter heard its leader: normal election timeouts from now on
             self._conf.raftMinTimeout = self.config.election_timeout_min_s
             self._conf.raftMaxTimeout = self.config.election_timeout_max_s
+            self._so._SyncObj__raftElectionDeadline = now + self.config.election_timeout_max_s  # not 60 s
         busy = self._inflight > 0 or bool(self._pending)
         period = self._pacer.period(now, self._so.raftCommitIndex, self._so.raftLastApplied, busy)
         self._conf.autoTickPeriod = period

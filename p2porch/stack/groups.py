@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model import ServiceSpec
+from .names import STACK_LABEL
 from .problems import Problems
 
 SERVICE_PREFIX = "service:"
@@ -34,6 +35,35 @@ _MEMBER_KEYS = (
     "limit_memory_bytes",
 )
 _INIT_ONLY_DROPS = ("publish", "health")
+#: merged into the target's spec with the mounts (the group's containers share them)
+_SHARED_FILE_KEYS = ("secrets", "configs")
+_STACK_LABEL_PREFIX = STACK_LABEL + "."  # the labels every stack service gets (its own names)
+_CARRIED = {"name", "image", "mounts", *_MEMBER_KEYS, *_SHARED_FILE_KEYS}
+
+
+def _warn_dropped(
+    short: str, target: str, spec: Mapping[str, Any], target_spec: Mapping[str, Any], problems: Problems
+) -> None:
+    """Say which of a folded service's own settings its target's task does not take (never silent)."""
+    defaults = ServiceSpec.from_dict({"name": "x", "image": "x"}).to_dict()
+    dropped = []
+    for key, value in spec.items():
+        if key in _CARRIED or value in (defaults.get(key), target_spec.get(key)):
+            continue
+        if isinstance(value, dict):  # e.g. container options: name the keys that differ
+            base, theirs = defaults.get(key) or {}, target_spec.get(key) or {}
+            dropped += [
+                f"{key}.{k}"
+                for k, v in value.items()
+                if v not in (base.get(k), theirs.get(k)) and not k.startswith(_STACK_LABEL_PREFIX)
+            ]
+        else:
+            dropped.append(key)
+    if dropped:
+        problems.warn(
+            f"services.{short}: runs in {target!r}'s task; its own {', '.join(sorted(dropped))} "
+            f"{'is' if len(dropped) == 1 else 'are'} not applied (the task's are {target!r}'s)"
+        )
 
 
 def network_mode(value: Any, path: str) -> str:
@@ -119,6 +149,18 @@ def fold_groups(
                     )
                 mounts.setdefault(mount["target"], mount)
         spec["mounts"] = list(mounts.values())
+        for key in _SHARED_FILE_KEYS:  # a member's secrets/configs are files in the shared task
+            files = {ref["target"]: ref for ref in spec.get(key, [])}
+            for s in members:
+                for ref in specs[s].get(key, []):
+                    if ref["target"] in files and files[ref["target"]] != ref:
+                        problems.error(
+                            f"services.{s}.{key}", f"{ref['target']} is different in {target!r}'s task"
+                        )
+                    files.setdefault(ref["target"], ref)
+            spec[key] = list(files.values())
+        for s in members:
+            _warn_dropped(s, target, specs[s], specs[target], problems)
         try:
             specs[target] = ServiceSpec.from_dict(spec).to_dict()
         except ConfigError as exc:

@@ -484,13 +484,13 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
         return None, deps
     try:
         result = ServiceSpec.from_dict(spec).to_dict()
-        published = [p for p in result["publish"] if p["published"] is not None]
-        if published and result["mode"] == "replicated" and result["replicas"] > 1:
+        on_host = [p for p in result["publish"] if p["published"] is not None and p.get("mode") == "host"]
+        if on_host and result["mode"] == "replicated" and result["replicas"] > 1:
             ctx.note(
-                "ports with several replicas",
+                "host-mode ports with several replicas",
                 short,
-                "a published port is bound on the node running each task (no routing mesh yet): at most "
-                "one task per node can run, the others stay pending until there are enough nodes",
+                "a mode=host port is bound on the node running each task: at most one task per node can "
+                "run, the others stay pending until there are enough nodes (ingress ports have no limit)",
             )
         return result, deps
     except ConfigError as exc:  # from ServiceSpec.from_dict

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from p2porch.clock import TrioClock
@@ -39,6 +41,7 @@ def request(n: int, name: str | None = None) -> dict[str, object]:
         "labels": {"zone": "a"},
         "cpu_nanos": 2_000_000_000,
         "memory_bytes": 1 << 30,
+        "key_pub": base64.b64encode(bytes([n]) * 32).decode(),  # the joiner's node key
     }
 
 
@@ -143,6 +146,8 @@ async def test_a_name_in_use_from_another_address_or_a_ready_node_is_refused() -
     await join(store, request(2))
     with pytest.raises(ConflictError):  # same name, another host
         await join(store, {**request(3, name="n2"), "node_id": node_id(33)})
+    with pytest.raises((ConflictError, ConfigError)):  # same name and address, another key: no retry
+        await join(store, {**request(2), "node_id": node_id(22), "key_pub": request(9)["key_pub"]})
     await store.write(C.UpdateNode(at=1.0, node_id=node_id(2), status=NodeStatus.READY).encode())
     with pytest.raises((ConflictError, ConfigError)):  # same host, but that node runs: not a retry
         await join(store, {**request(2), "node_id": node_id(22)})

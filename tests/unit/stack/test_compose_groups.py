@@ -122,3 +122,28 @@ def test_network_mode_host_is_still_ignored_with_a_warning() -> None:
     stack = load_stack("s", "services:\n  web:\n    image: nginx\n    network_mode: host\n")
     assert any("network_mode" in w for w in stack.warnings)
     assert not ServiceSpec.from_dict(stack.services[0].spec).is_group
+
+
+SIDECAR_WITH_FILES = """
+services:
+  web:
+    image: nginx:1
+    secrets: [tls]
+  agent:
+    image: busybox
+    network_mode: service:web
+    secrets: [api_key]
+    cap_add: [NET_ADMIN]
+    read_only: true
+secrets:
+  tls: {file: ./tls.pem}
+  api_key: {file: ./key.txt}
+"""
+
+
+def test_a_folded_service_brings_its_secrets_and_names_what_its_target_does_not_take() -> None:
+    stack = load_stack("s", SIDECAR_WITH_FILES)
+    web = ServiceSpec.from_dict(stack.by_name()["s-web"].spec)
+    assert sorted(ref.target for ref in web.secrets) == ["/run/secrets/api_key", "/run/secrets/tls"]
+    (warning,) = [w for w in stack.warnings if "services.agent: runs in" in w]
+    assert "cap_add" in warning and "read_only" in warning, warning
