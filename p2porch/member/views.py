@@ -7,6 +7,7 @@ them what these functions derive from a :class:`ClusterState` snapshot. No I/O, 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 
 from ..agent.model import KIND_INIT, KIND_SIDECAR, MemberSpec, MountSpec, PortSpec, TaskAssignment, TaskReport
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
@@ -83,20 +84,7 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = (), local_node:
         by_service.setdefault(task.service_id, []).append(task)
     for service in state.services.values():
         ports = _task_ports(service.spec)
-        entries = [
-            TaskEntry(
-                slot=t.slot,
-                address=t.address,
-                healthy=task_is_healthy(t),
-                running=t.state == TaskState.RUNNING
-                and t.desired_state == DesiredState.RUNNING
-                and not _node_down(state, t.node_id),  # a cut-off site's tasks kept in state (on_site_loss)
-                ports=ports,
-                site=_region(state, t.node_id),
-            )
-            for t in sorted(by_service.get(service.service_id, ()), key=lambda t: (t.slot, t.task_id))
-            if t.address
-        ]
+        entries = task_entries(state, by_service.get(service.service_id, ()), ports)
         services[service.name] = entries
         if service.vip:
             vips[service.name] = service.vip
@@ -116,7 +104,26 @@ def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = (), local_node:
     )
 
 
-def _node_down(state: ClusterState, node_id: str | None) -> bool:
+def task_entries(state: ClusterState, tasks: Iterable[Task], ports: tuple[PortEntry, ...]) -> list[TaskEntry]:
+    """A service's DNS entries: its tasks with an address, by slot; a task on a down node is not running
+    (a cut-off site's tasks kept in state, on_site_loss)."""
+    return [
+        TaskEntry(
+            slot=t.slot,
+            address=t.address,
+            healthy=task_is_healthy(t),
+            running=t.state == TaskState.RUNNING
+            and t.desired_state == DesiredState.RUNNING
+            and not node_down(state, t.node_id),
+            ports=ports,
+            site=_region(state, t.node_id),
+        )
+        for t in sorted(tasks, key=lambda t: (t.slot, t.task_id))
+        if t.address
+    ]
+
+
+def node_down(state: ClusterState, node_id: str | None) -> bool:
     node = state.nodes.get(node_id or "")
     return node is not None and node.status == NodeStatus.DOWN
 

@@ -6,7 +6,7 @@ commits. ``ZoneBuilder.update(state, changes)`` returns a ``ZoneData`` equal to
 ``Change`` records the store streamed since the previous call: only the services whose tasks or record
 changed get new task entries; the others keep the very same list objects, which lets the resolver's
 ``ZoneCompiler`` reuse their compiled names without comparing them. A reset, a node whose region
-label changed, or changes that do not lead exactly to ``state.version`` rebuild everything.
+label or down status changed, or changes that do not lead exactly to ``state.version`` rebuild everything.
 Owns its task index (service id -> task ids); never reads a clock or does I/O.
 """
 
@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..dns.zone import TaskEntry, ZoneData
-from ..model import DesiredState, NodeStatus, Task, TaskState
+from ..model import NodeStatus, Task
 from ..raft.fsm import Change
 from ..raft.state import ClusterState
 from ..stack.names import stack_dns_aliases
-from .views import _region, _task_ports, task_is_healthy
+from .views import _region, _task_ports, node_down, task_entries
 
 
 class ZoneBuilder:
@@ -66,6 +66,8 @@ class ZoneBuilder:
             if change.kind == "node":
                 if _region(old, change.key) != _region(state, change.key):
                     return None  # the site of every task on it changed
+                if node_down(old, change.key) != node_down(state, change.key):
+                    return None  # every task on it left (or rejoined) the answers
             elif change.kind == "service":
                 dirty.add(change.key)
             elif change.kind == "task":
@@ -89,18 +91,7 @@ class ZoneBuilder:
     def _service_entries(self, state: ClusterState, service_id: str) -> list[TaskEntry]:
         ports = _task_ports(state.services[service_id].spec)
         tasks: list[Task] = [state.tasks[t] for t in self._task_ids.get(service_id, ()) if t in state.tasks]
-        return [
-            TaskEntry(
-                slot=t.slot,
-                address=t.address,
-                healthy=task_is_healthy(t),
-                running=t.state == TaskState.RUNNING and t.desired_state == DesiredState.RUNNING,
-                ports=ports,
-                site=_region(state, t.node_id),
-            )
-            for t in sorted(tasks, key=lambda t: (t.slot, t.task_id))
-            if t.address
-        ]
+        return task_entries(state, tasks, ports)
 
     def _zone(self, state: ClusterState) -> ZoneData:
         services: dict[str, list[TaskEntry]] = {}

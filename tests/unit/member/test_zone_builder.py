@@ -99,7 +99,11 @@ class World:
         else:
             node = rng.choice(sorted(state.nodes))
             self.apply(
-                C.UpdateNode(at=2.0, node_id=node, status=rng.choice([NodeStatus.LEFT, NodeStatus.READY]))
+                C.UpdateNode(
+                    at=2.0,
+                    node_id=node,
+                    status=rng.choice([NodeStatus.LEFT, NodeStatus.READY, NodeStatus.DOWN]),
+                )
             )
 
     def take_changes(self) -> list[Change]:
