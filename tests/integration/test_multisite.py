@@ -44,7 +44,12 @@ def cluster():
 def test_cluster_forms_across_the_nat_with_voters_in_both_regions(cluster):
     sb, nodes = cluster
     rows = wait_for(
-        lambda: (r := node_rows(sb, "n4")) and all(row["gossip"] == "alive" for row in r.values()) and r,
+        lambda: (
+            (r := node_rows(sb, "n4"))
+            and len(r) == 6
+            and all(row["gossip"] == "alive" for row in r.values())
+            and r
+        ),
         timeout_s=60,
         what="every node alive in gossip, seen from site 2",
     )
