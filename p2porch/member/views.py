@@ -7,7 +7,7 @@ them what these functions derive from a :class:`ClusterState` snapshot. No I/O, 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ..agent.model import KIND_INIT, KIND_SIDECAR, MemberSpec, MountSpec, PortSpec, TaskAssignment, TaskReport
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
@@ -77,19 +77,29 @@ def task_is_healthy(task: Task) -> bool:
 def dns_zone(state: ClusterState, nameservers: tuple[str, ...] = (), local_node: str = "") -> ZoneData:
     """Services with their running tasks' overlay addresses, and nodes with their advertise addresses;
     ``local_node`` (an id): the zone prefers tasks in that node's region (its ``region`` label)."""
-    services: dict[str, list[TaskEntry]] = {}
-    vips: dict[str, str] = {}
     by_service: dict[str, list[Task]] = {}
     for task in state.tasks.values():
         by_service.setdefault(task.service_id, []).append(task)
+    entries = {
+        sid: task_entries(state, by_service.get(sid, ()), _task_ports(service.spec))
+        for sid, service in state.services.items()
+    }
+    return zone_of(state, entries, nameservers, local_node)
+
+
+def zone_of(
+    state: ClusterState, entries: Mapping[str, list[TaskEntry]], nameservers: tuple[str, ...], local_node: str
+) -> ZoneData:
+    """The zone input of ``state`` given each service's task entries (``entries`` by service id)."""
+    services: dict[str, list[TaskEntry]] = {}
+    vips: dict[str, str] = {}
     for service in state.services.values():
-        ports = _task_ports(service.spec)
-        entries = task_entries(state, by_service.get(service.service_id, ()), ports)
-        services[service.name] = entries
+        mine = entries[service.service_id]
+        services[service.name] = mine
         if service.vip:
             vips[service.name] = service.vip
         for alias in stack_dns_aliases(service.spec.labels_dict()):  # "<short>.<stack>" inside a stack
-            services.setdefault(alias, entries)
+            services.setdefault(alias, mine)
             if service.vip:
                 vips.setdefault(alias, service.vip)
     nodes = {n.name: n.addr for n in state.nodes.values() if n.status != NodeStatus.LEFT}

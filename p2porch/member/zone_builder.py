@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..dns.zone import TaskEntry, ZoneData
-from ..model import NodeStatus, Task
+from ..model import Task
 from ..raft.fsm import Change
 from ..raft.state import ClusterState
-from ..stack.names import stack_dns_aliases
-from .views import _region, _task_ports, node_down, task_entries
+from .views import _region, _task_ports, node_down, task_entries, zone_of
 
 
 class ZoneBuilder:
@@ -94,24 +93,4 @@ class ZoneBuilder:
         return task_entries(state, tasks, ports)
 
     def _zone(self, state: ClusterState) -> ZoneData:
-        services: dict[str, list[TaskEntry]] = {}
-        vips: dict[str, str] = {}
-        for service in state.services.values():
-            entries = self._entries[service.service_id]
-            services[service.name] = entries
-            if service.vip:
-                vips[service.name] = service.vip
-            for alias in stack_dns_aliases(service.spec.labels_dict()):
-                services.setdefault(alias, entries)
-                if service.vip:
-                    vips.setdefault(alias, service.vip)
-        nodes = {n.name: n.addr for n in state.nodes.values() if n.status != NodeStatus.LEFT}
-        return ZoneData(
-            domain=state.domain or "p2p",
-            services=services,
-            nodes=nodes,
-            nameservers=self.nameservers,
-            version=state.version,
-            local_site=_region(state, self.local_node),
-            vips=vips,
-        )
+        return zone_of(state, self._entries, self.nameservers, self.local_node)
