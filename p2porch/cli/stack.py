@@ -17,8 +17,6 @@ import sys
 import time
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigError, P2POrchError
 from ..stack import ComposeError, StackDefinition, check_stack_name
 from ..stack.compose import StackObject
@@ -190,6 +188,8 @@ def cmd_stack_config(args: argparse.Namespace) -> int:
     if wants_json(args):
         print(json.dumps(definition.model, indent=2, sort_keys=False, default=str))
     else:
+        import yaml  # only here: `python -m p2porch daemon` loads every CLI module, and PyYAML is ~1 MB
+
         print(yaml.safe_dump(dict(definition.model), sort_keys=False, default_flow_style=False).rstrip())
     return EXIT_OK
 
