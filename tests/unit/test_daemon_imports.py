@@ -16,11 +16,12 @@ import pytest
 
 cli_main = importlib.import_module("p2porch.cli.main")  # the package's ``main`` attribute is the function
 
-#: Loaded only when needed: PyYAML (Compose parsing), the X.509 half of cryptography (the cluster CA of the
-#: TCP API), the parts of pyroute2 beyond rtnetlink (its package __init__ imports all of them), the CLI's
-#: other command modules.
+#: Loaded only when needed: PyYAML (Compose parsing), croniter (cron jobs), the X.509 half of
+#: cryptography (the cluster CA of the TCP API), the parts of pyroute2 beyond rtnetlink (its package
+#: __init__ imports all of them), the CLI's other command modules.
 NOT_AT_START = (
     "yaml",
+    "croniter",
     "cryptography.x509",
     "pyroute2.ipdb",
     "pyroute2.ndb",
