@@ -115,6 +115,16 @@ class _Bridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
     def apply_entry(self, batch: bytes) -> list[dict[str, Any]]:
         return self._owner_ref._apply_on_raft_thread(batch)
 
+    def next_timer_at(self) -> float:
+        """When pysyncobj's next timer is due (monotonic): the leader's next append round, a voter's
+        election deadline; a read-only replica has neither (Raft thread)."""
+        state = self._SyncObj__raftState
+        if state == _pso._RAFT_STATE.LEADER:
+            return float(self._SyncObj__newAppendEntriesTime)
+        if self._SyncObj__selfNode is None:
+            return math.inf
+        return float(self._SyncObj__raftElectionDeadline)
+
     # pysyncobj registers ``self.__onMessageReceived`` (mangled to this name) as its transport
     # callback, so this override sees every Raft message first. See docs/raft.md, "overlapping appends".
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
@@ -502,7 +512,9 @@ class RaftStore:
             self._conf.raftMaxTimeout = self.config.election_timeout_max_s
             self._so._SyncObj__raftElectionDeadline = now + self.config.election_timeout_max_s  # not 60 s
         busy = self._inflight > 0 or bool(self._pending)
-        period = self._pacer.period(now, self._so.raftCommitIndex, self._so.raftLastApplied, busy)
+        period = self._pacer.period(
+            now, self._so.raftCommitIndex, self._so.raftLastApplied, busy, self._so.next_timer_at()
+        )
         self._conf.autoTickPeriod = period
         idle = period > self._pacer.busy_period_s  # idle: refresh 5x less often (status() reads fresh)
         if now - self._status_at >= self.config.status_refresh_s * (5 if idle else 1):
