@@ -198,6 +198,7 @@ class RaftStore:
         self._closed = False
         self._status: RaftStatus | None = None
         self._status_at = 0.0
+        self._role_event = trio.Event()  # set (and replaced) on the trio thread when the Raft role changes
         self.leader_changes = LeaderChanges()  # updated on the Raft thread
         self.commit_observer: Callable[[float], None] | None = None  # seconds of each answered proposal
         self._status_lock = threading.Lock()
@@ -261,6 +262,11 @@ class RaftStore:
     def snapshot(self) -> ClusterState:
         """The current committed state as applied on this node (immutable)."""
         return self._state
+
+    def role_event(self) -> trio.Event:
+        """An event set at the next change of this node's Raft role (follower, candidate, leader): take it
+        before reading ``status()``, then wait on it, and no change is missed (trio thread)."""
+        return self._role_event
 
     def status(self) -> RaftStatus:
         """Latest Raft status (at most ``status_refresh_s`` old)."""
@@ -503,6 +509,11 @@ class RaftStore:
     def _on_state_changed(self, old: int, new: int) -> None:
         self._status_at = 0.0
         log.info("raft role %s -> %s", _ROLE_NAMES.get(old, old), _ROLE_NAMES.get(new, new))
+        self._raft_callback(self._fire_role_event)
+
+    def _fire_role_event(self) -> None:
+        event, self._role_event = self._role_event, trio.Event()
+        event.set()
 
     def _on_tick(self) -> None:
         now = time.monotonic()
