@@ -45,4 +45,6 @@ class TickPacer:
         if now - self.last_work_at < self.linger_s:
             return self.busy_period_s
         until_timer = timer_at - now + TIMER_SLACK_S
+        if until_timer <= 0:  # due, yet the tick just run left it (a voter cut off from every peer)
+            return self.idle_period_s
         return max(self.busy_period_s, min(self.idle_period_s, until_timer))

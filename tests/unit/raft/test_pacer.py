@@ -32,7 +32,9 @@ def test_an_idle_tick_never_sleeps_past_the_next_raft_timer() -> None:
     assert pacer.period(5.0, 7, 7, False, timer_at=7.0) == 0.5
     # the leader's next heartbeat in 100 ms: it wakes for it (plus the slack), not 400 ms later
     assert abs(pacer.period(6.0, 7, 7, False, timer_at=6.1) - (0.1 + TIMER_SLACK_S)) < 1e-9
-    # a timer already due: the short period, never zero or negative
-    assert pacer.period(8.0, 7, 7, False, timer_at=7.9) == 0.005
+    # almost due: the short period, never less
+    assert pacer.period(7.0, 7, 7, False, timer_at=7.001) == 0.005
+    # past due after a tick (pysyncobj did not act on it, e.g. no peer connected): no busy loop
+    assert pacer.period(8.0, 7, 7, False, timer_at=7.9) == 0.5
     # busy: the short period whatever the timers say
     assert pacer.period(9.0, 8, 7, False, timer_at=100.0) == 0.005
