@@ -108,8 +108,11 @@ class _Runner:
         """Route core output: queue packets, start push/pulls, deliver events, re-arm the timer."""
         assert self.nursery is not None
         if out.packets:
-            self._send_queue.extend((p.addr, p.msgs) for p in out.packets)
-            self._send_ready.set()
+            send_now = self.transport.send_packet_nowait
+            later = [(p.addr, p.msgs) for p in out.packets if not send_now(p.addr, p.msgs)]
+            if later:  # a host name to resolve or a full buffer: the sender task awaits them
+                self._send_queue.extend(later)
+                self._send_ready.set()
         for req in out.pushpulls:
             self.nursery.start_soon(self._pushpull, req.addr, req.join)
         for ping in out.tcp_pings:
