@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..model import HealthSpec, RestartPolicy, UpdateConfig
 from . import keys
-from .values import err, list_, mapping, scalar_text, string
+from .values import boolean, err, list_, mapping, scalar_text, string
 
 Warn = Callable[[str, str], None]
 
@@ -203,10 +203,7 @@ _HEALTH_RENAMES = {"cmd": "test"}
 def healthcheck(value: Any, path: str, warn: Warn) -> dict[str, Any] | None:
     """A health check dict, or None when the image's HEALTHCHECK applies (no ``test`` given)."""
     conf = mapping(value, path, keys.HEALTH_KEYS)
-    disable = conf.get("disable", False)
-    if not isinstance(disable, bool):
-        raise err(f"{path}.disable", "expected true or false")
-    if disable:
+    if boolean(conf.get("disable", False), f"{path}.disable"):
         return HealthSpec(test=("NONE",)).to_dict()
     if "test" not in conf:
         warn("healthcheck without test", "the image's HEALTHCHECK is used, with its own timings")
