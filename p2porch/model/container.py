@@ -248,8 +248,6 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
     host_ip = expr.get("host_ip") or ""
     if not isinstance(host_ip, str) or (host_ip and not re.match(r"^[0-9A-Fa-f:.]+$", host_ip)):
         raise field_error(f"{fieldname}.host_ip", f"invalid address {host_ip!r}")
-    if host_ip and published is None:
-        raise field_error(f"{fieldname}.host_ip", "needs a published port")
     mode = parse_choice(
         expr.get("mode") or default_publish_mode(published, host_ip), PUBLISH_MODES, f"{fieldname}.mode"
     )

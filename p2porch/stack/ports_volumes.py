@@ -46,8 +46,10 @@ def _expand(
     target: str, published: str, host_ip: str, protocol: str, path: str, warn: Warn
 ) -> list[dict[str, Any]]:
     targets = _range(target, path)
-    if not published:
-        return [{"target": t, "protocol": protocol} for t in targets]
+    if not published:  # the engine picks a free host port (on host_ip when one is given), as in Compose
+        return [
+            {"target": t, "protocol": protocol, **({"host_ip": host_ip} if host_ip else {})} for t in targets
+        ]
     hosts = _range(published, path)
     if len(hosts) != len(targets):
         if len(targets) != 1:

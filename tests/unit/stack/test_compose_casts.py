@@ -250,3 +250,14 @@ def test_devices_take_the_long_syntax():
     ]
     message = refusal("services:\n  app:\n    image: busybox\n    devices: [{target: /dev/x}]\n")
     assert "services.app.devices[0].source: is required" in message
+
+
+def test_a_port_bound_to_an_address_without_a_host_port_keeps_the_address():
+    """``127.0.0.1::8080`` publishes on a free host port of loopback only: the address is kept (it was
+    dropped, which published the port on every address)."""
+    definition = load("services:\n  web:\n    image: nginx\n    ports: ['127.0.0.1::8080', '9000']\n")
+    publish = spec_of(definition, "web")["publish"]
+    assert [(p.get("host_ip", ""), p["published"], p["target"]) for p in publish] == [
+        ("127.0.0.1", None, 8080),
+        ("", None, 9000),
+    ]
