@@ -64,6 +64,7 @@ SERVICE_IGNORED = {
     "privileged": _NOT_IN_SWARM,
     "provider": "provider services are a docker compose feature",
     "pull_policy": "a node pulls the image when it does not have it",
+    "pull_refresh_after": "a node pulls the image when it does not have it",
     "runtime": _NOT_IN_SWARM,
     "stdin_open": "tasks have no attached terminal",
     "storage_opt": _NOT_IN_SWARM,

@@ -261,3 +261,8 @@ def test_a_port_bound_to_an_address_without_a_host_port_keeps_the_address():
         ("127.0.0.1", None, 8080),
         ("", None, 9000),
     ]
+
+
+def test_pull_refresh_after_is_a_known_key_ignored_with_a_warning():
+    definition = load("services:\n  web:\n    image: nginx\n    pull_refresh_after: 1h\n")
+    assert any("ignoring pull_refresh_after (service web)" in w for w in definition.warnings)
