@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..errors import ConfigError
+from .templates import SAMPLE, expand
 from .units import SIZE_UNITS
 
 _CAP_RE = re.compile(r"^(?:CAP_)?[A-Z_]+$|^ALL$")
@@ -221,7 +222,7 @@ class ContainerOptions:
     devices: tuple[str, ...] = ()  # "HOST:CONTAINER:PERMISSIONS"
 
     def __post_init__(self) -> None:
-        if self.hostname and not _HOST_RE.match(self.hostname):
+        if self.hostname and not _HOST_RE.match(expand(self.hostname, SAMPLE)):  # Swarm templates allowed
             raise _err("hostname", f"{self.hostname!r} is not a valid host name", "container")
         for key in ("cap_add", "cap_drop"):
             for cap in getattr(self, key):

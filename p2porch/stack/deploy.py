@@ -121,6 +121,9 @@ def _update(value: Any, path: str) -> dict[str, Any]:
     return _nested(lambda: UpdateConfig.from_dict(conf, prefix=path), path)
 
 
+#: restart: words written as a deploy.restart_policy condition, which Swarm spells none | on-failure | any
+_SERVICE_RESTART_WORDS = {"always": "any", "unless-stopped": "any", "no": "none"}
+
 JOB_EXTENSION = "x-p2porch"
 JOB_EXTENSION_KEYS = ("max_concurrent", "schedule", "on_site_loss")
 
@@ -147,7 +150,14 @@ def deploy(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
         _resources(conf["resources"], f"{path}.resources", spec, warn)
     if conf.get("restart_policy") is not None:
         where = f"{path}.restart_policy"
-        restart = mapping(conf["restart_policy"], where, keys.RESTART_KEYS)
+        restart = dict(mapping(conf["restart_policy"], where, keys.RESTART_KEYS))
+        condition = restart.get("condition")
+        if condition in _SERVICE_RESTART_WORDS:  # the words of the service-level restart: key
+            restart["condition"] = _SERVICE_RESTART_WORDS[condition]
+            warn(
+                f"{where}.condition",
+                f"{condition!r} is read as {restart['condition']!r} (Swarm: none, on-failure, any)",
+            )
         spec["restart"] = _nested(lambda: RestartPolicy.from_dict(restart, prefix=where), where)
     if conf.get("update_config") is not None:
         spec["update"] = _update(conf["update_config"], f"{path}.update_config")

@@ -266,3 +266,29 @@ def test_a_port_bound_to_an_address_without_a_host_port_keeps_the_address():
 def test_pull_refresh_after_is_a_known_key_ignored_with_a_warning():
     definition = load("services:\n  web:\n    image: nginx\n    pull_refresh_after: 1h\n")
     assert any("ignoring pull_refresh_after (service web)" in w for w in definition.warnings)
+
+
+@pytest.mark.parametrize(
+    ("word", "condition"), [("unless-stopped", "any"), ("always", "any"), ("no", "none")]
+)
+def test_a_restart_word_as_restart_policy_condition_is_read_with_a_warning(word, condition):
+    """Swarm's conditions are none | on-failure | any; stacks also write the service-level ``restart``
+    words there (``condition: unless-stopped``): read with their meaning and a warning."""
+    definition = load(
+        f"""
+        services:
+          web:
+            image: nginx
+            deploy:
+              restart_policy:
+                condition: {word}
+                max_attempts: 3
+        """
+    )
+    restart = spec_of(definition, "web")["restart"]
+    assert (restart["condition"], restart["max_attempts"]) == (condition, 3)
+    assert any(f"{word!r} is read as {condition!r}" in w for w in definition.warnings)
+    message = refusal(
+        "services:\n  web:\n    image: nginx\n    deploy:\n      restart_policy: {condition: sometimes}\n"
+    )
+    assert "services.web.deploy.restart_policy.condition" in message
