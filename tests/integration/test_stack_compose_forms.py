@@ -1,6 +1,7 @@
 """Value forms of real Compose files on a real one-node sandbox: strings Compose casts (``init: "yes"``,
 ``disable: ${HC_OFF:-true}``, ``replicas: ${REPLICAS:-2}``), IEC sizes, the long syntax of ``devices``,
-``HOST_IP::PORT`` (a free host port on that address only), a null logging option, tmpfs options, and
+``HOST_IP::PORT`` (a free host port on that address only), a null logging option, tmpfs options, Swarm's
+service templates (``{{.Task.Slot}}``), and
 what a stack creates (services, networks, a named volume, a secret, a config) and ``stack rm`` removes.
 
 One sandbox (``p2cm``, 10.24.0.0/24) for the module, removed even when a test fails.
@@ -14,6 +15,7 @@ import clusterkit
 import pytest
 from clusterkit import api_get, cli, cli_json
 
+from p2porch.agent.model import LABEL_NODE, LABEL_SLOT
 from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 
@@ -61,6 +63,9 @@ services:
     command: ["sh", "-c", "exec sleep 1d"]
     networks: [back]
     read_only: "on"
+    hostname: "w-{{.Task.Slot}}"
+    environment:
+      NODE: "{{.Node.Hostname}}"
     stop_grace_period: 1s
 volumes:
   data:
@@ -156,6 +161,10 @@ def test_deploy_applies_the_cast_and_long_forms(cluster):
     assert config == "level=info"
     worker = wait_for(lambda: running(node, "worker"), what="a running worker container")
     assert worker["HostConfig"]["ReadonlyRootfs"] is True  # read_only: "on"
+    # Swarm's templates, expanded for this task
+    labels = worker["Config"]["Labels"]
+    assert worker["Config"]["Hostname"] == f"w-{labels[LABEL_SLOT]}"
+    assert f"NODE={labels[LABEL_NODE]}" in worker["Config"]["Env"]
 
 
 def test_stack_rm_removes_the_services_networks_and_the_objects_it_created(cluster):
