@@ -21,13 +21,13 @@ import trio
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Config
 from ..context import LocalBoard
-from ..errors import AuthError, ConfigError, ConflictError, P2POrchError, RaftError
+from ..errors import AuthError, ConfigError, ConflictError, P2POrchError, ProposalTimeout, RaftError
 from ..metrics import Metrics
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore
-from . import join_checks, key_rotation, localstate, voter_role
+from . import join_checks, join_identity, key_rotation, localstate, voter_role
 from .admission import admit, local_addresses, node_request
 from .handshake import SessionKey
 from .join_service import JoinService, MemberHandler, StreamHandler, request_join
@@ -43,6 +43,8 @@ __all__ = ["ClusterManager"]
 
 RAFT_DIR = "raft"
 LEAVE_STOP_GRACE_S = 3.0  # how long a leaving node's containers get to stop
+ADMISSION_COMMIT_TIMEOUT_S = 10.0  # per write of an admission (the join port gives a join 30 s in all)
+JOIN_REPLY_TIMEOUT_S = 40.0  # the joiner waits longer than the member works on its request
 
 
 class ClusterManager:
@@ -398,13 +400,14 @@ class ClusterManager:
                 raise ConfigError(f"PEER {peer!r}: port must be a number", field="PEER")
             port = int(port_text) if port_text else self.join_port
             token = parse_token(str(body.get("token") or ""))
-            node_id, node_key = secrets.token_hex(8), new_node_key()
+            # the same id and key on every attempt: a retry is recognised as this node (admission_plan.py)
+            node_id, node_key = join_identity.identity_for(self.data_dir, token.cluster_id)
             addrs = local_addresses(self.config, body)
             me = node_request(self.config, self.node_name, body, node_id, node_key, addrs)
             if body.get("behind_nat"):
                 me["behind_nat"] = True
             started = self.clock.monotonic()
-            reply = await request_join(host, port, token, me)
+            reply = await request_join(host, port, token, me, timeout_s=JOIN_REPLY_TIMEOUT_S)
             admitted = self.clock.monotonic()
             try:
                 cluster_id = str(reply["cluster_id"])
@@ -435,6 +438,7 @@ class ClusterManager:
                     await self._abandon_membership()
                 raise
             localstate.save(self.data_dir, local)
+            join_identity.forget(self.data_dir)
             done = self.clock.monotonic()
             log.info(
                 "joined cluster %s as %s in %.3f s (admitted %.3f, member services %.3f, own record %.3f)",
@@ -454,7 +458,10 @@ class ClusterManager:
                 if node_id in store.snapshot().nodes:
                     return
                 await trio.sleep(0.05)
-        raise RaftError(f"joined, but this node's record did not replicate here within {timeout_s:.0f} s")
+        raise RaftError(
+            f"joined, but this node's record did not replicate here within {timeout_s:.0f} s; "
+            "run the same join again"
+        )
 
     async def _abandon_membership(self) -> None:
         """Stop member services and discard local cluster state (the cluster forgets us separately)."""
@@ -522,4 +529,18 @@ class ClusterManager:
         async with self._lock:
             store = self.require_store()
             assert self.local is not None
-            return await admit(store, self.write, self.local, self.config, self.clock, request, source)
+            return await admit(
+                store, self._admission_write, self.local, self.config, self.clock, request, source
+            )
+
+    async def _admission_write(self, command: bytes) -> Any:
+        """A write of an admission: more time than other writes (joins arrive in bursts, when the
+        cluster is busiest); a timeout tells the joiner to run the same join again, which is safe."""
+        timeout_s = max(self.config.raft.commit_timeout_s, ADMISSION_COMMIT_TIMEOUT_S)
+        try:
+            return await self.require_store().write(command, timeout_s=timeout_s)
+        except ProposalTimeout as exc:
+            raise ProposalTimeout(
+                f"the cluster did not commit this node's admission within {timeout_s:.0f} s (it is busy); "
+                "the admission may still complete: run the same join again"
+            ) from exc

@@ -141,7 +141,7 @@ async def test_a_joiner_retrying_from_the_same_address_replaces_its_joining_reco
     assert node_id(2) not in store.snapshot().leases and node_id(22) in store.snapshot().leases
 
 
-async def test_a_name_in_use_from_another_address_or_a_ready_node_is_refused() -> None:
+async def test_a_name_in_use_from_another_address_or_with_another_key_is_refused() -> None:
     store = await cluster_of_one()
     await join(store, request(2))
     with pytest.raises(ConflictError):  # same name, another host
@@ -149,5 +149,30 @@ async def test_a_name_in_use_from_another_address_or_a_ready_node_is_refused() -
     with pytest.raises((ConflictError, ConfigError)):  # same name and address, another key: no retry
         await join(store, {**request(2), "node_id": node_id(22), "key_pub": request(9)["key_pub"]})
     await store.write(C.UpdateNode(at=1.0, node_id=node_id(2), status=NodeStatus.READY).encode())
-    with pytest.raises((ConflictError, ConfigError)):  # same host, but that node runs: not a retry
-        await join(store, {**request(2), "node_id": node_id(22)})
+    with pytest.raises((ConflictError, ConfigError)):  # a running node's name, asked for with another key
+        await join(store, {**request(2), "node_id": node_id(22), "key_pub": request(9)["key_pub"]})
+
+
+async def test_a_retry_after_the_joiner_failed_midway_keeps_its_record_and_writes_nothing() -> None:
+    store = await cluster_of_one()
+    first = await join(store, request(2))
+    # the joiner's services started, gossip marked it ready, then the joiner gave up (its record wait
+    # timed out) and runs the same join again: same id, address and key
+    await store.write(C.UpdateNode(at=1.0, node_id=node_id(2), status=NodeStatus.READY).encode())
+    before = store.snapshot().version
+    again = await join(store, request(2))
+    assert again["role"] == first["role"] == "voter"
+    assert store.snapshot().version == before  # nothing to write: the record and the lease stand
+    assert store.snapshot().nodes[node_id(2)].status == NodeStatus.READY
+    await store.write(C.ReleaseSubnet(at=2.0, node_id=node_id(2)).encode())
+    await join(store, request(2))  # a lease lost meanwhile is leased again
+    assert node_id(2) in store.snapshot().leases
+
+
+async def test_a_retry_with_the_same_key_and_a_new_id_replaces_even_a_ready_record() -> None:
+    store = await cluster_of_one()
+    await join(store, request(2))
+    await store.write(C.UpdateNode(at=1.0, node_id=node_id(2), status=NodeStatus.READY).encode())
+    await join(store, {**request(2), "node_id": node_id(22)})  # e.g. a joiner of an older version
+    nodes = [n for n in store.snapshot().nodes.values() if n.name == "n2"]
+    assert [(n.node_id, n.status) for n in nodes] == [(node_id(22), NodeStatus.JOINING)]
