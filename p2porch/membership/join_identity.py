@@ -17,7 +17,7 @@ from .keys import new_node_key
 
 FILE_NAME = "join-identity.json"
 
-__all__ = ["forget", "identity_for"]
+__all__ = ["forget", "identity_for", "pending"]
 
 
 def _path(data_dir: str) -> str:
@@ -33,6 +33,11 @@ def _load(data_dir: str, cluster_id: str) -> tuple[str, str] | None:
     except (OSError, ValueError, TypeError, KeyError):
         pass  # absent or unreadable: a new identity (the member sees a new node)
     return None
+
+
+def pending(data_dir: str, cluster_id: str) -> bool:
+    """True when a join of ``cluster_id`` from this data dir started and never completed."""
+    return _load(data_dir, cluster_id) is not None
 
 
 def identity_for(data_dir: str, cluster_id: str) -> tuple[str, str]:

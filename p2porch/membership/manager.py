@@ -391,7 +391,6 @@ class ClusterManager:
 
     async def join(self, body: dict[str, Any]) -> dict[str, Any]:
         async with self._lock:
-            self._refuse_if_member()
             peer = str(body.get("peer") or "")
             if not peer:
                 raise ConfigError("join needs PEER[:PORT]", field="PEER")
@@ -400,6 +399,8 @@ class ClusterManager:
                 raise ConfigError(f"PEER {peer!r}: port must be a number", field="PEER")
             port = int(port_text) if port_text else self.join_port
             token = parse_token(str(body.get("token") or ""))
+            self._discard_unfinished_join(token.cluster_id)
+            self._refuse_if_member()
             # the same id and key on every attempt: a retry is recognised as this node (admission_plan.py)
             node_id, node_key = join_identity.identity_for(self.data_dir, token.cluster_id)
             addrs = local_addresses(self.config, body)
@@ -450,6 +451,16 @@ class ClusterManager:
                 done - running,
             )
             return {"cluster_id": local.cluster_id, "node_id": node_id, "role": local.role}
+
+    def _discard_unfinished_join(self, cluster_id: str) -> None:
+        """Raft state left by an earlier attempt to join ``cluster_id`` that never completed (the daemon
+        died midway: no ``cluster.json``, a pending join identity) goes: nothing can start from it, and
+        the same join run again must not be refused for it."""
+        if self.local is not None or not join_identity.pending(self.data_dir, cluster_id):
+            return
+        if self.raft_dir.exists() and any(self.raft_dir.iterdir()):
+            log.warning("discarding %s, left by an unfinished join of cluster %s", self.raft_dir, cluster_id)
+            shutil.rmtree(self.raft_dir, ignore_errors=True)
 
     async def _wait_for_self(self, node_id: str, timeout_s: float) -> None:
         with trio.move_on_after(timeout_s):

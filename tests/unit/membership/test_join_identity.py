@@ -11,7 +11,10 @@ from p2porch.membership.keys import node_public_key
 
 def test_every_attempt_for_one_cluster_uses_the_same_id_and_key_until_forgotten(tmp_path: object) -> None:
     data_dir = str(tmp_path)
+    assert not join_identity.pending(data_dir, "c0ffee0123456789")
     first = join_identity.identity_for(data_dir, "c0ffee0123456789")
+    assert join_identity.pending(data_dir, "c0ffee0123456789")
+    assert not join_identity.pending(data_dir, "0123456789abcdef")
     assert len(first[0]) == 16 and node_public_key(first[1])  # a usable X25519 private key
     assert join_identity.identity_for(data_dir, "c0ffee0123456789") == first
     mode = stat.S_IMODE(os.stat(os.path.join(data_dir, join_identity.FILE_NAME)).st_mode)
