@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import trio
@@ -163,7 +164,10 @@ class OverlayReconciler:
         wanted = plan_vxlan_filter(self._plan, self.settings)
         if wanted == self._vxlan_filter and not force:
             return []
-        rewritten = await self._blocking(self.firewall.vxlan_filter, wanted)
+        # a list other than the one written last is rewritten without reading the chain first; the
+        # forced check (every resync) reads and repairs hand edits
+        known = self._vxlan_filter is not None and not force
+        rewritten = await self._blocking(partial(self.firewall.vxlan_filter, wanted, check=not known))
         self._vxlan_filter = wanted
         if not rewritten:
             return []
