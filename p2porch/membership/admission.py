@@ -153,7 +153,11 @@ async def admit(
     # the key of the epoch committed now (this node may not have switched to it yet); it only travels
     # inside the sealed reply of a mutually authenticated session
     keys = key_from_state(local, store.snapshot()) or local.keys
+    me = state.nodes.get(local.node_id)
     return {
+        # the joiner gossips with this member at once: it is seen alive (and marked ready) without
+        # waiting for this member's next seed round
+        "gossip_seed": f"{me.addr}:{me.gossip_port}" if me is not None else "",
         "cluster_id": local.cluster_id,
         "cluster_key": keys.to_text(),
         "key_epoch": keys.epoch,

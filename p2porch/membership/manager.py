@@ -44,6 +44,7 @@ __all__ = ["ClusterManager"]
 RAFT_DIR = "raft"
 LEAVE_STOP_GRACE_S = 3.0  # how long a leaving node's containers get to stop
 ADMISSION_COMMIT_TIMEOUT_S = 10.0  # per write of an admission (the join port gives a join 30 s in all)
+GREET_TIMEOUT_S = 0.5  # the joiner's first gossip with the member that admitted it
 JOIN_REPLY_TIMEOUT_S = 40.0  # the joiner waits longer than the member works on its request
 
 
@@ -433,6 +434,7 @@ class ClusterManager:
             try:
                 await self.runtime.start(local, joining=True)
                 running = self.clock.monotonic()
+                await self._greet(str(reply.get("gossip_seed") or ""))
                 await self._wait_for_self(node_id, timeout_s=30)
             except BaseException:
                 with trio.CancelScope(shield=True):
@@ -451,6 +453,20 @@ class ClusterManager:
                 done - running,
             )
             return {"cluster_id": local.cluster_id, "node_id": node_id, "role": local.role}
+
+    async def _greet(self, seed: str) -> None:
+        """Gossip with the member that admitted this node (``seed``: its gossip address), at once: it sees
+        this node alive, so the leader marks it ready (and a voter is added) without waiting for that
+        member's next seed round. Best effort: the seed rounds cover a failure."""
+        if not seed:
+            return
+        with trio.move_on_after(GREET_TIMEOUT_S):
+            while self.board.gossip is None:
+                await trio.sleep(0.01)
+            try:
+                await self.board.gossip.join([seed])
+            except Exception as exc:  # never fail a join for it
+                log.debug("gossip greeting to %s failed: %r", seed, exc)
 
     def _discard_unfinished_join(self, cluster_id: str) -> None:
         """Raft state left by an earlier attempt to join ``cluster_id`` that never completed (the daemon
