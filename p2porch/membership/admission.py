@@ -18,10 +18,12 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import trio
+
 from ..clock import Clock
 from ..config import Config
 from ..context import ClusterStore
-from ..errors import ConfigError
+from ..errors import ConfigError, P2POrchError
 from ..leader.autopilot import voters_target
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
@@ -42,6 +44,28 @@ __all__ = [
     "local_addresses",
     "node_request",
 ]
+
+
+async def write_together(write: Callable[[bytes], Awaitable[Any]], commands: list[bytes]) -> None:
+    """Propose ``commands`` at once, in order, and wait for all: the store packs proposals that wait
+    together into one Raft entry, so an admission costs one commit round, not one per command. Each
+    proposal is queued before the next is started (a proposal queues before its first checkpoint);
+    raises the first command's error."""
+    errors: list[BaseException | None] = [None] * len(commands)
+
+    async def propose(index: int, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()  # the parent resumes only once this task blocks, i.e. after it queued
+        try:
+            await write(commands[index])
+        except P2POrchError as exc:
+            errors[index] = exc
+
+    async with trio.open_nursery() as nursery:
+        for index in range(len(commands)):
+            await nursery.start(propose, index)
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 def guess_advertise_addr() -> str:
@@ -131,13 +155,15 @@ async def admit(
     fields = check_joiner(request, source, [n for n in state.nodes.values() if n is not earlier])
     plan = plan_admission(state, fields, earlier, partial(voters_target, config.raft))
     now = clock.now()
-    if plan.remove_id is not None:
-        await write(C.RemoveNode(at=now, node_id=plan.remove_id).encode())
     record = Node(**fields, role=plan.role, status=NodeStatus.JOINING)  # ready once gossip sees it alive
+    commands: list[C.Command] = []
+    if plan.remove_id is not None:
+        commands.append(C.RemoveNode(at=now, node_id=plan.remove_id))
     if plan.add:
-        await write(C.AddNode(at=now, node=record).encode())
+        commands.append(C.AddNode(at=now, node=record))
     if plan.lease:
-        await write(C.LeaseSubnet(at=now, node_id=record.node_id).encode())
+        commands.append(C.LeaseSubnet(at=now, node_id=record.node_id))
+    await write_together(write, [c.encode() for c in commands])
     state = store.snapshot()
     voters = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT and n.role == NodeRole.VOTER]
     voters = [n for n in voters if n.node_id != record.node_id]

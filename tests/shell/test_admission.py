@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 
 import pytest
+import trio
+import trio.testing
 
 from p2porch.clock import TrioClock
 from p2porch.config import Config
 from p2porch.errors import ConfigError, ConflictError
-from p2porch.membership.admission import admit
+from p2porch.membership.admission import admit, write_together
 from p2porch.membership.keys import new_cluster_keys
 from p2porch.membership.localstate import LocalClusterState
 from p2porch.model import Node, NodeStatus
@@ -43,6 +45,11 @@ def request(n: int, name: str | None = None) -> dict[str, object]:
         "memory_bytes": 1 << 30,
         "key_pub": base64.b64encode(bytes([n]) * 32).decode(),  # the joiner's node key
     }
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 async def cluster_of_one() -> MemoryStore:
@@ -176,3 +183,26 @@ async def test_a_retry_with_the_same_key_and_a_new_id_replaces_even_a_ready_reco
     await join(store, {**request(2), "node_id": node_id(22)})  # e.g. a joiner of an older version
     nodes = [n for n in store.snapshot().nodes.values() if n.name == "n2"]
     assert [(n.node_id, n.status) for n in nodes] == [(node_id(22), NodeStatus.JOINING)]
+
+
+async def test_write_together_queues_every_command_in_order_before_waiting_and_raises_the_first_error() -> (
+    None
+):
+    queued: list[bytes] = []
+    seen_at_commit: list[int] = []
+
+    async def write(command: bytes) -> None:
+        queued.append(command)  # a store queues before its first checkpoint
+        await trio.sleep(0.01)  # then waits for the commit (MockClock: once every task is blocked)
+        seen_at_commit.append(len(queued))
+        if command == b"bad":
+            raise ConflictError("refused", field="x")
+
+    for _ in range(20):  # trio shuffles the order of runnable tasks: the order must not depend on it
+        queued.clear()
+        seen_at_commit.clear()
+        await write_together(write, [b"a", b"b", b"c"])
+        assert queued == [b"a", b"b", b"c"]
+        assert seen_at_commit == [3, 3, 3]  # all three were queued before any commit came back
+    with pytest.raises(ConflictError):
+        await write_together(write, [b"a", b"bad", b"c"])
