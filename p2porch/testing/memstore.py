@@ -212,8 +212,8 @@ class MemoryStore:
             outcome.append((result, error))
             done.set()
 
+        self.raft.enqueue(command, on_done)  # queued before the first checkpoint, as RaftStore.propose does
         await trio.lowlevel.checkpoint()
-        self.raft.enqueue(command, on_done)
         with trio.move_on_after(timeout_s):
             await done.wait()
         if not outcome:
