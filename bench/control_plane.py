@@ -17,7 +17,9 @@ concurrently, so the store's group commit shares Raft entries between them as it
 agents. Measured: tasks placed and reported running per second end to end, the leader process's CPU
 per task (and per thread), Raft commands, entries and bytes per task, snapshot size and time, voter
 and replica RSS, and each member's per-change rebuild cost of its views (``control_plane_views``).
-What it is not (docs/performance.md): the daemons' gossip, HTTP API and Docker.
+That is ``--mode direct`` (the store alone). The default ``--mode daemons`` (``control_plane_daemons``)
+runs the daemon's leader loop and service API inside each voter process and the agents' reports through
+a follower's store. What neither is (docs/performance.md): gossip, joins through the join port, Docker.
 """
 
 from __future__ import annotations
