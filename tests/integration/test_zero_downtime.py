@@ -34,6 +34,8 @@ from clusterkit import wait_retrying as wait_for
 from p2porch.sandbox.sandbox import SandboxNode
 
 NAMES = ("n1", "n2", "n3")
+SERVING = ("--health-cmd", "test -f /www/index.html", "--health-interval", "1s", "--health-retries", "1")
+ONE_AT_A_TIME = ("--update-order", "start-first", "--update-parallelism", "1")
 cluster = cluster_fixture("p2zd", "10.26.0.0/24")
 
 
@@ -139,9 +141,7 @@ def pages_of(node: SandboxNode, service_name: str, count: int) -> list[str]:
 
 def test_rolling_update_start_first_never_leaves_zero_healthy_tasks_and_rollback(cluster):
     sb, nodes = cluster
-    health = ("--health-cmd", "test -f /www/index.html", "--health-interval", "1s", "--health-retries", "1")
-    order = ("--update-order", "start-first", "--update-parallelism", "1")
-    args = ["--replicas", "2", "--env", "V=1", *health, *order, *FAST_STOP, IMAGE, "sh", "-c", SERVE]
+    args = ["--replicas", "2", "--env", "V=1", *SERVING, *ONE_AT_A_TIME, *FAST_STOP, IMAGE, "sh", "-c", SERVE]
     with service(sb, nodes, "roll", *args):
         running_tasks(nodes[0], "roll", 2)
         wait_for(lambda: len(dig_a(nodes[0].address, "roll.p2p")) == 2, 30, "both roll tasks healthy in DNS")
@@ -160,7 +160,7 @@ def test_rolling_update_start_first_never_leaves_zero_healthy_tasks_and_rollback
         with Probe(nodes[0], nodes[0].address, "roll.p2p") as probe:
             time.sleep(1)
             started = time.monotonic()
-            result = cli(sb, "n2", "service", "update", "-d", "roll", "--env", "V=2", *order)
+            result = cli(sb, "n2", "service", "update", "-d", "roll", "--env", "V=2", *ONE_AT_A_TIME)
             assert result.returncode == 0, result.stderr.decode()
             wait_for(lambda: all_version("2"), 90, "every roll task on V=2")
             update_s = time.monotonic() - started
@@ -189,9 +189,7 @@ def test_rolling_update_start_first_never_leaves_zero_healthy_tasks_and_rollback
 
 def test_start_first_update_of_a_single_health_checked_task_keeps_it_in_dns(cluster):
     sb, nodes = cluster
-    health = ("--health-cmd", "test -f /www/index.html", "--health-interval", "1s", "--health-retries", "1")
-    order = ("--update-order", "start-first", "--update-parallelism", "1")
-    args = ["--replicas", "1", "--env", "V=1", *health, *order, *FAST_STOP, IMAGE, "sh", "-c", SERVE]
+    args = ["--replicas", "1", "--env", "V=1", *SERVING, *ONE_AT_A_TIME, *FAST_STOP, IMAGE, "sh", "-c", SERVE]
     with service(sb, nodes, "solo", *args):
         running_tasks(nodes[0], "solo", 1)
         wait_for(lambda: len(dig_a(nodes[0].address, "solo.p2p")) == 1, 30, "solo healthy in DNS")
@@ -205,7 +203,7 @@ def test_start_first_update_of_a_single_health_checked_task_keeps_it_in_dns(clus
 
         with Probe(nodes[0], nodes[0].address, "solo.p2p") as probe:
             time.sleep(1)
-            result = cli(sb, "n2", "service", "update", "-d", "solo", "--env", "V=2", *order)
+            result = cli(sb, "n2", "service", "update", "-d", "solo", "--env", "V=2", *ONE_AT_A_TIME)
             assert result.returncode == 0, result.stderr.decode()
             wait_for(on_v2, 60, "solo on V=2")
             wait_for(lambda: len(dig_a(nodes[0].address, "solo.p2p")) == 1, 30, "solo V=2 in DNS")
@@ -222,7 +220,7 @@ def test_start_first_update_of_a_single_health_checked_task_keeps_it_in_dns(clus
 
 def test_failing_update_rolls_back_with_failure_action_rollback(cluster):
     sb, nodes = cluster
-    order = ("--update-order", "start-first", "--update-parallelism", "1", "--update-monitor", "5s")
+    order = (*ONE_AT_A_TIME, "--update-monitor", "5s")
     args = ["--replicas", "2", "--env", "V=1", *order, *FAST_STOP, IMAGE, "sh", "-c", SERVE]
     with service(sb, nodes, "bad", *args):
         first = running_tasks(nodes[0], "bad", 2)
