@@ -23,6 +23,7 @@ from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
 from .cron import CronDecision, plan_cron
+from .leading import until_leading
 from .scheduling import (
     node_status_updates,
     plan_round,
@@ -62,14 +63,16 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
     wake_at: float | None = None
     async with ctx.state_changes() as changes:
         while True:
-            timeout = (
-                LEADER_IDLE_CHECK_S
-                if wake_at is None
-                else min(LEADER_IDLE_CHECK_S, max(0.0, wake_at - clock.now()))
-            )
-            with trio.move_on_after(timeout):
-                await wait_any(changes.receive, board.membership_changed.wait)
-                await trio.sleep(LEADER_DEBOUNCE_S)
+            # a follower sleeps until it leads (then plans at once); a leader waits for work
+            if not await until_leading(store, changes):
+                timeout = (
+                    LEADER_IDLE_CHECK_S
+                    if wake_at is None
+                    else min(LEADER_IDLE_CHECK_S, max(0.0, wake_at - clock.now()))
+                )
+                with trio.move_on_after(timeout):
+                    await wait_any(changes.receive, board.membership_changed.wait)
+                    await trio.sleep(LEADER_DEBOUNCE_S)
             board.membership_changed = trio.Event()
             drain(changes)
             if not store.status().is_leader:

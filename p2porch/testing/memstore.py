@@ -56,6 +56,7 @@ class MemoryRaft:
         self.lost = 0  # proposals dropped by lose_uncommitted
         self._held: list[_Held] = []
         self._listeners: list[Listener] = []
+        self.leader_event = trio.Event()  # set (and replaced) at every leader change
         if leader is not None:
             self.set_leader(leader)
 
@@ -66,6 +67,8 @@ class MemoryRaft:
             raise RaftError(f"{addr} is not a voter of {self.voters}")
         if addr != self.leader:
             self.term += 1
+            fired, self.leader_event = self.leader_event, trio.Event()
+            fired.set()
         self.leader = addr
         self._flush()
 
@@ -172,6 +175,10 @@ class MemoryStore:
 
     def snapshot(self) -> ClusterState:
         return self.raft.state
+
+    def role_event(self) -> trio.Event:
+        """Set at the next leader change of the group (every member's role may change with it)."""
+        return self.raft.leader_event
 
     def status(self) -> RaftStatus:
         raft, me = self.raft, self.config.self_addr
