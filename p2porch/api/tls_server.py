@@ -10,7 +10,9 @@ cluster: the app brings its own authentication.
 
 The accept loop is ours (``trio.serve_listeners`` over ``trio.SSLListener``) so that the cap applies
 before any TLS work; each admitted connection is then served by hypercorn's own trio ``TCPServer``
-(the same class its ``serve`` uses; hypercorn pinned >= 0.17 in pyproject).
+(the same class its ``serve`` uses). hypercorn has no public way to refuse a connection before its
+handshake (pgjones/hypercorn#81), so that class is used as its 0.17 and 0.18 releases define it:
+pyproject pins ``>=0.17,<0.19`` and tests/unit/test_api_connection_cap.py checks the signatures.
 """
 
 from __future__ import annotations

@@ -240,6 +240,37 @@ class DurableJournal:
         if self._meta_dirty:
             self._store_meta()
 
+    # --- a replica's lowered term (journal_start.py says why) --------------------------------------
+
+    def vote_floor(self) -> tuple[int, str | None] | None:
+        """The highest term this node saved before it lowered its term, and its vote in that term."""
+        floor = self._meta.get("vote_floor")
+        return None if floor is None else (int(floor[0]), None if floor[1] is None else str(floor[1]))
+
+    def lower_term(self, term: int) -> None:
+        """Save ``term`` (below the current one) with no vote; the current term and its vote become the
+        vote floor unless a floor at least as high is kept already. One atomic meta write."""
+        floor = self.vote_floor()
+        if floor is None or floor[0] < self.getCurrentTerm():
+            self._meta["vote_floor"] = [self.getCurrentTerm(), self.getVotedForNodeId()]
+        self._meta["term"] = term
+        self._meta["voted_for"] = None
+        self._store_meta()
+
+    def raise_to_vote_floor(self) -> tuple[int, int] | None:
+        """Drop the vote floor, first raising the term back to it with the vote cast in it if the saved
+        term is not above it. Returns ``(old, new)`` terms when it raised or restored a vote."""
+        floor = self.vote_floor()
+        if floor is None:
+            return None
+        old = self.getCurrentTerm()
+        del self._meta["vote_floor"]
+        raised = old <= floor[0]
+        if raised:  # a replica never votes: at the floor's term the only vote is the one kept
+            self._meta["term"], self._meta["voted_for"] = floor
+        self._store_meta()
+        return (old, floor[0]) if raised else None
+
     # --- internals -------------------------------------------------------------------------------
 
     def _store_meta(self) -> None:
@@ -249,55 +280,3 @@ class DurableJournal:
     def _sync(self) -> None:
         os.fdatasync(self._fd)
         self.syncs += 1
-
-
-def lower_replica_term(path: str | os.PathLike[str]) -> tuple[int, int] | None:
-    """Before a read-only replica opens ``path``: set its saved term down to its last entry's term.
-
-    A replica never votes, so its term only decides which leaders it listens to (pysyncobj ignores an
-    ``append_entries`` of a lower term and, unlike Raft, does not tell that leader). A voter that was
-    removed (or cut off) keeps starting elections and raising its term; restarted as a replica with
-    that term, it would ignore the real leader, whose term is lower, for ever and never catch up again.
-    No leader's term is below the last term in this log (a later leader's term is higher than every
-    term before it), so the lowered term still refuses leaders older than what this node has seen.
-    The vote is forgotten with it (it belonged to the higher term). Returns ``(old, new)`` when it
-    lowered the term, else None. Never creates the journal.
-    """
-    if not Path(path).exists():
-        return None
-    journal = DurableJournal(path)
-    try:
-        term = journal.getCurrentTerm()
-        last = journal[-1][2] if len(journal) else 0
-        if term <= last:
-            return None
-        journal.setCurrentTerm(last, None)
-        return term, last
-    finally:
-        journal._destroy()
-
-
-def align_to_dump(path: str | os.PathLike[str], prev: tuple[Any, ...], last: tuple[Any, ...]) -> int:
-    """Before pysyncobj opens ``path``: make the journal start at the dump's ``prev`` entry.
-
-    A dump is renamed into place before the log it covers is cut (``dumps.py`` writes it on a worker
-    thread; the cut waits for the next Raft tick). pysyncobj, loading a dump whose two entries are not
-    the journal's first two, clears the whole journal, losing every entry appended after the dump
-    began: acknowledged writes when a crash or a stop lands in that window. Cutting the journal to the
-    dump's entries here keeps them. A journal that does not hold ``prev`` followed by ``last`` is left
-    alone. Returns the number of entries dropped (all covered by the dump); never creates the journal.
-    """
-    if not Path(path).exists():
-        return 0
-    journal = DurableJournal(path)
-    try:
-        first = journal[0][1] if len(journal) else None
-        at = None if first is None else prev[1] - first
-        if at is None or at <= 0 or at + 1 >= len(journal):
-            return 0
-        if tuple(journal[at]) != tuple(prev) or tuple(journal[at + 1]) != tuple(last):
-            return 0
-        journal.deleteEntriesTo(at)
-        return at
-    finally:
-        journal._destroy()

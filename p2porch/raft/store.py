@@ -29,12 +29,12 @@ import trio
 
 from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
-from . import dumps
+from . import dumps, journal_start
 from .appends import AppendFilter, rejection_floor
 from .fsm import Change, apply_batch, encode_batch
 from .heartbeat_rounds import QuietReplicaRounds
 from .heartbeats import ReplicaHeartbeats
-from .journal import DurableJournal, align_to_dump, lower_replica_term
+from .journal import DurableJournal
 from .lag import LagClock
 from .pacer import TickPacer
 from .state import EMPTY_STATE, ClusterState
@@ -88,7 +88,8 @@ def _install_durable_journal() -> None:
     def create_journal(journal_file: str | None = None) -> Any:
         if journal_file is None:
             return original(None)
-        return DurableJournal(journal_file)
+        opened = journal_start.take(journal_file)  # read once by journal_start.prepare
+        return opened if opened is not None else DurableJournal(journal_file)
 
     create_journal._p2porch = True  # type: ignore[attr-defined]
     _pso.createJournal = create_journal
@@ -118,14 +119,13 @@ class _Bridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
         self._replica_beats = ReplicaHeartbeats(owner.config.replica_beat_s)  # QuietReplicaRounds
         self._appends = AppendFilter()
         self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
-        if self_addr is None and conf.journalFile:  # a replica follows any leader of its log's term on
-            lowered = lower_replica_term(conf.journalFile)
-            if lowered is not None:
-                log.warning("replica: Raft term %d lowered to its log's %d (it never votes)", *lowered)
-        head = dumps.read_head(conf.fullDumpFile) if conf.journalFile and conf.fullDumpFile else None
-        if head is not None and (cut := align_to_dump(conf.journalFile, *head)):
-            log.info("raft: journal cut to its dump's entries (%d covered entries dropped)", cut)
-        super().__init__(self_addr, partners, conf, transportClass=GuardedTCPTransport)
+        if conf.journalFile:  # role and dump fix-ups, the journal read once (journal_start.py)
+            journal_start.prepare(conf.journalFile, conf.fullDumpFile, voter=self_addr is not None)
+        try:
+            super().__init__(self_addr, partners, conf, transportClass=GuardedTCPTransport)
+        finally:
+            if conf.journalFile:
+                journal_start.release(conf.journalFile)
 
     @replicated
     def apply_entry(self, batch: bytes) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """Shared helpers of the sandbox cluster tests: form a cluster, run the CLI in a host, call its API, wait,
-kill and revive a node. Each test file keeps its own sandbox prefix and subnet (``cluster_fixture``)."""
+kill and revive a node, create a service for a block, read its tasks and containers, query DNS and HTTP
+from a host. Each test file keeps its own sandbox prefix and subnet (``cluster_fixture``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,13 +19,19 @@ import httpx
 import pytest
 
 from p2porch.errors import SandboxError
-from p2porch.sandbox.dockerd import docker_ping, start_dockerd
+from p2porch.sandbox.dockerd import docker, docker_ping, start_dockerd
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
-from p2porch.sandbox.system import pid_alive, read_pid
+from p2porch.sandbox.system import find_program, pid_alive, read_pid
 
 P2PORCH = [sys.executable, "-m", "p2porch"]
 IMAGE = "p2porch/busybox:latest"
 RETRYABLE: tuple[type[BaseException], ...] = (httpx.HTTPError, OSError, KeyError, ValueError)
+# busybox httpd as PID 1 ignores SIGTERM: a short grace keeps stops fast.
+FAST_STOP = ("--stop-grace-period", "1s")
+# A page that names the version (env V) and the node, served on port 80.
+SERVE = 'mkdir -p /www && echo "v=$V node=$P2PORCH_NODE" > /www/index.html && exec httpd -f -p 80 -h /www'
+# DNS round robin: a test that reads the task set from a name's answers needs it (a VIP hides it).
+DNSRR = ("--endpoint-mode", "dnsrr")
 
 
 def cli(sb: Sandbox, node: str, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -72,6 +80,13 @@ def wait_for(
                 return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def wait_retrying(
+    predicate: Callable[[], Any], timeout_s: float = 60.0, what: str = "condition", interval_s: float = 0.2
+) -> Any:
+    """:func:`wait_for` that also retries a failed docker call or a failed assertion in ``predicate``."""
+    return wait_for(predicate, timeout_s, what, interval_s, retry_on=(SandboxError, AssertionError))
 
 
 def all_ready(via: SandboxNode, count: int) -> bool:
@@ -161,3 +176,170 @@ def leader_node(nodes: list[SandboxNode]) -> SandboxNode:
             continue
         return next(n for n in nodes if n.address == addr.rsplit(":", 1)[0])
     raise AssertionError("no node answers /status")
+
+
+def leader_addr(node: SandboxNode) -> str | None:
+    """The Raft address ``node`` names as leader (None while it knows none)."""
+    return api_get(node, "/status")["cluster"].get("leader")
+
+
+def node_at(nodes: list[SandboxNode], raft_addr: str) -> SandboxNode:
+    """The node whose underlay address is the host part of ``raft_addr``."""
+    host = raft_addr.rsplit(":", 1)[0]
+    return next(n for n in nodes if n.address == host)
+
+
+def node_row(via: SandboxNode, name: str) -> dict:
+    """Node ``name``'s row of ``via``'s ``/nodes``."""
+    return next(r for r in api_get(via, "/nodes") if r["name"] == name)
+
+
+@contextlib.contextmanager
+def killed(sb: Sandbox, nodes: list[SandboxNode], node: SandboxNode) -> Iterator[float]:
+    """Kill ``node`` for the duration of the block (yields the kill time); always revived afterwards."""
+    try:
+        yield kill_node(node)
+    finally:
+        revive(sb, nodes, node)
+
+
+# ----------------------------------------------------------------------------- services, tasks, containers
+def all_tasks(node: SandboxNode, service: str) -> list[dict]:
+    """Every task record of ``service`` (history included), as ``service ps --json`` shows them."""
+    return api_get(node, f"/services/{service}/tasks", all="true")
+
+
+def tasks(node: SandboxNode, service: str) -> list[dict]:
+    """Tasks of ``service`` that should run (no history)."""
+    return api_get(node, f"/services/{service}/tasks", all="false")
+
+
+def running_tasks(
+    node: SandboxNode, service: str, count: int, timeout_s: float = 60.0, *, avoid: str = ""
+) -> list[dict]:
+    """Wait until exactly ``count`` tasks should run and all run with an address (none on the node
+    named ``avoid``); return them by slot."""
+
+    def done() -> list[dict] | None:
+        current = tasks(node, service)
+        ok = len(current) == count and all(
+            t["state"] == "running" and t["address"] and t["node"] != avoid for t in current
+        )
+        return sorted(current, key=lambda t: t["slot"]) if ok else None
+
+    return wait_for(done, timeout_s, f"{count} running tasks of {service}", retry_on=(SandboxError,))
+
+
+def containers(node: SandboxNode, service: str, *, include_stopped: bool = False) -> list[dict]:
+    """``docker inspect`` of the containers labelled with ``service`` on one node's engine."""
+    argv = ["ps", "-q", "--no-trunc", "--filter", f"label=p2porch.service={service}"]
+    if include_stopped:
+        argv.insert(1, "-a")
+    ids = docker(node.dockerd, *argv, timeout_s=20).stdout.decode().split()
+    if not ids:
+        return []
+    # A container may go away between ps and inspect: inspect prints the ones it still finds.
+    found = docker(node.dockerd, "inspect", *ids, check=False, timeout_s=20).stdout
+    return json.loads(found) if found.strip() else []
+
+
+def running_containers(nodes: list[SandboxNode], service: str) -> dict[str, int]:
+    """Running containers of ``service`` per node, straight from each node's engine."""
+    out = {}
+    for n in nodes:
+        argv = ["ps", "-q", "--filter", f"label=p2porch.service={service}", "--filter", "status=running"]
+        out[n.name] = len(docker(n.dockerd, *argv, timeout_s=20).stdout.split())
+    return out
+
+
+def remove_and_wait(nodes: list[SandboxNode], service: str) -> None:
+    """Remove ``service`` (if it exists) and wait until no node has any of its containers.
+
+    A replicated service is scaled to 0 first: its tasks then stop with the service's own stop grace
+    period (removing the service alone removes them as orphans after 10 s)."""
+
+    def gone() -> bool:
+        return not any(containers(n, service, include_stopped=True) for n in nodes)
+
+    with api(nodes[0]) as client:
+        if client.post(f"/services/{service}/scale", json={"replicas": 0}).status_code == 200:
+            wait_for(gone, what=f"{service} scaled to 0", retry_on=(SandboxError,))
+        response = client.delete(f"/services/{service}")
+        assert response.status_code in (200, 404), response.text
+    wait_for(gone, what=f"every container of {service} removed", retry_on=(SandboxError,))
+
+
+@contextlib.contextmanager
+def service(sb: Sandbox, nodes: list[SandboxNode], name: str, *args: str) -> Iterator[dict]:
+    """``service create -d --name NAME ARGS`` (from n1) for the duration of the block, removed afterwards."""
+    try:
+        created = cli_json(sb, nodes[0].name, "service", "create", "-d", "--name", name, *args)
+        assert created["name"] == name
+        yield created
+    finally:
+        remove_and_wait(nodes, name)
+
+
+def dnsrr_service(sb: Sandbox, nodes: list[SandboxNode], name: str, *args: str) -> Any:
+    """:func:`service` with DNS round robin, for a test that reads the task set from a name's answers."""
+    return service(sb, nodes, name, *DNSRR, *args)
+
+
+class Sampler:
+    """Samples a service's running containers on every node's engine in a thread (min and max seen)."""
+
+    def __init__(self, nodes: list[SandboxNode], service_name: str) -> None:
+        self.nodes, self.service = nodes, service_name
+        self.samples: list[int] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(SandboxError, OSError):
+                self.samples.append(sum(running_containers(self.nodes, self.service).values()))
+
+    def __enter__(self) -> Sampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+
+# ----------------------------------------------------------------------------- DNS and HTTP from a host
+def dig_a(server: str, name: str) -> set[str]:
+    """``dig @server name +short`` from the host namespace (the underlay is reachable from it)."""
+    result = subprocess.run(
+        ["dig", "+time=1", "+tries=1", f"@{server}", name, "+short"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise OSError(f"dig @{server} {name}: {result.stdout.strip()} {result.stderr.strip()}")
+    return set(result.stdout.split())
+
+
+def http_get(node: SandboxNode, url: str) -> str | None:
+    """GET ``url`` from inside ``node``'s namespace (overlay routes live there); the body, None on failure."""
+    result = subprocess.run(
+        [
+            find_program("nsenter") or "nsenter",
+            f"--net=/var/run/netns/{node.netns}",
+            "timeout",
+            "3",
+            find_program("busybox") or "busybox",
+            "wget",
+            "-q",
+            "-O-",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return result.stdout if result.returncode == 0 else None

@@ -1,7 +1,7 @@
 """Network isolation rules in a real kernel, without dockerd: who may connect to whom, measured.
 
-A router namespace ``p2nw-r`` holds a Linux bridge (the node's ``p2p-br0`` stand-in, lease 10.45.0.0/26)
-with three "task" namespaces on it, and a "remote task" namespace routed through it (10.45.0.66, as
+A router namespace ``p2np-r`` holds a Linux bridge (the node's ``p2p-br0`` stand-in, lease 10.27.0.0/26)
+with three "task" namespaces on it, and a "remote task" namespace routed through it (10.27.0.66, as
 if it arrived over the VXLAN device). Each task listens on TCP 8080. The plan of
 ``netoverlay.netpolicy`` is applied with the real ``PolicyFirewall``; connections are then attempted
 for real: between tasks sharing a network they connect, otherwise they are refused (a TCP reset, measured
@@ -37,13 +37,13 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("iptables-restore") is None, reason="iptables is not installed"),
 ]
 
-PREFIX = "p2nw"
+PREFIX = "p2np"
 ROUTER = f"{PREFIX}-r"
-CLUSTER = "10.45.0.0/24"
-LEASE = "10.45.0.0/26"
-TASKS = {"t1": "10.45.0.2", "t2": "10.45.0.3", "t3": "10.45.0.4"}
-REMOTE = ("rm", "10.45.0.66")
-OUTSIDE = ("out", "10.45.0.200")  # outside the cluster CIDR of the internal-network test (10.45.0.0/25)
+CLUSTER = "10.27.0.0/24"
+LEASE = "10.27.0.0/26"
+TASKS = {"t1": "10.27.0.2", "t2": "10.27.0.3", "t3": "10.27.0.4"}
+REMOTE = ("rm", "10.27.0.66")
+OUTSIDE = ("out", "10.27.0.200")  # outside the cluster CIDR of the internal-network test (10.27.0.0/25)
 PORT = 8080
 
 SERVER = """
@@ -89,6 +89,17 @@ def connect(src: str, dst: str) -> tuple[str, float]:
     return out[0], float(out[1])
 
 
+def routed(host: tuple[str, str], router_port: str, gateway: str) -> None:
+    """Namespace ``host`` (name, address) on its own /26 behind ``router_port`` (the router's ``gateway``)."""
+    name, addr = host
+    sh("ip", "link", "add", router_port, "netns", ROUTER, "type", "veth", "peer", "eth0", "netns", ns(name))
+    in_ns(ROUTER, "ip", "addr", "add", f"{gateway}/26", "dev", router_port)
+    in_ns(ROUTER, "ip", "link", "set", router_port, "up")
+    in_ns(ns(name), "ip", "addr", "add", f"{addr}/26", "dev", "eth0")
+    in_ns(ns(name), "ip", "link", "set", "eth0", "up")
+    in_ns(ns(name), "ip", "route", "add", "default", "via", gateway)
+
+
 @pytest.fixture(scope="module")
 def lab():
     servers: list[subprocess.Popen[bytes]] = []
@@ -98,7 +109,7 @@ def lab():
             sh("ip", "netns", "add", name)
             in_ns(name, "ip", "link", "set", "lo", "up")
         in_ns(ROUTER, "ip", "link", "add", "br0", "type", "bridge")
-        in_ns(ROUTER, "ip", "addr", "add", "10.45.0.1/26", "dev", "br0")
+        in_ns(ROUTER, "ip", "addr", "add", "10.27.0.1/26", "dev", "br0")
         in_ns(ROUTER, "ip", "link", "set", "br0", "up")
         in_ns(ROUTER, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         in_ns(ROUTER, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1")
@@ -120,45 +131,9 @@ def lab():
             in_ns(ROUTER, "ip", "link", "set", f"{PREFIX}-v{i}", "master", "br0", "up")
             in_ns(ns(task), "ip", "addr", "add", f"{addr}/26", "dev", "eth0")
             in_ns(ns(task), "ip", "link", "set", "eth0", "up")
-            in_ns(ns(task), "ip", "route", "add", "default", "via", "10.45.0.1")
-        sh(
-            "ip",
-            "link",
-            "add",
-            f"{PREFIX}-vr",
-            "netns",
-            ROUTER,
-            "type",
-            "veth",
-            "peer",
-            "eth0",
-            "netns",
-            ns(REMOTE[0]),
-        )
-        in_ns(ROUTER, "ip", "addr", "add", "10.45.0.126/26", "dev", f"{PREFIX}-vr")
-        in_ns(ROUTER, "ip", "link", "set", f"{PREFIX}-vr", "up")
-        in_ns(ns(REMOTE[0]), "ip", "addr", "add", f"{REMOTE[1]}/26", "dev", "eth0")
-        in_ns(ns(REMOTE[0]), "ip", "link", "set", "eth0", "up")
-        in_ns(ns(REMOTE[0]), "ip", "route", "add", "default", "via", "10.45.0.126")
-        sh(
-            "ip",
-            "link",
-            "add",
-            f"{PREFIX}-vo",
-            "netns",
-            ROUTER,
-            "type",
-            "veth",
-            "peer",
-            "eth0",
-            "netns",
-            ns(OUTSIDE[0]),
-        )
-        in_ns(ROUTER, "ip", "addr", "add", "10.45.0.254/26", "dev", f"{PREFIX}-vo")
-        in_ns(ROUTER, "ip", "link", "set", f"{PREFIX}-vo", "up")
-        in_ns(ns(OUTSIDE[0]), "ip", "addr", "add", f"{OUTSIDE[1]}/26", "dev", "eth0")
-        in_ns(ns(OUTSIDE[0]), "ip", "link", "set", "eth0", "up")
-        in_ns(ns(OUTSIDE[0]), "ip", "route", "add", "default", "via", "10.45.0.254")
+            in_ns(ns(task), "ip", "route", "add", "default", "via", "10.27.0.1")
+        routed(REMOTE, f"{PREFIX}-vr", "10.27.0.126")
+        routed(OUTSIDE, f"{PREFIX}-vo", "10.27.0.254")
         for task, addr in [*TASKS.items(), REMOTE, OUTSIDE]:
             servers.append(
                 subprocess.Popen(
@@ -243,10 +218,10 @@ def test_remove_leaves_nothing(lab: PolicyFirewall) -> None:
 def test_apply_cost_for_a_thousand_tasks(lab: PolicyFirewall) -> None:
     """Not a timing assertion: prints what one full rewrite costs at 1,000 tasks on 20 networks."""
     endpoints = tuple(
-        Endpoint(f"10.45.{i // 250}.{i % 250 + 2}", frozenset({f"net{i % 20}", f"net{(i * 7) % 20}"}))
+        Endpoint(f"10.27.{i // 250}.{i % 250 + 2}", frozenset({f"net{i % 20}", f"net{(i * 7) % 20}"}))
         for i in range(1000)
     )
-    big = plan_policy(PolicyInput("10.45.0.0/22", LEASE, endpoints))  # rule text only: no traffic there
+    big = plan_policy(PolicyInput("10.27.0.0/22", LEASE, endpoints))  # rule text only: no traffic there
     started = time.monotonic()
     lab.apply(big)
     first = time.monotonic() - started
@@ -262,7 +237,7 @@ def test_tasks_on_internal_networks_only_cannot_leave_the_cluster(lab: PolicyFir
     addresses = {**TASKS, REMOTE[0]: REMOTE[1]}
     layout = {"t1": {"vault"}, "t2": {"blue"}, "t3": {"vault", "red"}, "rm": {"red"}}
     endpoints = tuple(Endpoint(addresses[t], frozenset(n)) for t, n in layout.items())
-    lab.apply(plan_policy(PolicyInput("10.45.0.0/25", LEASE, endpoints, frozenset({"vault"}))))
+    lab.apply(plan_policy(PolicyInput("10.27.0.0/25", LEASE, endpoints, frozenset({"vault"}))))
     assert connect("t1", OUTSIDE[1])[0] == "refused"  # only on an internal network
     assert connect("t3", OUTSIDE[1])[0] == "ok"  # also on a network that is not internal
     assert connect("t2", OUTSIDE[1])[0] == "ok"

@@ -8,33 +8,34 @@ node's own Docker engine.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 
-from clusterkit import IMAGE, api, api_get, cli, cli_json, cluster_fixture, wait_for
+from clusterkit import (
+    FAST_STOP,
+    IMAGE,
+    api,
+    api_get,
+    cli,
+    cli_json,
+    cluster_fixture,
+    containers,
+    remove_and_wait,
+    service,
+    tasks,
+    wait_for,
+)
 
 from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 from p2porch.sandbox.system import pid_alive, read_pid
 
 NAMES = ("n1", "n2", "n3")
-# busybox httpd as PID 1 ignores SIGTERM: a short grace keeps removals fast.
-FAST_STOP = ("--stop-grace-period", "1s")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def tasks(node: SandboxNode, service: str) -> list[dict]:
-    """Tasks of ``service`` that should run (no history)."""
-    return api_get(node, f"/services/{service}/tasks", all="false")
-
-
 def running_tasks(node: SandboxNode, service: str, count: int, timeout_s: float = 60.0) -> list[dict]:
     """Wait until exactly ``count`` tasks should run and all do; return them by slot."""
 
@@ -46,55 +47,12 @@ def running_tasks(node: SandboxNode, service: str, count: int, timeout_s: float 
     return wait_for(done, timeout_s, f"{count} running tasks of {service}")
 
 
-def containers(node: SandboxNode, service: str, *, include_stopped: bool = False) -> list[dict]:
-    """``docker inspect`` of the containers labelled with ``service`` on one node's engine."""
-    argv = ["ps", "-q", "--no-trunc", "--filter", f"label=p2porch.service={service}"]
-    if include_stopped:
-        argv.insert(1, "-a")
-    ids = docker(node.dockerd, *argv).stdout.decode().split()
-    if not ids:
-        return []
-    # A container may go away between ps and inspect: inspect prints the ones it still finds.
-    found = docker(node.dockerd, "inspect", *ids, check=False).stdout
-    return json.loads(found) if found.strip() else []
-
-
 def containers_by_node(nodes: list[SandboxNode], service: str, **kw: bool) -> dict[str, list[dict]]:
     return {n.name: containers(n, service, **kw) for n in nodes}
 
 
 def env_of(container: dict) -> dict[str, str]:
     return dict(item.split("=", 1) for item in container["Config"]["Env"])
-
-
-def remove_and_wait(sb: Sandbox, nodes: list[SandboxNode], service: str) -> None:
-    """Remove ``service`` (if it exists) and wait until no node has any of its containers.
-
-    A replicated service is scaled to 0 first: its tasks then stop with the service's own stop grace
-    period (``rm`` alone removes them as orphans after 10 s, see test_rm_...)."""
-    with api(nodes[0]) as client:
-        if client.post(f"/services/{service}/scale", json={"replicas": 0}).status_code == 200:
-            wait_for(
-                lambda: not any(containers_by_node(nodes, service, include_stopped=True).values()),
-                what=f"{service} scaled to 0",
-            )
-        response = client.delete(f"/services/{service}")
-        assert response.status_code in (200, 404), response.text
-    wait_for(
-        lambda: not any(containers_by_node(nodes, service, include_stopped=True).values()),
-        what=f"every container of {service} removed",
-    )
-
-
-@contextlib.contextmanager
-def service(sb: Sandbox, nodes: list[SandboxNode], name: str, *args: str) -> Iterator[dict]:
-    """``service create --name NAME ARGS`` for the duration of the block, removed afterwards."""
-    try:
-        created = cli_json(sb, "n1", "service", "create", "-d", "--name", name, *args)
-        assert created["name"] == name
-        yield created
-    finally:
-        remove_and_wait(sb, nodes, name)
 
 
 def capacities(sb: Sandbox) -> dict[str, int]:
@@ -390,7 +348,7 @@ def test_rm_removes_every_container_on_every_node(cluster):
         # not with a default 10 s.
         assert removal_s < 9.5, f"rm took {removal_s:.1f} s with --stop-grace-period 1s"  # failure: >= 10 s
     finally:
-        remove_and_wait(sb, nodes, "gone")
+        remove_and_wait(nodes, "gone")
 
 
 def test_daemon_restart_keeps_its_containers_running(cluster):

@@ -14,21 +14,19 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 
 import clusterkit
 import pytest
-from clusterkit import IMAGE, api, api_get, cli, cli_json
+from clusterkit import FAST_STOP, IMAGE, api, api_get, cli, cli_json, http_get
 
 from p2porch.errors import SandboxError
 from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
-from p2porch.sandbox.system import find_program, pid_alive, read_pid
+from p2porch.sandbox.system import pid_alive, read_pid
 
 SUBNET = "10.35.0.0/24"
-FAST_STOP = ("--stop-grace-period", "1s")
 # main: a page on port 80. sidecar: fetches the main page over localhost, then serves it (plus its own
 # mark) on port 8081 -- so a client that reads 8081 at the task's address proves both halves.
 MAIN = 'mkdir -p /www && echo "main $P2PORCH_TASK_ID" > /www/index.html && exec httpd -f -p 80 -h /www'
@@ -86,28 +84,6 @@ def service(sb: Sandbox, via: SandboxNode, name: str, *args: str) -> Iterator[di
         with api(via) as client:
             response = client.delete(f"/services/{name}")
             assert response.status_code in (200, 404), response.text
-
-
-def http_get(node: SandboxNode, url: str) -> str | None:
-    """GET ``url`` from inside ``node``'s namespace (overlay routes live there); None on failure."""
-    result = subprocess.run(
-        [
-            find_program("nsenter") or "nsenter",
-            f"--net=/var/run/netns/{node.netns}",
-            "timeout",
-            "3",
-            find_program("busybox") or "busybox",
-            "wget",
-            "-q",
-            "-O-",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    return result.stdout if result.returncode == 0 else None
 
 
 def running_task(via: SandboxNode, name: str, avoid: str = "") -> dict:

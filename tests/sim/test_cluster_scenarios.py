@@ -1,6 +1,7 @@
 """Self-healing scenarios on the deterministic cluster simulator (p2porch.testing.cluster_sim).
 
-Each scenario mirrors a sandbox test (tests/integration/test_self_healing.py, test_cluster_formation.py)
+Each scenario mirrors a sandbox test (tests/integration/test_self_healing.py, test_task_health.py,
+test_zero_downtime.py, test_cluster_formation.py)
 with the real leader round, autopilot decision, FSM and agent planner, in simulated time. Reproduce a
 failure with P2PORCH_SIM_SEED=<seed printed in the message>.
 """

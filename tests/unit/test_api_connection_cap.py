@@ -8,11 +8,15 @@ closing one frees a slot for the next.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import ssl
 from functools import partial
 
 import pytest
 import trio
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.utils import wrap_app
 
 from p2porch.api.connlimit import PER_SOURCE, TOTAL, ConnectionLimiter
 from p2porch.api.tls_server import TlsIdentity, serve_tls
@@ -81,3 +85,17 @@ async def test_the_listener_closes_a_sources_connections_beyond_its_cap(tmp_path
             await stream.aclose()
         await trio.aclose_forcefully(third)
         nursery.cancel_scope.cancel()
+
+
+def test_the_hypercorn_internals_serve_tls_uses_are_the_pinned_ones():
+    """serve_tls builds hypercorn's internal TCPServer itself (hypercorn has no public admission hook):
+    a hypercorn release that changes these signatures must fail here, not in production."""
+    why = "hypercorn changed an internal serve_tls uses (p2porch/api/tls_server.py): adapt it and the pin"
+
+    def params(fn) -> list[str]:
+        return [p for p in inspect.signature(fn).parameters if p != "self"]
+
+    assert params(TCPServer.__init__) == ["app", "config", "context", "state", "stream"], why
+    assert inspect.iscoroutinefunction(TCPServer.run) and hasattr(TCPServer, "__await__"), why
+    assert params(WorkerContext.__init__) == ["max_requests"], why
+    assert params(wrap_app) == ["app", "wsgi_max_body_size", "mode"], why

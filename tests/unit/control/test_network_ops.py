@@ -8,24 +8,7 @@ from p2porch.control.network_ops import NetworkOps, network_body, network_change
 from p2porch.errors import ConfigError, ConflictError, NotFoundError
 from p2porch.model import Node, ServiceSpec, Task, TaskState
 from p2porch.raft import commands as C
-from p2porch.raft import fsm
-from p2porch.raft.state import ClusterState
-
-
-class MemoryManager:
-    def __init__(self) -> None:
-        self.state = ClusterState()
-        self._apply(C.InitCluster(at=0.0, cluster_id="c0ffee").encode())
-
-    def snapshot(self) -> ClusterState:
-        return self.state
-
-    async def write(self, command: bytes) -> object:
-        return self._apply(command)
-
-    def _apply(self, command: bytes) -> object:
-        self.state, result, _ = fsm.apply(self.state, command)
-        return C.raise_for_result(result)
+from p2porch.testing.memstore import MemoryManager
 
 
 def service(service_id: str, name: str, networks: list) -> bytes:

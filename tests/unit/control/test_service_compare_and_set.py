@@ -9,36 +9,12 @@ from __future__ import annotations
 import pytest
 
 from p2porch.cli.main import main
-from p2porch.config import Config
 from p2porch.control.service_ops import ServiceOps
 from p2porch.errors import ConfigError, ConflictError
 from p2porch.raft import commands as C
-from p2porch.raft import fsm
-from p2porch.raft.state import ClusterState
+from p2porch.testing.memstore import MemoryManager
 
 SPEC = {"name": "web", "image": "p2porch/busybox:latest", "replicas": 0, "labels": {"h": "w0"}}
-
-
-class MemoryManager:
-    """The committed state (``state``) and the node's own, possibly stale, copy (``local``)."""
-
-    def __init__(self) -> None:
-        self.state = ClusterState()
-        self.local: ClusterState | None = None
-        self.writes = 0
-        self.config = Config()
-        self._apply(C.InitCluster(at=0.0, cluster_id="c0ffee").encode())
-
-    def snapshot(self) -> ClusterState:
-        return self.local or self.state
-
-    async def write(self, command: bytes) -> object:
-        self.writes += 1
-        return self._apply(command)
-
-    def _apply(self, command: bytes) -> object:
-        self.state, result, _ = fsm.apply(self.state, command)
-        return C.raise_for_result(result)
 
 
 @pytest.fixture

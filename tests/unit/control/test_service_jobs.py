@@ -8,31 +8,9 @@ import pytest
 from p2porch.cli import build_parser, main
 from p2porch.cli.service import _validated, spec_changes
 from p2porch.cli.service_rows import job_progress_text
-from p2porch.config import Config
 from p2porch.control.service_ops import ServiceOps
 from p2porch.errors import ConfigError
-from p2porch.raft import commands as C
-from p2porch.raft import fsm
-from p2porch.raft.state import ClusterState
-
-
-class MemoryManager:
-    def __init__(self) -> None:
-        self.state = ClusterState()
-        self.config = Config()
-        self.writes = 0
-        self._apply(C.InitCluster(at=0.0, cluster_id="c0ffee").encode())
-
-    def snapshot(self) -> ClusterState:
-        return self.state
-
-    async def write(self, command: bytes) -> object:
-        self.writes += 1
-        return self._apply(command)
-
-    def _apply(self, command: bytes) -> object:
-        self.state, result, _ = fsm.apply(self.state, command)
-        return C.raise_for_result(result)
+from p2porch.testing.memstore import MemoryManager
 
 
 @pytest.fixture

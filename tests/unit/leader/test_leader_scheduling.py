@@ -54,6 +54,14 @@ def update_service(state: ClusterState, at: float, **changes) -> ClusterState:
     return run(state, C.UpdateService.of(service, at=at, **changes).encode())
 
 
+def report_stopped(state: ClusterState, tasks: list, at: float) -> ClusterState:
+    """Each task's node reports its container stopped (state ``shutdown``)."""
+    for t in tasks:
+        report = reports_of([{"task_id": t.task_id, "state": "shutdown"}])
+        state = run(state, C.ReportTaskStates(at=at, node_id=t.node_id, reports=report).encode())
+    return state
+
+
 def commit_round(state: ClusterState, now: float, orchestrator: Orchestrator) -> tuple[ClusterState, int]:
     plan = plan_round(state, now, orchestrator)
     if plan.empty:
@@ -99,13 +107,7 @@ def test_scale_down_removes_highest_slots_and_finished_tasks_are_forgotten():
     assert sorted(t.slot for t in stopped) == [3, 4]
     # The agents report the containers stopped; the slots are beyond replicas, so history is kept
     # up to HISTORY_PER_SLOT per slot and nothing is removed yet.
-    for t in stopped:
-        state = run(
-            state,
-            C.ReportTaskStates(
-                at=6.0, node_id=t.node_id, reports=reports_of([{"task_id": t.task_id, "state": "shutdown"}])
-            ).encode(),
-        )
+    state = report_stopped(state, stopped, 6.0)
     state, _ = commit_round(state, 7.0, orchestrator)
     assert len(state.tasks) == 4
 
@@ -117,13 +119,7 @@ def test_removed_service_stops_its_tasks_and_they_are_forgotten_once_stopped():
     assert all(t.desired_state == "shutdown" for t in state.tasks.values())
     state, _ = commit_round(state, 5.0, orchestrator)
     assert len(state.tasks) == 3  # still running on their nodes: not forgotten yet
-    for t in list(state.tasks.values()):
-        state = run(
-            state,
-            C.ReportTaskStates(
-                at=6.0, node_id=t.node_id, reports=reports_of([{"task_id": t.task_id, "state": "shutdown"}])
-            ).encode(),
-        )
+    state = report_stopped(state, list(state.tasks.values()), 6.0)
     state, _ = commit_round(state, 7.0, orchestrator)
     assert state.tasks == {}
 

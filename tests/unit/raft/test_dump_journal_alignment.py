@@ -17,7 +17,8 @@ import msgpack
 from pysyncobj import SyncObjConf
 
 from p2porch.raft import dumps
-from p2porch.raft.journal import DurableJournal, align_to_dump
+from p2porch.raft.journal import DurableJournal
+from p2porch.raft.journal_start import align_to_dump
 from p2porch.raft.store import _Bridge, _install_durable_journal
 from p2porch.testing.raftprocs import free_ports
 
@@ -62,7 +63,7 @@ def test_align_cuts_only_a_journal_that_holds_the_dump_entries(tmp_path: Path) -
     assert align_to_dump(path, ENTRIES[3], ENTRIES[4]) == 0  # already aligned
 
 
-def test_entries_after_the_dump_survive_a_restart_before_the_cut(tmp_path: Path) -> None:
+def test_entries_after_the_dump_survive_a_restart_before_the_cut(tmp_path: Path, monkeypatch) -> None:
     journal, dump = tmp_path / "raft.journal", tmp_path / "raft.dump"
     _journal(journal)
     _dump(dump, ENTRIES[3], ENTRIES[4])  # the dump covers 1..5; 6..10 were appended meanwhile
@@ -82,8 +83,12 @@ def test_entries_after_the_dump_survive_a_restart_before_the_cut(tmp_path: Path)
         useFork=False,
         dynamicMembershipChange=True,
     )
+    reads = []
+    load = DurableJournal._open_and_load
+    monkeypatch.setattr(DurableJournal, "_open_and_load", lambda self: reads.append(self) or load(self))
     so = _Bridge(_Owner(), None, [f"127.0.0.1:{free_ports(1)[0]}"], conf)  # type: ignore[arg-type]
     try:
+        assert len(reads) == 1 and so._SyncObj__raftLog is reads[0]  # the cut journal, read once
         so._SyncObj__loadDumpFile(clearJournal=False)  # what pysyncobj's first tick does
         log = so._SyncObj__raftLog
         assert [tuple(log[i]) for i in range(len(log))] == ENTRIES[3:]

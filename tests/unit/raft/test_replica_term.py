@@ -17,9 +17,12 @@ from typing import Any
 from pysyncobj import SyncObjConf
 from pysyncobj.node import TCPNode
 
-from p2porch.raft.journal import DurableJournal, lower_replica_term
+from p2porch.raft.journal import DurableJournal
+from p2porch.raft.journal_start import lower_replica_term, restore_vote_floor
 from p2porch.raft.store import _Bridge, _install_durable_journal
 from p2porch.testing.raftprocs import free_ports
+
+VOTED_FOR = "10.0.0.3:7947"  # the candidate this node voted for in term 9, as a voter
 
 
 class _Owner:
@@ -34,11 +37,14 @@ def _journal_of_removed_voter(path: Path) -> None:
     journal = DurableJournal(path)
     for idx, term in ((1, 1), (2, 2), (3, 3), (4, 3)):
         journal.add(b"\x00", idx, term)
-    journal.setCurrentTerm(9, "10.0.0.3:7947")
+    journal.setCurrentTerm(9, VOTED_FOR)
     journal._destroy()
 
 
-def _replica(tmp_path: Path, leader: str) -> tuple[_Bridge, list[dict[str, Any]]]:
+def _replica(
+    tmp_path: Path, leader: str, self_addr: str | None = None
+) -> tuple[_Bridge, list[dict[str, Any]]]:
+    """A real pysyncobj node on the journal in ``tmp_path`` (a voter given ``self_addr``); its sends kept."""
     _install_durable_journal()
     conf = SyncObjConf(
         password="p2rf-unit",
@@ -47,7 +53,8 @@ def _replica(tmp_path: Path, leader: str) -> tuple[_Bridge, list[dict[str, Any]]
         useFork=False,
         dynamicMembershipChange=True,
     )
-    so = _Bridge(_Owner(), None, [leader], conf)  # type: ignore[arg-type]
+    partners = [leader] if self_addr is None else [self_addr, leader, VOTED_FOR]
+    so = _Bridge(_Owner(), self_addr, partners, conf)  # type: ignore[arg-type]
     sent: list[dict[str, Any]] = []
     so._SyncObj__transport.send = lambda node, message: sent.append(message) or True
     return so, sent
@@ -84,5 +91,60 @@ def test_lower_replica_term_keeps_a_term_its_log_reached_and_never_creates_a_jou
     assert lower_replica_term(path) == (9, 3)
     journal = DurableJournal(path)
     assert (journal.getCurrentTerm(), journal.getVotedForNodeId(), len(journal)) == (3, None, 4)
+    assert journal.vote_floor() == (9, VOTED_FOR)  # kept for a later start as a voter
     journal._destroy()
     assert lower_replica_term(path) is None  # already at its log's term: nothing to do
+
+
+def test_a_replica_promoted_to_voter_never_votes_again_in_a_term_it_voted_in(tmp_path: Path) -> None:
+    """The replica start lowered term 9 (and its vote) to 3; started as a voter again it is back at term 9
+    with its vote, so a second candidate of term 9 (or older) gets no vote; term 10 is new for it."""
+    path = tmp_path / "raft.journal"
+    leader, me, other = (f"127.0.0.1:{port}" for port in free_ports(3))
+    _journal_of_removed_voter(path)
+    replica, _ = _replica(tmp_path, leader)  # lowers the term on start
+    assert replica._SyncObj__raftCurrentTerm == 3
+    replica.destroy()
+    voter, sent = _replica(tmp_path, leader, self_addr=me)
+    try:
+        assert (voter._SyncObj__raftCurrentTerm, voter._SyncObj__votedForNodeId) == (9, VOTED_FOR)
+
+        def ask(term: int) -> None:
+            request = {"type": "request_vote", "term": term, "last_log_index": 4, "last_log_term": 3}
+            voter._SyncObj__onMessageReceived(TCPNode(other), request)
+
+        for term in (4, 9):  # a term the replica start had forgotten, and the one it voted in
+            ask(term)
+        assert sent == [] and voter._SyncObj__votedForNodeId == VOTED_FOR
+        ask(10)
+        assert sent == [{"type": "response_vote", "term": 10}]
+    finally:
+        voter.destroy()
+    journal = DurableJournal(path)
+    assert (journal.getCurrentTerm(), journal.getVotedForNodeId(), journal.vote_floor()) == (10, other, None)
+    journal._destroy()
+
+
+def test_the_vote_floor_keeps_the_highest_term_and_a_voter_start_keeps_a_higher_term(tmp_path: Path) -> None:
+    path = tmp_path / "raft.journal"
+    _journal_of_removed_voter(path)
+    assert lower_replica_term(path) == (9, 3)
+    journal = DurableJournal(path)
+    journal.setCurrentTerm(5, None)  # the replica followed a leader of term 5 (no entry of it yet)
+    journal._destroy()
+    assert lower_replica_term(path) == (5, 3)  # restarted as a replica again: 9 stays the floor
+    assert restore_vote_floor(path) == (3, 9)
+    journal = DurableJournal(path)
+    assert (journal.getCurrentTerm(), journal.getVotedForNodeId(), journal.vote_floor()) == (
+        9,
+        VOTED_FOR,
+        None,
+    )
+    journal.lower_term(3)
+    journal.setCurrentTerm(12, None)  # a leader of term 12 seen as a replica: above the floor
+    journal._destroy()
+    assert restore_vote_floor(path) is None  # nothing to raise: the floor is dropped, term 12 kept
+    journal = DurableJournal(path)
+    assert (journal.getCurrentTerm(), journal.vote_floor()) == (12, None)
+    journal._destroy()
+    assert restore_vote_floor(tmp_path / "absent") is None and not (tmp_path / "absent").exists()

@@ -7,15 +7,13 @@ import json
 import pytest
 
 from p2porch.api.server import build_app
-from p2porch.config import Config
 from p2porch.control.service_ops import ServiceOps
 from p2porch.control.stack_ops import StackOps, parse_deploy_body, stack_endpoints
 from p2porch.errors import ConfigError, ConflictError, NotFoundError
 from p2porch.model import Task
 from p2porch.raft import commands as C
-from p2porch.raft import fsm
-from p2porch.raft.state import ClusterState
 from p2porch.stack import load_stack
+from p2porch.testing.memstore import MemoryManager
 
 COMPOSE = """
 services:
@@ -32,27 +30,6 @@ services:
     image: p2porch/busybox:latest
     command: sleep 1d
 """
-
-
-class MemoryManager:
-    """The two things ServiceOps needs from the cluster manager, over the real FSM in memory."""
-
-    def __init__(self) -> None:
-        self.config = Config()  # its ports are the ones services may not publish
-        self.state = ClusterState()
-        self.commands: list[str] = []
-        self._apply(C.InitCluster(at=0.0, cluster_id="c0ffee").encode())
-
-    def snapshot(self) -> ClusterState:
-        return self.state
-
-    async def write(self, command: bytes) -> object:
-        self.commands.append(C.decode_command(command).TAG)
-        return self._apply(command)
-
-    def _apply(self, command: bytes) -> object:
-        self.state, result, _ = fsm.apply(self.state, command)
-        return C.raise_for_result(result)
 
 
 @pytest.fixture
