@@ -1,6 +1,6 @@
 """``/metrics`` on a real 2-node sandbox (issue 18): the counters move when the cluster works.
 
-One cluster (``p2ui``, 10.36.0.0/24) whose daemons also serve the API over TLS on ADDRESS:7951. Every
+One cluster (``p2me``, 10.22.0.0/24) whose daemons also serve the API over TLS on ADDRESS:7951. Every
 scrape is parsed with prometheus_client's official parser. A service create moves the leader's
 placements and the agents' container starts; DNS queries from the host namespace move the responses by
 rcode; the TLS listener serves ``/metrics`` to a read token and refuses a scrape without one.
@@ -42,7 +42,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-cluster = cluster_fixture("p2ui", "10.36.0.0/24", 2, api_port=PORT)
+cluster = cluster_fixture("p2me", "10.22.0.0/24", 2, api_port=PORT)
 
 
 def test_counters_move_when_the_cluster_works(cluster):

@@ -1,4 +1,4 @@
-"""Self-healing (issue 7) on a real 3-node sandbox cluster (``p2sh``, 10.24.0.0/24): a killed node, a killed
+"""Self-healing (issue 7) on a real 3-node sandbox cluster (``p2sh``, 10.23.0.0/24): a killed node, a killed
 leader, a node cut off from the underlay, and a node that returns (rebalance).
 
 Faults are real: ``kill -9`` of a node's p2porch daemon and its dockerd, an underlay link cut. Each test
@@ -46,7 +46,7 @@ def underlay(node: SandboxNode, state: str) -> None:
     subprocess.run(["ip", "link", "set", node.host_veth, state], check=True, timeout=10)
 
 
-cluster = cluster_fixture("p2sh", "10.24.0.0/24")  # sb.down also removes a link a failed test left down
+cluster = cluster_fixture("p2sh", "10.23.0.0/24")  # sb.down also removes a link a failed test left down
 
 
 def live_dns_agrees(
