@@ -128,7 +128,7 @@ def test_a_secret_is_readable_in_its_task_and_nowhere_else(formed, tmp_path):
     assert ok(node, "docker", "exec", cid, "cat", "/run/secrets/pw").strip() == value
     assert re.search(r"-r-------- +1 70 ", ok("n1", "p2porch", "service", "logs", "db"))
     inspect = ok("n1", "p2porch", "service", "inspect", "db")
-    assert "Secrets:   db-password -> pw" in inspect
+    assert "Secrets:   db-password -> /run/secrets/pw" in inspect
     shown = [
         created,
         inspect,
