@@ -17,7 +17,9 @@ concurrently, so the store's group commit shares Raft entries between them as it
 agents. Measured: tasks placed and reported running per second end to end, the leader process's CPU
 per task (and per thread), Raft commands, entries and bytes per task, snapshot size and time, voter
 and replica RSS, and each member's per-change rebuild cost of its views (``control_plane_views``).
-What it is not (docs/performance.md): the daemons' gossip, HTTP API and Docker.
+That is ``--mode direct`` (the store alone). The default ``--mode daemons`` (``control_plane_daemons``)
+runs the daemon's leader loop and service API inside each voter process and the agents' reports through
+a follower's store. What neither is (docs/performance.md): gossip, joins through the join port, Docker.
 """
 
 from __future__ import annotations
@@ -37,12 +39,21 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import msgpack  # noqa: E402
+from control_plane_phases import (  # noqa: E402
+    catch_up,
+    compaction,
+    failover,
+    init_and_join,
+    run_parallel,
+    snapshot_figures,
+    status,
+    wait_version,
+)
 from control_plane_procs import Proposer, cpu_s, rss_mb, thread_cpu_s  # noqa: E402
 from control_plane_views import rebuild_costs  # noqa: E402
 
 from p2porch.leader.scheduling import ROUND_CHUNK_ITEMS, plan_round, round_commands  # noqa: E402
-from p2porch.model import Node, ServiceSpec, TaskState  # noqa: E402
+from p2porch.model import ServiceSpec, TaskState  # noqa: E402
 from p2porch.raft import commands as C  # noqa: E402
 from p2porch.raft.fsm import apply_command  # noqa: E402
 from p2porch.raft.state import ClusterState  # noqa: E402
@@ -54,66 +65,18 @@ AGENT_MAX_BATCH = 64  # agent/worker.py's max_batch
 CIDR, PREFIX = "10.0.0.0/8", 20  # room for 1,000+ nodes of up to 4,000 tasks each
 
 
-def status(node: NodeProc) -> dict[str, Any]:
-    return node.call(op="status")["status"]  # type: ignore[no-any-return]
-
-
-def wait_version(node: NodeProc, version: int, timeout_s: float) -> float:
-    """Seconds until ``node`` applied state ``version``."""
-    t0 = time.monotonic()
-    while (have := status(node)["state_version"]) < version:
-        if time.monotonic() - t0 > timeout_s:
-            raise RuntimeError(f"{node.name} at version {have}, wanted {version}")
-        time.sleep(0.02)
-    return time.monotonic() - t0
-
-
 def setup(leader: NodeProc, nodes: int, tasks: int, writers: int) -> ClusterState:
     """Init, join ``nodes`` nodes with leases, create the services; the committed state read back."""
+    init_and_join(leader, nodes, writers)
     prop = Proposer(leader.control_port)
-    prop.propose(
-        C.InitCluster(at=time.time(), cluster_id="cpbench", cluster_cidr=CIDR, subnet_prefix_len=PREFIX)
-    )
-
-    def join(i: int) -> None:
-        node = Node(f"id{i:05d}", f"n{i}", f"10.{i // 62500}.{i // 250 % 250}.{i % 250 + 1}", 7947, 7946)
-        prop.propose(C.AddNode(at=time.time(), node=node))
-        prop.propose(C.LeaseSubnet(at=time.time(), node_id=node.node_id))
 
     def create(s: int) -> None:
         spec = ServiceSpec(name=f"svc{s}", image="p2porch/bench", replicas=REPLICAS_PER_SERVICE)
         prop.propose(C.CreateService(at=time.time(), service_id=f"s{s}", spec=spec))
 
-    run_parallel(join, range(nodes), writers)
     run_parallel(create, range(max(1, tasks // REPLICAS_PER_SERVICE)), writers)
     prop.close()
     return ClusterState.from_dict(leader.call(op="state")["state"])
-
-
-def run_parallel(fn: Any, items: Any, threads: int) -> None:
-    work: queue.Queue[Any] = queue.Queue()
-    for item in items:
-        work.put(item)
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        while not errors:
-            try:
-                item = work.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                fn(item)
-            except BaseException as exc:  # noqa: BLE001 (re-raised below)
-                errors.append(exc)
-
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    if errors:
-        raise errors[0]
 
 
 class Agents:
@@ -257,65 +220,6 @@ def place_and_report(leader: NodeProc, mirror: ClusterState, reporters: int) -> 
     }
 
 
-def snapshot_figures(state: ClusterState) -> dict[str, Any]:
-    """Size and encode/load time of the snapshot form of ``state`` (what a dump holds)."""
-    e0 = time.perf_counter()
-    snapshot = msgpack.packb(state.to_dict(), use_bin_type=True)
-    encode_s = time.perf_counter() - e0
-    l0 = time.perf_counter()
-    ClusterState.from_dict(msgpack.unpackb(snapshot, raw=False, strict_map_key=False))
-    return {
-        "snapshot_bytes": len(snapshot),
-        "snapshot_encode_s": round(encode_s, 3),
-        "snapshot_load_s": round(time.perf_counter() - l0, 3),
-    }
-
-
-def compaction(cluster: LocalCluster, leader: NodeProc) -> dict[str, Any]:
-    """Force log compaction (a full dump) on every voter; seconds until each dump is on disk, and
-    whether the leader changed meanwhile (a dump that stalls the Raft thread costs an election)."""
-    term0 = status(leader)["term"]
-    t0 = time.monotonic()
-    for node in cluster.voters():
-        node.call(op="compact")
-    done: dict[str, float] = {}
-    while len(done) < len(cluster.voters()) and time.monotonic() - t0 < 120:
-        for node in cluster.voters():
-            if node.name not in done and status(node).get("dumps", 0) > 0:
-                done[node.name] = round(time.monotonic() - t0, 2)
-        time.sleep(0.02)
-    after = status(leader)
-    return {"compaction_s": done, "compaction_leader_kept": after["is_leader"] and after["term"] == term0}
-
-
-def catch_up(cluster: LocalCluster, leader: NodeProc, version: int) -> dict[str, Any]:
-    (replica,) = cluster.replicas()
-    t0 = time.monotonic()
-    cluster.start(replica)
-    wait_version(replica, version, 300)
-    seconds = time.monotonic() - t0
-    return {"replica_catch_up_s": round(seconds, 2), "replica_rss_mb": rss_mb(replica.proc.pid)}  # type: ignore[union-attr]
-
-
-def failover(cluster: LocalCluster) -> dict[str, Any]:
-    """SIGKILL the leader; seconds until a new leader commits a write."""
-    leader = cluster.leader()
-    t0 = time.monotonic()
-    cluster.kill(leader)
-    while True:
-        new = cluster.leader(timeout_s=30)
-        try:
-            result = Proposer(new.control_port).propose(C.Noop(at=time.time(), tag="failover"), timeout_s=5)
-        except (RuntimeError, OSError, ConnectionError):
-            continue
-        if result.get("ok"):
-            return {
-                "failover_s": round(time.monotonic() - t0, 2),
-                "killed": leader.name,
-                "new_leader": new.name,
-            }
-
-
 def run_point(root: Path, nodes: int, tasks: int, args: argparse.Namespace, full: bool) -> dict[str, Any]:
     cluster = LocalCluster(root, voters=3, replicas=1)
     try:
@@ -347,7 +251,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", default="100,300,1000", help="comma-separated node counts")
     parser.add_argument("--tasks", default="10000,30000,100000", help="comma-separated task counts")
+    parser.add_argument(
+        "--mode",
+        choices=("daemons", "direct"),
+        default="daemons",
+        help="daemons: the leader loop, API and agents' store path in the member processes; "
+        "direct: the round in this process, writes straight to the leader's store",
+    )
     parser.add_argument("--reporters", type=int, default=16, help="concurrent agent connections")
+    parser.add_argument("--api-clients", type=int, default=8, help="concurrent service-API clients (daemons)")
+    parser.add_argument("--timeout-s", type=float, default=600, help="timed phase limit (daemons)")
     parser.add_argument("--only-last", action="store_true", help="run only the largest point")
     parser.add_argument("--short", action="store_true", help="one small point with every phase (CI)")
     args = parser.parse_args()
@@ -356,15 +269,21 @@ def main() -> None:
     grid = [(n, tasks[0]) for n in nodes] + [(nodes[-1], t) for t in tasks[1:]]
     if args.only_last:
         grid = grid[-1:]
+    run = run_point
+    if args.mode == "daemons":
+        from control_plane_daemons import run_daemons_point
+
+        run = run_daemons_point
     points = []
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="p2sc-cp-") as tmp:
         for i, (n, t) in enumerate(grid):
-            points.append(run_point(Path(tmp) / f"p{i}", n, t, args, full=i == len(grid) - 1))
+            points.append(run(Path(tmp) / f"p{i}", n, t, args, full=i == len(grid) - 1))
     print(
         json.dumps(
             {
                 "benchmark": "control_plane",
+                "mode": args.mode,
                 "machine": {
                     "cpus": os.cpu_count(),
                     "loadavg_1m_before": load0,

@@ -10,7 +10,7 @@ The killed node is restarted (its dockerd and daemon) and the service recreated 
 Swarm figures (not measured here: Swarm is not part of this sandbox) are its defaults: a worker is
 Down after ~15 s (5 s heartbeat period x 3), a manager election takes ~10 s.
 Prints one JSON object: per measurement the runs, median and max, and ratios p2porch / Swarm.
-Usage: python bench/failover.py [--repeats 3] [--keep]
+Usage: python bench/failover.py [--repeats 3] [--keep] [--name p2fo] [--subnet 10.64.0.0/24]
 """
 
 from __future__ import annotations
@@ -229,8 +229,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="leave the sandbox up afterwards")
+    parser.add_argument("--name", default="p2fo", help="sandbox name")
+    parser.add_argument("--subnet", default="10.64.0.0/24", help="sandbox subnet")
     args = parser.parse_args()
-    sb = Sandbox("p2fo", subnet="10.64.0.0/24")
+    sb = Sandbox(args.name, subnet=args.subnet)
     try:
         nodes = sb.up(3)
         form_cluster(sb, nodes)

@@ -3,6 +3,7 @@
     python bench/idle.py [--nodes 20] [--seconds 60] [--name p2sc] [--subnet 10.39.0.0/16] [--keep]
                          [--parallel 8] [--strace-seconds 5]
     python bench/idle.py --raft-only [--seconds 30] [--tick-period-s 0.005]      # no root needed
+    python bench/idle.py --nodes 3 --profile                   # + what wakes each daemon's trio thread
 
 Sandbox mode (root): a sandbox of N hosts (own dockerd and daemon each), ``init`` + ``join`` over the
 API sockets, ``--parallel`` joins at a time (0: one ``p2porch join`` CLI after another; per-join
@@ -14,6 +15,9 @@ The dockerd and containerd of every node are sampled in the same window and repo
 Context switches per second per thread say what wakes the process (a thread that sleeps in a poll
 with a timeout wakes once per timeout). ``--raft-only`` measures three bare store processes
 (``python -m p2porch.raft.node``, the Raft part of a daemon) the same way on loopback.
+``--profile`` runs the daemons with ``P2PORCH_PROFILE`` (``p2porch/wakeups.py``, a trio instrument) and
+adds, per daemon, the wakeups per second and CPU % of each trio wakeup site in the window (the profiler
+costs CPU of its own: measure the idle cost without it).
 Prints one JSON object; the targets of issue 19 are <= 1 % of a core and <= 60 MB RSS per daemon.
 """
 
@@ -176,14 +180,36 @@ def strace_wakeups(pid: int, seconds: float) -> dict[str, Any]:
     return {k: round(v / seconds, 1) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:12]}
 
 
+def read_profiles(profile_dir: str, daemons: dict[str, int]) -> dict[str, Any]:
+    """The wakeup profile each daemon last wrote (see p2porch/wakeups.py), by node name."""
+    out = {}
+    for node_name, pid in daemons.items():
+        try:
+            out[node_name] = json.loads(Path(profile_dir, f"{pid}.json").read_text())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 def run_sandbox(
-    nodes: int, seconds: float, name: str, subnet: str, keep: bool, parallel: int, strace_s: float
+    nodes: int,
+    seconds: float,
+    name: str,
+    subnet: str,
+    keep: bool,
+    parallel: int,
+    strace_s: float,
+    profile_dir: str | None = None,
 ) -> dict[str, Any]:
     import benchkit
 
     from p2porch.sandbox.cluster import wait_ready
     from p2porch.sandbox.sandbox import Sandbox
+    from p2porch.wakeups import ENV_EVERY, ENV_PATH, diff_reports
 
+    if profile_dir is not None:  # inherited by every daemon the sandbox starts
+        os.environ[ENV_PATH] = os.path.join(profile_dir, "{pid}.json")
+        os.environ[ENV_EVERY] = "1"
     sb = Sandbox(name, subnet=subnet)
     out: dict[str, Any] = {}
     try:
@@ -207,11 +233,18 @@ def run_sandbox(
                 engines[f"{s.node}/dockerd"] = s.dockerd_pid
                 for child in children_of(s.dockerd_pid):
                     engines[f"{s.node}/containerd-{child}"] = child
+        if profile_dir is not None:
+            time.sleep(1.5)  # one fresh report from every daemon
+            profiles = read_profiles(profile_dir, daemons)
         both = idle_cost({**daemons, **engines}, seconds)
+        if profile_dir is not None:
+            time.sleep(1.5)
+            ends = read_profiles(profile_dir, daemons)
+            out["profiles"] = {n: diff_reports(profiles[n], ends[n]) for n in sorted(ends) if n in profiles}
         daemon_part = {k: v for k, v in both["processes"].items() if k in daemons}
         for node_name, figures in daemon_part.items():
             figures["role"] = rows.get(node_name, {}).get("raft_role")
-        out = summarise(daemon_part)
+        out = {**summarise(daemon_part), **out}
         out["seconds"] = seconds
         engine_part = {k: v for k, v in both["processes"].items() if k not in daemons}
         out["engines"] = summarise(engine_part)["summary"]
@@ -263,13 +296,22 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the sandbox up")
     parser.add_argument("--raft-only", action="store_true", help="three bare store processes, no root")
     parser.add_argument("--tick-period-s", type=float, default=None, help="--raft-only: the Raft tick")
+    parser.add_argument("--profile", action="store_true", help="profile each daemon's trio wakeups")
     args = parser.parse_args()
     if args.raft_only:
         result = run_raft_only(args.seconds, args.tick_period_s)
     else:
-        result = run_sandbox(
-            args.nodes, args.seconds, args.name, args.subnet, args.keep, args.parallel, args.strace_seconds
-        )
+        with tempfile.TemporaryDirectory(prefix="p2sc-profile-") as profile_dir:
+            result = run_sandbox(
+                args.nodes,
+                args.seconds,
+                args.name,
+                args.subnet,
+                args.keep,
+                args.parallel,
+                args.strace_seconds,
+                profile_dir if args.profile else None,
+            )
     result["benchmark"] = "idle"
     result["machine"] = {"cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0]}
     print(json.dumps(result, indent=2))

@@ -41,6 +41,8 @@ class ClusterStore(Protocol):
 
     def status(self) -> RaftStatus: ...
 
+    def role_event(self) -> trio.Event: ...
+
     def subscribe(
         self, max_buffer: float = ...
     ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Any]]: ...
@@ -100,6 +102,16 @@ class LocalBoard:
     executor: Executor | None = None
     gossip: GossipHandle | None = None
     membership_changed: trio.Event = field(default_factory=trio.Event)  # set by gossip, wakes the leader
+    #: set (and replaced) when gossip sees a member die, come back, leave or join: take it before reading
+    #: ``unreachable_nodes()`` and wait on it (member/traffic.py), no change is missed
+    reachability_changed: trio.Event = field(default_factory=trio.Event)
+
+    def gossip_changed(self) -> None:
+        """Gossip saw a member die, come back, leave or join (the gossip member service calls it)."""
+        self.membership_changed.set()
+        fired, self.reachability_changed = self.reachability_changed, trio.Event()
+        fired.set()
+
     usage: UsageBook | None = None  # this node's tasks' recent CPU/memory (member/stats.py)
     #: the autoscaler's latest decision per service id, while this node leads (leader/autoscale_loop.py)
     autoscale: dict[str, dict[str, Any]] = field(default_factory=dict)

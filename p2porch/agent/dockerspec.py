@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..model import TaskHealth
+from ..model.templates import expand
 from .model import (
     KIND_SIDECAR,
     LABEL_MANAGED,
@@ -28,6 +29,8 @@ from .model import (
     member_container_name,
     task_env,
     task_labels,
+    template_context,
+    with_templates,
 )
 
 NANOS_PER_S = 1_000_000_000
@@ -36,7 +39,9 @@ MIN_CPU_SHARES = 2  # the kernel's minimum cpu.shares
 
 
 def create_kwargs(assignment: TaskAssignment) -> dict[str, Any]:
-    """Keyword arguments for ``DockerClient.containers.create`` (image passed separately)."""
+    """Keyword arguments for ``DockerClient.containers.create`` (image passed separately); Swarm's service
+    templates (``{{.Task.Slot}}``...) are expanded for this task."""
+    assignment = with_templates(assignment)
     kwargs: dict[str, Any] = {
         "name": container_name(assignment),
         "labels": task_labels(assignment),
@@ -78,11 +83,13 @@ def member_create_kwargs(assignment: TaskAssignment, member: MemberSpec, main_id
     namespace's owner publishes every port and holds the DNS settings); an init container, which runs
     before the main container exists, is attached to the task's network with its own short-lived address.
     """
+    assignment = with_templates(assignment)
+    context = template_context(assignment)
     labels = task_labels(assignment) | {LABEL_MEMBER: member.name, LABEL_MEMBER_KIND: member.kind}
     kwargs: dict[str, Any] = {
         "name": member_container_name(assignment, member),
         "labels": labels,
-        "environment": task_env(assignment) | dict(member.env),
+        "environment": task_env(assignment) | {k: expand(v, context) for k, v in member.env.items()},
         "detach": True,
         "restart_policy": {"Name": "no"},
     }

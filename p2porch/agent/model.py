@@ -10,11 +10,12 @@ imports nothing but ``p2porch.model``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from ..model import DesiredState, HealthSpec, TaskHealth, TaskState
+from ..model.templates import TemplateContext, expand
 
 # ----- labels every container the agent owns carries
 LABEL_MANAGED = "p2porch.managed"
@@ -311,3 +312,29 @@ def task_env(assignment: TaskAssignment) -> dict[str, str]:
         }
     )
     return env
+
+
+def template_context(assignment: TaskAssignment) -> TemplateContext:
+    """The facts Swarm's service templates name, for this task (a node's name is its ID and host name)."""
+    return TemplateContext(
+        service_id=assignment.service_id,
+        service_name=assignment.service_name,
+        node_id=assignment.node_name,
+        node_hostname=assignment.node_name,
+        task_id=assignment.task_id,
+        task_slot=assignment.slot,
+    )
+
+
+def with_templates(assignment: TaskAssignment) -> TaskAssignment:
+    """``assignment`` with Swarm's ``{{.Node.Hostname}}``-style templates expanded in its environment
+    values, host name and mount sources, as ``docker service create`` does for each task."""
+    context = template_context(assignment)
+    env = {key: expand(value, context) for key, value in assignment.env.items()}
+    mounts = tuple(
+        replace(m, source=expand(m.source, context)) if "{{" in m.source else m for m in assignment.mounts
+    )
+    options = dict(assignment.options)
+    if isinstance(options.get("hostname"), str):
+        options["hostname"] = expand(options["hostname"], context)
+    return replace(assignment, env=env, mounts=mounts, options=options)

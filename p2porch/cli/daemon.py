@@ -113,8 +113,9 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
     from ..daemon import Daemon
     from ..logs import setup_logging
+    from ..wakeups import profiler_from_env
 
     config = load_daemon_config(args)
     setup_logging(config.log.format, config.log.level)
-    trio.run(Daemon(config, pid_file=args.pid_file).run)
+    trio.run(Daemon(config, pid_file=args.pid_file).run, instruments=profiler_from_env())
     return EXIT_OK

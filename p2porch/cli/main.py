@@ -9,26 +9,54 @@ commands are the only ones that act locally. Each noun's commands live in their 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from ..config import DEFAULT_SOCKET
 from ..errors import ConfigError, P2POrchError
-from .access import add_access_commands
-from .cluster import add_cluster_commands
-from .context import add_context_commands
-from .daemon import add_daemon_commands
-from .metrics import add_metrics_commands
-from .network import add_network_commands
-from .node import add_node_commands
-from .sandbox import add_sandbox_commands
-from .secret import add_secret_commands
-from .service import add_service_commands
-from .stack import add_stack_commands
 from .util import EXIT_FAILED, EXIT_USAGE, Parser
 
+#: Each command module (``add_<module>_commands``) and the top-level commands it registers, in help order.
+#: A command line naming one of them imports that module only: ``p2porch daemon`` does not load the other
+#: nouns' modules (~1 MB of a daemon's memory); the unit tests check this table against the modules.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "cluster": ("version", "status", "init", "join", "leave", "recover", "events", "token", "cluster"),
+    "daemon": ("daemon",),
+    "node": ("node",),
+    "network": ("network",),
+    "service": ("service",),
+    "stack": ("stack",),
+    "secret": ("secret", "config"),
+    "sandbox": ("sandbox",),
+    "access": ("access",),
+    "context": ("context",),
+    "metrics": ("metrics",),
+}
+#: Global options that take a value (argparse also accepts unambiguous prefixes of the long ones).
+_VALUE_OPTIONS = ("--host", "--context", "--token-file", "--tls-ca")
 
-def build_parser() -> argparse.ArgumentParser:
+
+def command_word(argv: Sequence[str]) -> str | None:
+    """The command a command line names (the first word that is neither a global option nor its value);
+    None when there is none or it is not a known command (then every command is registered)."""
+    words = iter(argv)
+    for word in words:
+        if word == "-H" or (
+            word.startswith("--")
+            and "=" not in word
+            and len(word) > 2
+            and any(option.startswith(word) for option in _VALUE_OPTIONS)
+        ):
+            next(words, None)
+        elif not word.startswith("-"):
+            known = any(word in names for names in COMMAND_MODULES.values())
+            return word if known else None
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; with ``command``, only the module that registers it is imported and added."""
     common = Parser(add_help=False)
     common.add_argument(
         "--host",
@@ -59,22 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    add_cluster_commands(sub, common)
-    add_daemon_commands(sub, common)
-    add_node_commands(sub, common)
-    add_network_commands(sub, common)
-    add_service_commands(sub, common)
-    add_stack_commands(sub, common)
-    add_secret_commands(sub, common)
-    add_sandbox_commands(sub, common)
-    add_access_commands(sub, common)
-    add_context_commands(sub, common)
-    add_metrics_commands(sub, common)
+    for module_name, names in COMMAND_MODULES.items():
+        if command is None or command in names:
+            module = importlib.import_module(f"{__package__}.{module_name}")
+            getattr(module, f"add_{module_name}_commands")(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_word(argv))
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

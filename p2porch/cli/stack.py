@@ -17,11 +17,10 @@ import sys
 import time
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigError, P2POrchError
 from ..stack import ComposeError, StackDefinition, check_stack_name
 from ..stack.compose import StackObject
+from ..stack.names import STACK_LABEL
 from ..stack.rollout import dependency_ready, deploy_waves
 from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
@@ -154,7 +153,8 @@ def _deploy_objects(client: Any, definition: StackDefinition) -> list[str]:
             if not result.get("unchanged"):
                 lines.append(f"updated {obj.kind} {obj.name} (version {result['version']})")
         else:
-            client.post(f"/objects/{obj.kind}", {"name": obj.name, "data": encoded})
+            labels = {STACK_LABEL: definition.name}  # stack rm removes it (as docker stack rm does)
+            client.post(f"/objects/{obj.kind}", {"name": obj.name, "data": encoded, "labels": labels})
             lines.append(f"created {obj.kind} {obj.name}")
     return lines
 
@@ -190,6 +190,8 @@ def cmd_stack_config(args: argparse.Namespace) -> int:
     if wants_json(args):
         print(json.dumps(definition.model, indent=2, sort_keys=False, default=str))
     else:
+        import yaml  # only here: `python -m p2porch daemon` loads every CLI module, and PyYAML is ~1 MB
+
         print(yaml.safe_dump(dict(definition.model), sort_keys=False, default_flow_style=False).rstrip())
     return EXIT_OK
 
@@ -211,14 +213,29 @@ def cmd_stack_ps(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _remove_objects(client: Any, stack: str) -> list[dict[str, str]]:
+    """The secrets and configs ``stack deploy`` created for ``stack`` (labelled with it) that no service
+    uses any more, removed; external ones and objects created otherwise are never touched."""
+    removed = []
+    for kind in ("secret", "config"):
+        for obj in client.get(f"/objects/{kind}"):
+            if (obj.get("labels") or {}).get(STACK_LABEL) == stack and not obj.get("services"):
+                client.delete(f"/objects/{kind}/{obj['name']}")
+                removed.append({"kind": kind, "name": obj["name"]})
+    return removed
+
+
 def cmd_stack_rm(args: argparse.Namespace) -> int:
-    result = client_for(args).delete(f"/stacks/{args.stack}")
+    client = client_for(args)
+    result = client.delete(f"/stacks/{args.stack}")
+    result["removed_objects"] = _remove_objects(client, args.stack)
     emit(
         args,
         result,
         lambda r: "\n".join(
             [f"removed  {name}" for name in r["removed"]]
             + [f"removed  network {name}" for name in r.get("removed_networks", [])]
+            + [f"removed  {o['kind']} {o['name']}" for o in r["removed_objects"]]
             + [f"stack {r['stack']} removed"]
         ),
     )

@@ -31,12 +31,12 @@ from ..api.server import Endpoint, OnResponse, build_app
 from ..api.tls_server import TlsIdentity, serve_tls
 from ..config import ApiConfig
 from ..errors import ConfigError, DaemonError, NotFoundError
-from ..vault.cluster_ca import CA_SEED_BYTES, ClusterCA, cluster_ca, issue_server_certificate
 from .roles import role_of
 
 if TYPE_CHECKING:
     from ..membership.localstate import LocalClusterState
     from ..membership.manager import ClusterManager
+    from ..vault.cluster_ca import ClusterCA
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ MAX_CONNECTIONS = (
 
 def ca_of(local: LocalClusterState) -> ClusterCA:
     """The cluster CA of this node's current key epoch."""
+    from ..vault.cluster_ca import CA_SEED_BYTES, cluster_ca  # cryptography.x509 only when a CA is needed
+
     keys = local.keys
     return cluster_ca(local.cluster_id, keys.epoch, keys.derive("api-ca", CA_SEED_BYTES))
 
@@ -150,6 +152,8 @@ class RemoteApi:
         hosts = _hosts(local, self.section.addr)
         wanted = (local.cluster_id, local.key_epoch, tuple(hosts))
         if wanted != self.issued_for or now.timestamp() >= self.renew_at:
+            from ..vault.cluster_ca import issue_server_certificate
+
             issued = issue_server_certificate(ca_of(local), self.node_name, hosts, now)
             self.identity.install(issued.cert_pem, issued.key_pem)
             self.issued_for, self.serial = wanted, issued.serial

@@ -100,6 +100,7 @@ class _Runner:
         self.nursery: trio.Nursery | None = None
         self.cancel_scope = trio.CancelScope()
         self._wake = trio.Event()
+        self._armed_at = -math.inf  # the deadline the timer task sleeps until (it wakes for an earlier one)
         self._send_queue: list[tuple[str, list[Message]]] = []
         self._send_ready = trio.Event()
 
@@ -107,8 +108,11 @@ class _Runner:
         """Route core output: queue packets, start push/pulls, deliver events, re-arm the timer."""
         assert self.nursery is not None
         if out.packets:
-            self._send_queue.extend((p.addr, p.msgs) for p in out.packets)
-            self._send_ready.set()
+            send_now = self.transport.send_packet_nowait
+            later = [(p.addr, p.msgs) for p in out.packets if not send_now(p.addr, p.msgs)]
+            if later:  # a host name to resolve or a full buffer: the sender task awaits them
+                self._send_queue.extend(later)
+                self._send_ready.set()
         for req in out.pushpulls:
             self.nursery.start_soon(self._pushpull, req.addr, req.join)
         for ping in out.tcp_pings:
@@ -119,7 +123,8 @@ class _Runner:
             except Exception:
                 self.metrics["event_callback_errors"] += 1
                 log.exception("gossip event callback failed for %s", event)
-        self._wake.set()
+        if self.core is not None and self.core.next_deadline() < self._armed_at:
+            self._wake.set()  # only when a timer moved earlier: most packets leave the timers as they were
 
     async def sender(self) -> None:
         while True:
@@ -135,10 +140,12 @@ class _Runner:
         while True:
             deadline = core.next_deadline()
             if deadline > trio.current_time():
+                self._armed_at = deadline
                 with trio.move_on_at(deadline if deadline < math.inf else trio.current_time() + 3600):
                     await self._wake.wait()
                 self._wake = trio.Event()
                 continue
+            self._armed_at = -math.inf  # running: apply() need not wake it
             self.apply(core.tick(trio.current_time()))
             self._wake = trio.Event()
 

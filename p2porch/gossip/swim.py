@@ -175,6 +175,9 @@ class Swim:
         )
         self._timers: list[tuple[float, int, int, Any]] = []
         self._timer_seq = 0
+        # the gossip timer is parked (not in _timers) while there is nothing to spread: when it was
+        # due and found the queue empty; a broadcast re-arms it (an idle node does not wake for it)
+        self._gossip_parked_at: float | None = None
         self._seq = 0
         self._probe: _Probe | None = None
         self._relays: dict[int, _Relay] = {}
@@ -190,7 +193,7 @@ class Swim:
         }
         self.me = Member(name, addr, incarnation + 1, ALIVE, dict(meta), now)
         self.table.add(self.me)
-        self._broadcast(name, Alive(self.me.incarnation, name, addr, self.me.meta))
+        self._broadcast(now, name, Alive(self.me.incarnation, name, addr, self.me.meta))
         u = rng.random
         self._schedule(now + u() * config.probe_interval_s, _PROBE, None)
         self._schedule(now + u() * config.gossip_interval_s, _GOSSIP, None)
@@ -302,7 +305,7 @@ class Swim:
         me = self.me
         me.meta = dict(meta)
         me.incarnation += 1
-        self._broadcast(self.name, Alive(me.incarnation, self.name, self.addr, me.meta))
+        self._broadcast(now, self.name, Alive(me.incarnation, self.name, self.addr, me.meta))
         return Output()
 
     def members(self) -> dict[str, MemberView]:
@@ -336,8 +339,21 @@ class Swim:
     def _retransmit_limit(self) -> int:
         return retransmit_limit(self.config.retransmit_mult, self.table.num_live)
 
-    def _broadcast(self, key: str, msg: Message) -> None:
+    def _broadcast(self, now: float, key: str, msg: Message) -> None:
         self.queue.queue(key, msg, message_size(msg))
+        if self._gossip_parked_at is not None:  # on the parked timer's grid: never later than before
+            self._schedule(max(now, self._gossip_parked_at + self.config.gossip_interval_s), _GOSSIP, None)
+            self._gossip_parked_at = None
+
+    def _cancel_timer(self, kind: int, arg: Any) -> None:
+        """Drop a pending timer that has nothing left to do (a probe answered): one wakeup less."""
+        timers = self._timers
+        for i, entry in enumerate(timers):
+            if entry[2] == kind and entry[3] is arg:
+                timers[i] = timers[-1]
+                timers.pop()
+                heapq.heapify(timers)
+                return
 
     # ------------------------------------------------------------------------------------ probing
 
@@ -407,6 +423,7 @@ class Swim:
         if probe is not None and probe.seq == msg.seq:
             if not probe.acked:
                 probe.acked = True
+                self._cancel_timer(_PROBE_TIMEOUT, probe)
                 self.awareness.apply(-1)
                 self.counters["probe_acks"] += 1
                 self.probe_rtt.observe(max(0.0, now - probe.sent_at))
@@ -426,9 +443,10 @@ class Swim:
 
     def _gossip(self, now: float, out: Output) -> None:
         cfg = self.config
-        self._schedule(now + cfg.gossip_interval_s, _GOSSIP, None)
         if not len(self.queue):
+            self._gossip_parked_at = now  # re-armed by the next broadcast (_broadcast)
             return
+        self._schedule(now + cfg.gossip_interval_s, _GOSSIP, None)
         dead_cutoff = now - cfg.gossip_to_the_dead_s
         me = self.me
         targets = self.table.random_members(
@@ -475,7 +493,7 @@ class Swim:
     def _on_dead_msg(self, now: float, src: str, msg: Dead, out: Output) -> None:
         self._on_dead(now, msg, out)
 
-    def _refute(self, accused_incarnation: int) -> None:
+    def _refute(self, now: float, accused_incarnation: int) -> None:
         me = self.me
         inc = me.incarnation + 1
         self.counters["refutations"] += 1
@@ -483,7 +501,7 @@ class Swim:
             inc = accused_incarnation + 1
         me.incarnation = inc
         self.awareness.apply(1)
-        self._broadcast(self.name, Alive(inc, self.name, self.addr, me.meta))
+        self._broadcast(now, self.name, Alive(inc, self.name, self.addr, me.meta))
 
     def _on_alive(self, now: float, msg: Alive, out: Output) -> None:
         name = msg.node
@@ -494,14 +512,14 @@ class Swim:
                 return
             if msg.incarnation == me.incarnation and msg.addr == me.addr and msg.meta == me.meta:
                 return
-            self._refute(msg.incarnation)
+            self._refute(now, msg.incarnation)
             return
         if member is None:
             if not name:
                 return
             member = Member(name, msg.addr, msg.incarnation, ALIVE, msg.meta, now)
             self.table.add(member)
-            self.queue.queue(name, msg, message_size(msg))
+            self._broadcast(now, name, msg)
             out.events.append(MemberEvent("joined", name, msg.addr, msg.incarnation, msg.meta))
             return
         if msg.incarnation <= member.incarnation:
@@ -515,7 +533,7 @@ class Swim:
         member.addr = msg.addr
         member.meta = msg.meta
         self._suspicions.pop(name, None)
-        self.queue.queue(name, msg, message_size(msg))
+        self._broadcast(now, name, msg)
         if old_state != ALIVE:
             self.table.set_state(member, ALIVE, now)
         if old_state >= DEAD:
@@ -534,16 +552,16 @@ class Swim:
         suspicion = self._suspicions.get(name)
         if suspicion is not None:
             if suspicion.confirm(msg.sender):
-                self._broadcast(name, msg)
+                self._broadcast(now, name, msg)
                 self._schedule(suspicion.deadline_s(), _SUSPICION, (name, suspicion))
             return
         if member.state != ALIVE:
             return
         if member is self.me:
             if not self.leaving:
-                self._refute(msg.incarnation)
+                self._refute(now, msg.incarnation)
             return
-        self._broadcast(name, msg)
+        self._broadcast(now, name, msg)
         member.incarnation = msg.incarnation
         self.table.set_state(member, SUSPECT, now)
         self.counters["suspicions"] += 1
@@ -579,9 +597,9 @@ class Swim:
         if member.state >= DEAD:
             return
         if member is self.me and not self.leaving:
-            self._refute(msg.incarnation)
+            self._refute(now, msg.incarnation)
             return
-        self._broadcast(name, msg)
+        self._broadcast(now, name, msg)
         member.incarnation = msg.incarnation
         left = msg.sender == name
         self.table.set_state(member, LEFT if left else DEAD, now)

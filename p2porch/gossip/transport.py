@@ -8,7 +8,9 @@ states to the runner, and never raises on bad remote input (counts it and drops 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
+import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -16,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 import trio
 
 from .. import wire
-from ..errors import AuthError, WireError
+from ..errors import AuthError, P2POrchError, WireError
 from .config import format_addr, parse_addr
 from .envelope import Envelope, ReplayGuard, SequenceClock, decode_envelope, encode_envelope
 from .keyring import SEAL_OVERHEAD_BYTES, Keyring
@@ -106,6 +108,8 @@ class Transport:
         self.per_source = per_source
         self.auth_deadline_s = min(auth_deadline_s, tcp_timeout_s)
         self.udp: trio.socket.SocketType | None = None
+        self._udp_raw: socket.socket | None = None  # the same socket, for sends that need no await
+        self._literal_addrs: dict[str, tuple[str, int] | None] = {}  # "ip:port" -> sockaddr; None: a name
         self.listener: trio.SocketListener | None = None
         self.addr = ""
         self.replays = ReplayGuard()
@@ -127,7 +131,8 @@ class Transport:
     async def bind(self, host: str, port: int) -> str:
         """Bind UDP then TCP on the same port (port 0 picks one); returns the ``host:port`` bound."""
         family = trio.socket.AF_INET6 if ":" in host else trio.socket.AF_INET
-        udp = trio.socket.socket(family, trio.socket.SOCK_DGRAM)
+        raw = socket.socket(family, socket.SOCK_DGRAM)
+        udp = trio.socket.from_stdlib_socket(raw)
         try:
             await udp.bind((host, port))
             port = udp.getsockname()[1]
@@ -143,6 +148,7 @@ class Transport:
             udp.close()
             raise
         self.udp = udp
+        self._udp_raw = raw
         self.listener = trio.SocketListener(tcp)
         self.addr = format_addr(host, port)
         self.name = self.name or self.addr
@@ -167,6 +173,38 @@ class Transport:
             return
         self.metrics["udp_packets_out"] += 1
         self.metrics["udp_bytes_out"] += len(data)
+
+    def send_packet_nowait(self, addr: str, msgs: list[Message]) -> bool:
+        """Send at once without yielding to trio (a UDP send to an IP address does not block); False:
+        the caller must use :meth:`send_packet` (a host name to resolve, or a full socket buffer).
+        Saves an idle node a task switch and a scheduler pass per packet (issue 19)."""
+        raw = self._udp_raw
+        if addr in self._literal_addrs:
+            sockaddr = self._literal_addrs[addr]
+        else:
+            sockaddr = _ip_sockaddr(addr)
+            if len(self._literal_addrs) >= MAX_LITERAL_ADDRS:  # bounded whatever peers announce
+                self._literal_addrs.clear()
+            self._literal_addrs[addr] = sockaddr
+        if raw is None or sockaddr is None:
+            return False
+        try:
+            data = self.keyring.seal(self._envelope(encode_packet(msgs)), UDP_AAD)
+        except (WireError, ValueError) as exc:
+            self.metrics["udp_send_errors"] += 1
+            log.debug("gossip send to %s failed: %s", addr, exc)
+            return True
+        try:
+            raw.sendto(data, sockaddr)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            self.metrics["udp_send_errors"] += 1
+            log.debug("gossip send to %s failed: %s", addr, exc)
+            return True
+        self.metrics["udp_packets_out"] += 1
+        self.metrics["udp_bytes_out"] += len(data)
+        return True
 
     async def serve_udp(self, handler: PacketHandler) -> None:
         """Receive forever; authenticated, fresh, well-formed packets go to ``handler(sender_addr, msgs)``
@@ -368,3 +406,16 @@ async def _receive_into(stream: trio.SocketStream, n: int) -> bytearray:
             raise WireError("connection closed mid-frame")
         got += count
     return buf
+
+
+MAX_LITERAL_ADDRS = 4096
+
+
+def _ip_sockaddr(addr: str) -> tuple[str, int] | None:
+    """``(ip, port)`` when ``addr`` is an IP literal with a port; None for a host name or garbage."""
+    try:
+        host, port = parse_addr(addr)
+        ipaddress.ip_address(host)
+    except (ValueError, P2POrchError):
+        return None
+    return host, port

@@ -20,6 +20,7 @@ from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..supervisor import drain, supervise
 from .autopilot import VoterChange, next_voter_change, voters_target
+from .leading import until_leading
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ async def _run_autopilot(ctx: MemberContext, section: RaftConfig) -> None:
     self_addr = ctx.local.voter_addr
     async with ctx.state_changes() as changes:
         while True:
+            await until_leading(ctx.store, changes)  # a follower does not wake for it
             # a committed change (a joiner marked ready) is looked at within AUTOPILOT_MIN_GAP_S, not
             # at the next check: a joining voter is added about as soon as it runs
             with trio.move_on_after(AUTOPILOT_CHECK_S):

@@ -23,6 +23,7 @@ from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
 from .cron import CronDecision, plan_cron
+from .leading import until_leading
 from .scheduling import (
     node_status_updates,
     plan_round,
@@ -38,6 +39,10 @@ __all__ = ["LEADER_DEBOUNCE_S", "LEADER_IDLE_CHECK_S", "serve_scheduler"]
 
 LEADER_DEBOUNCE_S = 0.02
 LEADER_IDLE_CHECK_S = 1.0
+#: a round reads the whole state (~0.4 s at 100,000 tasks): after one, the next waits at least as long as
+#: it took (at most this), so while commits stream in (agents' reports) planning takes at most about half
+#: of the loop's thread and the Raft thread sharing its process keeps the rest (issue 19)
+ROUND_PACE_MAX_S = 1.0
 
 
 async def serve_scheduler(
@@ -60,16 +65,21 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
     orchestrator = Orchestrator(rng, down_grace_s=section.down_grace_s, site_grace_s=section.site_grace_s)
     reported: set[tuple[str, int]] = set()  # invalid services already reported (id, version)
     wake_at: float | None = None
+    paced_until = 0.0  # trio time: no round starts before it (see ROUND_PACE_MAX_S)
     async with ctx.state_changes() as changes:
         while True:
-            timeout = (
-                LEADER_IDLE_CHECK_S
-                if wake_at is None
-                else min(LEADER_IDLE_CHECK_S, max(0.0, wake_at - clock.now()))
-            )
-            with trio.move_on_after(timeout):
-                await wait_any(changes.receive, board.membership_changed.wait)
-                await trio.sleep(LEADER_DEBOUNCE_S)
+            # a follower sleeps until it leads (then plans at once); a leader waits for work
+            if not await until_leading(store, changes):
+                timeout = (
+                    LEADER_IDLE_CHECK_S
+                    if wake_at is None
+                    else min(LEADER_IDLE_CHECK_S, max(0.0, wake_at - clock.now()))
+                )
+                with trio.move_on_after(timeout):
+                    await wait_any(changes.receive, board.membership_changed.wait)
+                    await trio.sleep(LEADER_DEBOUNCE_S)
+                if (pause := paced_until - trio.current_time()) > 0:
+                    await trio.sleep(pause)  # changes meanwhile are planned together in the next round
             board.membership_changed = trio.Event()
             drain(changes)
             if not store.status().is_leader:
@@ -84,7 +94,10 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             if cron.decisions:
                 await apply_cron_decisions(ctx, cron.decisions)
                 continue  # the ticks are committed: the next round starts their executions
+            planned_at = trio.current_time()
             plan = plan_round(state, now, orchestrator, rebalance_max_moves=section.rebalance_max_moves)
+            took = trio.current_time() - planned_at
+            paced_until = planned_at + took + min(took, ROUND_PACE_MAX_S)
             report_skipped(state, plan.skipped, reported)
             wake_at = min((w for w in (plan.wake_at, cron.wake_at) if w is not None), default=None)
             if plan.update_failures:

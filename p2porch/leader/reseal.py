@@ -24,6 +24,7 @@ from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..supervisor import supervise
 from ..vault import digest_of, open_value, seal_value
+from .leading import until_leading
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ async def _run_reseal(ctx: MemberContext) -> None:
     reported: set[str] = set()
     async with ctx.state_changes() as changes:
         while True:
+            await until_leading(ctx.store, changes)  # a follower does not wake for it
             with trio.move_on_after(RESEAL_CHECK_S):
                 await changes.receive()
             if not ctx.store.status().is_leader:

@@ -71,16 +71,21 @@ def plan_round(
     out.rollouts_done = [e for e in reconciliation.events if isinstance(e, RolloutDone)]
     out.wake_at = reconciliation.wake_at
 
+    # what one task of each service holds on its node, computed once per service (not per task)
+    holds = {
+        sid: (spec.name, spec.placement_cpu_nanos, spec.placement_memory_bytes, spec.host_ports)
+        for sid, spec in specs.items()
+    }
     placed = [
         PlacedTask(
-            service=specs[t.service_id].name,
+            service=holds[t.service_id][0],
             node_id=t.node_id,
-            cpu_nanos=specs[t.service_id].placement_cpu_nanos,
-            memory_bytes=specs[t.service_id].placement_memory_bytes,
-            host_ports=specs[t.service_id].host_ports,
+            cpu_nanos=holds[t.service_id][1],
+            memory_bytes=holds[t.service_id][2],
+            host_ports=holds[t.service_id][3],
         )
         for t in tasks
-        if occupies_node(t) and t.service_id in specs and t.node_id is not None
+        if occupies_node(t) and t.service_id in holds and t.node_id is not None
     ]
     shutdown_ids = {a.task_id for a in reconciliation.shutdowns}
     requests: list[TaskRequest] = []

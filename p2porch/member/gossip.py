@@ -69,7 +69,7 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
     def on_event(event: MemberEvent) -> None:
         if event.kind in ("dead", "alive", "left", "joined"):
             log.info("gossip: %s is %s", event.name, event.kind)
-            board.membership_changed.set()
+            board.gossip_changed()
 
     previous = [local.previous_gossip_key] if local.previous_gossip_key else []
     keyring = Keyring(local.gossip_key, previous)  # the previous key only right after a key switch

@@ -1,7 +1,8 @@
 """Member service: this node's ingress and VIP rules, rebuilt from committed state and gossip (shell).
 
-Recomputes the pure view (``views.traffic_inputs``) on every committed change and at least every
-``POLL_S`` (gossip declaring a node dead is not a commit), writes the rules only when they changed, and
+Recomputes the pure view (``views.traffic_inputs``) on every committed change and every gossip change of
+reachability (``LocalBoard.reachability_changed``: a node declared dead is not a commit; an idle node
+does not poll for it), at least every ``POLL_S``, writes the rules only when they changed, and
 rewrites them in full every ``RESYNC_S`` (hand edits are repaired; a restarted daemon's first pass
 replaces whatever a crashed one left). Leave closes the applier before the overlay teardown removes
 every chain.
@@ -18,7 +19,7 @@ from ..context import MemberContext
 from ..netoverlay.firewall import Firewall
 from ..netoverlay.traffic_apply import TrafficApplier
 from ..raft.state import ClusterState
-from ..supervisor import drain, supervise
+from ..supervisor import drain, supervise, wait_any
 from .overlay import wait_for_lease
 from .views import traffic_inputs
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["serve_traffic"]
 
-POLL_S = 0.5  # bounds how late a gossip death (no commit) reaches the rules
+POLL_S = 5.0  # fallback: commits and gossip changes (reachability_changed) wake the loop at once
 RESYNC_S = 30.0  # full rewrite, like the overlay's resync
 RETRY_S = 1.0
 
@@ -50,6 +51,7 @@ async def _run_traffic(ctx: MemberContext) -> None:
             next_full = trio.current_time()
             done: tuple[ClusterState, frozenset[str]] | None = None  # (state, unreachable) last applied
             while True:
+                reachability = board.reachability_changed  # before reading: a later change sets it
                 state, unreachable = store.snapshot(), frozenset(board.unreachable_nodes())
                 force = trio.current_time() >= next_full
                 # the inputs are a function of these two (a state is immutable: the same object, the same
@@ -67,8 +69,8 @@ async def _run_traffic(ctx: MemberContext) -> None:
                         log.warning("traffic rules not applied, retrying in %.0f s: %s", RETRY_S, exc)
                         await trio.sleep(RETRY_S)
                         continue
-                with trio.move_on_after(POLL_S):
-                    await changes.receive()
-                    drain(changes)  # one rebuild per burst of commits
+                with trio.move_on_after(max(0.0, min(POLL_S, next_full - trio.current_time()))):
+                    await wait_any(changes.receive, reachability.wait)
+                drain(changes)  # one rebuild per burst of commits
         finally:
             board.traffic = None

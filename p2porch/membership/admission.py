@@ -15,16 +15,20 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
+
+import trio
 
 from ..clock import Clock
 from ..config import Config
 from ..context import ClusterStore
-from ..errors import ConfigError, ConflictError
+from ..errors import ConfigError, P2POrchError
 from ..leader.autopilot import voters_target
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
 from .addresses import NodeAddresses, node_addresses
+from .admission_plan import earlier_attempt, plan_admission
 from .join_checks import check_joiner
 from .key_rotation import key_from_state
 from .keys import node_public_key
@@ -40,6 +44,28 @@ __all__ = [
     "local_addresses",
     "node_request",
 ]
+
+
+async def write_together(write: Callable[[bytes], Awaitable[Any]], commands: list[bytes]) -> None:
+    """Propose ``commands`` at once, in order, and wait for all: the store packs proposals that wait
+    together into one Raft entry, so an admission costs one commit round, not one per command. Each
+    proposal is queued before the next is started (a proposal queues before its first checkpoint);
+    raises the first command's error."""
+    errors: list[BaseException | None] = [None] * len(commands)
+
+    async def propose(index: int, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()  # the parent resumes only once this task blocks, i.e. after it queued
+        try:
+            await write(commands[index])
+        except P2POrchError as exc:
+            errors[index] = exc
+
+    async with trio.open_nursery() as nursery:
+        for index in range(len(commands)):
+            await nursery.start(propose, index)
+    for error in errors:
+        if error is not None:
+            raise error
 
 
 def guess_advertise_addr() -> str:
@@ -123,49 +149,45 @@ async def admit(
     """The member side of a join (``source``: the address the join connection comes from): record the
     joiner and lease its subnet; the reply tells it its role and the cluster key."""
     state = store.snapshot()
-    # a joiner whose earlier attempt timed out (its record may have committed after all) may retry from
-    # the same address with the same node key while that record is still ``joining``: the retry
-    # replaces the record (another holder of the join token cannot take the name over)
-    earlier = state.node_by_name(str(request.get("name") or ""))
-    retry = (
-        earlier is not None
-        and earlier.status == NodeStatus.JOINING
-        and earlier.addr == request.get("addr")
-        and bool(earlier.key_pub)
-        and earlier.key_pub == request.get("key_pub")
-    )
-    others = [n for n in state.nodes.values() if not (retry and n is earlier)]
-    fields = check_joiner(request, source, others)
-    name = fields["name"]
-    existing = state.node_by_name(name)
-    if existing is not None:
-        if existing.status != NodeStatus.LEFT and not (retry and existing is earlier):
-            raise ConflictError(
-                f"a node named {name!r} is already in the cluster; "
-                "choose another --name or `p2porch node rm` it",
-                field="--name",
-            )
-        await write(C.RemoveNode(at=clock.now(), node_id=existing.node_id).encode())
-    state = store.snapshot()
-    live = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT]
-    voters = [n for n in live if n.role == NodeRole.VOTER]
-    full = len(voters) >= voters_target(config.raft, len(live) + 1)
-    role = NodeRole.REPLICA if full else NodeRole.VOTER
-    record = Node(**fields, role=role, status=NodeStatus.JOINING)  # ready once gossip sees it alive
+    # the same node asking again (same address and node key: it keeps both across attempts) finds its
+    # own record from an earlier attempt, whatever status it reached (admission_plan.py)
+    earlier = earlier_attempt(state, request)
+    fields = check_joiner(request, source, [n for n in state.nodes.values() if n is not earlier])
+    plan = plan_admission(state, fields, earlier, partial(voters_target, config.raft))
     now = clock.now()
-    await write(C.AddNode(at=now, node=record).encode())
-    await write(C.LeaseSubnet(at=now, node_id=record.node_id).encode())
+    record = Node(**fields, role=plan.role, status=NodeStatus.JOINING)  # ready once gossip sees it alive
+    commands: list[C.Command] = []
+    if plan.remove_id is not None:
+        commands.append(C.RemoveNode(at=now, node_id=plan.remove_id))
+    if plan.add:
+        commands.append(C.AddNode(at=now, node=record))
+    if plan.lease:
+        commands.append(C.LeaseSubnet(at=now, node_id=record.node_id))
+    await write_together(write, [c.encode() for c in commands])
+    state = store.snapshot()
+    voters = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT and n.role == NodeRole.VOTER]
+    voters = [n for n in voters if n.node_id != record.node_id]
     # A voter joins the Raft configuration through the leader's autopilot, once it answers that
     # its store runs as a voter of this generation (adding it earlier could stall commits).
-    log.info("node %s (%s) joined as %s", record.name, record.addr, role)
+    log.info(
+        "node %s (%s) %s as %s",
+        record.name,
+        record.addr,
+        "admitted again" if plan.resumed else "joined",
+        plan.role,
+    )
     # the key of the epoch committed now (this node may not have switched to it yet); it only travels
     # inside the sealed reply of a mutually authenticated session
     keys = key_from_state(local, store.snapshot()) or local.keys
+    me = state.nodes.get(local.node_id)
     return {
+        # the joiner gossips with this member at once: it is seen alive (and marked ready) without
+        # waiting for this member's next seed round
+        "gossip_seed": f"{me.addr}:{me.gossip_port}" if me is not None else "",
         "cluster_id": local.cluster_id,
         "cluster_key": keys.to_text(),
         "key_epoch": keys.epoch,
-        "role": role,
+        "role": plan.role,
         "voters": sorted(n.raft_addr for n in voters),
         "generation": state.generation,
     }

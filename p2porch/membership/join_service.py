@@ -172,11 +172,18 @@ class JoinService:
                 await self._stream(stream, member, stream_handler, request)
                 return
             handler = self.member_ops.get(op) if as_member else self._join_from(source)
-            with trio.move_on_after(self._timeout_s):
+            with trio.move_on_after(self._timeout_s) as handling:
                 if handler is None:
                     await send_frame(stream, "error", {"error": f"unknown member request {op!r}"})
                 else:
                     await self._reply(stream, member, handler, request)
+            if handling.cancelled_caught:  # say so, rather than close the connection without a word
+                self.metrics["failed"] += 1
+                busy = f"this member did not finish the request within {self._timeout_s:.0f} s (it is busy)"
+                with trio.move_on_after(1.0):
+                    await send_frame(
+                        stream, "error", {"error": busy + ("" if as_member else "; run the same join again")}
+                    )
         except (WireError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.metrics["garbage"] += 1
             log.debug("dropped bad join connection: %s", exc)

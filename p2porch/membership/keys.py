@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ def new_node_key() -> str:
     )
 
 
+@functools.lru_cache(maxsize=4)  # the role watch asks every second (issue 19: ~80 us of X25519 each)
 def node_public_key(private_text: str) -> str:
     private = X25519PrivateKey.from_private_bytes(unb64(private_text, 32, "the node key"))
     return b64(private.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw))

@@ -21,13 +21,13 @@ import trio
 from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Config
 from ..context import LocalBoard
-from ..errors import AuthError, ConfigError, ConflictError, P2POrchError, RaftError
+from ..errors import AuthError, ConfigError, ConflictError, P2POrchError, ProposalTimeout, RaftError
 from ..metrics import Metrics
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore
-from . import join_checks, key_rotation, localstate, voter_role
+from . import join_checks, join_identity, key_rotation, localstate, voter_role
 from .admission import admit, local_addresses, node_request
 from .handshake import SessionKey
 from .join_service import JoinService, MemberHandler, StreamHandler, request_join
@@ -43,6 +43,9 @@ __all__ = ["ClusterManager"]
 
 RAFT_DIR = "raft"
 LEAVE_STOP_GRACE_S = 3.0  # how long a leaving node's containers get to stop
+ADMISSION_COMMIT_TIMEOUT_S = 10.0  # per write of an admission (the join port gives a join 30 s in all)
+GREET_TIMEOUT_S = 0.5  # the joiner's first gossip with the member that admitted it
+JOIN_REPLY_TIMEOUT_S = 40.0  # the joiner waits longer than the member works on its request
 
 
 class ClusterManager:
@@ -389,7 +392,6 @@ class ClusterManager:
 
     async def join(self, body: dict[str, Any]) -> dict[str, Any]:
         async with self._lock:
-            self._refuse_if_member()
             peer = str(body.get("peer") or "")
             if not peer:
                 raise ConfigError("join needs PEER[:PORT]", field="PEER")
@@ -398,13 +400,16 @@ class ClusterManager:
                 raise ConfigError(f"PEER {peer!r}: port must be a number", field="PEER")
             port = int(port_text) if port_text else self.join_port
             token = parse_token(str(body.get("token") or ""))
-            node_id, node_key = secrets.token_hex(8), new_node_key()
+            self._discard_unfinished_join(token.cluster_id)
+            self._refuse_if_member()
+            # the same id and key on every attempt: a retry is recognised as this node (admission_plan.py)
+            node_id, node_key = join_identity.identity_for(self.data_dir, token.cluster_id)
             addrs = local_addresses(self.config, body)
             me = node_request(self.config, self.node_name, body, node_id, node_key, addrs)
             if body.get("behind_nat"):
                 me["behind_nat"] = True
             started = self.clock.monotonic()
-            reply = await request_join(host, port, token, me)
+            reply = await request_join(host, port, token, me, timeout_s=JOIN_REPLY_TIMEOUT_S)
             admitted = self.clock.monotonic()
             try:
                 cluster_id = str(reply["cluster_id"])
@@ -429,12 +434,14 @@ class ClusterManager:
             try:
                 await self.runtime.start(local, joining=True)
                 running = self.clock.monotonic()
+                await self._greet(str(reply.get("gossip_seed") or ""))
                 await self._wait_for_self(node_id, timeout_s=30)
             except BaseException:
                 with trio.CancelScope(shield=True):
                     await self._abandon_membership()
                 raise
             localstate.save(self.data_dir, local)
+            join_identity.forget(self.data_dir)
             done = self.clock.monotonic()
             log.info(
                 "joined cluster %s as %s in %.3f s (admitted %.3f, member services %.3f, own record %.3f)",
@@ -447,6 +454,30 @@ class ClusterManager:
             )
             return {"cluster_id": local.cluster_id, "node_id": node_id, "role": local.role}
 
+    async def _greet(self, seed: str) -> None:
+        """Gossip with the member that admitted this node (``seed``: its gossip address), at once: it sees
+        this node alive, so the leader marks it ready (and a voter is added) without waiting for that
+        member's next seed round. Best effort: the seed rounds cover a failure."""
+        if not seed:
+            return
+        with trio.move_on_after(GREET_TIMEOUT_S):
+            while self.board.gossip is None:
+                await trio.sleep(0.01)
+            try:
+                await self.board.gossip.join([seed])
+            except Exception as exc:  # never fail a join for it
+                log.debug("gossip greeting to %s failed: %r", seed, exc)
+
+    def _discard_unfinished_join(self, cluster_id: str) -> None:
+        """Raft state left by an earlier attempt to join ``cluster_id`` that never completed (the daemon
+        died midway: no ``cluster.json``, a pending join identity) goes: nothing can start from it, and
+        the same join run again must not be refused for it."""
+        if self.local is not None or not join_identity.pending(self.data_dir, cluster_id):
+            return
+        if self.raft_dir.exists() and any(self.raft_dir.iterdir()):
+            log.warning("discarding %s, left by an unfinished join of cluster %s", self.raft_dir, cluster_id)
+            shutil.rmtree(self.raft_dir, ignore_errors=True)
+
     async def _wait_for_self(self, node_id: str, timeout_s: float) -> None:
         with trio.move_on_after(timeout_s):
             while True:
@@ -454,7 +485,10 @@ class ClusterManager:
                 if node_id in store.snapshot().nodes:
                     return
                 await trio.sleep(0.05)
-        raise RaftError(f"joined, but this node's record did not replicate here within {timeout_s:.0f} s")
+        raise RaftError(
+            f"joined, but this node's record did not replicate here within {timeout_s:.0f} s; "
+            "run the same join again"
+        )
 
     async def _abandon_membership(self) -> None:
         """Stop member services and discard local cluster state (the cluster forgets us separately)."""
@@ -522,4 +556,18 @@ class ClusterManager:
         async with self._lock:
             store = self.require_store()
             assert self.local is not None
-            return await admit(store, self.write, self.local, self.config, self.clock, request, source)
+            return await admit(
+                store, self._admission_write, self.local, self.config, self.clock, request, source
+            )
+
+    async def _admission_write(self, command: bytes) -> Any:
+        """A write of an admission: more time than other writes (joins arrive in bursts, when the
+        cluster is busiest); a timeout tells the joiner to run the same join again, which is safe."""
+        timeout_s = max(self.config.raft.commit_timeout_s, ADMISSION_COMMIT_TIMEOUT_S)
+        try:
+            return await self.require_store().write(command, timeout_s=timeout_s)
+        except ProposalTimeout as exc:
+            raise ProposalTimeout(
+                f"the cluster did not commit this node's admission within {timeout_s:.0f} s (it is busy); "
+                "the admission may still complete: run the same join again"
+            ) from exc

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .templates import SAMPLE, expand
 from .units import (
     duration_field,
     field_error,
@@ -80,7 +81,7 @@ def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
     readonly = parse_bool(data.get("readonly", False), f"{fieldname}.readonly")
     if mtype == "bind" and not source.startswith("/"):
         raise field_error(f"{fieldname}.source", "a bind mount needs an absolute source path")
-    if mtype == "volume" and source and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", source):
+    if mtype == "volume" and source and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", expand(source, SAMPLE)):
         raise field_error(f"{fieldname}.source", f"invalid volume name {source!r}")
     if mtype == "tmpfs" and source:
         raise field_error(f"{fieldname}.source", "a tmpfs mount has no source")
@@ -248,8 +249,6 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
     host_ip = expr.get("host_ip") or ""
     if not isinstance(host_ip, str) or (host_ip and not re.match(r"^[0-9A-Fa-f:.]+$", host_ip)):
         raise field_error(f"{fieldname}.host_ip", f"invalid address {host_ip!r}")
-    if host_ip and published is None:
-        raise field_error(f"{fieldname}.host_ip", "needs a published port")
     mode = parse_choice(
         expr.get("mode") or default_publish_mode(published, host_ip), PUBLISH_MODES, f"{fieldname}.mode"
     )

@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..errors import ConfigError
+from .templates import SAMPLE, expand
+from .units import SIZE_UNITS
 
 _CAP_RE = re.compile(r"^(?:CAP_)?[A-Z_]+$|^ALL$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
@@ -26,7 +28,7 @@ _ULIMIT_RE = re.compile(r"^[a-z_]+$")
 _LOG_DRIVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
 _DEVICE_PERMS_RE = re.compile(r"^(?!.*(.).*\1)[rwm]{1,3}$")  # r, w, m, each at most once
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
+_SIZE_UNITS = SIZE_UNITS  # the units of every size (512M, 1GiB, 1gb), as Docker reads them
 
 
 def _err(key: str, message: str, prefix: str) -> ConfigError:
@@ -220,7 +222,7 @@ class ContainerOptions:
     devices: tuple[str, ...] = ()  # "HOST:CONTAINER:PERMISSIONS"
 
     def __post_init__(self) -> None:
-        if self.hostname and not _HOST_RE.match(self.hostname):
+        if self.hostname and not _HOST_RE.match(expand(self.hostname, SAMPLE)):  # Swarm templates allowed
             raise _err("hostname", f"{self.hostname!r} is not a valid host name", "container")
         for key in ("cap_add", "cap_drop"):
             for cap in getattr(self, key):

@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-from croniter import CroniterError, croniter
 
 from ..errors import ConfigError
 from .units import duration_field, parse_choice, parse_int, take_fields
@@ -25,6 +23,16 @@ MAX_HISTORY_LIMIT = 100
 #: ticks looked at when catching up after a long gap (bounded time whatever the gap)
 MAX_TICKS_SCANNED = 1000
 _REFERENCE = datetime(2026, 1, 1, tzinfo=UTC)
+
+if TYPE_CHECKING:
+    from croniter import croniter as Croniter
+
+
+def _croniter() -> type[Croniter]:
+    """croniter (with dateutil, ~0.9 MB) is imported on the first cron expression, not with the model."""
+    from croniter import croniter
+
+    return croniter
 
 
 def _err(fieldname: str, message: str) -> ConfigError:
@@ -52,10 +60,12 @@ def _cron_problem(text: str) -> str:
     round validates the stored specs again."""
     if not text.startswith("@") and len(text.split(" ")) != 5:
         return ": a cron expression has 5 fields (minute hour day month weekday)"
-    if text in ("@reboot",) or not croniter.is_valid(text):
+    from croniter import CroniterError
+
+    if text in ("@reboot",) or not _croniter().is_valid(text):
         return " is not a valid cron expression"
     try:  # a valid expression may still never fire (0 0 31 2 *)
-        croniter(text, _REFERENCE).get_next(float)
+        _croniter()(text, _REFERENCE).get_next(float)
     except CroniterError:
         return " never fires"
     return ""
@@ -118,7 +128,7 @@ class CronSchedule:
     def prev_tick(self, at: float) -> float:
         """The last tick at or before ``at``."""
         start = datetime.fromtimestamp(at, tz=UTC).astimezone(ZoneInfo(self.timezone))
-        tick = float(croniter(self.cron, start).get_prev(float))
+        tick = float(_croniter()(self.cron, start).get_prev(float))
         following = self.next_tick(tick)
         return following if following <= at else tick
 
@@ -150,7 +160,7 @@ def next_tick(cron: str, tz: str, after: float) -> float:
 
 def uncached_next_tick(cron: str, tz: str, after: float) -> float:
     start = datetime.fromtimestamp(after, tz=UTC).astimezone(ZoneInfo(tz))
-    return float(croniter(cron, start).get_next(float))
+    return float(_croniter()(cron, start).get_next(float))
 
 
 def parse_schedule(data: Any, prefix: str = "schedule") -> CronSchedule | None:

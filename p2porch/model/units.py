@@ -22,7 +22,7 @@ def field_error(fieldname: str, message: str) -> ConfigError:
     return ConfigError(f"{fieldname}: {message}", field=fieldname)
 
 
-_SIZE_UNITS = {
+SIZE_UNITS = {
     "": 1,
     "b": 1,
     "k": 1024,
@@ -37,6 +37,9 @@ _SIZE_UNITS = {
     "t": 1024**4,
     "tb": 1024**4,
     "tib": 1024**4,
+    "p": 1024**5,
+    "pb": 1024**5,
+    "pib": 1024**5,
 }
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
 
@@ -52,9 +55,9 @@ def parse_memory_bytes(value: str | int, *, fieldname: str = "memory") -> int:
     if not isinstance(value, str):
         raise field_error(fieldname, f"expected a size such as 512M, got {type(value).__name__}")
     m = _SIZE_RE.match(value)
-    if m is None or m.group(2).lower() not in _SIZE_UNITS:
+    if m is None or m.group(2).lower() not in SIZE_UNITS:
         raise field_error(fieldname, f"invalid size {value!r} (use e.g. 512M, 1G, 1.5GiB or bytes)")
-    return int(Decimal(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    return int(Decimal(m.group(1)) * SIZE_UNITS[m.group(2).lower()])
 
 
 def format_bytes(n: int) -> str:

@@ -1,4 +1,4 @@
-"""Reads and programs the overlay device with pyroute2 (blocking shell; the only pyroute2 importer).
+"""Reads and programs the overlay device with pyroute2 (blocking shell; pyroute2 comes via netlink_classes).
 
 Owns netlink access to one network namespace: the current one (``netns=None``) or an existing named
 one (tests, sandbox). It keeps one IPRoute socket, opened with ``flags=0`` so a wrong namespace
@@ -15,10 +15,7 @@ import socket
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import TYPE_CHECKING, Any
 
 from ..errors import OverlayError
 from .diff import (
@@ -38,6 +35,13 @@ from .diff import (
     SetRoute,
     describe,
 )
+from .netlink_classes import load as load_netlink_classes
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+else:  # without pyroute2's package __init__ (the whole library): see netlink_classes
+    IPRoute, NetlinkError = load_netlink_classes()
 
 _MAIN_TABLE = 254
 _NUD_PERMANENT = 0x80

@@ -70,8 +70,13 @@ class Firewall:
         """Apply ``iptables-restore --noflush`` input in one transaction (chains it declares are replaced)."""
         self._run([self.iptables_restore, "-w", "--noflush"], stdin=text)
 
-    def vxlan_filter(self, wanted: VxlanFilter) -> bool:
-        """Make the VXLAN allow-list chain exactly ``wanted``; True when it had to be rewritten."""
+    def vxlan_filter(self, wanted: VxlanFilter, *, check: bool = True) -> bool:
+        """Make the VXLAN allow-list chain exactly ``wanted``; True when it had to be rewritten.
+        ``check=False``: the caller knows the chain differs (it wrote another list last): rewrite it
+        without reading it first (one process instead of two)."""
+        if not check:
+            self.restore(wanted.restore_text())
+            return True
         proc = self._ipt("filter", "-S", wanted.chain, check=False)
         expected = [f"-N {wanted.chain}"] + [
             line for line in wanted.restore_text().splitlines() if line.startswith("-A ")

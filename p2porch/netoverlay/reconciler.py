@@ -1,8 +1,11 @@
 """Keeps the kernel, the Docker network and the firewall in line with the live peer set (trio shell).
 
-Owns the reconcile loop of one node: on every change notification it reads the overlay device,
-plans, diffs and applies only the difference; every ``resync_interval_s`` it does the same and also
-re-checks the Docker network and iptables rules, so anything deleted by hand comes back. All blocking
+Owns the reconcile loop of one node: after a burst of change notifications (``Debounce``: once they
+pause for ``CHANGE_QUIET_S``, at most ``CHANGE_MAX_DELAY_S`` after the first) it plans from the peers
+and, when they differ from the last pass's, reads the overlay device, diffs and applies only the
+difference (a change that moves no peer, e.g. a task's state, costs no kernel read); every
+``resync_interval_s`` it reads and diffs whatever the peers and also re-checks the Docker network and
+iptables rules, so anything deleted by hand comes back. All blocking
 calls (pyroute2, docker SDK, iptables) run in worker threads. It never decides who is alive or which
 subnet a node leases: the caller passes ``get_peers`` (the daemon adapts Raft leases + gossip).
 Cancelling the loop leaves the kernel state in place (a restarted daemon adopts it); only ``teardown``
@@ -12,13 +15,15 @@ removes it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import trio
 
 from ..buckets import RECONCILE_BUCKETS, BucketCounts
+from ..debounce import Debounce
 from ..errors import OverlayError
 from .diff import KernelState, Operation, describe, diff_overlay, programmed_peers
 from .dockernet import DockerNetwork
@@ -39,6 +44,8 @@ from .plan import (
 log = logging.getLogger(__name__)
 
 PeerSource = Callable[[], Iterable[OverlayPeer]]
+CHANGE_QUIET_S = 0.05  # a pass once the change notifications pause this long ...
+CHANGE_MAX_DELAY_S = 0.25  # ... or this long after the first of a burst, whichever comes first
 
 
 @dataclass
@@ -46,6 +53,7 @@ class ReconcileCounters:
     """How often the loop ran and what it changed."""
 
     passes: int = 0
+    unchanged: int = 0  # change notifications that moved no peer (no kernel read)
     seconds: float = 0.0  # summed duration of the passes
     durations: BucketCounts = field(default_factory=lambda: BucketCounts(RECONCILE_BUCKETS))
     operations: int = 0
@@ -67,8 +75,10 @@ class OverlayReconciler:
         settings: OverlaySettings | None = None,
         network: DockerNetwork | None = None,
         firewall: Firewall | None = None,
+        blocking: Callable[..., Awaitable[Any]] = trio.to_thread.run_sync,
     ) -> None:
         self.local = local
+        self._blocking = blocking  # runs the driver's, network's and firewall's blocking calls
         self.driver = driver
         self.settings = settings or OverlaySettings()
         self.network = network
@@ -79,12 +89,14 @@ class OverlayReconciler:
         self._vxlan_filter: VxlanFilter | None = None  # the allow-list last written to the kernel
         self._observed = KernelState()
         self._wake = trio.Event()
+        self._changes = Debounce(CHANGE_QUIET_S, CHANGE_MAX_DELAY_S)
+        self._now = False  # a pass was asked for now (``notify``)
 
     # ----- pieces
     async def underlay(self) -> tuple[str, int]:
         """(device, MTU) of the underlay, looked up once."""
         if self._underlay is None:
-            self._underlay = await trio.to_thread.run_sync(
+            self._underlay = await self._blocking(
                 self.driver.underlay, self.local.underlay_addr, self.local.underlay_dev
             )
         return self._underlay
@@ -96,11 +108,11 @@ class OverlayReconciler:
         plan = plan_overlay(self.local, list(peers), self.settings, dev)
         for node_id, reason in plan.skipped:
             log.debug("overlay: peer %s skipped: %s", node_id, reason)
-        observed = await trio.to_thread.run_sync(self.driver.read, self.settings.device)
+        observed = await self._blocking(self.driver.read, self.settings.device)
         ops = diff_overlay(observed, plan)
         if ops:
-            await trio.to_thread.run_sync(self.driver.apply, ops)
-            observed = await trio.to_thread.run_sync(self.driver.read, self.settings.device)
+            await self._blocking(self.driver.apply, ops)
+            observed = await self._blocking(self.driver.read, self.settings.device)
             lines = [describe(op) for op in ops]
             for line in lines:
                 log.info("overlay: %s", line)
@@ -115,22 +127,31 @@ class OverlayReconciler:
         self.counters.last_pass_at = trio.current_time()
         return ops
 
+    async def reconcile_if_moved(self, peers: Iterable[OverlayPeer]) -> list[Operation] | None:
+        """A pass when the plan differs from the last pass's (None: it did not; nothing was read)."""
+        wanted = list(peers)
+        dev, _ = await self.underlay()
+        if self._plan is not None and plan_overlay(self.local, wanted, self.settings, dev) == self._plan:
+            self.counters.unchanged += 1
+            return None
+        return await self.reconcile(wanted)
+
     async def ensure_host(self) -> list[str]:
         """Forwarding sysctl, the Docker bridge network and the iptables rules; returns what changed."""
         dev, mtu = await self.underlay()
         changes: list[str] = []
         if self.network is not None:
             spec = plan_network(self.local, self.settings, mtu)
-            result = await trio.to_thread.run_sync(self.network.ensure, spec)
+            result = await self._blocking(self.network.ensure, spec)
             if result != "unchanged":
                 changes.append(f"docker network {spec.name} {result} ({spec.subnet}, mtu {spec.mtu})")
         if self.firewall is not None:
             firewall = self.firewall
-            await trio.to_thread.run_sync(firewall.enable_forwarding)
+            await self._blocking(firewall.enable_forwarding)
             changes += await self._ensure_vxlan_filter(force=True)
-            chain = await trio.to_thread.run_sync(firewall.forward_chain)
+            chain = await self._blocking(firewall.forward_chain)
             rules = plan_firewall(self.local, self.settings, dev, chain)
-            changes += await trio.to_thread.run_sync(firewall.ensure, rules)
+            changes += await self._blocking(firewall.ensure, rules)
         for line in changes:
             log.info("overlay: %s", line)
         self.counters.host_changes += len(changes)
@@ -143,7 +164,10 @@ class OverlayReconciler:
         wanted = plan_vxlan_filter(self._plan, self.settings)
         if wanted == self._vxlan_filter and not force:
             return []
-        rewritten = await trio.to_thread.run_sync(self.firewall.vxlan_filter, wanted)
+        # a list other than the one written last is rewritten without reading the chain first; the
+        # forced check (every resync) reads and repairs hand edits
+        known = self._vxlan_filter is not None and not force
+        rewritten = await self._blocking(partial(self.firewall.vxlan_filter, wanted, check=not known))
         self._vxlan_filter = wanted
         if not rewritten:
             return []
@@ -154,6 +178,12 @@ class OverlayReconciler:
 
     def notify(self) -> None:
         """Ask the running loop for a pass now (membership or lease changed)."""
+        self._now = True
+        self._wake.set()
+
+    def changed(self) -> None:
+        """A committed change came: a pass once the burst it belongs to pauses (``Debounce``)."""
+        self._changes.change(trio.current_time())
         self._wake.set()
 
     # ----- loop
@@ -177,12 +207,20 @@ class OverlayReconciler:
             failed = False
             while True:
                 deadline = min(next_full, trio.current_time() + retry_interval_s) if failed else next_full
-                with trio.move_on_at(deadline):
+                due = self._changes.due_at()
+                with trio.move_on_at(deadline if due is None else min(deadline, due)):
                     await self._wake.wait()
                 self._wake = trio.Event()
-                full = trio.current_time() >= next_full
+                now = trio.current_time()
+                full = now >= next_full
+                asked, self._now = self._now, False
+                if not (self._changes.take(now) or asked or full or failed):
+                    continue  # a change of a burst that has not paused yet
                 try:
-                    await self.reconcile(get_peers())
+                    if full or failed or asked:
+                        await self.reconcile(get_peers())
+                    else:
+                        await self.reconcile_if_moved(get_peers())
                     if full:
                         await self.ensure_host()
                         next_full = trio.current_time() + resync_interval_s
@@ -196,18 +234,18 @@ class OverlayReconciler:
 
     async def _watch(self, changes: trio.abc.ReceiveChannel[Any]) -> None:
         async for _ in changes:
-            self.notify()
+            self.changed()
 
     # ----- leave
     async def teardown(self) -> dict[str, Any]:
         """Remove the device (with its routes, neighbours, FDB), the Docker network and our iptables rules."""
-        removed_link = await trio.to_thread.run_sync(self.driver.delete_link, self.settings.device)
+        removed_link = await self._blocking(self.driver.delete_link, self.settings.device)
         removed_network = False
         if self.network is not None:
-            removed_network = await trio.to_thread.run_sync(self.network.remove, self.settings.network_name)
+            removed_network = await self._blocking(self.network.remove, self.settings.network_name)
         removed_rules = 0
         if self.firewall is not None:
-            removed_rules = await trio.to_thread.run_sync(self.firewall.remove)
+            removed_rules = await self._blocking(self.firewall.remove)
         self._observed = KernelState()
         self._vxlan_filter = None
         log.info(

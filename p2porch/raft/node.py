@@ -24,6 +24,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,16 @@ async def _bench(store: RaftStore, count: int, concurrency: int, prefix: str) ->
     }
 
 
-async def _serve_client(store: RaftStore, stream: trio.abc.Stream) -> None:
+Handler = Callable[[RaftStore, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
+    """Answer one control request (the ops of the module docstring)."""
+    return await _handle(store, req)
+
+
+async def serve_client(store: RaftStore, stream: trio.abc.Stream, handler: Handler = handle) -> None:
+    """Serve one control connection: JSON lines in, one answer per line out (``handler`` answers)."""
     buf = b""
     async with stream:
         while True:
@@ -140,7 +150,7 @@ async def _serve_client(store: RaftStore, stream: trio.abc.Stream) -> None:
                     req = json.loads(line)
                     if not isinstance(req, dict):
                         raise ValueError("request must be an object")
-                    answer = await _handle(store, req)
+                    answer = await handler(store, req)
                 except P2POrchError as exc:
                     answer = {"ok": False, "error": type(exc).__name__, "message": exc.message}
                 except (ValueError, KeyError, TypeError) as exc:
@@ -156,11 +166,12 @@ async def run(config: StoreConfig, control_port: int, control_host: str = "127.0
         listeners = await trio.open_tcp_listeners(control_port, host=control_host)
         port = listeners[0].socket.getsockname()[1]
         print(json.dumps({"ready": True, "control_port": port, "self": config.self_addr}), flush=True)
-        await trio.serve_listeners(functools.partial(_serve_client, store), listeners)
+        await trio.serve_listeners(functools.partial(serve_client, store), listeners)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m p2porch.raft.node")
+def arg_parser(prog: str = "python -m p2porch.raft.node") -> argparse.ArgumentParser:
+    """The store process's arguments (a process built on it adds its own)."""
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--self", dest="self_addr", default=None, help="ip:port (omit for a replica)")
     parser.add_argument("--voters", required=True, help="comma-separated ip:port of the voters")
     parser.add_argument("--data-dir", required=True, type=Path)
@@ -171,7 +182,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--tick-period-s", type=float, default=None)
     parser.add_argument("--log-level", default="WARNING")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def store_config(args: argparse.Namespace) -> StoreConfig:
+    """The store configuration of parsed :func:`arg_parser` arguments (logging set up as asked)."""
     logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     config = StoreConfig(
         self_addr=args.self_addr,
@@ -181,7 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.tick_period_s is not None:
         config = dataclasses.replace(config, tick_period_s=args.tick_period_s)
-    trio.run(run, config, args.control_port, args.control_host)
+    return config
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arg_parser().parse_args(argv)
+    trio.run(run, store_config(args), args.control_port, args.control_host)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,16 @@ pysyncobj's tick thread polls its sockets with a timeout of ``autoTickPeriod`` a
 message or proposal; the timeout only bounds how late timers (heartbeats, election deadlines, commits
 nothing else wakes, e.g. a single voter's own) fire. A 5 ms tick keeps commits at ~1-2 ms but wakes an
 idle node 200 times a second. :class:`TickPacer` keeps the short tick while proposals are in flight or
-the commit index moved within ``linger_s`` and the long one otherwise (docs/raft.md, "Settings").
+the commit index moved within ``linger_s`` and the long one otherwise, cut short by the next Raft timer
+(an election deadline, a heartbeat) so that a long idle period delays neither (docs/raft.md, "Settings").
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+TIMER_SLACK_S = 0.002
 
 
 @dataclass
@@ -28,9 +31,20 @@ class TickPacer:
         self.last_work_at = now
         return self.busy_period_s
 
-    def period(self, now: float, commit_index: int, last_applied: int, in_flight: bool) -> float:
-        """Observe the Raft log once per tick; returns the period for the next tick."""
+    def period(
+        self, now: float, commit_index: int, last_applied: int, in_flight: bool, timer_at: float = math.inf
+    ) -> float:
+        """Observe the Raft log once per tick; returns the period for the next tick.
+
+        ``timer_at`` is when pysyncobj's next timer is due (a follower's election deadline, the leader's
+        next heartbeat): an idle tick never sleeps past it (plus ``TIMER_SLACK_S``: pysyncobj fires a
+        timer strictly after its time), so the idle period can be long without making either late."""
         if in_flight or commit_index != self.last_commit or last_applied < commit_index:
             self.last_work_at = now
         self.last_commit = commit_index
-        return self.busy_period_s if now - self.last_work_at < self.linger_s else self.idle_period_s
+        if now - self.last_work_at < self.linger_s:
+            return self.busy_period_s
+        until_timer = timer_at - now + TIMER_SLACK_S
+        if until_timer <= 0:  # due, yet the tick just run left it (a voter cut off from every peer)
+            return self.idle_period_s
+        return max(self.busy_period_s, min(self.idle_period_s, until_timer))

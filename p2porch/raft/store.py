@@ -94,6 +94,22 @@ def _install_durable_journal() -> None:
     _pso.createJournal = create_journal
 
 
+class _PacedPoller:
+    """pysyncobj's poller, waiting as long as the last tick decided (``RaftStore._on_tick``): pysyncobj
+    passes each tick the period read when the tick started, one tick late, which would let a timer the
+    tick itself armed (a heartbeat, an election deadline) oversleep by up to a whole idle period."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.timeout_s: float | None = None  # set by the tick callback, just before pysyncobj polls
+
+    def poll(self, timeout: float) -> Any:
+        return self._inner.poll(timeout if self.timeout_s is None else self.timeout_s)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 class _Bridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
     """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
 
@@ -114,6 +130,19 @@ class _Bridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
     @replicated
     def apply_entry(self, batch: bytes) -> list[dict[str, Any]]:
         return self._owner_ref._apply_on_raft_thread(batch)
+
+    def seconds_to_next_timer(self) -> float:
+        """How long until pysyncobj's next timer is due: the leader's next append round, a voter's
+        election deadline; a read-only replica has neither (Raft thread). pysyncobj keeps its times on
+        its own clock (CLOCK_MONOTONIC_RAW), not ``time.monotonic``'s."""
+        state = self._SyncObj__raftState
+        if state == _pso._RAFT_STATE.LEADER:
+            due = float(self._SyncObj__newAppendEntriesTime)
+        elif self._SyncObj__selfNode is None:
+            return math.inf
+        else:
+            due = float(self._SyncObj__raftElectionDeadline)
+        return due - _pso.monotonicTime()
 
     # pysyncobj registers ``self.__onMessageReceived`` (mangled to this name) as its transport
     # callback, so this override sees every Raft message first. See docs/raft.md, "overlapping appends".
@@ -188,6 +217,7 @@ class RaftStore:
         self._closed = False
         self._status: RaftStatus | None = None
         self._status_at = 0.0
+        self._role_event = trio.Event()  # set (and replaced) on the trio thread when the Raft role changes
         self.leader_changes = LeaderChanges()  # updated on the Raft thread
         self.commit_observer: Callable[[float], None] | None = None  # seconds of each answered proposal
         self._status_lock = threading.Lock()
@@ -243,7 +273,9 @@ class RaftStore:
         hold_s = config.join_hold_elections_s if config.self_addr else 0.0
         if hold_s > 0:  # set after construction (pysyncobj checks timeouts < connection timeout)
             self._conf.raftMinTimeout, self._conf.raftMaxTimeout = hold_s, hold_s * 1.5  # see _on_tick
-            self._so._SyncObj__raftElectionDeadline = time.monotonic() + hold_s
+            self._so._SyncObj__raftElectionDeadline = _pso.monotonicTime() + hold_s  # pysyncobj's clock
+        self._poller = _PacedPoller(self._so._poller)
+        self._so._poller = self._poller
         self._so.addOnTickCallback(self._on_tick)
 
     # --- public API (trio side) ------------------------------------------------------------------
@@ -251,6 +283,11 @@ class RaftStore:
     def snapshot(self) -> ClusterState:
         """The current committed state as applied on this node (immutable)."""
         return self._state
+
+    def role_event(self) -> trio.Event:
+        """An event set at the next change of this node's Raft role (follower, candidate, leader): take it
+        before reading ``status()``, then wait on it, and no change is missed (trio thread)."""
+        return self._role_event
 
     def status(self) -> RaftStatus:
         """Latest Raft status (at most ``status_refresh_s`` old)."""
@@ -493,6 +530,11 @@ class RaftStore:
     def _on_state_changed(self, old: int, new: int) -> None:
         self._status_at = 0.0
         log.info("raft role %s -> %s", _ROLE_NAMES.get(old, old), _ROLE_NAMES.get(new, new))
+        self._raft_callback(self._fire_role_event)
+
+    def _fire_role_event(self) -> None:
+        event, self._role_event = self._role_event, trio.Event()
+        event.set()
 
     def _on_tick(self) -> None:
         now = time.monotonic()
@@ -500,10 +542,20 @@ class RaftStore:
             # a joining voter heard its leader: normal election timeouts from now on
             self._conf.raftMinTimeout = self.config.election_timeout_min_s
             self._conf.raftMaxTimeout = self.config.election_timeout_max_s
-            self._so._SyncObj__raftElectionDeadline = now + self.config.election_timeout_max_s  # not 60 s
+            # not 60 s; on pysyncobj's clock
+            self._so._SyncObj__raftElectionDeadline = (
+                _pso.monotonicTime() + self.config.election_timeout_max_s
+            )
         busy = self._inflight > 0 or bool(self._pending)
-        period = self._pacer.period(now, self._so.raftCommitIndex, self._so.raftLastApplied, busy)
+        period = self._pacer.period(
+            now,
+            self._so.raftCommitIndex,
+            self._so.raftLastApplied,
+            busy,
+            now + self._so.seconds_to_next_timer(),
+        )
         self._conf.autoTickPeriod = period
+        self._poller.timeout_s = period  # this tick's own poll (the callbacks run just before it)
         idle = period > self._pacer.busy_period_s  # idle: refresh 5x less often (status() reads fresh)
         if now - self._status_at >= self.config.status_refresh_s * (5 if idle else 1):
             status = self._compute_status(observe_at=now)

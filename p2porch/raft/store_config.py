@@ -23,7 +23,7 @@ class StoreConfig:
     password: str = field(repr=False)  # the pysyncobj password: never in a repr or a log
     bind_addr: str | None = None  # "ip:port" to listen on when it differs from self_addr (behind NAT)
     tick_period_s: float = 0.005  # while there is Raft work (pacer.py); idle_tick_period_s otherwise
-    idle_tick_period_s: float = 0.05
+    idle_tick_period_s: float = 0.5  # a voter; cut short by its election deadline or next heartbeat
     # a replica has no election timer: when idle its tick only retries connections (messages and
     # proposals still wake it at once)
     replica_idle_tick_period_s: float = 0.25

@@ -88,8 +88,8 @@ def form_cluster(nodes: list[SandboxNode], parallel: int = JOIN_PARALLEL) -> For
                 _post(node, "/cluster/join", {"peer": seed.address, "token": token})
                 return node.name, time.monotonic() - t0
             except SandboxError:
-                # e.g. the admission did not commit in time on a starved machine: the joiner kept
-                # nothing, and the member lets it retry from the same address (admission.py)
+                # e.g. the admission did not commit in time on a starved machine: running the same
+                # join again is safe, the member admits the same node again (admission_plan.py)
                 if attempt + 1 == JOIN_ATTEMPTS:
                     raise
                 formation.retries += 1

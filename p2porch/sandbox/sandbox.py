@@ -30,6 +30,12 @@ DATA_ROOT = "/var/lib/p2porch-sandbox"
 DEFAULT_NAME = "p2s"
 DEFAULT_SUBNET = "10.77.0.0/24"
 MAX_NODES = 50
+#: above this many hosts on one machine, the daemons run Raft with the timing of a CROWDED_RTT_MS round
+#: trip: their cores are shared by every host's daemon and engine, and during a formation a process
+#: waits its turn for longer than the default election timeout (0.5 s), which set off election storms
+#: (docs/performance.md, "`sandbox up --nodes 50`"). P2PORCH_RAFT_RTT_MS in the environment wins.
+CROWDED_HOSTS = 20
+CROWDED_RTT_MS = 250
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")
 
 
@@ -128,6 +134,7 @@ class Sandbox:
         self.state_file = os.path.join(self.run_root, "sandbox.json")
         saved = self._load_state()
         self.plan: SitePlan | None = None
+        self._crowded = False  # set by up(): more than CROWDED_HOSTS hosts
         saved_sites = saved.get("sites")
         if sites is not None and saved_sites and saved_sites.get("sites") != sites:
             raise SandboxError(
@@ -235,6 +242,7 @@ class Sandbox:
                 for site in range(1, self.plan.sites + 1):
                     site_net.ensure_router(self.plan, site)
                 self._ensure_wanlink(self.plan)
+            self._crowded = nodes > CROWDED_HOSTS
             if nodes > 20:
                 _raise_neighbour_limits()
             created = []
@@ -432,9 +440,17 @@ class Sandbox:
         ]
         if self.api_port:
             argv += ["--api-addr", f"{node.address}:{self.api_port}"]
+        env = dict(os.environ)
+        if self._crowded:
+            env.setdefault("P2PORCH_RAFT_RTT_MS", str(CROWDED_RTT_MS))
         with open(node.p2porch_log, "ab") as log:
             proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..model import HealthSpec, RestartPolicy, UpdateConfig
 from . import keys
-from .values import err, list_, mapping, scalar_text, string
+from .values import boolean, err, list_, mapping, scalar_text, string
 
 Warn = Callable[[str, str], None]
 
@@ -121,6 +121,9 @@ def _update(value: Any, path: str) -> dict[str, Any]:
     return _nested(lambda: UpdateConfig.from_dict(conf, prefix=path), path)
 
 
+#: restart: words written as a deploy.restart_policy condition, which Swarm spells none | on-failure | any
+_SERVICE_RESTART_WORDS = {"always": "any", "unless-stopped": "any", "no": "none"}
+
 JOB_EXTENSION = "x-p2porch"
 JOB_EXTENSION_KEYS = ("max_concurrent", "schedule", "on_site_loss")
 
@@ -147,7 +150,14 @@ def deploy(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
         _resources(conf["resources"], f"{path}.resources", spec, warn)
     if conf.get("restart_policy") is not None:
         where = f"{path}.restart_policy"
-        restart = mapping(conf["restart_policy"], where, keys.RESTART_KEYS)
+        restart = dict(mapping(conf["restart_policy"], where, keys.RESTART_KEYS))
+        condition = restart.get("condition")
+        if condition in _SERVICE_RESTART_WORDS:  # the words of the service-level restart: key
+            restart["condition"] = _SERVICE_RESTART_WORDS[condition]
+            warn(
+                f"{where}.condition",
+                f"{condition!r} is read as {restart['condition']!r} (Swarm: none, on-failure, any)",
+            )
         spec["restart"] = _nested(lambda: RestartPolicy.from_dict(restart, prefix=where), where)
     if conf.get("update_config") is not None:
         spec["update"] = _update(conf["update_config"], f"{path}.update_config")
@@ -203,10 +213,7 @@ _HEALTH_RENAMES = {"cmd": "test"}
 def healthcheck(value: Any, path: str, warn: Warn) -> dict[str, Any] | None:
     """A health check dict, or None when the image's HEALTHCHECK applies (no ``test`` given)."""
     conf = mapping(value, path, keys.HEALTH_KEYS)
-    disable = conf.get("disable", False)
-    if not isinstance(disable, bool):
-        raise err(f"{path}.disable", "expected true or false")
-    if disable:
+    if boolean(conf.get("disable", False), f"{path}.disable"):
         return HealthSpec(test=("NONE",)).to_dict()
     if "test" not in conf:
         warn("healthcheck without test", "the image's HEALTHCHECK is used, with its own timings")

@@ -64,6 +64,7 @@ SERVICE_IGNORED = {
     "privileged": _NOT_IN_SWARM,
     "provider": "provider services are a docker compose feature",
     "pull_policy": "a node pulls the image when it does not have it",
+    "pull_refresh_after": "a node pulls the image when it does not have it",
     "runtime": _NOT_IN_SWARM,
     "stdin_open": "tasks have no attached terminal",
     "storage_opt": _NOT_IN_SWARM,
@@ -92,9 +93,19 @@ UPDATE_KEYS = ("parallelism", "delay", "failure_action", "monitor", "max_failure
 HEALTH_KEYS = ("test", "interval", "timeout", "retries", "start_period", "start_interval", "disable")
 LOGGING_KEYS = ("driver", "options")
 PORT_KEYS = ("target", "published", "host_ip", "protocol", "mode", "name", "app_protocol")
-VOLUME_MOUNT_KEYS = ("type", "source", "target", "read_only", "bind", "volume", "tmpfs", "consistency")
-VOLUME_BIND_KEYS = ("propagation", "create_host_path", "selinux")
-VOLUME_VOLUME_KEYS = ("nocopy", "subpath")
+VOLUME_MOUNT_KEYS = (
+    "type",
+    "source",
+    "target",
+    "read_only",
+    "bind",
+    "volume",
+    "tmpfs",
+    "image",
+    "consistency",
+)
+VOLUME_BIND_KEYS = ("propagation", "create_host_path", "selinux", "recursive")
+VOLUME_VOLUME_KEYS = ("nocopy", "subpath", "labels")
 VOLUME_TMPFS_KEYS = ("size", "mode")
 DEPENDS_KEYS = ("condition", "restart", "required")
 DEPENDS_CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")

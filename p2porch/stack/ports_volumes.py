@@ -46,8 +46,10 @@ def _expand(
     target: str, published: str, host_ip: str, protocol: str, path: str, warn: Warn
 ) -> list[dict[str, Any]]:
     targets = _range(target, path)
-    if not published:
-        return [{"target": t, "protocol": protocol} for t in targets]
+    if not published:  # the engine picks a free host port (on host_ip when one is given), as in Compose
+        return [
+            {"target": t, "protocol": protocol, **({"host_ip": host_ip} if host_ip else {})} for t in targets
+        ]
     hosts = _range(published, path)
     if len(hosts) != len(targets):
         if len(targets) != 1:
@@ -175,7 +177,10 @@ def volume(item: Any, path: str, volumes: Mapping[str, TopVolume], warn: Warn) -
         conf = mapping(item, path, keys.VOLUME_MOUNT_KEYS)
         kind_ = conf.get("type", "volume")
         if kind_ not in ("bind", "volume", "tmpfs"):
-            raise err(f"{path}.type", f"{kind_!r} is not supported (bind, volume or tmpfs)")
+            raise err(
+                f"{path}.type",
+                f"{kind_!r} is not supported (bind, volume or tmpfs; not image, npipe or cluster)",
+            )
         if "target" not in conf:
             raise err(f"{path}.target", "is required")
         data: dict[str, Any] = {"type": kind_, "target": string(conf["target"], f"{path}.target")}
@@ -190,12 +195,19 @@ def volume(item: Any, path: str, volumes: Mapping[str, TopVolume], warn: Warn) -
                 data["create_host_path"] = bind["create_host_path"]
             if "selinux" in bind:
                 warn("ignoring volumes bind.selinux", "SELinux relabelling is not applied")
+            if bind.get("recursive") not in (None, "enabled"):
+                warn(
+                    "ignoring volumes bind.recursive",
+                    "submounts of a bind source are always mounted recursively, as with recursive: enabled",
+                )
         elif kind_ == "volume":
             if source:
                 data.update(_named(source, f"{path}.source", volumes))
             vol = mapping(conf.get("volume") or {}, f"{path}.volume", keys.VOLUME_VOLUME_KEYS)
             if "nocopy" in vol:
                 data["nocopy"] = vol["nocopy"]
+            if vol.get("labels") is not None:
+                warn("ignoring volumes volume.labels", "labels of a volume created by a mount are not set")
             if "subpath" in vol:
                 raise err(f"{path}.volume.subpath", "mounting a subpath of a volume is not supported")
         else:
@@ -206,7 +218,7 @@ def volume(item: Any, path: str, volumes: Mapping[str, TopVolume], warn: Warn) -
                 data["tmpfs_size"] = tmpfs["size"]
             if "mode" in tmpfs:
                 data["tmpfs_mode"] = tmpfs["mode"]
-        for other in ("bind", "volume", "tmpfs"):
+        for other in ("bind", "volume", "tmpfs", "image"):
             if other != kind_ and conf.get(other):
                 raise err(f"{path}.{other}", f"only applies to type: {other}")
         if "consistency" in conf:
@@ -247,8 +259,9 @@ def _mount(data: dict[str, Any], path: str) -> dict[str, Any]:
     return parse_mount(data, fieldname=path).to_dict()
 
 
-def tmpfs_mounts(value: Any, path: str) -> list[dict[str, Any]]:
-    """``tmpfs: /run`` or ``["/run:size=64m,mode=1777"]`` -> tmpfs mount dicts."""
+def tmpfs_mounts(value: Any, path: str, warn: Warn | None = None) -> list[dict[str, Any]]:
+    """``tmpfs: /run`` or ``["/run:size=64m,mode=1777"]`` -> tmpfs mount dicts; other mount options
+    (``uid=``, ``noexec``, ...) are reported through ``warn``: the engine's tmpfs defaults apply."""
     entries = [value] if isinstance(value, str) else value
     if not isinstance(entries, list):
         raise err(path, f"expected a path or a list of paths, got {kind(value)}")
@@ -266,8 +279,10 @@ def tmpfs_mounts(value: Any, path: str) -> list[dict[str, Any]]:
                     data["tmpfs_mode"] = int(val, 8)
                 except ValueError:
                     raise err(where, f"invalid mode {val!r} (octal, e.g. 1777)") from None
-            elif key not in ("rw", "noexec", "nosuid", "nodev", "exec", "suid", "dev"):
-                raise err(where, f"tmpfs option {key!r} is not supported (size, mode)")
+            elif not key or any(c.isspace() for c in key):
+                raise err(where, f"invalid tmpfs option {option!r}")
+            elif warn is not None:
+                warn(f"ignoring tmpfs option {key}", "only size and mode are applied to a tmpfs mount")
         out.append(_mount(data, where))
     return out
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from .casts import cast_types
 from .interpolate import interpolate_collect, parse_dotenv
 from .merge import merge_documents, merge_values, normalize_service, strip_markers
 from .problems import Problems
@@ -139,6 +140,7 @@ class _Resolver:
         result = interpolate_collect(dict(doc), self.environ, "", errors, self._on_unset)
         for error in errors:
             self.problems.add(error)
+        result = cast_types(result)
         services = result.get("services")
         if isinstance(services, Mapping):
             result["services"] = {

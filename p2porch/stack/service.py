@@ -293,8 +293,30 @@ def _logging(value: Any, path: str, container: dict[str, Any]) -> None:
     options = conf.get("options")
     if options:
         opts = any_mapping(options, f"{path}.options")
-        container["log_opts"] = {k: scalar_text(v, f"{path}.options.{k}") for k, v in opts.items()}
+        container["log_opts"] = {  # an option without a value is not set, as in Compose
+            k: scalar_text(v, f"{path}.options.{k}") for k, v in opts.items() if v is not None
+        }
         container.setdefault("log_driver", "json-file")
+
+
+def _devices(value: Any, path: str) -> list[str]:
+    """``devices``: ``HOST[:CONTAINER[:PERMISSIONS]]`` strings or ``{source, target, permissions}``."""
+    out = []
+    for i, item in enumerate(list_(value, path)):
+        where = f"{path}[{i}]"
+        if isinstance(item, Mapping):
+            conf = mapping(item, where, ("source", "target", "permissions"))
+            if "source" not in conf:
+                raise err(f"{where}.source", "is required")
+            parts = [string(conf["source"], f"{where}.source")]
+            if conf.get("target") is not None or conf.get("permissions") is not None:
+                parts.append(string(conf.get("target") or parts[0], f"{where}.target"))
+            if conf.get("permissions") is not None:
+                parts.append(string(conf["permissions"], f"{where}.permissions"))
+            out.append(":".join(parts))
+        else:
+            out.append(scalar_text(item, where))
+    return out
 
 
 def _devices_and_pids(
@@ -303,7 +325,7 @@ def _devices_and_pids(
     """``devices`` (``HOST[:CONTAINER[:PERMISSIONS]]``; CDI names are ignored) and ``pids_limit``, or
     ``deploy.resources.limits.pids`` when ``pids_limit`` is absent, into the container options."""
     if conf.get("devices") is not None:
-        devices = string_list(conf["devices"], f"{path}.devices")
+        devices = _devices(conf["devices"], f"{path}.devices")
         cdi = [d for d in devices if not d.startswith("/")]
         if cdi:
             ignored("devices (CDI)", f"CDI device names are not supported: {', '.join(cdi)}")
@@ -387,7 +409,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
             mounts.append(volume(item, f"{path}.volumes[{i}]", ctx.volumes, warn))
     with problems.check():
         if conf.get("tmpfs"):
-            mounts.extend(tmpfs_mounts(conf["tmpfs"], f"{path}.tmpfs"))
+            mounts.extend(tmpfs_mounts(conf["tmpfs"], f"{path}.tmpfs", warn))
     if mounts:
         spec["mounts"] = mounts
     with problems.check():

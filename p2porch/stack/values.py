@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError
+from .casts import to_boolean
 
 
 def err(path: str, message: str) -> ConfigError:
@@ -74,10 +75,10 @@ def scalar_text(value: Any, path: str) -> str:
 
 
 def boolean(value: Any, path: str) -> bool:
+    """A boolean, or a string Compose casts to one (``true``/``yes``/``on``/``y``, ``false``/``no``/...)."""
+    value = to_boolean(value)
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
     raise err(path, f"expected true or false, got {kind(value)}")
 
 

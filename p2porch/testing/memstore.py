@@ -54,6 +54,7 @@ class MemoryRaft:
         self.lost = 0  # proposals dropped by lose_uncommitted
         self._held: list[_Held] = []
         self._listeners: list[Listener] = []
+        self.leader_event = trio.Event()  # set (and replaced) at every leader change
         if leader is not None:
             self.set_leader(leader)
 
@@ -64,6 +65,8 @@ class MemoryRaft:
             raise RaftError(f"{addr} is not a voter of {self.voters}")
         if addr != self.leader:
             self.term += 1
+            fired, self.leader_event = self.leader_event, trio.Event()
+            fired.set()
         self.leader = addr
         self._flush()
 
@@ -171,6 +174,10 @@ class MemoryStore:
     def snapshot(self) -> ClusterState:
         return self.raft.state
 
+    def role_event(self) -> trio.Event:
+        """Set at the next leader change of the group (every member's role may change with it)."""
+        return self.raft.leader_event
+
     def status(self) -> RaftStatus:
         raft, me = self.raft, self.config.self_addr
         is_voter = me is not None and me in raft.voters
@@ -205,8 +212,8 @@ class MemoryStore:
             outcome.append((result, error))
             done.set()
 
+        self.raft.enqueue(command, on_done)  # queued before the first checkpoint, as RaftStore.propose does
         await trio.lowlevel.checkpoint()
-        self.raft.enqueue(command, on_done)
         with trio.move_on_after(timeout_s):
             await done.wait()
         if not outcome:

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,12 @@ class LocalCluster:
         password: str | None = None,
         extra_args: tuple[str, ...] = (),
         netns: list[tuple[str, str]] | None = None,
+        module: str = "p2porch.raft.node",
+        node_args: Callable[[NodeProc], list[str]] | None = None,
     ) -> None:
         self.extra_args = tuple(extra_args)
+        self.module = module  # the process to run: a store, or a store with more around it
+        self.node_args = node_args  # more arguments for one node's process
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)
@@ -132,7 +137,7 @@ class LocalCluster:
             self.nodes.append(NodeProc(f"r{i}", None, ports[2 * voters + i], self.root / f"r{i}"))
 
     def start(self, node: NodeProc, *, password_file: Path | None = None, wait: bool = True) -> None:
-        cmd = [sys.executable, "-m", "p2porch.raft.node", "--voters", ",".join(self.voter_addrs)]
+        cmd = [sys.executable, "-m", self.module, "--voters", ",".join(self.voter_addrs)]
         if node.raft_addr:
             cmd += ["--self", node.raft_addr]
         cmd += [
@@ -145,6 +150,7 @@ class LocalCluster:
             "--control-host",
             node.control_host,
             *self.extra_args,
+            *(self.node_args(node) if self.node_args else []),
         ]
         if node.netns is not None:
             cmd = ["ip", "netns", "exec", node.netns, *cmd]

@@ -14,18 +14,26 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_control_plane_bench_short_form() -> None:
+@pytest.mark.parametrize("mode", ["daemons", "direct"])
+def test_control_plane_bench_short_form(mode: str) -> None:
     bench = str(ROOT / "bench" / "control_plane.py")
     out = subprocess.run(
-        [sys.executable, bench, "--short"], capture_output=True, timeout=120, check=True, cwd=ROOT
+        [sys.executable, bench, "--short", "--mode", mode],
+        capture_output=True,
+        timeout=120,
+        check=True,
+        cwd=ROOT,
     )
     result = json.loads(out.stdout)
-    assert result["benchmark"] == "control_plane"
+    assert result["benchmark"] == "control_plane" and result["mode"] == mode
     (point,) = result["points"]
     # every task of the 2 services of 100 replicas was placed on the 10 nodes and reported running
     assert (point["nodes"], point["tasks"], point["placed"], point["running"]) == (10, 200, 200, 200)
-    for key in ("placed_per_s", "end_to_end_running_per_s", "leader_cpu_ms_per_task", "raft_bytes_per_task"):
+    size_key = "journal_bytes_per_task" if mode == "daemons" else "raft_bytes_per_task"
+    for key in ("placed_per_s", "end_to_end_running_per_s", "leader_cpu_ms_per_task", size_key):
         assert point[key] > 0, key
+    if mode == "daemons":  # the leader's own state says so too (its leader loop placed them)
+        assert point["running_in_leader_state"] == 200 and point["agents_via"] != point["leader"]
     assert point["report_commands"] >= 10  # at least one report batch per node
     assert point["snapshot_bytes"] > 200 * 100  # every task record is in the snapshot
     assert len(point["voter_rss_mb"]) == 3 and point["replica_rss_mb"] > 0

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 
 import pytest
+import trio
+import trio.testing
 
 from p2porch.clock import TrioClock
 from p2porch.config import Config
 from p2porch.errors import ConfigError, ConflictError
-from p2porch.membership.admission import admit
+from p2porch.membership.admission import admit, write_together
 from p2porch.membership.keys import new_cluster_keys
 from p2porch.membership.localstate import LocalClusterState
 from p2porch.model import Node, NodeStatus
@@ -43,6 +45,11 @@ def request(n: int, name: str | None = None) -> dict[str, object]:
         "memory_bytes": 1 << 30,
         "key_pub": base64.b64encode(bytes([n]) * 32).decode(),  # the joiner's node key
     }
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 async def cluster_of_one() -> MemoryStore:
@@ -141,7 +148,7 @@ async def test_a_joiner_retrying_from_the_same_address_replaces_its_joining_reco
     assert node_id(2) not in store.snapshot().leases and node_id(22) in store.snapshot().leases
 
 
-async def test_a_name_in_use_from_another_address_or_a_ready_node_is_refused() -> None:
+async def test_a_name_in_use_from_another_address_or_with_another_key_is_refused() -> None:
     store = await cluster_of_one()
     await join(store, request(2))
     with pytest.raises(ConflictError):  # same name, another host
@@ -149,5 +156,53 @@ async def test_a_name_in_use_from_another_address_or_a_ready_node_is_refused() -
     with pytest.raises((ConflictError, ConfigError)):  # same name and address, another key: no retry
         await join(store, {**request(2), "node_id": node_id(22), "key_pub": request(9)["key_pub"]})
     await store.write(C.UpdateNode(at=1.0, node_id=node_id(2), status=NodeStatus.READY).encode())
-    with pytest.raises((ConflictError, ConfigError)):  # same host, but that node runs: not a retry
-        await join(store, {**request(2), "node_id": node_id(22)})
+    with pytest.raises((ConflictError, ConfigError)):  # a running node's name, asked for with another key
+        await join(store, {**request(2), "node_id": node_id(22), "key_pub": request(9)["key_pub"]})
+
+
+async def test_a_retry_after_the_joiner_failed_midway_keeps_its_record_and_writes_nothing() -> None:
+    store = await cluster_of_one()
+    first = await join(store, request(2))
+    # the joiner's services started, gossip marked it ready, then the joiner gave up (its record wait
+    # timed out) and runs the same join again: same id, address and key
+    await store.write(C.UpdateNode(at=1.0, node_id=node_id(2), status=NodeStatus.READY).encode())
+    before = store.snapshot().version
+    again = await join(store, request(2))
+    assert again["role"] == first["role"] == "voter"
+    assert store.snapshot().version == before  # nothing to write: the record and the lease stand
+    assert store.snapshot().nodes[node_id(2)].status == NodeStatus.READY
+    await store.write(C.ReleaseSubnet(at=2.0, node_id=node_id(2)).encode())
+    await join(store, request(2))  # a lease lost meanwhile is leased again
+    assert node_id(2) in store.snapshot().leases
+
+
+async def test_a_retry_with_the_same_key_and_a_new_id_replaces_even_a_ready_record() -> None:
+    store = await cluster_of_one()
+    await join(store, request(2))
+    await store.write(C.UpdateNode(at=1.0, node_id=node_id(2), status=NodeStatus.READY).encode())
+    await join(store, {**request(2), "node_id": node_id(22)})  # e.g. a joiner of an older version
+    nodes = [n for n in store.snapshot().nodes.values() if n.name == "n2"]
+    assert [(n.node_id, n.status) for n in nodes] == [(node_id(22), NodeStatus.JOINING)]
+
+
+async def test_write_together_queues_every_command_in_order_before_waiting_and_raises_the_first_error() -> (
+    None
+):
+    queued: list[bytes] = []
+    seen_at_commit: list[int] = []
+
+    async def write(command: bytes) -> None:
+        queued.append(command)  # a store queues before its first checkpoint
+        await trio.sleep(0.01)  # then waits for the commit (MockClock: once every task is blocked)
+        seen_at_commit.append(len(queued))
+        if command == b"bad":
+            raise ConflictError("refused", field="x")
+
+    for _ in range(20):  # trio shuffles the order of runnable tasks: the order must not depend on it
+        queued.clear()
+        seen_at_commit.clear()
+        await write_together(write, [b"a", b"b", b"c"])
+        assert queued == [b"a", b"b", b"c"]
+        assert seen_at_commit == [3, 3, 3]  # all three were queued before any commit came back
+    with pytest.raises(ConflictError):
+        await write_together(write, [b"a", b"bad", b"c"])

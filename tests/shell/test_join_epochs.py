@@ -58,3 +58,17 @@ async def test_each_key_gets_only_what_it_may_ask() -> None:
             await request_join("127.0.0.1", port, new_cluster_keys(CLUSTER, 7), {"op": "keys"}, member=True)
 
     await with_service(check)
+
+
+async def test_a_member_that_runs_out_of_time_tells_the_joiner_to_run_the_same_join_again() -> None:
+    async def stuck(request: dict[str, Any], source: str) -> dict[str, Any]:
+        await trio.sleep_forever()  # e.g. its admission write waits for a commit on a busy cluster
+        raise AssertionError("unreachable")
+
+    service = JoinService(lambda: TOKEN, stuck, timeout_s=0.2)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(service.serve, "127.0.0.1", 0)
+        with pytest.raises(P2POrchError, match="did not finish the request .* run the same join again"):
+            await request_join("127.0.0.1", port, TOKEN, {"name": "x"})
+        assert service.metrics["failed"] == 1
+        nursery.cancel_scope.cancel()

@@ -307,3 +307,50 @@ def test_counters_suspicions_refutations_recoveries_and_probe_rtt():
     assert a.counters["probe_acks"] == 1
     assert a.probe_rtt.total == pytest.approx(0.004) and a.probe_rtt.count == 1
     assert dict(a.probe_rtt.cumulative())[0.005] == 1 and dict(a.probe_rtt.cumulative())[0.0025] == 0
+
+
+def test_an_answered_probe_leaves_no_timeout_timer_behind():
+    a = make()
+    alive(a, "b", 1)
+    now, out = run_until_ping(a, 0.0, 5.0)
+    ping = next(m for p in out.packets for m in p.msgs if isinstance(m, Ping))
+    timeout_at = now + CFG.probe_timeout_s
+    assert timeout_at in [when for when, *_ in a._timers]  # the probe's timeout is armed
+    a.handle_packet(now + 0.01, "b:1", [Ack(ping.seq)])
+    assert timeout_at not in [when for when, *_ in a._timers]  # answered: it would only wake the node
+
+
+def test_the_gossip_timer_parks_when_idle_and_a_broadcast_rearms_it_on_its_grid():
+    a = make()
+    for peer in ("b", "c"):
+        alive(a, peer, 1)
+    while a.queue.get(10_000, 100)[0]:  # drain: nothing left to spread
+        pass
+    wakeups = 0
+    now = 0.0
+    while now < 3.0:  # run the timers (every probe is answered)
+        now = a.next_deadline()
+        out = a.tick(now)
+        for ping in [(p.addr, m) for p in out.packets for m in p.msgs if isinstance(m, Ping)]:
+            a.handle_packet(now, ping[0], [Ack(ping[1].seq)])
+        wakeups += 1
+    gossip_every = CFG.gossip_interval_s
+    # idle: the probe rounds wake the core, not every gossip interval as well
+    assert wakeups <= 3.0 / CFG.probe_interval_s + 2
+    parked_at = a._gossip_parked_at
+    assert parked_at is not None
+    # news within one interval of parking: gossiped on the old grid
+    alive(a, "d", 1, now=parked_at + gossip_every / 2)
+    assert a.next_deadline() == pytest.approx(parked_at + gossip_every)
+    out = a.tick(parked_at + gossip_every)
+    assert any(isinstance(m, Alive) and m.node == "d" for p in out.packets for m in p.msgs)
+    # news long after parking: at once
+    while a.queue.get(10_000, 100)[0]:
+        pass
+    later = a.next_deadline()
+    a.tick(later)
+    while a._gossip_parked_at is None:
+        later = a.next_deadline()
+        a.tick(later)
+    alive(a, "e", 1, now=later + 10.0)
+    assert later + 10.0 in [when for when, *_ in a._timers]  # the gossip round, due at once

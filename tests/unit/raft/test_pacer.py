@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from p2porch.raft.pacer import TickPacer
+from p2porch.raft.pacer import TIMER_SLACK_S, TickPacer
 
 
 def test_idle_until_work_then_busy_for_the_linger_then_idle_again() -> None:
@@ -23,3 +23,18 @@ def test_in_flight_commits_and_unapplied_entries_count_as_work() -> None:
     assert pacer.period(11.0, 8, 7, False) == 0.005  # an entry is committed but not applied yet
     assert pacer.period(11.5, 8, 8, False) == 0.005  # applied: lingers from the last work seen
     assert pacer.period(12.1, 8, 8, False) == 0.05
+
+
+def test_an_idle_tick_never_sleeps_past_the_next_raft_timer() -> None:
+    pacer = TickPacer(busy_period_s=0.005, idle_period_s=0.5, linger_s=1.0)
+    pacer.period(0.0, 7, 7, False)
+    # a follower whose election deadline is 2 s away sleeps the whole idle period
+    assert pacer.period(5.0, 7, 7, False, timer_at=7.0) == 0.5
+    # the leader's next heartbeat in 100 ms: it wakes for it (plus the slack), not 400 ms later
+    assert abs(pacer.period(6.0, 7, 7, False, timer_at=6.1) - (0.1 + TIMER_SLACK_S)) < 1e-9
+    # almost due: the short period, never less
+    assert pacer.period(7.0, 7, 7, False, timer_at=7.001) == 0.005
+    # past due after a tick (pysyncobj did not act on it, e.g. no peer connected): no busy loop
+    assert pacer.period(8.0, 7, 7, False, timer_at=7.9) == 0.5
+    # busy: the short period whatever the timers say
+    assert pacer.period(9.0, 8, 7, False, timer_at=100.0) == 0.005

@@ -460,7 +460,7 @@ def test_unsupported_keys_are_reported_by_path(text, field):
             "below",
         ),
         (
-            "services:\n  web:\n    image: x\n    deploy: {restart_policy: {condition: always}}\n",
+            "services:\n  web:\n    image: x\n    deploy: {restart_policy: {condition: sometimes}}\n",
             "services.web.deploy.restart_policy.condition",
             "on-failure",
         ),

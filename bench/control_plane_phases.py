@@ -1,0 +1,136 @@
+"""Phases and probes the control-plane benchmark's two modes share: status polls, parallel writers, snapshot
+figures, log compaction, a replica's catch-up and a leader failover (``bench/control_plane.py``).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+import msgpack
+from control_plane_procs import Proposer, rss_mb
+
+from p2porch.model import Node
+from p2porch.raft import commands as C
+from p2porch.raft.state import ClusterState
+from p2porch.testing.raftprocs import LocalCluster, NodeProc
+
+
+def status(node: NodeProc) -> dict[str, Any]:
+    return node.call(op="status")["status"]  # type: ignore[no-any-return]
+
+
+def wait_version(node: NodeProc, version: int, timeout_s: float) -> float:
+    """Seconds until ``node`` applied state ``version``."""
+    t0 = time.monotonic()
+    while (have := status(node)["state_version"]) < version:
+        if time.monotonic() - t0 > timeout_s:
+            raise RuntimeError(f"{node.name} at version {have}, wanted {version}")
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+CIDR, PREFIX = "10.0.0.0/8", 20  # room for 1,000+ nodes of up to 4,000 tasks each
+
+
+def init_and_join(leader: NodeProc, nodes: int, writers: int) -> None:
+    """Init the cluster and join ``nodes`` nodes, each with its subnet lease (``writers`` at a time)."""
+    prop = Proposer(leader.control_port)
+    prop.propose(
+        C.InitCluster(at=time.time(), cluster_id="cpbench", cluster_cidr=CIDR, subnet_prefix_len=PREFIX)
+    )
+
+    def join(i: int) -> None:
+        node = Node(f"id{i:05d}", f"n{i}", f"10.{i // 62500}.{i // 250 % 250}.{i % 250 + 1}", 7947, 7946)
+        prop.propose(C.AddNode(at=time.time(), node=node))
+        prop.propose(C.LeaseSubnet(at=time.time(), node_id=node.node_id))
+
+    run_parallel(join, range(nodes), writers)
+    prop.close()
+
+
+def run_parallel(fn: Any, items: Any, threads: int) -> None:
+    work: queue.Queue[Any] = queue.Queue()
+    for item in items:
+        work.put(item)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while not errors:
+            try:
+                item = work.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fn(item)
+            except BaseException as exc:  # noqa: BLE001 (re-raised below)
+                errors.append(exc)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def snapshot_figures(state: ClusterState) -> dict[str, Any]:
+    """Size and encode/load time of the snapshot form of ``state`` (what a dump holds)."""
+    e0 = time.perf_counter()
+    snapshot = msgpack.packb(state.to_dict(), use_bin_type=True)
+    encode_s = time.perf_counter() - e0
+    l0 = time.perf_counter()
+    ClusterState.from_dict(msgpack.unpackb(snapshot, raw=False, strict_map_key=False))
+    return {
+        "snapshot_bytes": len(snapshot),
+        "snapshot_encode_s": round(encode_s, 3),
+        "snapshot_load_s": round(time.perf_counter() - l0, 3),
+    }
+
+
+def compaction(cluster: LocalCluster, leader: NodeProc) -> dict[str, Any]:
+    """Force log compaction (a full dump) on every voter; seconds until each dump is on disk, and
+    whether the leader changed meanwhile (a dump that stalls the Raft thread costs an election)."""
+    term0 = status(leader)["term"]
+    t0 = time.monotonic()
+    for node in cluster.voters():
+        node.call(op="compact")
+    done: dict[str, float] = {}
+    while len(done) < len(cluster.voters()) and time.monotonic() - t0 < 120:
+        for node in cluster.voters():
+            if node.name not in done and status(node).get("dumps", 0) > 0:
+                done[node.name] = round(time.monotonic() - t0, 2)
+        time.sleep(0.02)
+    after = status(leader)
+    return {"compaction_s": done, "compaction_leader_kept": after["is_leader"] and after["term"] == term0}
+
+
+def catch_up(cluster: LocalCluster, leader: NodeProc, version: int) -> dict[str, Any]:
+    (replica,) = cluster.replicas()
+    t0 = time.monotonic()
+    cluster.start(replica)
+    wait_version(replica, version, 300)
+    seconds = time.monotonic() - t0
+    return {"replica_catch_up_s": round(seconds, 2), "replica_rss_mb": rss_mb(replica.proc.pid)}  # type: ignore[union-attr]
+
+
+def failover(cluster: LocalCluster) -> dict[str, Any]:
+    """SIGKILL the leader; seconds until a new leader commits a write."""
+    leader = cluster.leader()
+    t0 = time.monotonic()
+    cluster.kill(leader)
+    while True:
+        new = cluster.leader(timeout_s=30)
+        try:
+            result = Proposer(new.control_port).propose(C.Noop(at=time.time(), tag="failover"), timeout_s=5)
+        except (RuntimeError, OSError, ConnectionError):
+            continue
+        if result.get("ok"):
+            return {
+                "failover_s": round(time.monotonic() - t0, 2),
+                "killed": leader.name,
+                "new_leader": new.name,
+            }

@@ -1,0 +1,95 @@
+"""Swarm's service templates (``{{.Node.Hostname}}``, ``{{.Task.Slot}}``...) in a task's environment values,
+host name and mount sources are expanded per task when its container is created, as Swarm does."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from p2porch.agent.dockerspec import create_kwargs, member_create_kwargs
+from p2porch.agent.model import MemberSpec, MountSpec, TaskAssignment
+from p2porch.errors import ConfigError
+from p2porch.model import ServiceSpec
+from p2porch.model.templates import SAMPLE, TemplateContext, expand
+from p2porch.stack import load_stack
+
+
+def assignment(**overrides) -> TaskAssignment:
+    fields = {
+        "task_id": "t0123456789",
+        "service_name": "mon-exporter",
+        "service_id": "s42",
+        "slot": 3,
+        "node_name": "n2",
+        "image": "busybox",
+    }
+    return TaskAssignment(**(fields | overrides))
+
+
+def test_known_placeholders_expand_and_unknown_ones_stay():
+    context = TemplateContext("s42", "mon-exporter", "n2", "n2", "t01", 3)
+    text = "{{.Node.Hostname}}/{{ .Task.Slot }}/{{.Service.Name}}/{{.Task.Name}}/{{.Node.ID}}/{{.Nope}}"
+    assert expand(text, context) == "n2/3/mon-exporter/mon-exporter.3.t01/n2/{{.Nope}}"
+    assert expand("no template {x}", context) == "no template {x}"
+
+
+def test_a_task_container_gets_its_own_values():
+    kwargs = create_kwargs(
+        assignment(
+            env={"NODE_ID": "{{.Node.ID}}", "PLAIN": "x"},
+            options={"hostname": "{{.Node.Hostname}}-{{.Task.Slot}}"},
+            mounts=(
+                MountSpec("volume", "data-{{.Task.Slot}}", "/data"),
+                MountSpec("bind", "/srv/{{.Service.Name}}", "/srv", create_host_path=True),
+            ),
+        )
+    )
+    assert kwargs["environment"]["NODE_ID"] == "n2"
+    assert kwargs["environment"]["PLAIN"] == "x"
+    assert kwargs["hostname"] == "n2-3"
+    assert [m["Source"] for m in kwargs["mounts"]] == ["data-3"]
+    assert kwargs["volumes"] == ["/srv/mon-exporter:/srv:rw"]
+
+
+def test_a_group_member_gets_the_same_values():
+    member = MemberSpec(name="side", kind="sidecar", image="busybox", env={"WHO": "{{.Task.Slot}}"})
+    kwargs = member_create_kwargs(assignment(env={"NODE": "{{.Node.Hostname}}"}), member, "main")
+    assert kwargs["environment"]["WHO"] == "3"
+    assert kwargs["environment"]["NODE"] == "n2"
+
+
+def test_compose_files_with_templates_load():
+    """``hostname: "{{.Node.Hostname}}"`` and a volume ``name:`` per slot are valid in a Swarm stack: the
+    spec keeps the template (validated with stand-in values), each task expands it."""
+    definition = load_stack(
+        "mon",
+        textwrap.dedent(
+            """
+            services:
+              exporter:
+                image: prom/node-exporter
+                hostname: "{{.Node.Hostname}}"
+                environment:
+                  NODE_ID: "{{.Node.ID}}"
+                volumes:
+                  - data:/data
+                deploy:
+                  mode: global
+            volumes:
+              data:
+                name: "exporter-{{.Task.Slot}}"
+            """
+        ),
+    )
+    spec = ServiceSpec.from_dict(definition.services[0].spec)
+    assert spec.container.hostname == "{{.Node.Hostname}}"
+    assert definition.services[0].spec["env"]["NODE_ID"] == "{{.Node.ID}}"
+    assert spec.mounts[0].source == "exporter-{{.Task.Slot}}"
+    assert expand(spec.mounts[0].source, SAMPLE) == "exporter-1"
+
+
+def test_a_host_name_that_is_invalid_once_expanded_is_still_refused():
+    with pytest.raises(ConfigError) as info:
+        load_stack("mon", "services:\n  a:\n    image: x\n    hostname: 'bad name {{.Task.Slot}}'\n")
+    assert "services.a.hostname" in str(info.value)

@@ -1,0 +1,120 @@
+"""The pure admission decision (membership/admission_plan.py): a new node, the same node again, or a
+name taken by another."""
+
+from __future__ import annotations
+
+import pytest
+
+from p2porch.errors import ConflictError
+from p2porch.membership.admission_plan import AdmissionPlan, earlier_attempt, plan_admission
+from p2porch.model import Node, NodeRole, NodeStatus
+from p2porch.raft import commands as C
+from p2porch.raft import fsm
+from p2porch.raft.state import EMPTY_STATE, ClusterState
+
+
+def three_voters(n: int) -> int:
+    return min(3, n)
+
+
+def key(n: int) -> str:
+    return f"{n:02d}" * 22  # 44 characters, like a base64 X25519 public key
+
+
+def fields(n: int, name: str = "", **over: object) -> dict[str, object]:
+    return {
+        "node_id": f"{n:016x}",
+        "name": name or f"n{n}",
+        "addr": f"10.0.0.{n}",
+        "raft_port": 7947,
+        "gossip_port": 7946,
+        "join_port": 0,
+        "vxlan_port": 0,
+        "key_pub": key(n),
+        **over,
+    }
+
+
+def state_with(
+    *records: tuple[dict[str, object], NodeRole, NodeStatus], leased: tuple[int, ...] = ()
+) -> ClusterState:
+    commands: list[C.Command] = [C.InitCluster(at=0.0, cluster_id="c0ffee0123456789")]
+    commands += [
+        C.AddNode(at=0.0, node=Node(**record, role=role, status=status))  # type: ignore[arg-type]
+        for record, role, status in records
+    ]
+    commands += [C.LeaseSubnet(at=0.0, node_id=f"{n:016x}") for n in leased]
+    state = EMPTY_STATE
+    for command in commands:
+        state, result, _ = fsm.apply(state, command.encode())
+        assert "error" not in result, result
+    return state
+
+
+def plan(state: ClusterState, request: dict[str, object]) -> AdmissionPlan:
+    return plan_admission(state, request, earlier_attempt(state, request), three_voters)
+
+
+def test_a_new_node_is_added_and_leased_as_a_voter_until_the_target_then_as_a_replica() -> None:
+    one = state_with((fields(1), NodeRole.VOTER, NodeStatus.READY))
+    assert plan(one, fields(2)) == AdmissionPlan(role=NodeRole.VOTER)
+    three = state_with(*((fields(n), NodeRole.VOTER, NodeStatus.READY) for n in (1, 2, 3)))
+    assert plan(three, fields(4)) == AdmissionPlan(role=NodeRole.REPLICA)
+
+
+@pytest.mark.parametrize("status", [NodeStatus.JOINING, NodeStatus.READY, NodeStatus.DOWN])
+def test_the_same_node_asking_again_keeps_its_record_whatever_its_status(status: NodeStatus) -> None:
+    state = state_with(
+        *((fields(n), NodeRole.VOTER, NodeStatus.READY) for n in (1, 2, 3)),
+        (fields(4), NodeRole.VOTER, status),  # it was a voter when first admitted: it stays one
+        leased=(4,),
+    )
+    got = plan(state, fields(4))
+    assert got == AdmissionPlan(role=NodeRole.VOTER, add=False, lease=False) and got.resumed
+
+
+def test_the_same_node_without_its_lease_gets_one() -> None:
+    state = state_with(
+        (fields(1), NodeRole.VOTER, NodeStatus.READY), (fields(2), NodeRole.VOTER, NodeStatus.JOINING)
+    )
+    assert plan(state, fields(2)) == AdmissionPlan(role=NodeRole.VOTER, add=False, lease=True)
+
+
+def test_the_same_node_with_a_new_id_or_ports_replaces_its_record_and_its_role_is_chosen_again() -> None:
+    state = state_with(
+        *((fields(n), NodeRole.VOTER, NodeStatus.READY) for n in (1, 2)),
+        (fields(3), NodeRole.VOTER, NodeStatus.READY),
+    )
+    for again in (fields(3, node_id=f"{33:016x}"), fields(3, raft_port=8000)):
+        # without its old record there are 2 voters of 3 nodes: it joins as a voter again
+        assert plan(state, again) == AdmissionPlan(role=NodeRole.VOTER, remove_id=f"{3:016x}")
+
+
+def test_a_name_taken_by_another_node_is_refused_naming_the_flag() -> None:
+    state = state_with(
+        (fields(1), NodeRole.VOTER, NodeStatus.READY), (fields(2), NodeRole.VOTER, NodeStatus.JOINING)
+    )
+    for intruder in (
+        fields(2, key_pub=key(9)),  # same address and name, another key
+        fields(9, name="n2"),  # another address
+        fields(2, key_pub=""),  # no key proves nothing
+    ):
+        with pytest.raises(ConflictError) as caught:
+            plan(state, intruder)
+        assert caught.value.field == "--name"
+
+
+def test_a_record_without_a_key_is_never_taken_over() -> None:
+    state = state_with(
+        (fields(1), NodeRole.VOTER, NodeStatus.READY),
+        (fields(2, key_pub=""), NodeRole.VOTER, NodeStatus.JOINING),
+    )
+    with pytest.raises(ConflictError):
+        plan(state, fields(2, key_pub=""))
+
+
+def test_a_node_that_left_gives_its_name_to_anyone() -> None:
+    state = state_with(
+        (fields(1), NodeRole.VOTER, NodeStatus.READY), (fields(2), NodeRole.VOTER, NodeStatus.LEFT)
+    )
+    assert plan(state, fields(9, name="n2")) == AdmissionPlan(role=NodeRole.VOTER, remove_id=f"{2:016x}")

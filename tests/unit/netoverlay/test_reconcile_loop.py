@@ -1,0 +1,93 @@
+"""The overlay reconcile loop (netoverlay/reconciler.py) under trio's MockClock, with a model kernel:
+a burst of change notifications costs one pass, a change that moves no peer costs no kernel read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from p2porch.netoverlay.diff import KernelState, Operation
+from p2porch.netoverlay.plan import LocalNode, OverlayPeer, OverlaySettings
+from p2porch.netoverlay.reconciler import CHANGE_MAX_DELAY_S, CHANGE_QUIET_S, OverlayReconciler
+
+from .fakekernel import apply
+
+LOCAL = LocalNode("n1", "10.80.0.1", "10.241.1.0/24", "eth0")
+
+
+class ModelDriver:
+    """The kernel as ``fakekernel`` models it; counts reads and applies."""
+
+    def __init__(self) -> None:
+        self.state = KernelState()
+        self.reads = 0
+        self.applies = 0
+
+    def underlay(self, address: str, dev: str | None = None) -> tuple[str, int]:
+        return dev or "eth0", 1500
+
+    def read(self, device: str) -> KernelState:
+        self.reads += 1
+        return self.state
+
+    def apply(self, ops: Sequence[Operation]) -> None:
+        self.applies += 1
+        self.state = apply(self.state, list(ops))
+
+    def close(self) -> None:
+        pass
+
+
+def peer(i: int) -> OverlayPeer:
+    return OverlayPeer(f"n{i}", f"10.80.0.{i}", f"10.241.{i}.0/24")
+
+
+async def inline(fn: Any, *args: Any) -> Any:
+    return fn(*args)  # the model kernel does not block: no worker thread, so MockClock stays exact
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+async def test_a_burst_of_changes_is_one_pass_and_changes_that_move_no_peer_read_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    driver = ModelDriver()
+    reconciler = OverlayReconciler(
+        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
+    )  # type: ignore[arg-type]
+    peers = [peer(2)]
+    send, receive = trio.open_memory_channel[Any](100)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: reconciler.run(lambda: list(peers), receive, task_status=task_status)
+        )
+        assert (reconciler.counters.passes, driver.reads) == (1, 2)  # the first pass: read, apply, read again
+        first_at = trio.current_time()
+        for i in range(3, 23):  # 20 nodes join, one commit every 10 ms: faster than the quiet time
+            peers.append(peer(i))
+            await send.send(("change", i))
+            await trio.sleep(0.01)
+        await trio.sleep(CHANGE_MAX_DELAY_S)
+        # at most one pass per CHANGE_MAX_DELAY_S of the burst (0.2 s), then one after it: not 20
+        assert 1 + 1 <= reconciler.counters.passes <= 1 + 2
+        assert set(driver.state.routes) == {f"10.241.{i}.0/24" for i in range(2, 23)}
+        assert trio.current_time() - first_at < 0.2 + CHANGE_MAX_DELAY_S + 0.01  # none waited longer
+        passes, reads = reconciler.counters.passes, driver.reads
+        for n in range(50):  # commits that move no peer (task states, capacity updates)
+            await send.send(("task", n))
+            await trio.sleep(0.02)
+        await trio.sleep(CHANGE_MAX_DELAY_S)
+        assert (reconciler.counters.passes, driver.reads) == (passes, reads)
+        assert reconciler.counters.unchanged >= 1
+        peers.pop(0)  # a node dies: its commit reaches the kernel within CHANGE_QUIET_S
+        await send.send(("down", 2))
+        await trio.sleep(CHANGE_QUIET_S + 0.001)
+        assert "10.241.2.0/24" not in driver.state.routes
+        nursery.cancel_scope.cancel()

@@ -1,0 +1,124 @@
+"""What an idle daemon loads: the modules it must not import at start (docs/performance.md, "Idle cost").
+
+Each check runs a fresh interpreter, so modules imported by other tests do not hide a regression. Not a
+timing or memory test: it asserts module names, which a future top-level import would bring back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+cli_main = importlib.import_module("p2porch.cli.main")  # the package's ``main`` attribute is the function
+
+#: Loaded only when needed: PyYAML (Compose parsing), croniter (cron jobs), the X.509 half of
+#: cryptography (the cluster CA of the TCP API), the parts of pyroute2 beyond rtnetlink (its package
+#: __init__ imports all of them), the CLI's other command modules.
+NOT_AT_START = (
+    "yaml",
+    "croniter",
+    "cryptography.x509",
+    "pyroute2.ipdb",
+    "pyroute2.ndb",
+    "pyroute2.ipset",
+    "pyroute2.nftables",
+    "pyroute2.plan9",
+    "pyroute2.iwutil",
+    "pyroute2.netlink.nl80211",
+    "pyroute2.netlink.generic.wireguard",
+    "p2porch.cli.service",
+    "p2porch.cli.stack",
+    "p2porch.cli.sandbox",
+    "p2porch.sandbox",
+)
+
+
+def modules_after(code: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_the_daemon_command_imports_no_heavy_module_it_does_not_use() -> None:
+    # what `python -m p2porch daemon ...` imports before and while it wires the daemon
+    loaded = modules_after(
+        "from p2porch.cli.main import build_parser, command_word\n"
+        "build_parser(command_word(['--host', 'unix:///x.sock', 'daemon', '--data-dir', '/d']))\n"
+        "import p2porch.daemon, p2porch.member.overlay, p2porch.netoverlay.driver"
+    )
+    assert "p2porch.daemon" in loaded and "pyroute2.iproute.linux" in loaded  # the check can fail
+    assert sorted(m for m in NOT_AT_START if m in loaded) == []
+
+
+def test_pyroute2_names_still_resolve_after_the_light_import() -> None:
+    loaded = modules_after(
+        "from p2porch.netoverlay.driver import IPRoute, NetlinkError\n"
+        "import pyroute2.iproute, pyroute2.netlink.exceptions\n"
+        "assert 'pyroute2.ndb' not in __import__('sys').modules\n"
+        "from pyroute2 import IPRoute as FullIPRoute, NetlinkError as FullError, IPSet\n"
+        "import pyroute2\n"
+        "assert FullIPRoute is IPRoute is pyroute2.iproute.IPRoute and FullError is NetlinkError\n"
+        "assert IPSet.__name__ == 'IPSet' and pyroute2.__version__\n"
+    )
+    assert "pyroute2.ndb" in loaded  # asking for a package-level name ran the real __init__
+
+
+def test_parse_yaml_loads_pyyaml_on_first_use() -> None:
+    loaded = modules_after(
+        "import sys\n"
+        "from p2porch.stack import parse_yaml\n"
+        "assert 'yaml' not in sys.modules\n"
+        "assert parse_yaml('a: 8080:80\\nb: yes\\n') == {'a': '8080:80', 'b': 'yes'}\n"
+    )
+    assert "yaml" in loaded
+
+
+def registered_commands(parser: argparse.ArgumentParser) -> list[str]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(action.choices)
+
+
+@pytest.mark.parametrize("module_name", sorted(cli_main.COMMAND_MODULES))
+def test_each_command_word_builds_the_parser_of_its_own_module(module_name: str) -> None:
+    names = cli_main.COMMAND_MODULES[module_name]
+    for name in names:
+        assert registered_commands(cli_main.build_parser(name)) == list(names)
+
+
+def test_the_full_parser_lists_every_command_of_the_table_in_order() -> None:
+    table = [name for names in cli_main.COMMAND_MODULES.values() for name in names]
+    assert registered_commands(cli_main.build_parser()) == table
+
+
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [
+        (["daemon", "--data-dir", "/d"], "daemon"),
+        (["--host", "unix:///x.sock", "daemon"], "daemon"),
+        (["-H", "daemon", "node", "ls"], "node"),  # "daemon" is -H's value here
+        (["--ho", "service", "node", "ls"], "node"),  # an abbreviated --host takes its value too
+        (["--host=unix:///x.sock", "--json", "stack", "ls"], "stack"),
+        (["--tls-ca", "ca.pem", "config", "ls"], "config"),
+        (["--json"], None),
+        (["-h"], None),
+        (["no-such-command"], None),
+    ],
+)
+def test_command_word(argv: list[str], word: str | None) -> None:
+    assert cli_main.command_word(argv) == word
+
+
+def test_an_unknown_command_is_refused_naming_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli_main.main(["no-such-command"])
+    assert exited.value.code == 2
+    assert "'metrics'" in capsys.readouterr().err
