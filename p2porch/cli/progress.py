@@ -67,13 +67,36 @@ def _task_line(t: dict[str, Any], total: int) -> str:
     return f"{t.get('slot', '?')}/{total}: {state:<20} {where} {why}".rstrip()
 
 
+EXITED_AT_ONCE = (
+    "task exited with code 0, and the service restarts its tasks (restart condition any): "
+    "does the command run in the foreground? (an image with no default command needs one)"
+)
+
+
+def _failure_of(task: dict[str, Any], restarts_done: bool) -> str:
+    """Why ``task`` counts as a failure of the change ("" when it does not): failed or rejected, or,
+    for a service whose tasks should keep running, completed (it will only be restarted, in a loop)."""
+    if task.get("state") in ("failed", "rejected"):
+        return str(task.get("error") or "") or f"task {task.get('state')}"
+    if restarts_done and task.get("state") == "complete":
+        return str(task.get("error") or "") or EXITED_AT_ONCE
+    return ""
+
+
+def _kept_slot(view: dict[str, Any], task: dict[str, Any]) -> bool:
+    """Whether ``task``'s slot stays after this change (a scale-down stops the highest slots)."""
+    return view.get("mode") != "replicated" or int(task.get("slot") or 0) <= int(view.get("desired") or 0)
+
+
 def assess(
     watch: Watch, view: dict[str, Any], tasks: Sequence[dict[str, Any]], elapsed_s: float
 ) -> Assessment:
     """Decide from one poll whether ``watch`` converged, failed, or is still on its way (pure)."""
     active = [t for t in tasks if t.get("desired_state") == "running"]
     desired = int(view.get("desired") or 0)
-    failed = {str(t.get("id")) for t in tasks if t.get("state") in ("failed", "rejected")}
+    restart = (view.get("spec") or {}).get("restart") or {}
+    restarts_done = restart.get("condition", "any") == "any" and not str(view.get("mode", "")).endswith("job")
+    failed = {str(t.get("id")) for t in tasks if _failure_of(t, restarts_done and _kept_slot(view, t))}
     if watch.baseline is None:
         watch.baseline = failed  # failures from before this change are not its failures
         watch.spec = _user_spec(view)
@@ -108,12 +131,12 @@ def assess(
             summary,
         )
     if len(watch.failed_ids) >= MAX_FAILURES:
-        ours = [t for t in tasks if str(t.get("id")) in watch.failed_ids and t.get("error")]
-        reason = max(ours, key=lambda t: t.get("state_at") or 0)["error"] if ours else "no reason given"
+        ours = [t for t in tasks if str(t.get("id")) in watch.failed_ids]
+        reason = _failure_of(max(ours, key=lambda t: t.get("state_at") or 0), True) if ours else ""
+        reason = reason or "no reason given"
         return Assessment(False, f"{len(watch.failed_ids)} tasks failed: {reason}", lines, summary)
     if view.get("mode") == "global" and not active and elapsed_s < GLOBAL_GRACE_S:
         return Assessment(False, None, lines, summary)
-    restart = (view.get("spec") or {}).get("restart") or {}
     finished = (
         {t.get("slot") for t in tasks if t.get("state") == "complete" and t.get("up_to_date") is not False}
         if restart.get("condition", "any") != "any"

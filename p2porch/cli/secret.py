@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
+from .service_rows import ago
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table
 
 COLUMNS = ["id", "name", "version", "size", "services", "updated"]
@@ -109,7 +110,7 @@ def _cmd_ls(kind: str) -> Any:
                         r["version"],
                         r["size"],
                         ",".join(r["services"]) or "-",
-                        r["updated_at"],
+                        ago(r["updated_at"]),
                     ]
                     for r in rs
                 ],

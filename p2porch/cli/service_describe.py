@@ -12,6 +12,23 @@ from .service_rows import job_progress_text
 from .stats import autoscale_lines
 
 
+def _port_lines(ports: Any) -> list[str]:
+    """One ``Ports:`` line per published port, saying where it answers."""
+    out = []
+    for port in ports:
+        target = f"{port['target']}/{port.get('protocol', 'tcp')}"
+        published, host_ip = port.get("published"), port.get("host_ip") or ""
+        ingress = port.get("mode", "ingress" if published and not host_ip else "host") == "ingress"
+        if published is None:
+            where = f"{target} (no published port: Docker picks a host port on each task's node)"
+        elif ingress:
+            where = f"{published} -> {target} (ingress: port {published} of every node)"
+        else:
+            where = f"{host_ip + ':' if host_ip else ''}{published} -> {target} (host: on each task's node)"
+        out.append(f"Ports:     {where}")
+    return out
+
+
 def describe_service(s: dict[str, Any]) -> str:
     """The `service inspect` text: spec summary, job progress, group, networks, update and pending lines."""
     spec = s["spec"]
@@ -38,11 +55,26 @@ def describe_service(s: dict[str, Any]) -> str:
         for n in spec.get("networks") or ()
     ]
     lines.append(f"Networks:  {', '.join(networks) or 'p2porch (default)'}")
+    if s.get("vip"):
+        lines.append(f"VIP:       {s['vip']} (the name {s['name']} resolves to it; tasks.{s['name']}: tasks)")
+    lines.extend(_port_lines(spec.get("publish") or ()))
+    for kind in ("secrets", "configs"):
+        refs = [f"{r['source']} -> {r['target']}" for r in spec.get(kind) or ()]
+        if refs:
+            lines.append(f"{kind.capitalize() + ':':<10} {', '.join(refs)}")
+    if spec.get("env"):
+        lines.append(f"Env:       {' '.join(f'{k}={v}' for k, v in sorted(spec['env'].items()))}")
     if spec.get("reserve_cpu_nanos") or spec.get("reserve_memory_bytes"):
         lines.append(
             f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])} CPU, "
             f"{format_bytes(spec['reserve_memory_bytes'])}"
         )
+    limits = [
+        *([f"{format_cpus(spec['limit_cpu_nanos'])} CPU"] if spec.get("limit_cpu_nanos") else []),
+        *([format_bytes(spec["limit_memory_bytes"])] if spec.get("limit_memory_bytes") else []),
+    ]
+    if limits:
+        lines.append(f"Limits:    {', '.join(limits)}")
     status = s.get("update_status")
     if status:
         reason = f": {status['reason']}" if status.get("reason") else ""

@@ -31,9 +31,13 @@ def service_row(s: dict[str, Any]) -> list[Any]:
     return [s["id"][:12], s["name"], s["mode"], replicas, s["image"], pending]
 
 
-def ago(ts: float) -> str:
-    """``42s ago`` / ``3m05s ago`` since a wall-clock time (0: unknown, shown as 0s)."""
-    seconds = max(0, int(time.time() - ts)) if ts else 0
+def ago(ts: float, now: float | None = None) -> str:
+    """``42s ago`` / ``3m05s ago`` / ``5h02m ago`` / ``3d ago`` since a wall-clock time (0: unknown, 0s)."""
+    seconds = max(0, int((time.time() if now is None else now) - ts)) if ts else 0
+    if seconds >= 86400:
+        return f"{seconds // 86400}d ago"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m ago"
     return f"{seconds // 60}m{seconds % 60:02d}s ago" if seconds >= 60 else f"{seconds}s ago"
 
 

@@ -313,7 +313,11 @@ class HealthSpec:
         }
         d = take_fields(data, prefix, keys)
         if "cmd" not in d:
-            raise field_error(f"{prefix}.cmd", "a health check needs cmd")
+            raise field_error(
+                f"{prefix}.cmd",
+                "a health check needs cmd (the command to run); interval, timeout, retries and start "
+                "period only tune it",
+            )
         cmd = d["cmd"][1]
         if isinstance(cmd, str):
             if not cmd.strip():

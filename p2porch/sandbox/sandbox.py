@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from ..errors import SandboxError
@@ -80,6 +80,18 @@ class SandboxNode:
     def env(self) -> dict[str, str]:
         """Environment that points the docker and p2porch CLIs at this node."""
         return {"DOCKER_HOST": self.dockerd.host_url, "P2PORCH_HOST": self.p2porch_host}
+
+
+def exec_environment(base: Mapping[str, str], node_env: Mapping[str, str], bin_dir: str) -> dict[str, str]:
+    """The environment of ``sandbox exec``: the caller's, the node's DOCKER_HOST/P2PORCH_HOST, and the
+    directory of this p2porch's interpreter first on PATH, so ``exec n1 -- p2porch status`` finds the same
+    p2porch (e.g. ``.venv/bin/p2porch``) when it is not installed system-wide."""
+    env = dict(base)
+    env.update(node_env)
+    path = [entry for entry in env.get("PATH", os.defpath).split(os.pathsep) if entry]
+    if bin_dir and bin_dir not in path:
+        env["PATH"] = os.pathsep.join([bin_dir, *path])
+    return env
 
 
 @dataclass(frozen=True)
@@ -305,8 +317,7 @@ class Sandbox:
         if not argv:
             raise SandboxError("sandbox exec needs a command after --")
         node = self.node_by_name(node_name)
-        env = dict(os.environ)
-        env.update(node.env())
+        env = exec_environment(os.environ, node.env(), os.path.dirname(sys.executable))
         return subprocess.run(
             [find_program("nsenter") or "nsenter", f"--net=/var/run/netns/{node.netns}", *argv],
             env=env,

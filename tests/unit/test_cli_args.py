@@ -110,3 +110,22 @@ def test_printed_join_command_keeps_the_token_out_of_the_joiners_argv():
 
     command = join_command_text("10.0.0.1:7948", "P2PT-1-x")
     assert command.startswith("P2PORCH_TOKEN=P2PT-1-x ") and "--token" not in command
+
+
+def test_health_timings_without_a_command_say_what_is_missing(capsys):
+    code = main(
+        [
+            "-H",
+            "unix:///nonexistent.sock",
+            "service",
+            "create",
+            "--name",
+            "web",
+            "--health-interval",
+            "5s",
+            "img",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--health-cmd" in err and "only tune it" in err

@@ -67,6 +67,21 @@ def test_one_shot_tasks_that_completed_count_as_done():
     assert assess(Watch("job", 7), view(spec=spec), done, 1).done
 
 
+def test_tasks_that_exit_at_once_in_a_service_that_restarts_them_fail_the_wait_with_a_hint():
+    # an image without a default command (a `docker import`ed busybox) exits 0 and is restarted forever
+    w = Watch("web", 7)
+    assert assess(w, view(), [], 0).failure is None
+    looping = [task(1, "complete", tid=f"c{i}", desired_state="shutdown") for i in range(MAX_FAILURES)]
+    result = assess(w, view(), looping, 3)
+    assert result.failure and "3 tasks failed: task exited with code 0" in result.failure
+    assert "foreground" in result.failure
+    one_shot = view(spec={"image": "x", "restart": {"condition": "on-failure"}})
+    assert assess(Watch("web", 7), one_shot, looping, 3).failure is None  # completion is the goal there
+    assert assess(Watch("job", 7), view(mode="replicated-job"), looping, 3).failure is None
+    scaled_down = [task(3 + i, "complete", tid=f"s{i}", desired_state="shutdown") for i in range(3)]
+    assert assess(Watch("web", 7), view(), scaled_down, 3).failure is None  # slots 3.. were removed
+
+
 def test_failures_paused_updates_and_foreign_changes_stop_the_wait_with_a_reason():
     w = Watch("web", 7)
     history = [task(1, "failed", tid="before", error="old failure")]

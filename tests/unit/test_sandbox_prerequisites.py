@@ -28,3 +28,15 @@ def test_rejects_bad_names():
         Sandbox("Bad-Name")
     with pytest.raises(SandboxError, match="subnet"):
         Sandbox("okname", subnet="10.0.0.0/33")
+
+
+def test_sandbox_exec_puts_this_p2porchs_bin_dir_first_on_path():
+    # `p2porch sandbox exec n1 -- p2porch status` with p2porch only in ./.venv/bin must find it
+    from p2porch.sandbox.sandbox import exec_environment
+
+    node = {"DOCKER_HOST": "unix:///d.sock", "P2PORCH_HOST": "unix:///p.sock"}
+    env = exec_environment({"PATH": "/usr/bin:/bin", "HOME": "/root"}, node, "/src/.venv/bin")
+    assert env["PATH"] == "/src/.venv/bin:/usr/bin:/bin"
+    assert env["HOME"] == "/root" and env["P2PORCH_HOST"] == "unix:///p.sock"
+    again = exec_environment({"PATH": "/src/.venv/bin:/usr/bin"}, node, "/src/.venv/bin")
+    assert again["PATH"] == "/src/.venv/bin:/usr/bin"  # already there: unchanged

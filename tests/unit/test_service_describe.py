@@ -1,0 +1,64 @@
+"""`service inspect` text: what a user needs to reach and check a service (ports and where they answer,
+VIP, secrets by name only, env, limits)."""
+
+from __future__ import annotations
+
+from p2porch.cli.service_describe import describe_service
+
+
+def view(**spec):
+    base = {"image": "nginx:alpine", "command": ["httpd", "-f"], "publish": [], "env": {}}
+    return {
+        "id": "abc",
+        "name": "web",
+        "mode": "replicated",
+        "running": 3,
+        "desired": 3,
+        "vip": "10.239.0.5",
+        "spec": {**base, **spec},
+        "pending": [],
+    }
+
+
+def test_inspect_shows_ports_with_where_they_answer_and_the_vip():
+    text = describe_service(
+        view(
+            publish=[
+                {"target": 80, "published": 8080, "protocol": "tcp"},
+                {"target": 53, "published": 5353, "protocol": "udp", "mode": "host"},
+                {"target": 9000, "published": None, "protocol": "tcp"},
+            ]
+        )
+    )
+    assert "Ports:     8080 -> 80/tcp (ingress: port 8080 of every node)" in text
+    assert "Ports:     5353 -> 53/udp (host: on each task's node)" in text
+    assert "9000/tcp (no published port" in text
+    assert "VIP:       10.239.0.5" in text
+
+
+def test_inspect_names_secrets_and_configs_never_values_and_shows_env_and_limits():
+    ref = {"source": "db-password", "target": "pw", "uid": "70", "gid": "0", "mode": 0o400, "version": 2}
+    text = describe_service(
+        view(
+            secrets=[ref],
+            configs=[{**ref, "source": "app.conf", "target": "/app.conf"}],
+            env={"LOG": "debug"},
+            limit_memory_bytes=64 * 1024 * 1024,
+        )
+    )
+    assert "Secrets:   db-password -> pw" in text
+    assert "Configs:   app.conf -> /app.conf" in text
+    assert "Env:       LOG=debug" in text
+    assert "Limits:    64MiB" in text
+    assert "Ports:" not in describe_service(view())
+
+
+def test_ages_read_as_seconds_minutes_hours_or_days():
+    from p2porch.cli.service_rows import ago
+
+    now = 1_800_000_000.0
+    assert ago(now - 42, now) == "42s ago"
+    assert ago(now - 185, now) == "3m05s ago"
+    assert ago(now - 5 * 3600 - 120, now) == "5h02m ago"
+    assert ago(now - 3 * 86400 - 7, now) == "3d ago"
+    assert ago(0, now) == "0s ago"
