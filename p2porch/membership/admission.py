@@ -150,8 +150,8 @@ async def admit(
     joiner and lease its subnet; the reply tells it its role and the cluster key."""
     state = store.snapshot()
     # the same node asking again (same address and node key: it keeps both across attempts) finds its
-    # own record from an earlier attempt, whatever status it reached (admission_plan.py)
-    earlier = earlier_attempt(state, request)
+    # own record from an earlier attempt while it may be resumed (admission_plan.py)
+    earlier = earlier_attempt(state, request, source)
     fields = check_joiner(request, source, [n for n in state.nodes.values() if n is not earlier])
     plan = plan_admission(state, fields, earlier, partial(voters_target, config.raft))
     now = clock.now()

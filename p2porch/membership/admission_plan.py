@@ -3,10 +3,15 @@
 A join is idempotent for the node that asks: a joiner keeps its node id and node key across attempts
 (``ClusterManager``), so a retry after any failure midway (an admission that did not commit in time but
 committed later, a joiner whose services started and then stopped, a lost reply) finds that node's own
-record, from the same address with the same node key, whatever status the record reached (``joining``,
-``ready``, ``down``), and is admitted again: the record is kept (same id and ports) or replaced (the
-node came back with another id or ports). Another node (another key or address) asking for a name in
-use is refused. No I/O, no clock; the shell (``admission.admit``) writes what the plan says.
+record, from the same address with the same node key, and is admitted again: the record is kept (same
+id and ports) or replaced (the node came back with another id or ports). A record still ``joining`` is
+always the joiner's to resume. A record past it (``ready``, ``down``) is resumed only for a read-only
+replica whose request came from the record's own address: a failed attempt wipes the joiner's Raft
+state, and a voter that is already in the Raft configuration must never come back with an empty
+journal (it could vote twice in a term and lose committed entries); and a node key is public, so
+without the source-address check (``--behind-nat``) anyone holding the token could take over a
+running node's name. Another node (another key or address) asking for a name in use is refused.
+No I/O, no clock; the shell (``admission.admit``) writes what the plan says.
 """
 
 from __future__ import annotations
@@ -49,10 +54,15 @@ def _is_same_node(node: Node, request: Mapping[str, Any]) -> bool:
     )
 
 
-def earlier_attempt(state: ClusterState, request: Mapping[str, Any]) -> Node | None:
-    """The record an earlier join attempt of the same node committed under its name, if any."""
+def earlier_attempt(state: ClusterState, request: Mapping[str, Any], source_addr: str) -> Node | None:
+    """The record an earlier join attempt of the same node committed under its name, if it may be
+    resumed (module docstring): ``joining``, or a replica's asked for from its own address."""
     node = state.node_by_name(str(request.get("name") or ""))
-    return node if node is not None and _is_same_node(node, request) else None
+    if node is None or not _is_same_node(node, request):
+        return None
+    if node.status == NodeStatus.JOINING:
+        return node
+    return node if node.role == NodeRole.REPLICA and node.addr == source_addr else None
 
 
 def plan_admission(

@@ -51,8 +51,10 @@ def state_with(
     return state
 
 
-def plan(state: ClusterState, request: dict[str, object]) -> AdmissionPlan:
-    return plan_admission(state, request, earlier_attempt(state, request), three_voters)
+def plan(state: ClusterState, request: dict[str, object], source: str = "") -> AdmissionPlan:
+    """The plan for ``request`` arriving from ``source`` (default: the address it names)."""
+    earlier = earlier_attempt(state, request, source or str(request["addr"]))
+    return plan_admission(state, request, earlier, three_voters)
 
 
 def test_a_new_node_is_added_and_leased_as_a_voter_until_the_target_then_as_a_replica() -> None:
@@ -62,15 +64,41 @@ def test_a_new_node_is_added_and_leased_as_a_voter_until_the_target_then_as_a_re
     assert plan(three, fields(4)) == AdmissionPlan(role=NodeRole.REPLICA)
 
 
-@pytest.mark.parametrize("status", [NodeStatus.JOINING, NodeStatus.READY, NodeStatus.DOWN])
-def test_the_same_node_asking_again_keeps_its_record_whatever_its_status(status: NodeStatus) -> None:
+def test_the_same_node_asking_again_keeps_its_joining_record() -> None:
     state = state_with(
         *((fields(n), NodeRole.VOTER, NodeStatus.READY) for n in (1, 2, 3)),
-        (fields(4), NodeRole.VOTER, status),  # it was a voter when first admitted: it stays one
+        (fields(4), NodeRole.VOTER, NodeStatus.JOINING),  # it was a voter when first admitted: it stays one
         leased=(4,),
     )
     got = plan(state, fields(4))
     assert got == AdmissionPlan(role=NodeRole.VOTER, add=False, lease=False) and got.resumed
+
+
+@pytest.mark.parametrize("status", [NodeStatus.READY, NodeStatus.DOWN])
+def test_a_replica_past_joining_is_resumed_only_from_its_own_address(status: NodeStatus) -> None:
+    state = state_with(
+        *((fields(n), NodeRole.VOTER, NodeStatus.READY) for n in (1, 2, 3)),
+        (fields(4), NodeRole.REPLICA, status),
+        leased=(4,),
+    )
+    got = plan(state, fields(4))
+    assert got == AdmissionPlan(role=NodeRole.REPLICA, add=False, lease=False) and got.resumed
+    with pytest.raises(ConflictError):  # --behind-nat lifts the address check: the public key proves nothing
+        plan(state, fields(4, behind_nat=True), source="192.0.2.7")
+
+
+@pytest.mark.parametrize("status", [NodeStatus.READY, NodeStatus.DOWN])
+def test_a_voter_past_joining_is_never_resumed(status: NodeStatus) -> None:
+    # a failed attempt wiped its Raft state: back in the configuration with an empty journal it could
+    # vote twice in a term
+    state = state_with(
+        *((fields(n), NodeRole.VOTER, NodeStatus.READY) for n in (1, 2, 3)),
+        (fields(4), NodeRole.VOTER, status),
+        leased=(4,),
+    )
+    with pytest.raises(ConflictError) as caught:
+        plan(state, fields(4))
+    assert caught.value.field == "--name"
 
 
 def test_the_same_node_without_its_lease_gets_one() -> None:
@@ -83,7 +111,7 @@ def test_the_same_node_without_its_lease_gets_one() -> None:
 def test_the_same_node_with_a_new_id_or_ports_replaces_its_record_and_its_role_is_chosen_again() -> None:
     state = state_with(
         *((fields(n), NodeRole.VOTER, NodeStatus.READY) for n in (1, 2)),
-        (fields(3), NodeRole.VOTER, NodeStatus.READY),
+        (fields(3), NodeRole.VOTER, NodeStatus.JOINING),
     )
     for again in (fields(3, node_id=f"{33:016x}"), fields(3, raft_port=8000)):
         # without its old record there are 2 voters of 3 nodes: it joins as a voter again
