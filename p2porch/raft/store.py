@@ -400,7 +400,7 @@ class RaftStore:
         }
 
         def encode() -> bytes:
-            return msgpack.packb(head | {"state": state.to_dict()}, use_bin_type=True)
+            return dumps.encode_dump(head, state.to_dict())  # in pieces: the GIL is let go between
 
         self._dumps.start(file_name, str(self._dump_path), encode)
 
