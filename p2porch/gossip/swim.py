@@ -13,7 +13,7 @@ import heapq
 import math
 import random
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..buckets import PROBE_RTT_BUCKETS, BucketCounts
 from .awareness import Awareness
@@ -45,52 +45,15 @@ from .messages import (
     retransmit_limit,
 )
 from .suspicion import Suspicion, suspicion_min_timeout_s
+from .swim_output import MemberView as MemberView  # re-exported: callers import them from swim
+from .swim_output import Output as Output
+from .swim_output import PushPullRequest as PushPullRequest
+from .swim_output import TcpPing as TcpPing
 
 # timer kinds
 _PROBE, _PROBE_TIMEOUT, _GOSSIP, _PUSHPULL, _RECONNECT, _SUSPICION, _RELAY_TIMEOUT = range(7)
 _PUSH_PULL_SCALE_THRESHOLD = 32
 _EPS = 1e-9
-
-
-class PushPullRequest(NamedTuple):
-    """Ask the shell to run a TCP full-state exchange with ``addr`` and feed the reply to ``merge_remote``."""
-
-    addr: str
-    join: bool
-
-
-class TcpPing(NamedTuple):
-    """Ask the shell to ping ``target`` at ``addr`` over TCP; on an answer feed ``[Ack(seq)]`` back."""
-
-    addr: str
-    seq: int
-    target: str
-
-
-class MemberView(NamedTuple):
-    name: str
-    addr: str
-    state: str
-    incarnation: int
-    meta: Mapping[str, Any]
-
-
-class Output:
-    """What one call produced: UDP packets, push/pull exchanges to start, membership events."""
-
-    __slots__ = ("events", "packets", "pushpulls", "tcp_pings")
-
-    def __init__(self) -> None:
-        self.packets: list[Packet] = []
-        self.pushpulls: list[PushPullRequest] = []
-        self.tcp_pings: list[TcpPing] = []
-        self.events: list[MemberEvent] = []
-
-    def extend(self, other: Output) -> None:
-        self.packets.extend(other.packets)
-        self.pushpulls.extend(other.pushpulls)
-        self.tcp_pings.extend(other.tcp_pings)
-        self.events.extend(other.events)
 
 
 class _Probe:

@@ -6,7 +6,7 @@ Pure: commands (the typed commands, their decoder and dispatch table; ``codec`` 
 state; ``fsm_secrets`` for secrets, ``fsm_access`` for access tokens), state (``ClusterState``
 holding the model's records), pacer (the Raft tick: short with work, long when idle), status (the
 ``RaftStatus`` record, the leader-change count). Shell: store
-(:class:`~p2porch.raft.store.RaftStore`, the only importer of pysyncobj; entry point
+(:class:`~p2porch.raft.store.RaftStore`; bridge holds its pysyncobj subclass and hooks; entry point
 :func:`~p2porch.raft.store.open_raft_store`), journal (durable log), node (one Raft process; the
 process harness for tests and benchmarks is ``p2porch.testing.raftprocs``). Never
 imports gossip. See docs/raft.md.
@@ -14,6 +14,7 @@ imports gossip. See docs/raft.md.
 
 __all__ = [
     "appends",
+    "bridge",
     "codec",
     "commands",
     "commands_access",

@@ -27,7 +27,7 @@ looking healthy (issue 24). :func:`rejection_floor` gives the index to send from
 entry of our conflicting term, never below our commit index + 1); the caller answers every refusal
 to that leader with at most this floor until an append succeeds, so all answers of a round agree.
 
-It never sends anything and never touches the journal; the caller (``store._Bridge``) does.
+It never sends anything and never touches the journal; the caller (``bridge.RaftBridge``) does.
 """
 
 from __future__ import annotations

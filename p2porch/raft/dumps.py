@@ -9,6 +9,9 @@ deferred temp file, which the job does itself once the dump is durable; ``check`
 ``serializeChecker``) reports the job's outcome once, after which pysyncobj drops the log entries
 the dump covers, never before. A snapshot received from the leader that lands on the dump path
 while a job runs cancels the job first, so an older dump can never replace a newer one.
+Encoding goes in pieces (``pack_in_pieces``): one C call per map/array entry down to a small depth, so
+the worker holds the GIL only briefly at a time and the Raft and trio threads keep running while a
+100,000-task state is packed; the bytes are exactly ``msgpack.packb``'s.
 Owns the job threads and their bookkeeping; never touches the Raft log itself.
 """
 
@@ -94,6 +97,42 @@ class BackgroundDumps:
         job = self._job
         if job is not None:
             job.thread.join(timeout_s)
+
+
+DUMP_PIECE_DEPTH = 3  # the dump map, the state's fields, one record (a task, a node) per piece
+
+
+def pack_in_pieces(value: Any, depth: int) -> bytes:
+    """``msgpack.packb(value, use_bin_type=True)``, byte for byte, packed one entry at a time.
+
+    Maps (dicts) and arrays (lists, tuples) less than ``depth`` levels down are written as a header
+    followed by each entry packed on its own; anything deeper (and every map key) goes in one call.
+    Each call holds the GIL only for its own piece, where a single ``packb`` of a large state holds it
+    for the whole encoding.
+    """
+    packer = msgpack.Packer(use_bin_type=True)
+    pieces: list[bytes] = []
+
+    def walk(item: Any, levels: int) -> None:
+        if levels > 0 and isinstance(item, dict):
+            pieces.append(packer.pack_map_header(len(item)))
+            for key, entry in item.items():
+                pieces.append(packer.pack(key))
+                walk(entry, levels - 1)
+        elif levels > 0 and isinstance(item, list | tuple):
+            pieces.append(packer.pack_array_header(len(item)))
+            for entry in item:
+                walk(entry, levels - 1)
+        else:
+            pieces.append(packer.pack(item))
+
+    walk(value, depth)
+    return b"".join(pieces)
+
+
+def encode_dump(head: dict[str, Any], state: dict[str, Any]) -> bytes:
+    """The dump file's bytes: ``head`` (``format``, ``last``, ``prev``, ``cluster``) then ``state``."""
+    return pack_in_pieces(head | {"state": state}, DUMP_PIECE_DEPTH)
 
 
 def replace(src: str, dst: str) -> None:

@@ -1,4 +1,4 @@
-"""The replicated store: one pysyncobj object bridged to trio (shell; the only pysyncobj importer).
+"""The replicated store: one pysyncobj object bridged to trio (shell; pysyncobj's side is ``bridge.py``).
 
 ``open_raft_store(config)`` starts a SyncObj whose single replicated method takes a msgpack batch of
 commands and applies it through the pure FSM on pysyncobj's own thread. Trio callers propose with
@@ -29,12 +29,9 @@ import trio
 
 from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
-from . import dumps, journal_start
-from .appends import AppendFilter, rejection_floor
+from . import dumps
+from .bridge import PacedPoller, RaftBridge, install_durable_journal
 from .fsm import Change, apply_batch, encode_batch
-from .heartbeat_rounds import QuietReplicaRounds
-from .heartbeats import ReplicaHeartbeats
-from .journal import DurableJournal
 from .lag import LagClock
 from .pacer import TickPacer
 from .state import EMPTY_STATE, ClusterState
@@ -42,13 +39,11 @@ from .status import LeaderChanges
 from .status import RaftStatus as RaftStatus  # re-exported: callers import it from the store
 from .store_config import StoreConfig as StoreConfig  # re-exported: callers import it from the store
 from .store_config import split_addr as _split_addr
-from .transport_guard import GuardedTCPTransport
 from .voter_change import next_step
 
 _INET_NTOP = socket.inet_ntop
-import pysyncobj.serializer as _pso_serializer  # noqa: E402
 import pysyncobj.syncobj as _pso  # noqa: E402
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated  # noqa: E402
+from pysyncobj import FAIL_REASON, SyncObjConf  # noqa: E402
 from pysyncobj.node import TCPNode  # noqa: E402
 
 # pysyncobj.win_inet_pton replaces socket.inet_ntop with a Windows-only version on every platform,
@@ -70,115 +65,6 @@ _RETRYABLE = {
 }
 _FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
 _ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
-
-
-def _install_durable_journal() -> None:
-    """Make pysyncobj's files durable (idempotent, process-wide).
-
-    Every file journal is a :class:`DurableJournal`; every dump pysyncobj renames into place (a
-    snapshot received from the leader, or one we wrote) is fsynced, renamed and its directory
-    fsynced before pysyncobj goes on (for a received snapshot: before it clears the journal and
-    acknowledges).
-    """
-    _pso_serializer.atomicReplace = dumps.replace  # durable; a background dump renames its own file
-    original = _pso.createJournal
-    if getattr(original, "_p2porch", False):
-        return
-
-    def create_journal(journal_file: str | None = None) -> Any:
-        if journal_file is None:
-            return original(None)
-        opened = journal_start.take(journal_file)  # read once by journal_start.prepare
-        return opened if opened is not None else DurableJournal(journal_file)
-
-    create_journal._p2porch = True  # type: ignore[attr-defined]
-    _pso.createJournal = create_journal
-
-
-class _PacedPoller:
-    """pysyncobj's poller, waiting as long as the last tick decided (``RaftStore._on_tick``): pysyncobj
-    passes each tick the period read when the tick started, one tick late, which would let a timer the
-    tick itself armed (a heartbeat, an election deadline) oversleep by up to a whole idle period."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.timeout_s: float | None = None  # set by the tick callback, just before pysyncobj polls
-
-    def poll(self, timeout: float) -> Any:
-        return self._inner.poll(timeout if self.timeout_s is None else self.timeout_s)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-class _Bridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
-    """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
-
-    def __init__(self, owner: RaftStore, self_addr: str | None, partners: list[str], conf: SyncObjConf):
-        self._owner_ref = owner
-        self._replica_beats = ReplicaHeartbeats(owner.config.replica_beat_s)  # QuietReplicaRounds
-        self._appends = AppendFilter()
-        self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
-        if conf.journalFile:  # role and dump fix-ups, the journal read once (journal_start.py)
-            journal_start.prepare(conf.journalFile, conf.fullDumpFile, voter=self_addr is not None)
-        try:
-            super().__init__(self_addr, partners, conf, transportClass=GuardedTCPTransport)
-        finally:
-            if conf.journalFile:
-                journal_start.release(conf.journalFile)
-
-    @replicated
-    def apply_entry(self, batch: bytes) -> list[dict[str, Any]]:
-        return self._owner_ref._apply_on_raft_thread(batch)
-
-    def seconds_to_next_timer(self) -> float:
-        """How long until pysyncobj's next timer is due: the leader's next append round, a voter's
-        election deadline; a read-only replica has neither (Raft thread). pysyncobj keeps its times on
-        its own clock (CLOCK_MONOTONIC_RAW), not ``time.monotonic``'s."""
-        state = self._SyncObj__raftState
-        if state == _pso._RAFT_STATE.LEADER:
-            due = float(self._SyncObj__newAppendEntriesTime)
-        elif self._SyncObj__selfNode is None:
-            return math.inf
-        else:
-            due = float(self._SyncObj__raftElectionDeadline)
-        return due - _pso.monotonicTime()
-
-    # pysyncobj registers ``self.__onMessageReceived`` (mangled to this name) as its transport
-    # callback, so this override sees every Raft message first. See docs/raft.md, "overlapping appends".
-    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
-        if not (isinstance(message, dict) and message.get("type") == "append_entries"):
-            super()._SyncObj__onMessageReceived(node, message)
-            return
-        raft_log = self._SyncObj__raftLog
-        filtered, ack_index = self._appends.filter(raft_log, message)
-        if filtered is None:
-            return
-        current = message.get("term", -1) >= self._SyncObj__raftCurrentTerm
-        if current:
-            floor = rejection_floor(raft_log, self._SyncObj__raftCommitIndex, filtered)
-            if self._reject_floor is None or self._reject_floor[0] != node:
-                self._reject_floor = None if floor is None else (node, floor)
-            elif floor is not None:
-                self._reject_floor = (node, min(floor, self._reject_floor[1]))
-        super()._SyncObj__onMessageReceived(node, filtered)
-        if ack_index is not None and current:
-            self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=ack_index + 1, success=True)
-
-    # Every follower answer to an append goes through here (issue 24: refusals must agree).
-    def _SyncObj__sendNextNodeIdx(  # noqa: N802
-        self,
-        node: Any,
-        reset: bool = False,
-        nextNodeIdx: int | None = None,
-        success: bool = False,  # noqa: N803
-    ) -> None:
-        if success:
-            self._reject_floor = None
-        elif reset and self._reject_floor is not None and self._reject_floor[0] == node:
-            default = self._SyncObj__raftLog[-1][1] + 1 if nextNodeIdx is None else nextNodeIdx
-            nextNodeIdx = min(default, self._reject_floor[1])
-        super()._SyncObj__sendNextNodeIdx(node, reset=reset, nextNodeIdx=nextNodeIdx, success=success)
 
 
 @dataclass(eq=False)
@@ -204,7 +90,7 @@ class RaftStore:
         owner_thread: threading.Thread | None = None,
     ) -> None:
         config.validate()
-        _install_durable_journal()
+        install_durable_journal()
         self.config = config
         self._token = token
         self._raft_state: ClusterState = EMPTY_STATE  # owned by the Raft thread
@@ -257,7 +143,7 @@ class RaftStore:
             onStateChanged=self._on_state_changed,
         )
         partners = [a for a in config.voters if a != config.self_addr]
-        self._so = _Bridge(self, config.self_addr, partners, self._conf)
+        self._so = RaftBridge(self, config.self_addr, partners, self._conf)
         # pysyncobj stops its Raft thread as soon as the thread that built the SyncObj has exited. We
         # build it in a trio worker thread (trio reaps idle workers after ~10 s), so tie the Raft
         # thread's lifetime to the trio thread instead.
@@ -274,7 +160,7 @@ class RaftStore:
         if hold_s > 0:  # set after construction (pysyncobj checks timeouts < connection timeout)
             self._conf.raftMinTimeout, self._conf.raftMaxTimeout = hold_s, hold_s * 1.5  # see _on_tick
             self._so._SyncObj__raftElectionDeadline = _pso.monotonicTime() + hold_s  # pysyncobj's clock
-        self._poller = _PacedPoller(self._so._poller)
+        self._poller = PacedPoller(self._so._poller)
         self._so._poller = self._poller
         self._so.addOnTickCallback(self._on_tick)
 
@@ -514,7 +400,7 @@ class RaftStore:
         }
 
         def encode() -> bytes:
-            return msgpack.packb(head | {"state": state.to_dict()}, use_bin_type=True)
+            return dumps.encode_dump(head, state.to_dict())  # in pieces: the GIL is let go between
 
         self._dumps.start(file_name, str(self._dump_path), encode)
 

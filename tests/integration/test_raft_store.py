@@ -8,6 +8,7 @@ import stat
 import time
 from pathlib import Path
 
+import msgpack
 import pytest
 import trio
 
@@ -84,6 +85,10 @@ async def test_compaction_dump_restores_state(tmp_path: Path) -> None:
             while not (tmp_path / "d" / "raft.dump").exists():
                 await trio.sleep(0.02)
         version = store.snapshot().version
+    written = (tmp_path / "d" / "raft.dump").read_bytes()  # encoded in pieces: still packb's exact bytes
+    body = msgpack.unpackb(written, raw=False, strict_map_key=False)
+    assert written == msgpack.packb(body, use_bin_type=True) and body["format"] == 1
+    assert list(body) == ["format", "last", "prev", "cluster", "state"]
     async with open_raft_store(conf) as store, store.subscribe() as changes:
         with trio.fail_after(10):
             while store.snapshot().version < version:

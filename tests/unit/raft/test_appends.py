@@ -1,4 +1,4 @@
-"""A real pysyncobj follower (our ``_Bridge``, no tick thread) fed leader messages by hand.
+"""A real pysyncobj follower (our ``RaftBridge``, no tick thread) fed leader messages by hand.
 
 The messages are built exactly as pysyncobj 0.3.17's leader builds them (``__sendAppendEntries``),
 including the transmission of an entry of 64 KiB or more in pickled chunks.
@@ -16,14 +16,14 @@ from pysyncobj import pickle as pso_pickle
 from pysyncobj.node import TCPNode
 
 from p2porch.raft.appends import AppendFilter, trim_overlap
-from p2porch.raft.store import _Bridge
+from p2porch.raft.bridge import RaftBridge
 from p2porch.testing.raftprocs import free_ports
 
 BATCH = 2**16  # pysyncobj's appendEntriesBatchSizeBytes default
 
 
 class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0)  # what _Bridge reads of its store's config
+    config = SimpleNamespace(replica_beat_s=1.0)  # what RaftBridge reads of its store's config
 
     def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
         return []
@@ -35,7 +35,7 @@ def follower() -> Iterator[tuple[Any, TCPNode, list[dict[str, Any]]]]:
     conf = SyncObjConf(
         password="p2rf-unit", autoTick=False, appendEntriesUseBatch=False, dynamicMembershipChange=True
     )
-    so = _Bridge(_Owner(), me, [leader], conf)  # type: ignore[arg-type]
+    so = RaftBridge(_Owner(), me, [leader], conf)  # type: ignore[arg-type]
     sent: list[dict[str, Any]] = []
     so._SyncObj__transport.send = lambda node, message: sent.append(message) or True
     try:

@@ -4,7 +4,7 @@ Background dumps (``dumps.py``) rename the dump when the worker finishes and the
 later Raft tick. A crash or a stop in between leaves a new dump beside an uncut journal; pysyncobj,
 loading a dump whose entries are not the journal's first two, clears the whole journal. The store
 cuts the journal to the dump's entries first (``journal.align_to_dump``), so pysyncobj keeps the rest.
-A real ``_Bridge`` (pysyncobj) with the durable journal loads the dump here.
+A real ``RaftBridge`` (pysyncobj) with the durable journal loads the dump here.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ import msgpack
 from pysyncobj import SyncObjConf
 
 from p2porch.raft import dumps
+from p2porch.raft.bridge import RaftBridge, install_durable_journal
 from p2porch.raft.journal import DurableJournal
 from p2porch.raft.journal_start import align_to_dump
-from p2porch.raft.store import _Bridge, _install_durable_journal
 from p2porch.testing.raftprocs import free_ports
 
 ENTRIES = [(f"cmd{i}".encode(), i, 1) for i in range(1, 11)]  # (command, index, term) 1..10
 
 
 class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0)  # what _Bridge reads of its store's config
+    config = SimpleNamespace(replica_beat_s=1.0)  # what RaftBridge reads of its store's config
 
     def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
         return []
@@ -72,7 +72,7 @@ def test_entries_after_the_dump_survive_a_restart_before_the_cut(tmp_path: Path,
         body = msgpack.unpackb(Path(file_name).read_bytes(), raw=False)
         return tuple(body["last"]), tuple(body["prev"]), []
 
-    _install_durable_journal()
+    install_durable_journal()
     conf = SyncObjConf(
         password="p2rf-unit",
         autoTick=False,
@@ -86,7 +86,7 @@ def test_entries_after_the_dump_survive_a_restart_before_the_cut(tmp_path: Path,
     reads = []
     load = DurableJournal._open_and_load
     monkeypatch.setattr(DurableJournal, "_open_and_load", lambda self: reads.append(self) or load(self))
-    so = _Bridge(_Owner(), None, [f"127.0.0.1:{free_ports(1)[0]}"], conf)  # type: ignore[arg-type]
+    so = RaftBridge(_Owner(), None, [f"127.0.0.1:{free_ports(1)[0]}"], conf)  # type: ignore[arg-type]
     try:
         assert len(reads) == 1 and so._SyncObj__raftLog is reads[0]  # the cut journal, read once
         so._SyncObj__loadDumpFile(clearJournal=False)  # what pysyncobj's first tick does

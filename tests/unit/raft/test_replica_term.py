@@ -4,7 +4,7 @@ Regression (issue 20, multi-site test on the merged main): autopilot removed a v
 node kept starting elections (its own term went up, nobody answered), then restarted as a replica
 with that term saved. pysyncobj ignores every ``append_entries`` whose term is below its own, and a
 replica never sends a vote request that would tell the leader: the node never caught up again.
-A real pysyncobj replica (our ``_Bridge``, durable file journal, no tick thread) gets the leader's
+A real pysyncobj replica (our ``RaftBridge``, durable file journal, no tick thread) gets the leader's
 heartbeat and must acknowledge it.
 """
 
@@ -17,16 +17,16 @@ from typing import Any
 from pysyncobj import SyncObjConf
 from pysyncobj.node import TCPNode
 
+from p2porch.raft.bridge import RaftBridge, install_durable_journal
 from p2porch.raft.journal import DurableJournal
 from p2porch.raft.journal_start import lower_replica_term, restore_vote_floor
-from p2porch.raft.store import _Bridge, _install_durable_journal
 from p2porch.testing.raftprocs import free_ports
 
 VOTED_FOR = "10.0.0.3:7947"  # the candidate this node voted for in term 9, as a voter
 
 
 class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0)  # what _Bridge reads of its store's config
+    config = SimpleNamespace(replica_beat_s=1.0)  # what RaftBridge reads of its store's config
 
     def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
         return []
@@ -43,9 +43,9 @@ def _journal_of_removed_voter(path: Path) -> None:
 
 def _replica(
     tmp_path: Path, leader: str, self_addr: str | None = None
-) -> tuple[_Bridge, list[dict[str, Any]]]:
+) -> tuple[RaftBridge, list[dict[str, Any]]]:
     """A real pysyncobj node on the journal in ``tmp_path`` (a voter given ``self_addr``); its sends kept."""
-    _install_durable_journal()
+    install_durable_journal()
     conf = SyncObjConf(
         password="p2rf-unit",
         autoTick=False,
@@ -54,7 +54,7 @@ def _replica(
         dynamicMembershipChange=True,
     )
     partners = [leader] if self_addr is None else [self_addr, leader, VOTED_FOR]
-    so = _Bridge(_Owner(), self_addr, partners, conf)  # type: ignore[arg-type]
+    so = RaftBridge(_Owner(), self_addr, partners, conf)  # type: ignore[arg-type]
     sent: list[dict[str, Any]] = []
     so._SyncObj__transport.send = lambda node, message: sent.append(message) or True
     return so, sent

@@ -1,6 +1,6 @@
 """A snapshot received from the leader is durable before the journal is cleared and the ack leaves.
 
-A real pysyncobj follower (our ``_Bridge``, file journal, no tick thread) gets the leader's
+A real pysyncobj follower (our ``RaftBridge``, file journal, no tick thread) gets the leader's
 ``serialized`` append_entries; every file-system call and the ack are recorded in order.
 """
 
@@ -17,12 +17,12 @@ import pytest
 from pysyncobj import SyncObjConf
 from pysyncobj.node import TCPNode
 
-from p2porch.raft.store import _Bridge, _install_durable_journal
+from p2porch.raft.bridge import RaftBridge, install_durable_journal
 from p2porch.testing.raftprocs import free_ports
 
 
 class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0)  # what _Bridge reads of its store's config
+    config = SimpleNamespace(replica_beat_s=1.0)  # what RaftBridge reads of its store's config
 
     def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
         return []
@@ -40,7 +40,7 @@ def _read_dump(file_name: str) -> tuple[Any, Any, Any]:
 def test_received_snapshot_is_synced_renamed_and_dir_synced_before_journal_and_ack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _install_durable_journal()
+    install_durable_journal()
     me, leader = (f"127.0.0.1:{p}" for p in free_ports(2))
     conf = SyncObjConf(
         password="p2rf-unit",
@@ -51,7 +51,7 @@ def test_received_snapshot_is_synced_renamed_and_dir_synced_before_journal_and_a
         deserializer=_read_dump,
         useFork=False,
     )
-    so = _Bridge(_Owner(), me, [leader], conf)  # type: ignore[arg-type]
+    so = RaftBridge(_Owner(), me, [leader], conf)  # type: ignore[arg-type]
     ops: list[tuple[str, str]] = []
     so._SyncObj__transport.send = lambda node, message: ops.append(("send", message["type"])) or True
     real = {name: getattr(os, name) for name in ("fsync", "fdatasync", "ftruncate", "replace", "rename")}

@@ -1,0 +1,141 @@
+"""pysyncobj's side of the store (shell): the SyncObj subclass and the hooks installed into pysyncobj.
+
+Owns :class:`RaftBridge` (the one replicated method, the append filter and the refusal floor),
+:class:`PacedPoller` (the tick's own poll timeout) and :func:`install_durable_journal` (the durable
+journal and dump rename patched into pysyncobj). It never holds cluster state, never talks to trio and
+never decides a tick period: the owning store (``store.py``) does all three.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+import pysyncobj.serializer as _pso_serializer
+import pysyncobj.syncobj as _pso
+from pysyncobj import SyncObj, SyncObjConf, replicated
+
+from . import dumps, journal_start
+from .appends import AppendFilter, rejection_floor
+from .heartbeat_rounds import QuietReplicaRounds
+from .heartbeats import ReplicaHeartbeats
+from .journal import DurableJournal
+from .store_config import StoreConfig
+from .transport_guard import GuardedTCPTransport
+
+
+class BridgeOwner(Protocol):
+    """What the bridge needs of its store (``RaftStore``): the config and the apply entry point."""
+
+    config: StoreConfig
+
+    def _apply_on_raft_thread(self, batch: bytes) -> list[dict[str, Any]]: ...
+
+
+def install_durable_journal() -> None:
+    """Make pysyncobj's files durable (idempotent, process-wide).
+
+    Every file journal is a :class:`DurableJournal`; every dump pysyncobj renames into place (a
+    snapshot received from the leader, or one we wrote) is fsynced, renamed and its directory
+    fsynced before pysyncobj goes on (for a received snapshot: before it clears the journal and
+    acknowledges).
+    """
+    _pso_serializer.atomicReplace = dumps.replace  # durable; a background dump renames its own file
+    original = _pso.createJournal
+    if getattr(original, "_p2porch", False):
+        return
+
+    def create_journal(journal_file: str | None = None) -> Any:
+        if journal_file is None:
+            return original(None)
+        opened = journal_start.take(journal_file)  # read once by journal_start.prepare
+        return opened if opened is not None else DurableJournal(journal_file)
+
+    create_journal._p2porch = True  # type: ignore[attr-defined]
+    _pso.createJournal = create_journal
+
+
+class PacedPoller:
+    """pysyncobj's poller, waiting as long as the last tick decided (``store.RaftStore._on_tick``): pysyncobj
+    passes each tick the period read when the tick started, one tick late, which would let a timer the
+    tick itself armed (a heartbeat, an election deadline) oversleep by up to a whole idle period."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.timeout_s: float | None = None  # set by the tick callback, just before pysyncobj polls
+
+    def poll(self, timeout: float) -> Any:
+        return self._inner.poll(timeout if self.timeout_s is None else self.timeout_s)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class RaftBridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
+    """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
+
+    def __init__(self, owner: BridgeOwner, self_addr: str | None, partners: list[str], conf: SyncObjConf):
+        self._owner_ref = owner
+        self._replica_beats = ReplicaHeartbeats(owner.config.replica_beat_s)  # QuietReplicaRounds
+        self._appends = AppendFilter()
+        self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
+        if conf.journalFile:  # role and dump fix-ups, the journal read once (journal_start.py)
+            journal_start.prepare(conf.journalFile, conf.fullDumpFile, voter=self_addr is not None)
+        try:
+            super().__init__(self_addr, partners, conf, transportClass=GuardedTCPTransport)
+        finally:
+            if conf.journalFile:
+                journal_start.release(conf.journalFile)
+
+    @replicated
+    def apply_entry(self, batch: bytes) -> list[dict[str, Any]]:
+        return self._owner_ref._apply_on_raft_thread(batch)
+
+    def seconds_to_next_timer(self) -> float:
+        """How long until pysyncobj's next timer is due: the leader's next append round, a voter's
+        election deadline; a read-only replica has neither (Raft thread). pysyncobj keeps its times on
+        its own clock (CLOCK_MONOTONIC_RAW), not ``time.monotonic``'s."""
+        state = self._SyncObj__raftState
+        if state == _pso._RAFT_STATE.LEADER:
+            due = float(self._SyncObj__newAppendEntriesTime)
+        elif self._SyncObj__selfNode is None:
+            return math.inf
+        else:
+            due = float(self._SyncObj__raftElectionDeadline)
+        return due - _pso.monotonicTime()
+
+    # pysyncobj registers ``self.__onMessageReceived`` (mangled to this name) as its transport
+    # callback, so this override sees every Raft message first. See docs/raft.md, "overlapping appends".
+    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
+        if not (isinstance(message, dict) and message.get("type") == "append_entries"):
+            super()._SyncObj__onMessageReceived(node, message)
+            return
+        raft_log = self._SyncObj__raftLog
+        filtered, ack_index = self._appends.filter(raft_log, message)
+        if filtered is None:
+            return
+        current = message.get("term", -1) >= self._SyncObj__raftCurrentTerm
+        if current:
+            floor = rejection_floor(raft_log, self._SyncObj__raftCommitIndex, filtered)
+            if self._reject_floor is None or self._reject_floor[0] != node:
+                self._reject_floor = None if floor is None else (node, floor)
+            elif floor is not None:
+                self._reject_floor = (node, min(floor, self._reject_floor[1]))
+        super()._SyncObj__onMessageReceived(node, filtered)
+        if ack_index is not None and current:
+            self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=ack_index + 1, success=True)
+
+    # Every follower answer to an append goes through here (issue 24: refusals must agree).
+    def _SyncObj__sendNextNodeIdx(  # noqa: N802
+        self,
+        node: Any,
+        reset: bool = False,
+        nextNodeIdx: int | None = None,
+        success: bool = False,  # noqa: N803
+    ) -> None:
+        if success:
+            self._reject_floor = None
+        elif reset and self._reject_floor is not None and self._reject_floor[0] == node:
+            default = self._SyncObj__raftLog[-1][1] + 1 if nextNodeIdx is None else nextNodeIdx
+            nextNodeIdx = min(default, self._reject_floor[1])
+        super()._SyncObj__sendNextNodeIdx(node, reset=reset, nextNodeIdx=nextNodeIdx, success=success)
