@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 PACKAGE = "pyroute2"
-_full_init_lock = threading.Lock()
+_full_init_lock = threading.RLock()  # re-entered if the real __init__ looks up its own names
 
 
 def _register_unexecuted_package() -> None:
@@ -37,9 +37,13 @@ def _register_unexecuted_package() -> None:
             raise AttributeError(name)
         with _full_init_lock:
             if not loaded:
-                loaded = True
+                loaded = True  # set first: the real __init__ may look names up in its own package
                 assert spec is not None and spec.loader is not None
-                spec.loader.exec_module(package)
+                try:
+                    spec.loader.exec_module(package)
+                except BaseException:
+                    loaded = False  # the next lookup tries again and raises the real error
+                    raise
         try:
             return package.__dict__[name]
         except KeyError:

@@ -419,6 +419,10 @@ class RaftStore:
         self._raft_callback(self._fire_role_event)
 
     def _fire_role_event(self) -> None:
+        # a status() the trio thread computed before the change and stored after the Raft thread's
+        # reset would look fresh: drop it here, on the trio thread, before a waiter reads status()
+        with self._status_lock:
+            self._status_at = 0.0
         event, self._role_event = self._role_event, trio.Event()
         event.set()
 
