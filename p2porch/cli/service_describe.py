@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -10,6 +11,14 @@ from .autoscale import autoscale_summary
 from .group import group_lines
 from .service_rows import job_progress_text
 from .stats import autoscale_lines
+
+SECRET_LOOKING_ENV = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH", re.IGNORECASE)
+
+
+def shown_env_value(name: str, value: object) -> str:
+    """An env value as the text view shows it: masked when its name looks like a secret's (inspect
+    output lands in terminals and CI logs; ``--json`` prints the spec as stored; use secrets instead)."""
+    return "****" if SECRET_LOOKING_ENV.search(name) and value not in ("", None) else str(value)
 
 
 def _port_lines(ports: Any) -> list[str]:
@@ -63,7 +72,9 @@ def describe_service(s: dict[str, Any]) -> str:
         if refs:
             lines.append(f"{kind.capitalize() + ':':<10} {', '.join(refs)}")
     if spec.get("env"):
-        lines.append(f"Env:       {' '.join(f'{k}={v}' for k, v in sorted(spec['env'].items()))}")
+        lines.append(
+            f"Env:       {' '.join(f'{k}={shown_env_value(k, v)}' for k, v in sorted(spec['env'].items()))}"
+        )
     if spec.get("reserve_cpu_nanos") or spec.get("reserve_memory_bytes"):
         lines.append(
             f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])} CPU, "

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from ..errors import ConfigError, P2POrchError
+from ..errors import ConfigError, NotFoundError, P2POrchError
 from ..stack import ComposeError, StackDefinition, check_stack_name
 from ..stack.compose import StackObject
 from ..stack.names import STACK_LABEL
@@ -227,8 +227,15 @@ def _remove_objects(client: Any, stack: str) -> list[dict[str, str]]:
 
 def cmd_stack_rm(args: argparse.Namespace) -> int:
     client = client_for(args)
-    result = client.delete(f"/stacks/{args.stack}")
-    result["removed_objects"] = _remove_objects(client, args.stack)
+    try:
+        result = client.delete(f"/stacks/{args.stack}")
+    except NotFoundError:  # no service left (an interrupted rm, a refused deploy): its objects still go
+        removed = _remove_objects(client, args.stack)
+        if not removed:
+            raise
+        result = {"stack": args.stack, "removed": [], "removed_networks": [], "removed_objects": removed}
+    else:
+        result["removed_objects"] = _remove_objects(client, args.stack)
     emit(
         args,
         result,

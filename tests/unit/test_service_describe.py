@@ -42,13 +42,14 @@ def test_inspect_names_secrets_and_configs_never_values_and_shows_env_and_limits
         view(
             secrets=[ref],
             configs=[{**ref, "source": "app.conf", "target": "/app.conf"}],
-            env={"LOG": "debug"},
+            env={"LOG": "debug", "POSTGRES_PASSWORD": "hunter2", "API_TOKEN": "t0k", "EMPTY_KEY": ""},
             limit_memory_bytes=64 * 1024 * 1024,
         )
     )
     assert "Secrets:   db-password -> pw" in text
     assert "Configs:   app.conf -> /app.conf" in text
-    assert "Env:       LOG=debug" in text
+    assert "Env:       API_TOKEN=**** EMPTY_KEY= LOG=debug POSTGRES_PASSWORD=****" in text
+    assert "hunter2" not in text and "t0k" not in text  # secret-looking names are masked
     assert "Limits:    64MiB" in text
     assert "Ports:" not in describe_service(view())
 

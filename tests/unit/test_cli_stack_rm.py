@@ -1,0 +1,60 @@
+"""`stack rm` removes the secrets and configs its deploy created, also when no service is left."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+
+from p2porch.cli import stack as cli_stack
+from p2porch.errors import NotFoundError
+from p2porch.stack.names import STACK_LABEL
+
+
+class Objects:
+    """The API as `stack rm` sees it: a stack with or without services, and labelled objects."""
+
+    def __init__(self, services: bool) -> None:
+        self.services = services
+        self.objects = {
+            "secret": [
+                {"name": "shop-db", "labels": {STACK_LABEL: "shop"}, "services": []},
+                {"name": "by-hand", "labels": {}, "services": []},
+                {"name": "other-db", "labels": {STACK_LABEL: "other"}, "services": []},
+            ],
+            "config": [{"name": "shop-conf", "labels": {STACK_LABEL: "shop"}, "services": ["x"]}],
+        }
+        self.deleted: list[str] = []
+
+    def get(self, path: str, **_: Any) -> Any:
+        return list(self.objects[path.rsplit("/", 1)[1]])
+
+    def delete(self, path: str, body: Any = None) -> Any:
+        if path.startswith("/stacks/"):
+            if not self.services:
+                raise NotFoundError("no stack 'shop'", field="NAME")
+            return {"stack": "shop", "removed": ["shop_web"], "removed_networks": []}
+        self.deleted.append(path)
+        return {}
+
+
+@pytest.mark.parametrize("services", [True, False])
+def test_stack_rm_removes_only_the_stacks_unused_objects(
+    services: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = Objects(services)
+    monkeypatch.setattr(cli_stack, "client_for", lambda args: api)
+    assert cli_stack.cmd_stack_rm(argparse.Namespace(stack="shop", json=False)) == 0
+    assert api.deleted == ["/objects/secret/shop-db"]  # not by hand, not another stack's, not in use
+    assert "removed  secret shop-db" in capsys.readouterr().out
+
+
+def test_stack_rm_of_an_unknown_stack_with_nothing_to_remove_is_not_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api = Objects(services=False)
+    api.objects = {"secret": [], "config": []}
+    monkeypatch.setattr(cli_stack, "client_for", lambda args: api)
+    with pytest.raises(NotFoundError):
+        cli_stack.cmd_stack_rm(argparse.Namespace(stack="shop", json=False))
