@@ -11,6 +11,7 @@ are consistent with each other on the trio side.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import functools
 import logging
@@ -25,7 +26,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgpack
+import pysyncobj.syncobj as _pso
 import trio
+from pysyncobj import FAIL_REASON, SyncObjConf
+from pysyncobj.node import TCPNode
 
 from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
@@ -41,14 +45,10 @@ from .store_config import StoreConfig as StoreConfig  # re-exported: callers imp
 from .store_config import split_addr as _split_addr
 from .voter_change import next_step
 
-_INET_NTOP = socket.inet_ntop
-import pysyncobj.syncobj as _pso  # noqa: E402
-from pysyncobj import FAIL_REASON, SyncObjConf  # noqa: E402
-from pysyncobj.node import TCPNode  # noqa: E402
-
-# pysyncobj.win_inet_pton replaces socket.inet_ntop with a Windows-only version on every platform,
-# which breaks every later user of it (pyroute2 decoding addresses): put the real one back.
-socket.inet_ntop = _INET_NTOP
+# pysyncobj.win_inet_pton replaces socket.inet_ntop with a Windows-only version on every platform
+# (whichever module imports pysyncobj first), which breaks every later user of it (pyroute2 decoding
+# addresses): put back the real one, from the C module, which pysyncobj does not touch.
+socket.inet_ntop = _socket.inet_ntop
 
 log = logging.getLogger(__name__)
 
