@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -54,7 +53,6 @@ socket.inet_ntop = _socket.inet_ntop
 log = logging.getLogger(__name__)
 
 JOURNAL_NAME = "raft.journal"
-GIL_SWITCH_INTERVAL_S = 0.001  # set for the whole process when a store opens (RaftStore.__init__)
 DUMP_NAME = "raft.dump"
 
 # Failures after which the command is known NOT to be in the log: safe to resubmit.
@@ -93,12 +91,6 @@ class RaftStore:
     ) -> None:
         config.validate()
         install_durable_journal()
-        # The Raft thread shares the GIL with the trio thread (a leader round, a zone rebuild) and the
-        # dump worker: at the default 5 ms switch interval each of its many short wakeups could wait
-        # 5 ms for a CPU-bound thread (a convoy), and at 100k tasks a compaction cost the leader its
-        # term. 1 ms keeps heartbeats on time (docs/performance.md, "Control plane at scale").
-        if sys.getswitchinterval() > GIL_SWITCH_INTERVAL_S:
-            sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         self.config = config
         self._token = token
         self._raft_state: ClusterState = EMPTY_STATE  # owned by the Raft thread
