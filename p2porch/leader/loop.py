@@ -95,7 +95,12 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
                 await apply_cron_decisions(ctx, cron.decisions)
                 continue  # the ticks are committed: the next round starts their executions
             planned_at = trio.current_time()
-            plan = plan_round(state, now, orchestrator, rebalance_max_moves=section.rebalance_max_moves)
+            # off the trio thread: at 100k tasks a round takes seconds, and the API, the control port and
+            # the store's callbacks must keep answering meanwhile (the state is immutable; only this
+            # loop uses the orchestrator)
+            plan = await trio.to_thread.run_sync(
+                partial(plan_round, state, now, orchestrator, rebalance_max_moves=section.rebalance_max_moves)
+            )
             took = trio.current_time() - planned_at
             paced_until = planned_at + took + min(took, ROUND_PACE_MAX_S)
             report_skipped(state, plan.skipped, reported)
