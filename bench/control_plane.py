@@ -58,6 +58,7 @@ from p2porch.raft import commands as C  # noqa: E402
 from p2porch.raft.fsm import apply_command  # noqa: E402
 from p2porch.raft.state import ClusterState  # noqa: E402
 from p2porch.scheduler.orchestrator import Orchestrator  # noqa: E402
+from p2porch.testing.control_member import subnet_hosts  # noqa: E402
 from p2porch.testing.raftprocs import LocalCluster, NodeProc  # noqa: E402
 
 REPLICAS_PER_SERVICE = 100
@@ -84,7 +85,7 @@ class Agents:
 
     def __init__(self, prop: Proposer, state: ClusterState, threads: int) -> None:
         self.prop = prop
-        self.subnet_hosts = {n: _hosts(state.leases[n].subnet) for n in state.nodes}
+        self.subnet_hosts = {n: subnet_hosts(state.leases[n].subnet) for n in state.nodes}
         self.pending: dict[str, list[str]] = {}
         self.ready: queue.Queue[str | None] = queue.Queue()
         self.lock = threading.Lock()
@@ -138,20 +139,6 @@ class Agents:
             t.join()
         if self.errors:
             raise self.errors[0]
-
-
-def _hosts(subnet: str) -> Any:
-    """task id -> a distinct host address of ``subnet`` (in order of first use)."""
-    base = int.from_bytes(bytes(int(o) for o in subnet.split("/")[0].split(".")), "big")
-    given: dict[str, str] = {}
-
-    def host(task_id: str) -> str:
-        if task_id not in given:
-            n = base + 2 + len(given)
-            given[task_id] = ".".join(str(n >> s & 255) for s in (24, 16, 8, 0))
-        return given[task_id]
-
-    return host
 
 
 def place_and_report(leader: NodeProc, mirror: ClusterState, reporters: int) -> dict[str, Any]:

@@ -137,7 +137,7 @@ class SimAgents:
         """task id -> a distinct host address of the node's subnet (in order of first use)."""
         if node_id not in self.hosts:
             lease = self.store.snapshot().leases[node_id]
-            self.hosts[node_id] = _subnet_hosts(lease.subnet)
+            self.hosts[node_id] = subnet_hosts(lease.subnet)
         return self.hosts[node_id]
 
     def status(self) -> dict[str, Any]:
@@ -150,7 +150,8 @@ class SimAgents:
         }
 
 
-def _subnet_hosts(subnet: str) -> Callable[[str], str]:
+def subnet_hosts(subnet: str) -> Callable[[str], str]:
+    """task id -> a distinct host address of ``subnet`` (in order of first use; simulated agents)."""
     base = int.from_bytes(bytes(int(o) for o in subnet.split("/")[0].split(".")), "big")
     given: dict[str, str] = {}
 
