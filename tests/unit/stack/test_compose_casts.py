@@ -4,33 +4,11 @@ options and the long syntax of ``devices``. Each is a small hand-written file.""
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
-from p2porch.errors import ConfigError
-from p2porch.model import ServiceSpec
-from p2porch.stack import StackDefinition, load_stack
 from p2porch.stack.casts import cast_types, to_boolean, to_integer
 
-
-def load(text: str, environ: dict[str, str] | None = None) -> StackDefinition:
-    def read(path: str) -> str:
-        raise FileNotFoundError(path)
-
-    return load_stack("app", textwrap.dedent(text), read, base_dir="/srv/app", environ=environ or {})
-
-
-def spec_of(definition: StackDefinition, short: str) -> dict:
-    spec = {s.short_name: s.spec for s in definition.services}[short]
-    assert ServiceSpec.from_dict(spec).to_dict() == spec
-    return spec
-
-
-def refusal(text: str, environ: dict[str, str] | None = None) -> str:
-    with pytest.raises(ConfigError) as info:
-        load(text, environ)
-    return str(info.value)
+from .compose_text import load, refusal, spec_of
 
 
 @pytest.mark.parametrize(

@@ -4,26 +4,13 @@ naming the service and the key."""
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from p2porch.errors import ConfigError
-from p2porch.model import ServiceSpec, parse_port
-from p2porch.stack import StackDefinition, load_stack
+from p2porch.model import parse_port
+from p2porch.stack import load_stack
 
-
-def load(text: str, environ: dict[str, str] | None = None) -> StackDefinition:
-    def read(path: str) -> str:
-        raise FileNotFoundError(path)
-
-    return load_stack("app", textwrap.dedent(text), read, base_dir="/srv/app", environ=environ or {})
-
-
-def spec_of(definition: StackDefinition, short: str) -> dict:
-    spec = {s.short_name: s.spec for s in definition.services}[short]
-    assert ServiceSpec.from_dict(spec).to_dict() == spec
-    return spec
+from .compose_text import load, spec_of
 
 
 def test_a_port_whose_host_ip_variable_is_unset_binds_every_address():
