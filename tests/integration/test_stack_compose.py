@@ -14,10 +14,10 @@ from pathlib import Path
 
 import clusterkit
 import pytest
-from clusterkit import api_get, cli, cli_json
+from clusterkit import cli, cli_json, formed_cluster
 
 from p2porch.sandbox.dockerd import docker
-from p2porch.sandbox.sandbox import Sandbox, SandboxNode
+from p2porch.sandbox.sandbox import SandboxNode
 
 STACK = "cp"
 
@@ -98,22 +98,11 @@ def parse_time(text: str) -> datetime:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    sb = Sandbox("p2cp", subnet="10.68.0.0/24")
-    try:
-        nodes = sb.up(1)
-        cli_json(sb, "n1", "init")
-
-        def formed():
-            rows = api_get(nodes[0], "/nodes")
-            return len(rows) == 1 and rows[0]["status"] == "ready" and rows[0]["subnet"]
-
-        wait_for(formed, what="a ready node with an overlay subnet")
+    with formed_cluster("p2cp", "10.68.0.0/24", 1) as (sb, nodes):  # ready, alive, with an overlay subnet
         workdir = tmp_path_factory.mktemp("compose")
         (workdir / "docker-compose.yml").write_text(COMPOSE)
         (workdir / ".env").write_text(DOTENV)
         yield sb, nodes[0], workdir
-    finally:
-        sb.down()
 
 
 def test_stack_config_resolves_without_a_daemon(cluster):

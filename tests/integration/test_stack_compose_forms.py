@@ -13,11 +13,11 @@ import json
 
 import clusterkit
 import pytest
-from clusterkit import api_get, cli, cli_json
+from clusterkit import cli, cli_json, formed_cluster
 
 from p2porch.agent.model import LABEL_NODE, LABEL_SLOT
 from p2porch.sandbox.dockerd import docker
-from p2porch.sandbox.sandbox import Sandbox, SandboxNode
+from p2porch.sandbox.sandbox import SandboxNode
 
 STACK = "cm"
 
@@ -103,22 +103,11 @@ def running(node: SandboxNode, service: str) -> dict:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    sb = Sandbox("p2cm", subnet="10.24.0.0/24")
-    try:
-        nodes = sb.up(1)
-        cli_json(sb, "n1", "init")
-
-        def formed():
-            rows = api_get(nodes[0], "/nodes")
-            return len(rows) == 1 and rows[0]["status"] == "ready" and rows[0]["subnet"]
-
-        wait_for(formed, what="a ready node with an overlay subnet")
+    with formed_cluster("p2cm", "10.24.0.0/24", 1) as (sb, nodes):  # ready, alive, with an overlay subnet
         workdir = tmp_path_factory.mktemp("forms")
         (workdir / "compose.yaml").write_text(COMPOSE)
         (workdir / "token.txt").write_text("s3cret-token")
         yield sb, nodes[0], workdir
-    finally:
-        sb.down()
 
 
 def test_deploy_applies_the_cast_and_long_forms(cluster):
