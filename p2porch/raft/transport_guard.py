@@ -16,6 +16,10 @@ never authenticate. One stranger sending 32 MiB pinned the Raft thread for ~15 s
 - at most :data:`MAX_UNAUTHENTICATED` incoming connections may be unauthenticated at a time (the
   oldest is closed for a new one), and each must finish the handshake within ``connectionTimeout``.
 
+With a password (always, in p2porch) frames are sealed by ``frames.py`` (AES-256-GCM per connection
+and direction, counter nonces) instead of pysyncobj's Fernet; every refused frame is counted in
+:class:`GuardStats` by reason and closes its connection, as pysyncobj does with a frame it cannot read.
+
 Works by subclassing pysyncobj's transport and switching the class of its connection objects; it
 relies on private names of exactly pysyncobj 0.3.17 (pinned in pyproject.toml; checked on import).
 """
@@ -24,10 +28,9 @@ from __future__ import annotations
 
 import errno
 import logging
-import socket
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pysyncobj.version
@@ -37,6 +40,7 @@ from pysyncobj.tcp_connection import TcpConnection
 from pysyncobj.transport import TCPTransport
 
 from ..errors import RaftError
+from .frames import REASON_OLD_FRAMING, FrameChannel, FrameError, cluster_key
 
 PINNED_PYSYNCOBJ = "0.3.17"
 if pysyncobj.version.VERSION != PINNED_PYSYNCOBJ:  # pragma: no cover (import-time guard)
@@ -50,6 +54,9 @@ MAX_MESSAGE = 96 * 1024 * 1024
 READ_BUDGET = 1024 * 1024
 PRE_AUTH_READ_BUDGET = 16 * 1024
 MAX_UNAUTHENTICATED = 32
+OLD_FRAMING_LOG_EVERY_S = 60.0
+REASON_UNDECODABLE = "undecodable"  # authenticated, but not a pickle pysyncobj can read
+REASON_WRONG_CONNECTION_KEY = "wrong_connection_key"  # a hello answering another connection (a replay)
 
 log = logging.getLogger(__name__)
 
@@ -59,37 +66,73 @@ class GuardStats:
     """Counters of what the guard refused (Raft thread writes, anyone reads)."""
 
     oversized_frames: int = 0
-    bad_frames: int = 0
+    bad_frames: int = 0  # every refused frame; by reason (frames.REASON_*, "undecodable") in ``refused``
     evicted_unauthenticated: int = 0
     handshake_timeouts: int = 0
+    unsent_before_session: int = 0  # messages pysyncobj sent mid-handshake (a vote): dropped, not framed
+    refused: dict[str, int] = field(default_factory=dict)
+    last_old_framing_log: float = -OLD_FRAMING_LOG_EVERY_S
+
+    def refuse(self, reason: str) -> None:
+        self.bad_frames += 1
+        self.refused[reason] = self.refused.get(reason, 0) + 1
 
 
 class GuardedTcpConnection(TcpConnection):
     """A pysyncobj connection with a bounded, linear read path. Never built directly: see ``guard``."""
 
     _TcpConnection__readBuffer: Any
-    recvLastTimestamp: int
+    _TcpConnection__writeBuffer: bytes
+    sendRandKey: bytes | None
+    recvRandKey: bytes | None
     authenticated: bool
     accepted_at: float
     stats: GuardStats
+    frame_key: bytes | None  # frames.cluster_key of the password; None: no password, pysyncobj's framing
+    channel: FrameChannel | None
 
     @classmethod
-    def guard(cls, conn: TcpConnection, stats: GuardStats) -> GuardedTcpConnection:
+    def guard(cls, conn: TcpConnection, stats: GuardStats, frame_key: bytes | None) -> GuardedTcpConnection:
         conn.__class__ = cls
         guarded: GuardedTcpConnection = conn
-        guarded.authenticated = False
-        guarded.accepted_at = monotonic()
         guarded.stats = stats
+        guarded.frame_key = frame_key
+        guarded._reset()
         return guarded
 
-    def connect(self, host: str, port: int) -> bool:
+    def _reset(self) -> None:
         self.authenticated = False
         self.accepted_at = monotonic()
+        self.channel = None if self.frame_key is None else FrameChannel(self.frame_key)
+
+    def connect(self, host: str, port: int) -> bool:
+        self._reset()
         return bool(super().connect(host, port))
 
     def disconnect(self) -> None:
-        self.authenticated = False
+        self._reset()
         super().disconnect()
+
+    def send(self, message: Any) -> None:
+        channel = self.channel
+        if channel is None:
+            super().send(message)
+            return
+        if channel.needs_hello():  # the handshake: pysyncobj's (key, message) pair as it would send it
+            payload = message if not self.sendRandKey else (self.sendRandKey, message)
+        elif self._start_session(channel):
+            payload = message  # the session key binds the frame to this connection: no key inside
+        else:  # pysyncobj sends votes to any connected socket, even mid-handshake; Raft copes with a loss
+            self.stats.unsent_before_session += 1
+            return
+        frame = channel.seal(pso_pickle.dumps(payload))
+        self._TcpConnection__writeBuffer += struct.pack("i", len(frame)) + frame
+        self._TcpConnection__trySendBuffer()
+
+    def _start_session(self, channel: FrameChannel) -> bool:
+        if not channel.in_session and self.sendRandKey and self.recvRandKey:
+            channel.start_session(own_key=self.recvRandKey, peer_key=self.sendRandKey)
+        return channel.in_session
 
     def _buffer(self) -> bytearray:
         buf = self._TcpConnection__readBuffer
@@ -106,18 +149,22 @@ class GuardedTcpConnection(TcpConnection):
         self._TcpConnection__lastReadTime = monotonic()
 
     def _TcpConnection__processRead(self) -> bool:  # noqa: N802
+        """Read one chunk; True when more may be waiting. A short read means the socket was empty a
+        moment ago: stop there (the poller is level-triggered and reports whatever arrives next), which
+        saves an idle peer's every message a second ``recv`` failing with EAGAIN."""
         sock = self._TcpConnection__socket
+        size = self._TcpConnection__recvBufferSize
         try:
-            incoming = sock.recv(self._TcpConnection__recvBufferSize)
+            incoming = sock.recv(size)
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
                 self.disconnect()
             return False
-        if not incoming or sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+        if not incoming:  # closed by the peer (a socket error surfaces as the next recv's exception)
             self.disconnect()
             return False
         self._buffer().extend(incoming)
-        return True
+        return len(incoming) == size
 
     def _TcpConnection__processParseMessage(self) -> Any:  # noqa: N802
         buf = self._buffer()
@@ -135,33 +182,50 @@ class GuardedTcpConnection(TcpConnection):
         data = bytes(buf[4 : 4 + length])
         try:
             message = self._decode(data)
-        except Exception:  # any undecodable frame: drop the connection, as pysyncobj does
-            self.stats.bad_frames += 1
+        except FrameError as exc:  # refused: drop the connection, as pysyncobj does
+            self._refused(exc)
+            return None
+        except Exception:  # authenticated (or no password) but unreadable
+            self.stats.refuse(REASON_UNDECODABLE)
             self.disconnect()
             return None
         del buf[: 4 + length]
         return message
 
+    def _refused(self, exc: FrameError) -> None:
+        self.stats.refuse(exc.reason)
+        if exc.reason == REASON_OLD_FRAMING:
+            now = monotonic()
+            if now - self.stats.last_old_framing_log >= OLD_FRAMING_LOG_EVERY_S:
+                self.stats.last_old_framing_log = now
+                log.warning("raft: refused a peer's frame: %s", exc)
+        log.debug("raft: refused a frame (%s): %s", exc.reason, exc)
+        self.disconnect()
+
     def _decode(self, data: bytes) -> Any:
-        if self.encryptor:
-            stamp = self.encryptor.extract_timestamp(data)
-            if stamp < self.recvLastTimestamp:
-                raise ValueError("frame older than the previous one")
-            self.recvLastTimestamp = stamp
-            data = self.encryptor.decrypt(data)
+        channel = self.channel
+        if channel is None:  # no password: pysyncobj's plain framing
+            return self._decode_plain(data)
+        if channel.received:
+            self._start_session(channel)
+        plain = channel.open(data, MAX_MESSAGE)
+        message = pso_pickle.loads(plain)
+        if channel.received > 1:  # a session frame: only the two ends of this handshake hold its key
+            self.authenticated = True
+        elif self.recvRandKey:  # the peer's hello answers ours: it must carry the key we drew
+            rand_key, message = message
+            if rand_key != self.recvRandKey:
+                raise FrameError(REASON_WRONG_CONNECTION_KEY, "the hello carries another connection's key")
+            self.authenticated = True
+        return message
+
+    def _decode_plain(self, data: bytes) -> Any:
         inflater = zlib.decompressobj()
         plain = inflater.decompress(data, MAX_MESSAGE)
         if inflater.unconsumed_tail:
             raise ValueError("frame inflates past the message limit")
-        message = pso_pickle.loads(plain)
-        if self.recvRandKey:
-            rand_key, message = message
-            if rand_key != self.recvRandKey:
-                raise ValueError("wrong connection key")
-            self.authenticated = True
-        elif not self.encryptor:
-            self.authenticated = True
-        return message
+        self.authenticated = True
+        return pso_pickle.loads(plain)
 
 
 class GuardedTCPTransport(TCPTransport):
@@ -169,16 +233,18 @@ class GuardedTCPTransport(TCPTransport):
 
     def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any) -> None:  # noqa: N803
         self.guard_stats = GuardStats()
+        password = syncObj.conf.password
+        self.frame_key = cluster_key(password) if password and syncObj.encryptor else None
         super().__init__(syncObj, selfNode, otherNodes)
 
     def addNode(self, node: Any) -> None:  # noqa: N802
         super().addNode(node)
         conn = self._connections.get(node)
         if conn is not None and not isinstance(conn, GuardedTcpConnection):
-            GuardedTcpConnection.guard(conn, self.guard_stats)
+            GuardedTcpConnection.guard(conn, self.guard_stats, self.frame_key)
 
     def _onNewIncomingConnection(self, conn: TcpConnection) -> None:  # noqa: N802
-        guarded = GuardedTcpConnection.guard(conn, self.guard_stats)
+        guarded = GuardedTcpConnection.guard(conn, self.guard_stats, self.frame_key)
         while len(self._unknownConnections) >= MAX_UNAUTHENTICATED:
             oldest = min(self._unknownConnections, key=lambda c: c.accepted_at)
             self.guard_stats.evicted_unauthenticated += 1

@@ -1,0 +1,165 @@
+"""pysyncobj's real TCP transport with our guard on loopback: two nodes handshake and talk in sealed frames
+(frames.py), and every bad frame a stranger sends is counted by reason and closes its connection."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from pysyncobj import SyncObjConf
+from pysyncobj import pickle as pso_pickle
+from pysyncobj.encryptor import getEncryptor
+from pysyncobj.node import TCPNode
+from pysyncobj.poller import createPoller
+
+from p2porch.raft import frames as F
+from p2porch.raft.transport_guard import GuardedTcpConnection, GuardedTCPTransport
+from p2porch.testing.raftprocs import free_ports
+
+PASSWORD = "p2porch-frames-test"
+
+
+class Host:
+    """The part of a SyncObj a transport uses: its conf, poller, encryptor and tick callbacks."""
+
+    def __init__(self, password: str) -> None:
+        self.conf = SyncObjConf(password=password, connectionTimeout=3.0, connectionRetryTime=0.05)
+        self._poller = createPoller("auto")
+        self.encryptor = getEncryptor(password)
+        self.ticks: list[Callable[[], None]] = []
+        self.received: list[tuple[Any, Any]] = []
+        self.connected: list[Any] = []
+
+    def addOnTickCallback(self, callback: Callable[[], None]) -> None:  # noqa: N802 (pysyncobj's name)
+        self.ticks.append(callback)
+
+    def tick(self) -> None:
+        for callback in self.ticks:
+            callback()
+        self._poller.poll(0.005)
+
+
+def make(host: Host, me: TCPNode, other: TCPNode) -> GuardedTCPTransport:
+    transport = GuardedTCPTransport(host, me, [other])
+    transport.setOnMessageReceivedCallback(lambda node, message: host.received.append((node, message)))
+    transport.setOnNodeConnectedCallback(host.connected.append)
+    transport.waitReady() if transport.ready else transport.tryGetReady()
+    return transport
+
+
+def pump(hosts: list[Host], until: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not until():
+        assert time.monotonic() < deadline, "condition not reached"
+        for host in hosts:
+            host.tick()
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[Host, Host, GuardedTCPTransport, GuardedTCPTransport, TCPNode, TCPNode]]:
+    port_a, port_b = free_ports(2)
+    node_a, node_b = TCPNode(f"127.0.0.1:{port_a}"), TCPNode(f"127.0.0.1:{port_b}")
+    host_a, host_b = Host(PASSWORD), Host(PASSWORD)
+    transport_a, transport_b = make(host_a, node_a, node_b), make(host_b, node_b, node_a)
+    try:
+        pump([host_a, host_b], lambda: bool(host_a.connected and host_b.connected))
+        yield host_a, host_b, transport_a, transport_b, node_a, node_b
+    finally:
+        transport_a.destroy()
+        transport_b.destroy()
+
+
+def test_two_nodes_handshake_and_exchange_sealed_messages(pair: Any) -> None:
+    host_a, host_b, transport_a, transport_b, node_a, node_b = pair
+    heartbeat = {"type": "append_entries", "term": 3, "commit_index": 41, "entries": []}
+    big = {"type": "append_entries", "term": 3, "entries": [(os.urandom(20_000), 42, 3)]}
+    for _ in range(3):
+        assert transport_a.send(node_b, heartbeat) and transport_b.send(node_a, {"type": "next_node_idx"})
+    assert transport_a.send(node_b, big)
+    pump([host_a, host_b], lambda: len(host_b.received) == 4 and len(host_a.received) == 3)
+    assert [m for _, m in host_b.received] == [heartbeat] * 3 + [big]
+    assert {type(c) for c in (*transport_a._connections.values(), *transport_b._connections.values())} == {
+        GuardedTcpConnection
+    }
+    assert all(c.authenticated for c in transport_b._connections.values())
+    assert transport_a.guard_stats.bad_frames == transport_b.guard_stats.bad_frames == 0
+
+
+def stranger(node: TCPNode, payload: bytes) -> None:
+    """Connect to ``node``'s Raft port, send ``payload`` and wait for the node to close the connection."""
+    with socket.create_connection((node.ip, node.port), timeout=5) as s:
+        s.sendall(payload)
+        s.settimeout(5)
+        with contextlib.suppress(ConnectionResetError):
+            while s.recv(4096):
+                pass
+
+
+def framed(frame: bytes) -> bytes:
+    return struct.pack("i", len(frame)) + frame
+
+
+def hello() -> tuple[F.FrameChannel, bytes, bytes]:
+    """A genuine first frame (the stranger knows the password) and the key it carries."""
+    channel = F.FrameChannel(F.cluster_key(PASSWORD))
+    key = os.urandom(32)
+    return channel, key, framed(channel.seal(pso_pickle.dumps(key)))
+
+
+def attack_and_count(pair: Any, payload: bytes, reason: str) -> None:
+    """A stranger sends ``payload`` to node a's Raft port: one frame refused for ``reason``, counted."""
+    host_a, host_b, transport_a, transport_b, node_a, node_b = pair
+    stats = transport_a.guard_stats
+    before = stats.refused.get(reason, 0)
+    thread = threading.Thread(target=stranger, args=(node_a, payload), daemon=True)
+    thread.start()
+    pump([host_a, host_b], lambda: stats.refused.get(reason, 0) > before and not thread.is_alive())
+    assert stats.refused[reason] == before + 1 and stats.bad_frames == sum(stats.refused.values())
+    # the cluster's own connection is untouched
+    received = len(host_b.received)
+    assert transport_a.send(node_b, {"type": "still"})
+    pump([host_a, host_b], lambda: len(host_b.received) > received)
+
+
+def test_an_older_p2porchs_fernet_frame_is_counted_and_logged(pair: Any, caplog: Any) -> None:
+    token = getEncryptor(PASSWORD).encrypt(zlib.compress(pso_pickle.dumps(os.urandom(32)), 3))
+    with caplog.at_level(logging.WARNING, logger="p2porch.raft.transport_guard"):
+        attack_and_count(pair, framed(token), F.REASON_OLD_FRAMING)
+    assert "same p2porch version" in caplog.text
+
+
+def test_a_hello_of_another_password_is_counted(pair: Any) -> None:
+    frame = F.FrameChannel(F.cluster_key("wrong")).seal(pso_pickle.dumps(os.urandom(32)))
+    attack_and_count(pair, framed(frame), F.REASON_AUTH)
+
+
+def test_garbage_behind_a_length_prefix_is_counted(pair: Any) -> None:
+    attack_and_count(pair, framed(os.urandom(300)), F.REASON_UNKNOWN_FORMAT)
+
+
+def test_a_truncated_frame_is_counted(pair: Any) -> None:
+    attack_and_count(pair, framed(F.MAGIC + bytes((F.FRAME_VERSION, 0)) + b"short"), F.REASON_TRUNCATED)
+
+
+def test_a_genuine_hello_replayed_gives_no_session(pair: Any) -> None:
+    """A captured hello is answered, but no session frame can follow without the node's fresh key."""
+    channel, key, first = hello()
+    guess = F.FrameChannel(F.cluster_key(PASSWORD))
+    guess.seal(b"hello")
+    guess.start_session(own_key=key, peer_key=os.urandom(32))  # the node's key is fresh: unknown
+    attack_and_count(pair, first + framed(guess.seal(pso_pickle.dumps("127.0.0.1:1"))), F.REASON_AUTH)
+
+
+def test_a_second_hello_on_one_connection_is_counted(pair: Any) -> None:
+    _, _, first = hello()
+    _, _, again = hello()
+    attack_and_count(pair, first + again, F.REASON_OUT_OF_ORDER)
