@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 JOURNAL_NAME = "raft.journal"
 DUMP_NAME = "raft.dump"
+IDLE_STATUS_REFRESH_S = 1.0  # the Raft thread's own status refresh (lag clocks) while idle
 
 # Failures after which the command is known NOT to be in the log: safe to resubmit.
 _RETRYABLE = {
@@ -446,8 +447,8 @@ class RaftStore:
         )
         self._conf.autoTickPeriod = period
         self._poller.timeout_s = period  # this tick's own poll (the callbacks run just before it)
-        idle = period > self._pacer.busy_period_s  # idle: refresh 5x less often (status() reads fresh)
-        if now - self._status_at >= self.config.status_refresh_s * (5 if idle else 1):
+        idle = period > self._pacer.busy_period_s  # idle: refresh every second (status() reads fresh)
+        if now - self._status_at >= (IDLE_STATUS_REFRESH_S if idle else self.config.status_refresh_s):
             status = self._compute_status(observe_at=now)
             with self._status_lock:
                 self._status, self._status_at = status, now

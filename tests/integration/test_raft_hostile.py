@@ -10,6 +10,7 @@ between consecutive acknowledgements. A stall caused by the stranger would last 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import socket
@@ -24,6 +25,7 @@ import pytest
 from pysyncobj import pickle as pso_pickle
 from pysyncobj.encryptor import getEncryptor
 
+from p2porch.raft import frames
 from p2porch.testing.raftprocs import ControlClient, LocalCluster, NodeProc
 
 pytestmark = pytest.mark.integration
@@ -158,22 +160,49 @@ def test_stranger_sending_32_mib_and_holding_connections_does_not_stall_commits(
     assert peak[0] - rss_before < 64
 
 
-def _frame(payload: object, password: str = PASSWORD) -> bytes:
-    token = getEncryptor(password).encrypt(zlib.compress(pso_pickle.dumps(payload), 3))
-    return struct.pack("i", len(token)) + token
+def _framed(frame: bytes) -> bytes:
+    return struct.pack("i", len(frame)) + frame
+
+
+def _hello(payload: object, password: str = PASSWORD) -> bytes:
+    """A connection's first frame (frames.py), sealed with the cluster key of ``password``."""
+    return _framed(frames.FrameChannel(frames.cluster_key(password)).seal(pso_pickle.dumps(payload)))
+
+
+def _other_session_frame(payload: object) -> bytes:
+    """A session frame of another connection (the password is right, the handshake keys are not)."""
+    channel = frames.FrameChannel(frames.cluster_key(PASSWORD))
+    channel.seal(b"hello")
+    channel.start_session(own_key=os.urandom(32), peer_key=os.urandom(32))
+    return _framed(channel.seal(pso_pickle.dumps(payload)))
+
+
+def _fernet_frame(payload: object) -> bytes:
+    """pysyncobj's own framing, as an older p2porch sends it."""
+    return _framed(getEncryptor(PASSWORD).encrypt(zlib.compress(pso_pickle.dumps(payload), 3)))
+
+
+def guard_counts(node: NodeProc) -> dict[str, object]:
+    return dict(json.loads(node.call(op="raw")["raw"]["guard"]))
 
 
 def test_fuzz_raft_port(cluster: LocalCluster) -> None:
-    """Random, truncated, oversized and replayed frames for a bounded time (P2RF_FUZZ_S)."""
+    """Random, truncated, oversized, replayed, wrong-key and old-format frames for a bounded time
+    (P2RF_FUZZ_S); every kind is counted by the guard and none disturbs the cluster."""
     leader = cluster.leader()
     term = leader.call(op="status")["status"]["term"]
     rss_before = rss_mib(leader)
-    hello = _frame(os.urandom(32))  # a genuine first frame, as a captured one would be replayed
-    stale = _frame((os.urandom(32), leader.raft_addr))  # a second frame of another connection
-    compressible = _frame(b"\x00" * (8 * MIB), password="wrong-password")
+    hello = _hello(os.urandom(32))  # a genuine first frame, as a captured one would be replayed
+    stale = _other_session_frame(leader.raft_addr)  # a second frame of another connection
+    compressible = _hello(b"\x00" * (8 * MIB), password="wrong-password")
+    wrong_key = _hello(os.urandom(32), password="wrong-password")
+    fernet = _fernet_frame(os.urandom(32))
+    kinds = 11
+    rounds = [0]
 
     def fuzz(s: socket.socket, rng: random.Random) -> None:
-        kind = rng.randrange(7)
+        rounds[0] += 1  # every kind in the first rounds, then at random
+        kind = rounds[0] % kinds if rounds[0] <= 2 * kinds else rng.randrange(kinds)
         if kind == 0:
             s.sendall(rng.randbytes(rng.randrange(1, 65536)))
         elif kind == 1:
@@ -185,11 +214,19 @@ def test_fuzz_raft_port(cluster: LocalCluster) -> None:
         elif kind == 3:
             s.sendall(struct.pack("i", -rng.randrange(1, 2**31)) + rng.randbytes(64))
         elif kind == 4:
-            s.sendall(hello + stale)  # replay: the key check fails
+            s.sendall(hello + stale)  # replay: another connection's session key does not open here
         elif kind == 5:
-            s.sendall(hello * rng.randrange(2, 50))
-        else:
+            s.sendall(hello * rng.randrange(2, 50))  # a second hello on one connection
+        elif kind == 6:
             s.sendall(compressible[: rng.randrange(4, len(compressible))])
+        elif kind == 7:
+            s.sendall(wrong_key)
+        elif kind == 8:
+            s.sendall(fernet)
+        elif kind == 9:
+            s.sendall(_framed(frames.MAGIC + bytes((frames.FRAME_VERSION, 0)) + rng.randbytes(20)))
+        else:
+            s.sendall(_framed(rng.randbytes(rng.randrange(1, 4096))))
         s.settimeout(0.2)
         with contextlib.suppress(OSError):
             s.recv(4096)
@@ -210,6 +247,13 @@ def test_fuzz_raft_port(cluster: LocalCluster) -> None:
     assert all(n.alive for n in cluster.nodes)
     assert leader.call(op="status")["status"]["term"] == term
     assert rss_mib(leader) - rss_before < 64
+    counts = guard_counts(leader)
+    print(f"guard: {counts}")
+    refused = counts["refused"]
+    assert isinstance(refused, dict)
+    for reason in ("auth", "out_of_order", "old_framing", "unknown_format", "truncated"):
+        assert refused.get(reason, 0) > 0, (reason, counts)
+    assert counts["oversized_frames"] and counts["bad_frames"] == sum(refused.values())
     # the cluster still replicates to everyone
     assert leader.call(op="create", id="after-fuzz")["ok"]
     for node in cluster.nodes:
