@@ -5,7 +5,7 @@ Pure: commands (the typed commands, their decoder and dispatch table; ``codec`` 
 ``commands_access`` the remote API's access tokens, ``fields`` the field checks), fsm (applies them to a
 state; ``fsm_secrets`` for secrets, ``fsm_access`` for access tokens), state (``ClusterState``
 holding the model's records), pacer (the Raft tick: short with work, long when idle), status (the
-``RaftStatus`` record, the leader-change count). Shell: store
+``RaftStatus`` record, the leader-change count), frames (the Raft port's sealed frames). Shell: store
 (:class:`~p2porch.raft.store.RaftStore`; bridge holds its pysyncobj subclass and hooks; entry point
 :func:`~p2porch.raft.store.open_raft_store`), journal (durable log), node (one Raft process; the
 process harness for tests and benchmarks is ``p2porch.testing.raftprocs``). Never
@@ -23,6 +23,7 @@ __all__ = [
     "fsm",
     "fsm_access",
     "fsm_secrets",
+    "frames",
     "journal",
     "lag",
     "node",
