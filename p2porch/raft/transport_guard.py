@@ -79,7 +79,8 @@ class GuardStats:
 
 
 class GuardedTcpConnection(TcpConnection):
-    """A pysyncobj connection with a bounded, linear read path. Never built directly: see ``guard``."""
+    """A pysyncobj connection with a bounded, linear read path and frames sealed by ``frames.py``. Never
+    built directly: see ``guard``."""
 
     _TcpConnection__readBuffer: Any
     _TcpConnection__writeBuffer: bytes
