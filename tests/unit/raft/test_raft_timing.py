@@ -13,6 +13,19 @@ from p2porch.raft.store_config import StoreConfig
 from p2porch.raft.timing import RaftTiming, timing_for_rtt
 
 
+def replica_config(timing: RaftTiming) -> StoreConfig:
+    """A replica's store settings with ``timing``."""
+    return StoreConfig(
+        self_addr=None,
+        voters=("1.2.3.4:7947",),
+        data_dir=Path("."),
+        password="x",
+        heartbeat_period_s=timing.heartbeat_s,
+        election_timeout_min_s=timing.election_min_s,
+        election_timeout_max_s=timing.election_max_s,
+    )
+
+
 def test_lan_and_40ms_keep_the_defaults() -> None:
     defaults = StoreConfig(self_addr=None, voters=("1.2.3.4:7947",), data_dir=Path("."), password="x")
     expected = RaftTiming(
@@ -30,15 +43,7 @@ def test_far_voters_get_heartbeats_of_two_round_trips_and_a_proportional_electio
     assert timing.election_min_s == pytest.approx(5 * timing.heartbeat_s)
     assert timing.election_max_s == pytest.approx(12 * timing.heartbeat_s)
     # what StoreConfig insists on: more than 3 heartbeats in the shortest election timeout
-    StoreConfig(
-        self_addr=None,
-        voters=("1.2.3.4:7947",),
-        data_dir=Path("."),
-        password="x",
-        heartbeat_period_s=timing.heartbeat_s,
-        election_timeout_min_s=timing.election_min_s,
-        election_timeout_max_s=timing.election_max_s,
-    ).validate()
+    replica_config(timing).validate()
 
 
 def test_the_setting_is_read_and_checked() -> None:
@@ -53,15 +58,7 @@ def test_every_accepted_round_trip_gives_pysyncobj_a_valid_timing(rtt_ms: float)
     """Up to raft.rtt_ms's largest value, pysyncobj's own checks hold, and the leader steps down only
     after the longest election timeout (it once stepped down after 3 s, under 2 heartbeats)."""
     timing = timing_for_rtt(load_config(env={"P2PORCH_RAFT_RTT_MS": str(rtt_ms)}).raft.rtt_ms / 1000.0)
-    config = StoreConfig(
-        self_addr=None,
-        voters=("1.2.3.4:7947",),
-        data_dir=Path("."),
-        password="x",
-        heartbeat_period_s=timing.heartbeat_s,
-        election_timeout_min_s=timing.election_min_s,
-        election_timeout_max_s=timing.election_max_s,
-    )
+    config = replica_config(timing)
     config.validate()
     options = config.pysyncobj_timing()
     SyncObjConf(**options).validate()  # its bare asserts
