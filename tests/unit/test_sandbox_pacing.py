@@ -158,3 +158,31 @@ def test_an_explicit_timing_is_kept_and_a_different_one_is_refused(roots):
         Sandbox("pick", raft_rtt_ms=250)
     with pytest.raises(SandboxError, match=">= 0"):
         Sandbox("neg", raft_rtt_ms=-1)
+
+
+# ----------------------------------------------------------------------------- the formation's shell
+
+
+def test_a_failed_join_is_retried_then_reported_and_the_others_still_join(monkeypatch):
+    from p2porch.sandbox import cluster
+
+    nodes = [Sandbox("form").node(i) for i in range(1, 6)]
+    calls: dict[str, int] = {}
+
+    def post(node, path, body, timeout_s=60.0):
+        if path == "/cluster/init":
+            return {"token": "T"}
+        calls[node.name] = calls.get(node.name, 0) + 1
+        assert body == {"peer": nodes[0].address, "token": "T"}
+        if node.name == "n3" or (node.name == "n4" and calls["n4"] < 3):
+            raise SandboxError(f"{node.name}: /cluster/join failed: busy")
+        return {"role": "replica"}
+
+    monkeypatch.setattr(cluster, "_post", post)
+    monkeypatch.setattr(cluster.time, "sleep", lambda s: None)
+    plan = pacing.JoinPacing(parallel=2, max_runnable_per_core=0.0, max_wait_s=0.0, attempts=3, retry_s=1.0)
+    formation = cluster.form_cluster(nodes, pacing=plan)
+    assert sorted(formation.join_s) == ["n2", "n4", "n5"]
+    assert formation.failed == {"n3": "n3: /cluster/join failed: busy"}  # n4's early failures are gone
+    assert calls == {"n2": 1, "n3": 3, "n4": 3, "n5": 1}
+    assert formation.retries == 2 + 2
