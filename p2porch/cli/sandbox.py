@@ -52,7 +52,7 @@ def add_sandbox_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     up.add_argument(
         "--raft-rtt-ms",
-        type=non_negative_int,
+        type=round_trip_ms,
         metavar="MS",
         help="raft.rtt_ms of every daemon in the sandbox, kept in its state (default: 250 above 20 hosts, "
         "else 0, the LAN timing; see docs/sandbox.md)",
@@ -76,13 +76,15 @@ def add_sandbox_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     ).set_defaults(func=cmd_sandbox_down)
 
 
-def non_negative_int(text: str) -> int:
+def round_trip_ms(text: str) -> int:
+    from ..config import MAX_RTT_MS
+
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    if not 0 <= value <= MAX_RTT_MS:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_RTT_MS:.0f} ms, got {value}")
     return value
 
 

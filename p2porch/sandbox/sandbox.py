@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+from ..config import MAX_RTT_MS
 from ..errors import SandboxError
 from . import pacing
 from . import sites as site_net
@@ -153,8 +154,8 @@ class Sandbox:
         saved = self._load_state()
         self.plan: SitePlan | None = None
         saved_rtt = saved.get("raft_rtt_ms")
-        if raft_rtt_ms is not None and raft_rtt_ms < 0:
-            raise SandboxError(f"raft_rtt_ms must be >= 0, not {raft_rtt_ms}")
+        if raft_rtt_ms is not None and not 0 <= raft_rtt_ms <= MAX_RTT_MS:
+            raise SandboxError(f"raft_rtt_ms must be between 0 and {MAX_RTT_MS:.0f}, not {raft_rtt_ms}")
         if raft_rtt_ms is not None and isinstance(saved_rtt, int) and saved_rtt != raft_rtt_ms:
             raise SandboxError(
                 f"sandbox {name} already runs its daemons with raft rtt {saved_rtt} ms; run down first"

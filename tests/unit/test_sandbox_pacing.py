@@ -156,8 +156,9 @@ def test_an_explicit_timing_is_kept_and_a_different_one_is_refused(roots):
     assert Sandbox("pick", raft_rtt_ms=100).raft_rtt_ms == 100
     with pytest.raises(SandboxError, match="raft rtt 100 ms; run down first"):
         Sandbox("pick", raft_rtt_ms=250)
-    with pytest.raises(SandboxError, match=">= 0"):
-        Sandbox("neg", raft_rtt_ms=-1)
+    for bad in (-1, 5000):
+        with pytest.raises(SandboxError, match="between 0 and 1000"):
+            Sandbox("neg", raft_rtt_ms=bad)
 
 
 # ----------------------------------------------------------------------------- the formation's shell
