@@ -187,3 +187,28 @@ def test_a_failed_join_is_retried_then_reported_and_the_others_still_join(monkey
     assert formation.failed == {"n3": "n3: /cluster/join failed: busy"}  # n4's early failures are gone
     assert calls == {"n2": 1, "n3": 3, "n4": 3, "n5": 1}
     assert formation.retries == 2 + 2
+
+
+def test_up_init_names_the_nodes_not_ready_and_fails(monkeypatch, capsys):
+    from p2porch.cli import sandbox as sandbox_cli
+    from p2porch.sandbox import cluster
+
+    nodes = [Sandbox("form").node(i) for i in range(1, 4)]
+    formation = Formation(token="T", init_s=0.1, join_s={"n2": 1.0})
+    formation.failed["n3"] = "n3: /cluster/join failed: busy"
+    monkeypatch.setattr(cluster, "form_cluster", lambda given: formation)
+
+    def not_ready(node, count, timeout_s=120.0, names=None):
+        assert names == ["n1", "n2", "n3"]
+        raise SandboxError("not every node became ready within 120 s: n3 (not a member)")
+
+    monkeypatch.setattr(cluster, "wait_ready", not_ready)
+    assert sandbox_cli._form(nodes) is False
+    err = capsys.readouterr().err
+    assert "join failed on n3: n3: /cluster/join failed: busy" in err
+    assert "n3 (not a member)" in err
+
+    formation.failed.clear()
+    monkeypatch.setattr(cluster, "wait_ready", lambda node, count, timeout_s=120.0, names=None: 2.5)
+    assert sandbox_cli._form(nodes) is True
+    assert "all 3 nodes ready 2.5 s later" in capsys.readouterr().err
