@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from .util import (
+    EXIT_FAILED,
     EXIT_OK,
     Parser,
     UsageError,
@@ -27,7 +29,9 @@ def add_sandbox_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION", parser_class=Parser)
     sandbox_sub.required = True
     up = sandbox_sub.add_parser("up", parents=[common], help="Create or complete the sandbox")
-    up.add_argument("--nodes", type=positive_int, help="number of hosts (default 3)")
+    up.add_argument(
+        "--nodes", type=positive_int, help="number of hosts (default: the existing sandbox's, else 3)"
+    )
     up.add_argument(
         "--subnet",
         help="underlay subnet of the sandbox bridge (default 10.77.0.0/24); with --sites the WAN "
@@ -46,6 +50,13 @@ def add_sandbox_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     up.add_argument(
         "--api-port", type=positive_int, help="also serve each daemon's API over TLS on ADDRESS:PORT (tcp://)"
     )
+    up.add_argument(
+        "--raft-rtt-ms",
+        type=round_trip_ms,
+        metavar="MS",
+        help="raft.rtt_ms of every daemon in the sandbox, kept in its state (default: 250 above 20 hosts, "
+        "else 0, the LAN timing; see docs/sandbox.md)",
+    )
     up.set_defaults(func=cmd_sandbox_up)
     for action, helptext in (("cut", "Cut a site off the WAN"), ("heal", "Reconnect a site to the WAN")):
         wan = sandbox_sub.add_parser(action, parents=[common], help=helptext)
@@ -63,6 +74,18 @@ def add_sandbox_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     sandbox_sub.add_parser(
         "down", parents=[common], help="Remove everything the sandbox created"
     ).set_defaults(func=cmd_sandbox_down)
+
+
+def round_trip_ms(text: str) -> int:
+    from ..config import MAX_RTT_MS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+    if not 0 <= value <= MAX_RTT_MS:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_RTT_MS:.0f} ms, got {value}")
+    return value
 
 
 def _sandbox(args: argparse.Namespace, **kwargs: Any) -> Any:
@@ -85,25 +108,69 @@ def cmd_sandbox_up(args: argparse.Namespace) -> int:
             "wan_loss_percent": _sandbox_value(parse_loss_percent, args.wan_loss, "--wan-loss"),
         }
     sandbox = _sandbox(
-        args, subnet=args.subnet, start_daemons=not args.no_daemons, api_port=args.api_port, **multi
+        args,
+        subnet=args.subnet,
+        start_daemons=not args.no_daemons,
+        api_port=args.api_port,
+        raft_rtt_ms=args.raft_rtt_ms,
+        **multi,
     )
-    count = sandbox.plan.node_count if sandbox.plan is not None else args.nodes or 3
+    count = sandbox.plan.node_count if sandbox.plan is not None else args.nodes or sandbox.saved_nodes or 3
     if args.init and (args.no_daemons or sandbox.plan is not None):
         raise UsageError("--init forms a single-site sandbox's cluster with its daemons", field="--init")
     print(f"bringing up sandbox {sandbox.name} with {count} nodes ...", file=sys.stderr)
+    started = time.monotonic()
     nodes = sandbox.up(None if sandbox.plan is not None else count)
-    if args.init:
-        from ..sandbox.cluster import form_cluster, wait_ready
-
-        formation = form_cluster(nodes)
-        ready_s = wait_ready(nodes[0], len(nodes))
-        timing = formation.to_dict()
+    print(_crowded_note(sandbox, len(nodes), time.monotonic() - started), file=sys.stderr)
+    if args.init and not _form(nodes):
+        cmd_sandbox_ls(args)
         print(
-            f"cluster formed: init {timing['init_s']} s, {timing['joins']} joins in {timing['formed_s']} s "
-            f"(p50 {timing['join_p50_s']} s, max {timing['join_max_s']} s), all ready {ready_s:.1f} s later",
+            f"sandbox {sandbox.name} is left up to look at (logs: {sandbox.data_root}/nN/p2porch.log); "
+            f"p2porch sandbox --name {sandbox.name} down removes it",
             file=sys.stderr,
         )
+        return EXIT_FAILED
     return cmd_sandbox_ls(args)
+
+
+def _crowded_note(sandbox: Any, hosts: int, up_s: float) -> str:
+    """What ``up`` did, and what a crowded sandbox does differently (docs/sandbox.md)."""
+    from ..sandbox.pacing import is_crowded
+
+    note = f"{hosts} hosts up in {up_s:.0f} s"
+    if sandbox.raft_rtt_ms:
+        note += f"; daemons run with raft.rtt_ms={sandbox.raft_rtt_ms} (sandbox state)"
+    raised = sorted(sandbox.neighbour_limits_raised.items())
+    if raised:
+        note += "; raised net.ipv4.neigh.default " + ", ".join(f"{k}={v}" for k, v in raised)
+    if is_crowded(hosts):
+        note += "; over 20 hosts: joins paced by the run queue"
+    return note
+
+
+def _form(nodes: list[Any]) -> bool:
+    """``--init``: form the cluster and wait until every node is ready; False (after saying which
+    nodes) when a join failed or a node did not become ready."""
+    from ..errors import SandboxError
+    from ..sandbox.cluster import form_cluster, wait_ready
+
+    formation = form_cluster(nodes)
+    timing = formation.to_dict()
+    print(
+        f"cluster formed: init {timing['init_s']} s, {timing['joins']} joins in {timing['formed_s']} s "
+        f"(p50 {timing['join_p50_s']} s, max {timing['join_max_s']} s, {timing['retries']} retried, "
+        f"{timing['paced_s']} s waiting for the run queue)",
+        file=sys.stderr,
+    )
+    for name, error in timing["failed"].items():
+        print(f"join failed on {name}: {error}", file=sys.stderr)
+    try:
+        ready_s = wait_ready(nodes[0], len(nodes), names=[node.name for node in nodes])
+    except SandboxError as exc:
+        print(exc.message, file=sys.stderr)
+        return False
+    print(f"all {len(nodes)} nodes ready {ready_s:.1f} s later", file=sys.stderr)
+    return not formation.failed
 
 
 def _sandbox_value(parse: Any, text: str, flag: str) -> Any:

@@ -17,9 +17,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+from ..config import MAX_RTT_MS
 from ..errors import SandboxError
+from . import pacing
 from . import sites as site_net
 from .dockerd import DockerdPaths, docker, docker_ping, ensure_busybox_image, start_dockerd, stop_dockerd
 from .sites import SitePlan
@@ -30,12 +33,15 @@ DATA_ROOT = "/var/lib/p2porch-sandbox"
 DEFAULT_NAME = "p2s"
 DEFAULT_SUBNET = "10.77.0.0/24"
 MAX_NODES = 50
+DOWN_PARALLEL = 8  # hosts torn down at once
 #: above this many hosts on one machine, the daemons run Raft with the timing of a CROWDED_RTT_MS round
 #: trip: their cores are shared by every host's daemon and engine, and during a formation a process
 #: waits its turn for longer than the default election timeout (0.5 s), which set off election storms
-#: (docs/performance.md, "`sandbox up --nodes 50`"). P2PORCH_RAFT_RTT_MS in the environment wins.
-CROWDED_HOSTS = 20
-CROWDED_RTT_MS = 250
+#: (docs/performance.md, "`sandbox up --nodes 50`"). The value is chosen when the sandbox is created
+#: and kept in its state (``raft_rtt_ms``), so every daemon it ever starts runs the same timing;
+#: P2PORCH_RAFT_RTT_MS in the caller's environment wins.
+CROWDED_HOSTS = pacing.CROWDED_HOSTS
+CROWDED_RTT_MS = pacing.CROWDED_RTT_MS
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")
 
 
@@ -94,6 +100,15 @@ def exec_environment(base: Mapping[str, str], node_env: Mapping[str, str], bin_d
     return env
 
 
+def daemon_environment(base: Mapping[str, str], raft_rtt_ms: int | None) -> dict[str, str]:
+    """The environment of a sandbox daemon: the caller's, with the sandbox's Raft timing unless the
+    caller set P2PORCH_RAFT_RTT_MS itself."""
+    env = dict(base)
+    if raft_rtt_ms:
+        env.setdefault("P2PORCH_RAFT_RTT_MS", str(raft_rtt_ms))
+    return env
+
+
 @dataclass(frozen=True)
 class NodeStatus:
     node: str
@@ -122,8 +137,12 @@ class Sandbox:
         nodes_per_site: int = 3,
         wan_delay_ms: float = 0.0,
         wan_loss_percent: float = 0.0,
+        raft_rtt_ms: int | None = None,
     ):
-        """``sites`` N makes a multi-site sandbox (``subnet`` is then its WAN transit, see sites.py)."""
+        """``sites`` N makes a multi-site sandbox (``subnet`` is then its WAN transit, see sites.py).
+
+        ``raft_rtt_ms``: the ``raft.rtt_ms`` every daemon of the sandbox runs with; None: the saved
+        sandbox's, else chosen by ``up`` from its host count (``pacing.default_rtt_ms``)."""
         if not _NAME_RE.match(name):
             raise SandboxError(
                 f"sandbox name {name!r} must be 1-6 lowercase letters/digits, starting with a letter"
@@ -134,7 +153,17 @@ class Sandbox:
         self.state_file = os.path.join(self.run_root, "sandbox.json")
         saved = self._load_state()
         self.plan: SitePlan | None = None
-        self._crowded = False  # set by up(): more than CROWDED_HOSTS hosts
+        saved_rtt = saved.get("raft_rtt_ms")
+        if raft_rtt_ms is not None and not 0 <= raft_rtt_ms <= MAX_RTT_MS:
+            raise SandboxError(f"raft_rtt_ms must be between 0 and {MAX_RTT_MS:.0f}, not {raft_rtt_ms}")
+        if raft_rtt_ms is not None and isinstance(saved_rtt, int) and saved_rtt != raft_rtt_ms:
+            raise SandboxError(
+                f"sandbox {name} already runs its daemons with raft rtt {saved_rtt} ms; run down first"
+            )
+        self.neighbour_limits_raised: dict[str, int] = {}  # what the last up() wrote
+        self.saved_nodes = _int_or_none(saved.get("nodes"))  # hosts of the existing sandbox, if any
+        #: the Raft timing of every daemon this sandbox starts (None until up() decides it)
+        self.raft_rtt_ms: int | None = raft_rtt_ms if raft_rtt_ms is not None else _int_or_none(saved_rtt)
         saved_sites = saved.get("sites")
         if sites is not None and saved_sites and saved_sites.get("sites") != sites:
             raise SandboxError(
@@ -235,16 +264,14 @@ class Sandbox:
         try:
             os.makedirs(self.run_root, mode=0o700, exist_ok=True)
             os.makedirs(self.data_root, mode=0o700, exist_ok=True)
-            self._save_state(nodes)
+            self.settle_timing(nodes)
             if self.plan is None:
                 self._ensure_bridge()
             else:
                 for site in range(1, self.plan.sites + 1):
                     site_net.ensure_router(self.plan, site)
                 self._ensure_wanlink(self.plan)
-            self._crowded = nodes > CROWDED_HOSTS
-            if nodes > 20:
-                _raise_neighbour_limits()
+            self.neighbour_limits_raised = _raise_neighbour_limits(pacing.neighbour_limits(nodes))
             created = []
             for index in range(1, nodes + 1):
                 node = self.node(index)
@@ -259,20 +286,21 @@ class Sandbox:
             self.down()
             raise
 
+    def settle_timing(self, nodes: int) -> None:
+        """Fix the daemons' Raft timing of a new sandbox from its host count (an existing one keeps
+        what it was created with, also when it grows: one cluster, one timing) and save the state."""
+        if self.raft_rtt_ms is None:
+            self.raft_rtt_ms = pacing.default_rtt_ms(nodes)
+        os.makedirs(self.run_root, mode=0o700, exist_ok=True)
+        self._save_state(nodes)
+
     def down(self) -> list[str]:
         """Remove every node, link, rule, process, mount and directory of this sandbox."""
-        removed = []
         indexes = sorted(set(self.existing_indexes()) | set(self._dirs_indexes()))
-        for index in indexes:
-            node = self.node(index)
-            self._stop_daemon(node)
-            stop_dockerd(node.dockerd)
-            self._kill_namespace_processes(node)
-            _unmount_under(node.run_dir)
-            _unmount_under(node.data_dir)
-            run([_ip(), "netns", "del", node.netns], check=False)
-            run([_ip(), "link", "del", node.host_veth], check=False)
-            removed.append(node.name)
+        # hosts are independent: several at a time (a 50-host sandbox took 3-5 minutes one by one,
+        # most of it waiting for daemons and engines to exit)
+        with ThreadPoolExecutor(max_workers=DOWN_PARALLEL) as pool:
+            removed = list(pool.map(self._remove_host, [self.node(index) for index in indexes]))
         run([_ip(), "link", "del", self.bridge], check=False)
         self._forward_rule("-D")
         wanlink = read_pid(self.wanlink_pidfile)
@@ -282,6 +310,16 @@ class Sandbox:
         shutil.rmtree(self.run_root, ignore_errors=True)
         shutil.rmtree(self.data_root, ignore_errors=True)
         return removed
+
+    def _remove_host(self, node: SandboxNode) -> str:
+        self._stop_daemon(node)
+        stop_dockerd(node.dockerd)
+        self._kill_namespace_processes(node)
+        _unmount_under(node.run_dir)
+        _unmount_under(node.data_dir)
+        run([_ip(), "netns", "del", node.netns], check=False)
+        run([_ip(), "link", "del", node.host_veth], check=False)
+        return node.name
 
     def ls(self) -> list[NodeStatus]:
         out = []
@@ -440,9 +478,7 @@ class Sandbox:
         ]
         if self.api_port:
             argv += ["--api-addr", f"{node.address}:{self.api_port}"]
-        env = dict(os.environ)
-        if self._crowded:
-            env.setdefault("P2PORCH_RAFT_RTT_MS", str(CROWDED_RTT_MS))
+        env = daemon_environment(os.environ, self.raft_rtt_ms)
         with open(node.p2porch_log, "ab") as log:
             proc = subprocess.Popen(
                 argv,
@@ -492,7 +528,12 @@ class Sandbox:
 
     def _save_state(self, nodes: int) -> None:
         with open(self.state_file, "w") as handle:
-            data: dict = {"subnet": str(self.subnet), "nodes": nodes, "api_port": self.api_port}
+            data: dict = {
+                "subnet": str(self.subnet),
+                "nodes": nodes,
+                "api_port": self.api_port,
+                "raft_rtt_ms": self.raft_rtt_ms,
+            }
             if self.plan is not None:
                 data["sites"] = self.plan.to_json()
             json.dump(data, handle)
@@ -518,15 +559,32 @@ def _unmount_under(path: str) -> None:
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
-def _raise_neighbour_limits() -> None:
-    """~50 fully meshed namespaces overflow the shared ARP table unless its limits are raised."""
-    for key, value in (("gc_thresh1", 4096), ("gc_thresh2", 8192), ("gc_thresh3", 16384)):
-        path = f"/proc/sys/net/ipv4/neigh/default/{key}"
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+NEIGH_SYSCTL = "/proc/sys/net/ipv4/neigh/default"
+
+
+def _raise_neighbour_limits(wanted: dict[str, int]) -> dict[str, int]:
+    """Raise the shared neighbour (ARP) table's limits to ``wanted`` where they are lower; returns what
+    was written. They stay raised after ``down`` (another sandbox may need them); a limit that cannot
+    be written raises SandboxError (the hosts would lose ARP entries: "neighbour table overflow")."""
+    current = {}
+    for key in wanted:
         try:
-            with open(path) as handle:
-                current = int(handle.read())
-            if current < value:
-                with open(path, "w") as handle:
-                    handle.write(str(value))
-        except OSError:
-            pass
+            with open(os.path.join(NEIGH_SYSCTL, key)) as handle:
+                current[key] = int(handle.read())
+        except (OSError, ValueError):
+            current[key] = 0
+    raised = pacing.limits_to_raise(current, wanted)
+    for key in sorted(raised):
+        try:
+            with open(os.path.join(NEIGH_SYSCTL, key), "w") as handle:
+                handle.write(str(raised[key]))
+        except OSError as exc:
+            raise SandboxError(
+                f"cannot raise net.ipv4.neigh.default.{key} to {raised[key]} ({exc}); "
+                f"set it with sysctl, or use fewer than {pacing.NEIGHBOUR_HOSTS + 1} nodes"
+            ) from exc
+    return raised

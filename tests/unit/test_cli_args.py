@@ -16,6 +16,9 @@ def run_cli(capsys, argv):
     [
         (["sandbox", "up", "--nodes", "x"], "--nodes"),
         (["sandbox", "up", "--nodes", "0"], "--nodes"),
+        (["sandbox", "up", "--raft-rtt-ms", "-5"], "--raft-rtt-ms"),
+        (["sandbox", "up", "--raft-rtt-ms", "fast"], "--raft-rtt-ms"),
+        (["sandbox", "up", "--raft-rtt-ms", "1001"], "--raft-rtt-ms"),
         (["daemon", "--log-format", "xml"], "--log-format"),
         (["status", "--bogus"], "--bogus"),
         (["nosuchcommand"], "nosuchcommand"),
