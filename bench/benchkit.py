@@ -50,8 +50,12 @@ def wait_until(
 
 def init_and_join(sb: Sandbox, nodes: list[SandboxNode], parallel: int = JOIN_PARALLEL) -> Formation:
     """Init on the first node and join the others through it, ``parallel`` joins at a time, over each
-    node's API socket (readiness: the caller's); returns how long init and each join took."""
-    return form_cluster(nodes, parallel=parallel)
+    node's API socket (readiness: the caller's); returns how long init and each join took. A node
+    that could not join at all fails the benchmark, naming the node and its last error."""
+    formation = form_cluster(nodes, parallel=parallel)
+    if formation.failed:
+        raise RuntimeError(f"nodes failed to join: {formation.failed}")
+    return formation
 
 
 def init_and_join_cli(sb: Sandbox, nodes: list[SandboxNode]) -> Formation:

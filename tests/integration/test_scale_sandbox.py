@@ -37,6 +37,7 @@ def cluster() -> Iterator[tuple[Sandbox, list[SandboxNode], Formation]]:
 
 def test_twenty_nodes_join_at_once_and_all_become_ready(cluster):
     sb, nodes, formation = cluster
+    assert formation.failed == {}
     assert sorted(formation.join_s) == sorted(NAMES[1:])
     wait_ready(nodes[0], NODES, timeout_s=120)
     # every node holds the whole membership, not just the one it joined through
