@@ -195,9 +195,8 @@ class Admissions:
 
     async def admit(
         self,
-        store: ClusterStore,
+        member: Callable[[], tuple[ClusterStore, LocalClusterState]],
         write: Callable[[bytes], Awaitable[Any]],
-        local: LocalClusterState,
         config: Config,
         clock: Clock,
         request: dict[str, Any],
@@ -205,11 +204,13 @@ class Admissions:
         plan_lock: trio.Lock,
     ) -> dict[str, Any]:
         """The member side of a join: record the joiner and lease its subnet; the reply tells it its role
-        and the cluster key."""
+        and the cluster key. ``member()``: this node's store and cluster state, read once the plan's
+        turn has come (a role switch before it replaces the store); ``write`` writes through it."""
         arrived = clock.monotonic()
         name = str(request.get("name") or "")
         while True:
             async with plan_lock:
+                store, local = member()
                 earlier = self._done.get(name)
                 if earlier is None:
                     pending = [(p.record, p.plan.remove_id) for p in self._pending.values()]

@@ -558,12 +558,14 @@ class ClusterManager:
         """A verified joiner (``source``: the address its connection comes from) asks to join. Admissions
         are planned one at a time under the membership lock (so never during an init, leave, recover or
         role switch) and committed concurrently (``Admissions``)."""
-        store = self.require_store()
-        local = self.local
-        assert local is not None
         return await self._admissions.admit(
-            store, self._admission_write, local, self.config, self.clock, request, source, self._lock
+            self._member, self._admission_write, self.config, self.clock, request, source, self._lock
         )
+
+    def _member(self) -> tuple[RaftStore, LocalClusterState]:
+        store = self.require_store()
+        assert self.local is not None
+        return store, self.local
 
     async def _admission_write(self, command: bytes) -> Any:
         """A write of an admission: more time than other writes (joins arrive in bursts, when the

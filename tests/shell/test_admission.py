@@ -76,9 +76,8 @@ async def join(
 ) -> dict[str, object]:
     """``body`` as if it came over a connection from ``source`` (default: the address it claims)."""
     return await (admissions or Admissions()).admit(
-        store,
+        lambda: (store, LOCAL),
         write or store.write,
-        LOCAL,
         Config(),
         TrioClock(),
         body,
