@@ -120,14 +120,8 @@ class RaftStore:
         self._conf = SyncObjConf(
             password=config.password,
             autoTick=False,  # the bridge ticks it on a thread of its own (bridge.py)
-            autoTickPeriod=config.tick_period_s,
             appendEntriesUseBatch=False,
-            appendEntriesPeriod=config.heartbeat_period_s,
-            raftMinTimeout=config.election_timeout_min_s,
-            raftMaxTimeout=config.election_timeout_max_s,
-            connectionTimeout=max(config.connection_timeout_s, config.election_timeout_max_s),
-            connectionRetryTime=config.connection_retry_s,
-            leaderFallbackTimeout=config.leader_fallback_timeout_s,
+            **config.pysyncobj_timing(),
             commandsWaitLeader=True,
             journalFile=str(data_dir / JOURNAL_NAME),
             fullDumpFile=str(self._dump_path),
