@@ -1,8 +1,9 @@
 """Admission: what a joining node asks for, and how a member admits it (shell: writes through the store).
 
 The joiner describes itself with :func:`node_request` (its address, ports, labels, host capacity and
-public node key). The member it reaches runs :func:`admit`: it checks the request against the address
-the join connection comes from and the live nodes (``join_checks``), refuses a name already in use,
+public node key). The member it reaches runs :meth:`Admissions.admit` (admissions planned in turn,
+committed together; :func:`plan_request` plans one): it checks the request against the address the
+join connection comes from and the live nodes (``join_checks``), refuses a name already in use,
 picks the role (voter until ``raft.voters`` is reached, else replica), records the node as ``joining``
 (no tasks until gossip sees it alive) and leases its overlay subnet; the reply carries the cluster key
 of the committed key epoch (sealed by the join handshake). A voter joins the Raft configuration later,
@@ -15,6 +16,7 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -27,8 +29,9 @@ from ..errors import ConfigError, P2POrchError
 from ..leader.autopilot import voters_target
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
+from ..raft.state import ClusterState
 from .addresses import NodeAddresses, node_addresses
-from .admission_plan import earlier_attempt, plan_admission
+from .admission_plan import AdmissionPlan, earlier_attempt, plan_admission, with_pending
 from .join_checks import check_joiner
 from .key_rotation import key_from_state
 from .keys import node_public_key
@@ -37,12 +40,15 @@ from .localstate import LocalClusterState
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "admit",
+    "Admissions",
+    "PlannedAdmission",
+    "admission_reply",
     "guess_advertise_addr",
     "host_capacity",
     "is_local_addr",
     "local_addresses",
     "node_request",
+    "plan_request",
 ]
 
 
@@ -137,24 +143,25 @@ def node_request(
     }
 
 
-async def admit(
-    store: ClusterStore,
-    write: Callable[[bytes], Awaitable[Any]],
-    local: LocalClusterState,
-    config: Config,
-    clock: Clock,
-    request: dict[str, Any],
-    source: str,
-) -> dict[str, Any]:
-    """The member side of a join (``source``: the address the join connection comes from): record the
-    joiner and lease its subnet; the reply tells it its role and the cluster key."""
-    state = store.snapshot()
+@dataclass(frozen=True)
+class PlannedAdmission:
+    """One admission as planned: the joiner's record, what to delete first and the commands to write."""
+
+    record: Node
+    plan: AdmissionPlan
+    commands: list[bytes]
+
+
+def plan_request(
+    state: ClusterState, config: Config, now: float, request: dict[str, Any], source: str
+) -> PlannedAdmission:
+    """The writes that admit the joiner of ``request`` (``source``: the address its connection comes
+    from) against ``state``: the committed nodes and those being admitted (``with_pending``)."""
     # the same node asking again (same address and node key: it keeps both across attempts) finds its
     # own record from an earlier attempt while it may be resumed (admission_plan.py)
     earlier = earlier_attempt(state, request, source)
     fields = check_joiner(request, source, [n for n in state.nodes.values() if n is not earlier])
     plan = plan_admission(state, fields, earlier, partial(voters_target, config.raft))
-    now = clock.now()
     record = Node(**fields, role=plan.role, status=NodeStatus.JOINING)  # ready once gossip sees it alive
     commands: list[C.Command] = []
     if plan.remove_id is not None:
@@ -169,22 +176,94 @@ async def admit(
         commands.append(
             C.UpdateNode(at=now, node_id=earlier.node_id, node_version=earlier.version, status=earlier.status)
         )
-    await write_together(write, [c.encode() for c in commands])
+    return PlannedAdmission(record, plan, [c.encode() for c in commands])
+
+
+class Admissions:
+    """The admissions of this member whose writes are in flight (shell); what a join asks of a member.
+
+    Planning is one at a time (under the caller's lock, a few ms) and sees the records still in flight
+    (``admission_plan.with_pending``): two joiners never get one name or one address, and the voter
+    count includes the voters being admitted. The writes then run concurrently, so the admissions that
+    arrive while a commit is in flight are packed by the store into the next Raft entry (group commit)
+    instead of each waiting for the ones before it. One admission per name at a time: a retry waits for
+    its earlier attempt's write, then is planned against what that left. A joiner gets its reply only
+    once its writes committed. Never holds a record past the end of its write.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, PlannedAdmission] = {}  # by name
+        self._done: dict[str, trio.Event] = {}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    async def admit(
+        self,
+        member: Callable[[], tuple[ClusterStore, LocalClusterState]],
+        write: Callable[[bytes], Awaitable[Any]],
+        config: Config,
+        clock: Clock,
+        request: dict[str, Any],
+        source: str,
+        plan_lock: trio.Lock,
+    ) -> dict[str, Any]:
+        """The member side of a join: record the joiner and lease its subnet; the reply tells it its role
+        and the cluster key. ``member()``: this node's store and cluster state, read once the plan's
+        turn has come (a role switch before it replaces the store); ``write`` writes through it."""
+        arrived = clock.monotonic()
+        name = str(request.get("name") or "")
+        while True:
+            async with plan_lock:
+                store, local = member()
+                earlier = self._done.get(name)
+                if earlier is None:
+                    pending = [(p.record, p.plan.remove_id) for p in self._pending.values()]
+                    state = with_pending(store.snapshot(), pending)
+                    planned = plan_request(state, config, clock.now(), request, source)
+                    self._pending[name] = planned
+                    self._done[name] = trio.Event()
+                    break
+            await earlier.wait()
+        writing, together = clock.monotonic(), self.in_flight
+        try:
+            await write_together(write, planned.commands)
+        finally:
+            del self._pending[name]
+            self._done.pop(name).set()
+        done = clock.monotonic()
+        log.info(
+            "node %s (%s) %s as %s",
+            planned.record.name,
+            planned.record.addr,
+            "admitted again" if planned.plan.resumed else "joined",
+            planned.plan.role,
+        )
+        log.info(
+            "admission of %s took %.3f s (queued %.3f, commit %.3f, batch of %d)",
+            planned.record.name,
+            done - arrived,
+            writing - arrived,
+            done - writing,
+            together,
+        )
+        return admission_reply(store, local, planned)
+
+
+def admission_reply(
+    store: ClusterStore, local: LocalClusterState, planned: PlannedAdmission
+) -> dict[str, Any]:
+    """What an admitted joiner is told, from the state its admission committed in."""
     state = store.snapshot()
+    record = planned.record
     voters = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT and n.role == NodeRole.VOTER]
     voters = [n for n in voters if n.node_id != record.node_id]
     # A voter joins the Raft configuration through the leader's autopilot, once it answers that
     # its store runs as a voter of this generation (adding it earlier could stall commits).
-    log.info(
-        "node %s (%s) %s as %s",
-        record.name,
-        record.addr,
-        "admitted again" if plan.resumed else "joined",
-        plan.role,
-    )
-    # the key of the epoch committed now (this node may not have switched to it yet); it only travels
-    # inside the sealed reply of a mutually authenticated session
-    keys = key_from_state(local, store.snapshot()) or local.keys
+    # The key of the epoch committed now (this node may not have switched to it yet); it only travels
+    # inside the sealed reply of a mutually authenticated session.
+    keys = key_from_state(local, state) or local.keys
     me = state.nodes.get(local.node_id)
     return {
         # the joiner gossips with this member at once: it is seen alive (and marked ready) without
@@ -193,7 +272,7 @@ async def admit(
         "cluster_id": local.cluster_id,
         "cluster_key": keys.to_text(),
         "key_epoch": keys.epoch,
-        "role": plan.role,
+        "role": planned.plan.role,
         "voters": sorted(n.raft_addr for n in voters),
         "generation": state.generation,
     }

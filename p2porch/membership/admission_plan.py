@@ -11,12 +11,12 @@ state, and a voter that is already in the Raft configuration must never come bac
 journal (it could vote twice in a term and lose committed entries); and a node key is public, so
 without the source-address check (``--behind-nat``) anyone holding the token could take over a
 running node's name. Another node (another key or address) asking for a name in use is refused.
-No I/O, no clock; the shell (``admission.admit``) writes what the plan says.
+No I/O, no clock; the shell (``admission.Admissions``) writes what the plan says.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from ..errors import ConflictError
 from ..model import Node, NodeRole, NodeStatus
 from ..raft.state import ClusterState
 
-__all__ = ["AdmissionPlan", "earlier_attempt", "plan_admission"]
+__all__ = ["AdmissionPlan", "earlier_attempt", "plan_admission", "with_pending"]
 
 _PORTS = ("raft_port", "gossip_port", "join_port", "vxlan_port")
 
@@ -95,3 +95,19 @@ def plan_admission(
     voters = sum(1 for n in live if n.role == NodeRole.VOTER)
     role = NodeRole.REPLICA if voters >= voters_target(len(live) + 1) else NodeRole.VOTER
     return AdmissionPlan(role=role, remove_id=remove_id)
+
+
+def with_pending(state: ClusterState, pending: Iterable[tuple[Node, str | None]]) -> ClusterState:
+    """``state`` as it will be once the admissions in flight have committed: each ``(record, remove_id)``
+    puts its record, after deleting ``remove_id``. Admissions planned one after the other but written
+    concurrently (``admission.Admissions``) each plan against this, so a name, an address or a voter
+    seat taken by one still in flight counts as taken."""
+    pending = list(pending)
+    if not pending:
+        return state
+    nodes = dict(state.nodes)
+    for record, remove_id in pending:
+        if remove_id is not None:
+            nodes.pop(remove_id, None)
+        nodes[record.node_id] = record
+    return state.evolve(nodes=nodes)

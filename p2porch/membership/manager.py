@@ -28,7 +28,7 @@ from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore
 from . import join_checks, join_identity, key_rotation, localstate, voter_role
-from .admission import admit, local_addresses, node_request
+from .admission import Admissions, local_addresses, node_request
 from .handshake import SessionKey
 from .join_service import JoinService, MemberHandler, StreamHandler, request_join
 from .keys import keys_from_text, new_cluster_keys, new_node_key
@@ -99,7 +99,8 @@ class ClusterManager:
             metrics=self.metrics,
         )
         self._nursery: trio.Nursery | None = None
-        self._lock = trio.Lock()  # one init/join/leave/recover/role switch at a time
+        self._lock = trio.Lock()  # one init/join/leave/recover/role switch (or admission plan) at a time
+        self._admissions = Admissions()  # the admissions of joiners whose writes are in flight
 
     @property
     def store(self) -> RaftStore | None:
@@ -434,8 +435,9 @@ class ClusterManager:
             try:
                 await self.runtime.start(local, joining=True)
                 running = self.clock.monotonic()
-                await self._greet(str(reply.get("gossip_seed") or ""))
-                await self._wait_for_self(node_id, timeout_s=30)
+                async with trio.open_nursery() as nursery:  # the greeting may speed the record up
+                    nursery.start_soon(self._greet, str(reply.get("gossip_seed") or ""))
+                    await self._wait_for_self(node_id, timeout_s=30)
             except BaseException:
                 with trio.CancelScope(shield=True):
                     await self._abandon_membership()
@@ -479,12 +481,13 @@ class ClusterManager:
             shutil.rmtree(self.raft_dir, ignore_errors=True)
 
     async def _wait_for_self(self, node_id: str, timeout_s: float) -> None:
+        """Until this node's own record has replicated here: woken by each applied change, no polling."""
+        store = self.require_store()
         with trio.move_on_after(timeout_s):
-            while True:
-                store = self.require_store()
-                if node_id in store.snapshot().nodes:
-                    return
-                await trio.sleep(0.05)
+            async with store.subscribe() as changes:
+                while node_id not in store.snapshot().nodes:
+                    await changes.receive()
+                return
         raise RaftError(
             f"joined, but this node's record did not replicate here within {timeout_s:.0f} s; "
             "run the same join again"
@@ -552,13 +555,17 @@ class ClusterManager:
 
     # ----- member side of a join
     async def _handle_join(self, request: dict[str, Any], source: str) -> dict[str, Any]:
-        """A verified joiner (``source``: the address its connection comes from) asks to join."""
-        async with self._lock:
-            store = self.require_store()
-            assert self.local is not None
-            return await admit(
-                store, self._admission_write, self.local, self.config, self.clock, request, source
-            )
+        """A verified joiner (``source``: the address its connection comes from) asks to join. Admissions
+        are planned one at a time under the membership lock (so never during an init, leave, recover or
+        role switch) and committed concurrently (``Admissions``)."""
+        return await self._admissions.admit(
+            self._member, self._admission_write, self.config, self.clock, request, source, self._lock
+        )
+
+    def _member(self) -> tuple[RaftStore, LocalClusterState]:
+        store = self.require_store()
+        assert self.local is not None
+        return store, self.local
 
     async def _admission_write(self, command: bytes) -> Any:
         """A write of an admission: more time than other writes (joins arrive in bursts, when the

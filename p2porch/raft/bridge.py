@@ -1,6 +1,7 @@
 """pysyncobj's side of the store (shell): the SyncObj subclass and the hooks installed into pysyncobj.
 
-Owns :class:`RaftBridge` (the one replicated method, the append filter and the refusal floor),
+Owns :class:`RaftBridge` (the one replicated method, the append filter, the refusal floor and the
+Raft thread that ticks it),
 :class:`PacedPoller` (the tick's own poll timeout) and :func:`install_durable_journal` (the durable
 journal and dump rename patched into pysyncobj). It never holds cluster state, never talks to trio and
 never decides a tick period: the owning store (``store.py``) does all three.
@@ -8,7 +9,10 @@ never decides a tick period: the owning store (``store.py``) does all three.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+import time
 from typing import Any, Protocol
 
 import pysyncobj.serializer as _pso_serializer
@@ -18,10 +22,14 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 from . import dumps, journal_start
 from .appends import AppendFilter, rejection_floor
 from .heartbeat_rounds import QuietReplicaRounds
-from .heartbeats import ReplicaHeartbeats
+from .heartbeats import EarlyRounds, ReplicaHeartbeats
 from .journal import DurableJournal
 from .store_config import StoreConfig
 from .transport_guard import GuardedTCPTransport
+
+log = logging.getLogger(__name__)
+
+EARLY_ROUND_GAP_S = 0.01  # a leader's early append rounds (heartbeats.EarlyRounds) at most this often
 
 
 class BridgeOwner(Protocol):
@@ -79,6 +87,7 @@ class RaftBridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignor
         self._replica_beats = ReplicaHeartbeats(owner.config.replica_beat_s)  # QuietReplicaRounds
         self._appends = AppendFilter()
         self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
+        self._early_rounds = EarlyRounds(EARLY_ROUND_GAP_S)
         if conf.journalFile:  # role and dump fix-ups, the journal read once (journal_start.py)
             journal_start.prepare(conf.journalFile, conf.fullDumpFile, voter=self_addr is not None)
         try:
@@ -86,6 +95,48 @@ class RaftBridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignor
         finally:
             if conf.journalFile:
                 journal_start.release(conf.journalFile)
+
+    # --- the Raft thread ---------------------------------------------------------------------------
+    # pysyncobj's own tick thread (``autoTick``) sleeps 100 ms before its first tick, so every store
+    # open (a joining node's first connection to the leader among them) waited for it. The store
+    # builds the SyncObj with ``autoTick=False`` and this thread ticks it from the start instead.
+
+    def start_ticking(self, owner: threading.Thread) -> None:
+        """Tick on a thread of our own until :meth:`destroy` or until ``owner`` has exited."""
+        self._tick_owner = owner
+        self._tick_stop = False
+        self._tick_thread = threading.Thread(target=self._tick_loop, name="raft-tick", daemon=True)
+        self._tick_thread.start()
+
+    def _tick_loop(self) -> None:
+        conf = self._SyncObj__conf
+        try:
+            while self._tick_owner.is_alive() and not self._tick_stop:
+                try:
+                    self._onTick(conf.autoTickPeriod)  # the period the store's pacer set last
+                except Exception:  # as pysyncobj's own loop: log, wait a little, tick again
+                    log.exception("a Raft tick failed")
+                    time.sleep(conf.autoTickPeriod)
+        finally:
+            self._doDestroy()
+
+    def destroy(self) -> None:
+        """Stop ticking; the Raft thread closes the transport and journal on its way out."""
+        thread = getattr(self, "_tick_thread", None)
+        if thread is None:
+            self._doDestroy()
+        else:
+            self._tick_stop = True
+
+    def destroy_synchronous(self) -> None:
+        self.destroy()
+        thread = getattr(self, "_tick_thread", None)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def tick_thread_alive(self) -> bool:
+        thread = getattr(self, "_tick_thread", None)
+        return thread is not None and thread.is_alive()
 
     @replicated
     def apply_entry(self, batch: bytes) -> list[dict[str, Any]]:
@@ -116,7 +167,17 @@ class RaftBridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignor
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
         if not (isinstance(message, dict) and message.get("type") == "append_entries"):
             super()._SyncObj__onMessageReceived(node, message)
+            if isinstance(message, dict) and message.get("type") == "next_node_idx" and message.get("reset"):
+                self._send_round_soon()  # the follower lacks entries: send them now, not next heartbeat
             return
+        journal = self._SyncObj__raftLog
+        if isinstance(journal, DurableJournal):
+            with journal.syncs_deferred():  # one fdatasync for the message, before its answer
+                self._on_append(node, message)
+        else:
+            self._on_append(node, message)
+
+    def _on_append(self, node: Any, message: dict[str, Any]) -> None:
         raft_log = self._SyncObj__raftLog
         filtered, ack_index = self._appends.filter(raft_log, message)
         if filtered is None:
@@ -140,9 +201,29 @@ class RaftBridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignor
         nextNodeIdx: int | None = None,
         success: bool = False,  # noqa: N803
     ) -> None:
+        journal = self._SyncObj__raftLog
+        if isinstance(journal, DurableJournal):
+            journal.sync_deferred()  # an answer acknowledges entries: they are on disk first
         if success:
             self._reject_floor = None
         elif reset and self._reject_floor is not None and self._reject_floor[0] == node:
             default = self._SyncObj__raftLog[-1][1] + 1 if nextNodeIdx is None else nextNodeIdx
             nextNodeIdx = min(default, self._reject_floor[1])
         super()._SyncObj__sendNextNodeIdx(node, reset=reset, nextNodeIdx=nextNodeIdx, success=success)
+
+    # --- early append rounds (heartbeats.EarlyRounds) ----------------------------------------------
+
+    def _SyncObj__onNodeConnected(self, node: Any) -> None:  # noqa: N802
+        super()._SyncObj__onNodeConnected(node)
+        self._send_round_soon()
+
+    def _SyncObj__onReadonlyNodeConnected(self, node: Any) -> None:  # noqa: N802
+        super()._SyncObj__onReadonlyNodeConnected(node)
+        self._send_round_soon()
+
+    def _send_round_soon(self) -> None:
+        """The leader's next append round goes on the next tick (Raft thread), rate limited."""
+        if self._SyncObj__raftState != _pso._RAFT_STATE.LEADER:
+            return
+        scheduled = float(getattr(self, "_SyncObj__newAppendEntriesTime"))  # noqa: B009 (pysyncobj's)
+        self._SyncObj__newAppendEntriesTime = self._early_rounds.due(_pso.monotonicTime(), scheduled)

@@ -55,3 +55,26 @@ class ReplicaHeartbeats:
         for node in list(self._sent):
             if node not in keep:
                 del self._sent[node]
+
+
+@dataclass
+class EarlyRounds:
+    """When the leader sends its next append round ahead of the heartbeat period (pure, no clock).
+
+    A node that just connected (a joining replica, a voter the autopilot added) and a follower that
+    told the leader where to resume (its log is shorter: a new node always answers the first round
+    so) would otherwise wait up to a whole heartbeat period for their entries, twice for a new node.
+    Early rounds come at once but at most one per ``min_gap_s``, so a follower that keeps refusing
+    cannot make the leader spin. Owns only when the last early round was due.
+    """
+
+    min_gap_s: float
+    last_due: float = float("-inf")
+
+    def due(self, now: float, scheduled: float) -> float:
+        """When the next round should go, given it is ``scheduled`` by the heartbeat period."""
+        due = max(now, self.last_due + self.min_gap_s)
+        if due >= scheduled:
+            return scheduled
+        self.last_due = due
+        return due

@@ -3,8 +3,9 @@
 pysyncobj's own FileJournal writes entries into an mmap and never msyncs it, and stores the commit
 index through a rename without fsync (PySyncObj #84, #197). This journal implements the same duck-typed
 interface (``add``, ``clear``, ``deleteEntriesFrom``, ``deleteEntriesTo``, indexing, term/vote and
-commit-index accessors) with plain appends and ``fdatasync`` before every method returns, so an entry
-is on disk before pysyncobj can acknowledge it to a leader or count it towards a commit, and
+commit-index accessors) with plain appends and ``fdatasync`` before every method returns (a follower
+taking one message of many entries syncs once for them all, before it answers: ``syncs_deferred``),
+so an entry is on disk before pysyncobj can acknowledge it to a leader or count it towards a commit, and
 ``currentTerm``/``votedFor`` are on disk before a vote leaves the node. Records carry a CRC so a torn
 tail left by a crash (an incomplete or corrupt *last* record) is cut off on open; a corrupt record
 with intact data after it is not a crash artefact, so opening stops with :class:`JournalCorruptError`
@@ -18,6 +19,7 @@ import contextlib
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,8 @@ class DurableJournal:
         self.syncs = 0
         self._meta: dict[str, Any] = self._load_meta()
         self._meta_dirty = False
+        self._deferring = False  # inside syncs_deferred(): add() leaves the fdatasync to its end
+        self._unsynced = False
         self._fd = self._open_and_load()
 
     # --- loading ---------------------------------------------------------------------------------
@@ -158,9 +162,29 @@ class DurableJournal:
         view = memoryview(record)
         while view:
             view = view[os.write(self._fd, view) :]
-        self._sync()
+        if self._deferring:
+            self._unsynced = True
+        else:
+            self._sync()
         self._entries.append((command, idx, term))
         self._offsets.append(offset)
+
+    @contextlib.contextmanager
+    def syncs_deferred(self) -> Iterator[None]:
+        """Entries added inside the block share one fdatasync, at its end at the latest (a follower
+        taking a leader's message of many entries: a joining node catching up on the whole log).
+        Whoever acknowledges an entry to the leader calls :meth:`sync_deferred` first."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            self.sync_deferred()
+
+    def sync_deferred(self) -> None:
+        """Make the entries added since the last fdatasync durable (nothing to do: no syscall)."""
+        if self._unsynced:
+            self._sync()
 
     def clear(self) -> None:
         self._entries = []
@@ -283,4 +307,5 @@ class DurableJournal:
 
     def _sync(self) -> None:
         os.fdatasync(self._fd)
+        self._unsynced = False
         self.syncs += 1

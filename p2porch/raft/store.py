@@ -28,7 +28,7 @@ from typing import Any, Literal
 import msgpack
 import pysyncobj.syncobj as _pso
 import trio
-from pysyncobj import FAIL_REASON, SyncObjConf
+from pysyncobj import FAIL_REASON, SyncObjConf, SyncObjException
 from pysyncobj.node import TCPNode
 
 from ..errors import NotLeaderError, ProposalTimeout, RaftError
@@ -66,6 +66,7 @@ _RETRYABLE = {
 }
 _FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
 _ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
+JOINING_CONNECT_RETRY_S = 0.05  # a joining voter's connection retries until it has heard a leader
 
 
 @dataclass(eq=False)
@@ -119,7 +120,7 @@ class RaftStore:
         self._dump_path = data_dir / DUMP_NAME
         self._conf = SyncObjConf(
             password=config.password,
-            autoTick=True,
+            autoTick=False,  # the bridge ticks it on a thread of its own (bridge.py)
             appendEntriesUseBatch=False,
             **config.pysyncobj_timing(),
             commandsWaitLeader=True,
@@ -138,16 +139,9 @@ class RaftStore:
             onStateChanged=self._on_state_changed,
         )
         partners = [a for a in config.voters if a != config.self_addr]
-        self._so = RaftBridge(self, config.self_addr, partners, self._conf)
-        # pysyncobj stops its Raft thread as soon as the thread that built the SyncObj has exited. We
-        # build it in a trio worker thread (trio reaps idle workers after ~10 s), so tie the Raft
-        # thread's lifetime to the trio thread instead.
-        self._so._SyncObj__mainThread = owner_thread or threading.current_thread()
-        try:
-            if config.self_addr is not None:
-                self._so.waitBinded()
-        except Exception as exc:
-            self._so.destroy()
+        try:  # without autoTick, a voter binds its Raft port right here
+            self._so = RaftBridge(self, config.self_addr, partners, self._conf)
+        except SyncObjException as exc:
             raise RaftError(
                 f"cannot bind the Raft port {config.bind_addr or config.self_addr}: {exc}"
             ) from exc
@@ -155,9 +149,15 @@ class RaftStore:
         if hold_s > 0:  # set after construction (pysyncobj checks timeouts < connection timeout)
             self._conf.raftMinTimeout, self._conf.raftMaxTimeout = hold_s, hold_s * 1.5  # see _on_tick
             self._so._SyncObj__raftElectionDeadline = _pso.monotonicTime() + hold_s  # pysyncobj's clock
+            # the voters drop its connections until the leader has added it: try again often, so it
+            # hears the leader soon after it was added (not up to connection_retry_s later)
+            self._conf.connectionRetryTime = min(config.connection_retry_s, JOINING_CONNECT_RETRY_S)
         self._poller = PacedPoller(self._so._poller)
         self._so._poller = self._poller
         self._so.addOnTickCallback(self._on_tick)
+        # The Raft thread stops once the thread that owns the store has exited. We build it in a trio
+        # worker thread (trio reaps idle workers after ~10 s): tie it to the trio thread instead.
+        self._so.start_ticking(owner_thread or threading.current_thread())
 
     # --- public API (trio side) ------------------------------------------------------------------
 
@@ -431,13 +431,17 @@ class RaftStore:
             self._so._SyncObj__raftElectionDeadline = (
                 _pso.monotonicTime() + self.config.election_timeout_max_s
             )
+            self._conf.connectionRetryTime = self.config.connection_retry_s
         busy = self._inflight > 0 or bool(self._pending)
+        timer_at = now + self._so.seconds_to_next_timer()
+        if self._conf.connectionRetryTime < self.config.connection_retry_s:  # a joining voter's retries
+            timer_at = min(timer_at, now + self._conf.connectionRetryTime)
         period = self._pacer.period(
             now,
             self._so.raftCommitIndex,
             self._so.raftLastApplied,
             busy,
-            now + self._so.seconds_to_next_timer(),
+            timer_at,
         )
         self._conf.autoTickPeriod = period
         self._poller.timeout_s = period  # this tick's own poll (the callbacks run just before it)

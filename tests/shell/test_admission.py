@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 import trio
@@ -11,7 +13,7 @@ import trio.testing
 from p2porch.clock import TrioClock
 from p2porch.config import Config
 from p2porch.errors import ConfigError, ConflictError
-from p2porch.membership.admission import admit, write_together
+from p2porch.membership.admission import Admissions, write_together
 from p2porch.membership.keys import new_cluster_keys
 from p2porch.membership.localstate import LocalClusterState
 from p2porch.model import Node, NodeStatus
@@ -64,9 +66,24 @@ async def cluster_of_one() -> MemoryStore:
     return store
 
 
-async def join(store: MemoryStore, body: dict[str, object], source: str | None = None) -> dict[str, object]:
+async def join(
+    store: MemoryStore,
+    body: dict[str, object],
+    source: str | None = None,
+    admissions: Admissions | None = None,
+    write: Callable[[bytes], Awaitable[Any]] | None = None,
+    lock: trio.Lock | None = None,
+) -> dict[str, object]:
     """``body`` as if it came over a connection from ``source`` (default: the address it claims)."""
-    return await admit(store, store.write, LOCAL, Config(), TrioClock(), body, source or str(body["addr"]))
+    return await (admissions or Admissions()).admit(
+        lambda: (store, LOCAL),
+        write or store.write,
+        Config(),
+        TrioClock(),
+        body,
+        source or str(body["addr"]),
+        lock or trio.Lock(),
+    )
 
 
 async def test_joiners_are_voters_until_the_target_then_replicas_with_a_leased_subnet() -> None:
@@ -192,6 +209,88 @@ async def test_a_retry_for_a_voter_already_ready_is_refused_and_changes_nothing(
     assert store.snapshot().nodes[node_id(2)].status == NodeStatus.READY
 
 
+async def test_joins_that_arrive_together_are_planned_in_turn_and_committed_together() -> None:
+    # eight joiners at once (the sandbox's formation): each is planned against the others still in
+    # flight, so the voter seats are not over-given, and all eight writes wait for one commit round
+    store = await cluster_of_one()
+    admissions, lock = Admissions(), trio.Lock()
+    replies: dict[int, dict[str, object]] = {}
+    store.raft.hold()  # a commit in flight: nothing commits until released
+    async with trio.open_nursery() as nursery:
+        for n in range(2, 10):
+
+            async def one(n: int = n) -> None:
+                replies[n] = await join(store, request(n), admissions=admissions, lock=lock)
+
+            nursery.start_soon(one)
+        await trio.testing.wait_all_tasks_blocked()
+        assert admissions.in_flight == 8  # all planned, none committed, none waiting for another
+        assert set(store.snapshot().nodes) == {"n1"}
+        store.raft.release()
+    roles = [replies[n]["role"] for n in range(2, 10)]
+    one_by_one = await cluster_of_one()
+    expected = [(await join(one_by_one, request(n)))["role"] for n in range(2, 10)]
+    assert (
+        sorted(roles) == sorted(expected) and roles.count("voter") == 4
+    )  # as one at a time: 5 voters with n1
+    state = store.snapshot()
+    assert {node_id(n) for n in range(2, 10)} <= set(state.leases)
+    assert len({lease.subnet for lease in state.leases.values()}) == len(state.leases)
+    assert admissions.in_flight == 0
+
+
+async def test_a_name_or_an_address_in_flight_counts_as_taken() -> None:
+    store = await cluster_of_one()
+    admissions, lock = Admissions(), trio.Lock()
+    outcome: dict[str, object] = {}
+    store.raft.hold()
+    async with trio.open_nursery() as nursery:
+
+        async def first() -> None:
+            outcome["first"] = await join(store, request(2, name="web1"), admissions=admissions, lock=lock)
+
+        async def same_name() -> None:  # another node: waits for the first, then finds the name taken
+            try:
+                await join(store, request(3, name="web1"), admissions=admissions, lock=lock)
+            except ConflictError as exc:
+                outcome["same_name"] = exc
+
+        nursery.start_soon(first)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(same_name)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(ConfigError) as caught:  # n2's address and ports, still in flight
+            await join(
+                store, request(4, name="web2") | {"addr": "10.0.0.2"}, "10.0.0.2", admissions, lock=lock
+            )
+        assert caught.value.field == "--advertise-addr"
+        store.raft.release()
+    assert isinstance(outcome["same_name"], ConflictError) and outcome["first"]["role"] == "voter"
+    assert [n.node_id for n in store.snapshot().nodes.values() if n.name == "web1"] == [node_id(2)]
+
+
+async def test_a_retry_while_its_first_attempt_is_in_flight_waits_for_it_and_writes_nothing_more() -> None:
+    store = await cluster_of_one()
+    admissions, lock = Admissions(), trio.Lock()
+    replies: list[dict[str, object]] = []
+    store.raft.hold()
+    async with trio.open_nursery() as nursery:
+        for _ in range(2):
+
+            async def attempt() -> None:
+                replies.append(await join(store, request(2), admissions=admissions, lock=lock))
+
+            nursery.start_soon(attempt)
+        await trio.testing.wait_all_tasks_blocked()
+        assert admissions.in_flight == 1  # the second waits for the first's write
+        version = store.snapshot().version
+        store.raft.release()
+    assert [r["role"] for r in replies] == ["voter", "voter"]
+    # the record and the lease once, then the retry's check that the record it resumes is unchanged
+    assert store.snapshot().version == version + 3
+    assert [n.node_id for n in store.snapshot().nodes.values() if n.name == "n2"] == [node_id(2)]
+
+
 class LaggingView:
     """A member whose applied state is behind the log: it reads ``seen``, its writes go to the log."""
 
@@ -209,7 +308,7 @@ async def test_a_lagging_member_cannot_resume_a_voter_the_log_already_made_ready
     await store.write(C.UpdateNode(at=1.0, node_id=node_id(2), status=NodeStatus.READY).encode())
     before = store.snapshot().version
     with pytest.raises(ConflictError):  # the conditional write meets the log's newer record
-        await admit(LaggingView(seen), store.write, LOCAL, Config(), TrioClock(), request(2), "10.0.0.2")  # type: ignore[arg-type]
+        await join(LaggingView(seen), request(2), "10.0.0.2", write=store.write)  # type: ignore[arg-type]
     assert store.snapshot().version == before
     assert store.snapshot().nodes[node_id(2)].status == NodeStatus.READY
 

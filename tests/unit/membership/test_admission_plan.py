@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from p2porch.errors import ConflictError
-from p2porch.membership.admission_plan import AdmissionPlan, earlier_attempt, plan_admission
+from p2porch.membership.admission_plan import AdmissionPlan, earlier_attempt, plan_admission, with_pending
 from p2porch.model import Node, NodeRole, NodeStatus
 from p2porch.raft import commands as C
 from p2porch.raft import fsm
@@ -146,3 +146,25 @@ def test_a_node_that_left_gives_its_name_to_anyone() -> None:
         (fields(1), NodeRole.VOTER, NodeStatus.READY), (fields(2), NodeRole.VOTER, NodeStatus.LEFT)
     )
     assert plan(state, fields(9, name="n2")) == AdmissionPlan(role=NodeRole.VOTER, remove_id=f"{2:016x}")
+
+
+def test_admissions_in_flight_count_as_committed_for_the_next_plan() -> None:
+    state = state_with((fields(1), NodeRole.VOTER, NodeStatus.READY))
+    n2 = Node(**fields(2), role=NodeRole.VOTER, status=NodeStatus.JOINING)  # type: ignore[arg-type]
+    ahead = with_pending(state, [(n2, None)])
+    assert state.node_by_name("n2") is None and ahead.node_by_name("n2") == n2
+    assert plan(ahead, fields(3)).role == NodeRole.VOTER  # 3 voters with n1 and n2
+    n3 = Node(**fields(3), role=NodeRole.VOTER, status=NodeStatus.JOINING)  # type: ignore[arg-type]
+    assert plan(with_pending(state, [(n2, None), (n3, None)]), fields(4)).role == NodeRole.REPLICA
+    with pytest.raises(ConflictError):  # n2's name, still in flight, for another node
+        plan(ahead, fields(5, name="n2"))
+
+
+def test_an_admission_in_flight_that_replaces_a_record_removes_it_from_the_view() -> None:
+    state = state_with(
+        (fields(1), NodeRole.VOTER, NodeStatus.READY), (fields(2), NodeRole.REPLICA, NodeStatus.LEFT)
+    )
+    newcomer = Node(**fields(3, name="n2"), role=NodeRole.VOTER, status=NodeStatus.JOINING)  # type: ignore[arg-type]
+    ahead = with_pending(state, [(newcomer, f"{2:016x}")])
+    assert set(ahead.nodes) == {f"{1:016x}", f"{3:016x}"} and ahead.node_by_name("n2") == newcomer
+    assert with_pending(state, []) is state

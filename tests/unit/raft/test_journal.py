@@ -193,3 +193,28 @@ def test_write_file_atomic_syncs_file_and_directory(tmp_path: Path, monkeypatch:
 
 
 # --- overlapping append_entries (pysyncobj truncates matching entries it already acknowledged) ---
+
+
+def test_entries_of_one_message_share_one_sync_made_before_the_block_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a follower taking a leader's message of many entries (a joining node catching up)
+    disk = Disk(monkeypatch)
+    path = tmp_path / "raft.journal"
+    journal = DurableJournal(path)
+    before = journal.syncs
+    with journal.syncs_deferred():
+        for idx in range(1, 51):
+            journal.add(b"cmd%d" % idx, idx, 1)
+        assert journal.syncs == before  # not one each
+        journal.sync_deferred()  # the answer to the leader acknowledges them: on disk first
+        assert journal.syncs == before + 1
+        journal.add(b"late", 51, 1)
+    assert journal.syncs == before + 2  # the block's end syncs what came after the answer
+    journal.sync_deferred()
+    assert journal.syncs == before + 2  # nothing left to sync: no syscall
+    journal.add(b"outside", 52, 1)
+    assert journal.syncs == before + 3  # outside a block every add syncs before it returns
+    journal._destroy()
+    disk.crash(path)
+    assert [e[1] for e in DurableJournal(path)] == list(range(1, 53))

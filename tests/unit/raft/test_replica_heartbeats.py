@@ -1,6 +1,7 @@
-"""ReplicaHeartbeats: which read-only replicas an idle leader's append round may leave out."""
+"""ReplicaHeartbeats: which read-only replicas an idle leader's append round may leave out.
+EarlyRounds: when the leader sends a round ahead of its heartbeat period."""
 
-from p2porch.raft.heartbeats import ReplicaHeartbeats
+from p2porch.raft.heartbeats import EarlyRounds, ReplicaHeartbeats
 
 
 def test_a_replica_never_sent_to_is_never_left_out():
@@ -30,3 +31,18 @@ def test_forget_drops_replicas_that_went_away():
     beats.sent({"r1", "r2"}, commit_index=3, now=0.0)
     beats.forget({"r2"})
     assert beats.quiet({"r1", "r2"}, {"r1": 4, "r2": 4}, 3, 3, now=0.1) == {"r2"}
+
+
+def test_an_early_round_goes_at_once_but_at_most_once_per_gap():
+    rounds = EarlyRounds(min_gap_s=0.01)
+    assert rounds.due(now=5.0, scheduled=5.1) == 5.0  # a node connected: its round now
+    assert rounds.due(now=5.002, scheduled=5.1) == 5.01  # a refusal right after: one gap later
+    assert rounds.due(now=5.003, scheduled=5.1) == 5.02  # and the next one gap after that
+    assert rounds.due(now=5.2, scheduled=5.25) == 5.2
+
+
+def test_an_early_round_never_postpones_the_scheduled_heartbeat():
+    rounds = EarlyRounds(min_gap_s=0.01)
+    assert rounds.due(now=5.0, scheduled=5.1) == 5.0
+    assert rounds.due(now=5.001, scheduled=5.005) == 5.005  # due before the gap is over anyway
+    assert rounds.due(now=5.02, scheduled=5.1) == 5.02  # the scheduled round was no early one

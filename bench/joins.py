@@ -1,0 +1,139 @@
+"""Join latency of a real sandbox: per join over the API and per phase from the daemons' logs (JSON).
+
+    python bench/joins.py [--runs 10x1,20x8] [--name p2jn] [--subnet 10.29.0.0/16]
+
+Each run ``NxP`` brings up a fresh sandbox of N hosts (own dockerd and daemon each), runs ``init`` on n1
+and joins the others through it, P at a time, over each host's API socket (``sandbox.cluster``), then
+reads every joiner's log line ``joined cluster ... in T s (admitted A, member services S, own record R)``
+and, where the member logs it, its ``admission of NAME took ...`` line (queue and commit), and takes the
+sandbox down. Reported per run: the API time of each join (p50 / max), each phase's p50 / max, the
+formation time and the load average before it. Root; uses the sandbox name and subnet given (never
+another helper's). The target of issue 19 is <= 0.5 s per join, joins in parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from typing import Any
+
+JOINED = re.compile(
+    r"joined cluster \S+ as (?P<role>\w+) in (?P<total>[\d.]+) s \(admitted (?P<admitted>[\d.]+), "
+    r"member services (?P<services>[\d.]+), own record (?P<record>[\d.]+)"
+)
+ADMISSION = re.compile(
+    r"admission of (?P<name>\S+) took (?P<total>[\d.]+) s \(queued (?P<queued>[\d.]+), "
+    r"commit (?P<commit>[\d.]+), batch of (?P<batch>\d+)\)"
+)
+
+
+def spread(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {
+        "p50": round(statistics.median(ordered), 3),
+        "max": round(ordered[-1], 3),
+        "min": round(ordered[0], 3),
+    }
+
+
+def read_log(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def phases_from_logs(logs: dict[str, str]) -> dict[str, Any]:
+    """Per joiner: role and phases from its own log; per admission: the member's figures."""
+    joiners: dict[str, dict[str, Any]] = {}
+    admissions: dict[str, dict[str, Any]] = {}
+    for name, text in logs.items():
+        for match in JOINED.finditer(text):
+            joiners[name] = {k: (v if k == "role" else float(v)) for k, v in match.groupdict().items()}
+        for match in ADMISSION.finditer(text):
+            admissions[match["name"]] = {k: float(v) for k, v in match.groupdict().items() if k != "name"}
+    out: dict[str, Any] = {"joiners": joiners}
+    for phase in ("total", "admitted", "services", "record"):
+        out[phase] = spread([j[phase] for j in joiners.values()])
+    for role in ("voter", "replica"):
+        out[f"{role}_total"] = spread([j["total"] for j in joiners.values() if j["role"] == role])
+    if admissions:
+        out["member"] = {
+            "queued": spread([a["queued"] for a in admissions.values()]),
+            "commit": spread([a["commit"] for a in admissions.values()]),
+            "batch": spread([a["batch"] for a in admissions.values()]),
+        }
+    return out
+
+
+def one_run(name: str, subnet: str, nodes: int, parallel: int, logs_dir: str = "") -> dict[str, Any]:
+    from p2porch.sandbox.cluster import form_cluster
+    from p2porch.sandbox.sandbox import Sandbox
+
+    sb = Sandbox(name, subnet=subnet)
+    try:
+        t0 = time.monotonic()
+        hosts = sb.up(nodes)
+        up_s = time.monotonic() - t0
+        time.sleep(3.0)  # the daemons' own start-up settles before the clock starts
+        load = os.getloadavg()[0]
+        formation = form_cluster(hosts, parallel=parallel)
+        logs = {h.name: read_log(h.p2porch_log) for h in hosts}
+        if logs_dir:
+            run_dir = os.path.join(logs_dir, f"{nodes}x{parallel}")
+            os.makedirs(run_dir, exist_ok=True)
+            for host, text in logs.items():
+                with open(os.path.join(run_dir, f"{host}.log"), "w", encoding="utf-8") as handle:
+                    handle.write(text)
+    finally:
+        sb.down()
+    api = formation.to_dict()
+    return {
+        "nodes": nodes,
+        "parallel": parallel,
+        "load_before": round(load, 2),
+        "sandbox_up_s": round(up_s, 1),
+        "formed_s": api["formed_s"],
+        "retries": api["retries"],
+        "join_api_s": spread(list(formation.join_s.values())),
+        "join_api_each_s": api["join_s"],
+        "phases": phases_from_logs(logs),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", default="10x1,20x8", help="NODESxPARALLEL,... (one fresh sandbox each)")
+    parser.add_argument("--name", default="p2jn")
+    parser.add_argument("--subnet", default="10.29.0.0/16")
+    parser.add_argument("--label", default="", help="a name for this tree in the output")
+    parser.add_argument("--logs", default="", help="keep every daemon's log here (DIR/NODESxPARALLEL/)")
+    args = parser.parse_args()
+    runs = []
+    for spec in args.runs.split(","):
+        nodes_text, _, parallel_text = spec.partition("x")
+        if not nodes_text.isdigit() or not parallel_text.isdigit():
+            parser.error(f"--runs: {spec!r} is not NODESxPARALLEL")
+        runs.append((int(nodes_text), int(parallel_text)))
+    import p2porch
+
+    out = {
+        "label": args.label,
+        "code": os.path.dirname(os.path.dirname(p2porch.__file__)),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "runs": [one_run(args.name, args.subnet, n, p, args.logs) for n, p in runs],
+    }
+    json.dump(out, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
