@@ -103,7 +103,7 @@ def _child(tmp: str, encode: Callable[[], bytes], parent: int) -> NoReturn:
     """The forked child: encode, write ``child_file`` durably, ``os._exit`` (0 on success)."""
     code = 1
     try:
-        gc.disable()  # no finalizer of an inherited object (it could take a lock another thread held)
+        gc.disable()  # already off since the fork; no finalizer may take a lock another thread held
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # no Python handler runs here
         if _prctl is not None:
             _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with the Raft thread that forked it
@@ -179,13 +179,17 @@ class BackgroundDumps:
         tmp, dump = os.fspath(tmp), os.fspath(dump)
         with _lock:
             _deferred.add(tmp)
-        parent = os.getpid()
+        parent, collecting = os.getpid(), gc.isenabled()
+        gc.disable()  # from before the fork: no collection (no finalizer) runs in the child at all
         try:
             pid = os.fork()
         except OSError as exc:
             log.warning("cannot fork a dump child: %s", exc)
             self._fork_failed = True
             return
+        finally:
+            if collecting and os.getpid() == parent:
+                gc.enable()
         if pid == 0:
             _child(tmp, encode, parent)
         job = DumpJob(tmp, dump, pid, time.monotonic())

@@ -5,6 +5,7 @@ the thread that forked it leaves the old dump and no stray file (real forked chi
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import signal
 import threading
@@ -215,3 +216,12 @@ def test_remove_stale_removes_only_dead_children_files(tmp_path: Path) -> None:
         "raft.dump.tmp.x",
         "raft.journal",
     ]
+
+
+def test_the_child_runs_without_the_garbage_collector_and_the_parent_keeps_it(tmp_path: Path) -> None:
+    dump = tmp_path / "raft.dump"
+    job = dumps.BackgroundDumps()
+    job.start(str(tmp_path / "raft.dump.tmp"), str(dump), lambda: str(gc.isenabled()).encode())
+    assert gc.isenabled()
+    assert _outcome(job) == SERIALIZER_STATE.SUCCESS
+    assert dump.read_bytes() == b"False"
