@@ -426,6 +426,9 @@ class RaftStore:
 
     def _on_state_changed(self, old: int, new: int) -> None:
         self._status_at = 0.0
+        so = getattr(self, "_so", None)  # a role can change while the SyncObj is being built
+        if so is not None:
+            so.role_changed(old == 2, time.monotonic())
         log.info("raft role %s -> %s", _ROLE_NAMES.get(old, old), _ROLE_NAMES.get(new, new))
         self._raft_callback(self._fire_role_event)
 
