@@ -6,14 +6,14 @@ pysyncobj writes a dump synchronously on its Raft thread when a custom serialize
 encoding and fsyncing the state takes seconds, longer than an election timeout. A worker thread (the
 previous form) still held the GIL in bursts while it encoded, and with three voters dumping at once on
 two cores the leader missed heartbeats in about half the runs (docs/performance.md). So the serializer
-forks: the child inherits the immutable state at the compaction index copy-on-write, encodes it with
-one ``msgpack.packb``, writes ``<tmp>.<child pid>`` and fsyncs it, then ``os._exit``\\ s; the parent's
-threads never wait on it. ``check`` (pysyncobj's ``serializeChecker``, Raft thread) reaps the child
-without blocking and, once it exited 0, renames its file over the dump and fsyncs the directory; only
-then does pysyncobj drop the log entries the dump covers. ``replace`` (installed as pysyncobj's
-``atomicReplace``) skips the rename of the temp name the serializer was given, and a snapshot received
-from the leader that lands on the dump path while a child runs kills the child first, so an older dump
-never replaces a newer one.
+forks: the child inherits the immutable state at the compaction index copy-on-write, encodes it with one
+``msgpack.packb`` at the lowest CPU priority (``SCHED_IDLE``), writes ``<tmp>.<child pid>`` and fsyncs it,
+then ``os._exit``\\ s; the parent's threads never wait on it. ``check`` (pysyncobj's ``serializeChecker``,
+Raft thread) reaps the child without blocking and, once it exited 0, renames its file over the dump and
+fsyncs the directory; only then does pysyncobj drop the log entries the dump covers. ``replace`` (installed
+as pysyncobj's ``atomicReplace``) skips the rename of the temp name the serializer was given, and a snapshot
+received from the leader that lands on the dump path while a child runs kills the child first, so an older
+dump never replaces a newer one.
 
 The child runs only code that takes no lock another thread of the parent could have held at the fork
 (the trio thread, worker threads, logging): the state's ``to_dict`` (plain objects), msgpack's C packer
@@ -47,7 +47,7 @@ from .journal import durable_replace
 
 log = logging.getLogger(__name__)
 
-DUMP_CHILD_TIMEOUT_S = 120.0  # a child still running then is killed (a lock it should never take?)
+DUMP_CHILD_TIMEOUT_S = 300.0  # a child still running then is killed (a lock it should never take?)
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 # Python 3.12+ warns at every fork of a multi-threaded process; this one is deliberate (module docstring).
@@ -99,6 +99,15 @@ def _write_durable(path: str, data: bytes) -> None:
         os.close(fd)
 
 
+def _lowest_priority() -> None:
+    """SCHED_IDLE (nice 19 where that is refused): the child gets only CPU no other task wants, so the
+    Raft threads of this and the other voters are never made to wait for an encoding."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (OSError, AttributeError):
+        os.nice(19)
+
+
 def _child(tmp: str, encode: Callable[[], bytes], parent: int) -> NoReturn:
     """The forked child: encode, write ``child_file`` durably, ``os._exit`` (0 on success)."""
     code = 1
@@ -107,6 +116,7 @@ def _child(tmp: str, encode: Callable[[], bytes], parent: int) -> NoReturn:
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # no Python handler runs here
         if _prctl is not None:
             _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with the Raft thread that forked it
+        _lowest_priority()
         if os.getppid() == parent:  # else the parent died before the line above
             _write_durable(child_file(tmp, os.getpid()), encode())
             code = 0

@@ -218,10 +218,14 @@ def test_remove_stale_removes_only_dead_children_files(tmp_path: Path) -> None:
     ]
 
 
-def test_the_child_runs_without_the_garbage_collector_and_the_parent_keeps_it(tmp_path: Path) -> None:
+def test_the_child_runs_idle_without_the_garbage_collector_and_the_parent_keeps_both(tmp_path: Path) -> None:
     dump = tmp_path / "raft.dump"
     job = dumps.BackgroundDumps()
-    job.start(str(tmp_path / "raft.dump.tmp"), str(dump), lambda: str(gc.isenabled()).encode())
-    assert gc.isenabled()
+    job.start(
+        str(tmp_path / "raft.dump.tmp"),
+        str(dump),
+        lambda: f"{gc.isenabled()} {os.sched_getscheduler(0) == os.SCHED_IDLE}".encode(),
+    )
+    assert gc.isenabled() and os.sched_getscheduler(0) != os.SCHED_IDLE
     assert _outcome(job) == SERIALIZER_STATE.SUCCESS
-    assert dump.read_bytes() == b"False"
+    assert dump.read_bytes() == b"False True"
