@@ -110,7 +110,10 @@ def compaction(cluster: LocalCluster, leader: NodeProc) -> dict[str, Any]:
     """Force log compaction (a full dump) on every voter; seconds until each dump is on disk, whether
     the leader changed meanwhile (a dump that stalls the Raft thread costs an election), the leader's
     longest pause between heartbeats, and the peak memory of each voter with its dump child (sampled
-    at ~10 Hz: RSS and PSS of the pair, the child's private pages: what copy-on-write cost)."""
+    at ~10 Hz: RSS and PSS of the pair, the child's private pages: what copy-on-write cost).
+    The leader is looked up again first: the phases before (the state read over the control port, the
+    views rebuilt here) may have moved it, and that must not count against compaction."""
+    leader = cluster.leader()
     term0 = status(leader)["term"]
     leader.call(op="heartbeat_gap")  # resets it
     t0 = time.monotonic()
@@ -140,6 +143,7 @@ def compaction(cluster: LocalCluster, leader: NodeProc) -> dict[str, Any]:
     after = status(leader)
     gap = leader.call(op="heartbeat_gap")["gap_s"]
     return {
+        "compaction_leader": leader.name,
         "compaction_s": done,
         "compaction_leader_kept": after["is_leader"] and after["term"] == term0,
         "compaction_heartbeat_gap_s": round(gap, 3),
