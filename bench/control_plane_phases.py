@@ -7,6 +7,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -91,21 +92,63 @@ def snapshot_figures(state: ClusterState) -> dict[str, Any]:
     }
 
 
+def _memory_kb(pid: int) -> dict[str, int]:
+    """Rss, Pss and private (dirty + clean) kB of a live process; {} once it has exited."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return {}
+    fields = {k: int(v.split()[0]) for k, _, v in (line.partition(":") for line in lines[1:])}
+    return {
+        "rss": fields["Rss"],
+        "pss": fields["Pss"],
+        "private": fields["Private_Dirty"] + fields["Private_Clean"],
+    }
+
+
 def compaction(cluster: LocalCluster, leader: NodeProc) -> dict[str, Any]:
-    """Force log compaction (a full dump) on every voter; seconds until each dump is on disk, and
-    whether the leader changed meanwhile (a dump that stalls the Raft thread costs an election)."""
+    """Force log compaction (a full dump) on every voter; seconds until each dump is on disk, whether
+    the leader changed meanwhile (a dump that stalls the Raft thread costs an election), the leader's
+    longest pause between heartbeats, and the peak memory of each voter with its dump child (sampled
+    at ~10 Hz: RSS and PSS of the pair, the child's private pages: what copy-on-write cost).
+    The leader is looked up again first: the phases before (the state read over the control port, the
+    views rebuilt here) may have moved it, and that must not count against compaction."""
+    leader = cluster.leader()
     term0 = status(leader)["term"]
+    leader.call(op="heartbeat_gap")  # resets it
     t0 = time.monotonic()
     for node in cluster.voters():
         node.call(op="compact")
     done: dict[str, float] = {}
+    peak: dict[str, dict[str, float]] = {}
+    polls = 0
     while len(done) < len(cluster.voters()) and time.monotonic() - t0 < 120:
         for node in cluster.voters():
-            if node.name not in done and status(node).get("dumps", 0) > 0:
+            now = status(node)
+            if node.name not in done and now.get("dumps", 0) > 0:
                 done[node.name] = round(time.monotonic() - t0, 2)
+            if polls % 5 == 0 and node.name not in done and now.get("dump_pid") and node.proc:
+                parent, child = _memory_kb(node.proc.pid), _memory_kb(now["dump_pid"])
+                if parent and child:
+                    pair = {
+                        "rss_mb": (parent["rss"] + child["rss"]) / 1024,
+                        "pss_mb": (parent["pss"] + child["pss"]) / 1024,
+                        "child_private_mb": child["private"] / 1024,
+                    }
+                    mine = peak.setdefault(node.name, {})
+                    for key, value in pair.items():
+                        mine[key] = round(max(mine.get(key, 0.0), value), 1)
+        polls += 1
         time.sleep(0.02)
     after = status(leader)
-    return {"compaction_s": done, "compaction_leader_kept": after["is_leader"] and after["term"] == term0}
+    gap = leader.call(op="heartbeat_gap")["gap_s"]
+    return {
+        "compaction_leader": leader.name,
+        "compaction_s": done,
+        "compaction_leader_kept": after["is_leader"] and after["term"] == term0,
+        "compaction_heartbeat_gap_s": round(gap, 3),
+        "compaction_peak_memory": peak,
+    }
 
 
 def catch_up(cluster: LocalCluster, leader: NodeProc, version: int) -> dict[str, Any]:

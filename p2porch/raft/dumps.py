@@ -1,142 +1,249 @@
-"""Full dumps (log compaction) written on a worker thread, so the Raft thread keeps heartbeating (shell).
+"""Full dumps (log compaction) encoded and written by a forked child, so the Raft thread keeps heartbeating
+(shell: processes, files).
 
 pysyncobj writes a dump synchronously on its Raft thread when a custom serializer is set: it calls
 ``serializer(tmp, data)`` and then its module-level ``atomicReplace(tmp, dump)``. At 100,000 tasks
-encoding and fsyncing the state takes seconds, longer than an election timeout, so every compaction
-cost an election (docs/performance.md). Here the serializer only captures the immutable state and
-starts a job; ``replace`` (installed as pysyncobj's ``atomicReplace``) skips the rename of a
-deferred temp file, which the job does itself once the dump is durable; ``check`` (pysyncobj's
-``serializeChecker``) reports the job's outcome once, after which pysyncobj drops the log entries
-the dump covers, never before. A snapshot received from the leader that lands on the dump path
-while a job runs cancels the job first, so an older dump can never replace a newer one.
-Encoding goes in pieces (``pack_in_pieces``): one C call per map/array entry down to a small depth, so
-the worker holds the GIL only briefly at a time and the Raft and trio threads keep running while a
-100,000-task state is packed; the bytes are exactly ``msgpack.packb``'s.
-Owns the job threads and their bookkeeping; never touches the Raft log itself.
+encoding and fsyncing the state takes seconds, longer than an election timeout. A worker thread (the
+previous form) still held the GIL in bursts while it encoded, and with three voters dumping at once on
+two cores the leader missed heartbeats in about half the runs (docs/performance.md). So the serializer
+forks: the child inherits the immutable state at the compaction index copy-on-write, encodes it with one
+``msgpack.packb`` at the lowest CPU priority (``SCHED_IDLE``), writes ``<tmp>.<child pid>`` and fsyncs it,
+then ``os._exit``\\ s; the parent's threads never wait on it. ``check`` (pysyncobj's ``serializeChecker``,
+Raft thread) reaps the child without blocking and, once it exited 0, renames its file over the dump and
+fsyncs the directory; only then does pysyncobj drop the log entries the dump covers. ``replace`` (installed
+as pysyncobj's ``atomicReplace``) skips the rename of the temp name the serializer was given, and a snapshot
+received from the leader that lands on the dump path while a child runs kills the child first, so an older
+dump never replaces a newer one.
+
+The child runs only code that takes no lock another thread of the parent could have held at the fork
+(the trio thread, worker threads, logging): the state's ``to_dict`` (plain objects), msgpack's C packer
+and raw ``os`` calls. It disables the garbage collector (no finalizer of an inherited object runs),
+restores the default signal dispositions, asks the kernel to kill it if the Raft thread that forked it
+ends (``PR_SET_PDEATHSIG``), never logs or prints through Python's buffered streams, and leaves by
+``os._exit`` whatever happens (no atexit handler, no flush of inherited buffers). A child still running
+after ``DUMP_CHILD_TIMEOUT_S`` is killed and the dump reported failed (the log is kept).
+Owns the dump children and their bookkeeping; never touches the Raft log itself.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import logging
 import os
+import re
+import signal
 import threading
+import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import msgpack
 from pysyncobj.config import SERIALIZER_STATE
 
-from .journal import durable_replace, write_file_atomic
+from .journal import durable_replace
 
+log = logging.getLogger(__name__)
+
+DUMP_CHILD_TIMEOUT_S = 300.0  # a child still running then is killed (a lock it should never take?)
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+# Python 3.12+ warns at every fork of a multi-threaded process; this one is deliberate (module docstring).
+warnings.filterwarnings("ignore", message=r"This process .* is multi-threaded", category=DeprecationWarning)
+
+
+def _libc_prctl() -> Any:
+    """libc's prctl, looked up now: the child must not dlopen (the loader's lock)."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+_prctl = _libc_prctl()
 _lock = threading.Lock()
-_deferred: set[str] = set()  # temp names whose rename the job does (skip pysyncobj's)
-_running: dict[str, DumpJob] = {}  # dump path -> the job writing it
+_deferred: set[str] = set()  # temp names pysyncobj was given whose rename we do (skip pysyncobj's)
+_running: dict[str, DumpJob] = {}  # dump path -> the child writing it
+
+
+def child_file(tmp: str, pid: int) -> str:
+    """The file the child ``pid`` writes: its own name, so an orphan can never write into a newer dump."""
+    return f"{tmp}.{pid}"
+
+
+def remove_stale(dump: str | os.PathLike[str]) -> int:
+    """Remove the files of dump children that died with their parent (at start); how many."""
+    path = Path(dump)
+    pattern = re.compile(re.escape(path.name) + r"\.tmp\.\d+")
+    removed = 0
+    for entry in path.parent.iterdir() if path.parent.is_dir() else ():
+        if pattern.fullmatch(entry.name):
+            entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _write_durable(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _lowest_priority() -> None:
+    """SCHED_IDLE (nice 19 where that is refused): the child gets only CPU no other task wants, so the
+    Raft threads of this and the other voters are never made to wait for an encoding."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (OSError, AttributeError):
+        os.nice(19)
+
+
+def _child(tmp: str, encode: Callable[[], bytes], parent: int) -> NoReturn:
+    """The forked child: encode, write ``child_file`` durably, ``os._exit`` (0 on success)."""
+    code = 1
+    try:
+        gc.disable()  # already off since the fork; no finalizer may take a lock another thread held
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # no Python handler runs here
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # dies with the Raft thread that forked it
+        _lowest_priority()
+        if os.getppid() == parent:  # else the parent died before the line above
+            _write_durable(child_file(tmp, os.getpid()), encode())
+            code = 0
+    except BaseException as exc:  # noqa: BLE001 (reported by the exit code; stderr unbuffered, no lock)
+        try:
+            os.write(2, f"p2porch dump child {os.getpid()}: {exc!r}\n".encode())
+        except BaseException:  # noqa: BLE001, S110
+            pass
+    finally:
+        os._exit(code)
 
 
 class DumpJob:
-    """One dump: encode on a worker thread, write ``tmp`` durably, rename it over ``dump``."""
+    """One dump child: ``pid`` writes ``child_file(tmp, pid)``; the parent renames it over ``dump``."""
 
-    def __init__(self, tmp: str, dump: str, encode: Callable[[], bytes]) -> None:
-        self.tmp, self.dump = tmp, dump
-        self._encode = encode
+    def __init__(self, tmp: str, dump: str, pid: int, started: float) -> None:
+        self.tmp, self.dump, self.pid, self.started = tmp, dump, pid, started
+        self.path = child_file(tmp, pid)
         self.cancelled = False
-        self.outcome: int | None = None  # SERIALIZER_STATE.SUCCESS | FAILED once finished
-        self.thread = threading.Thread(target=self._run, name="p2porch-dump", daemon=True)
 
-    def _run(self) -> None:
+    def poll(self, now: float) -> int | None:
+        """Reap the child if it exited (never waits): SUCCESS once its file is renamed over the
+        dump durably, FAILED otherwise (its file removed); None while it runs."""
         try:
-            data = self._encode()
-            write_file_atomic(Path(self.tmp), data)
+            rpid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else: its outcome is unknown
+            rpid, status = self.pid, 1
+        if rpid == 0:
+            if now - self.started < DUMP_CHILD_TIMEOUT_S:
+                return None
+            log.warning("dump child %d still running after %.0f s: killed", self.pid, now - self.started)
+            self.kill()
+            return SERIALIZER_STATE.FAILED
+        if os.waitstatus_to_exitcode(status) == 0:
             with _lock:
-                if self.cancelled:  # a received snapshot replaced the dump meanwhile: it is newer
-                    raise RuntimeError("dump superseded")
-                durable_replace(self.tmp, self.dump)
-            self.outcome = SERIALIZER_STATE.SUCCESS
-        except Exception:  # noqa: BLE001 (reported to pysyncobj as FAILED; the log is kept)
-            self.outcome = SERIALIZER_STATE.FAILED
-            try:
-                os.unlink(self.tmp)
-            except OSError:
-                pass
-        finally:
-            with _lock:
-                if _running.get(self.dump) is self:
-                    del _running[self.dump]
+                if not self.cancelled:  # a received snapshot replaced the dump meanwhile: it is newer
+                    try:
+                        durable_replace(self.path, self.dump)
+                        return SERIALIZER_STATE.SUCCESS
+                    except OSError as exc:
+                        log.warning("dump %s not renamed into place: %s", self.path, exc)
+        Path(self.path).unlink(missing_ok=True)
+        return SERIALIZER_STATE.FAILED
+
+    def kill(self) -> None:
+        """SIGKILL the child, reap it and remove its file (the dump it would have written is dropped)."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        Path(self.path).unlink(missing_ok=True)
 
 
 class BackgroundDumps:
-    """The dump job of one store (at most one at a time) as pysyncobj's serializer and checker see it."""
+    """The dump child of one store (at most one at a time) as pysyncobj's serializer and checker see it."""
 
     def __init__(self) -> None:
         self._job: DumpJob | None = None
+        self._fork_failed = False
         self.written = 0  # dumps that reached the disk
+        self.last_pid = 0  # the latest dump child (benchmarks sample its memory)
 
     def start(self, tmp: str, dump: str, encode: Callable[[], bytes]) -> None:
-        """Called on the Raft thread by the serializer: begin writing a dump (``encode`` runs later)."""
-        job = DumpJob(os.fspath(tmp), os.fspath(dump), encode)
+        """Called on the Raft thread by the serializer: fork a child that encodes and writes the dump.
+
+        ``encode`` runs in the child only, on the state as it was at the fork. Never raises: a failed
+        fork is reported by the next ``check`` (pysyncobj stops dumping for good if a serializer raises).
+        """
+        tmp, dump = os.fspath(tmp), os.fspath(dump)
         with _lock:
-            _deferred.add(job.tmp)
-            _running[job.dump] = job
-        self._job = job
-        job.thread.start()
+            _deferred.add(tmp)
+        parent, collecting = os.getpid(), gc.isenabled()
+        gc.disable()  # from before the fork: no collection (no finalizer) runs in the child at all
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            log.warning("cannot fork a dump child: %s", exc)
+            self._fork_failed = True
+            return
+        finally:
+            if collecting and os.getpid() == parent:
+                gc.enable()
+        if pid == 0:
+            _child(tmp, encode, parent)
+        job = DumpJob(tmp, dump, pid, time.monotonic())
+        with _lock:
+            _running[dump] = job
+        self._job, self.last_pid = job, pid
 
     def check(self) -> int:
-        """pysyncobj's serializeChecker: SERIALIZING while the job runs, its outcome once, then idle."""
+        """pysyncobj's serializeChecker: SERIALIZING while the child runs, its outcome once, then idle."""
+        if self._fork_failed:
+            self._fork_failed = False
+            return SERIALIZER_STATE.FAILED
         job = self._job
         if job is None:
             return SERIALIZER_STATE.NOT_SERIALIZING
-        if job.outcome is None:
+        outcome = job.poll(time.monotonic())
+        if outcome is None:
             return SERIALIZER_STATE.SERIALIZING
-        self._job = None
-        if job.outcome == SERIALIZER_STATE.SUCCESS:
+        self._forget(job)
+        if outcome == SERIALIZER_STATE.SUCCESS:
             self.written += 1
-        return job.outcome
+        return outcome
 
-    def wait(self, timeout_s: float) -> None:
-        """Let a running job finish (closing the store): its files are written or removed, not half."""
+    def close(self) -> None:
+        """Closing the store: kill a running child (its dump is dropped; the journal still has the log)."""
         job = self._job
         if job is not None:
-            job.thread.join(timeout_s)
+            job.kill()
+            self._forget(job)
 
-
-DUMP_PIECE_DEPTH = 3  # the dump map, the state's fields, one record (a task, a node) per piece
-
-
-def pack_in_pieces(value: Any, depth: int) -> bytes:
-    """``msgpack.packb(value, use_bin_type=True)``, byte for byte, packed one entry at a time.
-
-    Maps (dicts) and arrays (lists, tuples) less than ``depth`` levels down are written as a header
-    followed by each entry packed on its own; anything deeper (and every map key) goes in one call.
-    Each call holds the GIL only for its own piece, where a single ``packb`` of a large state holds it
-    for the whole encoding.
-    """
-    packer = msgpack.Packer(use_bin_type=True)
-    pieces: list[bytes] = []
-
-    def walk(item: Any, levels: int) -> None:
-        if levels > 0 and isinstance(item, dict):
-            pieces.append(packer.pack_map_header(len(item)))
-            for key, entry in item.items():
-                pieces.append(packer.pack(key))
-                walk(entry, levels - 1)
-        elif levels > 0 and isinstance(item, list | tuple):
-            pieces.append(packer.pack_array_header(len(item)))
-            for entry in item:
-                walk(entry, levels - 1)
-        else:
-            pieces.append(packer.pack(item))
-
-    walk(value, depth)
-    return b"".join(pieces)
+    def _forget(self, job: DumpJob) -> None:
+        self._job = None
+        with _lock:
+            if _running.get(job.dump) is job:
+                del _running[job.dump]
 
 
 def encode_dump(head: dict[str, Any], state: dict[str, Any]) -> bytes:
     """The dump file's bytes: ``head`` (``format``, ``last``, ``prev``, ``cluster``) then ``state``."""
-    return pack_in_pieces(head | {"state": state}, DUMP_PIECE_DEPTH)
+    return msgpack.packb(head | {"state": state}, use_bin_type=True)
 
 
 def replace(src: str, dst: str) -> None:
-    """pysyncobj's ``atomicReplace``: durable, skipped for a job's temp file, cancelling an older job."""
+    """pysyncobj's ``atomicReplace``: durable, skipped for a child's temp name, killing an older child."""
     with _lock:
         src_s, dst_s = os.fspath(src), os.fspath(dst)
         if src_s in _deferred:
@@ -145,6 +252,10 @@ def replace(src: str, dst: str) -> None:
         job = _running.get(dst_s)
         if job is not None:
             job.cancelled = True
+            try:
+                os.kill(job.pid, signal.SIGKILL)  # reaped (and its file removed) by the next check
+            except ProcessLookupError:
+                pass
         durable_replace(src_s, dst_s)
 
 

@@ -22,11 +22,22 @@ class QuietReplicaRounds:
     _SyncObj__raftCommitIndex: int
     _SyncObj__raftLog: Any
     _SyncObj__raftNextIndex: dict[Any, int]
+    _round_at = 0.0  # when the last append round (a heartbeat when idle) was sent
+    longest_round_gap_s = 0.0  # the longest pause between two rounds since it was last reset (benchmarks)
+
+    def role_changed(self, was_leader: bool, now: float) -> None:
+        """On a role change (Raft thread): a leader stepping down counts the pause since its last round."""
+        if was_leader and self._round_at:
+            self.longest_round_gap_s = max(self.longest_round_gap_s, now - self._round_at)
+        self._round_at = 0.0
 
     # The leader's append round: replicas with nothing to learn are left out (heartbeats.py).
     def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802
         replicas = self._SyncObj__readonlyNodes
         now, commit = time.monotonic(), self._SyncObj__raftCommitIndex
+        if self._round_at:
+            self.longest_round_gap_s = max(self.longest_round_gap_s, now - self._round_at)
+        self._round_at = now
         last_index = self._SyncObj__raftLog[-1][1]
         quiet = self._replica_beats.quiet(replicas, self._SyncObj__raftNextIndex, last_index, commit, now)
         active = replicas - quiet

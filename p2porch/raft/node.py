@@ -8,7 +8,8 @@ The control protocol listens on 127.0.0.1 (``--control-host``: a test namespace'
 JSON object per line in, one per line out.
 Requests: {"op": "status"} | {"op": "raw"} | {"op": "state"} | {"op": "services"}
 | {"op": "propose", "cmd": hex}
-| {"op": "compact"} | {"op": "init"} | {"op": "create", "id": str, "pad": label bytes (large entries)}
+| {"op": "compact"} | {"op": "heartbeat_gap"} | {"op": "init"}
+| {"op": "create", "id": str, "pad": label bytes (large entries)}
 | {"op": "bench", "count": N, "concurrency": K, "prefix": str}
 | {"op": "add_voter" | "remove_voter", "addr": str}. Answers carry "ok" and, on failure, "error".
 When the store is up the process prints one JSON line {"ready": true, ...} on stdout.
@@ -35,6 +36,7 @@ from ..model import ServiceSpec
 from ..model.placement import NAME_RE
 from ..model.spec import RESERVED_NAMES
 from . import commands as C
+from . import dumps
 from .store import RaftStore, StoreConfig, open_raft_store
 
 MAX_LINE_BYTES = 1 << 20
@@ -44,7 +46,10 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
     op = req.get("op")
     timeout_s = float(req.get("timeout_s", 5.0))
     if op == "status":
-        return {"ok": True, "status": store.status().to_dict() | {"dumps": store.dumps_written}}
+        dumps = {"dumps": store.dumps_written, "dump_pid": store.dump_child_pid}
+        return {"ok": True, "status": store.status().to_dict() | dumps}
+    if op == "heartbeat_gap":  # the longest pause between this leader's append rounds since last asked
+        return {"ok": True, "gap_s": store.take_longest_heartbeat_gap()}
     if op == "raw":  # pysyncobj's own status and our filter counters, for diagnosis
         raw = {str(k): str(v) for k, v in store._so.getStatus().items()}
         guard = store._so._SyncObj__transport.guard_stats  # what the Raft port refused (transport_guard)
@@ -184,6 +189,9 @@ def arg_parser(prog: str = "python -m p2porch.raft.node") -> argparse.ArgumentPa
     )
     parser.add_argument("--tick-period-s", type=float, default=None)
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--dump-gate", type=Path, default=None, help="tests only: dump children wait for this file to exist"
+    )
     return parser
 
 
@@ -201,8 +209,24 @@ def store_config(args: argparse.Namespace) -> StoreConfig:
     return config
 
 
+def gate_dumps(gate: Path | None) -> None:
+    """Tests only: every dump child waits until ``gate`` exists before it encodes (polling: no lock), so
+    a test can kill a child, or its parent, in the middle of a dump."""
+    if gate is None:
+        return
+    encode = dumps.encode_dump
+
+    def gated(head: dict[str, Any], state: dict[str, Any]) -> bytes:
+        while not gate.exists():
+            time.sleep(0.01)
+        return encode(head, state)
+
+    dumps.encode_dump = gated
+
+
 def main(argv: list[str] | None = None) -> None:
     args = arg_parser().parse_args(argv)
+    gate_dumps(args.dump_gate)
     trio.run(run, store_config(args), args.control_port, args.control_host)
 
 

@@ -118,6 +118,7 @@ class RaftStore:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(data_dir, 0o700)
         self._dump_path = data_dir / DUMP_NAME
+        dumps.remove_stale(self._dump_path)  # written by dump children that died with their process
         self._conf = SyncObjConf(
             password=config.password,
             autoTick=False,  # the bridge ticks it on a thread of its own (bridge.py)
@@ -382,9 +383,19 @@ class RaftStore:
         """Full dumps (log compactions) this store wrote to disk."""
         return self._dumps.written
 
+    @property
+    def dump_child_pid(self) -> int:
+        """The latest dump child's pid (0 before the first dump; benchmarks sample its memory)."""
+        return self._dumps.last_pid
+
+    def take_longest_heartbeat_gap(self) -> float:
+        """The longest pause between two of this leader's append rounds since the last call (seconds)."""
+        gap, self._so.longest_round_gap_s = self._so.longest_round_gap_s, 0.0
+        return gap
+
     def _write_dump(self, file_name: str, data: Any) -> None:
-        """pysyncobj's serializer (Raft thread): capture the state now, encode and write it on a worker
-        thread (``dumps.py``); the state is immutable, so the worker reads exactly this version."""
+        """pysyncobj's serializer (Raft thread): fork a child that encodes and writes the state as it is
+        now (``dumps.py``); the child's copy-on-write view of memory is exactly this version."""
         last, prev, cluster = data
         state = self._raft_state
         head = {
@@ -394,8 +405,8 @@ class RaftStore:
             "cluster": sorted(n.id for n in cluster if n is not None),
         }
 
-        def encode() -> bytes:
-            return dumps.encode_dump(head, state.to_dict())  # in pieces: the GIL is let go between
+        def encode() -> bytes:  # runs in the forked dump child only (dumps.py)
+            return dumps.encode_dump(head, state.to_dict())
 
         self._dumps.start(file_name, str(self._dump_path), encode)
 
@@ -410,6 +421,9 @@ class RaftStore:
 
     def _on_state_changed(self, old: int, new: int) -> None:
         self._status_at = 0.0
+        so = getattr(self, "_so", None)  # a role can change while the SyncObj is being built
+        if so is not None:
+            so.role_changed(old == 2, time.monotonic())
         log.info("raft role %s -> %s", _ROLE_NAMES.get(old, old), _ROLE_NAMES.get(new, new))
         self._raft_callback(self._fire_role_event)
 
@@ -513,7 +527,7 @@ class RaftStore:
     def _destroy(self) -> None:
         self._closed = True
         self._so.destroy_synchronous()
-        self._dumps.wait(30.0)
+        self._dumps.close()
 
 
 @contextlib.asynccontextmanager

@@ -85,7 +85,7 @@ async def test_compaction_dump_restores_state(tmp_path: Path) -> None:
             while not (tmp_path / "d" / "raft.dump").exists():
                 await trio.sleep(0.02)
         version = store.snapshot().version
-    written = (tmp_path / "d" / "raft.dump").read_bytes()  # encoded in pieces: still packb's exact bytes
+    written = (tmp_path / "d" / "raft.dump").read_bytes()  # written by a dump child: packb's bytes
     body = msgpack.unpackb(written, raw=False, strict_map_key=False)
     assert written == msgpack.packb(body, use_bin_type=True) and body["format"] == 1
     assert list(body) == ["format", "last", "prev", "cluster", "state"]
