@@ -250,6 +250,9 @@ def main() -> None:
     parser.add_argument("--timeout-s", type=float, default=600, help="timed phase limit (daemons)")
     parser.add_argument("--only-last", action="store_true", help="run only the largest point")
     parser.add_argument("--short", action="store_true", help="one small point with every phase (CI)")
+    parser.add_argument(
+        "--profile", default="", help="daemons: py-spy each voter during the timed phase into this folder"
+    )
     args = parser.parse_args()
     nodes = [10] if args.short else [int(x) for x in args.nodes.split(",")]
     tasks = [200] if args.short else [int(x) for x in args.tasks.split(",")]

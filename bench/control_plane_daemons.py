@@ -31,6 +31,7 @@ from control_plane_phases import (
 )
 from control_plane_procs import cpu_s, rss_mb, thread_cpu_s
 from control_plane_views import rebuild_costs
+from spy_profile import PhaseProfile
 
 from p2porch.api.client import ApiClient
 from p2porch.model import TaskState
@@ -79,19 +80,12 @@ def timed_phase(
     journal = leader.data_dir / JOURNAL_NAME
     st0 = status(leader)
     cpu0, threads0, journal0 = cpu_s(pid), thread_cpu_s(pid), journal.stat().st_size
-    t0 = time.monotonic()
-    create_services(agents, max(1, tasks // REPLICAS_PER_SERVICE), args.api_clients)
-    api_s = time.monotonic() - t0
-    deadline = t0 + args.timeout_s
-    while True:
-        sim = agents.call(op="sim_status")["agents"]
-        if sim["errors"]:
-            raise RuntimeError(f"agents' reports failed: {sim['last_error']}")
-        if sim["running"] >= tasks:
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {sim['running']} of {tasks} tasks running after {args.timeout_s} s")
-        time.sleep(0.05)
+    pids = {n.name: n.proc.pid for n in cluster.voters() if n.proc is not None}
+    with PhaseProfile(Path(args.profile) / f"tasks-{tasks}" if args.profile else None, pids):
+        t0 = time.monotonic()
+        create_services(agents, max(1, tasks // REPLICAS_PER_SERVICE), args.api_clients)
+        api_s = time.monotonic() - t0
+        sim = wait_all_running(agents, tasks, t0 + args.timeout_s)
     total_s = sim["last_running_at"] - t0
     placed_s = sim["last_placed_at"] - t0
     leader_cpu = cpu_s(pid) - cpu0
@@ -117,6 +111,19 @@ def timed_phase(
         "report_bytes_per_task": round(sim["bytes"] / max(1, sim["running"]), 1),
         "expected_version": st1["state_version"],
     }
+
+
+def wait_all_running(agents: NodeProc, tasks: int, deadline: float) -> dict[str, Any]:
+    """The agents' figures once ``tasks`` tasks are reported running (RuntimeError past ``deadline``)."""
+    while True:
+        sim: dict[str, Any] = agents.call(op="sim_status")["agents"]
+        if sim["errors"]:
+            raise RuntimeError(f"agents' reports failed: {sim['last_error']}")
+        if sim["running"] >= tasks:
+            return sim
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {sim['running']} of {tasks} tasks running by the deadline")
+        time.sleep(0.05)
 
 
 def run_daemons_point(

@@ -1,7 +1,8 @@
 """The leader loop: while this node leads Raft, run the scheduling round and commit its placements (shell).
 
-The decisions are :func:`~p2porch.leader.scheduling.plan_round` (pure); this loop wakes on commits, gossip
-membership changes and the round's own deadline, and writes the round's commands.
+The decisions are :func:`~p2porch.leader.scheduling.plan_scope`'s (pure), for the services the
+:class:`~p2porch.leader.incremental.IncrementalPlanner` picks (every one now and then); this loop wakes on
+commits, gossip membership changes and the round's own deadline, and writes the round's commands.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
 from .cron import CronDecision, plan_cron
+from .incremental import IncrementalPlanner
 from .leading import until_leading
 from .scheduling import (
     node_status_updates,
-    plan_round,
     rebalance_done_updates,
     rollout_done_updates,
     round_commands,
@@ -39,9 +40,9 @@ __all__ = ["LEADER_DEBOUNCE_S", "LEADER_IDLE_CHECK_S", "serve_scheduler"]
 
 LEADER_DEBOUNCE_S = 0.02
 LEADER_IDLE_CHECK_S = 1.0
-#: a round reads the whole state (~0.4 s at 100,000 tasks): after one, the next waits at least as long as
-#: it took (at most this), so while commits stream in (agents' reports) planning takes at most about half
-#: of the loop's thread and the Raft thread sharing its process keeps the rest (issue 19)
+#: a full round reads the whole state (~0.4 s at 100,000 tasks): after a round, the next waits at least as
+#: long as it took (at most this), so while commits stream in (agents' reports) planning takes at most
+#: about half of the loop's thread and the Raft thread sharing its process keeps the rest (issue 19)
 ROUND_PACE_MAX_S = 1.0
 
 
@@ -63,6 +64,7 @@ async def serve_scheduler(
 async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: random.Random) -> None:
     store, board, clock = ctx.store, ctx.board, ctx.clock
     orchestrator = Orchestrator(rng, down_grace_s=section.down_grace_s, site_grace_s=section.site_grace_s)
+    planner = IncrementalPlanner(orchestrator, rebalance_max_moves=section.rebalance_max_moves)
     reported: set[tuple[str, int]] = set()  # invalid services already reported (id, version)
     wake_at: float | None = None
     paced_until = 0.0  # trio time: no round starts before it (see ROUND_PACE_MAX_S)
@@ -84,6 +86,7 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             drain(changes)
             if not store.status().is_leader:
                 wake_at = None
+                planner.reset()  # another leader wrote meanwhile: the next round plans everything
                 continue
             round_started = trio.current_time()
             state = store.snapshot()
@@ -95,12 +98,10 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
                 await apply_cron_decisions(ctx, cron.decisions)
                 continue  # the ticks are committed: the next round starts their executions
             planned_at = trio.current_time()
-            # off the trio thread: at 100k tasks a round takes seconds, and the API, the control port and
-            # the store's callbacks must keep answering meanwhile (the state is immutable; only this
-            # loop uses the orchestrator)
-            plan = await trio.to_thread.run_sync(
-                partial(plan_round, state, now, orchestrator, rebalance_max_moves=section.rebalance_max_moves)
-            )
+            # off the trio thread: at 100k tasks a full round takes seconds, and the API, the control port
+            # and the store's callbacks must keep answering meanwhile (the state is immutable; only this
+            # loop uses the planner)
+            plan = await trio.to_thread.run_sync(planner.plan, state, now)
             took = trio.current_time() - planned_at
             paced_until = planned_at + took + min(took, ROUND_PACE_MAX_S)
             report_skipped(state, plan.skipped, reported)

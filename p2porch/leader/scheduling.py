@@ -8,7 +8,7 @@ It never writes anything itself and never reads a clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from ..model import DesiredState, NodeStatus, Rollout, Service, ServiceSpec, Task, TaskState
@@ -16,6 +16,7 @@ from ..model.states import TERMINAL_STATES, GossipState
 from ..raft.commands import PutTasks, TaskItem, TaskPut, TaskRemove, UpdateService
 from ..raft.state import ClusterState
 from ..scheduler import (
+    NodeInfo,
     Orchestrator,
     PlacedTask,
     RolloutDone,
@@ -41,12 +42,26 @@ class Round:
     update_failures: list[UpdateFailed] = field(default_factory=list)
     rollouts_done: list[RolloutDone] = field(default_factory=list)  # rollouts to mark completed
     wake_at: float | None = None
+    wakes: dict[str, float] = field(default_factory=dict)  # per planned service: when it asked to run again
     rebalanced: list[str] = field(default_factory=list)  # services whose `service rebalance` is done
     skipped: dict[str, str] = field(default_factory=dict)  # invalid services left alone: id -> why
 
     @property
     def empty(self) -> bool:
         return not self.items
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a round plans: ``tasks`` are every task of the services it re-plans (those of a removed or
+    invalid service included), ``services`` those services as committed, and ``infos`` every node with
+    what every placed task of the cluster holds on it. ``placed`` (all placed tasks) only in a full
+    round: rebalancing compares every service's spread."""
+
+    services: list[Service]
+    tasks: list[Task]
+    infos: list[NodeInfo]
+    placed: list[PlacedTask] | None = None
 
 
 def occupies_node(task: Task) -> bool:
@@ -56,38 +71,65 @@ def occupies_node(task: Task) -> bool:
     )
 
 
+def placed_tasks(service: Service | None, tasks: Iterable[Task]) -> list[PlacedTask]:
+    """What ``tasks`` of ``service`` (None: removed) hold on their nodes; nothing for a removed or invalid
+    service (the round leaves an invalid service's tasks alone and does not count them)."""
+    if service is None or service.invalid:
+        return []
+    spec = service.spec
+    name, cpu, memory, ports = (
+        spec.name,
+        spec.placement_cpu_nanos,
+        spec.placement_memory_bytes,
+        spec.host_ports,
+    )
+    return [
+        PlacedTask(service=name, node_id=t.node_id, cpu_nanos=cpu, memory_bytes=memory, host_ports=ports)
+        for t in tasks
+        if t.node_id is not None and occupies_node(t)
+    ]
+
+
+def full_scope(state: ClusterState) -> Scope:
+    """Every service and task of ``state`` (a full round)."""
+    by_service: dict[str, list[Task]] = {}
+    for t in state.tasks.values():
+        by_service.setdefault(t.service_id, []).append(t)
+    placed = [p for sid, tasks in by_service.items() for p in placed_tasks(state.services.get(sid), tasks)]
+    return Scope(
+        services=list(state.services.values()),
+        tasks=list(state.tasks.values()),
+        infos=build_node_infos(state.nodes.values(), placed),
+        placed=placed,
+    )
+
+
 def plan_round(
     state: ClusterState, now: float, orchestrator: Orchestrator, *, rebalance_max_moves: int = 1
 ) -> Round:
+    """A full round: every service of ``state`` planned."""
+    return plan_scope(state, now, orchestrator, full_scope(state), rebalance_max_moves=rebalance_max_moves)
+
+
+def plan_scope(
+    state: ClusterState, now: float, orchestrator: Orchestrator, scope: Scope, *, rebalance_max_moves: int = 1
+) -> Round:
+    """The round's decisions for the services of ``scope`` (see :class:`Scope`); a service outside it is
+    left as it is. Rebalancing runs only with ``scope.placed`` (a full round)."""
     out = Round()
     # a service whose committed spec does not validate here is left alone, tasks and all (committed.py)
     out.skipped = {s.service_id: s.invalid for s in state.services.values() if s.invalid}
-    services = [s for s in state.services.values() if not s.invalid]
+    services = [s for s in scope.services if not s.invalid]
     specs: dict[str, ServiceSpec] = {s.service_id: s.spec for s in state.services.values()}
-    tasks = [t for t in state.tasks.values() if t.service_id not in out.skipped]
+    tasks = [t for t in scope.tasks if t.service_id not in out.skipped]
     nodes = list(state.nodes.values())
     reconciliation = orchestrator.reconcile(services, tasks, nodes, now)
     out.update_failures = [e for e in reconciliation.events if isinstance(e, UpdateFailed)]
     out.rollouts_done = [e for e in reconciliation.events if isinstance(e, RolloutDone)]
     out.wake_at = reconciliation.wake_at
+    out.wakes = reconciliation.wakes
 
-    # what one task of each service holds on its node, computed once per service (not per task)
-    holds = {
-        sid: (spec.name, spec.placement_cpu_nanos, spec.placement_memory_bytes, spec.host_ports)
-        for sid, spec in specs.items()
-    }
-    placed = [
-        PlacedTask(
-            service=holds[t.service_id][0],
-            node_id=t.node_id,
-            cpu_nanos=holds[t.service_id][1],
-            memory_bytes=holds[t.service_id][2],
-            host_ports=holds[t.service_id][3],
-        )
-        for t in tasks
-        if occupies_node(t) and t.service_id in holds and t.node_id is not None
-    ]
-    shutdown_ids = {a.task_id for a in reconciliation.shutdowns}
+    shutdowns = {a.task_id: a.reason for a in reconciliation.shutdowns}
     requests: list[TaskRequest] = []
     new_records: dict[str, Task] = {}
     for create in reconciliation.creates:
@@ -108,23 +150,25 @@ def plan_round(
         new_records[create.task_id] = record
         requests.append(TaskRequest(create.task_id, specs[create.service_id], node_id=create.node_id))
     # Tasks that found no node in an earlier round get another chance every round (a rebalance
-    # replacement only on its move's target).
+    # replacement only on its move's target), in one order whatever the order of the state's map.
     move_targets = {
         (t.service_id, t.slot): t.move_to
         for t in tasks
         if t.move_to and t.desired_state == DesiredState.RUNNING
     }
-    for t in tasks:
-        if (
-            t.node_id is None
-            and t.desired_state == DesiredState.RUNNING
-            and t.state == TaskState.PENDING
-            and t.service_id in specs
-            and t.task_id not in shutdown_ids
-        ):
-            pin = move_targets.get((t.service_id, t.slot))
-            requests.append(TaskRequest(t.task_id, specs[t.service_id], node_id=pin))
-    result = schedule(requests, build_node_infos(nodes, placed)) if requests else None
+    waiting = [
+        t
+        for t in tasks
+        if t.node_id is None
+        and t.desired_state == DesiredState.RUNNING
+        and t.state == TaskState.PENDING
+        and t.service_id in specs
+        and t.task_id not in shutdowns
+    ]
+    for t in sorted(waiting, key=lambda t: (t.service_id, t.slot, t.created_at, t.task_id)):
+        pin = move_targets.get((t.service_id, t.slot))
+        requests.append(TaskRequest(t.task_id, specs[t.service_id], node_id=pin))
+    result = schedule(requests, scope.infos) if requests else None
 
     for create_id, record in new_records.items():
         node_id = result.assignments.get(create_id) if result else None
@@ -133,9 +177,8 @@ def plan_round(
         record = replace(record, node_id=node_id, state=state_now, message=explanation)
         out.items.append(TaskPut(record, task_version=0))
     for t in tasks:
-        if t.task_id in shutdown_ids:
-            reason = next(a.reason for a in reconciliation.shutdowns if a.task_id == t.task_id)
-            stopped = replace(t, desired_state=DesiredState.SHUTDOWN, message=reason)
+        if t.task_id in shutdowns:
+            stopped = replace(t, desired_state=DesiredState.SHUTDOWN, message=shutdowns[t.task_id])
             out.items.append(TaskPut(stopped, task_version=t.version))
             continue
         if result is None or t.task_id in new_records:
@@ -147,11 +190,11 @@ def plan_round(
         elif t.task_id in result.unschedulable and result.unschedulable[t.task_id] != t.message:
             explained = replace(t, message=result.unschedulable[t.task_id])
             out.items.append(TaskPut(explained, task_version=t.version))
-    out.items.extend(forget_finished(state, shutdown_ids | set(new_records)))
+    out.items.extend(forget_finished(state, shutdowns.keys() | new_records.keys(), scope.tasks))
 
     wanted = {s.service_id for s in state.services.values() if s.spec.rebalance or s.rebalance_requested}
-    if wanted:
-        placed_now = placed + [  # what this round placed counts too
+    if wanted and scope.placed is not None:
+        placed_now = scope.placed + [  # what this round placed counts too
             PlacedTask(
                 service=r.spec.name,
                 node_id=result.assignments[r.task_id],
@@ -182,19 +225,24 @@ def result_ids(round_: Round) -> set[str]:
     return {item.task_id for item in round_.items}
 
 
-def forget_finished(state: ClusterState, busy: set[str]) -> list[TaskItem]:
-    """Remove records of tasks that are over: keep the newest HISTORY_PER_SLOT per slot for
+def forget_finished(state: ClusterState, busy: Collection[str], tasks: Iterable[Task]) -> list[TaskItem]:
+    """Remove records of ``tasks`` that are over: keep the newest HISTORY_PER_SLOT per slot for
     ``service ps`` (a job: what :func:`job_history_keep` keeps, even when a node is gone: a complete
     task is what makes its slot done); forget every finished task of a removed service or of a node
-    that is gone."""
+    that is gone. ``tasks`` holds every task of each service it names (a job's history is all of them)."""
+    tasks = list(tasks)
+    of_job: dict[str, list[Task]] = {}
+    for t in tasks:
+        svc = state.services.get(t.service_id)
+        if svc is not None and svc.spec.is_job:
+            of_job.setdefault(t.service_id, []).append(t)
+    job_keep = {
+        sid: job_history_keep(state.services[sid].spec, state.services[sid].job_iteration, job_tasks)
+        for sid, job_tasks in of_job.items()
+    }
     over: dict[tuple[str, int], list[Task]] = {}
     items: list[TaskItem] = []
-    job_keep = {
-        sid: job_history_keep(svc.spec, svc.job_iteration, list(state.tasks_of_service(sid)))
-        for sid, svc in state.services.items()
-        if svc.spec.is_job
-    }
-    for t in state.tasks.values():
+    for t in tasks:
         if t.task_id in busy or t.desired_state != DesiredState.SHUTDOWN:
             continue
         node = state.nodes.get(t.node_id) if t.node_id else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -54,8 +55,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
 def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
+    names = _FIELD_NAMES.get(cls)
+    if names is None:  # once per class: a snapshot load calls this once per record
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
     return {k: v for k, v in data.items() if k in names}
 
 
@@ -192,7 +198,10 @@ class Task:
         return self.health == TaskHealth.STARTING
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        """Every field in order (``restart_history`` as a list: the only field that is not plain); the
+        leader encodes one per task written and snapshots one per task held (issue 19)."""
+        out = dict(zip(_TASK_FIELDS, _task_values(self), strict=True))
+        out["restart_history"] = list(self.restart_history)
         if not self.job_iteration:  # only a job's tasks carry it: other records keep their plain form
             del out["job_iteration"]
         return out
@@ -200,6 +209,10 @@ class Task:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Task:
         return cls(**_known(cls, data))
+
+
+_TASK_FIELDS = tuple(f.name for f in fields(Task))
+_task_values = attrgetter(*_TASK_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from ..errors import ConfigError
 from ..model import Availability, DesiredState, Node, NodeRole, NodeStatus, Task, TaskHealth, TaskState
 from ..model.records import JobStatus
+from .task_fast import report_fields, task_from_plain
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -137,7 +138,15 @@ def _task_str(d: Mapping[str, Any], name: str, default: str = "") -> str:
 
 
 def task_from_wire(d: Any) -> Task:
-    """A ``put_tasks`` record (its ``version`` is the FSM's to set)."""
+    """A ``put_tasks`` record (its ``version`` is the FSM's to set): the one-pass decoder of
+    ``task_fast`` for the encoder's exact form, else :func:`checked_task` (the same record, or the
+    error naming the field)."""
+    fast = task_from_plain(d)
+    return checked_task(d) if fast is None else fast
+
+
+def checked_task(d: Any) -> Task:
+    """A ``put_tasks`` record, every field checked on its own."""
     if not isinstance(d, Mapping):
         raise invalid("task must be a map", "task")
     slot = d.get("slot")
@@ -278,6 +287,14 @@ class TaskStatusReport:
 
     @classmethod
     def from_wire(cls, report: Any, i: int) -> TaskStatusReport:
+        """The report at ``reports[i]``: the encoder's exact form in one pass (``task_fast``), else
+        :meth:`checked` (the same report, or the error naming the field)."""
+        fast = report_fields(report)
+        return cls.checked(report, i) if fast is None else cls(**fast)
+
+    @classmethod
+    def checked(cls, report: Any, i: int) -> TaskStatusReport:
+        """The report at ``reports[i]``, every field checked on its own."""
         if not isinstance(report, Mapping):
             raise invalid(f"reports[{i}] must be a map", "reports")
         for name in ("state", *_REPORT_TEXT, "health"):

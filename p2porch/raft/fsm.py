@@ -22,6 +22,7 @@ from . import commands as C
 from . import fsm_access, fsm_networks, fsm_secrets
 from .fields import TaskRemove
 from .state import ClusterState, copy_map
+from .task_fast import evolve_task
 from .vips import allocate_vip
 
 MAX_BATCH_COMMANDS = 10_000
@@ -229,7 +230,7 @@ def _put_tasks(s: ClusterState, c: C.PutTasks, v: int) -> Result:
             del tasks[key]
             changes.append(Change("task", "delete", key, None, v))
             continue
-        task = replace(item.task, version=v)
+        task = evolve_task(item.task, {"version": v})
         if task.service_id not in s.services:
             raise _conflict(f"task {key}: no service {task.service_id}", "service_id")
         if task.node_id is not None and (current is None or current.node_id != task.node_id):
@@ -269,12 +270,16 @@ def _report_updates(
             skipped.append(task_id)
             continue
         updates = report.updates()
-        if all(getattr(current, k) == val for k, val in updates.items()):
-            skipped.append(task_id)
+        for name, value in updates.items():
+            if getattr(current, name) != value:
+                break
+        else:
+            skipped.append(task_id)  # nothing new
             continue
         if updates.get("state") == TaskState.RUNNING and not current.started_at:
             updates["started_at"] = updates.get("state_at", c.at)
-        new_task = replace(current, **updates, version=v)
+        updates["version"] = v
+        new_task = evolve_task(current, updates)
         updated[task_id] = new_task
         applied.append(task_id)
         changes.append(Change("task", "put", task_id, new_task, v))

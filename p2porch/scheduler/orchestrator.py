@@ -34,7 +34,7 @@ from .filters import constraint_matches
 from .jobs import plan_job
 from .nodeinfo import NodeInfo
 from .rollout import FailureVerdict, effective_policy, failed_within_monitor, failure_verdict
-from .sites import site_verdict
+from .sites import SiteVerdict, site_verdict
 
 #: restarts of a slot within this many seconds before a failure raise the back-off exponent
 BACKOFF_WINDOW_S = 600.0
@@ -94,15 +94,22 @@ Event = UpdateFailed | RolloutDone
 
 @dataclass(slots=True)
 class Reconciliation:
-    """Output of one reconcile: actions to commit, events for the caller, next time to call again."""
+    """Output of one reconcile: actions to commit, events for the caller, next time to call again
+    (``wake_at``, and per service in ``wakes``: the leader's incremental round re-plans a service when
+    its own time comes)."""
 
     actions: list[Action] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     wake_at: float | None = None
+    wakes: dict[str, float] = field(default_factory=dict)  # service id -> earliest time it asked for
+    service_id: str = ""  # the service being reconciled (its wakes are recorded under it)
 
     def wake(self, at: float) -> None:
         if self.wake_at is None or at < self.wake_at:
             self.wake_at = at
+        mine = self.wakes.get(self.service_id)
+        if mine is None or at < mine:
+            self.wakes[self.service_id] = at
 
     @property
     def creates(self) -> list[CreateTask]:
@@ -125,7 +132,7 @@ class _Ctx:
         self.grace = down_grace_s
         self.site_grace = site_grace_s
         self.out = out
-        self.sites: dict[str, str] = {}  # down node id -> its site verdict (cut | wait | node)
+        self.sites: dict[str, SiteVerdict] = {}  # down node id -> its site verdict
         self.created: set[tuple[str, int]] = set()  # (service id, slot) given a new task this round
         self.history: dict[str, list[Task]] = {}  # every task of a service, shut down ones included
 
@@ -152,13 +159,14 @@ class _Ctx:
         node = self.nodes.get(node_id or "")
         if fate not in ("lost", "grace") or spec.on_site_loss != "keep" or node is None:
             return fate
-        kind = self.sites.get(node.node_id)
-        if kind is None:
-            verdict = site_verdict(node, self.nodes.values(), self.now, self.site_grace)
-            kind = self.sites[node.node_id] = verdict.kind
-            if verdict.wake_at is not None:
-                self.out.wake(verdict.wake_at)
-        return {"cut": "cut", "wait": "grace"}.get(kind, fate)
+        verdict = self.sites.get(node.node_id)
+        if verdict is None:
+            verdict = self.sites[node.node_id] = site_verdict(
+                node, self.nodes.values(), self.now, self.site_grace
+            )
+        if verdict.wake_at is not None:
+            self.out.wake(verdict.wake_at)  # every service that asks wakes with it, not only the first
+        return {"cut": "cut", "wait": "grace"}.get(verdict.kind, fate)
 
     def satisfies(self, node_id: str | None, spec: ServiceSpec) -> bool:
         info = self.infos.get(node_id or "")
@@ -226,6 +234,7 @@ class Orchestrator:
                 for t in by_service[service_id]:
                     out.actions.append(ShutdownTask(t.task_id, "service removed"))
         for svc in sorted(services, key=lambda s: (s.spec.name, s.service_id)):
+            out.service_id = svc.service_id
             active = by_service.get(svc.service_id, [])
             if svc.spec.is_job:
                 self._reconcile_job(svc, every_task.get(svc.service_id, []), ctx)

@@ -1,20 +1,24 @@
 """The simulated leader: the real leader round and autopilot decision driven by the cluster simulator.
 
-``SimLeader`` owns what the leader loops keep between rounds (the orchestrator with its seeded RNG, the
-round's wake-up time, the last state and gossip view planned on). Each tick it does what
-``leader/loop.py`` and ``leader/autopilot_loop.py`` do, through the same pure functions: node statuses
-from gossip (``node_status_updates``), ``plan_round`` and its follow-ups (``update_failure_updates``,
-``rebalance_done_updates``), and ``next_voter_change``. It never reads a clock (pure; tests only).
+``SimLeader`` owns what the leader loops keep between rounds (the incremental planner with its
+orchestrator and seeded RNG, the round's wake-up time, the last state and gossip view planned on). Each
+tick it does what ``leader/loop.py`` and ``leader/autopilot_loop.py`` do, through the same pure
+functions: node statuses from gossip (``node_status_updates``), the round (``IncrementalPlanner``, each
+of its rounds checked against a full ``plan_round`` on a copy of the orchestrator: a difference raises)
+and its follow-ups (``update_failure_updates``, ``rebalance_done_updates``), and ``next_voter_change``.
+It never reads a clock (pure; tests only).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConflictError, ProposalTimeout
 from ..leader.autopilot import next_voter_change, voters_target
 from ..leader.cron import plan_cron
+from ..leader.incremental import IncrementalPlanner
 from ..leader.scheduling import (
     node_status_updates,
     plan_round,
@@ -43,6 +47,21 @@ class SimLeader:
     last_version: int = -1
     last_view: dict[str, str] = field(default_factory=dict)
     next_autopilot: float = 0.0
+    planner: IncrementalPlanner | None = None
+
+    def plan(self, sim: ClusterSim, state: Any) -> Any:
+        """The incremental round, checked against a full round planned by a copy of the orchestrator."""
+        moves = sim.config.scheduler.rebalance_max_moves
+        if self.planner is None:
+            self.planner = IncrementalPlanner(self.orchestrator, rebalance_max_moves=moves)
+        twin = copy.deepcopy(self.orchestrator)
+        plan = self.planner.plan(state, sim.now)
+        full = plan_round(state, sim.now, twin, rebalance_max_moves=moves)
+        if (plan.items, plan.update_failures, plan.rollouts_done, plan.wake_at, plan.rebalanced) != (
+            full.items, full.update_failures, full.rollouts_done, full.wake_at, full.rebalanced
+        ):  # fmt: skip
+            raise AssertionError(f"t={sim.t:.1f}: the incremental round differs from the full round")
+        return plan
 
     def step(self, sim: ClusterSim) -> None:
         """One tick of the leader loop and, every ``autopilot_s``, of the autopilot loop."""
@@ -75,12 +94,7 @@ class SimLeader:
                 _leader_write(sim, d.command.encode())
                 sim.note(f"cron {d.service.name}: tick t={sim.t + d.tick - sim.now:.1f} {d.action}")
             return
-        plan = plan_round(
-            state,
-            sim.now,
-            self.orchestrator,
-            rebalance_max_moves=sim.config.scheduler.rebalance_max_moves,
-        )
+        plan = self.plan(sim, state)
         self.wake_at = min((w for w in (plan.wake_at, cron.wake_at) if w is not None), default=None)
         if plan.update_failures:
             for service, change, action in update_failure_updates(state, plan.update_failures, sim.now):
