@@ -2,7 +2,9 @@
 
 The decisions are :func:`~p2porch.leader.scheduling.plan_scope`'s (pure), for the services the
 :class:`~p2porch.leader.incremental.IncrementalPlanner` picks (every one now and then); this loop wakes on
-commits, gossip membership changes and the round's own deadline, and writes the round's commands.
+commits, gossip membership changes and the round's own deadline, and writes the round's commands. Every
+write is fenced by the leader epoch claimed before the round (``leader/epoch.py``): a deposed leader's late
+writes are refused, and it stops its round at the first refusal or as soon as it sees it no longer leads.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
 from .cron import CronDecision, plan_cron
+from .epoch import claim_epoch, fenced, is_stale_epoch, still_leads
 from .incremental import IncrementalPlanner
 from .leading import until_leading
 from .scheduling import (
@@ -84,18 +87,19 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
                     await trio.sleep(pause)  # changes meanwhile are planned together in the next round
             board.membership_changed = trio.Event()
             drain(changes)
-            if not store.status().is_leader:
+            epoch = await claim_epoch(ctx)  # None: not (or no longer) the leader
+            if epoch is None:
                 wake_at = None
                 planner.reset()  # another leader wrote meanwhile: the next round plans everything
                 continue
             round_started = trio.current_time()
             state = store.snapshot()
-            if await sync_node_statuses(ctx, state):
+            if await sync_node_statuses(ctx, state, epoch):
                 continue  # the status writes change the state: plan on the new one
             now = clock.now()
             cron = plan_cron(state, now)
             if cron.decisions:
-                await apply_cron_decisions(ctx, cron.decisions)
+                await apply_cron_decisions(ctx, cron.decisions, epoch)
                 continue  # the ticks are committed: the next round starts their executions
             planned_at = trio.current_time()
             # off the trio thread: at 100k tasks a full round takes seconds, and the API, the control port
@@ -107,25 +111,50 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             report_skipped(state, plan.skipped, reported)
             wake_at = min((w for w in (plan.wake_at, cron.wake_at) if w is not None), default=None)
             if plan.update_failures:
-                await apply_update_failures(ctx, state, plan.update_failures)
+                await apply_update_failures(ctx, state, plan.update_failures, epoch)
                 continue  # the service changed: plan again on the new spec
             if plan.rollouts_done:
-                await finish_rollouts(ctx, state, plan.rollouts_done)
+                await finish_rollouts(ctx, state, plan.rollouts_done, epoch)
                 continue
             if plan.rebalanced:
-                await finish_rebalance_requests(ctx, state, plan.rebalanced)
+                await finish_rebalance_requests(ctx, state, plan.rebalanced, epoch)
                 continue  # the services changed: plan again on the new specs
             if plan.empty:
                 continue
             try:
-                for put in round_commands(plan.items, now, state.version):
-                    await ctx.write(put.encode())
-                ctx.metrics.scheduler_placements.inc(placements(state, plan.items))
-                ctx.metrics.scheduler_round_seconds.observe(trio.current_time() - round_started)
+                if await write_round(ctx, round_commands(plan.items, now, state.version), epoch):
+                    ctx.metrics.scheduler_placements.inc(placements(state, plan.items))
+                    ctx.metrics.scheduler_round_seconds.observe(trio.current_time() - round_started)
+                else:
+                    wake_at = None  # deposed: the next turn finds out whether it leads again
             except ConflictError:
                 wake_at = clock.now()  # the state moved under us: plan again at once
             except ProposalTimeout as exc:
                 log.warning("scheduling round not committed: %s", exc.message)
+
+
+async def write_round(ctx: MemberContext, commands: list[C.PutTasks], epoch: int) -> bool:
+    """Commit a round's commands in order, each fenced by ``epoch``; False (the rest unwritten) once this
+    node no longer leads in that epoch (seen locally before a command, or refused by the FSM)."""
+    for i, put in enumerate(commands):
+        if not still_leads(ctx.store, epoch):
+            log.warning(
+                "leadership lost mid-round: %d of %d commands not written", len(commands) - i, len(commands)
+            )
+            return False
+        try:
+            await ctx.write(fenced(put, epoch))
+        except ConflictError as exc:
+            if not is_stale_epoch(exc):
+                raise
+            log.warning(
+                "deposed mid-round (%s): %d of %d commands refused",
+                exc.message,
+                len(commands) - i,
+                len(commands),
+            )
+            return False
+    return True
 
 
 def placements(state: ClusterState, items: list[Any]) -> int:
@@ -150,7 +179,7 @@ def report_skipped(state: ClusterState, skipped: dict[str, str], reported: set[t
             log.error("service %s is left alone: its committed spec is invalid here (%s)", service_id, why)
 
 
-async def sync_node_statuses(ctx: MemberContext, state: ClusterState) -> bool:
+async def sync_node_statuses(ctx: MemberContext, state: ClusterState, epoch: int) -> bool:
     """Leader only: write node statuses that gossip contradicts (ready <-> down); True if any changed."""
     updates = node_status_updates(state, ctx.board.gossip_states())
     for node_id, status in updates.items():
@@ -159,13 +188,13 @@ async def sync_node_statuses(ctx: MemberContext, state: ClusterState) -> bool:
             update = C.UpdateNode(
                 at=ctx.clock.now(), node_id=node_id, status=status, node_version=state.nodes[node_id].version
             )
-            await ctx.write(update.encode())
+            await ctx.write(fenced(update, epoch))
         except (ConflictError, ProposalTimeout) as exc:
             log.info("node status write for %s not committed: %s", node_id, exc.message)
     return bool(updates)
 
 
-async def apply_cron_decisions(ctx: MemberContext, decisions: list[CronDecision]) -> None:
+async def apply_cron_decisions(ctx: MemberContext, decisions: list[CronDecision], epoch: int) -> None:
     """Commit cron ticks (each conditional on the service version read: a tick is handled once)."""
     for d in decisions:
         if d.missed:
@@ -173,10 +202,12 @@ async def apply_cron_decisions(ctx: MemberContext, decisions: list[CronDecision]
                 "cron job %s: %d tick(s) missed while no leader handled them", d.service.name, d.missed
             )
         log.info("cron job %s: tick %.0f %s", d.service.name, d.tick, d.action)
-        await write_service_bookkeeping(ctx, d.service, d.command, f"cron tick ({d.action})")
+        await write_service_bookkeeping(ctx, d.service, d.command, f"cron tick ({d.action})", epoch)
 
 
-async def apply_update_failures(ctx: MemberContext, state: ClusterState, failures: list[Any]) -> None:
+async def apply_update_failures(
+    ctx: MemberContext, state: ClusterState, failures: list[Any], epoch: int
+) -> None:
     """Tasks of a rollout failed beyond its max failure ratio: pause it, or roll the service back."""
     for service, update, action in update_failure_updates(state, failures, ctx.clock.now()):
         log.warning(
@@ -185,29 +216,31 @@ async def apply_update_failures(ctx: MemberContext, state: ClusterState, failure
             update.rollout.reason if update.rollout else "",
             "rolling back" if action == "rollback" else "paused",
         )
-        await write_service_bookkeeping(ctx, service, update, "update failure action")
+        await write_service_bookkeeping(ctx, service, update, "update failure action", epoch)
 
 
-async def finish_rollouts(ctx: MemberContext, state: ClusterState, done: list[Any]) -> None:
+async def finish_rollouts(ctx: MemberContext, state: ClusterState, done: list[Any], epoch: int) -> None:
     """Mark completed the rollouts whose every slot runs the current template past monitor."""
     for service, update in rollout_done_updates(state, done, ctx.clock.now()):
         log.info("rollout of %s: %s", service.name, update.rollout.state if update.rollout else "")
-        await write_service_bookkeeping(ctx, service, update, "rollout completion")
+        await write_service_bookkeeping(ctx, service, update, "rollout completion", epoch)
 
 
-async def finish_rebalance_requests(ctx: MemberContext, state: ClusterState, service_ids: list[str]) -> None:
+async def finish_rebalance_requests(
+    ctx: MemberContext, state: ClusterState, service_ids: list[str], epoch: int
+) -> None:
     """Clear `service rebalance` requests of services found balanced."""
     for service, update in rebalance_done_updates(state, service_ids, ctx.clock.now()):
         log.info("rebalance of %s done", service.name)
-        await write_service_bookkeeping(ctx, service, update, "clearing the rebalance request")
+        await write_service_bookkeeping(ctx, service, update, "clearing the rebalance request", epoch)
 
 
 async def write_service_bookkeeping(
-    ctx: MemberContext, service: Service, update: C.UpdateService, what: str
+    ctx: MemberContext, service: Service, update: C.UpdateService, what: str, epoch: int
 ) -> None:
-    """Leader bookkeeping on a service (``update`` is conditional on the version read); a lost race is
-    logged (the next round decides again)."""
+    """Leader bookkeeping on a service (``update`` is conditional on the version read, fenced by
+    ``epoch``); a lost race is logged (the next round decides again)."""
     try:
-        await ctx.write(update.encode())
+        await ctx.write(fenced(update, epoch))
     except (ConflictError, ProposalTimeout) as exc:
         log.info("%s for %s not committed: %s", what, service.name, exc.message)

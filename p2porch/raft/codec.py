@@ -36,11 +36,13 @@ def decode(data: bytes) -> Any:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Command:
-    """Base of every command: proposer time and an optional global version condition."""
+    """Base of every command: proposer time, an optional global version condition and, on the leader's
+    own writes, the leader epoch they are fenced by (None: not a leader command, never fenced)."""
 
     TAG: ClassVar[str] = ""
     at: float
     expected_version: int | None = None
+    leader_epoch: int | None = None
 
     def body(self) -> dict[str, Any]:
         """The command's own fields in plain form (``at``/``expected_version`` are added by encode)."""
@@ -55,6 +57,8 @@ def encode_command(cmd: Command) -> bytes:
     body: dict[str, Any] = {"at": float(cmd.at), **cmd.body()}
     if cmd.expected_version is not None:
         body["expected_version"] = int(cmd.expected_version)
+    if cmd.leader_epoch is not None:  # absent otherwise: unfenced commands keep their exact bytes
+        body["leader_epoch"] = int(cmd.leader_epoch)
     return pack({"t": cmd.TAG, "v": COMMAND_VERSION, "b": body})
 
 

@@ -157,6 +157,25 @@ class Noop(Command):
         return cls(tag=b.get("tag"), **common)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimLeaderEpoch(Command):
+    """A new leader's first write: its Raft term becomes the leader epoch. Leader commands carrying an
+    older ``leader_epoch`` are refused from then on (fencing a deposed leader's late writes)."""
+
+    TAG = "claim_leader_epoch"
+    epoch: int
+
+    def body(self) -> dict[str, Any]:
+        return {"epoch": self.epoch}
+
+    @classmethod
+    def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> ClaimLeaderEpoch:
+        epoch = F.get(b, "epoch", int)
+        if epoch < 1:
+            raise F.invalid("epoch must be at least 1", "epoch")
+        return cls(epoch=epoch, **common)
+
+
 # --- nodes and leases ------------------------------------------------------------------------------
 
 
@@ -481,6 +500,7 @@ COMMANDS: dict[str, Any] = {
         RemoveNetwork,
         RestoreState,
         Noop,
+        ClaimLeaderEpoch,
     )
 }
 
@@ -509,8 +529,11 @@ def command_from_plain(obj: Any) -> Command:
         raise F.invalid(f"unknown op {tag!r}", "op")
     at = F.get(body, "at", (int, float))
     expected = F.get(body, "expected_version", int, optional=True)
+    epoch = F.get(body, "leader_epoch", int, optional=True)  # absent before fencing: unfenced
     try:
-        command: Command = cls.from_body(body, version, at=float(at), expected_version=expected)
+        command: Command = cls.from_body(
+            body, version, at=float(at), expected_version=expected, leader_epoch=epoch
+        )
     except P2POrchError:
         raise
     except Exception as exc:  # a body the field checks did not foresee: refused, never a crash

@@ -353,10 +353,28 @@ def _restore_state(s: ClusterState, c: C.RestoreState, v: int) -> Result:
         raise _conflict("only a new, empty Raft log can be restored into", "state")
     restored = c.state
     version = max(v, restored.version + 1)
-    new = restored.evolve(
-        version=version, generation=restored.generation + 1, founded_at_version=restored.version
+    new = restored.evolve(  # a new log's Raft terms start again: so does the leader epoch
+        version=version,
+        generation=restored.generation + 1,
+        founded_at_version=restored.version,
+        leader_epoch=0,
     )
     return new, new.generation, [Change("reset", "put", new.cluster_id, new, version)]
+
+
+def _claim_leader_epoch(s: ClusterState, c: C.ClaimLeaderEpoch, v: int) -> Result:
+    """A leader's term becomes the epoch; the same one again changes nothing, an older one is refused."""
+    _require_init(s)  # never before init_cluster, whose condition is version 0
+    if c.epoch < s.leader_epoch:
+        raise _stale_epoch(c.epoch, s.leader_epoch)
+    if c.epoch == s.leader_epoch:
+        return s, c.epoch, []
+    new = s.evolve(leader_epoch=c.epoch, version=v)
+    return new, c.epoch, [Change("cluster", "put", s.cluster_id, None, v)]
+
+
+def _stale_epoch(epoch: int, latest: int) -> ConflictError:
+    return _conflict(f"leader epoch {epoch} is older than the latest claimed epoch {latest}", "leader_epoch")
 
 
 def _noop(s: ClusterState, c: C.Noop, v: int) -> Result:
@@ -387,6 +405,7 @@ HANDLERS: dict[type[C.Command], Callable[[ClusterState, Any, int], Result]] = {
     C.RemoveNetwork: lambda s, c, v: _changes_of(fsm_networks.remove_network(s, c, v), v),
     C.RestoreState: _restore_state,
     C.Noop: _noop,
+    C.ClaimLeaderEpoch: _claim_leader_epoch,
 }
 assert set(HANDLERS) == set(C.COMMANDS.values())
 
@@ -409,6 +428,10 @@ def apply_command(
 ) -> tuple[ClusterState, dict[str, Any], list[Change]]:
     """Apply one typed command; never raises."""
     try:
+        # fencing: a command stamped by a leader older than the latest claimed epoch is refused, decided
+        # from the state alone so every replica refuses it alike (None: not a leader command)
+        if command.leader_epoch is not None and command.leader_epoch < state.leader_epoch:
+            raise _stale_epoch(command.leader_epoch, state.leader_epoch)
         expected = command.expected_version
         if expected is not None and expected != state.version:
             raise _conflict(f"state is at version {state.version}, expected {expected}", "expected_version")
@@ -447,7 +470,11 @@ def apply_batch(state: ClusterState, batch: bytes) -> tuple[ClusterState, list[d
         except P2POrchError as exc:
             results.append(C.error_result(exc, state.version))
             continue
-        if isinstance(command, C.ReportTaskStates) and command.expected_version is None:
+        if (
+            isinstance(command, C.ReportTaskStates)
+            and command.expected_version is None
+            and command.leader_epoch is None
+        ):
             state, result, item_changes, owned = _report_in_batch(state, command, owned)
         else:
             state, result, item_changes = apply_command(state, command)

@@ -85,6 +85,7 @@ class ClusterState:
     founded_at_version: int = 0  # state version the recovering node had when it founded this generation
     key_epoch: int = 0  # the cluster key epoch (bumped by each key rotation)
     key_envelopes: Mapping[str, str] = field(default_factory=dict)  # node id -> this epoch's key sealed to it
+    leader_epoch: int = 0  # the latest claimed leader epoch (a Raft term): older leader commands are refused
     nodes: Mapping[str, Node] = field(default_factory=dict)
     services: Mapping[str, Service] = field(default_factory=dict)
     tasks: Mapping[str, Task] = field(default_factory=dict)
@@ -171,8 +172,9 @@ class ClusterState:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The plain snapshot form; ``access_tokens`` only when there are any, so a state without them
-        encodes exactly as before they existed (version-1 ``restore_state`` bytes are unchanged)."""
+        """The plain snapshot form; ``access_tokens`` and ``leader_epoch`` only when there are any, so a
+        state without them encodes exactly as before they existed (version-1 ``restore_state`` bytes are
+        unchanged)."""
         plain = {
             "cluster_id": self.cluster_id,
             "domain": self.domain,
@@ -193,6 +195,8 @@ class ClusterState:
         } | ({"networks": [r.to_dict() for r in self.networks.values()]} if self.networks else {})
         if self.access_tokens:
             plain["access_tokens"] = [r.to_dict() for r in self.access_tokens.values()]
+        if self.leader_epoch:
+            plain["leader_epoch"] = self.leader_epoch
         return plain
 
     @classmethod
@@ -215,6 +219,7 @@ class ClusterState:
             founded_at_version=data.get("founded_at_version", 0),
             key_epoch=data.get("key_epoch", 0),
             key_envelopes=dict(data.get("key_envelopes") or {}),
+            leader_epoch=data.get("leader_epoch", 0),
             version=data.get("version", 0),
             nodes={n.node_id: n for n in nodes},
             services={s.service_id: s for s in services},

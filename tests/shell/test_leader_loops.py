@@ -202,7 +202,8 @@ async def test_leader_loop_commits_each_cron_tick_on_time_then_starts_its_execut
         await nursery.start(partial(serve_scheduler, ctx, SchedulerConfig(), rng=random.Random(7)))
         for minute in (1, 2, 3, 4):
             at = await wait_for(store, lambda s, m=minute: iteration(s) == m)
-            assert minute * 60.0 <= at <= minute * 60.0 + LEADER_DEBOUNCE_S + 0.01
+            # on the leader's clock (EPOCH + mock time, ~1.8e9: its float step is ~2e-7 s), never before
+            assert EPOCH + minute * 60.0 <= EPOCH + at <= EPOCH + minute * 60.0 + LEADER_DEBOUNCE_S + 0.01
             assert store.snapshot().services["s1"].job.cron_last_tick == EPOCH + minute * 60.0
             await wait_for(
                 store, lambda s, m=minute: any(t.job_iteration == m and t.node_id for t in s.tasks.values())

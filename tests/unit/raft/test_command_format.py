@@ -48,6 +48,8 @@ BEFORE_SITE_LOSS = Path(__file__).with_name("fixtures") / "v1_commands_before_si
 WEB_REPLACED_ON_SITE_LOSS = ServiceSpec.from_dict(
     {"name": "web3", "image": "nginx:1", "on_site_loss": "replace"}
 )
+#: the same format before leader fencing existed (the first 25 commands: byte for byte the same today)
+BEFORE_FENCING = Path(__file__).with_name("fixtures") / "v1_commands_before_fencing.msgpack"
 WEB_ON_NETWORKS = ServiceSpec.from_dict(
     {"name": "web2", "image": "nginx:1", "networks": ["front", "name=back,alias=db-proxy"]}
 )
@@ -120,6 +122,8 @@ def every_command() -> list[C.Command]:
             rollout=Rollout.rolling_back(24.0, WEB.rollback, "manual rollback"),
         ),
         C.CreateService(at=25.0, service_id="s3", spec=WEB_REPLACED_ON_SITE_LOSS),
+        C.ClaimLeaderEpoch(at=26.0, epoch=7),
+        C.PutTasks(at=27.0, items=(C.TaskRemove("t1", task_version=9),), expected_version=8, leader_epoch=7),
     ]
 
 
@@ -159,3 +163,14 @@ def test_version_1_bytes_written_before_on_site_loss_are_what_the_encoder_still_
     assert all(c.spec.on_site_loss == "keep" for c in decoded if isinstance(c, C.CreateService))
     body = msgpack.unpackb(every_command()[24].encode(), raw=False)["b"]
     assert body["spec"]["on_site_loss"] == "replace"
+
+
+def test_version_1_bytes_written_before_fencing_are_what_the_encoder_still_writes() -> None:
+    """A command without a leader epoch (every command an agent or the API writes, and every one written
+    before fencing) encodes as before and decodes unfenced; only a leader's command carries the key."""
+    stored = msgpack.unpackb(BEFORE_FENCING.read_bytes())
+    assert len(stored) == 25
+    assert [c.encode() for c in every_command()[:25]] == stored
+    assert all(C.decode_command(b).leader_epoch is None for b in stored)
+    body = msgpack.unpackb(every_command()[26].encode(), raw=False)["b"]
+    assert body["leader_epoch"] == 7
