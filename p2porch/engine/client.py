@@ -19,11 +19,11 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from .endpoint import Endpoint, parse_endpoint
-from .streams import json_lines, log_frames, raw_chunks
+from .streams import StreamError, json_lines, log_frames, raw_chunks
 
 MAX_API_VERSION = (1, 45)  # what this client's bodies were written against (docker SDK 7.1's default)
 MIN_API_VERSION = (1, 41)  # Docker 20.10; older engines lack fields the agent sets
-MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
+RAW_STREAM = "application/vnd.docker.raw-stream"
 
 
 class EngineError(Exception):
@@ -61,31 +61,52 @@ def filters_param(filters: Mapping[str, Any]) -> str:
 
 
 class Stream:
-    """An open streamed response: iterate it for items; ``close()`` ends it from any thread."""
+    """An open streamed response: iterate it (in one thread) for items; ``close()`` ends it from any
+    thread: it shuts the socket down, which wakes a blocked read with end-of-stream."""
 
     def __init__(
-        self, sock: socket.socket | None, conn: http.client.HTTPConnection, items: Iterator[Any]
+        self,
+        sock: socket.socket | None,
+        conn: http.client.HTTPConnection,
+        response: http.client.HTTPResponse,
+        items: Iterator[Any],
     ) -> None:
         self._sock = sock
         self._conn = conn
+        self._response = response
         self._items = items
         self._lock = threading.Lock()
         self._closed = False
+        self._started = False
 
     def __iter__(self) -> Iterator[Any]:
-        return self._items
+        return self._read()
+
+    def _read(self) -> Iterator[Any]:
+        with self._lock:
+            self._started = True
+        try:
+            yield from self._items
+        except (OSError, http.client.HTTPException, ValueError, StreamError) as exc:
+            if not self._closed:
+                raise EngineError(f"the Docker engine's stream broke off: {_why(exc)}") from exc
+        finally:
+            self._response.close()  # in the reading thread: http.client's objects are not thread-safe
 
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            started = self._started
         if self._sock is not None:
             try:
                 self._sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv
             except OSError:
                 pass
-        self._conn.close()
+            self._sock.close()
+        if not started:
+            self._conn.close()
 
 
 class EngineClient:
@@ -171,7 +192,7 @@ class EngineClient:
             finally:
                 conn.close()
             raise _error(response.status, body, response.reason)
-        return Stream(sock, conn, _guarded(decode(response)))
+        return Stream(sock, conn, response, decode(response))
 
     # ----- system
     def info(self) -> dict[str, Any]:
@@ -220,7 +241,7 @@ class EngineClient:
         return self.stream(
             "GET",
             f"/containers/{_quote(container)}/logs",
-            _logs_decoder,
+            _logs_decoder(self.version),
             query=query,
             timeout_s=None if follow else -1.0,
         )
@@ -268,20 +289,15 @@ def negotiate(server_version: str) -> tuple[int, int]:
     return min((major, minor), MAX_API_VERSION)
 
 
-def _logs_decoder(response: http.client.HTTPResponse) -> Iterator[bytes]:
-    if MULTIPLEXED in str(response.headers.get("Content-Type", "")) or not response.headers.get(
-        "Content-Type"
-    ):
-        return log_frames(response)
-    return raw_chunks(response)
+def _logs_decoder(version: tuple[int, int]) -> Callable[[http.client.HTTPResponse], Iterator[bytes]]:
+    """Frames unless the engine says the stream is raw (a TTY container). Before API 1.42 the engine
+    called every log stream raw; p2porch never creates a TTY container, so those are read as frames."""
 
+    def decode(response: http.client.HTTPResponse) -> Iterator[bytes]:
+        raw = RAW_STREAM in str(response.headers.get("Content-Type", ""))
+        return raw_chunks(response) if raw and version >= (1, 42) else log_frames(response)
 
-def _guarded(items: Iterator[Any]) -> Iterator[Any]:
-    """Socket errors of a stream become EngineError (a closed stream just ends)."""
-    try:
-        yield from items
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise EngineError(f"the Docker engine's stream broke off: {_why(exc)}") from exc
+    return decode
 
 
 def _quote(name: str) -> str:
