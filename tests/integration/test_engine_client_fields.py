@@ -105,8 +105,8 @@ OPTIONS = ContainerOptions.from_dict(
 
 async def started(executor: DockerExecutor, spec: TaskAssignment) -> str:
     outcome = await executor.start(spec)
-    assert outcome.error == "" and outcome.observed is not None, outcome.error
-    return outcome.observed.container_id
+    assert outcome.error == "" and outcome.container is not None, outcome.error
+    return outcome.container.container_id
 
 
 async def test_every_translated_field_reaches_the_container(
@@ -257,9 +257,9 @@ async def test_events_logs_and_the_engines_errors(docker_url: str, sdk: docker.D
                 lines = [line async for _, line in channel]
     # the same container name again: 409 from the engine, and the agent finds its own container
     again = await executor.start(spec)
-    assert again.error == "" and again.observed is not None and again.observed.container_id == container_id
+    assert again.error == "" and again.container is not None and again.container.container_id == container_id
     missing = await executor.start(task("f4f4f4f4f4f4f4f4", image="p2rs/never-there@sha256:" + "0" * 64))
-    assert missing.observed is None and "p2rs/never-there" in missing.error
+    assert missing.container is None and "p2rs/never-there" in missing.error
     engine = EngineClient.connect(docker_url)
     with pytest.raises(NotFound, match="No such container"):
         engine.inspect_container("p2rs-nothing-here")
