@@ -148,12 +148,15 @@ class EngineClient:
         timeout_s: float | None = -1.0,
         versioned: bool = True,
     ) -> tuple[http.client.HTTPConnection, socket.socket | None, http.client.HTTPResponse]:
-        conn = self.endpoint.connection(self.timeout_s if timeout_s == -1.0 else timeout_s)
         all_headers = dict(headers or {})
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             all_headers["Content-Type"] = "application/json"
+        try:  # a TLS context whose certificate files cannot be read fails here too (OSError)
+            conn = self.endpoint.connection(self.timeout_s if timeout_s == -1.0 else timeout_s)
+        except OSError as exc:
+            raise EngineError(f"cannot reach the Docker engine at {self.endpoint.url}: {_why(exc)}") from exc
         try:
             conn.request(method, self._path(path, query, versioned), body=data, headers=all_headers)
             sock = conn.sock
@@ -179,7 +182,10 @@ class EngineClient:
             raise _error(status, body, http.client.responses.get(status, ""))
         if not body or "json" not in str(headers.get("Content-Type", "")):
             return body.decode(errors="replace") if body else None
-        return json.loads(body)
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise EngineError(f"the Docker engine answered {path} with invalid JSON: {body[:80]!r}") from exc
 
     def stream(self, method: str, path: str, decode: Callable[[Any], Iterator[Any]], **kwargs: Any) -> Stream:
         """A streamed request; EngineError at once for status >= 400."""

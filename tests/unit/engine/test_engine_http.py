@@ -234,3 +234,20 @@ def test_filters_are_json_lists_of_strings() -> None:
 def test_a_tty_containers_raw_log_stream_comes_as_bytes(engine) -> None:
     server = engine(response("200 OK", b"line 1\nline 2\n", "application/vnd.docker.raw-stream", chunks=2))
     assert b"".join(server.client().logs("tty", follow=False, tail=5)) == b"line 1\nline 2\n"
+
+
+def test_an_answer_that_says_json_but_is_not_is_an_engine_error(engine) -> None:
+    server = engine(response("200 OK", b"{not json"))
+    with pytest.raises(EngineError, match="invalid JSON"):
+        server.client().info()
+
+
+def test_unreadable_tls_certificates_are_an_engine_error(tmp_path) -> None:
+    (tmp_path / "cert.pem").write_text("not a certificate")
+    (tmp_path / "key.pem").write_text("not a key")
+    from p2porch.engine.endpoint import parse_endpoint
+
+    endpoint = parse_endpoint("tcp://127.0.0.1:9", {"DOCKER_CERT_PATH": str(tmp_path)})
+    with pytest.raises(EngineError, match="cannot reach the Docker engine at tcp://127.0.0.1:9") as caught:
+        EngineClient(endpoint).info()
+    assert caught.value.status == 0
