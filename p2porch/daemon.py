@@ -50,6 +50,7 @@ from .member.stats import serve_usage_sampler
 from .member.traffic import serve_traffic
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
+from .memtrim import trim_heap_periodically
 from .metrics import Metrics
 from .model import Node
 from .ui import PUBLIC_PATHS as UI_PUBLIC_PATHS
@@ -215,6 +216,7 @@ class Daemon:
                     )
                     if self._on_ready is not None:
                         await self._on_ready(self)
+                    nursery.start_soon(trim_heap_periodically)
                     await self._stop.wait()
                 finally:
                     with trio.CancelScope(shield=True):

@@ -1,11 +1,11 @@
-"""Runs tasks as containers of one Docker Engine (shell: docker SDK in worker threads).
+"""Runs tasks as containers of one Docker Engine (shell: p2porch's Engine API client in worker threads).
 
-``DockerExecutor`` owns one ``docker.DockerClient``. Every SDK call runs in a worker thread through
-``trio.to_thread.run_sync`` (never on the trio loop); streams (events, logs) run in their own threads
-and are closed from the trio side when their context exits. A task's own failure (missing image,
-bad command, engine refusing the spec) is returned as ``StartOutcome.error`` with Docker's text; only
-an unreachable or broken engine raises ``ExecutorError``. It only ever touches containers labelled
-``p2porch.managed=true``.
+``DockerExecutor`` owns one :class:`~p2porch.engine.client.EngineClient`. Every engine call runs in a
+worker thread through ``trio.to_thread.run_sync`` (never on the trio loop); streams (events, logs) run
+in their own threads and are closed from the trio side when their context exits. A task's own failure
+(missing image, bad command, engine refusing the spec) is returned as ``StartOutcome.error`` with
+Docker's text; only an unreachable or broken engine raises ``ExecutorError``. It only ever touches
+containers labelled ``p2porch.managed=true``.
 """
 
 from __future__ import annotations
@@ -16,19 +16,17 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterable, Itera
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import docker
-import docker.errors
-import requests.exceptions
 import trio
-from docker.utils import parse_repository_tag
 
+from ..engine.client import EngineClient, EngineError, NotFound
+from ..engine.registry_auth import pull_auth_header, split_reference
 from ..errors import ExecutorError
 from .dockerspec import (
     capacity_from_info,
-    create_kwargs,
+    create_request,
     event_from_docker,
     list_key,
-    member_create_kwargs,
+    member_create_request,
     observed_from_inspect,
 )
 from .model import (
@@ -50,17 +48,14 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+_ENGINE_ERRORS = (EngineError, OSError)
 _MANAGED_FILTER = {"label": [f"{LABEL_MANAGED}=true"]}
 
 
 def docker_error_text(exc: BaseException) -> str:
-    """Docker's own message for an SDK error (the daemon's explanation when there is one)."""
-    if isinstance(exc, docker.errors.APIError) and exc.explanation:
-        explanation = exc.explanation
-        if isinstance(explanation, bytes):
-            explanation = explanation.decode(errors="replace")
-        return str(explanation).strip()
+    """Docker's own message for an engine error (the daemon's explanation when there is one)."""
+    if isinstance(exc, EngineError) and exc.explanation:
+        return exc.explanation.strip()
     return str(exc).strip() or type(exc).__name__
 
 
@@ -69,13 +64,12 @@ class DockerExecutor:
 
     def __init__(
         self,
-        client: docker.DockerClient,
+        client: EngineClient,
         *,
         pull_timeout_s: float = 60.0,
         max_concurrent_calls: int = 16,
     ) -> None:
-        self._client = client
-        self._api = client.api
+        self._api = client
         self.pull_timeout_s = pull_timeout_s
         self._limiter = trio.CapacityLimiter(max_concurrent_calls)
         self._inspect_cache: dict[str, tuple[tuple[str, str, str], ObservedContainer]] = {}
@@ -85,7 +79,7 @@ class DockerExecutor:
         return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._limiter)
 
     async def aclose(self) -> None:
-        await trio.to_thread.run_sync(self._client.close)
+        """Nothing to release: each call opens and closes its own connection."""
 
     # ----- observation
     async def list_containers(self) -> list[ObservedContainer]:
@@ -116,7 +110,7 @@ class DockerExecutor:
         """The managed container ``container_id``; None if it does not exist or is not ours."""
         try:
             attrs = await self._call(self._api.inspect_container, container_id)
-        except docker.errors.NotFound:
+        except NotFound:
             return None
         except _ENGINE_ERRORS as exc:
             raise ExecutorError(
@@ -157,7 +151,9 @@ class DockerExecutor:
             error = ""
             try:
                 await self._call(self._api.start, container_id)
-            except docker.errors.APIError as exc:
+            except EngineError as exc:
+                if not exc.status:
+                    raise
                 error = docker_error_text(exc)
             for member in assignment.sidecars:  # in the main container's network namespace
                 if error:
@@ -173,42 +169,46 @@ class DockerExecutor:
         try:
             await self._call(self._api.inspect_image, image)
             return ""
-        except docker.errors.ImageNotFound:
+        except NotFound:
             pass
-        except docker.errors.NotFound:
-            pass
-        repository, tag = parse_repository_tag(image)
-        tag = tag or "latest"
+        repository, tag = split_reference(image)
         error = f"image {image} not found locally and pulling it timed out after {self.pull_timeout_s:g} s"
         with trio.move_on_after(self.pull_timeout_s):
             # Abandoned (not cancelled) on timeout: the SDK call cannot be interrupted; it ends by itself.
             error = await trio.to_thread.run_sync(
-                lambda: self._pull_sync(repository, tag), abandon_on_cancel=True, limiter=self._limiter
+                lambda: self._pull_sync(image, repository, tag), abandon_on_cancel=True, limiter=self._limiter
             )
         return error
 
-    def _pull_sync(self, repository: str, tag: str) -> str:
+    def _pull_sync(self, image: str, repository: str, tag: str) -> str:
         try:
-            for message in self._api.pull(repository, tag=tag, stream=True, decode=True):
-                if isinstance(message, dict) and message.get("error"):
-                    return str(message.get("error")).strip()
+            stream = self._api.pull(repository, tag, auth_header=pull_auth_header(image))
+            try:
+                for message in stream:
+                    if isinstance(message, dict) and message.get("error"):
+                        return str(message.get("error")).strip()
+            finally:
+                stream.close()
             self._api.inspect_image(
                 f"{repository}@{tag}" if tag.startswith("sha256:") else f"{repository}:{tag}"
             )
             return ""
-        except docker.errors.APIError as exc:
-            return docker_error_text(exc)
-        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+        except EngineError as exc:
+            if exc.status:
+                return docker_error_text(exc)
+            return f"pulling {repository}:{tag} failed: {docker_error_text(exc)}"
+        except OSError as exc:
             return f"pulling {repository}:{tag} failed: {docker_error_text(exc)}"
 
     async def _create(self, assignment: TaskAssignment) -> tuple[str, str]:
         """(container id, "") or ("", Docker's error); reuses our own container if the name is taken by it."""
-        kwargs = create_kwargs(assignment)
+        name, body = create_request(assignment)
         try:
-            container = await self._call(self._client.containers.create, assignment.image, **kwargs)
-            return str(container.id), ""
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409:
+            return await self._call(self._api.create_container, name, body), ""
+        except EngineError as exc:
+            if not exc.status:
+                raise
+            if exc.status == 409:
                 existing = await self.inspect(container_name(assignment))
                 if existing is not None and existing.task_id == assignment.task_id:
                     return existing.container_id, ""
@@ -217,13 +217,13 @@ class DockerExecutor:
     async def _start_member(self, assignment: TaskAssignment, member: MemberSpec, main_id: str) -> str:
         """Create (or find, after an interrupted start) and start one sidecar or init container: "" or why
         it failed."""
-        kwargs = member_create_kwargs(assignment, member, main_id)
-        name = member_container_name(assignment, member)
+        name, body = member_create_request(assignment, member, main_id)
         try:
-            container = await self._call(self._client.containers.create, member.image, **kwargs)
-            member_id = str(container.id)
-        except docker.errors.APIError as exc:
-            existing = await self.inspect(name) if exc.status_code == 409 else None
+            member_id = await self._call(self._api.create_container, name, body)
+        except EngineError as exc:
+            if not exc.status:
+                raise
+            existing = await self.inspect(name) if exc.status == 409 else None
             if existing is None or existing.task_id != assignment.task_id:
                 return f"{member.kind} container {member.name}: {docker_error_text(exc)}"
             if existing.status != "created":
@@ -231,7 +231,9 @@ class DockerExecutor:
             member_id = existing.container_id
         try:
             await self._call(self._api.start, member_id)
-        except docker.errors.APIError as exc:
+        except EngineError as exc:
+            if not exc.status:
+                raise
             return f"{member.kind} container {member.name}: {docker_error_text(exc)}"
         return ""
 
@@ -261,23 +263,25 @@ class DockerExecutor:
         grace = max(0, math.ceil(stop_grace_s))
         try:
             try:
-                await self._call(self._api.stop, container_id, timeout=grace)
-            except docker.errors.NotFound:
+                await self._call(self._api.stop, container_id, timeout_s=grace)
+            except NotFound:
                 return
-            except docker.errors.APIError as exc:
+            except EngineError as exc:
+                if not exc.status:
+                    raise
                 log.debug(
                     "stopping %s failed, removing by force: %s", container_id[:12], docker_error_text(exc)
                 )
             await self._call(self._api.remove_container, container_id, force=True)
-        except docker.errors.NotFound:
+        except NotFound:
             return
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409 and "already in progress" in docker_error_text(exc):
-                return
-            raise ExecutorError(
-                f"cannot remove container {container_id[:12]}: {docker_error_text(exc)}"
-            ) from exc
         except _ENGINE_ERRORS as exc:
+            if (
+                isinstance(exc, EngineError)
+                and exc.status == 409
+                and "already in progress" in docker_error_text(exc)
+            ):
+                return
             raise ExecutorError(
                 f"cannot remove container {container_id[:12]}: {docker_error_text(exc)}"
             ) from exc
@@ -291,7 +295,7 @@ class DockerExecutor:
         send, receive = trio.open_memory_channel[ContainerEvent](256)
 
         def opener() -> Any:
-            return self._api.events(decode=True, filters={"type": "container", **_MANAGED_FILTER})
+            return self._api.events({"type": "container", **_MANAGED_FILTER})
 
         def convert(item: Any) -> Iterable[ContainerEvent]:
             event = event_from_docker(item) if isinstance(item, dict) else None
@@ -345,9 +349,7 @@ class DockerExecutor:
                 for task_id, container_id in selected:
 
                     def opener(container_id: str = container_id) -> Any:
-                        return self._api.logs(
-                            container_id, stream=True, follow=follow, tail="all" if tail is None else tail
-                        )
+                        return self._api.logs(container_id, follow=follow, tail=tail)
 
                     try:
                         stream = await self._open_stream(opener)
@@ -419,19 +421,14 @@ async def _pump(
 async def open_docker_executor(
     base_url: str | None = None, *, timeout_s: float = 60.0, **kwargs: Any
 ) -> DockerExecutor:
-    """Connect to the engine at ``base_url`` (None: SDK default, honours DOCKER_HOST); check it answers."""
+    """Connect to the engine at ``base_url`` (None: ``DOCKER_HOST``, default the local unix socket); check it
+    answers. An address p2porch cannot use (ssh://) raises ConfigError naming the setting."""
 
-    # The SDK lifts the read timeout on stream sockets itself (events, followed logs).
-    def connect(timeout: int) -> docker.DockerClient:
-        if base_url is None:
-            client = docker.from_env(timeout=timeout, max_pool_size=32)
-        else:
-            client = docker.DockerClient(base_url=base_url, timeout=timeout, max_pool_size=32)
-        client.ping()
-        return client
+    def connect() -> EngineClient:
+        return EngineClient.connect(base_url, timeout_s=timeout_s)
 
     try:
-        client = await trio.to_thread.run_sync(connect, max(1, math.ceil(timeout_s)))
+        client = await trio.to_thread.run_sync(connect)
     except _ENGINE_ERRORS as exc:
         raise ExecutorError(
             f"cannot connect to the Docker engine at {base_url or 'default'}: {docker_error_text(exc)}"

@@ -1,8 +1,8 @@
 """Translation between agent values and Docker Engine JSON (pure).
 
-Builds the keyword arguments for the docker SDK's ``containers.create`` from a ``TaskAssignment`` and
-reads ``ObservedContainer`` / ``ContainerEvent`` / ``NodeCapacity`` back from the engine's inspect, list,
-event and info documents. Only plain dicts and strings: it never imports docker and never does I/O.
+Builds the Engine API's ``POST /containers/create`` body from a ``TaskAssignment`` and reads
+``ObservedContainer`` / ``ContainerEvent`` / ``NodeCapacity`` back from the engine's inspect, list, event
+and info documents. Only plain dicts and strings: it never does I/O.
 """
 
 from __future__ import annotations
@@ -38,45 +38,40 @@ CPU_SHARES_PER_CPU = 1024
 MIN_CPU_SHARES = 2  # the kernel's minimum cpu.shares
 
 
-def create_kwargs(assignment: TaskAssignment) -> dict[str, Any]:
-    """Keyword arguments for ``DockerClient.containers.create`` (image passed separately); Swarm's service
-    templates (``{{.Task.Slot}}``...) are expanded for this task."""
+def create_request(assignment: TaskAssignment) -> tuple[str, dict[str, Any]]:
+    """(container name, Engine API ``POST /containers/create`` body) of the task's main container; Swarm's
+    service templates (``{{.Task.Slot}}``...) are expanded for this task."""
     assignment = with_templates(assignment)
-    kwargs: dict[str, Any] = {
-        "name": container_name(assignment),
-        "labels": task_labels(assignment),
-        "environment": task_env(assignment),
-        "detach": True,
-        "restart_policy": {"Name": "no"},  # p2porch decides restarts, never the engine
-    }
-    if assignment.command:
-        kwargs["command"] = list(assignment.command)
-    if assignment.entrypoint is not None:
-        kwargs["entrypoint"] = list(assignment.entrypoint) or [""]
-    kwargs.update(_resources(assignment))
-    kwargs.update(_mounts(assignment))
+    body = _base_body(
+        assignment.image,
+        task_labels(assignment),
+        task_env(assignment),
+        assignment.command,
+        assignment.entrypoint,
+    )
+    host = body["HostConfig"]
+    host.update(_resources(assignment))
+    host.update(_mounts(assignment))
     if assignment.ports:
-        bindings: dict[str, list[Any]] = {}
+        bindings: dict[str, list[dict[str, str]]] = {}
         for port in assignment.ports:
-            host: Any = port.published or None
-            if port.host_ip:
-                host = (port.host_ip, port.published) if port.published else (port.host_ip,)
-            bindings.setdefault(f"{port.target}/{port.protocol}", []).append(host)
-        ports = {key: values[0] if len(values) == 1 else values for key, values in bindings.items()}
-        kwargs["ports"] = ports
-    kwargs.update(_network(assignment))
-    if assignment.healthcheck is not None:
-        kwargs["healthcheck"] = _healthcheck(assignment.healthcheck)
-    if assignment.user:
-        kwargs["user"] = assignment.user
-    if assignment.workdir:
-        kwargs["working_dir"] = assignment.workdir
-    kwargs.update(engine_options(assignment.options))
-    return kwargs
+            bindings.setdefault(f"{port.target}/{port.protocol}", []).append(
+                {"HostIp": port.host_ip or "", "HostPort": str(port.published) if port.published else ""}
+            )
+        body["ExposedPorts"] = {key: {} for key in sorted(bindings)}
+        host["PortBindings"] = bindings
+    _add_network(body, assignment)
+    _add_process(body, assignment.healthcheck, assignment.user, assignment.workdir)
+    config_part, host_part = engine_options(assignment.options)
+    body.update(config_part)
+    host.update(host_part)
+    return container_name(assignment), body
 
 
-def member_create_kwargs(assignment: TaskAssignment, member: MemberSpec, main_id: str) -> dict[str, Any]:
-    """``containers.create`` keyword arguments of one sidecar or init container of a task group.
+def member_create_request(
+    assignment: TaskAssignment, member: MemberSpec, main_id: str
+) -> tuple[str, dict[str, Any]]:
+    """(name, ``POST /containers/create`` body) of one sidecar or init container of a task group.
 
     Every member gets the task's labels (plus its name and kind), environment and mounts (shared volumes).
     A sidecar joins the main container ``main_id``'s network namespace (one address, shared localhost; the
@@ -86,115 +81,154 @@ def member_create_kwargs(assignment: TaskAssignment, member: MemberSpec, main_id
     assignment = with_templates(assignment)
     context = template_context(assignment)
     labels = task_labels(assignment) | {LABEL_MEMBER: member.name, LABEL_MEMBER_KIND: member.kind}
-    kwargs: dict[str, Any] = {
-        "name": member_container_name(assignment, member),
-        "labels": labels,
-        "environment": task_env(assignment) | {k: expand(v, context) for k, v in member.env.items()},
-        "detach": True,
-        "restart_policy": {"Name": "no"},
-    }
-    if member.command:
-        kwargs["command"] = list(member.command)
-    if member.entrypoint is not None:
-        kwargs["entrypoint"] = list(member.entrypoint) or [""]
-    kwargs.update(_resources(member))
-    kwargs.update(_mounts(assignment))
+    env = task_env(assignment) | {k: expand(v, context) for k, v in member.env.items()}
+    body = _base_body(member.image, labels, env, member.command, member.entrypoint)
+    body["HostConfig"].update(_resources(member))
+    body["HostConfig"].update(_mounts(assignment))
     if member.kind == KIND_SIDECAR:
-        kwargs["network_mode"] = f"container:{main_id}"
+        body["HostConfig"]["NetworkMode"] = f"container:{main_id}"
     else:
-        kwargs.update(_network(assignment))
-    if member.healthcheck is not None:
-        kwargs["healthcheck"] = _healthcheck(member.healthcheck)
-    if member.user:
-        kwargs["user"] = member.user
-    if member.workdir:
-        kwargs["working_dir"] = member.workdir
-    return kwargs
+        _add_network(body, assignment)
+    _add_process(body, member.healthcheck, member.user, member.workdir)
+    return member_container_name(assignment, member), body
+
+
+def _base_body(
+    image: str,
+    labels: Mapping[str, str],
+    env: Mapping[str, str],
+    command: tuple[str, ...] | None,
+    entrypoint: tuple[str, ...] | None,
+) -> dict[str, Any]:
+    """Image, labels, environment, command and entrypoint, detached (no stdio attached, no TTY); the
+    engine never restarts it (p2porch decides restarts)."""
+    body: dict[str, Any] = {
+        "Image": image,
+        "Labels": dict(labels),
+        "Env": [f"{key}={value}" for key, value in env.items()],
+        "AttachStdin": False,
+        "AttachStdout": False,
+        "AttachStderr": False,
+        "OpenStdin": False,
+        "StdinOnce": False,
+        "Tty": False,
+        "HostConfig": {"RestartPolicy": {"Name": "no"}, "NetworkMode": "default"},
+    }
+    if command:
+        body["Cmd"] = list(command)
+    if entrypoint is not None:
+        body["Entrypoint"] = list(entrypoint) or [""]
+    return body
+
+
+def _add_process(body: dict[str, Any], check: Any, user: str, workdir: str) -> None:
+    if check is not None:
+        body["Healthcheck"] = _healthcheck(check)
+    if user:
+        body["User"] = user
+    if workdir:
+        body["WorkingDir"] = workdir
 
 
 def _resources(spec: TaskAssignment | MemberSpec) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
+    """HostConfig limits: NanoCpus, Memory, MemoryReservation and CpuShares (from the CPU reservation)."""
+    host: dict[str, Any] = {}
     if spec.cpu_limit_nanos:
-        kwargs["nano_cpus"] = spec.cpu_limit_nanos
+        host["NanoCpus"] = spec.cpu_limit_nanos
     if spec.memory_limit_bytes:
-        kwargs["mem_limit"] = spec.memory_limit_bytes
+        host["Memory"] = spec.memory_limit_bytes
     if spec.memory_reservation_bytes:
-        kwargs["mem_reservation"] = spec.memory_reservation_bytes
+        host["MemoryReservation"] = spec.memory_reservation_bytes
     if spec.cpu_reservation_nanos:
         shares = spec.cpu_reservation_nanos * CPU_SHARES_PER_CPU // NANOS_PER_S
-        kwargs["cpu_shares"] = max(MIN_CPU_SHARES, shares)
-    return kwargs
+        host["CpuShares"] = max(MIN_CPU_SHARES, shares)
+    return host
 
 
 def _mounts(assignment: TaskAssignment) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
+    host: dict[str, Any] = {}
     binds = [m for m in assignment.mounts if m.type == "bind" and m.create_host_path]
     mounts = [m for m in assignment.mounts if m not in binds]
     if mounts:
-        kwargs["mounts"] = [_mount(m) for m in mounts]
+        host["Mounts"] = [_mount(m) for m in mounts]
     if binds:  # the legacy Binds form: the engine creates a missing source directory (Compose semantics)
-        kwargs["volumes"] = [_bind(m) for m in binds]
-    return kwargs
+        host["Binds"] = [_bind(m) for m in binds]
+    return host
 
 
-def _network(assignment: TaskAssignment) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
+def _add_network(body: dict[str, Any], assignment: TaskAssignment) -> None:
+    host = body["HostConfig"]
     if assignment.network:
-        kwargs["network"] = assignment.network
+        host["NetworkMode"] = assignment.network
+        body["NetworkingConfig"] = {"EndpointsConfig": {assignment.network: {}}}
     if assignment.dns_servers:
-        kwargs["dns"] = list(assignment.dns_servers)
+        host["Dns"] = list(assignment.dns_servers)
     if assignment.dns_search:
-        kwargs["dns_search"] = list(assignment.dns_search)
-    return kwargs
+        host["DnsSearch"] = list(assignment.dns_search)
 
 
 def _healthcheck(check: Any) -> dict[str, Any]:
     return {
-        "test": list(check.test),
-        "interval": int(check.interval_s * NANOS_PER_S),
-        "timeout": int(check.timeout_s * NANOS_PER_S),
-        "retries": check.retries,
-        "start_period": int(check.start_period_s * NANOS_PER_S),
+        "Test": list(check.test),
+        "Interval": int(check.interval_s * NANOS_PER_S),
+        "Timeout": int(check.timeout_s * NANOS_PER_S),
+        "Retries": check.retries,
+        "StartPeriod": int(check.start_period_s * NANOS_PER_S),
     }
 
 
-#: ContainerOptions keys that the SDK takes under the same name and shape
-_SAME_NAME_OPTIONS = ("hostname", "init", "cap_add", "cap_drop", "read_only", "security_opt", "stop_signal")
+#: ContainerOptions keys -> (part of the create body, its Engine API name); "config" is the top level
+_DIRECT_OPTIONS = {
+    "hostname": ("config", "Hostname"),
+    "stop_signal": ("config", "StopSignal"),
+    "init": ("host", "Init"),
+    "read_only": ("host", "ReadonlyRootfs"),
+    "cap_add": ("host", "CapAdd"),
+    "cap_drop": ("host", "CapDrop"),
+    "security_opt": ("host", "SecurityOpt"),
+    "sysctls": ("host", "Sysctls"),
+    "shm_size_bytes": ("host", "ShmSize"),
+    "pids_limit": ("host", "PidsLimit"),
+    "extra_hosts": ("host", "ExtraHosts"),  # HOST:ADDRESS entries, in the spec's order
+}
 
 
-def engine_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``ContainerOptions.to_dict()`` -> ``containers.create`` keyword arguments."""
-    kwargs: dict[str, Any] = {k: options[k] for k in _SAME_NAME_OPTIONS if k in options}
-    for key in ("cap_add", "cap_drop", "security_opt"):
-        if key in kwargs:
-            kwargs[key] = list(kwargs[key])
-    if "extra_hosts" in options:
-        hosts: dict[str, Any] = {}
-        for entry in options["extra_hosts"]:
-            host, _, address = str(entry).partition(":")
-            previous = hosts.get(host)
-            hosts[host] = (
-                address
-                if previous is None
-                else [*([previous] if isinstance(previous, str) else previous), address]
+def engine_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``ContainerOptions.to_dict()`` -> (top-level create-body fields, HostConfig fields)."""
+    parts: dict[str, dict[str, Any]] = {"config": {}, "host": {}}
+    for key, (part, name) in _DIRECT_OPTIONS.items():
+        if key in options:
+            value = options[key]
+            parts[part][name] = (
+                list(value)
+                if isinstance(value, list | tuple)
+                else dict(value)
+                if isinstance(value, Mapping)
+                else value
             )
-        kwargs["extra_hosts"] = hosts
+    host = parts["host"]
     if "log_driver" in options:
-        kwargs["log_config"] = {"Type": options["log_driver"], "Config": dict(options.get("log_opts") or {})}
+        host["LogConfig"] = {"Type": options["log_driver"], "Config": dict(options.get("log_opts") or {})}
     if "ulimits" in options:
-        kwargs["ulimits"] = [
+        host["Ulimits"] = [
             {"Name": name, "Soft": limit["soft"], "Hard": limit["hard"]}
             for name, limit in options["ulimits"].items()
         ]
-    if "sysctls" in options:
-        kwargs["sysctls"] = dict(options["sysctls"])
-    if "shm_size_bytes" in options:
-        kwargs["shm_size"] = options["shm_size_bytes"]
-    if "pids_limit" in options:
-        kwargs["pids_limit"] = options["pids_limit"]
     if "devices" in options:
-        kwargs["devices"] = list(options["devices"])  # HOST:CONTAINER:PERMISSIONS, the SDK's form
-    return kwargs
+        host["Devices"] = [_device(str(entry)) for entry in options["devices"]]
+    return parts["config"], host
+
+
+def _device(entry: str) -> dict[str, str]:
+    """``HOST[:CONTAINER[:PERMISSIONS]]`` -> a HostConfig.Devices entry (CONTAINER defaults to HOST,
+    PERMISSIONS to rwm, as the docker CLI reads it)."""
+    fields = entry.split(":")
+    host_path = fields[0]
+    return {
+        "PathOnHost": host_path,
+        "PathInContainer": fields[1] if len(fields) > 1 and fields[1] else host_path,
+        "CgroupPermissions": fields[2] if len(fields) > 2 and fields[2] else "rwm",
+    }
 
 
 def _bind(mount: Any) -> str:

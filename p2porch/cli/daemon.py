@@ -90,6 +90,8 @@ def _abs(path: str | None) -> str | None:
 
 
 def load_daemon_config(args: argparse.Namespace, env: dict[str, str] | None = None) -> Any:
+    from ..engine.endpoint import parse_endpoint
+
     env = dict(os.environ) if env is None else env
     path = getattr(args, "config", None)
     toml_text = None
@@ -105,7 +107,10 @@ def load_daemon_config(args: argparse.Namespace, env: dict[str, str] | None = No
     overrides["api.socket"] = host
     overrides["log.format"] = getattr(args, "log_format", None)
     overrides["log.level"] = getattr(args, "log_level", None)
-    return load_config(toml_text=toml_text, toml_path=path, env=env, overrides=overrides)
+    config = load_config(toml_text=toml_text, toml_path=path, env=env, overrides=overrides)
+    # an engine address p2porch cannot use (ssh://) stops the daemon at once, naming the setting
+    parse_endpoint(config.node.docker_host or None, env)
+    return config
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:

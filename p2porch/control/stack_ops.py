@@ -10,17 +10,19 @@ never writes Raft commands itself and never places tasks.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..api.server import Endpoint
 from ..errors import ConfigError, ConflictError, NotFoundError
 from ..model import ServiceSpec
 from ..raft.fsm_networks import users_of
-from ..stack import StackDefinition, StackService, check_stack_name, service_name, stack_membership
-from ..stack.names import STACK_LABEL
+from ..stack.names import STACK_LABEL, check_stack_name, service_name, stack_membership
 from ..stack.networks import StackNetwork
 from .network_ops import NetworkOps
 from .service_ops import ServiceOps
+
+if TYPE_CHECKING:
+    from ..stack.compose import StackDefinition
 
 CREATED, UPDATED, UNCHANGED, REMOVED = "created", "updated", "unchanged", "removed"
 
@@ -43,6 +45,8 @@ def parse_deploy_body(stack: str, body: Mapping[str, Any]) -> tuple[StackDefinit
     the services in creation order; the daemon never parses YAML. Each spec goes through
     ``ServiceSpec.from_dict`` and must carry the stack's labels and name.
     """
+    from ..stack.compose import StackDefinition, StackService  # the Compose model: loaded on first deploy
+
     check_stack_name(stack)
     if "compose" in body and "services" not in body:
         raise ConfigError(
@@ -258,6 +262,8 @@ class StackOps:
         for view in self._require(stack):
             await self.services.remove(view["id"])
             removed.append(view["name"])
+        from ..stack.compose import StackDefinition
+
         networks = await self._prune_networks(StackDefinition(stack, ()))
         return {"stack": stack, "removed": removed, "removed_networks": networks}
 

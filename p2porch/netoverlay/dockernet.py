@@ -1,4 +1,4 @@
-"""The node's Docker bridge network for its lease (blocking shell, docker SDK).
+"""The node's Docker bridge network for its lease (blocking shell, p2porch's Engine API client).
 
 Owns exactly one network (``spec.name``, labelled ``p2porch.subnet``): creates it with the lease's
 subnet, gateway .1, a fixed bridge name, masquerade off and the overlay MTU; recreates it when it
@@ -11,10 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import docker
-import docker.errors
-import docker.types
-
+from ..engine.client import EngineClient, EngineError, NotFound
 from ..errors import OverlayError
 from .plan import BridgeNetworkSpec
 
@@ -25,51 +22,49 @@ class DockerNetwork:
     def __init__(self, docker_url: str | None = None, *, timeout_s: float = 60.0) -> None:
         self.docker_url = docker_url
         self.timeout_s = timeout_s
+        self._engine: EngineClient | None = None
 
-    def _client(self) -> Any:
-        try:
-            if self.docker_url:
-                return docker.DockerClient(base_url=self.docker_url, timeout=int(self.timeout_s))
-            return docker.from_env(timeout=int(self.timeout_s))
-        except docker.errors.DockerException as exc:
-            raise OverlayError(f"cannot reach the Docker engine: {exc}") from exc
+    def _client(self) -> EngineClient:
+        if self._engine is None:
+            try:
+                self._engine = EngineClient.connect(self.docker_url, timeout_s=self.timeout_s)
+            except EngineError as exc:
+                raise OverlayError(f"cannot reach the Docker engine: {exc}") from exc
+        return self._engine
 
     def ensure(self, spec: BridgeNetworkSpec) -> str:
         """Create or fix the network; returns "created", "recreated" or "unchanged"."""
         client = self._client()
         try:
             existing = _find(client, spec.name)
-            if existing is not None and _matches(existing.attrs, spec):
+            if existing is not None and _matches(existing, spec):
                 return "unchanged"
             if existing is not None:
-                _remove(existing)
-            ipam = docker.types.IPAMConfig(
-                pool_configs=[docker.types.IPAMPool(subnet=spec.subnet, gateway=spec.gateway)]
-            )
-            client.networks.create(
-                spec.name,
-                driver="bridge",
-                ipam=ipam,
-                options=spec.options,
-                labels=spec.labels,
-                check_duplicate=True,
+                _remove(client, existing)
+            client.create_network(
+                {
+                    "Name": spec.name,
+                    "Driver": "bridge",
+                    "CheckDuplicate": True,
+                    "IPAM": {
+                        "Driver": "default",
+                        "Config": [{"Subnet": spec.subnet, "Gateway": spec.gateway}],
+                    },
+                    "Options": dict(spec.options),
+                    "Labels": dict(spec.labels),
+                }
             )
             return "recreated" if existing is not None else "created"
-        except docker.errors.DockerException as exc:
+        except EngineError as exc:
             raise OverlayError(f"docker network {spec.name}: {exc}") from exc
-        finally:
-            client.close()
 
     def inspect(self, name: str) -> dict[str, Any] | None:
         """The network's attributes (docker network inspect), or None."""
         client = self._client()
         try:
-            found = _find(client, name)
-            return None if found is None else dict(found.attrs)
-        except docker.errors.DockerException as exc:
+            return _find(client, name)
+        except EngineError as exc:
             raise OverlayError(f"docker network {name}: {exc}") from exc
-        finally:
-            client.close()
 
     def remove(self, name: str) -> bool:
         """Remove the network (force-disconnecting attached containers); True if it existed."""
@@ -78,29 +73,32 @@ class DockerNetwork:
             found = _find(client, name)
             if found is None:
                 return False
-            _remove(found)
+            _remove(client, found)
             return True
-        except docker.errors.DockerException as exc:
+        except EngineError as exc:
             raise OverlayError(f"docker network rm {name}: {exc}") from exc
-        finally:
-            client.close()
 
 
-def _find(client: Any, name: str) -> Any:
-    for network in client.networks.list(names=[name]):
-        if network.name == name:
-            network.reload()
-            return network
+def _find(client: EngineClient, name: str) -> dict[str, Any] | None:
+    """The full inspect document of the network named exactly ``name`` (the name filter also matches
+    names that contain it), or None."""
+    for network in client.networks({"name": [name]}):
+        if network.get("Name") == name:
+            try:
+                return client.inspect_network(str(network["Id"]))
+            except NotFound:
+                return None
     return None
 
 
-def _remove(network: Any) -> None:
-    for container_id in network.attrs.get("Containers") or {}:
+def _remove(client: EngineClient, network: dict[str, Any]) -> None:
+    network_id = str(network["Id"])
+    for container_id in network.get("Containers") or {}:
         try:
-            network.disconnect(container_id, force=True)
-        except docker.errors.NotFound:
+            client.disconnect_network(network_id, container_id, force=True)
+        except NotFound:
             pass
-    network.remove()
+    client.remove_network(network_id)
 
 
 def _matches(attrs: dict[str, Any], spec: BridgeNetworkSpec) -> bool:

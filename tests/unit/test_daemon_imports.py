@@ -16,10 +16,14 @@ import pytest
 
 cli_main = importlib.import_module("p2porch.cli.main")  # the package's ``main`` attribute is the function
 
+#: Never in the daemon: the docker SDK with requests/urllib3 (p2porch.engine speaks the Engine API).
 #: Loaded only when needed: PyYAML (Compose parsing), croniter (cron jobs), the X.509 half of
 #: cryptography (the cluster CA of the TCP API), the parts of pyroute2 beyond rtnetlink (its package
-#: __init__ imports all of them), the CLI's other command modules.
+#: __init__ imports all of them), the CLI's other command modules, the Compose model (first deploy).
 NOT_AT_START = (
+    "docker",
+    "requests",
+    "urllib3",
     "yaml",
     "croniter",
     "cryptography.x509",
@@ -31,6 +35,9 @@ NOT_AT_START = (
     "pyroute2.iwutil",
     "pyroute2.netlink.nl80211",
     "pyroute2.netlink.generic.wireguard",
+    "p2porch.stack.compose",
+    "p2porch.stack.service",
+    "p2porch.stack.deploy",
     "p2porch.cli.service",
     "p2porch.cli.stack",
     "p2porch.cli.sandbox",
@@ -53,7 +60,8 @@ def test_the_daemon_command_imports_no_heavy_module_it_does_not_use() -> None:
     loaded = modules_after(
         "from p2porch.cli.main import build_parser, command_word\n"
         "build_parser(command_word(['--host', 'unix:///x.sock', 'daemon', '--data-dir', '/d']))\n"
-        "import p2porch.daemon, p2porch.member.overlay, p2porch.netoverlay.driver"
+        "import p2porch.daemon, p2porch.member.overlay, p2porch.netoverlay.driver\n"
+        "import p2porch.agent.docker_executor, p2porch.netoverlay.dockernet"
     )
     assert "p2porch.daemon" in loaded and "pyroute2.iproute.linux" in loaded  # the check can fail
     assert sorted(m for m in NOT_AT_START if m in loaded) == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from p2porch.agent.dockerspec import (
     address_from_networks,
     capacity_from_info,
-    create_kwargs,
+    create_request,
     event_from_docker,
     health_from_status_text,
     list_key,
@@ -47,10 +47,10 @@ def full_assignment() -> TaskAssignment:
     )
 
 
-def test_create_kwargs_name_labels_env_and_restart_policy() -> None:
-    kw = create_kwargs(full_assignment())
-    assert kw["name"] == "web.3.01234567"
-    assert kw["labels"] == {
+def test_create_body_name_labels_env_and_restart_policy() -> None:
+    name, body = create_request(full_assignment())
+    assert name == "web.3.01234567" and body["Image"] == "p2porch/busybox:latest"
+    assert body["Labels"] == {
         "team": "a",
         "p2porch.managed": "true",
         "p2porch.task-id": "0123456789abcdef",
@@ -61,26 +61,31 @@ def test_create_kwargs_name_labels_env_and_restart_policy() -> None:
         "p2porch.spec-version": "7",
         "p2porch.network": "p2porch",
     }
-    assert kw["environment"] == {
-        "FOO": "bar",
-        "P2PORCH_SERVICE": "web",
-        "P2PORCH_SLOT": "3",
-        "P2PORCH_NODE": "n1",
-        "P2PORCH_TASK_ID": "0123456789abcdef",
-    }
-    assert kw["restart_policy"] == {"Name": "no"}
-    assert kw["command"] == ["httpd", "-f"] and kw["entrypoint"] == ["/bin/sh", "-c"]
+    assert sorted(body["Env"]) == [
+        "FOO=bar",
+        "P2PORCH_NODE=n1",
+        "P2PORCH_SERVICE=web",
+        "P2PORCH_SLOT=3",
+        "P2PORCH_TASK_ID=0123456789abcdef",
+    ]
+    assert body["HostConfig"]["RestartPolicy"] == {"Name": "no"}
+    assert body["Cmd"] == ["httpd", "-f"] and body["Entrypoint"] == ["/bin/sh", "-c"]
+    # detached: nothing attached, no TTY (the log stream is then multiplexed)
+    assert [body[k] for k in ("AttachStdin", "AttachStdout", "AttachStderr", "OpenStdin", "Tty")] == [
+        False
+    ] * 5
 
 
-def test_create_kwargs_resources_mounts_ports_network_dns_health() -> None:
-    kw = create_kwargs(full_assignment())
-    assert (kw["nano_cpus"], kw["mem_limit"], kw["mem_reservation"], kw["cpu_shares"]) == (
+def test_create_body_resources_mounts_ports_network_dns_health() -> None:
+    _, body = create_request(full_assignment())
+    host = body["HostConfig"]
+    assert (host["NanoCpus"], host["Memory"], host["MemoryReservation"], host["CpuShares"]) == (
         1_500_000_000,
         128 << 20,
         64 << 20,
         256,
     )
-    assert kw["mounts"] == [
+    assert host["Mounts"] == [
         {"Type": "bind", "Source": "/srv/data", "Target": "/data", "ReadOnly": True},
         {
             "Type": "volume",
@@ -91,34 +96,40 @@ def test_create_kwargs_resources_mounts_ports_network_dns_health() -> None:
         },
         {"Type": "volume", "Source": "plain", "Target": "/plain", "ReadOnly": False},
     ]
-    assert kw["ports"] == {"80/tcp": [8080, 8081], "53/udp": None}
-    assert kw["network"] == "p2porch"
-    assert (kw["dns"], kw["dns_search"]) == (["10.240.1.1"], ["p2p"])
-    assert kw["healthcheck"] == {
-        "test": ["CMD-SHELL", "true"],
-        "interval": 2_000_000_000,
-        "timeout": 1_500_000_000,
-        "retries": 4,
-        "start_period": 500_000_000,
+    assert body["ExposedPorts"] == {"53/udp": {}, "80/tcp": {}}
+    assert host["PortBindings"] == {
+        "80/tcp": [{"HostIp": "", "HostPort": "8080"}, {"HostIp": "", "HostPort": "8081"}],
+        "53/udp": [{"HostIp": "", "HostPort": ""}],
+    }
+    assert host["NetworkMode"] == "p2porch"
+    assert body["NetworkingConfig"] == {"EndpointsConfig": {"p2porch": {}}}
+    assert (host["Dns"], host["DnsSearch"]) == (["10.240.1.1"], ["p2p"])
+    assert body["Healthcheck"] == {
+        "Test": ["CMD-SHELL", "true"],
+        "Interval": 2_000_000_000,
+        "Timeout": 1_500_000_000,
+        "Retries": 4,
+        "StartPeriod": 500_000_000,
     }
 
 
-def test_create_kwargs_minimal_leaves_image_defaults() -> None:
-    kw = create_kwargs(TaskAssignment("t", "s", "sid", 1, "n1", "img"))
+def test_create_body_minimal_leaves_image_defaults() -> None:
+    _, body = create_request(TaskAssignment("t", "s", "sid", 1, "n1", "img"))
     for absent in (
-        "command",
-        "entrypoint",
-        "nano_cpus",
-        "mem_limit",
-        "mounts",
-        "ports",
-        "network",
-        "dns",
-        "healthcheck",
+        "Cmd",
+        "Entrypoint",
+        "ExposedPorts",
+        "Healthcheck",
+        "NetworkingConfig",
+        "User",
+        "WorkingDir",
     ):
-        assert absent not in kw, absent
-    tiny = create_kwargs(TaskAssignment("t", "s", "sid", 1, "n1", "img", cpu_reservation_nanos=1))
-    assert tiny["cpu_shares"] == 2  # kernel minimum
+        assert absent not in body, absent
+    assert body["HostConfig"] == {"RestartPolicy": {"Name": "no"}, "NetworkMode": "default"}
+    _, tiny = create_request(TaskAssignment("t", "s", "sid", 1, "n1", "img", cpu_reservation_nanos=1))
+    assert tiny["HostConfig"]["CpuShares"] == 2  # kernel minimum
+    _, empty = create_request(TaskAssignment("t", "s", "sid", 1, "n1", "img", entrypoint=()))
+    assert empty["Entrypoint"] == [""]  # an empty entrypoint clears the image's
 
 
 def _inspect(status: str, **state: object) -> dict:

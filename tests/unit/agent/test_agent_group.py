@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from p2porch.agent.cgroups import Sample, UsageMeter, add_samples
-from p2porch.agent.dockerspec import create_kwargs, member_create_kwargs
+from p2porch.agent.dockerspec import create_request, member_create_request
 from p2porch.agent.model import (
     KIND_INIT,
     KIND_SIDECAR,
@@ -61,29 +61,30 @@ def running(**kw: object) -> TaskReport:
 
 def test_a_sidecar_joins_the_main_network_namespace_and_shares_its_mounts() -> None:
     a = assignment()
-    kwargs = member_create_kwargs(a, LOG, "abc123")
-    assert kwargs["network_mode"] == "container:abc123"
-    assert (
-        "network" not in kwargs and "dns" not in kwargs and "ports" not in kwargs
-    )  # the namespace's owner's
-    assert kwargs["mounts"] == create_kwargs(a)["mounts"]
-    assert kwargs["name"] == "web.1.t1.log"
-    assert kwargs["labels"][LABEL_MEMBER] == "log" and kwargs["labels"]["p2porch.task-id"] == "t1"
-    assert kwargs["environment"]["A"] == "1" and kwargs["environment"]["B"] == "2"  # its own env wins
-    assert kwargs["restart_policy"] == {"Name": "no"}
-    assert LABEL_MEMBER not in create_kwargs(a)["labels"]
+    name, body = member_create_request(a, LOG, "abc123")
+    assert body["HostConfig"]["NetworkMode"] == "container:abc123"
+    # the namespace's owner's: no network of its own, no DNS, no published ports
+    assert "NetworkingConfig" not in body and "ExposedPorts" not in body
+    assert not {"Dns", "DnsSearch", "PortBindings"} & set(body["HostConfig"])
+    assert body["HostConfig"]["Mounts"] == create_request(a)[1]["HostConfig"]["Mounts"]
+    assert name == "web.1.t1.log"
+    assert body["Labels"][LABEL_MEMBER] == "log" and body["Labels"]["p2porch.task-id"] == "t1"
+    assert "A=1" in body["Env"] and "B=2" in body["Env"]  # its own env wins
+    assert body["HostConfig"]["RestartPolicy"] == {"Name": "no"}
+    assert LABEL_MEMBER not in create_request(a)[1]["Labels"]
 
 
 def test_an_init_container_is_on_the_task_network_with_its_dns_but_publishes_nothing() -> None:
-    kwargs = member_create_kwargs(assignment(), MIGRATE, "")
-    assert kwargs["network"] == "p2porch" and kwargs["dns"] == ["10.0.0.1"]
-    assert "network_mode" not in kwargs and "ports" not in kwargs
-    assert kwargs["labels"][LABEL_MEMBER_KIND] == KIND_INIT
+    _, body = member_create_request(assignment(), MIGRATE, "")
+    assert body["HostConfig"]["NetworkMode"] == "p2porch" and body["HostConfig"]["Dns"] == ["10.0.0.1"]
+    assert body["NetworkingConfig"] == {"EndpointsConfig": {"p2porch": {}}}
+    assert "ExposedPorts" not in body and "PortBindings" not in body["HostConfig"]
+    assert body["Labels"][LABEL_MEMBER_KIND] == KIND_INIT
 
 
 def test_a_sidecar_health_check_goes_to_the_engine() -> None:
     member = MemberSpec("log", KIND_SIDECAR, "busybox", healthcheck=HealthSpec(("CMD-SHELL", "true")))
-    assert member_create_kwargs(assignment(), member, "x")["healthcheck"]["test"] == ["CMD-SHELL", "true"]
+    assert member_create_request(assignment(), member, "x")[1]["Healthcheck"]["Test"] == ["CMD-SHELL", "true"]
 
 
 def test_a_running_group_is_reported_running_and_its_init_containers_are_left_for_their_logs() -> None:

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from p2porch.agent.dockerspec import create_kwargs, member_create_kwargs
+from p2porch.agent.dockerspec import create_request, member_create_request
 from p2porch.agent.model import MemberSpec, MountSpec, TaskAssignment
 from p2porch.errors import ConfigError
 from p2porch.model import ServiceSpec
@@ -35,7 +35,7 @@ def test_known_placeholders_expand_and_unknown_ones_stay():
 
 
 def test_a_task_container_gets_its_own_values():
-    kwargs = create_kwargs(
+    _, body = create_request(
         assignment(
             env={"NODE_ID": "{{.Node.ID}}", "PLAIN": "x"},
             options={"hostname": "{{.Node.Hostname}}-{{.Task.Slot}}"},
@@ -45,18 +45,18 @@ def test_a_task_container_gets_its_own_values():
             ),
         )
     )
-    assert kwargs["environment"]["NODE_ID"] == "n2"
-    assert kwargs["environment"]["PLAIN"] == "x"
-    assert kwargs["hostname"] == "n2-3"
-    assert [m["Source"] for m in kwargs["mounts"]] == ["data-3"]
-    assert kwargs["volumes"] == ["/srv/mon-exporter:/srv:rw"]
+    assert "NODE_ID=n2" in body["Env"]
+    assert "PLAIN=x" in body["Env"]
+    assert body["Hostname"] == "n2-3"
+    assert [m["Source"] for m in body["HostConfig"]["Mounts"]] == ["data-3"]
+    assert body["HostConfig"]["Binds"] == ["/srv/mon-exporter:/srv:rw"]
 
 
 def test_a_group_member_gets_the_same_values():
     member = MemberSpec(name="side", kind="sidecar", image="busybox", env={"WHO": "{{.Task.Slot}}"})
-    kwargs = member_create_kwargs(assignment(env={"NODE": "{{.Node.Hostname}}"}), member, "main")
-    assert kwargs["environment"]["WHO"] == "3"
-    assert kwargs["environment"]["NODE"] == "n2"
+    _, body = member_create_request(assignment(env={"NODE": "{{.Node.Hostname}}"}), member, "main")
+    assert "WHO=3" in body["Env"]
+    assert "NODE=n2" in body["Env"]
 
 
 def test_compose_files_with_templates_load():

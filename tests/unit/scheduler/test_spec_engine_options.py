@@ -1,10 +1,10 @@
-"""The engine options added for Compose fidelity (issue 15): spec round trip, template hash, agent kwargs."""
+"""The engine options added for Compose fidelity (issue 15): spec round trip, template hash, create body."""
 
 from __future__ import annotations
 
 import pytest
 
-from p2porch.agent.dockerspec import create_kwargs
+from p2porch.agent.dockerspec import create_request
 from p2porch.errors import ConfigError
 from p2porch.member.views import task_assignment
 from p2porch.model import ServiceSpec, parse_mount, parse_port
@@ -39,17 +39,26 @@ def test_container_options_round_trip_and_reach_container_create():
     assert ServiceSpec.from_dict(spec.to_dict()) == spec
     assert spec.container.cap_add == ("NET_ADMIN",)
     assert spec.container.shm_size_bytes == 64 * 1024**2
-    kwargs = create_kwargs(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
-    assert kwargs["user"] == "999:999" and kwargs["working_dir"] == "/srv"
-    assert kwargs["hostname"] == "db-host" and kwargs["init"] is True and kwargs["read_only"] is True
-    assert kwargs["cap_add"] == ["NET_ADMIN"] and kwargs["cap_drop"] == ["ALL"]
-    assert kwargs["extra_hosts"] == {"gw": "10.0.0.1", "v6": "::1"}
-    assert kwargs["log_config"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}
-    assert {"Name": "nofile", "Soft": 1024, "Hard": 2048} in kwargs["ulimits"]
-    assert {"Name": "nproc", "Soft": 512, "Hard": 512} in kwargs["ulimits"]
-    assert kwargs["sysctls"] == {"net.core.somaxconn": "1024"}
-    assert kwargs["security_opt"] == ["no-new-privileges:true"]
-    assert kwargs["stop_signal"] == "SIGQUIT" and kwargs["shm_size"] == 64 * 1024**2
+    _, body = create_request(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
+    host = body["HostConfig"]
+    assert body["User"] == "999:999" and body["WorkingDir"] == "/srv"
+    assert body["Hostname"] == "db-host" and host["Init"] is True and host["ReadonlyRootfs"] is True
+    assert host["CapAdd"] == ["NET_ADMIN"] and host["CapDrop"] == ["ALL"]
+    assert host["ExtraHosts"] == ["gw:10.0.0.1", "v6:::1"]
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "3", "max-size": "10m"}}
+    assert {"Name": "nofile", "Soft": 1024, "Hard": 2048} in host["Ulimits"]
+    assert {"Name": "nproc", "Soft": 512, "Hard": 512} in host["Ulimits"]
+    assert host["Sysctls"] == {"net.core.somaxconn": "1024"}
+    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert body["StopSignal"] == "SIGQUIT" and host["ShmSize"] == 64 * 1024**2
+
+
+def test_a_host_name_given_twice_keeps_both_addresses_in_order():
+    spec = ServiceSpec.from_dict(
+        {"name": "db", "image": "x", "container": {"extra_hosts": ["gw:10.0.0.2", "gw:10.0.0.1"]}}
+    )
+    _, body = create_request(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
+    assert body["HostConfig"]["ExtraHosts"] == ["gw:10.0.0.2", "gw:10.0.0.1"]
 
 
 def test_default_options_leave_the_template_hash_of_older_specs_alone():
@@ -104,16 +113,19 @@ def test_port_host_ip_and_mount_options_reach_the_engine():
             ],
         }
     )
-    kwargs = create_kwargs(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
-    assert kwargs["ports"] == {"80/tcp": ("127.0.0.1", 8080)}
-    tmpfs, volume, bind = kwargs["mounts"]
+    _, body = create_request(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
+    assert body["ExposedPorts"] == {"80/tcp": {}}
+    assert body["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}
+    tmpfs, volume, bind = body["HostConfig"]["Mounts"]
     assert tmpfs["TmpfsOptions"] == {"SizeBytes": 16 * 1024**2, "Mode": 0o700}
     assert volume["VolumeOptions"] == {
         "DriverConfig": {"Name": "local", "Options": {"o": "bind"}},
         "NoCopy": True,
     }
     assert bind["BindOptions"] == {"Propagation": "rshared"}
-    assert kwargs["volumes"] == ["/data:/d:ro"]  # Binds: the engine creates a missing source directory
+    assert body["HostConfig"]["Binds"] == [
+        "/data:/d:ro"
+    ]  # Binds: the engine creates a missing source directory
     assert parse_mount(
         "type=volume,source=v,target=/v,volume-opt=o=bind,volume-opt=type=nfs"
     ).volume_options == (
@@ -181,16 +193,22 @@ def test_service_create_flags_use_dockers_names_and_reach_the_spec(capsys):
 
 def test_pids_limit_and_devices_reach_container_create():
     """``pids_limit`` (Compose ``pids_limit``/``limits.pids``, ``--pids-limit``) and ``devices``
-    (``HOST[:CONTAINER[:PERMISSIONS]]``, ``--device``) in the SDK's forms."""
+    (``HOST[:CONTAINER[:PERMISSIONS]]``, ``--device``) in the Engine API's forms."""
     options = {"pids_limit": "200", "devices": ["/dev/dri", "/dev/ttyUSB0:/dev/modem:rw"]}
     spec = ServiceSpec.from_dict({"name": "cam", "image": "x", "container": options})
     assert spec.container.devices == ("/dev/dri:/dev/dri:rwm", "/dev/ttyUSB0:/dev/modem:rw")
     assert ServiceSpec.from_dict(spec.to_dict()) == spec
-    kwargs = create_kwargs(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
-    assert kwargs["pids_limit"] == 200
-    assert kwargs["devices"] == ["/dev/dri:/dev/dri:rwm", "/dev/ttyUSB0:/dev/modem:rw"]
+    host = create_request(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))[1]["HostConfig"]
+    assert host["PidsLimit"] == 200
+    assert host["Devices"] == [
+        {"PathOnHost": "/dev/dri", "PathInContainer": "/dev/dri", "CgroupPermissions": "rwm"},
+        {"PathOnHost": "/dev/ttyUSB0", "PathInContainer": "/dev/modem", "CgroupPermissions": "rw"},
+    ]
     unlimited = ServiceSpec.from_dict({"name": "cam", "image": "x", "container": {"pids_limit": -1}})
-    assert create_kwargs(task_assignment(_Task(), unlimited, "n1", "net", "", "p2p"))["pids_limit"] == -1
+    unlimited_host = create_request(task_assignment(_Task(), unlimited, "n1", "net", "", "p2p"))[1][
+        "HostConfig"
+    ]
+    assert unlimited_host["PidsLimit"] == -1
 
 
 def test_pids_limit_and_device_flags_of_service_create():
