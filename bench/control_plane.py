@@ -271,6 +271,12 @@ def main() -> None:
     parser.add_argument(
         "--start-s", type=float, default=0.5, help="daemons: the fake engine's container start time"
     )
+    parser.add_argument(
+        "--no-views",
+        dest="views",
+        action="store_false",
+        help="daemons: voters do not rebuild a node's DNS/ingress/overlay/policy views on each commit burst",
+    )
     parser.add_argument("--reporters", type=int, default=16, help="direct: concurrent agent connections")
     parser.add_argument("--api-clients", type=int, default=8, help="concurrent service-API clients (daemons)")
     parser.add_argument("--timeout-s", type=float, default=600, help="timed phase limit (daemons)")

@@ -139,6 +139,7 @@ def timed_phase(
     st0 = status(leader)
     cpu0, threads0, journal0 = cpu_s(pid), thread_cpu_s(pid), journal.stat().st_size
     procs0 = {name: cpu_s(p) for name, p in procs.items()}
+    views0 = leader.call(op="sim_status")["views"]
     t0 = time.monotonic()
     create_services(follower_of(cluster, leader), tasks // REPLICAS_PER_SERVICE, args.api_clients)
     api_s = time.monotonic() - t0
@@ -160,6 +161,13 @@ def timed_phase(
     leader_cpu = cpu_s(pid) - cpu0
     threads1 = thread_cpu_s(pid)
     st1 = status(leader)
+    views1 = leader.call(op="sim_status")["views"]
+    views = None
+    if views0 is not None and views1 is not None:
+        views = {
+            "bursts": {k: v - views0["bursts"].get(k, 0) for k, v in views1["bursts"].items()},
+            "cpu_s": {k: round(v - views0["cpu_s"].get(k, 0.0), 2) for k, v in views1["cpu_s"].items()},
+        }
     return {
         "placed": sim["placed_seen"],
         "running": sim["running"],
@@ -174,6 +182,7 @@ def timed_phase(
             for k, v in threads1.items()
             if v - threads0.get(k, 0.0) > 0.05
         },
+        "leader_views": views,
         "cpu_s_by_process": {name: round(cpu_s(p) - procs0[name], 1) for name, p in procs.items()},
         "leader_replicas_connected": st1["replicas_connected"],
         "state_versions_per_task": round((st1["state_version"] - st0["state_version"]) / tasks, 4),
@@ -217,6 +226,9 @@ def run_daemons_point(
         leader = cluster.leader()
         s0 = time.perf_counter()
         init_and_join(leader, nodes, args.reporters)
+        if args.views:  # each voter also rebuilds one node's views on every burst of commits, as a daemon
+            for i, voter in enumerate(cluster.voters()):
+                voter.call(op="views", node_id=node_id(i))
         agent_hosts = start_agents(cluster, leader, nodes, args)
         setup_s = time.perf_counter() - s0
         load = os.getloadavg()[0]
@@ -235,6 +247,7 @@ def run_daemons_point(
             "replicas": args.replicas,
             "replica_processes": hosts,
             "start_s": args.start_s,
+            "views_in_voters": args.views,
             "running_in_leader_state": running,
             "setup_s": round(setup_s, 1),
             "loadavg_1m_at_start": load,

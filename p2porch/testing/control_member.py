@@ -12,7 +12,9 @@ HTTP-over-unix-socket path the CLI uses) and the store's loopback control protoc
 write through this store exactly as a real agent writes through its node's store (``store.write``,
 forwarded to the leader when this store does not lead):
 {"op": "sim_agents", "nodes": [ids], "start_s": S} starts them (:class:`~p2porch.testing.sim_nodes.
-SimNodes`); {"op": "sim_status"} reads their counters. The process exits when its parent dies
+SimNodes`); {"op": "views", "node_id": ID} rebuilds node ID's DNS, ingress/VIP, overlay and policy
+views on every burst of commits as a daemon does (:mod:`p2porch.testing.member_views`);
+{"op": "sim_status"} reads the agents' and views' counters. The process exits when its parent dies
 (``LocalCluster(die_with_parent=True)``).
 """
 
@@ -33,6 +35,7 @@ from ..leader.loop import serve_scheduler
 from ..raft import node as store_node
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
+from .member_views import ViewCounters, serve_views
 from .sim_nodes import SimNodes
 
 
@@ -57,6 +60,7 @@ class Member:
         self.store = store
         self.nursery = nursery
         self.agents: SimNodes | None = None
+        self.views: ViewCounters | None = None
 
     async def handle(self, store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         op = req.get("op")
@@ -65,8 +69,14 @@ class Member:
                 self.agents = SimNodes(store, req["nodes"], float(req.get("start_s", 0.0)))
                 await self.nursery.start(self.agents.run)
             return {"ok": True}
+        if op == "views":
+            if self.views is None:
+                self.views = ViewCounters()
+                await self.nursery.start(serve_views, store, str(req["node_id"]), self.views)
+            return {"ok": True}
         if op == "sim_status":
-            return {"ok": True, "agents": self.agents.status() if self.agents else None}
+            views = self.views.status() if self.views else None
+            return {"ok": True, "agents": self.agents.status() if self.agents else None, "views": views}
         return await store_node.handle(store, req)
 
 

@@ -68,7 +68,8 @@ class SimNodes:
         self.last_error = ""
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        starts: collections.deque[tuple[float, str, str]] = collections.deque()  # (due, node, task): FIFO
+        # (due on trio's clock, node, task): FIFO, as every start takes the same time
+        starts: collections.deque[tuple[float, str, str]] = collections.deque()
         started = trio.Event()
         async with self.store.subscribe() as changes, trio.open_nursery() as nursery:
             for node_id in sorted(self.node_ids):
@@ -99,7 +100,7 @@ class SimNodes:
                 self.counters["placed_seen"] += 1
                 agent = self.agents[task.node_id]
                 agent._record(TaskReport(task.task_id, TaskState.STARTING, time.time()))  # plan_node's
-                starts.append((now + self.start_s, task.node_id, task.task_id))
+                starts.append((trio.current_time() + self.start_s, task.node_id, task.task_id))
                 started.set()
                 started = trio.Event()
 
@@ -111,8 +112,8 @@ class SimNodes:
             while not starts:
                 await wake().wait()
             due, node_id, task_id = starts[0]
-            if due > time.monotonic():
-                await trio.sleep(due - time.monotonic())
+            if due > trio.current_time():
+                await trio.sleep_until(due)
                 continue
             starts.popleft()
             host = self._host_of(node_id)

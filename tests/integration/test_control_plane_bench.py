@@ -56,6 +56,10 @@ def test_control_plane_bench_short_form(mode: str) -> None:
         # STARTING then RUNNING in batches of its own (at least one command per node and state)
         assert point["replicas"] == 2 and point["leader_replicas_connected"] >= 2
         assert point["starting_reports_applied"] > 0 and point["report_commands"] >= 10
+        views = point["leader_views"]  # the leader rebuilt a node's views on commits during the phase
+        assert (
+            views["bursts"]["dns"] > 0 and views["bursts"]["traffic"] > 0 and views["bursts"]["overlay"] > 0
+        )
         assert point["replica_host_rss_mb"] and all(v > 0 for v in point["replica_host_rss_mb"].values())
     else:
         assert point["report_commands"] >= 10  # at least one report batch per node
