@@ -10,6 +10,7 @@ them in, so loading is deterministic and testable.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -46,14 +47,29 @@ def _mtu_or_zero(value: int) -> int:
 
 
 def _positive(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
     if value <= 0:
         raise ValueError("must be greater than 0")
     return value
 
 
 def _non_negative(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
     if value < 0:
         raise ValueError("must not be negative")
+    return value
+
+
+#: the largest ``raft.rtt_ms``: a 2 s heartbeat and 10-24 s elections (farther voters belong to another
+#: cluster: multi-site clusters put voters in one region, docs/multi-site.md)
+MAX_RTT_MS = 1000.0
+
+
+def _round_trip_ms(value: float) -> float:
+    if not math.isfinite(value) or not 0 <= value <= MAX_RTT_MS:
+        raise ValueError(f"must be a round trip between 0 and {MAX_RTT_MS} ms")
     return value
 
 
@@ -214,7 +230,7 @@ class RaftConfig:
     commit_timeout_s: float = _opt(5.0, _positive)
     tick_s: float = _opt(0.005, _positive)
     replace_dead_voter_s: float = _opt(5.0, _non_negative)  # autopilot: a voter down this long is replaced
-    rtt_ms: float = _opt(0.0, _non_negative)  # round trip between the farthest voters: scales the timeouts
+    rtt_ms: float = _opt(0.0, _round_trip_ms)  # round trip between the farthest voters: scales the timeouts
 
 
 @dataclass(frozen=True)

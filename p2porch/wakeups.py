@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -156,10 +157,15 @@ class WakeupProfiler(Instrument):
 
     def write(self) -> None:
         """Replace the report file atomically; a failed write is dropped (profiling never stops the run)."""
-        try:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.tally.report(self._wall())))
-            tmp.replace(self.path)
+        try:  # a new file of an unpredictable name (O_EXCL): never follows a planted symlink
+            fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(json.dumps(self.tally.report(self._wall())))
+                os.replace(tmp, self.path)
+            except OSError:
+                os.unlink(tmp)
+                raise
         except OSError:
             pass
 

@@ -163,6 +163,12 @@ async def admit(
         commands.append(C.AddNode(at=now, node=record))
     if plan.lease:
         commands.append(C.LeaseSubnet(at=now, node_id=record.node_id))
+    if earlier is not None and not plan.add:
+        # resumed on this member's view of the record: the log must agree that it is still the one
+        # seen (a lagging member could resume a voter the leader already made ready: ConflictError)
+        commands.append(
+            C.UpdateNode(at=now, node_id=earlier.node_id, node_version=earlier.version, status=earlier.status)
+        )
     await write_together(write, [c.encode() for c in commands])
     state = store.snapshot()
     voters = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT and n.role == NodeRole.VOTER]

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from pathlib import Path
 
+from ..raft.journal import write_file_atomic
 from .keys import new_node_key
 
 FILE_NAME = "join-identity.json"
@@ -47,13 +49,10 @@ def identity_for(data_dir: str, cluster_id: str) -> tuple[str, str]:
         return found
     node_id, node_key = secrets.token_hex(8), new_node_key()
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
-    tmp = _path(data_dir) + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"cluster_id": cluster_id, "node_id": node_id, "node_key": node_key}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, _path(data_dir))
+    data = json.dumps({"cluster_id": cluster_id, "node_id": node_id, "node_key": node_key}).encode()
+    # a new 0600 file (a leftover .tmp of a wider mode is replaced, not reused), fsynced with its
+    # directory: a retry after a power loss finds the same identity
+    write_file_atomic(Path(_path(data_dir)), data)
     return node_id, node_key
 
 

@@ -44,7 +44,11 @@ def _fsync_dir(path: Path) -> None:
 def write_file_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that after a crash either the old or the new content is there."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:  # a leftover temp file keeps its mode through O_TRUNC: start a new one, 0600
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         view = memoryview(data)
         while view:

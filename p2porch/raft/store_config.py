@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,20 @@ class StoreConfig:
         """How often an idle replica hears from the leader: never more often than voters do."""
         return max(self.replica_heartbeat_period_s, self.heartbeat_period_s)
 
+    def pysyncobj_timing(self) -> dict[str, float]:
+        """pysyncobj's timing options for these settings. The connection and the leader's step-down
+        (no majority answered) never time out before the longest election timeout, so far voters
+        (``raft.rtt_ms``) keep the proportions pysyncobj's ``SyncObjConf.validate`` asserts."""
+        return {
+            "autoTickPeriod": self.tick_period_s,
+            "appendEntriesPeriod": self.heartbeat_period_s,
+            "raftMinTimeout": self.election_timeout_min_s,
+            "raftMaxTimeout": self.election_timeout_max_s,
+            "connectionTimeout": max(self.connection_timeout_s, self.election_timeout_max_s),
+            "connectionRetryTime": self.connection_retry_s,
+            "leaderFallbackTimeout": max(self.leader_fallback_timeout_s, self.election_timeout_max_s),
+        }
+
     def validate(self) -> None:
         if not self.password:
             raise ConfigError("the Raft password must be set", field="password")
@@ -58,6 +73,11 @@ class StoreConfig:
             split_addr(addr, "voters")
         if self.self_addr is None and not self.voters:
             raise ConfigError("a replica needs at least one voter address", field="voters")
+        timeouts = ("tick_period_s", "heartbeat_period_s", "election_timeout_min_s", "election_timeout_max_s")
+        for name in timeouts:
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a finite number of seconds above 0", field=name)
         if not self.election_timeout_min_s > 3 * self.heartbeat_period_s:
             raise ConfigError(
                 "election_timeout_min_s must exceed 3 heartbeats", field="election_timeout_min_s"

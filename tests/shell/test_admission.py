@@ -160,16 +160,19 @@ async def test_a_name_in_use_from_another_address_or_with_another_key_is_refused
         await join(store, {**request(2), "node_id": node_id(22), "key_pub": request(9)["key_pub"]})
 
 
-async def test_a_retry_after_the_joiner_failed_midway_keeps_its_record_and_writes_nothing() -> None:
+async def test_a_retry_after_the_joiner_failed_midway_keeps_its_record() -> None:
     store = await cluster_of_one()
     first = await join(store, request(2))
     # the joiner gave up (its record wait timed out) and runs the same join again: same id, address
     # and key
-    before = store.snapshot().version
+    before = store.snapshot()
     again = await join(store, request(2))
     assert again["role"] == first["role"] == "voter"
-    assert store.snapshot().version == before  # nothing to write: the record and the lease stand
-    assert store.snapshot().nodes[node_id(2)].status == NodeStatus.JOINING
+    # the record and the lease stand; one conditional write confirms the record is still the one seen
+    after = store.snapshot()
+    assert after.version == before.version + 1
+    assert after.nodes[node_id(2)].status == NodeStatus.JOINING
+    assert after.leases == before.leases
     await store.write(C.ReleaseSubnet(at=2.0, node_id=node_id(2)).encode())
     await join(store, request(2))  # a lease lost meanwhile is leased again
     assert node_id(2) in store.snapshot().leases
@@ -185,6 +188,28 @@ async def test_a_retry_for_a_voter_already_ready_is_refused_and_changes_nothing(
     for again in (request(2), {**request(2), "node_id": node_id(22)}):
         with pytest.raises((ConflictError, ConfigError)):  # its name, or its addresses, are taken
             await join(store, again)
+    assert store.snapshot().version == before
+    assert store.snapshot().nodes[node_id(2)].status == NodeStatus.READY
+
+
+class LaggingView:
+    """A member whose applied state is behind the log: it reads ``seen``, its writes go to the log."""
+
+    def __init__(self, seen: object) -> None:
+        self.seen = seen
+
+    def snapshot(self) -> object:
+        return self.seen
+
+
+async def test_a_lagging_member_cannot_resume_a_voter_the_log_already_made_ready() -> None:
+    store = await cluster_of_one()
+    await join(store, request(2))
+    seen = store.snapshot()  # the member's view: n2 still joining
+    await store.write(C.UpdateNode(at=1.0, node_id=node_id(2), status=NodeStatus.READY).encode())
+    before = store.snapshot().version
+    with pytest.raises(ConflictError):  # the conditional write meets the log's newer record
+        await admit(LaggingView(seen), store.write, LOCAL, Config(), TrioClock(), request(2), "10.0.0.2")  # type: ignore[arg-type]
     assert store.snapshot().version == before
     assert store.snapshot().nodes[node_id(2)].status == NodeStatus.READY
 

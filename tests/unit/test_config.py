@@ -42,6 +42,12 @@ def test_precedence_toml_then_env_then_flags():
         ({"toml_text": "[raft]\nbogus = 1\n"}, "raft.bogus"),
         ({"toml_text": "[nosuch]\nx = 1\n"}, "nosuch.x"),
         ({"env": {"P2PORCH_DNS_UPSTREAMS": "1.2.3.4,not-an-ip"}}, "dns.upstreams"),
+        ({"env": {"P2PORCH_RAFT_RTT_MS": "nan"}}, "raft.rtt_ms"),
+        ({"env": {"P2PORCH_RAFT_RTT_MS": "inf"}}, "raft.rtt_ms"),
+        ({"env": {"P2PORCH_RAFT_RTT_MS": "1e9"}}, "raft.rtt_ms"),
+        ({"env": {"P2PORCH_RAFT_RTT_MS": "-1"}}, "raft.rtt_ms"),
+        ({"env": {"P2PORCH_RAFT_COMMIT_TIMEOUT_S": "nan"}}, "raft.commit_timeout_s"),
+        ({"env": {"P2PORCH_RAFT_REPLACE_DEAD_VOTER_S": "inf"}}, "raft.replace_dead_voter_s"),
     ],
 )
 def test_invalid_values_name_the_key(kwargs, field):
@@ -85,3 +91,7 @@ def test_parse_labels():
     with pytest.raises(ConfigError) as info:
         parse_labels(["novalue"], field="--label")
     assert info.value.field == "--label"
+
+
+def test_largest_round_trip_is_accepted():
+    assert load_config(env={"P2PORCH_RAFT_RTT_MS": "1000"}).raft.rtt_ms == 1000.0

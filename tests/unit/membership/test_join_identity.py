@@ -33,3 +33,16 @@ def test_an_unreadable_file_gives_a_new_identity(tmp_path: object) -> None:
         handle.write("{not json")
     node_id, _ = join_identity.identity_for(data_dir, "c0ffee0123456789")
     assert join_identity.identity_for(data_dir, "c0ffee0123456789")[0] == node_id
+
+
+def test_a_leftover_world_readable_temp_file_does_not_leak_the_key(tmp_path: object) -> None:
+    """A temp file left by a crash with a wider mode is replaced, not reused (O_TRUNC keeps a mode)."""
+    data_dir = str(tmp_path)
+    leftover = os.path.join(data_dir, join_identity.FILE_NAME + ".tmp")
+    with open(leftover, "w") as handle:
+        handle.write("old")
+    os.chmod(leftover, 0o644)
+    join_identity.identity_for(data_dir, "c0ffee0123456789")
+    mode = stat.S_IMODE(os.stat(os.path.join(data_dir, join_identity.FILE_NAME)).st_mode)
+    assert mode == 0o600
+    assert not os.path.exists(leftover)

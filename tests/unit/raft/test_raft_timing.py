@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pysyncobj import SyncObjConf
 
 from p2porch.config import load_config
 from p2porch.errors import ConfigError
@@ -45,3 +46,33 @@ def test_the_setting_is_read_and_checked() -> None:
     with pytest.raises(ConfigError) as bad:
         load_config(env={"P2PORCH_RAFT_RTT_MS": "-1"})
     assert bad.value.field == "raft.rtt_ms"
+
+
+@pytest.mark.parametrize("rtt_ms", [0.0, 250.0, 750.0, 1000.0])
+def test_every_accepted_round_trip_gives_pysyncobj_a_valid_timing(rtt_ms: float) -> None:
+    """Up to raft.rtt_ms's largest value, pysyncobj's own checks hold, and the leader steps down only
+    after the longest election timeout (it once stepped down after 3 s, under 2 heartbeats)."""
+    timing = timing_for_rtt(load_config(env={"P2PORCH_RAFT_RTT_MS": str(rtt_ms)}).raft.rtt_ms / 1000.0)
+    config = StoreConfig(
+        self_addr=None,
+        voters=("1.2.3.4:7947",),
+        data_dir=Path("."),
+        password="x",
+        heartbeat_period_s=timing.heartbeat_s,
+        election_timeout_min_s=timing.election_min_s,
+        election_timeout_max_s=timing.election_max_s,
+    )
+    config.validate()
+    options = config.pysyncobj_timing()
+    SyncObjConf(**options).validate()  # its bare asserts
+    assert options["leaderFallbackTimeout"] >= timing.election_max_s
+    assert options["leaderFallbackTimeout"] >= 3 * timing.heartbeat_s
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0.0, -0.1])
+def test_store_timing_must_be_finite_and_positive(bad: float) -> None:
+    with pytest.raises(ConfigError) as info:
+        StoreConfig(
+            self_addr=None, voters=("1.2.3.4:7947",), data_dir=Path("."), password="x", heartbeat_period_s=bad
+        ).validate()
+    assert info.value.field == "heartbeat_period_s"
