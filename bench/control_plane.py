@@ -1,5 +1,5 @@
 """Control-plane benchmark: real Raft voters in separate processes, the real FSM and leader round, simulated
-nodes with a fake engine that reports each task running at once (JSON).
+nodes with a fake engine (JSON).
 
     python bench/control_plane.py --nodes 100,300,1000 --tasks 10000,30000,100000   # grid, minutes
     python bench/control_plane.py --short          # the CI form: one small point, seconds
@@ -17,9 +17,12 @@ concurrently, so the store's group commit shares Raft entries between them as it
 agents. Measured: tasks placed and reported running per second end to end, the leader process's CPU
 per task (and per thread), Raft commands, entries and bytes per task, snapshot size and time, voter
 and replica RSS, and each member's per-change rebuild cost of its views (``control_plane_views``).
-That is ``--mode direct`` (the store alone). The default ``--mode daemons`` (``control_plane_daemons``)
-runs the daemon's leader loop and service API inside each voter process and the agents' reports through
-a follower's store. What neither is (docs/performance.md): gossip, joins through the join port, Docker.
+That is ``--mode direct`` (the store alone, no replicas, one RUNNING report per task, start time 0).
+The default ``--mode daemons`` (``control_plane_daemons``) runs the daemon's leader loop and service
+API inside each voter process, ``--replicas`` read-only replica stores the leader replicates to, and
+each simulated node's agent on one of them, reporting STARTING and, ``--start-s`` later, RUNNING in
+batches of its own. Both modes fail unless every task is placed and reported running. What neither
+is (docs/performance.md): gossip, joins through the join port, Docker.
 """
 
 from __future__ import annotations
@@ -58,8 +61,8 @@ from p2porch.raft import commands as C  # noqa: E402
 from p2porch.raft.fsm import apply_command  # noqa: E402
 from p2porch.raft.state import ClusterState  # noqa: E402
 from p2porch.scheduler.orchestrator import Orchestrator  # noqa: E402
-from p2porch.testing.control_member import subnet_hosts  # noqa: E402
 from p2porch.testing.raftprocs import LocalCluster, NodeProc  # noqa: E402
+from p2porch.testing.sim_nodes import subnet_hosts  # noqa: E402
 
 REPLICAS_PER_SERVICE = 100
 AGENT_MAX_BATCH = 64  # agent/worker.py's max_batch
@@ -106,33 +109,43 @@ class Agents:
 
     def _loop(self) -> None:
         while (node_id := self.ready.get()) is not None:
-            with self.lock:
-                ids = self.pending.pop(node_id, [])
-                rest = ids[AGENT_MAX_BATCH:]
-                if rest:
-                    self.pending[node_id] = rest
-            if rest:
-                self.ready.put(node_id)
-            if not ids:
-                continue
-            now = time.time()
-            hosts = self.subnet_hosts[node_id]
-            reports = tuple(
-                C.TaskStatusReport(t, state=TaskState.RUNNING, state_at=now, address=hosts(t), container_id=t)
-                for t in ids[:AGENT_MAX_BATCH]
-            )
-            cmd = C.ReportTaskStates(at=now, node_id=node_id, reports=reports)
             try:
-                result = self.prop.propose(cmd)
-            except BaseException as exc:  # noqa: BLE001 (reported by close)
-                self.errors.append(exc)
-                continue
-            with self.lock:
-                self.sent.append(cmd)
-                self.running += len(result["value"]["applied"])
-                self.applied_commands += bool(result["value"]["applied"])
+                self._serve(node_id)
+            finally:
+                self.ready.task_done()  # after any re-queue of the node, so join() waits for it too
+
+    def _serve(self, node_id: str) -> None:
+        with self.lock:
+            ids = self.pending.pop(node_id, [])
+            rest = ids[AGENT_MAX_BATCH:]
+            if rest:
+                self.pending[node_id] = rest
+        if rest:
+            self.ready.put(node_id)
+        if not ids:
+            return
+        now = time.time()
+        hosts = self.subnet_hosts[node_id]
+        reports = tuple(
+            C.TaskStatusReport(t, state=TaskState.RUNNING, state_at=now, address=hosts(t), container_id=t)
+            for t in ids[:AGENT_MAX_BATCH]
+        )
+        cmd = C.ReportTaskStates(at=now, node_id=node_id, reports=reports)
+        try:
+            result = self.prop.propose(cmd)
+        except BaseException as exc:  # noqa: BLE001 (reported by close)
+            self.errors.append(exc)
+            return
+        with self.lock:
+            self.sent.append(cmd)
+            self.running += len(result["value"]["applied"])
+            self.applied_commands += bool(result["value"]["applied"])
 
     def close(self) -> None:
+        """Deliver every report queued so far, then stop the threads (stop markers only after the drain:
+        a marker queued ahead of a re-queued node would strand its reports)."""
+        if not self.errors:
+            self.ready.join()
         for _ in self.threads:
             self.ready.put(None)
         for t in self.threads:
@@ -175,6 +188,8 @@ def place_and_report(leader: NodeProc, mirror: ClusterState, reporters: int) -> 
     leader_cpu = cpu_s(pid) - cpu0
     threads1 = thread_cpu_s(pid)
     placed = sum(1 for t in mirror.tasks.values() if t.node_id is not None)
+    if not placed == agents.running == len(mirror.tasks):
+        raise RuntimeError(f"{len(mirror.tasks)} tasks, {placed} placed, {agents.running} reported running")
     # the cluster's state: the mirror's placements plus every report (disjoint tasks: order is immaterial)
     final = mirror
     for cmd in agents.sent:
@@ -208,7 +223,7 @@ def place_and_report(leader: NodeProc, mirror: ClusterState, reporters: int) -> 
 
 
 def run_point(root: Path, nodes: int, tasks: int, args: argparse.Namespace, full: bool) -> dict[str, Any]:
-    cluster = LocalCluster(root, voters=3, replicas=1)
+    cluster = LocalCluster(root, voters=3, replicas=1, die_with_parent=True)
     try:
         for node in cluster.voters():
             cluster.start(node, wait=False)
@@ -225,7 +240,7 @@ def run_point(root: Path, nodes: int, tasks: int, args: argparse.Namespace, full
         row["views_rebuild"] = rebuild_costs(final)
         if full:
             row |= compaction(cluster, leader)
-            row |= catch_up(cluster, leader, timed["expected_version"])
+            row |= catch_up(cluster, cluster.node("r0"), timed["expected_version"])
         row["voter_rss_mb"] = {n.name: rss_mb(n.proc.pid) for n in cluster.voters() if n.proc is not None}
         if full:
             row |= failover(cluster)
@@ -245,7 +260,24 @@ def main() -> None:
         help="daemons: the leader loop, API and agents' store path in the member processes; "
         "direct: the round in this process, writes straight to the leader's store",
     )
-    parser.add_argument("--reporters", type=int, default=16, help="concurrent agent connections")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=None,
+        help="daemons: read-only replica stores hosting the simulated nodes (default 20; --short 2; "
+        "0: every agent on one follower voter)",
+    )
+    parser.add_argument("--replicas-per-process", type=int, default=5, help="replica stores per process")
+    parser.add_argument(
+        "--start-s", type=float, default=0.5, help="daemons: the fake engine's container start time"
+    )
+    parser.add_argument(
+        "--no-views",
+        dest="views",
+        action="store_false",
+        help="daemons: voters do not rebuild a node's DNS/ingress/overlay/policy views on each commit burst",
+    )
+    parser.add_argument("--reporters", type=int, default=16, help="direct: concurrent agent connections")
     parser.add_argument("--api-clients", type=int, default=8, help="concurrent service-API clients (daemons)")
     parser.add_argument("--timeout-s", type=float, default=600, help="timed phase limit (daemons)")
     parser.add_argument("--only-last", action="store_true", help="run only the largest point")
@@ -256,6 +288,14 @@ def main() -> None:
     args = parser.parse_args()
     nodes = [10] if args.short else [int(x) for x in args.nodes.split(",")]
     tasks = [200] if args.short else [int(x) for x in args.tasks.split(",")]
+    if any(t < REPLICAS_PER_SERVICE or t % REPLICAS_PER_SERVICE for t in tasks):
+        parser.error(
+            f"--tasks: each count must be a multiple of {REPLICAS_PER_SERVICE} (services of 100 replicas)"
+        )
+    if args.replicas is None:
+        args.replicas = 2 if args.short else 20
+    if args.replicas < 0 or args.replicas_per_process < 1 or args.start_s < 0:
+        parser.error("--replicas must be >= 0, --replicas-per-process >= 1, --start-s >= 0")
     grid = [(n, tasks[0]) for n in nodes] + [(nodes[-1], t) for t in tasks[1:]]
     if args.only_last:
         grid = grid[-1:]
@@ -281,6 +321,8 @@ def main() -> None:
                 },
                 "round_chunk_items": ROUND_CHUNK_ITEMS,
                 "reporters": args.reporters,
+                "replicas": args.replicas if args.mode == "daemons" else 0,
+                "start_s": args.start_s if args.mode == "daemons" else 0.0,
                 "points": points,
             },
             indent=2,

@@ -2,11 +2,16 @@
 
 Each voter is ``python -m p2porch.testing.control_member``: the Raft store, the daemon's leader loop
 (``leader.loop.serve_scheduler``: rounds planned and committed inside the leading voter) and the service
-API over a unix socket (``ServiceOps`` behind ``serve_api``, the CLI's path). The simulated nodes'
-agents live in one follower's process and report through that follower's store (``store.write``,
-forwarded to the leader by pysyncobj, the path of an agent on a non-leader node), up to 64 reports per
-command from ``--reporters`` concurrent writers. The timed phase starts when the first service is
-created through the API and ends when the last task is reported running.
+API over a unix socket (``ServiceOps`` behind ``serve_api``, the CLI's path). ``--replicas R`` read-only
+replica stores (``python -m p2porch.testing.replica_host``, ``--replicas-per-process`` stores each)
+follow the voters as every non-voter of a real cluster does: the leader sends them every append. The
+simulated nodes are spread over them (node i on replica i mod R); each node's agent
+(``testing.sim_nodes``) reports STARTING when it sees its task placed and RUNNING ``--start-s`` later,
+in batches of its own (the agent's flush loop: 0.1 s or 64 reports), through its replica's store
+(``store.write``, forwarded to the leader by pysyncobj, a real agent's path). With ``--replicas 0``
+every agent lives on one follower voter instead. The timed phase starts when the first service is
+created through the API and ends when the last task is reported running; every task must be placed
+and reported running, or the run fails.
 Imported by ``bench/control_plane.py`` (this folder is on ``sys.path`` when it runs).
 """
 
@@ -24,6 +29,7 @@ from control_plane_phases import (
     compaction,
     failover,
     init_and_join,
+    node_id,
     run_parallel,
     snapshot_figures,
     status,
@@ -38,9 +44,11 @@ from p2porch.model import TaskState
 from p2porch.raft.state import ClusterState
 from p2porch.raft.store import JOURNAL_NAME
 from p2porch.testing.raftprocs import LocalCluster, NodeProc
+from p2porch.testing.sim_nodes import merge_status
 
 REPLICAS_PER_SERVICE = 100
 MEMBER_MODULE = "p2porch.testing.control_member"
+HOST_MODULE = "p2porch.testing.replica_host"
 
 
 def api_socket(node: NodeProc) -> Path:
@@ -72,28 +80,89 @@ def follower_of(cluster: LocalCluster, leader: NodeProc) -> NodeProc:
     return next(n for n in cluster.voters() if n is not leader)
 
 
+CATCH_UP = "r0"  # the replica started late to measure a catch-up; r1.. are replica hosts
+
+
+def is_host(node: NodeProc) -> bool:
+    return node.raft_addr is None and node.name != CATCH_UP
+
+
+def store_split(total: int, parts: int) -> list[int]:
+    """``total`` replica stores over ``parts`` processes, as evenly as possible."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def sim_status(agent_hosts: list[NodeProc]) -> dict[str, Any]:
+    return merge_status(h.call(op="sim_status")["agents"] for h in agent_hosts)
+
+
+def start_agents(
+    cluster: LocalCluster, leader: NodeProc, nodes: int, args: argparse.Namespace
+) -> list[NodeProc]:
+    """Start the simulated nodes' agents; the processes they live in.
+
+    With replicas, node ``i`` lives on replica store ``i mod R`` (each a read-only store the leader
+    replicates to, as every non-voter of a real cluster); without, all live on one follower voter."""
+    ids = [node_id(i) for i in range(nodes)]
+    version = status(leader)["state_version"]
+    hosts = [n for n in cluster.replicas() if is_host(n)]
+    if not hosts:
+        follower = follower_of(cluster, leader)
+        wait_version(follower, version, 60)
+        follower.call(op="sim_agents", nodes=ids, start_s=args.start_s)
+        return [follower]
+    for host in hosts:
+        cluster.start(host, wait=False)
+    for host in hosts:
+        cluster.wait_ready(host, timeout_s=60)
+    total = args.replicas
+    deadline = time.monotonic() + 120
+    for host in hosts:
+        while min(s["state_version"] for s in host.call(op="statuses")["statuses"]) < version:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{host.name}'s replica stores did not catch up to version {version}")
+            time.sleep(0.05)
+    first = 0
+    for host, stores in zip(hosts, store_split(total, len(hosts)), strict=True):
+        share = [[ids[i] for i in range(nodes) if i % total == first + k] for k in range(stores)]
+        host.call(op="sim_agents", nodes=share, start_s=args.start_s)
+        first += stores
+    return hosts
+
+
 def timed_phase(
-    cluster: LocalCluster, leader: NodeProc, agents: NodeProc, tasks: int, args: argparse.Namespace
+    cluster: LocalCluster, leader: NodeProc, agent_hosts: list[NodeProc], tasks: int, args: argparse.Namespace
 ) -> dict[str, Any]:
     """Create the services through the API; seconds until every task is placed and reported running."""
     pid = leader.proc.pid if leader.proc else 0
+    procs = {n.name: n.proc.pid for n in cluster.nodes if n.proc is not None and n.alive}
     journal = leader.data_dir / JOURNAL_NAME
     st0 = status(leader)
     cpu0, threads0, journal0 = cpu_s(pid), thread_cpu_s(pid), journal.stat().st_size
+    procs0 = {name: cpu_s(p) for name, p in procs.items()}
+    views0 = leader.call(op="sim_status")["views"]
     pids = {n.name: n.proc.pid for n in cluster.voters() if n.proc is not None}
     with PhaseProfile(Path(args.profile) / f"tasks-{tasks}" if args.profile else None, pids):
         t0 = time.monotonic()
-        create_services(agents, max(1, tasks // REPLICAS_PER_SERVICE), args.api_clients)
+        create_services(follower_of(cluster, leader), max(1, tasks // REPLICAS_PER_SERVICE), args.api_clients)
         api_s = time.monotonic() - t0
-        sim = wait_all_running(agents, tasks, t0 + args.timeout_s)
+        sim = wait_all_running(agent_hosts, tasks, t0 + args.timeout_s)
     total_s = sim["last_running_at"] - t0
     placed_s = sim["last_placed_at"] - t0
     leader_cpu = cpu_s(pid) - cpu0
     threads1 = thread_cpu_s(pid)
     st1 = status(leader)
+    views1 = leader.call(op="sim_status")["views"]
+    views = None
+    if views0 is not None and views1 is not None:
+        views = {
+            "bursts": {k: v - views0["bursts"].get(k, 0) for k, v in views1["bursts"].items()},
+            "cpu_s": {k: round(v - views0["cpu_s"].get(k, 0.0), 2) for k, v in views1["cpu_s"].items()},
+        }
     return {
         "placed": sim["placed_seen"],
         "running": sim["running"],
+        "starting_reports_applied": sim["starting"],
         "api_create_s": round(api_s, 2),
         "placed_per_s": round(sim["placed_seen"] / placed_s, 1),
         "end_to_end_running_per_s": round(sim["running"] / total_s, 1),
@@ -104,37 +173,59 @@ def timed_phase(
             for k, v in threads1.items()
             if v - threads0.get(k, 0.0) > 0.05
         },
-        "raft_commands_per_task": round((st1["state_version"] - st0["state_version"]) / tasks, 4),
+        "leader_views": views,
+        "cpu_s_by_process": {name: round(cpu_s(p) - procs0[name], 1) for name, p in procs.items()},
+        "leader_replicas_connected": st1["replicas_connected"],
+        "state_versions_per_task": round((st1["state_version"] - st0["state_version"]) / tasks, 4),
         "raft_entries_per_task": round((st1["commit_index"] - st0["commit_index"]) / tasks, 4),
         "journal_bytes_per_task": round((journal.stat().st_size - journal0) / tasks, 1),
         "report_commands": sim["commands"],
-        "report_bytes_per_task": round(sim["bytes"] / max(1, sim["running"]), 1),
+        "report_commands_per_task": round(sim["commands"] / tasks, 4),
+        "reports_applied_per_command": round((sim["starting"] + sim["running"]) / max(1, sim["commands"]), 1),
+        "report_delivery_failures": sim["failures"],
+        "report_bytes_per_task": round(sim["bytes"] / tasks, 1),
         "expected_version": st1["state_version"],
     }
 
 
-def wait_all_running(agents: NodeProc, tasks: int, deadline: float) -> dict[str, Any]:
-    """The agents' figures once ``tasks`` tasks are reported running (RuntimeError past ``deadline``)."""
+def wait_all_running(agent_hosts: list[NodeProc], tasks: int, deadline: float) -> dict[str, Any]:
+    """The simulated nodes' figures once ``tasks`` tasks are reported running (RuntimeError past
+    ``deadline``, naming the last delivery error) and each task was placed and reported exactly once."""
     while True:
-        sim: dict[str, Any] = agents.call(op="sim_status")["agents"]
-        if sim["errors"]:
-            raise RuntimeError(f"agents' reports failed: {sim['last_error']}")
+        sim = sim_status(agent_hosts)
         if sim["running"] >= tasks:
-            return sim
+            break
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {sim['running']} of {tasks} tasks running by the deadline")
+            raise RuntimeError(
+                f"only {sim['running']} of {tasks} tasks running ({sim['placed_seen']} placed) by the "
+                f"deadline; last delivery error: {sim['last_error'] or 'none'}"
+            )
         time.sleep(0.05)
+    if not sim["placed_seen"] == sim["running"] == tasks:
+        raise RuntimeError(f"placed {sim['placed_seen']}, running {sim['running']}, wanted {tasks} of each")
+    return sim
 
 
 def run_daemons_point(
     root: Path, nodes: int, tasks: int, args: argparse.Namespace, full: bool
 ) -> dict[str, Any]:
+    per = max(1, args.replicas_per_process)
+    hosts = -(-args.replicas // per) if args.replicas else 0
+    stores = dict(
+        zip((f"r{i + 1}" for i in range(hosts)), store_split(args.replicas, hosts or 1), strict=False)
+    )
+
+    def node_args(n: NodeProc) -> list[str]:
+        return ["--stores", str(stores[n.name])] if is_host(n) else ["--api-socket", str(api_socket(n))]
+
     cluster = LocalCluster(
         root,
         voters=3,
-        replicas=1,
+        replicas=1 + hosts,
         module=MEMBER_MODULE,
-        node_args=lambda n: ["--api-socket", str(api_socket(n))],
+        module_for=lambda n: HOST_MODULE if is_host(n) else MEMBER_MODULE,
+        node_args=node_args,
+        die_with_parent=True,
     )
     try:
         for node in cluster.voters():
@@ -144,30 +235,42 @@ def run_daemons_point(
         leader = cluster.leader()
         s0 = time.perf_counter()
         init_and_join(leader, nodes, args.reporters)
-        agents = follower_of(cluster, leader)
-        wait_version(agents, status(leader)["state_version"], 30)
-        agents.call(op="sim_agents", reporters=args.reporters)
+        if args.views:  # each voter also rebuilds one node's views on every burst of commits, as a daemon
+            for i, voter in enumerate(cluster.voters()):
+                voter.call(op="views", node_id=node_id(i))
+        agent_hosts = start_agents(cluster, leader, nodes, args)
         setup_s = time.perf_counter() - s0
         load = os.getloadavg()[0]
-        timed = timed_phase(cluster, leader, agents, tasks, args)
+        timed = timed_phase(cluster, leader, agent_hosts, tasks, args)
         if status(leader)["is_leader"] is not True:
             raise RuntimeError("leadership moved during the timed phase")
         final = ClusterState.from_dict(leader.call(op="state", timeout_s=60)["state"])
         running = sum(1 for t in final.tasks.values() if t.state == TaskState.RUNNING)
+        if running != tasks or len(final.tasks) != tasks:
+            raise RuntimeError(
+                f"the leader's state holds {len(final.tasks)} tasks, {running} running; wanted {tasks}"
+            )
         row: dict[str, Any] = {
             "nodes": nodes,
             "tasks": len(final.tasks),
+            "replicas": args.replicas,
+            "replica_processes": hosts,
+            "start_s": args.start_s,
+            "views_in_voters": args.views,
             "running_in_leader_state": running,
             "setup_s": round(setup_s, 1),
             "loadavg_1m_at_start": load,
-            "agents_via": agents.name,
+            "agents_via": [h.name for h in agent_hosts],
             "leader": leader.name,
         }
         row |= timed | snapshot_figures(final)
         row["views_rebuild"] = rebuild_costs(final)
+        row["replica_host_rss_mb"] = {
+            h.name: rss_mb(h.proc.pid) for h in agent_hosts if is_host(h) and h.proc
+        }
         if full:
             row |= compaction(cluster, leader)
-            row |= catch_up(cluster, leader, timed["expected_version"])
+            row |= catch_up(cluster, cluster.node(CATCH_UP), timed["expected_version"])
         row["voter_rss_mb"] = {n.name: rss_mb(n.proc.pid) for n in cluster.voters() if n.proc is not None}
         if full:
             row |= failover(cluster)

@@ -36,6 +36,10 @@ def wait_version(node: NodeProc, version: int, timeout_s: float) -> float:
 CIDR, PREFIX = "10.0.0.0/8", 20  # room for 1,000+ nodes of up to 4,000 tasks each
 
 
+def node_id(i: int) -> str:
+    return f"id{i:05d}"
+
+
 def init_and_join(leader: NodeProc, nodes: int, writers: int) -> None:
     """Init the cluster and join ``nodes`` nodes, each with its subnet lease (``writers`` at a time)."""
     prop = Proposer(leader.control_port)
@@ -44,7 +48,7 @@ def init_and_join(leader: NodeProc, nodes: int, writers: int) -> None:
     )
 
     def join(i: int) -> None:
-        node = Node(f"id{i:05d}", f"n{i}", f"10.{i // 62500}.{i // 250 % 250}.{i % 250 + 1}", 7947, 7946)
+        node = Node(node_id(i), f"n{i}", f"10.{i // 62500}.{i // 250 % 250}.{i % 250 + 1}", 7947, 7946)
         prop.propose(C.AddNode(at=time.time(), node=node))
         prop.propose(C.LeaseSubnet(at=time.time(), node_id=node.node_id))
 
@@ -151,8 +155,8 @@ def compaction(cluster: LocalCluster, leader: NodeProc) -> dict[str, Any]:
     }
 
 
-def catch_up(cluster: LocalCluster, leader: NodeProc, version: int) -> dict[str, Any]:
-    (replica,) = cluster.replicas()
+def catch_up(cluster: LocalCluster, replica: NodeProc, version: int) -> dict[str, Any]:
+    """Start ``replica`` (a new, empty read-only store); seconds until it applied ``version``."""
     t0 = time.monotonic()
     cluster.start(replica)
     wait_version(replica, version, 300)
@@ -160,20 +164,30 @@ def catch_up(cluster: LocalCluster, leader: NodeProc, version: int) -> dict[str,
     return {"replica_catch_up_s": round(seconds, 2), "replica_rss_mb": rss_mb(replica.proc.pid)}  # type: ignore[union-attr]
 
 
-def failover(cluster: LocalCluster) -> dict[str, Any]:
-    """SIGKILL the leader; seconds until a new leader commits a write."""
+def failover(cluster: LocalCluster, timeout_s: float = 60.0) -> dict[str, Any]:
+    """SIGKILL the leader; seconds until a new leader commits a write (fails after ``timeout_s``)."""
     leader = cluster.leader()
     t0 = time.monotonic()
     cluster.kill(leader)
-    while True:
-        new = cluster.leader(timeout_s=30)
+    last: BaseException | None = None
+    while time.monotonic() - t0 < timeout_s:
         try:
-            result = Proposer(new.control_port).propose(C.Noop(at=time.time(), tag="failover"), timeout_s=5)
-        except (RuntimeError, OSError, ConnectionError):
+            new = cluster.leader(timeout_s=max(0.1, timeout_s - (time.monotonic() - t0)))
+        except TimeoutError as exc:
+            last = exc
             continue
+        prop = Proposer(new.control_port)
+        try:
+            result = prop.propose(C.Noop(at=time.time(), tag="failover"), timeout_s=5)
+        except (RuntimeError, OSError, ConnectionError) as exc:
+            last = exc
+            continue
+        finally:
+            prop.close()
         if result.get("ok"):
             return {
                 "failover_s": round(time.monotonic() - t0, 2),
                 "killed": leader.name,
                 "new_leader": new.name,
             }
+    raise RuntimeError(f"no new leader committed a write {timeout_s} s after the leader was killed: {last!r}")

@@ -11,14 +11,15 @@ HTTP-over-unix-socket path the CLI uses) and the store's loopback control protoc
 (:mod:`p2porch.raft.node`). Two more control ops drive simulated nodes whose agents live here and
 write through this store exactly as a real agent writes through its node's store (``store.write``,
 forwarded to the leader when this store does not lead):
-{"op": "sim_agents", "reporters": K} starts them; {"op": "sim_status"} reads their counters.
+{"op": "sim_agents", "nodes": [ids], "start_s": S} starts them (:class:`~p2porch.testing.sim_nodes.
+SimNodes`); {"op": "views", "node_id": ID} rebuilds node ID's DNS, ingress/VIP, overlay and policy
+views on every burst of commits as a daemon does (:mod:`p2porch.testing.member_views`);
+{"op": "sim_status"} reads the agents' and views' counters. The process exits when its parent dies
+(``LocalCluster(die_with_parent=True)``).
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
 from functools import partial
 from typing import Any, cast
 
@@ -30,15 +31,12 @@ from ..config import Config, SchedulerConfig
 from ..context import LocalBoard, LocalNode, MemberContext
 from ..control.routes import service_endpoints
 from ..control.service_ops import ServiceOps
-from ..errors import P2POrchError
 from ..leader.loop import serve_scheduler
-from ..model import DesiredState, TaskState
-from ..raft import commands as C
 from ..raft import node as store_node
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
-
-AGENT_MAX_BATCH = 64  # agent/worker.py's max_batch
+from .member_views import ViewCounters, serve_views
+from .sim_nodes import SimNodes
 
 
 class StoreManager:
@@ -55,132 +53,30 @@ class StoreManager:
         return await self.store.write(command, timeout_s=self.config.raft.commit_timeout_s)
 
 
-class SimAgents:
-    """Simulated nodes' agents: a fake engine starts each task placed on a node at once and the node
-    reports it running, at most ``AGENT_MAX_BATCH`` reports per command, through this store.
-
-    They learn placements from the store's change stream (a real agent reads the same committed state)
-    and never decide anything else; every write is ``store.write`` as the agent's ``ctx.write`` is."""
-
-    def __init__(self, store: RaftStore, reporters: int) -> None:
-        self.store = store
-        self.reporters = reporters
-        self.pending: dict[str, list[str]] = {}
-        self.seen: set[str] = set()
-        self.hosts: dict[str, Callable[[str], str]] = {}
-        self.counters = {
-            "placed_seen": 0,
-            "reported": 0,
-            "running": 0,
-            "commands": 0,
-            "bytes": 0,
-            "errors": 0,
-        }
-        self.first_placed_at = 0.0
-        self.last_placed_at = 0.0
-        self.last_running_at = 0.0
-        self.last_error = ""
-
-    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        send, ready = trio.open_memory_channel[str](math.inf)
-        async with self.store.subscribe() as changes, trio.open_nursery() as nursery:
-            for _ in range(self.reporters):
-                nursery.start_soon(self._report, send, ready)
-            task_status.started()
-            async for change in changes:
-                if change.kind == "reset":
-                    continue
-                task = change.record if change.kind == "task" and change.op == "put" else None
-                if task is None or task.node_id is None or task.task_id in self.seen:
-                    continue
-                if task.state != TaskState.ASSIGNED or task.desired_state != DesiredState.RUNNING:
-                    continue
-                self.seen.add(task.task_id)
-                now = time.monotonic()
-                self.first_placed_at = self.first_placed_at or now
-                self.last_placed_at = now
-                self.counters["placed_seen"] += 1
-                queued = task.node_id in self.pending
-                self.pending.setdefault(task.node_id, []).append(task.task_id)
-                if not queued:
-                    send.send_nowait(task.node_id)
-
-    async def _report(self, send: trio.MemorySendChannel[str], ready: trio.MemoryReceiveChannel[str]) -> None:
-        async for node_id in ready:
-            ids = self.pending.pop(node_id, [])
-            batch, rest = ids[:AGENT_MAX_BATCH], ids[AGENT_MAX_BATCH:]
-            if rest:
-                self.pending[node_id] = rest
-                send.send_nowait(node_id)
-            if not batch:
-                continue
-            now = time.time()
-            host = self._host_of(node_id)
-            reports = tuple(
-                C.TaskStatusReport(t, state=TaskState.RUNNING, state_at=now, address=host(t), container_id=t)
-                for t in batch
-            )
-            data = C.ReportTaskStates(at=now, node_id=node_id, reports=reports).encode()
-            try:
-                value = await self.store.write(data, timeout_s=30.0)
-            except P2POrchError as exc:
-                self.counters["errors"] += 1
-                self.last_error = f"{type(exc).__name__}: {exc.message}"
-                continue
-            self.counters["reported"] += len(batch)
-            self.counters["running"] += len(value.get("applied", ()))
-            self.counters["commands"] += 1
-            self.counters["bytes"] += len(data)
-            self.last_running_at = time.monotonic()
-
-    def _host_of(self, node_id: str) -> Callable[[str], str]:
-        """task id -> a distinct host address of the node's subnet (in order of first use)."""
-        if node_id not in self.hosts:
-            lease = self.store.snapshot().leases[node_id]
-            self.hosts[node_id] = subnet_hosts(lease.subnet)
-        return self.hosts[node_id]
-
-    def status(self) -> dict[str, Any]:
-        return self.counters | {
-            "first_placed_at": self.first_placed_at,
-            "last_placed_at": self.last_placed_at,
-            "last_running_at": self.last_running_at,
-            "now": time.monotonic(),
-            "last_error": self.last_error,
-        }
-
-
-def subnet_hosts(subnet: str) -> Callable[[str], str]:
-    """task id -> a distinct host address of ``subnet`` (in order of first use; simulated agents)."""
-    base = int.from_bytes(bytes(int(o) for o in subnet.split("/")[0].split(".")), "big")
-    given: dict[str, str] = {}
-
-    def host(task_id: str) -> str:
-        if task_id not in given:
-            n = base + 2 + len(given)
-            given[task_id] = ".".join(str(n >> s & 255) for s in (24, 16, 8, 0))
-        return given[task_id]
-
-    return host
-
-
 class Member:
     """One control member: answers the store's control ops plus the simulated agents' two."""
 
     def __init__(self, store: RaftStore, nursery: trio.Nursery) -> None:
         self.store = store
         self.nursery = nursery
-        self.agents: SimAgents | None = None
+        self.agents: SimNodes | None = None
+        self.views: ViewCounters | None = None
 
     async def handle(self, store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         op = req.get("op")
         if op == "sim_agents":
             if self.agents is None:
-                self.agents = SimAgents(store, int(req.get("reporters", 16)))
+                self.agents = SimNodes(store, req["nodes"], float(req.get("start_s", 0.0)))
                 await self.nursery.start(self.agents.run)
             return {"ok": True}
+        if op == "views":
+            if self.views is None:
+                self.views = ViewCounters()
+                await self.nursery.start(serve_views, store, str(req["node_id"]), self.views)
+            return {"ok": True}
         if op == "sim_status":
-            return {"ok": True, "agents": self.agents.status() if self.agents else None}
+            views = self.views.status() if self.views else None
+            return {"ok": True, "agents": self.agents.status() if self.agents else None, "views": views}
         return await store_node.handle(store, req)
 
 

@@ -1,15 +1,18 @@
 """Loopback store processes for fault tests and the benchmark (shell; never used by the daemon).
 
 ``LocalCluster`` starts ``python -m p2porch.raft.node`` processes on 127.0.0.1, talks their control
-protocol, and kills them by pid only (its own children). ``close()`` kills whatever is still running.
+protocol, and kills them by pid only (its own children). ``close()`` kills whatever is still running;
+with ``die_with_parent`` the kernel kills them too if this process dies first (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import secrets
+import select
 import signal
 import socket
 import subprocess
@@ -21,6 +24,33 @@ from pathlib import Path
 from typing import Any
 
 from .runsecrets import RunSecrets
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the thread that forked it ends (its parent's death).
+
+    The bench starts its members from its main thread, so that is when the bench process dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+
+
+def read_line(stream: Any, timeout_s: float) -> bytes:
+    """One line from a child's stdout pipe within ``timeout_s`` (b"" on EOF or when time is up)."""
+    fd = stream.fileno()
+    deadline = time.monotonic() + timeout_s
+    line = b""
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return b""
+        chunk = os.read(fd, 1)  # byte by byte: nothing beyond the line is taken from the pipe
+        if not chunk:
+            return line
+        line += chunk
+    return line
 
 
 def free_ports(n: int) -> list[int]:
@@ -109,9 +139,13 @@ class LocalCluster:
         netns: list[tuple[str, str]] | None = None,
         module: str = "p2porch.raft.node",
         node_args: Callable[[NodeProc], list[str]] | None = None,
+        module_for: Callable[[NodeProc], str] | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.extra_args = tuple(extra_args)
         self.module = module  # the process to run: a store, or a store with more around it
+        self.module_for = module_for  # another module for some nodes
+        self.die_with_parent = die_with_parent  # only when every start() runs on one long-lived thread
         self.node_args = node_args  # more arguments for one node's process
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -137,7 +171,8 @@ class LocalCluster:
             self.nodes.append(NodeProc(f"r{i}", None, ports[2 * voters + i], self.root / f"r{i}"))
 
     def start(self, node: NodeProc, *, password_file: Path | None = None, wait: bool = True) -> None:
-        cmd = [sys.executable, "-m", self.module, "--voters", ",".join(self.voter_addrs)]
+        module = self.module_for(node) if self.module_for else self.module
+        cmd = [sys.executable, "-m", module, "--voters", ",".join(self.voter_addrs)]
         if node.raft_addr:
             cmd += ["--self", node.raft_addr]
         cmd += [
@@ -159,7 +194,14 @@ class LocalCluster:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         root = Path(__file__).resolve().parents[2]
         env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
-        node.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=env)
+        node.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            preexec_fn=_die_with_parent if self.die_with_parent else None,  # noqa: PLW1509 (no threads race it here)
+        )
         log.close()
         if wait:
             self.wait_ready(node)
@@ -167,7 +209,7 @@ class LocalCluster:
     def wait_ready(self, node: NodeProc, timeout_s: float = 20.0) -> None:
         assert node.proc is not None and node.proc.stdout is not None
         deadline = time.monotonic() + timeout_s
-        line = node.proc.stdout.readline()
+        line = read_line(node.proc.stdout, timeout_s)
         if not line or not json.loads(line).get("ready"):
             raise RuntimeError(f"{node.name} failed to start: {self.log_tail(node)}")
         while time.monotonic() < deadline:
@@ -206,6 +248,9 @@ class LocalCluster:
 
     def voters(self) -> list[NodeProc]:
         return [n for n in self.nodes if n.raft_addr]
+
+    def node(self, name: str) -> NodeProc:
+        return next(n for n in self.nodes if n.name == name)
 
     def replicas(self) -> list[NodeProc]:
         return [n for n in self.nodes if not n.raft_addr]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,17 +16,33 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def run_bench(args: list[str], timeout_s: float) -> bytes:
+    """Run a benchmark in its own session; on timeout kill the whole group (its member processes too)."""
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err.decode(errors="replace")[-3000:]
+    return out
+
+
 @pytest.mark.parametrize("mode", ["daemons", "direct"])
 def test_control_plane_bench_short_form(mode: str) -> None:
     bench = str(ROOT / "bench" / "control_plane.py")
-    out = subprocess.run(
-        [sys.executable, bench, "--short", "--mode", mode],
-        capture_output=True,
-        timeout=120,
-        check=True,
-        cwd=ROOT,
-    )
-    result = json.loads(out.stdout)
+    result = json.loads(run_bench([bench, "--short", "--mode", mode], 120))
     assert result["benchmark"] == "control_plane" and result["mode"] == mode
     (point,) = result["points"]
     # every task of the 2 services of 100 replicas was placed on the 10 nodes and reported running
@@ -33,8 +51,18 @@ def test_control_plane_bench_short_form(mode: str) -> None:
     for key in ("placed_per_s", "end_to_end_running_per_s", "leader_cpu_ms_per_task", size_key):
         assert point[key] > 0, key
     if mode == "daemons":  # the leader's own state says so too (its leader loop placed them)
-        assert point["running_in_leader_state"] == 200 and point["agents_via"] != point["leader"]
-    assert point["report_commands"] >= 10  # at least one report batch per node
+        assert point["running_in_leader_state"] == 200 and point["leader"] not in point["agents_via"]
+        # the agents live on 2 read-only replica stores the leader replicates to; each node reported
+        # STARTING then RUNNING in batches of its own (at least one command per node and state)
+        assert point["replicas"] == 2 and point["leader_replicas_connected"] >= 2
+        assert point["starting_reports_applied"] > 0 and point["report_commands"] >= 10
+        views = point["leader_views"]  # the leader rebuilt a node's views on commits during the phase
+        assert (
+            views["bursts"]["dns"] > 0 and views["bursts"]["traffic"] > 0 and views["bursts"]["overlay"] > 0
+        )
+        assert point["replica_host_rss_mb"] and all(v > 0 for v in point["replica_host_rss_mb"].values())
+    else:
+        assert point["report_commands"] >= 10  # at least one report batch per node
     assert point["snapshot_bytes"] > 200 * 100  # every task record is in the snapshot
     assert len(point["voter_rss_mb"]) == 3 and point["replica_rss_mb"] > 0
     assert sorted(point["compaction_s"]) == ["v0", "v1", "v2"]  # every voter wrote its dump
@@ -48,9 +76,7 @@ def test_control_plane_bench_short_form(mode: str) -> None:
 
 def test_idle_bench_raft_only_short_form() -> None:
     bench = str(ROOT / "bench" / "idle.py")
-    args = [sys.executable, bench, "--raft-only", "--seconds", "2"]
-    out = subprocess.run(args, capture_output=True, timeout=120, check=True, cwd=ROOT)
-    result = json.loads(out.stdout)
+    result = json.loads(run_bench([bench, "--raft-only", "--seconds", "2"], 120))
     assert result["benchmark"] == "idle" and len(result["processes"]) == 3
     for proc in result["processes"].values():
         assert proc["rss_mb"] > 0 and proc["threads"] >= 2 and proc["wakeups_per_s"] >= 0

@@ -1,0 +1,142 @@
+"""The member views a daemon rebuilds on committed changes, without their kernel side effects (shell; bench).
+
+A daemon (``p2porch/daemon.py``) runs, on its trio thread next to the leader loop and the API, one
+subscriber per view that rebuilds it from the committed state after each burst of commits: the DNS zone
+and scopes (``member/dns.py``: ``ZoneBuilder`` + ``ClientScopes`` + ``dns_scopes``), the ingress/VIP
+inputs (``member/traffic.py``: ``traffic_inputs`` when the state changed), the overlay plan
+(``netoverlay/reconciler.py``: ``overlay_peers`` + ``plan_overlay`` once a burst pauses, ``Debounce``
+50/250 ms) and the network-policy plan (``member/netpolicy.py``: ``policy_input`` + ``plan_policy``).
+:func:`serve_views` runs the same pure rebuilds the same way for one node, so their CPU counts in a
+control-member process; it never touches the kernel, DNS sockets or Docker (those are each node's own
+and not the control plane's). Left out: the usage sampler (Docker stats, not state) and the autopilot
+(it would reconfigure Raft around simulated nodes).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+from typing import Any
+
+import trio
+
+from ..debounce import Debounce
+from ..dns.resolver import Resolver
+from ..dns.scope import ClientScopes
+from ..member.netviews import dns_scopes, policy_input
+from ..member.views import local_overlay_node, overlay_peers, traffic_inputs
+from ..member.zone_builder import ZoneBuilder
+from ..netoverlay.netpolicy import plan_policy
+from ..netoverlay.plan import OverlaySettings, plan_overlay
+from ..netoverlay.reconciler import CHANGE_MAX_DELAY_S, CHANGE_QUIET_S
+from ..raft.store import RaftStore
+from ..supervisor import drain, drained
+
+
+class ViewCounters:
+    """Bursts handled and thread CPU seconds spent per view (read by the ``sim_status`` op)."""
+
+    def __init__(self) -> None:
+        self.bursts: dict[str, int] = {}
+        self.cpu_s: dict[str, float] = {}
+
+    def add(self, view: str, cpu_s: float) -> None:
+        self.bursts[view] = self.bursts.get(view, 0) + 1
+        self.cpu_s[view] = self.cpu_s.get(view, 0.0) + cpu_s
+
+    def status(self) -> dict[str, Any]:
+        return {"bursts": dict(self.bursts), "cpu_s": {k: round(v, 3) for k, v in self.cpu_s.items()}}
+
+
+async def serve_views(
+    store: RaftStore,
+    node_id: str,
+    counters: ViewCounters,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Rebuild ``node_id``'s views on every burst of commits, as the daemon's member services do."""
+    async with trio.open_nursery() as nursery:
+        for view in (_dns, _traffic, _overlay, _policy):
+            await nursery.start(view, store, node_id, counters)
+        task_status.started()
+
+
+def _timed(counters: ViewCounters, view: str, fn: Any, *args: Any) -> Any:
+    t0 = time.thread_time()
+    try:
+        return fn(*args)
+    finally:
+        counters.add(view, time.thread_time() - t0)
+
+
+async def _dns(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
+    async with store.subscribe() as changes:
+        zones = ZoneBuilder(("127.0.0.1",), node_id)
+        state = store.snapshot()
+        zone = zones.update(state)
+        resolver = Resolver(zone)
+        scopes = ClientScopes(resolver, partial(Resolver))
+        scopes.update(zone, dns_scopes(state))
+        task_status.started()
+        async for change in changes:
+            burst = [change, *drained(changes)]  # one zone update per burst of commits
+            state = store.snapshot()
+
+            def rebuild(state: Any = state, burst: list[Any] = burst) -> None:
+                scopes.update(zones.update(state, burst), dns_scopes(state))
+
+            _timed(counters, "dns", rebuild)
+
+
+async def _traffic(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
+    async with store.subscribe() as changes:
+        task_status.started()
+        done = None
+        while True:
+            state = store.snapshot()
+            if state is not done:  # the same immutable object: the same inputs (member/traffic.py)
+                _timed(counters, "traffic", traffic_inputs, state, node_id, frozenset())
+                done = state
+            await changes.receive()
+            drain(changes)
+
+
+async def _overlay(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
+    debounce = Debounce(CHANGE_QUIET_S, CHANGE_MAX_DELAY_S)
+    async with store.subscribe() as changes:
+        task_status.started()
+        settings: OverlaySettings | None = None
+        while True:
+            due = debounce.due_at()
+            with trio.move_on_after(math.inf if due is None else max(0.0, due - trio.current_time())):
+                await changes.receive()
+                drain(changes)
+                debounce.change(trio.current_time())
+                continue
+            if not debounce.take(trio.current_time()):
+                continue
+            state = store.snapshot()
+            local = local_overlay_node(state, node_id)
+            if local is None:
+                continue
+            settings = settings or OverlaySettings(cluster_cidr=state.cluster_cidr)
+
+            def plan(state: Any = state, local: Any = local, settings: Any = settings) -> Any:
+                return plan_overlay(local, overlay_peers(state, node_id, frozenset()), settings, "eth0")
+
+            _timed(counters, "overlay", plan)
+
+
+async def _policy(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
+    async with store.subscribe() as changes:
+        task_status.started()
+        while True:
+
+            def plan() -> Any:
+                spec = policy_input(store.snapshot(), node_id)
+                return plan_policy(spec) if spec is not None else None
+
+            _timed(counters, "netpolicy", plan)
+            await changes.receive()
+            drain(changes)

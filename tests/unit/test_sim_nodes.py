@@ -1,0 +1,80 @@
+"""The benchmark's simulated nodes report as a real agent does: STARTING, then RUNNING after the start time,
+each node in batches of its own, through its own (replica) store."""
+
+from __future__ import annotations
+
+import random
+
+import trio
+
+from p2porch.leader.scheduling import plan_round, round_commands
+from p2porch.model import Node, ServiceSpec, TaskState
+from p2porch.raft import commands as C
+from p2porch.scheduler.orchestrator import Orchestrator
+from p2porch.testing.memstore import MemoryRaft
+from p2porch.testing.sim_nodes import SimNodes, merge_status
+
+VOTER = "10.0.0.1:7947"
+
+
+async def _cluster(raft: MemoryRaft, nodes: int, replicas: int) -> None:
+    leader = raft.store(VOTER)
+    await leader.write(
+        C.InitCluster(at=0.0, cluster_id="c", cluster_cidr="10.0.0.0/8", subnet_prefix_len=20).encode()
+    )
+    for i in range(nodes):
+        node = Node(f"id{i}", f"n{i}", f"10.1.0.{i + 1}", 7947, 7946)
+        await leader.write(C.AddNode(at=0.0, node=node).encode())
+        await leader.write(C.LeaseSubnet(at=0.0, node_id=node.node_id).encode())
+    spec = ServiceSpec(name="web", image="nginx", replicas=replicas)
+    await leader.write(C.CreateService(at=0.0, service_id="s1", spec=spec).encode())
+
+
+async def _place(raft: MemoryRaft) -> None:
+    leader = raft.store(VOTER)
+    state = leader.snapshot()
+    plan = plan_round(state, 0.0, Orchestrator(random.Random(1)))
+    for cmd in round_commands(plan.items, 0.0, state.version):
+        await leader.write(cmd.encode())
+
+
+def _states(raft: MemoryRaft) -> list[TaskState]:
+    return sorted({t.state for t in raft.store(VOTER).snapshot().tasks.values()})
+
+
+async def test_nodes_report_starting_then_running_in_batches_of_their_own(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    raft = MemoryRaft([VOTER], leader=VOTER)
+    await _cluster(raft, nodes=4, replicas=12)
+    sent: list[C.ReportTaskStates] = []
+    replica = raft.store(None)  # a read-only replica: the agents' writes go through it
+    inner = replica.write
+
+    async def spy(command: bytes, timeout_s: float = 5.0) -> object:
+        decoded = C.decode_command(command)
+        assert isinstance(decoded, C.ReportTaskStates)
+        sent.append(decoded)
+        return await inner(command, timeout_s)
+
+    replica.write = spy  # type: ignore[method-assign]
+    halves = [SimNodes(replica, ["id0", "id1"], start_s=2.0), SimNodes(replica, ["id2", "id3"], start_s=2.0)]
+    async with trio.open_nursery() as nursery:
+        for sim in halves:
+            await nursery.start(sim.run)
+        await _place(raft)
+        await trio.sleep(1.0)  # flushed every 0.1 s; the fake engine has not finished any start yet
+        assert _states(raft) == [TaskState.STARTING]
+        await trio.sleep(2.0)
+        assert _states(raft) == [TaskState.RUNNING]
+        nursery.cancel_scope.cancel()
+    total = merge_status(sim.status() for sim in halves)
+    assert (total["placed_seen"], total["starting"], total["running"], total["failures"]) == (12, 12, 12, 0)
+    assert total["nodes"] == 4 and total["commands"] == len(sent)
+    tasks = raft.store(VOTER).snapshot().tasks
+    for cmd in sent:  # one node per batch: every report in it is of a task on that node
+        assert {tasks[r.task_id].node_id for r in cmd.reports} == {cmd.node_id}
+    # each node reported both states, in separate batches (the start takes longer than a flush)
+    assert {(c.node_id, r.state) for c in sent for r in c.reports} == {
+        (f"id{i}", s) for i in range(4) for s in (TaskState.STARTING, TaskState.RUNNING)
+    }
