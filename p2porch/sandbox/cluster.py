@@ -2,8 +2,9 @@
 
 Owns only the API calls that form the cluster, over each host's own control socket (the daemons already
 run: no CLI process per node), and the time each join took. Joins run concurrently, a few at a time;
-every joiner asks the same member, which admits them one at a time (its membership lock) and commits
-each admission through Raft; a failed join is tried again. How many at once, how often, and whether a
+every joiner asks the same member, which plans their admissions one at a time and commits the writes of
+joins that arrive together in one Raft entry (``membership.admission.Admissions``); a failed join is
+tried again. How many at once, how often, and whether a
 join first waits for the machine's run queue to shorten is ``pacing.join_pacing`` (a crowded sandbox
 is paced). A node whose every attempt failed is reported in ``Formation.failed``; the others go on.
 It never touches namespaces, processes or cluster state itself.
