@@ -107,6 +107,12 @@ def _pack_payload(plain: bytes) -> tuple[int, bytes]:
 def _unpack_payload(flags: int, payload: bytes, max_plain: int) -> bytes:
     if not flags & FLAG_COMPRESSED:
         return payload
+    return inflate_bounded(payload, max_plain)
+
+
+def inflate_bounded(payload: bytes, max_plain: int) -> bytes:
+    """``payload`` inflated; FrameError (``inflate``) if it is not zlib or inflates past ``max_plain``
+    bytes (a zlib bomb costs at most ``max_plain`` bytes of memory)."""
     inflater = zlib.decompressobj()
     try:
         plain = inflater.decompress(payload, max_plain)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import errno
 import logging
 import struct
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +39,7 @@ from pysyncobj.tcp_connection import TcpConnection
 from pysyncobj.transport import TCPTransport
 
 from ..errors import RaftError
-from .frames import REASON_OLD_FRAMING, FrameChannel, FrameError, cluster_key
+from .frames import REASON_OLD_FRAMING, FrameChannel, FrameError, cluster_key, inflate_bounded
 
 PINNED_PYSYNCOBJ = "0.3.17"
 if pysyncobj.version.VERSION != PINNED_PYSYNCOBJ:  # pragma: no cover (import-time guard)
@@ -221,10 +220,7 @@ class GuardedTcpConnection(TcpConnection):
         return message
 
     def _decode_plain(self, data: bytes) -> Any:
-        inflater = zlib.decompressobj()
-        plain = inflater.decompress(data, MAX_MESSAGE)
-        if inflater.unconsumed_tail:
-            raise ValueError("frame inflates past the message limit")
+        plain = inflate_bounded(data, MAX_MESSAGE)  # pysyncobj's plain framing always compresses
         self.authenticated = True
         return pso_pickle.loads(plain)
 

@@ -164,6 +164,16 @@ def test_a_compressed_payload_inflating_past_the_limit_is_refused() -> None:
     assert info.value.reason == F.REASON_INFLATE
 
 
+def test_bounded_inflate_returns_the_payload_and_refuses_bombs_and_garbage() -> None:
+    payload = os.urandom(64) * 100
+    assert F.inflate_bounded(zlib.compress(payload), len(payload)) == payload
+    for data in (zlib.compress(payload), zlib.compress(b"\x00" * (4 * MAX)), b"not zlib at all"):
+        limit = len(payload) - 1 if data == zlib.compress(payload) else MAX
+        with pytest.raises(F.FrameError) as info:
+            F.inflate_bounded(data, limit)
+        assert info.value.reason == F.REASON_INFLATE
+
+
 def test_the_cluster_key_depends_on_the_password_and_is_not_pysyncobjs() -> None:
     assert F.cluster_key("a") != F.cluster_key("b")
     assert F.cluster_key("a") == F.cluster_key("a") and len(KEY) == 32
