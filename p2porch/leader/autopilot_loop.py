@@ -20,6 +20,7 @@ from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..supervisor import drain, supervise
 from .autopilot import VoterChange, next_voter_change, voters_target
+from .epoch import write_as_leader
 from .leading import until_leading
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ async def apply_voter_change(ctx: MemberContext, state: ClusterState, change: Vo
             update = C.UpdateNode(
                 at=ctx.clock.now(), node_id=node.node_id, role=role, node_version=node.version
             )
-            await ctx.write(update.encode())
+            await write_as_leader(ctx, update)
     except (RaftError, ConflictError, ProposalTimeout) as exc:
         log.warning("autopilot: %s %s failed: %s", change.kind, change.addr, exc.message)
         await trio.sleep(1.0)

@@ -29,6 +29,7 @@ from ..raft.state import ClusterState
 from ..supervisor import supervise
 from .autoscale import Decision, recommend
 from .autoscale_inputs import is_rolling, last_scale_at, policy_of, scale_command, service_usage
+from .epoch import write_as_leader
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ async def autoscale_round(ctx: MemberContext, memory: AutoscaleMemory, fetch: Us
                 "autoscale %s %d -> %d: %s", service.name, decision.current, decision.desired, decision.reason
             )
             try:
-                await ctx.write(scale_command(service, decision).encode())
+                await write_as_leader(ctx, scale_command(service, decision))
             except (ConflictError, ProposalTimeout) as exc:
                 view["committed"] = False
                 view["reason"] = f"{decision.reason} (not committed: {exc.message}; deciding again)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 
 from ..context import ClusterStore, MemberContext
 from ..errors import ConflictError, ProposalTimeout
@@ -19,7 +20,7 @@ from ..raft import commands as C
 
 log = logging.getLogger(__name__)
 
-__all__ = ["claim_epoch", "fenced", "is_stale_epoch", "still_leads"]
+__all__ = ["claim_epoch", "fenced", "is_stale_epoch", "still_leads", "write_as_leader"]
 
 
 async def claim_epoch(ctx: MemberContext) -> int | None:
@@ -40,6 +41,17 @@ async def claim_epoch(ctx: MemberContext) -> int | None:
         return None
     log.info("leading under epoch %d", status.term)
     return status.term
+
+
+async def write_as_leader(ctx: MemberContext, command: C.Command) -> Any:
+    """Write ``command`` fenced by this node's leader epoch (claimed first if need be): the leader loops
+    that write one command now and then (autopilot, autoscaler, re-seal). Its result; ConflictError
+    (field ``leader_epoch``, unwritten) when this node does not lead or a newer leader claimed a later
+    epoch, as every other refusal."""
+    epoch = await claim_epoch(ctx)
+    if epoch is None:
+        raise ConflictError("this node does not lead (or no longer): not written", field="leader_epoch")
+    return await ctx.write(fenced(command, epoch))
 
 
 def still_leads(store: ClusterStore, epoch: int) -> bool:

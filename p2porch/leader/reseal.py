@@ -24,6 +24,7 @@ from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..supervisor import supervise
 from ..vault import digest_of, open_value, seal_value
+from .epoch import write_as_leader
 from .leading import until_leading
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,11 @@ RESEAL_CHECK_S = 2.0  # also re-checked on every committed change
 
 def reseal_commands(
     state: ClusterState, keys: Mapping[int, bytes], now: float
-) -> tuple[list[bytes], list[str]]:
+) -> tuple[list[C.ResealSecret], list[str]]:
     """One ``reseal_secret`` command per object with a version sealed under an older epoch than the
     state's, and the ``kind:name vN (epoch E)`` of versions it cannot open with ``keys``."""
     current = keys.get(state.key_epoch)
-    commands: list[bytes] = []
+    commands: list[C.ResealSecret] = []
     missing: list[str] = []
     if current is None:
         return commands, missing
@@ -71,7 +72,7 @@ def reseal_commands(
                     record_version=record.version,
                     key_epoch=state.key_epoch,
                     versions=tuple(fresh),
-                ).encode()
+                )
             )
     return commands, missing
 
@@ -100,7 +101,7 @@ async def _run_reseal(ctx: MemberContext) -> None:
             reported.update(missing)
             for command in commands:
                 try:
-                    count = await ctx.write(command)
+                    count = await write_as_leader(ctx, command)
                     log.info("re-sealed %d stored version(s) under key epoch %d", count, state.key_epoch)
                 except (ConflictError, NotFoundError, ProposalTimeout) as exc:
                     log.info("re-seal not committed (%s): again on the next change", exc.message)

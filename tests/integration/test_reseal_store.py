@@ -64,7 +64,7 @@ async def test_after_rotation_reseal_and_compaction_only_new_epoch_ciphertext_is
         await store.write(C.RotateKeys(at=time.time(), epoch=1, envelopes={}).encode())
         (command,), missing = reseal_commands(store.snapshot(), {0: K0, 1: K1}, time.time())
         assert missing == []
-        assert await store.write(command) == 1
+        assert await store.write(command.encode()) == 1
         new_blob = bytes(store.snapshot().secrets["secret:db"].versions[0]["sealed"])
         assert new_blob != old_blob
         dumps_before = {p.name: p.stat().st_mtime_ns for p in data.glob("raft.dump*")}

@@ -44,7 +44,7 @@ def test_old_epoch_versions_are_resealed_under_the_current_one_and_still_open() 
     before = state.secrets["secret:db"]
     commands, missing = reseal_commands(state, {0: K0, 1: K1}, AT)
     assert missing == [] and len(commands) == 1  # api is already current
-    new, result, changes = apply(state, commands[0])
+    new, result, changes = apply(state, commands[0].encode())
     assert result["ok"] and result["value"] == 2, result
     record = new.secrets["secret:db"]
     assert [v["version"] for v in record.versions] == [1, 2] and record.current == 2  # no new version
@@ -63,12 +63,12 @@ def test_stale_or_wrong_reseals_are_refused_and_unknown_epochs_named() -> None:
     state = rotated()
     (command,), _ = reseal_commands(state, {0: K0, 1: K1}, AT)
     changed = put(state, "db", 3, b"db three", K1, 1)  # the record moved since the reseal was computed
-    assert isinstance(C.error_of(apply(changed, command)[1]), ConflictError)
+    assert isinstance(C.error_of(apply(changed, command.encode())[1]), ConflictError)
     # computed for epoch 1, applied at epoch 2
     newer = apply(state, C.RotateKeys(at=AT, epoch=2, envelopes={}).encode())[0]
-    assert isinstance(C.error_of(apply(newer, command)[1]), ConflictError)
+    assert isinstance(C.error_of(apply(newer, command.encode())[1]), ConflictError)
     gone = apply(state, C.RemoveSecret(at=AT, kind="secret", name="db").encode())[0]
-    assert isinstance(C.error_of(apply(gone, command)[1]), NotFoundError)
+    assert isinstance(C.error_of(apply(gone, command.encode())[1]), NotFoundError)
     # a node without epoch 0 cannot reseal db, and says which versions; without the current key, nothing
     assert reseal_commands(state, {1: K1}, AT) == ([], ["secret:db v1 (epoch 0)", "secret:db v2 (epoch 0)"])
     assert reseal_commands(state, {0: K0}, AT) == ([], [])

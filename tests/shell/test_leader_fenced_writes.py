@@ -1,0 +1,91 @@
+"""The leader loops that write one command now and then (autopilot, autoscaler, re-seal) go through
+``write_as_leader``: the write carries the claimed epoch, and a node that does not lead, or whose view of
+leading is behind a newer claimed epoch, writes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from p2porch.clock import TrioClock
+from p2porch.context import LocalBoard, LocalNode, MemberContext
+from p2porch.errors import ConflictError
+from p2porch.leader.epoch import write_as_leader
+from p2porch.model import Node, NodeRole
+from p2porch.raft import commands as C
+from p2porch.raft.status import RaftStatus
+from p2porch.testing.memstore import MemoryRaft, MemoryStore
+
+ME, OTHER = "10.0.0.1:7947", "10.0.0.2:7947"
+
+
+class FrozenView(MemoryStore):
+    """A store whose status can be frozen: this node still believes it leads in its old term."""
+
+    view: RaftStatus | None = None
+
+    def status(self) -> RaftStatus:
+        return self.view if self.view is not None else super().status()
+
+
+def context(store: MemoryStore) -> MemberContext:
+    async def ask_member(host: str) -> None:
+        return None
+
+    return MemberContext(
+        store=store,
+        voter_control=store,
+        local=LocalNode("n1", "n1", "10.0.0.1", ME, "voter", 0, b"k" * 32),
+        board=LocalBoard(),
+        clock=TrioClock(1_800_000_000.0),
+        commit_timeout_s=5.0,
+        ask_member=ask_member,
+    )
+
+
+async def cluster_of_one_node(raft: MemoryRaft, store: MemoryStore) -> None:
+    raft.submit(C.InitCluster(at=0.0, cluster_id="c0ffee").encode())
+    raft.submit(C.AddNode(at=0.0, node=Node("n1", "n1", "10.0.0.1", 7947, 7946)).encode())
+
+
+def promote(store: MemoryStore) -> C.UpdateNode:
+    node = store.snapshot().nodes["n1"]
+    assert node.role == NodeRole.REPLICA
+    return C.UpdateNode(at=1.0, node_id="n1", role=NodeRole.VOTER, node_version=node.version)
+
+
+async def test_a_leaders_write_is_claimed_and_stamped_with_its_epoch() -> None:
+    raft = MemoryRaft([ME, OTHER], leader=ME)
+    store = FrozenView(raft, ME)
+    await cluster_of_one_node(raft, store)
+    await write_as_leader(context(store), promote(store))
+    commands = [C.decode_command(c) for c in raft.log]
+    assert isinstance(commands[-2], C.ClaimLeaderEpoch) and commands[-2].epoch == raft.term
+    assert isinstance(commands[-1], C.UpdateNode) and commands[-1].leader_epoch == raft.term
+    assert store.snapshot().nodes["n1"].role == NodeRole.VOTER
+
+
+async def test_a_follower_writes_nothing() -> None:
+    raft = MemoryRaft([ME, OTHER], leader=OTHER)
+    store = FrozenView(raft, ME)
+    await cluster_of_one_node(raft, store)
+    logged = len(raft.log)
+    with pytest.raises(ConflictError) as info:
+        await write_as_leader(context(store), promote(store))
+    assert info.value.field == "leader_epoch" and len(raft.log) == logged
+
+
+async def test_a_deposed_leader_whose_view_is_behind_is_refused_by_the_fsm() -> None:
+    raft = MemoryRaft([ME, OTHER], leader=ME)
+    store = FrozenView(raft, ME)
+    await cluster_of_one_node(raft, store)
+    ctx = context(store)
+    await write_as_leader(ctx, C.Noop(at=0.0, tag=1))  # claims this term's epoch
+    store.view = replace(store.status())  # it keeps believing it leads in that term
+    raft.set_leader(OTHER)
+    raft.submit(C.ClaimLeaderEpoch(at=0.0, epoch=raft.term).encode())  # the new leader claims its own
+    with pytest.raises(ConflictError) as info:
+        await write_as_leader(ctx, promote(store))
+    assert info.value.field == "leader_epoch"
+    assert store.snapshot().nodes["n1"].role == NodeRole.REPLICA
