@@ -95,6 +95,8 @@ def one_run(name: str, subnet: str, nodes: int, parallel: int, logs_dir: str = "
                     handle.write(text)
     finally:
         sb.down()
+    if formation.failed:
+        raise RuntimeError(f"{nodes} nodes, {parallel} at a time: joins failed: {formation.failed}")
     api = formation.to_dict()
     return {
         "nodes": nodes,

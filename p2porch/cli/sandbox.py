@@ -164,12 +164,13 @@ def _form(nodes: list[Any]) -> bool:
     )
     for name, error in timing["failed"].items():
         print(f"join failed on {name}: {error}", file=sys.stderr)
-    try:
-        ready_s = wait_ready(nodes[0], len(nodes), names=[node.name for node in nodes])
+    joined = [node.name for node in nodes if node.name not in formation.failed]
+    try:  # only the nodes that joined can become ready: no wait for the others
+        ready_s = wait_ready(nodes[0], len(joined), names=joined)
     except SandboxError as exc:
         print(exc.message, file=sys.stderr)
         return False
-    print(f"all {len(nodes)} nodes ready {ready_s:.1f} s later", file=sys.stderr)
+    print(f"all {len(joined)} joined nodes ready {ready_s:.1f} s later", file=sys.stderr)
     return not formation.failed
 
 

@@ -248,6 +248,8 @@ class Admissions:
             done - writing,
             together,
         )
+        # read again: a role switch meanwhile replaced the store (the joiner must hear of this one)
+        store, local = member()
         return admission_reply(store, local, planned)
 
 

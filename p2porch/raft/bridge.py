@@ -9,8 +9,10 @@ never decides a tick period: the owning store (``store.py``) does all three.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import threading
 import time
 from typing import Any, Protocol
@@ -92,9 +94,27 @@ class RaftBridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignor
             journal_start.prepare(conf.journalFile, conf.fullDumpFile, voter=self_addr is not None)
         try:
             super().__init__(self_addr, partners, conf, transportClass=GuardedTCPTransport)
+        except BaseException:
+            self._close_after_failed_start()
+            raise
         finally:
             if conf.journalFile:
                 journal_start.release(conf.journalFile)
+        dumps.serve_dump_while_writing(self._SyncObj__serializer)
+
+    def _close_after_failed_start(self) -> None:
+        """A start that failed (its Raft port taken) releases its sockets and journal file at once."""
+        if hasattr(self, "_SyncObj__transport") and hasattr(self, "_SyncObj__raftLog"):
+            try:
+                self._doDestroy()
+            except Exception:  # noqa: BLE001 (best effort: the start's own error is the one to raise)
+                log.debug("closing a Raft store that failed to start", exc_info=True)
+        notifier = getattr(self, "_SyncObj__pipeNotifier", None)  # nobody can notify it yet: close it
+        for name in ("_PipeNotifier__pipeR", "_PipeNotifier__pipeW"):
+            fd = getattr(notifier, name, None)
+            if isinstance(fd, int):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     # --- the Raft thread ---------------------------------------------------------------------------
     # pysyncobj's own tick thread (``autoTick``) sleeps 100 ms before its first tick, so every store

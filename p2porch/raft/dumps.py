@@ -2,26 +2,29 @@
 (shell: processes, files).
 
 pysyncobj writes a dump synchronously on its Raft thread when a custom serializer is set: it calls
-``serializer(tmp, data)`` and then its module-level ``atomicReplace(tmp, dump)``. At 100,000 tasks
-encoding and fsyncing the state takes seconds, longer than an election timeout. A worker thread (the
-previous form) still held the GIL in bursts while it encoded, and with three voters dumping at once on
-two cores the leader missed heartbeats in about half the runs (docs/performance.md). So the serializer
-forks: the child inherits the immutable state at the compaction index copy-on-write, encodes it with one
-``msgpack.packb`` at the lowest CPU priority (``SCHED_IDLE``), writes ``<tmp>.<child pid>`` and fsyncs it,
-then ``os._exit``\\ s; the parent's threads never wait on it. ``check`` (pysyncobj's ``serializeChecker``,
-Raft thread) reaps the child without blocking and, once it exited 0, renames its file over the dump and
-fsyncs the directory; only then does pysyncobj drop the log entries the dump covers. ``replace`` (installed
-as pysyncobj's ``atomicReplace``) skips the rename of the temp name the serializer was given, and a snapshot
+``serializer(tmp, data)`` and then its module-level ``atomicReplace(tmp, dump)``. At 100,000 tasks encoding
+and fsyncing the state takes seconds, longer than an election timeout. A worker thread (the previous form)
+still held the GIL in bursts while it encoded, and with three voters dumping at once on two cores the leader
+missed heartbeats in about half the runs (docs/performance.md). So the serializer forks: the child inherits
+the immutable state at the compaction index copy-on-write, encodes it with one ``msgpack.packb`` at the lowest
+CPU priority (``SCHED_IDLE``), writes ``<tmp>.<child pid>`` and fsyncs it, then ``os._exit``\\ s; the parent's
+threads never wait on it. Meanwhile a node that needs a snapshot gets the previous dump, still the one the log
+starts after (:func:`serve_dump_while_writing`). ``check`` (pysyncobj's ``serializeChecker``, Raft thread)
+reaps the child without blocking and, once it exited 0, renames its file over the dump and fsyncs the
+directory; only then does pysyncobj drop the log entries the dump covers. ``replace`` (installed as
+pysyncobj's ``atomicReplace``) skips the rename of the temp name the serializer was given, and a snapshot
 received from the leader that lands on the dump path while a child runs kills the child first, so an older
 dump never replaces a newer one.
 
 The child runs only code that takes no lock another thread of the parent could have held at the fork
 (the trio thread, worker threads, logging): the state's ``to_dict`` (plain objects), msgpack's C packer
-and raw ``os`` calls. It disables the garbage collector (no finalizer of an inherited object runs),
+and raw ``os`` calls. It first closes every inherited descriptor but 0-2 and makes itself the OOM
+killer's first choice, disables the garbage collector (no finalizer of an inherited object runs),
 restores the default signal dispositions, asks the kernel to kill it if the Raft thread that forked it
 ends (``PR_SET_PDEATHSIG``), never logs or prints through Python's buffered streams, and leaves by
 ``os._exit`` whatever happens (no atexit handler, no flush of inherited buffers). A child still running
-after ``DUMP_CHILD_TIMEOUT_S`` is killed and the dump reported failed (the log is kept).
+after ``DUMP_CHILD_TIMEOUT_S`` is killed and the dump reported failed (the log is kept); after a failed
+dump the next child waits :func:`retry_delay`.
 Owns the dump children and their bookkeeping; never touches the Raft log itself.
 """
 
@@ -48,6 +51,8 @@ from .journal import durable_replace
 log = logging.getLogger(__name__)
 
 DUMP_CHILD_TIMEOUT_S = 300.0  # a child still running then is killed (a lock it should never take?)
+RETRY_FIRST_S = 5.0  # after a failed dump the next is forked no sooner than this; doubling per failure
+RETRY_MAX_S = 300.0
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 # Python 3.12+ warns at every fork of a multi-threaded process; this one is deliberate (module docstring).
@@ -108,10 +113,28 @@ def _lowest_priority() -> None:
         os.nice(19)
 
 
+def _first_to_die() -> None:
+    """Make the child the OOM killer's first choice (it copies much of the heap as it encodes)."""
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.write(fd, b"1000")
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _child(tmp: str, encode: Callable[[], bytes], parent: int) -> NoReturn:
     """The forked child: encode, write ``child_file`` durably, ``os._exit`` (0 on success)."""
     code = 1
     try:
+        # no inherited descriptor stays open while the child lives: a Raft connection or engine socket
+        # the parent closes must really close (FIN), the daemon lock must stay the parent's alone
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        _first_to_die()
         gc.disable()  # already off since the fork; no finalizer may take a lock another thread held
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())  # no Python handler runs here
         if _prctl is not None:
@@ -171,12 +194,26 @@ class DumpJob:
         Path(self.path).unlink(missing_ok=True)
 
 
+def retry_delay(failures: int) -> float:
+    """Seconds before the next dump after ``failures`` failed ones in a row (0: none failed)."""
+    return 0.0 if failures <= 0 else min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** min(failures - 1, 16))
+
+
 class BackgroundDumps:
-    """The dump child of one store (at most one at a time) as pysyncobj's serializer and checker see it."""
+    """The dump child of one store (at most one at a time) as pysyncobj's serializer and checker see it.
+
+    After a failed dump (fork refused, child failed or killed) pysyncobj asks for the next one on its
+    next tick; the next child is forked only after :func:`retry_delay` (a full encode per tick would
+    follow a full disk or a starved child). Meanwhile ``check`` says SERIALIZING, so pysyncobj neither
+    asks again nor logs every tick, and reports FAILED once the delay is over so that it asks again
+    with its state of then."""
 
     def __init__(self) -> None:
         self._job: DumpJob | None = None
         self._fork_failed = False
+        self._failures = 0  # failed dumps in a row
+        self._retry_at = 0.0  # monotonic: no child is forked before it
+        self._waiting = False  # a dump was asked for before _retry_at: not started
         self.written = 0  # dumps that reached the disk
         self.last_pid = 0  # the latest dump child (benchmarks sample its memory)
 
@@ -189,6 +226,9 @@ class BackgroundDumps:
         tmp, dump = os.fspath(tmp), os.fspath(dump)
         with _lock:
             _deferred.add(tmp)
+        if time.monotonic() < self._retry_at:
+            self._waiting = True
+            return
         parent, collecting = os.getpid(), gc.isenabled()
         gc.disable()  # from before the fork: no collection (no finalizer) runs in the child at all
         try:
@@ -209,19 +249,36 @@ class BackgroundDumps:
 
     def check(self) -> int:
         """pysyncobj's serializeChecker: SERIALIZING while the child runs, its outcome once, then idle."""
+        now = time.monotonic()
+        if self._waiting:
+            if now < self._retry_at:
+                return SERIALIZER_STATE.SERIALIZING
+            self._waiting = False
+            return SERIALIZER_STATE.FAILED  # pysyncobj asks again on its next tick, with its state of then
         if self._fork_failed:
             self._fork_failed = False
-            return SERIALIZER_STATE.FAILED
+            return self._failed(now)
         job = self._job
         if job is None:
             return SERIALIZER_STATE.NOT_SERIALIZING
-        outcome = job.poll(time.monotonic())
+        outcome = job.poll(now)
         if outcome is None:
             return SERIALIZER_STATE.SERIALIZING
         self._forget(job)
         if outcome == SERIALIZER_STATE.SUCCESS:
             self.written += 1
-        return outcome
+            self._failures = 0
+            return outcome
+        return self._failed(now)
+
+    def _failed(self, now: float) -> int:
+        self._failures += 1
+        delay = retry_delay(self._failures)
+        self._retry_at = now + delay
+        log.warning(
+            "dump failed (%d in a row): the next one in %.0f s at the earliest", self._failures, delay
+        )
+        return SERIALIZER_STATE.FAILED
 
     def close(self) -> None:
         """Closing the store: kill a running child (its dump is dropped; the journal still has the log)."""
@@ -235,6 +292,33 @@ class BackgroundDumps:
         with _lock:
             if _running.get(job.dump) is job:
                 del _running[job.dump]
+
+
+def serve_dump_while_writing(serializer: Any) -> None:
+    """Let pysyncobj's ``serializer`` send the dump on disk to a node that needs one while a new dump
+    is being written.
+
+    pysyncobj's ``getTransmissionData`` sends nothing while a dump is in progress, so a new or lagging
+    node would wait for the child (minutes at 100,000 tasks on a busy machine). The dump on disk is
+    still the one the log starts after: pysyncobj drops log entries only once the new dump is in place,
+    so it is exactly what that node needs; a transmission already open keeps reading its own file."""
+    original = serializer.getTransmissionData
+    file_name = serializer._Serializer__fileName
+
+    def get_transmission_data(transmission_id: Any) -> Any:
+        in_progress = serializer._Serializer__pid
+        if in_progress == 0:
+            return original(transmission_id)
+        open_already = transmission_id in serializer._Serializer__transmissions
+        if file_name is None or not (open_already or os.path.exists(file_name)):
+            return None  # no dump yet: the log starts at its beginning, nobody needs one
+        serializer._Serializer__pid = 0  # the Raft thread's own state, read and put back on it
+        try:
+            return original(transmission_id)
+        finally:
+            serializer._Serializer__pid = in_progress
+
+    serializer.getTransmissionData = get_transmission_data
 
 
 def encode_dump(head: dict[str, Any], state: dict[str, Any]) -> bytes:

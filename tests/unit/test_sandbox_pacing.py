@@ -198,17 +198,26 @@ def test_up_init_names_the_nodes_not_ready_and_fails(monkeypatch, capsys):
     formation.failed["n3"] = "n3: /cluster/join failed: busy"
     monkeypatch.setattr(cluster, "form_cluster", lambda given: formation)
 
+    waited: list[tuple[int, list[str]]] = []
+
+    def ready(node, count, timeout_s=120.0, names=None):
+        waited.append((count, names))
+        return 1.5
+
+    monkeypatch.setattr(cluster, "wait_ready", ready)
+    assert sandbox_cli._form(nodes) is False  # n3 failed to join: no wait for it, and the run fails
+    assert waited == [(2, ["n1", "n2"])]
+    err = capsys.readouterr().err
+    assert "join failed on n3: n3: /cluster/join failed: busy" in err
+
     def not_ready(node, count, timeout_s=120.0, names=None):
-        assert names == ["n1", "n2", "n3"]
-        raise SandboxError("not every node became ready within 120 s: n3 (not a member)")
+        raise SandboxError("not every node became ready within 120 s: n2 (not ready)")
 
     monkeypatch.setattr(cluster, "wait_ready", not_ready)
     assert sandbox_cli._form(nodes) is False
-    err = capsys.readouterr().err
-    assert "join failed on n3: n3: /cluster/join failed: busy" in err
-    assert "n3 (not a member)" in err
+    assert "n2 (not ready)" in capsys.readouterr().err
 
     formation.failed.clear()
     monkeypatch.setattr(cluster, "wait_ready", lambda node, count, timeout_s=120.0, names=None: 2.5)
     assert sandbox_cli._form(nodes) is True
-    assert "all 3 nodes ready 2.5 s later" in capsys.readouterr().err
+    assert "all 3 joined nodes ready 2.5 s later" in capsys.readouterr().err

@@ -18,31 +18,34 @@ from pysyncobj.config import SERIALIZER_STATE
 
 from p2porch.raft import dumps
 
+Gate = tuple[Callable[[bytes], Callable[[], bytes]], Callable[[], None], Callable[[], None]]
+
 
 @pytest.fixture
-def gate() -> Iterator[tuple[Callable[[bytes], Callable[[], bytes]], Callable[[], None], Callable[[], None]]]:
+def gate(tmp_path: Path) -> Iterator[Gate]:
     """``blocked(data)``: an encode that says it started (``started()`` returns then), waits in the child
-    until ``release()`` (pipes), then gives ``data``."""
-    read_fd, write_fd = os.pipe()
-    ready_read, ready_write = os.pipe()
+    until ``release()``, then gives ``data``. Named pipes the child opens by path (it keeps no inherited
+    descriptor); the test holds both open read-write, so no open blocks and no byte is lost."""
+    ready, go = tmp_path.parent / f"{tmp_path.name}.ready", tmp_path.parent / f"{tmp_path.name}.go"
+    os.mkfifo(ready)
+    os.mkfifo(go)
+    ready_fd, go_fd = os.open(ready, os.O_RDWR), os.open(go, os.O_RDWR)
 
     def blocked(data: bytes) -> Callable[[], bytes]:
         def encode() -> bytes:
-            os.write(ready_write, b"r")
-            os.read(read_fd, 1)
+            fd = os.open(ready, os.O_WRONLY)
+            os.write(fd, b"r")
+            os.close(fd)
+            fd = os.open(go, os.O_RDONLY)
+            os.read(fd, 1)
+            os.close(fd)
             return data
 
         return encode
 
-    def release() -> None:
-        os.write(write_fd, b"x")
-
-    def started() -> None:
-        os.read(ready_read, 1)
-
-    yield blocked, release, started
-    for fd in (read_fd, write_fd, ready_read, ready_write):
-        os.close(fd)
+    yield blocked, lambda: os.write(go_fd, b"x") and None, lambda: os.read(ready_fd, 1) and None
+    os.close(ready_fd)
+    os.close(go_fd)
 
 
 def _outcome(job: dumps.BackgroundDumps, timeout_s: float = 10.0) -> int:
@@ -229,3 +232,70 @@ def test_the_child_runs_idle_without_the_garbage_collector_and_the_parent_keeps_
     assert gc.isenabled() and os.sched_getscheduler(0) != os.SCHED_IDLE
     assert _outcome(job) == SERIALIZER_STATE.SUCCESS
     assert dump.read_bytes() == b"False True"
+
+
+def test_the_child_holds_no_inherited_descriptor(tmp_path: Path) -> None:
+    dump = tmp_path / "raft.dump"
+    held = os.open(tmp_path, os.O_RDONLY)  # stands for a Raft connection, an engine socket, the lock
+    try:
+        job = dumps.BackgroundDumps()
+        job.start(
+            str(tmp_path / "raft.dump.tmp"),
+            str(dump),
+            lambda: " ".join(sorted(os.listdir("/proc/self/fd"), key=int)).encode(),
+        )
+        assert _outcome(job) == SERIALIZER_STATE.SUCCESS
+    finally:
+        os.close(held)
+    seen = [int(fd) for fd in dump.read_bytes().split()]
+    assert held not in seen and seen[:3] == [0, 1, 2] and len(seen) <= 4  # + listdir's own
+
+
+def test_after_a_failed_dump_the_next_child_waits_and_the_delay_doubles(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    now = [1000.0]
+    monkeypatch.setattr(dumps.time, "monotonic", lambda: now[0])
+    forks: list[int] = []
+
+    def no_fork() -> int:
+        forks.append(1)
+        raise BlockingIOError("fork: resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    job = dumps.BackgroundDumps()
+    tmp, dump = str(tmp_path / "raft.dump.tmp"), str(tmp_path / "raft.dump")
+    for failures, delay in ((1, dumps.RETRY_FIRST_S), (2, 2 * dumps.RETRY_FIRST_S)):
+        job.start(tmp, dump, lambda: b"x")
+        assert len(forks) == failures
+        assert job.check() == SERIALIZER_STATE.FAILED  # the fork failed; pysyncobj asks again at once
+        job.start(tmp, dump, lambda: b"x")  # too early: no fork, pysyncobj sees a dump in progress
+        assert len(forks) == failures and job.check() == SERIALIZER_STATE.SERIALIZING
+        now[0] += delay - 0.5
+        assert job.check() == SERIALIZER_STATE.SERIALIZING
+        now[0] += 0.5
+        assert job.check() == SERIALIZER_STATE.FAILED  # over: pysyncobj asks again, with its state of now
+    assert [dumps.retry_delay(n) for n in (0, 1, 2, 3)] == [0.0, 5.0, 10.0, 20.0]
+    assert dumps.retry_delay(50) == dumps.RETRY_MAX_S
+
+
+def test_a_node_that_needs_a_snapshot_gets_the_dump_on_disk_while_a_new_one_is_written(
+    tmp_path: Path,
+) -> None:
+    from pysyncobj.serializer import Serializer
+
+    dump = tmp_path / "raft.dump"
+    dump.write_bytes(b"the dump the log starts after" * 100)
+    states = [SERIALIZER_STATE.SERIALIZING]
+    serializer = Serializer(str(dump), 1000, False, lambda tmp, data: None, None, lambda: states[0])
+    serializer.serialize((None, (1, 1), (2, 1), []), 2)  # a dump child is writing the next dump
+    assert serializer.getTransmissionData("n2") is None  # pysyncobj's own: nothing until it is done
+    dumps.serve_dump_while_writing(serializer)
+    sent = b""
+    while (chunk := serializer.getTransmissionData("n2")) is not None:
+        data, _first, last = chunk
+        sent += data
+        if last:
+            break
+    assert sent == dump.read_bytes()
+    assert serializer.checkSerializing()[0] == SERIALIZER_STATE.SERIALIZING  # the dump in progress kept
+    dump.unlink()
+    assert serializer.getTransmissionData("n3") is None  # no dump on disk: nothing to send, no error
