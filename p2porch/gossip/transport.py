@@ -8,6 +8,7 @@ states to the runner, and never raises on bad remote input (counts it and drops 
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import logging
 import socket
@@ -44,6 +45,7 @@ UDP_AAD = b"p2porch-gossip-udp"
 TCP_AAD = b"p2porch-gossip-tcp"
 TCP_BODY_AAD = b"p2porch-gossip-tcp-body"
 MAX_UDP_BYTES = 65535
+BIND_ANY_ATTEMPTS = 20  # port 0: UDP ports tried whose TCP twin was taken
 # A TCP message is a sealed head (envelope + body length), then the sealed body. Before the head has
 # authenticated, a peer can make us read at most MAX_TCP_HEAD_BYTES; the body's size is announced inside
 # the authenticated head and read into one preallocated buffer.
@@ -129,7 +131,20 @@ class Transport:
         return env, payload
 
     async def bind(self, host: str, port: int) -> str:
-        """Bind UDP then TCP on the same port (port 0 picks one); returns the ``host:port`` bound."""
+        """Bind UDP then TCP on the same port (port 0 picks one); returns the ``host:port`` bound.
+
+        With port 0 the kernel picks a free UDP port whose TCP twin may be taken: another is picked
+        then (a few times), instead of failing."""
+        attempt = 1
+        while True:
+            try:
+                return await self._bind_pair(host, port)
+            except OSError as exc:
+                if port != 0 or exc.errno != errno.EADDRINUSE or attempt >= BIND_ANY_ATTEMPTS:
+                    raise
+                attempt += 1
+
+    async def _bind_pair(self, host: str, port: int) -> str:
         family = trio.socket.AF_INET6 if ":" in host else trio.socket.AF_INET
         raw = socket.socket(family, socket.SOCK_DGRAM)
         udp = trio.socket.from_stdlib_socket(raw)
