@@ -206,9 +206,11 @@ class BackgroundDumps:
     next tick; the next child is forked only after :func:`retry_delay` (a full encode per tick would
     follow a full disk or a starved child). Meanwhile ``check`` says SERIALIZING, so pysyncobj neither
     asks again nor logs every tick, and reports FAILED once the delay is over so that it asks again
-    with its state of then."""
+    with its state of then. pysyncobj cleared its "forced" flag when it asked for the deferred dump, so
+    ``ask_again`` (its ``forceLogCompaction``) is called first: a forced compaction is never dropped."""
 
-    def __init__(self) -> None:
+    def __init__(self, ask_again: Callable[[], None] | None = None) -> None:
+        self._ask_again = ask_again
         self._job: DumpJob | None = None
         self._fork_failed = False
         self._failures = 0  # failed dumps in a row
@@ -254,6 +256,8 @@ class BackgroundDumps:
             if now < self._retry_at:
                 return SERIALIZER_STATE.SERIALIZING
             self._waiting = False
+            if self._ask_again is not None:
+                self._ask_again()
             return SERIALIZER_STATE.FAILED  # pysyncobj asks again on its next tick, with its state of then
         if self._fork_failed:
             self._fork_failed = False

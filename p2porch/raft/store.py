@@ -109,7 +109,7 @@ class RaftStore:
         self.leader_changes = LeaderChanges()  # updated on the Raft thread
         self.commit_observer: Callable[[float], None] | None = None  # seconds of each answered proposal
         self._status_lock = threading.Lock()
-        self._dumps = dumps.BackgroundDumps()
+        self._dumps = dumps.BackgroundDumps(ask_again=lambda: self._so.forceLogCompaction())
         self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
         self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
         idle_s = config.idle_tick_period_s if config.self_addr else config.replica_idle_tick_period_s

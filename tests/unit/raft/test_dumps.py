@@ -261,7 +261,8 @@ def test_after_a_failed_dump_the_next_child_waits_and_the_delay_doubles(tmp_path
         raise BlockingIOError("fork: resource temporarily unavailable")
 
     monkeypatch.setattr(os, "fork", no_fork)
-    job = dumps.BackgroundDumps()
+    asked_again: list[float] = []
+    job = dumps.BackgroundDumps(ask_again=lambda: asked_again.append(now[0]))
     tmp, dump = str(tmp_path / "raft.dump.tmp"), str(tmp_path / "raft.dump")
     for failures, delay in ((1, dumps.RETRY_FIRST_S), (2, 2 * dumps.RETRY_FIRST_S)):
         job.start(tmp, dump, lambda: b"x")
@@ -270,9 +271,10 @@ def test_after_a_failed_dump_the_next_child_waits_and_the_delay_doubles(tmp_path
         job.start(tmp, dump, lambda: b"x")  # too early: no fork, pysyncobj sees a dump in progress
         assert len(forks) == failures and job.check() == SERIALIZER_STATE.SERIALIZING
         now[0] += delay - 0.5
-        assert job.check() == SERIALIZER_STATE.SERIALIZING
+        assert job.check() == SERIALIZER_STATE.SERIALIZING and len(asked_again) == failures - 1
         now[0] += 0.5
         assert job.check() == SERIALIZER_STATE.FAILED  # over: pysyncobj asks again, with its state of now
+        assert asked_again[-1] == now[0] and len(asked_again) == failures  # even for a forced dump
     assert [dumps.retry_delay(n) for n in (0, 1, 2, 3)] == [0.0, 5.0, 10.0, 20.0]
     assert dumps.retry_delay(50) == dumps.RETRY_MAX_S
 
