@@ -14,13 +14,6 @@ from collections import Counter as Tally
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -31,6 +24,7 @@ from ..model import DesiredState, TaskState
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
+    from ..promclient import GaugeMetricFamily, HistogramMetricFamily, Metric
 
 __all__ = ["ClusterMetrics", "metrics_route", "pending_reason"]
 
@@ -82,6 +76,8 @@ class ClusterMetrics:
         yield from self.overlay()
 
     def raft(self) -> Iterator[Metric]:
+        from ..promclient import CounterMetricFamily
+
         store = self.cluster.store
         if store is None:
             return
@@ -115,6 +111,8 @@ class ClusterMetrics:
         yield _gauge("p2porch_raft_journal_bytes", "Size of this node's Raft journal file", size)
 
     def gossip(self) -> Iterator[Metric]:
+        from ..promclient import CounterMetricFamily, GaugeMetricFamily
+
         handle = self.cluster.board.gossip
         if handle is None:
             return
@@ -148,6 +146,8 @@ class ClusterMetrics:
         )
 
     def scheduler(self) -> Iterator[Metric]:
+        from ..promclient import GaugeMetricFamily
+
         store = self.cluster.store
         if store is None:
             return
@@ -167,6 +167,8 @@ class ClusterMetrics:
         yield family
 
     def dns(self) -> Iterator[Metric]:
+        from ..promclient import CounterMetricFamily
+
         board = self.cluster.board
         resolver, server = board.resolver, board.dns_counters
         if resolver is None or server is None:
@@ -205,6 +207,8 @@ class ClusterMetrics:
             yield family
 
     def overlay(self) -> Iterator[Metric]:
+        from ..promclient import CounterMetricFamily
+
         overlay = self.cluster.board.overlay
         if overlay is None:
             return
@@ -226,11 +230,15 @@ class ClusterMetrics:
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    from ..promclient import GaugeMetricFamily
+
     return GaugeMetricFamily(name, doc, value=value)
 
 
 def _histogram(name: str, doc: str, counts: BucketCounts) -> HistogramMetricFamily:
     """A histogram family from a component's bucketed counts (cumulative ``le`` buckets, sum)."""
+    from ..promclient import HistogramMetricFamily, floatToGoString
+
     family = HistogramMetricFamily(name, doc)
     family.add_metric(
         [], [(floatToGoString(bound), n) for bound, n in counts.cumulative()], sum_value=counts.total

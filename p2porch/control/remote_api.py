@@ -21,7 +21,6 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.routing import BaseRoute
 
 from ..api.auth import TokenAuth, Verifier
@@ -36,6 +35,7 @@ from .roles import role_of
 if TYPE_CHECKING:
     from ..membership.localstate import LocalClusterState
     from ..membership.manager import ClusterManager
+    from ..promclient import Metric
     from ..vault.cluster_ca import ClusterCA
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,8 @@ class RemoteApi:
 
     def collect_metrics(self) -> Iterator[Metric]:
         """``/metrics`` families of the TLS listener: open connections and refusals by cap."""
+        from ..promclient import CounterMetricFamily, GaugeMetricFamily
+
         yield GaugeMetricFamily(
             "p2porch_api_connections_open", "Open connections to the TLS API", value=self.connections.open_now
         )

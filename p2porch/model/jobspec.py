@@ -9,10 +9,9 @@ computing ticks; it never reads a clock (``now``/``after`` are arguments) and ne
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..errors import ConfigError
 from .units import duration_field, parse_choice, parse_int, take_fields
@@ -74,8 +73,10 @@ def _cron_problem(text: str) -> str:
 def parse_timezone(name: Any, fieldname: str = "schedule.timezone") -> str:
     if not isinstance(name, str) or not name:
         raise _err(fieldname, "expected an IANA time zone name such as Europe/Paris or UTC")
+    from zoneinfo import ZoneInfoNotFoundError
+
     try:
-        ZoneInfo(name)
+        _zone(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise _err(fieldname, f"unknown time zone {name!r}") from None
     return name
@@ -127,7 +128,7 @@ class CronSchedule:
 
     def prev_tick(self, at: float) -> float:
         """The last tick at or before ``at``."""
-        start = datetime.fromtimestamp(at, tz=UTC).astimezone(ZoneInfo(self.timezone))
+        start = datetime.fromtimestamp(at, tz=UTC).astimezone(_zone(self.timezone))
         tick = float(_croniter()(self.cron, start).get_prev(float))
         following = self.next_tick(tick)
         return following if following <= at else tick
@@ -152,6 +153,13 @@ class CronSchedule:
         return latest, hidden
 
 
+def _zone(name: str) -> tzinfo:
+    """The IANA zone ``name``; ``zoneinfo`` is imported here, on the first cron job (~0.4 MB)."""
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
 @lru_cache(maxsize=4096)
 def next_tick(cron: str, tz: str, after: float) -> float:
     """The first tick of ``cron`` in time zone ``tz`` strictly after ``after`` (pure, memoised)."""
@@ -159,7 +167,7 @@ def next_tick(cron: str, tz: str, after: float) -> float:
 
 
 def uncached_next_tick(cron: str, tz: str, after: float) -> float:
-    start = datetime.fromtimestamp(after, tz=UTC).astimezone(ZoneInfo(tz))
+    start = datetime.fromtimestamp(after, tz=UTC).astimezone(_zone(tz))
     return float(_croniter()(cron, start).get_next(float))
 
 
