@@ -260,21 +260,15 @@ def _start_background_daemon(args: argparse.Namespace) -> None:
     import subprocess
     import time
 
+    from ..launch import daemon_argv
+
     config = load_daemon_config(args)
     os.makedirs(config.node.data_dir, mode=0o700, exist_ok=True)
     log_path = os.path.join(config.node.data_dir, "daemon.log")
-    argv = [
-        sys.executable,
-        "-m",
-        "p2porch",
-        "--host",
-        f"unix://{config.api.socket}",
-        "daemon",
-        "--data-dir",
-        config.node.data_dir,
-        "--pid-file",
-        os.path.join(config.node.data_dir, "daemon.pid"),
-    ]
+    argv = daemon_argv(
+        ["--data-dir", config.node.data_dir, "--pid-file", os.path.join(config.node.data_dir, "daemon.pid")],
+        host=f"unix://{config.api.socket}",
+    )
     for flag, value in (
         ("--advertise-addr", args.advertise_addr),
         ("--listen-addr", args.listen_addr),

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 
 from ..config import MAX_RTT_MS
 from ..errors import SandboxError
+from ..launch import daemon_argv
 from . import pacing
 from . import sites as site_net
 from .dockerd import DockerdPaths, docker, docker_ping, ensure_busybox_image, start_dockerd, stop_dockerd
@@ -456,15 +457,7 @@ class Sandbox:
         pid = read_pid(node.p2porch_pidfile)
         if pid is not None and pid_alive(pid):
             return
-        argv = [
-            find_program("nsenter") or "nsenter",
-            f"--net=/var/run/netns/{node.netns}",
-            sys.executable,
-            "-m",
-            "p2porch",
-            "--host",
-            node.p2porch_host,
-            "daemon",
+        daemon_args = [
             "--data-dir",
             node.p2porch_data_dir,
             *(() if node.daemon_flags else ("--advertise-addr", node.address)),
@@ -475,6 +468,11 @@ class Sandbox:
             "--pid-file",
             node.p2porch_pidfile,
             *node.daemon_flags,
+        ]
+        argv = [
+            find_program("nsenter") or "nsenter",
+            f"--net=/var/run/netns/{node.netns}",
+            *daemon_argv(daemon_args, host=node.p2porch_host),
         ]
         if self.api_port:
             argv += ["--api-addr", f"{node.address}:{self.api_port}"]

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from p2porch.launch import daemon_argv
 from p2porch.sandbox.system import pid_alive, stop_pid
 
 
@@ -37,22 +38,11 @@ def daemon(tmp_path):
     pid_file = tmp_path / "run" / "daemon.pid"
     log_file = open(tmp_path / "daemon.log", "w+")  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "p2porch",
-            "--host",
-            f"unix://{sock}",
-            "daemon",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--name",
-            "t1",
-            "--pid-file",
-            str(pid_file),
-            "--log-format",
-            "json",
-        ],
+        daemon_argv(
+            ["--data-dir", str(tmp_path / "data"), "--name", "t1", "--pid-file", str(pid_file)]
+            + ["--log-format", "json"],
+            host=f"unix://{sock}",
+        ),
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )
@@ -139,16 +129,7 @@ def test_sigterm_stops_cleanly_and_removes_files(daemon):
     assert messages[-1] == "daemon stopped"
     # The data dir lock is free again: a new daemon can start on it.
     again = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "p2porch",
-            "--host",
-            f"unix://{daemon['sock']}",
-            "daemon",
-            "--data-dir",
-            str(daemon["data"]),
-        ],
+        daemon_argv(["--data-dir", str(daemon["data"])], host=f"unix://{daemon['sock']}"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
