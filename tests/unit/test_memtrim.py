@@ -1,11 +1,48 @@
-"""The heap trimmer: trims after its first delay, then every period, under trio's MockClock."""
+"""The heap keeper: one malloc arena, a collect-and-trim after start, then a trim every period."""
 
 from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import weakref
 
 import trio
 import trio.testing
 
 from p2porch import memtrim
+
+# A child that keeps 4 threads alive at once, each having allocated with malloc, then prints the
+# number of arenas glibc's malloc_stats reports (on stderr).
+_ARENAS = r"""
+import ctypes, sys, threading
+from p2porch import memtrim
+if sys.argv[1] == "limit":
+    assert memtrim.limit_malloc_arenas() is True
+barrier = threading.Barrier(5)
+def work():
+    blocks = [bytearray(4000) for _ in range(50)]
+    barrier.wait()
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(4)]
+for t in threads:
+    t.start()
+barrier.wait()
+ctypes.CDLL(None).malloc_stats()
+barrier.wait()
+for t in threads:
+    t.join()
+"""
+
+
+def arenas(mode: str) -> int:
+    done = subprocess.run([sys.executable, "-c", _ARENAS, mode], capture_output=True, text=True, check=True)
+    return sum(1 for line in done.stderr.splitlines() if line.startswith("Arena "))
+
+
+def test_limiting_arenas_makes_threads_share_the_main_arena() -> None:
+    assert arenas("default") > 1  # glibc gives allocating threads their own arenas: the check can fail
+    assert arenas("limit") == 1
 
 
 def test_trim_heap_returns_rss_before_and_after() -> None:
@@ -15,25 +52,48 @@ def test_trim_heap_returns_rss_before_and_after() -> None:
     assert before > 0 and after > 0
 
 
+class _Node:
+    other: _Node | None = None
+
+
+def test_trim_heap_with_collect_frees_garbage_cycles_first() -> None:
+    gc.disable()
+    try:
+        a, b = _Node(), _Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        assert gone() is not None  # a cycle: only the collector frees it
+        assert memtrim.trim_heap(collect=True) is not None
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
 def run_mocked(main) -> None:
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-def test_trims_after_the_first_delay_then_every_period(monkeypatch) -> None:
-    calls: list[float] = []
-    monkeypatch.setattr(memtrim, "trim_heap", lambda: calls.append(trio.current_time()) or (2.0, 1.0))
+def test_collects_and_trims_after_the_first_delay_then_trims_every_period(monkeypatch) -> None:
+    calls: list[tuple[float, bool]] = []
+
+    def fake_trim(collect: bool = False) -> tuple[float, float]:
+        calls.append((trio.current_time(), collect))
+        return 2.0, 1.0
+
+    monkeypatch.setattr(memtrim, "trim_heap", fake_trim)
 
     async def main() -> None:
         with trio.move_on_after(1000):
             await memtrim.trim_heap_periodically(first_after_s=20, period_s=300)
 
     run_mocked(main)
-    assert calls == [20, 320, 620, 920]
+    assert calls == [(20, True), (320, False), (620, False), (920, False)]
 
 
 def test_without_malloc_trim_it_stops_after_the_first_try(monkeypatch) -> None:
     calls: list[float] = []
-    monkeypatch.setattr(memtrim, "trim_heap", lambda: calls.append(trio.current_time()))
+    monkeypatch.setattr(memtrim, "trim_heap", lambda collect=False: calls.append(trio.current_time()))
 
     async def main() -> None:
         await memtrim.trim_heap_periodically(first_after_s=5, period_s=10)
