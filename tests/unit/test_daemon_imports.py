@@ -19,8 +19,14 @@ cli_main = importlib.import_module("p2porch.cli.main")  # the package's ``main``
 #: Never in the daemon: the docker SDK with requests/urllib3 (p2porch.engine speaks the Engine API).
 #: Loaded only when needed: PyYAML (Compose parsing), croniter (cron jobs), the X.509 half of
 #: cryptography (the cluster CA of the TCP API), the parts of pyroute2 beyond rtnetlink (its package
-#: __init__ imports all of them), the CLI's other command modules, the Compose model (first deploy).
+#: __init__ imports all of them), the CLI's other command modules, the Compose model (first deploy),
+#: prometheus_client (p2porch.promclient, on the first scrape of /metrics), decimal (sizes and CPUs
+#: given as text) and zoneinfo (the first cron job).
 NOT_AT_START = (
+    "prometheus_client",
+    "p2porch.promclient",
+    "decimal",
+    "zoneinfo",
     "docker",
     "requests",
     "urllib3",
@@ -130,3 +136,15 @@ def test_an_unknown_command_is_refused_naming_every_command(capsys: pytest.Captu
         cli_main.main(["no-such-command"])
     assert exited.value.code == 2
     assert "'metrics'" in capsys.readouterr().err
+
+
+def test_a_scrape_loads_prometheus_client_on_first_use() -> None:
+    loaded = modules_after(
+        "import sys\n"
+        "from p2porch.metrics import Metrics\n"
+        "m = Metrics()\n"
+        "m.api_requests.labels('/v1/x', 'GET', '200').inc()\n"
+        "assert 'prometheus_client' not in sys.modules\n"
+        "assert b'p2porch_api_requests_total{' in m.render()\n"
+    )
+    assert "prometheus_client" in loaded
