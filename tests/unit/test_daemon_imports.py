@@ -21,12 +21,14 @@ cli_main = importlib.import_module("p2porch.cli.main")  # the package's ``main``
 #: cryptography (the cluster CA of the TCP API), the parts of pyroute2 beyond rtnetlink (its package
 #: __init__ imports all of them), the CLI's other command modules, the Compose model (first deploy),
 #: prometheus_client (p2porch.promclient, on the first scrape of /metrics), decimal (sizes and CPUs
-#: given as text) and zoneinfo (the first cron job).
+#: given as text), zoneinfo (the first cron job), unittest's runner (pyroute2 wants unittest.mock only).
 NOT_AT_START = (
     "prometheus_client",
     "p2porch.promclient",
     "decimal",
     "zoneinfo",
+    "unittest.case",
+    "difflib",
     "docker",
     "requests",
     "urllib3",
@@ -84,6 +86,21 @@ def test_pyroute2_names_still_resolve_after_the_light_import() -> None:
         "assert IPSet.__name__ == 'IPSet' and pyroute2.__version__\n"
     )
     assert "pyroute2.ndb" in loaded  # asking for a package-level name ran the real __init__
+
+
+def test_unittest_names_still_resolve_after_pyroute2s_light_import() -> None:
+    loaded = modules_after(
+        "import sys\n"
+        "from p2porch.netoverlay.driver import IPRoute\n"
+        "assert 'unittest.case' not in sys.modules and 'unittest.mock' in sys.modules\n"
+        "import unittest.mock\n"
+        "assert unittest.mock.Mock()(1) is not None\n"
+        "from unittest import TestCase, main\n"
+        "import unittest\n"
+        "assert TestCase.__name__ == 'TestCase' and main is unittest.TestProgram  # not the submodule\n"
+        "assert unittest.mock is sys.modules['unittest.mock']\n"
+    )
+    assert "unittest.case" in loaded  # asking for a package-level name ran the real __init__
 
 
 def test_parse_yaml_loads_pyyaml_on_first_use() -> None:
