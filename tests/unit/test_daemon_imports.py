@@ -21,7 +21,8 @@ cli_main = importlib.import_module("p2porch.cli.main")  # the package's ``main``
 #: cryptography (the cluster CA of the TCP API), the parts of pyroute2 beyond rtnetlink (its package
 #: __init__ imports all of them), the CLI's other command modules, the Compose model (first deploy),
 #: prometheus_client (p2porch.promclient, on the first scrape of /metrics), decimal (sizes and CPUs
-#: given as text), zoneinfo (the first cron job), unittest's runner (pyroute2 wants unittest.mock only).
+#: given as text), zoneinfo (the first cron job), unittest's runner (pyroute2 wants unittest.mock only),
+#: html's entity table (starlette's error page escapes only).
 NOT_AT_START = (
     "prometheus_client",
     "p2porch.promclient",
@@ -29,6 +30,7 @@ NOT_AT_START = (
     "zoneinfo",
     "unittest.case",
     "difflib",
+    "html.entities",
     "docker",
     "requests",
     "urllib3",
@@ -101,6 +103,17 @@ def test_unittest_names_still_resolve_after_pyroute2s_light_import() -> None:
         "assert unittest.mock is sys.modules['unittest.mock']\n"
     )
     assert "unittest.case" in loaded  # asking for a package-level name ran the real __init__
+
+
+def test_html_escapes_after_the_light_registration() -> None:
+    loaded = modules_after(
+        "import sys\n"
+        "import p2porch.api.server\n"
+        "assert 'html.entities' not in sys.modules\n"
+        "import html\n"
+        "assert html.escape('<a>') == '&lt;a&gt;' and html.unescape('&amp;') == '&'\n"
+    )
+    assert "html.entities" in loaded
 
 
 def test_parse_yaml_loads_pyyaml_on_first_use() -> None:
