@@ -33,7 +33,9 @@ class StoreConfig:
     # a follower answers an empty heartbeat that would repeat its last answer at most this often
     # (heartbeat_answers.py); 0: every heartbeat is answered
     heartbeat_answer_period_s: float = 0.5
-    replica_heartbeat_period_s: float = 1.0  # an idle read-only replica hears this often (heartbeats.py)
+    # an idle read-only replica hears this often (heartbeats.py), and answers each time (2 heartbeat answer
+    # periods): below the 3 s connection timeout on both ends
+    replica_heartbeat_period_s: float = 2.0
     election_timeout_min_s: float = 0.5
     election_timeout_max_s: float = 1.2
     # > 0: a voter joining a running cluster does not campaign before it has heard a leader (or this
