@@ -120,7 +120,7 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
                 await finish_rebalance_requests(ctx, state, plan.rebalanced, epoch)
                 continue  # the services changed: plan again on the new specs
             if plan.empty:
-                quiet = not plan.skipped
+                quiet = not plan.skipped and planner.quiet
                 continue
             try:
                 if await write_round(ctx, round_commands(plan.items, now, state.version), epoch):
