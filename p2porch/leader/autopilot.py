@@ -166,3 +166,29 @@ def next_voter_change(
     if pick is not None:
         return VoterChange("promote", pick.raft_addr, pick.node_id, why)
     return None  # no replica to promote: keep a dead voter, it may come back
+
+
+def next_check_s(
+    nodes: Iterable[Node],
+    raft_voters: Collection[str],
+    now: float,
+    *,
+    grace_s: float,
+    check_s: float,
+    quiet_s: float,
+) -> float:
+    """How long the autopilot may wait for a committed change or a gossip change before it looks again.
+
+    ``check_s`` while a node recorded as voter is not in the configuration yet (whether it runs as a
+    voter is asked, not committed); until the next grace deadline of a node that is down (a voter down
+    for good, a coming voter given up on: time alone changes the decision); ``quiet_s`` otherwise (a
+    safety net: every other input is a commit or a gossip change, which wake the loop)."""
+    wait = quiet_s
+    for n in nodes:
+        if n.status == NodeStatus.LEFT:
+            continue
+        if n.role == NodeRole.VOTER and n.raft_addr not in raft_voters:
+            wait = min(wait, check_s)
+        if n.status != NodeStatus.READY and now - n.status_at < grace_s:
+            wait = min(wait, n.status_at + grace_s - now)
+    return max(0.0, wait)

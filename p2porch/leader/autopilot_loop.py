@@ -18,8 +18,8 @@ from ..errors import ConflictError, ProposalTimeout, RaftError
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
 from ..raft.state import ClusterState
-from ..supervisor import drain, supervise
-from .autopilot import VoterChange, next_voter_change, voters_target
+from ..supervisor import drain, supervise, wait_any
+from .autopilot import VoterChange, next_check_s, next_voter_change, voters_target
 from .epoch import write_as_leader
 from .leading import until_leading
 
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["AUTOPILOT_CHECK_S", "serve_autopilot"]
 
-AUTOPILOT_CHECK_S = 0.5
+AUTOPILOT_CHECK_S = 0.5  # while a step is under way (a voter being added, a grace running out)
+AUTOPILOT_QUIET_CHECK_S = 10.0  # nothing pending: commits and gossip changes wake the loop (a safety net)
 AUTOPILOT_MIN_GAP_S = 0.05  # at most ~20 checks a second however often the state changes
 
 
@@ -41,23 +42,28 @@ async def serve_autopilot(
 
 async def _run_autopilot(ctx: MemberContext, section: RaftConfig) -> None:
     self_addr = ctx.local.voter_addr
+    wait_s = AUTOPILOT_CHECK_S
     async with ctx.state_changes() as changes:
         while True:
-            await until_leading(ctx.store, changes)  # a follower does not wake for it
-            # a committed change (a joiner marked ready) is looked at within AUTOPILOT_MIN_GAP_S, not
-            # at the next check: a joining voter is added about as soon as it runs
-            with trio.move_on_after(AUTOPILOT_CHECK_S):
-                await changes.receive()
+            if await until_leading(ctx.store, changes):  # a follower does not wake for it
+                wait_s = 0.0  # a new leader looks at once
+            # a committed change (a joiner marked ready) or a gossip change (a voter died) is looked at
+            # within AUTOPILOT_MIN_GAP_S, not at the next check: a joining voter is added about as soon
+            # as it runs; when nothing is under way the next check is AUTOPILOT_QUIET_CHECK_S away
+            gossip = ctx.board.reachability_changed  # taken before the step reads gossip
+            with trio.move_on_after(wait_s):
+                await wait_any(changes.receive, gossip.wait)
             await trio.sleep(AUTOPILOT_MIN_GAP_S)
             drain(changes)
-            await _autopilot_step(ctx, section, self_addr)
+            wait_s = await _autopilot_step(ctx, section, self_addr)
 
 
-async def _autopilot_step(ctx: MemberContext, section: RaftConfig, self_addr: str | None) -> None:
+async def _autopilot_step(ctx: MemberContext, section: RaftConfig, self_addr: str | None) -> float:
+    """One look (and at most one step); returns how long the loop may wait before the next look."""
     store = ctx.store
     status = store.status()
     if not status.is_leader or self_addr is None:
-        return
+        return AUTOPILOT_CHECK_S
     state = store.snapshot()
     live = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT]
     alive = {node_id for node_id, seen in ctx.board.gossip_states().items() if seen == "alive"}
@@ -73,6 +79,16 @@ async def _autopilot_step(ctx: MemberContext, section: RaftConfig, self_addr: st
     )
     if change is not None:
         await apply_voter_change(ctx, state, change)
+        return AUTOPILOT_CHECK_S
+    grace_s = section.replace_dead_voter_s
+    return next_check_s(
+        live,
+        status.voters,
+        ctx.clock.now(),
+        grace_s=grace_s,
+        check_s=AUTOPILOT_CHECK_S,
+        quiet_s=AUTOPILOT_QUIET_CHECK_S,
+    )
 
 
 async def voters_running(ctx: MemberContext, state: ClusterState, raft_voters: Collection[str]) -> set[str]:

@@ -100,6 +100,13 @@ class IncrementalPlanner:
         """Forget the last round: the next plans everything (leadership changed hands meanwhile)."""
         self._last = None
 
+    @property
+    def quiet(self) -> bool:
+        """No service is restless or acted in the last round: only a change (or a wake time) can give
+        the next round anything to do, so the loop may check less often."""
+        last = self._last
+        return last is not None and not last.restless and not last.acted
+
     def plan(self, state: ClusterState, now: float) -> Round:
         """The round for ``state`` at ``now``: equal to a full round's decisions (see the module)."""
         last = self._last

@@ -43,6 +43,7 @@ __all__ = ["LEADER_DEBOUNCE_S", "LEADER_IDLE_CHECK_S", "serve_scheduler"]
 
 LEADER_DEBOUNCE_S = 0.02
 LEADER_IDLE_CHECK_S = 1.0
+LEADER_QUIET_CHECK_S = 10.0  # after a round that planned nothing and set no wake time (a safety net)
 #: a full round reads the whole state (~0.4 s at 100,000 tasks): after a round, the next waits at least as
 #: long as it took (at most this), so while commits stream in (agents' reports) planning takes at most
 #: about half of the loop's thread and the Raft thread sharing its process keeps the rest (issue 19)
@@ -70,22 +71,21 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
     planner = IncrementalPlanner(orchestrator, rebalance_max_moves=section.rebalance_max_moves)
     reported: set[tuple[str, int]] = set()  # invalid services already reported (id, version)
     wake_at: float | None = None
+    quiet = False  # the last round planned nothing: commits, gossip changes and wake_at wake the loop
     paced_until = 0.0  # trio time: no round starts before it (see ROUND_PACE_MAX_S)
     async with ctx.state_changes() as changes:
         while True:
             # a follower sleeps until it leads (then plans at once); a leader waits for work
             if not await until_leading(store, changes):
-                timeout = (
-                    LEADER_IDLE_CHECK_S
-                    if wake_at is None
-                    else min(LEADER_IDLE_CHECK_S, max(0.0, wake_at - clock.now()))
-                )
+                check_s = LEADER_QUIET_CHECK_S if quiet else LEADER_IDLE_CHECK_S
+                timeout = check_s if wake_at is None else min(check_s, max(0.0, wake_at - clock.now()))
                 with trio.move_on_after(timeout):
                     await wait_any(changes.receive, board.membership_changed.wait)
                     await trio.sleep(LEADER_DEBOUNCE_S)
                 if (pause := paced_until - trio.current_time()) > 0:
                     await trio.sleep(pause)  # changes meanwhile are planned together in the next round
             board.membership_changed = trio.Event()
+            quiet = False
             drain(changes)
             epoch = await claim_epoch(ctx)  # None: not (or no longer) the leader
             if epoch is None:
@@ -120,6 +120,7 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
                 await finish_rebalance_requests(ctx, state, plan.rebalanced, epoch)
                 continue  # the services changed: plan again on the new specs
             if plan.empty:
+                quiet = not plan.skipped and planner.quiet
                 continue
             try:
                 if await write_round(ctx, round_commands(plan.items, now, state.version), epoch):

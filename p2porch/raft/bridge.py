@@ -23,9 +23,11 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 
 from . import dumps, journal_start
 from .appends import AppendFilter, rejection_floor
+from .heartbeat_answers import HeartbeatAnswers
 from .heartbeat_rounds import QuietReplicaRounds
 from .heartbeats import EarlyRounds, ReplicaHeartbeats
 from .journal import DurableJournal
+from .quiet_answers import QuietHeartbeatAnswers
 from .store_config import StoreConfig
 from .transport_guard import GuardedTCPTransport
 
@@ -81,12 +83,14 @@ class PacedPoller:
         return getattr(self._inner, name)
 
 
-class RaftBridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
+class RaftBridge(QuietHeartbeatAnswers, QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
     """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
 
     def __init__(self, owner: BridgeOwner, self_addr: str | None, partners: list[str], conf: SyncObjConf):
         self._owner_ref = owner
         self._replica_beats = ReplicaHeartbeats(owner.config.replica_beat_s)  # QuietReplicaRounds
+        # QuietHeartbeatAnswers: a follower's answers to idle heartbeats, rate limited
+        self._heartbeat_answers = HeartbeatAnswers(owner.config.heartbeat_answer_period_s)
         self._appends = AppendFilter()
         self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
         self._early_rounds = EarlyRounds(EARLY_ROUND_GAP_S)
@@ -182,6 +186,10 @@ class RaftBridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignor
             due = float(self._SyncObj__raftElectionDeadline)
         return due - _pso.monotonicTime()
 
+    def connected_to_all_voters(self) -> bool:
+        """Whether every voter this node knows of is connected (Raft thread)."""
+        return all(self.isNodeConnected(node) for node in self._SyncObj__otherNodes)
+
     # pysyncobj registers ``self.__onMessageReceived`` (mangled to this name) as its transport
     # callback, so this override sees every Raft message first. See docs/raft.md, "overlapping appends".
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
@@ -191,11 +199,12 @@ class RaftBridge(QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignor
                 self._send_round_soon()  # the follower lacks entries: send them now, not next heartbeat
             return
         journal = self._SyncObj__raftLog
-        if isinstance(journal, DurableJournal):
-            with journal.syncs_deferred():  # one fdatasync for the message, before its answer
+        with self.answering(node, message):  # an empty heartbeat's answer may be left out (quiet_answers.py)
+            if isinstance(journal, DurableJournal):
+                with journal.syncs_deferred():  # one fdatasync for the message, before its answer
+                    self._on_append(node, message)
+            else:
                 self._on_append(node, message)
-        else:
-            self._on_append(node, message)
 
     def _on_append(self, node: Any, message: dict[str, Any]) -> None:
         raft_log = self._SyncObj__raftLog

@@ -450,6 +450,8 @@ class RaftStore:
         timer_at = now + self._so.seconds_to_next_timer()
         if self._conf.connectionRetryTime < self.config.connection_retry_s:  # a joining voter's retries
             timer_at = min(timer_at, now + self._conf.connectionRetryTime)
+        elif self.config.self_addr is None and not self._so.connected_to_all_voters():
+            timer_at = min(timer_at, now + self._conf.connectionRetryTime)  # a replica reconnecting
         period = self._pacer.period(
             now,
             self._so.raftCommitIndex,

@@ -26,10 +26,16 @@ class StoreConfig:
     tick_period_s: float = 0.005  # while there is Raft work (pacer.py); idle_tick_period_s otherwise
     idle_tick_period_s: float = 0.5  # a voter; cut short by its election deadline or next heartbeat
     # a replica has no election timer: when idle its tick only retries connections (messages and
-    # proposals still wake it at once)
-    replica_idle_tick_period_s: float = 0.25
+    # proposals still wake it at once; while a voter connection is down it ticks every
+    # connection_retry_s, store.py)
+    replica_idle_tick_period_s: float = 2.0
     heartbeat_period_s: float = 0.1
-    replica_heartbeat_period_s: float = 1.0  # an idle read-only replica hears this often (heartbeats.py)
+    # a follower answers an empty heartbeat that would repeat its last answer at most this often
+    # (heartbeat_answers.py); 0: every heartbeat is answered
+    heartbeat_answer_period_s: float = 0.5
+    # an idle read-only replica hears this often (heartbeats.py), and answers each time (2 heartbeat answer
+    # periods): below the 3 s connection timeout on both ends
+    replica_heartbeat_period_s: float = 2.0
     election_timeout_min_s: float = 0.5
     election_timeout_max_s: float = 1.2
     # > 0: a voter joining a running cluster does not campaign before it has heard a leader (or this
@@ -86,6 +92,16 @@ class StoreConfig:
             raise ConfigError(
                 "replica_heartbeat_period_s must be below the connection timeout",
                 field="replica_heartbeat_period_s",
+            )
+        fallback = min(self.connection_timeout_s, self.leader_fallback_timeout_s)
+        if not (
+            math.isfinite(self.heartbeat_answer_period_s)
+            and 0 <= self.heartbeat_answer_period_s <= fallback / 4
+        ):
+            raise ConfigError(
+                "heartbeat_answer_period_s must be 0 or at most a quarter of the connection and leader "
+                "fallback timeouts",
+                field="heartbeat_answer_period_s",
             )
         if self.max_batch_commands < 1 or self.max_inflight_batches < 1:
             raise ConfigError("batch limits must be >= 1", field="max_batch_commands")

@@ -1,6 +1,6 @@
 """Autopilot's voter decisions (pure): add, promote, demote, remove, one step at a time."""
 
-from p2porch.leader.autopilot import VoterChange, next_voter_change
+from p2porch.leader.autopilot import VoterChange, next_check_s, next_voter_change
 from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
@@ -117,3 +117,25 @@ def test_a_voter_that_just_joined_is_awaited_not_replaced():
     assert step(nodes, [addr(1), addr(2)], now=100.0) is None  # awaited
     later = step(nodes, [addr(1), addr(2)], now=200.0)
     assert later is not None and later.kind == "promote"  # it never showed up: replaced
+
+
+def wait(nodes, voters, now=100.0, grace=5.0):
+    return next_check_s(nodes, set(voters), now, grace_s=grace, check_s=0.5, quiet_s=10.0)
+
+
+def test_next_check_is_quiet_when_nothing_is_under_way():
+    assert wait(FIVE, [addr(1), addr(2), addr(3)]) == 10.0
+    left = [*FIVE, node(6, status="left", status_at=99.0)]  # a node that left is not waited for
+    assert wait(left, [addr(1), addr(2), addr(3)]) == 10.0
+
+
+def test_next_check_is_the_grace_deadline_of_a_down_node():
+    nodes = [node(1), node(2), node(3, status="down", status_at=97.0), *FIVE[3:]]
+    assert wait(nodes, [addr(1), addr(2), addr(3)]) == 2.0  # down at 97, grace 5 s: decide at 102
+    # past its grace the decision no longer changes with time (a commit or gossip change wakes the loop)
+    assert wait(nodes, [addr(1), addr(2), addr(3)], now=103.0) == 10.0
+
+
+def test_next_check_is_soon_while_a_recorded_voter_is_not_in_the_configuration():
+    nodes = [node(1), node(2), node(3), node(4), FIVE[4]]  # n4 promoted, not added yet
+    assert wait(nodes, [addr(1), addr(2), addr(3)]) == 0.5

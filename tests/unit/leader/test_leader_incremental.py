@@ -197,19 +197,23 @@ def test_a_quiet_cluster_plans_nothing_and_a_changed_service_alone() -> None:
         spec = ServiceSpec(name=f"svc{s}", image="app:1", replicas=3, restart=RestartPolicy(delay_s=0.0))
         state = run(state, C.CreateService(at=1.5, service_id=f"s{s}", spec=spec))
     planner = IncrementalPlanner(Orchestrator(rng))
+    assert not planner.quiet  # nothing planned yet
     plan = planner.plan(state, 2.0)
     assert planner.full_rounds == 1 and len(plan.items) == 60
+    assert not planner.quiet  # every service acted
     state = run(state, C.PutTasks(at=2.0, items=tuple(plan.items)))
     for t in list(state.tasks.values()):
         state = report(state, 2.5, t.task_id, state="running")
     assert planner.plan(state, 3.0).empty and planner.last_scope == 20  # every service acted last time
     assert planner.plan(state, 3.5).empty and planner.last_scope == 0
+    assert planner.quiet  # all running, nothing acted: only a change or a wake time gives it work
     victim = next(t for t in state.tasks.values() if t.service_id == "s7")
     state = report(state, 4.0, victim.task_id, state="failed", error="exit 1")
     plan = planner.plan(state, 4.5)  # before the tasks' 5 s update monitor ends (they wake then)
     assert planner.last_scope == 1 and planner.full_rounds == 1
     assert {i.task.service_id for i in plan.items if isinstance(i, C.TaskPut)} == {"s7"}
     assert len(plan.items) == 2  # the failed task shut down, its replacement created
+    assert not planner.quiet  # s7 acted (and holds an ended task)
 
 
 def test_a_node_change_or_a_rebalance_plans_everything() -> None:

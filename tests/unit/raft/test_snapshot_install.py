@@ -22,7 +22,7 @@ from p2porch.testing.raftprocs import free_ports
 
 
 class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0)  # what RaftBridge reads of its store's config
+    config = SimpleNamespace(replica_beat_s=1.0, heartbeat_answer_period_s=0.5)  # what RaftBridge reads
 
     def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
         return []
