@@ -10,10 +10,10 @@ No I/O, no clock.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from p2porch import ipv4
 from p2porch.dns.resolver import Resolver
 from p2porch.dns.zone import TaskEntry, ZoneData
 
@@ -71,10 +71,8 @@ def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData) -> Zo
 
 
 def _packed(address: str) -> bytes | None:
-    try:
-        return ipaddress.IPv4Address(address).packed
-    except ValueError:
-        return None
+    ip = ipv4.address(address)
+    return None if ip is None else ip.packed
 
 
 class ClientScopes:
@@ -89,14 +87,23 @@ class ClientScopes:
         self.by_packed: dict[bytes, Resolver] = {}
         self.by_host: dict[str, Resolver] = {}
         self._scoped: dict[frozenset[str], Resolver] = {}
+        self._clients: Mapping[str, frozenset[str]] | None = None  # the ``data.clients`` last mapped
 
     @property
     def scope_count(self) -> int:
         return len(self._scoped)
 
     def update(self, zone: ZoneData, data: ScopeData) -> None:
-        """Swap in ``zone`` for the default resolver and rebuild every scope from ``data``."""
+        """Swap in ``zone`` for the default resolver and rebuild every scope from ``data``.
+
+        When ``data.clients`` is the very mapping of the previous call (a ``TaskNetworkIndex`` returns
+        the same object while no address changed) the address maps are kept and only each scope's zone
+        is rebuilt: the same resolvers, the same result as the full pass, without walking every address."""
         self.default.update_zone(zone)
+        if data.clients is self._clients:
+            for nets, scope in self._scoped.items():
+                scope.update_zone(scoped_zone(zone, nets, data))
+            return
         scoped: dict[frozenset[str], Resolver] = {}
         by_packed: dict[bytes, Resolver] = {}
         by_host: dict[str, Resolver] = {}
@@ -115,8 +122,9 @@ class ClientScopes:
                     resolver.update_zone(view)
                 scoped[networks] = resolver
             by_packed[packed] = resolver
-            by_host[str(ipaddress.IPv4Address(address))] = resolver
+            by_host[str(ipv4.address(address))] = resolver
         self._scoped = scoped
+        self._clients = data.clients
         self.by_packed = by_packed
         self.by_host = by_host
 

@@ -1,7 +1,8 @@
 """Member service: the network isolation rules of this node, following committed state (shell).
 
 After every burst of commits (and every ``RESYNC_S`` seconds, to repair rules changed by hand) it builds
-the plan for this node (:func:`p2porch.member.netviews.policy_input`) and applies it in a worker thread
+the plan for this node (:class:`p2porch.member.policy_planner.PolicyPlanner`: planned again only when an
+address, network, the lease or the CIDR changed) and applies it in a worker thread
 when it changed or the resync is due. The kernel state outlives the daemon: a restarted daemon's first
 pass compares and repairs; ``leave`` removes the chains with the overlay's firewall rules.
 """
@@ -16,11 +17,12 @@ import trio
 
 from ..context import MemberContext
 from ..netoverlay.firewall import Firewall
-from ..netoverlay.netpolicy import PolicyPlan, plan_policy
+from ..netoverlay.netpolicy import PolicyPlan
 from ..netoverlay.policy_firewall import PolicyFirewall
-from ..supervisor import drain, supervise
-from .netviews import policy_input
+from ..raft.fsm import Change
+from ..supervisor import drained, supervise
 from .overlay import wait_for_lease
+from .policy_planner import PolicyPlanner
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +45,12 @@ async def _run_policy(ctx: MemberContext, firewall: PolicyFirewall) -> None:
         await ctx.board.overlay_ready.wait()  # after the overlay's own rules and dockerd's chains
         applied: PolicyPlan | None = None
         next_resync = -math.inf
+        planner = PolicyPlanner(ctx.local.node_id)
+        burst: list[Change] = []
         while True:
-            spec = policy_input(ctx.store.snapshot(), ctx.local.node_id)
-            if spec is not None:
-                plan = plan_policy(spec)
+            plan = planner.plan(ctx.store.snapshot(), burst)
+            burst = []
+            if plan is not None:
                 due = ctx.clock.monotonic() >= next_resync
                 if due or applied is None or plan.text != applied.text:
                     done = await trio.to_thread.run_sync(firewall.apply, plan)
@@ -56,5 +60,5 @@ async def _run_policy(ctx: MemberContext, firewall: PolicyFirewall) -> None:
                     if due:
                         next_resync = ctx.clock.monotonic() + RESYNC_S
             with trio.move_on_after(RESYNC_S):
-                await changes.receive()
-                drain(changes)
+                burst.append(await changes.receive())
+                burst += drained(changes)

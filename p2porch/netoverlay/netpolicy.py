@@ -34,6 +34,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .. import ipv4
+
 POLICY_CHAIN = "P2P-NETPOL"
 REJECT_CHAIN = "P2P-NETREJ"
 SOURCES_CHAIN = "P2P-NETSRC"
@@ -78,7 +80,7 @@ def network_chain(network: str) -> str:
 
 
 def _host(address: str) -> str:
-    return f"{ipaddress.IPv4Address(address)}/32"
+    return ipv4.host32(address)
 
 
 def valid_endpoints(endpoints: Iterable[Endpoint], cluster_cidr: str) -> dict[str, frozenset[str]]:
@@ -87,9 +89,8 @@ def valid_endpoints(endpoints: Iterable[Endpoint], cluster_cidr: str) -> dict[st
     cluster = ipaddress.IPv4Network(cluster_cidr)
     out: dict[str, frozenset[str]] = {}
     for ep in endpoints:
-        try:
-            ip = ipaddress.IPv4Address(ep.address)
-        except ValueError:
+        ip = ipv4.address(ep.address)
+        if ip is None:
             continue
         if ip in cluster and ep.networks:
             out[str(ip)] = out.get(str(ip), frozenset()) | ep.networks
@@ -106,13 +107,13 @@ def plan_policy(spec: PolicyInput) -> PolicyPlan:
     cluster = str(ipaddress.IPv4Network(spec.cluster_cidr))
     lease = ipaddress.IPv4Network(spec.local_subnet)
     members = valid_endpoints(spec.endpoints, spec.cluster_cidr)
-    local = {a: nets for a, nets in members.items() if ipaddress.IPv4Address(a) in lease}
+    local = {a: nets for a, nets in members.items() if ipv4.address(a) in lease}
     by_network: dict[str, list[str]] = {}
     for address, nets in members.items():
         for net in nets:
             by_network.setdefault(net, []).append(address)
     local_networks = sorted({n for nets in local.values() for n in nets})
-    order = sorted(members, key=lambda a: ipaddress.IPv4Address(a))
+    order = sorted(members, key=ipv4.sort_key)
     local_order = [a for a in order if a in local]
 
     rules: list[str] = [
@@ -133,7 +134,7 @@ def plan_policy(spec: PolicyInput) -> PolicyPlan:
     rules.append(f"-A {REJECT_CHAIN} -j REJECT --reject-with icmp-admin-prohibited")
     for net in local_networks:
         chain = network_chain(net)
-        for address in sorted(by_network[net], key=lambda a: ipaddress.IPv4Address(a)):
+        for address in sorted(by_network[net], key=ipv4.sort_key):
             rules.append(f"-A {chain} -s {_host(address)} -j ACCEPT")
     chains = (POLICY_CHAIN, SOURCES_CHAIN, REJECT_CHAIN, *(network_chain(n) for n in local_networks))
     lines = ["*filter", *(f":{c} - [0:0]" for c in chains), *rules, "COMMIT", ""]

@@ -24,10 +24,11 @@ import trio
 from ..debounce import Debounce
 from ..dns.resolver import Resolver
 from ..dns.scope import ClientScopes
-from ..member.netviews import dns_scopes, policy_input
+from ..member.netviews import dns_scopes
+from ..member.policy_planner import PolicyPlanner
+from ..member.task_networks import TaskNetworkIndex
 from ..member.views import local_overlay_node, overlay_peers, traffic_inputs
 from ..member.zone_builder import ZoneBuilder
-from ..netoverlay.netpolicy import plan_policy
 from ..netoverlay.plan import OverlaySettings, plan_overlay
 from ..netoverlay.reconciler import CHANGE_MAX_DELAY_S, CHANGE_QUIET_S
 from ..raft.store import RaftStore
@@ -73,18 +74,19 @@ def _timed(counters: ViewCounters, view: str, fn: Any, *args: Any) -> Any:
 async def _dns(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
     async with store.subscribe() as changes:
         zones = ZoneBuilder(("127.0.0.1",), node_id)
+        clients = TaskNetworkIndex()
         state = store.snapshot()
         zone = zones.update(state)
         resolver = Resolver(zone)
         scopes = ClientScopes(resolver, partial(Resolver))
-        scopes.update(zone, dns_scopes(state))
+        scopes.update(zone, dns_scopes(state, clients.update(state)))
         task_status.started()
         async for change in changes:
             burst = [change, *drained(changes)]  # one zone update per burst of commits
             state = store.snapshot()
 
             def rebuild(state: Any = state, burst: list[Any] = burst) -> None:
-                scopes.update(zones.update(state, burst), dns_scopes(state))
+                scopes.update(zones.update(state, burst), dns_scopes(state, clients.update(state, burst)))
 
             _timed(counters, "dns", rebuild)
 
@@ -129,14 +131,10 @@ async def _overlay(store: RaftStore, node_id: str, counters: ViewCounters, task_
 
 
 async def _policy(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
+    planner = PolicyPlanner(node_id)  # one per node, as member/netpolicy.py keeps it
     async with store.subscribe() as changes:
         task_status.started()
+        burst: list[Any] = []
         while True:
-
-            def plan() -> Any:
-                spec = policy_input(store.snapshot(), node_id)
-                return plan_policy(spec) if spec is not None else None
-
-            _timed(counters, "netpolicy", plan)
-            await changes.receive()
-            drain(changes)
+            _timed(counters, "netpolicy", planner.plan, store.snapshot(), burst)
+            burst = [await changes.receive(), *drained(changes)]
