@@ -27,7 +27,8 @@ from ..dns.scope import ClientScopes
 from ..member.netviews import dns_scopes
 from ..member.policy_planner import PolicyPlanner
 from ..member.task_networks import TaskNetworkIndex
-from ..member.views import local_overlay_node, overlay_peers, traffic_inputs
+from ..member.traffic_index import TrafficIndex
+from ..member.views import local_overlay_node, overlay_peers
 from ..member.zone_builder import ZoneBuilder
 from ..netoverlay.plan import OverlaySettings, plan_overlay
 from ..netoverlay.reconciler import CHANGE_MAX_DELAY_S, CHANGE_QUIET_S
@@ -92,16 +93,17 @@ async def _dns(store: RaftStore, node_id: str, counters: ViewCounters, task_stat
 
 
 async def _traffic(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
+    index = TrafficIndex(node_id)  # one per node, as member/traffic.py keeps it
     async with store.subscribe() as changes:
         task_status.started()
         done = None
+        burst: list[Any] = []
         while True:
             state = store.snapshot()
             if state is not done:  # the same immutable object: the same inputs (member/traffic.py)
-                _timed(counters, "traffic", traffic_inputs, state, node_id, frozenset())
-                done = state
-            await changes.receive()
-            drain(changes)
+                _timed(counters, "traffic", index.update, state, frozenset(), burst)
+                done, burst = state, []
+            burst += [await changes.receive(), *drained(changes)]
 
 
 async def _overlay(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:

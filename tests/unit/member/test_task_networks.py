@@ -1,12 +1,13 @@
-"""TaskNetworkIndex, PolicyPlanner and ClientScopes' kept address maps give exactly what the full rebuilds
-give, on seeded random change sequences through the real FSM.
+"""TaskNetworkIndex, PolicyPlanner, ClientScopes' kept address maps and TrafficIndex give exactly what the
+full rebuilds give, on seeded random change sequences through the real FSM.
 
 Each step commits a random burst (services created on one or two of three networks, one internal, their
 networks changed, services removed, tasks placed, reported with colliding addresses, failed and removed,
-nodes relabelled) and compares ``TaskNetworkIndex.update(state, changes)`` with ``task_networks(state)``
+nodes relabelled, drained or marked down) and compares ``TaskNetworkIndex.update(state, changes)`` with ``task_networks(state)``
 (and that it returns the very same mapping exactly when no address changed), ``PolicyPlanner.plan`` with
 ``plan_policy(policy_input(state))`` and one long-lived ``ClientScopes`` fed by the index with a fresh one
-fed by the full walk.
+fed by the full walk; ``TrafficIndex.update`` with ``traffic_inputs`` (VIP and ingress services, nodes
+unreachable in gossip now and then).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from p2porch.dns.scope import ClientScopes
 from p2porch.member.netviews import dns_scopes, policy_input, task_networks
 from p2porch.member.policy_planner import PolicyPlanner
 from p2porch.member.task_networks import TaskNetworkIndex
-from p2porch.member.views import dns_zone
-from p2porch.model import Node, ServiceSpec, Task, TaskHealth, TaskState
+from p2porch.member.traffic_index import TrafficIndex
+from p2porch.member.views import dns_zone, traffic_inputs
+from p2porch.model import Node, NodeStatus, PortPublish, ServiceSpec, Task, TaskHealth, TaskState
 from p2porch.model.netrefs import NetworkAttachment
 from p2porch.netoverlay.netpolicy import plan_policy
 from p2porch.raft import commands as C
@@ -56,7 +58,15 @@ class World:
         attachments = tuple(
             NetworkAttachment(n, (f"{name}-alias",) if self.rng.random() < 0.3 else ()) for n in nets
         )
-        return ServiceSpec(name=name, image="x", replicas=3, networks=attachments)
+        ports = (
+            (PortPublish(80, self.rng.choice([8080, 8081]), mode="ingress"),)
+            if self.rng.random() < 0.4
+            else ()
+        )
+        mode = self.rng.choice(["vip", "dnsrr"])
+        return ServiceSpec(
+            name=name, image="x", replicas=3, networks=attachments, publish=ports, endpoint_mode=mode
+        )
 
     def address(self, task: Task) -> str:
         lease = self.state.leases[task.node_id or ""].subnet  # a node's tasks live in its lease
@@ -98,9 +108,14 @@ class World:
             self.apply(C.ReportTaskStates(at=3.0, node_id=task.node_id or "", reports=(report,)))
         elif roll < 0.93 and tasks:
             self.apply(C.PutTasks(at=2.0, items=(TaskRemove(rng.choice(tasks), task_version=None),)))
-        else:
+        elif roll < 0.97:
             node = rng.choice(sorted(state.nodes))
             self.apply(C.UpdateNode(at=2.0, node_id=node, labels={"region": rng.choice(["", "r1"])}))
+        else:
+            node = rng.choice(sorted(state.nodes))
+            self.apply(
+                C.UpdateNode(at=2.0, node_id=node, status=rng.choice([NodeStatus.READY, NodeStatus.DOWN]))
+            )
 
     def take_changes(self) -> list[Change]:
         out, self.changes = self.changes, []
@@ -159,3 +174,19 @@ def test_changes_that_do_not_reach_the_state_rebuild_everything() -> None:
     world.step()
     assert index.update(world.state, []) == task_networks(world.state)
     assert index.full_rebuilds == 2
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_incremental_traffic_inputs_equal_the_full_walk(seed: int) -> None:
+    world = World(seed)
+    index = TrafficIndex("n1")
+    assert index.update(world.state, frozenset(), world.take_changes()) == traffic_inputs(world.state, "n1")
+    partial_updates = 0
+    for step in range(200):
+        for _ in range(world.rng.randint(1, 4)):
+            world.step()
+        unreachable = frozenset({"n2"}) if step % 50 > 40 else frozenset()
+        inputs = index.update(world.state, unreachable, world.take_changes())
+        assert inputs == traffic_inputs(world.state, "n1", unreachable)
+        partial_updates += index.rebuilt_services < len(world.state.services)
+    assert partial_updates > 50  # the incremental path was exercised
