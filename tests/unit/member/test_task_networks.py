@@ -3,9 +3,9 @@ full rebuilds give, on seeded random change sequences through the real FSM.
 
 Each step commits a random burst (services created on one or two of three networks, one internal, their
 networks changed, services removed, tasks placed, reported with colliding addresses, failed and removed,
-nodes relabelled, drained or marked down) and compares ``TaskNetworkIndex.update(state, changes)`` with ``task_networks(state)``
-(and that it returns the very same mapping exactly when no address changed), ``PolicyPlanner.plan`` with
-``plan_policy(policy_input(state))`` and one long-lived ``ClientScopes`` fed by the index with a fresh one
+nodes relabelled or marked down) and compares ``TaskNetworkIndex.update(state, changes)`` with
+``task_networks(state)`` (and that it returns the very same mapping exactly when no address changed),
+``PolicyPlanner.plan`` with ``plan_policy(policy_input(state))`` and one long-lived ``ClientScopes`` fed by the index with a fresh one
 fed by the full walk; ``TrafficIndex.update`` with ``traffic_inputs`` (VIP and ingress services, nodes
 unreachable in gossip now and then).
 """
