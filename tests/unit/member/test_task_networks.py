@@ -1,13 +1,13 @@
 """TaskNetworkIndex, PolicyPlanner, ClientScopes' kept address maps and TrafficIndex give exactly what the
 full rebuilds give, on seeded random change sequences through the real FSM.
 
-Each step commits a random burst (services created on one or two of three networks, one internal, their
-networks changed, services removed, tasks placed, reported with colliding addresses, failed and removed,
-nodes relabelled or marked down) and compares ``TaskNetworkIndex.update(state, changes)`` with
-``task_networks(state)`` (and that it returns the very same mapping exactly when no address changed),
-``PolicyPlanner.plan`` with ``plan_policy(policy_input(state))`` and one long-lived ``ClientScopes`` fed by the index with a fresh one
-fed by the full walk; ``TrafficIndex.update`` with ``traffic_inputs`` (VIP and ingress services, nodes
-unreachable in gossip now and then).
+Each step commits a random burst (services created on one or two of three networks, one internal, with
+VIP or DNS round robin and ingress ports; their networks changed, services removed, tasks placed,
+reported with colliding addresses, failed and removed, nodes relabelled or marked down). Compared after
+each burst: ``TaskNetworkIndex.update`` with ``task_networks`` (and the very same mapping exactly when no
+address changed), ``PolicyPlanner.plan`` with ``plan_policy(policy_input(state))``, a long-lived
+``ClientScopes`` fed by the index with a fresh one fed by the full walk, and ``TrafficIndex.update`` with
+``traffic_inputs`` (one node unreachable in gossip now and then).
 """
 
 from __future__ import annotations
