@@ -176,6 +176,10 @@ def timed_phase(
         "leader_views": views,
         "cpu_s_by_process": {name: round(cpu_s(p) - procs0[name], 1) for name, p in procs.items()},
         "leader_replicas_connected": st1["replicas_connected"],
+        # elections during the phase (each costs an election timeout of stalled commits): the first
+        # leader's view of the term, and whether it still leads at the end
+        "raft_term_changes": st1["term"] - st0["term"],
+        "leader_kept": bool(st1["is_leader"]),
         "state_versions_per_task": round((st1["state_version"] - st0["state_version"]) / tasks, 4),
         "raft_entries_per_task": round((st1["commit_index"] - st0["commit_index"]) / tasks, 4),
         "journal_bytes_per_task": round((journal.stat().st_size - journal0) / tasks, 1),
