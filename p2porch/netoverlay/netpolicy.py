@@ -86,14 +86,15 @@ def _host(address: str) -> str:
 def valid_endpoints(endpoints: Iterable[Endpoint], cluster_cidr: str) -> dict[str, frozenset[str]]:
     """Address -> networks for IPv4 addresses inside the cluster CIDR (others are ignored); an address
     listed twice (an old task and its successor) gets the union of their networks."""
-    cluster = ipaddress.IPv4Network(cluster_cidr)
+    base, mask = ipv4.network_mask(cluster_cidr)
     out: dict[str, frozenset[str]] = {}
     for ep in endpoints:
-        ip = ipv4.address(ep.address)
-        if ip is None:
+        found = ipv4.parsed(ep.address)
+        if found is None or found[0] & mask != base or not ep.networks:
             continue
-        if ip in cluster and ep.networks:
-            out[str(ip)] = out.get(str(ip), frozenset()) | ep.networks
+        key = found[1]
+        prior = out.get(key)
+        out[key] = ep.networks if prior is None else prior | ep.networks
     return out
 
 
@@ -106,14 +107,15 @@ def plan_policy(spec: PolicyInput) -> PolicyPlan:
     """The rule set for one node; deterministic (sorted) so equal inputs give equal text."""
     cluster = str(ipaddress.IPv4Network(spec.cluster_cidr))
     lease = ipaddress.IPv4Network(spec.local_subnet)
+    base, mask = int(lease.network_address), int(lease.netmask)
     members = valid_endpoints(spec.endpoints, spec.cluster_cidr)
-    local = {a: nets for a, nets in members.items() if ipv4.address(a) in lease}
+    local = {a: nets for a, nets in members.items() if ipv4.number(a) & mask == base}
     by_network: dict[str, list[str]] = {}
     for address, nets in members.items():
         for net in nets:
             by_network.setdefault(net, []).append(address)
     local_networks = sorted({n for nets in local.values() for n in nets})
-    order = sorted(members, key=ipv4.sort_key)
+    order = sorted(members, key=ipv4.number)
     local_order = [a for a in order if a in local]
 
     rules: list[str] = [
@@ -134,7 +136,7 @@ def plan_policy(spec: PolicyInput) -> PolicyPlan:
     rules.append(f"-A {REJECT_CHAIN} -j REJECT --reject-with icmp-admin-prohibited")
     for net in local_networks:
         chain = network_chain(net)
-        for address in sorted(by_network[net], key=ipv4.sort_key):
+        for address in sorted(by_network[net], key=ipv4.number):
             rules.append(f"-A {chain} -s {_host(address)} -j ACCEPT")
     chains = (POLICY_CHAIN, SOURCES_CHAIN, REJECT_CHAIN, *(network_chain(n) for n in local_networks))
     lines = ["*filter", *(f":{c} - [0:0]" for c in chains), *rules, "COMMIT", ""]
