@@ -16,6 +16,7 @@ from functools import partial
 import trio
 
 from ..context import MemberContext
+from ..debounce import Debounce
 from ..netoverlay.firewall import Firewall
 from ..netoverlay.netpolicy import PolicyPlan
 from ..netoverlay.policy_firewall import PolicyFirewall
@@ -26,9 +27,16 @@ from .policy_planner import PolicyPlanner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RESYNC_S", "serve_network_policy"]
+__all__ = ["POLICY_MAX_DELAY_S", "POLICY_QUIET_S", "RESYNC_S", "next_burst", "serve_network_policy"]
 
 RESYNC_S = 30.0
+#: a burst of commits is planned once it pauses for POLICY_QUIET_S, at the latest POLICY_MAX_DELAY_S after
+#: its first change: while agents report tasks (each RUNNING report brings an address) every commit changed
+#: the input and the whole rule set (O(task addresses)) was planned per commit. A task the rules do not
+#: know yet is not policed (module docstring of netoverlay/netpolicy.py), so the delay never refuses a
+#: connection; it delays isolation of a new address by at most this much (plus the rewrite itself).
+POLICY_QUIET_S = 0.05
+POLICY_MAX_DELAY_S = 1.0
 
 
 async def serve_network_policy(
@@ -47,18 +55,37 @@ async def _run_policy(ctx: MemberContext, firewall: PolicyFirewall) -> None:
         next_resync = -math.inf
         planner = PolicyPlanner(ctx.local.node_id)
         burst: list[Change] = []
+        debounce = Debounce(POLICY_QUIET_S, POLICY_MAX_DELAY_S)
         while True:
             plan = planner.plan(ctx.store.snapshot(), burst)
             burst = []
             if plan is not None:
                 due = ctx.clock.monotonic() >= next_resync
-                if due or applied is None or plan.text != applied.text:
+                if due or applied is None or (plan is not applied and plan.text != applied.text):
                     done = await trio.to_thread.run_sync(firewall.apply, plan)
                     if done:
                         log.info("network policy: %s", "; ".join(done))
                     applied = plan
                     if due:
                         next_resync = ctx.clock.monotonic() + RESYNC_S
-            with trio.move_on_after(RESYNC_S):
-                burst.append(await changes.receive())
-                burst += drained(changes)
+            await next_burst(changes, debounce, burst, RESYNC_S)
+
+
+async def next_burst(
+    changes: trio.MemoryReceiveChannel[Change], debounce: Debounce, burst: list[Change], wait_s: float
+) -> None:
+    """Append to ``burst`` the next changes once they pause (``debounce``); waits at most ``wait_s`` for
+    the first one (then returns with ``burst`` unchanged)."""
+    with trio.move_on_after(wait_s):
+        burst.append(await changes.receive())
+    if not burst:
+        return
+    burst += drained(changes)
+    debounce.change(trio.current_time())
+    while not debounce.take(trio.current_time()):
+        due = debounce.due_at()
+        assert due is not None
+        with trio.move_on_after(max(0.0, due - trio.current_time())):
+            burst.append(await changes.receive())
+            burst += drained(changes)
+            debounce.change(trio.current_time())

@@ -2,10 +2,11 @@
 
 A daemon (``p2porch/daemon.py``) runs, on its trio thread next to the leader loop and the API, one
 subscriber per view that rebuilds it from the committed state after each burst of commits: the DNS zone
-and scopes (``member/dns.py``: ``ZoneBuilder`` + ``ClientScopes`` + ``dns_scopes``), the ingress/VIP
-inputs (``member/traffic.py``: ``traffic_inputs`` when the state changed), the overlay plan
+and scopes (``member/dns.py``: ``ZoneBuilder`` + ``TaskNetworkIndex`` + ``ClientScopes`` + ``dns_scopes``),
+the ingress/VIP inputs (``member/traffic.py``: a ``TrafficIndex`` when the state changed), the overlay plan
 (``netoverlay/reconciler.py``: ``overlay_peers`` + ``plan_overlay`` once a burst pauses, ``Debounce``
-50/250 ms) and the network-policy plan (``member/netpolicy.py``: ``policy_input`` + ``plan_policy``).
+50/250 ms) and the network-policy plan (``member/netpolicy.py``: a ``PolicyPlanner`` once a burst pauses,
+``Debounce`` 50/1,000 ms).
 :func:`serve_views` runs the same pure rebuilds the same way for one node, so their CPU counts in a
 control-member process; it never touches the kernel, DNS sockets or Docker (those are each node's own
 and not the control plane's). Left out: the usage sampler (Docker stats, not state) and the autopilot
@@ -24,6 +25,7 @@ import trio
 from ..debounce import Debounce
 from ..dns.resolver import Resolver
 from ..dns.scope import ClientScopes
+from ..member.netpolicy import POLICY_MAX_DELAY_S, POLICY_QUIET_S, next_burst
 from ..member.netviews import dns_scopes
 from ..member.policy_planner import PolicyPlanner
 from ..member.task_networks import TaskNetworkIndex
@@ -135,8 +137,10 @@ async def _overlay(store: RaftStore, node_id: str, counters: ViewCounters, task_
 async def _policy(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
     planner = PolicyPlanner(node_id)  # one per node, as member/netpolicy.py keeps it
     async with store.subscribe() as changes:
+        _timed(counters, "netpolicy", planner.plan, store.snapshot())
         task_status.started()
-        burst: list[Any] = []
+        debounce = Debounce(POLICY_QUIET_S, POLICY_MAX_DELAY_S)
         while True:
+            burst: list[Any] = []
+            await next_burst(changes, debounce, burst, math.inf)
             _timed(counters, "netpolicy", planner.plan, store.snapshot(), burst)
-            burst = [await changes.receive(), *drained(changes)]
