@@ -48,15 +48,17 @@ def visible_services(networks: frozenset[str], data: ScopeData) -> frozenset[str
 
 
 def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData) -> ZoneData:
-    """``zone`` as a task on ``networks`` sees it: other services removed, network aliases added."""
+    """``zone`` as a task on ``networks`` sees it: other services removed, network aliases added. The task
+    lists are ``zone``'s own objects (never copied or changed), so a scope's ``ZoneCompiler`` reuses the
+    compiled names of every service whose list did not change, by identity."""
     visible = visible_services(networks, data)
     services: dict[str, list[TaskEntry] | tuple[TaskEntry, ...]] = {
-        name: list(tasks) for name, tasks in zone.services.items() if data.owners.get(name, name) in visible
+        name: tasks for name, tasks in zone.services.items() if data.owners.get(name, name) in visible
     }
     vips = {name: vip for name, vip in zone.vips.items() if name in services}
     for alias in data.aliases:
         if alias.network in networks and alias.service in zone.services and alias.alias not in services:
-            services[alias.alias] = list(zone.services[alias.service])
+            services[alias.alias] = zone.services[alias.service]
             if alias.service in zone.vips:
                 vips[alias.alias] = zone.vips[alias.service]  # an alias answers its service's VIP
     return ZoneData(
