@@ -10,7 +10,7 @@ No I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from p2porch import ipv4
@@ -52,7 +52,7 @@ def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData) -> Zo
     lists are ``zone``'s own objects (never copied or changed), so a scope's ``ZoneCompiler`` reuses the
     compiled names of every service whose list did not change, by identity."""
     visible = visible_services(networks, data)
-    services: dict[str, list[TaskEntry] | tuple[TaskEntry, ...]] = {
+    services: dict[str, Sequence[TaskEntry]] = {
         name: tasks for name, tasks in zone.services.items() if data.owners.get(name, name) in visible
     }
     vips = {name: vip for name, vip in zone.vips.items() if name in services}
