@@ -113,6 +113,7 @@ async def _overlay(store: RaftStore, node_id: str, counters: ViewCounters, task_
     async with store.subscribe() as changes:
         task_status.started()
         settings: OverlaySettings | None = None
+        planned: list[Any] | None = None
         while True:
             due = debounce.due_at()
             with trio.move_on_after(math.inf if due is None else max(0.0, due - trio.current_time())):
@@ -128,8 +129,12 @@ async def _overlay(store: RaftStore, node_id: str, counters: ViewCounters, task_
                 continue
             settings = settings or OverlaySettings(cluster_cidr=state.cluster_cidr)
 
-            def plan(state: Any = state, local: Any = local, settings: Any = settings) -> Any:
-                return plan_overlay(local, overlay_peers(state, node_id, frozenset()), settings, "eth0")
+            def plan(state: Any = state, local: Any = local, settings: Any = settings) -> None:
+                nonlocal planned
+                peers = overlay_peers(state, node_id, frozenset())
+                if planned is None or peers != planned:  # as reconcile_if_moved: the plan follows the peers
+                    plan_overlay(local, peers, settings, "eth0")
+                    planned = peers
 
             _timed(counters, "overlay", plan)
 
