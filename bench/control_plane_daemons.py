@@ -160,6 +160,10 @@ def timed_phase(
         views = {
             "bursts": {k: v - views0["bursts"].get(k, 0) for k, v in views1["bursts"].items()},
             "cpu_s": {k: round(v - views0["cpu_s"].get(k, 0.0), 2) for k, v in views1["cpu_s"].items()},
+            "full_rebuilds": {
+                k: v - views0.get("full_rebuilds", {}).get(k, 0)
+                for k, v in views1.get("full_rebuilds", {}).items()
+            },
         }
     return {
         "placed": sim["placed_seen"],

@@ -75,7 +75,8 @@ async def next_burst(
     changes: trio.MemoryReceiveChannel[Change], debounce: Debounce, burst: list[Change], wait_s: float
 ) -> None:
     """Append to ``burst`` the next changes once they pause (``debounce``); waits at most ``wait_s`` for
-    the first one (then returns with ``burst`` unchanged)."""
+    the first one (then returns with ``burst`` unchanged). Returns right after draining the channel: a
+    snapshot read before the next await holds exactly the changes in ``burst``."""
     with trio.move_on_after(wait_s):
         burst.append(await changes.receive())
     if not burst:
@@ -89,3 +90,6 @@ async def next_burst(
             burst.append(await changes.receive())
             burst += drained(changes)
             debounce.change(trio.current_time())
+    # a commit delivered while the last wait was being cancelled is queued, and already in the store's
+    # snapshot: take it too, so the caller's snapshot (read next, without awaiting) matches the burst
+    burst += drained(changes)

@@ -33,6 +33,11 @@ class PolicyPlanner:
         self._plan: PolicyPlan | None = None
         self.plans = 0  # times plan_policy ran
 
+    @property
+    def index_rebuilds(self) -> int:
+        """Full rebuilds of the address index (a change stream it could not follow)."""
+        return self._index.full_rebuilds
+
     def plan(self, state: ClusterState, changes: Iterable[Change] = ()) -> PolicyPlan | None:
         """The plan for ``state`` (None until the node has a lease), given the changes since the last call."""
         clients = self._index.update(state, changes)

@@ -39,18 +39,24 @@ from ..supervisor import drain, drained
 
 
 class ViewCounters:
-    """Bursts handled and thread CPU seconds spent per view (read by the ``sim_status`` op)."""
+    """Bursts handled, thread CPU seconds spent per view and the full rebuilds of the incremental indexes
+    (read by the ``sim_status`` op)."""
 
     def __init__(self) -> None:
         self.bursts: dict[str, int] = {}
         self.cpu_s: dict[str, float] = {}
+        self.full_rebuilds: dict[str, int] = {}  # index -> full rebuilds so far (a stream it did not trust)
 
     def add(self, view: str, cpu_s: float) -> None:
         self.bursts[view] = self.bursts.get(view, 0) + 1
         self.cpu_s[view] = self.cpu_s.get(view, 0.0) + cpu_s
 
     def status(self) -> dict[str, Any]:
-        return {"bursts": dict(self.bursts), "cpu_s": {k: round(v, 3) for k, v in self.cpu_s.items()}}
+        return {
+            "bursts": dict(self.bursts),
+            "cpu_s": {k: round(v, 3) for k, v in self.cpu_s.items()},
+            "full_rebuilds": dict(self.full_rebuilds),
+        }
 
 
 async def serve_views(
@@ -92,6 +98,8 @@ async def _dns(store: RaftStore, node_id: str, counters: ViewCounters, task_stat
                 scopes.update(zones.update(state, burst), dns_scopes(state, clients.update(state, burst)))
 
             _timed(counters, "dns", rebuild)
+            counters.full_rebuilds["dns_zone"] = zones.full_rebuilds
+            counters.full_rebuilds["dns_clients"] = clients.full_rebuilds
 
 
 async def _traffic(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
@@ -104,6 +112,7 @@ async def _traffic(store: RaftStore, node_id: str, counters: ViewCounters, task_
             state = store.snapshot()
             if state is not done:  # the same immutable object: the same inputs (member/traffic.py)
                 _timed(counters, "traffic", index.update, state, frozenset(), burst)
+                counters.full_rebuilds["traffic"] = index.full_rebuilds
                 done, burst = state, []
             burst += [await changes.receive(), *drained(changes)]
 
@@ -149,3 +158,4 @@ async def _policy(store: RaftStore, node_id: str, counters: ViewCounters, task_s
             burst: list[Any] = []
             await next_burst(changes, debounce, burst, math.inf)
             _timed(counters, "netpolicy", planner.plan, store.snapshot(), burst)
+            counters.full_rebuilds["netpolicy"] = planner.index_rebuilds
