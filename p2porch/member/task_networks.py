@@ -1,12 +1,13 @@
 """Each task address's networks across successive committed states, kept up to date from the changes (pure).
 
 ``netviews.task_networks(state)`` walks every task; the DNS scopes and the network-policy plan need it
-after every burst of commits, although most bursts (state reports: STARTING, RUNNING) change no address.
+after every burst of commits, although a burst changes few addresses (a RUNNING report brings one).
 ``TaskNetworkIndex.update(state, changes)`` returns a mapping equal to ``task_networks(state)`` (property
 test against the full walk) from the ``Change`` records the store streamed since the previous call, and
 **the very same object** when no address or network changed, so a caller can skip its own rebuild by
-identity. A reset, a cluster change, or changes that do not lead exactly to ``state.version`` rebuild it
-from the whole state. Owns its indexes; never reads a clock, does I/O, or mutates a mapping it returned.
+identity. A reset or changes that do not lead exactly to ``state.version`` rebuild it from the whole
+state (a cluster change, such as each new leader's epoch claim, touches no address). Owns its indexes;
+never reads a clock, does I/O, or mutates a mapping it returned.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class TaskNetworkIndex:
             return self._out
         touched: set[str] = set()  # addresses whose networks may have changed
         for change in batch:
-            if change.kind in ("reset", "cluster"):
+            if change.kind == "reset":  # cluster changes (a new leader's epoch, keys) touch no address
                 self._rebuild(state)
                 return self._out
             if change.kind == "service":

@@ -7,8 +7,8 @@ milliseconds per burst on every node. ``TrafficIndex.update(state, unreachable, 
 ``traffic_inputs`` returns (property test against it) from the ``Change`` records the store streamed
 since the previous call: only the services whose tasks or record changed get their backends again, in
 the order of ``state.tasks`` (a per-service index kept in insertion order, as the FSM keeps the task
-map). A reset, a cluster, node or lease change, another unreachable set, or changes that do not lead
-exactly to ``state.version`` recompute everything. Never reads a clock or does I/O.
+map). A reset, a node change, another unreachable set, or changes that do not lead exactly to
+``state.version`` recompute everything. Never reads a clock or does I/O.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ from ..raft.state import ClusterState
 from .views import is_backend, live_nodes, traffic_of
 
 Inputs = tuple[list[IngressPort], list[ServiceVip], TrafficSettings] | None
-_FULL = ("reset", "cluster", "node", "lease")
+_FULL = (
+    "reset",
+    "node",
+)  # the live nodes; the lease and the CIDR (settings) are read from the state each time
 
 
 class TrafficIndex:
