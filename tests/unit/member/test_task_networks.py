@@ -108,6 +108,8 @@ class World:
             self.apply(C.ReportTaskStates(at=3.0, node_id=task.node_id or "", reports=(report,)))
         elif roll < 0.93 and tasks:
             self.apply(C.PutTasks(at=2.0, items=(TaskRemove(rng.choice(tasks), task_version=None),)))
+        elif roll < 0.95:  # a new leader's epoch claim: a cluster change that touches no task
+            self.apply(C.ClaimLeaderEpoch(at=2.0, epoch=state.leader_epoch + 1))
         elif roll < 0.97:
             node = rng.choice(sorted(state.nodes))
             self.apply(C.UpdateNode(at=2.0, node_id=node, labels={"region": rng.choice(["", "r1"])}))
