@@ -18,7 +18,9 @@ Imported by ``bench/control_plane.py`` (this folder is on ``sys.path`` when it r
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -158,6 +160,10 @@ def timed_phase(
         views = {
             "bursts": {k: v - views0["bursts"].get(k, 0) for k, v in views1["bursts"].items()},
             "cpu_s": {k: round(v - views0["cpu_s"].get(k, 0.0), 2) for k, v in views1["cpu_s"].items()},
+            "full_rebuilds": {
+                k: v - views0.get("full_rebuilds", {}).get(k, 0)
+                for k, v in views1.get("full_rebuilds", {}).items()
+            },
         }
     return {
         "placed": sim["placed_seen"],
@@ -176,6 +182,10 @@ def timed_phase(
         "leader_views": views,
         "cpu_s_by_process": {name: round(cpu_s(p) - procs0[name], 1) for name, p in procs.items()},
         "leader_replicas_connected": st1["replicas_connected"],
+        # elections during the phase (each costs an election timeout of stalled commits): the first
+        # leader's view of the term, and whether it still leads at the end
+        "raft_term_changes": st1["term"] - st0["term"],
+        "leader_kept": bool(st1["is_leader"]),
         "state_versions_per_task": round((st1["state_version"] - st0["state_version"]) / tasks, 4),
         "raft_entries_per_task": round((st1["commit_index"] - st0["commit_index"]) / tasks, 4),
         "journal_bytes_per_task": round((journal.stat().st_size - journal0) / tasks, 1),
@@ -242,8 +252,10 @@ def run_daemons_point(
         setup_s = time.perf_counter() - s0
         load = os.getloadavg()[0]
         timed = timed_phase(cluster, leader, agent_hosts, tasks, args)
-        if status(leader)["is_leader"] is not True:
-            raise RuntimeError("leadership moved during the timed phase")
+        first_leader = leader.name
+        if status(leader)["is_leader"] is not True:  # an election in the phase: reported, figures kept
+            print(f"leadership moved during the timed phase: {json.dumps(timed)}", file=sys.stderr)
+            leader = cluster.leader()
         final = ClusterState.from_dict(leader.call(op="state", timeout_s=60)["state"])
         running = sum(1 for t in final.tasks.values() if t.state == TaskState.RUNNING)
         if running != tasks or len(final.tasks) != tasks:
@@ -262,6 +274,7 @@ def run_daemons_point(
             "loadavg_1m_at_start": load,
             "agents_via": [h.name for h in agent_hosts],
             "leader": leader.name,
+            "leader_at_start": first_leader,  # the CPU figures of the phase are this process's
         }
         row |= timed | snapshot_figures(final)
         row["views_rebuild"] = rebuild_costs(final)

@@ -52,6 +52,11 @@ class ZoneCompiler:
         self._context: tuple[str, str] = ("", "")  # (domain, local_site) the fragments were built for
         self.compiled_services = 0  # services compiled by the last call (0: every fragment reused)
         self.full_compiles = 0  # calls that fell back to compile_zone (collisions)
+        # ((domain, nameservers), nodes, base names, skipped) of the last compile_base
+        self._base: (
+            tuple[tuple[str, tuple[str, ...]], dict[str, str], dict[Labels, NameRecords], tuple[str, ...]]
+            | None
+        ) = None
 
     def compile(self, zone: ZoneData) -> CompiledZone:
         """The same value ``compile_zone(zone)`` returns."""
@@ -86,11 +91,20 @@ class ZoneCompiler:
         compile_service(zone, service, domain, name_maker(names, domain), reverse, skipped)
         return _Fragment(entries, vip, names, reverse, tuple(skipped))
 
-    @staticmethod
-    def _merge(zone: ZoneData, domain: Labels, fragments: dict[str, _Fragment]) -> CompiledZone | None:
+    def _base_names(self, zone: ZoneData, domain: Labels) -> tuple[dict[Labels, NameRecords], list[str]]:
+        """The apex, nameserver and node names (``compile_base``), compiled again only when the domain,
+        the nameservers or the nodes changed: a fresh dict of the cached (never mutated) records."""
+        base = self._base
+        if base is not None and base[0] == (zone.domain, tuple(zone.nameservers)) and base[1] == zone.nodes:
+            return dict(base[2]), list(base[3])
         names: dict[Labels, NameRecords] = {}
         skipped: list[str] = []
         compile_base(zone, domain, name_maker(names, domain), skipped)
+        self._base = ((zone.domain, tuple(zone.nameservers)), dict(zone.nodes), dict(names), tuple(skipped))
+        return names, skipped
+
+    def _merge(self, zone: ZoneData, domain: Labels, fragments: dict[str, _Fragment]) -> CompiledZone | None:
+        names, skipped = self._base_names(zone, domain)
         reverse: dict[Labels, NameRecords] = {}
         for frag in fragments.values():  # in sorted service order, as compile_zone adds them
             if names.keys().isdisjoint(frag.names):

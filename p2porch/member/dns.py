@@ -19,6 +19,7 @@ from ..raft.state import ClusterState
 from ..supervisor import drained, supervise
 from .netviews import dns_scopes
 from .overlay import wait_for_lease
+from .task_networks import TaskNetworkIndex
 from .views import gateway_of
 from .zone_builder import ZoneBuilder
 
@@ -43,10 +44,12 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
         gateway = gateway_of(subnet)
         advertise = ctx.local.advertise_addr
         zones = ZoneBuilder((advertise,), ctx.local.node_id)  # rebuilds only what the changes touched
-        zone = zones.update(store.snapshot())
+        clients = TaskNetworkIndex()  # the same mapping while no address changed: scopes keep their maps
+        state = store.snapshot()
+        zone = zones.update(state)
         resolver = Resolver(zone, ttl_s=section.ttl_s)
         scopes = ClientScopes(resolver, partial(Resolver, ttl_s=section.ttl_s))
-        scopes.update(zone, dns_scopes(store.snapshot()))
+        scopes.update(zone, dns_scopes(state, clients.update(state)))
         ctx.board.resolver = resolver
         upstreams = [_parse_upstream(u) for u in section.upstreams] or None
         listen = [(gateway, section.port), (ctx.local.bind_addr, section.port)]  # behind NAT: its own address
@@ -72,7 +75,7 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
             async for change in changes:
                 burst = [change, *drained(changes)]  # one zone update per burst of commits
                 state = store.snapshot()
-                scopes.update(zones.update(state, burst), dns_scopes(state))
+                scopes.update(zones.update(state, burst), dns_scopes(state, clients.update(state, burst)))
                 policy.set_members(_member_addresses(store.snapshot()))
 
 

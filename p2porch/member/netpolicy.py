@@ -1,7 +1,8 @@
 """Member service: the network isolation rules of this node, following committed state (shell).
 
 After every burst of commits (and every ``RESYNC_S`` seconds, to repair rules changed by hand) it builds
-the plan for this node (:func:`p2porch.member.netviews.policy_input`) and applies it in a worker thread
+the plan for this node (:class:`p2porch.member.policy_planner.PolicyPlanner`: planned again only when an
+address, network, the lease or the CIDR changed) and applies it in a worker thread
 when it changed or the resync is due. The kernel state outlives the daemon: a restarted daemon's first
 pass compares and repairs; ``leave`` removes the chains with the overlay's firewall rules.
 """
@@ -15,18 +16,27 @@ from functools import partial
 import trio
 
 from ..context import MemberContext
+from ..debounce import Debounce
 from ..netoverlay.firewall import Firewall
-from ..netoverlay.netpolicy import PolicyPlan, plan_policy
+from ..netoverlay.netpolicy import PolicyPlan
 from ..netoverlay.policy_firewall import PolicyFirewall
-from ..supervisor import drain, supervise
-from .netviews import policy_input
+from ..raft.fsm import Change
+from ..supervisor import drained, supervise
 from .overlay import wait_for_lease
+from .policy_planner import PolicyPlanner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RESYNC_S", "serve_network_policy"]
+__all__ = ["POLICY_MAX_DELAY_S", "POLICY_QUIET_S", "RESYNC_S", "next_burst", "serve_network_policy"]
 
 RESYNC_S = 30.0
+#: a burst of commits is planned once it pauses for POLICY_QUIET_S, at the latest POLICY_MAX_DELAY_S after
+#: its first change: while agents report tasks (each RUNNING report brings an address) every commit changed
+#: the input and the whole rule set (O(task addresses)) was planned per commit. A task the rules do not
+#: know yet is not policed (module docstring of netoverlay/netpolicy.py), so the delay never refuses a
+#: connection; it delays isolation of a new address by at most this much (plus the rewrite itself).
+POLICY_QUIET_S = 0.05
+POLICY_MAX_DELAY_S = 1.0
 
 
 async def serve_network_policy(
@@ -43,18 +53,43 @@ async def _run_policy(ctx: MemberContext, firewall: PolicyFirewall) -> None:
         await ctx.board.overlay_ready.wait()  # after the overlay's own rules and dockerd's chains
         applied: PolicyPlan | None = None
         next_resync = -math.inf
+        planner = PolicyPlanner(ctx.local.node_id)
+        burst: list[Change] = []
+        debounce = Debounce(POLICY_QUIET_S, POLICY_MAX_DELAY_S)
         while True:
-            spec = policy_input(ctx.store.snapshot(), ctx.local.node_id)
-            if spec is not None:
-                plan = plan_policy(spec)
+            plan = planner.plan(ctx.store.snapshot(), burst)
+            burst = []
+            if plan is not None:
                 due = ctx.clock.monotonic() >= next_resync
-                if due or applied is None or plan.text != applied.text:
+                if due or applied is None or (plan is not applied and plan.text != applied.text):
                     done = await trio.to_thread.run_sync(firewall.apply, plan)
                     if done:
                         log.info("network policy: %s", "; ".join(done))
                     applied = plan
                     if due:
                         next_resync = ctx.clock.monotonic() + RESYNC_S
-            with trio.move_on_after(RESYNC_S):
-                await changes.receive()
-                drain(changes)
+            await next_burst(changes, debounce, burst, RESYNC_S)
+
+
+async def next_burst(
+    changes: trio.MemoryReceiveChannel[Change], debounce: Debounce, burst: list[Change], wait_s: float
+) -> None:
+    """Append to ``burst`` the next changes once they pause (``debounce``); waits at most ``wait_s`` for
+    the first one (then returns with ``burst`` unchanged). Returns right after draining the channel: a
+    snapshot read before the next await holds exactly the changes in ``burst``."""
+    with trio.move_on_after(wait_s):
+        burst.append(await changes.receive())
+    if not burst:
+        return
+    burst += drained(changes)
+    debounce.change(trio.current_time())
+    while not debounce.take(trio.current_time()):
+        due = debounce.due_at()
+        assert due is not None
+        with trio.move_on_after(max(0.0, due - trio.current_time())):
+            burst.append(await changes.receive())
+            burst += drained(changes)
+            debounce.change(trio.current_time())
+    # a commit delivered while the last wait was being cancelled is queued, and already in the store's
+    # snapshot: take it too, so the caller's snapshot (read next, without awaiting) matches the burst
+    burst += drained(changes)

@@ -7,6 +7,8 @@ stopped task and reused by a new one belongs to the new one. No I/O, no clock.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..dns.scope import NetworkAlias, ScopeData
 from ..model import TERMINAL_STATES, ServiceSpec
 from ..model.netrefs import attached_networks
@@ -36,18 +38,23 @@ def task_networks(state: ClusterState) -> dict[str, frozenset[str]]:
     return out
 
 
-def policy_input(state: ClusterState, node_id: str) -> PolicyInput | None:
-    """The isolation rules' input for ``node_id`` (None until it has a lease)."""
+def policy_input(
+    state: ClusterState, node_id: str, clients: Mapping[str, frozenset[str]] | None = None
+) -> PolicyInput | None:
+    """The isolation rules' input for ``node_id`` (None until it has a lease); ``clients``: the state's
+    ``task_networks`` when the caller keeps them (``TaskNetworkIndex``), else computed here."""
     lease = state.leases.get(node_id)
     if lease is None or not state.cluster_cidr:
         return None
     internal = frozenset(n.name for n in state.networks.values() if n.internal)
-    endpoints = tuple(Endpoint(a, nets) for a, nets in sorted(task_networks(state).items()))
+    clients = task_networks(state) if clients is None else clients
+    endpoints = tuple(Endpoint(a, nets) for a, nets in sorted(clients.items()))
     return PolicyInput(state.cluster_cidr, lease.subnet, endpoints, internal)
 
 
-def dns_scopes(state: ClusterState) -> ScopeData:
-    """Which services each network holds, their aliases there, and each task address's networks."""
+def dns_scopes(state: ClusterState, clients: Mapping[str, frozenset[str]] | None = None) -> ScopeData:
+    """Which services each network holds, their aliases there, and each task address's networks
+    (``clients``: the state's ``task_networks`` when the caller keeps them, else computed here)."""
     members: dict[str, set[str]] = {}
     aliases: list[NetworkAlias] = []
     owners: dict[str, str] = {}
@@ -59,6 +66,6 @@ def dns_scopes(state: ClusterState) -> ScopeData:
     return ScopeData(
         services_by_network={n: frozenset(s) for n, s in members.items()},
         aliases=tuple(sorted(aliases)),
-        clients=task_networks(state),
+        clients=task_networks(state) if clients is None else clients,
         owners=owners,
     )

@@ -1,6 +1,7 @@
 """Member service: this node's ingress and VIP rules, rebuilt from committed state and gossip (shell).
 
-Recomputes the pure view (``views.traffic_inputs``) on every committed change and every gossip change of
+Recomputes the pure view (``views.traffic_inputs``, kept by a ``TrafficIndex``: only the services the
+commits touched are walked again) on every committed change and every gossip change of
 reachability (``LocalBoard.reachability_changed``: a node declared dead is not a commit; an idle node
 does not poll for it), at least every ``POLL_S``, writes the rules only when they changed, and
 rewrites them in full every ``RESYNC_S`` (hand edits are repaired; a restarted daemon's first pass
@@ -18,10 +19,11 @@ import trio
 from ..context import MemberContext
 from ..netoverlay.firewall import Firewall
 from ..netoverlay.traffic_apply import TrafficApplier
+from ..raft.fsm import Change
 from ..raft.state import ClusterState
-from ..supervisor import drain, supervise, wait_any
+from ..supervisor import drained, supervise, wait_any
 from .overlay import wait_for_lease
-from .views import traffic_inputs
+from .traffic_index import TrafficIndex
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ async def _run_traffic(ctx: MemberContext) -> None:
         try:
             next_full = trio.current_time()
             done: tuple[ClusterState, frozenset[str]] | None = None  # (state, unreachable) last applied
+            index = TrafficIndex(node_id)
+            burst: list[Change] = []  # changes not yet given to the index
             while True:
                 reachability = board.reachability_changed  # before reading: a later change sets it
                 state, unreachable = store.snapshot(), frozenset(board.unreachable_nodes())
@@ -58,7 +62,9 @@ async def _run_traffic(ctx: MemberContext) -> None:
                 # state): a poll that finds neither changed costs nothing, where recomputing them walked
                 # every task (~0.35 s at 100,000 tasks, every POLL_S)
                 same = done is not None and done[0] is state and done[1] == unreachable
-                inputs = traffic_inputs(state, node_id, unreachable) if force or not same else None
+                inputs = None
+                if force or not same:
+                    inputs, burst = index.update(state, unreachable, burst), []
                 if inputs is not None:
                     try:
                         await applier.apply(inputs, force=force)
@@ -70,7 +76,11 @@ async def _run_traffic(ctx: MemberContext) -> None:
                         await trio.sleep(RETRY_S)
                         continue
                 with trio.move_on_after(max(0.0, min(POLL_S, next_full - trio.current_time()))):
-                    await wait_any(changes.receive, reachability.wait)
-                drain(changes)  # one rebuild per burst of commits
+                    await wait_any(partial(_receive_into, changes, burst), reachability.wait)
+                burst += drained(changes)  # one rebuild per burst of commits
         finally:
             board.traffic = None
+
+
+async def _receive_into(changes: trio.MemoryReceiveChannel[Change], burst: list[Change]) -> None:
+    burst.append(await changes.receive())

@@ -162,21 +162,35 @@ def traffic_inputs(
     Backends are the running, healthy tasks that should run, on nodes that are ready and not dead in this
     node's gossip (a node killed -9 drops out as soon as gossip declares it dead). An ingress port
     published by two services (possible only through a race) belongs to the older one."""
-    lease = state.leases.get(node_id)
-    if lease is None:
+    if node_id not in state.leases:
         return None
-    settings = TrafficSettings(cluster_cidr=state.cluster_cidr, local_subnet=lease.subnet, vip_cidr=VIP_CIDR)
-    live = frozenset(
-        n for n, rec in state.nodes.items() if rec.status in LIVE_NODE_STATUSES and n not in unreachable
-    )
+    live = live_nodes(state, unreachable)
     backends: dict[str, list[Backend]] = {}
     for task in state.tasks.values():
         if is_backend(task, live):
             backends.setdefault(task.service_id, []).append(Backend(task.address, task.node_id == node_id))
+    return traffic_of(state, node_id, {sid: tuple(found) for sid, found in backends.items()})
+
+
+def live_nodes(state: ClusterState, unreachable: frozenset[str] = frozenset()) -> frozenset[str]:
+    """Nodes that take part in the data path: ready, and not dead in this node's gossip."""
+    return frozenset(
+        n for n, rec in state.nodes.items() if rec.status in LIVE_NODE_STATUSES and n not in unreachable
+    )
+
+
+def traffic_of(
+    state: ClusterState, node_id: str, backends: Mapping[str, tuple[Backend, ...]]
+) -> tuple[list[IngressPort], list[ServiceVip], TrafficSettings] | None:
+    """``traffic_inputs`` given each service's backends (by service id, in the order of ``state.tasks``)."""
+    lease = state.leases.get(node_id)
+    if lease is None:
+        return None
+    settings = TrafficSettings(cluster_cidr=state.cluster_cidr, local_subnet=lease.subnet, vip_cidr=VIP_CIDR)
     ports: dict[tuple[str, int], IngressPort] = {}
     vips: list[ServiceVip] = []
     for service in sorted(state.services.values(), key=lambda s: (s.created_at, s.service_id)):
-        found = tuple(backends.get(service.service_id, ()))
+        found = backends.get(service.service_id, ())
         if service.vip:
             vips.append(ServiceVip(service.service_id, service.vip, found))
         for port in service.spec.ingress_ports:

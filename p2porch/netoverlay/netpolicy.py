@@ -34,6 +34,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .. import ipv4
+
 POLICY_CHAIN = "P2P-NETPOL"
 REJECT_CHAIN = "P2P-NETREJ"
 SOURCES_CHAIN = "P2P-NETSRC"
@@ -78,21 +80,21 @@ def network_chain(network: str) -> str:
 
 
 def _host(address: str) -> str:
-    return f"{ipaddress.IPv4Address(address)}/32"
+    return ipv4.host32(address)
 
 
 def valid_endpoints(endpoints: Iterable[Endpoint], cluster_cidr: str) -> dict[str, frozenset[str]]:
     """Address -> networks for IPv4 addresses inside the cluster CIDR (others are ignored); an address
     listed twice (an old task and its successor) gets the union of their networks."""
-    cluster = ipaddress.IPv4Network(cluster_cidr)
+    base, mask = ipv4.network_mask(cluster_cidr)
     out: dict[str, frozenset[str]] = {}
     for ep in endpoints:
-        try:
-            ip = ipaddress.IPv4Address(ep.address)
-        except ValueError:
+        found = ipv4.parsed(ep.address)
+        if found is None or found[0] & mask != base or not ep.networks:
             continue
-        if ip in cluster and ep.networks:
-            out[str(ip)] = out.get(str(ip), frozenset()) | ep.networks
+        key = found[1]
+        prior = out.get(key)
+        out[key] = ep.networks if prior is None else prior | ep.networks
     return out
 
 
@@ -105,14 +107,15 @@ def plan_policy(spec: PolicyInput) -> PolicyPlan:
     """The rule set for one node; deterministic (sorted) so equal inputs give equal text."""
     cluster = str(ipaddress.IPv4Network(spec.cluster_cidr))
     lease = ipaddress.IPv4Network(spec.local_subnet)
+    base, mask = int(lease.network_address), int(lease.netmask)
     members = valid_endpoints(spec.endpoints, spec.cluster_cidr)
-    local = {a: nets for a, nets in members.items() if ipaddress.IPv4Address(a) in lease}
+    local = {a: nets for a, nets in members.items() if ipv4.number(a) & mask == base}
     by_network: dict[str, list[str]] = {}
     for address, nets in members.items():
         for net in nets:
             by_network.setdefault(net, []).append(address)
     local_networks = sorted({n for nets in local.values() for n in nets})
-    order = sorted(members, key=lambda a: ipaddress.IPv4Address(a))
+    order = sorted(members, key=ipv4.number)
     local_order = [a for a in order if a in local]
 
     rules: list[str] = [
@@ -133,7 +136,7 @@ def plan_policy(spec: PolicyInput) -> PolicyPlan:
     rules.append(f"-A {REJECT_CHAIN} -j REJECT --reject-with icmp-admin-prohibited")
     for net in local_networks:
         chain = network_chain(net)
-        for address in sorted(by_network[net], key=lambda a: ipaddress.IPv4Address(a)):
+        for address in sorted(by_network[net], key=ipv4.number):
             rules.append(f"-A {chain} -s {_host(address)} -j ACCEPT")
     chains = (POLICY_CHAIN, SOURCES_CHAIN, REJECT_CHAIN, *(network_chain(n) for n in local_networks))
     lines = ["*filter", *(f":{c} - [0:0]" for c in chains), *rules, "COMMIT", ""]

@@ -86,6 +86,7 @@ class OverlayReconciler:
         self.counters = ReconcileCounters()
         self._underlay: tuple[str, int] | None = None
         self._plan: OverlayPlan | None = None
+        self._planned_peers: list[OverlayPeer] = []  # the peers ``_plan`` was planned from
         self._vxlan_filter: VxlanFilter | None = None  # the allow-list last written to the kernel
         self._observed = KernelState()
         self._wake = trio.Event()
@@ -105,7 +106,8 @@ class OverlayReconciler:
         """One pass over the kernel: read, plan, diff, apply; returns the operations applied."""
         started = trio.current_time()
         dev, _ = await self.underlay()
-        plan = plan_overlay(self.local, list(peers), self.settings, dev)
+        planned = list(peers)
+        plan = plan_overlay(self.local, planned, self.settings, dev)
         for node_id, reason in plan.skipped:
             log.debug("overlay: peer %s skipped: %s", node_id, reason)
         observed = await self._blocking(self.driver.read, self.settings.device)
@@ -117,7 +119,7 @@ class OverlayReconciler:
             for line in lines:
                 log.info("overlay: %s", line)
             self.counters.recent_ops = (self.counters.recent_ops + lines)[-50:]
-        self._plan, self._observed = plan, observed
+        self._plan, self._observed, self._planned_peers = plan, observed, planned
         await self._ensure_vxlan_filter(force=False)
         self.counters.passes += 1
         took = trio.current_time() - started
@@ -130,6 +132,9 @@ class OverlayReconciler:
     async def reconcile_if_moved(self, peers: Iterable[OverlayPeer]) -> list[Operation] | None:
         """A pass when the plan differs from the last pass's (None: it did not; nothing was read)."""
         wanted = list(peers)
+        if self._plan is not None and wanted == self._planned_peers:  # the plan is a function of the peers
+            self.counters.unchanged += 1
+            return None
         dev, _ = await self.underlay()
         if self._plan is not None and plan_overlay(self.local, wanted, self.settings, dev) == self._plan:
             self.counters.unchanged += 1

@@ -98,7 +98,8 @@ def _header(flags: int) -> bytes:
     return MAGIC + bytes((FRAME_VERSION, flags))
 
 
-def _pack_payload(plain: bytes) -> tuple[int, bytes]:
+def pack_payload(plain: bytes) -> tuple[int, bytes]:
+    """``(flags, payload)`` of a frame carrying ``plain``: compressed from ``COMPRESS_MIN`` bytes."""
     if len(plain) >= COMPRESS_MIN:
         return FLAG_COMPRESSED, zlib.compress(plain, COMPRESS_LEVEL)
     return 0, plain
@@ -178,7 +179,10 @@ class FrameChannel:
     def seal(self, plain: bytes) -> bytes:
         """The frame carrying ``plain``: the hello if nothing was sent yet, else a session frame.
         Raises FrameError(out_of_order) for a second frame before the session keys are known."""
-        flags, payload = _pack_payload(plain)
+        return self.seal_packed(*pack_payload(plain))
+
+    def seal_packed(self, flags: int, payload: bytes) -> bytes:
+        """``seal`` of a payload already packed by ``pack_payload`` (one packing for many peers)."""
         if self.sent == 0:
             assert self._hello is not None
             header = _header(flags)

@@ -39,6 +39,7 @@ from pysyncobj.tcp_connection import TcpConnection
 from pysyncobj.transport import TCPTransport
 
 from ..errors import RaftError
+from .fanout import AppendFanout
 from .frames import REASON_OLD_FRAMING, FrameChannel, FrameError, cluster_key, inflate_bounded
 
 PINNED_PYSYNCOBJ = "0.3.17"
@@ -90,6 +91,7 @@ class GuardedTcpConnection(TcpConnection):
     stats: GuardStats
     frame_key: bytes | None  # frames.cluster_key of the password; None: no password, pysyncobj's framing
     channel: FrameChannel | None
+    fanout: AppendFanout | None  # the transport's, set right after ``guard``
 
     @classmethod
     def guard(cls, conn: TcpConnection, stats: GuardStats, frame_key: bytes | None) -> GuardedTcpConnection:
@@ -125,7 +127,11 @@ class GuardedTcpConnection(TcpConnection):
         else:  # pysyncobj sends votes to any connected socket, even mid-handshake; Raft copes with a loss
             self.stats.unsent_before_session += 1
             return
-        frame = channel.seal(pso_pickle.dumps(payload))
+        fanout = getattr(self, "fanout", None)  # the transport's (raft/fanout.py): one encoding per round
+        if payload is message and fanout is not None:
+            frame = channel.seal_packed(*fanout.packed(payload))
+        else:
+            frame = channel.seal(pso_pickle.dumps(payload))
         self._TcpConnection__writeBuffer += struct.pack("i", len(frame)) + frame
         self._TcpConnection__trySendBuffer()
 
@@ -232,16 +238,18 @@ class GuardedTCPTransport(TCPTransport):
         self.guard_stats = GuardStats()
         password = syncObj.conf.password
         self.frame_key = cluster_key(password) if password and syncObj.encryptor else None
+        self.fanout = AppendFanout()  # outgoing appends: see raft/fanout.py
         super().__init__(syncObj, selfNode, otherNodes)
 
     def addNode(self, node: Any) -> None:  # noqa: N802
         super().addNode(node)
         conn = self._connections.get(node)
         if conn is not None and not isinstance(conn, GuardedTcpConnection):
-            GuardedTcpConnection.guard(conn, self.guard_stats, self.frame_key)
+            GuardedTcpConnection.guard(conn, self.guard_stats, self.frame_key).fanout = self.fanout
 
     def _onNewIncomingConnection(self, conn: TcpConnection) -> None:  # noqa: N802
         guarded = GuardedTcpConnection.guard(conn, self.guard_stats, self.frame_key)
+        guarded.fanout = self.fanout
         while len(self._unknownConnections) >= MAX_UNAUTHENTICATED:
             oldest = min(self._unknownConnections, key=lambda c: c.accepted_at)
             self.guard_stats.evicted_unauthenticated += 1

@@ -2,10 +2,11 @@
 
 A daemon (``p2porch/daemon.py``) runs, on its trio thread next to the leader loop and the API, one
 subscriber per view that rebuilds it from the committed state after each burst of commits: the DNS zone
-and scopes (``member/dns.py``: ``ZoneBuilder`` + ``ClientScopes`` + ``dns_scopes``), the ingress/VIP
-inputs (``member/traffic.py``: ``traffic_inputs`` when the state changed), the overlay plan
+and scopes (``member/dns.py``: ``ZoneBuilder`` + ``TaskNetworkIndex`` + ``ClientScopes`` + ``dns_scopes``),
+the ingress/VIP inputs (``member/traffic.py``: a ``TrafficIndex`` when the state changed), the overlay plan
 (``netoverlay/reconciler.py``: ``overlay_peers`` + ``plan_overlay`` once a burst pauses, ``Debounce``
-50/250 ms) and the network-policy plan (``member/netpolicy.py``: ``policy_input`` + ``plan_policy``).
+50/250 ms) and the network-policy plan (``member/netpolicy.py``: a ``PolicyPlanner`` once a burst pauses,
+``Debounce`` 50/1,000 ms).
 :func:`serve_views` runs the same pure rebuilds the same way for one node, so their CPU counts in a
 control-member process; it never touches the kernel, DNS sockets or Docker (those are each node's own
 and not the control plane's). Left out: the usage sampler (Docker stats, not state) and the autopilot
@@ -24,10 +25,13 @@ import trio
 from ..debounce import Debounce
 from ..dns.resolver import Resolver
 from ..dns.scope import ClientScopes
-from ..member.netviews import dns_scopes, policy_input
-from ..member.views import local_overlay_node, overlay_peers, traffic_inputs
+from ..member.netpolicy import POLICY_MAX_DELAY_S, POLICY_QUIET_S, next_burst
+from ..member.netviews import dns_scopes
+from ..member.policy_planner import PolicyPlanner
+from ..member.task_networks import TaskNetworkIndex
+from ..member.traffic_index import TrafficIndex
+from ..member.views import local_overlay_node, overlay_peers
 from ..member.zone_builder import ZoneBuilder
-from ..netoverlay.netpolicy import plan_policy
 from ..netoverlay.plan import OverlaySettings, plan_overlay
 from ..netoverlay.reconciler import CHANGE_MAX_DELAY_S, CHANGE_QUIET_S
 from ..raft.store import RaftStore
@@ -35,18 +39,24 @@ from ..supervisor import drain, drained
 
 
 class ViewCounters:
-    """Bursts handled and thread CPU seconds spent per view (read by the ``sim_status`` op)."""
+    """Bursts handled, thread CPU seconds spent per view and the full rebuilds of the incremental indexes
+    (read by the ``sim_status`` op)."""
 
     def __init__(self) -> None:
         self.bursts: dict[str, int] = {}
         self.cpu_s: dict[str, float] = {}
+        self.full_rebuilds: dict[str, int] = {}  # index -> full rebuilds so far (a stream it did not trust)
 
     def add(self, view: str, cpu_s: float) -> None:
         self.bursts[view] = self.bursts.get(view, 0) + 1
         self.cpu_s[view] = self.cpu_s.get(view, 0.0) + cpu_s
 
     def status(self) -> dict[str, Any]:
-        return {"bursts": dict(self.bursts), "cpu_s": {k: round(v, 3) for k, v in self.cpu_s.items()}}
+        return {
+            "bursts": dict(self.bursts),
+            "cpu_s": {k: round(v, 3) for k, v in self.cpu_s.items()},
+            "full_rebuilds": dict(self.full_rebuilds),
+        }
 
 
 async def serve_views(
@@ -73,33 +83,38 @@ def _timed(counters: ViewCounters, view: str, fn: Any, *args: Any) -> Any:
 async def _dns(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
     async with store.subscribe() as changes:
         zones = ZoneBuilder(("127.0.0.1",), node_id)
+        clients = TaskNetworkIndex()
         state = store.snapshot()
         zone = zones.update(state)
         resolver = Resolver(zone)
         scopes = ClientScopes(resolver, partial(Resolver))
-        scopes.update(zone, dns_scopes(state))
+        scopes.update(zone, dns_scopes(state, clients.update(state)))
         task_status.started()
         async for change in changes:
             burst = [change, *drained(changes)]  # one zone update per burst of commits
             state = store.snapshot()
 
             def rebuild(state: Any = state, burst: list[Any] = burst) -> None:
-                scopes.update(zones.update(state, burst), dns_scopes(state))
+                scopes.update(zones.update(state, burst), dns_scopes(state, clients.update(state, burst)))
 
             _timed(counters, "dns", rebuild)
+            counters.full_rebuilds["dns_zone"] = zones.full_rebuilds
+            counters.full_rebuilds["dns_clients"] = clients.full_rebuilds
 
 
 async def _traffic(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
+    index = TrafficIndex(node_id)  # one per node, as member/traffic.py keeps it
     async with store.subscribe() as changes:
         task_status.started()
         done = None
+        burst: list[Any] = []
         while True:
             state = store.snapshot()
             if state is not done:  # the same immutable object: the same inputs (member/traffic.py)
-                _timed(counters, "traffic", traffic_inputs, state, node_id, frozenset())
-                done = state
-            await changes.receive()
-            drain(changes)
+                _timed(counters, "traffic", index.update, state, frozenset(), burst)
+                counters.full_rebuilds["traffic"] = index.full_rebuilds
+                done, burst = state, []
+            burst += [await changes.receive(), *drained(changes)]
 
 
 async def _overlay(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
@@ -107,6 +122,7 @@ async def _overlay(store: RaftStore, node_id: str, counters: ViewCounters, task_
     async with store.subscribe() as changes:
         task_status.started()
         settings: OverlaySettings | None = None
+        planned: list[Any] | None = None
         while True:
             due = debounce.due_at()
             with trio.move_on_after(math.inf if due is None else max(0.0, due - trio.current_time())):
@@ -122,21 +138,24 @@ async def _overlay(store: RaftStore, node_id: str, counters: ViewCounters, task_
                 continue
             settings = settings or OverlaySettings(cluster_cidr=state.cluster_cidr)
 
-            def plan(state: Any = state, local: Any = local, settings: Any = settings) -> Any:
-                return plan_overlay(local, overlay_peers(state, node_id, frozenset()), settings, "eth0")
+            def plan(state: Any = state, local: Any = local, settings: Any = settings) -> None:
+                nonlocal planned
+                peers = overlay_peers(state, node_id, frozenset())
+                if planned is None or peers != planned:  # as reconcile_if_moved: the plan follows the peers
+                    plan_overlay(local, peers, settings, "eth0")
+                    planned = peers
 
             _timed(counters, "overlay", plan)
 
 
 async def _policy(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
+    planner = PolicyPlanner(node_id)  # one per node, as member/netpolicy.py keeps it
     async with store.subscribe() as changes:
+        _timed(counters, "netpolicy", planner.plan, store.snapshot())
         task_status.started()
+        debounce = Debounce(POLICY_QUIET_S, POLICY_MAX_DELAY_S)
         while True:
-
-            def plan() -> Any:
-                spec = policy_input(store.snapshot(), node_id)
-                return plan_policy(spec) if spec is not None else None
-
-            _timed(counters, "netpolicy", plan)
-            await changes.receive()
-            drain(changes)
+            burst: list[Any] = []
+            await next_burst(changes, debounce, burst, math.inf)
+            _timed(counters, "netpolicy", planner.plan, store.snapshot(), burst)
+            counters.full_rebuilds["netpolicy"] = planner.index_rebuilds

@@ -55,6 +55,7 @@ def test_control_plane_bench_short_form(mode: str) -> None:
         # the agents live on 2 read-only replica stores the leader replicates to; each node reported
         # STARTING then RUNNING in batches of its own (at least one command per node and state)
         assert point["replicas"] == 2 and point["leader_replicas_connected"] >= 2
+        assert point["raft_term_changes"] >= 0 and isinstance(point["leader_kept"], bool)
         assert point["starting_reports_applied"] > 0 and point["report_commands"] >= 10
         views = point["leader_views"]  # the leader rebuilt a node's views on commits during the phase
         assert (

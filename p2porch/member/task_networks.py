@@ -1,0 +1,143 @@
+"""Each task address's networks across successive committed states, kept up to date from the changes (pure).
+
+``netviews.task_networks(state)`` walks every task; the DNS scopes and the network-policy plan need it
+after every burst of commits, although a burst changes few addresses (a RUNNING report brings one).
+``TaskNetworkIndex.update(state, changes)`` returns a mapping equal to ``task_networks(state)`` (property
+test against the full walk) from the ``Change`` records the store streamed since the previous call, and
+**the very same object** when no address or network changed, so a caller can skip its own rebuild by
+identity. A reset or changes that do not lead exactly to ``state.version`` rebuild it from the whole
+state (a cluster change, such as each new leader's epoch claim, touches no address). Owns its indexes;
+never reads a clock, does I/O, or mutates a mapping it returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from ..model import TERMINAL_STATES
+from ..raft.fsm import Change
+from ..raft.state import ClusterState
+from .netviews import service_networks
+
+
+class TaskNetworkIndex:
+    """``address -> networks`` of every unfinished task holding an address, for one stream of states."""
+
+    def __init__(self) -> None:
+        self._state: ClusterState | None = None
+        self._service_nets: dict[str, frozenset[str]] = {}
+        self._service_tasks: dict[str, set[str]] = {}  # service id -> every task id filed under it
+        self._held: dict[str, tuple[str, frozenset[str]]] = {}  # task id -> (address, networks) it counts
+        self._by_address: dict[str, dict[str, frozenset[str]]] = {}  # address -> task id -> networks
+        self._out: dict[str, frozenset[str]] = {}
+        self.full_rebuilds = 0
+
+    def update(self, state: ClusterState, changes: Iterable[Change] = ()) -> Mapping[str, frozenset[str]]:
+        """The mapping for ``state``, given every change applied since the previous call's state."""
+        batch = list(changes)
+        if not self._follows(state, batch):
+            self._rebuild(state)
+            return self._out
+        touched: set[str] = set()  # addresses whose networks may have changed
+        for change in batch:
+            if change.kind == "reset":  # cluster changes (a new leader's epoch, keys) touch no address
+                self._rebuild(state)
+                return self._out
+            if change.kind == "service":
+                self._service_changed(state, change.key, touched)
+            elif change.kind == "task":
+                self._task_changed(state, change.key, touched)
+        self._state = state
+        self._publish(touched)
+        return self._out
+
+    def _follows(self, state: ClusterState, changes: list[Change]) -> bool:
+        old = self._state
+        if old is None:
+            return False
+        if changes:
+            return changes[-1].version == state.version
+        return old.version == state.version
+
+    def _rebuild(self, state: ClusterState) -> None:
+        self.full_rebuilds += 1
+        self._state = state
+        self._service_nets = {sid: service_networks(svc.spec) for sid, svc in state.services.items()}
+        self._service_tasks = {}
+        self._held = {}
+        self._by_address = {}
+        for task_id, task in state.tasks.items():
+            self._service_tasks.setdefault(task.service_id, set()).add(task_id)
+            self._hold(state, task_id, set())
+        self._out = {a: _union(held) for a, held in self._by_address.items()}
+
+    def _service_changed(self, state: ClusterState, service_id: str, touched: set[str]) -> None:
+        service = state.services.get(service_id)
+        nets = service_networks(service.spec) if service is not None else None
+        if nets == self._service_nets.get(service_id):
+            return
+        if nets is None:
+            self._service_nets.pop(service_id, None)
+        else:
+            self._service_nets[service_id] = nets
+        for task_id in self._service_tasks.get(service_id, ()):
+            self._release(task_id, touched)
+            self._hold(state, task_id, touched)
+
+    def _task_changed(self, state: ClusterState, task_id: str, touched: set[str]) -> None:
+        self._release(task_id, touched)
+        assert self._state is not None
+        for snapshot in (self._state, state):  # re-file it under its service, old and new
+            task = snapshot.tasks.get(task_id)
+            if task is not None:
+                self._service_tasks.get(task.service_id, set()).discard(task_id)
+        task = state.tasks.get(task_id)
+        if task is not None:
+            self._service_tasks.setdefault(task.service_id, set()).add(task_id)
+            self._hold(state, task_id, touched)
+
+    def _hold(self, state: ClusterState, task_id: str, touched: set[str]) -> None:
+        task = state.tasks.get(task_id)
+        if task is None or not task.address or task.state in TERMINAL_STATES:
+            return
+        nets = self._service_nets.get(task.service_id)
+        if nets is None:
+            return
+        self._held[task_id] = (task.address, nets)
+        self._by_address.setdefault(task.address, {})[task_id] = nets
+        touched.add(task.address)
+
+    def _release(self, task_id: str, touched: set[str]) -> None:
+        held = self._held.pop(task_id, None)
+        if held is None:
+            return
+        address = held[0]
+        holders = self._by_address.get(address, {})
+        holders.pop(task_id, None)
+        if not holders:
+            self._by_address.pop(address, None)
+        touched.add(address)
+
+    def _publish(self, touched: set[str]) -> None:
+        """Replace ``_out`` by a new mapping only when an address's networks really changed."""
+        new: dict[str, frozenset[str]] | None = None
+        for address in touched:
+            holders = self._by_address.get(address)
+            value = _union(holders) if holders else None
+            if value == self._out.get(address):
+                continue
+            if new is None:
+                new = dict(self._out)
+            if value is None:
+                new.pop(address, None)
+            else:
+                new[address] = value
+        if new is not None:
+            self._out = new
+
+
+def _union(held: dict[str, frozenset[str]]) -> frozenset[str]:
+    out: frozenset[str] = frozenset()
+    for nets in held.values():
+        out |= nets
+    return out
