@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -226,7 +227,10 @@ def run_daemons_point(
     )
 
     def node_args(n: NodeProc) -> list[str]:
-        return ["--stores", str(stores[n.name])] if is_host(n) else ["--api-socket", str(api_socket(n))]
+        if is_host(n):
+            return ["--stores", str(stores[n.name]), "--nice", str(args.hosts_nice)]
+        # profiled: role changes and elections logged, copied next to the profile
+        return ["--api-socket", str(api_socket(n))] + (["--log-level", "INFO"] if args.profile else [])
 
     cluster = LocalCluster(
         root,
@@ -289,4 +293,10 @@ def run_daemons_point(
             row |= failover(cluster)
         return row
     finally:
+        if args.profile:  # the members' logs (role changes, elections) next to the profile
+            logs = Path(args.profile) / f"tasks-{tasks}"
+            logs.mkdir(parents=True, exist_ok=True)
+            for n in cluster.nodes:
+                if n.log_path is not None and n.log_path.exists():
+                    shutil.copyfile(n.log_path, logs / f"{n.name}.log")
         cluster.close()
