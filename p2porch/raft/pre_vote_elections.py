@@ -36,8 +36,8 @@ DRAIN_POLLS = 4  # polls with no wait before a campaign (each reads at most the 
 
 
 class PreVoteElections:
-    """Mixed in before ``SyncObj``; the host sets ``_pre_votes``, ``_pre_vote_hold_s`` and ``_pre_vote_retry_s``
-    before it starts."""
+    """Mixed in before ``SyncObj``; the host sets ``_pre_votes``, ``_pre_vote_hold_s`` and
+    ``_pre_vote_retry_s`` before it starts."""
 
     _pre_votes: PreVotes
     _pre_vote_hold_s: float  # the minimum election timeout: a leader heard this recently is live
@@ -66,8 +66,7 @@ class PreVoteElections:
         if getattr(self, "_SyncObj__transferInProgress", False) or not self._SyncObj__transport.ready:
             return False
         return bool(
-            self._SyncObj__raftElectionDeadline < _pso.monotonicTime()
-            and self._SyncObj__connectedToAnyone()  # type: ignore[attr-defined]
+            self._SyncObj__raftElectionDeadline < _pso.monotonicTime() and self._SyncObj__connectedToAnyone()  # type: ignore[attr-defined]
         )
 
     def _before_campaign(self) -> None:
@@ -81,13 +80,20 @@ class PreVoteElections:
             inner.poll(0)
             if not self._election_due():
                 self.elections_avoided_by_draining += 1
-                log.info("raft: a leader's message was waiting (the tick was %.2f s late): no election", late_s)
+                log.info(
+                    "raft: a leader's message was waiting (the tick was %.2f s late): no election", late_s
+                )
                 return
         now = _pso.monotonicTime()
         term = self._SyncObj__raftCurrentTerm + 1
         self.pre_vote_rounds += 1
         silent_s = now - self._pre_votes.heard_leader_at
-        log.info("raft: no leader heard for %.2f s (tick %.2f s late): pre-vote for term %d", silent_s, late_s, term)
+        log.info(
+            "raft: no leader heard for %.2f s (tick %.2f s late): pre-vote for term %d",
+            silent_s,
+            late_s,
+            term,
+        )
         if self._pre_votes.start(term, len(self._SyncObj__otherNodes) + 1, now):
             return  # alone a majority: pysyncobj campaigns on this tick
         # no majority by then: ask again soon (a round changes no term, so retrying is cheap), not a whole
@@ -144,4 +150,6 @@ class PreVoteElections:
         if self._pre_votes.granted_by(node, term, len(self._SyncObj__otherNodes) + 1):
             self._SyncObj__raftElectionDeadline = 0  # the next tick campaigns
             silent_s = _pso.monotonicTime() - self._pre_votes.heard_leader_at
-            log.warning("raft: pre-vote for term %d won (no leader heard for %.2f s): campaigning", term, silent_s)
+            log.warning(
+                "raft: pre-vote for term %d won (no leader heard for %.2f s): campaigning", term, silent_s
+            )

@@ -68,7 +68,7 @@ class PreVotes:
         """Begin a round for ``term`` among ``voters`` voters (self included); True when this voter
         alone is a majority (a one-voter cluster), so the election may start at once."""
         self.round_term, self.round_started_at, self.granted = term, now, set()
-        self.won = 1 > voters / 2
+        self.won = voters < 2  # alone a majority
         return self.won
 
     def granted_by(self, node: Hashable, term: int, voters: int) -> bool:

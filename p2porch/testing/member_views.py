@@ -22,7 +22,7 @@ from typing import Any
 
 import trio
 
-from ..debounce import Debounce
+from ..debounce import VIEW_REBUILD_MAX_GAP_S, VIEW_REBUILD_SHARE, CostShare, Debounce
 from ..dns.resolver import Resolver
 from ..dns.scope import ClientScopes
 from ..member.netpolicy import POLICY_MAX_DELAY_S, POLICY_QUIET_S, next_burst
@@ -90,14 +90,18 @@ async def _dns(store: RaftStore, node_id: str, counters: ViewCounters, task_stat
         scopes = ClientScopes(resolver, partial(Resolver))
         scopes.update(zone, dns_scopes(state, clients.update(state)))
         task_status.started()
+        pacing = CostShare(VIEW_REBUILD_SHARE, VIEW_REBUILD_MAX_GAP_S)  # as member/dns.py
         async for change in changes:
+            await trio.sleep(pacing.wait_s(trio.current_time()))
             burst = [change, *drained(changes)]  # one zone update per burst of commits
             state = store.snapshot()
 
             def rebuild(state: Any = state, burst: list[Any] = burst) -> None:
                 scopes.update(zones.update(state, burst), dns_scopes(state, clients.update(state, burst)))
 
+            started = trio.current_time()
             _timed(counters, "dns", rebuild)
+            pacing.done(started, trio.current_time())
             counters.full_rebuilds["dns_zone"] = zones.full_rebuilds
             counters.full_rebuilds["dns_clients"] = clients.full_rebuilds
 
@@ -154,8 +158,12 @@ async def _policy(store: RaftStore, node_id: str, counters: ViewCounters, task_s
         _timed(counters, "netpolicy", planner.plan, store.snapshot())
         task_status.started()
         debounce = Debounce(POLICY_QUIET_S, POLICY_MAX_DELAY_S)
+        pacing = CostShare(VIEW_REBUILD_SHARE, VIEW_REBUILD_MAX_GAP_S)  # as member/netpolicy.py
         while True:
             burst: list[Any] = []
+            await trio.sleep(pacing.wait_s(trio.current_time()))
             await next_burst(changes, debounce, burst, math.inf)
+            started = trio.current_time()
             _timed(counters, "netpolicy", planner.plan, store.snapshot(), burst)
+            pacing.done(started, trio.current_time())
             counters.full_rebuilds["netpolicy"] = planner.index_rebuilds

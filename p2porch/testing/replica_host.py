@@ -84,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--self: a replica host runs replicas only")
     if args.stores < 1:
         parser.error("--stores must be at least 1")
-    if args.nice:  # the benchmark's stand-ins for other machines yield the CPU to the voters they share it with
+    if (
+        args.nice
+    ):  # the benchmark's stand-ins for other machines yield the CPU to the voters they share it with
         os.nice(args.nice)
     trio.run(run, store_node.store_config(args), args.stores, args.control_port, args.control_host)
 
