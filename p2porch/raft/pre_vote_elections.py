@@ -13,8 +13,10 @@ A mixin for the store's SyncObj subclass. Before pysyncobj's tick checks a voter
    ``pre_vote_response`` with ``granted``; without a majority it asks again after 1-2 times
    ``_pre_vote_retry_s`` (two heartbeats), so a dead leader costs at most that much more than without.
 
-It answers other voters' ``pre_vote`` by :meth:`PreVotes.grant`, and notes every append from a leader
-of the current term. A leadership transfer (``timeout_now``) skips the pre-vote, as the leader asked.
+It answers other voters' ``pre_vote`` by :meth:`PreVotes.grant`, notes every append from a leader of
+the current term, and forgets the leader's contact when its connection drops (a killed leader's
+followers grant each other's pre-votes at once). A leadership transfer (``timeout_now``) skips the
+pre-vote, as the leader asked.
 It owns nothing beyond the host's ``_pre_votes`` and its counters; it never changes the term or a vote.
 """
 
@@ -121,6 +123,11 @@ class PreVoteElections:
         if kind == "append_entries" and message.get("term", -1) >= self._SyncObj__raftCurrentTerm:
             self._pre_votes.heard_leader(_pso.monotonicTime())
         super()._SyncObj__onMessageReceived(node, message)  # type: ignore[misc]
+
+    def _SyncObj__onNodeDisconnected(self, node: Any) -> None:  # noqa: N802
+        if node == getattr(self, "_SyncObj__raftLeader", None):
+            self._pre_votes.leader_lost()  # a leader we cannot reach is not live: grant pre-votes at once
+        super()._SyncObj__onNodeDisconnected(node)  # type: ignore[misc]
 
     def _answer_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
         if self._SyncObj__selfNode is None:

@@ -43,6 +43,10 @@ class PreVotes:
         self.heard_leader_at = now
         self.end_round()
 
+    def leader_lost(self) -> None:
+        """The connection to the leader dropped: it is not live, whatever it said last."""
+        self.heard_leader_at = NEVER
+
     def end_round(self) -> None:
         self.round_term, self.granted, self.won = None, set(), False
 

@@ -154,3 +154,16 @@ def test_a_late_tick_reads_the_waiting_heartbeat_before_it_campaigns(voter: Any)
     so._onTick(0.0)
     assert so.elections_avoided_by_draining == 1 and so.pre_vote_rounds == 0
     assert not any(m["type"] in (PRE_VOTE, "request_vote") for _, m in sent)
+
+
+def test_a_dropped_leader_connection_makes_the_voter_grant_at_once(voter: Any) -> None:
+    so, (a, b), sent = voter
+    receive = so._SyncObj__onMessageReceived
+    term = so._SyncObj__raftCurrentTerm
+    receive(b, heartbeat(term))  # b leads
+    so._SyncObj__onNodeDisconnected(TCPNode(a.id))  # another voter's connection: b is still live
+    receive(a, {"type": PRE_VOTE, "term": term + 1, "last_log_index": 1, "last_log_term": 0})
+    assert sent[-1][1]["granted"] is False
+    so._SyncObj__onNodeDisconnected(TCPNode(b.id))  # the leader's connection dropped
+    receive(a, {"type": PRE_VOTE, "term": term + 1, "last_log_index": 1, "last_log_term": 0})
+    assert sent[-1][1]["granted"] is True
