@@ -13,10 +13,11 @@ A mixin for the store's SyncObj subclass. Before pysyncobj's tick checks a voter
    ``pre_vote_response`` with ``granted``; without a majority it asks again after 1-2 times
    ``_pre_vote_retry_s`` (two heartbeats), so a dead leader costs at most that much more than without.
 
-It answers other voters' ``pre_vote`` by :meth:`PreVotes.grant`, notes every append from a leader of
-the current term, and forgets the leader's contact when its connection drops (a killed leader's
-followers grant each other's pre-votes at once). A leadership transfer (``timeout_now``) skips the
-pre-vote, as the leader asked.
+It answers other voters' ``pre_vote`` by :meth:`PreVotes.grant` and notes every append from a leader
+of the current term. An append from a leader of a lower term makes the next campaign skip the pre-vote
+(pysyncobj ignores that leader; only a higher term makes it step down). A dropped connection to the
+leader ends its stickiness at once (a killed leader's followers grant each other's pre-votes). A
+leadership transfer (``timeout_now``) skips the pre-vote, as the leader asked.
 It owns nothing beyond the host's ``_pre_votes`` and its counters; it never changes the term or a vote.
 """
 
@@ -77,6 +78,9 @@ class PreVoteElections:
             self.pre_votes_won += 1
             return
         late_s = _pso.monotonicTime() - self._SyncObj__raftElectionDeadline
+        if self._pre_votes.skip_round():  # our term is ahead of a live leader's: only an election helps
+            log.info("raft: a leader of a lower term is sending: campaigning without a pre-vote")
+            return
         inner = getattr(self._poller, "_inner", self._poller)  # store.PacedPoller would wait
         for _ in range(DRAIN_POLLS):
             inner.poll(0)
@@ -120,8 +124,11 @@ class PreVoteElections:
         if kind == PRE_VOTE_RESPONSE:
             self._count_pre_vote(node, message)
             return
-        if kind == "append_entries" and message.get("term", -1) >= self._SyncObj__raftCurrentTerm:
-            self._pre_votes.heard_leader(_pso.monotonicTime())
+        if kind == "append_entries" and self._SyncObj__selfNode is not None:
+            if message.get("term", -1) >= self._SyncObj__raftCurrentTerm:
+                self._pre_votes.heard_leader(_pso.monotonicTime())
+            else:
+                self._pre_votes.heard_older_leader()
         super()._SyncObj__onMessageReceived(node, message)  # type: ignore[misc]
 
     def _SyncObj__onNodeDisconnected(self, node: Any) -> None:  # noqa: N802

@@ -37,11 +37,25 @@ class PreVotes:
     round_started_at: float = NEVER
     granted: set[Hashable] = field(default_factory=set)
     won: bool = False  # a majority granted this round: the next tick starts the real election
+    # a leader of a lower term than ours is sending appends (pysyncobj ignores them): our term is ahead
+    # (a replica promoted with its vote floor, journal_start.py); only a real election at a higher term
+    # makes that leader step down, and no voter that hears it would grant a pre-vote: campaign directly
+    behind_leader_seen: bool = False
 
     def heard_leader(self, now: float) -> None:
         """An append from a leader of the current term (or a later one) arrived: any round is moot."""
         self.heard_leader_at = now
+        self.behind_leader_seen = False
         self.end_round()
+
+    def heard_older_leader(self) -> None:
+        """An append from a leader of a term below ours arrived."""
+        self.behind_leader_seen = True
+
+    def skip_round(self) -> bool:
+        """Whether the next campaign goes without a pre-vote (a lower-term leader was heard); resets it."""
+        skip, self.behind_leader_seen = self.behind_leader_seen, False
+        return skip
 
     def leader_lost(self) -> None:
         """The connection to the leader dropped: it is not live, whatever it said last."""

@@ -167,3 +167,13 @@ def test_a_dropped_leader_connection_makes_the_voter_grant_at_once(voter: Any) -
     so._SyncObj__onNodeDisconnected(TCPNode(b.id))  # the leader's connection dropped
     receive(a, {"type": PRE_VOTE, "term": term + 1, "last_log_index": 1, "last_log_term": 0})
     assert sent[-1][1]["granted"] is True
+
+
+def test_a_voter_ahead_of_the_leaders_term_campaigns_without_a_pre_vote(voter: Any) -> None:
+    so, (a, b), sent = voter
+    so._SyncObj__raftCurrentTerm = 5  # e.g. a replica promoted with its vote floor
+    so._SyncObj__onMessageReceived(b, heartbeat(3))  # pysyncobj ignores a lower-term leader
+    so._SyncObj__raftElectionDeadline = 0
+    so._onTick(0.0)
+    assert so._SyncObj__raftCurrentTerm == 6 and so.pre_vote_rounds == 0
+    assert sorted(n.id for n, m in sent if m["type"] == "request_vote") == sorted([a.id, b.id])
