@@ -9,7 +9,10 @@ simulated nodes are spread over them (node i on replica i mod R); each node's ag
 (``testing.sim_nodes``) reports STARTING when it sees its task placed and RUNNING ``--start-s`` later,
 in batches of its own (the agent's flush loop: 0.1 s or 64 reports), through its replica's store
 (``store.write``, forwarded to the leader by pysyncobj, a real agent's path). With ``--replicas 0``
-every agent lives on one follower voter instead. The timed phase starts when the first service is
+every agent lives on one follower voter instead. The replica-host processes stand for the other 1,000
+machines and run at ``--hosts-nice`` (os.nice, default 10): on 2 shared cores they would otherwise take
+CPU from the voters that no real cluster's voters share with them; the voters' own work (Raft, FSM,
+leader round, API, their member views) is never niced. The timed phase starts when the first service is
 created through the API and ends when the last task is reported running; every task must be placed
 and reported running, or the run fails.
 Imported by ``bench/control_plane.py`` (this folder is on ``sys.path`` when it runs).

@@ -6,7 +6,8 @@ and scopes (``member/dns.py``: ``ZoneBuilder`` + ``TaskNetworkIndex`` + ``Client
 the ingress/VIP inputs (``member/traffic.py``: a ``TrafficIndex`` when the state changed), the overlay plan
 (``netoverlay/reconciler.py``: ``overlay_peers`` + ``plan_overlay`` once a burst pauses, ``Debounce``
 50/250 ms) and the network-policy plan (``member/netpolicy.py``: a ``PolicyPlanner`` once a burst pauses,
-``Debounce`` 50/1,000 ms).
+``Debounce`` 50/1,000 ms); the DNS and policy rebuilds are spaced by their own cost as the daemon's
+(``debounce.CostShare``).
 :func:`serve_views` runs the same pure rebuilds the same way for one node, so their CPU counts in a
 control-member process; it never touches the kernel, DNS sockets or Docker (those are each node's own
 and not the control plane's). Left out: the usage sampler (Docker stats, not state) and the autopilot
