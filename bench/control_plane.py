@@ -271,9 +271,10 @@ def main() -> None:
     parser.add_argument(
         "--hosts-nice",
         type=int,
-        default=10,
+        default=0,
         help="daemons: the replica-host processes (the simulated nodes' stores and agents, standing for "
-        "other machines) run at this os.nice() increment, so they do not starve the voters; 0: equal",
+        "other machines) run at this os.nice() increment (0: equal priority; 10 starved the replica "
+        "stores at 100,000 tasks: they dropped their connections and needed snapshots, docs/performance.md)",
     )
     parser.add_argument(
         "--start-s", type=float, default=0.5, help="daemons: the fake engine's container start time"

@@ -10,9 +10,10 @@ simulated nodes are spread over them (node i on replica i mod R); each node's ag
 in batches of its own (the agent's flush loop: 0.1 s or 64 reports), through its replica's store
 (``store.write``, forwarded to the leader by pysyncobj, a real agent's path). With ``--replicas 0``
 every agent lives on one follower voter instead. The replica-host processes stand for the other 1,000
-machines and run at ``--hosts-nice`` (os.nice, default 10): on 2 shared cores they would otherwise take
-CPU from the voters that no real cluster's voters share with them; the voters' own work (Raft, FSM,
-leader round, API, their member views) is never niced. The timed phase starts when the first service is
+machines; ``--hosts-nice N`` runs them at os.nice N (default 0). Only they may be niced, never the
+voters' own work (Raft, FSM, leader round, API, their member views); but the replica stores in them
+are Raft followers the leader replicates to, and starved (nice 10 at 100,000 tasks) they drop their
+connections and cost the leader snapshots. The timed phase starts when the first service is
 created through the API and ends when the last task is reported running; every task must be placed
 and reported running, or the run fails.
 Imported by ``bench/control_plane.py`` (this folder is on ``sys.path`` when it runs).
