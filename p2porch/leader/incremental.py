@@ -19,7 +19,8 @@ service's spread), and at least every ``full_every_s`` as a safety net. Either w
 :func:`~.scheduling.plan_scope`'s; the planner only chooses the scope and keeps, per service, its tasks
 and what they hold on each node (``NodeUsage``), so a round costs O(changed services' tasks) plus one
 identity pass over the task map. Tested: its rounds equal full rounds on random states and changes.
-It never writes anything and never reads a clock.
+It never writes anything and never reads a clock; ``checkpoint`` (the leader loop's pause, see
+``leader/gil_share.py``) is called between chunks of a round's work and never changes a decision.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ..raft.commands import TaskPut
 from ..raft.state import ClusterState
 from ..scheduler import Orchestrator, PlacedTask
 from ..scheduler.usage import NodeUsage
-from .scheduling import Round, Scope, full_scope, placed_tasks, plan_scope
+from .scheduling import Checkpoint, Round, Scope, full_scope, no_checkpoint, paced, placed_tasks, plan_scope
 
 __all__ = ["FULL_ROUND_EVERY_S", "IncrementalPlanner", "restless"]
 
@@ -88,8 +89,10 @@ class IncrementalPlanner:
         *,
         rebalance_max_moves: int = 1,
         full_every_s: float = FULL_ROUND_EVERY_S,
+        checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
         self.orchestrator = orchestrator
+        self.checkpoint = checkpoint
         self.rebalance_max_moves = rebalance_max_moves
         self.full_every_s = full_every_s
         self._last: _Planned | None = None
@@ -133,7 +136,14 @@ class IncrementalPlanner:
             tasks=[t for sid in ordered for t in last.tasks.get(sid, {}).values()],
             infos=last.usage.infos(state.nodes.values()),
         )
-        out = plan_scope(state, now, self.orchestrator, scope, rebalance_max_moves=self.rebalance_max_moves)
+        out = plan_scope(
+            state,
+            now,
+            self.orchestrator,
+            scope,
+            rebalance_max_moves=self.rebalance_max_moves,
+            checkpoint=self.checkpoint,
+        )
         self._remember(last, out, scope_ids)
         self.last_scope = len(scope_ids)
         return out
@@ -151,18 +161,29 @@ class IncrementalPlanner:
         return any(s.spec.rebalance or s.rebalance_requested for s in state.services.values())
 
     def _plan_full(self, state: ClusterState, now: float) -> Round:
-        scope = full_scope(state)
-        out = plan_scope(state, now, self.orchestrator, scope, rebalance_max_moves=self.rebalance_max_moves)
+        checkpoint = self.checkpoint
+        scope = full_scope(state, checkpoint)
+        out = plan_scope(
+            state,
+            now,
+            self.orchestrator,
+            scope,
+            rebalance_max_moves=self.rebalance_max_moves,
+            checkpoint=checkpoint,
+        )
         last = _Planned(state=state, at=now)
-        for t in state.tasks.values():
+        for t in paced(state.tasks.values(), checkpoint):
             last.tasks.setdefault(t.service_id, {})[t.task_id] = t
         for sid, tasks in last.tasks.items():
             held = placed_tasks(state.services.get(sid), tasks.values())
             if held:
                 last.held[sid] = held
                 last.usage.add(held)
+            checkpoint()
         last.restless = {
-            sid for sid, svc in state.services.items() if restless(svc, last.tasks.get(sid, {}).values())
+            sid
+            for sid, svc in paced(state.services.items(), checkpoint)
+            if restless(svc, last.tasks.get(sid, {}).values())
         }
         every = set(state.services) | set(last.tasks)
         self._remember(last, out, every)

@@ -27,6 +27,7 @@ from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
 from .cron import CronDecision, plan_cron
 from .epoch import claim_epoch, fenced, is_stale_epoch, still_leads
+from .gil_share import GilShare
 from .incremental import IncrementalPlanner
 from .leading import until_leading
 from .scheduling import (
@@ -68,7 +69,10 @@ async def serve_scheduler(
 async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: random.Random) -> None:
     store, board, clock = ctx.store, ctx.board, ctx.clock
     orchestrator = Orchestrator(rng, down_grace_s=section.down_grace_s, site_grace_s=section.site_grace_s)
-    planner = IncrementalPlanner(orchestrator, rebalance_max_moves=section.rebalance_max_moves)
+    share = GilShare()  # the planning thread rests now and then: the Raft thread's heartbeats go out
+    planner = IncrementalPlanner(
+        orchestrator, rebalance_max_moves=section.rebalance_max_moves, checkpoint=share
+    )
     reported: set[tuple[str, int]] = set()  # invalid services already reported (id, version)
     wake_at: float | None = None
     quiet = False  # the last round planned nothing: commits, gossip changes and wake_at wake the loop
@@ -105,6 +109,7 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             # off the trio thread: at 100k tasks a full round takes seconds, and the API, the control port
             # and the store's callbacks must keep answering meanwhile (the state is immutable; only this
             # loop uses the planner)
+            share.restart()
             plan = await trio.to_thread.run_sync(planner.plan, state, now)
             took = trio.current_time() - planned_at
             paced_until = planned_at + took + min(took, ROUND_PACE_MAX_S)

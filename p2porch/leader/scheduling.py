@@ -3,13 +3,17 @@
 Takes a committed :class:`ClusterState` snapshot, ``now`` and the leader's :class:`Orchestrator`, and
 returns the ``PutTasks`` items that move the cluster towards its services, conditional on the task
 versions it read. Services, tasks and nodes go to the scheduler as the model's records, unchanged.
-It never writes anything itself and never reads a clock.
+It never writes anything itself and never reads a clock. A round over every task may take seconds at
+100,000 tasks: its loops call the caller's ``checkpoint`` every ``CHECKPOINT_EVERY`` tasks (and the
+orchestrator after each service), where the leader loop lets the Raft thread run (``leader/gil_share.py``);
+a checkpoint never changes a decision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from ..model import DesiredState, NodeStatus, Rollout, Service, ServiceSpec, Task, TaskState
 from ..model.states import TERMINAL_STATES, GossipState
@@ -32,6 +36,25 @@ HISTORY_PER_SLOT = 3  # finished tasks kept per slot for `service ps`
 #: task writes per PutTasks command of a round: ~220 KB, far below the 10,000 items and 16 MiB a command may
 #: hold (a round of 100,000 new tasks in one command was refused, so it never committed: issue 19)
 ROUND_CHUNK_ITEMS = 1000
+#: tasks a round's loops handle between two calls of its ``checkpoint``
+CHECKPOINT_EVERY = 500
+
+Checkpoint = Callable[[], None]
+
+
+def no_checkpoint() -> None:
+    """The default checkpoint: go on at once."""
+
+
+_T = TypeVar("_T")
+
+
+def paced(items: Iterable[_T], checkpoint: Checkpoint) -> Iterator[_T]:
+    """``items`` in order, ``checkpoint`` called after every ``CHECKPOINT_EVERY`` of them."""
+    for i, item in enumerate(items, 1):
+        yield item
+        if i % CHECKPOINT_EVERY == 0:
+            checkpoint()
 
 
 @dataclass
@@ -90,12 +113,15 @@ def placed_tasks(service: Service | None, tasks: Iterable[Task]) -> list[PlacedT
     ]
 
 
-def full_scope(state: ClusterState) -> Scope:
+def full_scope(state: ClusterState, checkpoint: Checkpoint = no_checkpoint) -> Scope:
     """Every service and task of ``state`` (a full round)."""
     by_service: dict[str, list[Task]] = {}
-    for t in state.tasks.values():
+    for t in paced(state.tasks.values(), checkpoint):
         by_service.setdefault(t.service_id, []).append(t)
-    placed = [p for sid, tasks in by_service.items() for p in placed_tasks(state.services.get(sid), tasks)]
+    placed: list[PlacedTask] = []
+    for sid, tasks in by_service.items():
+        placed.extend(placed_tasks(state.services.get(sid), tasks))
+        checkpoint()
     return Scope(
         services=list(state.services.values()),
         tasks=list(state.tasks.values()),
@@ -112,7 +138,13 @@ def plan_round(
 
 
 def plan_scope(
-    state: ClusterState, now: float, orchestrator: Orchestrator, scope: Scope, *, rebalance_max_moves: int = 1
+    state: ClusterState,
+    now: float,
+    orchestrator: Orchestrator,
+    scope: Scope,
+    *,
+    rebalance_max_moves: int = 1,
+    checkpoint: Checkpoint = no_checkpoint,
 ) -> Round:
     """The round's decisions for the services of ``scope`` (see :class:`Scope`); a service outside it is
     left as it is. Rebalancing runs only with ``scope.placed`` (a full round)."""
@@ -123,7 +155,7 @@ def plan_scope(
     specs: dict[str, ServiceSpec] = {s.service_id: s.spec for s in state.services.values()}
     tasks = [t for t in scope.tasks if t.service_id not in out.skipped]
     nodes = list(state.nodes.values())
-    reconciliation = orchestrator.reconcile(services, tasks, nodes, now)
+    reconciliation = orchestrator.reconcile(services, tasks, nodes, now, checkpoint=checkpoint)
     out.update_failures = [e for e in reconciliation.events if isinstance(e, UpdateFailed)]
     out.rollouts_done = [e for e in reconciliation.events if isinstance(e, RolloutDone)]
     out.wake_at = reconciliation.wake_at
@@ -132,7 +164,7 @@ def plan_scope(
     shutdowns = {a.task_id: a.reason for a in reconciliation.shutdowns}
     requests: list[TaskRequest] = []
     new_records: dict[str, Task] = {}
-    for create in reconciliation.creates:
+    for create in paced(reconciliation.creates, checkpoint):
         record = Task(
             task_id=create.task_id,
             service_id=create.service_id,
@@ -158,7 +190,7 @@ def plan_scope(
     }
     waiting = [
         t
-        for t in tasks
+        for t in paced(tasks, checkpoint)
         if t.node_id is None
         and t.desired_state == DesiredState.RUNNING
         and t.state == TaskState.PENDING
@@ -170,13 +202,14 @@ def plan_scope(
         requests.append(TaskRequest(t.task_id, specs[t.service_id], node_id=pin))
     result = schedule(requests, scope.infos) if requests else None
 
-    for create_id, record in new_records.items():
+    checkpoint()
+    for create_id, record in paced(new_records.items(), checkpoint):
         node_id = result.assignments.get(create_id) if result else None
         explanation = result.unschedulable.get(create_id, "") if result else ""
         state_now = TaskState.ASSIGNED if node_id else TaskState.PENDING
         record = replace(record, node_id=node_id, state=state_now, message=explanation)
         out.items.append(TaskPut(record, task_version=0))
-    for t in tasks:
+    for t in paced(tasks, checkpoint):
         if t.task_id in shutdowns:
             stopped = replace(t, desired_state=DesiredState.SHUTDOWN, message=shutdowns[t.task_id])
             out.items.append(TaskPut(stopped, task_version=t.version))

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from typing import Any, Protocol
@@ -36,6 +37,10 @@ from .transport_guard import GuardedTCPTransport
 log = logging.getLogger(__name__)
 
 EARLY_ROUND_GAP_S = 0.01  # a leader's early append rounds (heartbeats.EarlyRounds) at most this often
+#: The Raft thread gives the GIL up on every socket call and then waits for it up to the switch interval
+#: (CPython's default 5 ms) while a CPU-bound thread of the process (a leader round, the member views)
+#: holds it: a tick of a few dozen sends and reads took hundreds of ms (issue 19). 1 ms bounds that wait.
+RAFT_SWITCH_INTERVAL_S = 0.001
 
 
 class BridgeOwner(Protocol):
@@ -132,7 +137,10 @@ class RaftBridge(PreVoteElections, QuietHeartbeatAnswers, QuietReplicaRounds, Sy
     # builds the SyncObj with ``autoTick=False`` and this thread ticks it from the start instead.
 
     def start_ticking(self, owner: threading.Thread) -> None:
-        """Tick on a thread of our own until :meth:`destroy` or until ``owner`` has exited."""
+        """Tick on a thread of our own until :meth:`destroy` or until ``owner`` has exited; the process's
+        GIL switch interval goes down to ``RAFT_SWITCH_INTERVAL_S`` (see there)."""
+        if sys.getswitchinterval() > RAFT_SWITCH_INTERVAL_S:
+            sys.setswitchinterval(RAFT_SWITCH_INTERVAL_S)
         self._tick_owner = owner
         self._tick_stop = False
         self._tick_thread = threading.Thread(target=self._tick_loop, name="raft-tick", daemon=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,9 +217,18 @@ class Orchestrator:
     # ------------------------------------------------------------------------------------------------
 
     def reconcile(
-        self, services: Sequence[Service], tasks: Sequence[Task], nodes: Sequence[Node], now: float
+        self,
+        services: Sequence[Service],
+        tasks: Sequence[Task],
+        nodes: Sequence[Node],
+        now: float,
+        *,
+        checkpoint: Callable[[], None] | None = None,
     ) -> Reconciliation:
-        """Actions that bring ``tasks`` towards ``services`` on ``nodes`` at time ``now``."""
+        """Actions that bring ``tasks`` towards ``services`` on ``nodes`` at time ``now``.
+
+        ``checkpoint`` (the caller's, e.g. a pause that lets other threads run) is called after each
+        service; it cannot change a decision."""
         out = Reconciliation()
         ctx = _Ctx(nodes, now, self.down_grace_s, out, self.site_grace_s)
         by_service: dict[str, list[Task]] = {}
@@ -242,6 +251,8 @@ class Orchestrator:
                 self._reconcile_global(svc, active, ctx)
             else:
                 self._reconcile_replicated(svc, active, ctx)
+            if checkpoint is not None:
+                checkpoint()
         return out
 
     # ------------------------------------------------------------------------------------------------

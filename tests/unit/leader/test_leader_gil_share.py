@@ -1,0 +1,101 @@
+"""A round with a checkpoint decides exactly what a round without one decides; GilShare rests on time."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from p2porch.leader.gil_share import GilShare
+from p2porch.leader.incremental import IncrementalPlanner
+from p2porch.leader.scheduling import CHECKPOINT_EVERY, paced, plan_round
+from p2porch.model import Node, ServiceSpec
+from p2porch.raft import commands as C
+from p2porch.raft.state import EMPTY_STATE
+from p2porch.scheduler import Orchestrator
+
+from test_leader_incremental import commit, decisions, new_cluster, random_change, run
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_checkpointed_planner_decides_what_a_plain_full_round_decides(seed: int) -> None:
+    rng = random.Random(seed)
+    state, now = new_cluster(rng), 10.0
+    plain, paused = Orchestrator(random.Random(seed)), Orchestrator(random.Random(seed))
+    calls: list[int] = []
+    planner = IncrementalPlanner(paused, full_every_s=1e9, checkpoint=lambda: calls.append(len(calls)))
+    for step in range(40):
+        full = plan_round(state, now, plain)
+        checked = planner.plan(state, now)
+        assert decisions(checked) == decisions(full), f"seed {seed} step {step}"
+        assert paused.rng.getstate() == plain.rng.getstate()
+        state = commit(rng, state, full, now)
+        for _ in range(rng.randrange(0, 4)):
+            state = random_change(rng, state, now)
+        if rng.random() < 0.2:
+            planner.reset()  # a full round again, checkpoints and all
+        now += rng.choice([0.0, 1.0, 10.0])
+    assert calls  # the checkpoint was reached (after each service at least)
+
+
+def test_a_large_first_round_checkpoints_in_its_task_loops_and_decides_the_same() -> None:
+    state = run(EMPTY_STATE, C.InitCluster(at=1.0, cluster_id="c"))
+    for i in range(20):
+        node = Node(f"id{i}", f"n{i}", f"10.0.{i}.1", 7947, 7946, cpu_nanos=8 * 10**9)
+        state = run(state, C.AddNode(at=1.0, node=node))
+    for s in range(12):
+        spec = ServiceSpec(name=f"svc{s}", image="app:1", replicas=100, reserve_cpu_nanos=10**7)
+        state = run(state, C.CreateService(at=1.5, service_id=f"s{s}", spec=spec))
+    first = plan_round(state, 2.0, Orchestrator(random.Random(5)))
+    state = run(state, C.PutTasks(at=2.0, items=tuple(first.items)))  # 1,200 tasks placed
+    calls = 0
+
+    def count() -> None:
+        nonlocal calls
+        calls += 1
+
+    checked = IncrementalPlanner(Orchestrator(random.Random(9)), checkpoint=count).plan(state, 3.0)
+    assert decisions(checked) == decisions(plan_round(state, 3.0, Orchestrator(random.Random(9))))
+    # 12 services in reconcile, full_scope and the planner's own bookkeeping, plus the task loops
+    assert calls >= 3 * 12 + 2 * (len(state.tasks) // CHECKPOINT_EVERY)
+
+
+def test_paced_calls_the_checkpoint_after_every_chunk_and_keeps_the_items() -> None:
+    calls: list[int] = []
+    out = []
+    for x in paced(range(2 * CHECKPOINT_EVERY + 3), lambda: calls.append(len(out))):
+        out.append(x)
+    assert out == list(range(2 * CHECKPOINT_EVERY + 3))
+    assert calls == [CHECKPOINT_EVERY, 2 * CHECKPOINT_EVERY]  # after the 500th and the 1,000th item
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now += s
+
+
+def test_gil_share_rests_once_its_work_time_has_passed() -> None:
+    t = FakeTime()
+    share = GilShare(0.01, 0.002, clock=t.clock, sleep=t.sleep)
+    share()
+    assert t.slept == []  # no time passed
+    t.now += 0.009
+    share()
+    assert t.slept == []
+    t.now += 0.002  # 11 ms of work since the start
+    share()
+    assert t.slept == [0.002] and share.rests == 1
+    share()
+    assert share.rests == 1  # the work time counts again from the end of the rest
+    t.now += 5.0  # between two rounds: restart() forgets the idle time
+    share.restart()
+    share()
+    assert share.rests == 1
