@@ -20,7 +20,8 @@ service's spread), and at least every ``full_every_s`` as a safety net. Either w
 and what they hold on each node (``NodeUsage``), so a round costs O(changed services' tasks) plus one
 identity pass over the task map. Tested: its rounds equal full rounds on random states and changes.
 It never writes anything and never reads a clock; ``checkpoint`` (the leader loop's pause, see
-``leader/gil_share.py``) is called between chunks of a round's work and never changes a decision.
+``leader/gil_share.py``) is called between chunks of a round's work and never changes a decision; when
+it raises, the round ends there and the caller must :meth:`IncrementalPlanner.reset` the planner.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
 from .cron import CronDecision, plan_cron
 from .epoch import claim_epoch, fenced, is_stale_epoch, still_leads
-from .gil_share import GilShare
+from .gil_share import GilShare, RoundAbandoned
 from .incremental import IncrementalPlanner
 from .leading import until_leading
 from .scheduling import (
@@ -109,8 +109,14 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             # off the trio thread: at 100k tasks a full round takes seconds, and the API, the control port
             # and the store's callbacks must keep answering meanwhile (the state is immutable; only this
             # loop uses the planner)
-            share.restart()
-            plan = await trio.to_thread.run_sync(planner.plan, state, now)
+            share.restart(partial(still_leads, store, epoch))
+            try:
+                plan = await trio.to_thread.run_sync(planner.plan, state, now)
+            except RoundAbandoned:  # deposed while planning: the rest of the round is wasted CPU
+                log.info("leadership lost while planning: round abandoned")
+                planner.reset()
+                wake_at = None
+                continue
             took = trio.current_time() - planned_at
             paced_until = planned_at + took + min(took, ROUND_PACE_MAX_S)
             report_skipped(state, plan.skipped, reported)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from p2porch.leader.gil_share import GilShare
+from p2porch.leader.gil_share import GilShare, RoundAbandoned
 from p2porch.leader.incremental import IncrementalPlanner
 from p2porch.leader.scheduling import CHECKPOINT_EVERY, paced, plan_round
 from p2porch.model import Node, ServiceSpec
@@ -99,3 +99,30 @@ def test_gil_share_rests_once_its_work_time_has_passed() -> None:
     share.restart()
     share()
     assert share.rests == 1
+
+
+def test_a_deposed_leader_abandons_its_round_at_a_rest_and_a_reset_planner_plans_in_full() -> None:
+    rng = random.Random(4)
+    state = new_cluster(rng)
+    t = FakeTime()
+    leading = [True]
+    share = GilShare(0.01, 0.002, clock=t.clock, sleep=t.sleep)
+
+    def checkpoint() -> None:
+        t.now += 0.004  # every chunk of work takes 4 ms
+        share()
+
+    planner = IncrementalPlanner(Orchestrator(random.Random(8)), checkpoint=checkpoint)
+    share.restart(lambda: leading[0])
+    leading[0] = False  # deposed before the first rest
+    with pytest.raises(RoundAbandoned):
+        planner.plan(state, 10.0)
+    assert share.rests == 0 and planner.full_rounds == 0
+    planner.reset()
+    leading[0] = True
+    share.restart(lambda: leading[0])
+    plain = Orchestrator(random.Random())
+    plain.rng.setstate(planner.orchestrator.rng.getstate())  # the abandoned round drew task ids
+    plan = planner.plan(state, 10.0)
+    assert decisions(plan) == decisions(plan_round(state, 10.0, plain))
+    assert share.rests > 0 and planner.full_rounds == 1
