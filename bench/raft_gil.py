@@ -28,14 +28,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from leader_rounds import cluster, report_running, run  # noqa: E402
+
 from p2porch.leader.gil_share import GilShare  # noqa: E402
 from p2porch.leader.incremental import IncrementalPlanner  # noqa: E402
 from p2porch.leader.scheduling import no_checkpoint, plan_round, round_commands  # noqa: E402
 from p2porch.model import ServiceSpec  # noqa: E402
 from p2porch.raft import commands as C  # noqa: E402
 from p2porch.scheduler import Orchestrator  # noqa: E402
-
-from leader_rounds import cluster, report_running, run  # noqa: E402
 
 TICK_EVERY_S = 0.05
 
@@ -105,7 +105,8 @@ def ticks_during_round(state: Any, sends: int, switch_s: float, share: bool) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=fmt)
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--sends", type=int, default=40, help="request/answer exchanges per tick")

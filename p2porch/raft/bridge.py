@@ -24,6 +24,7 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 
 from . import dumps, journal_start
 from .appends import AppendFilter, rejection_floor
+from .bounded_apply import BoundedApply
 from .heartbeat_answers import HeartbeatAnswers
 from .heartbeat_rounds import QuietReplicaRounds
 from .heartbeats import EarlyRounds, ReplicaHeartbeats
@@ -90,7 +91,7 @@ class PacedPoller:
         return getattr(self._inner, name)
 
 
-class RaftBridge(PreVoteElections, QuietHeartbeatAnswers, QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
+class RaftBridge(PreVoteElections, QuietHeartbeatAnswers, QuietReplicaRounds, BoundedApply, SyncObj):  # type: ignore[misc,unused-ignore]
     """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
 
     def __init__(self, owner: BridgeOwner, self_addr: str | None, partners: list[str], conf: SyncObjConf):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from test_leader_incremental import commit, decisions, new_cluster, random_change, run
 
 from p2porch.leader.gil_share import GilShare, RoundAbandoned
 from p2porch.leader.incremental import IncrementalPlanner
@@ -13,8 +14,6 @@ from p2porch.model import Node, ServiceSpec
 from p2porch.raft import commands as C
 from p2porch.raft.state import EMPTY_STATE
 from p2porch.scheduler import Orchestrator
-
-from test_leader_incremental import commit, decisions, new_cluster, random_change, run
 
 
 @pytest.mark.parametrize("seed", range(20))
