@@ -7,7 +7,7 @@ placed and running tasks on ``--nodes`` nodes; a "raft" thread whose tick is ``-
 exchanges with an echo *process* (no GIL of its own to share), every 50 ms; and the leader's full round
 (``IncrementalPlanner.plan`` on a fresh planner) on a worker thread. Printed per variant: the round's
 wall time and the ticks' durations while it ran (p50, p99, max). Variants: the GIL switch interval
-(CPython's 5 ms, or the Raft bridge's 1 ms) and with or without the planner's ``GilShare`` rests.
+(CPython's 5 ms, or the Raft bridge's 1 ms) and with or without ``GilShare`` rests of 2 ms every 10 ms.
 
     python bench/raft_gil.py                          # 1,000 nodes, 100,000 tasks (~1-2 min)
     python bench/raft_gil.py --services 200           # 20,000 tasks
@@ -76,7 +76,7 @@ def ticks_during_round(state: Any, sends: int, switch_s: float, share: bool) -> 
                 ticks.append(time.perf_counter() - t0)
             time.sleep(TICK_EVERY_S)
 
-    checkpoint = GilShare() if share else no_checkpoint
+    checkpoint = GilShare(rest_s=0.002) if share else no_checkpoint  # rests of 2 ms every 10 ms
     planner = IncrementalPlanner(Orchestrator(random.Random(2)), checkpoint=checkpoint)
     thread = threading.Thread(target=raft)
     thread.start()

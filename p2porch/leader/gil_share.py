@@ -1,14 +1,13 @@
-"""The leader's planning thread leaves the GIL to the Raft thread now and then (shell).
+"""The leader's planning thread checks, every few ms, that its round is still wanted (shell).
 
 A full round plans every task of the cluster in pure Python: seconds at 100,000 tasks on a busy
-machine, on a worker thread of the leader's process. The Raft thread of the same process (heartbeats,
-appends, votes) gives the GIL up on every socket call and must win it back from the planning thread
-each time, so a tick of a few dozen sends stretched past an election timeout and the new leader lost its
-leadership while planning its first round (issue 19, the fifth round in docs/performance.md).
-:class:`GilShare` is the round's ``checkpoint``: after every ``work_s`` of planning it sleeps ``rest_s``
-(the GIL released), in which the other threads run without competing with the planner, and it ends a
-round whose leader was deposed meanwhile (:class:`RoundAbandoned`: its writes would be refused anyway,
-and its CPU is the new leader's). It owns only its own timing and never touches what the round decides.
+machine, on a worker thread of the leader's process (issue 19). :class:`GilShare` is the round's
+``checkpoint``: after every ``work_s`` of planning it ends a round whose leader was deposed meanwhile
+(:class:`RoundAbandoned`: its writes would be refused anyway, and its CPU is the new leader's), and it
+can sleep ``rest_s`` there (the GIL released) so that the Raft thread runs without competing with the
+planner. The rest is off (0): measured at 1,000 x 100,000 it slowed the full round without keeping
+the leaders' heartbeats going (the sixth round in docs/performance.md). It owns only its own timing and
+never touches what the round decides.
 """
 
 from __future__ import annotations
@@ -18,10 +17,12 @@ from collections.abc import Callable
 
 __all__ = ["PLAN_REST_S", "PLAN_WORK_S", "GilShare", "RoundAbandoned"]
 
-#: planning runs this long (s) between two rests ...
+#: planning runs this long (s) between two checks (and rests, if any) ...
 PLAN_WORK_S = 0.01
-#: ... and then sleeps this long (s): at most ~1/6 of the planning thread's time
-PLAN_REST_S = 0.002
+#: ... and then sleeps this long (s). 0: no rest. 2 ms was measured at 1,000 x 100,000 (the sixth round in
+#: docs/performance.md): under ~10 runnable processes per core each rest cost far more than 2 ms, full
+#: rounds took longer than most leaderships lasted (43 abandoned) and the leaders fell silent anyway.
+PLAN_REST_S = 0.0
 
 
 class RoundAbandoned(Exception):
@@ -61,6 +62,7 @@ class GilShare:
             return
         if self._keep_going is not None and not self._keep_going():
             raise RoundAbandoned
-        self._sleep(self.rest_s)
-        self.rests += 1
+        if self.rest_s > 0:
+            self._sleep(self.rest_s)
+            self.rests += 1
         self._since = self._clock()

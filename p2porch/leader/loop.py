@@ -69,7 +69,7 @@ async def serve_scheduler(
 async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: random.Random) -> None:
     store, board, clock = ctx.store, ctx.board, ctx.clock
     orchestrator = Orchestrator(rng, down_grace_s=section.down_grace_s, site_grace_s=section.site_grace_s)
-    share = GilShare()  # the planning thread rests now and then: the Raft thread's heartbeats go out
+    share = GilShare()  # a deposed leader stops planning (see gil_share.py)
     planner = IncrementalPlanner(
         orchestrator, rebalance_max_moves=section.rebalance_max_moves, checkpoint=share
     )
