@@ -5,8 +5,8 @@ returns the ``PutTasks`` items that move the cluster towards its services, condi
 versions it read. Services, tasks and nodes go to the scheduler as the model's records, unchanged.
 It never writes anything itself and never reads a clock. A round over every task may take seconds at
 100,000 tasks: its loops call the caller's ``checkpoint`` every ``CHECKPOINT_EVERY`` tasks (and the
-orchestrator after each service), where the leader loop lets the Raft thread run (``leader/gil_share.py``);
-a checkpoint never changes a decision.
+orchestrator after each service), where the leader loop stops the round of a deposed leader
+(``leader/gil_share.py``); a checkpoint never changes a decision (it may only end the round).
 """
 
 from __future__ import annotations
