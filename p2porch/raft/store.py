@@ -312,6 +312,13 @@ class RaftStore:
 
     def _deliver(self, state: ClusterState, changes: list[Change]) -> None:
         """Trio side: publish a new state and its changes, in Raft apply order."""
+        if state.version < self._state.version:  # only a loaded dump can do this (docs/raft.md)
+            log.warning(
+                "raft state served went back: version %d -> %d (%s)",
+                self._state.version,
+                state.version,
+                changes[0].kind if changes else "no change",
+            )
         self._state = state
         for send in list(self._subscribers):
             for change in changes:
@@ -413,6 +420,15 @@ class RaftStore:
     def _read_dump(self, file_name: str) -> tuple[Any, Any, Any]:
         body = msgpack.unpackb(Path(file_name).read_bytes(), raw=False, strict_map_key=False)
         state = ClusterState.from_dict(body["state"])
+        so = getattr(self, "_so", None)
+        log.info(
+            "raft dump loaded: last %s, state version %d -> %d, applied %s, commit %s",
+            body["last"][1:],
+            self._raft_state.version,
+            state.version,
+            getattr(so, "_SyncObj__raftLastApplied", None),
+            getattr(so, "_SyncObj__raftCommitIndex", None),
+        )
         self._raft_state = state
         reset = Change("reset", "put", state.cluster_id, state, state.version)
         self._raft_callback(self._deliver, state, [reset])
@@ -526,6 +542,9 @@ class RaftStore:
             self._lag_clocks = {"": self._lag_clocks[""]}
         self._lag = (own, peers)
 
+    def _role_name(self) -> str:
+        return "voter" if self.config.self_addr else "replica"
+
     def _destroy(self) -> None:
         self._closed = True
         self._so.destroy_synchronous()
@@ -537,6 +556,7 @@ async def open_raft_store(config: StoreConfig) -> AsyncIterator[RaftStore]:
     """Start a store for the lifetime of the block; stops the Raft thread and closes files on exit."""
     token = trio.lowlevel.current_trio_token()
     store = await trio.to_thread.run_sync(RaftStore, config, token, threading.current_thread())
+    log.info("raft store opened (%s), journal commit index %d", store._role_name(), store._so.raftCommitIndex)
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(store._submit_loop)
@@ -546,6 +566,7 @@ async def open_raft_store(config: StoreConfig) -> AsyncIterator[RaftStore]:
                 nursery.cancel_scope.cancel()
     finally:
         store._closed = True
+        log.info("raft store closed at state version %d", store._state.version)
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(store._destroy)
         for proposal in store._pending:
