@@ -28,6 +28,7 @@ from .heartbeat_rounds import QuietReplicaRounds
 from .heartbeats import EarlyRounds, ReplicaHeartbeats
 from .journal import DurableJournal
 from .quiet_answers import QuietHeartbeatAnswers
+from .snapshot_guard import SnapshotGuard
 from .store_config import StoreConfig
 from .transport_guard import GuardedTCPTransport
 
@@ -83,7 +84,7 @@ class PacedPoller:
         return getattr(self._inner, name)
 
 
-class RaftBridge(QuietHeartbeatAnswers, QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
+class RaftBridge(QuietHeartbeatAnswers, QuietReplicaRounds, SnapshotGuard, SyncObj):  # type: ignore[misc,unused-ignore]
     """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
 
     def __init__(self, owner: BridgeOwner, self_addr: str | None, partners: list[str], conf: SyncObjConf):
