@@ -106,6 +106,8 @@ class RaftStore:
         self._status: RaftStatus | None = None
         self._status_at = 0.0
         self._role_event = trio.Event()  # set (and replaced) on the trio thread when the Raft role changes
+        self._replayed = trio.Event()  # set once the journal is applied up to its commit index (trio side)
+        self._replay_to: int | None = None  # that index; None once reached (Raft thread)
         self.leader_changes = LeaderChanges()  # updated on the Raft thread
         self.commit_observer: Callable[[float], None] | None = None  # seconds of each answered proposal
         self._status_lock = threading.Lock()
@@ -158,6 +160,7 @@ class RaftStore:
         self._so.addOnTickCallback(self._on_tick)
         # The Raft thread stops once the thread that owns the store has exited. We build it in a trio
         # worker thread (trio reaps idle workers after ~10 s): tie it to the trio thread instead.
+        self._replay_to = self._so.raftCommitIndex  # the journal's: what this node had committed
         self._so.start_ticking(owner_thread or threading.current_thread())
 
     # --- public API (trio side) ------------------------------------------------------------------
@@ -420,14 +423,13 @@ class RaftStore:
     def _read_dump(self, file_name: str) -> tuple[Any, Any, Any]:
         body = msgpack.unpackb(Path(file_name).read_bytes(), raw=False, strict_map_key=False)
         state = ClusterState.from_dict(body["state"])
-        so = getattr(self, "_so", None)
+        so = getattr(self, "_so", None)  # applied and commit: pysyncobj's, before it takes the dump's
+        at = (getattr(so, "_SyncObj__raftLastApplied", None), getattr(so, "_SyncObj__raftCommitIndex", None))
         log.info(
-            "raft dump loaded: last %s, state version %d -> %d, applied %s, commit %s",
+            "raft dump %s loaded over state version %d, applied/commit %s",
             body["last"][1:],
             self._raft_state.version,
-            state.version,
-            getattr(so, "_SyncObj__raftLastApplied", None),
-            getattr(so, "_SyncObj__raftCommitIndex", None),
+            at,
         )
         self._raft_state = state
         reset = Change("reset", "put", state.cluster_id, state, state.version)
@@ -453,6 +455,10 @@ class RaftStore:
 
     def _on_tick(self) -> None:
         now = time.monotonic()
+        replay_to = self._replay_to
+        if replay_to is not None and self._so.raftLastApplied >= min(replay_to, self._so.raftCommitIndex):
+            self._replay_to = None  # set after every state of the replay reached trio (FIFO)
+            self._raft_callback(self._replayed.set)
         if self._conf.raftMinTimeout != self.config.election_timeout_min_s and self._so._getLeader():
             # a joining voter heard its leader: normal election timeouts from now on
             self._conf.raftMinTimeout = self.config.election_timeout_min_s
@@ -542,9 +548,6 @@ class RaftStore:
             self._lag_clocks = {"": self._lag_clocks[""]}
         self._lag = (own, peers)
 
-    def _role_name(self) -> str:
-        return "voter" if self.config.self_addr else "replica"
-
     def _destroy(self) -> None:
         self._closed = True
         self._so.destroy_synchronous()
@@ -556,8 +559,21 @@ async def open_raft_store(config: StoreConfig) -> AsyncIterator[RaftStore]:
     """Start a store for the lifetime of the block; stops the Raft thread and closes files on exit."""
     token = trio.lowlevel.current_trio_token()
     store = await trio.to_thread.run_sync(RaftStore, config, token, threading.current_thread())
-    log.info("raft store opened (%s), journal commit index %d", store._role_name(), store._so.raftCommitIndex)
+    commit = store._so.raftCommitIndex
+    started = time.monotonic()
     try:
+        # Readers never see a state older than the one this node served before it reopened the store
+        # (a role switch, a key switch): the journal is replayed up to its commit index first.
+        with trio.move_on_after(config.replay_wait_s) as waited:
+            await store._replayed.wait()
+        log.log(
+            logging.WARNING if waited.cancelled_caught else logging.INFO,
+            "raft store opened: journal replayed to %d (state version %d) in %.3f s%s",
+            commit,
+            store._state.version,
+            time.monotonic() - started,
+            " (given up: serving the store anyway)" if waited.cancelled_caught else "",
+        )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(store._submit_loop)
             try:

@@ -50,6 +50,9 @@ class StoreConfig:
     max_batch_commands: int = 512
     max_inflight_batches: int = 2
     status_refresh_s: float = 0.05
+    # a store opened on a journal is handed to readers once it has applied it up to its saved commit
+    # index (so a reopened store never serves an older state than before), or after this long
+    replay_wait_s: float = 30.0
 
     @property
     def replica_beat_s(self) -> float:
