@@ -72,6 +72,12 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="leave the sandbox up afterwards")
     parser.add_argument("--name", default=NAME, help=f"sandbox name (default {NAME})")
     parser.add_argument("--subnet", default=SUBNET, help=f"sandbox subnet (default {SUBNET})")
+    parser.add_argument(
+        "--fault-length",
+        default="3-8",
+        help="seconds each fault lasts, MIN-MAX (default 3-8; over ~6 s "
+        "on a voter lets the autopilot replace it: the replica's store reopens as a voter's)",
+    )
     parser.add_argument("--logs", type=Path, help="directory to copy every node's daemon log into at the end")
     args = parser.parse_args()
     kinds = [k for k in args.faults.split(",") if k]
@@ -80,6 +86,8 @@ def main() -> int:
         parser.error(f"--faults: unknown kinds {unknown} (use {', '.join(FAULT_KINDS)})")
     groups = [(k,) for k in kinds] if args.per_kind else [tuple(kinds)]
     seeds = parse_seeds(args.seeds)
+    low, _, high = args.fault_length.partition("-")
+    length_s = (float(low), float(high or low))
     sb = Sandbox(args.name, subnet=args.subnet)
     runs: list[dict[str, Any]] = []
     # histories carry time.monotonic(), daemon logs the wall clock: this maps one onto the other
@@ -99,6 +107,7 @@ def main() -> int:
                     clients=args.clients,
                     converge_bound_s=args.bound,
                     converge_give_up_s=args.give_up,
+                    length_s=length_s,
                 )
                 result = run_seed(sb, nodes, config)
                 if args.histories:
