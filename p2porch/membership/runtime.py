@@ -160,6 +160,7 @@ class MemberRuntime:
             password=local.keys.raft_password(local.generation),
             tick_period_s=self.config.raft.tick_s,
             heartbeat_period_s=timing.heartbeat_s,
+            idle_heartbeat_period_s=timing.idle_heartbeat_s,
             election_timeout_min_s=timing.election_min_s,
             election_timeout_max_s=timing.election_max_s,
             join_hold_elections_s=JOIN_HOLD_ELECTIONS_S if joining and local.role == "voter" else 0.0,

@@ -3,7 +3,11 @@ heartbeats.py's pure :class:`ReplicaHeartbeats`).
 
 A mixin for the store's SyncObj subclass: it overrides pysyncobj's private ``__sendAppendEntries`` to
 hide the quiet replicas for one round, then restores them, keeping what the round itself changed (a
-replica that disconnected). It owns no state of its own beyond the host's ``_replica_beats``.
+replica that disconnected). While the store's pacer says idle (no proposal, no moved commit index for a
+second), the next round is due after ``idle_round_s`` instead of pysyncobj's ``appendEntriesPeriod``
+(the choice is ``pacer.TickPacer.round_period``'s): an idle leader heartbeats its voters half as often,
+with the same election timeouts, and proposals still go out at once (pysyncobj's unbatched appends).
+It owns no state of its own beyond the host's ``_replica_beats``, ``round_pacer`` and a round count.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import time
 from typing import Any
 
 from .heartbeats import ReplicaHeartbeats
+from .pacer import TickPacer
 
 
 class QuietReplicaRounds:
@@ -22,6 +27,11 @@ class QuietReplicaRounds:
     _SyncObj__raftCommitIndex: int
     _SyncObj__raftLog: Any
     _SyncObj__raftNextIndex: dict[Any, int]
+    _SyncObj__newAppendEntriesTime: float  # pysyncobj's clock; its round sets it to now + the heartbeat
+    _SyncObj__conf: Any
+    round_pacer: TickPacer | None = None  # the store's (Raft thread): idle rounds use idle_round_s
+    idle_round_s = 0.0  # the round period while idle (StoreConfig.idle_heartbeat_period_s); 0: pysyncobj's
+    rounds_sent = 0  # append rounds sent by this node as leader (tests, benchmarks)
     _round_at = 0.0  # when the last append round (a heartbeat when idle) was sent
     longest_round_gap_s = 0.0  # the longest pause between two rounds since it was last reset (benchmarks)
 
@@ -51,3 +61,7 @@ class QuietReplicaRounds:
             self._SyncObj__readonlyNodes = replicas
             self._replica_beats.sent(after, commit, now)
             self._replica_beats.forget(replicas)
+        self.rounds_sent += 1
+        pacer, busy_s = self.round_pacer, self._SyncObj__conf.appendEntriesPeriod
+        if pacer is not None and (period := pacer.round_period(now, busy_s, self.idle_round_s)) > busy_s:
+            self._SyncObj__newAppendEntriesTime += period - busy_s
