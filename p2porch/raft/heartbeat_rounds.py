@@ -5,7 +5,8 @@ A mixin for the store's SyncObj subclass: it overrides pysyncobj's private ``__s
 hide the quiet replicas for one round, then restores them, keeping what the round itself changed (a
 replica that disconnected). While the store's pacer says idle (no proposal, no moved commit index for a
 second), the next round is due after ``idle_round_s`` instead of pysyncobj's ``appendEntriesPeriod``
-(the choice is ``pacer.TickPacer.round_period``'s): an idle leader heartbeats its voters half as often,
+(the choice is ``pacer.TickPacer.round_period``'s; never while a connected peer still lacks entries the
+round had no time to send): an idle leader heartbeats its voters half as often,
 with the same election timeouts, and proposals still go out at once (pysyncobj's unbatched appends).
 It owns no state of its own beyond the host's ``_replica_beats``, ``round_pacer`` and a round count.
 """
@@ -29,6 +30,7 @@ class QuietReplicaRounds:
     _SyncObj__raftNextIndex: dict[Any, int]
     _SyncObj__newAppendEntriesTime: float  # pysyncobj's clock; its round sets it to now + the heartbeat
     _SyncObj__conf: Any
+    _SyncObj__connectedNodes: set[Any]
     round_pacer: TickPacer | None = None  # the store's (Raft thread): idle rounds use idle_round_s
     idle_round_s = 0.0  # the round period while idle (StoreConfig.idle_heartbeat_period_s); 0: pysyncobj's
     rounds_sent = 0  # append rounds sent by this node as leader (tests, benchmarks)
@@ -63,5 +65,11 @@ class QuietReplicaRounds:
             self._replica_beats.forget(replicas)
         self.rounds_sent += 1
         pacer, busy_s = self.round_pacer, self._SyncObj__conf.appendEntriesPeriod
-        if pacer is not None and (period := pacer.round_period(now, busy_s, self.idle_round_s)) > busy_s:
+        if pacer is None or self.idle_round_s <= busy_s:
+            return
+        # a connected peer the round left entries (or snapshot chunks) for: pysyncobj stops a round after
+        # one heartbeat period of sending and moves nextIndex past what it sent
+        last, nexts = self._SyncObj__raftLog[-1][1], self._SyncObj__raftNextIndex
+        lagging = any(nexts.get(node, last + 1) <= last for node in self._SyncObj__connectedNodes)
+        if (period := pacer.round_period(now, busy_s, self.idle_round_s, lagging)) > busy_s:
             self._SyncObj__newAppendEntriesTime += period - busy_s

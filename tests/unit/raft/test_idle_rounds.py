@@ -28,6 +28,7 @@ class _PysyncobjRound:
     def __init__(self) -> None:
         self._SyncObj__conf = _Conf()
         self._SyncObj__readonlyNodes: set[Any] = {"r1"}
+        self._SyncObj__connectedNodes: set[Any] = {"v1", "r1"}
         self._SyncObj__raftCommitIndex = 5
         self._SyncObj__raftLog = [(b"", 5, 1)]
         self._SyncObj__raftNextIndex = {"v1": 6, "r1": 6}
@@ -62,6 +63,15 @@ def test_an_idle_leader_waits_the_idle_period_and_a_busy_one_the_heartbeat() -> 
     assert _round(leader) == pytest.approx(0.1)
     assert leader.rounds_sent == 2
     assert leader.sent_to[0] == {"v1", "r1"}  # voters in every round, the replica's first beat too
+
+
+def test_an_idle_leader_keeps_the_heartbeat_while_a_connected_peer_still_lacks_entries() -> None:
+    leader = _Leader(TickPacer(busy_period_s=0.005, idle_period_s=0.5), idle_round_s=0.2)
+    leader._SyncObj__raftLog = [(b"", 5, 1), (b"x", 6, 1)]  # the round had no time to send entry 6 to v1
+    assert _round(leader) == pytest.approx(0.1)
+    leader._SyncObj__connectedNodes.discard("v1")  # a peer that is not connected does not hold it back
+    leader._SyncObj__raftNextIndex["r1"] = 7
+    assert _round(leader) == pytest.approx(0.2)
 
 
 def test_without_a_pacer_or_an_idle_period_rounds_keep_pysyncobj_s_heartbeat() -> None:

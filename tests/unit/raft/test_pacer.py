@@ -46,6 +46,7 @@ def test_the_leader_rounds_at_the_heartbeat_while_busy_and_at_the_idle_period_on
     pacer.period(1.0, 7, 7, False)  # first sight of the commit index: work
     assert pacer.round_period(1.5, busy_s=0.1, idle_s=0.2) == 0.1
     assert pacer.round_period(2.1, busy_s=0.1, idle_s=0.2) == 0.2  # a second after the last work
+    assert pacer.round_period(2.1, busy_s=0.1, idle_s=0.2, lagging=True) == 0.1  # a peer catching up
     pacer.work(3.0)  # a proposal: the very next round is at the heartbeat again
     assert pacer.round_period(3.0, busy_s=0.1, idle_s=0.2) == 0.1
     # an idle period shorter than the heartbeat (or 0: the setting off) never speeds rounds up
