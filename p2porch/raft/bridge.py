@@ -27,6 +27,8 @@ from .heartbeat_answers import HeartbeatAnswers
 from .heartbeat_rounds import QuietReplicaRounds
 from .heartbeats import EarlyRounds, ReplicaHeartbeats
 from .journal import DurableJournal
+from .pre_vote_elections import PreVoteElections
+from .pre_votes import PreVotes
 from .quiet_answers import QuietHeartbeatAnswers
 from .snapshot_guard import SnapshotGuard
 from .store_config import StoreConfig
@@ -84,7 +86,9 @@ class PacedPoller:
         return getattr(self._inner, name)
 
 
-class RaftBridge(QuietHeartbeatAnswers, QuietReplicaRounds, SnapshotGuard, SyncObj):  # type: ignore[misc,unused-ignore]
+class RaftBridge(  # type: ignore[misc,unused-ignore]
+    PreVoteElections, QuietHeartbeatAnswers, QuietReplicaRounds, SnapshotGuard, SyncObj
+):
     """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
 
     def __init__(self, owner: BridgeOwner, self_addr: str | None, partners: list[str], conf: SyncObjConf):
@@ -95,6 +99,10 @@ class RaftBridge(QuietHeartbeatAnswers, QuietReplicaRounds, SnapshotGuard, SyncO
         self._appends = AppendFilter()
         self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
         self._early_rounds = EarlyRounds(EARLY_ROUND_GAP_S)
+        # PreVoteElections: a voter campaigns only after a pre-vote majority; a live leader keeps its place
+        self._pre_votes = PreVotes()
+        self._pre_vote_hold_s = owner.config.election_timeout_min_s
+        self._pre_vote_retry_s = 2 * conf.appendEntriesPeriod
         if conf.journalFile:  # role and dump fix-ups, the journal read once (journal_start.py)
             journal_start.prepare(conf.journalFile, conf.fullDumpFile, voter=self_addr is not None)
         try:

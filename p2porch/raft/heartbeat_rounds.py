@@ -3,7 +3,14 @@ heartbeats.py's pure :class:`ReplicaHeartbeats`).
 
 A mixin for the store's SyncObj subclass: it overrides pysyncobj's private ``__sendAppendEntries`` to
 hide the quiet replicas for one round, then restores them, keeping what the round itself changed (a
-replica that disconnected). It owns no state of its own beyond the host's ``_replica_beats``.
+replica that disconnected). A replica whose connection drops during a round keeps its indexes until the
+round ends (pysyncobj reads them once more, see below). While the store's pacer says idle (no proposal,
+no moved commit index for a second), the next round is due after ``idle_round_s`` instead of
+pysyncobj's ``appendEntriesPeriod`` (the choice is ``pacer.TickPacer.round_period``'s; never while a
+connected peer still lacks entries the round had no time to send): an idle leader heartbeats its
+voters half as often, with the same election timeouts, and proposals still go out at once (pysyncobj's
+unbatched appends). It owns no state of its own beyond the host's ``_replica_beats``, ``round_pacer``,
+a round count and the replicas dropped in the current round.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import time
 from typing import Any
 
 from .heartbeats import ReplicaHeartbeats
+from .pacer import TickPacer
 
 
 class QuietReplicaRounds:
@@ -22,7 +30,17 @@ class QuietReplicaRounds:
     _SyncObj__raftCommitIndex: int
     _SyncObj__raftLog: Any
     _SyncObj__raftNextIndex: dict[Any, int]
+    _SyncObj__raftMatchIndex: dict[Any, int]
+    _SyncObj__connectedNodes: set[Any]
+    _SyncObj__newAppendEntriesTime: float  # pysyncobj's clock; its round sets it to now + the heartbeat
+    _SyncObj__conf: Any
+    round_pacer: TickPacer | None = None  # the store's (Raft thread): idle rounds use idle_round_s
+    idle_round_s = 0.0  # the round period while idle (StoreConfig.idle_heartbeat_period_s); 0: pysyncobj's
+    rounds_sent = 0  # append rounds sent by this node as leader (tests, benchmarks)
     _round_at = 0.0  # when the last append round (a heartbeat when idle) was sent
+    _in_round = False
+    _dropped_in_round: dict[Any, tuple[int, int | None]] | None = None
+    replicas_dropped_mid_round = 0  # replicas whose connection dropped during a round (benchmarks)
     longest_round_gap_s = 0.0  # the longest pause between two rounds since it was last reset (benchmarks)
 
     def role_changed(self, was_leader: bool, now: float) -> None:
@@ -42,12 +60,46 @@ class QuietReplicaRounds:
         quiet = self._replica_beats.quiet(replicas, self._SyncObj__raftNextIndex, last_index, commit, now)
         active = replicas - quiet
         self._SyncObj__readonlyNodes = active
+        self._in_round, self._dropped_in_round = True, {}
         try:
             super()._SyncObj__sendAppendEntries()  # type: ignore[misc]
         finally:  # keep what the round changed (a replica that disconnected), restore the skipped
+            self._in_round = False
+            for node in self._dropped_in_round:
+                if node not in self._SyncObj__connectedNodes:  # still gone: drop its indexes now
+                    self._SyncObj__raftNextIndex.pop(node, None)
+                    self._SyncObj__raftMatchIndex.pop(node, None)
+            self._dropped_in_round = None
             after = self._SyncObj__readonlyNodes
             replicas.difference_update(active - after)
             replicas.update(after - active)
             self._SyncObj__readonlyNodes = replicas
             self._replica_beats.sent(after, commit, now)
             self._replica_beats.forget(replicas)
+        self.rounds_sent += 1
+        pacer, busy_s = self.round_pacer, self._SyncObj__conf.appendEntriesPeriod
+        if pacer is None or self.idle_round_s <= busy_s:
+            return
+        # a connected peer the round left entries (or snapshot chunks) for: pysyncobj stops a round after
+        # one heartbeat period of sending and moves nextIndex past what it sent
+        last, nexts = self._SyncObj__raftLog[-1][1], self._SyncObj__raftNextIndex
+        lagging = any(nexts.get(node, last + 1) <= last for node in self._SyncObj__connectedNodes)
+        if (period := pacer.round_period(now, busy_s, self.idle_round_s, lagging)) > busy_s:
+            self._SyncObj__newAppendEntriesTime += period - busy_s
+
+    # pysyncobj's round sends an entry larger than its batch size in chunks; when a send drops the
+    # replica's connection it leaves only the chunk loop and reads the replica's next index once more,
+    # which its disconnect handler has just deleted: KeyError, and the leader's whole tick (commit index,
+    # every other follower's heartbeat) failed, tick after tick while lagging replicas kept dropping
+    # (seen at 100,000 tasks). A replica dropped during a round keeps its indexes until the round ends.
+    def _SyncObj__onReadonlyNodeDisconnected(self, node: Any) -> None:  # noqa: N802
+        kept = None
+        if self._in_round and self._dropped_in_round is not None and node in self._SyncObj__raftNextIndex:
+            kept = (self._SyncObj__raftNextIndex[node], self._SyncObj__raftMatchIndex.get(node))
+        super()._SyncObj__onReadonlyNodeDisconnected(node)  # type: ignore[misc]
+        if kept is not None and self._dropped_in_round is not None:
+            self.replicas_dropped_mid_round += 1
+            self._dropped_in_round[node] = kept
+            self._SyncObj__raftNextIndex[node] = kept[0]
+            if kept[1] is not None:
+                self._SyncObj__raftMatchIndex[node] = kept[1]
