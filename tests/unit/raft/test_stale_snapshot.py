@@ -30,7 +30,9 @@ NOOP = b"\x01"  # pysyncobj's no-op command: entries the state machine never see
 
 
 class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0, heartbeat_answer_period_s=0.5)  # what RaftBridge reads
+    config = SimpleNamespace(  # what RaftBridge reads
+        replica_beat_s=1.0, heartbeat_answer_period_s=0.5, election_timeout_min_s=0.5
+    )
 
     def __init__(self) -> None:
         self.applied: list[bytes] = []
