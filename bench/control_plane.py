@@ -269,6 +269,14 @@ def main() -> None:
     )
     parser.add_argument("--replicas-per-process", type=int, default=5, help="replica stores per process")
     parser.add_argument(
+        "--hosts-nice",
+        type=int,
+        default=0,
+        help="daemons: the replica-host processes (the simulated nodes' stores and agents, standing for "
+        "other machines) run at this os.nice() increment (0: equal priority; 10 starved the replica "
+        "stores at 100,000 tasks: they dropped their connections and needed snapshots, docs/performance.md)",
+    )
+    parser.add_argument(
         "--start-s", type=float, default=0.5, help="daemons: the fake engine's container start time"
     )
     parser.add_argument(
@@ -322,6 +330,7 @@ def main() -> None:
                 "round_chunk_items": ROUND_CHUNK_ITEMS,
                 "reporters": args.reporters,
                 "replicas": args.replicas if args.mode == "daemons" else 0,
+                "hosts_nice": args.hosts_nice if args.mode == "daemons" else 0,
                 "start_s": args.start_s if args.mode == "daemons" else 0.0,
                 "points": points,
             },

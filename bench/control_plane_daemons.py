@@ -9,7 +9,11 @@ simulated nodes are spread over them (node i on replica i mod R); each node's ag
 (``testing.sim_nodes``) reports STARTING when it sees its task placed and RUNNING ``--start-s`` later,
 in batches of its own (the agent's flush loop: 0.1 s or 64 reports), through its replica's store
 (``store.write``, forwarded to the leader by pysyncobj, a real agent's path). With ``--replicas 0``
-every agent lives on one follower voter instead. The timed phase starts when the first service is
+every agent lives on one follower voter instead. The replica-host processes stand for the other 1,000
+machines; ``--hosts-nice N`` runs them at os.nice N (default 0). Only they may be niced, never the
+voters' own work (Raft, FSM, leader round, API, their member views); but the replica stores in them
+are Raft followers the leader replicates to, and starved (nice 10 at 100,000 tasks) they drop their
+connections and cost the leader snapshots. The timed phase starts when the first service is
 created through the API and ends when the last task is reported running; every task must be placed
 and reported running, or the run fails.
 Imported by ``bench/control_plane.py`` (this folder is on ``sys.path`` when it runs).
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -226,7 +231,10 @@ def run_daemons_point(
     )
 
     def node_args(n: NodeProc) -> list[str]:
-        return ["--stores", str(stores[n.name])] if is_host(n) else ["--api-socket", str(api_socket(n))]
+        if is_host(n):
+            return ["--stores", str(stores[n.name]), "--nice", str(args.hosts_nice)]
+        # profiled: role changes and elections logged, copied next to the profile
+        return ["--api-socket", str(api_socket(n))] + (["--log-level", "INFO"] if args.profile else [])
 
     cluster = LocalCluster(
         root,
@@ -289,4 +297,10 @@ def run_daemons_point(
             row |= failover(cluster)
         return row
     finally:
+        if args.profile:  # the members' logs (role changes, elections) next to the profile
+            logs = Path(args.profile) / f"tasks-{tasks}"
+            logs.mkdir(parents=True, exist_ok=True)
+            for n in cluster.nodes:
+                if n.log_path is not None and n.log_path.exists():
+                    shutil.copyfile(n.log_path, logs / f"{n.name}.log")
         cluster.close()

@@ -11,7 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Debounce"]
+__all__ = ["VIEW_REBUILD_MAX_GAP_S", "VIEW_REBUILD_SHARE", "CostShare", "Debounce"]
+
+#: a member view rebuilt from the whole state (the DNS zone and scopes, the policy plan) takes at most this
+#: share of its thread's time (:class:`CostShare`), and waits at most this long after a rebuild
+VIEW_REBUILD_SHARE = 0.25
+VIEW_REBUILD_MAX_GAP_S = 5.0
 
 
 @dataclass
@@ -47,3 +52,33 @@ class Debounce:
             return False
         self.first = self.last = None
         return True
+
+
+@dataclass
+class CostShare:
+    """Spacing for a rebuild whose cost grows with the state (pure; the caller passes times from its clock).
+
+    A member view rebuilt after every burst of commits (a DNS zone merge, a policy plan over every task
+    address) costs O(tasks) each time: at 100,000 tasks a rebuild can take longer than the gap between
+    bursts, and the view would then hold its thread (and the GIL the Raft thread needs) all the time. After
+    a rebuild that took ``cost_s``, the next may start no earlier than ``cost_s * (1 / share - 1)`` after it
+    ended (at most ``max_gap_s``): the rebuilds take at most ``share`` of the time whatever the state size,
+    a cheap rebuild is not delayed measurably, and a view is never staler than its rebuild plus the gap.
+    """
+
+    share: float
+    max_gap_s: float
+    not_before: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        if not (0 < self.share <= 1 and self.max_gap_s >= 0):
+            raise ValueError("need 0 < share <= 1 and max_gap_s >= 0")
+
+    def done(self, started: float, ended: float) -> None:
+        """A rebuild ran from ``started`` to ``ended``."""
+        cost = max(0.0, ended - started)
+        self.not_before = ended + min(self.max_gap_s, cost * (1 / self.share - 1))
+
+    def wait_s(self, now: float) -> float:
+        """How long to wait at ``now`` before the next rebuild (0: go)."""
+        return max(0.0, self.not_before - now)

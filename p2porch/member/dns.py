@@ -11,6 +11,7 @@ import trio
 
 from ..config import DnsConfig
 from ..context import MemberContext
+from ..debounce import VIEW_REBUILD_MAX_GAP_S, VIEW_REBUILD_SHARE, CostShare
 from ..dns.guard import ClientPolicy
 from ..dns.resolver import Resolver
 from ..dns.scope import ClientScopes
@@ -72,11 +73,17 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
             log.info(
                 "cluster DNS for %s. on %s", store.snapshot().domain, ", ".join(f"{h}:{p}" for h, p in listen)
             )
+            # the zone merge is O(names): at a large state rebuilds are spaced by their cost (CostShare),
+            # and the changes that come meanwhile join the next burst
+            pacing = CostShare(VIEW_REBUILD_SHARE, VIEW_REBUILD_MAX_GAP_S)
             async for change in changes:
+                await trio.sleep(pacing.wait_s(trio.current_time()))
                 burst = [change, *drained(changes)]  # one zone update per burst of commits
                 state = store.snapshot()
+                started = trio.current_time()
                 scopes.update(zones.update(state, burst), dns_scopes(state, clients.update(state, burst)))
-                policy.set_members(_member_addresses(store.snapshot()))
+                policy.set_members(_member_addresses(state))
+                pacing.done(started, trio.current_time())
 
 
 def _member_addresses(state: ClusterState) -> list[str]:

@@ -16,7 +16,7 @@ from functools import partial
 import trio
 
 from ..context import MemberContext
-from ..debounce import Debounce
+from ..debounce import VIEW_REBUILD_MAX_GAP_S, VIEW_REBUILD_SHARE, CostShare, Debounce
 from ..netoverlay.firewall import Firewall
 from ..netoverlay.netpolicy import PolicyPlan
 from ..netoverlay.policy_firewall import PolicyFirewall
@@ -56,8 +56,11 @@ async def _run_policy(ctx: MemberContext, firewall: PolicyFirewall) -> None:
         planner = PolicyPlanner(ctx.local.node_id)
         burst: list[Change] = []
         debounce = Debounce(POLICY_QUIET_S, POLICY_MAX_DELAY_S)
+        pacing = CostShare(VIEW_REBUILD_SHARE, VIEW_REBUILD_MAX_GAP_S)  # a plan is O(task addresses)
         while True:
+            started = trio.current_time()
             plan = planner.plan(ctx.store.snapshot(), burst)
+            pacing.done(started, trio.current_time())
             burst = []
             if plan is not None:
                 due = ctx.clock.monotonic() >= next_resync
@@ -68,6 +71,7 @@ async def _run_policy(ctx: MemberContext, firewall: PolicyFirewall) -> None:
                     applied = plan
                     if due:
                         next_resync = ctx.clock.monotonic() + RESYNC_S
+            await trio.sleep(pacing.wait_s(trio.current_time()))
             await next_burst(changes, debounce, burst, RESYNC_S)
 
 

@@ -27,6 +27,8 @@ from .heartbeat_answers import HeartbeatAnswers
 from .heartbeat_rounds import QuietReplicaRounds
 from .heartbeats import EarlyRounds, ReplicaHeartbeats
 from .journal import DurableJournal
+from .pre_vote_elections import PreVoteElections
+from .pre_votes import PreVotes
 from .quiet_answers import QuietHeartbeatAnswers
 from .store_config import StoreConfig
 from .transport_guard import GuardedTCPTransport
@@ -83,7 +85,7 @@ class PacedPoller:
         return getattr(self._inner, name)
 
 
-class RaftBridge(QuietHeartbeatAnswers, QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
+class RaftBridge(PreVoteElections, QuietHeartbeatAnswers, QuietReplicaRounds, SyncObj):  # type: ignore[misc,unused-ignore]
     """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
 
     def __init__(self, owner: BridgeOwner, self_addr: str | None, partners: list[str], conf: SyncObjConf):
@@ -94,6 +96,10 @@ class RaftBridge(QuietHeartbeatAnswers, QuietReplicaRounds, SyncObj):  # type: i
         self._appends = AppendFilter()
         self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
         self._early_rounds = EarlyRounds(EARLY_ROUND_GAP_S)
+        # PreVoteElections: a voter campaigns only after a pre-vote majority; a live leader keeps its place
+        self._pre_votes = PreVotes()
+        self._pre_vote_hold_s = owner.config.election_timeout_min_s
+        self._pre_vote_retry_s = 2 * conf.appendEntriesPeriod
         if conf.journalFile:  # role and dump fix-ups, the journal read once (journal_start.py)
             journal_start.prepare(conf.journalFile, conf.fullDumpFile, voter=self_addr is not None)
         try:

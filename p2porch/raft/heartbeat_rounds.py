@@ -3,7 +3,9 @@ heartbeats.py's pure :class:`ReplicaHeartbeats`).
 
 A mixin for the store's SyncObj subclass: it overrides pysyncobj's private ``__sendAppendEntries`` to
 hide the quiet replicas for one round, then restores them, keeping what the round itself changed (a
-replica that disconnected). It owns no state of its own beyond the host's ``_replica_beats``.
+replica that disconnected). A replica whose connection drops during a round keeps its indexes until the
+round ends (pysyncobj reads them once more, see below). It owns no state of its own beyond the host's
+``_replica_beats`` and the replicas dropped in the current round.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ class QuietReplicaRounds:
     _SyncObj__raftCommitIndex: int
     _SyncObj__raftLog: Any
     _SyncObj__raftNextIndex: dict[Any, int]
+    _SyncObj__raftMatchIndex: dict[Any, int]
+    _SyncObj__connectedNodes: set[Any]
     _round_at = 0.0  # when the last append round (a heartbeat when idle) was sent
+    _in_round = False
+    _dropped_in_round: dict[Any, tuple[int, int | None]] | None = None
+    replicas_dropped_mid_round = 0  # replicas whose connection dropped during a round (benchmarks)
     longest_round_gap_s = 0.0  # the longest pause between two rounds since it was last reset (benchmarks)
 
     def role_changed(self, was_leader: bool, now: float) -> None:
@@ -42,12 +49,36 @@ class QuietReplicaRounds:
         quiet = self._replica_beats.quiet(replicas, self._SyncObj__raftNextIndex, last_index, commit, now)
         active = replicas - quiet
         self._SyncObj__readonlyNodes = active
+        self._in_round, self._dropped_in_round = True, {}
         try:
             super()._SyncObj__sendAppendEntries()  # type: ignore[misc]
         finally:  # keep what the round changed (a replica that disconnected), restore the skipped
+            self._in_round = False
+            for node in self._dropped_in_round:
+                if node not in self._SyncObj__connectedNodes:  # still gone: drop its indexes now
+                    self._SyncObj__raftNextIndex.pop(node, None)
+                    self._SyncObj__raftMatchIndex.pop(node, None)
+            self._dropped_in_round = None
             after = self._SyncObj__readonlyNodes
             replicas.difference_update(active - after)
             replicas.update(after - active)
             self._SyncObj__readonlyNodes = replicas
             self._replica_beats.sent(after, commit, now)
             self._replica_beats.forget(replicas)
+
+    # pysyncobj's round sends an entry larger than its batch size in chunks; when a send drops the
+    # replica's connection it leaves only the chunk loop and reads the replica's next index once more,
+    # which its disconnect handler has just deleted: KeyError, and the leader's whole tick (commit index,
+    # every other follower's heartbeat) failed, tick after tick while lagging replicas kept dropping
+    # (seen at 100,000 tasks). A replica dropped during a round keeps its indexes until the round ends.
+    def _SyncObj__onReadonlyNodeDisconnected(self, node: Any) -> None:  # noqa: N802
+        kept = None
+        if self._in_round and self._dropped_in_round is not None and node in self._SyncObj__raftNextIndex:
+            kept = (self._SyncObj__raftNextIndex[node], self._SyncObj__raftMatchIndex.get(node))
+        super()._SyncObj__onReadonlyNodeDisconnected(node)  # type: ignore[misc]
+        if kept is not None and self._dropped_in_round is not None:
+            self.replicas_dropped_mid_round += 1
+            self._dropped_in_round[node] = kept
+            self._SyncObj__raftNextIndex[node] = kept[0]
+            if kept[1] is not None:
+                self._SyncObj__raftMatchIndex[node] = kept[1]

@@ -6,7 +6,8 @@ and scopes (``member/dns.py``: ``ZoneBuilder`` + ``TaskNetworkIndex`` + ``Client
 the ingress/VIP inputs (``member/traffic.py``: a ``TrafficIndex`` when the state changed), the overlay plan
 (``netoverlay/reconciler.py``: ``overlay_peers`` + ``plan_overlay`` once a burst pauses, ``Debounce``
 50/250 ms) and the network-policy plan (``member/netpolicy.py``: a ``PolicyPlanner`` once a burst pauses,
-``Debounce`` 50/1,000 ms).
+``Debounce`` 50/1,000 ms); the DNS and policy rebuilds are spaced by their own cost as the daemon's
+(``debounce.CostShare``).
 :func:`serve_views` runs the same pure rebuilds the same way for one node, so their CPU counts in a
 control-member process; it never touches the kernel, DNS sockets or Docker (those are each node's own
 and not the control plane's). Left out: the usage sampler (Docker stats, not state) and the autopilot
@@ -22,7 +23,7 @@ from typing import Any
 
 import trio
 
-from ..debounce import Debounce
+from ..debounce import VIEW_REBUILD_MAX_GAP_S, VIEW_REBUILD_SHARE, CostShare, Debounce
 from ..dns.resolver import Resolver
 from ..dns.scope import ClientScopes
 from ..member.netpolicy import POLICY_MAX_DELAY_S, POLICY_QUIET_S, next_burst
@@ -90,14 +91,18 @@ async def _dns(store: RaftStore, node_id: str, counters: ViewCounters, task_stat
         scopes = ClientScopes(resolver, partial(Resolver))
         scopes.update(zone, dns_scopes(state, clients.update(state)))
         task_status.started()
+        pacing = CostShare(VIEW_REBUILD_SHARE, VIEW_REBUILD_MAX_GAP_S)  # as member/dns.py
         async for change in changes:
+            await trio.sleep(pacing.wait_s(trio.current_time()))
             burst = [change, *drained(changes)]  # one zone update per burst of commits
             state = store.snapshot()
 
             def rebuild(state: Any = state, burst: list[Any] = burst) -> None:
                 scopes.update(zones.update(state, burst), dns_scopes(state, clients.update(state, burst)))
 
+            started = trio.current_time()
             _timed(counters, "dns", rebuild)
+            pacing.done(started, trio.current_time())
             counters.full_rebuilds["dns_zone"] = zones.full_rebuilds
             counters.full_rebuilds["dns_clients"] = clients.full_rebuilds
 
@@ -154,8 +159,12 @@ async def _policy(store: RaftStore, node_id: str, counters: ViewCounters, task_s
         _timed(counters, "netpolicy", planner.plan, store.snapshot())
         task_status.started()
         debounce = Debounce(POLICY_QUIET_S, POLICY_MAX_DELAY_S)
+        pacing = CostShare(VIEW_REBUILD_SHARE, VIEW_REBUILD_MAX_GAP_S)  # as member/netpolicy.py
         while True:
             burst: list[Any] = []
+            await trio.sleep(pacing.wait_s(trio.current_time()))
             await next_burst(changes, debounce, burst, math.inf)
+            started = trio.current_time()
             _timed(counters, "netpolicy", planner.plan, store.snapshot(), burst)
+            pacing.done(started, trio.current_time())
             counters.full_rebuilds["netpolicy"] = planner.index_rebuilds

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from functools import partial
 from typing import Any
 
@@ -75,11 +76,18 @@ async def run(config: StoreConfig, stores: int, control_port: int, control_host:
 def main(argv: list[str] | None = None) -> None:
     parser = store_node.arg_parser("python -m p2porch.testing.replica_host")
     parser.add_argument("--stores", type=int, default=1, help="replica stores in this process")
+    parser.add_argument(
+        "--nice", type=int, default=0, help="lower this process's CPU priority by this much (os.nice)"
+    )
     args = parser.parse_args(argv)
     if args.self_addr is not None:
         parser.error("--self: a replica host runs replicas only")
     if args.stores < 1:
         parser.error("--stores must be at least 1")
+    if (
+        args.nice
+    ):  # the benchmark's stand-ins for other machines yield the CPU to the voters they share it with
+        os.nice(args.nice)
     trio.run(run, store_node.store_config(args), args.stores, args.control_port, args.control_host)
 
 

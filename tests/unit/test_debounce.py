@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from p2porch.debounce import Debounce
+from p2porch.debounce import CostShare, Debounce
 
 
 def test_nothing_pending_is_never_due() -> None:
@@ -36,3 +36,28 @@ def test_a_steady_stream_of_changes_is_acted_on_at_most_max_delay_after_the_firs
 def test_the_quiet_time_cannot_exceed_the_maximum_delay() -> None:
     with pytest.raises(ValueError):
         Debounce(1.0, 0.5)
+
+
+def test_cost_share_spaces_rebuilds_by_their_cost() -> None:
+
+    pacing = CostShare(share=0.25, max_gap_s=5.0)
+    assert pacing.wait_s(0.0) == 0.0  # nothing ran yet
+    pacing.done(started=10.0, ended=10.4)  # 0.4 s: the next waits 3 x 0.4 = 1.2 s
+    assert pacing.wait_s(10.4) == pytest.approx(1.2)
+    assert pacing.wait_s(11.0) == pytest.approx(0.6)
+    assert pacing.wait_s(11.61) == 0.0
+    pacing.done(started=20.0, ended=20.001)  # a cheap rebuild is barely delayed
+    assert pacing.wait_s(20.001) == pytest.approx(0.003)
+    pacing.done(started=30.0, ended=33.0)  # the gap is bounded
+    assert pacing.wait_s(33.0) == pytest.approx(5.0)
+    pacing.done(started=40.0, ended=39.0)  # a clock that went back counts as no cost
+    assert pacing.wait_s(39.0) == 0.0
+
+
+def test_cost_share_refuses_a_share_outside_0_1() -> None:
+
+    for share in (0.0, 1.5):
+        with pytest.raises(ValueError):
+            CostShare(share=share, max_gap_s=1.0)
+    with pytest.raises(ValueError):
+        CostShare(share=0.5, max_gap_s=-1.0)

@@ -23,7 +23,9 @@ BATCH = 2**16  # pysyncobj's appendEntriesBatchSizeBytes default
 
 
 class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0, heartbeat_answer_period_s=0.5)  # what RaftBridge reads
+    config = SimpleNamespace(  # what RaftBridge reads
+        replica_beat_s=1.0, heartbeat_answer_period_s=0.5, election_timeout_min_s=0.5
+    )
 
     def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
         return []

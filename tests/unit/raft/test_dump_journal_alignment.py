@@ -26,7 +26,9 @@ ENTRIES = [(f"cmd{i}".encode(), i, 1) for i in range(1, 11)]  # (command, index,
 
 
 class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0, heartbeat_answer_period_s=0.5)  # what RaftBridge reads
+    config = SimpleNamespace(  # what RaftBridge reads
+        replica_beat_s=1.0, heartbeat_answer_period_s=0.5, election_timeout_min_s=0.5
+    )
 
     def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
         return []

@@ -76,7 +76,9 @@ def test_config_bounds_the_answer_period_by_the_leader_fallback() -> None:
 
 
 class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0, heartbeat_answer_period_s=0.5)  # what RaftBridge reads
+    config = SimpleNamespace(  # what RaftBridge reads
+        replica_beat_s=1.0, heartbeat_answer_period_s=0.5, election_timeout_min_s=0.5
+    )
 
     def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
         return []

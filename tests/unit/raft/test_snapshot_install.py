@@ -22,7 +22,9 @@ from p2porch.testing.raftprocs import free_ports
 
 
 class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0, heartbeat_answer_period_s=0.5)  # what RaftBridge reads
+    config = SimpleNamespace(  # what RaftBridge reads
+        replica_beat_s=1.0, heartbeat_answer_period_s=0.5, election_timeout_min_s=0.5
+    )
 
     def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
         return []

@@ -1,0 +1,169 @@
+"""Elections that start with a pre-vote and never depose a live leader (shell over pysyncobj; the
+decisions are pre_votes.py's pure :class:`PreVotes`).
+
+A mixin for the store's SyncObj subclass. Before pysyncobj's tick checks a voter's election deadline,
+:meth:`PreVoteElections._onTick` does two things when the deadline has passed:
+
+1. it reads what is already waiting on its sockets (a poll with no wait): a Raft thread held up for
+   longer than the election timeout finds the leader's heartbeats queued there, and pysyncobj would
+   otherwise campaign before reading them;
+2. if no leader's message reset the deadline, it sends ``pre_vote`` (``term + 1``, its last log
+   term and index) to the other voters and re-arms the deadline, leaving its term alone. The real
+   election (pysyncobj's: term raised, ``request_vote``) starts on the tick after a majority answered
+   ``pre_vote_response`` with ``granted``; without a majority it asks again after 1-2 times
+   ``_pre_vote_retry_s`` (two heartbeats), so a dead leader costs at most that much more than without.
+
+It answers other voters' ``pre_vote`` by :meth:`PreVotes.grant` and notes every append from a leader
+of the current term. An append from a leader of a lower term makes the next campaign skip the pre-vote
+(pysyncobj ignores that leader; only a higher term makes it step down). A dropped connection to the
+leader ends its stickiness at once (a killed leader's followers grant each other's pre-votes). A
+leadership transfer (``timeout_now``) skips the pre-vote, as the leader asked.
+It owns nothing beyond the host's ``_pre_votes`` and its counters; it never changes the term or a vote.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import pysyncobj.syncobj as _pso
+
+from .pre_votes import PreVotes
+
+log = logging.getLogger(__name__)
+
+PRE_VOTE = "pre_vote"
+PRE_VOTE_RESPONSE = "pre_vote_response"
+DRAIN_POLLS = 4  # polls with no wait before a campaign (each reads at most the transport's read budget)
+
+
+class PreVoteElections:
+    """Mixed in before ``SyncObj``; the host sets ``_pre_votes``, ``_pre_vote_hold_s`` and
+    ``_pre_vote_retry_s`` before it starts."""
+
+    _pre_votes: PreVotes
+    _pre_vote_hold_s: float  # the minimum election timeout: a leader heard this recently is live
+    _pre_vote_retry_s: float  # a round without a majority is asked again after 1-2 times this
+    _poller: Any
+    _SyncObj__raftState: int
+    _SyncObj__raftCurrentTerm: int
+    _SyncObj__raftElectionDeadline: float
+    _SyncObj__selfNode: Any
+    _SyncObj__otherNodes: Any
+    _SyncObj__transport: Any
+    # counters (benchmarks, tests, the log)
+    pre_vote_rounds = 0
+    pre_votes_won = 0
+    elections_avoided_by_draining = 0
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803 (pysyncobj's names)
+        if self._election_due():
+            self._before_campaign()
+        super()._onTick(timeToWait)  # type: ignore[misc]
+
+    def _election_due(self) -> bool:
+        """pysyncobj's own condition for a campaign on this tick (a voter past its deadline)."""
+        if self._SyncObj__selfNode is None or self._SyncObj__raftState == _pso._RAFT_STATE.LEADER:
+            return False
+        if getattr(self, "_SyncObj__transferInProgress", False) or not self._SyncObj__transport.ready:
+            return False
+        return bool(
+            self._SyncObj__raftElectionDeadline < _pso.monotonicTime() and self._SyncObj__connectedToAnyone()  # type: ignore[attr-defined]
+        )
+
+    def _before_campaign(self) -> None:
+        if self._pre_votes.won:  # a majority granted: pysyncobj campaigns on this tick
+            self._pre_votes.end_round()
+            self.pre_votes_won += 1
+            return
+        late_s = _pso.monotonicTime() - self._SyncObj__raftElectionDeadline
+        if self._pre_votes.skip_round():  # our term is ahead of a live leader's: only an election helps
+            log.info("raft: a leader of a lower term is sending: campaigning without a pre-vote")
+            return
+        inner = getattr(self._poller, "_inner", self._poller)  # store.PacedPoller would wait
+        for _ in range(DRAIN_POLLS):
+            inner.poll(0)
+            if not self._election_due():
+                self.elections_avoided_by_draining += 1
+                log.info(
+                    "raft: a leader's message was waiting (the tick was %.2f s late): no election", late_s
+                )
+                return
+        now = _pso.monotonicTime()
+        term = self._SyncObj__raftCurrentTerm + 1
+        self.pre_vote_rounds += 1
+        silent_s = now - self._pre_votes.heard_leader_at
+        log.info(
+            "raft: no leader heard for %.2f s (tick %.2f s late): pre-vote for term %d",
+            silent_s,
+            late_s,
+            term,
+        )
+        if self._pre_votes.start(term, len(self._SyncObj__otherNodes) + 1, now):
+            return  # alone a majority: pysyncobj campaigns on this tick
+        # no majority by then: ask again soon (a round changes no term, so retrying is cheap), not a whole
+        # election timeout later; a voter that refused only because it heard the dead leader just before
+        # its last heartbeat grants the next round
+        retry_s = self._pre_vote_retry_s * (1.0 + random.random())
+        self._SyncObj__raftElectionDeadline = now + min(retry_s, self._SyncObj__generateRaftTimeout())  # type: ignore[attr-defined]
+        message = {
+            "type": PRE_VOTE,
+            "term": term,
+            "last_log_index": self._SyncObj__getCurrentLogIndex(),  # type: ignore[attr-defined]
+            "last_log_term": self._SyncObj__getCurrentLogTerm(),  # type: ignore[attr-defined]
+        }
+        for node in self._SyncObj__otherNodes:
+            self._SyncObj__transport.send(node, message)
+
+    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == PRE_VOTE:
+            self._answer_pre_vote(node, message)
+            return
+        if kind == PRE_VOTE_RESPONSE:
+            self._count_pre_vote(node, message)
+            return
+        if kind == "append_entries" and self._SyncObj__selfNode is not None:
+            if message.get("term", -1) >= self._SyncObj__raftCurrentTerm:
+                self._pre_votes.heard_leader(_pso.monotonicTime())
+            else:
+                self._pre_votes.heard_older_leader()
+        super()._SyncObj__onMessageReceived(node, message)  # type: ignore[misc]
+
+    def _SyncObj__onNodeDisconnected(self, node: Any) -> None:  # noqa: N802
+        if node == getattr(self, "_SyncObj__raftLeader", None):
+            self._pre_votes.leader_lost()  # a leader we cannot reach is not live: grant pre-votes at once
+        super()._SyncObj__onNodeDisconnected(node)  # type: ignore[misc]
+
+    def _answer_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
+        if self._SyncObj__selfNode is None:
+            return  # a read-only replica never votes
+        try:
+            term = int(message["term"])
+            candidate_log = (int(message["last_log_term"]), int(message["last_log_index"]))
+        except (KeyError, TypeError, ValueError):
+            return
+        granted = self._pre_votes.grant(
+            term=term,
+            current_term=self._SyncObj__raftCurrentTerm,
+            candidate_log=candidate_log,
+            own_log=(self._SyncObj__getCurrentLogTerm(), self._SyncObj__getCurrentLogIndex()),  # type: ignore[attr-defined]
+            leading=self._SyncObj__raftState == _pso._RAFT_STATE.LEADER,
+            hold_s=self._pre_vote_hold_s,
+            now=_pso.monotonicTime(),
+        )
+        self._SyncObj__transport.send(node, {"type": PRE_VOTE_RESPONSE, "term": term, "granted": granted})
+
+    def _count_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
+        if not message.get("granted") or self._SyncObj__raftState == _pso._RAFT_STATE.LEADER:
+            return
+        term = message.get("term")
+        if term != self._SyncObj__raftCurrentTerm + 1:
+            return  # a round for a term since overtaken
+        if self._pre_votes.granted_by(node, term, len(self._SyncObj__otherNodes) + 1):
+            self._SyncObj__raftElectionDeadline = 0  # the next tick campaigns
+            silent_s = _pso.monotonicTime() - self._pre_votes.heard_leader_at
+            log.warning(
+                "raft: pre-vote for term %d won (no leader heard for %.2f s): campaigning", term, silent_s
+            )

@@ -1,0 +1,179 @@
+"""PreVotes (pure) and PreVoteElections in a real pysyncobj voter (our RaftBridge, no tick thread)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from pysyncobj import SyncObjConf
+from pysyncobj.node import TCPNode
+
+from p2porch.raft.bridge import RaftBridge
+from p2porch.raft.pre_vote_elections import PRE_VOTE, PRE_VOTE_RESPONSE
+from p2porch.raft.pre_votes import PreVotes, log_up_to_date
+from p2porch.testing.raftprocs import free_ports
+
+HOLD = 0.5
+
+
+def grant(votes: PreVotes, now: float, **kw: Any) -> bool:
+    args: dict[str, Any] = dict(
+        term=3, current_term=2, candidate_log=(2, 10), own_log=(2, 10), leading=False, hold_s=HOLD, now=now
+    )
+    return votes.grant(**(args | kw))
+
+
+def test_a_voter_that_heard_a_leader_recently_refuses() -> None:
+    votes = PreVotes()
+    assert grant(votes, now=0.0)  # never heard a leader
+    votes.heard_leader(10.0)
+    assert not grant(votes, now=10.2)
+    assert not grant(votes, now=10.49)
+    assert grant(votes, now=10.5)  # silent for the minimum election timeout
+
+
+def test_the_leader_an_old_term_and_a_shorter_log_are_refused() -> None:
+    votes = PreVotes()
+    assert not grant(votes, now=5.0, leading=True)
+    assert not grant(votes, now=5.0, term=2)  # not above our term
+    assert not grant(votes, now=5.0, candidate_log=(2, 9))  # shorter log, same term
+    assert not grant(votes, now=5.0, candidate_log=(1, 50))  # older last term
+    assert grant(votes, now=5.0, candidate_log=(3, 1))  # a later last term wins
+
+
+def test_log_up_to_date_compares_term_then_index() -> None:
+    assert log_up_to_date((2, 10), (2, 10))
+    assert log_up_to_date((3, 0), (2, 10))
+    assert not log_up_to_date((2, 9), (2, 10))
+
+
+def test_a_round_is_won_by_a_majority_of_grants_for_its_term() -> None:
+    votes = PreVotes()
+    assert not votes.start(term=4, voters=5, now=1.0)
+    assert not votes.granted_by("a", 3, voters=5)  # another round's term
+    assert not votes.granted_by("a", 4, voters=5)  # 2 of 5
+    assert not votes.granted_by("a", 4, voters=5)  # the same voter twice counts once
+    assert votes.granted_by("b", 4, voters=5)  # 3 of 5
+    assert votes.won
+    assert not votes.granted_by("c", 4, voters=5)  # already won: reported once
+    votes.heard_leader(2.0)  # a leader spoke: the round is moot
+    assert not votes.won and votes.round_term is None
+
+
+def test_a_lone_voter_wins_at_once() -> None:
+    assert PreVotes().start(term=1, voters=1, now=0.0)
+
+
+class _Owner:
+    config = SimpleNamespace(replica_beat_s=1.0, heartbeat_answer_period_s=0.5, election_timeout_min_s=HOLD)
+
+    def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
+        return []
+
+
+@pytest.fixture
+def voter() -> Iterator[tuple[Any, list[TCPNode], list[tuple[Any, dict[str, Any]]]]]:
+    me, *others = (f"127.0.0.1:{p}" for p in free_ports(3))
+    conf = SyncObjConf(
+        password="p2ie-unit", autoTick=False, appendEntriesUseBatch=False, dynamicMembershipChange=True
+    )
+    so = RaftBridge(_Owner(), me, others, conf)  # type: ignore[arg-type]
+    sent: list[tuple[Any, dict[str, Any]]] = []
+    so._SyncObj__transport.send = lambda node, message: sent.append((node, message)) or True
+    so._SyncObj__connectedToAnyone = lambda: True  # no real peers: pretend they are connected
+    try:
+        yield so, [TCPNode(a) for a in others], sent
+    finally:
+        so.destroy()
+
+
+def heartbeat(term: int) -> dict[str, Any]:
+    return {
+        "type": "append_entries", "term": term, "commit_index": 0, "entries": [],
+        "prevLogIdx": 1, "prevLogTerm": 0,
+    }  # fmt: skip
+
+
+def test_a_voter_answers_pre_votes_and_refuses_while_it_hears_a_leader(voter: Any) -> None:
+    so, (a, b), sent = voter
+    receive = so._SyncObj__onMessageReceived
+    term = so._SyncObj__raftCurrentTerm
+    ask = {"type": PRE_VOTE, "term": term + 1, "last_log_index": 1, "last_log_term": 0}
+    receive(a, ask)
+    assert sent[-1] == (a, {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": True})
+    receive(b, heartbeat(term))  # b leads
+    receive(a, ask)
+    assert sent[-1] == (a, {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": False})
+    assert so._SyncObj__raftCurrentTerm == term  # a pre-vote never moves the term
+
+
+def test_a_campaign_waits_for_a_pre_vote_majority(voter: Any) -> None:
+    so, (a, b), sent = voter
+    term = so._SyncObj__raftCurrentTerm
+    so._SyncObj__raftElectionDeadline = 0  # the election timer fired
+    so._onTick(0.0)
+    asks = [(n, m) for n, m in sent if m["type"] == PRE_VOTE]
+    assert sorted(n.id for n, _ in asks) == sorted([a.id, b.id])
+    assert asks[0][1]["term"] == term + 1
+    assert so._SyncObj__raftCurrentTerm == term and so.pre_vote_rounds == 1  # no term raised yet
+    assert not any(m["type"] == "request_vote" for _, m in sent)
+    so._SyncObj__onMessageReceived(a, {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": False})
+    so._onTick(0.0)
+    assert so._SyncObj__raftCurrentTerm == term  # a refusal: still no election
+    so._SyncObj__onMessageReceived(b, {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": True})
+    so._onTick(0.0)  # 2 of 3 granted: the real election
+    assert so._SyncObj__raftCurrentTerm == term + 1 and so.pre_votes_won == 1
+    assert sorted(n.id for n, m in sent if m["type"] == "request_vote") == sorted([a.id, b.id])
+
+
+def test_a_leader_heard_after_the_round_started_cancels_it(voter: Any) -> None:
+    so, (a, b), sent = voter
+    term = so._SyncObj__raftCurrentTerm
+    so._SyncObj__raftElectionDeadline = 0
+    so._onTick(0.0)
+    so._SyncObj__onMessageReceived(b, heartbeat(term))  # the leader is alive after all
+    so._SyncObj__onMessageReceived(a, {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": True})
+    so._onTick(0.0)
+    assert so._SyncObj__raftCurrentTerm == term and not any(m["type"] == "request_vote" for _, m in sent)
+
+
+def test_a_late_tick_reads_the_waiting_heartbeat_before_it_campaigns(voter: Any) -> None:
+    so, (a, b), sent = voter
+    term = so._SyncObj__raftCurrentTerm
+    waiting = [heartbeat(term)]  # what the leader sent while this voter's Raft thread was held up
+
+    class Poller:
+        def poll(self, timeout: float) -> None:
+            while waiting:
+                so._SyncObj__onMessageReceived(b, waiting.pop())
+
+    so._poller = Poller()
+    so._SyncObj__raftElectionDeadline = 0
+    so._onTick(0.0)
+    assert so.elections_avoided_by_draining == 1 and so.pre_vote_rounds == 0
+    assert not any(m["type"] in (PRE_VOTE, "request_vote") for _, m in sent)
+
+
+def test_a_dropped_leader_connection_makes_the_voter_grant_at_once(voter: Any) -> None:
+    so, (a, b), sent = voter
+    receive = so._SyncObj__onMessageReceived
+    term = so._SyncObj__raftCurrentTerm
+    receive(b, heartbeat(term))  # b leads
+    so._SyncObj__onNodeDisconnected(TCPNode(a.id))  # another voter's connection: b is still live
+    receive(a, {"type": PRE_VOTE, "term": term + 1, "last_log_index": 1, "last_log_term": 0})
+    assert sent[-1][1]["granted"] is False
+    so._SyncObj__onNodeDisconnected(TCPNode(b.id))  # the leader's connection dropped
+    receive(a, {"type": PRE_VOTE, "term": term + 1, "last_log_index": 1, "last_log_term": 0})
+    assert sent[-1][1]["granted"] is True
+
+
+def test_a_voter_ahead_of_the_leaders_term_campaigns_without_a_pre_vote(voter: Any) -> None:
+    so, (a, b), sent = voter
+    so._SyncObj__raftCurrentTerm = 5  # e.g. a replica promoted with its vote floor
+    so._SyncObj__onMessageReceived(b, heartbeat(3))  # pysyncobj ignores a lower-term leader
+    so._SyncObj__raftElectionDeadline = 0
+    so._onTick(0.0)
+    assert so._SyncObj__raftCurrentTerm == 6 and so.pre_vote_rounds == 0
+    assert sorted(n.id for n, m in sent if m["type"] == "request_vote") == sorted([a.id, b.id])
