@@ -82,6 +82,8 @@ class ApiClient:
         )
 
     def close(self) -> None:
+        if self._unix is not None:
+            self._unix.close()
         if self._client is not None:
             self._client.close()
 

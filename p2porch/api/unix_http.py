@@ -5,13 +5,16 @@ command line's start-up cost: ``httpx`` pulls in ``httpcore``, ``trio``, ``h2``,
 (~0.25 s of CPU per command, measured in docs/performance.md), while a local command needs plain
 HTTP/1.1 over one socket; ``http.client`` costs ~20 ms. It never does TLS or authentication (the
 socket's file mode is the access control) and never retries: a request that failed to connect was
-not sent, anything else is the caller's to judge.
+not sent, anything else is the caller's to judge. A connection is kept for the next request (as
+httpx did) unless the daemon closed it; a kept one the daemon has closed meanwhile is replaced before
+a request is written to it, never after.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import select
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,38 +47,64 @@ def request_target(path: str, params: dict[str, Any] | None = None) -> str:
 
 
 class UnixHttp:
-    """Requests to one unix socket, one connection per request (a CLI command makes one or two)."""
+    """Requests to one unix socket over one kept-alive connection (streams get their own)."""
 
     def __init__(self, path: str, timeout_s: float | None) -> None:
         self.path = path
         self.timeout_s = timeout_s
+        self._kept: UnixConnection | None = None
+
+    def close(self) -> None:
+        if self._kept is not None:
+            self._kept.close()
+            self._kept = None
 
     def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None
     ) -> tuple[int, bytes]:
         """(status, body bytes). Raises FileNotFoundError/ConnectionRefusedError when nothing listens
         (then nothing was sent) and TimeoutError when the daemon does not answer within the timeout."""
-        with self._exchange(method, path, params, body, self.timeout_s) as response:
-            return response.status, response.read()
+        connection = self._connection()
+        try:
+            response = _send(connection, method, path, params, body)
+            data = response.read()
+        except BaseException:
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, data
 
     @contextmanager
     def stream(self, path: str, params: dict[str, Any] | None = None) -> Iterator[http.client.HTTPResponse]:
         """A GET whose response is read as it arrives (no timeout: a stream may idle for long)."""
-        with self._exchange("GET", path, params, None, None) as response:
-            yield response
-
-    @contextmanager
-    def _exchange(
-        self, method: str, path: str, params: dict[str, Any] | None, body: Any, timeout_s: float | None
-    ) -> Iterator[http.client.HTTPResponse]:
-        connection = UnixConnection(self.path, timeout_s)
+        connection = UnixConnection(self.path, None)
         try:
-            headers = {"accept": "application/json"}
-            payload = None
-            if body is not None:
-                payload = json.dumps(body).encode()
-                headers["content-type"] = "application/json"
-            connection.request(method, request_target(path, params), body=payload, headers=headers)
-            yield connection.getresponse()
+            yield _send(connection, "GET", path, params, None)
         finally:
             connection.close()
+
+    def _connection(self) -> UnixConnection:
+        kept = self._kept
+        if kept is not None and kept.sock is not None and not _readable(kept.sock):
+            return kept
+        self.close()  # none yet, or the daemon closed it (EOF waiting to be read): a new one
+        self._kept = UnixConnection(self.path, self.timeout_s)
+        return self._kept
+
+
+def _readable(sock: socket.socket) -> bool:
+    """An idle kept connection with something to read has been closed by the daemon (EOF)."""
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def _send(
+    connection: UnixConnection, method: str, path: str, params: dict[str, Any] | None, body: Any
+) -> http.client.HTTPResponse:
+    headers = {"accept": "application/json"}
+    payload = None
+    if body is not None:
+        payload = json.dumps(body).encode()
+        headers["content-type"] = "application/json"
+    connection.request(method, request_target(path, params), body=payload, headers=headers)
+    return connection.getresponse()

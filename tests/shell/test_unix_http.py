@@ -87,3 +87,32 @@ def test_a_socket_nothing_listens_on_is_unreachable(socket_dir: Path) -> None:
         client.post("/cluster/join", {})
     with pytest.raises(DaemonUnreachable):
         list(client.stream("/events"))
+
+
+async def test_the_connection_is_kept_and_replaced_once_the_daemon_closed_it(socket_dir: Path) -> None:
+    socket_path = str(socket_dir / "api.sock")
+    endpoints = [Endpoint("POST", "/echo/{name}", echo, "echo")]
+    client = ApiClient(f"unix://{socket_path}", timeout_s=10)
+    transport = client._unix
+    assert transport is not None
+
+    def twice() -> tuple[Any, bool]:
+        client.post("/echo/a", {})
+        first = transport._kept
+        client.post("/echo/b", {})
+        return first, transport._kept is first
+
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_api, endpoints, socket_path)
+            first, reused = await trio.to_thread.run_sync(twice)
+            nursery.cancel_scope.cancel()  # the daemon goes away: the kept connection is closed by it
+        assert first is not None and reused
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_api, endpoints, socket_path)  # the daemon is back
+            again = await trio.to_thread.run_sync(lambda: client.post("/echo/c", {"x": 1}))
+            nursery.cancel_scope.cancel()
+        assert again == {"body": {"x": 1}, "name": "c"}
+        assert transport._kept is not first
+    finally:
+        client.close()
