@@ -156,6 +156,8 @@ class RaftStore:
         self._poller = PacedPoller(self._so._poller)
         self._so._poller = self._poller
         self._so.addOnTickCallback(self._on_tick)
+        self._so.round_pacer = self._pacer  # an idle leader's append rounds (heartbeat_rounds.py)
+        self._so.idle_round_s = config.idle_heartbeat_period_s
         # The Raft thread stops once the thread that owns the store has exited. We build it in a trio
         # worker thread (trio reaps idle workers after ~10 s): tie it to the trio thread instead.
         self._so.start_ticking(owner_thread or threading.current_thread())
