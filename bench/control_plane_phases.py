@@ -113,7 +113,8 @@ def _memory_kb(pid: int) -> dict[str, int]:
 def compaction(cluster: LocalCluster, leader: NodeProc) -> dict[str, Any]:
     """Force log compaction (a full dump) on every voter; seconds until each dump is on disk, whether
     the leader changed meanwhile (a dump that stalls the Raft thread costs an election), the leader's
-    longest pause between heartbeats, and the peak memory of each voter with its dump child (sampled
+    longest pause between heartbeats (an idle leader's rounds are ``idle_heartbeat_period_s``, 0.2 s,
+    apart: a stall shows above that), and the peak memory of each voter with its dump child (sampled
     at ~10 Hz: RSS and PSS of the pair, the child's private pages: what copy-on-write cost).
     The leader is looked up again first: the phases before (the state read over the control port, the
     views rebuilt here) may have moved it, and that must not count against compaction."""

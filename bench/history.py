@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,15 @@ def main() -> int:
     parser.add_argument("--give-up", type=float, default=60.0, help="stop waiting for convergence after (s)")
     parser.add_argument("--histories", type=Path, help="directory to save each run's history (JSON lines)")
     parser.add_argument("--keep", action="store_true", help="leave the sandbox up afterwards")
+    parser.add_argument("--name", default=NAME, help=f"sandbox name (default {NAME})")
+    parser.add_argument("--subnet", default=SUBNET, help=f"sandbox subnet (default {SUBNET})")
+    parser.add_argument(
+        "--fault-length",
+        default="3-8",
+        help="seconds each fault lasts, MIN-MAX (default 3-8; over ~6 s "
+        "on a voter lets the autopilot replace it: the replica's store reopens as a voter's)",
+    )
+    parser.add_argument("--logs", type=Path, help="directory to copy every node's daemon log into at the end")
     args = parser.parse_args()
     kinds = [k for k in args.faults.split(",") if k]
     unknown = [k for k in kinds if k not in FAULT_KINDS]
@@ -75,8 +86,13 @@ def main() -> int:
         parser.error(f"--faults: unknown kinds {unknown} (use {', '.join(FAULT_KINDS)})")
     groups = [(k,) for k in kinds] if args.per_kind else [tuple(kinds)]
     seeds = parse_seeds(args.seeds)
-    sb = Sandbox(NAME, subnet=SUBNET)
+    low, _, high = args.fault_length.partition("-")
+    length_s = (float(low), float(high or low))
+    sb = Sandbox(args.name, subnet=args.subnet)
     runs: list[dict[str, Any]] = []
+    # histories carry time.monotonic(), daemon logs the wall clock: this maps one onto the other
+    print(f"wall - monotonic = {time.time() - time.monotonic():.3f} s", file=sys.stderr)
+    nodes: list[Any] = []
     try:
         nodes = fresh_cluster(sb, args.nodes)
         for group in groups:
@@ -91,6 +107,7 @@ def main() -> int:
                     clients=args.clients,
                     converge_bound_s=args.bound,
                     converge_give_up_s=args.give_up,
+                    length_s=length_s,
                 )
                 result = run_seed(sb, nodes, config)
                 if args.histories:
@@ -107,6 +124,11 @@ def main() -> int:
                     file=sys.stderr,
                 )
     finally:
+        if args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            for node in nodes:
+                if os.path.exists(node.p2porch_log):
+                    shutil.copy(node.p2porch_log, args.logs / f"{node.name}.log")
         if not args.keep:
             sb.down()
     by_kind = {"+".join(g): summarise([r for r in runs if r["kinds"] == "+".join(g)]) for g in groups}

@@ -1,9 +1,12 @@
 """Join latency of a real sandbox: per join over the API and per phase from the daemons' logs (JSON).
 
-    python bench/joins.py [--runs 10x1,20x8] [--name p2jn] [--subnet 10.29.0.0/16]
+    python bench/joins.py [--runs 10x1,20x8,10x1c] [--name p2jn] [--subnet 10.29.0.0/16]
 
 Each run ``NxP`` brings up a fresh sandbox of N hosts (own dockerd and daemon each), runs ``init`` on n1
-and joins the others through it, P at a time, over each host's API socket (``sandbox.cluster``), then
+and joins the others through it, P at a time, over each host's API socket (``sandbox.cluster``); a run
+``NxPc`` joins with one ``p2porch join`` CLI process per node instead (inside the node's namespace, as a
+user runs it: interpreter start, the CLI's imports, the daemon check and the API call), P at a time, and
+reports the CLI's wall time per join and its overhead over the daemon's own join time. Then it
 reads every joiner's log line ``joined cluster ... in T s (admitted A, member services S, own record R)``
 and, where the member logs it, its ``admission of NAME took ...`` line (queue and commit), and takes the
 sandbox down. Reported per run: the API time of each join (p50 / max), each phase's p50 / max, the
@@ -43,6 +46,14 @@ def spread(values: list[float]) -> dict[str, float] | None:
     }
 
 
+def p95(values: list[float]) -> float | None:
+    """The nearest-rank 95th percentile (19 joins: the 19th value, i.e. the max)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, -(-95 * len(ordered) // 100) - 1)], 3)
+
+
 def read_log(path: str) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
@@ -74,7 +85,35 @@ def phases_from_logs(logs: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def one_run(name: str, subnet: str, nodes: int, parallel: int, logs_dir: str = "") -> dict[str, Any]:
+def cli_formation(sb: Any, hosts: list[Any], parallel: int) -> Any:
+    """``init`` over n1's socket, then one ``p2porch join`` CLI per other node, ``parallel`` at a time;
+    ``join_s`` is each CLI process's wall time (start to exit)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from p2porch.sandbox.cluster import Formation, _post
+
+    started = time.monotonic()
+    token = str(_post(hosts[0], "/cluster/init", {})["token"])
+    formation = Formation(token=token, init_s=time.monotonic() - started)
+    argv = [sys.executable, "-m", "p2porch", "join", hosts[0].address, "--token", token]
+
+    def join(host: Any) -> None:
+        t0 = time.monotonic()
+        done = sb.exec(host.name, argv, capture=True)
+        if done.returncode != 0:
+            formation.failed[host.name] = done.stderr.decode(errors="replace").strip()[-300:]
+            return
+        formation.join_s[host.name] = time.monotonic() - t0
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        list(pool.map(join, hosts[1:]))
+    formation.formed_s = time.monotonic() - started
+    return formation
+
+
+def one_run(
+    name: str, subnet: str, nodes: int, parallel: int, logs_dir: str = "", cli: bool = False
+) -> dict[str, Any]:
     from p2porch.sandbox.cluster import form_cluster
     from p2porch.sandbox.sandbox import Sandbox
 
@@ -85,10 +124,11 @@ def one_run(name: str, subnet: str, nodes: int, parallel: int, logs_dir: str = "
         up_s = time.monotonic() - t0
         time.sleep(3.0)  # the daemons' own start-up settles before the clock starts
         load = os.getloadavg()[0]
-        formation = form_cluster(hosts, parallel=parallel)
+        formation = cli_formation(sb, hosts, parallel) if cli else form_cluster(hosts, parallel=parallel)
+        load_after = os.getloadavg()[0]
         logs = {h.name: read_log(h.p2porch_log) for h in hosts}
         if logs_dir:
-            run_dir = os.path.join(logs_dir, f"{nodes}x{parallel}")
+            run_dir = os.path.join(logs_dir, f"{nodes}x{parallel}{'c' if cli else ''}")
             os.makedirs(run_dir, exist_ok=True)
             for host, text in logs.items():
                 with open(os.path.join(run_dir, f"{host}.log"), "w", encoding="utf-8") as handle:
@@ -98,22 +138,30 @@ def one_run(name: str, subnet: str, nodes: int, parallel: int, logs_dir: str = "
     if formation.failed:
         raise RuntimeError(f"{nodes} nodes, {parallel} at a time: joins failed: {formation.failed}")
     api = formation.to_dict()
+    phases = phases_from_logs(logs)
+    over = [api["join_s"][n] - j["total"] for n, j in phases["joiners"].items() if n in api["join_s"]]
     return {
         "nodes": nodes,
         "parallel": parallel,
+        "via": "cli" if cli else "api",
         "load_before": round(load, 2),
+        "load_after": round(load_after, 2),
         "sandbox_up_s": round(up_s, 1),
         "formed_s": api["formed_s"],
         "retries": api["retries"],
         "join_api_s": spread(list(formation.join_s.values())),
+        "join_p95_s": p95(list(formation.join_s.values())),
         "join_api_each_s": api["join_s"],
-        "phases": phases_from_logs(logs),
+        "caller_overhead_s": spread(over),  # the caller's wall time above the daemon's own join time
+        "phases": phases,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", default="10x1,20x8", help="NODESxPARALLEL,... (one fresh sandbox each)")
+    parser.add_argument(
+        "--runs", default="10x1,20x8", help="NODESxPARALLEL[c],... (one fresh sandbox each; c: CLI joins)"
+    )
     parser.add_argument("--name", default="p2jn")
     parser.add_argument("--subnet", default="10.29.0.0/16")
     parser.add_argument("--label", default="", help="a name for this tree in the output")
@@ -122,16 +170,18 @@ def main() -> None:
     runs = []
     for spec in args.runs.split(","):
         nodes_text, _, parallel_text = spec.partition("x")
+        cli = parallel_text.endswith("c")
+        parallel_text = parallel_text.removesuffix("c")
         if not nodes_text.isdigit() or not parallel_text.isdigit():
-            parser.error(f"--runs: {spec!r} is not NODESxPARALLEL")
-        runs.append((int(nodes_text), int(parallel_text)))
+            parser.error(f"--runs: {spec!r} is not NODESxPARALLEL[c]")
+        runs.append((int(nodes_text), int(parallel_text), cli))
     import p2porch
 
     out = {
         "label": args.label,
         "code": os.path.dirname(os.path.dirname(p2porch.__file__)),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "runs": [one_run(args.name, args.subnet, n, p, args.logs) for n, p in runs],
+        "runs": [one_run(args.name, args.subnet, n, p, args.logs, cli) for n, p, cli in runs],
     }
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .errors import ConfigError
+from .paths import DEFAULT_DATA_DIR, DEFAULT_SOCKET
 
-DEFAULT_SOCKET = "/run/p2porch/p2porch.sock"
-DEFAULT_DATA_DIR = "/var/lib/p2porch"
 ENV_PREFIX = "P2PORCH_"
 _NODE_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DOMAIN_RE = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")

@@ -45,6 +45,10 @@ class DaemonError(P2POrchError):
     http_status = 503
 
 
+class DaemonUnreachable(DaemonError):
+    """Nothing answers on the daemon's socket (missing, refused): the request was not sent."""
+
+
 class WireError(P2POrchError):
     """Bytes from the network could not be decoded into a valid message."""
 

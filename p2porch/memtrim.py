@@ -6,7 +6,10 @@ freed pages stay resident apart from the others'. Start-up (imports, the join, R
 first plans) frees more heap than an idle daemon uses again, and glibc keeps freed pages below the
 top of the heap resident: ``trim_heap_periodically`` collects Python's garbage cycles and trims once
 shortly after start, then trims rarely (one wakeup every few minutes); the first trim logs the RSS it
-gave back. On a C library without ``mallopt``/``malloc_trim`` (musl) they do nothing.
+gave back. A daemon usually starts well before it joins (or inits) a cluster, and the join, the Raft
+catch-up and, on the leader, admitting the other nodes come after that first trim: the member runtime
+calls ``trim_heap_after`` once its services are up, so that start-up is trimmed too (issue 19). On a
+C library without ``mallopt``/``malloc_trim`` (musl) they do nothing.
 """
 
 from __future__ import annotations
@@ -78,6 +81,14 @@ def trim_heap(collect: bool = False) -> tuple[float, float] | None:
         gc.collect()  # garbage cycles left by start-up hold heap blocks the trim could give back
     trim(0)
     return before, rss_mb()
+
+
+async def trim_heap_after(delay_s: float, what: str) -> None:
+    """Collect and trim once, ``delay_s`` after ``what`` (logged with the RSS given back)."""
+    await trio.sleep(delay_s)
+    result = trim_heap(collect=True)
+    if result is not None:
+        log.info("heap trimmed after %s: RSS %.1f -> %.1f MB", what, *result)
 
 
 async def trim_heap_periodically(

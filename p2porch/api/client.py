@@ -1,21 +1,24 @@
 """Client for the control API (shell); the CLI's only way to reach a daemon.
 
-``unix:///path.sock`` (or a bare path) talks to a local daemon's root-only socket; ``tcp://HOST:PORT``
-talks HTTPS to a daemon's remote API, verifying its certificate against ``ca_pem`` (the cluster CA from
-``p2porch cluster ca``; the system's trust store when none is given) and sending ``token`` as a bearer
-token. Never prints or logs the token."""
+``unix:///path.sock`` (or a bare path) talks to a local daemon's root-only socket, with the standard
+library's HTTP client (:mod:`p2porch.api.unix_http`: a command's start-up does not pay httpx's imports);
+``tcp://HOST:PORT`` talks HTTPS to a daemon's remote API with httpx, verifying its certificate against
+``ca_pem`` (the cluster CA from ``p2porch cluster ca``; the system's trust store when none is given) and
+sending ``token`` as a bearer token. Never prints or logs the token."""
 
 from __future__ import annotations
 
+import http.client
 import json
-import ssl
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
-
 from .. import API_VERSION
-from ..errors import ConfigError, DaemonError, P2POrchError, error_from_dict
+from ..errors import ConfigError, DaemonError, DaemonUnreachable, P2POrchError, error_from_dict
+from .unix_http import UnixHttp
+
+#: Connecting to the unix socket failed this way: nothing listens there, nothing was sent.
+NOT_LISTENING = (FileNotFoundError, ConnectionRefusedError, PermissionError)
 
 
 def socket_path_from_host(host: str) -> str:
@@ -52,21 +55,22 @@ class ApiClient:
         ca_pem: str | None = None,
     ) -> None:
         addr = tcp_address(host)
+        self._unix: UnixHttp | None = None
+        self._client: Any = None  # httpx.Client, for a tcp:// host only
         if addr is None:
             self.socket_path = socket_path_from_host(host)
             self.where = f"unix://{self.socket_path}"
-            self._client = httpx.Client(
-                # no TLS on a unix socket: verify=False skips loading the CA store (~20 ms per command)
-                transport=httpx.HTTPTransport(uds=self.socket_path, verify=False),
-                base_url="http://p2porch",
-                timeout=timeout_s,
-            )
+            self._unix = UnixHttp(self.socket_path, timeout_s)
             return
         if not token:
             raise ConfigError(
                 f"{host} needs an access token: --token-file FILE, $P2PORCH_API_TOKEN or a context",
                 field="--token-file",
             )
+        import ssl
+
+        import httpx
+
         self.socket_path = ""
         self.where = f"https://{addr}"
         context = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
@@ -78,26 +82,20 @@ class ApiClient:
         )
 
     def close(self) -> None:
-        self._client.close()
+        if self._unix is not None:
+            self._unix.close()
+        if self._client is not None:
+            self._client.close()
 
     def get(self, path: str, **params: Any) -> Any:
         return self._request("GET", path, params={k: v for k, v in params.items() if v is not None})
 
     def text(self, path: str) -> str:
         """GET a route outside /v1 that answers plain text (``/metrics``)."""
-        try:
-            response = self._client.get(path)
-        except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError) as exc:
-            raise self._unreachable(exc) from exc
-        except httpx.TimeoutException as exc:
-            raise DaemonError(f"the p2porch daemon at {self.where} did not answer in time") from exc
-        if response.status_code >= 400:
-            try:
-                data = response.json()
-            except ValueError:
-                data = {"message": response.text}
-            raise _error_from(data if isinstance(data, dict) else {"message": str(data)})
-        return response.text
+        status, raw = self._send("GET", path)
+        if status >= 400:
+            raise _error_from(_decoded(raw))
+        return raw.decode("utf-8", errors="replace")
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self._request("POST", path, json=body or {})
@@ -107,17 +105,29 @@ class ApiClient:
 
     def stream(self, path: str, **params: Any) -> Iterator[Any]:
         """GET a streaming (JSON lines) endpoint; yields one decoded item per line as it arrives."""
+        target = f"/{API_VERSION}{path}"
+        query = {k: v for k, v in params.items() if v is not None}
+        if self._unix is None:
+            yield from self._stream_tcp(target, query)
+            return
         try:
-            with self._client.stream(
-                "GET",
-                f"/{API_VERSION}{path}",
-                timeout=None,
-                params={k: v for k, v in params.items() if v is not None},
-            ) as response:
+            with self._unix.stream(target, query) as response:
+                if response.status >= 400:
+                    raise _error_from(_decoded(response.read()))
+                for line in response:
+                    if line.strip():
+                        yield json.loads(line)
+        except NOT_LISTENING as exc:
+            raise self._unreachable(exc) from exc
+
+    def _stream_tcp(self, target: str, query: dict[str, Any]) -> Iterator[Any]:
+        import httpx
+
+        try:
+            with self._client.stream("GET", target, timeout=None, params=query) as response:
                 if response.status_code >= 400:
                     response.read()
-                    data = response.json()
-                    raise _error_from(data if isinstance(data, dict) else {"message": str(data)})
+                    raise _error_from(_decoded(response.content))
                 for line in response.iter_lines():
                     if line.strip():
                         yield json.loads(line)
@@ -125,19 +135,36 @@ class ApiClient:
             raise self._unreachable(exc) from exc
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        status, raw = self._send(method, f"/{API_VERSION}{path}", kwargs.get("params"), kwargs.get("json"))
+        data = _decoded(raw)
+        if status >= 400:
+            raise _error_from(data if isinstance(data, dict) else {"message": str(data)})
+        return data
+
+    def _send(
+        self, method: str, target: str, params: dict[str, Any] | None = None, body: Any = None
+    ) -> tuple[int, bytes]:
+        """One request: (HTTP status, body bytes); errors of the transport as DaemonErrors."""
+        if self._unix is not None:
+            try:
+                return self._unix.request(method, target, params=params, body=body)
+            except NOT_LISTENING as exc:
+                raise self._unreachable(exc) from exc
+            except TimeoutError as exc:
+                raise DaemonError(f"the p2porch daemon at {self.where} did not answer in time") from exc
+            except (http.client.HTTPException, OSError) as exc:
+                raise DaemonError(
+                    f"the p2porch daemon at {self.where} broke off the answer ({exc!r})"
+                ) from exc
+        import httpx
+
         try:
-            response = self._client.request(method, f"/{API_VERSION}{path}", **kwargs)
+            response = self._client.request(method, target, params=params, json=body)
         except (httpx.ConnectError, FileNotFoundError, ConnectionRefusedError) as exc:
             raise self._unreachable(exc) from exc
         except httpx.TimeoutException as exc:
             raise DaemonError(f"the p2porch daemon at {self.where} did not answer in time") from exc
-        try:
-            data = response.json()
-        except ValueError:
-            data = {"error": "P2POrchError", "message": response.text}
-        if response.status_code >= 400:
-            raise _error_from(data if isinstance(data, dict) else {"message": str(data)})
-        return data
+        return response.status_code, response.content
 
     def _unreachable(self, exc: Exception) -> DaemonError:
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
@@ -147,13 +174,21 @@ class ApiClient:
                 "`p2porch cluster ca` on a member and update your context (--tls-ca / context update)"
             )
         if self.socket_path:
-            return DaemonError(
+            return DaemonUnreachable(
                 f"cannot reach the p2porch daemon at {self.where} ({exc}); is it running? "
                 "Start one with `p2porch daemon` or `p2porch init`, or point --host/P2PORCH_HOST at it"
             )
         return DaemonError(f"cannot reach the p2porch daemon at {self.where} ({exc})")
 
 
-def _error_from(data: dict[str, Any]) -> P2POrchError:
+def _decoded(raw: bytes) -> Any:
+    """A response body as JSON, or (not JSON) an error body carrying its text."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return {"error": "P2POrchError", "message": raw.decode("utf-8", errors="replace")}
+
+
+def _error_from(data: Any) -> P2POrchError:
     """The registered error an API error body stands for (see p2porch.errors.REGISTRY)."""
-    return error_from_dict(data)
+    return error_from_dict(data if isinstance(data, dict) else {"message": str(data)})

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import __version__
-from ..errors import P2POrchError
+from ..errors import DaemonUnreachable, P2POrchError
 from .daemon import ADVERTISED_PORTS as PORTS
 from .daemon import add_node_options, load_daemon_config
 from .util import (
@@ -219,9 +219,13 @@ def read_token(args: argparse.Namespace, env: dict[str, str] | None = None) -> s
     return value or None
 
 
-def _cluster_body(args: argparse.Namespace) -> dict[str, Any]:
-    from ..config import parse_labels
+def _labels(given: list[str]) -> dict[str, str]:
+    from ..config import parse_labels  # only with --label: a plain join never loads the config
 
+    return parse_labels(given, field="--label")
+
+
+def _cluster_body(args: argparse.Namespace) -> dict[str, Any]:
     token = read_token(args)
     if getattr(args, "peer", None) is not None and token is None:
         raise UsageError(
@@ -237,7 +241,7 @@ def _cluster_body(args: argparse.Namespace) -> dict[str, Any]:
             if getattr(args, f"advertise_{kind}_port", None)
         }
         or None,
-        "labels": parse_labels(args.label, field="--label") if args.label else None,
+        "labels": _labels(args.label) if args.label else None,
         "token": token,
         "peer": getattr(args, "peer", None),
         "behind_nat": True if getattr(args, "behind_nat", False) else None,
@@ -331,9 +335,11 @@ def _form_cluster(args: argparse.Namespace, path: str, render: Callable[[Any], s
 
         trio.run(Daemon(config, on_ready=on_ready).run)
         return EXIT_OK
-    if not _daemon_reachable(args):
+    try:  # one request when the daemon runs (no separate "is it up?" round trip first)
+        result = local_client_for(args).post(path, body)
+    except DaemonUnreachable:  # nothing listens: the request was not sent, so sending it again is safe
         _start_background_daemon(args)
-    result = local_client_for(args).post(path, body)
+        result = local_client_for(args).post(path, body)
     emit(args, result, render)
     return EXIT_OK
 

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import DEFAULT_SOCKET
 from ..errors import ConfigError, NotFoundError
+from ..paths import DEFAULT_SOCKET
 
 DEFAULT_CONTEXT = "default"
 FILE_NAME = "contexts.json"

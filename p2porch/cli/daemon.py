@@ -6,7 +6,6 @@ import argparse
 import os
 from typing import Any
 
-from ..config import load_config
 from .util import (
     EXIT_OK,
     UsageError,
@@ -107,6 +106,8 @@ def load_daemon_config(args: argparse.Namespace, env: dict[str, str] | None = No
     overrides["api.socket"] = host
     overrides["log.format"] = getattr(args, "log_format", None)
     overrides["log.level"] = getattr(args, "log_level", None)
+    from ..config import load_config  # here: a local command that starts no daemon never loads it
+
     config = load_config(toml_text=toml_text, toml_path=path, env=env, overrides=overrides)
     # an engine address p2porch cannot use (ssh://) stops the daemon at once, naming the setting
     parse_endpoint(config.node.docker_host or None, env)

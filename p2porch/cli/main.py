@@ -13,8 +13,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from ..config import DEFAULT_SOCKET
 from ..errors import ConfigError, P2POrchError
+from ..paths import DEFAULT_SOCKET
 from .util import EXIT_FAILED, EXIT_USAGE, Parser
 
 #: Each command module (``add_<module>_commands``) and the top-level commands it registers, in help order.

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..config import DEFAULT_SOCKET
 from ..errors import ConfigError
+from ..paths import DEFAULT_SOCKET
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -29,9 +29,18 @@ from .leading import until_leading
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RESEAL_CHECK_S", "reseal_commands", "serve_reseal"]
+__all__ = ["RESEAL_CHECK_S", "RESEAL_QUIET_CHECK_S", "reseal_commands", "reseal_wait_s", "serve_reseal"]
 
-RESEAL_CHECK_S = 2.0  # also re-checked on every committed change
+RESEAL_CHECK_S = 2.0  # after leading starts or a check that wrote: also re-checked on every committed change
+#: after a check that found nothing to re-seal: only a committed change can give it work (this node's keys
+#: are fixed for the member's life), so the timer is a safety net (issue 19: one wakeup less every 2 s)
+RESEAL_QUIET_CHECK_S = 10.0
+
+
+def reseal_wait_s(wrote: bool) -> float:
+    """How long the loop waits for a committed change before checking anyway: soon after a check that
+    had versions to re-seal (a write that did not commit is tried again), long after one that had none."""
+    return RESEAL_CHECK_S if wrote else RESEAL_QUIET_CHECK_S
 
 
 def reseal_commands(
@@ -87,10 +96,12 @@ async def serve_reseal(
 
 async def _run_reseal(ctx: MemberContext) -> None:
     reported: set[str] = set()
+    wrote = True  # the first check comes soon after leading starts
     async with ctx.state_changes() as changes:
         while True:
-            await until_leading(ctx.store, changes)  # a follower does not wake for it
-            with trio.move_on_after(RESEAL_CHECK_S):
+            if await until_leading(ctx.store, changes):  # a follower does not wake for it
+                wrote = True
+            with trio.move_on_after(reseal_wait_s(wrote)):
                 await changes.receive()
             if not ctx.store.status().is_leader:
                 continue
@@ -99,6 +110,7 @@ async def _run_reseal(ctx: MemberContext) -> None:
             for what in sorted(set(missing) - reported):
                 log.warning("cannot re-seal %s: this node does not hold that key epoch", what)
             reported.update(missing)
+            wrote = bool(commands)
             for command in commands:
                 try:
                     count = await write_as_leader(ctx, command)

@@ -21,6 +21,7 @@ from ..clock import Clock
 from ..config import Config
 from ..context import LocalBoard, LocalNode, MemberContext
 from ..gossip.keyring import KEY_SWITCH_GRACE_S
+from ..memtrim import trim_heap_after
 from ..metrics import Metrics
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from ..raft.timing import timing_for_rtt
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = ["MemberRuntime", "MemberService", "StorePreparation", "local_node", "secrets_key", "secrets_keys"]
 
 MemberService = Callable[..., Awaitable[None]]
+MEMBER_TRIM_AFTER_S = 20.0  # after the member services start: the join or init and its first rounds are over
 JOIN_HOLD_ELECTIONS_S = 60.0  # a joined voter that no leader added by then campaigns after all
 StorePreparation = Callable[[RaftStore], Awaitable[None]]
 
@@ -160,6 +162,7 @@ class MemberRuntime:
             password=local.keys.raft_password(local.generation),
             tick_period_s=self.config.raft.tick_s,
             heartbeat_period_s=timing.heartbeat_s,
+            idle_heartbeat_period_s=timing.idle_heartbeat_s,
             election_timeout_min_s=timing.election_min_s,
             election_timeout_max_s=timing.election_max_s,
             join_hold_elections_s=JOIN_HOLD_ELECTIONS_S if joining and local.role == "voter" else 0.0,
@@ -194,6 +197,9 @@ class MemberRuntime:
                 report_conflict=self._report_conflict,
             )
             nursery.start_soon(voter_role.watch_role, watch, local)
+            # the join, the catch-up and (leader) admitting the others freed heap after the daemon's own
+            # first trim: trim once more when they are over
+            nursery.start_soon(trim_heap_after, MEMBER_TRIM_AFTER_S, "the member started")
             task_status.started()
             await trio.sleep_forever()
 

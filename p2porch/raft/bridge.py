@@ -32,6 +32,7 @@ from .journal import DurableJournal
 from .pre_vote_elections import PreVoteElections
 from .pre_votes import PreVotes
 from .quiet_answers import QuietHeartbeatAnswers
+from .snapshot_guard import SnapshotGuard
 from .store_config import StoreConfig
 from .transport_guard import GuardedTCPTransport
 
@@ -91,7 +92,9 @@ class PacedPoller:
         return getattr(self._inner, name)
 
 
-class RaftBridge(PreVoteElections, QuietHeartbeatAnswers, QuietReplicaRounds, BoundedApply, SyncObj):  # type: ignore[misc,unused-ignore]
+class RaftBridge(  # type: ignore[misc,unused-ignore]
+    PreVoteElections, QuietHeartbeatAnswers, QuietReplicaRounds, SnapshotGuard, BoundedApply, SyncObj
+):
     """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
 
     def __init__(self, owner: BridgeOwner, self_addr: str | None, partners: list[str], conf: SyncObjConf):

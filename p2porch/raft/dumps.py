@@ -355,13 +355,27 @@ def read_head(dump: str | os.PathLike[str]) -> tuple[tuple[Any, ...], tuple[Any,
     except FileNotFoundError:
         return None
     with f:
-        unpacker = msgpack.Unpacker(f, raw=False, strict_map_key=False, max_buffer_size=64 << 20)
-        head: dict[str, Any] = {}
-        for _ in range(unpacker.read_map_header()):
-            key = unpacker.unpack()
-            if key == "state":
-                break
-            head[key] = unpacker.unpack()
-            if "prev" in head and "last" in head:
-                return tuple(head["prev"]), tuple(head["last"])
+        return _head(msgpack.Unpacker(f, raw=False, strict_map_key=False, max_buffer_size=64 << 20))
+
+
+def head_of_chunk(chunk: bytes) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+    """``(prev, last)`` from the first bytes of a dump (a snapshot's first transmitted chunk); None
+    when they do not hold a whole head (another format, or a head longer than the chunk)."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max(len(chunk), 1))
+    unpacker.feed(chunk)
+    try:
+        return _head(unpacker)
+    except (msgpack.OutOfData, ValueError, TypeError):
+        return None
+
+
+def _head(unpacker: msgpack.Unpacker) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+    head: dict[str, Any] = {}
+    for _ in range(unpacker.read_map_header()):
+        key = unpacker.unpack()
+        if key == "state":
+            break
+        head[key] = unpacker.unpack()
+        if "prev" in head and "last" in head:
+            return tuple(head["prev"]), tuple(head["last"])
     return None

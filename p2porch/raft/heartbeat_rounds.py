@@ -4,8 +4,13 @@ heartbeats.py's pure :class:`ReplicaHeartbeats`).
 A mixin for the store's SyncObj subclass: it overrides pysyncobj's private ``__sendAppendEntries`` to
 hide the quiet replicas for one round, then restores them, keeping what the round itself changed (a
 replica that disconnected). A replica whose connection drops during a round keeps its indexes until the
-round ends (pysyncobj reads them once more, see below). It owns no state of its own beyond the host's
-``_replica_beats`` and the replicas dropped in the current round.
+round ends (pysyncobj reads them once more, see below). While the store's pacer says idle (no proposal,
+no moved commit index for a second), the next round is due after ``idle_round_s`` instead of
+pysyncobj's ``appendEntriesPeriod`` (the choice is ``pacer.TickPacer.round_period``'s; never while a
+connected peer still lacks entries the round had no time to send): an idle leader heartbeats its
+voters half as often, with the same election timeouts, and proposals still go out at once (pysyncobj's
+unbatched appends). It owns no state of its own beyond the host's ``_replica_beats``, ``round_pacer``,
+a round count and the replicas dropped in the current round.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from typing import Any
 
 from .heartbeats import ReplicaHeartbeats
+from .pacer import TickPacer
 
 
 class QuietReplicaRounds:
@@ -26,6 +32,11 @@ class QuietReplicaRounds:
     _SyncObj__raftNextIndex: dict[Any, int]
     _SyncObj__raftMatchIndex: dict[Any, int]
     _SyncObj__connectedNodes: set[Any]
+    _SyncObj__newAppendEntriesTime: float  # pysyncobj's clock; its round sets it to now + the heartbeat
+    _SyncObj__conf: Any
+    round_pacer: TickPacer | None = None  # the store's (Raft thread): idle rounds use idle_round_s
+    idle_round_s = 0.0  # the round period while idle (StoreConfig.idle_heartbeat_period_s); 0: pysyncobj's
+    rounds_sent = 0  # append rounds sent by this node as leader (tests, benchmarks)
     _round_at = 0.0  # when the last append round (a heartbeat when idle) was sent
     _in_round = False
     _dropped_in_round: dict[Any, tuple[int, int | None]] | None = None
@@ -65,6 +76,16 @@ class QuietReplicaRounds:
             self._SyncObj__readonlyNodes = replicas
             self._replica_beats.sent(after, commit, now)
             self._replica_beats.forget(replicas)
+        self.rounds_sent += 1
+        pacer, busy_s = self.round_pacer, self._SyncObj__conf.appendEntriesPeriod
+        if pacer is None or self.idle_round_s <= busy_s:
+            return
+        # a connected peer the round left entries (or snapshot chunks) for: pysyncobj stops a round after
+        # one heartbeat period of sending and moves nextIndex past what it sent
+        last, nexts = self._SyncObj__raftLog[-1][1], self._SyncObj__raftNextIndex
+        lagging = any(nexts.get(node, last + 1) <= last for node in self._SyncObj__connectedNodes)
+        if (period := pacer.round_period(now, busy_s, self.idle_round_s, lagging)) > busy_s:
+            self._SyncObj__newAppendEntriesTime += period - busy_s
 
     # pysyncobj's round sends an entry larger than its batch size in chunks; when a send drops the
     # replica's connection it leaves only the chunk loop and reads the replica's next index once more,

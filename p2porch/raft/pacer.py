@@ -6,6 +6,8 @@ nothing else wakes, e.g. a single voter's own) fire. A 5 ms tick keeps commits a
 idle node 200 times a second. :class:`TickPacer` keeps the short tick while proposals are in flight or
 the commit index moved within ``linger_s`` and the long one otherwise, cut short by the next Raft timer
 (an election deadline, a heartbeat) so that a long idle period delays neither (docs/raft.md, "Settings").
+The same notion of idle paces the leader's append rounds (:meth:`TickPacer.round_period`): an idle
+leader heartbeats its voters at a longer period; the election timeouts do not change.
 """
 
 from __future__ import annotations
@@ -48,3 +50,13 @@ class TickPacer:
         if until_timer <= 0:  # due, yet the tick just run left it (a voter cut off from every peer)
             return self.idle_period_s
         return max(self.busy_period_s, min(self.idle_period_s, until_timer))
+
+    def round_period(self, now: float, busy_s: float, idle_s: float, lagging: bool = False) -> float:
+        """The leader's next append round in: ``busy_s`` (the heartbeat) while work was seen within
+        ``linger_s`` (a proposal, a moved commit index) or a connected peer still ``lagging`` (entries or
+        a snapshot the last round had no time to send: a catching-up node gets them every heartbeat),
+        else ``idle_s`` (never shorter than ``busy_s``). Proposals do not wait for either: pysyncobj
+        sends their entries at once (no append batching)."""
+        if lagging or now - self.last_work_at < self.linger_s:
+            return busy_s
+        return max(busy_s, idle_s)

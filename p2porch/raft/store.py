@@ -106,6 +106,8 @@ class RaftStore:
         self._status: RaftStatus | None = None
         self._status_at = 0.0
         self._role_event = trio.Event()  # set (and replaced) on the trio thread when the Raft role changes
+        self._replayed = trio.Event()  # set once the journal is applied up to its commit index (trio side)
+        self._replay_to: int | None = None  # that index; None once reached (Raft thread)
         self.leader_changes = LeaderChanges()  # updated on the Raft thread
         self.commit_observer: Callable[[float], None] | None = None  # seconds of each answered proposal
         self._status_lock = threading.Lock()
@@ -156,8 +158,11 @@ class RaftStore:
         self._poller = PacedPoller(self._so._poller)
         self._so._poller = self._poller
         self._so.addOnTickCallback(self._on_tick)
+        self._so.round_pacer = self._pacer  # an idle leader's append rounds (heartbeat_rounds.py)
+        self._so.idle_round_s = config.idle_heartbeat_period_s
         # The Raft thread stops once the thread that owns the store has exited. We build it in a trio
         # worker thread (trio reaps idle workers after ~10 s): tie it to the trio thread instead.
+        self._replay_to = self._so.raftCommitIndex  # the journal's: what this node had committed
         self._so.start_ticking(owner_thread or threading.current_thread())
 
     # --- public API (trio side) ------------------------------------------------------------------
@@ -312,6 +317,13 @@ class RaftStore:
 
     def _deliver(self, state: ClusterState, changes: list[Change]) -> None:
         """Trio side: publish a new state and its changes, in Raft apply order."""
+        if state.version < self._state.version:  # only a loaded dump can do this (docs/raft.md)
+            log.warning(
+                "raft state served went back: version %d -> %d (%s)",
+                self._state.version,
+                state.version,
+                changes[0].kind if changes else "no change",
+            )
         self._state = state
         for send in list(self._subscribers):
             for change in changes:
@@ -413,6 +425,14 @@ class RaftStore:
     def _read_dump(self, file_name: str) -> tuple[Any, Any, Any]:
         body = msgpack.unpackb(Path(file_name).read_bytes(), raw=False, strict_map_key=False)
         state = ClusterState.from_dict(body["state"])
+        so = getattr(self, "_so", None)  # applied and commit: pysyncobj's, before it takes the dump's
+        at = (getattr(so, "_SyncObj__raftLastApplied", None), getattr(so, "_SyncObj__raftCommitIndex", None))
+        log.info(
+            "raft dump %s loaded over state version %d, applied/commit %s",
+            body["last"][1:],
+            self._raft_state.version,
+            at,
+        )
         self._raft_state = state
         reset = Change("reset", "put", state.cluster_id, state, state.version)
         self._raft_callback(self._deliver, state, [reset])
@@ -437,6 +457,10 @@ class RaftStore:
 
     def _on_tick(self) -> None:
         now = time.monotonic()
+        replay_to = self._replay_to
+        if replay_to is not None and self._so.raftLastApplied >= min(replay_to, self._so.raftCommitIndex):
+            self._replay_to = None  # set after every state of the replay reached trio (FIFO)
+            self._raft_callback(self._replayed.set)
         if self._conf.raftMinTimeout != self.config.election_timeout_min_s and self._so._getLeader():
             # a joining voter heard its leader: normal election timeouts from now on
             self._conf.raftMinTimeout = self.config.election_timeout_min_s
@@ -537,7 +561,21 @@ async def open_raft_store(config: StoreConfig) -> AsyncIterator[RaftStore]:
     """Start a store for the lifetime of the block; stops the Raft thread and closes files on exit."""
     token = trio.lowlevel.current_trio_token()
     store = await trio.to_thread.run_sync(RaftStore, config, token, threading.current_thread())
+    commit = store._so.raftCommitIndex
+    started = time.monotonic()
     try:
+        # Readers never see a state older than the one this node served before it reopened the store
+        # (a role switch, a key switch): the journal is replayed up to its commit index first.
+        with trio.move_on_after(config.replay_wait_s) as waited:
+            await store._replayed.wait()
+        log.log(
+            logging.WARNING if waited.cancelled_caught else logging.INFO,
+            "raft store opened: journal replayed to %d (state version %d) in %.3f s%s",
+            commit,
+            store._state.version,
+            time.monotonic() - started,
+            " (given up: serving the store anyway)" if waited.cancelled_caught else "",
+        )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(store._submit_loop)
             try:
@@ -546,6 +584,7 @@ async def open_raft_store(config: StoreConfig) -> AsyncIterator[RaftStore]:
                 nursery.cancel_scope.cancel()
     finally:
         store._closed = True
+        log.info("raft store closed at state version %d", store._state.version)
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(store._destroy)
         for proposal in store._pending:

@@ -8,6 +8,10 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
+#: an idle leader's heartbeats that fit in the shortest election timeout (timing.py's proportions: 5
+#: heartbeats, idle at 2 heartbeats)
+IDLE_HEARTBEATS_PER_ELECTION = 2.5
+
 
 @dataclass(frozen=True)
 class StoreConfig:
@@ -30,6 +34,10 @@ class StoreConfig:
     # connection_retry_s, store.py)
     replica_idle_tick_period_s: float = 2.0
     heartbeat_period_s: float = 0.1
+    # the leader's append rounds while idle (no proposal, no moved commit index for a second; pacer.py):
+    # the election timeouts stay, so at least 2.5 of these fit in the shortest one; at most the heartbeat
+    # (or 0): every round at the heartbeat
+    idle_heartbeat_period_s: float = 0.2
     # a follower answers an empty heartbeat that would repeat its last answer at most this often
     # (heartbeat_answers.py); 0: every heartbeat is answered
     heartbeat_answer_period_s: float = 0.5
@@ -50,6 +58,9 @@ class StoreConfig:
     max_batch_commands: int = 512
     max_inflight_batches: int = 2
     status_refresh_s: float = 0.05
+    # a store opened on a journal is handed to readers once it has applied it up to its saved commit
+    # index (so a reopened store never serves an older state than before), or after this long
+    replay_wait_s: float = 30.0
 
     @property
     def replica_beat_s(self) -> float:
@@ -87,6 +98,16 @@ class StoreConfig:
         if not self.election_timeout_min_s > 3 * self.heartbeat_period_s:
             raise ConfigError(
                 "election_timeout_min_s must exceed 3 heartbeats", field="election_timeout_min_s"
+            )
+        idle_s = self.idle_heartbeat_period_s  # at most the heartbeat: idle rounds are not slowed
+        if not math.isfinite(idle_s) or (
+            idle_s > self.heartbeat_period_s
+            and IDLE_HEARTBEATS_PER_ELECTION * idle_s > self.election_timeout_min_s * (1 + 1e-9)
+        ):
+            raise ConfigError(
+                f"idle_heartbeat_period_s must fit {IDLE_HEARTBEATS_PER_ELECTION} times in "
+                "election_timeout_min_s",
+                field="idle_heartbeat_period_s",
             )
         if not self.replica_beat_s < max(self.connection_timeout_s, self.election_timeout_max_s):
             raise ConfigError(

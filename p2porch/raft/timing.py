@@ -5,7 +5,8 @@ Raft needs ``broadcast time << election timeout << time between failures``. The 
 a round trip and several of them fit in the shortest election timeout. Farther apart, a follower
 would start elections while heartbeats are still in flight. :func:`timing_for_rtt` keeps the
 defaults up to that and scales beyond it: heartbeat twice the round trip, the election window five
-to twelve heartbeats (the defaults' proportions). No I/O.
+to twelve heartbeats (the defaults' proportions). An idle leader heartbeats at twice the period
+(``idle_heartbeat_s``: 2.5 idle heartbeats in the shortest election timeout). No I/O.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ HEARTBEAT_S = 0.1
 ELECTION_MIN_HEARTBEATS = 5.0
 ELECTION_MAX_HEARTBEATS = 12.0
 HEARTBEATS_PER_RTT = 2.0
+IDLE_HEARTBEAT_FACTOR = 2.0  # an idle leader's round period, in heartbeats (heartbeat_rounds.py)
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,11 @@ class RaftTiming:
     heartbeat_s: float
     election_min_s: float
     election_max_s: float
+
+    @property
+    def idle_heartbeat_s(self) -> float:
+        """The leader's round period while idle (``StoreConfig.idle_heartbeat_period_s``)."""
+        return IDLE_HEARTBEAT_FACTOR * self.heartbeat_s
 
 
 #: the measured defaults (docs/raft.md, "Settings"), kept exactly up to a 50 ms round trip

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def cfg(data_dir: Path, self_addr: str | None, voters: list[str], **kw: object) -> StoreConfig:
+    kw.setdefault("idle_heartbeat_period_s", 0.1)  # answers to every idle heartbeat are what is counted
     return StoreConfig(self_addr=self_addr, voters=tuple(voters), data_dir=data_dir, password="pw", **kw)  # type: ignore[arg-type]
 
 
@@ -81,4 +82,30 @@ async def test_idle_followers_answer_less_and_the_leader_keeps_leading(
         with trio.fail_after(5):  # both voters and the replica acknowledged every write
             while not caught_up():
                 await trio.sleep(0.05)
+        assert stores[leader].leader_changes.count == 0
+
+
+async def test_an_idle_leader_heartbeats_at_the_idle_period_and_keeps_leading(tmp_path: Path) -> None:
+    """raft/heartbeat_rounds.py: idle, the leader's rounds come every 200 ms (not 100 ms) with the same
+    election timeouts; no follower starts an election, and a write goes out at once, not at the next round."""
+    addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]
+    async with contextlib.AsyncExitStack() as stack:
+        stores = {
+            a: await stack.enter_async_context(
+                open_raft_store(cfg(tmp_path / a[-5:], a, addrs, idle_heartbeat_period_s=0.2))
+            )
+            for a in addrs
+        }
+        leader = await stores[addrs[0]].wait_leader(timeout_s=20)
+        await stores[leader].write(C.InitCluster(at=time.time(), cluster_id="c1").encode(), timeout_s=10)
+        term = stores[leader].status().term
+        await trio.sleep(1.5)  # past the pacer's 1 s linger after the last commit
+        before = stores[leader]._so.rounds_sent
+        await trio.sleep(3.0)
+        rounds = stores[leader]._so.rounds_sent - before
+        assert 10 <= rounds <= 18, rounds  # ~15 at 200 ms; 30 at the 100 ms heartbeat
+        latencies = await _commit_latencies(stores[leader], 6, pause_s=1.2)  # each write after idling
+        assert statistics.median(latencies) < 0.15, latencies
+        for store in stores.values():
+            assert store.status().term == term and store.status().leader == leader
         assert stores[leader].leader_changes.count == 0

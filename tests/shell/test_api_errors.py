@@ -55,11 +55,11 @@ async def test_every_registered_error_round_trips(socket_dir: Path) -> None:
         client = ApiClient(f"unix://{socket_path}", timeout_s=10)
         try:
             for name in REGISTRY:
-                response = client._client.get(f"/v1/raise/{name}")
+                status, _ = client._send("GET", f"/v1/raise/{name}")
                 try:
                     client.get(f"/raise/{name}")
                 except P2POrchError as exc:
-                    seen[name] = (exc, response.status_code)
+                    seen[name] = (exc, status)
         finally:
             client.close()
         return seen

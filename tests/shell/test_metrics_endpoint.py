@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
@@ -59,8 +60,9 @@ async def test_requests_are_counted_by_route_template_and_code(socket_dir: Path,
                 client.get(f"/things/{name}")
             with pytest.raises(P2POrchError):
                 client.get("/things/missing")
-            response = client._client.get("/metrics")
-            content_type = response.headers["content-type"]
+            transport = httpx.HTTPTransport(uds=socket_path)
+            with httpx.Client(transport=transport, base_url="http://p2porch") as raw:
+                content_type = raw.get("/metrics").headers["content-type"]
         finally:
             client.close()
         code = main(["--host", f"unix://{socket_path}", "metrics", "--json"])

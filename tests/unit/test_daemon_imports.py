@@ -178,3 +178,24 @@ def test_a_scrape_loads_prometheus_client_on_first_use() -> None:
         "assert b'p2porch_api_requests_total{' in m.render()\n"
     )
     assert "prometheus_client" in loaded
+
+
+#: Never in a local command (``p2porch join``, ``status``, ... over the unix socket): httpx and what it
+#: pulls in (httpcore imports trio when installed, httpx's own CLI imports rich, click and pygments;
+#: h2 for HTTP/2), nor the config's dataclasses (~0.25 s of CPU per command in all, docs/performance.md).
+NOT_IN_A_LOCAL_COMMAND = ("httpx", "httpcore", "trio", "rich", "click", "pygments", "h2", "p2porch.config")
+
+
+def test_a_local_join_command_imports_no_http_library_and_no_trio() -> None:
+    # what `p2porch join PEER` loads up to its request: the parser, the body, the client of the socket
+    loaded = modules_after(
+        "from p2porch.cli.main import build_parser, command_word\n"
+        "argv = ['join', '10.0.0.1', '--token', 'P2PT-x']\n"
+        "args = build_parser(command_word(argv)).parse_args(argv)\n"
+        "from p2porch.cli.cluster import _cluster_body\n"
+        "from p2porch.cli.util import local_client_for\n"
+        "assert _cluster_body(args)['peer'] == '10.0.0.1'\n"
+        "local_client_for(args)\n"
+    )
+    assert "p2porch.api.unix_http" in loaded  # the check can fail: the client was built
+    assert sorted(m for m in NOT_IN_A_LOCAL_COMMAND if m in loaded) == []

@@ -100,3 +100,22 @@ def test_without_malloc_trim_it_stops_after_the_first_try(monkeypatch) -> None:
 
     run_mocked(main)
     assert calls == [5]
+
+
+def test_trim_after_collects_and_trims_once_after_its_delay(monkeypatch, caplog) -> None:
+    calls: list[tuple[float, bool]] = []
+
+    def fake_trim(collect: bool = False) -> tuple[float, float]:
+        calls.append((trio.current_time(), collect))
+        return 60.4, 58.9
+
+    monkeypatch.setattr(memtrim, "trim_heap", fake_trim)
+
+    async def main() -> None:
+        with trio.move_on_after(1000):
+            await memtrim.trim_heap_after(20, "the member started")
+
+    caplog.set_level("INFO", logger="p2porch.memtrim")
+    run_mocked(main)
+    assert calls == [(20, True)]
+    assert "heap trimmed after the member started: RSS 60.4 -> 58.9 MB" in caplog.text

@@ -38,3 +38,17 @@ def test_an_idle_tick_never_sleeps_past_the_next_raft_timer() -> None:
     assert pacer.period(8.0, 7, 7, False, timer_at=7.9) == 0.5
     # busy: the short period whatever the timers say
     assert pacer.period(9.0, 8, 7, False, timer_at=100.0) == 0.005
+
+
+def test_the_leader_rounds_at_the_heartbeat_while_busy_and_at_the_idle_period_once_idle() -> None:
+    pacer = TickPacer(busy_period_s=0.005, idle_period_s=0.5, linger_s=1.0)
+    assert pacer.round_period(0.0, busy_s=0.1, idle_s=0.2) == 0.2  # nothing seen yet: idle
+    pacer.period(1.0, 7, 7, False)  # first sight of the commit index: work
+    assert pacer.round_period(1.5, busy_s=0.1, idle_s=0.2) == 0.1
+    assert pacer.round_period(2.1, busy_s=0.1, idle_s=0.2) == 0.2  # a second after the last work
+    assert pacer.round_period(2.1, busy_s=0.1, idle_s=0.2, lagging=True) == 0.1  # a peer catching up
+    pacer.work(3.0)  # a proposal: the very next round is at the heartbeat again
+    assert pacer.round_period(3.0, busy_s=0.1, idle_s=0.2) == 0.1
+    # an idle period shorter than the heartbeat (or 0: the setting off) never speeds rounds up
+    assert pacer.round_period(9.0, busy_s=0.1, idle_s=0.05) == 0.1
+    assert pacer.round_period(9.0, busy_s=0.1, idle_s=0.0) == 0.1

@@ -21,6 +21,7 @@ def replica_config(timing: RaftTiming) -> StoreConfig:
         data_dir=Path("."),
         password="x",
         heartbeat_period_s=timing.heartbeat_s,
+        idle_heartbeat_period_s=timing.idle_heartbeat_s,
         election_timeout_min_s=timing.election_min_s,
         election_timeout_max_s=timing.election_max_s,
     )

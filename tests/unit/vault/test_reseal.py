@@ -6,7 +6,7 @@ import os
 
 from p2porch.control.events import describe_change
 from p2porch.errors import ConflictError, NotFoundError
-from p2porch.leader.reseal import reseal_commands
+from p2porch.leader.reseal import RESEAL_CHECK_S, RESEAL_QUIET_CHECK_S, reseal_commands, reseal_wait_s
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
 from p2porch.raft.state import EMPTY_STATE, ClusterState
@@ -77,3 +77,8 @@ def test_stale_or_wrong_reseals_are_refused_and_unknown_epochs_named() -> None:
         "secret:db v1 (epoch 0)",
         "secret:db v2 (epoch 0)",
     ]
+
+
+def test_the_loop_checks_again_soon_only_after_a_check_that_had_versions_to_reseal() -> None:
+    assert reseal_wait_s(wrote=True) == RESEAL_CHECK_S  # a write may not have committed: try again soon
+    assert reseal_wait_s(wrote=False) == RESEAL_QUIET_CHECK_S > RESEAL_CHECK_S  # only a commit gives work

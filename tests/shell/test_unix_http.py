@@ -1,0 +1,118 @@
+"""The standard-library client of the unix socket against the real API server (hypercorn): JSON bodies,
+query strings, a streamed (chunked) answer read line by line, and a socket nothing listens on."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from p2porch.api.client import ApiClient
+from p2porch.api.server import Endpoint, serve_api
+from p2porch.api.unix_http import request_target
+from p2porch.errors import DaemonUnreachable, NotFoundError
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="p2uh-", dir="/tmp"))  # unix socket paths must stay short
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_request_target_leaves_out_absent_parameters() -> None:
+    assert request_target("/v1/x") == "/v1/x"
+    assert request_target("/v1/x", {"a": "1 2", "b": None, "c": 3}) == "/v1/x?a=1+2&c=3"
+
+
+async def echo(body: dict[str, Any], params: dict[str, str]) -> Any:
+    return {"body": body, "name": params["name"]}
+
+
+async def missing(body: dict[str, Any], params: dict[str, str]) -> Any:
+    raise NotFoundError("no such thing", field="name")
+
+
+async def numbers(body: dict[str, Any], params: dict[str, str]) -> Any:
+    @asynccontextmanager
+    async def opener() -> AsyncIterator[AsyncIterator[Any]]:
+        async def items() -> AsyncIterator[Any]:
+            for index in range(3):
+                yield {"n": index, "pad": "x" * 5000}  # several chunks, each bigger than a read
+                await trio.sleep(0.01)
+
+        yield items()
+
+    return opener
+
+
+async def test_requests_and_a_stream_over_the_unix_socket(socket_dir: Path) -> None:
+    socket_path = str(socket_dir / "api.sock")
+    endpoints = [
+        Endpoint("POST", "/echo/{name}", echo, "echo"),
+        Endpoint("GET", "/missing", missing, "404"),
+        Endpoint("GET", "/numbers", numbers, "stream", streaming=True),
+    ]
+
+    def drive() -> tuple[Any, Any, list[Any]]:
+        client = ApiClient(f"unix://{socket_path}", timeout_s=10)
+        try:
+            posted = client.post("/echo/a", {"k": ["v", 1]})
+            with pytest.raises(NotFoundError) as refused:
+                client.get("/missing", q="1")
+            streamed = list(client.stream("/numbers"))
+        finally:
+            client.close()
+        return posted, refused.value.field, streamed
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_api, endpoints, socket_path)
+        posted, field, streamed = await trio.to_thread.run_sync(drive)
+        nursery.cancel_scope.cancel()
+
+    assert posted == {"body": {"k": ["v", 1]}, "name": "a"}
+    assert field == "name"
+    assert [item["n"] for item in streamed] == [0, 1, 2] and len(streamed[2]["pad"]) == 5000
+
+
+def test_a_socket_nothing_listens_on_is_unreachable(socket_dir: Path) -> None:
+    client = ApiClient(f"unix://{socket_dir / 'none.sock'}", timeout_s=2)
+    with pytest.raises(DaemonUnreachable, match="is it running"):
+        client.post("/cluster/join", {})
+    with pytest.raises(DaemonUnreachable):
+        list(client.stream("/events"))
+
+
+async def test_the_connection_is_kept_and_replaced_once_the_daemon_closed_it(socket_dir: Path) -> None:
+    socket_path = str(socket_dir / "api.sock")
+    endpoints = [Endpoint("POST", "/echo/{name}", echo, "echo")]
+    client = ApiClient(f"unix://{socket_path}", timeout_s=10)
+    transport = client._unix
+    assert transport is not None
+
+    def twice() -> tuple[Any, bool]:
+        client.post("/echo/a", {})
+        first = transport._kept
+        client.post("/echo/b", {})
+        return first, transport._kept is first
+
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_api, endpoints, socket_path)
+            first, reused = await trio.to_thread.run_sync(twice)
+            nursery.cancel_scope.cancel()  # the daemon goes away: the kept connection is closed by it
+        assert first is not None and reused
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_api, endpoints, socket_path)  # the daemon is back
+            again = await trio.to_thread.run_sync(lambda: client.post("/echo/c", {"x": 1}))
+            nursery.cancel_scope.cancel()
+        assert again == {"body": {"x": 1}, "name": "c"}
+        assert transport._kept is not first
+    finally:
+        client.close()

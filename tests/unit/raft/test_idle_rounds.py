@@ -1,0 +1,93 @@
+"""An idle leader's append rounds (raft/heartbeat_rounds.py) come at the idle period, a busy one's at the
+heartbeat; the mixin runs over a stand-in for pysyncobj's round (what it schedules and who it sends to)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from p2porch.errors import ConfigError
+from p2porch.raft.heartbeat_rounds import QuietReplicaRounds
+from p2porch.raft.heartbeats import ReplicaHeartbeats
+from p2porch.raft.pacer import TickPacer
+from p2porch.raft.store_config import StoreConfig
+from p2porch.raft.timing import DEFAULT, timing_for_rtt
+
+
+class _Conf:
+    appendEntriesPeriod = 0.1
+
+
+class _PysyncobjRound:
+    """What pysyncobj's ``__sendAppendEntries`` does that the mixin relies on: it schedules the next
+    round one ``appendEntriesPeriod`` after now (on its own clock) and sends to voters and replicas."""
+
+    def __init__(self) -> None:
+        self._SyncObj__conf = _Conf()
+        self._SyncObj__readonlyNodes: set[Any] = {"r1"}
+        self._SyncObj__connectedNodes: set[Any] = {"v1", "r1"}
+        self._SyncObj__raftCommitIndex = 5
+        self._SyncObj__raftLog = [(b"", 5, 1)]
+        self._SyncObj__raftNextIndex = {"v1": 6, "r1": 6}
+        self._SyncObj__newAppendEntriesTime = 0.0
+        self.clock = 100.0  # pysyncobj's own clock (CLOCK_MONOTONIC_RAW), unrelated to time.monotonic
+        self.sent_to: list[set[Any]] = []
+
+    def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802
+        self._SyncObj__newAppendEntriesTime = self.clock + self._SyncObj__conf.appendEntriesPeriod
+        self.sent_to.append({"v1"} | self._SyncObj__readonlyNodes)
+
+
+class _Leader(QuietReplicaRounds, _PysyncobjRound):
+    def __init__(self, pacer: TickPacer | None, idle_round_s: float) -> None:
+        super().__init__()
+        self._replica_beats = ReplicaHeartbeats(2.0)
+        self.round_pacer = pacer
+        self.idle_round_s = idle_round_s
+
+
+def _round(leader: _Leader) -> float:
+    """One round; seconds until the next one is due."""
+    leader._SyncObj__sendAppendEntries()
+    return leader._SyncObj__newAppendEntriesTime - leader.clock
+
+
+def test_an_idle_leader_waits_the_idle_period_and_a_busy_one_the_heartbeat() -> None:
+    pacer = TickPacer(busy_period_s=0.005, idle_period_s=0.5, linger_s=1.0)
+    leader = _Leader(pacer, idle_round_s=0.2)
+    assert _round(leader) == pytest.approx(0.2)  # idle: nothing seen yet
+    pacer.work(time.monotonic())  # a proposal (the mixin reads time.monotonic, as the store does)
+    assert _round(leader) == pytest.approx(0.1)
+    assert leader.rounds_sent == 2
+    assert leader.sent_to[0] == {"v1", "r1"}  # voters in every round, the replica's first beat too
+
+
+def test_an_idle_leader_keeps_the_heartbeat_while_a_connected_peer_still_lacks_entries() -> None:
+    leader = _Leader(TickPacer(busy_period_s=0.005, idle_period_s=0.5), idle_round_s=0.2)
+    leader._SyncObj__raftLog = [(b"", 5, 1), (b"x", 6, 1)]  # the round had no time to send entry 6 to v1
+    assert _round(leader) == pytest.approx(0.1)
+    leader._SyncObj__connectedNodes.discard("v1")  # a peer that is not connected does not hold it back
+    leader._SyncObj__raftNextIndex["r1"] = 7
+    assert _round(leader) == pytest.approx(0.2)
+
+
+def test_without_a_pacer_or_an_idle_period_rounds_keep_pysyncobj_s_heartbeat() -> None:
+    assert _round(_Leader(None, idle_round_s=0.2)) == pytest.approx(0.1)
+    assert _round(_Leader(TickPacer(0.005, 0.5), idle_round_s=0.0)) == pytest.approx(0.1)
+
+
+def test_the_idle_period_fits_two_and_a_half_times_in_the_shortest_election_timeout() -> None:
+    base = {"self_addr": None, "voters": ("1.2.3.4:7947",), "data_dir": Path("."), "password": "x"}
+    StoreConfig(**base).validate()  # type: ignore[arg-type]
+    assert StoreConfig(**base).idle_heartbeat_period_s == DEFAULT.idle_heartbeat_s == 0.2  # type: ignore[arg-type]
+    StoreConfig(**base, idle_heartbeat_period_s=0.0).validate()  # type: ignore[arg-type]  # off
+    with pytest.raises(ConfigError) as info:
+        StoreConfig(**base, idle_heartbeat_period_s=0.25).validate()  # type: ignore[arg-type]
+    assert info.value.field == "idle_heartbeat_period_s"
+    for rtt_s in (0.0, 0.06, 0.15, 0.3, 1.0):
+        timing = timing_for_rtt(rtt_s)
+        assert timing.idle_heartbeat_s == pytest.approx(2 * timing.heartbeat_s)
+        assert 2.5 * timing.idle_heartbeat_s == pytest.approx(timing.election_min_s)
