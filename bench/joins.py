@@ -28,7 +28,10 @@ from typing import Any
 JOINED = re.compile(
     r"joined cluster \S+ as (?P<role>\w+) in (?P<total>[\d.]+) s \(admitted (?P<admitted>[\d.]+), "
     r"member services (?P<services>[\d.]+), own record (?P<record>[\d.]+)"
+    r"(?:; before the handshake (?P<prepared>[\d.]+))?"
 )
+#: the log line's time (the daemon's human format, local time, ms)
+LOG_TIME = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(?P<ms>\d{3}) ")
 ADMISSION = re.compile(
     r"admission of (?P<name>\S+) took (?P<total>[\d.]+) s \(queued (?P<queued>[\d.]+), "
     r"commit (?P<commit>[\d.]+), batch of (?P<batch>\d+)\)"
@@ -68,7 +71,15 @@ def phases_from_logs(logs: dict[str, str]) -> dict[str, Any]:
     admissions: dict[str, dict[str, Any]] = {}
     for name, text in logs.items():
         for match in JOINED.finditer(text):
-            joiners[name] = {k: (v if k == "role" else float(v)) for k, v in match.groupdict().items()}
+            joiner: dict[str, Any] = {
+                k: (v if k == "role" else float(v)) for k, v in match.groupdict().items() if v is not None
+            }
+            line_start = text.rfind("\n", 0, match.start()) + 1
+            stamp = LOG_TIME.match(text, line_start)
+            if stamp:  # wall clock of the "joined" line, to line up with the CLI's own marks
+                when = time.mktime(time.strptime(stamp["ts"], "%Y-%m-%d %H:%M:%S"))
+                joiner["t_joined"] = when + int(stamp["ms"]) / 1000
+            joiners[name] = joiner
         for match in ADMISSION.finditer(text):
             admissions[match["name"]] = {k: float(v) for k, v in match.groupdict().items() if k != "name"}
     out: dict[str, Any] = {"joiners": joiners}
@@ -85,9 +96,10 @@ def phases_from_logs(logs: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def cli_formation(sb: Any, hosts: list[Any], parallel: int) -> Any:
+def cli_formation(sb: Any, hosts: list[Any], parallel: int, traces: dict[str, Any] | None = None) -> Any:
     """``init`` over n1's socket, then one ``p2porch join`` CLI per other node, ``parallel`` at a time;
-    ``join_s`` is each CLI process's wall time (start to exit)."""
+    ``join_s`` is each CLI process's wall time (start to exit). With ``traces`` (a dict to fill) the CLI
+    runs through ``bench/cli_trace.py`` and its marks land there per node, with the spawn and exit."""
     from concurrent.futures import ThreadPoolExecutor
 
     from p2porch.sandbox.cluster import Formation, _post
@@ -95,15 +107,24 @@ def cli_formation(sb: Any, hosts: list[Any], parallel: int) -> Any:
     started = time.monotonic()
     token = str(_post(hosts[0], "/cluster/init", {})["token"])
     formation = Formation(token=token, init_s=time.monotonic() - started)
-    argv = [sys.executable, "-m", "p2porch", "join", hosts[0].address, "--token", token]
+    entry = ["-m", "p2porch"] if traces is None else [os.path.join(os.path.dirname(__file__), "cli_trace.py")]
+    argv = [sys.executable, *entry, "join", hosts[0].address, "--token", token]
 
     def join(host: Any) -> None:
         t0 = time.monotonic()
+        spawned = time.time()
         done = sb.exec(host.name, argv, capture=True)
+        exited = time.time()
         if done.returncode != 0:
             formation.failed[host.name] = done.stderr.decode(errors="replace").strip()[-300:]
             return
         formation.join_s[host.name] = time.monotonic() - t0
+        if traces is not None:
+            lines = [
+                ln for ln in done.stderr.decode(errors="replace").splitlines() if ln.startswith('{"trace"')
+            ]
+            marks = json.loads(lines[-1])["trace"] if lines else {}
+            traces[host.name] = {"t_spawn": spawned, "t_reaped": exited, **marks}
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         list(pool.map(join, hosts[1:]))
@@ -111,8 +132,40 @@ def cli_formation(sb: Any, hosts: list[Any], parallel: int) -> Any:
     return formation
 
 
+def trace_phases(traces: dict[str, Any], joiners: dict[str, Any]) -> dict[str, Any]:
+    """Per phase of a CLI join (s, p50 / max over the joins): spawn to the script's first line
+    (nsenter, interpreter, site), the CLI's imports, argument parsing and body to the request, the
+    daemon's API and lock before its join clock starts, the daemon's join, the answer back to the CLI,
+    the CLI's exit; and the CLI process's own CPU."""
+    phases: dict[str, list[float]] = {}
+    for name, t in traces.items():
+        j = joiners.get(name, {})
+        if not {"t_main", "t_imported", "t_send", "t_recv", "t_exit"} <= t.keys() or "t_joined" not in j:
+            continue
+        received = j["t_joined"] - j["total"] - j.get("prepared", 0.0)
+        for phase, value in (
+            ("start", t["t_main"] - t["t_spawn"]),
+            ("imports", t["t_imported"] - t["t_main"]),
+            ("to_request", t["t_send"] - t["t_imported"]),
+            ("to_handler", received - t["t_send"]),
+            ("prepared", j.get("prepared", 0.0)),
+            ("daemon_join", j["total"]),
+            ("answer", t["t_recv"] - j["t_joined"]),
+            ("exit", t["t_reaped"] - t["t_recv"]),
+            ("cli_cpu", t["cpu_s"]),
+        ):
+            phases.setdefault(phase, []).append(value)
+    return {phase: spread(values) for phase, values in phases.items()}
+
+
 def one_run(
-    name: str, subnet: str, nodes: int, parallel: int, logs_dir: str = "", cli: bool = False
+    name: str,
+    subnet: str,
+    nodes: int,
+    parallel: int,
+    logs_dir: str = "",
+    cli: bool = False,
+    trace: bool = False,
 ) -> dict[str, Any]:
     from p2porch.sandbox.cluster import form_cluster
     from p2porch.sandbox.sandbox import Sandbox
@@ -124,7 +177,10 @@ def one_run(
         up_s = time.monotonic() - t0
         time.sleep(3.0)  # the daemons' own start-up settles before the clock starts
         load = os.getloadavg()[0]
-        formation = cli_formation(sb, hosts, parallel) if cli else form_cluster(hosts, parallel=parallel)
+        traces: dict[str, Any] | None = {} if trace else None
+        formation = (
+            cli_formation(sb, hosts, parallel, traces) if cli else form_cluster(hosts, parallel=parallel)
+        )
         load_after = os.getloadavg()[0]
         logs = {h.name: read_log(h.p2porch_log) for h in hosts}
         if logs_dir:
@@ -154,6 +210,7 @@ def one_run(
         "join_api_each_s": api["join_s"],
         "caller_overhead_s": spread(over),  # the caller's wall time above the daemon's own join time
         "phases": phases,
+        **({"cli_phases": trace_phases(traces, phases["joiners"])} if traces else {}),
     }
 
 
@@ -166,6 +223,9 @@ def main() -> None:
     parser.add_argument("--subnet", default="10.29.0.0/16")
     parser.add_argument("--label", default="", help="a name for this tree in the output")
     parser.add_argument("--logs", default="", help="keep every daemon's log here (DIR/NODESxPARALLEL/)")
+    parser.add_argument(
+        "--trace", action="store_true", help="CLI runs: time each phase of a join (bench/cli_trace.py)"
+    )
     args = parser.parse_args()
     runs = []
     for spec in args.runs.split(","):
@@ -181,7 +241,7 @@ def main() -> None:
         "label": args.label,
         "code": os.path.dirname(os.path.dirname(p2porch.__file__)),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "runs": [one_run(args.name, args.subnet, n, p, args.logs, cli) for n, p, cli in runs],
+        "runs": [one_run(args.name, args.subnet, n, p, args.logs, cli, args.trace) for n, p, cli in runs],
     }
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")

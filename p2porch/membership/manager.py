@@ -392,6 +392,7 @@ class ClusterManager:
             }
 
     async def join(self, body: dict[str, Any]) -> dict[str, Any]:
+        received = self.clock.monotonic()
         async with self._lock:
             peer = str(body.get("peer") or "")
             if not peer:
@@ -446,13 +447,15 @@ class ClusterManager:
             join_identity.forget(self.data_dir)
             done = self.clock.monotonic()
             log.info(
-                "joined cluster %s as %s in %.3f s (admitted %.3f, member services %.3f, own record %.3f)",
+                "joined cluster %s as %s in %.3f s (admitted %.3f, member services %.3f, own record %.3f; "
+                "before the handshake %.3f)",
                 local.cluster_id,
                 local.role,
                 done - started,
                 admitted - started,
                 running - admitted,
                 done - running,
+                started - received,
             )
             return {"cluster_id": local.cluster_id, "node_id": node_id, "role": local.role}
 
