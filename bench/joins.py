@@ -31,7 +31,7 @@ JOINED = re.compile(
     r"(?:; before the handshake (?P<prepared>[\d.]+))?"
 )
 #: the log line's time (the daemon's human format, local time, ms)
-LOG_TIME = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(?P<ms>\d{3}) ")
+LOG_TIME = re.compile(r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(?P<ms>\d{3}) ")
 ADMISSION = re.compile(
     r"admission of (?P<name>\S+) took (?P<total>[\d.]+) s \(queued (?P<queued>[\d.]+), "
     r"commit (?P<commit>[\d.]+), batch of (?P<batch>\d+)\)"
@@ -210,7 +210,7 @@ def one_run(
         "join_api_each_s": api["join_s"],
         "caller_overhead_s": spread(over),  # the caller's wall time above the daemon's own join time
         "phases": phases,
-        **({"cli_phases": trace_phases(traces, phases["joiners"])} if traces else {}),
+        **({"cli_phases": trace_phases(traces, phases["joiners"]), "cli_traces": traces} if traces else {}),
     }
 
 
