@@ -96,10 +96,17 @@ def phases_from_logs(logs: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def cli_formation(sb: Any, hosts: list[Any], parallel: int, traces: dict[str, Any] | None = None) -> Any:
+def cli_formation(
+    sb: Any, hosts: list[Any], parallel: int, traces: dict[str, Any] | None = None, own_session: bool = True
+) -> Any:
     """``init`` over n1's socket, then one ``p2porch join`` CLI per other node, ``parallel`` at a time;
     ``join_s`` is each CLI process's wall time (start to exit). With ``traces`` (a dict to fill) the CLI
-    runs through ``bench/cli_trace.py`` and its marks land there per node, with the spawn and exit."""
+    runs through ``bench/cli_trace.py`` and its marks land there per node, with the spawn and exit.
+
+    ``own_session``: each CLI runs in a session of its own (``setsid``), as a user's shell on its own
+    node would; the kernel's autogroup scheduling then gives it a share of the CPU of its own, as each
+    sandbox daemon and dockerd has (they run in their own sessions). Without it the P CLIs share the
+    bench's one share against 2N daemons and dockerds (the fifth round's figures)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from p2porch.sandbox.cluster import Formation, _post
@@ -108,7 +115,8 @@ def cli_formation(sb: Any, hosts: list[Any], parallel: int, traces: dict[str, An
     token = str(_post(hosts[0], "/cluster/init", {})["token"])
     formation = Formation(token=token, init_s=time.monotonic() - started)
     entry = ["-m", "p2porch"] if traces is None else [os.path.join(os.path.dirname(__file__), "cli_trace.py")]
-    argv = [sys.executable, *entry, "join", hosts[0].address, "--token", token]
+    argv = [*(["setsid", "-w"] if own_session else []), sys.executable, *entry, "join", hosts[0].address]
+    argv += ["--token", token]
 
     def join(host: Any) -> None:
         t0 = time.monotonic()
@@ -130,6 +138,50 @@ def cli_formation(sb: Any, hosts: list[Any], parallel: int, traces: dict[str, An
         list(pool.map(join, hosts[1:]))
     formation.formed_s = time.monotonic() - started
     return formation
+
+
+def cpu_ticks(pid: int | None) -> tuple[int, int]:
+    """(own, reaped children) CPU ticks of ``pid`` from /proc (0, 0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+    except (OSError, TypeError):
+        return 0, 0
+    return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+def machine_busy_ticks() -> int:
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    return sum(values) - values[3] - values[4]  # all but idle and iowait
+
+
+def cpu_sample(sb: Any, hosts: list[Any]) -> dict[str, int]:
+    """CPU ticks so far: the sandbox daemons (own; their reaped children: ip, iptables, ...), the
+    dockerds, this bench's reaped children (the CLIs with nsenter) and the whole machine."""
+    import resource
+
+    from p2porch.sandbox.system import read_pid
+
+    sample = {"daemons": 0, "daemon_children": 0, "dockerds": 0}
+    for host in hosts:
+        own, children = cpu_ticks(read_pid(host.p2porch_pidfile))
+        sample["daemons"] += own
+        sample["daemon_children"] += children
+        sample["dockerds"] += sum(cpu_ticks(read_pid(host.dockerd.pidfile)))
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sample["bench_children"] = round((usage.ru_utime + usage.ru_stime) * os.sysconf("SC_CLK_TCK"))
+    sample["machine"] = machine_busy_ticks()
+    return sample
+
+
+def cpu_spent(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
+    """CPU seconds per consumer between two samples; ``other``: the rest of the machine (containerd,
+    the kernel's softirqs, other users)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {k: round((after[k] - before[k]) / tick, 2) for k in before}
+    out["other"] = round(out["machine"] - sum(v for k, v in out.items() if k != "machine"), 2)
+    return out
 
 
 def trace_phases(traces: dict[str, Any], joiners: dict[str, Any]) -> dict[str, Any]:
@@ -166,6 +218,7 @@ def one_run(
     logs_dir: str = "",
     cli: bool = False,
     trace: bool = False,
+    own_session: bool = True,
 ) -> dict[str, Any]:
     from p2porch.sandbox.cluster import form_cluster
     from p2porch.sandbox.sandbox import Sandbox
@@ -177,11 +230,15 @@ def one_run(
         up_s = time.monotonic() - t0
         time.sleep(3.0)  # the daemons' own start-up settles before the clock starts
         load = os.getloadavg()[0]
+        cpu_before = cpu_sample(sb, hosts)
         traces: dict[str, Any] | None = {} if trace else None
         formation = (
-            cli_formation(sb, hosts, parallel, traces) if cli else form_cluster(hosts, parallel=parallel)
+            cli_formation(sb, hosts, parallel, traces, own_session)
+            if cli
+            else form_cluster(hosts, parallel=parallel)
         )
         load_after = os.getloadavg()[0]
+        cpu = cpu_spent(cpu_before, cpu_sample(sb, hosts))
         logs = {h.name: read_log(h.p2porch_log) for h in hosts}
         if logs_dir:
             run_dir = os.path.join(logs_dir, f"{nodes}x{parallel}{'c' if cli else ''}")
@@ -199,11 +256,12 @@ def one_run(
     return {
         "nodes": nodes,
         "parallel": parallel,
-        "via": "cli" if cli else "api",
+        "via": ("cli" + ("" if own_session else ", one shared session")) if cli else "api",
         "load_before": round(load, 2),
         "load_after": round(load_after, 2),
         "sandbox_up_s": round(up_s, 1),
         "formed_s": api["formed_s"],
+        "cpu_s": cpu,  # CPU seconds during the formation, per consumer
         "retries": api["retries"],
         "join_api_s": spread(list(formation.join_s.values())),
         "join_p95_s": p95(list(formation.join_s.values())),
@@ -226,6 +284,11 @@ def main() -> None:
     parser.add_argument(
         "--trace", action="store_true", help="CLI runs: time each phase of a join (bench/cli_trace.py)"
     )
+    parser.add_argument(
+        "--shared-session",
+        action="store_true",
+        help="CLI runs: all CLIs in the bench's session (one CPU share between them), as before",
+    )
     args = parser.parse_args()
     runs = []
     for spec in args.runs.split(","):
@@ -241,7 +304,10 @@ def main() -> None:
         "label": args.label,
         "code": os.path.dirname(os.path.dirname(p2porch.__file__)),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "runs": [one_run(args.name, args.subnet, n, p, args.logs, cli, args.trace) for n, p, cli in runs],
+        "runs": [
+            one_run(args.name, args.subnet, n, p, args.logs, cli, args.trace, not args.shared_session)
+            for n, p, cli in runs
+        ],
     }
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")
