@@ -5,8 +5,11 @@
 Each run ``NxP`` brings up a fresh sandbox of N hosts (own dockerd and daemon each), runs ``init`` on n1
 and joins the others through it, P at a time, over each host's API socket (``sandbox.cluster``); a run
 ``NxPc`` joins with one ``p2porch join`` CLI process per node instead (inside the node's namespace, as a
-user runs it: interpreter start, the CLI's imports, the daemon check and the API call), P at a time, and
-reports the CLI's wall time per join and its overhead over the daemon's own join time. Then it
+user runs it: interpreter start, the CLI's imports, the daemon check and the API call; each in a session
+of its own, as a user's shell on its own node: see ``cli_formation``), P at a time, and reports the
+CLI's wall time per join and its overhead over the daemon's own join time. ``--trace`` times each phase
+of a CLI join (``bench/cli_trace.py``, lined up with the joiner's log); every run reports the CPU
+seconds of the daemons, their children, the dockerds, the CLIs and the machine during the formation. Then it
 reads every joiner's log line ``joined cluster ... in T s (admitted A, member services S, own record R)``
 and, where the member logs it, its ``admission of NAME took ...`` line (queue and commit), and takes the
 sandbox down. Reported per run: the API time of each join (p50 / max), each phase's p50 / max, the

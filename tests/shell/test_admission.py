@@ -15,10 +15,10 @@ from p2porch.config import Config
 from p2porch.errors import ConfigError, ConflictError
 from p2porch.membership.admission import Admissions, write_together
 from p2porch.membership.keys import b64, keys_from_text, new_cluster_keys
-from p2porch.raft.frames import cluster_key
 from p2porch.membership.localstate import LocalClusterState
 from p2porch.model import Node, NodeStatus
 from p2porch.raft import commands as C
+from p2porch.raft.frames import cluster_key
 from p2porch.testing.memstore import MemoryRaft, MemoryStore
 
 LOCAL = LocalClusterState(
