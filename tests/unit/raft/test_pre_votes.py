@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 from pysyncobj import SyncObjConf
+import pysyncobj.syncobj as _pso
 from pysyncobj.node import TCPNode
 
 from p2porch.raft.bridge import RaftBridge
 from p2porch.raft.pre_vote_elections import PRE_VOTE, PRE_VOTE_RESPONSE
 from p2porch.raft.pre_votes import PreVotes, log_up_to_date
 from p2porch.testing.raftprocs import free_ports
+
+FOLLOWER = _pso._RAFT_STATE.FOLLOWER
 
 HOLD = 0.5
 
@@ -102,10 +105,16 @@ def test_a_voter_answers_pre_votes_and_refuses_while_it_hears_a_leader(voter: An
     term = so._SyncObj__raftCurrentTerm
     ask = {"type": PRE_VOTE, "term": term + 1, "last_log_index": 1, "last_log_term": 0}
     receive(a, ask)
-    assert sent[-1] == (a, {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": True})
+    assert sent[-1] == (
+        a,
+        {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": True, "current_term": term},
+    )
     receive(b, heartbeat(term))  # b leads
     receive(a, ask)
-    assert sent[-1] == (a, {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": False})
+    assert sent[-1] == (
+        a,
+        {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": False, "current_term": term},
+    )
     assert so._SyncObj__raftCurrentTerm == term  # a pre-vote never moves the term
 
 
@@ -177,3 +186,43 @@ def test_a_voter_ahead_of_the_leaders_term_campaigns_without_a_pre_vote(voter: A
     so._onTick(0.0)
     assert so._SyncObj__raftCurrentTerm == 6 and so.pre_vote_rounds == 0
     assert sorted(n.id for n, m in sent if m["type"] == "request_vote") == sorted([a.id, b.id])
+
+
+def test_a_refusal_carries_the_refusers_term(voter: Any) -> None:
+    so, (a, _b), sent = voter
+    so._SyncObj__raftCurrentTerm = 5  # it voted in a term-5 election that produced no leader
+    so._SyncObj__onMessageReceived(a, {"type": PRE_VOTE, "term": 5, "last_log_index": 9, "last_log_term": 4})
+    assert sent[-1] == (a, {"type": PRE_VOTE_RESPONSE, "term": 5, "granted": False, "current_term": 5})
+
+
+def test_a_voter_behind_a_refusers_term_follows_it_and_its_next_round_can_win(voter: Any) -> None:
+    # The leader (term 4) crashed; a candidate raised its term to 5 and died before winning; its
+    # request_vote reached b (log shorter) but not this voter (log longer). This voter asks for term 5,
+    # which b refuses (not above b's term); b asks for 6, which this voter refuses (b's log is shorter).
+    # Unless the asker follows b's term, the two refuse each other for ever with 2 of 3 voters alive.
+    so, (a, b), sent = voter
+    so._SyncObj__raftCurrentTerm = 4
+    so._SyncObj__raftElectionDeadline = 0
+    so._onTick(0.0)
+    assert [m["term"] for _, m in sent if m["type"] == PRE_VOTE] == [5, 5]
+    refusal = {"type": PRE_VOTE_RESPONSE, "term": 5, "granted": False, "current_term": 5}
+    so._SyncObj__onMessageReceived(b, refusal)
+    assert so._SyncObj__raftCurrentTerm == 5 and so._SyncObj__votedForNodeId is None
+    assert so._SyncObj__raftState == FOLLOWER
+    sent.clear()
+    so._SyncObj__raftElectionDeadline = 0
+    so._onTick(0.0)
+    assert [m["term"] for _, m in sent if m["type"] == PRE_VOTE] == [6, 6]  # a term b can grant
+    so._SyncObj__onMessageReceived(b, {"type": PRE_VOTE_RESPONSE, "term": 6, "granted": True})
+    so._onTick(0.0)
+    assert so._SyncObj__raftCurrentTerm == 6
+    assert sorted(n.id for n, m in sent if m["type"] == "request_vote") == sorted([a.id, b.id])
+
+
+def test_a_refusal_at_our_term_or_below_changes_nothing(voter: Any) -> None:
+    so, (_a, b), _sent = voter
+    so._SyncObj__raftCurrentTerm = 4
+    for their_term in (3, 4, None, "9"):
+        refusal = {"type": PRE_VOTE_RESPONSE, "term": 5, "granted": False, "current_term": their_term}
+        so._SyncObj__onMessageReceived(b, refusal)
+        assert so._SyncObj__raftCurrentTerm == 4
