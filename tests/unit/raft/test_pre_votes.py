@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import pysyncobj.syncobj as _pso
 import pytest
 from pysyncobj import SyncObjConf
-import pysyncobj.syncobj as _pso
 from pysyncobj.node import TCPNode
 
 from p2porch.raft.bridge import RaftBridge
