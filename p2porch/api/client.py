@@ -119,6 +119,8 @@ class ApiClient:
                         yield json.loads(line)
         except NOT_LISTENING as exc:
             raise self._unreachable(exc) from exc
+        except (http.client.HTTPException, OSError) as exc:  # e.g. the daemon stopped mid-stream
+            raise DaemonError(f"the p2porch daemon at {self.where} broke off the stream ({exc!r})") from exc
 
     def _stream_tcp(self, target: str, query: dict[str, Any]) -> Iterator[Any]:
         import httpx
