@@ -17,7 +17,7 @@ import trio
 
 from p2porch.api.client import ApiClient
 from p2porch.api.server import Endpoint, serve_api
-from p2porch.api.unix_http import request_target
+from p2porch.api.unix_http import UnixConnection, request_target
 from p2porch.errors import DaemonError, DaemonUnreachable, NotFoundError
 
 
@@ -159,3 +159,19 @@ def test_a_stream_the_daemon_breaks_off_is_a_daemon_error(socket_dir: Path, answ
     thread.join(5)
     assert not isinstance(broke.value, DaemonUnreachable)  # it was reached: `init` must not start one
     assert got == ([{"n": 0}] if answer.startswith(CHUNKED) else [])
+
+
+def test_a_socket_we_may_not_use_is_denied_not_unreachable(
+    socket_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A non-root user and the daemon's 0600 socket (root is never refused, so the refusal is injected
+    # where connect(2) returns it): the daemon may be running, and `init`/`join` must not start another.
+    def refused(self: UnixConnection) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(UnixConnection, "connect", refused)
+    client = ApiClient(f"unix://{socket_dir / 'api.sock'}", timeout_s=2)
+    for attempt in (lambda: client.post("/cluster/join", {}), lambda: list(client.stream("/events"))):
+        with pytest.raises(DaemonError, match="no permission") as denied:
+            attempt()
+        assert not isinstance(denied.value, DaemonUnreachable)
