@@ -3,6 +3,7 @@ query strings, a streamed (chunked) answer read line by line, and a socket nothi
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import tempfile
@@ -175,3 +176,24 @@ def test_a_socket_we_may_not_use_is_denied_not_unreachable(
         with pytest.raises(DaemonError, match="no permission") as denied:
             attempt()
         assert not isinstance(denied.value, DaemonUnreachable)
+
+
+async def test_a_kept_connection_is_checked_in_a_process_with_many_files_open(socket_dir: Path) -> None:
+    socket_path = str(socket_dir / "api.sock")
+    endpoints = [Endpoint("POST", "/echo/{name}", echo, "echo")]
+    files = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]  # the socket's descriptor > 1023
+    client = ApiClient(f"unix://{socket_path}", timeout_s=10)
+    try:
+
+        def twice() -> list[Any]:
+            return [client.post("/echo/a", {}), client.post("/echo/b", {})]  # the second checks the first
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_api, endpoints, socket_path)
+            answers = await trio.to_thread.run_sync(twice)
+            nursery.cancel_scope.cancel()
+        assert [a["name"] for a in answers] == ["a", "b"]
+    finally:
+        client.close()
+        for fd in files:
+            os.close(fd)
