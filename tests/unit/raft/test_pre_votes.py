@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -226,3 +227,64 @@ def test_a_refusal_at_our_term_or_below_changes_nothing(voter: Any) -> None:
         refusal = {"type": PRE_VOTE_RESPONSE, "term": 5, "granted": False, "current_term": their_term}
         so._SyncObj__onMessageReceived(b, refusal)
         assert so._SyncObj__raftCurrentTerm == 4
+
+
+class _Wire:
+    """Two real voters of a three-voter cluster whose third voter is dead: what one sends the other
+    receives (deep-copied, as over a socket), what goes to the dead one is lost."""
+
+    def __init__(self, voters: dict[str, Any]) -> None:
+        self.voters = voters
+        self.queue: list[tuple[str, str, dict[str, Any]]] = []
+        for addr, so in voters.items():
+            so._SyncObj__transport.send = lambda node, message, sender=addr: (
+                self.queue.append((sender, node.id, copy.deepcopy(message))) or True
+            )
+            so._SyncObj__connectedToAnyone = lambda: True
+
+    def deliver(self) -> None:
+        while self.queue:
+            sender, to, message = self.queue.pop(0)
+            receiver = self.voters.get(to)
+            if receiver is not None:
+                node = next(n for n in receiver._SyncObj__otherNodes if n.id == sender)
+                receiver._SyncObj__onMessageReceived(node, message)
+
+
+def _voter_with_log(me: str, others: list[str], entries: int) -> Any:
+    """A voter whose log ends at (term 4, 2 + ``entries``): it led term 4 and appended ``entries``."""
+    conf = SyncObjConf(password="p2ie-unit", autoTick=False, dynamicMembershipChange=True)
+    so = RaftBridge(_Owner(), me, others, conf)  # type: ignore[arg-type]
+    so._SyncObj__raftCurrentTerm = 4
+    so._SyncObj__onBecomeLeader()  # its no-op entry at term 4
+    for i in range(entries):
+        so.apply_entry(b"e%d" % i, callback=lambda res, err: None)
+    so._checkCommandsToApply()
+    so._SyncObj__setState(FOLLOWER)
+    so._SyncObj__raftLeader = None
+    return so
+
+
+def test_two_live_voters_elect_a_leader_after_a_candidate_died_between_them() -> None:
+    # The term-4 leader crashed after replicating its last entry to `longer` only; the dead voter then
+    # raised its term to 5 and reached `shorter` (which voted for it) before it died too.
+    short_addr, long_addr, dead = (f"127.0.0.1:{p}" for p in free_ports(3))
+    shorter = _voter_with_log(short_addr, [long_addr, dead], entries=1)
+    longer = _voter_with_log(long_addr, [short_addr, dead], entries=2)
+    try:
+        shorter._SyncObj__setCurrentTerm(5, dead)
+        assert shorter._SyncObj__getCurrentLogIndex() < longer._SyncObj__getCurrentLogIndex()
+        wire = _Wire({short_addr: shorter, long_addr: longer})
+        for turn in range(8):  # their election timers fire in turn
+            so = (longer, shorter)[turn % 2]
+            so._SyncObj__raftElectionDeadline = 0
+            for _ in range(3):  # a pre-vote round, the election, the votes
+                so._onTick(0.0)
+                wire.deliver()
+            if any(v._SyncObj__raftState == _pso._RAFT_STATE.LEADER for v in (shorter, longer)):
+                break
+        assert longer._SyncObj__raftState == _pso._RAFT_STATE.LEADER  # the longer log wins
+        assert shorter._SyncObj__raftCurrentTerm == longer._SyncObj__raftCurrentTerm == 6
+    finally:
+        shorter.destroy()
+        longer.destroy()
