@@ -76,10 +76,13 @@ class PreVoteElections:
         )
 
     def _before_campaign(self) -> None:
-        if self._pre_votes.won:  # a majority granted: pysyncobj campaigns on this tick
-            self._pre_votes.end_round()
+        won_for = self._pre_votes.round_term if self._pre_votes.won else None
+        if won_for is not None and won_for == self._SyncObj__raftCurrentTerm + 1:
+            self._pre_votes.end_round()  # a majority granted: pysyncobj campaigns on this tick
             self.pre_votes_won += 1
             return
+        if won_for is not None:  # won for a term since overtaken (we voted in or took a later term)
+            self._pre_votes.end_round()
         late_s = _pso.monotonicTime() - self._SyncObj__raftElectionDeadline
         if self._pre_votes.skip_round():  # our term is ahead of a live leader's: only an election helps
             log.info("raft: a leader of a lower term is sending: campaigning without a pre-vote")

@@ -288,3 +288,22 @@ def test_two_live_voters_elect_a_leader_after_a_candidate_died_between_them() ->
     finally:
         shorter.destroy()
         longer.destroy()
+
+
+def test_a_round_won_for_a_term_since_overtaken_does_not_skip_the_next_pre_vote(voter: Any) -> None:
+    so, (a, b), sent = voter
+    term = so._SyncObj__raftCurrentTerm
+    so._SyncObj__raftElectionDeadline = 0
+    so._onTick(0.0)
+    so._SyncObj__onMessageReceived(a, {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": True})
+    assert so._pre_votes.won
+    # before its next tick, b's election at the same term reaches it; it votes for b (no leader follows)
+    ask = {"type": "request_vote", "term": term + 1, "last_log_index": 1, "last_log_term": 0}
+    so._SyncObj__onMessageReceived(b, ask)
+    assert so._SyncObj__raftCurrentTerm == term + 1
+    sent.clear()
+    so._SyncObj__raftElectionDeadline = 0  # its timer fires later, perhaps cut off from the leader by now
+    so._onTick(0.0)
+    assert so._SyncObj__raftCurrentTerm == term + 1  # no term raised without a new pre-vote majority
+    assert [m["term"] for _, m in sent if m["type"] == PRE_VOTE] == [term + 2, term + 2]
+    assert not any(m["type"] == "request_vote" for _, m in sent)
