@@ -212,7 +212,10 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
     # callback, so this override sees every Raft message first. See docs/raft.md, "overlapping appends".
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
         if not (isinstance(message, dict) and message.get("type") == "append_entries"):
+            before = self._SyncObj__raftNextIndex.get(node)
             super()._SyncObj__onMessageReceived(node, message)
+            if isinstance(message, dict) and message.get("type") == "next_node_idx":
+                self._flow_answered(node, before)
             if isinstance(message, dict) and message.get("type") == "next_node_idx" and message.get("reset"):
                 self._send_round_soon()  # the follower lacks entries: send them now, not next heartbeat
             return

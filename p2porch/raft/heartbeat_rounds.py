@@ -15,11 +15,16 @@ a round count and the replicas dropped in the current round.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
+from .flow import FlowLimits, FlowStats, inflight_entries
 from .heartbeats import ReplicaHeartbeats
 from .pacer import TickPacer
+
+log = logging.getLogger(__name__)
+FLOW_LOG_EVERY_S = 5.0  # a leader logs what its followers' buffers held at most this often (INFO)
 
 
 class QuietReplicaRounds:
@@ -42,6 +47,11 @@ class QuietReplicaRounds:
     _dropped_in_round: dict[Any, tuple[int, int | None]] | None = None
     replicas_dropped_mid_round = 0  # replicas whose connection dropped during a round (benchmarks)
     longest_round_gap_s = 0.0  # the longest pause between two rounds since it was last reset (benchmarks)
+    flow_limits: FlowLimits | None = None  # None: pysyncobj's unbounded pipelining (flow.py)
+    _flow_stats: FlowStats | None = None
+    _flow_logged_at = 0.0
+    _SyncObj__otherNodes: set[Any]
+    _SyncObj__transport: Any
 
     def role_changed(self, was_leader: bool, now: float) -> None:
         """On a role change (Raft thread): a leader stepping down counts the pause since its last round."""
@@ -77,6 +87,7 @@ class QuietReplicaRounds:
             self._replica_beats.sent(after, commit, now)
             self._replica_beats.forget(replicas)
         self.rounds_sent += 1
+        self._observe_flow(now)
         pacer, busy_s = self.round_pacer, self._SyncObj__conf.appendEntriesPeriod
         if pacer is None or self.idle_round_s <= busy_s:
             return
@@ -86,6 +97,43 @@ class QuietReplicaRounds:
         lagging = any(nexts.get(node, last + 1) <= last for node in self._SyncObj__connectedNodes)
         if (period := pacer.round_period(now, busy_s, self.idle_round_s, lagging)) > busy_s:
             self._SyncObj__newAppendEntriesTime += period - busy_s
+
+    @property
+    def flow_stats(self) -> FlowStats:
+        if self._flow_stats is None:
+            self._flow_stats = FlowStats()
+        return self._flow_stats
+
+    def _buffered(self, node: Any) -> int:
+        """Bytes queued in the leader's user-space write buffer for ``node`` (0: none or no connection)."""
+        conn = self._SyncObj__transport._connections.get(node)
+        return 0 if conn is None else int(conn.getSendBufferSize())
+
+    def _observe_flow(self, now: float) -> None:
+        """After a round: each connected follower's buffer and unacknowledged entries (flow.py)."""
+        stats = self.flow_stats
+        stats.rounds += 1
+        nexts, matches = self._SyncObj__raftNextIndex, self._SyncObj__raftMatchIndex
+        voters = self._SyncObj__otherNodes
+        for node in self._SyncObj__connectedNodes:
+            if node not in nexts:
+                continue
+            inflight = inflight_entries(nexts[node], matches.get(node, 0))
+            kind = "voter" if node in voters else "replica"
+            stats.saw(kind, self._buffered(node), inflight, held=False)
+        if now - self._flow_logged_at >= FLOW_LOG_EVERY_S:
+            self._flow_logged_at = now
+            if stats.busy():  # an idle leader logs nothing
+                log.info("raft flow: %s", stats.take())
+            else:
+                stats.take()
+
+    # A follower's answer that moved its next index back (pysyncobj: to the follower's log end, so the
+    # next round re-sends every entry still in flight): counted here (bridge.py calls it).
+    def _flow_answered(self, node: Any, before: int | None) -> None:
+        after = self._SyncObj__raftNextIndex.get(node)
+        if before is not None and after is not None and after < before:
+            self.flow_stats.rewound(before - after, kept=False)
 
     # pysyncobj's round sends an entry larger than its batch size in chunks; when a send drops the
     # replica's connection it leaves only the chunk loop and reads the replica's next index once more,
