@@ -25,6 +25,7 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 from . import dumps, journal_start
 from .appends import AppendFilter, rejection_floor
 from .bounded_apply import BoundedApply
+from .flow import FlowLimits
 from .heartbeat_answers import HeartbeatAnswers
 from .heartbeat_rounds import QuietReplicaRounds
 from .heartbeats import EarlyRounds, ReplicaHeartbeats
@@ -34,6 +35,7 @@ from .pre_votes import PreVotes
 from .quiet_answers import QuietHeartbeatAnswers
 from .snapshot_guard import SnapshotGuard
 from .store_config import StoreConfig
+from .tick_watch import TickWatch, watch_threshold
 from .transport_guard import GuardedTCPTransport
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,8 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
         # QuietHeartbeatAnswers: a follower's answers to idle heartbeats, rate limited
         self._heartbeat_answers = HeartbeatAnswers(owner.config.heartbeat_answer_period_s)
         self._appends = AppendFilter()
+        self.flow_limits = FlowLimits()  # QuietReplicaRounds: flow control per follower (flow.py)
+        self._flow_broken: set[Any] = set()
         self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
         self._early_rounds = EarlyRounds(EARLY_ROUND_GAP_S)
         # PreVoteElections: a voter campaigns only after a pre-vote majority; a live leader keeps its place
@@ -147,19 +151,31 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
             sys.setswitchinterval(RAFT_SWITCH_INTERVAL_S)
         self._tick_owner = owner
         self._tick_stop = False
+        threshold = watch_threshold()  # diagnostics (tick_watch.py): off unless the variable is set
+        self._tick_watch = TickWatch(threshold, self._role_name) if threshold else None
         self._tick_thread = threading.Thread(target=self._tick_loop, name="raft-tick", daemon=True)
         self._tick_thread.start()
+        if self._tick_watch is not None:
+            self._tick_watch.start()
+
+    def _role_name(self) -> str:
+        return "leader" if self._SyncObj__raftState == _pso._RAFT_STATE.LEADER else "not leader"
 
     def _tick_loop(self) -> None:
         conf = self._SyncObj__conf
+        watch = self._tick_watch
         try:
             while self._tick_owner.is_alive() and not self._tick_stop:
+                if watch is not None:
+                    watch.tick_started()
                 try:
                     self._onTick(conf.autoTickPeriod)  # the period the store's pacer set last
                 except Exception:  # as pysyncobj's own loop: log, wait a little, tick again
                     log.exception("a Raft tick failed")
                     time.sleep(conf.autoTickPeriod)
         finally:
+            if watch is not None:
+                watch.stop()
             self._doDestroy()
 
     def destroy(self) -> None:
@@ -215,7 +231,7 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
             before = self._SyncObj__raftNextIndex.get(node)
             super()._SyncObj__onMessageReceived(node, message)
             if isinstance(message, dict) and message.get("type") == "next_node_idx":
-                self._flow_answered(node, before)
+                self._flow_answered(node, before, message)
             if isinstance(message, dict) and message.get("type") == "next_node_idx" and message.get("reset"):
                 self._send_round_soon()  # the follower lacks entries: send them now, not next heartbeat
             return

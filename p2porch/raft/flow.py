@@ -15,6 +15,7 @@ counts what the shell saw (benchmarks and the periodic log line). Nothing here s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 #: bytes queued in the leader's user-space write buffer for one follower above which it gets no new
@@ -46,6 +47,37 @@ def hold_entries(buffered: int, next_index: int, match_index: int, limits: FlowL
         return True
     inflight = inflight_entries(next_index, match_index)
     return bool(limits.max_inflight_entries and inflight >= limits.max_inflight_entries)
+
+
+def send_through(
+    next_index: int,
+    match_index: int,
+    last_index: int,
+    buffered: int,
+    entry_size: Callable[[int], int],
+    limits: FlowLimits,
+    late: bool = False,
+) -> int:
+    """The last log index a follower may be sent this round; ``next_index - 1``: none, only a heartbeat.
+
+    None when it is over a bound (:func:`hold_entries`) or the round is ``late`` (its time is spent and
+    this follower comes after the voters); else entries from ``next_index`` while their bytes
+    (``entry_size(index)``) fit in what its buffer has left, at least one, and no more than the
+    in-flight bound allows."""
+    if next_index > last_index or late or hold_entries(buffered, next_index, match_index, limits):
+        return min(next_index - 1, last_index)
+    through = last_index
+    if limits.max_inflight_entries:
+        through = min(through, match_index + limits.max_inflight_entries)
+    if limits.max_buffered_bytes:
+        room, index = limits.max_buffered_bytes - buffered, next_index
+        while index < through:
+            room -= entry_size(index)
+            if room <= 0:
+                break
+            index += 1
+        through = index
+    return max(through, next_index)
 
 
 def keep_next_index(before: int, after: int, success: bool, reset: bool, pipe_intact: bool) -> bool:
