@@ -17,8 +17,9 @@ from .. import API_VERSION
 from ..errors import ConfigError, DaemonError, DaemonUnreachable, P2POrchError, error_from_dict
 from .unix_http import UnixHttp
 
-#: Connecting to the unix socket failed this way: nothing listens there, nothing was sent.
-NOT_LISTENING = (FileNotFoundError, ConnectionRefusedError, PermissionError)
+#: Connecting to the unix socket failed this way: nothing listens there, nothing was sent. Not a
+#: PermissionError: a daemon may well listen on its root-only socket (``_denied``).
+NOT_LISTENING = (FileNotFoundError, ConnectionRefusedError)
 
 
 def socket_path_from_host(host: str) -> str:
@@ -119,6 +120,10 @@ class ApiClient:
                         yield json.loads(line)
         except NOT_LISTENING as exc:
             raise self._unreachable(exc) from exc
+        except PermissionError as exc:
+            raise self._denied(exc) from exc
+        except (http.client.HTTPException, OSError) as exc:  # e.g. the daemon stopped mid-stream
+            raise DaemonError(f"the p2porch daemon at {self.where} broke off the stream ({exc!r})") from exc
 
     def _stream_tcp(self, target: str, query: dict[str, Any]) -> Iterator[Any]:
         import httpx
@@ -150,6 +155,8 @@ class ApiClient:
                 return self._unix.request(method, target, params=params, body=body)
             except NOT_LISTENING as exc:
                 raise self._unreachable(exc) from exc
+            except PermissionError as exc:
+                raise self._denied(exc) from exc
             except TimeoutError as exc:
                 raise DaemonError(f"the p2porch daemon at {self.where} did not answer in time") from exc
             except (http.client.HTTPException, OSError) as exc:
@@ -165,6 +172,12 @@ class ApiClient:
         except httpx.TimeoutException as exc:
             raise DaemonError(f"the p2porch daemon at {self.where} did not answer in time") from exc
         return response.status_code, response.content
+
+    def _denied(self, exc: Exception) -> DaemonError:
+        """Connecting was refused by the socket's file mode (0600, root's): reached, not unreachable."""
+        return DaemonError(
+            f"no permission to use the p2porch daemon's socket {self.where} ({exc}); it is root-only"
+        )
 
     def _unreachable(self, exc: Exception) -> DaemonError:
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):

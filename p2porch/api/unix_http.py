@@ -94,8 +94,11 @@ class UnixHttp:
 
 
 def _readable(sock: socket.socket) -> bool:
-    """An idle kept connection with something to read has been closed by the daemon (EOF)."""
-    return bool(select.select([sock], [], [], 0)[0])
+    """An idle kept connection with something to read (or hung up) has been closed by the daemon (EOF).
+    poll, not select: select refuses descriptors above 1023 (a process with many files open)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _send(

@@ -18,7 +18,9 @@ of the current term. An append from a leader of a lower term makes the next camp
 (pysyncobj ignores that leader; only a higher term makes it step down). A dropped connection to the
 leader ends its stickiness at once (a killed leader's followers grant each other's pre-votes). A
 leadership transfer (``timeout_now``) skips the pre-vote, as the leader asked.
-It owns nothing beyond the host's ``_pre_votes`` and its counters; it never changes the term or a vote.
+A refusal carries the refuser's term; an asker behind it follows that term (the one term change here: it
+sends nothing, grants nothing, and deposes no leader). It owns nothing beyond the host's ``_pre_votes``
+and its counters; it never raises the term past one another voter already holds, nor casts a vote.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class PreVoteElections:
     _SyncObj__raftState: int
     _SyncObj__raftCurrentTerm: int
     _SyncObj__raftElectionDeadline: float
+    _SyncObj__raftLeader: Any
     _SyncObj__selfNode: Any
     _SyncObj__otherNodes: Any
     _SyncObj__transport: Any
@@ -73,10 +76,13 @@ class PreVoteElections:
         )
 
     def _before_campaign(self) -> None:
-        if self._pre_votes.won:  # a majority granted: pysyncobj campaigns on this tick
-            self._pre_votes.end_round()
+        won_for = self._pre_votes.round_term if self._pre_votes.won else None
+        if won_for is not None and won_for == self._SyncObj__raftCurrentTerm + 1:
+            self._pre_votes.end_round()  # a majority granted: pysyncobj campaigns on this tick
             self.pre_votes_won += 1
             return
+        if won_for is not None:  # won for a term since overtaken (we voted in or took a later term)
+            self._pre_votes.end_round()
         late_s = _pso.monotonicTime() - self._SyncObj__raftElectionDeadline
         if self._pre_votes.skip_round():  # our term is ahead of a live leader's: only an election helps
             log.info("raft: a leader of a lower term is sending: campaigning without a pre-vote")
@@ -153,10 +159,17 @@ class PreVoteElections:
             hold_s=self._pre_vote_hold_s,
             now=_pso.monotonicTime(),
         )
-        self._SyncObj__transport.send(node, {"type": PRE_VOTE_RESPONSE, "term": term, "granted": granted})
+        # our own term goes back too: an asker behind it adopts it (``_count_pre_vote``), else it would ask
+        # for a term we refuse for ever
+        answer = {"type": PRE_VOTE_RESPONSE, "term": term, "granted": granted}
+        answer["current_term"] = self._SyncObj__raftCurrentTerm
+        self._SyncObj__transport.send(node, answer)
 
     def _count_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
-        if not message.get("granted") or self._SyncObj__raftState == _pso._RAFT_STATE.LEADER:
+        if self._SyncObj__raftState == _pso._RAFT_STATE.LEADER:
+            return
+        if not message.get("granted"):
+            self._adopt_refusers_term(message.get("current_term"))
             return
         term = message.get("term")
         if term != self._SyncObj__raftCurrentTerm + 1:
@@ -167,3 +180,17 @@ class PreVoteElections:
             log.warning(
                 "raft: pre-vote for term %d won (no leader heard for %.2f s): campaigning", term, silent_s
             )
+
+    def _adopt_refusers_term(self, their_term: Any) -> None:
+        """A voter refused because its term is above ours: take that term as a follower (Raft §5.1: a
+        higher term seen in any reply), as etcd does on a pre-vote refusal. Without it a voter whose term
+        stayed behind (it missed a failed candidate's ``request_vote``) asks for a term the others already
+        hold, and when the one voter ahead has the shorter log the two refuse each other for ever: no
+        leader with a majority alive. Adopting a term that exists sends nothing and deposes no one."""
+        if not isinstance(their_term, int) or their_term <= self._SyncObj__raftCurrentTerm:
+            return
+        log.info("raft: a pre-vote refused at term %d: following that term", their_term)
+        self._SyncObj__setCurrentTerm(their_term, None)  # type: ignore[attr-defined]
+        self._SyncObj__setState(_pso._RAFT_STATE.FOLLOWER)  # type: ignore[attr-defined]
+        self._SyncObj__raftLeader = None
+        self._pre_votes.end_round()

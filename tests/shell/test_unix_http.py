@@ -3,8 +3,11 @@ query strings, a streamed (chunked) answer read line by line, and a socket nothi
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,8 +18,8 @@ import trio
 
 from p2porch.api.client import ApiClient
 from p2porch.api.server import Endpoint, serve_api
-from p2porch.api.unix_http import request_target
-from p2porch.errors import DaemonUnreachable, NotFoundError
+from p2porch.api.unix_http import UnixConnection, request_target
+from p2porch.errors import DaemonError, DaemonUnreachable, NotFoundError
 
 
 @pytest.fixture
@@ -116,3 +119,81 @@ async def test_the_connection_is_kept_and_replaced_once_the_daemon_closed_it(soc
         assert transport._kept is not first
     finally:
         client.close()
+
+
+def _one_answer(socket_path: str, answer: bytes) -> threading.Thread:
+    """A socket that reads one request, writes ``answer`` and closes (a daemon that stops mid-answer)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(socket_path)
+    server.listen(1)
+
+    def serve() -> None:
+        with server:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        CHUNKED + b'9\r\n{"n": 0}\n\r\n' + b'20\r\n{"n": 1, "pa',  # cut inside a chunk
+        b"HTTP/1.1 500 Internal\r\nContent-Length: 50\r\n\r\n{",  # an error body cut short
+    ],
+    ids=["mid-chunk", "error-body"],
+)
+def test_a_stream_the_daemon_breaks_off_is_a_daemon_error(socket_dir: Path, answer: bytes) -> None:
+    socket_path = str(socket_dir / "api.sock")
+    thread = _one_answer(socket_path, answer)
+    client = ApiClient(f"unix://{socket_path}", timeout_s=5)
+    got: list[Any] = []
+    with pytest.raises(DaemonError, match="broke off") as broke:
+        got.extend(client.stream("/events"))
+    thread.join(5)
+    assert not isinstance(broke.value, DaemonUnreachable)  # it was reached: `init` must not start one
+    assert got == ([{"n": 0}] if answer.startswith(CHUNKED) else [])
+
+
+def test_a_socket_we_may_not_use_is_denied_not_unreachable(
+    socket_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A non-root user and the daemon's 0600 socket (root is never refused, so the refusal is injected
+    # where connect(2) returns it): the daemon may be running, and `init`/`join` must not start another.
+    def refused(self: UnixConnection) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(UnixConnection, "connect", refused)
+    client = ApiClient(f"unix://{socket_dir / 'api.sock'}", timeout_s=2)
+    for attempt in (lambda: client.post("/cluster/join", {}), lambda: list(client.stream("/events"))):
+        with pytest.raises(DaemonError, match="no permission") as denied:
+            attempt()
+        assert not isinstance(denied.value, DaemonUnreachable)
+
+
+async def test_a_kept_connection_is_checked_in_a_process_with_many_files_open(socket_dir: Path) -> None:
+    socket_path = str(socket_dir / "api.sock")
+    endpoints = [Endpoint("POST", "/echo/{name}", echo, "echo")]
+    files = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]  # the socket's descriptor > 1023
+    client = ApiClient(f"unix://{socket_path}", timeout_s=10)
+    try:
+
+        def twice() -> list[Any]:
+            return [client.post("/echo/a", {}), client.post("/echo/b", {})]  # the second checks the first
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(serve_api, endpoints, socket_path)
+            answers = await trio.to_thread.run_sync(twice)
+            nursery.cancel_scope.cancel()
+        assert [a["name"] for a in answers] == ["a", "b"]
+    finally:
+        client.close()
+        for fd in files:
+            os.close(fd)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import pysyncobj.syncobj as _pso
 import pytest
 from pysyncobj import SyncObjConf
 from pysyncobj.node import TCPNode
@@ -14,6 +16,8 @@ from p2porch.raft.bridge import RaftBridge
 from p2porch.raft.pre_vote_elections import PRE_VOTE, PRE_VOTE_RESPONSE
 from p2porch.raft.pre_votes import PreVotes, log_up_to_date
 from p2porch.testing.raftprocs import free_ports
+
+FOLLOWER = _pso._RAFT_STATE.FOLLOWER
 
 HOLD = 0.5
 
@@ -102,10 +106,16 @@ def test_a_voter_answers_pre_votes_and_refuses_while_it_hears_a_leader(voter: An
     term = so._SyncObj__raftCurrentTerm
     ask = {"type": PRE_VOTE, "term": term + 1, "last_log_index": 1, "last_log_term": 0}
     receive(a, ask)
-    assert sent[-1] == (a, {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": True})
+    assert sent[-1] == (
+        a,
+        {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": True, "current_term": term},
+    )
     receive(b, heartbeat(term))  # b leads
     receive(a, ask)
-    assert sent[-1] == (a, {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": False})
+    assert sent[-1] == (
+        a,
+        {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": False, "current_term": term},
+    )
     assert so._SyncObj__raftCurrentTerm == term  # a pre-vote never moves the term
 
 
@@ -177,3 +187,123 @@ def test_a_voter_ahead_of_the_leaders_term_campaigns_without_a_pre_vote(voter: A
     so._onTick(0.0)
     assert so._SyncObj__raftCurrentTerm == 6 and so.pre_vote_rounds == 0
     assert sorted(n.id for n, m in sent if m["type"] == "request_vote") == sorted([a.id, b.id])
+
+
+def test_a_refusal_carries_the_refusers_term(voter: Any) -> None:
+    so, (a, _b), sent = voter
+    so._SyncObj__raftCurrentTerm = 5  # it voted in a term-5 election that produced no leader
+    so._SyncObj__onMessageReceived(a, {"type": PRE_VOTE, "term": 5, "last_log_index": 9, "last_log_term": 4})
+    assert sent[-1] == (a, {"type": PRE_VOTE_RESPONSE, "term": 5, "granted": False, "current_term": 5})
+
+
+def test_a_voter_behind_a_refusers_term_follows_it_and_its_next_round_can_win(voter: Any) -> None:
+    # The leader (term 4) crashed; a candidate raised its term to 5 and died before winning; its
+    # request_vote reached b (log shorter) but not this voter (log longer). This voter asks for term 5,
+    # which b refuses (not above b's term); b asks for 6, which this voter refuses (b's log is shorter).
+    # Unless the asker follows b's term, the two refuse each other for ever with 2 of 3 voters alive.
+    so, (a, b), sent = voter
+    so._SyncObj__raftCurrentTerm = 4
+    so._SyncObj__raftElectionDeadline = 0
+    so._onTick(0.0)
+    assert [m["term"] for _, m in sent if m["type"] == PRE_VOTE] == [5, 5]
+    refusal = {"type": PRE_VOTE_RESPONSE, "term": 5, "granted": False, "current_term": 5}
+    so._SyncObj__onMessageReceived(b, refusal)
+    assert so._SyncObj__raftCurrentTerm == 5 and so._SyncObj__votedForNodeId is None
+    assert so._SyncObj__raftState == FOLLOWER
+    sent.clear()
+    so._SyncObj__raftElectionDeadline = 0
+    so._onTick(0.0)
+    assert [m["term"] for _, m in sent if m["type"] == PRE_VOTE] == [6, 6]  # a term b can grant
+    so._SyncObj__onMessageReceived(b, {"type": PRE_VOTE_RESPONSE, "term": 6, "granted": True})
+    so._onTick(0.0)
+    assert so._SyncObj__raftCurrentTerm == 6
+    assert sorted(n.id for n, m in sent if m["type"] == "request_vote") == sorted([a.id, b.id])
+
+
+def test_a_refusal_at_our_term_or_below_changes_nothing(voter: Any) -> None:
+    so, (_a, b), _sent = voter
+    so._SyncObj__raftCurrentTerm = 4
+    for their_term in (3, 4, None, "9"):
+        refusal = {"type": PRE_VOTE_RESPONSE, "term": 5, "granted": False, "current_term": their_term}
+        so._SyncObj__onMessageReceived(b, refusal)
+        assert so._SyncObj__raftCurrentTerm == 4
+
+
+class _Wire:
+    """Two real voters of a three-voter cluster whose third voter is dead: what one sends the other
+    receives (deep-copied, as over a socket), what goes to the dead one is lost."""
+
+    def __init__(self, voters: dict[str, Any]) -> None:
+        self.voters = voters
+        self.queue: list[tuple[str, str, dict[str, Any]]] = []
+        for addr, so in voters.items():
+            so._SyncObj__transport.send = lambda node, message, sender=addr: (
+                self.queue.append((sender, node.id, copy.deepcopy(message))) or True
+            )
+            so._SyncObj__connectedToAnyone = lambda: True
+
+    def deliver(self) -> None:
+        while self.queue:
+            sender, to, message = self.queue.pop(0)
+            receiver = self.voters.get(to)
+            if receiver is not None:
+                node = next(n for n in receiver._SyncObj__otherNodes if n.id == sender)
+                receiver._SyncObj__onMessageReceived(node, message)
+
+
+def _voter_with_log(me: str, others: list[str], entries: int) -> Any:
+    """A voter whose log ends at (term 4, 2 + ``entries``): it led term 4 and appended ``entries``."""
+    conf = SyncObjConf(password="p2ie-unit", autoTick=False, dynamicMembershipChange=True)
+    so = RaftBridge(_Owner(), me, others, conf)  # type: ignore[arg-type]
+    so._SyncObj__raftCurrentTerm = 4
+    so._SyncObj__onBecomeLeader()  # its no-op entry at term 4
+    for i in range(entries):
+        so.apply_entry(b"e%d" % i, callback=lambda res, err: None)
+    so._checkCommandsToApply()
+    so._SyncObj__setState(FOLLOWER)
+    so._SyncObj__raftLeader = None
+    return so
+
+
+def test_two_live_voters_elect_a_leader_after_a_candidate_died_between_them() -> None:
+    # The term-4 leader crashed after replicating its last entry to `longer` only; the dead voter then
+    # raised its term to 5 and reached `shorter` (which voted for it) before it died too.
+    short_addr, long_addr, dead = (f"127.0.0.1:{p}" for p in free_ports(3))
+    shorter = _voter_with_log(short_addr, [long_addr, dead], entries=1)
+    longer = _voter_with_log(long_addr, [short_addr, dead], entries=2)
+    try:
+        shorter._SyncObj__setCurrentTerm(5, dead)
+        assert shorter._SyncObj__getCurrentLogIndex() < longer._SyncObj__getCurrentLogIndex()
+        wire = _Wire({short_addr: shorter, long_addr: longer})
+        for turn in range(8):  # their election timers fire in turn
+            so = (longer, shorter)[turn % 2]
+            so._SyncObj__raftElectionDeadline = 0
+            for _ in range(3):  # a pre-vote round, the election, the votes
+                so._onTick(0.0)
+                wire.deliver()
+            if any(v._SyncObj__raftState == _pso._RAFT_STATE.LEADER for v in (shorter, longer)):
+                break
+        assert longer._SyncObj__raftState == _pso._RAFT_STATE.LEADER  # the longer log wins
+        assert shorter._SyncObj__raftCurrentTerm == longer._SyncObj__raftCurrentTerm == 6
+    finally:
+        shorter.destroy()
+        longer.destroy()
+
+
+def test_a_round_won_for_a_term_since_overtaken_does_not_skip_the_next_pre_vote(voter: Any) -> None:
+    so, (a, b), sent = voter
+    term = so._SyncObj__raftCurrentTerm
+    so._SyncObj__raftElectionDeadline = 0
+    so._onTick(0.0)
+    so._SyncObj__onMessageReceived(a, {"type": PRE_VOTE_RESPONSE, "term": term + 1, "granted": True})
+    assert so._pre_votes.won
+    # before its next tick, b's election at the same term reaches it; it votes for b (no leader follows)
+    ask = {"type": "request_vote", "term": term + 1, "last_log_index": 1, "last_log_term": 0}
+    so._SyncObj__onMessageReceived(b, ask)
+    assert so._SyncObj__raftCurrentTerm == term + 1
+    sent.clear()
+    so._SyncObj__raftElectionDeadline = 0  # its timer fires later, perhaps cut off from the leader by now
+    so._onTick(0.0)
+    assert so._SyncObj__raftCurrentTerm == term + 1  # no term raised without a new pre-vote majority
+    assert [m["term"] for _, m in sent if m["type"] == PRE_VOTE] == [term + 2, term + 2]
+    assert not any(m["type"] == "request_vote" for _, m in sent)
