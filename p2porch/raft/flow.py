@@ -100,6 +100,7 @@ class FlowStats:
     rewound_entries: int = 0
     rewinds_kept: int = 0  # of those, undone (the entries were still in flight)
     largest_buffered: int = 0  # ever (not reset by take)
+    kernel_queued: dict[str, int] = field(default_factory=dict)  # the socket send queues, sampled
 
     def saw(self, kind: str, buffered: int, inflight: int, held: bool) -> None:
         self.max_buffered[kind] = max(self.max_buffered.get(kind, 0), buffered)
@@ -115,14 +116,16 @@ class FlowStats:
 
     def busy(self) -> bool:
         """Whether anything was buffered, held or re-sent since the last :meth:`take`."""
-        return bool(self.rewinds or any(self.held.values()) or any(self.max_buffered.values()))
+        queued = any(self.max_buffered.values()) or any(self.kernel_queued.values())
+        return bool(self.rewinds or any(self.held.values()) or queued)
 
     def summary(self) -> str:
         parts = [f"rounds={self.rounds}"]
         for kind in sorted(self.max_buffered):
             parts.append(
                 f"{kind}s: buffered max {self.max_buffered[kind]} B, in flight max "
-                f"{self.max_inflight.get(kind, 0)}, held {self.held.get(kind, 0)}"
+                f"{self.max_inflight.get(kind, 0)}, held {self.held.get(kind, 0)}, kernel queue "
+                f"{self.kernel_queued.get(kind, 0)} B"
             )
         parts.append(f"rewinds {self.rewinds} ({self.rewound_entries} entries, {self.rewinds_kept} kept)")
         parts.append(f"largest buffer ever {self.largest_buffered} B")
@@ -132,5 +135,5 @@ class FlowStats:
         """The summary since the last call; the per-period counters start again."""
         out = self.summary()
         self.rounds, self.rewinds, self.rewound_entries, self.rewinds_kept = 0, 0, 0, 0
-        self.held, self.max_buffered, self.max_inflight = {}, {}, {}
+        self.held, self.max_buffered, self.max_inflight, self.kernel_queued = {}, {}, {}, {}
         return out

@@ -15,7 +15,10 @@ a round count and the replicas dropped in the current round.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import struct
+import termios
 import time
 from typing import Any
 
@@ -172,6 +175,18 @@ class QuietReplicaRounds:
         conn = self._SyncObj__transport._connections.get(node)
         return 0 if conn is None else int(conn.getSendBufferSize())
 
+    def _kernel_queued(self, node: Any) -> int:
+        """Bytes the kernel holds in the send queue of ``node``'s socket, not yet acknowledged by TCP."""
+        conn = self._SyncObj__transport._connections.get(node)
+        sock = None if conn is None else getattr(conn, "_TcpConnection__socket", None)
+        if sock is None:
+            return 0
+        try:
+            raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        except (OSError, ValueError):
+            return 0
+        return int(struct.unpack("i", raw)[0])
+
     def _observe_flow(self, now: float) -> None:
         """After a round: each connected follower's buffer and unacknowledged entries (flow.py)."""
         stats = self.flow_stats
@@ -185,6 +200,9 @@ class QuietReplicaRounds:
             stats.saw("voter" if node in voters else "replica", self._buffered(node), inflight, held=False)
         if now - self._flow_logged_at >= FLOW_LOG_EVERY_S:
             self._flow_logged_at = now
+            for node in self._SyncObj__connectedNodes:  # the kernel's send queues, once per log line
+                kind = "voter" if node in voters else "replica"
+                stats.kernel_queued[kind] = max(stats.kernel_queued.get(kind, 0), self._kernel_queued(node))
             if stats.busy():  # an idle leader logs nothing
                 log.info("raft flow: %s", stats.take())
             else:
