@@ -143,7 +143,9 @@ class QuietReplicaRounds:
         first, last = raft_log[0][1], raft_log[-1][1]
         if nxt is None or nxt <= first or node not in self._SyncObj__connectedNodes:
             return None
-        match = self._SyncObj__raftMatchIndex.get(node, 0)
+        # unknown (0: a new leadership or connection, before its first success): nothing counted in flight,
+        # or a new leader would hold every follower back until its first answer
+        match = self._SyncObj__raftMatchIndex.get(node, 0) or nxt - 1
         buffered = self._buffered(node)
         size = lambda index: len(raft_log[index - first][0])  # noqa: E731
         through = send_through(nxt, match, last, buffered, size, limits, late)
