@@ -5,8 +5,11 @@
 Each run ``NxP`` brings up a fresh sandbox of N hosts (own dockerd and daemon each), runs ``init`` on n1
 and joins the others through it, P at a time, over each host's API socket (``sandbox.cluster``); a run
 ``NxPc`` joins with one ``p2porch join`` CLI process per node instead (inside the node's namespace, as a
-user runs it: interpreter start, the CLI's imports, the daemon check and the API call), P at a time, and
-reports the CLI's wall time per join and its overhead over the daemon's own join time. Then it
+user runs it: interpreter start, the CLI's imports, the daemon check and the API call; each in a session
+of its own, as a user's shell on its own node: see ``cli_formation``), P at a time, and reports the
+CLI's wall time per join and its overhead over the daemon's own join time. ``--trace`` times each phase
+of a CLI join (``bench/cli_trace.py``, lined up with the joiner's log); every run reports the CPU
+seconds of the daemons, their children, the dockerds, the CLIs and the machine during the formation. Then it
 reads every joiner's log line ``joined cluster ... in T s (admitted A, member services S, own record R)``
 and, where the member logs it, its ``admission of NAME took ...`` line (queue and commit), and takes the
 sandbox down. Reported per run: the API time of each join (p50 / max), each phase's p50 / max, the
@@ -28,7 +31,10 @@ from typing import Any
 JOINED = re.compile(
     r"joined cluster \S+ as (?P<role>\w+) in (?P<total>[\d.]+) s \(admitted (?P<admitted>[\d.]+), "
     r"member services (?P<services>[\d.]+), own record (?P<record>[\d.]+)"
+    r"(?:; before the handshake (?P<prepared>[\d.]+))?"
 )
+#: the log line's time (the daemon's human format, local time, ms)
+LOG_TIME = re.compile(r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(?P<ms>\d{3}) ")
 ADMISSION = re.compile(
     r"admission of (?P<name>\S+) took (?P<total>[\d.]+) s \(queued (?P<queued>[\d.]+), "
     r"commit (?P<commit>[\d.]+), batch of (?P<batch>\d+)\)"
@@ -68,7 +74,15 @@ def phases_from_logs(logs: dict[str, str]) -> dict[str, Any]:
     admissions: dict[str, dict[str, Any]] = {}
     for name, text in logs.items():
         for match in JOINED.finditer(text):
-            joiners[name] = {k: (v if k == "role" else float(v)) for k, v in match.groupdict().items()}
+            joiner: dict[str, Any] = {
+                k: (v if k == "role" else float(v)) for k, v in match.groupdict().items() if v is not None
+            }
+            line_start = text.rfind("\n", 0, match.start()) + 1
+            stamp = LOG_TIME.match(text, line_start)
+            if stamp:  # wall clock of the "joined" line, to line up with the CLI's own marks
+                when = time.mktime(time.strptime(stamp["ts"], "%Y-%m-%d %H:%M:%S"))
+                joiner["t_joined"] = when + int(stamp["ms"]) / 1000
+            joiners[name] = joiner
         for match in ADMISSION.finditer(text):
             admissions[match["name"]] = {k: float(v) for k, v in match.groupdict().items() if k != "name"}
     out: dict[str, Any] = {"joiners": joiners}
@@ -85,9 +99,17 @@ def phases_from_logs(logs: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def cli_formation(sb: Any, hosts: list[Any], parallel: int) -> Any:
+def cli_formation(
+    sb: Any, hosts: list[Any], parallel: int, traces: dict[str, Any] | None = None, own_session: bool = True
+) -> Any:
     """``init`` over n1's socket, then one ``p2porch join`` CLI per other node, ``parallel`` at a time;
-    ``join_s`` is each CLI process's wall time (start to exit)."""
+    ``join_s`` is each CLI process's wall time (start to exit). With ``traces`` (a dict to fill) the CLI
+    runs through ``bench/cli_trace.py`` and its marks land there per node, with the spawn and exit.
+
+    ``own_session``: each CLI runs in a session of its own (``setsid``), as a user's shell on its own
+    node would; the kernel's autogroup scheduling then gives it a share of the CPU of its own, as each
+    sandbox daemon and dockerd has (they run in their own sessions). Without it the P CLIs share the
+    bench's one share against 2N daemons and dockerds (the fifth round's figures)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from p2porch.sandbox.cluster import Formation, _post
@@ -95,15 +117,25 @@ def cli_formation(sb: Any, hosts: list[Any], parallel: int) -> Any:
     started = time.monotonic()
     token = str(_post(hosts[0], "/cluster/init", {})["token"])
     formation = Formation(token=token, init_s=time.monotonic() - started)
-    argv = [sys.executable, "-m", "p2porch", "join", hosts[0].address, "--token", token]
+    entry = ["-m", "p2porch"] if traces is None else [os.path.join(os.path.dirname(__file__), "cli_trace.py")]
+    argv = [*(["setsid", "-w"] if own_session else []), sys.executable, *entry, "join", hosts[0].address]
+    argv += ["--token", token]
 
     def join(host: Any) -> None:
         t0 = time.monotonic()
+        spawned = time.time()
         done = sb.exec(host.name, argv, capture=True)
+        exited = time.time()
         if done.returncode != 0:
             formation.failed[host.name] = done.stderr.decode(errors="replace").strip()[-300:]
             return
         formation.join_s[host.name] = time.monotonic() - t0
+        if traces is not None:
+            lines = [
+                ln for ln in done.stderr.decode(errors="replace").splitlines() if ln.startswith('{"trace"')
+            ]
+            marks = json.loads(lines[-1])["trace"] if lines else {}
+            traces[host.name] = {"t_spawn": spawned, "t_reaped": exited, **marks}
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         list(pool.map(join, hosts[1:]))
@@ -111,8 +143,85 @@ def cli_formation(sb: Any, hosts: list[Any], parallel: int) -> Any:
     return formation
 
 
+def cpu_ticks(pid: int | None) -> tuple[int, int]:
+    """(own, reaped children) CPU ticks of ``pid`` from /proc (0, 0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+    except (OSError, TypeError):
+        return 0, 0
+    return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+
+def machine_busy_ticks() -> int:
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    return sum(values) - values[3] - values[4]  # all but idle and iowait
+
+
+def cpu_sample(sb: Any, hosts: list[Any]) -> dict[str, int]:
+    """CPU ticks so far: the sandbox daemons (own; their reaped children: ip, iptables, ...), the
+    dockerds, this bench's reaped children (the CLIs with nsenter) and the whole machine."""
+    import resource
+
+    from p2porch.sandbox.system import read_pid
+
+    sample = {"daemons": 0, "daemon_children": 0, "dockerds": 0}
+    for host in hosts:
+        own, children = cpu_ticks(read_pid(host.p2porch_pidfile))
+        sample["daemons"] += own
+        sample["daemon_children"] += children
+        sample["dockerds"] += sum(cpu_ticks(read_pid(host.dockerd.pidfile)))
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sample["bench_children"] = round((usage.ru_utime + usage.ru_stime) * os.sysconf("SC_CLK_TCK"))
+    sample["machine"] = machine_busy_ticks()
+    return sample
+
+
+def cpu_spent(before: dict[str, int], after: dict[str, int]) -> dict[str, float]:
+    """CPU seconds per consumer between two samples; ``other``: the rest of the machine (containerd,
+    the kernel's softirqs, other users)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {k: round((after[k] - before[k]) / tick, 2) for k in before}
+    out["other"] = round(out["machine"] - sum(v for k, v in out.items() if k != "machine"), 2)
+    return out
+
+
+def trace_phases(traces: dict[str, Any], joiners: dict[str, Any]) -> dict[str, Any]:
+    """Per phase of a CLI join (s, p50 / max over the joins): spawn to the script's first line
+    (nsenter, interpreter, site), the CLI's imports, argument parsing and body to the request, the
+    daemon's API and lock before its join clock starts, the daemon's join, the answer back to the CLI,
+    the CLI's exit; and the CLI process's own CPU."""
+    phases: dict[str, list[float]] = {}
+    for name, t in traces.items():
+        j = joiners.get(name, {})
+        if not {"t_main", "t_imported", "t_send", "t_recv", "t_exit"} <= t.keys() or "t_joined" not in j:
+            continue
+        received = j["t_joined"] - j["total"] - j.get("prepared", 0.0)
+        for phase, value in (
+            ("start", t["t_main"] - t["t_spawn"]),
+            ("imports", t["t_imported"] - t["t_main"]),
+            ("to_request", t["t_send"] - t["t_imported"]),
+            ("to_handler", received - t["t_send"]),
+            ("prepared", j.get("prepared", 0.0)),
+            ("daemon_join", j["total"]),
+            ("answer", t["t_recv"] - j["t_joined"]),
+            ("exit", t["t_reaped"] - t["t_recv"]),
+            ("cli_cpu", t["cpu_s"]),
+        ):
+            phases.setdefault(phase, []).append(value)
+    return {phase: spread(values) for phase, values in phases.items()}
+
+
 def one_run(
-    name: str, subnet: str, nodes: int, parallel: int, logs_dir: str = "", cli: bool = False
+    name: str,
+    subnet: str,
+    nodes: int,
+    parallel: int,
+    logs_dir: str = "",
+    cli: bool = False,
+    trace: bool = False,
+    own_session: bool = True,
 ) -> dict[str, Any]:
     from p2porch.sandbox.cluster import form_cluster
     from p2porch.sandbox.sandbox import Sandbox
@@ -124,8 +233,15 @@ def one_run(
         up_s = time.monotonic() - t0
         time.sleep(3.0)  # the daemons' own start-up settles before the clock starts
         load = os.getloadavg()[0]
-        formation = cli_formation(sb, hosts, parallel) if cli else form_cluster(hosts, parallel=parallel)
+        cpu_before = cpu_sample(sb, hosts)
+        traces: dict[str, Any] | None = {} if trace else None
+        formation = (
+            cli_formation(sb, hosts, parallel, traces, own_session)
+            if cli
+            else form_cluster(hosts, parallel=parallel)
+        )
         load_after = os.getloadavg()[0]
+        cpu = cpu_spent(cpu_before, cpu_sample(sb, hosts))
         logs = {h.name: read_log(h.p2porch_log) for h in hosts}
         if logs_dir:
             run_dir = os.path.join(logs_dir, f"{nodes}x{parallel}{'c' if cli else ''}")
@@ -143,17 +259,19 @@ def one_run(
     return {
         "nodes": nodes,
         "parallel": parallel,
-        "via": "cli" if cli else "api",
+        "via": ("cli" + ("" if own_session else ", one shared session")) if cli else "api",
         "load_before": round(load, 2),
         "load_after": round(load_after, 2),
         "sandbox_up_s": round(up_s, 1),
         "formed_s": api["formed_s"],
+        "cpu_s": cpu,  # CPU seconds during the formation, per consumer
         "retries": api["retries"],
         "join_api_s": spread(list(formation.join_s.values())),
         "join_p95_s": p95(list(formation.join_s.values())),
         "join_api_each_s": api["join_s"],
         "caller_overhead_s": spread(over),  # the caller's wall time above the daemon's own join time
         "phases": phases,
+        **({"cli_phases": trace_phases(traces, phases["joiners"]), "cli_traces": traces} if traces else {}),
     }
 
 
@@ -166,6 +284,14 @@ def main() -> None:
     parser.add_argument("--subnet", default="10.29.0.0/16")
     parser.add_argument("--label", default="", help="a name for this tree in the output")
     parser.add_argument("--logs", default="", help="keep every daemon's log here (DIR/NODESxPARALLEL/)")
+    parser.add_argument(
+        "--trace", action="store_true", help="CLI runs: time each phase of a join (bench/cli_trace.py)"
+    )
+    parser.add_argument(
+        "--shared-session",
+        action="store_true",
+        help="CLI runs: all CLIs in the bench's session (one CPU share between them), as before",
+    )
     args = parser.parse_args()
     runs = []
     for spec in args.runs.split(","):
@@ -181,7 +307,10 @@ def main() -> None:
         "label": args.label,
         "code": os.path.dirname(os.path.dirname(p2porch.__file__)),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-        "runs": [one_run(args.name, args.subnet, n, p, args.logs, cli) for n, p, cli in runs],
+        "runs": [
+            one_run(args.name, args.subnet, n, p, args.logs, cli, args.trace, not args.shared_session)
+            for n, p, cli in runs
+        ],
     }
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")

@@ -29,12 +29,13 @@ from ..errors import ConfigError, P2POrchError
 from ..leader.autopilot import voters_target
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
+from ..raft.frames import cluster_key
 from ..raft.state import ClusterState
 from .addresses import NodeAddresses, node_addresses
 from .admission_plan import AdmissionPlan, earlier_attempt, plan_admission, with_pending
 from .join_checks import check_joiner
 from .key_rotation import key_from_state
-from .keys import node_public_key
+from .keys import b64, node_public_key
 from .localstate import LocalClusterState
 
 log = logging.getLogger(__name__)
@@ -274,6 +275,9 @@ def admission_reply(
         "cluster_id": local.cluster_id,
         "cluster_key": keys.to_text(),
         "key_epoch": keys.epoch,
+        # the Raft frames' key of that password (PBKDF2, derived here already): the joiner opens its
+        # store without deriving it (raft/frames.py, remember_cluster_key)
+        "raft_key": b64(cluster_key(keys.raft_password(state.generation))),
         "role": planned.plan.role,
         "voters": sorted(n.raft_addr for n in voters),
         "generation": state.generation,

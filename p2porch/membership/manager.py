@@ -25,13 +25,14 @@ from ..errors import AuthError, ConfigError, ConflictError, P2POrchError, Propos
 from ..metrics import Metrics
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
+from ..raft.frames import CLUSTER_KEY_BYTES, forget_cluster_key, remember_cluster_key
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore
 from . import join_checks, join_identity, key_rotation, localstate, voter_role
 from .admission import Admissions, local_addresses, node_request
 from .handshake import SessionKey
 from .join_service import JoinService, MemberHandler, StreamHandler, request_join
-from .keys import keys_from_text, new_cluster_keys, new_node_key
+from .keys import keys_from_text, new_cluster_keys, new_node_key, unb64
 from .localstate import LocalClusterState
 from .recovery import recover_refusal
 from .runtime import MemberRuntime, MemberService
@@ -392,6 +393,7 @@ class ClusterManager:
             }
 
     async def join(self, body: dict[str, Any]) -> dict[str, Any]:
+        received = self.clock.monotonic()
         async with self._lock:
             peer = str(body.get("peer") or "")
             if not peer:
@@ -429,6 +431,10 @@ class ClusterManager:
                     cluster_key=keys.to_text(),
                     node_key=node_key,
                 )
+                raft_password = keys.raft_password(local.generation)
+                if reply.get("raft_key"):  # no PBKDF2 for the store's frames (an older member sends none)
+                    raft_key = unb64(reply["raft_key"], CLUSTER_KEY_BYTES, "raft_key")
+                    remember_cluster_key(raft_password, raft_key)
             except (KeyError, TypeError, ValueError, AuthError) as exc:
                 raise AuthError(f"join: malformed reply from {peer}: {exc}") from exc
             self.local = local
@@ -439,6 +445,7 @@ class ClusterManager:
                     nursery.start_soon(self._greet, str(reply.get("gossip_seed") or ""))
                     await self._wait_for_self(node_id, timeout_s=30)
             except BaseException:
+                forget_cluster_key(raft_password)  # the next attempt derives it (the key may be why)
                 with trio.CancelScope(shield=True):
                     await self._abandon_membership()
                 raise
@@ -446,13 +453,15 @@ class ClusterManager:
             join_identity.forget(self.data_dir)
             done = self.clock.monotonic()
             log.info(
-                "joined cluster %s as %s in %.3f s (admitted %.3f, member services %.3f, own record %.3f)",
+                "joined cluster %s as %s in %.3f s (admitted %.3f, member services %.3f, own record %.3f; "
+                "before the handshake %.3f)",
                 local.cluster_id,
                 local.role,
                 done - started,
                 admitted - started,
                 running - admitted,
                 done - running,
+                started - received,
             )
             return {"cluster_id": local.cluster_id, "node_id": node_id, "role": local.role}
 

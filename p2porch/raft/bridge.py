@@ -36,7 +36,7 @@ from .quiet_answers import QuietHeartbeatAnswers
 from .snapshot_guard import SnapshotGuard
 from .store_config import StoreConfig
 from .tick_watch import TickWatch, watch_threshold
-from .transport_guard import GuardedTCPTransport
+from .transport_guard import GuardedTCPTransport, install_frames_only
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
         self._pre_vote_retry_s = 2 * conf.appendEntriesPeriod
         if conf.journalFile:  # role and dump fix-ups, the journal read once (journal_start.py)
             journal_start.prepare(conf.journalFile, conf.fullDumpFile, voter=self_addr is not None)
+        install_frames_only()  # no PBKDF2 for pysyncobj's unused Fernet (transport_guard.py)
         try:
             super().__init__(self_addr, partners, conf, transportClass=GuardedTCPTransport)
         except BaseException:

@@ -78,13 +78,42 @@ class FrameError(ValueError):
         self.reason = reason
 
 
-@functools.lru_cache(maxsize=8)
+CLUSTER_KEY_BYTES = 32
+_KNOWN_KEYS: dict[str, bytes] = {}  # password -> cluster key, handed over by remember_cluster_key
+_KNOWN_KEYS_MAX = 8
+
+
 def cluster_key(password: str) -> bytes:
-    """The 32-byte key of the hello frames and the root of every session key (slow: ~15 ms, cached)."""
+    """The 32-byte key of the hello frames and the root of every session key (slow: ~15 ms, cached),
+    or the one :func:`remember_cluster_key` was given for ``password``."""
     if not password:
         raise ValueError("the Raft password must not be empty")
-    kdf = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=CLUSTER_KEY_SALT, iterations=PBKDF2_ROUNDS)
+    known = _KNOWN_KEYS.get(password)
+    return known if known is not None else _derive_cluster_key(password)
+
+
+@functools.lru_cache(maxsize=8)
+def _derive_cluster_key(password: str) -> bytes:
+    kdf = PBKDF2HMAC(
+        algorithm=hashes.SHA256(), length=CLUSTER_KEY_BYTES, salt=CLUSTER_KEY_SALT, iterations=PBKDF2_ROUNDS
+    )
     return kdf.derive(password.encode())
+
+
+def remember_cluster_key(password: str, key: bytes) -> None:
+    """Take ``cluster_key(password)`` as derived elsewhere (a joiner gets it from the member that
+    admitted it, inside the sealed reply, next to the cluster key it derives from): no PBKDF2 on the
+    join's critical path. A wrong key only makes this node's Raft connections fail to authenticate;
+    :func:`forget_cluster_key` drops it (a join that failed)."""
+    if not password or len(key) != CLUSTER_KEY_BYTES:
+        raise ValueError("a cluster key is 32 bytes, of a non-empty password")
+    if password not in _KNOWN_KEYS and len(_KNOWN_KEYS) >= _KNOWN_KEYS_MAX:
+        _KNOWN_KEYS.pop(next(iter(_KNOWN_KEYS)))
+    _KNOWN_KEYS[password] = key
+
+
+def forget_cluster_key(password: str) -> None:
+    _KNOWN_KEYS.pop(password, None)
 
 
 def session_key(key: bytes, receiver_key: bytes, sender_key: bytes) -> bytes:

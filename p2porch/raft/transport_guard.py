@@ -19,6 +19,10 @@ never authenticate. One stranger sending 32 MiB pinned the Raft thread for ~15 s
 With a password (always, in p2porch) frames are sealed by ``frames.py`` (AES-256-GCM per connection
 and direction, counter nonces) instead of pysyncobj's Fernet; every refused frame is counted in
 :class:`GuardStats` by reason and closes its connection, as pysyncobj does with a frame it cannot read.
+pysyncobj still asks for its Fernet encryptor when a store opens (a PBKDF2 of 100,000 rounds, ~15-30 ms
+of CPU on a joiner's critical path) and only tests it for truth (``if encryptor``: draw connection
+keys); :func:`install_frames_only` hands it :class:`FramesOnly`, which derives nothing and refuses to
+seal or open anything, so no frame can ever go out or come in with pysyncobj's own framing.
 
 Works by subclassing pysyncobj's transport and switching the class of its connection objects; it
 relies on private names of exactly pysyncobj 0.3.17 (pinned in pyproject.toml; checked on import).
@@ -32,6 +36,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+import pysyncobj.syncobj as _pso
 import pysyncobj.version
 from pysyncobj import pickle as pso_pickle
 from pysyncobj.monotonic import monotonic
@@ -59,6 +64,28 @@ REASON_UNDECODABLE = "undecodable"  # authenticated, but not a pickle pysyncobj 
 REASON_WRONG_CONNECTION_KEY = "wrong_connection_key"  # a hello answering another connection (a replay)
 
 log = logging.getLogger(__name__)
+
+
+class FramesOnly:
+    """pysyncobj's encryptor slot when ``frames.py`` seals every frame: true (pysyncobj then exchanges
+    connection keys) but never derives a key and refuses any Fernet use."""
+
+    def __bool__(self) -> bool:
+        return True
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise RaftError("pysyncobj's Fernet is not used: frames.py seals the Raft port")
+
+    encrypt = encrypt_at_time = decrypt = decrypt_at_time = extract_timestamp = _refuse
+
+
+def install_frames_only() -> None:
+    """Make ``SyncObj`` take :class:`FramesOnly` for its password (idempotent, process-wide)."""
+    _pso.getEncryptor = _frames_only
+
+
+def _frames_only(password: str | bytes) -> FramesOnly:
+    return FramesOnly()
 
 
 @dataclass

@@ -14,10 +14,11 @@ from p2porch.clock import TrioClock
 from p2porch.config import Config
 from p2porch.errors import ConfigError, ConflictError
 from p2porch.membership.admission import Admissions, write_together
-from p2porch.membership.keys import new_cluster_keys
+from p2porch.membership.keys import b64, keys_from_text, new_cluster_keys
 from p2porch.membership.localstate import LocalClusterState
 from p2porch.model import Node, NodeStatus
 from p2porch.raft import commands as C
+from p2porch.raft.frames import cluster_key
 from p2porch.testing.memstore import MemoryRaft, MemoryStore
 
 LOCAL = LocalClusterState(
@@ -106,6 +107,9 @@ async def test_joiners_are_voters_until_the_target_then_replicas_with_a_leased_s
     assert reply["voters"] == ["10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.3:7947"]
     assert (reply["cluster_id"], reply["cluster_key"]) == (LOCAL.cluster_id, LOCAL.cluster_key)
     assert "token" not in str(reply)  # the join token is never handed out, only the cluster key
+    # and the Raft frames' key of that cluster key, so the joiner derives no PBKDF2 on its way in
+    keys = keys_from_text(reply["cluster_id"], reply["key_epoch"], reply["cluster_key"])
+    assert reply["raft_key"] == b64(cluster_key(keys.raft_password(reply["generation"])))
 
 
 async def test_a_name_in_use_is_refused_and_nothing_is_written() -> None:

@@ -1,5 +1,6 @@
 """A Raft store whose port is taken fails with a clear error and keeps no descriptor (journal file,
-poller, sockets): the membership manager's retries after a failed role switch must not leak."""
+poller, sockets): the membership manager's retries after a failed role switch must not leak. And a store
+opens without pysyncobj's own key derivation."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 import trio
 
 from p2porch.errors import RaftError
-from p2porch.raft.store import RaftStore
+from p2porch.raft.store import RaftStore, open_raft_store
 from p2porch.raft.store_config import StoreConfig
+from p2porch.raft.transport_guard import FramesOnly
+from p2porch.testing.raftprocs import free_ports
 
 
 def open_fds() -> set[str]:
@@ -44,3 +47,26 @@ async def test_a_taken_raft_port_is_a_clear_error_and_leaks_nothing(tmp_path: Pa
         taken.close()
     assert not any(str(tmp_path) in path for path in after), after  # its journal file
     assert len(after - before) == 0, after - before
+
+
+async def test_a_store_derives_no_fernet_key_for_pysyncobj(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a store runs one PBKDF2 (frames.cluster_key, cached per password), not pysyncobj's too:
+    its encryptor is FramesOnly (a joiner opens a store on its critical path)."""
+    import pysyncobj.encryptor
+
+    derived: list[bytes] = []
+    real = pysyncobj.encryptor.PBKDF2HMAC
+
+    def counting(*args: object, **kwargs: object) -> object:
+        derived.append(b"")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pysyncobj.encryptor, "PBKDF2HMAC", counting)
+    addr = f"127.0.0.1:{free_ports(1)[0]}"
+    config = StoreConfig(self_addr=addr, voters=(addr,), data_dir=tmp_path, password="q" * 32)
+    async with open_raft_store(config) as store:
+        await store.wait_leader()
+        assert isinstance(store._so.encryptor, FramesOnly)
+    assert derived == []

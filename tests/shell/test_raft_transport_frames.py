@@ -21,8 +21,9 @@ from pysyncobj.encryptor import getEncryptor
 from pysyncobj.node import TCPNode
 from pysyncobj.poller import createPoller
 
+from p2porch.errors import RaftError
 from p2porch.raft import frames as F
-from p2porch.raft.transport_guard import GuardedTcpConnection, GuardedTCPTransport
+from p2porch.raft.transport_guard import FramesOnly, GuardedTcpConnection, GuardedTCPTransport
 from p2porch.testing.raftprocs import free_ports
 
 PASSWORD = "p2porch-frames-test"
@@ -31,10 +32,10 @@ PASSWORD = "p2porch-frames-test"
 class Host:
     """The part of a SyncObj a transport uses: its conf, poller, encryptor and tick callbacks."""
 
-    def __init__(self, password: str) -> None:
+    def __init__(self, password: str, encryptor: Any = None) -> None:
         self.conf = SyncObjConf(password=password, connectionTimeout=3.0, connectionRetryTime=0.05)
         self._poller = createPoller("auto")
-        self.encryptor = getEncryptor(password)
+        self.encryptor = encryptor if encryptor is not None else getEncryptor(password)
         self.ticks: list[Callable[[], None]] = []
         self.received: list[tuple[Any, Any]] = []
         self.connected: list[Any] = []
@@ -92,6 +93,26 @@ def test_two_nodes_handshake_and_exchange_sealed_messages(pair: Any) -> None:
     }
     assert all(c.authenticated for c in transport_b._connections.values())
     assert transport_a.guard_stats.bad_frames == transport_b.guard_stats.bad_frames == 0
+
+
+def test_pysyncobjs_fernet_is_never_used_nor_derived() -> None:
+    """A store's SyncObj gets FramesOnly (no PBKDF2 of its own, transport_guard.install_frames_only): two
+    nodes with it still handshake and exchange sealed frames, so nothing reaches pysyncobj's Fernet."""
+    port_a, port_b = free_ports(2)
+    node_a, node_b = TCPNode(f"127.0.0.1:{port_a}"), TCPNode(f"127.0.0.1:{port_b}")
+    host_a, host_b = Host(PASSWORD, FramesOnly()), Host(PASSWORD, FramesOnly())
+    transport_a, transport_b = make(host_a, node_a, node_b), make(host_b, node_b, node_a)
+    try:
+        pump([host_a, host_b], lambda: bool(host_a.connected and host_b.connected))
+        assert transport_a.send(node_b, {"type": "hello"}) and transport_b.send(node_a, {"type": "back"})
+        pump([host_a, host_b], lambda: bool(host_a.received and host_b.received))
+        assert [m for _, m in host_b.received] == [{"type": "hello"}]
+        assert all(c.authenticated for c in transport_b._connections.values())
+    finally:
+        transport_a.destroy()
+        transport_b.destroy()
+    with pytest.raises(RaftError, match="not used"):
+        FramesOnly().encrypt_at_time(b"x", 0)
 
 
 def stranger(node: TCPNode, payload: bytes) -> None:

@@ -196,3 +196,25 @@ def test_garbage_behind_a_valid_header_is_always_a_frame_error(tail: bytes) -> N
         with pytest.raises(F.FrameError):
             b.open(header + tail, MAX)
     assert b.open(a.seal(b"still fine"), MAX) == b"still fine"
+
+
+def test_a_remembered_cluster_key_is_used_without_deriving_until_forgotten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A joiner takes the frames' key from the member's reply (remember_cluster_key): no PBKDF2 for it;
+    once forgotten (the join failed), the key is derived from the password again."""
+    password = "a joiner's raft password"
+    derived = F.cluster_key(password)
+    calls: list[str] = []
+    monkeypatch.setattr(F, "_derive_cluster_key", lambda p: calls.append(p) or derived)
+    handed = os.urandom(F.CLUSTER_KEY_BYTES)
+    F.remember_cluster_key(password, handed)
+    try:
+        assert F.cluster_key(password) == handed and calls == []
+    finally:
+        F.forget_cluster_key(password)
+    assert F.cluster_key(password) == derived and calls == [password]
+    with pytest.raises(ValueError):
+        F.remember_cluster_key(password, b"short")
+    with pytest.raises(ValueError):
+        F.remember_cluster_key("", handed)
