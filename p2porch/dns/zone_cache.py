@@ -35,7 +35,8 @@ from .zone import (
 class _Fragment:
     entries: Sequence[TaskEntry]  # the input it was compiled from (compared by identity, then value)
     vip: str
-    names: dict[Labels, NameRecords]
+    full: dict[Labels, NameRecords]  # its names with records
+    empty: dict[Labels, NameRecords]  # its empty names (ancestors, empty non-terminals: shared)
     reverse: dict[Labels, NameRecords]
     skipped: tuple[str, ...]
 
@@ -89,7 +90,9 @@ class ZoneCompiler:
         reverse: dict[Labels, NameRecords] = {}
         skipped: list[str] = []
         compile_service(zone, service, domain, name_maker(names, domain), reverse, skipped)
-        return _Fragment(entries, vip, names, reverse, tuple(skipped))
+        full = {labels: rec for labels, rec in names.items() if not _empty(rec)}
+        empty = {labels: rec for labels, rec in names.items() if _empty(rec)}
+        return _Fragment(entries, vip, full, empty, reverse, tuple(skipped))
 
     def _base_names(self, zone: ZoneData, domain: Labels) -> tuple[dict[Labels, NameRecords], list[str]]:
         """The apex, nameserver and node names (``compile_base``), compiled again only when the domain,
@@ -104,18 +107,24 @@ class ZoneCompiler:
         return names, skipped
 
     def _merge(self, zone: ZoneData, domain: Labels, fragments: dict[str, _Fragment]) -> CompiledZone | None:
-        names, skipped = self._base_names(zone, domain)
+        # Taken name by name in sorted service order after the base names (compile_zone's order), a
+        # name's records are the one non-empty record given for it (two: a collision, compile_zone
+        # decides), else the first empty one. Built with dict updates (C), not a loop per name: every
+        # fragment shares the apex's ancestors, so the names are never disjoint (issue 19).
+        base, skipped = self._base_names(zone, domain)
+        names: dict[Labels, NameRecords] = {}
+        for frag in reversed(fragments.values()):  # the first fragment's empty record wins
+            names.update(frag.empty)
+        names.update(base)  # the base names come first
+        full = {labels: rec for labels, rec in base.items() if not _empty(rec)}
+        for frag in fragments.values():
+            count = len(full)
+            full.update(frag.full)
+            if len(full) != count + len(frag.full):
+                return None  # two records on one name: compile_zone decides
+        names.update(full)
         reverse: dict[Labels, NameRecords] = {}
         for frag in fragments.values():  # in sorted service order, as compile_zone adds them
-            if names.keys().isdisjoint(frag.names):
-                names.update(frag.names)
-            else:
-                for labels, rec in frag.names.items():
-                    have = names.get(labels)
-                    if have is None or (_empty(have) and not _empty(rec)):
-                        names[labels] = rec
-                    elif not _empty(rec):
-                        return None  # two services' records on one name: compile_zone decides
             if reverse.keys().isdisjoint(frag.reverse):
                 reverse.update(frag.reverse)
             else:

@@ -34,7 +34,16 @@ from ..raft.commands import TaskPut
 from ..raft.state import ClusterState
 from ..scheduler import Orchestrator, PlacedTask
 from ..scheduler.usage import NodeUsage
-from .scheduling import Checkpoint, Round, Scope, full_scope, no_checkpoint, paced, placed_tasks, plan_scope
+from .scheduling import (
+    Checkpoint,
+    Round,
+    Scope,
+    group_tasks,
+    no_checkpoint,
+    paced,
+    placed_tasks,
+    plan_scope,
+)
 
 __all__ = ["FULL_ROUND_EVERY_S", "IncrementalPlanner", "restless"]
 
@@ -163,7 +172,19 @@ class IncrementalPlanner:
 
     def _plan_full(self, state: ClusterState, now: float) -> Round:
         checkpoint = self.checkpoint
-        scope = full_scope(state, checkpoint)
+        grouped = group_tasks(state, checkpoint)
+        usage = NodeUsage()
+        placed: list[PlacedTask] = []
+        for held in grouped.held.values():
+            usage.add(held)
+            placed.extend(held)
+        # full_scope's, with the node infos of the usage kept for the next rounds (equal: tested)
+        scope = Scope(
+            services=list(state.services.values()),
+            tasks=list(state.tasks.values()),
+            infos=usage.infos(state.nodes.values()),
+            placed=placed,
+        )
         out = plan_scope(
             state,
             now,
@@ -172,15 +193,7 @@ class IncrementalPlanner:
             rebalance_max_moves=self.rebalance_max_moves,
             checkpoint=checkpoint,
         )
-        last = _Planned(state=state, at=now)
-        for t in paced(state.tasks.values(), checkpoint):
-            last.tasks.setdefault(t.service_id, {})[t.task_id] = t
-        for sid, tasks in last.tasks.items():
-            held = placed_tasks(state.services.get(sid), tasks.values())
-            if held:
-                last.held[sid] = held
-                last.usage.add(held)
-            checkpoint()
+        last = _Planned(state=state, at=now, tasks=grouped.tasks, held=grouped.held, usage=usage)
         last.restless = {
             sid
             for sid, svc in paced(state.services.items(), checkpoint)

@@ -106,22 +106,50 @@ def placed_tasks(service: Service | None, tasks: Iterable[Task]) -> list[PlacedT
         spec.placement_memory_bytes,
         spec.host_ports,
     )
-    return [
+    running = DesiredState.RUNNING
+    return [  # occupies_node, inlined: a full round asks it of every task
         PlacedTask(service=name, node_id=t.node_id, cpu_nanos=cpu, memory_bytes=memory, host_ports=ports)
         for t in tasks
-        if t.node_id is not None and occupies_node(t)
+        if t.node_id is not None and (t.desired_state == running or t.state not in TERMINAL_STATES)
     ]
 
 
-def full_scope(state: ClusterState, checkpoint: Checkpoint = no_checkpoint) -> Scope:
-    """Every service and task of ``state`` (a full round)."""
-    by_service: dict[str, list[Task]] = {}
+@dataclass
+class Grouped:
+    """Every task of a state by service (in the task map's order) and what each service's tasks hold:
+    read once per full round, by the round's scope and by the incremental planner's bookkeeping."""
+
+    tasks: dict[str, dict[str, Task]]  # service id -> task id -> task
+    held: dict[str, list[PlacedTask]]  # service id -> its placed tasks (only services holding some)
+
+
+def group_tasks(state: ClusterState, checkpoint: Checkpoint = no_checkpoint) -> Grouped:
+    """:class:`Grouped` of ``state``: one pass over its tasks, one :func:`placed_tasks` per service."""
+    by_service: dict[str, dict[str, Task]] = {}
     for t in paced(state.tasks.values(), checkpoint):
-        by_service.setdefault(t.service_id, []).append(t)
-    placed: list[PlacedTask] = []
+        group = by_service.get(t.service_id)
+        if group is None:
+            group = by_service[t.service_id] = {}
+        group[t.task_id] = t
+    held: dict[str, list[PlacedTask]] = {}
     for sid, tasks in by_service.items():
-        placed.extend(placed_tasks(state.services.get(sid), tasks))
+        placed = placed_tasks(state.services.get(sid), tasks.values())
+        if placed:
+            held[sid] = placed
         checkpoint()
+    return Grouped(tasks=by_service, held=held)
+
+
+def full_scope(
+    state: ClusterState, checkpoint: Checkpoint = no_checkpoint, grouped: Grouped | None = None
+) -> Scope:
+    """Every service and task of ``state`` (a full round); ``grouped`` is ``group_tasks(state)`` if the
+    caller has it already."""
+    if grouped is None:
+        grouped = group_tasks(state, checkpoint)
+    placed: list[PlacedTask] = []
+    for held in grouped.held.values():
+        placed.extend(held)
     return Scope(
         services=list(state.services.values()),
         tasks=list(state.tasks.values()),
@@ -264,11 +292,12 @@ def forget_finished(state: ClusterState, busy: Collection[str], tasks: Iterable[
     task is what makes its slot done); forget every finished task of a removed service or of a node
     that is gone. ``tasks`` holds every task of each service it names (a job's history is all of them)."""
     tasks = list(tasks)
+    jobs = {sid for sid, svc in state.services.items() if svc.spec.is_job}
     of_job: dict[str, list[Task]] = {}
-    for t in tasks:
-        svc = state.services.get(t.service_id)
-        if svc is not None and svc.spec.is_job:
-            of_job.setdefault(t.service_id, []).append(t)
+    if jobs:
+        for t in tasks:
+            if t.service_id in jobs:
+                of_job.setdefault(t.service_id, []).append(t)
     job_keep = {
         sid: job_history_keep(state.services[sid].spec, state.services[sid].job_iteration, job_tasks)
         for sid, job_tasks in of_job.items()

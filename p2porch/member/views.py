@@ -117,20 +117,27 @@ def zone_of(
 def task_entries(state: ClusterState, tasks: Iterable[Task], ports: tuple[PortEntry, ...]) -> list[TaskEntry]:
     """A service's DNS entries: its tasks with an address, by slot; a task on a down node is not running
     (a cut-off site's tasks kept in state, on_site_loss)."""
-    return [
-        TaskEntry(
-            slot=t.slot,
-            address=t.address,
-            healthy=task_is_healthy(t),
-            running=t.state == TaskState.RUNNING
-            and t.desired_state == DesiredState.RUNNING
-            and not node_down(state, t.node_id),
-            ports=ports,
-            site=_region(state, t.node_id),
-        )
-        for t in sorted(tasks, key=lambda t: (t.slot, t.task_id))
-        if t.address
-    ]
+    return [task_entry(state, t, ports) for t in sorted(tasks, key=task_order) if t.address]
+
+
+def task_order(task: Task) -> tuple[int, str]:
+    """The order of a service's DNS entries."""
+    return (task.slot, task.task_id)
+
+
+def task_entry(state: ClusterState, t: Task, ports: tuple[PortEntry, ...]) -> TaskEntry:
+    """One task's DNS entry (a task with an address): a function of the task, ``ports`` and the
+    region and down status of its node."""
+    return TaskEntry(
+        slot=t.slot,
+        address=t.address,
+        healthy=task_is_healthy(t),
+        running=t.state == TaskState.RUNNING
+        and t.desired_state == DesiredState.RUNNING
+        and not node_down(state, t.node_id),
+        ports=ports,
+        site=_region(state, t.node_id),
+    )
 
 
 def node_down(state: ClusterState, node_id: str | None) -> bool:

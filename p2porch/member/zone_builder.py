@@ -7,18 +7,21 @@ commits. ``ZoneBuilder.update(state, changes)`` returns a ``ZoneData`` equal to
 changed get new task entries; the others keep the very same list objects, which lets the resolver's
 ``ZoneCompiler`` reuse their compiled names without comparing them. A reset, a node whose region
 label or down status changed, or changes that do not lead exactly to ``state.version`` rebuild everything.
-Owns its task index (service id -> task ids); never reads a clock or does I/O.
+Within a changed service, a task's entry is made again only when its record (by identity) or the
+service's ports changed, and an unchanged list of entries is the previous list object (issue 19: a burst
+of reports touches most services, rarely what their names answer). Owns its task index (service id ->
+task ids) and those entries; never reads a clock or does I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..dns.zone import TaskEntry, ZoneData
+from ..dns.zone import PortEntry, TaskEntry, ZoneData
 from ..model import Task
 from ..raft.fsm import Change
 from ..raft.state import ClusterState
-from .views import _region, _task_ports, node_down, task_entries, zone_of
+from .views import _region, _task_ports, node_down, task_entry, task_order, zone_of
 
 
 class ZoneBuilder:
@@ -30,6 +33,9 @@ class ZoneBuilder:
         self._state: ClusterState | None = None
         self._task_ids: dict[str, set[str]] = {}  # service id -> ids of its tasks
         self._entries: dict[str, list[TaskEntry]] = {}  # service id -> entries as dns_zone lists them
+        # task id -> (its record, ports, its entry) as last made: valid while nodes' regions and down
+        # statuses stay (their change rebuilds everything)
+        self._made: dict[str, tuple[Task, tuple[PortEntry, ...], TaskEntry]] = {}
         self.rebuilt_services = 0  # services whose entries the last update recomputed
         self.full_rebuilds = 0
 
@@ -42,12 +48,13 @@ class ZoneBuilder:
             for task in state.tasks.values():
                 self._task_ids.setdefault(task.service_id, set()).add(task.task_id)
             self._entries = {}
+            self._made = {}
             dirty = set(state.services)
         self._state = state
         for service_id in dirty:
-            self._entries.pop(service_id, None)
+            old = self._entries.pop(service_id, None)
             if service_id in state.services:
-                self._entries[service_id] = self._service_entries(state, service_id)
+                self._entries[service_id] = self._service_entries(state, service_id, old)
         self.rebuilt_services = len(dirty)
         return self._zone(state)
 
@@ -72,7 +79,9 @@ class ZoneBuilder:
             elif change.kind == "task":
                 self._move_task(change.key, dirty)
                 now = state.tasks.get(change.key)
-                if now is not None:
+                if now is None:
+                    self._made.pop(change.key, None)
+                else:
                     self._task_ids.setdefault(now.service_id, set()).add(change.key)
                     dirty.add(now.service_id)
         return dirty
@@ -87,10 +96,30 @@ class ZoneBuilder:
                 ids.discard(task_id)
             dirty.add(before.service_id)
 
-    def _service_entries(self, state: ClusterState, service_id: str) -> list[TaskEntry]:
+    def _service_entries(
+        self, state: ClusterState, service_id: str, old: list[TaskEntry] | None
+    ) -> list[TaskEntry]:
         ports = _task_ports(state.services[service_id].spec)
         tasks: list[Task] = [state.tasks[t] for t in self._task_ids.get(service_id, ()) if t in state.tasks]
-        return task_entries(state, tasks, ports)
+        made = self._made
+        entries: list[TaskEntry] = []
+        for t in sorted(tasks, key=task_order):  # as views.task_entries
+            if not t.address:
+                continue
+            have = made.get(t.task_id)
+            if have is not None and have[0] is t and have[1] == ports:
+                entries.append(have[2])
+            else:
+                entry = task_entry(state, t, ports)
+                made[t.task_id] = (t, ports, entry)
+                entries.append(entry)
+        if (
+            old is not None
+            and len(old) == len(entries)
+            and all(a is b for a, b in zip(old, entries, strict=True))
+        ):
+            return old  # the very same list: the compilers reuse the service by identity
+        return entries
 
     def _zone(self, state: ClusterState) -> ZoneData:
         return zone_of(state, self._entries, self.nameservers, self.local_node)

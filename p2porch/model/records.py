@@ -188,9 +188,7 @@ class Task:
     @property
     def healthy(self) -> bool | None:
         """True/False once a health check has spoken; None without a check or while it starts."""
-        if self.health in (TaskHealth.NONE, TaskHealth.STARTING):
-            return None
-        return self.health == TaskHealth.HEALTHY
+        return _HEALTHY[self.health]  # a full round asks it several times per task
 
     @property
     def health_starting(self) -> bool:
@@ -211,6 +209,12 @@ class Task:
         return cls(**_known(cls, data))
 
 
+_HEALTHY: dict[TaskHealth, bool | None] = {
+    TaskHealth.NONE: None,
+    TaskHealth.STARTING: None,
+    TaskHealth.HEALTHY: True,
+    TaskHealth.UNHEALTHY: False,
+}
 _TASK_FIELDS = tuple(f.name for f in fields(Task))
 _task_values = attrgetter(*_TASK_FIELDS)
 

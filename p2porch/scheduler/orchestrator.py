@@ -27,6 +27,7 @@ from ..model import (
     Service,
     ServiceSpec,
     Task,
+    TaskHealth,
     TaskState,
     UpdateConfig,
 )
@@ -135,9 +136,20 @@ class _Ctx:
         self.sites: dict[str, SiteVerdict] = {}  # down node id -> its site verdict
         self.created: set[tuple[str, int]] = set()  # (service id, slot) given a new task this round
         self.history: dict[str, list[Task]] = {}  # every task of a service, shut down ones included
+        # node_fate per node id: fixed for the round (nodes and now are), except "grace", never kept
+        # here since it wakes the service asking (issue 19: ~3 calls per task of a full round)
+        self._fates: dict[str | None, str] = {}
 
     def node_fate(self, node_id: str | None) -> str:
         """ok | unassigned | lost | grace | drain (availability drain) for a task's node."""
+        fate = self._fates.get(node_id)
+        if fate is None:
+            fate = self._node_fate(node_id)
+            if fate != "grace":
+                self._fates[node_id] = fate
+        return fate
+
+    def _node_fate(self, node_id: str | None) -> str:
         if node_id is None:
             return "unassigned"
         node = self.nodes.get(node_id)
@@ -156,8 +168,10 @@ class _Ctx:
         """:meth:`node_fate` for a task of ``spec``: a down node of a lost site is ``cut`` (its tasks are
         left alone) when the service keeps them (``on_site_loss``), ``grace`` while its site may follow."""
         fate = self.node_fate(node_id)
+        if fate != "lost" and fate != "grace":
+            return fate
         node = self.nodes.get(node_id or "")
-        if fate not in ("lost", "grace") or spec.on_site_loss != "keep" or node is None:
+        if spec.on_site_loss != "keep" or node is None:
             return fate
         verdict = self.sites.get(node.node_id)
         if verdict is None:
@@ -169,6 +183,8 @@ class _Ctx:
         return {"cut": "cut", "wait": "grace"}.get(verdict.kind, fate)
 
     def satisfies(self, node_id: str | None, spec: ServiceSpec) -> bool:
+        if not spec.constraints:
+            return True
         info = self.infos.get(node_id or "")
         if info is None:
             return True
@@ -356,6 +372,9 @@ class Orchestrator:
         self, svc: Service, slot: int, pin: str | None, tasks: list[Task], ctx: _Ctx
     ) -> Task | None:
         """Settle one slot (replicated) or one node (global); returns the task that holds it, if any."""
+        settled = self._settled_slot(svc, pin, tasks, ctx)
+        if settled is not None:
+            return settled
         spec = svc.spec
         current = spec.template_hash()
         live: list[Task] = []
@@ -400,16 +419,17 @@ class Orchestrator:
         if live:
             for t in ended:
                 ctx.out.actions.append(ShutdownTask(t.task_id, "superseded"))
-            live.sort(
-                key=lambda t: (
-                    t.template_hash != current,
-                    not well_placed(t),
-                    t.state != TaskState.RUNNING,
-                    t.healthy is False,
-                    t.created_at,
-                    t.task_id,
+            if len(live) > 1:  # the key's checks have no effect but wakes, which the winner's below make
+                live.sort(
+                    key=lambda t: (
+                        t.template_hash != current,
+                        not well_placed(t),
+                        t.state != TaskState.RUNNING,
+                        t.healthy is False,
+                        t.created_at,
+                        t.task_id,
+                    )
                 )
-            )
             winner = live[0]
             if (
                 winner.state == TaskState.RUNNING
@@ -436,6 +456,24 @@ class Orchestrator:
         if ended:
             return self._restart(svc, slot, pin, ended, ctx)
         self._create(svc, slot, pin, ctx, "missing" if not tasks else "replace lost task")
+        return None
+
+    @staticmethod
+    def _settled_slot(svc: Service, pin: str | None, tasks: list[Task], ctx: _Ctx) -> Task | None:
+        """The slot's one task when it is running, healthy or unchecked, not moving, on a node that is
+        ok and that it satisfies: then :meth:`_reconcile_key` decides nothing and returns it (the
+        rolling update compares its template). Most slots of a full round; None: decide in full."""
+        if len(tasks) != 1:
+            return None
+        t = tasks[0]
+        if (
+            t.state == TaskState.RUNNING
+            and t.move_to is None
+            and (t.health is TaskHealth.NONE or t.health is TaskHealth.HEALTHY)
+            and ctx.fate(t.node_id, svc.spec) == "ok"
+            and (pin is not None or ctx.satisfies(t.node_id, svc.spec))
+        ):
+            return t
         return None
 
     def _restart(self, svc: Service, slot: int, pin: str | None, ended: list[Task], ctx: _Ctx) -> Task | None:

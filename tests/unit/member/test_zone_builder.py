@@ -125,6 +125,7 @@ def test_incremental_zone_equals_full_rebuild(seed: int) -> None:
         zone = builder.update(world.state, world.take_changes())
         expected = dns_zone(world.state, ("192.168.0.1",), "n1")
         assert zone == expected
+        assert builder._made.keys() <= world.state.tasks.keys()  # no entry kept for a removed task
         compiled = compiler.compile(zone)
         assert compiled == compile_zone(expected)
         stats["partial"] += builder.rebuilt_services < len(world.state.services)
