@@ -15,11 +15,19 @@ a round count and the replicas dropped in the current round.
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import struct
+import termios
 import time
 from typing import Any
 
+from .flow import FlowLimits, FlowStats, inflight_entries, keep_next_index, send_through
 from .heartbeats import ReplicaHeartbeats
 from .pacer import TickPacer
+
+log = logging.getLogger(__name__)
+FLOW_LOG_EVERY_S = 5.0  # a leader logs what its followers' buffers held at most this often (INFO)
 
 
 class QuietReplicaRounds:
@@ -42,6 +50,13 @@ class QuietReplicaRounds:
     _dropped_in_round: dict[Any, tuple[int, int | None]] | None = None
     replicas_dropped_mid_round = 0  # replicas whose connection dropped during a round (benchmarks)
     longest_round_gap_s = 0.0  # the longest pause between two rounds since it was last reset (benchmarks)
+    flow_limits: FlowLimits | None = None  # None: pysyncobj's unbounded pipelining (flow.py)
+    _flow_stats: FlowStats | None = None
+    _flow_logged_at = 0.0
+    _round_cap: int | None = None  # the log end pysyncobj's round sees for the node it serves now
+    _flow_broken: set[Any]  # followers whose connection dropped since their last answer (host sets it)
+    _SyncObj__otherNodes: set[Any]
+    _SyncObj__transport: Any
 
     def role_changed(self, was_leader: bool, now: float) -> None:
         """On a role change (Raft thread): a leader stepping down counts the pause since its last round."""
@@ -59,10 +74,13 @@ class QuietReplicaRounds:
         last_index = self._SyncObj__raftLog[-1][1]
         quiet = self._replica_beats.quiet(replicas, self._SyncObj__raftNextIndex, last_index, commit, now)
         active = replicas - quiet
-        self._SyncObj__readonlyNodes = active
         self._in_round, self._dropped_in_round = True, {}
         try:
-            super()._SyncObj__sendAppendEntries()  # type: ignore[misc]
+            if self.flow_limits is None:
+                self._SyncObj__readonlyNodes = active
+                super()._SyncObj__sendAppendEntries()  # type: ignore[misc]
+            else:
+                self._SyncObj__readonlyNodes = self._flow_round(active)
         finally:  # keep what the round changed (a replica that disconnected), restore the skipped
             self._in_round = False
             for node in self._dropped_in_round:
@@ -77,6 +95,7 @@ class QuietReplicaRounds:
             self._replica_beats.sent(after, commit, now)
             self._replica_beats.forget(replicas)
         self.rounds_sent += 1
+        self._observe_flow(now)
         pacer, busy_s = self.round_pacer, self._SyncObj__conf.appendEntriesPeriod
         if pacer is None or self.idle_round_s <= busy_s:
             return
@@ -86,6 +105,126 @@ class QuietReplicaRounds:
         lagging = any(nexts.get(node, last + 1) <= last for node in self._SyncObj__connectedNodes)
         if (period := pacer.round_period(now, busy_s, self.idle_round_s, lagging)) > busy_s:
             self._SyncObj__newAppendEntriesTime += period - busy_s
+
+    # --- flow control per follower (flow.py) ------------------------------------------------------
+    # pysyncobj's round serves each node in turn until it has sent everything or one heartbeat period
+    # has passed since the round began. Here it runs once per node, voters first, with the log's end
+    # as that node may see it capped (``_round_cap``, read through pysyncobj's __getCurrentLogIndex):
+    # a follower over its bounds, or any node once the round's period is spent, gets a heartbeat only.
+
+    def _flow_round(self, active: set[Any]) -> set[Any]:
+        """One append round with flow control; returns the replicas of ``active`` still connected."""
+        limits = self.flow_limits
+        assert limits is not None
+        voters = self._SyncObj__otherNodes
+        period = self._SyncObj__conf.appendEntriesPeriod
+        start = time.monotonic()
+        send = super()._SyncObj__sendAppendEntries  # type: ignore[misc]
+        order = [(node, True) for node in voters] + [(node, False) for node in active]
+        try:
+            for node, voter in order:
+                self._SyncObj__otherNodes, self._SyncObj__readonlyNodes = (
+                    ({node}, set()) if voter else (set(), {node})
+                )
+                self._round_cap = self._flow_cap(node, limits, late=time.monotonic() - start > period)
+                send()
+            if not order:
+                send()  # nobody to send to: pysyncobj still schedules the next round
+        finally:
+            self._round_cap = None
+            self._SyncObj__otherNodes = voters
+        return {node for node in active if node in self._SyncObj__connectedNodes}
+
+    def _flow_cap(self, node: Any, limits: FlowLimits, late: bool) -> int | None:
+        """The log end ``node`` sees in this round (flow.send_through); None: pysyncobj's own (not
+        connected, or it needs the snapshot)."""
+        nxt = self._SyncObj__raftNextIndex.get(node)
+        raft_log = self._SyncObj__raftLog
+        first, last = raft_log[0][1], raft_log[-1][1]
+        if nxt is None or nxt <= first or node not in self._SyncObj__connectedNodes:
+            return None
+        # unknown (0: a new leadership or connection, before its first success): nothing counted in flight,
+        # or a new leader would hold every follower back until its first answer
+        match = self._SyncObj__raftMatchIndex.get(node, 0) or nxt - 1
+        buffered = self._buffered(node)
+        size = lambda index: len(raft_log[index - first][0])  # noqa: E731
+        through = send_through(nxt, match, last, buffered, size, limits, late)
+        if nxt <= last and through < nxt:
+            kind = self._kind(node)
+            self.flow_stats.held[kind] = self.flow_stats.held.get(kind, 0) + 1
+        return through
+
+    def _kind(self, node: Any) -> str:
+        return "voter" if node in self._SyncObj__otherNodes else "replica"
+
+    def _SyncObj__getCurrentLogIndex(self) -> int:  # noqa: N802 (pysyncobj's, read by its round)
+        last = int(self._SyncObj__raftLog[-1][1])
+        cap = self._round_cap
+        return last if cap is None else min(last, cap)
+
+    def _SyncObj__onNodeDisconnected(self, node: Any) -> None:  # noqa: N802
+        self._flow_broken.add(node)  # entries in flight to it are lost: its next answer may rewind
+        super()._SyncObj__onNodeDisconnected(node)  # type: ignore[misc]
+
+    @property
+    def flow_stats(self) -> FlowStats:
+        if self._flow_stats is None:
+            self._flow_stats = FlowStats()
+        return self._flow_stats
+
+    def _buffered(self, node: Any) -> int:
+        """Bytes queued in the leader's user-space write buffer for ``node`` (0: none or no connection)."""
+        conn = self._SyncObj__transport._connections.get(node)
+        return 0 if conn is None else int(conn.getSendBufferSize())
+
+    def _kernel_queued(self, node: Any) -> int:
+        """Bytes the kernel holds in the send queue of ``node``'s socket, not yet acknowledged by TCP."""
+        conn = self._SyncObj__transport._connections.get(node)
+        sock = None if conn is None else getattr(conn, "_TcpConnection__socket", None)
+        if sock is None:
+            return 0
+        try:
+            raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        except (OSError, ValueError):
+            return 0
+        return int(struct.unpack("i", raw)[0])
+
+    def _observe_flow(self, now: float) -> None:
+        """After a round: each connected follower's buffer and unacknowledged entries (flow.py)."""
+        stats = self.flow_stats
+        stats.rounds += 1
+        nexts, matches = self._SyncObj__raftNextIndex, self._SyncObj__raftMatchIndex
+        voters = self._SyncObj__otherNodes
+        for node in self._SyncObj__connectedNodes:
+            if node not in nexts:
+                continue
+            inflight = inflight_entries(nexts[node], matches.get(node, 0))
+            stats.saw("voter" if node in voters else "replica", self._buffered(node), inflight, held=False)
+        if now - self._flow_logged_at >= FLOW_LOG_EVERY_S:
+            self._flow_logged_at = now
+            for node in self._SyncObj__connectedNodes:  # the kernel's send queues, once per log line
+                kind = "voter" if node in voters else "replica"
+                stats.kernel_queued[kind] = max(stats.kernel_queued.get(kind, 0), self._kernel_queued(node))
+            if stats.busy():  # an idle leader logs nothing
+                log.info("raft flow: %s", stats.take())
+            else:
+                stats.take()
+
+    # A follower's answer that moved its next index back (pysyncobj: to the follower's log end, so the
+    # next round re-sends every entry still in flight): counted here (bridge.py calls it).
+    # With flow control a success for an earlier message leaves it where it was (flow.keep_next_index).
+    def _flow_answered(self, node: Any, before: int | None, message: dict[str, Any]) -> None:
+        nexts = self._SyncObj__raftNextIndex
+        after = nexts.get(node)
+        intact = node not in self._flow_broken
+        self._flow_broken.discard(node)
+        if before is None or after is None or after >= before:
+            return
+        success, reset = bool(message.get("success")), bool(message.get("reset"))
+        kept = self.flow_limits is not None and keep_next_index(before, after, success, reset, intact)
+        self.flow_stats.rewound(before - after, kept)
+        if kept:
+            nexts[node] = before
 
     # pysyncobj's round sends an entry larger than its batch size in chunks; when a send drops the
     # replica's connection it leaves only the chunk loop and reads the replica's next index once more,

@@ -110,7 +110,8 @@ class GuardedTcpConnection(TcpConnection):
     built directly: see ``guard``."""
 
     _TcpConnection__readBuffer: Any
-    _TcpConnection__writeBuffer: bytes
+    _TcpConnection__writeBuffer: bytes | bytearray
+    _TcpConnection__socket: Any
     sendRandKey: bytes | None
     recvRandKey: bytes | None
     authenticated: bool
@@ -159,8 +160,42 @@ class GuardedTcpConnection(TcpConnection):
             frame = channel.seal_packed(*fanout.packed(payload))
         else:
             frame = channel.seal(pso_pickle.dumps(payload))
-        self._TcpConnection__writeBuffer += struct.pack("i", len(frame)) + frame
+        out = self._out()
+        out += struct.pack("i", len(frame))
+        out += frame
         self._TcpConnection__trySendBuffer()
+
+    def _out(self) -> bytearray:
+        """The write buffer as a ``bytearray``: pysyncobj's ``bytes`` (reset on every (dis)connect) was
+        copied whole on every append and after every partial ``send`` (quadratic in a backlog)."""
+        buf = self._TcpConnection__writeBuffer
+        if not isinstance(buf, bytearray):
+            buf = bytearray(buf)
+            self._TcpConnection__writeBuffer = buf
+        return buf
+
+    def _TcpConnection__processSend(self) -> bool:  # noqa: N802 (pysyncobj's, same behaviour)
+        """Send what the socket takes; True when some was sent (pysyncobj sends again until False).
+        ``del buf[:n]`` drops the sent head without copying the rest (CPython moves the start)."""
+        buf = self._TcpConnection__writeBuffer
+        if not buf:
+            return False
+        try:
+            sent = self._TcpConnection__socket.send(buf)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                self.disconnect()
+            return False
+        if sent < 0:
+            self.disconnect()
+            return False
+        if sent == 0:
+            return False
+        if isinstance(buf, bytearray):
+            del buf[:sent]
+        else:
+            self._TcpConnection__writeBuffer = buf[sent:]
+        return True
 
     def _start_session(self, channel: FrameChannel) -> bool:
         if not channel.in_session and self.sendRandKey and self.recvRandKey:

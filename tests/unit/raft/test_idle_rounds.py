@@ -21,6 +21,10 @@ class _Conf:
     appendEntriesPeriod = 0.1
 
 
+class _Transport:
+    _connections: dict[Any, Any] = {}  # noqa: RUF012 (no connection: nothing buffered)
+
+
 class _PysyncobjRound:
     """What pysyncobj's ``__sendAppendEntries`` does that the mixin relies on: it schedules the next
     round one ``appendEntriesPeriod`` after now (on its own clock) and sends to voters and replicas."""
@@ -32,6 +36,9 @@ class _PysyncobjRound:
         self._SyncObj__raftCommitIndex = 5
         self._SyncObj__raftLog = [(b"", 5, 1)]
         self._SyncObj__raftNextIndex = {"v1": 6, "r1": 6}
+        self._SyncObj__raftMatchIndex = {"v1": 5, "r1": 5}
+        self._SyncObj__otherNodes: set[Any] = {"v1"}
+        self._SyncObj__transport = _Transport()
         self._SyncObj__newAppendEntriesTime = 0.0
         self.clock = 100.0  # pysyncobj's own clock (CLOCK_MONOTONIC_RAW), unrelated to time.monotonic
         self.sent_to: list[set[Any]] = []
