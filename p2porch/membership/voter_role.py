@@ -27,6 +27,7 @@ from ..errors import AuthError, P2POrchError
 from ..model import NodeRole
 from ..raft.state import ClusterState
 from ..raft.status import RaftStatus
+from ..supervisor import drain, wait_any
 from . import key_rotation
 from .join_service import request_join
 from .localstate import LocalClusterState
@@ -43,7 +44,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ROLE_CHECK_S = 1.0  # how often the record is compared with the running role
+ROLE_CHECK_S = 1.0  # at most one check a second; every second while unsettled (no leader, newer generation)
+#: settled (a leader seen, no newer generation in gossip): the next check waits for a commit, a role change
+#: or a gossip change, and this long at most (a safety net: a replica that loses its leader, a node that
+#: comes back in a newer generation without gossip noticing a death)
+ROLE_SAFETY_CHECK_S = 10.0
 LEADERLESS_ASK_S = 3.0  # a voter without a leader this long asks its peers whether it still is one
 ASK_TIMEOUT_S = 2.0
 _REPORTED_LEFT_OUT: set[tuple[str, int]] = set()  # (node id, key epoch) already logged as left out
@@ -192,57 +197,70 @@ class RoleWatch:
 
 async def watch_role(watch: RoleWatch, local: LocalClusterState) -> None:
     """Restart the member in the recorded role (and generation) when they change; keep the saved voter
-    list current. Never raises: a failed check is logged and retried."""
+    list current. Never raises: a failed check is logged and retried.
+
+    While settled, an idle node does not check every second (issue 19): the next check comes one
+    ``ROLE_CHECK_S`` after a commit, a Raft role change or a gossip change, or after
+    ``ROLE_SAFETY_CHECK_S``."""
     leaderless_since: float | None = None
-    while True:
-        await trio.sleep(ROLE_CHECK_S)
-        try:
-            local, leaderless_since, changed = await _check_role(watch, local, leaderless_since)
-        except Exception as exc:  # the role check must never take the member down
-            log.warning("role check failed: %r", exc, exc_info=log.isEnabledFor(logging.DEBUG))
-            continue
-        if changed is not None:
-            watch.switch_role(local, changed)
-            return
+    async with watch.store.subscribe() as changes:
+        settled = False
+        while True:
+            await trio.sleep(ROLE_CHECK_S)
+            # taken before the check reads the store and gossip: a change during the check is not missed
+            role, gossip = watch.store.role_event(), watch.board.reachability_changed
+            drain(changes)
+            try:
+                local, leaderless_since, changed, settled = await _check_role(watch, local, leaderless_since)
+            except Exception as exc:  # the role check must never take the member down
+                log.warning("role check failed: %r", exc, exc_info=log.isEnabledFor(logging.DEBUG))
+                continue
+            if changed is not None:
+                watch.switch_role(local, changed)
+                return
+            if settled:
+                with trio.move_on_after(ROLE_SAFETY_CHECK_S - ROLE_CHECK_S):
+                    await wait_any(changes.receive, role.wait, gossip.wait)
 
 
 async def _check_role(
     watch: RoleWatch, local: LocalClusterState, leaderless_since: float | None
-) -> tuple[LocalClusterState, float | None, LocalClusterState | None]:
-    """One check: (local state, leaderless since, the state to restart in, if it must change)."""
+) -> tuple[LocalClusterState, float | None, LocalClusterState | None, bool]:
+    """One check: (local state, leaderless since, the state to restart in if it must change, settled:
+    a leader is seen and nothing is under way, so the next check may wait for a change)."""
     store = watch.store
     port = watch.join_port
     newer = newer_generation_hosts(watch.board, local)
     if newer:
         changed = await role_on_return(local, port, newer)
         if changed.generation > local.generation and await _keep_generation(watch, local, newer):
-            return local, leaderless_since, None
-        return local, leaderless_since, (changed if changed != local else None)
+            return local, leaderless_since, None, False
+        return local, leaderless_since, (changed if changed != local else None), False
     state = store.snapshot()
     rotated = _rotated_keys(local, state)
     if rotated is not None:
-        return local, None, rotated
+        return local, None, rotated, False
     if sees_leader(store.status()):
         me = state.nodes.get(local.node_id)
         if me is None or me.status == "left":
-            return local, None, None  # our record is not here yet (just joined) or we are leaving
+            return local, None, None, False  # our record is not here yet (just joined) or we are leaving
         await key_rotation.publish_node_key(store, local, watch.clock.now())
         if me.role != local.role:
             log.warning("this node is recorded as %s now: restarting its store as one", me.role)
-            return local, None, replace(local, role=me.role, voters=recorded_voters(state))
+            return local, None, replace(local, role=me.role, voters=recorded_voters(state)), False
         voters = recorded_voters(state)
         if voters and set(voters) != set(local.voters):
             local = replace(local, voters=voters)
             watch.save_voters(local)
-        return local, None, None
+        return local, None, None, True
     now = watch.clock.monotonic()
     if leaderless_since is None:
-        return local, now, None
+        return local, now, None, False
     if now - leaderless_since < LEADERLESS_ASK_S:
-        return local, leaderless_since, None
+        return local, leaderless_since, None, False
     others = sorted(n.join_target for n in state.nodes.values() if n.node_id != local.node_id)
     changed = await role_on_return(local, port, others)
-    return local, now, (changed if changed != local else None)
+    return local, now, (changed if changed != local else None), False
 
 
 def _rotated_keys(local: LocalClusterState, state: ClusterState) -> LocalClusterState | None:

@@ -132,3 +132,77 @@ async def test_a_leaderless_voter_asks_its_peers_after_a_while_and_follows_their
     # It waited LEADERLESS_ASK_S without a leader (measured on the clock it was given) before asking.
     assert min(at for _, at in asked) - lost_at >= voter_role.LEADERLESS_ASK_S
     assert switched_at - lost_at <= voter_role.LEADERLESS_ASK_S + 2 * voter_role.ROLE_CHECK_S
+
+
+def count_checks(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The mock times at which the watcher ran a check."""
+    checks: list[float] = []
+    check = voter_role._check_role
+
+    async def counted(*args: Any) -> Any:
+        checks.append(trio.current_time())
+        return await check(*args)
+
+    monkeypatch.setattr(voter_role, "_check_role", counted)
+    return checks
+
+
+async def test_a_settled_node_does_not_check_every_second_and_wakes_on_a_commit(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, local, owner, watch = await setup([record(1), record(2), record(3), record(4, "replica")])
+    checks = count_checks(monkeypatch)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(voter_role.watch_role, watch, local)
+        await trio.sleep(60.0)
+        # idle with a leader: the safety checks only (it used to check 60 times)
+        assert 1 <= len(checks) <= 60 / voter_role.ROLE_SAFETY_CHECK_S + 1
+        idle_checks = len(checks)
+        committed_at = trio.current_time()
+        await store.write(C.UpdateNode(at=0.0, node_id="n4", role="voter").encode())
+        while not owner.saved:
+            await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    # the commit woke one check, one ROLE_CHECK_S later (no safety period waited)
+    assert len(checks) == idle_checks + 1
+    assert checks[-1] - committed_at <= voter_role.ROLE_CHECK_S + 0.01
+    assert owner.saved[-1] == replace(local, voters=(*VOTERS, "10.0.0.4:7947"))
+
+
+async def test_a_settled_node_wakes_on_a_gossip_change(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, local, owner, watch = await setup([record(1), record(2), record(3)])
+    checks = count_checks(monkeypatch)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(voter_role.watch_role, watch, local)
+        await trio.sleep(3.5)
+        before = len(checks)
+        watch.board.gossip_changed()
+        await trio.sleep(voter_role.ROLE_CHECK_S + 0.1)
+        nursery.cancel_scope.cancel()
+    assert before == 1  # settled after its first check
+    assert len(checks) == before + 1
+
+
+async def test_a_settled_voter_that_loses_its_leader_asks_its_peers_in_time(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, local, owner, watch = await setup([record(1), record(2), record(3)])
+    asked: list[float] = []
+
+    async def join_port_answer(host: str, port: int, token: Any, request: Any, **kwargs: Any) -> Any:
+        asked.append(trio.current_time())
+        return {"leader": "10.0.0.1:7947", "role": "replica", "voters": ["10.0.0.1:7947"], "generation": 1}
+
+    monkeypatch.setattr(voter_role, "request_join", join_port_answer)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(voter_role.watch_role, watch, local)
+        await trio.sleep(25.5)  # settled, in the middle of a safety wait
+        store.raft.set_leader(None)  # the role change wakes the watcher
+        lost_at = trio.current_time()
+        await owner.switch_asked.wait()
+    [(_, new, switched_at)] = owner.switched
+    assert new.role == "replica"
+    assert min(asked) - lost_at >= voter_role.LEADERLESS_ASK_S
+    assert switched_at - lost_at <= voter_role.LEADERLESS_ASK_S + 2 * voter_role.ROLE_CHECK_S
