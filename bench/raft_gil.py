@@ -7,7 +7,8 @@ placed and running tasks on ``--nodes`` nodes; a "raft" thread whose tick is ``-
 exchanges with an echo *process* (no GIL of its own to share), every 50 ms; and the leader's full round
 (``IncrementalPlanner.plan`` on a fresh planner) on a worker thread. Printed per variant: the round's
 wall time and the ticks' durations while it ran (p50, p99, max). Variants: the GIL switch interval
-(CPython's 5 ms, or the Raft bridge's 1 ms) and with or without ``GilShare`` rests of 2 ms every 10 ms.
+(CPython's 5 ms, or the Raft bridge's 1 ms) and with or without rests of 2 ms every 10 ms in the round's
+checkpoint (``Rests`` below: what ``leader/gil_share.py`` once did; removed from the daemon).
 
     python bench/raft_gil.py                          # 1,000 nodes, 100,000 tasks (~1-2 min)
     python bench/raft_gil.py --services 200           # 20,000 tasks
@@ -30,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from leader_rounds import cluster, report_running, run  # noqa: E402
 
-from p2porch.leader.gil_share import GilShare  # noqa: E402
 from p2porch.leader.incremental import IncrementalPlanner  # noqa: E402
 from p2porch.leader.scheduling import no_checkpoint, plan_round, round_commands  # noqa: E402
 from p2porch.model import ServiceSpec  # noqa: E402
@@ -38,6 +38,19 @@ from p2porch.raft import commands as C  # noqa: E402
 from p2porch.scheduler import Orchestrator  # noqa: E402
 
 TICK_EVERY_S = 0.05
+
+
+class Rests:
+    """A round's checkpoint that sleeps ``rest_s`` (the GIL released) once ``work_s`` has passed."""
+
+    def __init__(self, work_s: float = 0.01, rest_s: float = 0.002) -> None:
+        self.work_s, self.rest_s = work_s, rest_s
+        self._since = time.monotonic()
+
+    def __call__(self) -> None:
+        if time.monotonic() - self._since >= self.work_s:
+            time.sleep(self.rest_s)
+            self._since = time.monotonic()
 
 
 def echo(sock: socket.socket) -> None:
@@ -76,7 +89,7 @@ def ticks_during_round(state: Any, sends: int, switch_s: float, share: bool) -> 
                 ticks.append(time.perf_counter() - t0)
             time.sleep(TICK_EVERY_S)
 
-    checkpoint = GilShare(rest_s=0.002) if share else no_checkpoint  # rests of 2 ms every 10 ms
+    checkpoint = Rests() if share else no_checkpoint  # rests of 2 ms every 10 ms
     planner = IncrementalPlanner(Orchestrator(random.Random(2)), checkpoint=checkpoint)
     thread = threading.Thread(target=raft)
     thread.start()

@@ -27,7 +27,7 @@ from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
 from .cron import CronDecision, plan_cron
 from .epoch import claim_epoch, fenced, is_stale_epoch, still_leads
-from .gil_share import GilShare, RoundAbandoned
+from .gil_share import LeadershipCheck, RoundAbandoned
 from .incremental import IncrementalPlanner
 from .leading import until_leading
 from .scheduling import (
@@ -69,9 +69,9 @@ async def serve_scheduler(
 async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: random.Random) -> None:
     store, board, clock = ctx.store, ctx.board, ctx.clock
     orchestrator = Orchestrator(rng, down_grace_s=section.down_grace_s, site_grace_s=section.site_grace_s)
-    share = GilShare()  # a deposed leader stops planning (see gil_share.py)
+    check = LeadershipCheck()  # a deposed leader stops planning (see gil_share.py)
     planner = IncrementalPlanner(
-        orchestrator, rebalance_max_moves=section.rebalance_max_moves, checkpoint=share
+        orchestrator, rebalance_max_moves=section.rebalance_max_moves, checkpoint=check
     )
     reported: set[tuple[str, int]] = set()  # invalid services already reported (id, version)
     wake_at: float | None = None
@@ -109,7 +109,7 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             # off the trio thread: at 100k tasks a full round takes seconds, and the API, the control port
             # and the store's callbacks must keep answering meanwhile (the state is immutable; only this
             # loop uses the planner)
-            share.restart(partial(still_leads, store, epoch))
+            check.restart(partial(still_leads, store, epoch))
             try:
                 plan = await trio.to_thread.run_sync(planner.plan, state, now)
             except RoundAbandoned:  # deposed while planning: the rest of the round is wasted CPU

@@ -9,13 +9,17 @@ more than an election timeout, an election (issue 19, the sixth round in docs/pe
 mixin overrides pysyncobj's private ``__applyLogEntries``: with more than one entry to apply it applies
 them one at a time until ``_apply_budget_s`` has passed (at least one per tick), and leaves the rest for
 the next tick (the store's pacer ticks again at once while ``last_applied`` is behind the commit index).
-Nothing changes what is applied or in which order; it owns no state beyond the budget and a counter.
+One entry at a time: pysyncobj's apply reads its entries through ``__getEntries``, and this mixin caps
+that one read at one entry; it never lowers the commit index, which other threads read meanwhile
+(``status()``: the API, metrics, lag). Nothing changes what is applied or in which order; it owns no
+state beyond the budget, the one-read cap and a counter.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["APPLY_BUDGET_S", "BoundedApply"]
 
@@ -30,7 +34,19 @@ class BoundedApply:
     _SyncObj__raftLastApplied: int
     _apply_budget_s = APPLY_BUDGET_S
     _apply_clock: Callable[[], float] = staticmethod(time.monotonic)
+    _apply_cap: int | None = None  # entries the next __getEntries returns at most (set for one apply)
     apply_cut_short = 0  # ticks that left committed entries for the next (benchmarks, tests)
+
+    def _SyncObj__getEntries(  # noqa: N802 (pysyncobj's name)
+        self,
+        fromIDx: int | None,
+        count: int | None = None,
+        maxSizeBytes: int | None = None,  # noqa: N803
+    ) -> Any:
+        cap, self._apply_cap = self._apply_cap, None
+        if cap is not None:
+            count = cap if count is None else min(count, cap)
+        return super()._SyncObj__getEntries(fromIDx, count, maxSizeBytes)  # type: ignore[misc]
 
     def _SyncObj__applyLogEntries(self) -> bool:  # noqa: N802 (pysyncobj's name)
         apply_all = super()._SyncObj__applyLogEntries  # type: ignore[misc]
@@ -42,7 +58,7 @@ class BoundedApply:
         try:
             while self._SyncObj__raftLastApplied < commit:
                 before = self._SyncObj__raftLastApplied
-                self._SyncObj__raftCommitIndex = before + 1  # pysyncobj applies up to its commit index
+                self._apply_cap = 1  # pysyncobj's apply reads its entries once: this read gets one
                 need_send = bool(apply_all()) or need_send
                 if self._SyncObj__raftLastApplied == before:
                     break  # not applied (pysyncobj logged why): as its own loop, go on next tick
@@ -50,5 +66,5 @@ class BoundedApply:
                     self.apply_cut_short += 1
                     break
         finally:
-            self._SyncObj__raftCommitIndex = max(commit, self._SyncObj__raftCommitIndex)
+            self._apply_cap = None
         return need_send

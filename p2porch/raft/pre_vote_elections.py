@@ -106,7 +106,7 @@ class PreVoteElections:
             late_s,
             term,
         )
-        if self._pre_votes.start(term, len(self._SyncObj__otherNodes) + 1, now):
+        if self._pre_votes.start(term, len(self._SyncObj__otherNodes) + 1):
             return  # alone a majority: pysyncobj campaigns on this tick
         # no majority by then: ask again soon (a round changes no term, so retrying is cheap), not a whole
         # election timeout later; a voter that refused only because it heard the dead leader just before

@@ -34,7 +34,6 @@ class PreVotes:
 
     heard_leader_at: float = NEVER
     round_term: int | None = None  # the term this voter asked pre-votes for
-    round_started_at: float = NEVER
     granted: set[Hashable] = field(default_factory=set)
     won: bool = False  # a majority granted this round: the next tick starts the real election
     # a leader of a lower term than ours is sending appends (pysyncobj ignores them): our term is ahead
@@ -82,10 +81,10 @@ class PreVotes:
             return False  # a live leader was heard: do not help depose it
         return log_up_to_date(candidate_log, own_log)
 
-    def start(self, term: int, voters: int, now: float) -> bool:
+    def start(self, term: int, voters: int) -> bool:
         """Begin a round for ``term`` among ``voters`` voters (self included); True when this voter
         alone is a majority (a one-voter cluster), so the election may start at once."""
-        self.round_term, self.round_started_at, self.granted = term, now, set()
+        self.round_term, self.granted = term, set()
         self.won = voters < 2  # alone a majority
         return self.won
 

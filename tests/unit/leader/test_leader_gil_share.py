@@ -1,4 +1,5 @@
-"""A round with a checkpoint decides exactly what a round without one decides; GilShare rests on time."""
+"""A round with a checkpoint decides exactly what a round without one decides; LeadershipCheck asks
+whether the round is still wanted on time and ends a deposed leader's round."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import random
 import pytest
 from test_leader_incremental import commit, decisions, new_cluster, random_change, run
 
-from p2porch.leader.gil_share import GilShare, RoundAbandoned
+from p2porch.leader.gil_share import LeadershipCheck, RoundAbandoned
 from p2porch.leader.incremental import IncrementalPlanner
 from p2porch.leader.scheduling import CHECKPOINT_EVERY, paced, plan_round
 from p2porch.model import Node, ServiceSpec
@@ -72,57 +73,67 @@ def test_paced_calls_the_checkpoint_after_every_chunk_and_keeps_the_items() -> N
 class FakeTime:
     def __init__(self) -> None:
         self.now = 100.0
-        self.slept: list[float] = []
 
     def clock(self) -> float:
         return self.now
 
-    def sleep(self, s: float) -> None:
-        self.slept.append(s)
-        self.now += s
 
-
-def test_gil_share_rests_once_its_work_time_has_passed() -> None:
+def test_the_check_asks_keep_going_once_its_work_time_has_passed() -> None:
     t = FakeTime()
-    share = GilShare(0.01, 0.002, clock=t.clock, sleep=t.sleep)
-    share()
-    assert t.slept == []  # no time passed
+    asked: list[float] = []
+
+    def keep_going() -> bool:
+        asked.append(t.now)
+        return True
+
+    check = LeadershipCheck(0.01, clock=t.clock)
+    check.restart(keep_going)
+    check()
+    assert asked == []  # no time passed
     t.now += 0.009
-    share()
-    assert t.slept == []
+    check()
+    assert asked == []
     t.now += 0.002  # 11 ms of work since the start
-    share()
-    assert t.slept == [0.002] and share.rests == 1
-    share()
-    assert share.rests == 1  # the work time counts again from the end of the rest
+    check()
+    assert asked == [t.now]
+    check()
+    assert len(asked) == 1  # the work time counts again from the last check
     t.now += 5.0  # between two rounds: restart() forgets the idle time
-    share.restart()
-    share()
-    assert share.rests == 1
+    check.restart(keep_going)
+    check()
+    assert len(asked) == 1
+    check.restart()  # no keep_going: the checks pass
+    t.now += 1.0
+    check()
 
 
-def test_a_deposed_leader_abandons_its_round_at_a_rest_and_a_reset_planner_plans_in_full() -> None:
+def test_a_deposed_leader_abandons_its_round_at_a_check_and_a_reset_planner_plans_in_full() -> None:
     rng = random.Random(4)
     state = new_cluster(rng)
     t = FakeTime()
     leading = [True]
-    share = GilShare(0.01, 0.002, clock=t.clock, sleep=t.sleep)
+    asked = [0]
+    check = LeadershipCheck(0.01, clock=t.clock)
+
+    def keep_going() -> bool:
+        asked[0] += 1
+        return leading[0]
 
     def checkpoint() -> None:
         t.now += 0.004  # every chunk of work takes 4 ms
-        share()
+        check()
 
     planner = IncrementalPlanner(Orchestrator(random.Random(8)), checkpoint=checkpoint)
-    share.restart(lambda: leading[0])
-    leading[0] = False  # deposed before the first rest
+    check.restart(keep_going)
+    leading[0] = False  # deposed before the first check
     with pytest.raises(RoundAbandoned):
         planner.plan(state, 10.0)
-    assert share.rests == 0 and planner.full_rounds == 0
+    assert asked[0] == 1 and planner.full_rounds == 0  # abandoned at the first check
     planner.reset()
     leading[0] = True
-    share.restart(lambda: leading[0])
+    check.restart(keep_going)
     plain = Orchestrator(random.Random())
     plain.rng.setstate(planner.orchestrator.rng.getstate())  # the abandoned round drew task ids
     plan = planner.plan(state, 10.0)
     assert decisions(plan) == decisions(plan_round(state, 10.0, plain))
-    assert share.rests > 0 and planner.full_rounds == 1
+    assert asked[0] > 1 and planner.full_rounds == 1

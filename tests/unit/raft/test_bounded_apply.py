@@ -57,7 +57,7 @@ def test_a_tick_applies_entries_until_its_budget_is_spent_and_the_next_ticks_the
         while so._SyncObj__raftLastApplied < commit:
             before = so._SyncObj__raftLastApplied
             so._SyncObj__applyLogEntries()
-            assert so._SyncObj__raftCommitIndex == commit  # the cap never outlives the call
+            assert so._SyncObj__raftCommitIndex == commit  # the commit index is never lowered
             applied_per_tick.append(so._SyncObj__raftLastApplied - before)
         assert owner.applied == [b"batch%d" % i for i in range(10)]  # all of them, in order
         assert [res for res, _ in results] == [[i] for i in range(1, 11)]
@@ -81,5 +81,32 @@ def test_one_entry_and_a_generous_budget_apply_as_pysyncobj_does() -> None:
         so._SyncObj__raftCommitIndex = so._SyncObj__raftLog[-1][1]
         so._SyncObj__applyLogEntries()
         assert owner.applied[-1] == b"one more" and len(results) == 6
+    finally:
+        so.destroy()
+
+
+def test_a_status_read_during_a_bounded_apply_sees_the_true_commit_index() -> None:
+    """The API, the metrics and the lag figures read ``status()`` from other threads while the Raft thread
+    applies: here a read from inside every apply, between two entries of the same tick."""
+    seen: list[tuple[int, int]] = []
+
+    class _Reading(_Owner):
+        so: RaftBridge
+
+        def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
+            status = self.so.getStatus()
+            seen.append((status["commit_idx"], self.so.raftCommitIndex))
+            return super()._apply_on_raft_thread(batch)
+
+    owner = _Reading()
+    so, _ = _leader_with_entries(owner, 10)
+    owner.so = so
+    try:
+        so._apply_clock = _Clock(0.02)  # type: ignore[assignment]
+        commit = so._SyncObj__raftCommitIndex
+        while so._SyncObj__raftLastApplied < commit:
+            so._SyncObj__applyLogEntries()
+        assert len(owner.applied) == 10 and so.apply_cut_short == 3  # bounded: four ticks
+        assert seen == [(commit, commit)] * 10  # never below the commit index, never going back
     finally:
         so.destroy()

@@ -55,7 +55,7 @@ def test_log_up_to_date_compares_term_then_index() -> None:
 
 def test_a_round_is_won_by_a_majority_of_grants_for_its_term() -> None:
     votes = PreVotes()
-    assert not votes.start(term=4, voters=5, now=1.0)
+    assert not votes.start(term=4, voters=5)
     assert not votes.granted_by("a", 3, voters=5)  # another round's term
     assert not votes.granted_by("a", 4, voters=5)  # 2 of 5
     assert not votes.granted_by("a", 4, voters=5)  # the same voter twice counts once
@@ -67,7 +67,7 @@ def test_a_round_is_won_by_a_majority_of_grants_for_its_term() -> None:
 
 
 def test_a_lone_voter_wins_at_once() -> None:
-    assert PreVotes().start(term=1, voters=1, now=0.0)
+    assert PreVotes().start(term=1, voters=1)
 
 
 class _Owner:

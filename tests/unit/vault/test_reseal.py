@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
+import pytest
+import trio
+import trio.testing
+
+from p2porch.clock import TrioClock
+from p2porch.context import LocalBoard, LocalNode, MemberContext
 from p2porch.control.events import describe_change
 from p2porch.errors import ConflictError, NotFoundError
-from p2porch.leader.reseal import RESEAL_CHECK_S, RESEAL_QUIET_CHECK_S, reseal_commands, reseal_wait_s
+from p2porch.leader import reseal
+from p2porch.leader.reseal import reseal_commands
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
 from p2porch.raft.state import EMPTY_STATE, ClusterState
+from p2porch.testing.memstore import MemoryRaft
 from p2porch.vault import digest_of, open_value, seal_value
 
 AT = 1000.0
@@ -79,6 +89,52 @@ def test_stale_or_wrong_reseals_are_refused_and_unknown_epochs_named() -> None:
     ]
 
 
-def test_the_loop_checks_again_soon_only_after_a_check_that_had_versions_to_reseal() -> None:
-    assert reseal_wait_s(wrote=True) == RESEAL_CHECK_S  # a write may not have committed: try again soon
-    assert reseal_wait_s(wrote=False) == RESEAL_QUIET_CHECK_S > RESEAL_CHECK_S  # only a commit gives work
+def test_the_loop_waits_for_a_commit_after_a_quiet_check_and_rechecks_at_its_safety(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loop itself, on an in-memory store that leads, under trio's MockClock: a check after leading
+    starts (2 s), then, having found nothing, a check only at a commit or after the 10 s safety."""
+    checks: list[float] = []
+
+    def counted(state: ClusterState, keys: Mapping[int, bytes], now: float) -> Any:
+        checks.append(trio.current_time())
+        return reseal_commands(state, keys, now)
+
+    monkeypatch.setattr(reseal, "reseal_commands", counted)
+    addr = "10.0.0.1:7947"
+    store = MemoryRaft([addr], leader=addr).store(addr)
+    clock = TrioClock(1_800_000_000.0)
+    local = LocalNode("n1", "n1", "10.0.0.1", addr, "voter", 0, b"k" * 32, secrets_keys={0: K0, 1: K1})
+
+    async def ask_member(host: str) -> None:
+        return None
+
+    ctx = MemberContext(
+        store=store, voter_control=store, local=local, board=LocalBoard(), clock=clock,
+        commit_timeout_s=5.0, ask_member=ask_member,
+    )  # fmt: skip
+
+    async def main() -> None:
+        await store.write(C.InitCluster(at=AT, cluster_id="c" * 16).encode())
+        sealed = seal_value(K0, "secret", "id-db", 1, b"db one").blob
+        put_db = C.PutSecret(
+            at=AT, kind="secret", name="db", object_id="id-db", secret_version=1, sealed=sealed,
+            digest=digest_of(K0, b"db one"), size=6, key_epoch=0,
+        )  # fmt: skip
+        await store.write(put_db.encode())
+        async with trio.open_nursery() as nursery:
+            await nursery.start(reseal.serve_reseal, ctx)
+            await trio.sleep(15.0)
+            # a commit that gives it work: checked at once, re-sealed, checked again at that commit
+            await store.write(C.RotateKeys(at=AT, epoch=1, envelopes={}).encode())
+            await trio.sleep(15.0)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    # leading starts: 2 s; nothing found: the 10 s safety (12); at 15 each commit (the rotation, then the
+    # leader's epoch claim and the re-seal it wrote) wakes a check; nothing found: the safety again (25)
+    assert checks[:3] == [2.0, 12.0, 15.0]
+    assert [t for t in checks if t != 15.0] == [2.0, 12.0, 25.0]
+    (entry,) = store.snapshot().secrets["secret:db"].versions
+    assert entry["key_epoch"] == 1
+    assert open_value(K1, "secret", "id-db", 1, bytes(entry["sealed"])) == b"db one"
