@@ -123,7 +123,9 @@ async def _replica_checks(sa: RaftStore, sb: RaftStore, replica: RaftStore, a: s
     with trio.fail_after(10):
         while "s1" not in sb.snapshot().services:
             await trio.sleep(0.01)
-    assert sa.status().voters == sb.status().voters == tuple(sorted([a, b]))
+    with trio.fail_after(5):  # status() is a view the Raft thread refreshes (about once a second)
+        while not sa.status().voters == sb.status().voters == tuple(sorted([a, b])):
+            await trio.sleep(0.05)
     assert replica.status().role == "replica" and await replica.wait_leader() in (a, b)
 
 
