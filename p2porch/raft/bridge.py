@@ -252,8 +252,8 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
             super()._SyncObj__onMessageReceived(node, message)
             if isinstance(message, dict) and message.get("type") == "next_node_idx":
                 self._flow_answered(node, before, message)
-            if isinstance(message, dict) and message.get("type") == "next_node_idx" and message.get("reset"):
-                self._send_round_soon()  # the follower lacks entries: send them now, not next heartbeat
+                if message.get("reset"):
+                    self._send_round_soon()  # the follower lacks entries: send them now, not next heartbeat
             return
         journal = self._SyncObj__raftLog
         with self.answering(node, message):  # an empty heartbeat's answer may be left out (quiet_answers.py)

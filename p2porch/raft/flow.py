@@ -102,12 +102,14 @@ class FlowStats:
     largest_buffered: int = 0  # ever (not reset by take)
     kernel_queued: dict[str, int] = field(default_factory=dict)  # the socket send queues, sampled
 
-    def saw(self, kind: str, buffered: int, inflight: int, held: bool) -> None:
+    def saw(self, kind: str, buffered: int, inflight: int) -> None:
         self.max_buffered[kind] = max(self.max_buffered.get(kind, 0), buffered)
         self.max_inflight[kind] = max(self.max_inflight.get(kind, 0), inflight)
         self.largest_buffered = max(self.largest_buffered, buffered)
-        if held:
-            self.held[kind] = self.held.get(kind, 0) + 1
+
+    def held_back(self, kind: str) -> None:
+        """A follower of ``kind`` got no new entries this round (over a bound, or the round was late)."""
+        self.held[kind] = self.held.get(kind, 0) + 1
 
     def rewound(self, entries: int, kept: bool) -> None:
         self.rewinds += 1

@@ -150,11 +150,12 @@ class QuietReplicaRounds:
         size = lambda index: len(raft_log[index - first][0])  # noqa: E731
         through = send_through(nxt, match, last, buffered, size, limits, late)
         if nxt <= last and through < nxt:
-            kind = self._kind(node)
-            self.flow_stats.held[kind] = self.flow_stats.held.get(kind, 0) + 1
+            self.flow_stats.held_back(self._kind(node))
         return through
 
     def _kind(self, node: Any) -> str:
+        """The label of ``node`` in the flow counters (during a flow round, ``__otherNodes`` is the voter
+        being served, or empty for a replica: the label still holds)."""
         return "voter" if node in self._SyncObj__otherNodes else "replica"
 
     def _SyncObj__getCurrentLogIndex(self) -> int:  # noqa: N802 (pysyncobj's, read by its round)
@@ -194,16 +195,15 @@ class QuietReplicaRounds:
         stats = self.flow_stats
         stats.rounds += 1
         nexts, matches = self._SyncObj__raftNextIndex, self._SyncObj__raftMatchIndex
-        voters = self._SyncObj__otherNodes
         for node in self._SyncObj__connectedNodes:
             if node not in nexts:
                 continue
             inflight = inflight_entries(nexts[node], matches.get(node, 0))
-            stats.saw("voter" if node in voters else "replica", self._buffered(node), inflight, held=False)
+            stats.saw(self._kind(node), self._buffered(node), inflight)
         if now - self._flow_logged_at >= FLOW_LOG_EVERY_S:
             self._flow_logged_at = now
             for node in self._SyncObj__connectedNodes:  # the kernel's send queues, once per log line
-                kind = "voter" if node in voters else "replica"
+                kind = self._kind(node)
                 stats.kernel_queued[kind] = max(stats.kernel_queued.get(kind, 0), self._kernel_queued(node))
             if stats.busy():  # an idle leader logs nothing
                 log.info("raft flow: %s", stats.take())

@@ -74,8 +74,9 @@ def test_only_a_success_on_an_intact_connection_keeps_the_next_index() -> None:
 def test_stats_keep_maxima_per_kind_until_taken() -> None:
     stats = FlowStats()
     assert not stats.busy()
-    stats.saw("voter", buffered=10, inflight=3, held=False)
-    stats.saw("voter", buffered=5, inflight=7, held=True)
+    stats.saw("voter", buffered=10, inflight=3)
+    stats.saw("voter", buffered=5, inflight=7)
+    stats.held_back("voter")
     stats.rewound(entries=4, kept=True)
     assert stats.busy()
     text = stats.take()
