@@ -12,10 +12,10 @@ from typing import Any
 
 import msgpack
 import pytest
+from test_journal import Disk, entries, syncs_during
 
 from p2porch.raft import journal as J
 from p2porch.raft.journal import DurableJournal, pack_commit_index, unpack_commit_index
-from test_journal import Disk, entries, syncs_during
 
 
 def _journal(tmp_path: Path) -> tuple[Path, DurableJournal]:
@@ -47,7 +47,9 @@ def test_storing_the_commit_index_makes_no_sync_and_survives_a_process_crash(
     assert DurableJournal(path).getRaftCommitIndex() == 9
 
 
-def test_an_unchanged_commit_index_is_not_written_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unchanged_commit_index_is_not_written_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, j = _journal(tmp_path)
     j.setRaftCommitIndex(4)
     j.onOneSecondTimer()
@@ -134,7 +136,9 @@ def _failing_sync(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "fdatasync", fail)
 
 
-def test_a_failed_deferred_sync_fails_the_journal_for_good(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_deferred_sync_fails_the_journal_for_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, j = _journal(tmp_path)
     j.add(b"first", 1, 1)
     _failing_sync(monkeypatch)
