@@ -236,12 +236,14 @@ class DurableJournal:
             self._sync()
 
     def clear(self) -> None:
+        self._check()
         self._entries = []
         self._offsets = []
         os.ftruncate(self._fd, len(MAGIC))
         self._sync()
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 (pysyncobj's name)
+        self._check()
         if entryFrom >= len(self._entries):
             return
         os.ftruncate(self._fd, self._offsets[entryFrom])
@@ -250,6 +252,7 @@ class DurableJournal:
         del self._offsets[entryFrom:]
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
+        self._check()
         keep = self._entries[entryTo:]
         tmp = self._path.with_name(self._path.name + ".compact")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -322,9 +325,11 @@ class DurableJournal:
     def onOneSecondTimer(self) -> None:  # noqa: N802
         """Store the commit index if it changed: one 12-byte write into the page cache, no sync (Raft
         thread). pysyncobj calls this at the start of a tick, so every entry up to the index was synced
-        in an earlier tick (docs/raft.md, "The commit index on disk")."""
+        in an earlier tick (docs/raft.md, "The leader's syncs and the commit index on disk"). A failed
+        write is tried again a second later: a missing value costs only learning it again."""
         if self._commit_index != self._commit_stored and self._failed is None:
-            self._store_commit_index()
+            with contextlib.suppress(OSError):
+                self._store_commit_index()
 
     # --- a replica's lowered term (journal_start.py says why) --------------------------------------
 

@@ -1,6 +1,7 @@
 """kill -9 of real store processes (``python -m p2porch.raft.node`` on loopback) while a client writes,
-then a torn and a missing commit-index file: term/vote and every acknowledged write survive, and the
-cluster learns its commit index again (raft/journal.py, docs/raft.md "The commit index on disk")."""
+then a torn, a missing and a stale commit-index file: term/vote and every acknowledged write survive,
+and the cluster learns its commit index again (raft/journal.py; docs/raft.md, "The leader's syncs and
+the commit index on disk")."""
 
 from __future__ import annotations
 

@@ -171,3 +171,19 @@ def test_sync_stats_count_entries_per_sync(tmp_path: Path) -> None:
     assert (j.sync_stats.adds, j.sync_stats.syncs, j.sync_stats.max_batch) == (8, 2, 7)
     assert "journal adds 8, fdatasyncs 2 (at most 7 entries in one" in j.sync_stats.take()
     assert (j.sync_stats.adds, j.sync_stats.syncs) == (0, 0)
+
+
+def test_a_failed_commit_index_write_is_tried_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, j = _journal(tmp_path)
+    j.setRaftCommitIndex(3)
+    real = os.pwrite
+
+    def full(fd: int, data: bytes, off: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    j.onOneSecondTimer()  # the Raft tick goes on
+    assert DurableJournal(path).getRaftCommitIndex() == 1
+    monkeypatch.setattr(os, "pwrite", real)
+    j.onOneSecondTimer()
+    assert DurableJournal(path).getRaftCommitIndex() == 3
