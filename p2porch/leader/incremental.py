@@ -120,11 +120,13 @@ class IncrementalPlanner:
         last = self._last
         return last is not None and not last.restless and not last.acted
 
-    def plan(self, state: ClusterState, now: float) -> Round:
-        """The round for ``state`` at ``now``: equal to a full round's decisions (see the module)."""
+    def plan(self, state: ClusterState, now: float, budget: int | None = None) -> Round:
+        """The round for ``state`` at ``now``: equal to a full round's decisions (see the module);
+        ``budget`` bounds its placements (``plan_scope``), and a service with placements left out is
+        planned again next round."""
         last = self._last
         if last is None or self._wants_full(last, state, now):
-            return self._plan_full(state, now)
+            return self._plan_full(state, now, budget)
         changed = self._changed_services(last, state)
         due = {sid for sid, at in last.wakes.items() if at <= now}
         scope_ids = changed | last.acted | last.restless | due
@@ -153,6 +155,7 @@ class IncrementalPlanner:
             scope,
             rebalance_max_moves=self.rebalance_max_moves,
             checkpoint=self.checkpoint,
+            budget=budget,
         )
         self._remember(last, out, scope_ids)
         self.last_scope = len(scope_ids)
@@ -170,7 +173,7 @@ class IncrementalPlanner:
             return True  # node fates, capacity and eligibility touch every service
         return any(s.spec.rebalance or s.rebalance_requested for s in state.services.values())
 
-    def _plan_full(self, state: ClusterState, now: float) -> Round:
+    def _plan_full(self, state: ClusterState, now: float, budget: int | None) -> Round:
         checkpoint = self.checkpoint
         grouped = group_tasks(state, checkpoint)
         usage = NodeUsage()
@@ -192,6 +195,7 @@ class IncrementalPlanner:
             scope,
             rebalance_max_moves=self.rebalance_max_moves,
             checkpoint=checkpoint,
+            budget=budget,
         )
         last = _Planned(state=state, at=now, tasks=grouped.tasks, held=grouped.held, usage=usage)
         last.restless = {
@@ -240,6 +244,7 @@ class IncrementalPlanner:
         """What the round just planned leaves for the next: who acted, when each asked to run again
         (``out.wake_at`` becomes the earliest of every service's, planned now or before)."""
         acted = {e.service_id for e in out.update_failures} | {e.service_id for e in out.rollouts_done}
+        acted |= out.deferred  # placements its budget left out: plan it again next round
         removed: set[str] = set()
         for item in out.items:
             if isinstance(item, TaskPut):
