@@ -112,7 +112,8 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             # and the store's callbacks must keep answering meanwhile (the state is immutable; only this
             # loop uses the planner)
             check.restart(partial(still_leads, store, epoch))
-            budget = pacer.budget()
+            # the Raft thread's lateness while this loop waited (a new leader's: while it followed)
+            budget = pace(pacer, store, now, [], 0, 0)
             try:
                 plan = await trio.to_thread.run_sync(planner.plan, state, now, budget)
             except RoundAbandoned:  # deposed while planning: the rest of the round is wasted CPU
@@ -135,7 +136,6 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
                 continue  # the services changed: plan again on the new specs
             if plan.empty:
                 quiet = not plan.skipped and planner.quiet
-                pace(pacer, store, clock.now(), [], 0, plan.held_back)
                 continue
             commits: list[float] = []  # seconds each of the round's commands took to commit
             placed = 0
@@ -156,9 +156,9 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
 
 def pace(
     pacer: WritePacer, store: ClusterStore, now: float, commits: list[float], placed: int, held_back: int
-) -> None:
-    """Feed a round's measurements to the pacer (its Raft thread's lateness since the last round, the
-    round's slowest commit, what it placed) and say when the budget was cut."""
+) -> int | None:
+    """Feed measurements to the pacer (its Raft thread's lateness since the last call, the round's
+    slowest commit, what it placed), say when the budget was cut; the budget for the next round."""
     signals = PacingSignals(store.tick_lateness.take(), max(commits, default=0.0), placed)
     if pacer.observe(now, signals):
         log.info(
@@ -170,6 +170,7 @@ def pace(
             placed,
             held_back,
         )
+    return pacer.budget()
 
 
 async def write_round(
