@@ -30,7 +30,7 @@ from .epoch import claim_epoch, fenced, is_stale_epoch, still_leads
 from .gil_share import LeadershipCheck, RoundAbandoned
 from .incremental import IncrementalPlanner
 from .leading import until_leading
-from .pacing import PacingSignals, WritePacer
+from .pacing import PacingLimits, PacingSignals, WritePacer
 from .scheduling import (
     node_status_updates,
     rebalance_done_updates,
@@ -57,17 +57,22 @@ async def serve_scheduler(
     section: SchedulerConfig,
     *,
     rng: random.Random | None = None,
+    pacing: PacingLimits | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """While this node leads Raft: reconcile services with tasks and commit placements.
 
-    ``rng`` (default: freshly seeded) drives the orchestrator's tie-breaks; a test passes a seeded one."""
+    ``rng`` (default: freshly seeded) drives the orchestrator's tie-breaks; a test passes a seeded one,
+    and may pass the self-pacing's ``pacing`` limits (default: ``PacingLimits()``)."""
     task_status.started()
     rng = rng or random.Random(secrets.randbits(64))
-    await supervise(ctx.board.health, "scheduler", partial(_run_scheduler, ctx, section, rng))
+    run = partial(_run_scheduler, ctx, section, rng, pacing or PacingLimits())
+    await supervise(ctx.board.health, "scheduler", run)
 
 
-async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: random.Random) -> None:
+async def _run_scheduler(
+    ctx: MemberContext, section: SchedulerConfig, rng: random.Random, pacing: PacingLimits
+) -> None:
     store, board, clock = ctx.store, ctx.board, ctx.clock
     orchestrator = Orchestrator(rng, down_grace_s=section.down_grace_s, site_grace_s=section.site_grace_s)
     check = LeadershipCheck()  # a deposed leader stops planning (see gil_share.py)
@@ -75,7 +80,7 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
         orchestrator, rebalance_max_moves=section.rebalance_max_moves, checkpoint=check
     )
     reported: set[tuple[str, int]] = set()  # invalid services already reported (id, version)
-    pacer = WritePacer()  # the placement budget per round, from this node's health (leader/pacing.py)
+    pacer = WritePacer(pacing)  # the placement budget per round, from this node's health (leader/pacing.py)
     wake_at: float | None = None
     quiet = False  # the last round planned nothing: commits, gossip changes and wake_at wake the loop
     paced_until = 0.0  # trio time: no round starts before it (see ROUND_PACE_MAX_S)
