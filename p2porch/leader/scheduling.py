@@ -71,7 +71,7 @@ class Round:
     wakes: dict[str, float] = field(default_factory=dict)  # per planned service: when it asked to run again
     rebalanced: list[str] = field(default_factory=list)  # services whose `service rebalance` is done
     skipped: dict[str, str] = field(default_factory=dict)  # invalid services left alone: id -> why
-    deferred: set[str] = field(default_factory=set)  # services with placements left to a later round
+    deferred: dict[str, int] = field(default_factory=dict)  # service id -> placements left to a later round
     held_back: int = 0  # placements the round's budget left to a later round
 
     @property
@@ -300,7 +300,7 @@ class Admitted:
 
     creates: list[CreateTask]
     waiting: list[Task]
-    deferred: set[str]  # services with a create or a waiting task left out
+    deferred: dict[str, int]  # service id -> its creates and waiting tasks left out
     held_back: int
 
 
@@ -311,7 +311,7 @@ def admit(creates: list[CreateTask], waiting: list[Task], tasks: Iterable[Task],
     rolling update's replacement) always goes through and uses the budget, so repairs never wait
     behind new tasks and a rollout's shutdowns always come with their replacement; the waiting tasks
     (created by an earlier round, no node yet) take what is left, then the creates of new slots. What
-    is left out is planned again by a later round (its services are in ``deferred``)."""
+    is left out is planned again by a later round (``deferred`` counts it per service)."""
     held = {(t.service_id, t.slot) for t in tasks}
     repairs = [c for c in creates if (c.service_id, c.slot) in held]
     fresh = [c for c in creates if (c.service_id, c.slot) not in held]
@@ -321,9 +321,11 @@ def admit(creates: list[CreateTask], waiting: list[Task], tasks: Iterable[Task],
     kept_fresh = fresh[:room]
     left = waiting[len(kept_waiting) :]
     left_fresh = fresh[len(kept_fresh) :]
-    deferred = {t.service_id for t in left} | {c.service_id for c in left_fresh}
+    deferred: dict[str, int] = {}
+    for sid in [t.service_id for t in left] + [c.service_id for c in left_fresh]:
+        deferred[sid] = deferred.get(sid, 0) + 1
     if not deferred:
-        return Admitted(creates, waiting, set(), 0)
+        return Admitted(creates, waiting, {}, 0)
     kept_ids = {c.task_id for c in kept_fresh}
     kept = [c for c in creates if (c.service_id, c.slot) in held or c.task_id in kept_ids]
     return Admitted(kept, kept_waiting, deferred, len(left) + len(left_fresh))

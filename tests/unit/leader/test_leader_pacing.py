@@ -172,19 +172,19 @@ def test_admit_puts_repairs_first_then_waiting_then_new_slots() -> None:
     got = admit(creates, waiting, tasks, budget=3)
     assert [c.task_id for c in got.creates] == ["a1"]  # the repair, in the creates' order
     assert [t.task_id for t in got.waiting] == ["w-b0", "w-b1"]
-    assert got.deferred == {"a", "c"} and got.held_back == 3
+    assert got.deferred == {"a": 1, "c": 2} and got.held_back == 3
 
     got = admit(creates, waiting, tasks, budget=4)
     assert [c.task_id for c in got.creates] == ["a0", "a1"]  # order kept
-    assert got.deferred == {"c"} and got.held_back == 2
+    assert got.deferred == {"c": 2} and got.held_back == 2
 
     got = admit(creates, waiting, tasks, budget=0)  # repairs go through whatever the budget
     assert [c.task_id for c in got.creates] == ["a1"] and got.waiting == []
-    assert got.held_back == 5
+    assert got.deferred == {"a": 1, "b": 2, "c": 2} and got.held_back == 5
 
     got = admit(creates, waiting, tasks, budget=6)
     assert got.creates == creates and got.waiting == waiting
-    assert got.deferred == set() and got.held_back == 0
+    assert got.deferred == {} and got.held_back == 0
 
 
 def placed_by(state: ClusterState, items: list[object]) -> int:
@@ -209,8 +209,8 @@ def test_a_budgeted_planner_places_budget_per_round_until_every_task_is_placed(s
         if out.empty:
             break
         placed = placed_by(state, out.items)
-        assert placed <= budget
-        assert out.held_back == max(0, total - len(state.tasks) - placed)
+        assert placed == min(budget, total - len(state.tasks))  # the budget, or the rest
+        assert out.held_back <= total - len(state.tasks) - placed
         state = commit(state, out.items, now)
         now += 0.5
         rounds += 1
@@ -242,4 +242,22 @@ def test_a_lost_nodes_tasks_are_replaced_before_new_slots_under_a_small_budget()
     out = planner.plan(state, later, len(lost))
     new_records = [i.task for i in out.items if isinstance(i, TaskPut) and i.task_version == 0]
     assert {t.service_id for t in new_records} == {"old"}  # every replacement, no new slot
-    assert len(new_records) == len(lost) and out.deferred == {"new"}
+    assert len(new_records) == len(lost) and out.deferred == {"new": 50}
+
+
+def test_a_bounded_round_plans_only_the_deferred_services_its_budget_can_use() -> None:
+    state = cluster(8, {f"s{i:02d}": 30 for i in range(40)})
+    planner = IncrementalPlanner(Orchestrator(random.Random(9)), full_every_s=1e9)
+    out = planner.plan(state, 1.0, 25)  # the first round is full: every service, 25 placed
+    assert planner.last_scope == 40 and len(out.deferred) == 40
+    now, scopes = 1.0, []
+    while not out.empty:
+        state = commit(state, out.items, now)
+        now += 0.5
+        out = planner.plan(state, now, 25)
+        scopes.append(planner.last_scope)
+    assert len(state.tasks) == 1200 and all(t.node_id for t in state.tasks.values())
+    # each round: the one or two services placed last round (changed) and those whose turn it is
+    assert max(scopes) <= 4
+    out = IncrementalPlanner(Orchestrator(random.Random(9))).plan(cluster(8, {"a": 5}), 1.0)
+    assert not out.deferred
