@@ -5,7 +5,11 @@ A top-level network ``front`` of stack ``shop`` becomes the cluster network ``sh
 naming; ``name:`` overrides it), created with the stack and removed with it; ``external`` networks must
 exist already and are never created or removed. A service that names no network is on the stack's
 ``default`` network, created implicitly as Compose does. Keys that cannot apply (``ipam`` subnets,
-``driver_opts``, IPv6, a service's fixed addresses) are ignored with one warning each.
+``driver_opts``, IPv6, a service's fixed addresses) are ignored with one warning each. A declared network
+no service uses is never created, so what would refuse it (a reserved name, a driver p2porch has no
+overlay for) is only an error once a service attaches to it, as in Swarm and Compose. Swarm's way of
+asking for host networking, the external network ``host``, is ignored with a warning like
+``network_mode: host``.
 """
 
 from __future__ import annotations
@@ -96,15 +100,39 @@ def _labels(value: Any, path: str) -> dict[str, str]:
     return out
 
 
-def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> dict[str, StackNetwork]:
+HOST_NETWORK = "host"
+
+
+def is_host_network(network: StackNetwork) -> bool:
+    """Swarm's host networking, written as the external network ``host``."""
+    return network.external and network.name == HOST_NETWORK
+
+
+@dataclass(frozen=True)
+class DeclaredNetworks:
+    """The top-level ``networks``: each as a cluster network, and why some cannot be used (``key ->
+    (path, message)``), reported only for the networks a service attaches to."""
+
+    networks: dict[str, StackNetwork] = field(default_factory=dict)
+    unusable: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def refuse_used(self, used: list[str], problems: Problems) -> None:
+        """Record the refusal of every network in ``used`` that cannot be created or attached to."""
+        for key in used:
+            if key in self.unusable:
+                problems.error(*self.unusable[key])
+
+
+def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> DeclaredNetworks:
     """The top-level ``networks`` of a resolved model as cluster networks (problems recorded, not raised)."""
     declared = model.get("networks")
+    result = DeclaredNetworks()
     if declared is None:
-        return {}
+        return result
     if not isinstance(declared, Mapping) or not all(isinstance(k, str) for k in declared):
         problems.error("networks", "expected a mapping of names")
-        return {}
-    out: dict[str, StackNetwork] = {}
+        return result
+    out = result.networks
     for key, conf in declared.items():
         path = f"networks.{key}"
         with problems.check():
@@ -116,7 +144,7 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> di
             if driver is not None:
                 driver = string(driver, f"{path}.driver")
                 if driver not in _DRIVERS_MAPPED:
-                    raise err(
+                    result.unusable[key] = (
                         f"{path}.driver",
                         f"driver {driver!r} is not supported (p2porch networks are overlays)",
                     )
@@ -136,8 +164,9 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> di
             if name is None:
                 name = key if external else f"{stack}_{key}"
             check_network_name(name, f"{path}.name")
-            if name in RESERVED_NETWORK_NAMES and not (external and name == "p2porch"):
-                raise err(f"{path}.name", f"network name {name!r} is reserved")
+            reserved_ok = external and name in ("p2porch", HOST_NETWORK)
+            if name in RESERVED_NETWORK_NAMES and not reserved_ok:
+                result.unusable[key] = (f"{path}.name", f"network name {name!r} is reserved")
             out[key] = StackNetwork(
                 key=key,
                 name=name,
@@ -146,7 +175,7 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> di
                 attachable=boolean(conf.get("attachable", False), f"{path}.attachable"),
                 labels={} if external else _labels(conf.get("labels") or {}, f"{path}.labels"),
             )
-    return out
+    return result
 
 
 def default_network(stack: str, declared: Mapping[str, StackNetwork]) -> StackNetwork:
@@ -178,4 +207,13 @@ def service_attachments(
     for key, _ in out:
         if key != DEFAULT_KEY and key not in declared:
             raise err(f"{path}.{key}", "network is not declared in the top-level networks")
-    return out
+    kept = []
+    for key, aliases in out:
+        if key in declared and is_host_network(declared[key]):
+            problems.warn(
+                f"ignoring {path}.{key}: host networking (Swarm's external network 'host') is not "
+                "supported: the tasks are on the cluster network (as with network_mode: host)"
+            )
+        else:
+            kept.append((key, aliases))
+    return kept or [(DEFAULT_KEY, [])]
