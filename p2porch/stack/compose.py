@@ -263,7 +263,7 @@ def load_stack(
             continue
         names[spec["name"]] = short
         services.append(StackService(short, spec, tuple(deps)))
-    declared_networks.refuse_used(ctx.used_networks, problems)
+    declared_networks.report_used(ctx.used_networks, problems)
     services = _fold_groups(services, ctx)
     _run_once(services, services_conf, ctx)
     ctx.flush_notices()

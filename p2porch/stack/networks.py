@@ -33,6 +33,8 @@ _IGNORED_TOP = {
     "enable_ipv6": "the overlay is IPv4",
     "enable_ipv4": "the overlay is IPv4 (always on)",
 }
+#: values of the ignored keys that ask for what p2porch does anyway (no warning)
+_AS_DONE = {"enable_ipv6": False, "enable_ipv4": True}
 _IGNORED_SERVICE = {
     "ipv4_address": "task addresses come from the node's lease",
     "ipv6_address": "the overlay is IPv4",
@@ -110,15 +112,19 @@ def is_host_network(network: StackNetwork) -> bool:
 
 @dataclass(frozen=True)
 class DeclaredNetworks:
-    """The top-level ``networks``: each as a cluster network, and why some cannot be used (``key ->
-    (path, message)``), reported only for the networks a service attaches to."""
+    """The top-level ``networks``: each as a cluster network, why some cannot be used (``key -> (path,
+    message)``) and the keys each one ignores (``key -> warnings``), reported only for the networks a
+    service attaches to: the others are never created."""
 
     networks: dict[str, StackNetwork] = field(default_factory=dict)
     unusable: dict[str, tuple[str, str]] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
 
-    def refuse_used(self, used: list[str], problems: Problems) -> None:
-        """Record the refusal of every network in ``used`` that cannot be created or attached to."""
+    def report_used(self, used: list[str], problems: Problems) -> None:
+        """The warnings of every network in ``used``, and the refusal of those that cannot be used."""
         for key in used:
+            for note in self.notes.get(key, ()):
+                problems.warn(note)
             if key in self.unusable:
                 problems.error(*self.unusable[key])
 
@@ -137,9 +143,11 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> De
         path = f"networks.{key}"
         with problems.check():
             conf = mapping(conf if conf is not None else {}, path, keys.TOP_NETWORK_KEYS)
+            notes = result.notes.setdefault(key, [])
             for ignored, reason in _IGNORED_TOP.items():
-                if conf.get(ignored) not in (None, {}, []):
-                    problems.warn(f"ignoring {path}.{ignored}: {reason}")
+                value = conf.get(ignored)
+                if value not in (None, {}, []) and value != _AS_DONE.get(ignored):
+                    notes.append(f"ignoring {path}.{ignored}: {reason}")
             driver = conf.get("driver")
             if driver is not None:
                 driver = string(driver, f"{path}.driver")
@@ -149,7 +157,7 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> De
                         f"driver {driver!r} is not supported (p2porch networks are overlays)",
                     )
                 if driver == "bridge":
-                    problems.warn(
+                    notes.append(
                         f"{path}.driver: bridge becomes a cluster overlay network (as in a Swarm stack)"
                     )
             external = conf.get("external", False)

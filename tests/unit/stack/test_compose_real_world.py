@@ -226,10 +226,40 @@ def test_declared_networks_no_service_uses_are_not_refused():
             driver: macvlan
           bridged:
             name: bridge
+          dual:
+            driver: bridge
+            enable_ipv6: true
+            ipam:
+              config: [{subnet: 2001:db8:2::/64}]
         """
     )
     assert [n.key for n in definition.networks] == ["default"]
     assert spec_of(definition, "web")["networks"] == [{"target": "app_default", "aliases": []}]
+    assert definition.warnings == ()  # nothing is created for them, so nothing is ignored either
+
+
+def test_only_the_networks_services_use_warn_about_the_keys_they_ignore():
+    definition = load(
+        """
+        services:
+          web:
+            image: nginx
+            networks: [v4]
+        networks:
+          v4:
+            driver: bridge
+            enable_ipv6: false
+            ipam:
+              config: [{subnet: 10.5.0.0/24}]
+          v6:
+            enable_ipv6: true
+        """
+    )
+    assert list(definition.warnings) == [
+        "ignoring networks.v4.ipam: task addresses come from each node's lease of the cluster CIDR "
+        "(networks are isolated by policy, not by subnet)",
+        "networks.v4.driver: bridge becomes a cluster overlay network (as in a Swarm stack)",
+    ]
 
 
 @pytest.mark.parametrize(
