@@ -349,3 +349,36 @@ def test_a_spread_over_an_attribute_swarm_does_not_spread_over_is_dropped_with_a
         for w in definition.warnings
     )
     assert any(w.startswith("spread engine.labels (service es)") for w in definition.warnings)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "${DOCKER_REPO}/${NAME}:${TB_VERSION}",  # '/:' (an IoT platform's file without its .env)
+        "owncloud/server:${VERSION}",  # 'owncloud/server:'
+        "ghcr.io/${OWNER}/app-db:latest",  # 'ghcr.io//app-db:latest'
+        "ghcr.io/MyOrg/app",  # repository paths are lowercase
+    ],
+)
+def test_an_image_docker_cannot_parse_is_refused_by_its_path(image):
+    """Docker refuses these references on every node (``invalid reference format``), and so does
+    ``docker stack deploy``; p2porch refuses the file instead of creating services whose tasks never start."""
+    with pytest.raises(ConfigError) as info:
+        load(f"services:\n  web:\n    image: {image}\n")
+    assert info.value.field == "services.web.image", info.value.message
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("nginx", "nginx"),
+        ("localhost:5000/team/app:1.0-rc.1", "localhost:5000/team/app:1.0-rc.1"),
+        ("Registry.Example.com/app/web", "Registry.Example.com/app/web"),
+        ("docker.dragonflydb.io/dragonflydb/dragonfly", "docker.dragonflydb.io/dragonflydb/dragonfly"),
+        ("postgres:9.6-alpine@sha256:" + "c2" * 32, "postgres:9.6-alpine@sha256:" + "c2" * 32),
+        ("${REGISTRY:-ghcr.io}/org/app:${TAG:-latest}", "ghcr.io/org/app:latest"),
+    ],
+)
+def test_image_references_docker_accepts_load(image, expected):
+    definition = load(f"services:\n  web:\n    image: '{image}'\n")
+    assert spec_of(definition, "web")["image"] == expected
