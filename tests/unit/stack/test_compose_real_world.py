@@ -377,6 +377,8 @@ def test_an_image_docker_cannot_parse_is_refused_by_its_path(image):
         ("docker.dragonflydb.io/dragonflydb/dragonfly", "docker.dragonflydb.io/dragonflydb/dragonfly"),
         ("postgres:9.6-alpine@sha256:" + "c2" * 32, "postgres:9.6-alpine@sha256:" + "c2" * 32),
         ("${REGISTRY:-ghcr.io}/org/app:${TAG:-latest}", "ghcr.io/org/app:latest"),
+        ("[fd00::1]:5000/app:1", "[fd00::1]:5000/app:1"),  # an IPv6 registry
+        ("app@sha512:" + "ab" * 64, "app@sha512:" + "ab" * 64),  # digests other than sha256
     ],
 )
 def test_image_references_docker_accepts_load(image, expected):
