@@ -57,6 +57,7 @@ def proc_sample(pid: int) -> dict[str, Any]:
         pass
     threads: dict[str, int] = {}
     thread_cpu: dict[str, float] = {}
+    names: dict[str, str] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             status = (task / "status").read_text()
@@ -64,6 +65,8 @@ def proc_sample(pid: int) -> dict[str, Any]:
         except OSError:
             continue
         thread_cpu[task.name] = (int(stat[11]) + int(stat[12])) / TICKS
+        # the thread's name (comm): trio names a worker thread after its job
+        names[task.name] = status.split("\n", 1)[0].removeprefix("Name:").strip()
         # a voluntary switch is a sleep that ended: one wakeup
         voluntary = [line for line in status.splitlines() if line.startswith("voluntary_ctxt_switches:")]
         threads[task.name] = int(voluntary[0].split()[1]) if voluntary else 0
@@ -74,6 +77,7 @@ def proc_sample(pid: int) -> dict[str, Any]:
         "pss_mb": pss_kb / 1024,
         "threads": threads,
         "thread_cpu_s": thread_cpu,
+        "thread_names": names,
         "at": time.monotonic(),
     }
 
@@ -103,6 +107,9 @@ def idle_cost(pids: dict[str, int], seconds: float) -> dict[str, Any]:
             "wakeups_per_s": round(sum(wakeups.values()), 1),
             "wakeups_per_s_by_thread": dict(sorted(wakeups.items(), key=lambda kv: -kv[1])[:6]),
             "cpu_pct_by_thread": dict(sorted(thread_pct.items(), key=lambda kv: -kv[1])[:6]),
+            "thread_names": {
+                tid: end["thread_names"].get(tid, "?") for tid in sorted(end["threads"], key=int)
+            },
         }
     cpu = [p["cpu_pct_of_core"] for p in per.values()]
     rss = [p["rss_mb"] for p in per.values()]
