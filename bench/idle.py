@@ -168,7 +168,7 @@ def strace_wakeups(pid: int, seconds: float) -> dict[str, Any]:
     strace = shutil.which("strace")
     if strace is None:
         return {"error": "strace not installed"}
-    calls = "epoll_wait,epoll_pwait,poll,ppoll,select,pselect6,futex,clock_nanosleep,nanosleep,recvfrom"
+    calls = "epoll_wait,epoll_pwait,poll,ppoll,select,pselect6,futex,clock_nanosleep,nanosleep,recvfrom,prctl"
     with tempfile.NamedTemporaryFile("r", prefix="p2sc-strace-") as out:
         proc = subprocess.Popen(
             [strace, "-f", "-qq", "-e", f"trace={calls}", "-o", out.name, "-p", str(pid)],
@@ -179,12 +179,18 @@ def strace_wakeups(pid: int, seconds: float) -> dict[str, Any]:
         proc.terminate()
         proc.wait(timeout=10)
         counts: dict[str, int] = {}
+        jobs: dict[str, int] = {}  # a trio worker thread names itself after each job it runs (prctl)
         for line in out.read().splitlines():
             match = re.match(r"^(\d+)\s+(\w+)\(", line)
             if match and "resumed" not in line:
                 key = f"{match.group(1)}:{match.group(2)}"
                 counts[key] = counts.get(key, 0) + 1
-    return {k: round(v / seconds, 1) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:12]}
+                named = re.search(r'PR_SET_NAME, "([^"]*)"', line)
+                if named:
+                    job = f"{match.group(1)}:{named.group(1)}"
+                    jobs[job] = jobs.get(job, 0) + 1
+    out_counts = {k: round(v / seconds, 1) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:12]}
+    return {**out_counts, "thread_names_set": dict(sorted(jobs.items(), key=lambda kv: -kv[1])[:20])}
 
 
 def read_profiles(profile_dir: str, daemons: dict[str, int]) -> dict[str, Any]:
