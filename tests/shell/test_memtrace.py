@@ -7,6 +7,7 @@ import os
 import signal
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -45,3 +46,41 @@ def test_a_snapshot_is_written_on_sigusr2_and_holds_what_was_allocated(tmp_path:
     finally:
         if not was_tracing:
             tracemalloc.stop()
+
+
+def test_the_daemon_command_runs_the_daemon_and_ends_with_it(monkeypatch: Any, tmp_path: Path) -> None:
+    """``p2porch daemon`` with the variable: the snapshot task runs beside the daemon and stops with it."""
+    import argparse
+    import types
+
+    import p2porch.cli.daemon as cli_daemon
+    import p2porch.daemon
+    import p2porch.logs
+
+    ran: list[str] = []
+
+    class _Daemon:
+        def __init__(self, config: Any, pid_file: Any = None) -> None:
+            pass
+
+        async def run(self) -> None:
+            await trio.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGUSR2)  # the snapshot task answers while the daemon runs
+            with trio.fail_after(10):
+                while not list(tmp_path.glob("*.snap")):
+                    await trio.sleep(0.01)
+            ran.append("daemon")
+
+    config = types.SimpleNamespace(log=types.SimpleNamespace(format="text", level="info"))
+    monkeypatch.setattr(p2porch.daemon, "Daemon", _Daemon)
+    monkeypatch.setattr(cli_daemon, "load_daemon_config", lambda args: config)
+    monkeypatch.setattr(p2porch.logs, "setup_logging", lambda *a: None)
+    monkeypatch.setenv(ENV_PATH, str(tmp_path / "d-{pid}.snap"))
+    was_tracing = tracemalloc.is_tracing()
+    try:
+        assert cli_daemon.cmd_daemon(argparse.Namespace(pid_file=None)) == 0
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    assert ran == ["daemon"]
+    assert (tmp_path / f"d-{os.getpid()}.snap").exists()
