@@ -127,12 +127,14 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     daemon = Daemon(config, pid_file=args.pid_file)
     snapshot_path = start_from_env()  # debug aid (memtrace.py): None unless P2PORCH_TRACEMALLOC is set
 
-    async def run() -> None:
+    async def run_with_snapshots() -> None:
+        assert snapshot_path is not None
         async with trio.open_nursery() as nursery:
-            if snapshot_path is not None:
-                nursery.start_soon(dump_on_signal, snapshot_path)
+            nursery.start_soon(dump_on_signal, snapshot_path)
             await daemon.run()
             nursery.cancel_scope.cancel()
 
-    trio.run(run, instruments=profiler_from_env())
+    # without the debug aid, no nursery: the daemon's own errors (ConfigError, ...) reach main() as they are,
+    # not wrapped in an ExceptionGroup
+    trio.run(daemon.run if snapshot_path is None else run_with_snapshots, instruments=profiler_from_env())
     return EXIT_OK
