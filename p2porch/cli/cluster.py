@@ -315,6 +315,7 @@ def _form_cluster(args: argparse.Namespace, path: str, render: Callable[[Any], s
     """init/join: through a running daemon, a new background daemon, or in the foreground."""
     body = _cluster_body(args)
     if args.foreground:
+        _refuse_what_the_daemon_would(body)
         import trio
 
         from ..daemon import Daemon
@@ -338,10 +339,27 @@ def _form_cluster(args: argparse.Namespace, path: str, render: Callable[[Any], s
     try:  # one request when the daemon runs (no separate "is it up?" round trip first)
         result = local_client_for(args).post(path, body)
     except DaemonUnreachable:  # nothing listens: the request was not sent, so sending it again is safe
+        _refuse_what_the_daemon_would(body)
         _start_background_daemon(args)
         result = local_client_for(args).post(path, body)
     emit(args, result, render)
     return EXIT_OK
+
+
+def _refuse_what_the_daemon_would(body: dict[str, Any]) -> None:
+    """Before a daemon is started for init/join: a malformed token or PEER, which the daemon would
+    refuse at once, is refused here, so it leaves no daemon and no data dir behind."""
+    from ..errors import AuthError, ConfigError
+    from ..membership.peer import split_peer
+    from ..membership.token import parse_token
+
+    try:
+        if "peer" in body:
+            split_peer(str(body["peer"]), 7948)
+        if "token" in body:
+            parse_token(str(body["token"]))
+    except (AuthError, ConfigError) as exc:
+        raise UsageError(exc.message, field=exc.field) from exc
 
 
 def _with_join_command(result: dict[str, Any], config: Any) -> dict[str, Any]:

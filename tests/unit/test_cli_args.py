@@ -132,3 +132,39 @@ def test_health_timings_without_a_command_say_what_is_missing(capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "--health-cmd" in err and "only tune it" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["join", "10.0.0.1", "--token", "bad"], "must start with 'P2PT-'"),
+        (["join", "10.0.0.1", "--token", "P2PT-1-nothex-short"], "expected P2PT-1-"),
+        (["join", "10.0.0.1:99999", "--token", "P2PT-1-" + "0" * 16 + "-" + "A" * 43], "1 to 65535"),
+        (["join", "10.0.0.1:x", "--token", "P2PT-1-" + "0" * 16 + "-" + "A" * 43], "PEER"),
+        (["init", "--token", "P2PT-2"], "expected P2PT-1-"),
+    ],
+)
+def test_a_malformed_token_or_peer_starts_no_daemon(capsys, monkeypatch, tmp_path, argv, named):
+    # README: "a wrong or malformed token is refused with a clear message and nothing is written"; on a
+    # machine with no daemon yet, init/join start one: not for input the daemon would refuse at once
+    from p2porch.cli import cluster
+
+    started: list[object] = []
+    monkeypatch.setattr(cluster, "_start_background_daemon", started.append)
+    code = main(["--host", f"unix://{tmp_path}/none.sock", *argv, "--data-dir", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert (code, started) == (2, [])
+    assert named in err and "Traceback" not in err
+    assert not (tmp_path / "d").exists()
+
+
+def test_split_peer_takes_host_and_an_optional_port_in_range():
+    from p2porch.errors import ConfigError
+    from p2porch.membership.peer import split_peer
+
+    assert split_peer("10.0.0.1", 7948) == ("10.0.0.1", 7948)
+    assert split_peer("10.0.0.1:17948", 7948) == ("10.0.0.1", 17948)
+    for bad in ("10.0.0.1:0", "10.0.0.1:65536", "10.0.0.1:", ":7948", "10.0.0.1:80a"):
+        with pytest.raises(ConfigError) as info:
+            split_peer(bad, 7948)
+        assert info.value.field == "PEER"
