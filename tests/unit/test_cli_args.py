@@ -168,3 +168,22 @@ def test_split_peer_takes_host_and_an_optional_port_in_range():
         with pytest.raises(ConfigError) as info:
             split_peer(bad, 7948)
         assert info.value.field == "PEER"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sandbox", "--name", "p2wq", "down"],
+        ["sandbox", "down", "--name", "p2wq"],  # as a user types it: the options after the action too
+        ["sandbox", "--name", "other", "down", "--name", "p2wq"],  # the later one wins
+    ],
+)
+def test_the_sandbox_name_goes_before_or_after_the_action(argv):
+    args = build_parser().parse_args(argv)
+    assert (args.name, args.sandbox_command) == ("p2wq", "down")
+    assert build_parser().parse_args(["sandbox", "ls"]).name == "p2s"
+
+
+def test_an_empty_named_sandbox_says_how_to_create_that_one(capsys):
+    assert main(["sandbox", "ls", "--name", "p2wq"]) == 0
+    assert "`p2porch sandbox --name p2wq up`" in capsys.readouterr().out
