@@ -366,7 +366,14 @@ SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
 
 
 def cmd_service_create(args: argparse.Namespace) -> int:
-    spec = _validated(spec_changes(args))
+    changes = spec_changes(args)
+    if "replicas" in changes and str(changes.get("mode", "")).startswith("global"):
+        raise UsageError(  # as Docker: not silently one task per node instead of the count asked for
+            f"--replicas: a {changes['mode']} service runs one task per node; --replicas is for "
+            "replicated and replicated-job services",
+            field="--replicas",
+        )
+    spec = _validated(changes)
     client = client_for(args)
     service = client.post("/services", spec)
     emit(args, service, lambda s: s["id"])

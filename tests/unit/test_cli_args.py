@@ -187,3 +187,13 @@ def test_the_sandbox_name_goes_before_or_after_the_action(argv):
 def test_an_empty_named_sandbox_says_how_to_create_that_one(capsys):
     assert main(["sandbox", "ls", "--name", "p2wq"]) == 0
     assert "`p2porch sandbox --name p2wq up`" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["global", "global-job"])
+def test_replicas_with_a_global_mode_is_refused_not_ignored(capsys, tmp_path, mode):
+    argv = ["--host", f"unix://{tmp_path}/none.sock", "service", "create", "--name", "a", "--mode", mode]
+    code = main([*argv, "--replicas", "3", "img"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("p2porch: error: --replicas: ") and mode in err
+    assert main([*argv, "img"]) == 1  # without --replicas it goes on (to the missing daemon)
+    assert "cannot reach the p2porch daemon" in capsys.readouterr().err
