@@ -26,6 +26,7 @@ from .util import (
     command,
     emit,
     local_client_for,
+    positive_seconds,
     wants_json,
 )
 
@@ -35,7 +36,7 @@ def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     status = command(sub, common, "status", "Node, cluster, nodes and services at a glance", cmd_status)
     status.add_argument("--watch", "-w", action="store_true", help="refresh until interrupted")
     status.add_argument(
-        "--interval", type=float, default=2.0, metavar="S", help="refresh period (default 2 s)"
+        "--interval", type=positive_seconds, default=2.0, metavar="S", help="refresh period (default 2 s)"
     )
     init = command(sub, common, "init", "Create a cluster on this node and print the join command", cmd_init)
     add_node_options(init)

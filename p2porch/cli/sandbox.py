@@ -59,7 +59,7 @@ def add_sandbox_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         type=round_trip_ms,
         metavar="MS",
         help="raft.rtt_ms of every daemon in the sandbox, kept in its state (default: 250 above 20 hosts, "
-        "else 0, the LAN timing; see README.md, \"Big sandboxes\")",
+        'else 0, the LAN timing; see README.md, "Big sandboxes")',
     )
     up.set_defaults(func=cmd_sandbox_up)
     for action, helptext in (("cut", "Cut a site off the WAN"), ("heal", "Reconnect a site to the WAN")):

@@ -26,7 +26,7 @@ from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_describe import describe_service
 from .service_rows import TASK_COLUMNS, service_row, task_row
 from .stats import add_service_stats
-from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
+from .util import EXIT_OK, UsageError, client_for, emit, non_negative_int, noun_actions, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
 FLAG_OF_FIELD = {
@@ -556,7 +556,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     logs = action("logs", "Show the logs of every task of a service, from every node", cmd_service_logs)
     logs.add_argument("service", metavar="SERVICE")
     logs.add_argument("--follow", "-f", action="store_true", help="keep streaming new lines")
-    logs.add_argument("--tail", type=int, metavar="N", help="only the last N lines of each task")
+    logs.add_argument("--tail", type=non_negative_int, metavar="N", help="only the last N lines of each task")
     logs.add_argument(
         "--container", "-c", metavar="NAME", help="a task group's sidecar or init container (default: main)"
     )

@@ -34,9 +34,9 @@ from .handshake import SessionKey
 from .join_service import JoinService, MemberHandler, StreamHandler, request_join
 from .keys import keys_from_text, new_cluster_keys, new_node_key, unb64
 from .localstate import LocalClusterState
+from .peer import split_peer
 from .recovery import recover_refusal
 from .runtime import MemberRuntime, MemberService
-from .peer import split_peer
 from .token import JoinToken, new_token, parse_token
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,11 @@ def run_cli(capsys, argv):
         (["sandbox", "up", "--raft-rtt-ms", "1001"], "--raft-rtt-ms"),
         (["daemon", "--log-format", "xml"], "--log-format"),
         (["status", "--bogus"], "--bogus"),
+        (["status", "--watch", "--interval", "-1"], "--interval"),  # was time.sleep's ValueError traceback
+        (["status", "--watch", "--interval", "0"], "--interval"),
+        (["service", "stats", "--watch", "--interval", "nan"], "--interval"),
+        (["node", "stats", "--watch", "--interval", "-2"], "--interval"),
+        (["service", "logs", "web", "--tail", "-5"], "--tail"),  # was sent: the daemon sliced lines[5:]
         (["nosuchcommand"], "nosuchcommand"),
     ],
 )
