@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..errors import NotFoundError, P2POrchError
+from .util import positive_seconds
 
 POLL_S = 0.5
 MAX_FAILURES = 3
@@ -242,7 +243,7 @@ def add_wait_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="wait without showing progress")
     p.add_argument(
         "--converge-timeout",
-        type=float,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT_S,
         metavar="S",
         help=f"give up waiting after S seconds (default {DEFAULT_TIMEOUT_S:.0f}; the change stays)",

@@ -25,7 +25,12 @@ def run_cli(capsys, argv):
         (["status", "--watch", "--interval", "0"], "--interval"),
         (["service", "stats", "--watch", "--interval", "nan"], "--interval"),
         (["node", "stats", "--watch", "--interval", "-2"], "--interval"),
-        (["service", "logs", "web", "--tail", "-5"], "--tail"),  # was sent: the daemon sliced lines[5:]
+        (["service", "logs", "web", "--tail", "-5"], "--tail"),
+        (["service", "scale", "web=2", "--converge-timeout", "-1"], "--converge-timeout"),
+        (
+            ["stack", "deploy", "-c", "x.yml", "s", "--wait-timeout", "inf"],
+            "--wait-timeout",
+        ),  # was sent: the daemon sliced lines[5:]
         (["nosuchcommand"], "nosuchcommand"),
     ],
 )
