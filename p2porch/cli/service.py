@@ -446,13 +446,16 @@ def cmd_service_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_service_scale(args: argparse.Namespace) -> int:
-    client = client_for(args)
-    results = []
-    for item in args.scales:
+    wanted = []
+    for item in args.scales:  # every pair checked before the first is sent: all or nothing on bad input
         name, sep, count = item.partition("=")
-        if not sep or not count.isdigit():
+        if not name or not sep or not count.lstrip("-").isdigit():
             raise UsageError(f"scale: {item!r} is not SERVICE=REPLICAS", field="SERVICE=REPLICAS")
-        results.append(client.post(f"/services/{name}/scale", {"replicas": int(count)}))
+        if int(count) < 0:
+            raise UsageError(f"scale: {item!r}: replicas must be 0 or more", field="SERVICE=REPLICAS")
+        wanted.append((name, int(count)))
+    client = client_for(args)
+    results = [client.post(f"/services/{name}/scale", {"replicas": count}) for name, count in wanted]
     emit(args, results, lambda rows: "\n".join(f"{r['name']} scaled to {r['desired']}" for r in rows))
     wait_after(args, client, _watches(results))
     return EXIT_OK

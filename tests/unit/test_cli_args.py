@@ -207,3 +207,23 @@ def test_replicas_with_a_global_mode_is_refused_not_ignored(capsys, tmp_path, mo
     assert code == 2 and err.startswith("p2porch: error: --replicas: ") and mode in err
     assert main([*argv, "img"]) == 1  # without --replicas it goes on (to the missing daemon)
     assert "cannot reach the p2porch daemon" in capsys.readouterr().err
+
+
+def test_service_scale_checks_every_pair_before_sending_any(capsys, monkeypatch):
+    from p2porch.cli import service
+
+    sent: list[str] = []
+
+    class Client:
+        def post(self, path, body):
+            sent.append(path)
+            return {"name": path.split("/")[2], "desired": body["replicas"], "version": 1}
+
+    monkeypatch.setattr(service, "client_for", lambda args: Client())
+    assert main(["service", "scale", "web=3", "api=-2"]) == 2
+    assert "'api=-2': replicas must be 0 or more" in capsys.readouterr().err
+    assert main(["service", "scale", "web=3", "api"]) == 2
+    assert "'api' is not SERVICE=REPLICAS" in capsys.readouterr().err
+    assert sent == []  # web was not scaled ahead of the bad pair
+    assert main(["service", "scale", "-d", "web=3", "api=0"]) == 0
+    assert sent == ["/services/web/scale", "/services/api/scale"]
