@@ -348,12 +348,15 @@ def _form_cluster(args: argparse.Namespace, path: str, render: Callable[[Any], s
 
 
 def _refuse_what_the_daemon_would(body: dict[str, Any]) -> None:
-    """Before a daemon is started for init/join: a malformed token or PEER, which the daemon would
-    refuse at once, is refused here, so it leaves no daemon and no data dir behind."""
+    """Before a daemon is started for init/join: what the daemon would refuse at once (a malformed
+    token or PEER, a bad --cluster-cidr, --domain, --name or --label) is refused here, so it leaves no
+    daemon and no data dir behind."""
     from ..errors import AuthError, ConfigError
+    from ..membership.join_checks import check_api_body
     from ..membership.peer import split_peer
     from ..membership.token import parse_token
 
+    check_api_body(body)  # ConfigError naming the flag: exit 2
     try:
         if "peer" in body:
             split_peer(str(body["peer"]), 7948)

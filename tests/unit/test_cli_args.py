@@ -152,6 +152,8 @@ def test_health_timings_without_a_command_say_what_is_missing(capsys):
         (["join", "10.0.0.1:99999", "--token", "P2PT-1-" + "0" * 16 + "-" + "A" * 43], "1 to 65535"),
         (["join", "10.0.0.1:x", "--token", "P2PT-1-" + "0" * 16 + "-" + "A" * 43], "PEER"),
         (["init", "--token", "P2PT-2"], "expected P2PT-1-"),
+        (["init", "--cluster-cidr", "10.0.0.0/33"], "--cluster-cidr"),
+        (["init", "--domain", "bad domain"], "--domain"),
     ],
 )
 def test_a_malformed_token_or_peer_starts_no_daemon(capsys, monkeypatch, tmp_path, argv, named):
