@@ -108,8 +108,8 @@ def assess(
         if any(t.get("id") == i and t.get("up_to_date") is not False for t in tasks)
     }
     # "slot/replicas" as Docker shows it: a start-first update's second task of a slot adds no slot
-    slots = [t.get("slot") for t in active]
-    total = max([desired, *slots]) if all(isinstance(v, int) for v in slots) else max(desired, len(active))
+    slots = [v for v in (t.get("slot") for t in active) if isinstance(v, int)]
+    total = max([desired, *slots]) if len(slots) == len(active) else max(desired, len(active))
     shown = sorted(active, key=lambda t: (t.get("slot") or 0, t.get("up_to_date") is not False))
     lines = tuple(_task_line(t, total) for t in shown)
     keys = tuple(str(t.get("id")) for t in shown)
