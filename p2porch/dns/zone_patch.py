@@ -20,12 +20,36 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .zone import Labels, NameRecords, TaskEntry, ZoneData, _task_order, reverse_labels, to_labels
 
 Key = tuple[int, int, str, str]
 Records = dict[Labels, NameRecords]
 Built = tuple["ServiceIndex", Records, Records, Records]  # the index, full, empty and reverse names
+
+
+_OCTETS = {str(i): str(i).encode() for i in range(256)}  # the canonical decimal octets, shared
+
+
+def _reverse(address: str) -> Labels | None:
+    """``reverse_labels(address)``, without parsing a canonical dotted quad (every part one of the 256
+    canonical octets: exactly the texts ``IPv4Address`` reads back the same)."""
+    parts = address.split(".")
+    if len(parts) == 4:
+        try:
+            return (_OCTETS[parts[3]], _OCTETS[parts[2]], _OCTETS[parts[1]], _OCTETS[parts[0]]) + _ARPA
+        except KeyError:
+            pass
+    return reverse_labels(address)
+
+
+_ARPA = (b"in-addr", b"arpa")
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _slot_labels(slot: int | str) -> Labels | None:
+    return to_labels(str(slot))
 
 
 class _Unplaceable(Exception):
@@ -66,6 +90,16 @@ class _Ordered:
         if key < least:
             self._delete(least)
             self._insert(key, addr)
+
+    def append(self, key: Key, addr: str) -> None:
+        """``add`` for a key not less than any held (a build in key order)."""
+        held = self.held.get(addr)
+        if held is None:
+            self.held[addr] = [key]
+            self.keys.append(key)
+            self.addrs.append(addr)
+        else:
+            held.append(key)
 
     def remove(self, key: Key, addr: str) -> None:
         held = self.held[addr]
@@ -122,9 +156,7 @@ class ServiceIndex:
             placed = [(id(t), index._place(t)) for t in entries]
         except _Unplaceable:
             return None
-        for key, place in placed:
-            if place is not None:
-                index._add(key, place, set(), set(), set())
+        index._extend(sorted(((i, p) for i, p in placed if p is not None), key=lambda ip: ip[1].key))
         full: Records = {(b"tasks",) + index.base: index._tasks_rec(), index.base: index._service_rec()}
         for name, ordered in index.slots.items():
             full[name] = NameRecords(a=list(ordered.addrs), rotate=True)
@@ -187,8 +219,8 @@ class ServiceIndex:
 
     def _place(self, t: TaskEntry) -> _Placed | None:
         """Where ``t``'s records go (None: not answerable, it has none); raises _Unplaceable."""
-        slot = to_labels(str(t.slot))
-        rev = reverse_labels(t.address)
+        slot = _slot_labels(t.slot)
+        rev = _reverse(t.address)
         if slot is None or len(slot) != 1 or rev is None:
             raise _Unplaceable  # compile_service skips it (and lists it)
         if not t.answerable:
@@ -203,6 +235,30 @@ class ServiceIndex:
             srv.add((port.number, proto))
         local = bool(self.local_site) and t.site == self.local_site
         return _Placed(_task_order(t), t.address, slot + self.base, rev, tuple(srv), local)
+
+    def _extend(self, placed: list[tuple[int, _Placed]]) -> None:
+        """``_add`` each of ``placed`` (in key order) into an empty index, with appends."""
+        slots, rev, srv = self.slots, self.rev, self.srv
+        for entry_id, p in placed:
+            self.placed[entry_id] = p
+            self.tasks.append(p.key, p.address)
+            if p.local:
+                self.local[p.address] = self.local.get(p.address, 0) + 1
+            ordered = slots.get(p.slot_name)
+            if ordered is None:
+                ordered = slots[p.slot_name] = _Ordered()
+            ordered.append(p.key, p.address)
+            keys, names = rev.setdefault(p.rev, ([], []))
+            keys.append(p.key)
+            names.append(p.slot_name)
+            for port in p.srv:
+                counts, targets = srv.setdefault(port, ({}, []))
+                n = counts.get(p.slot_name, 0)
+                counts[p.slot_name] = n + 1
+                if n == 0:
+                    targets.append(p.slot_name)
+        for _, targets in srv.values():
+            targets.sort()
 
     def _add(
         self,
