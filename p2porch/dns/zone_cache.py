@@ -123,12 +123,12 @@ class ZoneCompiler:
     def _compile_one(
         zone: ZoneData, service: str, domain: Labels, entries: Sequence[TaskEntry], vip: str
     ) -> _Fragment:
-        built = ServiceIndex.build(zone, service, domain, entries, vip)
+        ids = dict(zip(map(id, entries), entries, strict=True))
+        # an entry object listed twice cannot be told apart by identity: compiled, not indexed
+        built = ServiceIndex.build(zone, service, domain, entries, vip) if len(ids) == len(entries) else None
         if built is not None:
             index, full, empty, reverse = built
-            return _Fragment(
-                entries, vip, full, empty, reverse, (), index, dict(zip(map(id, entries), entries))
-            )
+            return _Fragment(entries, vip, full, empty, reverse, (), index, ids)
         names: dict[Labels, NameRecords] = {}
         reverse: dict[Labels, NameRecords] = {}
         skipped: list[str] = []
