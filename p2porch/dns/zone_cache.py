@@ -127,8 +127,8 @@ class ZoneCompiler:
         # an entry object listed twice cannot be told apart by identity: compiled, not indexed
         built = ServiceIndex.build(zone, service, domain, entries, vip) if len(ids) == len(entries) else None
         if built is not None:
-            index, full, empty, reverse = built
-            return _Fragment(entries, vip, full, empty, reverse, (), index, ids)
+            index, named, unnamed, pointers = built
+            return _Fragment(entries, vip, named, unnamed, pointers, (), index, ids)
         names: dict[Labels, NameRecords] = {}
         reverse: dict[Labels, NameRecords] = {}
         skipped: list[str] = []

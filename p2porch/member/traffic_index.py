@@ -66,12 +66,12 @@ class TrafficIndex:
                 remade += len(tasks)
             touched = set(dirty)
             for task_id in changed:
-                service_id = self._service_of.get(task_id)
-                if service_id is not None and service_id not in dirty:
-                    self._tasks[service_id][task_id] = self._backend(state, task_id)
-                    touched.add(service_id)
+                filed = self._service_of.get(task_id)
+                if filed is not None and filed not in dirty:
+                    self._tasks[filed][task_id] = self._backend(state, task_id)
+                    touched.add(filed)
                     remade += 1
-            for service_id in touched:
+            for service_id in touched:  # a Backend is never falsy: filter(None) drops the Nones (in C)
                 self._backends[service_id] = tuple(filter(None, self._tasks.get(service_id, {}).values()))
             self.rebuilt_services, self.remade_tasks = len(touched), remade
         return traffic_of(state, self.node_id, self._backends)
