@@ -8,8 +8,10 @@ daemon keeps them (``testing/member_views.py``: ``ZoneBuilder`` with the default
 through ``ClientScopes``, ``TrafficIndex``, ``PolicyPlanner``) and fed ``--bursts`` bursts of
 ``--burst`` random tasks' reports (grouped by node, at most 64 per ``ReportTaskStates``), once with
 reports changing only the message and once toggling health (HEALTHY <-> UNHEALTHY: what answers
-changes). Printed: CPU ms (``time.process_time``) per burst of each view, mean and max, and the
-setup times.
+changes). Printed: CPU ms (``time.process_time``) per burst of each view, mean and max, the setup
+times, and how many full (generation 2) garbage collections ran inside the timed views (each burst
+starts after an untimed ``gc.collect()``; a full collection at this state costs ~1-2 s and lands in
+whichever view allocates when it falls due).
 
     python bench/views_burst.py                                  # 1,000 nodes x 100,000 tasks (minutes)
     python bench/views_burst.py --nodes 100 --services 100 --replicas 20 --bursts 3   # seconds
@@ -18,6 +20,7 @@ setup times.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -46,6 +49,15 @@ from p2porch.raft.state import EMPTY_STATE, ClusterState  # noqa: E402
 from p2porch.scheduler import Orchestrator  # noqa: E402
 
 REPORTS_PER_COMMAND = 64
+FULL_GCS = [0]  # generation-2 collections that ran inside the views (the bench's own are not counted)
+
+
+def _count_full_gc(phase: str, info: dict[str, int]) -> None:
+    if phase == "stop" and info.get("generation") == 2 and TIMING[0]:
+        FULL_GCS[0] += 1
+
+
+TIMING = [False]
 
 
 class Chain:
@@ -137,6 +149,8 @@ class Views:
 
     def burst(self, state: ClusterState, changes: list[Change]) -> dict[str, float]:
         out = {}
+        gc.collect()  # untimed: a burst starts with empty young generations (full collections counted)
+        TIMING[0] = True
         t0 = time.process_time()
         zone = self.zones.update(state, changes)
         self.scopes.update(zone, dns_scopes(state, self.clients.update(state, changes)))
@@ -145,6 +159,7 @@ class Views:
         t2 = time.process_time()
         self.policy.plan(state, changes)
         t3 = time.process_time()
+        TIMING[0] = False
         out["dns"], out["traffic"], out["netpolicy"] = t1 - t0, t2 - t1, t3 - t2
         return out
 
@@ -154,6 +169,7 @@ def bursts(chain: Chain, views: Views, args: argparse.Namespace, kind: str, seed
     ids = sorted(chain.state.tasks)
     now = 1000.0
     cpu: dict[str, list[float]] = {"dns": [], "traffic": [], "netpolicy": []}
+    full_gcs = FULL_GCS[0]
     for b in range(args.bursts):
         picked = rng.sample(ids, min(args.burst, len(ids)))
 
@@ -167,7 +183,7 @@ def bursts(chain: Chain, views: Views, args: argparse.Namespace, kind: str, seed
         now += 1.0
         for view, took in views.burst(chain.state, chain.take()).items():
             cpu[view].append(took * 1000)
-    return {
+    return {"full_gcs_timed": FULL_GCS[0] - full_gcs} | {
         view: {
             "mean_ms": round(sum(v) / len(v), 1),
             "max_ms": round(max(v), 1),
@@ -187,6 +203,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=1024, help="task reports per burst")
     parser.add_argument("--node", default="n00000", help="the node whose views are measured")
     args = parser.parse_args()
+    gc.callbacks.append(_count_full_gc)
     t0 = time.process_time()
     chain = build(args)
     built = time.process_time() - t0
