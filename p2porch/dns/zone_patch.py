@@ -52,6 +52,12 @@ def _slot_labels(slot: int | str) -> Labels | None:
     return to_labels(str(slot))
 
 
+def _slot_rec(keys: list[Key]) -> NameRecords:
+    """A slot name's A set from its tasks' sorted keys: each address once, where first seen (a key's
+    last item is its address; one list per slot name, not an ``_Ordered``: most slots hold one task)."""
+    return NameRecords(a=list(dict.fromkeys(k[3] for k in keys)), rotate=True)
+
+
 class _Unplaceable(Exception):
     """An entry ``compile_service`` would skip, or whose names a patch cannot own."""
 
@@ -134,7 +140,7 @@ class ServiceIndex:
         self.local_site = local_site
         self.ancestors: tuple[Labels, ...] = tuple(base[i:] for i in range(1, len(base) - len(domain)))
         self.tasks = _Ordered()
-        self.slots: dict[Labels, _Ordered] = {}
+        self.slots: dict[Labels, list[Key]] = {}  # slot name -> the sorted keys of its tasks
         self.rev: dict[Labels, tuple[list[Key], list[Labels]]] = {}  # PTR name -> keys, slot names
         self.srv: dict[tuple[int, bytes], tuple[dict[Labels, int], list[Labels]]] = {}  # counts, sorted
         self.local: dict[str, int] = {}  # address -> answerable tasks in the local site holding it
@@ -158,8 +164,8 @@ class ServiceIndex:
             return None
         index._extend(sorted(((i, p) for i, p in placed if p is not None), key=lambda ip: ip[1].key))
         full: Records = {(b"tasks",) + index.base: index._tasks_rec(), index.base: index._service_rec()}
-        for name, ordered in index.slots.items():
-            full[name] = NameRecords(a=list(ordered.addrs), rotate=True)
+        for name, keys in index.slots.items():
+            full[name] = _slot_rec(keys)
         for port in index.srv:
             full[index._srv_name(port)] = index._srv_rec(port)
         reverse: Records = {}
@@ -197,11 +203,11 @@ class ServiceIndex:
             full[(b"tasks",) + self.base] = self._tasks_rec()
             full[self.base] = self._service_rec()
         for name in slots:
-            ordered = self.slots.get(name)
-            if ordered is None:
+            keys = self.slots.get(name)
+            if keys is None:
                 full.pop(name, None)
             else:
-                full[name] = NameRecords(a=list(ordered.addrs), rotate=True)
+                full[name] = _slot_rec(keys)
         for port in ports:
             if port in self.srv:
                 full[self._srv_name(port)] = self._srv_rec(port)
@@ -244,10 +250,11 @@ class ServiceIndex:
             self.tasks.append(p.key, p.address)
             if p.local:
                 self.local[p.address] = self.local.get(p.address, 0) + 1
-            ordered = slots.get(p.slot_name)
-            if ordered is None:
-                ordered = slots[p.slot_name] = _Ordered()
-            ordered.append(p.key, p.address)
+            slot = slots.get(p.slot_name)
+            if slot is None:
+                slots[p.slot_name] = [p.key]
+            else:
+                slot.append(p.key)
             keys, names = rev.setdefault(p.rev, ([], []))
             keys.append(p.key)
             names.append(p.slot_name)
@@ -272,7 +279,7 @@ class ServiceIndex:
         self.tasks.add(p.key, p.address)
         if p.local:
             self.local[p.address] = self.local.get(p.address, 0) + 1
-        self.slots.setdefault(p.slot_name, _Ordered()).add(p.key, p.address)
+        insort(self.slots.setdefault(p.slot_name, []), p.key)
         slots.add(p.slot_name)
         keys, names = self.rev.setdefault(p.rev, ([], []))
         i = bisect_right(keys, p.key)
@@ -297,9 +304,9 @@ class ServiceIndex:
                 self.local[p.address] = n
             else:
                 del self.local[p.address]
-        ordered = self.slots[p.slot_name]
-        ordered.remove(p.key, p.address)
-        if not ordered.held:
+        slot = self.slots[p.slot_name]
+        del slot[bisect_left(slot, p.key)]
+        if not slot:
             del self.slots[p.slot_name]
         slots.add(p.slot_name)
         keys, names = self.rev[p.rev]
