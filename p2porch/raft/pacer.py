@@ -51,13 +51,17 @@ class TickPacer:
             return self.idle_period_s
         return max(self.busy_period_s, min(self.idle_period_s, until_timer))
 
+    def idle(self, now: float) -> bool:
+        """No work seen within ``linger_s`` (a proposal, a moved commit index): the idle rounds' notion."""
+        return now - self.last_work_at >= self.linger_s
+
     def round_period(self, now: float, busy_s: float, idle_s: float, lagging: bool = False) -> float:
         """The leader's next append round in: ``busy_s`` (the heartbeat) while work was seen within
         ``linger_s`` (a proposal, a moved commit index) or a connected peer still ``lagging`` (entries or
         a snapshot the last round had no time to send: a catching-up node gets them every heartbeat),
         else ``idle_s`` (never shorter than ``busy_s``). Proposals do not wait for either: pysyncobj
         sends their entries at once (no append batching)."""
-        if lagging or now - self.last_work_at < self.linger_s:
+        if lagging or not self.idle(now):
             return busy_s
         return max(busy_s, idle_s)
 

@@ -56,6 +56,16 @@ def test_the_leader_rounds_at_the_heartbeat_while_busy_and_at_the_idle_period_on
     assert pacer.round_period(9.0, busy_s=0.1, idle_s=0.0) == 0.1
 
 
+def test_idle_is_no_work_within_the_linger() -> None:
+    pacer = TickPacer(busy_period_s=0.005, idle_period_s=0.5, linger_s=1.0)
+    assert pacer.idle(0.0)  # nothing seen yet
+    pacer.work(10.0)
+    assert not pacer.idle(10.5)
+    assert pacer.idle(11.0)
+    pacer.period(12.0, commit_index=3, last_applied=3, in_flight=False)  # a moved commit index is work
+    assert not pacer.idle(12.9) and pacer.idle(13.0)
+
+
 def test_tick_lateness_is_the_largest_since_the_last_take() -> None:
     lateness = TickLateness()
     lateness.tick(0.0, 0.1)
