@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import logging
+import time
 from collections.abc import Callable
 
 import trio
@@ -84,11 +85,13 @@ def trim_heap(collect: bool = False) -> tuple[float, float] | None:
 
 
 async def trim_heap_after(delay_s: float, what: str) -> None:
-    """Collect and trim once, ``delay_s`` after ``what`` (logged with the RSS given back)."""
+    """Collect and trim once, ``delay_s`` after ``what`` (logged with the RSS given back and the pause)."""
     await trio.sleep(delay_s)
+    started = time.perf_counter()
     result = trim_heap(collect=True)
     if result is not None:
-        log.info("heap trimmed after %s: RSS %.1f -> %.1f MB", what, *result)
+        took = time.perf_counter() - started
+        log.info("heap trimmed after %s: RSS %.1f -> %.1f MB (paused %.3f s)", what, *result, took)
 
 
 async def trim_heap_periodically(
