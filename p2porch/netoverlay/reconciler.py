@@ -29,6 +29,7 @@ from .diff import KernelState, Operation, describe, diff_overlay, programmed_pee
 from .dockernet import DockerNetwork
 from .driver import NetlinkDriver
 from .firewall import Firewall
+from .iptables_listing import Listing
 from .plan import (
     LocalNode,
     OverlayPeer,
@@ -153,16 +154,20 @@ class OverlayReconciler:
         if self.firewall is not None:
             firewall = self.firewall
             await self._blocking(firewall.enable_forwarding)
-            changes += await self._ensure_vxlan_filter(force=True)
-            chain = await self._blocking(firewall.forward_chain)
-            rules = plan_firewall(self.local, self.settings, dev, chain)
-            changes += await self._blocking(firewall.ensure, rules)
+            # one listing per table for the whole check (issue 19: a process per rule before)
+            listings = {t: await self._blocking(firewall.listing, t) for t in ("filter", "nat")}
+            vxlan = await self._ensure_vxlan_filter(force=True, listing=listings["filter"])
+            if vxlan and self._vxlan_filter is not None:  # the chain exists now, whatever the listing says
+                listings["filter"] = listings["filter"].with_chain(self._vxlan_filter.chain)
+            changes += vxlan
+            rules = plan_firewall(self.local, self.settings, dev, firewall.forward_chain(listings["filter"]))
+            changes += await self._blocking(firewall.ensure, rules, listings)
         for line in changes:
             log.info("overlay: %s", line)
         self.counters.host_changes += len(changes)
         return changes
 
-    async def _ensure_vxlan_filter(self, *, force: bool) -> list[str]:
+    async def _ensure_vxlan_filter(self, *, force: bool, listing: Listing | None = None) -> list[str]:
         """Write the VXLAN allow-list when the planned peers changed (or check the kernel when forced)."""
         if self.firewall is None or self._plan is None:
             return []
@@ -172,7 +177,8 @@ class OverlayReconciler:
         # a list other than the one written last is rewritten without reading the chain first; the
         # forced check (every resync) reads and repairs hand edits
         known = self._vxlan_filter is not None and not force
-        rewritten = await self._blocking(partial(self.firewall.vxlan_filter, wanted, check=not known))
+        check = partial(self.firewall.vxlan_filter, wanted, check=not known, listing=listing)
+        rewritten = await self._blocking(check)
         self._vxlan_filter = wanted
         if not rewritten:
             return []
