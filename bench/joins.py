@@ -26,6 +26,7 @@ import re
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 JOINED = re.compile(
@@ -213,6 +214,44 @@ def trace_phases(traces: dict[str, Any], joiners: dict[str, Any]) -> dict[str, A
     return {phase: spread(values) for phase, values in phases.items()}
 
 
+class Profiled:
+    """With a directory: py-spy on the daemons of n1 (the member every join goes through), n2 (an
+    early joiner: a member for the rest) and the last node (a late joiner), and ``strace -f -e
+    trace=execve`` on n3's daemon (its children per join), from enter to exit; nothing without one."""
+
+    def __init__(self, sb: Any, hosts: list[Any], out_dir: str, run: str) -> None:
+        self.sb, self.hosts, self.out = sb, hosts, os.path.join(out_dir, run) if out_dir else ""
+        self.spy: Any = None
+        self.strace: Any = None
+
+    def __enter__(self) -> Profiled:
+        if not self.out:
+            return self
+        import subprocess
+
+        from spy_profile import PhaseProfile
+
+        from p2porch.sandbox.system import read_pid
+
+        os.makedirs(self.out, exist_ok=True)
+        pids = {h.name: read_pid(h.p2porch_pidfile) for h in self.hosts}
+        picked = {n: pid for n, pid in pids.items() if n in {"n1", "n2", self.hosts[-1].name} and pid}
+        self.spy = PhaseProfile(Path(self.out), picked).__enter__()
+        traced = pids.get("n3")
+        if traced:
+            log = os.path.join(self.out, "n3.execve")
+            cmd = ["strace", "-f", "-qq", "-e", "trace=execve", "-o", log, "-p", str(traced)]
+            self.strace = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.strace is not None:
+            self.strace.terminate()
+            self.strace.wait(timeout=10)
+        if self.spy is not None:
+            self.spy.__exit__(*exc)
+
+
 def one_run(
     name: str,
     subnet: str,
@@ -222,6 +261,8 @@ def one_run(
     cli: bool = False,
     trace: bool = False,
     own_session: bool = True,
+    profile_dir: str = "",
+    linger_s: float = 0.0,
 ) -> dict[str, Any]:
     from p2porch.sandbox.cluster import form_cluster
     from p2porch.sandbox.sandbox import Sandbox
@@ -235,13 +276,15 @@ def one_run(
         load = os.getloadavg()[0]
         cpu_before = cpu_sample(sb, hosts)
         traces: dict[str, Any] | None = {} if trace else None
-        formation = (
-            cli_formation(sb, hosts, parallel, traces, own_session)
-            if cli
-            else form_cluster(hosts, parallel=parallel)
-        )
-        load_after = os.getloadavg()[0]
-        cpu = cpu_spent(cpu_before, cpu_sample(sb, hosts))
+        with Profiled(sb, hosts, profile_dir, f"{nodes}x{parallel}{'c' if cli else ''}"):
+            formation = (
+                cli_formation(sb, hosts, parallel, traces, own_session)
+                if cli
+                else form_cluster(hosts, parallel=parallel)
+            )
+            load_after = os.getloadavg()[0]
+            cpu = cpu_spent(cpu_before, cpu_sample(sb, hosts))
+            time.sleep(linger_s)  # e.g. past the members' heap trim (memtrim: 20 s after a join)
         logs = {h.name: read_log(h.p2porch_log) for h in hosts}
         if logs_dir:
             run_dir = os.path.join(logs_dir, f"{nodes}x{parallel}{'c' if cli else ''}")
@@ -292,6 +335,14 @@ def main() -> None:
         action="store_true",
         help="CLI runs: all CLIs in the bench's session (one CPU share between them), as before",
     )
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="py-spy n1, n2 and the last node, strace n3's children, into DIR/NODESxPARALLEL/",
+    )
+    parser.add_argument(
+        "--linger", type=float, default=0.0, help="keep the sandbox up this long after the formation"
+    )
     args = parser.parse_args()
     runs = []
     for spec in args.runs.split(","):
@@ -308,7 +359,18 @@ def main() -> None:
         "code": os.path.dirname(os.path.dirname(p2porch.__file__)),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "runs": [
-            one_run(args.name, args.subnet, n, p, args.logs, cli, args.trace, not args.shared_session)
+            one_run(
+                args.name,
+                args.subnet,
+                n,
+                p,
+                args.logs,
+                cli,
+                args.trace,
+                not args.shared_session,
+                args.profile,
+                args.linger,
+            )
             for n, p, cli in runs
         ],
     }

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from functools import partial
+from typing import Protocol
 
 import trio
 
@@ -84,12 +86,12 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
             while True:
                 known = gossip.members()
                 missing = [
-                    f"{n.addr}:{n.gossip_port}"
+                    (n.node_id, f"{n.addr}:{n.gossip_port}")
                     for n in store.snapshot().nodes.values()
                     if n.node_id != local.node_id and n.status != "left" and n.node_id not in known
                 ]
                 wait_s = GOSSIP_SEED_CHECK_S
-                if missing and await gossip.join(missing) < len(missing):
+                if missing and not await seed_missing(gossip, missing):
                     wait_s, retry_s = retry_s, min(2 * retry_s, GOSSIP_SEED_CHECK_S)
                 else:
                     retry_s = GOSSIP_SEED_RETRY_S
@@ -98,6 +100,31 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
                 drain(changes)
         finally:
             board.gossip = None
+
+
+class Seeding(Protocol):
+    """What ``seed_missing`` needs of :class:`p2porch.gossip.runner.Gossip`."""
+
+    def members(self) -> Mapping[str, object]: ...
+
+    async def join(self, seeds: list[str]) -> int: ...
+
+
+async def seed_missing(gossip: Seeding, missing: list[tuple[str, str]]) -> bool:
+    """Push/pull with each ``(node id, gossip address)`` in turn, skipping the ones an earlier answer
+    taught gossip about (a push/pull brings the other side's whole member list: a joiner that missed
+    its greeting learnt every member from its first answer, where it pushed/pulled with all N-1 of
+    them, O(N²) of merges per join); True when every one tried answered."""
+    known: Mapping[str, object] = {}
+    answered = True
+    for node_id, address in missing:
+        if node_id in known:
+            continue
+        if await gossip.join([address]):
+            known = gossip.members()  # once per answer (one that does not answer teaches nothing)
+        else:
+            answered = False  # the others are tried all the same (a member that is down blocks none)
+    return answered
 
 
 async def drop_previous_gossip_key(keyring: Keyring, grace_s: float = KEY_SWITCH_GRACE_S) -> None:

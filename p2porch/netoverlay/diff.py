@@ -185,6 +185,30 @@ def diff_overlay(observed: KernelState, plan: OverlayPlan) -> list[Operation]:
     return ops
 
 
+def entries_applied(observed: KernelState, ops: list[Operation]) -> KernelState | None:
+    """What the device holds after ``ops`` when they only set or delete routes, neighbours and FDB
+    entries (as the driver applies them: replace, append, delete of a missing entry ignored); None when
+    one touches the link or an address (the kernel must be read again)."""
+    routes, neighbours, fdb = dict(observed.routes), dict(observed.neighbours), set(observed.fdb)
+    for op in ops:
+        match op:
+            case DeleteRoute(_, dst):
+                routes.pop(dst, None)
+            case SetRoute(_, dst, gateway):
+                routes[dst] = gateway
+            case DeleteNeighbour(_, ip):
+                neighbours.pop(ip, None)
+            case SetNeighbour(_, ip, mac):
+                neighbours[ip] = (mac.lower(), True)
+            case DeleteFdb(_, mac, dst):
+                fdb.discard((mac, dst))
+            case AddFdb(_, mac, dst):
+                fdb.add((mac, dst))
+            case _:
+                return None
+    return KernelState(observed.link, observed.addresses, routes, neighbours, frozenset(fdb))
+
+
 def programmed_peers(observed: KernelState, plan: OverlayPlan) -> list[str]:
     """Node ids of planned peers whose route, neighbour and FDB entry are all in ``observed``."""
     out = []

@@ -56,6 +56,10 @@ class NetlinkDriver:
         self.netns = netns
         self._lock = threading.Lock()
         self._socket: Any = None
+        # device name -> index, for the operations of ``apply`` (a link lookup is a dump of every link:
+        # one per operation was most of a join's overlay pass on every member); forgotten on every
+        # read, link change and failure
+        self._indexes: dict[str, int] = {}
 
     @contextmanager
     def _ipr(self) -> Iterator[Any]:
@@ -110,6 +114,7 @@ class NetlinkDriver:
     def read(self, device: str) -> KernelState:
         """The overlay device's link, IPv4 addresses, main-table routes, neighbours and FDB."""
         with self._ipr() as ipr:
+            self._indexes.clear()
             found = ipr.link_lookup(ifname=device)
             if not found:
                 return KernelState()
@@ -149,9 +154,12 @@ class NetlinkDriver:
             return
         with self._ipr() as ipr:
             for op in ops:
+                if isinstance(op, DeleteLink | CreateLink):
+                    self._indexes.clear()
                 try:
-                    _apply_one(ipr, op)
+                    _apply_one(ipr, op, self._indexes)
                 except NetlinkError as exc:
+                    self._indexes.clear()
                     if _is_add(op) and exc.code in _IGNORED_ON_ADD:
                         continue
                     if not _is_add(op) and exc.code in _IGNORED_ON_DELETE:
@@ -161,6 +169,7 @@ class NetlinkDriver:
     def delete_link(self, device: str) -> bool:
         """Remove the device (the kernel drops its routes, neighbours and FDB with it); True if it existed."""
         with self._ipr() as ipr:
+            self._indexes.clear()
             found = ipr.link_lookup(ifname=device)
             if not found:
                 return False
@@ -176,14 +185,15 @@ def _is_add(op: Operation) -> bool:
     return isinstance(op, CreateLink | SetLinkUp | AddAddress | SetRoute | SetNeighbour | AddFdb)
 
 
-def _index(ipr: Any, name: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
-        raise OverlayError(f"device {name} does not exist")
-    return int(found[0])
+def _apply_one(ipr: Any, op: Operation, indexes: dict[str, int]) -> None:
+    def _index(ipr: Any, name: str) -> int:
+        if name not in indexes:
+            found = ipr.link_lookup(ifname=name)
+            if not found:
+                raise OverlayError(f"device {name} does not exist")
+            indexes[name] = int(found[0])
+        return indexes[name]
 
-
-def _apply_one(ipr: Any, op: Operation) -> None:
     match op:
         case DeleteLink(name):
             found = ipr.link_lookup(ifname=name)

@@ -18,7 +18,8 @@ import subprocess
 from collections.abc import Sequence
 
 from ..errors import OverlayError
-from .plan import FIREWALL_COMMENT_PREFIX, VXLAN_FILTER_CHAIN, FirewallRule, VxlanFilter
+from .iptables_listing import OWNED_PREFIX, Listing, owned_rules, plan_ensure
+from .plan import VXLAN_FILTER_CHAIN, FirewallRule, VxlanFilter
 from .policy_firewall import PolicyFirewall
 
 TABLE_CHAINS = {
@@ -26,7 +27,6 @@ TABLE_CHAINS = {
     "filter": ("DOCKER-USER", "FORWARD", "INPUT"),
 }
 OWNED_CHAINS = {"filter": (VXLAN_FILTER_CHAIN,)}
-OWNED_PREFIX = "P2P-"  # every chain whose name starts with it belongs to p2porch (removed on leave)
 
 
 class Firewall:
@@ -61,65 +61,64 @@ class Firewall:
             with open("/proc/sys/net/ipv4/ip_forward", "w") as handle:
                 handle.write("1\n")
 
-    def forward_chain(self) -> str:
-        """DOCKER-USER when dockerd created it (survives network changes), else FORWARD."""
+    def forward_chain(self, listing: Listing | None = None) -> str:
+        """DOCKER-USER when dockerd created it (survives network changes), else FORWARD; ``listing``: the
+        filter table's, when the caller has read it (no process)."""
+        if listing is not None:
+            return "DOCKER-USER" if "DOCKER-USER" in listing.chains else "FORWARD"
         exists = self._ipt("filter", "-S", "DOCKER-USER", check=False).returncode == 0
         return "DOCKER-USER" if exists else "FORWARD"
+
+    def listing(self, table: str) -> Listing:
+        """Every chain and rule of ``table`` (one ``iptables -S``)."""
+        return Listing.parse(self._ipt(table, "-S").stdout)
 
     def restore(self, text: str) -> None:
         """Apply ``iptables-restore --noflush`` input in one transaction (chains it declares are replaced)."""
         self._run([self.iptables_restore, "-w", "--noflush"], stdin=text)
 
-    def vxlan_filter(self, wanted: VxlanFilter, *, check: bool = True) -> bool:
+    def vxlan_filter(
+        self, wanted: VxlanFilter, *, check: bool = True, listing: Listing | None = None
+    ) -> bool:
         """Make the VXLAN allow-list chain exactly ``wanted``; True when it had to be rewritten.
         ``check=False``: the caller knows the chain differs (it wrote another list last): rewrite it
-        without reading it first (one process instead of two)."""
+        without reading it first (one process instead of two). ``listing``: the filter table's, when
+        the caller has read it."""
         if not check:
             self.restore(wanted.restore_text())
             return True
+        expected = [line for line in wanted.restore_text().splitlines() if line.startswith("-A ")]
+        if listing is not None:
+            if wanted.chain in listing.chains and listing.rules_of(wanted.chain) == expected:
+                return False
+            self.restore(wanted.restore_text())
+            return True
         proc = self._ipt("filter", "-S", wanted.chain, check=False)
-        expected = [f"-N {wanted.chain}"] + [
-            line for line in wanted.restore_text().splitlines() if line.startswith("-A ")
-        ]
-        if proc.returncode == 0 and proc.stdout.splitlines() == expected:
+        if proc.returncode == 0 and proc.stdout.splitlines() == [f"-N {wanted.chain}", *expected]:
             return False
         self.restore(wanted.restore_text())
         return True
 
-    def ensure(self, rules: Sequence[FirewallRule]) -> list[str]:
-        """Insert missing rules at the top of their chain and drop stale p2porch rules; returns changes."""
-        changes = []
-        for rule in rules:
-            args = rule.argv()
-            target = args[args.index("-j") + 1] if "-j" in args else ""
-            if target.startswith(OWNED_PREFIX) and target not in self.chain_names(rule.table):
-                self._ipt(rule.table, "-N", target, check=False)  # filled by its owner (e.g. traffic rules)
-            if self._ipt(rule.table, "-C", rule.chain, *args, check=False).returncode != 0:
-                self._ipt(rule.table, "-I", rule.chain, "1", *args)
-                changes.append(f"-t {rule.table} -I {rule.chain} {shlex.join(args)}")
-        wanted = {(r.table, r.chain, r.comment) for r in rules}
-        for table, chain, comment, line in self.owned():
-            if (table, chain, comment) not in wanted:
-                self._delete_line(table, line)
-                changes.append(f"-t {table} {line.replace('-A', '-D', 1)}")
-        return changes
+    def ensure(self, rules: Sequence[FirewallRule], listings: dict[str, Listing] | None = None) -> list[str]:
+        """Insert missing rules at the top of their chain and drop stale p2porch rules; returns changes.
+
+        One listing per table (``listings``: already read by the caller) and one restore when anything
+        is missing or stale (``iptables_listing.plan_ensure``), instead of a process per rule."""
+        listings = dict(listings or {})
+        for table in {*TABLE_CHAINS, *(r.table for r in rules)} - listings.keys():
+            listings[table] = self.listing(table)
+        plan = plan_ensure(rules, listings, TABLE_CHAINS)
+        if plan.text:
+            self.restore(plan.text)
+        return plan.changes
 
     def owned(self) -> list[tuple[str, str, str, str]]:
         """(table, chain, comment, ``-S`` line) of every rule with a p2porch comment."""
-        out = []
-        for table, chains in TABLE_CHAINS.items():
-            for chain in chains:
-                proc = self._ipt(table, "-S", chain, check=False)
-                if proc.returncode != 0:
-                    continue
-                for line in proc.stdout.splitlines():
-                    words = shlex.split(line)
-                    if words[:1] != ["-A"] or "--comment" not in words:
-                        continue
-                    comment = words[words.index("--comment") + 1]
-                    if comment.startswith(FIREWALL_COMMENT_PREFIX):
-                        out.append((table, chain, comment, line))
-        return out
+        return [
+            rule
+            for table, chains in TABLE_CHAINS.items()
+            for rule in owned_rules(table, self.listing(table), chains)
+        ]
 
     def chain_names(self, table: str) -> list[str]:
         """Every user-defined chain of ``table`` (``-N`` lines of ``iptables -S``)."""

@@ -1,10 +1,11 @@
 """Applies a network isolation plan to the kernel (blocking shell; call from a worker thread).
 
 Owns the ``P2P-NETPOL``/``P2P-NETREJ``/``P2P-NET-*`` chains and the one jump to them at the top of the
-forward chain. ``apply`` compares what ``iptables -S`` shows with the plan and rewrites the chains in one
-``iptables-restore --noflush`` transaction only when they differ, deletes per-network chains no longer
-planned, and keeps the jump the first rule of the chain (a restarted daemon's first pass repairs whatever
-a crash left). ``remove`` deletes the jump and every chain. It never touches other rules.
+forward chain. ``apply`` compares what one ``iptables -S`` of the filter table shows with the plan and
+rewrites the chains in one ``iptables-restore --noflush`` transaction only when they differ, deletes
+per-network chains no longer planned, and keeps the jump the first rule of the chain (a restarted
+daemon's first pass repairs whatever a crash left). ``remove`` deletes the jump and every chain. It
+never touches other rules.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shlex
 import subprocess
 from typing import Protocol
 
+from .iptables_listing import Listing
 from .netpolicy import (
     JUMP_COMMENT,
     NETWORK_CHAIN_PREFIX,
@@ -32,7 +34,9 @@ class IptablesRunner(Protocol):
 
     def restore(self, text: str) -> None: ...
 
-    def forward_chain(self) -> str: ...
+    def forward_chain(self, listing: Listing | None = None) -> str: ...
+
+    def listing(self, table: str) -> Listing: ...
 
 
 class PolicyFirewall:
@@ -58,27 +62,31 @@ class PolicyFirewall:
         return [line for line in proc.stdout.splitlines() if line.startswith("-A ")]
 
     def apply(self, plan: PolicyPlan) -> list[str]:
-        """Make the kernel match ``plan``; returns what changed (empty: it already did)."""
+        """Make the kernel match ``plan``; returns what changed (empty: it already did). Reads the filter
+        table once (``iptables -S``: every chain compared, the stale ones and the jump found in it);
+        a pass that finds the kernel right runs one process (issue 19: one per chain before)."""
         changes: list[str] = []
-        if any(self._rules_of(c) != plan.chain_lines(c) for c in plan.chains):
-            self.fw.restore(plan.text)
+        listing = self.fw.listing("filter")
+        if any(listing.rules_of(c) != plan.chain_lines(c) for c in plan.chains):
+            self.fw.restore(plan.text)  # replaces the planned chains only: the rest of the listing holds
             changes.append(f"rewrote {len(plan.chains)} chains ({plan.rule_count} rules)")
-        for chain in stale_chains(self._chains(), plan):
+        listed = [c for c in listing.chains if c.startswith("P2P-NET")]
+        for chain in stale_chains(listed, plan):
             self._ipt("-F", chain, check=False)
             self._ipt("-X", chain, check=False)
             changes.append(f"deleted chain {chain}")
-        changes += self._ensure_jump_first()
+        changes += self._ensure_jump_first(listing)
         return changes
 
-    def _ensure_jump_first(self) -> list[str]:
-        forward = self.fw.forward_chain()
+    def _ensure_jump_first(self, listing: Listing) -> list[str]:
+        forward = self.fw.forward_chain(listing)
         wanted = jump_rule(forward)
-        lines = self._rules_of(forward) or []
+        lines = listing.rules_of(forward) or []
         if lines and shlex.split(lines[0])[1:] == wanted:
             return []
         changes = []
         for chain in ("DOCKER-USER", "FORWARD"):  # a jump left elsewhere (dockerd came up since)
-            for line in self._rules_of(chain) or []:
+            for line in listing.rules_of(chain) or []:
                 if f"--comment {JUMP_COMMENT}" in line:
                     self._ipt("-D", *shlex.split(line)[1:], check=False)
         self._ipt("-I", forward, "1", *wanted[1:])

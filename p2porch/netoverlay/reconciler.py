@@ -2,12 +2,14 @@
 
 Owns the reconcile loop of one node: after a burst of change notifications (``Debounce``: once they
 pause for ``CHANGE_QUIET_S``, at most ``CHANGE_MAX_DELAY_S`` after the first) it plans from the peers
-and, when they differ from the last pass's, reads the overlay device, diffs and applies only the
-difference (a change that moves no peer, e.g. a task's state, costs no kernel read); every
-``resync_interval_s`` it reads and diffs whatever the peers and also re-checks the Docker network and
-iptables rules, so anything deleted by hand comes back. All blocking
-calls (pyroute2, docker SDK, iptables) run in worker threads. It never decides who is alive or which
-subnet a node leases: the caller passes ``get_peers`` (the daemon adapts Raft leases + gossip).
+and, when they differ from the last pass's, diffs the plan against the device as the last pass left it
+and applies only the difference (a change that moves no peer, e.g. a task's state, costs nothing; one
+that moves peers' routes, neighbours or FDB entries reads no kernel state; a link or address change
+reads the device first and after); every ``resync_interval_s`` it reads and diffs whatever the peers
+and also re-checks the Docker network and iptables rules, so anything deleted by hand comes back
+(and a failed pass is retried as a full one). All blocking calls (pyroute2, docker SDK, iptables) run
+in worker threads. It never decides who is alive or which subnet a node leases: the caller passes
+``get_peers`` (the daemon adapts Raft leases + gossip).
 Cancelling the loop leaves the kernel state in place (a restarted daemon adopts it); only ``teardown``
 removes it.
 """
@@ -25,10 +27,11 @@ import trio
 from ..buckets import RECONCILE_BUCKETS, BucketCounts
 from ..debounce import Debounce
 from ..errors import OverlayError
-from .diff import KernelState, Operation, describe, diff_overlay, programmed_peers
+from .diff import KernelState, Operation, describe, diff_overlay, entries_applied, programmed_peers
 from .dockernet import DockerNetwork
 from .driver import NetlinkDriver
 from .firewall import Firewall
+from .iptables_listing import Listing
 from .plan import (
     LocalNode,
     OverlayPeer,
@@ -54,6 +57,7 @@ class ReconcileCounters:
 
     passes: int = 0
     unchanged: int = 0  # change notifications that moved no peer (no kernel read)
+    incremental: int = 0  # passes that applied only peers' entries, without reading the kernel
     seconds: float = 0.0  # summed duration of the passes
     durations: BucketCounts = field(default_factory=lambda: BucketCounts(RECONCILE_BUCKETS))
     operations: int = 0
@@ -113,33 +117,56 @@ class OverlayReconciler:
         observed = await self._blocking(self.driver.read, self.settings.device)
         ops = diff_overlay(observed, plan)
         if ops:
-            await self._blocking(self.driver.apply, ops)
+            await self._applied(ops)
             observed = await self._blocking(self.driver.read, self.settings.device)
-            lines = [describe(op) for op in ops]
-            for line in lines:
-                log.info("overlay: %s", line)
-            self.counters.recent_ops = (self.counters.recent_ops + lines)[-50:]
         self._plan, self._observed, self._planned_peers = plan, observed, planned
         await self._ensure_vxlan_filter(force=False)
+        self._count_pass(started, ops)
+        return ops
+
+    async def _applied(self, ops: list[Operation]) -> None:
+        if not ops:
+            return
+        await self._blocking(self.driver.apply, ops)
+        lines = [describe(op) for op in ops]
+        for line in lines:
+            log.info("overlay: %s", line)
+        self.counters.recent_ops = (self.counters.recent_ops + lines)[-50:]
+
+    def _count_pass(self, started: float, ops: list[Operation]) -> None:
         self.counters.passes += 1
         took = trio.current_time() - started
         self.counters.seconds += took
         self.counters.durations.observe(took)
         self.counters.operations += len(ops)
         self.counters.last_pass_at = trio.current_time()
-        return ops
 
     async def reconcile_if_moved(self, peers: Iterable[OverlayPeer]) -> list[Operation] | None:
-        """A pass when the plan differs from the last pass's (None: it did not; nothing was read)."""
+        """A pass when the plan differs from the last pass's (None: it did not; nothing was read). When
+        only peers' entries differ the kernel is not read: the difference is applied to it."""
         wanted = list(peers)
         if self._plan is not None and wanted == self._planned_peers:  # the plan is a function of the peers
             self.counters.unchanged += 1
             return None
         dev, _ = await self.underlay()
-        if self._plan is not None and plan_overlay(self.local, wanted, self.settings, dev) == self._plan:
+        plan = plan_overlay(self.local, wanted, self.settings, dev)
+        if self._plan is not None and plan == self._plan:
             self.counters.unchanged += 1
             return None
-        return await self.reconcile(wanted)
+        # the device as the last pass left it (read then, plus what it applied): when only peers' routes,
+        # neighbours and FDB entries differ, apply those without reading the kernel (a join moved one
+        # peer; the read is a dump of every peer's entries, twice per pass); the resync reads it all
+        ops = diff_overlay(self._observed, plan)
+        expected = entries_applied(self._observed, ops)
+        if self._plan is None or expected is None:
+            return await self.reconcile(wanted)
+        started = trio.current_time()
+        await self._applied(ops)  # an error: the loop's retry is a full pass (reads the kernel)
+        self._plan, self._observed, self._planned_peers = plan, expected, wanted
+        await self._ensure_vxlan_filter(force=False)
+        self.counters.incremental += 1
+        self._count_pass(started, ops)
+        return ops
 
     async def ensure_host(self) -> list[str]:
         """Forwarding sysctl, the Docker bridge network and the iptables rules; returns what changed."""
@@ -153,16 +180,20 @@ class OverlayReconciler:
         if self.firewall is not None:
             firewall = self.firewall
             await self._blocking(firewall.enable_forwarding)
-            changes += await self._ensure_vxlan_filter(force=True)
-            chain = await self._blocking(firewall.forward_chain)
-            rules = plan_firewall(self.local, self.settings, dev, chain)
-            changes += await self._blocking(firewall.ensure, rules)
+            # one listing per table for the whole check (issue 19: a process per rule before)
+            listings = {t: await self._blocking(firewall.listing, t) for t in ("filter", "nat")}
+            vxlan = await self._ensure_vxlan_filter(force=True, listing=listings["filter"])
+            if vxlan and self._vxlan_filter is not None:  # the chain exists now, whatever the listing says
+                listings["filter"] = listings["filter"].with_chain(self._vxlan_filter.chain)
+            changes += vxlan
+            rules = plan_firewall(self.local, self.settings, dev, firewall.forward_chain(listings["filter"]))
+            changes += await self._blocking(firewall.ensure, rules, listings)
         for line in changes:
             log.info("overlay: %s", line)
         self.counters.host_changes += len(changes)
         return changes
 
-    async def _ensure_vxlan_filter(self, *, force: bool) -> list[str]:
+    async def _ensure_vxlan_filter(self, *, force: bool, listing: Listing | None = None) -> list[str]:
         """Write the VXLAN allow-list when the planned peers changed (or check the kernel when forced)."""
         if self.firewall is None or self._plan is None:
             return []
@@ -172,7 +203,8 @@ class OverlayReconciler:
         # a list other than the one written last is rewritten without reading the chain first; the
         # forced check (every resync) reads and repairs hand edits
         known = self._vxlan_filter is not None and not force
-        rewritten = await self._blocking(partial(self.firewall.vxlan_filter, wanted, check=not known))
+        check = partial(self.firewall.vxlan_filter, wanted, check=not known, listing=listing)
+        rewritten = await self._blocking(check)
         self._vxlan_filter = wanted
         if not rewritten:
             return []

@@ -70,6 +70,18 @@ def test_trim_heap_with_collect_frees_garbage_cycles_first() -> None:
         gc.enable()
 
 
+def test_trim_heap_with_freeze_moves_the_survivors_out_of_later_collections() -> None:
+    assert gc.get_freeze_count() == 0
+    try:
+        kept = [_Node() for _ in range(100)]
+        assert memtrim.trim_heap(collect=True, freeze=True) is not None
+        frozen = gc.get_freeze_count()
+        assert frozen >= len(kept)
+        assert not any(gc.is_tracked(n) and n in gc.get_objects(generation=2) for n in kept[:3])
+    finally:
+        gc.unfreeze()
+
+
 def run_mocked(main) -> None:
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
@@ -77,8 +89,8 @@ def run_mocked(main) -> None:
 def test_collects_and_trims_after_the_first_delay_then_trims_every_period(monkeypatch) -> None:
     calls: list[tuple[float, bool]] = []
 
-    def fake_trim(collect: bool = False) -> tuple[float, float]:
-        calls.append((trio.current_time(), collect))
+    def fake_trim(collect: bool = False, freeze: bool = False) -> tuple[float, float]:
+        calls.append((trio.current_time(), collect, freeze))
         return 2.0, 1.0
 
     monkeypatch.setattr(memtrim, "trim_heap", fake_trim)
@@ -88,12 +100,15 @@ def test_collects_and_trims_after_the_first_delay_then_trims_every_period(monkey
             await memtrim.trim_heap_periodically(first_after_s=20, period_s=300)
 
     run_mocked(main)
-    assert calls == [(20, True), (320, False), (620, False), (920, False)]
+    # the first trim collects and freezes the survivors; the later ones only trim
+    assert calls == [(20, True, True), (320, False, False), (620, False, False), (920, False, False)]
 
 
 def test_without_malloc_trim_it_stops_after_the_first_try(monkeypatch) -> None:
     calls: list[float] = []
-    monkeypatch.setattr(memtrim, "trim_heap", lambda collect=False: calls.append(trio.current_time()))
+    monkeypatch.setattr(
+        memtrim, "trim_heap", lambda collect=False, freeze=False: calls.append(trio.current_time())
+    )
 
     async def main() -> None:
         await memtrim.trim_heap_periodically(first_after_s=5, period_s=10)

@@ -19,6 +19,7 @@ from p2porch.netoverlay.diff import (
     SetRoute,
     describe,
     diff_overlay,
+    entries_applied,
     programmed_peers,
 )
 from p2porch.netoverlay.plan import LocalNode, OverlayPeer, OverlaySettings, plan_overlay
@@ -196,3 +197,28 @@ def test_any_sequence_of_peer_sets_converges_and_rediffs_to_nothing(sequence, se
         # only changed peers are touched: re-planning the same set in another order changes nothing
         rng.shuffle(peers)
         assert diff_overlay(state, plan(*peers)) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(peer_sets, min_size=1, max_size=6))
+def test_the_entries_a_pass_applies_are_modelled_as_the_kernel_holds_them(sequence):
+    # the reconciler's incremental pass trusts entries_applied instead of reading the kernel again
+    state = converge(peer(2))
+    for spec in sequence:
+        want = plan(*_peers(spec))
+        ops = diff_overlay(state, want)
+        modelled = entries_applied(state, ops)
+        state = apply(state, ops)
+        assert modelled == state
+
+
+def test_link_and_address_changes_are_not_modelled():
+    state = converge(peer(2))
+    assert entries_applied(state, [SetLinkUp(DEV)]) is None
+    assert (
+        entries_applied(
+            state, [AddFdb(DEV, "0e:70:0a:f1:03:00", "10.80.0.3"), AddAddress(DEV, "10.241.1.0/32")]
+        )
+        is None
+    )
+    assert entries_applied(KernelState(), []) == KernelState()

@@ -10,6 +10,7 @@ import pytest
 import trio
 import trio.testing
 
+from p2porch.errors import OverlayError
 from p2porch.netoverlay.diff import KernelState, Operation
 from p2porch.netoverlay.plan import LocalNode, OverlayPeer, OverlaySettings
 from p2porch.netoverlay.reconciler import CHANGE_MAX_DELAY_S, CHANGE_QUIET_S, OverlayReconciler
@@ -91,3 +92,78 @@ async def test_a_burst_of_changes_is_one_pass_and_changes_that_move_no_peer_read
         await trio.sleep(CHANGE_QUIET_S + 0.001)
         assert "10.241.2.0/24" not in driver.state.routes
         nursery.cancel_scope.cancel()
+
+
+async def test_joins_apply_peer_entries_without_reading_the_kernel_and_the_resync_reads_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    driver = ModelDriver()
+    reconciler = OverlayReconciler(
+        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
+    )  # type: ignore[arg-type]
+    peers = [peer(2)]
+    send, receive = trio.open_memory_channel[Any](100)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: reconciler.run(
+                lambda: list(peers), receive, resync_interval_s=30.0, task_status=task_status
+            )
+        )
+        assert driver.reads == 2
+        for i in range(3, 8):  # one join at a time: a pass each
+            peers.append(peer(i))
+            await send.send(("change", i))
+            await trio.sleep(CHANGE_MAX_DELAY_S)
+        peers.remove(peer(4))  # and a node dies
+        await send.send(("down", 4))
+        await trio.sleep(CHANGE_MAX_DELAY_S)
+        assert driver.reads == 2 and reconciler.counters.incremental == 6
+        wanted = {f"10.241.{i}.0/24" for i in (2, 3, 5, 6, 7)}
+        assert set(driver.state.routes) == wanted
+        # what the reconciler believes is on the device is what is on it
+        assert reconciler._observed == driver.state
+        assert reconciler.status()["peers"] and all(p["programmed"] for p in reconciler.status()["peers"])
+        driver.state = KernelState(
+            driver.state.link, driver.state.addresses, {}, driver.state.neighbours, driver.state.fdb
+        )  # routes deleted by hand: the resync reads the kernel and puts them back
+        await trio.sleep(30.0)
+        assert driver.reads > 2 and set(driver.state.routes) == wanted
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_pass_that_fails_midway_is_retried_as_a_full_pass(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    driver = FailingOnce()
+    reconciler = OverlayReconciler(
+        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
+    )  # type: ignore[arg-type]
+    peers = [peer(2)]
+    send, receive = trio.open_memory_channel[Any](100)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: reconciler.run(lambda: list(peers), receive, task_status=task_status)
+        )
+        reads = driver.reads
+        driver.fail_next = True
+        peers.append(peer(3))
+        await send.send(("change", 3))
+        await trio.sleep(CHANGE_MAX_DELAY_S)
+        assert reconciler.counters.failures == 1
+        await trio.sleep(1.0)  # the retry (retry_interval_s) reads the kernel
+        assert driver.reads > reads and "10.241.3.0/24" in driver.state.routes
+        assert reconciler.counters.last_error == ""
+        nursery.cancel_scope.cancel()
+
+
+class FailingOnce(ModelDriver):
+    """A model kernel whose next apply applies the first operation and then fails."""
+
+    fail_next = False
+
+    def apply(self, ops: Sequence[Operation]) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            self.state = apply(self.state, list(ops)[:1])
+            raise OverlayError("netlink said no")
+        super().apply(ops)
