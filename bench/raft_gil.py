@@ -8,7 +8,8 @@ exchanges with an echo *process* (no GIL of its own to share), every 50 ms; and 
 (``IncrementalPlanner.plan`` on a fresh planner) on a worker thread. Printed per variant: the round's
 wall time and the ticks' durations while it ran (p50, p99, max). Variants: the GIL switch interval
 (CPython's 5 ms, or the Raft bridge's 1 ms) and with or without rests of 2 ms every 10 ms in the round's
-checkpoint (``Rests`` below: what ``leader/gil_share.py`` once did; removed from the daemon).
+checkpoint (``Rests`` below: what ``leader/gil_share.py`` once did; removed from the daemon), or a
+checkpoint that yields only while the Raft-like thread is inside a tick (``YieldWhileTicking``).
 
     python bench/raft_gil.py                          # 1,000 nodes, 100,000 tasks (~1-2 min)
     python bench/raft_gil.py --services 200           # 20,000 tasks
@@ -53,6 +54,20 @@ class Rests:
             self._since = time.monotonic()
 
 
+class YieldWhileTicking:
+    """A round's checkpoint that gives the GIL up (``time.sleep(rest_s)``; 0: a bare release) only while
+    the Raft-like thread is inside a tick (``ticking`` set), i.e. while it may be waiting for the GIL."""
+
+    def __init__(self, ticking: threading.Event, rest_s: float) -> None:
+        self.ticking, self.rest_s = ticking, rest_s
+        self.yields = 0
+
+    def __call__(self) -> None:
+        if self.ticking.is_set():
+            self.yields += 1
+            time.sleep(self.rest_s)
+
+
 def echo(sock: socket.socket) -> None:
     while data := sock.recv(4096):
         sock.sendall(data)
@@ -69,7 +84,9 @@ def state_of(nodes: int, services: int) -> Any:
     return report_running(state, list(state.tasks), 3.0)
 
 
-def ticks_during_round(state: Any, sends: int, switch_s: float, share: bool) -> dict[str, Any]:
+def ticks_during_round(
+    state: Any, sends: int, switch_s: float, share: bool, yield_s: float | None = None
+) -> dict[str, Any]:
     sys.setswitchinterval(switch_s)
     mine, theirs = socket.socketpair()
     peer = multiprocessing.Process(target=echo, args=(theirs,), daemon=True)
@@ -78,18 +95,23 @@ def ticks_during_round(state: Any, sends: int, switch_s: float, share: bool) -> 
     ticks: list[float] = []
     planning = threading.Event()
     done = threading.Event()
+    ticking = threading.Event()
 
     def raft() -> None:
         while not done.is_set():
             t0 = time.perf_counter()
+            ticking.set()
             for _ in range(sends):
                 mine.sendall(b"x" * 64)
                 mine.recv(4096)
+            ticking.clear()
             if planning.is_set():
                 ticks.append(time.perf_counter() - t0)
             time.sleep(TICK_EVERY_S)
 
-    checkpoint = Rests() if share else no_checkpoint  # rests of 2 ms every 10 ms
+    checkpoint: Any = Rests() if share else no_checkpoint  # rests of 2 ms every 10 ms
+    if yield_s is not None:
+        checkpoint = YieldWhileTicking(ticking, yield_s)
     planner = IncrementalPlanner(Orchestrator(random.Random(2)), checkpoint=checkpoint)
     thread = threading.Thread(target=raft)
     thread.start()
@@ -108,6 +130,8 @@ def ticks_during_round(state: Any, sends: int, switch_s: float, share: bool) -> 
     return {
         "switch_interval_ms": switch_s * 1000,
         "gil_share": share,
+        "yield_while_ticking_ms": None if yield_s is None else yield_s * 1000,
+        "yields": getattr(checkpoint, "yields", None),
         "round_s": round(took, 3),
         "round_items": len(plan.items),
         "ticks": len(ticks),
@@ -123,15 +147,25 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--sends", type=int, default=40, help="request/answer exchanges per tick")
+    parser.add_argument("--repeat", type=int, default=1, help="run the variants this many times, in turn")
     args = parser.parse_args()
     t0 = time.perf_counter()
     state = state_of(args.nodes, args.services)
     built = time.perf_counter() - t0
-    variants = [(0.005, False), (0.001, False), (0.005, True), (0.001, True)]
+    variants: list[tuple[float, bool, float | None]] = [
+        (0.005, False, None),
+        (0.001, False, None),
+        (0.005, True, None),
+        (0.001, True, None),
+        (0.001, False, 0.0),  # the planner yields (a bare GIL release) while the Raft thread ticks
+        (0.001, False, 0.0002),  # ... or sleeps 0.2 ms then
+    ]
+    if args.repeat > 1:
+        variants = variants * args.repeat
     print(f"state of {len(state.tasks)} tasks built in {built:.1f} s", file=sys.stderr)
     results = []
-    for switch_s, share in variants:
-        results.append(ticks_during_round(state, args.sends, switch_s, share))
+    for switch_s, share, yield_s in variants:
+        results.append(ticks_during_round(state, args.sends, switch_s, share, yield_s))
         print(results[-1], file=sys.stderr)
     print(json.dumps({"tasks": len(state.tasks), "build_s": round(built, 1), "variants": results}, indent=1))
 

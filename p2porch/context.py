@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .gossip.runner import GossipHandle
     from .netoverlay.reconciler import OverlayReconciler
     from .netoverlay.traffic_apply import TrafficApplier
+    from .raft.pacer import TickLateness
     from .raft.state import ClusterState
     from .raft.status import RaftStatus
 
@@ -36,6 +37,8 @@ class ClusterStore(Protocol):
     """The replicated store as services use it: committed snapshots, a change stream, conditional writes.
 
     :class:`~p2porch.raft.store.RaftStore` implements it; so does the memory store of the simulator."""
+
+    tick_lateness: TickLateness  # how late its Raft thread ticks (the leader's self-pacing reads it)
 
     def snapshot(self) -> ClusterState: ...
 

@@ -87,6 +87,8 @@ class _Planned:
     restless: set[str] = field(default_factory=set)
     acted: set[str] = field(default_factory=set)  # services the last round planning them gave output
     wakes: dict[str, float] = field(default_factory=dict)  # service id -> when it asked to run again
+    #: service id -> placements a budget left out when it was last planned (planned again, see plan)
+    deferred: dict[str, int] = field(default_factory=dict)
 
 
 class IncrementalPlanner:
@@ -118,16 +120,19 @@ class IncrementalPlanner:
         """No service is restless or acted in the last round: only a change (or a wake time) can give
         the next round anything to do, so the loop may check less often."""
         last = self._last
-        return last is not None and not last.restless and not last.acted
+        return last is not None and not last.restless and not last.acted and not last.deferred
 
-    def plan(self, state: ClusterState, now: float) -> Round:
-        """The round for ``state`` at ``now``: equal to a full round's decisions (see the module)."""
+    def plan(self, state: ClusterState, now: float, budget: int | None = None) -> Round:
+        """The round for ``state`` at ``now``: equal to a full round's decisions (see the module);
+        ``budget`` bounds its placements (``plan_scope``). A service with placements left out is
+        planned again by a later round: with a budget, only as many of them (by id) as their placements
+        left out fill it, so a bounded round does not re-plan every service waiting for its turn."""
         last = self._last
         if last is None or self._wants_full(last, state, now):
-            return self._plan_full(state, now)
+            return self._plan_full(state, now, budget)
         changed = self._changed_services(last, state)
         due = {sid for sid, at in last.wakes.items() if at <= now}
-        scope_ids = changed | last.acted | last.restless | due
+        scope_ids = changed | last.acted | last.restless | due | self._turn(last, budget)
         for sid in changed:  # refresh what they hold and whether they are restless
             tasks = last.tasks.get(sid, {})
             last.usage.remove(last.held.pop(sid, ()))
@@ -153,12 +158,28 @@ class IncrementalPlanner:
             scope,
             rebalance_max_moves=self.rebalance_max_moves,
             checkpoint=self.checkpoint,
+            budget=budget,
         )
         self._remember(last, out, scope_ids)
         self.last_scope = len(scope_ids)
         return out
 
     # --- internals -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _turn(last: _Planned, budget: int | None) -> set[str]:
+        """The services left out by earlier budgets that this round plans: every one without a budget,
+        else the first by id until their placements left out fill it (at least one)."""
+        if budget is None:
+            return set(last.deferred)
+        turn: set[str] = set()
+        wanted = 0
+        for sid in sorted(last.deferred):
+            if turn and wanted >= budget:
+                break
+            turn.add(sid)
+            wanted += last.deferred[sid]
+        return turn
 
     def _wants_full(self, last: _Planned, state: ClusterState, now: float) -> bool:
         if now - last.at >= self.full_every_s or now < last.at:
@@ -170,7 +191,7 @@ class IncrementalPlanner:
             return True  # node fates, capacity and eligibility touch every service
         return any(s.spec.rebalance or s.rebalance_requested for s in state.services.values())
 
-    def _plan_full(self, state: ClusterState, now: float) -> Round:
+    def _plan_full(self, state: ClusterState, now: float, budget: int | None) -> Round:
         checkpoint = self.checkpoint
         grouped = group_tasks(state, checkpoint)
         usage = NodeUsage()
@@ -192,6 +213,7 @@ class IncrementalPlanner:
             scope,
             rebalance_max_moves=self.rebalance_max_moves,
             checkpoint=checkpoint,
+            budget=budget,
         )
         last = _Planned(state=state, at=now, tasks=grouped.tasks, held=grouped.held, usage=usage)
         last.restless = {
@@ -256,5 +278,7 @@ class IncrementalPlanner:
         last.acted = acted  # every service that acted last time was planned now
         for sid in planned:
             last.wakes.pop(sid, None)
+            last.deferred.pop(sid, None)
+        last.deferred.update(out.deferred)  # placements a budget left out: planned again in turn
         last.wakes.update(out.wakes)
         out.wake_at = min(last.wakes.values(), default=None)

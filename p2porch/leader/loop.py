@@ -18,7 +18,7 @@ from typing import Any
 import trio
 
 from ..config import SchedulerConfig
-from ..context import MemberContext
+from ..context import ClusterStore, MemberContext
 from ..errors import ConflictError, ProposalTimeout
 from ..model import Service, TaskState
 from ..raft import commands as C
@@ -30,6 +30,7 @@ from .epoch import claim_epoch, fenced, is_stale_epoch, still_leads
 from .gil_share import LeadershipCheck, RoundAbandoned
 from .incremental import IncrementalPlanner
 from .leading import until_leading
+from .pacing import PacingLimits, PacingSignals, WritePacer
 from .scheduling import (
     node_status_updates,
     rebalance_done_updates,
@@ -56,17 +57,22 @@ async def serve_scheduler(
     section: SchedulerConfig,
     *,
     rng: random.Random | None = None,
+    pacing: PacingLimits | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """While this node leads Raft: reconcile services with tasks and commit placements.
 
-    ``rng`` (default: freshly seeded) drives the orchestrator's tie-breaks; a test passes a seeded one."""
+    ``rng`` (default: freshly seeded) drives the orchestrator's tie-breaks; a test passes a seeded one,
+    and may pass the self-pacing's ``pacing`` limits (default: ``PacingLimits()``)."""
     task_status.started()
     rng = rng or random.Random(secrets.randbits(64))
-    await supervise(ctx.board.health, "scheduler", partial(_run_scheduler, ctx, section, rng))
+    run = partial(_run_scheduler, ctx, section, rng, pacing or PacingLimits())
+    await supervise(ctx.board.health, "scheduler", run)
 
 
-async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: random.Random) -> None:
+async def _run_scheduler(
+    ctx: MemberContext, section: SchedulerConfig, rng: random.Random, pacing: PacingLimits
+) -> None:
     store, board, clock = ctx.store, ctx.board, ctx.clock
     orchestrator = Orchestrator(rng, down_grace_s=section.down_grace_s, site_grace_s=section.site_grace_s)
     check = LeadershipCheck()  # a deposed leader stops planning (see gil_share.py)
@@ -74,6 +80,7 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
         orchestrator, rebalance_max_moves=section.rebalance_max_moves, checkpoint=check
     )
     reported: set[tuple[str, int]] = set()  # invalid services already reported (id, version)
+    pacer = WritePacer(pacing)  # the placement budget per round, from this node's health (leader/pacing.py)
     wake_at: float | None = None
     quiet = False  # the last round planned nothing: commits, gossip changes and wake_at wake the loop
     paced_until = 0.0  # trio time: no round starts before it (see ROUND_PACE_MAX_S)
@@ -110,8 +117,10 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             # and the store's callbacks must keep answering meanwhile (the state is immutable; only this
             # loop uses the planner)
             check.restart(partial(still_leads, store, epoch))
+            # the Raft thread's lateness while this loop waited (a new leader's: while it followed)
+            budget = pace(pacer, store, now, [], 0, 0)
             try:
-                plan = await trio.to_thread.run_sync(planner.plan, state, now)
+                plan = await trio.to_thread.run_sync(planner.plan, state, now, budget)
             except RoundAbandoned:  # deposed while planning: the rest of the round is wasted CPU
                 log.info("leadership lost while planning: round abandoned")
                 planner.reset()
@@ -133,29 +142,59 @@ async def _run_scheduler(ctx: MemberContext, section: SchedulerConfig, rng: rand
             if plan.empty:
                 quiet = not plan.skipped and planner.quiet
                 continue
+            commits: list[float] = []  # seconds each of the round's commands took to commit
+            placed = 0
             try:
-                if await write_round(ctx, round_commands(plan.items, now, state.version), epoch):
-                    ctx.metrics.scheduler_placements.inc(placements(state, plan.items))
+                if await write_round(ctx, round_commands(plan.items, now, state.version), epoch, commits):
+                    placed = placements(state, plan.items)
+                    ctx.metrics.scheduler_placements.inc(placed)
                     ctx.metrics.scheduler_round_seconds.observe(trio.current_time() - round_started)
                 else:
                     wake_at = None  # deposed: the next turn finds out whether it leads again
             except ConflictError:
                 wake_at = clock.now()  # the state moved under us: plan again at once
             except ProposalTimeout as exc:
+                commits.append(ctx.commit_timeout_s)  # at least that long: pressure
                 log.warning("scheduling round not committed: %s", exc.message)
+            pace(pacer, store, clock.now(), commits, placed, plan.held_back)
 
 
-async def write_round(ctx: MemberContext, commands: list[C.PutTasks], epoch: int) -> bool:
+def pace(
+    pacer: WritePacer, store: ClusterStore, now: float, commits: list[float], placed: int, held_back: int
+) -> int | None:
+    """Feed measurements to the pacer (its Raft thread's lateness since the last call, the round's
+    slowest commit, what it placed), say when the budget was cut; the budget for the next round."""
+    signals = PacingSignals(store.tick_lateness.take(), max(commits, default=0.0), placed)
+    if pacer.observe(now, signals):
+        log.info(
+            "leader pacing: at most %s placements per round (Raft tick %.2f s late, slowest commit "
+            "%.2f s, %d placed, %d held back)",
+            pacer.budget(),
+            signals.tick_late_s,
+            signals.commit_s,
+            placed,
+            held_back,
+        )
+    return pacer.budget()
+
+
+async def write_round(
+    ctx: MemberContext, commands: list[C.PutTasks], epoch: int, commits: list[float] | None = None
+) -> bool:
     """Commit a round's commands in order, each fenced by ``epoch``; False (the rest unwritten) once this
-    node no longer leads in that epoch (seen locally before a command, or refused by the FSM)."""
+    node no longer leads in that epoch (seen locally before a command, or refused by the FSM). The
+    seconds each committed command took go to ``commits`` (trio time)."""
     for i, put in enumerate(commands):
         if not still_leads(ctx.store, epoch):
             log.warning(
                 "leadership lost mid-round: %d of %d commands not written", len(commands) - i, len(commands)
             )
             return False
+        started = trio.current_time()
         try:
             await ctx.write(fenced(put, epoch))
+            if commits is not None:
+                commits.append(trio.current_time() - started)
         except ConflictError as exc:
             if not is_stale_epoch(exc):
                 raise

@@ -7,6 +7,8 @@ It never writes anything itself and never reads a clock. A round over every task
 100,000 tasks: its loops call the caller's ``checkpoint`` every ``CHECKPOINT_EVERY`` tasks (and the
 orchestrator after each service), where the leader loop stops the round of a deposed leader
 (``leader/gil_share.py``); a checkpoint never changes a decision (it may only end the round).
+A round may be given a placement ``budget`` (the leader's self-pacing, ``leader/pacing.py``): see
+:func:`admit`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..model.states import TERMINAL_STATES, GossipState
 from ..raft.commands import PutTasks, TaskItem, TaskPut, TaskRemove, UpdateService
 from ..raft.state import ClusterState
 from ..scheduler import (
+    CreateTask,
     NodeInfo,
     Orchestrator,
     PlacedTask,
@@ -68,6 +71,8 @@ class Round:
     wakes: dict[str, float] = field(default_factory=dict)  # per planned service: when it asked to run again
     rebalanced: list[str] = field(default_factory=list)  # services whose `service rebalance` is done
     skipped: dict[str, str] = field(default_factory=dict)  # invalid services left alone: id -> why
+    deferred: dict[str, int] = field(default_factory=dict)  # service id -> placements left to a later round
+    held_back: int = 0  # placements the round's budget left to a later round
 
     @property
     def empty(self) -> bool:
@@ -173,9 +178,11 @@ def plan_scope(
     *,
     rebalance_max_moves: int = 1,
     checkpoint: Checkpoint = no_checkpoint,
+    budget: int | None = None,
 ) -> Round:
     """The round's decisions for the services of ``scope`` (see :class:`Scope`); a service outside it is
-    left as it is. Rebalancing runs only with ``scope.placed`` (a full round)."""
+    left as it is. Rebalancing runs only with ``scope.placed`` (a full round). ``budget`` (None: no
+    bound) bounds the round's placements as :func:`admit` says."""
     out = Round()
     # a service whose committed spec does not validate here is left alone, tasks and all (committed.py)
     out.skipped = {s.service_id: s.invalid for s in state.services.values() if s.invalid}
@@ -190,9 +197,24 @@ def plan_scope(
     out.wakes = reconciliation.wakes
 
     shutdowns = {a.task_id: a.reason for a in reconciliation.shutdowns}
+    creates = reconciliation.creates
+    waiting = [
+        t
+        for t in paced(tasks, checkpoint)
+        if t.node_id is None
+        and t.desired_state == DesiredState.RUNNING
+        and t.state == TaskState.PENDING
+        and t.service_id in specs
+        and t.task_id not in shutdowns
+    ]
+    waiting.sort(key=lambda t: (t.service_id, t.slot, t.created_at, t.task_id))
+    if budget is not None:
+        admitted = admit(creates, waiting, tasks, budget)
+        creates, waiting = admitted.creates, admitted.waiting
+        out.deferred, out.held_back = admitted.deferred, admitted.held_back
     requests: list[TaskRequest] = []
     new_records: dict[str, Task] = {}
-    for create in paced(reconciliation.creates, checkpoint):
+    for create in paced(creates, checkpoint):
         record = Task(
             task_id=create.task_id,
             service_id=create.service_id,
@@ -216,16 +238,7 @@ def plan_scope(
         for t in tasks
         if t.move_to and t.desired_state == DesiredState.RUNNING
     }
-    waiting = [
-        t
-        for t in paced(tasks, checkpoint)
-        if t.node_id is None
-        and t.desired_state == DesiredState.RUNNING
-        and t.state == TaskState.PENDING
-        and t.service_id in specs
-        and t.task_id not in shutdowns
-    ]
-    for t in sorted(waiting, key=lambda t: (t.service_id, t.slot, t.created_at, t.task_id)):
+    for t in waiting:
         pin = move_targets.get((t.service_id, t.slot))
         requests.append(TaskRequest(t.task_id, specs[t.service_id], node_id=pin))
     result = schedule(requests, scope.infos) if requests else None
@@ -279,6 +292,43 @@ def plan_scope(
                 out.items.append(TaskPut(moved, task_version=t.version))
         out.rebalanced = sorted(sid for sid in rebalance.balanced if state.services[sid].rebalance_requested)
     return out
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What a round's budget lets through (:func:`admit`)."""
+
+    creates: list[CreateTask]
+    waiting: list[Task]
+    deferred: dict[str, int]  # service id -> its creates and waiting tasks left out
+    held_back: int
+
+
+def admit(creates: list[CreateTask], waiting: list[Task], tasks: Iterable[Task], budget: int) -> Admitted:
+    """The creates and waiting tasks a round with a placement ``budget`` plans, in their order.
+
+    A create for a slot that has a task in ``tasks`` (a repair: a lost node's task, a restart, a
+    rolling update's replacement) always goes through and uses the budget, so repairs never wait
+    behind new tasks and a rollout's shutdowns always come with their replacement; the waiting tasks
+    (created by an earlier round, no node yet) take what is left, then the creates of new slots. What
+    is left out is planned again by a later round (``deferred`` counts it per service)."""
+    held = {(t.service_id, t.slot) for t in tasks}
+    repairs = [c for c in creates if (c.service_id, c.slot) in held]
+    fresh = [c for c in creates if (c.service_id, c.slot) not in held]
+    room = max(0, budget - len(repairs))
+    kept_waiting = waiting[:room]
+    room -= len(kept_waiting)
+    kept_fresh = fresh[:room]
+    left = waiting[len(kept_waiting) :]
+    left_fresh = fresh[len(kept_fresh) :]
+    deferred: dict[str, int] = {}
+    for sid in [t.service_id for t in left] + [c.service_id for c in left_fresh]:
+        deferred[sid] = deferred.get(sid, 0) + 1
+    if not deferred:
+        return Admitted(creates, waiting, {}, 0)
+    kept_ids = {c.task_id for c in kept_fresh}
+    kept = [c for c in creates if (c.service_id, c.slot) in held or c.task_id in kept_ids]
+    return Admitted(kept, kept_waiting, deferred, len(left) + len(left_fresh))
 
 
 def result_ids(round_: Round) -> set[str]:

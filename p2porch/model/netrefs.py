@@ -19,8 +19,10 @@ DEFAULT_NETWORK = "p2porch"
 #: names no user network may take (Docker's built-ins and p2porch's own)
 RESERVED_NETWORK_NAMES = frozenset({DEFAULT_NETWORK, "ingress", "host", "bridge", "none"})
 NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+#: DNS names as Docker's embedded DNS answers them: labels of letters, digits, ``-`` and ``_`` (Compose
+#: service names and aliases such as ``pg_cluster`` are answered as written, lowercased)
 _ALIAS_RE = re.compile(
-    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+    r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$"
 )
 MAX_NETWORKS_PER_SERVICE = 16
 MAX_ALIASES = 16

@@ -60,3 +60,28 @@ class TickPacer:
         if lagging or now - self.last_work_at < self.linger_s:
             return busy_s
         return max(busy_s, idle_s)
+
+
+class TickLateness:
+    """How late the Raft thread's ticks ran: the largest gap between two ticks beyond the period the first
+    had set for itself (its poll's timeout), since the last :meth:`take`. The Raft thread calls
+    :meth:`tick`, the leader loop :meth:`take` (its self-pacing, ``leader/pacing.py``); a lost update
+    between the two threads costs one sample, never a wrong one. No clock: ``now`` is given."""
+
+    def __init__(self) -> None:
+        self._at: float | None = None
+        self._period = 0.0
+        self._late = 0.0
+
+    def tick(self, now: float, period: float) -> None:
+        """A tick ran at ``now`` and set ``period`` for the next one."""
+        if self._at is not None:
+            late = now - self._at - self._period
+            if late > self._late:
+                self._late = late
+        self._at, self._period = now, period
+
+    def take(self) -> float:
+        """The latest tick's lateness (s) since the last call; the count starts again."""
+        late, self._late = self._late, 0.0
+        return late

@@ -37,7 +37,7 @@ from . import dumps
 from .bridge import PacedPoller, RaftBridge, install_durable_journal
 from .fsm import Change, apply_batch, encode_batch
 from .lag import LagClock
-from .pacer import TickPacer
+from .pacer import TickLateness, TickPacer
 from .state import EMPTY_STATE, ClusterState
 from .status import LeaderChanges
 from .status import RaftStatus as RaftStatus  # re-exported: callers import it from the store
@@ -116,6 +116,7 @@ class RaftStore:
         self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
         idle_s = config.idle_tick_period_s if config.self_addr else config.replica_idle_tick_period_s
         self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, idle_s))
+        self.tick_lateness = TickLateness()  # the leader's self-pacing reads it (leader/pacing.py)
         data_dir = Path(config.data_dir)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(data_dir, 0o700)
@@ -484,6 +485,7 @@ class RaftStore:
             timer_at,
         )
         self._conf.autoTickPeriod = period
+        self.tick_lateness.tick(now, period)
         self._poller.timeout_s = period  # this tick's own poll (the callbacks run just before it)
         idle = period > self._pacer.busy_period_s  # idle: refresh every second (status() reads fresh)
         if now - self._status_at >= (IDLE_STATUS_REFRESH_S if idle else self.config.status_refresh_s):

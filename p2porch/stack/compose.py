@@ -228,7 +228,8 @@ def load_stack(
     for name, conf in _section(model, "volumes", problems).items():
         with problems.check():
             volumes[name] = top_volume(name, conf, stack)
-    networks = top_networks(model, stack, problems)
+    declared_networks = top_networks(model, stack, problems)
+    networks = declared_networks.networks
     objects: list[StackObject] = []
     secrets = _file_objects(model, "secrets", keys.TOP_SECRET_KEYS, problems, stack, objects)
     configs = _file_objects(model, "configs", keys.TOP_CONFIG_KEYS, problems, stack, objects)
@@ -262,6 +263,7 @@ def load_stack(
             continue
         names[spec["name"]] = short
         services.append(StackService(short, spec, tuple(deps)))
+    declared_networks.report_used(ctx.used_networks, problems)
     services = _fold_groups(services, ctx)
     _run_once(services, services_conf, ctx)
     ctx.flush_notices()

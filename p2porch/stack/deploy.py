@@ -69,6 +69,31 @@ def constraint(expr: Any, path: str, warn: Warn) -> str | None:
     return text
 
 
+#: the node attributes a p2porch spread preference can use besides node.labels.KEY
+_SPREAD_ATTRS = ("node.id", "node.name", "node.hostname", "node.role")
+
+
+def spread(expr: Any, path: str, warn: Warn) -> str | None:
+    """One ``spread:`` attribute in p2porch's terms; None when it spreads over nothing.
+
+    Swarm spreads over ``node.labels.KEY`` and ``engine.labels.KEY`` only: with any other attribute
+    every node falls in the same group, so the preference has no effect (and Swarm accepts it)."""
+    attr = string(expr, path).strip()
+    if _ENGINE_LABEL_RE.match(attr):
+        warn(
+            "spread engine.labels",
+            "p2porch has node labels only: engine.labels.KEY is read as node.labels.KEY",
+        )
+        return _ENGINE_LABEL_RE.sub("node.labels.", attr, count=1)
+    if attr.startswith("node.labels.") or attr in _SPREAD_ATTRS:
+        return attr
+    warn(
+        f"placement preference spread: {attr}",
+        "not a node attribute: it puts every node in one group (Swarm does the same), so it is dropped",
+    )
+    return None
+
+
 def _placement(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
     placement = mapping(value, path, keys.PLACEMENT_KEYS)
     if "constraints" in placement:
@@ -84,7 +109,9 @@ def _placement(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
             item = mapping(pref, f"{path}.preferences[{i}]", ("spread",))
             if "spread" not in item:
                 raise err(f"{path}.preferences[{i}]", "expected spread: node.labels.KEY")
-            prefs.append(f"spread={string(item['spread'], f'{path}.preferences[{i}].spread')}")
+            attr = spread(item["spread"], f"{path}.preferences[{i}].spread", warn)
+            if attr is not None:
+                prefs.append(f"spread={attr}")
         spec["placement_prefs"] = prefs
     if "max_replicas_per_node" in placement:
         spec["max_replicas_per_node"] = placement["max_replicas_per_node"]

@@ -5,7 +5,11 @@ A top-level network ``front`` of stack ``shop`` becomes the cluster network ``sh
 naming; ``name:`` overrides it), created with the stack and removed with it; ``external`` networks must
 exist already and are never created or removed. A service that names no network is on the stack's
 ``default`` network, created implicitly as Compose does. Keys that cannot apply (``ipam`` subnets,
-``driver_opts``, IPv6, a service's fixed addresses) are ignored with one warning each.
+``driver_opts``, IPv6, a service's fixed addresses) are ignored with one warning each. A declared network
+no service uses is never created, so what would refuse it (a reserved name, a driver p2porch has no
+overlay for) is only an error once a service attaches to it, as in Swarm and Compose. Swarm's way of
+asking for host networking, the external network ``host``, is ignored with a warning like
+``network_mode: host``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ _IGNORED_TOP = {
     "enable_ipv6": "the overlay is IPv4",
     "enable_ipv4": "the overlay is IPv4 (always on)",
 }
+#: values of the ignored keys that ask for what p2porch does anyway (no warning)
+_AS_DONE = {"enable_ipv6": False, "enable_ipv4": True}
 _IGNORED_SERVICE = {
     "ipv4_address": "task addresses come from the node's lease",
     "ipv6_address": "the overlay is IPv4",
@@ -96,32 +102,62 @@ def _labels(value: Any, path: str) -> dict[str, str]:
     return out
 
 
-def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> dict[str, StackNetwork]:
+HOST_NETWORK = "host"
+
+
+def is_host_network(network: StackNetwork) -> bool:
+    """Swarm's host networking, written as the external network ``host``."""
+    return network.external and network.name == HOST_NETWORK
+
+
+@dataclass(frozen=True)
+class DeclaredNetworks:
+    """The top-level ``networks``: each as a cluster network, why some cannot be used (``key -> (path,
+    message)``) and the keys each one ignores (``key -> warnings``), reported only for the networks a
+    service attaches to: the others are never created."""
+
+    networks: dict[str, StackNetwork] = field(default_factory=dict)
+    unusable: dict[str, tuple[str, str]] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+
+    def report_used(self, used: list[str], problems: Problems) -> None:
+        """The warnings of every network in ``used``, and the refusal of those that cannot be used."""
+        for key in used:
+            for note in self.notes.get(key, ()):
+                problems.warn(note)
+            if key in self.unusable:
+                problems.error(*self.unusable[key])
+
+
+def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> DeclaredNetworks:
     """The top-level ``networks`` of a resolved model as cluster networks (problems recorded, not raised)."""
     declared = model.get("networks")
+    result = DeclaredNetworks()
     if declared is None:
-        return {}
+        return result
     if not isinstance(declared, Mapping) or not all(isinstance(k, str) for k in declared):
         problems.error("networks", "expected a mapping of names")
-        return {}
-    out: dict[str, StackNetwork] = {}
+        return result
+    out = result.networks
     for key, conf in declared.items():
         path = f"networks.{key}"
         with problems.check():
             conf = mapping(conf if conf is not None else {}, path, keys.TOP_NETWORK_KEYS)
+            notes = result.notes.setdefault(key, [])
             for ignored, reason in _IGNORED_TOP.items():
-                if conf.get(ignored) not in (None, {}, []):
-                    problems.warn(f"ignoring {path}.{ignored}: {reason}")
+                value = conf.get(ignored)
+                if value not in (None, {}, []) and value != _AS_DONE.get(ignored):
+                    notes.append(f"ignoring {path}.{ignored}: {reason}")
             driver = conf.get("driver")
             if driver is not None:
                 driver = string(driver, f"{path}.driver")
                 if driver not in _DRIVERS_MAPPED:
-                    raise err(
+                    result.unusable[key] = (
                         f"{path}.driver",
                         f"driver {driver!r} is not supported (p2porch networks are overlays)",
                     )
                 if driver == "bridge":
-                    problems.warn(
+                    notes.append(
                         f"{path}.driver: bridge becomes a cluster overlay network (as in a Swarm stack)"
                     )
             external = conf.get("external", False)
@@ -136,8 +172,9 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> di
             if name is None:
                 name = key if external else f"{stack}_{key}"
             check_network_name(name, f"{path}.name")
-            if name in RESERVED_NETWORK_NAMES and not (external and name == "p2porch"):
-                raise err(f"{path}.name", f"network name {name!r} is reserved")
+            reserved_ok = external and name in ("p2porch", HOST_NETWORK)
+            if name in RESERVED_NETWORK_NAMES and not reserved_ok:
+                result.unusable[key] = (f"{path}.name", f"network name {name!r} is reserved")
             out[key] = StackNetwork(
                 key=key,
                 name=name,
@@ -146,7 +183,7 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> di
                 attachable=boolean(conf.get("attachable", False), f"{path}.attachable"),
                 labels={} if external else _labels(conf.get("labels") or {}, f"{path}.labels"),
             )
-    return out
+    return result
 
 
 def default_network(stack: str, declared: Mapping[str, StackNetwork]) -> StackNetwork:
@@ -178,4 +215,13 @@ def service_attachments(
     for key, _ in out:
         if key != DEFAULT_KEY and key not in declared:
             raise err(f"{path}.{key}", "network is not declared in the top-level networks")
-    return out
+    kept = []
+    for key, aliases in out:
+        if key in declared and is_host_network(declared[key]):
+            problems.warn(
+                f"ignoring {path}.{key}: host networking (Swarm's external network 'host') is not "
+                "supported: the tasks are on the cluster network (as with network_mode: host)"
+            )
+        else:
+            kept.append((key, aliases))
+    return kept or [(DEFAULT_KEY, [])]

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..model import ServiceSpec
 from ..model.container_opts import ContainerOptions
+from ..model.group import IMAGE_REF_RE
 from . import deploy as deploy_keys
 from . import keys
 from .groups import network_mode
@@ -369,6 +370,11 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     with problems.check():
         if "image" in conf:
             spec["image"] = string(conf["image"], f"{path}.image")
+            if not IMAGE_REF_RE.match(spec["image"]):  # Docker would refuse it on every node
+                raise err(
+                    f"{path}.image",
+                    f"{spec['image']!r} is not an image reference (e.g. nginx:1.27, ghcr.io/org/app:tag)",
+                )
             if "build" in conf:
                 ctx.ignored(
                     "build", short, "images are never built on deploy: the image named in image: is pulled"

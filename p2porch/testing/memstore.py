@@ -27,6 +27,7 @@ from ..config import Config
 from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from ..raft import commands as C
 from ..raft.fsm import Change, apply
+from ..raft.pacer import TickLateness
 from ..raft.state import EMPTY_STATE, ClusterState
 from ..raft.status import RaftStatus
 
@@ -172,6 +173,7 @@ class MemoryStore:
         self.config = MemoryStoreConfig(self_addr, tuple(raft.voters))
         self.closed = False
         self.proposals = 0
+        self.tick_lateness = TickLateness()  # never ticked: 0, unless a test says otherwise
 
     def snapshot(self) -> ClusterState:
         return self.raft.state

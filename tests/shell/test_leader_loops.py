@@ -3,7 +3,9 @@
 Both loops get a :class:`~p2porch.context.MemberContext` over an in-memory store that applies commands
 with the real FSM, and a :class:`~p2porch.clock.TrioClock`: wall time is the mock clock plus an epoch,
 so deadlines the loops compute from ``clock.now()`` (down grace, rebalance, rolling updates) are met in
-mock time, deterministically, without waiting.
+mock time, deterministically, without waiting. The leader loop's self-pacing (``leader/pacing.py``): without
+pressure a round places everything at once; with the Raft thread's ticks reported late, rounds place at
+most the budget each and still place every task.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from p2porch.config import RaftConfig, SchedulerConfig
 from p2porch.context import LocalBoard, LocalNode, MemberContext
 from p2porch.leader.autopilot_loop import AUTOPILOT_CHECK_S, serve_autopilot
 from p2porch.leader.loop import LEADER_DEBOUNCE_S, LEADER_IDLE_CHECK_S, serve_scheduler
+from p2porch.leader.pacing import PacingLimits
 from p2porch.model import Node, ServiceSpec, TaskState
 from p2porch.raft import commands as C
 from p2porch.raft.state import ClusterState
@@ -220,3 +223,86 @@ async def test_leader_loop_commits_each_cron_tick_on_time_then_starts_its_execut
         nursery.cancel_scope.cancel()
     assert iteration(store.snapshot()) == 4
     assert store.snapshot().services["s1"].job.cron_skipped == 0
+
+
+# --- the leader loop's self-pacing ---------------------------------------------------------------
+
+ADDR = "10.0.0.1:7947"
+
+
+async def placements_per_commit(store: MemoryStore, total: int) -> list[tuple[float, int]]:
+    """(mock time, tasks added) for each commit that added tasks, until ``total`` tasks are placed."""
+    seen: list[tuple[float, int]] = []
+    count = len(store.snapshot().tasks)
+    async with store.subscribe() as changes:
+        while sum(1 for t in store.snapshot().tasks.values() if t.node_id) < total:
+            await changes.receive()
+            now = len(store.snapshot().tasks)
+            if now > count:
+                seen.append((trio.current_time(), now - count))
+            count = now
+    return seen
+
+
+async def start_leader(n_nodes: int, replicas: int, pacing: PacingLimits | None, late_s: float) -> Any:
+    clock = TrioClock(EPOCH)
+    store = MemoryRaft([ADDR], leader=ADDR).store(ADDR)
+    nodes = [node(f"n{i}") for i in range(n_nodes)]
+    await cluster(store, nodes, clock)
+    if late_s:  # the Raft thread's last tick ran late_s past the period it had set
+        store.tick_lateness.tick(0.0, 0.005)
+        store.tick_lateness.tick(0.005 + late_s, 0.005)
+    spec = ServiceSpec.from_dict({"name": "web", "image": "busybox", "replicas": replicas})
+    await store.write(C.CreateService(at=clock.now(), service_id="s1", spec=spec).encode())
+    ctx = context(store, FakeGossip({n.node_id: "alive" for n in nodes}), clock)
+    run = partial(serve_scheduler, ctx, SchedulerConfig(), rng=random.Random(5), pacing=pacing)
+    return store, ctx, run
+
+
+async def test_without_pressure_200_tasks_on_10_nodes_are_placed_in_one_round(autojump_clock: Any) -> None:
+    store, ctx, run = await start_leader(10, 200, None, late_s=0.0)
+    started = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        seen = await placements_per_commit(store, 200)
+        nursery.cancel_scope.cancel()
+    assert [n for _, n in seen] == [200]  # one round, one command: what the loop did before pacing
+    # when main's loop places them too (1.0 s of mock time on fd59676, the same test without pacing)
+    assert seen[0][0] - started <= LEADER_IDLE_CHECK_S + LEADER_DEBOUNCE_S
+    assert ctx.board.health["scheduler"] == "running"
+
+
+async def test_a_late_raft_thread_bounds_each_round_and_every_task_is_placed(autojump_clock: Any) -> None:
+    limits = PacingLimits(start=60, floor=20, increase_per_s=10.0, ceiling=10_000)
+    store, ctx, run = await start_leader(10, 400, limits, late_s=0.9)
+    started = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        seen = await placements_per_commit(store, 400)
+        nursery.cancel_scope.cancel()
+    assert sum(n for _, n in seen) == 400
+    assert seen[0][1] == 60  # the first round already bounded: the lateness was seen before it
+    for at, count in seen:  # never more than the budget grown since (10 a second of calm)
+        assert count <= 60 + 10.0 * (at - started) + 1
+    assert len(seen) >= 4
+
+
+async def test_a_late_tick_mid_run_cuts_the_next_rounds(autojump_clock: Any) -> None:
+    limits = PacingLimits(start=100, floor=10, increase_per_s=0.0, ceiling=10_000, hold_s=0.0)
+    store, ctx, run = await start_leader(10, 300, limits, late_s=0.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        seen = await placements_per_commit(store, 300)  # no pressure: one round
+        assert [n for _, n in seen] == [300]
+        store.tick_lateness.tick(100.0, 0.005)
+        store.tick_lateness.tick(101.0, 0.005)  # a tick 1 s late
+        await store.write(
+            C.UpdateService.of(
+                store.snapshot().services["s1"],
+                at=EPOCH + trio.current_time(),
+                spec=ServiceSpec.from_dict({"name": "web", "image": "busybox", "replicas": 550}),
+            ).encode()
+        )
+        seen = await placements_per_commit(store, 550)
+        nursery.cancel_scope.cancel()
+    assert [n for _, n in seen] == [100, 100, 50]  # start, then the budget held (no growth)

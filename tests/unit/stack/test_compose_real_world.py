@@ -204,3 +204,183 @@ def test_an_included_file_reads_the_env_file_of_its_own_directory():
             environ={},
         )
     assert info.value.field == "include[0].env_file"
+
+
+# --- third sample (docs/stack.md, "Third sample") ---
+
+
+def test_declared_networks_no_service_uses_are_not_refused():
+    """A stack file may declare networks it does not use (Swarm's ``host``, a ``macvlan`` network for
+    another setup): Swarm and Compose only look at the networks services attach to, and so does p2porch.
+    None of them is created."""
+    definition = load(
+        """
+        services:
+          web:
+            image: nginx
+        networks:
+          host:
+            name: host
+            external: true
+          lan:
+            driver: macvlan
+          bridged:
+            name: bridge
+          dual:
+            driver: bridge
+            enable_ipv6: true
+            ipam:
+              config: [{subnet: 2001:db8:2::/64}]
+        """
+    )
+    assert [n.key for n in definition.networks] == ["default"]
+    assert spec_of(definition, "web")["networks"] == [{"target": "app_default", "aliases": []}]
+    assert definition.warnings == ()  # nothing is created for them, so nothing is ignored either
+
+
+def test_only_the_networks_services_use_warn_about_the_keys_they_ignore():
+    definition = load(
+        """
+        services:
+          web:
+            image: nginx
+            networks: [v4]
+        networks:
+          v4:
+            driver: bridge
+            enable_ipv6: false
+            ipam:
+              config: [{subnet: 10.5.0.0/24}]
+          v6:
+            enable_ipv6: true
+        """
+    )
+    assert list(definition.warnings) == [
+        "ignoring networks.v4.ipam: task addresses come from each node's lease of the cluster CIDR "
+        "(networks are isolated by policy, not by subnet)",
+        "networks.v4.driver: bridge becomes a cluster overlay network (as in a Swarm stack)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("networks", "field"),
+    [
+        ("lan:\n    driver: macvlan\n", "networks.lan.driver"),
+        ("lan:\n    name: bridge\n", "networks.lan.name"),
+    ],
+)
+def test_a_network_p2porch_cannot_create_is_refused_once_a_service_uses_it(networks, field):
+    text = f"services:\n  web:\n    image: nginx\n    networks: [lan]\nnetworks:\n  {networks}"
+    with pytest.raises(ConfigError) as info:
+        load(text)
+    assert info.value.field == field, info.value.message
+
+
+def test_swarms_external_host_network_is_ignored_like_network_mode_host():
+    """``networks: [host]`` with ``host: {external: true}`` is how a Swarm stack asks for host networking;
+    p2porch ignores it with a warning naming the service, as it does ``network_mode: host``."""
+    definition = load(
+        """
+        services:
+          edge:
+            image: nginx
+            networks: [hostnet]
+          worker:
+            image: busybox
+            networks: [hostnet, back]
+        networks:
+          hostnet:
+            name: host
+            external: true
+          back: {}
+        """
+    )
+    assert spec_of(definition, "edge")["networks"] == [{"target": "app_default", "aliases": []}]
+    assert spec_of(definition, "worker")["networks"] == [{"target": "app_back", "aliases": []}]
+    assert sorted(n.key for n in definition.networks) == ["back", "default"]
+    warned = [w for w in definition.warnings if "host networking" in w]
+    assert [w.split(":")[0] for w in warned] == [
+        "ignoring services.edge.networks.hostnet",
+        "ignoring services.worker.networks.hostnet",
+    ]
+
+
+def test_a_network_alias_with_an_underscore_is_accepted():
+    """``aliases: [pg_cluster]`` (a replication stack gives its primary and replica one name): Docker's
+    DNS answers names with ``_``, as p2porch does for Compose service names such as ``bookstack_db``."""
+    definition = load(
+        """
+        services:
+          pg_master:
+            image: postgres
+            networks:
+              default:
+                aliases: [pg_cluster, PG.Primary]
+        """
+    )
+    assert spec_of(definition, "pg_master")["networks"] == [
+        {"target": "app_default", "aliases": ["pg_cluster", "pg.primary"]}
+    ]
+
+
+def test_a_spread_over_an_attribute_swarm_does_not_spread_over_is_dropped_with_a_warning():
+    """Swarm spreads over ``node.labels.*`` and ``engine.labels.*``; any other attribute
+    (``spread: node.role.manager`` in an Elasticsearch stack) puts every node in one group, a no-op
+    Swarm accepts. p2porch drops it with a warning instead of refusing the file."""
+    definition = load(
+        """
+        services:
+          es:
+            image: elasticsearch
+            deploy:
+              placement:
+                preferences:
+                  - spread: node.role.manager
+                  - spread: node.labels.zone
+                  - spread: engine.labels.rack
+        """
+    )
+    assert spec_of(definition, "es")["placement_preferences"] == [
+        "spread=node.labels.zone",
+        "spread=node.labels.rack",
+    ]
+    assert any(
+        w.startswith("placement preference spread: node.role.manager (service es)")
+        for w in definition.warnings
+    )
+    assert any(w.startswith("spread engine.labels (service es)") for w in definition.warnings)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "${DOCKER_REPO}/${NAME}:${TB_VERSION}",  # '/:' (an IoT platform's file without its .env)
+        "owncloud/server:${VERSION}",  # 'owncloud/server:'
+        "ghcr.io/${OWNER}/app-db:latest",  # 'ghcr.io//app-db:latest'
+        "ghcr.io/MyOrg/app",  # repository paths are lowercase
+    ],
+)
+def test_an_image_docker_cannot_parse_is_refused_by_its_path(image):
+    """Docker refuses these references on every node (``invalid reference format``), and so does
+    ``docker stack deploy``; p2porch refuses the file instead of creating services whose tasks never start."""
+    with pytest.raises(ConfigError) as info:
+        load(f"services:\n  web:\n    image: {image}\n")
+    assert info.value.field == "services.web.image", info.value.message
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("nginx", "nginx"),
+        ("localhost:5000/team/app:1.0-rc.1", "localhost:5000/team/app:1.0-rc.1"),
+        ("Registry.Example.com/app/web", "Registry.Example.com/app/web"),
+        ("docker.dragonflydb.io/dragonflydb/dragonfly", "docker.dragonflydb.io/dragonflydb/dragonfly"),
+        ("postgres:9.6-alpine@sha256:" + "c2" * 32, "postgres:9.6-alpine@sha256:" + "c2" * 32),
+        ("${REGISTRY:-ghcr.io}/org/app:${TAG:-latest}", "ghcr.io/org/app:latest"),
+        ("[fd00::1]:5000/app:1", "[fd00::1]:5000/app:1"),  # an IPv6 registry
+        ("app@sha512:" + "ab" * 64, "app@sha512:" + "ab" * 64),  # digests other than sha256
+    ],
+)
+def test_image_references_docker_accepts_load(image, expected):
+    definition = load(f"services:\n  web:\n    image: '{image}'\n")
+    assert spec_of(definition, "web")["image"] == expected

@@ -1,0 +1,263 @@
+"""The leader's self-pacing (pure): the AIMD placement budget, and what a budget lets through a round.
+
+``WritePacer`` is driven with injected ``now`` and seeded random signals; ``admit`` and a budgeted
+``IncrementalPlanner`` run on states built through the real FSM.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from p2porch.leader.incremental import IncrementalPlanner
+from p2porch.leader.pacing import PacingLimits, PacingSignals, WritePacer
+from p2porch.leader.scheduling import admit
+from p2porch.model import Node, ServiceSpec, Task, TaskState
+from p2porch.raft import commands as C
+from p2porch.raft.commands import TaskPut
+from p2porch.raft.fsm import apply
+from p2porch.raft.state import EMPTY_STATE, ClusterState
+from p2porch.scheduler import Orchestrator
+from p2porch.scheduler.orchestrator import CreateTask
+
+LATE = PacingSignals(tick_late_s=0.8)
+SLOW = PacingSignals(commit_s=2.5)
+CALM = PacingSignals(tick_late_s=0.05, commit_s=0.02)
+
+
+def test_no_pressure_never_bounds_a_round() -> None:
+    pacer = WritePacer()
+    rng = random.Random(1)
+    for step in range(500):
+        signals = PacingSignals(rng.uniform(0, 0.29), rng.uniform(0, 0.99), rng.randrange(0, 100_000))
+        assert pacer.observe(step * 0.37, signals) is False
+        assert pacer.budget() is None
+    assert pacer.cuts == 0
+
+
+@pytest.mark.parametrize("signal", [LATE, SLOW], ids=["late tick", "slow commit"])
+def test_pressure_cuts_from_what_was_placed_and_at_most_start(signal: PacingSignals) -> None:
+    limits = PacingLimits()
+    big = WritePacer(limits)
+    assert big.observe(10.0, PacingSignals(signal.tick_late_s, signal.commit_s, placed=50_000))
+    assert big.budget() == limits.start  # half of 50,000 is more than the first budget
+    small = WritePacer(limits)
+    assert small.observe(10.0, PacingSignals(signal.tick_late_s, signal.commit_s, placed=900))
+    assert small.budget() == 450
+    idle = WritePacer(limits)  # pressure seen before a round (nothing placed): the first budget
+    assert idle.observe(10.0, signal)
+    assert idle.budget() == limits.start
+
+
+def test_one_cut_per_hold_then_halving_down_to_the_floor() -> None:
+    limits = PacingLimits(start=2000, floor=200, hold_s=1.0)
+    pacer = WritePacer(limits)
+    assert pacer.observe(0.0, LATE)
+    assert not pacer.observe(0.5, LATE)  # the same overload, seen again within hold_s
+    assert pacer.budget() == 2000
+    seen = []
+    for i in range(1, 10):
+        pacer.observe(float(i), LATE)
+        seen.append(pacer.budget())
+    assert seen == [1000, 500, 250, 200, 200, 200, 200, 200, 200]
+
+
+def test_grows_back_with_time_and_turns_off_past_the_ceiling() -> None:
+    limits = PacingLimits(start=2000, floor=200, ceiling=5000, increase_per_s=100.0)
+    pacer = WritePacer(limits)
+    pacer.observe(0.0, LATE)
+    pacer.observe(1.0, LATE)
+    assert pacer.budget() == 1000
+    pacer.observe(3.0, CALM)  # 2 s without pressure: +200
+    assert pacer.budget() == 1200
+    pacer.observe(3.0, CALM)  # no time passed: no growth
+    assert pacer.budget() == 1200
+    pacer.observe(40.0, CALM)  # 37 s more: 4,900, below the ceiling
+    assert pacer.budget() == 4900
+    pacer.observe(41.0, CALM)  # past the ceiling: no bound again
+    assert pacer.budget() is None
+    assert pacer.observe(42.0, LATE) and pacer.budget() == limits.start
+
+
+def test_growth_starts_from_the_last_pressure_not_from_the_last_cut() -> None:
+    pacer = WritePacer(PacingLimits(start=1000, floor=100, increase_per_s=100.0, hold_s=5.0))
+    pacer.observe(0.0, LATE)
+    pacer.observe(4.0, LATE)  # within hold: no cut, but the pressure goes on until 4 s
+    pacer.observe(6.0, CALM)
+    assert pacer.budget() == 1200  # 2 s of calm, not 6
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_signals_keep_the_budget_off_or_at_least_the_floor(seed: int) -> None:
+    rng = random.Random(seed)
+    limits = PacingLimits(
+        floor=rng.choice([1, 50, 200]),
+        start=rng.choice([500, 2000]),
+        ceiling=rng.choice([4000, 20000]),
+        increase_per_s=rng.choice([10.0, 200.0]),
+        hold_s=rng.choice([0.0, 1.0]),
+    )
+    pacer = WritePacer(limits)
+    now = 0.0
+    pressured = False
+    for _ in range(2000):
+        now += rng.expovariate(2.0)
+        signals = PacingSignals(rng.expovariate(6.0), rng.expovariate(3.0), rng.randrange(0, 5000))
+        before = pacer.budget()
+        cut = pacer.observe(now, signals)
+        budget = pacer.budget()
+        pressured |= signals.pressure(limits)
+        assert budget is None or limits.floor <= budget < limits.ceiling
+        if cut:
+            assert signals.pressure(limits)
+            assert budget is not None and (before is None or budget <= max(limits.floor, before))
+        if not signals.pressure(limits) and before is not None:
+            assert budget is None or budget >= before  # calm never lowers it
+    assert pressured and pacer.cuts > 0
+
+
+# --- admit and the budgeted planner --------------------------------------------------------------
+
+
+def run(state: ClusterState, command: C.Command) -> ClusterState:
+    new, result, _ = apply(state, command.encode())
+    assert result["ok"], result
+    return new
+
+
+def cluster(nodes: int, services: dict[str, int]) -> ClusterState:
+    state = run(EMPTY_STATE, C.InitCluster(at=0.0, cluster_id="c0ffee"))
+    for i in range(nodes):
+        record = Node(
+            node_id=f"n{i}",
+            name=f"n{i}",
+            addr=f"10.0.0.{i + 1}",
+            raft_port=7947,
+            gossip_port=7946,
+            role="voter",
+            cpu_nanos=64 * 10**9,
+            memory_bytes=256 << 30,
+        )
+        state = run(state, C.AddNode(at=0.0, node=record))
+    for sid, replicas in services.items():
+        spec = ServiceSpec(name=sid, image="app:1", replicas=replicas)
+        state = run(state, C.CreateService(at=0.0, service_id=sid, spec=spec))
+    return state
+
+
+def create(task_id: str, service_id: str, slot: int) -> CreateTask:
+    return CreateTask(task_id, service_id, slot, None, 1, "h", 0.0)
+
+
+def pending(task_id: str, service_id: str, slot: int) -> Task:
+    return Task(
+        task_id=task_id,
+        service_id=service_id,
+        slot=slot,
+        node_id=None,
+        state=TaskState.PENDING,
+        state_at=0.0,
+        spec_version=1,
+        template_hash="h",
+    )
+
+
+def test_admit_puts_repairs_first_then_waiting_then_new_slots() -> None:
+    held = [pending("old-a1", "a", 1)]  # slot a/1 has a task: its create is a repair
+    waiting = [pending("w-b0", "b", 0), pending("w-b1", "b", 1)]
+    creates = [create("a0", "a", 0), create("a1", "a", 1), create("c0", "c", 0), create("c1", "c", 1)]
+    tasks = held + waiting
+
+    got = admit(creates, waiting, tasks, budget=3)
+    assert [c.task_id for c in got.creates] == ["a1"]  # the repair, in the creates' order
+    assert [t.task_id for t in got.waiting] == ["w-b0", "w-b1"]
+    assert got.deferred == {"a": 1, "c": 2} and got.held_back == 3
+
+    got = admit(creates, waiting, tasks, budget=4)
+    assert [c.task_id for c in got.creates] == ["a0", "a1"]  # order kept
+    assert got.deferred == {"c": 2} and got.held_back == 2
+
+    got = admit(creates, waiting, tasks, budget=0)  # repairs go through whatever the budget
+    assert [c.task_id for c in got.creates] == ["a1"] and got.waiting == []
+    assert got.deferred == {"a": 1, "b": 2, "c": 2} and got.held_back == 5
+
+    got = admit(creates, waiting, tasks, budget=6)
+    assert got.creates == creates and got.waiting == waiting
+    assert got.deferred == {} and got.held_back == 0
+
+
+def placed_by(state: ClusterState, items: list[object]) -> int:
+    return sum(1 for i in items if isinstance(i, TaskPut) and i.task.state == TaskState.ASSIGNED)
+
+
+def commit(state: ClusterState, items: list[object], now: float) -> ClusterState:
+    return run(state, C.PutTasks(at=now, items=tuple(items)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_budgeted_planner_places_budget_per_round_until_every_task_is_placed(seed: int) -> None:
+    rng = random.Random(seed)
+    services = {f"s{i:02d}": rng.randrange(1, 40) for i in range(12)}
+    total = sum(services.values())
+    budget = rng.choice([7, 25, 60])
+    state = cluster(6, services)
+    planner = IncrementalPlanner(Orchestrator(random.Random(seed)))
+    now, rounds = 10.0, 0
+    while True:
+        out = planner.plan(state, now, budget)
+        if out.empty:
+            break
+        placed = placed_by(state, out.items)
+        assert placed == min(budget, total - len(state.tasks))  # the budget, or the rest
+        assert out.held_back <= total - len(state.tasks) - placed
+        state = commit(state, out.items, now)
+        now += 0.5
+        rounds += 1
+        assert rounds < 200
+    assert len(state.tasks) == total
+    assert all(t.node_id is not None for t in state.tasks.values())
+    assert rounds == -(-total // budget)  # full rounds of the budget, never an idle one between
+
+
+def test_without_a_budget_the_planner_places_everything_in_one_round() -> None:
+    state = cluster(6, {"a": 30, "b": 30})
+    out = IncrementalPlanner(Orchestrator(random.Random(1))).plan(state, 10.0)
+    assert placed_by(state, out.items) == 60 and out.held_back == 0 and not out.deferred
+
+
+def test_a_lost_nodes_tasks_are_replaced_before_new_slots_under_a_small_budget() -> None:
+    state = cluster(3, {"old": 9})
+    planner = IncrementalPlanner(Orchestrator(random.Random(3)), full_every_s=1e9)
+    state = commit(state, planner.plan(state, 1.0).items, 1.0)
+    lost = {t.task_id for t in state.tasks.values() if t.node_id == "n0"}
+    assert lost
+    state = run(
+        state, C.UpdateNode(at=2.0, node_id="n0", status="down", node_version=state.nodes["n0"].version)
+    )
+    state = run(
+        state, C.CreateService(at=2.0, service_id="new", spec=ServiceSpec(name="new", image="a", replicas=50))
+    )
+    later = 2.0 + 3600.0  # past the down grace: the lost tasks are replaced
+    out = planner.plan(state, later, len(lost))
+    new_records = [i.task for i in out.items if isinstance(i, TaskPut) and i.task_version == 0]
+    assert {t.service_id for t in new_records} == {"old"}  # every replacement, no new slot
+    assert len(new_records) == len(lost) and out.deferred == {"new": 50}
+
+
+def test_a_bounded_round_plans_only_the_deferred_services_its_budget_can_use() -> None:
+    state = cluster(8, {f"s{i:02d}": 30 for i in range(40)})
+    planner = IncrementalPlanner(Orchestrator(random.Random(9)), full_every_s=1e9)
+    out = planner.plan(state, 1.0, 25)  # the first round is full: every service, 25 placed
+    assert planner.last_scope == 40 and len(out.deferred) == 40
+    now, scopes = 1.0, []
+    while not out.empty:
+        state = commit(state, out.items, now)
+        now += 0.5
+        out = planner.plan(state, now, 25)
+        scopes.append(planner.last_scope)
+    assert len(state.tasks) == 1200 and all(t.node_id for t in state.tasks.values())
+    # each round: the one or two services placed last round (changed) and those whose turn it is
+    assert max(scopes) <= 4
+    out = IncrementalPlanner(Orchestrator(random.Random(9))).plan(cluster(8, {"a": 5}), 1.0)
+    assert not out.deferred
