@@ -191,3 +191,26 @@ def test_a_dropped_leader_connection_brings_the_deadline_back_to_the_configured_
     clock.now += 0.05
     so._SyncObj__onNodeDisconnected(TCPNode(b.id))  # the leader's process died: its connection closed
     assert so._SyncObj__raftElectionDeadline - clock.now <= 1.4
+
+
+def test_a_deadline_passing_inside_pysyncobjs_tick_starts_no_election_without_a_pre_vote(voter: Any) -> None:
+    so, (a, b), sent, clock = voter
+    del so._SyncObj__connectedToAnyone  # pysyncobj's own check (through the mixin's gate)
+    so._SyncObj__connectedNodes.update({a, b})
+    term = slow_leader(so, b, clock, 0.1)
+    so._SyncObj__raftElectionDeadline = clock.now + 0.01  # not due when our check runs
+    timer = so._SyncObj__raftLog.onOneSecondTimer
+
+    def slow_timer() -> None:  # the journal's one-second fsync, seconds long under load
+        clock.now += 2.0
+        timer()
+
+    so._SyncObj__raftLog.onOneSecondTimer = slow_timer
+    so._onTick(0.0)
+    assert so._SyncObj__raftCurrentTerm == term
+    assert not any(m["type"] == "request_vote" for _, m in sent)
+    so._SyncObj__raftLog.onOneSecondTimer = timer
+    before = len(sent)
+    so._onTick(0.0)  # the next tick sees the deadline passed: a pre-vote first, as always
+    assert so._SyncObj__raftCurrentTerm == term
+    assert [m["type"] for _, m in sent[before:] if m["type"] in (PRE_VOTE, "request_vote")] == [PRE_VOTE] * 2
