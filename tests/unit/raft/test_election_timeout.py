@@ -214,3 +214,16 @@ def test_a_deadline_passing_inside_pysyncobjs_tick_starts_no_election_without_a_
     so._onTick(0.0)  # the next tick sees the deadline passed: a pre-vote first, as always
     assert so._SyncObj__raftCurrentTerm == term
     assert [m["type"] for _, m in sent[before:] if m["type"] in (PRE_VOTE, "request_vote")] == [PRE_VOTE] * 2
+
+
+def test_a_deposed_leader_heard_again_in_its_old_term_was_slow_not_dead(voter: Any) -> None:
+    so, (a, b), sent, clock = voter
+    term = slow_leader(so, b, clock, 0.1)  # b leads
+    so._SyncObj__setCurrentTerm(term + 1, None)  # we voted in a later term (a's campaign)
+    clock.now += 1.5
+    so._SyncObj__onMessageReceived(b, heartbeat(term))  # b's process resumed: its round of the old term
+    assert so._election_timeout.samples == 11 and so._election_timeout.minimum(clock.now) > 1.5
+    so._SyncObj__onMessageReceived(a, heartbeat(term + 1))  # the new leader: its gaps start here
+    clock.now += 0.1
+    so._SyncObj__onMessageReceived(b, heartbeat(term))  # the old leader again: no longer the one followed
+    assert so._election_timeout.leader == (a, term + 1) and so._election_timeout.samples == 11
