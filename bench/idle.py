@@ -57,6 +57,7 @@ def proc_sample(pid: int) -> dict[str, Any]:
         pass
     threads: dict[str, int] = {}
     thread_cpu: dict[str, float] = {}
+    names: dict[str, str] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             status = (task / "status").read_text()
@@ -64,6 +65,8 @@ def proc_sample(pid: int) -> dict[str, Any]:
         except OSError:
             continue
         thread_cpu[task.name] = (int(stat[11]) + int(stat[12])) / TICKS
+        # the thread's name (comm): trio names a worker thread after its job
+        names[task.name] = status.split("\n", 1)[0].removeprefix("Name:").strip()
         # a voluntary switch is a sleep that ended: one wakeup
         voluntary = [line for line in status.splitlines() if line.startswith("voluntary_ctxt_switches:")]
         threads[task.name] = int(voluntary[0].split()[1]) if voluntary else 0
@@ -74,6 +77,7 @@ def proc_sample(pid: int) -> dict[str, Any]:
         "pss_mb": pss_kb / 1024,
         "threads": threads,
         "thread_cpu_s": thread_cpu,
+        "thread_names": names,
         "at": time.monotonic(),
     }
 
@@ -103,6 +107,9 @@ def idle_cost(pids: dict[str, int], seconds: float) -> dict[str, Any]:
             "wakeups_per_s": round(sum(wakeups.values()), 1),
             "wakeups_per_s_by_thread": dict(sorted(wakeups.items(), key=lambda kv: -kv[1])[:6]),
             "cpu_pct_by_thread": dict(sorted(thread_pct.items(), key=lambda kv: -kv[1])[:6]),
+            "thread_names": {
+                tid: end["thread_names"].get(tid, "?") for tid in sorted(end["threads"], key=int)
+            },
         }
     cpu = [p["cpu_pct_of_core"] for p in per.values()]
     rss = [p["rss_mb"] for p in per.values()]
@@ -161,7 +168,7 @@ def strace_wakeups(pid: int, seconds: float) -> dict[str, Any]:
     strace = shutil.which("strace")
     if strace is None:
         return {"error": "strace not installed"}
-    calls = "epoll_wait,epoll_pwait,poll,ppoll,select,pselect6,futex,clock_nanosleep,nanosleep,recvfrom"
+    calls = "epoll_wait,epoll_pwait,poll,ppoll,select,pselect6,futex,clock_nanosleep,nanosleep,recvfrom,prctl"
     with tempfile.NamedTemporaryFile("r", prefix="p2sc-strace-") as out:
         proc = subprocess.Popen(
             [strace, "-f", "-qq", "-e", f"trace={calls}", "-o", out.name, "-p", str(pid)],
@@ -172,12 +179,18 @@ def strace_wakeups(pid: int, seconds: float) -> dict[str, Any]:
         proc.terminate()
         proc.wait(timeout=10)
         counts: dict[str, int] = {}
+        jobs: dict[str, int] = {}  # a trio worker thread names itself after each job it runs (prctl)
         for line in out.read().splitlines():
             match = re.match(r"^(\d+)\s+(\w+)\(", line)
             if match and "resumed" not in line:
                 key = f"{match.group(1)}:{match.group(2)}"
                 counts[key] = counts.get(key, 0) + 1
-    return {k: round(v / seconds, 1) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:12]}
+                named = re.search(r'PR_SET_NAME, "([^"]*)"', line)
+                if named:
+                    job = f"{match.group(1)}:{named.group(1)}"
+                    jobs[job] = jobs.get(job, 0) + 1
+    out_counts = {k: round(v / seconds, 1) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:12]}
+    return {**out_counts, "thread_names_set": dict(sorted(jobs.items(), key=lambda kv: -kv[1])[:20])}
 
 
 def read_profiles(profile_dir: str, daemons: dict[str, int]) -> dict[str, Any]:

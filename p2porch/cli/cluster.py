@@ -26,6 +26,7 @@ from .util import (
     command,
     emit,
     local_client_for,
+    positive_seconds,
     wants_json,
 )
 
@@ -35,7 +36,7 @@ def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     status = command(sub, common, "status", "Node, cluster, nodes and services at a glance", cmd_status)
     status.add_argument("--watch", "-w", action="store_true", help="refresh until interrupted")
     status.add_argument(
-        "--interval", type=float, default=2.0, metavar="S", help="refresh period (default 2 s)"
+        "--interval", type=positive_seconds, default=2.0, metavar="S", help="refresh period (default 2 s)"
     )
     init = command(sub, common, "init", "Create a cluster on this node and print the join command", cmd_init)
     add_node_options(init)
@@ -315,6 +316,7 @@ def _form_cluster(args: argparse.Namespace, path: str, render: Callable[[Any], s
     """init/join: through a running daemon, a new background daemon, or in the foreground."""
     body = _cluster_body(args)
     if args.foreground:
+        _refuse_what_the_daemon_would(body)
         import trio
 
         from ..daemon import Daemon
@@ -338,10 +340,30 @@ def _form_cluster(args: argparse.Namespace, path: str, render: Callable[[Any], s
     try:  # one request when the daemon runs (no separate "is it up?" round trip first)
         result = local_client_for(args).post(path, body)
     except DaemonUnreachable:  # nothing listens: the request was not sent, so sending it again is safe
+        _refuse_what_the_daemon_would(body)
         _start_background_daemon(args)
         result = local_client_for(args).post(path, body)
     emit(args, result, render)
     return EXIT_OK
+
+
+def _refuse_what_the_daemon_would(body: dict[str, Any]) -> None:
+    """Before a daemon is started for init/join: what the daemon would refuse at once (a malformed
+    token or PEER, a bad --cluster-cidr, --domain, --name or --label) is refused here, so it leaves no
+    daemon and no data dir behind."""
+    from ..errors import AuthError, ConfigError
+    from ..membership.join_checks import check_api_body
+    from ..membership.peer import split_peer
+    from ..membership.token import parse_token
+
+    check_api_body(body)  # ConfigError naming the flag: exit 2
+    try:
+        if "peer" in body:
+            split_peer(str(body["peer"]), 7948)
+        if "token" in body:
+            parse_token(str(body["token"]))
+    except (AuthError, ConfigError) as exc:
+        raise UsageError(exc.message, field=exc.field) from exc
 
 
 def _with_join_command(result: dict[str, Any], config: Any) -> dict[str, Any]:

@@ -119,9 +119,22 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
     from ..daemon import Daemon
     from ..logs import setup_logging
+    from ..memtrace import dump_on_signal, start_from_env
     from ..wakeups import profiler_from_env
 
     config = load_daemon_config(args)
     setup_logging(config.log.format, config.log.level)
-    trio.run(Daemon(config, pid_file=args.pid_file).run, instruments=profiler_from_env())
+    daemon = Daemon(config, pid_file=args.pid_file)
+    snapshot_path = start_from_env()  # debug aid (memtrace.py): None unless P2PORCH_TRACEMALLOC is set
+
+    async def run_with_snapshots() -> None:
+        assert snapshot_path is not None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(dump_on_signal, snapshot_path)
+            await daemon.run()
+            nursery.cancel_scope.cancel()
+
+    # without the debug aid, no nursery: the daemon's own errors (ConfigError, ...) reach main() as they are,
+    # not wrapped in an ExceptionGroup
+    trio.run(daemon.run if snapshot_path is None else run_with_snapshots, instruments=profiler_from_env())
     return EXIT_OK

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..errors import NotFoundError, P2POrchError
+from .util import positive_seconds
 
 POLL_S = 0.5
 MAX_FAILURES = 3
@@ -54,6 +55,7 @@ class Assessment:
     failure: str | None
     lines: tuple[str, ...]
     summary: str
+    keys: tuple[str, ...] = ()  # the task id of each line: two tasks of one slot are two lines
 
 
 def _task_line(t: dict[str, Any], total: int) -> str:
@@ -105,8 +107,12 @@ def assess(
         for i in failed - watch.baseline
         if any(t.get("id") == i and t.get("up_to_date") is not False for t in tasks)
     }
-    total = max(desired, len(active))
-    lines = tuple(_task_line(t, total) for t in sorted(active, key=lambda t: t.get("slot") or 0))
+    # "slot/replicas" as Docker shows it: a start-first update's second task of a slot adds no slot
+    slots = [v for v in (t.get("slot") for t in active) if isinstance(v, int)]
+    total = max([desired, *slots]) if len(slots) == len(active) else max(desired, len(active))
+    shown = sorted(active, key=lambda t: (t.get("slot") or 0, t.get("up_to_date") is not False))
+    lines = tuple(_task_line(t, total) for t in shown)
+    keys = tuple(str(t.get("id")) for t in shown)
     ready = [
         t
         for t in active
@@ -119,7 +125,7 @@ def assess(
         reason = (
             next((t.get("error") for t in tasks if t.get("error")), "") or "a task of the new spec failed"
         )
-        return Assessment(False, f"update paused: {reason}", lines, summary)
+        return Assessment(False, f"update paused: {reason}", lines, summary, keys)
     if int(view.get("version") or 0) != watch.version and _user_spec(view) == watch.spec:
         watch.version = int(view.get("version") or 0)  # leader bookkeeping (e.g. a rebalance finished)
     if int(view.get("version") or 0) != watch.version:
@@ -129,14 +135,15 @@ def assess(
             "rolled back after a failure, or updated by someone else",
             lines,
             summary,
+            keys,
         )
     if len(watch.failed_ids) >= MAX_FAILURES:
         ours = [t for t in tasks if str(t.get("id")) in watch.failed_ids]
         reason = _failure_of(max(ours, key=lambda t: t.get("state_at") or 0), True) if ours else ""
         reason = reason or "no reason given"
-        return Assessment(False, f"{len(watch.failed_ids)} tasks failed: {reason}", lines, summary)
+        return Assessment(False, f"{len(watch.failed_ids)} tasks failed: {reason}", lines, summary, keys)
     if view.get("mode") == "global" and not active and elapsed_s < GLOBAL_GRACE_S:
-        return Assessment(False, None, lines, summary)
+        return Assessment(False, None, lines, summary, keys)
     finished = (
         {t.get("slot") for t in tasks if t.get("state") == "complete" and t.get("up_to_date") is not False}
         if restart.get("condition", "any") != "any"
@@ -151,7 +158,7 @@ def assess(
         and not view.get("moving")
         and (int(view.get("running") or 0) == desired or bool(finished))
     )
-    return Assessment(converged, None, lines, summary)
+    return Assessment(converged, None, lines, summary, keys)
 
 
 class ProgressPrinter:
@@ -174,11 +181,11 @@ class ProgressPrinter:
             self.out.write("\n".join(text) + "\n")
             self._drawn = len(text)
         else:
-            for line in (assessment.summary, *assessment.lines):
-                key = f"{name}:{line.split(':', 1)[0]}"
-                if self._seen.get(key) != line:
-                    self._seen[key] = line
-                    self.out.write(f"{line}\n" if line == assessment.summary else f"  {line}\n")
+            keys = assessment.keys or tuple(line.split(":", 1)[0] for line in assessment.lines)
+            for key, line in ((":summary", assessment.summary), *zip(keys, assessment.lines, strict=True)):
+                if self._seen.get(f"{name}:{key}") != line:
+                    self._seen[f"{name}:{key}"] = line
+                    self.out.write(f"{line}\n" if key == ":summary" else f"  {line}\n")
         self.out.flush()
 
     def finish(self, text: str) -> None:
@@ -242,7 +249,7 @@ def add_wait_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="wait without showing progress")
     p.add_argument(
         "--converge-timeout",
-        type=float,
+        type=positive_seconds,
         default=DEFAULT_TIMEOUT_S,
         metavar="S",
         help=f"give up waiting after S seconds (default {DEFAULT_TIMEOUT_S:.0f}; the change stays)",

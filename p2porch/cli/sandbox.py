@@ -26,6 +26,10 @@ def add_sandbox_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Network namespaces with their own dockerd and p2porch daemon",
     )
     sandbox.add_argument("--name", default="p2s", help="sandbox name, prefix of its namespaces (default p2s)")
+    # `sandbox down --name X` as well as `sandbox --name X down`, as the global options go either side
+    named = Parser(add_help=False, parents=[common])
+    named.add_argument("--name", default=argparse.SUPPRESS, help="sandbox name (default p2s)")
+    common = named
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION", parser_class=Parser)
     sandbox_sub.required = True
     up = sandbox_sub.add_parser("up", parents=[common], help="Create or complete the sandbox")
@@ -55,7 +59,7 @@ def add_sandbox_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         type=round_trip_ms,
         metavar="MS",
         help="raft.rtt_ms of every daemon in the sandbox, kept in its state (default: 250 above 20 hosts, "
-        "else 0, the LAN timing; see docs/sandbox.md)",
+        'else 0, the LAN timing; see README.md, "Big sandboxes")',
     )
     up.set_defaults(func=cmd_sandbox_up)
     for action, helptext in (("cut", "Cut a site off the WAN"), ("heal", "Reconnect a site to the WAN")):
@@ -134,7 +138,7 @@ def cmd_sandbox_up(args: argparse.Namespace) -> int:
 
 
 def _crowded_note(sandbox: Any, hosts: int, up_s: float) -> str:
-    """What ``up`` did, and what a crowded sandbox does differently (docs/sandbox.md)."""
+    """What ``up`` did, and what a crowded sandbox does differently (README.md, "Big sandboxes")."""
     from ..sandbox.pacing import is_crowded
 
     note = f"{hosts} hosts up in {up_s:.0f} s"
@@ -201,7 +205,8 @@ def cmd_sandbox_ls(args: argparse.Namespace) -> int:
 
     def render(rows: list[dict[str, Any]]) -> str:
         if not rows:
-            return f"sandbox {sandbox.name} has no nodes (create them with `p2porch sandbox up`)"
+            named = "" if sandbox.name == "p2s" else f" --name {sandbox.name}"
+            return f"sandbox {sandbox.name} has no nodes (create them with `p2porch sandbox{named} up`)"
         return table(
             ["node", "netns", "address", "public", "dockerd", "daemon", "containers", "P2PORCH_HOST"],
             [

@@ -26,7 +26,7 @@ from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_describe import describe_service
 from .service_rows import TASK_COLUMNS, service_row, task_row
 from .stats import add_service_stats
-from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
+from .util import EXIT_OK, UsageError, client_for, emit, non_negative_int, noun_actions, table, wants_json
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
 FLAG_OF_FIELD = {
@@ -366,7 +366,14 @@ SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
 
 
 def cmd_service_create(args: argparse.Namespace) -> int:
-    spec = _validated(spec_changes(args))
+    changes = spec_changes(args)
+    if "replicas" in changes and str(changes.get("mode", "")).startswith("global"):
+        raise UsageError(  # as Docker: not silently one task per node instead of the count asked for
+            f"--replicas: a {changes['mode']} service runs one task per node; --replicas is for "
+            "replicated and replicated-job services",
+            field="--replicas",
+        )
+    spec = _validated(changes)
     client = client_for(args)
     service = client.post("/services", spec)
     emit(args, service, lambda s: s["id"])
@@ -439,13 +446,16 @@ def cmd_service_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_service_scale(args: argparse.Namespace) -> int:
-    client = client_for(args)
-    results = []
-    for item in args.scales:
+    wanted = []
+    for item in args.scales:  # every pair checked before the first is sent: all or nothing on bad input
         name, sep, count = item.partition("=")
-        if not sep or not count.isdigit():
+        if not name or not sep or not count.lstrip("-").isdigit():
             raise UsageError(f"scale: {item!r} is not SERVICE=REPLICAS", field="SERVICE=REPLICAS")
-        results.append(client.post(f"/services/{name}/scale", {"replicas": int(count)}))
+        if int(count) < 0:
+            raise UsageError(f"scale: {item!r}: replicas must be 0 or more", field="SERVICE=REPLICAS")
+        wanted.append((name, int(count)))
+    client = client_for(args)
+    results = [client.post(f"/services/{name}/scale", {"replicas": count}) for name, count in wanted]
     emit(args, results, lambda rows: "\n".join(f"{r['name']} scaled to {r['desired']}" for r in rows))
     wait_after(args, client, _watches(results))
     return EXIT_OK
@@ -549,7 +559,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     logs = action("logs", "Show the logs of every task of a service, from every node", cmd_service_logs)
     logs.add_argument("service", metavar="SERVICE")
     logs.add_argument("--follow", "-f", action="store_true", help="keep streaming new lines")
-    logs.add_argument("--tail", type=int, metavar="N", help="only the last N lines of each task")
+    logs.add_argument("--tail", type=non_negative_int, metavar="N", help="only the last N lines of each task")
     logs.add_argument(
         "--container", "-c", metavar="NAME", help="a task group's sidecar or init container (default: main)"
     )

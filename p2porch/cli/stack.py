@@ -26,7 +26,7 @@ from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_rows import TASK_COLUMNS, task_row
-from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table, wants_json
+from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, positive_seconds, table, wants_json
 
 STACK_COLUMNS = ["name", "services", "tasks"]
 WAIT_POLL_S = 1.0
@@ -281,7 +281,7 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     deploy.add_argument(
         "--wait-timeout",
-        type=float,
+        type=positive_seconds,
         default=300.0,
         metavar="SECONDS",
         help="how long to wait for depends_on conditions between creation waves (default 300)",

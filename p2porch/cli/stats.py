@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..model import format_bytes
-from .util import EXIT_OK, client_for, emit, table, wants_json
+from .util import EXIT_OK, client_for, emit, positive_seconds, table, wants_json
 
 __all__ = ["add_node_stats", "add_service_stats", "autoscale_lines", "usage_cells"]
 
@@ -123,7 +123,9 @@ def cmd_node_stats(args: argparse.Namespace) -> int:
 
 def _stats_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--watch", "-w", action="store_true", help="refresh until interrupted")
-    p.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="--watch refresh period")
+    p.add_argument(
+        "--interval", type=positive_seconds, default=2.0, metavar="SECONDS", help="--watch refresh period"
+    )
 
 
 def add_service_stats(service_action: Any) -> None:

@@ -19,6 +19,7 @@ from ..raft.fsm_networks import users_of
 from ..stack.names import STACK_LABEL, check_stack_name, service_name, stack_membership
 from ..stack.networks import StackNetwork
 from .network_ops import NetworkOps
+from .secret_ops import resolve_file_refs
 from .service_ops import ServiceOps
 
 if TYPE_CHECKING:
@@ -150,9 +151,10 @@ class StackOps:
 
         Raises ConflictError if a service name is taken by a service outside this stack."""
         current = {v["name"]: v for v in self.services.list_all()}
+        state = self.services.manager.snapshot()
         steps = []
         for service in definition.services:
-            self.services.check_ports(ServiceSpec.from_dict(service.spec))  # before anything is written
+            spec = self.services.check_ports(ServiceSpec.from_dict(service.spec))  # before any write
             view = current.get(service.name)
             if view is None:
                 steps.append(
@@ -167,7 +169,10 @@ class StackOps:
                     f"belongs to {owner}",
                     field=f"services.{service.short_name}",
                 )
-            action = UNCHANGED if canonical_spec(view["spec"]) == service.spec else UPDATED
+            # compared as it would be stored: a secret/config reference the file leaves unpinned is
+            # stored with the object's current version (a new value rolls the service by itself)
+            wanted = resolve_file_refs(state, spec).to_dict()
+            action = UNCHANGED if canonical_spec(view["spec"]) == wanted else UPDATED
             steps.append(
                 {"name": service.name, "short": service.short_name, "action": action, "id": view["id"]}
             )

@@ -34,6 +34,7 @@ from .handshake import SessionKey
 from .join_service import JoinService, MemberHandler, StreamHandler, request_join
 from .keys import keys_from_text, new_cluster_keys, new_node_key, unb64
 from .localstate import LocalClusterState
+from .peer import split_peer
 from .recovery import recover_refusal
 from .runtime import MemberRuntime, MemberService
 from .token import JoinToken, new_token, parse_token
@@ -398,10 +399,7 @@ class ClusterManager:
             peer = str(body.get("peer") or "")
             if not peer:
                 raise ConfigError("join needs PEER[:PORT]", field="PEER")
-            host, _, port_text = peer.partition(":")
-            if port_text and not port_text.isdigit():
-                raise ConfigError(f"PEER {peer!r}: port must be a number", field="PEER")
-            port = int(port_text) if port_text else self.join_port
+            host, port = split_peer(peer, self.join_port)
             token = parse_token(str(body.get("token") or ""))
             self._discard_unfinished_join(token.cluster_id)
             self._refuse_if_member()

@@ -100,6 +100,7 @@ class FlowStats:
     rewound_entries: int = 0
     rewinds_kept: int = 0  # of those, undone (the entries were still in flight)
     largest_buffered: int = 0  # ever (not reset by take)
+    held_ever: int = 0  # follower-rounds without new entries, ever (not reset by take)
     kernel_queued: dict[str, int] = field(default_factory=dict)  # the socket send queues, sampled
 
     def saw(self, kind: str, buffered: int, inflight: int) -> None:
@@ -110,6 +111,7 @@ class FlowStats:
     def held_back(self, kind: str) -> None:
         """A follower of ``kind`` got no new entries this round (over a bound, or the round was late)."""
         self.held[kind] = self.held.get(kind, 0) + 1
+        self.held_ever += 1
 
     def rewound(self, entries: int, kept: bool) -> None:
         self.rewinds += 1

@@ -53,6 +53,7 @@ class QuietReplicaRounds:
     flow_limits: FlowLimits | None = None  # None: pysyncobj's unbounded pipelining (flow.py)
     _flow_stats: FlowStats | None = None
     _flow_logged_at = 0.0
+    flow_samples = 0  # rounds whose followers were read (tests, benchmarks)
     _round_cap: int | None = None  # the log end pysyncobj's round sees for the node it serves now
     _flow_broken: set[Any]  # followers whose connection dropped since their last answer (host sets it)
     _SyncObj__otherNodes: set[Any]
@@ -191,16 +192,22 @@ class QuietReplicaRounds:
         return int(struct.unpack("i", raw)[0])
 
     def _observe_flow(self, now: float) -> None:
-        """After a round: each connected follower's buffer and unacknowledged entries (flow.py)."""
+        """After a round: each connected follower's buffer and unacknowledged entries (flow.py). An idle
+        leader (the pacer's notion: its rounds are heartbeats) reads them only for the log line, every
+        ``FLOW_LOG_EVERY_S``, not at each of its ~5 rounds a second."""
         stats = self.flow_stats
         stats.rounds += 1
-        nexts, matches = self._SyncObj__raftNextIndex, self._SyncObj__raftMatchIndex
-        for node in self._SyncObj__connectedNodes:
-            if node not in nexts:
-                continue
-            inflight = inflight_entries(nexts[node], matches.get(node, 0))
-            stats.saw(self._kind(node), self._buffered(node), inflight)
-        if now - self._flow_logged_at >= FLOW_LOG_EVERY_S:
+        log_due = now - self._flow_logged_at >= FLOW_LOG_EVERY_S
+        pacer = self.round_pacer
+        if log_due or pacer is None or not pacer.idle(now):
+            self.flow_samples += 1
+            nexts, matches = self._SyncObj__raftNextIndex, self._SyncObj__raftMatchIndex
+            for node in self._SyncObj__connectedNodes:
+                if node not in nexts:
+                    continue
+                inflight = inflight_entries(nexts[node], matches.get(node, 0))
+                stats.saw(self._kind(node), self._buffered(node), inflight)
+        if log_due:
             self._flow_logged_at = now
             for node in self._SyncObj__connectedNodes:  # the kernel's send queues, once per log line
                 kind = self._kind(node)

@@ -51,34 +51,45 @@ class TickPacer:
             return self.idle_period_s
         return max(self.busy_period_s, min(self.idle_period_s, until_timer))
 
+    def idle(self, now: float) -> bool:
+        """No work seen within ``linger_s`` (a proposal, a moved commit index): the idle rounds' notion."""
+        return now - self.last_work_at >= self.linger_s
+
     def round_period(self, now: float, busy_s: float, idle_s: float, lagging: bool = False) -> float:
         """The leader's next append round in: ``busy_s`` (the heartbeat) while work was seen within
         ``linger_s`` (a proposal, a moved commit index) or a connected peer still ``lagging`` (entries or
         a snapshot the last round had no time to send: a catching-up node gets them every heartbeat),
         else ``idle_s`` (never shorter than ``busy_s``). Proposals do not wait for either: pysyncobj
         sends their entries at once (no append batching)."""
-        if lagging or now - self.last_work_at < self.linger_s:
+        if lagging or not self.idle(now):
             return busy_s
         return max(busy_s, idle_s)
 
 
+#: a late tick older than this no longer counts (a follower's lateness must not cap the leadership it
+#: wins minutes later; a leader reads it every round, far more often)
+LATENESS_WINDOW_S = 10.0
+
+
 class TickLateness:
     """How late the Raft thread's ticks ran: the largest gap between two ticks beyond the period the first
-    had set for itself (its poll's timeout), since the last :meth:`take`. The Raft thread calls
-    :meth:`tick`, the leader loop :meth:`take` (its self-pacing, ``leader/pacing.py``); a lost update
-    between the two threads costs one sample, never a wrong one. No clock: ``now`` is given."""
+    had set for itself (its poll's timeout), since the last :meth:`take` and within the last
+    ``LATENESS_WINDOW_S`` (once the largest is older, the next tick's lateness replaces it). The Raft
+    thread calls :meth:`tick`, the leader loop :meth:`take` (its self-pacing, ``leader/pacing.py``); a
+    lost update between the two threads costs one sample, never a wrong one. No clock: ``now`` is given."""
 
     def __init__(self) -> None:
         self._at: float | None = None
         self._period = 0.0
         self._late = 0.0
+        self._late_at = 0.0
 
     def tick(self, now: float, period: float) -> None:
         """A tick ran at ``now`` and set ``period`` for the next one."""
         if self._at is not None:
             late = now - self._at - self._period
-            if late > self._late:
-                self._late = late
+            if late > self._late or now - self._late_at > LATENESS_WINDOW_S:
+                self._late, self._late_at = late, now
         self._at, self._period = now, period
 
     def take(self) -> float:

@@ -437,8 +437,13 @@ class Orchestrator:
                 and not winner.health_starting
                 and well_placed(winner)
             ):
-                for t in live[1:]:
-                    why = f"moved to {t.move_to} (rebalance)" if moving(t) else "superseded"
+                for t in live[1:]:  # the reason `service ps` shows for the one replaced
+                    if moving(t):
+                        why = f"moved to {t.move_to} (rebalance)"
+                    elif ctx.node_fate(t.node_id) == "drain":
+                        why = "node drained"  # as the replacement's reason and a job's (jobs.py)
+                    else:
+                        why = "superseded"
                     ctx.out.actions.append(ShutdownTask(t.task_id, why))
             elif pin is None and not any(well_placed(t) for t in live):
                 # drained node, constraint no longer met, or a rebalance: start the replacement first

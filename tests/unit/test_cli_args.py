@@ -21,6 +21,16 @@ def run_cli(capsys, argv):
         (["sandbox", "up", "--raft-rtt-ms", "1001"], "--raft-rtt-ms"),
         (["daemon", "--log-format", "xml"], "--log-format"),
         (["status", "--bogus"], "--bogus"),
+        (["status", "--watch", "--interval", "-1"], "--interval"),  # was time.sleep's ValueError traceback
+        (["status", "--watch", "--interval", "0"], "--interval"),
+        (["service", "stats", "--watch", "--interval", "nan"], "--interval"),
+        (["node", "stats", "--watch", "--interval", "-2"], "--interval"),
+        (["service", "logs", "web", "--tail", "-5"], "--tail"),
+        (["service", "scale", "web=2", "--converge-timeout", "-1"], "--converge-timeout"),
+        (
+            ["stack", "deploy", "-c", "x.yml", "s", "--wait-timeout", "inf"],
+            "--wait-timeout",
+        ),  # was sent: the daemon sliced lines[5:]
         (["nosuchcommand"], "nosuchcommand"),
     ],
 )
@@ -132,3 +142,90 @@ def test_health_timings_without_a_command_say_what_is_missing(capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "--health-cmd" in err and "only tune it" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["join", "10.0.0.1", "--token", "bad"], "must start with 'P2PT-'"),
+        (["join", "10.0.0.1", "--token", "P2PT-1-nothex-short"], "expected P2PT-1-"),
+        (["join", "10.0.0.1:99999", "--token", "P2PT-1-" + "0" * 16 + "-" + "A" * 43], "1 to 65535"),
+        (["join", "10.0.0.1:x", "--token", "P2PT-1-" + "0" * 16 + "-" + "A" * 43], "PEER"),
+        (["init", "--token", "P2PT-2"], "expected P2PT-1-"),
+        (["init", "--cluster-cidr", "10.0.0.0/33"], "--cluster-cidr"),
+        (["init", "--domain", "bad domain"], "--domain"),
+    ],
+)
+def test_a_malformed_token_or_peer_starts_no_daemon(capsys, monkeypatch, tmp_path, argv, named):
+    # README: "a wrong or malformed token is refused with a clear message and nothing is written"; on a
+    # machine with no daemon yet, init/join start one: not for input the daemon would refuse at once
+    from p2porch.cli import cluster
+
+    started: list[object] = []
+    monkeypatch.setattr(cluster, "_start_background_daemon", started.append)
+    code = main(["--host", f"unix://{tmp_path}/none.sock", *argv, "--data-dir", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert (code, started) == (2, [])
+    assert named in err and "Traceback" not in err
+    assert not (tmp_path / "d").exists()
+
+
+def test_split_peer_takes_host_and_an_optional_port_in_range():
+    from p2porch.errors import ConfigError
+    from p2porch.membership.peer import split_peer
+
+    assert split_peer("10.0.0.1", 7948) == ("10.0.0.1", 7948)
+    assert split_peer("10.0.0.1:17948", 7948) == ("10.0.0.1", 17948)
+    for bad in ("10.0.0.1:0", "10.0.0.1:65536", "10.0.0.1:", ":7948", "10.0.0.1:80a"):
+        with pytest.raises(ConfigError) as info:
+            split_peer(bad, 7948)
+        assert info.value.field == "PEER"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sandbox", "--name", "p2wq", "down"],
+        ["sandbox", "down", "--name", "p2wq"],  # as a user types it: the options after the action too
+        ["sandbox", "--name", "other", "down", "--name", "p2wq"],  # the later one wins
+    ],
+)
+def test_the_sandbox_name_goes_before_or_after_the_action(argv):
+    args = build_parser().parse_args(argv)
+    assert (args.name, args.sandbox_command) == ("p2wq", "down")
+    assert build_parser().parse_args(["sandbox", "ls"]).name == "p2s"
+
+
+def test_an_empty_named_sandbox_says_how_to_create_that_one(capsys):
+    assert main(["sandbox", "ls", "--name", "p2wq"]) == 0
+    assert "`p2porch sandbox --name p2wq up`" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["global", "global-job"])
+def test_replicas_with_a_global_mode_is_refused_not_ignored(capsys, tmp_path, mode):
+    argv = ["--host", f"unix://{tmp_path}/none.sock", "service", "create", "--name", "a", "--mode", mode]
+    code = main([*argv, "--replicas", "3", "img"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("p2porch: error: --replicas: ") and mode in err
+    assert main([*argv, "img"]) == 1  # without --replicas it goes on (to the missing daemon)
+    assert "cannot reach the p2porch daemon" in capsys.readouterr().err
+
+
+def test_service_scale_checks_every_pair_before_sending_any(capsys, monkeypatch):
+    from p2porch.cli import service
+
+    sent: list[str] = []
+
+    class Client:
+        def post(self, path, body):
+            sent.append(path)
+            return {"name": path.split("/")[2], "desired": body["replicas"], "version": 1}
+
+    monkeypatch.setattr(service, "client_for", lambda args: Client())
+    assert main(["service", "scale", "web=3", "api=-2"]) == 2
+    assert "'api=-2': replicas must be 0 or more" in capsys.readouterr().err
+    assert main(["service", "scale", "web=3", "api"]) == 2
+    assert "'api' is not SERVICE=REPLICAS" in capsys.readouterr().err
+    assert sent == []  # web was not scaled ahead of the bad pair
+    assert main(["service", "scale", "-d", "web=3", "api=0"]) == 0
+    assert sent == ["/services/web/scale", "/services/api/scale"]

@@ -181,3 +181,29 @@ def test_jobs_and_removed_services_are_not_waited_for():
     assert waits_for(view())
     assert not waits_for(view(mode="replicated-job")) and not waits_for(view(mode="global-job"))
     assert not waits_for({"name": "web", "version": None, "removed": True})
+
+
+def test_a_start_first_update_counts_slots_not_tasks_and_prints_each_task_once_per_change():
+    # 3 replicas, slot 1 has its old task and the new one: lines say "1/3" (not "1/4"), and the two
+    # tasks of one slot no longer overwrite each other's "seen" line (each poll printed both again)
+    old = task(1, tid="old1", up_to_date=False)
+    polls = [
+        (
+            view(desired=3, running=3),
+            [task(1, "starting"), old, task(2, tid="o2", up_to_date=False), task(3)],
+        ),
+        (
+            view(desired=3, running=3),
+            [task(1, "starting"), old, task(2, tid="o2", up_to_date=False), task(3)],
+        ),
+        (view(desired=3, running=3), [task(1), old, task(2, tid="o2", up_to_date=False), task(3)]),
+        (view(desired=3, running=3), [task(1), task(2), task(3)]),
+    ]
+    out = io.StringIO()
+    wait_for_services(
+        FakeClient(polls), [Watch("web", 7)], printer=ProgressPrinter(out), sleep=lambda s: None
+    )
+    text = out.getvalue()
+    assert "/4:" not in text and "1/3: starting" in text
+    assert text.count("1/3: running (old spec)") == 1 and text.count("2/3: running (old spec)") == 1
+    assert text.rstrip().endswith("web: converged")

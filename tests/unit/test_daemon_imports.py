@@ -24,6 +24,7 @@ cli_main = importlib.import_module("p2porch.cli.main")  # the package's ``main``
 #: given as text), zoneinfo (the first cron job), unittest's runner (pyroute2 wants unittest.mock only),
 #: html's entity table (starlette's error page escapes only).
 NOT_AT_START = (
+    "tracemalloc",  # p2porch.memtrace's debug aid imports it only when its variable is set
     "prometheus_client",
     "p2porch.promclient",
     "decimal",

@@ -84,4 +84,4 @@ def test_stats_keep_maxima_per_kind_until_taken() -> None:
         "voters: buffered max 10 B, in flight max 7, held 1" in text
         and "rewinds 1 (4 entries, 1 kept)" in text
     )
-    assert not stats.busy() and stats.largest_buffered == 10
+    assert not stats.busy() and stats.largest_buffered == 10 and stats.held_ever == 1  # kept past take()

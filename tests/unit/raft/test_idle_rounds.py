@@ -98,3 +98,27 @@ def test_the_idle_period_fits_two_and_a_half_times_in_the_shortest_election_time
         timing = timing_for_rtt(rtt_s)
         assert timing.idle_heartbeat_s == pytest.approx(2 * timing.heartbeat_s)
         assert 2.5 * timing.idle_heartbeat_s == pytest.approx(timing.election_min_s)
+
+
+def test_an_idle_leader_reads_its_followers_buffers_only_for_the_flow_log_line() -> None:
+    pacer = TickPacer(busy_period_s=0.005, idle_period_s=0.5, linger_s=1.0)
+    leader = _Leader(pacer, idle_round_s=0.2)
+    for _ in range(10):  # idle: the first round logs (and so reads), the next nine within 5 s do not
+        _round(leader)
+    assert (leader.rounds_sent, leader.flow_samples) == (10, 1)
+    assert leader.flow_stats.rounds == 9  # every round is counted (the first log line took its own)
+    leader._flow_logged_at -= 5.0  # the next log line is due: it reads them once more
+    _round(leader)
+    assert leader.flow_samples == 2
+    pacer.work(time.monotonic())  # busy (a proposal): every round reads them again
+    for _ in range(3):
+        _round(leader)
+    assert leader.flow_samples == 5
+    assert leader.flow_stats.max_inflight == {"voter": 0, "replica": 0}  # what was read is still counted
+
+
+def test_without_a_pacer_every_round_reads_its_followers_buffers() -> None:
+    leader = _Leader(None, idle_round_s=0.2)
+    for _ in range(4):
+        _round(leader)
+    assert leader.flow_samples == 4

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from p2porch.raft.pacer import TIMER_SLACK_S, TickPacer
+import pytest
+
+from p2porch.raft.pacer import LATENESS_WINDOW_S, TIMER_SLACK_S, TickLateness, TickPacer
 
 
 def test_idle_until_work_then_busy_for_the_linger_then_idle_again() -> None:
@@ -52,3 +54,36 @@ def test_the_leader_rounds_at_the_heartbeat_while_busy_and_at_the_idle_period_on
     # an idle period shorter than the heartbeat (or 0: the setting off) never speeds rounds up
     assert pacer.round_period(9.0, busy_s=0.1, idle_s=0.05) == 0.1
     assert pacer.round_period(9.0, busy_s=0.1, idle_s=0.0) == 0.1
+
+
+def test_idle_is_no_work_within_the_linger() -> None:
+    pacer = TickPacer(busy_period_s=0.005, idle_period_s=0.5, linger_s=1.0)
+    assert pacer.idle(0.0)  # nothing seen yet
+    pacer.work(10.0)
+    assert not pacer.idle(10.5)
+    assert pacer.idle(11.0)
+    pacer.period(12.0, commit_index=3, last_applied=3, in_flight=False)  # a moved commit index is work
+    assert not pacer.idle(12.9) and pacer.idle(13.0)
+
+
+def test_tick_lateness_is_the_largest_since_the_last_take() -> None:
+    lateness = TickLateness()
+    lateness.tick(0.0, 0.1)
+    lateness.tick(0.6, 0.1)  # 0.5 s late
+    lateness.tick(0.8, 0.1)  # 0.1 s late
+    assert lateness.take() == pytest.approx(0.5)
+    assert lateness.take() == 0.0
+    lateness.tick(0.9, 0.1)  # on time
+    assert lateness.take() == pytest.approx(0.0)
+
+
+def test_a_late_tick_outside_the_window_no_longer_counts() -> None:
+    """A follower's late tick long ago must not cap the leadership it wins later."""
+    lateness = TickLateness()
+    lateness.tick(0.0, 0.1)
+    lateness.tick(2.1, 0.1)  # 2 s late, never taken (a follower: nobody reads it)
+    now = 2.1
+    while now < 2.1 + LATENESS_WINDOW_S + 1.0:  # punctual ticks
+        now += 0.1
+        lateness.tick(now, 0.1)
+    assert lateness.take() < 0.01

@@ -157,7 +157,7 @@ def test_drain_starts_replacement_before_stopping_old() -> None:
     assert r2.actions == []  # replacement not running yet: the old one keeps serving
     started = dataclasses.replace(pending, node_id="n3", state="running", state_at=7.0, started_at=7.0)
     r3 = orch().reconcile(services, [*tasks, started], nodes, now=8.0)
-    assert r3.actions == [ShutdownTask("t2-n2", "superseded")]
+    assert r3.actions == [ShutdownTask("t2-n2", "node drained")]  # service ps: why it stopped
 
 
 def test_changed_constraint_moves_tasks_off_nodes_that_no_longer_match() -> None:

@@ -84,6 +84,44 @@ async def test_redeploy_of_the_same_file_writes_nothing(ops, manager):
     assert (manager.state.version, manager.commands) == before
 
 
+WITH_OBJECTS = """
+services:
+  api:
+    image: p2porch/busybox:latest
+    command: sleep 1d
+    secrets: [db_password]
+    configs:
+      - source: app_conf
+        target: /etc/app.conf
+secrets:
+  db_password: {file: pw.txt}
+configs:
+  app_conf: {content: "port=80"}
+"""
+
+
+async def put_object(manager, kind: str, name: str, version: int) -> None:
+    await manager.write(
+        C.PutSecret(
+            at=0.0, kind=kind, name=name, object_id="0" * 16, secret_version=version,
+            sealed=b"ciphertext", digest="d", size=10,
+        ).encode()
+    )  # fmt: skip
+
+
+async def test_redeploy_of_a_service_using_secrets_and_configs_writes_nothing(ops, manager):
+    # the stored spec carries each unpinned reference's resolved version (1), the file none (0): that is
+    # not a change (it was "updated" on every redeploy, and by the second wave of a depends_on deploy)
+    await put_object(manager, "secret", "shop-db_password", 1)
+    await put_object(manager, "config", "shop-app_conf", 1)
+    first = await deploy(ops, "shop", WITH_OBJECTS, {"pw.txt": "pw"})
+    assert actions(first) == {"shop-api": "created"}
+    before = (manager.state.version, list(manager.commands))
+    again = await deploy(ops, "shop", WITH_OBJECTS, {"pw.txt": "pw"})
+    assert actions(again) == {"shop-api": "unchanged"}
+    assert (manager.state.version, manager.commands) == before
+
+
 async def test_redeploy_updates_only_the_changed_service(ops, manager):
     first = await deploy(ops, "shop", COMPOSE, FILES)
     versions = {s["name"]: s["version"] for s in first["services"]}

@@ -1,0 +1,86 @@
+"""The opt-in heap tracing aid (p2porch/memtrace.py): off without its variable, a loadable snapshot on
+SIGUSR2 with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from p2porch.memtrace import ENV_FRAMES, ENV_PATH, dump_on_signal, start_from_env
+
+
+def test_nothing_is_traced_without_the_variable() -> None:
+    assert start_from_env({}) is None
+    assert start_from_env({ENV_PATH: ""}) is None
+
+
+def test_a_snapshot_is_written_on_sigusr2_and_holds_what_was_allocated(tmp_path: Path) -> None:
+    was_tracing = tracemalloc.is_tracing()
+    path = start_from_env({ENV_PATH: str(tmp_path / "heap-{pid}.snap"), ENV_FRAMES: "2"})
+    try:
+        assert path == str(tmp_path / f"heap-{os.getpid()}.snap")
+        assert tracemalloc.is_tracing() and tracemalloc.get_traceback_limit() >= 1
+        kept = [bytearray(1000) for _ in range(200)]  # ~200 KB allocated on this line
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(dump_on_signal, path)
+                await trio.sleep(0.05)  # the receiver is installed
+                os.kill(os.getpid(), signal.SIGUSR2)
+                with trio.fail_after(10):
+                    while not os.path.exists(path):
+                        await trio.sleep(0.01)
+                nursery.cancel_scope.cancel()
+
+        trio.run(main)
+        snapshot = tracemalloc.Snapshot.load(path)
+        here = [s for s in snapshot.statistics("filename") if s.traceback[0].filename == __file__]
+        assert here and here[0].size >= 200 * 1000
+        assert not os.path.exists(f"{path}.tmp")
+        del kept
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+
+
+def test_the_daemon_command_runs_the_daemon_and_ends_with_it(monkeypatch: Any, tmp_path: Path) -> None:
+    """``p2porch daemon`` with the variable: the snapshot task runs beside the daemon and stops with it."""
+    import argparse
+    import types
+
+    import p2porch.cli.daemon as cli_daemon
+    import p2porch.daemon
+    import p2porch.logs
+
+    ran: list[str] = []
+
+    class _Daemon:
+        def __init__(self, config: Any, pid_file: Any = None) -> None:
+            pass
+
+        async def run(self) -> None:
+            await trio.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGUSR2)  # the snapshot task answers while the daemon runs
+            with trio.fail_after(10):
+                while not list(tmp_path.glob("*.snap")):
+                    await trio.sleep(0.01)
+            ran.append("daemon")
+
+    config = types.SimpleNamespace(log=types.SimpleNamespace(format="text", level="info"))
+    monkeypatch.setattr(p2porch.daemon, "Daemon", _Daemon)
+    monkeypatch.setattr(cli_daemon, "load_daemon_config", lambda args: config)
+    monkeypatch.setattr(p2porch.logs, "setup_logging", lambda *a: None)
+    monkeypatch.setenv(ENV_PATH, str(tmp_path / "d-{pid}.snap"))
+    was_tracing = tracemalloc.is_tracing()
+    try:
+        assert cli_daemon.cmd_daemon(argparse.Namespace(pid_file=None)) == 0
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    assert ran == ["daemon"]
+    assert (tmp_path / f"d-{os.getpid()}.snap").exists()
