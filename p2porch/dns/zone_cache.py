@@ -7,13 +7,17 @@ paid by every node on every burst of commits. ``ZoneCompiler.compile`` gives the
 fragments. Fragments own disjoint names except empty non-terminals (a stack's ``<stack>`` label under
 several ``<short>.<stack>`` aliases) and PTR names of shared addresses (an alias answers its service's
 tasks); those merge as the full compile would build them. Any other collision (a service named ``ns``
-or like an alias's stack label) falls back to ``compile_zone``. Never mutates a fragment once cached.
+or like an alias's stack label) falls back to ``compile_zone``. A service whose entries changed is
+patched per entry that came or went (``zone_patch.ServiceIndex``: entries told apart by identity, as
+``ZoneBuilder`` keeps an unchanged task's entry object), not compiled again, unless more entries changed
+than it holds or it cannot be indexed. Never mutates a fragment's records once cached (its index moves to
+the fragment that replaces it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from p2porch.errors import ConfigError
 
@@ -29,6 +33,10 @@ from .zone import (
     name_maker,
     to_labels,
 )
+from .zone_patch import ServiceIndex
+
+#: a patch replacing more entries than this (or than the service holds) compiles the service whole
+_PATCH_MIN = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +47,8 @@ class _Fragment:
     empty: dict[Labels, NameRecords]  # its empty names (ancestors, empty non-terminals: shared)
     reverse: dict[Labels, NameRecords]
     skipped: tuple[str, ...]
+    index: ServiceIndex | None = None  # None: compiled by compile_service, not patchable
+    ids: dict[int, TaskEntry] | None = None  # id(entry) -> entry, for an indexed fragment
 
 
 def _empty(rec: NameRecords) -> bool:
@@ -52,6 +62,7 @@ class ZoneCompiler:
         self._fragments: dict[str, _Fragment] = {}
         self._context: tuple[str, str] = ("", "")  # (domain, local_site) the fragments were built for
         self.compiled_services = 0  # services compiled by the last call (0: every fragment reused)
+        self.patched_services = 0  # services patched per changed entry by the last call
         self.full_compiles = 0  # calls that fell back to compile_zone (collisions)
         # ((domain, nameservers), nodes, base names, skipped) of the last compile_base
         self._base: (
@@ -67,11 +78,15 @@ class ZoneCompiler:
         context = (zone.domain, zone.local_site)
         old = self._fragments if context == self._context else {}
         fragments: dict[str, _Fragment] = {}
-        self.compiled_services = 0
+        self.compiled_services = self.patched_services = 0
         for service in sorted(zone.services):
             entries, vip = zone.services[service], zone.vips.get(service, "")
             frag = old.get(service)
-            if frag is None or frag.vip != vip or not (frag.entries is entries or frag.entries == entries):
+            if frag is not None and frag.vip == vip and frag.entries is not entries:
+                frag = self._patch(frag, entries)
+            elif frag is not None and frag.vip != vip:
+                frag = None
+            if frag is None:
                 frag = self._compile_one(zone, service, domain, entries, vip)
                 self.compiled_services += 1
             fragments[service] = frag
@@ -82,10 +97,38 @@ class ZoneCompiler:
             return compile_zone(zone)
         return merged
 
+    def _patch(self, frag: _Fragment, entries: Sequence[TaskEntry]) -> _Fragment | None:
+        """``frag`` for ``entries`` (the same service, VIP and context): kept when equal, patched per
+        entry that came or went when indexed; None: compile it whole."""
+        if frag.index is None or frag.ids is None:
+            return replace(frag, entries=entries) if frag.entries == entries else None
+        ids = dict(zip(map(id, entries), entries, strict=True))
+        if len(ids) != len(entries):
+            return None  # one entry object twice: told apart by identity no longer
+        gone = [frag.ids[i] for i in frag.ids.keys() - ids.keys()]
+        came = [ids[i] for i in ids.keys() - frag.ids.keys()]
+        if not gone and not came:
+            return replace(frag, entries=entries, ids=ids)
+        if len(gone) + len(came) > max(_PATCH_MIN, len(entries)):
+            # equal by value: the records stay, the index (filed by the old entries' ids) goes
+            return replace(frag, entries=entries, index=None, ids=None) if frag.entries == entries else None
+        patched = frag.index.patch(gone, came, frag.full, frag.reverse)
+        if patched is None:
+            return None
+        full, empty, reverse = patched
+        self.patched_services += 1
+        return _Fragment(entries, frag.vip, full, empty, reverse, (), frag.index, ids)
+
     @staticmethod
     def _compile_one(
         zone: ZoneData, service: str, domain: Labels, entries: Sequence[TaskEntry], vip: str
     ) -> _Fragment:
+        ids = dict(zip(map(id, entries), entries, strict=True))
+        # an entry object listed twice cannot be told apart by identity: compiled, not indexed
+        built = ServiceIndex.build(zone, service, domain, entries, vip) if len(ids) == len(entries) else None
+        if built is not None:
+            index, named, unnamed, pointers = built
+            return _Fragment(entries, vip, named, unnamed, pointers, (), index, ids)
         names: dict[Labels, NameRecords] = {}
         reverse: dict[Labels, NameRecords] = {}
         skipped: list[str] = []

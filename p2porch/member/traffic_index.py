@@ -5,10 +5,12 @@ changes touched (pure).
 backends: running, healthy tasks on live nodes); at 20,000-100,000 tasks that is tens to hundreds of
 milliseconds per burst on every node. ``TrafficIndex.update(state, unreachable, changes)`` returns what
 ``traffic_inputs`` returns (property test against it) from the ``Change`` records the store streamed
-since the previous call: only the services whose tasks or record changed get their backends again, in
-the order of ``state.tasks`` (a per-service index kept in insertion order, as the FSM keeps the task
-map). A reset, a node change, another unreachable set, or changes that do not lead exactly to
-``state.version`` recompute everything. Never reads a clock or does I/O.
+since the previous call: a changed task's backend is made again (or dropped) in its place, and the
+backends of its service are taken again from the kept ones, in the order of ``state.tasks`` (a
+per-service index kept in insertion order, as the FSM keeps the task map) without walking the service's
+other tasks (issue 19: a burst of reports touches most services, a few tasks each). A changed service
+record makes its tasks' backends again. A reset, a node change, another unreachable set, or changes that
+do not lead exactly to ``state.version`` recompute everything. Never reads a clock or does I/O.
 """
 
 from __future__ import annotations
@@ -37,30 +39,48 @@ class TrafficIndex:
         self._state: ClusterState | None = None
         self._unreachable: frozenset[str] = frozenset()
         self._live: frozenset[str] = frozenset()
-        self._tasks: dict[str, dict[str, None]] = {}  # service id -> its task ids, in state.tasks order
+        # service id -> its task ids in state.tasks order, each with its backend (None: not one)
+        self._tasks: dict[str, dict[str, Backend | None]] = {}
         self._service_of: dict[str, str] = {}  # task id -> service id it is filed under
         self._backends: dict[str, tuple[Backend, ...]] = {}
         self.full_rebuilds = 0
-        self.rebuilt_services = 0  # services whose backends the last update recomputed
+        self.rebuilt_services = 0  # services whose backends the last update took again
+        self.remade_tasks = 0  # tasks whose backend the last update made again
 
     def update(
         self, state: ClusterState, unreachable: frozenset[str] = frozenset(), changes: Iterable[Change] = ()
     ) -> Inputs:
         """The inputs for ``state``, given every change applied since the previous call's state."""
         batch = list(changes)
-        dirty = self._dirty(state, unreachable, batch)
-        if dirty is None:
+        found = self._dirty(state, unreachable, batch)
+        if found is None:
             self._rebuild(state, unreachable)
         else:
             self._state = state
-            for service_id in dirty:
-                self._backends[service_id] = self._service_backends(state, service_id)
-            self.rebuilt_services = len(dirty)
+            dirty, changed = found
+            remade = 0
+            for service_id in dirty:  # a changed service record: every task of it again
+                tasks = self._tasks.get(service_id, {})
+                for task_id in tasks:
+                    tasks[task_id] = self._backend(state, task_id)
+                remade += len(tasks)
+            touched = set(dirty)
+            for task_id in changed:
+                filed = self._service_of.get(task_id)
+                if filed is not None and filed not in dirty:
+                    self._tasks[filed][task_id] = self._backend(state, task_id)
+                    touched.add(filed)
+                    remade += 1
+            for service_id in touched:  # a Backend is never falsy: filter(None) drops the Nones (in C)
+                self._backends[service_id] = tuple(filter(None, self._tasks.get(service_id, {}).values()))
+            self.rebuilt_services, self.remade_tasks = len(touched), remade
         return traffic_of(state, self.node_id, self._backends)
 
     def _dirty(
         self, state: ClusterState, unreachable: frozenset[str], changes: list[Change]
-    ) -> set[str] | None:
+    ) -> tuple[set[str], set[str]] | None:
+        """(services whose record changed, tasks that changed), the task index brought up to date; None:
+        recompute everything."""
         old = self._state
         if old is None or unreachable != self._unreachable:
             return None
@@ -69,28 +89,30 @@ class TrafficIndex:
         ):
             return None
         dirty: set[str] = set()
+        changed: set[str] = set()
         for change in changes:
             if change.kind in _FULL:
                 return None
             if change.kind == "service":
                 dirty.add(change.key)
             elif change.kind == "task":
-                self._refile(change, dirty)
-        return dirty
+                changed.add(change.key)
+                self._refile(change, changed)
+        return dirty, changed
 
-    def _refile(self, change: Change, dirty: set[str]) -> None:
+    def _refile(self, change: Change, changed: set[str]) -> None:
         task_id = change.key
         before = self._service_of.get(task_id)
         after = change.record.service_id if change.op == "put" and change.record is not None else None
         if before is not None and before != after:
             self._tasks.get(before, {}).pop(task_id, None)
             del self._service_of[task_id]
-            dirty.add(before)
-        if after is not None:
-            if before != after:
-                self._tasks.setdefault(after, {})[task_id] = None
-                self._service_of[task_id] = after
-            dirty.add(after)
+            # its backends without it (an emptied service keeps its entry: an empty tuple, as a rebuild
+            # of a service with no task leaves none)
+            self._backends[before] = tuple(filter(None, self._tasks.get(before, {}).values()))
+        if after is not None and before != after:
+            self._tasks.setdefault(after, {})[task_id] = None
+            self._service_of[task_id] = after
 
     def _rebuild(self, state: ClusterState, unreachable: frozenset[str]) -> None:
         self.full_rebuilds += 1
@@ -101,14 +123,14 @@ class TrafficIndex:
             self._tasks.setdefault(task.service_id, {})[task_id] = None
             self._service_of[task_id] = task.service_id
         self._backends = {}
-        for service_id in self._tasks:
-            self._backends[service_id] = self._service_backends(state, service_id)
-        self.rebuilt_services = len(self._tasks)
+        for service_id, tasks in self._tasks.items():
+            for task_id in tasks:
+                tasks[task_id] = self._backend(state, task_id)
+            self._backends[service_id] = tuple(filter(None, tasks.values()))
+        self.rebuilt_services, self.remade_tasks = len(self._tasks), len(self._service_of)
 
-    def _service_backends(self, state: ClusterState, service_id: str) -> tuple[Backend, ...]:
-        out = []
-        for task_id in self._tasks.get(service_id, ()):
-            task = state.tasks.get(task_id)
-            if task is not None and is_backend(task, self._live):
-                out.append(Backend(task.address, task.node_id == self.node_id))
-        return tuple(out)
+    def _backend(self, state: ClusterState, task_id: str) -> Backend | None:
+        task = state.tasks.get(task_id)
+        if task is not None and is_backend(task, self._live):
+            return Backend(task.address, task.node_id == self.node_id)
+        return None

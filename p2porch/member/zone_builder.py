@@ -8,9 +8,11 @@ changed get new task entries; the others keep the very same list objects, which 
 ``ZoneCompiler`` reuse their compiled names without comparing them. A reset, a node whose region
 label or down status changed, or changes that do not lead exactly to ``state.version`` rebuild everything.
 Within a changed service, a task's entry is made again only when its record (by identity) or the
-service's ports changed, and an unchanged list of entries is the previous list object (issue 19: a burst
-of reports touches most services, rarely what their names answer). Owns its task index (service id ->
-task ids) and those entries; never reads a clock or does I/O.
+service's ports changed, and kept as the previous object when equal to it (a report that changed only a
+message); an unchanged list of entries is the previous list object (issue 19: a burst of reports touches
+most services, rarely what their names answer), and a changed list holds the same objects for the
+unchanged tasks, which lets the compilers patch a service per entry that came or went. Owns its task
+index (service id -> task ids) and those entries; never reads a clock or does I/O.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ class ZoneBuilder:
                 entries.append(have[2])
             else:
                 entry = task_entry(state, t, ports)
+                if have is not None and have[2] == entry:
+                    entry = have[2]  # a report that changed nothing DNS answers: the same object
                 made[t.task_id] = (t, ports, entry)
                 entries.append(entry)
         if (

@@ -212,10 +212,13 @@ class QuietReplicaRounds:
             for node in self._SyncObj__connectedNodes:  # the kernel's send queues, once per log line
                 kind = self._kind(node)
                 stats.kernel_queued[kind] = max(stats.kernel_queued.get(kind, 0), self._kernel_queued(node))
+            syncs = getattr(self._SyncObj__raftLog, "sync_stats", None)  # the durable journal's
             if stats.busy():  # an idle leader logs nothing
-                log.info("raft flow: %s", stats.take())
+                log.info("raft flow: %s; %s", stats.take(), "no journal" if syncs is None else syncs.take())
             else:
                 stats.take()
+                if syncs is not None:
+                    syncs.take()
 
     # A follower's answer that moved its next index back (pysyncobj: to the follower's log end, so the
     # next round re-sends every entry still in flight): counted here (bridge.py calls it).

@@ -6,7 +6,11 @@ interface (``add``, ``clear``, ``deleteEntriesFrom``, ``deleteEntriesTo``, index
 commit-index accessors) with plain appends and ``fdatasync`` before every method returns (a follower
 taking one message of many entries syncs once for them all, before it answers: ``syncs_deferred``),
 so an entry is on disk before pysyncobj can acknowledge it to a leader or count it towards a commit, and
-``currentTerm``/``votedFor`` are on disk before a vote leaves the node. Records carry a CRC so a torn
+``currentTerm``/``votedFor`` are on disk before a vote leaves the node (``<path>.meta``, fsynced and
+renamed). The commit index, volatile state in Raft, has its own file ``<path>.commit`` written in place
+with no sync (a stale, torn or missing one only makes the node learn it again: docs/raft.md). A failed
+write or sync fails the journal for good (:class:`JournalFailedError`): after it nothing reads the
+entries, so none that may not be on disk is acknowledged or counted. Records carry a CRC so a torn
 tail left by a crash (an incomplete or corrupt *last* record) is cut off on open; a corrupt record
 with intact data after it is not a crash artefact, so opening stops with :class:`JournalCorruptError`
 naming the file and offset instead of dropping entries that may be acknowledged (docs/raft.md says
@@ -18,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +38,28 @@ _HEADER = struct.Struct("<IIQQ")  # command length, crc32, index, term
 
 class JournalCorruptError(RaftError):
     """A journal record before the last one fails its checksum: the node must not start on it."""
+
+
+class JournalFailedError(RaftError):
+    """A write or sync of the journal failed: its entries may not be on disk, so it is not used again
+    (a retried fsync can report success for pages the kernel already dropped); restart the node."""
+
+
+_COMMIT = struct.Struct("<QI")  # commit index, crc32 of its 8 bytes
+
+
+def pack_commit_index(index: int) -> bytes:
+    """The commit-index file's content: the index and its checksum (a torn write fails the check)."""
+    raw = struct.pack("<Q", index)
+    return raw + struct.pack("<I", zlib.crc32(raw))
+
+
+def unpack_commit_index(data: bytes) -> int | None:
+    """The index in a commit-index file, or None when it is missing, short or torn."""
+    if len(data) != _COMMIT.size:
+        return None
+    index, crc = _COMMIT.unpack(data)
+    return int(index) if zlib.crc32(data[:8]) == crc else None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -83,10 +110,12 @@ def _record(command: bytes, idx: int, term: int) -> bytes:
 
 
 class DurableJournal:
-    """Append-only, fdatasync'ed entry log plus a small meta file (term, vote, commit index).
+    """Append-only, fdatasync'ed entry log, a meta file (term, vote) and a commit-index file.
 
-    Owns the files ``<path>`` and ``<path>.meta``; entries are also kept in memory as
-    ``(command, index, term)`` tuples, as pysyncobj expects.
+    Owns the files ``<path>``, ``<path>.meta`` and ``<path>.commit``; entries are also kept in memory as
+    ``(command, index, term)`` tuples, as pysyncobj expects. It never stores a commit index before the
+    entries up to it are synced (pysyncobj sets it only for entries already added, and every sync
+    happens before the tick that stores it), and never lets a torn commit-index file touch term/vote.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -96,11 +125,21 @@ class DurableJournal:
         self._offsets: list[int] = []  # file offset where each entry's record starts
         self.torn_bytes_dropped = 0
         self.syncs = 0
+        self._commit_path = self._path.with_name(self._path.name + ".commit")
         self._meta: dict[str, Any] = self._load_meta()
-        self._meta_dirty = False
+        # journals written before the commit-index file kept it in the meta file: read it once from there
+        legacy = self._meta.pop("commit_index", None)
         self._deferring = False  # inside syncs_deferred(): add() leaves the fdatasync to its end
         self._unsynced = False
+        self._failed: BaseException | None = None
+        self.sync_stats = SyncStats()
+        self._created = False
         self._fd = self._open_and_load()
+        self._commit_fd, stored = self._open_commit()
+        if self._created:  # a new journal (its directory was wiped): an old commit index means nothing
+            stored = legacy = None
+        self._commit_index = stored if stored is not None else int(legacy if legacy is not None else 1)
+        self._commit_stored = stored
 
     # --- loading ---------------------------------------------------------------------------------
 
@@ -114,12 +153,17 @@ class DurableJournal:
             raise ValueError(f"{self._meta_path}: bad journal meta")
         return meta
 
+    def _open_commit(self) -> tuple[int, int | None]:
+        fd = os.open(self._commit_path, os.O_RDWR | os.O_CREAT, 0o600)
+        return fd, unpack_commit_index(os.pread(fd, _COMMIT.size + 1, 0))
+
     def _open_and_load(self) -> int:
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         data = b""
         with open(fd, "rb", closefd=False) as f:
             data = f.read()
         if not data:
+            self._created = True
             os.write(fd, MAGIC)
             os.fsync(fd)
             _fsync_dir(self._path.parent)
@@ -156,12 +200,16 @@ class DurableJournal:
     # --- pysyncobj journal interface -------------------------------------------------------------
 
     def add(self, command: bytes, idx: int, term: int) -> None:
+        self._check()
         command = bytes(command)
-        offset = os.lseek(self._fd, 0, os.SEEK_END)
-        record = _record(command, idx, term)
-        view = memoryview(record)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        try:
+            offset = os.lseek(self._fd, 0, os.SEEK_END)
+            view = memoryview(_record(command, idx, term))
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            raise self._fail(exc) from exc
+        self.sync_stats.added()
         if self._deferring:
             self._unsynced = True
         else:
@@ -183,16 +231,19 @@ class DurableJournal:
 
     def sync_deferred(self) -> None:
         """Make the entries added since the last fdatasync durable (nothing to do: no syscall)."""
+        self._check()
         if self._unsynced:
             self._sync()
 
     def clear(self) -> None:
+        self._check()
         self._entries = []
         self._offsets = []
         os.ftruncate(self._fd, len(MAGIC))
         self._sync()
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 (pysyncobj's name)
+        self._check()
         if entryFrom >= len(self._entries):
             return
         os.ftruncate(self._fd, self._offsets[entryFrom])
@@ -201,6 +252,7 @@ class DurableJournal:
         del self._offsets[entryFrom:]
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
+        self._check()
         keep = self._entries[entryTo:]
         tmp = self._path.with_name(self._path.name + ".compact")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -228,28 +280,34 @@ class DurableJournal:
         self._offsets = offsets
 
     def __getitem__(self, item: Any) -> Any:
+        if self._failed is not None:  # pysyncobj reads its log index here before it counts a commit
+            self._check()
         return self._entries[item]
 
     def __len__(self) -> int:
+        self._check()
         return len(self._entries)
 
     def _destroy(self) -> None:
-        self.onOneSecondTimer()
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = -1
+        if self._failed is None:
+            with contextlib.suppress(OSError):  # a clean stop leaves the commit index on disk
+                self._store_commit_index()
+                os.fdatasync(self._commit_fd)
+        for name in ("_fd", "_commit_fd"):
+            fd = getattr(self, name, -1)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                setattr(self, name, -1)
 
     def flush(self) -> None:
         self._sync()
 
     def setRaftCommitIndex(self, raftCommitIndex: int) -> None:  # noqa: N802
-        if self._meta.get("commit_index") != raftCommitIndex:
-            self._meta["commit_index"] = raftCommitIndex
-            self._meta_dirty = True
+        self._commit_index = raftCommitIndex  # stored by the next onOneSecondTimer
 
     def getRaftCommitIndex(self) -> int:  # noqa: N802
-        return int(self._meta.get("commit_index", 1))
+        return self._commit_index
 
     def setCurrentTerm(self, term: int, votedForNodeId: str | None) -> None:  # noqa: N802, N803
         # Raft: term and vote must be durable before any message reflecting them is sent.
@@ -265,8 +323,13 @@ class DurableJournal:
         return None if voted is None else str(voted)
 
     def onOneSecondTimer(self) -> None:  # noqa: N802
-        if self._meta_dirty:
-            self._store_meta()
+        """Store the commit index if it changed: one 12-byte write into the page cache, no sync (Raft
+        thread). pysyncobj calls this at the start of a tick, so every entry up to the index was synced
+        in an earlier tick (docs/raft.md, "The leader's syncs and the commit index on disk"). A failed
+        write is tried again a second later: a missing value costs only learning it again."""
+        if self._commit_index != self._commit_stored and self._failed is None:
+            with contextlib.suppress(OSError):
+                self._store_commit_index()
 
     # --- a replica's lowered term (journal_start.py says why) --------------------------------------
 
@@ -303,9 +366,56 @@ class DurableJournal:
 
     def _store_meta(self) -> None:
         write_file_atomic(self._meta_path, msgpack.packb(self._meta, use_bin_type=True))
-        self._meta_dirty = False
+
+    def _store_commit_index(self) -> None:
+        index = self._commit_index
+        if os.pwrite(self._commit_fd, pack_commit_index(index), 0) != _COMMIT.size:
+            raise OSError(f"{self._commit_path}: short write")
+        self._commit_stored = index
+
+    def _check(self) -> None:
+        if self._failed is not None:
+            raise JournalFailedError(f"{self._path}: a write or sync failed earlier ({self._failed})")
+
+    def _fail(self, exc: BaseException) -> JournalFailedError:
+        self._failed = exc
+        return JournalFailedError(f"{self._path}: {exc}; the journal is not used again, restart the node")
 
     def _sync(self) -> None:
-        os.fdatasync(self._fd)
+        self._check()
+        started = time.monotonic()
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            raise self._fail(exc) from exc
+        self.sync_stats.synced(time.monotonic() - started)
         self._unsynced = False
         self.syncs += 1
+
+
+class SyncStats:
+    """Counters of one journal's appends and fdatasyncs, taken (and reset) by the leader's flow log."""
+
+    def __init__(self) -> None:
+        self.adds = self.syncs = self.unsynced = self.max_batch = 0
+        self.sync_s = self.max_sync_s = 0.0
+
+    def added(self) -> None:
+        self.adds += 1
+        self.unsynced += 1
+
+    def synced(self, seconds: float) -> None:
+        self.syncs += 1
+        self.sync_s += seconds
+        self.max_sync_s = max(self.max_sync_s, seconds)
+        self.max_batch = max(self.max_batch, self.unsynced)
+        self.unsynced = 0
+
+    def take(self) -> str:
+        text = (
+            f"journal adds {self.adds}, fdatasyncs {self.syncs} (at most {self.max_batch} entries in one; "
+            f"{self.sync_s:.3f} s in all, longest {self.max_sync_s:.3f} s)"
+        )
+        self.adds = self.syncs = self.max_batch = 0
+        self.sync_s = self.max_sync_s = 0.0
+        return text

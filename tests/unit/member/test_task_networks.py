@@ -193,3 +193,33 @@ def test_incremental_traffic_inputs_equal_the_full_walk(seed: int) -> None:
         assert inputs == traffic_inputs(world.state, "n1", unreachable)
         partial_updates += index.rebuilt_services < len(world.state.services)
     assert partial_updates > 50  # the incremental path was exercised
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_traffic_backends_follow_health_toggles_per_task(seed: int) -> None:
+    world = World(seed)
+    for _ in range(120):  # services with tasks, some running
+        world.step()
+    index = TrafficIndex("n1")
+    index.update(world.state, frozenset(), world.take_changes())
+    per_task = 0
+    for _ in range(150):
+        toggled: set[str] = set()
+        if world.rng.random() < 0.15:
+            world.step()  # now and then anything else
+        else:
+            for tid in world.rng.sample(sorted(world.state.tasks), min(4, len(world.state.tasks))):
+                task = world.state.tasks[tid]
+                health = world.rng.choice([TaskHealth.HEALTHY, TaskHealth.UNHEALTHY, TaskHealth.STARTING])
+                address = task.address or world.address(task)
+                report = C.TaskStatusReport(
+                    tid, state=TaskState.RUNNING, state_at=3.0, address=address, health=health
+                )
+                world.apply(C.ReportTaskStates(at=3.0, node_id=task.node_id or "", reports=(report,)))
+                toggled.add(tid)
+        changes = world.take_changes()
+        assert index.update(world.state, frozenset(), changes) == traffic_inputs(world.state, "n1")
+        if toggled and {c.kind for c in changes} == {"task"}:
+            assert index.remade_tasks <= len(toggled)  # the changed tasks only, not their services
+            per_task += 1
+    assert per_task > 80  # (a node change in a step recomputes everything: full_rebuilds > 1)

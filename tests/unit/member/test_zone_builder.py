@@ -143,3 +143,62 @@ def test_changes_that_do_not_reach_the_state_rebuild_everything() -> None:
     world.step()
     zone = builder.update(world.state, world.take_changes()[-1:][:0])
     assert zone == dns_zone(world.state) and builder.full_rebuilds == 2
+
+
+class Toggling(World):
+    """Services of 10-30 running tasks whose reports mostly flip health (STARTING -> RUNNING answers)."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        for name in ("web", "db", "shop-api", "cache"):
+            self.apply(C.CreateService(at=2.0, service_id=f"s-{name}", spec=self.spec(name)))
+            for _ in range(self.rng.randint(10, 30)):
+                self.next_task += 1
+                node = self.rng.choice(sorted(self.state.nodes))
+                task = Task(f"t{self.next_task}", f"s-{name}", self.rng.randint(1, 12), node_id=node)
+                self.apply(C.PutTasks(at=2.0, items=(TaskPut(task, task_version=0),)))
+                self.report(
+                    task.task_id,
+                    TaskHealth.STARTING,
+                    f"10.240.{self.next_task // 200}.{self.next_task % 200 + 2}",
+                )
+
+    def report(self, task_id: str, health: TaskHealth, address: str | None = None) -> None:
+        task = self.state.tasks[task_id]
+        report = C.TaskStatusReport(
+            task_id, state=TaskState.RUNNING, state_at=3.0, address=address, health=health
+        )
+        self.apply(C.ReportTaskStates(at=3.0, node_id=task.node_id or "", reports=(report,)))
+
+    def step(self) -> None:
+        if self.rng.random() < 0.1:
+            super().step()  # now and then anything else (placements, removals, regions, nodes down)
+            return
+        tid = self.rng.choice(sorted(self.state.tasks))
+        health = self.rng.choice(
+            [TaskHealth.HEALTHY, TaskHealth.HEALTHY, TaskHealth.UNHEALTHY, TaskHealth.STARTING]
+        )
+        address = (
+            f"10.240.9.{self.rng.randint(2, 9)}" if self.rng.random() < 0.05 else None
+        )  # shared at times
+        self.report(tid, health, address)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_health_toggles_patch_the_compiled_services(seed: int) -> None:
+    world = Toggling(seed)
+    builder = ZoneBuilder(("192.168.0.1",), "n1")
+    compiler = ZoneCompiler()
+    builder.update(world.state)
+    world.take_changes()
+    patched = compiled = 0
+    for _ in range(150):
+        for _ in range(world.rng.randint(1, 6)):
+            world.step()
+        zone = builder.update(world.state, world.take_changes())
+        expected = dns_zone(world.state, ("192.168.0.1",), "n1")
+        assert zone == expected
+        assert compiler.compile(zone) == compile_zone(expected)
+        patched += compiler.patched_services
+        compiled += compiler.compiled_services
+    assert patched > 2 * compiled  # most toggles were patches, not compiles

@@ -1,0 +1,124 @@
+"""A service's compiled names patched per task entry equal ``compile_zone``'s, on seeded random sequences.
+
+Each step replaces a few task entries of a few services with new objects (health toggled, stopped or
+started, moved to another address or site), adds and removes entries, and now and then one that
+``compile_service`` skips or whose names a patch cannot own (a slot ``tasks`` or ``_tcp``, a bad address
+or port): one long-lived ``ZoneCompiler`` must give exactly ``compile_zone`` of the same input after every
+step, and the steps must mostly have been patches. Entries are told apart by identity, as ``ZoneBuilder``
+hands them over (an unchanged task keeps its entry object).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from p2porch.dns.zone import PortEntry, TaskEntry, ZoneData, compile_zone
+from p2porch.dns.zone_cache import ZoneCompiler
+
+ADDRESSES = [f"10.0.{i // 4}.{i % 4 + 2}" for i in range(12)]  # few: shared addresses on purpose
+SLOTS: list[int | str] = [1, 2, 3, 4, 5, 6, "1", "a", "A", "web"]
+PORTS = [(), (PortEntry(80),), (PortEntry(80), PortEntry(53, "udp")), (PortEntry(53, "UDP"),)]
+ODD = [
+    TaskEntry("tasks", "10.0.9.2"),
+    TaskEntry("_tcp", "10.0.9.3", ports=(PortEntry(80),)),
+    TaskEntry("a.b", "10.0.9.4"),
+    TaskEntry(1, "not-an-address"),
+    TaskEntry(2, "10.0.9.5", ports=(PortEntry(0),)),
+    TaskEntry(3, "10.0.0.200"),  # the VIP's address
+]
+
+
+def _entry(rng: random.Random, ports: tuple[PortEntry, ...]) -> TaskEntry:
+    return TaskEntry(
+        slot=rng.choice(SLOTS),
+        address=rng.choice(ADDRESSES),
+        healthy=rng.random() < 0.7,
+        running=rng.random() < 0.85,
+        ports=ports,
+        site=rng.choice(["", "r1", "r2"]),
+    )
+
+
+def _changed(rng: random.Random, entry: TaskEntry) -> TaskEntry:
+    roll = rng.random()
+    if roll < 0.5:
+        return replace(entry, healthy=not entry.healthy)  # the common case: a health check flips
+    if roll < 0.7:
+        return replace(entry, running=not entry.running)
+    if roll < 0.85:
+        return replace(entry, address=rng.choice(ADDRESSES))
+    return replace(entry, site=rng.choice(["", "r1", "r2"]))
+
+
+class Sequence_:
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.local_site = self.rng.choice(["", "r1"])
+        self.ports = {f"s{i}": self.rng.choice(PORTS) for i in range(6)}
+        self.services = {
+            name: [_entry(self.rng, ports) for _ in range(self.rng.randint(0, 30))]
+            for name, ports in self.ports.items()
+        }
+        self.vips = {"s1": "10.0.0.200"}
+
+    def step(self) -> None:
+        rng = self.rng
+        for name in rng.sample(sorted(self.services), rng.randint(1, 3)):
+            entries = list(self.services[name])  # a new list, the unchanged entries the same objects
+            for _ in range(rng.randint(1, 4)):
+                roll = rng.random()
+                if roll < 0.6 and entries:
+                    i = rng.randrange(len(entries))
+                    entries[i] = _changed(rng, entries[i])
+                elif roll < 0.75:
+                    entries.insert(rng.randint(0, len(entries)), _entry(rng, self.ports[name]))
+                elif roll < 0.88 and entries:
+                    del entries[rng.randrange(len(entries))]
+                elif roll < 0.9:
+                    entries.append(replace(rng.choice(ODD)))  # a fresh object: never shared
+                else:
+                    entries = [e for e in entries if e not in ODD]  # by value: the odd ones leave
+            self.services[name] = entries
+        if rng.random() < 0.05:
+            self.vips = {} if self.vips else {"s1": "10.0.0.200"}
+
+    def zone(self, version: int) -> ZoneData:
+        return ZoneData(
+            services=dict(self.services),
+            nodes={"n1": "192.168.0.1"},
+            version=version,
+            local_site=self.local_site,
+            vips=dict(self.vips),
+        )
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_patched_services_equal_compile_zone(seed: int) -> None:
+    seq = Sequence_(seed)
+    compiler = ZoneCompiler()
+    patched = compiled = 0
+    for version in range(150):
+        zone = seq.zone(version)
+        assert compiler.compile(zone) == compile_zone(zone)
+        patched += compiler.patched_services
+        compiled += compiler.compiled_services
+        seq.step()
+    assert patched > 2 * compiled  # the patch path carried most changes
+
+
+def test_a_health_toggle_patches_only_its_service() -> None:
+    entries = [TaskEntry(i, f"10.0.0.{i + 1}", ports=(PortEntry(80),)) for i in range(1, 50)]
+    other = [TaskEntry(1, "10.0.1.2")]
+    compiler = ZoneCompiler()
+    compiler.compile(ZoneData(services={"web": entries, "db": other}))
+    toggled = list(entries)
+    toggled[7] = replace(entries[7], healthy=False)
+    zone = ZoneData(services={"web": toggled, "db": other}, version=2)
+    compiled = compiler.compile(zone)
+    assert (compiler.patched_services, compiler.compiled_services) == (1, 0)
+    assert compiled == compile_zone(zone)
+    assert (b"8", b"web", b"p2p") not in compiled.names
+    assert "10.0.0.9" not in compiled.names[(b"web", b"p2p")].a
