@@ -25,6 +25,7 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 from . import dumps, journal_start
 from .appends import AppendFilter, rejection_floor
 from .bounded_apply import BoundedApply
+from .election_timeout import ElectionTimeout, election_cap_s
 from .flow import FlowLimits
 from .heartbeat_answers import HeartbeatAnswers
 from .heartbeat_rounds import QuietReplicaRounds
@@ -130,6 +131,11 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
         # PreVoteElections: a voter campaigns only after a pre-vote majority; a live leader keeps its place
         self._pre_votes = PreVotes()
         self._pre_vote_hold_s = owner.config.election_timeout_min_s
+        self._election_timeout = ElectionTimeout(  # adapted to the leader's gaps (election_timeout.py)
+            floor_s=owner.config.election_timeout_min_s,
+            cap_s=election_cap_s(conf.raftMaxTimeout, conf.connectionTimeout),
+            beat_s=conf.appendEntriesPeriod,
+        )
         self._pre_vote_retry_s = 2 * conf.appendEntriesPeriod
         if conf.journalFile:  # role and dump fix-ups, the journal read once (journal_start.py)
             journal_start.prepare(conf.journalFile, conf.fullDumpFile, voter=self_addr is not None)

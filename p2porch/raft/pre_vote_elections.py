@@ -18,6 +18,10 @@ of the current term. An append from a leader of a lower term makes the next camp
 (pysyncobj ignores that leader; only a higher term makes it step down). A dropped connection to the
 leader ends its stickiness at once (a killed leader's followers grant each other's pre-votes). A
 leadership transfer (``timeout_now``) skips the pre-vote, as the leader asked.
+The election timeout adapts to the gaps this voter hears between its leader's messages
+(election_timeout.py's :class:`ElectionTimeout`): pysyncobj's deadline and the pre-vote hold both start at
+the adapted minimum, so a leader that is slow but alive keeps its place; a dropped connection to the
+leader brings the deadline back within the configured window (a killed leader fails over as before).
 A refusal carries the refuser's term; an asker behind it follows that term (the one term change here: it
 sends nothing, grants nothing, and deposes no leader). It owns nothing beyond the host's ``_pre_votes``
 and its counters; it never raises the term past one another voter already holds, nor casts a vote.
@@ -31,6 +35,7 @@ from typing import Any
 
 import pysyncobj.syncobj as _pso
 
+from .election_timeout import ElectionTimeout
 from .pre_votes import PreVotes
 
 log = logging.getLogger(__name__)
@@ -41,11 +46,12 @@ DRAIN_POLLS = 4  # polls with no wait before a campaign (each reads at most the 
 
 
 class PreVoteElections:
-    """Mixed in before ``SyncObj``; the host sets ``_pre_votes``, ``_pre_vote_hold_s`` and
-    ``_pre_vote_retry_s`` before it starts."""
+    """Mixed in before ``SyncObj``; the host sets ``_pre_votes``, ``_election_timeout``,
+    ``_pre_vote_hold_s`` and ``_pre_vote_retry_s`` before it starts."""
 
     _pre_votes: PreVotes
-    _pre_vote_hold_s: float  # the minimum election timeout: a leader heard this recently is live
+    _election_timeout: ElectionTimeout  # the adapted minimum: the deadline's and the pre-vote hold's
+    _pre_vote_hold_s: float  # the configured minimum election timeout: a leader heard this recently is live
     _pre_vote_retry_s: float  # a round without a majority is asked again after 1-2 times this
     _poller: Any
     _SyncObj__raftState: int
@@ -55,7 +61,9 @@ class PreVoteElections:
     _SyncObj__selfNode: Any
     _SyncObj__otherNodes: Any
     _SyncObj__transport: Any
+    _SyncObj__conf: Any
     # counters (benchmarks, tests, the log)
+    _campaign_allowed = True  # pysyncobj's election check passes only when this tick decided to campaign
     pre_vote_rounds = 0
     pre_votes_won = 0
     elections_avoided_by_draining = 0
@@ -63,7 +71,17 @@ class PreVoteElections:
     def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803 (pysyncobj's names)
         if self._election_due():
             self._before_campaign()
-        super()._onTick(timeToWait)  # type: ignore[misc]
+        # pysyncobj checks the deadline again after its one-second timer (the journal's meta file fsync,
+        # seconds under load): a deadline that passes in between would start an election without a
+        # pre-vote (seen at 1,000 x 50,000). It campaigns on this tick only when we decided so above.
+        self._campaign_allowed = self._election_due()
+        try:
+            super()._onTick(timeToWait)  # type: ignore[misc]
+        finally:
+            self._campaign_allowed = True
+
+    def _SyncObj__connectedToAnyone(self) -> bool:  # noqa: N802 (pysyncobj's election check only)
+        return self._campaign_allowed and bool(super()._SyncObj__connectedToAnyone())  # type: ignore[misc]
 
     def _election_due(self) -> bool:
         """pysyncobj's own condition for a campaign on this tick (a voter past its deadline)."""
@@ -72,7 +90,7 @@ class PreVoteElections:
         if getattr(self, "_SyncObj__transferInProgress", False) or not self._SyncObj__transport.ready:
             return False
         return bool(
-            self._SyncObj__raftElectionDeadline < _pso.monotonicTime() and self._SyncObj__connectedToAnyone()  # type: ignore[attr-defined]
+            self._SyncObj__raftElectionDeadline < _pso.monotonicTime() and self._SyncObj__connectedToAnyone()
         )
 
     def _before_campaign(self) -> None:
@@ -101,9 +119,10 @@ class PreVoteElections:
         self.pre_vote_rounds += 1
         silent_s = now - self._pre_votes.heard_leader_at
         log.info(
-            "raft: no leader heard for %.2f s (tick %.2f s late): pre-vote for term %d",
+            "raft: no leader heard for %.2f s (tick %.2f s late, hold %.2f s): pre-vote for term %d",
             silent_s,
             late_s,
+            self._hold_s(now),
             term,
         )
         if self._pre_votes.start(term, len(self._SyncObj__otherNodes) + 1):
@@ -112,7 +131,7 @@ class PreVoteElections:
         # election timeout later; a voter that refused only because it heard the dead leader just before
         # its last heartbeat grants the next round
         retry_s = self._pre_vote_retry_s * (1.0 + random.random())
-        self._SyncObj__raftElectionDeadline = now + min(retry_s, self._SyncObj__generateRaftTimeout())  # type: ignore[attr-defined]
+        self._SyncObj__raftElectionDeadline = now + min(retry_s, self._SyncObj__generateRaftTimeout())
         message = {
             "type": PRE_VOTE,
             "term": term,
@@ -121,6 +140,17 @@ class PreVoteElections:
         }
         for node in self._SyncObj__otherNodes:
             self._SyncObj__transport.send(node, message)
+
+    def _SyncObj__generateRaftTimeout(self) -> float:  # noqa: N802 (pysyncobj's name)
+        """pysyncobj's election timeout, from the adapted minimum (the configured one, or a joining
+        voter's hold, when that is longer) over the configured window's width."""
+        conf = self._SyncObj__conf
+        low = max(conf.raftMinTimeout, self._election_timeout.minimum(_pso.monotonicTime()))
+        return low + (conf.raftMaxTimeout - conf.raftMinTimeout) * random.random()
+
+    def _hold_s(self, now: float) -> float:
+        """How recently heard a leader is live (a pre-vote refused): the adapted minimum timeout."""
+        return max(self._pre_vote_hold_s, self._election_timeout.minimum(now))
 
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
         kind = message.get("type") if isinstance(message, dict) else None
@@ -131,15 +161,32 @@ class PreVoteElections:
             self._count_pre_vote(node, message)
             return
         if kind == "append_entries" and self._SyncObj__selfNode is not None:
-            if message.get("term", -1) >= self._SyncObj__raftCurrentTerm:
-                self._pre_votes.heard_leader(_pso.monotonicTime())
-            else:
-                self._pre_votes.heard_older_leader()
+            self._heard_append(node, message.get("term", -1))
         super()._SyncObj__onMessageReceived(node, message)  # type: ignore[misc]
+
+    def _heard_append(self, node: Any, term: Any) -> None:
+        now = _pso.monotonicTime()
+        estimate = self._election_timeout
+        if term >= self._SyncObj__raftCurrentTerm:
+            self._pre_votes.heard_leader(now)
+            estimate.heard(node, term, now)  # before pysyncobj re-arms the deadline from it
+            return
+        self._pre_votes.heard_older_leader()
+        if estimate.leader == (node, term):  # the leader we last followed was alive: its silence was a gap
+            estimate.heard(node, term, now)
 
     def _SyncObj__onNodeDisconnected(self, node: Any) -> None:  # noqa: N802
         if node == getattr(self, "_SyncObj__raftLeader", None):
             self._pre_votes.leader_lost()  # a leader we cannot reach is not live: grant pre-votes at once
+            self._election_timeout.lost()
+            if self._SyncObj__selfNode is not None:  # a dropped connection is no slowness: the configured
+                conf = self._SyncObj__conf  # window from now, as if the adapted one had never grown
+                configured = (
+                    conf.raftMinTimeout + (conf.raftMaxTimeout - conf.raftMinTimeout) * random.random()
+                )
+                self._SyncObj__raftElectionDeadline = min(
+                    self._SyncObj__raftElectionDeadline, _pso.monotonicTime() + configured
+                )
         super()._SyncObj__onNodeDisconnected(node)  # type: ignore[misc]
 
     def _answer_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
@@ -150,14 +197,15 @@ class PreVoteElections:
             candidate_log = (int(message["last_log_term"]), int(message["last_log_index"]))
         except (KeyError, TypeError, ValueError):
             return
+        now = _pso.monotonicTime()
         granted = self._pre_votes.grant(
             term=term,
             current_term=self._SyncObj__raftCurrentTerm,
             candidate_log=candidate_log,
             own_log=(self._SyncObj__getCurrentLogTerm(), self._SyncObj__getCurrentLogIndex()),  # type: ignore[attr-defined]
             leading=self._SyncObj__raftState == _pso._RAFT_STATE.LEADER,
-            hold_s=self._pre_vote_hold_s,
-            now=_pso.monotonicTime(),
+            hold_s=self._hold_s(now),
+            now=now,
         )
         # our own term goes back too: an asker behind it adopts it (``_count_pre_vote``), else it would ask
         # for a term we refuse for ever
