@@ -110,7 +110,11 @@ class NodeProc:
         return self._client
 
     def call(self, **req: Any) -> dict[str, Any]:
-        return self.client().call(**req)
+        try:
+            return self.client().call(**req)
+        except OSError:  # a timed-out socket refuses every later read: the next call connects again
+            self.drop_client()
+            raise
 
     def drop_client(self) -> None:
         if self._client is not None:
