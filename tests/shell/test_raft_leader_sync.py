@@ -8,22 +8,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from pysyncobj import SyncObjConf
 
 from p2porch.raft.bridge import RaftBridge, install_durable_journal
 from p2porch.raft.journal import DurableJournal
+from p2porch.testing.raft_bridges import BridgeTestOwner, elect_leader, tick
 from p2porch.testing.raftprocs import free_ports
-
-
-class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0, heartbeat_answer_period_s=0.5, election_timeout_min_s=1.0)
-
-    def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
-        return []
 
 
 @pytest.fixture
@@ -43,28 +35,12 @@ def voters(tmp_path: Path) -> Iterator[list[RaftBridge]]:
             leaderFallbackTimeout=30.0,  # the leader keeps leading with one follower silent
             journalFile=str(tmp_path / f"v{i}.journal"),
         )
-        nodes.append(RaftBridge(_Owner(), addr, [a for a in addrs if a != addr], conf))  # type: ignore[arg-type]
+        nodes.append(RaftBridge(BridgeTestOwner(), addr, [a for a in addrs if a != addr], conf))  # type: ignore[arg-type]
     try:
         yield nodes
     finally:
         for so in nodes:
             so.destroy()
-
-
-def _tick(nodes: list[RaftBridge]) -> None:
-    for so in nodes:
-        so._onTick(0.0)
-
-
-def _leader(nodes: list[RaftBridge]) -> RaftBridge:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        _tick(nodes)
-        leaders = [so for so in nodes if so._isLeader()]
-        if leaders and all(so._getLeader() is not None for so in nodes):
-            return leaders[0]
-        time.sleep(0.01)
-    raise AssertionError("no leader elected")
 
 
 def _journal(so: RaftBridge) -> DurableJournal:
@@ -76,13 +52,13 @@ def _journal(so: RaftBridge) -> DurableJournal:
 def _settle(nodes: list[RaftBridge], index: int) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not all(so.raftCommitIndex >= index for so in nodes):
-        _tick(nodes)
+        tick(nodes)
         time.sleep(0.005)
     assert all(so.raftCommitIndex >= index for so in nodes)
 
 
 def test_a_leaders_drain_shares_one_sync_and_commits_only_after_it(voters: list[RaftBridge]) -> None:
-    leader = _leader(voters)
+    leader = elect_leader(voters)
     follower, down = [so for so in voters if so is not leader]
     _settle(voters, _journal(leader)[-1][1])
     journal = _journal(leader)
