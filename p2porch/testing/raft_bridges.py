@@ -1,18 +1,24 @@
-"""Real pysyncobj voters ticked by a test (``RaftBridge`` with ``autoTick=False``): the owner they need,
-one tick of each, and waiting for a leader (shell; never used by the daemon).
-
-Owns no voters: the test builds, ticks and destroys them. It never sleeps longer than 10 ms at a time and
-never decides anything about the cluster beyond "one leader, known to every node".
+"""Real pysyncobj voters ticked by a test (``RaftBridge`` with ``autoTick=False``): building them on
+loopback, the owner they need, one tick of each, and waiting for a leader (shell; never used by the
+daemon). Owns the voters of :func:`loopback_voters` only while its ``with`` lasts; the test ticks them.
+It never sleeps longer than 10 ms at a time and never decides anything about the cluster beyond "one
+leader, known to every node".
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from pysyncobj import SyncObjConf
+
 from p2porch.raft.bridge import RaftBridge
+
+from .raftprocs import free_ports
 
 
 class BridgeTestOwner:
@@ -41,3 +47,32 @@ def elect_leader(nodes: Sequence[RaftBridge], timeout_s: float = 15.0) -> RaftBr
             return leaders[0]
         time.sleep(0.01)
     raise AssertionError("no leader elected")
+
+
+@contextmanager
+def loopback_voters(count: int = 3, journal_dir: Path | None = None) -> Iterator[list[RaftBridge]]:
+    """``count`` voters on 127.0.0.1, each entry sent as it is added (as the store), elections after
+    1-1.5 s, connection and leader fallback timeouts of 30 s (a follower that stops reading is neither
+    dropped nor deposes the leader within a test); with ``journal_dir``, a journal file each in it.
+    Destroyed when the ``with`` ends."""
+    addrs = [f"127.0.0.1:{p}" for p in free_ports(count)]
+    nodes: list[RaftBridge] = []
+    try:
+        for i, addr in enumerate(addrs):
+            conf = SyncObjConf(
+                password="raft-bridges-test",
+                autoTick=False,
+                appendEntriesUseBatch=False,
+                dynamicMembershipChange=True,
+                raftMinTimeout=1.0,
+                raftMaxTimeout=1.5,
+                connectionTimeout=30.0,
+                leaderFallbackTimeout=30.0,
+                journalFile=None if journal_dir is None else str(journal_dir / f"v{i}.journal"),
+            )
+            others = [a for a in addrs if a != addr]
+            nodes.append(RaftBridge(BridgeTestOwner(), addr, others, conf))  # type: ignore[arg-type]
+        yield nodes
+    finally:
+        for so in nodes:
+            so.destroy()

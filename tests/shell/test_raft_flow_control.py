@@ -11,12 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pysyncobj import SyncObjConf
 
 from p2porch.raft.bridge import RaftBridge
 from p2porch.raft.flow import FlowLimits
-from p2porch.testing.raft_bridges import BridgeTestOwner, elect_leader, tick
-from p2porch.testing.raftprocs import free_ports
+from p2porch.testing.raft_bridges import elect_leader, loopback_voters, tick
 
 ENTRY = 100_000  # bytes per entry (random: compression keeps them whole): above the 64 KiB batch, in chunks
 ENTRIES = 60
@@ -25,25 +23,8 @@ LIMIT = 512 * 1024
 
 @pytest.fixture
 def voters() -> Iterator[list[RaftBridge]]:
-    addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]
-    nodes = []
-    for addr in addrs:
-        conf = SyncObjConf(
-            password="p2ra-shell",
-            autoTick=False,
-            appendEntriesUseBatch=False,
-            dynamicMembershipChange=True,
-            raftMinTimeout=1.0,
-            raftMaxTimeout=1.5,
-            connectionTimeout=30.0,  # the stalled follower's connection must outlive the test
-            leaderFallbackTimeout=30.0,
-        )
-        nodes.append(RaftBridge(BridgeTestOwner(), addr, [a for a in addrs if a != addr], conf))  # type: ignore[arg-type]
-    try:
+    with loopback_voters() as nodes:  # 30 s connection timeout: the stalled follower's outlives the test
         yield nodes
-    finally:
-        for so in nodes:
-            so.destroy()
 
 
 def _node_of(leader: RaftBridge, follower: RaftBridge) -> Any:

@@ -10,37 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pysyncobj import SyncObjConf
 
 from p2porch.raft.bridge import RaftBridge, install_durable_journal
 from p2porch.raft.journal import DurableJournal
-from p2porch.testing.raft_bridges import BridgeTestOwner, elect_leader, tick
-from p2porch.testing.raftprocs import free_ports
+from p2porch.testing.raft_bridges import elect_leader, loopback_voters, tick
 
 
 @pytest.fixture
 def voters(tmp_path: Path) -> Iterator[list[RaftBridge]]:
     install_durable_journal()
-    addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]
-    nodes = []
-    for i, addr in enumerate(addrs):
-        conf = SyncObjConf(
-            password="p2fs-shell",
-            autoTick=False,
-            appendEntriesUseBatch=False,  # as the store: each entry is sent as it is added
-            dynamicMembershipChange=True,
-            raftMinTimeout=1.0,
-            raftMaxTimeout=1.5,
-            connectionTimeout=30.0,
-            leaderFallbackTimeout=30.0,  # the leader keeps leading with one follower silent
-            journalFile=str(tmp_path / f"v{i}.journal"),
-        )
-        nodes.append(RaftBridge(BridgeTestOwner(), addr, [a for a in addrs if a != addr], conf))  # type: ignore[arg-type]
-    try:
+    with loopback_voters(journal_dir=tmp_path) as nodes:  # the leader keeps leading with one follower silent
         yield nodes
-    finally:
-        for so in nodes:
-            so.destroy()
 
 
 def _journal(so: RaftBridge) -> DurableJournal:
