@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from pysyncobj import SyncObjConf
+from pysyncobj.node import TCPNode
 
 from p2porch.raft.bridge import RaftBridge
 
@@ -24,7 +25,10 @@ from .raftprocs import free_ports
 class BridgeTestOwner:
     """A store stand-in for a bare ``RaftBridge``: the settings it reads, an apply that applies nothing."""
 
-    config = SimpleNamespace(replica_beat_s=1.0, heartbeat_answer_period_s=0.5, election_timeout_min_s=1.0)
+    def __init__(self, election_timeout_min_s: float = 1.0) -> None:
+        self.config = SimpleNamespace(
+            replica_beat_s=1.0, heartbeat_answer_period_s=0.5, election_timeout_min_s=election_timeout_min_s
+        )
 
     def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
         return []
@@ -76,3 +80,32 @@ def loopback_voters(count: int = 3, journal_dir: Path | None = None) -> Iterator
     finally:
         for so in nodes:
             so.destroy()
+
+
+Sent = list[tuple[Any, dict[str, Any]]]
+
+
+@contextmanager
+def captured_voter(
+    password: str, election_timeout_min_s: float
+) -> Iterator[tuple[RaftBridge, list[TCPNode], Sent]]:
+    """One voter among two peers that are never started: what it sends is recorded in the list, not
+    sent, and it believes itself connected (a test feeds it messages and ticks it by hand). pysyncobj's
+    default election window (0.4-1.4 s) and connection timeout (3.5 s). Destroyed when the ``with`` ends."""
+    me, *others = (f"127.0.0.1:{p}" for p in free_ports(3))
+    conf = SyncObjConf(
+        password=password, autoTick=False, appendEntriesUseBatch=False, dynamicMembershipChange=True
+    )
+    so = RaftBridge(BridgeTestOwner(election_timeout_min_s), me, others, conf)  # type: ignore[arg-type]
+    sent: Sent = []
+
+    def record(node: Any, message: dict[str, Any]) -> bool:
+        sent.append((node, message))
+        return True
+
+    so._SyncObj__transport.send = record
+    so._SyncObj__connectedToAnyone = lambda: True  # type: ignore[method-assign]  # no real peers
+    try:
+        yield so, [TCPNode(a) for a in others], sent
+    finally:
+        so.destroy()
