@@ -123,9 +123,9 @@ async def _run_scheduler(
             check.restart(partial(still_leads, store, epoch))
             # the Raft thread's lateness while this loop waited (a new leader's: while it followed)
             budget = pace(pacer, store, now, [], 0, 0, logged)
-            repairs = pacer.repair_budget()
+            bounded = partial(planner.plan, budget=budget, repair_budget=pacer.repair_budget())
             try:
-                plan = await trio.to_thread.run_sync(planner.plan, state, now, budget, repairs)
+                plan = await trio.to_thread.run_sync(bounded, state, now)
             except RoundAbandoned:  # deposed while planning: the rest of the round is wasted CPU
                 log.info("leadership lost while planning: round abandoned")
                 planner.reset()

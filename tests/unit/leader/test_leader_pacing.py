@@ -14,7 +14,7 @@ import pytest
 from p2porch.leader.incremental import IncrementalPlanner
 from p2porch.leader.pacing import PacingLimits, PacingSignals, WritePacer
 from p2porch.leader.scheduling import admit
-from p2porch.model import Node, ServiceSpec, Task, TaskState
+from p2porch.model import DesiredState, Node, ServiceSpec, Task, TaskState
 from p2porch.raft import commands as C
 from p2porch.raft.commands import TaskPut
 from p2porch.raft.fsm import apply
@@ -369,3 +369,101 @@ def test_a_bounded_round_plans_only_the_deferred_services_its_budget_can_use() -
     assert max(scopes) <= 4
     out = IncrementalPlanner(Orchestrator(random.Random(9))).plan(cluster(8, {"a": 5}), 1.0)
     assert not out.deferred
+
+
+def test_admit_gives_repairs_their_own_budget_before_anything_else() -> None:
+    held = [pending(f"old-a{i}", "a", i) for i in range(5)]  # slots a/0..4 have tasks: repairs
+    waiting = [pending("w-b0", "b", 0)]
+    creates = [create(f"a{i}", "a", i) for i in range(5)] + [create("c0", "c", 0), create("c1", "c", 1)]
+    tasks = held + waiting
+
+    got = admit(creates, waiting, tasks, budget=2, repair_budget=3)
+    assert [c.task_id for c in got.creates] == ["a0", "a1", "a2"]  # repairs past the placement budget
+    assert got.waiting == []  # the repairs used the placement budget up
+    assert got.deferred_repairs == {"a": 2} and got.deferred_slots == {("a", 3), ("a", 4)}
+    assert got.deferred == {"b": 1, "c": 2} and got.held_back == 3
+
+    got = admit(creates, waiting, tasks, budget=5, repair_budget=3)
+    assert [c.task_id for c in got.creates] == ["a0", "a1", "a2", "c0"]
+    assert [t.task_id for t in got.waiting] == ["w-b0"]
+    assert got.deferred == {"c": 1} and got.deferred_repairs == {"a": 2}
+
+    got = admit(creates, waiting, tasks, budget=3, repair_budget=None)  # repairs unbounded (as before)
+    assert [c.task_id for c in got.creates] == ["a0", "a1", "a2", "a3", "a4"]
+    assert got.deferred_repairs == {} and not got.deferred_slots
+
+    got = admit(creates, waiting, tasks, budget=8, repair_budget=5)
+    assert got.creates == creates and got.waiting == waiting
+    assert got.deferred == {} and got.deferred_repairs == {} and got.held_back == 0
+
+
+def lose_nodes(state: ClusterState, node_ids: list[str], at: float) -> ClusterState:
+    for node_id in node_ids:
+        update = C.UpdateNode(
+            at=at, node_id=node_id, status="down", node_version=state.nodes[node_id].version
+        )
+        state = run(state, update)
+    return state
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_lost_zone_is_repaired_in_chunks_of_the_repair_budget_before_any_new_task(seed: int) -> None:
+    """Three of eight nodes lost: their tasks (of 20 services) are replaced ``repairs`` a round, each
+    round's stops of lost tasks going out with their replacements only; a new service waits until the
+    last repair is written."""
+    rng = random.Random(seed)
+    state = cluster(8, {f"s{i:02d}": rng.randrange(4, 16) for i in range(20)})
+    planner = IncrementalPlanner(Orchestrator(random.Random(seed)), full_every_s=1e9)
+    state = commit(state, planner.plan(state, 1.0).items, 1.0)
+    lost_nodes = ["n0", "n1", "n2"]
+    lost = {t.task_id for t in state.tasks.values() if t.node_id in lost_nodes}
+    assert len(lost) > 20
+    state = lose_nodes(state, lost_nodes, 2.0)
+    spec = ServiceSpec(name="zz", image="a", replicas=30)
+    state = run(state, C.CreateService(at=2.0, service_id="zz", spec=spec))
+    budget, repairs = rng.choice([(3, 7), (5, 10), (1, 4)])
+    now, rounds, repaired, new_seen_at = 3600.0, 0, 0, None
+    while True:
+        out = planner.plan(state, now, budget, repairs)
+        if out.empty:
+            break
+        puts = [i.task for i in out.items if isinstance(i, TaskPut)]
+        created = [i.task for i in out.items if isinstance(i, TaskPut) and i.task_version == 0]
+        replaced = [t for t in created if t.service_id != "zz"]
+        stopped = [t for t in puts if t.task_id in lost and t.desired_state == DesiredState.SHUTDOWN]
+        assert len(replaced) <= repairs
+        assert {(t.service_id, t.slot) for t in stopped} <= {(t.service_id, t.slot) for t in replaced}
+        if out.deferred_repairs:
+            assert len(replaced) == repairs  # the turn fills the repair budget
+            assert not any(t.service_id == "zz" for t in puts)  # nothing new while repairs wait
+        elif new_seen_at is None and any(t.service_id == "zz" for t in puts):
+            new_seen_at = rounds
+        repaired += len(replaced)
+        state = commit(state, out.items, now)
+        now += 0.5
+        rounds += 1
+        assert rounds < 500
+    assert repaired == len(lost)
+    assert rounds >= -(-len(lost) // repairs)
+    live = [t for t in state.tasks.values() if t.desired_state == DesiredState.RUNNING]
+    assert all(t.node_id not in lost_nodes for t in live)
+    assert sum(1 for t in live if t.service_id == "zz") == 30 and new_seen_at is not None
+
+
+def test_a_left_out_repairs_slot_is_written_nothing() -> None:
+    """The lost node's task of a repair left out keeps its record unchanged (its stop waits with it)."""
+    state = cluster(3, {"old": 9})
+    planner = IncrementalPlanner(Orchestrator(random.Random(3)), full_every_s=1e9)
+    state = commit(state, planner.plan(state, 1.0).items, 1.0)
+    lost = sorted((t.slot, t.task_id) for t in state.tasks.values() if t.node_id == "n0")
+    assert len(lost) >= 2
+    state = lose_nodes(state, ["n0"], 2.0)
+    out = planner.plan(state, 3600.0, budget=1, repair_budget=1)
+    written = {i.task.task_id: i.task for i in out.items if isinstance(i, TaskPut)}
+    replaced_slots = {i.task.slot for i in out.items if isinstance(i, TaskPut) and i.task_version == 0}
+    assert len(replaced_slots) == 1 and out.deferred_repairs == {"old": len(lost) - 1}
+    for slot, task_id in lost:
+        if slot in replaced_slots:
+            assert written[task_id].desired_state == DesiredState.SHUTDOWN
+        else:
+            assert task_id not in written
