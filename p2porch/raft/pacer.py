@@ -82,7 +82,7 @@ class Lateness:
     late_s: float = 0.0  # the latest tick's lateness: the largest since the last take
     #: the largest lateness as a share of the followers' election window estimated just before it
     share: float = 0.0
-    window_s: float = 0.0  # the window estimated before the latest tick (for logs)
+    window_s: float = 0.0  # the window that share is of (for logs)
 
 
 class TickLateness:
@@ -112,7 +112,7 @@ class TickLateness:
         self._late_at = 0.0
         self._share = 0.0
         self._share_at = 0.0
-        self._window = floor_s
+        self._window = floor_s  # the window of the largest share
 
     def tick(self, now: float, period: float) -> None:
         """A tick ran at ``now`` and set ``period`` for the next one."""
@@ -121,11 +121,10 @@ class TickLateness:
             window = self.followers.minimum(now)
             share = late / window
             self.followers.sample(late, now)
-            self._window = window
             if late > self._late or now - self._late_at > LATENESS_WINDOW_S:
                 self._late, self._late_at = late, now
             if share > self._share or now - self._share_at > LATENESS_WINDOW_S:
-                self._share, self._share_at = share, now
+                self._share, self._share_at, self._window = share, now, window
         self._at, self._period = now, period
 
     def take(self) -> Lateness:

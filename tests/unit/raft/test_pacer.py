@@ -140,3 +140,14 @@ def test_the_estimate_falls_back_to_the_configured_minimum_when_the_ticks_are_pu
     now = punctual(lateness, now + 0.305, 60.0)  # a minute later the stall is forgotten
     lateness.tick(now + 0.305, 0.005)
     assert lateness.take().share == pytest.approx(0.6)
+
+
+def test_the_window_taken_is_the_one_of_the_largest_share() -> None:
+    lateness = TickLateness(floor_s=0.5, cap_s=3.0)
+    lateness.tick(0.0, 0.005)
+    lateness.tick(1.005, 0.005)  # 1 s late while the followers held 0.5 s: twice the window
+    now = punctual(lateness, 1.005, 0.5)
+    lateness.tick(now + 1.205, 0.005)  # later, 1.2 s late against the widened window
+    taken = lateness.take()
+    assert taken.late_s == pytest.approx(1.2) and taken.share == pytest.approx(2.0)
+    assert taken.window_s == pytest.approx(0.5)
