@@ -95,10 +95,12 @@ class TickLateness:
     The followers' window: each voter widens its election timeout to the mean plus four deviations of the
     gaps it hears from its leader (``election_timeout.py``), between ``floor_s`` (the configured minimum)
     and ``cap_s``. The leader cannot read their estimates; it runs the same estimator over its own ticks'
-    lateness, which is what its followers' gaps are made of beyond the heartbeat interval. That estimate is
-    at most theirs (it leaves out the interval, and a follower's own late ticks only widen its deviation),
-    so a lateness judged far from it is far from theirs. ``share`` is a tick's lateness over the estimate
-    *before* that tick was counted: what the followers held while the silence lasted.
+    lateness, which is what its followers' gaps are made of beyond the heartbeat interval. For stalls much
+    longer than that interval (the ones that matter: a window above the configured minimum needs a
+    deviation over a quarter of it) the estimate is on the low side of theirs (it leaves out the interval,
+    and a follower's own late ticks only widen its deviation), so a lateness judged far from it is far
+    from theirs. ``share`` is a tick's lateness over the estimate *before* that tick was counted: what the
+    followers held while the silence lasted.
 
     The Raft thread calls :meth:`tick`, the leader loop :meth:`take`; a lost update between the two threads
     costs one sample, never a wrong one. No clock: ``now`` is given."""
