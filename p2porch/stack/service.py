@@ -206,7 +206,7 @@ def _env_files(value: Any, path: str, ctx: StackContext) -> dict[str, str]:
         if filename not in ctx.env_files_read:
             ctx.env_files_read.append(filename)
         try:
-            out.update(parse_dotenv(text, filename, ctx.environ, interpolate_values=not raw))
+            out.update(parse_dotenv(text, filename, ctx.environ, raw=raw))
         except ConfigError as exc:
             raise err(where, exc.message) from None
     return out

@@ -170,3 +170,26 @@ def test_an_unrendered_template_config_still_needs_exactly_one_source():
     text = "services:\n  a:\n    image: x\n    configs: [c]\nconfigs:\n  c:\n    template_driver: golang\n"
     with pytest.raises(ConfigError, match="exactly one of file"):
         load(text)
+
+
+def test_an_env_file_in_raw_format_passes_each_value_as_written():
+    """``env_file: [{path: app.env, format: raw}]``: Compose passes the values "as-is, including quotes
+    and ``$`` signs". The quotes were stripped (only interpolation was skipped), so ``TOKEN="a b"``
+    reached the container as ``a b``. The default format still parses quotes, comments and ``$``."""
+    files = {
+        "/srv/app/raw.env": "TOKEN=\"a b\"\nPRICE=$5 # not a comment\nQ='x'\n# a comment line\nBARE\n",
+        "/srv/app/std.env": 'TOKEN="a b"\nPRICE=$$5 # comment\n',
+    }
+    text = """
+services:
+  raw:
+    image: app
+    env_file: [{path: raw.env, format: raw}]
+  std:
+    image: app
+    env_file: [std.env]
+"""
+    definition = load_stack("app", text, files.__getitem__, base_dir="/srv/app", environ={"BARE": "b"})
+    env = {s.short_name: s.spec["env"] for s in definition.services}
+    assert env["raw"] == {"TOKEN": '"a b"', "PRICE": "$5 # not a comment", "Q": "'x'", "BARE": "b"}
+    assert env["std"] == {"TOKEN": "a b", "PRICE": "$5"}
