@@ -390,6 +390,8 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
         if key in conf:
             with problems.check():
                 spec[key] = words(conf[key], f"{path}.{key}")
+    if conf.get("entrypoint") is not None and not spec.get("entrypoint"):
+        spec["entrypoint"] = [""]  # "" or []: the image's ENTRYPOINT is cleared (Docker's --entrypoint "")
     env: dict[str, str] = {}
     with problems.check():
         if "env_file" in conf:

@@ -193,3 +193,25 @@ services:
     env = {s.short_name: s.spec["env"] for s in definition.services}
     assert env["raw"] == {"TOKEN": '"a b"', "PRICE": "$5 # not a comment", "Q": "'x'", "BARE": "b"}
     assert env["std"] == {"TOKEN": "a b", "PRICE": "$5"}
+
+
+@pytest.mark.parametrize("written", ['""', "[]", "''"])
+def test_an_empty_entrypoint_clears_the_images_entrypoint(written):
+    """Compose: ``entrypoint: ""`` or ``[]`` means the image's ENTRYPOINT is ignored (run the command
+    without the image's wrapper script). p2porch read it as no entrypoint given, keeping the image's;
+    it is now ``[""]``, which Docker reads as ``--entrypoint ""``. ``null`` still keeps the image's."""
+    definition = load(
+        f"""
+        services:
+          cleared:
+            image: minio/mc
+            entrypoint: {written}
+            command: ["mc", "ls"]
+          kept:
+            image: minio/mc
+            entrypoint: null
+        """
+    )
+    assert spec_of(definition, "cleared")["entrypoint"] == [""]
+    assert spec_of(definition, "cleared")["command"] == ["mc", "ls"]
+    assert spec_of(definition, "kept")["entrypoint"] == []
