@@ -129,8 +129,9 @@ class QuietReplicaRounds:
                 )
                 self._round_cap = self._flow_cap(node, limits, late=time.monotonic() - start > period)
                 send()
-            if not order:
-                send()  # nobody to send to: pysyncobj still schedules the next round
+            if not order:  # nobody to send to: pysyncobj still schedules the next round
+                self._SyncObj__readonlyNodes = set()  # (the quiet replicas too: a lone voter beat them
+                send()  # every round)
         finally:
             self._round_cap = None
             self._SyncObj__otherNodes = voters

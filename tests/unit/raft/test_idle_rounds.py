@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from p2porch.errors import ConfigError
+from p2porch.raft.flow import FlowLimits
 from p2porch.raft.heartbeat_rounds import QuietReplicaRounds
 from p2porch.raft.heartbeats import ReplicaHeartbeats
 from p2porch.raft.pacer import TickPacer
@@ -122,3 +123,16 @@ def test_without_a_pacer_every_round_reads_its_followers_buffers() -> None:
     for _ in range(4):
         _round(leader)
     assert leader.flow_samples == 4
+
+
+def test_a_lone_voter_with_flow_control_leaves_a_quiet_replica_out() -> None:
+    leader = _Leader(None, idle_round_s=0.0)
+    leader.flow_limits = FlowLimits()  # as the store runs: one pysyncobj call per follower
+    leader._flow_broken = set()
+    leader._SyncObj__otherNodes = set()  # no other voter: a quiet replica left nobody to send to
+    leader._SyncObj__connectedNodes = {"r1"}
+    for _ in range(3):
+        _round(leader)
+    # the stand-in's round always names "v1"; the replica hears the first round only (then quiet for 2 s)
+    assert [sent - {"v1"} for sent in leader.sent_to] == [{"r1"}, set(), set()]
+    assert leader._SyncObj__readonlyNodes == {"r1"}  # still connected, restored after each round
