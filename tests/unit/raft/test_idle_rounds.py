@@ -136,3 +136,18 @@ def test_a_lone_voter_with_flow_control_leaves_a_quiet_replica_out() -> None:
     # the stand-in's round always names "v1"; the replica hears the first round only (then quiet for 2 s)
     assert [sent - {"v1"} for sent in leader.sent_to] == [{"r1"}, set(), set()]
     assert leader._SyncObj__readonlyNodes == {"r1"}  # still connected, restored after each round
+
+
+def test_with_flow_control_a_round_with_nothing_to_send_is_one_pysyncobj_round() -> None:
+    leader = _Leader(None, idle_round_s=0.0)
+    leader.flow_limits = FlowLimits()
+    leader._flow_broken = set()
+    _round(leader)  # every follower holds entry 5, the log's end: heartbeats only, one call for all
+    assert leader.sent_to == [{"v1", "r1"}]
+    leader._SyncObj__raftLog = [(b"", 5, 1), (b"x", 6, 1)]  # entry 6 for both: one call per follower
+    _round(leader)
+    assert leader.sent_to[1:] == [{"v1"}, {"v1", "r1"}]  # (the stand-in names "v1" in every call)
+    leader._SyncObj__raftNextIndex = {"v1": 7, "r1": 7}
+    leader._SyncObj__raftCommitIndex = 6
+    _round(leader)  # caught up again (the moved commit index still reaches the replica)
+    assert leader.sent_to[3:] == [{"v1", "r1"}]
