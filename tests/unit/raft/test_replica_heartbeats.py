@@ -4,7 +4,6 @@ read timeout of a replica's connection, at both ends."""
 
 from __future__ import annotations
 
-
 from pathlib import Path
 from typing import Any
 
