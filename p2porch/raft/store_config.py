@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from .election_timeout import election_cap_s
 from .heartbeats import replica_connection_timeout_s
 
 #: an idle leader's heartbeats that fit in the shortest election timeout (timing.py's proportions: 5
@@ -78,6 +79,13 @@ class StoreConfig:
     def replica_connection_timeout_s(self) -> float:
         """The read timeout of a replica's connections, at both ends (heartbeats.py)."""
         return replica_connection_timeout_s(self.replica_beat_s, self.voter_connection_timeout_s)
+
+    @property
+    def election_cap_s(self) -> float:
+        """The most a voter's adapted election minimum grows to (``election_timeout.py``): the voters'
+        connection timeout, also on a replica's settings (whose own connections wait longer)."""
+        timing = self.pysyncobj_timing()
+        return election_cap_s(timing["raftMaxTimeout"], self.voter_connection_timeout_s)
 
     def pysyncobj_timing(self) -> dict[str, float]:
         """pysyncobj's timing options for these settings. The connection and the leader's step-down
