@@ -11,7 +11,8 @@ skipped: their heartbeats hold off elections.
 An idle replica's connection carries one heartbeat and one answer per period, so pysyncobj's read timeout
 (``connectionTimeout``, 3 s: it drops a connection silent that long, checked whenever the connection
 reads or sends) must be longer than that period on both of its ends, and only on replica connections:
-voters keep theirs (a dropped connection is how a dead leader is seen at once).
+voters keep theirs (it caps a follower's adaptive election timeout, election_timeout.py, and bounds how
+long a silently lost voter still looks connected).
 :func:`replica_connection_timeout_s` is that longer timeout.
 """
 
