@@ -29,7 +29,7 @@ from .election_timeout import ElectionTimeout, election_cap_s
 from .flow import FlowLimits
 from .heartbeat_answers import HeartbeatAnswers
 from .heartbeat_rounds import QuietReplicaRounds
-from .heartbeats import EarlyRounds, ReplicaHeartbeats
+from .heartbeats import EarlyRounds, ReplicaHeartbeats, replica_connection_timeout_s
 from .journal import DurableJournal
 from .pre_vote_elections import PreVoteElections
 from .pre_votes import PreVotes
@@ -121,6 +121,10 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
     def __init__(self, owner: BridgeOwner, self_addr: str | None, partners: list[str], conf: SyncObjConf):
         self._owner_ref = owner
         self._replica_beats = ReplicaHeartbeats(owner.config.replica_beat_s)  # QuietReplicaRounds
+        # the read timeout of a replica's connection on this voter (GuardedTCPTransport), as on the replica
+        self.replica_connection_timeout_s = replica_connection_timeout_s(
+            owner.config.replica_beat_s, conf.connectionTimeout
+        )
         # QuietHeartbeatAnswers: a follower's answers to idle heartbeats, rate limited
         self._heartbeat_answers = HeartbeatAnswers(owner.config.heartbeat_answer_period_s)
         self._appends = AppendFilter()
