@@ -145,6 +145,7 @@ class ServiceIndex:
         self.srv: dict[tuple[int, bytes], tuple[dict[Labels, int], list[Labels]]] = {}  # counts, sorted
         self.local: dict[str, int] = {}  # address -> answerable tasks in the local site holding it
         self.placed: dict[int, _Placed] = {}  # id(entry) -> its placement (answerable entries only)
+        self.quiet: set[int] = set()  # id(entry) of the entries held that are not answerable
 
     @classmethod
     def build(
@@ -162,6 +163,7 @@ class ServiceIndex:
             placed = [(id(t), index._place(t)) for t in entries]
         except _Unplaceable:
             return None
+        index.quiet = {i for i, p in placed if p is None}
         index._extend(sorted(((i, p) for i, p in placed if p is not None), key=lambda ip: ip[1].key))
         full: Records = {(b"tasks",) + index.base: index._tasks_rec(), index.base: index._service_rec()}
         for name, keys in index.slots.items():
@@ -175,12 +177,25 @@ class ServiceIndex:
             reverse[name] = NameRecords(ptr=list(slot_names))
         return index, full, index._empty(), reverse
 
+    def changes(self, entries: Sequence[TaskEntry]) -> tuple[list[int], list[TaskEntry]] | None:
+        """The ids of the held entries not in ``entries`` and the entries not held (told apart by
+        identity); None when one entry object is listed twice."""
+        ids = dict(zip(map(id, entries), entries, strict=True))
+        if len(ids) != len(entries):
+            return None
+        held, quiet = self.placed, self.quiet
+        gone = [i for i in held.keys() - ids.keys()]
+        if quiet:
+            gone += quiet - ids.keys()
+            return gone, [e for i, e in ids.items() if i not in held and i not in quiet]
+        return gone, [e for i, e in ids.items() if i not in held]
+
     def patch(
-        self, gone: Iterable[TaskEntry], came: Iterable[TaskEntry], full: Records, reverse: Records
+        self, gone: Iterable[int], came: Iterable[TaskEntry], full: Records, reverse: Records
     ) -> tuple[Records, Records, Records] | None:
-        """New (full, empty, reverse) names after the entries ``gone`` left and ``came`` joined the
-        service (``full`` and ``reverse`` are the current ones, not changed); None, with the index not
-        changed, when an entry that came cannot be placed (compile the service whole)."""
+        """New (full, empty, reverse) names after the entries with ids ``gone`` left and ``came``
+        joined the service (``full`` and ``reverse`` are the current ones, not changed); None, with the
+        index not changed, when an entry that came cannot be placed (compile the service whole)."""
         try:
             arriving = [(id(t), self._place(t)) for t in came]
         except _Unplaceable:
@@ -189,15 +204,19 @@ class ServiceIndex:
         revs: set[Labels] = set()
         ports: set[tuple[int, bytes]] = set()
         sets_changed = False
-        for entry in gone:
-            place = self.placed.pop(id(entry), None)
+        for entry_id in gone:
+            place = self.placed.pop(entry_id, None)
             if place is not None:
                 self._remove(place, slots, revs, ports)
                 sets_changed = True
+            else:
+                self.quiet.discard(entry_id)
         for key, place in arriving:
             if place is not None:
                 self._add(key, place, slots, revs, ports)
                 sets_changed = True
+            else:
+                self.quiet.add(key)
         full = dict(full)
         if sets_changed:
             full[(b"tasks",) + self.base] = self._tasks_rec()
