@@ -284,7 +284,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=1024, help="task reports per burst")
     parser.add_argument("--node", default="n00000", help="the node whose views are measured")
     parser.add_argument("--memory", action="store_true", help="trace the views' allocations (MB, not CPU)")
-    parser.add_argument("--state", type=Path, help="a pickle of the built state: read if present, else written")
+    parser.add_argument("--state", type=Path, help="the built state, pickled: read if there, else written")
     args = parser.parse_args()
     gc.callbacks.append(_count_full_gc)
     t0 = time.process_time()

@@ -151,7 +151,8 @@ def test_compilers_sharing_a_store_equal_compile_zone(seed: int) -> None:
         # the services the default just compiled or patched are reused as they are
         assert scoped.compiled_services + scoped.patched_services <= len(services) - len(shared)
         reused += len(shared)
-        assert set(store.fragments) == {(view.domain, view.local_site, s) for s in {*zone.services, *services}}
+        held = {*zone.services, *services}
+        assert set(store.fragments) == {(view.domain, view.local_site, s) for s in held}
         seq.step()
     assert reused > 120  # the scope shared services most of the time
 
