@@ -137,6 +137,9 @@ class TaskNetworkIndex:
 
 
 def _union(held: dict[str, frozenset[str]]) -> frozenset[str]:
+    if len(held) == 1:  # the common case: its service's own set, not a copy per address (issue 19)
+        for nets in held.values():
+            return nets
     out: frozenset[str] = frozenset()
     for nets in held.values():
         out |= nets
