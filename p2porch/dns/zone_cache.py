@@ -16,6 +16,7 @@ the fragment that replaces it).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -90,6 +91,8 @@ class ZoneCompiler:
     def __init__(self, store: FragmentStore | None = None) -> None:
         self.store = store if store is not None else FragmentStore()
         self._keys: set[FragmentKey] = set()  # the store keys of the last zone (held)
+        # the last merged zone and the fragments (by service name) it was merged from
+        self._last: tuple[CompiledZone, tuple[str, ...], tuple[_Fragment, ...]] | None = None
         self.compiled_services = 0  # services compiled by the last call (0: every fragment reused)
         self.patched_services = 0  # services patched per changed entry by the last call
         self.full_compiles = 0  # calls that fell back to compile_zone (collisions)
@@ -126,11 +129,29 @@ class ZoneCompiler:
         self.store.hold(keys - self._keys)
         self.store.release(self._keys - keys)
         self._keys = keys
+        last = self._last
+        if (
+            last is not None
+            and self._same_base(zone)
+            and last[1] == tuple(fragments)
+            and all(map(operator.is_, last[2], fragments.values()))
+        ):
+            # every service reused (a burst of reports that changed only messages): the same names
+            return replace(last[0], serial=zone.version & 0xFFFFFFFF)
         merged = self._merge(zone, domain, fragments)
         if merged is None:
             self.full_compiles += 1
+            self._last = None
             return compile_zone(zone)
+        self._last = (merged, tuple(fragments), tuple(fragments.values()))
         return merged
+
+    def _same_base(self, zone: ZoneData) -> bool:
+        """Whether ``_base_names`` would reuse its names for ``zone``."""
+        base = self._base
+        if base is None:
+            return False
+        return base[0] == (zone.domain, tuple(zone.nameservers)) and base[1] == zone.nodes
 
     def _patch(self, frag: _Fragment, entries: Sequence[TaskEntry]) -> _Fragment | None:
         """``frag`` for ``entries`` (the same service, VIP and context): kept when equal, patched per
@@ -175,7 +196,7 @@ class ZoneCompiler:
         """The apex, nameserver and node names (``compile_base``), compiled again only when the domain,
         the nameservers or the nodes changed: a fresh dict of the cached (never mutated) records."""
         base = self._base
-        if base is not None and base[0] == (zone.domain, tuple(zone.nameservers)) and base[1] == zone.nodes:
+        if base is not None and self._same_base(zone):
             return dict(base[2]), list(base[3])
         names: dict[Labels, NameRecords] = {}
         skipped: list[str] = []

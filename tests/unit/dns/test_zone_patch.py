@@ -159,3 +159,25 @@ def test_compilers_sharing_a_store_equal_compile_zone(seed: int) -> None:
     assert default.compile(ZoneData(version=999)) == compile_zone(ZoneData(version=999))
     assert scoped.compile(ZoneData(version=999)) == compile_zone(ZoneData(version=999))
     assert store.fragments == {}  # no zone holds a service: none kept
+
+
+def test_a_zone_whose_services_all_stayed_keeps_the_merged_names() -> None:
+    """A burst that changed no service (reports of messages only) merges nothing: the previous names and
+    PTR dicts with the new serial; a changed node, nameserver or service merges again."""
+    web = [TaskEntry(i, f"10.0.0.{i + 1}", ports=(PortEntry(80),)) for i in range(1, 20)]
+    zone = ZoneData(services={"web": web, "db": [TaskEntry(1, "10.0.1.2")]}, nodes={"n1": "192.168.0.1"})
+    compiler = ZoneCompiler()
+    first = compiler.compile(zone)
+    same = replace(zone, version=2)
+    second = compiler.compile(same)
+    assert second == compile_zone(same) and second.serial == 2
+    assert second.names is first.names and second.reverse is first.reverse
+    for changed in (
+        replace(zone, version=3, nodes={"n1": "192.168.0.1", "n2": "192.168.0.2"}),
+        replace(zone, version=4, nameservers=("192.168.0.1",)),
+        replace(zone, version=5, services={"web": web}),
+        replace(zone, version=6, services={"web": [replace(web[0], healthy=False), *web[1:]]}),
+    ):
+        compiled = compiler.compile(changed)
+        assert compiled == compile_zone(changed)
+        assert compiled.names is not first.names
