@@ -11,7 +11,8 @@ or like an alias's stack label) falls back to ``compile_zone``. A service whose 
 patched per entry that came or went (``zone_patch.ServiceIndex``: entries told apart by identity, as
 ``ZoneBuilder`` keeps an unchanged task's entry object), not compiled again, unless more entries changed
 than it holds or it cannot be indexed. Never mutates a fragment's records once cached (its index moves to
-the fragment that replaces it).
+the fragment that replaces it). A node's resolvers share one ``FragmentStore``: a service the default
+and a scoped zone both hold (the same list object) is compiled and patched once per node.
 """
 
 from __future__ import annotations

@@ -11,8 +11,10 @@ Within a changed service, a task's entry is made again only when its record (by 
 service's ports changed, and kept as the previous object when equal to it (a report that changed only a
 message); an unchanged list of entries is the previous list object (issue 19: a burst of reports touches
 most services, rarely what their names answer), and a changed list holds the same objects for the
-unchanged tasks, which lets the compilers patch a service per entry that came or went. Owns its task
-index (service id -> task ids) and those entries; never reads a clock or does I/O.
+unchanged tasks, which lets the compilers patch a service per entry that came or went. A service only
+whose tasks changed has its previous list patched (those tasks' entries taken out and put back where
+they sort) rather than every task sorted again. Owns its task index (service id -> task ids), those
+entries and their task ids; never reads a clock or does I/O.
 """
 
 from __future__ import annotations
