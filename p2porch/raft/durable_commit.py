@@ -95,11 +95,8 @@ class DurableLeaderCommit:
             so._SyncObj__numOneSecondDumps += 1
             so._SyncObj__raftLog.onOneSecondTimer()
 
-        state = so._SyncObj__raftState
-        if (
-            state in (_pso._RAFT_STATE.FOLLOWER, _pso._RAFT_STATE.CANDIDATE)
-            and so._SyncObj__selfNode is not None
-        ):
+        voting = so._SyncObj__raftState in (_pso._RAFT_STATE.FOLLOWER, _pso._RAFT_STATE.CANDIDATE)
+        if voting and so._SyncObj__selfNode is not None:  # noqa: SIM102 (pysyncobj's two checks, in order)
             if so._SyncObj__raftElectionDeadline < _pso.monotonicTime() and so._SyncObj__connectedToAnyone():
                 so._SyncObj__raftElectionDeadline = _pso.monotonicTime() + so._SyncObj__generateRaftTimeout()
                 so._SyncObj__transferInProgress = False
@@ -126,7 +123,7 @@ class DurableLeaderCommit:
 
         need_send_append_entries = so._SyncObj__applyLogEntries()
 
-        if so._SyncObj__raftState == _pso._RAFT_STATE.LEADER:
+        if so._SyncObj__raftState == _pso._RAFT_STATE.LEADER:  # noqa: SIM102 (as pysyncobj)
             if _pso.monotonicTime() > so._SyncObj__newAppendEntriesTime or need_send_append_entries:
                 so._SyncObj__sendAppendEntries()
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from pysyncobj import SyncObjConf
 
-from p2porch.raft.bridge import RaftBridge, install_durable_journal
 from p2porch.raft import journal as J
+from p2porch.raft.bridge import RaftBridge, install_durable_journal
 from p2porch.raft.journal import DurableJournal
 from p2porch.testing.raftprocs import free_ports
 
@@ -162,7 +162,6 @@ def test_two_followers_commit_while_the_leaders_sync_is_pending(
     voters: list[RaftBridge], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     leader = _leader(voters)
-    followers = [so for so in voters if so is not leader]
     _settle(voters, _journal(leader)[-1][1])
     journal = _journal(leader)
     held = HeldSync(monkeypatch)
