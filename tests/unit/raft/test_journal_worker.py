@@ -81,6 +81,7 @@ def test_a_power_loss_never_takes_an_entry_below_the_durable_index(
     disk.crash(path)  # the power fails while the worker waits
     again = DurableJournal(path)
     assert len(again) >= durable and [again[i] for i in range(durable)] == entries(2)
+    again._destroy()
     held.released.set()
     j._destroy()
 
@@ -191,4 +192,6 @@ def test_a_reopened_journal_holds_its_entries_durable(tmp_path: Path) -> None:
         for e in entries(4):
             j.add(*e)
     j._destroy()
-    assert DurableJournal(path).durable_index == 4  # opening syncs what it read
+    again = DurableJournal(path)
+    assert again.durable_index == 4  # opening syncs what it read
+    again._destroy()
