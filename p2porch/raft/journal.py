@@ -236,7 +236,7 @@ class DurableJournal:
             if self._written_index <= self._durable_index:  # all before ``idx`` is durable: in the file, or
                 self._durable_index = max(self._durable_index, idx - 1)  # before it (a synced dump's)
             self._written_index = idx
-            self.sync_stats.added()
+        self.sync_stats.added()
         if not self._deferring:
             self._sync()
         self._entries.append((command, idx, term))
@@ -315,7 +315,7 @@ class DurableJournal:
                 except OSError as exc:  # the journal fails: nothing after this counts or acknowledges
                     self._failed = exc
                     continue
-                self._synced(target, time.monotonic() - started)
+                self._synced(target, time.monotonic() - started, worker=True)
             callback = self.on_durable
             if callback is not None:
                 with contextlib.suppress(Exception):  # a closed notifier: the next tick counts it anyway
@@ -392,7 +392,9 @@ class DurableJournal:
             self._stopping = True
             self._wake.notify()
         if self._failed is None:
-            with contextlib.suppress(OSError):  # a clean stop leaves the commit index on disk
+            with contextlib.suppress(OSError):  # a clean stop leaves its entries and commit index on disk
+                if self.unsynced:
+                    self._sync()
                 self._store_commit_index()
                 os.fdatasync(self._commit_fd)
         with self._file_lock:
@@ -504,11 +506,11 @@ class DurableJournal:
             raise self._fail(exc) from exc
         self._synced(target, time.monotonic() - started)
 
-    def _synced(self, target: int, seconds: float) -> None:
+    def _synced(self, target: int, seconds: float, worker: bool = False) -> None:
         with self._lock:
             self._durable_index = max(self._durable_index, target)
-            self.sync_stats.synced(seconds)
             self.syncs += 1
+        self.sync_stats.synced(seconds, worker)
 
 
 def background_fdatasync(fd: int) -> None:
@@ -517,28 +519,39 @@ def background_fdatasync(fd: int) -> None:
 
 
 class SyncStats:
-    """Counters of one journal's appends and fdatasyncs, taken (and reset) by the leader's flow log."""
+    """Counters of one journal's appends and fdatasyncs, taken (and reset) by the leader's flow log. The
+    Raft thread and the journal's worker both count: a lock of its own keeps every count."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.adds = self.syncs = self.unsynced = self.max_batch = 0
         self.sync_s = self.max_sync_s = 0.0
+        self.worker_syncs, self.worker_s = 0, 0.0
 
     def added(self) -> None:
-        self.adds += 1
-        self.unsynced += 1
+        with self._lock:
+            self.adds += 1
+            self.unsynced += 1
 
-    def synced(self, seconds: float) -> None:
-        self.syncs += 1
-        self.sync_s += seconds
-        self.max_sync_s = max(self.max_sync_s, seconds)
-        self.max_batch = max(self.max_batch, self.unsynced)
-        self.unsynced = 0
+    def synced(self, seconds: float, worker: bool = False) -> None:
+        with self._lock:
+            self.syncs += 1
+            self.sync_s += seconds
+            self.max_sync_s = max(self.max_sync_s, seconds)
+            self.max_batch = max(self.max_batch, self.unsynced)
+            self.unsynced = 0
+            if worker:
+                self.worker_syncs += 1
+                self.worker_s += seconds
 
     def take(self) -> str:
-        text = (
-            f"journal adds {self.adds}, fdatasyncs {self.syncs} (at most {self.max_batch} entries in one; "
-            f"{self.sync_s:.3f} s in all, longest {self.max_sync_s:.3f} s)"
-        )
-        self.adds = self.syncs = self.max_batch = 0
-        self.sync_s = self.max_sync_s = 0.0
+        with self._lock:
+            text = (
+                f"journal adds {self.adds}, fdatasyncs {self.syncs} "
+                f"(at most {self.max_batch} entries in one; {self.sync_s:.3f} s in all, "
+                f"longest {self.max_sync_s:.3f} s; "
+                f"{self.worker_syncs} on the worker thread, {self.worker_s:.3f} s)"
+            )
+            self.adds = self.syncs = self.max_batch = self.worker_syncs = 0
+            self.sync_s = self.max_sync_s = self.worker_s = 0.0
         return text

@@ -61,6 +61,8 @@ def test_the_worker_makes_a_drain_durable_and_says_so(journal: DurableJournal) -
     assert done.wait(10)
     assert journal.durable_index == 7 and not journal.unsynced
     assert journal.syncs == syncs + 1  # the four shared one fdatasync
+    assert "fdatasyncs 4 (at most 4 entries in one" in (line := journal.sync_stats.take())
+    assert "; 1 on the worker thread" in line  # the leader's flow log tells the two apart
 
 
 def test_a_power_loss_never_takes_an_entry_below_the_durable_index(
