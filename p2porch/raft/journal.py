@@ -1,11 +1,13 @@
-"""A durable Raft journal for pysyncobj (shell: file I/O on the Raft thread).
+"""A durable Raft journal for pysyncobj (shell: file I/O on the Raft thread, and a leader's fdatasync on
+a worker thread of its own).
 
 pysyncobj's own FileJournal writes entries into an mmap and never msyncs it, and stores the commit
 index through a rename without fsync (PySyncObj #84, #197). This journal implements the same duck-typed
 interface (``add``, ``clear``, ``deleteEntriesFrom``, ``deleteEntriesTo``, indexing, term/vote and
 commit-index accessors) with plain appends and ``fdatasync`` before every method returns (a follower
 taking one message of many entries syncs once for them all, before it answers: ``syncs_deferred``),
-so an entry is on disk before pysyncobj can acknowledge it to a leader or count it towards a commit, and
+so an entry is on disk before pysyncobj can acknowledge it to a leader, and a leader's drain is synced
+by a worker thread while the leader counts itself only up to ``durable_index`` (durable_commit.py), and
 ``currentTerm``/``votedFor`` are on disk before a vote leaves the node (``<path>.meta``, fsynced and
 renamed). The commit index, volatile state in Raft, has its own file ``<path>.commit`` written in place
 with no sync (a stale, torn or missing one only makes the node learn it again: docs/raft.md). A failed
@@ -114,9 +116,9 @@ class DurableJournal:
     """Append-only, fdatasync'ed entry log, a meta file (term, vote) and a commit-index file.
 
     Owns the files ``<path>``, ``<path>.meta`` and ``<path>.commit``; entries are also kept in memory as
-    ``(command, index, term)`` tuples, as pysyncobj expects. It never stores a commit index before the
-    entries up to it are synced (pysyncobj sets it only for entries already added, and every sync
-    happens before the tick that stores it), and never lets a torn commit-index file touch term/vote.
+    ``(command, index, term)`` tuples, as pysyncobj expects. It never stores a commit index past the
+    entries synced here (:meth:`_commit_to_store`), and never lets a torn commit-index file touch
+    term/vote.
 
     A leader's appends may be synced by a worker thread (:meth:`syncs_in_background`): ``durable_index``
     is the highest index an ``fdatasync`` that began after its write returned, so the leader counts
@@ -392,7 +394,7 @@ class DurableJournal:
             self._stopping = True
             self._wake.notify()
         if self._failed is None:
-            with contextlib.suppress(OSError):  # a clean stop leaves its entries and commit index on disk
+            with contextlib.suppress(OSError, JournalFailedError):  # a clean stop: entries, commit index
                 if self.unsynced:
                     self._sync()
                 self._store_commit_index()
