@@ -89,6 +89,7 @@ class _Planned:
     wakes: dict[str, float] = field(default_factory=dict)  # service id -> when it asked to run again
     #: service id -> placements a budget left out when it was last planned (planned again, see plan)
     deferred: dict[str, int] = field(default_factory=dict)
+    deferred_repairs: dict[str, int] = field(default_factory=dict)  # ... and repairs
 
 
 class IncrementalPlanner:
@@ -120,19 +121,29 @@ class IncrementalPlanner:
         """No service is restless or acted in the last round: only a change (or a wake time) can give
         the next round anything to do, so the loop may check less often."""
         last = self._last
-        return last is not None and not last.restless and not last.acted and not last.deferred
+        return (
+            last is not None
+            and not last.restless
+            and not last.acted
+            and not last.deferred
+            and not last.deferred_repairs
+        )
 
-    def plan(self, state: ClusterState, now: float, budget: int | None = None) -> Round:
+    def plan(
+        self, state: ClusterState, now: float, budget: int | None = None, repair_budget: int | None = None
+    ) -> Round:
         """The round for ``state`` at ``now``: equal to a full round's decisions (see the module);
-        ``budget`` bounds its placements (``plan_scope``). A service with placements left out is
-        planned again by a later round: with a budget, only as many of them (by id) as their placements
-        left out fill it, so a bounded round does not re-plan every service waiting for its turn."""
+        ``budget`` and ``repair_budget`` bound its placements and repairs (``plan_scope``). A service with
+        placements or repairs left out is planned again by a later round: with a budget, only as many of
+        them (by id) as what they left out fills it (repairs first), so a bounded round does not re-plan
+        every service waiting for its turn."""
         last = self._last
         if last is None or self._wants_full(last, state, now):
-            return self._plan_full(state, now, budget)
+            return self._plan_full(state, now, budget, repair_budget)
         changed = self._changed_services(last, state)
         due = {sid for sid, at in last.wakes.items() if at <= now}
-        scope_ids = changed | last.acted | last.restless | due | self._turn(last, budget)
+        turn = self._turn(last.deferred_repairs, repair_budget) | self._turn(last.deferred, budget)
+        scope_ids = changed | last.acted | last.restless | due | turn
         for sid in changed:  # refresh what they hold and whether they are restless
             tasks = last.tasks.get(sid, {})
             last.usage.remove(last.held.pop(sid, ()))
@@ -159,6 +170,7 @@ class IncrementalPlanner:
             rebalance_max_moves=self.rebalance_max_moves,
             checkpoint=self.checkpoint,
             budget=budget,
+            repair_budget=repair_budget,
         )
         self._remember(last, out, scope_ids)
         self.last_scope = len(scope_ids)
@@ -167,18 +179,19 @@ class IncrementalPlanner:
     # --- internals -----------------------------------------------------------------------------------
 
     @staticmethod
-    def _turn(last: _Planned, budget: int | None) -> set[str]:
-        """The services left out by earlier budgets that this round plans: every one without a budget,
-        else the first by id until their placements left out fill it (at least one)."""
+    def _turn(deferred: dict[str, int], budget: int | None) -> set[str]:
+        """The services left out by earlier budgets (``deferred``: what each left out) that this round
+        plans: every one without a budget, else the first by id until what they left out fills it (at
+        least one)."""
         if budget is None:
-            return set(last.deferred)
+            return set(deferred)
         turn: set[str] = set()
         wanted = 0
-        for sid in sorted(last.deferred):
+        for sid in sorted(deferred):
             if turn and wanted >= budget:
                 break
             turn.add(sid)
-            wanted += last.deferred[sid]
+            wanted += deferred[sid]
         return turn
 
     def _wants_full(self, last: _Planned, state: ClusterState, now: float) -> bool:
@@ -191,7 +204,9 @@ class IncrementalPlanner:
             return True  # node fates, capacity and eligibility touch every service
         return any(s.spec.rebalance or s.rebalance_requested for s in state.services.values())
 
-    def _plan_full(self, state: ClusterState, now: float, budget: int | None) -> Round:
+    def _plan_full(
+        self, state: ClusterState, now: float, budget: int | None, repair_budget: int | None
+    ) -> Round:
         checkpoint = self.checkpoint
         grouped = group_tasks(state, checkpoint)
         usage = NodeUsage()
@@ -214,6 +229,7 @@ class IncrementalPlanner:
             rebalance_max_moves=self.rebalance_max_moves,
             checkpoint=checkpoint,
             budget=budget,
+            repair_budget=repair_budget,
         )
         last = _Planned(state=state, at=now, tasks=grouped.tasks, held=grouped.held, usage=usage)
         last.restless = {
@@ -279,6 +295,8 @@ class IncrementalPlanner:
         for sid in planned:
             last.wakes.pop(sid, None)
             last.deferred.pop(sid, None)
+            last.deferred_repairs.pop(sid, None)
         last.deferred.update(out.deferred)  # placements a budget left out: planned again in turn
+        last.deferred_repairs.update(out.deferred_repairs)
         last.wakes.update(out.wakes)
         out.wake_at = min(last.wakes.values(), default=None)

@@ -10,8 +10,10 @@ writes are refused, and it stops its round at the first refusal or as soon as it
 from __future__ import annotations
 
 import logging
+import math
 import random
 import secrets
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -50,6 +52,7 @@ LEADER_QUIET_CHECK_S = 10.0  # after a round that planned nothing and set no wak
 #: long as it took (at most this), so while commits stream in (agents' reports) planning takes at most
 #: about half of the loop's thread and the Raft thread sharing its process keeps the rest (issue 19)
 ROUND_PACE_MAX_S = 1.0
+PACE_LOG_EVERY_S = 5.0  # a budget that grew is logged at most this often (every cut is)
 
 
 async def serve_scheduler(
@@ -81,6 +84,7 @@ async def _run_scheduler(
     )
     reported: set[tuple[str, int]] = set()  # invalid services already reported (id, version)
     pacer = WritePacer(pacing)  # the placement budget per round, from this node's health (leader/pacing.py)
+    logged = PaceLog()
     wake_at: float | None = None
     quiet = False  # the last round planned nothing: commits, gossip changes and wake_at wake the loop
     paced_until = 0.0  # trio time: no round starts before it (see ROUND_PACE_MAX_S)
@@ -118,9 +122,10 @@ async def _run_scheduler(
             # loop uses the planner)
             check.restart(partial(still_leads, store, epoch))
             # the Raft thread's lateness while this loop waited (a new leader's: while it followed)
-            budget = pace(pacer, store, now, [], 0, 0)
+            budget = pace(pacer, store, now, [], 0, 0, logged)
+            bounded = partial(planner.plan, budget=budget, repair_budget=pacer.repair_budget())
             try:
-                plan = await trio.to_thread.run_sync(planner.plan, state, now, budget)
+                plan = await trio.to_thread.run_sync(bounded, state, now)
             except RoundAbandoned:  # deposed while planning: the rest of the round is wasted CPU
                 log.info("leadership lost while planning: round abandoned")
                 planner.reset()
@@ -156,25 +161,62 @@ async def _run_scheduler(
             except ProposalTimeout as exc:
                 commits.append(ctx.commit_timeout_s)  # at least that long: pressure
                 log.warning("scheduling round not committed: %s", exc.message)
-            pace(pacer, store, clock.now(), commits, placed, plan.held_back)
+            held_back = plan.held_back + sum(plan.deferred_repairs.values())
+            pace(pacer, store, clock.now(), commits, placed, held_back, logged)
+
+
+@dataclass
+class PaceLog:
+    """The budget the leader's log last showed, and when (a grown budget is logged at most every
+    ``PACE_LOG_EVERY_S``; every cut is)."""
+
+    at: float = -math.inf
+    budget: int | None = None
 
 
 def pace(
-    pacer: WritePacer, store: ClusterStore, now: float, commits: list[float], placed: int, held_back: int
+    pacer: WritePacer,
+    store: ClusterStore,
+    now: float,
+    commits: list[float],
+    placed: int,
+    held_back: int,
+    logged: PaceLog | None = None,
 ) -> int | None:
-    """Feed measurements to the pacer (its Raft thread's lateness since the last call, the round's
-    slowest commit, what it placed), say when the budget was cut; the budget for the next round."""
-    signals = PacingSignals(store.tick_lateness.take(), max(commits, default=0.0), placed)
-    if pacer.observe(now, signals):
-        log.info(
-            "leader pacing: at most %s placements per round (Raft tick %.2f s late, slowest commit "
-            "%.2f s, %d placed, %d held back)",
-            pacer.budget(),
-            signals.tick_late_s,
-            signals.commit_s,
-            placed,
-            held_back,
-        )
+    """Feed measurements to the pacer (its Raft thread's lateness since the last call, against its
+    followers' estimated election window; the round's slowest commit; what it placed), say when the
+    budget was cut (and, every ``PACE_LOG_EVERY_S`` at most, when it grew); the budget for the next
+    round."""
+    late = store.tick_lateness.take()
+    signals = PacingSignals(late.late_s, late.share, max(commits, default=0.0), placed)
+    logged = logged or PaceLog()
+    if not pacer.observe(now, signals):
+        budget = pacer.budget()
+        if budget != logged.budget and now - logged.at >= PACE_LOG_EVERY_S:
+            logged.at, logged.budget = now, budget
+            log.info(
+                "leader pacing: %s (grown; lateness %.2f s recent, %.2f s baseline)",
+                "no bound" if budget is None else f"at most {budget} placements per round",
+                pacer.recent,
+                pacer.baseline,
+            )
+        return budget
+    logged.at, logged.budget = now, pacer.budget()
+    log.info(
+        "leader pacing: at most %s placements per round (%s: Raft tick %.2f s late, %.2f of the "
+        "followers' window %.2f s; lateness %.2f s recent, %.2f s baseline; slowest commit %.2f s, "
+        "%d placed, %d held back)",
+        pacer.budget(),
+        pacer.why,
+        signals.tick_late_s,
+        signals.tick_share,
+        late.window_s,
+        pacer.recent,
+        pacer.baseline,
+        signals.commit_s,
+        placed,
+        held_back,
+    )
     return pacer.budget()
 
 

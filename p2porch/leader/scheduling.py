@@ -73,6 +73,7 @@ class Round:
     skipped: dict[str, str] = field(default_factory=dict)  # invalid services left alone: id -> why
     deferred: dict[str, int] = field(default_factory=dict)  # service id -> placements left to a later round
     held_back: int = 0  # placements the round's budget left to a later round
+    deferred_repairs: dict[str, int] = field(default_factory=dict)  # service id -> repairs left to later
 
     @property
     def empty(self) -> bool:
@@ -179,10 +180,12 @@ def plan_scope(
     rebalance_max_moves: int = 1,
     checkpoint: Checkpoint = no_checkpoint,
     budget: int | None = None,
+    repair_budget: int | None = None,
 ) -> Round:
     """The round's decisions for the services of ``scope`` (see :class:`Scope`); a service outside it is
-    left as it is. Rebalancing runs only with ``scope.placed`` (a full round). ``budget`` (None: no
-    bound) bounds the round's placements as :func:`admit` says."""
+    left as it is. Rebalancing runs only with ``scope.placed`` (a full round). ``budget`` and
+    ``repair_budget`` (None: no bound) bound the round's placements as :func:`admit` says; a slot whose
+    repair is left out is left as it is (its shutdowns wait with it)."""
     out = Round()
     # a service whose committed spec does not validate here is left alone, tasks and all (committed.py)
     out.skipped = {s.service_id: s.invalid for s in state.services.values() if s.invalid}
@@ -208,10 +211,16 @@ def plan_scope(
         and t.task_id not in shutdowns
     ]
     waiting.sort(key=lambda t: (t.service_id, t.slot, t.created_at, t.task_id))
-    if budget is not None:
-        admitted = admit(creates, waiting, tasks, budget)
+    if budget is not None or repair_budget is not None:
+        admitted = admit(creates, waiting, tasks, budget, repair_budget)
         creates, waiting = admitted.creates, admitted.waiting
         out.deferred, out.held_back = admitted.deferred, admitted.held_back
+        out.deferred_repairs = admitted.deferred_repairs
+        if admitted.deferred_slots:  # the stop of a slot's task waits for its replacement
+            slot_of = {t.task_id: (t.service_id, t.slot) for t in tasks if t.task_id in shutdowns}
+            for task_id, key in slot_of.items():
+                if key in admitted.deferred_slots:
+                    del shutdowns[task_id]
     requests: list[TaskRequest] = []
     new_records: dict[str, Task] = {}
     for create in paced(creates, checkpoint):
@@ -296,39 +305,59 @@ def plan_scope(
 
 @dataclass(frozen=True)
 class Admitted:
-    """What a round's budget lets through (:func:`admit`)."""
+    """What a round's budgets let through (:func:`admit`)."""
 
     creates: list[CreateTask]
     waiting: list[Task]
-    deferred: dict[str, int]  # service id -> its creates and waiting tasks left out
-    held_back: int
+    deferred: dict[str, int]  # service id -> its new creates and waiting tasks left out
+    held_back: int  # new creates and waiting tasks left out
+    deferred_repairs: dict[str, int] = field(default_factory=dict)  # service id -> its repairs left out
+    deferred_slots: frozenset[tuple[str, int]] = frozenset()  # (service id, slot) of the repairs left out
 
 
-def admit(creates: list[CreateTask], waiting: list[Task], tasks: Iterable[Task], budget: int) -> Admitted:
+def admit(
+    creates: list[CreateTask],
+    waiting: list[Task],
+    tasks: Iterable[Task],
+    budget: int | None,
+    repair_budget: int | None = None,
+) -> Admitted:
     """The creates and waiting tasks a round with a placement ``budget`` plans, in their order.
 
     A create for a slot that has a task in ``tasks`` (a repair: a lost node's task, a restart, a
-    rolling update's replacement) always goes through and uses the budget, so repairs never wait
-    behind new tasks and a rollout's shutdowns always come with their replacement; the waiting tasks
-    (created by an earlier round, no node yet) take what is left, then the creates of new slots. What
-    is left out is planned again by a later round (``deferred`` counts it per service)."""
+    rolling update's replacement) goes first, up to ``repair_budget`` (None: all of them), and uses the
+    placement budget too, so repairs never wait behind new tasks; the waiting tasks (created by an
+    earlier round, no node yet) take what is left of ``budget`` (None: no bound), then the creates of new
+    slots. What is left out is planned again by a later round (``deferred`` counts it per service,
+    ``deferred_repairs`` the repairs); the caller leaves a left-out repair's slot as it is."""
     held = {(t.service_id, t.slot) for t in tasks}
     repairs = [c for c in creates if (c.service_id, c.slot) in held]
     fresh = [c for c in creates if (c.service_id, c.slot) not in held]
-    room = max(0, budget - len(repairs))
+    kept_repairs = repairs if repair_budget is None else repairs[: max(0, repair_budget)]
+    room = len(waiting) + len(fresh) if budget is None else max(0, budget - len(kept_repairs))
     kept_waiting = waiting[:room]
     room -= len(kept_waiting)
     kept_fresh = fresh[:room]
     left = waiting[len(kept_waiting) :]
     left_fresh = fresh[len(kept_fresh) :]
+    left_repairs = repairs[len(kept_repairs) :]
     deferred: dict[str, int] = {}
     for sid in [t.service_id for t in left] + [c.service_id for c in left_fresh]:
         deferred[sid] = deferred.get(sid, 0) + 1
-    if not deferred:
+    deferred_repairs: dict[str, int] = {}
+    for c in left_repairs:
+        deferred_repairs[c.service_id] = deferred_repairs.get(c.service_id, 0) + 1
+    if not deferred and not deferred_repairs:
         return Admitted(creates, waiting, {}, 0)
-    kept_ids = {c.task_id for c in kept_fresh}
-    kept = [c for c in creates if (c.service_id, c.slot) in held or c.task_id in kept_ids]
-    return Admitted(kept, kept_waiting, deferred, len(left) + len(left_fresh))
+    kept_ids = {c.task_id for c in kept_fresh} | {c.task_id for c in kept_repairs}
+    return Admitted(
+        [c for c in creates if c.task_id in kept_ids],
+        kept_waiting,
+        deferred,
+        len(left) + len(left_fresh),
+        deferred_repairs,
+        frozenset((c.service_id, c.slot) for c in left_repairs),
+    )
 
 
 def result_ids(round_: Round) -> set[str]:

@@ -74,11 +74,16 @@ class ElectionTimeout:
         self.heard_at = now
         if gap < 0:
             return False
+        self.sample(gap, now)
+        return True
+
+    def sample(self, gap: float, now: float) -> None:
+        """One silence of ``gap`` s, ended at ``now``, into the mean and the deviation (the leader's
+        self-pacing feeds its own ticks' lateness here: ``raft/pacer.py`` ``TickLateness``)."""
         dev = max(abs(gap - self.mean_s), self.deviation(now))  # RFC 6298: before the mean moves
         self.dev_s, self.dev_at = dev, now
         self.mean_s += MEAN_WEIGHT * (gap - self.mean_s)
         self.samples += 1
-        return True
 
     def lost(self) -> None:
         """The connection to the leader dropped: its next message (if any) starts a new run of gaps."""

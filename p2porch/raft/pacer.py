@@ -8,12 +8,16 @@ the commit index moved within ``linger_s`` and the long one otherwise, cut short
 (an election deadline, a heartbeat) so that a long idle period delays neither (docs/raft.md, "Settings").
 The same notion of idle paces the leader's append rounds (:meth:`TickPacer.round_period`): an idle
 leader heartbeats its voters at a longer period; the election timeouts do not change.
+:class:`TickLateness` measures how late the ticks ran, against the followers' election window as the
+leader can estimate it (the leader's self-pacing reads it).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from .election_timeout import ElectionTimeout
 
 TIMER_SLACK_S = 0.002
 
@@ -71,28 +75,62 @@ class TickPacer:
 LATENESS_WINDOW_S = 10.0
 
 
-class TickLateness:
-    """How late the Raft thread's ticks ran: the largest gap between two ticks beyond the period the first
-    had set for itself (its poll's timeout), since the last :meth:`take` and within the last
-    ``LATENESS_WINDOW_S`` (once the largest is older, the next tick's lateness replaces it). The Raft
-    thread calls :meth:`tick`, the leader loop :meth:`take` (its self-pacing, ``leader/pacing.py``); a
-    lost update between the two threads costs one sample, never a wrong one. No clock: ``now`` is given."""
+@dataclass(frozen=True)
+class Lateness:
+    """What :meth:`TickLateness.take` hands the leader loop (its self-pacing, ``leader/pacing.py``)."""
 
-    def __init__(self) -> None:
+    late_s: float = 0.0  # the latest tick's lateness: the largest since the last take
+    #: the largest lateness as a share of the followers' election window estimated just before it
+    share: float = 0.0
+    window_s: float = 0.0  # the window that share is of (for logs)
+
+
+class TickLateness:
+    """How late the Raft thread's ticks ran, and how close that came to its followers' election window.
+
+    Lateness: the largest gap between two ticks beyond the period the first had set for itself (its poll's
+    timeout), since the last :meth:`take` and within the last ``LATENESS_WINDOW_S`` (once the largest is
+    older, the next tick's lateness replaces it).
+
+    The followers' window: each voter widens its election timeout to the mean plus four deviations of the
+    gaps it hears from its leader (``election_timeout.py``), between ``floor_s`` (the configured minimum)
+    and ``cap_s``. The leader cannot read their estimates; it runs the same estimator over its own ticks'
+    lateness, which is what its followers' gaps are made of beyond the heartbeat interval. For stalls much
+    longer than that interval (the ones that matter: a window above the configured minimum needs a
+    deviation over a quarter of it) the estimate is on the low side of theirs (it leaves out the interval,
+    and a follower's own late ticks only widen its deviation), so a lateness judged far from it is far
+    from theirs. ``share`` is a tick's lateness over the estimate *before* that tick was counted: what the
+    followers held while the silence lasted.
+
+    The Raft thread calls :meth:`tick`, the leader loop :meth:`take`; a lost update between the two threads
+    costs one sample, never a wrong one. No clock: ``now`` is given."""
+
+    def __init__(self, floor_s: float = 0.5, cap_s: float = 3.0) -> None:
+        # StoreConfig's defaults: election_timeout_min_s and election_cap_s(1.2, 3.0)
+        self.followers = ElectionTimeout(floor_s=floor_s, cap_s=max(floor_s, cap_s), beat_s=0.0)
         self._at: float | None = None
         self._period = 0.0
         self._late = 0.0
         self._late_at = 0.0
+        self._share = 0.0
+        self._share_at = 0.0
+        self._window = floor_s  # the window of the largest share
 
     def tick(self, now: float, period: float) -> None:
         """A tick ran at ``now`` and set ``period`` for the next one."""
         if self._at is not None:
-            late = now - self._at - self._period
+            late = max(0.0, now - self._at - self._period)
+            window = self.followers.minimum(now)
+            share = late / window
+            self.followers.sample(late, now)
             if late > self._late or now - self._late_at > LATENESS_WINDOW_S:
                 self._late, self._late_at = late, now
+            if share > self._share or now - self._share_at > LATENESS_WINDOW_S:
+                self._share, self._share_at, self._window = share, now, window
         self._at, self._period = now, period
 
-    def take(self) -> float:
-        """The latest tick's lateness (s) since the last call; the count starts again."""
-        late, self._late = self._late, 0.0
-        return late
+    def take(self) -> Lateness:
+        """The largest lateness (and share of the window) since the last call; the count starts again."""
+        taken = Lateness(self._late, self._share, self._window)
+        self._late = self._share = 0.0
+        return taken

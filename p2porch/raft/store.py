@@ -116,7 +116,8 @@ class RaftStore:
         self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
         idle_s = config.idle_tick_period_s if config.self_addr else config.replica_idle_tick_period_s
         self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, idle_s))
-        self.tick_lateness = TickLateness()  # the leader's self-pacing reads it (leader/pacing.py)
+        # read by the leader's self-pacing (leader/pacing.py), against its followers' election window
+        self.tick_lateness = TickLateness(config.election_timeout_min_s, config.election_cap_s)
         data_dir = Path(config.data_dir)
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(data_dir, 0o700)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from .election_timeout import election_cap_s
 
 #: an idle leader's heartbeats that fit in the shortest election timeout (timing.py's proportions: 5
 #: heartbeats, idle at 2 heartbeats)
@@ -66,6 +67,12 @@ class StoreConfig:
     def replica_beat_s(self) -> float:
         """How often an idle replica hears from the leader: never more often than voters do."""
         return max(self.replica_heartbeat_period_s, self.heartbeat_period_s)
+
+    @property
+    def election_cap_s(self) -> float:
+        """The most a voter's adapted election minimum grows to (``election_timeout.py``)."""
+        timing = self.pysyncobj_timing()
+        return election_cap_s(timing["raftMaxTimeout"], timing["connectionTimeout"])
 
     def pysyncobj_timing(self) -> dict[str, float]:
         """pysyncobj's timing options for these settings. The connection and the leader's step-down

@@ -306,3 +306,23 @@ async def test_a_late_tick_mid_run_cuts_the_next_rounds(autojump_clock: Any) -> 
         seen = await placements_per_commit(store, 550)
         nursery.cancel_scope.cancel()
     assert [n for _, n in seen] == [100, 100, 50]  # start, then the budget held (no growth)
+
+
+async def test_a_late_tick_far_from_a_widened_window_does_not_bound_the_round(autojump_clock: Any) -> None:
+    """The Raft thread stalled for 2 s a moment ago (its followers' window widened to the cap, 3 s) and
+    then ran 0.6 s late: the fixed 0.3 s threshold bounded that round; a fifth of the window does not."""
+    store, ctx, run = await start_leader(10, 200, PacingLimits(start=60, floor=20), late_s=0.0)
+    lateness = store.tick_lateness
+    lateness.tick(0.0, 0.005)
+    lateness.tick(2.005, 0.005)  # 2 s late
+    now = 2.005
+    for _ in range(50):
+        now += 0.005
+        lateness.tick(now, 0.005)
+    lateness.take()  # the stall was seen (by a round before this leader's)
+    lateness.tick(now + 0.605, 0.005)  # 0.6 s late
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        seen = await placements_per_commit(store, 200)
+        nursery.cancel_scope.cancel()
+    assert [n for _, n in seen] == [200]

@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
 from p2porch.leader.incremental import IncrementalPlanner
 from p2porch.leader.pacing import PacingLimits, PacingSignals, WritePacer
 from p2porch.leader.scheduling import admit
-from p2porch.model import Node, ServiceSpec, Task, TaskState
+from p2porch.model import DesiredState, Node, ServiceSpec, Task, TaskState
 from p2porch.raft import commands as C
 from p2porch.raft.commands import TaskPut
 from p2porch.raft.fsm import apply
@@ -21,53 +22,141 @@ from p2porch.raft.state import EMPTY_STATE, ClusterState
 from p2porch.scheduler import Orchestrator
 from p2porch.scheduler.orchestrator import CreateTask
 
-LATE = PacingSignals(tick_late_s=0.8)
+DANGER = PacingSignals(tick_late_s=0.8, tick_share=0.8)  # a tick late by 0.8 of the followers' window
 SLOW = PacingSignals(commit_s=2.5)
-CALM = PacingSignals(tick_late_s=0.05, commit_s=0.02)
+CALM = PacingSignals(tick_late_s=0.05, tick_share=0.1, commit_s=0.02)
+
+
+def late(late_s: float, share: float, placed: int = 0) -> PacingSignals:
+    return PacingSignals(tick_late_s=late_s, tick_share=share, placed=placed)
 
 
 def test_no_pressure_never_bounds_a_round() -> None:
+    """Lateness of any size far from the followers' window, while the leader places nothing (so no rise
+    is its doing), and commits under a second: never bounded."""
     pacer = WritePacer()
     rng = random.Random(1)
     for step in range(500):
-        signals = PacingSignals(rng.uniform(0, 0.29), rng.uniform(0, 0.99), rng.randrange(0, 100_000))
+        signals = PacingSignals(rng.uniform(0, 2.0), rng.uniform(0, 0.49), rng.uniform(0, 0.99), 0)
         assert pacer.observe(step * 0.37, signals) is False
         assert pacer.budget() is None
     assert pacer.cuts == 0
 
 
-@pytest.mark.parametrize("signal", [LATE, SLOW], ids=["late tick", "slow commit"])
-def test_pressure_cuts_from_what_was_placed_and_at_most_start(signal: PacingSignals) -> None:
+def test_steady_high_lateness_while_placing_is_not_pressure() -> None:
+    """A machine at load 15-20: every tick 0.5-0.7 s late whatever the leader places, the followers'
+    window widened to ~3 s. The fixed 0.3 s threshold cut this to the floor; now it never bounds."""
+    pacer = WritePacer()
+    rng = random.Random(2)
+    for step in range(300):
+        lateness = rng.uniform(0.5, 0.7)
+        assert not pacer.observe(step * 0.8, late(lateness, lateness / 3.0, placed=rng.randrange(0, 2000)))
+    assert pacer.budget() is None and pacer.cuts == 0
+
+
+@pytest.mark.parametrize("signal", [DANGER, SLOW], ids=["tick near the window", "slow commit"])
+def test_danger_cuts_from_what_was_placed_and_at_most_start(signal: PacingSignals) -> None:
     limits = PacingLimits()
     big = WritePacer(limits)
-    assert big.observe(10.0, PacingSignals(signal.tick_late_s, signal.commit_s, placed=50_000))
-    assert big.budget() == limits.start  # half of 50,000 is more than the first budget
+    assert big.observe(10.0, replace(signal, placed=50_000))
+    assert big.budget() == limits.start and big.why == "danger"  # half of 50,000 is more than the start
     small = WritePacer(limits)
-    assert small.observe(10.0, PacingSignals(signal.tick_late_s, signal.commit_s, placed=900))
+    assert small.observe(10.0, replace(signal, placed=900))
     assert small.budget() == 450
     idle = WritePacer(limits)  # pressure seen before a round (nothing placed): the first budget
     assert idle.observe(10.0, signal)
     assert idle.budget() == limits.start
 
 
-def test_one_cut_per_hold_then_halving_down_to_the_floor() -> None:
+def test_danger_is_a_share_of_the_window_not_a_lateness() -> None:
+    """0.3 s late when the followers hold 0.5 s is danger; 1.2 s late when they hold 3 s is not."""
+    limits = PacingLimits(danger_share=0.5)
+    assert late(0.3, 0.6).danger(limits)
+    assert not late(1.2, 0.4).danger(limits)
+    assert late(1.5, 0.5).danger(limits)
+    pacer = WritePacer(limits)
+    assert not pacer.observe(0.0, late(1.2, 0.4, placed=500))
+    assert pacer.observe(1.0, late(1.6, 0.53, placed=500)) and pacer.why == "danger"
+
+
+def test_a_steady_lateness_near_the_window_is_cut_each_hold() -> None:
+    """Approaching the timeout cuts even when nothing rises (the baseline is as high)."""
     limits = PacingLimits(start=2000, floor=200, hold_s=1.0)
     pacer = WritePacer(limits)
-    assert pacer.observe(0.0, LATE)
-    assert not pacer.observe(0.5, LATE)  # the same overload, seen again within hold_s
+    seen = []
+    for i in range(6):
+        pacer.observe(float(i), late(1.6, 0.55, placed=4000))
+        seen.append(pacer.budget())
+    assert seen == [2000, 1000, 500, 250, 200, 200]
+    assert pacer.recent == pytest.approx(pacer.baseline)  # nothing rose
+    pacer = WritePacer(limits)
+    assert pacer.observe(0.0, DANGER)
+    assert not pacer.observe(0.5, DANGER)  # the same overload, seen again within hold_s
     assert pacer.budget() == 2000
     seen = []
     for i in range(1, 10):
-        pacer.observe(float(i), LATE)
+        pacer.observe(float(i), DANGER)
         seen.append(pacer.budget())
     assert seen == [1000, 500, 250, 200, 200, 200, 200, 200, 200]
+
+
+def rise(pacer: WritePacer, placed: int, start: float = 0.0) -> tuple[float, list[bool]]:
+    """0.3 s late for a minute (steady), then the lateness climbing to 1.2 s over 10 s (its share of the
+    window stays below danger); the cuts seen during the climb."""
+    now = start
+    for _ in range(60):
+        assert not pacer.observe(now, late(0.3, 0.1, placed))
+        now += 1.0
+    cuts = []
+    for step in range(10):
+        lateness = 0.3 + 0.09 * (step + 1)
+        cuts.append(pacer.observe(now, late(lateness, 0.4 * lateness / 1.2, placed)))
+        now += 1.0
+    return now, cuts
+
+
+def test_lateness_rising_with_placements_cuts_once_per_recent_period() -> None:
+    limits = PacingLimits(recent_s=5.0, baseline_s=30.0, rise_ratio=1.5, rise_margin_s=0.1)
+    pacer = WritePacer(limits)
+    _, cuts = rise(pacer, placed=400)
+    assert any(cuts) and pacer.why == "rise"
+    assert sum(cuts) <= 2  # 10 s of rise: at most one cut per recent_s
+    first = cuts.index(True)
+    assert not any(cuts[first + 1 : first + 5])
+    assert pacer.budget() is not None and pacer.budget() <= limits.start
+    assert pacer.recent >= limits.rise_ratio * pacer.baseline + limits.rise_margin_s
+
+
+def test_lateness_rising_while_the_leader_places_nothing_cuts_nothing() -> None:
+    """The same climb, but the leader placed nothing within ``recent_s``: another process's doing."""
+    pacer = WritePacer()
+    _, cuts = rise(pacer, placed=0)
+    assert not any(cuts) and pacer.budget() is None
+    bounded = WritePacer()  # already bounded: the budget keeps growing through the climb
+    bounded.observe(0.0, DANGER)
+    before = bounded.budget()
+    _, cuts = rise(bounded, placed=0, start=1.0)
+    after = bounded.budget()
+    assert not any(cuts) and before is not None and (after is None or after > before)
+
+
+def test_the_budget_grows_while_lateness_is_steady_but_high() -> None:
+    limits = PacingLimits(start=2000, floor=200, increase_per_s=200.0, ceiling=20_000)
+    pacer = WritePacer(limits)
+    assert pacer.observe(0.0, late(1.8, 0.6, placed=4000))  # a stall near the window: cut to 2,000
+    assert pacer.budget() == 2000
+    seen = []
+    for i in range(1, 11):  # then 0.6-0.8 s late every second, a fifth of the widened window
+        pacer.observe(float(i), late(0.6 + 0.2 * (i % 2), 0.2, placed=2000))
+        seen.append(pacer.budget())
+    assert seen == [2000 + 200 * i for i in range(1, 11)]
 
 
 def test_grows_back_with_time_and_turns_off_past_the_ceiling() -> None:
     limits = PacingLimits(start=2000, floor=200, ceiling=5000, increase_per_s=100.0)
     pacer = WritePacer(limits)
-    pacer.observe(0.0, LATE)
-    pacer.observe(1.0, LATE)
+    pacer.observe(0.0, DANGER)
+    pacer.observe(1.0, DANGER)
     assert pacer.budget() == 1000
     pacer.observe(3.0, CALM)  # 2 s without pressure: +200
     assert pacer.budget() == 1200
@@ -76,16 +165,27 @@ def test_grows_back_with_time_and_turns_off_past_the_ceiling() -> None:
     pacer.observe(40.0, CALM)  # 37 s more: 4,900, below the ceiling
     assert pacer.budget() == 4900
     pacer.observe(41.0, CALM)  # past the ceiling: no bound again
-    assert pacer.budget() is None
-    assert pacer.observe(42.0, LATE) and pacer.budget() == limits.start
+    assert pacer.budget() is None and pacer.repair_budget() is None
+    assert pacer.observe(42.0, DANGER) and pacer.budget() == limits.start
 
 
 def test_growth_starts_from_the_last_pressure_not_from_the_last_cut() -> None:
     pacer = WritePacer(PacingLimits(start=1000, floor=100, increase_per_s=100.0, hold_s=5.0))
-    pacer.observe(0.0, LATE)
-    pacer.observe(4.0, LATE)  # within hold: no cut, but the pressure goes on until 4 s
+    pacer.observe(0.0, DANGER)
+    pacer.observe(4.0, DANGER)  # within hold: no cut, but the pressure goes on until 4 s
     pacer.observe(6.0, CALM)
     assert pacer.budget() == 1200  # 2 s of calm, not 6
+
+
+def test_the_repair_budget_is_the_budget_never_below_its_floor() -> None:
+    limits = PacingLimits(start=2000, floor=200, repair_floor=1000)
+    pacer = WritePacer(limits)
+    assert pacer.repair_budget() is None  # off: repairs unbounded, as everything else
+    pacer.observe(0.0, DANGER)
+    assert pacer.budget() == 2000 and pacer.repair_budget() == 2000
+    for i in range(1, 5):
+        pacer.observe(float(i), DANGER)
+    assert pacer.budget() == 200 and pacer.repair_budget() == 1000
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -97,22 +197,30 @@ def test_random_signals_keep_the_budget_off_or_at_least_the_floor(seed: int) -> 
         ceiling=rng.choice([4000, 20000]),
         increase_per_s=rng.choice([10.0, 200.0]),
         hold_s=rng.choice([0.0, 1.0]),
+        recent_s=rng.choice([2.0, 5.0]),
     )
     pacer = WritePacer(limits)
     now = 0.0
     pressured = False
     for _ in range(2000):
         now += rng.expovariate(2.0)
-        signals = PacingSignals(rng.expovariate(6.0), rng.expovariate(3.0), rng.randrange(0, 5000))
+        lateness = rng.expovariate(3.0)
+        signals = PacingSignals(
+            lateness, lateness / rng.uniform(0.5, 3.0), rng.expovariate(3.0), rng.randrange(0, 5000)
+        )
         before = pacer.budget()
         cut = pacer.observe(now, signals)
         budget = pacer.budget()
-        pressured |= signals.pressure(limits)
+        pressure = signals.danger(limits) or pacer.rising(now)
+        pressured |= pressure
         assert budget is None or limits.floor <= budget < limits.ceiling
+        repairs = pacer.repair_budget()
+        assert (repairs is None) == (budget is None)
+        assert repairs is None or repairs >= max(limits.repair_floor, budget or 0)
         if cut:
-            assert signals.pressure(limits)
+            assert pressure
             assert budget is not None and (before is None or budget <= max(limits.floor, before))
-        if not signals.pressure(limits) and before is not None:
+        if not pressure and before is not None:
             assert budget is None or budget >= before  # calm never lowers it
     assert pressured and pacer.cuts > 0
 
@@ -261,3 +369,101 @@ def test_a_bounded_round_plans_only_the_deferred_services_its_budget_can_use() -
     assert max(scopes) <= 4
     out = IncrementalPlanner(Orchestrator(random.Random(9))).plan(cluster(8, {"a": 5}), 1.0)
     assert not out.deferred
+
+
+def test_admit_gives_repairs_their_own_budget_before_anything_else() -> None:
+    held = [pending(f"old-a{i}", "a", i) for i in range(5)]  # slots a/0..4 have tasks: repairs
+    waiting = [pending("w-b0", "b", 0)]
+    creates = [create(f"a{i}", "a", i) for i in range(5)] + [create("c0", "c", 0), create("c1", "c", 1)]
+    tasks = held + waiting
+
+    got = admit(creates, waiting, tasks, budget=2, repair_budget=3)
+    assert [c.task_id for c in got.creates] == ["a0", "a1", "a2"]  # repairs past the placement budget
+    assert got.waiting == []  # the repairs used the placement budget up
+    assert got.deferred_repairs == {"a": 2} and got.deferred_slots == {("a", 3), ("a", 4)}
+    assert got.deferred == {"b": 1, "c": 2} and got.held_back == 3
+
+    got = admit(creates, waiting, tasks, budget=5, repair_budget=3)
+    assert [c.task_id for c in got.creates] == ["a0", "a1", "a2", "c0"]
+    assert [t.task_id for t in got.waiting] == ["w-b0"]
+    assert got.deferred == {"c": 1} and got.deferred_repairs == {"a": 2}
+
+    got = admit(creates, waiting, tasks, budget=3, repair_budget=None)  # repairs unbounded (as before)
+    assert [c.task_id for c in got.creates] == ["a0", "a1", "a2", "a3", "a4"]
+    assert got.deferred_repairs == {} and not got.deferred_slots
+
+    got = admit(creates, waiting, tasks, budget=8, repair_budget=5)
+    assert got.creates == creates and got.waiting == waiting
+    assert got.deferred == {} and got.deferred_repairs == {} and got.held_back == 0
+
+
+def lose_nodes(state: ClusterState, node_ids: list[str], at: float) -> ClusterState:
+    for node_id in node_ids:
+        update = C.UpdateNode(
+            at=at, node_id=node_id, status="down", node_version=state.nodes[node_id].version
+        )
+        state = run(state, update)
+    return state
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_lost_zone_is_repaired_in_chunks_of_the_repair_budget_before_any_new_task(seed: int) -> None:
+    """Three of eight nodes lost: their tasks (of 20 services) are replaced ``repairs`` a round, each
+    round's stops of lost tasks going out with their replacements only; a new service waits until the
+    last repair is written."""
+    rng = random.Random(seed)
+    state = cluster(8, {f"s{i:02d}": rng.randrange(4, 16) for i in range(20)})
+    planner = IncrementalPlanner(Orchestrator(random.Random(seed)), full_every_s=1e9)
+    state = commit(state, planner.plan(state, 1.0).items, 1.0)
+    lost_nodes = ["n0", "n1", "n2"]
+    lost = {t.task_id for t in state.tasks.values() if t.node_id in lost_nodes}
+    assert len(lost) > 20
+    state = lose_nodes(state, lost_nodes, 2.0)
+    spec = ServiceSpec(name="zz", image="a", replicas=30)
+    state = run(state, C.CreateService(at=2.0, service_id="zz", spec=spec))
+    budget, repairs = rng.choice([(3, 7), (5, 10), (1, 4)])
+    now, rounds, repaired, new_seen_at = 3600.0, 0, 0, None
+    while True:
+        out = planner.plan(state, now, budget, repairs)
+        if out.empty:
+            break
+        puts = [i.task for i in out.items if isinstance(i, TaskPut)]
+        created = [i.task for i in out.items if isinstance(i, TaskPut) and i.task_version == 0]
+        replaced = [t for t in created if t.service_id != "zz"]
+        stopped = [t for t in puts if t.task_id in lost and t.desired_state == DesiredState.SHUTDOWN]
+        assert len(replaced) <= repairs
+        assert {(t.service_id, t.slot) for t in stopped} <= {(t.service_id, t.slot) for t in replaced}
+        if out.deferred_repairs:
+            assert len(replaced) == repairs  # the turn fills the repair budget
+            assert not any(t.service_id == "zz" for t in puts)  # nothing new while repairs wait
+        elif new_seen_at is None and any(t.service_id == "zz" for t in puts):
+            new_seen_at = rounds
+        repaired += len(replaced)
+        state = commit(state, out.items, now)
+        now += 0.5
+        rounds += 1
+        assert rounds < 500
+    assert repaired == len(lost)
+    assert rounds >= -(-len(lost) // repairs)
+    live = [t for t in state.tasks.values() if t.desired_state == DesiredState.RUNNING]
+    assert all(t.node_id not in lost_nodes for t in live)
+    assert sum(1 for t in live if t.service_id == "zz") == 30 and new_seen_at is not None
+
+
+def test_a_left_out_repairs_slot_is_written_nothing() -> None:
+    """The lost node's task of a repair left out keeps its record unchanged (its stop waits with it)."""
+    state = cluster(3, {"old": 9})
+    planner = IncrementalPlanner(Orchestrator(random.Random(3)), full_every_s=1e9)
+    state = commit(state, planner.plan(state, 1.0).items, 1.0)
+    lost = sorted((t.slot, t.task_id) for t in state.tasks.values() if t.node_id == "n0")
+    assert len(lost) >= 2
+    state = lose_nodes(state, ["n0"], 2.0)
+    out = planner.plan(state, 3600.0, budget=1, repair_budget=1)
+    written = {i.task.task_id: i.task for i in out.items if isinstance(i, TaskPut)}
+    replaced_slots = {i.task.slot for i in out.items if isinstance(i, TaskPut) and i.task_version == 0}
+    assert len(replaced_slots) == 1 and out.deferred_repairs == {"old": len(lost) - 1}
+    for slot, task_id in lost:
+        if slot in replaced_slots:
+            assert written[task_id].desired_state == DesiredState.SHUTDOWN
+        else:
+            assert task_id not in written

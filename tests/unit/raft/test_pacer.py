@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from p2porch.raft.pacer import LATENESS_WINDOW_S, TIMER_SLACK_S, TickLateness, TickPacer
@@ -71,10 +73,10 @@ def test_tick_lateness_is_the_largest_since_the_last_take() -> None:
     lateness.tick(0.0, 0.1)
     lateness.tick(0.6, 0.1)  # 0.5 s late
     lateness.tick(0.8, 0.1)  # 0.1 s late
-    assert lateness.take() == pytest.approx(0.5)
-    assert lateness.take() == 0.0
+    assert lateness.take().late_s == pytest.approx(0.5)
+    assert lateness.take().late_s == 0.0
     lateness.tick(0.9, 0.1)  # on time
-    assert lateness.take() == pytest.approx(0.0)
+    assert lateness.take().late_s == pytest.approx(0.0)
 
 
 def test_a_late_tick_outside_the_window_no_longer_counts() -> None:
@@ -86,4 +88,66 @@ def test_a_late_tick_outside_the_window_no_longer_counts() -> None:
     while now < 2.1 + LATENESS_WINDOW_S + 1.0:  # punctual ticks
         now += 0.1
         lateness.tick(now, 0.1)
-    assert lateness.take() < 0.01
+    taken = lateness.take()
+    assert taken.late_s < 0.01 and taken.share < 0.02
+
+
+def punctual(lateness: TickLateness, start: float, seconds: float, period: float = 0.005) -> float:
+    now = start
+    while now < start + seconds:
+        now += period
+        lateness.tick(now, period)
+    return now
+
+
+def test_the_share_is_of_the_window_the_followers_held_before_the_late_tick() -> None:
+    """A calm leader's followers hold the configured minimum: a 0.3 s late tick is 0.6 of it. Once
+    the leader has been late by 1 s again and again, its followers' estimate (and its own) has widened
+    to the cap, and a 0.6 s late tick is a fifth of it; a 2 s stall then is over two thirds."""
+    lateness = TickLateness(floor_s=0.5, cap_s=3.0)
+    now = punctual(lateness, 0.0, 5.0)
+    lateness.take()
+    lateness.tick(now + 0.005 + 0.3, 0.005)
+    taken = lateness.take()
+    assert taken.late_s == pytest.approx(0.3) and taken.share == pytest.approx(0.6)
+    assert taken.window_s == pytest.approx(0.5)
+    now += 0.305
+    for _ in range(20):  # 1 s late every 1.4 s (a machine at load 15-20)
+        now = punctual(lateness, now, 0.4)
+        now += 1.005
+        lateness.tick(now, 0.005)
+    lateness.take()
+    now = punctual(lateness, now, 0.4)
+    lateness.tick(now + 0.605, 0.005)
+    taken = lateness.take()
+    assert taken.late_s == pytest.approx(0.6) and taken.share == pytest.approx(0.2)
+    assert taken.window_s == pytest.approx(3.0)
+    now = punctual(lateness, now + 0.605, 0.4)
+    lateness.tick(now + 2.005, 0.005)
+    # the last 1 s stall is 3.4 s old at the end of this one: its deviation has decayed, the window is
+    # 4 x 1.0 x exp(-0.34) = 2.85 s
+    assert lateness.take().share == pytest.approx(2.0 / (4.0 * math.exp(-0.34)), rel=0.02)
+
+
+def test_the_estimate_falls_back_to_the_configured_minimum_when_the_ticks_are_punctual_again() -> None:
+    lateness = TickLateness(floor_s=0.5, cap_s=3.0)
+    lateness.tick(0.0, 0.005)
+    lateness.tick(2.005, 0.005)  # a 2 s stall: the window widens to the cap
+    now = punctual(lateness, 2.005, 1.0)
+    lateness.take()
+    lateness.tick(now + 0.305, 0.005)
+    assert lateness.take().share == pytest.approx(0.1)
+    now = punctual(lateness, now + 0.305, 60.0)  # a minute later the stall is forgotten
+    lateness.tick(now + 0.305, 0.005)
+    assert lateness.take().share == pytest.approx(0.6)
+
+
+def test_the_window_taken_is_the_one_of_the_largest_share() -> None:
+    lateness = TickLateness(floor_s=0.5, cap_s=3.0)
+    lateness.tick(0.0, 0.005)
+    lateness.tick(1.005, 0.005)  # 1 s late while the followers held 0.5 s: twice the window
+    now = punctual(lateness, 1.005, 0.5)
+    lateness.tick(now + 1.205, 0.005)  # later, 1.2 s late against the widened window
+    taken = lateness.take()
+    assert taken.late_s == pytest.approx(1.2) and taken.share == pytest.approx(2.0)
+    assert taken.window_s == pytest.approx(0.5)
