@@ -188,14 +188,16 @@ def test_a_failed_worker_sync_fails_the_leaders_journal(
     follower, _down = [so for so in voters if so is not leader]
     _settle(voters, _journal(leader)[-1][1])
     journal = _journal(leader)
-    failed = threading.Event()
+    failed, go = threading.Event(), threading.Event()
 
     def fail(fd: int) -> None:
+        assert go.wait(10)  # fails once the drain's tick is over (the next tick must see it)
         failed.set()
         raise OSError(5, "I/O error")
 
     monkeypatch.setattr(J, "background_fdatasync", fail)
     first = _propose(leader, 2)
+    go.set()
     assert failed.wait(10)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and journal._failed is None:
