@@ -12,7 +12,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(
   python3 python3-venv python3-pip   # runtime
-  docker.io busybox-static iproute2 iptables util-linux   # sandbox hosts: netns, dockerd, busybox image
+  docker.io busybox-static iproute2 iptables ipset util-linux   # sandbox hosts: netns, dockerd, busybox image; ipset: network isolation
   dnsutils dnsmasq-base dnsperf   # DNS tests and benchmark (dig, upstream resolver, load generator)
   etcd-server serf iperf3   # baselines for the Raft, gossip and overlay benchmarks
   chromium chromium-driver fonts-liberation   # headless browser tests of the web UI (Selenium)

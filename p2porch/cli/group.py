@@ -13,7 +13,10 @@ __all__ = ["GROUP_FLAGS", "add_group_flags", "group_changes", "group_lines", "gr
 
 #: spec field -> the flag a user gave
 GROUP_FLAGS = {"sidecars": "--sidecar", "init_containers": "--init-container"}
-_CSV = 'name=N,image=I[,command="CMD ..."][,env=K=V][,publish=P][,reserve-cpu=C][,health-cmd="..."]'
+_CSV = (
+    'name=N,image=I[,command="CMD ..."][,env=K=V][,publish=P][,health-cmd="..."]'
+    "[,reserve-cpu=C][,reserve-memory=M]"
+)
 
 
 def add_group_flags(p: argparse.ArgumentParser, *, default: Any, create: bool) -> None:
@@ -29,7 +32,7 @@ def add_group_flags(p: argparse.ArgumentParser, *, default: Any, create: bool) -
         "--init-container",
         action="append",
         default=default,
-        metavar=_CSV.replace(",publish=P", "").replace(',health-cmd="..."', ""),
+        metavar=_CSV.replace("[,publish=P]", "").replace('[,health-cmd="..."]', ""),
         help="a container run to completion before the main one starts, in the order given (repeatable)",
     )
     if not create:

@@ -121,13 +121,20 @@ def assess(
         and t.get("health") in ("", None, "healthy")
     ]
     summary = f"{view.get('name')}: {len(ready)}/{desired} tasks running"
+    status = view.get("update_status") or {}
     if view.get("update_paused"):
         reason = (
-            next((t.get("error") for t in tasks if t.get("error")), "") or "a task of the new spec failed"
+            status.get("reason")
+            or next((t.get("error") for t in tasks if t.get("error")), "")
+            or "a task of the new spec failed"
         )
         return Assessment(False, f"update paused: {reason}", lines, summary, keys)
     if int(view.get("version") or 0) != watch.version and _user_spec(view) == watch.spec:
         watch.version = int(view.get("version") or 0)  # leader bookkeeping (e.g. a rebalance finished)
+    if int(view.get("version") or 0) != watch.version and str(status.get("state", "")).startswith("rollback"):
+        # update_config.failure_action rollback (or a `service rollback` meanwhile): say why
+        why = status.get("reason") or "service rollback"
+        return Assessment(False, f"rolled back ({status.get('state')}): {why}", lines, summary, keys)
     if int(view.get("version") or 0) != watch.version:
         return Assessment(
             False,

@@ -93,8 +93,24 @@ def round_trip_ms(text: str) -> int:
 
 
 def _sandbox(args: argparse.Namespace, **kwargs: Any) -> Any:
-    from ..sandbox.sandbox import Sandbox
+    """The sandbox ``--name`` names; a malformed ``--name`` or ``--subnet`` is a usage error (exit 2)."""
+    import ipaddress
 
+    from ..sandbox.sandbox import NAME_RE, Sandbox
+
+    if not NAME_RE.match(args.name):
+        raise UsageError(
+            f"--name: sandbox name {args.name!r} must be 1-6 lowercase letters/digits, starting with a "
+            "letter",
+            field="--name",
+        )
+    if kwargs.get("subnet") is not None:
+        try:
+            ipaddress.IPv4Network(kwargs["subnet"])
+        except ValueError as exc:
+            raise UsageError(
+                f"--subnet: invalid subnet {kwargs['subnet']!r}: {exc}", field="--subnet"
+            ) from exc
     return Sandbox(args.name, **kwargs)
 
 

@@ -171,7 +171,8 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         "--mount",
         action="append",
         default=d,
-        metavar="type=bind|volume,source=S,target=T[,readonly][,volume-driver=D]",
+        metavar="type=bind|volume|tmpfs,source=S,target=T[,readonly][,volume-driver=D][,tmpfs-size=N]",
+        help="a bind mount, a named (or anonymous) volume or a tmpfs; more options in README.md",
     )
     p.add_argument(
         "--publish",

@@ -77,11 +77,11 @@ def describe_service(s: dict[str, Any]) -> str:
         )
     if spec.get("reserve_cpu_nanos") or spec.get("reserve_memory_bytes"):
         lines.append(
-            f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])} CPU, "
+            f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])}, "
             f"{format_bytes(spec['reserve_memory_bytes'])}"
         )
     limits = [
-        *([f"{format_cpus(spec['limit_cpu_nanos'])} CPU"] if spec.get("limit_cpu_nanos") else []),
+        *([format_cpus(spec["limit_cpu_nanos"])] if spec.get("limit_cpu_nanos") else []),
         *([format_bytes(spec["limit_memory_bytes"])] if spec.get("limit_memory_bytes") else []),
     ]
     if limits:

@@ -58,9 +58,34 @@ def expected_service_version(value: Any) -> int | None:
     return value
 
 
+#: unit suffixes of a stored spec's keys: ``delay_s`` is what ``--update-delay`` sends as ``delay``
+_UNIT_SUFFIXES = ("_s", "_bytes", "_nanos")
+#: other names a change may give a stored key by (health ``test``, as Compose names it, is ``cmd``)
+_ALIASES = {"test": "cmd"}
+
+
+def _field(key: str) -> str:
+    """The field a spec key names, whatever its spelling (``delay``/``delay_s``, ``reserve_memory``/
+    ``reserve_memory_bytes``)."""
+    key = _ALIASES.get(key, key)
+    for suffix in _UNIT_SUFFIXES:
+        if key.endswith(suffix):
+            return key[: -len(suffix)]
+    return key
+
+
+def _replace(merged: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key``, dropping the stored spelling of the same field (the spec refuses a field given twice)."""
+    field = _field(key)
+    for other in [k for k in merged if k != key and _field(k) == field]:
+        del merged[other]
+    merged[key] = value
+
+
 def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """``current`` with top-level keys of ``changes`` replaced; the nested maps (health, restart, update,
-    rollback, container, schedule) merge."""
+    rollback, container, schedule) merge. A change may name a field as a user does (``delay: 4s``) where
+    the stored spec has its unit (``delay_s: 4.0``): it replaces that field."""
     merged = dict(current)
     for key, value in changes.items():
         if (
@@ -68,9 +93,12 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
             and isinstance(value, dict)
             and isinstance(merged.get(key), dict)
         ):
-            merged[key] = {**merged[key], **value}
+            section = dict(merged[key])
+            for sub, subvalue in value.items():
+                _replace(section, sub, subvalue)
+            merged[key] = section
         else:
-            merged[key] = value
+            _replace(merged, key, value)
     return merged
 
 

@@ -153,8 +153,17 @@ class StackOps:
         current = {v["name"]: v for v in self.services.list_all()}
         state = self.services.manager.snapshot()
         steps = []
+        ingress: dict[tuple[str, int | None], str] = {}  # within the stack: checked before any write too
         for service in definition.services:
             spec = self.services.check_ports(ServiceSpec.from_dict(service.spec))  # before any write
+            for port in spec.ingress_ports:
+                first = ingress.setdefault((port.protocol, port.published), service.short_name)
+                if first != service.short_name:
+                    raise ConflictError(
+                        f"services.{service.short_name}: ingress port {port.published}/{port.protocol} is "
+                        f"also published by service {first!r}",
+                        field=f"services.{service.short_name}",
+                    )
             view = current.get(service.name)
             if view is None:
                 steps.append(

@@ -210,7 +210,7 @@ class UsageOps:
                 return {
                     "available": False,
                     "leader": node.name,
-                    "reason": "the leader has not decided yet (it decides every sync period)",
+                    "reason": "the leader has not decided yet: it decides every autoscale.sync_s",
                 }
             return {"available": True, "leader": node.name, **decision}
         return {"available": False, "reason": f"the leader {node.name} did not answer in time"}

@@ -64,8 +64,8 @@ async def _run_policy(ctx: MemberContext, firewall: PolicyFirewall) -> None:
             burst = []
             if plan is not None:
                 due = ctx.clock.monotonic() >= next_resync
-                if due or applied is None or (plan is not applied and plan.text != applied.text):
-                    done = await trio.to_thread.run_sync(firewall.apply, plan)
+                if due or applied is None or (plan is not applied and plan != applied):
+                    done = await trio.to_thread.run_sync(partial(firewall.apply, plan, verify=due))
                     if done:
                         log.info("network policy: %s", "; ".join(done))
                     applied = plan

@@ -1,13 +1,12 @@
 """One node's network-policy plan over successive committed states, planned again only when its input
 changed (pure).
 
-``plan_policy`` walks every task address of the cluster (sorting, rule text per address): at 20,000
-tasks tens of milliseconds, and the network-policy service ran it after every burst of commits, although
-state reports (most bursts) change no address. ``PolicyPlanner.plan(state, changes)`` keeps the
-addresses with a :class:`TaskNetworkIndex` and returns the previous plan object while the inputs of
-``policy_input`` are unchanged (the same address mapping, cluster CIDR, lease and internal networks);
-otherwise it plans as ``plan_policy(policy_input(state, node_id))`` does (tested against it). Never reads
-a clock or does I/O.
+``plan_policy`` walks every task address of the cluster (the sets' members; the rules name local tasks
+only), and the network-policy service ran it after every burst of commits, although state reports (most
+bursts) change no address. ``PolicyPlanner.plan(state, changes)`` keeps the addresses with a
+:class:`TaskNetworkIndex` and returns the previous plan object while the inputs of ``policy_input`` are
+unchanged (the same address mapping, cluster CIDR, lease and internal networks); otherwise it plans as
+``plan_policy(policy_input(state, node_id))`` does (tested against it). Never reads a clock or does I/O.
 """
 
 from __future__ import annotations

@@ -135,6 +135,8 @@ def parse_int(value: Any, fieldname: str, *, minimum: int = 0, maximum: int | No
             value = int(value.strip())
         except ValueError:
             raise field_error(fieldname, f"expected an integer, got {value!r}") from None
+    if value is None:
+        raise field_error(fieldname, "is required (an integer)")
     if not isinstance(value, int):
         raise field_error(fieldname, f"expected an integer, got {type(value).__name__}")
     if value < minimum:

@@ -2,9 +2,13 @@
 
 Owns netlink access to one network namespace: the current one (``netns=None``) or an existing named
 one (tests, sandbox). It keeps one IPRoute socket, opened with ``flags=0`` so a wrong namespace
-name fails instead of silently creating a namespace. Adds of existing and deletes of missing entries
-are not errors. It never decides what should be programmed (that is plan/diff) and must only be
-called from a worker thread in trio code (``trio.to_thread.run_sync``); calls are serialised.
+name fails instead of silently creating a namespace, and one thread of its own that opens and uses
+it: pyroute2's synchronous API keeps its asyncio loop and transport only in the thread that opened
+the socket and sets up and tears down a new loop for every request made from any other thread
+(~0.4 ms of CPU and a socketpair each; docs/performance.md, "Joins, ninth round"). Adds of existing
+and deletes of missing entries are not errors. It never decides what should be programmed (that is
+plan/diff) and must only be called from a worker thread in trio code (``trio.to_thread.run_sync``);
+calls are serialised on its thread.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ import errno
 import ipaddress
 import socket
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import OverlayError
 from .diff import (
@@ -47,6 +51,7 @@ _MAIN_TABLE = 254
 _NUD_PERMANENT = 0x80
 _IGNORED_ON_ADD = {errno.EEXIST}
 _IGNORED_ON_DELETE = {errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL}
+T = TypeVar("T")
 
 
 class NetlinkDriver:
@@ -54,131 +59,150 @@ class NetlinkDriver:
 
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
-        self._lock = threading.Lock()
-        self._socket: Any = None
+        self._lock = threading.Lock()  # guards ``_thread``
+        self._thread: ThreadPoolExecutor | None = None  # the one thread that opens and uses the socket
+        self._socket: Any = None  # touched on that thread only
         # device name -> index, for the operations of ``apply`` (a link lookup is a dump of every link:
         # one per operation was most of a join's overlay pass on every member); forgotten on every
         # read, link change and failure
         self._indexes: dict[str, int] = {}
 
-    @contextmanager
-    def _ipr(self) -> Iterator[Any]:
-        """The driver's netlink socket (opened once, reopened after a socket failure), one user at a time."""
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """``work(socket)`` on the driver's own thread (the socket opened there first, reopened after a
+        socket failure); blocks the caller until it is done, one call at a time."""
         with self._lock:
-            if self._socket is None:
-                try:
-                    self._socket = IPRoute(netns=self.netns, flags=0) if self.netns else IPRoute()
-                except FileNotFoundError as exc:
-                    raise OverlayError(f"network namespace {self.netns!r} does not exist") from exc
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netlink")
+            thread = self._thread
+        return thread.submit(self._with_socket, work).result()
+
+    def _with_socket(self, work: Callable[[Any], T]) -> T:
+        if self._socket is None:
             try:
-                yield self._socket
-            except (NetlinkError, OverlayError):
-                raise
-            except Exception:
-                self._close_locked()
-                raise
+                self._socket = IPRoute(netns=self.netns, flags=0) if self.netns else IPRoute()
+            except FileNotFoundError as exc:
+                raise OverlayError(f"network namespace {self.netns!r} does not exist") from exc
+        try:
+            return work(self._socket)
+        except (NetlinkError, OverlayError):
+            raise
+        except Exception:
+            self._close_socket()
+            raise
 
     def close(self) -> None:
-        """Close the netlink socket (the next call opens a new one)."""
+        """Close the netlink socket and stop the driver's thread (the next call opens both again)."""
         with self._lock:
-            self._close_locked()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            try:
+                thread.submit(self._close_socket).result()
+            finally:
+                thread.shutdown(wait=True)
 
-    def _close_locked(self) -> None:
+    def _close_socket(self) -> None:
         if self._socket is not None:
             try:
                 self._socket.close()
             finally:
                 self._socket = None
 
-    # ----- reading
+    # ----- reading and writing (from any thread; each runs on the driver's own)
     def underlay(self, address: str, dev: str | None = None) -> tuple[str, int]:
         """(name, MTU) of ``dev`` or, when None, of the link that holds ``address``."""
-        with self._ipr() as ipr:
-            if dev is None:
-                for addr in ipr.get_addr(family=socket.AF_INET):
-                    if addr.get("IFA_ADDRESS") == address or addr.get("IFA_LOCAL") == address:
-                        index = addr["index"]
-                        break
-                else:
-                    raise OverlayError(
-                        f"no interface holds the advertise address {address}", field="underlay_addr"
-                    )
-            else:
-                found = ipr.link_lookup(ifname=dev)
-                if not found:
-                    raise OverlayError(f"underlay device {dev!r} does not exist", field="underlay_dev")
-                index = found[0]
-            link = ipr.get_links(index)[0]
-            return link.get("IFLA_IFNAME"), int(link.get("IFLA_MTU"))
+        return self._run(lambda ipr: self._underlay(ipr, address, dev))
 
     def read(self, device: str) -> KernelState:
         """The overlay device's link, IPv4 addresses, main-table routes, neighbours and FDB."""
-        with self._ipr() as ipr:
-            self._indexes.clear()
-            found = ipr.link_lookup(ifname=device)
-            if not found:
-                return KernelState()
-            index = found[0]
-            link = ipr.get_links(index)[0]
-            state = _link_state(ipr, link)
-            addresses = frozenset(
-                f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"
-                for a in ipr.get_addr(family=socket.AF_INET, index=index)
-            )
-            routes: dict[str, str | None] = {}
-            for route in ipr.get_routes(family=socket.AF_INET, oif=index, table=_MAIN_TABLE):
-                if route.get("RTA_TABLE", route["table"]) != _MAIN_TABLE:
-                    continue
-                dst = route.get("RTA_DST") or "0.0.0.0"
-                routes[f"{dst}/{route['dst_len']}"] = route.get("RTA_GATEWAY")
-            neighbours = {}
-            for neigh in ipr.get_neighbours(family=socket.AF_INET, ifindex=index):
-                if neigh["ifindex"] != index or not neigh.get("NDA_DST"):
-                    continue
-                neighbours[neigh.get("NDA_DST")] = (
-                    (neigh.get("NDA_LLADDR") or "").lower(),
-                    bool(neigh["state"] & _NUD_PERMANENT),
-                )
-            fdb = set()
-            for entry in ipr.fdb("dump", ifindex=index):
-                if entry["ifindex"] != index or not entry.get("NDA_DST"):
-                    continue
-                dst, port = entry.get("NDA_DST"), entry.get("NDA_PORT")  # the kernel omits a default port
-                fdb.add(((entry.get("NDA_LLADDR") or "").lower(), f"{dst}:{port}" if port else dst))
-            return KernelState(state, addresses, routes, neighbours, frozenset(fdb))
+        return self._run(lambda ipr: self._read(ipr, device))
 
-    # ----- writing
     def apply(self, ops: Sequence[Operation]) -> None:
         """Apply ``ops`` in order; the first real failure raises OverlayError naming the operation."""
-        if not ops:
-            return
-        with self._ipr() as ipr:
-            for op in ops:
-                if isinstance(op, DeleteLink | CreateLink):
-                    self._indexes.clear()
-                try:
-                    _apply_one(ipr, op, self._indexes)
-                except NetlinkError as exc:
-                    self._indexes.clear()
-                    if _is_add(op) and exc.code in _IGNORED_ON_ADD:
-                        continue
-                    if not _is_add(op) and exc.code in _IGNORED_ON_DELETE:
-                        continue
-                    raise OverlayError(f"{describe(op)}: {exc}") from exc
+        if ops:
+            self._run(lambda ipr: self._apply(ipr, ops))
 
     def delete_link(self, device: str) -> bool:
         """Remove the device (the kernel drops its routes, neighbours and FDB with it); True if it existed."""
-        with self._ipr() as ipr:
-            self._indexes.clear()
-            found = ipr.link_lookup(ifname=device)
+        return self._run(lambda ipr: self._delete_link(ipr, device))
+
+    # ----- on the driver's thread
+    def _underlay(self, ipr: Any, address: str, dev: str | None) -> tuple[str, int]:
+        if dev is None:
+            for addr in ipr.get_addr(family=socket.AF_INET):
+                if addr.get("IFA_ADDRESS") == address or addr.get("IFA_LOCAL") == address:
+                    index = addr["index"]
+                    break
+            else:
+                raise OverlayError(
+                    f"no interface holds the advertise address {address}", field="underlay_addr"
+                )
+        else:
+            found = ipr.link_lookup(ifname=dev)
             if not found:
-                return False
+                raise OverlayError(f"underlay device {dev!r} does not exist", field="underlay_dev")
+            index = found[0]
+        link = ipr.get_links(index)[0]
+        return link.get("IFLA_IFNAME"), int(link.get("IFLA_MTU"))
+
+    def _read(self, ipr: Any, device: str) -> KernelState:
+        self._indexes.clear()
+        found = ipr.link_lookup(ifname=device)
+        if not found:
+            return KernelState()
+        index = found[0]
+        link = ipr.get_links(index)[0]
+        state = _link_state(ipr, link)
+        addresses = frozenset(
+            f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"
+            for a in ipr.get_addr(family=socket.AF_INET, index=index)
+        )
+        routes: dict[str, str | None] = {}
+        for route in ipr.get_routes(family=socket.AF_INET, oif=index, table=_MAIN_TABLE):
+            if route.get("RTA_TABLE", route["table"]) != _MAIN_TABLE:
+                continue
+            dst = route.get("RTA_DST") or "0.0.0.0"
+            routes[f"{dst}/{route['dst_len']}"] = route.get("RTA_GATEWAY")
+        neighbours = {}
+        for neigh in ipr.get_neighbours(family=socket.AF_INET, ifindex=index):
+            if neigh["ifindex"] != index or not neigh.get("NDA_DST"):
+                continue
+            neighbours[neigh.get("NDA_DST")] = (
+                (neigh.get("NDA_LLADDR") or "").lower(),
+                bool(neigh["state"] & _NUD_PERMANENT),
+            )
+        fdb = set()
+        for entry in ipr.fdb("dump", ifindex=index):
+            if entry["ifindex"] != index or not entry.get("NDA_DST"):
+                continue
+            dst, port = entry.get("NDA_DST"), entry.get("NDA_PORT")  # the kernel omits a default port
+            fdb.add(((entry.get("NDA_LLADDR") or "").lower(), f"{dst}:{port}" if port else dst))
+        return KernelState(state, addresses, routes, neighbours, frozenset(fdb))
+
+    def _apply(self, ipr: Any, ops: Sequence[Operation]) -> None:
+        for op in ops:
+            if isinstance(op, DeleteLink | CreateLink):
+                self._indexes.clear()
             try:
-                ipr.link("del", index=found[0])
+                _apply_one(ipr, op, self._indexes)
             except NetlinkError as exc:
-                if exc.code not in _IGNORED_ON_DELETE:
-                    raise OverlayError(f"ip link del {device}: {exc}") from exc
-            return True
+                self._indexes.clear()
+                if _is_add(op) and exc.code in _IGNORED_ON_ADD:
+                    continue
+                if not _is_add(op) and exc.code in _IGNORED_ON_DELETE:
+                    continue
+                raise OverlayError(f"{describe(op)}: {exc}") from exc
+
+    def _delete_link(self, ipr: Any, device: str) -> bool:
+        self._indexes.clear()
+        found = ipr.link_lookup(ifname=device)
+        if not found:
+            return False
+        try:
+            ipr.link("del", index=found[0])
+        except NetlinkError as exc:
+            if exc.code not in _IGNORED_ON_DELETE:
+                raise OverlayError(f"ip link del {device}: {exc}") from exc
+        return True
 
 
 def _is_add(op: Operation) -> bool:

@@ -53,6 +53,12 @@ class Firewall:
 
     ipt = _ipt  # public for the network isolation chains (policy_firewall.py)
 
+    def ipset(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``ipset`` (the network isolation's address sets, policy_firewall.py)."""
+        return self._run([_program("ipset"), *args], check=check, stdin=stdin)
+
     def enable_forwarding(self) -> None:
         """net.ipv4.ip_forward=1 (left on by remove: dockerd needs it as well)."""
         if self.netns:
@@ -146,5 +152,5 @@ class Firewall:
 def _program(name: str) -> str:
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
     if found is None:
-        raise OverlayError(f"{name} is not installed (apt-get install -y iptables util-linux procps)")
+        raise OverlayError(f"{name} is not installed (apt-get install -y iptables ipset util-linux procps)")
     return found

@@ -11,20 +11,25 @@ connections during every rolling update). Tasks whose networks are all ``interna
 of the cluster CIDR.
 
 The output is one ``iptables-restore --noflush`` transaction in the filter table (chains it declares
-are flushed and rewritten atomically):
+are flushed and rewritten atomically) plus the members of the ipsets its rules match on. The rules are
+O(local tasks); the cluster-wide address lists live in sets (``hash:ip``), which the shell changes by
+difference: an address that comes or goes elsewhere in the cluster is one set entry, not a rewrite of
+rules naming every task of the cluster (issue 19: at 100,000 tasks that was ~200,000 rules per node,
+planned and rewritten on every change):
 
 ``P2P-NETPOL``            jumped to first in FORWARD (DOCKER-USER when dockerd made it)
   ESTABLISHED,RELATED     RETURN (replies of allowed flows)
   -s I ! -d CLUSTER       P2P-NETREJ   for each local task I on internal networks only
   ! -s CLUSTER            RETURN       (outside clients: published ports)
   ! -d LEASE              RETURN       (policed where the destination lives)
-  -d D                    P2P-NET-<n>  for each local task D and each network n of D
-  -d D                    P2P-NETSRC   for each local task D (no shared network with the source)
-``P2P-NETSRC``            -s T -j P2P-NETREJ for each known task address T
-``P2P-NET-<n>``           -s M -j ACCEPT for every member M of network n (cluster-wide)
+  -d D, src in p2p-n-<n>  ACCEPT       for each local task D and each network n of D
+  -d D, src in p2p-tasks  P2P-NETREJ   for each local task D (no shared network with the source)
 ``P2P-NETREJ``            TCP reset, ICMP admin-prohibited otherwise ("connection refused")
+set ``p2p-tasks``         every known task address (only planned when a local task needs it)
+set ``p2p-n-<n>``         every member of network n (cluster-wide), for each network with a local task
 
-This module never runs anything; :mod:`p2porch.netoverlay.policy_firewall` applies the text.
+This module never runs anything; :mod:`p2porch.netoverlay.policy_firewall` applies the text and
+:mod:`p2porch.netoverlay.ipsets` the sets.
 """
 
 from __future__ import annotations
@@ -38,8 +43,10 @@ from .. import ipv4
 
 POLICY_CHAIN = "P2P-NETPOL"
 REJECT_CHAIN = "P2P-NETREJ"
-SOURCES_CHAIN = "P2P-NETSRC"
-NETWORK_CHAIN_PREFIX = "P2P-NET-"
+CHAIN_PREFIX = "P2P-NET"  # every chain of this module's layouts, this one's and earlier ones' (stale)
+TASKS_SET = "p2p-tasks"
+NETWORK_SET_PREFIX = "p2p-n-"
+SET_PREFIX = "p2p-"  # every set this module plans starts with it (and no other set is touched)
 JUMP_COMMENT = "p2pnet-policy"  # not "p2porch-": the overlay firewall's own rule sweep leaves it alone
 
 
@@ -63,20 +70,22 @@ class PolicyInput:
 
 @dataclass(frozen=True, slots=True)
 class PolicyPlan:
-    """The rule text and the chain names it owns (a chain not in ``chains`` is stale)."""
+    """The rule text, the chain names it owns (a ``P2P-NET*`` chain not in ``chains`` is stale) and the
+    ipsets its rules match on: name -> member addresses (canonical, no prefix length)."""
 
     text: str
     chains: tuple[str, ...]
     rule_count: int
+    sets: Mapping[str, frozenset[str]]
 
     def chain_lines(self, chain: str) -> list[str]:
         """The ``-A`` lines of ``chain`` as ``iptables -S CHAIN`` prints them (compared with the kernel)."""
         return [line for line in self.text.splitlines() if line.startswith(f"-A {chain} ")]
 
 
-def network_chain(network: str) -> str:
-    """``P2P-NET-`` and 10 hex digits of the network name's SHA-256 (iptables chain names are short)."""
-    return NETWORK_CHAIN_PREFIX + hashlib.sha256(network.encode()).hexdigest()[:10]
+def network_set(network: str) -> str:
+    """``p2p-n-`` and 10 hex digits of the network name's SHA-256 (ipset names are at most 31 bytes)."""
+    return NETWORK_SET_PREFIX + hashlib.sha256(network.encode()).hexdigest()[:10]
 
 
 def _host(address: str) -> str:
@@ -104,19 +113,21 @@ def may_talk(a: frozenset[str], b: frozenset[str]) -> bool:
 
 
 def plan_policy(spec: PolicyInput) -> PolicyPlan:
-    """The rule set for one node; deterministic (sorted) so equal inputs give equal text."""
+    """The rules and sets for one node; deterministic (rules sorted) so equal inputs give equal plans.
+    O(task addresses) for the sets, O(local tasks) for the rule text (nothing cluster-wide is sorted)."""
     cluster = str(ipaddress.IPv4Network(spec.cluster_cidr))
     lease = ipaddress.IPv4Network(spec.local_subnet)
     base, mask = int(lease.network_address), int(lease.netmask)
     members = valid_endpoints(spec.endpoints, spec.cluster_cidr)
     local = {a: nets for a, nets in members.items() if ipv4.number(a) & mask == base}
-    by_network: dict[str, list[str]] = {}
+    local_order = sorted(local, key=ipv4.number)
+    local_networks = sorted({n for nets in local.values() for n in nets})
+    by_network: dict[str, list[str]] = {n: [] for n in local_networks}
     for address, nets in members.items():
         for net in nets:
-            by_network.setdefault(net, []).append(address)
-    local_networks = sorted({n for nets in local.values() for n in nets})
-    order = sorted(members, key=ipv4.number)
-    local_order = [a for a in order if a in local]
+            found = by_network.get(net)
+            if found is not None:
+                found.append(address)
 
     rules: list[str] = [
         f"-A {POLICY_CHAIN} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
@@ -128,25 +139,27 @@ def plan_policy(spec: PolicyInput) -> PolicyPlan:
     rules.append(f"-A {POLICY_CHAIN} ! -d {lease} -j RETURN")
     for address in local_order:
         for net in sorted(local[address]):
-            rules.append(f"-A {POLICY_CHAIN} -d {_host(address)} -j {network_chain(net)}")
-        rules.append(f"-A {POLICY_CHAIN} -d {_host(address)} -j {SOURCES_CHAIN}")
-    for address in order:
-        rules.append(f"-A {SOURCES_CHAIN} -s {_host(address)} -j {REJECT_CHAIN}")
+            rules.append(
+                f"-A {POLICY_CHAIN} -d {_host(address)} -m set --match-set {network_set(net)} src -j ACCEPT"
+            )
+        rules.append(
+            f"-A {POLICY_CHAIN} -d {_host(address)} -m set --match-set {TASKS_SET} src -j {REJECT_CHAIN}"
+        )
     rules.append(f"-A {REJECT_CHAIN} -p tcp -j REJECT --reject-with tcp-reset")
     rules.append(f"-A {REJECT_CHAIN} -j REJECT --reject-with icmp-admin-prohibited")
-    for net in local_networks:
-        chain = network_chain(net)
-        for address in sorted(by_network[net], key=ipv4.number):
-            rules.append(f"-A {chain} -s {_host(address)} -j ACCEPT")
-    chains = (POLICY_CHAIN, SOURCES_CHAIN, REJECT_CHAIN, *(network_chain(n) for n in local_networks))
+    chains = (POLICY_CHAIN, REJECT_CHAIN)
     lines = ["*filter", *(f":{c} - [0:0]" for c in chains), *rules, "COMMIT", ""]
-    return PolicyPlan("\n".join(lines), chains, len(rules))
+    sets = {network_set(n): frozenset(by_network[n]) for n in local_networks}
+    if local_order:  # the sets are only planned when a rule matches on them
+        sets[TASKS_SET] = frozenset(members)
+    return PolicyPlan("\n".join(lines), chains, len(rules), sets)
 
 
 def stale_chains(existing: Iterable[str], plan: PolicyPlan) -> list[str]:
-    """Per-network chains left from networks or members that are gone (deleted after the new text)."""
+    """``P2P-NET*`` chains the plan does not declare: earlier layouts' (``P2P-NETSRC``, ``P2P-NET-<hash>``),
+    deleted after the new text no longer jumps to them."""
     wanted = set(plan.chains)
-    return sorted(c for c in existing if c.startswith(NETWORK_CHAIN_PREFIX) and c not in wanted)
+    return sorted(c for c in existing if c.startswith(CHAIN_PREFIX) and c not in wanted)
 
 
 def jump_rule(forward_chain: str) -> list[str]:

@@ -1,26 +1,31 @@
 """Applies a network isolation plan to the kernel (blocking shell; call from a worker thread).
 
-Owns the ``P2P-NETPOL``/``P2P-NETREJ``/``P2P-NET-*`` chains and the one jump to them at the top of the
-forward chain. ``apply`` compares what one ``iptables -S`` of the filter table shows with the plan and
-rewrites the chains in one ``iptables-restore --noflush`` transaction only when they differ, deletes
-per-network chains no longer planned, and keeps the jump the first rule of the chain (a restarted
-daemon's first pass repairs whatever a crash left). ``remove`` deletes the jump and every chain. It
-never touches other rules.
+Owns the ``P2P-NETPOL``/``P2P-NETREJ`` chains, the one jump to them at the top of the forward chain and
+the ``p2p-`` ipsets the rules match on. ``apply`` first makes the planned sets hold exactly their
+members (one ``ipset restore`` of the differences; the kernel's sets are read on the first pass and when
+asked to verify, otherwise the last written content is trusted), then compares what one ``iptables -S``
+of the filter table shows with the plan and rewrites the chains in one ``iptables-restore --noflush``
+transaction only when they differ, deletes ``P2P-NET*`` chains no longer planned (an earlier layout's),
+keeps the jump the first rule of the chain, and destroys the sets no rule matches on any more (a
+restarted daemon's first pass repairs whatever a crash left). ``remove`` deletes the jump, every chain
+and every set. It never touches other rules or sets.
 """
 
 from __future__ import annotations
 
 import shlex
 import subprocess
+from collections.abc import Iterable
 from typing import Protocol
 
+from ..errors import OverlayError
+from .ipset_plan import Sets, parse_save, restore_text
 from .iptables_listing import Listing
 from .netpolicy import (
+    CHAIN_PREFIX,
     JUMP_COMMENT,
-    NETWORK_CHAIN_PREFIX,
     POLICY_CHAIN,
-    REJECT_CHAIN,
-    SOURCES_CHAIN,
+    SET_PREFIX,
     PolicyPlan,
     jump_rule,
     stale_chains,
@@ -32,6 +37,10 @@ class IptablesRunner(Protocol):
 
     def ipt(self, table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]: ...
 
+    def ipset(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]: ...
+
     def restore(self, text: str) -> None: ...
 
     def forward_chain(self, listing: Listing | None = None) -> str: ...
@@ -40,10 +49,11 @@ class IptablesRunner(Protocol):
 
 
 class PolicyFirewall:
-    """The isolation chains of one network namespace."""
+    """The isolation chains and sets of one network namespace; remembers the sets it last wrote."""
 
     def __init__(self, firewall: IptablesRunner) -> None:
         self.fw = firewall
+        self._sets: dict[str, frozenset[str]] | None = None  # the kernel's p2p- sets, as last read or written
 
     def _ipt(self, *args: str, check: bool = True) -> str:
         return self.fw.ipt("filter", *args, check=check).stdout
@@ -52,7 +62,7 @@ class PolicyFirewall:
         return [
             line.split()[1]
             for line in self._ipt("-S").splitlines()
-            if line.startswith("-N ") and line.split()[1].startswith(("P2P-NET",))
+            if line.startswith("-N ") and line.split()[1].startswith(CHAIN_PREFIX)
         ]
 
     def _rules_of(self, chain: str) -> list[str] | None:
@@ -61,21 +71,55 @@ class PolicyFirewall:
             return None
         return [line for line in proc.stdout.splitlines() if line.startswith("-A ")]
 
-    def apply(self, plan: PolicyPlan) -> list[str]:
-        """Make the kernel match ``plan``; returns what changed (empty: it already did). Reads the filter
-        table once (``iptables -S``: every chain compared, the stale ones and the jump found in it);
-        a pass that finds the kernel right runs one process (issue 19: one per chain before)."""
-        changes: list[str] = []
+    def _kernel_sets(self) -> dict[str, frozenset[str]]:
+        return parse_save(self.fw.ipset("save").stdout)
+
+    def apply(self, plan: PolicyPlan, *, verify: bool = False) -> list[str]:
+        """Make the kernel match ``plan``; returns what changed (empty: it already did). ``verify``: read
+        the kernel's sets instead of trusting what this object wrote last (the periodic resync). Reads the
+        filter table once (``iptables -S``: every chain compared, the stale ones and the jump found in
+        it); a pass that finds the kernel right runs one process (two when verifying)."""
+        changes = self._write_sets(plan.sets, verify)
         listing = self.fw.listing("filter")
         if any(listing.rules_of(c) != plan.chain_lines(c) for c in plan.chains):
             self.fw.restore(plan.text)  # replaces the planned chains only: the rest of the listing holds
             changes.append(f"rewrote {len(plan.chains)} chains ({plan.rule_count} rules)")
-        listed = [c for c in listing.chains if c.startswith("P2P-NET")]
+        listed = [c for c in listing.chains if c.startswith(CHAIN_PREFIX)]
         for chain in stale_chains(listed, plan):
             self._ipt("-F", chain, check=False)
             self._ipt("-X", chain, check=False)
             changes.append(f"deleted chain {chain}")
         changes += self._ensure_jump_first(listing)
+        changes += self._destroy_sets(name for name in self._known_sets() if name not in plan.sets)
+        return changes
+
+    def _known_sets(self) -> dict[str, frozenset[str]]:
+        if self._sets is None:
+            self._sets = self._kernel_sets()
+        return self._sets
+
+    def _write_sets(self, wanted: Sets, verify: bool) -> list[str]:
+        if verify:
+            self._sets = None
+        current = self._known_sets()
+        text = restore_text(current, wanted)
+        if not text:
+            return []
+        try:
+            self.fw.ipset("restore", "-exist", stdin=text)
+        except Exception:
+            self._sets = None  # unknown now: read the kernel on the next pass
+            raise
+        self._sets = {**current, **wanted}
+        return [f"wrote {text.count(chr(10))} set entries"]
+
+    def _destroy_sets(self, names: Iterable[str]) -> list[str]:
+        changes = []
+        for name in sorted(names):
+            if self.fw.ipset("destroy", name, check=False).returncode == 0:
+                changes.append(f"destroyed set {name}")
+            if self._sets is not None:
+                self._sets.pop(name, None)
         return changes
 
     def _ensure_jump_first(self, listing: Listing) -> list[str]:
@@ -94,18 +138,19 @@ class PolicyFirewall:
         return changes
 
     def remove(self) -> int:
-        """Delete the jump and every isolation chain; returns how many chains were deleted."""
+        """Delete the jump, every isolation chain and set; returns how many chains and sets were deleted."""
         for chain in ("DOCKER-USER", "FORWARD"):
             for line in self._rules_of(chain) or []:
                 if f"--comment {JUMP_COMMENT}" in line:
                     self._ipt("-D", *shlex.split(line)[1:], check=False)
-        chains = [
-            c
-            for c in self._chains()
-            if c in (POLICY_CHAIN, SOURCES_CHAIN, REJECT_CHAIN) or c.startswith(NETWORK_CHAIN_PREFIX)
-        ]
+        chains = self._chains()
         for chain in chains:  # flush all first: the policy chain references the others
             self._ipt("-F", chain, check=False)
         for chain in chains:
             self._ipt("-X", chain, check=False)
-        return len(chains)
+        self._sets = None
+        try:
+            listed = self.fw.ipset("list", "-n", check=False).stdout.split()
+        except OverlayError:  # ipset not installed: no set of ours can exist
+            return len(chains)
+        return len(chains) + len(self._destroy_sets(n for n in listed if n.startswith(SET_PREFIX)))

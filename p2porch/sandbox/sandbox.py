@@ -43,7 +43,7 @@ DOWN_PARALLEL = 8  # hosts torn down at once
 #: P2PORCH_RAFT_RTT_MS in the caller's environment wins.
 CROWDED_HOSTS = pacing.CROWDED_HOSTS
 CROWDED_RTT_MS = pacing.CROWDED_RTT_MS
-_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")  # a sandbox name (prefixes links: 15 bytes)
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class Sandbox:
 
         ``raft_rtt_ms``: the ``raft.rtt_ms`` every daemon of the sandbox runs with; None: the saved
         sandbox's, else chosen by ``up`` from its host count (``pacing.default_rtt_ms``)."""
-        if not _NAME_RE.match(name):
+        if not NAME_RE.match(name):
             raise SandboxError(
                 f"sandbox name {name!r} must be 1-6 lowercase letters/digits, starting with a letter"
             )

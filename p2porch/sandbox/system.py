@@ -23,6 +23,7 @@ REQUIRED_PROGRAMS: dict[str, str] = {
     "docker": "docker.io",
     "busybox": "busybox-static",
     "iptables": "iptables",
+    "ipset": "ipset",  # the network isolation's address sets (netoverlay/policy_firewall.py)
 }
 
 

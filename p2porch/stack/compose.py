@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
+from ..model import parse_port
 from . import keys
 from .groups import fold_groups
 from .names import check_stack_name
@@ -79,6 +80,14 @@ class StackObject:
     value: str = ""
 
 
+_OBJECT_IGNORED = {
+    "template_driver": "the file is stored and mounted as written: Swarm renders it as a Go template in "
+    "each task ({{ env }}, {{ .Service.Name }}, {{ secret }}...), p2porch does not",
+    "driver": "secret and config driver plugins are not supported: the value comes from file, "
+    "environment, content or an existing object",
+}
+
+
 def _file_objects(
     model: Mapping[str, Any],
     section: str,
@@ -103,6 +112,9 @@ def _file_objects(
             for key in ("file", "environment", "name", "driver", "template_driver"):
                 if key in conf:
                     string(conf[key], f"{path}.{key}")
+            for key, reason in _OBJECT_IGNORED.items():
+                if conf.get(key) is not None:
+                    problems.warn(f"ignoring {path}.{key}: {reason}")
             if "content" in conf:
                 scalar_text(conf["content"], f"{path}.content")
             source = sources[0]
@@ -163,6 +175,25 @@ def _fold_groups(services: list[StackService], ctx: StackContext) -> list[StackS
         for s in services
         if s.short_name not in folded
     ]
+
+
+def _check_ingress_ports(services: list[StackService], problems: Problems) -> None:
+    """An ingress port is served by one service cluster-wide: a second service of the stack publishing it
+    is an error here, before anything is written (the daemon would refuse it after creating the first,
+    leaving the stack half deployed; Swarm refuses it as "already in use", Compose cannot bind it)."""
+    owners: dict[tuple[str, int], str] = {}
+    for service in services:
+        for raw in service.spec.get("publish") or ():
+            port = parse_port(raw)
+            if not port.ingress or port.published is None:
+                continue
+            first = owners.setdefault((port.protocol, port.published), service.short_name)
+            if first != service.short_name:
+                problems.error(
+                    f"services.{service.short_name}.ports",
+                    f"ingress port {port.published}/{port.protocol} is also published by service {first!r}: "
+                    "a published port is served by one service (change one host port, or use mode: host)",
+                )
 
 
 def _order(services: list[StackService], problems: Problems) -> list[StackService]:
@@ -265,6 +296,7 @@ def load_stack(
         services.append(StackService(short, spec, tuple(deps)))
     declared_networks.report_used(ctx.used_networks, problems)
     services = _fold_groups(services, ctx)
+    _check_ingress_ports(services, problems)
     _run_once(services, services_conf, ctx)
     ctx.flush_notices()
     ordered = _order(services, problems)

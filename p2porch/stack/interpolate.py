@@ -212,15 +212,16 @@ _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 def parse_dotenv(
-    text: str, filename: str, environ: Mapping[str, str] | None = None, *, interpolate_values: bool = True
+    text: str, filename: str, environ: Mapping[str, str] | None = None, *, raw: bool = False
 ) -> dict[str, str]:
     """``KEY=VALUE`` lines as Compose reads them -> dict.
 
     ``#`` comment lines and blank lines are skipped, ``export`` is allowed, single quotes are literal,
     double quotes take ``\\n``-style escapes and may span lines, an unquoted value ends at `` #``.
     Unquoted and double-quoted values are interpolated from earlier keys of the file, then ``environ``.
-    A bare ``KEY`` takes its value from ``environ`` (skipped when unset). Errors name the file and line
-    (``ConfigError`` without a field: the caller adds it).
+    A bare ``KEY`` takes its value from ``environ`` (skipped when unset). ``raw`` (``env_file`` with
+    ``format: raw``) takes each value as written after ``=``: quotes, `` #`` and ``$`` included, nothing
+    interpolated. Errors name the file and line (``ConfigError`` without a field: the caller adds it).
     """
     environ = environ or {}
     out: dict[str, str] = {}
@@ -246,6 +247,9 @@ def parse_dotenv(
             if key in environ:
                 out[key] = environ[key]
             continue
+        if raw:
+            out[key] = value
+            continue
         value = value.lstrip()
         lookup = {**environ, **out}
         if value.startswith("'"):
@@ -258,10 +262,9 @@ def parse_dotenv(
             index = last + 1
         else:
             body = re.split(r"\s#", value, maxsplit=1)[0].rstrip()
-        if interpolate_values:
-            try:
-                body = substitute(body, lookup, where(start))
-            except ConfigError as exc:
-                raise ConfigError(exc.message) from None
+        try:
+            body = substitute(body, lookup, where(start))
+        except ConfigError as exc:
+            raise ConfigError(exc.message) from None
         out[key] = body
     return out

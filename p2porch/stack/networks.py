@@ -5,11 +5,12 @@ A top-level network ``front`` of stack ``shop`` becomes the cluster network ``sh
 naming; ``name:`` overrides it), created with the stack and removed with it; ``external`` networks must
 exist already and are never created or removed. A service that names no network is on the stack's
 ``default`` network, created implicitly as Compose does. Keys that cannot apply (``ipam`` subnets,
-``driver_opts``, IPv6, a service's fixed addresses) are ignored with one warning each. A declared network
-no service uses is never created, so what would refuse it (a reserved name, a driver p2porch has no
-overlay for) is only an error once a service attaches to it, as in Swarm and Compose. Swarm's way of
-asking for host networking, the external network ``host``, is ignored with a warning like
-``network_mode: host``.
+``driver_opts``, IPv6, a service's fixed addresses) are ignored with one warning each; ``encrypted``, which
+asks Swarm to encrypt the overlay's data path, is named as such (p2porch's VXLAN is not encrypted). A
+declared network no service uses is never created, so what would refuse it (a reserved name, a driver
+p2porch has no overlay for) is only an error once a service attaches to it, as in Swarm and Compose.
+Swarm's predefined node-local networks, the external networks ``host`` and ``bridge``, are ignored with a
+warning naming the service (like ``network_mode: host``): its tasks stay on the cluster network.
 """
 
 from __future__ import annotations
@@ -103,11 +104,19 @@ def _labels(value: Any, path: str) -> dict[str, str]:
 
 
 HOST_NETWORK = "host"
+#: Swarm's predefined node-local networks a stack may name as external: ``host`` (host networking) and
+#: ``bridge`` (the node's default bridge, without service names); what p2porch does for each instead
+NODE_LOCAL_NETWORKS = {
+    HOST_NETWORK: "host networking (Swarm's external network 'host') is not supported: the tasks are on "
+    "the cluster network (as with network_mode: host)",
+    "bridge": "the node's default bridge (Swarm's external network 'bridge') is not supported: the tasks "
+    "are on the cluster network",
+}
 
 
-def is_host_network(network: StackNetwork) -> bool:
-    """Swarm's host networking, written as the external network ``host``."""
-    return network.external and network.name == HOST_NETWORK
+def node_local_reason(network: StackNetwork) -> str | None:
+    """Why a service's attachment to Swarm's external ``host`` or ``bridge`` network is ignored, else None."""
+    return NODE_LOCAL_NETWORKS.get(network.name) if network.external else None
 
 
 @dataclass(frozen=True)
@@ -144,10 +153,20 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> De
         with problems.check():
             conf = mapping(conf if conf is not None else {}, path, keys.TOP_NETWORK_KEYS)
             notes = result.notes.setdefault(key, [])
+            opts: Any = conf.get("driver_opts")
+            encrypted = isinstance(opts, Mapping) and "encrypted" in opts
             for ignored, reason in _IGNORED_TOP.items():
                 value = conf.get(ignored)
+                if ignored == "driver_opts" and encrypted:
+                    value = {k: v for k, v in opts.items() if k != "encrypted"}  # named on its own below
                 if value not in (None, {}, []) and value != _AS_DONE.get(ignored):
                     notes.append(f"ignoring {path}.{ignored}: {reason}")
+            if encrypted:  # Swarm: IPsec on the overlay's data path
+                notes.append(
+                    f"{path}.driver_opts.encrypted: container traffic on this network is NOT encrypted "
+                    "(p2porch's VXLAN overlay has no data-path encryption; run it over a network you "
+                    "trust, see docs/security.md)"
+                )
             driver = conf.get("driver")
             if driver is not None:
                 driver = string(driver, f"{path}.driver")
@@ -172,7 +191,7 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> De
             if name is None:
                 name = key if external else f"{stack}_{key}"
             check_network_name(name, f"{path}.name")
-            reserved_ok = external and name in ("p2porch", HOST_NETWORK)
+            reserved_ok = external and (name == "p2porch" or name in NODE_LOCAL_NETWORKS)
             if name in RESERVED_NETWORK_NAMES and not reserved_ok:
                 result.unusable[key] = (f"{path}.name", f"network name {name!r} is reserved")
             out[key] = StackNetwork(
@@ -215,13 +234,11 @@ def service_attachments(
     for key, _ in out:
         if key != DEFAULT_KEY and key not in declared:
             raise err(f"{path}.{key}", "network is not declared in the top-level networks")
-    kept = []
+    kept: list[tuple[str, list[str]]] = []
     for key, aliases in out:
-        if key in declared and is_host_network(declared[key]):
-            problems.warn(
-                f"ignoring {path}.{key}: host networking (Swarm's external network 'host') is not "
-                "supported: the tasks are on the cluster network (as with network_mode: host)"
-            )
+        local = node_local_reason(declared[key]) if key in declared else None
+        if local is not None:
+            problems.warn(f"ignoring {path}.{key}: {local}")
         else:
             kept.append((key, aliases))
     return kept or [(DEFAULT_KEY, [])]

@@ -206,7 +206,7 @@ def _env_files(value: Any, path: str, ctx: StackContext) -> dict[str, str]:
         if filename not in ctx.env_files_read:
             ctx.env_files_read.append(filename)
         try:
-            out.update(parse_dotenv(text, filename, ctx.environ, interpolate_values=not raw))
+            out.update(parse_dotenv(text, filename, ctx.environ, raw=raw))
         except ConfigError as exc:
             raise err(where, exc.message) from None
     return out
@@ -390,6 +390,8 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
         if key in conf:
             with problems.check():
                 spec[key] = words(conf[key], f"{path}.{key}")
+    if conf.get("entrypoint") is not None and not spec.get("entrypoint"):
+        spec["entrypoint"] = [""]  # "" or []: the image's ENTRYPOINT is cleared (Docker's --entrypoint "")
     env: dict[str, str] = {}
     with problems.check():
         if "env_file" in conf:

@@ -6,8 +6,9 @@ if it arrived over the VXLAN device). Each task listens on TCP 8080. The plan of
 ``netoverlay.netpolicy`` is applied with the real ``PolicyFirewall``; connections are then attempted
 for real: between tasks sharing a network they connect, otherwise they are refused (a TCP reset, measured
 in milliseconds); same-bridge traffic is policed too (bridge netfilter). Moving a task to another network
-changes the verdict on the next apply; the chains are rewritten only when they differ, stale per-network
-chains go, the jump is put back first, and ``remove`` leaves nothing.
+changes the verdict on the next apply; the chains are rewritten only when they differ, a task elsewhere
+is one set entry, stale sets go, the jump is put back first, a set emptied by hand is refilled by the
+resync, and ``remove`` leaves nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from p2porch.netoverlay.netpolicy import (
     POLICY_CHAIN,
     Endpoint,
     PolicyInput,
-    network_chain,
+    network_set,
     plan_policy,
 )
 from p2porch.netoverlay.policy_firewall import PolicyFirewall
@@ -35,6 +36,7 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, iptables)"),
     pytest.mark.skipif(shutil.which("iptables-restore") is None, reason="iptables is not installed"),
+    pytest.mark.skipif(shutil.which("ipset") is None, reason="ipset is not installed (scripts/install.sh)"),
 ]
 
 PREFIX = "p2np"
@@ -188,7 +190,7 @@ def test_a_second_apply_changes_nothing(lab: PolicyFirewall) -> None:
 def test_moving_a_task_changes_the_verdict_and_stale_chains_go(lab: PolicyFirewall) -> None:
     moved = {"t1": {"red"}, "t2": {"red"}, "t3": {"red"}, "rm": {"red"}}
     changes = lab.apply(plan(moved))
-    assert f"deleted chain {network_chain('blue')}" in changes
+    assert f"destroyed set {network_set('blue')}" in changes
     assert connect("t2", TASKS["t1"])[0] == "ok"
     lab.apply(plan(LAYOUT))
     assert connect("t2", TASKS["t1"])[0] == "refused"
@@ -212,7 +214,22 @@ def test_remove_leaves_nothing(lab: PolicyFirewall) -> None:
     assert lab.remove() >= 3
     listing = in_ns(ROUTER, "iptables", "-w", "-S")
     assert "P2P-NET" not in listing and JUMP_COMMENT not in listing
+    assert not [n for n in in_ns(ROUTER, "ipset", "list", "-n").split() if n.startswith("p2p-")]
     assert connect("t2", TASKS["t1"])[0] == "ok"
+
+
+def test_a_task_elsewhere_is_one_set_entry_and_a_set_emptied_by_hand_is_refilled(lab: PolicyFirewall) -> None:
+    lab.apply(plan(LAYOUT))
+    grown = {**LAYOUT, "rm": {"red", "blue"}}  # the remote task joins blue: the rules stay the same
+    assert lab.apply(plan(grown)) == ["wrote 1 set entries"]
+    assert connect("rm", TASKS["t2"])[0] == "ok"
+    in_ns(ROUTER, "ipset", "flush", network_set("red"))  # by hand, under a running daemon
+    assert connect("rm", TASKS["t1"])[0] == "refused"
+    assert lab.apply(plan(grown)) == []  # trusted between resyncs
+    assert lab.apply(plan(grown), verify=True) == ["wrote 3 set entries"]  # red's members: t1, t3, rm
+    assert connect("rm", TASKS["t1"])[0] == "ok"
+    lab.apply(plan(LAYOUT))
+    assert connect("rm", TASKS["t2"])[0] == "refused"
 
 
 def test_apply_cost_for_a_thousand_tasks(lab: PolicyFirewall) -> None:
@@ -229,6 +246,12 @@ def test_apply_cost_for_a_thousand_tasks(lab: PolicyFirewall) -> None:
     assert lab.apply(big) == []
     check = time.monotonic() - started
     print(f"1000 tasks: {big.rule_count} rules; rewrite {first * 1000:.0f} ms, check {check * 1000:.0f} ms")
+    remote = Endpoint("10.27.3.253", frozenset({"net1"}))  # above every address of the 1,000
+    grown = plan_policy(PolicyInput("10.27.0.0/22", LEASE, (*endpoints, remote)))
+    assert grown.text == big.text  # a task elsewhere changes no rule
+    started = time.monotonic()
+    assert lab.apply(grown) == ["wrote 2 set entries"]  # p2p-tasks, and net1's set (a local network)
+    print(f"1000 tasks: one task elsewhere {(time.monotonic() - started) * 1000:.0f} ms")
     lab.apply(plan(LAYOUT))
     assert connect("t2", TASKS["t1"])[0] == "refused"
 

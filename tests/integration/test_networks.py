@@ -22,7 +22,7 @@ import clusterkit
 import pytest
 from clusterkit import IMAGE, api_get, cli, cli_json, formed_cluster
 
-from p2porch.netoverlay.netpolicy import POLICY_CHAIN, network_chain
+from p2porch.netoverlay.netpolicy import POLICY_CHAIN, network_set
 from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 from p2porch.sandbox.system import pid_alive, read_pid
@@ -308,6 +308,10 @@ def iptables(sb: Sandbox, node: str, *args: str) -> str:
     return sb.exec(node, ["iptables", "-w", *args], capture=True).stdout.decode()
 
 
+def ipsets(sb: Sandbox, node: str, *args: str) -> str:
+    return sb.exec(node, ["ipset", *args], capture=True).stdout.decode()
+
+
 def test_a_flushed_policy_chain_is_restored_by_the_resync(cluster):
     sb, nodes, _ = cluster
     task = {name: task_of(nodes[0], name) for name in ("blue-client", "red-web")}
@@ -324,8 +328,9 @@ def test_a_flushed_policy_chain_is_restored_by_the_resync(cluster):
 
 
 def test_a_restarted_daemon_repairs_what_a_crash_left(cluster):
-    """kill -9 of n1's daemon (its dockerd and containers keep running), the policy chain flushed and a stale
-    per-network chain added while it is down: the restarted daemon's first pass repairs both."""
+    """kill -9 of n1's daemon (its dockerd and containers keep running), the policy chain flushed, a chain of
+    the earlier per-network layout and a stale set added while it is down: the restarted daemon's first
+    pass repairs all three."""
     sb, nodes, _ = cluster
     task = {name: task_of(nodes[0], name) for name in ("blue-client", "red-web")}
     pid = read_pid(nodes[0].p2porch_pidfile)
@@ -333,9 +338,10 @@ def test_a_restarted_daemon_repairs_what_a_crash_left(cluster):
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not pid_alive(pid), 10, "daemon gone")
     os.unlink(nodes[0].p2porch_pidfile)
-    stale = network_chain("gone-while-down")
+    stale, stale_set = "P2P-NET-0123456789", network_set("gone-while-down")
     iptables(sb, "n1", "-F", POLICY_CHAIN)
     iptables(sb, "n1", "-N", stale)
+    ipsets(sb, "n1", "create", stale_set, "hash:ip")
     assert fetch(nodes, task["blue-client"], task["red-web"]["address"])[0].startswith("ok")
     started = time.monotonic()
     sb.up(2)
@@ -346,23 +352,23 @@ def test_a_restarted_daemon_repairs_what_a_crash_left(cluster):
     )
     print(f"policy restored {time.monotonic() - started:.1f} s after the restart began")
     wait_for(lambda: f"-N {stale}" not in iptables(sb, "n1", "-S"), 10, "the stale chain deleted")
+    wait_for(lambda: stale_set not in ipsets(sb, "n1", "list", "-n").split(), 10, "the stale set destroyed")
 
 
-def test_removed_networks_leave_no_chains(cluster):
+def test_removed_networks_leave_no_sets(cluster):
     sb, nodes, _ = cluster
-    red_chain = network_chain("red")
-    assert f"-N {red_chain}" in iptables(sb, "n1", "-S")
+    assert network_set("red") in ipsets(sb, "n1", "list", "-n").split()
     for name in SERVICES:
         assert cli(sb, "n1", "service", "rm", name).returncode == 0
     for name in ("red", "blue"):
         result = cli(sb, "n1", "network", "rm", name)
         assert result.returncode == 0, result.stderr.decode()
-    gone = {network_chain(n) for n in ("red", "blue", "p2porch")}
+    gone = {network_set(n) for n in ("red", "blue", "p2porch")}
 
-    def chains_gone(node: str) -> bool:
-        listed = {line.split()[1] for line in iptables(sb, node, "-S").splitlines() if line.startswith("-N ")}
-        return not listed & gone and POLICY_CHAIN in listed
+    def sets_gone(node: str) -> bool:
+        chains = {line.split()[1] for line in iptables(sb, node, "-S").splitlines() if line.startswith("-N ")}
+        return not set(ipsets(sb, node, "list", "-n").split()) & gone and POLICY_CHAIN in chains
 
     for node in ("n1", "n2"):
-        wait_for(lambda node=node: chains_gone(node), 30, f"per-network chains gone on {node}")
+        wait_for(lambda node=node: sets_gone(node), 30, f"per-network sets gone on {node}")
     assert [n["name"] for n in cli_json(sb, "n1", "network", "ls")] == ["p2porch"]

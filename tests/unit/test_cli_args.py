@@ -229,3 +229,25 @@ def test_service_scale_checks_every_pair_before_sending_any(capsys, monkeypatch)
     assert sent == []  # web was not scaled ahead of the bad pair
     assert main(["service", "scale", "-d", "web=3", "api=0"]) == 0
     assert sent == ["/services/web/scale", "/services/api/scale"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["sandbox", "up", "--name", "BAD_NAME"], "--name"),  # was exit 1 without the flag named
+        (["sandbox", "down", "--name", "toolongname"], "--name"),
+        (["sandbox", "up", "--name", "p2zz", "--subnet", "10.0.0.0/33"], "--subnet"),
+        (["sandbox", "up", "--name", "p2zz", "--subnet", "10.0.0.1/24"], "--subnet"),
+    ],
+)
+def test_bad_sandbox_name_or_subnet_is_usage_naming_the_flag(capsys, argv, flag):
+    """Checked before anything on the machine is touched: no namespace, no state file."""
+    assert main(argv) == 2
+    assert flag in capsys.readouterr().err
+
+
+def test_publish_without_target_says_it_is_required(capsys):
+    """`--publish published=8080` said "publish[0].target: expected an integer, got NoneType"."""
+    assert main(["service", "create", "--name", "x", "--publish", "published=8080", "img"]) == 2
+    err = capsys.readouterr().err
+    assert "--publish: publish[0].target: is required" in err and "NoneType" not in err

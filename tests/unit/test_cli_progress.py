@@ -207,3 +207,21 @@ def test_a_start_first_update_counts_slots_not_tasks_and_prints_each_task_once_p
     assert "/4:" not in text and "1/3: starting" in text
     assert text.count("1/3: running (old spec)") == 1 and text.count("2/3: running (old spec)") == 1
     assert text.rstrip().endswith("web: converged")
+
+
+def test_an_automatic_rollback_or_pause_says_why_from_the_update_status():
+    """The walk's failing healthcheck printed "the service changed while waiting (version 70, ours 64):
+    rolled back after a failure, or updated by someone else"; the leader's reason is in update_status."""
+    why = "update failed: 1 of 4 tasks failed within the 4s monitor (max failure ratio 0): task abc unhealthy"
+    w = Watch("web", 7)
+    assess(w, view(), [task(1)], 0)
+    status = {"state": "rollback_started", "reason": why}
+    rolled = assess(w, view(version=9, spec={"image": "old"}, update_status=status), [task(1)], 1)
+    assert rolled.failure == f"rolled back (rollback_started): {why}"
+    paused = assess(
+        Watch("web", 7),
+        view(update_paused=True, update_status={"state": "paused", "reason": why}),
+        [task(1, health="unhealthy")],
+        1,
+    )
+    assert paused.failure == f"update paused: {why}"

@@ -186,6 +186,42 @@ def test_a_scrape_loads_prometheus_client_on_first_use() -> None:
 #: h2 for HTTP/2), nor the config's dataclasses (~0.25 s of CPU per command in all, docs/performance.md).
 NOT_IN_A_LOCAL_COMMAND = ("httpx", "httpcore", "trio", "rich", "click", "pygments", "h2", "p2porch.config")
 
+#: Never in the command line's own start (``import p2porch.cli`` and any command's parser): the daemon
+#: and its subsystems, and the libraries only they use.
+NOT_IN_THE_CLI = (
+    "p2porch.daemon",
+    "p2porch.control",
+    "p2porch.membership",
+    "p2porch.leader",
+    "p2porch.member",
+    "p2porch.netoverlay",
+    "p2porch.raft",
+    "p2porch.gossip",
+    "p2porch.dns",
+    "p2porch.agent",
+    "p2porch.engine",
+    "p2porch.api.server",
+    "trio",
+    "pyroute2",
+    "dnslib",
+    "pysyncobj",
+    "msgpack",
+    "hypercorn",
+    "yaml",
+    "cryptography",
+    "httpx",
+)
+
+
+CLI_WORDS = ["join", "init", "status", "daemon", "node", "service", "network", "sandbox"]
+
+
+@pytest.mark.parametrize("word", CLI_WORDS)
+def test_the_cli_and_a_commands_parser_load_no_daemon_package(word: str) -> None:
+    loaded = modules_after(f"import p2porch.cli\np2porch.cli.build_parser({word!r})")
+    assert "p2porch.cli.main" in loaded  # the check can fail
+    assert sorted(m for m in loaded if any(m == x or m.startswith(f"{x}.") for x in NOT_IN_THE_CLI)) == []
+
 
 def test_a_local_join_command_imports_no_http_library_and_no_trio() -> None:
     # what `p2porch join PEER` loads up to its request: the parser, the body, the client of the socket

@@ -63,3 +63,17 @@ def test_ages_read_as_seconds_minutes_hours_or_days():
     assert ago(now - 5 * 3600 - 120, now) == "5h02m ago"
     assert ago(now - 3 * 86400 - 7, now) == "3d ago"
     assert ago(0, now) == "0s ago"
+
+
+def test_cpu_limits_and_reservations_say_cpus_once():
+    """`service inspect` printed "Limits:    0.2 CPUs CPU" (format_cpus already names the unit)."""
+    text = describe_service(
+        view(
+            limit_cpu_nanos=200_000_000,
+            limit_memory_bytes=64 * 1024 * 1024,
+            reserve_cpu_nanos=1_000_000_000,
+            reserve_memory_bytes=32 * 1024 * 1024,
+        )
+    )
+    assert "Limits:    0.2 CPUs, 64MiB" in text
+    assert "Reserved:  1 CPU, 32MiB" in text

@@ -116,9 +116,16 @@ def test_a_word_with_spaces_is_quoted_for_restore() -> None:
 class RecordingRunner:
     """The ``IptablesRunner`` of a kernel that lists ``filter``; records every process it would run."""
 
-    def __init__(self, filter_text: str) -> None:
+    def __init__(self, filter_text: str, sets_text: str = "") -> None:
         self.filter_text = filter_text
+        self.sets_text = sets_text  # what ``ipset save`` prints
         self.calls: list[tuple[str, ...]] = []
+
+    def ipset(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        self.calls.append(("ipset", *args))
+        return subprocess.CompletedProcess(["ipset"], 0, self.sets_text if args == ("save",) else "", "")
 
     def ipt(self, table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         self.calls.append((table, *args))
@@ -136,43 +143,78 @@ class RecordingRunner:
         return Listing.parse(self.filter_text)
 
 
-def _plan_and_kernel() -> tuple[PolicyPlan, str]:
+def _plan_and_kernel() -> tuple[PolicyPlan, str, str]:
+    """A plan, the filter table and the ``ipset save`` of a kernel that already matches it."""
     endpoints = (Endpoint("10.240.1.5", frozenset({"web"})), Endpoint("10.240.2.7", frozenset({"web"})))
     plan = plan_policy(PolicyInput("10.240.0.0/16", "10.240.1.0/24", endpoints))
     jump = " ".join(["-A", *jump_rule("DOCKER-USER")])
     chains = [f"-N {c}" for c in plan.chains]
     rules = [line for c in plan.chains for line in plan.chain_lines(c)]
-    return plan, "\n".join(["-P FORWARD DROP", "-N DOCKER-USER", *chains, jump, *rules])
+    sets = [
+        line
+        for name, members in plan.sets.items()
+        for line in [f"create {name} hash:ip family inet", *(f"add {name} {a}" for a in members)]
+    ]
+    return plan, "\n".join(["-P FORWARD DROP", "-N DOCKER-USER", *chains, jump, *rules]), "\n".join(sets)
 
 
 def test_a_policy_pass_that_finds_the_kernel_right_runs_one_process() -> None:
-    plan, kernel = _plan_and_kernel()
-    runner = RecordingRunner(kernel)
-    assert PolicyFirewall(runner).apply(plan) == []  # type: ignore[arg-type]
-    assert runner.calls == [("listing", "filter")]
+    plan, kernel, sets = _plan_and_kernel()
+    runner = RecordingRunner(kernel, sets)
+    firewall = PolicyFirewall(runner)  # type: ignore[arg-type]
+    assert firewall.apply(plan) == []
+    assert runner.calls == [("ipset", "save"), ("listing", "filter")]  # the first pass reads the sets
+    runner.calls.clear()
+    assert firewall.apply(plan) == []
+    assert runner.calls == [("listing", "filter")]  # later passes trust what they wrote
+    runner.calls.clear()
+    assert firewall.apply(plan, verify=True) == []
+    assert runner.calls == [("ipset", "save"), ("listing", "filter")]  # the resync reads them again
 
 
 def test_a_policy_pass_rewrites_differing_chains_and_deletes_stale_ones_from_the_same_listing() -> None:
-    plan, kernel = _plan_and_kernel()
-    changed = kernel.replace("-A P2P-NETSRC", "-A P2P-NETSRC -p tcp", 1) + "\n-N P2P-NET-0123456789"
-    runner = RecordingRunner(changed)
+    plan, kernel, sets = _plan_and_kernel()
+    accept = next(line for line in kernel.splitlines() if line.endswith("src -j ACCEPT"))
+    changed = (
+        kernel.replace(accept, accept.replace(" -j ", " -p tcp -j "))
+        + "\n-N P2P-NET-0123456789\n-N P2P-NETSRC"
+    )
+    stale_set = "create p2p-n-0123456789 hash:ip family inet\nadd p2p-n-0123456789 10.240.3.3"
+    runner = RecordingRunner(changed, sets + "\ncreate someone-elses hash:ip\n" + stale_set)
     done = PolicyFirewall(runner).apply(plan)  # type: ignore[arg-type]
     assert done[0].startswith("rewrote ")
-    assert done[1:] == ["deleted chain P2P-NET-0123456789"]
+    assert done[1:] == [
+        "deleted chain P2P-NET-0123456789",
+        "deleted chain P2P-NETSRC",
+        "destroyed set p2p-n-0123456789",
+    ]
     assert runner.calls == [
+        ("ipset", "save"),
         ("listing", "filter"),
         ("restore",),
         ("filter", "-F", "P2P-NET-0123456789"),
         ("filter", "-X", "P2P-NET-0123456789"),
+        ("filter", "-F", "P2P-NETSRC"),
+        ("filter", "-X", "P2P-NETSRC"),
+        ("ipset", "destroy", "p2p-n-0123456789"),  # after the rules no longer match on it
     ]
 
 
+def test_a_policy_pass_writes_only_the_set_entries_that_differ() -> None:
+    plan, kernel, sets = _plan_and_kernel()
+    gone = next(line for line in sets.splitlines() if line.startswith("add p2p-tasks "))
+    runner = RecordingRunner(kernel, sets.replace(gone, "add p2p-tasks 10.240.9.9"))
+    firewall = PolicyFirewall(runner)  # type: ignore[arg-type]
+    assert firewall.apply(plan) == ["wrote 2 set entries"]
+    assert runner.calls[:2] == [("ipset", "save"), ("ipset", "restore", "-exist")]
+
+
 def test_a_policy_pass_puts_the_jump_first_when_it_is_not() -> None:
-    plan, kernel = _plan_and_kernel()
+    plan, kernel, sets = _plan_and_kernel()
     jump = " ".join(["-A", *jump_rule("DOCKER-USER")])
     moved = kernel.replace(jump, "-A DOCKER-USER -j RETURN") + "\n" + jump
-    runner = RecordingRunner(moved)
+    runner = RecordingRunner(moved, sets)
     assert PolicyFirewall(runner).apply(plan) == ["jump to P2P-NETPOL first in DOCKER-USER"]  # type: ignore[arg-type]
-    assert runner.calls[0] == ("listing", "filter")
-    assert runner.calls[1] == ("filter", "-D", *jump_rule("DOCKER-USER"))
-    assert runner.calls[2] == ("filter", "-I", "DOCKER-USER", "1", *jump_rule("DOCKER-USER")[1:])
+    assert runner.calls[1] == ("listing", "filter")
+    assert runner.calls[2] == ("filter", "-D", *jump_rule("DOCKER-USER"))
+    assert runner.calls[3] == ("filter", "-I", "DOCKER-USER", "1", *jump_rule("DOCKER-USER")[1:])

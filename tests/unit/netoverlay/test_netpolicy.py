@@ -1,5 +1,6 @@
-"""The isolation rule builder: its text, evaluated by a small model of iptables' chain traversal, gives
-exactly "accept when source and destination share a network" for every pair, for random layouts."""
+"""The isolation rule builder: its text and sets, evaluated by a small model of iptables' chain traversal
+(``-m set --match-set`` included), give exactly "accept when source and destination share a network"
+for every pair, for random layouts; the rules name local tasks only, the cluster lives in the sets."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import pytest
 from p2porch.netoverlay.netpolicy import (
     POLICY_CHAIN,
     REJECT_CHAIN,
+    TASKS_SET,
     Endpoint,
     PolicyInput,
+    PolicyPlan,
     may_talk,
-    network_chain,
+    network_set,
     plan_policy,
     stale_chains,
     valid_endpoints,
@@ -29,10 +32,10 @@ def _match(cond: str, value: str, negate: bool, addr: str) -> bool:
     return hit != negate
 
 
-def evaluate(text: str, src: str, dst: str, *, established: bool = False) -> str:
+def evaluate(plan: PolicyPlan, src: str, dst: str, *, established: bool = False) -> str:
     """ACCEPT, REJECT or RETURN (fall through to the rest of FORWARD) for one new packet."""
     chains: dict[str, list[list[str]]] = {}
-    for line in text.splitlines():
+    for line in plan.text.splitlines():
         if line.startswith("-A "):
             words = line.split()
             chains.setdefault(words[1], []).append(words[2:])
@@ -53,6 +56,10 @@ def evaluate(text: str, src: str, dst: str, *, established: bool = False) -> str
                 elif w == "-m" and words[i + 1] == "conntrack":
                     ok = ok and established
                     i += 4
+                elif w == "-m" and words[i + 1] == "set":
+                    assert words[i + 2] == "--match-set" and words[i + 4] == "src", words
+                    ok = ok and src in plan.sets[words[i + 3]]  # a set the rules name must be planned
+                    i += 5
                 elif w == "-p":
                     i += 2
                 elif w == "-j":
@@ -89,46 +96,46 @@ def layout(seed: int) -> tuple[PolicyInput, dict[str, frozenset[str]]]:
 @pytest.mark.parametrize("seed", range(25))
 def test_rules_accept_exactly_the_pairs_that_share_a_network(seed: int) -> None:
     spec, members = layout(seed)
-    text = plan_policy(spec).text
+    plan = plan_policy(spec)
     local = [a for a in members if a.startswith("10.240.1.")]
     for src, src_nets in members.items():
         for dst in local:
             if src == dst:
                 continue
-            verdict = evaluate(text, src, dst)
+            verdict = evaluate(plan, src, dst)
             expected = "ACCEPT" if may_talk(src_nets, members[dst]) else "REJECT"
             assert verdict == expected, (src, sorted(src_nets), dst, sorted(members[dst]))
-            assert evaluate(text, src, dst, established=True) == "RETURN"
+            assert evaluate(plan, src, dst, established=True) == "RETURN"
 
 
 def test_unknown_sources_outside_clients_and_remote_destinations_are_not_policed() -> None:
     spec, members = layout(3)
-    text = plan_policy(spec).text
+    plan = plan_policy(spec)
     dst = next(a for a in members if a.startswith("10.240.1."))
-    assert evaluate(text, "10.240.2.0", dst) == "RETURN"  # a peer's VTEP address (host traffic)
-    assert evaluate(text, "10.240.1.250", dst) == "RETURN"  # a task whose address is not committed yet
-    assert evaluate(text, "192.168.9.9", dst) == "RETURN"  # a client of a published port
+    assert evaluate(plan, "10.240.2.0", dst) == "RETURN"  # a peer's VTEP address (host traffic)
+    assert evaluate(plan, "10.240.1.250", dst) == "RETURN"  # a task whose address is not committed yet
+    assert evaluate(plan, "192.168.9.9", dst) == "RETURN"  # a client of a published port
     src = next(iter(members))
-    assert evaluate(text, src, "10.240.2.77") == "RETURN"  # policed on the node that holds it
+    assert evaluate(plan, src, "10.240.2.77") == "RETURN"  # policed on the node that holds it
 
 
 def test_a_local_task_the_rules_do_not_know_yet_is_reachable_from_known_tasks() -> None:
     """Another node's VIP/ingress rules may send connections to a task that has just started before this
     node's rewrite names it: those connections must not be refused (zero failed requests on updates)."""
     spec, members = layout(3)
-    text = plan_policy(spec).text
+    plan = plan_policy(spec)
     unknown_local = "10.240.1.249"
     assert unknown_local not in members
     for src in members:
-        assert evaluate(text, src, unknown_local) == "RETURN"
+        assert evaluate(plan, src, unknown_local) == "RETURN"
 
 
 def test_tasks_on_internal_networks_only_get_no_egress() -> None:
     endpoints = (Endpoint("10.240.1.2", frozenset({"c"})), Endpoint("10.240.1.3", frozenset({"c", "a"})))
-    text = plan_policy(PolicyInput(CLUSTER, LEASE, endpoints, frozenset({"c"}))).text
-    assert evaluate(text, "10.240.1.2", "8.8.8.8") == "REJECT"
-    assert evaluate(text, "10.240.1.3", "8.8.8.8") == "RETURN"  # also on a network that is not internal
-    assert evaluate(text, "10.240.1.2", "10.240.1.3") == "ACCEPT"
+    plan = plan_policy(PolicyInput(CLUSTER, LEASE, endpoints, frozenset({"c"})))
+    assert evaluate(plan, "10.240.1.2", "8.8.8.8") == "REJECT"
+    assert evaluate(plan, "10.240.1.3", "8.8.8.8") == "RETURN"  # also on a network that is not internal
+    assert evaluate(plan, "10.240.1.2", "10.240.1.3") == "ACCEPT"
 
 
 def test_text_is_deterministic_and_declares_its_chains() -> None:
@@ -141,15 +148,43 @@ def test_text_is_deterministic_and_declares_its_chains() -> None:
     assert a.text.startswith("*filter\n") and a.text.endswith("COMMIT\n")
     for chain in a.chains:
         assert f":{chain} - [0:0]" in a.text
-    assert POLICY_CHAIN in a.chains and REJECT_CHAIN in a.chains
-    assert all(len(c) <= 28 for c in a.chains)
+    assert a.chains == (POLICY_CHAIN, REJECT_CHAIN)
+    assert a.sets == b.sets
+    assert all(len(name) <= 31 for name in a.sets)  # ipset's limit
 
 
-def test_stale_chains_are_those_of_networks_no_longer_planned() -> None:
+def test_stale_chains_are_those_of_earlier_layouts() -> None:
     spec, _ = layout(1)
     plan = plan_policy(spec)
-    gone = network_chain("removed-network")
-    assert stale_chains([*plan.chains, gone, "DOCKER-USER"], plan) == [gone]
+    old = ["P2P-NETSRC", "P2P-NET-0123456789"]
+    assert stale_chains([*plan.chains, *old, "DOCKER-USER", "P2P-INGRESS"], plan) == sorted(old)
+
+
+def test_a_task_elsewhere_changes_the_sets_only() -> None:
+    """An address that comes or goes on another node is a set entry: the rule text stays the same."""
+    spec, members = layout(5)
+    remote = Endpoint("10.240.3.200", frozenset({"a", "b"}))
+    grown = PolicyInput(
+        spec.cluster_cidr, spec.local_subnet, (*spec.endpoints, remote), spec.internal_networks
+    )
+    before, after = plan_policy(spec), plan_policy(grown)
+    assert after.text == before.text
+    assert after.sets[TASKS_SET] == before.sets[TASKS_SET] | {"10.240.3.200"}
+    for net in ("a", "b"):
+        if network_set(net) in before.sets:
+            assert after.sets[network_set(net)] == before.sets[network_set(net)] | {"10.240.3.200"}
+    local = [a for a in members if a.startswith("10.240.1.")]
+    assert before.rule_count == 5 + len(local) + sum(len(members[a]) for a in local) + sum(
+        1 for a in local if members[a] <= spec.internal_networks
+    )
+
+
+def test_a_node_without_local_tasks_plans_no_sets() -> None:
+    spec, _ = layout(2)
+    elsewhere = PolicyInput(spec.cluster_cidr, "10.240.9.0/24", spec.endpoints, spec.internal_networks)
+    plan = plan_policy(elsewhere)
+    assert plan.sets == {}
+    assert "--match-set" not in plan.text
 
 
 def test_odd_addresses_are_ignored_and_shared_addresses_merge() -> None:
