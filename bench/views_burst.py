@@ -13,20 +13,31 @@ times, and how many full (generation 2) garbage collections ran inside the timed
 starts after an untimed ``gc.collect()``; a full collection at this state costs ~1-2 s and lands in
 whichever view allocates when it falls due).
 
+``--memory`` (a separate run: tracing slows everything, so its CPU figures are not comparable) traces the
+views' allocations with tracemalloc from their first build: MB held after each stage (the zone input,
+the default resolver, the scoped resolvers, traffic, policy) and after the bursts, per task, and the
+lines that hold the most. ``--state FILE`` keeps the built state in a pickle (written when missing, read
+when present) so repeated runs skip the minutes it takes to build.
+
     python bench/views_burst.py                                  # 1,000 nodes x 100,000 tasks (minutes)
     python bench/views_burst.py --nodes 100 --services 100 --replicas 20 --bursts 3   # seconds
+    python bench/views_burst.py --memory --state /tmp/views-1000x100k.pickle      # MB per view
 """
 
 from __future__ import annotations
 
 import argparse
+import copyreg
 import gc
 import json
 import os
+import pickle
 import platform
 import random
 import sys
 import time
+import tracemalloc
+import types
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -133,19 +144,44 @@ def build(args: argparse.Namespace) -> Chain:
     return chain
 
 
+class _Marks:
+    """With tracemalloc on: the MB each stage added to what is traced (after a collection)."""
+
+    def __init__(self, stages: dict[str, float] | None) -> None:
+        self.stages = stages
+        self.last = _traced_mb() if stages is not None else 0.0
+
+    def __call__(self, stage: str) -> None:
+        if self.stages is not None:
+            now = _traced_mb()
+            self.stages[stage] = round(now - self.last, 1)
+            self.last = now
+
+
+def _traced_mb() -> float:
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0] / 1e6
+
+
 class Views:
     """One node's views, updated as ``testing/member_views.py`` updates them (without the pacing)."""
 
-    def __init__(self, state: ClusterState, node_id: str) -> None:
+    def __init__(self, state: ClusterState, node_id: str, stages: dict[str, float] | None = None) -> None:
+        mark = _Marks(stages)
         self.zones = ZoneBuilder(("127.0.0.1",), node_id)
-        self.clients = TaskNetworkIndex()
         zone = self.zones.update(state)
+        mark("zone_builder")
+        self.clients = TaskNetworkIndex()
         self.scopes = ClientScopes(Resolver(zone), partial(Resolver))
+        mark("default_resolver")
         self.scopes.update(zone, dns_scopes(state, self.clients.update(state)))
+        mark("scoped_resolvers")
         self.traffic = TrafficIndex(node_id)
         self.traffic.update(state)
+        mark("traffic")
         self.policy = PolicyPlanner(node_id)
         self.policy.plan(state)
+        mark("netpolicy")
 
     def burst(self, state: ClusterState, changes: list[Change]) -> dict[str, float]:
         out = {}
@@ -193,6 +229,51 @@ def bursts(chain: Chain, views: Views, args: argparse.Namespace, kind: str, seed
     }
 
 
+def _memory(stages: dict[str, float], tasks: int) -> dict[str, Any]:
+    total = _traced_mb()
+    return {
+        "stages": stages,
+        "total": round(total, 1),
+        "bytes_per_task": {k: round(v * 1e6 / max(1, tasks)) for k, v in stages.items()},
+        "top_lines": _top_lines(),
+    }
+
+
+def _top_lines(n: int = 25) -> list[str]:
+    stats = tracemalloc.take_snapshot().statistics("lineno")
+    return [f"{s.size / 1e6:.1f} MB {s.count} blocks {s.traceback[0]}" for s in stats[:n]]
+
+
+def _load_or_build(args: argparse.Namespace) -> Chain:
+    """The built state: ``args.state``'s for these sizes, else built and written there."""
+    sizes = (args.nodes, args.services, args.replicas, args.per_round)
+    if args.state is not None and args.state.exists():
+        with args.state.open("rb") as f:
+            saved_sizes, state = pickle.load(f)
+        if saved_sizes == sizes:
+            chain = Chain()
+            chain.state = state
+            return chain
+    chain = build(args)
+    if args.state is not None:
+        part = args.state.with_suffix(".part")
+        with part.open("wb") as f:
+            pickle.dump((sizes, chain.state), f, protocol=pickle.HIGHEST_PROTOCOL)
+        part.replace(args.state)
+    return chain
+
+
+def _proxy(m: types.MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[Any, Any]]]:
+    return _read_only, (dict(m),)
+
+
+def _read_only(d: dict[Any, Any]) -> types.MappingProxyType[Any, Any]:
+    return types.MappingProxyType(d)
+
+
+copyreg.pickle(types.MappingProxyType, _proxy)  # the state's read-only mappings (``--state``)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
@@ -202,13 +283,19 @@ def main() -> None:
     parser.add_argument("--bursts", type=int, default=10)
     parser.add_argument("--burst", type=int, default=1024, help="task reports per burst")
     parser.add_argument("--node", default="n00000", help="the node whose views are measured")
+    parser.add_argument("--memory", action="store_true", help="trace the views' allocations (MB, not CPU)")
+    parser.add_argument("--state", type=Path, help="the built state, pickled: read if there, else written")
     args = parser.parse_args()
     gc.callbacks.append(_count_full_gc)
     t0 = time.process_time()
-    chain = build(args)
+    chain = _load_or_build(args)
     built = time.process_time() - t0
+    stages: dict[str, float] | None = None
+    if args.memory:
+        tracemalloc.start(1)
+        stages = {}
     t0 = time.process_time()
-    views = Views(chain.state, args.node)
+    views = Views(chain.state, args.node, stages)
     first = time.process_time() - t0
     out: dict[str, Any] = {
         "benchmark": "views_burst",
@@ -223,8 +310,14 @@ def main() -> None:
         "scopes": views.scopes.scope_count,
         "loadavg_start": os.getloadavg()[0],
     }
+    if stages is not None:
+        out["memory_mb"] = _memory(stages, len(chain.state.tasks))
     for kind, seed in (("message", 1), ("health", 2)):
         out[kind] = bursts(chain, views, args, kind, seed)
+    if stages is not None:
+        out["memory_mb"]["after_bursts_total"] = round(_traced_mb(), 1)
+        out["memory_mb"]["top_lines_after_bursts"] = _top_lines()
+        out["cpu_figures_traced"] = True  # tracemalloc was on: not comparable with an untraced run
     out["loadavg_end"] = os.getloadavg()[0]
     print(json.dumps(out, indent=2))
 

@@ -18,7 +18,7 @@ from typing import Final
 from dnslib import NS, PTR, RR, SOA, SRV, A, DNSError, DNSHeader, DNSLabel, DNSRecord
 
 from p2porch.dns.zone import DEFAULT_TTL_S, CompiledZone, Labels, NameRecords, ZoneData
-from p2porch.dns.zone_cache import ZoneCompiler
+from p2porch.dns.zone_cache import FragmentStore, ZoneCompiler
 from p2porch.errors import ConfigError
 
 # Response codes and flags (RFC 1035 §4.1.1, RFC 6891 for BADVERS).
@@ -155,6 +155,7 @@ class Resolver:
         cache_max_entries: int = 10_000,
         cache_max_bytes: int = 16 << 20,
         rng: random.Random | None = None,
+        fragments: FragmentStore | None = None,
     ) -> None:
         if not 0 <= ttl_s <= 0x7FFFFFFF:
             raise ConfigError(f"DNS ttl_s must be 0..2^31-1, got {ttl_s}", field="ttl_s")
@@ -175,7 +176,8 @@ class Resolver:
         self._rng = rng if rng is not None else random.Random(0)
         self.counters = ResolverCounters()
         self.zone_generation = 0
-        self._compiler = ZoneCompiler()  # recompiles only the services that changed
+        # recompiles only the services that changed; ``fragments``: shared with the node's other resolvers
+        self._compiler = ZoneCompiler(fragments)
         self._zone: CompiledZone = self._compiler.compile(zone)
         self._udp_cache: dict[bytes, CacheEntry] = {}
         self._tcp_cache: dict[bytes, CacheEntry] = {}
@@ -183,6 +185,11 @@ class Resolver:
     @property
     def zone(self) -> CompiledZone:
         return self._zone
+
+    @property
+    def fragments(self) -> FragmentStore:
+        """The compiled services this resolver keeps (hand it to another resolver of the same node)."""
+        return self._compiler.store
 
     def update_zone(self, zone: ZoneData) -> None:
         """Swap in a new zone; answers change from the next query (the cache is dropped)."""

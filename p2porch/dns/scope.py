@@ -79,11 +79,12 @@ def _packed(address: str) -> bytes | None:
 class ClientScopes:
     """The resolver each client address gets: a scoped one for task addresses, else ``default``.
 
-    Owns one resolver per distinct network set (created with ``make``, sharing the default's counters);
-    `update` rebuilds them from a new zone and scope data. Never raises on odd addresses; never mutates
-    the ``clients`` mapping it is given (it keeps it to compare with the next one)."""
+    Owns one resolver per distinct network set (created with ``make(zone, fragments=...)``, sharing the
+    default's counters and compiled services: a service a scope sees is compiled once per node, not per
+    resolver); `update` rebuilds them from a new zone and scope data. Never raises on odd addresses;
+    never mutates the ``clients`` mapping it is given (it keeps it to compare with the next one)."""
 
-    def __init__(self, default: Resolver, make: Callable[[ZoneData], Resolver]) -> None:
+    def __init__(self, default: Resolver, make: Callable[..., Resolver]) -> None:
         self.default = default
         self._make = make
         self.by_packed: dict[bytes, Resolver] = {}
@@ -160,7 +161,7 @@ class ClientScopes:
             view = scoped_zone(zone, networks, data)
             resolver = previous.get(networks)
             if resolver is None:
-                resolver = self._make(view)
+                resolver = self._make(view, fragments=self.default.fragments)
                 resolver.counters = self.default.counters
             else:
                 resolver.update_zone(view)

@@ -127,7 +127,7 @@ class ZoneData:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class NameRecords:
     """The records one owner name holds; an empty one is an empty non-terminal (exists, no data)."""
 

@@ -11,12 +11,14 @@ or like an alias's stack label) falls back to ``compile_zone``. A service whose 
 patched per entry that came or went (``zone_patch.ServiceIndex``: entries told apart by identity, as
 ``ZoneBuilder`` keeps an unchanged task's entry object), not compiled again, unless more entries changed
 than it holds or it cannot be indexed. Never mutates a fragment's records once cached (its index moves to
-the fragment that replaces it).
+the fragment that replaces it). A node's resolvers share one ``FragmentStore``: a service the default
+and a scoped zone both hold (the same list object) is compiled and patched once per node.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from p2porch.errors import ConfigError
@@ -48,19 +50,50 @@ class _Fragment:
     reverse: dict[Labels, NameRecords]
     skipped: tuple[str, ...]
     index: ServiceIndex | None = None  # None: compiled by compile_service, not patchable
-    ids: dict[int, TaskEntry] | None = None  # id(entry) -> entry, for an indexed fragment
 
 
 def _empty(rec: NameRecords) -> bool:
     return not (rec.a or rec.srv or rec.ptr or rec.rotate)
 
 
-class ZoneCompiler:
-    """Compiles successive zones of one resolver; owns the per-service fragments of the last one."""
+FragmentKey = tuple[str, str, str]  # (domain, local site, service name)
+
+
+class FragmentStore:
+    """The compiled fragments of one node's resolvers (the default one and each scope), one per
+    (domain, local site, service name): a service a scope shares with the default zone (the same
+    entries list, as ``scoped_zone`` hands it on) is compiled, patched and kept once, not once per
+    resolver (issue 19: ~1.3 KB a task per copy). Each ``ZoneCompiler`` holds the keys of its last
+    zone; a fragment no compiler holds is dropped. Only a compiler replaces a fragment, and only the one
+    stored (its index moves to the replacement); never mutates a fragment's records."""
 
     def __init__(self) -> None:
-        self._fragments: dict[str, _Fragment] = {}
-        self._context: tuple[str, str] = ("", "")  # (domain, local_site) the fragments were built for
+        self.fragments: dict[FragmentKey, _Fragment] = {}
+        self._holders: dict[FragmentKey, int] = {}  # key -> compilers whose last zone holds it
+
+    def hold(self, keys: Iterable[FragmentKey]) -> None:
+        for key in keys:
+            self._holders[key] = self._holders.get(key, 0) + 1
+
+    def release(self, keys: Iterable[FragmentKey]) -> None:
+        for key in keys:
+            left = self._holders[key] - 1
+            if left:
+                self._holders[key] = left
+            else:
+                del self._holders[key]
+                self.fragments.pop(key, None)
+
+
+class ZoneCompiler:
+    """Compiles successive zones of one resolver: per-service fragments from ``store`` (shared with
+    the node's other resolvers when given, else its own), merged into each zone."""
+
+    def __init__(self, store: FragmentStore | None = None) -> None:
+        self.store = store if store is not None else FragmentStore()
+        self._keys: set[FragmentKey] = set()  # the store keys of the last zone (held)
+        # the last merged zone and the fragments (by service name) it was merged from
+        self._last: tuple[CompiledZone, tuple[str, ...], tuple[_Fragment, ...]] | None = None
         self.compiled_services = 0  # services compiled by the last call (0: every fragment reused)
         self.patched_services = 0  # services patched per changed entry by the last call
         self.full_compiles = 0  # calls that fell back to compile_zone (collisions)
@@ -75,13 +108,15 @@ class ZoneCompiler:
         domain = to_labels(zone.domain)
         if not domain:
             raise ConfigError(f"invalid DNS domain {zone.domain!r}", field="domain")
-        context = (zone.domain, zone.local_site)
-        old = self._fragments if context == self._context else {}
+        stored = self.store.fragments
         fragments: dict[str, _Fragment] = {}
+        keys: set[FragmentKey] = set()
         self.compiled_services = self.patched_services = 0
         for service in sorted(zone.services):
             entries, vip = zone.services[service], zone.vips.get(service, "")
-            frag = old.get(service)
+            key = (zone.domain, zone.local_site, service)
+            keys.add(key)
+            frag = had = stored.get(key)
             if frag is not None and frag.vip == vip and frag.entries is not entries:
                 frag = self._patch(frag, entries)
             elif frag is not None and frag.vip != vip:
@@ -89,46 +124,67 @@ class ZoneCompiler:
             if frag is None:
                 frag = self._compile_one(zone, service, domain, entries, vip)
                 self.compiled_services += 1
+            if frag is not had:
+                stored[key] = frag
             fragments[service] = frag
-        self._fragments, self._context = fragments, context
+        self.store.hold(keys - self._keys)
+        self.store.release(self._keys - keys)
+        self._keys = keys
+        last = self._last
+        if (
+            last is not None
+            and self._same_base(zone)
+            and last[1] == tuple(fragments)
+            and all(map(operator.is_, last[2], fragments.values()))
+        ):
+            # every service reused (a burst of reports that changed only messages): the same names
+            return replace(last[0], serial=zone.version & 0xFFFFFFFF)
         merged = self._merge(zone, domain, fragments)
         if merged is None:
             self.full_compiles += 1
+            self._last = None
             return compile_zone(zone)
+        self._last = (merged, tuple(fragments), tuple(fragments.values()))
         return merged
+
+    def _same_base(self, zone: ZoneData) -> bool:
+        """Whether ``_base_names`` would reuse its names for ``zone``."""
+        base = self._base
+        if base is None:
+            return False
+        return base[0] == (zone.domain, tuple(zone.nameservers)) and base[1] == zone.nodes
 
     def _patch(self, frag: _Fragment, entries: Sequence[TaskEntry]) -> _Fragment | None:
         """``frag`` for ``entries`` (the same service, VIP and context): kept when equal, patched per
         entry that came or went when indexed; None: compile it whole."""
-        if frag.index is None or frag.ids is None:
+        if frag.index is None:
             return replace(frag, entries=entries) if frag.entries == entries else None
-        ids = dict(zip(map(id, entries), entries, strict=True))
-        if len(ids) != len(entries):
+        changed = frag.index.changes(entries)
+        if changed is None:
             return None  # one entry object twice: told apart by identity no longer
-        gone = [frag.ids[i] for i in frag.ids.keys() - ids.keys()]
-        came = [ids[i] for i in ids.keys() - frag.ids.keys()]
+        gone, came = changed
         if not gone and not came:
-            return replace(frag, entries=entries, ids=ids)
+            return replace(frag, entries=entries)
         if len(gone) + len(came) > max(_PATCH_MIN, len(entries)):
             # equal by value: the records stay, the index (filed by the old entries' ids) goes
-            return replace(frag, entries=entries, index=None, ids=None) if frag.entries == entries else None
+            return replace(frag, entries=entries, index=None) if frag.entries == entries else None
         patched = frag.index.patch(gone, came, frag.full, frag.reverse)
         if patched is None:
             return None
         full, empty, reverse = patched
         self.patched_services += 1
-        return _Fragment(entries, frag.vip, full, empty, reverse, (), frag.index, ids)
+        return _Fragment(entries, frag.vip, full, empty, reverse, (), frag.index)
 
     @staticmethod
     def _compile_one(
         zone: ZoneData, service: str, domain: Labels, entries: Sequence[TaskEntry], vip: str
     ) -> _Fragment:
-        ids = dict(zip(map(id, entries), entries, strict=True))
         # an entry object listed twice cannot be told apart by identity: compiled, not indexed
-        built = ServiceIndex.build(zone, service, domain, entries, vip) if len(ids) == len(entries) else None
+        distinct = len(set(map(id, entries))) == len(entries)
+        built = ServiceIndex.build(zone, service, domain, entries, vip) if distinct else None
         if built is not None:
             index, named, unnamed, pointers = built
-            return _Fragment(entries, vip, named, unnamed, pointers, (), index, ids)
+            return _Fragment(entries, vip, named, unnamed, pointers, (), index)
         names: dict[Labels, NameRecords] = {}
         reverse: dict[Labels, NameRecords] = {}
         skipped: list[str] = []
@@ -141,7 +197,7 @@ class ZoneCompiler:
         """The apex, nameserver and node names (``compile_base``), compiled again only when the domain,
         the nameservers or the nodes changed: a fresh dict of the cached (never mutated) records."""
         base = self._base
-        if base is not None and base[0] == (zone.domain, tuple(zone.nameservers)) and base[1] == zone.nodes:
+        if base is not None and self._same_base(zone):
             return dict(base[2]), list(base[3])
         names: dict[Labels, NameRecords] = {}
         skipped: list[str] = []

@@ -17,7 +17,7 @@ No I/O, no clock.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,16 +32,17 @@ Built = tuple["ServiceIndex", Records, Records, Records]  # the index, full, emp
 _OCTETS = {str(i): str(i).encode() for i in range(256)}  # the canonical decimal octets, shared
 
 
-def _reverse(address: str) -> Labels | None:
-    """``reverse_labels(address)``, without parsing a canonical dotted quad (every part one of the 256
-    canonical octets: exactly the texts ``IPv4Address`` reads back the same)."""
+def _canonical_reverse(address: str) -> Labels | None:
+    """``reverse_labels(address)`` for a canonical dotted quad (every part one of the 256 canonical
+    octets: exactly the texts ``IPv4Address`` reads back the same), else None: one address text per
+    PTR name, which lets an address's placements stand for its PTR name's."""
     parts = address.split(".")
     if len(parts) == 4:
         try:
             return (_OCTETS[parts[3]], _OCTETS[parts[2]], _OCTETS[parts[1]], _OCTETS[parts[0]]) + _ARPA
         except KeyError:
             pass
-    return reverse_labels(address)
+    return None
 
 
 _ARPA = (b"in-addr", b"arpa")
@@ -74,49 +75,57 @@ class _Placed:
     local: bool  # in the zone's local site
 
 
+def _key(p: _Placed) -> Key:
+    return p.key
+
+
 class _Ordered:
     """Distinct addresses ordered by the least key holding each: an A set as ``compile_service`` fills
-    it (tasks in key order, an address appended when first seen)."""
+    it (tasks in key order, an address appended when first seen). An address's placements, in key
+    order, are also its PTR name's slot names (an address has one PTR name: only canonical dotted quads
+    are indexed)."""
 
     __slots__ = ("addrs", "held", "keys")
 
     def __init__(self) -> None:
         self.keys: list[Key] = []  # each address's least key, sorted (distinct: a key holds its address)
         self.addrs: list[str] = []  # parallel to keys
-        self.held: dict[str, list[Key]] = {}  # address -> the sorted keys holding it
+        self.held: dict[str, list[_Placed]] = {}  # address -> the placements holding it, by key
 
-    def add(self, key: Key, addr: str) -> None:
+    def add(self, p: _Placed) -> None:
+        addr = p.address
         held = self.held.get(addr)
         if held is None:
-            self.held[addr] = [key]
-            self._insert(key, addr)
+            self.held[addr] = [p]
+            self._insert(p.key, addr)
             return
-        least = held[0]
-        insort(held, key)
-        if key < least:
+        least = held[0].key
+        insort(held, p, key=_key)
+        if p.key < least:
             self._delete(least)
-            self._insert(key, addr)
+            self._insert(p.key, addr)
 
-    def append(self, key: Key, addr: str) -> None:
+    def append(self, p: _Placed) -> None:
         """``add`` for a key not less than any held (a build in key order)."""
-        held = self.held.get(addr)
+        held = self.held.get(p.address)
         if held is None:
-            self.held[addr] = [key]
-            self.keys.append(key)
-            self.addrs.append(addr)
+            self.held[p.address] = [p]
+            self.keys.append(p.key)
+            self.addrs.append(p.address)
         else:
-            held.append(key)
+            held.append(p)
 
-    def remove(self, key: Key, addr: str) -> None:
+    def remove(self, p: _Placed) -> None:
+        addr = p.address
         held = self.held[addr]
-        least = held[0]
-        del held[bisect_left(held, key)]
+        least = held[0].key
+        del held[bisect_left(held, p.key, key=_key)]  # one of equal keys: the same slot name
         if not held:
             del self.held[addr]
             self._delete(least)
-        elif held[0] != least:
+        elif held[0].key != least:
             self._delete(least)
-            self._insert(held[0], addr)
+            self._insert(held[0].key, addr)
 
     def _insert(self, key: Key, addr: str) -> None:
         i = bisect_left(self.keys, key)
@@ -141,10 +150,10 @@ class ServiceIndex:
         self.ancestors: tuple[Labels, ...] = tuple(base[i:] for i in range(1, len(base) - len(domain)))
         self.tasks = _Ordered()
         self.slots: dict[Labels, list[Key]] = {}  # slot name -> the sorted keys of its tasks
-        self.rev: dict[Labels, tuple[list[Key], list[Labels]]] = {}  # PTR name -> keys, slot names
         self.srv: dict[tuple[int, bytes], tuple[dict[Labels, int], list[Labels]]] = {}  # counts, sorted
         self.local: dict[str, int] = {}  # address -> answerable tasks in the local site holding it
         self.placed: dict[int, _Placed] = {}  # id(entry) -> its placement (answerable entries only)
+        self.quiet: set[int] = set()  # id(entry) of the entries held that are not answerable
 
     @classmethod
     def build(
@@ -162,6 +171,7 @@ class ServiceIndex:
             placed = [(id(t), index._place(t)) for t in entries]
         except _Unplaceable:
             return None
+        index.quiet = {i for i, p in placed if p is None}
         index._extend(sorted(((i, p) for i, p in placed if p is not None), key=lambda ip: ip[1].key))
         full: Records = {(b"tasks",) + index.base: index._tasks_rec(), index.base: index._service_rec()}
         for name, keys in index.slots.items():
@@ -171,33 +181,50 @@ class ServiceIndex:
         reverse: Records = {}
         if index.vip_rev is not None:
             reverse[index.vip_rev] = NameRecords(ptr=[index.base])
-        for name, (_, slot_names) in index.rev.items():
-            reverse[name] = NameRecords(ptr=list(slot_names))
+        for held in index.tasks.held.values():
+            reverse[held[0].rev] = NameRecords(ptr=[p.slot_name for p in held])
         return index, full, index._empty(), reverse
 
+    def changes(self, entries: Sequence[TaskEntry]) -> tuple[list[int], list[TaskEntry]] | None:
+        """The ids of the held entries not in ``entries`` and the entries not held (told apart by
+        identity); None when one entry object is listed twice."""
+        ids = dict(zip(map(id, entries), entries, strict=True))
+        if len(ids) != len(entries):
+            return None
+        held, quiet = self.placed, self.quiet
+        gone = [i for i in held.keys() - ids.keys()]
+        if quiet:
+            gone += quiet - ids.keys()
+            return gone, [e for i, e in ids.items() if i not in held and i not in quiet]
+        return gone, [e for i, e in ids.items() if i not in held]
+
     def patch(
-        self, gone: Iterable[TaskEntry], came: Iterable[TaskEntry], full: Records, reverse: Records
+        self, gone: Iterable[int], came: Iterable[TaskEntry], full: Records, reverse: Records
     ) -> tuple[Records, Records, Records] | None:
-        """New (full, empty, reverse) names after the entries ``gone`` left and ``came`` joined the
-        service (``full`` and ``reverse`` are the current ones, not changed); None, with the index not
-        changed, when an entry that came cannot be placed (compile the service whole)."""
+        """New (full, empty, reverse) names after the entries with ids ``gone`` left and ``came``
+        joined the service (``full`` and ``reverse`` are the current ones, not changed); None, with the
+        index not changed, when an entry that came cannot be placed (compile the service whole)."""
         try:
             arriving = [(id(t), self._place(t)) for t in came]
         except _Unplaceable:
             return None
         slots: set[Labels] = set()
-        revs: set[Labels] = set()
+        revs: dict[Labels, str] = {}  # PTR names touched -> their address
         ports: set[tuple[int, bytes]] = set()
         sets_changed = False
-        for entry in gone:
-            place = self.placed.pop(id(entry), None)
+        for entry_id in gone:
+            place = self.placed.pop(entry_id, None)
             if place is not None:
                 self._remove(place, slots, revs, ports)
                 sets_changed = True
+            else:
+                self.quiet.discard(entry_id)
         for key, place in arriving:
             if place is not None:
                 self._add(key, place, slots, revs, ports)
                 sets_changed = True
+            else:
+                self.quiet.add(key)
         full = dict(full)
         if sets_changed:
             full[(b"tasks",) + self.base] = self._tasks_rec()
@@ -215,20 +242,20 @@ class ServiceIndex:
                 full.pop(self._srv_name(port), None)
         if revs:
             reverse = dict(reverse)
-            for name in revs:
-                have = self.rev.get(name)
-                if have is None:
+            for name, address in revs.items():
+                held = self.tasks.held.get(address)
+                if held is None:
                     reverse.pop(name, None)
                 else:
-                    reverse[name] = NameRecords(ptr=list(have[1]))
+                    reverse[name] = NameRecords(ptr=[p.slot_name for p in held])
         return full, self._empty(), reverse
 
     def _place(self, t: TaskEntry) -> _Placed | None:
         """Where ``t``'s records go (None: not answerable, it has none); raises _Unplaceable."""
         slot = _slot_labels(t.slot)
-        rev = _reverse(t.address)
+        rev = _canonical_reverse(t.address)
         if slot is None or len(slot) != 1 or rev is None:
-            raise _Unplaceable  # compile_service skips it (and lists it)
+            raise _Unplaceable  # compile_service skips it (and lists it), or not a canonical dotted quad
         if not t.answerable:
             return None
         if slot[0] == b"tasks" or slot[0].startswith(b"_") or rev == self.vip_rev:
@@ -244,10 +271,10 @@ class ServiceIndex:
 
     def _extend(self, placed: list[tuple[int, _Placed]]) -> None:
         """``_add`` each of ``placed`` (in key order) into an empty index, with appends."""
-        slots, rev, srv = self.slots, self.rev, self.srv
+        slots, srv = self.slots, self.srv
         for entry_id, p in placed:
             self.placed[entry_id] = p
-            self.tasks.append(p.key, p.address)
+            self.tasks.append(p)
             if p.local:
                 self.local[p.address] = self.local.get(p.address, 0) + 1
             slot = slots.get(p.slot_name)
@@ -255,9 +282,6 @@ class ServiceIndex:
                 slots[p.slot_name] = [p.key]
             else:
                 slot.append(p.key)
-            keys, names = rev.setdefault(p.rev, ([], []))
-            keys.append(p.key)
-            names.append(p.slot_name)
             for port in p.srv:
                 counts, targets = srv.setdefault(port, ({}, []))
                 n = counts.get(p.slot_name, 0)
@@ -272,20 +296,16 @@ class ServiceIndex:
         entry_id: int,
         p: _Placed,
         slots: set[Labels],
-        revs: set[Labels],
+        revs: dict[Labels, str],
         ports: set[tuple[int, bytes]],
     ) -> None:
         self.placed[entry_id] = p
-        self.tasks.add(p.key, p.address)
+        self.tasks.add(p)
         if p.local:
             self.local[p.address] = self.local.get(p.address, 0) + 1
         insort(self.slots.setdefault(p.slot_name, []), p.key)
         slots.add(p.slot_name)
-        keys, names = self.rev.setdefault(p.rev, ([], []))
-        i = bisect_right(keys, p.key)
-        keys.insert(i, p.key)
-        names.insert(i, p.slot_name)
-        revs.add(p.rev)
+        revs[p.rev] = p.address
         for port in p.srv:
             counts, targets = self.srv.setdefault(port, ({}, []))
             n = counts.get(p.slot_name, 0)
@@ -295,9 +315,9 @@ class ServiceIndex:
             ports.add(port)
 
     def _remove(
-        self, p: _Placed, slots: set[Labels], revs: set[Labels], ports: set[tuple[int, bytes]]
+        self, p: _Placed, slots: set[Labels], revs: dict[Labels, str], ports: set[tuple[int, bytes]]
     ) -> None:
-        self.tasks.remove(p.key, p.address)
+        self.tasks.remove(p)
         if p.local:
             n = self.local[p.address] - 1
             if n:
@@ -309,13 +329,7 @@ class ServiceIndex:
         if not slot:
             del self.slots[p.slot_name]
         slots.add(p.slot_name)
-        keys, names = self.rev[p.rev]
-        i = bisect_left(keys, p.key)
-        del keys[i]
-        del names[i]
-        if not keys:
-            del self.rev[p.rev]
-        revs.add(p.rev)
+        revs[p.rev] = p.address
         for port in p.srv:
             counts, targets = self.srv[port]
             n = counts[p.slot_name] - 1

@@ -120,6 +120,37 @@ def placed_tasks(service: Service | None, tasks: Iterable[Task]) -> list[PlacedT
     ]
 
 
+def spread_without_outgoing(
+    infos: list[NodeInfo],
+    slots: Collection[tuple[str, int]],
+    placing: Collection[str],
+    tasks: Iterable[Task],
+    specs: Mapping[str, ServiceSpec],
+) -> list[NodeInfo]:
+    """``infos`` as this round's placements should see them: every other task of a replicated slot that
+    the round places a task for (``slots``; ``placing``: the tasks being placed) is on its way out (the
+    task a start-first or stop-first update or a restart replaces), so it does not count towards its
+    service's spread on its node; its resources and host ports still do (a start-first pair runs
+    together for a while). Without this a replacement went to the least loaded node and the service
+    piled up there. Copies only the nodes it changes."""
+    replicated = {key for key in slots if specs[key[0]].mode == "replicated"}
+    if not replicated:
+        return infos
+    by_id = {n.node_id: n for n in infos}
+    changed: dict[str, NodeInfo] = {}
+    for t in tasks:
+        if (t.service_id, t.slot) not in replicated or t.task_id in placing or not occupies_node(t):
+            continue
+        node = changed.get(t.node_id or "")
+        if node is None:
+            found = by_id.get(t.node_id or "")
+            if found is None:
+                continue
+            node = changed[found.node_id] = found.copy()
+        node.remove_task(specs[t.service_id].name)  # counts only: resources and ports stay held
+    return [changed.get(n.node_id, n) for n in infos] if changed else infos
+
+
 @dataclass
 class Grouped:
     """Every task of a state by service (in the task map's order) and what each service's tasks hold:
@@ -250,7 +281,10 @@ def plan_scope(
     for t in waiting:
         pin = move_targets.get((t.service_id, t.slot))
         requests.append(TaskRequest(t.task_id, specs[t.service_id], node_id=pin))
-    result = schedule(requests, scope.infos) if requests else None
+    pinned = {r.task_id for r in requests if r.node_id is not None}  # spread does not place them
+    slots = {(t.service_id, t.slot) for t in (*new_records.values(), *waiting) if t.task_id not in pinned}
+    infos = spread_without_outgoing(scope.infos, slots, {r.task_id for r in requests}, tasks, specs)
+    result = schedule(requests, infos) if requests else None
 
     checkpoint()
     for create_id, record in paced(new_records.items(), checkpoint):

@@ -28,7 +28,9 @@ class TaskNetworkIndex:
         self._service_nets: dict[str, frozenset[str]] = {}
         self._service_tasks: dict[str, set[str]] = {}  # service id -> every task id filed under it
         self._held: dict[str, tuple[str, frozenset[str]]] = {}  # task id -> (address, networks) it counts
-        self._by_address: dict[str, dict[str, frozenset[str]]] = {}  # address -> task id -> networks
+        # address -> the task id holding it, or task id -> networks when several do (issue 19: a dict
+        # per address cost ~450 bytes a task at 100,000 tasks; most addresses have one task)
+        self._by_address: dict[str, str | dict[str, frozenset[str]]] = {}
         self._out: dict[str, frozenset[str]] = {}
         self.full_rebuilds = 0
 
@@ -69,7 +71,7 @@ class TaskNetworkIndex:
         for task_id, task in state.tasks.items():
             self._service_tasks.setdefault(task.service_id, set()).add(task_id)
             self._hold(state, task_id, set())
-        self._out = {a: _union(held) for a, held in self._by_address.items()}
+        self._out = {a: self._networks(held) for a, held in self._by_address.items()}
 
     def _service_changed(self, state: ClusterState, service_id: str, touched: set[str]) -> None:
         service = state.services.get(service_id)
@@ -104,7 +106,13 @@ class TaskNetworkIndex:
         if nets is None:
             return
         self._held[task_id] = (task.address, nets)
-        self._by_address.setdefault(task.address, {})[task_id] = nets
+        have = self._by_address.get(task.address)
+        if have is None:
+            self._by_address[task.address] = task_id
+        elif isinstance(have, str):
+            self._by_address[task.address] = {have: self._held[have][1], task_id: nets}
+        else:
+            have[task_id] = nets
         touched.add(task.address)
 
     def _release(self, task_id: str, touched: set[str]) -> None:
@@ -112,18 +120,26 @@ class TaskNetworkIndex:
         if held is None:
             return
         address = held[0]
-        holders = self._by_address.get(address, {})
-        holders.pop(task_id, None)
-        if not holders:
-            self._by_address.pop(address, None)
+        holders = self._by_address.get(address)
+        if isinstance(holders, dict):
+            holders.pop(task_id, None)
+            if len(holders) == 1:
+                self._by_address[address] = next(iter(holders))
+            elif not holders:
+                del self._by_address[address]
+        elif holders == task_id:
+            del self._by_address[address]
         touched.add(address)
+
+    def _networks(self, holders: str | dict[str, frozenset[str]]) -> frozenset[str]:
+        return self._held[holders][1] if isinstance(holders, str) else _union(holders)
 
     def _publish(self, touched: set[str]) -> None:
         """Replace ``_out`` by a new mapping only when an address's networks really changed."""
         new: dict[str, frozenset[str]] | None = None
         for address in touched:
             holders = self._by_address.get(address)
-            value = _union(holders) if holders else None
+            value = self._networks(holders) if holders else None
             if value == self._out.get(address):
                 continue
             if new is None:
@@ -137,6 +153,9 @@ class TaskNetworkIndex:
 
 
 def _union(held: dict[str, frozenset[str]]) -> frozenset[str]:
+    if len(held) == 1:  # the common case: its service's own set, not a copy per address (issue 19)
+        for nets in held.values():
+            return nets
     out: frozenset[str] = frozenset()
     for nets in held.values():
         out |= nets

@@ -24,11 +24,12 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 from . import dumps, journal_start
 from .appends import AppendFilter, rejection_floor
 from .bounded_apply import BoundedApply
+from .durable_commit import DurableLeaderCommit
 from .election_timeout import ElectionTimeout, election_cap_s
 from .flow import FlowLimits
 from .heartbeat_answers import HeartbeatAnswers
 from .heartbeat_rounds import QuietReplicaRounds
-from .heartbeats import EarlyRounds, ReplicaHeartbeats
+from .heartbeats import EarlyRounds, ReplicaHeartbeats, replica_connection_timeout_s
 from .journal import DurableJournal
 from .pre_vote_elections import PreVoteElections
 from .pre_votes import PreVotes
@@ -115,13 +116,23 @@ class PacedPoller:
 
 
 class RaftBridge(  # type: ignore[misc,unused-ignore]
-    PreVoteElections, QuietHeartbeatAnswers, QuietReplicaRounds, SnapshotGuard, BoundedApply, SyncObj
+    PreVoteElections,
+    QuietHeartbeatAnswers,
+    QuietReplicaRounds,
+    SnapshotGuard,
+    BoundedApply,
+    DurableLeaderCommit,
+    SyncObj,
 ):
     """The SyncObj subclass; its one replicated method hands the batch to the owning store."""
 
     def __init__(self, owner: BridgeOwner, self_addr: str | None, partners: list[str], conf: SyncObjConf):
         self._owner_ref = owner
         self._replica_beats = ReplicaHeartbeats(owner.config.replica_beat_s)  # QuietReplicaRounds
+        # the read timeout of a replica's connection on this voter (GuardedTCPTransport), as on the replica
+        self.replica_connection_timeout_s = replica_connection_timeout_s(
+            owner.config.replica_beat_s, conf.connectionTimeout
+        )
         # QuietHeartbeatAnswers: a follower's answers to idle heartbeats, rate limited
         self._heartbeat_answers = HeartbeatAnswers(owner.config.heartbeat_answer_period_s)
         self._appends = AppendFilter()
@@ -150,6 +161,10 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
             if conf.journalFile:
                 journal_start.release(conf.journalFile)
         dumps.serve_dump_while_writing(self._SyncObj__serializer)
+        journal = self._SyncObj__raftLog
+        notifier = getattr(self, "_SyncObj__pipeNotifier", None)
+        if isinstance(journal, DurableJournal) and notifier is not None:
+            journal.on_durable = notifier.notify  # the worker's sync done: the leader ticks and counts
 
     def _close_after_failed_start(self) -> None:
         """A start that failed (its Raft port taken) releases its sockets and journal file at once."""
@@ -228,15 +243,17 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
     def _checkCommandsToApply(self) -> None:  # noqa: N802 (pysyncobj's name)
         """pysyncobj's per-tick drain of the proposal queue, skipped when the queue is empty: its empty
         queue raises an exception on every tick, a measurable part of an idle node's tick (a proposal
-        put meanwhile wakes the poller, and the next tick takes it). On a leader, one sync per drain."""
+        put meanwhile wakes the poller, and the next tick takes it). On a leader, one sync per drain, on
+        the journal's worker thread."""
         if not self._SyncObj__commandsQueue._FastQueue__queue:
             return
         journal = self._SyncObj__raftLog
         if isinstance(journal, DurableJournal) and self._SyncObj__raftState == _pso._RAFT_STATE.LEADER:
-            # A leader's entries of one drain share one fdatasync, at its end: the same tick, before the
-            # next tick counts this node towards their commit (Raft §10.2.1; docs/raft.md, "The
-            # leader's syncs"). Each is sent to the followers as it is added, before the sync.
-            with journal.syncs_deferred():
+            # A leader's entries of one drain are sent to the followers as they are added and share one
+            # fdatasync, on the journal's worker thread after the drain: the leader counts itself towards
+            # their commit only once that sync returned (durable_commit.py; Raft §10.2.1; docs/raft.md,
+            # "The leader's syncs").
+            with journal.syncs_in_background():
                 super()._checkCommandsToApply()
         else:
             super()._checkCommandsToApply()

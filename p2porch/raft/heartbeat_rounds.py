@@ -77,8 +77,8 @@ class QuietReplicaRounds:
         active = replicas - quiet
         self._in_round, self._dropped_in_round = True, {}
         try:
-            if self.flow_limits is None:
-                self._SyncObj__readonlyNodes = active
+            if self.flow_limits is None or self._all_caught_up(active, last_index):
+                self._SyncObj__readonlyNodes = active  # (nothing to cap: one pysyncobj round for all)
                 super()._SyncObj__sendAppendEntries()  # type: ignore[misc]
             else:
                 self._SyncObj__readonlyNodes = self._flow_round(active)
@@ -112,6 +112,8 @@ class QuietReplicaRounds:
     # has passed since the round began. Here it runs once per node, voters first, with the log's end
     # as that node may see it capped (``_round_cap``, read through pysyncobj's __getCurrentLogIndex):
     # a follower over its bounds, or any node once the round's period is spent, gets a heartbeat only.
+    # A round in which every follower holds the whole log (an idle leader's: heartbeats only) is one
+    # pysyncobj round for all, not one per follower (~20 calls, each with its own set building).
 
     def _flow_round(self, active: set[Any]) -> set[Any]:
         """One append round with flow control; returns the replicas of ``active`` still connected."""
@@ -129,12 +131,21 @@ class QuietReplicaRounds:
                 )
                 self._round_cap = self._flow_cap(node, limits, late=time.monotonic() - start > period)
                 send()
-            if not order:
-                send()  # nobody to send to: pysyncobj still schedules the next round
+            if not order:  # nobody to send to: pysyncobj still schedules the next round
+                self._SyncObj__readonlyNodes = set()  # (the quiet replicas too: a lone voter beat them
+                send()  # every round)
         finally:
             self._round_cap = None
             self._SyncObj__otherNodes = voters
         return {node for node in active if node in self._SyncObj__connectedNodes}
+
+    def _all_caught_up(self, active: set[Any], last_index: int) -> bool:
+        """Whether every voter and every replica of this round holds the whole log (an idle round: only
+        heartbeats go out, so flow control has nothing to cap and pysyncobj's round serves them all)."""
+        nexts = self._SyncObj__raftNextIndex
+        return all(nexts.get(node, 0) > last_index for node in self._SyncObj__otherNodes) and all(
+            nexts.get(node, 0) > last_index for node in active
+        )
 
     def _flow_cap(self, node: Any, limits: FlowLimits, late: bool) -> int | None:
         """The log end ``node`` sees in this round (flow.send_through); None: pysyncobj's own (not

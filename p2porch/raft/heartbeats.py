@@ -7,12 +7,29 @@ message when there are entries it lacks or the commit index moved since it last 
 connection would time out). :class:`ReplicaHeartbeats` remembers, per replica, the commit index and time
 of the last round that included it, and names the replicas that need nothing now. Voters are never
 skipped: their heartbeats hold off elections.
+
+An idle replica's connection carries one heartbeat and one answer per period, so pysyncobj's read timeout
+(``connectionTimeout``, 3 s: it drops a connection silent that long, checked whenever the connection
+reads or sends) must be longer than that period on both of its ends, and only on replica connections:
+voters keep theirs (it caps a follower's adaptive election timeout, election_timeout.py, and bounds how
+long a silently lost voter still looks connected).
+:func:`replica_connection_timeout_s` is that longer timeout.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+
+#: a replica connection's read timeout, in idle replica heartbeats: one late or lost beat is not a drop
+REPLICA_TIMEOUT_BEATS = 2.5
+
+
+def replica_connection_timeout_s(beat_s: float, connection_timeout_s: float) -> float:
+    """The read timeout of a read-only replica's connection to a voter, at both ends (the replica's to each
+    voter, each voter's to the replica): ``REPLICA_TIMEOUT_BEATS`` idle heartbeats, never shorter than
+    the voters' own ``connection_timeout_s``."""
+    return max(connection_timeout_s, REPLICA_TIMEOUT_BEATS * beat_s)
 
 
 @dataclass

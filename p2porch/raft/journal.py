@@ -1,11 +1,13 @@
-"""A durable Raft journal for pysyncobj (shell: file I/O on the Raft thread).
+"""A durable Raft journal for pysyncobj (shell: file I/O on the Raft thread, and a leader's fdatasync on
+a worker thread of its own).
 
 pysyncobj's own FileJournal writes entries into an mmap and never msyncs it, and stores the commit
 index through a rename without fsync (PySyncObj #84, #197). This journal implements the same duck-typed
 interface (``add``, ``clear``, ``deleteEntriesFrom``, ``deleteEntriesTo``, indexing, term/vote and
 commit-index accessors) with plain appends and ``fdatasync`` before every method returns (a follower
 taking one message of many entries syncs once for them all, before it answers: ``syncs_deferred``),
-so an entry is on disk before pysyncobj can acknowledge it to a leader or count it towards a commit, and
+so an entry is on disk before pysyncobj can acknowledge it to a leader, and a leader's drain is synced
+by a worker thread while the leader counts itself only up to ``durable_index`` (durable_commit.py), and
 ``currentTerm``/``votedFor`` are on disk before a vote leaves the node (``<path>.meta``, fsynced and
 renamed). The commit index, volatile state in Raft, has its own file ``<path>.commit`` written in place
 with no sync (a stale, torn or missing one only makes the node learn it again: docs/raft.md). A failed
@@ -22,9 +24,10 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +116,14 @@ class DurableJournal:
     """Append-only, fdatasync'ed entry log, a meta file (term, vote) and a commit-index file.
 
     Owns the files ``<path>``, ``<path>.meta`` and ``<path>.commit``; entries are also kept in memory as
-    ``(command, index, term)`` tuples, as pysyncobj expects. It never stores a commit index before the
-    entries up to it are synced (pysyncobj sets it only for entries already added, and every sync
-    happens before the tick that stores it), and never lets a torn commit-index file touch term/vote.
+    ``(command, index, term)`` tuples, as pysyncobj expects. It never stores a commit index past the
+    entries synced here (:meth:`_commit_to_store`), and never lets a torn commit-index file touch
+    term/vote.
+
+    A leader's appends may be synced by a worker thread (:meth:`syncs_in_background`): ``durable_index``
+    is the highest index an ``fdatasync`` that began after its write returned, so the leader counts
+    itself towards a commit only up to it (``leader_commit.py``). The worker is the only other thread
+    that touches the file: it syncs, it never writes, truncates or closes.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -130,8 +138,22 @@ class DurableJournal:
         # journals written before the commit-index file kept it in the meta file: read it once from there
         legacy = self._meta.pop("commit_index", None)
         self._deferring = False  # inside syncs_deferred(): add() leaves the fdatasync to its end
-        self._unsynced = False
         self._failed: BaseException | None = None
+        # The background sync (a leader's appends): ``_lock`` guards the indexes, the stats and the
+        # worker's request flags; ``_file_lock`` is held by the worker for its whole fdatasync and by
+        # every change other than an append (truncate, compact, clear, close), so the worker never
+        # syncs a descriptor that is being replaced and no index moves under it. Order: file, then lock.
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._file_lock = threading.Lock()
+        self._written_index = 0  # the last entry written to the file
+        self._durable_index = 0  # the last entry an fdatasync made durable
+        self._sync_requested = False
+        self._stopping = False
+        self._worker: threading.Thread | None = None
+        #: Called by the worker (its own thread) after it made more entries durable: the Raft thread's
+        #: wake-up, so the leader counts itself at once instead of at its next timer.
+        self.on_durable: Callable[[], None] | None = None
         self.sync_stats = SyncStats()
         self._created = False
         self._fd = self._open_and_load()
@@ -193,8 +215,11 @@ class DurableJournal:
         if pos != len(data):  # torn or corrupt tail from a crash: cut it off
             self.torn_bytes_dropped = len(data) - pos
             os.ftruncate(fd, pos)
-            os.fsync(fd)
+        # what was read may be only in the page cache (a kill -9 before a sync): durable from here on
+        os.fsync(fd)
         os.lseek(fd, pos, os.SEEK_SET)
+        if self._entries:
+            self._written_index = self._durable_index = self._entries[-1][1]
         return fd
 
     # --- pysyncobj journal interface -------------------------------------------------------------
@@ -209,13 +234,25 @@ class DurableJournal:
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:
             raise self._fail(exc) from exc
+        with self._lock:
+            if self._written_index <= self._durable_index:  # all before ``idx`` is durable: in the file, or
+                self._durable_index = max(self._durable_index, idx - 1)  # before it (a synced dump's)
+            self._written_index = idx
         self.sync_stats.added()
-        if self._deferring:
-            self._unsynced = True
-        else:
+        if not self._deferring:
             self._sync()
         self._entries.append((command, idx, term))
         self._offsets.append(offset)
+
+    @property
+    def durable_index(self) -> int:
+        """The highest entry index known to be on disk here (0: none); entries are durable in order."""
+        return self._durable_index
+
+    @property
+    def unsynced(self) -> bool:
+        """Whether entries were written that no finished fdatasync covers yet."""
+        return self._written_index > self._durable_index
 
     @contextlib.contextmanager
     def syncs_deferred(self) -> Iterator[None]:
@@ -230,29 +267,91 @@ class DurableJournal:
             self.sync_deferred()
 
     def sync_deferred(self) -> None:
-        """Make the entries added since the last fdatasync durable (nothing to do: no syscall)."""
+        """Make the entries added since the last fdatasync durable (nothing to do: no syscall). Does not
+        wait for a background sync: it syncs itself, so an answer never waits behind the worker."""
         self._check()
-        if self._unsynced:
+        if self.unsynced:
             self._sync()
+
+    @contextlib.contextmanager
+    def syncs_in_background(self) -> Iterator[None]:
+        """Entries added inside the block are synced by the worker thread after it (a leader's drain:
+        sent to the followers at once, counted by the leader only up to :attr:`durable_index`)."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+            self.request_sync()
+
+    def request_sync(self) -> None:
+        """Ask the worker to sync what was written so far (returns at once; starts the worker)."""
+        self._check()
+        with self._lock:
+            if self._written_index <= self._durable_index or self._stopping:
+                return
+            self._sync_requested = True
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._sync_worker, name="raft-journal-sync", daemon=True
+                )
+                self._worker.start()
+            self._wake.notify()
+
+    def _sync_worker(self) -> None:
+        while True:
+            with self._lock:
+                while not self._sync_requested and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                self._sync_requested = False
+            with self._file_lock:
+                with self._lock:
+                    fd, target = self._fd, self._written_index
+                    if self._failed is not None or fd < 0 or target <= self._durable_index:
+                        continue
+                started = time.monotonic()
+                try:
+                    background_fdatasync(fd)
+                except OSError as exc:  # the journal fails: nothing after this counts or acknowledges
+                    self._failed = exc
+                    continue
+                self._synced(target, time.monotonic() - started, worker=True)
+            callback = self.on_durable
+            if callback is not None:
+                with contextlib.suppress(Exception):  # a closed notifier: the next tick counts it anyway
+                    callback()
 
     def clear(self) -> None:
         self._check()
-        self._entries = []
-        self._offsets = []
-        os.ftruncate(self._fd, len(MAGIC))
-        self._sync()
+        with self._file_lock:
+            self._entries = []
+            self._offsets = []
+            os.ftruncate(self._fd, len(MAGIC))
+            self._sync()
+            with self._lock:
+                self._written_index = self._durable_index = 0
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 (pysyncobj's name)
         self._check()
         if entryFrom >= len(self._entries):
             return
-        os.ftruncate(self._fd, self._offsets[entryFrom])
-        self._sync()
-        del self._entries[entryFrom:]
-        del self._offsets[entryFrom:]
+        with self._file_lock:
+            os.ftruncate(self._fd, self._offsets[entryFrom])
+            self._sync()
+            del self._entries[entryFrom:]
+            del self._offsets[entryFrom:]
+            last = self._entries[-1][1] if self._entries else 0
+            with self._lock:
+                self._written_index = self._durable_index = last
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
         self._check()
+        with self._file_lock:
+            self._compact(entryTo)
+
+    def _compact(self, entryTo: int) -> None:  # noqa: N803
         keep = self._entries[entryTo:]
         tmp = self._path.with_name(self._path.name + ".compact")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -278,6 +377,8 @@ class DurableJournal:
         os.lseek(self._fd, 0, os.SEEK_END)
         self._entries = list(keep)
         self._offsets = offsets
+        with self._lock:  # the new file holds exactly the entries kept, fsynced
+            self._durable_index = self._written_index
 
     def __getitem__(self, item: Any) -> Any:
         if self._failed is not None:  # pysyncobj reads its log index here before it counts a commit
@@ -289,16 +390,22 @@ class DurableJournal:
         return len(self._entries)
 
     def _destroy(self) -> None:
+        with self._lock:  # the worker ends (a sync it runs finishes first: it holds the file lock)
+            self._stopping = True
+            self._wake.notify()
         if self._failed is None:
-            with contextlib.suppress(OSError):  # a clean stop leaves the commit index on disk
+            with contextlib.suppress(OSError, JournalFailedError):  # a clean stop: entries, commit index
+                if self.unsynced:
+                    self._sync()
                 self._store_commit_index()
                 os.fdatasync(self._commit_fd)
-        for name in ("_fd", "_commit_fd"):
-            fd = getattr(self, name, -1)
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-                setattr(self, name, -1)
+        with self._file_lock:
+            for name in ("_fd", "_commit_fd"):
+                fd = getattr(self, name, -1)
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                    setattr(self, name, -1)
 
     def flush(self) -> None:
         self._sync()
@@ -324,10 +431,11 @@ class DurableJournal:
 
     def onOneSecondTimer(self) -> None:  # noqa: N802
         """Store the commit index if it changed: one 12-byte write into the page cache, no sync (Raft
-        thread). pysyncobj calls this at the start of a tick, so every entry up to the index was synced
-        in an earlier tick (docs/raft.md, "The leader's syncs and the commit index on disk"). A failed
-        write is tried again a second later: a missing value costs only learning it again."""
-        if self._commit_index != self._commit_stored and self._failed is None:
+        thread). The value stored never passes :attr:`durable_index` while entries wait for a sync, so
+        every entry up to it is on disk here (docs/raft.md, "The leader's syncs and the commit index on
+        disk"). A failed write is tried again a second later: a missing value costs only learning it
+        again."""
+        if self._commit_to_store() != self._commit_stored and self._failed is None:
             with contextlib.suppress(OSError):
                 self._store_commit_index()
 
@@ -367,8 +475,16 @@ class DurableJournal:
     def _store_meta(self) -> None:
         write_file_atomic(self._meta_path, msgpack.packb(self._meta, use_bin_type=True))
 
+    def _commit_to_store(self) -> int:
+        """The commit index, but never past an entry not yet durable here: a leader commits on its
+        followers' copies alone while its own sync is pending (``leader_commit.py``)."""
+        with self._lock:
+            if self._written_index > self._durable_index:
+                return max(1, min(self._commit_index, self._durable_index))
+        return self._commit_index
+
     def _store_commit_index(self) -> None:
-        index = self._commit_index
+        index = self._commit_to_store()
         if os.pwrite(self._commit_fd, pack_commit_index(index), 0) != _COMMIT.size:
             raise OSError(f"{self._commit_path}: short write")
         self._commit_stored = index
@@ -382,40 +498,62 @@ class DurableJournal:
         return JournalFailedError(f"{self._path}: {exc}; the journal is not used again, restart the node")
 
     def _sync(self) -> None:
+        """fdatasync on the calling (Raft) thread; everything written before it is durable after it."""
         self._check()
+        target = self._written_index
         started = time.monotonic()
         try:
             os.fdatasync(self._fd)
         except OSError as exc:
             raise self._fail(exc) from exc
-        self.sync_stats.synced(time.monotonic() - started)
-        self._unsynced = False
-        self.syncs += 1
+        self._synced(target, time.monotonic() - started)
+
+    def _synced(self, target: int, seconds: float, worker: bool = False) -> None:
+        with self._lock:
+            self._durable_index = max(self._durable_index, target)
+            self.syncs += 1
+        self.sync_stats.synced(seconds, worker)
+
+
+def background_fdatasync(fd: int) -> None:
+    """The worker's sync (a module function so a test process can hold it: ``raft/node.py``)."""
+    os.fdatasync(fd)
 
 
 class SyncStats:
-    """Counters of one journal's appends and fdatasyncs, taken (and reset) by the leader's flow log."""
+    """Counters of one journal's appends and fdatasyncs, taken (and reset) by the leader's flow log. The
+    Raft thread and the journal's worker both count: a lock of its own keeps every count."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.adds = self.syncs = self.unsynced = self.max_batch = 0
         self.sync_s = self.max_sync_s = 0.0
+        self.worker_syncs, self.worker_s = 0, 0.0
 
     def added(self) -> None:
-        self.adds += 1
-        self.unsynced += 1
+        with self._lock:
+            self.adds += 1
+            self.unsynced += 1
 
-    def synced(self, seconds: float) -> None:
-        self.syncs += 1
-        self.sync_s += seconds
-        self.max_sync_s = max(self.max_sync_s, seconds)
-        self.max_batch = max(self.max_batch, self.unsynced)
-        self.unsynced = 0
+    def synced(self, seconds: float, worker: bool = False) -> None:
+        with self._lock:
+            self.syncs += 1
+            self.sync_s += seconds
+            self.max_sync_s = max(self.max_sync_s, seconds)
+            self.max_batch = max(self.max_batch, self.unsynced)
+            self.unsynced = 0
+            if worker:
+                self.worker_syncs += 1
+                self.worker_s += seconds
 
     def take(self) -> str:
-        text = (
-            f"journal adds {self.adds}, fdatasyncs {self.syncs} (at most {self.max_batch} entries in one; "
-            f"{self.sync_s:.3f} s in all, longest {self.max_sync_s:.3f} s)"
-        )
-        self.adds = self.syncs = self.max_batch = 0
-        self.sync_s = self.max_sync_s = 0.0
+        with self._lock:
+            text = (
+                f"journal adds {self.adds}, fdatasyncs {self.syncs} "
+                f"(at most {self.max_batch} entries in one; {self.sync_s:.3f} s in all, "
+                f"longest {self.max_sync_s:.3f} s; "
+                f"{self.worker_syncs} on the worker thread, {self.worker_s:.3f} s)"
+            )
+            self.adds = self.syncs = self.max_batch = self.worker_syncs = 0
+            self.sync_s = self.max_sync_s = self.worker_s = 0.0
         return text

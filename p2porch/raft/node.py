@@ -36,7 +36,7 @@ from ..model import ServiceSpec
 from ..model.placement import NAME_RE
 from ..model.spec import RESERVED_NAMES
 from . import commands as C
-from . import dumps
+from . import dumps, journal
 from .bridge import RAFT_SWITCH_INTERVAL_S
 from .store import RaftStore, StoreConfig, open_raft_store
 
@@ -58,6 +58,9 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         appends = getattr(store._so, "_appends", None)
         raw["dropped_overlaps"] = str(getattr(store, "dropped_overlaps", getattr(appends, "dropped", None)))
         raw["acked_overlaps"] = str(getattr(appends, "acked_overlaps", None))
+        raft_log = store._so._SyncObj__raftLog  # entries written and durable here (journal.py)
+        durable = getattr(raft_log, "durable_index", None)
+        raw["journal"] = json.dumps({"durable": durable, "last": raft_log[-1][1] if len(raft_log) else 0})
         return {"ok": True, "raw": raw}
     if op == "state":
         return {"ok": True, "state": store.snapshot().to_dict()}
@@ -193,6 +196,12 @@ def arg_parser(prog: str = "python -m p2porch.raft.node") -> argparse.ArgumentPa
     parser.add_argument(
         "--dump-gate", type=Path, default=None, help="tests only: dump children wait for this file to exist"
     )
+    parser.add_argument(
+        "--sync-hold",
+        type=Path,
+        default=None,
+        help="tests only: the journal worker's syncs wait while this exists",
+    )
     return parser
 
 
@@ -232,10 +241,26 @@ def use_daemon_switch_interval() -> None:
     sys.setswitchinterval(RAFT_SWITCH_INTERVAL_S)
 
 
+def hold_worker_syncs(hold: Path | None) -> None:
+    """Tests only: the journal worker's fdatasync (a leader's own entries) waits while ``hold`` exists
+    (polling: no lock), so a test can kill a leader whose entries are sent but not yet durable."""
+    if hold is None:
+        return
+    sync = journal.background_fdatasync
+
+    def held(fd: int) -> None:
+        while hold.exists():
+            time.sleep(0.01)
+        sync(fd)
+
+    journal.background_fdatasync = held
+
+
 def main(argv: list[str] | None = None) -> None:
     args = arg_parser().parse_args(argv)
     use_daemon_switch_interval()
     gate_dumps(args.dump_gate)
+    hold_worker_syncs(args.sync_hold)
     trio.run(run, store_config(args), args.control_port, args.control_host)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .election_timeout import election_cap_s
+from .heartbeats import replica_connection_timeout_s
 
 #: an idle leader's heartbeats that fit in the shortest election timeout (timing.py's proportions: 5
 #: heartbeats, idle at 2 heartbeats)
@@ -42,9 +43,10 @@ class StoreConfig:
     # a follower answers an empty heartbeat that would repeat its last answer at most this often
     # (heartbeat_answers.py); 0: every heartbeat is answered
     heartbeat_answer_period_s: float = 0.5
-    # an idle read-only replica hears this often (heartbeats.py), and answers each time (2 heartbeat answer
-    # periods): below the 3 s connection timeout on both ends
-    replica_heartbeat_period_s: float = 2.0
+    # an idle read-only replica hears this often (heartbeats.py), and answers each time (> a heartbeat answer
+    # period); its connections time out after 2.5 of these at both ends (replica_connection_timeout_s),
+    # voters' after connection_timeout_s as before
+    replica_heartbeat_period_s: float = 4.0
     election_timeout_min_s: float = 0.5
     election_timeout_max_s: float = 1.2
     # > 0: a voter joining a running cluster does not campaign before it has heard a leader (or this
@@ -69,21 +71,37 @@ class StoreConfig:
         return max(self.replica_heartbeat_period_s, self.heartbeat_period_s)
 
     @property
+    def voter_connection_timeout_s(self) -> float:
+        """pysyncobj's ``connectionTimeout`` between voters: never before the longest election timeout."""
+        return max(self.connection_timeout_s, self.election_timeout_max_s)
+
+    @property
+    def replica_connection_timeout_s(self) -> float:
+        """The read timeout of a replica's connections, at both ends (heartbeats.py)."""
+        return replica_connection_timeout_s(self.replica_beat_s, self.voter_connection_timeout_s)
+
+    @property
     def election_cap_s(self) -> float:
-        """The most a voter's adapted election minimum grows to (``election_timeout.py``)."""
+        """The most a voter's adapted election minimum grows to (``election_timeout.py``): the voters'
+        connection timeout, also on a replica's settings (whose own connections wait longer)."""
         timing = self.pysyncobj_timing()
-        return election_cap_s(timing["raftMaxTimeout"], timing["connectionTimeout"])
+        return election_cap_s(timing["raftMaxTimeout"], self.voter_connection_timeout_s)
 
     def pysyncobj_timing(self) -> dict[str, float]:
         """pysyncobj's timing options for these settings. The connection and the leader's step-down
         (no majority answered) never time out before the longest election timeout, so far voters
-        (``raft.rtt_ms``) keep the proportions pysyncobj's ``SyncObjConf.validate`` asserts."""
+        (``raft.rtt_ms``) keep the proportions pysyncobj's ``SyncObjConf.validate`` asserts. A read-only
+        replica's connections (all to voters) hear from the leader once per idle replica heartbeat: their
+        timeout is ``replica_connection_timeout_s`` (the leader sets the same on its end, bridge.py)."""
+        replica = self.self_addr is None
         return {
             "autoTickPeriod": self.tick_period_s,
             "appendEntriesPeriod": self.heartbeat_period_s,
             "raftMinTimeout": self.election_timeout_min_s,
             "raftMaxTimeout": self.election_timeout_max_s,
-            "connectionTimeout": max(self.connection_timeout_s, self.election_timeout_max_s),
+            "connectionTimeout": (
+                self.replica_connection_timeout_s if replica else self.voter_connection_timeout_s
+            ),
             "connectionRetryTime": self.connection_retry_s,
             "leaderFallbackTimeout": max(self.leader_fallback_timeout_s, self.election_timeout_max_s),
         }
@@ -116,9 +134,9 @@ class StoreConfig:
                 "election_timeout_min_s",
                 field="idle_heartbeat_period_s",
             )
-        if not self.replica_beat_s < max(self.connection_timeout_s, self.election_timeout_max_s):
+        if not (math.isfinite(self.replica_heartbeat_period_s) and self.replica_heartbeat_period_s > 0):
             raise ConfigError(
-                "replica_heartbeat_period_s must be below the connection timeout",
+                "replica_heartbeat_period_s must be a finite number of seconds above 0",
                 field="replica_heartbeat_period_s",
             )
         fallback = min(self.connection_timeout_s, self.leader_fallback_timeout_s)

@@ -14,7 +14,9 @@ never authenticate. One stranger sending 32 MiB pinned the Raft thread for ~15 s
   (:data:`PRE_AUTH_READ_BUDGET` before authentication), so no peer monopolises the thread;
 - a decrypted frame may not inflate past :data:`MAX_MESSAGE` bytes (zlib bomb);
 - at most :data:`MAX_UNAUTHENTICATED` incoming connections may be unauthenticated at a time (the
-  oldest is closed for a new one), and each must finish the handshake within ``connectionTimeout``.
+  oldest is closed for a new one), and each must finish the handshake within ``connectionTimeout``;
+- a connection from a read-only replica times out after ``replica_timeout_s`` (longer than the voters'
+  ``connectionTimeout``: an idle replica hears from the leader only every few seconds, heartbeats.py).
 
 With a password (always, in p2porch) frames are sealed by ``frames.py`` (AES-256-GCM per connection
 and direction, counter nonces) instead of pysyncobj's Fernet; every refused frame is counted in
@@ -301,7 +303,20 @@ class GuardedTCPTransport(TCPTransport):
         password = syncObj.conf.password
         self.frame_key = cluster_key(password) if password and syncObj.encryptor else None
         self.fanout = AppendFanout()  # outgoing appends: see raft/fanout.py
+        # a replica's connection on a voter (bridge.py sets it from heartbeats.replica_connection_timeout_s)
+        self.replica_timeout_s = float(
+            getattr(syncObj, "replica_connection_timeout_s", None) or syncObj.conf.connectionTimeout
+        )
         super().__init__(syncObj, selfNode, otherNodes)
+
+    def _onReadonlyNodeConnected(self, node: Any) -> None:  # noqa: N802
+        """A read-only replica identified itself: its connection hears from this node (as leader) once per
+        idle replica heartbeat, so it times out after the replica's longer timeout, not the voters'
+        (heartbeats.replica_connection_timeout_s; the replica sets the same on its end)."""
+        conn = self._connections.get(node)
+        if conn is not None:
+            conn._TcpConnection__timeout = self.replica_timeout_s
+        super()._onReadonlyNodeConnected(node)
 
     def addNode(self, node: Any) -> None:  # noqa: N802
         super().addNode(node)

@@ -105,6 +105,19 @@ def test_update_follows_membership_changes_and_shares_counters() -> None:
     assert scopes.for_host("10.240.1.3").counters is scopes.default.counters
 
 
+def test_scopes_share_the_default_resolvers_compiled_services() -> None:
+    scopes = ClientScopes(Resolver(ZONE), Resolver)
+    scopes.update(ZONE, DATA)
+    db_task = scopes.for_host("10.240.1.3")
+    assert db_task.fragments is scopes.default.fragments
+    web = ("p2p", "", "web")
+    db_alias = ("p2p", "", "database")  # the alias: its own name, its service's entries
+    assert {web, db_alias} <= set(scopes.default.fragments.fragments)
+    kept = scopes.default.fragments.fragments[web]
+    scopes.update(dataclasses.replace(ZONE, version=2), DATA)
+    assert scopes.default.fragments.fragments[web] is kept  # neither resolver compiled it again
+
+
 # --- through the server: the UDP fast paths (mmsg and plain) and TCP pick the querier's resolver ---
 
 LOOPBACK_TASK = ScopeData(

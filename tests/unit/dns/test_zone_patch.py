@@ -16,7 +16,7 @@ from dataclasses import replace
 import pytest
 
 from p2porch.dns.zone import PortEntry, TaskEntry, ZoneData, compile_zone
-from p2porch.dns.zone_cache import ZoneCompiler
+from p2porch.dns.zone_cache import FragmentStore, ZoneCompiler
 
 ADDRESSES = [f"10.0.{i // 4}.{i % 4 + 2}" for i in range(12)]  # few: shared addresses on purpose
 SLOTS: list[int | str] = [1, 2, 3, 4, 5, 6, "1", "a", "A", "web"]
@@ -122,3 +122,62 @@ def test_a_health_toggle_patches_only_its_service() -> None:
     assert compiled == compile_zone(zone)
     assert (b"8", b"web", b"p2p") not in compiled.names
     assert "10.0.0.9" not in compiled.names[(b"web", b"p2p")].a
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_compilers_sharing_a_store_equal_compile_zone(seed: int) -> None:
+    """A default and a scoped resolver's compilers over one ``FragmentStore``, as ``ClientScopes`` runs
+    them: the scope sees a changing subset of the services and, now and then, an alias holding another
+    service's entries under a name the default zone gives its own (the two fight over one fragment).
+    Each compile equals ``compile_zone`` of its own input; a service both see is compiled or patched
+    once (the second compiler reuses it); the store keeps exactly the services either zone holds."""
+    seq = Sequence_(seed)
+    store = FragmentStore()
+    default, scoped = ZoneCompiler(store), ZoneCompiler(store)
+    rng = random.Random(seed + 100)
+    seen = sorted(seq.services)
+    reused = 0
+    for version in range(120):
+        zone = seq.zone(version)
+        if rng.random() < 0.2:
+            seen = rng.sample(sorted(seq.services), rng.randint(0, len(seq.services)))
+        services = {name: zone.services[name] for name in seen}
+        if rng.random() < 0.3:
+            services["s0" if "s0" not in seen else "alias"] = zone.services["s2"]
+        view = replace(zone, services=services, vips={k: v for k, v in zone.vips.items() if k in services})
+        assert default.compile(zone) == compile_zone(zone)
+        assert scoped.compile(view) == compile_zone(view)
+        shared = [s for s in services if s in zone.services and services[s] is zone.services[s]]
+        # the services the default just compiled or patched are reused as they are
+        assert scoped.compiled_services + scoped.patched_services <= len(services) - len(shared)
+        reused += len(shared)
+        held = {*zone.services, *services}
+        assert set(store.fragments) == {(view.domain, view.local_site, s) for s in held}
+        seq.step()
+    assert reused > 120  # the scope shared services most of the time
+
+    assert default.compile(ZoneData(version=999)) == compile_zone(ZoneData(version=999))
+    assert scoped.compile(ZoneData(version=999)) == compile_zone(ZoneData(version=999))
+    assert store.fragments == {}  # no zone holds a service: none kept
+
+
+def test_a_zone_whose_services_all_stayed_keeps_the_merged_names() -> None:
+    """A burst that changed no service (reports of messages only) merges nothing: the previous names and
+    PTR dicts with the new serial; a changed node, nameserver or service merges again."""
+    web = [TaskEntry(i, f"10.0.0.{i + 1}", ports=(PortEntry(80),)) for i in range(1, 20)]
+    zone = ZoneData(services={"web": web, "db": [TaskEntry(1, "10.0.1.2")]}, nodes={"n1": "192.168.0.1"})
+    compiler = ZoneCompiler()
+    first = compiler.compile(zone)
+    same = replace(zone, version=2)
+    second = compiler.compile(same)
+    assert second == compile_zone(same) and second.serial == 2
+    assert second.names is first.names and second.reverse is first.reverse
+    for changed in (
+        replace(zone, version=3, nodes={"n1": "192.168.0.1", "n2": "192.168.0.2"}),
+        replace(zone, version=4, nameservers=("192.168.0.1",)),
+        replace(zone, version=5, services={"web": web}),
+        replace(zone, version=6, services={"web": [replace(web[0], healthy=False), *web[1:]]}),
+    ):
+        compiled = compiler.compile(changed)
+        assert compiled == compile_zone(changed)
+        assert compiled.names is not first.names

@@ -350,3 +350,33 @@ def test_a_spec_that_breaks_the_parser_is_recorded_invalid_and_others_are_schedu
     plan = plan_round(after, 3.0, Orchestrator(random.Random(1)))
     assert {item.task.service_id for item in plan.items} == {"s1"} and len(plan.items) == 2
     assert list(plan.skipped) == ["s2"]
+
+
+def test_a_start_first_update_keeps_the_spread_when_other_services_load_some_nodes():
+    """The task a start-first replacement replaces is on its way out: spread must not count it, or the
+    replacement goes to the least loaded node and the service piles up there (found walking the CLI:
+    4 replicas on 4 nodes ended on 2 of them after one update)."""
+    orchestrator = Orchestrator(random.Random(11))
+    state = with_service(
+        cluster(4), replicas=4, env={"V": "1"}, update={"order": "start-first", "parallelism": 1}
+    )
+    load = ServiceSpec.from_dict(
+        {"name": "load", "image": "busybox", "replicas": 6, "constraints": ["node.id!=id3", "node.id!=id4"]}
+    )
+    state = run(state, C.CreateService(at=2.0, service_id="s2", spec=load).encode())
+    state, _, _ = converge(state, orchestrator, 3.0, replicas=0)
+
+    def web_per_node(state: ClusterState) -> Counter:
+        return Counter(
+            t.node_id for t in state.tasks.values() if t.service_id == "s1" and t.desired_state == "running"
+        )
+
+    assert web_per_node(state) == {"id1": 1, "id2": 1, "id3": 1, "id4": 1}
+    state = update_service(state, 50.0, spec={"env": {"V": "2"}})
+    current = state.services["s1"].spec.template_hash()
+    for step in range(120):  # one round and one agent step a second, past each batch's 5 s monitor
+        state, _ = commit_round(state, 51.0 + step, orchestrator)
+        state = agents_act(state, 51.5 + step)
+    live = [t for t in state.tasks.values() if t.service_id == "s1" and t.desired_state == "running"]
+    assert len(live) == 4 and all(t.template_hash == current and t.state == "running" for t in live)
+    assert web_per_node(state) == {"id1": 1, "id2": 1, "id3": 1, "id4": 1}

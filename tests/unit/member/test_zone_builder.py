@@ -191,14 +191,18 @@ def test_health_toggles_patch_the_compiled_services(seed: int) -> None:
     compiler = ZoneCompiler()
     builder.update(world.state)
     world.take_changes()
-    patched = compiled = 0
+    patched = compiled = lists_patched = lists_made = 0
     for _ in range(150):
         for _ in range(world.rng.randint(1, 6)):
             world.step()
         zone = builder.update(world.state, world.take_changes())
         expected = dns_zone(world.state, ("192.168.0.1",), "n1")
         assert zone == expected
+        assert builder._made.keys() <= world.state.tasks.keys()
         assert compiler.compile(zone) == compile_zone(expected)
         patched += compiler.patched_services
         compiled += compiler.compiled_services
+        lists_patched += builder.patched_services
+        lists_made += builder.rebuilt_services - builder.patched_services
     assert patched > 2 * compiled  # most toggles were patches, not compiles
+    assert lists_patched > 2 * lists_made  # and the builder patched the entry lists, not sorted them

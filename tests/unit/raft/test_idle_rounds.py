@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from p2porch.errors import ConfigError
+from p2porch.raft.flow import FlowLimits
 from p2porch.raft.heartbeat_rounds import QuietReplicaRounds
 from p2porch.raft.heartbeats import ReplicaHeartbeats
 from p2porch.raft.pacer import TickPacer
@@ -122,3 +123,31 @@ def test_without_a_pacer_every_round_reads_its_followers_buffers() -> None:
     for _ in range(4):
         _round(leader)
     assert leader.flow_samples == 4
+
+
+def test_a_lone_voter_with_flow_control_leaves_a_quiet_replica_out() -> None:
+    leader = _Leader(None, idle_round_s=0.0)
+    leader.flow_limits = FlowLimits()  # as the store runs: one pysyncobj call per follower
+    leader._flow_broken = set()
+    leader._SyncObj__otherNodes = set()  # no other voter: a quiet replica left nobody to send to
+    leader._SyncObj__connectedNodes = {"r1"}
+    for _ in range(3):
+        _round(leader)
+    # the stand-in's round always names "v1"; the replica hears the first round only (then quiet for 2 s)
+    assert [sent - {"v1"} for sent in leader.sent_to] == [{"r1"}, set(), set()]
+    assert leader._SyncObj__readonlyNodes == {"r1"}  # still connected, restored after each round
+
+
+def test_with_flow_control_a_round_with_nothing_to_send_is_one_pysyncobj_round() -> None:
+    leader = _Leader(None, idle_round_s=0.0)
+    leader.flow_limits = FlowLimits()
+    leader._flow_broken = set()
+    _round(leader)  # every follower holds entry 5, the log's end: heartbeats only, one call for all
+    assert leader.sent_to == [{"v1", "r1"}]
+    leader._SyncObj__raftLog = [(b"", 5, 1), (b"x", 6, 1)]  # entry 6 for both: one call per follower
+    _round(leader)
+    assert leader.sent_to[1:] == [{"v1"}, {"v1", "r1"}]  # (the stand-in names "v1" in every call)
+    leader._SyncObj__raftNextIndex = {"v1": 7, "r1": 7}
+    leader._SyncObj__raftCommitIndex = 6
+    _round(leader)  # caught up again (the moved commit index still reaches the replica)
+    assert leader.sent_to[3:] == [{"v1", "r1"}]

@@ -1,7 +1,17 @@
 """ReplicaHeartbeats: which read-only replicas an idle leader's append round may leave out.
-EarlyRounds: when the leader sends a round ahead of its heartbeat period."""
+EarlyRounds: when the leader sends a round ahead of its heartbeat period. replica_connection_timeout_s: the
+read timeout of a replica's connection, at both ends."""
 
-from p2porch.raft.heartbeats import EarlyRounds, ReplicaHeartbeats
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from p2porch.errors import ConfigError
+from p2porch.raft.heartbeats import EarlyRounds, ReplicaHeartbeats, replica_connection_timeout_s
+from p2porch.raft.store_config import StoreConfig
 
 
 def test_a_replica_never_sent_to_is_never_left_out():
@@ -46,3 +56,39 @@ def test_an_early_round_never_postpones_the_scheduled_heartbeat():
     assert rounds.due(now=5.0, scheduled=5.1) == 5.0
     assert rounds.due(now=5.001, scheduled=5.005) == 5.005  # due before the gap is over anyway
     assert rounds.due(now=5.02, scheduled=5.1) == 5.02  # the scheduled round was no early one
+
+
+def test_a_replica_connection_times_out_after_two_and_a_half_beats_never_before_the_voters() -> None:
+    assert replica_connection_timeout_s(beat_s=4.0, connection_timeout_s=3.0) == 10.0
+    assert replica_connection_timeout_s(beat_s=0.5, connection_timeout_s=3.0) == 3.0  # the voters' floor
+    assert replica_connection_timeout_s(beat_s=2.0, connection_timeout_s=1.0) == 5.0
+
+
+def test_only_a_replica_store_gets_the_longer_connection_timeout() -> None:
+    def conf(self_addr: str | None, **kw: Any) -> StoreConfig:
+        return StoreConfig(
+            self_addr=self_addr, voters=("1.2.3.4:7947",), data_dir=Path("."), password="x", **kw
+        )  # type: ignore[arg-type]
+
+    replica, voter = conf(None), conf("1.2.3.5:7947")
+    replica.validate()
+    voter.validate()
+    assert replica.replica_beat_s == 4.0  # an idle replica hears from the leader every 4 s (was 2 s)
+    assert replica.pysyncobj_timing()["connectionTimeout"] == replica.replica_connection_timeout_s == 10.0
+    assert voter.pysyncobj_timing()["connectionTimeout"] == 3.0  # voters keep theirs (failover)
+    assert voter.replica_connection_timeout_s == 10.0  # the voter's end of a replica's connection
+    # far voters (raft.rtt_ms): the voters' timeout follows the longest election timeout, and so does
+    # the replicas' floor
+    far = conf(
+        None,
+        replica_heartbeat_period_s=1.0,
+        election_timeout_max_s=6.0,
+        election_timeout_min_s=2.5,
+        heartbeat_period_s=0.5,
+    )
+    far.validate()
+    assert far.pysyncobj_timing()["connectionTimeout"] == 6.0
+    assert conf(None, replica_heartbeat_period_s=8.0).pysyncobj_timing()["connectionTimeout"] == 20.0
+    with pytest.raises(ConfigError) as info:
+        conf(None, replica_heartbeat_period_s=0.0).validate()
+    assert info.value.field == "replica_heartbeat_period_s"
