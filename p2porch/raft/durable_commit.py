@@ -9,6 +9,11 @@ synced by the journal's worker thread (``bridge.RaftBridge._checkCommandsToApply
 majority of durable copies. Followers still sync before they answer, term and vote are still written
 synchronously, and a failed journal still raises on the first read of the log (``journal[-1]``), so a
 failed leader neither counts nor sends. It owns no state of its own and never syncs anything.
+
+Provenance: ``_onTick`` and the step-down part of ``_leader_commit`` follow pysyncobj 0.3.17's
+``SyncObj._onTick`` (https://github.com/bakwc/PySyncObj, Copyright (c) 2016 Filipp Ozinov, MIT License),
+the library this package extends by subclassing; those lines remain under its licence. Prefer an
+upstream hook for the leader's own match index over this override when pysyncobj offers one.
 """
 
 from __future__ import annotations
