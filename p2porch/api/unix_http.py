@@ -1,6 +1,7 @@
 """HTTP/1.1 to a daemon's root-only unix socket with the standard library only (shell).
 
-Owns the connection to the local socket and one request/response exchange on it. It exists for the
+Owns the kept connection to the local socket and one request/response exchange on it (the connection
+class is ``unixconn.UnixHTTPConnection``, shared with the engine client). It exists for the
 command line's start-up cost: ``httpx`` pulls in ``httpcore``, ``trio``, ``h2``, ``rich`` and ``click``
 (~0.25 s of CPU per command, measured in docs/performance.md), while a local command needs plain
 HTTP/1.1 over one socket; ``http.client`` costs ~20 ms. It never does TLS or authentication (the
@@ -21,23 +22,14 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
+from ..unixconn import UnixHTTPConnection
 
-class UnixConnection(http.client.HTTPConnection):
-    """An ``HTTPConnection`` whose transport is the unix socket at ``path``."""
+
+class UnixConnection(UnixHTTPConnection):
+    """A connection to a daemon's socket at ``path`` (the ``Host`` header says ``p2porch``)."""
 
     def __init__(self, path: str, timeout_s: float | None) -> None:
-        super().__init__("p2porch", timeout=timeout_s)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self.socket_path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
+        super().__init__(path, timeout_s, host="p2porch")
 
 
 def request_target(path: str, params: dict[str, Any] | None = None) -> str:

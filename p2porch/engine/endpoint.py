@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import http.client
 import os
-import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
+from ..unixconn import UnixHTTPConnection
 
 DEFAULT_UNIX_SOCKET = "/var/run/docker.sock"
 PLAIN_PORT = 2375
@@ -60,30 +60,12 @@ class Endpoint:
     def connection(self, timeout_s: float | None) -> http.client.HTTPConnection:
         """A new, unconnected HTTP connection to the engine (``timeout_s`` per socket operation)."""
         if self.socket_path:
-            return _UnixConnection(self.socket_path, timeout_s)
+            return UnixHTTPConnection(self.socket_path, timeout_s)
         if self.tls is not None:
             return http.client.HTTPSConnection(
                 self.host, self.port, timeout=timeout_s, context=self.tls.context()
             )
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
-
-
-class _UnixConnection(http.client.HTTPConnection):
-    """HTTP/1.1 over a unix stream socket (the engine's default listener)."""
-
-    def __init__(self, path: str, timeout_s: float | None) -> None:
-        super().__init__("localhost", timeout=timeout_s)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self._path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
 
 
 def parse_endpoint(base_url: str | None, environ: Mapping[str, str] | None = None) -> Endpoint:

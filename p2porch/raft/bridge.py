@@ -13,7 +13,6 @@ import contextlib
 import logging
 import math
 import os
-import sys
 import threading
 import time
 from typing import Any, Protocol
@@ -46,6 +45,8 @@ EARLY_ROUND_GAP_S = 0.01  # a leader's early append rounds (heartbeats.EarlyRoun
 #: The Raft thread gives the GIL up on every socket call and then waits for it up to the switch interval
 #: (CPython's default 5 ms) while a CPU-bound thread of the process (a leader round, the member views)
 #: holds it: a tick of a few dozen sends and reads took hundreds of ms (issue 19). 1 ms bounds that wait.
+#: A process-wide interpreter setting: the store never sets it; a process's entry point does
+#: (``p2porch daemon``: cli/daemon.py; the benchmarks' store processes: raft/node.py and its kin).
 RAFT_SWITCH_INTERVAL_S = 0.001
 #: The Raft thread's scheduling priority relative to its process (Linux: a nice value per thread). On a
 #: loaded machine a leader's Raft thread shares its process's GIL with the planner and member views, and
@@ -185,10 +186,8 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
     # builds the SyncObj with ``autoTick=False`` and this thread ticks it from the start instead.
 
     def start_ticking(self, owner: threading.Thread) -> None:
-        """Tick on a thread of our own until :meth:`destroy` or until ``owner`` has exited; the process's
-        GIL switch interval goes down to ``RAFT_SWITCH_INTERVAL_S`` (see there)."""
-        if sys.getswitchinterval() > RAFT_SWITCH_INTERVAL_S:
-            sys.setswitchinterval(RAFT_SWITCH_INTERVAL_S)
+        """Tick on a thread of our own until :meth:`destroy` or until ``owner`` has exited (the process's
+        GIL switch interval is its entry point's: ``RAFT_SWITCH_INTERVAL_S``)."""
         self._tick_owner = owner
         self._tick_stop = False
         threshold = watch_threshold()  # diagnostics (tick_watch.py): off unless the variable is set

@@ -37,6 +37,7 @@ from ..model.placement import NAME_RE
 from ..model.spec import RESERVED_NAMES
 from . import commands as C
 from . import dumps, journal
+from .bridge import RAFT_SWITCH_INTERVAL_S
 from .store import RaftStore, StoreConfig, open_raft_store
 
 MAX_LINE_BYTES = 1 << 20
@@ -233,6 +234,13 @@ def gate_dumps(gate: Path | None) -> None:
     dumps.encode_dump = gated
 
 
+def use_daemon_switch_interval() -> None:
+    """For a store process's entry point (this module's, ``testing.control_member``'s and
+    ``testing.replica_host``'s): the GIL switch interval ``p2porch daemon`` sets (cli/daemon.py), so the
+    benchmarks run the daemon's setting."""
+    sys.setswitchinterval(RAFT_SWITCH_INTERVAL_S)
+
+
 def hold_worker_syncs(hold: Path | None) -> None:
     """Tests only: the journal worker's fdatasync (a leader's own entries) waits while ``hold`` exists
     (polling: no lock), so a test can kill a leader whose entries are sent but not yet durable."""
@@ -250,6 +258,7 @@ def hold_worker_syncs(hold: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = arg_parser().parse_args(argv)
+    use_daemon_switch_interval()
     gate_dumps(args.dump_gate)
     hold_worker_syncs(args.sync_hold)
     trio.run(run, store_config(args), args.control_port, args.control_host)

@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = store_node.arg_parser("python -m p2porch.testing.control_member")
     parser.add_argument("--api-socket", required=True, help="the service API's unix socket")
     args = parser.parse_args(argv)
+    store_node.use_daemon_switch_interval()
     trio.run(run, store_node.store_config(args), args.control_port, args.control_host, args.api_socket)
 
 

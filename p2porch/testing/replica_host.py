@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         "--nice", type=int, default=0, help="lower this process's CPU priority by this much (os.nice)"
     )
     args = parser.parse_args(argv)
+    store_node.use_daemon_switch_interval()
     if args.self_addr is not None:
         parser.error("--self: a replica host runs replicas only")
     if args.stores < 1:

@@ -8,66 +8,23 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pysyncobj import SyncObjConf
 
 from p2porch.raft.bridge import RaftBridge
 from p2porch.raft.flow import FlowLimits
-from p2porch.testing.raftprocs import free_ports
+from p2porch.testing.raft_bridges import elect_leader, loopback_voters, tick
 
 ENTRY = 100_000  # bytes per entry (random: compression keeps them whole): above the 64 KiB batch, in chunks
 ENTRIES = 60
 LIMIT = 512 * 1024
 
 
-class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0, heartbeat_answer_period_s=0.5, election_timeout_min_s=1.0)
-
-    def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
-        return []
-
-
 @pytest.fixture
 def voters() -> Iterator[list[RaftBridge]]:
-    addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]
-    nodes = []
-    for addr in addrs:
-        conf = SyncObjConf(
-            password="p2ra-shell",
-            autoTick=False,
-            appendEntriesUseBatch=False,
-            dynamicMembershipChange=True,
-            raftMinTimeout=1.0,
-            raftMaxTimeout=1.5,
-            connectionTimeout=30.0,  # the stalled follower's connection must outlive the test
-            leaderFallbackTimeout=30.0,
-        )
-        nodes.append(RaftBridge(_Owner(), addr, [a for a in addrs if a != addr], conf))  # type: ignore[arg-type]
-    try:
+    with loopback_voters() as nodes:  # 30 s connection timeout: the stalled follower's outlives the test
         yield nodes
-    finally:
-        for so in nodes:
-            so.destroy()
-
-
-def _tick(nodes: list[RaftBridge], rounds: int = 1) -> None:
-    for _ in range(rounds):
-        for so in nodes:
-            so._onTick(0.0)
-
-
-def _leader(nodes: list[RaftBridge]) -> RaftBridge:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        _tick(nodes)
-        leaders = [so for so in nodes if so._isLeader()]
-        if leaders and all(so._getLeader() is not None for so in nodes):
-            return leaders[0]
-        time.sleep(0.01)
-    raise AssertionError("no leader elected")
 
 
 def _node_of(leader: RaftBridge, follower: RaftBridge) -> Any:
@@ -77,7 +34,7 @@ def _node_of(leader: RaftBridge, follower: RaftBridge) -> Any:
 def test_a_follower_that_stops_reading_is_bounded_and_the_other_keeps_committing(
     voters: list[RaftBridge],
 ) -> None:
-    leader = _leader(voters)
+    leader = elect_leader(voters)
     slow, fast = (so for so in voters if so is not leader)
     leader.flow_limits = FlowLimits(max_buffered_bytes=LIMIT)
     slow_node, fast_node = _node_of(leader, slow), _node_of(leader, fast)
@@ -87,7 +44,7 @@ def test_a_follower_that_stops_reading_is_bounded_and_the_other_keeps_committing
     largest, deadline = 0, time.monotonic() + 60
     fast_heard: set[float] = set()
     while fast.raftCommitIndex < target and time.monotonic() < deadline:
-        _tick([leader, fast])  # the slow follower does not tick: it reads nothing
+        tick([leader, fast])  # the slow follower does not tick: it reads nothing
         largest = max(largest, leader._buffered(slow_node), leader._buffered(fast_node))
         fast_heard.add(fast._SyncObj__raftElectionDeadline)
     assert fast.raftCommitIndex >= target  # a majority (leader + fast) committed every entry
@@ -98,7 +55,7 @@ def test_a_follower_that_stops_reading_is_bounded_and_the_other_keeps_committing
     assert leader.flow_stats.held_ever > 0
     deadline = time.monotonic() + 60
     while slow._SyncObj__raftLog[-1][1] < target and time.monotonic() < deadline:
-        _tick(voters)  # it reads again: it catches up
+        tick(voters)  # it reads again: it catches up
     assert slow._SyncObj__raftLog[-1][1] >= target
     assert leader._isLeader()
 
@@ -108,7 +65,7 @@ def test_unbounded_the_leader_queues_far_more_than_followers_read(
 ) -> None:
     """pysyncobj's own pipelining (flow control off): the same load queues megabytes for the followers,
     the one that reads among them (entries re-sent after each acknowledgement rewinds the next index)."""
-    leader = _leader(voters)
+    leader = elect_leader(voters)
     slow, fast = (so for so in voters if so is not leader)
     leader.flow_limits = None
     nodes = [_node_of(leader, so) for so in (slow, fast)]
@@ -116,6 +73,6 @@ def test_unbounded_the_leader_queues_far_more_than_followers_read(
         leader.apply_entry(os.urandom(ENTRY))
     largest, deadline = 0, time.monotonic() + 30
     while largest <= 8 * LIMIT and time.monotonic() < deadline:
-        _tick([leader, fast])
+        tick([leader, fast])
         largest = max(largest, *(leader._buffered(node) for node in nodes))
     assert largest > 8 * LIMIT

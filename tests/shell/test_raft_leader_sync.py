@@ -9,64 +9,21 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pysyncobj import SyncObjConf
 
 from p2porch.raft import journal as J
 from p2porch.raft.bridge import RaftBridge, install_durable_journal
 from p2porch.raft.journal import DurableJournal
-from p2porch.testing.raftprocs import free_ports
-
-
-class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0, heartbeat_answer_period_s=0.5, election_timeout_min_s=1.0)
-
-    def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
-        return []
+from p2porch.testing.raft_bridges import elect_leader, loopback_voters, tick
 
 
 @pytest.fixture
 def voters(tmp_path: Path) -> Iterator[list[RaftBridge]]:
     install_durable_journal()
-    addrs = [f"127.0.0.1:{p}" for p in free_ports(3)]
-    nodes = []
-    for i, addr in enumerate(addrs):
-        conf = SyncObjConf(
-            password="p2fs-shell",
-            autoTick=False,
-            appendEntriesUseBatch=False,  # as the store: each entry is sent as it is added
-            dynamicMembershipChange=True,
-            raftMinTimeout=1.0,
-            raftMaxTimeout=1.5,
-            connectionTimeout=30.0,
-            leaderFallbackTimeout=30.0,  # the leader keeps leading with one follower silent
-            journalFile=str(tmp_path / f"v{i}.journal"),
-        )
-        nodes.append(RaftBridge(_Owner(), addr, [a for a in addrs if a != addr], conf))  # type: ignore[arg-type]
-    try:
+    with loopback_voters(journal_dir=tmp_path) as nodes:  # the leader keeps leading with one follower silent
         yield nodes
-    finally:
-        for so in nodes:
-            so.destroy()
-
-
-def _tick(nodes: list[RaftBridge]) -> None:
-    for so in nodes:
-        so._onTick(0.0)
-
-
-def _leader(nodes: list[RaftBridge]) -> RaftBridge:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        _tick(nodes)
-        leaders = [so for so in nodes if so._isLeader()]
-        if leaders and all(so._getLeader() is not None for so in nodes):
-            return leaders[0]
-        time.sleep(0.01)
-    raise AssertionError("no leader elected")
 
 
 def _journal(so: RaftBridge) -> DurableJournal:
@@ -78,7 +35,7 @@ def _journal(so: RaftBridge) -> DurableJournal:
 def _settle(nodes: list[RaftBridge], index: int) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not all(so.raftCommitIndex >= index for so in nodes):
-        _tick(nodes)
+        tick(nodes)
         time.sleep(0.005)
     assert all(so.raftCommitIndex >= index for so in nodes)
 
@@ -115,7 +72,7 @@ def _propose(leader: RaftBridge, count: int) -> int:
 def _tick_until(nodes: list[RaftBridge], done: Any, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not done():
-        _tick(nodes)
+        tick(nodes)
         time.sleep(0.005)
 
 
@@ -126,7 +83,7 @@ def _node_of(leader: RaftBridge, other: RaftBridge) -> Any:
 def test_a_leaders_drain_is_synced_by_the_worker_and_counted_only_after_it(
     voters: list[RaftBridge], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    leader = _leader(voters)
+    leader = elect_leader(voters)
     follower, down = [so for so in voters if so is not leader]
     _settle(voters, _journal(leader)[-1][1])
     journal = _journal(leader)
@@ -143,7 +100,7 @@ def test_a_leaders_drain_is_synced_by_the_worker_and_counted_only_after_it(
         assert _journal(follower)[-1][1] == first + 4
         assert leader._SyncObj__raftMatchIndex[_node_of(leader, follower)] >= first + 4
         for _ in range(20):
-            _tick([leader, follower])
+            tick([leader, follower])
             time.sleep(0.005)
         # one follower acknowledged, the other is down, the leader's copy is not durable: no majority
         assert journal.durable_index < first and journal.unsynced
@@ -161,7 +118,7 @@ def test_a_leaders_drain_is_synced_by_the_worker_and_counted_only_after_it(
 def test_two_followers_commit_while_the_leaders_sync_is_pending(
     voters: list[RaftBridge], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    leader = _leader(voters)
+    leader = elect_leader(voters)
     _settle(voters, _journal(leader)[-1][1])
     journal = _journal(leader)
     held = HeldSync(monkeypatch)
@@ -184,7 +141,7 @@ def test_two_followers_commit_while_the_leaders_sync_is_pending(
 def test_a_failed_worker_sync_fails_the_leaders_journal(
     voters: list[RaftBridge], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    leader = _leader(voters)
+    leader = elect_leader(voters)
     follower, _down = [so for so in voters if so is not leader]
     _settle(voters, _journal(leader)[-1][1])
     journal = _journal(leader)

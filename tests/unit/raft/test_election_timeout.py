@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pysyncobj.syncobj as _pso
 import pytest
-from pysyncobj import SyncObjConf
 from pysyncobj.node import TCPNode
 
-from p2porch.raft.bridge import RaftBridge
 from p2porch.raft.election_timeout import ElectionTimeout, election_cap_s
 from p2porch.raft.pre_vote_elections import PRE_VOTE
 from p2porch.raft.timing import DEFAULT, timing_for_rtt
-from p2porch.testing.raftprocs import free_ports
+from p2porch.testing.raft_bridges import captured_voter
 
 FLOOR, CAP, BEAT = 0.5, 3.0, 0.1
 
@@ -112,13 +109,6 @@ def test_the_cap_is_five_maxima_within_the_connection_timeout() -> None:
 # --- in a real pysyncobj voter ----------------------------------------------------------------------
 
 
-class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0, heartbeat_answer_period_s=0.5, election_timeout_min_s=0.4)
-
-    def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
-        return []
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -131,18 +121,8 @@ class Clock:
 def voter(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[TCPNode], list[Any], Clock]]:
     clock = Clock()
     monkeypatch.setattr(_pso, "monotonicTime", clock)  # pysyncobj's clock and ours (pre_vote_elections)
-    me, *others = (f"127.0.0.1:{p}" for p in free_ports(3))
-    conf = SyncObjConf(  # pysyncobj's default window 0.4-1.4 s, its connection timeout 3.5 s
-        password="p2el-unit", autoTick=False, appendEntriesUseBatch=False, dynamicMembershipChange=True
-    )
-    so = RaftBridge(_Owner(), me, others, conf)  # type: ignore[arg-type]
-    sent: list[tuple[Any, dict[str, Any]]] = []
-    so._SyncObj__transport.send = lambda node, message: sent.append((node, message)) or True
-    so._SyncObj__connectedToAnyone = lambda: True
-    try:
-        yield so, [TCPNode(a) for a in others], sent, clock
-    finally:
-        so.destroy()
+    with captured_voter("p2el-unit", 0.4) as (so, others, sent):  # pysyncobj's default window 0.4-1.4 s
+        yield so, others, sent, clock
 
 
 def heartbeat(term: int) -> dict[str, Any]:

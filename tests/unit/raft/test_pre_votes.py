@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pysyncobj.syncobj as _pso
@@ -15,6 +14,7 @@ from pysyncobj.node import TCPNode
 from p2porch.raft.bridge import RaftBridge
 from p2porch.raft.pre_vote_elections import PRE_VOTE, PRE_VOTE_RESPONSE
 from p2porch.raft.pre_votes import PreVotes, log_up_to_date
+from p2porch.testing.raft_bridges import BridgeTestOwner, Sent, captured_voter
 from p2porch.testing.raftprocs import free_ports
 
 FOLLOWER = _pso._RAFT_STATE.FOLLOWER
@@ -70,27 +70,10 @@ def test_a_lone_voter_wins_at_once() -> None:
     assert PreVotes().start(term=1, voters=1)
 
 
-class _Owner:
-    config = SimpleNamespace(replica_beat_s=1.0, heartbeat_answer_period_s=0.5, election_timeout_min_s=HOLD)
-
-    def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
-        return []
-
-
 @pytest.fixture
-def voter() -> Iterator[tuple[Any, list[TCPNode], list[tuple[Any, dict[str, Any]]]]]:
-    me, *others = (f"127.0.0.1:{p}" for p in free_ports(3))
-    conf = SyncObjConf(
-        password="p2ie-unit", autoTick=False, appendEntriesUseBatch=False, dynamicMembershipChange=True
-    )
-    so = RaftBridge(_Owner(), me, others, conf)  # type: ignore[arg-type]
-    sent: list[tuple[Any, dict[str, Any]]] = []
-    so._SyncObj__transport.send = lambda node, message: sent.append((node, message)) or True
-    so._SyncObj__connectedToAnyone = lambda: True  # no real peers: pretend they are connected
-    try:
-        yield so, [TCPNode(a) for a in others], sent
-    finally:
-        so.destroy()
+def voter() -> Iterator[tuple[Any, list[TCPNode], Sent]]:
+    with captured_voter("p2ie-unit", HOLD) as made:
+        yield made
 
 
 def heartbeat(term: int) -> dict[str, Any]:
@@ -254,7 +237,7 @@ class _Wire:
 def _voter_with_log(me: str, others: list[str], entries: int) -> Any:
     """A voter whose log ends at (term 4, 2 + ``entries``): it led term 4 and appended ``entries``."""
     conf = SyncObjConf(password="p2ie-unit", autoTick=False, dynamicMembershipChange=True)
-    so = RaftBridge(_Owner(), me, others, conf)  # type: ignore[arg-type]
+    so = RaftBridge(BridgeTestOwner(HOLD), me, others, conf)  # type: ignore[arg-type]
     so._SyncObj__raftCurrentTerm = 4
     so._SyncObj__onBecomeLeader()  # its no-op entry at term 4
     for i in range(entries):
