@@ -49,7 +49,7 @@ def test_policy_input_for_a_node_with_a_lease() -> None:
         "10.240.1.0/24",
         {"back"},
     )
-    assert {e.address for e in spec.endpoints} == {"10.240.1.2", "10.240.1.3"}
+    assert spec.addresses is not None and set(spec.addresses) == {"10.240.1.2", "10.240.1.3"}
     assert policy_input(state(), "n2") is None
 
 

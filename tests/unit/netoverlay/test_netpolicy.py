@@ -195,3 +195,18 @@ def test_odd_addresses_are_ignored_and_shared_addresses_merge() -> None:
         Endpoint("10.240.1.2", frozenset({"b"})),
     ]
     assert valid_endpoints(eps, CLUSTER) == {"10.240.1.2": frozenset({"a", "b"})}
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_address_mapping_plans_as_the_endpoints_do(seed: int) -> None:
+    """``PolicyInput.addresses`` (what a node that keeps the mapping passes) gives the very plan the
+    endpoint tuple gives, odd addresses and all."""
+    spec, members = layout(seed)
+    odd = {"not-an-ip": frozenset({"a"}), "8.8.8.8": frozenset({"a"}), "10.240.3.9": frozenset()}
+    endpoints = (*spec.endpoints, *(Endpoint(a, n) for a, n in odd.items()))
+    by_tuple = plan_policy(PolicyInput(CLUSTER, LEASE, endpoints, spec.internal_networks))
+    by_mapping = plan_policy(
+        PolicyInput(CLUSTER, LEASE, (), spec.internal_networks, addresses={**members, **odd})
+    )
+    assert by_mapping == by_tuple
+    assert by_mapping.sets and "--match-set" in by_mapping.text
