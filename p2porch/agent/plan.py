@@ -10,7 +10,6 @@ task reports to send. Rules it enforces:
 - A running container of a still-assigned task is adopted (reported, never restarted), e.g. after a
   daemon restart.
 - Containers of tasks that are no longer assigned to this node are stopped and removed.
-- A container that exited by itself stays (with its logs) while its task's record exists.
 - A task is never reported out of a terminal state.
 - A task group's containers go with its main container: a running task whose sidecar stopped has failed,
   its health is the worst of its containers', and a stopped or terminal task's sidecars are removed.
@@ -361,10 +360,6 @@ def _plan_shutdown(
     if state not in TERMINAL_STATES:
         # It exited by itself before we stopped it: report how it ended.
         emit(report_from_container(primary, now), last)
-    if primary.status == "exited":
-        # Kept with its logs (a job's output, a crash's last lines: `service logs`) while the cluster
-        # keeps the task's record; it goes with the record ("task not assigned" above).
-        return
     actions.append(
         RemoveContainer(task_id, primary.container_id, assignment.stop_grace_s, "desired shutdown")
     )

@@ -163,30 +163,18 @@ def test_desired_shutdown_before_start_reports_shutdown() -> None:
     assert [r.state for r in plan.reports] == [TaskState.SHUTDOWN]
 
 
-def test_desired_shutdown_of_exited_container_reports_how_it_ended_and_keeps_it() -> None:
+def test_desired_shutdown_of_exited_container_reports_how_it_ended_and_removes_it() -> None:
     a = assignment(desired_state="shutdown")
     plan = plan_node(
         NODE, [a], [container(status="exited", exit_code=2)], {"t1": report(container_id="c1")}, NOW
     )
     assert [(r.state, r.exit_code) for r in plan.reports] == [(TaskState.FAILED, 2)]
-    assert plan.actions == ()  # its logs stay readable (`service logs`) while the task's record exists
+    assert [(a.container_id, a.report_shutdown) for a in plan.actions] == [("c1", False)]  # type: ignore[union-attr]
 
 
-def test_desired_shutdown_of_finished_task_keeps_its_exited_container_until_the_record_goes() -> None:
-    """A finished job task (or a crashed one) keeps its container and so its logs: `service logs` of a
-    batch job printed nothing once its tasks were done. The container goes with the task's record."""
-    for state, code in ((TaskState.COMPLETE, 0), (TaskState.FAILED, 1)):
-        a = assignment(desired_state="shutdown", state=state)
-        exited = container(status="exited", exit_code=code)
-        plan = plan_node(NODE, [a], [exited], {}, NOW)
-        assert (plan.reports, plan.actions) == ((), ())
-        gone = plan_node(NODE, [], [exited], {}, NOW, orphan_grace_s=2.0)
-        assert gone.actions == (RemoveContainer("t1", "c1", 2.0, "task not assigned"),)
-
-
-def test_desired_shutdown_of_dead_container_removes_it() -> None:
+def test_desired_shutdown_of_failed_task_only_removes_its_container() -> None:
     a = assignment(desired_state="shutdown", state=TaskState.FAILED)
-    plan = plan_node(NODE, [a], [container(status="dead", exit_code=1)], {}, NOW)
+    plan = plan_node(NODE, [a], [container(status="exited", exit_code=1)], {}, NOW)
     assert plan.reports == ()
     assert [type(x) for x in plan.actions] == [RemoveContainer]
 
