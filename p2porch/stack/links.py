@@ -25,8 +25,11 @@ _ALIAS_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 
 class _Service(Protocol):
-    short_name: str
-    spec: dict[str, Any]
+    @property
+    def short_name(self) -> str: ...
+
+    @property
+    def spec(self) -> dict[str, Any]: ...
 
 
 def link_aliases(services: Sequence[_Service], confs: Mapping[str, Any], problems: Problems) -> None:
