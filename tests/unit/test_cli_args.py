@@ -78,6 +78,28 @@ def test_unreachable_daemon_is_a_clear_failure(capsys, tmp_path):
     assert "cannot reach the p2porch daemon" in err
 
 
+def test_a_data_dir_that_cannot_be_made_is_one_line_naming_it_not_a_traceback(capsys, tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    host = f"unix://{tmp_path}/none.sock"
+    # init with no daemon running makes the data dir before it starts one: it cannot, and nothing starts
+    code = main(["init", "--host", host, "--data-dir", str(not_a_dir / "sub")])
+    err = capsys.readouterr().err
+    assert code == 1 and err == f"p2porch: error: Not a directory: {not_a_dir / 'sub'}\n"
+    # the daemon reads its cluster.json there first
+    code = main(["daemon", "--host", host, "--data-dir", str(not_a_dir)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("p2porch: error: Not a directory: ") and str(not_a_dir) in err
+    assert "Traceback" not in err
+
+
+def test_a_permission_error_says_root_is_needed():
+    from p2porch.cli.main import os_error_text
+
+    text = os_error_text(PermissionError(13, "Permission denied", "/var/lib/p2porch/daemon.log"))
+    assert text.startswith("Permission denied: /var/lib/p2porch/daemon.log (") and "root" in text
+
+
 def test_host_must_be_a_unix_socket_or_tcp(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("P2PORCH_CONFIG_DIR", str(tmp_path))
     monkeypatch.delenv("P2PORCH_API_TOKEN", raising=False)
