@@ -37,7 +37,7 @@ from .localstate import LocalClusterState
 from .peer import split_peer
 from .recovery import recover_refusal
 from .runtime import MemberRuntime, MemberService
-from .token import JoinToken, new_token, parse_token
+from .token import JoinToken, new_token, parse_given_token, parse_token
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ class ClusterManager:
     async def init(self, body: dict[str, Any]) -> dict[str, Any]:
         async with self._lock:
             self._refuse_if_member()
-            token = parse_token(body["token"]) if body.get("token") else new_token()
+            token = parse_given_token(body["token"]) if body.get("token") else new_token()
             keys = new_cluster_keys(token.cluster_id)  # random: the join token only admits joins
             node_id, node_key = secrets.token_hex(8), new_node_key()
             addrs = local_addresses(self.config, body)
@@ -400,7 +400,7 @@ class ClusterManager:
             if not peer:
                 raise ConfigError("join needs PEER[:PORT]", field="PEER")
             host, port = split_peer(peer, self.join_port)
-            token = parse_token(str(body.get("token") or ""))
+            token = parse_given_token(str(body.get("token") or ""))
             self._discard_unfinished_join(token.cluster_id)
             self._refuse_if_member()
             # the same id and key on every attempt: a retry is recognised as this node (admission_plan.py)
