@@ -236,9 +236,18 @@ def test_replicas_with_a_global_mode_is_refused_not_ignored(capsys, tmp_path, mo
 def test_service_scale_checks_every_pair_before_sending_any(capsys, monkeypatch):
     from p2porch.cli import service
 
+    from p2porch.errors import NotFoundError
+
     sent: list[str] = []
+    modes = {"web": "replicated", "api": "replicated", "agent": "global"}
 
     class Client:
+        def get(self, path):
+            name = path.split("/")[2]
+            if name not in modes:
+                raise NotFoundError(f"no service {name!r}", field="SERVICE")
+            return {"name": name, "mode": modes[name]}
+
         def post(self, path, body):
             sent.append(path)
             return {"name": path.split("/")[2], "desired": body["replicas"], "version": 1}
@@ -249,6 +258,12 @@ def test_service_scale_checks_every_pair_before_sending_any(capsys, monkeypatch)
     assert main(["service", "scale", "web=3", "api"]) == 2
     assert "'api' is not SERVICE=REPLICAS" in capsys.readouterr().err
     assert sent == []  # web was not scaled ahead of the bad pair
+    # nor ahead of a service that does not exist or is global (the daemon refuses those, after web)
+    assert main(["service", "scale", "-d", "web=5", "nosuch=2"]) == 1
+    assert "no service 'nosuch'" in capsys.readouterr().err
+    assert main(["service", "scale", "-d", "web=5", "agent=3"]) == 2
+    assert "service agent is global" in capsys.readouterr().err
+    assert sent == []
     assert main(["service", "scale", "-d", "web=3", "api=0"]) == 0
     assert sent == ["/services/web/scale", "/services/api/scale"]
 
