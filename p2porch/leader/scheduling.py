@@ -151,6 +151,39 @@ def spread_without_outgoing(
     return [changed.get(n.node_id, n) for n in infos] if changed else infos
 
 
+def release_ended(
+    infos: list[NodeInfo],
+    shutdowns: Collection[str],
+    tasks_by_id: Mapping[str, Task],
+    specs: Mapping[str, ServiceSpec],
+) -> tuple[list[NodeInfo], set[str]]:
+    """``infos`` without what the tasks this round shuts down that have already ended (failed, exited,
+    rejected: the engine holds no port or memory for them) held, and those tasks' ids. A failed task
+    holds its node while it should run (its restart may go back there); the round that replaces it
+    frees it, so a global task's restart gets its node's host ports back: that node is the only one
+    it may use (it was left pending, then shut down as "not eligible", every time). Copies only the
+    nodes it changes."""
+    by_id: dict[str, NodeInfo] | None = None
+    changed: dict[str, NodeInfo] = {}
+    released: set[str] = set()
+    for task_id in shutdowns:
+        t = tasks_by_id.get(task_id)
+        if t is None or t.state not in TERMINAL_STATES or not occupies_node(t) or t.service_id not in specs:
+            continue
+        if by_id is None:
+            by_id = {n.node_id: n for n in infos}
+        node = changed.get(t.node_id or "")
+        if node is None:
+            found = by_id.get(t.node_id or "")
+            if found is None:
+                continue
+            node = changed[found.node_id] = found.copy()
+        spec = specs[t.service_id]
+        node.remove_task(spec.name, spec.placement_cpu_nanos, spec.placement_memory_bytes, spec.host_ports)
+        released.add(task_id)
+    return ([changed.get(n.node_id, n) for n in infos] if changed else infos), released
+
+
 @dataclass
 class Grouped:
     """Every task of a state by service (in the task map's order) and what each service's tasks hold:
@@ -283,7 +316,10 @@ def plan_scope(
         requests.append(TaskRequest(t.task_id, specs[t.service_id], node_id=pin))
     pinned = {r.task_id for r in requests if r.node_id is not None}  # spread does not place them
     slots = {(t.service_id, t.slot) for t in (*new_records.values(), *waiting) if t.task_id not in pinned}
-    infos = spread_without_outgoing(scope.infos, slots, {r.task_id for r in requests}, tasks, specs)
+    infos, released = (
+        release_ended(scope.infos, shutdowns, state.tasks, specs) if requests else (scope.infos, set())
+    )
+    infos = spread_without_outgoing(infos, slots, {r.task_id for r in requests} | released, tasks, specs)
     result = schedule(requests, infos) if requests else None
 
     checkpoint()
