@@ -448,6 +448,11 @@ def test_unsupported_keys_are_reported_by_path(text, field):
             "services.web.deploy.placement.constraints[0]",
             "no == or !=",
         ),
+        # the key the file has, not the deploy key it stands for
+        ("services:\n  web:\n    image: x\n    mem_limit: 12Q\n", "services.web.mem_limit", "invalid size"),
+        ("services:\n  web:\n    image: x\n    cpus: lots\n", "services.web.cpus", "lots"),
+        ("services:\n  web:\n    image: x\n    scale: -1\n", "services.web.scale", "at least 0"),
+        ("services:\n  web:\n    image: x\n    command: 5\n", "services.web.command", "got an integer"),
         (
             "services:\n  web:\n    image: x\n    deploy: {resources: {limits: {memory: 12Q}}}\n",
             "services.web.deploy.resources.limits.memory",
