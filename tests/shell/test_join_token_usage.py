@@ -10,7 +10,9 @@ from p2porch.membership.manager import ClusterManager
 
 @pytest.mark.parametrize("token", ["P2PT-1-abc", "bad", "P2PT-1-" + "0" * 16 + "-short"])
 async def test_a_malformed_token_is_usage_for_join_and_init_and_writes_nothing(tmp_path, token):
-    config = load_config(env={}, overrides={"node.data_dir": str(tmp_path), "node.advertise_addr": "127.0.0.1"})
+    config = load_config(
+        env={}, overrides={"node.data_dir": str(tmp_path), "node.advertise_addr": "127.0.0.1"}
+    )
     manager = ClusterManager(config, "n1")
     with pytest.raises(ConfigError) as joined:
         await manager.join({"peer": "127.0.0.1", "token": token})

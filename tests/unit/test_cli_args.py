@@ -235,7 +235,6 @@ def test_replicas_with_a_global_mode_is_refused_not_ignored(capsys, tmp_path, mo
 
 def test_service_scale_checks_every_pair_before_sending_any(capsys, monkeypatch):
     from p2porch.cli import service
-
     from p2porch.errors import NotFoundError
 
     sent: list[str] = []
