@@ -263,7 +263,8 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     if create:
         p.add_argument("--name", required=True)
         p.add_argument("image", metavar="IMAGE")
-        p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD", help="command and arguments")
+        cmd = p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD", help="command and arguments")
+        cmd.required = False  # argparse counts a REMAINDER as required: "required: IMAGE, CMD" without IMAGE
     else:
         p.add_argument("--image", default=d)
         p.add_argument(

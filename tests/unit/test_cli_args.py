@@ -287,3 +287,11 @@ def test_publish_without_target_says_it_is_required(capsys):
     assert main(["service", "create", "--name", "x", "--publish", "published=8080", "img"]) == 2
     err = capsys.readouterr().err
     assert "--publish: publish[0].target: is required" in err and "NoneType" not in err
+
+
+def test_service_create_without_an_image_names_only_the_image(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["service", "create", "--name", "web"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err.splitlines()[-1] == "p2porch service create: error: the following arguments are required: IMAGE"
