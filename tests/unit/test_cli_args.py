@@ -294,4 +294,5 @@ def test_service_create_without_an_image_names_only_the_image(capsys):
         main(["service", "create", "--name", "web"])
     err = capsys.readouterr().err
     assert info.value.code == 2
-    assert err.splitlines()[-1] == "p2porch service create: error: the following arguments are required: IMAGE"
+    required = "p2porch service create: error: the following arguments are required: IMAGE"
+    assert err.splitlines()[-1] == required
