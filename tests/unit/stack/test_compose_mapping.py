@@ -504,3 +504,13 @@ def test_invalid_stack_name_is_refused():
 def test_too_long_combined_name_is_refused():
     exc = error_of(f"services:\n  {'a' * 60}:\n    image: x\n")
     assert exc.field == f"services.{'a' * 60}" and "longer than 63" in exc.message
+
+
+def test_a_required_variable_that_is_unset_is_one_problem_not_two():
+    from p2porch.stack import ComposeError
+
+    with pytest.raises(ComposeError) as info:
+        load_stack("s", "services:\n  web:\n    image: ${IMG:?set IMG}\n", lambda path: "")
+    assert [p.message for p in info.value.problems] == [
+        "services.web.image: required variable IMG is not set: set IMG"
+    ]
