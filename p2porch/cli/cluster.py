@@ -379,6 +379,8 @@ def join_command_text(join_addr: str, token: str) -> str:
 
 def cmd_init(args: argparse.Namespace) -> int:
     def render(d: dict[str, Any]) -> str:
+        if d.get("warning"):
+            print(f"warning: {d['warning']}", file=sys.stderr)
         return (
             f"Cluster {d['cluster_id']} created; this node ({d['node_id']}) is its first voter.\n"
             f"To add a node, run this on it:\n\n    {join_command_text(d['join_addr'], d['token'])}\n"

@@ -29,6 +29,7 @@ from ..raft.frames import CLUSTER_KEY_BYTES, forget_cluster_key, remember_cluste
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore
 from . import join_checks, join_identity, key_rotation, localstate, voter_role
+from .addresses import guessed_nat_warning
 from .admission import Admissions, local_addresses, node_request
 from .handshake import SessionKey
 from .join_service import JoinService, MemberHandler, StreamHandler, request_join
@@ -386,12 +387,18 @@ class ClusterManager:
                 raise
             localstate.save(self.data_dir, local)
             log.info("initialised cluster %s", token.cluster_id)
-            return {
+            result = {
                 "cluster_id": token.cluster_id,
                 "node_id": node_id,
                 "token": str(token),
                 "join_addr": f"{me['addr']}:{me['join_port']}",
             }
+            listen_given = bool(body.get("listen_addr") or self.config.node.listen_addr)
+            warning = guessed_nat_warning(addrs, listen_given)
+            if warning:
+                log.warning("init: %s", warning)
+                result["warning"] = warning
+            return result
 
     async def join(self, body: dict[str, Any]) -> dict[str, Any]:
         received = self.clock.monotonic()
