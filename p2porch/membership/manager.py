@@ -325,8 +325,16 @@ class ClusterManager:
     async def write(self, command: bytes) -> Any:
         return await self.require_store().write(command, timeout_s=self.config.raft.commit_timeout_s)
 
-    def _refuse_if_member(self) -> None:
+    def _refuse_if_member(self, joining: str | None = None) -> None:
+        """Refuse init/join on a member; ``joining``: the cluster id of the join token (the same join run
+        again after it worked is told it has nothing to do, not to leave)."""
         if self.local is not None:
+            if joining == self.local.cluster_id:
+                raise ConflictError(
+                    f"this node is already part of cluster {self.local.cluster_id} (it joined): nothing to do "
+                    "(`p2porch leave` first only to join another cluster)",
+                    field="cluster",
+                )
             raise ConflictError(
                 f"this node is already part of cluster {self.local.cluster_id}; run `p2porch leave` first",
                 field="cluster",
@@ -409,7 +417,7 @@ class ClusterManager:
             host, port = split_peer(peer, self.join_port)
             token = parse_given_token(str(body.get("token") or ""))
             self._discard_unfinished_join(token.cluster_id)
-            self._refuse_if_member()
+            self._refuse_if_member(joining=token.cluster_id)
             # the same id and key on every attempt: a retry is recognised as this node (admission_plan.py)
             node_id, node_key = join_identity.identity_for(self.data_dir, token.cluster_id)
             addrs = local_addresses(self.config, body)
