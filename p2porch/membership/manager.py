@@ -331,8 +331,8 @@ class ClusterManager:
         if self.local is not None:
             if joining == self.local.cluster_id:
                 raise ConflictError(
-                    f"this node is already part of cluster {self.local.cluster_id} (it joined): nothing to do "
-                    "(`p2porch leave` first only to join another cluster)",
+                    f"this node is already part of cluster {self.local.cluster_id} (it joined): nothing to "
+                    "do (`p2porch leave` first only to join another cluster)",
                     field="cluster",
                 )
             raise ConflictError(
