@@ -326,17 +326,12 @@ class ClusterManager:
         return await self.require_store().write(command, timeout_s=self.config.raft.commit_timeout_s)
 
     def _refuse_if_member(self, joining: str | None = None) -> None:
-        """Refuse init/join on a member; ``joining``: the cluster id of the join token (the same join run
-        again after it worked is told it has nothing to do, not to leave)."""
+        """``joining``: the join token's cluster (the same join run again is told it has nothing to do)."""
         if self.local is not None:
-            if joining == self.local.cluster_id:
-                raise ConflictError(
-                    f"this node is already part of cluster {self.local.cluster_id} (it joined): nothing to "
-                    "do (`p2porch leave` first only to join another cluster)",
-                    field="cluster",
-                )
+            again = joining == self.local.cluster_id
             raise ConflictError(
-                f"this node is already part of cluster {self.local.cluster_id}; run `p2porch leave` first",
+                f"this node is already part of cluster {self.local.cluster_id}"
+                + (" (it joined): nothing to do" if again else "; run `p2porch leave` first"),
                 field="cluster",
             )
         if self.raft_dir.exists() and any(self.raft_dir.iterdir()):
@@ -395,18 +390,16 @@ class ClusterManager:
                 raise
             localstate.save(self.data_dir, local)
             log.info("initialised cluster %s", token.cluster_id)
-            result = {
+            warning = guessed_nat_warning(
+                addrs, bool(body.get("listen_addr") or self.config.node.listen_addr)
+            )
+            return {
                 "cluster_id": token.cluster_id,
                 "node_id": node_id,
                 "token": str(token),
                 "join_addr": f"{me['addr']}:{me['join_port']}",
+                **({"warning": warning} if warning else {}),
             }
-            listen_given = bool(body.get("listen_addr") or self.config.node.listen_addr)
-            warning = guessed_nat_warning(addrs, listen_given)
-            if warning:
-                log.warning("init: %s", warning)
-                result["warning"] = warning
-            return result
 
     async def join(self, body: dict[str, Any]) -> dict[str, Any]:
         received = self.clock.monotonic()
