@@ -418,4 +418,9 @@ def test_a_report_of_a_task_starting_or_running_does_not_sum_its_service_again()
     state = run(state, C.PutTasks(at=2.5, items=tuple(plan.items)))
     planner.plan(state, 2.6)
     assert kept.held["s0"] is not held and len(kept.held["s0"]) == 3  # the replacement, not the ended
+    held = kept.held["s0"]
+    gone = state.tasks[second]  # a running task's record removed (no leader does, a restore may)
+    state = run(state, C.PutTasks(at=2.7, items=(C.TaskRemove(second, task_version=gone.version),)))
+    planner.plan(state, 2.8)
+    assert kept.held["s0"] is not held and len(kept.held["s0"]) == 2
     assert kept.usage.infos(state.nodes.values()) == full_scope(state).infos
