@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import TypeVar
 
 from ..model import DesiredState, NodeStatus, Rollout, Service, ServiceSpec, Task, TaskState
@@ -262,7 +263,7 @@ def plan_scope(
         and t.service_id in specs
         and t.task_id not in shutdowns
     ]
-    waiting.sort(key=lambda t: (t.service_id, t.slot, t.created_at, t.task_id))
+    waiting.sort(key=attrgetter("service_id", "slot", "created_at", "task_id"))
     if budget is not None or repair_budget is not None:
         admitted = admit(creates, waiting, tasks, budget, repair_budget)
         creates, waiting = admitted.creates, admitted.waiting

@@ -24,9 +24,9 @@ from p2porch.leader.scheduling import (
     placed_tasks,
     plan_round,
     plan_scope,
+    rollout_done_updates,
     spread_without_outgoing,
     tasks_by_service,
-    rollout_done_updates,
     update_failure_updates,
 )
 from p2porch.model import Node, NodeStatus, Rollout, ServiceSpec
