@@ -22,6 +22,7 @@ from ..model import DesiredState, NodeStatus, Rollout, Service, ServiceSpec, Tas
 from ..model.states import TERMINAL_STATES, GossipState
 from ..raft.commands import PutTasks, TaskItem, TaskPut, TaskRemove, UpdateService
 from ..raft.state import ClusterState
+from ..raft.task_fast import evolve_task  # dataclasses.replace of a task at half the cost (tested equal)
 from ..scheduler import (
     CreateTask,
     NodeInfo,
@@ -319,21 +320,24 @@ def plan_scope(
         node_id = result.assignments.get(create_id) if result else None
         explanation = result.unschedulable.get(create_id, "") if result else ""
         state_now = TaskState.ASSIGNED if node_id else TaskState.PENDING
-        record = replace(record, node_id=node_id, state=state_now, message=explanation)
+        record = evolve_task(record, {"node_id": node_id, "state": state_now, "message": explanation})
         out.items.append(TaskPut(record, task_version=0))
     for t in paced(tasks, checkpoint):
         if t.task_id in shutdowns:
-            stopped = replace(t, desired_state=DesiredState.SHUTDOWN, message=shutdowns[t.task_id])
+            why = shutdowns[t.task_id]
+            stopped = evolve_task(t, {"desired_state": DesiredState.SHUTDOWN, "message": why})
             out.items.append(TaskPut(stopped, task_version=t.version))
             continue
         if result is None or t.task_id in new_records:
             continue
         if t.task_id in result.assignments:
             node_id = result.assignments[t.task_id]
-            assigned = replace(t, node_id=node_id, state=TaskState.ASSIGNED, state_at=now, message="")
+            assigned = evolve_task(
+                t, {"node_id": node_id, "state": TaskState.ASSIGNED, "state_at": now, "message": ""}
+            )
             out.items.append(TaskPut(assigned, task_version=t.version))
         elif t.task_id in result.unschedulable and result.unschedulable[t.task_id] != t.message:
-            explained = replace(t, message=result.unschedulable[t.task_id])
+            explained = evolve_task(t, {"message": result.unschedulable[t.task_id]})
             out.items.append(TaskPut(explained, task_version=t.version))
     out.items.extend(forget_finished(state, shutdowns.keys() | new_records.keys(), scope.tasks))
 
