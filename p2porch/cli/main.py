@@ -106,7 +106,14 @@ def os_error_text(exc: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(command_word(argv))
+    word = command_word(argv)
+    if (
+        word == "daemon"
+    ):  # before the parser: argparse's help formatter imports shutil, which imports bz2, lzma
+        from ..lazyimport import defer_daemon_modules
+
+        defer_daemon_modules()
+    parser = build_parser(word)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
