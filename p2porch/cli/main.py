@@ -107,9 +107,8 @@ def os_error_text(exc: OSError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     word = command_word(argv)
-    if (
-        word == "daemon"
-    ):  # before the parser: argparse's help formatter imports shutil, which imports bz2, lzma
+    if word == "daemon":
+        # before the parser: argparse's help formatter imports shutil, which imports bz2 and lzma
         from ..lazyimport import defer_daemon_modules
 
         defer_daemon_modules()
