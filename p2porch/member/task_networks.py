@@ -6,13 +6,16 @@ after every burst of commits, although a burst changes few addresses (a RUNNING 
 test against the full walk) from the ``Change`` records the store streamed since the previous call, and
 **the very same object** when no address or network changed, so a caller can skip its own rebuild by
 identity. A reset or changes that do not lead exactly to ``state.version`` rebuild it from the whole
-state (a cluster change, such as each new leader's epoch claim, touches no address). Owns its indexes;
-never reads a clock, does I/O, or mutates a mapping it returned.
+state (a cluster change, such as each new leader's epoch claim, touches no address). One index may
+serve several callers, each passing its own stream (:func:`shared_index`: the DNS view and the network
+policy of a node share one; issue 19, ~35 MB at 100,000 tasks). Owns its indexes; never reads a clock,
+does I/O, or mutates a mapping it returned.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..model import TERMINAL_STATES
 from ..raft.fsm import Change
@@ -35,8 +38,15 @@ class TaskNetworkIndex:
         self.full_rebuilds = 0
 
     def update(self, state: ClusterState, changes: Iterable[Change] = ()) -> Mapping[str, frozenset[str]]:
-        """The mapping for ``state``, given every change applied since the previous call's state."""
+        """The mapping for ``state``, given every change applied since the caller's previous call. Several
+        callers may share one index (each with its own change stream): changes the index already
+        applied for another caller (not newer than its state) are skipped."""
         batch = list(changes)
+        old = self._state
+        if old is not None:
+            if old.version == state.version:
+                return self._out
+            batch = [c for c in batch if c.version > old.version]
         if not self._follows(state, batch):
             self._rebuild(state)
             return self._out
@@ -52,6 +62,10 @@ class TaskNetworkIndex:
         self._state = state
         self._publish(touched)
         return self._out
+
+    def tasks_of(self, service_id: str) -> frozenset[str]:
+        """The ids of the tasks filed under ``service_id`` in the last state."""
+        return frozenset(self._service_tasks.get(service_id, ()))
 
     def _follows(self, state: ClusterState, changes: list[Change]) -> bool:
         old = self._state
@@ -160,3 +174,13 @@ def _union(held: dict[str, frozenset[str]]) -> frozenset[str]:
     for nets in held.values():
         out |= nets
     return out
+
+
+def shared_index(board: Any) -> TaskNetworkIndex:
+    """The node's one index, kept on its board (``LocalBoard.task_networks``) by whichever member
+    service asks first."""
+    index = board.task_networks
+    if index is None:
+        index = board.task_networks = TaskNetworkIndex()
+    assert isinstance(index, TaskNetworkIndex)
+    return index
