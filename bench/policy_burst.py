@@ -34,6 +34,8 @@ from typing import Any
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # after PYTHONPATH: another tree wins
 sys.path.append(str(Path(__file__).resolve().parent))
 
+# p2porch first, from PYTHONPATH's tree (views_burst puts this file's tree first on sys.path)
+# isort: off
 import p2porch  # noqa: E402
 from p2porch.member.policy_planner import PolicyPlanner  # noqa: E402
 from p2porch.member.task_networks import TaskNetworkIndex  # noqa: E402
@@ -42,6 +44,8 @@ from p2porch.netoverlay.iptables_listing import Listing  # noqa: E402
 from p2porch.netoverlay.policy_firewall import PolicyFirewall  # noqa: E402
 from p2porch.raft import commands as C  # noqa: E402
 from views_burst import _load_or_build, address_of, report  # noqa: E402
+
+# isort: on
 
 
 class NoProcessRunner:
@@ -87,7 +91,9 @@ def _planner(node_id: str, index: TaskNetworkIndex) -> tuple[PolicyPlanner, bool
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--replicas", type=int, default=100)
@@ -138,9 +144,9 @@ def main() -> None:
     for _ in range(args.bursts):
         picked = rng.sample(running, args.burst)
 
-        def moved(task: Any) -> C.TaskStatusReport:
+        def moved(task: Any, at: float = now) -> C.TaskStatusReport:
             address = address_of(chain.state, task.node_id, used)
-            return C.TaskStatusReport(task.task_id, state=TaskState.RUNNING, state_at=now, address=address)
+            return C.TaskStatusReport(task.task_id, state=TaskState.RUNNING, state_at=at, address=address)
 
         report(chain, picked, now, moved)
         now += 1.0
