@@ -35,6 +35,7 @@ class TaskNetworkIndex:
         # per address cost ~450 bytes a task at 100,000 tasks; most addresses have one task)
         self._by_address: dict[str, str | dict[str, frozenset[str]]] = {}
         self._out: dict[str, frozenset[str]] = {}
+        self._behind = False
         self.full_rebuilds = 0
 
     def update(self, state: ClusterState, changes: Iterable[Change] = ()) -> Mapping[str, frozenset[str]]:
@@ -46,8 +47,13 @@ class TaskNetworkIndex:
         if old is not None:
             if old.version == state.version:
                 return self._out
+            if state.version < old.version:  # a caller behind another (not expected: both read the latest)
+                self._rebuild(state)
+                self._behind = True  # the callers ahead have changes past it it would skip: rebuild next
+                return self._out
             batch = [c for c in batch if c.version > old.version]
-        if not self._follows(state, batch):
+        if self._behind or not self._follows(state, batch):
+            self._behind = False
             self._rebuild(state)
             return self._out
         touched: set[str] = set()  # addresses whose networks may have changed

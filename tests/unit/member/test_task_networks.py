@@ -256,6 +256,23 @@ def test_traffic_backends_follow_health_toggles_per_task(seed: int) -> None:
     assert per_task > 80  # (a node change in a step recomputes everything: full_rebuilds > 1)
 
 
+def test_a_sharer_behind_the_index_gets_its_own_state_and_the_others_stay_exact() -> None:
+    world = World(5)
+    index = TaskNetworkIndex()
+    index.update(world.state, world.take_changes())
+    for _ in range(30):
+        world.step()
+    older, older_changes = world.state, world.take_changes()
+    for _ in range(30):
+        world.step()
+    newer_changes = world.take_changes()
+    assert index.update(world.state, older_changes + newer_changes) == task_networks(world.state)
+    assert index.update(older, older_changes) == task_networks(older)  # behind: rebuilt for it
+    for _ in range(5):
+        world.step()
+    assert index.update(world.state, world.take_changes()) == task_networks(world.state)
+
+
 def test_the_board_holds_one_index() -> None:
     board = LocalBoard()
     assert shared_index(board) is shared_index(board) is board.task_networks
