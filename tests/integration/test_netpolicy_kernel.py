@@ -272,9 +272,10 @@ def test_tasks_on_internal_networks_only_cannot_leave_the_cluster(lab: PolicyFir
 def test_kept_plans_write_their_edits_only_and_the_resync_finds_them_right(lab: PolicyFirewall) -> None:
     """The member's path (``KeptPolicy``): the first plan is written whole, then each change is its
     set edits only (no ``ipset save``); the verdicts follow and a resync finds nothing to repair."""
+    lab.apply(plan(LAYOUT))
     addresses = mapping(LAYOUT)
     kept = KeptPolicy(CLUSTER, LEASE, frozenset(), addresses)
-    assert lab.apply(kept.plan(), verify=True)
+    assert lab.apply(kept.plan(), verify=True) == []  # the full plan's rules and sets exactly
     assert connect("rm", TASKS["t2"])[0] == "refused"
     moved = {**addresses, REMOTE[1]: frozenset({"blue"})}  # the remote task moves to blue
     kept.set_address(REMOTE[1], moved[REMOTE[1]], moved)
