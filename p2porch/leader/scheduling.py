@@ -36,6 +36,7 @@ from ..scheduler import (
 )
 from ..scheduler.jobs import job_history_keep
 from ..scheduler.rebalance import plan_rebalance
+from .copied_nodes import CopiedOnChange
 
 HISTORY_PER_SLOT = 3  # finished tasks kept per slot for `service ps`
 #: task writes per PutTasks command of a round: ~220 KB, far below the 10,000 items and 16 MiB a command may
@@ -147,21 +148,16 @@ def spread_without_outgoing(
             wanted.setdefault(sid, set()).add(slot)
     if not wanted:
         return infos
-    by_id = {n.node_id: n for n in infos}
-    changed: dict[str, NodeInfo] = {}
+    nodes = CopiedOnChange(infos)
     for sid, slots_of in wanted.items():
         name = specs[sid].name
         for t in tasks_of.get(sid, ()):
             if t.slot not in slots_of or t.task_id in placing or not occupies_node(t):
                 continue
-            node = changed.get(t.node_id or "")
-            if node is None:
-                found = by_id.get(t.node_id or "")
-                if found is None:
-                    continue
-                node = changed[found.node_id] = found.copy()
-            node.remove_task(name)  # counts only: resources and ports stay held
-    return [changed.get(n.node_id, n) for n in infos] if changed else infos
+            node = nodes.to_change(t.node_id)
+            if node is not None:
+                node.remove_task(name)  # counts only: resources and ports stay held
+    return nodes.result()
 
 
 def release_ended(
@@ -176,25 +172,19 @@ def release_ended(
     frees it, so a global task's restart gets its node's host ports back: that node is the only one
     it may use (it was left pending, then shut down as "not eligible", every time). Copies only the
     nodes it changes."""
-    by_id: dict[str, NodeInfo] | None = None
-    changed: dict[str, NodeInfo] = {}
+    nodes = CopiedOnChange(infos)
     released: set[str] = set()
     for task_id in shutdowns:
         t = tasks_by_id.get(task_id)
         if t is None or t.state not in TERMINAL_STATES or not occupies_node(t) or t.service_id not in specs:
             continue
-        if by_id is None:
-            by_id = {n.node_id: n for n in infos}
-        node = changed.get(t.node_id or "")
+        node = nodes.to_change(t.node_id)
         if node is None:
-            found = by_id.get(t.node_id or "")
-            if found is None:
-                continue
-            node = changed[found.node_id] = found.copy()
+            continue
         spec = specs[t.service_id]
         node.remove_task(spec.name, spec.placement_cpu_nanos, spec.placement_memory_bytes, spec.host_ports)
         released.add(task_id)
-    return ([changed.get(n.node_id, n) for n in infos] if changed else infos), released
+    return nodes.result(), released
 
 
 def tasks_by_service(tasks: Iterable[Task], services: Collection[str]) -> dict[str, list[Task]]:
