@@ -184,8 +184,12 @@ class PreVoteElections:
                 configured = (
                     conf.raftMinTimeout + (conf.raftMaxTimeout - conf.raftMinTimeout) * random.random()
                 )
-                self._SyncObj__raftElectionDeadline = min(
-                    self._SyncObj__raftElectionDeadline, _pso.monotonicTime() + configured
+                now = _pso.monotonicTime()
+                deadline = min(self._SyncObj__raftElectionDeadline, now + configured)
+                self._SyncObj__raftElectionDeadline = deadline
+                log.info(
+                    "raft: the connection to the leader dropped: election deadline in %.2f s",
+                    deadline - now,
                 )
         super()._SyncObj__onNodeDisconnected(node)  # type: ignore[misc]
 
