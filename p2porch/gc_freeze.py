@@ -51,7 +51,7 @@ class _Hook:
         if freeze_after(int(info.get("generation", -1)), took, self.slow_s):
             gc.freeze()  # the collection is over: its survivors leave the generations it walks
             self.freezes += 1
-            log.info(
+            log.debug(  # DEBUG: dozens a minute while a state of 100,000 tasks grows
                 "gc: a full collection took %.3f s: its survivors frozen (%d objects frozen in all)",
                 took,
                 gc.get_freeze_count(),
