@@ -60,7 +60,11 @@ class _Hook:
 
 def install(slow_s: float = SLOW_FULL_COLLECTION_S) -> _Hook:
     """Freeze the survivors of every slow full collection of this process from now on; the hook (tests
-    and benchmarks read ``freezes``; ``gc.callbacks.remove(hook)`` takes it out)."""
+    and benchmarks read ``freezes``; ``gc.callbacks.remove(hook)`` takes it out). Once per process: a
+    hook already installed is returned as it is."""
+    for hook in gc.callbacks:
+        if isinstance(hook, _Hook):
+            return hook
     hook = _Hook(slow_s)
     gc.callbacks.append(hook)
     return hook

@@ -130,11 +130,11 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     # on every socket call, gets it back sooner from a CPU-bound leader round or member view (raft/bridge.py
     # RAFT_SWITCH_INTERVAL_S; docs/performance.md "The GIL hand-off, measured").
     sys.setswitchinterval(RAFT_SWITCH_INTERVAL_S)
+    config = load_daemon_config(args)
+    setup_logging(config.log.format, config.log.level)
     # a full collection walks the whole state (seconds at 100,000 tasks, GIL held): after a slow one its
     # survivors are frozen, so the next walks only what is new (gc_freeze.py; the tenth round)
     gc_freeze.install()
-    config = load_daemon_config(args)
-    setup_logging(config.log.format, config.log.level)
     daemon = Daemon(config, pid_file=args.pid_file)
     snapshot_path = start_from_env()  # debug aid (memtrace.py): None unless P2PORCH_TRACEMALLOC is set
 

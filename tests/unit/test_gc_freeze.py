@@ -37,11 +37,24 @@ def test_installed_a_full_collection_moves_its_survivors_to_the_permanent_genera
 
 
 def test_a_fast_full_collection_freezes_nothing() -> None:
+    hooks = gc.callbacks[:]
+    gc.callbacks.clear()  # any hook an earlier test left: only ours runs
     frozen = gc.get_freeze_count()
     hook = install(slow_s=3600.0)
     try:
         gc.collect()
         assert hook.freezes == 0
+        assert gc.get_freeze_count() <= frozen
     finally:
-        gc.callbacks.remove(hook)
-    assert gc.get_freeze_count() <= frozen
+        gc.callbacks[:] = hooks
+
+
+def test_installing_twice_keeps_one_hook() -> None:
+    hooks = gc.callbacks[:]
+    gc.callbacks.clear()
+    try:
+        first = install(slow_s=3600.0)
+        assert install() is first
+        assert gc.callbacks == [first]
+    finally:
+        gc.callbacks[:] = hooks
