@@ -81,7 +81,8 @@ def test_the_daemon_command_runs_the_daemon_and_ends_with_it(monkeypatch: Any, t
     try:
         assert cli_daemon.cmd_daemon(argparse.Namespace(pid_file=None)) == 0
     finally:
-        gc.callbacks[:] = hooks  # the daemon's gc freeze hook (gc_freeze.py) is not this test process's
+        gc.callbacks[:] = hooks  # the daemon's gc freeze hook (gc_freeze.py) is not this test process's,
+        gc.unfreeze()  # nor what it froze
         if not was_tracing:
             tracemalloc.stop()
     assert ran == ["daemon"]
