@@ -179,7 +179,7 @@ class Views:
         self.traffic = TrafficIndex(node_id)
         self.traffic.update(state)
         mark("traffic")
-        self.policy = PolicyPlanner(node_id)
+        self.policy = PolicyPlanner(node_id, self.clients)  # the DNS view's index, as member/netpolicy.py
         self.policy.plan(state)
         mark("netpolicy")
 

@@ -102,6 +102,9 @@ class LocalBoard:
     overlay_ready: trio.Event = field(default_factory=trio.Event)
     resolver: Resolver | None = None
     dns_counters: ServerCounters | None = None
+    #: the node's ``member.task_networks.TaskNetworkIndex``, shared by the DNS view and the network policy
+    #: (``shared_index``; typed loosely: this layer does not import member)
+    task_networks: Any = None
     executor: Executor | None = None
     gossip: GossipHandle | None = None
     membership_changed: trio.Event = field(default_factory=trio.Event)  # set by gossip, wakes the leader

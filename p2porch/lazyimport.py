@@ -7,20 +7,44 @@ package module in ``sys.modules`` unexecuted (same spec and search path) with a 
 the submodules it lets through are left to the import system (``from pyroute2 import iproute``
 imports that submodule only); any other name runs the real ``__init__`` once, in that same module
 object, and is then looked up. So a later ``from unittest import TestCase`` anywhere gets the real
-class (at the old cost, once). Owns nothing else; never patches a library.
+class (at the old cost, once). :func:`register_unexecuted_module` does the same for a plain module that
+its importer only binds (``import gzip``, ``from unittest import mock``) and uses later, if ever: the
+module runs on the first name asked of it. Owns nothing else; never patches a library.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import sys
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from types import ModuleType
 from typing import Any
 
-__all__ = ["register_unexecuted"]
+__all__ = [
+    "DAEMON_UNEXECUTED_MODULES",
+    "defer_daemon_modules",
+    "register_unexecuted",
+    "register_unexecuted_module",
+]
+
+#: Modules the daemon's libraries import and only bind at start, which an idle daemon never uses (issue 19,
+#: "The idle daemon, tenth round"): the TOML parser (hypercorn's config and p2porch's read a TOML file only
+#: when one is given), starlette's cookie jar (``http.cookies``: no p2porch route reads or sets a cookie)
+#: and UUID path convertor, ``email``'s date parsing (``calendar``: ``http.client`` parses headers only),
+#: pysyncobj's serializer compression (``gzip``: p2porch writes its own snapshots), ``shutil``'s archive
+#: formats (``bz2``, ``lzma``, each with its C library) and trio's encoding of non-ASCII host names
+#: (``idna``: p2porch resolves addresses and ASCII names). ~0.4 MB with the modules they import.
+DAEMON_UNEXECUTED_MODULES = ("tomllib", "http.cookies", "calendar", "gzip", "bz2", "lzma", "idna")
 
 _full_init_lock = threading.RLock()  # re-entered if a real __init__ looks up its own names
+
+
+def defer_daemon_modules(names: Collection[str] = DAEMON_UNEXECUTED_MODULES) -> list[str]:
+    """Register ``names`` unexecuted, before the daemon's imports (its entry point calls this first);
+    returns those registered (a module imported already is left as it is)."""
+    return [name for name in names if register_unexecuted_module(name)]
 
 
 def register_unexecuted(package_name: str, submodules: Collection[str] | None = None) -> bool:
@@ -34,20 +58,49 @@ def register_unexecuted(package_name: str, submodules: Collection[str] | None = 
     spec = importlib.util.find_spec(package_name)
     if spec is None or spec.loader is None or spec.submodule_search_locations is None:
         raise ImportError(f"{package_name} is not an installed package")
-    package = importlib.util.module_from_spec(spec)
-    loaded = False
 
     def passes(name: str) -> bool:
         if submodules is not None:
             return name in submodules
         return importlib.util.find_spec(f"{package_name}.{name}") is not None
 
+    _register(spec, passes)
+    return True
+
+
+def register_unexecuted_module(module_name: str) -> bool:
+    """Register the module ``module_name`` unexecuted; False (nothing done) when it is imported already.
+    Its first name asked for (``gzip.GzipFile``, ``__all__`` for a star import) runs it once (a package's
+    ``__init__`` likewise: ``tomllib.loads``).
+
+    Only for a module that nothing reads at import time: ``from gzip import GzipFile`` asks for a name,
+    so it would run the module at once (correct, but nothing saved). A submodule (``unittest.mock``)
+    is also set on its parent package, as the import system does."""
+    if module_name in sys.modules:
+        return False
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{module_name} is not an installed module")
+    module = _register(spec, lambda name: False)
+    parent, _, child = module_name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    return True
+
+
+def _register(spec: importlib.machinery.ModuleSpec, passes: Callable[[str], bool]) -> ModuleType:
+    """Put ``spec``'s module in ``sys.modules`` unexecuted, with a module ``__getattr__`` that runs it
+    on the first name asked for that ``passes`` does not let through."""
+    module_name = spec.name
+    package = importlib.util.module_from_spec(spec)
+    loaded = False
+
     def full_init(name: str) -> Any:
         """Module ``__getattr__``: a submodule let through is the import system's business
         (AttributeError lets it import the submodule); any other public name runs the real
         ``__init__`` once, then is looked up."""
         nonlocal loaded
-        if name.startswith("__") or (not loaded and passes(name)):
+        if (name.startswith("__") and name != "__all__") or (not loaded and passes(name)):
             raise AttributeError(name)
         with _full_init_lock:
             if not loaded:
@@ -61,8 +114,8 @@ def register_unexecuted(package_name: str, submodules: Collection[str] | None = 
         try:
             return package.__dict__[name]
         except KeyError:
-            raise AttributeError(f"module {package_name!r} has no attribute {name!r}") from None
+            raise AttributeError(f"module {module_name!r} has no attribute {name!r}") from None
 
     package.__getattr__ = full_init  # type: ignore[method-assign]
-    sys.modules[package_name] = package
-    return True
+    sys.modules[module_name] = package
+    return package

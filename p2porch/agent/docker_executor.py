@@ -181,24 +181,23 @@ class DockerExecutor:
         return error
 
     def _pull_sync(self, image: str, repository: str, tag: str) -> str:
+        """ "" once pulled; else Docker's error, always after ``pulling REPO:TAG failed:``: the registry's
+        own text (``Get "https://registry-1.docker.io/v2/": dial tcp: ... i/o timeout``) names no image."""
+        failed = f"pulling {repository}:{tag} failed: "
         try:
             stream = self._api.pull(repository, tag, auth_header=pull_auth_header(image))
             try:
                 for message in stream:
                     if isinstance(message, dict) and message.get("error"):
-                        return str(message.get("error")).strip()
+                        return failed + str(message.get("error")).strip()
             finally:
                 stream.close()
             self._api.inspect_image(
                 f"{repository}@{tag}" if tag.startswith("sha256:") else f"{repository}:{tag}"
             )
             return ""
-        except EngineError as exc:
-            if exc.status:
-                return docker_error_text(exc)
-            return f"pulling {repository}:{tag} failed: {docker_error_text(exc)}"
-        except OSError as exc:
-            return f"pulling {repository}:{tag} failed: {docker_error_text(exc)}"
+        except (EngineError, OSError) as exc:
+            return failed + docker_error_text(exc)
 
     async def _create(self, assignment: TaskAssignment) -> tuple[str, str]:
         """(container id, "") or ("", Docker's error); reuses our own container if the name is taken by it."""

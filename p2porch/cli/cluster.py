@@ -351,18 +351,18 @@ def _refuse_what_the_daemon_would(body: dict[str, Any]) -> None:
     """Before a daemon is started for init/join: what the daemon would refuse at once (a malformed
     token or PEER, a bad --cluster-cidr, --domain, --name or --label) is refused here, so it leaves no
     daemon and no data dir behind."""
-    from ..errors import AuthError, ConfigError
+    from ..errors import ConfigError
     from ..membership.join_checks import check_api_body
     from ..membership.peer import split_peer
-    from ..membership.token import parse_token
+    from ..membership.token import parse_given_token
 
     check_api_body(body)  # ConfigError naming the flag: exit 2
     try:
         if "peer" in body:
             split_peer(str(body["peer"]), 7948)
         if "token" in body:
-            parse_token(str(body["token"]))
-    except (AuthError, ConfigError) as exc:
+            parse_given_token(str(body["token"]))
+    except ConfigError as exc:
         raise UsageError(exc.message, field=exc.field) from exc
 
 
@@ -379,6 +379,8 @@ def join_command_text(join_addr: str, token: str) -> str:
 
 def cmd_init(args: argparse.Namespace) -> int:
     def render(d: dict[str, Any]) -> str:
+        if d.get("warning"):
+            print(f"warning: {d['warning']}", file=sys.stderr)
         return (
             f"Cluster {d['cluster_id']} created; this node ({d['node_id']}) is its first voter.\n"
             f"To add a node, run this on it:\n\n    {join_command_text(d['join_addr'], d['token'])}\n"

@@ -116,6 +116,9 @@ def load_daemon_config(args: argparse.Namespace, env: dict[str, str] | None = No
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
+    from ..lazyimport import defer_daemon_modules
+
+    defer_daemon_modules()  # first (cli.main did it for `p2porch daemon`): modules an idle daemon never runs
     import trio
 
     from .. import gc_freeze

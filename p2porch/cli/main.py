@@ -94,9 +94,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_text(exc: OSError) -> str:
+    """One line for a local file error, naming the path; for a permission error, that root is needed
+    (the daemon's data dir, socket and pid file are root's, created 0700/0600)."""
+    where = f": {exc.filename}" if exc.filename else ""
+    text = f"{exc.strerror or exc}{where}"
+    if isinstance(exc, PermissionError):
+        text += " (init, join and daemon run as root: the data dir and control socket are root's)"
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(command_word(argv))
+    word = command_word(argv)
+    if word == "daemon":
+        # before the parser: argparse's help formatter imports shutil, which imports bz2 and lzma
+        from ..lazyimport import defer_daemon_modules
+
+        defer_daemon_modules()
+    parser = build_parser(word)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
@@ -105,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except P2POrchError as exc:
         print(f"p2porch: error: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:  # a local file or directory the command needs (init/join/daemon's data dir, ...)
+        print(f"p2porch: error: {os_error_text(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

@@ -263,7 +263,8 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     if create:
         p.add_argument("--name", required=True)
         p.add_argument("image", metavar="IMAGE")
-        p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD", help="command and arguments")
+        cmd = p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD", help="command and arguments")
+        cmd.required = False  # argparse counts a REMAINDER as required: "required: IMAGE, CMD" without IMAGE
     else:
         p.add_argument("--image", default=d)
         p.add_argument(
@@ -456,6 +457,12 @@ def cmd_service_scale(args: argparse.Namespace) -> int:
             raise UsageError(f"scale: {item!r}: replicas must be 0 or more", field="SERVICE=REPLICAS")
         wanted.append((name, int(count)))
     client = client_for(args)
+    if len(wanted) > 1:  # every service checked before the first is scaled: a bad name changes nothing
+        for name, _ in wanted:
+            if client.get(f"/services/{name}")["mode"] in ("global", "global-job"):
+                raise UsageError(
+                    f"service {name} is global: it runs one task per eligible node", field="SERVICE=REPLICAS"
+                )
     results = [client.post(f"/services/{name}/scale", {"replicas": count}) for name, count in wanted]
     emit(args, results, lambda rows: "\n".join(f"{r['name']} scaled to {r['desired']}" for r in rows))
     wait_after(args, client, _watches(results))

@@ -171,9 +171,15 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
     for index, wave in enumerate(waves):
         _wait(client, definition, wave.wait_for, args.wait_timeout)
         last = index == len(waves) - 1
-        result = client.post(
-            f"/stacks/{args.stack}", deploy_body(definition, wave.services, prune if last else False)
-        )
+        try:
+            result = client.post(
+                f"/stacks/{args.stack}", deploy_body(definition, wave.services, prune if last else False)
+            )
+        except P2POrchError as exc:  # a key the daemon refused (a port it owns, a name taken): name the file
+            if not (exc.field or "").startswith("services."):
+                raise
+            text = f"1 problem in {', '.join(args.compose_file)}:\n  {exc.message}"
+            raise (UsageError if isinstance(exc, ConfigError) else type(exc))(text, field=exc.field) from exc
         for row in result["services"]:
             if row["action"] != "unchanged" or row["name"] not in actions:
                 actions[row["name"]] = row

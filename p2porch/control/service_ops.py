@@ -250,7 +250,10 @@ class ServiceOps:
             )
         if service.previous_spec is None:
             raise ConflictError(
-                f"service {service.name} has no previous spec to roll back to", field="SERVICE"
+                f"service {service.name} has no previous spec to roll back to: only an update that changes "
+                "what its tasks run (image, command, env, mounts, ...) keeps one; scaling, placement and "
+                "policy changes (--update-*, --rollback-*, --restart-*) do not",
+                field="SERVICE",
             )
         update = C.UpdateService.of(
             service,

@@ -146,6 +146,17 @@ class StackOps:
         return tasks
 
     # ----- writes
+    def _checked_ports(self, short: str, spec: ServiceSpec) -> ServiceSpec:
+        """``ServiceOps.check_ports`` before any write, its refusal named as the Compose file's key
+        (``services.api.ports``), not the CLI flag ``--publish``."""
+        try:
+            return self.services.check_ports(spec)
+        except (ConfigError, ConflictError) as exc:
+            if exc.field != "--publish":
+                raise
+            where = f"services.{short}.ports"
+            raise type(exc)(f"{where}: {exc.message.removeprefix('--publish: ')}", field=where) from exc
+
     def plan(self, definition: StackDefinition, prune: bool = True) -> list[dict[str, Any]]:
         """What a deploy would do, per service: ``{"name", "short", "action", "id"}`` (nothing written).
 
@@ -155,7 +166,7 @@ class StackOps:
         steps = []
         ingress: dict[tuple[str, int | None], str] = {}  # within the stack: checked before any write too
         for service in definition.services:
-            spec = self.services.check_ports(ServiceSpec.from_dict(service.spec))  # before any write
+            spec = self._checked_ports(service.short_name, ServiceSpec.from_dict(service.spec))
             for port in spec.ingress_ports:
                 first = ingress.setdefault((port.protocol, port.published), service.short_name)
                 if first != service.short_name:

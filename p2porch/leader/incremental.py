@@ -40,6 +40,7 @@ from .scheduling import (
     Scope,
     group_tasks,
     no_checkpoint,
+    occupies_node,
     paced,
     placed_tasks,
     plan_scope,
@@ -72,6 +73,11 @@ def restless(service: Service | None, tasks: Iterable[Task]) -> bool:
         )
         for t in tasks
     )
+
+
+def _holds(task: Task) -> str | None:
+    """The node whose resources ``task`` holds (``scheduling.occupies_node``), None: none."""
+    return task.node_id if occupies_node(task) else None
 
 
 @dataclass
@@ -140,17 +146,18 @@ class IncrementalPlanner:
         last = self._last
         if last is None or self._wants_full(last, state, now):
             return self._plan_full(state, now, budget, repair_budget)
-        changed = self._changed_services(last, state)
+        changed, moved = self._changed_services(last, state)
         due = {sid for sid, at in last.wakes.items() if at <= now}
         turn = self._turn(last.deferred_repairs, repair_budget) | self._turn(last.deferred, budget)
         scope_ids = changed | last.acted | last.restless | due | turn
         for sid in changed:  # refresh what they hold and whether they are restless
             tasks = last.tasks.get(sid, {})
-            last.usage.remove(last.held.pop(sid, ()))
-            held = placed_tasks(state.services.get(sid), tasks.values())
-            if held:
-                last.held[sid] = held
-                last.usage.add(held)
+            if sid in moved:  # else every task holds what it held: the same placed tasks
+                last.usage.remove(last.held.pop(sid, ()))
+                held = placed_tasks(state.services.get(sid), tasks.values())
+                if held:
+                    last.held[sid] = held
+                    last.usage.add(held)
             if restless(state.services.get(sid), tasks.values()):
                 last.restless.add(sid)
             else:
@@ -161,6 +168,7 @@ class IncrementalPlanner:
             services=[state.services[sid] for sid in ordered if sid in state.services],
             tasks=[t for sid in ordered for t in last.tasks.get(sid, {}).values()],
             infos=last.usage.infos(state.nodes.values()),
+            by_service=last.tasks,
         )
         out = plan_scope(
             state,
@@ -220,6 +228,7 @@ class IncrementalPlanner:
             tasks=list(state.tasks.values()),
             infos=usage.infos(state.nodes.values()),
             placed=placed,
+            by_service=grouped.tasks,
         )
         out = plan_scope(
             state,
@@ -245,14 +254,18 @@ class IncrementalPlanner:
         return out
 
     @staticmethod
-    def _changed_services(last: _Planned, state: ClusterState) -> set[str]:
+    def _changed_services(last: _Planned, state: ClusterState) -> tuple[set[str], set[str]]:
         """Services whose record or any task differs from the last round's state (by identity: an
-        untouched record is the very same object), with ``last.tasks`` brought up to ``state``."""
+        untouched record is the very same object), with ``last.tasks`` brought up to ``state``; and
+        those of them whose placed tasks may differ (their record, or a task that came, went or
+        changed what it holds where: an agent's report of a task starting or running changes
+        neither, so what the service holds is not summed again)."""
         old = last.state
         changed = {sid for sid, s in state.services.items() if old.services.get(sid) is not s}
         changed.update(old.services.keys() - state.services.keys())
+        moved = set(changed)
         if state.tasks is old.tasks:
-            return changed
+            return changed, moved
         before = old.tasks
         for tid, t in state.tasks.items():
             prior = before.get(tid)
@@ -261,17 +274,24 @@ class IncrementalPlanner:
             if prior is not None and prior.service_id != t.service_id:
                 last.tasks.get(prior.service_id, {}).pop(tid, None)
                 changed.add(prior.service_id)
+                moved.add(prior.service_id)
+                prior = None
             last.tasks.setdefault(t.service_id, {})[tid] = t
             changed.add(t.service_id)
+            if _holds(t) != (None if prior is None else _holds(prior)):
+                moved.add(t.service_id)
         for tid in before.keys() - state.tasks.keys():
-            sid = before[tid].service_id
+            prior = before[tid]
+            sid = prior.service_id
             tasks = last.tasks.get(sid)
             if tasks is not None:
                 tasks.pop(tid, None)
                 if not tasks:
                     del last.tasks[sid]
             changed.add(sid)
-        return changed
+            if _holds(prior) is not None:
+                moved.add(sid)
+        return changed, moved
 
     @staticmethod
     def _remember(last: _Planned, out: Round, planned: set[str]) -> None:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import TypeVar
 
 from ..model import DesiredState, NodeStatus, Rollout, Service, ServiceSpec, Task, TaskState
 from ..model.states import TERMINAL_STATES, GossipState
 from ..raft.commands import PutTasks, TaskItem, TaskPut, TaskRemove, UpdateService
 from ..raft.state import ClusterState
+from ..raft.task_fast import evolve_task  # dataclasses.replace of a task at half the cost (tested equal)
 from ..scheduler import (
     CreateTask,
     NodeInfo,
@@ -85,12 +87,15 @@ class Scope:
     """What a round plans: ``tasks`` are every task of the services it re-plans (those of a removed or
     invalid service included), ``services`` those services as committed, and ``infos`` every node with
     what every placed task of the cluster holds on it. ``placed`` (all placed tasks) only in a full
-    round: rebalancing compares every service's spread."""
+    round: rebalancing compares every service's spread. ``by_service`` (when the caller has it) is
+    ``tasks`` grouped by service (service id -> task id -> task), read where the round needs one
+    service's tasks."""
 
     services: list[Service]
     tasks: list[Task]
     infos: list[NodeInfo]
     placed: list[PlacedTask] | None = None
+    by_service: Mapping[str, Mapping[str, Task]] | None = None
 
 
 def occupies_node(task: Task) -> bool:
@@ -124,7 +129,7 @@ def spread_without_outgoing(
     infos: list[NodeInfo],
     slots: Collection[tuple[str, int]],
     placing: Collection[str],
-    tasks: Iterable[Task],
+    tasks_of: Mapping[str, Iterable[Task]],
     specs: Mapping[str, ServiceSpec],
 ) -> list[NodeInfo]:
     """``infos`` as this round's placements should see them: every other task of a replicated slot that
@@ -132,23 +137,73 @@ def spread_without_outgoing(
     task a start-first or stop-first update or a restart replaces), so it does not count towards its
     service's spread on its node; its resources and host ports still do (a start-first pair runs
     together for a while). Without this a replacement went to the least loaded node and the service
-    piled up there. Copies only the nodes it changes."""
-    replicated = {key for key in slots if specs[key[0]].mode == "replicated"}
-    if not replicated:
+    piled up there. ``tasks_of`` holds every task of each service that has a slot in ``slots`` (service
+    id -> its tasks): only those services' tasks are read, not every task the round plans (issue 19: a
+    round placing one service's tasks walked every task of its scope). Copies only the nodes it
+    changes."""
+    wanted: dict[str, set[int]] = {}  # replicated service id -> its slots placed this round
+    for sid, slot in slots:
+        if specs[sid].mode == "replicated":
+            wanted.setdefault(sid, set()).add(slot)
+    if not wanted:
         return infos
     by_id = {n.node_id: n for n in infos}
     changed: dict[str, NodeInfo] = {}
-    for t in tasks:
-        if (t.service_id, t.slot) not in replicated or t.task_id in placing or not occupies_node(t):
+    for sid, slots_of in wanted.items():
+        name = specs[sid].name
+        for t in tasks_of.get(sid, ()):
+            if t.slot not in slots_of or t.task_id in placing or not occupies_node(t):
+                continue
+            node = changed.get(t.node_id or "")
+            if node is None:
+                found = by_id.get(t.node_id or "")
+                if found is None:
+                    continue
+                node = changed[found.node_id] = found.copy()
+            node.remove_task(name)  # counts only: resources and ports stay held
+    return [changed.get(n.node_id, n) for n in infos] if changed else infos
+
+
+def release_ended(
+    infos: list[NodeInfo],
+    shutdowns: Collection[str],
+    tasks_by_id: Mapping[str, Task],
+    specs: Mapping[str, ServiceSpec],
+) -> tuple[list[NodeInfo], set[str]]:
+    """``infos`` without what the tasks this round shuts down that have already ended (failed, exited,
+    rejected: the engine holds no port or memory for them) held, and those tasks' ids. A failed task
+    holds its node while it should run (its restart may go back there); the round that replaces it
+    frees it, so a global task's restart gets its node's host ports back: that node is the only one
+    it may use (it was left pending, then shut down as "not eligible", every time). Copies only the
+    nodes it changes."""
+    by_id: dict[str, NodeInfo] | None = None
+    changed: dict[str, NodeInfo] = {}
+    released: set[str] = set()
+    for task_id in shutdowns:
+        t = tasks_by_id.get(task_id)
+        if t is None or t.state not in TERMINAL_STATES or not occupies_node(t) or t.service_id not in specs:
             continue
+        if by_id is None:
+            by_id = {n.node_id: n for n in infos}
         node = changed.get(t.node_id or "")
         if node is None:
             found = by_id.get(t.node_id or "")
             if found is None:
                 continue
             node = changed[found.node_id] = found.copy()
-        node.remove_task(specs[t.service_id].name)  # counts only: resources and ports stay held
-    return [changed.get(n.node_id, n) for n in infos] if changed else infos
+        spec = specs[t.service_id]
+        node.remove_task(spec.name, spec.placement_cpu_nanos, spec.placement_memory_bytes, spec.host_ports)
+        released.add(task_id)
+    return ([changed.get(n.node_id, n) for n in infos] if changed else infos), released
+
+
+def tasks_by_service(tasks: Iterable[Task], services: Collection[str]) -> dict[str, list[Task]]:
+    """The tasks of each of ``services`` among ``tasks`` (service id -> its tasks, in order)."""
+    out: dict[str, list[Task]] = {}
+    for t in tasks:
+        if t.service_id in services:
+            out.setdefault(t.service_id, []).append(t)
+    return out
 
 
 @dataclass
@@ -192,6 +247,7 @@ def full_scope(
         tasks=list(state.tasks.values()),
         infos=build_node_infos(state.nodes.values(), placed),
         placed=placed,
+        by_service=grouped.tasks,
     )
 
 
@@ -241,7 +297,7 @@ def plan_scope(
         and t.service_id in specs
         and t.task_id not in shutdowns
     ]
-    waiting.sort(key=lambda t: (t.service_id, t.slot, t.created_at, t.task_id))
+    waiting.sort(key=attrgetter("service_id", "slot", "created_at", "task_id"))
     if budget is not None or repair_budget is not None:
         admitted = admit(creates, waiting, tasks, budget, repair_budget)
         creates, waiting = admitted.creates, admitted.waiting
@@ -283,7 +339,16 @@ def plan_scope(
         requests.append(TaskRequest(t.task_id, specs[t.service_id], node_id=pin))
     pinned = {r.task_id for r in requests if r.node_id is not None}  # spread does not place them
     slots = {(t.service_id, t.slot) for t in (*new_records.values(), *waiting) if t.task_id not in pinned}
-    infos = spread_without_outgoing(scope.infos, slots, {r.task_id for r in requests}, tasks, specs)
+    placing_in = {sid for sid, _ in slots}
+    by_service = scope.by_service
+    if by_service is None:
+        tasks_of: Mapping[str, Iterable[Task]] = tasks_by_service(tasks, placing_in)
+    else:
+        tasks_of = {sid: by_service[sid].values() for sid in placing_in if sid in by_service}
+    infos, released = (
+        release_ended(scope.infos, shutdowns, state.tasks, specs) if requests else (scope.infos, set())
+    )
+    infos = spread_without_outgoing(infos, slots, {r.task_id for r in requests} | released, tasks_of, specs)
     result = schedule(requests, infos) if requests else None
 
     checkpoint()
@@ -291,21 +356,24 @@ def plan_scope(
         node_id = result.assignments.get(create_id) if result else None
         explanation = result.unschedulable.get(create_id, "") if result else ""
         state_now = TaskState.ASSIGNED if node_id else TaskState.PENDING
-        record = replace(record, node_id=node_id, state=state_now, message=explanation)
+        record = evolve_task(record, {"node_id": node_id, "state": state_now, "message": explanation})
         out.items.append(TaskPut(record, task_version=0))
     for t in paced(tasks, checkpoint):
         if t.task_id in shutdowns:
-            stopped = replace(t, desired_state=DesiredState.SHUTDOWN, message=shutdowns[t.task_id])
+            why = shutdowns[t.task_id]
+            stopped = evolve_task(t, {"desired_state": DesiredState.SHUTDOWN, "message": why})
             out.items.append(TaskPut(stopped, task_version=t.version))
             continue
         if result is None or t.task_id in new_records:
             continue
         if t.task_id in result.assignments:
             node_id = result.assignments[t.task_id]
-            assigned = replace(t, node_id=node_id, state=TaskState.ASSIGNED, state_at=now, message="")
+            assigned = evolve_task(
+                t, {"node_id": node_id, "state": TaskState.ASSIGNED, "state_at": now, "message": ""}
+            )
             out.items.append(TaskPut(assigned, task_version=t.version))
         elif t.task_id in result.unschedulable and result.unschedulable[t.task_id] != t.message:
-            explained = replace(t, message=result.unschedulable[t.task_id])
+            explained = evolve_task(t, {"message": result.unschedulable[t.task_id]})
             out.items.append(TaskPut(explained, task_version=t.version))
     out.items.extend(forget_finished(state, shutdowns.keys() | new_records.keys(), scope.tasks))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -21,6 +22,7 @@ from ..metrics import Metrics
 from ..model import TERMINAL_STATES, DesiredState, Task
 from ..netoverlay.plan import OverlaySettings
 from ..raft import commands as C
+from ..raft.fsm import Change
 from ..raft.state import ClusterState
 from ..supervisor import supervise
 from .task_files import TaskFiles
@@ -65,6 +67,23 @@ def _with_files(files: TaskFiles | None, state: ClusterState, assignment: TaskAs
     return replace(assignment, mounts=(*assignment.mounts, *mounts))
 
 
+def moves_assignments(change: Change, node_id: str) -> bool:
+    """Whether ``change`` can change what this node's agent runs (``agent_assignments`` and its files): not
+    a node record (the agent reads none) nor another node's subnet lease. A formation or a node going up
+    and down commits little else, and every change that passes makes the agent list its containers
+    (docs/performance.md, "Joins, tenth round")."""
+    return change.kind != "node" and (change.kind != "lease" or change.key == node_id)
+
+
+async def _forward(
+    changes: trio.MemoryReceiveChannel[Change], to: trio.MemorySendChannel[Change], node_id: str
+) -> None:
+    async with to:
+        async for change in changes:
+            if moves_assignments(change, node_id):
+                await to.send(change)
+
+
 def task_should_run(task: Task) -> bool:
     """Desired running and not seen ending: its secret/config files must be in place."""
     return task.state not in TERMINAL_STATES and task.desired_state == DesiredState.RUNNING
@@ -104,8 +123,10 @@ async def _run_agent(
             await ctx.write(command.encode())
 
         async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
+            to_agent, relevant = trio.open_memory_channel[Change](math.inf)  # read at once: it only pokes
+            nursery.start_soon(_forward, changes, to_agent, node_id)
             await nursery.start(
-                partial(run_agent, measured, node_name, assignments, changes, report, drain_s=drain_s)
+                partial(run_agent, measured, node_name, assignments, relevant, report, drain_s=drain_s)
             )
             await trio.sleep_forever()
     finally:

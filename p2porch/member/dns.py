@@ -20,7 +20,7 @@ from ..raft.state import ClusterState
 from ..supervisor import drained, supervise
 from .netviews import dns_scopes
 from .overlay import wait_for_lease
-from .task_networks import TaskNetworkIndex
+from .task_networks import shared_index
 from .views import gateway_of
 from .zone_builder import ZoneBuilder
 
@@ -45,7 +45,7 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
         gateway = gateway_of(subnet)
         advertise = ctx.local.advertise_addr
         zones = ZoneBuilder((advertise,), ctx.local.node_id)  # rebuilds only what the changes touched
-        clients = TaskNetworkIndex()  # the same mapping while no address changed: scopes keep their maps
+        clients = shared_index(ctx.board)  # the same mapping while no address changed: scopes keep their maps
         state = store.snapshot()
         zone = zones.update(state)
         resolver = Resolver(zone, ttl_s=section.ttl_s)

@@ -1,10 +1,11 @@
 """Member service: the network isolation rules of this node, following committed state (shell).
 
 After every burst of commits (and every ``RESYNC_S`` seconds, to repair rules changed by hand) it builds
-the plan for this node (:class:`p2porch.member.policy_planner.PolicyPlanner`: planned again only when an
-address, network, the lease or the CIDR changed) and applies it in a worker thread
-when it changed or the resync is due. The kernel state outlives the daemon: a restarted daemon's first
-pass compares and repairs; ``leave`` removes the chains with the overlay's firewall rules.
+the plan for this node (:class:`p2porch.member.policy_planner.PolicyPlanner`: kept from the changed
+addresses, a new plan object only when an address, network, the lease or the CIDR changed) and applies it
+in a worker thread when it changed (the set edits since the last plan, O(changed addresses)) or the resync
+is due (the kernel's sets read and compared whole). The kernel state outlives the daemon: a restarted
+daemon's first pass compares and repairs; ``leave`` removes the chains with the overlay's firewall rules.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..raft.fsm import Change
 from ..supervisor import drained, supervise
 from .overlay import wait_for_lease
 from .policy_planner import PolicyPlanner
+from .task_networks import shared_index
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ async def _run_policy(ctx: MemberContext, firewall: PolicyFirewall) -> None:
         await ctx.board.overlay_ready.wait()  # after the overlay's own rules and dockerd's chains
         applied: PolicyPlan | None = None
         next_resync = -math.inf
-        planner = PolicyPlanner(ctx.local.node_id)
+        planner = PolicyPlanner(ctx.local.node_id, shared_index(ctx.board))  # the DNS view's index
         burst: list[Change] = []
         debounce = Debounce(POLICY_QUIET_S, POLICY_MAX_DELAY_S)
         pacing = CostShare(VIEW_REBUILD_SHARE, VIEW_REBUILD_MAX_GAP_S)  # a plan is O(task addresses)
@@ -64,7 +66,7 @@ async def _run_policy(ctx: MemberContext, firewall: PolicyFirewall) -> None:
             burst = []
             if plan is not None:
                 due = ctx.clock.monotonic() >= next_resync
-                if due or applied is None or (plan is not applied and plan != applied):
+                if due or applied is None or plan is not applied:  # a new plan object: something changed
                     done = await trio.to_thread.run_sync(partial(firewall.apply, plan, verify=due))
                     if done:
                         log.info("network policy: %s", "; ".join(done))

@@ -43,14 +43,13 @@ def policy_input(
 ) -> PolicyInput | None:
     """The isolation rules' input for ``node_id`` (None until it has a lease); ``clients``: the state's
     ``task_networks`` when the caller keeps them (``TaskNetworkIndex``), else computed here. The mapping
-    is passed as it is (``PolicyInput.addresses``): at 100,000 tasks an ``Endpoint`` per address and a
-    sort were most of a voter's isolation cost, and the sets need neither."""
+    is passed as it is (``PolicyInput.addresses``)."""
     lease = state.leases.get(node_id)
     if lease is None or not state.cluster_cidr:
         return None
     internal = frozenset(n.name for n in state.networks.values() if n.internal)
     clients = task_networks(state) if clients is None else clients
-    return PolicyInput(state.cluster_cidr, lease.subnet, (), internal, addresses=clients)
+    return PolicyInput(state.cluster_cidr, lease.subnet, clients, internal)
 
 
 def dns_scopes(state: ClusterState, clients: Mapping[str, frozenset[str]] | None = None) -> ScopeData:

@@ -6,13 +6,16 @@ after every burst of commits, although a burst changes few addresses (a RUNNING 
 test against the full walk) from the ``Change`` records the store streamed since the previous call, and
 **the very same object** when no address or network changed, so a caller can skip its own rebuild by
 identity. A reset or changes that do not lead exactly to ``state.version`` rebuild it from the whole
-state (a cluster change, such as each new leader's epoch claim, touches no address). Owns its indexes;
-never reads a clock, does I/O, or mutates a mapping it returned.
+state (a cluster change, such as each new leader's epoch claim, touches no address). One index may
+serve several callers, each passing its own stream (:func:`shared_index`: the DNS view and the network
+policy of a node share one; issue 19, ~35 MB at 100,000 tasks). Owns its indexes; never reads a clock,
+does I/O, or mutates a mapping it returned.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..model import TERMINAL_STATES
 from ..raft.fsm import Change
@@ -32,12 +35,25 @@ class TaskNetworkIndex:
         # per address cost ~450 bytes a task at 100,000 tasks; most addresses have one task)
         self._by_address: dict[str, str | dict[str, frozenset[str]]] = {}
         self._out: dict[str, frozenset[str]] = {}
+        self._behind = False
         self.full_rebuilds = 0
 
     def update(self, state: ClusterState, changes: Iterable[Change] = ()) -> Mapping[str, frozenset[str]]:
-        """The mapping for ``state``, given every change applied since the previous call's state."""
+        """The mapping for ``state``, given every change applied since the caller's previous call. Several
+        callers may share one index (each with its own change stream): changes the index already
+        applied for another caller (not newer than its state) are skipped."""
         batch = list(changes)
-        if not self._follows(state, batch):
+        old = self._state
+        if old is not None:
+            if old.version == state.version:
+                return self._out
+            if state.version < old.version:  # a caller behind another (not expected: both read the latest)
+                self._rebuild(state)
+                self._behind = True  # the callers ahead have changes past it it would skip: rebuild next
+                return self._out
+            batch = [c for c in batch if c.version > old.version]
+        if self._behind or not self._follows(state, batch):
+            self._behind = False
             self._rebuild(state)
             return self._out
         touched: set[str] = set()  # addresses whose networks may have changed
@@ -52,6 +68,10 @@ class TaskNetworkIndex:
         self._state = state
         self._publish(touched)
         return self._out
+
+    def tasks_of(self, service_id: str) -> frozenset[str]:
+        """The ids of the tasks filed under ``service_id`` in the last state."""
+        return frozenset(self._service_tasks.get(service_id, ()))
 
     def _follows(self, state: ClusterState, changes: list[Change]) -> bool:
         old = self._state
@@ -160,3 +180,13 @@ def _union(held: dict[str, frozenset[str]]) -> frozenset[str]:
     for nets in held.values():
         out |= nets
     return out
+
+
+def shared_index(board: Any) -> TaskNetworkIndex:
+    """The node's one index, kept on its board (``LocalBoard.task_networks``) by whichever member
+    service asks first."""
+    index = board.task_networks
+    if index is None:
+        index = board.task_networks = TaskNetworkIndex()
+    assert isinstance(index, TaskNetworkIndex)
+    return index

@@ -18,7 +18,13 @@ from ..config import Config
 from ..errors import ConfigError
 from .join_checks import ipv4_address
 
-__all__ = ["ADVERTISED_PORT_KINDS", "NodeAddresses", "choose_listen_addr", "node_addresses"]
+__all__ = [
+    "ADVERTISED_PORT_KINDS",
+    "NodeAddresses",
+    "choose_listen_addr",
+    "guessed_nat_warning",
+    "node_addresses",
+]
 
 ADVERTISED_PORT_KINDS = ("gossip", "raft", "join", "vxlan")
 
@@ -99,4 +105,20 @@ def node_addresses(
         raft_port=ports["raft"],
         join_port=ports["join"],
         vxlan_port=ports["vxlan"],
+    )
+
+
+def guessed_nat_warning(addrs: NodeAddresses, listen_given: bool) -> str | None:
+    """What ``init`` tells the user when its advertise address is not an address of this host and no
+    listen address was given: p2porch takes it for a NAT's and binds the default route's address, which
+    is right behind a NAT and wrong after a typo (every join command then names an unreachable
+    address). None when nothing was guessed. ``join`` needs no such note: the member refuses a joiner
+    whose advertise address is not the one it connects from, unless ``--behind-nat``."""
+    if listen_given or not addrs.behind_nat:
+        return None
+    return (
+        f"--advertise-addr {addrs.advertise_addr} is not an address of this host: taken for a NAT's public "
+        f"address, this node binds {addrs.listen_addr} and other nodes must reach it at "
+        f"{addrs.advertise_addr}; if that was a typo, run `p2porch leave --force` and init again "
+        "(behind a NAT, give --listen-addr to say so)"
     )

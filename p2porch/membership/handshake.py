@@ -119,8 +119,8 @@ class JoinerHandshake:
         proof_s = _field(msg, "proof_s", bytes)
         if not hmac.compare_digest(proof_s, _proof(self._join_key, b"member", self._nonce_j, nonce_s)):
             raise AuthError(
-                "wrong join token: the peer could not prove it holds this token "
-                "(check the token with `p2porch token` on a cluster member)",
+                "wrong join token: the peer could not prove it holds this token (it may have been "
+                "replaced by `p2porch token --rotate`: get the current one with `p2porch token` on a member)",
                 field="--token",
             )
         self._session = _session_key(self._join_key, self._nonce_j, nonce_s)

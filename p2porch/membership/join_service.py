@@ -20,6 +20,7 @@ peer nothing about this cluster (not its id) and are logged escaped, shortened a
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -311,6 +312,19 @@ def _peer_host(stream: trio.SocketStream) -> str:
         return "?"
 
 
+def connect_failure(exc: OSError) -> str:
+    """Why connecting failed, as the system said it (``Connection refused``, ``No route to host``): trio's
+    ``open_tcp_stream`` raises ``all attempts to connect to H:P failed`` with the real errors as its cause."""
+    cause = exc.__cause__
+    errors = cause.exceptions if isinstance(cause, BaseExceptionGroup) else (exc,)
+    reasons = dict.fromkeys(
+        os.strerror(e.errno) if e.errno and e.errno > 0 else e.strerror or str(e)  # < 0: a resolver error
+        for e in errors
+        if isinstance(e, OSError)
+    )
+    return "; ".join(reasons) or str(exc)
+
+
 async def request_join(
     host: str,
     port: int,
@@ -341,7 +355,9 @@ async def request_join(
         ) from exc
     except OSError as exc:
         raise P2POrchError(
-            f"join: cannot connect to {host}:{port}: {exc.strerror or exc}", field="PEER"
+            f"join: cannot connect to {host}:{port} ({connect_failure(exc)}): is p2porch running there, "
+            "in a cluster, with that join port (7948 unless set)?",
+            field="PEER",
         ) from exc
     except (WireError, trio.BrokenResourceError) as exc:
         raise P2POrchError(f"join: {host}:{port} is not a p2porch join port ({exc})", field="PEER") from exc
@@ -363,7 +379,7 @@ async def request_stream(
     except trio.TooSlowError as exc:
         raise P2POrchError(f"{host}:{port} did not answer within {timeout_s:.0f} s") from exc
     except OSError as exc:
-        raise P2POrchError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
+        raise P2POrchError(f"cannot connect to {host}:{port}: {connect_failure(exc)}") from exc
     async with stream:
         while True:
             header = await _receive_exactly(stream, _LEN.size)

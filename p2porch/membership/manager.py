@@ -29,6 +29,7 @@ from ..raft.frames import CLUSTER_KEY_BYTES, forget_cluster_key, remember_cluste
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore
 from . import join_checks, join_identity, key_rotation, localstate, voter_role
+from .addresses import guessed_nat_warning
 from .admission import Admissions, local_addresses, node_request
 from .handshake import SessionKey
 from .join_service import JoinService, MemberHandler, StreamHandler, request_join
@@ -37,7 +38,7 @@ from .localstate import LocalClusterState
 from .peer import split_peer
 from .recovery import recover_refusal
 from .runtime import MemberRuntime, MemberService
-from .token import JoinToken, new_token, parse_token
+from .token import JoinToken, new_token, parse_given_token, parse_token
 
 log = logging.getLogger(__name__)
 
@@ -324,10 +325,13 @@ class ClusterManager:
     async def write(self, command: bytes) -> Any:
         return await self.require_store().write(command, timeout_s=self.config.raft.commit_timeout_s)
 
-    def _refuse_if_member(self) -> None:
+    def _refuse_if_member(self, joining: str | None = None) -> None:
+        """``joining``: the join token's cluster (the same join run again is told it has nothing to do)."""
         if self.local is not None:
+            again = joining == self.local.cluster_id
             raise ConflictError(
-                f"this node is already part of cluster {self.local.cluster_id}; run `p2porch leave` first",
+                f"this node is already part of cluster {self.local.cluster_id}"
+                + (" (it joined): nothing to do" if again else "; run `p2porch leave` first"),
                 field="cluster",
             )
         if self.raft_dir.exists() and any(self.raft_dir.iterdir()):
@@ -342,7 +346,7 @@ class ClusterManager:
     async def init(self, body: dict[str, Any]) -> dict[str, Any]:
         async with self._lock:
             self._refuse_if_member()
-            token = parse_token(body["token"]) if body.get("token") else new_token()
+            token = parse_given_token(body["token"]) if body.get("token") else new_token()
             keys = new_cluster_keys(token.cluster_id)  # random: the join token only admits joins
             node_id, node_key = secrets.token_hex(8), new_node_key()
             addrs = local_addresses(self.config, body)
@@ -386,11 +390,15 @@ class ClusterManager:
                 raise
             localstate.save(self.data_dir, local)
             log.info("initialised cluster %s", token.cluster_id)
+            warning = guessed_nat_warning(
+                addrs, bool(body.get("listen_addr") or self.config.node.listen_addr)
+            )
             return {
                 "cluster_id": token.cluster_id,
                 "node_id": node_id,
                 "token": str(token),
                 "join_addr": f"{me['addr']}:{me['join_port']}",
+                **({"warning": warning} if warning else {}),
             }
 
     async def join(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -400,9 +408,9 @@ class ClusterManager:
             if not peer:
                 raise ConfigError("join needs PEER[:PORT]", field="PEER")
             host, port = split_peer(peer, self.join_port)
-            token = parse_token(str(body.get("token") or ""))
+            token = parse_given_token(str(body.get("token") or ""))
             self._discard_unfinished_join(token.cluster_id)
-            self._refuse_if_member()
+            self._refuse_if_member(joining=token.cluster_id)
             # the same id and key on every attempt: a retry is recognised as this node (admission_plan.py)
             node_id, node_key = join_identity.identity_for(self.data_dir, token.cluster_id)
             addrs = local_addresses(self.config, body)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..errors import AuthError
+from ..errors import AuthError, ConfigError
 
 TOKEN_PREFIX = "P2PT"
 TOKEN_VERSION = "1"
@@ -106,3 +106,12 @@ def parse_token(text: str) -> JoinToken:
     if len(secret) != 32:
         raise AuthError("malformed join token: the secret must be 32 bytes", field="--token")
     return JoinToken(cluster_id=match["cluster"], secret=secret)
+
+
+def parse_given_token(text: str) -> JoinToken:
+    """A token a user gave (``--token``, ``--token-file``, ``$P2PORCH_TOKEN``): malformed is invalid usage,
+    a :class:`ConfigError` naming ``--token`` (exit code 2), whether or not a daemon was already running."""
+    try:
+        return parse_token(text)
+    except AuthError as exc:
+        raise ConfigError(exc.message, field=exc.field or "--token") from exc

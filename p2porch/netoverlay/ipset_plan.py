@@ -5,6 +5,8 @@ Only sets whose names start with ``p2p-`` are read or written: any other set bel
 A set is ``hash:ip`` of IPv4 addresses, sized for a large cluster (``maxelem`` 1,048,576: the kernel's
 default of 65,536 is below 100,000 tasks). Changing a set is one line per address that came or went,
 so a task starting anywhere in the cluster costs every node one line, not a rewrite of its rules.
+Between resyncs a kept plan's :class:`~p2porch.netoverlay.netpolicy.SetEdits` are written as they are
+(:func:`edits_text`): no member list is read or compared.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .. import ipv4
-from .netpolicy import SET_PREFIX
+from .netpolicy import SET_PREFIX, SetEdits
 
 SET_TYPE = "hash:ip"
 SET_OPTIONS = "family inet hashsize 1024 maxelem 1048576"
@@ -50,4 +52,17 @@ def restore_text(current: Sets, wanted: Sets) -> str:
             continue
         lines += (f"add {name} {a}" for a in sorted(want - have, key=ipv4.number))
         lines += (f"del {name} {a}" for a in sorted(have - want, key=ipv4.number))
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def edits_text(edits: SetEdits) -> str:
+    """``ipset restore -exist`` lines that apply ``edits`` to sets holding their predecessor's content: a
+    fresh set is created when missing and flushed before its members are added (it may hold an earlier
+    content that was never destroyed). Empty when nothing changes."""
+    lines: list[str] = []
+    for name in sorted(edits.fresh):
+        lines += (f"create {name} {SET_TYPE} {SET_OPTIONS}", f"flush {name}")
+    for name in sorted(edits.added.keys() | edits.removed.keys()):
+        lines += (f"add {name} {a}" for a in sorted(edits.added.get(name, ()), key=ipv4.number))
+        lines += (f"del {name} {a}" for a in sorted(edits.removed.get(name, ()), key=ipv4.number))
     return "\n".join(lines) + "\n" if lines else ""

@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import ipv4
 
@@ -51,35 +51,44 @@ JUMP_COMMENT = "p2pnet-policy"  # not "p2porch-": the overlay firewall's own rul
 
 
 @dataclass(frozen=True, slots=True)
-class Endpoint:
-    """One task address and the networks of its service."""
-
-    address: str
-    networks: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
 class PolicyInput:
     """What one node's policy is built from (see :func:`plan_policy`)."""
 
     cluster_cidr: str
     local_subnet: str  # this node's lease: its tasks' addresses
-    endpoints: tuple[Endpoint, ...]  # every known task address of the cluster
+    #: every known task address of the cluster and its service's networks, as the caller keeps it (no
+    #: object per address, no sort; issue 19, 100,000 tasks)
+    addresses: Mapping[str, frozenset[str]]
     internal_networks: frozenset[str] = frozenset()
-    #: the known task addresses as ``address -> networks``, instead of ``endpoints`` (a caller that keeps
-    #: this mapping passes it as it is: no object per address, no sort; issue 19, 100,000 tasks)
-    addresses: Mapping[str, frozenset[str]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetEdits:
+    """How a plan's sets differ from the content its planner named ``since`` (an earlier plan's
+    ``sets_token``): per set, the addresses to add and to delete. A set in ``fresh`` (newly planned) is
+    made from its ``added`` alone: created if missing and flushed first. Sets the plan no longer names
+    are not listed (the firewall destroys them)."""
+
+    since: object
+    added: Mapping[str, frozenset[str]]
+    removed: Mapping[str, frozenset[str]]
+    fresh: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
 class PolicyPlan:
     """The rule text, the chain names it owns (a ``P2P-NET*`` chain not in ``chains`` is stale) and the
-    ipsets its rules match on: name -> member addresses (canonical, no prefix length)."""
+    ipsets its rules match on: name -> member addresses (canonical, no prefix length). A kept plan
+    (:mod:`p2porch.netoverlay.policy_sets`) also carries ``edits`` from its predecessor, so the firewall
+    can write the difference without reading every member, and names its own set content by
+    ``sets_token``; neither takes part in equality."""
 
     text: str
     chains: tuple[str, ...]
     rule_count: int
     sets: Mapping[str, frozenset[str]]
+    edits: SetEdits | None = field(default=None, compare=False)
+    sets_token: object | None = field(default=None, compare=False)
 
     def chain_lines(self, chain: str) -> list[str]:
         """The ``-A`` lines of ``chain`` as ``iptables -S CHAIN`` prints them (compared with the kernel)."""
@@ -95,27 +104,18 @@ def _host(address: str) -> str:
     return ipv4.host32(address)
 
 
-def valid_endpoints(endpoints: Iterable[Endpoint], cluster_cidr: str) -> dict[str, frozenset[str]]:
-    """Address -> networks for IPv4 addresses inside the cluster CIDR (others are ignored); an address
-    listed twice (an old task and its successor) gets the union of their networks."""
-    return valid_addresses(((ep.address, ep.networks) for ep in endpoints), cluster_cidr)
-
-
-def valid_addresses(
-    pairs: Iterable[tuple[str, frozenset[str]]], cluster_cidr: str
-) -> dict[str, frozenset[str]]:
-    """:func:`valid_endpoints` over ``(address, networks)`` pairs: canonical IPv4 addresses inside the
-    cluster CIDR with at least one network; the networks of an address met twice are merged."""
+def valid_addresses(addresses: Mapping[str, frozenset[str]], cluster_cidr: str) -> dict[str, frozenset[str]]:
+    """The members of the sets: IPv4 addresses inside the cluster CIDR with at least one network (others
+    are ignored). ``IPv4Address`` accepts canonical text only (no leading zeros), so a valid key is its
+    own canonical form and no two keys name one address."""
     base, mask = ipv4.network_mask(cluster_cidr)
-    out: dict[str, frozenset[str]] = {}
-    for address, networks in pairs:
-        found = ipv4.parsed(address)
-        if found is None or found[0] & mask != base or not networks:
-            continue
-        key = found[1]
-        prior = out.get(key)
-        out[key] = networks if prior is None else prior | networks
-    return out
+    return {a: nets for a, nets in addresses.items() if nets and inside(a, base, mask)}
+
+
+def inside(address: str, base: int, mask: int) -> bool:
+    """A set member's test: canonical IPv4 text whose number is inside ``(base, mask)``."""
+    found = ipv4.parsed(address)
+    return found is not None and found[0] & mask == base and found[1] == address
 
 
 def may_talk(a: frozenset[str], b: frozenset[str]) -> bool:
@@ -126,15 +126,9 @@ def may_talk(a: frozenset[str], b: frozenset[str]) -> bool:
 def plan_policy(spec: PolicyInput) -> PolicyPlan:
     """The rules and sets for one node; deterministic (rules sorted) so equal inputs give equal plans.
     O(task addresses) for the sets, O(local tasks) for the rule text (nothing cluster-wide is sorted)."""
-    cluster = str(ipaddress.IPv4Network(spec.cluster_cidr))
-    lease = ipaddress.IPv4Network(spec.local_subnet)
-    base, mask = int(lease.network_address), int(lease.netmask)
-    if spec.addresses is not None:
-        members = valid_addresses(spec.addresses.items(), spec.cluster_cidr)
-    else:
-        members = valid_endpoints(spec.endpoints, spec.cluster_cidr)
-    local = {a: nets for a, nets in members.items() if ipv4.number(a) & mask == base}
-    local_order = sorted(local, key=ipv4.number)
+    lease_base, lease_mask = ipv4.network_mask(spec.local_subnet)
+    members = valid_addresses(spec.addresses, spec.cluster_cidr)
+    local = {a: nets for a, nets in members.items() if ipv4.number(a) & lease_mask == lease_base}
     local_networks = sorted({n for nets in local.values() for n in nets})
     by_network: dict[str, list[str]] = {n: [] for n in local_networks}
     for address, nets in members.items():
@@ -142,12 +136,29 @@ def plan_policy(spec: PolicyInput) -> PolicyPlan:
             found = by_network.get(net)
             if found is not None:
                 found.append(address)
+    text, count = plan_rules(spec.cluster_cidr, spec.local_subnet, local, spec.internal_networks)
+    sets = {network_set(n): frozenset(by_network[n]) for n in local_networks}
+    if local:  # the sets are only planned when a rule matches on them
+        sets[TASKS_SET] = frozenset(members)
+    return PolicyPlan(text, POLICY_CHAINS, count, sets)
 
+
+POLICY_CHAINS = (POLICY_CHAIN, REJECT_CHAIN)
+
+
+def plan_rules(
+    cluster_cidr: str, local_subnet: str, local: Mapping[str, frozenset[str]], internal: frozenset[str]
+) -> tuple[str, int]:
+    """The ``iptables-restore`` text of :data:`POLICY_CHAINS` and its rule count, for the ``local`` task
+    addresses (valid, inside ``local_subnet``) and their networks: O(local tasks)."""
+    cluster = str(ipaddress.IPv4Network(cluster_cidr))
+    lease = str(ipaddress.IPv4Network(local_subnet))
+    local_order = sorted(local, key=ipv4.number)
     rules: list[str] = [
         f"-A {POLICY_CHAIN} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
     ]
     for address in local_order:
-        if local[address] <= spec.internal_networks:
+        if local[address] <= internal:
             rules.append(f"-A {POLICY_CHAIN} -s {_host(address)} ! -d {cluster} -j {REJECT_CHAIN}")
     rules.append(f"-A {POLICY_CHAIN} ! -s {cluster} -j RETURN")
     rules.append(f"-A {POLICY_CHAIN} ! -d {lease} -j RETURN")
@@ -161,12 +172,8 @@ def plan_policy(spec: PolicyInput) -> PolicyPlan:
         )
     rules.append(f"-A {REJECT_CHAIN} -p tcp -j REJECT --reject-with tcp-reset")
     rules.append(f"-A {REJECT_CHAIN} -j REJECT --reject-with icmp-admin-prohibited")
-    chains = (POLICY_CHAIN, REJECT_CHAIN)
-    lines = ["*filter", *(f":{c} - [0:0]" for c in chains), *rules, "COMMIT", ""]
-    sets = {network_set(n): frozenset(by_network[n]) for n in local_networks}
-    if local_order:  # the sets are only planned when a rule matches on them
-        sets[TASKS_SET] = frozenset(members)
-    return PolicyPlan("\n".join(lines), chains, len(rules), sets)
+    lines = ["*filter", *(f":{c} - [0:0]" for c in POLICY_CHAINS), *rules, "COMMIT", ""]
+    return "\n".join(lines), len(rules)
 
 
 def stale_chains(existing: Iterable[str], plan: PolicyPlan) -> list[str]:
@@ -179,8 +186,3 @@ def stale_chains(existing: Iterable[str], plan: PolicyPlan) -> list[str]:
 def jump_rule(forward_chain: str) -> list[str]:
     """The arguments of the first rule of ``forward_chain``: every forwarded packet meets the policy."""
     return [forward_chain, "-m", "comment", "--comment", JUMP_COMMENT, "-j", POLICY_CHAIN]
-
-
-def endpoints_from(addresses: Mapping[str, Iterable[str]]) -> tuple[Endpoint, ...]:
-    """Endpoints from ``address -> networks`` (a convenience for callers and tests)."""
-    return tuple(Endpoint(a, frozenset(n)) for a, n in sorted(addresses.items()))

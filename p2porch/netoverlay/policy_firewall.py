@@ -1,14 +1,15 @@
 """Applies a network isolation plan to the kernel (blocking shell; call from a worker thread).
 
 Owns the ``P2P-NETPOL``/``P2P-NETREJ`` chains, the one jump to them at the top of the forward chain and
-the ``p2p-`` ipsets the rules match on. ``apply`` first makes the planned sets hold exactly their
-members (one ``ipset restore`` of the differences; the kernel's sets are read on the first pass and when
-asked to verify, otherwise the last written content is trusted), then compares what one ``iptables -S``
-of the filter table shows with the plan and rewrites the chains in one ``iptables-restore --noflush``
-transaction only when they differ, deletes ``P2P-NET*`` chains no longer planned (an earlier layout's),
-keeps the jump the first rule of the chain, and destroys the sets no rule matches on any more (a
-restarted daemon's first pass repairs whatever a crash left). ``remove`` deletes the jump, every chain
-and every set. It never touches other rules or sets.
+the ``p2p-`` ipsets the rules match on. ``apply`` first makes the planned sets hold exactly their members
+(one ``ipset restore`` of the differences; the kernel's sets are read on the first pass and when asked to
+verify, otherwise the last written content is trusted; a kept plan whose edits start from the content last
+written has just those edits written, O(changed addresses)), then compares what one ``iptables -S`` of the
+filter table shows with the plan and rewrites the chains in one ``iptables-restore --noflush`` transaction
+only when they differ, deletes ``P2P-NET*`` chains no longer planned (an earlier layout's), keeps the jump
+the first rule of the chain, and destroys the sets no rule matches on any more (a restarted daemon's first
+pass repairs whatever a crash left). ``remove`` deletes the jump, every chain and every set. It never
+touches other rules or sets.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from ..errors import OverlayError
-from .ipset_plan import Sets, parse_save, restore_text
+from .ipset_plan import edits_text, parse_save, restore_text
 from .iptables_listing import Listing
 from .netpolicy import (
     CHAIN_PREFIX,
@@ -54,6 +55,8 @@ class PolicyFirewall:
     def __init__(self, firewall: IptablesRunner) -> None:
         self.fw = firewall
         self._sets: dict[str, frozenset[str]] | None = None  # the kernel's p2p- sets, as last read or written
+        self._names: set[str] | None = None  # the kernel's p2p- set names (None: not known)
+        self._token: object | None = None  # the ``sets_token`` of the kept plan whose sets were written last
 
     def _ipt(self, *args: str, check: bool = True) -> str:
         return self.fw.ipt("filter", *args, check=check).stdout
@@ -79,7 +82,7 @@ class PolicyFirewall:
         the kernel's sets instead of trusting what this object wrote last (the periodic resync). Reads the
         filter table once (``iptables -S``: every chain compared, the stale ones and the jump found in
         it); a pass that finds the kernel right runs one process (two when verifying)."""
-        changes = self._write_sets(plan.sets, verify)
+        changes = self._write_sets(plan, verify)
         listing = self.fw.listing("filter")
         if any(listing.rules_of(c) != plan.chain_lines(c) for c in plan.chains):
             self.fw.restore(plan.text)  # replaces the planned chains only: the rest of the listing holds
@@ -90,28 +93,48 @@ class PolicyFirewall:
             self._ipt("-X", chain, check=False)
             changes.append(f"deleted chain {chain}")
         changes += self._ensure_jump_first(listing)
-        changes += self._destroy_sets(name for name in self._known_sets() if name not in plan.sets)
+        planned = set(plan.sets)
+        changes += self._destroy_sets(name for name in self._known_names() if name not in planned)
         return changes
 
-    def _known_sets(self) -> dict[str, frozenset[str]]:
-        if self._sets is None:
+    def _known_names(self) -> set[str]:
+        if self._names is None:
             self._sets = self._kernel_sets()
-        return self._sets
+            self._names = set(self._sets)
+        return self._names
 
-    def _write_sets(self, wanted: Sets, verify: bool) -> list[str]:
+    def _write_sets(self, plan: PolicyPlan, verify: bool) -> list[str]:
+        edits = plan.edits
         if verify:
-            self._sets = None
-        current = self._known_sets()
+            self._sets = self._names = self._token = None
+        if self._token is not None and plan.sets_token is self._token:
+            return []  # this very kept plan's sets were written last (trusted between resyncs)
+        if edits is not None and self._token is not None and edits.since is self._token:
+            text = edits_text(edits)  # the kept plan's changes since the content written last
+            self._write(text, plan)
+            self._sets = None  # the member lists are not kept on this path
+            self._known_names().update(edits.fresh)
+            return [f"wrote {text.count(chr(10))} set entries"] if text else []
+        if self._sets is None:  # not known, or superseded by edits: read the kernel
+            self._sets = self._names = None
+            self._known_names()
+        current = self._sets
+        assert current is not None
+        wanted = dict(plan.sets)
         text = restore_text(current, wanted)
-        if not text:
-            return []
-        try:
-            self.fw.ipset("restore", "-exist", stdin=text)
-        except Exception:
-            self._sets = None  # unknown now: read the kernel on the next pass
-            raise
-        self._sets = {**current, **wanted}
-        return [f"wrote {text.count(chr(10))} set entries"]
+        self._write(text, plan)
+        self._names = set(current) | set(wanted)
+        self._sets = {**current, **wanted} if plan.sets_token is None else None  # a kept plan moves on
+        return [f"wrote {text.count(chr(10))} set entries"] if text else []
+
+    def _write(self, text: str, plan: PolicyPlan) -> None:
+        if text:
+            try:
+                self.fw.ipset("restore", "-exist", stdin=text)
+            except Exception:
+                self._sets = self._names = self._token = None  # unknown now: read the kernel next pass
+                raise
+        self._token = plan.sets_token
 
     def _destroy_sets(self, names: Iterable[str]) -> list[str]:
         changes = []
@@ -120,6 +143,8 @@ class PolicyFirewall:
                 changes.append(f"destroyed set {name}")
             if self._sets is not None:
                 self._sets.pop(name, None)
+            if self._names is not None:
+                self._names.discard(name)
         return changes
 
     def _ensure_jump_first(self, listing: Listing) -> list[str]:
@@ -148,7 +173,7 @@ class PolicyFirewall:
             self._ipt("-F", chain, check=False)
         for chain in chains:
             self._ipt("-X", chain, check=False)
-        self._sets = None
+        self._sets = self._names = self._token = None
         try:
             listed = self.fw.ipset("list", "-n", check=False).stdout.split()
         except OverlayError:  # ipset not installed: no set of ours can exist

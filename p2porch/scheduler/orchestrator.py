@@ -12,6 +12,7 @@ the owned ``random.Random``.
 from __future__ import annotations
 
 import functools
+import operator
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -249,7 +250,7 @@ class Orchestrator:
         ctx = _Ctx(nodes, now, self.down_grace_s, out, self.site_grace_s)
         by_service: dict[str, list[Task]] = {}
         every_task = ctx.history  # jobs and rollout failure counts look at finished tasks too
-        for t in sorted(tasks, key=lambda t: (t.service_id, t.slot, t.created_at, t.task_id)):
+        for t in sorted(tasks, key=operator.attrgetter("service_id", "slot", "created_at", "task_id")):
             every_task.setdefault(t.service_id, []).append(t)
             if t.desired_state == DesiredState.RUNNING:
                 by_service.setdefault(t.service_id, []).append(t)

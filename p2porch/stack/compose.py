@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..model import parse_port
 from . import keys
 from .groups import fold_groups
+from .links import link_aliases
 from .names import check_stack_name
 from .networks import StackNetwork, top_networks
 from .ports_volumes import TopVolume, top_volume
@@ -296,6 +297,7 @@ def load_stack(
         services.append(StackService(short, spec, tuple(deps)))
     declared_networks.report_used(ctx.used_networks, problems)
     services = _fold_groups(services, ctx)
+    link_aliases(services, services_conf, problems)
     _check_ingress_ports(services, problems)
     _run_once(services, services_conf, ctx)
     ctx.flush_notices()

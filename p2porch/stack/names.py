@@ -22,8 +22,12 @@ STACK_SERVICE_LABEL = "p2porch.stack.service"
 RESERVED_LABEL_PREFIX = "p2porch."
 
 _NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
-#: names that would collide with DNS names the cluster answers (``tasks.web.p2p``, ``n1.node.p2p``)
+#: stack names that would collide with DNS names the cluster answers (``tasks.web.p2p``, ``n1.node.p2p``)
 RESERVED_NAMES = ("tasks", "node")
+#: Compose service names that would: ``tasks.<stack>`` is also the task list of a service named like
+#: the stack. A service named ``node`` is fine: its name in the zone is ``node.<stack>``, never
+#: ``<name>.node`` (Compose and Swarm accept it, and Node.js services are often called so).
+RESERVED_SHORT_NAMES = ("tasks",)
 MAX_SERVICE_NAME = 63
 
 
@@ -63,7 +67,7 @@ def service_name(stack: str, short: str, *, fieldname: str | None = None) -> str
             "a DNS label)",
             field=where,
         )
-    if label in RESERVED_NAMES:
+    if label in RESERVED_SHORT_NAMES:
         raise ConfigError(f"{where}: {short!r} is reserved", field=where)
     full = f"{stack}-{label}"
     if len(full) > MAX_SERVICE_NAME:

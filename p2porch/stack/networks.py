@@ -188,6 +188,8 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> De
             else:
                 external = boolean(external, f"{path}.external")
             name = string(conf["name"], f"{path}.name") if "name" in conf else external_name
+            if not name:  # unset, or empty as an unset variable leaves it: the default, as Compose and Swarm
+                name = external_name or None
             if name is None:
                 name = key if external else f"{stack}_{key}"
             check_network_name(name, f"{path}.name")

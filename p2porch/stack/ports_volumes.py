@@ -143,11 +143,10 @@ def top_volume(name: str, conf: Any, stack: str) -> TopVolume:
     if external and (driver or opts):
         raise err(f"{path}.driver", "an external volume already exists: it has no driver or driver_opts here")
     explicit = conf.get("name")
-    docker_name = (
-        string(explicit, f"{path}.name")
-        if explicit is not None
-        else (name if external else f"{stack}_{name}")
-    )
+    explicit = string(explicit, f"{path}.name") if explicit is not None else ""
+    # an empty name (what an unset variable leaves) is the default name, as in Compose and Swarm: an
+    # empty mount source would be an anonymous volume, a new one for every task
+    docker_name = explicit or (name if external else f"{stack}_{name}")
     return TopVolume(docker_name, driver, opts)
 
 

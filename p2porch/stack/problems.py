@@ -45,7 +45,11 @@ class Problems:
             for problem in exc.problems:
                 self.add(problem)
             return
-        if len(self.errors) < MAX_ERRORS and all(e.message != exc.message for e in self.errors):
+        if len(self.errors) >= MAX_ERRORS:
+            return
+        # one error per key path: the first is the cause (a value whose interpolation failed is kept as
+        # written, e.g. '${IMG:?set IMG}', and would fail its own check next: not a second problem)
+        if all(e.message != exc.message and (exc.field is None or e.field != exc.field) for e in self.errors):
             self.errors.append(exc)
 
     def warn(self, text: str) -> None:

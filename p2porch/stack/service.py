@@ -75,8 +75,11 @@ _DIRECT_CONTAINER_KEYS = (
 )  # fmt: skip
 
 
-def compose_field(service_path: str, fieldname: str | None) -> str:
-    """Translate a ServiceSpec error field (``update.order``, ``publish[1]``) to a Compose path."""
+def compose_field(
+    service_path: str, fieldname: str | None, came_from: Mapping[str, str] | None = None
+) -> str:
+    """Translate a ServiceSpec error field (``update.order``, ``publish[1]``) to a Compose path;
+    ``came_from``: fields this service set from another key than the usual one (``mem_limit``)."""
     if not fieldname:
         return service_path
     if fieldname.startswith("services."):
@@ -86,6 +89,8 @@ def compose_field(service_path: str, fieldname: str | None) -> str:
         head, sep, tail = rest.partition(".")
         return f"{service_path}.{_CONTAINER_KEYS.get(head, head)}{sep}{tail}"
     m = re.match(r"^([a-z_]+)(.*)$", fieldname)
+    if m is not None and came_from and m.group(1) in came_from:
+        return f"{service_path}.{came_from[m.group(1)]}{m.group(2)}"
     if m is None or m.group(1) not in _COMPOSE_PATH_OF_FIELD:
         return service_path
     rest = m.group(2)
@@ -445,6 +450,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     with problems.check():
         if "restart" in conf and "restart" not in spec:
             spec["restart"] = deploy_keys.restart(conf["restart"], f"{path}.restart")
+    came_from: dict[str, str] = {}  # spec field -> the service-level key it came from (named in errors)
     for key, target in (
         ("cpus", "limit_cpu"),
         ("mem_limit", "limit_memory"),
@@ -452,8 +458,10 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     ):
         if key in conf and target not in spec:
             spec[target] = conf[key]
+            came_from[target] = key
     if "scale" in conf and "replicas" not in spec:
         spec["replicas"] = conf["scale"]
+        came_from["replicas"] = "scale"
     if conf.get("x-p2porch-autoscale") is not None:  # Compose has no key for it (issue 17)
         spec["autoscale"] = conf["x-p2porch-autoscale"]
     for key, target in (("x-p2porch-sidecars", "sidecars"), ("x-p2porch-init-containers", "init_containers")):
@@ -524,7 +532,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
             )
         return result, deps
     except ConfigError as exc:  # from ServiceSpec.from_dict
-        where = compose_field(path, exc.field)
+        where = compose_field(path, exc.field, came_from)
         message = exc.message
         if exc.field and message.startswith(f"{exc.field}: "):
             message = message[len(exc.field) + 2 :]

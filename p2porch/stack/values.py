@@ -25,6 +25,10 @@ def kind(value: Any) -> str:
         return "a string"
     if isinstance(value, list | tuple):
         return "a list"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
     return f"a {type(value).__name__}"
 
 

@@ -68,7 +68,8 @@ async def serve_views(
 ) -> None:
     """Rebuild ``node_id``'s views on every burst of commits, as the daemon's member services do."""
     async with trio.open_nursery() as nursery:
-        for view in (_dns, _traffic, _overlay, _policy):
+        index = TaskNetworkIndex()  # the node's one address index, as member/task_networks.shared_index
+        for view in (partial(_dns, index=index), _traffic, _overlay, partial(_policy, index=index)):
             await nursery.start(view, store, node_id, counters)
         task_status.started()
 
@@ -81,10 +82,12 @@ def _timed(counters: ViewCounters, view: str, fn: Any, *args: Any) -> Any:
         counters.add(view, time.thread_time() - t0)
 
 
-async def _dns(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
+async def _dns(
+    store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any, *, index: TaskNetworkIndex
+) -> None:
     async with store.subscribe() as changes:
         zones = ZoneBuilder(("127.0.0.1",), node_id)
-        clients = TaskNetworkIndex()
+        clients = index
         state = store.snapshot()
         zone = zones.update(state)
         resolver = Resolver(zone)
@@ -153,8 +156,10 @@ async def _overlay(store: RaftStore, node_id: str, counters: ViewCounters, task_
             _timed(counters, "overlay", plan)
 
 
-async def _policy(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
-    planner = PolicyPlanner(node_id)  # one per node, as member/netpolicy.py keeps it
+async def _policy(
+    store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any, *, index: TaskNetworkIndex
+) -> None:
+    planner = PolicyPlanner(node_id, index)  # one per node, as member/netpolicy.py keeps it
     async with store.subscribe() as changes:
         _timed(counters, "netpolicy", planner.plan, store.snapshot())
         task_status.started()

@@ -11,8 +11,6 @@ framing). It never reads a file outside the static directory and knows nothing o
 
 from __future__ import annotations
 
-from importlib import resources
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -43,6 +41,8 @@ _TYPES = {
 
 def load_assets() -> dict[str, tuple[bytes, str]]:
     """``name -> (content, media type)`` of every asset in the package's static directory."""
+    from importlib import resources  # here: a daemon without the TLS API port never serves the UI
+
     assets: dict[str, tuple[bytes, str]] = {}
     for entry in resources.files(__package__).joinpath("static").iterdir():
         suffix = "." + entry.name.rpartition(".")[2]

@@ -25,12 +25,12 @@ from p2porch.netoverlay.firewall import Firewall
 from p2porch.netoverlay.netpolicy import (
     JUMP_COMMENT,
     POLICY_CHAIN,
-    Endpoint,
     PolicyInput,
     network_set,
     plan_policy,
 )
 from p2porch.netoverlay.policy_firewall import PolicyFirewall
+from p2porch.netoverlay.policy_sets import KeptPolicy
 
 pytestmark = [
     pytest.mark.integration,
@@ -157,9 +157,12 @@ def lab():
 
 
 def plan(layout: dict[str, set[str]]):
+    return plan_policy(PolicyInput(CLUSTER, LEASE, mapping(layout)))
+
+
+def mapping(layout: dict[str, set[str]]) -> dict[str, frozenset[str]]:
     addresses = {**TASKS, REMOTE[0]: REMOTE[1]}
-    endpoints = tuple(Endpoint(addresses[t], frozenset(nets)) for t, nets in layout.items())
-    return plan_policy(PolicyInput(CLUSTER, LEASE, endpoints))
+    return {addresses[t]: frozenset(nets) for t, nets in layout.items()}
 
 
 LAYOUT = {"t1": {"red"}, "t2": {"blue"}, "t3": {"red", "blue"}, "rm": {"red"}}
@@ -234,10 +237,10 @@ def test_a_task_elsewhere_is_one_set_entry_and_a_set_emptied_by_hand_is_refilled
 
 def test_apply_cost_for_a_thousand_tasks(lab: PolicyFirewall) -> None:
     """Not a timing assertion: prints what one full rewrite costs at 1,000 tasks on 20 networks."""
-    endpoints = tuple(
-        Endpoint(f"10.27.{i // 250}.{i % 250 + 2}", frozenset({f"net{i % 20}", f"net{(i * 7) % 20}"}))
+    endpoints = {
+        f"10.27.{i // 250}.{i % 250 + 2}": frozenset({f"net{i % 20}", f"net{(i * 7) % 20}"})
         for i in range(1000)
-    )
+    }
     big = plan_policy(PolicyInput("10.27.0.0/22", LEASE, endpoints))  # rule text only: no traffic there
     started = time.monotonic()
     lab.apply(big)
@@ -246,8 +249,8 @@ def test_apply_cost_for_a_thousand_tasks(lab: PolicyFirewall) -> None:
     assert lab.apply(big) == []
     check = time.monotonic() - started
     print(f"1000 tasks: {big.rule_count} rules; rewrite {first * 1000:.0f} ms, check {check * 1000:.0f} ms")
-    remote = Endpoint("10.27.3.253", frozenset({"net1"}))  # above every address of the 1,000
-    grown = plan_policy(PolicyInput("10.27.0.0/22", LEASE, (*endpoints, remote)))
+    remote = {"10.27.3.253": frozenset({"net1"})}  # above every address of the 1,000
+    grown = plan_policy(PolicyInput("10.27.0.0/22", LEASE, {**endpoints, **remote}))
     assert grown.text == big.text  # a task elsewhere changes no rule
     started = time.monotonic()
     assert lab.apply(grown) == ["wrote 2 set entries"]  # p2p-tasks, and net1's set (a local network)
@@ -257,12 +260,30 @@ def test_apply_cost_for_a_thousand_tasks(lab: PolicyFirewall) -> None:
 
 
 def test_tasks_on_internal_networks_only_cannot_leave_the_cluster(lab: PolicyFirewall) -> None:
-    addresses = {**TASKS, REMOTE[0]: REMOTE[1]}
     layout = {"t1": {"vault"}, "t2": {"blue"}, "t3": {"vault", "red"}, "rm": {"red"}}
-    endpoints = tuple(Endpoint(addresses[t], frozenset(n)) for t, n in layout.items())
-    lab.apply(plan_policy(PolicyInput("10.27.0.0/25", LEASE, endpoints, frozenset({"vault"}))))
+    lab.apply(plan_policy(PolicyInput("10.27.0.0/25", LEASE, mapping(layout), frozenset({"vault"}))))
     assert connect("t1", OUTSIDE[1])[0] == "refused"  # only on an internal network
     assert connect("t3", OUTSIDE[1])[0] == "ok"  # also on a network that is not internal
     assert connect("t2", OUTSIDE[1])[0] == "ok"
     assert connect("t3", TASKS["t1"])[0] == "ok"  # inside the cluster the internal network works
+    lab.apply(plan(LAYOUT))
+
+
+def test_kept_plans_write_their_edits_only_and_the_resync_finds_them_right(lab: PolicyFirewall) -> None:
+    """The member's path (``KeptPolicy``): the first plan is written whole, then each change is its
+    set edits only (no ``ipset save``); the verdicts follow and a resync finds nothing to repair."""
+    lab.apply(plan(LAYOUT))
+    addresses = mapping(LAYOUT)
+    kept = KeptPolicy(CLUSTER, LEASE, frozenset(), addresses)
+    assert lab.apply(kept.plan(), verify=True) == []  # the full plan's rules and sets exactly
+    assert connect("rm", TASKS["t2"])[0] == "refused"
+    moved = {**addresses, REMOTE[1]: frozenset({"blue"})}  # the remote task moves to blue
+    kept.set_address(REMOTE[1], moved[REMOTE[1]], moved)
+    step = kept.plan()
+    assert step.edits is not None and step.text == plan(LAYOUT).text
+    assert lab.apply(step) == ["wrote 2 set entries"]  # out of red's set, into blue's
+    assert connect("rm", TASKS["t2"])[0] == "ok"
+    assert connect("rm", TASKS["t1"])[0] == "refused"
+    assert lab.apply(step, verify=True) == []  # the kernel holds exactly the full plan's sets
+    assert dict(step.sets) == dict(plan_policy(PolicyInput(CLUSTER, LEASE, moved)).sets)
     lab.apply(plan(LAYOUT))

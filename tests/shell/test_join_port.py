@@ -89,3 +89,30 @@ async def test_an_oversized_hello_is_refused_before_it_is_read():
             await _closed(stream)
         assert service.metrics["garbage"] == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_a_join_to_a_closed_port_says_why_and_what_to_check():
+    import socket
+
+    import pytest
+
+    from p2porch.errors import P2POrchError
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    with pytest.raises(P2POrchError) as caught:
+        await request_join("127.0.0.1", port, TOKEN, {"name": "n2"}, timeout_s=5)
+    message = caught.value.message
+    assert message.startswith(f"join: cannot connect to 127.0.0.1:{port} (Connection refused): ")
+    assert "all attempts" not in message and "in a cluster" in message
+
+
+def test_a_name_that_does_not_resolve_keeps_the_resolvers_words():
+    import socket
+
+    from p2porch.membership.join_service import connect_failure
+
+    failure = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    assert connect_failure(failure) == "Name or service not known"

@@ -78,6 +78,28 @@ def test_unreachable_daemon_is_a_clear_failure(capsys, tmp_path):
     assert "cannot reach the p2porch daemon" in err
 
 
+def test_a_data_dir_that_cannot_be_made_is_one_line_naming_it_not_a_traceback(capsys, tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    host = f"unix://{tmp_path}/none.sock"
+    # init with no daemon running makes the data dir before it starts one: it cannot, and nothing starts
+    code = main(["init", "--host", host, "--data-dir", str(not_a_dir / "sub")])
+    err = capsys.readouterr().err
+    assert code == 1 and err == f"p2porch: error: Not a directory: {not_a_dir / 'sub'}\n"
+    # the daemon reads its cluster.json there first
+    code = main(["daemon", "--host", host, "--data-dir", str(not_a_dir)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("p2porch: error: Not a directory: ") and str(not_a_dir) in err
+    assert "Traceback" not in err
+
+
+def test_a_permission_error_says_root_is_needed():
+    from p2porch.cli.main import os_error_text
+
+    text = os_error_text(PermissionError(13, "Permission denied", "/var/lib/p2porch/daemon.log"))
+    assert text.startswith("Permission denied: /var/lib/p2porch/daemon.log (") and "root" in text
+
+
 def test_host_must_be_a_unix_socket_or_tcp(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("P2PORCH_CONFIG_DIR", str(tmp_path))
     monkeypatch.delenv("P2PORCH_API_TOKEN", raising=False)
@@ -213,10 +235,18 @@ def test_replicas_with_a_global_mode_is_refused_not_ignored(capsys, tmp_path, mo
 
 def test_service_scale_checks_every_pair_before_sending_any(capsys, monkeypatch):
     from p2porch.cli import service
+    from p2porch.errors import NotFoundError
 
     sent: list[str] = []
+    modes = {"web": "replicated", "api": "replicated", "agent": "global"}
 
     class Client:
+        def get(self, path):
+            name = path.split("/")[2]
+            if name not in modes:
+                raise NotFoundError(f"no service {name!r}", field="SERVICE")
+            return {"name": name, "mode": modes[name]}
+
         def post(self, path, body):
             sent.append(path)
             return {"name": path.split("/")[2], "desired": body["replicas"], "version": 1}
@@ -227,6 +257,12 @@ def test_service_scale_checks_every_pair_before_sending_any(capsys, monkeypatch)
     assert main(["service", "scale", "web=3", "api"]) == 2
     assert "'api' is not SERVICE=REPLICAS" in capsys.readouterr().err
     assert sent == []  # web was not scaled ahead of the bad pair
+    # nor ahead of a service that does not exist or is global (the daemon refuses those, after web)
+    assert main(["service", "scale", "-d", "web=5", "nosuch=2"]) == 1
+    assert "no service 'nosuch'" in capsys.readouterr().err
+    assert main(["service", "scale", "-d", "web=5", "agent=3"]) == 2
+    assert "service agent is global" in capsys.readouterr().err
+    assert sent == []
     assert main(["service", "scale", "-d", "web=3", "api=0"]) == 0
     assert sent == ["/services/web/scale", "/services/api/scale"]
 
@@ -251,3 +287,12 @@ def test_publish_without_target_says_it_is_required(capsys):
     assert main(["service", "create", "--name", "x", "--publish", "published=8080", "img"]) == 2
     err = capsys.readouterr().err
     assert "--publish: publish[0].target: is required" in err and "NoneType" not in err
+
+
+def test_service_create_without_an_image_names_only_the_image(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["service", "create", "--name", "web"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    required = "p2porch service create: error: the following arguments are required: IMAGE"
+    assert err.splitlines()[-1] == required

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -19,9 +20,13 @@ from p2porch.leader.incremental import IncrementalPlanner, restless
 from p2porch.leader.scheduling import (
     Round,
     full_scope,
+    occupies_node,
     placed_tasks,
     plan_round,
+    plan_scope,
     rollout_done_updates,
+    spread_without_outgoing,
+    tasks_by_service,
     update_failure_updates,
 )
 from p2porch.model import Node, NodeStatus, Rollout, ServiceSpec
@@ -303,3 +308,119 @@ def test_a_slot_that_gave_up_restarts_when_its_window_moves_on_with_no_change(mo
     assert both(5.0).empty and both(6.0).empty and planner.full_rounds == 1
     plan = both(16.0)  # the first restart left the window: one attempt is free again
     assert any(getattr(i, "task_version", None) == 0 for i in plan.items)
+
+
+def _spread_by_walk(infos, slots, placing, tasks, specs):  # type: ignore[no-untyped-def]
+    """The walk ``spread_without_outgoing`` made before it took each service's tasks: every task of the
+    round's scope, kept here as the reference the indexed one must equal."""
+    replicated = {key for key in slots if specs[key[0]].mode == "replicated"}
+    if not replicated:
+        return infos
+    by_id = {n.node_id: n for n in infos}
+    changed = {}
+    for t in tasks:
+        if (t.service_id, t.slot) not in replicated or t.task_id in placing or not occupies_node(t):
+            continue
+        node = changed.get(t.node_id or "")
+        if node is None:
+            found = by_id.get(t.node_id or "")
+            if found is None:
+                continue
+            node = changed[found.node_id] = found.copy()
+        node.remove_task(specs[t.service_id].name)
+    return [changed.get(n.node_id, n) for n in infos] if changed else infos
+
+
+def _random_states(seed: int, steps: int = 25) -> list[ClusterState]:
+    """A seeded cluster after each of ``steps`` rounds and random changes (commits sometimes lost)."""
+    rng = random.Random(seed)
+    state, now, orchestrator, out = new_cluster(rng), 10.0, Orchestrator(random.Random(seed)), []
+    for _ in range(steps):
+        state = commit(rng, state, plan_round(state, now, orchestrator), now)
+        for _ in range(rng.randrange(1, 4)):
+            state = random_change(rng, state, now)
+        out.append(state)
+        now += rng.choice([0.5, 1.0, 3.0])
+    return out
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_spread_without_outgoing_by_service_equals_the_walk_over_every_task(seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    for state in _random_states(seed):
+        scope = full_scope(state)
+        specs = {sid: s.spec for sid, s in state.services.items()}
+        tasks = [t for t in state.tasks.values() if t.service_id in specs]
+        # any slots (a replacement's, a new slot's, a slot with no task) and tasks being placed
+        slots = {(t.service_id, t.slot) for t in tasks if rng.random() < 0.5}
+        slots |= {(sid, rng.randrange(0, 8)) for sid in specs if rng.random() < 0.3}
+        placing = {t.task_id for t in tasks if rng.random() < 0.2}
+        expected = _spread_by_walk(scope.infos, slots, placing, tasks, specs)
+        indexed = spread_without_outgoing(
+            scope.infos, slots, placing, tasks_by_service(tasks, {sid for sid, _ in slots}), specs
+        )
+        assert indexed == expected
+        # a node it did not change is the caller's own object (copied only when changed)
+        unchanged = [i for i, n in enumerate(expected) if n is scope.infos[i]]
+        assert all(indexed[i] is scope.infos[i] for i in unchanged)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_round_given_the_grouping_decides_what_one_without_it_decides(seed: int) -> None:
+    for state in _random_states(seed, steps=15):
+        now = 50.0
+        given = full_scope(state)
+        assert given.by_service is not None
+        bare = replace(given, by_service=None)  # spread groups the round's own tasks
+        with_index = plan_scope(state, now, Orchestrator(random.Random(seed)), given)
+        without = plan_scope(state, now, Orchestrator(random.Random(seed)), bare)
+        assert decisions(with_index) == decisions(without)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_kept_usage_equals_every_placed_task_after_each_incremental_round(seed: int) -> None:
+    """A changed service's placed tasks are summed again only when one of its tasks came, went or
+    holds another node (or its record changed): what the planner keeps must still equal a fresh sum."""
+    rng = random.Random(seed)
+    state, now = new_cluster(rng), 10.0
+    planner = IncrementalPlanner(Orchestrator(random.Random(seed)), full_every_s=1e9)
+    for _ in range(40):
+        plan = planner.plan(state, now)
+        kept = planner._last
+        assert kept is not None
+        assert kept.usage.infos(state.nodes.values()) == full_scope(state).infos
+        state = commit(rng, state, plan, now)
+        for _ in range(rng.randrange(0, 4)):
+            state = random_change(rng, state, now)
+        now += rng.choice([0.5, 1.0, 3.0])
+
+
+def test_a_report_of_a_task_starting_or_running_does_not_sum_its_service_again() -> None:
+    state = run(EMPTY_STATE, C.InitCluster(at=1.0, cluster_id="c"))
+    state = run(state, C.AddNode(at=1.0, node=Node("id0", "n0", "10.0.0.1", 7947, 7946)))
+    spec = ServiceSpec(name="a", image="x", replicas=3, restart=RestartPolicy(delay_s=0.0))
+    state = run(state, C.CreateService(at=1.5, service_id="s0", spec=spec))
+    planner = IncrementalPlanner(Orchestrator(random.Random(1)), full_every_s=1e9)
+    plan = planner.plan(state, 2.0)
+    state = run(state, C.PutTasks(at=2.0, items=tuple(plan.items)))
+    planner.plan(state, 2.1)  # the placements: the service holds 3 tasks on id0
+    kept = planner._last
+    assert kept is not None
+    held = kept.held["s0"]
+    first, second, third = sorted(state.tasks)
+    state = report(state, 2.2, first, state="starting")
+    state = report(state, 2.2, second, state="running")
+    planner.plan(state, 2.3)
+    assert kept.held["s0"] is held  # the same placed tasks: not summed again
+    state = report(state, 2.4, third, state="failed", error="exit 1")
+    plan = planner.plan(state, 2.5)  # ended, still desired running: it holds its node until shut down
+    assert kept.held["s0"] is held and len(plan.items) == 2  # shut down, and a replacement placed
+    state = run(state, C.PutTasks(at=2.5, items=tuple(plan.items)))
+    planner.plan(state, 2.6)
+    assert kept.held["s0"] is not held and len(kept.held["s0"]) == 3  # the replacement, not the ended
+    held = kept.held["s0"]
+    gone = state.tasks[second]  # a running task's record removed (no leader does, a restore may)
+    state = run(state, C.PutTasks(at=2.7, items=(C.TaskRemove(second, task_version=gone.version),)))
+    planner.plan(state, 2.8)
+    assert kept.held["s0"] is not held and len(kept.held["s0"]) == 2
+    assert kept.usage.infos(state.nodes.values()) == full_scope(state).infos

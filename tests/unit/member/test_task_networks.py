@@ -17,11 +17,12 @@ from functools import partial
 
 import pytest
 
+from p2porch.context import LocalBoard
 from p2porch.dns.resolver import Resolver
 from p2porch.dns.scope import ClientScopes
 from p2porch.member.netviews import dns_scopes, policy_input, task_networks
 from p2porch.member.policy_planner import PolicyPlanner
-from p2porch.member.task_networks import TaskNetworkIndex
+from p2porch.member.task_networks import TaskNetworkIndex, shared_index
 from p2porch.member.traffic_index import TrafficIndex
 from p2porch.member.views import dns_zone, traffic_inputs
 from p2porch.model import Node, NodeStatus, PortPublish, ServiceSpec, Task, TaskHealth, TaskState
@@ -165,6 +166,36 @@ def test_incremental_task_networks_equal_the_full_walk(seed: int) -> None:
     assert kept > 30 and changed > 30  # both paths were exercised
     assert index.full_rebuilds == 1
     assert planner.plans < 200  # bursts that changed no address reused the plan
+    assert planner.full_plans == 1 and planner.full_compares == 0  # the changed addresses only
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_one_index_shared_by_the_dns_view_and_the_policy_planner(seed: int) -> None:
+    """The daemon's DNS view and network policy read one index (``shared_index``), each with its own
+    change stream and its own burst boundaries: both see the full walk's mapping, the plan the full
+    plan, and the index is built once."""
+    world = World(seed)
+    index = TaskNetworkIndex()
+    planner = PolicyPlanner("n1", index)
+    first = world.take_changes()
+    assert index.update(world.state, first) == task_networks(world.state)
+    planner.plan(world.state, first)
+    dns_stream: list[Change] = []
+    policy_stream: list[Change] = []
+    for _ in range(300):
+        for _ in range(world.rng.randint(1, 3)):
+            world.step()
+        burst = world.take_changes()
+        dns_stream += burst
+        policy_stream += burst
+        if world.rng.random() < 0.5:
+            assert index.update(world.state, dns_stream) == task_networks(world.state)
+            dns_stream = []
+        if world.rng.random() < 0.4:
+            spec = policy_input(world.state, "n1")
+            assert planner.plan(world.state, policy_stream) == (plan_policy(spec) if spec else None)
+            policy_stream = []
+    assert index.full_rebuilds == 1 and planner.full_compares == 0
 
 
 def test_changes_that_do_not_reach_the_state_rebuild_everything() -> None:
@@ -223,3 +254,25 @@ def test_traffic_backends_follow_health_toggles_per_task(seed: int) -> None:
             assert index.remade_tasks <= len(toggled)  # the changed tasks only, not their services
             per_task += 1
     assert per_task > 80  # (a node change in a step recomputes everything: full_rebuilds > 1)
+
+
+def test_a_sharer_behind_the_index_gets_its_own_state_and_the_others_stay_exact() -> None:
+    world = World(5)
+    index = TaskNetworkIndex()
+    index.update(world.state, world.take_changes())
+    for _ in range(30):
+        world.step()
+    older, older_changes = world.state, world.take_changes()
+    for _ in range(30):
+        world.step()
+    newer_changes = world.take_changes()
+    assert index.update(world.state, older_changes + newer_changes) == task_networks(world.state)
+    assert index.update(older, older_changes) == task_networks(older)  # behind: rebuilt for it
+    for _ in range(5):
+        world.step()
+    assert index.update(world.state, world.take_changes()) == task_networks(world.state)
+
+
+def test_the_board_holds_one_index() -> None:
+    board = LocalBoard()
+    assert shared_index(board) is shared_index(board) is board.task_networks

@@ -77,3 +77,44 @@ def test_join_target_carries_the_forwarded_join_port():
     node = NodeRecord("a" * 16, "n1", "10.40.0.1", 8147, 8146, join_port=8148)
     assert node.join_target == "10.40.0.1:8148"
     assert NodeRecord("b" * 16, "n2", "10.0.0.2", 7947, 7946).join_target == "10.0.0.2"
+
+
+def test_init_with_an_advertise_address_not_of_this_host_says_what_it_guessed():
+    # h26 walk: `init --advertise-addr 10.39.0.7` (a typo: the host is 10.39.0.1) made a cluster whose
+    # join command named 10.39.0.7, silently
+    from p2porch.membership.addresses import guessed_nat_warning
+
+    config = load_config()
+    typo = node_addresses(
+        config, {"advertise_addr": "10.40.0.7"}, is_local=is_local, default_route_addr=default_route
+    )
+    warning = guessed_nat_warning(typo, listen_given=False)
+    assert warning is not None
+    assert warning.startswith("--advertise-addr 10.40.0.7 is not an address of this host")
+    assert "binds 10.41.0.3" in warning and "leave --force" in warning and "--listen-addr" in warning
+    assert guessed_nat_warning(typo, listen_given=True) is None  # behind a NAT, said so
+    right = node_addresses(
+        config, {"advertise_addr": "10.41.0.3"}, is_local=is_local, default_route_addr=default_route
+    )
+    assert guessed_nat_warning(right, listen_given=False) is None
+
+
+def test_the_cli_prints_inits_warning_on_stderr_and_the_join_command_on_stdout(capsys, monkeypatch):
+    from p2porch.cli import cluster
+    from p2porch.cli.main import main
+
+    class Client:
+        def post(self, path, body):
+            return {
+                "cluster_id": "0" * 16,
+                "node_id": "1" * 16,
+                "token": "P2PT-1-" + "0" * 16 + "-" + "A" * 43,
+                "join_addr": "10.40.0.7:7948",
+                "warning": "--advertise-addr 10.40.0.7 is not an address of this host: ...",
+            }
+
+    monkeypatch.setattr(cluster, "local_client_for", lambda args: Client())
+    assert main(["init", "--advertise-addr", "10.40.0.7"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "warning: --advertise-addr 10.40.0.7 is not an address of this host: ...\n"
+    assert "p2porch join 10.40.0.7:7948" in out and "warning" not in out

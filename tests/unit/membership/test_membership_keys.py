@@ -1,5 +1,7 @@
 """Cluster keys, node keys and rotation envelopes (pure)."""
 
+import base64
+
 import pytest
 
 from p2porch.errors import AuthError
@@ -69,3 +71,19 @@ def test_rotation_excludes_the_removed_node_and_names_nodes_without_a_key():
     for envelope in rotation.envelopes.values():  # the removed node opens none of them
         with pytest.raises(AuthError):
             open_envelope("2" * 16, 1, "gone", private["gone"], envelope)
+
+
+def test_node_keys_keep_the_encoding_of_the_serialization_api() -> None:
+    # keys.py takes raw bytes from the keys' own methods (no `serialization` import in the daemon): the
+    # stored private key and the public key in Raft must stay byte for byte what nodes wrote before
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    private_text = new_node_key()
+    private = X25519PrivateKey.from_private_bytes(base64.b64decode(private_text))
+    raw = serialization.Encoding.Raw
+    assert base64.b64decode(private_text) == private.private_bytes(
+        raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    expected_public = private.public_key().public_bytes(raw, serialization.PublicFormat.Raw)
+    assert node_public_key(private_text) == base64.b64encode(expected_public).decode()

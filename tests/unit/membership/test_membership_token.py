@@ -66,8 +66,10 @@ def test_handshake_with_the_right_token_exchanges_request_and_reply():
 def test_wrong_secret_is_detected_by_the_joiner_before_it_sends_anything():
     token = new_token()
     wrong = JoinToken(cluster_id=token.cluster_id, secret=os.urandom(32))
-    with pytest.raises(AuthError, match="wrong join token"):
+    with pytest.raises(AuthError, match="wrong join token") as info:
         run_handshake(wrong, token, {"name": "n2"})
+    # an old token after `token --rotate` fails the same way: the message says so, and what to do
+    assert "token --rotate" in info.value.message and "`p2porch token` on a member" in info.value.message
 
 
 def test_member_refuses_a_joiner_that_cannot_prove_the_token():

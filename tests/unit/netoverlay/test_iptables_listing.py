@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 
 from p2porch.netoverlay.iptables_listing import Listing, owned_rules, plan_ensure
-from p2porch.netoverlay.netpolicy import Endpoint, PolicyInput, PolicyPlan, jump_rule, plan_policy
+from p2porch.netoverlay.netpolicy import PolicyInput, PolicyPlan, jump_rule, plan_policy
 from p2porch.netoverlay.plan import FirewallRule
 from p2porch.netoverlay.policy_firewall import PolicyFirewall
 
@@ -145,8 +145,8 @@ class RecordingRunner:
 
 def _plan_and_kernel() -> tuple[PolicyPlan, str, str]:
     """A plan, the filter table and the ``ipset save`` of a kernel that already matches it."""
-    endpoints = (Endpoint("10.240.1.5", frozenset({"web"})), Endpoint("10.240.2.7", frozenset({"web"})))
-    plan = plan_policy(PolicyInput("10.240.0.0/16", "10.240.1.0/24", endpoints))
+    addresses = {"10.240.1.5": frozenset({"web"}), "10.240.2.7": frozenset({"web"})}
+    plan = plan_policy(PolicyInput("10.240.0.0/16", "10.240.1.0/24", addresses))
     jump = " ".join(["-A", *jump_rule("DOCKER-USER")])
     chains = [f"-N {c}" for c in plan.chains]
     rules = [line for c in plan.chains for line in plan.chain_lines(c)]

@@ -13,14 +13,13 @@ from p2porch.netoverlay.netpolicy import (
     POLICY_CHAIN,
     REJECT_CHAIN,
     TASKS_SET,
-    Endpoint,
     PolicyInput,
     PolicyPlan,
     may_talk,
     network_set,
     plan_policy,
     stale_chains,
-    valid_endpoints,
+    valid_addresses,
 )
 
 CLUSTER = "10.240.0.0/16"
@@ -89,8 +88,7 @@ def layout(seed: int) -> tuple[PolicyInput, dict[str, frozenset[str]]]:
     for node in (1, 2, 3):
         for host in range(2, 2 + rng.randrange(1, 6)):
             members[f"10.240.{node}.{host}"] = frozenset(rng.sample(nets, rng.randrange(1, 3)))
-    endpoints = tuple(Endpoint(a, n) for a, n in members.items())
-    return PolicyInput(CLUSTER, LEASE, endpoints, frozenset({"c"})), members
+    return PolicyInput(CLUSTER, LEASE, dict(members), frozenset({"c"})), members
 
 
 @pytest.mark.parametrize("seed", range(25))
@@ -131,8 +129,8 @@ def test_a_local_task_the_rules_do_not_know_yet_is_reachable_from_known_tasks() 
 
 
 def test_tasks_on_internal_networks_only_get_no_egress() -> None:
-    endpoints = (Endpoint("10.240.1.2", frozenset({"c"})), Endpoint("10.240.1.3", frozenset({"c", "a"})))
-    plan = plan_policy(PolicyInput(CLUSTER, LEASE, endpoints, frozenset({"c"})))
+    addresses = {"10.240.1.2": frozenset({"c"}), "10.240.1.3": frozenset({"c", "a"})}
+    plan = plan_policy(PolicyInput(CLUSTER, LEASE, addresses, frozenset({"c"})))
     assert evaluate(plan, "10.240.1.2", "8.8.8.8") == "REJECT"
     assert evaluate(plan, "10.240.1.3", "8.8.8.8") == "RETURN"  # also on a network that is not internal
     assert evaluate(plan, "10.240.1.2", "10.240.1.3") == "ACCEPT"
@@ -141,7 +139,7 @@ def test_tasks_on_internal_networks_only_get_no_egress() -> None:
 def test_text_is_deterministic_and_declares_its_chains() -> None:
     spec, _ = layout(7)
     shuffled = PolicyInput(
-        spec.cluster_cidr, spec.local_subnet, tuple(reversed(spec.endpoints)), spec.internal_networks
+        spec.cluster_cidr, spec.local_subnet, dict(reversed(spec.addresses.items())), spec.internal_networks
     )
     a, b = plan_policy(spec), plan_policy(shuffled)
     assert a.text == b.text
@@ -163,9 +161,11 @@ def test_stale_chains_are_those_of_earlier_layouts() -> None:
 def test_a_task_elsewhere_changes_the_sets_only() -> None:
     """An address that comes or goes on another node is a set entry: the rule text stays the same."""
     spec, members = layout(5)
-    remote = Endpoint("10.240.3.200", frozenset({"a", "b"}))
     grown = PolicyInput(
-        spec.cluster_cidr, spec.local_subnet, (*spec.endpoints, remote), spec.internal_networks
+        spec.cluster_cidr,
+        spec.local_subnet,
+        {**spec.addresses, "10.240.3.200": frozenset({"a", "b"})},
+        spec.internal_networks,
     )
     before, after = plan_policy(spec), plan_policy(grown)
     assert after.text == before.text
@@ -181,32 +181,20 @@ def test_a_task_elsewhere_changes_the_sets_only() -> None:
 
 def test_a_node_without_local_tasks_plans_no_sets() -> None:
     spec, _ = layout(2)
-    elsewhere = PolicyInput(spec.cluster_cidr, "10.240.9.0/24", spec.endpoints, spec.internal_networks)
+    elsewhere = PolicyInput(spec.cluster_cidr, "10.240.9.0/24", spec.addresses, spec.internal_networks)
     plan = plan_policy(elsewhere)
     assert plan.sets == {}
     assert "--match-set" not in plan.text
 
 
-def test_odd_addresses_are_ignored_and_shared_addresses_merge() -> None:
-    eps = [
-        Endpoint("not-an-ip", frozenset({"a"})),
-        Endpoint("8.8.8.8", frozenset({"a"})),
-        Endpoint("10.240.1.2", frozenset({"a"})),
-        Endpoint("10.240.1.2", frozenset({"b"})),
-    ]
-    assert valid_endpoints(eps, CLUSTER) == {"10.240.1.2": frozenset({"a", "b"})}
-
-
-@pytest.mark.parametrize("seed", range(10))
-def test_the_address_mapping_plans_as_the_endpoints_do(seed: int) -> None:
-    """``PolicyInput.addresses`` (what a node that keeps the mapping passes) gives the very plan the
-    endpoint tuple gives, odd addresses and all."""
-    spec, members = layout(seed)
-    odd = {"not-an-ip": frozenset({"a"}), "8.8.8.8": frozenset({"a"}), "10.240.3.9": frozenset()}
-    endpoints = (*spec.endpoints, *(Endpoint(a, n) for a, n in odd.items()))
-    by_tuple = plan_policy(PolicyInput(CLUSTER, LEASE, endpoints, spec.internal_networks))
-    by_mapping = plan_policy(
-        PolicyInput(CLUSTER, LEASE, (), spec.internal_networks, addresses={**members, **odd})
-    )
-    assert by_mapping == by_tuple
-    assert by_mapping.sets and "--match-set" in by_mapping.text
+def test_odd_addresses_are_ignored() -> None:
+    addresses = {
+        "not-an-ip": frozenset({"a"}),
+        "8.8.8.8": frozenset({"a"}),  # outside the cluster
+        "10.240.3.9": frozenset(),  # no network
+        "10.240.1.2": frozenset({"a", "b"}),
+    }
+    assert valid_addresses(addresses, CLUSTER) == {"10.240.1.2": frozenset({"a", "b"})}
+    spec, members = layout(4)
+    plan = plan_policy(PolicyInput(CLUSTER, LEASE, {**members, **addresses}, spec.internal_networks))
+    assert plan.sets[TASKS_SET] == frozenset(members) | {"10.240.1.2"}

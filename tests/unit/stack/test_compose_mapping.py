@@ -448,6 +448,11 @@ def test_unsupported_keys_are_reported_by_path(text, field):
             "services.web.deploy.placement.constraints[0]",
             "no == or !=",
         ),
+        # the key the file has, not the deploy key it stands for
+        ("services:\n  web:\n    image: x\n    mem_limit: 12Q\n", "services.web.mem_limit", "invalid size"),
+        ("services:\n  web:\n    image: x\n    cpus: lots\n", "services.web.cpus", "lots"),
+        ("services:\n  web:\n    image: x\n    scale: -1\n", "services.web.scale", "at least 0"),
+        ("services:\n  web:\n    image: x\n    command: 5\n", "services.web.command", "got an integer"),
         (
             "services:\n  web:\n    image: x\n    deploy: {resources: {limits: {memory: 12Q}}}\n",
             "services.web.deploy.resources.limits.memory",
@@ -499,3 +504,13 @@ def test_invalid_stack_name_is_refused():
 def test_too_long_combined_name_is_refused():
     exc = error_of(f"services:\n  {'a' * 60}:\n    image: x\n")
     assert exc.field == f"services.{'a' * 60}" and "longer than 63" in exc.message
+
+
+def test_a_required_variable_that_is_unset_is_one_problem_not_two():
+    from p2porch.stack import ComposeError
+
+    with pytest.raises(ComposeError) as info:
+        load_stack("s", "services:\n  web:\n    image: ${IMG:?set IMG}\n", lambda path: "")
+    assert [p.message for p in info.value.problems] == [
+        "services.web.image: required variable IMG is not set: set IMG"
+    ]

@@ -8,7 +8,7 @@ import pytest
 
 from p2porch.cli.stack import add_stack_commands, deploy_body, resolve_stack
 from p2porch.cli.util import Parser, UsageError
-from p2porch.errors import ConfigError, DaemonError
+from p2porch.errors import ConfigError, ConflictError, DaemonError
 from p2porch.stack import (
     service_name,
     stack_dns_aliases,
@@ -156,3 +156,38 @@ def test_the_zone_answers_a_stack_alias_like_the_service():
     for name in ("shop-web.p2p", "web.shop.p2p", "1.web.shop.p2p", "tasks.web.shop.p2p", "book_db.shop.p2p"):
         labels = to_labels(name)
         assert labels is not None and zone.names[labels].a == ["10.240.1.2"], name
+
+
+@pytest.mark.parametrize(
+    ("refusal", "code"),
+    [
+        (
+            ConfigError(
+                "services.api.ports: host port 7946/tcp is p2porch's own gossip port",
+                field="services.api.ports",
+            ),
+            2,
+        ),
+        (ConflictError("services.api: a service named 'shop-api' already exists", field="services.api"), 1),
+    ],
+)
+def test_a_key_the_daemon_refuses_is_reported_under_the_files_name(
+    tmp_path, capsys, monkeypatch, refusal, code
+):
+    from p2porch.cli import stack
+    from p2porch.cli.main import main
+
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text("services:\n  api:\n    image: x\n    ports: ['7946:80']\n")
+
+    class Client:
+        def get(self, path, **params):
+            return []
+
+        def post(self, path, body):
+            raise refusal
+
+    monkeypatch.setattr(stack, "client_for", lambda args: Client())
+    assert main(["stack", "deploy", "-c", str(compose), "shop"]) == code
+    err = capsys.readouterr().err
+    assert err == f"p2porch: error: 1 problem in {compose}:\n  {refusal.message}\n"

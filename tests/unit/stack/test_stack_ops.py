@@ -247,8 +247,19 @@ async def test_a_stack_publishing_a_p2porch_port_is_refused_before_anything_is_w
     compose = "services:\n  web:\n    image: nginx\n  dns:\n    image: coredns\n    ports: ['53:53/udp']\n"
     with pytest.raises(ConfigError) as info:
         await deploy(ops, "s", compose)
-    assert info.value.field == "--publish" and "dns" in info.value.message
+    # named as the file's key (the CLI prints it under the file's name), not as the flag --publish
+    assert info.value.field == "services.dns.ports"
+    assert info.value.message == "services.dns.ports: host port 53/udp is p2porch's own dns port"
     assert "create_service" not in manager.commands
+
+
+async def test_a_stack_port_another_service_publishes_is_a_conflict_named_by_its_key(ops, manager):
+    await ops.services.create({"name": "web", "image": "nginx", "publish": ["8080:80"]})
+    compose = "services:\n  api:\n    image: nginx\n    ports: ['8080:80']\n"
+    with pytest.raises(ConflictError) as info:
+        await deploy(ops, "s", compose)
+    assert info.value.field == "services.api.ports"
+    assert info.value.message.startswith("services.api.ports: ingress port 8080/tcp is already published by")
 
 
 TIERS = """

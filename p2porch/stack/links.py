@@ -1,0 +1,97 @@
+"""Compose ``links`` (pure): a ``SERVICE:ALIAS`` entry makes ALIAS resolve to SERVICE.
+
+Owns what Compose's legacy links still do on a user-defined network, which files rely on (an
+application configured with ``es:9300`` and ``links: [elasticsearch:es]``): the linking service
+resolves the alias to the linked one. p2porch has no per-container links, so the alias becomes a
+network alias of the linked service on every network the two share, resolvable from every task on
+those networks (a superset of Compose's link, which only the linking container sees). A link without
+an alias (``db``, ``db:db``) adds nothing: service names resolve already. An alias that names another
+service of the stack, is claimed by two services on one network, or has no network to live on is not
+added, with a warning naming the service and the link. Never reads cluster state and never does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from ..errors import ConfigError
+from .problems import Problems
+from .values import list_, string
+
+# the aliases Docker's DNS answers (as model/netrefs.py checks them)
+_ALIAS_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+
+
+class _Service(Protocol):
+    @property
+    def short_name(self) -> str: ...
+
+    @property
+    def spec(self) -> dict[str, Any]: ...
+
+
+def link_aliases(services: Sequence[_Service], confs: Mapping[str, Any], problems: Problems) -> None:
+    """Add the aliases of every service's ``links`` to the linked services' network entries (in place)."""
+    specs = {s.short_name: s.spec for s in services}
+    shorts = {short.lower() for short in confs}
+    owners: dict[tuple[str, str], str] = {}  # (network, alias) -> the service it resolves to
+    for short, conf in confs.items():
+        if short not in specs and isinstance(conf, Mapping) and conf.get("links"):
+            problems.warn(f"ignoring services.{short}.links: {short} runs in another service's task")
+    for service in services:
+        conf = confs.get(service.short_name)
+        raw = conf.get("links") if isinstance(conf, Mapping) else None
+        if raw is None:
+            continue
+        path = f"services.{service.short_name}.links"
+        try:
+            entries = [string(e, f"{path}[{i}]") for i, e in enumerate(list_(raw, path))]
+        except ConfigError as exc:
+            problems.add(exc)
+            continue
+        for i, entry in enumerate(entries):
+            target, _, alias = entry.partition(":")
+            alias = alias.lower()
+            if not alias or alias == target.lower():
+                continue
+            where = f"{path}[{i}]"
+            problem = _why_not(alias, target, service, specs, shorts)
+            if problem:
+                problems.warn(f"ignoring {where} ({entry}): {problem}")
+                continue
+            mine = {net["target"] for net in service.spec.get("networks") or ()}
+            shared = [net for net in specs[target].get("networks") or () if net["target"] in mine]
+            if not shared:
+                problems.warn(
+                    f"ignoring {where} ({entry}): {service.short_name} and {target} share no network, "
+                    f"so {alias!r} cannot resolve"
+                )
+                continue
+            for net in shared:
+                owner = owners.setdefault((net["target"], alias), target)
+                if owner != target:
+                    problems.warn(
+                        f"ignoring {where} ({entry}): {alias!r} already resolves to {owner} on that network"
+                    )
+                elif alias not in net["aliases"]:
+                    net["aliases"].append(alias)
+
+
+def _why_not(
+    alias: str, target: str, service: _Service, specs: Mapping[str, Any], shorts: set[str]
+) -> str | None:
+    """Why the alias of a link cannot be added, or None."""
+    if target not in specs:
+        return f"{target!r} is not a service deployed by this stack, so the alias does not resolve"
+    if alias in shorts:
+        return f"{alias!r} is the name of another service of the stack"
+    if not _ALIAS_RE.match(alias):
+        return f"{alias!r} is not a name the cluster DNS answers"
+    if service.short_name == target:
+        return "a service linking to itself"
+    return None
+
+
+__all__ = ["link_aliases"]
