@@ -22,7 +22,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SLOW_FULL_COLLECTION_S", "freeze_after", "install"]
+__all__ = ["SLOW_FULL_COLLECTION_S", "freeze_after", "install", "uninstall"]
 
 #: a full collection this long or longer freezes its survivors
 SLOW_FULL_COLLECTION_S = 0.05
@@ -68,3 +68,11 @@ def install(slow_s: float = SLOW_FULL_COLLECTION_S) -> _Hook:
     hook = _Hook(slow_s)
     gc.callbacks.append(hook)
     return hook
+
+
+def uninstall(hook: _Hook) -> None:
+    """Take ``hook`` out; what it froze goes back to the collected generations (``gc.unfreeze``)."""
+    if hook in gc.callbacks:
+        gc.callbacks.remove(hook)
+    if hook.freezes:
+        gc.unfreeze()

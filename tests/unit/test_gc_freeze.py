@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from p2porch.gc_freeze import SLOW_FULL_COLLECTION_S, freeze_after, install
+from p2porch.gc_freeze import SLOW_FULL_COLLECTION_S, freeze_after, install, uninstall
 
 
 def test_only_a_slow_full_collection_freezes() -> None:
@@ -58,3 +58,17 @@ def test_installing_twice_keeps_one_hook() -> None:
         assert gc.callbacks == [first]
     finally:
         gc.callbacks[:] = hooks
+
+
+def test_uninstalled_the_hook_is_gone_and_what_it_froze_thawed() -> None:
+    hooks = gc.callbacks[:]
+    gc.callbacks.clear()
+    try:
+        hook = install(slow_s=0.0)
+        gc.collect()
+        assert hook.freezes == 1 and gc.get_freeze_count() > 0
+        uninstall(hook)
+        assert gc.callbacks == [] and gc.get_freeze_count() == 0
+    finally:
+        gc.callbacks[:] = hooks
+        gc.unfreeze()

@@ -52,6 +52,7 @@ def test_the_daemon_command_sets_the_daemons_switch_interval(
     import p2porch.logs
 
     seen: list[float] = []
+    hooks: list[list[str]] = []
 
     class _Daemon:
         def __init__(self, config: Any, pid_file: Any = None) -> None:
@@ -59,6 +60,7 @@ def test_the_daemon_command_sets_the_daemons_switch_interval(
 
         async def run(self) -> None:
             seen.append(sys.getswitchinterval())
+            hooks.append([type(h).__name__ for h in gc.callbacks])
 
     config = types.SimpleNamespace(log=types.SimpleNamespace(format="text", level="info"))
     monkeypatch.setattr(p2porch.daemon, "Daemon", _Daemon)
@@ -66,9 +68,10 @@ def test_the_daemon_command_sets_the_daemons_switch_interval(
     monkeypatch.setattr(p2porch.logs, "setup_logging", lambda *a: None)
     monkeypatch.delenv("P2PORCH_TRACEMALLOC", raising=False)
     monkeypatch.delenv("P2PORCH_PROFILE", raising=False)
-    before = len(gc.callbacks)
+    before = gc.callbacks[:]
     assert cli_daemon.cmd_daemon(argparse.Namespace(pid_file=None)) == 0
     assert seen == [pytest.approx(RAFT_SWITCH_INTERVAL_S)]
-    # and its freeze after a slow full collection (gc_freeze.py), taken out again by the fixture
-    assert len(gc.callbacks) == before + 1 and type(gc.callbacks[-1]).__name__ == "_Hook"
+    # and its freeze after a slow full collection (gc_freeze.py) while the daemon runs, removed after it
+    assert hooks == [[type(h).__name__ for h in before] + ["_Hook"]]
+    assert gc.callbacks == before
     assert RAFT_SWITCH_INTERVAL_S < DEFAULT_S  # the check can fail: the daemon's differs from the default
