@@ -10,6 +10,9 @@ task reports to send. Rules it enforces:
 - A running container of a still-assigned task is adopted (reported, never restarted), e.g. after a
   daemon restart.
 - Containers of tasks that are no longer assigned to this node are stopped and removed.
+- A container that exited by itself (a job task that completed, a task that crashed) is kept, with its
+  logs, while its task is assigned here (the cluster keeps the task's record as history); it goes with
+  the record. A container the agent stops itself is removed at once.
 - A task is never reported out of a terminal state.
 - A task group's containers go with its main container: a running task whose sidecar stopped has failed,
   its health is the worst of its containers', and a stopped or terminal task's sidecars are removed.
@@ -222,7 +225,8 @@ def plan_node(
         if assignment.desired_state == DesiredState.SHUTDOWN:
             _plan_shutdown(assignment, primary, state, last, now, actions, emit, drain_s)
             drain = max(drain_s if state == TaskState.RUNNING else 0.0, assignment.drain_s)
-            _remove_members(assignment, members, actions, "desired shutdown", only_live=False, drain_s=drain)
+            kept = _exited if _ended_by_itself(primary, state) else _nothing
+            _remove_members(assignment, members, actions, "desired shutdown", keep=kept, drain_s=drain)
             continue
         if assignment.sidecars and primary is not None and state not in TERMINAL_STATES:
             seen = report_from_container(primary, now)
@@ -234,10 +238,30 @@ def plan_node(
                 primary = replace(primary, health=group_health(primary.health, members, assignment))
         _plan_running(assignment, primary, state, last, now, actions, emit)
         if state in TERMINAL_STATES or (primary is None and state in STARTED_STATES):
-            _remove_members(assignment, members, actions, "task already terminal", only_live=True)
+            _remove_members(assignment, members, actions, "task already terminal", keep=_not_live)
 
     forget = tuple(sorted(t for t in known if t not in wanted and t not in busy_tasks))
     return NodePlan(actions=tuple(actions), reports=tuple(reports), forget=forget)
+
+
+def _not_live(container: ObservedContainer) -> bool:
+    return container.status not in _LIVE_STATUSES
+
+
+def _exited(container: ObservedContainer) -> bool:
+    return container.status == "exited"
+
+
+def _nothing(container: ObservedContainer) -> bool:
+    return False
+
+
+def _ended_by_itself(primary: ObservedContainer | None, state: str) -> bool:
+    """The task ended on its own (completed, crashed, or its group failed), not by the agent stopping it:
+    its exited containers stay for their logs while its record exists."""
+    if primary is not None and primary.status == "exited":
+        return state != TaskState.SHUTDOWN  # shutdown: we stopped it and its removal did not finish
+    return state in (TaskState.COMPLETE, TaskState.FAILED)
 
 
 def _remove_members(
@@ -246,13 +270,13 @@ def _remove_members(
     actions: list[Action],
     reason: str,
     *,
-    only_live: bool,
+    keep: Callable[[ObservedContainer], bool],
     drain_s: float = 0.0,
 ) -> None:
-    """Stop a task group's other containers with the task (exited ones stay for their logs until the task is
-    forgotten, unless the task is being shut down)."""
+    """Stop a task group's other containers with the task, except those ``keep`` holds on to (ones that
+    are not live, or exited ones, for their logs until the task's record goes)."""
     for member in members:
-        if only_live and member.status not in _LIVE_STATUSES:
+        if keep(member):
             continue
         live = member.status in _LIVE_STATUSES
         actions.append(
@@ -360,6 +384,10 @@ def _plan_shutdown(
     if state not in TERMINAL_STATES:
         # It exited by itself before we stopped it: report how it ended.
         emit(report_from_container(primary, now), last)
+    if primary.status == "exited" and _ended_by_itself(primary, state):
+        # Kept with its logs (a job's output, a crash's last lines: `service logs`) while the cluster keeps
+        # the task's record (a bounded history per slot); it goes with the record ("task not assigned").
+        return
     actions.append(
         RemoveContainer(task_id, primary.container_id, assignment.stop_grace_s, "desired shutdown")
     )

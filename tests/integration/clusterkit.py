@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from p2porch.errors import SandboxError
+from p2porch.model import TERMINAL_STATES
 from p2porch.sandbox.dockerd import docker, docker_ping, start_dockerd
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 from p2porch.sandbox.system import find_program, pid_alive, read_pid
@@ -256,14 +257,20 @@ def remove_and_wait(nodes: list[SandboxNode], service: str) -> None:
     """Remove ``service`` (if it exists) and wait until no node has any of its containers.
 
     A replicated service is scaled to 0 first: its tasks then stop with the service's own stop grace
-    period (removing the service alone removes them as orphans after 10 s)."""
+    period (removing the service alone removes them as orphans after 10 s). Scaled to 0, no container of
+    it runs and every task is over; the containers of tasks that ended by themselves (a crash, a job
+    done) stay for their logs while the cluster keeps the tasks' records, and go with the service."""
 
     def gone() -> bool:
         return not any(containers(n, service, include_stopped=True) for n in nodes)
 
+    def scaled_to_0() -> bool:
+        over = all(t["state"] in TERMINAL_STATES for t in all_tasks(nodes[0], service))
+        return over and not any(running_containers(nodes, service).values())
+
     with api(nodes[0]) as client:
         if client.post(f"/services/{service}/scale", json={"replicas": 0}).status_code == 200:
-            wait_for(gone, what=f"{service} scaled to 0", retry_on=(SandboxError,))
+            wait_for(scaled_to_0, what=f"{service} scaled to 0", retry_on=(SandboxError,))
         response = client.delete(f"/services/{service}")
         assert response.status_code in (200, 404), response.text
     wait_for(gone, what=f"every container of {service} removed", retry_on=(SandboxError,))

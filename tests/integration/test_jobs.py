@@ -177,3 +177,67 @@ def test_cron_job_runs_at_every_tick_once_across_a_leader_kill(cluster, outdir):
     assert [ticks[i] - ticks[1] for i in (1, 2, 3)] == [0, 60, 120], ticks
     assert int(ticks[1]) % 60 == 0
     assert len(markers(outdir, "done")) == 3, markers(outdir, "done")
+
+
+def test_service_logs_show_a_done_job_and_a_crashed_task_until_service_rm(cluster, outdir):
+    """`service logs` of a job that is done prints what it printed, and a crashed task's last line stays
+    readable: a container that exited by itself is kept while its task's record is (a bounded history:
+    3 finished tasks per slot, however often it crashed); `service rm` removes them all. The crashes are
+    pinned to one node with a host port: each replacement ran (a kept container holds no port)."""
+    sb, nodes = cluster
+    job = ["--mode", "replicated-job", "--replicas", "2", "--restart-condition", "none"]
+    crash_args = [
+        *("--restart-condition", "on-failure", "--restart-delay", "1s", "--constraint", "node.name==n2"),
+        *("--publish", "published=18080,target=80,mode=host", "--stop-grace-period", "1s"),
+        *("--mount", f"type=bind,source={outdir},target=/out"),
+    ]
+    crash = 'echo "last words $P2PORCH_TASK_ID"; touch /out/crash.$P2PORCH_TASK_ID; sleep 1; exit 3'
+
+    def kept(name: str) -> list[dict]:
+        return [c for n in nodes for c in clusterkit.containers(n, name, include_stopped=True)]
+
+    def history(name: str) -> list[dict]:
+        return api_get(nodes[0], f"/services/{name}/tasks", all="true")
+
+    def settled() -> bool:  # scaled to 0: every task over, and the containers are those of its crashes
+        tasks = history("crash")
+        ids = {c["Config"]["Labels"]["p2porch.task-id"] for c in kept("crash")}
+        over = all(t["state"] in ("failed", "shutdown") for t in tasks)
+        return over and ids == {t["id"] for t in tasks if t["state"] == "failed"}
+
+    try:
+        line = 'echo "job line $P2PORCH_SLOT"'
+        cli_json(sb, "n1", "service", "create", "-d", "--name", "said", *job, IMAGE, "sh", "-c", line)
+        wait_for(lambda: view(nodes[1], "said")["job"]["completed"] == 2, 60, "the job done (2/2)")
+        wait_for(lambda: api_get(nodes[0], "/services/said/tasks", all="false") == [], 30, "its tasks over")
+        # five crashes of crash.1 (meanwhile the agents act on the job's ended tasks)
+        cli_json(
+            sb, "n1", "service", "create", "-d", "--name", "crash", *crash_args, IMAGE, "sh", "-c", crash
+        )
+        wait_for(lambda: len(markers(outdir, "crash")) >= 5, 90, "five crashes of crash.1")
+        assert cli(sb, "n1", "service", "scale", "-d", "crash=0").returncode == 0
+        wait_for(settled, 30, "crash scaled to 0 and its history settled")
+        failed = [t for t in history("crash") if t["state"] == "failed"]
+        print(f"crash: {len(markers(outdir, 'crash'))} runs, {len(kept('crash'))} containers kept")
+        assert 1 <= len(failed) <= len(history("crash")) <= 3, history("crash")  # older ones went
+        assert all(t["exit_code"] == 3 and "code 3" in t["error"] for t in failed), failed
+
+        said = cli(sb, "n3", "service", "logs", "said")
+        assert said.returncode == 0, said.stderr.decode()
+        lines = sorted(row.split(" | ", 1)[1] for row in said.stdout.decode().splitlines())
+        assert lines == ["job line 1", "job line 2"], said.stdout.decode()
+        assert (
+            sorted((c["State"]["Status"], c["State"]["ExitCode"]) for c in kept("said"))
+            == [("exited", 0)] * 2
+        )
+        last = cli(sb, "n3", "service", "logs", "crash").stdout.decode()
+        assert all(f"last words {t['id']}" in last for t in failed), (failed, last)
+
+        removed = cli(sb, "n2", "service", "rm", "said", "crash")
+        assert removed.returncode == 0, removed.stderr.decode()
+        wait_for(lambda: not kept("said") and not kept("crash"), 30, "every container of both removed")
+    finally:
+        for name in ("said", "crash"):
+            with api(nodes[0]) as client:
+                response = client.delete(f"/services/{name}")
+                assert response.status_code in (200, 404), response.text

@@ -287,7 +287,11 @@ def test_a_group_shares_localhost_and_one_address_and_moves_as_one_when_its_node
         moved = running_task(chief, "pod", avoid=host.name)
         other = next(n for n in nodes if n.name == moved["node"])
         assert other is not chief and other is not host
-        running = {member(c): c["State"]["Status"] for c in containers(other, "pod")}
+        # (an earlier task's exited sidecar may stay on that node for its logs: only the moved task's)
+        group = [
+            c for c in containers(other, "pod") if c["Config"]["Labels"]["p2porch.task-id"] == moved["id"]
+        ]
+        running = {member(c): c["State"]["Status"] for c in group}
         assert running == {"": "running", "side": "running"}, running
         page = wait_for(lambda: http_get(chief, f"http://{moved['address']}:8081/"), 60, "the moved sidecar")
         assert f"main {moved['id']}" in page and "side via localhost" in page, page

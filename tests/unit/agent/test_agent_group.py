@@ -160,6 +160,27 @@ def test_a_shut_down_group_removes_every_container_and_reports_shutdown_once() -
     assert removals["init"].drain_s == 0.0
 
 
+def test_a_group_that_ended_by_itself_keeps_its_exited_containers_for_their_logs() -> None:
+    """A completed job task, or a group failed by its crashed sidecar, keeps what exited (the crash's last
+    lines: `service logs --container`) once shut down; what still runs is stopped and removed."""
+    stop = assignment(desired_state=DesiredState.SHUTDOWN, state=TaskState.COMPLETE)
+    observed = [
+        container("main", "exited", exit_code=0),
+        container("side", member="log"),
+        container("init", "exited", "migrate", exit_code=0),
+    ]
+    plan = plan_node(NODE, [stop], observed, {}, NOW)
+    assert [a.container_id for a in plan.actions if isinstance(a, RemoveContainer)] == ["side"]
+    # the sidecar crashed, the agent stopped (and removed) the main: the crashed sidecar stays
+    stop = assignment(desired_state=DesiredState.SHUTDOWN, state=TaskState.FAILED)
+    plan = plan_node(NODE, [stop], [container("side", "exited", "log", exit_code=137)], {}, NOW)
+    assert plan.actions == ()
+    # stopped by the agent (reported shutdown): nothing of the group stays
+    stop = assignment(desired_state=DesiredState.SHUTDOWN, state=TaskState.SHUTDOWN)
+    plan = plan_node(NODE, [stop], [container("init", "exited", "migrate", exit_code=0)], {}, NOW)
+    assert [a.container_id for a in plan.actions if isinstance(a, RemoveContainer)] == ["init"]
+
+
 def test_a_group_whose_main_container_is_created_but_not_started_is_started_again() -> None:
     observed = [container("main", "created"), container("init", "exited", "migrate", exit_code=0)]
     plan = plan_node(NODE, [assignment()], observed, {}, NOW)

@@ -163,18 +163,37 @@ def test_desired_shutdown_before_start_reports_shutdown() -> None:
     assert [r.state for r in plan.reports] == [TaskState.SHUTDOWN]
 
 
-def test_desired_shutdown_of_exited_container_reports_how_it_ended_and_removes_it() -> None:
+def test_desired_shutdown_of_exited_container_reports_how_it_ended_and_keeps_it() -> None:
     a = assignment(desired_state="shutdown")
     plan = plan_node(
         NODE, [a], [container(status="exited", exit_code=2)], {"t1": report(container_id="c1")}, NOW
     )
     assert [(r.state, r.exit_code) for r in plan.reports] == [(TaskState.FAILED, 2)]
-    assert [(a.container_id, a.report_shutdown) for a in plan.actions] == [("c1", False)]  # type: ignore[union-attr]
+    assert plan.actions == ()  # its logs stay readable (`service logs`) while the task's record exists
 
 
-def test_desired_shutdown_of_failed_task_only_removes_its_container() -> None:
+def test_desired_shutdown_of_finished_task_keeps_its_exited_container_until_the_record_goes() -> None:
+    """A finished job task (or a crashed one) keeps its container and so its logs: `service logs` of a
+    batch job printed nothing once its tasks were done. The container goes with the task's record."""
+    for state, code in ((TaskState.COMPLETE, 0), (TaskState.FAILED, 1)):
+        a = assignment(desired_state="shutdown", state=state)
+        exited = container(status="exited", exit_code=code)
+        plan = plan_node(NODE, [a], [exited], {}, NOW)
+        assert (plan.reports, plan.actions) == ((), ())
+        gone = plan_node(NODE, [], [exited], {}, NOW, orphan_grace_s=2.0)
+        assert gone.actions == (RemoveContainer("t1", "c1", 2.0, "task not assigned"),)
+
+
+def test_a_container_the_agent_stopped_goes_even_if_its_removal_was_interrupted() -> None:
+    """Stopped by the agent (the task reported shutdown), then the remove failed: no logs to keep."""
+    a = assignment(desired_state="shutdown", state=TaskState.SHUTDOWN)
+    plan = plan_node(NODE, [a], [container(status="exited", exit_code=143)], {}, NOW)
+    assert plan.actions == (RemoveContainer("t1", "c1", 10.0, "desired shutdown"),)
+
+
+def test_desired_shutdown_of_dead_container_removes_it() -> None:
     a = assignment(desired_state="shutdown", state=TaskState.FAILED)
-    plan = plan_node(NODE, [a], [container(status="exited", exit_code=1)], {}, NOW)
+    plan = plan_node(NODE, [a], [container(status="dead", exit_code=1)], {}, NOW)
     assert plan.reports == ()
     assert [type(x) for x in plan.actions] == [RemoveContainer]
 
@@ -310,6 +329,16 @@ def test_plan_invariants(situation, rnd: random.Random) -> None:  # type: ignore
         else:
             assert action.container_id in own_ids  # only our own containers, on our node
     assert len(acted) == len(set(acted))
+    removed = {a.container_id for a in plan.actions if isinstance(a, RemoveContainer)}
+    for c in containers:
+        a = mine.get(c.task_id)
+        if c.node_name != NODE or c.container_id in removed:
+            continue
+        assert a is not None  # a container of a task not assigned here always goes
+        if a.desired_state == "shutdown":
+            # what a shut-down task leaves is an exited container (kept for its logs), and only when the
+            # task ended by itself: the agent removes what it stops
+            assert c.status == "exited" and effective(c.task_id) != TaskState.SHUTDOWN, (c, a)
     for rep in plan.reports:
         assert rep.task_id in mine
         assert effective(rep.task_id) not in TERMINAL_STATES  # never reported out of a terminal state
