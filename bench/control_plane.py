@@ -285,6 +285,18 @@ def main() -> None:
         action="store_false",
         help="daemons: voters do not rebuild a node's DNS/ingress/overlay/policy views on each commit burst",
     )
+    parser.add_argument(
+        "--bulk",
+        action="store_true",
+        help="daemons: the simulated agents report each placed task RUNNING at once (no STARTING), a node's "
+        "reports gathered for a second into one command: the same state in minutes (docs/performance.md)",
+    )
+    parser.add_argument(
+        "--failovers",
+        type=int,
+        default=1,
+        help="daemons: leader failovers in a row at the end (each restarts the voter the one before killed)",
+    )
     parser.add_argument("--reporters", type=int, default=16, help="direct: concurrent agent connections")
     parser.add_argument("--api-clients", type=int, default=8, help="concurrent service-API clients (daemons)")
     parser.add_argument("--timeout-s", type=float, default=600, help="timed phase limit (daemons)")

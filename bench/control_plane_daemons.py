@@ -34,7 +34,7 @@ from typing import Any
 from control_plane_phases import (
     catch_up,
     compaction,
-    failover,
+    failovers,
     init_and_join,
     node_id,
     run_parallel,
@@ -116,7 +116,7 @@ def start_agents(
     if not hosts:
         follower = follower_of(cluster, leader)
         wait_version(follower, version, 60)
-        follower.call(op="sim_agents", nodes=ids, start_s=args.start_s)
+        follower.call(op="sim_agents", nodes=ids, start_s=args.start_s, bulk=args.bulk)
         return [follower]
     for host in hosts:
         cluster.start(host, wait=False)
@@ -132,7 +132,7 @@ def start_agents(
     first = 0
     for host, stores in zip(hosts, store_split(total, len(hosts)), strict=True):
         share = [[ids[i] for i in range(nodes) if i % total == first + k] for k in range(stores)]
-        host.call(op="sim_agents", nodes=share, start_s=args.start_s)
+        host.call(op="sim_agents", nodes=share, start_s=args.start_s, bulk=args.bulk)
         first += stores
     return hosts
 
@@ -293,8 +293,11 @@ def run_daemons_point(
             row |= compaction(cluster, leader)
             row |= catch_up(cluster, cluster.node(CATCH_UP), timed["expected_version"])
         row["voter_rss_mb"] = {n.name: rss_mb(n.proc.pid) for n in cluster.voters() if n.proc is not None}
+        row["voter_gc"] = {
+            n.name: n.call(op="sim_status")["gc"] for n in cluster.voters() if n.proc is not None
+        }
         if full:
-            row |= failover(cluster)
+            row |= failovers(cluster, args.failovers)
         return row
     finally:
         if args.profile:  # the members' logs (role changes, elections) next to the profile

@@ -5,6 +5,7 @@ figures, log compaction, a replica's catch-up and a leader failover (``bench/con
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from pathlib import Path
@@ -166,10 +167,16 @@ def catch_up(cluster: LocalCluster, replica: NodeProc, version: int) -> dict[str
 
 
 def failover(cluster: LocalCluster, timeout_s: float = 60.0) -> dict[str, Any]:
-    """SIGKILL the leader; seconds until a new leader commits a write (fails after ``timeout_s``)."""
+    """SIGKILL the leader; seconds until a new leader commits a write (fails after ``timeout_s``).
+
+    ``failover_marks``: wall-clock times (``time.time()``, to line up with the members' logs) of the
+    kill, of the killed process reaped (its memory freed and its sockets closed), of the new leader
+    found by polling and of the write committed."""
     leader = cluster.leader()
     t0 = time.monotonic()
+    marks = {"kill": time.time()}
     cluster.kill(leader)
+    marks["reaped"] = time.time()
     last: BaseException | None = None
     while time.monotonic() - t0 < timeout_s:
         try:
@@ -177,6 +184,7 @@ def failover(cluster: LocalCluster, timeout_s: float = 60.0) -> dict[str, Any]:
         except TimeoutError as exc:
             last = exc
             continue
+        marks["leader_found"] = time.time()
         prop = Proposer(new.control_port)
         try:
             result = prop.propose(C.Noop(at=time.time(), tag="failover"), timeout_s=5)
@@ -186,9 +194,31 @@ def failover(cluster: LocalCluster, timeout_s: float = 60.0) -> dict[str, Any]:
         finally:
             prop.close()
         if result.get("ok"):
+            marks["committed"] = time.time()
             return {
                 "failover_s": round(time.monotonic() - t0, 2),
                 "killed": leader.name,
                 "new_leader": new.name,
+                "failover_marks": {k: round(v, 3) for k, v in marks.items()},
             }
     raise RuntimeError(f"no new leader committed a write {timeout_s} s after the leader was killed: {last!r}")
+
+
+def failovers(cluster: LocalCluster, repeats: int) -> dict[str, Any]:
+    """``repeats`` failovers in a row: each restarts the voter killed by the one before and waits until it
+    applied the leader's state version (its journal replayed, caught up) first. Each one's figures, in
+    order; the first one's also at the top level (``failover_s``, as a single failover reports)."""
+    runs: list[dict[str, Any]] = []
+    for i in range(repeats):
+        if runs:
+            killed = cluster.node(runs[-1]["killed"])
+            r0 = time.monotonic()
+            cluster.start(killed, wait=False)
+            cluster.wait_ready(killed, timeout_s=180)
+            wait_version(killed, status(cluster.leader())["state_version"], 180)
+            runs[-1]["restarted_caught_up_s"] = round(time.monotonic() - r0, 1)
+            time.sleep(5.0)  # heartbeats resume to it; the leader settles before the next kill
+        runs.append(failover(cluster))
+        print(f"failover {i + 1}/{repeats}: {runs[-1]}", file=sys.stderr, flush=True)
+    first = runs[0] if runs else {}
+    return first | {"failovers": runs}

@@ -119,13 +119,11 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from ..lazyimport import defer_daemon_modules
 
     defer_daemon_modules()  # first (cli.main did it for `p2porch daemon`): modules an idle daemon never runs
-    import trio
 
+    from .. import gc_freeze
     from ..daemon import Daemon
     from ..logs import setup_logging
-    from ..memtrace import dump_on_signal, start_from_env
     from ..raft.bridge import RAFT_SWITCH_INTERVAL_S  # loaded with the daemon anyway
-    from ..wakeups import profiler_from_env
 
     # The process's GIL switch interval, set here and nowhere else (a library never changes this
     # process-wide setting): 1 ms instead of CPython's 5 ms, so that the Raft thread, which gives the GIL up
@@ -134,7 +132,21 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     sys.setswitchinterval(RAFT_SWITCH_INTERVAL_S)
     config = load_daemon_config(args)
     setup_logging(config.log.format, config.log.level)
-    daemon = Daemon(config, pid_file=args.pid_file)
+    # a full collection walks the whole state (seconds at 100,000 tasks, GIL held): after a slow one its
+    # survivors are frozen, so the next walks only what is new (gc_freeze.py; the tenth round)
+    hook = gc_freeze.install()
+    try:
+        return _run_daemon(Daemon(config, pid_file=args.pid_file))
+    finally:
+        gc_freeze.uninstall(hook)  # the process ends here; an in-process caller (tests) gets its gc back
+
+
+def _run_daemon(daemon: Any) -> int:
+    import trio
+
+    from ..memtrace import dump_on_signal, start_from_env
+    from ..wakeups import profiler_from_env
+
     snapshot_path = start_from_env()  # debug aid (memtrace.py): None unless P2PORCH_TRACEMALLOC is set
 
     async def run_with_snapshots() -> None:

@@ -100,3 +100,14 @@ class ElectionTimeout:
         and the pre-vote hold (a voter that heard its leader more recently refuses a pre-vote)."""
         estimate = self.mean_s + DEVIATIONS * self.deviation(now)
         return min(self.cap_s, max(self.floor_s, estimate))
+
+
+def lost_leader_delay_s(min_s: float, max_s: float, draw: float) -> float:
+    """How long a voter whose connection to its leader dropped waits before its pre-vote: the configured
+    window's width, not its minimum (``draw`` in [0, 1), the caller's RNG).
+
+    The minimum is there to wait out the gaps of a leader that is alive; a closed connection is no gap (the
+    leader's process died, or its silence already outlasted the connection timeout, which the adapted
+    minimum never passes). The spread stays, so two followers that saw the same drop seldom campaign in
+    the same round trip; stickiness stays too: a voter that still hears the leader refuses the pre-vote."""
+    return max(0.0, max_s - min_s) * min(max(draw, 0.0), 1.0)

@@ -31,6 +31,7 @@ from typing import Any
 
 import trio
 
+from .. import gc_freeze
 from ..errors import P2POrchError
 from ..model import ServiceSpec
 from ..model.placement import NAME_RE
@@ -236,9 +237,10 @@ def gate_dumps(gate: Path | None) -> None:
 
 def use_daemon_switch_interval() -> None:
     """For a store process's entry point (this module's, ``testing.control_member``'s and
-    ``testing.replica_host``'s): the GIL switch interval ``p2porch daemon`` sets (cli/daemon.py), so the
-    benchmarks run the daemon's setting."""
+    ``testing.replica_host``'s): the GIL switch interval ``p2porch daemon`` sets (cli/daemon.py) and its
+    freeze after a slow full collection (gc_freeze.py), so the benchmarks run the daemon's settings."""
     sys.setswitchinterval(RAFT_SWITCH_INTERVAL_S)
+    gc_freeze.install()
 
 
 def hold_worker_syncs(hold: Path | None) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 
 import pysyncobj.syncobj as _pso
 
-from .election_timeout import ElectionTimeout
+from .election_timeout import ElectionTimeout, lost_leader_delay_s
 from .pre_votes import PreVotes
 
 log = logging.getLogger(__name__)
@@ -179,13 +179,15 @@ class PreVoteElections:
         if node == getattr(self, "_SyncObj__raftLeader", None):
             self._pre_votes.leader_lost()  # a leader we cannot reach is not live: grant pre-votes at once
             self._election_timeout.lost()
-            if self._SyncObj__selfNode is not None:  # a dropped connection is no slowness: the configured
-                conf = self._SyncObj__conf  # window from now, as if the adapted one had never grown
-                configured = (
-                    conf.raftMinTimeout + (conf.raftMaxTimeout - conf.raftMinTimeout) * random.random()
-                )
-                self._SyncObj__raftElectionDeadline = min(
-                    self._SyncObj__raftElectionDeadline, _pso.monotonicTime() + configured
+            if self._SyncObj__selfNode is not None:  # a dropped connection is no slowness and no gap: the
+                conf = self._SyncObj__conf  # configured window's width from now (election_timeout.py)
+                delay = lost_leader_delay_s(conf.raftMinTimeout, conf.raftMaxTimeout, random.random())
+                now = _pso.monotonicTime()
+                deadline = min(self._SyncObj__raftElectionDeadline, now + delay)
+                self._SyncObj__raftElectionDeadline = deadline
+                log.info(
+                    "raft: the connection to the leader dropped: election deadline in %.2f s",
+                    deadline - now,
                 )
         super()._SyncObj__onNodeDisconnected(node)  # type: ignore[misc]
 

@@ -35,6 +35,7 @@ from ..leader.loop import serve_scheduler
 from ..raft import node as store_node
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
+from .gc_pauses import GcPauses, install
 from .member_views import ViewCounters, serve_views
 from .sim_nodes import SimNodes
 
@@ -61,12 +62,15 @@ class Member:
         self.nursery = nursery
         self.agents: SimNodes | None = None
         self.views: ViewCounters | None = None
+        self.gc = GcPauses()
+        install(self.gc)
 
     async def handle(self, store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         op = req.get("op")
         if op == "sim_agents":
             if self.agents is None:
-                self.agents = SimNodes(store, req["nodes"], float(req.get("start_s", 0.0)))
+                start_s, bulk = float(req.get("start_s", 0.0)), bool(req.get("bulk"))
+                self.agents = SimNodes(store, req["nodes"], start_s, bulk=bulk)
                 await self.nursery.start(self.agents.run)
             return {"ok": True}
         if op == "views":
@@ -76,7 +80,8 @@ class Member:
             return {"ok": True}
         if op == "sim_status":
             views = self.views.status() if self.views else None
-            return {"ok": True, "agents": self.agents.status() if self.agents else None, "views": views}
+            agents = self.agents.status() if self.agents else None
+            return {"ok": True, "agents": agents, "views": views, "gc": self.gc.summary()}
         return await store_node.handle(store, req)
 
 

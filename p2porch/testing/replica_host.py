@@ -46,7 +46,7 @@ class ReplicaHost:
             if not self.agents:
                 start_s = float(req.get("start_s", 0.0))
                 for s, nodes in zip(self.stores, req["nodes"], strict=True):
-                    agents = SimNodes(s, nodes, start_s)
+                    agents = SimNodes(s, nodes, start_s, bulk=bool(req.get("bulk")))
                     await self.nursery.start(agents.run)
                     self.agents.append(agents)
             return {"ok": True}

@@ -31,6 +31,10 @@ from ..raft.store import RaftStore
 COMMIT_TIMEOUT_S = 30.0
 FLUSH_INTERVAL_S = 0.1  # agent/worker.py's defaults, as member/agent.py runs it
 MAX_BATCH = 64
+# ``bulk``: the benchmark's quick way to the same state (docs/performance.md, the tenth round): no
+# STARTING report, RUNNING at once, a node's reports gathered for a second into one command
+BULK_FLUSH_INTERVAL_S = 1.0
+BULK_MAX_BATCH = 4096
 
 
 def subnet_hosts(subnet: str) -> Callable[[str], str]:
@@ -54,9 +58,10 @@ class SimNodes:
     that state the FSM applied), ``commands``/``bytes`` (report commands written), ``failures``
     (deliveries that failed and were retried by the agent's flush loop)."""
 
-    def __init__(self, store: RaftStore, node_ids: Iterable[str], start_s: float) -> None:
+    def __init__(self, store: RaftStore, node_ids: Iterable[str], start_s: float, bulk: bool = False) -> None:
         self.store = store
         self.start_s = start_s
+        self.bulk = bulk
         self.node_ids = set(node_ids)
         self.agents: dict[str, NodeAgent] = {}
         self.seen: set[str] = set()
@@ -78,8 +83,8 @@ class SimNodes:
                     node_id,
                     list,
                     self._reporter(node_id),
-                    flush_interval_s=FLUSH_INTERVAL_S,
-                    max_batch=MAX_BATCH,
+                    flush_interval_s=BULK_FLUSH_INTERVAL_S if self.bulk else FLUSH_INTERVAL_S,
+                    max_batch=BULK_MAX_BATCH if self.bulk else MAX_BATCH,
                 )
                 self.agents[node_id] = agent
                 nursery.start_soon(agent._flush_loop)  # the agent's own batching and retry
@@ -99,6 +104,9 @@ class SimNodes:
                 self.last_placed_at = now
                 self.counters["placed_seen"] += 1
                 agent = self.agents[task.node_id]
+                if self.bulk:  # the record a STARTING then RUNNING pair leaves, in one report
+                    self._running(task.node_id, task.task_id)
+                    continue
                 agent._record(TaskReport(task.task_id, TaskState.STARTING, time.time()))  # plan_node's
                 starts.append((trio.current_time() + self.start_s, task.node_id, task.task_id))
                 started.set()
@@ -116,11 +124,14 @@ class SimNodes:
                 await trio.sleep_until(due)
                 continue
             starts.popleft()
-            host = self._host_of(node_id)
-            report = TaskReport(
-                task_id, TaskState.RUNNING, time.time(), container_id=task_id, address=host(task_id)
-            )
-            self.agents[node_id]._record(report)  # outcome_report's RUNNING
+            self._running(node_id, task_id)
+
+    def _running(self, node_id: str, task_id: str) -> None:
+        host = self._host_of(node_id)
+        report = TaskReport(
+            task_id, TaskState.RUNNING, time.time(), container_id=task_id, address=host(task_id)
+        )
+        self.agents[node_id]._record(report)  # outcome_report's RUNNING
 
     def _reporter(self, node_id: str) -> Callable[[list[TaskReport]], Any]:
         async def report(reports: list[TaskReport]) -> None:  # member/agent.py's report()

@@ -3,6 +3,7 @@ SIGUSR2 with it."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import tracemalloc
@@ -76,10 +77,12 @@ def test_the_daemon_command_runs_the_daemon_and_ends_with_it(monkeypatch: Any, t
     monkeypatch.setattr(cli_daemon, "load_daemon_config", lambda args: config)
     monkeypatch.setattr(p2porch.logs, "setup_logging", lambda *a: None)
     monkeypatch.setenv(ENV_PATH, str(tmp_path / "d-{pid}.snap"))
-    was_tracing = tracemalloc.is_tracing()
+    was_tracing, hooks = tracemalloc.is_tracing(), gc.callbacks[:]
     try:
         assert cli_daemon.cmd_daemon(argparse.Namespace(pid_file=None)) == 0
     finally:
+        gc.callbacks[:] = hooks  # the daemon's gc freeze hook (gc_freeze.py) is not this test process's,
+        gc.unfreeze()  # nor what it froze
         if not was_tracing:
             tracemalloc.stop()
     assert ran == ["daemon"]

@@ -78,3 +78,36 @@ async def test_nodes_report_starting_then_running_in_batches_of_their_own(
     assert {(c.node_id, r.state) for c in sent for r in c.reports} == {
         (f"id{i}", s) for i in range(4) for s in (TaskState.STARTING, TaskState.RUNNING)
     }
+
+
+async def test_bulk_nodes_leave_the_same_records_with_one_command_per_node(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """--bulk: RUNNING at once (no STARTING), each node's reports in one command; the records are those
+    a STARTING then RUNNING pair leaves (running, started, address and container id set)."""
+    raft = MemoryRaft([VOTER], leader=VOTER)
+    await _cluster(raft, nodes=4, replicas=40)
+    sent: list[C.ReportTaskStates] = []
+    replica = raft.store(None)
+    inner = replica.write
+
+    async def spy(command: bytes, timeout_s: float = 5.0) -> object:
+        decoded = C.decode_command(command)
+        assert isinstance(decoded, C.ReportTaskStates)
+        sent.append(decoded)
+        return await inner(command, timeout_s)
+
+    replica.write = spy  # type: ignore[method-assign]
+    sim = SimNodes(replica, [f"id{i}" for i in range(4)], start_s=2.0, bulk=True)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sim.run)
+        await _place(raft)
+        await trio.sleep(1.5)  # one bulk flush: no engine start time waited for
+        assert _states(raft) == [TaskState.RUNNING]
+        nursery.cancel_scope.cancel()
+    status = sim.status()
+    assert (status["placed_seen"], status["starting"], status["running"]) == (40, 0, 40)
+    assert sorted(c.node_id for c in sent) == [f"id{i}" for i in range(4)]  # one command per node
+    assert {r.state for c in sent for r in c.reports} == {TaskState.RUNNING}
+    for task in raft.store(VOTER).snapshot().tasks.values():
+        assert task.started_at > 0 and task.address and task.container_id == task.task_id

@@ -11,7 +11,7 @@ import pysyncobj.syncobj as _pso
 import pytest
 from pysyncobj.node import TCPNode
 
-from p2porch.raft.election_timeout import ElectionTimeout, election_cap_s
+from p2porch.raft.election_timeout import ElectionTimeout, election_cap_s, lost_leader_delay_s
 from p2porch.raft.pre_vote_elections import PRE_VOTE
 from p2porch.raft.timing import DEFAULT, timing_for_rtt
 from p2porch.testing.raft_bridges import captured_voter
@@ -171,6 +171,27 @@ def test_a_dropped_leader_connection_brings_the_deadline_back_to_the_configured_
     clock.now += 0.05
     so._SyncObj__onNodeDisconnected(TCPNode(b.id))  # the leader's process died: its connection closed
     assert so._SyncObj__raftElectionDeadline - clock.now <= 1.4
+
+
+def test_a_dropped_leader_connection_waits_the_windows_width_not_its_minimum(
+    voter: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The configured minimum waits out a live leader's gaps; a closed connection is none: the pre-vote
+    comes within the window's width (1.0 s here), not its minimum plus that (1.4 s)."""
+    so, (a, b), sent, clock = voter
+    slow_leader(so, b, clock, 2.0)
+    monkeypatch.setattr(random, "random", lambda: 0.99)  # the draw at the window's top
+    clock.now += 0.05
+    so._SyncObj__onNodeDisconnected(TCPNode(b.id))
+    assert so._SyncObj__raftElectionDeadline - clock.now == pytest.approx(0.99)
+
+
+def test_the_delay_after_a_lost_leader_spans_the_windows_width() -> None:
+    assert lost_leader_delay_s(0.5, 1.2, 0.0) == 0.0
+    assert lost_leader_delay_s(0.5, 1.2, 0.5) == pytest.approx(0.35)
+    assert lost_leader_delay_s(0.5, 1.2, 1.0) == pytest.approx(0.7)
+    assert lost_leader_delay_s(0.5, 1.2, 7.0) == pytest.approx(0.7)  # a draw out of range is clamped
+    assert lost_leader_delay_s(1.2, 0.5, 0.5) == 0.0  # no width: at once
 
 
 def test_a_deadline_passing_inside_pysyncobjs_tick_starts_no_election_without_a_pre_vote(voter: Any) -> None:

@@ -5,6 +5,7 @@ starts ticking) leaves it as it was; ``p2porch daemon``'s entry point sets the d
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import types
 from collections.abc import Iterator
@@ -23,12 +24,13 @@ DEFAULT_S = 0.005  # CPython's
 @pytest.fixture
 def default_interval() -> Iterator[None]:
     """The process at CPython's default for the test, restored to whatever it was after."""
-    was = sys.getswitchinterval()
+    was, hooks = sys.getswitchinterval(), gc.callbacks[:]
     sys.setswitchinterval(DEFAULT_S)
     try:
         yield
     finally:
         sys.setswitchinterval(was)
+        gc.callbacks[:] = hooks  # the entry points' gc freeze hook (gc_freeze.py) stays theirs
 
 
 async def test_opening_a_store_leaves_the_switch_interval_alone(
@@ -50,6 +52,7 @@ def test_the_daemon_command_sets_the_daemons_switch_interval(
     import p2porch.logs
 
     seen: list[float] = []
+    hooks: list[list[str]] = []
 
     class _Daemon:
         def __init__(self, config: Any, pid_file: Any = None) -> None:
@@ -57,6 +60,7 @@ def test_the_daemon_command_sets_the_daemons_switch_interval(
 
         async def run(self) -> None:
             seen.append(sys.getswitchinterval())
+            hooks.append([type(h).__name__ for h in gc.callbacks])
 
     config = types.SimpleNamespace(log=types.SimpleNamespace(format="text", level="info"))
     monkeypatch.setattr(p2porch.daemon, "Daemon", _Daemon)
@@ -64,6 +68,10 @@ def test_the_daemon_command_sets_the_daemons_switch_interval(
     monkeypatch.setattr(p2porch.logs, "setup_logging", lambda *a: None)
     monkeypatch.delenv("P2PORCH_TRACEMALLOC", raising=False)
     monkeypatch.delenv("P2PORCH_PROFILE", raising=False)
+    before = gc.callbacks[:]
     assert cli_daemon.cmd_daemon(argparse.Namespace(pid_file=None)) == 0
     assert seen == [pytest.approx(RAFT_SWITCH_INTERVAL_S)]
+    # and its freeze after a slow full collection (gc_freeze.py) while the daemon runs, removed after it
+    assert hooks == [[type(h).__name__ for h in before] + ["_Hook"]]
+    assert gc.callbacks == before
     assert RAFT_SWITCH_INTERVAL_S < DEFAULT_S  # the check can fail: the daemon's differs from the default

@@ -1,0 +1,78 @@
+"""Full garbage collections stop walking a large, long-lived state (shell hook over a pure rule).
+
+CPython's full (generation 2) collection walks every tracked container object and holds the GIL while it
+does, the Raft thread's ticks included. A voter holding 100,000 task records has millions of them: at
+1,000 x 100,000 each full collection took 0.1-1.9 s and collected almost nothing (issue 19, the tenth
+round, docs/performance.md): the state is immutable records, freed by reference counting, not cycles.
+:func:`install` adds a ``gc.callbacks`` hook: after a full collection that took at least ``slow_s`` it
+calls ``gc.freeze()``, so the survivors move to the permanent generation and the next full collection
+walks only what was allocated since (and CPython's rule - a full collection only once the survivors
+pending grew by a quarter of the last full one's - keeps them rare). :func:`freeze_after` is the rule
+(pure). The price, as with memtrim's first freeze: an object that survived such a collection and later
+becomes part of a garbage cycle is never freed; records replaced in the state are freed by reference
+counting as before. It never runs a collection and never changes the thresholds.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SLOW_FULL_COLLECTION_S", "freeze_after", "install", "uninstall"]
+
+#: a full collection this long or longer freezes its survivors
+SLOW_FULL_COLLECTION_S = 0.05
+
+
+def freeze_after(generation: int, took_s: float, slow_s: float = SLOW_FULL_COLLECTION_S) -> bool:
+    """Whether the survivors of a collection of ``generation`` that took ``took_s`` are frozen: only
+    after a full collection (generation 2) at least ``slow_s`` long (a small heap is left alone)."""
+    return generation == 2 and took_s >= slow_s
+
+
+class _Hook:
+    """The ``gc.callbacks`` entry: times each collection, freezes after a slow full one."""
+
+    def __init__(self, slow_s: float) -> None:
+        self.slow_s = slow_s
+        self.started_at = 0.0
+        self.freezes = 0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self.started_at = now
+            return
+        took = now - self.started_at
+        if freeze_after(int(info.get("generation", -1)), took, self.slow_s):
+            gc.freeze()  # the collection is over: its survivors leave the generations it walks
+            self.freezes += 1
+            log.debug(  # DEBUG: dozens a minute while a state of 100,000 tasks grows
+                "gc: a full collection took %.3f s: its survivors frozen (%d objects frozen in all)",
+                took,
+                gc.get_freeze_count(),
+            )
+
+
+def install(slow_s: float = SLOW_FULL_COLLECTION_S) -> _Hook:
+    """Freeze the survivors of every slow full collection of this process from now on; the hook (tests
+    and benchmarks read ``freezes``; ``gc.callbacks.remove(hook)`` takes it out). Once per process: a
+    hook already installed is returned as it is."""
+    for hook in gc.callbacks:
+        if isinstance(hook, _Hook):
+            return hook
+    hook = _Hook(slow_s)
+    gc.callbacks.append(hook)
+    return hook
+
+
+def uninstall(hook: _Hook) -> None:
+    """Take ``hook`` out; what it froze goes back to the collected generations (``gc.unfreeze``)."""
+    if hook in gc.callbacks:
+        gc.callbacks.remove(hook)
+    if hook.freezes:
+        gc.unfreeze()
