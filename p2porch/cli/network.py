@@ -1,7 +1,7 @@
 """``p2porch network ...``: create, ls, inspect, rm user-defined networks (shell).
 
-``network inspect`` without a name shows this node's overlay (lease, VTEP, programmed peers), as before
-networks existed.
+``network inspect --overlay`` shows this node's overlay (lease, VTEP, programmed peers); ``network inspect``
+without a NAME (and without ``--overlay``) is a usage error (exit 2), as ``docker network inspect`` is.
 """
 
 from __future__ import annotations
@@ -98,8 +98,16 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    if not args.name:
+    if args.overlay:
+        if args.name:
+            raise UsageError("NAME: give a network NAME or --overlay, not both", field="NAME")
         return cmd_network_inspect(args)
+    if not args.name:
+        raise UsageError(
+            "NAME: the network to inspect is required (`p2porch network ls` lists them; this node's "
+            "overlay: `p2porch network inspect --overlay`)",
+            field="NAME",
+        )
     emit(args, client_for(args).get(f"/networks/{args.name}"), _describe)
     return EXIT_OK
 
@@ -123,9 +131,10 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--attachable", action="store_true", help="recorded (Docker compatibility)")
     create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
     action("ls", "List networks and the services on them", cmd_ls)
-    inspect = action(
-        "inspect", "Show a network; without NAME: this node's overlay (lease, VTEP, peers)", cmd_inspect
-    )
+    inspect = action("inspect", "Show a network, or with --overlay this node's overlay", cmd_inspect)
     inspect.add_argument("name", metavar="NAME", nargs="?")
+    inspect.add_argument(
+        "--overlay", action="store_true", help="this node's overlay instead: lease, VTEP, programmed peers"
+    )
     rm = action("rm", "Remove networks no service uses", cmd_rm)
     rm.add_argument("names", metavar="NAME", nargs="+")

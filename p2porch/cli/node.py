@@ -1,9 +1,12 @@
-"""``p2porch node ...`` and ``p2porch network inspect`` (no name): the nodes and this node's overlay."""
+"""``p2porch node ...`` and ``p2porch network inspect --overlay``: the nodes and this node's overlay.
+
+Like every ``inspect``, both print text by default and JSON only with ``--json``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import datetime
 from typing import Any
 
 from .stats import add_node_stats
@@ -82,9 +85,31 @@ def cmd_node_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def describe_node(n: dict[str, Any]) -> str:
+    """The ``node inspect`` text: identity, Raft role and progress, state, resources, ports, labels."""
+    ports = n.get("ports") or {}
+    cpus = (n.get("cpu_nanos") or 0) / 1e9
+    memory = (n.get("memory_bytes") or 0) / 2**30
+    joined = datetime.datetime.fromtimestamp(n.get("joined_at") or 0, datetime.UTC).isoformat(" ", "seconds")
+    labels = ", ".join(f"{k}={v}" for k, v in sorted((n.get("labels") or {}).items()))
+    lines = [
+        f"node {n['name']}" + (" (this node)" if n.get("self") else ""),
+        f"  id:           {n['id']}",
+        f"  address:      {n['address']}",
+        f"  raft:         {n['raft_role']}, index {_progress_cell(n.get('raft_progress'))}",
+        f"  availability: {n['availability']}",
+        f"  status:       {n['status']}, gossip {n.get('gossip') or '?'}",
+        f"  resources:    {cpus:g} CPUs, {memory:.1f} GiB memory",
+        f"  subnet:       {n.get('subnet') or '-'}",
+        "  ports:        " + (", ".join(f"{k} {v}" for k, v in ports.items() if v) or "-"),
+        f"  joined:       {joined}",
+        f"  labels:       {labels or '-'}",
+    ]
+    return "\n".join(lines)
+
+
 def cmd_node_inspect(args: argparse.Namespace) -> int:
-    node = client_for(args).get(f"/nodes/{args.node}")
-    emit(args, node, lambda d: json.dumps(d, indent=2, sort_keys=True))
+    emit(args, client_for(args).get(f"/nodes/{args.node}"), describe_node)
     return EXIT_OK
 
 
@@ -117,21 +142,35 @@ def cmd_node_rm(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_network_inspect(args: argparse.Namespace) -> int:
-    def render(d: dict[str, Any]) -> str:
-        if not d.get("ready"):
-            return f"overlay not ready: {d.get('health')}"
-        lines = [json.dumps({k: v for k, v in d.items() if k != "peers"}, indent=2, sort_keys=True)]
-        lines.append(
-            table(
-                ["node", "subnet", "underlay", "vtep mac", "programmed"],
-                [
-                    [p["node_id"][:12], p["subnet"], p["underlay_addr"], p["vtep_mac"], p["programmed"]]
-                    for p in d.get("peers", [])
-                ],
-            )
+def describe_overlay(d: dict[str, Any]) -> str:
+    """The ``network inspect --overlay`` text: lease, VTEP, local network, then one row per peer."""
+    if not d.get("ready"):
+        return f"overlay not ready: {d.get('health')}"
+    vtep, net = d.get("vtep") or {}, d.get("network") or {}
+    lines = [
+        f"overlay of node {str(d.get('node_id', '?'))[:12]}",
+        f"  lease:        {d.get('lease') or '-'} (cluster {d.get('cluster_cidr') or '-'})",
+        f"  vtep:         {vtep.get('device')} {'present' if vtep.get('present') else 'MISSING'}, "
+        f"mac {vtep.get('mac') or '-'}, address {vtep.get('address') or '-'}, mtu {vtep.get('mtu') or '-'}",
+        f"  underlay:     {vtep.get('local') or '-'} on {vtep.get('underlay_dev') or '-'}, "
+        f"vni {vtep.get('vni')}, udp {vtep.get('port')}",
+        f"  network:      {net.get('name') or '-'} (bridge {net.get('bridge') or '-'}, "
+        f"gateway {net.get('gateway') or '-'})",
+    ]
+    known = {"node_id", "lease", "cluster_cidr", "vtep", "network", "peers", "ready"}
+    lines += [f"  {k + ':':<13} {v}" for k, v in sorted(d.items()) if k not in known]
+    lines.append(
+        table(
+            ["node", "subnet", "underlay", "vtep mac", "programmed"],
+            [
+                [p["node_id"][:12], p["subnet"], p["underlay_addr"], p["vtep_mac"], p["programmed"]]
+                for p in d.get("peers", [])
+            ],
         )
-        return "\n".join(lines)
+    )
+    return "\n".join(lines)
 
-    emit(args, client_for(args).get("/network"), render)
+
+def cmd_network_inspect(args: argparse.Namespace) -> int:
+    emit(args, client_for(args).get("/network"), describe_overlay)
     return EXIT_OK

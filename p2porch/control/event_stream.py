@@ -20,6 +20,18 @@ __all__ = ["LEADER_POLL_S", "open_event_stream"]
 LEADER_POLL_S = 0.5  # how often the event stream checks for a leader change
 _CUT_OFF = object()  # what the stream received when the store cut it off
 MAX_BACKLOG = 10_000  # committed changes a slow reader may fall behind before its stream is ended
+REMOVED_NAMES_KEPT = 256  # names of removed services kept per stream, to name their stopping tasks
+
+
+def remember_removed(names: dict[str, str], change: Any, previous: Any) -> None:
+    """After a service delete, keep its name (``names``: service id -> name, oldest first, at most
+    ``REMOVED_NAMES_KEPT``): its tasks stop after it is gone and their events still name it."""
+    if change.kind != "service" or change.op != "delete" or previous is None:
+        return
+    names.pop(change.key, None)
+    names[change.key] = previous.name
+    while len(names) > REMOVED_NAMES_KEPT:
+        del names[next(iter(names))]
 
 
 @asynccontextmanager
@@ -36,6 +48,7 @@ async def open_event_stream(
             last.update({("task", k): r for k, r in start.tasks.items()})
             last.update({("network", k): r for k, r in start.networks.items()})
             leader = store.status().leader
+            removed: dict[str, str] = {}
             while True:
                 # never yield inside the cancel scope (trio#638): receive first, describe and yield after
                 change: Any = None
@@ -54,7 +67,9 @@ async def open_event_stream(
                     return
                 if change is not None:
                     key = (change.kind, change.key)
-                    event = describe_change(change, last.get(key), store.snapshot(), clock.now())
+                    before = last.get(key)
+                    event = describe_change(change, before, store.snapshot(), clock.now(), removed)
+                    remember_removed(removed, change, before)
                     last[key] = change.record
                     if event is not None:
                         yield event

@@ -6,6 +6,7 @@ the store or a clock itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..model import Node, Service, Task
@@ -13,13 +14,21 @@ from ..raft.fsm import Change
 from ..raft.state import ClusterState
 
 
-def describe_change(change: Change, previous: Any, state: ClusterState, at: float) -> dict[str, Any] | None:
+def describe_change(
+    change: Change,
+    previous: Any,
+    state: ClusterState,
+    at: float,
+    removed_names: Mapping[str, str] | None = None,
+) -> dict[str, Any] | None:
     """One event for a change, given the record it replaces (None if new), or None if nothing a user
-    cares about changed. ``state`` is a current snapshot, used only to name services and nodes."""
+    cares about changed. ``state`` is a current snapshot, used only to name services and nodes;
+    ``removed_names`` (service id -> name) names the tasks of services no longer in it, which stop
+    after their service is removed."""
     if change.kind == "node":
         return _node_event(change, previous, change.record, at)
     if change.kind == "task" and change.op == "put":
-        return _task_event(previous, change.record, state, at)
+        return _task_event(previous, change.record, state, at, removed_names or {})
     if change.kind == "service":
         name = (
             change.record.name if change.record is not None else (previous.name if previous else change.key)
@@ -105,7 +114,9 @@ def _node_event(change: Change, old: Node | None, new: Node | None, at: float) -
     return None
 
 
-def _task_event(old: Task | None, new: Task, state: ClusterState, at: float) -> dict[str, Any] | None:
+def _task_event(
+    old: Task | None, new: Task, state: ClusterState, at: float, removed_names: Mapping[str, str]
+) -> dict[str, Any] | None:
     if old is not None and (old.state, old.desired_state, old.node_id, old.health) == (
         new.state,
         new.desired_state,
@@ -114,11 +125,12 @@ def _task_event(old: Task | None, new: Task, state: ClusterState, at: float) -> 
     ):
         return None
     service = state.services.get(new.service_id)
+    name = service.name if service else removed_names.get(new.service_id, new.service_id)
     node = state.nodes.get(new.node_id) if new.node_id else None
     event: dict[str, Any] = {
         "at": at,
         "type": "task",
-        "task": f"{service.name if service else new.service_id}.{new.slot}",
+        "task": f"{name}.{new.slot}",
         "task_id": new.task_id,
         "node": node.name if node else None,
         "state": new.state,

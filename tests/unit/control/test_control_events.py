@@ -56,3 +56,18 @@ def test_network_events():
     state, (change,) = changes_of(state, C.RemoveNetwork(at=4.0, name="back").encode())
     assert describe_change(change, before, state, 5.0)["action"] == "removed"
     assert describe_change(change, before, state, 5.0)["network"] == "back"
+
+
+def test_a_removed_services_task_is_named_from_removed_names():
+    state, _ = changes_of(EMPTY_STATE, C.InitCluster(at=1.0, cluster_id="c").encode())
+    state, _ = changes_of(
+        state, C.CreateService(at=2.0, service_id="s", spec=ServiceSpec(name="web", image="busybox")).encode()
+    )
+    task = Task("t1", "s", 1, None, state="running")
+    state, _ = changes_of(state, C.PutTasks(at=3.0, items=tuple([C.TaskPut(task, task_version=0)])).encode())
+    version = state.services["s"].version
+    remove = C.RemoveService(at=4.0, service_id="s", service_version=version)
+    state, changes = changes_of(state, remove.encode())
+    (task_change,) = [c for c in changes if c.kind == "task"]
+    assert describe_change(task_change, task, state, 5.0)["task"] == "s.1"  # nothing else knows the name
+    assert describe_change(task_change, task, state, 5.0, {"s": "web"})["task"] == "web.1"
