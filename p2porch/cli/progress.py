@@ -69,6 +69,12 @@ def _task_line(t: dict[str, Any], total: int) -> str:
     return f"{t.get('slot', '?')}/{total}: {state:<20} {where} {why}".rstrip()
 
 
+def _leaving_line(t: dict[str, Any], desired: int) -> str:
+    """A task of a slot above the new target of a scale-down: it stops (not counted in ``slot/total``)."""
+    where = f"[{t['node']}]" if t.get("node") else ""
+    return f"{t.get('slot', '?')}: {'removing':<20} {where} scaled down to {desired}"
+
+
 EXITED_AT_ONCE = (
     "task exited with code 0, and the service restarts its tasks (restart condition any): "
     "does the command run in the foreground? (an image with no default command needs one)"
@@ -107,11 +113,13 @@ def assess(
         for i in failed - watch.baseline
         if any(t.get("id") == i and t.get("up_to_date") is not False for t in tasks)
     }
-    # "slot/replicas" as Docker shows it: a start-first update's second task of a slot adds no slot
-    slots = [v for v in (t.get("slot") for t in active) if isinstance(v, int)]
-    total = max([desired, *slots]) if len(slots) == len(active) else max(desired, len(active))
+    # "slot/replicas" as Docker shows it: a start-first update's second task of a slot adds no slot; a
+    # scale-down counts against the new target, and the slots above it show as leaving
+    kept = [t for t in active if _kept_slot(view, t)]
+    slots = [v for v in (t.get("slot") for t in kept) if isinstance(v, int)]
+    total = max([desired, *slots]) if len(slots) == len(kept) else max(desired, len(kept))
     shown = sorted(active, key=lambda t: (t.get("slot") or 0, t.get("up_to_date") is not False))
-    lines = tuple(_task_line(t, total) for t in shown)
+    lines = tuple(_task_line(t, total) if _kept_slot(view, t) else _leaving_line(t, desired) for t in shown)
     keys = tuple(str(t.get("id")) for t in shown)
     ready = [
         t

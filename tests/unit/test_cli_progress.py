@@ -225,3 +225,25 @@ def test_an_automatic_rollback_or_pause_says_why_from_the_update_status():
         1,
     )
     assert paused.failure == f"update paused: {why}"
+
+
+def test_a_scale_down_counts_slots_against_the_new_target():
+    w = Watch("web", 7)
+    tasks = [task(1), task(2), task(3), task(4, "starting"), task(5, "starting", node="n2")]
+    result = assess(w, view(desired=4, running=3), tasks, 0)
+    assert result.lines[:4] == (
+        "1/4: running              [n1]",
+        "2/4: running              [n1]",
+        "3/4: running              [n1]",
+        "4/4: starting             [n1]",
+    )  # was 1/5 .. 5/5 while the target is 4
+    assert result.lines[4] == "5: removing             [n2] scaled down to 4"
+    assert result.summary == "web: 3/4 tasks running" and not result.done
+    # the slot above the target is still up: not converged until it is gone
+    assert not assess(w, view(desired=4, running=5), [task(i) for i in range(1, 6)], 1).done
+    assert assess(w, view(desired=4, running=4), [task(i) for i in range(1, 5)], 2).done
+
+
+def test_a_global_service_keeps_counting_its_tasks():
+    result = assess(Watch("agent", 7), view(mode="global", desired=2), [task(1), task(2), task(3)], 0)
+    assert [line.split(":")[0] for line in result.lines] == ["1/3", "2/3", "3/3"]
