@@ -130,9 +130,10 @@ def _object_values(definition: StackDefinition) -> list[tuple[StackObject, bytes
     return out
 
 
-def _deploy_objects(client: Any, definition: StackDefinition) -> list[str]:
+def _deploy_objects(client: Any, definition: StackDefinition) -> tuple[list[str], list[tuple[str, str]]]:
     """Create or update (only when the value changed) the stack's secrets and configs; external ones
-    must exist. Every check runs before the first write."""
+    must exist. Every check runs before the first write. Returns the lines to print and the
+    ``(kind, name)`` of each object created (what a refused deploy removes again)."""
     values = _object_values(definition)
     existing = {kind: {o["name"] for o in client.get(f"/objects/{kind}")} for kind in ("secret", "config")}
     for obj, data in values:
@@ -141,7 +142,7 @@ def _deploy_objects(client: Any, definition: StackDefinition) -> list[str]:
                 f"{obj.kind}s.{obj.key}: external {obj.kind} {obj.name!r} not found: create it first",
                 field=f"{obj.kind}s.{obj.key}",
             )
-    lines = []
+    lines, created = [], []
     for obj, data in values:
         if data is None:
             continue
@@ -156,13 +157,34 @@ def _deploy_objects(client: Any, definition: StackDefinition) -> list[str]:
             labels = {STACK_LABEL: definition.name}  # stack rm removes it (as docker stack rm does)
             client.post(f"/objects/{obj.kind}", {"name": obj.name, "data": encoded, "labels": labels})
             lines.append(f"created {obj.kind} {obj.name}")
-    return lines
+            created.append((obj.kind, obj.name))
+    return lines, created
+
+
+def _undo_created_objects(client: Any, created: list[tuple[str, str]]) -> None:
+    """After the daemon refused the services: remove the objects this deploy created that no service
+    uses (a refused deploy leaves nothing behind). An object it updated keeps its new value (values are
+    never readable, so the old one cannot be put back); one a created service uses stays with it."""
+    for kind in sorted({k for k, _ in created}):
+        try:
+            in_use = {o["name"] for o in client.get(f"/objects/{kind}") if o.get("services")}
+        except P2POrchError as exc:
+            print(f"warning: could not check the {kind}s this deploy created: {exc.message}", file=sys.stderr)
+            continue
+        for name in (n for k, n in created if k == kind and n not in in_use):
+            try:
+                client.delete(f"/objects/{kind}/{name}")
+            except P2POrchError as exc:  # the refusal is what the user must see: say this and go on
+                print(f"warning: could not remove {kind} {name}: {exc.message}", file=sys.stderr)
+                continue
+            print(f"removed {kind} {name} (the deploy was refused)", file=sys.stderr)
 
 
 def cmd_stack_deploy(args: argparse.Namespace) -> int:
     definition = resolve_stack(args, args.stack)
     client = client_for(args)
-    for line in _deploy_objects(client, definition):
+    lines, created = _deploy_objects(client, definition)
+    for line in lines:
         print(line, file=sys.stderr)
     prune = not args.no_prune
     waves = deploy_waves(definition)
@@ -176,6 +198,7 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
                 f"/stacks/{args.stack}", deploy_body(definition, wave.services, prune if last else False)
             )
         except P2POrchError as exc:  # a key the daemon refused (a port it owns, a name taken): name the file
+            _undo_created_objects(client, created)
             if not (exc.field or "").startswith("services."):
                 raise
             text = f"1 problem in {', '.join(args.compose_file)}:\n  {exc.message}"
