@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import DaemonUnreachable, P2POrchError
 from .daemon import ADVERTISED_PORTS as PORTS
 from .daemon import add_node_options, load_daemon_config
+from .service_rows import failing_text
 from .util import (
     EXIT_OK,
     LONG_OPERATION_TIMEOUT_S,
@@ -172,6 +173,8 @@ def render_status(d: dict[str, Any]) -> str:
         line = f"service:  {svc['name']} {svc['running']}/{svc['desired']}"
         for pending in svc.get("pending", []):
             line += f"  pending {pending['count']}: {pending['explanation']}"
+        if svc.get("failing"):
+            line += f"  {failing_text(svc)}"
         lines.append(line)
     return "\n".join(lines)
 

@@ -22,9 +22,25 @@ def job_progress_text(job: dict[str, Any]) -> str:
     return text + (f" ({', '.join(extras)})" if extras else "")
 
 
+FAILING_ERROR_CHARS = 80  # a task's error as service ls / status quote it; service ps shows it whole
+
+
+def failing_text(s: dict[str, Any]) -> str:
+    """Why a service's tasks fail, short: ``3 failed: <latest error> (service ps NAME)``; "" when none."""
+    failing = s.get("failing")
+    if not failing:
+        return ""
+    error = " ".join(str(failing.get("error") or "").split())
+    if len(error) > FAILING_ERROR_CHARS:
+        error = error[: FAILING_ERROR_CHARS - 3] + "..."
+    return f"{failing['count']} failed: {error} (service ps {s['name']})"
+
+
 def service_row(s: dict[str, Any]) -> list[Any]:
-    """One ``service ls`` row: id, name, mode, replicas (or a job's progress), image, pending reasons."""
-    pending = "; ".join(f"{p['count']}: {p['explanation']}" for p in s["pending"])
+    """One ``service ls`` row: id, name, mode, replicas (or a job's progress), image, and why tasks are
+    missing: pending reasons, then failing tasks' latest error."""
+    reasons = [f"{p['count']}: {p['explanation']}" for p in s["pending"]]
+    pending = "; ".join([*reasons, failing_text(s)] if s.get("failing") else reasons)
     replicas = f"{s['running']}/{s['desired']}" + (" (update paused)" if s.get("update_paused") else "")
     if s.get("job"):
         replicas = job_progress_text(s["job"])

@@ -113,6 +113,24 @@ def task_counts(state: ClusterState, service: Service) -> tuple[int, int]:
     return running, desired
 
 
+def failing_view(state: ClusterState, service: Service, running: int, desired: int) -> dict[str, Any] | None:
+    """Why a service runs fewer tasks than desired when its tasks fail (an image the engine cannot pull,
+    a command that exits): ``{"count": failed tasks of the current spec, "error": the latest one's}``;
+    None when nothing is missing, nothing of the current spec failed, or for a job (its own counts)."""
+    if service.spec.is_job or running >= desired:
+        return None
+    current = service.spec.template_hash()
+    failed = [
+        t
+        for t in state.tasks_of_service(service.service_id)
+        if t.state in (TaskState.FAILED, TaskState.REJECTED) and t.template_hash in ("", current)
+    ]
+    if not failed:
+        return None
+    latest = max(failed, key=lambda t: t.state_at)
+    return {"count": len(failed), "error": latest.error or latest.message or f"task {latest.state}"}
+
+
 def job_view(state: ClusterState, service: Service) -> dict[str, Any] | None:
     """Progress of a job's current execution (None for a service)."""
     spec = service.spec
@@ -334,6 +352,7 @@ class ServiceOps:
             "vip": service.vip,  # "" in dnsrr mode
             "spec": spec,
             "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
+            "failing": failing_view(state, service, running, desired),
             "update_paused": service.update_paused,
             "update_status": None if service.rollout is None else service.rollout.status(),
             "rebalance": (
