@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -90,10 +89,22 @@ def cmd_context_use(args: Any) -> int:
     return 0
 
 
+def _describe(view: dict[str, Any]) -> str:
+    """The ``context inspect`` text (JSON with ``--json``, as every ``inspect``): never the token."""
+    return "\n".join(
+        [
+            f"context {view['name']}" + (" (current)" if view.get("current") else ""),
+            f"  host:        {view['host']}",
+            f"  token:       {view['token'] or '-'}",
+            f"  ca:          {view['ca'] or '-'}",
+            f"  description: {view['description'] or '-'}",
+        ]
+    )
+
+
 def cmd_context_inspect(args: Any) -> int:
     store = _store()
-    view = store.get(args.name).view(store.current() == args.name)
-    print(json.dumps(view, indent=2, sort_keys=True))
+    emit(args, store.get(args.name).view(store.current() == args.name), _describe)
     return 0
 
 

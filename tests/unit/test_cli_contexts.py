@@ -53,7 +53,11 @@ def test_create_use_inspect_ls_rm_through_the_cli(env, capsys):
     assert "p2pat_secret-token" not in out
     rows = json.loads(out)
     assert [r["name"] for r in rows] == [DEFAULT_CONTEXT, "prod"] and rows[1]["current"] is True
-    assert main(["context", "inspect", "prod"]) == 0
+    assert main(["context", "inspect", "prod"]) == 0  # text, as every inspect
+    text = capsys.readouterr().out
+    assert text.startswith("context prod (current)\n") and "  token:       set\n" in text
+    assert "p2pat_secret-token" not in text
+    assert main(["--json", "context", "inspect", "prod"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["token"] == "set" and shown["ca"] == "set" and shown["host"] == "tcp://10.0.0.1:7949"
     assert main(["context", "create", "prod", "--host", "tcp://10.0.0.2:1"]) == 2  # exists
