@@ -296,7 +296,7 @@ class OverlayReconciler:
 
     # ----- status
     def status(self) -> dict[str, Any]:
-        """Lease, VTEP and programmed peers, for `p2porch network inspect --overlay` (plain JSON-able data)."""
+        """Lease, VTEP and programmed peers, for `p2porch network inspect --overlay` (JSON-able data)."""
         plan, observed = self._plan, self._observed
         link = observed.link
         programmed = set(programmed_peers(observed, plan)) if plan else set()
