@@ -17,16 +17,6 @@ from p2porch.testing.memstore import MemoryManager
 SPEC = {"name": "web", "image": "p2porch/busybox:latest", "replicas": 0, "labels": {"h": "w0"}}
 
 
-@pytest.fixture
-def manager() -> MemoryManager:
-    return MemoryManager()
-
-
-@pytest.fixture
-def ops(manager: MemoryManager) -> ServiceOps:
-    return ServiceOps(manager, logs=None)  # type: ignore[arg-type]
-
-
 async def test_update_at_the_expected_version_applies(ops: ServiceOps, manager: MemoryManager) -> None:
     created = await ops.create(dict(SPEC))
     updated = await ops.update("web", {"labels": {"h": "w1"}, "expected_version": created["version"]})

@@ -3,11 +3,8 @@ the engine cannot pull): the latest error of the current spec's failed tasks, po
 
 from __future__ import annotations
 
-import pytest
-
 from p2porch.cli.cluster import render_status
 from p2porch.cli.service_rows import service_row
-from p2porch.control.service_ops import ServiceOps
 from p2porch.model import Task
 from p2porch.raft import commands as C
 from p2porch.testing.memstore import MemoryManager
@@ -16,16 +13,6 @@ PULL_ERROR = (
     'Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io on 10.255.255.53:53: '
     "read udp 10.39.0.1:59163->10.255.255.53:53: i/o timeout"
 )
-
-
-@pytest.fixture
-def manager() -> MemoryManager:
-    return MemoryManager()
-
-
-@pytest.fixture
-def ops(manager: MemoryManager) -> ServiceOps:
-    return ServiceOps(manager, logs=None)  # type: ignore[arg-type]
 
 
 async def put(manager: MemoryManager, *tasks: Task) -> None:

@@ -8,19 +8,7 @@ import pytest
 from p2porch.cli import build_parser, main
 from p2porch.cli.service import _validated, spec_changes
 from p2porch.cli.service_rows import job_progress_text
-from p2porch.control.service_ops import ServiceOps
 from p2porch.errors import ConfigError
-from p2porch.testing.memstore import MemoryManager
-
-
-@pytest.fixture
-def manager() -> MemoryManager:
-    return MemoryManager()
-
-
-@pytest.fixture
-def ops(manager: MemoryManager) -> ServiceOps:
-    return ServiceOps(manager, logs=None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
