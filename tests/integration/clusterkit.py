@@ -258,15 +258,20 @@ def remove_and_wait(nodes: list[SandboxNode], service: str) -> None:
 
     A replicated service is scaled to 0 first: its tasks then stop with the service's own stop grace
     period (removing the service alone removes them as orphans after 10 s). Scaled to 0, no container of
-    it runs and every task is over; the containers of tasks that ended by themselves (a crash, a job
-    done) stay for their logs while the cluster keeps the tasks' records, and go with the service."""
+    it runs and every task is over or was never placed (a reservation no node meets); the containers of
+    tasks that ended by themselves (a crash, a job done) stay for their logs while the cluster keeps the
+    tasks' records, and go with the service."""
 
     def gone() -> bool:
         return not any(containers(n, service, include_stopped=True) for n in nodes)
 
+    def over(task: dict) -> bool:  # ended, or never placed: a task no node took has no container to stop
+        never_placed = task["node"] is None and task["desired_state"] != "running"
+        return task["state"] in TERMINAL_STATES or never_placed
+
     def scaled_to_0() -> bool:
-        over = all(t["state"] in TERMINAL_STATES for t in all_tasks(nodes[0], service))
-        return over and not any(running_containers(nodes, service).values())
+        ended = all(over(t) for t in all_tasks(nodes[0], service))
+        return ended and not any(running_containers(nodes, service).values())
 
     with api(nodes[0]) as client:
         if client.post(f"/services/{service}/scale", json={"replicas": 0}).status_code == 200:
