@@ -4,11 +4,10 @@
 0.12 s per burst that changed an address (issue 19). ``PolicyPlanner.plan(state, changes)`` reads the
 address mapping from a :class:`TaskNetworkIndex` (the node's one index, shared with the DNS view, or its
 own) and tells a :class:`~p2porch.netoverlay.policy_sets.KeptPolicy` only the addresses whose networks
-changed: those of the tasks the changes name, and of every task of a service whose networks changed (an
-address's networks change only with a task that holds it or held it, or its service's networks). A reset
-or a stream it cannot follow compares the whole mapping instead; a new CIDR, lease or internal network set
-starts a new kept plan. It returns the previous plan object while nothing changed; the plan equals
-``plan_policy(policy_input(state, node_id))`` (tested against it). Never reads a clock or does I/O.
+changed, as the index reports them (``changed_since``); when the index cannot say (it rebuilt, or the
+planner is further behind than it keeps), the whole mappings are compared. A new CIDR, lease or internal
+network set starts a new kept plan. It returns the previous plan object while nothing changed; the plan
+equals ``plan_policy(policy_input(state, node_id))`` (tested against it). Never reads a clock or does I/O.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from ..netoverlay.netpolicy import PolicyPlan
 from ..netoverlay.policy_sets import KeptPolicy
 from ..raft.fsm import Change
 from ..raft.state import ClusterState
-from .netviews import service_networks
 from .task_networks import TaskNetworkIndex
 
 
@@ -30,8 +28,8 @@ class PolicyPlanner:
     def __init__(self, node_id: str, index: TaskNetworkIndex | None = None) -> None:
         self.node_id = node_id
         self._index = TaskNetworkIndex() if index is None else index
-        self._state: ClusterState | None = None  # the state of the previous call
         self._clients: Mapping[str, frozenset[str]] | None = None  # the mapping the kept plan follows
+        self._generation = -1  # the index's generation of that mapping
         self._kept: KeptPolicy | None = None
         self._plan: PolicyPlan | None = None
         self.plans = 0  # new plan objects returned
@@ -45,9 +43,7 @@ class PolicyPlanner:
 
     def plan(self, state: ClusterState, changes: Iterable[Change] = ()) -> PolicyPlan | None:
         """The plan for ``state`` (None until the node has a lease), given the changes since the last call."""
-        batch = list(changes)
-        clients = self._index.update(state, batch)
-        before, self._state = self._state, state
+        clients = self._index.update(state, changes)
         lease = state.leases.get(self.node_id)
         if lease is None or not state.cluster_cidr:
             self._kept = self._clients = self._plan = None
@@ -63,49 +59,17 @@ class PolicyPlanner:
             self.full_plans += 1
         elif clients is not self._clients:
             old = self._clients
-            assert old is not None and before is not None
-            for address in self._touched(before, state, batch, old, clients):
+            assert old is not None
+            changed = self._index.changed_since(self._generation)
+            if changed is None:
+                self.full_compares += 1
+                changed = old.keys() | clients.keys()
+            for address in changed:
                 if old.get(address) != clients.get(address):
                     kept.set_address(address, clients.get(address), clients)
-        self._clients = clients
+        self._clients, self._generation = clients, self._index.generation
         plan = kept.plan()
         if plan is not self._plan:
             self.plans += 1
             self._plan = plan
         return plan
-
-    def _touched(
-        self,
-        before: ClusterState,
-        state: ClusterState,
-        batch: list[Change],
-        old: Mapping[str, frozenset[str]],
-        new: Mapping[str, frozenset[str]],
-    ) -> Iterable[str]:
-        """Every address whose networks may differ between ``old`` and ``new`` (a superset)."""
-        follows = batch[-1].version == state.version if batch else before.version == state.version
-        touched: set[str] = set()
-        for change in batch if follows else ():
-            if change.kind == "task":
-                for snapshot in (before, state):
-                    task = snapshot.tasks.get(change.key)
-                    if task is not None and task.address:
-                        touched.add(task.address)
-            elif change.kind == "service" and _networks(before, change.key) != _networks(state, change.key):
-                for task_id in self._index.tasks_of(change.key):
-                    for snapshot in (before, state):
-                        task = snapshot.tasks.get(task_id)
-                        if task is not None and task.address:
-                            touched.add(task.address)
-            elif change.kind == "reset":
-                break
-        else:
-            if follows:
-                return touched
-        self.full_compares += 1
-        return old.keys() | new.keys()
-
-
-def _networks(state: ClusterState, service_id: str) -> frozenset[str] | None:
-    service = state.services.get(service_id)
-    return None if service is None else service_networks(service.spec)

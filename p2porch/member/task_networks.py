@@ -8,12 +8,15 @@ test against the full walk) from the ``Change`` records the store streamed since
 identity. A reset or changes that do not lead exactly to ``state.version`` rebuild it from the whole
 state (a cluster change, such as each new leader's epoch claim, touches no address). One index may
 serve several callers, each passing its own stream (:func:`shared_index`: the DNS view and the network
-policy of a node share one; issue 19, ~35 MB at 100,000 tasks). Owns its indexes; never reads a clock,
+policy of a node share one; issue 19, ~35 MB at 100,000 tasks). Each mapping it publishes gets a
+``generation``, and :meth:`changed_since` tells a caller which addresses changed since the generation it
+last read (the network policy's kept sets follow those, O(change)). Owns its indexes; never reads a clock,
 does I/O, or mutates a mapping it returned.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,6 +24,11 @@ from ..model import TERMINAL_STATES
 from ..raft.fsm import Change
 from ..raft.state import ClusterState
 from .netviews import service_networks
+
+#: how much of its publishing history an index keeps for :meth:`TaskNetworkIndex.changed_since` (a caller
+#: further behind compares whole mappings): published mappings, and addresses in all of them together
+KEPT_GENERATIONS = 256
+KEPT_CHANGED_ADDRESSES = 65_536
 
 
 class TaskNetworkIndex:
@@ -37,6 +45,9 @@ class TaskNetworkIndex:
         self._out: dict[str, frozenset[str]] = {}
         self._behind = False
         self.full_rebuilds = 0
+        self.generation = 0  # of the mapping last published (a rebuild starts a new history)
+        self._history: deque[tuple[int, frozenset[str]]] = deque()  # (generation, addresses it changed)
+        self._history_addresses = 0
 
     def update(self, state: ClusterState, changes: Iterable[Change] = ()) -> Mapping[str, frozenset[str]]:
         """The mapping for ``state``, given every change applied since the caller's previous call. Several
@@ -69,9 +80,20 @@ class TaskNetworkIndex:
         self._publish(touched)
         return self._out
 
-    def tasks_of(self, service_id: str) -> frozenset[str]:
-        """The ids of the tasks filed under ``service_id`` in the last state."""
-        return frozenset(self._service_tasks.get(service_id, ()))
+    def changed_since(self, generation: int) -> set[str] | None:
+        """Every address whose networks differ between the mapping of ``generation`` and the current one (an
+        address that changed and changed back may be named too); None when that is not known (a rebuild
+        since, or more history than the index keeps)."""
+        if generation == self.generation:
+            return set()
+        history = self._history
+        if not history or not history[0][0] <= generation + 1 <= self.generation:
+            return None
+        changed: set[str] = set()
+        for published, addresses in history:
+            if published > generation:
+                changed |= addresses
+        return changed
 
     def _follows(self, state: ClusterState, changes: list[Change]) -> bool:
         old = self._state
@@ -83,6 +105,9 @@ class TaskNetworkIndex:
 
     def _rebuild(self, state: ClusterState) -> None:
         self.full_rebuilds += 1
+        self.generation += 1
+        self._history.clear()
+        self._history_addresses = 0
         self._state = state
         self._service_nets = {sid: service_networks(svc.spec) for sid, svc in state.services.items()}
         self._service_tasks = {}
@@ -157,6 +182,7 @@ class TaskNetworkIndex:
     def _publish(self, touched: set[str]) -> None:
         """Replace ``_out`` by a new mapping only when an address's networks really changed."""
         new: dict[str, frozenset[str]] | None = None
+        changed: list[str] = []
         for address in touched:
             holders = self._by_address.get(address)
             value = self._networks(holders) if holders else None
@@ -168,8 +194,14 @@ class TaskNetworkIndex:
                 new.pop(address, None)
             else:
                 new[address] = value
+            changed.append(address)
         if new is not None:
             self._out = new
+            self.generation += 1
+            self._history.append((self.generation, frozenset(changed)))
+            self._history_addresses += len(changed)
+            while len(self._history) > KEPT_GENERATIONS or self._history_addresses > KEPT_CHANGED_ADDRESSES:
+                self._history_addresses -= len(self._history.popleft()[1])
 
 
 def _union(held: dict[str, frozenset[str]]) -> frozenset[str]:

@@ -276,3 +276,34 @@ def test_a_sharer_behind_the_index_gets_its_own_state_and_the_others_stay_exact(
 def test_the_board_holds_one_index() -> None:
     board = LocalBoard()
     assert shared_index(board) is shared_index(board) is board.task_networks
+
+
+def test_changed_since_names_every_address_that_differs_and_forgets_past_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the network policy follows: every address whose networks differ between a generation's
+    mapping and the current one (one that changed and changed back may be named too); unknown (None)
+    past the history the index keeps, and the planner then compares whole mappings and still plans
+    exactly."""
+    monkeypatch.setattr("p2porch.member.task_networks.KEPT_GENERATIONS", 4)
+    world = World(7)
+    index = TaskNetworkIndex()
+    planner = PolicyPlanner("n1", index)
+    first = dict(index.update(world.state, world.take_changes()))
+    seen = {index.generation: first}  # generation 1: the first rebuild
+    planner.plan(world.state, ())
+    for _ in range(150):
+        world.step()
+        current = index.update(world.state, world.take_changes())
+        seen[index.generation] = dict(current)
+        for generation, mapping in seen.items():
+            changed = index.changed_since(generation)
+            if index.generation - generation > 4:
+                assert changed is None
+            else:
+                differ = {a for a in mapping.keys() | current.keys() if mapping.get(a) != current.get(a)}
+                assert changed is not None and differ <= changed  # an address changed back may be named
+        if world.rng.random() < 0.1:  # now and then the planner falls behind the kept history
+            spec = policy_input(world.state, "n1")
+            assert planner.plan(world.state, ()) == (plan_policy(spec) if spec is not None else None)
+    assert planner.full_compares > 0 and index.full_rebuilds == 1
