@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -102,18 +102,21 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def task_counts(state: ClusterState, service: Service) -> tuple[int, int]:
-    """(running tasks that should run, desired tasks) of a service; a job: (completed, total)."""
+def task_counts(state: ClusterState, service: Service, tasks: Sequence[Task]) -> tuple[int, int]:
+    """(running tasks that should run, desired tasks) of a service whose tasks are ``tasks``; a job:
+    (completed, total)."""
     progress = job_view(state, service)
     if progress is not None:
         return progress["completed"], progress["total"]
-    tasks = [t for t in state.tasks_of_service(service.service_id) if t.desired_state == DesiredState.RUNNING]
-    running = sum(1 for t in tasks if t.state == TaskState.RUNNING)
-    desired = len(tasks) if service.spec.mode == "global" else service.spec.replicas
+    should_run = [t for t in tasks if t.desired_state == DesiredState.RUNNING]
+    running = sum(1 for t in should_run if t.state == TaskState.RUNNING)
+    desired = len(should_run) if service.spec.mode == "global" else service.spec.replicas
     return running, desired
 
 
-def failing_view(state: ClusterState, service: Service, running: int, desired: int) -> dict[str, Any] | None:
+def failing_view(
+    service: Service, tasks: Sequence[Task], running: int, desired: int
+) -> dict[str, Any] | None:
     """Why a service runs fewer tasks than desired when its tasks fail (an image the engine cannot pull,
     a command that exits): ``{"count": failed tasks of the current spec, "error": the latest one's}``;
     None when nothing is missing, nothing of the current spec failed, or for a job (its own counts)."""
@@ -122,7 +125,7 @@ def failing_view(state: ClusterState, service: Service, running: int, desired: i
     current = service.spec.template_hash()
     failed = [
         t
-        for t in state.tasks_of_service(service.service_id)
+        for t in tasks
         if t.state in (TaskState.FAILED, TaskState.REJECTED) and t.template_hash in ("", current)
     ]
     if not failed:
@@ -332,10 +335,11 @@ class ServiceOps:
 
     def view(self, service: Service, state: ClusterState | None = None) -> dict[str, Any]:
         state = state or self._state()
-        running, desired = task_counts(state, service)
+        tasks = list(state.tasks_of_service(service.service_id))  # one walk of the state for the view
+        running, desired = task_counts(state, service, tasks)
         pending = Counter(
             t.message
-            for t in state.tasks_of_service(service.service_id)
+            for t in tasks
             if t.desired_state == DesiredState.RUNNING and t.node_id is None and t.message
         )
         spec = service.spec.to_dict()
@@ -352,7 +356,7 @@ class ServiceOps:
             "vip": service.vip,  # "" in dnsrr mode
             "spec": spec,
             "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
-            "failing": failing_view(state, service, running, desired),
+            "failing": failing_view(service, tasks, running, desired),
             "update_paused": service.update_paused,
             "update_status": None if service.rollout is None else service.rollout.status(),
             "rebalance": (
