@@ -10,7 +10,9 @@ walks only what was allocated since (and CPython's rule - a full collection only
 pending grew by a quarter of the last full one's - keeps them rare). :func:`freeze_after` is the rule
 (pure). The price, as with memtrim's first freeze: an object that survived such a collection and later
 becomes part of a garbage cycle is never freed; records replaced in the state are freed by reference
-counting as before. It never runs a collection and never changes the thresholds.
+counting as before. It never runs a collection and never changes the thresholds. The hook is the one
+timer of this process's collections: an ``observer`` (a benchmark's tally, ``testing/gc_pauses.py``) is
+given each collection's generation, duration and ``gc`` info instead of timing them again.
 """
 
 from __future__ import annotations
@@ -18,14 +20,18 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SLOW_FULL_COLLECTION_S", "freeze_after", "install", "uninstall"]
+__all__ = ["SLOW_FULL_COLLECTION_S", "Observer", "freeze_after", "install", "uninstall"]
 
 #: a full collection this long or longer freezes its survivors
 SLOW_FULL_COLLECTION_S = 0.05
+
+#: told of every collection once it ends: its generation, how long it took (s) and ``gc``'s info dict
+Observer = Callable[[int, float, dict[str, Any]], None]
 
 
 def freeze_after(generation: int, took_s: float, slow_s: float = SLOW_FULL_COLLECTION_S) -> bool:
@@ -35,20 +41,27 @@ def freeze_after(generation: int, took_s: float, slow_s: float = SLOW_FULL_COLLE
 
 
 class _Hook:
-    """The ``gc.callbacks`` entry: times each collection, freezes after a slow full one."""
+    """The ``gc.callbacks`` entry: times each collection, freezes after a slow full one, and tells its
+    ``observer`` (None: nobody) each collection's duration. Never runs a collection itself."""
 
     def __init__(self, slow_s: float) -> None:
         self.slow_s = slow_s
-        self.started_at = 0.0
+        self.started_at: float | None = None  # the collection in progress (None: none seen starting)
         self.freezes = 0
+        self.observer: Observer | None = None
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         now = time.perf_counter()
         if phase == "start":
             self.started_at = now
             return
-        took = now - self.started_at
-        if freeze_after(int(info.get("generation", -1)), took, self.slow_s):
+        if self.started_at is None:  # installed during a collection: its start was not seen
+            return
+        took, self.started_at = max(0.0, now - self.started_at), None
+        generation = int(info.get("generation", -1))
+        if self.observer is not None:
+            self.observer(generation, took, info)
+        if freeze_after(generation, took, self.slow_s):
             gc.freeze()  # the collection is over: its survivors leave the generations it walks
             self.freezes += 1
             log.debug(  # DEBUG: dozens a minute while a state of 100,000 tasks grows

@@ -1,21 +1,21 @@
-"""How long the garbage collector's collections hold a process (measurement for benchmarks; shell hook
-over a pure tally).
+"""How long the garbage collector's collections hold a process (measurement for benchmarks; an observer of
+the daemon's gc hook over a pure tally).
 
 A full (generation 2) collection walks every tracked container object; a voter holding 100,000 task
 records has millions of them, and the collection holds the GIL the whole time, Raft thread included
-(issue 19, the tenth round). :class:`GcPauses` is the pure tally (callers pass ``now``): per generation,
-the number of collections, the total and the longest duration; :func:`install` feeds it from
-``gc.callbacks`` and logs every generation-2 collection of at least ``log_s`` seconds. It never changes
-what the collector does.
+(issue 19, the tenth round). :class:`GcPauses` is the pure tally: per generation, the number of
+collections, the total and the longest duration. :func:`install` makes it the observer of the process's
+gc freeze hook (``p2porch/gc_freeze.py``, which times every collection: one timer, not two) and logs
+every generation-2 collection of at least ``log_s`` seconds. It never changes what the collector does.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from .. import gc_freeze
 
 log = logging.getLogger(__name__)
 
@@ -24,26 +24,21 @@ LOG_S = 0.05  # a generation-2 collection this long or longer is logged
 
 @dataclass
 class GcPauses:
-    """Collections per generation: count, total and longest seconds; the collection in progress."""
+    """Collections per generation: count, total and longest seconds."""
 
     count: list[int] = field(default_factory=lambda: [0, 0, 0])
     total_s: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     longest_s: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    started_at: float | None = None
 
-    def start(self, now: float) -> None:
-        self.started_at = now
-
-    def stop(self, generation: int, now: float) -> float | None:
-        """The collection that started at :meth:`start` ended; its duration (None without a start)."""
-        if self.started_at is None or not 0 <= generation <= 2:
-            return None
-        took = max(0.0, now - self.started_at)
-        self.started_at = None
+    def record(self, generation: int, took_s: float) -> bool:
+        """A collection of ``generation`` took ``took_s``; False (nothing counted) for no generation."""
+        if not 0 <= generation <= 2:
+            return False
+        took_s = max(0.0, took_s)
         self.count[generation] += 1
-        self.total_s[generation] += took
-        self.longest_s[generation] = max(self.longest_s[generation], took)
-        return took
+        self.total_s[generation] += took_s
+        self.longest_s[generation] = max(self.longest_s[generation], took_s)
+        return True
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -56,17 +51,15 @@ class GcPauses:
         }
 
 
-def install(pauses: GcPauses, log_s: float = LOG_S) -> None:
-    """Feed ``pauses`` from every collection of this process from now on."""
+def install(pauses: GcPauses, log_s: float = LOG_S) -> gc_freeze.Observer:
+    """Feed ``pauses`` from every collection of this process from now on: the observer of the process's
+    gc freeze hook (installed here if the entry point has not; it replaces an earlier observer).
+    Returns the observer (``gc_freeze.install().observer = None`` takes it out)."""
 
-    def callback(phase: str, info: dict[str, Any]) -> None:
-        now = time.perf_counter()
-        if phase == "start":
-            pauses.start(now)
-            return
-        generation = int(info.get("generation", -1))
-        took = pauses.stop(generation, now)
-        if generation == 2 and took is not None and took >= log_s:
-            log.info("gc: generation-2 collection took %.3f s (%d collected)", took, info.get("collected", 0))
+    def observe(generation: int, took_s: float, info: dict[str, Any]) -> None:
+        if pauses.record(generation, took_s) and generation == 2 and took_s >= log_s:
+            collected = info.get("collected", 0)
+            log.info("gc: generation-2 collection took %.3f s (%d collected)", took_s, collected)
 
-    gc.callbacks.append(callback)
+    gc_freeze.install().observer = observe
+    return observe

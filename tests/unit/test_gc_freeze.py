@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from p2porch.gc_freeze import SLOW_FULL_COLLECTION_S, freeze_after, install, uninstall
+from p2porch.gc_freeze import SLOW_FULL_COLLECTION_S, _Hook, freeze_after, install, uninstall
 
 
 def test_only_a_slow_full_collection_freezes() -> None:
@@ -72,3 +72,35 @@ def test_uninstalled_the_hook_is_gone_and_what_it_froze_thawed() -> None:
     finally:
         gc.callbacks[:] = hooks
         gc.unfreeze()
+
+
+def test_the_observer_is_told_each_collections_generation_and_duration() -> None:
+    hooks = gc.callbacks[:]
+    gc.callbacks.clear()
+    seen: list[tuple[int, float, int]] = []
+    gc.disable()  # no automatic collection between the two asked for
+    try:
+        hook = install(slow_s=3600.0)
+        hook.observer = lambda generation, took, info: seen.append((generation, took, info["collected"]))
+        gc.collect()
+        gc.collect(1)
+        assert [g for g, _, _ in seen] == [2, 1]
+        assert all(took >= 0.0 and collected >= 0 for _, took, collected in seen)
+        hook.observer = None
+        gc.collect()
+        assert len(seen) == 2  # no observer: nobody told
+    finally:
+        gc.enable()
+        gc.callbacks[:] = hooks
+
+
+def test_an_end_without_its_start_is_neither_timed_nor_frozen() -> None:
+    seen: list[int] = []
+    hook = _Hook(slow_s=0.0)  # every full collection counts as slow; called by hand, not installed
+    hook.observer = lambda generation, took, info: seen.append(generation)
+    hook("stop", {"generation": 2, "collected": 0})  # its start was before the hook was there
+    assert seen == [] and hook.freezes == 0
+    hook("start", {"generation": 0})
+    hook("stop", {"generation": 0, "collected": 0})
+    hook("stop", {"generation": 0, "collected": 0})  # a second end of the same start
+    assert seen == [0]
