@@ -87,16 +87,16 @@ class Round:
 class Scope:
     """What a round plans: ``tasks`` are every task of the services it re-plans (those of a removed or
     invalid service included), ``services`` those services as committed, and ``infos`` every node with
-    what every placed task of the cluster holds on it. ``placed`` (all placed tasks) only in a full
-    round: rebalancing compares every service's spread. ``by_service`` (when the caller has it) is
-    ``tasks`` grouped by service (service id -> task id -> task), read where the round needs one
-    service's tasks."""
+    what every placed task of the cluster holds on it. ``by_service`` holds at least ``tasks`` grouped
+    by service (service id -> task id -> task; a full round's :func:`group_tasks`, the incremental
+    planner's kept grouping of every service), read where the round needs one service's tasks.
+    ``placed`` (all placed tasks) only in a full round: rebalancing compares every service's spread."""
 
     services: list[Service]
     tasks: list[Task]
     infos: list[NodeInfo]
+    by_service: Mapping[str, Mapping[str, Task]]
     placed: list[PlacedTask] | None = None
-    by_service: Mapping[str, Mapping[str, Task]] | None = None
 
 
 def occupies_node(task: Task) -> bool:
@@ -185,15 +185,6 @@ def release_ended(
         node.remove_task(spec.name, spec.placement_cpu_nanos, spec.placement_memory_bytes, spec.host_ports)
         released.add(task_id)
     return nodes.result(), released
-
-
-def tasks_by_service(tasks: Iterable[Task], services: Collection[str]) -> dict[str, list[Task]]:
-    """The tasks of each of ``services`` among ``tasks`` (service id -> its tasks, in order)."""
-    out: dict[str, list[Task]] = {}
-    for t in tasks:
-        if t.service_id in services:
-            out.setdefault(t.service_id, []).append(t)
-    return out
 
 
 @dataclass
@@ -331,10 +322,7 @@ def plan_scope(
     slots = {(t.service_id, t.slot) for t in (*new_records.values(), *waiting) if t.task_id not in pinned}
     placing_in = {sid for sid, _ in slots}
     by_service = scope.by_service
-    if by_service is None:
-        tasks_of: Mapping[str, Iterable[Task]] = tasks_by_service(tasks, placing_in)
-    else:
-        tasks_of = {sid: by_service[sid].values() for sid in placing_in if sid in by_service}
+    tasks_of = {sid: by_service[sid].values() for sid in placing_in if sid in by_service}
     infos, released = (
         release_ended(scope.infos, shutdowns, state.tasks, specs) if requests else (scope.infos, set())
     )

@@ -26,10 +26,9 @@ from p2porch.leader.scheduling import (
     plan_scope,
     rollout_done_updates,
     spread_without_outgoing,
-    tasks_by_service,
     update_failure_updates,
 )
-from p2porch.model import Node, NodeStatus, Rollout, ServiceSpec
+from p2porch.model import Node, NodeStatus, Rollout, ServiceSpec, Task
 from p2porch.model.container import PortPublish, RestartPolicy, UpdateConfig
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
@@ -356,25 +355,45 @@ def test_spread_without_outgoing_by_service_equals_the_walk_over_every_task(seed
         slots |= {(sid, rng.randrange(0, 8)) for sid in specs if rng.random() < 0.3}
         placing = {t.task_id for t in tasks if rng.random() < 0.2}
         expected = _spread_by_walk(scope.infos, slots, placing, tasks, specs)
-        indexed = spread_without_outgoing(
-            scope.infos, slots, placing, tasks_by_service(tasks, {sid for sid, _ in slots}), specs
-        )
+        tasks_of = {sid: group.values() for sid, group in scope.by_service.items()}  # the round's reading
+        indexed = spread_without_outgoing(scope.infos, slots, placing, tasks_of, specs)
         assert indexed == expected
         # a node it did not change is the caller's own object (copied only when changed)
         unchanged = [i for i, n in enumerate(expected) if n is scope.infos[i]]
         assert all(indexed[i] is scope.infos[i] for i in unchanged)
 
 
+def _grouped_by_walk(tasks: list[Task]) -> dict[str, dict[str, Task]]:
+    """The reference grouping: only ``tasks`` (a round's own), service id -> task id -> task."""
+    out: dict[str, dict[str, Task]] = {}
+    for t in tasks:
+        out.setdefault(t.service_id, {})[t.task_id] = t
+    return out
+
+
 @pytest.mark.parametrize("seed", range(20))
-def test_a_round_given_the_grouping_decides_what_one_without_it_decides(seed: int) -> None:
+def test_a_round_reads_only_its_own_services_of_the_grouping(seed: int) -> None:
+    """A full round's grouping (``group_tasks``) and an incremental round's (every service's, kept) hold
+    more than the round plans: the round reads only its own services' tasks of it."""
+    rng = random.Random(seed)
     for state in _random_states(seed, steps=15):
         now = 50.0
-        given = full_scope(state)
-        assert given.by_service is not None
-        bare = replace(given, by_service=None)  # spread groups the round's own tasks
-        with_index = plan_scope(state, now, Orchestrator(random.Random(seed)), given)
-        without = plan_scope(state, now, Orchestrator(random.Random(seed)), bare)
-        assert decisions(with_index) == decisions(without)
+        whole = full_scope(state)
+        own = replace(whole, by_service=_grouped_by_walk(whole.tasks))
+        full = plan_scope(state, now, Orchestrator(random.Random(seed)), whole)
+        assert decisions(full) == decisions(plan_scope(state, now, Orchestrator(random.Random(seed)), own))
+        # some services, as an incremental round plans them, given every service's grouping
+        part_ids = {sid for sid in state.services if rng.random() < 0.5}
+        part = replace(
+            whole,
+            services=[s for s in whole.services if s.service_id in part_ids],
+            tasks=[t for t in whole.tasks if t.service_id in part_ids],
+            placed=None,
+        )
+        part_own = replace(part, by_service=_grouped_by_walk(part.tasks))
+        given_all = plan_scope(state, now, Orchestrator(random.Random(seed)), part)
+        given_own = plan_scope(state, now, Orchestrator(random.Random(seed)), part_own)
+        assert decisions(given_all) == decisions(given_own)
 
 
 @pytest.mark.parametrize("seed", range(20))
