@@ -115,11 +115,8 @@ class PolicyFirewall:
             self._sets = None  # the member lists are not kept on this path
             self._known_names().update(edits.fresh)
             return [f"wrote {text.count(chr(10))} set entries"] if text else []
-        if self._sets is None:  # not known, or superseded by edits: read the kernel
-            self._sets = self._names = None
-            self._known_names()
-        current = self._sets
-        assert current is not None
+        # the content last written or read; else (not known, or superseded by edits) the kernel's
+        current = self._sets if self._sets is not None else self._kernel_sets()
         wanted = dict(plan.sets)
         text = restore_text(current, wanted)
         self._write(text, plan)

@@ -186,3 +186,48 @@ def test_the_firewall_writes_kept_edits_without_reading_the_sets(seed: int) -> N
     written = [f"wrote {len(plan.sets[TASKS_SET])} set entries"]
     assert [c for c in firewall.apply(plan) if "set" in c] == []  # trusted between resyncs
     assert [c for c in firewall.apply(plan, verify=True) if "set" in c] == written
+
+
+class FailingRestoreRunner(ModelRunner):
+    """A :class:`ModelRunner` whose next ``ipset restore`` fails (as a process exiting non-zero raises)."""
+
+    fail_next = False
+
+    def ipset(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        if args[0] == "restore" and self.fail_next:
+            self.fail_next = False
+            self.calls.append("ipset restore (failed)")
+            raise subprocess.CalledProcessError(1, ["ipset", "restore"])
+        return super().ipset(*args, stdin=stdin, check=check)
+
+
+def test_the_firewall_reads_the_kernels_sets_exactly_when_it_does_not_know_them() -> None:
+    addresses = {"10.240.1.2": frozenset({"a"}), "10.240.2.2": frozenset({"a", "b"})}
+    runner = FailingRestoreRunner()
+    firewall = PolicyFirewall(runner)  # type: ignore[arg-type]
+
+    def sets_pass(plan: PolicyPlan, verify: bool = False) -> list[str]:
+        runner.calls.clear()
+        firewall.apply(plan, verify=verify)
+        assert runner.ipsets.frozen() == dict(plan.sets)  # the kernel is right
+        return [c for c in runner.calls if c.startswith("ipset") and c != "ipset destroy"]
+
+    full = _full(addresses, frozenset())  # a plan of no kept policy: its content is kept after the write
+    assert sets_pass(full) == ["ipset save", "ipset restore"]  # the first pass reads the kernel
+    assert sets_pass(full) == []  # known and right: nothing read, nothing written
+    assert sets_pass(full, verify=True) == ["ipset save"]  # the resync reads it again
+    kept = KeptPolicy(CLUSTER, LEASE, frozenset(), addresses)
+    assert sets_pass(kept.plan()) == []  # the content written last, kept: right already
+    addresses["10.240.3.3"] = frozenset({"a"})
+    kept.set_address("10.240.3.3", addresses["10.240.3.3"], addresses)
+    assert sets_pass(kept.plan()) == ["ipset restore"]  # the kept plan's edits only
+    full = _full(addresses, frozenset())
+    assert sets_pass(full) == ["ipset save"]  # no content kept after edits: read (then right already)
+    del addresses["10.240.3.3"]
+    runner.fail_next = True
+    with pytest.raises(subprocess.CalledProcessError):
+        firewall.apply(_full(addresses, frozenset()))
+    # unknown after a failure: read, then written
+    assert sets_pass(_full(addresses, frozenset())) == ["ipset save", "ipset restore"]
