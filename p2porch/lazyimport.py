@@ -35,8 +35,25 @@ __all__ = [
 #: and UUID path convertor, ``email``'s date parsing (``calendar``: ``http.client`` parses headers only),
 #: pysyncobj's serializer compression (``gzip``: p2porch writes its own snapshots), ``shutil``'s archive
 #: formats (``bz2``, ``lzma``, each with its C library) and trio's encoding of non-ASCII host names
-#: (``idna``: p2porch resolves addresses and ASCII names). ~0.4 MB with the modules they import.
-DAEMON_UNEXECUTED_MODULES = ("tomllib", "http.cookies", "calendar", "gzip", "bz2", "lzma", "idna")
+#: (``idna``: p2porch resolves addresses and ASCII names). ~0.4 MB with the modules they import. And the
+#: HTTP/2 stack (issue 19, eleventh round): ``hypercorn.protocol.h2`` imports ``h2`` (its ``connection``,
+#: ``events`` and ``exceptions``) and ``priority`` and reads them only in its methods; both APIs speak
+#: HTTP/1.1 (the TLS one offers only ``http/1.1`` in ALPN), so they run, with ``hpack``, only when a
+#: client opens an HTTP/2 connection (prior knowledge or an ``h2c`` upgrade). ~1.2 MB.
+DAEMON_UNEXECUTED_MODULES = (
+    "tomllib",
+    "http.cookies",
+    "calendar",
+    "gzip",
+    "bz2",
+    "lzma",
+    "idna",
+    "h2",
+    "h2.connection",
+    "h2.events",
+    "h2.exceptions",
+    "priority",
+)
 
 _full_init_lock = threading.RLock()  # re-entered if a real __init__ looks up its own names
 

@@ -121,8 +121,12 @@ def test_html_escapes_after_the_light_registration() -> None:
 
 
 def _executed(name_expr: str) -> str:
-    """Child-side expression: True when the module named by ``name_expr`` has run (public names defined)."""
-    return f"any(not k.startswith('__') for k in vars(sys.modules[{name_expr}]))"
+    """Child-side expression: True when the module named by ``name_expr`` has run (public names defined;
+    a submodule set on its unexecuted package is not one)."""
+    return (
+        f"any(not k.startswith('__') and not isinstance(v, type(sys)) "
+        f"for k, v in vars(sys.modules[{name_expr}]).items())"
+    )
 
 
 def test_the_daemon_entry_point_leaves_the_modules_it_defers_unexecuted() -> None:
@@ -140,8 +144,12 @@ def test_the_daemon_entry_point_leaves_the_modules_it_defers_unexecuted() -> Non
         f"    assert name in sys.modules and not {_executed('name')}, name\n"
     )
     loaded = modules_after(code)
-    assert {"tomllib", "gzip", "bz2", "lzma", "idna", "http.cookies", "calendar"} <= loaded
+    assert {"tomllib", "gzip", "bz2", "lzma", "idna", "http.cookies", "calendar", "h2", "priority"} <= loaded
     assert "tomllib._parser" not in loaded and "_bz2" not in loaded and "_lzma" not in loaded
+    # hypercorn's HTTP/2 protocol is imported, the HTTP/2 stack it binds is not run (nor hpack imported)
+    assert "hypercorn.protocol.h2" in loaded
+    assert sorted(m for m in loaded if m.partition(".")[0] == "hpack") == []
+    assert "h2.config" not in loaded and "h2.settings" not in loaded and "priority.priority" not in loaded
 
 
 def test_deferred_modules_run_once_on_first_use_from_any_thread() -> None:
@@ -149,10 +157,12 @@ def test_deferred_modules_run_once_on_first_use_from_any_thread() -> None:
     loaded = modules_after(
         "import sys, threading\n"
         "from p2porch.lazyimport import defer_daemon_modules, register_unexecuted_module\n"
-        "deferred = ['tomllib', 'http.cookies', 'calendar', 'gzip', 'bz2', 'lzma', 'idna']\n"
+        "deferred = ['tomllib', 'http.cookies', 'calendar', 'gzip', 'bz2', 'lzma', 'idna',\n"
+        "            'h2', 'h2.connection', 'h2.events', 'h2.exceptions', 'priority']\n"
         "assert defer_daemon_modules() == deferred\n"
         "assert defer_daemon_modules() == []  # registered already: nothing done twice\n"
         "import gzip, bz2, lzma, calendar, tomllib, idna, http.cookies\n"
+        "import h2, h2.connection, h2.events, h2.exceptions, priority  # as hypercorn.protocol.h2 does\n"
         f"assert not {_executed(repr('gzip'))} and not {_executed(repr('tomllib'))}\n"
         "def checks():\n"
         "    assert gzip.decompress(gzip.compress(b'x' * 100)) == b'x' * 100\n"
@@ -162,6 +172,15 @@ def test_deferred_modules_run_once_on_first_use_from_any_thread() -> None:
         "    assert tomllib.loads('a = 1') == {'a': 1}\n"
         "    assert idna.encode('bücher.de') == b'xn--bcher-kva.de'\n"
         "    assert http.cookies.SimpleCookie('k=v')['k'].value == 'v'\n"
+        "    # what H2Protocol does: a server connection, given a client's preface, acknowledges it\n"
+        "    server = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))\n"
+        "    client = h2.connection.H2Connection()\n"
+        "    client.initiate_connection()\n"
+        "    server.initiate_connection()\n"
+        "    events = server.receive_data(client.data_to_send())\n"
+        "    assert isinstance(events[0], h2.events.RemoteSettingsChanged), events\n"
+        "    assert issubclass(h2.exceptions.ProtocolError, Exception)\n"
+        "    assert priority.PriorityTree().insert_stream(1) is None\n"
         "errors = []\n"
         "def run():\n"
         "    try:\n"
@@ -180,7 +199,7 @@ def test_deferred_modules_run_once_on_first_use_from_any_thread() -> None:
         "assert html.parser.HTMLParser.__name__ == 'HTMLParser'\n"
         "assert register_unexecuted_module('gzip') is False\n"
     )
-    assert {"tomllib._parser", "_bz2", "_lzma", "idna.core"} <= loaded
+    assert {"tomllib._parser", "_bz2", "_lzma", "idna.core", "hpack.hpack", "priority.priority"} <= loaded
 
 
 def test_parse_yaml_loads_pyyaml_on_first_use() -> None:
