@@ -2,10 +2,12 @@
 
 ``P2PORCH_TRACEMALLOC=/path/{pid}.snap p2porch daemon ...`` starts ``tracemalloc`` when the daemon starts
 (``P2PORCH_TRACEMALLOC_FRAMES`` frames per allocation, default 4; ``{pid}`` in the path is replaced by the
-process id) and writes a snapshot to the path on every ``SIGUSR2`` (after a garbage collection). Two
+process id) and writes a snapshot to the path on every ``SIGUSR2`` (after a garbage collection), and the names
+of the modules the process has imported (``sys.modules``, sorted, a JSON list) to ``PATH.modules``. Two
 snapshots, the leader's and a voter's, compare with ``tracemalloc.Snapshot.load(a).compare_to(
-Snapshot.load(b), "lineno")``. Tracing costs memory and CPU of its own: never measure the idle cost with it.
-It only reads the heap; without the variable nothing is imported and nothing runs.
+Snapshot.load(b), "lineno")``; two module lists tell what one imported that the other did not. Tracing costs
+memory and CPU of its own: never measure the idle cost with it. It only reads the heap; without the variable
+nothing is imported and nothing runs.
 """
 
 from __future__ import annotations
@@ -40,8 +42,11 @@ def start_from_env(env: dict[str, str] | None = None) -> str | None:
 
 
 def write_snapshot(path: str) -> None:
-    """Collect garbage, then write the traced heap to ``path`` (atomically: a reader never sees half)."""
+    """Collect garbage, then write the traced heap to ``path`` and the imported modules' names to
+    ``path.modules`` (each atomically: a reader never sees half)."""
     import gc
+    import json
+    import sys
     import tracemalloc
 
     gc.collect()
@@ -51,6 +56,9 @@ def write_snapshot(path: str) -> None:
     tmp = f"{path}.tmp"
     snapshot.dump(tmp)
     os.replace(tmp, path)
+    with open(tmp, "w") as f:
+        json.dump(sorted(sys.modules), f)
+    os.replace(tmp, f"{path}.modules")
 
 
 async def dump_on_signal(path: str, signum: int = signal.SIGUSR2) -> None:

@@ -4,6 +4,7 @@ SIGUSR2 with it."""
 from __future__ import annotations
 
 import gc
+import json
 import os
 import signal
 import tracemalloc
@@ -43,6 +44,8 @@ def test_a_snapshot_is_written_on_sigusr2_and_holds_what_was_allocated(tmp_path:
         here = [s for s in snapshot.statistics("filename") if s.traceback[0].filename == __file__]
         assert here and here[0].size >= 200 * 1000
         assert not os.path.exists(f"{path}.tmp")
+        modules = json.loads(Path(f"{path}.modules").read_text())
+        assert "p2porch.memtrace" in modules and "trio" in modules and modules == sorted(modules)
         del kept
     finally:
         if not was_tracing:
