@@ -217,6 +217,14 @@ def _env_files(value: Any, path: str, ctx: StackContext) -> dict[str, str]:
     return out
 
 
+def _label_files(value: Any, path: str, ctx: StackContext) -> dict[str, str]:
+    """``label_file``: one file or a list, read like an ``env_file`` (later files win)."""
+    entries = [value] if isinstance(value, str) else list_(value, path)
+    for i, entry in enumerate(entries):
+        string(entry, f"{path}[{i}]")
+    return _env_files(value, path, ctx)
+
+
 def _labels(value: Any, path: str) -> dict[str, str]:
     labels = deploy_keys.key_values(value, path)
     for key in labels:
@@ -407,8 +415,11 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     spec["env"] = env
     labels: dict[str, str] = {}
     with problems.check():
+        if conf.get("label_file") is not None:  # labels: wins over the files, as in Compose
+            labels = _labels(_label_files(conf["label_file"], f"{path}.label_file", ctx), f"{path}.label_file")
+    with problems.check():
         if conf.get("labels") is not None:
-            labels = _labels(conf["labels"], f"{path}.labels")
+            labels.update(_labels(conf["labels"], f"{path}.labels"))
     spec["labels"] = {**labels, **stack_labels(ctx.stack, short)}
     publish: list[dict[str, Any]] = []
     for i, item in enumerate(_entries(conf, "ports", path, problems)):

@@ -1,0 +1,96 @@
+"""Constructs of the sixth real-world sample (docs/stack.md, "Sixth sample"), each reproduced by a
+minimal hand-written file: ``label_file`` (labels read from files, as Compose reads them)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from p2porch.errors import ConfigError
+from p2porch.model import ServiceSpec
+from p2porch.stack import load_stack
+from p2porch.stack.resolve import ComposeFile
+
+
+def _load(files: dict[str, str], texts: dict[str, str], environ: dict[str, str] | None = None):
+    """The stack ``app`` of the Compose ``files`` (path -> text); ``texts`` are the other files on disk."""
+
+    def read(path: str) -> str:
+        if path not in texts:
+            raise FileNotFoundError(path)
+        return texts[path]
+
+    compose = [ComposeFile(p, textwrap.dedent(t), p.rsplit("/", 1)[0]) for p, t in files.items()]
+    return load_stack("app", compose, read, environ=environ or {})
+
+
+def _labels(definition, short: str) -> dict[str, str]:
+    spec = {s.short_name: s.spec for s in definition.services}[short]
+    assert ServiceSpec.from_dict(spec).to_dict() == spec
+    return {k: v for k, v in spec["labels"].items() if not k.startswith("p2porch.")}
+
+
+def test_label_file_labels_reach_the_container_and_labels_win():
+    """``label_file`` (Compose 2.32+) was ignored with a warning: the labels a proxy or a monitoring
+    agent reads from the container (``traefik.*``) were missing. Compose reads each file like an
+    ``env_file``, a later file wins over an earlier one and ``labels:`` wins over the files."""
+    definition = _load(
+        {
+            "/srv/app/compose.yaml": """
+                services:
+                  web:
+                    image: nginx
+                    label_file: [./web.labels, ./extra.labels]
+                    labels: {tier: front}
+                  api:
+                    image: api
+                    label_file: ./web.labels
+            """
+        },
+        {
+            "/srv/app/web.labels": "# routing\ntraefik.enable=true\ntier=back\nhost=${DOMAIN:-local}\n",
+            "/srv/app/extra.labels": "tier=middle\nteam='web ops'\n",
+        },
+        {"DOMAIN": "example.org"},
+    )
+    assert _labels(definition, "web") == {
+        "traefik.enable": "true",
+        "tier": "front",
+        "host": "example.org",
+        "team": "web ops",
+    }
+    assert _labels(definition, "api") == {"traefik.enable": "true", "tier": "back", "host": "example.org"}
+    assert not [w for w in definition.warnings if "label_file" in w]
+
+
+def test_label_file_paths_are_relative_to_the_file_that_names_them_and_merge_by_appending():
+    definition = _load(
+        {
+            "/srv/app/compose.yaml": "services: {web: {image: nginx, label_file: ./base.labels}}",
+            "/srv/app/prod/compose.prod.yaml": "services: {web: {label_file: ./prod.labels}}",
+        },
+        {"/srv/app/base.labels": "a=1\nb=1\n", "/srv/app/prod/prod.labels": "b=2\n"},
+    )
+    assert _labels(definition, "web") == {"a": "1", "b": "2"}
+
+
+def test_a_missing_label_file_is_refused_naming_the_service_and_key():
+    with pytest.raises(ConfigError) as info:
+        _load({"/srv/app/compose.yaml": "services: {web: {image: nginx, label_file: ./nope.labels}}"}, {})
+    assert "services.web.label_file" in str(info.value)
+    assert "nope.labels" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value, texts, message",
+    [
+        ("./own.labels", {"/srv/app/own.labels": "p2porch.stack=other\n"}, "reserved"),
+        ("[{path: ./own.labels}]", {"/srv/app/own.labels": "a=1\n"}, "label_file[0]"),
+    ],
+)
+def test_label_file_contents_and_forms_are_validated(value, texts, message):
+    with pytest.raises(ConfigError) as info:
+        _load({"/srv/app/compose.yaml": f"services: {{web: {{image: nginx, label_file: {value}}}}}"}, texts)
+    assert message in str(info.value)
+    assert "services.web.label_file" in str(info.value)
