@@ -500,10 +500,11 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
         if conf.get("profiles") is not None:
             string_list(conf["profiles"], f"{path}.profiles")
     if "container_name" in conf:
-        ctx.ignored(
+        ctx.note(
             "container_name",
             short,
-            "task containers are named by p2porch (docker stack deploy ignores it too)",
+            "task containers are named by p2porch; the name resolves to the service (a network "
+            "alias), as Docker's DNS answers a Compose container's name",
         )
     for section, declared in (("secrets", ctx.secrets), ("configs", ctx.configs)):
         if conf.get(section):

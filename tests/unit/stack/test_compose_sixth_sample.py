@@ -1,5 +1,6 @@
 """Constructs of the sixth real-world sample (docs/stack.md, "Sixth sample"), each reproduced by a
-minimal hand-written file: ``label_file`` (labels read from files, as Compose reads them)."""
+minimal hand-written file: ``label_file`` (labels read from files, as Compose reads them), a
+``container_name`` other services reach the service by."""
 
 from __future__ import annotations
 
@@ -94,3 +95,65 @@ def test_label_file_contents_and_forms_are_validated(value, texts, message):
         _load({"/srv/app/compose.yaml": f"services: {{web: {{image: nginx, label_file: {value}}}}}"}, texts)
     assert message in str(info.value)
     assert "services.web.label_file" in str(info.value)
+
+
+def _networks(definition, short: str) -> dict[str, list[str]]:
+    spec = {s.short_name: s.spec for s in definition.services}[short]
+    assert ServiceSpec.from_dict(spec).to_dict() == spec
+    return {n["target"]: n["aliases"] for n in spec["networks"]}
+
+
+def test_a_container_name_resolves_to_its_service_on_each_of_its_networks():
+    """A tracing demo's database service ``storage`` has ``container_name: mysql`` and its server is
+    configured with ``MYSQL_HOST=mysql``; an AI starter kit's ``ollama-cpu`` is reached as ``ollama``.
+    Docker's DNS answers a container's name; p2porch ignored it, so nothing answered ``mysql``."""
+    definition = _load(
+        {
+            "/srv/app/compose.yaml": """
+                services:
+                  storage: {image: openzipkin/zipkin-mysql, container_name: mysql}
+                  zipkin: {image: openzipkin/zipkin, container_name: zipkin, environment: [MYSQL_HOST=mysql]}
+                  ollama-cpu:
+                    image: ollama/ollama
+                    container_name: Ollama
+                    networks: [demo, default]
+                networks: {demo: {}}
+            """
+        },
+        {},
+    )
+    assert _networks(definition, "storage") == {"app_default": ["mysql"]}
+    assert _networks(definition, "zipkin") == {"app_default": []}  # its own name resolves already
+    assert _networks(definition, "ollama-cpu") == {"app_demo": ["ollama"], "app_default": ["ollama"]}
+    assert [w for w in definition.warnings if "container_name" in w] == [
+        "container_name (services storage, zipkin, ollama-cpu): task containers are named by p2porch; "
+        "the name resolves to the service (a network alias), as Docker's DNS answers a Compose "
+        "container's name"
+    ]
+
+
+def test_a_container_name_that_cannot_resolve_is_named_in_a_warning():
+    definition = _load(
+        {
+            "/srv/app/compose.yaml": """
+                services:
+                  db: {image: postgres, container_name: cache}
+                  cache: {image: redis}
+                  api: {image: api, container_name: "${UNSET_NAME}"}
+                  web: {image: web, container_name: web.example}
+                  worker: {image: worker, container_name: shared}
+                  other: {image: worker, container_name: shared}
+            """
+        },
+        {},
+    )
+    assert all(aliases == [] for short in ("db", "api", "web") for aliases in _networks(definition, short).values())
+    assert _networks(definition, "worker") == {"app_default": ["shared"]}
+    assert _networks(definition, "other") == {"app_default": []}
+    warnings = [w for w in definition.warnings if w.startswith("ignoring services.")]
+    assert warnings == [
+        "ignoring services.db.container_name (cache): 'cache' is the name of another service of the stack",
+        "ignoring services.web.container_name (web.example): 'web.example' is not a name the cluster DNS answers",
+        "ignoring services.other.container_name (shared): 'shared' already resolves to worker on that network",
+    ]
+
