@@ -1,6 +1,7 @@
 """Constructs of the sixth real-world sample (docs/stack.md, "Sixth sample"), each reproduced by a
 minimal hand-written file: ``label_file`` (labels read from files, as Compose reads them), a
-``container_name`` other services reach the service by."""
+``container_name`` other services reach the service by, and a Go string constant (``{{`...`}}``) in a
+Swarm stack's environment value."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import textwrap
 
 import pytest
 
+from p2porch.agent.dockerspec import create_request
+from p2porch.agent.model import TaskAssignment
 from p2porch.errors import ConfigError
 from p2porch.model import ServiceSpec
+from p2porch.model.templates import SAMPLE, expand
 from p2porch.stack import load_stack
 from p2porch.stack.resolve import ComposeFile
 
@@ -157,3 +161,19 @@ def test_a_container_name_that_cannot_resolve_is_named_in_a_warning():
         "ignoring services.other.container_name (shared): 'shared' already resolves to worker on that network",
     ]
 
+
+def test_a_go_string_constant_in_an_environment_value_is_printed_as_go_prints_it():
+    """A Kafka Swarm file passes ``HOSTNAME_COMMAND: "docker info -f '{{`{{.Swarm.NodeAddr}}`}}'"``:
+    Swarm expands environment values as Go templates, which print a string constant as written, so
+    the container gets ``docker info -f '{{.Swarm.NodeAddr}}'``. p2porch passed the escape through."""
+    command = "docker info -f '{{`{{.Swarm.NodeAddr}}`}}'"
+    assert expand(command, SAMPLE) == "docker info -f '{{.Swarm.NodeAddr}}'"
+    assert expand('{{"a\\tb"}}.{{ .Task.Slot }}', SAMPLE) == "a\tb.1"
+    assert expand('{{"\\q"}} {{ .GatewayID }}', SAMPLE) == '{{"\\q"}} {{ .GatewayID }}'  # left as written
+    _, body = create_request(
+        TaskAssignment(
+            task_id="t0123456789", service_name="s-kafka", service_id="s1", slot=1, node_name="n1",
+            image="wurstmeister/kafka", env={"HOSTNAME_COMMAND": command},
+        )
+    )
+    assert "HOSTNAME_COMMAND=docker info -f '{{.Swarm.NodeAddr}}'" in body["Env"]
