@@ -109,7 +109,9 @@ def _container_names(
         for net in service.spec.get("networks") or ():
             owner = owners.setdefault((net["target"], alias), service.short_name)
             if owner != service.short_name:
-                problems.warn(f"ignoring {where} ({name}): {alias!r} already resolves to {owner} on that network")
+                problems.warn(
+                    f"ignoring {where} ({name}): {alias!r} already resolves to {owner} on that network"
+                )
             elif alias not in net["aliases"]:
                 net["aliases"].append(alias)
 

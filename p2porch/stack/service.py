@@ -416,7 +416,9 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     labels: dict[str, str] = {}
     with problems.check():
         if conf.get("label_file") is not None:  # labels: wins over the files, as in Compose
-            labels = _labels(_label_files(conf["label_file"], f"{path}.label_file", ctx), f"{path}.label_file")
+            labels = _labels(
+                _label_files(conf["label_file"], f"{path}.label_file", ctx), f"{path}.label_file"
+            )
     with problems.check():
         if conf.get("labels") is not None:
             labels.update(_labels(conf["labels"], f"{path}.labels"))

@@ -151,14 +151,18 @@ def test_a_container_name_that_cannot_resolve_is_named_in_a_warning():
         },
         {},
     )
-    assert all(aliases == [] for short in ("db", "api", "web") for aliases in _networks(definition, short).values())
+    assert all(
+        aliases == [] for short in ("db", "api", "web") for aliases in _networks(definition, short).values()
+    )
     assert _networks(definition, "worker") == {"app_default": ["shared"]}
     assert _networks(definition, "other") == {"app_default": []}
     warnings = [w for w in definition.warnings if w.startswith("ignoring services.")]
     assert warnings == [
         "ignoring services.db.container_name (cache): 'cache' is the name of another service of the stack",
-        "ignoring services.web.container_name (web.example): 'web.example' is not a name the cluster DNS answers",
-        "ignoring services.other.container_name (shared): 'shared' already resolves to worker on that network",
+        "ignoring services.web.container_name (web.example): "
+        "'web.example' is not a name the cluster DNS answers",
+        "ignoring services.other.container_name (shared): "
+        "'shared' already resolves to worker on that network",
     ]
 
 
@@ -172,8 +176,13 @@ def test_a_go_string_constant_in_an_environment_value_is_printed_as_go_prints_it
     assert expand('{{"\\q"}} {{ .GatewayID }}', SAMPLE) == '{{"\\q"}} {{ .GatewayID }}'  # left as written
     _, body = create_request(
         TaskAssignment(
-            task_id="t0123456789", service_name="s-kafka", service_id="s1", slot=1, node_name="n1",
-            image="wurstmeister/kafka", env={"HOSTNAME_COMMAND": command},
+            task_id="t0123456789",
+            service_name="s-kafka",
+            service_id="s1",
+            slot=1,
+            node_name="n1",
+            image="wurstmeister/kafka",
+            env={"HOSTNAME_COMMAND": command},
         )
     )
     assert "HOSTNAME_COMMAND=docker info -f '{{.Swarm.NodeAddr}}'" in body["Env"]
