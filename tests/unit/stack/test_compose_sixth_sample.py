@@ -1,7 +1,7 @@
 """Constructs of the sixth real-world sample (docs/stack.md, "Sixth sample"), each reproduced by a
 minimal hand-written file: ``label_file`` (labels read from files, as Compose reads them), a
 ``container_name`` other services reach the service by, and a Go string constant (``{{`...`}}``) in a
-Swarm stack's environment value."""
+Swarm stack's environment value, and a secret whose ``environment:`` variable is in the ``.env``."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ import pytest
 
 from p2porch.agent.dockerspec import create_request
 from p2porch.agent.model import TaskAssignment
+from p2porch.cli.stack import _object_values as object_values
+from p2porch.cli.util import UsageError
 from p2porch.errors import ConfigError
 from p2porch.model import ServiceSpec
 from p2porch.model.templates import SAMPLE, expand
 from p2porch.stack import load_stack
 from p2porch.stack.resolve import ComposeFile
+from p2porch.stack.source import stack_source
 
 
 def _load(files: dict[str, str], texts: dict[str, str], environ: dict[str, str] | None = None):
@@ -186,3 +189,26 @@ def test_a_go_string_constant_in_an_environment_value_is_printed_as_go_prints_it
         )
     )
     assert "HOSTNAME_COMMAND=docker info -f '{{.Swarm.NodeAddr}}'" in body["Env"]
+
+
+def test_a_secret_from_environment_reads_the_env_file_as_compose_does(tmp_path):
+    """``secrets: {token: {environment: API_TOKEN}}`` with ``API_TOKEN`` in the project's ``.env``:
+    Compose takes the value from its environment, which holds the ``.env``; ``stack deploy`` read the
+    shell's only and refused "environment variable API_TOKEN is not set"."""
+    (tmp_path / "compose.yaml").write_text(
+        "services: {bot: {image: bot, secrets: [token], configs: [motd]}}\n"
+        "secrets: {token: {environment: API_TOKEN}}\n"
+        "configs: {motd: {environment: MOTD}, unused: {environment: UNUSED}}\n"
+    )
+    (tmp_path / ".env").write_text("API_TOKEN=from-dotenv\nMOTD=dotenv\nUNUSED=x\n")
+    source = stack_source([str(tmp_path / "compose.yaml")], environ={"MOTD": "shell"})
+    definition = source.load("app")
+    assert definition.object_env == {"API_TOKEN": "from-dotenv", "MOTD": "shell"}  # the shell wins
+    values = {obj.key: data for obj, data in object_values(definition)}
+    assert values == {"token": b"from-dotenv", "motd": b"shell"}
+
+    (tmp_path / ".env").write_text("MOTD=dotenv\n")
+    unset = stack_source([str(tmp_path / "compose.yaml")], environ={}).load("app")
+    with pytest.raises(UsageError) as info:
+        object_values(unset)
+    assert "secrets.token: environment variable API_TOKEN is not set" in str(info.value)
