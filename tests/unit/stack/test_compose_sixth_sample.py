@@ -177,17 +177,11 @@ def test_a_go_string_constant_in_an_environment_value_is_printed_as_go_prints_it
     assert expand(command, SAMPLE) == "docker info -f '{{.Swarm.NodeAddr}}'"
     assert expand('{{"a\\tb"}}.{{ .Task.Slot }}', SAMPLE) == "a\tb.1"
     assert expand('{{"\\q"}} {{ .GatewayID }}', SAMPLE) == '{{"\\q"}} {{ .GatewayID }}'  # left as written
-    _, body = create_request(
-        TaskAssignment(
-            task_id="t0123456789",
-            service_name="s-kafka",
-            service_id="s1",
-            slot=1,
-            node_name="n1",
-            image="wurstmeister/kafka",
-            env={"HOSTNAME_COMMAND": command},
-        )
+    task = {"task_id": "t0123456789", "service_name": "s-kafka", "service_id": "s1", "slot": 1}
+    kafka = TaskAssignment(
+        **task, node_name="n1", image="wurstmeister/kafka", env={"HOSTNAME_COMMAND": command}
     )
+    _, body = create_request(kafka)
     assert "HOSTNAME_COMMAND=docker info -f '{{.Swarm.NodeAddr}}'" in body["Env"]
 
 
