@@ -53,8 +53,8 @@ class StackDefinition:
     objects: tuple[StackObject, ...] = ()  # the secrets and configs its services use
     networks: tuple[StackNetwork, ...] = ()  # the networks its services are on (created before them)
     #: the variables its objects name with ``environment:``, from the interpolation environment (the
-    #: CLI's, with its ``.env``), as Compose reads them: an unset one is absent
-    object_env: Mapping[str, str] = field(default_factory=dict)
+    #: CLI's, with its ``.env``), as Compose reads them: an unset one is absent (secret values: no repr)
+    object_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def by_name(self) -> dict[str, StackService]:
         return {s.name: s for s in self.services}

@@ -198,6 +198,7 @@ def test_a_secret_from_environment_reads_the_env_file_as_compose_does(tmp_path):
     source = stack_source([str(tmp_path / "compose.yaml")], environ={"MOTD": "shell"})
     definition = source.load("app")
     assert definition.object_env == {"API_TOKEN": "from-dotenv", "MOTD": "shell"}  # the shell wins
+    assert "from-dotenv" not in repr(definition)  # a secret's value is never in a repr or a log
     values = {obj.key: data for obj, data in object_values(definition)}
     assert values == {"token": b"from-dotenv", "motd": b"shell"}
 
