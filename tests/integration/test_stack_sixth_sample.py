@@ -1,4 +1,4 @@
-"""A shape of the sixth real-world Compose sample deployed on a real one-node sandbox (docs/stack.md,
+"""Shapes of the sixth real-world Compose sample deployed on a real one-node sandbox (docs/stack.md,
 "Sixth sample"): ``label_file`` labels (two files, a later one winning, ``labels:`` winning over both)
 on the task's container, where a proxy or a monitoring agent reads them; a ``container_name``
 (``mysql``) the other service reaches the database by; a Go string constant in an environment value
