@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import sys
 import time
 from typing import Any
@@ -117,10 +116,10 @@ def _object_values(definition: StackDefinition) -> list[tuple[StackObject, bytes
                     data = fh.read(MAX_VALUE_BYTES + 1)
             except OSError as exc:
                 raise UsageError(f"{where}: cannot read {obj.value}: {exc.strerror}", field=where) from exc
-        elif obj.source == "environment":
-            if obj.value not in os.environ:
+        elif obj.source == "environment":  # the shell's or the .env's, as Compose reads it
+            if obj.value not in definition.object_env:
                 raise UsageError(f"{where}: environment variable {obj.value} is not set", field=where)
-            data = os.environ[obj.value].encode()
+            data = definition.object_env[obj.value].encode()
         else:
             data = obj.value.encode()
         try:

@@ -1,16 +1,22 @@
 """Swarm's service templates: ``{{.Node.Hostname}}``, ``{{.Task.Slot}}``... in a task's environment values,
 host name and mount sources, expanded per task as ``docker service create`` does (pure).
 
-Owns the placeholder names and their expansion from one task's facts; an unknown placeholder is left as
-written. Never does I/O; the agent calls :func:`expand` when it creates a task's container.
+Owns the placeholder names and their expansion from one task's facts; a string constant
+(``{{`...`}}``, ``{{"..."}}``) is printed as written, as Go's templates print it; an unknown placeholder
+is left as written. Never does I/O; the agent calls :func:`expand` when it creates a task's container.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
-_PLACEHOLDER_RE = re.compile(r"\{\{\s*\.([A-Za-z]+(?:\.[A-Za-z]+)*)\s*\}\}")
+#: a field (``{{.Task.Slot}}``) or a string constant (``{{`{{.Swarm.NodeAddr}}`}}``, ``{{"x"}}``), which
+#: Go's templates print as written: how a file passes ``{{`` through Swarm to the container
+_PLACEHOLDER_RE = re.compile(
+    r"\{\{\s*(?:\.(?P<field>[A-Za-z]+(?:\.[A-Za-z]+)*)|`(?P<raw>[^`]*)`|\"(?P<quoted>(?:[^\"\\]|\\.)*)\")\s*\}\}"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,4 +59,15 @@ def expand(text: str, context: TemplateContext) -> str:
     if "{{" not in text:
         return text
     values = context.values()
-    return _PLACEHOLDER_RE.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+    def one(m: re.Match[str]) -> str:
+        if m.group("field") is not None:
+            return values.get(m.group("field"), m.group(0))
+        if m.group("raw") is not None:
+            return m.group("raw")
+        try:  # Go's interpreted string: JSON's escapes are a subset of it
+            return str(json.loads(f'"{m.group("quoted")}"'))
+        except ValueError:
+            return m.group(0)
+
+    return _PLACEHOLDER_RE.sub(one, text)

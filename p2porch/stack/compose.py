@@ -52,6 +52,9 @@ class StackDefinition:
     model: Mapping[str, Any] = field(default_factory=dict)
     objects: tuple[StackObject, ...] = ()  # the secrets and configs its services use
     networks: tuple[StackNetwork, ...] = ()  # the networks its services are on (created before them)
+    #: the variables its objects name with ``environment:``, from the interpolation environment (the
+    #: CLI's, with its ``.env``), as Compose reads them: an unset one is absent (secret values: no repr)
+    object_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def by_name(self) -> dict[str, StackService]:
         return {s.name: s for s in self.services}
@@ -304,14 +307,16 @@ def load_stack(
     ordered = _order(services, problems)
     problems.raise_if_any()
     used = {(section[:-1], key) for section, keys_used in ctx.uses_secrets.items() for key in keys_used}
+    used_objects = tuple(o for o in objects if (o.kind, o.key) in used)
     return StackDefinition(
         stack,
         tuple(ordered),
         tuple(ctx.env_files_read),
         tuple(problems.warnings),
         model,
-        tuple(o for o in objects if (o.kind, o.key) in used),
+        used_objects,
         tuple(ctx.network(key) for key in ctx.used_networks),
+        {o.value: environ[o.value] for o in used_objects if o.source == "environment" and o.value in environ},
     )
 
 

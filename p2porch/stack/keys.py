@@ -21,7 +21,7 @@ SERVICE_MAPPED = (
     "depends_on", "logging", "expose", "extra_hosts", "cap_add", "cap_drop", "hostname", "init",
     "stop_signal", "tmpfs", "ulimits", "sysctls", "shm_size", "read_only", "security_opt", "profiles",
     "extends", "build", "container_name", "secrets", "configs", "cpus", "mem_limit", "mem_reservation",
-    "scale", "pids_limit", "devices", "network_mode", "links",
+    "scale", "pids_limit", "devices", "network_mode", "links", "label_file",
 )  # fmt: skip
 SERVICE_IGNORED = {
     "annotations": "container annotations are not passed to the engine",
@@ -49,7 +49,6 @@ SERVICE_IGNORED = {
     "group_add": _NOT_IN_SWARM,
     "ipc": _NOT_IN_SWARM,
     "isolation": "Windows only",
-    "label_file": "not supported: write the labels in the file",
     "mac_address": _NOT_IN_SWARM,
     "mem_swappiness": _RESOURCES,
     "memswap_limit": _RESOURCES,

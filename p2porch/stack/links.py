@@ -1,4 +1,4 @@
-"""Compose ``links`` (pure): a ``SERVICE:ALIAS`` entry makes ALIAS resolve to SERVICE.
+"""Compose ``links`` and ``container_name`` (pure): the other names a service's tasks answer to.
 
 Owns what Compose's legacy links still do on a user-defined network, which files rely on (an
 application configured with ``es:9300`` and ``links: [elasticsearch:es]``): the linking service
@@ -7,7 +7,10 @@ network alias of the linked service on every network the two share, resolvable f
 those networks (a superset of Compose's link, which only the linking container sees). A link without
 an alias (``db``, ``db:db``) adds nothing: service names resolve already. An alias that names another
 service of the stack, is claimed by two services on one network, or has no network to live on is not
-added, with a warning naming the service and the link. Never reads cluster state and never does I/O.
+added, with a warning naming the service and the link. A ``container_name`` (``mysql`` for a service
+``storage``, which the others reach as ``MYSQL_HOST=mysql``) is answered by Docker's DNS on the
+container's networks; p2porch names task containers itself, so the name becomes a network alias of
+the service on each of its networks, under the same rules. Never reads cluster state and never does I/O.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ class _Service(Protocol):
 
 
 def link_aliases(services: Sequence[_Service], confs: Mapping[str, Any], problems: Problems) -> None:
-    """Add the aliases of every service's ``links`` to the linked services' network entries (in place)."""
+    """Add every service's ``container_name``, and the aliases of its ``links``, to the network
+    entries of the service they resolve to (in place)."""
     specs = {s.short_name: s.spec for s in services}
     shorts = {short.lower() for short in confs}
     owners: dict[tuple[str, str], str] = {}  # (network, alias) -> the service it resolves to
+    _container_names(services, confs, shorts, owners, problems)
     for short, conf in confs.items():
         if short not in specs and isinstance(conf, Mapping) and conf.get("links"):
             problems.warn(f"ignoring services.{short}.links: {short} runs in another service's task")
@@ -77,6 +82,38 @@ def link_aliases(services: Sequence[_Service], confs: Mapping[str, Any], problem
                     )
                 elif alias not in net["aliases"]:
                     net["aliases"].append(alias)
+
+
+def _container_names(
+    services: Sequence[_Service],
+    confs: Mapping[str, Any],
+    shorts: set[str],
+    owners: dict[tuple[str, str], str],
+    problems: Problems,
+) -> None:
+    for service in services:
+        conf = confs.get(service.short_name)
+        name = conf.get("container_name") if isinstance(conf, Mapping) else None
+        if not name or not isinstance(name, str) or name.lower() == service.short_name.lower():
+            continue  # empty (an unset variable): nothing to answer; the service's own name: already
+        alias, where = name.lower(), f"services.{service.short_name}.container_name"
+        if alias in shorts:
+            problem = f"{alias!r} is the name of another service of the stack"
+        elif not _ALIAS_RE.match(alias):
+            problem = f"{alias!r} is not a name the cluster DNS answers"
+        else:
+            problem = None
+        if problem:
+            problems.warn(f"ignoring {where} ({name}): {problem}")
+            continue
+        for net in service.spec.get("networks") or ():
+            owner = owners.setdefault((net["target"], alias), service.short_name)
+            if owner != service.short_name:
+                problems.warn(
+                    f"ignoring {where} ({name}): {alias!r} already resolves to {owner} on that network"
+                )
+            elif alias not in net["aliases"]:
+                net["aliases"].append(alias)
 
 
 def _why_not(

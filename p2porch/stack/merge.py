@@ -59,8 +59,9 @@ def normalize_service(conf: Any) -> Any:
         out["depends_on"] = _depends_map(out["depends_on"])
     if "networks" in out:
         out["networks"] = _networks_map(out["networks"])
-    if "env_file" in out and isinstance(out["env_file"], str):
-        out["env_file"] = [out["env_file"]]
+    for key in ("env_file", "label_file"):
+        if isinstance(out.get(key), str):
+            out[key] = [out[key]]
     deploy = out.get("deploy")
     if isinstance(deploy, Mapping) and "labels" in deploy:
         out["deploy"] = {**deploy, "labels": key_value_map(deploy["labels"])}

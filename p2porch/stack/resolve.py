@@ -80,8 +80,9 @@ def _service_paths(conf: Any, base_dir: str, environ: Mapping[str, str]) -> Any:
     if not isinstance(conf, Mapping) or (not base_dir and "HOME" not in environ):
         return conf
     out = dict(conf)
-    if "env_file" in out:
-        out["env_file"] = _env_file_paths(out["env_file"], base_dir, environ)
+    for key in ("env_file", "label_file"):
+        if key in out:
+            out[key] = _env_file_paths(out[key], base_dir, environ)
     volumes = out.get("volumes")
     if isinstance(volumes, list):
         out["volumes"] = [_volume_paths(v, base_dir, environ) for v in volumes]

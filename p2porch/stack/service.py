@@ -217,6 +217,14 @@ def _env_files(value: Any, path: str, ctx: StackContext) -> dict[str, str]:
     return out
 
 
+def _label_files(value: Any, path: str, ctx: StackContext) -> dict[str, str]:
+    """``label_file``: one file or a list, read like an ``env_file`` (later files win)."""
+    entries = [value] if isinstance(value, str) else list_(value, path)
+    for i, entry in enumerate(entries):
+        string(entry, f"{path}[{i}]")
+    return _env_files(value, path, ctx)
+
+
 def _labels(value: Any, path: str) -> dict[str, str]:
     labels = deploy_keys.key_values(value, path)
     for key in labels:
@@ -407,8 +415,13 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     spec["env"] = env
     labels: dict[str, str] = {}
     with problems.check():
+        if conf.get("label_file") is not None:  # labels: wins over the files, as in Compose
+            labels = _labels(
+                _label_files(conf["label_file"], f"{path}.label_file", ctx), f"{path}.label_file"
+            )
+    with problems.check():
         if conf.get("labels") is not None:
-            labels = _labels(conf["labels"], f"{path}.labels")
+            labels.update(_labels(conf["labels"], f"{path}.labels"))
     spec["labels"] = {**labels, **stack_labels(ctx.stack, short)}
     publish: list[dict[str, Any]] = []
     for i, item in enumerate(_entries(conf, "ports", path, problems)):
@@ -489,10 +502,11 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
         if conf.get("profiles") is not None:
             string_list(conf["profiles"], f"{path}.profiles")
     if "container_name" in conf:
-        ctx.ignored(
+        ctx.note(
             "container_name",
             short,
-            "task containers are named by p2porch (docker stack deploy ignores it too)",
+            "task containers are named by p2porch; the name resolves to the service (a network "
+            "alias), as Docker's DNS answers a Compose container's name",
         )
     for section, declared in (("secrets", ctx.secrets), ("configs", ctx.configs)):
         if conf.get(section):
