@@ -58,6 +58,17 @@ def expected_service_version(value: Any) -> int | None:
     return value
 
 
+def check_same_kind(service: Service, spec: ServiceSpec) -> None:
+    """Refuse an update that would make a service a job or a job a service (ConfigError naming mode)."""
+    if service.spec.is_job != spec.is_job:
+        raise ConfigError(
+            f"service {service.name} is {'a job' if service.spec.is_job else 'not a job'}: a service "
+            f"cannot become a job or a job a service (mode {service.spec.mode} -> {spec.mode}); remove "
+            "it and create it",
+            field="mode",
+        )
+
+
 #: unit suffixes of a stored spec's keys: ``delay_s`` is what ``--update-delay`` sends as ``delay``
 _UNIT_SUFFIXES = ("_s", "_bytes", "_nanos")
 #: other names a change may give a stored key by (health ``test``, as Compose names it, is ``cmd``)
@@ -225,13 +236,7 @@ class ServiceOps:
         current = service.spec.to_dict()
         merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
-        if service.spec.is_job != spec.is_job:
-            raise ConfigError(
-                f"service {service.name} is {'a job' if service.spec.is_job else 'not a job'}: a service "
-                f"cannot become a job or a job a service (mode {service.spec.mode} -> {spec.mode}); remove "
-                "it and create it",
-                field="mode",
-            )
+        check_same_kind(service, spec)
         if force and not spec.is_job:
             raise ConfigError(
                 "--force re-runs a job; a service's tasks are replaced by changing the service",

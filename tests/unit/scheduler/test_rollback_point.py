@@ -20,7 +20,7 @@ def test_an_update_of_any_field_keeps_the_spec_it_replaced_and_only_a_template_c
     scaled = updated(created, dataclasses.replace(V1, replicas=5), now=10.0)
     assert scaled.changed and scaled.fields == ("replicas",)
     assert scaled.previous_spec == V1 and scaled.rollout is None  # nothing to roll out
-    labelled = updated(created, dataclasses.replace(V1, labels={"tier": "web"}), now=10.0)
+    labelled = updated(created, dataclasses.replace(V1, labels=(("tier", "web"),)), now=10.0)
     assert labelled.fields == ("labels",) and labelled.previous_spec == V1
     policy = updated(created, dataclasses.replace(V1, update=UpdateConfig(parallelism=2)), now=10.0)
     assert policy.fields == ("update",) and policy.previous_spec == V1 and policy.rollout is None
