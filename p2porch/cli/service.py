@@ -408,6 +408,9 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     client = client_for(args)
     service = client.post(f"/services/{args.service}/update", changes)
     emit(args, service, lambda s: s["id"])
+    if service.get("changed") == []:  # nothing written: nothing to wait for
+        print(f"{service['name']}: nothing changed (no rollback point recorded)", file=sys.stderr)
+        return EXIT_OK
     wait_after(args, client, _watches([service]))
     return EXIT_OK
 
@@ -478,7 +481,7 @@ def _service_action(args: argparse.Namespace, action: str, done: Any) -> int:
 def cmd_service_rollback(args: argparse.Namespace) -> int:
     client = client_for(args)
     service = client.post(f"/services/{args.service}/rollback")
-    emit(args, service, lambda s: f"{s['name']} rolled back")
+    emit(args, service, lambda s: f"{s['name']} rolled back ({', '.join(s.get('changed') or ['no change'])})")
     wait_after(args, client, _watches([service]))
     return EXIT_OK
 

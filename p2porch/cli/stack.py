@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import sys
 import time
@@ -20,6 +21,7 @@ from ..errors import ConfigError, NotFoundError, P2POrchError
 from ..stack import ComposeError, StackDefinition, check_stack_name
 from ..stack.compose import StackObject
 from ..stack.names import STACK_LABEL
+from ..stack.object_plan import EXISTS, ObjectRef, object_actions
 from ..stack.rollout import dependency_ready, deploy_waves
 from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
@@ -135,18 +137,16 @@ def _deploy_objects(client: Any, definition: StackDefinition) -> tuple[list[str]
     ``(kind, name)`` of each object created (what a refused deploy removes again)."""
     values = _object_values(definition)
     existing = {kind: {o["name"] for o in client.get(f"/objects/{kind}")} for kind in ("secret", "config")}
-    for obj, data in values:
-        if data is None and obj.name not in existing[obj.kind]:
-            raise UsageError(
-                f"{obj.kind}s.{obj.key}: external {obj.kind} {obj.name!r} not found: create it first",
-                field=f"{obj.kind}s.{obj.key}",
-            )
+    try:
+        actions = object_actions([object_ref(obj) for obj, _ in values], existing)
+    except NotFoundError as exc:  # an external object missing: bad input, nothing written yet
+        raise UsageError(exc.message, field=exc.field) from exc
     lines, created = [], []
-    for obj, data in values:
+    for (obj, data), (_, action) in zip(values, actions, strict=True):
         if data is None:
             continue
         encoded = base64.b64encode(data).decode()
-        if obj.name in existing[obj.kind]:
+        if action == EXISTS:
             result = client.post(
                 f"/objects/{obj.kind}/{obj.name}/update", {"data": encoded, "if_changed": True}
             )
@@ -158,6 +158,11 @@ def _deploy_objects(client: Any, definition: StackDefinition) -> tuple[list[str]
             lines.append(f"created {obj.kind} {obj.name}")
             created.append((obj.kind, obj.name))
     return lines, created
+
+
+def object_ref(obj: StackObject) -> ObjectRef:
+    """What a deploy (and its dry run) needs of a stack object: never its value."""
+    return ObjectRef(obj.kind, obj.key, obj.name, obj.source == "external")
 
 
 def _undo_created_objects(client: Any, created: list[tuple[str, str]]) -> None:
@@ -179,8 +184,45 @@ def _undo_created_objects(client: Any, created: list[tuple[str, str]]) -> None:
             print(f"removed {kind} {name} (the deploy was refused)", file=sys.stderr)
 
 
+def _plan_text(plan: dict[str, Any]) -> str:
+    """A dry run's plan, one line per change: action, kind, name (and what an update changes)."""
+    rows = [
+        (s["action"], "service", s["name"] + (f"  ({', '.join(s['fields'])})" if s.get("fields") else ""))
+        for s in plan["services"]
+    ]
+    rows += [(n["action"], "network", n["name"]) for n in plan["networks"]]
+    notes = {"exists": "  (a new version only if its value changed)", "external": "  (exists)"}
+    rows += [(o["action"], o["kind"], o["name"] + notes.get(o["action"], "")) for o in plan["objects"]]
+    rows += [("used", "volume", f"{v['name']}  ({', '.join(v['services'])})") for v in plan["volumes"]]
+    width = max((len(action) for action, _, _ in rows), default=0)
+    lines = [f"{action.ljust(width)}  {kind.ljust(7)}  {name}" for action, kind, name in rows]
+    return "\n".join([*lines, f"stack {plan['stack']}: dry run, nothing written; the deploy would succeed"])
+
+
+def _dry_run(args: argparse.Namespace, definition: StackDefinition) -> int:
+    """Ask the daemon what the deploy would change (nothing written): exit 0 when it would succeed,
+    2 naming the field when it would be refused."""
+    values = _object_values(definition)  # the deploy's own local checks (files readable, sizes)
+    services = [s for wave in deploy_waves(definition) for s in wave.services]
+    body = deploy_body(definition, services, not args.no_prune)
+    body["objects"] = [dataclasses.asdict(object_ref(obj)) for obj, _ in values]  # never a value
+    try:
+        plan = client_for(args).post(f"/stacks/{args.stack}/plan", body)
+    except P2POrchError as exc:
+        if not exc.field:
+            raise  # not a refusal (no daemon, no access): exit 1
+        text = f"dry run: the deploy would be refused ({', '.join(args.compose_file)}):\n  {exc.message}"
+        raise UsageError(text, field=exc.field) from exc
+    for warning in plan["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    emit(args, plan, _plan_text)
+    return EXIT_OK
+
+
 def cmd_stack_deploy(args: argparse.Namespace) -> int:
     definition = resolve_stack(args, args.stack)
+    if args.dry_run:
+        return _dry_run(args, definition)
     client = client_for(args)
     lines, created = _deploy_objects(client, definition)
     for line in lines:
@@ -306,6 +348,12 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     files(deploy)
     deploy.add_argument(
         "--no-prune", action="store_true", help="keep services of the stack that the file no longer has"
+    )
+    deploy.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what the deploy would change, computed by the daemon without writing "
+        "(exit 2 naming the field when it would be refused)",
     )
     deploy.add_argument(
         "--wait-timeout",

@@ -44,6 +44,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("GET", "/stacks/{stack}/services"): R,
     ("GET", "/stacks/{stack}/tasks"): R,
     ("POST", "/stacks/{stack}"): OP,
+    ("POST", "/stacks/{stack}/plan"): R,  # a dry run: writes nothing, shows what GETs show
     ("DELETE", "/stacks/{stack}"): OP,
     ("GET", "/networks"): R,
     ("GET", "/networks/{network}"): R,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets as stdlib_secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -50,14 +50,20 @@ def secret_view(record: SecretRecord) -> dict[str, Any]:
     }
 
 
-def resolve_file_refs(state: ClusterState, spec: ServiceSpec) -> ServiceSpec:
+def resolve_file_refs(
+    state: ClusterState, spec: ServiceSpec, creating: Collection[tuple[str, str]] = ()
+) -> ServiceSpec:
     """``spec`` with every unpinned secret/config reference set to the current version; a reference to a
-    missing object or version is refused (naming it) before anything is written."""
+    missing object or version is refused (naming it) before anything is written. A reference to an
+    object of ``creating`` (``(kind, name)``: a stack dry run's objects still to create) stays as is."""
     resolved: dict[str, Any] = {}
     for kind in KINDS:
         refs = []
         for ref in getattr(spec, kind + "s"):
             record = state.secrets.get(secret_key(kind, ref.source))
+            if record is None and (kind, ref.source) in creating:
+                refs.append(ref)
+                continue
             if record is None:
                 raise NotFoundError(f"{kind} {ref.source!r} not found: create it first", field=f"{kind}s")
             if ref.pinned:

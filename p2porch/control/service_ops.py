@@ -25,7 +25,7 @@ from ..membership.join_checks import (
     config_reserved_ports,
     ingress_ports_in_use,
 )
-from ..model import DesiredState, Rollout, Service, ServiceSpec, Task, TaskState
+from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollback_point
 from ..model.group import MAIN_NAME
 from ..raft import commands as C
 from ..raft.state import ClusterState
@@ -56,6 +56,17 @@ def expected_service_version(value: Any) -> int | None:
             field="expected_version",
         )
     return value
+
+
+def check_same_kind(service: Service, spec: ServiceSpec) -> None:
+    """Refuse an update that would make a service a job or a job a service (ConfigError naming mode)."""
+    if service.spec.is_job != spec.is_job:
+        raise ConfigError(
+            f"service {service.name} is {'a job' if service.spec.is_job else 'not a job'}: a service "
+            f"cannot become a job or a job a service (mode {service.spec.mode} -> {spec.mode}); remove "
+            "it and create it",
+            field="mode",
+        )
 
 
 #: unit suffixes of a stored spec's keys: ``delay_s`` is what ``--update-delay`` sends as ``delay``
@@ -225,34 +236,27 @@ class ServiceOps:
         current = service.spec.to_dict()
         merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
-        previous, rollout = service.previous_spec, service.rollout
-        if spec.template_hash() != service.spec.template_hash():
-            previous = service.spec  # kept for `service rollback`
-            rollout = Rollout.update(self.clock.now())
-        if service.spec.is_job != spec.is_job:
-            raise ConfigError(
-                f"service {service.name} is {'a job' if service.spec.is_job else 'not a job'}: a service "
-                f"cannot become a job or a job a service (mode {service.spec.mode} -> {spec.mode}); remove "
-                "it and create it",
-                field="mode",
-            )
+        check_same_kind(service, spec)
         if force and not spec.is_job:
             raise ConfigError(
                 "--force re-runs a job; a service's tasks are replaced by changing the service",
                 field="force",
             )
         now = self.clock.now()
+        change = rollback_point.updated(service, spec, now)  # any change keeps a rollback point
+        if not change.changed and not force and not service.update_paused:
+            return {**self.view(service), "changed": []}  # nothing written, no rollback point recorded
         update = C.UpdateService.of(
             service,
             at=now,
-            spec=spec,
-            previous_spec=previous,
+            spec=change.spec,
+            previous_spec=change.previous_spec,
             update_paused=False,
-            job=updated_job(service, spec, now, force=force),
-            rollout=rollout,
+            job=updated_job(service, change.spec, now, force=force),
+            rollout=change.rollout,
         )
         await self.manager.write(update.encode())
-        return self.written_view(service.service_id, service.name)
+        return {**self.written_view(service.service_id, service.name), "changed": list(change.fields)}
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
         service = self.find(ref)
@@ -269,24 +273,26 @@ class ServiceOps:
                 f"{service.name} is a job: a job is not rolled back (update it, or re-run it with --force)",
                 field="SERVICE",
             )
-        if service.previous_spec is None:
+        # rolled out with the rollback config of the spec being left
+        change = rollback_point.rolled_back(
+            service, self.clock.now(), "manual rollback", service.spec.rollback
+        )
+        if change is None:
             raise ConflictError(
-                f"service {service.name} has no previous spec to roll back to: only an update that changes "
-                "what its tasks run (image, command, env, mounts, ...) keeps one; scaling, placement and "
-                "policy changes (--update-*, --rollback-*, --restart-*) do not",
+                f"service {service.name} has no previous spec to roll back to: it was never updated "
+                "(every update that changes it keeps one)",
                 field="SERVICE",
             )
         update = C.UpdateService.of(
             service,
             at=self.clock.now(),
-            spec=service.previous_spec,
-            previous_spec=service.spec,
+            spec=change.spec,
+            previous_spec=change.previous_spec,
             update_paused=False,
-            # rolled out with the rollback config of the spec being left
-            rollout=Rollout.rolling_back(self.clock.now(), service.spec.rollback, "manual rollback"),
+            rollout=change.rollout,
         )
         await self.manager.write(update.encode())
-        return self.written_view(service.service_id, service.name)
+        return {**self.written_view(service.service_id, service.name), "changed": list(change.fields)}
 
     async def rebalance(self, ref: str) -> dict[str, Any]:
         """Ask the leader to spread the service's tasks over the nodes that can run them now.

@@ -9,34 +9,41 @@ never writes Raft commands itself and never places tasks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..api.server import Endpoint
 from ..errors import ConfigError, ConflictError, NotFoundError
 from ..model import ServiceSpec
-from ..raft.fsm_networks import users_of
+from ..model.rollback_point import changed_fields
 from ..stack.names import STACK_LABEL, check_stack_name, service_name, stack_membership
 from ..stack.networks import StackNetwork
+from ..stack.object_plan import CREATED, ObjectRef, object_actions
+from ..vault import KINDS
 from .network_ops import NetworkOps
 from .secret_ops import resolve_file_refs
-from .service_ops import ServiceOps
+from .service_ops import ServiceOps, check_same_kind
+from .stack_plan import named_volumes, parse_objects, placement_warning, specs_after, unused_stack_networks
 
 if TYPE_CHECKING:
     from ..stack.compose import StackDefinition
 
-CREATED, UPDATED, UNCHANGED, REMOVED = "created", "updated", "unchanged", "removed"
-
-
-def canonical_spec(spec: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A spec in canonical form, or None if it does not validate."""
-    try:
-        return ServiceSpec.from_dict(spec).to_dict()
-    except ConfigError:
-        return None
+UPDATED, UNCHANGED, REMOVED = "updated", "unchanged", "removed"  # CREATED: object_plan's
 
 
 MAX_STACK_SERVICES = 1000
+
+
+@contextmanager
+def refusal_named(short: str) -> Iterator[None]:
+    """A refusal of one of the stack's services named by its Compose key (``services.web.secrets``),
+    as the CLI shows it (in the file it read)."""
+    try:
+        yield
+    except (ConfigError, NotFoundError, ConflictError) as exc:
+        where = f"services.{short}" + (f".{exc.field}" if exc.field else "")
+        raise type(exc)(f"services.{short}: {exc.message}", field=where) from exc
 
 
 def parse_deploy_body(stack: str, body: Mapping[str, Any]) -> tuple[StackDefinition, bool]:
@@ -157,13 +164,16 @@ class StackOps:
             where = f"services.{short}.ports"
             raise type(exc)(f"{where}: {exc.message.removeprefix('--publish: ')}", field=where) from exc
 
-    def plan(self, definition: StackDefinition, prune: bool = True) -> list[dict[str, Any]]:
-        """What a deploy would do, per service: ``{"name", "short", "action", "id"}`` (nothing written).
-
-        Raises ConflictError if a service name is taken by a service outside this stack."""
-        current = {v["name"]: v for v in self.services.list_all()}
+    def plan(
+        self, definition: StackDefinition, prune: bool = True, creating: Collection[tuple[str, str]] = ()
+    ) -> list[dict[str, Any]]:
+        """What a deploy would do, per service: ``{"name", "short", "action", "id"}`` and, for an update,
+        ``fields`` (the spec keys it changes). Nothing written. Raises what the deploy would be refused
+        with, before its first write: ConflictError (a name taken outside the stack, an ingress port
+        published twice or owned), NotFoundError (a secret or config missing: ``creating`` names those
+        a dry run would create first), ConfigError (a service becoming a job)."""
         state = self.services.manager.snapshot()
-        steps = []
+        steps: list[dict[str, Any]] = []
         ingress: dict[tuple[str, int | None], str] = {}  # within the stack: checked before any write too
         for service in definition.services:
             spec = self._checked_ports(service.short_name, ServiceSpec.from_dict(service.spec))
@@ -175,13 +185,17 @@ class StackOps:
                         f"also published by service {first!r}",
                         field=f"services.{service.short_name}",
                     )
-            view = current.get(service.name)
-            if view is None:
+            # compared as it would be stored: a secret/config reference the file leaves unpinned is
+            # stored with the object's current version (a new value rolls the service by itself)
+            with refusal_named(service.short_name):
+                stored = resolve_file_refs(state, spec, creating)
+            record = state.service_by_name(service.name)
+            if record is None:
                 steps.append(
                     {"name": service.name, "short": service.short_name, "action": CREATED, "id": None}
                 )
                 continue
-            member = stack_membership(view["spec"].get("labels"))
+            member = stack_membership(record.spec.labels_dict())
             if member is None or member[0] != definition.name:
                 owner = f"stack {member[0]!r}" if member else "no stack"
                 raise ConflictError(
@@ -189,12 +203,18 @@ class StackOps:
                     f"belongs to {owner}",
                     field=f"services.{service.short_name}",
                 )
-            # compared as it would be stored: a secret/config reference the file leaves unpinned is
-            # stored with the object's current version (a new value rolls the service by itself)
-            wanted = resolve_file_refs(state, spec).to_dict()
-            action = UNCHANGED if canonical_spec(view["spec"]) == wanted else UPDATED
+            with refusal_named(service.short_name):
+                check_same_kind(record, stored)
+            fields = changed_fields(record.spec, stored)
+            step: dict[str, Any] = {
+                "name": service.name,
+                "short": service.short_name,
+                "id": record.service_id,
+            }
             steps.append(
-                {"name": service.name, "short": service.short_name, "action": action, "id": view["id"]}
+                {**step, "action": UNCHANGED}
+                if not fields
+                else {**step, "action": UPDATED, "fields": list(fields)}
             )
         if prune:
             wanted = definition.by_name()
@@ -205,7 +225,7 @@ class StackOps:
                     steps.append({"name": view["name"], "short": short, "action": REMOVED, "id": view["id"]})
         return steps
 
-    def _check_networks(self, definition: StackDefinition) -> list[StackNetwork]:
+    def check_networks(self, definition: StackDefinition) -> list[StackNetwork]:
         """The stack's networks still to create; refuses (before anything is written) an external one
         that does not exist and a name taken by a network that is not this stack's."""
         state = self.services.manager.snapshot()
@@ -239,19 +259,57 @@ class StackOps:
         """Remove the stack's own networks that the definition no longer names and no service uses."""
         state = self.services.manager.snapshot()
         wanted = {n.name for n in definition.networks}
-        removed = []
-        for record in sorted(state.networks.values(), key=lambda r: r.name):
-            ours = record.labels.get(STACK_LABEL) == definition.name
-            if ours and record.name not in wanted and not users_of(state, record.name):
-                await self.networks.remove(record.name)
-                removed.append(record.name)
+        specs = [s.spec for s in state.services.values()]
+        removed = unused_stack_networks(state, definition.name, wanted, specs)
+        for name in removed:
+            await self.networks.remove(name)
         return removed
+
+    def dry_run(
+        self, definition: StackDefinition, *, prune: bool = True, objects: Sequence[ObjectRef] = ()
+    ) -> dict[str, Any]:
+        """What :meth:`apply` (after the CLI's objects) would do, computed against the committed state
+        without writing: the same checks in the same order raise what the deploy would be refused with.
+        ``warnings``: what the deploy accepts but will not run (services no node can run now)."""
+        state = self.services.manager.snapshot()
+        existing = {kind: {r.name for r in state.secrets.values() if r.kind == kind} for kind in KINDS}
+        object_steps = object_actions(objects, existing)
+        creating = {(obj.kind, obj.name) for obj, action in object_steps if action == CREATED}
+        steps = self.plan(definition, prune, creating)
+        networks = [{"name": net.name, "action": CREATED} for net in self.check_networks(definition)]
+        specs = {s.name: ServiceSpec.from_dict(s.spec) for s in definition.services}
+        if prune:
+            removed = {step["name"] for step in steps if step["action"] == REMOVED}
+            wanted = {n.name for n in definition.networks}
+            after = specs_after(state, specs, removed)
+            networks += [
+                {"name": name, "action": REMOVED}
+                for name in unused_stack_networks(state, definition.name, wanted, after)
+            ]
+        changing = {step["name"] for step in steps if step["action"] in (CREATED, UPDATED)}
+        warnings = [
+            placement_warning(state, s.short_name, specs[s.name])
+            for s in definition.services
+            if s.name in changing
+        ]
+        return {
+            "stack": definition.name,
+            "dry_run": True,
+            "services": steps,
+            "networks": networks,
+            "objects": [
+                {"kind": obj.kind, "name": obj.name, "key": obj.key, "action": action}
+                for obj, action in object_steps
+            ],
+            "volumes": named_volumes(specs),
+            "warnings": [w for w in warnings if w is not None],
+        }
 
     async def apply(self, definition: StackDefinition, *, prune: bool = True) -> dict[str, Any]:
         """Bring the cluster to ``definition`` (already validated); see :meth:`plan`. The stack's networks
         are created first; with ``prune``, its networks no service uses any more are removed last."""
         steps = self.plan(definition, prune)
-        for net in self._check_networks(definition):
+        for net in self.check_networks(definition):
             await self.networks.create(
                 {
                     "name": net.name,
@@ -300,6 +358,10 @@ def stack_endpoints(ops: StackOps) -> list[Endpoint]:
         definition, prune = parse_deploy_body(params["stack"], body)
         return await ops.apply(definition, prune=prune)
 
+    async def dry_run(body: dict[str, Any], params: dict[str, str]) -> Any:
+        definition, prune = parse_deploy_body(params["stack"], body)
+        return ops.dry_run(definition, prune=prune, objects=parse_objects(body.get("objects")))
+
     async def listing(body: dict[str, Any], params: dict[str, str]) -> Any:
         return ops.ls()
 
@@ -314,6 +376,12 @@ def stack_endpoints(ops: StackOps) -> list[Endpoint]:
 
     return [
         Endpoint("POST", "/stacks/{stack}", deploy, "Deploy or update a stack from its resolved services"),
+        Endpoint(
+            "POST",
+            "/stacks/{stack}/plan",
+            dry_run,
+            "What deploying a stack would change, computed without writing (stack deploy --dry-run)",
+        ),
         Endpoint("GET", "/stacks", listing, "List stacks with service and task counts"),
         Endpoint("GET", "/stacks/{stack}/services", services, "The services of a stack"),
         Endpoint("GET", "/stacks/{stack}/tasks", tasks, "The tasks of every service of a stack"),

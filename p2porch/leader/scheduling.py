@@ -19,6 +19,7 @@ from operator import attrgetter
 from typing import TypeVar
 
 from ..model import DesiredState, NodeStatus, Rollout, Service, ServiceSpec, Task, TaskState
+from ..model.rollback_point import restores_template, rolled_back
 from ..model.states import TERMINAL_STATES, GossipState
 from ..raft.commands import PutTasks, TaskItem, TaskPut, TaskRemove, UpdateService
 from ..raft.state import ClusterState
@@ -505,9 +506,10 @@ def update_failure_updates(
     state: ClusterState, failures: list[UpdateFailed], now: float
 ) -> list[tuple[Service, UpdateService, str]]:
     """What a failed rollout makes the leader write: per service (once), the service rolled back to
-    ``previous_spec`` (action rollback, when there is one; rolled out with the failed spec's
-    ``rollback`` config, the reason recorded) or with ``update_paused`` set and its rollout paused, and
-    which of the two ("rollback" | "pause"). Services already paused or gone are left alone."""
+    ``previous_spec`` (action rollback, when there is one that runs other tasks; rolled out with the
+    failed spec's ``rollback`` config, the reason recorded) or with ``update_paused`` set and its
+    rollout paused, and which of the two ("rollback" | "pause"). Services already paused or gone are
+    left alone."""
     out = []
     for service_id in sorted({f.service_id for f in failures}):
         service = state.services.get(service_id)
@@ -515,15 +517,17 @@ def update_failure_updates(
             continue
         failure = next(f for f in failures if f.service_id == service_id)
         why = f"update failed: {failure.reason}"
-        if failure.action == "rollback" and service.previous_spec is not None:
-            rollout = Rollout.rolling_back(now, service.spec.rollback, why)
+        change = rolled_back(service, now, why, service.spec.rollback)
+        if failure.action == "rollback" and change is not None and restores_template(service):
             update = UpdateService.of(
-                service, at=now, spec=service.previous_spec, previous_spec=service.spec, rollout=rollout
+                service, at=now, spec=change.spec, previous_spec=change.previous_spec, rollout=change.rollout
             )
             out.append((service, update, "rollback"))
         else:
-            if failure.action == "rollback":
+            if failure.action == "rollback" and change is None:
                 why += " (nothing to roll back to)"
+            elif failure.action == "rollback":  # a later update (a scale, a label) replaced the point
+                why += " (nothing to roll back to: the previous spec runs the same tasks)"
             rollout = (service.rollout or Rollout.update(now)).paused(why)
             out.append(
                 (service, UpdateService.of(service, at=now, update_paused=True, rollout=rollout), "pause")

@@ -69,6 +69,19 @@ def test_automatic_rollback_records_the_failed_specs_rollback_config_and_the_rea
     )
 
 
+def test_an_automatic_rollback_pauses_when_the_rollback_point_runs_the_same_tasks() -> None:
+    """A scale during a failing update made the failing spec the rollback point (every update keeps
+    one, as Swarm's): rolling back to it would replace nothing, so the update pauses and says why."""
+    failing = spec("app:2")
+    scaled = ServiceSpec.from_dict({**failing.to_dict(), "replicas": 3})
+    state = one_service(scaled, previous_spec=failing, rollout=Rollout.update(3.0))
+    failure = UpdateFailed("s1", "t1", "rollback", "1 of 3 tasks failed within the 5s monitor")
+    ((_, update, action),) = update_failure_updates(state, [failure], 20.0)
+    assert action == "pause" and update.update_paused and update.spec == scaled
+    assert update.rollout is not None and update.rollout.state == "paused"
+    assert update.rollout.reason.endswith("(nothing to roll back to: the previous spec runs the same tasks)")
+
+
 def test_service_events_carry_the_rollout_state_and_reason() -> None:
     state = one_service(spec("app:2"), rollout=Rollout.update(3.0))
     before: Service = state.services["s1"]
