@@ -83,16 +83,20 @@ class RequestBatch:
             self._compiler = IPBatch()
         compiler = self._compiler
         first = self._sequence = (self._sequence + 1) & 0x7FFF_FFFF
-        try:
+        core = compiler.asyncore  # IPBatch's asyncio core: the whole chunk in one run of its event loop
+
+        async def compile_all() -> None:
             for n, (method, command, arguments) in enumerate(requests):
-                offset = len(compiler.batch)
-                getattr(compiler, method)(command, **arguments)
-                batch = compiler.batch
-                length, _, flags, _, _ = _HEADER.unpack_from(batch, offset)
-                if length != len(batch) - offset or not flags & _NLM_F_ACK:
+                offset = len(core.batch)
+                await getattr(core, method)(command, **arguments)
+                length, _, flags, _, _ = _HEADER.unpack_from(core.batch, offset)
+                if length != len(core.batch) - offset or not flags & _NLM_F_ACK:
                     raise TypeError(f"{method} {command}: not one acknowledged netlink request")
-                struct.pack_into("=I", batch, offset + 8, first + n)
-            return bytes(compiler.batch), first
+                struct.pack_into("=I", core.batch, offset + 8, first + n)
+
+        try:
+            core.event_loop.run_until_complete(compile_all())
+            return bytes(core.batch), first
         finally:
             compiler.reset()
             self._sequence = first + len(requests)
