@@ -4,8 +4,10 @@ acknowledgement per request (blocking shell; used on the overlay driver's thread
 A request through pyroute2's synchronous ``IPRoute`` costs ~0.7 ms of CPU (an asyncio run per call, the
 request filters, the encoder, the answer's parse; docs/performance.md, "The eleventh round"). ``IPBatch``
 runs the same filters and encoder into a buffer without sending it, so the messages are the ones
-``IPRoute`` would send; this module gives each its own sequence number, sends the buffer on a plain
-rtnetlink socket in the driver's network namespace and maps every acknowledgement back to its request.
+``IPRoute`` would send; this module compiles a chunk in one run of the ``IPBatch``'s asyncio core (its
+synchronous calls run the event loop once each), gives each message its own sequence number, sends the
+buffer on a plain rtnetlink socket in the driver's network namespace and maps every acknowledgement
+back to its request.
 The kernel handles the messages of one send in order and answers each, an error included, whatever
 the others' outcome. Owns that socket and the ``IPBatch``; never decides what is sent and never judges
 an error code (which codes are benign is the driver's rule).
