@@ -104,7 +104,7 @@ def apply_cost(tree: str, runs: int, peers: int) -> dict[str, Any]:
     driver.read("vx0")
 
     def ops(run: int) -> list[Any]:
-        """The operations of ``peers`` new peers, in the order diff_overlay gives them (FDB, neighbours, routes)."""
+        """``peers`` new peers' operations in diff_overlay's order (FDB entries, neighbours, routes)."""
         numbers = range(run * peers, (run + 1) * peers)
         macs = {i: f"02:00:00:{i // 65536:02x}:{i // 256 % 256:02x}:{i % 256:02x}" for i in numbers}
         nets = {i: f"10.{100 + i // 250}.{i % 250}" for i in numbers}
