@@ -1,14 +1,15 @@
 """CPU of the two per-join costs the ninth round cut, measured without a sandbox (diagnostic; needs root).
 
     python bench/join_costs.py cli TREE [--runs 20]      # one `p2porch join` CLI against a fake daemon
-    python bench/join_costs.py apply TREE [--runs 200]   # the overlay driver's apply of one join (3 ops)
+    python bench/join_costs.py apply TREE [--runs 200] [--peers 1]   # the overlay driver's apply of a join
 
 ``cli``: a unix socket answers every request at once with a join's answer; ``TREE/.venv/bin/python -m
 p2porch join`` runs ``--runs`` times with TREE as its working directory (so that tree's code runs, see
 "A pitfall for paired runs" in docs/performance.md) and the children's user+sys CPU is divided by the
 runs. ``apply``: in an anonymous network namespace of its own (``unshare -n``, gone with the process), a
-VXLAN device and TREE's ``NetlinkDriver``; each apply (FDB, neighbour, route of a new peer) is called
-from a pool of 4 worker threads, as trio's thread cache calls it. Prints one JSON line.
+VXLAN device and TREE's ``NetlinkDriver``; each apply (FDB, neighbour, route of ``--peers`` new peers:
+1 as a member's pass for one join, 19 as a joiner's first pass in a 20-node cluster) is called from a
+pool of 4 worker threads, as trio's thread cache calls it. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def cli_cost(tree: str, runs: int) -> dict[str, Any]:
     }
 
 
-def apply_cost(tree: str, runs: int) -> dict[str, Any]:
+def apply_cost(tree: str, runs: int, peers: int) -> dict[str, Any]:
     if os.environ.get("P2PORCH_JOIN_COSTS_NETNS") != "1":  # in a namespace of our own, then measure there
         env = {**os.environ, "P2PORCH_JOIN_COSTS_NETNS": "1"}
         done = subprocess.run(
@@ -102,12 +103,15 @@ def apply_cost(tree: str, runs: int) -> dict[str, Any]:
     driver = NetlinkDriver()
     driver.read("vx0")
 
-    def ops(i: int) -> list[Any]:
-        mac, net = f"02:00:00:00:{i // 256:02x}:{i % 256:02x}", f"10.{100 + i // 250}.{i % 250}"
+    def ops(run: int) -> list[Any]:
+        """``peers`` new peers' operations in diff_overlay's order (FDB entries, neighbours, routes)."""
+        numbers = range(run * peers, (run + 1) * peers)
+        macs = {i: f"02:00:00:{i // 65536:02x}:{i // 256 % 256:02x}:{i % 256:02x}" for i in numbers}
+        nets = {i: f"10.{100 + i // 250}.{i % 250}" for i in numbers}
         return [
-            AddFdb("vx0", mac, f"192.168.{i // 250}.{i % 250 + 1}"),
-            SetNeighbour("vx0", f"{net}.1", mac),
-            SetRoute("vx0", f"{net}.0/24", f"{net}.1"),
+            *(AddFdb("vx0", macs[i], f"192.168.{i // 250}.{i % 250 + 1}") for i in numbers),
+            *(SetNeighbour("vx0", f"{nets[i]}.1", macs[i]) for i in numbers),
+            *(SetRoute("vx0", f"{nets[i]}.0/24", f"{nets[i]}.1") for i in numbers),
         ]
 
     own = resource.getrusage(resource.RUSAGE_SELF)
@@ -119,11 +123,15 @@ def apply_cost(tree: str, runs: int) -> dict[str, Any]:
     after = resource.getrusage(resource.RUSAGE_SELF)
     state = driver.read("vx0")
     driver.close()
-    assert len(state.routes) >= runs and len(state.fdb) >= runs, "the operations did not land"
+    entries = runs * peers
+    assert len(state.routes) >= entries and len(state.fdb) >= entries, "the operations did not land"
+    assert len(state.neighbours) >= entries, "the operations did not land"
     cpu = after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime
     return {
         "driver": sys.modules[NetlinkDriver.__module__].__file__,
+        "peers_per_apply": peers,
         "cpu_ms_per_apply": round(cpu / runs * 1000, 2),
+        "cpu_ms_per_operation": round(cpu / (runs * peers * 3) * 1000, 3),
         "wall_ms_per_apply": round(wall / runs * 1000, 2),
     }
 
@@ -135,9 +143,13 @@ def main() -> None:
     parser.add_argument("what", choices=["cli", "apply"])
     parser.add_argument("tree", help="a checkout with its own .venv (main or a branch)")
     parser.add_argument("--runs", type=int, default=0)
+    parser.add_argument("--peers", type=int, default=1, help="apply: new peers per apply (3 operations each)")
     args = parser.parse_args()
     tree = os.path.abspath(args.tree)
-    result = cli_cost(tree, args.runs or 20) if args.what == "cli" else apply_cost(tree, args.runs or 200)
+    if args.what == "cli":
+        result = cli_cost(tree, args.runs or 20)
+    else:
+        result = apply_cost(tree, args.runs or 200, args.peers)
     print(json.dumps({"what": args.what, "tree": tree, "load": os.getloadavg()[0], **result}))
 
 

@@ -5,10 +5,13 @@ one (tests, sandbox). It keeps one IPRoute socket, opened with ``flags=0`` so a 
 name fails instead of silently creating a namespace, and one thread of its own that opens and uses
 it: pyroute2's synchronous API keeps its asyncio loop and transport only in the thread that opened
 the socket and sets up and tears down a new loop for every request made from any other thread
-(~0.4 ms of CPU and a socketpair each; docs/performance.md, "Joins, ninth round"). Adds of existing
-and deletes of missing entries are not errors. It never decides what should be programmed (that is
-plan/diff) and must only be called from a worker thread in trio code (``trio.to_thread.run_sync``);
-calls are serialised on its thread.
+(~0.4 ms of CPU and a socketpair each; docs/performance.md, "Joins, ninth round"). Peers' routes,
+neighbours and FDB entries go through :class:`RequestBatch` (compiled by pyroute2's ``IPBatch``, many
+per send: each consecutive run of one kind of entry operation in one batch, the next run sent only when
+every entry of this one was answered); the link and its addresses one request at a time. Adds of
+existing and deletes of missing entries are not errors. It never decides what should be programmed
+(that is plan/diff) and must only be called from a worker thread in trio code
+(``trio.to_thread.run_sync``); calls are serialised on its thread.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import errno
 import ipaddress
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import groupby
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import OverlayError
@@ -39,6 +43,7 @@ from .diff import (
     SetRoute,
     describe,
 )
+from .netlink_batch import Request, RequestBatch
 from .netlink_classes import load as load_netlink_classes
 
 if TYPE_CHECKING:
@@ -51,6 +56,8 @@ _MAIN_TABLE = 254
 _NUD_PERMANENT = 0x80
 _IGNORED_ON_ADD = {errno.EEXIST}
 _IGNORED_ON_DELETE = {errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL}
+#: peers' entries: sent in batches (the other operations touch the link, one request each)
+_ENTRY_OPERATIONS = (DeleteRoute, SetRoute, DeleteNeighbour, SetNeighbour, DeleteFdb, AddFdb)
 T = TypeVar("T")
 
 
@@ -62,6 +69,7 @@ class NetlinkDriver:
         self._lock = threading.Lock()  # guards ``_thread``
         self._thread: ThreadPoolExecutor | None = None  # the one thread that opens and uses the socket
         self._socket: Any = None  # touched on that thread only
+        self._batch: RequestBatch | None = None  # peers' entries, many per send; that thread only
         # device name -> index, for the operations of ``apply`` (a link lookup is a dump of every link:
         # one per operation was most of a join's overlay pass on every member); forgotten on every
         # read, link change and failure
@@ -101,11 +109,17 @@ class NetlinkDriver:
                 thread.shutdown(wait=True)
 
     def _close_socket(self) -> None:
-        if self._socket is not None:
-            try:
-                self._socket.close()
-            finally:
-                self._socket = None
+        self._indexes.clear()
+        batch, self._batch = self._batch, None
+        try:
+            if batch is not None:
+                batch.close()
+        finally:
+            if self._socket is not None:
+                try:
+                    self._socket.close()
+                finally:
+                    self._socket = None
 
     # ----- reading and writing (from any thread; each runs on the driver's own)
     def underlay(self, address: str, dev: str | None = None) -> tuple[str, int]:
@@ -179,18 +193,43 @@ class NetlinkDriver:
         return KernelState(state, addresses, routes, neighbours, frozenset(fdb))
 
     def _apply(self, ipr: Any, ops: Sequence[Operation]) -> None:
-        for op in ops:
-            if isinstance(op, DeleteLink | CreateLink):
-                self._indexes.clear()
-            try:
-                _apply_one(ipr, op, self._indexes)
-            except NetlinkError as exc:
-                self._indexes.clear()
-                if _is_add(op) and exc.code in _IGNORED_ON_ADD:
-                    continue
-                if not _is_add(op) and exc.code in _IGNORED_ON_DELETE:
-                    continue
+        for run in _runs(ops):
+            if isinstance(run[0], _ENTRY_OPERATIONS):
+                self._apply_entries(ipr, run)
+            else:
+                self._apply_link_operation(ipr, run[0])
+
+    def _apply_link_operation(self, ipr: Any, op: Operation) -> None:
+        if isinstance(op, DeleteLink | CreateLink):
+            self._indexes.clear()
+        try:
+            _apply_one(ipr, op, lambda name: self._index(ipr, name))
+        except NetlinkError as exc:
+            self._indexes.clear()
+            if not _benign(op, exc.code):
                 raise OverlayError(f"{describe(op)}: {exc}") from exc
+
+    def _apply_entries(self, ipr: Any, ops: Sequence[Operation]) -> None:
+        """One batch; every entry is tried (the kernel does not stop at a failed one), the first that
+        failed is raised, naming it and how many others failed."""
+        if self._batch is None:
+            self._batch = RequestBatch(self.netns)
+        codes = self._batch.run([_entry_request(op, lambda name: self._index(ipr, name)) for op in ops])
+        if any(codes):
+            self._indexes.clear()
+        failed = [(op, code) for op, code in zip(ops, codes, strict=True) if code and not _benign(op, code)]
+        if failed:
+            op, code = failed[0]
+            others = f" (and {len(failed) - 1} more of the same batch)" if len(failed) > 1 else ""
+            raise OverlayError(f"{describe(op)}: {NetlinkError(code)}{others}")
+
+    def _index(self, ipr: Any, name: str) -> int:
+        if name not in self._indexes:
+            found = ipr.link_lookup(ifname=name)
+            if not found:
+                raise OverlayError(f"device {name} does not exist")
+            self._indexes[name] = int(found[0])
+        return self._indexes[name]
 
     def _delete_link(self, ipr: Any, device: str) -> bool:
         self._indexes.clear()
@@ -209,15 +248,22 @@ def _is_add(op: Operation) -> bool:
     return isinstance(op, CreateLink | SetLinkUp | AddAddress | SetRoute | SetNeighbour | AddFdb)
 
 
-def _apply_one(ipr: Any, op: Operation, indexes: dict[str, int]) -> None:
-    def _index(ipr: Any, name: str) -> int:
-        if name not in indexes:
-            found = ipr.link_lookup(ifname=name)
-            if not found:
-                raise OverlayError(f"device {name} does not exist")
-            indexes[name] = int(found[0])
-        return indexes[name]
+def _benign(op: Operation, code: int) -> bool:
+    """An add of what exists or a delete of what is missing: not a failure."""
+    return code in (_IGNORED_ON_ADD if _is_add(op) else _IGNORED_ON_DELETE)
 
+
+def _runs(ops: Sequence[Operation]) -> Iterator[list[Operation]]:
+    """``ops`` in order: each consecutive run of one kind of entry operation together, any other alone."""
+    for kind, run in groupby(ops, key=type):
+        if issubclass(kind, _ENTRY_OPERATIONS):
+            yield list(run)
+        else:
+            yield from ([op] for op in run)
+
+
+def _apply_one(ipr: Any, op: Operation, index: Callable[[str], int]) -> None:
+    """The link and its addresses, one request each."""
     match op:
         case DeleteLink(name):
             found = ipr.link_lookup(ifname=name)
@@ -232,38 +278,39 @@ def _apply_one(ipr: Any, op: Operation, indexes: dict[str, int]) -> None:
                 vxlan_id=link.vni,
                 vxlan_port=link.port,
                 vxlan_local=link.local,
-                vxlan_link=_index(ipr, link.underlay_dev),
+                vxlan_link=index(link.underlay_dev),
                 vxlan_learning=int(link.learning),
             )
         case SetLinkUp(name):
-            ipr.link("set", index=_index(ipr, name), state="up")
+            ipr.link("set", index=index(name), state="up")
         case AddAddress(name, address):
             iface = ipaddress.IPv4Interface(address)
-            ipr.addr("add", index=_index(ipr, name), address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            ipr.addr("add", index=index(name), address=str(iface.ip), prefixlen=iface.network.prefixlen)
         case DeleteAddress(name, address):
             iface = ipaddress.IPv4Interface(address)
-            ipr.addr("del", index=_index(ipr, name), address=str(iface.ip), prefixlen=iface.network.prefixlen)
-        case DeleteRoute(name, dst):
-            ipr.route("del", dst=dst, oif=_index(ipr, name), table=_MAIN_TABLE)
-        case SetRoute(name, dst, gateway):
-            ipr.route(
-                "replace",
-                dst=dst,
-                gateway=gateway,
-                oif=_index(ipr, name),
-                flags=["onlink"],
-                table=_MAIN_TABLE,
-            )
-        case DeleteNeighbour(name, ip):
-            ipr.neigh("del", dst=ip, ifindex=_index(ipr, name))
-        case SetNeighbour(name, ip, mac):
-            ipr.neigh("replace", dst=ip, lladdr=mac, ifindex=_index(ipr, name), state="permanent")
-        case DeleteFdb(name, mac, dst):
-            ipr.fdb("del", ifindex=_index(ipr, name), lladdr=mac, **_fdb_dst(dst))
-        case AddFdb(name, mac, dst):
-            ipr.fdb("append", ifindex=_index(ipr, name), lladdr=mac, **_fdb_dst(dst))
+            ipr.addr("del", index=index(name), address=str(iface.ip), prefixlen=iface.network.prefixlen)
         case _:
-            raise TypeError(f"not an overlay operation: {op!r}")
+            raise TypeError(f"not a link operation: {op!r}")
+
+
+def _entry_request(op: Operation, index: Callable[[str], int]) -> Request:
+    """A peer's route, neighbour or FDB entry as the ``IPRoute`` request that sets or deletes it."""
+    match op:
+        case DeleteRoute(name, dst):
+            return "route", "del", {"dst": dst, "oif": index(name), "table": _MAIN_TABLE}
+        case SetRoute(name, dst, gateway):
+            route = {"dst": dst, "gateway": gateway, "oif": index(name), "flags": ["onlink"]}
+            return "route", "replace", {**route, "table": _MAIN_TABLE}
+        case DeleteNeighbour(name, ip):
+            return "neigh", "del", {"dst": ip, "ifindex": index(name)}
+        case SetNeighbour(name, ip, mac):
+            neighbour = {"dst": ip, "lladdr": mac, "ifindex": index(name)}
+            return "neigh", "replace", {**neighbour, "state": "permanent"}
+        case DeleteFdb(name, mac, dst):
+            return "fdb", "del", {"ifindex": index(name), "lladdr": mac, **_fdb_dst(dst)}
+        case AddFdb(name, mac, dst):
+            return "fdb", "append", {"ifindex": index(name), "lladdr": mac, **_fdb_dst(dst)}
+    raise TypeError(f"not an entry operation: {op!r}")
 
 
 def _fdb_dst(dst: str) -> dict[str, Any]:

@@ -1,11 +1,12 @@
-"""pyroute2's ``IPRoute`` and ``NetlinkError`` without pyroute2's package ``__init__`` (import plumbing).
+"""pyroute2's ``IPRoute``, ``IPBatch``, ``NetlinkError`` without its package ``__init__`` (import plumbing).
 
 pyroute2 0.9's ``pyroute2/__init__.py`` imports the whole library (IPDB, NDB, ipset, nl80211, plan9,
 ... 163 modules, ~9 MB of an idle daemon's RSS); the overlay driver needs the rtnetlink socket only,
 and pyroute2 has no switch for it (upstream issue svinota/pyroute2#1404). When nothing has imported
 ``pyroute2`` yet, :func:`load` registers the package module unexecuted (:mod:`p2porch.lazyimport`: the
 real ``__init__`` runs the first time a top-level name is asked for), then imports only
-``pyroute2.iproute`` and ``pyroute2.netlink.exceptions``. So ``from pyroute2 import X`` anywhere later
+``pyroute2.iproute`` and ``pyroute2.netlink.exceptions`` (and, for :func:`load_batch`, ``pyroute2.netns``,
+which ``pyroute2.iproute`` already loaded). So ``from pyroute2 import X`` anywhere later
 still gets X (at the old cost, once). ``pyroute2.netlink.rtnl.iprsocket`` imports ``unittest.mock`` (for
 its mock mode): ``unittest`` is registered the same way, so its test runner (``unittest.case`` with
 ``difflib``, ``pprint``, ...; ~0.6 MB) is not loaded. Owns nothing else; never patches pyroute2 itself.
@@ -32,3 +33,12 @@ def load() -> tuple[type[Any], type[Exception]]:
     iproute: ModuleType = importlib.import_module(f"{PACKAGE}.iproute")
     exceptions: ModuleType = importlib.import_module(f"{PACKAGE}.netlink.exceptions")
     return iproute.IPRoute, exceptions.NetlinkError
+
+
+def load_batch() -> tuple[type[Any], Any]:
+    """``(IPBatch, create_socket)``: pyroute2's request compiler (``from pyroute2 import IPBatch``) and
+    ``pyroute2.netns.create_socket`` (a socket opened in a named network namespace)."""
+    load()  # pyroute2 registered unexecuted first
+    linux: ModuleType = importlib.import_module(f"{PACKAGE}.iproute.linux")
+    netns: ModuleType = importlib.import_module(f"{PACKAGE}.netns")
+    return linux.IPBatch, netns.create_socket
