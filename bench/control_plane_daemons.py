@@ -203,6 +203,25 @@ def timed_phase(
     }
 
 
+def store_forwarding(agent_hosts: list[NodeProc]) -> dict[str, list[dict[str, Any]]]:
+    """Each agent store's indexes against the leader's and its forwarded proposals (RaftStore.forwarding):
+    which stores stopped committing, and whether they wait for the leader's answers or for their own
+    apply (a replica behind), when the phase missed its deadline."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for host in agent_hosts:
+        try:
+            answer = (
+                host.call(op="statuses")
+                if is_host(host)
+                else {"statuses": [host.call(op="status")["status"]]}
+            )
+        except Exception as exc:  # noqa: BLE001 (diagnosis of a failed run: say what could not be read)
+            out[host.name] = [{"error": f"{type(exc).__name__}: {exc}"}]
+            continue
+        out[host.name] = [s.get("forwarding", {}) for s in answer["statuses"]]
+    return out
+
+
 def wait_all_running(agent_hosts: list[NodeProc], tasks: int, deadline: float) -> dict[str, Any]:
     """The simulated nodes' figures once ``tasks`` tasks are reported running (RuntimeError past
     ``deadline``, naming the last delivery error) and each task was placed and reported exactly once."""
@@ -213,7 +232,8 @@ def wait_all_running(agent_hosts: list[NodeProc], tasks: int, deadline: float) -
         if time.monotonic() > deadline:
             raise RuntimeError(
                 f"only {sim['running']} of {tasks} tasks running ({sim['placed_seen']} placed) by the "
-                f"deadline; last delivery error: {sim['last_error'] or 'none'}"
+                f"deadline; last delivery error: {sim['last_error'] or 'none'}; the agents' stores: "
+                f"{json.dumps(store_forwarding(agent_hosts))}"
             )
         time.sleep(0.05)
     if not sim["placed_seen"] == sim["running"] == tasks:
