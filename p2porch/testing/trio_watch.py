@@ -12,7 +12,6 @@ what the other threads do; without the variable nothing runs.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
@@ -20,18 +19,16 @@ import traceback
 
 import trio
 
+from ..raft.tick_watch import watch_threshold
+
 log = logging.getLogger(__name__)
 ENV = "P2PORCH_TRIO_WATCH_S"
 FRAMES = 6  # innermost frames logged per thread
 
 
 def trio_watch_threshold() -> float:
-    """The threshold from the environment; 0: off."""
-    try:
-        value = float(os.environ.get(ENV, "0") or 0)
-    except ValueError:
-        return 0.0
-    return value if value > 0 else 0.0
+    """The threshold from ``P2PORCH_TRIO_WATCH_S``; 0: off."""
+    return watch_threshold(ENV)
 
 
 class TrioWatch:
