@@ -154,6 +154,7 @@ def timed_phase(
         create_services(follower_of(cluster, leader), max(1, tasks // REPLICAS_PER_SERVICE), args.api_clients)
         api_s = time.monotonic() - t0
         sim = wait_all_running(agent_hosts, tasks, t0 + args.timeout_s)
+    forwarded = forwarding_totals(store_forwarding(agent_hosts))
     total_s = sim["last_running_at"] - t0
     placed_s = sim["last_placed_at"] - t0
     leader_cpu = cpu_s(pid) - cpu0
@@ -198,9 +199,36 @@ def timed_phase(
         "report_commands_per_task": round(sim["commands"] / tasks, 4),
         "reports_applied_per_command": round((sim["starting"] + sim["running"]) / max(1, sim["commands"]), 1),
         "report_delivery_failures": sim["failures"],
+        # the agents' stores' forwarded proposals failed at once instead of lost (raft/forwarded.py)
+        "forwarded_failed_not_lost": forwarded,
         "report_bytes_per_task": round(sim["bytes"] / tasks, 1),
         "expected_version": st1["state_version"],
     }
+
+
+def store_forwarding(agent_hosts: list[NodeProc]) -> dict[str, list[dict[str, Any]]]:
+    """Each agent store's indexes against the leader's and its forwarded proposals (RaftStore.forwarding):
+    which stores stopped committing, and whether they wait for the leader's answers or for their own
+    apply (a replica behind), when the phase missed its deadline."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for host in agent_hosts:
+        try:
+            answer = (
+                host.call(op="statuses")
+                if is_host(host)
+                else {"statuses": [host.call(op="status")["status"]]}
+            )
+        except Exception as exc:  # noqa: BLE001 (diagnosis of a failed run: say what could not be read)
+            out[host.name] = [{"error": f"{type(exc).__name__}: {exc}"}]
+            continue
+        out[host.name] = [s.get("forwarding", {}) for s in answer["statuses"]]
+    return out
+
+
+def forwarding_totals(stores: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """The agent stores' forwarded proposals that were failed instead of lost, summed by cause."""
+    rows = [row for host in stores.values() for row in host]
+    return {key: sum(int(row.get(key) or 0) for row in rows) for key in ("unsent", "dropped", "covered")}
 
 
 def wait_all_running(agent_hosts: list[NodeProc], tasks: int, deadline: float) -> dict[str, Any]:
@@ -213,7 +241,8 @@ def wait_all_running(agent_hosts: list[NodeProc], tasks: int, deadline: float) -
         if time.monotonic() > deadline:
             raise RuntimeError(
                 f"only {sim['running']} of {tasks} tasks running ({sim['placed_seen']} placed) by the "
-                f"deadline; last delivery error: {sim['last_error'] or 'none'}"
+                f"deadline; last delivery error: {sim['last_error'] or 'none'}; the agents' stores: "
+                f"{json.dumps(store_forwarding(agent_hosts))}"
             )
         time.sleep(0.05)
     if not sim["placed_seen"] == sim["running"] == tasks:

@@ -90,8 +90,12 @@ class ZoneBuilder:
         dirty: dict[str, set[str] | None] = {}
         whole: set[str] = set()
         for change in changes:
-            if change.kind in ("reset", "cluster"):
+            if change.kind == "reset":
                 return None
+            # a "cluster" change (init, join token, key epoch, a new leader's epoch: every leader change)
+            # touches no task entry (a task, its service's ports, its node's region and down status);
+            # the zone's domain is read afresh by every update (_zone). A full rebuild here took each
+            # member's trio thread for seconds at 100,000 tasks right after each election (issue 19)
             if change.kind == "node":
                 if _region(old, change.key) != _region(state, change.key):
                     return None  # the site of every task on it changed

@@ -27,6 +27,7 @@ from .bounded_apply import BoundedApply
 from .durable_commit import DurableLeaderCommit
 from .election_timeout import ElectionTimeout, election_cap_s
 from .flow import FlowLimits
+from .forwarded import ForwardedAnswers
 from .heartbeat_answers import HeartbeatAnswers
 from .heartbeat_rounds import QuietReplicaRounds
 from .heartbeats import EarlyRounds, ReplicaHeartbeats, replica_connection_timeout_s
@@ -116,6 +117,7 @@ class PacedPoller:
 
 
 class RaftBridge(  # type: ignore[misc,unused-ignore]
+    ForwardedAnswers,
     PreVoteElections,
     QuietHeartbeatAnswers,
     QuietReplicaRounds,
@@ -255,8 +257,8 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
             # "The leader's syncs").
             with journal.syncs_in_background():
                 super()._checkCommandsToApply()
-        else:
-            super()._checkCommandsToApply()
+        else:  # a follower's or a replica's drain forwards to the leader: none may go unanswered
+            self.forward_drain(super()._checkCommandsToApply)
 
     def seconds_to_next_timer(self) -> float:
         """How long until pysyncobj's next timer is due: the leader's next append round, a voter's

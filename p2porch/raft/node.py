@@ -49,7 +49,7 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
     timeout_s = float(req.get("timeout_s", 5.0))
     if op == "status":
         dumps = {"dumps": store.dumps_written, "dump_pid": store.dump_child_pid}
-        return {"ok": True, "status": store.status().to_dict() | dumps}
+        return {"ok": True, "status": store.status().to_dict() | dumps | {"forwarding": store.forwarding()}}
     if op == "heartbeat_gap":  # the longest pause between this leader's append rounds since last asked
         return {"ok": True, "gap_s": store.take_longest_heartbeat_gap()}
     if op == "raw":  # pysyncobj's own status and our filter counters, for diagnosis

@@ -21,7 +21,6 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +37,7 @@ from .bridge import PacedPoller, RaftBridge, install_durable_journal
 from .fsm import Change, apply_batch, encode_batch
 from .lag import LagClock
 from .pacer import TickLateness, TickPacer
+from .proposals import FAIL_NAMES, RETRYABLE, Batch, InFlight, Proposal, settle
 from .state import EMPTY_STATE, ClusterState
 from .status import LeaderChanges
 from .status import RaftStatus as RaftStatus  # re-exported: callers import it from the store
@@ -55,27 +55,10 @@ log = logging.getLogger(__name__)
 JOURNAL_NAME = "raft.journal"
 DUMP_NAME = "raft.dump"
 IDLE_STATUS_REFRESH_S = 1.0  # the Raft thread's own status refresh (lag clocks) while idle
+TIMEOUT_LOG_EVERY_S = 10.0  # a store logs its forwarding state on a proposal's timeout at most this often
 
-# Failures after which the command is known NOT to be in the log: safe to resubmit.
-_RETRYABLE = {
-    FAIL_REASON.QUEUE_FULL,
-    FAIL_REASON.MISSING_LEADER,
-    FAIL_REASON.DISCARDED,
-    FAIL_REASON.NOT_LEADER,
-    FAIL_REASON.REQUEST_DENIED,
-}
-_FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
 _ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
 JOINING_CONNECT_RETRY_S = 0.05  # a joining voter's connection retries until it has heard a leader
-
-
-@dataclass(eq=False)
-class _Proposal:
-    command: bytes
-    done: trio.Event = field(default_factory=trio.Event)
-    result: dict[str, Any] | None = None
-    error: Exception | None = None
-    abandoned: bool = False
 
 
 class RaftStore:
@@ -98,8 +81,9 @@ class RaftStore:
         self._raft_state: ClusterState = EMPTY_STATE  # owned by the Raft thread
         self._state: ClusterState = EMPTY_STATE  # trio-side view, in step with the change stream
         self._subscribers: list[trio.MemorySendChannel[Change]] = []
-        self._pending: list[_Proposal] = []
-        self._inflight = 0
+        self._pending: list[Proposal] = []
+        self._inflight = InFlight(config.max_inflight_batches)
+        self._timeout_logged_at = -math.inf
         self._wakeup = trio.Event()
         self._retry_at = 0.0
         self._closed = False
@@ -197,7 +181,7 @@ class RaftStore:
         """
         if self._closed:
             raise RaftError("the store is closed")
-        proposal = _Proposal(command)
+        proposal = Proposal(command)
         self._pending.append(proposal)
         self._wakeup.set()
         started = time.monotonic()
@@ -209,6 +193,7 @@ class RaftStore:
             proposal.abandoned = True
             with contextlib.suppress(ValueError):
                 self._pending.remove(proposal)
+            self._give_up(proposal)
             raise ProposalTimeout(f"no commit within {timeout_s:.3g} s; the write may still commit later")
         if proposal.error is not None:
             raise proposal.error
@@ -285,13 +270,13 @@ class RaftStore:
             delay = self._retry_at - trio.current_time()
             if delay > 0:
                 await trio.sleep(delay)
-            while self._pending and self._inflight < self.config.max_inflight_batches:
+            while self._pending and self._inflight.has_room():
                 batch = [p for p in self._pending[: self.config.max_batch_commands] if not p.abandoned]
                 del self._pending[: self.config.max_batch_commands]
                 if not batch:
                     continue
-                self._inflight += 1
-                callback = functools.partial(self._raft_callback, self._batch_done, batch)
+                inflight = self._inflight.take(batch)
+                callback = functools.partial(self._raft_callback, self._batch_done, inflight)
                 self._conf.autoTickPeriod = self._pacer.work(time.monotonic())  # read by the next tick
                 self._so.apply_entry(encode_batch([p.command for p in batch]), callback=callback)
 
@@ -300,21 +285,34 @@ class RaftStore:
         with contextlib.suppress(trio.RunFinishedError):
             self._token.run_sync_soon(target, *args)
 
-    def _batch_done(self, batch: list[_Proposal], results: Any, err: int) -> None:
-        self._inflight -= 1
-        if err == FAIL_REASON.SUCCESS and isinstance(results, list) and len(results) == len(batch):
-            for proposal, result in zip(batch, results, strict=True):
-                proposal.result = result
-                proposal.done.set()
-        elif err in _RETRYABLE:
-            live = [p for p in batch if not p.abandoned]
-            self._pending[:0] = live
+    def _give_up(self, proposal: Proposal) -> None:
+        """A proposal timed out: log this store's forwarding state (rate limited); its batch's slot goes
+        back once every proposal of the batch has (proposals.py)."""
+        now = time.monotonic()
+        if now - self._timeout_logged_at >= TIMEOUT_LOG_EVERY_S:
+            self._timeout_logged_at = now
+            log.warning("raft proposal timed out: %s", self.forwarding())
+        if self._inflight.given_up(proposal):
+            self._wakeup.set()
+
+    def forwarding(self) -> dict[str, Any]:
+        """This store's proposals in flight and its indexes against the leader's (diagnosis)."""
+        status = self.status()
+        return {
+            "batches_in_flight": self._inflight.count,
+            "pending": len(self._pending),
+            "applied": status.last_applied,
+            "commit": status.commit_index,
+            "leader_commit": status.leader_commit_index,
+            "leader": status.leader,
+        } | self._so.forwarding()
+
+    def _batch_done(self, inflight: Batch, results: Any, err: int) -> None:
+        if not self._inflight.release(inflight):
+            return  # every proposal of it timed out and its slot went back: nobody waits for this
+        if retry := settle(inflight, results, err):  # known not in the log: submitted again shortly
+            self._pending[:0] = retry
             self._retry_at = trio.current_time() + 0.02
-        else:
-            reason = _FAIL_NAMES.get(err, str(err))
-            for proposal in batch:
-                proposal.error = ProposalTimeout(f"outcome unknown ({reason}); the write may have committed")
-                proposal.done.set()
         self._wakeup.set()
 
     def _deliver(self, state: ClusterState, changes: list[Change]) -> None:
@@ -363,8 +361,8 @@ class RaftStore:
                 continue  # the next round looks at the configuration again: the change may have happened
             if err == FAIL_REASON.SUCCESS:
                 return
-            last = _FAIL_NAMES.get(err, str(err))
-            if err not in _RETRYABLE:
+            last = FAIL_NAMES.get(err, str(err))
+            if err not in RETRYABLE:
                 raise RaftError(f"membership change for {addr} failed: {last}")
             await trio.sleep(0.1)
 
@@ -472,7 +470,7 @@ class RaftStore:
                 _pso.monotonicTime() + self.config.election_timeout_max_s
             )
             self._conf.connectionRetryTime = self.config.connection_retry_s
-        busy = self._inflight > 0 or bool(self._pending)
+        busy = self._inflight.count > 0 or bool(self._pending)
         timer_at = now + self._so.seconds_to_next_timer()
         if self._conf.connectionRetryTime < self.config.connection_retry_s:  # a joining voter's retries
             timer_at = min(timer_at, now + self._conf.connectionRetryTime)

@@ -20,10 +20,10 @@ log = logging.getLogger(__name__)
 ENV = "P2PORCH_RAFT_TICK_WATCH_S"
 
 
-def watch_threshold() -> float:
-    """The threshold from the environment; 0: off."""
+def watch_threshold(variable: str = ENV) -> float:
+    """The threshold from the environment ``variable``; 0: off."""
     try:
-        value = float(os.environ.get(ENV, "0") or 0)
+        value = float(os.environ.get(variable, "0") or 0)
     except ValueError:
         return 0.0
     return value if value > 0 else 0.0

@@ -38,6 +38,7 @@ from ..raft.store import RaftStore, StoreConfig, open_raft_store
 from .gc_pauses import GcPauses, install
 from .member_views import ViewCounters, serve_views
 from .sim_nodes import SimNodes
+from .trio_watch import TrioWatch, trio_watch_threshold
 
 
 class StoreManager:
@@ -113,6 +114,8 @@ def _context(store: RaftStore, config: StoreConfig) -> MemberContext:
 async def run(config: StoreConfig, control_port: int, control_host: str, api_socket: str) -> None:
     async with open_raft_store(config) as store, trio.open_nursery() as nursery:
         ctx = _context(store, config)
+        if threshold := trio_watch_threshold():  # diagnostics: where a late trio thread is (trio_watch.py)
+            await nursery.start(TrioWatch(threshold).run)
         await nursery.start(partial(serve_scheduler, ctx, SchedulerConfig()))
         ops = ServiceOps(cast(Any, StoreManager(store, Config())), cast(Any, None), clock=SYSTEM_CLOCK)
         await nursery.start(serve_api, service_endpoints(ops), api_socket)

@@ -93,6 +93,8 @@ class World:
             self.apply(C.ReportTaskStates(at=3.0, node_id=task.node_id or "", reports=(report,)))
         elif roll < 0.88 and tasks:
             self.apply(C.PutTasks(at=2.0, items=(TaskRemove(rng.choice(tasks), task_version=None),)))
+        elif roll < 0.92:
+            self.apply(C.ClaimLeaderEpoch(at=2.0, epoch=state.leader_epoch + 1))  # each leader change
         elif roll < 0.96:
             node = rng.choice(sorted(state.nodes))
             self.apply(C.UpdateNode(at=2.0, node_id=node, labels={"region": rng.choice(["", "r1", "r2"])}))
@@ -143,6 +145,21 @@ def test_changes_that_do_not_reach_the_state_rebuild_everything() -> None:
     world.step()
     zone = builder.update(world.state, world.take_changes()[-1:][:0])
     assert zone == dns_zone(world.state) and builder.full_rebuilds == 2
+
+
+def test_a_new_leaders_epoch_rebuilds_no_service_entry() -> None:
+    world = World(2)
+    for _ in range(60):
+        world.step()
+    builder = ZoneBuilder(("192.168.0.1",), "n1")
+    builder.update(world.state)
+    world.take_changes()
+    world.apply(C.ClaimLeaderEpoch(at=4.0, epoch=world.state.leader_epoch + 1))
+    changes = world.take_changes()
+    assert [c.kind for c in changes] == ["cluster"]
+    zone = builder.update(world.state, changes)
+    assert zone == dns_zone(world.state, ("192.168.0.1",), "n1")
+    assert builder.full_rebuilds == 1 and builder.rebuilt_services == 0  # before: 2, every service
 
 
 class Toggling(World):

@@ -1,0 +1,101 @@
+"""A store's proposals and the batches that carry them into the Raft log (trio side of ``store.py``).
+
+:class:`Proposal`: one encoded command and its outcome. :class:`Batch`: the proposals submitted as one Raft
+entry. :class:`InFlight`: how many batches wait for their answer, bounded by the store's
+``max_inflight_batches``. A batch holds its slot until it is answered or until every proposal in it has
+timed out: an answer that never comes (a forwarded proposal whose connection to the leader dropped,
+issue 19, ``forwarded.py``) then costs its callers their timeout, never the store's later proposals
+(before, two such batches stopped a store from proposing anything again). Nothing here talks to
+pysyncobj; :func:`settle` maps its answer to the proposals' outcomes, the store submits again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+from pysyncobj import FAIL_REASON
+
+from ..errors import ProposalTimeout
+
+# Failures after which the command is known NOT to be in the log: safe to resubmit.
+RETRYABLE = {
+    FAIL_REASON.QUEUE_FULL,
+    FAIL_REASON.MISSING_LEADER,
+    FAIL_REASON.DISCARDED,
+    FAIL_REASON.NOT_LEADER,
+    FAIL_REASON.REQUEST_DENIED,
+}
+FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
+
+
+@dataclass(eq=False)
+class Proposal:
+    command: bytes
+    done: trio.Event = field(default_factory=trio.Event)
+    result: dict[str, Any] | None = None
+    error: Exception | None = None
+    abandoned: bool = False  # its caller timed out
+    batch: Batch | None = None  # the batch last submitted with it
+
+
+@dataclass(eq=False)
+class Batch:
+    """Proposals submitted in one Raft entry."""
+
+    proposals: list[Proposal]
+    released: bool = False  # its slot went back (answered, or every proposal timed out)
+
+
+class InFlight:
+    """The batches submitted and not yet answered nor given up (trio thread only)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+
+    def has_room(self) -> bool:
+        return self.count < self.limit
+
+    def take(self, proposals: list[Proposal]) -> Batch:
+        """A slot for ``proposals`` about to be submitted as one entry."""
+        self.count += 1
+        batch = Batch(proposals)
+        for proposal in proposals:
+            proposal.batch = batch
+        return batch
+
+    def release(self, batch: Batch) -> bool:
+        """Give ``batch``'s slot back; False when it already was (its answer came after all its callers
+        timed out: nobody waits for it)."""
+        if batch.released:
+            return False
+        batch.released = True
+        self.count -= 1
+        return True
+
+    def given_up(self, proposal: Proposal) -> bool:
+        """``proposal`` timed out: its batch's slot goes back once every proposal of it has (True then)."""
+        batch = proposal.batch
+        if batch is None or not all(p.abandoned for p in batch.proposals):
+            return False
+        return self.release(batch)
+
+
+def settle(batch: Batch, results: Any, err: int) -> list[Proposal]:
+    """Hand each proposal of an answered ``batch`` its result or error; returns the proposals to submit
+    again (a failure after which the command is known not to be in the log, callers still waiting)."""
+    proposals = batch.proposals
+    if err == FAIL_REASON.SUCCESS and isinstance(results, list) and len(results) == len(proposals):
+        for proposal, result in zip(proposals, results, strict=True):
+            proposal.result = result
+            proposal.done.set()
+        return []
+    if err in RETRYABLE:
+        return [p for p in proposals if not p.abandoned]
+    reason = FAIL_NAMES.get(err, str(err))
+    for proposal in proposals:
+        proposal.error = ProposalTimeout(f"outcome unknown ({reason}); the write may have committed")
+        proposal.done.set()
+    return []

@@ -1,0 +1,66 @@
+"""Where a store process's threads are while its trio thread does not run (benchmark diagnostics; off unless
+``P2PORCH_TRIO_WATCH_S`` is set).
+
+A new leader that is elected at once but answers a write seconds later (issue 19, failover at 100,000
+tasks) spends the time on its trio thread (the control port, the store's submissions, the leader loop)
+or waiting for the GIL another thread holds. With the variable set to ``s`` seconds, :class:`TrioWatch`
+beats on the trio thread every ``s / 8`` seconds and a daemon thread of its own, while a beat is ``s``,
+``2s``, ``4s``, ... late, logs every thread's innermost frames once per step (WARNING). It never changes
+what the other threads do; without the variable nothing runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import traceback
+
+import trio
+
+from ..raft.tick_watch import watch_threshold
+
+log = logging.getLogger(__name__)
+ENV = "P2PORCH_TRIO_WATCH_S"
+FRAMES = 6  # innermost frames logged per thread
+
+
+def trio_watch_threshold() -> float:
+    """The threshold from ``P2PORCH_TRIO_WATCH_S``; 0: off."""
+    return watch_threshold(ENV)
+
+
+class TrioWatch:
+    """Beats on the trio thread (:meth:`run`); a thread of its own logs every thread's stack when late."""
+
+    def __init__(self, threshold_s: float) -> None:
+        self.threshold_s = threshold_s
+        self._beat_at = time.monotonic()
+        self._beats = 0
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        threading.Thread(target=self._watch, name="trio-watch", daemon=True).start()
+        task_status.started()
+        while True:
+            self._beats += 1
+            self._beat_at = time.monotonic()
+            await trio.sleep(self.threshold_s / 8)
+
+    def _watch(self) -> None:
+        reported: tuple[int, float] = (-1, 0.0)
+        while True:
+            time.sleep(self.threshold_s / 4)
+            beats, late = self._beats, time.monotonic() - self._beat_at - self.threshold_s / 8
+            step = reported[1] * 2 if reported[0] == beats else self.threshold_s
+            if late < step:
+                continue
+            names = {t.ident: t.name for t in threading.enumerate()}
+            stacks = []
+            for ident, frame in sys._current_frames().items():
+                if ident == threading.get_ident():
+                    continue
+                inner = "".join(traceback.format_stack(frame)[-FRAMES:])
+                stacks.append(f"-- thread {names.get(ident, ident)}:\n{inner}")
+            log.warning("trio thread %.2f s late (beat %d); threads:\n%s", late, beats, "".join(stacks))
+            reported = (beats, step)
