@@ -26,6 +26,16 @@ of CPU on a joiner's critical path) and only tests it for truth (``if encryptor`
 keys); :func:`install_frames_only` hands it :class:`FramesOnly`, which derives nothing and refuses to
 seal or open anything, so no frame can ever go out or come in with pysyncobj's own framing.
 
+Outgoing frames are *corked*: a sealed frame goes to the connection's cork, not to its socket, and the
+transport writes every corked connection's frames with one ``send`` each (:meth:`GuardedTCPTransport.flush`)
+when the Raft thread is about to wait in its poll (the transport's tick callback, the last before the
+poll) and right after the poll (``durable_commit``: the answers its handlers sent). A leader adding
+several entries in one tick (one append round per entry, to every follower) made one ``send`` per
+follower per message; each ``send`` on loopback also runs the receiver's TCP path. The frames, their
+order and their sealing are unchanged, and none waits past the end of the tick that sent it. A (re)connect
+drops the cork with the session it was sealed for; ``getSendBufferSize`` (flow control) still counts only
+what the socket refused, as before.
+
 Works by subclassing pysyncobj's transport and switching the class of its connection objects; it
 relies on private names of exactly pysyncobj 0.3.17 (pinned in pyproject.toml; checked on import).
 """
@@ -122,6 +132,8 @@ class GuardedTcpConnection(TcpConnection):
     frame_key: bytes | None  # frames.cluster_key of the password; None: no password, pysyncobj's framing
     channel: FrameChannel | None
     fanout: AppendFanout | None  # the transport's, set right after ``guard``
+    corked: bytearray  # sealed, length-prefixed frames not yet handed to the socket (module docstring)
+    unflushed: set[GuardedTcpConnection] | None  # the transport's connections with a cork; None: no cork
 
     @classmethod
     def guard(cls, conn: TcpConnection, stats: GuardStats, frame_key: bytes | None) -> GuardedTcpConnection:
@@ -129,10 +141,12 @@ class GuardedTcpConnection(TcpConnection):
         guarded: GuardedTcpConnection = conn
         guarded.stats = stats
         guarded.frame_key = frame_key
+        guarded.unflushed = None
         guarded._reset()
         return guarded
 
     def _reset(self) -> None:
+        self.corked = bytearray()  # frames sealed for the session that ends here: never sent on another
         self.authenticated = False
         self.accepted_at = monotonic()
         self.channel = None if self.frame_key is None else FrameChannel(self.frame_key)
@@ -162,9 +176,30 @@ class GuardedTcpConnection(TcpConnection):
             frame = channel.seal_packed(*fanout.packed(payload))
         else:
             frame = channel.seal(pso_pickle.dumps(payload))
-        out = self._out()
-        out += struct.pack("i", len(frame))
-        out += frame
+        unflushed = self.unflushed
+        if unflushed is None:  # not corked: to the socket at once (pysyncobj's way)
+            out = self._out()
+            out += struct.pack("i", len(frame))
+            out += frame
+            self._TcpConnection__trySendBuffer()
+            return
+        corked = self.corked
+        if not corked:
+            unflushed.add(self)
+        corked += struct.pack("i", len(frame))
+        corked += frame
+
+    def flush(self) -> None:
+        """Hand the corked frames to the socket, behind whatever it refused before (one ``send``)."""
+        corked = self.corked
+        if not corked:
+            return
+        self.corked = bytearray()
+        buf = self._TcpConnection__writeBuffer
+        if buf:
+            self._out().extend(corked)
+        else:
+            self._TcpConnection__writeBuffer = corked
         self._TcpConnection__trySendBuffer()
 
     def _out(self) -> bytearray:
@@ -303,6 +338,11 @@ class GuardedTCPTransport(TCPTransport):
         password = syncObj.conf.password
         self.frame_key = cluster_key(password) if password and syncObj.encryptor else None
         self.fanout = AppendFanout()  # outgoing appends: see raft/fanout.py
+        # connections with corked frames (module docstring); ``cork = False`` sends each frame at once
+        self.unflushed: set[GuardedTcpConnection] = set()
+        self.cork = True
+        self.messages = 0  # messages given to send (the flow log line: messages per socket write)
+        self.flushes = 0  # corked connections written
         # a replica's connection on a voter (bridge.py sets it from heartbeats.replica_connection_timeout_s)
         self.replica_timeout_s = float(
             getattr(syncObj, "replica_connection_timeout_s", None) or syncObj.conf.connectionTimeout
@@ -322,11 +362,36 @@ class GuardedTCPTransport(TCPTransport):
         super().addNode(node)
         conn = self._connections.get(node)
         if conn is not None and not isinstance(conn, GuardedTcpConnection):
-            GuardedTcpConnection.guard(conn, self.guard_stats, self.frame_key).fanout = self.fanout
+            self._adopt(GuardedTcpConnection.guard(conn, self.guard_stats, self.frame_key))
+
+    def _adopt(self, conn: GuardedTcpConnection) -> None:
+        conn.fanout = self.fanout
+        conn.unflushed = self.unflushed if self.cork else None
+
+    def flush(self) -> None:
+        """Write every connection's corked frames (Raft thread: before and after its poll)."""
+        unflushed = self.unflushed
+        while unflushed:
+            unflushed.pop().flush()
+            self.flushes += 1
+
+    def send(self, node: Any, message: Any) -> bool:
+        self.messages += 1
+        return bool(super().send(node, message))
+
+    def take_send_counts(self) -> str:
+        """``messages in writes`` since the last call (the leader's flow log line), then reset."""
+        text = f"{self.messages} messages in {self.flushes} corked writes"
+        self.messages = self.flushes = 0
+        return text
+
+    def destroy(self) -> None:
+        self.flush()
+        super().destroy()
 
     def _onNewIncomingConnection(self, conn: TcpConnection) -> None:  # noqa: N802
         guarded = GuardedTcpConnection.guard(conn, self.guard_stats, self.frame_key)
-        guarded.fanout = self.fanout
+        self._adopt(guarded)
         while len(self._unknownConnections) >= MAX_UNAUTHENTICATED:
             oldest = min(self._unknownConnections, key=lambda c: c.accepted_at)
             self.guard_stats.evicted_unauthenticated += 1
@@ -335,11 +400,14 @@ class GuardedTCPTransport(TCPTransport):
         super()._onNewIncomingConnection(guarded)
 
     def _onTick(self) -> None:  # noqa: N802
+        """pysyncobj's (bind, connect), handshake timeouts, then the tick's corked frames: this is the
+        SyncObj's first tick callback and the others (the store's) send nothing, so it runs last before
+        the poll as far as sending goes."""
         super()._onTick()
-        if not self._unknownConnections:
-            return
-        deadline = monotonic() - self._syncObj.conf.connectionTimeout
-        for conn in [c for c in self._unknownConnections if c.accepted_at < deadline]:
-            self.guard_stats.handshake_timeouts += 1
-            self._unknownConnections.discard(conn)
-            conn.disconnect()
+        if self._unknownConnections:
+            deadline = monotonic() - self._syncObj.conf.connectionTimeout
+            for conn in [c for c in self._unknownConnections if c.accepted_at < deadline]:
+                self.guard_stats.handshake_timeouts += 1
+                self._unknownConnections.discard(conn)
+                conn.disconnect()
+        self.flush()
