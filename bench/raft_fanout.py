@@ -33,25 +33,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pysyncobj import SyncObjConf  # noqa: E402
-
 from p2porch.raft.bridge import RaftBridge  # noqa: E402
 from p2porch.raft.transport_guard import GuardedTCPTransport  # noqa: E402
-from p2porch.testing.raft_bridges import BridgeTestOwner, elect_leader  # noqa: E402
+from p2porch.testing.raft_bridges import BridgeTestOwner, elect_leader, loopback_conf  # noqa: E402
 from p2porch.testing.raftprocs import free_ports  # noqa: E402
-
-
-def conf() -> SyncObjConf:
-    return SyncObjConf(
-        password="raft-fanout-bench",
-        autoTick=False,
-        appendEntriesUseBatch=False,
-        dynamicMembershipChange=True,
-        raftMinTimeout=1.0,
-        raftMaxTimeout=1.5,
-        connectionTimeout=30.0,
-        leaderFallbackTimeout=30.0,
-    )
 
 
 def entry(i: int, size: int) -> bytes:
@@ -159,6 +144,7 @@ def main() -> None:
     voters = [f"127.0.0.1:{p}" for p in free_ports(3)]
     owner: Any = BridgeTestOwner()
     owner.config = SimpleNamespace(**vars(owner.config))
+    conf = lambda: loopback_conf(password="raft-fanout-bench")  # noqa: E731
     nodes = [RaftBridge(owner, a, [v for v in voters if v != a], conf()) for a in voters]
     replicas = [RaftBridge(owner, None, voters, conf()) for _ in range(args.replicas)]
     everyone = nodes + replicas

@@ -11,7 +11,7 @@ from p2porch.leader.scheduling import plan_round, round_commands
 from p2porch.model import Node, ServiceSpec, TaskState
 from p2porch.raft import commands as C
 from p2porch.scheduler.orchestrator import Orchestrator
-from p2porch.testing.memstore import MemoryRaft
+from p2porch.testing.memstore import MemoryRaft, MemoryStore
 from p2porch.testing.sim_nodes import SimNodes, merge_status
 
 VOTER = "10.0.0.1:7947"
@@ -38,6 +38,21 @@ async def _place(raft: MemoryRaft) -> None:
         await leader.write(cmd.encode())
 
 
+def _spied_replica(raft: MemoryRaft, sent: list[C.ReportTaskStates]) -> MemoryStore:
+    """A read-only replica (the agents' writes go through it) that records every report command."""
+    replica = raft.store(None)
+    inner = replica.write
+
+    async def spy(command: bytes, timeout_s: float = 5.0) -> object:
+        decoded = C.decode_command(command)
+        assert isinstance(decoded, C.ReportTaskStates)
+        sent.append(decoded)
+        return await inner(command, timeout_s)
+
+    replica.write = spy  # type: ignore[method-assign]
+    return replica
+
+
 def _states(raft: MemoryRaft) -> list[TaskState]:
     return sorted({t.state for t in raft.store(VOTER).snapshot().tasks.values()})
 
@@ -48,16 +63,7 @@ async def test_nodes_report_starting_then_running_in_batches_of_their_own(
     raft = MemoryRaft([VOTER], leader=VOTER)
     await _cluster(raft, nodes=4, replicas=12)
     sent: list[C.ReportTaskStates] = []
-    replica = raft.store(None)  # a read-only replica: the agents' writes go through it
-    inner = replica.write
-
-    async def spy(command: bytes, timeout_s: float = 5.0) -> object:
-        decoded = C.decode_command(command)
-        assert isinstance(decoded, C.ReportTaskStates)
-        sent.append(decoded)
-        return await inner(command, timeout_s)
-
-    replica.write = spy  # type: ignore[method-assign]
+    replica = _spied_replica(raft, sent)
     halves = [SimNodes(replica, ["id0", "id1"], start_s=2.0), SimNodes(replica, ["id2", "id3"], start_s=2.0)]
     async with trio.open_nursery() as nursery:
         for sim in halves:
@@ -89,16 +95,7 @@ async def test_bulk_nodes_leave_the_same_records_with_one_command_per_node(
     raft = MemoryRaft([VOTER], leader=VOTER)
     await _cluster(raft, nodes=4, replicas=40)
     sent: list[C.ReportTaskStates] = []
-    replica = raft.store(None)
-    inner = replica.write
-
-    async def spy(command: bytes, timeout_s: float = 5.0) -> object:
-        decoded = C.decode_command(command)
-        assert isinstance(decoded, C.ReportTaskStates)
-        sent.append(decoded)
-        return await inner(command, timeout_s)
-
-    replica.write = spy  # type: ignore[method-assign]
+    replica = _spied_replica(raft, sent)
     sim = SimNodes(replica, [f"id{i}" for i in range(4)], start_s=2.0, bulk=True)
     async with trio.open_nursery() as nursery:
         await nursery.start(sim.run)
@@ -120,16 +117,7 @@ async def test_a_start_shorter_than_the_hold_is_reported_once(autojump_clock: tr
     raft = MemoryRaft([VOTER], leader=VOTER)
     await _cluster(raft, nodes=4, replicas=12)
     sent: list[C.ReportTaskStates] = []
-    replica = raft.store(None)
-    inner = replica.write
-
-    async def spy(command: bytes, timeout_s: float = 5.0) -> object:
-        decoded = C.decode_command(command)
-        assert isinstance(decoded, C.ReportTaskStates)
-        sent.append(decoded)
-        return await inner(command, timeout_s)
-
-    replica.write = spy  # type: ignore[method-assign]
+    replica = _spied_replica(raft, sent)
     sim = SimNodes(replica, [f"id{i}" for i in range(4)], start_s=0.5)
     async with trio.open_nursery() as nursery:
         await nursery.start(sim.run)
