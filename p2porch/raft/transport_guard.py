@@ -33,8 +33,9 @@ poll) and right after the poll (``durable_commit``: the answers its handlers sen
 several entries in one tick (one append round per entry, to every follower) made one ``send`` per
 follower per message; each ``send`` on loopback also runs the receiver's TCP path. The frames, their
 order and their sealing are unchanged, and none waits past the end of the tick that sent it. A (re)connect
-drops the cork with the session it was sealed for; ``getSendBufferSize`` (flow control) still counts only
-what the socket refused, as before.
+drops the cork with the session it was sealed for; ``getSendBufferSize`` (flow control's bytes queued
+for a follower) counts the cork with what the socket refused, so a drain of many entries in one tick
+is bounded per follower as before.
 
 Works by subclassing pysyncobj's transport and switching the class of its connection objects; it
 relies on private names of exactly pysyncobj 0.3.17 (pinned in pyproject.toml; checked on import).
@@ -188,6 +189,10 @@ class GuardedTcpConnection(TcpConnection):
             unflushed.add(self)
         corked += struct.pack("i", len(frame))
         corked += frame
+
+    def getSendBufferSize(self) -> int:  # noqa: N802 (pysyncobj's)
+        """Bytes queued in user space for this peer: what the socket refused and the cork (flow.py)."""
+        return len(self._TcpConnection__writeBuffer) + len(self.corked)
 
     def flush(self) -> None:
         """Hand the corked frames to the socket, behind whatever it refused before (one ``send``)."""
