@@ -63,11 +63,7 @@ def transport(so: RaftBridge) -> GuardedTCPTransport:
 
 def set_cork(nodes: list[RaftBridge], on: bool) -> None:
     for so in nodes:
-        t = transport(so)
-        t.flush()
-        t.cork = on
-        for conn in [*t._connections.values(), *t._unknownConnections]:
-            t._adopt(conn)
+        transport(so).set_cork(on)
 
 
 class SendCounter:

@@ -204,6 +204,7 @@ def test_frames_sent_in_one_tick_leave_in_one_send_in_order(pair: Any) -> None:
     """Corked frames (transport_guard): five messages to one peer wait for the tick and go out in one
     ``send``; the peer opens all five, in order."""
     host_a, host_b, transport_a, transport_b, node_a, node_b = pair
+    transport_a.set_cork(True)
     conn = transport_a._connections[node_b]
     counting = CountingSocket(conn._TcpConnection__socket)
     conn._TcpConnection__socket = counting
@@ -224,6 +225,7 @@ def test_a_reconnect_drops_the_frames_corked_for_the_old_session(pair: Any) -> N
     """Frames sealed for a connection that drops are never written to the next one (the peer would
     refuse them and drop that one too): the new session starts with its hello."""
     host_a, host_b, transport_a, transport_b, node_a, node_b = pair
+    transport_a.set_cork(True)
     conn = transport_a._connections[node_b]
     assert transport_a.send(node_b, {"type": "lost"})
     assert conn.corked

@@ -1,5 +1,5 @@
-"""A follower's answers leave in the tick that received the appends (durable_commit flushes after the poll;
-transport_guard corks every frame until a flush)."""
+"""With corked frames on, a follower's answers leave in the tick that received the appends (durable_commit
+flushes after the poll; transport_guard corks every frame until a flush)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ def transport(so: object) -> GuardedTCPTransport:
 
 def test_a_followers_answer_is_written_before_its_tick_returns() -> None:
     with loopback_voters(3) as nodes:
+        for so in nodes:
+            transport(so).set_cork(True)  # off by default (transport_guard.CORK_FRAMES)
         leader = elect_leader(nodes)
         tick(nodes, rounds=5)
         followers = [so for so in nodes if so is not leader]
