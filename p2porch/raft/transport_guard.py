@@ -26,7 +26,7 @@ of CPU on a joiner's critical path) and only tests it for truth (``if encryptor`
 keys); :func:`install_frames_only` hands it :class:`FramesOnly`, which derives nothing and refuses to
 seal or open anything, so no frame can ever go out or come in with pysyncobj's own framing.
 
-With ``cork`` on (off by default, :data:`CORK_FRAMES`: see below), outgoing frames are *corked*: a
+With ``cork`` on (:data:`CORK_FRAMES`, the default), outgoing frames are *corked*: a
 sealed frame goes to the connection's cork, not to its socket, and the transport writes every corked
 connection's frames with one ``send`` each (:meth:`GuardedTCPTransport.flush`) when the Raft thread
 is about to wait in its poll (the transport's tick callback, the last before the poll) and right
@@ -36,10 +36,11 @@ each ``send`` on loopback also runs the receiver's TCP path. The frames, their o
 are unchanged, and none waits past the end of the tick that sent it. A (re)connect drops the cork
 with the session it was sealed for; ``getSendBufferSize`` (flow control's bytes queued for a
 follower) counts the cork with what the socket refused, so a drain of many entries in one tick
-is bounded per follower as before. Off by default: in the control-plane benchmark (1,000 nodes, 20,000
-tasks) a new replica's catch-up from the leader's 8.4 MB snapshot never completed with it on (its
-received dump restarted again and again), for a cause not found yet (docs/performance.md, "The eleventh
-round"); ``bench/raft_fanout.py`` and the tests turn it on with :meth:`GuardedTCPTransport.set_cork`.
+is bounded per follower as before. A flush the socket cannot take whole subscribes the connection to
+WRITE events, so the poller writes the rest as the socket drains: pysyncobj re-arms WRITE only after a
+WRITE event, and a corked backlog (a snapshot's chunks) then moved one socket buffer per flush, which
+made a new replica's 8.4 MB catch-up outlast its connection's timeout and restart, again and again
+(docs/performance.md, "The eleventh round"). ``set_cork(False)`` sends each frame at once (benchmarks).
 
 Works by subclassing pysyncobj's transport and switching the class of its connection objects; it
 relies on private names of exactly pysyncobj 0.3.17 (pinned in pyproject.toml; checked on import).
@@ -57,6 +58,7 @@ import pysyncobj.syncobj as _pso
 import pysyncobj.version
 from pysyncobj import pickle as pso_pickle
 from pysyncobj.monotonic import monotonic
+from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.tcp_connection import TcpConnection
 from pysyncobj.transport import TCPTransport
 
@@ -76,7 +78,8 @@ MAX_MESSAGE = 96 * 1024 * 1024
 READ_BUDGET = 1024 * 1024
 PRE_AUTH_READ_BUDGET = 16 * 1024
 MAX_UNAUTHENTICATED = 32
-CORK_FRAMES = False  # see the module docstring: off until a large snapshot's catch-up works with it
+_READ_WRITE_ERROR = POLL_EVENT_TYPE.READ | POLL_EVENT_TYPE.WRITE | POLL_EVENT_TYPE.ERROR
+CORK_FRAMES = True  # see the module docstring
 OLD_FRAMING_LOG_EVERY_S = 60.0
 REASON_UNDECODABLE = "undecodable"  # authenticated, but not a pickle pysyncobj can read
 REASON_WRONG_CONNECTION_KEY = "wrong_connection_key"  # a hello answering another connection (a replay)
@@ -130,6 +133,8 @@ class GuardedTcpConnection(TcpConnection):
     _TcpConnection__readBuffer: Any
     _TcpConnection__writeBuffer: bytes | bytearray
     _TcpConnection__socket: Any
+    _TcpConnection__fileno: int | None
+    _TcpConnection__poller: Any
     sendRandKey: bytes | None
     recvRandKey: bytes | None
     authenticated: bool
@@ -211,6 +216,14 @@ class GuardedTcpConnection(TcpConnection):
         else:
             self._TcpConnection__writeBuffer = corked
         self._TcpConnection__trySendBuffer()
+        fileno = self._TcpConnection__fileno
+        if self._TcpConnection__writeBuffer and fileno is not None:
+            # the socket is full: the poller writes the rest as it drains (pysyncobj subscribes to
+            # WRITE only after a WRITE event, so a backlog otherwise waits for the next send or flush:
+            # one socket buffer per tick, which made a large snapshot's transfer outlast the timeout)
+            self._TcpConnection__poller.subscribe(
+                fileno, self._TcpConnection__processConnection, _READ_WRITE_ERROR
+            )
 
     def _out(self) -> bytearray:
         """The write buffer as a ``bytearray``: pysyncobj's ``bytes`` (reset on every (dis)connect) was

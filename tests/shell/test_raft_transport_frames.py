@@ -237,3 +237,19 @@ def test_a_reconnect_drops_the_frames_corked_for_the_old_session(pair: Any) -> N
     pump([host_a, host_b], lambda: transport_a.send(node_b, {"type": "kept"}) and bool(host_b.received))
     assert {m["type"] for _, m in host_b.received} == {"kept"}
     assert transport_a.guard_stats.bad_frames == transport_b.guard_stats.bad_frames == 0
+
+
+def test_a_corked_backlog_drains_without_further_sends(pair: Any) -> None:
+    """8 MB corked in one tick (a snapshot's chunks): more than the socket takes at once. The poller
+    writes the rest as the socket drains; nothing else is sent meanwhile (an idle leader's transfer)."""
+    host_a, host_b, transport_a, transport_b, node_a, node_b = pair
+    transport_a.set_cork(True)
+    chunks = [
+        {"type": "append_entries", "serialized": (os.urandom(65536), i == 0, False)} for i in range(128)
+    ]
+    for chunk in chunks:
+        assert transport_a.send(node_b, chunk)
+    transport_a.flush()
+    assert transport_a._connections[node_b].getSendBufferSize() > 0  # the socket took only part of it
+    pump([host_a, host_b], lambda: len(host_b.received) == len(chunks), timeout_s=20.0)
+    assert [m for _, m in host_b.received] == chunks
