@@ -4,9 +4,11 @@
 containers with an action in flight, and the queue of reports not yet delivered. It reconciles (see
 ``plan.plan_node``) on every state-change notification, on every Docker event about a managed
 container and every ``resync_interval_s``; runs the planned actions concurrently; and delivers
-reports in batches (every ``flush_interval_s`` or ``max_batch`` reports, newest report per task
-wins). It never restarts a task (restart policy is the orchestrator's), never blocks the trio loop,
-and never dies because of the engine or of the report callback: failures are logged and retried.
+reports in batches (newest report per task wins; a batch closes ``flush_interval_s`` after its first
+report, or up to ``starting_hold_s`` while it holds only STARTING reports, or at ``max_batch`` reports:
+``report_window.ReportWindow``). It never restarts a task (restart policy is the orchestrator's),
+never blocks the trio loop, and never dies because of the engine or of the report callback: failures
+are logged and retried.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..model import DesiredState, TaskState
 from .executor import Executor
 from .model import TaskAssignment, TaskReport
 from .plan import Action, RemoveContainer, StartTask, outcome_report, plan_node
+from .report_window import HOLD_S, ReportWindow, settled
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class NodeAgent:
         resync_interval_s: float = 10.0,
         flush_interval_s: float = 0.1,
         max_batch: int = 64,
+        starting_hold_s: float = HOLD_S,
         orphan_grace_s: float = 10.0,
         drain_s: float = 0.0,
         clock: Callable[[], float] = time.time,
@@ -57,6 +61,7 @@ class NodeAgent:
         self.resync_interval_s = resync_interval_s
         self.flush_interval_s = flush_interval_s
         self.max_batch = max_batch
+        self.window = ReportWindow(flush_interval_s, starting_hold_s, max_batch)
         self.orphan_grace_s = orphan_grace_s
         self.drain_s = drain_s
         self.clock = clock
@@ -65,6 +70,7 @@ class NodeAgent:
         self.busy_containers: set[str] = set()
         self._starts: dict[str, trio.CancelScope] = {}  # starts in flight (a group's init may run long)
         self._pending: dict[str, TaskReport] = {}
+        self._pending_settled = False  # a queued report is settled (report_window): its batch closes soon
         self._wake = trio.Event()
         self._reports_added = trio.Event()
         self.reconcile_count = 0
@@ -223,10 +229,14 @@ class NodeAgent:
         self.poke()
 
     # ----- reports
+    def _batch_due(self, opened_at: float) -> float:
+        return self.window.due_at(opened_at, len(self._pending), self._pending_settled)
+
     def _record(self, report: TaskReport) -> None:
         self.known[report.task_id] = report
         self._pending.pop(report.task_id, None)  # newest last, so batches keep the order of change
         self._pending[report.task_id] = report
+        self._pending_settled = self._pending_settled or settled(report.state)
         self._reports_added.set()
 
     async def _wait_reports(self) -> None:
@@ -238,12 +248,14 @@ class NodeAgent:
         while True:
             while not self._pending:
                 await self._wait_reports()
-            with trio.move_on_after(self.flush_interval_s):
-                while len(self._pending) < self.max_batch:
+            opened_at = trio.current_time()
+            while (due := self._batch_due(opened_at)) > trio.current_time():
+                with trio.move_on_at(due):
                     await self._wait_reports()
             batch = list(self._pending.values())[: self.max_batch]
             for report in batch:
                 del self._pending[report.task_id]
+            self._pending_settled = any(settled(r.state) for r in self._pending.values())
             try:
                 await self.report(batch)
                 self.reports_sent += len(batch)
@@ -259,6 +271,7 @@ class NodeAgent:
                 )
                 requeue = {r.task_id: r for r in batch if r.task_id not in self._pending}
                 self._pending = {**requeue, **self._pending}
+                self._pending_settled = any(settled(r.state) for r in self._pending.values())
                 await trio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, MAX_REPORT_BACKOFF_S)
 
@@ -273,6 +286,7 @@ async def run_agent(
     resync_interval_s: float = 10.0,
     flush_interval_s: float = 0.1,
     max_batch: int = 64,
+    starting_hold_s: float = HOLD_S,
     orphan_grace_s: float = 10.0,
     drain_s: float = 0.0,
     task_status: trio.TaskStatus[NodeAgent] = trio.TASK_STATUS_IGNORED,
@@ -286,6 +300,7 @@ async def run_agent(
         resync_interval_s=resync_interval_s,
         flush_interval_s=flush_interval_s,
         max_batch=max_batch,
+        starting_hold_s=starting_hold_s,
         orphan_grace_s=orphan_grace_s,
         drain_s=drain_s,
     )

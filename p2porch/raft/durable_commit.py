@@ -8,7 +8,9 @@ leader's copy counts only up to ``journal.durable_index``: its drains' entries a
 synced by the journal's worker thread (``bridge.RaftBridge._checkCommandsToApply``), so a commit needs a
 majority of durable copies. Followers still sync before they answer, term and vote are still written
 synchronously, and a failed journal still raises on the first read of the log (``journal[-1]``), so a
-failed leader neither counts nor sends. It owns no state of its own and never syncs anything.
+failed leader neither counts nor sends. After the poll it also writes the frames the poll's handlers
+corked (``transport_guard``: frames go out once per connection before and after each poll). It owns
+no state of its own and never syncs anything.
 
 Provenance: ``_onTick`` and the step-down part of ``_leader_commit`` follow pysyncobj 0.3.17's
 ``SyncObj._onTick`` (https://github.com/bakwc/PySyncObj, Copyright (c) 2016 Filipp Ozinov, MIT License),
@@ -145,3 +147,4 @@ class DurableLeaderCommit:
                 callback()
 
         self._poller.poll(timeToWait)
+        transport.flush()  # what the poll's handlers sent (answers, handshakes): written now, not next tick

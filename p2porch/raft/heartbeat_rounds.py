@@ -224,9 +224,17 @@ class QuietReplicaRounds:
                 kind = self._kind(node)
                 stats.kernel_queued[kind] = max(stats.kernel_queued.get(kind, 0), self._kernel_queued(node))
             syncs = getattr(self._SyncObj__raftLog, "sync_stats", None)  # the durable journal's
+            sends = getattr(self._SyncObj__transport, "take_send_counts", None)  # the guarded transport's
             if stats.busy():  # an idle leader logs nothing
-                log.info("raft flow: %s; %s", stats.take(), "no journal" if syncs is None else syncs.take())
+                log.info(
+                    "raft flow: %s; %s; %s",
+                    stats.take(),
+                    "no journal" if syncs is None else syncs.take(),
+                    "" if sends is None else sends(),
+                )
             else:
+                if sends is not None:
+                    sends()
                 stats.take()
                 if syncs is not None:
                     syncs.take()

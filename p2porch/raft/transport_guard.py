@@ -26,6 +26,22 @@ of CPU on a joiner's critical path) and only tests it for truth (``if encryptor`
 keys); :func:`install_frames_only` hands it :class:`FramesOnly`, which derives nothing and refuses to
 seal or open anything, so no frame can ever go out or come in with pysyncobj's own framing.
 
+With ``cork`` on (:data:`CORK_FRAMES`, the default), outgoing frames are *corked*: a
+sealed frame goes to the connection's cork, not to its socket, and the transport writes every corked
+connection's frames with one ``send`` each (:meth:`GuardedTCPTransport.flush`) when the Raft thread
+is about to wait in its poll (the transport's tick callback, the last before the poll) and right
+after the poll (``durable_commit``: the answers its handlers sent). A leader adding several entries in
+one tick (one append round per entry, to every follower) made one ``send`` per follower per message;
+each ``send`` on loopback also runs the receiver's TCP path. The frames, their order and their sealing
+are unchanged, and none waits past the end of the tick that sent it. A (re)connect drops the cork
+with the session it was sealed for; ``getSendBufferSize`` (flow control's bytes queued for a
+follower) counts the cork with what the socket refused, so a drain of many entries in one tick
+is bounded per follower as before. A flush the socket cannot take whole subscribes the connection to
+WRITE events, so the poller writes the rest as the socket drains: pysyncobj re-arms WRITE only after a
+WRITE event, and a corked backlog (a snapshot's chunks) then moved one socket buffer per flush, which
+made a new replica's 8.4 MB catch-up outlast its connection's timeout and restart, again and again
+(docs/performance.md, "The eleventh round"). ``set_cork(False)`` sends each frame at once (benchmarks).
+
 Works by subclassing pysyncobj's transport and switching the class of its connection objects; it
 relies on private names of exactly pysyncobj 0.3.17 (pinned in pyproject.toml; checked on import).
 """
@@ -42,6 +58,7 @@ import pysyncobj.syncobj as _pso
 import pysyncobj.version
 from pysyncobj import pickle as pso_pickle
 from pysyncobj.monotonic import monotonic
+from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.tcp_connection import TcpConnection
 from pysyncobj.transport import TCPTransport
 
@@ -61,6 +78,8 @@ MAX_MESSAGE = 96 * 1024 * 1024
 READ_BUDGET = 1024 * 1024
 PRE_AUTH_READ_BUDGET = 16 * 1024
 MAX_UNAUTHENTICATED = 32
+_READ_WRITE_ERROR = POLL_EVENT_TYPE.READ | POLL_EVENT_TYPE.WRITE | POLL_EVENT_TYPE.ERROR
+CORK_FRAMES = True  # see the module docstring
 OLD_FRAMING_LOG_EVERY_S = 60.0
 REASON_UNDECODABLE = "undecodable"  # authenticated, but not a pickle pysyncobj can read
 REASON_WRONG_CONNECTION_KEY = "wrong_connection_key"  # a hello answering another connection (a replay)
@@ -114,6 +133,8 @@ class GuardedTcpConnection(TcpConnection):
     _TcpConnection__readBuffer: Any
     _TcpConnection__writeBuffer: bytes | bytearray
     _TcpConnection__socket: Any
+    _TcpConnection__fileno: int | None
+    _TcpConnection__poller: Any
     sendRandKey: bytes | None
     recvRandKey: bytes | None
     authenticated: bool
@@ -122,6 +143,8 @@ class GuardedTcpConnection(TcpConnection):
     frame_key: bytes | None  # frames.cluster_key of the password; None: no password, pysyncobj's framing
     channel: FrameChannel | None
     fanout: AppendFanout | None  # the transport's, set right after ``guard``
+    corked: bytearray  # sealed, length-prefixed frames not yet handed to the socket (module docstring)
+    unflushed: set[GuardedTcpConnection] | None  # the transport's connections with a cork; None: no cork
 
     @classmethod
     def guard(cls, conn: TcpConnection, stats: GuardStats, frame_key: bytes | None) -> GuardedTcpConnection:
@@ -129,10 +152,12 @@ class GuardedTcpConnection(TcpConnection):
         guarded: GuardedTcpConnection = conn
         guarded.stats = stats
         guarded.frame_key = frame_key
+        guarded.unflushed = None
         guarded._reset()
         return guarded
 
     def _reset(self) -> None:
+        self.corked = bytearray()  # frames sealed for the session that ends here: never sent on another
         self.authenticated = False
         self.accepted_at = monotonic()
         self.channel = None if self.frame_key is None else FrameChannel(self.frame_key)
@@ -162,10 +187,43 @@ class GuardedTcpConnection(TcpConnection):
             frame = channel.seal_packed(*fanout.packed(payload))
         else:
             frame = channel.seal(pso_pickle.dumps(payload))
-        out = self._out()
-        out += struct.pack("i", len(frame))
-        out += frame
+        unflushed = self.unflushed
+        if unflushed is None:  # not corked: to the socket at once (pysyncobj's way)
+            out = self._out()
+            out += struct.pack("i", len(frame))
+            out += frame
+            self._TcpConnection__trySendBuffer()
+            return
+        corked = self.corked
+        if not corked:
+            unflushed.add(self)
+        corked += struct.pack("i", len(frame))
+        corked += frame
+
+    def getSendBufferSize(self) -> int:  # noqa: N802 (pysyncobj's)
+        """Bytes queued in user space for this peer: what the socket refused and the cork (flow.py)."""
+        return len(self._TcpConnection__writeBuffer) + len(self.corked)
+
+    def flush(self) -> None:
+        """Hand the corked frames to the socket, behind whatever it refused before (one ``send``)."""
+        corked = self.corked
+        if not corked:
+            return
+        self.corked = bytearray()
+        buf = self._TcpConnection__writeBuffer
+        if buf:
+            self._out().extend(corked)
+        else:
+            self._TcpConnection__writeBuffer = corked
         self._TcpConnection__trySendBuffer()
+        fileno = self._TcpConnection__fileno
+        if self._TcpConnection__writeBuffer and fileno is not None:
+            # the socket is full: the poller writes the rest as it drains (pysyncobj subscribes to
+            # WRITE only after a WRITE event, so a backlog otherwise waits for the next send or flush:
+            # one socket buffer per tick, which made a large snapshot's transfer outlast the timeout)
+            self._TcpConnection__poller.subscribe(
+                fileno, self._TcpConnection__processConnection, _READ_WRITE_ERROR
+            )
 
     def _out(self) -> bytearray:
         """The write buffer as a ``bytearray``: pysyncobj's ``bytes`` (reset on every (dis)connect) was
@@ -303,6 +361,11 @@ class GuardedTCPTransport(TCPTransport):
         password = syncObj.conf.password
         self.frame_key = cluster_key(password) if password and syncObj.encryptor else None
         self.fanout = AppendFanout()  # outgoing appends: see raft/fanout.py
+        # connections with corked frames (module docstring); ``cork = False`` sends each frame at once
+        self.unflushed: set[GuardedTcpConnection] = set()
+        self.cork = CORK_FRAMES
+        self.messages = 0  # messages given to send (the flow log line: messages per socket write)
+        self.flushes = 0  # corked connections written
         # a replica's connection on a voter (bridge.py sets it from heartbeats.replica_connection_timeout_s)
         self.replica_timeout_s = float(
             getattr(syncObj, "replica_connection_timeout_s", None) or syncObj.conf.connectionTimeout
@@ -322,11 +385,44 @@ class GuardedTCPTransport(TCPTransport):
         super().addNode(node)
         conn = self._connections.get(node)
         if conn is not None and not isinstance(conn, GuardedTcpConnection):
-            GuardedTcpConnection.guard(conn, self.guard_stats, self.frame_key).fanout = self.fanout
+            self._adopt(GuardedTcpConnection.guard(conn, self.guard_stats, self.frame_key))
+
+    def _adopt(self, conn: GuardedTcpConnection) -> None:
+        conn.fanout = self.fanout
+        conn.unflushed = self.unflushed if self.cork else None
+
+    def set_cork(self, on: bool) -> None:
+        """Cork every connection's frames from now on, or send each at once (on the Raft thread)."""
+        self.flush()
+        self.cork = on
+        for conn in [*self._connections.values(), *self._unknownConnections]:
+            if isinstance(conn, GuardedTcpConnection):
+                self._adopt(conn)
+
+    def flush(self) -> None:
+        """Write every connection's corked frames (Raft thread: before and after its poll)."""
+        unflushed = self.unflushed
+        while unflushed:
+            unflushed.pop().flush()
+            self.flushes += 1
+
+    def send(self, node: Any, message: Any) -> bool:
+        self.messages += 1
+        return bool(super().send(node, message))
+
+    def take_send_counts(self) -> str:
+        """``messages in writes`` since the last call (the leader's flow log line), then reset."""
+        text = f"{self.messages} messages in {self.flushes} corked writes"
+        self.messages = self.flushes = 0
+        return text
+
+    def destroy(self) -> None:
+        self.flush()
+        super().destroy()
 
     def _onNewIncomingConnection(self, conn: TcpConnection) -> None:  # noqa: N802
         guarded = GuardedTcpConnection.guard(conn, self.guard_stats, self.frame_key)
-        guarded.fanout = self.fanout
+        self._adopt(guarded)
         while len(self._unknownConnections) >= MAX_UNAUTHENTICATED:
             oldest = min(self._unknownConnections, key=lambda c: c.accepted_at)
             self.guard_stats.evicted_unauthenticated += 1
@@ -335,11 +431,14 @@ class GuardedTCPTransport(TCPTransport):
         super()._onNewIncomingConnection(guarded)
 
     def _onTick(self) -> None:  # noqa: N802
+        """pysyncobj's (bind, connect), handshake timeouts, then the tick's corked frames: this is the
+        SyncObj's first tick callback and the others (the store's) send nothing, so it runs last before
+        the poll as far as sending goes."""
         super()._onTick()
-        if not self._unknownConnections:
-            return
-        deadline = monotonic() - self._syncObj.conf.connectionTimeout
-        for conn in [c for c in self._unknownConnections if c.accepted_at < deadline]:
-            self.guard_stats.handshake_timeouts += 1
-            self._unknownConnections.discard(conn)
-            conn.disconnect()
+        if self._unknownConnections:
+            deadline = monotonic() - self._syncObj.conf.connectionTimeout
+            for conn in [c for c in self._unknownConnections if c.accepted_at < deadline]:
+                self.guard_stats.handshake_timeouts += 1
+                self._unknownConnections.discard(conn)
+                conn.disconnect()
+        self.flush()

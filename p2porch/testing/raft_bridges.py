@@ -53,27 +53,32 @@ def elect_leader(nodes: Sequence[RaftBridge], timeout_s: float = 15.0) -> RaftBr
     raise AssertionError("no leader elected")
 
 
+def loopback_conf(journal_file: str | None = None, password: str = "raft-bridges-test") -> SyncObjConf:
+    """A test node's settings: ticked by hand, each entry sent as it is added (as the store), elections
+    after 1-1.5 s, connection and leader fallback timeouts of 30 s (a follower that stops reading is
+    neither dropped nor deposes the leader within a test)."""
+    return SyncObjConf(
+        password=password,
+        autoTick=False,
+        appendEntriesUseBatch=False,
+        dynamicMembershipChange=True,
+        raftMinTimeout=1.0,
+        raftMaxTimeout=1.5,
+        connectionTimeout=30.0,
+        leaderFallbackTimeout=30.0,
+        journalFile=journal_file,
+    )
+
+
 @contextmanager
 def loopback_voters(count: int = 3, journal_dir: Path | None = None) -> Iterator[list[RaftBridge]]:
-    """``count`` voters on 127.0.0.1, each entry sent as it is added (as the store), elections after
-    1-1.5 s, connection and leader fallback timeouts of 30 s (a follower that stops reading is neither
-    dropped nor deposes the leader within a test); with ``journal_dir``, a journal file each in it.
-    Destroyed when the ``with`` ends."""
+    """``count`` voters on 127.0.0.1 with :func:`loopback_conf`; with ``journal_dir``, a journal file each
+    in it. Destroyed when the ``with`` ends."""
     addrs = [f"127.0.0.1:{p}" for p in free_ports(count)]
     nodes: list[RaftBridge] = []
     try:
         for i, addr in enumerate(addrs):
-            conf = SyncObjConf(
-                password="raft-bridges-test",
-                autoTick=False,
-                appendEntriesUseBatch=False,
-                dynamicMembershipChange=True,
-                raftMinTimeout=1.0,
-                raftMaxTimeout=1.5,
-                connectionTimeout=30.0,
-                leaderFallbackTimeout=30.0,
-                journalFile=None if journal_dir is None else str(journal_dir / f"v{i}.journal"),
-            )
+            conf = loopback_conf(None if journal_dir is None else str(journal_dir / f"v{i}.journal"))
             others = [a for a in addrs if a != addr]
             nodes.append(RaftBridge(BridgeTestOwner(), addr, others, conf))  # type: ignore[arg-type]
         yield nodes

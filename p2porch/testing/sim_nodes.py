@@ -2,13 +2,13 @@
 
 A real node's agent (``member/agent.py`` + ``agent/worker.py``) sees its task placed in its own store,
 reports it STARTING, starts the container, reports it RUNNING, and delivers its reports in batches of
-its own (every ``flush_interval_s`` = 0.1 s or 64 reports, one batch in flight per node, newest report
-per task wins) through ``ctx.write``: ``store.write``, forwarded to the leader by pysyncobj when the
-store does not lead. :class:`SimNodes` does the same for a set of nodes hosted on one store, with the
-agent's own batching code (one :class:`~p2porch.agent.worker.NodeAgent` per node, only its report
-queue and flush loop run) and a fake engine whose start takes ``start_s``. It never plans a node
-(``plan_node`` and the node's assignment view are each node's own CPU in a real cluster) and never
-decides anything else.
+its own (``agent/report_window.py``: 0.1 s after a batch's first report, up to 1 s while it holds only
+STARTING reports, or 64 reports; one batch in flight per node, newest report per task wins) through
+``ctx.write``: ``store.write``, forwarded to the leader by pysyncobj when the store does not lead.
+:class:`SimNodes` does the same for a set of nodes hosted on one store, with the agent's own
+batching code (one :class:`~p2porch.agent.worker.NodeAgent` per node, only its report queue and flush
+loop run) and a fake engine whose start takes ``start_s``. It never plans a node (``plan_node`` and the
+node's assignment view are each node's own CPU in a real cluster) and never decides anything else.
 """
 
 from __future__ import annotations

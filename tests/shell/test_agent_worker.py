@@ -215,3 +215,59 @@ async def test_a_running_task_is_stopped_only_after_the_drain(autojump_clock: An
         assert trio.current_time() - t0 >= 2.0  # left running (in DNS no more) for the drain
         nursery.cancel_scope.cancel()
     assert ex.removed == ["c-t0001"]
+
+
+class TimedRecorder(Recorder):
+    """Also records when (trio's clock) each batch was delivered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    async def __call__(self, batch: list[TaskReport]) -> None:
+        self.times.append(trio.current_time())
+        await super().__call__(batch)
+
+
+async def reports_delivered(
+    events: list[tuple[float, str, TaskState]], until_s: float = 5.0
+) -> TimedRecorder:
+    """Record ``(at, task, state)`` reports into a bare agent's queue (no engine) from t = 0 and return
+    what its flush loop delivered, and when (report_window: settle 0.1 s, STARTING held up to 1 s)."""
+    rec = TimedRecorder()
+    agent = NodeAgent(None, NODE, list, rec, flush_interval_s=0.1, starting_hold_s=1.0)  # type: ignore[arg-type]
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(agent._flush_loop)
+        for at, task_id, state in events:
+            await trio.sleep_until(start + at)
+            agent._record(TaskReport(task_id, state, at))
+        await trio.sleep_until(start + until_s)
+        nursery.cancel_scope.cancel()
+    rec.times = [round(t - start, 6) for t in rec.times]
+    return rec
+
+
+async def test_a_starting_report_is_replaced_by_its_outcome_within_the_hold(autojump_clock: Any) -> None:
+    rec = await reports_delivered([(0.0, "t1", TaskState.STARTING), (0.5, "t1", TaskState.RUNNING)])
+    assert [[(r.task_id, r.state) for r in b] for b in rec.batches] == [[("t1", TaskState.RUNNING)]]
+    assert rec.times == [0.5]  # the batch was open past its settle time: the outcome closes it at once
+
+
+async def test_a_starting_report_waits_at_most_the_hold(autojump_clock: Any) -> None:
+    rec = await reports_delivered(
+        [(0.0, "t1", TaskState.STARTING), (0.3, "t2", TaskState.STARTING), (1.5, "t1", TaskState.RUNNING)]
+    )
+    assert [[(r.task_id, r.state) for r in b] for b in rec.batches] == [
+        [("t1", TaskState.STARTING), ("t2", TaskState.STARTING)],  # one command for both starts
+        [("t1", TaskState.RUNNING)],
+    ]
+    assert rec.times == [1.0, 1.6]
+
+
+async def test_settled_reports_still_leave_after_the_flush_interval(autojump_clock: Any) -> None:
+    rec = await reports_delivered(
+        [(0.0, "t1", TaskState.RUNNING), (1.0, "t2", TaskState.STARTING), (1.05, "t3", TaskState.FAILED)]
+    )
+    assert [[r.task_id for r in b] for b in rec.batches] == [["t1"], ["t2", "t3"]]
+    assert rec.times == [0.1, 1.1]

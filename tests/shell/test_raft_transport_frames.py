@@ -184,3 +184,72 @@ def test_a_second_hello_on_one_connection_is_counted(pair: Any) -> None:
     _, _, first = hello()
     _, _, again = hello()
     attack_and_count(pair, first + again, F.REASON_OUT_OF_ORDER)
+
+
+class CountingSocket:
+    """A connection's socket whose ``send`` calls are counted (everything else passes through)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.sends = sock, 0
+
+    def send(self, data: Any) -> int:
+        self.sends += 1
+        return self.sock.send(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+def test_frames_sent_in_one_tick_leave_in_one_send_in_order(pair: Any) -> None:
+    """Corked frames (transport_guard): five messages to one peer wait for the tick and go out in one
+    ``send``; the peer opens all five, in order."""
+    host_a, host_b, transport_a, transport_b, node_a, node_b = pair
+    transport_a.set_cork(True)
+    conn = transport_a._connections[node_b]
+    counting = CountingSocket(conn._TcpConnection__socket)
+    conn._TcpConnection__socket = counting
+    messages = [
+        {"type": "append_entries", "term": 3, "entries": [(os.urandom(3000), i, 3)]} for i in range(5)
+    ]
+    for message in messages:
+        assert transport_a.send(node_b, message)
+    assert counting.sends == 0 and len(conn.corked) > 5 * 3000 and transport_a.unflushed == {conn}
+    transport_a._onTick()  # the tick callback that runs last before the poll
+    assert counting.sends == 1 and not conn.corked and not transport_a.unflushed
+    pump([host_a, host_b], lambda: len(host_b.received) == 5)
+    assert [m for _, m in host_b.received] == messages
+    assert transport_a.guard_stats.bad_frames == transport_b.guard_stats.bad_frames == 0
+
+
+def test_a_reconnect_drops_the_frames_corked_for_the_old_session(pair: Any) -> None:
+    """Frames sealed for a connection that drops are never written to the next one (the peer would
+    refuse them and drop that one too): the new session starts with its hello."""
+    host_a, host_b, transport_a, transport_b, node_a, node_b = pair
+    transport_a.set_cork(True)
+    conn = transport_a._connections[node_b]
+    assert transport_a.send(node_b, {"type": "lost"})
+    assert conn.corked
+    conn.disconnect()
+    assert not conn.corked
+    host_a.connected.clear()
+    host_b.connected.clear()
+    pump([host_a, host_b], lambda: bool(host_a.connected and host_b.connected))
+    pump([host_a, host_b], lambda: transport_a.send(node_b, {"type": "kept"}) and bool(host_b.received))
+    assert {m["type"] for _, m in host_b.received} == {"kept"}
+    assert transport_a.guard_stats.bad_frames == transport_b.guard_stats.bad_frames == 0
+
+
+def test_a_corked_backlog_drains_without_further_sends(pair: Any) -> None:
+    """8 MB corked in one tick (a snapshot's chunks): more than the socket takes at once. The poller
+    writes the rest as the socket drains; nothing else is sent meanwhile (an idle leader's transfer)."""
+    host_a, host_b, transport_a, transport_b, node_a, node_b = pair
+    transport_a.set_cork(True)
+    chunks = [
+        {"type": "append_entries", "serialized": (os.urandom(65536), i == 0, False)} for i in range(128)
+    ]
+    for chunk in chunks:
+        assert transport_a.send(node_b, chunk)
+    transport_a.flush()
+    assert transport_a._connections[node_b].getSendBufferSize() > 0  # the socket took only part of it
+    pump([host_a, host_b], lambda: len(host_b.received) == len(chunks), timeout_s=20.0)
+    assert [m for _, m in host_b.received] == chunks

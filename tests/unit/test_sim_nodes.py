@@ -11,7 +11,7 @@ from p2porch.leader.scheduling import plan_round, round_commands
 from p2porch.model import Node, ServiceSpec, TaskState
 from p2porch.raft import commands as C
 from p2porch.scheduler.orchestrator import Orchestrator
-from p2porch.testing.memstore import MemoryRaft
+from p2porch.testing.memstore import MemoryRaft, MemoryStore
 from p2porch.testing.sim_nodes import SimNodes, merge_status
 
 VOTER = "10.0.0.1:7947"
@@ -38,6 +38,21 @@ async def _place(raft: MemoryRaft) -> None:
         await leader.write(cmd.encode())
 
 
+def _spied_replica(raft: MemoryRaft, sent: list[C.ReportTaskStates]) -> MemoryStore:
+    """A read-only replica (the agents' writes go through it) that records every report command."""
+    replica = raft.store(None)
+    inner = replica.write
+
+    async def spy(command: bytes, timeout_s: float = 5.0) -> object:
+        decoded = C.decode_command(command)
+        assert isinstance(decoded, C.ReportTaskStates)
+        sent.append(decoded)
+        return await inner(command, timeout_s)
+
+    replica.write = spy  # type: ignore[method-assign]
+    return replica
+
+
 def _states(raft: MemoryRaft) -> list[TaskState]:
     return sorted({t.state for t in raft.store(VOTER).snapshot().tasks.values()})
 
@@ -48,24 +63,16 @@ async def test_nodes_report_starting_then_running_in_batches_of_their_own(
     raft = MemoryRaft([VOTER], leader=VOTER)
     await _cluster(raft, nodes=4, replicas=12)
     sent: list[C.ReportTaskStates] = []
-    replica = raft.store(None)  # a read-only replica: the agents' writes go through it
-    inner = replica.write
-
-    async def spy(command: bytes, timeout_s: float = 5.0) -> object:
-        decoded = C.decode_command(command)
-        assert isinstance(decoded, C.ReportTaskStates)
-        sent.append(decoded)
-        return await inner(command, timeout_s)
-
-    replica.write = spy  # type: ignore[method-assign]
+    replica = _spied_replica(raft, sent)
     halves = [SimNodes(replica, ["id0", "id1"], start_s=2.0), SimNodes(replica, ["id2", "id3"], start_s=2.0)]
     async with trio.open_nursery() as nursery:
         for sim in halves:
             await nursery.start(sim.run)
         await _place(raft)
-        await trio.sleep(1.0)  # flushed every 0.1 s; the fake engine has not finished any start yet
+        # STARTING-only batches are held up to 1 s (agent/report_window.py); no start has finished yet
+        await trio.sleep(1.5)
         assert _states(raft) == [TaskState.STARTING]
-        await trio.sleep(2.0)
+        await trio.sleep(1.0)  # the starts finished at 2 s, their batches left 0.1 s later
         assert _states(raft) == [TaskState.RUNNING]
         nursery.cancel_scope.cancel()
     total = merge_status(sim.status() for sim in halves)
@@ -74,7 +81,7 @@ async def test_nodes_report_starting_then_running_in_batches_of_their_own(
     tasks = raft.store(VOTER).snapshot().tasks
     for cmd in sent:  # one node per batch: every report in it is of a task on that node
         assert {tasks[r.task_id].node_id for r in cmd.reports} == {cmd.node_id}
-    # each node reported both states, in separate batches (the start takes longer than a flush)
+    # each node reported both states, in separate batches (the start takes longer than the hold)
     assert {(c.node_id, r.state) for c in sent for r in c.reports} == {
         (f"id{i}", s) for i in range(4) for s in (TaskState.STARTING, TaskState.RUNNING)
     }
@@ -88,16 +95,7 @@ async def test_bulk_nodes_leave_the_same_records_with_one_command_per_node(
     raft = MemoryRaft([VOTER], leader=VOTER)
     await _cluster(raft, nodes=4, replicas=40)
     sent: list[C.ReportTaskStates] = []
-    replica = raft.store(None)
-    inner = replica.write
-
-    async def spy(command: bytes, timeout_s: float = 5.0) -> object:
-        decoded = C.decode_command(command)
-        assert isinstance(decoded, C.ReportTaskStates)
-        sent.append(decoded)
-        return await inner(command, timeout_s)
-
-    replica.write = spy  # type: ignore[method-assign]
+    replica = _spied_replica(raft, sent)
     sim = SimNodes(replica, [f"id{i}" for i in range(4)], start_s=2.0, bulk=True)
     async with trio.open_nursery() as nursery:
         await nursery.start(sim.run)
@@ -111,3 +109,23 @@ async def test_bulk_nodes_leave_the_same_records_with_one_command_per_node(
     assert {r.state for c in sent for r in c.reports} == {TaskState.RUNNING}
     for task in raft.store(VOTER).snapshot().tasks.values():
         assert task.started_at > 0 and task.address and task.container_id == task.task_id
+
+
+async def test_a_start_shorter_than_the_hold_is_reported_once(autojump_clock: trio.abc.Clock) -> None:
+    """A start that finishes within the agent's STARTING hold (1 s, agent/report_window.py): its RUNNING
+    report replaces the STARTING one in the queue, so each node sends one command for its three tasks."""
+    raft = MemoryRaft([VOTER], leader=VOTER)
+    await _cluster(raft, nodes=4, replicas=12)
+    sent: list[C.ReportTaskStates] = []
+    replica = _spied_replica(raft, sent)
+    sim = SimNodes(replica, [f"id{i}" for i in range(4)], start_s=0.5)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sim.run)
+        await _place(raft)
+        await trio.sleep(2.0)
+        assert _states(raft) == [TaskState.RUNNING]
+        nursery.cancel_scope.cancel()
+    status = sim.status()
+    assert (status["starting"], status["running"], status["failures"]) == (0, 12, 0)
+    assert {r.state for c in sent for r in c.reports} == {TaskState.RUNNING}
+    assert sorted(c.node_id for c in sent) == [f"id{i}" for i in range(4)]
