@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchkit  # noqa: E402
-from raft_rss_hours import LOCK, emit, memory, slope_mb_per_h  # noqa: E402
+from raft_rss_hours import LOCK, emit, memory, series  # noqa: E402
 
 from p2porch import gc_freeze  # noqa: E402
 from p2porch.sandbox.cluster import wait_ready  # noqa: E402
@@ -50,22 +50,12 @@ def collector(profile_dir: Path, pid: int) -> dict[str, Any] | None:
 
 
 def summary(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in sorted(samples[0]["daemons"]) if samples else []:
-        rss = [(s["t_s"], s["daemons"][name]["rss_mb"]) for s in samples if name in s["daemons"]]
-        pss = [(s["t_s"], s["daemons"][name]["pss_mb"]) for s in samples if name in s["daemons"]]
-        last = samples[-1]["daemons"].get(name, {})
-        out[name] = {
-            "freeze": name != NO_FREEZE_NODE,
-            "rss_first_mb": rss[0][1],
-            "rss_last_mb": rss[-1][1],
-            "rss_max_mb": max(r for _, r in rss),
-            "rss_slope_mb_h": slope_mb_per_h([p for p in rss if p[0] >= warmup_s]),
-            "pss_slope_mb_h": slope_mb_per_h([p for p in pss if p[0] >= warmup_s]),
-            "cpu_s": last.get("cpu_s"),
-            "gc": last.get("gc"),
-        }
-    return out
+    names = sorted(samples[0]["daemons"]) if samples else []
+    return {
+        name: {"freeze": name != NO_FREEZE_NODE}
+        | series([(s["t_s"], s["daemons"][name]) for s in samples if name in s["daemons"]], warmup_s)
+        for name in names
+    }
 
 
 def main() -> None:

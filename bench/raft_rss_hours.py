@@ -90,25 +90,32 @@ def slope_mb_per_h(points: list[tuple[float, float]]) -> float | None:
     return round(sum((p[0] - mx) * (p[1] - my) for p in points) / sxx * 3600, 2)
 
 
+def series(points: list[tuple[float, dict[str, Any]]], warmup_s: float) -> dict[str, Any]:
+    """One process's samples ``(t_s, figures)``: RSS first, last and max, the RSS and PSS slopes after
+    ``warmup_s``, and its last CPU seconds and collector figures."""
+    rss = [(t, f["rss_mb"]) for t, f in points]
+    pss = [(t, f["pss_mb"]) for t, f in points]
+    return {
+        "rss_first_mb": rss[0][1],
+        "rss_last_mb": rss[-1][1],
+        "rss_max_mb": max(r for _, r in rss),
+        "rss_slope_mb_h": slope_mb_per_h([p for p in rss if p[0] >= warmup_s]),
+        "pss_slope_mb_h": slope_mb_per_h([p for p in pss if p[0] >= warmup_s]),
+        "cpu_s": points[-1][1]["cpu_s"],
+        "gc": points[-1][1].get("gc"),
+    }
+
+
 def summary(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for arm in ARMS:
-        per_voter: dict[str, Any] = {}
         names = sorted(samples[0]["arms"][arm]) if samples else []
-        for name in names:
-            rss = [(s["t_s"], s["arms"][arm][name]["rss_mb"]) for s in samples if name in s["arms"][arm]]
-            pss = [(s["t_s"], s["arms"][arm][name]["pss_mb"]) for s in samples if name in s["arms"][arm]]
-            last = samples[-1]["arms"][arm][name]
-            per_voter[name] = {
-                "rss_first_mb": rss[0][1],
-                "rss_last_mb": rss[-1][1],
-                "rss_max_mb": max(r for _, r in rss),
-                "rss_slope_mb_h": slope_mb_per_h([p for p in rss if p[0] >= warmup_s]),
-                "pss_slope_mb_h": slope_mb_per_h([p for p in pss if p[0] >= warmup_s]),
-                "cpu_s": last["cpu_s"],
-                "gc": last.get("gc"),
-            }
-        out[arm] = per_voter
+        out[arm] = {
+            name: series(
+                [(s["t_s"], s["arms"][arm][name]) for s in samples if name in s["arms"][arm]], warmup_s
+            )
+            for name in names
+        }
     return out
 
 
