@@ -16,7 +16,6 @@ figures are printed as one JSON line (and appended to ``--out``); the last line 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import json
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchkit  # noqa: E402
-from raft_rss_hours import LOCK, emit, memory, series  # noqa: E402
+from raft_rss_hours import LOCK, emit, memory, sampling_parser, series  # noqa: E402
 
 from p2porch import gc_freeze  # noqa: E402
 from p2porch.sandbox.cluster import wait_ready  # noqa: E402
@@ -59,14 +58,9 @@ def summary(samples: list[dict[str, Any]], warmup_s: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = sampling_parser()
     parser.add_argument("--name", default="p2el")
     parser.add_argument("--subnet", default="10.49.0.0/24")
-    parser.add_argument("--minutes", type=float, default=50.0)
-    parser.add_argument("--sample-s", type=float, default=60.0)
-    parser.add_argument("--warmup-s", type=float, default=300.0)
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--no-lock", action="store_true", help="form the sandbox without the shared lock")
     args = parser.parse_args()
     profile_dir = Path(tempfile.mkdtemp(prefix="p2el-profile-"))
     os.environ[ENV_PATH] = str(profile_dir / "{pid}.json")  # inherited by every daemon the sandbox starts

@@ -127,17 +127,23 @@ def emit(record: dict[str, Any], out: Path | None) -> None:
             f.write(line + "\n")
 
 
-def main() -> None:
+def sampling_parser() -> argparse.ArgumentParser:
+    """The arguments both RSS benchmarks take: how long, how often, the warm-up, the output, the lock."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--nodes", type=int, default=500)
-    parser.add_argument("--tasks", type=int, default=50000)
     parser.add_argument("--minutes", type=float, default=50.0)
     parser.add_argument("--sample-s", type=float, default=60.0)
+    parser.add_argument("--warmup-s", type=float, default=300.0, help="left out of the slopes")
+    parser.add_argument("--out", type=Path, default=None, help="append every JSON line here too")
+    parser.add_argument("--no-lock", action="store_true", help="start without the shared lock")
+    return parser
+
+
+def main() -> None:
+    parser = sampling_parser()
+    parser.add_argument("--nodes", type=int, default=500)
+    parser.add_argument("--tasks", type=int, default=50000)
     parser.add_argument("--churn-s", type=float, default=10.0)
     parser.add_argument("--compact-min", type=float, default=10.0)
-    parser.add_argument("--warmup-s", type=float, default=300.0)
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--no-lock", action="store_true", help="the caller holds the lock (or a test)")
     args = parser.parse_args()
 
     cmds, state = gc_state.build_commands(args.nodes, args.tasks)
