@@ -76,26 +76,32 @@ def burners(count: int) -> Iterator[list[int]]:
 
 def status(node: NodeProc) -> dict[str, Any] | None:
     try:
-        return node.call(op="status")["status"]  # type: ignore[no-any-return]
+        return node.call(op="status")["status"]
     except (OSError, ConnectionError, ValueError, KeyError):
         return None
 
 
-def wait_caught_up(cluster: LocalCluster, node: NodeProc, timeout_s: float = 30.0) -> None:
-    """Until every live voter knows the same leader and ``node`` applied the leader's commit index."""
+def wait_caught_up(cluster: LocalCluster, node: NodeProc, connected: bool, timeout_s: float = 30.0) -> None:
+    """Until every live voter knows the same leader and ``node`` applied the leader's commit index; with
+    ``connected`` also until every voter is connected to every other (a restarted voter reaches its
+    leader first and a follower that must dial it again only on its next retry)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         views = [status(n) for n in cluster.voters()]
         leads = [v for v in views if v and v.get("is_leader")]
         own = status(node)
         same_leader = all(views) and len({v["leader"] for v in views if v}) == 1
-        if own and same_leader and len(leads) == 1 and own["last_applied"] >= leads[0]["commit_index"]:
+        meshed = all(v and set(v["voters"]) <= {*v["connected_voters"], v["self_addr"]} for v in views)
+        caught_up = (
+            own and same_leader and len(leads) == 1 and own["last_applied"] >= leads[0]["commit_index"]
+        )
+        if caught_up and (meshed or not connected):
             return
         time.sleep(0.05)
     raise TimeoutError(f"{node.name} did not catch up")
 
 
-def trial(cluster: LocalCluster, seq: int, timeout_s: float = 20.0) -> dict[str, Any]:
+def trial(cluster: LocalCluster, seq: int, connected: bool, timeout_s: float = 20.0) -> dict[str, Any]:
     """Kill the leader, time its successor's first commit, restart the killed voter."""
     leader = cluster.leader()
     before = status(leader)
@@ -129,7 +135,7 @@ def trial(cluster: LocalCluster, seq: int, timeout_s: float = 20.0) -> dict[str,
             time.sleep(POLL_S)
     out["terms_seen"] = sorted({int(v["term"]) for v in map(status, survivors) if v})
     cluster.start(leader)
-    wait_caught_up(cluster, leader)
+    wait_caught_up(cluster, leader, connected)
     return out
 
 
@@ -146,28 +152,38 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_voters(root: Path, voters: int, trials: int, loads: list[int], seq: list[int]) -> dict[str, Any]:
+def run_voters(
+    root: Path,
+    voters: int,
+    trials: int,
+    loads: list[int],
+    seq: list[int],
+    rules: tuple[str, ...],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """``trials`` kills per rule and per load, the rules' clusters side by side (``args``: the log
+    level, whether to wait for every connection between trials)."""
     clusters: dict[str, LocalCluster] = {}
     out: dict[str, Any] = {}
     try:
-        for rule in RULES:
+        for rule in rules:
             cluster = LocalCluster(
                 root / f"{rule}{voters}",
                 voters=voters,
-                extra_args=("--lost-leader-delay", rule),
+                extra_args=("--lost-leader-delay", rule, "--log-level", args.log_level),
                 die_with_parent=True,
             )
             clusters[rule] = cluster
             cluster.start_all()
             cluster.leader(timeout_s=30)
         for load in loads:
-            results: dict[str, list[dict[str, Any]]] = {rule: [] for rule in RULES}
+            results: dict[str, list[dict[str, Any]]] = {rule: [] for rule in rules}
             loads_seen: list[float] = []
             with burners(load):
                 for i in range(trials):
-                    for rule in RULES[i % len(RULES) :] + RULES[: i % len(RULES)]:
+                    for rule in rules[i % len(rules) :] + rules[: i % len(rules)]:
                         seq[0] += 1
-                        results[rule].append(trial(clusters[rule], seq[0]))
+                        results[rule].append(trial(clusters[rule], seq[0], not args.no_wait_connected))
                     loads_seen.append(os.getloadavg()[0])
                     print(
                         json.dumps(
@@ -175,15 +191,15 @@ def run_voters(root: Path, voters: int, trials: int, loads: list[int], seq: list
                                 "voters": voters,
                                 "burners": load,
                                 "trial": i,
-                                **{r: results[r][-1] for r in RULES},
+                                **{r: results[r][-1] for r in rules},
                             }
                         ),
                         file=sys.stderr,
                         flush=True,
                     )
-            summary = {rule: summarize(results[rule]) for rule in RULES}
+            summary = {rule: summarize(results[rule]) for rule in rules}
             ratio: dict[str, Any] = {}
-            for rule in RULES[:-1]:
+            for rule in [r for r in rules if r != "window" and "window" in rules]:
                 for q in ("p50", "p90"):
                     a, b = summary[rule]["commit_s"][q], summary["window"]["commit_s"][q]
                     ratio[f"{rule}_{q}"] = round(a / b, 3) if a and b else None
@@ -205,14 +221,27 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--burners", default="0", help="comma-separated counts of busy loops (0: none)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--rules", default=",".join(RULES), help="a subset of " + ",".join(RULES))
+    parser.add_argument("--log-level", default="WARNING", help="the store processes' (INFO: every drop)")
+    parser.add_argument(
+        "--no-wait-connected",
+        action="store_true",
+        help="kill again once the restarted voter caught up, before every voter is connected to every other",
+    )
+    parser.add_argument("--keep", type=Path, default=None, help="run (and leave the logs) in this directory")
     args = parser.parse_args()
+    rules = tuple(r for r in args.rules.split(",") if r)
+    if not rules or set(rules) - set(RULES):
+        parser.error(f"--rules: a subset of {','.join(RULES)}")
     loads = [int(x) for x in args.burners.split(",") if x]
     seq = [0]
     t0 = time.monotonic()
     result: dict[str, Any] = {"trials_per_arm": args.trials, "cpus": os.cpu_count(), "runs": {}}
-    with tempfile.TemporaryDirectory(prefix="p2el-fo-") as tmp:
+    with contextlib.ExitStack() as stack:
+        root = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="p2el-fo-")))
         for voters in (int(v) for v in args.voters.split(",")):
-            result["runs"][f"voters={voters}"] = run_voters(Path(tmp), voters, args.trials, loads, seq)
+            run = run_voters(root, voters, args.trials, loads, seq, rules, args)
+            result["runs"][f"voters={voters}"] = run
     result["wall_s"] = round(time.monotonic() - t0, 1)
     text = json.dumps(result, indent=1)
     if args.out is not None:
