@@ -43,7 +43,7 @@ NO_FREEZE_NODE = "n3"
 
 def collector(profile_dir: Path, pid: int) -> dict[str, Any] | None:
     try:
-        return json.loads((profile_dir / f"{pid}.json").read_text()).get("gc")  # type: ignore[no-any-return]
+        return json.loads((profile_dir / f"{pid}.json").read_text()).get("gc")
     except (OSError, ValueError):
         return None
 

@@ -66,8 +66,8 @@ def build_commands(nodes: int, tasks: int) -> tuple[list[C.Command], ClusterStat
     while not (plan := plan_round(state, 1.0, orchestrator)).empty:
         for cmd in round_commands(plan.items, 1.0, state.version):
             apply(cmd)
-    for cmd in running_reports(state):
-        apply(cmd)
+    for report in running_reports(state):
+        apply(report)
     return cmds, state
 
 
