@@ -11,7 +11,9 @@ the tenth round's rule) and ``window`` (minimum + width, the rule before it). Tr
 then every 10 ms each survivor's status until one leads in a later term, then a ``Noop`` proposed at it;
 measured: kill -> a survivor reports itself leader, kill -> that write committed, and the rounds (new
 term - old term: with pre-vote a term is spent only by a candidacy, so 2 or more means a split vote or
-a lost candidacy). The killed voter is restarted and caught up before the next trial. With
+a lost candidacy) and whether every survivor was connected to every other voter at the kill
+(``meshed``). The killed voter is restarted and caught up (and, unless ``--no-wait-connected``, dialled
+again by every peer) before the next trial. With
 ``--burners`` K > 0 the same trials run again with K busy-looping processes of this benchmark's own
 (killed by pid at the end). Prints one JSON object: per (voters, burners, rule) the trials and
 p50/p90/p99/max, the split-vote rate (rounds >= 2), and the p50/p90 ratios against ``window``.
@@ -81,6 +83,11 @@ def status(node: NodeProc) -> dict[str, Any] | None:
         return None
 
 
+def is_meshed(view: dict[str, Any] | None) -> bool:
+    """Whether a voter's status shows it connected to every other voter."""
+    return view is not None and set(view["voters"]) <= {*view["connected_voters"], view["self_addr"]}
+
+
 def wait_caught_up(cluster: LocalCluster, node: NodeProc, connected: bool, timeout_s: float = 30.0) -> None:
     """Until every live voter knows the same leader and ``node`` applied the leader's commit index; with
     ``connected`` also until every voter is connected to every other (a restarted voter reaches its
@@ -91,7 +98,7 @@ def wait_caught_up(cluster: LocalCluster, node: NodeProc, connected: bool, timeo
         leads = [v for v in views if v and v.get("is_leader")]
         own = status(node)
         same_leader = all(views) and len({v["leader"] for v in views if v}) == 1
-        meshed = all(v and set(v["voters"]) <= {*v["connected_voters"], v["self_addr"]} for v in views)
+        meshed = all(map(is_meshed, views))
         caught_up = (
             own and same_leader and len(leads) == 1 and own["last_applied"] >= leads[0]["commit_index"]
         )
@@ -109,10 +116,11 @@ def trial(cluster: LocalCluster, seq: int, connected: bool, timeout_s: float = 2
         raise RuntimeError("the leader did not answer")
     term0 = int(before["term"])
     survivors = [n for n in cluster.voters() if n is not leader and n.alive]
+    meshed = all(is_meshed(status(n)) for n in survivors)
     noop = C.Noop(at=time.time(), tag=f"failover-{seq}").encode().hex()
     t0 = time.perf_counter()
     cluster.kill(leader)  # SIGKILL by pid
-    out: dict[str, Any] = {"killed": leader.name, "term_before": term0}
+    out: dict[str, Any] = {"killed": leader.name, "term_before": term0, "meshed": meshed}
     deadline = t0 + timeout_s
     while time.perf_counter() < deadline and "commit_s" not in out:
         for node in survivors:
@@ -149,6 +157,10 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
         "leader_s": distribution([t["leader_s"] for t in done]),
         "rounds": {str(r): rounds.count(r) for r in sorted(set(rounds))},
         "split_rate": round(sum(1 for r in rounds if r >= 2) / len(rounds), 3) if rounds else None,
+        # kills while every survivor was connected to every other, and the others (a restarted voter
+        # that its peer had not dialled again yet)
+        "meshed_commit_s": distribution([t["commit_s"] for t in done if t.get("meshed")]),
+        "unmeshed_commit_s": distribution([t["commit_s"] for t in done if not t.get("meshed")]),
     }
 
 
