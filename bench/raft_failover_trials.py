@@ -2,11 +2,12 @@
 
     python bench/raft_failover_trials.py [--voters 3,5] [--trials 50] [--burners 0,2] [--out FILE]
 
-Per voter count, three clusters of store processes (``python -m p2porch.raft.node`` on loopback) run
+Per voter count, two clusters of store processes (``python -m p2porch.raft.node`` on loopback) run
 side by side, one per rule for the wait after a dropped leader connection
-(``election_timeout.lost_leader_delay_s``, ``--lost-leader-delay``): ``slots`` (the rule: each survivor
-draws within its own slot of the election window's width), ``width`` (one draw over the whole width,
-the tenth round's rule) and ``window`` (minimum + width, the rule before it). Trials rotate between them
+(``election_timeout.lost_leader_delay_s``, ``--lost-leader-delay``): ``width`` (the rule since the tenth
+round: one draw over the election window's width) and ``window`` (minimum + width, the rule before it;
+the eleventh round also ran a third, a slot of the width per survivor, since removed). Trials rotate
+between them
 (which goes first rotates too), so all see the same machine. A trial: SIGKILL of the leader by pid,
 then every 10 ms each survivor's status until one leads in a later term, then a ``Noop`` proposed at it;
 measured: kill -> a survivor reports itself leader, kill -> that write committed, and the rounds (new
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from p2porch.raft import commands as C  # noqa: E402
 from p2porch.testing.raftprocs import LocalCluster, NodeProc  # noqa: E402
 
-RULES = ("slots", "width", "window")
+RULES = ("width", "window")
 POLL_S = 0.01
 
 

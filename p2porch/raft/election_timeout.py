@@ -25,14 +25,13 @@ these two numbers and the leader it follows; it never sends, never reads a clock
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 DEVIATIONS = 4.0  # RFC 6298's K
 MEAN_WEIGHT = 1.0 / 8.0  # RFC 6298's alpha, per sample
 DECAY_S = 10.0  # the deviation falls by e in this long: a 2 s stall is forgotten ~30 s later
 CAP_FACTOR = 5.0  # the adapted minimum grows to at most this many times the configured maximum
-SLOT_SHARE = 0.5  # after a dropped leader a voter draws in this first share of its own slot of the width
 
 
 def election_cap_s(max_s: float, connection_s: float) -> float:
@@ -103,42 +102,17 @@ class ElectionTimeout:
         return min(self.cap_s, max(self.floor_s, estimate))
 
 
-def lost_leader_slot(self_id: str, voters: Iterable[str], lost: str) -> tuple[int, int]:
-    """This voter's place among the voters that survive the ``lost`` leader (in the order of their ids,
-    which every voter knows alike) and how many they are: ``(slot, slots)`` for the delay below."""
-    survivors = sorted({v for v in voters if v != lost} | {self_id})
-    return survivors.index(self_id), len(survivors)
-
-
-def lost_leader_delay_s(
-    min_s: float,
-    max_s: float,
-    draw: float,
-    *,
-    slot: int = 0,
-    slots: int = 1,
-    wait_minimum: bool = False,
-) -> float:
-    """How long a voter whose connection to its leader dropped waits before its pre-vote: within the
-    configured window's width, not after its minimum (``draw`` in [0, 1), the caller's RNG).
+def lost_leader_delay_s(min_s: float, max_s: float, draw: float, *, wait_minimum: bool = False) -> float:
+    """How long a voter whose connection to its leader dropped waits before its pre-vote: the configured
+    window's width, not its minimum (``draw`` in [0, 1), the caller's RNG).
 
     The minimum is there to wait out the gaps of a leader that is alive; a closed connection is no gap (the
     leader's process died, or its silence already outlasted the connection timeout, which the adapted
-    minimum never passes). Stickiness stays: a voter that still hears the leader refuses the pre-vote.
-
-    The followers of a killed leader see the drop within a millisecond of each other. With one draw over
-    the whole width two of them campaign within a pre-vote's round trip of each other ~2 % of the time (a
-    split vote: a second round, 1.2-1.8 s; the eleventh round, docs/performance.md), more on a loaded
-    machine. So the width is cut into ``slots`` equal slots, one per surviving voter
-    (:func:`lost_leader_slot`), and the draw falls in the first ``SLOT_SHARE`` of this voter's slot: two
-    followers campaign at least ``(1 - SLOT_SHARE) x width / slots`` apart, and the first slot's voter
-    wins at once unless its log is behind (its pre-vote is refused; the next slot's voter follows).
-    ``wait_minimum`` (benchmarks only, the rule before the tenth round): minimum + width x draw.
-    """
-    width = max(0.0, max_s - min_s)
-    draw = min(max(draw, 0.0), 1.0)
-    if wait_minimum:
-        return min_s + width * draw
-    if slots <= 1:
-        return width * draw
-    return width / slots * (min(max(slot, 0), slots - 1) + SLOT_SHARE * draw)
+    minimum never passes). The spread stays, so two followers that saw the same drop seldom campaign in
+    the same round trip (1-2 % of kills did, measured over 250 in the eleventh round, docs/performance.md;
+    a slot of the width per survivor did not do better: a refused first pre-vote is asked again 0.2-0.4 s
+    later, in the next slot); stickiness stays too: a voter that still hears the leader refuses the
+    pre-vote. ``wait_minimum`` (benchmarks only, ``bench/raft_failover_trials.py``): the rule before the
+    tenth round, minimum + width x draw."""
+    spread = max(0.0, max_s - min_s) * min(max(draw, 0.0), 1.0)
+    return min_s + spread if wait_minimum else spread

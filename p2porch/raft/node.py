@@ -211,11 +211,10 @@ def arg_parser(prog: str = "python -m p2porch.raft.node") -> argparse.ArgumentPa
     )
     parser.add_argument(
         "--lost-leader-delay",
-        choices=("slots", "width", "window"),
-        default="slots",
-        help="benchmarks only: after a dropped leader connection wait a slot of the election window's width "
-        "per surviving voter (the rule), one draw over the width (the tenth round's rule) or minimum + "
-        "width (the rule before it)",
+        choices=("width", "window"),
+        default="width",
+        help="benchmarks only: after a dropped leader connection wait one draw over the election window's "
+        "width (the rule) or its minimum + width (the rule before the tenth round)",
     )
     return parser
 
@@ -260,16 +259,11 @@ def use_daemon_switch_interval(freeze: bool = True) -> None:
 
 
 def lost_leader_rule(rule: str) -> None:
-    """Benchmarks only: the wait after a dropped leader connection (``lost_leader_delay_s``): ``slots``
-    (the rule: a slot of the window's width per surviving voter), ``width`` (one draw over the whole
-    width: the tenth round's rule) or ``window`` (minimum + width: the rule before the tenth round)."""
-    if rule == "slots":
-        return
-
-    def delay(min_s: float, max_s: float, draw: float, **_slot: int) -> float:
-        return lost_leader_delay_s(min_s, max_s, draw, wait_minimum=rule == "window")
-
-    pre_vote_elections.lost_leader_delay_s = delay
+    """Benchmarks only: the wait after a dropped leader connection (``lost_leader_delay_s``): ``width``
+    (the rule: one draw over the election window's width) or ``window`` (minimum + width: the rule before
+    the tenth round)."""
+    if rule == "window":
+        pre_vote_elections.lost_leader_delay_s = functools.partial(lost_leader_delay_s, wait_minimum=True)
 
 
 def hold_worker_syncs(hold: Path | None) -> None:

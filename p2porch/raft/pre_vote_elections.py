@@ -35,7 +35,7 @@ from typing import Any
 
 import pysyncobj.syncobj as _pso
 
-from .election_timeout import ElectionTimeout, lost_leader_delay_s, lost_leader_slot
+from .election_timeout import ElectionTimeout, lost_leader_delay_s
 from .pre_votes import PreVotes
 
 log = logging.getLogger(__name__)
@@ -180,12 +180,8 @@ class PreVoteElections:
             self._pre_votes.leader_lost()  # a leader we cannot reach is not live: grant pre-votes at once
             self._election_timeout.lost()
             if self._SyncObj__selfNode is not None:  # a dropped connection is no slowness and no gap: the
-                conf = self._SyncObj__conf  # its slot of the configured window's width (election_timeout.py)
-                voters = [n.id for n in self._SyncObj__otherNodes]
-                slot, slots = lost_leader_slot(self._SyncObj__selfNode.id, voters, node.id)
-                delay = lost_leader_delay_s(
-                    conf.raftMinTimeout, conf.raftMaxTimeout, random.random(), slot=slot, slots=slots
-                )
+                conf = self._SyncObj__conf  # configured window's width from now (election_timeout.py)
+                delay = lost_leader_delay_s(conf.raftMinTimeout, conf.raftMaxTimeout, random.random())
                 now = _pso.monotonicTime()
                 deadline = min(self._SyncObj__raftElectionDeadline, now + delay)
                 self._SyncObj__raftElectionDeadline = deadline

@@ -11,13 +11,7 @@ import pysyncobj.syncobj as _pso
 import pytest
 from pysyncobj.node import TCPNode
 
-from p2porch.raft.election_timeout import (
-    SLOT_SHARE,
-    ElectionTimeout,
-    election_cap_s,
-    lost_leader_delay_s,
-    lost_leader_slot,
-)
+from p2porch.raft.election_timeout import ElectionTimeout, election_cap_s, lost_leader_delay_s
 from p2porch.raft.pre_vote_elections import PRE_VOTE
 from p2porch.raft.timing import DEFAULT, timing_for_rtt
 from p2porch.testing.raft_bridges import captured_voter
@@ -179,20 +173,17 @@ def test_a_dropped_leader_connection_brings_the_deadline_back_to_the_configured_
     assert so._SyncObj__raftElectionDeadline - clock.now <= 1.4
 
 
-def test_a_dropped_leader_connection_waits_its_slot_of_the_windows_width_not_its_minimum(
+def test_a_dropped_leader_connection_waits_the_windows_width_not_its_minimum(
     voter: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The configured minimum waits out a live leader's gaps; a closed connection is none: the pre-vote
-    comes within this voter's slot of the window's width (two survivors: half of 1.0 s each), not after
-    the minimum (0.4 s)."""
+    comes within the window's width (1.0 s here), not its minimum plus that (1.4 s)."""
     so, (a, b), sent, clock = voter
     slow_leader(so, b, clock, 2.0)
-    monkeypatch.setattr(random, "random", lambda: 0.99)  # the draw at the top of its slot's share
+    monkeypatch.setattr(random, "random", lambda: 0.99)  # the draw at the window's top
     clock.now += 0.05
     so._SyncObj__onNodeDisconnected(TCPNode(b.id))
-    slot, slots = lost_leader_slot(so._SyncObj__selfNode.id, [a.id, b.id], b.id)
-    assert slots == 2
-    assert so._SyncObj__raftElectionDeadline - clock.now == pytest.approx(0.5 * (slot + SLOT_SHARE * 0.99))
+    assert so._SyncObj__raftElectionDeadline - clock.now == pytest.approx(0.99)
 
 
 def test_the_delay_after_a_lost_leader_spans_the_windows_width() -> None:
@@ -201,43 +192,6 @@ def test_the_delay_after_a_lost_leader_spans_the_windows_width() -> None:
     assert lost_leader_delay_s(0.5, 1.2, 1.0) == pytest.approx(0.7)
     assert lost_leader_delay_s(0.5, 1.2, 7.0) == pytest.approx(0.7)  # a draw out of range is clamped
     assert lost_leader_delay_s(1.2, 0.5, 0.5) == 0.0  # no width: at once
-
-
-def test_survivors_of_a_lost_leader_take_distinct_slots_in_the_same_order_everywhere() -> None:
-    voters = ["10.0.0.3:7947", "10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.5:7947", "10.0.0.4:7947"]
-    lost = "10.0.0.2:7947"
-    places = [lost_leader_slot(me, [v for v in voters if v != me], lost) for me in voters if me != lost]
-    assert sorted(places) == [(0, 4), (1, 4), (2, 4), (3, 4)]  # each survivor its own slot
-    assert lost_leader_slot("10.0.0.1:7947", voters, lost) == (0, 4)  # the order of the ids
-    assert lost_leader_slot("10.0.0.5:7947", voters, lost) == (3, 4)
-
-
-def test_slotted_delays_of_two_survivors_never_come_closer_than_half_a_slot() -> None:
-    """Any two draws: the survivors' pre-votes at least (1 - SLOT_SHARE) x width / slots apart, where a
-    single draw over the width puts them as close as the draws fall."""
-    width, slots = 0.7, 3
-    draws = [i / 20 for i in range(21)]
-    gaps = [
-        abs(
-            lost_leader_delay_s(0.5, 1.2, d1, slot=s1, slots=slots)
-            - lost_leader_delay_s(0.5, 1.2, d2, slot=s2, slots=slots)
-        )
-        for s1 in range(slots)
-        for s2 in range(slots)
-        if s1 != s2
-        for d1 in draws
-        for d2 in draws
-    ]
-    assert min(gaps) == pytest.approx((1 - SLOT_SHARE) * width / slots)
-    assert lost_leader_delay_s(0.5, 1.2, 0.5, slot=0, slots=2) == pytest.approx(0.35 * SLOT_SHARE * 0.5)
-    assert lost_leader_delay_s(0.5, 1.2, 1.0, slot=1, slots=2) == pytest.approx(0.35 * (1 + SLOT_SHARE))
-    assert lost_leader_delay_s(0.5, 1.2, 0.3, slot=9, slots=2) == lost_leader_delay_s(
-        0.5, 1.2, 0.3, slot=1, slots=2
-    )  # a slot out of range is clamped
-    assert (
-        max(lost_leader_delay_s(0.5, 1.2, d, slot=s, slots=slots) for s in range(slots) for d in draws)
-        < width
-    )
 
 
 def test_the_rule_before_the_tenth_round_waits_the_minimum_too() -> None:
@@ -251,7 +205,7 @@ def test_a_store_process_told_to_wait_the_minimum_uses_the_old_rule_after_a_drop
     voter: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``python -m p2porch.raft.node --lost-leader-delay window``: the deadline after the drop is the
-    minimum plus the draw times the width (0.4 + 0.99 x 1.0 here), not this voter's slot."""
+    minimum plus the draw times the width (0.4 + 0.99 x 1.0 here), where the rule gives 0.99 x 1.0."""
     from p2porch.raft import node, pre_vote_elections
 
     monkeypatch.setattr(pre_vote_elections, "lost_leader_delay_s", lost_leader_delay_s)
