@@ -6,8 +6,7 @@ p2porch frame of its await chain: what it waited for, so what woke it), with the
 the run loop's I/O waits and the CPU spent between steps (trio's own scheduling, timers, epoll) are counted
 apart. The totals (and the collector's figures, ``gc_freeze.figures``) are written as JSON (``{pid}`` in
 the path is replaced by the process id) every ``P2PORCH_PROFILE_EVERY_S`` seconds (default 5) and when the
-run ends; ``bench/idle.py --profile`` reads
-them at both ends of its window and reports the difference.
+run ends; ``bench/idle.py --profile`` reads them at both ends of its window and reports the difference.
 
 :class:`WakeupTally` owns the counts (pure: it is fed names and CPU seconds); the profiler is its shell and
 must never change what the tasks do (it only reads their frames).
