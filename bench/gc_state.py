@@ -40,36 +40,57 @@ def _apply(state: ClusterState, cmd: C.Command) -> ClusterState:
 
 
 def build(nodes: int, tasks: int) -> ClusterState:
-    state = _apply(
-        ClusterState(),
-        C.InitCluster(at=0.0, cluster_id="gc", cluster_cidr="10.0.0.0/8", subnet_prefix_len=20),
-    )
+    return build_commands(nodes, tasks)[1]
+
+
+def build_commands(nodes: int, tasks: int) -> tuple[list[C.Command], ClusterState]:
+    """The commands that build the state (applied here, in order) and the state they build:
+    ``raft_rss_hours.py`` replays them through real store processes."""
+    cmds: list[C.Command] = []
+    state = ClusterState()
+
+    def apply(cmd: C.Command) -> None:
+        nonlocal state
+        state = _apply(state, cmd)
+        cmds.append(cmd)
+
+    apply(C.InitCluster(at=0.0, cluster_id="gc", cluster_cidr="10.0.0.0/8", subnet_prefix_len=20))
     for i in range(nodes):
         node = Node(f"id{i:05d}", f"n{i}", f"10.{i // 62500}.{i // 250 % 250}.{i % 250 + 1}", 7947, 7946)
-        state = _apply(state, C.AddNode(at=0.0, node=node))
-        state = _apply(state, C.LeaseSubnet(at=0.0, node_id=node.node_id))
+        apply(C.AddNode(at=0.0, node=node))
+        apply(C.LeaseSubnet(at=0.0, node_id=node.node_id))
     for s in range(tasks // 100):
         spec = ServiceSpec(name=f"svc{s}", image="p2porch/bench", replicas=100)
-        state = _apply(state, C.CreateService(at=0.0, service_id=f"s{s}", spec=spec))
+        apply(C.CreateService(at=0.0, service_id=f"s{s}", spec=spec))
     orchestrator = Orchestrator(random.Random(1))
     while not (plan := plan_round(state, 1.0, orchestrator)).empty:
         for cmd in round_commands(plan.items, 1.0, state.version):
-            state = _apply(state, cmd)
-    return report_running(state)
+            apply(cmd)
+    for report in running_reports(state):
+        apply(report)
+    return cmds, state
 
 
-def report_running(state: ClusterState, at: float = 2.0) -> ClusterState:
+def running_reports(state: ClusterState, at: float = 2.0) -> list[C.ReportTaskStates]:
+    """One report per node: each of its placed tasks RUNNING as of ``at``."""
     by_node: dict[str, list[str]] = {}
     for task in state.tasks.values():
         if task.node_id is not None:
             by_node.setdefault(task.node_id, []).append(task.task_id)
+    out = []
     for node_id, ids in by_node.items():
         hosts = subnet_hosts(state.leases[node_id].subnet)
         reports = tuple(
             C.TaskStatusReport(t, state=TaskState.RUNNING, state_at=at, address=hosts(t), container_id=t)
             for t in ids
         )
-        state = _apply(state, C.ReportTaskStates(at=at, node_id=node_id, reports=reports))
+        out.append(C.ReportTaskStates(at=at, node_id=node_id, reports=reports))
+    return out
+
+
+def report_running(state: ClusterState, at: float = 2.0) -> ClusterState:
+    for cmd in running_reports(state, at):
+        state = _apply(state, cmd)
     return state
 
 

@@ -13,6 +13,8 @@ becomes part of a garbage cycle is never freed; records replaced in the state ar
 counting as before. It never runs a collection and never changes the thresholds. The hook is the one
 timer of this process's collections: an ``observer`` (a benchmark's tally, ``testing/gc_pauses.py``) is
 given each collection's generation, duration and ``gc`` info instead of timing them again.
+``P2PORCH_GC_FREEZE=0`` in a daemon's environment leaves the hook out (benchmarks only: the baseline of
+``bench/daemon_rss_hours.py``); :func:`figures` is what benchmarks read of the collector.
 """
 
 from __future__ import annotations
@@ -20,15 +22,32 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SLOW_FULL_COLLECTION_S", "Observer", "freeze_after", "install", "uninstall"]
+__all__ = [
+    "ENV",
+    "SLOW_FULL_COLLECTION_S",
+    "Observer",
+    "figures",
+    "freeze_after",
+    "install",
+    "uninstall",
+    "wanted",
+]
 
 #: a full collection this long or longer freezes its survivors
 SLOW_FULL_COLLECTION_S = 0.05
+#: "0" here leaves the hook out (benchmarks only)
+ENV = "P2PORCH_GC_FREEZE"
+
+
+def wanted(env: Mapping[str, str]) -> bool:
+    """Whether a daemon with this environment installs the hook: unless ``P2PORCH_GC_FREEZE=0``."""
+    return env.get(ENV, "1").strip() != "0"
+
 
 #: told of every collection once it ends: its generation, how long it took (s) and ``gc``'s info dict
 Observer = Callable[[int, float, dict[str, Any]], None]
@@ -83,9 +102,26 @@ def install(slow_s: float = SLOW_FULL_COLLECTION_S) -> _Hook:
     return hook
 
 
-def uninstall(hook: _Hook) -> None:
+def uninstall(hook: _Hook | None) -> None:
     """Take ``hook`` out; what it froze goes back to the collected generations (``gc.unfreeze``)."""
+    if hook is None:
+        return
     if hook in gc.callbacks:
         gc.callbacks.remove(hook)
     if hook.freezes:
         gc.unfreeze()
+
+
+def figures() -> dict[str, Any]:
+    """This process's collector, for benchmarks: objects per generation, frozen objects, this hook's
+    freezes (None: not installed), and collections, collected and uncollectable objects per generation."""
+    hook = next((h for h in gc.callbacks if isinstance(h, _Hook)), None)
+    stats = gc.get_stats()
+    return {
+        "count": list(gc.get_count()),
+        "frozen": gc.get_freeze_count(),
+        "freezes": hook.freezes if hook is not None else None,
+        "collections": [s["collections"] for s in stats],
+        "collected": [s["collected"] for s in stats],
+        "uncollectable": [s["uncollectable"] for s in stats],
+    }

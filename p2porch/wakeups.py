@@ -4,9 +4,9 @@
 instrument: every task step is counted under its task and the place it was suspended at (the innermost
 p2porch frame of its await chain: what it waited for, so what woke it), with the thread CPU the step took;
 the run loop's I/O waits and the CPU spent between steps (trio's own scheduling, timers, epoll) are counted
-apart. The totals are written as JSON (``{pid}`` in the path is replaced by the process id) every
-``P2PORCH_PROFILE_EVERY_S`` seconds (default 5) and when the run ends; ``bench/idle.py --profile`` reads
-them at both ends of its window and reports the difference.
+apart. The totals (and the collector's figures, ``gc_freeze.figures``) are written as JSON (``{pid}`` in
+the path is replaced by the process id) every ``P2PORCH_PROFILE_EVERY_S`` seconds (default 5) and when the
+run ends; ``bench/idle.py --profile`` reads them at both ends of its window and reports the difference.
 
 :class:`WakeupTally` owns the counts (pure: it is fed names and CPU seconds); the profiler is its shell and
 must never change what the tasks do (it only reads their frames).
@@ -26,6 +26,8 @@ from typing import Any
 
 import trio
 from trio.abc import Instrument
+
+from . import gc_freeze
 
 __all__ = ["ENV_PATH", "WakeupProfiler", "WakeupTally", "diff_reports", "profiler_from_env", "suspended_at"]
 
@@ -161,7 +163,8 @@ class WakeupProfiler(Instrument):
             fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
             try:
                 with os.fdopen(fd, "w") as handle:
-                    handle.write(json.dumps(self.tally.report(self._wall())))
+                    report = self.tally.report(self._wall()) | {"gc": gc_freeze.figures()}
+                    handle.write(json.dumps(report))
                 os.replace(tmp, self.path)
             except OSError:
                 os.unlink(tmp)

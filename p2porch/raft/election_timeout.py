@@ -102,12 +102,17 @@ class ElectionTimeout:
         return min(self.cap_s, max(self.floor_s, estimate))
 
 
-def lost_leader_delay_s(min_s: float, max_s: float, draw: float) -> float:
+def lost_leader_delay_s(min_s: float, max_s: float, draw: float, *, wait_minimum: bool = False) -> float:
     """How long a voter whose connection to its leader dropped waits before its pre-vote: the configured
     window's width, not its minimum (``draw`` in [0, 1), the caller's RNG).
 
     The minimum is there to wait out the gaps of a leader that is alive; a closed connection is no gap (the
     leader's process died, or its silence already outlasted the connection timeout, which the adapted
     minimum never passes). The spread stays, so two followers that saw the same drop seldom campaign in
-    the same round trip; stickiness stays too: a voter that still hears the leader refuses the pre-vote."""
-    return max(0.0, max_s - min_s) * min(max(draw, 0.0), 1.0)
+    the same round trip (1-2 % of kills did, measured over 250 in the eleventh round, docs/performance.md;
+    a slot of the width per survivor did not do better: a refused first pre-vote is asked again 0.2-0.4 s
+    later, in the next slot); stickiness stays too: a voter that still hears the leader refuses the
+    pre-vote. ``wait_minimum`` (benchmarks only, ``bench/raft_failover_trials.py``): the rule before the
+    tenth round, minimum + width x draw."""
+    spread = max(0.0, max_s - min_s) * min(max(draw, 0.0), 1.0)
+    return min_s + spread if wait_minimum else spread

@@ -10,7 +10,7 @@ Requests: {"op": "status"} | {"op": "raw"} | {"op": "state"} | {"op": "services"
 | {"op": "propose", "cmd": hex}
 | {"op": "compact"} | {"op": "heartbeat_gap"} | {"op": "init"}
 | {"op": "create", "id": str, "pad": label bytes (large entries)}
-| {"op": "bench", "count": N, "concurrency": K, "prefix": str}
+| {"op": "bench", "count": N, "concurrency": K, "prefix": str} | {"op": "gc"} (the collector's figures)
 | {"op": "add_voter" | "remove_voter", "addr": str}. Answers carry "ok" and, on failure, "error".
 When the store is up the process prints one JSON line {"ready": true, ...} on stdout.
 """
@@ -37,8 +37,9 @@ from ..model import ServiceSpec
 from ..model.placement import NAME_RE
 from ..model.spec import RESERVED_NAMES
 from . import commands as C
-from . import dumps, journal
+from . import dumps, journal, pre_vote_elections
 from .bridge import RAFT_SWITCH_INTERVAL_S
+from .election_timeout import lost_leader_delay_s
 from .store import RaftStore, StoreConfig, open_raft_store
 
 MAX_LINE_BYTES = 1 << 20
@@ -84,6 +85,8 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         pad = int(req.get("pad", 0))  # > 0: a large entry (>= 64 KiB travels as a pysyncobj transmission)
         result = await store.propose(_create(sid, pad=pad), timeout_s)
         return {"ok": bool(result["ok"]), "result": result}
+    if op == "gc":  # bench/raft_rss_hours.py: what the collector holds and froze
+        return {"ok": True, "gc": gc_freeze.figures()}
     if op == "bench":
         return await _bench(store, int(req["count"]), int(req["concurrency"]), str(req.get("prefix", "b")))
     if op in ("add_voter", "remove_voter"):
@@ -203,6 +206,16 @@ def arg_parser(prog: str = "python -m p2porch.raft.node") -> argparse.ArgumentPa
         default=None,
         help="tests only: the journal worker's syncs wait while this exists",
     )
+    parser.add_argument(
+        "--no-gc-freeze", action="store_true", help="benchmarks only: no freeze after a slow full collection"
+    )
+    parser.add_argument(
+        "--lost-leader-delay",
+        choices=("width", "window"),
+        default="width",
+        help="benchmarks only: after a dropped leader connection wait one draw over the election window's "
+        "width (the rule) or its minimum + width (the rule before the tenth round)",
+    )
     return parser
 
 
@@ -235,12 +248,22 @@ def gate_dumps(gate: Path | None) -> None:
     dumps.encode_dump = gated
 
 
-def use_daemon_switch_interval() -> None:
+def use_daemon_switch_interval(freeze: bool = True) -> None:
     """For a store process's entry point (this module's, ``testing.control_member``'s and
     ``testing.replica_host``'s): the GIL switch interval ``p2porch daemon`` sets (cli/daemon.py) and its
-    freeze after a slow full collection (gc_freeze.py), so the benchmarks run the daemon's settings."""
+    freeze after a slow full collection (gc_freeze.py), so the benchmarks run the daemon's settings
+    (``freeze`` False: no freeze, a benchmark's baseline)."""
     sys.setswitchinterval(RAFT_SWITCH_INTERVAL_S)
-    gc_freeze.install()
+    if freeze:
+        gc_freeze.install()
+
+
+def lost_leader_rule(rule: str) -> None:
+    """Benchmarks only: the wait after a dropped leader connection (``lost_leader_delay_s``): ``width``
+    (the rule: one draw over the election window's width) or ``window`` (minimum + width: the rule before
+    the tenth round)."""
+    if rule == "window":
+        pre_vote_elections.lost_leader_delay_s = functools.partial(lost_leader_delay_s, wait_minimum=True)
 
 
 def hold_worker_syncs(hold: Path | None) -> None:
@@ -260,7 +283,8 @@ def hold_worker_syncs(hold: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = arg_parser().parse_args(argv)
-    use_daemon_switch_interval()
+    use_daemon_switch_interval(freeze=not args.no_gc_freeze)
+    lost_leader_rule(args.lost_leader_delay)
     gate_dumps(args.dump_gate)
     hold_worker_syncs(args.sync_hold)
     trio.run(run, store_config(args), args.control_port, args.control_host)

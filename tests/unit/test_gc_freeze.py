@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import gc
 
-from p2porch.gc_freeze import SLOW_FULL_COLLECTION_S, _Hook, freeze_after, install, uninstall
+from p2porch.gc_freeze import (
+    ENV,
+    SLOW_FULL_COLLECTION_S,
+    _Hook,
+    figures,
+    freeze_after,
+    install,
+    uninstall,
+    wanted,
+)
 
 
 def test_only_a_slow_full_collection_freezes() -> None:
@@ -104,3 +113,27 @@ def test_an_end_without_its_start_is_neither_timed_nor_frozen() -> None:
     hook("stop", {"generation": 0, "collected": 0})
     hook("stop", {"generation": 0, "collected": 0})  # a second end of the same start
     assert seen == [0]
+
+
+def test_a_daemon_told_p2porch_gc_freeze_0_leaves_the_hook_out() -> None:
+    assert wanted({})
+    assert wanted({ENV: "1"})
+    assert not wanted({ENV: "0"})
+    assert not wanted({ENV: " 0 "})
+
+
+def test_figures_report_the_hooks_freezes_and_the_frozen_objects() -> None:
+    hooks = gc.callbacks[:]
+    gc.callbacks.clear()
+    try:
+        assert figures()["freezes"] is None  # no hook: none counted
+        hook = install(slow_s=0.0)
+        kept = [{"n": i} for i in range(1_000)]
+        gc.collect()
+        seen = figures()
+        assert seen["freezes"] == hook.freezes == 1
+        assert seen["frozen"] == gc.get_freeze_count() >= len(kept)
+        assert len(seen["count"]) == len(seen["collections"]) == 3 and seen["collections"][2] >= 1
+    finally:
+        gc.callbacks[:] = hooks
+        gc.unfreeze()

@@ -194,6 +194,31 @@ def test_the_delay_after_a_lost_leader_spans_the_windows_width() -> None:
     assert lost_leader_delay_s(1.2, 0.5, 0.5) == 0.0  # no width: at once
 
 
+def test_the_rule_before_the_tenth_round_waits_the_minimum_too() -> None:
+    """``wait_minimum`` (the failover benchmark's baseline): minimum + width x draw."""
+    assert lost_leader_delay_s(0.5, 1.2, 0.0, wait_minimum=True) == pytest.approx(0.5)
+    assert lost_leader_delay_s(0.5, 1.2, 0.5, wait_minimum=True) == pytest.approx(0.85)
+    assert lost_leader_delay_s(0.5, 1.2, 7.0, wait_minimum=True) == pytest.approx(1.2)
+
+
+def test_a_store_process_told_to_wait_the_minimum_uses_the_old_rule_after_a_drop(
+    voter: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``python -m p2porch.raft.node --lost-leader-delay window``: the deadline after the drop is the
+    minimum plus the draw times the width (0.4 + 0.99 x 1.0 here), where the rule gives 0.99 x 1.0."""
+    from p2porch.raft import node, pre_vote_elections
+
+    monkeypatch.setattr(pre_vote_elections, "lost_leader_delay_s", lost_leader_delay_s)
+    node.lost_leader_rule("window")
+    so, (a, b), sent, clock = voter
+    slow_leader(so, b, clock, 2.0)  # adapted: its own deadline is later than either rule's
+    monkeypatch.setattr(random, "random", lambda: 0.99)
+    so._SyncObj__onNodeDisconnected(TCPNode(b.id))
+    conf = so._SyncObj__conf
+    expected = conf.raftMinTimeout + 0.99 * (conf.raftMaxTimeout - conf.raftMinTimeout)
+    assert so._SyncObj__raftElectionDeadline - clock.now == pytest.approx(expected)
+
+
 def test_a_deadline_passing_inside_pysyncobjs_tick_starts_no_election_without_a_pre_vote(voter: Any) -> None:
     so, (a, b), sent, clock = voter
     del so._SyncObj__connectedToAnyone  # pysyncobj's own check (through the mixin's gate)
