@@ -26,7 +26,17 @@ from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_describe import describe_service
 from .service_rows import TASK_COLUMNS, service_row, task_row
 from .stats import add_service_stats
-from .util import EXIT_OK, UsageError, client_for, emit, non_negative_int, noun_actions, table, wants_json
+from .util import (
+    EXIT_OK,
+    UsageError,
+    client_for,
+    each_name,
+    emit,
+    non_negative_int,
+    noun_actions,
+    table,
+    wants_json,
+)
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
 FLAG_OF_FIELD = {
@@ -493,9 +503,17 @@ def cmd_service_rebalance(args: argparse.Namespace) -> int:
 
 def cmd_service_rm(args: argparse.Namespace) -> int:
     client = client_for(args)
-    removed = [client.delete(f"/services/{name}") for name in args.services]
-    emit(args, removed, lambda rows: "\n".join(r["name"] for r in rows))
-    return EXIT_OK
+    removed: list[dict[str, Any]] = []
+
+    def rm(name: str) -> None:
+        removed.append(client.delete(f"/services/{name}"))
+        if not wants_json(args):
+            print(removed[-1]["name"], flush=True)
+
+    code = each_name(args.services, rm)
+    if wants_json(args):
+        emit(args, removed, str)
+    return code
 
 
 def cmd_service_logs(args: argparse.Namespace) -> int:

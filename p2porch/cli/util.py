@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DaemonError, P2POrchError
 from ..paths import DEFAULT_SOCKET
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -125,6 +125,23 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
         text = render(data)
         if text:
             print(text)
+
+
+def each_name(names: Sequence[str], act: Callable[[str], None]) -> int:
+    """Run ``act`` on every name in turn, as ``docker rm a b c`` does: a name that fails is reported on
+    stderr and the others are still done (what was done before it is shown, not hidden behind its
+    error); the exit code is the worst failure's (2 for bad input, 1 otherwise). A daemon that cannot
+    be reached stops at once."""
+    code = EXIT_OK
+    for name in names:
+        try:
+            act(name)
+        except DaemonError:
+            raise
+        except P2POrchError as exc:
+            print(f"p2porch: error: {exc.message}", file=sys.stderr)
+            code = max(code, EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
+    return code
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
