@@ -24,7 +24,7 @@ from .autoscale import (
 from .group import GROUP_FLAGS, add_group_flags, group_changes, group_spec, group_task_rows
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_describe import describe_service
-from .service_rows import TASK_COLUMNS, service_row, task_row
+from .service_rows import SERVICE_COLUMNS, TASK_COLUMNS, service_row, task_row
 from .stats import add_service_stats
 from .util import (
     EXIT_OK,
@@ -374,7 +374,6 @@ def _validated(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- commands
-SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
 
 
 def cmd_service_create(args: argparse.Namespace) -> int:
