@@ -26,6 +26,7 @@ from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_describe import describe_service
 from .service_rows import SERVICE_COLUMNS, TASK_COLUMNS, service_row, task_row
 from .stats import add_service_stats
+from .update_edits import add_edit_flags, edit_changes, edits_given
 from .util import (
     EXIT_OK,
     UsageError,
@@ -268,6 +269,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     else:
         p.add_argument("--network-add", action="append", default=d, metavar="NETWORK", help=net_help)
         p.add_argument("--network-rm", action="append", default=d, metavar="NETWORK", help="leave a network")
+        add_edit_flags(p)
     add_autoscale_flags(p, default=d)
     add_group_flags(p, default=d, create=create)
     if create:
@@ -401,7 +403,7 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     changes = spec_changes(args)
     if args.force:
         changes["force"] = True  # re-run a job (a new execution)
-    if not changes:
+    if not changes and not edits_given(args):
         raise UsageError("service update: nothing to change (give at least one flag)", field="flags")
     if changes.get("networks_add"):
         try:
@@ -415,6 +417,8 @@ def cmd_service_update(args: argparse.Namespace) -> int:
             )
         changes["expected_version"] = args.if_version  # compare-and-set: refused (409) when stale
     client = client_for(args)
+    if edits_given(args):  # --env-add/--publish-rm...: the service's lists, edited, at the version read
+        changes = edit_changes(args, changes, client.get(f"/services/{args.service}"))
     service = client.post(f"/services/{args.service}/update", changes)
     emit(args, service, lambda s: s["id"])
     wait_after(args, client, _watches([service]))
