@@ -5,7 +5,6 @@ were done and not shown)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from typing import Any
 
