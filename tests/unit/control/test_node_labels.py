@@ -4,42 +4,19 @@ written. NodeOps over the real FSM in a memory store."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
-from p2porch.control.node_ops import NodeOps
 from p2porch.errors import ConfigError
 from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
 from p2porch.raft.state import EMPTY_STATE
-from p2porch.testing.memstore import MemoryRaft
 
 
-def node_ops() -> tuple[NodeOps, MemoryRaft]:
-    raft = MemoryRaft(["10.0.0.1:7947"], leader="10.0.0.1:7947")
+def one_node_state():
     state, _, _ = apply(EMPTY_STATE, C.InitCluster(at=1.0, cluster_id="c1").encode())
     state, _, _ = apply(state, C.AddNode(at=1.0, node=Node("id1", "n1", "10.0.0.1", 7947, 7946)).encode())
-    raft.state = state
-    store = raft.store("10.0.0.1:7947")
-
-    async def write(command: bytes) -> object:
-        raft.state, result, _ = apply(raft.state, command)
-        return C.raise_for_result(result)
-
-    cluster = SimpleNamespace(
-        require_store=lambda: store,
-        store=store,
-        local=None,
-        board=SimpleNamespace(gossip_states=lambda: {}),
-        join_port=7948,
-        config=SimpleNamespace(overlay=SimpleNamespace(vxlan_port=4789)),
-        clock=SimpleNamespace(now=lambda: 2.0),
-        write=write,
-        snapshot=lambda: raft.state,
-    )
-    return NodeOps(cluster), raft  # type: ignore[arg-type]
+    return state
 
 
 @pytest.mark.parametrize(
@@ -51,16 +28,16 @@ def node_ops() -> tuple[NodeOps, MemoryRaft]:
         ({f"k{i}": "v" for i in range(65)}, "at most 64 labels"),
     ],
 )
-async def test_a_label_no_joiner_could_have_is_refused_naming_the_flag(labels, fragment):
-    ops, raft = node_ops()
+async def test_a_label_no_joiner_could_have_is_refused_naming_the_flag(labels, fragment, node_ops):
+    ops, raft = node_ops(one_node_state())
     with pytest.raises(ConfigError) as info:
         await ops.update_node("n1", {"label_add": labels})
     assert info.value.field == "--label-add" and fragment in info.value.message
     assert raft.state.nodes["id1"].labels == {}
 
 
-async def test_good_labels_are_added_and_removed():
-    ops, raft = node_ops()
+async def test_good_labels_are_added_and_removed(node_ops):
+    ops, raft = node_ops(one_node_state())
     view = await ops.update_node("n1", {"label_add": {"disk": "ssd", "topology.io/zone": "a-1"}})
     assert view["labels"] == {"disk": "ssd", "topology.io/zone": "a-1"}
     await ops.update_node("n1", {"label_rm": ["disk"]})
