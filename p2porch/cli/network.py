@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..model.netrefs import check_network_name
 from .node import cmd_network_inspect
-from .util import EXIT_OK, UsageError, client_for, each_name, emit, noun_actions, table
+from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, remove_each, table
 
 COLUMNS = ["id", "name", "driver", "scope", "internal", "services"]
 
@@ -114,11 +114,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_rm(args: argparse.Namespace) -> int:
     client = client_for(args)
-    return each_name(
+    return remove_each(
+        args,
         args.names,
-        lambda name: emit(
-            args, client.delete(f"/networks/{name}"), lambda r: f"removed network {r['removed']}"
-        ),
+        lambda name: client.delete(f"/networks/{name}"),
+        lambda r: f"removed network {r['removed']}",
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
 from .service_rows import ago
-from .util import EXIT_OK, UsageError, client_for, each_name, emit, noun_actions, table
+from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, remove_each, table
 
 COLUMNS = ["id", "name", "version", "size", "services", "updated"]
 
@@ -132,13 +132,11 @@ def _cmd_inspect(kind: str) -> Any:
 def _cmd_rm(kind: str) -> Any:
     def run(args: argparse.Namespace) -> int:
         client = client_for(args)
-        return each_name(
+        return remove_each(
+            args,
             args.names,
-            lambda name: emit(
-                args,
-                client.delete(f"/objects/{kind}/{name}"),
-                lambda r: f"removed {r['kind']} {r['removed']}",
-            ),
+            lambda name: client.delete(f"/objects/{kind}/{name}"),
+            lambda r: f"removed {r['kind']} {r['removed']}",
         )
 
     return run

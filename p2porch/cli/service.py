@@ -31,10 +31,10 @@ from .util import (
     EXIT_OK,
     UsageError,
     client_for,
-    each_name,
     emit,
     non_negative_int,
     noun_actions,
+    remove_each,
     table,
     wants_json,
 )
@@ -506,17 +506,9 @@ def cmd_service_rebalance(args: argparse.Namespace) -> int:
 
 def cmd_service_rm(args: argparse.Namespace) -> int:
     client = client_for(args)
-    removed: list[dict[str, Any]] = []
-
-    def rm(name: str) -> None:
-        removed.append(client.delete(f"/services/{name}"))
-        if not wants_json(args):
-            print(removed[-1]["name"], flush=True)
-
-    code = each_name(args.services, rm)
-    if wants_json(args):
-        emit(args, removed, str)
-    return code
+    return remove_each(
+        args, args.services, lambda name: client.delete(f"/services/{name}"), lambda s: s["name"]
+    )
 
 
 def cmd_service_logs(args: argparse.Namespace) -> int:

@@ -127,20 +127,27 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
             print(text)
 
 
-def each_name(names: Sequence[str], act: Callable[[str], None]) -> int:
-    """Run ``act`` on every name in turn, as ``docker rm a b c`` does: a name that fails is reported on
-    stderr and the others are still done (what was done before it is shown, not hidden behind its
-    error); the exit code is the worst failure's (2 for bad input, 1 otherwise). A daemon that cannot
-    be reached stops at once."""
-    code = EXIT_OK
+def remove_each(
+    args: argparse.Namespace, names: Sequence[str], remove: Callable[[str], Any], line: Callable[[Any], str]
+) -> int:
+    """Remove every name in turn, as ``docker rm a b c`` does: each removal is printed (``line``) as it
+    is done, a name that fails is reported on stderr and the others are still removed; with --json, one
+    list of what was removed. The exit code is the worst failure's (2 for bad input, 1 otherwise). A
+    daemon that cannot be reached stops at once."""
+    code, removed = EXIT_OK, []
     for name in names:
         try:
-            act(name)
+            removed.append(remove(name))
         except DaemonError:
             raise
         except P2POrchError as exc:
             print(f"p2porch: error: {exc.message}", file=sys.stderr)
             code = max(code, EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
+            continue
+        if not wants_json(args):
+            print(line(removed[-1]), flush=True)
+    if wants_json(args):
+        print(json.dumps(removed, indent=2, sort_keys=True))
     return code
 
 

@@ -1,7 +1,8 @@
 """`service rm a b c` (and `secret`/`config`/`network rm`) remove every name they can, as `docker rm`:
 a missing name is an error on stderr and exit 1, but what was removed before and after it is done
 and shown (it used to stop at the first missing name with only its error: the removals before it
-were done and not shown)."""
+were done and not shown). With --json: one list (secret/network rm printed one JSON document per
+name, which no JSON parser reads as one)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,12 @@ def test_secret_and_network_rm_go_on_after_a_missing_name(module, noun, monkeypa
     assert run(module, [noun, "rm", "nope", "a", "b"], api, monkeypatch) == 1
     assert api.deleted == ["a", "b"]
     assert capsys.readouterr().out.count("removed") == 2
+
+
+@pytest.mark.parametrize(("module", "noun"), [(cli_secret, "secret"), (cli_network, "network")])
+def test_secret_and_network_rm_json_is_one_list(module, noun, monkeypatch, capsys):
+    assert run(module, [noun, "rm", "--json", "a", "b"], Api({"a", "b"}), monkeypatch) == 0
+    assert [r["removed"] for r in json.loads(capsys.readouterr().out)] == ["a", "b"]
 
 
 def test_all_removed_is_exit_0_and_an_unreachable_daemon_stops_at_once(monkeypatch):
