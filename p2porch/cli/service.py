@@ -280,7 +280,11 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     else:
         p.add_argument("--image", default=d)
         p.add_argument(
-            "--args", dest="cmd", nargs=argparse.REMAINDER, default=d, help="new command (last flag)"
+            "--args",
+            dest="cmd",
+            nargs=argparse.REMAINDER,
+            default=d,
+            help="new command: every word after it, so SERVICE goes before (update web --args sh -c 'x')",
         )
 
 
