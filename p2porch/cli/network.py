@@ -113,13 +113,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    client = client_for(args)
-    return remove_each(
-        args,
-        args.names,
-        lambda name: client.delete(f"/networks/{name}"),
-        lambda r: f"removed network {r['removed']}",
-    )
+    return remove_each(args, args.names, "/networks/{}", lambda r: f"removed network {r['removed']}")
 
 
 def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -131,12 +131,8 @@ def _cmd_inspect(kind: str) -> Any:
 
 def _cmd_rm(kind: str) -> Any:
     def run(args: argparse.Namespace) -> int:
-        client = client_for(args)
         return remove_each(
-            args,
-            args.names,
-            lambda name: client.delete(f"/objects/{kind}/{name}"),
-            lambda r: f"removed {r['kind']} {r['removed']}",
+            args, args.names, f"/objects/{kind}/{{}}", lambda r: f"removed {kind} {r['removed']}"
         )
 
     return run

@@ -509,10 +509,7 @@ def cmd_service_rebalance(args: argparse.Namespace) -> int:
 
 
 def cmd_service_rm(args: argparse.Namespace) -> int:
-    client = client_for(args)
-    return remove_each(
-        args, args.services, lambda name: client.delete(f"/services/{name}"), lambda s: s["name"]
-    )
+    return remove_each(args, args.services, "/services/{}", lambda view: view["name"])
 
 
 def cmd_service_logs(args: argparse.Namespace) -> int:

@@ -127,17 +127,16 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
             print(text)
 
 
-def remove_each(
-    args: argparse.Namespace, names: Sequence[str], remove: Callable[[str], Any], line: Callable[[Any], str]
-) -> int:
-    """Remove every name in turn, as ``docker rm a b c`` does: each removal is printed (``line``) as it
-    is done, a name that fails is reported on stderr and the others are still removed; with --json, one
-    list of what was removed. The exit code is the worst failure's (2 for bad input, 1 otherwise). A
-    daemon that cannot be reached stops at once."""
+def remove_each(args: argparse.Namespace, names: Sequence[str], path: str, line: Callable[[Any], str]) -> int:
+    """Remove every name in turn (``DELETE path.format(name)``), as ``docker rm a b c`` does: each
+    removal is printed (``line``) as it is done, a name that fails is reported on stderr and the others
+    are still removed; with --json, one list of what was removed. The exit code is the worst failure's
+    (2 for bad input, 1 otherwise). A daemon that cannot be reached stops at once."""
+    client = client_for(args)
     code, removed = EXIT_OK, []
     for name in names:
         try:
-            removed.append(remove(name))
+            removed.append(client.delete(path.format(name)))
         except DaemonError:
             raise
         except P2POrchError as exc:

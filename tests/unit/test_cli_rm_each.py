@@ -14,6 +14,7 @@ import pytest
 from p2porch.cli import network as cli_network
 from p2porch.cli import secret as cli_secret
 from p2porch.cli import service as cli_service
+from p2porch.cli import util as cli_util
 from p2porch.cli.main import build_parser
 from p2porch.errors import DaemonUnreachable, NotFoundError
 
@@ -36,7 +37,7 @@ class Api:
 
 
 def run(module: Any, argv: list[str], api: Api, monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(module, "client_for", lambda args: api)
+    monkeypatch.setattr(cli_util, "client_for", lambda args: api)
     args = build_parser(argv[0]).parse_args(argv)
     return int(args.func(args))
 
