@@ -204,10 +204,10 @@ def check_ingress_ports_free(
     used_on_hosts: Mapping[tuple[str, int], str] | None = None,
 ) -> None:
     """An ingress port is served by one service cluster-wide (every node answers it), so it is free only
-    where no other service publishes it in either mode: an ingress port and a host-mode port of the same
-    number would both claim the nodes running the host-mode tasks, and one of them would silently get
-    the other's connections (Swarm refuses this pair too). Host-mode ports of different services may
-    share a number: the scheduler keeps them on different nodes."""
+    where no other service publishes it in either mode: on the nodes running the host-mode tasks, the
+    ingress NAT rules and Docker's port mapping would both match the port, and whichever comes first
+    would take every connection. Host-mode ports of different services may share a number: the
+    scheduler keeps them on different nodes."""
     ports, host_ports = tuple(ports), tuple(host_ports)
     for protocol, port in ports:
         owner = used.get((protocol, port))
