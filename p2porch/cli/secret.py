@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
 from .service_rows import ago
-from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, table
+from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, remove_each, table
 
 COLUMNS = ["id", "name", "version", "size", "services", "updated"]
 
@@ -131,10 +131,9 @@ def _cmd_inspect(kind: str) -> Any:
 
 def _cmd_rm(kind: str) -> Any:
     def run(args: argparse.Namespace) -> int:
-        for name in args.names:
-            result = client_for(args).delete(f"/objects/{kind}/{name}")
-            emit(args, result, lambda r: f"removed {r['kind']} {r['removed']}")
-        return EXIT_OK
+        return remove_each(
+            args, args.names, f"/objects/{kind}/{{}}", lambda r: f"removed {kind} {r['removed']}"
+        )
 
     return run
 

@@ -24,9 +24,20 @@ from .autoscale import (
 from .group import GROUP_FLAGS, add_group_flags, group_changes, group_spec, group_task_rows
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_describe import describe_service
-from .service_rows import TASK_COLUMNS, service_row, task_row
+from .service_rows import SERVICE_COLUMNS, TASK_COLUMNS, service_row, task_row
 from .stats import add_service_stats
-from .util import EXIT_OK, UsageError, client_for, emit, non_negative_int, noun_actions, table, wants_json
+from .update_edits import add_edit_flags, edit_changes, edits_given
+from .util import (
+    EXIT_OK,
+    UsageError,
+    client_for,
+    emit,
+    non_negative_int,
+    noun_actions,
+    remove_each,
+    table,
+    wants_json,
+)
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
 FLAG_OF_FIELD = {
@@ -258,6 +269,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     else:
         p.add_argument("--network-add", action="append", default=d, metavar="NETWORK", help=net_help)
         p.add_argument("--network-rm", action="append", default=d, metavar="NETWORK", help="leave a network")
+        add_edit_flags(p)
     add_autoscale_flags(p, default=d)
     add_group_flags(p, default=d, create=create)
     if create:
@@ -268,7 +280,11 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     else:
         p.add_argument("--image", default=d)
         p.add_argument(
-            "--args", dest="cmd", nargs=argparse.REMAINDER, default=d, help="new command (last flag)"
+            "--args",
+            dest="cmd",
+            nargs=argparse.REMAINDER,
+            default=d,
+            help="new command: every word after it, so SERVICE goes before (update web --args sh -c 'x')",
         )
 
 
@@ -364,7 +380,6 @@ def _validated(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- commands
-SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
 
 
 def cmd_service_create(args: argparse.Namespace) -> int:
@@ -392,7 +407,7 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     changes = spec_changes(args)
     if args.force:
         changes["force"] = True  # re-run a job (a new execution)
-    if not changes:
+    if not changes and not edits_given(args):
         raise UsageError("service update: nothing to change (give at least one flag)", field="flags")
     if changes.get("networks_add"):
         try:
@@ -406,6 +421,8 @@ def cmd_service_update(args: argparse.Namespace) -> int:
             )
         changes["expected_version"] = args.if_version  # compare-and-set: refused (409) when stale
     client = client_for(args)
+    if edits_given(args):  # --env-add/--publish-rm...: the service's lists, edited, at the version read
+        changes = edit_changes(args, changes, client.get(f"/services/{args.service}"))
     service = client.post(f"/services/{args.service}/update", changes)
     emit(args, service, lambda s: s["id"])
     if service.get("changed") == []:  # nothing written: nothing to wait for
@@ -495,10 +512,7 @@ def cmd_service_rebalance(args: argparse.Namespace) -> int:
 
 
 def cmd_service_rm(args: argparse.Namespace) -> int:
-    client = client_for(args)
-    removed = [client.delete(f"/services/{name}") for name in args.services]
-    emit(args, removed, lambda rows: "\n".join(r["name"] for r in rows))
-    return EXIT_OK
+    return remove_each(args, args.services, "/services/{}", lambda view: view["name"])
 
 
 def cmd_service_logs(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 from .stats import usage_cells
 
 # the columns of task_row: `service ps` and `stack ps` print the same table
+SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
 TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem", "error / explanation"]
 
 

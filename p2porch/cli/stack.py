@@ -26,7 +26,7 @@ from ..stack.rollout import dependency_ready, deploy_waves
 from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
 from .progress import Watch, add_wait_options, wait_after, waits_for
-from .service_rows import TASK_COLUMNS, task_row
+from .service_rows import SERVICE_COLUMNS, TASK_COLUMNS, service_row, task_row
 from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, positive_seconds, table, wants_json
 
 STACK_COLUMNS = ["name", "services", "tasks"]
@@ -277,6 +277,12 @@ def cmd_stack_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_stack_services(args: argparse.Namespace) -> int:
+    services = client_for(args).get(f"/stacks/{args.stack}/services")
+    emit(args, services, lambda rows: table(SERVICE_COLUMNS, [service_row(s) for s in rows]))
+    return EXIT_OK
+
+
 def cmd_stack_ps(args: argparse.Namespace) -> int:
     tasks = client_for(args).get(f"/stacks/{args.stack}/tasks", all="false" if args.running else "true")
     emit(args, tasks, lambda rows: table(TASK_COLUMNS, [task_row(t) for t in rows]))
@@ -372,6 +378,8 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "stack", metavar="NAME", nargs="?", help="stack name used for volume names (default: stack)"
     )
     action("ls", "List stacks", cmd_stack_ls)
+    services = action("services", "List the services of a stack (as service ls)", cmd_stack_services)
+    services.add_argument("stack", metavar="NAME")
     ps = action("ps", "List the tasks of every service of a stack", cmd_stack_ps)
     ps.add_argument("stack", metavar="NAME")
     ps.add_argument("--running", action="store_true", help="only tasks that should be running")

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DaemonError, P2POrchError
 from ..paths import DEFAULT_SOCKET
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -125,6 +125,29 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
         text = render(data)
         if text:
             print(text)
+
+
+def remove_each(args: argparse.Namespace, names: Sequence[str], path: str, line: Callable[[Any], str]) -> int:
+    """Remove every name in turn (``DELETE path.format(name)``), as ``docker rm a b c`` does: each
+    removal is printed (``line``) as it is done, a name that fails is reported on stderr and the others
+    are still removed; with --json, one list of what was removed. The exit code is the worst failure's
+    (2 for bad input, 1 otherwise). A daemon that cannot be reached stops at once."""
+    client = client_for(args)
+    code, removed = EXIT_OK, []
+    for name in names:
+        try:
+            removed.append(client.delete(path.format(name)))
+        except DaemonError:
+            raise
+        except P2POrchError as exc:
+            print(f"p2porch: error: {exc.message}", file=sys.stderr)
+            code = max(code, EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
+            continue
+        if not wants_json(args):
+            print(line(removed[-1]), flush=True)
+    if wants_json(args):
+        print(json.dumps(removed, indent=2, sort_keys=True))
+    return code
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..errors import ConfigError, ConflictError, NotFoundError, NotLeaderError, P2POrchError, RaftError
-from ..membership import key_rotation
+from ..membership import join_checks, key_rotation
 from ..model import Availability, Node, NodeRole, NodeStatus, natural_key
 from ..raft import commands as C
 from ..raft.lag import progress_view
@@ -161,8 +161,15 @@ class NodeOps:
         if not isinstance(label_add, dict) or not isinstance(label_rm, list):
             raise ConfigError("label_add must be a map and label_rm a list", field="--label-add")
         if label_add or label_rm:
+            # the keys and values a joiner's --label may have (a key with a space could never be
+            # matched by a constraint), and at most as many labels
+            added = join_checks.labels({str(k): str(v) for k, v in label_add.items()}, "--label-add")
             labels = {k: v for k, v in node.labels.items() if k not in label_rm}
-            labels.update({str(k): str(v) for k, v in label_add.items()})
+            labels.update(added)
+            if len(labels) > join_checks.MAX_LABELS:
+                raise ConfigError(
+                    f"--label-add: at most {join_checks.MAX_LABELS} labels", field="--label-add"
+                )
             fields["labels"] = labels
         if not fields:
             raise ConfigError(

@@ -23,6 +23,7 @@ from ..membership.join_checks import (
     check_ingress_ports_free,
     check_published_ports,
     config_reserved_ports,
+    host_mode_ports_in_use,
     ingress_ports_in_use,
 )
 from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollback_point
@@ -189,10 +190,18 @@ class ServiceOps:
         return self.manager.snapshot()
 
     def check_ports(self, spec: ServiceSpec) -> ServiceSpec:
-        """Refuse ports p2porch itself listens on and ingress ports another service serves (``--publish``)."""
+        """Refuse ports p2porch itself listens on, and a port number another service publishes where either
+        is an ingress port (``--publish``)."""
         ingress = tuple((p.protocol, p.published or 0) for p in spec.ingress_ports)
         check_published_ports(spec.host_ports + ingress, config_reserved_ports(self.manager.config))
-        check_ingress_ports_free(spec.name, ingress, ingress_ports_in_use(self._state().services.values()))
+        services = self._state().services.values()
+        check_ingress_ports_free(
+            spec.name,
+            ingress,
+            ingress_ports_in_use(services),
+            spec.host_ports,
+            host_mode_ports_in_use(services),
+        )
         return spec
 
     def find(self, ref: str) -> Service:

@@ -186,14 +186,50 @@ def ingress_ports_in_use(services: Iterable[Any]) -> dict[tuple[str, int], str]:
     return used
 
 
+def host_mode_ports_in_use(services: Iterable[Any]) -> dict[tuple[str, int], str]:
+    """``(protocol, port) -> service name`` of every committed host-mode published port (the oldest
+    service's name when several bind it on different nodes)."""
+    used: dict[tuple[str, int], str] = {}
+    for service in sorted(services, key=lambda s: (s.created_at, s.service_id)):
+        for key in service.spec.host_ports:
+            used.setdefault(key, service.name)
+    return used
+
+
 def check_ingress_ports_free(
-    name: str, ports: Iterable[tuple[str, int]], used: Mapping[tuple[str, int], str]
+    name: str,
+    ports: Iterable[tuple[str, int]],
+    used: Mapping[tuple[str, int], str],
+    host_ports: Iterable[tuple[str, int]] = (),
+    used_on_hosts: Mapping[tuple[str, int], str] | None = None,
 ) -> None:
-    """An ingress port is served by one service cluster-wide (every node answers it)."""
+    """An ingress port is served by one service cluster-wide (every node answers it), so it is free only
+    where no other service publishes it in either mode: on the nodes running the host-mode tasks, the
+    ingress NAT rules and Docker's port mapping would both match the port, and whichever comes first
+    would take every connection. Host-mode ports of different services may share a number: the
+    scheduler keeps them on different nodes."""
+    ports, host_ports = tuple(ports), tuple(host_ports)
     for protocol, port in ports:
         owner = used.get((protocol, port))
         if owner is not None and owner != name:
             raise ConflictError(
                 f"--publish: ingress port {port}/{protocol} is already published by service {owner}",
+                field="--publish",
+            )
+    for protocol, port in ports:
+        owner = (used_on_hosts or {}).get((protocol, port))
+        if owner is not None and owner != name:
+            raise ConflictError(
+                f"--publish: ingress port {port}/{protocol} is published by service {owner} with mode=host "
+                "on the nodes running its tasks (an ingress port is served on every node: choose another "
+                "port, or mode=host for this service too)",
+                field="--publish",
+            )
+    for protocol, port in host_ports:
+        owner = used.get((protocol, port))
+        if owner is not None and owner != name:
+            raise ConflictError(
+                f"--publish: host port {port}/{protocol} is service {owner}'s ingress port, served on every "
+                "node (choose another port)",
                 field="--publish",
             )

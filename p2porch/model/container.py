@@ -6,6 +6,7 @@ CLI/Compose forms (``8080:80/tcp``, ``delay: 5s``); errors are ``ConfigError`` n
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -212,6 +213,16 @@ def _long_port(text: str, fieldname: str) -> dict[str, Any]:
     return data
 
 
+def _is_ip_address(text: str) -> bool:
+    """A literal IPv4 or IPv6 address (``80:80:80`` must not pass as host address ``80``: the engine
+    refuses it at every container start, a task that never runs)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish") -> PortPublish:
     """``8080:80/tcp``, ``8080:80``, ``53:53/udp``, ``80`` (no host port), an int, the long syntax
     ``published=8080,target=80[,protocol=udp][,mode=host]`` or a dict ``{"published": 8080, "target": 80,
@@ -247,8 +258,10 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
     )
     protocol = parse_choice(expr.get("protocol", "tcp"), PROTOCOLS, f"{fieldname}.protocol")
     host_ip = expr.get("host_ip") or ""
-    if not isinstance(host_ip, str) or (host_ip and not re.match(r"^[0-9A-Fa-f:.]+$", host_ip)):
-        raise field_error(f"{fieldname}.host_ip", f"invalid address {host_ip!r}")
+    if not isinstance(host_ip, str) or (host_ip and not _is_ip_address(host_ip)):
+        raise field_error(
+            f"{fieldname}.host_ip", f"invalid address {host_ip!r} (an IPv4 or IPv6 address, e.g. 127.0.0.1)"
+        )
     mode = parse_choice(
         expr.get("mode") or default_publish_mode(published, host_ip), PUBLISH_MODES, f"{fieldname}.mode"
     )

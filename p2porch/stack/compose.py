@@ -182,21 +182,33 @@ def _fold_groups(services: list[StackService], ctx: StackContext) -> list[StackS
 
 
 def _check_ingress_ports(services: list[StackService], problems: Problems) -> None:
-    """An ingress port is served by one service cluster-wide: a second service of the stack publishing it
-    is an error here, before anything is written (the daemon would refuse it after creating the first,
-    leaving the stack half deployed; Swarm refuses it as "already in use", Compose cannot bind it)."""
-    owners: dict[tuple[str, int], str] = {}
+    """An ingress port is served by one service cluster-wide: a second service of the stack publishing it,
+    in either mode, is an error here, before anything is written (the daemon would refuse it after
+    creating the first, leaving the stack half deployed; Swarm refuses it as "already in use", Compose
+    cannot bind it). Host-mode ports of different services may share a number (one task per node)."""
+    ingress: dict[tuple[str, int], str] = {}
+    on_hosts: dict[tuple[str, int], str] = {}
     for service in services:
         for raw in service.spec.get("publish") or ():
             port = parse_port(raw)
-            if not port.ingress or port.published is None:
+            if port.published is None:
                 continue
-            first = owners.setdefault((port.protocol, port.published), service.short_name)
-            if first != service.short_name:
+            key = (port.protocol, port.published)
+            mine, theirs = (ingress, on_hosts) if port.ingress else (on_hosts, ingress)
+            first = mine.setdefault(key, service.short_name)
+            other = theirs.get(key, service.short_name)
+            if port.ingress and first != service.short_name:
                 problems.error(
                     f"services.{service.short_name}.ports",
                     f"ingress port {port.published}/{port.protocol} is also published by service {first!r}: "
                     "a published port is served by one service (change one host port, or use mode: host)",
+                )
+            elif other != service.short_name:
+                problems.error(
+                    f"services.{service.short_name}.ports",
+                    f"port {port.published}/{port.protocol} is published by service {other!r} in "
+                    f"{'host' if port.ingress else 'ingress'} mode: an ingress port is served on every node, "
+                    "so no other service can publish it in either mode (change one host port)",
                 )
 
 

@@ -55,6 +55,9 @@ _COMPOSE_PATH_OF_FIELD = {
     "update": "deploy.update_config",
     "rollback": "deploy.rollback_config",
     "stop_grace_period": "stop_grace_period",
+    "stop_grace_period_s": "stop_grace_period",
+    "secrets": "secrets",  # the spec keeps the Compose list's order: secrets[i] is the service's i-th
+    "configs": "configs",
     "service_labels": "deploy.labels",
     "endpoint_mode": "deploy.endpoint_mode",
     "max_concurrent": "deploy.x-p2porch.max_concurrent",

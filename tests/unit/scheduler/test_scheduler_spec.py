@@ -241,6 +241,7 @@ def test_parsers_for_cli_reuse() -> None:
     assert parse_port("published=8080,target=80,protocol=udp,mode=host") == PortPublish(80, 8080, "udp")
     assert parse_port("published=8080,target=80") == PortPublish(80, 8080, mode="ingress")
     assert parse_port("127.0.0.1:8080:80") == PortPublish(80, 8080, host_ip="127.0.0.1")
+    assert parse_port("[::1]:8080:80") == PortPublish(80, 8080, host_ip="::1")
     assert parse_port("mode=host,published=1,target=2").to_dict()["mode"] == "host"
     assert "mode" not in parse_port("1:2").to_dict()  # the default is not written (template hash stays)
     for bad, field in (
@@ -248,6 +249,10 @@ def test_parsers_for_cli_reuse() -> None:
         ("target=2,mode=ingress", "publish.published"),
         ("published=1,port=2", "publish.port"),
         ("published=1,target=2,published=3", "publish.published"),
+        # a host address must be one: 80:80:80 was taken as address '80', refused at every container start
+        ("80:80:80", "publish.host_ip"),
+        ("999.1.1.1:80:80", "publish.host_ip"),
+        ("abc:80:80", "publish.host_ip"),
     ):
         with pytest.raises(ConfigError) as info:
             parse_port(bad)

@@ -481,6 +481,19 @@ def test_unsupported_keys_are_reported_by_path(text, field):
         ),
         ("services:\n  web:\n    image: x\n    image: y\n", "compose", "duplicate key 'image'"),
         ("services: [\n", "compose", "invalid YAML"),
+        # a secret's or config's mode and owner: the entry of the service's list, not the service
+        (
+            "services:\n  web:\n    image: x\n    secrets: [{source: s, mode: abc}]\n"
+            "secrets:\n  s: {external: true}\n",
+            "services.web.secrets[0].mode",
+            "octal mode",
+        ),
+        (
+            "services:\n  web:\n    image: x\n    configs: [c, {source: c, target: /x, uid: a}]\n"
+            "configs:\n  c: {external: true}\n",
+            "services.web.configs[1].uid",
+            "numeric id",
+        ),
     ],
 )
 def test_invalid_values_are_reported_by_path(text, field, fragment):

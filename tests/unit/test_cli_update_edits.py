@@ -1,0 +1,72 @@
+"""`service update --env-add/--env-rm/--publish-add/--publish-rm` (Docker's names) edit the service's
+lists instead of replacing them, and send the whole list at the version read (compare-and-set). They
+did not exist: `--env-add A=1 web` was "unrecognized arguments: --env-add web", exit 2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from p2porch.cli import service as cli_service
+from p2porch.cli.main import main
+
+SPEC = {
+    "env": {"A": "1", "B": "2"},
+    "publish": [
+        {"target": 80, "published": 8080, "protocol": "tcp"},
+        {"target": 53, "published": 5353, "protocol": "udp"},
+    ],
+}
+
+
+class Api:
+    def __init__(self) -> None:
+        self.posted: list[dict[str, Any]] = []
+
+    def get(self, path: str, **_: Any) -> Any:
+        assert path == "/services/web"
+        return {"name": "web", "version": 7, "spec": SPEC}
+
+    def post(self, path: str, body: Any = None) -> Any:
+        assert path == "/services/web/update"
+        self.posted.append(body)
+        return {"id": "0123456789abcdef", "name": "web", "version": 8}
+
+
+def update(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, Api]:
+    api = Api()
+    monkeypatch.setattr(cli_service, "client_for", lambda args: api)
+    return main(["service", "update", "-d", *argv, "web"]), api
+
+
+def test_env_add_and_rm_edit_the_variables_at_the_version_read(monkeypatch):
+    code, api = update(["--env-add", "C=3", "--env-add", "A=9", "--env-rm", "B"], monkeypatch)
+    assert code == 0
+    assert api.posted == [{"env": ["A=9", "C=3"], "expected_version": 7}]
+
+
+def test_publish_rm_by_target_as_docker_and_by_pair_and_publish_add(monkeypatch):
+    code, api = update(["--publish-rm", "80", "--publish-add", "9090:90"], monkeypatch)
+    assert code == 0
+    assert api.posted[0]["publish"] == [SPEC["publish"][1], "9090:90"]
+    code, api = update(["--publish-rm", "5353:53/udp", "--if-version", "6"], monkeypatch)
+    assert api.posted[0] == {"publish": [SPEC["publish"][0]], "expected_version": 6}  # the user's version
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--env-rm", "NOPE"], "--env-rm: the service has no variable 'NOPE'"),
+        (["--env-add", "NOEQ"], "--env-add: expected KEY=VALUE"),
+        (["--publish-rm", "81"], "no published port matches '81' (ports: 8080:80/tcp, 5353:53/udp)"),
+        (["--publish-rm", "80/udp"], "no published port matches '80/udp'"),
+        (["--publish-rm", "x"], "is not TARGET[/PROTO]"),
+        (["--publish-add", "99999:80"], "--publish-add.published: must be at most 65535"),
+        (["--env", "A=1", "--env-add", "B=2"], "--env replaces the whole list"),
+    ],
+)
+def test_bad_edits_are_usage_errors_and_nothing_is_sent(argv, message, monkeypatch, capsys):
+    code, api = update(argv, monkeypatch)
+    assert code == 2 and api.posted == []
+    assert message in capsys.readouterr().err
