@@ -146,5 +146,6 @@ class DurableLeaderCommit:
             for callback in so._SyncObj__onTickCallbacks:
                 callback()
 
+        transport.flush()  # this tick's frames, whichever callback sent them (the transport's runs first)
         self._poller.poll(timeToWait)
         transport.flush()  # what the poll's handlers sent (answers, handshakes): written now, not next tick

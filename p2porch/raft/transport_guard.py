@@ -29,9 +29,10 @@ seal or open anything, so no frame can ever go out or come in with pysyncobj's o
 With ``cork`` on (:data:`CORK_FRAMES`, the default), outgoing frames are *corked*: a
 sealed frame goes to the connection's cork, not to its socket, and the transport writes every corked
 connection's frames with one ``send`` each (:meth:`GuardedTCPTransport.flush`) when the Raft thread
-is about to wait in its poll (the transport's tick callback, the last before the poll) and right
-after the poll (``durable_commit``: the answers its handlers sent). A leader adding several entries in
-one tick (one append round per entry, to every follower) made one ``send`` per follower per message;
+is about to wait in its poll (the transport's tick callback, and ``durable_commit`` again just before
+the poll, whichever callback sent) and right after the poll (``durable_commit``: the answers its
+handlers sent). A leader adding several entries in one tick (one append round per entry, to every
+follower) made one ``send`` per follower per message;
 each ``send`` on loopback also runs the receiver's TCP path. The frames, their order and their sealing
 are unchanged, and none waits past the end of the tick that sent it. A (re)connect drops the cork
 with the session it was sealed for; ``getSendBufferSize`` (flow control's bytes queued for a
@@ -431,9 +432,8 @@ class GuardedTCPTransport(TCPTransport):
         super()._onNewIncomingConnection(guarded)
 
     def _onTick(self) -> None:  # noqa: N802
-        """pysyncobj's (bind, connect), handshake timeouts, then the tick's corked frames: this is the
-        SyncObj's first tick callback and the others (the store's) send nothing, so it runs last before
-        the poll as far as sending goes."""
+        """pysyncobj's (bind, connect), handshake timeouts, then the tick's corked frames (the bridge's
+        tick flushes once more just before its poll, after every tick callback)."""
         super()._onTick()
         if self._unknownConnections:
             deadline = monotonic() - self._syncObj.conf.connectionTimeout
