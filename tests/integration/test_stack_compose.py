@@ -122,7 +122,7 @@ def test_stack_config_resolves_without_a_daemon(cluster):
     model = json.loads(result.stdout)
     assert model["services"]["app"]["environment"]["GREETING"] == "hello from .env"
     assert model["services"]["app"]["user"] == "1000:1000"
-    assert "ignoring container_name (service app)" in result.stderr.decode()
+    assert "container_name (service app): task containers are named by p2porch" in result.stderr.decode()
 
 
 def test_deploy_orders_by_depends_on_and_applies_the_engine_options(cluster):
