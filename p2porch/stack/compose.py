@@ -281,8 +281,14 @@ def load_stack(
     secrets = _file_objects(model, "secrets", keys.TOP_SECRET_KEYS, problems, stack, objects)
     configs = _file_objects(model, "configs", keys.TOP_CONFIG_KEYS, problems, stack, objects)
     services_conf = _section(model, "services", problems)
+    providers = _provider_services(services_conf, problems)
+    services_conf = {short: conf for short, conf in services_conf.items() if short not in providers}
     if not services_conf and not problems.errors:
-        problems.error("services", "at least one service is required")
+        problems.error(
+            "services",
+            "at least one service is required"
+            + (" (provider services are not deployed)" if providers else ""),
+        )
     ctx = StackContext(
         stack,
         volumes,
@@ -290,7 +296,7 @@ def load_stack(
         secrets,
         configs,
         set(services_conf),
-        set(skipped),
+        set(skipped) | providers,
         environ,
         read_file,
         problems,
@@ -330,6 +336,25 @@ def load_stack(
         tuple(ctx.network(key) for key in ctx.used_networks),
         {o.value: environ[o.value] for o in used_objects if o.source == "environment" and o.value in environ},
     )
+
+
+def _provider_services(services_conf: Mapping[str, Any], problems: Problems) -> set[str]:
+    """The services with ``provider:`` (Compose 2.36+): their lifecycle belongs to a docker compose
+    plugin (a cloud database, a model runner), there is no container to run, so they are not deployed,
+    with a warning naming each; services depending on them are not made to wait for them."""
+    providers = {
+        short for short, conf in services_conf.items() if isinstance(conf, Mapping) and "provider" in conf
+    }
+    for short in sorted(providers):
+        kind = services_conf[short]["provider"]
+        kind = kind.get("type") if isinstance(kind, Mapping) else None
+        problems.warn(
+            f"services.{short}.provider"
+            + (f" ({kind})" if isinstance(kind, str) and kind else "")
+            + f": {short} is not deployed: a provider service is run by a docker compose plugin, not as"
+            " a container (services that depend on it start without it and get none of its variables)"
+        )
+    return providers
 
 
 __all__ = [

@@ -60,7 +60,7 @@ SERVICE_IGNORED = {
     "post_start": "lifecycle hooks are not supported",
     "pre_stop": "lifecycle hooks are not supported",
     "privileged": _NOT_IN_SWARM,
-    "provider": "provider services are a docker compose feature",
+    "provider": "a provider service is run by a docker compose plugin: it is not deployed",
     "pull_policy": "a node pulls the image when it does not have it",
     "pull_refresh_after": "a node pulls the image when it does not have it",
     "runtime": _NOT_IN_SWARM,
