@@ -56,11 +56,14 @@ def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData) -> Zo
         name: tasks for name, tasks in zone.services.items() if data.owners.get(name, name) in visible
     }
     vips = {name: vip for name, vip in zone.vips.items() if name in services}
+    bare: set[str] = set()
     for alias in data.aliases:
         if alias.network in networks and alias.service in zone.services and alias.alias not in services:
             services[alias.alias] = zone.services[alias.service]
             if alias.service in zone.vips:
                 vips[alias.alias] = zone.vips[alias.service]  # an alias answers its service's VIP
+            if "." in alias.alias:
+                bare.add(alias.alias)  # "db.internal" is asked as written, not under the cluster domain
     return ZoneData(
         domain=zone.domain,
         services=services,
@@ -69,6 +72,7 @@ def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData) -> Zo
         version=zone.version,
         local_site=zone.local_site,  # topology-aware answers hold inside a network too
         vips=vips,
+        bare=frozenset(bare),
     )
 
 

@@ -66,6 +66,9 @@ class ZoneData:
     local_site: str = ""
     #: service name -> its virtual address (endpoint mode vip): the name answers it, tasks.NAME the tasks
     vips: Mapping[str, str] = field(default_factory=dict)
+    #: names of ``services`` with a dot (network aliases such as ``db.internal``) also answered as asked,
+    #: without the cluster domain, as Docker's DNS answers a container's aliases before forwarding
+    bare: frozenset[str] = frozenset()
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ZoneData:
@@ -98,6 +101,7 @@ class ZoneData:
                 version=int(raw.get("version", 0)),
                 local_site=str(raw.get("local_site", "")),
                 vips={str(k): str(v) for k, v in dict(raw.get("vips", {})).items()},
+                bare=frozenset(str(n) for n in raw.get("bare", ())),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"invalid zone data: {exc!r}", field="zone") from exc
@@ -110,6 +114,7 @@ class ZoneData:
             "local_site": self.local_site,
             "nodes": dict(self.nodes),
             "vips": dict(self.vips),
+            "bare": sorted(self.bare),
             "services": {
                 name: [
                     {
@@ -146,6 +151,8 @@ class CompiledZone:
     reverse: Mapping[Labels, NameRecords]
     serial: int
     skipped: tuple[str, ...] = ()
+    #: owner names (with the domain) that a query without the domain also gets (``ZoneData.bare``)
+    bare: frozenset[Labels] = frozenset()
 
 
 def to_labels(name: str) -> Labels | None:
@@ -217,7 +224,18 @@ def compile_zone(zone: ZoneData) -> CompiledZone:
         reverse=reverse,
         serial=zone.version & 0xFFFFFFFF,
         skipped=tuple(skipped),
+        bare=bare_names(zone, domain, names),
     )
+
+
+def bare_names(zone: ZoneData, domain: Labels, names: Mapping[Labels, NameRecords]) -> frozenset[Labels]:
+    """The owner names of ``zone.bare`` that were compiled (a dot in them, a service of the zone)."""
+    out: set[Labels] = set()
+    for name in zone.bare:
+        labels = to_labels(name) if name in zone.services else None
+        if labels and len(labels) > 1 and labels + domain in names:
+            out.add(labels + domain)
+    return frozenset(out)
 
 
 def name_maker(names: dict[Labels, NameRecords], domain: Labels) -> Callable[[Labels], NameRecords]:

@@ -29,6 +29,7 @@ from .zone import (
     NameRecords,
     TaskEntry,
     ZoneData,
+    bare_names,
     compile_base,
     compile_service,
     compile_zone,
@@ -138,7 +139,8 @@ class ZoneCompiler:
             and all(map(operator.is_, last[2], fragments.values()))
         ):
             # every service reused (a burst of reports that changed only messages): the same names
-            return replace(last[0], serial=zone.version & 0xFFFFFFFF)
+            names = last[0].names
+            return replace(last[0], serial=zone.version & 0xFFFFFFFF, bare=bare_names(zone, domain, names))
         merged = self._merge(zone, domain, fragments)
         if merged is None:
             self.full_compiles += 1
@@ -237,4 +239,5 @@ class ZoneCompiler:
             reverse=reverse,
             serial=zone.version & 0xFFFFFFFF,
             skipped=tuple(skipped),
+            bare=bare_names(zone, domain, names),
         )

@@ -21,7 +21,7 @@ RESERVED_NETWORK_NAMES = frozenset({DEFAULT_NETWORK, "ingress", "host", "bridge"
 NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 #: DNS names as Docker's embedded DNS answers them: labels of letters, digits, ``-`` and ``_`` (Compose
 #: service names and aliases such as ``pg_cluster`` are answered as written, lowercased)
-_ALIAS_RE = re.compile(
+ALIAS_RE = re.compile(
     r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$"
 )
 MAX_NETWORKS_PER_SERVICE = 16
@@ -56,7 +56,7 @@ def _aliases(value: Any, field: str) -> tuple[str, ...]:
         raise _err(field, f"must be a list of at most {MAX_ALIASES} names")
     out: list[str] = []
     for i, alias in enumerate(items):
-        if not isinstance(alias, str) or not _ALIAS_RE.match(alias.lower()):
+        if not isinstance(alias, str) or not ALIAS_RE.match(alias.lower()):
             raise _err(f"{field}[{i}]", f"{alias!r} is not a DNS name")
         if alias.lower() not in out:
             out.append(alias.lower())

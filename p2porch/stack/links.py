@@ -15,16 +15,13 @@ the service on each of its networks, under the same rules. Never reads cluster s
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ..errors import ConfigError
+from ..model.netrefs import ALIAS_RE as _ALIAS_RE  # the aliases Docker's DNS answers, dotted ones too
 from .problems import Problems
 from .values import list_, string
-
-# the aliases Docker's DNS answers (as model/netrefs.py checks them)
-_ALIAS_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 
 class _Service(Protocol):
@@ -41,6 +38,7 @@ def link_aliases(services: Sequence[_Service], confs: Mapping[str, Any], problem
     specs = {s.short_name: s.spec for s in services}
     shorts = {short.lower() for short in confs}
     owners: dict[tuple[str, str], str] = {}  # (network, alias) -> the service it resolves to
+    _dotted_names(services, owners)
     _container_names(services, confs, shorts, owners, problems)
     for short, conf in confs.items():
         if short not in specs and isinstance(conf, Mapping) and conf.get("links"):
@@ -82,6 +80,21 @@ def link_aliases(services: Sequence[_Service], confs: Mapping[str, Any], problem
                     )
                 elif alias not in net["aliases"]:
                     net["aliases"].append(alias)
+
+
+def _dotted_names(services: Sequence[_Service], owners: dict[tuple[str, str], str]) -> None:
+    """A Compose service named with dots (``orderer.example.com``, Hyperledger Fabric's test network)
+    answers that name as asked on its networks, as Docker's DNS answers it: a network alias (its
+    ``<short>.<stack>`` name only answers through the search domains, which resolvers skip for a name
+    with dots)."""
+    for service in services:
+        alias = service.short_name.lower()
+        if "." not in alias or not _ALIAS_RE.match(alias):
+            continue
+        for net in service.spec.get("networks") or ():
+            owners.setdefault((net["target"], alias), service.short_name)
+            if alias not in net["aliases"]:
+                net["aliases"].append(alias)
 
 
 def _container_names(

@@ -147,7 +147,7 @@ def test_a_container_name_that_cannot_resolve_is_named_in_a_warning():
                   db: {image: postgres, container_name: cache}
                   cache: {image: redis}
                   api: {image: api, container_name: "${UNSET_NAME}"}
-                  web: {image: web, container_name: web.example}
+                  web: {image: web, container_name: web..example}
                   worker: {image: worker, container_name: shared}
                   other: {image: worker, container_name: shared}
             """
@@ -162,8 +162,8 @@ def test_a_container_name_that_cannot_resolve_is_named_in_a_warning():
     warnings = [w for w in definition.warnings if w.startswith("ignoring services.")]
     assert warnings == [
         "ignoring services.db.container_name (cache): 'cache' is the name of another service of the stack",
-        "ignoring services.web.container_name (web.example): "
-        "'web.example' is not a name the cluster DNS answers",
+        "ignoring services.web.container_name (web..example): "
+        "'web..example' is not a name the cluster DNS answers",
         "ignoring services.other.container_name (shared): "
         "'shared' already resolves to worker on that network",
     ]
