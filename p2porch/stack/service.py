@@ -259,8 +259,8 @@ def _depends_on(value: Any, path: str, ctx: StackContext, short: str) -> list[De
         if name not in ctx.services:
             if name in ctx.skipped or not required:
                 ctx.problems.warn(
-                    f"{path}: {name!r} is not deployed (profile not active, a provider service, or not required): "
-                    "not waited for"
+                    f"{path}: {name!r} is not deployed (profile not active, a provider service, or not "
+                    "required): not waited for"
                 )
                 continue
             raise err(where, f"service {name!r} is not defined")
