@@ -10,7 +10,9 @@ service of the stack, is claimed by two services on one network, or has no netwo
 added, with a warning naming the service and the link. A ``container_name`` (``mysql`` for a service
 ``storage``, which the others reach as ``MYSQL_HOST=mysql``) is answered by Docker's DNS on the
 container's networks; p2porch names task containers itself, so the name becomes a network alias of
-the service on each of its networks, under the same rules. Never reads cluster state and never does I/O.
+the service on each of its networks, under the same rules; so does the name of a service named with
+dots (``orderer.example.com``), which the cluster DNS answers as asked (docs/dns.md). Never reads
+cluster state and never does I/O.
 """
 
 from __future__ import annotations
@@ -85,8 +87,8 @@ def link_aliases(services: Sequence[_Service], confs: Mapping[str, Any], problem
 def _dotted_names(services: Sequence[_Service], owners: dict[tuple[str, str], str]) -> None:
     """A Compose service named with dots (``orderer.example.com``, Hyperledger Fabric's test network)
     answers that name as asked on its networks, as Docker's DNS answers it: a network alias (its
-    ``<short>.<stack>`` name only answers through the search domains, which resolvers skip for a name
-    with dots)."""
+    ``<short>.<stack>`` name only answers through the search domains, which a resolver tries for a name
+    with dots only after asking it as written, and musl never)."""
     for service in services:
         alias = service.short_name.lower()
         if "." not in alias or not _ALIAS_RE.match(alias):

@@ -244,6 +244,20 @@ def containers(node: SandboxNode, service: str, *, include_stopped: bool = False
     return json.loads(found) if found.strip() else []
 
 
+def stack_container(node: SandboxNode, short: str) -> dict:
+    """``docker inspect`` of a running container of the stack service ``short`` (its Compose name) on
+    ``node``; AssertionError until one runs (for ``wait_for(..., retry_on=(AssertionError,))``)."""
+    label = f"label=p2porch.stack.service={short}"
+    ids = docker(node.dockerd, "ps", "-q", "--no-trunc", "--filter", label).stdout.decode().split()
+    assert ids, f"no running {short} container yet"
+    return json.loads(docker(node.dockerd, "inspect", ids[0]).stdout)[0]
+
+
+def container_sh(node: SandboxNode, cid: str, script: str) -> str:
+    """The standard output of ``sh -c script`` in container ``cid`` (whatever its exit code)."""
+    return docker(node.dockerd, "exec", cid, "sh", "-c", script, check=False, timeout_s=30).stdout.decode()
+
+
 def running_containers(nodes: list[SandboxNode], service: str) -> dict[str, int]:
     """Running containers of ``service`` per node, straight from each node's engine."""
     out = {}

@@ -14,10 +14,9 @@ import json
 
 import clusterkit
 import pytest
-from clusterkit import cli, cli_json, formed_cluster
+from clusterkit import cli, cli_json, container_sh, formed_cluster, stack_container
 
 from p2porch.sandbox.dockerd import docker
-from p2porch.sandbox.sandbox import SandboxNode
 
 STACK = "sv"
 ORDERER = "hyperledger/fabric-orderer:latest"
@@ -46,13 +45,6 @@ services:
 """
 
 
-def running(node: SandboxNode, service: str) -> dict:
-    label = f"label=p2porch.stack.service={service}"
-    ids = docker(node.dockerd, "ps", "-q", "--no-trunc", "--filter", label).stdout.decode().split()
-    assert ids, f"no running {service} container yet"
-    return json.loads(docker(node.dockerd, "inspect", ids[0]).stdout)[0]
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     with formed_cluster("p2cp", "10.54.0.0/16", 1) as (sb, nodes):
@@ -65,10 +57,6 @@ def cluster(tmp_path_factory):
 
 def wait_for(predicate, what: str):
     return clusterkit.wait_for(predicate, 90.0, what, 0.3, retry_on=(AssertionError,))
-
-
-def in_container(node: SandboxNode, cid: str, script: str) -> str:
-    return docker(node.dockerd, "exec", cid, "sh", "-c", script, check=False, timeout_s=30).stdout.decode()
 
 
 def addresses(output: str) -> list[str]:
@@ -84,17 +72,17 @@ def test_dotted_names_resolve_as_asked_and_a_provider_service_is_skipped(cluster
         "orderer.example.com",
         "peer0.org1.example.com",
     ]
-    peer = wait_for(lambda: running(node, "peer0.org1.example.com"), "a running peer container")
-    orderer = wait_for(lambda: running(node, "orderer.example.com"), "a running orderer container")
+    peer = wait_for(lambda: stack_container(node, "peer0.org1.example.com"), "a running peer container")
+    orderer = wait_for(lambda: stack_container(node, "orderer.example.com"), "a running orderer container")
 
     def names_resolve() -> bool:
-        by_service = addresses(in_container(node, peer["Id"], "nslookup sv-orderer-example-com"))
+        by_service = addresses(container_sh(node, peer["Id"], "nslookup sv-orderer-example-com"))
         assert by_service, "the orderer's service name does not resolve yet"
         # absolute (trailing dot): no search domain; before, forwarded to the upstreams
-        assert addresses(in_container(node, peer["Id"], "nslookup orderer.example.com.")) == by_service
-        own = addresses(in_container(node, orderer["Id"], "nslookup sv-peer0-org1-example-com"))
-        assert own and addresses(in_container(node, orderer["Id"], "nslookup db.internal.")) == own
-        assert addresses(in_container(node, orderer["Id"], "nslookup peer0.org1.example.com.")) == own
+        assert addresses(container_sh(node, peer["Id"], "nslookup orderer.example.com.")) == by_service
+        own = addresses(container_sh(node, orderer["Id"], "nslookup sv-peer0-org1-example-com"))
+        assert own and addresses(container_sh(node, orderer["Id"], "nslookup db.internal.")) == own
+        assert addresses(container_sh(node, orderer["Id"], "nslookup peer0.org1.example.com.")) == own
         return True
 
     wait_for(names_resolve, "orderer.example.com and db.internal resolving as asked")

@@ -10,14 +10,11 @@ One sandbox (``p2c6``, 10.46.0.0/16) for the module, removed even when a test fa
 
 from __future__ import annotations
 
-import json
-
 import clusterkit
 import pytest
-from clusterkit import cli, cli_json, formed_cluster
+from clusterkit import cli, cli_json, container_sh, formed_cluster, stack_container
 
 from p2porch.sandbox.dockerd import docker
-from p2porch.sandbox.sandbox import SandboxNode
 
 STACK = "ss"
 IMAGE = "ghcr.io/example/web:1"
@@ -43,13 +40,6 @@ services:
 """
 
 
-def running(node: SandboxNode, service: str) -> dict:
-    label = f"label=p2porch.stack.service={service}"
-    ids = docker(node.dockerd, "ps", "-q", "--no-trunc", "--filter", label).stdout.decode().split()
-    assert ids, f"no running {service} container yet"
-    return json.loads(docker(node.dockerd, "inspect", ids[0]).stdout)[0]
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     with formed_cluster("p2c6", "10.46.0.0/16", 1) as (sb, nodes):
@@ -67,16 +57,12 @@ def wait_for(predicate, what: str):
     return clusterkit.wait_for(predicate, 90.0, what, 0.3, retry_on=(AssertionError,))
 
 
-def in_container(node: SandboxNode, cid: str, script: str) -> str:
-    return docker(node.dockerd, "exec", cid, "sh", "-c", script, check=False, timeout_s=30).stdout.decode()
-
-
 def test_the_sixth_samples_shapes_deploy_and_resolve(cluster):
     sb, node, workdir = cluster
     result = cli(sb, "n1", "--json", "stack", "deploy", "-c", str(workdir / "docker-compose.yml"), STACK)
     assert result.returncode == 0, result.stderr.decode()
     assert b"label_file" not in result.stderr  # no longer ignored with a warning
-    container = wait_for(lambda: running(node, "web"), "a running web container")
+    container = wait_for(lambda: stack_container(node, "web"), "a running web container")
     labels = container["Config"]["Labels"]
     assert labels["traefik.enable"] == "true"
     assert labels["team"] == "web ops"  # the later file wins
@@ -85,12 +71,12 @@ def test_the_sixth_samples_shapes_deploy_and_resolve(cluster):
     env = dict(e.split("=", 1) for e in container["Config"]["Env"])
     assert env["HOSTNAME_COMMAND"] == "docker info -f '{{.Swarm.NodeAddr}}'"
 
-    storage = wait_for(lambda: running(node, "storage"), "a running storage container")
+    storage = wait_for(lambda: stack_container(node, "storage"), "a running storage container")
     assert storage["Name"] != "/mysql"  # the task container keeps p2porch's name
 
     def container_name_resolves() -> bool:
-        by_alias = in_container(node, container["Id"], "nslookup mysql | tail -n +3")
-        by_name = in_container(node, container["Id"], "nslookup storage | tail -n +3")
+        by_alias = container_sh(node, container["Id"], "nslookup mysql | tail -n +3")
+        by_name = container_sh(node, container["Id"], "nslookup storage | tail -n +3")
         addresses = [line.split()[-1] for line in by_name.splitlines() if line.startswith("Address")]
         assert addresses and all(a in by_alias for a in addresses), (by_alias, by_name)
         return True
