@@ -9,6 +9,7 @@ other 19 join through it, several at once).
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -47,8 +48,38 @@ def test_twenty_nodes_join_at_once_and_all_become_ready(cluster):
     assert status["has_quorum"] and status["nodes"] == NODES
 
 
+def own_progress(node: SandboxNode) -> dict:
+    """``node``'s own Raft progress as its ``node ls`` shows it (applied index, entries behind, lag)."""
+    (row,) = [r for r in api_get(node, "/nodes") if r["self"]]
+    return row["raft_progress"]
+
+
+def wait_applied(node: SandboxNode, index: int, timeout_s: float) -> tuple[float, dict]:
+    """Wait until ``node`` applied ``index``; returns the seconds waited and its progress at the first
+    look. ``node ls`` answers from the node's own replica (docs/raft.md, "Lag"), which may be behind."""
+    started = time.monotonic()
+    seen = [own_progress(node)]
+
+    def applied() -> bool:
+        seen.append(own_progress(node))
+        return bool(seen[-1]["applied_index"] >= index)
+
+    try:
+        wait_for(applied, timeout_s, f"{node.name} at index {index}")
+    except AssertionError as exc:
+        raise AssertionError(f"{node.name} not at index {index}: first {seen[0]}, last {seen[-1]}") from exc
+    return time.monotonic() - started, seen[0]
+
+
 def test_node_ls_is_in_natural_order(cluster):
-    sb, _, _ = cluster
+    sb, nodes, _ = cluster
+    # n1 lists all 20 nodes (the test before waited for it), so a node that applied n1's commit index holds
+    # every node record. n7 answers from its own replica and nobody waited for it: once (CI of 357e3a9,
+    # Dec 5) it listed the nodes before the last six joins. The wait (its time is printed) takes that
+    # out of the order check; a node still behind after the bound fails with its progress.
+    commit = api_get(nodes[0], "/status")["cluster"]["commit_index"]
+    waited_s, first = wait_applied(nodes[6], commit, timeout_s=20)
+    print(f"n7 applied n1's commit index {commit} after {waited_s:.2f} s (first look: {first})")
     table = cli(sb, "n7", "node", "ls")
     assert table.returncode == 0, table.stderr.decode()
     names = [line.split()[0] for line in table.stdout.decode().splitlines()[1:] if line.strip()]
