@@ -23,12 +23,19 @@ class UsageError(ConfigError):
     """Invalid command-line usage (exit code 2)."""
 
 
+SHORT_USAGE_LINES = 4  # a longer usage (service create's is ~70 lines) would bury the error
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors with exit code 2 and the offending flag in the message."""
+    """argparse that reports usage errors with exit code 2 and the offending flag in the message; the
+    usage only when it is short, then where to read the rest (``See 'p2porch service create --help'.``,
+    as Docker says it)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        usage = self.format_usage()
+        if usage.count("\n") <= SHORT_USAGE_LINES:
+            sys.stderr.write(usage)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nSee '{self.prog} --help'.\n")
 
 
 ActionAdder = Callable[[str, str, Any], argparse.ArgumentParser]
