@@ -14,6 +14,7 @@ from .util import (
     EXIT_OK,
     LONG_OPERATION_TIMEOUT_S,
     Parser,
+    add_ids_only,
     client_for,
     emit,
     table,
@@ -24,7 +25,8 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     node = sub.add_parser("node", parents=[common], help="Manage cluster nodes")
     node_sub = node.add_subparsers(dest="node_command", metavar="ACTION", parser_class=Parser)
     node_sub.required = True
-    node_sub.add_parser("ls", parents=[common], help="List nodes").set_defaults(func=cmd_node_ls)
+    ls = add_ids_only(node_sub.add_parser("ls", parents=[common], help="List nodes"))
+    ls.set_defaults(func=cmd_node_ls)
     inspect = node_sub.add_parser("inspect", parents=[common], help="Show one node")
     inspect.add_argument("node", metavar="NODE", help="node name or id")
     inspect.set_defaults(func=cmd_node_inspect)

@@ -30,6 +30,7 @@ from .update_edits import add_edit_flags, edit_changes, edits_given
 from .util import (
     EXIT_OK,
     UsageError,
+    add_ids_only,
     client_for,
     emit,
     non_negative_int,
@@ -444,6 +445,9 @@ def cmd_service_ls(args: argparse.Namespace) -> int:
 def cmd_service_ps(args: argparse.Namespace) -> int:
     client = client_for(args)
     tasks = client.get(f"/services/{args.service}/tasks", all="false" if args.running else "true")
+    if args.ids_only:  # -q: the IDs alone, without the usage and group lookups
+        emit(args, tasks, str)
+        return EXIT_OK
     try:
         usage = client.get(f"/services/{args.service}/usage")
     except P2POrchError:  # an older daemon, or no answer: the tasks without usage
@@ -561,9 +565,9 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     autoscale.add_argument("service", metavar="SERVICE")
     add_autoscale_flags(autoscale, default=None, prefix="--")
     autoscale.add_argument("--off", action="store_true", help="stop autoscaling (replicas stay as they are)")
-    action("ls", "List services", cmd_service_ls)
+    add_ids_only(action("ls", "List services", cmd_service_ls))
     add_service_stats(action)
-    ps = action("ps", "List a service's tasks, with errors and pending explanations", cmd_service_ps)
+    ps = add_ids_only(action("ps", "List a service's tasks, with errors and explanations", cmd_service_ps))
     ps.add_argument("service", metavar="SERVICE")
     ps.add_argument("--running", action="store_true", help="only tasks that should be running")
     action("inspect", "Show a service", cmd_service_inspect).add_argument("service", metavar="SERVICE")

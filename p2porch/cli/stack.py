@@ -27,7 +27,17 @@ from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_rows import SERVICE_COLUMNS, TASK_COLUMNS, service_row, task_row
-from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, positive_seconds, table, wants_json
+from .util import (
+    EXIT_OK,
+    UsageError,
+    add_ids_only,
+    client_for,
+    emit,
+    noun_actions,
+    positive_seconds,
+    table,
+    wants_json,
+)
 
 STACK_COLUMNS = ["name", "services", "tasks"]
 WAIT_POLL_S = 1.0
@@ -380,7 +390,7 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     action("ls", "List stacks", cmd_stack_ls)
     services = action("services", "List the services of a stack (as service ls)", cmd_stack_services)
     services.add_argument("stack", metavar="NAME")
-    ps = action("ps", "List the tasks of every service of a stack", cmd_stack_ps)
+    ps = add_ids_only(action("ps", "List the tasks of every service of a stack", cmd_stack_ps))
     ps.add_argument("stack", metavar="NAME")
     ps.add_argument("--running", action="store_true", help="only tasks that should be running")
     action("rm", "Remove every service of a stack", cmd_stack_rm).add_argument("stack", metavar="NAME")

@@ -124,10 +124,20 @@ def wants_json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json", False))
 
 
+def add_ids_only(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``-q/--quiet`` of a list command: only the IDs, one a line (``docker service rm $(... ls -q)``)."""
+    p.add_argument("--quiet", "-q", dest="ids_only", action="store_true", help="only display IDs")
+    return p
+
+
 def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> None:
-    """Print ``data`` as JSON with --json, otherwise through ``render``."""
+    """Print ``data`` as JSON with --json, only its rows' IDs with -q (``add_ids_only``), otherwise
+    through ``render``."""
     if wants_json(args):
         print(json.dumps(data, indent=2, sort_keys=True))
+    elif getattr(args, "ids_only", False):
+        for row in data:
+            print(row["id"])
     else:
         text = render(data)
         if text:
