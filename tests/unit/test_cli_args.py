@@ -51,7 +51,6 @@ def test_a_usage_error_ends_with_where_to_read_the_help_not_a_page_of_usage(caps
     assert code == 2 and err.startswith("usage: p2porch") and err.endswith("See 'p2porch --help'.\n")
 
 
-
 def test_missing_command_exits_2(capsys):
     code, err = run_cli(capsys, [])
     assert code == 2
