@@ -588,7 +588,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     logs = action("logs", "Show the logs of every task of a service, from every node", cmd_service_logs)
     logs.add_argument("service", metavar="SERVICE")
     logs.add_argument("--follow", "-f", action="store_true", help="keep streaming new lines")
-    logs.add_argument("--tail", type=non_negative_int, metavar="N", help="only the last N lines of each task")
+    logs.add_argument("--tail", "-n", type=non_negative_int, metavar="N", help="last N lines of each task")
     logs.add_argument(
         "--container", "-c", metavar="NAME", help="a task group's sidecar or init container (default: main)"
     )

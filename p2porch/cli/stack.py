@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from ..errors import ConfigError, NotFoundError, P2POrchError
+from ..errors import ConfigError, DaemonError, NotFoundError, P2POrchError
 from ..stack import ComposeError, StackDefinition, check_stack_name
 from ..stack.compose import StackObject
 from ..stack.names import STACK_LABEL
@@ -28,6 +28,7 @@ from ..vault import MAX_VALUE_BYTES, validate_value
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_rows import SERVICE_COLUMNS, TASK_COLUMNS, service_row, task_row
 from .util import (
+    EXIT_FAILED,
     EXIT_OK,
     UsageError,
     add_ids_only,
@@ -311,28 +312,46 @@ def _remove_objects(client: Any, stack: str) -> list[dict[str, str]]:
     return removed
 
 
-def cmd_stack_rm(args: argparse.Namespace) -> int:
-    client = client_for(args)
+def _remove_stack(client: Any, stack: str) -> dict[str, Any]:
     try:
-        result = client.delete(f"/stacks/{args.stack}")
+        result: dict[str, Any] = client.delete(f"/stacks/{stack}")
     except NotFoundError:  # no service left (an interrupted rm, a refused deploy): its objects still go
-        removed = _remove_objects(client, args.stack)
+        removed = _remove_objects(client, stack)
         if not removed:
             raise
-        result = {"stack": args.stack, "removed": [], "removed_networks": [], "removed_objects": removed}
-    else:
-        result["removed_objects"] = _remove_objects(client, args.stack)
-    emit(
-        args,
-        result,
-        lambda r: "\n".join(
-            [f"removed  {name}" for name in r["removed"]]
-            + [f"removed  network {name}" for name in r.get("removed_networks", [])]
-            + [f"removed  {o['kind']} {o['name']}" for o in r["removed_objects"]]
-            + [f"stack {r['stack']} removed"]
-        ),
+        return {"stack": stack, "removed": [], "removed_networks": [], "removed_objects": removed}
+    result["removed_objects"] = _remove_objects(client, stack)
+    return result
+
+
+def _removed_text(r: dict[str, Any]) -> str:
+    return "\n".join(
+        [f"removed  {name}" for name in r["removed"]]
+        + [f"removed  network {name}" for name in r.get("removed_networks", [])]
+        + [f"removed  {o['kind']} {o['name']}" for o in r["removed_objects"]]
+        + [f"stack {r['stack']} removed"]
     )
-    return EXIT_OK
+
+
+def cmd_stack_rm(args: argparse.Namespace) -> int:
+    """``stack rm A B ...`` as ``docker stack rm``: each stack in turn; one that fails is reported on
+    stderr and the others are still removed (exit 1 at the end); --json: one list of what was removed."""
+    client = client_for(args)
+    code, results = EXIT_OK, []
+    for stack in args.stacks:
+        try:
+            results.append(_remove_stack(client, stack))
+        except DaemonError:
+            raise
+        except P2POrchError as exc:
+            print(f"p2porch: error: {exc.message}", file=sys.stderr)
+            code = EXIT_FAILED
+            continue
+        if not wants_json(args):
+            print(_removed_text(results[-1]), flush=True)
+    if wants_json(args) and (results or len(args.stacks) > 1):  # one stack: its result, as before
+        print(json.dumps(results if len(args.stacks) > 1 else results[0], indent=2, sort_keys=True))
+    return code
 
 
 def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -393,4 +412,5 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     ps = add_ids_only(action("ps", "List the tasks of every service of a stack", cmd_stack_ps))
     ps.add_argument("stack", metavar="NAME")
     ps.add_argument("--running", action="store_true", help="only tasks that should be running")
-    action("rm", "Remove every service of a stack", cmd_stack_rm).add_argument("stack", metavar="NAME")
+    rm = action("rm", "Remove every service of each stack", cmd_stack_rm)
+    rm.add_argument("stacks", metavar="NAME", nargs="+")

@@ -307,3 +307,8 @@ def test_service_create_without_an_image_names_only_the_image(capsys):
     assert info.value.code == 2
     required = "p2porch service create: error: the following arguments are required: IMAGE"
     assert err.splitlines()[-2] == required  # then where the help is
+
+
+def test_service_logs_takes_dockers_n_for_tail():
+    args = build_parser().parse_args(["service", "logs", "-n", "5", "web"])
+    assert (args.tail, args.service) == (5, "web")
