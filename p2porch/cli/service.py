@@ -405,6 +405,8 @@ def _watches(views: list[dict[str, Any]]) -> list[Watch]:
 
 
 def cmd_service_update(args: argparse.Namespace) -> int:
+    if args.rollback:  # docker service update --rollback S
+        return cmd_service_rollback(args)
     changes = spec_changes(args)
     if args.force:
         changes["force"] = True  # re-run a job (a new execution)
@@ -548,6 +550,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     update.add_argument("service", metavar="SERVICE")
     update.add_argument("--force", action="store_true", help="re-run a job: start a new execution")
+    update.add_argument("--rollback", action="store_true", help="as `service rollback SERVICE`")
     update.add_argument(
         "--if-version",
         type=int,

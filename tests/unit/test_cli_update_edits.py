@@ -94,3 +94,20 @@ def test_constraint_and_mount_edits_as_docker(monkeypatch):
             "expected_version": 7,
         }
     ]
+
+
+def test_update_rollback_is_service_rollback_as_docker(monkeypatch, capsys):
+    """``docker service update --rollback S``; it was "ambiguous option: --rollback could match
+    --rollback-parallelism, ..." (exit 2)."""
+    posted: list[str] = []
+
+    class Rollback(Api):
+        def post(self, path: str, body: Any = None) -> Any:
+            posted.append(path)
+            return {"id": "0123456789abcdef", "name": "web", "version": 9, "changed": ["image"]}
+
+    monkeypatch.setattr(cli_service, "client_for", lambda args: Rollback())
+    assert main(["service", "update", "--rollback", "-d", "web"]) == 0
+    assert posted == ["/services/web/rollback"] and "web rolled back (image)" in capsys.readouterr().out
+    code, api = update(["--replicas", "2"], monkeypatch)
+    assert code == 0 and api.posted == [{"replicas": 2}]  # --rollback is no spec field
