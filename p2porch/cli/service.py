@@ -21,6 +21,7 @@ from .autoscale import (
     autoscale_flag,
     cmd_service_autoscale,
 )
+from .filters import SERVICE_FILTERS, add_filter, apply_filters
 from .group import GROUP_FLAGS, add_group_flags, group_changes, group_spec, group_task_rows
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_describe import describe_service
@@ -436,11 +437,8 @@ def cmd_service_update(args: argparse.Namespace) -> int:
 
 
 def cmd_service_ls(args: argparse.Namespace) -> int:
-    emit(
-        args,
-        client_for(args).get("/services"),
-        lambda rows: table(SERVICE_COLUMNS, [service_row(s) for s in rows]),
-    )
+    rows = apply_filters(client_for(args).get("/services"), args.filters, SERVICE_FILTERS)
+    emit(args, rows, lambda rows: table(SERVICE_COLUMNS, [service_row(s) for s in rows]))
     return EXIT_OK
 
 
@@ -568,7 +566,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     autoscale.add_argument("service", metavar="SERVICE")
     add_autoscale_flags(autoscale, default=None, prefix="--")
     autoscale.add_argument("--off", action="store_true", help="stop autoscaling (replicas stay as they are)")
-    add_ids_only(action("ls", "List services", cmd_service_ls))
+    add_filter(add_ids_only(action("ls", "List services", cmd_service_ls)), SERVICE_FILTERS)
     add_service_stats(action)
     ps = add_ids_only(action("ps", "List a service's tasks, with errors and explanations", cmd_service_ps))
     ps.add_argument("service", metavar="SERVICE")
