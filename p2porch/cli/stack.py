@@ -30,6 +30,7 @@ from .service_rows import SERVICE_COLUMNS, TASK_COLUMNS, service_row, task_row
 from .util import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
     UsageError,
     add_ids_only,
     client_for,
@@ -335,7 +336,8 @@ def _removed_text(r: dict[str, Any]) -> str:
 
 def cmd_stack_rm(args: argparse.Namespace) -> int:
     """``stack rm A B ...`` as ``docker stack rm``: each stack in turn; one that fails is reported on
-    stderr and the others are still removed (exit 1 at the end); --json: one list of what was removed."""
+    stderr and the others are still removed (exit 1 at the end, 2 for a bad name, as ``remove_each``);
+    --json: one stack's result, or a list for several."""
     client = client_for(args)
     code, results = EXIT_OK, []
     for stack in args.stacks:
@@ -345,7 +347,7 @@ def cmd_stack_rm(args: argparse.Namespace) -> int:
             raise
         except P2POrchError as exc:
             print(f"p2porch: error: {exc.message}", file=sys.stderr)
-            code = EXIT_FAILED
+            code = max(code, EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
             continue
         if not wants_json(args):
             print(_removed_text(results[-1]), flush=True)
