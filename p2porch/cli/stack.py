@@ -215,7 +215,7 @@ def _dry_run(args: argparse.Namespace, definition: StackDefinition) -> int:
     """Ask the daemon what the deploy would change (nothing written): exit 0 when it would succeed,
     2 naming the field when it would be refused."""
     values = _object_values(definition)  # the deploy's own local checks (files readable, sizes)
-    services = [s for wave in deploy_waves(definition) for s in wave.services]
+    services = deploy_waves(definition)[-1].services  # waves add up: the last one has every service
     body = deploy_body(definition, services, not args.no_prune)
     body["objects"] = [dataclasses.asdict(object_ref(obj)) for obj, _ in values]  # never a value
     try:
