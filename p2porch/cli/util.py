@@ -31,6 +31,20 @@ class Parser(argparse.ArgumentParser):
     usage only when it is short, then where to read the rest (``See 'p2porch service create --help'.``,
     as Docker says it)."""
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if not hasattr(parsed, "_command_parser"):  # the innermost command's parser sets it first
+            parsed._command_parser = self
+        return parsed, extras
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """As argparse's, but an unknown flag is reported by the command it was given to (``p2porch
+        service create: error: unrecognized arguments: --x``, with that command's help), not the top."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            getattr(parsed, "_command_parser", self).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
     def error(self, message: str) -> None:  # type: ignore[override]
         usage = self.format_usage()
         if usage.count("\n") <= SHORT_USAGE_LINES:

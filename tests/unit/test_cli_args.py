@@ -312,3 +312,16 @@ def test_service_create_without_an_image_names_only_the_image(capsys):
 def test_service_logs_takes_dockers_n_for_tail():
     args = build_parser().parse_args(["service", "logs", "-n", "5", "web"])
     assert (args.tail, args.service) == (5, "web")
+
+
+def test_an_unknown_flag_is_reported_by_the_command_it_was_given_to(capsys):
+    """``service create --name x --nope IMAGE`` said "p2porch: error: unrecognized arguments" under the
+    top-level usage, pointing at ``p2porch --help`` (Docker: the command and its --help)."""
+    code, err = run_cli(capsys, ["service", "create", "--name", "x", "--nope", "img"])
+    assert code == 2
+    assert err.splitlines() == [
+        "p2porch service create: error: unrecognized arguments: --nope",
+        "See 'p2porch service create --help'.",
+    ]
+    code, err = run_cli(capsys, ["node", "ls", "--bogus"])
+    assert code == 2 and "p2porch node ls: error: unrecognized arguments: --bogus" in err
