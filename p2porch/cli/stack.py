@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from ..errors import ConfigError, DaemonError, NotFoundError, P2POrchError
+from ..errors import ConfigError, NotFoundError, P2POrchError
 from ..stack import ComposeError, StackDefinition, check_stack_name
 from ..stack.compose import StackObject
 from ..stack.names import STACK_LABEL
@@ -28,15 +28,14 @@ from ..vault import MAX_VALUE_BYTES, validate_value
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_rows import SERVICE_COLUMNS, TASK_COLUMNS, service_row, task_row
 from .util import (
-    EXIT_FAILED,
     EXIT_OK,
-    EXIT_USAGE,
     UsageError,
     add_ids_only,
     client_for,
     emit,
     noun_actions,
     positive_seconds,
+    remove_each,
     table,
     wants_json,
 )
@@ -335,25 +334,9 @@ def _removed_text(r: dict[str, Any]) -> str:
 
 
 def cmd_stack_rm(args: argparse.Namespace) -> int:
-    """``stack rm A B ...`` as ``docker stack rm``: each stack in turn; one that fails is reported on
-    stderr and the others are still removed (exit 1 at the end, 2 for a bad name, as ``remove_each``);
-    --json: one stack's result, or a list for several."""
-    client = client_for(args)
-    code, results = EXIT_OK, []
-    for stack in args.stacks:
-        try:
-            results.append(_remove_stack(client, stack))
-        except DaemonError:
-            raise
-        except P2POrchError as exc:
-            print(f"p2porch: error: {exc.message}", file=sys.stderr)
-            code = max(code, EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
-            continue
-        if not wants_json(args):
-            print(_removed_text(results[-1]), flush=True)
-    if wants_json(args) and (results or len(args.stacks) > 1):  # one stack: its result, as before
-        print(json.dumps(results if len(args.stacks) > 1 else results[0], indent=2, sort_keys=True))
-    return code
+    """``stack rm A B ...`` as ``docker stack rm``: each stack in turn, as ``remove_each``; --json: one
+    stack's result, or a list for several."""
+    return remove_each(args, args.stacks, _remove_stack, _removed_text, one_as_object=True)
 
 
 def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:

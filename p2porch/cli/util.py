@@ -158,16 +158,27 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
             print(text)
 
 
-def remove_each(args: argparse.Namespace, names: Sequence[str], path: str, line: Callable[[Any], str]) -> int:
-    """Remove every name in turn (``DELETE path.format(name)``), as ``docker rm a b c`` does: each
-    removal is printed (``line``) as it is done, a name that fails is reported on stderr and the others
-    are still removed; with --json, one list of what was removed. The exit code is the worst failure's
-    (2 for bad input, 1 otherwise). A daemon that cannot be reached stops at once."""
+def remove_each(
+    args: argparse.Namespace,
+    names: Sequence[str],
+    remove: str | Callable[[Any, str], Any],
+    line: Callable[[Any], str],
+    *,
+    one_as_object: bool = False,
+) -> int:
+    """Remove every name in turn (``DELETE remove.format(name)``, or ``remove(client, name)``), as
+    ``docker rm a b c`` does: each removal is printed (``line``) as it is done, a name that fails is
+    reported on stderr and the others are still removed; with --json, one list of what was removed (with
+    ``one_as_object``, a single name's result alone, as ``stack rm`` printed it). The exit code is the
+    worst failure's (2 for bad input, 1 otherwise). A daemon that cannot be reached stops at once."""
     client = client_for(args)
     code, removed = EXIT_OK, []
     for name in names:
         try:
-            removed.append(client.delete(path.format(name)))
+            if isinstance(remove, str):
+                removed.append(client.delete(remove.format(name)))
+            else:
+                removed.append(remove(client, name))
         except DaemonError:
             raise
         except P2POrchError as exc:
@@ -176,7 +187,10 @@ def remove_each(args: argparse.Namespace, names: Sequence[str], path: str, line:
             continue
         if not wants_json(args):
             print(line(removed[-1]), flush=True)
-    if wants_json(args):
+    if wants_json(args) and one_as_object and len(names) == 1:
+        if removed:
+            print(json.dumps(removed[0], indent=2, sort_keys=True))
+    elif wants_json(args):
         print(json.dumps(removed, indent=2, sort_keys=True))
     return code
 
