@@ -12,10 +12,18 @@ import http.client
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from .. import API_VERSION
 from ..errors import ConfigError, DaemonError, DaemonUnreachable, P2POrchError, error_from_dict
 from .unix_http import UnixHttp
+
+
+def versioned(path: str) -> str:
+    """``/v1`` + ``path``, percent-encoded: a name typed with a space, ``?``, ``#`` or ``%`` is that name
+    (``service rm 'web?x'`` removed ``web``: the rest was taken for a query string)."""
+    return quote(f"/{API_VERSION}{path}", safe="/")
+
 
 #: Connecting to the unix socket failed this way: nothing listens there, nothing was sent. Not a
 #: PermissionError: a daemon may well listen on its root-only socket (``_denied``).
@@ -106,7 +114,7 @@ class ApiClient:
 
     def stream(self, path: str, **params: Any) -> Iterator[Any]:
         """GET a streaming (JSON lines) endpoint; yields one decoded item per line as it arrives."""
-        target = f"/{API_VERSION}{path}"
+        target = versioned(path)
         query = {k: v for k, v in params.items() if v is not None}
         if self._unix is None:
             yield from self._stream_tcp(target, query)
@@ -140,7 +148,7 @@ class ApiClient:
             raise self._unreachable(exc) from exc
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        status, raw = self._send(method, f"/{API_VERSION}{path}", kwargs.get("params"), kwargs.get("json"))
+        status, raw = self._send(method, versioned(path), kwargs.get("params"), kwargs.get("json"))
         data = _decoded(raw)
         if status >= 400:
             raise _error_from(data if isinstance(data, dict) else {"message": str(data)})

@@ -9,11 +9,13 @@ import argparse
 import datetime
 from typing import Any
 
+from .filters import NODE_FILTERS, add_filter, apply_filters
 from .stats import add_node_stats
 from .util import (
     EXIT_OK,
     LONG_OPERATION_TIMEOUT_S,
     Parser,
+    add_ids_only,
     client_for,
     emit,
     table,
@@ -24,7 +26,9 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     node = sub.add_parser("node", parents=[common], help="Manage cluster nodes")
     node_sub = node.add_subparsers(dest="node_command", metavar="ACTION", parser_class=Parser)
     node_sub.required = True
-    node_sub.add_parser("ls", parents=[common], help="List nodes").set_defaults(func=cmd_node_ls)
+    ls = add_ids_only(node_sub.add_parser("ls", parents=[common], help="List nodes"))
+    add_filter(ls, NODE_FILTERS)
+    ls.set_defaults(func=cmd_node_ls)
     inspect = node_sub.add_parser("inspect", parents=[common], help="Show one node")
     inspect.add_argument("node", metavar="NODE", help="node name or id")
     inspect.set_defaults(func=cmd_node_inspect)
@@ -81,7 +85,8 @@ def _node_row(n: dict[str, Any]) -> list[Any]:
 
 
 def cmd_node_ls(args: argparse.Namespace) -> int:
-    emit(args, client_for(args).get("/nodes"), lambda rows: table(NODE_COLUMNS, [_node_row(n) for n in rows]))
+    rows = apply_filters(client_for(args).get("/nodes"), args.filters, NODE_FILTERS)
+    emit(args, rows, lambda rows: table(NODE_COLUMNS, [_node_row(n) for n in rows]))
     return EXIT_OK
 
 

@@ -129,6 +129,12 @@ def assess(
         and t.get("health") in ("", None, "healthy")
     ]
     summary = f"{view.get('name')}: {len(ready)}/{desired} tasks running"
+    if view.get("mode") == "global" and not active:  # no task yet: "0/0" would read as nothing to run
+        summary = f"{view.get('name')}: " + (
+            "placing one task on each eligible node"
+            if elapsed_s < GLOBAL_GRACE_S
+            else "0 tasks running: no node is eligible (constraints, availability)"
+        )
     status = view.get("update_status") or {}
     if view.get("update_paused"):
         reason = (

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
 from .service_rows import ago
-from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, remove_each, table
+from .util import EXIT_OK, UsageError, add_ids_only, client_for, emit, noun_actions, remove_each, table
 
 COLUMNS = ["id", "name", "version", "size", "services", "updated"]
 
@@ -150,7 +150,7 @@ def _add_noun(sub: Any, common: argparse.ArgumentParser, kind: str) -> None:
     )
     update.add_argument("name", metavar="NAME")
     update.add_argument("file", metavar="FILE", nargs="?", default="-")
-    action("ls", f"List {kind}s (metadata only)", _cmd_ls(kind))
+    add_ids_only(action("ls", f"List {kind}s (metadata only)", _cmd_ls(kind)))
     inspect = action(
         "inspect", f"Show a {kind}'s metadata, version and digest (never its value)", _cmd_inspect(kind)
     )

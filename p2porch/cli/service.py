@@ -21,6 +21,7 @@ from .autoscale import (
     autoscale_flag,
     cmd_service_autoscale,
 )
+from .filters import SERVICE_FILTERS, add_filter, apply_filters
 from .group import GROUP_FLAGS, add_group_flags, group_changes, group_spec, group_task_rows
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_describe import describe_service
@@ -30,6 +31,7 @@ from .update_edits import add_edit_flags, edit_changes, edits_given
 from .util import (
     EXIT_OK,
     UsageError,
+    add_ids_only,
     client_for,
     emit,
     non_negative_int,
@@ -404,6 +406,8 @@ def _watches(views: list[dict[str, Any]]) -> list[Watch]:
 
 
 def cmd_service_update(args: argparse.Namespace) -> int:
+    if args.rollback:  # docker service update --rollback S
+        return cmd_service_rollback(args)
     changes = spec_changes(args)
     if args.force:
         changes["force"] = True  # re-run a job (a new execution)
@@ -433,17 +437,17 @@ def cmd_service_update(args: argparse.Namespace) -> int:
 
 
 def cmd_service_ls(args: argparse.Namespace) -> int:
-    emit(
-        args,
-        client_for(args).get("/services"),
-        lambda rows: table(SERVICE_COLUMNS, [service_row(s) for s in rows]),
-    )
+    rows = apply_filters(client_for(args).get("/services"), args.filters, SERVICE_FILTERS)
+    emit(args, rows, lambda rows: table(SERVICE_COLUMNS, [service_row(s) for s in rows]))
     return EXIT_OK
 
 
 def cmd_service_ps(args: argparse.Namespace) -> int:
     client = client_for(args)
     tasks = client.get(f"/services/{args.service}/tasks", all="false" if args.running else "true")
+    if args.ids_only:  # -q: the IDs alone, without the usage and group lookups
+        emit(args, tasks, str)
+        return EXIT_OK
     try:
         usage = client.get(f"/services/{args.service}/usage")
     except P2POrchError:  # an older daemon, or no answer: the tasks without usage
@@ -544,6 +548,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     update.add_argument("service", metavar="SERVICE")
     update.add_argument("--force", action="store_true", help="re-run a job: start a new execution")
+    update.add_argument("--rollback", action="store_true", help="as `service rollback SERVICE`")
     update.add_argument(
         "--if-version",
         type=int,
@@ -561,9 +566,9 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     autoscale.add_argument("service", metavar="SERVICE")
     add_autoscale_flags(autoscale, default=None, prefix="--")
     autoscale.add_argument("--off", action="store_true", help="stop autoscaling (replicas stay as they are)")
-    action("ls", "List services", cmd_service_ls)
+    add_filter(add_ids_only(action("ls", "List services", cmd_service_ls)), SERVICE_FILTERS)
     add_service_stats(action)
-    ps = action("ps", "List a service's tasks, with errors and pending explanations", cmd_service_ps)
+    ps = add_ids_only(action("ps", "List a service's tasks, with errors and explanations", cmd_service_ps))
     ps.add_argument("service", metavar="SERVICE")
     ps.add_argument("--running", action="store_true", help="only tasks that should be running")
     action("inspect", "Show a service", cmd_service_inspect).add_argument("service", metavar="SERVICE")
@@ -584,7 +589,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     logs = action("logs", "Show the logs of every task of a service, from every node", cmd_service_logs)
     logs.add_argument("service", metavar="SERVICE")
     logs.add_argument("--follow", "-f", action="store_true", help="keep streaming new lines")
-    logs.add_argument("--tail", type=non_negative_int, metavar="N", help="only the last N lines of each task")
+    logs.add_argument("--tail", "-n", type=non_negative_int, metavar="N", help="last N lines of each task")
     logs.add_argument(
         "--container", "-c", metavar="NAME", help="a task group's sidecar or init container (default: main)"
     )

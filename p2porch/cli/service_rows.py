@@ -8,7 +8,7 @@ from typing import Any
 from .stats import usage_cells
 
 # the columns of task_row: `service ps` and `stack ps` print the same table
-SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "pending"]
+SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "ports", "pending"]
 TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem", "error / explanation"]
 
 
@@ -37,15 +37,37 @@ def failing_text(s: dict[str, Any]) -> str:
     return f"{failing['count']} failed: {error} (service ps {s['name']})"
 
 
+def ports_text(spec: dict[str, Any]) -> str:
+    """The published ports as ``docker service ls`` shows them: ``*:8080->80/tcp`` on every node
+    (ingress); a host-mode port ``8081->80/tcp (host)``, with its address when it binds one."""
+    cells = []
+    for p in spec.get("publish") or ():
+        if p.get("published") is None:
+            continue  # Docker picks the host port on each task's node: nothing to show cluster-wide
+        mode = p.get("mode") or ("host" if p.get("host_ip") else "ingress")
+        where = "*:" if mode == "ingress" else (f"{p['host_ip']}:" if p.get("host_ip") else "")
+        cell = f"{where}{p['published']}->{p['target']}/{p.get('protocol') or 'tcp'}"
+        cells.append(cell if mode == "ingress" else f"{cell} (host)")
+    return ",".join(cells)
+
+
 def service_row(s: dict[str, Any]) -> list[Any]:
-    """One ``service ls`` row: id, name, mode, replicas (or a job's progress), image, and why tasks are
-    missing: pending reasons, then failing tasks' latest error."""
+    """One ``service ls`` row: id, name, mode, replicas (or a job's progress), image, published ports, and
+    why tasks are missing: pending reasons, then failing tasks' latest error."""
     reasons = [f"{p['count']}: {p['explanation']}" for p in s["pending"]]
     pending = "; ".join([*reasons, failing_text(s)] if s.get("failing") else reasons)
     replicas = f"{s['running']}/{s['desired']}" + (" (update paused)" if s.get("update_paused") else "")
     if s.get("job"):
         replicas = job_progress_text(s["job"])
-    return [s["id"][:12], s["name"], s["mode"], replicas, s["image"], pending]
+    return [
+        s["id"][:12],
+        s["name"],
+        s["mode"],
+        replicas,
+        s["image"],
+        ports_text(s.get("spec") or {}),
+        pending,
+    ]
 
 
 def ago(ts: float, now: float | None = None) -> str:

@@ -27,7 +27,18 @@ from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_rows import SERVICE_COLUMNS, TASK_COLUMNS, service_row, task_row
-from .util import EXIT_OK, UsageError, client_for, emit, noun_actions, positive_seconds, table, wants_json
+from .util import (
+    EXIT_OK,
+    UsageError,
+    add_ids_only,
+    client_for,
+    emit,
+    noun_actions,
+    positive_seconds,
+    remove_each,
+    table,
+    wants_json,
+)
 
 STACK_COLUMNS = ["name", "services", "tasks"]
 WAIT_POLL_S = 1.0
@@ -203,7 +214,7 @@ def _dry_run(args: argparse.Namespace, definition: StackDefinition) -> int:
     """Ask the daemon what the deploy would change (nothing written): exit 0 when it would succeed,
     2 naming the field when it would be refused."""
     values = _object_values(definition)  # the deploy's own local checks (files readable, sizes)
-    services = [s for wave in deploy_waves(definition) for s in wave.services]
+    services = deploy_waves(definition)[-1].services  # waves add up: the last one has every service
     body = deploy_body(definition, services, not args.no_prune)
     body["objects"] = [dataclasses.asdict(object_ref(obj)) for obj, _ in values]  # never a value
     try:
@@ -301,28 +312,31 @@ def _remove_objects(client: Any, stack: str) -> list[dict[str, str]]:
     return removed
 
 
-def cmd_stack_rm(args: argparse.Namespace) -> int:
-    client = client_for(args)
+def _remove_stack(client: Any, stack: str) -> dict[str, Any]:
     try:
-        result = client.delete(f"/stacks/{args.stack}")
+        result: dict[str, Any] = client.delete(f"/stacks/{stack}")
     except NotFoundError:  # no service left (an interrupted rm, a refused deploy): its objects still go
-        removed = _remove_objects(client, args.stack)
+        removed = _remove_objects(client, stack)
         if not removed:
             raise
-        result = {"stack": args.stack, "removed": [], "removed_networks": [], "removed_objects": removed}
-    else:
-        result["removed_objects"] = _remove_objects(client, args.stack)
-    emit(
-        args,
-        result,
-        lambda r: "\n".join(
-            [f"removed  {name}" for name in r["removed"]]
-            + [f"removed  network {name}" for name in r.get("removed_networks", [])]
-            + [f"removed  {o['kind']} {o['name']}" for o in r["removed_objects"]]
-            + [f"stack {r['stack']} removed"]
-        ),
+        return {"stack": stack, "removed": [], "removed_networks": [], "removed_objects": removed}
+    result["removed_objects"] = _remove_objects(client, stack)
+    return result
+
+
+def _removed_text(r: dict[str, Any]) -> str:
+    return "\n".join(
+        [f"removed  {name}" for name in r["removed"]]
+        + [f"removed  network {name}" for name in r.get("removed_networks", [])]
+        + [f"removed  {o['kind']} {o['name']}" for o in r["removed_objects"]]
+        + [f"stack {r['stack']} removed"]
     )
-    return EXIT_OK
+
+
+def cmd_stack_rm(args: argparse.Namespace) -> int:
+    """``stack rm A B ...`` as ``docker stack rm``: each stack in turn, as ``remove_each``; --json: one
+    stack's result, or a list for several."""
+    return remove_each(args, args.stacks, _remove_stack, _removed_text, one_as_object=True)
 
 
 def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -380,7 +394,8 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     action("ls", "List stacks", cmd_stack_ls)
     services = action("services", "List the services of a stack (as service ls)", cmd_stack_services)
     services.add_argument("stack", metavar="NAME")
-    ps = action("ps", "List the tasks of every service of a stack", cmd_stack_ps)
+    ps = add_ids_only(action("ps", "List the tasks of every service of a stack", cmd_stack_ps))
     ps.add_argument("stack", metavar="NAME")
     ps.add_argument("--running", action="store_true", help="only tasks that should be running")
-    action("rm", "Remove every service of a stack", cmd_stack_rm).add_argument("stack", metavar="NAME")
+    rm = action("rm", "Remove every service of each stack", cmd_stack_rm)
+    rm.add_argument("stacks", metavar="NAME", nargs="+")

@@ -1,10 +1,10 @@
-"""``service update``'s Docker-style list edits: ``--env-add/--env-rm`` and ``--publish-add/--publish-rm``
-(shell helper of ``cli/service.py``).
+"""``service update``'s Docker-style list edits: ``--env-add/--env-rm``, ``--publish-add/--publish-rm``,
+``--constraint-add/--constraint-rm`` and ``--mount-add/--mount-rm`` (shell helper of ``cli/service.py``).
 
-``--env`` and ``--publish`` on update replace the whole list; these flags change it instead, as
-``docker service update`` does. The CLI reads the service, edits its list and sends the whole list with
-the version it read (compare-and-set: an update committed in between is refused with a conflict, never
-overwritten). Owns only the flags and the edit; it never writes by itself.
+``--env``, ``--publish``, ``--constraint`` and ``--mount`` on update replace the whole list; these flags
+change it instead, as ``docker service update`` does. The CLI reads the service, edits its list and
+sends the whole list with the version it read (compare-and-set: an update committed in between is
+refused with a conflict, never overwritten). Owns only the flags and the edit; it never writes by itself.
 """
 
 from __future__ import annotations
@@ -13,10 +13,22 @@ import argparse
 from typing import Any
 
 from ..errors import ConfigError
-from ..model.container import parse_port
+from ..model.container import parse_mount, parse_port
+from ..model.placement import parse_constraint
 from .util import UsageError
 
-EDIT_FLAGS = ("env_add", "env_rm", "publish_add", "publish_rm")
+EDIT_FLAGS = (
+    "env_add",
+    "env_rm",
+    "publish_add",
+    "publish_rm",
+    "constraint_add",
+    "constraint_rm",
+    "mount_add",
+    "mount_rm",
+)
+#: the list a flag pair edits, and the flag that replaces it whole
+SECTIONS = {"env": "--env", "publish": "--publish", "constraint": "--constraint", "mount": "--mount"}
 
 
 def add_edit_flags(p: argparse.ArgumentParser) -> None:
@@ -36,6 +48,14 @@ def add_edit_flags(p: argparse.ArgumentParser) -> None:
         default=d,
         metavar="TARGET[/PROTO]",
         help="unpublish by container port, as Docker (or by PUBLISHED:TARGET[/PROTO])",
+    )
+    p.add_argument("--constraint-add", action="append", default=d, metavar="EXPR", help="add a constraint")
+    p.add_argument("--constraint-rm", action="append", default=d, metavar="EXPR", help="remove a constraint")
+    p.add_argument(
+        "--mount-add", action="append", default=d, metavar="MOUNT", help="add a mount (as --mount)"
+    )
+    p.add_argument(
+        "--mount-rm", action="append", default=d, metavar="TARGET", help="remove the mount at TARGET"
     )
 
 
@@ -93,19 +113,62 @@ def _publish(spec: dict[str, Any], given: dict[str, Any]) -> list[Any]:
     return ports
 
 
+def _checked(parse: Any, expr: str, flag: str) -> Any:
+    try:
+        return parse(expr, fieldname=flag)
+    except ConfigError as exc:
+        raise UsageError(exc.message, field=flag) from exc
+
+
+def _constraints(spec: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """Constraints compare as parsed (``node.role == manager`` is ``node.role==voter``)."""
+    have = [str(parse_constraint(c)) for c in spec.get("constraints") or ()]
+    for expr in given.get("constraint_rm", []):
+        gone = str(_checked(parse_constraint, expr, "--constraint-rm"))
+        if gone not in have:
+            listed = ", ".join(have) or "none"
+            raise UsageError(
+                f"--constraint-rm: the service has no constraint {expr!r} (constraints: {listed})",
+                field="--constraint-rm",
+            )
+        have.remove(gone)
+    for expr in given.get("constraint_add", []):
+        added = str(_checked(parse_constraint, expr, "--constraint-add"))
+        if added not in have:
+            have.append(added)
+    return have
+
+
+def _mounts(spec: dict[str, Any], given: dict[str, Any]) -> list[Any]:
+    """Docker's ``--mount-rm`` names the mount by its target path."""
+    mounts: list[Any] = list(spec.get("mounts") or [])
+    for target in given.get("mount_rm", []):
+        kept = [m for m in mounts if m.get("target") != target.rstrip("/") or target == "/"]
+        if len(kept) == len(mounts):
+            listed = ", ".join(str(m.get("target")) for m in mounts) or "none"
+            raise UsageError(f"--mount-rm: no mount at {target!r} (targets: {listed})", field="--mount-rm")
+        mounts = kept
+    for expr in given.get("mount_add", []):
+        _checked(parse_mount, expr, "--mount-add")
+        mounts.append(expr)
+    return mounts
+
+
 def edit_changes(args: argparse.Namespace, changes: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
     """``changes`` with the edited lists of the service ``view`` (its ``spec`` and ``version``)."""
     given = vars(args)
-    for section, whole in (("env", "--env"), ("publish", "--publish")):
-        if section in changes and any(flag.startswith(section) for flag in given if flag in EDIT_FLAGS):
+    edits = {"env": ("env", _env), "publish": ("publish", _publish)}
+    edits |= {"constraint": ("constraints", _constraints), "mount": ("mounts", _mounts)}
+    out = dict(changes)
+    for section, (key, edit) in edits.items():
+        if not any(flag in given for flag in (f"{section}_add", f"{section}_rm")):
+            continue
+        if key in changes:
+            whole = SECTIONS[section]
             raise UsageError(
                 f"{whole} replaces the whole list: give it, or --{section}-add/--{section}-rm, not both",
                 field=whole,
             )
-    out = dict(changes)
-    if "env_add" in given or "env_rm" in given:
-        out["env"] = _env(view["spec"], given)
-    if "publish_add" in given or "publish_rm" in given:
-        out["publish"] = _publish(view["spec"], given)
+        out[key] = edit(view["spec"], given)
     out.setdefault("expected_version", int(view["version"]))
     return out

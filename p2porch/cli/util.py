@@ -23,12 +23,33 @@ class UsageError(ConfigError):
     """Invalid command-line usage (exit code 2)."""
 
 
+SHORT_USAGE_LINES = 4  # a longer usage (service create's is ~70 lines) would bury the error
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors with exit code 2 and the offending flag in the message."""
+    """argparse that reports usage errors with exit code 2 and the offending flag in the message; the
+    usage only when it is short, then where to read the rest (``See 'p2porch service create --help'.``,
+    as Docker says it)."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if not hasattr(parsed, "_command_parser"):  # the innermost command's parser sets it first
+            parsed._command_parser = self
+        return parsed, extras
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """As argparse's, but an unknown flag is reported by the command it was given to (``p2porch
+        service create: error: unrecognized arguments: --x``, with that command's help), not the top."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            getattr(parsed, "_command_parser", self).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        usage = self.format_usage()
+        if usage.count("\n") <= SHORT_USAGE_LINES:
+            sys.stderr.write(usage)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nSee '{self.prog} --help'.\n")
 
 
 ActionAdder = Callable[[str, str, Any], argparse.ArgumentParser]
@@ -117,26 +138,47 @@ def wants_json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json", False))
 
 
+def add_ids_only(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``-q/--quiet`` of a list command: only the IDs, one a line (``docker service rm $(... ls -q)``)."""
+    p.add_argument("--quiet", "-q", dest="ids_only", action="store_true", help="only display IDs")
+    return p
+
+
 def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> None:
-    """Print ``data`` as JSON with --json, otherwise through ``render``."""
+    """Print ``data`` as JSON with --json, only its rows' IDs with -q (``add_ids_only``), otherwise
+    through ``render``."""
     if wants_json(args):
         print(json.dumps(data, indent=2, sort_keys=True))
+    elif getattr(args, "ids_only", False):
+        for row in data:
+            print(row["id"])
     else:
         text = render(data)
         if text:
             print(text)
 
 
-def remove_each(args: argparse.Namespace, names: Sequence[str], path: str, line: Callable[[Any], str]) -> int:
-    """Remove every name in turn (``DELETE path.format(name)``), as ``docker rm a b c`` does: each
-    removal is printed (``line``) as it is done, a name that fails is reported on stderr and the others
-    are still removed; with --json, one list of what was removed. The exit code is the worst failure's
-    (2 for bad input, 1 otherwise). A daemon that cannot be reached stops at once."""
+def remove_each(
+    args: argparse.Namespace,
+    names: Sequence[str],
+    remove: str | Callable[[Any, str], Any],
+    line: Callable[[Any], str],
+    *,
+    one_as_object: bool = False,
+) -> int:
+    """Remove every name in turn (``DELETE remove.format(name)``, or ``remove(client, name)``), as
+    ``docker rm a b c`` does: each removal is printed (``line``) as it is done, a name that fails is
+    reported on stderr and the others are still removed; with --json, one list of what was removed (with
+    ``one_as_object``, a single name's result alone, as ``stack rm`` printed it). The exit code is the
+    worst failure's (2 for bad input, 1 otherwise). A daemon that cannot be reached stops at once."""
     client = client_for(args)
     code, removed = EXIT_OK, []
     for name in names:
         try:
-            removed.append(client.delete(path.format(name)))
+            if isinstance(remove, str):
+                removed.append(client.delete(remove.format(name)))
+            else:
+                removed.append(remove(client, name))
         except DaemonError:
             raise
         except P2POrchError as exc:
@@ -145,7 +187,10 @@ def remove_each(args: argparse.Namespace, names: Sequence[str], path: str, line:
             continue
         if not wants_json(args):
             print(line(removed[-1]), flush=True)
-    if wants_json(args):
+    if wants_json(args) and one_as_object and len(names) == 1:
+        if removed:
+            print(json.dumps(removed[0], indent=2, sort_keys=True))
+    elif wants_json(args):
         print(json.dumps(removed, indent=2, sort_keys=True))
     return code
 

@@ -30,6 +30,10 @@ VOTER_REMOVAL_TIMEOUT_S = 20.0  # one configuration change; a change already in 
 
 
 def raft_role(node: Node, leader: str | None) -> str:
+    """leader, voter or replica; ``none`` for a node that left (its store stopped: it votes and
+    replicates nothing, whatever role its record kept)."""
+    if node.status == NodeStatus.LEFT:
+        return "none"
     return "leader" if leader is not None and node.raft_addr == leader else node.role
 
 
@@ -124,7 +128,8 @@ class NodeOps:
             "memory_bytes": node.memory_bytes,
             "joined_at": node.joined_at,
             "subnet": lease.subnet if lease else None,
-            "gossip": self.cluster.board.gossip_states().get(node.node_id, "unknown"),
+            "gossip": self.cluster.board.gossip_states().get(node.node_id)
+            or ("left" if node.status == NodeStatus.LEFT else "unknown"),  # gossip forgets a left node
             "self": is_self,
             "raft_progress": progress_view(status, node.raft_addr, is_self) if status else None,
         }

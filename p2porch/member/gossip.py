@@ -21,13 +21,14 @@ from ..supervisor import drain, supervise
 
 log = logging.getLogger(__name__)
 
-__all__ = ["serve_gossip_membership"]
+__all__ = ["announce_leave", "serve_gossip_membership"]
 
 
 GOSSIP_SEED_CHECK_S = 5.0
 # A member that did not answer yet (a joiner starts its gossip a few ms after its record commits) is
 # tried again soon, then less and less often, up to GOSSIP_SEED_CHECK_S.
 GOSSIP_SEED_RETRY_S = 0.1
+LEAVE_ANNOUNCE_TIMEOUT_S = 2.0  # the leave message spreads for gossip.leave_propagate_s (1 s) at most
 
 
 async def serve_gossip_membership(
@@ -100,6 +101,24 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
                 drain(changes)
         finally:
             board.gossip = None
+
+
+class Leaving(Protocol):
+    """What ``announce_leave`` needs of :class:`p2porch.gossip.runner.GossipHandle`."""
+
+    async def leave(self) -> None: ...
+
+
+async def announce_leave(gossip: Leaving | None) -> None:
+    """Broadcast that this node leaves the cluster (``p2porch leave``): the other members' gossip shows
+    it ``left`` at once instead of ``alive`` until their probes fail. Never fails the leave."""
+    if gossip is None:
+        return
+    with trio.move_on_after(LEAVE_ANNOUNCE_TIMEOUT_S):
+        try:
+            await gossip.leave()
+        except Exception as exc:  # the leave goes on without it (the others' probes find out)
+            log.debug("gossip leave announcement failed: %r", exc)
 
 
 class Seeding(Protocol):

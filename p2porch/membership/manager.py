@@ -22,6 +22,7 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..config import Config
 from ..context import LocalBoard
 from ..errors import AuthError, ConfigError, ConflictError, P2POrchError, ProposalTimeout, RaftError
+from ..member.gossip import announce_leave
 from ..metrics import Metrics
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
@@ -550,6 +551,7 @@ class ClusterManager:
                     if not force:
                         raise
                     log.warning("leave --force: the cluster was not told (%s); leaving anyway", exc.message)
+            await announce_leave(self.board.gossip)  # the others show it left at once, not alive
             await self._abandon_membership()
             return {"left": local.cluster_id, "node_id": local.node_id}
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .units import field_error
 
 ROLES = ("voter", "replica")
+SWARM_ROLES = {"manager": "voter", "worker": "replica"}  # node.role==manager as a Swarm user types it
 NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 _LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$")
 _NODE_ATTRS = ("node.id", "node.name", "node.hostname", "node.role")
@@ -45,7 +46,7 @@ class Constraint:
 
 def parse_constraint(expr: str, *, fieldname: str = "constraint") -> Constraint:
     """Parse ``ATTR==VALUE`` or ``ATTR!=VALUE`` (ATTR: node.labels.KEY, node.name, node.id, node.hostname,
-    node.role with values voter|replica)."""
+    node.role with values voter|replica, or Swarm's manager|worker for them)."""
     if not isinstance(expr, str):
         raise field_error(
             fieldname, f"expected a string such as node.labels.ssd==true, got {type(expr).__name__}"
@@ -60,8 +61,12 @@ def parse_constraint(expr: str, *, fieldname: str = "constraint") -> Constraint:
     _check_node_attribute(attr, fieldname)
     if not value or "==" in value or "!=" in value:
         raise field_error(fieldname, f"{expr!r} needs one non-empty value")
-    if attr == "node.role" and value not in ROLES:
-        raise field_error(fieldname, f"node.role is voter or replica (got {value!r})")
+    if attr == "node.role":
+        value = SWARM_ROLES.get(value, value)  # Swarm's managers are its Raft voters, as p2porch's
+        if value not in ROLES:
+            raise field_error(
+                fieldname, f"node.role is voter or replica, or manager or worker (got {value!r})"
+            )
     return Constraint(attr, op, value)
 
 

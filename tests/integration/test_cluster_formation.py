@@ -256,6 +256,8 @@ def test_leave_rm_and_rejoin(five_nodes):
     assert result.returncode == 0, result.stderr.decode()
     rows = {r["name"]: r for r in cli_json(sb, "n1", "node", "ls")}
     assert rows["n5"]["status"] == "left" and rows["n5"]["subnet"] is None
+    # no longer a voter, and gossip was told (not "alive" until the probes fail)
+    assert (rows["n5"]["raft_role"], rows["n5"]["gossip"]) == ("none", "left"), rows["n5"]
     assert cli(sb, "n5", "node", "ls").returncode != 0  # no longer a member
     removed = cli(sb, "n1", "node", "rm", "n5")
     assert removed.returncode == 0, removed.stderr.decode()

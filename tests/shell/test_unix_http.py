@@ -197,3 +197,24 @@ async def test_a_kept_connection_is_checked_in_a_process_with_many_files_open(so
         client.close()
         for fd in files:
             os.close(fd)
+
+
+async def test_a_name_with_a_space_question_mark_hash_or_percent_arrives_whole(socket_dir: Path) -> None:
+    """``service rm 'web?x'`` sent DELETE /v1/services/web?x: the daemon removed ``web``; a space broke
+    the request ("URL can't contain control characters")."""
+    socket_path = str(socket_dir / "api.sock")
+    endpoints = [Endpoint("POST", "/echo/{name}", echo, "echo")]
+    names = ["web?x=1", "my web", "a#b", "100%", "ü"]
+
+    def drive() -> list[str]:
+        client = ApiClient(f"unix://{socket_path}", timeout_s=10)
+        try:
+            return [client.post(f"/echo/{name}", {})["name"] for name in names]
+        finally:
+            client.close()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_api, endpoints, socket_path)
+        echoed = await trio.to_thread.run_sync(drive)
+        nursery.cancel_scope.cancel()
+    assert echoed == names

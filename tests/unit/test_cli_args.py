@@ -40,6 +40,17 @@ def test_bad_flags_exit_2_naming_the_flag(capsys, argv, flag):
     assert flag in err
 
 
+def test_a_usage_error_ends_with_where_to_read_the_help_not_a_page_of_usage(capsys):
+    """service create's usage is ~70 lines: printed before the error, it buried it (Docker prints the
+    error and "See 'docker service create --help'.")."""
+    code, err = run_cli(capsys, ["service", "create", "--name", "x", "--mode", "bogus", "img"])
+    lines = err.splitlines()
+    assert code == 2 and len(lines) == 2, err
+    assert "--mode" in lines[0] and lines[1] == "See 'p2porch service create --help'."
+    code, err = run_cli(capsys, ["nosuchcommand"])  # a short usage is still shown
+    assert code == 2 and err.startswith("usage: p2porch") and err.endswith("See 'p2porch --help'.\n")
+
+
 def test_missing_command_exits_2(capsys):
     code, err = run_cli(capsys, [])
     assert code == 2
@@ -295,4 +306,22 @@ def test_service_create_without_an_image_names_only_the_image(capsys):
     err = capsys.readouterr().err
     assert info.value.code == 2
     required = "p2porch service create: error: the following arguments are required: IMAGE"
-    assert err.splitlines()[-1] == required
+    assert err.splitlines()[-2] == required  # then where the help is
+
+
+def test_service_logs_takes_dockers_n_for_tail():
+    args = build_parser().parse_args(["service", "logs", "-n", "5", "web"])
+    assert (args.tail, args.service) == (5, "web")
+
+
+def test_an_unknown_flag_is_reported_by_the_command_it_was_given_to(capsys):
+    """``service create --name x --nope IMAGE`` said "p2porch: error: unrecognized arguments" under the
+    top-level usage, pointing at ``p2porch --help`` (Docker: the command and its --help)."""
+    code, err = run_cli(capsys, ["service", "create", "--name", "x", "--nope", "img"])
+    assert code == 2
+    assert err.splitlines() == [
+        "p2porch service create: error: unrecognized arguments: --nope",
+        "See 'p2porch service create --help'.",
+    ]
+    code, err = run_cli(capsys, ["node", "ls", "--bogus"])
+    assert code == 2 and "p2porch node ls: error: unrecognized arguments: --bogus" in err

@@ -57,7 +57,7 @@ def test_scale_to_zero_and_global_services():
     assert assess(Watch("web", 7), view(desired=0), [], 0).done
     g = Watch("g", 7)
     assert not assess(g, view(mode="global", desired=0), [], 0.5).done  # the scheduler has not run yet
-    assert assess(g, view(mode="global", desired=0), [], 5).done
+    assert assess(g, view(name="agent", mode="global", desired=0), [], 5).done
     assert assess(g, view(mode="global", desired=1, running=1), [task(1)], 0.5).done
 
 
@@ -247,3 +247,12 @@ def test_a_scale_down_counts_slots_against_the_new_target():
 def test_a_global_service_keeps_counting_its_tasks():
     result = assess(Watch("agent", 7), view(mode="global", desired=2), [task(1), task(2), task(3)], 0)
     assert [line.split(":")[0] for line in result.lines] == ["1/3", "2/3", "3/3"]
+
+
+def test_a_global_service_with_no_task_yet_never_reads_0_of_0():
+    first = assess(Watch("agent", 1), view(name="agent", mode="global", desired=0), [], 0.2)
+    assert first.summary == "agent: placing one task on each eligible node" and not first.done
+    none_fit = assess(Watch("agent", 1), view(name="agent", mode="global", desired=0), [], 5)
+    assert "0/0" not in none_fit.summary and "no node is eligible" in none_fit.summary
+    placed = assess(Watch("agent", 1), view(name="agent", mode="global", desired=2), [task(1), task(2)], 0.5)
+    assert placed.summary.startswith("agent: ") and "/2 tasks running" in placed.summary

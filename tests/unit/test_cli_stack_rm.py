@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from p2porch.cli import stack as cli_stack
+from p2porch.cli import util as cli_util
+from p2porch.cli.main import main
 from p2porch.errors import NotFoundError
 from p2porch.stack.names import STACK_LABEL
 
@@ -44,17 +46,38 @@ def test_stack_rm_removes_only_the_stacks_unused_objects(
     services: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     api = Objects(services)
-    monkeypatch.setattr(cli_stack, "client_for", lambda args: api)
-    assert cli_stack.cmd_stack_rm(argparse.Namespace(stack="shop", json=False)) == 0
+    monkeypatch.setattr(cli_util, "client_for", lambda args: api)
+    assert cli_stack.cmd_stack_rm(argparse.Namespace(stacks=["shop"], json=False)) == 0
     assert api.deleted == ["/objects/secret/shop-db"]  # not by hand, not another stack's, not in use
     assert "removed  secret shop-db" in capsys.readouterr().out
 
 
 def test_stack_rm_of_an_unknown_stack_with_nothing_to_remove_is_not_found(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     api = Objects(services=False)
     api.objects = {"secret": [], "config": []}
-    monkeypatch.setattr(cli_stack, "client_for", lambda args: api)
-    with pytest.raises(NotFoundError):
-        cli_stack.cmd_stack_rm(argparse.Namespace(stack="shop", json=False))
+    monkeypatch.setattr(cli_util, "client_for", lambda args: api)
+    assert cli_stack.cmd_stack_rm(argparse.Namespace(stacks=["shop"], json=False)) == 1
+    assert capsys.readouterr().err == "p2porch: error: no stack 'shop'\n"
+
+
+def test_stack_rm_of_several_stacks_goes_on_past_one_that_fails(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``docker stack rm a b``: each stack in turn (one NAME only before: exit 2 for a second)."""
+    api = Objects(services=True)
+    deleted: list[str] = []
+
+    def delete(path: str, body: Any = None) -> Any:
+        deleted.append(path)
+        if path == "/stacks/nope":
+            raise NotFoundError("no stack 'nope'", field="NAME")
+        return {"stack": path.rsplit("/", 1)[1], "removed": [], "removed_networks": []}
+
+    api.delete = delete  # type: ignore[method-assign]
+    monkeypatch.setattr(cli_util, "client_for", lambda args: api)
+    assert main(["stack", "rm", "nope", "shop", "--json"]) == 1
+    out = capsys.readouterr()
+    assert deleted[0] == "/stacks/nope" and "/stacks/shop" in deleted
+    assert "no stack 'nope'" in out.err and '"stack": "shop"' in out.out

@@ -41,7 +41,7 @@ def test_stack_services_is_the_service_table_of_the_stack(monkeypatch, capsys):
     args = build_parser("stack").parse_args(["stack", "services", "shop"])
     assert args.func(args) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PENDING"]
+    assert lines[0].split() == ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS", "PENDING"]
     assert lines[1].split()[:5] == ["0123456789ab", "shop-web", "replicated", "2/3", "nginx:1.27"]
     assert api.paths == ["/stacks/shop/services"]
 

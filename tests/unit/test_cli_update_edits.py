@@ -13,6 +13,8 @@ from p2porch.cli.main import main
 
 SPEC = {
     "env": {"A": "1", "B": "2"},
+    "constraints": ["node.labels.ssd==true", "node.role==voter"],
+    "mounts": [{"type": "tmpfs", "target": "/cache", "source": "", "readonly": False, "volume_driver": ""}],
     "publish": [
         {"target": 80, "published": 8080, "protocol": "tcp"},
         {"target": 53, "published": 5353, "protocol": "udp"},
@@ -64,9 +66,48 @@ def test_publish_rm_by_target_as_docker_and_by_pair_and_publish_add(monkeypatch)
         (["--publish-rm", "x"], "is not TARGET[/PROTO]"),
         (["--publish-add", "99999:80"], "--publish-add.published: must be at most 65535"),
         (["--env", "A=1", "--env-add", "B=2"], "--env replaces the whole list"),
+        (["--constraint-rm", "node.name==n1"], "--constraint-rm: the service has no constraint"),
+        (["--constraint-add", "garbage"], "--constraint-add: 'garbage' has no == or != operator"),
+        (["--constraint", "node.name==n1", "--constraint-add", "x==y"], "--constraint replaces the whole"),
+        (["--mount-rm", "/nope"], "--mount-rm: no mount at '/nope' (targets: /cache)"),
+        (["--mount-add", "type=bogus,target=/x"], "--mount-add.type: must be one of"),
     ],
 )
 def test_bad_edits_are_usage_errors_and_nothing_is_sent(argv, message, monkeypatch, capsys):
     code, api = update(argv, monkeypatch)
     assert code == 2 and api.posted == []
     assert message in capsys.readouterr().err
+
+
+def test_constraint_and_mount_edits_as_docker(monkeypatch):
+    """``--constraint-add/--constraint-rm`` (compared as parsed: Swarm's manager is voter) and
+    ``--mount-add/--mount-rm TARGET``; they were unrecognized arguments."""
+    argv = ["--constraint-rm", "node.role == manager", "--constraint-add", "node.name!=n2"]
+    code, api = update(
+        [*argv, "--mount-rm", "/cache", "--mount-add", "type=volume,source=d,target=/d"], monkeypatch
+    )
+    assert code == 0
+    assert api.posted == [
+        {
+            "constraints": ["node.labels.ssd==true", "node.name!=n2"],
+            "mounts": ["type=volume,source=d,target=/d"],
+            "expected_version": 7,
+        }
+    ]
+
+
+def test_update_rollback_is_service_rollback_as_docker(monkeypatch, capsys):
+    """``docker service update --rollback S``; it was "ambiguous option: --rollback could match
+    --rollback-parallelism, ..." (exit 2)."""
+    posted: list[str] = []
+
+    class Rollback(Api):
+        def post(self, path: str, body: Any = None) -> Any:
+            posted.append(path)
+            return {"id": "0123456789abcdef", "name": "web", "version": 9, "changed": ["image"]}
+
+    monkeypatch.setattr(cli_service, "client_for", lambda args: Rollback())
+    assert main(["service", "update", "--rollback", "-d", "web"]) == 0
+    assert posted == ["/services/web/rollback"] and "web rolled back (image)" in capsys.readouterr().out
+    code, api = update(["--replicas", "2"], monkeypatch)
+    assert code == 0 and api.posted == [{"replicas": 2}]  # --rollback is no spec field

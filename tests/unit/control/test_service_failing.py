@@ -34,8 +34,8 @@ async def test_a_service_whose_tasks_fail_says_why_in_ls_and_status(ops, manager
     assert view["failing"] == {"count": 2, "error": PULL_ERROR}  # the current spec's, latest first
     row = service_row(view)
     assert row[3] == "0/1"
-    assert row[5].startswith('2 failed: Get "https://registry-1.docker.io/v2/": dial tcp')
-    assert row[5].endswith("... (service ps ghost)") and len(row[5]) < 120  # ps shows the whole error
+    assert row[6].startswith('2 failed: Get "https://registry-1.docker.io/v2/": dial tcp')
+    assert row[6].endswith("... (service ps ghost)") and len(row[6]) < 120  # ps shows the whole error
     status = render_status(
         {
             "node": {"name": "n1", "advertise_addr": "10.39.0.1"},
@@ -53,7 +53,7 @@ async def test_nothing_is_said_while_nothing_is_missing_or_nothing_failed(ops, m
     current = manager.state.services[sid].spec.template_hash()
     await put(manager, Task("t1", sid, 1, None, "running", "starting", 1.0, template_hash=current))
     (view,) = ops.list_all()
-    assert view["failing"] is None and service_row(view)[5] == ""  # pulling: no error known yet
+    assert view["failing"] is None and service_row(view)[6] == ""  # pulling: no error known yet
     await put(
         manager,
         Task("f1", sid, 1, None, "shutdown", "failed", 2.0, error="boom", template_hash=current),

@@ -298,3 +298,12 @@ def test_arbitrary_spec_dicts_raise_only_config_error(extra: dict[str, str]) -> 
         assert exc.field
     else:
         assert ServiceSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_node_role_takes_swarms_manager_and_worker_for_voter_and_replica():
+    """``--constraint node.role==manager`` as a Swarm user types it (Compose files were mapped already;
+    the CLI refused it): Swarm's managers are its Raft members, p2porch's voters."""
+    assert str(parse_constraint("node.role==manager")) == "node.role==voter"
+    assert str(parse_constraint("node.role != worker")) == "node.role!=replica"
+    with pytest.raises(ConfigError, match="manager or worker"):
+        parse_constraint("node.role==boss")

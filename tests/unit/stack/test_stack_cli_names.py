@@ -113,7 +113,7 @@ def test_stack_subcommands_parse():
     assert p.parse_args(["stack", "ls"]).stack_command == "ls"
     args = p.parse_args(["stack", "ps", "shop", "--running"])
     assert (args.stack, args.running) == ("shop", True)
-    assert p.parse_args(["stack", "rm", "shop"]).stack == "shop"
+    assert p.parse_args(["stack", "rm", "shop"]).stacks == ["shop"]
     args = p.parse_args(["stack", "deploy", "--no-prune", "-c", "f.yml", "shop"])
     assert (args.compose_file, args.no_prune, args.stack) == (["f.yml"], True, "shop")
     args = p.parse_args(

@@ -1,0 +1,83 @@
+"""``--filter/-f KEY=VALUE`` of ``service ls`` and ``node ls``, as Docker's, applied to the API's rows.
+
+Docker's rules: values of one key are alternatives (any may match), different keys must all match;
+``id`` and ``name`` match a prefix, ``label`` a key (``label=K``) or a pair (``label=K=V``); ``node ls``'s
+``role`` takes Swarm's ``manager``/``worker`` (voters, the leader among them / replicas) or p2porch's
+roles. An unknown key or a malformed filter is a usage error (exit 2) naming the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .util import UsageError
+
+Match = Callable[[dict[str, Any], str], bool]
+
+
+def _label(labels_of: Callable[[dict[str, Any]], Mapping[str, str]]) -> Match:
+    def match(row: dict[str, Any], value: str) -> bool:
+        key, sep, wanted = value.partition("=")
+        labels = labels_of(row)
+        return key in labels and (not sep or labels[key] == wanted)
+
+    return match
+
+
+def _node_role(row: dict[str, Any], value: str) -> bool:
+    role = row.get("raft_role")
+    wanted = {"manager": ("leader", "voter"), "worker": ("replica",), "voter": ("leader", "voter")}
+    return role in wanted.get(value, (value,))
+
+
+SERVICE_FILTERS: dict[str, Match] = {
+    "id": lambda row, value: str(row["id"]).startswith(value),
+    "name": lambda row, value: str(row["name"]).startswith(value),
+    "mode": lambda row, value: row.get("mode") == value,
+    "label": _label(lambda row: (row.get("spec") or {}).get("service_labels") or {}),
+}
+NODE_FILTERS: dict[str, Match] = {
+    "id": lambda row, value: str(row["id"]).startswith(value),
+    "name": lambda row, value: str(row["name"]).startswith(value),
+    "role": _node_role,
+    "availability": lambda row, value: row.get("availability") == value,
+    "status": lambda row, value: row.get("status") == value,
+    "label": _label(lambda row: row.get("labels") or {}),
+    "node.label": _label(lambda row: row.get("labels") or {}),
+}
+
+
+def add_filter(p: argparse.ArgumentParser, filters: Mapping[str, Match]) -> None:
+    keys = ", ".join(filters)
+    p.add_argument(
+        "--filter",
+        "-f",
+        dest="filters",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"only the rows that match (keys: {keys}; repeatable)",
+    )
+
+
+def apply_filters(
+    rows: list[dict[str, Any]], given: list[str], filters: Mapping[str, Match]
+) -> list[dict[str, Any]]:
+    """The rows that match every key of ``given`` (any of that key's values)."""
+    wanted: dict[str, list[str]] = {}
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not value:
+            raise UsageError(f"--filter: expected KEY=VALUE, got {item!r}", field="--filter")
+        if key not in filters:
+            raise UsageError(
+                f"--filter: invalid filter {key!r} (keys: {', '.join(filters)})", field="--filter"
+            )
+        wanted.setdefault(key, []).append(value)
+    return [
+        row
+        for row in rows
+        if all(any(filters[key](row, value) for value in values) for key, values in wanted.items())
+    ]

@@ -1,0 +1,74 @@
+"""``service ls`` and ``node ls`` take Docker's ``--filter/-f KEY=VALUE`` (they were unrecognized
+arguments): one key's values are alternatives, different keys must all match; bad filters exit 2."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from p2porch.cli import node as cli_node
+from p2porch.cli import service as cli_service
+from p2porch.cli.filters import NODE_FILTERS, SERVICE_FILTERS, apply_filters
+from p2porch.cli.main import main
+
+SERVICES = [
+    {"id": "aa11", "name": "web", "mode": "replicated", "spec": {"service_labels": {"tier": "front"}}},
+    {"id": "bb22", "name": "web-admin", "mode": "replicated", "spec": {"service_labels": {}}},
+    {"id": "cc33", "name": "agent", "mode": "global", "spec": {"service_labels": {"tier": "ops"}}},
+]
+NODES = [
+    {"id": "n1id", "name": "n1", "raft_role": "leader", "availability": "active", "labels": {"ssd": "true"}},
+    {"id": "n2id", "name": "n2", "raft_role": "voter", "availability": "drain", "labels": {}},
+    {"id": "n4id", "name": "n4", "raft_role": "replica", "availability": "active", "labels": {"ssd": "no"}},
+]
+
+
+def names(rows: list[dict[str, Any]]) -> list[str]:
+    return [r["name"] for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (["name=web"], ["web", "web-admin"]),  # a prefix, as Docker
+        (["name=web", "mode=replicated", "label=tier"], ["web"]),
+        (["label=tier=ops"], ["agent"]),
+        (["mode=global", "mode=replicated"], ["web", "web-admin", "agent"]),  # alternatives
+        (["id=bb"], ["web-admin"]),
+    ],
+)
+def test_service_filters(given: list[str], expected: list[str]) -> None:
+    assert names(apply_filters(SERVICES, given, SERVICE_FILTERS)) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (["role=manager"], ["n1", "n2"]),  # Swarm's managers: the voters, the leader among them
+        (["role=worker"], ["n4"]),
+        (["role=leader"], ["n1"]),
+        (["availability=active", "node.label=ssd=true"], ["n1"]),
+        (["label=ssd"], ["n1", "n4"]),
+    ],
+)
+def test_node_filters(given: list[str], expected: list[str]) -> None:
+    assert names(apply_filters(NODES, given, NODE_FILTERS)) == expected
+
+
+class Api:
+    def get(self, path: str, **_: Any) -> Any:
+        return SERVICES if path == "/services" else NODES
+
+
+def test_the_commands_filter_and_refuse_a_bad_filter(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(cli_service, "client_for", lambda args: Api())
+    monkeypatch.setattr(cli_node, "client_for", lambda args: Api())
+    assert main(["service", "ls", "-f", "name=agent", "-q"]) == 0
+    assert capsys.readouterr().out.split() == ["cc33"]
+    assert main(["node", "ls", "--filter", "role=worker", "-q"]) == 0
+    assert capsys.readouterr().out.split() == ["n4id"]
+    assert main(["service", "ls", "--filter", "colour=red"]) == 2
+    assert "--filter: invalid filter 'colour' (keys: id, name, mode, label)" in capsys.readouterr().err
+    assert main(["node", "ls", "-f", "role"]) == 2
+    assert "--filter: expected KEY=VALUE, got 'role'" in capsys.readouterr().err

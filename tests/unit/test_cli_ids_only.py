@@ -1,0 +1,40 @@
+"""``-q/--quiet`` on the list commands prints only IDs, one a line, as Docker's does (``docker service rm
+$(docker service ls -q)``); it was an unrecognized argument (exit 2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from p2porch.cli import network as cli_network
+from p2porch.cli import node as cli_node
+from p2porch.cli import secret as cli_secret
+from p2porch.cli import service as cli_service
+from p2porch.cli import stack as cli_stack
+from p2porch.cli.main import main
+
+ROWS = [{"id": "aaaa1111bbbb2222cccc"}, {"id": "dddd3333eeee4444ffff"}]
+
+
+class Api:
+    def get(self, path: str, **_: Any) -> Any:
+        return {} if path.endswith("/usage") else ROWS
+
+
+@pytest.mark.parametrize(
+    ("module", "argv"),
+    [
+        (cli_service, ["service", "ls", "-q"]),
+        (cli_service, ["service", "ps", "web", "--quiet"]),
+        (cli_node, ["node", "ls", "-q"]),
+        (cli_secret, ["secret", "ls", "-q"]),
+        (cli_secret, ["config", "ls", "-q"]),
+        (cli_network, ["network", "ls", "-q"]),
+        (cli_stack, ["stack", "ps", "shop", "-q"]),
+    ],
+)
+def test_quiet_lists_print_only_ids(monkeypatch, capsys, module, argv) -> None:
+    monkeypatch.setattr(module, "client_for", lambda args: Api())
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == [r["id"] for r in ROWS]
