@@ -6,12 +6,15 @@ tasks) spends the time on its trio thread (the control port, the store's submiss
 or waiting for the GIL another thread holds. With the variable set to ``s`` seconds, :class:`TrioWatch`
 beats on the trio thread every ``s / 8`` seconds and a daemon thread of its own, while a beat is ``s``,
 ``2s``, ``4s``, ... late, logs every thread's innermost frames once per step (WARNING). It never changes
-what the other threads do; without the variable nothing runs.
+what the other threads do; without the variable nothing runs. The last ``KEPT`` late beats are also kept
+(:attr:`TrioWatch.lates`: wall time, lateness, each thread's innermost frames) for a benchmark to read.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import os
 import sys
 import threading
 import time
@@ -24,6 +27,8 @@ from ..raft.tick_watch import watch_threshold
 log = logging.getLogger(__name__)
 ENV = "P2PORCH_TRIO_WATCH_S"
 FRAMES = 6  # innermost frames logged per thread
+KEPT = 64  # late beats kept for :attr:`TrioWatch.lates`
+KEPT_FRAMES = 4  # innermost frames kept per thread and late beat
 
 
 def trio_watch_threshold() -> float:
@@ -38,8 +43,11 @@ class TrioWatch:
         self.threshold_s = threshold_s
         self._beat_at = time.monotonic()
         self._beats = 0
+        self._trio_ident = 0
+        self.lates: collections.deque[dict[str, object]] = collections.deque(maxlen=KEPT)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._trio_ident = threading.get_ident()
         threading.Thread(target=self._watch, name="trio-watch", daemon=True).start()
         task_status.started()
         while True:
@@ -56,11 +64,17 @@ class TrioWatch:
             if late < step:
                 continue
             names = {t.ident: t.name for t in threading.enumerate()}
-            stacks = []
+            stacks, kept = [], {}
             for ident, frame in sys._current_frames().items():
                 if ident == threading.get_ident():
                     continue
                 inner = "".join(traceback.format_stack(frame)[-FRAMES:])
-                stacks.append(f"-- thread {names.get(ident, ident)}:\n{inner}")
+                name = "trio" if ident == self._trio_ident else str(names.get(ident, ident))
+                stacks.append(f"-- thread {name}:\n{inner}")
+                kept[name] = [
+                    f"{os.path.basename(f.filename)}:{f.lineno} {f.name}"
+                    for f in traceback.extract_stack(frame)[-KEPT_FRAMES:]
+                ]
+            self.lates.append({"at": round(time.time(), 3), "late_s": round(late, 3), "threads": kept})
             log.warning("trio thread %.2f s late (beat %d); threads:\n%s", late, beats, "".join(stacks))
             reported = (beats, step)
