@@ -21,6 +21,7 @@ as its first start did). The process exits when its parent dies (``LocalCluster(
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from typing import Any, cast
 
@@ -88,7 +89,7 @@ class Member:
         if op == "sim_status":
             views = self.views.status() if self.views else None
             agents = self.agents.status() if self.agents else None
-            lates = list(self.watch.lates) if self.watch else None
+            lates = [dataclasses.asdict(b) for b in self.watch.lates] if self.watch else None
             return {
                 "ok": True,
                 "agents": agents,

@@ -13,6 +13,7 @@ what the other threads do; without the variable nothing runs. The last ``KEPT`` 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 import sys
@@ -31,6 +32,15 @@ KEPT = 64  # late beats kept for :attr:`TrioWatch.lates`
 KEPT_FRAMES = 4  # innermost frames kept per thread and late beat
 
 
+@dataclasses.dataclass(frozen=True)
+class LateBeat:
+    """One late beat as logged: when (wall clock), how late, and each thread's innermost frames."""
+
+    at: float
+    late_s: float
+    threads: dict[str, list[str]]
+
+
 def trio_watch_threshold() -> float:
     """The threshold from ``P2PORCH_TRIO_WATCH_S``; 0: off."""
     return watch_threshold(ENV)
@@ -44,7 +54,7 @@ class TrioWatch:
         self._beat_at = time.monotonic()
         self._beats = 0
         self._trio_ident = 0
-        self.lates: collections.deque[dict[str, object]] = collections.deque(maxlen=KEPT)
+        self.lates: collections.deque[LateBeat] = collections.deque(maxlen=KEPT)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._trio_ident = threading.get_ident()
@@ -64,7 +74,7 @@ class TrioWatch:
             if late < step:
                 continue
             names = {t.ident: t.name for t in threading.enumerate()}
-            stacks, kept = [], {}
+            stacks, kept = [], dict[str, list[str]]()
             for ident, frame in sys._current_frames().items():
                 if ident == threading.get_ident():
                     continue
@@ -75,6 +85,6 @@ class TrioWatch:
                     f"{os.path.basename(f.filename)}:{f.lineno} {f.name}"
                     for f in traceback.extract_stack(frame)[-KEPT_FRAMES:]
                 ]
-            self.lates.append({"at": round(time.time(), 3), "late_s": round(late, 3), "threads": kept})
+            self.lates.append(LateBeat(round(time.time(), 3), round(late, 3), kept))
             log.warning("trio thread %.2f s late (beat %d); threads:\n%s", late, beats, "".join(stacks))
             reported = (beats, step)

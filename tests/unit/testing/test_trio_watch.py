@@ -1,0 +1,28 @@
+"""The trio watch keeps each late beat it logs, with the trio thread's innermost frames (what held it)."""
+
+from __future__ import annotations
+
+import time
+
+import trio
+
+from p2porch.testing.trio_watch import TrioWatch
+
+
+def hold_the_trio_thread(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+async def test_a_blocked_trio_thread_is_kept_with_where_it_was() -> None:
+    watch = TrioWatch(0.05)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(watch.run)
+        await trio.sleep(0.1)
+        assert not watch.lates  # beating on time: nothing kept
+        hold_the_trio_thread(0.4)
+        nursery.cancel_scope.cancel()
+    assert watch.lates
+    worst = max(watch.lates, key=lambda b: b.late_s)
+    assert 0.1 <= worst.late_s <= 0.4
+    assert any("hold_the_trio_thread" in f for f in worst.threads["trio"])
+    assert abs(worst.at - time.time()) < 5
