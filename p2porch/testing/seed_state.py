@@ -2,29 +2,28 @@
 (pure builder plus one file writer; benchmark and tests only, never the daemon).
 
 ``bench/control_plane.py --seed-state`` skips the ~7 minutes of placing 100,000 tasks through the scheduler
-and starts every store on this state instead. :func:`seed_commands` yields the commands a real
-``--bulk`` run commits, in the order it commits them, each as the component that writes it makes it: the
-joins (``AddNode`` + ``LeaseSubnet``, the benchmark's node records), a service per 100 replicas as the
-service API makes it (``validate_spec`` of the benchmark's body, ``resolve_file_refs``, an 8-byte hex id),
-the leader's epoch claim, its rounds (``round_commands`` of the pure round, fenced by the epoch) and each
-node's agent's RUNNING reports as ``sim_nodes`` makes them (``status_report`` of a ``TaskReport`` with the
-task's address and container id), batched as a bulk agent batches them. :func:`seed_state` applies them
-with the real FSM. :func:`write_seed_dump` writes the result as the store's own dump format
-(``dumps.encode_dump``) covering two no-op entries of term 0, so each store loads it as its snapshot at
-start (pysyncobj loads a dump it finds before the journal) exactly as a voter restarted after a
-compaction does; a new leader then has the state and the work a real one has. Never touches the network.
+and starts every store on this state instead. :func:`seed_state` applies, with the real FSM, the commands
+a real ``--bulk`` run commits, in the order it commits them, each as the component that writes it makes
+it: the joins (``AddNode`` + ``LeaseSubnet``, the benchmark's node records), a service per 100 replicas as
+the service API makes it (``validate_spec`` of the benchmark's body, ``resolve_file_refs``, an 8-byte hex
+id), the leader's epoch claim, its rounds (``round_commands`` of the pure round, fenced by the epoch) and
+each node's agent's RUNNING reports as ``sim_nodes`` makes them (``status_report`` of a ``TaskReport``
+with the task's address and container id), batched as a bulk agent batches them. :func:`write_seed_dump`
+writes the result in the store's own dump format (``dumps.encode_dump``) covering two no-op entries of
+term 0, so each store loads it as its snapshot at start (pysyncobj loads a dump it finds before the
+journal) exactly as a voter restarted after a compaction does; a new leader then has the state and the
+work a real one has. Never touches the network.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 from ..agent.model import TaskReport
 from ..control.secret_ops import resolve_file_refs
 from ..control.service_ops import SERVICE_ID_BYTES, validate_spec
-from ..leader.epoch import fenced
 from ..leader.scheduling import plan_round, round_commands
 from ..member.views import status_report
 from ..model import Node, TaskState
@@ -57,64 +56,49 @@ def service_body(s: int) -> dict[str, object]:
     return {"name": f"svc{s}", "image": IMAGE, "replicas": REPLICAS_PER_SERVICE}
 
 
-class _Applied:
-    """The state the commands so far built (each applied with the real FSM as it is yielded)."""
-
-    def __init__(self) -> None:
-        self.state = ClusterState()
-
-    def apply(self, cmd: C.Command | bytes) -> None:
-        state, result, _ = apply_command(
-            self.state, cmd if isinstance(cmd, C.Command) else C.decode_command(cmd)
-        )
-        if not result.get("ok"):
-            raise RuntimeError(f"the seed's command was refused: {result}")
-        self.state = state
+def _apply(state: ClusterState, cmd: C.Command) -> ClusterState:
+    state, result, _ = apply_command(state, cmd)
+    if not result.get("ok"):
+        raise RuntimeError(f"the seed's command was refused: {result}")
+    return state
 
 
-def seed_commands(nodes: int, tasks: int, at: float, rng: random.Random, built: _Applied) -> Iterator[bytes]:
-    """The encoded commands of a ``--bulk`` run of ``nodes`` x ``tasks`` (``built`` applies each)."""
-
-    def out(cmd: C.Command | bytes) -> bytes:
-        built.apply(cmd)
-        return cmd if isinstance(cmd, bytes) else cmd.encode()
-
-    yield out(C.InitCluster(at=at, cluster_id=CLUSTER_ID, cluster_cidr=CIDR, subnet_prefix_len=PREFIX))
-    for i in range(nodes):
-        yield out(C.AddNode(at=at, node=bench_node(i)))
-        yield out(C.LeaseSubnet(at=at, node_id=node_id(i)))
-    for s in range(tasks // REPLICAS_PER_SERVICE):
-        spec = resolve_file_refs(built.state, validate_spec(service_body(s)))
+def seed_state(nodes: int, tasks: int, at: float, seed: int = 1) -> ClusterState:
+    """The state a ``nodes`` x ``tasks`` ``--bulk`` run ends with, every task RUNNING: its commands, in the
+    order it commits them, applied with the real FSM (timestamps: ``at``; ids and tie-breaks: ``seed``)."""
+    if tasks % REPLICAS_PER_SERVICE:
+        raise ValueError(f"tasks: a multiple of {REPLICAS_PER_SERVICE} (services of 100 replicas)")
+    rng = random.Random(seed)
+    state = _apply(
+        ClusterState(),
+        C.InitCluster(at=at, cluster_id=CLUSTER_ID, cluster_cidr=CIDR, subnet_prefix_len=PREFIX),
+    )
+    for i in range(nodes):  # init_and_join's joins
+        state = _apply(state, C.AddNode(at=at, node=bench_node(i)))
+        state = _apply(state, C.LeaseSubnet(at=at, node_id=node_id(i)))
+    for s in range(tasks // REPLICAS_PER_SERVICE):  # ServiceOps.create's command
+        spec = resolve_file_refs(state, validate_spec(service_body(s)))
         service_id = rng.randbytes(SERVICE_ID_BYTES).hex()
-        yield out(C.CreateService(at=at, service_id=service_id, spec=spec))
-    yield out(C.ClaimLeaderEpoch(at=at, epoch=SEED_EPOCH))
+        state = _apply(state, C.CreateService(at=at, service_id=service_id, spec=spec))
+    state = _apply(state, C.ClaimLeaderEpoch(at=at, epoch=SEED_EPOCH))  # the leader loop's first write
     orchestrator = Orchestrator(rng)
-    while not (plan := plan_round(built.state, at, orchestrator)).empty:
-        for cmd in round_commands(plan.items, at, built.state.version):
-            yield out(fenced(cmd, SEED_EPOCH))
+    while not (plan := plan_round(state, at, orchestrator)).empty:  # its rounds, fenced as write_round does
+        for cmd in round_commands(plan.items, at, state.version):
+            state = _apply(state, dataclasses.replace(cmd, leader_epoch=SEED_EPOCH))
     by_node: dict[str, list[str]] = {}
-    for task in built.state.tasks.values():
+    for task in state.tasks.values():
         if task.node_id is not None:
             by_node.setdefault(task.node_id, []).append(task.task_id)
-    for nid in sorted(by_node):
-        host = subnet_hosts(built.state.leases[nid].subnet)
+    for nid in sorted(by_node):  # each node's bulk agent: RUNNING with address and container id
+        host = subnet_hosts(state.leases[nid].subnet)
         ids = by_node[nid]
         for first in range(0, len(ids), BULK_MAX_BATCH):
             reports = tuple(
                 status_report(TaskReport(t, TaskState.RUNNING, at, container_id=t, address=host(t)))
                 for t in ids[first : first + BULK_MAX_BATCH]
             )
-            yield out(C.ReportTaskStates(at=at, node_id=nid, reports=reports))
-
-
-def seed_state(nodes: int, tasks: int, at: float, seed: int = 1) -> ClusterState:
-    """The state a ``nodes`` x ``tasks`` ``--bulk`` run ends with, every task RUNNING."""
-    if tasks % REPLICAS_PER_SERVICE:
-        raise ValueError(f"tasks: a multiple of {REPLICAS_PER_SERVICE} (services of 100 replicas)")
-    built = _Applied()
-    for _ in seed_commands(nodes, tasks, at, random.Random(seed), built):
-        pass
-    return built.state
+            state = _apply(state, C.ReportTaskStates(at=at, node_id=nid, reports=reports))
+    return state
 
 
 def write_seed_dump(path: Path, state: ClusterState, voters: list[str]) -> int:
