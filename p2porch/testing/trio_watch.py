@@ -58,17 +58,20 @@ class TrioWatch:
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._trio_ident = threading.get_ident()
-        threading.Thread(target=self._watch, name="trio-watch", daemon=True).start()
+        stopped = threading.Event()
+        threading.Thread(target=self._watch, args=(stopped,), name="trio-watch", daemon=True).start()
         task_status.started()
-        while True:
-            self._beats += 1
-            self._beat_at = time.monotonic()
-            await trio.sleep(self.threshold_s / 8)
+        try:
+            while True:
+                self._beats += 1
+                self._beat_at = time.monotonic()
+                await trio.sleep(self.threshold_s / 8)
+        finally:
+            stopped.set()  # the watching thread ends with the beats (a cancelled run is no late beat)
 
-    def _watch(self) -> None:
+    def _watch(self, stopped: threading.Event) -> None:
         reported: tuple[int, float] = (-1, 0.0)
-        while True:
-            time.sleep(self.threshold_s / 4)
+        while not stopped.wait(self.threshold_s / 4):
             beats, late = self._beats, time.monotonic() - self._beat_at - self.threshold_s / 8
             step = reported[1] * 2 if reported[0] == beats else self.threshold_s
             if late < step:

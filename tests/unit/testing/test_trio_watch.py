@@ -26,3 +26,6 @@ async def test_a_blocked_trio_thread_is_kept_with_where_it_was() -> None:
     assert 0.1 <= worst.late_s <= 0.4
     assert any("hold_the_trio_thread" in f for f in worst.threads["trio"])
     assert abs(worst.at - time.time()) < 5
+    kept = len(watch.lates)
+    time.sleep(0.8)  # the run is over: its watching thread ended with it, nothing more is kept
+    assert len(watch.lates) == kept
