@@ -23,6 +23,12 @@ API inside each voter process, ``--replicas`` read-only replica stores the leade
 each simulated node's agent on one of them, reporting STARTING and, ``--start-s`` later, RUNNING in
 batches of its own. Both modes fail unless every task is placed and reported running. What neither
 is (docs/performance.md): gossip, joins through the join port, Docker.
+
+    python bench/control_plane.py --nodes 1000 --tasks 100000 --seed-state --failovers 5
+
+``--seed-state`` (``control_plane_seeded``): the daemons mode's processes started on the state a run ends
+with, written as every store's Raft dump (built in seconds, not placed in minutes), then only the
+failovers, each with the new leader's API write, round and trio stalls.
 """
 
 from __future__ import annotations
@@ -297,6 +303,12 @@ def main() -> None:
         default=1,
         help="daemons: leader failovers in a row at the end (each restarts the voter the one before killed)",
     )
+    parser.add_argument(
+        "--seed-state",
+        action="store_true",
+        help="daemons: start every store on the final state (a Raft dump written before they start: every "
+        "task RUNNING) and run only the failovers (control_plane_seeded.py); one point: the last",
+    )
     parser.add_argument("--reporters", type=int, default=16, help="direct: concurrent agent connections")
     parser.add_argument("--api-clients", type=int, default=8, help="concurrent service-API clients (daemons)")
     parser.add_argument("--timeout-s", type=float, default=600, help="timed phase limit (daemons)")
@@ -317,10 +329,16 @@ def main() -> None:
     if args.replicas < 0 or args.replicas_per_process < 1 or args.start_s < 0:
         parser.error("--replicas must be >= 0, --replicas-per-process >= 1, --start-s >= 0")
     grid = [(n, tasks[0]) for n in nodes] + [(nodes[-1], t) for t in tasks[1:]]
-    if args.only_last:
+    if args.seed_state and args.mode != "daemons":
+        parser.error("--seed-state: only with --mode daemons")
+    if args.only_last or args.seed_state:
         grid = grid[-1:]
     run = run_point
-    if args.mode == "daemons":
+    if args.seed_state:
+        from control_plane_seeded import run_seeded_point
+
+        run = run_seeded_point
+    elif args.mode == "daemons":
         from control_plane_daemons import run_daemons_point
 
         run = run_daemons_point
@@ -334,6 +352,7 @@ def main() -> None:
             {
                 "benchmark": "control_plane",
                 "mode": args.mode,
+                "seeded": args.seed_state,
                 "machine": {
                     "cpus": os.cpu_count(),
                     "loadavg_1m_before": load0,

@@ -36,7 +36,6 @@ from control_plane_phases import (
     compaction,
     failovers,
     init_and_join,
-    node_id,
     run_parallel,
     snapshot_figures,
     status,
@@ -51,6 +50,7 @@ from p2porch.model import TaskState
 from p2porch.raft.state import ClusterState
 from p2porch.raft.store import JOURNAL_NAME
 from p2porch.testing.raftprocs import LocalCluster, NodeProc
+from p2porch.testing.seed_state import node_id
 from p2porch.testing.sim_nodes import merge_status
 
 REPLICAS_PER_SERVICE = 100
@@ -250,9 +250,10 @@ def wait_all_running(agent_hosts: list[NodeProc], tasks: int, deadline: float) -
     return sim
 
 
-def run_daemons_point(
-    root: Path, nodes: int, tasks: int, args: argparse.Namespace, full: bool
-) -> dict[str, Any]:
+def daemons_cluster(root: Path, args: argparse.Namespace) -> tuple[LocalCluster, dict[str, int]]:
+    """The point's processes, none started: 3 voters (``control_member``: store, leader loop, API and,
+    unless ``--no-views``, one simulated node's views from the process's start, restarts included), the
+    catch-up replica ``r0`` and the replica hosts ``r1..`` (host name -> its replica stores)."""
     per = max(1, args.replicas_per_process)
     hosts = -(-args.replicas // per) if args.replicas else 0
     stores = dict(
@@ -262,8 +263,11 @@ def run_daemons_point(
     def node_args(n: NodeProc) -> list[str]:
         if is_host(n):
             return ["--stores", str(stores[n.name]), "--nice", str(args.hosts_nice)]
-        # profiled: role changes and elections logged, copied next to the profile
-        return ["--api-socket", str(api_socket(n))] + (["--log-level", "INFO"] if args.profile else [])
+        # voter i runs simulated node i's views, as a daemon runs its own node's from its start
+        views = ["--views", node_id(int(n.name[1:]))] if args.views else []
+        # profiled or seeded: role changes, elections and epochs logged (the failovers' marks)
+        verbose = args.profile or getattr(args, "seed_state", False)
+        return ["--api-socket", str(api_socket(n)), *views] + (["--log-level", "INFO"] if verbose else [])
 
     cluster = LocalCluster(
         root,
@@ -274,6 +278,22 @@ def run_daemons_point(
         node_args=node_args,
         die_with_parent=True,
     )
+    return cluster, stores
+
+
+def keep_logs(cluster: LocalCluster, folder: Path) -> None:
+    """The members' logs (role changes, elections, trio watch) copied into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in cluster.nodes:
+        if n.log_path is not None and n.log_path.exists():
+            shutil.copyfile(n.log_path, folder / f"{n.name}.log")
+
+
+def run_daemons_point(
+    root: Path, nodes: int, tasks: int, args: argparse.Namespace, full: bool
+) -> dict[str, Any]:
+    cluster, stores = daemons_cluster(root, args)
+    hosts = len(stores)
     try:
         for node in cluster.voters():
             cluster.start(node, wait=False)
@@ -282,9 +302,6 @@ def run_daemons_point(
         leader = cluster.leader()
         s0 = time.perf_counter()
         init_and_join(leader, nodes, args.reporters)
-        if args.views:  # each voter also rebuilds one node's views on every burst of commits, as a daemon
-            for i, voter in enumerate(cluster.voters()):
-                voter.call(op="views", node_id=node_id(i))
         agent_hosts = start_agents(cluster, leader, nodes, args)
         setup_s = time.perf_counter() - s0
         load = os.getloadavg()[0]
@@ -330,9 +347,5 @@ def run_daemons_point(
         return row
     finally:
         if args.profile:  # the members' logs (role changes, elections) next to the profile
-            logs = Path(args.profile) / f"tasks-{tasks}"
-            logs.mkdir(parents=True, exist_ok=True)
-            for n in cluster.nodes:
-                if n.log_path is not None and n.log_path.exists():
-                    shutil.copyfile(n.log_path, logs / f"{n.name}.log")
+            keep_logs(cluster, Path(args.profile) / f"tasks-{tasks}")
         cluster.close()

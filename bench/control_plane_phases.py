@@ -9,15 +9,15 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 from control_plane_procs import Proposer, rss_mb
 
-from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.raft.state import ClusterState
 from p2porch.testing.raftprocs import LocalCluster, NodeProc
+from p2porch.testing.seed_state import CIDR, CLUSTER_ID, PREFIX, bench_node
 
 
 def status(node: NodeProc) -> dict[str, Any]:
@@ -34,22 +34,15 @@ def wait_version(node: NodeProc, version: int, timeout_s: float) -> float:
     return time.monotonic() - t0
 
 
-CIDR, PREFIX = "10.0.0.0/8", 20  # room for 1,000+ nodes of up to 4,000 tasks each
-
-
-def node_id(i: int) -> str:
-    return f"id{i:05d}"
-
-
 def init_and_join(leader: NodeProc, nodes: int, writers: int) -> None:
     """Init the cluster and join ``nodes`` nodes, each with its subnet lease (``writers`` at a time)."""
     prop = Proposer(leader.control_port)
     prop.propose(
-        C.InitCluster(at=time.time(), cluster_id="cpbench", cluster_cidr=CIDR, subnet_prefix_len=PREFIX)
+        C.InitCluster(at=time.time(), cluster_id=CLUSTER_ID, cluster_cidr=CIDR, subnet_prefix_len=PREFIX)
     )
 
     def join(i: int) -> None:
-        node = Node(node_id(i), f"n{i}", f"10.{i // 62500}.{i // 250 % 250}.{i % 250 + 1}", 7947, 7946)
+        node = bench_node(i)
         prop.propose(C.AddNode(at=time.time(), node=node))
         prop.propose(C.LeaseSubnet(at=time.time(), node_id=node.node_id))
 
@@ -166,13 +159,24 @@ def catch_up(cluster: LocalCluster, replica: NodeProc, version: int) -> dict[str
     return {"replica_catch_up_s": round(seconds, 2), "replica_rss_mb": rss_mb(replica.proc.pid)}  # type: ignore[union-attr]
 
 
-def failover(cluster: LocalCluster, timeout_s: float = 60.0) -> dict[str, Any]:
+class Probe(Protocol):
+    """More figures per failover (the daemons' API write and round, ``control_plane_seeded``)."""
+
+    def before_kill(self, cluster: LocalCluster) -> None: ...
+
+    def after(self, new: NodeProc, marks: dict[str, float]) -> dict[str, Any]: ...
+
+
+def failover(cluster: LocalCluster, timeout_s: float = 60.0, probe: Probe | None = None) -> dict[str, Any]:
     """SIGKILL the leader; seconds until a new leader commits a write (fails after ``timeout_s``).
 
     ``failover_marks``: wall-clock times (``time.time()``, to line up with the members' logs) of the
     kill, of the killed process reaped (its memory freed and its sockets closed), of the new leader
-    found by polling and of the write committed."""
+    found by polling and of the write committed. A ``probe`` reads its baseline before the kill and adds
+    its figures after the write."""
     leader = cluster.leader()
+    if probe is not None:
+        probe.before_kill(cluster)
     t0 = time.monotonic()
     marks = {"kill": time.time()}
     cluster.kill(leader)
@@ -195,16 +199,17 @@ def failover(cluster: LocalCluster, timeout_s: float = 60.0) -> dict[str, Any]:
             prop.close()
         if result.get("ok"):
             marks["committed"] = time.time()
-            return {
+            out = {
                 "failover_s": round(time.monotonic() - t0, 2),
                 "killed": leader.name,
                 "new_leader": new.name,
                 "failover_marks": {k: round(v, 3) for k, v in marks.items()},
             }
+            return out | (probe.after(new, marks) if probe else {})
     raise RuntimeError(f"no new leader committed a write {timeout_s} s after the leader was killed: {last!r}")
 
 
-def failovers(cluster: LocalCluster, repeats: int) -> dict[str, Any]:
+def failovers(cluster: LocalCluster, repeats: int, probe: Probe | None = None) -> dict[str, Any]:
     """``repeats`` failovers in a row: each restarts the voter killed by the one before and waits until it
     applied the leader's state version (its journal replayed, caught up) first. Each one's figures, in
     order; the first one's also at the top level (``failover_s``, as a single failover reports)."""
@@ -218,7 +223,7 @@ def failovers(cluster: LocalCluster, repeats: int) -> dict[str, Any]:
             wait_version(killed, status(cluster.leader())["state_version"], 180)
             runs[-1]["restarted_caught_up_s"] = round(time.monotonic() - r0, 1)
             time.sleep(5.0)  # heartbeats resume to it; the leader settles before the next kill
-        runs.append(failover(cluster))
+        runs.append(failover(cluster, probe=probe))
         print(f"failover {i + 1}/{repeats}: {runs[-1]}", file=sys.stderr, flush=True)
     first = runs[0] if runs else {}
     return first | {"failovers": runs}

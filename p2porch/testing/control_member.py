@@ -14,12 +14,14 @@ forwarded to the leader when this store does not lead):
 {"op": "sim_agents", "nodes": [ids], "start_s": S} starts them (:class:`~p2porch.testing.sim_nodes.
 SimNodes`); {"op": "views", "node_id": ID} rebuilds node ID's DNS, ingress/VIP, overlay and policy
 views on every burst of commits as a daemon does (:mod:`p2porch.testing.member_views`);
-{"op": "sim_status"} reads the agents' and views' counters. The process exits when its parent dies
-(``LocalCluster(die_with_parent=True)``).
+{"op": "sim_status"} reads the agents' and views' counters. ``--views ID`` starts node ID's views with
+the process, before it answers, as a daemon starts its member services (so a restarted member runs them
+as its first start did). The process exits when its parent dies (``LocalCluster(die_with_parent=True)``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from typing import Any, cast
 
@@ -58,13 +60,20 @@ class StoreManager:
 class Member:
     """One control member: answers the store's control ops plus the simulated agents' two."""
 
-    def __init__(self, store: RaftStore, nursery: trio.Nursery) -> None:
+    def __init__(self, store: RaftStore, nursery: trio.Nursery, watch: TrioWatch | None = None) -> None:
         self.store = store
         self.nursery = nursery
         self.agents: SimNodes | None = None
         self.views: ViewCounters | None = None
+        self.watch = watch
         self.gc = GcPauses()
         install(self.gc)
+
+    async def start_views(self, node_id: str) -> None:
+        """Rebuild ``node_id``'s views on every burst of commits from now on (once per process)."""
+        if self.views is None:
+            self.views = ViewCounters()
+            await self.nursery.start(serve_views, self.store, node_id, self.views)
 
     async def handle(self, store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         op = req.get("op")
@@ -75,14 +84,19 @@ class Member:
                 await self.nursery.start(self.agents.run)
             return {"ok": True}
         if op == "views":
-            if self.views is None:
-                self.views = ViewCounters()
-                await self.nursery.start(serve_views, store, str(req["node_id"]), self.views)
+            await self.start_views(str(req["node_id"]))
             return {"ok": True}
         if op == "sim_status":
             views = self.views.status() if self.views else None
             agents = self.agents.status() if self.agents else None
-            return {"ok": True, "agents": agents, "views": views, "gc": self.gc.summary()}
+            lates = [dataclasses.asdict(b) for b in self.watch.lates] if self.watch else None
+            return {
+                "ok": True,
+                "agents": agents,
+                "views": views,
+                "gc": self.gc.summary(),
+                "trio_watch": lates,
+            }
         return await store_node.handle(store, req)
 
 
@@ -111,15 +125,21 @@ def _context(store: RaftStore, config: StoreConfig) -> MemberContext:
     )
 
 
-async def run(config: StoreConfig, control_port: int, control_host: str, api_socket: str) -> None:
+async def run(
+    config: StoreConfig, control_port: int, control_host: str, api_socket: str, views: str | None = None
+) -> None:
     async with open_raft_store(config) as store, trio.open_nursery() as nursery:
         ctx = _context(store, config)
+        watch = None
         if threshold := trio_watch_threshold():  # diagnostics: where a late trio thread is (trio_watch.py)
-            await nursery.start(TrioWatch(threshold).run)
+            watch = TrioWatch(threshold)
+            await nursery.start(watch.run)
         await nursery.start(partial(serve_scheduler, ctx, SchedulerConfig()))
         ops = ServiceOps(cast(Any, StoreManager(store, Config())), cast(Any, None), clock=SYSTEM_CLOCK)
         await nursery.start(serve_api, service_endpoints(ops), api_socket)
-        member = Member(store, nursery)
+        member = Member(store, nursery, watch)
+        if views is not None:
+            await member.start_views(views)
         listeners = await trio.open_tcp_listeners(control_port, host=control_host)
         port = listeners[0].socket.getsockname()[1]
         print(f'{{"ready": true, "control_port": {port}, "api_socket": "{api_socket}"}}', flush=True)
@@ -130,9 +150,13 @@ async def run(config: StoreConfig, control_port: int, control_host: str, api_soc
 def main(argv: list[str] | None = None) -> None:
     parser = store_node.arg_parser("python -m p2porch.testing.control_member")
     parser.add_argument("--api-socket", required=True, help="the service API's unix socket")
+    parser.add_argument(
+        "--views", default=None, metavar="NODE_ID", help="run this node's views from the start"
+    )
     args = parser.parse_args(argv)
     store_node.use_daemon_switch_interval()
-    trio.run(run, store_node.store_config(args), args.control_port, args.control_host, args.api_socket)
+    config = store_node.store_config(args)
+    trio.run(run, config, args.control_port, args.control_host, args.api_socket, args.views)
 
 
 if __name__ == "__main__":

@@ -77,6 +77,31 @@ def test_control_plane_bench_short_form(mode: str) -> None:
     assert all(views[k] >= 0 for k in ("dns_zone_ms", "dns_zone_incremental_ms", "overlay_plan_ms"))
 
 
+def test_control_plane_bench_seeded_short_form() -> None:
+    """--seed-state: every store starts on the final state (its Raft dump); failovers on it, each voter
+    (restarted ones too) running its node's views, each failover's API write placed by the new leader."""
+    bench = str(ROOT / "bench" / "control_plane.py")
+    result = json.loads(run_bench([bench, "--short", "--seed-state", "--failovers", "2"], 120))
+    assert result["seeded"] is True
+    (point,) = result["points"]
+    assert (point["nodes"], point["tasks"], point["tasks_running"]) == (10, 200, 200)
+    assert point["seeded_stores"] == 3 + 2  # the voters and the 2 replica stores the agents write through
+    runs = point["failovers"]
+    assert len(runs) == 2 and runs[0]["killed"] != runs[1]["killed"]
+    # the live voters at the end: the one the first failover killed (restarted) and one never killed
+    views = point["voter_views_bursts"]
+    assert len(views) == 2 and runs[0]["killed"] in views and runs[1]["killed"] not in views
+    assert all(b and b["dns"] > 0 for b in views.values())
+    for run in runs:
+        assert run["killed"] != run["new_leader"] and run["failover_s"] > 0
+        at = run["from_kill_s"]
+        assert 0 < at["became_leader"] <= at["epoch_claimed"]
+        assert 0 < at["api_write_answered"] <= at["task_placed"] <= at["task_running"]
+        assert run["new_leader_gen2_since_kill"]["count"] >= 0
+    # the services the failovers created: the seeded state's version grew by more than their writes
+    assert point["state_version_at_end"] > point["state_version"] + 2
+
+
 def test_idle_bench_raft_only_short_form() -> None:
     bench = str(ROOT / "bench" / "idle.py")
     result = json.loads(run_bench([bench, "--raft-only", "--seconds", "2"], 120))
