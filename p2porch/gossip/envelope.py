@@ -21,6 +21,7 @@ _SEQ = struct.Struct(">Q")
 MAX_FIELD_BYTES = 255
 REPLAY_WINDOW = 10_000_000  # 10 s of sender clock: older unseen sequence numbers are refused
 MAX_RECENT_PER_SENDER = 2048
+MIN_RECENT_PER_SENDER = 64  # below this many numbers a sender's window is not pruned
 MAX_TRACKED_SENDERS = 4096
 
 
@@ -75,12 +76,26 @@ class SequenceClock:
 
 
 class _SenderWindow:
-    __slots__ = ("floor", "highest", "recent")
+    __slots__ = ("floor", "highest", "recent", "pruned_to")
 
     def __init__(self, seq: int) -> None:
         self.highest = seq
         self.floor = seq - REPLAY_WINDOW
         self.recent = {seq}
+        self.pruned_to = 0  # how many numbers the last prune kept
+
+
+def prune_below_floor(window: _SenderWindow) -> None:
+    """Forget the numbers at or below ``floor`` once ``recent`` has doubled since the last prune (and
+    holds more than MIN_RECENT_PER_SENDER): they are refused by the floor anyway, so ``recent`` holds
+    about one REPLAY_WINDOW of the sender's traffic instead of filling up to MAX_RECENT_PER_SENDER.
+    Amortised O(1) per accepted number."""
+    recent = window.recent
+    if len(recent) <= max(MIN_RECENT_PER_SENDER, 2 * window.pruned_to):
+        return
+    floor = window.floor
+    window.recent = {s for s in recent if s > floor}
+    window.pruned_to = len(window.recent)
 
 
 class ReplayGuard:
@@ -88,8 +103,9 @@ class ReplayGuard:
 
     Per sender: a number at or below ``floor`` (older than REPLAY_WINDOW before the newest seen, or older
     than what was forgotten to keep the set bounded) or one already in ``recent`` is a replay. Memory is
-    bounded: MAX_RECENT_PER_SENDER numbers per sender, MAX_TRACKED_SENDERS senders (the least recently
-    heard is forgotten first; only authenticated senders get here).
+    bounded: ``recent`` holds about the numbers of the last REPLAY_WINDOW (older ones are pruned,
+    :func:`prune_below_floor`) and never more than MAX_RECENT_PER_SENDER; MAX_TRACKED_SENDERS senders
+    (the least recently heard is forgotten first; only authenticated senders get here).
     """
 
     def __init__(self) -> None:
@@ -110,12 +126,18 @@ class ReplayGuard:
         if seq > window.highest:
             window.highest = seq
             window.floor = max(window.floor, seq - REPLAY_WINDOW)
+        prune_below_floor(window)
         if len(window.recent) > MAX_RECENT_PER_SENDER:
             kept = sorted(s for s in window.recent if s > window.floor)[-MAX_RECENT_PER_SENDER // 2 :]
             if kept:
                 window.floor = max(window.floor, kept[0] - 1)
             window.recent = set(kept)
+            window.pruned_to = len(kept)
         return True
+
+    def recent_numbers(self) -> int:
+        """How many sequence numbers are remembered over every sender (the guard's memory)."""
+        return sum(len(w.recent) for w in self._senders.values())
 
     def tracked_senders(self) -> int:
         return len(self._senders)
