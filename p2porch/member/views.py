@@ -24,8 +24,9 @@ from ..stack.names import stack_dns_aliases, stack_dns_search
 # A node whose status is one of these takes part in the data path.
 LIVE_NODE_STATUSES = (NodeStatus.READY,)
 #: how long a task that leaves the load balancers (ingress, VIP) keeps running before SIGTERM: covers the
-#: time every node needs to apply the committed change (tens of milliseconds on a healthy cluster)
-ENDPOINT_DRAIN_S = 2.0
+#: time every node needs to apply the committed change (tens of milliseconds on a healthy cluster; 2 s
+#: was not always enough on a loaded 2-core machine: docs/traffic.md)
+ENDPOINT_DRAIN_S = 5.0
 
 
 def gateway_of(subnet: str) -> str:
