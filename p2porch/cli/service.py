@@ -33,6 +33,7 @@ from .util import (
     UsageError,
     add_ids_only,
     client_for,
+    deleter,
     emit,
     non_negative_int,
     noun_actions,
@@ -516,7 +517,7 @@ def cmd_service_rebalance(args: argparse.Namespace) -> int:
 
 
 def cmd_service_rm(args: argparse.Namespace) -> int:
-    return remove_each(args, args.services, "/services/{}", lambda view: view["name"])
+    return remove_each(args, args.services, deleter("/services/{}"), lambda view: view["name"])
 
 
 def cmd_service_logs(args: argparse.Namespace) -> int:
