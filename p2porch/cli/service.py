@@ -12,7 +12,7 @@ import re
 import sys
 from typing import Any
 
-from ..errors import ConfigError, P2POrchError
+from ..errors import ConfigError, NotFoundError, P2POrchError
 from ..model import ServiceSpec
 from ..model.netrefs import parse_attachments
 from .autoscale import (
@@ -382,6 +382,24 @@ def _validated(spec: dict[str, Any]) -> dict[str, Any]:
         raise UsageError(f"{flag_for(exc.field)}: {exc.message}", field=flag_for(exc.field)) from exc
 
 
+#: a spec list whose entries name other objects (missing ones: NotFoundError with this field)
+REFERENCE_LISTS = ("secrets", "configs", "networks")
+
+
+def _post_naming_flag(client: Any, path: str, body: dict[str, Any]) -> Any:
+    """``client.post(path, body)``; a secret, config or network the spec names that does not exist is
+    still refused as not found (exit 1, as Docker's ``secret not found: nosuch``), its message now
+    starting with the flag that named it (``--secret``, or ``--secret-add`` on update)."""
+    try:
+        return client.post(path, body)
+    except NotFoundError as exc:
+        head = (exc.field or "").split("[", 1)[0].split(".", 1)[0]
+        if head not in REFERENCE_LISTS:
+            raise
+        flag = "--" + head.removesuffix("s") + ("-add" if body.get(f"{head}_add") else "")
+        raise NotFoundError(f"{flag}: {exc.message}", field=flag) from exc
+
+
 # ----------------------------------------------------------------------------- commands
 
 
@@ -395,7 +413,7 @@ def cmd_service_create(args: argparse.Namespace) -> int:
         )
     spec = _validated(changes)
     client = client_for(args)
-    service = client.post("/services", spec)
+    service = _post_naming_flag(client, "/services", spec)
     emit(args, service, lambda s: s["id"])
     wait_after(args, client, _watches([service]))
     return EXIT_OK
@@ -428,7 +446,7 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     client = client_for(args)
     if edits_given(args):  # --env-add/--publish-rm...: the service's lists, edited, at the version read
         changes = edit_changes(args, changes, client.get(f"/services/{args.service}"))
-    service = client.post(f"/services/{args.service}/update", changes)
+    service = _post_naming_flag(client, f"/services/{args.service}/update", changes)
     emit(args, service, lambda s: s["id"])
     if service.get("changed") == []:  # nothing written: nothing to wait for
         print(f"{service['name']}: nothing changed (no rollback point recorded)", file=sys.stderr)
