@@ -61,7 +61,10 @@ NODE_COLUMNS = [
 
 
 def _progress_cell(progress: dict[str, Any] | None) -> str:
-    """Applied (or, seen from the leader, replicated) index, distance to the commit index, lag flag."""
+    """Applied (or, seen from the leader, replicated) index, distance to the commit index, lag flag;
+    ``-`` while the leader has not heard from the node yet, ``?`` where this node cannot know."""
+    if progress and "match_index" in progress and progress["match_index"] is None:
+        return "-"
     if not progress or progress.get("behind_entries") is None:
         return "?"
     index = progress.get("applied_index", progress.get("match_index"))
