@@ -368,8 +368,14 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         cmd_stack_deploy,
     )
     files(deploy)
-    deploy.add_argument(
+    prune = deploy.add_mutually_exclusive_group()
+    prune.add_argument(
         "--no-prune", action="store_true", help="keep services of the stack that the file no longer has"
+    )
+    prune.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove services the file no longer has: the default here (Docker needs the flag)",
     )
     deploy.add_argument(
         "--dry-run",
