@@ -80,7 +80,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         "attachable": args.attachable,
         "labels": _labels(args.label),
     }
-    emit(args, client_for(args).post("/networks", body), _describe)
+    emit(args, client_for(args).post("/networks", body), lambda net: net["id"])  # as `docker network create`
     return EXIT_OK
 
 

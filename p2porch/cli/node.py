@@ -154,7 +154,7 @@ def cmd_node_update(args: argparse.Namespace) -> int:
         "label_rm": args.label_rm,
     }
     node = client_for(args).post(f"/nodes/{args.node}/update", body)
-    emit(args, node, lambda n: table(NODE_COLUMNS, [_node_row(n)]))
+    emit(args, node, lambda n: args.node)  # as `docker node update`: the node as given; --json: its view
     return EXIT_OK
 
 

@@ -90,7 +90,8 @@ def _cmd_create(kind: str) -> Any:
             "data": encoded(read_value(args.file, kind)),
             "labels": _labels(args.label),
         }
-        emit(args, client_for(args).post(f"/objects/{kind}", body), _describe)
+        # the new object's id, as `docker secret create` prints it (`inspect` shows the rest)
+        emit(args, client_for(args).post(f"/objects/{kind}", body), lambda obj: obj["id"])
         return EXIT_OK
 
     return run

@@ -152,3 +152,36 @@ def test_the_logs_route_takes_since_as_unix_seconds_only() -> None:
         with pytest.raises(ConfigError) as caught:
             _log_since(bad)
         assert caught.value.field == "--since"
+
+
+class Writes:
+    """Answers writes with the daemon's views."""
+
+    def post(self, path: str, body: Any = None) -> Any:
+        if path.startswith("/nodes/"):
+            return {"id": "id2", "name": "n2", "labels": {"zone": "a"}}
+        return {"id": "0123456789abcdef", "name": body["name"], "version": 1, "services": []}
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "text"),
+    [
+        ("secret", ["secret", "create", "pw", "FILE"], "0123456789abcdef"),
+        ("secret", ["config", "create", "app.conf", "FILE"], "0123456789abcdef"),
+        ("network", ["network", "create", "backend"], "0123456789abcdef"),
+        ("node", ["node", "update", "--label-add", "zone=a", "n2"], "n2"),
+    ],
+)
+def test_create_and_node_update_print_what_docker_prints(module, argv, text, monkeypatch, capsys, tmp_path):
+    """`secret|config|network create` print the new id and `node update` the node, as Docker's
+    (`ID=$(p2porch secret create pw -)` works); --json still gives the whole view."""
+    import importlib
+
+    value = tmp_path / "v"
+    value.write_text("s3cret")
+    argv = [str(value) if a == "FILE" else a for a in argv]
+    monkeypatch.setattr(importlib.import_module(f"p2porch.cli.{module}"), "client_for", lambda args: Writes())
+    assert main(argv) == 0
+    assert capsys.readouterr().out == text + "\n"
+    assert main(["--json", *argv]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] in ("0123456789abcdef", "id2")
