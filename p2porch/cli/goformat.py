@@ -1,4 +1,4 @@
-"""``--format`` of the inspect commands: the part of Go's text/template that Docker users type (pure).
+"""``--format`` and ``--pretty`` of the inspect commands: the part of Go's text/template Docker users type.
 
 ``{{.Spec.Name}}``, ``{{.ID}}``, ``{{json .Spec}}``, ``{{.}}`` and text around them, over the API's
 JSON view. A path segment matches a key case-insensitively with CamelCase read as snake_case
@@ -8,11 +8,13 @@ key) is a usage error naming ``--format``; nothing is guessed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
-from .util import UsageError
+from .util import UsageError, emit, wants_json
 
 _ACTION_RE = re.compile(r"{{-?\s*(.*?)\s*-?}}")
 USABLE = "{{.Field.Sub}}, {{json .Field}} or {{.}}"
@@ -66,3 +68,23 @@ def render(template: str, data: Any) -> str:
         )
 
     return _ACTION_RE.sub(action, template)
+
+
+def add_inspect_output(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--pretty`` (the text, already the default) and ``--format/-f TEMPLATE`` of an inspect command."""
+    p.add_argument("--pretty", action="store_true", help="human-readable text (the default)")
+    p.add_argument(
+        "--format", "-f", metavar="TEMPLATE", help="Go template over the JSON view, e.g. '{{.Spec.Name}}'"
+    )
+    return p
+
+
+def emit_inspected(args: argparse.Namespace, data: Any, describe: Callable[[Any], str]) -> None:
+    """An inspect command's output: ``--format`` applied to the JSON view, else as ``emit``."""
+    template = getattr(args, "format", None)
+    if template is None:
+        emit(args, data, describe)
+        return
+    if wants_json(args) or getattr(args, "pretty", False):
+        raise UsageError("--format: not with --json or --pretty", field="--format")
+    print(render(template, data))

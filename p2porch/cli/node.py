@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from .filters import NODE_FILTERS, add_filter, apply_filters
+from .goformat import add_inspect_output, emit_inspected
 from .stats import add_node_stats
 from .util import (
     EXIT_FAILED,
@@ -18,10 +19,8 @@ from .util import (
     LONG_OPERATION_TIMEOUT_S,
     Parser,
     add_ids_only,
-    add_inspect_output,
     client_for,
     emit,
-    emit_inspected,
     table,
 )
 

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import ConfigError, P2POrchError
 from ..model.units import parse_duration_s
 from .filters import TASK_FILTERS, add_filter, apply_filters
+from .goformat import add_inspect_output, emit_inspected
 from .group import group_spec, group_task_rows
 from .service_describe import describe_service
 from .service_rows import TASK_COLUMNS, task_row
@@ -24,10 +25,8 @@ from .util import (
     ActionAdder,
     UsageError,
     add_ids_only,
-    add_inspect_output,
     client_for,
     emit,
-    emit_inspected,
     non_negative_int,
     table,
     wants_json,

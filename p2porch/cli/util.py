@@ -158,28 +158,6 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
             print(text)
 
 
-def add_inspect_output(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--pretty`` (the text, already the default) and ``--format/-f TEMPLATE`` of an inspect command."""
-    p.add_argument("--pretty", action="store_true", help="human-readable text (the default)")
-    p.add_argument(
-        "--format", "-f", metavar="TEMPLATE", help="Go template over the JSON view, e.g. '{{.Spec.Name}}'"
-    )
-    return p
-
-
-def emit_inspected(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> None:
-    """An inspect command's output: ``--format`` applied to the JSON view, else as ``emit``."""
-    template = getattr(args, "format", None)
-    if template is None:
-        emit(args, data, render)
-        return
-    from .goformat import render as render_template
-
-    if wants_json(args) or getattr(args, "pretty", False):
-        raise UsageError("--format: not with --json or --pretty", field="--format")
-    print(render_template(template, data))
-
-
 def remove_each(
     args: argparse.Namespace,
     names: Sequence[str],
