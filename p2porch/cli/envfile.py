@@ -33,6 +33,20 @@ def parse_env_lines(lines: Iterable[str], where: str, environ: Mapping[str, str]
     return out
 
 
+def with_env_files(from_files: Iterable[str], flags: Iterable[str]) -> list[str]:
+    """The files' variables, then ``--env``'s, one entry a key as Docker's container gets them: a later
+    file's value replaces an earlier one's, and ``--env`` replaces the files' (the spec refuses a key
+    given twice, which stays true of ``--env`` itself)."""
+    flags = list(flags)
+    given = {entry.partition("=")[0] for entry in flags}
+    merged: dict[str, str] = {}
+    for entry in from_files:
+        key = entry.partition("=")[0]
+        if key not in given:
+            merged[key] = entry
+    return [*merged.values(), *flags]
+
+
 def read_env_files(paths: Iterable[str], environ: Mapping[str, str]) -> list[str]:
     """Every file's entries in order (a later one wins where the daemon applies the list)."""
     out: list[str] = []

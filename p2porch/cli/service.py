@@ -21,7 +21,7 @@ from .autoscale import (
     autoscale_flag,
     cmd_service_autoscale,
 )
-from .envfile import read_env_files
+from .envfile import read_env_files, with_env_files
 from .filters import SERVICE_FILTERS, add_filter, apply_filters
 from .group import GROUP_FLAGS, add_group_flags, group_changes
 from .progress import Watch, add_wait_options, wait_after, waits_for
@@ -353,8 +353,8 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
     for flag, key in simple.items():
         if flag in given:
             out[key] = given[flag]
-    if "env_file" in given:  # as Docker: the files' variables first, so --env overrides them
-        out["env"] = read_env_files(given["env_file"], os.environ) + list(given.get("env") or [])
+    if "env_file" in given:
+        out["env"] = with_env_files(read_env_files(given["env_file"], os.environ), given.get("env") or [])
     if "max_concurrent" in given:
         out["max_concurrent"] = given["max_concurrent"]
     schedule = {

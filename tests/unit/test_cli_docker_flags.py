@@ -17,7 +17,7 @@ from p2porch.cli import stack as cli_stack
 from p2porch.cli.envfile import parse_env_lines, read_env_files
 from p2porch.cli.goformat import render
 from p2porch.cli.main import build_parser, main
-from p2porch.cli.service import spec_changes
+from p2porch.cli.service import _validated, spec_changes
 from p2porch.cli.service_read import since_epoch
 from p2porch.cli.util import UsageError
 
@@ -119,13 +119,16 @@ def test_env_file_as_docker_reads_it(tmp_path) -> None:
         read_env_files(["/nonexistent/app.env"], {})
 
 
-def test_env_file_comes_before_env_and_the_docker_spelling_of_max_per_node(tmp_path) -> None:
+def test_env_files_then_env_one_entry_a_key_and_the_docker_spelling_of_max_per_node(tmp_path) -> None:
     env = tmp_path / "app.env"
-    env.write_text("A=from-file\nB=2\n")
-    argv = ["service", "create", "--name", "web", "--env-file", str(env), "-e", "A=flag",
-            "--replicas-max-per-node", "2", "img"]  # fmt: skip
+    env.write_text("A=from-file\nB=2\nC=3\n")
+    later = tmp_path / "later.env"
+    later.write_text("C=later\n")
+    argv = ["service", "create", "--name", "web", "--env-file", str(env), "--env-file", str(later),
+            "-e", "A=flag", "--replicas-max-per-node", "2", "img"]  # fmt: skip
     changes = spec_changes(build_parser("service").parse_args(argv))
-    assert changes["env"] == ["A=from-file", "B=2", "A=flag"]
+    assert changes["env"] == ["B=2", "C=later", "A=flag"]  # one entry a key: the spec refuses doubles
+    assert _validated(changes)["env"] == {"A": "flag", "B": "2", "C": "later"}
     assert changes["max_replicas_per_node"] == 2
 
 
