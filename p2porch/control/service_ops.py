@@ -410,6 +410,7 @@ class ServiceOps:
             "name": f"{service.name}.{task.slot}",
             "slot": task.slot,
             "node": _node_name(state, task.node_id),
+            "node_id": task.node_id,  # service ps --filter node=ID (Docker takes a node's id or name)
             "desired_state": task.desired_state,
             "state": task.state,
             "state_at": task.state_at,
