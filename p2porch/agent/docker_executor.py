@@ -317,6 +317,8 @@ class DockerExecutor:
         follow: bool = False,
         tail: int | None = None,
         container: str = "",
+        since: float | None = None,
+        timestamps: bool = False,
     ) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[str, str]]]:
         """A channel of ``(task_id, line)`` from the managed containers that match ``task_ids`` and/or
         ``service_name`` (all managed containers if neither is given), stdout and stderr interleaved.
@@ -324,6 +326,7 @@ class DockerExecutor:
         ``container`` picks one container of each task group by name ("" = the main container).
         Without ``follow`` the channel closes after the last existing line; with it, it stays open
         until the containers stop or the context exits. Containers created later are not included.
+        ``since`` and ``timestamps`` are the engine's (``docker logs --since/--timestamps``).
         """
         filters: dict[str, Any] = {"label": [f"{LABEL_MANAGED}=true"]}
         if service_name:
@@ -348,7 +351,9 @@ class DockerExecutor:
                 for task_id, container_id in selected:
 
                     def opener(container_id: str = container_id) -> Any:
-                        return self._api.logs(container_id, follow=follow, tail=tail)
+                        return self._api.logs(
+                            container_id, follow=follow, tail=tail, since=since, timestamps=timestamps
+                        )
 
                     try:
                         stream = await self._open_stream(opener)

@@ -44,9 +44,12 @@ class Executor(Protocol):
         follow: bool = False,
         tail: int | None = None,
         container: str = "",
+        since: float | None = None,
+        timestamps: bool = False,
     ) -> AbstractAsyncContextManager[Any]:
         """A receive channel of ``(task_id, line)`` from the matching containers (async iterable);
-        ``container`` names one container of a task group ("" = the main one)."""
+        ``container`` names one container of a task group ("" = the main one); ``since`` (epoch
+        seconds) drops older lines, ``timestamps`` prefixes each with the engine's RFC 3339 time."""
         ...
 
 

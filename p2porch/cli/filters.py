@@ -1,4 +1,5 @@
-"""``--filter/-f KEY=VALUE`` of ``service ls`` and ``node ls``, as Docker's, applied to the API's rows.
+"""``--filter/-f KEY=VALUE`` of ``service ls``, ``node ls`` and ``service|stack ps``, as Docker's, applied
+to the API's rows (``ps``: ``id``, ``name``, ``node``, ``desired-state`` running|shutdown|accepted).
 
 Docker's rules: values of one key are alternatives (any may match), different keys must all match;
 ``id`` and ``name`` match a prefix, ``label`` a key (``label=K``) or a pair (``label=K=V``); ``node ls``'s
@@ -46,6 +47,15 @@ NODE_FILTERS: dict[str, Match] = {
     "status": lambda row, value: row.get("status") == value,
     "label": _label(lambda row: row.get("labels") or {}),
     "node.label": _label(lambda row: row.get("labels") or {}),
+}
+
+TASK_FILTERS: dict[str, Match] = {  # service ps, stack ps: Docker's keys
+    "id": lambda row, value: str(row["id"]).startswith(value),
+    "name": lambda row, value: str(row["name"]).startswith(value),
+    "node": lambda row, value: row.get("node") == value or str(row.get("node_id") or "").startswith(value),
+    "desired-state": lambda row, value: (
+        row.get("desired_state") == value or (value == "accepted" and row.get("desired_state") == "running")
+    ),
 }
 
 

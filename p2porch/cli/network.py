@@ -13,7 +13,17 @@ from typing import Any
 from ..errors import ConfigError
 from ..model.netrefs import check_network_name
 from .node import cmd_network_inspect
-from .util import EXIT_OK, UsageError, add_ids_only, client_for, emit, noun_actions, remove_each, table
+from .util import (
+    EXIT_OK,
+    UsageError,
+    add_ids_only,
+    client_for,
+    deleter,
+    emit,
+    noun_actions,
+    remove_each,
+    table,
+)
 
 COLUMNS = ["id", "name", "driver", "scope", "internal", "services"]
 
@@ -70,7 +80,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         "attachable": args.attachable,
         "labels": _labels(args.label),
     }
-    emit(args, client_for(args).post("/networks", body), _describe)
+    emit(args, client_for(args).post("/networks", body), lambda net: net["id"])  # as `docker network create`
     return EXIT_OK
 
 
@@ -113,7 +123,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    return remove_each(args, args.names, "/networks/{}", lambda r: f"removed network {r['removed']}")
+    return remove_each(args, args.names, deleter("/networks/{}"), lambda r: f"removed network {r['removed']}")
 
 
 def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import sys
 from typing import Any
 
 from .filters import NODE_FILTERS, add_filter, apply_filters
+from .goformat import add_inspect_output, emit_inspected
 from .stats import add_node_stats
 from .util import (
+    EXIT_FAILED,
     EXIT_OK,
     LONG_OPERATION_TIMEOUT_S,
     Parser,
@@ -31,6 +34,7 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.set_defaults(func=cmd_node_ls)
     inspect = node_sub.add_parser("inspect", parents=[common], help="Show one node")
     inspect.add_argument("node", metavar="NODE", help="node name or id")
+    add_inspect_output(inspect)
     inspect.set_defaults(func=cmd_node_inspect)
     update = node_sub.add_parser("update", parents=[common], help="Change a node's availability or labels")
     update.add_argument("node", metavar="NODE", help="node name or id")
@@ -45,6 +49,12 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     rm.add_argument("--force", action="store_true", help="remove even a node that is still ready")
     rm.set_defaults(func=cmd_node_rm)
     add_node_stats(node_sub, common)
+    for verb in ("promote", "demote"):
+        role = node_sub.add_parser(
+            verb, parents=[common], help=f"(Docker's node {verb}: refused; voters are chosen by autopilot)"
+        )
+        role.add_argument("nodes", metavar="NODE", nargs="+")
+        role.set_defaults(func=cmd_node_role, verb=verb)
 
 
 NODE_COLUMNS = [
@@ -61,7 +71,10 @@ NODE_COLUMNS = [
 
 
 def _progress_cell(progress: dict[str, Any] | None) -> str:
-    """Applied (or, seen from the leader, replicated) index, distance to the commit index, lag flag."""
+    """Applied (or, seen from the leader, replicated) index, distance to the commit index, lag flag;
+    ``-`` while the leader has not heard from the node yet, ``?`` where this node cannot know."""
+    if progress and "match_index" in progress and progress["match_index"] is None:
+        return "-"
     if not progress or progress.get("behind_entries") is None:
         return "?"
     index = progress.get("applied_index", progress.get("match_index"))
@@ -114,8 +127,21 @@ def describe_node(n: dict[str, Any]) -> str:
 
 
 def cmd_node_inspect(args: argparse.Namespace) -> int:
-    emit(args, client_for(args).get(f"/nodes/{args.node}"), describe_node)
+    emit_inspected(args, client_for(args).get(f"/nodes/{args.node}"), describe_node)
     return EXIT_OK
+
+
+def cmd_node_role(args: argparse.Namespace) -> int:
+    """``node promote|demote``: Docker's manager/worker switch, which p2porch does not take (its leader
+    keeps ``raft.voters`` voters itself and would undo a hand-made change): exit 1, nothing sent."""
+    print(
+        f"p2porch: error: node {args.verb}: p2porch chooses its Raft voters itself (raft.voters: 3, 5 "
+        "from 7 nodes; a voter down for raft.replace_dead_voter_s is replaced by a replica), so a node "
+        "cannot be promoted or demoted by hand; `node ls` shows each node's role. To take a voter out: "
+        "`p2porch leave` on it, or `node rm` once it is down. Nothing was changed.",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 def cmd_node_update(args: argparse.Namespace) -> int:
@@ -127,7 +153,7 @@ def cmd_node_update(args: argparse.Namespace) -> int:
         "label_rm": args.label_rm,
     }
     node = client_for(args).post(f"/nodes/{args.node}/update", body)
-    emit(args, node, lambda n: table(NODE_COLUMNS, [_node_row(n)]))
+    emit(args, node, lambda n: args.node)  # as `docker node update`: the node as given; --json: its view
     return EXIT_OK
 
 

@@ -121,9 +121,9 @@ def assess(
     shown = sorted(active, key=lambda t: (t.get("slot") or 0, t.get("up_to_date") is not False))
     lines = tuple(_task_line(t, total) if _kept_slot(view, t) else _leaving_line(t, desired) for t in shown)
     keys = tuple(str(t.get("id")) for t in shown)
-    ready = [
+    ready = [  # a leaving slot's task is not counted: "3/2 tasks running" during a scale-down read wrong
         t
-        for t in active
+        for t in kept
         if t.get("state") == "running"
         and t.get("up_to_date") is not False
         and t.get("health") in ("", None, "healthy")

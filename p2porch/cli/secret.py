@@ -14,7 +14,17 @@ from typing import Any
 from ..errors import ConfigError
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
 from .service_rows import ago
-from .util import EXIT_OK, UsageError, add_ids_only, client_for, emit, noun_actions, remove_each, table
+from .util import (
+    EXIT_OK,
+    UsageError,
+    add_ids_only,
+    client_for,
+    deleter,
+    emit,
+    noun_actions,
+    remove_each,
+    table,
+)
 
 COLUMNS = ["id", "name", "version", "size", "services", "updated"]
 
@@ -80,7 +90,8 @@ def _cmd_create(kind: str) -> Any:
             "data": encoded(read_value(args.file, kind)),
             "labels": _labels(args.label),
         }
-        emit(args, client_for(args).post(f"/objects/{kind}", body), _describe)
+        # the new object's id, as `docker secret create` prints it (`inspect` shows the rest)
+        emit(args, client_for(args).post(f"/objects/{kind}", body), lambda obj: obj["id"])
         return EXIT_OK
 
     return run
@@ -132,7 +143,7 @@ def _cmd_inspect(kind: str) -> Any:
 def _cmd_rm(kind: str) -> Any:
     def run(args: argparse.Namespace) -> int:
         return remove_each(
-            args, args.names, f"/objects/{kind}/{{}}", lambda r: f"removed {kind} {r['removed']}"
+            args, args.names, deleter(f"/objects/{kind}/{{}}"), lambda r: f"removed {kind} {r['removed']}"
         )
 
     return run

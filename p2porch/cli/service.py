@@ -7,12 +7,12 @@ and its name before anything reaches the daemon) and showing services and tasks.
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import re
 import sys
 from typing import Any
 
-from ..errors import ConfigError, P2POrchError
+from ..errors import ConfigError, NotFoundError
 from ..model import ServiceSpec
 from ..model.netrefs import parse_attachments
 from .autoscale import (
@@ -21,11 +21,12 @@ from .autoscale import (
     autoscale_flag,
     cmd_service_autoscale,
 )
+from .envfile import read_env_files, with_env_files
 from .filters import SERVICE_FILTERS, add_filter, apply_filters
-from .group import GROUP_FLAGS, add_group_flags, group_changes, group_spec, group_task_rows
+from .group import GROUP_FLAGS, add_group_flags, group_changes
 from .progress import Watch, add_wait_options, wait_after, waits_for
-from .service_describe import describe_service
-from .service_rows import SERVICE_COLUMNS, TASK_COLUMNS, service_row, task_row
+from .service_read import add_read_commands
+from .service_rows import SERVICE_COLUMNS, service_row
 from .stats import add_service_stats
 from .update_edits import add_edit_flags, edit_changes, edits_given
 from .util import (
@@ -33,12 +34,11 @@ from .util import (
     UsageError,
     add_ids_only,
     client_for,
+    deleter,
     emit,
-    non_negative_int,
     noun_actions,
     remove_each,
     table,
-    wants_json,
 )
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
@@ -173,12 +173,28 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--placement-pref", action="append", default=d, metavar="spread=node.labels.K")
     p.add_argument("--strategy", choices=["spread", "binpack"], default=d)
     p.add_argument("--affinity", action="append", default=d, metavar="[anti-]affinity=service==S")
-    p.add_argument("--max-replicas-per-node", type=int, default=d)
+    p.add_argument(
+        "--max-replicas-per-node",
+        "--replicas-max-per-node",  # Docker's spelling
+        dest="max_replicas_per_node",
+        type=int,
+        default=d,
+        metavar="N",
+        help="at most N tasks of this service per node (0: no limit)",
+    )
     p.add_argument("--reserve-cpu", default=d, metavar="CPUS")
     p.add_argument("--reserve-memory", default=d, metavar="BYTES", help="e.g. 512M, 1G")
     p.add_argument("--limit-cpu", default=d, metavar="CPUS")
     p.add_argument("--limit-memory", default=d, metavar="BYTES")
     p.add_argument("--env", "-e", action="append", default=d, metavar="K=V")
+    if create:
+        p.add_argument(
+            "--env-file",
+            action="append",
+            default=d,
+            metavar="FILE",
+            help="K=V lines (# comments; K alone: from this environment); --env wins",
+        )
     p.add_argument("--label", action="append", default=d, metavar="K=V", help="container label")
     p.add_argument(
         "--mount",
@@ -337,6 +353,8 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
     for flag, key in simple.items():
         if flag in given:
             out[key] = given[flag]
+    if "env_file" in given:
+        out["env"] = with_env_files(read_env_files(given["env_file"], os.environ), given.get("env") or [])
     if "max_concurrent" in given:
         out["max_concurrent"] = given["max_concurrent"]
     schedule = {
@@ -381,6 +399,24 @@ def _validated(spec: dict[str, Any]) -> dict[str, Any]:
         raise UsageError(f"{flag_for(exc.field)}: {exc.message}", field=flag_for(exc.field)) from exc
 
 
+#: a spec list whose entries name other objects (missing ones: NotFoundError with this field)
+REFERENCE_LISTS = ("secrets", "configs", "networks")
+
+
+def _post_naming_flag(client: Any, path: str, body: dict[str, Any]) -> Any:
+    """``client.post(path, body)``; a secret, config or network the spec names that does not exist is
+    still refused as not found (exit 1, as Docker's ``secret not found: nosuch``), its message now
+    starting with the flag that named it (``--secret``, or ``--secret-add`` on update)."""
+    try:
+        return client.post(path, body)
+    except NotFoundError as exc:
+        head = (exc.field or "").split("[", 1)[0].split(".", 1)[0]
+        if head not in REFERENCE_LISTS:
+            raise
+        flag = "--" + head.removesuffix("s") + ("-add" if body.get(f"{head}_add") else "")
+        raise NotFoundError(f"{flag}: {exc.message}", field=flag) from exc
+
+
 # ----------------------------------------------------------------------------- commands
 
 
@@ -394,7 +430,7 @@ def cmd_service_create(args: argparse.Namespace) -> int:
         )
     spec = _validated(changes)
     client = client_for(args)
-    service = client.post("/services", spec)
+    service = _post_naming_flag(client, "/services", spec)
     emit(args, service, lambda s: s["id"])
     wait_after(args, client, _watches([service]))
     return EXIT_OK
@@ -427,7 +463,7 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     client = client_for(args)
     if edits_given(args):  # --env-add/--publish-rm...: the service's lists, edited, at the version read
         changes = edit_changes(args, changes, client.get(f"/services/{args.service}"))
-    service = client.post(f"/services/{args.service}/update", changes)
+    service = _post_naming_flag(client, f"/services/{args.service}/update", changes)
     emit(args, service, lambda s: s["id"])
     if service.get("changed") == []:  # nothing written: nothing to wait for
         print(f"{service['name']}: nothing changed (no rollback point recorded)", file=sys.stderr)
@@ -439,35 +475,6 @@ def cmd_service_update(args: argparse.Namespace) -> int:
 def cmd_service_ls(args: argparse.Namespace) -> int:
     rows = apply_filters(client_for(args).get("/services"), args.filters, SERVICE_FILTERS)
     emit(args, rows, lambda rows: table(SERVICE_COLUMNS, [service_row(s) for s in rows]))
-    return EXIT_OK
-
-
-def cmd_service_ps(args: argparse.Namespace) -> int:
-    client = client_for(args)
-    tasks = client.get(f"/services/{args.service}/tasks", all="false" if args.running else "true")
-    if args.ids_only:  # -q: the IDs alone, without the usage and group lookups
-        emit(args, tasks, str)
-        return EXIT_OK
-    try:
-        usage = client.get(f"/services/{args.service}/usage")
-    except P2POrchError:  # an older daemon, or no answer: the tasks without usage
-        usage = {}
-    for task in tasks:
-        task["usage"] = usage.get(task["id"])
-    spec = {} if wants_json(args) else group_spec(client, args.service)
-    emit(args, tasks, lambda rows: table(TASK_COLUMNS, group_task_rows(spec, [task_row(t) for t in rows])))
-    return EXIT_OK
-
-
-def cmd_service_inspect(args: argparse.Namespace) -> int:
-    client = client_for(args)
-    service = client.get(f"/services/{args.service}")
-    if service["spec"].get("autoscale"):
-        try:
-            service["autoscale_status"] = client.get(f"/services/{args.service}/autoscale")
-        except P2POrchError as exc:
-            service["autoscale_status"] = {"available": False, "reason": exc.message}
-    emit(args, service, describe_service)
     return EXIT_OK
 
 
@@ -516,23 +523,7 @@ def cmd_service_rebalance(args: argparse.Namespace) -> int:
 
 
 def cmd_service_rm(args: argparse.Namespace) -> int:
-    return remove_each(args, args.services, "/services/{}", lambda view: view["name"])
-
-
-def cmd_service_logs(args: argparse.Namespace) -> int:
-    params = {"follow": str(args.follow).lower(), "tail": args.tail}
-    if args.container:
-        params["container"] = args.container
-    for item in client_for(args).stream(f"/services/{args.service}/logs", **params):
-        if wants_json(args):
-            print(json.dumps(item), flush=True)
-        elif item.get("task"):
-            print(f"{item['task']}@{item['node']} | {item['line']}", flush=True)
-        elif "line" in item:
-            print(f"{item['node']}: {item['line']}", file=sys.stderr, flush=True)
-        else:  # an error reported in the stream
-            raise P2POrchError(str(item.get("message", item)))
-    return EXIT_OK
+    return remove_each(args, args.services, deleter("/services/{}"), lambda view: view["name"])
 
 
 def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -547,7 +538,11 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         cmd_service_update,
     )
     update.add_argument("service", metavar="SERVICE")
-    update.add_argument("--force", action="store_true", help="re-run a job: start a new execution")
+    update.add_argument(
+        "--force",
+        action="store_true",
+        help="replace every task even if nothing changed (rolling, as Docker's); a job: run it again",
+    )
     update.add_argument("--rollback", action="store_true", help="as `service rollback SERVICE`")
     update.add_argument(
         "--if-version",
@@ -568,10 +563,6 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     autoscale.add_argument("--off", action="store_true", help="stop autoscaling (replicas stay as they are)")
     add_filter(add_ids_only(action("ls", "List services", cmd_service_ls)), SERVICE_FILTERS)
     add_service_stats(action)
-    ps = add_ids_only(action("ps", "List a service's tasks, with errors and explanations", cmd_service_ps))
-    ps.add_argument("service", metavar="SERVICE")
-    ps.add_argument("--running", action="store_true", help="only tasks that should be running")
-    action("inspect", "Show a service", cmd_service_inspect).add_argument("service", metavar="SERVICE")
     scale = action("scale", "Set replicas: scale S=N [S=N...]", cmd_service_scale)
     scale.add_argument("scales", nargs="+", metavar="SERVICE=REPLICAS")
     add_wait_options(scale)
@@ -586,10 +577,4 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     action("rm", "Remove services and their tasks", cmd_service_rm).add_argument(
         "services", nargs="+", metavar="SERVICE"
     )
-    logs = action("logs", "Show the logs of every task of a service, from every node", cmd_service_logs)
-    logs.add_argument("service", metavar="SERVICE")
-    logs.add_argument("--follow", "-f", action="store_true", help="keep streaming new lines")
-    logs.add_argument("--tail", "-n", type=non_negative_int, metavar="N", help="last N lines of each task")
-    logs.add_argument(
-        "--container", "-c", metavar="NAME", help="a task group's sidecar or init container (default: main)"
-    )
+    add_read_commands(action)

@@ -38,6 +38,58 @@ def _port_lines(ports: Any) -> list[str]:
     return out
 
 
+def _pairs(mapping: Any) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted((mapping or {}).items()))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def _settings_lines(spec: dict[str, Any]) -> list[str]:
+    """Labels, placement, restart policy, health check and engine options: what ``create`` was given
+    beyond the image (``docker service inspect --pretty`` shows them; this text did not)."""
+    lines = []
+    if spec.get("service_labels"):
+        lines.append(f"Labels:    {_pairs(spec['service_labels'])}")
+    if spec.get("labels"):
+        lines.append(f"Container labels: {_pairs(spec['labels'])}")
+    if spec.get("max_replicas_per_node"):
+        lines.append(f"Placement: at most {spec['max_replicas_per_node']} task(s) per node")
+    restart = spec.get("restart") or {}
+    if restart:
+        attempts = restart.get("max_attempts") or 0
+        window = f" in {_duration(restart['window_s'])}" if restart.get("window_s") else ""
+        lines.append(
+            f"Restart:   {restart.get('condition', 'any')}, delay {_duration(restart.get('delay_s', 0))}, "
+            + (f"at most {attempts} attempt(s){window}" if attempts else "no attempt limit")
+        )
+    health = spec.get("health") or {}
+    cmd = health.get("cmd") or []
+    if cmd == ["NONE"]:
+        lines.append("Health:    off (--no-healthcheck)")
+    elif cmd:
+        test = (
+            cmd[1]
+            if cmd[0] == "CMD-SHELL" and len(cmd) == 2
+            else " ".join(cmd[1:] if cmd[0] == "CMD" else cmd)
+        )
+        lines.append(
+            f"Health:    {test} (every {_duration(health.get('interval_s', 30))}, timeout "
+            f"{_duration(health.get('timeout_s', 30))}, {health.get('retries', 3)} retries)"
+        )
+    options = dict(spec.get("container") or {})
+    for key in ("user", "workdir"):
+        if spec.get(key):
+            options[key] = spec[key]
+    if options:
+        shown = [
+            k.replace("_", "-") if v is True else f"{k.replace('_', '-')}={v}" for k, v in options.items()
+        ]
+        lines.append(f"Container: {', '.join(sorted(shown))}")
+    return lines
+
+
 def describe_service(s: dict[str, Any]) -> str:
     """The `service inspect` text: spec summary, job progress, group, networks, update and pending lines."""
     spec = s["spec"]
@@ -75,17 +127,19 @@ def describe_service(s: dict[str, Any]) -> str:
         lines.append(
             f"Env:       {' '.join(f'{k}={shown_env_value(k, v)}' for k, v in sorted(spec['env'].items()))}"
         )
-    if spec.get("reserve_cpu_nanos") or spec.get("reserve_memory_bytes"):
-        lines.append(
-            f"Reserved:  {format_cpus(spec['reserve_cpu_nanos'])}, "
-            f"{format_bytes(spec['reserve_memory_bytes'])}"
-        )
+    reserved = [
+        *([format_cpus(spec["reserve_cpu_nanos"])] if spec.get("reserve_cpu_nanos") else []),
+        *([format_bytes(spec["reserve_memory_bytes"])] if spec.get("reserve_memory_bytes") else []),
+    ]
+    if reserved:
+        lines.append(f"Reserved:  {', '.join(reserved)}")
     limits = [
         *([format_cpus(spec["limit_cpu_nanos"])] if spec.get("limit_cpu_nanos") else []),
         *([format_bytes(spec["limit_memory_bytes"])] if spec.get("limit_memory_bytes") else []),
     ]
     if limits:
         lines.append(f"Limits:    {', '.join(limits)}")
+    lines.extend(_settings_lines(spec))
     status = s.get("update_status")
     if status:
         reason = f": {status['reason']}" if status.get("reason") else ""

@@ -80,11 +80,12 @@ def ago(ts: float, now: float | None = None) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s ago" if seconds >= 60 else f"{seconds}s ago"
 
 
-def task_row(t: dict[str, Any]) -> list[Any]:
-    """One ``service ps`` row, with the task's live CPU and memory when the node reported them."""
+def task_row(t: dict[str, Any], *, no_trunc: bool = False) -> list[Any]:
+    """One ``service ps`` row, with the task's live CPU and memory when the node reported them; the task
+    id cut to 12 characters unless ``no_trunc``."""
     state = t["state"] + (f" ({t['health']})" if t.get("health") else "")
     return [
-        t["id"][:12],
+        t["id"] if no_trunc else t["id"][:12],
         t["name"],
         t["node"] or "-",
         t["desired_state"],

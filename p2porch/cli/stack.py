@@ -25,12 +25,13 @@ from ..stack.object_plan import EXISTS, ObjectRef, object_actions
 from ..stack.rollout import dependency_ready, deploy_waves
 from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
+from .filters import TASK_FILTERS, apply_filters
 from .progress import Watch, add_wait_options, wait_after, waits_for
-from .service_rows import SERVICE_COLUMNS, TASK_COLUMNS, service_row, task_row
+from .service_read import add_task_list_flags, task_table
+from .service_rows import SERVICE_COLUMNS, service_row
 from .util import (
     EXIT_OK,
     UsageError,
-    add_ids_only,
     client_for,
     emit,
     noun_actions,
@@ -296,7 +297,8 @@ def cmd_stack_services(args: argparse.Namespace) -> int:
 
 def cmd_stack_ps(args: argparse.Namespace) -> int:
     tasks = client_for(args).get(f"/stacks/{args.stack}/tasks", all="false" if args.running else "true")
-    emit(args, tasks, lambda rows: table(TASK_COLUMNS, [task_row(t) for t in rows]))
+    tasks = apply_filters(tasks, args.filters, TASK_FILTERS)
+    emit(args, tasks, lambda rows: task_table(args, rows))
     return EXIT_OK
 
 
@@ -366,8 +368,14 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         cmd_stack_deploy,
     )
     files(deploy)
-    deploy.add_argument(
+    prune = deploy.add_mutually_exclusive_group()
+    prune.add_argument(
         "--no-prune", action="store_true", help="keep services of the stack that the file no longer has"
+    )
+    prune.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove services the file no longer has: the default here (Docker needs the flag)",
     )
     deploy.add_argument(
         "--dry-run",
@@ -394,8 +402,8 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     action("ls", "List stacks", cmd_stack_ls)
     services = action("services", "List the services of a stack (as service ls)", cmd_stack_services)
     services.add_argument("stack", metavar="NAME")
-    ps = add_ids_only(action("ps", "List the tasks of every service of a stack", cmd_stack_ps))
+    ps = action("ps", "List the tasks of every service of a stack", cmd_stack_ps)
     ps.add_argument("stack", metavar="NAME")
-    ps.add_argument("--running", action="store_true", help="only tasks that should be running")
+    add_task_list_flags(ps)
     rm = action("rm", "Remove every service of each stack", cmd_stack_rm)
     rm.add_argument("stacks", metavar="NAME", nargs="+")

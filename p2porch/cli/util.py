@@ -161,12 +161,12 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
 def remove_each(
     args: argparse.Namespace,
     names: Sequence[str],
-    remove: str | Callable[[Any, str], Any],
+    remove: Callable[[Any, str], Any],
     line: Callable[[Any], str],
     *,
     one_as_object: bool = False,
 ) -> int:
-    """Remove every name in turn (``DELETE remove.format(name)``, or ``remove(client, name)``), as
+    """Remove every name in turn (``remove(client, name)``, e.g. ``deleter("/networks/{}")``), as
     ``docker rm a b c`` does: each removal is printed (``line``) as it is done, a name that fails is
     reported on stderr and the others are still removed; with --json, one list of what was removed (with
     ``one_as_object``, a single name's result alone, as ``stack rm`` printed it). The exit code is the
@@ -175,10 +175,7 @@ def remove_each(
     code, removed = EXIT_OK, []
     for name in names:
         try:
-            if isinstance(remove, str):
-                removed.append(client.delete(remove.format(name)))
-            else:
-                removed.append(remove(client, name))
+            removed.append(remove(client, name))
         except DaemonError:
             raise
         except P2POrchError as exc:
@@ -193,6 +190,15 @@ def remove_each(
     elif wants_json(args):
         print(json.dumps(removed, indent=2, sort_keys=True))
     return code
+
+
+def deleter(path: str) -> Callable[[Any, str], Any]:
+    """A ``remove_each`` remover: ``DELETE path.format(name)``, the daemon's answer as the result."""
+
+    def remove(client: Any, name: str) -> Any:
+        return client.delete(path.format(name))
+
+    return remove
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -24,17 +24,20 @@ class LogOps:
 
     @asynccontextmanager
     async def local_logs(self, request: dict[str, Any]) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
-        """This node's log lines of one service (``service``, ``follow``, ``tail``, ``container`` in
-        ``request``; an older node ignores ``container`` and sends the main containers' lines)."""
+        """This node's log lines of one service (``service``, ``follow``, ``tail``, ``container``,
+        ``since``, ``timestamps`` in ``request``; an older node ignores ``container`` and sends the main
+        containers' lines, and ignores ``since``/``timestamps``)."""
         executor = self.cluster.board.executor
         if executor is None:
             raise ConflictError("the agent is not running on this node", field="agent")
-        tail = request.get("tail")
+        tail, since = request.get("tail"), request.get("since")
         async with executor.open_logs(
             service_name=str(request.get("service", "")),
             follow=bool(request.get("follow")),
             tail=int(tail) if isinstance(tail, int) else None,
             container=str(request.get("container") or ""),
+            since=float(since) if isinstance(since, int | float) and since > 0 else None,
+            timestamps=bool(request.get("timestamps")),
         ) as channel:
 
             async def lines() -> AsyncIterator[dict[str, Any]]:

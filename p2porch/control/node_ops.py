@@ -141,7 +141,11 @@ class NodeOps:
         return [self.node_view(n, state, leader) for n in ordered]
 
     def find_node(self, ref: str) -> Node:
+        """The node named ``ref`` (or with that id, or a unique id prefix of 4+); ``self`` is this node,
+        as in Docker (``node inspect self``), unless a node is named so."""
         state = self.cluster.snapshot()
+        if ref == "self" and state.node_by_name(ref) is None and self.cluster.local is not None:
+            ref = self.cluster.local.node_id
         node = state.node_by_name(ref) or state.nodes.get(ref)
         if node is None:
             matches = [n for n in state.nodes.values() if n.node_id.startswith(ref)] if len(ref) >= 4 else []

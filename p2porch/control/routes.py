@@ -93,6 +93,19 @@ def cluster_endpoints(cluster: ClusterManager, nodes: NodeOps) -> list[Endpoint]
     ]
 
 
+def _log_since(value: Any) -> float | None:
+    """``since`` of a logs request: epoch seconds (the CLI turns ``--since 10m`` or a date into them)."""
+    if value in (None, ""):
+        return None
+    try:
+        since = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--since: {value!r} is not a time in epoch seconds", field="--since") from None
+    if not 0 <= since < 1e11:  # also refuses nan and inf
+        raise ConfigError(f"--since: {value!r} is not a time in epoch seconds", field="--since")
+    return since
+
+
 def service_endpoints(ops: ServiceOps) -> list[Endpoint]:
     """Create, list, inspect, update, scale, roll back, rebalance, remove services; stream their logs."""
 
@@ -142,6 +155,8 @@ def service_endpoints(ops: ServiceOps) -> list[Endpoint]:
             follow=follow,
             tail=int(tail) if tail is not None else None,
             container=container,
+            since=_log_since(body.get("since")),
+            timestamps=str(body.get("timestamps", "false")).lower() in ("1", "true", "yes"),
         )
 
     return [

@@ -7,6 +7,7 @@ scheduling loop's job; this module only writes desired state.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import secrets
 from collections import Counter
@@ -246,11 +247,8 @@ class ServiceOps:
         merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
         check_same_kind(service, spec)
-        if force and not spec.is_job:
-            raise ConfigError(
-                "--force re-runs a job; a service's tasks are replaced by changing the service",
-                field="force",
-            )
+        if force and not spec.is_job:  # as Docker's ForceUpdate: a new template, so every task rolls
+            spec = dataclasses.replace(spec, force_update=service.spec.force_update + 1)
         now = self.clock.now()
         change = rollback_point.updated(service, spec, now)  # any change keeps a rollback point
         if not change.changed and not force and not service.update_paused:
@@ -412,6 +410,7 @@ class ServiceOps:
             "name": f"{service.name}.{task.slot}",
             "slot": task.slot,
             "node": _node_name(state, task.node_id),
+            "node_id": task.node_id,  # service ps --filter node=ID (Docker takes a node's id or name)
             "desired_state": task.desired_state,
             "state": task.state,
             "state_at": task.state_at,
@@ -427,13 +426,21 @@ class ServiceOps:
 
     @asynccontextmanager
     async def logs(
-        self, ref: str, *, follow: bool, tail: int | None, container: str = ""
+        self,
+        ref: str,
+        *,
+        follow: bool,
+        tail: int | None,
+        container: str = "",
+        since: float | None = None,
+        timestamps: bool = False,
     ) -> AsyncIterator[Any]:
         """Log lines of every task of a service, from every node that ran one, as they arrive.
 
         Items are ``{"task": "web.2.<id>", "node": "n2", "line": "..."}``; this node's tasks are read
         from its Docker engine, other nodes' through their join port (token handshake, encrypted).
-        ``container`` names one container of a task group (its sidecar or init container; "" = the main).
+        ``container`` names one container of a task group (its sidecar or init container; "" = the main);
+        ``since`` (epoch seconds) and ``timestamps`` go to each node's engine.
         """
         state = self._state()
         service = self.find(ref)
@@ -445,6 +452,10 @@ class ServiceOps:
         request = {"op": "logs", "service": service.name, "follow": follow, "tail": tail}
         if container and container != MAIN_NAME:
             request["container"] = container
+        if since is not None:
+            request["since"] = since
+        if timestamps:
+            request["timestamps"] = True
         send, receive = trio.open_memory_channel[dict[str, Any]](math.inf)
 
         async def pump(node_id: str) -> None:

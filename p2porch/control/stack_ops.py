@@ -9,6 +9,7 @@ never writes Raft commands itself and never places tasks.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -205,6 +206,9 @@ class StackOps:
                 )
             with refusal_named(service.short_name):
                 check_same_kind(record, stored)
+            # a file has no force_update (`service update --force`'s counter) and the update keeps the
+            # service's: compared with it, so a redeploy after a --force is not "updated" with no change
+            stored = dataclasses.replace(stored, force_update=record.spec.force_update)
             fields = changed_fields(record.spec, stored)
             step: dict[str, Any] = {
                 "name": service.name,

@@ -237,13 +237,26 @@ class EngineClient:
             "GET", "/events", json_lines, query={"filters": filters_param(filters)}, timeout_s=None
         )
 
-    def logs(self, container: str, *, follow: bool, tail: int | None) -> Stream:
+    def logs(
+        self,
+        container: str,
+        *,
+        follow: bool,
+        tail: int | None,
+        since: float | None = None,
+        timestamps: bool = False,
+    ) -> Stream:
+        """A container's output; ``since`` (Unix seconds) and ``timestamps`` as the engine API's."""
         query = {
             "stdout": "1",
             "stderr": "1",
             "follow": "1" if follow else "0",
             "tail": "all" if tail is None else str(tail),
         }
+        if since is not None:
+            query["since"] = f"{since:.6f}"
+        if timestamps:
+            query["timestamps"] = "1"
         return self.stream(
             "GET",
             f"/containers/{_quote(container)}/logs",

@@ -162,9 +162,17 @@ class MeasuredExecutor:
         follow: bool = False,
         tail: int | None = None,
         container: str = "",
+        since: float | None = None,
+        timestamps: bool = False,
     ) -> AbstractAsyncContextManager[Any]:
         return self._inner.open_logs(
-            task_ids, service_name=service_name, follow=follow, tail=tail, container=container
+            task_ids,
+            service_name=service_name,
+            follow=follow,
+            tail=tail,
+            container=container,
+            since=since,
+            timestamps=timestamps,
         )
 
     async def start(self, assignment: TaskAssignment, container_id: str = "") -> StartOutcome:

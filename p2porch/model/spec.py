@@ -126,6 +126,7 @@ class ServiceSpec:
     sidecars: tuple[GroupContainer, ...] = ()  # task group: containers beside the main one (issue 21)
     init_containers: tuple[GroupContainer, ...] = ()  # task group: run to completion, in order, first
     on_site_loss: str = "keep"  # keep: a cut-off region's tasks are left to run there; replace: rescheduled
+    force_update: int = 0  # Docker's TaskTemplate.ForceUpdate: `service update --force` adds 1, tasks roll
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
@@ -262,7 +263,7 @@ class ServiceSpec:
         for key in ("secrets", "configs"):  # the same: absent when unused
             if full[key]:
                 out[key] = full[key]
-        for key in (SIDECAR, INIT):  # a task group's containers are part of the task
+        for key in (SIDECAR, INIT, "force_update"):  # a task group's containers are part of the task
             if key in full:
                 out[key] = full[key]
         return out
@@ -321,6 +322,7 @@ class ServiceSpec:
             **({} if self.autoscale is None else {"autoscale": self.autoscale.to_dict()}),  # absent when off
             **self._job_dict(),
             **({"on_site_loss": self.on_site_loss} if self.on_site_loss != "keep" else {}),  # absent: default
+            **({"force_update": self.force_update} if self.force_update else {}),  # absent: default
         } | ({"networks": [n.to_dict() for n in self.networks]} if self.networks else {})
 
     def to_sparse_dict(self) -> dict[str, Any]:
@@ -440,6 +442,7 @@ _SPEC_KEYS: dict[str, str] = {
     "sidecars": "sidecars",
     "init_containers": "init_containers",
     "on_site_loss": "on_site_loss",
+    "force_update": "force_update",
 }
 
 
@@ -496,4 +499,5 @@ _SPEC_PARSERS: dict[str, Any] = {
     "sidecars": lambda v, k: parse_group(v, k, SIDECAR),
     "init_containers": lambda v, k: parse_group(v, k, INIT),
     "on_site_loss": lambda v, k: parse_choice(v, SITE_LOSS_POLICIES, k),
+    "force_update": lambda v, k: parse_int(v, k),
 }

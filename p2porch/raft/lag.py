@@ -37,8 +37,10 @@ def progress_view(status: Any, raft_addr: str | None, is_self: bool) -> dict[str
     """The Raft progress of one node as this node's store knows it, for ``node ls``/``node inspect``.
 
     ``status`` is a ``RaftStatus``. Self: applied index, distance to the leader's commit index and
-    lag. Another node, seen from the leader: its match index (what it holds) and lag. Otherwise
-    unknown (None): ask the leader's node.
+    lag. Another node, seen from the leader: its match index (what it holds) and lag; ``match_index``
+    None until the leader has heard from it (pysyncobj starts every match index at 0 when a leader takes
+    over or its store restarts, as each member's does on a key switch after ``node rm``: that showed a
+    just-promoted voter as ``0 (-233)`` for seconds). Otherwise unknown (None): ask the leader's node.
     """
     if is_self:
         return {
@@ -50,6 +52,8 @@ def progress_view(status: Any, raft_addr: str | None, is_self: bool) -> dict[str
     peer = status.peers.get(raft_addr) if status.is_leader and raft_addr else None
     if peer is None:
         return {"applied_index": None, "behind_entries": None, "lag_s": None, "lagging": None}
+    if peer["match_index"] <= 0:  # a leader (or a store restarted by a key switch) has not heard back yet
+        return {"match_index": None, "behind_entries": None, "lag_s": None, "lagging": None}
     return {
         "match_index": peer["match_index"],
         "behind_entries": max(0, status.commit_index - peer["match_index"]),

@@ -72,6 +72,8 @@ class FakeExecutor:
         follow: bool = False,
         tail: int | None = None,
         container: str = "",
+        since: float | None = None,
+        timestamps: bool = False,
     ) -> AsyncIterator[Any]:
         raise NotImplementedError
         yield

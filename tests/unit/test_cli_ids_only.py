@@ -11,6 +11,7 @@ from p2porch.cli import network as cli_network
 from p2porch.cli import node as cli_node
 from p2porch.cli import secret as cli_secret
 from p2porch.cli import service as cli_service
+from p2porch.cli import service_read as cli_service_read
 from p2porch.cli import stack as cli_stack
 from p2porch.cli.main import main
 
@@ -26,7 +27,7 @@ class Api:
     ("module", "argv"),
     [
         (cli_service, ["service", "ls", "-q"]),
-        (cli_service, ["service", "ps", "web", "--quiet"]),
+        (cli_service_read, ["service", "ps", "web", "--quiet"]),
         (cli_node, ["node", "ls", "-q"]),
         (cli_secret, ["secret", "ls", "-q"]),
         (cli_secret, ["config", "ls", "-q"]),

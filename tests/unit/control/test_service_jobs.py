@@ -104,7 +104,6 @@ async def test_refusals_write_nothing(ops, manager):
     for ref, changes, fieldname in [
         ("svc", {"mode": "replicated-job"}, "mode"),
         ("j", {"mode": "global"}, "mode"),
-        ("svc", {"force": True}, "force"),
         ("svc", {"schedule": "@daily"}, "schedule"),
         ("j", {"max_concurrent": 2}, "max_concurrent"),
     ]:
@@ -116,6 +115,32 @@ async def test_refusals_write_nothing(ops, manager):
     with pytest.raises(ConfigError):
         await ops.scale("j", 3)
     assert manager.writes == before
+
+
+async def test_force_on_a_service_rolls_every_task_as_dockers_force_update(ops, manager):
+    """``service update --force`` of a service (not a job) was refused (exit 2); as Docker's
+    ``ForceUpdate`` counter it now gives the tasks a new template, so the leader replaces each by the
+    update policy, and records a rollback point like any update."""
+    created = await ops.create({"name": "svc", "image": "busybox"})
+    before = manager.state.services[created["id"]]
+    forced = await ops.update("svc", {"force": True})
+    after = manager.state.services[created["id"]]
+    assert forced["changed"] == ["force_update"]
+    assert after.spec.force_update == 1 and after.spec.template_hash() != before.spec.template_hash()
+    assert after.previous_spec == before.spec and after.rollout is not None
+    again = await ops.update("svc", {"force": True, "image": "busybox:2"})
+    assert again["changed"] == ["force_update", "image"]
+    assert manager.state.services[created["id"]].spec.force_update == 2
+
+
+def test_force_update_keeps_older_specs_stored_form_and_hash():
+    from p2porch.model import ServiceSpec
+
+    plain = ServiceSpec.from_dict({"name": "s", "image": "i"})
+    assert "force_update" not in plain.to_dict() and "force_update" not in plain.template_dict()
+    forced = ServiceSpec.from_dict({"name": "s", "image": "i", "force_update": 3})
+    assert ServiceSpec.from_dict(forced.to_dict()) == forced
+    assert forced.template_hash() != plain.template_hash()
 
 
 class _FixedClock:

@@ -49,3 +49,21 @@ def test_node_ls_cell_shows_index_distance_and_flag() -> None:
     )
     lagging = {"match_index": 700, "behind_entries": 112, "lag_s": 7.2, "lagging": True}
     assert _progress_cell(lagging) == "700 (-112) LAGGING 7s"
+
+
+def test_a_peer_the_leader_has_not_heard_from_yet_shows_a_dash_not_zero() -> None:
+    """Right after ``node rm`` every member restarts its store with the new key; the leader's pysyncobj
+    starts each match index at 0, and ``node ls`` showed a just-promoted voter as ``0 (-233)`` until
+    its first reply. Not known yet is ``-``; known again, the index comes back."""
+    from p2porch.cli.node import _progress_cell
+
+    status = SimpleNamespace(
+        is_leader=True, commit_index=233, peers={"10.0.0.2:7947": {"match_index": 0, "lag_s": 0.0}},
+    )  # fmt: skip
+    view = progress_view(status, "10.0.0.2:7947", is_self=False)
+    assert view["match_index"] is None and view["behind_entries"] is None
+    assert _progress_cell(view) == "-"
+    status.peers["10.0.0.2:7947"] = {"match_index": 233, "lag_s": 0.0}
+    assert _progress_cell(progress_view(status, "10.0.0.2:7947", is_self=False)) == "233 (-0)"
+    follower = SimpleNamespace(is_leader=False, peers={})
+    assert _progress_cell(progress_view(follower, "10.0.0.2:7947", is_self=False)) == "?"

@@ -116,6 +116,11 @@ def test_stack_subcommands_parse():
     assert p.parse_args(["stack", "rm", "shop"]).stacks == ["shop"]
     args = p.parse_args(["stack", "deploy", "--no-prune", "-c", "f.yml", "shop"])
     assert (args.compose_file, args.no_prune, args.stack) == (["f.yml"], True, "shop")
+    # Docker's --prune is taken (prune is already the default here), and cannot go with --no-prune
+    assert p.parse_args(["stack", "deploy", "--prune", "-c", "f.yml", "shop"]).no_prune is False
+    with pytest.raises(SystemExit) as refused:
+        p.parse_args(["stack", "deploy", "--prune", "--no-prune", "-c", "f.yml", "shop"])
+    assert refused.value.code == 2
     args = p.parse_args(
         ["stack", "config", "-c", "a.yml", "-c", "b.yml", "--profile", "debug", "--env-file", "e"]
     )

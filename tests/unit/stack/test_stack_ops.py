@@ -84,6 +84,18 @@ async def test_redeploy_of_the_same_file_writes_nothing(ops, manager):
     assert (manager.state.version, manager.commands) == before
 
 
+async def test_redeploy_after_a_force_update_writes_nothing(ops, manager):
+    """`service update --force` raises the spec's force_update; the file has none and a redeploy keeps
+    the service's, so it is unchanged (not "updated" with nothing written)."""
+    await deploy(ops, "shop", COMPOSE, FILES)
+    await ops.services.update("shop-web", {"force": True})
+    before = (manager.state.version, list(manager.commands))
+    result = await deploy(ops, "shop", COMPOSE, FILES)
+    assert actions(result) == {"shop-web": "unchanged", "shop-api": "unchanged"}
+    assert (manager.state.version, manager.commands) == before
+    assert manager.state.service_by_name("shop-web").spec.force_update == 1
+
+
 WITH_OBJECTS = """
 services:
   api:

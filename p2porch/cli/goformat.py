@@ -1,0 +1,90 @@
+"""``--format`` and ``--pretty`` of the inspect commands: the part of Go's text/template Docker users type.
+
+``{{.Spec.Name}}``, ``{{.ID}}``, ``{{json .Spec}}``, ``{{.}}`` and text around them, over the API's
+JSON view. A path segment matches a key case-insensitively with CamelCase read as snake_case
+(``.UpdateStatus`` is ``update_status``). Anything else (pipelines, ``range``, ``index``, a missing
+key) is a usage error naming ``--format``; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .util import UsageError, emit, wants_json
+
+_ACTION_RE = re.compile(r"{{-?\s*(.*?)\s*-?}}")
+USABLE = "{{.Field.Sub}}, {{json .Field}} or {{.}}"
+_PATH_RE = re.compile(r"^\.(?:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?$")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def _lookup(data: Any, path: str) -> Any:
+    value = data
+    walked = ""
+    for segment in [s for s in path.split(".") if s]:
+        if not isinstance(value, dict):
+            raise UsageError(f"--format: {walked or '.'} has no field {segment!r}", field="--format")
+        wanted = {segment.lower(), _snake(segment)}
+        keys = [k for k in value if str(k).lower() in wanted]
+        if not keys:
+            fields = ", ".join(sorted(str(k) for k in value))
+            raise UsageError(
+                f"--format: {walked or '.'} has no field {segment!r} (fields: {fields})", field="--format"
+            )
+        value = value[keys[0]]
+        walked += "." + segment
+    return value
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "<no value>"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def render(template: str, data: Any) -> str:
+    """``template`` with each ``{{...}}`` replaced from ``data``; UsageError for what it cannot read."""
+
+    def action(match: re.Match[str]) -> str:
+        words = match.group(1).split()
+        if len(words) == 1 and _PATH_RE.match(words[0]):
+            return _text(_lookup(data, words[0]))
+        if len(words) == 2 and words[0] == "json" and _PATH_RE.match(words[1]):
+            return json.dumps(_lookup(data, words[1]), sort_keys=True)
+        raise UsageError(
+            f"--format: cannot read {match.group(0)!r}: use {USABLE}",
+            field="--format",
+        )
+
+    return _ACTION_RE.sub(action, template)
+
+
+def add_inspect_output(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--pretty`` (the text, already the default) and ``--format/-f TEMPLATE`` of an inspect command."""
+    p.add_argument("--pretty", action="store_true", help="human-readable text (the default)")
+    p.add_argument(
+        "--format", "-f", metavar="TEMPLATE", help="Go template over the JSON view, e.g. '{{.Spec.Name}}'"
+    )
+    return p
+
+
+def emit_inspected(args: argparse.Namespace, data: Any, describe: Callable[[Any], str]) -> None:
+    """An inspect command's output: ``--format`` applied to the JSON view, else as ``emit``."""
+    template = getattr(args, "format", None)
+    if template is None:
+        emit(args, data, describe)
+        return
+    if wants_json(args) or getattr(args, "pretty", False):
+        raise UsageError("--format: not with --json or --pretty", field="--format")
+    print(render(template, data))

@@ -1,0 +1,141 @@
+"""``service ps``, ``service inspect`` and ``service logs``: the service commands that only read (shell).
+
+Owns their flags as Docker's (``ps --filter/--no-trunc``, ``inspect --pretty/--format``, ``logs --since/
+--timestamps``) and how they print; never writes to the cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from typing import Any
+
+from ..errors import ConfigError, P2POrchError
+from ..model.units import parse_duration_s
+from .filters import TASK_FILTERS, add_filter, apply_filters
+from .goformat import add_inspect_output, emit_inspected
+from .group import group_spec, group_task_rows
+from .service_describe import describe_service
+from .service_rows import TASK_COLUMNS, task_row
+from .util import (
+    EXIT_OK,
+    ActionAdder,
+    UsageError,
+    add_ids_only,
+    client_for,
+    emit,
+    non_negative_int,
+    table,
+    wants_json,
+)
+
+
+def add_task_list_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``-q``, ``--running``, ``--no-trunc`` and ``--filter`` of ``service ps`` and ``stack ps``."""
+    add_ids_only(p)
+    p.add_argument("--running", action="store_true", help="only tasks that should be running")
+    p.add_argument("--no-trunc", action="store_true", help="full task and node ids")
+    add_filter(p, TASK_FILTERS)
+    return p
+
+
+def task_table(args: argparse.Namespace, rows: list[dict[str, Any]], spec: Any = None) -> str:
+    """The tasks as ``service ps`` prints them (a task group's members under their task with ``spec``)."""
+    cells = [task_row(t, no_trunc=args.no_trunc) for t in rows]
+    return table(TASK_COLUMNS, group_task_rows(spec, cells) if spec is not None else cells)
+
+
+def cmd_service_ps(args: argparse.Namespace) -> int:
+    client = client_for(args)
+    tasks = client.get(f"/services/{args.service}/tasks", all="false" if args.running else "true")
+    tasks = apply_filters(tasks, args.filters, TASK_FILTERS)
+    if args.ids_only:  # -q: the IDs alone, without the usage and group lookups
+        emit(args, tasks, str)
+        return EXIT_OK
+    try:
+        usage = client.get(f"/services/{args.service}/usage")
+    except P2POrchError:  # an older daemon, or no answer: the tasks without usage
+        usage = {}
+    for task in tasks:
+        task["usage"] = usage.get(task["id"])
+    spec = {} if wants_json(args) else group_spec(client, args.service)
+    emit(args, tasks, lambda rows: task_table(args, rows, spec))
+    return EXIT_OK
+
+
+def cmd_service_inspect(args: argparse.Namespace) -> int:
+    client = client_for(args)
+    service = client.get(f"/services/{args.service}")
+    if service["spec"].get("autoscale"):
+        try:
+            service["autoscale_status"] = client.get(f"/services/{args.service}/autoscale")
+        except P2POrchError as exc:
+            service["autoscale_status"] = {"available": False, "reason": exc.message}
+    emit_inspected(args, service, describe_service)
+    return EXIT_OK
+
+
+def since_epoch(text: str, now: float | None = None) -> float:
+    """``--since`` as Docker takes it: a duration before now (``10m``, ``1h30m``), a date or time in RFC
+    3339 / ISO 8601 (``2026-12-05``, ``2026-12-05T09:30:00Z``; no zone is UTC) or Unix seconds."""
+    now = time.time() if now is None else now
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return now - parse_duration_s(text, fieldname="--since")
+        except ConfigError:
+            raise UsageError(
+                f"--since: {text!r} is neither a duration (10m, 1h30m), a date (2026-12-05T09:30:00Z) "
+                "nor Unix seconds",
+                field="--since",
+            ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def cmd_service_logs(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"follow": str(args.follow).lower(), "tail": args.tail}
+    if args.container:
+        params["container"] = args.container
+    if args.since is not None:
+        params["since"] = f"{since_epoch(args.since):.3f}"
+    if args.timestamps:
+        params["timestamps"] = "true"
+    for item in client_for(args).stream(f"/services/{args.service}/logs", **params):
+        if wants_json(args):
+            print(json.dumps(item), flush=True)
+        elif item.get("task"):
+            print(f"{item['task']}@{item['node']} | {item['line']}", flush=True)
+        elif "line" in item:
+            print(f"{item['node']}: {item['line']}", file=sys.stderr, flush=True)
+        else:  # an error reported in the stream
+            raise P2POrchError(str(item.get("message", item)))
+    return EXIT_OK
+
+
+def add_read_commands(action: ActionAdder) -> None:
+    """``service ps``, ``inspect`` and ``logs``."""
+    ps = action("ps", "List a service's tasks, with errors and explanations", cmd_service_ps)
+    ps.add_argument("service", metavar="SERVICE")
+    add_task_list_flags(ps)
+    inspect = action("inspect", "Show a service", cmd_service_inspect)
+    inspect.add_argument("service", metavar="SERVICE")
+    add_inspect_output(inspect)
+    logs = action("logs", "Show the logs of every task of a service, from every node", cmd_service_logs)
+    logs.add_argument("service", metavar="SERVICE")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep streaming new lines")
+    logs.add_argument("--tail", "-n", type=non_negative_int, metavar="N", help="last N lines of each task")
+    logs.add_argument("--since", metavar="TIME", help="lines since a duration ago (10m), a date or Unix time")
+    logs.add_argument("--timestamps", "-t", action="store_true", help="each line with the engine's time")
+    logs.add_argument(
+        "--container", "-c", metavar="NAME", help="a task group's sidecar or init container (default: main)"
+    )

@@ -1,0 +1,190 @@
+"""Flags a Docker Swarm user types on the first day that p2porch refused as unrecognized (exit 2) until
+the second user walk: ``service create --env-file/--replicas-max-per-node``, ``service ps|stack ps
+--filter/--no-trunc``, ``service|node inspect --pretty/--format``, ``service logs --since/--timestamps``
+and ``node promote|demote`` (refused with the reason, exit 1, nothing sent)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+import pytest
+
+from p2porch.cli import node as cli_node
+from p2porch.cli import service_read as cli_service_read
+from p2porch.cli import stack as cli_stack
+from p2porch.cli.envfile import parse_env_lines, read_env_files
+from p2porch.cli.goformat import render
+from p2porch.cli.main import build_parser, main
+from p2porch.cli.service import _validated, spec_changes
+from p2porch.cli.service_read import since_epoch
+from p2porch.cli.util import UsageError
+
+TASKS = [
+    {"id": "a" * 25, "name": "web.1", "node": "n1", "node_id": "id1", "desired_state": "running",
+     "state": "running", "state_at": 0, "error": "", "message": ""},
+    {"id": "b" * 25, "name": "web.1", "node": "n2", "node_id": "id2", "desired_state": "shutdown",
+     "state": "shutdown", "state_at": 0, "error": "", "message": "replaced"},
+    {"id": "c" * 25, "name": "web.2", "node": "n2", "node_id": "id2", "desired_state": "running",
+     "state": "running", "state_at": 0, "error": "", "message": ""},
+]  # fmt: skip
+
+
+class Api:
+    def __init__(self) -> None:
+        self.streamed: dict[str, Any] = {}
+
+    def get(self, path: str, **_: Any) -> Any:
+        if path.endswith("/usage"):
+            return {}
+        if path.endswith("/tasks"):
+            return [dict(t) for t in TASKS]
+        if path.startswith("/nodes/"):
+            return {"id": "id2", "name": "n2", "labels": {"zone": "a"}}
+        return {"id": "s1", "name": "web", "spec": {"name": "web", "env": ["A=1"], "update_status": None}}
+
+    def stream(self, path: str, **params: Any) -> Any:
+        self.streamed = params
+        return iter([{"task": "web.1.x", "node": "n1", "line": "2026-12-05T09:00:00.1Z hello"}])
+
+
+def test_ps_filter_desired_state_and_node_and_no_trunc(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(cli_service_read, "client_for", lambda args: Api())
+    assert main(["service", "ps", "--no-trunc", "--filter", "desired-state=running", "web"]) == 0
+    out = capsys.readouterr().out
+    assert "a" * 25 in out and "c" * 25 in out and "b" * 12 not in out
+    assert main(["--json", "service", "ps", "-f", "node=n2", "-f", "desired-state=running", "web"]) == 0
+    assert [t["id"][0] for t in json.loads(capsys.readouterr().out)] == ["c"]
+    assert main(["service", "ps", "web"]) == 0
+    assert "a" * 13 not in capsys.readouterr().out  # ids cut to 12 without --no-trunc
+
+
+def test_stack_ps_takes_the_same_filters(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(cli_stack, "client_for", lambda args: Api())
+    assert main(["stack", "ps", "--filter", "desired-state=shutdown", "-q", "shop"]) == 0
+    assert capsys.readouterr().out.split() == ["b" * 25]
+    assert main(["stack", "ps", "--filter", "bogus=1", "shop"]) == 2
+    assert "--filter: invalid filter 'bogus'" in capsys.readouterr().err
+
+
+def test_inspect_format_and_pretty(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(cli_service_read, "client_for", lambda args: Api())
+    monkeypatch.setattr(cli_node, "client_for", lambda args: Api())
+    assert main(["service", "inspect", "--format", "{{.Spec.Name}} {{json .Spec.Env}}", "web"]) == 0
+    assert capsys.readouterr().out == 'web ["A=1"]\n'
+    assert main(["node", "inspect", "-f", "{{.Labels.zone}}", "n2"]) == 0
+    assert capsys.readouterr().out == "a\n"
+    assert main(["service", "inspect", "-f", "{{.Spec.Nope}}", "web"]) == 2
+    assert "--format: .Spec has no field 'Nope' (fields: env, name, update_status)" in capsys.readouterr().err
+
+
+def test_go_template_subset() -> None:
+    data = {"id": "x1", "spec": {"update_status": None, "replicas": 3, "read_only": True}}
+    assert render("{{.ID}}/{{.Spec.Replicas}}/{{ .Spec.ReadOnly }}", data) == "x1/3/true"
+    assert render("{{.Spec.UpdateStatus}}", data) == "<no value>"
+    assert json.loads(render("{{json .}}", data)) == data
+    for bad in ("{{range .Spec}}{{end}}", "{{.Spec | json}}", "{{index .Spec 1}}"):
+        with pytest.raises(UsageError) as caught:
+            render(bad, data)
+        assert caught.value.field == "--format"
+
+
+def test_logs_since_and_timestamps_go_to_the_daemon(monkeypatch, capsys) -> None:
+    api = Api()
+    monkeypatch.setattr(cli_service_read, "client_for", lambda args: api)
+    assert main(["service", "logs", "--since", "2026-12-05T09:00:00Z", "-t", "web"]) == 0
+    assert api.streamed["timestamps"] == "true"
+    expected = datetime.datetime(2026, 12, 5, 9, tzinfo=datetime.UTC).timestamp()
+    assert float(api.streamed["since"]) == expected
+    assert main(["service", "logs", "--since", "yesterday", "web"]) == 2
+    assert "--since: 'yesterday' is neither a duration" in capsys.readouterr().err
+
+
+def test_since_reads_durations_dates_and_unix_seconds() -> None:
+    assert since_epoch("10m", now=1000.0) == 400.0
+    assert since_epoch("1h30m", now=10000.0) == 4600.0
+    assert since_epoch("1700000000") == 1700000000.0
+    assert since_epoch("2026-12-05") == datetime.datetime(2026, 12, 5, tzinfo=datetime.UTC).timestamp()
+
+
+def test_env_file_as_docker_reads_it(tmp_path) -> None:
+    lines = ["\ufeffA=1\n", "# comment\n", "\n", "  B=two words = x\n", "HOME_ONLY\n", "UNSET\n", 'Q="q"\n']
+    assert parse_env_lines(lines, "f", {"HOME_ONLY": "h"}) == [
+        "A=1", "B=two words = x", "HOME_ONLY=h", 'Q="q"',
+    ]  # fmt: skip
+    with pytest.raises(UsageError, match=r"f:1: variable 'BAD KEY'"):
+        parse_env_lines(["BAD KEY=1"], "f", {})
+    with pytest.raises(UsageError, match="--env-file: cannot read /nonexistent/app.env"):
+        read_env_files(["/nonexistent/app.env"], {})
+
+
+def test_env_files_then_env_one_entry_a_key_and_the_docker_spelling_of_max_per_node(tmp_path) -> None:
+    env = tmp_path / "app.env"
+    env.write_text("A=from-file\nB=2\nC=3\n")
+    later = tmp_path / "later.env"
+    later.write_text("C=later\n")
+    argv = ["service", "create", "--name", "web", "--env-file", str(env), "--env-file", str(later),
+            "-e", "A=flag", "--replicas-max-per-node", "2", "img"]  # fmt: skip
+    changes = spec_changes(build_parser("service").parse_args(argv))
+    assert changes["env"] == ["B=2", "C=later", "A=flag"]  # one entry a key: the spec refuses doubles
+    assert _validated(changes)["env"] == {"A": "flag", "B": "2", "C": "later"}
+    assert changes["max_replicas_per_node"] == 2
+
+
+def test_env_file_missing_is_exit_2_naming_the_flag(capsys) -> None:
+    assert main(["service", "create", "--name", "web", "--env-file", "/nonexistent/x.env", "img"]) == 2
+    assert capsys.readouterr().err.startswith("p2porch: error: --env-file: cannot read /nonexistent/x.env")
+
+
+@pytest.mark.parametrize("verb", ["promote", "demote"])
+def test_node_promote_and_demote_are_refused_with_the_reason(verb, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(cli_node, "client_for", lambda args: pytest.fail("nothing may be sent"))
+    assert main(["node", verb, "n2"]) == 1
+    err = capsys.readouterr().err
+    assert f"node {verb}: p2porch chooses its Raft voters itself" in err and "Nothing was changed" in err
+
+
+def test_the_logs_route_takes_since_as_unix_seconds_only() -> None:
+    from p2porch.control.routes import _log_since
+    from p2porch.errors import ConfigError
+
+    assert _log_since(None) is None and _log_since("") is None
+    assert _log_since("1796464189.5") == 1796464189.5
+    for bad in ("10m", "nan", "inf", "-1"):
+        with pytest.raises(ConfigError) as caught:
+            _log_since(bad)
+        assert caught.value.field == "--since"
+
+
+class Writes:
+    """Answers writes with the daemon's views."""
+
+    def post(self, path: str, body: Any = None) -> Any:
+        if path.startswith("/nodes/"):
+            return {"id": "id2", "name": "n2", "labels": {"zone": "a"}}
+        return {"id": "0123456789abcdef", "name": body["name"], "version": 1, "services": []}
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "text"),
+    [
+        ("secret", ["secret", "create", "pw", "FILE"], "0123456789abcdef"),
+        ("secret", ["config", "create", "app.conf", "FILE"], "0123456789abcdef"),
+        ("network", ["network", "create", "backend"], "0123456789abcdef"),
+        ("node", ["node", "update", "--label-add", "zone=a", "n2"], "n2"),
+    ],
+)
+def test_create_and_node_update_print_what_docker_prints(module, argv, text, monkeypatch, capsys, tmp_path):
+    """`secret|config|network create` print the new id and `node update` the node, as Docker's
+    (`ID=$(p2porch secret create pw -)` works); --json still gives the whole view."""
+    import importlib
+
+    value = tmp_path / "v"
+    value.write_text("s3cret")
+    argv = [str(value) if a == "FILE" else a for a in argv]
+    monkeypatch.setattr(importlib.import_module(f"p2porch.cli.{module}"), "client_for", lambda args: Writes())
+    assert main(argv) == 0
+    assert capsys.readouterr().out == text + "\n"
+    assert main(["--json", *argv]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] in ("0123456789abcdef", "id2")
