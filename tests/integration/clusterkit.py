@@ -12,7 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -130,6 +131,30 @@ def cluster_fixture(prefix: str, subnet: str, size: int = 3, **sandbox_options: 
             yield formed
 
     return cluster
+
+
+def compose_sample_fixture(prefix: str, subnet: str, images: Sequence[str], files: Mapping[str, str]) -> Any:
+    """A module-scoped pytest fixture for a real-world Compose sample's deploy test: ``(sandbox, node,
+    workdir)`` of a formed one-node sandbox whose engine has the busybox image tagged as each of
+    ``images`` (no registry), and a directory holding ``files`` (relative path -> text)."""
+
+    @pytest.fixture(scope="module")
+    def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, SandboxNode, Path]]:
+        with formed_cluster(prefix, subnet, 1) as (sb, nodes):
+            for image in images:
+                docker(nodes[0].dockerd, "tag", IMAGE, image)
+            workdir = tmp_path_factory.mktemp(prefix)
+            for relative, text in files.items():
+                (workdir / relative).parent.mkdir(parents=True, exist_ok=True)
+                (workdir / relative).write_text(text)
+            yield sb, nodes[0], workdir
+
+    return cluster
+
+
+def wait_in_stack(predicate: Callable[[], Any], what: str) -> Any:
+    """:func:`wait_for` as the stack sample tests wait: 90 s, a failed assertion retried."""
+    return wait_for(predicate, 90.0, what, 0.3, retry_on=(AssertionError,))
 
 
 def kill_node(node: SandboxNode) -> float:
