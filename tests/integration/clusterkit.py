@@ -270,12 +270,16 @@ def containers(node: SandboxNode, service: str, *, include_stopped: bool = False
 
 
 def stack_container(node: SandboxNode, short: str) -> dict:
-    """``docker inspect`` of a running container of the stack service ``short`` (its Compose name) on
-    ``node``; AssertionError until one runs (for ``wait_for(..., retry_on=(AssertionError,))``)."""
+    """``docker inspect`` of a running main container of the stack service ``short`` (its Compose name)
+    on ``node`` (not one of its task group's sidecars, which carry the task's labels too); AssertionError
+    until one runs (for ``wait_for(..., retry_on=(AssertionError,))``)."""
     label = f"label=p2porch.stack.service={short}"
     ids = docker(node.dockerd, "ps", "-q", "--no-trunc", "--filter", label).stdout.decode().split()
-    assert ids, f"no running {short} container yet"
-    return json.loads(docker(node.dockerd, "inspect", ids[0]).stdout)[0]
+    text = docker(node.dockerd, "inspect", *ids, check=False).stdout if ids else b""
+    found = json.loads(text) if text.strip() else []  # one may have gone between ps and inspect
+    mains = [c for c in found if "p2porch.container" not in (c["Config"]["Labels"] or {})]
+    assert mains, f"no running {short} container yet"
+    return mains[0]
 
 
 def container_sh(node: SandboxNode, cid: str, script: str) -> str:

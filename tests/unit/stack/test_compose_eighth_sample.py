@@ -3,21 +3,26 @@ minimal hand-written file: services that share a VPN container's network namespa
 service:gluetun``, the *arr stacks of home labs) and each mount their own directory at the same path
 (``/config``). They run in the VPN service's task as sidecars, which share the task's mounts; the second
 ``/config`` was refused ("mounted differently in 'gluetun'"). Each container now has its own mount there,
-as each Compose container has its own volumes."""
+as each Compose container has its own volumes. And a Swarm stack's service reaching another by its Swarm
+name, ``<stack>_<service>`` (``DB_HOST: quiz-stack_database``), which did not resolve."""
 
 from __future__ import annotations
 
 import textwrap
 
+import dns.message
+import dns.rcode
 import pytest
 
 from p2porch.agent.dockerspec import member_create_request
 from p2porch.agent.model import KIND_SIDECAR, MemberSpec, MountSpec, TaskAssignment
 from p2porch.control.stack_plan import named_volumes
+from p2porch.dns.resolver import FORWARD, Resolver
+from p2porch.dns.zone import TaskEntry, ZoneData
 from p2porch.errors import ConfigError
 from p2porch.member.views import group_members
 from p2porch.model import ServiceSpec
-from p2porch.stack import load_stack
+from p2porch.stack import load_stack, stack_dns_aliases
 from p2porch.stack.resolve import ComposeFile
 
 ARR_STACK = """
@@ -44,8 +49,8 @@ services:
 """
 
 
-def _load(text: str):
-    return load_stack("arr", [ComposeFile("/srv/arr/compose.yaml", textwrap.dedent(text), "/srv/arr")], None,
+def _load(text: str, stack: str = "arr"):
+    return load_stack(stack, [ComposeFile("/srv/arr/compose.yaml", textwrap.dedent(text), "/srv/arr")], None,
                       environ={})  # fmt: skip
 
 
@@ -112,9 +117,7 @@ def test_the_agent_creates_a_sidecar_with_its_own_mount_in_place_of_the_tasks():
     assert mounts == {"/gluetun": "/srv/arr/gluetun"}
     assert binds == ["/srv/arr/sonarr/data:/config:rw"]  # the short syntax's bind: the engine creates it
     _, plain = member_create_request(task, MemberSpec("qbittorrent", KIND_SIDECAR, "q"), "main-id")
-    assert {m["Target"]: m["Source"] for m in plain["HostConfig"]["Mounts"]}[
-        "/config"
-    ] == "/srv/arr/qb"
+    assert {m["Target"]: m["Source"] for m in plain["HostConfig"]["Mounts"]}["/config"] == "/srv/arr/qb"
 
 
 def test_a_group_containers_own_mounts_round_trip_and_are_absent_when_unused():
@@ -134,3 +137,38 @@ def test_a_group_containers_own_mounts_round_trip_and_are_absent_when_unused():
     with pytest.raises(ConfigError) as exc:
         ServiceSpec.from_dict({**base, "sidecars": [twice]})
     assert exc.value.field == "sidecars[0].mounts[1].target"
+
+
+QUIZ_STACK = """
+services:
+  backend:
+    image: marcdroit/quiz-backend:latest
+    environment: {DB_HOST: quiz-stack_database}
+  database:
+    image: marcdroit/postgres:latest
+"""
+
+
+def test_a_swarm_stack_service_is_answered_under_its_swarm_name():
+    """114droit/react_app_container_ha's stack, deployed as ``quiz-stack``: the backend reaches the
+    database at ``quiz-stack_database``, the name Swarm gives it. p2porch names it ``quiz-stack-database``
+    (a DNS label) and answered ``database`` in the stack; the Swarm name was forwarded (NXDOMAIN). It is a
+    name of the service now, as ``database.quiz-stack`` is (asked with the cluster domain the search list
+    appends, ``p2p``)."""
+    services: dict[str, list[TaskEntry]] = {}
+    for address, service in enumerate(_load(QUIZ_STACK, "quiz-stack").services, start=2):
+        entries = [TaskEntry(1, f"10.240.1.{address}")]
+        services[service.spec["name"]] = entries
+        for alias in stack_dns_aliases(service.spec["labels"]):
+            services.setdefault(alias, entries)
+    resolver = Resolver(ZoneData(services=services))
+
+    def ask(name: str) -> list[str]:
+        reply = resolver.resolve(dns.message.make_query(name, "A").to_wire())
+        assert reply is not FORWARD, name
+        message = dns.message.from_wire(reply)
+        assert message.rcode() == dns.rcode.NOERROR, name
+        return [rd.address for rrset in message.answer for rd in rrset]
+
+    assert ask("quiz-stack_database.p2p") == ask("quiz-stack-database.p2p") == ["10.240.1.3"]
+    assert ask("quiz-stack_backend.p2p") == ask("backend.quiz-stack.p2p") == ["10.240.1.2"]
