@@ -7,7 +7,8 @@ and info documents. Only plain dicts and strings: it never does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..model import TaskHealth
@@ -22,6 +23,7 @@ from .model import (
     LABEL_TASK_ID,
     ContainerEvent,
     MemberSpec,
+    MountSpec,
     NodeCapacity,
     ObservedContainer,
     TaskAssignment,
@@ -51,7 +53,7 @@ def create_request(assignment: TaskAssignment) -> tuple[str, dict[str, Any]]:
     )
     host = body["HostConfig"]
     host.update(_resources(assignment))
-    host.update(_mounts(assignment))
+    host.update(_mounts(assignment.mounts))
     if assignment.ports:
         bindings: dict[str, list[dict[str, str]]] = {}
         for port in assignment.ports:
@@ -73,7 +75,8 @@ def member_create_request(
 ) -> tuple[str, dict[str, Any]]:
     """(name, ``POST /containers/create`` body) of one sidecar or init container of a task group.
 
-    Every member gets the task's labels (plus its name and kind), environment and mounts (shared volumes).
+    Every member gets the task's labels (plus its name and kind), environment and mounts (shared volumes;
+    its own mounts replace the task's at their targets).
     A sidecar joins the main container ``main_id``'s network namespace (one address, shared localhost; the
     namespace's owner publishes every port and holds the DNS settings); an init container, which runs
     before the main container exists, is attached to the task's network with its own short-lived address.
@@ -84,7 +87,9 @@ def member_create_request(
     env = task_env(assignment) | {k: expand(v, context) for k, v in member.env.items()}
     body = _base_body(member.image, labels, env, member.command, member.entrypoint)
     body["HostConfig"].update(_resources(member))
-    body["HostConfig"].update(_mounts(assignment))
+    own = tuple(replace(m, source=expand(m.source, context)) for m in member.mounts)
+    targets = {m.target for m in own}
+    body["HostConfig"].update(_mounts((*(m for m in assignment.mounts if m.target not in targets), *own)))
     if member.kind == KIND_SIDECAR:
         body["HostConfig"]["NetworkMode"] = f"container:{main_id}"
     else:
@@ -145,10 +150,10 @@ def _resources(spec: TaskAssignment | MemberSpec) -> dict[str, Any]:
     return host
 
 
-def _mounts(assignment: TaskAssignment) -> dict[str, Any]:
+def _mounts(all_mounts: Sequence[MountSpec]) -> dict[str, Any]:
     host: dict[str, Any] = {}
-    binds = [m for m in assignment.mounts if m.type == "bind" and m.create_host_path]
-    mounts = [m for m in assignment.mounts if m not in binds]
+    binds = [m for m in all_mounts if m.type == "bind" and m.create_host_path]
+    mounts = [m for m in all_mounts if m not in binds]
     if mounts:
         host["Mounts"] = [_mount(m) for m in mounts]
     if binds:  # the legacy Binds form: the engine creates a missing source directory (Compose semantics)

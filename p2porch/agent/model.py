@@ -79,7 +79,8 @@ class PortSpec:
 @dataclass(frozen=True, slots=True)
 class MemberSpec:
     """One sidecar or init container of a task group as the agent runs it (see ``model.group``): it
-    shares the main container's mounts and, for a sidecar, its network namespace."""
+    shares the main container's mounts (its own ``mounts`` replace them at their targets) and, for a
+    sidecar, its network namespace."""
 
     name: str
     kind: str  # KIND_SIDECAR | KIND_INIT
@@ -94,10 +95,12 @@ class MemberSpec:
     cpu_reservation_nanos: int = 0
     memory_reservation_bytes: int = 0
     healthcheck: HealthSpec | None = None
+    mounts: tuple[MountSpec, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", _frozen(self.env))
         object.__setattr__(self, "command", tuple(self.command))
+        object.__setattr__(self, "mounts", tuple(self.mounts))
 
 
 @dataclass(frozen=True, slots=True)

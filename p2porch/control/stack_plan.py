@@ -72,7 +72,8 @@ def named_volumes(specs: Mapping[str, ServiceSpec]) -> list[dict[str, Any]]:
     when a task first uses it there)."""
     users: dict[str, set[str]] = {}
     for name, spec in specs.items():
-        for mount in spec.mounts:
+        members = (*spec.sidecars, *spec.init_containers)
+        for mount in (*spec.mounts, *(m for c in members for m in c.mounts)):
             if mount.type == "volume" and mount.source:
                 users.setdefault(mount.source, set()).add(name)
     return [{"name": volume, "services": sorted(users[volume])} for volume in sorted(users)]

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 
 from ..agent.model import KIND_INIT, KIND_SIDECAR, MemberSpec, MountSpec, PortSpec, TaskAssignment, TaskReport
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
-from ..model import DesiredState, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState
+from ..model import DesiredState, Mount, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState
 from ..netoverlay.ingress import IngressPort
 from ..netoverlay.plan import LocalNode, OverlayPeer
 from ..netoverlay.traffic import Backend, TrafficSettings
@@ -258,22 +258,7 @@ def task_assignment(
         entrypoint=spec.entrypoint or None,
         env={**(discovery or {}), **spec.env_dict()},
         labels=spec.labels_dict(),
-        mounts=tuple(
-            MountSpec(
-                type=m.type,
-                source=m.source,
-                target=m.target,
-                read_only=m.readonly,
-                volume_driver=m.volume_driver,
-                volume_options=dict(m.volume_options),
-                propagation=m.propagation,
-                nocopy=m.nocopy,
-                tmpfs_size_bytes=m.tmpfs_size_bytes,
-                tmpfs_mode=m.tmpfs_mode,
-                create_host_path=m.create_host_path,
-            )
-            for m in spec.mounts
-        ),
+        mounts=agent_mounts(spec.mounts),
         ports=tuple(  # ingress ports are served by the cluster's NAT rules, not bound on the node
             PortSpec(target=p.target, published=p.published or 0, protocol=p.protocol, host_ip=p.host_ip)
             for p in spec.all_publish
@@ -299,6 +284,26 @@ def task_assignment(
     )
 
 
+def agent_mounts(mounts: Iterable[Mount]) -> tuple[MountSpec, ...]:
+    """A spec's mounts as the agent creates them."""
+    return tuple(
+        MountSpec(
+            type=m.type,
+            source=m.source,
+            target=m.target,
+            read_only=m.readonly,
+            volume_driver=m.volume_driver,
+            volume_options=dict(m.volume_options),
+            propagation=m.propagation,
+            nocopy=m.nocopy,
+            tmpfs_size_bytes=m.tmpfs_size_bytes,
+            tmpfs_mode=m.tmpfs_mode,
+            create_host_path=m.create_host_path,
+        )
+        for m in mounts
+    )
+
+
 def group_members(spec: ServiceSpec) -> tuple[MemberSpec, ...]:
     """A task group's init containers (in order) and sidecars as the agent runs them."""
     return tuple(
@@ -316,6 +321,7 @@ def group_members(spec: ServiceSpec) -> tuple[MemberSpec, ...]:
             cpu_reservation_nanos=c.reserve_cpu_nanos,
             memory_reservation_bytes=c.reserve_memory_bytes,
             healthcheck=c.health,
+            mounts=agent_mounts(c.mounts),
         )
         for kind, group in ((KIND_INIT, spec.init_containers), (KIND_SIDECAR, spec.sidecars))
         for c in group

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .container import HealthSpec, PortPublish, parse_port
+from .container import HealthSpec, Mount, PortPublish, parse_mount, parse_port
 from .placement import NAME_RE
 from .units import (
     field_error,
@@ -48,9 +48,10 @@ IMAGE_REF_RE = re.compile(
 class GroupContainer:
     """One sidecar or init container of a task group; validated on construction (see the module docstring).
 
-    It owns its command, environment and resources; it shares the task's mounts, secrets, configs, network
-    namespace and DNS settings and never publishes ports of its own (a sidecar's ``publish`` is served on the
-    task's address, which the main container's namespace owns)."""
+    It owns its command, environment and resources; it shares the task's mounts (its own ``mounts`` replace
+    the task's at their targets), secrets, configs, network namespace and DNS settings and never publishes
+    ports of its own (a sidecar's ``publish`` is served on the task's address, which the main container's
+    namespace owns)."""
 
     name: str
     image: str
@@ -65,6 +66,9 @@ class GroupContainer:
     reserve_memory_bytes: int = 0
     limit_cpu_nanos: int = 0
     limit_memory_bytes: int = 0
+    #: this container's own mounts: each replaces the task's mount at its target (as two Compose services
+    #: sharing one network namespace mount their own volumes at one path)
+    mounts: tuple[Mount, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
@@ -77,6 +81,11 @@ class GroupContainer:
             raise field_error("limit_cpu", "must not be below reserve_cpu")
         if self.limit_memory_bytes and self.limit_memory_bytes < self.reserve_memory_bytes:
             raise field_error("limit_memory", "must not be below reserve_memory")
+        targets: set[str] = set()
+        for i, mount in enumerate(self.mounts):
+            if mount.target in targets:
+                raise field_error(f"mounts[{i}].target", f"{mount.target} mounted twice")
+            targets.add(mount.target)
 
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
@@ -100,6 +109,8 @@ class GroupContainer:
             out["publish"] = [p.to_dict() for p in self.publish]
         if self.health is not None:
             out["health"] = self.health.to_dict()
+        if self.mounts:  # absent when unused: specs without them keep their template hash
+            out["mounts"] = [m.to_dict() for m in self.mounts]
         return out
 
 
@@ -131,6 +142,7 @@ _KEYS = {
     "limit-memory": "limit_memory_bytes",
     "limit_memory": "limit_memory_bytes",
     "limit_memory_bytes": "limit_memory_bytes",
+    "mounts": "mounts",
 }
 _REPEATED = ("env", "publish")  # CSV keys that may be given more than once
 
@@ -230,6 +242,9 @@ def parse_group_container(expr: str | Mapping[str, Any], *, fieldname: str, kind
             kw[canonical] = tuple(parse_port(p, fieldname=f"{where}[{i}]") for i, p in enumerate(ports))
         elif canonical == "health":
             kw[canonical] = _health(value, where)
+        elif canonical == "mounts":
+            items = list_field(value, where)
+            kw[canonical] = tuple(parse_mount(m, fieldname=f"{where}[{i}]") for i, m in enumerate(items))
         elif canonical.endswith("_cpu_nanos"):
             kw[canonical] = (
                 parse_int(value, where) if key.endswith("_nanos") else parse_cpu_nanos(value, fieldname=where)

@@ -4,9 +4,11 @@
 container, on X's address (docs/task-groups.md). It becomes an *init container* when X waits for it with
 ``depends_on: {S: {condition: service_completed_successfully}}`` (X starts after it completed, as Compose
 does), a *sidecar* otherwise. Its image, command, entrypoint, environment, user, working directory, ports,
-health check and resources go into the group; its volumes join X's (a group shares its mounts); the rest
-of its settings (replicas, placement, restart, networks...) are X's. Other network modes: ``host`` is
-ignored as ``docker stack deploy`` does, ``none`` and ``container:...`` are refused. Never does I/O.
+health check and resources go into the group; its volumes join X's (a group shares its mounts), except one
+at a path the group mounts otherwise, which is that container's own (each Compose service mounts its own
+volumes); the rest of its settings (replicas, placement, restart, networks...) are X's. Other network
+modes: ``host`` is ignored as ``docker stack deploy`` does, ``none`` and ``container:...`` are refused.
+Never does I/O.
 """
 
 from __future__ import annotations
@@ -93,9 +95,14 @@ def member_name(short: str) -> str:
     return short.lower().replace("_", "-").replace(".", "-")
 
 
-def group_member(short: str, spec: Mapping[str, Any], *, init: bool) -> dict[str, Any]:
-    """The ``sidecars``/``init_containers`` entry for a mapped (canonical) service spec."""
+def group_member(
+    short: str, spec: Mapping[str, Any], *, init: bool, own_mounts: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The ``sidecars``/``init_containers`` entry for a mapped (canonical) service spec; ``own_mounts`` are
+    the mounts it alone has at their targets (the group mounts something else there)."""
     member: dict[str, Any] = {"name": member_name(short), "image": spec["image"]}
+    if own_mounts:
+        member["mounts"] = own_mounts
     for key in _MEMBER_KEYS:
         value = spec.get(key)
         if value in (None, "", 0, [], {}) or (init and key in _INIT_ONLY_DROPS):
@@ -131,24 +138,22 @@ def fold_groups(
         members = [s for s in targets if s in folded and targets[s] == target]
         inits = [s for s in waits.get(target, []) if s in members]
         sidecars = [s for s in members if s not in inits]
-        spec["init_containers"] = [
-            *spec.get("init_containers", []),
-            *(group_member(s, specs[s], init=True) for s in inits),
-        ]
-        spec["sidecars"] = [
-            *spec.get("sidecars", []),
-            *(group_member(s, specs[s], init=False) for s in sidecars),
-        ]
         mounts = {m["target"]: m for m in spec.get("mounts", [])}
+        own: dict[str, list[dict[str, Any]]] = {}  # a member's mounts at a target the group mounts otherwise
         for s in members:
             for mount in specs[s].get("mounts", []):
                 if mount["target"] in mounts and mounts[mount["target"]] != mount:
-                    problems.error(
-                        f"services.{s}.volumes",
-                        f"{mount['target']} is mounted differently in {target!r}, whose task it runs in",
-                    )
+                    own.setdefault(s, []).append(mount)
                 mounts.setdefault(mount["target"], mount)
         spec["mounts"] = list(mounts.values())
+        spec["init_containers"] = [
+            *spec.get("init_containers", []),
+            *(group_member(s, specs[s], init=True, own_mounts=own.get(s, [])) for s in inits),
+        ]
+        spec["sidecars"] = [
+            *spec.get("sidecars", []),
+            *(group_member(s, specs[s], init=False, own_mounts=own.get(s, [])) for s in sidecars),
+        ]
         for key in _SHARED_FILE_KEYS:  # a member's secrets/configs are files in the shared task
             files = {ref["target"]: ref for ref in spec.get(key, [])}
             for s in members:

@@ -101,16 +101,20 @@ def stack_of_spec(spec: Mapping[str, Any]) -> str | None:
 
 
 def stack_dns_aliases(labels: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """Extra zone names (relative to the cluster domain) for a stack member: ``("<short>.<stack>",)``.
+    """Extra zone names (relative to the cluster domain) for a stack member: ``("<short>.<stack>",
+    "<stack>_<short>")``.
 
     With :func:`stack_dns_search`, a container of stack ``shop`` resolving ``api`` asks
-    ``api.shop.p2p`` first, which answers the tasks of ``shop-api``.
+    ``api.shop.p2p`` first, which answers the tasks of ``shop-api``. ``shop_api`` is the service's
+    name in a Swarm stack, which Swarm stack files give other services (``DB_HOST: shop_db``); a short
+    name with a dot gets no such name (it would be asked as an absolute name first).
     """
     member = stack_membership(labels)
     if member is None:
         return ()
     stack, short = member
-    return (f"{short.lower()}.{stack}",)
+    short = short.lower()
+    return (f"{short}.{stack}",) if "." in short else (f"{short}.{stack}", f"{stack}_{short}")
 
 
 def stack_dns_search(labels: Mapping[str, Any] | None, domain: str) -> tuple[str, ...]:

@@ -12,7 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -132,6 +133,30 @@ def cluster_fixture(prefix: str, subnet: str, size: int = 3, **sandbox_options: 
     return cluster
 
 
+def compose_sample_fixture(prefix: str, subnet: str, images: Sequence[str], files: Mapping[str, str]) -> Any:
+    """A module-scoped pytest fixture for a real-world Compose sample's deploy test: ``(sandbox, node,
+    workdir)`` of a formed one-node sandbox whose engine has the busybox image tagged as each of
+    ``images`` (no registry), and a directory holding ``files`` (relative path -> text)."""
+
+    @pytest.fixture(scope="module")
+    def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, SandboxNode, Path]]:
+        with formed_cluster(prefix, subnet, 1) as (sb, nodes):
+            for image in images:
+                docker(nodes[0].dockerd, "tag", IMAGE, image)
+            workdir = tmp_path_factory.mktemp(prefix)
+            for relative, text in files.items():
+                (workdir / relative).parent.mkdir(parents=True, exist_ok=True)
+                (workdir / relative).write_text(text)
+            yield sb, nodes[0], workdir
+
+    return cluster
+
+
+def wait_in_stack(predicate: Callable[[], Any], what: str) -> Any:
+    """:func:`wait_for` as the stack sample tests wait: 90 s, a failed assertion retried."""
+    return wait_for(predicate, 90.0, what, 0.3, retry_on=(AssertionError,))
+
+
 def kill_node(node: SandboxNode) -> float:
     """``kill -9`` of a host's p2porch daemon and its dockerd (both must run); returns the monotonic
     time of the kill once both processes are gone."""
@@ -245,12 +270,16 @@ def containers(node: SandboxNode, service: str, *, include_stopped: bool = False
 
 
 def stack_container(node: SandboxNode, short: str) -> dict:
-    """``docker inspect`` of a running container of the stack service ``short`` (its Compose name) on
-    ``node``; AssertionError until one runs (for ``wait_for(..., retry_on=(AssertionError,))``)."""
+    """``docker inspect`` of a running main container of the stack service ``short`` (its Compose name)
+    on ``node`` (not one of its task group's sidecars, which carry the task's labels too); AssertionError
+    until one runs (for ``wait_for(..., retry_on=(AssertionError,))``)."""
     label = f"label=p2porch.stack.service={short}"
     ids = docker(node.dockerd, "ps", "-q", "--no-trunc", "--filter", label).stdout.decode().split()
-    assert ids, f"no running {short} container yet"
-    return json.loads(docker(node.dockerd, "inspect", ids[0]).stdout)[0]
+    text = docker(node.dockerd, "inspect", *ids, check=False).stdout if ids else b""
+    found = json.loads(text) if text.strip() else []  # one may have gone between ps and inspect
+    mains = [c for c in found if "p2porch.container" not in (c["Config"]["Labels"] or {})]
+    assert mains, f"no running {short} container yet"
+    return mains[0]
 
 
 def container_sh(node: SandboxNode, cid: str, script: str) -> str:

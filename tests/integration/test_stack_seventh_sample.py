@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import json
 
-import clusterkit
-import pytest
-from clusterkit import cli, cli_json, container_sh, formed_cluster, stack_container
-
-from p2porch.sandbox.dockerd import docker
+from clusterkit import cli, cli_json, compose_sample_fixture, container_sh, stack_container
+from clusterkit import wait_in_stack as wait_for
 
 STACK = "sv"
 ORDERER = "hyperledger/fabric-orderer:latest"
@@ -45,18 +42,7 @@ services:
 """
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with formed_cluster("p2cp", "10.54.0.0/16", 1) as (sb, nodes):
-        for image in (ORDERER, PEER):
-            docker(nodes[0].dockerd, "tag", clusterkit.IMAGE, image)
-        workdir = tmp_path_factory.mktemp("seventh")
-        (workdir / "compose.yaml").write_text(COMPOSE)
-        yield sb, nodes[0], workdir
-
-
-def wait_for(predicate, what: str):
-    return clusterkit.wait_for(predicate, 90.0, what, 0.3, retry_on=(AssertionError,))
+cluster = compose_sample_fixture("p2cp", "10.54.0.0/16", (ORDERER, PEER), {"compose.yaml": COMPOSE})
 
 
 def addresses(output: str) -> list[str]:

@@ -10,11 +10,8 @@ One sandbox (``p2c6``, 10.46.0.0/16) for the module, removed even when a test fa
 
 from __future__ import annotations
 
-import clusterkit
-import pytest
-from clusterkit import cli, cli_json, container_sh, formed_cluster, stack_container
-
-from p2porch.sandbox.dockerd import docker
+from clusterkit import cli, cli_json, compose_sample_fixture, container_sh, stack_container
+from clusterkit import wait_in_stack as wait_for
 
 STACK = "ss"
 IMAGE = "ghcr.io/example/web:1"
@@ -40,21 +37,16 @@ services:
 """
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    with formed_cluster("p2c6", "10.46.0.0/16", 1) as (sb, nodes):
-        for image in (IMAGE, DB_IMAGE):
-            docker(nodes[0].dockerd, "tag", clusterkit.IMAGE, image)
-        workdir = tmp_path_factory.mktemp("sixth")
-        (workdir / "docker-compose.yml").write_text(COMPOSE)
-        (workdir / "web.labels").write_text("traefik.enable=true\ntier=back\nteam=web\n")
-        (workdir / "prod").mkdir()
-        (workdir / "prod" / "extra.labels").write_text("team='web ops'\n")
-        yield sb, nodes[0], workdir
-
-
-def wait_for(predicate, what: str):
-    return clusterkit.wait_for(predicate, 90.0, what, 0.3, retry_on=(AssertionError,))
+cluster = compose_sample_fixture(
+    "p2c6",
+    "10.46.0.0/16",
+    (IMAGE, DB_IMAGE),
+    {
+        "docker-compose.yml": COMPOSE,
+        "web.labels": "traefik.enable=true\ntier=back\nteam=web\n",
+        "prod/extra.labels": "team='web ops'\n",
+    },
+)
 
 
 def test_the_sixth_samples_shapes_deploy_and_resolve(cluster):

@@ -64,4 +64,4 @@ def test_dns_scopes_carry_members_aliases_and_clients() -> None:
 
 
 def test_stack_short_names_are_owned_by_their_service() -> None:
-    assert dns_scopes(state()).owners == {"db.shop": "shop-db"}
+    assert dns_scopes(state()).owners == {"db.shop": "shop-db", "shop_db": "shop-db"}

@@ -25,12 +25,18 @@ def test_names_labels_and_dns_helpers():
     assert stack_membership(labels) == ("shop", "web")
     assert stack_of_spec({"labels": {"team": "x", **labels}}) == "shop"
     assert stack_of_spec({"labels": {"team": "x"}}) is None
-    assert stack_dns_aliases(labels) == ("web.shop",)
+    assert stack_dns_aliases(labels) == ("web.shop", "shop_web")  # the second: its Swarm name
     assert stack_dns_aliases({"team": "x"}) == ()
     assert stack_dns_search(labels, "p2p") == ("shop.p2p", "p2p")
     assert stack_dns_search({}, "p2p") == ("p2p",)
     assert service_name("shop", "Bookstack_DB.v2") == "shop-bookstack-db-v2"  # Compose names, DNS-label form
-    assert stack_dns_aliases(stack_labels("shop", "Bookstack_DB")) == ("bookstack_db.shop",)
+    assert stack_dns_aliases(stack_labels("shop", "Bookstack_DB")) == (
+        "bookstack_db.shop",
+        "shop_bookstack_db",
+    )
+    assert stack_dns_aliases(stack_labels("shop", "db.internal")) == (
+        "db.internal.shop",
+    )  # no dotted Swarm name
     assert service_name("shop", "1web") == "shop-1web"  # Compose allows a leading digit
     for bad in ("_web", "web!", "123", "web-", "tasks"):
         with pytest.raises(ConfigError):
@@ -158,7 +164,8 @@ def test_the_zone_answers_a_stack_alias_like_the_service():
             services[alias] = entries
     zone = compile_zone(ZoneData(domain="p2p", services=services))
     assert zone.skipped == ()
-    for name in ("shop-web.p2p", "web.shop.p2p", "1.web.shop.p2p", "tasks.web.shop.p2p", "book_db.shop.p2p"):
+    for name in ("shop-web.p2p", "web.shop.p2p", "1.web.shop.p2p", "tasks.web.shop.p2p", "book_db.shop.p2p",
+                 "shop_web.p2p", "shop_book_db.p2p"):  # fmt: skip
         labels = to_labels(name)
         assert labels is not None and zone.names[labels].a == ["10.240.1.2"], name
 
