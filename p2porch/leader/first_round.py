@@ -1,4 +1,4 @@
-"""Which services a new leader's first round must plan: those a full reconcile may decide something for (pure).
+"""Which services a new leader's first round must plan: those a full reconcile may decide anything for (pure).
 
 A new leader knows nothing of what the last one planned, so its first round planned every service: 1.1-1.4
 CPU-s at 100,000 tasks, most of it the orchestrator confirming slot by slot that settled services need
@@ -89,7 +89,9 @@ class SteadyCheck:
                 monitor_s,
             ):
                 return False, None  # a failure of this template counts for the rollout's verdict
-            if t.node_id is not None and (t.node_id not in nodes or nodes[t.node_id].status == NodeStatus.LEFT):
+            if t.node_id is not None and (
+                t.node_id not in nodes or nodes[t.node_id].status == NodeStatus.LEFT
+            ):
                 return False, None  # forgotten with its node
             if t.state in TERMINAL_STATES or t.node_id is None:
                 count = finished[t.slot] = finished.get(t.slot, 0) + 1

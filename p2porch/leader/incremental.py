@@ -19,13 +19,13 @@ show settled (unplaced, short or over their replica count, restarting, unhealthy
 node that is not ready or drained, with history to forget): a settled service decides nothing in a full
 round, so the decisions are a full round's, at a fraction of its cost (issue 19: a service created right
 after a failover waited for the new leader's full round). The settled services are still planned by the
-rounds after it, ``sweep_tasks`` of their tasks per round, oldest id first (:attr:`sweeping` until then).
-It plans everything (a full round) when any node changed, when a rebalance is wanted (it compares every
-service's spread; on a first round too), and at least every ``full_every_s`` as a safety net. Either way the decisions are
-:func:`~.scheduling.plan_scope`'s; the planner only chooses the scope and keeps, per service, its tasks
-and what they hold on each node (``NodeUsage``), so a round costs O(changed services' tasks) plus one
-identity pass over the task map. Tested: its rounds equal full rounds on random states and changes.
-It never writes anything and never reads a clock; ``checkpoint`` (the leader loop's pause, see
+rounds after it, ``sweep_tasks`` of their tasks per round, by id (:attr:`sweeping` until then). It plans
+everything (a full round) when any node changed, when a rebalance is wanted (it compares every service's
+spread; on a first round too), and at least every ``full_every_s`` as a safety net. Either way the
+decisions are :func:`~.scheduling.plan_scope`'s; the planner only chooses the scope and keeps, per
+service, its tasks and what they hold on each node (``NodeUsage``), so a round costs O(changed services'
+tasks) plus one identity pass over the task map. Tested: its rounds equal full rounds on random states
+and changes. It never writes anything and never reads a clock; ``checkpoint`` (the leader loop's pause, see
 ``leader/gil_share.py``) is called between chunks of a round's work and never changes a decision; when
 it raises, the round ends there and the caller must :meth:`IncrementalPlanner.reset` the planner.
 """
