@@ -39,6 +39,7 @@ from .zone import (
     compile_base,
     compile_service,
     compile_zone,
+    compiled_zone,
     name_maker,
     to_labels,
 )
@@ -268,15 +269,9 @@ class ZoneCompiler:
         for service, frag in fragments.items():  # in sorted service order: each list sorted
             for labels in frag.empty:
                 owners.setdefault(labels, []).append(service)
-        compiled = CompiledZone(
-            domain=domain,
-            names=names,
-            reverse=reverse,
-            serial=zone.version & 0xFFFFFFFF,
-            skipped=tuple(skipped),
-            bare=bare_names(zone, domain, names),
+        return _Merged(
+            compiled_zone(zone, domain, names, reverse, skipped), dict(fragments), owners, base_skipped
         )
-        return _Merged(compiled, dict(fragments), owners, base_skipped)
 
     def _merge_changed(
         self, zone: ZoneData, domain: Labels, fragments: dict[str, _Fragment], last: _Merged
@@ -354,12 +349,5 @@ class ZoneCompiler:
         skipped = list(last.base_skipped)
         for frag in fragments.values():
             skipped.extend(frag.skipped)
-        compiled = CompiledZone(
-            domain=domain,
-            names=names,
-            reverse=reverse,
-            serial=zone.version & 0xFFFFFFFF,
-            skipped=tuple(skipped),
-            bare=bare_names(zone, domain, names),
-        )
+        compiled = compiled_zone(zone, domain, names, reverse, skipped)
         return _Merged(compiled, dict(fragments), owners, last.base_skipped)

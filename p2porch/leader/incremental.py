@@ -185,14 +185,18 @@ class IncrementalPlanner:
             else:
                 last.restless.discard(sid)
         last.state = state
-        ordered = sorted(scope_ids)
-        scope = Scope(
-            services=[state.services[sid] for sid in ordered if sid in state.services],
-            tasks=[t for sid in ordered for t in last.tasks.get(sid, {}).values()],
-            infos=last.usage.infos(state.nodes.values()),
-            by_service=last.tasks,
-        )
-        out = plan_scope(
+        scope = _scope_of(state, scope_ids, last.tasks, last.usage)
+        out = self._decide(state, now, scope, budget, repair_budget)
+        self._remember(last, out, scope_ids)
+        self.last_scope = len(scope_ids)
+        return out
+
+    # --- internals -----------------------------------------------------------------------------------
+
+    def _decide(
+        self, state: ClusterState, now: float, scope: Scope, budget: int | None, repair_budget: int | None
+    ) -> Round:
+        return plan_scope(
             state,
             now,
             self.orchestrator,
@@ -202,11 +206,6 @@ class IncrementalPlanner:
             budget=budget,
             repair_budget=repair_budget,
         )
-        self._remember(last, out, scope_ids)
-        self.last_scope = len(scope_ids)
-        return out
-
-    # --- internals -----------------------------------------------------------------------------------
 
     @staticmethod
     def _turn(deferred: dict[str, int], budget: int | None) -> set[str]:
@@ -271,23 +270,8 @@ class IncrementalPlanner:
             scope_ids.add(sid)
             if restless(service, tasks):
                 last.restless.add(sid)
-        ordered = sorted(scope_ids)
-        scope = Scope(
-            services=[state.services[sid] for sid in ordered if sid in state.services],
-            tasks=[t for sid in ordered for t in grouped.tasks.get(sid, {}).values()],
-            infos=usage.infos(state.nodes.values()),
-            by_service=grouped.tasks,
-        )
-        out = plan_scope(
-            state,
-            now,
-            self.orchestrator,
-            scope,
-            rebalance_max_moves=self.rebalance_max_moves,
-            checkpoint=checkpoint,
-            budget=budget,
-            repair_budget=repair_budget,
-        )
+        scope = _scope_of(state, scope_ids, grouped.tasks, usage)
+        out = self._decide(state, now, scope, budget, repair_budget)
         out.wakes.update(wakes)  # as a full round's: every service's
         self._remember(last, out, scope_ids)
         self._last = last
@@ -314,16 +298,7 @@ class IncrementalPlanner:
             placed=placed,
             by_service=grouped.tasks,
         )
-        out = plan_scope(
-            state,
-            now,
-            self.orchestrator,
-            scope,
-            rebalance_max_moves=self.rebalance_max_moves,
-            checkpoint=checkpoint,
-            budget=budget,
-            repair_budget=repair_budget,
-        )
+        out = self._decide(state, now, scope, budget, repair_budget)
         last = _Planned(state=state, at=now, tasks=grouped.tasks, held=grouped.held, usage=usage)
         last.restless = {
             sid
@@ -405,6 +380,19 @@ class IncrementalPlanner:
         last.deferred_repairs.update(out.deferred_repairs)
         last.wakes.update(out.wakes)
         out.wake_at = min(last.wakes.values(), default=None)
+
+
+def _scope_of(
+    state: ClusterState, scope_ids: set[str], by_service: dict[str, dict[str, Task]], usage: NodeUsage
+) -> Scope:
+    """The scope of the services ``scope_ids`` (in id order) with every node's kept usage."""
+    ordered = sorted(scope_ids)
+    return Scope(
+        services=[state.services[sid] for sid in ordered if sid in state.services],
+        tasks=[t for sid in ordered for t in by_service.get(sid, {}).values()],
+        infos=usage.infos(state.nodes.values()),
+        by_service=by_service,
+    )
 
 
 def _rebalance_wanted(state: ClusterState) -> bool:
