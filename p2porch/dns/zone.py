@@ -218,6 +218,17 @@ def compile_zone(zone: ZoneData) -> CompiledZone:
     compile_base(zone, domain, node_at, skipped)
     for service in sorted(zone.services):
         compile_service(zone, service, domain, node_at, reverse, skipped)
+    return compiled_zone(zone, domain, names, reverse, skipped)
+
+
+def compiled_zone(
+    zone: ZoneData,
+    domain: Labels,
+    names: dict[Labels, NameRecords],
+    reverse: dict[Labels, NameRecords],
+    skipped: list[str],
+) -> CompiledZone:
+    """The ``CompiledZone`` of ``zone`` with these names (its serial and bare names from ``zone``)."""
     return CompiledZone(
         domain=domain,
         names=names,

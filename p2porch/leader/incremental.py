@@ -13,13 +13,19 @@ round planned on and re-plans only the services that
   waiting for a node, ended or unhealthy tasks, outdated tasks, a rollout in progress, a job);
 - asked to run again by now (the orchestrator's wake time, kept per service).
 
-It plans everything (a full round) on its first round, after :meth:`IncrementalPlanner.reset` (the loop
-calls it when leadership is lost), when any node changed, when a rebalance is wanted (it compares every
-service's spread), and at least every ``full_every_s`` as a safety net. Either way the decisions are
-:func:`~.scheduling.plan_scope`'s; the planner only chooses the scope and keeps, per service, its tasks
-and what they hold on each node (``NodeUsage``), so a round costs O(changed services' tasks) plus one
-identity pass over the task map. Tested: its rounds equal full rounds on random states and changes.
-It never writes anything and never reads a clock; ``checkpoint`` (the leader loop's pause, see
+Its first round, after :meth:`IncrementalPlanner.reset` (the loop calls it when leadership is lost, so a
+new leader starts so), reads every task but plans only the services ``first_round.SteadyCheck`` cannot
+show settled (unplaced, short or over their replica count, restarting, unhealthy, outdated, moving, on a
+node that is not ready or drained, with history to forget): a settled service decides nothing in a full
+round, so the decisions are a full round's, at a fraction of its cost (issue 19: a service created right
+after a failover waited for the new leader's full round). The settled services are still planned by the
+rounds after it, ``sweep_tasks`` of their tasks per round, by id (:attr:`sweeping` until then). It plans
+everything (a full round) when any node changed, when a rebalance is wanted (it compares every service's
+spread; on a first round too), and at least every ``full_every_s`` as a safety net. Either way the
+decisions are :func:`~.scheduling.plan_scope`'s; the planner only chooses the scope and keeps, per
+service, its tasks and what they hold on each node (``NodeUsage``), so a round costs O(changed services'
+tasks) plus one identity pass over the task map. Tested: its rounds equal full rounds on random states
+and changes. It never writes anything and never reads a clock; ``checkpoint`` (the leader loop's pause, see
 ``leader/gil_share.py``) is called between chunks of a round's work and never changes a decision; when
 it raises, the round ends there and the caller must :meth:`IncrementalPlanner.reset` the planner.
 """
@@ -34,6 +40,7 @@ from ..raft.commands import TaskPut
 from ..raft.state import ClusterState
 from ..scheduler import Orchestrator, PlacedTask
 from ..scheduler.usage import NodeUsage
+from .first_round import SteadyCheck
 from .scheduling import (
     Checkpoint,
     Round,
@@ -46,10 +53,13 @@ from .scheduling import (
     plan_scope,
 )
 
-__all__ = ["FULL_ROUND_EVERY_S", "IncrementalPlanner", "restless"]
+__all__ = ["FULL_ROUND_EVERY_S", "SWEEP_TASKS_PER_ROUND", "IncrementalPlanner", "restless"]
 
 #: the safety net: a round that plans every service at least this often (s of the leader's ``now``)
 FULL_ROUND_EVERY_S = 30.0
+#: after a first round, the settled services it left out are planned by the next rounds, at least one
+#: service and about this many tasks per round (a full round's reconcile spread: ~0.1 CPU-s each)
+SWEEP_TASKS_PER_ROUND = 10_000
 
 
 def restless(service: Service | None, tasks: Iterable[Task]) -> bool:
@@ -96,6 +106,7 @@ class _Planned:
     #: service id -> placements a budget left out when it was last planned (planned again, see plan)
     deferred: dict[str, int] = field(default_factory=dict)
     deferred_repairs: dict[str, int] = field(default_factory=dict)  # ... and repairs
+    unswept: set[str] = field(default_factory=set)  # settled services a first round left to later rounds
 
 
 class IncrementalPlanner:
@@ -109,13 +120,16 @@ class IncrementalPlanner:
         rebalance_max_moves: int = 1,
         full_every_s: float = FULL_ROUND_EVERY_S,
         checkpoint: Checkpoint = no_checkpoint,
+        sweep_tasks: int = SWEEP_TASKS_PER_ROUND,
     ) -> None:
         self.orchestrator = orchestrator
         self.checkpoint = checkpoint
         self.rebalance_max_moves = rebalance_max_moves
         self.full_every_s = full_every_s
+        self.sweep_tasks = sweep_tasks
         self._last: _Planned | None = None
-        self.full_rounds = 0  # rounds that planned every service (for metrics and tests)
+        self.full_rounds = 0  # rounds that read every task: full rounds and first rounds (metrics, tests)
+        self.first_rounds = 0  # of them, first rounds (that planned only the services not settled)
         self.last_scope = 0  # services the last round planned
 
     def reset(self) -> None:
@@ -133,7 +147,13 @@ class IncrementalPlanner:
             and not last.acted
             and not last.deferred
             and not last.deferred_repairs
+            and not last.unswept
         )
+
+    @property
+    def sweeping(self) -> bool:
+        """Settled services a first round left out wait for a round: the loop should plan again soon."""
+        return self._last is not None and bool(self._last.unswept)
 
     def plan(
         self, state: ClusterState, now: float, budget: int | None = None, repair_budget: int | None = None
@@ -144,12 +164,14 @@ class IncrementalPlanner:
         them (by id) as what they left out fills it (repairs first), so a bounded round does not re-plan
         every service waiting for its turn."""
         last = self._last
+        if last is None and not _rebalance_wanted(state):
+            return self._plan_first(state, now, budget, repair_budget)
         if last is None or self._wants_full(last, state, now):
             return self._plan_full(state, now, budget, repair_budget)
         changed, moved = self._changed_services(last, state)
         due = {sid for sid, at in last.wakes.items() if at <= now}
         turn = self._turn(last.deferred_repairs, repair_budget) | self._turn(last.deferred, budget)
-        scope_ids = changed | last.acted | last.restless | due | turn
+        scope_ids = changed | last.acted | last.restless | due | turn | self._sweep_turn(last)
         for sid in changed:  # refresh what they hold and whether they are restless
             tasks = last.tasks.get(sid, {})
             if sid in moved:  # else every task holds what it held: the same placed tasks
@@ -163,14 +185,18 @@ class IncrementalPlanner:
             else:
                 last.restless.discard(sid)
         last.state = state
-        ordered = sorted(scope_ids)
-        scope = Scope(
-            services=[state.services[sid] for sid in ordered if sid in state.services],
-            tasks=[t for sid in ordered for t in last.tasks.get(sid, {}).values()],
-            infos=last.usage.infos(state.nodes.values()),
-            by_service=last.tasks,
-        )
-        out = plan_scope(
+        scope = _scope_of(state, scope_ids, last.tasks, last.usage)
+        out = self._decide(state, now, scope, budget, repair_budget)
+        self._remember(last, out, scope_ids)
+        self.last_scope = len(scope_ids)
+        return out
+
+    # --- internals -----------------------------------------------------------------------------------
+
+    def _decide(
+        self, state: ClusterState, now: float, scope: Scope, budget: int | None, repair_budget: int | None
+    ) -> Round:
+        return plan_scope(
             state,
             now,
             self.orchestrator,
@@ -180,11 +206,6 @@ class IncrementalPlanner:
             budget=budget,
             repair_budget=repair_budget,
         )
-        self._remember(last, out, scope_ids)
-        self.last_scope = len(scope_ids)
-        return out
-
-    # --- internals -----------------------------------------------------------------------------------
 
     @staticmethod
     def _turn(deferred: dict[str, int], budget: int | None) -> set[str]:
@@ -202,6 +223,18 @@ class IncrementalPlanner:
             wanted += deferred[sid]
         return turn
 
+    def _sweep_turn(self, last: _Planned) -> set[str]:
+        """The settled services left out by the first round that this round plans: by id, at least one,
+        until their tasks reach ``sweep_tasks``."""
+        turn: set[str] = set()
+        count = 0
+        for sid in sorted(last.unswept):
+            if turn and count >= self.sweep_tasks:
+                break
+            turn.add(sid)
+            count += len(last.tasks.get(sid, ()))
+        return turn
+
     def _wants_full(self, last: _Planned, state: ClusterState, now: float) -> bool:
         if now - last.at >= self.full_every_s or now < last.at:
             return True
@@ -210,7 +243,42 @@ class IncrementalPlanner:
             or any(last.state.nodes.get(k) is not n for k, n in state.nodes.items())
         ):
             return True  # node fates, capacity and eligibility touch every service
-        return any(s.spec.rebalance or s.rebalance_requested for s in state.services.values())
+        return _rebalance_wanted(state)
+
+    def _plan_first(
+        self, state: ClusterState, now: float, budget: int | None, repair_budget: int | None
+    ) -> Round:
+        """A new leader's first round: the bookkeeping of a full round, the decisions of a full round,
+        the orchestrator run only over the services that are not settled (see the module)."""
+        checkpoint = self.checkpoint
+        grouped = group_tasks(state, checkpoint)
+        usage = NodeUsage()
+        for held in grouped.held.values():
+            usage.add(held)
+        last = _Planned(state=state, at=now, tasks=grouped.tasks, held=grouped.held, usage=usage)
+        check = SteadyCheck(state.nodes, now)
+        scope_ids: set[str] = set()
+        wakes: dict[str, float] = {}
+        for sid in paced(sorted(state.services.keys() | grouped.tasks.keys()), checkpoint):
+            service, tasks = state.services.get(sid), grouped.tasks.get(sid, {}).values()
+            steady, wake = check.steady(service, tasks)
+            if steady:  # decides nothing now; asks to run again at ``wake`` as a full round's would
+                last.unswept.add(sid)
+                if wake is not None:
+                    wakes[sid] = wake
+                continue
+            scope_ids.add(sid)
+            if restless(service, tasks):
+                last.restless.add(sid)
+        scope = _scope_of(state, scope_ids, grouped.tasks, usage)
+        out = self._decide(state, now, scope, budget, repair_budget)
+        out.wakes.update(wakes)  # as a full round's: every service's
+        self._remember(last, out, scope_ids)
+        self._last = last
+        self.full_rounds += 1
+        self.first_rounds += 1
+        self.last_scope = len(scope_ids)
+        return out
 
     def _plan_full(
         self, state: ClusterState, now: float, budget: int | None, repair_budget: int | None
@@ -230,16 +298,7 @@ class IncrementalPlanner:
             placed=placed,
             by_service=grouped.tasks,
         )
-        out = plan_scope(
-            state,
-            now,
-            self.orchestrator,
-            scope,
-            rebalance_max_moves=self.rebalance_max_moves,
-            checkpoint=checkpoint,
-            budget=budget,
-            repair_budget=repair_budget,
-        )
+        out = self._decide(state, now, scope, budget, repair_budget)
         last = _Planned(state=state, at=now, tasks=grouped.tasks, held=grouped.held, usage=usage)
         last.restless = {
             sid
@@ -312,6 +371,7 @@ class IncrementalPlanner:
                 if t.task_id in removed
             )
         last.acted = acted  # every service that acted last time was planned now
+        last.unswept.difference_update(planned)
         for sid in planned:
             last.wakes.pop(sid, None)
             last.deferred.pop(sid, None)
@@ -320,3 +380,21 @@ class IncrementalPlanner:
         last.deferred_repairs.update(out.deferred_repairs)
         last.wakes.update(out.wakes)
         out.wake_at = min(last.wakes.values(), default=None)
+
+
+def _scope_of(
+    state: ClusterState, scope_ids: set[str], by_service: dict[str, dict[str, Task]], usage: NodeUsage
+) -> Scope:
+    """The scope of the services ``scope_ids`` (in id order) with every node's kept usage."""
+    ordered = sorted(scope_ids)
+    return Scope(
+        services=[state.services[sid] for sid in ordered if sid in state.services],
+        tasks=[t for sid in ordered for t in by_service.get(sid, {}).values()],
+        infos=usage.infos(state.nodes.values()),
+        by_service=by_service,
+    )
+
+
+def _rebalance_wanted(state: ClusterState) -> bool:
+    """Some service asks to be rebalanced: a round compares every service's spread (a full round)."""
+    return any(s.spec.rebalance or s.rebalance_requested for s in state.services.values())

@@ -135,6 +135,8 @@ async def _run_scheduler(
             paced_until = planned_at + took + min(took, ROUND_PACE_MAX_S)
             report_skipped(state, plan.skipped, reported)
             wake_at = min((w for w in (plan.wake_at, cron.wake_at) if w is not None), default=None)
+            if planner.sweeping:  # a first round left settled services to the next rounds: plan again
+                wake_at = now  # at once, after the pause (paced_until)
             if plan.update_failures:
                 await apply_update_failures(ctx, state, plan.update_failures, epoch)
                 continue  # the service changed: plan again on the new spec

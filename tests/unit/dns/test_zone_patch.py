@@ -107,6 +107,7 @@ def test_patched_services_equal_compile_zone(seed: int) -> None:
         compiled += compiler.compiled_services
         seq.step()
     assert patched > 2 * compiled  # the patch path carried most changes
+    assert compiler.patched_merges > 0  # merged zones patched by the changed services' names
 
 
 def test_a_health_toggle_patches_only_its_service() -> None:
@@ -155,6 +156,7 @@ def test_compilers_sharing_a_store_equal_compile_zone(seed: int) -> None:
         assert set(store.fragments) == {(view.domain, view.local_site, s) for s in held}
         seq.step()
     assert reused > 120  # the scope shared services most of the time
+    assert default.patched_merges > 0 and scoped.patched_merges > 0  # services coming and going too
 
     assert default.compile(ZoneData(version=999)) == compile_zone(ZoneData(version=999))
     assert scoped.compile(ZoneData(version=999)) == compile_zone(ZoneData(version=999))
