@@ -343,6 +343,8 @@ def one_run(
     phases = phases_from_logs(logs)
     over = [api["join_s"][n] - j["total"] for n, j in phases["joiners"].items() if n in api["join_s"]]
     by_process = proc_cpu.attribute(procs_before, procs_after, roles)
+    # processes that started and exited in between whose parent is gone too, interrupts: the machine's rest
+    by_process["unattributed"] = round(cpu["machine"] - sum(by_process.values()), 2)
     windows = {
         n: (j["t_joined"] - j["total"] - j.get("prepared", 0.0), j["t_joined"])
         for n, j in phases["joiners"].items()
