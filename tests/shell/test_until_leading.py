@@ -12,15 +12,22 @@ from p2porch.raft import commands as C
 from p2porch.testing.memstore import MemoryRaft
 
 
+class CountSteps(trio.abc.Instrument):
+    """The steps of the tasks named ``...park``: how often the parked loop ran."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name.endswith("park"):
+            self.steps.append(task.name)
+
+
 def test_a_follower_parks_until_it_leads_and_a_leader_goes_on_at_once() -> None:
     raft = MemoryRaft(["a:1", "b:1"], leader="b:1")
     follower, leader = raft.store("a:1"), raft.store("b:1")
-    steps: list[str] = []
-
-    class CountSteps(trio.abc.Instrument):
-        def before_task_step(self, task: trio.lowlevel.Task) -> None:
-            if task.name.endswith("park"):
-                steps.append(task.name)
+    counter = CountSteps()
+    steps = counter.steps
 
     async def main() -> None:
         async with leader.subscribe() as changes:
@@ -43,18 +50,14 @@ def test_a_follower_parks_until_it_leads_and_a_leader_goes_on_at_once() -> None:
                     await trio.sleep(0.01)
         assert returned == [True]
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0), instruments=[CountSteps()])
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0), instruments=[counter])
 
 
 def test_a_burst_of_commits_wakes_a_parked_follower_once_per_window_and_a_role_change_at_once() -> None:
     raft = MemoryRaft(["a:1", "b:1"], leader="b:1")
     follower, leader = raft.store("a:1"), raft.store("b:1")
-    steps: list[str] = []
-
-    class CountSteps(trio.abc.Instrument):
-        def before_task_step(self, task: trio.lowlevel.Task) -> None:
-            if task.name.endswith("park"):
-                steps.append(task.name)
+    counter = CountSteps()
+    steps = counter.steps
 
     async def main() -> None:
         await leader.write(C.InitCluster(at=1.0, cluster_id="c" * 16).encode())
@@ -87,4 +90,4 @@ def test_a_burst_of_commits_wakes_a_parked_follower_once_per_window_and_a_role_c
                     await trio.sleep(0.001)
         assert returned[0] - became < 0.01  # the role change is seen at once, not after the window
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0), instruments=[CountSteps()])
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0), instruments=[counter])
