@@ -54,7 +54,10 @@ def _read(path: str) -> str | None:
 
 
 def snapshot(threads_of: Iterable[int] = ()) -> dict[str, dict[int, Proc]]:
-    """Every process now; and the threads (by tid, ``comm`` = the thread's name) of ``threads_of``."""
+    """Every process now; and the threads (by tid, ``comm`` = the thread's name) of ``threads_of``;
+    ``at``: the time since boot (ticks) of the snapshot, as ``{0: Proc}`` (its ``start``)."""
+    with open("/proc/uptime") as handle:
+        at = int(float(handle.read().split()[0]) * TICK)
     procs: dict[int, Proc] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit() and (text := _read(f"/proc/{entry}/stat")) is not None:
@@ -68,14 +71,16 @@ def snapshot(threads_of: Iterable[int] = ()) -> dict[str, dict[int, Proc]]:
         for tid in tids:
             if (text := _read(f"/proc/{pid}/task/{tid}/stat")) is not None:
                 threads[int(tid)] = parse_stat(text)
-    return {"procs": procs, "threads": threads}
+    return {"procs": procs, "threads": threads, "at": {0: Proc("", 0, at, 0, 0)}}
 
 
-def _delta(before: Mapping[int, Proc], pid: int, now: Proc) -> tuple[int, int]:
+def _delta(before: Mapping[int, Proc], pid: int, now: Proc, since: int) -> tuple[int, int]:
     was = before.get(pid)
-    if was is None or was.start != now.start:  # started in between: all of it is in the window
+    if was is not None and was.start == now.start:
+        return now.own - was.own, now.reaped - was.reaped
+    if now.start >= since:  # started in between: all of it is in the window
         return now.own, now.reaped
-    return now.own - was.own, now.reaped - was.reaped
+    return 0, 0  # older than the first snapshot but not read in it (a transient read failure): unknown
 
 
 def attribute(
@@ -90,9 +95,9 @@ def attribute(
         if amount > 0:
             ticks[role] = ticks.get(role, 0) + amount
 
-    procs_before = before["procs"]
+    procs_before, since = before["procs"], before["at"][0].start
     for pid, now in after["procs"].items():
-        own, reaped = _delta(procs_before, pid, now)
+        own, reaped = _delta(procs_before, pid, now, since)
         role = roles.get(pid) or (f"{roles[now.ppid]} child: {now.comm}" if now.ppid in roles else now.comm)
         charge(role, own)
         charge(f"{role} (reaped)", reaped)
@@ -105,7 +110,7 @@ def thread_cpu(
     """CPU seconds per thread name, summed over the processes whose threads were read."""
     ticks: dict[str, int] = {}
     for tid, now in after["threads"].items():
-        own, _ = _delta(before["threads"], tid, now)
+        own, _ = _delta(before["threads"], tid, now, before["at"][0].start)
         if own > 0:
             ticks[now.comm] = ticks.get(now.comm, 0) + own
     return {k: round(v / TICK, 2) for k, v in sorted(ticks.items(), key=lambda kv: -kv[1])}
