@@ -21,7 +21,7 @@ import trio
 
 from ..config import SchedulerConfig
 from ..context import ClusterStore, MemberContext
-from ..errors import ConflictError, ProposalTimeout
+from ..errors import ConflictError, P2POrchError, ProposalTimeout
 from ..model import Service, TaskState
 from ..raft import commands as C
 from ..raft.state import ClusterState
@@ -279,6 +279,7 @@ async def sync_node_statuses(ctx: MemberContext, state: ClusterState, epoch: int
     saw change together (joins in parallel, a partition healing) cost every node one entry to
     replicate, apply and rebuild its views for, not one per node (issue 19, joins)."""
     updates = node_status_updates(state, ctx.board.gossip_states())
+    failed: list[P2POrchError] = []  # raised after the others finished, as one write at a time raised it
 
     async def write(node_id: str, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         status = updates[node_id]
@@ -291,10 +292,14 @@ async def sync_node_statuses(ctx: MemberContext, state: ClusterState, epoch: int
             await ctx.write(fenced(update, epoch))
         except (ConflictError, ProposalTimeout) as exc:
             log.info("node status write for %s not committed: %s", node_id, exc.message)
+        except P2POrchError as exc:  # e.g. no longer the leader: the round ends as before
+            failed.append(exc)
 
     async with trio.open_nursery() as nursery:
         for node_id in updates:
             await nursery.start(write, node_id)
+    if failed:
+        raise failed[0]
     return bool(updates)
 
 
