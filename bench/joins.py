@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import proc_cpu
+
 JOINED = re.compile(
     r"joined cluster \S+ as (?P<role>\w+) in (?P<total>[\d.]+) s \(admitted (?P<admitted>[\d.]+), "
     r"member services (?P<services>[\d.]+), own record (?P<record>[\d.]+)"
@@ -188,6 +190,42 @@ def cpu_spent(before: dict[str, int], after: dict[str, int]) -> dict[str, float]
     return out
 
 
+def process_roles(hosts: list[Any]) -> tuple[dict[int, str], dict[str, int]]:
+    """Roles by pid for :func:`proc_cpu.attribute` (each node's daemon and dockerd, this bench) and
+    the daemons' pids by node."""
+    from p2porch.sandbox.system import read_pid
+
+    roles: dict[int, str] = {os.getpid(): "bench"}
+    daemons: dict[str, int] = {}
+    for host in hosts:
+        if pid := read_pid(host.p2porch_pidfile):
+            roles[pid] = f"daemon {host.name}"
+            daemons[host.name] = pid
+        if pid := read_pid(host.dockerd.pidfile):
+            roles[pid] = f"dockerd {host.name}"
+    return roles, daemons
+
+
+def by_kind(by_process: dict[str, float]) -> dict[str, float]:
+    """Per-process CPU summed over the nodes (``daemon n7`` -> ``daemon``), n1's daemon kept apart
+    (it is the leader and admits every join)."""
+    out: dict[str, float] = {}
+    for role, seconds in by_process.items():
+        kind = role if role.startswith("daemon n1 ") or role == "daemon n1" else re.sub(r" n\d+\b", "", role)
+        out[kind] = round(out.get(kind, 0.0) + seconds, 2)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def daemon_split(by_node: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The daemons' CPU by part: before their own join (idle), while joining (the joiner's own work,
+    from the API call's arrival to its "joined" line), after it (a member reacting to later joins; n1
+    all member), summed, and per node."""
+    totals = {
+        part: round(sum(n[part] for n in by_node.values()), 2) for part in ("before", "joining", "member")
+    }
+    return {"total": totals, "nodes": by_node}
+
+
 def trace_phases(traces: dict[str, Any], joiners: dict[str, Any]) -> dict[str, Any]:
     """Per phase of a CLI join (s, p50 / max over the joins): spawn to the script's first line
     (nsenter, interpreter, site), the CLI's imports, argument parsing and body to the request, the
@@ -274,16 +312,21 @@ def one_run(
         up_s = time.monotonic() - t0
         time.sleep(3.0)  # the daemons' own start-up settles before the clock starts
         load = os.getloadavg()[0]
+        roles, daemons = process_roles(hosts)
+        procs_before = proc_cpu.snapshot(daemons.values())
         cpu_before = cpu_sample(sb, hosts)
         traces: dict[str, Any] | None = {} if trace else None
         with Profiled(sb, hosts, profile_dir, f"{nodes}x{parallel}{'c' if cli else ''}"):
-            formation = (
-                cli_formation(sb, hosts, parallel, traces, own_session)
-                if cli
-                else form_cluster(hosts, parallel=parallel)
-            )
+            with proc_cpu.Sampler(daemons) as sampler:
+                formation = (
+                    cli_formation(sb, hosts, parallel, traces, own_session)
+                    if cli
+                    else form_cluster(hosts, parallel=parallel)
+                )
+            formed_at = time.time()
             load_after = os.getloadavg()[0]
             cpu = cpu_spent(cpu_before, cpu_sample(sb, hosts))
+            procs_after = proc_cpu.snapshot(daemons.values())
             time.sleep(linger_s)  # e.g. past the members' heap trim (memtrim: 20 s after a join)
         logs = {h.name: read_log(h.p2porch_log) for h in hosts}
         if logs_dir:
@@ -299,6 +342,15 @@ def one_run(
     api = formation.to_dict()
     phases = phases_from_logs(logs)
     over = [api["join_s"][n] - j["total"] for n, j in phases["joiners"].items() if n in api["join_s"]]
+    by_process = proc_cpu.attribute(procs_before, procs_after, roles)
+    # processes that started and exited in between whose parent is gone too, interrupts: the machine's rest
+    by_process["unattributed"] = round(cpu["machine"] - sum(by_process.values()), 2)
+    windows = {
+        n: (j["t_joined"] - j["total"] - j.get("prepared", 0.0), j["t_joined"])
+        for n, j in phases["joiners"].items()
+        if "t_joined" in j
+    }
+    by_node = proc_cpu.split_by_join(sampler.series, windows, formed_at)
     return {
         "nodes": nodes,
         "parallel": parallel,
@@ -308,6 +360,10 @@ def one_run(
         "sandbox_up_s": round(up_s, 1),
         "formed_s": api["formed_s"],
         "cpu_s": cpu,  # CPU seconds during the formation, per consumer
+        "cpu_by_kind_s": by_kind(by_process),  # the same per process kind (n1 apart), whole machine
+        "cpu_by_process_s": by_process,  # per process (by pid; a daemon/dockerd by node), whole machine
+        "cpu_by_thread_s": proc_cpu.thread_cpu(procs_before, procs_after),  # the daemons' threads, by name
+        "daemon_cpu_by_join_s": daemon_split(by_node),  # each daemon before/while/after its own join
         "retries": api["retries"],
         "join_api_s": spread(list(formation.join_s.values())),
         "join_p95_s": p95(list(formation.join_s.values())),

@@ -10,7 +10,8 @@ which nodes gossip sees alive, and returns the one membership step to take now, 
 2. ``promote``: fewer than ``target`` voters are healthy (a voter down for less than ``grace_s``
    still counts; so does a node recorded as voter that step 1 has yet to add), e.g. a voter died or
    a forced recovery left a single voter: the first ready, alive replica (by name) is recorded as
-   voter; its own node then restarts its store as a voter and step 1 adds it.
+   voter; its own node then restarts its store as a voter and step 1 adds it. When no voter is dead,
+   not while a node is joining (within ``grace_s``): the joins' admissions fill the free seats.
 3. ``demote``: a voter has been down for ``grace_s`` and ``target`` healthy voters exist without it:
    it is recorded as replica (so when it comes back it starts as one); or more than ``target`` voters
    are healthy (a dead voter came back after its replacement, a join raced a promotion): the last one
@@ -161,6 +162,11 @@ def next_voter_change(
         if spread is None:
             return None
         return VoterChange("promote", spread.raft_addr, spread.node_id, "spreads voters over regions")
+    if not dead and any(n.status == NodeStatus.JOINING and not down_for_good(n) for n in members):
+        # short of the target with no voter dead: joins are under way, and their admissions hand out the
+        # free voter seats (an admission in flight is not in the records yet); a promotion now raced
+        # one and made a voter too many, demoted and restarted as a replica again (issue 19, joins)
+        return None
     why = f"replaces voter {dead[0].name}" if dead else f"{len(counted)} of {target} voters"
     pick = spread_pick(healthy_replicas, [*counted, *coming])
     if pick is not None:

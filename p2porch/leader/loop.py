@@ -21,7 +21,7 @@ import trio
 
 from ..config import SchedulerConfig
 from ..context import ClusterStore, MemberContext
-from ..errors import ConflictError, ProposalTimeout
+from ..errors import ConflictError, P2POrchError, ProposalTimeout
 from ..model import Service, TaskState
 from ..raft import commands as C
 from ..raft.state import ClusterState
@@ -275,17 +275,33 @@ def report_skipped(state: ClusterState, skipped: dict[str, str], reported: set[t
 
 
 async def sync_node_statuses(ctx: MemberContext, state: ClusterState, epoch: int) -> bool:
-    """Leader only: write node statuses that gossip contradicts (ready <-> down); True if any changed."""
+    """Leader only: write node statuses that gossip contradicts (ready <-> down); True if any changed.
+
+    The writes are proposed together, so the store packs them into one Raft entry: nodes that gossip
+    saw change together (joins in parallel, a partition healing) cost every node one entry to
+    replicate, apply and rebuild its views for, not one per node (issue 19, joins)."""
     updates = node_status_updates(state, ctx.board.gossip_states())
-    for node_id, status in updates.items():
+    failed: list[P2POrchError] = []  # raised after the others finished, as one write at a time raised it
+
+    async def write(node_id: str, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        status = updates[node_id]
         log.info("node %s is %s (gossip)", state.nodes[node_id].name, status)
+        update = C.UpdateNode(
+            at=ctx.clock.now(), node_id=node_id, status=status, node_version=state.nodes[node_id].version
+        )
+        task_status.started()  # the loop starts the next write once this one has queued its proposal
         try:
-            update = C.UpdateNode(
-                at=ctx.clock.now(), node_id=node_id, status=status, node_version=state.nodes[node_id].version
-            )
             await ctx.write(fenced(update, epoch))
         except (ConflictError, ProposalTimeout) as exc:
             log.info("node status write for %s not committed: %s", node_id, exc.message)
+        except P2POrchError as exc:  # e.g. no longer the leader: the round ends as before
+            failed.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        for node_id in updates:
+            await nursery.start(write, node_id)
+    if failed:
+        raise failed[0]
     return bool(updates)
 
 

@@ -12,6 +12,7 @@ cluster and no node needs another node's MAC as metadata; every node computes th
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
@@ -198,6 +199,34 @@ def vtep_mac(subnet: str) -> str:
     return ":".join(f"{b:02x}" for b in octets)
 
 
+@dataclass(frozen=True)
+class _ParsedPeer:
+    """One peer's addresses parsed once (see :func:`_parse_peer`)."""
+
+    net: ipaddress.IPv4Network
+    underlay: str  # canonical
+    subnet: str  # canonical
+    gateway: str
+    mac: str
+    inside: bool  # the subnet lies in the cluster CIDR
+
+
+#: peers parsed before: every member plans every live peer again for each join (a plan per burst of
+#: commits), and parsing their addresses was most of a plan's CPU (issue 19, joins). Bounded: the
+#: addresses of a cluster's nodes, plus what churn left; a bad address raises and is not kept.
+@functools.lru_cache(maxsize=4096)
+def _parse_peer(subnet: str, underlay_addr: str, cluster_cidr: str) -> _ParsedPeer:
+    net = ipaddress.IPv4Network(subnet)
+    return _ParsedPeer(
+        net=net,
+        underlay=str(ipaddress.IPv4Address(underlay_addr)),
+        subnet=str(net),
+        gateway=str(net.network_address),
+        mac=vtep_mac(str(net)),
+        inside=net.subnet_of(ipaddress.IPv4Network(cluster_cidr)),
+    )
+
+
 def vtep_address(subnet: str) -> str:
     """The address of the VXLAN device of the node that leases ``subnet`` (its network address)."""
     return str(_network(subnet, "subnet").network_address)
@@ -229,13 +258,12 @@ def plan_overlay(
         if reason:
             skipped.append((peer.node_id, reason))
             continue
-        net = ipaddress.IPv4Network(peer.subnet)
-        underlay = str(ipaddress.IPv4Address(peer.underlay_addr))
+        parsed = _parse_peer(peer.subnet, peer.underlay_addr, settings.cluster_cidr)
         port = peer.vxlan_port if peer.vxlan_port != settings.vxlan_port else 0
-        taken.add(net)
-        used_underlay.add((underlay, port or settings.vxlan_port))
+        taken.add(parsed.net)
+        used_underlay.add((parsed.underlay, port or settings.vxlan_port))
         entries.append(
-            PeerEntry(peer.node_id, str(net), str(net.network_address), vtep_mac(str(net)), underlay, port)
+            PeerEntry(peer.node_id, parsed.subnet, parsed.gateway, parsed.mac, parsed.underlay, port)
         )
     return OverlayPlan(
         link=link, address=f"{own.network_address}/32", peers=tuple(entries), skipped=tuple(skipped)
@@ -300,11 +328,11 @@ def _check_peer(
     if peer.node_id == local.node_id:
         return "is the local node"
     try:
-        net = ipaddress.IPv4Network(peer.subnet)
-        underlay = str(ipaddress.IPv4Address(peer.underlay_addr))
+        parsed = _parse_peer(peer.subnet, peer.underlay_addr, settings.cluster_cidr)
     except ValueError as exc:
         return f"invalid address: {exc}"
-    if not net.subnet_of(cluster):
+    net, underlay = parsed.net, parsed.underlay
+    if not parsed.inside:
         return f"subnet {net} is outside the cluster CIDR {cluster}"
     if net.prefixlen > 30:
         return f"subnet {net} is too small"

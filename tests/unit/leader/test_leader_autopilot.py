@@ -139,3 +139,21 @@ def test_next_check_is_the_grace_deadline_of_a_down_node():
 def test_next_check_is_soon_while_a_recorded_voter_is_not_in_the_configuration():
     nodes = [node(1), node(2), node(3), node(4), FIVE[4]]  # n4 promoted, not added yet
     assert wait(nodes, [addr(1), addr(2), addr(3)]) == 0.5
+
+
+def test_no_promotion_for_a_shortfall_while_nodes_join():
+    """A formation: voters short of the target, replicas ready, a node still joining. Its admission (or a
+    later one, not committed yet) hands out the free voter seats; a promotion then made a voter too many,
+    demoted and restarted as a replica again. Once nobody joins (or the joiner is given up on), promote."""
+    nodes = [node(1), node(2), node(3, "replica"), node(4, "replica"), node(5, "replica", "joining", 99.0)]
+    assert step(nodes, [addr(1), addr(2)]) is None
+    assert step(nodes, [addr(1), addr(2)], now=105.0) == VoterChange(
+        "promote", addr(3), "id3", "2 of 3 voters"
+    )
+    nodes[4] = node(5, "replica")  # the joiner is ready: the formation is over
+    assert step(nodes, [addr(1), addr(2)]) == VoterChange("promote", addr(3), "id3", "2 of 3 voters")
+    # a dead voter is replaced at once, joins or not
+    dead = [node(1), node(2), node(3, status="down", status_at=90.0), node(4, "replica"), nodes[4]]
+    dead.append(node(6, "replica", "joining", 99.0))
+    change = step(dead, [addr(1), addr(2), addr(3)], alive=ALIVE - {"id3"})
+    assert change == VoterChange("promote", addr(4), "id4", "replaces voter n3")

@@ -64,6 +64,26 @@ def test_bad_and_conflicting_peers_are_skipped_with_a_reason():
     assert "underlay" in reasons["n6"] and "invalid" in reasons["n7"]
 
 
+def test_plans_of_the_same_peers_are_equal_and_the_cluster_cidr_still_decides():
+    """Each peer's addresses are parsed once and kept (a plan per join on every member): a plan made
+    again equals the first, bad addresses (a leading zero, not an address) skipped again; the same subnet
+    under another cluster CIDR is judged against that CIDR (the kept parse is per CIDR)."""
+    peers = [
+        peer(2),
+        OverlayPeer("n3", "10.80.0.03", "10.241.3.0/24"),
+        OverlayPeer("n4", "bad", "10.241.4.0/24"),
+    ]
+    first = plan_overlay(LOCAL, peers, SETTINGS, "eth0")
+    assert plan_overlay(LOCAL, list(peers), SETTINGS, "eth0") == first
+    assert [p.node_id for p in first.peers] == ["n2"] and {n for n, _ in first.skipped} == {"n3", "n4"}
+    wide = OverlaySettings(cluster_cidr="10.0.0.0/8", vni=77)
+    narrow = OverlaySettings(cluster_cidr="10.241.0.0/20", vni=77)
+    far = OverlayPeer("n9", "10.80.0.9", "10.241.200.0/24")
+    assert [p.subnet for p in plan_overlay(LOCAL, [far], wide, "eth0").peers] == ["10.241.200.0/24"]
+    skipped = dict(plan_overlay(LOCAL, [far], narrow, "eth0").skipped)
+    assert "outside the cluster CIDR 10.241.0.0/20" in skipped["n9"]
+
+
 def test_local_lease_outside_cluster_is_a_config_error():
     with pytest.raises(ConfigError) as err:
         plan_overlay(LocalNode("n1", "10.80.0.1", "10.9.1.0/24"), [], SETTINGS, "eth0")

@@ -1,0 +1,95 @@
+"""The leader writes the node statuses gossip changed together: one Raft entry for nodes changed at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from p2porch.clock import TrioClock
+from p2porch.context import LocalBoard, LocalNode, MemberContext
+from p2porch.errors import NotLeaderError
+from p2porch.leader.epoch import claim_epoch
+from p2porch.leader.loop import sync_node_statuses
+from p2porch.model import Node
+from p2porch.raft import commands as C
+from p2porch.testing.memstore import MemoryRaft
+
+AT = 1_800_000_000.0
+
+
+class Gossip:
+    """What ``LocalBoard.gossip_states`` reads: members with a state."""
+
+    def __init__(self, states: dict[str, str]) -> None:
+        self.states = states
+
+    def members(self) -> dict[str, Any]:
+        return {node_id: type("Member", (), {"state": state})() for node_id, state in self.states.items()}
+
+
+ADDR = "10.0.0.1:7947"
+
+
+def member_context(store: Any) -> MemberContext:
+    """n1, the leader, whose gossip sees n2 and n3 alive and n4 dead."""
+    board = LocalBoard()
+    board.gossip = Gossip({"id1": "alive", "id2": "alive", "id3": "alive", "id4": "dead"})  # type: ignore[assignment]
+    local = LocalNode("id1", "n1", "10.0.0.1", ADDR, "voter", 0, b"k" * 32)
+
+    async def ask_member(host: str) -> None:
+        return None
+
+    return MemberContext(
+        store=store, voter_control=store, local=local, board=board, clock=TrioClock(AT),
+        commit_timeout_s=5.0, ask_member=ask_member,
+    )  # fmt: skip
+
+
+async def four_nodes(store: Any) -> None:
+    await store.write(C.InitCluster(at=AT, cluster_id="c" * 16).encode())
+    for i, status in ((1, "ready"), (2, "joining"), (3, "joining"), (4, "ready")):
+        node = Node(f"id{i}", f"n{i}", f"10.0.0.{i}", 7947, 7946, status=status, status_at=AT)
+        await store.write(C.AddNode(at=AT, node=node).encode())
+
+
+def test_statuses_changed_at_once_are_proposed_together() -> None:
+    raft = MemoryRaft([ADDR], leader=ADDR)
+    store = raft.store(ADDR)
+    ctx = member_context(store)
+    held_together: list[int] = []
+
+    async def main() -> None:
+        await four_nodes(store)
+        epoch = await claim_epoch(ctx)
+        assert epoch is not None
+        raft.hold()  # the leader accepts proposals and commits none: what waits together is one entry
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sync_node_statuses, ctx, store.snapshot(), epoch)
+            await trio.testing.wait_all_tasks_blocked()
+            held_together.append(raft.held)
+            raft.release()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert held_together == [3]  # n2 and n3 ready, n4 down: all three waiting at once (one by one: 1)
+    nodes = store.snapshot().nodes
+    assert [nodes[f"id{i}"].status for i in (2, 3, 4)] == ["ready", "ready", "down"]
+
+
+def test_a_refused_write_ends_the_round_with_its_own_error() -> None:
+    """Not the leader any more: the error itself comes out (not a group of the concurrent writes')."""
+    raft = MemoryRaft([ADDR], leader=ADDR)
+    store = raft.store(ADDR)
+
+    class Deposed:
+        async def write(self, command: bytes, timeout_s: float = 5.0) -> Any:
+            raise NotLeaderError("not the leader", leader="10.0.0.2:7947")
+
+    async def main() -> None:
+        await four_nodes(store)
+        with pytest.raises(NotLeaderError):
+            await sync_node_statuses(member_context(Deposed()), store.snapshot(), 1)
+
+    trio.run(main)
