@@ -64,6 +64,8 @@ class RemoveContainer:
     long before SIGTERM (a task that was serving left DNS, and the cluster's ingress/VIP rules, when its
     stop was committed; clients that resolved it just before and requests in flight get that long to
     finish). The wait is the longer of the node's ``dns.drain_s`` and the assignment's own drain.
+    ``drain_index``: a load-balanced task's stop commit; the agent also waits until every live node's
+    ingress/VIP rules reflect it (``drain_gate``), however long the fixed wait.
     """
 
     task_id: str
@@ -72,6 +74,7 @@ class RemoveContainer:
     reason: str
     report_shutdown: bool = False
     drain_s: float = 0.0
+    drain_index: int = 0
 
 
 Action = StartTask | RemoveContainer
@@ -226,7 +229,15 @@ def plan_node(
             _plan_shutdown(assignment, primary, state, last, now, actions, emit, drain_s)
             drain = max(drain_s if state == TaskState.RUNNING else 0.0, assignment.drain_s)
             kept = _exited if _ended_by_itself(primary, state) else _nothing
-            _remove_members(assignment, members, actions, "desired shutdown", keep=kept, drain_s=drain)
+            _remove_members(
+                assignment,
+                members,
+                actions,
+                "desired shutdown",
+                keep=kept,
+                drain_s=drain,
+                drain_index=assignment.drain_index,
+            )
             continue
         if assignment.sidecars and primary is not None and state not in TERMINAL_STATES:
             seen = report_from_container(primary, now)
@@ -272,6 +283,7 @@ def _remove_members(
     *,
     keep: Callable[[ObservedContainer], bool],
     drain_s: float = 0.0,
+    drain_index: int = 0,
 ) -> None:
     """Stop a task group's other containers with the task, except those ``keep`` holds on to (ones that
     are not live, or exited ones, for their logs until the task's record goes)."""
@@ -286,6 +298,7 @@ def _remove_members(
                 assignment.stop_grace_s,
                 reason,
                 drain_s=drain_s if live else 0.0,  # a sidecar serves the task's address as long as the main
+                drain_index=drain_index if live else 0,
             )
         )
 
@@ -378,6 +391,7 @@ def _plan_shutdown(
                     if primary.status in _LIVE_STATUSES
                     else 0.0
                 ),
+                drain_index=assignment.drain_index if primary.status in _LIVE_STATUSES else 0,
             )
         )
         return

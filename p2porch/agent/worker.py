@@ -30,6 +30,9 @@ from .report_window import HOLD_S, ReportWindow, settled
 log = logging.getLogger(__name__)
 
 ReportFn = Callable[[list[TaskReport]], Awaitable[None]]
+#: ``gate(task_id, commit_index)`` returns once every live node's ingress/VIP rules reflect the commit that
+#: made a load-balanced task shutdown (or its bound passed): member/drain_acks.py
+DrainGate = Callable[[str, int], Awaitable[None]]
 
 MAX_REPORT_BACKOFF_S = 5.0
 EVENTS_RECONNECT_S = 1.0
@@ -52,6 +55,7 @@ class NodeAgent:
         starting_hold_s: float = HOLD_S,
         orphan_grace_s: float = 10.0,
         drain_s: float = 0.0,
+        drain_gate: DrainGate | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.executor = executor
@@ -64,6 +68,7 @@ class NodeAgent:
         self.window = ReportWindow(flush_interval_s, starting_hold_s, max_batch)
         self.orphan_grace_s = orphan_grace_s
         self.drain_s = drain_s
+        self.drain_gate = drain_gate
         self.clock = clock
         self.known: dict[str, TaskReport] = {}
         self.busy_tasks: set[str] = set()
@@ -170,8 +175,7 @@ class NodeAgent:
                     action.task_id,
                     action.reason,
                 )
-                if action.drain_s > 0:  # it left DNS and every node's ingress/VIP rules: let it drain
-                    await trio.sleep(action.drain_s)
+                await self._drain(action)
                 await self.executor.remove(action.container_id, action.stop_grace_s)
                 if action.report_shutdown:
                     self._record(
@@ -198,6 +202,23 @@ class NodeAgent:
             if isinstance(action, RemoveContainer):
                 self.busy_containers.discard(action.container_id)
             self.poke()
+
+    async def _drain(self, action: RemoveContainer) -> None:
+        """Before SIGTERM: a load-balanced task waits until every live node's rules dropped it (the
+        gate), and every serving task waits out the fixed ``drain_s`` (clients that resolved it in DNS)."""
+        started = trio.current_time()
+        if action.drain_index and self.drain_gate is not None:
+            await self.drain_gate(action.task_id, action.drain_index)
+        rest = action.drain_s - (trio.current_time() - started)
+        if rest > 0:
+            await trio.sleep(rest)
+        if action.drain_index or action.drain_s:
+            log.info(
+                "agent %s: task %s drained %.3f s; stopping it",
+                self.node_name,
+                action.task_id,
+                trio.current_time() - started,
+            )
 
     # ----- inputs
     async def _changes_loop(self, changed: trio.abc.ReceiveChannel[Any]) -> None:
@@ -289,6 +310,7 @@ async def run_agent(
     starting_hold_s: float = HOLD_S,
     orphan_grace_s: float = 10.0,
     drain_s: float = 0.0,
+    drain_gate: DrainGate | None = None,
     task_status: trio.TaskStatus[NodeAgent] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a ``NodeAgent`` until cancelled; ``nursery.start(run_agent, ...)`` returns the agent."""
@@ -303,6 +325,7 @@ async def run_agent(
         starting_hold_s=starting_hold_s,
         orphan_grace_s=orphan_grace_s,
         drain_s=drain_s,
+        drain_gate=drain_gate,
     )
 
     async with trio.open_nursery() as nursery:

@@ -217,6 +217,46 @@ async def test_a_running_task_is_stopped_only_after_the_drain(autojump_clock: An
     assert ex.removed == ["c-t0001"]
 
 
+async def stopped_after(gate_s: float, fixed_s: float) -> tuple[float, list[tuple[str, int]]]:
+    """How long a load-balanced task ran after its stop when every node's rules dropped it after
+    ``gate_s`` and the node's fixed drain is ``fixed_s``; and what the gate was asked."""
+    ex, rec = FakeExecutor(), Recorder()
+    current = [task(1)]
+    asked: list[tuple[str, int]] = []
+
+    async def gate(task_id: str, index: int) -> None:
+        asked.append((task_id, index))
+        await trio.sleep(gate_s)
+
+    send, receive = trio.open_memory_channel[object](10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_agent(
+                ex, NODE, lambda: current, receive, rec, resync_interval_s=1000.0, drain_s=fixed_s,
+                drain_gate=gate, task_status=task_status,
+            )
+        )  # fmt: skip
+        while rec.latest().get("t0001") is None or rec.latest()["t0001"].state != TaskState.RUNNING:
+            await trio.sleep(0.05)
+        current = [task(1, desired_state="shutdown", state=TaskState.RUNNING, drain_index=9)]
+        t0 = trio.current_time()
+        await send.send(None)
+        while not ex.removed:
+            await trio.sleep(0.01)
+        waited = trio.current_time() - t0
+        nursery.cancel_scope.cancel()
+    return waited, asked
+
+
+async def test_a_load_balanced_task_waits_for_the_gate_and_the_fixed_drain_whichever_ends_later(
+    autojump_clock: Any,
+) -> None:
+    for gate_s, fixed_s in ((3.0, 1.0), (0.5, 1.0)):
+        waited, asked = await stopped_after(gate_s, fixed_s)
+        assert asked == [("t0001", 9)]
+        assert max(gate_s, fixed_s) <= waited < max(gate_s, fixed_s) + 0.1, (gate_s, fixed_s, waited)
+
+
 class TimedRecorder(Recorder):
     """Also records when (trio's clock) each batch was delivered."""
 
