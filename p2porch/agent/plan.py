@@ -65,7 +65,9 @@ class RemoveContainer:
     stop was committed; clients that resolved it just before and requests in flight get that long to
     finish). The wait is the longer of the node's ``dns.drain_s`` and the assignment's own drain.
     ``drain_index``: a load-balanced task's stop commit; the agent also waits until every live node's
-    ingress/VIP rules reflect it (``drain_gate``), however long the fixed wait.
+    ingress/VIP rules reflect it (``drain_gate``), however long the fixed wait; then until the
+    container (``drain_pid``, its init process) has no open TCP connection on ``drain_ports`` (and, with
+    ``drain_listeners``, on any port it listens on: a VIP balances every port), ``agent/tcp_table.py``.
     """
 
     task_id: str
@@ -75,6 +77,9 @@ class RemoveContainer:
     report_shutdown: bool = False
     drain_s: float = 0.0
     drain_index: int = 0
+    drain_pid: int = 0
+    drain_ports: tuple[int, ...] = ()
+    drain_listeners: bool = False
 
 
 Action = StartTask | RemoveContainer
@@ -275,6 +280,15 @@ def _ended_by_itself(primary: ObservedContainer | None, state: str) -> bool:
     return state in (TaskState.COMPLETE, TaskState.FAILED)
 
 
+def _connections(assignment: TaskAssignment, container: ObservedContainer) -> dict[str, Any]:
+    """What a load-balanced container's drain watches: its namespace (its pid) and the ports served."""
+    return {
+        "drain_pid": container.pid,
+        "drain_ports": assignment.drain_ports,
+        "drain_listeners": assignment.drain_listeners,
+    }
+
+
 def _remove_members(
     assignment: TaskAssignment,
     members: Iterable[ObservedContainer],
@@ -298,6 +312,7 @@ def _remove_members(
                 assignment.stop_grace_s,
                 reason,
                 drain_s=drain_s if live else 0.0,  # a sidecar serves the task's address as long as the main
+                **(_connections(assignment, member) if live and drain_index else {}),
                 drain_index=drain_index if live else 0,
             )
         )
@@ -390,6 +405,11 @@ def _plan_shutdown(
                     max(drain_s if state == TaskState.RUNNING else 0.0, assignment.drain_s)
                     if primary.status in _LIVE_STATUSES
                     else 0.0
+                ),
+                **(
+                    _connections(assignment, primary)
+                    if primary.status in _LIVE_STATUSES and assignment.drain_index
+                    else {}
                 ),
                 drain_index=assignment.drain_index if primary.status in _LIVE_STATUSES else 0,
             )

@@ -12,6 +12,7 @@ from typing import Any
 
 import trio
 
+from ..agent.connection_drain import ConnectionDrain
 from ..agent.docker_executor import open_docker_executor
 from ..agent.drain_gate import GRACE_S, MAX_S, DrainBounds
 from ..agent.executor import Executor
@@ -48,15 +49,20 @@ async def serve_agent(
     """Run the tasks committed to this node through its Docker engine and report their states;
     ``task_files_dir`` is where secret/config files of this node's tasks live (a tmpfs); a running task
     asked to stop is given ``drain_s`` after it left DNS before it is stopped, and a load-balanced one
-    runs until every live node's rules dropped it, then ``drain_grace_s``, at most ``drain_max_s``
-    (member/drain_acks.py)."""
+    runs until every live node's rules dropped it, then ``drain_grace_s`` (member/drain_acks.py), then
+    until its open TCP connections have ended (agent/connection_drain.py), at most ``drain_max_s``."""
     task_status.started()
     files = TaskFiles(task_files_dir, ctx.local.secrets_keys) if task_files_dir else None
     gate = EndpointDrainGate(
         ctx.board, ctx.local.node_id, DrainBounds(drain_grace_s, drain_max_s), ctx.metrics
     )
+    connections = ConnectionDrain(
+        drain_max_s, lambda outcome: ctx.metrics.connection_drains.labels(outcome).inc()
+    )
     await supervise(
-        ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None, files, drain_s, gate)
+        ctx.board.health,
+        "agent",
+        partial(_run_agent, ctx, docker_host or None, files, drain_s, gate, connections),
     )
 
 
@@ -111,6 +117,7 @@ async def _run_agent(
     files: TaskFiles | None,
     drain_s: float,
     gate: EndpointDrainGate,
+    connections: ConnectionDrain,
 ) -> None:
     node_id, node_name = ctx.local.node_id, ctx.local.node_name
     store = ctx.store
@@ -150,6 +157,7 @@ async def _run_agent(
                     report,
                     drain_s=drain_s,
                     drain_gate=gate,
+                    connection_wait=connections,
                 )
             )
             await trio.sleep_forever()

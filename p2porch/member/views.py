@@ -295,6 +295,8 @@ def task_assignment(
         drain_index=(
             task.version if task.desired_state == DesiredState.SHUTDOWN and load_balanced(spec) else 0
         ),
+        drain_ports=tuple(sorted({p.target for p in spec.all_publish if p.protocol == "tcp"})),
+        drain_listeners=spec.endpoint_mode == "vip",
         user=spec.user,
         workdir=spec.workdir,
         options=spec.container.to_dict(),

@@ -122,11 +122,13 @@ def test_tasks_get_discovery_variables_drain_and_only_host_ports():
     s41 = replace(s, tasks=tasks)
     (stop,) = [a for a in agent_assignments(s41, "a", "n1", "p2porch") if a.task_id == "t1"]
     assert stop.drain_index == 41 and stop.drain_s == 0.0
+    # then until its TCP connections on the target ports (and, behind a VIP, any port it listens on) ended
+    assert stop.drain_ports == (80, 90) and stop.drain_listeners
     # a service with neither a VIP nor an ingress port (dnsrr, host ports only) is nobody's backend
     dnsrr = replace(
         s41.services["s1"], spec=replace(s41.services["s1"].spec, endpoint_mode="dnsrr", publish=())
     )
     s_dnsrr = replace(s41, services={**s41.services, "s1": dnsrr})
     (plain,) = [a for a in agent_assignments(s_dnsrr, "a", "n1", "p2porch") if a.task_id == "t1"]
-    assert plain.drain_index == 0
+    assert plain.drain_index == 0 and not plain.drain_listeners
     assert [(p.published, p.target) for p in t1.ports] == [(9000, 90)]  # ingress 8080 is not bound
