@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -62,8 +63,23 @@ async def serve_agent(
     await supervise(
         ctx.board.health,
         "agent",
-        partial(_run_agent, ctx, docker_host or None, files, drain_s, gate, connections),
+        partial(
+            _run_agent,
+            ctx,
+            docker_host or None,
+            files,
+            drain_s,
+            gate,
+            connections if engine_is_local(docker_host or os.environ.get("DOCKER_HOST", "")) else None,
+        ),
     )
+
+
+def engine_is_local(docker_host: str) -> bool:
+    """Whether the engine at ``docker_host`` ("" = the local default socket) runs on this host, so its
+    container pids are this host's: only then may the agent read a container's TCP tables under /proc
+    (a remote engine's pid names another machine's process)."""
+    return not docker_host or docker_host.startswith("unix://")
 
 
 def _with_files(files: TaskFiles | None, state: ClusterState, assignment: TaskAssignment) -> TaskAssignment:
@@ -117,7 +133,7 @@ async def _run_agent(
     files: TaskFiles | None,
     drain_s: float,
     gate: EndpointDrainGate,
-    connections: ConnectionDrain,
+    connections: ConnectionDrain | None,
 ) -> None:
     node_id, node_name = ctx.local.node_id, ctx.local.node_name
     store = ctx.store

@@ -86,3 +86,38 @@ async def test_a_container_whose_process_is_gone_does_not_wait(autojump_clock: A
     t0 = trio.current_time()
     await ConnectionDrain(10.0, outcomes.append, tmp_path)("t1", 41, (80,), True, t0)
     assert trio.current_time() == t0 and outcomes == []
+
+
+async def test_real_kernel_sockets_hold_the_stop_until_the_client_closes(tmp_path: Path) -> None:
+    """This process's own namespace through the real /proc: a loopback listener with one accepted
+    connection holds the wait; once both ends closed (the server's side in TIME_WAIT or gone) it ends."""
+    import os
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    outcomes: list[str] = []
+    drain = ConnectionDrain(30.0, outcomes.append)
+
+    async def client_closes() -> None:
+        await trio.sleep(0.5)
+        served.sendall(b"bye")
+        served.close()  # the server answers and closes first (busybox httpd does), then the client
+        client.recv(3)
+        client.close()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client_closes)
+            t0 = trio.current_time()
+            await drain("t1", os.getpid(), (port,), False, t0)
+            waited = trio.current_time() - t0
+    finally:
+        for s in (listener, served, client):
+            s.close()
+    assert outcomes == ["ended"]
+    assert 0.5 <= waited < 5.0, waited  # held while the connection was open; no bound reached
