@@ -274,6 +274,11 @@ class OverlayConfig:
     vxlan_port: int = _opt(4789, _port)
     vni: int = _opt(4242, _positive, kind=int)
     path_mtu: int = _opt(0, _mtu_or_zero, kind=int)  # smallest MTU towards any peer (a WAN); 0 = the device's
+    # a load-balanced task asked to stop runs until every live node's ingress/VIP rules dropped it, then
+    # drain_grace_s more (connections picked just before), then until its open TCP connections ended,
+    # and at most drain_max_s in all (a hung node, a websocket)
+    drain_grace_s: float = _opt(0.25, _non_negative)  # agent/drain_gate.py GRACE_S, MAX_S
+    drain_max_s: float = _opt(10.0, _non_negative)
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,8 @@ class LocalBoard:
     health: dict[str, str] = field(default_factory=dict)
     overlay: OverlayReconciler | None = None
     traffic: TrafficApplier | None = None  # ingress and VIP rules (member/traffic.py)
+    #: the state version this node's ingress/VIP rules reflect, as published in gossip (member/drain_acks.py)
+    traffic_index: int = 0
     overlay_ready: trio.Event = field(default_factory=trio.Event)
     resolver: Resolver | None = None
     dns_counters: ServerCounters | None = None

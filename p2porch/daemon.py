@@ -331,6 +331,8 @@ def member_services(
                 docker_host=config.node.docker_host,
                 task_files_dir=os.path.join(os.path.dirname(config.api.socket), "task-files"),
                 drain_s=config.dns.drain_s,
+                drain_grace_s=config.overlay.drain_grace_s,
+                drain_max_s=config.overlay.drain_max_s,
             ),
         ),
         ("stats", partial(serve_usage_sampler, section=config.autoscale)),

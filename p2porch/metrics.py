@@ -136,6 +136,18 @@ class Metrics:
             "Container starts this node's agent attempted, by result (ok | failed | error)",
             ["result"],
         )
+        self.endpoint_drains = Counter(
+            "p2porch_endpoint_drains",
+            "Load-balanced tasks this node's agent drained before stopping them, by how the wait ended "
+            "(acknowledged: every live node's rules dropped the task; bound: drain_max_s passed first)",
+            ["outcome"],
+        )
+        self.connection_drains = Counter(
+            "p2porch_connection_drains",
+            "Load-balanced tasks whose open TCP connections this node's agent waited for before stopping "
+            "them, by how the wait ended (ended: none left open; bound: drain_max_s passed first)",
+            ["outcome"],
+        )
         self.agent_container_start_seconds = Histogram(
             "p2porch_agent_container_start_seconds",
             "Time to create and start one task's container (image pull included)",
@@ -147,6 +159,8 @@ class Metrics:
             self.scheduler_placements,
             self.scheduler_round_seconds,
             self.agent_task_starts,
+            self.endpoint_drains,
+            self.connection_drains,
             self.agent_container_start_seconds,
         )
         self._sources: list[Source] = []

@@ -138,6 +138,14 @@ class TaskAssignment:
     #: seconds between the cluster dropping the task from its load balancers (desired shutdown) and SIGTERM,
     #: so every node's ingress/VIP rules stop sending it new connections before it stops (0 = no drain)
     drain_s: float = 0.0
+    #: a load-balanced task (VIP or ingress) asked to stop: the state version of that commit. The agent
+    #: stops it once every live node's rules reflect it (agent/drain_gate.py), bounded by the node's
+    #: drain settings; 0 = not load-balanced or not asked to stop
+    drain_index: int = 0
+    #: with ``drain_index``: the TCP target ports whose open connections the drain waits for to end, and
+    #: whether every port the task listens on counts too (a VIP balances every port)
+    drain_ports: tuple[int, ...] = ()
+    drain_listeners: bool = False
     user: str = ""  # "" = the image's USER
     workdir: str = ""  # "" = the image's WORKDIR
     #: engine options in ``ContainerOptions.to_dict()`` form (only the ones that differ from Docker's default)
@@ -166,6 +174,7 @@ class TaskAssignment:
             object.__setattr__(self, "entrypoint", tuple(self.entrypoint))
         object.__setattr__(self, "mounts", tuple(self.mounts))
         object.__setattr__(self, "ports", tuple(self.ports))
+        object.__setattr__(self, "drain_ports", tuple(self.drain_ports))
         object.__setattr__(self, "dns_servers", tuple(self.dns_servers))
         object.__setattr__(self, "dns_search", tuple(self.dns_search))
 

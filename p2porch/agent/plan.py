@@ -64,6 +64,10 @@ class RemoveContainer:
     long before SIGTERM (a task that was serving left DNS, and the cluster's ingress/VIP rules, when its
     stop was committed; clients that resolved it just before and requests in flight get that long to
     finish). The wait is the longer of the node's ``dns.drain_s`` and the assignment's own drain.
+    ``drain_index``: a load-balanced task's stop commit; the agent also waits until every live node's
+    ingress/VIP rules reflect it (``drain_gate``), however long the fixed wait; then until the
+    container (``drain_pid``, its init process) has no open TCP connection on ``drain_ports`` (and, with
+    ``drain_listeners``, on any port it listens on: a VIP balances every port), ``agent/tcp_table.py``.
     """
 
     task_id: str
@@ -72,6 +76,10 @@ class RemoveContainer:
     reason: str
     report_shutdown: bool = False
     drain_s: float = 0.0
+    drain_index: int = 0
+    drain_pid: int = 0
+    drain_ports: tuple[int, ...] = ()
+    drain_listeners: bool = False
 
 
 Action = StartTask | RemoveContainer
@@ -226,7 +234,15 @@ def plan_node(
             _plan_shutdown(assignment, primary, state, last, now, actions, emit, drain_s)
             drain = max(drain_s if state == TaskState.RUNNING else 0.0, assignment.drain_s)
             kept = _exited if _ended_by_itself(primary, state) else _nothing
-            _remove_members(assignment, members, actions, "desired shutdown", keep=kept, drain_s=drain)
+            _remove_members(
+                assignment,
+                members,
+                actions,
+                "desired shutdown",
+                keep=kept,
+                drain_s=drain,
+                drain_index=assignment.drain_index,
+            )
             continue
         if assignment.sidecars and primary is not None and state not in TERMINAL_STATES:
             seen = report_from_container(primary, now)
@@ -264,6 +280,15 @@ def _ended_by_itself(primary: ObservedContainer | None, state: str) -> bool:
     return state in (TaskState.COMPLETE, TaskState.FAILED)
 
 
+def _connections(assignment: TaskAssignment, container: ObservedContainer) -> dict[str, Any]:
+    """What a load-balanced container's drain watches: its namespace (its pid) and the ports served."""
+    return {
+        "drain_pid": container.pid,
+        "drain_ports": assignment.drain_ports,
+        "drain_listeners": assignment.drain_listeners,
+    }
+
+
 def _remove_members(
     assignment: TaskAssignment,
     members: Iterable[ObservedContainer],
@@ -272,6 +297,7 @@ def _remove_members(
     *,
     keep: Callable[[ObservedContainer], bool],
     drain_s: float = 0.0,
+    drain_index: int = 0,
 ) -> None:
     """Stop a task group's other containers with the task, except those ``keep`` holds on to (ones that
     are not live, or exited ones, for their logs until the task's record goes)."""
@@ -286,6 +312,8 @@ def _remove_members(
                 assignment.stop_grace_s,
                 reason,
                 drain_s=drain_s if live else 0.0,  # a sidecar serves the task's address as long as the main
+                **(_connections(assignment, member) if live and drain_index else {}),
+                drain_index=drain_index if live else 0,
             )
         )
 
@@ -378,6 +406,12 @@ def _plan_shutdown(
                     if primary.status in _LIVE_STATUSES
                     else 0.0
                 ),
+                **(
+                    _connections(assignment, primary)
+                    if primary.status in _LIVE_STATUSES and assignment.drain_index
+                    else {}
+                ),
+                drain_index=assignment.drain_index if primary.status in _LIVE_STATUSES else 0,
             )
         )
         return

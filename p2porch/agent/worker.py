@@ -30,6 +30,12 @@ from .report_window import HOLD_S, ReportWindow, settled
 log = logging.getLogger(__name__)
 
 ReportFn = Callable[[list[TaskReport]], Awaitable[None]]
+#: ``gate(task_id, commit_index)`` returns once every live node's ingress/VIP rules reflect the commit that
+#: made a load-balanced task shutdown (or its bound passed): member/drain_acks.py
+DrainGate = Callable[[str, int], Awaitable[None]]
+#: ``wait(task_id, pid, ports, listeners, started)`` returns once the container's open TCP connections on
+#: the ports it serves have ended, or its bound passed: agent/connection_drain.py
+ConnectionWait = Callable[[str, int, tuple[int, ...], bool, float], Awaitable[None]]
 
 MAX_REPORT_BACKOFF_S = 5.0
 EVENTS_RECONNECT_S = 1.0
@@ -52,6 +58,8 @@ class NodeAgent:
         starting_hold_s: float = HOLD_S,
         orphan_grace_s: float = 10.0,
         drain_s: float = 0.0,
+        drain_gate: DrainGate | None = None,
+        connection_wait: ConnectionWait | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.executor = executor
@@ -64,6 +72,8 @@ class NodeAgent:
         self.window = ReportWindow(flush_interval_s, starting_hold_s, max_batch)
         self.orphan_grace_s = orphan_grace_s
         self.drain_s = drain_s
+        self.drain_gate = drain_gate
+        self.connection_wait = connection_wait
         self.clock = clock
         self.known: dict[str, TaskReport] = {}
         self.busy_tasks: set[str] = set()
@@ -170,8 +180,7 @@ class NodeAgent:
                     action.task_id,
                     action.reason,
                 )
-                if action.drain_s > 0:  # it left DNS and every node's ingress/VIP rules: let it drain
-                    await trio.sleep(action.drain_s)
+                await self._drain(action)
                 await self.executor.remove(action.container_id, action.stop_grace_s)
                 if action.report_shutdown:
                     self._record(
@@ -198,6 +207,28 @@ class NodeAgent:
             if isinstance(action, RemoveContainer):
                 self.busy_containers.discard(action.container_id)
             self.poke()
+
+    async def _drain(self, action: RemoveContainer) -> None:
+        """Before SIGTERM: a load-balanced task waits until every live node's rules dropped it (the
+        gate), every serving task waits out the fixed ``drain_s`` (clients that resolved it in DNS), then
+        a load-balanced one waits until its open TCP connections have ended (``connection_wait``)."""
+        started = trio.current_time()
+        if action.drain_index and self.drain_gate is not None:
+            await self.drain_gate(action.task_id, action.drain_index)
+        rest = action.drain_s - (trio.current_time() - started)
+        if rest > 0:
+            await trio.sleep(rest)
+        if action.drain_index and action.drain_pid and self.connection_wait is not None:
+            await self.connection_wait(
+                action.task_id, action.drain_pid, action.drain_ports, action.drain_listeners, started
+            )
+        if action.drain_index or action.drain_s:
+            log.info(
+                "agent %s: task %s drained %.3f s; stopping it",
+                self.node_name,
+                action.task_id,
+                trio.current_time() - started,
+            )
 
     # ----- inputs
     async def _changes_loop(self, changed: trio.abc.ReceiveChannel[Any]) -> None:
@@ -289,6 +320,8 @@ async def run_agent(
     starting_hold_s: float = HOLD_S,
     orphan_grace_s: float = 10.0,
     drain_s: float = 0.0,
+    drain_gate: DrainGate | None = None,
+    connection_wait: ConnectionWait | None = None,
     task_status: trio.TaskStatus[NodeAgent] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a ``NodeAgent`` until cancelled; ``nursery.start(run_agent, ...)`` returns the agent."""
@@ -303,6 +336,8 @@ async def run_agent(
         starting_hold_s=starting_hold_s,
         orphan_grace_s=orphan_grace_s,
         drain_s=drain_s,
+        drain_gate=drain_gate,
+        connection_wait=connection_wait,
     )
 
     async with trio.open_nursery() as nursery:

@@ -130,6 +130,7 @@ class NodeMeta:
     labels: Mapping[str, str] = field(default_factory=dict)
     capacity: Mapping[str, int] = field(default_factory=dict)  # {"cpu_millis": 4000, "memory_bytes": ...}
     generation: int = 0  # the node's Raft generation (bumped by `recover --force-new-cluster`)
+    traffic_index: int = 0  # the state version this node's ingress/VIP rules reflect (member/drain_acks.py)
 
     def to_wire(self) -> dict[str, Any]:
         meta = {
@@ -138,6 +139,7 @@ class NodeMeta:
             "l": dict(self.labels),
             "c": dict(self.capacity),
             "g": self.generation,
+            "t": self.traffic_index,
         }
         check_meta(meta)
         return meta
@@ -157,6 +159,7 @@ class NodeMeta:
                 else {}
             ),
             generation=generation if isinstance(generation := meta.get("g", 0), int) else 0,
+            traffic_index=index if isinstance(index := meta.get("t", 0), int) else 0,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -12,7 +13,9 @@ from typing import Any
 
 import trio
 
+from ..agent.connection_drain import ConnectionDrain
 from ..agent.docker_executor import open_docker_executor
+from ..agent.drain_gate import GRACE_S, MAX_S, DrainBounds
 from ..agent.executor import Executor
 from ..agent.model import NodeCapacity, ObservedContainer, TaskAssignment, TaskReport
 from ..agent.plan import StartOutcome
@@ -25,6 +28,7 @@ from ..raft import commands as C
 from ..raft.fsm import Change
 from ..raft.state import ClusterState
 from ..supervisor import supervise
+from .drain_acks import EndpointDrainGate
 from .task_files import TaskFiles
 from .views import agent_assignments, status_report
 
@@ -39,14 +43,43 @@ async def serve_agent(
     docker_host: str,
     task_files_dir: str = "",
     drain_s: float = 0.0,
+    drain_grace_s: float = GRACE_S,
+    drain_max_s: float = MAX_S,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the tasks committed to this node through its Docker engine and report their states;
     ``task_files_dir`` is where secret/config files of this node's tasks live (a tmpfs); a running task
-    asked to stop is given ``drain_s`` after it left DNS before it is stopped."""
+    asked to stop is given ``drain_s`` after it left DNS before it is stopped, and a load-balanced one
+    runs until every live node's rules dropped it, then ``drain_grace_s`` (member/drain_acks.py), then
+    until its open TCP connections have ended (agent/connection_drain.py), at most ``drain_max_s``."""
     task_status.started()
     files = TaskFiles(task_files_dir, ctx.local.secrets_keys) if task_files_dir else None
-    await supervise(ctx.board.health, "agent", partial(_run_agent, ctx, docker_host or None, files, drain_s))
+    gate = EndpointDrainGate(
+        ctx.board, ctx.local.node_id, DrainBounds(drain_grace_s, drain_max_s), ctx.metrics
+    )
+    connections = ConnectionDrain(
+        drain_max_s, lambda outcome: ctx.metrics.connection_drains.labels(outcome).inc()
+    )
+    await supervise(
+        ctx.board.health,
+        "agent",
+        partial(
+            _run_agent,
+            ctx,
+            docker_host or None,
+            files,
+            drain_s,
+            gate,
+            connections if engine_is_local(docker_host or os.environ.get("DOCKER_HOST", "")) else None,
+        ),
+    )
+
+
+def engine_is_local(docker_host: str) -> bool:
+    """Whether the engine at ``docker_host`` ("" = the local default socket) runs on this host, so its
+    container pids are this host's: only then may the agent read a container's TCP tables under /proc
+    (a remote engine's pid names another machine's process)."""
+    return not docker_host or docker_host.startswith("unix://")
 
 
 def _with_files(files: TaskFiles | None, state: ClusterState, assignment: TaskAssignment) -> TaskAssignment:
@@ -95,7 +128,12 @@ def _files_kept(task: Task) -> bool:
 
 
 async def _run_agent(
-    ctx: MemberContext, docker_host: str | None, files: TaskFiles | None, drain_s: float
+    ctx: MemberContext,
+    docker_host: str | None,
+    files: TaskFiles | None,
+    drain_s: float,
+    gate: EndpointDrainGate,
+    connections: ConnectionDrain | None,
 ) -> None:
     node_id, node_name = ctx.local.node_id, ctx.local.node_name
     store = ctx.store
@@ -126,7 +164,17 @@ async def _run_agent(
             to_agent, relevant = trio.open_memory_channel[Change](math.inf)  # read at once: it only pokes
             nursery.start_soon(_forward, changes, to_agent, node_id)
             await nursery.start(
-                partial(run_agent, measured, node_name, assignments, relevant, report, drain_s=drain_s)
+                partial(
+                    run_agent,
+                    measured,
+                    node_name,
+                    assignments,
+                    relevant,
+                    report,
+                    drain_s=drain_s,
+                    drain_gate=gate,
+                    connection_wait=connections,
+                )
             )
             await trio.sleep_forever()
     finally:

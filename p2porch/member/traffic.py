@@ -7,6 +7,11 @@ does not poll for it), at least every ``POLL_S``, writes the rules only when the
 rewrites them in full every ``RESYNC_S`` (hand edits are repaired; a restarted daemon's first pass
 replaces whatever a crashed one left). Leave closes the applier before the overlay teardown removes
 every chain.
+
+After a pass whose rules changed, or whose commits asked a task to stop, or a full rewrite, it publishes
+the state version the rules now reflect (``drain_acks.publish_traffic_index``): a stopping task's agent
+waits for every live node's index to reach its stop commit. A pass that carried a stop logs how long
+after the commit arrived its rules were written.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from functools import partial
 import trio
 
 from ..context import MemberContext
+from ..model import TERMINAL_STATES, DesiredState
 from ..netoverlay.firewall import Firewall
 from ..netoverlay.traffic_apply import TrafficApplier
 from ..raft.fsm import Change
 from ..raft.state import ClusterState
 from ..supervisor import drained, supervise, wait_any
+from .drain_acks import publish_traffic_index
 from .overlay import wait_for_lease
 from .traffic_index import TrafficIndex
 
@@ -54,6 +61,7 @@ async def _run_traffic(ctx: MemberContext) -> None:
             done: tuple[ClusterState, frozenset[str]] | None = None  # (state, unreachable) last applied
             index = TrafficIndex(node_id)
             burst: list[Change] = []  # changes not yet given to the index
+            announce, stops, first_seen = True, 0, trio.current_time()  # what the next written pass tells
             while True:
                 reachability = board.reachability_changed  # before reading: a later change sets it
                 state, unreachable = store.snapshot(), frozenset(board.unreachable_nodes())
@@ -64,22 +72,49 @@ async def _run_traffic(ctx: MemberContext) -> None:
                 same = done is not None and done[0] is state and done[1] == unreachable
                 inputs = None
                 if force or not same:
+                    stops += sum(map(_asks_stop, burst))
                     inputs, burst = index.update(state, unreachable, burst), []
                 if inputs is not None:
                     try:
-                        await applier.apply(inputs, force=force)
+                        wrote = await applier.apply(inputs, force=force)
                         if force:
                             next_full = trio.current_time() + RESYNC_S
                         done = (state, unreachable)
+                        if stops:
+                            log.info(
+                                "traffic rules at version %d (%d stops) applied %.3f s after the commit "
+                                "arrived (iptables-restore %.3f s, written: %s)",
+                                state.version,
+                                stops,
+                                trio.current_time() - first_seen,
+                                applier.last_apply_s,
+                                wrote,
+                            )
+                        if announce or stops or wrote:
+                            publish_traffic_index(board, state.version)
+                        announce, stops = False, 0
                     except Exception as exc:  # logged and retried: stale rules beat no loop at all
                         log.warning("traffic rules not applied, retrying in %.0f s: %s", RETRY_S, exc)
                         await trio.sleep(RETRY_S)
                         continue
                 with trio.move_on_after(max(0.0, min(POLL_S, next_full - trio.current_time()))):
                     await wait_any(partial(_receive_into, changes, burst), reachability.wait)
+                first_seen = trio.current_time()
                 burst += drained(changes)  # one rebuild per burst of commits
         finally:
             board.traffic = None
+
+
+def _asks_stop(change: Change) -> bool:
+    """A task record committed with desired state shutdown that has not ended yet (its agent may wait for
+    this node's index; the later report that it ended is not a stop)."""
+    record = change.record
+    return (
+        change.kind == "task"
+        and record is not None
+        and record.desired_state == DesiredState.SHUTDOWN
+        and record.state not in TERMINAL_STATES
+    )
 
 
 async def _receive_into(changes: trio.MemoryReceiveChannel[Change], burst: list[Change]) -> None:

@@ -23,10 +23,6 @@ from ..stack.names import stack_dns_aliases, stack_dns_search
 
 # A node whose status is one of these takes part in the data path.
 LIVE_NODE_STATUSES = (NodeStatus.READY,)
-#: how long a task that leaves the load balancers (ingress, VIP) keeps running before SIGTERM: covers the
-#: time every node needs to apply the committed change (tens of milliseconds on a healthy cluster; 2 s
-#: was not always enough on a loaded 2-core machine: docs/traffic.md)
-ENDPOINT_DRAIN_S = 5.0
 
 
 def gateway_of(subnet: str) -> str:
@@ -149,6 +145,11 @@ def node_down(state: ClusterState, node_id: str | None) -> bool:
 def _region(state: ClusterState, node_id: str | None) -> str:
     node = state.nodes.get(node_id or "")
     return node.labels.get("region", "") if node is not None else ""
+
+
+def load_balanced(spec: ServiceSpec) -> bool:
+    """Whether the service's tasks are backends of a VIP or of an ingress port (a stop must drain)."""
+    return spec.endpoint_mode == "vip" or bool(spec.ingress_ports)
 
 
 def is_backend(task: Task, live_nodes: frozenset[str]) -> bool:
@@ -276,7 +277,11 @@ def task_assignment(
         state=task.state,
         spec_version=task.spec_version,
         stop_grace_s=spec.stop_grace_period_s,
-        drain_s=ENDPOINT_DRAIN_S if spec.endpoint_mode == "vip" or spec.ingress_ports else 0.0,
+        drain_index=(
+            task.version if task.desired_state == DesiredState.SHUTDOWN and load_balanced(spec) else 0
+        ),
+        drain_ports=tuple(sorted({p.target for p in spec.all_publish if p.protocol == "tcp"})),
+        drain_listeners=spec.endpoint_mode == "vip",
         user=spec.user,
         workdir=spec.workdir,
         options=spec.container.to_dict(),

@@ -46,7 +46,9 @@ class FakeExecutor:
         await trio.sleep(0.01)
         self.starts.append(assignment.task_id)
         cid = container_id or f"c-{assignment.task_id}"
-        observed = ObservedContainer(cid, cid, assignment.task_id, NODE, "running", address="10.0.0.1")
+        observed = ObservedContainer(
+            cid, cid, assignment.task_id, NODE, "running", address="10.0.0.1", pid=4242
+        )
         self.containers[cid] = observed
         return StartOutcome(observed)
 
@@ -217,6 +219,69 @@ async def test_a_running_task_is_stopped_only_after_the_drain(autojump_clock: An
         assert trio.current_time() - t0 >= 2.0  # left running (in DNS no more) for the drain
         nursery.cancel_scope.cancel()
     assert ex.removed == ["c-t0001"]
+
+
+async def stopped_after(
+    gate_s: float, fixed_s: float, connections_s: float = 0.0
+) -> tuple[float, list[tuple[Any, ...]]]:
+    """How long a load-balanced task ran after its stop when every node's rules dropped it after
+    ``gate_s``, the node's fixed drain is ``fixed_s`` and its connections end ``connections_s`` after the
+    connection wait began; and what the gate and the connection wait were asked (in that order)."""
+    ex, rec = FakeExecutor(), Recorder()
+    current = [task(1, drain_ports=(80,), drain_listeners=True)]
+    asked: list[tuple[Any, ...]] = []
+
+    async def gate(task_id: str, index: int) -> None:
+        asked.append((task_id, index))
+        await trio.sleep(gate_s)
+
+    async def connections(task_id: str, pid: int, ports: tuple[int, ...], listeners: bool, at: float) -> None:
+        asked.append((task_id, pid, ports, listeners, trio.current_time() - at))
+        await trio.sleep(connections_s)
+
+    send, receive = trio.open_memory_channel[object](10)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_agent(
+                ex, NODE, lambda: current, receive, rec, resync_interval_s=1000.0, drain_s=fixed_s,
+                drain_gate=gate, connection_wait=connections, task_status=task_status,
+            )
+        )  # fmt: skip
+        while rec.latest().get("t0001") is None or rec.latest()["t0001"].state != TaskState.RUNNING:
+            await trio.sleep(0.05)
+        current = [
+            task(
+                1, desired_state="shutdown", state=TaskState.RUNNING, drain_index=9, drain_ports=(80,),
+                drain_listeners=True,
+            )
+        ]  # fmt: skip
+        t0 = trio.current_time()
+        await send.send(None)
+        while not ex.removed:
+            await trio.sleep(0.01)
+        waited = trio.current_time() - t0
+        nursery.cancel_scope.cancel()
+    return waited, asked
+
+
+async def test_a_load_balanced_task_waits_for_the_gate_and_the_fixed_drain_whichever_ends_later(
+    autojump_clock: Any,
+) -> None:
+    for gate_s, fixed_s in ((3.0, 1.0), (0.5, 1.0)):
+        waited, asked = await stopped_after(gate_s, fixed_s)
+        assert asked[0] == ("t0001", 9)
+        assert max(gate_s, fixed_s) <= waited < max(gate_s, fixed_s) + 0.1, (gate_s, fixed_s, waited)
+
+
+async def test_a_load_balanced_task_then_waits_for_its_open_connections_to_end(autojump_clock: Any) -> None:
+    waited, asked = await stopped_after(0.5, 1.0, connections_s=2.0)
+    assert asked[0] == ("t0001", 9)
+    task_id, pid, ports, listeners, since_drain_began = asked[1]
+    assert (task_id, pid, ports, listeners) == ("t0001", 4242, (80,), True)
+    assert since_drain_began == pytest.approx(
+        1.0, abs=0.1
+    )  # after the gate and the fixed drain, with the drain's start
+    assert 3.0 <= waited < 3.1, waited
 
 
 class TimedRecorder(Recorder):

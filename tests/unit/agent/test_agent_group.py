@@ -151,13 +151,14 @@ def test_the_group_health_is_the_worst_of_its_long_running_containers() -> None:
 
 def test_a_shut_down_group_removes_every_container_and_reports_shutdown_once() -> None:
     observed = [container("main"), container("side", member="log"), container("init", "exited", "migrate")]
-    stop = assignment(desired_state=DesiredState.SHUTDOWN, drain_s=2.0)
+    stop = assignment(desired_state=DesiredState.SHUTDOWN, drain_s=2.0, drain_index=17)
     plan = plan_node(NODE, [stop], observed, {"t1": running()}, NOW)
     removals = {a.container_id: a for a in plan.actions if isinstance(a, RemoveContainer)}
     assert set(removals) == {"main", "side", "init"}
     assert [c for c, a in removals.items() if a.report_shutdown] == ["main"]
     assert removals["side"].drain_s == removals["main"].drain_s == 2.0  # the sidecar serves while it drains
-    assert removals["init"].drain_s == 0.0
+    assert removals["side"].drain_index == removals["main"].drain_index == 17  # until every node dropped it
+    assert removals["init"].drain_s == 0.0 and removals["init"].drain_index == 0
 
 
 def test_a_group_that_ended_by_itself_keeps_its_exited_containers_for_their_logs() -> None:

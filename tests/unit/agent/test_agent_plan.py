@@ -366,3 +366,26 @@ def test_a_serving_task_drains_before_it_is_stopped_and_others_do_not() -> None:
         drain_s=1.5,
     )
     assert [x.drain_s for x in starting.actions if isinstance(x, RemoveContainer)] == [0.0]
+
+
+def test_a_load_balanced_task_carries_its_stop_commit_while_its_container_is_live() -> None:
+    a = assignment(desired_state="shutdown", stop_grace_s=3.0, drain_index=23)
+    live = plan_node(NODE, [a], [container()], {"t1": report(container_id="c1")}, NOW)
+    assert [(x.drain_index, x.drain_s) for x in live.actions if isinstance(x, RemoveContainer)] == [(23, 0.0)]
+    created = plan_node(NODE, [a], [container(status="created")], {}, NOW)  # never served: no drain
+    assert [(x.drain_index, x.drain_s) for x in created.actions if isinstance(x, RemoveContainer)] == [
+        (0, 0.0)
+    ]
+
+
+def test_a_load_balanced_stop_carries_the_namespace_and_ports_its_connections_are_watched_on() -> None:
+    a = assignment(desired_state="shutdown", drain_index=23, drain_ports=(80, 443), drain_listeners=True)
+    live = plan_node(NODE, [a], [container(pid=4242)], {"t1": report(container_id="c1")}, NOW)
+    assert [
+        (x.drain_pid, x.drain_ports, x.drain_listeners)
+        for x in live.actions
+        if isinstance(x, RemoveContainer)
+    ] == [(4242, (80, 443), True)]
+    plain = assignment(desired_state="shutdown", drain_ports=(80,))  # not load-balanced: nothing watched
+    none = plan_node(NODE, [plain], [container(pid=4242)], {"t1": report(container_id="c1")}, NOW)
+    assert [(x.drain_pid, x.drain_ports) for x in none.actions if isinstance(x, RemoveContainer)] == [(0, ())]

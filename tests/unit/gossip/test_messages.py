@@ -99,6 +99,9 @@ def test_garbage_only_ever_raises_wire_error():
 def test_node_meta_round_trip_and_limit():
     meta = NodeMeta("10.0.0.1", "10.0.0.1", {"zone": "a"}, {"cpu_millis": 2000, "memory_bytes": 2**33})
     assert NodeMeta.from_wire(meta.to_wire()) == meta
+    applied = NodeMeta("10.0.0.1", "10.0.0.1", traffic_index=2**40)
+    assert NodeMeta.from_wire(applied.to_wire()) == applied
+    assert NodeMeta.from_wire({"a": "10.0.0.1", "t": "x"}).traffic_index == 0  # ill-typed: nothing applied
     with pytest.raises(WireError):
         check_meta({"l": {"k": "x" * 600}})
 

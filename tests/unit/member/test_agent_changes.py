@@ -10,7 +10,7 @@ import math
 
 import trio
 
-from p2porch.member.agent import _forward, moves_assignments
+from p2porch.member.agent import _forward, engine_is_local, moves_assignments
 from p2porch.raft.fsm import Change
 
 
@@ -47,3 +47,8 @@ async def test_a_formation_s_changes_reach_the_agent_only_when_they_concern_it()
                 await send.send(item)
         received = [item async for item in relevant]  # ends when the stream does
     assert received == wanted
+
+
+def test_only_a_local_engine_has_its_containers_tcp_tables_read_under_proc() -> None:
+    assert engine_is_local("") and engine_is_local("unix:///var/run/p3/docker.sock")
+    assert not engine_is_local("tcp://10.0.0.5:2376") and not engine_is_local("ssh://user@host")

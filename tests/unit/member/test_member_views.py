@@ -99,7 +99,9 @@ def test_traffic_inputs_keep_only_running_healthy_tasks_on_live_nodes():
 
 
 def test_tasks_get_discovery_variables_drain_and_only_host_ports():
-    from p2porch.member.views import ENDPOINT_DRAIN_S, agent_assignments, discovery_env
+    from dataclasses import replace
+
+    from p2porch.member.views import agent_assignments, discovery_env
 
     s = traffic_state()
     env = discovery_env(s)
@@ -113,5 +115,20 @@ def test_tasks_get_discovery_variables_drain_and_only_host_ports():
         "WEB_SERVICE_PORT_90": "90",
     }
     (t1,) = [a for a in agent_assignments(s, "a", "n1", "p2porch") if a.task_id == "t1"]
-    assert t1.env["WEB_SERVICE_HOST"] == "10.239.0.9" and t1.drain_s == ENDPOINT_DRAIN_S
+    assert t1.env["WEB_SERVICE_HOST"] == "10.239.0.9" and t1.drain_index == 0  # not asked to stop
+    # asked to stop (at state version 41): a load-balanced task drains until every node applied 41
+    tasks = dict(s.tasks)
+    tasks["t1"] = replace(s.tasks["t1"], desired_state="shutdown", version=41)
+    s41 = replace(s, tasks=tasks)
+    (stop,) = [a for a in agent_assignments(s41, "a", "n1", "p2porch") if a.task_id == "t1"]
+    assert stop.drain_index == 41 and stop.drain_s == 0.0
+    # then until its TCP connections on the target ports (and, behind a VIP, any port it listens on) ended
+    assert stop.drain_ports == (80, 90) and stop.drain_listeners
+    # a service with neither a VIP nor an ingress port (dnsrr, host ports only) is nobody's backend
+    dnsrr = replace(
+        s41.services["s1"], spec=replace(s41.services["s1"].spec, endpoint_mode="dnsrr", publish=())
+    )
+    s_dnsrr = replace(s41, services={**s41.services, "s1": dnsrr})
+    (plain,) = [a for a in agent_assignments(s_dnsrr, "a", "n1", "p2porch") if a.task_id == "t1"]
+    assert plain.drain_index == 0 and not plain.drain_listeners
     assert [(p.published, p.target) for p in t1.ports] == [(9000, 90)]  # ingress 8080 is not bound

@@ -37,6 +37,8 @@ def test_pushed_instruments_follow_prometheus_conventions():
     m.scheduler_round_seconds.observe(0.02)
     m.agent_task_starts.labels("ok").inc()
     m.agent_container_start_seconds.observe(1.5)
+    m.endpoint_drains.labels("acknowledged").inc()
+    m.connection_drains.labels("ended").inc()
     fams = families(m)
     assert {name: f.type for name, f in fams.items()} == {  # type: ignore[attr-defined]
         "p2porch_api_requests": "counter",
@@ -44,6 +46,8 @@ def test_pushed_instruments_follow_prometheus_conventions():
         "p2porch_scheduler_placements": "counter",
         "p2porch_scheduler_round_seconds": "histogram",
         "p2porch_agent_task_starts": "counter",
+        "p2porch_endpoint_drains": "counter",
+        "p2porch_connection_drains": "counter",
         "p2porch_agent_container_start_seconds": "histogram",
     }
     got = samples(m)
@@ -55,6 +59,8 @@ def test_pushed_instruments_follow_prometheus_conventions():
     assert got[("p2porch_raft_commit_seconds_bucket", (("le", "0.005"),))] == 1
     assert got[("p2porch_raft_commit_seconds_bucket", (("le", "0.0025"),))] == 0
     assert got[("p2porch_agent_container_start_seconds_count", ())] == 1
+    assert got[("p2porch_endpoint_drains_total", (("outcome", "acknowledged"),))] == 1
+    assert got[("p2porch_connection_drains_total", (("outcome", "ended"),))] == 1
     assert not any(name.endswith("_created") for name, _ in got)  # no *_created noise
 
 
