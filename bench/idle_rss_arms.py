@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -126,16 +127,24 @@ def malloc_stats_all(arm: Arm, snap_dir: Path, label: str, out: Path | None) -> 
         glibc = malloc_totals(xml.read_text()) if xml.exists() else {}
         if xml.exists():
             shutil.copy(xml, f"{xml}.{label}")
-        emit(
-            {
-                "mallocstats": f"{arm.name}/{node}",
-                "at": label,
-                "glibc": glibc,
-                "pymalloc": pymalloc_totals(text.read_text()),
-                "maps": mappings(pid),
-            },
-            out,
-        )
+        record = {
+            "mallocstats": f"{arm.name}/{node}",
+            "at": label,
+            "glibc": glibc,
+            "pymalloc": pymalloc_totals(text.read_text()),
+            "maps": mappings(pid),
+        }
+        census = Path(f"{prefix}.garbage.json")  # P2PORCH_GC_CENSUS=1 (``--env``): written right after
+        deadline = time.monotonic() + 30
+        while "P2PORCH_GC_CENSUS" in arm.env and time.monotonic() < deadline:
+            after = Path(f"{prefix}.after.pymalloc.txt")
+            if after.exists() and after.stat().st_mtime_ns >= text.stat().st_mtime_ns:
+                record["census"] = json.loads(census.read_text())
+                record["pymalloc_after"] = pymalloc_totals(after.read_text())
+                shutil.copy(census, f"{census}.{label}")
+                break
+            time.sleep(0.2)
+        emit(record, out)
 
 
 def arm_environment(arm: Arm, snap_dir: Path, frames: int) -> dict[str, str]:
@@ -210,6 +219,7 @@ def main() -> None:
     parser.add_argument("--end-by", type=float, default=None, help="stop sampling by this Unix time")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--no-lock", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="leave the sandboxes up (take them down later)")
     args = parser.parse_args()
     for arm in args.arm:
         arm.traced = arm.name in args.trace
@@ -220,15 +230,17 @@ def main() -> None:
     stats_minutes = sorted(float(m) for m in args.stats_min.split(",") if m)
     snap_minutes = sorted(float(m) for m in args.snap_min.split(",") if m) if args.trace else []
     snap_dir = Path(tempfile.mkdtemp(prefix="p2rs-snaps-"))
+    formed = False
     with contextlib.ExitStack() as stack:
         lock = None if args.no_lock else stack.enter_context(open(LOCK, "a"))  # noqa: SIM115
         if lock is not None:
             fcntl.flock(lock, fcntl.LOCK_EX)
         for arm in args.arm:
             sb = Sandbox(arm.sandbox, subnet=arm.subnet)
-            stack.callback(sb.down)
+            stack.callback(lambda sb=sb: None if args.keep and formed else sb.down())
             bring_up(sb, arm, snap_dir, args.frames)
-        if lock is not None:  # runs first on the way out: the sandboxes come down under the lock
+        formed = True  # from here on ``--keep`` leaves them up
+        if lock is not None and not args.keep:  # first on the way out: the sandboxes come down under the lock
             stack.callback(fcntl.flock, lock, fcntl.LOCK_EX)
         if lock is not None:
             fcntl.flock(lock, fcntl.LOCK_UN)  # from here on the sandboxes idle: no lock

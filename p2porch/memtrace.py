@@ -14,7 +14,11 @@ the allocators hold: glibc's ``malloc_info`` XML (arenas' system bytes, free chu
 blocks) to ``PATH.malloc.xml`` and CPython's ``sys._debugmallocstats()`` (obmalloc arenas, pools and
 blocks in use and free) to ``PATH.pymalloc.txt``; ``malloc_totals``/``pymalloc_totals`` read their
 headline figures. Both tell memory held in use from memory held free (fragmentation) outside
-tracemalloc's reach.
+tracemalloc's reach. With ``P2PORCH_GC_CENSUS=1`` as well, each ``SIGUSR2`` then runs a full collection
+that keeps what it finds (``gc.DEBUG_SAVEALL``) and writes ``PATH.garbage.json``: how many objects of
+cyclic garbage the daemon held, by type and, for frames, coroutines and tracebacks, by code location;
+then frees them and writes the statistics again to ``PATH.after.*``. It changes what it measures (the
+collection frees the garbage): the statistics before it are the daemon's own.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ import trio
 __all__ = [
     "ENV_FRAMES",
     "ENV_PATH",
+    "ENV_CENSUS",
     "ENV_STATS",
+    "census_garbage",
     "dump_on_signal",
     "malloc_totals",
     "pymalloc_totals",
@@ -40,6 +46,7 @@ __all__ = [
 
 ENV_PATH = "P2PORCH_TRACEMALLOC"
 ENV_STATS = "P2PORCH_MALLOC_STATS"
+ENV_CENSUS = "P2PORCH_GC_CENSUS"
 ENV_FRAMES = "P2PORCH_TRACEMALLOC_FRAMES"
 DEFAULT_FRAMES = 4
 
@@ -151,12 +158,75 @@ def pymalloc_totals(text: str) -> dict[str, int]:
     return out
 
 
-async def dump_on_signal(path: str | None, signum: int = signal.SIGUSR2, stats: str | None = None) -> None:
+def _where(obj: object) -> str | None:
+    """The code location of a frame, coroutine, generator or traceback (None for other objects)."""
+    frame = getattr(obj, "tb_frame", None) or getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None)
+    frame = frame or (obj if type(obj).__name__ == "frame" else None)
+    code = getattr(frame, "f_code", None)
+    if code is None:
+        return None
+    return (
+        f"{code.co_filename.rsplit('site-packages/', 1)[-1]}:{code.co_name}:{getattr(frame, 'f_lineno', 0)}"
+    )
+
+
+def census_garbage(prefix: str, top: int = 40) -> dict[str, object]:
+    """Run a full collection that keeps its garbage, count it by type and code location into
+    ``prefix.garbage.json``, free it, and write the allocators' statistics to ``prefix.after``."""
+    import gc
+    import json
+    import sys
+    from collections import Counter
+
+    flags = gc.get_debug()
+    counts_before = gc.get_count()
+    gc.set_debug(flags | gc.DEBUG_SAVEALL)
+    try:
+        found = gc.collect()
+        garbage = list(gc.garbage)
+        gc.garbage.clear()
+    finally:
+        gc.set_debug(flags)
+    by_type: Counter[str] = Counter()
+    bytes_by_type: Counter[str] = Counter()
+    by_where: Counter[str] = Counter()
+    for obj in garbage:
+        name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        by_type[name] += 1
+        bytes_by_type[name] += sys.getsizeof(obj)
+        where = _where(obj)
+        if where is not None:
+            by_where[where] += 1
+    census: dict[str, object] = {
+        "collected": found,
+        "objects": len(garbage),
+        "shallow_bytes": sum(bytes_by_type.values()),
+        "count_before": list(counts_before),
+        "frozen": gc.get_freeze_count(),
+        "stats": gc.get_stats(),
+        "by_type": [[n, c, bytes_by_type[n]] for n, c in by_type.most_common(top)],
+        "by_where": by_where.most_common(top),
+    }
+    del garbage, obj
+    gc.collect()  # the kept garbage, now unreachable again, is freed
+    tmp = f"{prefix}.garbage.tmp"
+    with open(tmp, "w") as f:
+        json.dump(census, f)
+    os.replace(tmp, f"{prefix}.garbage.json")
+    write_malloc_stats(f"{prefix}.after")
+    return census
+
+
+async def dump_on_signal(
+    path: str | None, signum: int = signal.SIGUSR2, stats: str | None = None, census: bool = False
+) -> None:
     """On every ``signum`` until cancelled (trio thread): a snapshot to ``path`` (when tracing), the
-    allocators' statistics to ``stats`` (when given)."""
+    allocators' statistics to ``stats`` (when given), then a garbage census (``census``, with ``stats``)."""
     with trio.open_signal_receiver(signum) as signals:
         async for _ in signals:
             if stats is not None:
                 write_malloc_stats(stats)  # first: the snapshot's collection would change what it shows
+                if census:
+                    census_garbage(stats)
             if path is not None:
                 write_snapshot(path)

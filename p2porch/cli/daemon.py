@@ -146,16 +146,17 @@ def _run_daemon(daemon: Any) -> int:
 
     import trio
 
-    from ..memtrace import dump_on_signal, start_from_env, stats_from_env
+    from ..memtrace import ENV_CENSUS, dump_on_signal, start_from_env, stats_from_env
     from ..wakeups import profiler_from_env
 
     snapshot_path = start_from_env()  # debug aid (memtrace.py): None unless P2PORCH_TRACEMALLOC is set
     stats_path = stats_from_env()  # likewise, P2PORCH_MALLOC_STATS
+    census = os.environ.get(ENV_CENSUS, "") == "1"  # with the statistics: a garbage census on SIGUSR2
     aided = snapshot_path is not None or stats_path is not None
 
     async def run_with_snapshots() -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(dump_on_signal, snapshot_path, signal.SIGUSR2, stats_path)
+            nursery.start_soon(dump_on_signal, snapshot_path, signal.SIGUSR2, stats_path, census)
             await daemon.run()
             nursery.cancel_scope.cancel()
 
