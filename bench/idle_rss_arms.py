@@ -147,6 +147,12 @@ def malloc_stats_all(arm: Arm, snap_dir: Path, label: str, out: Path | None) -> 
         emit(record, out)
 
 
+def take_down(sb: Sandbox, kept: Any) -> None:
+    """``sb.down()`` unless ``kept()``."""
+    if not kept():
+        sb.down()
+
+
 def arm_environment(arm: Arm, snap_dir: Path, frames: int) -> dict[str, str]:
     """The variables the arm's daemons start with (restored by the caller)."""
     env = {"PYTHONPATH": arm.tree} if arm.tree else {}
@@ -237,7 +243,7 @@ def main() -> None:
             fcntl.flock(lock, fcntl.LOCK_EX)
         for arm in args.arm:
             sb = Sandbox(arm.sandbox, subnet=arm.subnet)
-            stack.callback(lambda sb=sb: None if args.keep and formed else sb.down())
+            stack.callback(take_down, sb, lambda: args.keep and formed)
             bring_up(sb, arm, snap_dir, args.frames)
         formed = True  # from here on ``--keep`` leaves them up
         if lock is not None and not args.keep:  # first on the way out: the sandboxes come down under the lock
