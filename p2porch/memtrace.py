@@ -24,8 +24,10 @@ collection frees the garbage): the statistics before it are the daemon's own.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
+from typing import Any
 
 import trio
 
@@ -95,6 +97,14 @@ def stats_from_env(env: dict[str, str] | None = None) -> str | None:
     return template.replace("{pid}", str(os.getpid())) if template else None
 
 
+@functools.cache
+def _libc() -> Any:
+    """The C library, loaded once (a ``CDLL`` is cyclic garbage once dropped: the census would count it)."""
+    import ctypes
+
+    return ctypes.CDLL(None)
+
+
 def write_malloc_stats(prefix: str) -> None:
     """Write glibc's ``malloc_info`` to ``prefix.malloc.xml`` (when the C library has it) and
     ``sys._debugmallocstats()`` to ``prefix.pymalloc.txt`` (each atomically). The latter prints on the C
@@ -102,7 +112,7 @@ def write_malloc_stats(prefix: str) -> None:
     import ctypes
     import sys
 
-    libc = ctypes.CDLL(None)
+    libc = _libc()
     tmp = f"{prefix}.tmp"
     if hasattr(libc, "malloc_info"):
         libc.fopen.restype = ctypes.c_void_p
@@ -197,6 +207,7 @@ def census_garbage(prefix: str, top: int = 40) -> dict[str, object]:
         where = _where(obj)
         if where is not None:
             by_where[where] += 1
+    obj = None
     census: dict[str, object] = {
         "collected": found,
         "objects": len(garbage),
@@ -207,7 +218,7 @@ def census_garbage(prefix: str, top: int = 40) -> dict[str, object]:
         "by_type": [[n, c, bytes_by_type[n]] for n, c in by_type.most_common(top)],
         "by_where": by_where.most_common(top),
     }
-    del garbage, obj
+    garbage.clear()  # the last references this function holds
     gc.collect()  # the kept garbage, now unreachable again, is freed
     tmp = f"{prefix}.garbage.tmp"
     with open(tmp, "w") as f:
