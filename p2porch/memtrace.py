@@ -25,11 +25,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import signal
+import types
 from typing import Any
 
 import trio
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ENV_FRAMES",
@@ -169,15 +173,35 @@ def pymalloc_totals(text: str) -> dict[str, int]:
 
 
 def _where(obj: object) -> str | None:
-    """The code location of a frame, coroutine, generator or traceback (None for other objects)."""
-    frame = getattr(obj, "tb_frame", None) or getattr(obj, "cr_frame", None) or getattr(obj, "gi_frame", None)
-    frame = frame or (obj if type(obj).__name__ == "frame" else None)
-    code = getattr(frame, "f_code", None)
-    if code is None:
-        return None
-    return (
-        f"{code.co_filename.rsplit('site-packages/', 1)[-1]}:{code.co_name}:{getattr(frame, 'f_lineno', 0)}"
+    """The code location of a frame, coroutine, generator or traceback (None for other objects, a
+    weak proxy included: only the exact types are looked into)."""
+    kind = type(obj)
+    frame: Any = (
+        obj
+        if kind is types.FrameType
+        else getattr(obj, "tb_frame", None)
+        if kind is types.TracebackType
+        else getattr(obj, "cr_frame", None)
+        if kind is types.CoroutineType
+        else getattr(obj, "gi_frame", None)
+        if kind is types.GeneratorType
+        else None
     )
+    if frame is None:
+        return None
+    code = frame.f_code
+    filename = code.co_filename.rsplit("site-packages/", 1)[-1]
+    return f"{filename}:{code.co_name}:{frame.f_lineno}"
+
+
+def _size(obj: object) -> int:
+    """``sys.getsizeof``, 0 where the object cannot tell (a dead weak proxy raises)."""
+    import sys
+
+    try:
+        return sys.getsizeof(obj)
+    except Exception:
+        return 0
 
 
 def census_garbage(prefix: str, top: int = 40) -> dict[str, object]:
@@ -185,7 +209,6 @@ def census_garbage(prefix: str, top: int = 40) -> dict[str, object]:
     ``prefix.garbage.json``, free it, and write the allocators' statistics to ``prefix.after``."""
     import gc
     import json
-    import sys
     from collections import Counter
 
     flags = gc.get_debug()
@@ -203,7 +226,7 @@ def census_garbage(prefix: str, top: int = 40) -> dict[str, object]:
     for obj in garbage:
         name = f"{type(obj).__module__}.{type(obj).__qualname__}"
         by_type[name] += 1
-        bytes_by_type[name] += sys.getsizeof(obj)
+        bytes_by_type[name] += _size(obj)
         where = _where(obj)
         if where is not None:
             by_where[where] += 1
@@ -222,7 +245,7 @@ def census_garbage(prefix: str, top: int = 40) -> dict[str, object]:
     gc.collect()  # the kept garbage, now unreachable again, is freed
     tmp = f"{prefix}.garbage.tmp"
     with open(tmp, "w") as f:
-        json.dump(census, f)
+        f.write(json.dumps(census))  # ``json.dump`` would leave cyclic garbage of its own (closures)
     os.replace(tmp, f"{prefix}.garbage.json")
     write_malloc_stats(f"{prefix}.after")
     return census
@@ -235,9 +258,12 @@ async def dump_on_signal(
     allocators' statistics to ``stats`` (when given), then a garbage census (``census``, with ``stats``)."""
     with trio.open_signal_receiver(signum) as signals:
         async for _ in signals:
-            if stats is not None:
-                write_malloc_stats(stats)  # first: the snapshot's collection would change what it shows
-                if census:
-                    census_garbage(stats)
-            if path is not None:
-                write_snapshot(path)
+            try:
+                if stats is not None:
+                    write_malloc_stats(stats)  # first: the snapshot's collection would change what it shows
+                    if census:
+                        census_garbage(stats)
+                if path is not None:
+                    write_snapshot(path)
+            except Exception:  # a debug aid never stops the daemon
+                log.exception("memtrace: the dump failed")

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import tracemalloc
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from p2porch.memtrace import (
     ENV_FRAMES,
     ENV_PATH,
     ENV_STATS,
+    census_garbage,
     dump_on_signal,
     malloc_totals,
     pymalloc_totals,
@@ -128,3 +130,54 @@ def test_the_daemon_command_runs_the_daemon_and_ends_with_it(monkeypatch: Any, t
             tracemalloc.stop()
     assert ran == ["daemon"]
     assert (tmp_path / f"d-{os.getpid()}.snap").exists()
+
+
+class _Cyclic:
+    def __init__(self) -> None:
+        self.me = self
+        self.proxy = weakref.proxy(self)  # a weak proxy that dies with the cycle: census must not trip on it
+
+
+def _raise_and_keep() -> None:
+    try:
+        raise ValueError("kept")
+    except ValueError as error:
+        kept = error  # frame -> error -> traceback -> frame: a cycle
+        assert kept
+
+
+def test_the_census_counts_cyclic_garbage_by_type_and_place_and_frees_it(tmp_path: Path) -> None:
+    census_garbage(str(tmp_path / "warm"))  # whatever this process held before
+    for _ in range(30):
+        _Cyclic()
+        _raise_and_keep()
+    census = census_garbage(str(tmp_path / "c"))
+    by_type = {name: count for name, count, _ in census["by_type"]}  # type: ignore[attr-defined]
+    assert by_type[f"{__name__}._Cyclic"] == 30
+    assert by_type["builtins.ValueError"] == 30 and by_type["builtins.traceback"] >= 30
+    where = dict(census["by_where"])  # type: ignore[call-overload]
+    assert any(":_raise_and_keep:" in place and count >= 30 for place, count in where.items())
+    assert json.loads((tmp_path / "c.garbage.json").read_text())["objects"] == census["objects"]
+    assert (tmp_path / "c.after.pymalloc.txt").exists()
+    again = census_garbage(str(tmp_path / "again"))
+    assert isinstance(again["objects"], int) and again["objects"] < 30  # freed: the next census is clean
+
+
+def test_a_failing_dump_is_logged_and_the_receiver_goes_on(tmp_path: Path, caplog: Any) -> None:
+    prefix = str(tmp_path / "missing-dir" / "m")  # cannot be written
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(dump_on_signal, None, signal.SIGUSR2, prefix, True)
+            await trio.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGUSR2)
+            await trio.sleep(0.3)
+            (tmp_path / "missing-dir").mkdir()
+            os.kill(os.getpid(), signal.SIGUSR2)  # the receiver still answers
+            with trio.fail_after(10):
+                while not os.path.exists(f"{prefix}.garbage.json"):
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert "the dump failed" in caplog.text
