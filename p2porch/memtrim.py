@@ -5,11 +5,17 @@ main arena: by default each thread that allocates gets an arena of its own (up t
 freed pages stay resident apart from the others'. Start-up (imports, the join, Raft catch-up, the
 first plans) frees more heap than an idle daemon uses again, and glibc keeps freed pages below the
 top of the heap resident: ``trim_heap_periodically`` collects Python's garbage cycles and trims once
-shortly after start, then trims rarely (one wakeup every few minutes); the first trim logs the RSS it
-gave back, and freezes what survived its collection (``gc.freeze``: modules, classes, the daemon's
+shortly after start, then collects and trims rarely (one wakeup every few minutes); the first trim logs
+the RSS it gave back, and freezes what survived its collection (``gc.freeze``: modules, classes, the daemon's
 long-lived objects), so that no later full collection walks them again: the member's collection after
 a join paused the trio thread 0.15-0.37 s at 20 nodes under load, for 0.2-0.5 MB (issue 19). The price:
 a frozen object that later becomes cyclic garbage is never freed (objects alive at the first trim).
+Every later trim runs a full collection first: CPython starts one by itself only once the objects
+promoted to the oldest generation reach a quarter of the survivors of the last one (tens of thousands
+here), so an idle daemon's cyclic garbage (pyroute2 parses every netlink message of the overlay's reads
+into objects that refer to each other: ~2,800 of them per daemon in its first minutes, issue 19) waited
+~30 minutes in that generation and left its high-water mark in RSS; after the freeze a full collection
+walks only what is not frozen (milliseconds at idle).
 A daemon usually starts well before it joins (or inits) a cluster, and the join, the Raft
 catch-up and, on the leader, admitting the other nodes come after that first trim: the member runtime
 calls ``trim_heap_after`` once its services are up, so that start-up is trimmed too (issue 19). On a
@@ -112,4 +118,4 @@ async def trim_heap_periodically(
     log.info("heap trimmed after start: RSS %.1f -> %.1f MB", *result)
     while True:
         await trio.sleep(period_s)
-        trim_heap()
+        trim_heap(collect=True)  # the cyclic garbage of the period first (pyroute2's messages: issue 19)

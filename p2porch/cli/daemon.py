@@ -142,21 +142,25 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def _run_daemon(daemon: Any) -> int:
+    import signal
+
     import trio
 
-    from ..memtrace import dump_on_signal, start_from_env
+    from ..memtrace import ENV_CENSUS, dump_on_signal, start_from_env, stats_from_env
     from ..wakeups import profiler_from_env
 
     snapshot_path = start_from_env()  # debug aid (memtrace.py): None unless P2PORCH_TRACEMALLOC is set
+    stats_path = stats_from_env()  # likewise, P2PORCH_MALLOC_STATS
+    census = os.environ.get(ENV_CENSUS, "") == "1"  # with the statistics: a garbage census on SIGUSR2
+    aided = snapshot_path is not None or stats_path is not None
 
     async def run_with_snapshots() -> None:
-        assert snapshot_path is not None
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(dump_on_signal, snapshot_path)
+            nursery.start_soon(dump_on_signal, snapshot_path, signal.SIGUSR2, stats_path, census)
             await daemon.run()
             nursery.cancel_scope.cancel()
 
     # without the debug aid, no nursery: the daemon's own errors (ConfigError, ...) reach main() as they are,
     # not wrapped in an ExceptionGroup
-    trio.run(daemon.run if snapshot_path is None else run_with_snapshots, instruments=profiler_from_env())
+    trio.run(run_with_snapshots if aided else daemon.run, instruments=profiler_from_env())
     return EXIT_OK

@@ -16,6 +16,7 @@ existing and deletes of missing entries are not errors. It never decides what sh
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ipaddress
 import socket
@@ -61,6 +62,27 @@ _ENTRY_OPERATIONS = (DeleteRoute, SetRoute, DeleteNeighbour, SetNeighbour, Delet
 T = TypeVar("T")
 
 
+def drop_stray_replies(ipr: Any) -> int:
+    """Empty ``ipr``'s queue of netlink messages no request waits for; returns how many were dropped.
+
+    pyroute2 0.9 files a message whose sequence number no request holds any more under tag 0, which
+    only a broadcast listener reads: every link ``get`` (``link_lookup``, ``get_links(index)``) leaves
+    the kernel's ACK there, 36 bytes kept forever, so an idle daemon's overlay and traffic checks grew
+    its heap without end (issue 19). The driver's socket never listens to broadcasts: nothing queued
+    there is anyone's. Call it on the socket's own thread (its event loop runs there)."""
+    queue = getattr(getattr(getattr(ipr, "asyncore", None), "msg_queue", None), "root", None)
+    if not isinstance(queue, asyncio.Queue):
+        return 0
+    dropped = 0
+    while True:
+        try:
+            queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return dropped
+        queue.task_done()
+        dropped += 1
+
+
 class NetlinkDriver:
     """Kernel access for the overlay in one network namespace (blocking)."""
 
@@ -74,6 +96,7 @@ class NetlinkDriver:
         # one per operation was most of a join's overlay pass on every member); forgotten on every
         # read, link change and failure
         self._indexes: dict[str, int] = {}
+        self.stray_replies_dropped = 0  # see drop_stray_replies
 
     def _run(self, work: Callable[[Any], T]) -> T:
         """``work(socket)`` on the driver's own thread (the socket opened there first, reopened after a
@@ -97,6 +120,9 @@ class NetlinkDriver:
         except Exception:
             self._close_socket()
             raise
+        finally:
+            if self._socket is not None:
+                self.stray_replies_dropped += drop_stray_replies(self._socket)
 
     def close(self) -> None:
         """Close the netlink socket and stop the driver's thread (the next call opens both again)."""

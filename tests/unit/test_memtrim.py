@@ -100,8 +100,35 @@ def test_collects_and_trims_after_the_first_delay_then_trims_every_period(monkey
             await memtrim.trim_heap_periodically(first_after_s=20, period_s=300)
 
     run_mocked(main)
-    # the first trim collects and freezes the survivors; the later ones only trim
-    assert calls == [(20, True, True), (320, False, False), (620, False, False), (920, False, False)]
+    # the first trim collects and freezes the survivors; the later ones collect (no freeze) and trim
+    assert calls == [(20, True, True), (320, True, False), (620, True, False), (920, True, False)]
+
+
+def test_cyclic_garbage_made_after_start_is_freed_by_the_next_period() -> None:
+    """The real trim: a cycle made after the first trim is gone one period later, whatever CPython's own
+    full-collection rule would wait for (automatic collections are off here)."""
+    gone: list[weakref.ref[_Node]] = []
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(memtrim.trim_heap_periodically, 20, 300)
+            await trio.sleep(30)  # after the first trim (and its freeze)
+            a, b = _Node(), _Node()
+            a.other, b.other = b, a
+            gone.append(weakref.ref(a))
+            del a, b
+            await trio.sleep(200)
+            assert gone[0]() is not None  # a cycle: nothing frees it before the next trim
+            await trio.sleep(100)  # the trim at 320 s
+            nursery.cancel_scope.cancel()
+
+    gc.disable()
+    try:
+        run_mocked(main)
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    assert gone[0]() is None
 
 
 def test_without_malloc_trim_it_stops_after_the_first_try(monkeypatch) -> None:
