@@ -135,9 +135,6 @@ class TaskAssignment:
     state: TaskState = TaskState.ASSIGNED
     spec_version: int = 0
     stop_grace_s: float = 10.0
-    #: seconds between the cluster dropping the task from its load balancers (desired shutdown) and SIGTERM,
-    #: so every node's ingress/VIP rules stop sending it new connections before it stops (0 = no drain)
-    drain_s: float = 0.0
     #: a load-balanced task (VIP or ingress) asked to stop: the state version of that commit. The agent
     #: stops it once every live node's rules reflect it (agent/drain_gate.py), bounded by the node's
     #: drain settings; 0 = not load-balanced or not asked to stop

@@ -63,7 +63,7 @@ class RemoveContainer:
     ``report_shutdown``: report the task "shutdown" once the container is gone. ``drain_s``: wait this
     long before SIGTERM (a task that was serving left DNS, and the cluster's ingress/VIP rules, when its
     stop was committed; clients that resolved it just before and requests in flight get that long to
-    finish). The wait is the longer of the node's ``dns.drain_s`` and the assignment's own drain.
+    finish): the node's ``dns.drain_s``, for a task that was running.
     ``drain_index``: a load-balanced task's stop commit; the agent also waits until every live node's
     ingress/VIP rules reflect it (``drain_gate``), however long the fixed wait; then until the
     container (``drain_pid``, its init process) has no open TCP connection on ``drain_ports`` (and, with
@@ -232,7 +232,7 @@ def plan_node(
 
         if assignment.desired_state == DesiredState.SHUTDOWN:
             _plan_shutdown(assignment, primary, state, last, now, actions, emit, drain_s)
-            drain = max(drain_s if state == TaskState.RUNNING else 0.0, assignment.drain_s)
+            drain = drain_s if state == TaskState.RUNNING else 0.0
             kept = _exited if _ended_by_itself(primary, state) else _nothing
             _remove_members(
                 assignment,
@@ -401,11 +401,7 @@ def _plan_shutdown(
                 assignment.stop_grace_s,
                 "desired shutdown",
                 report_shutdown=state not in TERMINAL_STATES,
-                drain_s=(
-                    max(drain_s if state == TaskState.RUNNING else 0.0, assignment.drain_s)
-                    if primary.status in _LIVE_STATUSES
-                    else 0.0
-                ),
+                drain_s=drain_s if state == TaskState.RUNNING and primary.status in _LIVE_STATUSES else 0.0,
                 **(
                     _connections(assignment, primary)
                     if primary.status in _LIVE_STATUSES and assignment.drain_index

@@ -151,8 +151,8 @@ def test_the_group_health_is_the_worst_of_its_long_running_containers() -> None:
 
 def test_a_shut_down_group_removes_every_container_and_reports_shutdown_once() -> None:
     observed = [container("main"), container("side", member="log"), container("init", "exited", "migrate")]
-    stop = assignment(desired_state=DesiredState.SHUTDOWN, drain_s=2.0, drain_index=17)
-    plan = plan_node(NODE, [stop], observed, {"t1": running()}, NOW)
+    stop = assignment(desired_state=DesiredState.SHUTDOWN, drain_index=17)
+    plan = plan_node(NODE, [stop], observed, {"t1": running()}, NOW, drain_s=2.0)
     removals = {a.container_id: a for a in plan.actions if isinstance(a, RemoveContainer)}
     assert set(removals) == {"main", "side", "init"}
     assert [c for c, a in removals.items() if a.report_shutdown] == ["main"]

@@ -121,7 +121,7 @@ def test_tasks_get_discovery_variables_drain_and_only_host_ports():
     tasks["t1"] = replace(s.tasks["t1"], desired_state="shutdown", version=41)
     s41 = replace(s, tasks=tasks)
     (stop,) = [a for a in agent_assignments(s41, "a", "n1", "p2porch") if a.task_id == "t1"]
-    assert stop.drain_index == 41 and stop.drain_s == 0.0
+    assert stop.drain_index == 41
     # then until its TCP connections on the target ports (and, behind a VIP, any port it listens on) ended
     assert stop.drain_ports == (80, 90) and stop.drain_listeners
     # a service with neither a VIP nor an ingress port (dnsrr, host ports only) is nobody's backend
