@@ -19,7 +19,8 @@ show settled (unplaced, short or over their replica count, restarting, unhealthy
 node that is not ready or drained, with history to forget): a settled service decides nothing in a full
 round, so the decisions are a full round's, at a fraction of its cost (issue 19: a service created right
 after a failover waited for the new leader's full round). The settled services are still planned by the
-rounds after it, ``sweep_tasks`` of their tasks per round, by id (:attr:`sweeping` until then). It plans
+rounds after it, ``sweep_tasks`` of their tasks per round, by id (:attr:`sweeping` until then;
+:attr:`last_takeover` says the last round was the first or one of these sweep rounds). It plans
 everything (a full round) when any node changed, when a rebalance is wanted (it compares every service's
 spread; on a first round too), and at least every ``full_every_s`` as a safety net. Either way the
 decisions are :func:`~.scheduling.plan_scope`'s; the planner only chooses the scope and keeps, per
@@ -131,6 +132,9 @@ class IncrementalPlanner:
         self.full_rounds = 0  # rounds that read every task: full rounds and first rounds (metrics, tests)
         self.first_rounds = 0  # of them, first rounds (that planned only the services not settled)
         self.last_scope = 0  # services the last round planned
+        #: the last round was a new leadership's first round or one of the sweep rounds after it (the
+        #: loop does not pause after such a round when it wrote nothing: ``round_pause.py``)
+        self.last_takeover = False
 
     def reset(self) -> None:
         """Forget the last round: the next plans everything (leadership changed hands meanwhile)."""
@@ -171,7 +175,8 @@ class IncrementalPlanner:
         changed, moved = self._changed_services(last, state)
         due = {sid for sid, at in last.wakes.items() if at <= now}
         turn = self._turn(last.deferred_repairs, repair_budget) | self._turn(last.deferred, budget)
-        scope_ids = changed | last.acted | last.restless | due | turn | self._sweep_turn(last)
+        sweep = self._sweep_turn(last)
+        scope_ids = changed | last.acted | last.restless | due | turn | sweep
         for sid in changed:  # refresh what they hold and whether they are restless
             tasks = last.tasks.get(sid, {})
             if sid in moved:  # else every task holds what it held: the same placed tasks
@@ -189,6 +194,7 @@ class IncrementalPlanner:
         out = self._decide(state, now, scope, budget, repair_budget)
         self._remember(last, out, scope_ids)
         self.last_scope = len(scope_ids)
+        self.last_takeover = bool(sweep)
         return out
 
     # --- internals -----------------------------------------------------------------------------------
@@ -278,6 +284,7 @@ class IncrementalPlanner:
         self.full_rounds += 1
         self.first_rounds += 1
         self.last_scope = len(scope_ids)
+        self.last_takeover = True
         return out
 
     def _plan_full(
@@ -310,6 +317,7 @@ class IncrementalPlanner:
         self._last = last
         self.full_rounds += 1
         self.last_scope = len(every)
+        self.last_takeover = False
         return out
 
     @staticmethod

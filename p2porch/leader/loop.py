@@ -2,9 +2,10 @@
 
 The decisions are :func:`~p2porch.leader.scheduling.plan_scope`'s (pure), for the services the
 :class:`~p2porch.leader.incremental.IncrementalPlanner` picks (every one now and then); this loop wakes on
-commits, gossip membership changes and the round's own deadline, and writes the round's commands. Every
-write is fenced by the leader epoch claimed before the round (``leader/epoch.py``): a deposed leader's late
-writes are refused, and it stops its round at the first refusal or as soon as it sees it no longer leads.
+commits, gossip membership changes and the round's own deadline, no sooner than the pause after the last
+round (``leader/round_pause.py``), and writes the round's commands. Every write is fenced by the leader
+epoch claimed before the round (``leader/epoch.py``): a deposed leader's late writes are refused, and it
+stops its round at the first refusal or as soon as it sees it no longer leads.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .gil_share import LeadershipCheck, RoundAbandoned
 from .incremental import IncrementalPlanner
 from .leading import until_leading
 from .pacing import PacingLimits, PacingSignals, WritePacer
+from .round_pause import round_pause
 from .scheduling import (
     node_status_updates,
     rebalance_done_updates,
@@ -48,10 +50,6 @@ __all__ = ["LEADER_DEBOUNCE_S", "LEADER_IDLE_CHECK_S", "serve_scheduler"]
 LEADER_DEBOUNCE_S = 0.02
 LEADER_IDLE_CHECK_S = 1.0
 LEADER_QUIET_CHECK_S = 10.0  # after a round that planned nothing and set no wake time (a safety net)
-#: a full round reads the whole state (~0.4 s at 100,000 tasks): after a round, the next waits at least as
-#: long as it took (at most this), so while commits stream in (agents' reports) planning takes at most
-#: about half of the loop's thread and the Raft thread sharing its process keeps the rest (issue 19)
-ROUND_PACE_MAX_S = 1.0
 PACE_LOG_EVERY_S = 5.0  # a budget that grew is logged at most this often (every cut is)
 
 
@@ -87,7 +85,7 @@ async def _run_scheduler(
     logged = PaceLog()
     wake_at: float | None = None
     quiet = False  # the last round planned nothing: commits, gossip changes and wake_at wake the loop
-    paced_until = 0.0  # trio time: no round starts before it (see ROUND_PACE_MAX_S)
+    paced_until = 0.0  # trio time: no round starts before it (see round_pause.py)
     async with ctx.state_changes() as changes:
         while True:
             # a follower sleeps until it leads (then plans at once); a leader waits for work
@@ -132,11 +130,13 @@ async def _run_scheduler(
                 wake_at = None
                 continue
             took = trio.current_time() - planned_at
-            paced_until = planned_at + took + min(took, ROUND_PACE_MAX_S)
+            paced_until = (
+                planned_at + took + round_pause(took, wrote=plan.writes, takeover=planner.last_takeover)
+            )
             report_skipped(state, plan.skipped, reported)
             wake_at = min((w for w in (plan.wake_at, cron.wake_at) if w is not None), default=None)
             if planner.sweeping:  # a first round left settled services to the next rounds: plan again
-                wake_at = now  # at once, after the pause (paced_until)
+                wake_at = now  # at once, after the pause if any (paced_until)
             if plan.update_failures:
                 await apply_update_failures(ctx, state, plan.update_failures, epoch)
                 continue  # the service changed: plan again on the new spec

@@ -83,6 +83,11 @@ class Round:
     def empty(self) -> bool:
         return not self.items
 
+    @property
+    def writes(self) -> bool:
+        """The leader writes something for this round: task records or a service's bookkeeping."""
+        return bool(self.items or self.update_failures or self.rollouts_done or self.rebalanced)
+
 
 @dataclass(frozen=True)
 class Scope:
