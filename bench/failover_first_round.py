@@ -8,6 +8,12 @@ this thread), each after an untimed ``gc.collect()``:
   loop runs them: the first (after a leader change), a service created right after it (the one the
   failover benchmark times: its round places its task), and the rounds after that until one plans
   nothing and leaves nothing to sweep (at most 40); then, for comparison, a full round (``plan_round``).
+- **pauses**: those rounds in order (CPU, whether the leader writes for it, whether it is a takeover
+  round: ``IncrementalPlanner.last_takeover``), replayed on a clock where a round takes its CPU times
+  ``--wall-per-cpu`` (a new leader's planning thread shares the GIL with its Raft thread and views) and
+  is followed by the loop's pause: main's rule (as long as it took, at most ``ROUND_PACE_MAX_S``, after
+  every round) and ``round_pause`` (none after a takeover round that wrote nothing). The service is
+  written during the first round, as in the failover benchmark: both plan it in the round after it.
 - **dns**: one node's DNS views as a daemon keeps them (``ZoneBuilder``, the default ``Resolver`` and the
   scoped resolvers through ``ClientScopes``), built on the state, then the zone update for each committed
   change of the failover: the epoch claim, the service created, its task placed, its task running.
@@ -42,6 +48,7 @@ from p2porch.control.service_ops import validate_spec  # noqa: E402
 from p2porch.dns.resolver import Resolver  # noqa: E402
 from p2porch.dns.scope import ClientScopes  # noqa: E402
 from p2porch.leader.incremental import IncrementalPlanner  # noqa: E402
+from p2porch.leader.round_pause import ROUND_PACE_MAX_S, round_pause  # noqa: E402
 from p2porch.leader.scheduling import plan_round, round_commands  # noqa: E402
 from p2porch.member.netviews import dns_scopes  # noqa: E402
 from p2porch.member.task_networks import TaskNetworkIndex  # noqa: E402
@@ -91,11 +98,36 @@ def top(prof: cProfile.Profile, n: int) -> list[str]:
     return [f"{tt:.3f} own {ct:.3f} cum {nc} calls {where}" for tt, ct, nc, where in rows[:n]]
 
 
+def replay(rounds: list[dict[str, Any]], wall_per_cpu: float, rule: str) -> dict[str, Any]:
+    """The loop's timeline of ``rounds`` (seconds from the first round's start): each round's wall
+    (CPU x ``wall_per_cpu``) then its pause under ``rule`` ("main": as long as it took, at most
+    ``ROUND_PACE_MAX_S``; "round_pause": this tree's rule)."""
+    t, pauses, probe_planned = 0.0, [], None
+    for r in rounds:
+        took = r["cpu_s"] * wall_per_cpu
+        t += took
+        if r["round"] == "probe":
+            probe_planned = t
+        if rule == "main":
+            pause = min(took, ROUND_PACE_MAX_S)
+        else:
+            pause = round_pause(took, wrote=r["writes"], takeover=bool(r["takeover"]))
+        pauses.append(round(pause, 3))
+        t += pause
+    return {
+        "probe_planned_s": round(probe_planned or 0.0, 3),
+        "quiet_s": round(t - pauses[-1], 3),
+        "pauses_s": pauses,
+        "paused_s_total": round(sum(pauses[:-1]), 3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--nodes", type=int, default=1000)
     ap.add_argument("--tasks", type=int, default=100_000)
     ap.add_argument("--profile", type=int, default=0, metavar="N")
+    ap.add_argument("--wall-per-cpu", type=float, nargs="+", default=[1.0, 3.0], metavar="X")
     args = ap.parse_args()
     sys.setrecursionlimit(100_000)
     t0 = time.process_time()
@@ -134,11 +166,27 @@ def main() -> None:
     leader["first_round_scope"] = planner.last_scope
     leader["first_round_full"] = planner.full_rounds
     leader["first_round_first"] = getattr(planner, "first_rounds", None)  # None: a tree without it
+    rounds = [
+        {
+            "round": "first",
+            "cpu_s": leader["first_round"],
+            "writes": first.writes,
+            "takeover": planner.last_takeover,
+        }
+    ]
     spec = validate_spec({"name": "probe", "image": "p2porch/bench", "replicas": 1})
     state, changes = apply(state, C.CreateService(at=now + 0.1, service_id="fa11over", spec=spec))
     timed(rebuild, state, changes, profile=args.profile, into=dns, key="create_service")
     plan = timed(planner.plan, state, now + 0.2, into=leader, key="probe_round")
     leader["probe_round_scope"] = planner.last_scope
+    rounds.append(
+        {
+            "round": "probe",
+            "cpu_s": leader["probe_round"],
+            "writes": plan.writes,
+            "takeover": planner.last_takeover,
+        }
+    )
     placed = [i.task for i in plan.items if isinstance(i, C.TaskPut) and i.task.service_id == "fa11over"]
     leader["probe_placed"] = sum(1 for t in placed if t.node_id is not None)
     for cmd in round_commands(plan.items, now + 0.2, state.version):
@@ -161,6 +209,14 @@ def main() -> None:
     items, scopes = [], []
     for i in range(40):
         r = timed(planner.plan, state, now + 1.0 + i, into=later, key=str(i))
+        rounds.append(
+            {
+                "round": f"later {i}",
+                "cpu_s": later[str(i)],
+                "writes": r.writes,
+                "takeover": planner.last_takeover,
+            }
+        )
         items.append(len(r.items))
         scopes.append(planner.last_scope)
         if r.empty and not getattr(planner, "sweeping", False):
@@ -178,6 +234,11 @@ def main() -> None:
         key="full_round_plan_round",
     )
     out["leader_cpu_s"] = leader
+    out["rounds"] = rounds
+    out["replay"] = {
+        f"wall_per_cpu {x:g}": {rule: replay(rounds, x, rule) for rule in ("main", "round_pause")}
+        for x in args.wall_per_cpu
+    }
     out["dns_cpu_s"] = dns
     print(json.dumps(out, indent=1))
 
