@@ -118,3 +118,17 @@ def test_a_full_round_during_the_sweep_ends_the_takeover() -> None:
     plan = planner.plan(state, 60.3)
     assert not planner.last_takeover and not planner.sweeping and planner.first_rounds == 1
     assert plan.writes and round_pause(0.2, wrote=plan.writes, takeover=planner.last_takeover) == 0.2
+
+
+def test_a_leader_that_took_over_an_empty_cluster_pauses_after_every_round_but_its_first() -> None:
+    """The throughput benchmark's leader: nothing to sweep, so its placing rounds are all paced."""
+    state = settled_cluster(0)
+    planner = IncrementalPlanner(Orchestrator(random.Random(3)))
+    assert planner.plan(state, 10.0).empty and planner.last_takeover and not planner.sweeping
+    for s in range(5):
+        spec = ServiceSpec(name=f"new{s}", image="a:1", replicas=4)
+        state = run(state, C.CreateService(at=11.0 + s, service_id=f"new{s}", spec=spec))
+        plan = planner.plan(state, 11.5 + s)
+        assert plan.writes and not planner.last_takeover
+        state = run(state, C.PutTasks(at=11.5 + s, items=tuple(plan.items)))
+    assert planner.first_rounds == 1
