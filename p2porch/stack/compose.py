@@ -25,6 +25,7 @@ from .problems import ComposeError, Problems
 from .resolve import ComposeFile, ReadFile, resolve_model
 from .service import Dependency, StackContext, map_service
 from .values import mapping, scalar_text, string
+from .volumes_from import apply_volumes_from
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,25 @@ def _run_once(services: list[StackService], confs: Mapping[str, Any], ctx: Stack
             service.short_name,
             "runs once to completion before its dependents start (restart: on-failure)",
         )
+
+
+def _volumes_from(
+    services: list[StackService], confs: Mapping[str, Any], ctx: StackContext
+) -> list[StackService]:
+    """Each service's ``volumes_from`` mounts (``volumes_from.py``); the services it names become
+    dependencies (``service_started``), as in Compose."""
+    by_short = {s.short_name: s.spec for s in services}
+    deps = apply_volumes_from(by_short, confs, ctx.skipped, ctx.note, ctx.problems.add)
+    out = []
+    for service in services:
+        waits = {d.service for d in service.depends_on}
+        extra = tuple(
+            Dependency(n) for n in dict.fromkeys(deps.get(service.short_name, ())) if n not in waits
+        )
+        out.append(
+            StackService(service.short_name, service.spec, service.depends_on + extra) if extra else service
+        )
+    return out
 
 
 def _fold_groups(services: list[StackService], ctx: StackContext) -> list[StackService]:
@@ -317,6 +337,7 @@ def load_stack(
         names[spec["name"]] = short
         services.append(StackService(short, spec, tuple(deps)))
     declared_networks.report_used(ctx.used_networks, problems)
+    services = _volumes_from(services, services_conf, ctx)
     services = _fold_groups(services, ctx)
     link_aliases(services, services_conf, problems)
     _check_ingress_ports(services, problems)
