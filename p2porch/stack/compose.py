@@ -178,11 +178,17 @@ def _volumes_from(
     return out
 
 
-def _fold_groups(services: list[StackService], ctx: StackContext) -> list[StackService]:
+def _fold_groups(
+    services: list[StackService], confs: Mapping[str, Any], ctx: StackContext
+) -> list[StackService]:
     """``network_mode: service:X`` services go into X's task group (``groups.py``) and leave the stack."""
     if not ctx.shares:
         return services
     specs = {s.short_name: s.spec for s in services}
+    for short, target in ctx.shares.items():  # naming no networks, it is on X's: nothing of its own dropped
+        conf = confs.get(short)
+        if short in specs and target in specs and isinstance(conf, Mapping) and conf.get("networks") is None:
+            specs[short] = {**specs[short], "networks": specs[target]["networks"]}
     waits = {
         s.short_name: [d.service for d in s.depends_on if d.condition == "service_completed_successfully"]
         for s in services
@@ -338,7 +344,7 @@ def load_stack(
         services.append(StackService(short, spec, tuple(deps)))
     declared_networks.report_used(ctx.used_networks, problems)
     services = _volumes_from(services, services_conf, ctx)
-    services = _fold_groups(services, ctx)
+    services = _fold_groups(services, services_conf, ctx)
     link_aliases(services, services_conf, problems)
     _check_ingress_ports(services, problems)
     _run_once(services, services_conf, ctx)

@@ -121,3 +121,40 @@ def test_volumes_from_cycle_between_two_services_is_refused() -> None:
               b: {image: b, volumes_from: [a], volumes: ["/srv/b:/b"]}
         """)
     assert "a cycle: a -> b -> a" in info.value.message
+
+
+ENTE_SOCAT = """
+services:
+  museum:
+    image: ghcr.io/ente-io/server
+    networks: [ente, proxy]
+  socat:
+    image: alpine/socat
+    network_mode: service:museum
+    command: "TCP-LISTEN:3200,fork,reuseaddr TCP:minio:3200"
+networks:
+  ente:
+  proxy:
+"""
+
+
+def test_a_sidecar_that_names_no_networks_is_not_warned_about_networks() -> None:
+    """Ente's Traefik example: ``socat`` shares ``museum``'s namespace and names no networks; it was
+    warned "its own networks is not applied" (the implicit default network it never asked for)."""
+    definition = _load(ENTE_SOCAT)
+    assert [s.short_name for s in definition.services] == ["museum"]
+    assert not [w for w in definition.warnings if "not applied" in w]
+    assert (
+        "network_mode (service socat): runs in museum's task as a sidecar (a task group)"
+        in definition.warnings
+    )
+
+
+def test_a_sidecar_own_settings_the_task_does_not_take_are_named_once() -> None:
+    text = ENTE_SOCAT.replace(
+        "    network_mode: service:museum\n", "    network_mode: service:museum\n    deploy: {replicas: 3}\n"
+    )
+    warnings = [w for w in _load(text).warnings if "not applied" in w]
+    assert warnings == [
+        "services.socat: runs in museum's task; its own replicas is not applied (the task's are museum's)"
+    ]
