@@ -158,3 +158,38 @@ def test_a_sidecar_own_settings_the_task_does_not_take_are_named_once() -> None:
     assert warnings == [
         "services.socat: runs in museum's task; its own replicas is not applied (the task's are museum's)"
     ]
+
+
+WINDOWS_ONLY = """
+services:
+  trademanagementservice:
+    image: dtr.demo.dckr.org/demo/dotnetdemo:latest
+    deploy:
+      placement:
+        constraints:
+          - node.role==worker
+          - {constraint}
+    credential_spec:
+      config: credspectest2
+configs:
+  credspectest2:
+    external: true
+"""
+
+
+def test_a_windows_only_constraint_is_refused_not_dropped() -> None:
+    """A Windows gMSA example's ``node.platform.os==windows``: no p2porch node matches (they all run
+    Linux). It was dropped with a warning, so the Windows image was placed on Linux nodes."""
+    with pytest.raises(ConfigError) as info:
+        _load(WINDOWS_ONLY.format(constraint="node.platform.os==windows"))
+    assert (
+        "services.trademanagementservice.deploy.placement.constraints[1]: 'node.platform.os==windows': "
+        "every p2porch node runs Linux, so no node matches"
+    ) in info.value.message.splitlines()
+
+
+@pytest.mark.parametrize("constraint", ["node.platform.os == linux", "node.platform.os!=windows"])
+def test_a_platform_os_constraint_every_node_meets_is_dropped_silently(constraint: str) -> None:
+    definition = _load(WINDOWS_ONLY.format(constraint=constraint))
+    assert definition.services[0].spec["constraints"] == ["node.role==replica"]
+    assert not [w for w in definition.warnings if "platform" in w]
