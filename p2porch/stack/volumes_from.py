@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import ConfigError
 from .values import err, list_, string
 
-#: (short, volumes_from source) -> the warning's reason; one warning line per reason through ``note``
+#: ``note(key, short, text)``: one warning line per text, naming the services it concerns
 Note = Callable[[str, str, str], None]
 
 KEY = "volumes_from"
@@ -82,8 +82,10 @@ def apply_volumes_from(
             if kind == "container":
                 note(KEY, short, f"container:{name}: a container outside the stack is not mounted from")
                 continue
-            if name not in specs:
-                if name not in skipped:
+            if name not in specs:  # skipped by a profile, undefined, or mapped with errors (reported)
+                if name in skipped:
+                    note(KEY, short, f"{name} is not deployed (profile not active): not mounted from")
+                elif name not in confs:
                     error(err(where, f"service {name!r} is not defined"))
                 continue
             if name in chain or name == short:

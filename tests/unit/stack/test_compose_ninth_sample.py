@@ -193,3 +193,15 @@ def test_a_platform_os_constraint_every_node_meets_is_dropped_silently(constrain
     definition = _load(WINDOWS_ONLY.format(constraint=constraint))
     assert definition.services[0].spec["constraints"] == ["node.role==replica"]
     assert not [w for w in definition.warnings if "platform" in w]
+
+
+def test_volumes_from_a_service_of_an_inactive_profile_is_warned() -> None:
+    definition = _load("""
+        services:
+          app: {image: app, volumes_from: [tools]}
+          tools: {image: tools, profiles: [debug], volumes: ["/srv/tools:/tools"]}
+    """)
+    assert _mounts(definition, "app") == {}
+    assert "volumes_from (service app): tools is not deployed (profile not active): not mounted from" in (
+        definition.warnings
+    )
