@@ -25,6 +25,7 @@ from .problems import ComposeError, Problems
 from .resolve import ComposeFile, ReadFile, resolve_model
 from .service import Dependency, StackContext, map_service
 from .values import mapping, scalar_text, string
+from .volumes_from import apply_volumes_from
 
 
 @dataclass(frozen=True)
@@ -158,11 +159,36 @@ def _run_once(services: list[StackService], confs: Mapping[str, Any], ctx: Stack
         )
 
 
-def _fold_groups(services: list[StackService], ctx: StackContext) -> list[StackService]:
+def _volumes_from(
+    services: list[StackService], confs: Mapping[str, Any], ctx: StackContext
+) -> list[StackService]:
+    """Each service's ``volumes_from`` mounts (``volumes_from.py``); the services it names become
+    dependencies (``service_started``), as in Compose."""
+    by_short = {s.short_name: s.spec for s in services}
+    deps = apply_volumes_from(by_short, confs, ctx.skipped, ctx.note, ctx.problems.add)
+    out = []
+    for service in services:
+        waits = {d.service for d in service.depends_on}
+        extra = tuple(
+            Dependency(n) for n in dict.fromkeys(deps.get(service.short_name, ())) if n not in waits
+        )
+        out.append(
+            StackService(service.short_name, service.spec, service.depends_on + extra) if extra else service
+        )
+    return out
+
+
+def _fold_groups(
+    services: list[StackService], confs: Mapping[str, Any], ctx: StackContext
+) -> list[StackService]:
     """``network_mode: service:X`` services go into X's task group (``groups.py``) and leave the stack."""
     if not ctx.shares:
         return services
     specs = {s.short_name: s.spec for s in services}
+    for short, target in ctx.shares.items():  # naming no networks, it is on X's: nothing of its own dropped
+        conf = confs.get(short)
+        if short in specs and target in specs and isinstance(conf, Mapping) and conf.get("networks") is None:
+            specs[short] = {**specs[short], "networks": specs[target]["networks"]}
     waits = {
         s.short_name: [d.service for d in s.depends_on if d.condition == "service_completed_successfully"]
         for s in services
@@ -317,7 +343,8 @@ def load_stack(
         names[spec["name"]] = short
         services.append(StackService(short, spec, tuple(deps)))
     declared_networks.report_used(ctx.used_networks, problems)
-    services = _fold_groups(services, ctx)
+    services = _volumes_from(services, services_conf, ctx)
+    services = _fold_groups(services, services_conf, ctx)
     link_aliases(services, services_conf, problems)
     _check_ingress_ports(services, problems)
     _run_once(services, services_conf, ctx)

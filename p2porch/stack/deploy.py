@@ -50,8 +50,8 @@ def constraint(expr: Any, path: str, warn: Warn) -> str | None:
     platform = _PLATFORM_RE.match(text)
     if platform:
         attr, op, value = platform.groups()
-        if attr == "os" and value.lower() == "linux":
-            if op == "==":
+        if attr == "os":  # every node runs Linux: the constraint always holds (dropped) or never does
+            if (value.lower() == "linux") == (op == "=="):
                 return None
             raise err(path, f"{text!r}: every p2porch node runs Linux, so no node matches")
         warn(

@@ -63,8 +63,8 @@ def _warn_dropped(
             dropped.append(key)
     if dropped:
         problems.warn(
-            f"services.{short}: runs in {target!r}'s task; its own {', '.join(sorted(dropped))} "
-            f"{'is' if len(dropped) == 1 else 'are'} not applied (the task's are {target!r}'s)"
+            f"services.{short}: runs in {target}'s task; its own {', '.join(sorted(dropped))} "
+            f"{'is' if len(dropped) == 1 else 'are'} not applied (the task's are {target}'s)"
         )
 
 

@@ -21,7 +21,7 @@ SERVICE_MAPPED = (
     "depends_on", "logging", "expose", "extra_hosts", "cap_add", "cap_drop", "hostname", "init",
     "stop_signal", "tmpfs", "ulimits", "sysctls", "shm_size", "read_only", "security_opt", "profiles",
     "extends", "build", "container_name", "secrets", "configs", "cpus", "mem_limit", "mem_reservation",
-    "scale", "pids_limit", "devices", "network_mode", "links", "label_file",
+    "scale", "pids_limit", "devices", "network_mode", "links", "label_file", "volumes_from",
 )  # fmt: skip
 SERVICE_IGNORED = {
     "annotations": "container annotations are not passed to the engine",
@@ -70,7 +70,6 @@ SERVICE_IGNORED = {
     "use_api_socket": "the Docker socket is not given to tasks",
     "userns_mode": _NOT_IN_SWARM,
     "uts": _NOT_IN_SWARM,
-    "volumes_from": "not supported: declare the volumes on each service",
 }
 
 DEPLOY_MAPPED = (

@@ -282,6 +282,15 @@ def stack_container(node: SandboxNode, short: str) -> dict:
     return mains[0]
 
 
+def stack_sidecar(node: SandboxNode, name: str) -> dict:
+    """``docker inspect`` of a running sidecar ``name`` of a task group on ``node``; AssertionError until
+    one runs."""
+    ids = docker(node.dockerd, "ps", "-q", "--no-trunc", "--filter", f"label=p2porch.container={name}")
+    found = ids.stdout.decode().split()
+    assert found, f"no running {name} sidecar yet"
+    return json.loads(docker(node.dockerd, "inspect", found[0]).stdout)[0]
+
+
 def container_sh(node: SandboxNode, cid: str, script: str) -> str:
     """The standard output of ``sh -c script`` in container ``cid`` (whatever its exit code)."""
     return docker(node.dockerd, "exec", cid, "sh", "-c", script, check=False, timeout_s=30).stdout.decode()

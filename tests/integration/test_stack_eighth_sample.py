@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 
-from clusterkit import cli, cli_json, compose_sample_fixture, container_sh, stack_container
+from clusterkit import cli, cli_json, compose_sample_fixture, container_sh, stack_container, stack_sidecar
 from clusterkit import wait_in_stack as wait_for
-
-from p2porch.sandbox.dockerd import docker
 
 STACK = "arr"
 VPN = "qmcgaw/gluetun:latest"
@@ -49,14 +47,6 @@ cluster = compose_sample_fixture(
 )
 
 
-def sidecar(node, name: str) -> dict:
-    """``docker inspect`` of the running sidecar ``name`` of the stack's task group."""
-    ids = docker(node.dockerd, "ps", "-q", "--no-trunc", "--filter", f"label=p2porch.container={name}")
-    found = ids.stdout.decode().split()
-    assert found, f"no running {name} sidecar yet"
-    return json.loads(docker(node.dockerd, "inspect", found[0]).stdout)[0]
-
-
 def test_sidecars_of_one_network_namespace_each_mount_their_own_config(cluster):
     sb, node, workdir = cluster
     result = cli(sb, "n1", "--json", "stack", "deploy", "-c", str(workdir / "compose.yaml"), STACK)
@@ -64,8 +54,8 @@ def test_sidecars_of_one_network_namespace_each_mount_their_own_config(cluster):
     assert b"mounted differently" not in result.stderr
     assert [s["short"] for s in json.loads(result.stdout)["services"]] == ["gluetun"]
     main = wait_for(lambda: stack_container(node, "gluetun"), "a running gluetun container")
-    qbit = wait_for(lambda: sidecar(node, "qbittorrent"), "a running qbittorrent sidecar")
-    sonarr = wait_for(lambda: sidecar(node, "sonarr"), "a running sonarr sidecar")
+    qbit = wait_for(lambda: stack_sidecar(node, "qbittorrent"), "a running qbittorrent sidecar")
+    sonarr = wait_for(lambda: stack_sidecar(node, "sonarr"), "a running sonarr sidecar")
     assert (
         qbit["HostConfig"]["NetworkMode"] == sonarr["HostConfig"]["NetworkMode"] == f"container:{main['Id']}"
     )
