@@ -15,6 +15,7 @@ never answered completes on e2 with its first retransmitted SYN.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import socket
@@ -44,6 +45,7 @@ SETTINGS = TrafficSettings("10.73.0.0/16", "10.73.1.0/24", "10.239.0.0/16")
 VIP, NODE = "10.239.73.1", "10.73.0.1"
 E1, E2 = Backend("10.73.0.130"), Backend("10.73.0.134")
 UDP_PORT, PUBLISHED, TCP_PORT, SILENT_PORT = 5300, 5353, 8000, 8001
+CLONE_NEWNET = 0x40000000
 SERVER = """
 import socket, sys, threading
 name = sys.argv[1].encode()
@@ -218,7 +220,7 @@ def test_flows_to_a_replaced_backend_move_to_the_new_one_within_a_second():
             vip_flow, ingress_flow = flow(VIP, UDP_PORT, 40001), flow(NODE, PUBLISHED, 40005)
             await wait_for(vip_flow, "e1", 0)
             await wait_for(ingress_flow, "e1", 0)
-            established = await trio.to_thread.run_sync(socket.create_connection, (VIP, TCP_PORT), 5)
+            established = socket.create_connection((VIP, TCP_PORT), 5)  # this thread is in the client's netns
             established.sendall(b"x")
             assert established.recv(64) == b"e1"
             silent = socket.socket()
@@ -246,13 +248,14 @@ def test_flows_to_a_replaced_backend_move_to_the_new_one_within_a_second():
             assert silent.recv(64) == b"e2"
             silent.close()
 
-        # the test process is in the client's namespace for its TCP sockets
+        # this thread enters the client's namespace for its TCP sockets (Python 3.11 has no os.setns)
+        libc = ctypes.CDLL(None, use_errno=True)
         with open(f"/var/run/netns/{names['c']}") as target, open("/proc/self/ns/net") as home:
-            os.setns(target.fileno(), os.CLONE_NEWNET)
+            assert libc.setns(target.fileno(), CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
             try:
                 trio.run(scenario)
             finally:
-                os.setns(home.fileno(), os.CLONE_NEWNET)
+                assert libc.setns(home.fileno(), CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
     finally:
         for proc in procs:
             proc.kill()
