@@ -9,16 +9,14 @@ its name.
 
 Control: the same switch from e1 to e2 without the flush leaves the flow pinned to e1 (a dead e1 would
 never answer again: UDP entries live 120 s past the last packet). With it, the flows answer from e2
-within a second, an established TCP connection to e1 is left alone, and a TCP connect whose SYN e1
-never answered completes on e2 with its first retransmitted SYN.
+with their next datagrams, an established TCP connection to e1 is left alone, and a TCP connect whose
+SYN e1 never answered completes on e2 with a retransmitted SYN.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -45,7 +43,6 @@ SETTINGS = TrafficSettings("10.73.0.0/16", "10.73.1.0/24", "10.239.0.0/16")
 VIP, NODE = "10.239.73.1", "10.73.0.1"
 E1, E2 = Backend("10.73.0.130"), Backend("10.73.0.134")
 UDP_PORT, PUBLISHED, TCP_PORT, SILENT_PORT = 5300, 5353, 8000, 8001
-CLONE_NEWNET = 0x40000000
 SERVER = """
 import socket, sys, threading
 name = sys.argv[1].encode()
@@ -75,6 +72,20 @@ while True:
     except (TimeoutError, ConnectionRefusedError):
         pass
     time.sleep(0.05)
+"""
+
+TCP_CLIENT = """
+import select, socket, sys
+established = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+established.sendall(b"x"); print(established.recv(64).decode(), flush=True)
+silent = socket.socket(); silent.setblocking(False)
+print(silent.connect_ex((sys.argv[1], int(sys.argv[3]))) != 0, flush=True)  # SYN_SENT: never answered
+sys.stdin.readline()  # the rules switched
+established.sendall(b"x"); print(established.recv(64).decode(), flush=True)
+writable = select.select([], [silent], [], 10)[1]  # the SYN is retransmitted after 1 s, then 3 s
+print(bool(writable) and silent.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), flush=True)
+silent.setblocking(True); silent.settimeout(10); silent.sendall(b"x")
+print(silent.recv(64).decode(), flush=True)
 """
 
 
@@ -126,7 +137,7 @@ def vip_and_ingress(backend: Backend) -> tuple[list[IngressPort], list[ServiceVi
     )
 
 
-async def wait_for(flow: Flow, name: str, t: float, limit: float = 5.0) -> float:
+async def wait_for(flow: Flow, name: str, t: float, limit: float = 15.0) -> float:
     deadline = time.monotonic() + limit
     while (at := flow.first(name, t)) is None:
         assert time.monotonic() < deadline, f"no answer from {name} in {limit} s: {flow.answers[-5:]}"
@@ -134,7 +145,7 @@ async def wait_for(flow: Flow, name: str, t: float, limit: float = 5.0) -> float
     return at
 
 
-def test_flows_to_a_replaced_backend_move_to_the_new_one_within_a_second():
+def test_flows_to_a_replaced_backend_follow_the_new_rules_at_once():
     names = {k: f"{P}{k}" for k in ("c", "n", "e1", "e2")}
     for ns in names.values():
         sh("ip", "netns", "del", ns, check=False)
@@ -175,20 +186,6 @@ def test_flows_to_a_replaced_backend_move_to_the_new_one_within_a_second():
             )
             procs.append(proc)
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        sh(
-            "ip",
-            "netns",
-            "exec",
-            names["n"],
-            "iptables",
-            "-w",
-            "-t",
-            "nat",
-            "-A",
-            "PREROUTING",
-            "-j",
-            SERVICES_CHAIN,
-        )
         firewall = Firewall(names["n"])
         flows: list[Flow] = []
 
@@ -201,6 +198,8 @@ def test_flows_to_a_replaced_backend_move_to_the_new_one_within_a_second():
             # control: without the flush the flows stay with e1 after the rules switched to e2
             plain = TrafficApplier(firewall)
             assert await plain.apply(vip_and_ingress(E1))
+            node = ("ip", "netns", "exec", names["n"])
+            sh(*node, "iptables", "-w", "-t", "nat", "-A", "PREROUTING", "-j", SERVICES_CHAIN)  # the jump
             pinned_vip, pinned_ingress = flow(VIP, UDP_PORT, 40002), flow(NODE, PUBLISHED, 40003)
             await wait_for(pinned_vip, "e1", 0)
             await wait_for(pinned_ingress, "e1", 0)
@@ -208,8 +207,9 @@ def test_flows_to_a_replaced_backend_move_to_the_new_one_within_a_second():
             switched = time.monotonic()
             fresh = flow(VIP, UDP_PORT, 40004)  # a new source port is balanced by the new rules
             await wait_for(fresh, "e2", switched)
-            await trio.sleep(1.5)
-            assert set(pinned_vip.since(switched)) == {"e1"} and set(pinned_ingress.since(switched)) == {"e1"}
+            for pinned in (pinned_vip, pinned_ingress):  # answered 1 s after the switch, still by e1
+                await wait_for(pinned, "e1", switched + 1.0, limit=15.0)
+                assert set(pinned.since(switched)) == {"e1"}
 
             # with the flush: the first write of a new applier knows no old set (nothing flushed)
             counted: list[tuple[str, int]] = []
@@ -220,42 +220,34 @@ def test_flows_to_a_replaced_backend_move_to_the_new_one_within_a_second():
             vip_flow, ingress_flow = flow(VIP, UDP_PORT, 40001), flow(NODE, PUBLISHED, 40005)
             await wait_for(vip_flow, "e1", 0)
             await wait_for(ingress_flow, "e1", 0)
-            established = socket.create_connection((VIP, TCP_PORT), 5)  # this thread is in the client's netns
-            established.sendall(b"x")
-            assert established.recv(64) == b"e1"
-            silent = socket.socket()
-            silent.setblocking(False)
-            assert silent.connect_ex((VIP, SILENT_PORT)) != 0  # in progress: SYN_SENT to e1, never answered
+            tcp = subprocess.Popen(
+                ["ip", "netns", "exec", names["c"], sys.executable, "-u", "-c", TCP_CLIENT, VIP]
+                + [str(TCP_PORT), str(SILENT_PORT)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            procs.append(tcp)
+            assert tcp.stdin is not None and tcp.stdout is not None
+            assert await trio.to_thread.run_sync(tcp.stdout.readline) == "e1\n"  # established through the VIP
+            assert await trio.to_thread.run_sync(tcp.stdout.readline) == "True\n"  # connect in progress
             await trio.sleep(0.3)
             assert counted == []
             assert await applier.apply(vip_and_ingress(E2))
             written = time.monotonic()
             for moved in (vip_flow, ingress_flow, pinned_vip, pinned_ingress):
-                took = await wait_for(moved, "e2", written, limit=3.0) - written
-                print(f"sport flow answered by e2 {took:.3f} s after the write")
-                assert took < 1.0
+                took = await wait_for(moved, "e2", written) - written
+                print(f"flow answered by e2 {took:.3f} s after the write (a pinned one: never)")
+                assert took < 2.0  # ~0.1 s here; the limit leaves room for a loaded machine
             assert dict(counted) == {"udp": 4, "tcp": 1}, counted  # the four UDP flows and the silent SYN
-            established.sendall(b"x")
-            assert established.recv(64) == b"e1"  # an established connection keeps its backend
-            established.close()
-            # the first retransmitted SYN (~1 s after the first) creates a new entry: e2 answers
-            with trio.fail_after(5):
-                await trio.lowlevel.wait_writable(silent)
-            assert silent.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
-            silent.sendall(b"x")
-            silent.setblocking(True)
-            silent.settimeout(5)
-            assert silent.recv(64) == b"e2"
-            silent.close()
+            tcp.stdin.write("switched\n")
+            tcp.stdin.flush()
+            answers = [await trio.to_thread.run_sync(tcp.stdout.readline) for _ in range(3)]
+            # the established connection keeps its backend; the silent connect completes (SO_ERROR 0) on
+            # e2 with a retransmitted SYN, which the flush let the new rules balance
+            assert answers == ["e1\n", "0\n", "e2\n"], answers
 
-        # this thread enters the client's namespace for its TCP sockets (Python 3.11 has no os.setns)
-        libc = ctypes.CDLL(None, use_errno=True)
-        with open(f"/var/run/netns/{names['c']}") as target, open("/proc/self/ns/net") as home:
-            assert libc.setns(target.fileno(), CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
-            try:
-                trio.run(scenario)
-            finally:
-                assert libc.setns(home.fileno(), CLONE_NEWNET) == 0, os.strerror(ctypes.get_errno())
+        trio.run(scenario)
     finally:
         for proc in procs:
             proc.kill()
