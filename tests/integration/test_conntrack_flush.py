@@ -24,6 +24,7 @@ import time
 
 import pytest
 import trio
+from test_ingress_rules import sh, veth  # the namespace helpers of the ingress rules' kernel test
 
 from p2porch.netoverlay.conntrack_flush import ConntrackFlusher
 from p2porch.netoverlay.firewall import Firewall
@@ -87,21 +88,6 @@ print(bool(writable) and silent.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), 
 silent.setblocking(True); silent.settimeout(10); silent.sendall(b"x")
 print(silent.recv(64).decode(), flush=True)
 """
-
-
-def sh(*argv: str, check: bool = True) -> str:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(argv)} failed: {proc.stderr or proc.stdout}")
-    return proc.stdout
-
-
-def veth(a: str, a_addr: str, b: str, b_addr: str, name: str) -> None:
-    sh("ip", "link", "add", f"{name}a", "netns", a, "type", "veth", "peer", f"{name}b", "netns", b)
-    sh("ip", "-n", a, "addr", "add", a_addr, "dev", f"{name}a")
-    sh("ip", "-n", b, "addr", "add", b_addr, "dev", f"{name}b")
-    sh("ip", "-n", a, "link", "set", f"{name}a", "up")
-    sh("ip", "-n", b, "link", "set", f"{name}b", "up")
 
 
 class Flow:
