@@ -1,8 +1,8 @@
 """Deletes conntrack entries of backends that left the traffic rules, through conntrack netlink (blocking).
 
-Owns one node's conntrack deletions: for each ``conntrack_plan.FlushTarget`` it dumps the entries whose
-original tuple matches the rule (protocol and VIP, or protocol and published port: filtered by the
-kernel), keeps those ``conntrack_plan.should_delete`` picks and deletes them one by one (pyroute2's
+Owns one node's conntrack deletions: for each rule of the ``conntrack_plan.FlushTarget``s it dumps the
+entries whose original tuple matches it once (protocol and VIP, or protocol and published port: filtered
+by the kernel), keeps those ``conntrack_plan.should_delete`` picks and deletes them one by one (pyroute2's
 ``Conntrack``, ``nf_conntrack_netlink``), in the current network namespace or, with ``netns``, a named
 one. A kernel without conntrack netlink is logged once and never asked again; any other failure is
 logged and the next removal tries again. It never decides what to delete and must only be called from
@@ -46,21 +46,26 @@ class ConntrackFlusher:
         except (OSError, netlink_error) as exc:
             self._failed(exc)
             return deleted
+        by_rule: dict[tuple[str, str | None, int | None], list[FlushTarget]] = {}
+        for target in targets:  # one dump per rule, however many of its backends left
+            by_rule.setdefault((target.protocol, target.dest, target.dest_port), []).append(target)
         try:
-            for target in targets:
-                wanted = tuple_class(
-                    proto=_PROTO_NUMBERS[target.protocol], daddr=target.dest, dport=target.dest_port
-                )
+            for (protocol, dest, dest_port), group in by_rule.items():
+                wanted = tuple_class(proto=_PROTO_NUMBERS[protocol], daddr=dest, dport=dest_port)
                 # the whole dump first: pyroute2 cannot send a request while a dump is being read
-                found = [e for e in ct.dump_entries(tuple_orig=wanted) if should_delete(target, _entry(e))]
-                for entry in found:
+                found = [
+                    raw
+                    for raw in ct.dump_entries(tuple_orig=wanted)
+                    if any(should_delete(t, entry) for entry in [_entry(raw)] for t in group)
+                ]
+                for raw in found:
                     try:
-                        ct.delete(entry)
+                        ct.delete(raw)
                     except netlink_error as exc:
                         if getattr(exc, "code", None) != errno.ENOENT:  # gone already (timed out): fine
                             raise
                         continue
-                    deleted[target.protocol] += 1
+                    deleted[protocol] += 1
         except (OSError, netlink_error) as exc:
             self._failed(exc)
         finally:

@@ -29,7 +29,7 @@ PROTOCOLS = ("tcp", "udp")
 TCP_STATES_DELETED = frozenset({"SYN_SENT"})
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class FlushTarget:
     """Entries DNATed to ``backend`` (port ``backend_port``; None = any, as a VIP keeps the original port)
     by the rule for ``dest`` (a VIP; None = any local address, as ingress) and ``dest_port`` (None = any)."""
