@@ -148,6 +148,12 @@ class Metrics:
             "them, by how the wait ended (ended: none left open; bound: drain_max_s passed first)",
             ["outcome"],
         )
+        self.conntrack_flushed = Counter(
+            "p2porch_conntrack_flushed",
+            "Conntrack entries this node deleted because the backend they were DNATed to left its "
+            "ingress/VIP rules, by protocol (udp: every flow; tcp: connections the backend never answered)",
+            ["protocol"],
+        )
         self.agent_container_start_seconds = Histogram(
             "p2porch_agent_container_start_seconds",
             "Time to create and start one task's container (image pull included)",
@@ -161,6 +167,7 @@ class Metrics:
             self.agent_task_starts,
             self.endpoint_drains,
             self.connection_drains,
+            self.conntrack_flushed,
             self.agent_container_start_seconds,
         )
         self._sources: list[Source] = []

@@ -5,7 +5,8 @@ commits touched are walked again) on every committed change and every gossip cha
 reachability (``LocalBoard.reachability_changed``: a node declared dead is not a commit; an idle node
 does not poll for it), at least every ``POLL_S``, writes the rules only when they changed, and
 rewrites them in full every ``RESYNC_S`` (hand edits are repaired; a restarted daemon's first pass
-replaces whatever a crashed one left). Leave closes the applier before the overlay teardown removes
+replaces whatever a crashed one left). A write that drops backends deletes their conntrack entries
+(counted in ``p2porch_conntrack_flushed``). Leave closes the applier before the overlay teardown removes
 every chain.
 
 After a pass whose rules changed, or whose commits asked a task to stop, or a full rewrite, it publishes
@@ -23,6 +24,7 @@ import trio
 
 from ..context import MemberContext
 from ..model import TERMINAL_STATES, DesiredState
+from ..netoverlay.conntrack_flush import ConntrackFlusher
 from ..netoverlay.firewall import Firewall
 from ..netoverlay.traffic_apply import TrafficApplier
 from ..raft.fsm import Change
@@ -54,7 +56,10 @@ async def _run_traffic(ctx: MemberContext) -> None:
     async with ctx.state_changes() as changes:
         await wait_for_lease(ctx, changes)
         await board.overlay_ready.wait()  # the bridge, the VXLAN device and the jumps into our chains
-        applier = TrafficApplier(Firewall())
+        flushed = ctx.metrics.conntrack_flushed
+        applier = TrafficApplier(
+            Firewall(), ConntrackFlusher(), lambda proto, n: flushed.labels(proto).inc(n)
+        )
         board.traffic = applier
         try:
             next_full = trio.current_time()

@@ -42,3 +42,11 @@ def load_batch() -> tuple[type[Any], Any]:
     linux: ModuleType = importlib.import_module(f"{PACKAGE}.iproute.linux")
     netns: ModuleType = importlib.import_module(f"{PACKAGE}.netns")
     return linux.IPBatch, netns.create_socket
+
+
+def load_conntrack() -> tuple[type[Any], type[Any], type[Exception]]:
+    """``(Conntrack, NFCTAttrTuple, NetlinkError)`` from ``pyroute2.conntrack`` (its conntrack netlink
+    socket), pyroute2 registered unexecuted first."""
+    _, netlink_error = load()
+    conntrack: ModuleType = importlib.import_module(f"{PACKAGE}.conntrack")
+    return conntrack.Conntrack, conntrack.NFCTAttrTuple, netlink_error

@@ -3,20 +3,25 @@
 Owns the last rule set written and the serialisation of writes: ``apply`` renders the wanted set with
 ``service_rules.render_traffic`` and replaces every traffic chain in one ``iptables-restore --noflush``
 transaction when the set changed (or when ``force`` asks for a full resync, which also repairs chains
-edited by hand); stale chains are deleted in the same transaction. After ``close`` (leave) it writes
-nothing more; the overlay's teardown then removes the jumps and every ``P2P-`` chain. It never decides
-which tasks are backends (the caller's pure view does) and never blocks trio (iptables runs in a thread).
+edited by hand); stale chains are deleted in the same transaction. After a write that dropped backends
+it deletes their conntrack entries (``conntrack_plan.removed_targets`` against the last set written,
+``conntrack_flush``: UDP flows and unanswered TCP SYNs move to the remaining backends at once) and
+reports the count to ``on_flushed``. After ``close`` (leave) it writes nothing more; the overlay's
+teardown then removes the jumps and every ``P2P-`` chain. It never decides which tasks are backends (the
+caller's pure view does) and never blocks trio (iptables and netlink run in a thread).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
 
+from .conntrack_flush import ConntrackFlusher
+from .conntrack_plan import removed_targets
 from .firewall import Firewall
 from .ingress import IngressPort
 from .service_rules import render_traffic
@@ -31,10 +36,18 @@ TrafficInputs = tuple[Sequence[IngressPort], Sequence[ServiceVip], TrafficSettin
 class TrafficApplier:
     """This node's ingress and VIP chains in the kernel, kept equal to the last inputs."""
 
-    def __init__(self, firewall: Firewall) -> None:
+    def __init__(
+        self,
+        firewall: Firewall,
+        conntrack: ConntrackFlusher | None = None,
+        on_flushed: Callable[[str, int], None] = lambda protocol, count: None,
+    ) -> None:
         self.firewall = firewall
+        self.conntrack = conntrack  # None: removed backends' conntrack entries are left to time out
+        self.on_flushed = on_flushed  # (protocol, entries deleted) after each flush that deleted some
         self._lock = trio.Lock()
         self._applied: Any = None  # the inputs last written (compared by value)
+        self._written: tuple[Sequence[IngressPort], Sequence[ServiceVip]] | None = None  # in the kernel now
         self.closed = False
         self.applies = 0
         self.failures = 0
@@ -62,7 +75,33 @@ class TrafficApplier:
             self._applied = key
             self.applies += 1
             log.debug("traffic rules: %d ingress ports, %d VIPs written", len(ports), len(vips))
+            old, self._written = self._written, (ports, vips)
+            await self._flush_removed(old, (ports, vips))
             return True
+
+    async def _flush_removed(
+        self,
+        old: tuple[Sequence[IngressPort], Sequence[ServiceVip]] | None,
+        new: tuple[Sequence[IngressPort], Sequence[ServiceVip]],
+    ) -> None:
+        """Delete the conntrack entries of the backends ``new`` (just written) dropped from ``old``."""
+        targets = removed_targets(old, new)
+        if self.conntrack is None or not targets:
+            return
+        try:
+            deleted = await trio.to_thread.run_sync(self.conntrack.flush, targets)
+        except Exception as exc:  # the rules are written: a failed flush only leaves entries to time out
+            log.warning("conntrack entries of removed backends not deleted: %r", exc)
+            return
+        for protocol, count in sorted(deleted.items()):
+            self.on_flushed(protocol, count)
+        if deleted:
+            backends = sorted({t.backend for t in targets})
+            log.info(
+                "conntrack: deleted %s entries DNATed to removed backends %s",
+                dict(sorted(deleted.items())),
+                ", ".join(backends),
+            )
 
     async def close(self) -> None:
         """Stop writing (the node leaves): waits for a write in progress to finish."""

@@ -43,6 +43,14 @@ WRITE event, and a corked backlog (a snapshot's chunks) then moved one socket bu
 made a new replica's 8.4 MB catch-up outlast its connection's timeout and restart, again and again
 (docs/performance.md, "The eleventh round"). ``set_cork(False)`` sends each frame at once (benchmarks).
 
+A peer that drains a backlog is alive: pysyncobj drops a connection it has read nothing from for
+``connectionTimeout``, and a follower installing a snapshot sends nothing until the last chunk, so a
+transfer slower than that (a large snapshot, a loaded machine) was cut and restarted from its first
+chunk. When the socket takes bytes after refusing some (its send buffer was full: the space came from
+the peer's acknowledgements, so the peer is reading), the connection's read deadline starts again. A
+dead peer never acknowledges and a hung one stops once its receive buffer is full, so both still time
+out, later by at most the time to fill that buffer (only while a backlog is queued).
+
 Works by subclassing pysyncobj's transport and switching the class of its connection objects; it
 relies on private names of exactly pysyncobj 0.3.17 (pinned in pyproject.toml; checked on import).
 """
@@ -145,6 +153,7 @@ class GuardedTcpConnection(TcpConnection):
     channel: FrameChannel | None
     fanout: AppendFanout | None  # the transport's, set right after ``guard``
     corked: bytearray  # sealed, length-prefixed frames not yet handed to the socket (module docstring)
+    send_refused: bool  # the socket's send buffer was full at the last send (module docstring)
     unflushed: set[GuardedTcpConnection] | None  # the transport's connections with a cork; None: no cork
 
     @classmethod
@@ -159,6 +168,7 @@ class GuardedTcpConnection(TcpConnection):
 
     def _reset(self) -> None:
         self.corked = bytearray()  # frames sealed for the session that ends here: never sent on another
+        self.send_refused = False
         self.authenticated = False
         self.accepted_at = monotonic()
         self.channel = None if self.frame_key is None else FrameChannel(self.frame_key)
@@ -237,7 +247,8 @@ class GuardedTcpConnection(TcpConnection):
 
     def _TcpConnection__processSend(self) -> bool:  # noqa: N802 (pysyncobj's, same behaviour)
         """Send what the socket takes; True when some was sent (pysyncobj sends again until False).
-        ``del buf[:n]`` drops the sent head without copying the rest (CPython moves the start)."""
+        ``del buf[:n]`` drops the sent head without copying the rest (CPython moves the start). Bytes
+        taken after the socket refused some restart the read deadline (module docstring)."""
         buf = self._TcpConnection__writeBuffer
         if not buf:
             return False
@@ -246,12 +257,17 @@ class GuardedTcpConnection(TcpConnection):
         except OSError as exc:
             if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
                 self.disconnect()
+            else:
+                self.send_refused = True
             return False
         if sent < 0:
             self.disconnect()
             return False
         if sent == 0:
             return False
+        if self.send_refused:  # the peer acknowledged what filled the buffer: it reads
+            self._TcpConnection__lastReadTime = monotonic()
+        self.send_refused = sent < len(buf)
         if isinstance(buf, bytearray):
             del buf[:sent]
         else:

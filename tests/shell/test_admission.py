@@ -317,9 +317,12 @@ async def test_a_lagging_member_cannot_resume_a_voter_the_log_already_made_ready
     assert store.snapshot().nodes[node_id(2)].status == NodeStatus.READY
 
 
-async def test_write_together_queues_every_command_in_order_before_waiting_and_raises_the_first_error() -> (
-    None
-):
+async def test_write_together_queues_every_command_in_order_before_waiting_and_raises_the_first_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # on the MockClock, time moves only once every task is blocked, so a "commit" can come back only
+    # after write_together queued all three; on the real clock a 10 ms stall of this process between two
+    # queueings (load 9-14) let the first one's sleep end first (seen_at_commit [2, 3, 3])
     queued: list[bytes] = []
     seen_at_commit: list[int] = []
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from pysyncobj import SyncObjConf
+from pysyncobj import SyncObjConf, tcp_connection
 from pysyncobj import pickle as pso_pickle
 from pysyncobj.encryptor import getEncryptor
 from pysyncobj.node import TCPNode
@@ -23,6 +23,7 @@ from pysyncobj.poller import createPoller
 
 from p2porch.errors import RaftError
 from p2porch.raft import frames as F
+from p2porch.raft import transport_guard
 from p2porch.raft.transport_guard import FramesOnly, GuardedTcpConnection, GuardedTCPTransport
 from p2porch.testing.raftprocs import free_ports
 
@@ -32,8 +33,10 @@ PASSWORD = "p2porch-frames-test"
 class Host:
     """The part of a SyncObj a transport uses: its conf, poller, encryptor and tick callbacks."""
 
-    def __init__(self, password: str, encryptor: Any = None) -> None:
-        self.conf = SyncObjConf(password=password, connectionTimeout=3.0, connectionRetryTime=0.05)
+    def __init__(self, password: str, encryptor: Any = None, connection_timeout_s: float = 3.0) -> None:
+        self.conf = SyncObjConf(
+            password=password, connectionTimeout=connection_timeout_s, connectionRetryTime=0.05
+        )
         self._poller = createPoller("auto")
         self.encryptor = encryptor if encryptor is not None else getEncryptor(password)
         self.ticks: list[Callable[[], None]] = []
@@ -66,10 +69,17 @@ def pump(hosts: list[Host], until: Callable[[], bool], timeout_s: float = 5.0) -
 
 
 @pytest.fixture
-def pair() -> Iterator[tuple[Host, Host, GuardedTCPTransport, GuardedTCPTransport, TCPNode, TCPNode]]:
+def pair(
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[Host, Host, GuardedTCPTransport, GuardedTCPTransport, TCPNode, TCPNode]]:
+    """Two connected transports; an indirect parameter sets their read timeout (default 3 s)."""
+    timeout_s = getattr(request, "param", 3.0)
     port_a, port_b = free_ports(2)
     node_a, node_b = TCPNode(f"127.0.0.1:{port_a}"), TCPNode(f"127.0.0.1:{port_b}")
-    host_a, host_b = Host(PASSWORD), Host(PASSWORD)
+    host_a, host_b = (
+        Host(PASSWORD, connection_timeout_s=timeout_s),
+        Host(PASSWORD, connection_timeout_s=timeout_s),
+    )
     transport_a, transport_b = make(host_a, node_a, node_b), make(host_b, node_b, node_a)
     try:
         pump([host_a, host_b], lambda: bool(host_a.connected and host_b.connected))
@@ -239,9 +249,13 @@ def test_a_reconnect_drops_the_frames_corked_for_the_old_session(pair: Any) -> N
     assert transport_a.guard_stats.bad_frames == transport_b.guard_stats.bad_frames == 0
 
 
+@pytest.mark.parametrize("pair", [600.0], indirect=True, ids=["read timeout out of reach"])
 def test_a_corked_backlog_drains_without_further_sends(pair: Any) -> None:
     """8 MB corked in one tick (a snapshot's chunks): more than the socket takes at once. The poller
-    writes the rest as the socket drains; nothing else is sent meanwhile (an idle leader's transfer)."""
+    writes the rest as the socket drains; nothing else is sent meanwhile (an idle leader's transfer).
+    The receiver sends nothing back, so the read timeout is set out of reach: sealing and draining
+    8 MB took 1-2.5 s here and more than the 3 s default at load 9-14 (the timeout's own behaviour
+    during a transfer is the next two tests', on a fake clock)."""
     host_a, host_b, transport_a, transport_b, node_a, node_b = pair
     transport_a.set_cork(True)
     chunks = [
@@ -253,3 +267,65 @@ def test_a_corked_backlog_drains_without_further_sends(pair: Any) -> None:
     assert transport_a._connections[node_b].getSendBufferSize() > 0  # the socket took only part of it
     pump([host_a, host_b], lambda: len(host_b.received) == len(chunks), timeout_s=20.0)
     assert [m for _, m in host_b.received] == chunks
+
+
+@contextlib.contextmanager
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    """pysyncobj's connection clock and the guard's, frozen at now; advance by adding to ``[0]``."""
+    now = [time.monotonic()]
+    monkeypatch.setattr(tcp_connection, "monotonicTime", lambda: now[0])
+    monkeypatch.setattr(transport_guard, "monotonic", lambda: now[0])
+    yield now
+
+
+def connected(transport: GuardedTCPTransport, node: TCPNode) -> bool:
+    return bool(transport._connections[node].state == tcp_connection.CONNECTION_STATE.CONNECTED)
+
+
+def test_a_silent_peer_that_drains_a_backlog_is_not_timed_out(
+    pair: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A follower installing a snapshot sends nothing until the last chunk: each time the socket takes
+    more of the backlog (the peer read what filled it), the 3 s read deadline starts again, so a transfer
+    of 8 MB over 2 s steps of the (fake) clock survives where the deadline alone cut it at the second."""
+    host_a, host_b, transport_a, transport_b, node_a, node_b = pair
+    transport_a.set_cork(True)
+    chunks = [
+        {"type": "append_entries", "serialized": (os.urandom(65536), i == 0, False)} for i in range(128)
+    ]
+    with fake_clock(monkeypatch) as now:
+        for chunk in chunks:
+            assert transport_a.send(node_b, chunk)
+        transport_a.flush()
+        steps = 0
+        while len(host_b.received) < len(chunks):
+            dropped = len(host_a.connected) > 1 or not connected(transport_a, node_b)  # reconnects at once
+            assert not dropped, f"dropped after {steps} steps"
+            assert steps < 400
+            now[0] += 2.0
+            for _ in range(5):  # B reads what arrived, A writes into the room that made
+                host_b.tick()
+                host_a.tick()
+            steps += 1
+    assert steps >= 3  # the transfer outlasted the timeout on the clock
+    assert [m for _, m in host_b.received] == chunks and connected(transport_a, node_b)
+    assert len(host_a.connected) == 1
+
+
+def test_a_peer_that_stops_reading_is_still_timed_out(pair: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The socket takes nothing more once the peer's buffers are full: the read deadline runs out."""
+    host_a, host_b, transport_a, transport_b, node_a, node_b = pair
+    transport_a.set_cork(True)
+    with fake_clock(monkeypatch) as now:
+        for i in range(128):
+            transport_a.send(
+                node_b, {"type": "append_entries", "serialized": (os.urandom(65536), i == 0, False)}
+            )
+        transport_a.flush()
+        for _ in range(20):  # host_b never reads: the buffers fill, then nothing moves
+            host_a.tick()
+        assert connected(transport_a, node_b) and transport_a._connections[node_b].getSendBufferSize() > 0
+        now[0] += 3.5
+        transport_a.send(node_b, {"type": "append_entries", "term": 1, "entries": []})
+        transport_a.flush()
+        assert not connected(transport_a, node_b)

@@ -39,6 +39,7 @@ def test_pushed_instruments_follow_prometheus_conventions():
     m.agent_container_start_seconds.observe(1.5)
     m.endpoint_drains.labels("acknowledged").inc()
     m.connection_drains.labels("ended").inc()
+    m.conntrack_flushed.labels("udp").inc(4)
     fams = families(m)
     assert {name: f.type for name, f in fams.items()} == {  # type: ignore[attr-defined]
         "p2porch_api_requests": "counter",
@@ -48,6 +49,7 @@ def test_pushed_instruments_follow_prometheus_conventions():
         "p2porch_agent_task_starts": "counter",
         "p2porch_endpoint_drains": "counter",
         "p2porch_connection_drains": "counter",
+        "p2porch_conntrack_flushed": "counter",
         "p2porch_agent_container_start_seconds": "histogram",
     }
     got = samples(m)
@@ -56,6 +58,7 @@ def test_pushed_instruments_follow_prometheus_conventions():
         == 1
     )
     assert got[("p2porch_scheduler_placements_total", ())] == 3
+    assert got[("p2porch_conntrack_flushed_total", (("protocol", "udp"),))] == 4
     assert got[("p2porch_raft_commit_seconds_bucket", (("le", "0.005"),))] == 1
     assert got[("p2porch_raft_commit_seconds_bucket", (("le", "0.0025"),))] == 0
     assert got[("p2porch_agent_container_start_seconds_count", ())] == 1
