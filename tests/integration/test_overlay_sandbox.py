@@ -244,7 +244,7 @@ async def test_restart_creates_no_duplicate_or_stale_entries(cluster):
         assert cluster.bridge_fdb(i).count("dst") == 2
         assert len(cluster.ip(i, "route", "show", "dev", SETTINGS.device).splitlines()) == 2
         rules = cluster.iptables(i, "-S") + cluster.iptables(i, "-t", "nat", "-S")
-        assert rules.count("p2porch-") == PLANNED_RULES
+        assert rules.count("--comment p2porch-") == PLANNED_RULES
         assert cluster.docker(i, "network", "ls", "-q", "--filter", "name=^p2porch$").count("\n") == 1
 
 
