@@ -14,13 +14,13 @@ touches another set, and must only be called from a worker thread in trio code.
 from __future__ import annotations
 
 import errno
-import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import OverlayError
 from .netlink_classes import load, load_ipset
+from .own_thread import OwnThread
 from .plan import VXLAN_ALLOW_SET, SetDiff, diff_members
 
 if TYPE_CHECKING:
@@ -54,8 +54,7 @@ class AllowSet:
         self.name = name
         self.netns = netns
         self._open_ipset = open_ipset  # a connected pyroute2 IPSet (tests: one that fails)
-        self._lock = threading.Lock()  # guards ``_thread``
-        self._thread: ThreadPoolExecutor | None = None
+        self._thread = OwnThread("ipset")  # the one thread that opens and uses the socket
         self._socket: Any = None  # touched on that thread only
         self._in_netns = False  # that thread entered ``netns``
 
@@ -80,22 +79,14 @@ class AllowSet:
 
     def close(self) -> None:
         """Close the socket and stop the thread (the next call opens both again)."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            try:
-                thread.submit(self._close_socket).result()
-            finally:
-                thread.shutdown(wait=True)
-                self._in_netns = False
+        try:
+            self._thread.stop(self._close_socket)
+        finally:
+            self._in_netns = False  # a new thread starts in the process's namespace
 
     # ----- on the set's thread
     def _run(self, work: Callable[[Any], T]) -> T:
-        with self._lock:
-            if self._thread is None:
-                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipset")
-            thread = self._thread
-        return thread.submit(self._with_socket, work).result()
+        return self._thread.run(partial(self._with_socket, work))
 
     def _with_socket(self, work: Callable[[Any], T]) -> T:
         if self._socket is None:
