@@ -382,25 +382,31 @@ class TakenSubnets:
     O(log n + 33) instead of a scan (a plan of 1,000 peers made 500,000 ``overlaps`` calls: 1.2 s).
 
     Two CIDR blocks overlap only if one contains the other: a taken supernet of ``net`` is one of its
-    33 possible prefixes (a set lookup each), a taken subnet of ``net`` starts inside it (bisect).
+    prefixes of a length taken before (a set lookup each: one in a cluster of /24 leases, where trying
+    all 33 lengths was half of a plan's CPU), a taken subnet of ``net`` starts inside it (bisect).
     """
 
     def __init__(self) -> None:
         self._order: dict[tuple[int, int], int] = {}  # (network int, prefix length) -> order taken
         self._nets: dict[int, ipaddress.IPv4Network] = {}  # network int -> the network (starts are unique)
         self._starts: list[int] = []  # sorted network ints
+        self._lengths: list[int] = []  # the prefix lengths taken, sorted
 
     def add(self, net: ipaddress.IPv4Network) -> None:
-        start = int(net.network_address)
-        self._order[(start, net.prefixlen)] = len(self._order)
+        start, plen = int(net.network_address), net.prefixlen
+        self._order[(start, plen)] = len(self._order)
         self._nets[start] = net
         bisect.insort(self._starts, start)
+        if plen not in self._lengths:
+            bisect.insort(self._lengths, plen)
 
     def first_overlap(self, net: ipaddress.IPv4Network) -> ipaddress.IPv4Network | None:
         """The earliest taken network that overlaps ``net``, or None."""
         start, end = int(net.network_address), int(net.broadcast_address)
         found: list[tuple[int, int]] = []  # (order, start)
-        for plen in range(net.prefixlen + 1):
+        for plen in self._lengths:
+            if plen > net.prefixlen:
+                break
             key = (start & (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF, plen)
             if key in self._order:
                 found.append((self._order[key], key[0]))
