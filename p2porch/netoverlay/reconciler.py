@@ -204,10 +204,13 @@ class OverlayReconciler:
         # nothing read; the forced check (first pass, every resync) reads the set and the chain and
         # repairs hand edits
         known = None if force else self._vxlan_filter
-        self._vxlan_filter = None  # unknown until the write is done (a failure: the retry reads the kernel)
-        diff, rewritten = await self._blocking(
-            partial(self.firewall.vxlan_filter, wanted, known=known, listing=listing)
-        )
+        try:
+            diff, rewritten = await self._blocking(
+                partial(self.firewall.vxlan_filter, wanted, known=known, listing=listing)
+            )
+        except BaseException:
+            self._vxlan_filter = None  # unknown now: the retry (a full pass) reads the set and the chain
+            raise
         self._vxlan_filter = wanted
         lines = [f"vxlan allow-list {wanted.set_name}: {diff.describe()}"] if diff else []
         if rewritten:
