@@ -1,7 +1,9 @@
-"""CPU of the two per-join costs the ninth round cut, measured without a sandbox (diagnostic; needs root).
+"""CPU of per-join costs, measured without a sandbox (diagnostic; cli, apply and allowlist need root).
 
     python bench/join_costs.py cli TREE [--runs 20]      # one `p2porch join` CLI against a fake daemon
     python bench/join_costs.py apply TREE [--runs 200] [--peers 1]   # the overlay driver's apply of a join
+    python bench/join_costs.py plan TREE [--runs 0]      # a member's pure work per join, 19/99/999 peers
+    python bench/join_costs.py allowlist TREE [--runs 200]   # a member's VXLAN allow-list write per join
 
 ``cli``: a unix socket answers every request at once with a join's answer; ``TREE/.venv/bin/python -m
 p2porch join`` runs ``--runs`` times with TREE as its working directory (so that tree's code runs, see
@@ -9,7 +11,13 @@ p2porch join`` runs ``--runs`` times with TREE as its working directory (so that
 runs. ``apply``: in an anonymous network namespace of its own (``unshare -n``, gone with the process), a
 VXLAN device and TREE's ``NetlinkDriver``; each apply (FDB, neighbour, route of ``--peers`` new peers:
 1 as a member's pass for one join, 19 as a joiner's first pass in a 20-node cluster) is called from a
-pool of 4 worker threads, as trio's thread cache calls it. Prints one JSON line.
+pool of 4 worker threads, as trio's thread cache calls it. ``plan``: TREE's ``plan_overlay`` of every
+live peer (a member plans them all again per join), ``diff_overlay``, ``entries_applied`` and the allow-list
+plan, for 19, 99 and 999 peers after one joined, in ms each (pure; any user). ``allowlist``: in the
+current namespace, the old way's ``iptables-restore`` of the whole chain (19/99/999 sources) in
+``--test`` mode (parsed and built, not committed: a lower bound; daemon and child CPU apart) and, when
+TREE has ``netoverlay/allow_set.py``, one netlink add to a scratch set (``p2porch-bench-probe``,
+destroyed after). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -136,11 +144,118 @@ def apply_cost(tree: str, runs: int, peers: int) -> dict[str, Any]:
     }
 
 
+PEER_COUNTS = (19, 99, 999)
+
+
+def _peers(count: int) -> list[Any]:
+    from p2porch.netoverlay.plan import OverlayPeer
+
+    return [
+        OverlayPeer(f"n{i}", f"10.69.{i // 250}.{i % 250 + 2}", f"10.{240 + i // 256}.{i % 256}.0/24")
+        for i in range(1, count + 1)
+    ]
+
+
+def plan_cost(tree: str, runs: int) -> dict[str, Any]:
+    sys.path.insert(0, tree)
+    from p2porch.netoverlay.diff import KernelState, LinkState, diff_overlay, entries_applied
+    from p2porch.netoverlay.plan import LocalNode, OverlaySettings, plan_overlay, plan_vxlan_filter
+
+    settings = OverlaySettings(cluster_cidr="10.240.0.0/12")
+    local = LocalNode("n0", "10.69.0.1", "10.240.0.0/24", "eth0")
+    result: dict[str, Any] = {"plan": sys.modules[plan_overlay.__module__].__file__}
+    for count in PEER_COUNTS:
+        before, after = _peers(count - 1), _peers(count)
+        old = plan_overlay(local, before, settings, "eth0")
+        link = old.link
+        device = LinkState(
+            link.name,
+            "vxlan",
+            link.vni,
+            link.port,
+            link.local,
+            link.underlay_dev,
+            link.mac,
+            link.learning,
+            True,
+        )
+        base = KernelState(device, frozenset({old.address}))
+        observed = entries_applied(base, diff_overlay(base, old))
+        assert observed is not None
+        plan = plan_overlay(local, after, settings, "eth0")
+        ops = diff_overlay(observed, plan)
+        assert len(ops) == 3, ops  # the new peer's FDB entry, neighbour and route
+        reps = runs or max(20, 4000 // count)
+        parts: list[tuple[Any, tuple[Any, ...]]] = [
+            (plan_overlay, (local, after, settings, "eth0")),
+            (diff_overlay, (observed, plan)),
+            (entries_applied, (observed, ops)),
+            (plan_vxlan_filter, (plan, settings)),
+        ]
+        timed = {}
+        for work, arguments in parts:
+            started = time.process_time()
+            for _ in range(reps):
+                work(*arguments)
+            timed[work.__name__] = round((time.process_time() - started) / reps * 1000, 3)
+        result[f"ms_{count}_peers"] = timed
+    return result
+
+
+def allowlist_cost(tree: str, runs: int) -> dict[str, Any]:
+    sys.path.insert(0, tree)
+    result: dict[str, Any] = {}
+    for count in PEER_COUNTS:  # the old way: the whole chain, per member per pass
+        lines = ["*filter", ":P2P-BENCH-PROBE - [0:0]"]
+        lines += [f"-A P2P-BENCH-PROBE -s {p.underlay_addr}/32 -j ACCEPT" for p in _peers(count)]
+        text = "\n".join([*lines, "-A P2P-BENCH-PROBE -j DROP", "COMMIT", ""])
+        reps = max(10, runs // 5)
+        own, children = resource.getrusage(resource.RUSAGE_SELF), children_cpu()
+        for _ in range(reps):
+            subprocess.run(
+                ["iptables-restore", "-w", "--noflush", "--test"],
+                input=text,
+                text=True,
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        result[f"iptables_restore_test_{count}_sources"] = {
+            "daemon_ms": round(
+                (after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime) / reps * 1000, 3
+            ),
+            "child_ms": round((children_cpu() - children) / reps * 1000, 3),
+        }
+    if not os.path.exists(os.path.join(tree, "p2porch", "netoverlay", "allow_set.py")):
+        return result
+    from p2porch.netoverlay.allow_set import AllowSet
+    from p2porch.netoverlay.plan import SetDiff
+
+    scratch = AllowSet("p2porch-bench-probe")
+    try:
+        scratch.sync([])
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        for i in range(runs):  # one member's write per join: one address more
+            scratch.apply(SetDiff(add=(f"10.69.{i // 250}.{i % 250 + 1}",)))
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        held = scratch.members()
+        assert held is not None and len(held) == runs, "the adds did not land"
+    finally:
+        scratch.destroy()
+        scratch.close()
+    result["netlink_add"] = {
+        "daemon_ms": round((after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime) / runs * 1000, 3),
+        "child_ms": 0.0,
+    }
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["cli", "apply"])
+    parser.add_argument("what", choices=["cli", "apply", "plan", "allowlist"])
     parser.add_argument("tree", help="a checkout with its own .venv (main or a branch)")
     parser.add_argument("--runs", type=int, default=0)
     parser.add_argument("--peers", type=int, default=1, help="apply: new peers per apply (3 operations each)")
@@ -148,6 +263,10 @@ def main() -> None:
     tree = os.path.abspath(args.tree)
     if args.what == "cli":
         result = cli_cost(tree, args.runs or 20)
+    elif args.what == "plan":
+        result = plan_cost(tree, args.runs)
+    elif args.what == "allowlist":
+        result = allowlist_cost(tree, args.runs or 200)
     else:
         result = apply_cost(tree, args.runs or 200, args.peers)
     print(json.dumps({"what": args.what, "tree": tree, "load": os.getloadavg()[0], **result}))

@@ -12,7 +12,7 @@ from typing import Any
 
 import trio
 
-__all__ = ["drain", "forward", "supervise", "wait_any"]
+__all__ = ["describe_failure", "drain", "forward", "supervise", "wait_any"]
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,19 @@ async def supervise(health: dict[str, str], name: str, body: Callable[[], Awaita
             await body()
             return
         except Exception as exc:  # a member service must not take the daemon down
-            health[name] = f"failed: {type(exc).__name__}: {exc}"
-            log.error("%s failed, retrying in %.1f s: %s", name, delay_s, exc, exc_info=log.isEnabledFor(10))
+            why = describe_failure(exc)
+            health[name] = f"failed: {why}"
+            log.error("%s failed, retrying in %.1f s: %s", name, delay_s, why, exc_info=log.isEnabledFor(10))
         await trio.sleep(delay_s)
         delay_s = min(delay_s * 2, 30.0)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """``Type: message`` of the exception, or of each one inside a (nested) exception group, joined by
+    "; ": a service's nursery wraps its error in a group whose own text says only how many it holds."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe_failure(inner) for inner in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def drain(channel: trio.MemoryReceiveChannel[Any]) -> None:

@@ -20,9 +20,8 @@ import asyncio
 import errno
 import ipaddress
 import socket
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from itertools import groupby
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,6 +45,7 @@ from .diff import (
 )
 from .netlink_batch import Request, RequestBatch
 from .netlink_classes import load as load_netlink_classes
+from .own_thread import OwnThread
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
@@ -88,8 +88,7 @@ class NetlinkDriver:
 
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
-        self._lock = threading.Lock()  # guards ``_thread``
-        self._thread: ThreadPoolExecutor | None = None  # the one thread that opens and uses the socket
+        self._thread = OwnThread("netlink")  # the one thread that opens and uses the socket
         self._socket: Any = None  # touched on that thread only
         self._batch: RequestBatch | None = None  # peers' entries, many per send; that thread only
         # device name -> index, for the operations of ``apply`` (a link lookup is a dump of every link:
@@ -101,11 +100,7 @@ class NetlinkDriver:
     def _run(self, work: Callable[[Any], T]) -> T:
         """``work(socket)`` on the driver's own thread (the socket opened there first, reopened after a
         socket failure); blocks the caller until it is done, one call at a time."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="netlink")
-            thread = self._thread
-        return thread.submit(self._with_socket, work).result()
+        return self._thread.run(partial(self._with_socket, work))
 
     def _with_socket(self, work: Callable[[Any], T]) -> T:
         if self._socket is None:
@@ -126,13 +121,7 @@ class NetlinkDriver:
 
     def close(self) -> None:
         """Close the netlink socket and stop the driver's thread (the next call opens both again)."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            try:
-                thread.submit(self._close_socket).result()
-            finally:
-                thread.shutdown(wait=True)
+        self._thread.stop(self._close_socket)
 
     def _close_socket(self) -> None:
         self._indexes.clear()

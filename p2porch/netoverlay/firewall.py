@@ -8,6 +8,8 @@ touches a rule without a p2porch comment and must only be called from a worker t
 Whole chains p2porch owns (``OWNED_CHAINS``, e.g. the VXLAN allow-list, and every ``P2P-`` chain of the
 service traffic rules) are replaced atomically with ``iptables-restore --noflush`` (``restore``) and
 flushed and deleted by ``remove``; ``ensure`` creates an owned chain a rule jumps to when it is missing.
+The allow-list's members live in an ipset changed over netlink (``allow_set.AllowSet``), which
+``remove`` destroys after the chain.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import subprocess
 from collections.abc import Sequence
 
 from ..errors import OverlayError
+from .allow_set import AllowSet
 from .iptables_listing import OWNED_PREFIX, Listing, owned_rules, plan_ensure
-from .plan import VXLAN_FILTER_CHAIN, FirewallRule, VxlanFilter
+from .plan import VXLAN_ALLOW_SET, VXLAN_FILTER_CHAIN, FirewallRule, SetDiff, VxlanFilter, diff_members
 from .policy_firewall import PolicyFirewall
 
 TABLE_CHAINS = {
@@ -36,6 +39,7 @@ class Firewall:
         self.netns = netns
         self.iptables = iptables or _program("iptables")
         self.iptables_restore = self.iptables + "-restore"
+        self._allow_set: AllowSet | None = None
 
     def _run(
         self, argv: Sequence[str], *, check: bool = True, stdin: str | None = None
@@ -83,27 +87,42 @@ class Firewall:
         """Apply ``iptables-restore --noflush`` input in one transaction (chains it declares are replaced)."""
         self._run([self.iptables_restore, "-w", "--noflush"], stdin=text)
 
+    @property
+    def allow_set(self) -> AllowSet:
+        """The VXLAN allow-list's ipset (its netlink socket and thread opened on first use)."""
+        if self._allow_set is None:
+            self._allow_set = AllowSet(VXLAN_ALLOW_SET, self.netns)
+        return self._allow_set
+
     def vxlan_filter(
-        self, wanted: VxlanFilter, *, check: bool = True, listing: Listing | None = None
-    ) -> bool:
-        """Make the VXLAN allow-list chain exactly ``wanted``; True when it had to be rewritten.
-        ``check=False``: the caller knows the chain differs (it wrote another list last): rewrite it
-        without reading it first (one process instead of two). ``listing``: the filter table's, when
-        the caller has read it."""
-        if not check:
-            self.restore(wanted.restore_text())
-            return True
-        expected = [line for line in wanted.restore_text().splitlines() if line.startswith("-A ")]
-        if listing is not None:
-            if wanted.chain in listing.chains and listing.rules_of(wanted.chain) == expected:
-                return False
-            self.restore(wanted.restore_text())
-            return True
-        proc = self._ipt("filter", "-S", wanted.chain, check=False)
-        if proc.returncode == 0 and proc.stdout.splitlines() == [f"-N {wanted.chain}", *expected]:
-            return False
+        self, wanted: VxlanFilter, *, known: VxlanFilter | None = None, listing: Listing | None = None
+    ) -> tuple[SetDiff, bool]:
+        """Make the VXLAN allow-list ``wanted``: the set's members and the static chain that matches on it;
+        returns the set's change and whether the chain was (re)written.
+
+        ``known``: the list written last and trusted (between resyncs): only the difference goes to the
+        set, over netlink; nothing is read and no process runs. Without it the set is created when
+        missing, read and made exact, then the chain is compared (``listing``: the filter table's, when
+        the caller read it) and rewritten in one ``iptables-restore`` when it differs."""
+        if known is not None and known.set_name == wanted.set_name:
+            diff = diff_members(wanted.sources, known.sources)
+            self.allow_set.apply(diff)
+            return diff, False
+        diff = self.allow_set.sync(wanted.sources)  # filled before a new chain matches on it
+        if listing is None:
+            proc = self._ipt("filter", "-S", wanted.chain, check=False)
+            current = proc.stdout.splitlines()[1:] if proc.returncode == 0 else None
+        else:
+            current = listing.rules_of(wanted.chain) if wanted.chain in listing.chains else None
+        if current == wanted.chain_rules():
+            return diff, False
         self.restore(wanted.restore_text())
-        return True
+        return diff, True
+
+    def close(self) -> None:
+        """Close the allow-list set's socket and thread (kernel state stays)."""
+        if self._allow_set is not None:
+            self._allow_set.close()
 
     def ensure(self, rules: Sequence[FirewallRule], listings: dict[str, Listing] | None = None) -> list[str]:
         """Insert missing rules at the top of their chain and drop stale p2porch rules; returns changes.
@@ -132,7 +151,8 @@ class Firewall:
         return [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("-N ")]
 
     def remove(self) -> int:
-        """Delete every p2porch rule and chain (traffic and network isolation); returns the rule count."""
+        """Delete every p2porch rule, chain and set (traffic, the VXLAN allow-list, network isolation);
+        returns the rule count."""
         owned = self.owned()
         for table, _, _, line in owned:
             self._delete_line(table, line)
@@ -142,6 +162,12 @@ class Firewall:
                 self._ipt(table, "-F", chain, check=False)
             for chain in chains:
                 self._ipt(table, "-X", chain, check=False)
+        try:  # once no rule matches on it
+            self.allow_set.destroy()
+        except OverlayError:  # no ipset in this kernel: no set of ours can exist
+            pass
+        finally:
+            self.close()
         return len(owned) + PolicyFirewall(self).remove()
 
     def _delete_line(self, table: str, line: str) -> None:

@@ -1,4 +1,4 @@
-"""pyroute2's ``IPRoute``, ``IPBatch``, ``NetlinkError`` without its package ``__init__`` (import plumbing).
+"""pyroute2's ``IPRoute``, ``IPBatch``, ``IPSet``, ``NetlinkError`` without its package ``__init__``.
 
 pyroute2 0.9's ``pyroute2/__init__.py`` imports the whole library (IPDB, NDB, ipset, nl80211, plan9,
 ... 163 modules, ~9 MB of an idle daemon's RSS); the overlay driver needs the rtnetlink socket only,
@@ -6,7 +6,8 @@ and pyroute2 has no switch for it (upstream issue svinota/pyroute2#1404). When n
 ``pyroute2`` yet, :func:`load` registers the package module unexecuted (:mod:`p2porch.lazyimport`: the
 real ``__init__`` runs the first time a top-level name is asked for), then imports only
 ``pyroute2.iproute`` and ``pyroute2.netlink.exceptions`` (and, for :func:`load_batch`, ``pyroute2.netns``,
-which ``pyroute2.iproute`` already loaded). So ``from pyroute2 import X`` anywhere later
+which ``pyroute2.iproute`` already loaded; :func:`load_ipset` adds ``pyroute2.ipset``, 3 modules more).
+So ``from pyroute2 import X`` anywhere later
 still gets X (at the old cost, once). ``pyroute2.netlink.rtnl.iprsocket`` imports ``unittest.mock`` (for
 its mock mode): ``unittest`` is registered the same way, so its test runner (``unittest.case`` with
 ``difflib``, ``pprint``, ...; ~0.6 MB) is not loaded. Owns nothing else; never patches pyroute2 itself.
@@ -50,3 +51,12 @@ def load_conntrack() -> tuple[type[Any], type[Any], type[Exception]]:
     _, netlink_error = load()
     conntrack: ModuleType = importlib.import_module(f"{PACKAGE}.conntrack")
     return conntrack.Conntrack, conntrack.NFCTAttrTuple, netlink_error
+
+
+def load_ipset() -> tuple[type[Any], Any]:
+    """``(IPSet, setns)``: pyroute2's ipset socket (``from pyroute2.ipset import IPSet``) and
+    ``pyroute2.netns.setns`` (moves the calling thread into a named network namespace)."""
+    load()  # pyroute2 registered unexecuted first
+    ipset: ModuleType = importlib.import_module(f"{PACKAGE}.ipset")
+    netns: ModuleType = importlib.import_module(f"{PACKAGE}.netns")
+    return ipset.IPSet, netns.setns

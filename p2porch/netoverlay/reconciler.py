@@ -183,7 +183,7 @@ class OverlayReconciler:
             # one listing per table for the whole check (issue 19: a process per rule before)
             listings = {t: await self._blocking(firewall.listing, t) for t in ("filter", "nat")}
             vxlan = await self._ensure_vxlan_filter(force=True, listing=listings["filter"])
-            if vxlan and self._vxlan_filter is not None:  # the chain exists now, whatever the listing says
+            if self._vxlan_filter is not None:  # the chain exists now, whatever the listing says
                 listings["filter"] = listings["filter"].with_chain(self._vxlan_filter.chain)
             changes += vxlan
             rules = plan_firewall(self.local, self.settings, dev, firewall.forward_chain(listings["filter"]))
@@ -194,24 +194,31 @@ class OverlayReconciler:
         return changes
 
     async def _ensure_vxlan_filter(self, *, force: bool, listing: Listing | None = None) -> list[str]:
-        """Write the VXLAN allow-list when the planned peers changed (or check the kernel when forced)."""
+        """Update the VXLAN allow-list when the planned peers changed (or check the kernel when forced)."""
         if self.firewall is None or self._plan is None:
             return []
         wanted = plan_vxlan_filter(self._plan, self.settings)
         if wanted == self._vxlan_filter and not force:
             return []
-        # a list other than the one written last is rewritten without reading the chain first; the
-        # forced check (every resync) reads and repairs hand edits
-        known = self._vxlan_filter is not None and not force
-        check = partial(self.firewall.vxlan_filter, wanted, check=not known, listing=listing)
-        rewritten = await self._blocking(check)
+        # a list other than the one written last: only the difference goes to the set, over netlink,
+        # nothing read; the forced check (first pass, every resync) reads the set and the chain and
+        # repairs hand edits
+        known = None if force else self._vxlan_filter
+        try:
+            diff, rewritten = await self._blocking(
+                partial(self.firewall.vxlan_filter, wanted, known=known, listing=listing)
+            )
+        except BaseException:
+            self._vxlan_filter = None  # unknown now: the retry (a full pass) reads the set and the chain
+            raise
         self._vxlan_filter = wanted
-        if not rewritten:
-            return []
-        line = f"vxlan allow-list {wanted.chain}: {', '.join(wanted.sources) or '(no peers)'}"
-        log.info("overlay: %s", line)
-        self.counters.recent_ops = (self.counters.recent_ops + [line])[-50:]
-        return [line]
+        lines = [f"vxlan allow-list {wanted.set_name}: {diff.describe()}"] if diff else []
+        if rewritten:
+            lines.append(f"vxlan allow-list chain {wanted.chain} written (matches set {wanted.set_name})")
+        for line in lines:
+            log.info("overlay: %s", line)
+        self.counters.recent_ops = (self.counters.recent_ops + lines)[-50:]
+        return lines
 
     def notify(self) -> None:
         """Ask the running loop for a pass now (membership or lease changed)."""
@@ -291,8 +298,12 @@ class OverlayReconciler:
         return {"link": removed_link, "network": removed_network, "rules": removed_rules}
 
     def close(self) -> None:
-        """Release the driver's netlink socket (kernel state stays)."""
-        self.driver.close()
+        """Release the driver's and the firewall's netlink sockets (kernel state stays)."""
+        try:
+            self.driver.close()
+        finally:
+            if self.firewall is not None:
+                self.firewall.close()
 
     # ----- status
     def status(self) -> dict[str, Any]:

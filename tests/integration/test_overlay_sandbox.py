@@ -18,7 +18,7 @@ import trio
 from p2porch.netoverlay.dockernet import DockerNetwork
 from p2porch.netoverlay.driver import NetlinkDriver
 from p2porch.netoverlay.firewall import Firewall
-from p2porch.netoverlay.plan import LocalNode, OverlayPeer, OverlaySettings
+from p2porch.netoverlay.plan import VXLAN_ALLOW_SET, LocalNode, OverlayPeer, OverlaySettings
 from p2porch.netoverlay.reconciler import OverlayReconciler, run_overlay
 
 pytestmark = [
@@ -244,7 +244,7 @@ async def test_restart_creates_no_duplicate_or_stale_entries(cluster):
         assert cluster.bridge_fdb(i).count("dst") == 2
         assert len(cluster.ip(i, "route", "show", "dev", SETTINGS.device).splitlines()) == 2
         rules = cluster.iptables(i, "-S") + cluster.iptables(i, "-t", "nat", "-S")
-        assert rules.count("p2porch-") == PLANNED_RULES
+        assert rules.count("--comment p2porch-") == PLANNED_RULES
         assert cluster.docker(i, "network", "ls", "-q", "--filter", "name=^p2porch$").count("\n") == 1
 
 
@@ -344,6 +344,8 @@ async def test_teardown_leaves_nothing_of_p2porch(cluster):
             assert "0e:70:0a:f1" not in sh("bridge", "-n", cluster.nodes[i].netns, "fdb", "show")
             rules = cluster.iptables(i, "-S") + cluster.iptables(i, "-t", "nat", "-S")
             assert "p2porch" not in rules and "10.241." not in rules
+            sets = sh("ip", "netns", "exec", cluster.nodes[i].netns, "ipset", "list", "-n").split()
+            assert VXLAN_ALLOW_SET not in sets
             assert "p2porch" not in cluster.docker(i, "network", "ls")
             # teardown of nothing is harmless
             assert await cluster.reconciler(i).teardown() == {"link": False, "network": False, "rules": 0}

@@ -1,5 +1,8 @@
 """The VXLAN allow-list on real namespaces: a spoofed VXLAN frame from a non-member does not arrive.
 
+The members are the kernel ipset ``p2porch-vxlan`` (changed over netlink) that a static chain matches on;
+each step checks the set's members with the ``ipset`` CLI and the chain with ``iptables -S``.
+
 Three network namespaces on one bridge (prefix ``p2tf``, underlay 10.57.0.0/24): members n1 and n2 run the
 overlay reconciler (no dockerd needed: network=None), x is an attacker on the same underlay. The attacker
 sends a hand-built VXLAN frame (right VNI, n1's VTEP MAC, inner UDP to n1's VTEP address) to n1. A listener
@@ -22,13 +25,21 @@ import trio
 
 from p2porch.netoverlay.driver import NetlinkDriver
 from p2porch.netoverlay.firewall import Firewall
-from p2porch.netoverlay.plan import VXLAN_FILTER_CHAIN, LocalNode, OverlayPeer, OverlaySettings, vtep_mac
+from p2porch.netoverlay.plan import (
+    VXLAN_ALLOW_SET,
+    VXLAN_FILTER_CHAIN,
+    LocalNode,
+    OverlayPeer,
+    OverlaySettings,
+    vtep_mac,
+)
 from p2porch.netoverlay.reconciler import OverlayReconciler
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, iptables)"),
     pytest.mark.skipif(shutil.which("iptables-restore") is None, reason="iptables is not installed"),
+    pytest.mark.skipif(shutil.which("ipset") is None, reason="ipset is not installed (reads the set)"),
 ]
 
 PREFIX = "p2tf"
@@ -131,6 +142,23 @@ def send_from_member(payload: str) -> None:
     in_ns("n2", sys.executable, "-c", SENDER, "10.241.1.0", str(LISTEN_PORT), payload.encode().hex())
 
 
+STATIC_CHAIN = [
+    f"-N {VXLAN_FILTER_CHAIN}",
+    f"-A {VXLAN_FILTER_CHAIN} -m set --match-set {VXLAN_ALLOW_SET} src -j ACCEPT",
+    f"-A {VXLAN_FILTER_CHAIN} -j DROP",
+]
+
+
+def set_members(name: str = "n1") -> set[str]:
+    out = in_ns(name, "ipset", "list", VXLAN_ALLOW_SET)
+    assert "Type: hash:ip" in out, out
+    return set(out.split("Members:\n", 1)[1].split())
+
+
+def chain(name: str = "n1") -> list[str]:
+    return in_ns(name, "iptables", "-w", "-S", VXLAN_FILTER_CHAIN).splitlines()
+
+
 def dropped() -> int:
     out = in_ns("n1", "iptables", "-w", "-L", VXLAN_FILTER_CHAIN, "-v", "-x", "-n")
     last = [line.split() for line in out.splitlines() if line.split()[2:3] == ["DROP"]]
@@ -179,6 +207,8 @@ async def test_spoofed_vxlan_from_a_non_member_does_not_arrive(underlay):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(listener.run)
             await listener.wait_for("ready")
+            # The set holds exactly the members; the chain accepts the set and drops the rest.
+            assert set_members() == {NODES["n2"]} and chain() == STATIC_CHAIN
             # Members talk over the overlay.
             send_from_member("member-1")
             await listener.wait_for("member-1")
@@ -193,11 +223,13 @@ async def test_spoofed_vxlan_from_a_non_member_does_not_arrive(underlay):
 
             # Positive control: the same frame arrives once x is a member (the frame itself is valid).
             await r1.reconcile([peer("n2"), peer("x")])
+            assert set_members() == {NODES["n2"], NODES["x"]} and chain() == STATIC_CHAIN
             send_spoofed("spoofed-2")
             await listener.wait_for("spoofed-2")
 
-            # x leaves: its frames are dropped again.
-            await r1.reconcile([peer("n2")])
+            # x leaves: its frames are dropped again (a pass between resyncs: the set's diff alone).
+            await r1.reconcile_if_moved([peer("n2")])
+            assert set_members() == {NODES["n2"]}
             before = dropped()
             send_spoofed("spoofed-3")
             await wait_dropped_above(before)
@@ -205,16 +237,17 @@ async def test_spoofed_vxlan_from_a_non_member_does_not_arrive(underlay):
             await listener.wait_for("member-3")
             assert "spoofed-3" not in listener.lines
 
-            # A crash that left a stale allow entry behind: a fresh reconciler's first pass replaces it.
+            # A crash left a stale member in the set and a chain of the per-source kind written before
+            # the set: a fresh reconciler's first pass reconciles both (the set is kept, not duplicated).
+            in_ns("n1", "ipset", "add", VXLAN_ALLOW_SET, NODES["x"])
             in_ns("n1", "iptables", "-w", "-I", VXLAN_FILTER_CHAIN, "1", "-s", NODES["x"], "-j", "ACCEPT")
+            r1.close()
             restarted = reconciler("n1")
             await restarted.reconcile([peer("n2")])
-            chain = in_ns("n1", "iptables", "-w", "-S", VXLAN_FILTER_CHAIN)
-            assert chain.splitlines() == [
-                f"-N {VXLAN_FILTER_CHAIN}",
-                f"-A {VXLAN_FILTER_CHAIN} -s {NODES['n2']}/32 -j ACCEPT",
-                f"-A {VXLAN_FILTER_CHAIN} -j DROP",
-            ]
+            assert chain() == STATIC_CHAIN
+            assert set_members() == {NODES["n2"]}
+            assert in_ns("n1", "ipset", "list", "-n").split().count(VXLAN_ALLOW_SET) == 1
+            assert await restarted.ensure_host() == []  # set and rules created idempotently: nothing to do
             before = dropped()
             send_spoofed("spoofed-4")
             await wait_dropped_above(before)
@@ -222,10 +255,17 @@ async def test_spoofed_vxlan_from_a_non_member_does_not_arrive(underlay):
             await listener.wait_for("member-4")
             assert "spoofed-4" not in listener.lines
 
-            # Leave: the chain and its jump are gone.
+            # A member flushed from the set by hand comes back at the next forced check (a resync).
+            in_ns("n1", "ipset", "flush", VXLAN_ALLOW_SET)
+            assert await restarted.ensure_host() == [f"vxlan allow-list {VXLAN_ALLOW_SET}: +{NODES['n2']}"]
+            assert set_members() == {NODES["n2"]}
+
+            # Leave: the chain, its jump and the set are gone.
             await restarted.teardown()
             assert in_ns("n1", "iptables", "-w", "-S", VXLAN_FILTER_CHAIN, check=False) == ""
             assert "p2porch-" not in in_ns("n1", "iptables", "-w", "-S")
+            assert VXLAN_ALLOW_SET not in in_ns("n1", "ipset", "list", "-n").split()
+            restarted.close()
             nursery.cancel_scope.cancel()
     finally:
         listener.proc.kill()

@@ -158,7 +158,7 @@ def test_firewall_rules_masquerade_only_outside_the_cluster_and_carry_owner_comm
 
 
 def test_vxlan_filter_allows_exactly_the_programmed_peers_and_drops_the_rest():
-    from p2porch.netoverlay.plan import VXLAN_FILTER_CHAIN, plan_overlay, plan_vxlan_filter
+    from p2porch.netoverlay.plan import VXLAN_ALLOW_SET, VXLAN_FILTER_CHAIN, plan_overlay, plan_vxlan_filter
 
     peers = [
         OverlayPeer("n3", "10.80.0.3", "10.241.3.0/24"),
@@ -168,17 +168,17 @@ def test_vxlan_filter_allows_exactly_the_programmed_peers_and_drops_the_rest():
     plan = plan_overlay(LOCAL, peers, SETTINGS, "eth0")
     wanted = plan_vxlan_filter(plan, SETTINGS)
     assert wanted.sources == ("10.80.0.2", "10.80.0.3")
+    # The chain is static: it accepts the members of the set and drops the rest, whoever the members are.
     assert wanted.restore_text().splitlines() == [
         "*filter",
         f":{VXLAN_FILTER_CHAIN} - [0:0]",
-        f"-A {VXLAN_FILTER_CHAIN} -s 10.80.0.2/32 -j ACCEPT",
-        f"-A {VXLAN_FILTER_CHAIN} -s 10.80.0.3/32 -j ACCEPT",
+        f"-A {VXLAN_FILTER_CHAIN} -m set --match-set {VXLAN_ALLOW_SET} src -j ACCEPT",
         f"-A {VXLAN_FILTER_CHAIN} -j DROP",
         "COMMIT",
     ]
-    # No peers: the chain still exists and drops everything.
+    # No peers: the chain still exists (the set is empty) and drops everything.
     alone = plan_vxlan_filter(plan_overlay(LOCAL, [], SETTINGS, "eth0"), SETTINGS)
-    assert alone.sources == () and f"-A {VXLAN_FILTER_CHAIN} -j DROP" in alone.restore_text()
+    assert alone.sources == () and alone.restore_text() == wanted.restore_text()
     # The INPUT rule sends VXLAN from every interface to the allow-list.
     rules = plan_firewall(LOCAL, SETTINGS, "eth0", "DOCKER-USER")
     assert ("-p", "udp", "--dport", "4789", "-j", VXLAN_FILTER_CHAIN) in [

@@ -167,3 +167,47 @@ class FailingOnce(ModelDriver):
             self.state = apply(self.state, list(ops)[:1])
             raise OverlayError("netlink said no")
         super().apply(ops)
+
+
+class RecordingFirewall:
+    """The firewall's allow-list calls, recorded: which were trusted (``known``) and which read the kernel."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[str, ...], tuple[str, ...] | None]] = []  # (wanted, known)
+        self.fail_next = False
+
+    def vxlan_filter(self, wanted: Any, *, known: Any = None, listing: Any = None) -> tuple[Any, bool]:
+        from p2porch.netoverlay.plan import diff_members
+
+        self.calls.append((wanted.sources, None if known is None else known.sources))
+        if self.fail_next:
+            self.fail_next = False
+            raise OverlayError("ipset p2porch-vxlan: No such file or directory")
+        return diff_members(wanted.sources, known.sources if known else ()), known is None
+
+    def close(self) -> None:
+        pass
+
+
+async def test_a_join_writes_the_allow_lists_difference_and_a_failed_write_is_read_again() -> None:
+    firewall = RecordingFirewall()
+    reconciler = OverlayReconciler(
+        LOCAL,
+        ModelDriver(),
+        settings=OverlaySettings(cluster_cidr="10.241.0.0/16"),
+        firewall=firewall,
+        blocking=inline,
+    )  # type: ignore[arg-type]
+    await reconciler.reconcile([peer(2)])
+    assert firewall.calls == [(("10.80.0.2",), None)]  # the first pass reads the set and the chain
+    await reconciler.reconcile_if_moved([peer(2), peer(3)])  # a join: the difference from what was written
+    assert firewall.calls[-1] == (("10.80.0.2", "10.80.0.3"), ("10.80.0.2",))
+    calls = len(firewall.calls)
+    await reconciler.reconcile_if_moved([peer(2), peer(3)])  # nothing moved: no call at all
+    assert len(firewall.calls) == calls
+    firewall.fail_next = True
+    with pytest.raises(OverlayError):
+        await reconciler.reconcile_if_moved([peer(3)])  # a leave whose write fails ...
+    await reconciler.reconcile([peer(3)])  # ... is retried as a full pass that reads the kernel again
+    assert firewall.calls[-1] == (("10.80.0.3",), None)
+    assert reconciler.status()["vxlan_allowed_sources"] == ["10.80.0.3"]

@@ -1,0 +1,161 @@
+"""The VXLAN allow-list's kernel ipset, kept over netlink (blocking shell).
+
+Owns one ``hash:ip`` set (``plan.VXLAN_ALLOW_SET``) in one network namespace through pyroute2's
+``IPSet`` (NETLINK_NETFILTER): created when missing (idempotent: an existing set of the same type is
+kept), read, and changed by adds and deletes, so a join costs every member one netlink request instead
+of an ``iptables-restore`` process (issue 19). One thread of its own opens and uses the socket
+(pyroute2's synchronous API keeps its event loop in the thread that opened it); with ``netns`` that
+thread enters the namespace first (``setns`` moves the calling thread only). Adding a member and
+deleting a non-member are not errors. A kernel without ipset raises an OverlayError that says so
+(there is no iptables fallback). It never decides who is a member (``plan.plan_vxlan_filter``), never
+touches another set, and must only be called from a worker thread in trio code.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import OverlayError
+from .netlink_classes import load, load_ipset
+from .own_thread import OwnThread
+from .plan import VXLAN_ALLOW_SET, SetDiff, diff_members
+
+if TYPE_CHECKING:
+    from pyroute2.netlink.exceptions import NetlinkError
+else:
+    _, NetlinkError = load()
+
+SET_TYPE = "hash:ip"
+NO_IPSET = (
+    "the kernel has no ipset support (CONFIG_IP_SET and ip_set_hash_ip; xt_set for iptables' set match),"
+    " which the VXLAN allow-list needs"
+)
+T = TypeVar("T")
+
+
+def _open_ipset() -> Any:
+    ipset_class, _ = load_ipset()
+    return ipset_class()
+
+
+class AllowSet:
+    """One ``hash:ip`` set of IPv4 addresses in one network namespace (blocking)."""
+
+    def __init__(
+        self,
+        name: str = VXLAN_ALLOW_SET,
+        netns: str | None = None,
+        *,
+        open_ipset: Callable[[], Any] = _open_ipset,
+    ) -> None:
+        self.name = name
+        self.netns = netns
+        self._open_ipset = open_ipset  # a connected pyroute2 IPSet (tests: one that fails)
+        self._thread = OwnThread("ipset")  # the one thread that opens and uses the socket
+        self._socket: Any = None  # touched on that thread only
+        self._in_netns = False  # that thread entered ``netns``
+
+    # ----- from any thread; each runs on the set's own
+    def members(self) -> frozenset[str] | None:
+        """The set's addresses, or None when it does not exist."""
+        return self._run(self._members)
+
+    def sync(self, wanted: Iterable[str]) -> SetDiff:
+        """Create the set when missing and make it hold exactly ``wanted`` (reads it); returns the change."""
+        wanted = tuple(wanted)
+        return self._run(lambda ipset: self._sync(ipset, wanted))
+
+    def apply(self, diff: SetDiff) -> None:
+        """Add and delete what ``diff`` says without reading the set (it holds what the diff came from)."""
+        if diff:
+            self._run(lambda ipset: self._apply(ipset, diff))
+
+    def destroy(self) -> bool:
+        """Destroy the set (no rule may match on it any more); True when it existed."""
+        return self._run(self._destroy)
+
+    def close(self) -> None:
+        """Close the socket and stop the thread (the next call opens both again)."""
+        try:
+            self._thread.stop(self._close_socket)
+        finally:
+            self._in_netns = False  # a new thread starts in the process's namespace
+
+    # ----- on the set's thread
+    def _run(self, work: Callable[[Any], T]) -> T:
+        return self._thread.run(partial(self._with_socket, work))
+
+    def _with_socket(self, work: Callable[[Any], T]) -> T:
+        if self._socket is None:
+            self._socket = self._open()
+        try:
+            return work(self._socket)
+        except NetlinkError as exc:
+            raise OverlayError(f"ipset {self.name}: {exc}") from exc
+        except OverlayError:
+            raise
+        except Exception:
+            self._close_socket()
+            raise
+
+    def _open(self) -> Any:
+        if self.netns and not self._in_netns:
+            _, setns = load_ipset()
+            try:
+                setns(self.netns, flags=0)
+            except OSError as exc:
+                raise OverlayError(f"network namespace {self.netns!r}: {exc}") from exc
+            self._in_netns = True
+        try:
+            return self._open_ipset()
+        except (NetlinkError, OSError) as exc:
+            raise OverlayError(f"{NO_IPSET}: {exc}") from exc
+
+    def _close_socket(self) -> None:
+        ipset, self._socket = self._socket, None
+        if ipset is not None:
+            ipset.close()
+
+    def _members(self, ipset: Any) -> frozenset[str] | None:
+        try:
+            messages = list(ipset.list(name=self.name))
+        except NetlinkError as exc:
+            if exc.code == errno.ENOENT:
+                return None
+            raise
+        found: set[str] = set()
+        for message in messages:  # a large set comes in several messages
+            kind = message.get_attr("IPSET_ATTR_TYPENAME")
+            if kind != SET_TYPE:
+                raise OverlayError(f"ipset {self.name} is {kind}, not {SET_TYPE}: destroy it by hand")
+            entries = message.get_attr("IPSET_ATTR_ADT")
+            for entry in entries.get_attrs("IPSET_ATTR_DATA") if entries else ():
+                found.add(entry.get_attr("IPSET_ATTR_IP_FROM").get_attr("IPSET_ATTR_IPADDR_IPV4"))
+        return frozenset(found)
+
+    def _sync(self, ipset: Any, wanted: tuple[str, ...]) -> SetDiff:
+        current = self._members(ipset)
+        if current is None:
+            ipset.create(self.name, stype=SET_TYPE, exclusive=False)
+            current = frozenset()
+        diff = diff_members(wanted, current)
+        self._apply(ipset, diff)
+        return diff
+
+    def _apply(self, ipset: Any, diff: SetDiff) -> None:
+        for address in diff.add:
+            ipset.add(self.name, address, exclusive=False)
+        for address in diff.remove:
+            ipset.delete(self.name, address, exclusive=False)
+
+    def _destroy(self, ipset: Any) -> bool:
+        try:
+            ipset.destroy(self.name)
+        except NetlinkError as exc:
+            if exc.code == errno.ENOENT:
+                return False
+            raise
+        return True
