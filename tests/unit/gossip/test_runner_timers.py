@@ -46,7 +46,8 @@ def run_idle(seconds: float, answer_after_s: float | None) -> tuple[_Runner, int
         runner = _Runner(config, Keyring.from_secret(SECRET), lambda event: None)
         core = Swim(config, "a", "10.0.0.1:7946", {}, random.Random(7), trio.current_time())
         for i, name in enumerate(PEERS, start=2):
-            core.handle_packet(trio.current_time(), f"10.0.0.{i}:7946", [Alive(1, name, f"10.0.0.{i}:7946", {})])
+            addr = f"10.0.0.{i}:7946"
+            core.handle_packet(trio.current_time(), addr, [Alive(1, name, addr, {})])
         while core.queue.get(10_000, 100)[0]:  # the joins' news spread: an idle node's queue is empty
             pass
         runner.core = core
@@ -67,7 +68,11 @@ def run_idle(seconds: float, answer_after_s: float | None) -> tuple[_Runner, int
         async def no_pushpull(addr: str, join: bool) -> bool:  # no TCP in this test: the state sync is
             return True  # a timer like the others (every push_pull_interval_s)
 
+        async def no_tcp_ping(addr: str, seq: int, target: str) -> None:  # nor a failed probe's TCP ping
+            return None
+
         runner._pushpull = no_pushpull  # type: ignore[method-assign]
+        runner._tcp_ping = no_tcp_ping  # type: ignore[method-assign]
 
         async def peers() -> None:  # every ping answered after answer_after_s
             nonlocal sent
