@@ -13,7 +13,6 @@ Usage from the daemon::
 from __future__ import annotations
 
 import logging
-import math
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -94,13 +93,18 @@ class _Runner:
     def __init__(self, config: GossipConfig, keyring: Keyring, on_event: EventCallback) -> None:
         self.config = config
         self.on_event = on_event
-        self.metrics: dict[str, int] = {"event_callback_errors": 0}
+        self.metrics: dict[str, int] = {
+            "event_callback_errors": 0,
+            "timer_wakeups": 0,
+            "timer_wakeups_empty": 0,
+        }
         self.transport = Transport(keyring, self.metrics, config.tcp_timeout_s, name=config.node_name)
         self.core: Swim | None = None
         self.nursery: trio.Nursery | None = None
         self.cancel_scope = trio.CancelScope()
-        self._wake = trio.Event()
-        self._armed_at = -math.inf  # the deadline the timer task sleeps until (it wakes for an earlier one)
+        # the timer task's sleep while it waits: its deadline is kept at the core's next timer, earlier or
+        # later (a timer the core dropped, an answered probe's timeout, no longer wakes the node)
+        self._sleep: trio.CancelScope | None = None
         self._send_queue: list[tuple[str, list[Message]]] = []
         self._send_ready = trio.Event()
 
@@ -123,8 +127,14 @@ class _Runner:
             except Exception:
                 self.metrics["event_callback_errors"] += 1
                 log.exception("gossip event callback failed for %s", event)
-        if self.core is not None and self.core.next_deadline() < self._armed_at:
-            self._wake.set()  # only when a timer moved earlier: most packets leave the timers as they were
+        self._rearm()
+
+    def _rearm(self) -> None:
+        """Move the sleeping timer task's deadline to the core's next timer (no task switch: trio wakes it
+        then, or at once if that time has passed)."""
+        sleep, core = self._sleep, self.core
+        if sleep is not None and core is not None and sleep.deadline != (deadline := core.next_deadline()):
+            sleep.deadline = deadline
 
     async def sender(self) -> None:
         while True:
@@ -135,19 +145,24 @@ class _Runner:
                 await self.transport.send_packet(addr, msgs)
 
     async def timers(self) -> None:
+        """Run the core's timers: sleep until the next one (``apply`` moves the deadline), run what is due.
+        Every wakeup has a timer due; ``timer_wakeups`` counts them (``timer_wakeups_empty``: none due)."""
         assert self.core is not None
         core = self.core
         while True:
             deadline = core.next_deadline()
             if deadline > trio.current_time():
-                self._armed_at = deadline
-                with trio.move_on_at(deadline if deadline < math.inf else trio.current_time() + 3600):
-                    await self._wake.wait()
-                self._wake = trio.Event()
+                with trio.CancelScope(deadline=deadline) as sleep:
+                    self._sleep = sleep
+                    try:
+                        await trio.sleep_forever()
+                    finally:
+                        self._sleep = None
+                self.metrics["timer_wakeups"] += 1
+                if core.next_deadline() > trio.current_time():
+                    self.metrics["timer_wakeups_empty"] += 1
                 continue
-            self._armed_at = -math.inf  # running: apply() need not wake it
-            self.apply(core.tick(trio.current_time()))
-            self._wake = trio.Event()
+            self.apply(core.tick(trio.current_time()))  # (not asleep: apply() leaves the deadline alone)
 
     async def on_packet(self, src: str, msgs: list[Message]) -> None:
         assert self.core is not None
