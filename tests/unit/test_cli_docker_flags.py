@@ -64,8 +64,10 @@ def test_stack_ps_takes_the_same_filters(monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli_stack, "client_for", lambda args: Api())
     assert main(["stack", "ps", "--filter", "desired-state=shutdown", "-q", "shop"]) == 0
     assert capsys.readouterr().out.split() == ["b" * 25]
-    assert main(["stack", "ps", "--filter", "bogus=1", "shop"]) == 2
-    assert "--filter: invalid filter 'bogus'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # by argparse, before the daemon is asked
+        main(["stack", "ps", "--filter", "bogus=1", "shop"])
+    assert refused.value.code == 2
+    assert "--filter/-f: invalid filter 'bogus'" in capsys.readouterr().err
 
 
 def test_inspect_format_and_pretty(monkeypatch, capsys) -> None:
@@ -188,3 +190,14 @@ def test_create_and_node_update_print_what_docker_prints(module, argv, text, mon
     assert capsys.readouterr().out == text + "\n"
     assert main(["--json", *argv]) == 0
     assert json.loads(capsys.readouterr().out)["id"] in ("0123456789abcdef", "id2")
+
+
+def test_group_and_dns_option_are_docker_flags_of_create_and_update(capsys) -> None:
+    argv = ["service", "create", "--name", "web", "--group", "2001", "--group", "audio",
+            "--dns-option", "ndots:3", "img"]  # fmt: skip
+    changes = spec_changes(build_parser("service").parse_args(argv))
+    assert changes["container"] == {"groups": ["2001", "audio"], "dns_options": ["ndots:3"]}
+    update = spec_changes(build_parser("service").parse_args(["service", "update", "--dns-option", "rotate", "web"]))
+    assert update["container"] == {"dns_options": ["rotate"]}
+    assert main(["service", "create", "--name", "web", "--dns-option", "bad opt", "img"]) == 2
+    assert "--dns-option" in capsys.readouterr().err
