@@ -107,6 +107,8 @@ CONTAINER_FLAGS = {
     "shm_size": "shm_size",
     "pids_limit": "pids_limit",
     "device": "devices",
+    "group": "groups",
+    "dns_option": "dns_options",
 }
 _FLAG_OF_CONTAINER = {v: k for k, v in CONTAINER_FLAGS.items()} | {"shm_size_bytes": "shm_size"}
 
@@ -245,6 +247,8 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--shm-size", default=d, metavar="BYTES", help="size of /dev/shm, e.g. 64M")
     p.add_argument("--pids-limit", default=d, metavar="N", help="most processes per container (-1: none)")
     p.add_argument("--device", action="append", default=d, metavar="HOST[:CONTAINER[:RWM]]", help="a device")
+    p.add_argument("--group", action="append", default=d, metavar="GROUP", help="supplementary group (name/id)")
+    p.add_argument("--dns-option", action="append", default=d, metavar="OPT", help="resolver option, e.g. ndots:2")
     p.add_argument(
         "--endpoint-mode",
         choices=["vip", "dnsrr"],
