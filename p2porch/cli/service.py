@@ -50,7 +50,7 @@ FLAG_OF_FIELD = {
     "user": "--user",
     "workdir": "--workdir",
     "env": "--env",
-    "labels": "--label",
+    "labels": "--container-label",
     "mode": "--mode",
     "replicas": "--replicas",
     "constraints": "--constraint",
@@ -67,7 +67,7 @@ FLAG_OF_FIELD = {
     "publish": "--publish",
     "stop_grace_period": "--stop-grace-period",
     "rebalance": "--rebalance",
-    "service_labels": "--service-label",
+    "service_labels": "--label",
     "endpoint_mode": "--endpoint-mode",
     "ingress_policy": "--ingress-policy",
     "on_site_loss": "--on-site-loss",
@@ -197,7 +197,18 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
             metavar="FILE",
             help="K=V lines (# comments; K alone: from this environment); --env wins",
         )
-    p.add_argument("--label", action="append", default=d, metavar="K=V", help="container label")
+    p.add_argument(  # Swarm's meaning: --label is the service's, --container-label its containers'
+        "--label",
+        "--service-label",
+        dest="service_label",
+        action="append",
+        default=d,
+        metavar="K=V",
+        help="label of the service (service ls --filter label=K)",
+    )
+    p.add_argument(
+        "--container-label", dest="label", action="append", default=d, metavar="K=V", help="container label"
+    )
     p.add_argument(
         "--mount",
         action="append",
@@ -247,8 +258,12 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--shm-size", default=d, metavar="BYTES", help="size of /dev/shm, e.g. 64M")
     p.add_argument("--pids-limit", default=d, metavar="N", help="most processes per container (-1: none)")
     p.add_argument("--device", action="append", default=d, metavar="HOST[:CONTAINER[:RWM]]", help="a device")
-    p.add_argument("--group", action="append", default=d, metavar="GROUP", help="supplementary group (name/id)")
-    p.add_argument("--dns-option", action="append", default=d, metavar="OPT", help="resolver option, e.g. ndots:2")
+    p.add_argument(
+        "--group", action="append", default=d, metavar="GROUP", help="supplementary group (name/id)"
+    )
+    p.add_argument(
+        "--dns-option", action="append", default=d, metavar="OPT", help="resolver option, e.g. ndots:2"
+    )
     p.add_argument(
         "--endpoint-mode",
         choices=["vip", "dnsrr"],
@@ -265,7 +280,6 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     )
     site_help = "a region cut off: keep (default) its tasks there, or replace them elsewhere"
     p.add_argument("--on-site-loss", choices=["keep", "replace"], default=d, help=site_help)
-    p.add_argument("--service-label", action="append", default=d, metavar="K=V", help="label of the service")
     p.add_argument("--update-max-failure-ratio", type=float, default=d, metavar="RATIO")
     p.add_argument("--health-start-interval", default=d, metavar="DURATION")
     p.add_argument("--rollback-parallelism", type=int, default=d)

@@ -201,3 +201,14 @@ def test_group_and_dns_option_are_docker_flags_of_create_and_update(capsys) -> N
     assert update["container"] == {"dns_options": ["rotate"]}
     assert main(["service", "create", "--name", "web", "--dns-option", "bad opt", "img"]) == 2
     assert "--dns-option" in capsys.readouterr().err
+
+
+def test_label_is_the_service_label_and_container_label_the_containers_as_in_swarm() -> None:
+    """The third user walk: ``service create --label tier=front`` then ``service ls --filter label=tier``
+    listed nothing, since ``--label`` set container labels; Swarm's ``--label`` labels the service and
+    ``--container-label`` its containers (``--service-label`` stays a synonym of ``--label``)."""
+    argv = ["service", "create", "--name", "web", "--label", "tier=front", "--service-label", "team=a",
+            "--container-label", "log=json", "img"]  # fmt: skip
+    changes = spec_changes(build_parser("service").parse_args(argv))
+    assert changes["service_labels"] == ["tier=front", "team=a"]
+    assert changes["labels"] == ["log=json"]

@@ -165,7 +165,7 @@ def test_service_create_flags_use_dockers_names_and_reach_the_spec(capsys):
         "--log-driver", "json-file", "--log-opt", "max-size=1m", "--ulimit", "nofile=1024:2048",
         "--sysctl", "net.core.somaxconn=512", "--read-only", "--security-opt", "no-new-privileges",
         "--stop-signal", "SIGQUIT", "--shm-size", "64M", "--endpoint-mode", "dnsrr",
-        "--service-label", "a=b", "--update-max-failure-ratio", "0.5", "--rollback-parallelism", "2",
+        "--label", "a=b", "--update-max-failure-ratio", "0.5", "--rollback-parallelism", "2",
         "--health-cmd", "true", "--health-start-interval", "1s", "nginx",
     ]  # fmt: skip
     spec = _validated(spec_changes(build_parser().parse_args(argv)))
