@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from ..model import DesiredState, RestartPolicy, ServiceSpec, Task, TaskState
+from ..model import NOT_RESTARTED, DesiredState, RestartPolicy, ServiceSpec, Task, TaskState
 
 #: how a task ends by itself; SHUTDOWN and ORPHANED are the cluster's doing (scale down, a lost node)
 _ENDED_BY_ITSELF = frozenset({TaskState.COMPLETE, TaskState.FAILED, TaskState.REJECTED})
@@ -27,11 +27,11 @@ def final_reason(policy: RestartPolicy, task: Task) -> str:
     if task.state not in _ENDED_BY_ITSELF:
         return ""
     if policy.condition == "none":
-        return "not restarted: restart condition none"
+        return NOT_RESTARTED + "restart condition none"
     if policy.condition == "on-failure" and task.state == TaskState.COMPLETE:
-        return "not restarted: completed (restart condition on-failure)"
+        return NOT_RESTARTED + "completed (restart condition on-failure)"
     if policy.max_attempts and policy.window_s <= 0 and len(task.restart_history) >= policy.max_attempts:
-        return f"not restarted: {policy.max_attempts} restart attempts used (restart max attempts)"
+        return f"{NOT_RESTARTED}{policy.max_attempts} restart attempts used (restart max attempts)"
     return ""
 
 
