@@ -1,9 +1,12 @@
-"""``--format`` and ``--pretty`` of the inspect commands: the part of Go's text/template Docker users type.
+"""``--format`` and ``--pretty`` of the inspect commands, and ``--format`` of the lists (``service ls|ps``,
+``stack ps``, ``node ls``): the part of Go's text/template Docker users type.
 
 ``{{.Spec.Name}}``, ``{{.ID}}``, ``{{json .Spec}}``, ``{{.}}`` and text around them, over the API's
-JSON view. A path segment matches a key case-insensitively with CamelCase read as snake_case
-(``.UpdateStatus`` is ``update_status``). Anything else (pipelines, ``range``, ``index``, a missing
-key) is a usage error naming ``--format``; nothing is guessed.
+JSON view (inspect) or over one row's columns (a list: ``{{.Name}} {{.Node}} {{.DesiredState}}``, with
+Docker's names where a column's header differs: ``CurrentState``, ``Error``, ``Hostname``). A path
+segment matches a key case-insensitively with CamelCase read as snake_case (``.UpdateStatus`` is
+``update_status``). Anything else (pipelines, ``range``, ``index``, a missing key) is a usage error
+naming ``--format``; nothing is guessed.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .util import UsageError, emit, wants_json
+from .util import UsageError, emit, table, wants_json
 
 _ACTION_RE = re.compile(r"{{-?\s*(.*?)\s*-?}}")
 USABLE = "{{.Field.Sub}}, {{json .Field}} or {{.}}"
@@ -88,3 +91,32 @@ def emit_inspected(args: argparse.Namespace, data: Any, describe: Callable[[Any]
     if wants_json(args) or getattr(args, "pretty", False):
         raise UsageError("--format: not with --json or --pretty", field="--format")
     print(render(template, data))
+
+
+#: a list's column header -> the field Docker's ``--format`` names it by, where the two differ
+_DOCKER_NAMES = {"desired": "desired_state", "error / explanation": "error"}
+
+
+def add_list_format(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--format TEMPLATE`` of a list command (no ``-f``: that is ``--filter``, as in Docker)."""
+    p.add_argument("--format", metavar="TEMPLATE", help="Go template per row, e.g. '{{.Name}}\\t{{.Node}}'")
+    return p
+
+
+def listing(args: argparse.Namespace, columns: list[str], rows: list[list[Any]]) -> str:
+    """The table, or with ``--format`` one rendered line per row over its columns (by header name)."""
+    template = getattr(args, "format", None)
+    if template is None:
+        return table(columns, rows)
+    lines = []
+    for cells in rows:
+        data = {
+            _DOCKER_NAMES.get(c, re.sub(r"[^a-z0-9]+", "_", c.lower())): cell
+            for c, cell in zip(columns, cells, strict=True)
+        }
+        if "state" in data and "since" in data:
+            data["current_state"] = f"{data['state']} {data['since']}"
+        if "name" in data and "raft_role" in data:  # node ls: Docker's Hostname, without the "*" of this node
+            data["hostname"] = str(data["name"]).removesuffix(" *")
+        lines.append(render(template.replace("\\t", "\t"), data))
+    return "\n".join(lines)

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from .filters import NODE_FILTERS, add_filter, apply_filters
-from .goformat import add_inspect_output, emit_inspected
+from .goformat import add_inspect_output, add_list_format, emit_inspected, listing
 from .stats import add_node_stats
 from .util import (
     EXIT_FAILED,
@@ -31,6 +31,7 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     node_sub.required = True
     ls = add_ids_only(node_sub.add_parser("ls", parents=[common], help="List nodes"))
     add_filter(ls, NODE_FILTERS)
+    add_list_format(ls)
     ls.set_defaults(func=cmd_node_ls)
     inspect = node_sub.add_parser("inspect", parents=[common], help="Show one node")
     inspect.add_argument("node", metavar="NODE", help="node name or id")
@@ -99,7 +100,7 @@ def _node_row(n: dict[str, Any]) -> list[Any]:
 
 def cmd_node_ls(args: argparse.Namespace) -> int:
     rows = apply_filters(client_for(args).get("/nodes"), args.filters, NODE_FILTERS)
-    emit(args, rows, lambda rows: table(NODE_COLUMNS, [_node_row(n) for n in rows]))
+    emit(args, rows, lambda rows: listing(args, NODE_COLUMNS, [_node_row(n) for n in rows]))
     return EXIT_OK
 
 

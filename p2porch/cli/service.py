@@ -23,6 +23,7 @@ from .autoscale import (
 )
 from .envfile import read_env_files, with_env_files
 from .filters import SERVICE_FILTERS, add_filter, apply_filters
+from .goformat import add_list_format, listing
 from .group import GROUP_FLAGS, add_group_flags, group_changes
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_read_commands
@@ -38,7 +39,6 @@ from .util import (
     emit,
     noun_actions,
     remove_each,
-    table,
 )
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
@@ -492,7 +492,7 @@ def cmd_service_update(args: argparse.Namespace) -> int:
 
 def cmd_service_ls(args: argparse.Namespace) -> int:
     rows = apply_filters(client_for(args).get("/services"), args.filters, SERVICE_FILTERS)
-    emit(args, rows, lambda rows: table(SERVICE_COLUMNS, [service_row(s) for s in rows]))
+    emit(args, rows, lambda rows: listing(args, SERVICE_COLUMNS, [service_row(s) for s in rows]))
     return EXIT_OK
 
 
@@ -579,7 +579,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     autoscale.add_argument("service", metavar="SERVICE")
     add_autoscale_flags(autoscale, default=None, prefix="--")
     autoscale.add_argument("--off", action="store_true", help="stop autoscaling (replicas stay as they are)")
-    add_filter(add_ids_only(action("ls", "List services", cmd_service_ls)), SERVICE_FILTERS)
+    add_filter(add_list_format(add_ids_only(action("ls", "List services", cmd_service_ls))), SERVICE_FILTERS)
     add_service_stats(action)
     scale = action("scale", "Set replicas: scale S=N [S=N...]", cmd_service_scale)
     scale.add_argument("scales", nargs="+", metavar="SERVICE=REPLICAS")

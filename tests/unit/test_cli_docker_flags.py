@@ -212,3 +212,16 @@ def test_label_is_the_service_label_and_container_label_the_containers_as_in_swa
     changes = spec_changes(build_parser("service").parse_args(argv))
     assert changes["service_labels"] == ["tier=front", "team=a"]
     assert changes["labels"] == ["log=json"]
+
+
+def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> None:
+    """The third user walk: ``service ps --format '{{.Node}}'`` was an unrecognized argument; the lists
+    take Docker's ``--format`` over their columns (``-f`` stays ``--filter``)."""
+    monkeypatch.setattr(cli_service_read, "client_for", lambda args: Api())
+    template = "{{.Name}}\\t{{.Node}} {{.DesiredState}} {{.Error}}"
+    assert main(["service", "ps", "--format", template, "-f", "desired-state=running", "web"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["web.1\tn1 running ", "web.2\tn2 running "]
+    assert main(["service", "ps", "--format", "{{.CurrentState}}", "--filter", "name=web.2", "web"]) == 0
+    assert capsys.readouterr().out.strip().startswith("running ")
+    assert main(["service", "ps", "--format", "{{.Image}}", "web"]) == 2
+    assert "--format: . has no field 'Image'" in capsys.readouterr().err

@@ -105,3 +105,19 @@ def test_a_bad_filter_is_refused_before_the_daemon_is_asked(argv, keys, monkeypa
     assert refused.value.code == 2
     err = capsys.readouterr().err
     assert f"argument --filter/-f: invalid filter 'bogus' (keys: {keys})" in err
+
+
+class ListApi:
+    def get(self, path: str, **_: Any) -> Any:
+        if path == "/services":
+            return [{**s, "pending": [], "running": 1, "desired": 1, "image": "img"} for s in SERVICES]
+        return [{**n, "address": "10.0.0.1", "status": "ready"} for n in NODES]
+
+
+def test_service_ls_and_node_ls_take_docker_format(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(cli_service, "client_for", lambda args: ListApi())
+    monkeypatch.setattr(cli_node, "client_for", lambda args: ListApi())
+    assert main(["service", "ls", "--format", "{{.Name}}/{{.Mode}}", "-f", "mode=global"]) == 0
+    assert capsys.readouterr().out.split() == ["agent/global"]
+    assert main(["node", "ls", "--format", "{{.Hostname}} {{.Availability}}", "--filter", "role=worker"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["n4 active"]
