@@ -197,7 +197,9 @@ def test_group_and_dns_option_are_docker_flags_of_create_and_update(capsys) -> N
             "--dns-option", "ndots:3", "img"]  # fmt: skip
     changes = spec_changes(build_parser("service").parse_args(argv))
     assert changes["container"] == {"groups": ["2001", "audio"], "dns_options": ["ndots:3"]}
-    update = spec_changes(build_parser("service").parse_args(["service", "update", "--dns-option", "rotate", "web"]))
+    update = spec_changes(
+        build_parser("service").parse_args(["service", "update", "--dns-option", "rotate", "web"])
+    )
     assert update["container"] == {"dns_options": ["rotate"]}
     assert main(["service", "create", "--name", "web", "--dns-option", "bad opt", "img"]) == 2
     assert "--dns-option" in capsys.readouterr().err

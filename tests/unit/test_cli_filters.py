@@ -69,7 +69,10 @@ def test_the_commands_filter_and_refuse_a_bad_filter(monkeypatch, capsys) -> Non
     assert main(["node", "ls", "--filter", "role=worker", "-q"]) == 0
     assert capsys.readouterr().out.split() == ["n4id"]
     for argv, text in (
-        (["service", "ls", "--filter", "colour=red"], "invalid filter 'colour' (keys: id, name, mode, label)"),
+        (
+            ["service", "ls", "--filter", "colour=red"],
+            "invalid filter 'colour' (keys: id, name, mode, label)",
+        ),
         (["node", "ls", "-f", "role"], "expected KEY=VALUE, got 'role'"),
     ):
         with pytest.raises(SystemExit) as refused:

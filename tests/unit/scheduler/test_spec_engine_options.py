@@ -255,7 +255,10 @@ def test_groups_and_dns_options_reach_container_create_and_bad_ones_name_the_fla
     _, body = create_request(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
     assert body["HostConfig"]["GroupAdd"] == ["2001", "audio"]
     assert body["HostConfig"]["DnsOptions"] == ["ndots:3"]
-    for options, field in (({"groups": ["a b"]}, "container.groups"), ({"dns_options": ["x y"]}, "container.dns_options")):
+    for options, field in (
+        ({"groups": ["a b"]}, "container.groups"),
+        ({"dns_options": ["x y"]}, "container.dns_options"),
+    ):
         with pytest.raises(ConfigError) as err:
             ServiceSpec.from_dict({"name": "db", "image": "x", "container": options})
         assert err.value.field == field
