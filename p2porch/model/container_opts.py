@@ -3,8 +3,8 @@
 ``ContainerOptions`` owns the validated runtime options Docker applies to each task's container and that
 the scheduler never looks at: hostname, init, capabilities, extra hosts, logging driver, ulimits, sysctls,
 read-only root, security options, stop signal, /dev/shm size, pids limit, host devices, supplementary groups
-and resolver options. It is carried in
-``ServiceSpec.container`` and turned into container-create arguments by the agent (``agent/dockerspec.py``).
+and resolver options. It is carried in ``ServiceSpec.container`` and turned into container-create arguments
+by the agent (``agent/dockerspec.py``).
 ``from_dict`` accepts the canonical keys of ``to_dict`` and Docker CLI forms (``nofile=1024:2048``,
 ``host:ip``, ``64M``, ``/dev/dri``); every error is a ``ConfigError`` naming ``container.<key>``.
 No I/O, no cluster state.
