@@ -103,20 +103,31 @@ def add_list_format(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
+def _row_data(columns: list[str], cells: list[Any]) -> dict[str, Any]:
+    """One row by its columns' names, with Docker's names where they differ."""
+    data = {
+        _DOCKER_NAMES.get(c, re.sub(r"[^a-z0-9]+", "_", c.lower())): cell
+        for c, cell in zip(columns, cells, strict=True)
+    }
+    if "state" in data and "since" in data:
+        data["current_state"] = f"{data['state']} {data['since']}"
+    if "name" in data and "raft_role" in data:  # node ls: Docker's Hostname, without the "*" of this node
+        data["hostname"] = str(data["name"]).removesuffix(" *")
+    return data
+
+
 def listing(args: argparse.Namespace, columns: list[str], rows: list[list[Any]]) -> str:
-    """The table, or with ``--format`` one rendered line per row over its columns (by header name)."""
+    """The table, or with ``--format`` one rendered line per row over its columns (by header name);
+    ``table TEMPLATE`` (Docker's directive) aligns the tab-separated fields under their names."""
     template = getattr(args, "format", None)
     if template is None:
         return table(columns, rows)
-    lines = []
-    for cells in rows:
-        data = {
-            _DOCKER_NAMES.get(c, re.sub(r"[^a-z0-9]+", "_", c.lower())): cell
-            for c, cell in zip(columns, cells, strict=True)
-        }
-        if "state" in data and "since" in data:
-            data["current_state"] = f"{data['state']} {data['since']}"
-        if "name" in data and "raft_role" in data:  # node ls: Docker's Hostname, without the "*" of this node
-            data["hostname"] = str(data["name"]).removesuffix(" *")
-        lines.append(render(template.replace("\\t", "\t"), data))
-    return "\n".join(lines)
+    as_table = template.startswith("table")
+    template = (template[len("table") :].strip() if as_table else template).replace("\\t", "\t")
+    lines = [render(template, _row_data(columns, cells)) for cells in rows]
+    if not as_table:
+        return "\n".join(lines)
+    names = {key: key.replace("_", " ").upper() for key in _row_data(columns, [""] * len(columns))}
+    headers = render(template, names).split("\t")
+    fields = [(line.split("\t") + [""] * len(headers))[: len(headers)] for line in lines]
+    return table(headers, fields)

@@ -227,3 +227,10 @@ def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> No
     assert capsys.readouterr().out.strip().startswith("running ")
     assert main(["service", "ps", "--format", "{{.Image}}", "web"]) == 2
     assert "--format: . has no field 'Image'" in capsys.readouterr().err
+    assert main(["service", "ps", "--format", "table {{.Name}}\\t{{.DesiredState}}", "web"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "NAME   DESIRED STATE",
+        "web.1  running",
+        "web.1  shutdown",
+        "web.2  running",
+    ]
