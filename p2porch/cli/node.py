@@ -10,8 +10,9 @@ import datetime
 import sys
 from typing import Any
 
-from .filters import NODE_FILTERS, add_filter, apply_filters
+from .filters import NODE_FILTERS, TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_inspect_output, add_list_format, emit_inspected, listing
+from .service_read import add_task_list_flags, task_table
 from .stats import add_node_stats
 from .util import (
     EXIT_FAILED,
@@ -33,6 +34,9 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     add_filter(ls, NODE_FILTERS)
     add_list_format(ls)
     ls.set_defaults(func=cmd_node_ls)
+    ps = node_sub.add_parser("ps", parents=[common], help="List the tasks on nodes (default: this node)")
+    ps.add_argument("nodes", metavar="NODE", nargs="*", help="node name or id (default: self)")
+    add_task_list_flags(ps).set_defaults(func=cmd_node_ps)
     inspect = node_sub.add_parser("inspect", parents=[common], help="Show one node")
     inspect.add_argument("node", metavar="NODE", help="node name or id")
     add_inspect_output(inspect)
@@ -101,6 +105,16 @@ def _node_row(n: dict[str, Any]) -> list[Any]:
 def cmd_node_ls(args: argparse.Namespace) -> int:
     rows = apply_filters(client_for(args).get("/nodes"), args.filters, NODE_FILTERS)
     emit(args, rows, lambda rows: listing(args, NODE_COLUMNS, [_node_row(n) for n in rows]))
+    return EXIT_OK
+
+
+def cmd_node_ps(args: argparse.Namespace) -> int:
+    """Docker's ``node ps``: the tasks of every service on each node given, as ``service ps`` lists them."""
+    client = client_for(args)
+    tasks = []
+    for ref in args.nodes or ["self"]:
+        tasks += client.get(f"/nodes/{ref}/tasks", all="false" if args.running else "true")
+    emit(args, apply_filters(tasks, args.filters, TASK_FILTERS), lambda rows: task_table(args, rows))
     return EXIT_OK
 
 
