@@ -38,6 +38,7 @@ from .util import (
     deleter,
     emit,
     noun_actions,
+    refuse_registry_auth,
     remove_each,
 )
 
@@ -134,6 +135,7 @@ def flag_for(field: str | None) -> str | None:
 def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     """Flags shared by create and update; on update a list flag replaces the whole list."""
     d = argparse.SUPPRESS  # unset flags are absent, so update changes only what was given
+    refuse_registry_auth(p)
     p.add_argument("--replicas", type=int, default=d, help="number of tasks (replicated mode)")
     p.add_argument(
         "--mode",

@@ -234,3 +234,20 @@ def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> No
         "web.1  shutdown",
         "web.2  running",
     ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["service", "create", "--with-registry-auth", "--name", "web", "img"],
+        ["service", "update", "--with-registry-auth", "web"],
+        ["stack", "deploy", "-c", "stack.yml", "--with-registry-auth", "shop"],
+    ],
+)
+def test_with_registry_auth_is_refused_with_the_reason(argv, capsys) -> None:
+    """A Swarm user types ``--with-registry-auth`` out of habit: refused (exit 2) saying where the nodes'
+    credentials come from, not "unrecognized arguments"."""
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    assert "--with-registry-auth: p2porch sends no credentials from the CLI" in capsys.readouterr().err
