@@ -48,6 +48,7 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--label-add", metavar="K=V", action="append", default=[], help="add or change a label"
     )
     update.add_argument("--label-rm", metavar="KEY", action="append", default=[], help="remove a label")
+    update.add_argument("--role", choices=["manager", "worker"], help="(Docker's: refused, as node promote)")
     update.set_defaults(func=cmd_node_update)
     rm = node_sub.add_parser("rm", parents=[common], help="Remove a node that left or is down")
     rm.add_argument("node", metavar="NODE", help="node name or id")
@@ -162,6 +163,9 @@ def cmd_node_role(args: argparse.Namespace) -> int:
 def cmd_node_update(args: argparse.Namespace) -> int:
     from ..config import parse_labels
 
+    if args.role:  # Docker's manager/worker switch, refused before anything is sent
+        args.verb = f"update --role {args.role}"
+        return cmd_node_role(args)
     body = {
         "availability": args.availability,
         "label_add": parse_labels(args.label_add, field="--label-add"),

@@ -139,10 +139,17 @@ def test_env_file_missing_is_exit_2_naming_the_flag(capsys) -> None:
     assert capsys.readouterr().err.startswith("p2porch: error: --env-file: cannot read /nonexistent/x.env")
 
 
-@pytest.mark.parametrize("verb", ["promote", "demote"])
-def test_node_promote_and_demote_are_refused_with_the_reason(verb, monkeypatch, capsys) -> None:
+@pytest.mark.parametrize(
+    ("argv", "verb"),
+    [
+        (["node", "promote", "n2"], "promote"),
+        (["node", "demote", "n2"], "demote"),
+        (["node", "update", "--role", "manager", "n2"], "update --role manager"),  # the third walk
+    ],
+)
+def test_node_promote_and_demote_are_refused_with_the_reason(argv, verb, monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli_node, "client_for", lambda args: pytest.fail("nothing may be sent"))
-    assert main(["node", verb, "n2"]) == 1
+    assert main(argv) == 1
     err = capsys.readouterr().err
     assert f"node {verb}: p2porch chooses its Raft voters itself" in err and "Nothing was changed" in err
 
