@@ -1,5 +1,6 @@
 """``--format`` and ``--pretty`` of the inspect commands, and ``--format`` of the lists (``service ls|ps``,
-``stack ls|services|ps``, ``node ls|ps``): the part of Go's text/template Docker users type.
+``stack ls|services|ps``, ``node ls|ps``, ``network ls``, ``secret|config ls``): the part of Go's
+text/template Docker users type.
 
 ``{{.Spec.Name}}``, ``{{.ID}}``, ``{{json .Spec}}``, ``{{.}}`` and text around them, over the API's
 JSON view (inspect) or over one row's columns (a list: ``{{.Name}} {{.Node}} {{.DesiredState}}``, with
