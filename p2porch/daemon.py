@@ -260,7 +260,7 @@ class Daemon:
             Endpoint("GET", "/version", self.api_version, "Daemon and API version"),
             Endpoint("GET", "/status", self.api_status, "Node and cluster status at a glance"),
             Endpoint("GET", "/config", self.api_config, "The daemon's effective configuration"),
-            *cluster_endpoints(self.cluster, self.nodes),
+            *cluster_endpoints(self.cluster, self.nodes, self.services),
             *service_endpoints(self.services),
             *stack_endpoints(self.stacks),
             *secret_endpoints(self.secrets),

@@ -195,6 +195,8 @@ _DIRECT_OPTIONS = {
     "shm_size_bytes": ("host", "ShmSize"),
     "pids_limit": ("host", "PidsLimit"),
     "extra_hosts": ("host", "ExtraHosts"),  # HOST:ADDRESS entries, in the spec's order
+    "groups": ("host", "GroupAdd"),
+    "dns_options": ("host", "DnsOptions"),  # beside Dns/DnsSearch, the cluster DNS the agent sets
 }
 
 

@@ -59,6 +59,29 @@ TASK_FILTERS: dict[str, Match] = {  # service ps, stack ps: Docker's keys
 }
 
 
+def _checked(filters: Mapping[str, Match]) -> Callable[[str], str]:
+    """The ``--filter`` value as given, once its key is known: a bad filter is refused while parsing,
+    before the command asks the daemon anything (exit 2, naming the flag and the valid keys)."""
+
+    def check(item: str) -> str:
+        try:
+            _split(item, filters)
+        except UsageError as exc:  # argparse names the flag itself: "argument --filter/-f: ..."
+            raise argparse.ArgumentTypeError(str(exc).removeprefix("--filter: ")) from None
+        return item
+
+    return check
+
+
+def _split(item: str, filters: Mapping[str, Match]) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not value:
+        raise UsageError(f"--filter: expected KEY=VALUE, got {item!r}", field="--filter")
+    if key not in filters:
+        raise UsageError(f"--filter: invalid filter {key!r} (keys: {', '.join(filters)})", field="--filter")
+    return key, value
+
+
 def add_filter(p: argparse.ArgumentParser, filters: Mapping[str, Match]) -> None:
     keys = ", ".join(filters)
     p.add_argument(
@@ -68,6 +91,7 @@ def add_filter(p: argparse.ArgumentParser, filters: Mapping[str, Match]) -> None
         action="append",
         default=[],
         metavar="KEY=VALUE",
+        type=_checked(filters),
         help=f"only the rows that match (keys: {keys}; repeatable)",
     )
 
@@ -78,13 +102,7 @@ def apply_filters(
     """The rows that match every key of ``given`` (any of that key's values)."""
     wanted: dict[str, list[str]] = {}
     for item in given:
-        key, sep, value = item.partition("=")
-        if not sep or not value:
-            raise UsageError(f"--filter: expected KEY=VALUE, got {item!r}", field="--filter")
-        if key not in filters:
-            raise UsageError(
-                f"--filter: invalid filter {key!r} (keys: {', '.join(filters)})", field="--filter"
-            )
+        key, value = _split(item, filters)
         wanted.setdefault(key, []).append(value)
     return [
         row

@@ -1,9 +1,13 @@
-"""``--format`` and ``--pretty`` of the inspect commands: the part of Go's text/template Docker users type.
+"""``--format`` and ``--pretty`` of the inspect commands, and ``--format`` of the lists (``service ls|ps``,
+``stack ls|services|ps``, ``node ls|ps``, ``network ls``, ``secret|config ls``): the part of Go's
+text/template Docker users type.
 
 ``{{.Spec.Name}}``, ``{{.ID}}``, ``{{json .Spec}}``, ``{{.}}`` and text around them, over the API's
-JSON view. A path segment matches a key case-insensitively with CamelCase read as snake_case
-(``.UpdateStatus`` is ``update_status``). Anything else (pipelines, ``range``, ``index``, a missing
-key) is a usage error naming ``--format``; nothing is guessed.
+JSON view (inspect) or over one row's columns (a list: ``{{.Name}} {{.Node}} {{.DesiredState}}``, with
+Docker's names where a column's header differs: ``CurrentState``, ``Error``, ``Hostname``). A path
+segment matches a key case-insensitively with CamelCase read as snake_case (``.UpdateStatus`` is
+``update_status``). Anything else (pipelines, ``range``, ``index``, a missing key) is a usage error
+naming ``--format``; nothing is guessed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .util import UsageError, emit, wants_json
+from .util import UsageError, emit, table, wants_json
 
 _ACTION_RE = re.compile(r"{{-?\s*(.*?)\s*-?}}")
 USABLE = "{{.Field.Sub}}, {{json .Field}} or {{.}}"
@@ -88,3 +92,43 @@ def emit_inspected(args: argparse.Namespace, data: Any, describe: Callable[[Any]
     if wants_json(args) or getattr(args, "pretty", False):
         raise UsageError("--format: not with --json or --pretty", field="--format")
     print(render(template, data))
+
+
+#: a list's column header -> the field Docker's ``--format`` names it by, where the two differ
+_DOCKER_NAMES = {"desired": "desired_state", "error / explanation": "error"}
+
+
+def add_list_format(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--format TEMPLATE`` of a list command (no ``-f``: that is ``--filter``, as in Docker)."""
+    p.add_argument("--format", metavar="TEMPLATE", help="Go template per row, e.g. '{{.Name}}\\t{{.Node}}'")
+    return p
+
+
+def _row_data(columns: list[str], cells: list[Any]) -> dict[str, Any]:
+    """One row by its columns' names, with Docker's names where they differ."""
+    data = {
+        _DOCKER_NAMES.get(c, re.sub(r"[^a-z0-9]+", "_", c.lower())): cell
+        for c, cell in zip(columns, cells, strict=True)
+    }
+    if "state" in data and "since" in data:
+        data["current_state"] = f"{data['state']} {data['since']}"
+    if "name" in data and "raft_role" in data:  # node ls: Docker's Hostname, without the "*" of this node
+        data["hostname"] = str(data["name"]).removesuffix(" *")
+    return data
+
+
+def listing(args: argparse.Namespace, columns: list[str], rows: list[list[Any]]) -> str:
+    """The table, or with ``--format`` one rendered line per row over its columns (by header name);
+    ``table TEMPLATE`` (Docker's directive) aligns the tab-separated fields under their names."""
+    template = getattr(args, "format", None)
+    if template is None:
+        return table(columns, rows)
+    as_table = template.startswith("table")
+    template = (template[len("table") :].strip() if as_table else template).replace("\\t", "\t")
+    lines = [render(template, _row_data(columns, cells)) for cells in rows]
+    if not as_table:
+        return "\n".join(lines)
+    names = {key: key.replace("_", " ").upper() for key in _row_data(columns, [""] * len(columns))}
+    headers = render(template, names).split("\t")
+    fields = [(line.split("\t") + [""] * len(headers))[: len(headers)] for line in lines]
+    return table(headers, fields)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model.netrefs import check_network_name
+from .goformat import add_list_format, listing
 from .node import cmd_network_inspect
 from .util import (
     EXIT_OK,
@@ -89,7 +90,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
     emit(
         args,
         rows,
-        lambda rs: table(
+        lambda rs: listing(
+            args,
             COLUMNS,
             [
                 [
@@ -137,7 +139,7 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--internal", action="store_true", help="no traffic out of the cluster")
     create.add_argument("--attachable", action="store_true", help="recorded (Docker compatibility)")
     create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
-    add_ids_only(action("ls", "List networks and the services on them", cmd_ls))
+    add_list_format(add_ids_only(action("ls", "List networks and the services on them", cmd_ls)))
     inspect = action("inspect", "Show a network, or with --overlay this node's overlay", cmd_inspect)
     inspect.add_argument("name", metavar="NAME", nargs="?")
     inspect.add_argument(

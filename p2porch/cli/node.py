@@ -10,8 +10,9 @@ import datetime
 import sys
 from typing import Any
 
-from .filters import NODE_FILTERS, add_filter, apply_filters
-from .goformat import add_inspect_output, emit_inspected
+from .filters import NODE_FILTERS, TASK_FILTERS, add_filter, apply_filters
+from .goformat import add_inspect_output, add_list_format, emit_inspected, listing
+from .service_read import add_task_list_flags, task_table
 from .stats import add_node_stats
 from .util import (
     EXIT_FAILED,
@@ -31,7 +32,11 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     node_sub.required = True
     ls = add_ids_only(node_sub.add_parser("ls", parents=[common], help="List nodes"))
     add_filter(ls, NODE_FILTERS)
+    add_list_format(ls)
     ls.set_defaults(func=cmd_node_ls)
+    ps = node_sub.add_parser("ps", parents=[common], help="List the tasks on nodes (default: this node)")
+    ps.add_argument("nodes", metavar="NODE", nargs="*", help="node name or id (default: self)")
+    add_task_list_flags(ps).set_defaults(func=cmd_node_ps)
     inspect = node_sub.add_parser("inspect", parents=[common], help="Show one node")
     inspect.add_argument("node", metavar="NODE", help="node name or id")
     add_inspect_output(inspect)
@@ -43,6 +48,7 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--label-add", metavar="K=V", action="append", default=[], help="add or change a label"
     )
     update.add_argument("--label-rm", metavar="KEY", action="append", default=[], help="remove a label")
+    update.add_argument("--role", choices=["manager", "worker"], help="(Docker's: refused, as node promote)")
     update.set_defaults(func=cmd_node_update)
     rm = node_sub.add_parser("rm", parents=[common], help="Remove a node that left or is down")
     rm.add_argument("node", metavar="NODE", help="node name or id")
@@ -99,7 +105,17 @@ def _node_row(n: dict[str, Any]) -> list[Any]:
 
 def cmd_node_ls(args: argparse.Namespace) -> int:
     rows = apply_filters(client_for(args).get("/nodes"), args.filters, NODE_FILTERS)
-    emit(args, rows, lambda rows: table(NODE_COLUMNS, [_node_row(n) for n in rows]))
+    emit(args, rows, lambda rows: listing(args, NODE_COLUMNS, [_node_row(n) for n in rows]))
+    return EXIT_OK
+
+
+def cmd_node_ps(args: argparse.Namespace) -> int:
+    """Docker's ``node ps``: the tasks of every service on each node given, as ``service ps`` lists them."""
+    client = client_for(args)
+    tasks = []
+    for ref in args.nodes or ["self"]:
+        tasks += client.get(f"/nodes/{ref}/tasks", all="false" if args.running else "true")
+    emit(args, apply_filters(tasks, args.filters, TASK_FILTERS), lambda rows: task_table(args, rows))
     return EXIT_OK
 
 
@@ -147,6 +163,9 @@ def cmd_node_role(args: argparse.Namespace) -> int:
 def cmd_node_update(args: argparse.Namespace) -> int:
     from ..config import parse_labels
 
+    if args.role:  # Docker's manager/worker switch, refused before anything is sent
+        args.verb = f"update --role {args.role}"
+        return cmd_node_role(args)
     body = {
         "availability": args.availability,
         "label_add": parse_labels(args.label_add, field="--label-add"),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..errors import NotFoundError, P2POrchError
+from ..model import NOT_RESTARTED
 from .util import positive_seconds
 
 POLL_S = 0.5
@@ -158,10 +159,11 @@ def assess(
             summary,
             keys,
         )
-    if len(watch.failed_ids) >= MAX_FAILURES:
-        ours = [t for t in tasks if str(t.get("id")) in watch.failed_ids]
+    ours = [t for t in tasks if str(t.get("id")) in watch.failed_ids]
+    over = [t for t in ours if str(t.get("message") or "").startswith(NOT_RESTARTED) and _kept_slot(view, t)]
+    if len(watch.failed_ids) >= MAX_FAILURES or over:  # over: a slot its restart policy gave up on
         reason = _failure_of(max(ours, key=lambda t: t.get("state_at") or 0), True) if ours else ""
-        reason = reason or "no reason given"
+        reason = (reason or "no reason given") + (f"; {over[0]['message']}" if over else "")
         return Assessment(False, f"{len(watch.failed_ids)} tasks failed: {reason}", lines, summary, keys)
     if view.get("mode") == "global" and not active and elapsed_s < GLOBAL_GRACE_S:
         return Assessment(False, None, lines, summary, keys)

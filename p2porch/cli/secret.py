@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
+from .goformat import add_list_format, listing
 from .service_rows import ago
 from .util import (
     EXIT_OK,
@@ -23,7 +24,6 @@ from .util import (
     emit,
     noun_actions,
     remove_each,
-    table,
 )
 
 COLUMNS = ["id", "name", "version", "size", "services", "updated"]
@@ -112,7 +112,8 @@ def _cmd_ls(kind: str) -> Any:
         emit(
             args,
             rows,
-            lambda rs: table(
+            lambda rs: listing(
+                args,
                 COLUMNS,
                 [
                     [
@@ -161,7 +162,7 @@ def _add_noun(sub: Any, common: argparse.ArgumentParser, kind: str) -> None:
     )
     update.add_argument("name", metavar="NAME")
     update.add_argument("file", metavar="FILE", nargs="?", default="-")
-    add_ids_only(action("ls", f"List {kind}s (metadata only)", _cmd_ls(kind)))
+    add_list_format(add_ids_only(action("ls", f"List {kind}s (metadata only)", _cmd_ls(kind))))
     inspect = action(
         "inspect", f"Show a {kind}'s metadata, version and digest (never its value)", _cmd_inspect(kind)
     )

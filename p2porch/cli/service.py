@@ -23,6 +23,7 @@ from .autoscale import (
 )
 from .envfile import read_env_files, with_env_files
 from .filters import SERVICE_FILTERS, add_filter, apply_filters
+from .goformat import add_list_format, listing
 from .group import GROUP_FLAGS, add_group_flags, group_changes
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_read_commands
@@ -37,8 +38,8 @@ from .util import (
     deleter,
     emit,
     noun_actions,
+    refuse_registry_auth,
     remove_each,
-    table,
 )
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
@@ -50,7 +51,7 @@ FLAG_OF_FIELD = {
     "user": "--user",
     "workdir": "--workdir",
     "env": "--env",
-    "labels": "--label",
+    "labels": "--container-label",
     "mode": "--mode",
     "replicas": "--replicas",
     "constraints": "--constraint",
@@ -67,7 +68,7 @@ FLAG_OF_FIELD = {
     "publish": "--publish",
     "stop_grace_period": "--stop-grace-period",
     "rebalance": "--rebalance",
-    "service_labels": "--service-label",
+    "service_labels": "--label",
     "endpoint_mode": "--endpoint-mode",
     "ingress_policy": "--ingress-policy",
     "on_site_loss": "--on-site-loss",
@@ -107,6 +108,8 @@ CONTAINER_FLAGS = {
     "shm_size": "shm_size",
     "pids_limit": "pids_limit",
     "device": "devices",
+    "group": "groups",
+    "dns_option": "dns_options",
 }
 _FLAG_OF_CONTAINER = {v: k for k, v in CONTAINER_FLAGS.items()} | {"shm_size_bytes": "shm_size"}
 
@@ -132,6 +135,7 @@ def flag_for(field: str | None) -> str | None:
 def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     """Flags shared by create and update; on update a list flag replaces the whole list."""
     d = argparse.SUPPRESS  # unset flags are absent, so update changes only what was given
+    refuse_registry_auth(p)
     p.add_argument("--replicas", type=int, default=d, help="number of tasks (replicated mode)")
     p.add_argument(
         "--mode",
@@ -195,7 +199,18 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
             metavar="FILE",
             help="K=V lines (# comments; K alone: from this environment); --env wins",
         )
-    p.add_argument("--label", action="append", default=d, metavar="K=V", help="container label")
+    p.add_argument(  # Swarm's meaning: --label is the service's, --container-label its containers'
+        "--label",
+        "--service-label",
+        dest="service_label",
+        action="append",
+        default=d,
+        metavar="K=V",
+        help="label of the service (service ls --filter label=K)",
+    )
+    p.add_argument(
+        "--container-label", dest="label", action="append", default=d, metavar="K=V", help="container label"
+    )
     p.add_argument(
         "--mount",
         action="append",
@@ -246,6 +261,12 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--pids-limit", default=d, metavar="N", help="most processes per container (-1: none)")
     p.add_argument("--device", action="append", default=d, metavar="HOST[:CONTAINER[:RWM]]", help="a device")
     p.add_argument(
+        "--group", action="append", default=d, metavar="GROUP", help="supplementary group (name/id)"
+    )
+    p.add_argument(
+        "--dns-option", action="append", default=d, metavar="OPT", help="resolver option, e.g. ndots:2"
+    )
+    p.add_argument(
         "--endpoint-mode",
         choices=["vip", "dnsrr"],
         default=d,
@@ -261,7 +282,6 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     )
     site_help = "a region cut off: keep (default) its tasks there, or replace them elsewhere"
     p.add_argument("--on-site-loss", choices=["keep", "replace"], default=d, help=site_help)
-    p.add_argument("--service-label", action="append", default=d, metavar="K=V", help="label of the service")
     p.add_argument("--update-max-failure-ratio", type=float, default=d, metavar="RATIO")
     p.add_argument("--health-start-interval", default=d, metavar="DURATION")
     p.add_argument("--rollback-parallelism", type=int, default=d)
@@ -474,7 +494,7 @@ def cmd_service_update(args: argparse.Namespace) -> int:
 
 def cmd_service_ls(args: argparse.Namespace) -> int:
     rows = apply_filters(client_for(args).get("/services"), args.filters, SERVICE_FILTERS)
-    emit(args, rows, lambda rows: table(SERVICE_COLUMNS, [service_row(s) for s in rows]))
+    emit(args, rows, lambda rows: listing(args, SERVICE_COLUMNS, [service_row(s) for s in rows]))
     return EXIT_OK
 
 
@@ -561,7 +581,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     autoscale.add_argument("service", metavar="SERVICE")
     add_autoscale_flags(autoscale, default=None, prefix="--")
     autoscale.add_argument("--off", action="store_true", help="stop autoscaling (replicas stay as they are)")
-    add_filter(add_ids_only(action("ls", "List services", cmd_service_ls)), SERVICE_FILTERS)
+    add_filter(add_list_format(add_ids_only(action("ls", "List services", cmd_service_ls))), SERVICE_FILTERS)
     add_service_stats(action)
     scale = action("scale", "Set replicas: scale S=N [S=N...]", cmd_service_scale)
     scale.add_argument("scales", nargs="+", metavar="SERVICE=REPLICAS")

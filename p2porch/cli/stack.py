@@ -26,6 +26,7 @@ from ..stack.rollout import dependency_ready, deploy_waves
 from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
 from .filters import TASK_FILTERS, apply_filters
+from .goformat import add_list_format, listing
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_task_list_flags, task_table
 from .service_rows import SERVICE_COLUMNS, service_row
@@ -36,8 +37,8 @@ from .util import (
     emit,
     noun_actions,
     positive_seconds,
+    refuse_registry_auth,
     remove_each,
-    table,
     wants_json,
 )
 
@@ -282,8 +283,8 @@ def cmd_stack_ls(args: argparse.Namespace) -> int:
     emit(
         args,
         client_for(args).get("/stacks"),
-        lambda rows: table(
-            STACK_COLUMNS, [[r["name"], r["services"], f"{r['running']}/{r['desired']}"] for r in rows]
+        lambda rows: listing(
+            args, STACK_COLUMNS, [[r["name"], r["services"], f"{r['running']}/{r['desired']}"] for r in rows]
         ),
     )
     return EXIT_OK
@@ -291,7 +292,7 @@ def cmd_stack_ls(args: argparse.Namespace) -> int:
 
 def cmd_stack_services(args: argparse.Namespace) -> int:
     services = client_for(args).get(f"/stacks/{args.stack}/services")
-    emit(args, services, lambda rows: table(SERVICE_COLUMNS, [service_row(s) for s in rows]))
+    emit(args, services, lambda rows: listing(args, SERVICE_COLUMNS, [service_row(s) for s in rows]))
     return EXIT_OK
 
 
@@ -391,6 +392,7 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="how long to wait for depends_on conditions between creation waves (default 300)",
     )
     add_wait_options(deploy)
+    refuse_registry_auth(deploy)
     deploy.add_argument("stack", metavar="NAME")
     config = action(
         "config", "Print the resolved stack (interpolated, merged) without a daemon", cmd_stack_config
@@ -399,9 +401,9 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     config.add_argument(
         "stack", metavar="NAME", nargs="?", help="stack name used for volume names (default: stack)"
     )
-    action("ls", "List stacks", cmd_stack_ls)
+    add_list_format(action("ls", "List stacks", cmd_stack_ls))
     services = action("services", "List the services of a stack (as service ls)", cmd_stack_services)
-    services.add_argument("stack", metavar="NAME")
+    add_list_format(services).add_argument("stack", metavar="NAME")
     ps = action("ps", "List the tasks of every service of a stack", cmd_stack_ps)
     ps.add_argument("stack", metavar="NAME")
     add_task_list_flags(ps)

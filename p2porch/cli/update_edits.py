@@ -1,7 +1,9 @@
 """``service update``'s Docker-style list edits: ``--env-add/--env-rm``, ``--publish-add/--publish-rm``,
-``--constraint-add/--constraint-rm`` and ``--mount-add/--mount-rm`` (shell helper of ``cli/service.py``).
+``--constraint-add/--constraint-rm``, ``--mount-add/--mount-rm``, ``--label-add/--label-rm`` (the
+service's labels) and ``--container-label-add/--container-label-rm`` (shell helper of ``cli/service.py``).
 
-``--env``, ``--publish``, ``--constraint`` and ``--mount`` on update replace the whole list; these flags
+``--env``, ``--publish``, ``--constraint``, ``--mount``, ``--label`` and ``--container-label`` on update
+replace the whole list; these flags
 change it instead, as ``docker service update`` does. The CLI reads the service, edits its list and
 sends the whole list with the version it read (compare-and-set: an update committed in between is
 refused with a conflict, never overwritten). Owns only the flags and the edit; it never writes by itself.
@@ -10,6 +12,7 @@ refused with a conflict, never overwritten). Owns only the flags and the edit; i
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError
@@ -26,9 +29,20 @@ EDIT_FLAGS = (
     "constraint_rm",
     "mount_add",
     "mount_rm",
+    "label_add",
+    "label_rm",
+    "container_label_add",
+    "container_label_rm",
 )
 #: the list a flag pair edits, and the flag that replaces it whole
-SECTIONS = {"env": "--env", "publish": "--publish", "constraint": "--constraint", "mount": "--mount"}
+SECTIONS = {
+    "env": "--env",
+    "publish": "--publish",
+    "constraint": "--constraint",
+    "mount": "--mount",
+    "label": "--label",
+    "container_label": "--container-label",
+}
 
 
 def add_edit_flags(p: argparse.ArgumentParser) -> None:
@@ -57,6 +71,13 @@ def add_edit_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mount-rm", action="append", default=d, metavar="TARGET", help="remove the mount at TARGET"
     )
+    for flag, whose in (("label", "service"), ("container-label", "container")):
+        p.add_argument(
+            f"--{flag}-add", action="append", default=d, metavar="K=V", help=f"add a {whose} label"
+        )
+        p.add_argument(
+            f"--{flag}-rm", action="append", default=d, metavar="KEY", help=f"remove a {whose} label"
+        )
 
 
 def edits_given(args: argparse.Namespace) -> bool:
@@ -80,18 +101,27 @@ def _removes(expr: str, port: dict[str, Any]) -> bool:
     return int(target) == port["target"] and (not sep or int(published) == port.get("published"))
 
 
-def _env(spec: dict[str, Any], given: dict[str, Any]) -> list[str]:
-    env = dict(spec.get("env") or {})
-    for key in given.get("env_rm", []):
-        if key not in env:
-            raise UsageError(f"--env-rm: the service has no variable {key!r}", field="--env-rm")
-        del env[key]
-    for item in given.get("env_add", []):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--env-add: expected KEY=VALUE, got {item!r}", field="--env-add")
-        env[key] = value
-    return [f"{k}={v}" for k, v in env.items()]
+def _pairs(
+    key: str, section: str, what: str, needs_value: bool
+) -> Callable[[dict[str, Any], dict[str, Any]], list[str]]:
+    """The edit of the ``KEY=VALUE`` mapping ``key`` of the spec by ``--SECTION-rm`` then ``--SECTION-add``
+    (a label may have no value, as Docker's; a variable must)."""
+    flag = "--" + section.replace("_", "-")
+
+    def edit(spec: dict[str, Any], given: dict[str, Any]) -> list[str]:
+        pairs = dict(spec.get(key) or {})
+        for name in given.get(f"{section}_rm", []):
+            if name not in pairs:
+                raise UsageError(f"{flag}-rm: the service has no {what} {name!r}", field=f"{flag}-rm")
+            del pairs[name]
+        for item in given.get(f"{section}_add", []):
+            name, sep, value = item.partition("=")
+            if not name or (needs_value and not sep):
+                raise UsageError(f"{flag}-add: expected KEY=VALUE, got {item!r}", field=f"{flag}-add")
+            pairs[name] = value
+        return [f"{k}={v}" for k, v in pairs.items()]
+
+    return edit
 
 
 def _publish(spec: dict[str, Any], given: dict[str, Any]) -> list[Any]:
@@ -157,8 +187,14 @@ def _mounts(spec: dict[str, Any], given: dict[str, Any]) -> list[Any]:
 def edit_changes(args: argparse.Namespace, changes: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
     """``changes`` with the edited lists of the service ``view`` (its ``spec`` and ``version``)."""
     given = vars(args)
-    edits = {"env": ("env", _env), "publish": ("publish", _publish)}
-    edits |= {"constraint": ("constraints", _constraints), "mount": ("mounts", _mounts)}
+    edits: dict[str, tuple[str, Callable[[dict[str, Any], dict[str, Any]], list[Any]]]] = {
+        "env": ("env", _pairs("env", "env", "variable", True)),
+        "publish": ("publish", _publish),
+        "constraint": ("constraints", _constraints),
+        "mount": ("mounts", _mounts),
+        "label": ("service_labels", _pairs("service_labels", "label", "label", False)),
+        "container_label": ("labels", _pairs("labels", "container_label", "container label", False)),
+    }
     out = dict(changes)
     for section, (key, edit) in edits.items():
         if not any(flag in given for flag in (f"{section}_add", f"{section}_rm")):

@@ -220,3 +220,17 @@ def command(
     p: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
     p.set_defaults(func=fn)
     return p
+
+
+class _RegistryAuthRefused(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        parser.error(
+            "--with-registry-auth: p2porch sends no credentials from the CLI; each node pulls with its own "
+            "docker login (~/.docker/config.json of the daemon's user, docs/agent.md)"
+        )
+
+
+def refuse_registry_auth(p: argparse.ArgumentParser) -> None:
+    """Docker's ``--with-registry-auth`` (service create/update, stack deploy), refused with the reason
+    instead of "unrecognized arguments": a Swarm user types it out of habit."""
+    p.add_argument("--with-registry-auth", nargs=0, action=_RegistryAuthRefused, help=argparse.SUPPRESS)

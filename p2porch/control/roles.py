@@ -24,6 +24,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("GET", "/cluster/ca"): R,
     ("GET", "/nodes"): R,
     ("GET", "/nodes/{node}"): R,
+    ("GET", "/nodes/{node}/tasks"): R,
     ("POST", "/nodes/{node}/update"): OP,  # drain, pause, activate, labels
     ("DELETE", "/nodes/{node}"): A,
     ("GET", "/services"): R,

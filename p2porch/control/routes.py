@@ -39,8 +39,9 @@ def node_body(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def cluster_endpoints(cluster: ClusterManager, nodes: NodeOps) -> list[Endpoint]:
-    """Membership lifecycle, join token, nodes, this node's overlay and the event stream."""
+def cluster_endpoints(cluster: ClusterManager, nodes: NodeOps, services: ServiceOps) -> list[Endpoint]:
+    """Membership lifecycle, join token, nodes (and the tasks on one), this node's overlay and the event
+    stream."""
 
     async def token(body: dict[str, Any], params: dict[str, str]) -> Any:
         return await nodes.token(bool(body.get("rotate")))
@@ -62,6 +63,10 @@ def cluster_endpoints(cluster: ClusterManager, nodes: NodeOps) -> list[Endpoint]
 
     async def node_update(body: dict[str, Any], params: dict[str, str]) -> Any:
         return await nodes.update_node(params["node"], body)
+
+    async def node_tasks(body: dict[str, Any], params: dict[str, str]) -> Any:
+        node = nodes.find_node(params["node"])
+        return services.tasks_on_node(node.node_id, str(body.get("all", "true")).lower() != "false")
 
     async def node_rm(body: dict[str, Any], params: dict[str, str]) -> Any:
         return await nodes.remove_node(params["node"], bool(body.get("force")))
@@ -86,6 +91,7 @@ def cluster_endpoints(cluster: ClusterManager, nodes: NodeOps) -> list[Endpoint]
         Endpoint("POST", "/token", token, 'Rotate the join token with {"rotate": true}'),
         Endpoint("GET", "/nodes", node_list, "List the cluster's nodes"),
         Endpoint("GET", "/nodes/{node}", node_inspect, "Inspect one node"),
+        Endpoint("GET", "/nodes/{node}/tasks", node_tasks, "The tasks assigned to one node (node ps)"),
         Endpoint("DELETE", "/nodes/{node}", node_rm, "Remove a node that left or is down"),
         Endpoint("POST", "/nodes/{node}/update", node_update, "Change availability or labels"),
         Endpoint("GET", "/network", network, "This node's overlay: lease, VTEP, programmed peers"),

@@ -397,6 +397,16 @@ class ServiceOps:
             if include_history or t.desired_state == DesiredState.RUNNING
         ]
 
+    def tasks_on_node(self, node_id: str, include_history: bool = True) -> list[dict[str, Any]]:
+        """Every task of a service assigned to the node (``node ps``), by service name and slot."""
+        state = self._state()
+        out = []
+        for t in state.tasks_on_node(node_id):
+            service = state.services.get(t.service_id)
+            if service is not None and (include_history or t.desired_state == DesiredState.RUNNING):
+                out.append(self.task_view(t, state, service))
+        return sorted(out, key=lambda v: (v["name"].rpartition(".")[0], v["slot"], -v["state_at"]))
+
     @staticmethod
     def task_view(
         task: Task, state: ClusterState, service: Service, template: str | None = None

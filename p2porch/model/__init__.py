@@ -38,6 +38,7 @@ from .rollout import Rollout, RolloutState
 from .spec import TEMPLATE_FIELDS, ServiceSpec
 from .states import (
     FAILURE_STATES,
+    NOT_RESTARTED,
     STARTED_STATES,
     TERMINAL_STATES,
     Availability,
@@ -62,6 +63,7 @@ __all__ = [
     "GroupContainer",
     "AutoscaleStep",
     "FAILURE_STATES",
+    "NOT_RESTARTED",
     "STARTED_STATES",
     "TEMPLATE_FIELDS",
     "TERMINAL_STATES",

@@ -2,8 +2,9 @@
 
 ``ContainerOptions`` owns the validated runtime options Docker applies to each task's container and that
 the scheduler never looks at: hostname, init, capabilities, extra hosts, logging driver, ulimits, sysctls,
-read-only root, security options, stop signal, /dev/shm size, pids limit and host devices. It is carried in
-``ServiceSpec.container`` and turned into container-create arguments by the agent (``agent/dockerspec.py``).
+read-only root, security options, stop signal, /dev/shm size, pids limit, host devices, supplementary groups
+and resolver options. It is carried in ``ServiceSpec.container`` and turned into container-create arguments
+by the agent (``agent/dockerspec.py``).
 ``from_dict`` accepts the canonical keys of ``to_dict`` and Docker CLI forms (``nofile=1024:2048``,
 ``host:ip``, ``64M``, ``/dev/dri``); every error is a ``ConfigError`` naming ``container.<key>``.
 No I/O, no cluster state.
@@ -25,6 +26,8 @@ _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _SIGNAL_RE = re.compile(r"^(?:SIG[A-Z0-9+-]+|[0-9]{1,2}|[A-Z][A-Z0-9]+)$")
 _SYSCTL_RE = re.compile(r"^[a-z0-9_][a-z0-9_./-]*$")
 _ULIMIT_RE = re.compile(r"^[a-z_]+$")
+_GROUP_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # a group name or a numeric id
+_DNS_OPTION_RE = re.compile(r"^[a-z][a-z0-9-]*(?::[0-9]+)?$")  # resolv.conf's: ndots:2, rotate, use-vc
 _LOG_DRIVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
 _DEVICE_PERMS_RE = re.compile(r"^(?!.*(.).*\1)[rwm]{1,3}$")  # r, w, m, each at most once
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
@@ -220,6 +223,8 @@ class ContainerOptions:
     shm_size_bytes: int = 0  # 0 = the engine's default (64M)
     pids_limit: int = 0  # 0 = the engine's default (no limit); -1 = no limit
     devices: tuple[str, ...] = ()  # "HOST:CONTAINER:PERMISSIONS"
+    groups: tuple[str, ...] = ()  # supplementary groups of the container's process (Docker's --group)
+    dns_options: tuple[str, ...] = ()  # resolv.conf options beside the cluster DNS (--dns-option)
 
     def __post_init__(self) -> None:
         if self.hostname and not _HOST_RE.match(expand(self.hostname, SAMPLE)):  # Swarm templates allowed
@@ -235,6 +240,12 @@ class ContainerOptions:
         for name, _ in self.sysctls:
             if not _SYSCTL_RE.match(name):
                 raise _err("sysctls", f"invalid sysctl name {name!r}", "container")
+        for group in self.groups:
+            if not _GROUP_RE.match(group):
+                raise _err("groups", f"invalid group {group!r} (a name or a number)", "container")
+        for option in self.dns_options:
+            if not _DNS_OPTION_RE.match(option):
+                raise _err("dns_options", f"invalid resolver option {option!r} (e.g. ndots:2)", "container")
         if self.stop_signal and not _SIGNAL_RE.match(self.stop_signal):
             raise _err("stop_signal", f"invalid signal {self.stop_signal!r} (e.g. SIGQUIT)", "container")
         if self.shm_size_bytes < 0:
@@ -289,7 +300,14 @@ def _string(value: Any, key: str, prefix: str) -> str:
     return value
 
 
-_ALIASES = {"shm_size": "shm_size_bytes", "log_opt": "log_opts", "hosts": "extra_hosts", "device": "devices"}
+_ALIASES = {
+    "shm_size": "shm_size_bytes",
+    "log_opt": "log_opts",
+    "hosts": "extra_hosts",
+    "device": "devices",
+    "group": "groups",
+    "dns_option": "dns_options",
+}
 _PARSERS: dict[str, Any] = {
     "hostname": _string,
     "init": _bool,
@@ -306,4 +324,6 @@ _PARSERS: dict[str, Any] = {
     "shm_size_bytes": parse_size,
     "pids_limit": _pids_limit,
     "devices": _devices,
+    "groups": _strings,
+    "dns_options": _strings,
 }

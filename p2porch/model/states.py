@@ -31,6 +31,9 @@ TERMINAL_STATES = frozenset(
 )
 #: observed states counted as a failure by restart condition on-failure (``complete`` is success)
 FAILURE_STATES = TERMINAL_STATES - {TaskState.COMPLETE}
+#: how the message of a task its restart policy will never restart begins (scheduler/restart.py); the
+#: CLI's progress stops waiting when it reads it on a failure of the change it waits for
+NOT_RESTARTED = "not restarted: "
 #: observed states of a container that was started
 STARTED_STATES = frozenset({TaskState.STARTING, TaskState.RUNNING})
 

@@ -35,7 +35,15 @@ from ..model import (
 from .filters import constraint_matches
 from .jobs import plan_job
 from .nodeinfo import NodeInfo
-from .rollout import FailureVerdict, effective_policy, failed_within_monitor, failure_verdict
+from .restart import final_reason, given_up
+from .rollout import (
+    FailureVerdict,
+    effective_policy,
+    failed_within_monitor,
+    failure_verdict,
+    settled,
+    started_at,
+)
 from .sites import SiteVerdict, site_verdict
 
 #: restarts of a slot within this many seconds before a failure raise the back-off exponent
@@ -192,24 +200,6 @@ class _Ctx:
         return all(constraint_matches(info, c) for c in spec.constraints)
 
 
-def _started_at(task: Task) -> float | None:
-    """When the task was first seen running (falls back to ``state_at`` while it is running)."""
-    if task.started_at:
-        return task.started_at
-    return task.state_at if task.state == TaskState.RUNNING else None
-
-
-def _settled(task: Task, cfg: UpdateConfig, now: float) -> bool:
-    started = _started_at(task)
-    return (
-        task.state == TaskState.RUNNING
-        and task.healthy is not False
-        and not task.health_starting
-        and started is not None
-        and now >= started + cfg.monitor_s
-    )
-
-
 def replacement_failed(moving: Task, other: Task) -> bool:
     """``other`` is a replacement started for ``moving``'s rebalance move, and it ended in failure."""
     return (
@@ -319,9 +309,11 @@ class Orchestrator:
             if slot > spec.replicas or slot < 1:
                 for t in slots[slot]:
                     ctx.out.actions.append(ShutdownTask(t.task_id, "scale down"))
+        wanted = range(1, spec.replicas + 1)
+        done = given_up(spec, ctx.history.get(svc.service_id, ()), "slot", set(wanted) - slots.keys())
         winners: dict[int, Task | None] = {}
-        for slot in range(1, spec.replicas + 1):
-            winners[slot] = self._reconcile_key(svc, slot, None, slots.get(slot, []), ctx)
+        for slot in wanted:  # a slot its restart policy ended keeps its last task (not created again)
+            winners[slot] = done.get(slot) or self._reconcile_key(svc, slot, None, slots.get(slot, []), ctx)
         self._rolling_update(svc, winners, slots, ctx)
 
     def _reconcile_global(self, svc: Service, active: list[Task], ctx: _Ctx) -> None:
@@ -357,10 +349,14 @@ class Orchestrator:
             assert node_id is not None
             slots_of[node_id] = group
             winners[node_id] = self._reconcile_key(svc, group[0].slot, node_id, group, ctx)
+        history = ctx.history.get(svc.service_id, ())
+        done = given_up(spec, history, "node_id", ctx.nodes.keys() - slots_of.keys())
+        winners.update(done)  # a node whose task its restart policy ended keeps it (not created again)
+        used_slots |= {t.slot for t in done.values()}
         next_slot = 1
         for node_id in sorted(ctx.nodes):
             node = ctx.nodes[node_id]
-            if node_id in slots_of or not node.schedulable or not ctx.satisfies(node_id, spec):
+            if node_id in winners or not node.schedulable or not ctx.satisfies(node_id, spec):
                 continue
             while next_slot in used_slots:
                 next_slot += 1
@@ -489,14 +485,18 @@ class Orchestrator:
         for t in ended:
             if t is not last:
                 ctx.out.actions.append(ShutdownTask(t.task_id, "superseded"))
+        final = final_reason(policy, last)
+        if final:  # desired shutdown, as Swarm's: the task stays failed and visible, never restarted
+            ctx.out.actions.append(ShutdownTask(last.task_id, final))
+            return last
         if policy.condition == "none" or (
             policy.condition == "on-failure" and last.state not in FAILURE_STATES
         ):
-            return last  # the slot is done; nothing to do until the spec changes
+            return last  # the slot is done (a task the cluster stopped); nothing to do until the spec changes
         history = last.restart_history
         counted = [h for h in history if policy.window_s <= 0 or h > ctx.now - policy.window_s]
         if policy.max_attempts and len(counted) >= policy.max_attempts:
-            return last  # gave up; the task stays failed and visible
+            return last  # gave up until the window moves on; the task stays failed and visible
         recent = sum(1 for h in history if h > last.state_at - BACKOFF_WINDOW_S)
         due = last.state_at + policy.backoff_s(recent)
         if ctx.now < due:
@@ -529,11 +529,11 @@ class Orchestrator:
             for t in group:
                 if t.template_hash != current:
                     continue
-                started = _started_at(t)
+                started = started_at(t)
                 if (
                     key not in verdict.failed_keys
                     and t.state not in TERMINAL_STATES
-                    and not _settled(t, cfg, ctx.now)
+                    and not settled(t, cfg, ctx.now)
                 ):
                     in_flight += 1  # a slot that failed within tolerance no longer holds the update up
                     if started is not None and t.state == TaskState.RUNNING:
@@ -588,7 +588,7 @@ class Orchestrator:
         for t in ctx.history.get(svc.service_id, []):
             if t.template_hash != current or t.created_at < since:
                 continue
-            if failed_within_monitor(t.state, t.state_at, _started_at(t), t.healthy, ctx.now, cfg.monitor_s):
+            if failed_within_monitor(t.state, t.state_at, started_at(t), t.healthy, ctx.now, cfg.monitor_s):
                 detail = t.error or ("unhealthy" if t.healthy is False else t.state)
                 failures.setdefault(_key(t, svc.spec), []).append((t.task_id, detail))
         return failure_verdict(failures, len(winners), cfg)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..model import Rollout, UpdateConfig
+from ..model import Rollout, Task, TaskState, UpdateConfig
 
 __all__ = [
     "ROLLOUT_FAILURE_STATES",
@@ -23,6 +23,8 @@ __all__ = [
     "effective_policy",
     "failed_within_monitor",
     "failure_verdict",
+    "settled",
+    "started_at",
 ]
 
 #: observed states of a task that failed (``shutdown`` is a stop p2porch asked for, not a failure)
@@ -92,3 +94,22 @@ def failure_verdict(
         f"(max failure ratio {policy.max_failure_ratio:g}): task {task_id[:12]} {detail or 'failed'}"
     )
     return FailureVerdict(keys, triggered, reason, task_id)
+
+
+def started_at(task: Task) -> float | None:
+    """When the task was first seen running (falls back to ``state_at`` while it is running)."""
+    if task.started_at:
+        return task.started_at
+    return task.state_at if task.state == TaskState.RUNNING else None
+
+
+def settled(task: Task, cfg: UpdateConfig, now: float) -> bool:
+    """Running, not unhealthy or starting its check, and for ``cfg.monitor_s`` since it started."""
+    started = started_at(task)
+    return (
+        task.state == TaskState.RUNNING
+        and task.healthy is not False
+        and not task.health_starting
+        and started is not None
+        and now >= started + cfg.monitor_s
+    )

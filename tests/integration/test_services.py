@@ -94,7 +94,7 @@ def test_six_replicas_run_two_per_node_as_labelled_containers(cluster, tmp_path)
         *FAST_STOP,
         "--env",
         "GREETING=hello",
-        "--label",
+        "--container-label",
         "team=edge",
         "--limit-memory",
         "64M",

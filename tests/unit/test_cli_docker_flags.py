@@ -64,8 +64,10 @@ def test_stack_ps_takes_the_same_filters(monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli_stack, "client_for", lambda args: Api())
     assert main(["stack", "ps", "--filter", "desired-state=shutdown", "-q", "shop"]) == 0
     assert capsys.readouterr().out.split() == ["b" * 25]
-    assert main(["stack", "ps", "--filter", "bogus=1", "shop"]) == 2
-    assert "--filter: invalid filter 'bogus'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # by argparse, before the daemon is asked
+        main(["stack", "ps", "--filter", "bogus=1", "shop"])
+    assert refused.value.code == 2
+    assert "--filter/-f: invalid filter 'bogus'" in capsys.readouterr().err
 
 
 def test_inspect_format_and_pretty(monkeypatch, capsys) -> None:
@@ -137,10 +139,17 @@ def test_env_file_missing_is_exit_2_naming_the_flag(capsys) -> None:
     assert capsys.readouterr().err.startswith("p2porch: error: --env-file: cannot read /nonexistent/x.env")
 
 
-@pytest.mark.parametrize("verb", ["promote", "demote"])
-def test_node_promote_and_demote_are_refused_with_the_reason(verb, monkeypatch, capsys) -> None:
+@pytest.mark.parametrize(
+    ("argv", "verb"),
+    [
+        (["node", "promote", "n2"], "promote"),
+        (["node", "demote", "n2"], "demote"),
+        (["node", "update", "--role", "manager", "n2"], "update --role manager"),  # the third walk
+    ],
+)
+def test_node_promote_and_demote_are_refused_with_the_reason(argv, verb, monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli_node, "client_for", lambda args: pytest.fail("nothing may be sent"))
-    assert main(["node", verb, "n2"]) == 1
+    assert main(argv) == 1
     err = capsys.readouterr().err
     assert f"node {verb}: p2porch chooses its Raft voters itself" in err and "Nothing was changed" in err
 
@@ -188,3 +197,64 @@ def test_create_and_node_update_print_what_docker_prints(module, argv, text, mon
     assert capsys.readouterr().out == text + "\n"
     assert main(["--json", *argv]) == 0
     assert json.loads(capsys.readouterr().out)["id"] in ("0123456789abcdef", "id2")
+
+
+def test_group_and_dns_option_are_docker_flags_of_create_and_update(capsys) -> None:
+    argv = ["service", "create", "--name", "web", "--group", "2001", "--group", "audio",
+            "--dns-option", "ndots:3", "img"]  # fmt: skip
+    changes = spec_changes(build_parser("service").parse_args(argv))
+    assert changes["container"] == {"groups": ["2001", "audio"], "dns_options": ["ndots:3"]}
+    update = spec_changes(
+        build_parser("service").parse_args(["service", "update", "--dns-option", "rotate", "web"])
+    )
+    assert update["container"] == {"dns_options": ["rotate"]}
+    assert main(["service", "create", "--name", "web", "--dns-option", "bad opt", "img"]) == 2
+    assert "--dns-option" in capsys.readouterr().err
+
+
+def test_label_is_the_service_label_and_container_label_the_containers_as_in_swarm() -> None:
+    """The third user walk: ``service create --label tier=front`` then ``service ls --filter label=tier``
+    listed nothing, since ``--label`` set container labels; Swarm's ``--label`` labels the service and
+    ``--container-label`` its containers (``--service-label`` stays a synonym of ``--label``)."""
+    argv = ["service", "create", "--name", "web", "--label", "tier=front", "--service-label", "team=a",
+            "--container-label", "log=json", "img"]  # fmt: skip
+    changes = spec_changes(build_parser("service").parse_args(argv))
+    assert changes["service_labels"] == ["tier=front", "team=a"]
+    assert changes["labels"] == ["log=json"]
+
+
+def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> None:
+    """The third user walk: ``service ps --format '{{.Node}}'`` was an unrecognized argument; the lists
+    take Docker's ``--format`` over their columns (``-f`` stays ``--filter``)."""
+    monkeypatch.setattr(cli_service_read, "client_for", lambda args: Api())
+    template = "{{.Name}}\\t{{.Node}} {{.DesiredState}} {{.Error}}"
+    assert main(["service", "ps", "--format", template, "-f", "desired-state=running", "web"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["web.1\tn1 running ", "web.2\tn2 running "]
+    assert main(["service", "ps", "--format", "{{.CurrentState}}", "--filter", "name=web.2", "web"]) == 0
+    assert capsys.readouterr().out.strip().startswith("running ")
+    assert main(["service", "ps", "--format", "{{.Image}}", "web"]) == 2
+    assert "--format: . has no field 'Image'" in capsys.readouterr().err
+    assert main(["service", "ps", "--format", "table {{.Name}}\\t{{.DesiredState}}", "web"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "NAME   DESIRED STATE",
+        "web.1  running",
+        "web.1  shutdown",
+        "web.2  running",
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["service", "create", "--with-registry-auth", "--name", "web", "img"],
+        ["service", "update", "--with-registry-auth", "web"],
+        ["stack", "deploy", "-c", "stack.yml", "--with-registry-auth", "shop"],
+    ],
+)
+def test_with_registry_auth_is_refused_with_the_reason(argv, capsys) -> None:
+    """A Swarm user types ``--with-registry-auth`` out of habit: refused (exit 2) saying where the nodes'
+    credentials come from, not "unrecognized arguments"."""
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    assert "--with-registry-auth: p2porch sends no credentials from the CLI" in capsys.readouterr().err

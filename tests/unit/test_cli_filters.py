@@ -68,7 +68,59 @@ def test_the_commands_filter_and_refuse_a_bad_filter(monkeypatch, capsys) -> Non
     assert capsys.readouterr().out.split() == ["cc33"]
     assert main(["node", "ls", "--filter", "role=worker", "-q"]) == 0
     assert capsys.readouterr().out.split() == ["n4id"]
-    assert main(["service", "ls", "--filter", "colour=red"]) == 2
-    assert "--filter: invalid filter 'colour' (keys: id, name, mode, label)" in capsys.readouterr().err
-    assert main(["node", "ls", "-f", "role"]) == 2
-    assert "--filter: expected KEY=VALUE, got 'role'" in capsys.readouterr().err
+    for argv, text in (
+        (
+            ["service", "ls", "--filter", "colour=red"],
+            "invalid filter 'colour' (keys: id, name, mode, label)",
+        ),
+        (["node", "ls", "-f", "role"], "expected KEY=VALUE, got 'role'"),
+    ):
+        with pytest.raises(SystemExit) as refused:
+            main(argv)
+        assert refused.value.code == 2
+        assert f"argument --filter/-f: {text}" in capsys.readouterr().err
+
+
+class Unreachable:
+    def get(self, path: str, **_: Any) -> Any:
+        raise AssertionError(f"asked the daemon for {path} before refusing the filter")
+
+
+@pytest.mark.parametrize(
+    ("argv", "keys"),
+    [
+        (["service", "ps", "--filter", "bogus=1", "web"], "id, name, node, desired-state"),
+        (["stack", "ps", "-f", "bogus=1", "shop"], "id, name, node, desired-state"),
+        (["service", "ls", "--filter", "bogus=1"], "id, name, mode, label"),
+        (["node", "ls", "--filter", "bogus=1"], "id, name, role, availability, status, label, node.label"),
+    ],
+)
+def test_a_bad_filter_is_refused_before_the_daemon_is_asked(argv, keys, monkeypatch, capsys) -> None:
+    """The third user walk: ``service ps --filter bogus=1 S`` asked the daemon for S (and its tasks)
+    first, so an unknown service hid the bad flag; now argparse refuses it: exit 2, the flag and keys."""
+    from p2porch.cli import service_read as cli_service_read
+    from p2porch.cli import stack as cli_stack
+
+    for module in (cli_service, cli_node, cli_service_read, cli_stack):
+        monkeypatch.setattr(module, "client_for", lambda args: Unreachable())
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --filter/-f: invalid filter 'bogus' (keys: {keys})" in err
+
+
+class ListApi:
+    def get(self, path: str, **_: Any) -> Any:
+        if path == "/services":
+            return [{**s, "pending": [], "running": 1, "desired": 1, "image": "img"} for s in SERVICES]
+        return [{**n, "address": "10.0.0.1", "status": "ready"} for n in NODES]
+
+
+def test_service_ls_and_node_ls_take_docker_format(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(cli_service, "client_for", lambda args: ListApi())
+    monkeypatch.setattr(cli_node, "client_for", lambda args: ListApi())
+    assert main(["service", "ls", "--format", "{{.Name}}/{{.Mode}}", "-f", "mode=global"]) == 0
+    assert capsys.readouterr().out.split() == ["agent/global"]
+    assert main(["node", "ls", "--format", "{{.Hostname}} {{.Availability}}", "--filter", "role=worker"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["n4 active"]

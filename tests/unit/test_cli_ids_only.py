@@ -39,3 +39,29 @@ def test_quiet_lists_print_only_ids(monkeypatch, capsys, module, argv) -> None:
     monkeypatch.setattr(module, "client_for", lambda args: Api())
     assert main(argv) == 0
     assert capsys.readouterr().out.splitlines() == [r["id"] for r in ROWS]
+
+
+class FullApi:
+    def get(self, path: str, **_: Any) -> Any:
+        if path == "/networks":
+            net = {"id": "n" * 20, "name": "back", "driver": "overlay", "scope": "cluster", "internal": True}
+            return [{**net, "services": ["api"]}]
+        return [{"id": "s1", "name": "pw", "version": 2, "size": 3, "services": [], "updated_at": 0}]
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "out"),
+    [
+        (
+            cli_network,
+            ["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Internal}}"],
+            "back overlay true",
+        ),
+        (cli_secret, ["secret", "ls", "--format", "{{.Name}}:{{.Version}}"], "pw:2"),
+        (cli_secret, ["config", "ls", "--format", "{{.ID}}"], "s1"),
+    ],
+)
+def test_the_object_lists_take_docker_format(monkeypatch, capsys, module, argv, out) -> None:
+    monkeypatch.setattr(module, "client_for", lambda args: FullApi())
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == [out]

@@ -258,3 +258,21 @@ def test_a_global_service_with_no_task_yet_never_reads_0_of_0():
     assert "0/0" not in none_fit.summary and "no node is eligible" in none_fit.summary
     placed = assess(Watch("agent", 1), view(name="agent", mode="global", desired=2), [task(1), task(2)], 0.5)
     assert placed.summary.startswith("agent: ") and "/2 tasks running" in placed.summary
+
+
+def test_a_slot_its_restart_policy_gave_up_on_fails_the_wait_at_once() -> None:
+    """The third user walk: ``service create --restart-condition none`` (or ``--restart-max-attempts 1``)
+    on a failing command waited the whole converge timeout (300 s) for a slot the leader will never
+    start again; the task's ``not restarted: ...`` message (scheduler/restart.py) ends the wait."""
+    spec = {"image": "x", "restart": {"condition": "none"}}
+    w = Watch("web", 7)
+    assert assess(w, view(desired=1, spec=spec), [], 0).failure is None
+    failed = task(1, "failed", error="task exited with code 3", state_at=1.0)
+    assert assess(w, view(desired=1, spec=spec), [failed], 1).failure is None  # not yet decided
+    over = {**failed, "desired_state": "shutdown", "message": "not restarted: restart condition none"}
+    result = assess(w, view(desired=1, spec=spec), [over], 2)
+    assert result.failure == "1 tasks failed: task exited with code 3; not restarted: restart condition none"
+    scaled_away = {**over, "slot": 2}  # a slot above the target is not waited for
+    w2 = Watch("web", 7)
+    assert assess(w2, view(desired=1, spec=spec), [], 0).failure is None
+    assert assess(w2, view(desired=1, spec=spec), [task(1), scaled_away], 1).failure is None

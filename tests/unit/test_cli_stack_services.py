@@ -52,3 +52,15 @@ def test_stack_services_json_and_an_unknown_stack(monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)[0]["name"] == "shop-web"
     assert main(["stack", "services", "nope"]) == 1
     assert "no stack 'nope'" in capsys.readouterr().err
+
+
+def test_stack_services_takes_docker_format_as_swarm_scripts_type_it(monkeypatch, capsys):
+    """``docker stack services --format "table {{.Name}}\\t{{.Image}}"`` (the third user walk)."""
+    monkeypatch.setattr(cli_stack, "client_for", lambda args: Api())
+    assert (
+        main(["stack", "services", "--format", "table {{.Name}}\\t{{.Replicas}}\\t{{.Image}}", "shop"]) == 0
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        "NAME      REPLICAS  IMAGE",
+        "shop-web  2/3       nginx:1.27",
+    ]

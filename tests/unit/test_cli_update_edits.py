@@ -13,6 +13,8 @@ from p2porch.cli.main import main
 
 SPEC = {
     "env": {"A": "1", "B": "2"},
+    "service_labels": {"tier": "front"},
+    "labels": {"log": "json"},
     "constraints": ["node.labels.ssd==true", "node.role==voter"],
     "mounts": [{"type": "tmpfs", "target": "/cache", "source": "", "readonly": False, "volume_driver": ""}],
     "publish": [
@@ -111,3 +113,20 @@ def test_update_rollback_is_service_rollback_as_docker(monkeypatch, capsys):
     assert posted == ["/services/web/rollback"] and "web rolled back (image)" in capsys.readouterr().out
     code, api = update(["--replicas", "2"], monkeypatch)
     assert code == 0 and api.posted == [{"replicas": 2}]  # --rollback is no spec field
+
+
+def test_label_add_and_rm_edit_the_service_labels_and_container_label_ones_the_containers(
+    monkeypatch, capsys
+):
+    """The third user walk: Swarm's ``service update --label-add/--label-rm`` (the service's labels) and
+    ``--container-label-add/--container-label-rm`` were unrecognized arguments."""
+    code, api = update(["--label-add", "team=a", "--label-add", "flag", "--label-rm", "tier"], monkeypatch)
+    assert code == 0
+    assert api.posted == [{"service_labels": ["team=a", "flag="], "expected_version": 7}]
+    code, api = update(["--container-label-add", "c=1", "--container-label-rm", "log"], monkeypatch)
+    assert api.posted == [{"labels": ["c=1"], "expected_version": 7}]
+    code, api = update(["--label-rm", "nope"], monkeypatch)
+    assert code == 2 and api.posted == []
+    assert "--label-rm: the service has no label 'nope'" in capsys.readouterr().err
+    code, api = update(["--label", "x=1", "--label-add", "y=2"], monkeypatch)
+    assert code == 2 and "--label replaces the whole list" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import dataclasses
 import random
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -208,17 +209,43 @@ def test_restart_backoff_doubles_with_recent_restarts() -> None:
 def test_restart_conditions_and_max_attempts() -> None:
     on_failure = _one(RestartPolicy(condition="on-failure"))
     done = failed(state="complete", spec=on_failure[0].spec)
-    assert orch().reconcile(on_failure, [done], NODES, now=1000.0).actions == []
+    ended = orch().reconcile(on_failure, [done], NODES, now=1000.0).actions
+    assert ended == [ShutdownTask("t1-n1", "not restarted: completed (restart condition on-failure)")]
     crashed = failed(state="failed", spec=on_failure[0].spec)
     assert len(orch().reconcile(on_failure, [crashed], NODES, now=1000.0).creates) == 1
     never = _one(RestartPolicy(condition="none"))
-    assert orch().reconcile(never, [failed(spec=never[0].spec)], NODES, now=1000.0).actions == []
+    ended = orch().reconcile(never, [failed(spec=never[0].spec)], NODES, now=1000.0).actions
+    assert ended == [ShutdownTask("t1-n1", "not restarted: restart condition none")]
     limited = _one(RestartPolicy(max_attempts=2, window_s=60.0, delay_s=0.0))
     spec = limited[0].spec
     gave_up = failed(spec=spec, history=(950.0, 990.0))
     assert orch().reconcile(limited, [gave_up], NODES, now=1000.0).actions == []
     window_passed = failed(spec=spec, history=(900.0, 990.0))
     assert len(orch().reconcile(limited, [window_passed], NODES, now=1000.0).creates) == 1
+
+
+@pytest.mark.parametrize("mode", ["replicated", "global"])
+def test_a_slot_out_of_restart_attempts_is_shut_down_and_not_created_again(mode: str) -> None:
+    """The third user walk: ``--restart-condition on-failure --restart-max-attempts 2`` on a command that
+    fails left ``service ps`` showing DESIRED ``running`` on the last failed task forever. As Swarm: it is
+    shut down once it will not be restarted, and its slot (a global service's node) is not created again
+    as a missing one; a new template (``service update``) starts it again."""
+    policy = RestartPolicy(condition="on-failure", max_attempts=2, delay_s=0.0)
+    spec = dataclasses.replace(SPEC, replicas=1, mode=mode, restart=policy)
+    services = [Service("s1", spec)]
+    nodes = NODES[:1]
+    last = failed(spec=spec, history=(50.0, 90.0), created_at=90.0)
+    first = orch().reconcile(services, [last], nodes, now=1000.0)
+    reason = "not restarted: 2 restart attempts used (restart max attempts)"
+    assert first.actions == [ShutdownTask("t1-n1", reason)]
+    shut = dataclasses.replace(last, desired_state="shutdown", message=reason)
+    older = failed(spec=spec, history=(50.0,), created_at=50.0, tid="t0", desired_state="shutdown")
+    assert orch().reconcile(services, [older, shut], nodes, now=2000.0).actions == []
+    changed = [Service("s1", dataclasses.replace(spec, image="busybox:2"), version=2)]
+    (again,) = orch().reconcile(changed, [older, shut], nodes, now=2000.0).creates
+    assert again.slot == 1
+    stopped_by_us = dataclasses.replace(shut, state="shutdown")  # e.g. scaled down: not the policy's end
+    assert len(orch().reconcile(services, [stopped_by_us], nodes, now=2000.0).creates) == 1
 
 
 # ------------------------------------------------------------------------------ rolling update

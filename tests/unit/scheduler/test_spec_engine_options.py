@@ -165,7 +165,7 @@ def test_service_create_flags_use_dockers_names_and_reach_the_spec(capsys):
         "--log-driver", "json-file", "--log-opt", "max-size=1m", "--ulimit", "nofile=1024:2048",
         "--sysctl", "net.core.somaxconn=512", "--read-only", "--security-opt", "no-new-privileges",
         "--stop-signal", "SIGQUIT", "--shm-size", "64M", "--endpoint-mode", "dnsrr",
-        "--service-label", "a=b", "--update-max-failure-ratio", "0.5", "--rollback-parallelism", "2",
+        "--label", "a=b", "--update-max-failure-ratio", "0.5", "--rollback-parallelism", "2",
         "--health-cmd", "true", "--health-start-interval", "1s", "nginx",
     ]  # fmt: skip
     spec = _validated(spec_changes(build_parser().parse_args(argv)))
@@ -243,3 +243,22 @@ def test_one_host_port_on_two_addresses_is_not_a_duplicate():
     assert [p.host_ip for p in spec.publish] == ["127.0.0.1", "10.0.0.1"]
     with pytest.raises(ConfigError):
         ServiceSpec.from_dict({"name": "dns", "image": "x", "publish": ["53:53/udp", "53:54/udp"]})
+
+
+def test_groups_and_dns_options_reach_container_create_and_bad_ones_name_the_flag():
+    """Docker's ``--group`` and ``--dns-option`` (the third user walk found both unrecognized): the
+    container's supplementary groups and resolver options beside the cluster DNS the agent sets."""
+    spec = ServiceSpec.from_dict(
+        {"name": "db", "image": "x", "container": {"groups": ["2001", "audio"], "dns_options": ["ndots:3"]}}
+    )
+    assert ServiceSpec.from_dict(spec.to_dict()) == spec
+    _, body = create_request(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
+    assert body["HostConfig"]["GroupAdd"] == ["2001", "audio"]
+    assert body["HostConfig"]["DnsOptions"] == ["ndots:3"]
+    for options, field in (
+        ({"groups": ["a b"]}, "container.groups"),
+        ({"dns_options": ["x y"]}, "container.dns_options"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            ServiceSpec.from_dict({"name": "db", "image": "x", "container": options})
+        assert err.value.field == field
