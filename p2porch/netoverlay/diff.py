@@ -7,9 +7,10 @@ route, permanent neighbour, FDB entry or IPv4 address on it that the plan does n
 
 from __future__ import annotations
 
+from collections.abc import Iterable, MutableMapping, MutableSet, Set
 from dataclasses import dataclass, field
 
-from .plan import OverlayPlan, VxlanLink
+from .plan import OverlayPlan, PeerEntry, VxlanLink
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class KernelState:
     addresses: frozenset[str] = frozenset()  # "10.241.1.0/32"
     routes: dict[str, str | None] = field(default_factory=dict)  # dst subnet -> gateway
     neighbours: dict[str, tuple[str, bool]] = field(default_factory=dict)  # ip -> (mac, permanent)
-    fdb: frozenset[tuple[str, str]] = frozenset()  # (mac, underlay dst)
+    #: (mac, underlay dst); a reconciler keeps its own copy in a ``set`` and patches it (``patch_entries``)
+    fdb: Set[tuple[str, str]] = frozenset()
 
 
 # ----- operations (applied in list order by the driver)
@@ -160,10 +162,39 @@ def diff_overlay(observed: KernelState, plan: OverlayPlan) -> list[Operation]:
     if plan.address not in observed.addresses:
         ops.append(AddAddress(name, plan.address))
 
-    want_routes = plan.routes
-    want_neigh = plan.neighbours
-    want_fdb = {(mac, dst) for mac, dst in plan.fdb.items()}
+    return ops + diff_entries(name, observed, plan.peers)
 
+
+def diff_peers(
+    name: str, observed: KernelState, old: Iterable[PeerEntry], new: Iterable[PeerEntry]
+) -> list[Operation]:
+    """``diff_overlay``'s operations for changed peers only (O(changed), whatever the peer count): what
+    turns the entries of ``old`` in ``observed`` into those of ``new``. The same operations as
+    ``diff_overlay`` gives when ``observed`` holds the last plan and the new plan differs from it by these
+    peers: a route, neighbour and FDB entry are keyed by a peer's subnet, which no two planned peers
+    share, so the other peers' entries take no part. Entries of no planned peer (a hand edit) are left to
+    the full pass."""
+    wanted = list(new)
+    both = [*old, *wanted]
+    fdb = {(e.mac, e.fdb_dst) for e in both}
+    seen = KernelState(
+        observed.link,
+        observed.addresses,
+        {e.subnet: observed.routes[e.subnet] for e in both if e.subnet in observed.routes},
+        {e.gateway: observed.neighbours[e.gateway] for e in both if e.gateway in observed.neighbours},
+        frozenset(pair for pair in fdb if pair in observed.fdb),
+    )
+    return diff_entries(name, seen, wanted)
+
+
+def diff_entries(name: str, observed: KernelState, peers: Iterable[PeerEntry]) -> list[Operation]:
+    """Removals (routes, neighbours, FDB), then additions (FDB, neighbours, routes) that make the device's
+    peer entries those of ``peers``."""
+    entries = list(peers)
+    want_routes = {p.subnet: p.gateway for p in entries}
+    want_neigh = {p.gateway: p.mac for p in entries}
+    want_fdb = {(p.mac, p.fdb_dst) for p in entries}
+    ops: list[Operation] = []
     for dst in sorted(set(observed.routes) - set(want_routes)):
         ops.append(DeleteRoute(name, dst))
     for ip in sorted(
@@ -190,6 +221,32 @@ def entries_applied(observed: KernelState, ops: list[Operation]) -> KernelState 
     entries (as the driver applies them: replace, append, delete of a missing entry ignored); None when
     one touches the link or an address (the kernel must be read again)."""
     routes, neighbours, fdb = dict(observed.routes), dict(observed.neighbours), set(observed.fdb)
+    if not _patch(routes, neighbours, fdb, ops):
+        return None
+    return KernelState(observed.link, observed.addresses, routes, neighbours, frozenset(fdb))
+
+
+def patch_entries(observed: KernelState, ops: list[Operation]) -> bool:
+    """``entries_applied`` in place (O(len(ops))): ``observed`` must hold its own dicts and a ``set`` of
+    FDB entries. False, with nothing changed, when an operation touches the link or an address."""
+    if not isinstance(observed.fdb, MutableSet) or not all(isinstance(op, _ENTRY_OPS) for op in ops):
+        return False
+    return _patch(observed.routes, observed.neighbours, observed.fdb, ops)
+
+
+def own_copy(observed: KernelState) -> KernelState:
+    """``observed`` with containers of its own, for ``patch_entries``."""
+    return KernelState(
+        observed.link, observed.addresses, dict(observed.routes), dict(observed.neighbours), set(observed.fdb)
+    )
+
+
+def _patch(
+    routes: MutableMapping[str, str | None],
+    neighbours: MutableMapping[str, tuple[str, bool]],
+    fdb: MutableSet[tuple[str, str]],
+    ops: list[Operation],
+) -> bool:
     for op in ops:
         match op:
             case DeleteRoute(_, dst):
@@ -205,8 +262,11 @@ def entries_applied(observed: KernelState, ops: list[Operation]) -> KernelState 
             case AddFdb(_, mac, dst):
                 fdb.add((mac, dst))
             case _:
-                return None
-    return KernelState(observed.link, observed.addresses, routes, neighbours, frozenset(fdb))
+                return False
+    return True
+
+
+_ENTRY_OPS = (DeleteRoute, SetRoute, DeleteNeighbour, SetNeighbour, DeleteFdb, AddFdb)
 
 
 def programmed_peers(observed: KernelState, plan: OverlayPlan) -> list[str]:

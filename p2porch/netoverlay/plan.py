@@ -290,16 +290,20 @@ def plan_overlay(
         if reason:
             skipped.append((peer.node_id, reason))
             continue
-        parsed = _parse_peer(peer.subnet, peer.underlay_addr, settings.cluster_cidr)
-        port = peer.vxlan_port if peer.vxlan_port != settings.vxlan_port else 0
-        taken.add(parsed.net)
-        used_underlay.add((parsed.underlay, port or settings.vxlan_port))
-        entries.append(
-            PeerEntry(peer.node_id, parsed.subnet, parsed.gateway, parsed.mac, parsed.underlay, port)
-        )
+        entry = peer_entry(peer, settings)
+        taken.add(_parse_peer(peer.subnet, peer.underlay_addr, settings.cluster_cidr).net)
+        used_underlay.add((entry.underlay_addr, entry.vxlan_port or settings.vxlan_port))
+        entries.append(entry)
     return OverlayPlan(
         link=link, address=f"{own.network_address}/32", peers=tuple(entries), skipped=tuple(skipped)
     )
+
+
+def peer_entry(peer: OverlayPeer, settings: OverlaySettings) -> PeerEntry:
+    """The entry of a peer that passed the checks (its addresses parse)."""
+    parsed = _parse_peer(peer.subnet, peer.underlay_addr, settings.cluster_cidr)
+    port = peer.vxlan_port if peer.vxlan_port != settings.vxlan_port else 0
+    return PeerEntry(peer.node_id, parsed.subnet, parsed.gateway, parsed.mac, parsed.underlay, port)
 
 
 def plan_network(local: LocalNode, settings: OverlaySettings, underlay_mtu: int) -> BridgeNetworkSpec:
