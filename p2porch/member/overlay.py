@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from functools import partial
 from typing import Any
 
 import trio
 
 from ..config import OverlayConfig
-from ..context import MemberContext
+from ..context import LocalBoard, MemberContext
 from ..netoverlay.dockernet import DockerNetwork
 from ..netoverlay.driver import NetlinkDriver
 from ..netoverlay.firewall import Firewall
-from ..netoverlay.plan import OverlaySettings
+from ..netoverlay.plan import OverlayPeer, OverlaySettings
 from ..netoverlay.reconciler import OverlayReconciler, run_overlay
 from ..supervisor import forward, supervise
 from .views import (
     local_overlay_node,
+    overlay_peer,
     overlay_peers,
 )
 
@@ -71,21 +73,20 @@ async def _run_overlay(
         )
         send, receive = trio.open_memory_channel[Any](math.inf)
 
-        def peers() -> list[Any]:
-            return overlay_peers(store.snapshot(), node_id, frozenset(board.unreachable_nodes()))
-
+        peers = PeerView(store, board, node_id)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(forward, changes, send)
             reconciler: OverlayReconciler = await nursery.start(
                 partial(
                     run_overlay,
                     local,
-                    peers,
+                    peers.all,
                     NetlinkDriver(),
                     settings=settings,
                     network=DockerNetwork(docker_host),
                     firewall=Firewall(),
                     changes=receive,
+                    changed_peers=peers.changed,
                 )
             )
             board.overlay = reconciler
@@ -94,3 +95,24 @@ async def _run_overlay(
                 await trio.sleep_forever()
             finally:
                 board.overlay = None
+
+
+class PeerView:
+    """The overlay's peers from the committed state and gossip's dead set, whole (``all``) or by node
+    (``changed``). Remembers the dead set it handed out last, so that a node gossip declared dead or
+    alive since is looked up with the nodes a commit named. Decides nothing (``views.overlay_peer``)."""
+
+    def __init__(self, store: Any, board: LocalBoard, node_id: str) -> None:
+        self.store, self.board, self.node_id = store, board, node_id
+        self._unreachable: frozenset[str] = frozenset()
+
+    def all(self) -> list[OverlayPeer]:
+        self._unreachable = frozenset(self.board.unreachable_nodes())
+        return overlay_peers(self.store.snapshot(), self.node_id, self._unreachable)
+
+    def changed(self, node_ids: Iterable[str]) -> dict[str, OverlayPeer | None]:
+        unreachable = frozenset(self.board.unreachable_nodes())
+        moved = set(node_ids) | (unreachable ^ self._unreachable)
+        self._unreachable = unreachable
+        state = self.store.snapshot()
+        return {n: overlay_peer(state, n, self.node_id, unreachable) for n in moved}

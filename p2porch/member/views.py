@@ -43,23 +43,28 @@ def overlay_peers(
     state: ClusterState, self_id: str, unreachable: frozenset[str] = frozenset()
 ) -> list[OverlayPeer]:
     """Every other live node with a lease, by node id; ``unreachable`` ids (dead in gossip) are left out."""
-    peers = []
-    for node_id in sorted(state.nodes):
-        node = state.nodes[node_id]
-        lease = state.leases.get(node_id)
-        if (
-            node_id == self_id
-            or lease is None
-            or node.status not in LIVE_NODE_STATUSES
-            or node_id in unreachable
-        ):
-            continue
-        peers.append(
-            OverlayPeer(
-                node_id=node_id, underlay_addr=node.addr, subnet=lease.subnet, vxlan_port=node.vxlan_port
-            )
-        )
-    return peers
+    peers = (overlay_peer(state, node_id, self_id, unreachable) for node_id in sorted(state.nodes))
+    return [p for p in peers if p is not None]
+
+
+def overlay_peer(
+    state: ClusterState, node_id: str, self_id: str, unreachable: frozenset[str] = frozenset()
+) -> OverlayPeer | None:
+    """``node_id`` as an overlay peer, or None when it is not one (itself, gone, not live, no lease, dead
+    in gossip): one node's part of ``overlay_peers``, for a change that names it."""
+    node = state.nodes.get(node_id)
+    lease = state.leases.get(node_id)
+    if (
+        node is None
+        or node_id == self_id
+        or lease is None
+        or node.status not in LIVE_NODE_STATUSES
+        or node_id in unreachable
+    ):
+        return None
+    return OverlayPeer(
+        node_id=node_id, underlay_addr=node.addr, subnet=lease.subnet, vxlan_port=node.vxlan_port
+    )
 
 
 def _task_ports(spec: ServiceSpec) -> tuple[PortEntry, ...]:

@@ -119,6 +119,11 @@ class Firewall:
         self.restore(wanted.restore_text())
         return diff, True
 
+    def vxlan_members(self, diff: SetDiff) -> None:
+        """Apply a difference to the allow-list set, trusted (the chain and the rest of the set as written
+        last): one netlink request, nothing read."""
+        self.allow_set.apply(diff)
+
     def close(self) -> None:
         """Close the allow-list set's socket and thread (kernel state stays)."""
         if self._allow_set is not None:

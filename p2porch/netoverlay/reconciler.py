@@ -17,7 +17,7 @@ removes it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -27,26 +27,41 @@ import trio
 from ..buckets import RECONCILE_BUCKETS, BucketCounts
 from ..debounce import Debounce
 from ..errors import OverlayError
-from .diff import KernelState, Operation, describe, diff_overlay, entries_applied, programmed_peers
+from .diff import (
+    KernelState,
+    Operation,
+    describe,
+    diff_overlay,
+    diff_peers,
+    entries_applied,
+    own_copy,
+    patch_entries,
+    programmed_peers,
+)
 from .dockernet import DockerNetwork
 from .driver import NetlinkDriver
 from .firewall import Firewall
 from .iptables_listing import Listing
 from .plan import (
+    VXLAN_ALLOW_SET,
+    VXLAN_FILTER_CHAIN,
     LocalNode,
     OverlayPeer,
-    OverlayPlan,
     OverlaySettings,
     VxlanFilter,
     plan_firewall,
     plan_network,
-    plan_overlay,
-    plan_vxlan_filter,
 )
+from .plan_patch import KeptPlan, PeerDelta
 
 log = logging.getLogger(__name__)
 
 PeerSource = Callable[[], Iterable[OverlayPeer]]
+#: the current inputs of the named nodes (None: not a live peer now), plus any other whose input moved
+#: without a committed change (gossip's dead set): O(changed), not O(nodes)
+ChangedPeers = Callable[[Iterable[str]], Mapping[str, OverlayPeer | None]]
+#: committed changes of these kinds may move a peer (by the node id in their key); a ``reset`` moves any
+PEER_CHANGE_KINDS = frozenset({"node", "lease"})
 CHANGE_QUIET_S = 0.05  # a pass once the change notifications pause this long ...
 CHANGE_MAX_DELAY_S = 0.25  # ... or this long after the first of a burst, whichever comes first
 
@@ -58,6 +73,7 @@ class ReconcileCounters:
     passes: int = 0
     unchanged: int = 0  # change notifications that moved no peer (no kernel read)
     incremental: int = 0  # passes that applied only peers' entries, without reading the kernel
+    patched: int = 0  # of them, passes that planned the changed peers alone (no plan of every peer)
     seconds: float = 0.0  # summed duration of the passes
     durations: BucketCounts = field(default_factory=lambda: BucketCounts(RECONCILE_BUCKETS))
     operations: int = 0
@@ -89,10 +105,11 @@ class OverlayReconciler:
         self.firewall = firewall
         self.counters = ReconcileCounters()
         self._underlay: tuple[str, int] | None = None
-        self._plan: OverlayPlan | None = None
-        self._planned_peers: list[OverlayPeer] = []  # the peers ``_plan`` was planned from
-        self._vxlan_filter: VxlanFilter | None = None  # the allow-list last written to the kernel
-        self._observed = KernelState()
+        self._kept: KeptPlan | None = None  # the last pass's plan with its inputs (plan_patch.py)
+        self._allow_written = False  # the allow-list set holds the kept plan's sources (trusted)
+        self._observed = KernelState()  # the device as the last pass left it: our own copy, patched
+        self._moved: set[str] = set()  # node ids named by committed changes since the last pass
+        self._moved_all = False  # a change that may move any peer (a reset, or an item of no known kind)
         self._wake = trio.Event()
         self._changes = Debounce(CHANGE_QUIET_S, CHANGE_MAX_DELAY_S)
         self._now = False  # a pass was asked for now (``notify``)
@@ -109,9 +126,11 @@ class OverlayReconciler:
     async def reconcile(self, peers: Iterable[OverlayPeer]) -> list[Operation]:
         """One pass over the kernel: read, plan, diff, apply; returns the operations applied."""
         started = trio.current_time()
+        self._moved, self._moved_all = set(), False  # this pass plans every peer
         dev, _ = await self.underlay()
-        planned = list(peers)
-        plan = plan_overlay(self.local, planned, self.settings, dev)
+        known = self._written_filter()
+        kept = KeptPlan(self.local, self.settings, dev, peers)
+        plan = kept.plan()
         for node_id, reason in plan.skipped:
             log.debug("overlay: peer %s skipped: %s", node_id, reason)
         observed = await self._blocking(self.driver.read, self.settings.device)
@@ -119,8 +138,8 @@ class OverlayReconciler:
         if ops:
             await self._applied(ops)
             observed = await self._blocking(self.driver.read, self.settings.device)
-        self._plan, self._observed, self._planned_peers = plan, observed, planned
-        await self._ensure_vxlan_filter(force=False)
+        self._kept, self._observed = kept, own_copy(observed)
+        await self._write_allow_list(known)
         self._count_pass(started, ops)
         return ops
 
@@ -142,28 +161,65 @@ class OverlayReconciler:
         self.counters.last_pass_at = trio.current_time()
 
     async def reconcile_if_moved(self, peers: Iterable[OverlayPeer]) -> list[Operation] | None:
-        """A pass when the plan differs from the last pass's (None: it did not; nothing was read). When
-        only peers' entries differ the kernel is not read: the difference is applied to it."""
+        """A pass for whatever differs between ``peers`` and the last pass's (None: nothing moved;
+        nothing was read). Compares every peer, then plans only the changed ones."""
         wanted = list(peers)
-        if self._plan is not None and wanted == self._planned_peers:  # the plan is a function of the peers
+        if self._kept is None:
+            return await self.reconcile(wanted)
+        return await self.reconcile_changes(self._kept.changes_to(wanted), lambda: wanted)
+
+    async def reconcile_changes(
+        self, changed: Mapping[str, OverlayPeer | None], get_peers: PeerSource
+    ) -> list[Operation] | None:
+        """A pass for the peers in ``changed`` (node id -> current input, None: not a live peer now) in
+        O(len(changed)): the kept plan plans them alone (``KeptPlan.delta``), their entries are diffed
+        against the device as the last pass left it and applied without reading the kernel, and the
+        allow-list gets their addresses' difference. When a changed peer conflicts with another the
+        whole set (``get_peers``) is planned and diffed instead. None: nothing moved."""
+        self._moved, self._moved_all = set(), False
+        kept = self._kept
+        if kept is None:
+            return await self.reconcile(get_peers())
+        delta = kept.delta(changed)
+        if delta is None:
+            return await self._replan(list(get_peers()))
+        if not delta or delta.moves_nothing:
+            kept.apply(delta)  # inputs (and skip reasons) only
             self.counters.unchanged += 1
             return None
+        started = trio.current_time()
+        ops = diff_peers(self.settings.device, self._observed, delta.removed, delta.added)
+        await self._applied(ops)  # an error: the loop's retry is a full pass (reads the kernel)
+        patched = patch_entries(self._observed, ops)
+        assert patched, "the observed device is the reconciler's own copy after every full pass"
+        kept.apply(delta)
+        await self._patch_allow_list(delta)
+        self.counters.incremental += 1
+        self.counters.patched += 1
+        self._count_pass(started, ops)
+        return ops
+
+    async def _replan(self, peers: list[OverlayPeer]) -> list[Operation] | None:
+        """Every peer planned, the plan diffed against the device as the last pass left it (read then,
+        plus what it applied): when only peers' routes, neighbours and FDB entries differ they are
+        applied without reading the kernel; the resync reads it all."""
         dev, _ = await self.underlay()
-        plan = plan_overlay(self.local, wanted, self.settings, dev)
-        if self._plan is not None and plan == self._plan:
+        kept = KeptPlan(self.local, self.settings, dev, peers)
+        plan = kept.plan()
+        previous = self._kept.plan() if self._kept is not None else None
+        if plan == previous:
+            self._kept = kept
             self.counters.unchanged += 1
             return None
-        # the device as the last pass left it (read then, plus what it applied): when only peers' routes,
-        # neighbours and FDB entries differ, apply those without reading the kernel (a join moved one
-        # peer; the read is a dump of every peer's entries, twice per pass); the resync reads it all
         ops = diff_overlay(self._observed, plan)
         expected = entries_applied(self._observed, ops)
-        if self._plan is None or expected is None:
-            return await self.reconcile(wanted)
+        if previous is None or expected is None:
+            return await self.reconcile(peers)
         started = trio.current_time()
+        known = self._written_filter()
         await self._applied(ops)  # an error: the loop's retry is a full pass (reads the kernel)
-        self._plan, self._observed, self._planned_peers = plan, expected, wanted
-        await self._ensure_vxlan_filter(force=False)
+        self._kept, self._observed = kept, own_copy(expected)
+        await self._write_allow_list(known)
         self.counters.incremental += 1
         self._count_pass(started, ops)
         return ops
@@ -182,9 +238,9 @@ class OverlayReconciler:
             await self._blocking(firewall.enable_forwarding)
             # one listing per table for the whole check (issue 19: a process per rule before)
             listings = {t: await self._blocking(firewall.listing, t) for t in ("filter", "nat")}
-            vxlan = await self._ensure_vxlan_filter(force=True, listing=listings["filter"])
-            if self._vxlan_filter is not None:  # the chain exists now, whatever the listing says
-                listings["filter"] = listings["filter"].with_chain(self._vxlan_filter.chain)
+            vxlan = await self._write_allow_list(None, listing=listings["filter"])
+            if self._allow_written:  # the chain exists now, whatever the listing says
+                listings["filter"] = listings["filter"].with_chain(VXLAN_FILTER_CHAIN)
             changes += vxlan
             rules = plan_firewall(self.local, self.settings, dev, firewall.forward_chain(listings["filter"]))
             changes += await self._blocking(firewall.ensure, rules, listings)
@@ -193,40 +249,67 @@ class OverlayReconciler:
         self.counters.host_changes += len(changes)
         return changes
 
-    async def _ensure_vxlan_filter(self, *, force: bool, listing: Listing | None = None) -> list[str]:
-        """Update the VXLAN allow-list when the planned peers changed (or check the kernel when forced)."""
-        if self.firewall is None or self._plan is None:
+    def _written_filter(self) -> VxlanFilter | None:
+        """The allow-list as written last (trusted), or None when unknown (never written, or a write
+        failed: the next write reads the set and the chain)."""
+        if not self._allow_written or self._kept is None:
+            return None
+        return VxlanFilter(self.settings.vxlan_port, self._kept.sources())
+
+    async def _write_allow_list(
+        self, known: VxlanFilter | None, *, listing: Listing | None = None
+    ) -> list[str]:
+        """Make the VXLAN allow-list the kept plan's when it differs from ``known`` (the list written last;
+        None: read the set and the chain and repair them, as the first pass and every resync do)."""
+        if self.firewall is None or self._kept is None:
             return []
-        wanted = plan_vxlan_filter(self._plan, self.settings)
-        if wanted == self._vxlan_filter and not force:
+        wanted = VxlanFilter(self.settings.vxlan_port, self._kept.sources())
+        if wanted == known:
             return []
         # a list other than the one written last: only the difference goes to the set, over netlink,
-        # nothing read; the forced check (first pass, every resync) reads the set and the chain and
-        # repairs hand edits
-        known = None if force else self._vxlan_filter
-        try:
-            diff, rewritten = await self._blocking(
-                partial(self.firewall.vxlan_filter, wanted, known=known, listing=listing)
-            )
-        except BaseException:
-            self._vxlan_filter = None  # unknown now: the retry (a full pass) reads the set and the chain
-            raise
-        self._vxlan_filter = wanted
+        # nothing read; without ``known`` the set and the chain are read and hand edits repaired
+        self._allow_written = False  # unknown until the write returns: a failure is read again
+        diff, rewritten = await self._blocking(
+            partial(self.firewall.vxlan_filter, wanted, known=known, listing=listing)
+        )
+        self._allow_written = True
         lines = [f"vxlan allow-list {wanted.set_name}: {diff.describe()}"] if diff else []
         if rewritten:
             lines.append(f"vxlan allow-list chain {wanted.chain} written (matches set {wanted.set_name})")
+        self._log_allow_list(lines)
+        return lines
+
+    async def _patch_allow_list(self, delta: PeerDelta) -> None:
+        """The allow-list's difference for changed peers (one netlink request, whatever the peer count)."""
+        if self.firewall is None or not delta.allow:
+            return
+        if not self._allow_written:
+            await self._write_allow_list(None)
+            return
+        self._allow_written = False
+        await self._blocking(self.firewall.vxlan_members, delta.allow)
+        self._allow_written = True
+        self._log_allow_list([f"vxlan allow-list {VXLAN_ALLOW_SET}: {delta.allow.describe()}"])
+
+    def _log_allow_list(self, lines: list[str]) -> None:
         for line in lines:
             log.info("overlay: %s", line)
         self.counters.recent_ops = (self.counters.recent_ops + lines)[-50:]
-        return lines
 
     def notify(self) -> None:
         """Ask the running loop for a pass now (membership or lease changed)."""
         self._now = True
         self._wake.set()
 
-    def changed(self) -> None:
-        """A committed change came: a pass once the burst it belongs to pauses (``Debounce``)."""
+    def changed(self, change: Any = None) -> None:
+        """A committed change came: a pass once the burst it belongs to pauses (``Debounce``). A
+        ``raft.fsm.Change`` of a node or lease names the peer it may move; another kind moves none; a
+        reset or anything else (None) may move any."""
+        kind = getattr(change, "kind", None)
+        if kind in PEER_CHANGE_KINDS:
+            self._moved.add(change.key)
+        elif kind is None or kind == "reset":
+            self._moved_all = True
         self._changes.change(trio.current_time())
         self._wake.set()
 
@@ -238,9 +321,12 @@ class OverlayReconciler:
         *,
         resync_interval_s: float = 30.0,
         retry_interval_s: float = 1.0,
+        changed_peers: ChangedPeers | None = None,
         task_status: trio.TaskStatus[OverlayReconciler] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """First full pass (errors raise), then: a pass per change, a full pass every resync interval."""
+        """First full pass (errors raise), then: a pass per burst of changes, a full pass every resync
+        interval. With ``changed_peers`` a pass looks up and plans only the peers the changes named;
+        without it, it compares every peer from ``get_peers``."""
         await self.reconcile(get_peers())
         await self.ensure_host()
         task_status.started(self)
@@ -263,8 +349,10 @@ class OverlayReconciler:
                 try:
                     if full or failed or asked:
                         await self.reconcile(get_peers())
-                    else:
+                    elif changed_peers is None or self._moved_all:
                         await self.reconcile_if_moved(get_peers())
+                    else:
+                        await self.reconcile_changes(changed_peers(self._moved), get_peers)
                     if full:
                         await self.ensure_host()
                         next_full = trio.current_time() + resync_interval_s
@@ -277,8 +365,8 @@ class OverlayReconciler:
                     log.warning("overlay: reconcile failed, retrying in %.1f s: %s", retry_interval_s, exc)
 
     async def _watch(self, changes: trio.abc.ReceiveChannel[Any]) -> None:
-        async for _ in changes:
-            self.changed()
+        async for change in changes:
+            self.changed(change)
 
     # ----- leave
     async def teardown(self) -> dict[str, Any]:
@@ -291,7 +379,7 @@ class OverlayReconciler:
         if self.firewall is not None:
             removed_rules = await self._blocking(self.firewall.remove)
         self._observed = KernelState()
-        self._vxlan_filter = None
+        self._allow_written = False
         log.info(
             "overlay: torn down (link %s, network %s, %d rules)", removed_link, removed_network, removed_rules
         )
@@ -308,7 +396,7 @@ class OverlayReconciler:
     # ----- status
     def status(self) -> dict[str, Any]:
         """Lease, VTEP and programmed peers, for `p2porch network inspect --overlay` (JSON-able data)."""
-        plan, observed = self._plan, self._observed
+        plan, observed = (self._kept.plan() if self._kept else None), self._observed
         link = observed.link
         programmed = set(programmed_peers(observed, plan)) if plan else set()
         dev_mtu = self._underlay
@@ -343,7 +431,7 @@ class OverlayReconciler:
                 for p in (plan.peers if plan else ())
             ],
             "skipped": [{"node_id": n, "reason": r} for n, r in (plan.skipped if plan else ())],
-            "vxlan_allowed_sources": list(self._vxlan_filter.sources) if self._vxlan_filter else None,
+            "vxlan_allowed_sources": list(written.sources) if (written := self._written_filter()) else None,
             "passes": self.counters.passes,
             "operations": self.counters.operations,
             "failures": self.counters.failures,
@@ -360,12 +448,19 @@ async def run_overlay(
     network: DockerNetwork | None = None,
     firewall: Firewall | None = None,
     changes: trio.abc.ReceiveChannel[Any] | None = None,
+    changed_peers: ChangedPeers | None = None,
     resync_interval_s: float = 30.0,
     task_status: trio.TaskStatus[OverlayReconciler] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the overlay of ``local`` until cancelled; ``nursery.start`` returns the OverlayReconciler."""
     reconciler = OverlayReconciler(local, driver, settings=settings, network=network, firewall=firewall)
     try:
-        await reconciler.run(get_peers, changes, resync_interval_s=resync_interval_s, task_status=task_status)
+        await reconciler.run(
+            get_peers,
+            changes,
+            resync_interval_s=resync_interval_s,
+            changed_peers=changed_peers,
+            task_status=task_status,
+        )
     finally:
         reconciler.close()

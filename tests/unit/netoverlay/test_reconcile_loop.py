@@ -4,6 +4,7 @@ a burst of change notifications costs one pass, a change that moves no peer cost
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -174,7 +175,14 @@ class RecordingFirewall:
 
     def __init__(self) -> None:
         self.calls: list[tuple[tuple[str, ...], tuple[str, ...] | None]] = []  # (wanted, known)
+        self.members: list[str] = []  # trusted differences (``vxlan_members``), described
         self.fail_next = False
+
+    def vxlan_members(self, diff: Any) -> None:
+        self.members.append(diff.describe())
+        if self.fail_next:
+            self.fail_next = False
+            raise OverlayError("ipset p2porch-vxlan: No such file or directory")
 
     def vxlan_filter(self, wanted: Any, *, known: Any = None, listing: Any = None) -> tuple[Any, bool]:
         from p2porch.netoverlay.plan import diff_members
@@ -200,14 +208,74 @@ async def test_a_join_writes_the_allow_lists_difference_and_a_failed_write_is_re
     )  # type: ignore[arg-type]
     await reconciler.reconcile([peer(2)])
     assert firewall.calls == [(("10.80.0.2",), None)]  # the first pass reads the set and the chain
-    await reconciler.reconcile_if_moved([peer(2), peer(3)])  # a join: the difference from what was written
-    assert firewall.calls[-1] == (("10.80.0.2", "10.80.0.3"), ("10.80.0.2",))
-    calls = len(firewall.calls)
+    await reconciler.reconcile_if_moved([peer(2), peer(3)])  # a join: the difference, nothing read
+    assert firewall.members == ["+10.80.0.3"] and len(firewall.calls) == 1
     await reconciler.reconcile_if_moved([peer(2), peer(3)])  # nothing moved: no call at all
-    assert len(firewall.calls) == calls
+    assert firewall.members == ["+10.80.0.3"] and len(firewall.calls) == 1
     firewall.fail_next = True
     with pytest.raises(OverlayError):
         await reconciler.reconcile_if_moved([peer(3)])  # a leave whose write fails ...
     await reconciler.reconcile([peer(3)])  # ... is retried as a full pass that reads the kernel again
     assert firewall.calls[-1] == (("10.80.0.3",), None)
     assert reconciler.status()["vxlan_allowed_sources"] == ["10.80.0.3"]
+
+
+@dataclass(frozen=True)
+class Change:
+    """A committed change as the store's subscription gives it (``raft.fsm.Change``: kind and key)."""
+
+    kind: str
+    key: str
+
+
+async def test_commits_that_name_peers_plan_only_those_and_a_conflict_or_reset_plans_all(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    driver = ModelDriver()
+    reconciler = OverlayReconciler(
+        LOCAL,
+        driver,
+        settings=OverlaySettings(cluster_cidr="10.241.0.0/16"),
+        blocking=inline,
+    )  # type: ignore[arg-type]
+    peers = {"n2": peer(2)}
+    whole: list[int] = []  # len(peers) at every whole-list read
+    named: list[set[str]] = []
+
+    def get_peers() -> list[OverlayPeer]:
+        whole.append(len(peers))
+        return list(peers.values())
+
+    def changed_peers(node_ids: Any) -> dict[str, OverlayPeer | None]:
+        named.append(set(node_ids))
+        return {n: peers.get(n) for n in node_ids}
+
+    send, receive = trio.open_memory_channel[Any](100)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: reconciler.run(
+                get_peers, receive, changed_peers=changed_peers, task_status=task_status
+            )
+        )
+        assert whole == [1]
+        for i in range(3, 13):  # ten joins, one at a time: each looks up and plans that node alone
+            peers[f"n{i}"] = peer(i)
+            await send.send(Change("node", f"n{i}"))
+            await trio.sleep(CHANGE_MAX_DELAY_S)
+        assert whole == [1] and named == [{f"n{i}"} for i in range(3, 13)]
+        assert reconciler.counters.patched == 10 and driver.reads == 2
+        assert set(driver.state.routes) == {f"10.241.{i}.0/24" for i in range(2, 13)}
+        await send.send(Change("task", "t1"))  # moves no peer: nothing looked up but gossip's dead set
+        await trio.sleep(CHANGE_MAX_DELAY_S)
+        assert named[-1] == set() and reconciler.counters.patched == 10
+        peers["n13"] = OverlayPeer("n13", "10.80.0.13", "10.241.12.0/23")  # overlaps n12: order decides
+        await send.send(Change("lease", "n13"))
+        await trio.sleep(CHANGE_MAX_DELAY_S)
+        assert whole == [1, 12] and reconciler.status()["skipped"][0]["node_id"] == "n13"
+        del peers["n5"]
+        await send.send(Change("reset", "c1"))  # a snapshot installed: any peer may have moved
+        await trio.sleep(CHANGE_MAX_DELAY_S)
+        assert whole == [1, 12, 11] and "10.241.5.0/24" not in driver.state.routes
+        assert reconciler._observed == driver.state and driver.reads == 2  # nothing read since the first
+        assert [p["node_id"] for p in reconciler.status()["peers"]] == sorted(set(peers) - {"n13"})
+        nursery.cancel_scope.cancel()
