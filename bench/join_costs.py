@@ -3,6 +3,7 @@
     python bench/join_costs.py cli TREE [--runs 20]      # one `p2porch join` CLI against a fake daemon
     python bench/join_costs.py apply TREE [--runs 200] [--peers 1]   # the overlay driver's apply of a join
     python bench/join_costs.py plan TREE [--runs 0]      # a member's pure work per join, 19/99/999 peers
+    python bench/join_costs.py pass TREE [--runs 0]      # a member's whole overlay pass per join (pure)
     python bench/join_costs.py allowlist TREE [--runs 200]   # a member's VXLAN allow-list write per join
 
 ``cli``: a unix socket answers every request at once with a join's answer; ``TREE/.venv/bin/python -m
@@ -13,7 +14,11 @@ VXLAN device and TREE's ``NetlinkDriver``; each apply (FDB, neighbour, route of 
 1 as a member's pass for one join, 19 as a joiner's first pass in a 20-node cluster) is called from a
 pool of 4 worker threads, as trio's thread cache calls it. ``plan``: TREE's ``plan_overlay`` of every
 live peer (a member plans them all again per join), ``diff_overlay``, ``entries_applied`` and the allow-list
-plan, for 19, 99 and 999 peers after one joined, in ms each (pure; any user). ``allowlist``: in the
+plan, for 19, 99 and 999 peers after one joined, in ms each (pure; any user). ``pass``: TREE's
+``OverlayReconciler`` pass for one join and one leave, from a committed state of 20/100/1,000 nodes to
+the operations and the allow-list difference (a kernel and a firewall without netlink; any user): on
+main the peer list of every node, ``plan_overlay``, ``diff_overlay``; on a branch with
+``reconcile_changes`` the named node alone. ``allowlist``: in the
 current namespace, the old way's ``iptables-restore`` of the whole chain (19/99/999 sources) in
 ``--test`` mode (parsed and built, not committed: a lower bound; daemon and child CPU apart) and, when
 TREE has ``netoverlay/allow_set.py``, one netlink add to a scratch set (``p2porch-bench-probe``,
@@ -202,6 +207,146 @@ def plan_cost(tree: str, runs: int) -> dict[str, Any]:
     return result
 
 
+class _NullDriver:
+    """The overlay driver without a kernel: keeps the entries applied (in place: O(operations), as the
+    kernel's own cost is not the daemon's), reads them back; no netlink."""
+
+    def __init__(self, base: Any) -> None:
+        self.base, self.applied = base, 0
+        self.routes: dict[str, Any] = {}
+        self.neighbours: dict[str, tuple[str, bool]] = {}
+        self.fdb: set[tuple[str, str]] = set()
+
+    def underlay(self, address: str, dev: str | None = None) -> tuple[str, int]:
+        return "eth0", 1500
+
+    def read(self, device: str) -> Any:
+        base = self.base
+        fdb = frozenset(self.fdb)
+        return base.__class__(base.link, base.addresses, dict(self.routes), dict(self.neighbours), fdb)
+
+    def apply(self, ops: list[Any]) -> None:
+        self.applied += len(ops)
+        for op in ops:
+            kind = type(op).__name__
+            if kind == "SetRoute":
+                self.routes[op.dst] = op.gateway
+            elif kind == "DeleteRoute":
+                self.routes.pop(op.dst, None)
+            elif kind == "SetNeighbour":
+                self.neighbours[op.ip] = (op.mac, True)
+            elif kind == "DeleteNeighbour":
+                self.neighbours.pop(op.ip, None)
+            elif kind == "AddFdb":
+                self.fdb.add((op.mac, op.dst))
+            elif kind == "DeleteFdb":
+                self.fdb.discard((op.mac, op.dst))
+            else:
+                raise AssertionError(f"not a peer entry: {op}")
+
+    def close(self) -> None:
+        pass
+
+
+class _NullFirewall:
+    """The allow-list without a kernel: what the real firewall computes in the daemon (the members'
+    difference), no netlink, no process."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def vxlan_filter(self, wanted: Any, *, known: Any = None, listing: Any = None) -> tuple[Any, bool]:
+        from p2porch.netoverlay.plan import diff_members
+
+        self.writes += 1
+        return diff_members(wanted.sources, known.sources if known else ()), known is None
+
+    def vxlan_members(self, diff: Any) -> None:
+        self.writes += 1
+
+    def close(self) -> None:
+        pass
+
+
+def pass_cost(tree: str, runs: int) -> dict[str, Any]:
+    """A member's overlay pass for one join (and one leave), as its reconciler runs it, TREE's code:
+    the peer list from the committed state (main: every node; a branch with ``reconcile_changes``: the
+    node the commit named), the plan, the diff, the device's expected state and the allow-list's
+    difference. The kernel and the firewall are stand-ins (no netlink: ``apply`` measures that)."""
+    sys.path.insert(0, tree)
+    import trio
+
+    from p2porch.member import views
+    from p2porch.model import Node, SubnetLease
+    from p2porch.netoverlay.diff import KernelState, LinkState
+    from p2porch.netoverlay.plan import LocalNode, OverlaySettings, plan_overlay
+    from p2porch.netoverlay.reconciler import OverlayReconciler
+    from p2porch.raft.state import ClusterState
+
+    patched = hasattr(OverlayReconciler, "reconcile_changes")
+    settings = OverlaySettings(cluster_cidr="10.240.0.0/12")
+    local = LocalNode("n0", "10.69.0.1", "10.240.0.0/24", "eth0")
+
+    def state_of(count: int) -> ClusterState:
+        peers = [local, *_peers(count)]
+        return ClusterState(
+            cluster_id="c1",
+            cluster_cidr=settings.cluster_cidr,
+            nodes={p.node_id: Node(p.node_id, name=p.node_id, addr=p.underlay_addr) for p in peers},
+            leases={p.node_id: SubnetLease(p.node_id, p.subnet) for p in peers},
+        )
+
+    result: dict[str, Any] = {
+        "reconciler": sys.modules[OverlayReconciler.__module__].__file__,
+        "patched": patched,
+    }
+    for count in PEER_COUNTS:
+        link = plan_overlay(local, [], settings, "eth0").link
+        device = LinkState(link.name, "vxlan", link.vni, link.port, link.local, "eth0", link.mac, False, True)
+        driver = _NullDriver(KernelState(device, frozenset({"10.240.0.0/32"})))
+        reconciler = OverlayReconciler(
+            local,
+            driver,
+            settings=settings,
+            firewall=_NullFirewall(),
+            blocking=_inline,  # type: ignore[arg-type]
+        )
+        reps = runs or max(20, 4000 // count)
+        before, after = state_of(count - 1), state_of(count)
+        ms, ops = trio.run(_joins_and_leaves, reconciler, views, patched, before, after, f"n{count}", reps)
+        assert ops >= 3, "the joins did not reach the kernel stand-in"
+        assert len(driver.routes) == count - 1
+        result[f"ms_per_pass_{count}_peers"] = round(ms, 4)
+        result[f"ops_per_pass_{count}_peers"] = ops
+    return result
+
+
+async def _inline(fn: Any, *args: Any) -> Any:
+    return fn(*args)
+
+
+async def _joins_and_leaves(
+    reconciler: Any, views: Any, patched: bool, before: Any, after: Any, joiner: str, reps: int
+) -> tuple[float, float]:
+    """CPU ms and kernel operations per pass over ``reps`` joins and leaves of ``joiner``."""
+
+    async def one_pass(state: Any) -> None:
+        if patched:  # what the member's PeerView.changed does for a commit that names the joiner
+            changed = {joiner: views.overlay_peer(state, joiner, "n0", frozenset())}
+            await reconciler.reconcile_changes(changed, lambda: views.overlay_peers(state, "n0"))
+        else:
+            await reconciler.reconcile_if_moved(views.overlay_peers(state, "n0", frozenset()))
+
+    await reconciler.reconcile(views.overlay_peers(before, "n0"))
+    applied = reconciler.driver.applied
+    started = time.process_time()
+    for _ in range(reps):
+        await one_pass(after)
+        await one_pass(before)
+    took = time.process_time() - started
+    return took / (2 * reps) * 1000, (reconciler.driver.applied - applied) / (2 * reps)
+
+
 def allowlist_cost(tree: str, runs: int) -> dict[str, Any]:
     sys.path.insert(0, tree)
     result: dict[str, Any] = {}
@@ -255,7 +400,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["cli", "apply", "plan", "allowlist"])
+    parser.add_argument("what", choices=["cli", "apply", "plan", "pass", "allowlist"])
     parser.add_argument("tree", help="a checkout with its own .venv (main or a branch)")
     parser.add_argument("--runs", type=int, default=0)
     parser.add_argument("--peers", type=int, default=1, help="apply: new peers per apply (3 operations each)")
@@ -265,6 +410,8 @@ def main() -> None:
         result = cli_cost(tree, args.runs or 20)
     elif args.what == "plan":
         result = plan_cost(tree, args.runs)
+    elif args.what == "pass":
+        result = pass_cost(tree, args.runs)
     elif args.what == "allowlist":
         result = allowlist_cost(tree, args.runs or 200)
     else:
