@@ -347,6 +347,59 @@ async def _joins_and_leaves(
     return took / (2 * reps) * 1000, (reconciler.driver.applied - applied) / (2 * reps)
 
 
+def views_cost(tree: str, runs: int, nodes: tuple[int, ...], services: int, replicas: int) -> dict[str, Any]:
+    """What else a member does for one join (the admission with its lease, then the ready mark), TREE's
+    code at a state built by ``bench/views_burst.py`` (``nodes`` nodes, ``services`` x ``replicas``
+    running tasks): its DNS zone and scopes, ingress/VIP index, network-policy plan (``Views.burst``,
+    as the daemon's member services update them), and gossip's member list as ``unreachable_nodes``
+    reads it per pass (a ``Swim`` core with that many members). CPU ms per join, each view apart."""
+    sys.path[:0] = [tree, os.path.join(tree, "bench")]
+    import random
+
+    import views_burst as vb
+
+    from p2porch.context import LocalBoard
+    from p2porch.gossip.config import GossipConfig
+    from p2porch.gossip.membership import Member
+    from p2porch.gossip.messages import ALIVE
+    from p2porch.gossip.swim import Swim
+    from p2porch.model import Node, NodeStatus
+    from p2porch.raft import commands as C
+
+    result: dict[str, Any] = {"tasks_per_service": replicas, "services": services}
+    for count in nodes:
+        chain = vb.build(argparse.Namespace(nodes=count, services=services, replicas=replicas, per_round=50))
+        views = vb.Views(chain.state, "n00000")
+        reps = runs or 10
+        cpu: dict[str, float] = {}
+        for i in range(reps):
+            node_id, addr = f"j{i:05d}", f"192.169.{i // 250}.{i % 250 + 1}"
+            chain.run(
+                C.AddNode(at=3.0, node=Node(node_id, node_id, addr, 7947, 7946, status=NodeStatus.JOINING))
+            )
+            chain.run(C.LeaseSubnet(at=3.0, node_id=node_id))
+            for view, took in views.burst(chain.state, chain.take()).items():  # the admission
+                cpu[view] = cpu.get(view, 0.0) + took
+            chain.run(C.UpdateNode(at=3.5, node_id=node_id, status=NodeStatus.READY))
+            for view, took in views.burst(chain.state, chain.take()).items():  # the ready mark
+                cpu[view] = cpu.get(view, 0.0) + took
+        core = Swim(GossipConfig(), "n00000", "10.0.0.1:7946", {}, random.Random(1), 0.0)
+        for i in range(1, count + 1):
+            core.table.add(Member(f"n{i:05d}", f"10.0.{i // 250}.{i % 250}:7946", 0, ALIVE, {}, 0.0))
+        board = LocalBoard()
+        board.gossip = core  # type: ignore[assignment]  # members() is all unreachable_nodes reads
+        started = time.process_time()
+        for _ in range(200):
+            board.unreachable_nodes()
+        gossip_ms = (time.process_time() - started) / 200 * 1000
+        result[f"ms_per_join_{count}_nodes"] = {
+            **{view: round(took / reps * 1000, 3) for view, took in cpu.items()},
+            "gossip_unreachable_nodes_per_pass": round(gossip_ms, 3),
+            "tasks": len(chain.state.tasks),
+        }
+    return result
+
+
 def allowlist_cost(tree: str, runs: int) -> dict[str, Any]:
     sys.path.insert(0, tree)
     result: dict[str, Any] = {}
@@ -400,10 +453,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["cli", "apply", "plan", "pass", "allowlist"])
+    parser.add_argument("what", choices=["cli", "apply", "plan", "pass", "views", "allowlist"])
     parser.add_argument("tree", help="a checkout with its own .venv (main or a branch)")
     parser.add_argument("--runs", type=int, default=0)
     parser.add_argument("--peers", type=int, default=1, help="apply: new peers per apply (3 operations each)")
+    parser.add_argument("--services", type=int, default=20, help="views: services at the state")
+    parser.add_argument("--replicas", type=int, default=10, help="views: running tasks per service")
     args = parser.parse_args()
     tree = os.path.abspath(args.tree)
     if args.what == "cli":
@@ -412,6 +467,8 @@ def main() -> None:
         result = plan_cost(tree, args.runs)
     elif args.what == "pass":
         result = pass_cost(tree, args.runs)
+    elif args.what == "views":
+        result = views_cost(tree, args.runs, (20, 100, 1000), args.services, args.replicas)
     elif args.what == "allowlist":
         result = allowlist_cost(tree, args.runs or 200)
     else:
