@@ -133,7 +133,8 @@ class LocalBoard:
 
     def unreachable_nodes(self) -> set[str]:
         """Node ids that gossip currently considers dead (the overlay stops programming them)."""
-        return {node_id for node_id, state in self.gossip_states().items() if state == "dead"}
+        # every overlay and traffic pass asks: gossip's member list costs O(nodes) (0.6 ms at 1,000)
+        return set() if self.gossip is None else self.gossip.dead_names()
 
 
 MemberAsk = Callable[[str], Awaitable[dict[str, Any] | None]]

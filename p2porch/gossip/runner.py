@@ -67,6 +67,10 @@ class GossipHandle:
         """``name -> MemberView(name, addr, state, incarnation, meta)``; state is alive/suspect/dead/left."""
         return self._core.members()
 
+    def dead_names(self) -> set[str]:
+        """Names of the members in state dead (no member list built while none is)."""
+        return self._core.dead_names()
+
     def health_score(self) -> int:
         """Lifeguard local health (0 = healthy, up to awareness_max_multiplier - 1)."""
         return self._core.awareness.score
