@@ -188,9 +188,13 @@ def traffic_inputs(
 
 def live_nodes(state: ClusterState, unreachable: frozenset[str] = frozenset()) -> frozenset[str]:
     """Nodes that take part in the data path: ready, and not dead in this node's gossip."""
-    return frozenset(
-        n for n, rec in state.nodes.items() if rec.status in LIVE_NODE_STATUSES and n not in unreachable
-    )
+    return frozenset(n for n in state.nodes if is_live(state, n, unreachable))
+
+
+def is_live(state: ClusterState, node_id: str, unreachable: frozenset[str] = frozenset()) -> bool:
+    """Whether ``node_id`` is one of ``live_nodes``."""
+    node = state.nodes.get(node_id)
+    return node is not None and node.status in LIVE_NODE_STATUSES and node_id not in unreachable
 
 
 def traffic_of(
