@@ -12,7 +12,7 @@ from typing import Any
 import trio
 
 from ..config import OverlayConfig
-from ..context import LocalBoard, MemberContext
+from ..context import ClusterStore, LocalBoard, MemberContext
 from ..netoverlay.dockernet import DockerNetwork
 from ..netoverlay.driver import NetlinkDriver
 from ..netoverlay.firewall import Firewall
@@ -102,7 +102,7 @@ class PeerView:
     (``changed``). Remembers the dead set it handed out last, so that a node gossip declared dead or
     alive since is looked up with the nodes a commit named. Decides nothing (``views.overlay_peer``)."""
 
-    def __init__(self, store: Any, board: LocalBoard, node_id: str) -> None:
+    def __init__(self, store: ClusterStore, board: LocalBoard, node_id: str) -> None:
         self.store, self.board, self.node_id = store, board, node_id
         self._unreachable: frozenset[str] = frozenset()
 

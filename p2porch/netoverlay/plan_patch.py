@@ -111,8 +111,8 @@ class KeptPlan:
         return dict(self._inputs)
 
     def sources(self) -> tuple[str, ...]:
-        """The planned peers' underlay addresses, sorted: the VXLAN allow-list."""
-        return tuple(sorted(self._sources, key=ipv4.number))
+        """The planned peers' underlay addresses, sorted as ``plan_vxlan_filter`` sorts them."""
+        return tuple(sorted(self._sources))
 
     def changes_to(self, peers: Iterable[OverlayPeer]) -> dict[str, OverlayPeer | None]:
         """The changed peers between the kept inputs and a whole peer list (O(peers), no planning)."""

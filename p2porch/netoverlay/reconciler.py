@@ -190,8 +190,9 @@ class OverlayReconciler:
         started = trio.current_time()
         ops = diff_peers(self.settings.device, self._observed, delta.removed, delta.added)
         await self._applied(ops)  # an error: the loop's retry is a full pass (reads the kernel)
-        patched = patch_entries(self._observed, ops)
-        assert patched, "the observed device is the reconciler's own copy after every full pass"
+        if not patch_entries(self._observed, ops):  # not our own copy (a teardown reset it): make one
+            self._observed = own_copy(self._observed)
+            patch_entries(self._observed, ops)
         kept.apply(delta)
         await self._patch_allow_list(delta)
         self.counters.incremental += 1

@@ -1,6 +1,9 @@
 """Adapters from cluster state to overlay peers and the DNS zone (pure)."""
 
-from p2porch.member.views import dns_zone, gateway_of, local_overlay_node, overlay_peers
+from types import SimpleNamespace
+
+from p2porch.member.overlay import PeerView
+from p2porch.member.views import dns_zone, gateway_of, local_overlay_node, overlay_peer, overlay_peers
 from p2porch.model import Node, PortPublish, Service, ServiceSpec, SubnetLease, Task
 from p2porch.raft.state import ClusterState
 
@@ -132,3 +135,30 @@ def test_tasks_get_discovery_variables_drain_and_only_host_ports():
     (plain,) = [a for a in agent_assignments(s_dnsrr, "a", "n1", "p2porch") if a.task_id == "t1"]
     assert plain.drain_index == 0 and not plain.drain_listeners
     assert [(p.published, p.target) for p in t1.ports] == [(9000, 90)]  # ingress 8080 is not bound
+
+
+def test_one_nodes_overlay_peer_is_its_part_of_the_whole_list():
+    s = state()
+    for self_id in "abcd":
+        for unreachable in (frozenset(), frozenset({"b"})):
+            whole = {p.node_id: p for p in overlay_peers(s, self_id, unreachable)}
+            for node_id in [*"abcd", "gone"]:
+                assert overlay_peer(s, node_id, self_id, unreachable) == whole.get(node_id)
+
+
+def test_the_overlays_peer_view_names_nodes_gossip_declared_dead_or_alive_since():
+    class Board:
+        dead: set[str] = set()
+
+        def unreachable_nodes(self) -> set[str]:
+            return set(self.dead)
+
+    s, board = state(), Board()
+    view = PeerView(SimpleNamespace(snapshot=lambda: s), board, "a")  # type: ignore[arg-type]
+    assert [p.node_id for p in view.all()] == ["b"]
+    assert view.changed(["d"]) == {"d": None}  # no lease: not a peer
+    board.dead = {"b"}
+    assert view.changed([]) == {"b": None}  # dead in gossip since the last look: named without a commit
+    assert view.changed([]) == {}
+    board.dead = set()
+    assert view.changed([]) == {"b": overlay_peers(s, "a")[0]}

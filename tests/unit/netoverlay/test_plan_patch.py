@@ -132,7 +132,8 @@ def test_joins_leaves_and_address_changes_without_conflicts_are_never_planned_in
             peers.pop(node_id, None)
         else:
             peers[node_id] = change
-        assert kept.plan() == plan_overlay(local, list(peers.values()), wide, "eth0")
+        want = plan_overlay(local, list(peers.values()), wide, "eth0")
+        assert kept.plan() == want and kept.sources() == plan_vxlan_filter(want, wide).sources
 
 
 def test_a_join_is_three_operations_and_one_allow_list_member() -> None:
