@@ -404,8 +404,7 @@ class Orchestrator:
 
         unhealthy = [t for t in live if t.state == TaskState.RUNNING and t.healthy is False]
         if unhealthy and len(unhealthy) == len(live):
-            # An unhealthy task is a failed one: stop it and let the restart policy decide (a slot it
-            # ends keeps the task, shut down with the policy's reason: restart.py).
+            # An unhealthy task is a failed one: stop it, the restart policy decides (restart.py).
             final = final_reason(spec.restart, unhealthy[0], unhealthy=True)
             for t in unhealthy:
                 ctx.out.actions.append(ShutdownTask(t.task_id, final or UNHEALTHY))
