@@ -6,8 +6,9 @@ text/template Docker users type.
 JSON view (inspect) or over one row's columns (a list: ``{{.Name}} {{.Node}} {{.DesiredState}}``, with
 Docker's names where a column's header differs: ``CurrentState``, ``Error``, ``Hostname``). A path
 segment matches a key case-insensitively with CamelCase read as snake_case (``.UpdateStatus`` is
-``update_status``). Anything else (pipelines, ``range``, ``index``, a missing key) is a usage error
-naming ``--format``; nothing is guessed.
+``update_status``). ``service inspect`` also answers Docker's own paths (``.Spec.TaskTemplate.
+ContainerSpec.Env``, ``.Spec.Mode.Replicated.Replicas``: docker_paths.py). Anything else (pipelines,
+``range``, ``index``, a missing key) is a usage error naming ``--format``; nothing is guessed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .docker_paths import go_text, json_ready
 from .util import UsageError, emit, table, wants_json
 
 _ACTION_RE = re.compile(r"{{-?\s*(.*?)\s*-?}}")
@@ -57,15 +59,22 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def render(template: str, data: Any) -> str:
-    """``template`` with each ``{{...}}`` replaced from ``data``; UsageError for what it cannot read."""
+#: a command's own paths (Docker's, docker_paths.py): ``(True, value)`` for a path it answers
+Paths = Callable[[Any, str], tuple[bool, Any]]
+
+
+def render(template: str, data: Any, paths: Paths | None = None) -> str:
+    """``template`` with each ``{{...}}`` replaced from ``data``, or from ``paths`` where it answers
+    (printed as Go prints it); UsageError for what it cannot read."""
 
     def action(match: re.Match[str]) -> str:
         words = match.group(1).split()
-        if len(words) == 1 and _PATH_RE.match(words[0]):
-            return _text(_lookup(data, words[0]))
-        if len(words) == 2 and words[0] == "json" and _PATH_RE.match(words[1]):
-            return json.dumps(_lookup(data, words[1]), sort_keys=True)
+        path = words[-1]
+        if len(words) in (1, 2) and _PATH_RE.match(path) and (len(words) == 1 or words[0] == "json"):
+            mapped, value = paths(data, path) if paths is not None else (False, None)
+            if len(words) == 2:
+                return json.dumps(json_ready(value) if mapped else _lookup(data, path), sort_keys=True)
+            return go_text(value) if mapped else _text(_lookup(data, path))
         raise UsageError(
             f"--format: cannot read {match.group(0)!r}: use {USABLE}",
             field="--format",
@@ -83,15 +92,18 @@ def add_inspect_output(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
-def emit_inspected(args: argparse.Namespace, data: Any, describe: Callable[[Any], str]) -> None:
-    """An inspect command's output: ``--format`` applied to the JSON view, else as ``emit``."""
+def emit_inspected(
+    args: argparse.Namespace, data: Any, describe: Callable[[Any], str], paths: Paths | None = None
+) -> None:
+    """An inspect command's output: ``--format`` applied to the JSON view (and ``paths``), else as
+    ``emit``."""
     template = getattr(args, "format", None)
     if template is None:
         emit(args, data, describe)
         return
     if wants_json(args) or getattr(args, "pretty", False):
         raise UsageError("--format: not with --json or --pretty", field="--format")
-    print(render(template, data))
+    print(render(template, data, paths))
 
 
 #: a list's column header -> the field Docker's ``--format`` names it by, where the two differ

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError, P2POrchError
 from ..model.units import parse_duration_s
+from .docker_paths import docker_path
 from .filters import TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_inspect_output, add_list_format, emit_inspected, listing
 from .group import group_spec, group_task_rows
@@ -76,7 +77,7 @@ def cmd_service_inspect(args: argparse.Namespace) -> int:
             service["autoscale_status"] = client.get(f"/services/{args.service}/autoscale")
         except P2POrchError as exc:
             service["autoscale_status"] = {"available": False, "reason": exc.message}
-    emit_inspected(args, service, describe_service)
+    emit_inspected(args, service, describe_service, docker_path)
     return EXIT_OK
 
 

@@ -35,7 +35,7 @@ from ..model import (
 from .filters import constraint_matches
 from .jobs import plan_job
 from .nodeinfo import NodeInfo
-from .restart import final_reason, given_up
+from .restart import UNHEALTHY, final_reason, given_up
 from .rollout import (
     FailureVerdict,
     effective_policy,
@@ -404,11 +404,12 @@ class Orchestrator:
 
         unhealthy = [t for t in live if t.state == TaskState.RUNNING and t.healthy is False]
         if unhealthy and len(unhealthy) == len(live):
-            # An unhealthy task is a failed one: stop it and let the restart policy decide.
+            # An unhealthy task is a failed one: stop it, the restart policy decides (restart.py).
+            final = final_reason(spec.restart, unhealthy[0], unhealthy=True)
             for t in unhealthy:
-                ctx.out.actions.append(ShutdownTask(t.task_id, "unhealthy"))
-            if spec.restart.condition == "none":
-                return None
+                ctx.out.actions.append(ShutdownTask(t.task_id, final or UNHEALTHY))
+            if final:
+                return unhealthy[0]
             self._create(
                 svc, slot, pin, ctx, "replace unhealthy task", unhealthy[0].restart_history + (ctx.now,)
             )

@@ -6,9 +6,10 @@ same: :func:`final_reason` says why the latest task of a slot will not be restar
 shutdown records), and :func:`given_up` finds the slots (replicated) or nodes (global) whose newest task
 was shut down for that reason, so that they are not created again as missing ones.
 
-Only a task that ended by itself (complete, failed, rejected) can end its slot, and a ``window`` that can
-still move on cannot: such a slot waits, desired ``running``, for its window (docs/scheduler.md).
-Owns no state and never reads a clock.
+Only a task that ended by itself (complete, failed, rejected) or that the orchestrator stopped for
+failing its health check (its shutdown reason says so: :func:`stopped_unhealthy`; Swarm counts it as
+failed) can end its slot, and a ``window`` that can still move on cannot: such a slot waits, desired
+``running``, for its window (docs/scheduler.md). Owns no state and never reads a clock.
 """
 
 from __future__ import annotations
@@ -22,16 +23,33 @@ from ..model import NOT_RESTARTED, DesiredState, RestartPolicy, ServiceSpec, Tas
 _ENDED_BY_ITSELF = frozenset({TaskState.COMPLETE, TaskState.FAILED, TaskState.REJECTED})
 
 
-def final_reason(policy: RestartPolicy, task: Task) -> str:
-    """Why ``task``, the latest of its slot, will never be restarted; "" when it may be."""
-    if task.state not in _ENDED_BY_ITSELF:
+#: the shutdown reason of a task stopped for failing its health check and replaced
+UNHEALTHY = "unhealthy"
+#: how the shutdown reason of a task stopped for failing its health check and not replaced begins
+_UNHEALTHY_FINAL = f"{NOT_RESTARTED}{UNHEALTHY}; "
+
+
+def stopped_unhealthy(task: Task) -> bool:
+    """The orchestrator stopped ``task`` for failing its health check (its shutdown reason says so); the
+    agent reports it ``shutdown`` once stopped, and the restart policy takes it as failed."""
+    return task.desired_state == DesiredState.SHUTDOWN and (
+        task.message == UNHEALTHY or task.message.startswith(_UNHEALTHY_FINAL)
+    )
+
+
+def final_reason(policy: RestartPolicy, task: Task, *, unhealthy: bool = False) -> str:
+    """Why ``task``, the latest of its slot, will never be restarted; "" when it may be. ``unhealthy``:
+    ``task`` is to be stopped for failing its health check (as :func:`stopped_unhealthy` says after)."""
+    unhealthy = unhealthy or stopped_unhealthy(task)
+    if task.state not in _ENDED_BY_ITSELF and not unhealthy:
         return ""
+    prefix = _UNHEALTHY_FINAL if unhealthy else NOT_RESTARTED
     if policy.condition == "none":
-        return NOT_RESTARTED + "restart condition none"
-    if policy.condition == "on-failure" and task.state == TaskState.COMPLETE:
-        return NOT_RESTARTED + "completed (restart condition on-failure)"
+        return prefix + "restart condition none"
+    if policy.condition == "on-failure" and task.state == TaskState.COMPLETE and not unhealthy:
+        return prefix + "completed (restart condition on-failure)"
     if policy.max_attempts and policy.window_s <= 0 and len(task.restart_history) >= policy.max_attempts:
-        return f"{NOT_RESTARTED}{policy.max_attempts} restart attempts used (restart max attempts)"
+        return f"{prefix}{policy.max_attempts} restart attempts used (restart max attempts)"
     return ""
 
 

@@ -258,3 +258,82 @@ def test_with_registry_auth_is_refused_with_the_reason(argv, capsys) -> None:
         main(argv)
     assert refused.value.code == 2
     assert "--with-registry-auth: p2porch sends no credentials from the CLI" in capsys.readouterr().err
+
+
+SERVICE_VIEW = {
+    "id": "6ecb9128ea55c95a",
+    "name": "web",
+    "version": 12,
+    "created_at": 1796461200.5,
+    "updated_at": 1796461260.0,
+    "spec": {
+        "name": "web",
+        "image": "busybox:1",
+        "entrypoint": ["/bin/sh"],
+        "command": ["-c", "sleep 1d"],
+        "env": {"A": "1", "B": "two words"},
+        "labels": {"c": "1"},
+        "service_labels": {"tier": "front"},
+        "mode": "replicated",
+        "replicas": 3,
+        "publish": [{"target": 80, "published": 8080, "protocol": "tcp"},
+                    {"target": 53, "published": 5353, "protocol": "udp", "mode": "host"}],
+    },
+}  # fmt: skip
+
+
+class ServiceApi(Api):
+    def get(self, path: str, **kw: Any) -> Any:
+        return json.loads(json.dumps(SERVICE_VIEW)) if path == "/services/web" else super().get(path, **kw)
+
+
+@pytest.mark.parametrize(
+    ("template", "printed"),
+    [
+        ("{{.Spec.TaskTemplate.ContainerSpec.Env}}", "[A=1 B=two words]"),
+        ("{{json .Spec.TaskTemplate.ContainerSpec.Env}}", '["A=1", "B=two words"]'),
+        ("{{.Spec.TaskTemplate.ContainerSpec.Image}}", "busybox:1"),
+        ("{{.Spec.TaskTemplate.ContainerSpec.Args}}", "[-c sleep 1d]"),
+        ("{{.Spec.TaskTemplate.ContainerSpec.Command}}", "[/bin/sh]"),
+        ("{{.Spec.TaskTemplate.ContainerSpec.Labels}}", "map[c:1]"),
+        ("{{.Spec.Labels}}", "map[tier:front]"),  # Docker's: the service's labels (--label)
+        ("{{json .Spec.Labels}}", '{"tier": "front"}'),
+        ("{{.Spec.Name}} {{.ID}}", "web 6ecb9128ea55c95a"),
+        ("{{.Spec.Mode.Replicated.Replicas}}", "3"),
+        ("{{.Version.Index}}", "12"),
+        ("{{.CreatedAt}}", "2026-12-05 09:00:00.5 +0000 UTC"),
+        ("{{json .CreatedAt}}", '"2026-12-05T09:00:00.5Z"'),
+        ("{{.UpdatedAt}}", "2026-12-05 09:01:00 +0000 UTC"),
+        ("{{.Endpoint.Ports}}", "[{ tcp 80 8080 ingress} { udp 53 5353 host}]"),
+        ("{{.Spec.Env}}", '{"A": "1", "B": "two words"}'),  # p2porch's own paths are unchanged
+        ("{{.Version}}", "12"),
+    ],
+)
+def test_service_inspect_format_reads_dockers_paths(monkeypatch, capsys, template: str, printed: str) -> None:
+    """The fourth user walk: Docker's format strings, pasted, failed with exit 2 (p2porch's view has no
+    ``TaskTemplate``); the common paths of Docker's service JSON give Docker's values, as Go prints them."""
+    monkeypatch.setattr(cli_service_read, "client_for", lambda args: ServiceApi())
+    assert main(["service", "inspect", "--format", template, "web"]) == 0
+    assert capsys.readouterr().out == printed + "\n"
+
+
+def test_docker_json_of_ports_and_unknown_docker_paths(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(cli_service_read, "client_for", lambda args: ServiceApi())
+    assert main(["service", "inspect", "-f", "{{json .Endpoint.Ports}}", "web"]) == 0
+    first = json.loads(capsys.readouterr().out)[0]
+    assert first == {
+        "Name": "",
+        "Protocol": "tcp",
+        "TargetPort": 80,
+        "PublishedPort": 8080,
+        "PublishMode": "ingress",
+    }
+    for unknown in ("{{.Spec.TaskTemplate.Placement}}", "{{.Endpoint.VirtualIPs}}", "{{.Spec.TaskTemplate}}"):
+        assert main(["service", "inspect", "--format", unknown, "web"]) == 2
+        assert "p2porch: error: --format: " in capsys.readouterr().err
+    SERVICE_VIEW["spec"]["mode"] = "global"  # type: ignore[index]
+    try:
+        assert main(["service", "inspect", "--format", "{{.Spec.Mode.Replicated.Replicas}}", "web"]) == 2
+        assert "--format: .Spec.Mode.Replicated: web is a global service" in capsys.readouterr().err
+    finally:
+        SERVICE_VIEW["spec"]["mode"] = "replicated"  # type: ignore[index]

@@ -397,3 +397,42 @@ def test_global_update_and_restart_stay_on_their_node() -> None:
     # b's failed task is restarted (on b); a is updated stop-first because it publishes a host port
     assert sorted(shut_ids(r)) == ["t1-a", "t2-b"]
     assert sorted((c.node_id, c.slot) for c in r.creates) == [("a", 1), ("b", 2)]
+
+
+@pytest.mark.parametrize("mode", ["replicated", "global"])
+def test_an_unhealthy_task_under_restart_condition_none_is_shut_down_and_not_created_again(mode: str) -> None:
+    """The third user walk: a task failing its health check under ``--restart-condition none`` was stopped,
+    and its slot created again in the next round as a missing one (the stopped task's state is
+    ``shutdown``, which the policy did not count as the task's own end). As a failed task: shut down
+    with the policy's reason, the slot kept, until the template changes."""
+    spec = dataclasses.replace(SPEC, replicas=1, mode=mode, restart=RestartPolicy(condition="none"))
+    services = [Service("s1", spec)]
+    nodes = NODES[:1]
+    sick = running(1, "n1", spec=spec, health="unhealthy", created_at=10.0)
+    first = orch().reconcile(services, [sick], nodes, now=100.0)
+    reason = "not restarted: unhealthy; restart condition none"
+    assert first.actions == [ShutdownTask("t1-n1", reason)]
+    stopping = dataclasses.replace(sick, desired_state="shutdown", message=reason)
+    assert orch().reconcile(services, [stopping], nodes, now=101.0).actions == []
+    stopped = dataclasses.replace(stopping, state="shutdown", state_at=102.0, health="")
+    assert orch().reconcile(services, [stopped], nodes, now=200.0).actions == []
+    changed = [Service("s1", dataclasses.replace(spec, image="busybox:2"), version=2)]
+    (again,) = orch().reconcile(changed, [stopped], nodes, now=300.0).creates
+    assert again.slot == 1
+
+
+def test_unhealthy_tasks_use_up_restart_attempts_as_failed_ones_do() -> None:
+    """``--restart-max-attempts 2``: an unhealthy task is replaced while attempts remain (its history
+    carried), then shut down with the policy's reason and not replaced (it was replaced forever)."""
+    policy = RestartPolicy(condition="on-failure", max_attempts=2, delay_s=0.0)
+    spec = dataclasses.replace(SPEC, replicas=1, restart=policy)
+    services = [Service("s1", spec)]
+    retried = orch().reconcile(services, [running(1, spec=spec, health="unhealthy", restart_history=(50.0,))],
+                               NODES, now=100.0)  # fmt: skip
+    assert retried.actions[0] == ShutdownTask("t1-n1", "unhealthy")
+    assert [c.restart_history for c in retried.creates] == [(50.0, 100.0)]
+    sick = running(1, spec=spec, health="unhealthy", restart_history=(50.0, 90.0))
+    reason = "not restarted: unhealthy; 2 restart attempts used (restart max attempts)"
+    assert orch().reconcile(services, [sick], NODES, now=100.0).actions == [ShutdownTask("t1-n1", reason)]
+    stopped = dataclasses.replace(sick, desired_state="shutdown", message=reason, state="shutdown")
+    assert orch().reconcile(services, [stopped], NODES, now=200.0).actions == []

@@ -1,0 +1,123 @@
+"""Docker's ``service inspect --format`` paths read from p2porch's service view (pure).
+
+Users paste Docker's format strings (``{{.Spec.TaskTemplate.ContainerSpec.Env}}``,
+``{{.Spec.Mode.Replicated.Replicas}}``): :func:`docker_path` answers the common paths of Docker's service
+JSON with the values Docker gives, printed as Go prints them (``[A=1 B=2]``, ``map[k:v]``, a port
+``{ tcp 80 8080 ingress}``, a time ``2026-12-05 09:00:00 +0000 UTC``; ``{{json ...}}`` gives Docker's
+JSON). Where one of these paths also names a p2porch field (``.Spec.Labels``, ``.CreatedAt``), Docker's
+meaning wins; every other path stays p2porch's own (goformat.py). Owns no state, never asks the daemon.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+from ..model.container import default_publish_mode
+from .util import UsageError
+
+
+class GoStruct(dict[str, Any]):
+    """A Go struct's fields in order: JSON as a dict, text as Go's ``%v`` (``{ tcp 80 8080 ingress}``)."""
+
+    def go_text(self) -> str:
+        return "{" + " ".join(go_text(v) for v in self.values()) + "}"
+
+
+class GoTime(float):
+    """An epoch time as Go's ``time.Time``: text ``2026-12-05 09:00:00.5 +0000 UTC``, JSON RFC 3339."""
+
+    def moment(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(float(self), tz=datetime.UTC)
+
+    def _seconds(self, between: str) -> str:
+        moment = self.moment()
+        fraction = f"{moment.microsecond:06d}".rstrip("0")  # Go drops the trailing zeros
+        return moment.strftime(f"%Y-%m-%d{between}%H:%M:%S") + (f".{fraction}" if fraction else "")
+
+    def go_text(self) -> str:
+        return self._seconds(" ") + " +0000 UTC"
+
+    def json_value(self) -> str:
+        return self._seconds("T") + "Z"
+
+
+def go_text(value: Any) -> str:
+    """``value`` as Go's text/template prints it (``[a b]``, ``map[k:v]`` in key order, ``true``)."""
+    if isinstance(value, GoStruct | GoTime):
+        return value.go_text()
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + " ".join(go_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_text(value[k])}" for k in sorted(value)) + "]"
+    return str(value)
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` for ``json.dumps`` as Docker's JSON has it (times as RFC 3339 text)."""
+    if isinstance(value, GoTime):
+        return value.json_value()
+    if isinstance(value, list):
+        return [json_ready(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    return value
+
+
+def _ports(view: dict[str, Any]) -> list[GoStruct]:
+    out = []
+    for port in view["spec"].get("publish") or []:
+        published = port.get("published")
+        mode = port.get("mode") or default_publish_mode(published, port.get("host_ip", ""))
+        out.append(
+            GoStruct(
+                Name="",
+                Protocol=port.get("protocol", "tcp"),
+                TargetPort=port["target"],
+                PublishedPort=published or 0,
+                PublishMode=mode,
+            )
+        )
+    return out
+
+
+def _replicas(view: dict[str, Any]) -> int:
+    if view["spec"].get("mode") != "replicated":
+        raise UsageError(
+            f"--format: .Spec.Mode.Replicated: {view['name']} is a {view['spec'].get('mode')} service",
+            field="--format",
+        )
+    return int(view["spec"]["replicas"])
+
+
+def _env(view: dict[str, Any]) -> list[str]:
+    return [f"{k}={v}" for k, v in (view["spec"].get("env") or {}).items()]
+
+
+#: Docker's path (lowercase, no leading dot) -> its value from p2porch's service view (``.ID`` and
+#: ``.Spec.Name`` need none: p2porch's view has them under the same names)
+_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "version.index": lambda v: v["version"],
+    "createdat": lambda v: GoTime(v["created_at"]),
+    "updatedat": lambda v: GoTime(v["updated_at"]),
+    "spec.labels": lambda v: dict(v["spec"].get("service_labels") or {}),
+    "spec.mode.replicated.replicas": _replicas,
+    "spec.tasktemplate.containerspec.image": lambda v: v["spec"]["image"],
+    "spec.tasktemplate.containerspec.env": _env,
+    "spec.tasktemplate.containerspec.args": lambda v: list(v["spec"].get("command") or []),
+    "spec.tasktemplate.containerspec.command": lambda v: list(v["spec"].get("entrypoint") or []),
+    "spec.tasktemplate.containerspec.labels": lambda v: dict(v["spec"].get("labels") or {}),
+    "endpoint.ports": _ports,
+}
+
+
+def docker_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """``(True, value)`` when ``path`` (``.Spec.Name``) is one of Docker's service paths mapped here,
+    else ``(False, None)``: the caller reads p2porch's own view."""
+    reader = _PATHS.get(path.lstrip(".").lower())
+    if reader is None:
+        return False, None
+    return True, reader(view)
