@@ -120,7 +120,11 @@ def test_network_mode_service_beside_networks_is_refused_as_compose_refuses_it(n
 
 
 def test_network_mode_service_without_networks_and_host_beside_networks_still_load() -> None:
-    grouped = load("services:\n  web: {image: nginx}\n  side: {image: busybox, network_mode: 'service:web'}\n")
+    grouped = load(
+        "services:\n  web: {image: nginx}\n  side: {image: busybox, network_mode: 'service:web'}\n"
+    )
     assert [s.short_name for s in grouped.services] == ["web"]
-    host = load("services:\n  web: {image: nginx, network_mode: host, networks: [back]}\nnetworks: {back: {}}\n")
+    host = load(
+        "services:\n  web: {image: nginx, network_mode: host, networks: [back]}\nnetworks: {back: {}}\n"
+    )
     assert any("network_mode" in w for w in host.warnings)  # Swarm stacks write it; kept as a warning
