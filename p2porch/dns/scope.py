@@ -165,7 +165,7 @@ class ClientScopes:
         old_linkers, new_linkers = self._linkers, data.linkers
         if new is old and new_linkers == old_linkers:
             return True
-        changed = {address for address, _ in old.items() ^ new.items()}
+        changed = set() if new is old else {address for address, _ in old.items() ^ new.items()}
         changed |= {address for address, _ in old_linkers.items() ^ new_linkers.items()}
         if any(ipv4.canonical(a) != a for a in changed):
             return False
