@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from functools import partial
 
 import dns.message
 import dns.query
@@ -71,41 +72,30 @@ def _dig(addr: tuple[str, int], name: str, source: str) -> list[str]:
     return sorted(out.stdout.split())
 
 
-@pytest.mark.parametrize("mode", ["mmsg", "plain"])
-def test_each_linking_task_resolves_the_alias_to_its_own_target(
-    mode: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if mode == "mmsg" and not mmsg.available():
+@pytest.fixture(params=["mmsg", "plain"])
+def udp_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The server's UDP loop: batched recvmmsg/sendmmsg, or the portable recvfrom/sendto one."""
+    if request.param == "mmsg" and not mmsg.available():
         pytest.skip("recvmmsg/sendmmsg not available here")
-    monkeypatch.setattr(server_mod, "USE_MMSG", mode == "mmsg")
+    monkeypatch.setattr(server_mod, "USE_MMSG", request.param == "mmsg")
+    return str(request.param)
+
+
+async def test_each_linking_task_resolves_the_alias_to_its_own_target(
+    nursery: trio.Nursery, udp_loop: str
+) -> None:
     default = Resolver(ZONE)
     scopes = ClientScopes(default, Resolver)
     scopes.update(ZONE, SCOPES)
-
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            bound = await nursery.start(
-                lambda task_status: serve_dns(
-                    default, [("127.0.0.1", 0)], [], timeout_s=1.0, scopes=scopes, task_status=task_status
-                )
-            )
-            addr = bound[0]
-            for _ in range(2):  # the second round is answered from each scope's cache
-                assert await _ask(addr, "tinode.host", EXPORTER_0) == (dns.rcode.NOERROR, ["10.240.1.10"])
-                assert await _ask(addr, "tinode.host", EXPORTER_1) == (dns.rcode.NOERROR, ["10.240.1.11"])
-                assert await _ask(addr, "tinode.host.p2p", EXPORTER_1) == (dns.rcode.NOERROR, ["10.240.1.11"])
-                assert (await _ask(addr, "tinode.host.p2p", PLAIN))[0] == dns.rcode.NXDOMAIN
-            assert await _ask(addr, "tinode.host", EXPORTER_0, tcp=True) == (
-                dns.rcode.NOERROR,
-                ["10.240.1.10"],
-            )
-            assert await _ask(addr, "tinode.host", EXPORTER_1, tcp=True) == (
-                dns.rcode.NOERROR,
-                ["10.240.1.11"],
-            )
-            if shutil.which("dig"):
-                assert await trio.to_thread.run_sync(_dig, addr, "tinode.host", EXPORTER_0) == ["10.240.1.10"]
-                assert await trio.to_thread.run_sync(_dig, addr, "tinode.host", EXPORTER_1) == ["10.240.1.11"]
-            nursery.cancel_scope.cancel()
-
-    trio.run(main)
+    serve = partial(serve_dns, default, [("127.0.0.1", 0)], [], timeout_s=1.0, scopes=scopes)
+    addr = (await nursery.start(serve))[0]
+    for _ in range(2):  # the second round is answered from each scope's cache
+        assert await _ask(addr, "tinode.host", EXPORTER_0) == (dns.rcode.NOERROR, ["10.240.1.10"])
+        assert await _ask(addr, "tinode.host", EXPORTER_1) == (dns.rcode.NOERROR, ["10.240.1.11"])
+        assert await _ask(addr, "tinode.host.p2p", EXPORTER_1) == (dns.rcode.NOERROR, ["10.240.1.11"])
+        assert (await _ask(addr, "tinode.host.p2p", PLAIN))[0] == dns.rcode.NXDOMAIN
+    assert await _ask(addr, "tinode.host", EXPORTER_0, tcp=True) == (dns.rcode.NOERROR, ["10.240.1.10"])
+    assert await _ask(addr, "tinode.host", EXPORTER_1, tcp=True) == (dns.rcode.NOERROR, ["10.240.1.11"])
+    if shutil.which("dig"):
+        assert await trio.to_thread.run_sync(_dig, addr, "tinode.host", EXPORTER_0) == ["10.240.1.10"]
+        assert await trio.to_thread.run_sync(_dig, addr, "tinode.host", EXPORTER_1) == ["10.240.1.11"]
