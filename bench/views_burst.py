@@ -22,6 +22,9 @@ when present) so repeated runs skip the minutes it takes to build.
     python bench/views_burst.py                                  # 1,000 nodes x 100,000 tasks (minutes)
     python bench/views_burst.py --nodes 100 --services 100 --replicas 20 --bursts 3   # seconds
     python bench/views_burst.py --memory --state /tmp/views-1000x100k.pickle      # MB per view
+
+``--linking N`` gives the first N services a Compose link (``svc<i+1>:peer``): each adds a DNS scope
+(docs/dns.md, "Scoped to the querier's networks").
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from p2porch.member.task_networks import TaskNetworkIndex  # noqa: E402
 from p2porch.member.traffic_index import TrafficIndex  # noqa: E402
 from p2porch.member.zone_builder import ZoneBuilder  # noqa: E402
 from p2porch.model import Node, ServiceSpec, TaskHealth, TaskState  # noqa: E402
+from p2porch.model.netrefs import ServiceLink  # noqa: E402
 from p2porch.raft import commands as C  # noqa: E402
 from p2porch.raft.fsm import Change, apply_command  # noqa: E402
 from p2porch.raft.state import EMPTY_STATE, ClusterState  # noqa: E402
@@ -129,7 +133,8 @@ def build(args: argparse.Namespace) -> Chain:
     while True:
         for _ in range(args.per_round):
             if created < args.services:
-                spec = ServiceSpec(name=f"svc{created}", image="bench", replicas=args.replicas)
+                links = (ServiceLink(f"svc{created + 1}", "peer"),) if created < args.linking else ()
+                spec = ServiceSpec(name=f"svc{created}", image="bench", replicas=args.replicas, links=links)
                 chain.run(C.CreateService(at=now, service_id=f"s{created}", spec=spec))
                 created += 1
         report(chain, placed, now, running)
@@ -246,7 +251,7 @@ def _top_lines(n: int = 25) -> list[str]:
 
 def _load_or_build(args: argparse.Namespace) -> Chain:
     """The built state: ``args.state``'s for these sizes, else built and written there."""
-    sizes = (args.nodes, args.services, args.replicas, args.per_round)
+    sizes = (args.nodes, args.services, args.replicas, args.per_round, args.linking)
     if args.state is not None and args.state.exists():
         with args.state.open("rb") as f:
             saved_sizes, state = pickle.load(f)
@@ -280,6 +285,7 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--replicas", type=int, default=100)
     parser.add_argument("--per-round", type=int, default=50, help="services created between two rounds")
+    parser.add_argument("--linking", type=int, default=0, help="services with a Compose link (to the next)")
     parser.add_argument("--bursts", type=int, default=10)
     parser.add_argument("--burst", type=int, default=1024, help="task reports per burst")
     parser.add_argument("--node", default="n00000", help="the node whose views are measured")
@@ -308,6 +314,7 @@ def main() -> None:
         "build_state_cpu_s": round(built, 2),
         "first_views_cpu_s": round(first, 2),
         "scopes": views.scopes.scope_count,
+        "linking": args.linking,
         "loadavg_start": os.getloadavg()[0],
     }
     if stages is not None:

@@ -50,7 +50,7 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
         zone = zones.update(state)
         resolver = Resolver(zone, ttl_s=section.ttl_s)
         scopes = ClientScopes(resolver, partial(Resolver, ttl_s=section.ttl_s))
-        scopes.update(zone, dns_scopes(state, clients.update(state)))
+        scopes.update(zone, dns_scopes(state, clients.update(state), clients.addresses_of))
         ctx.board.resolver = resolver
         upstreams = [_parse_upstream(u) for u in section.upstreams] or None
         listen = [(gateway, section.port), (ctx.local.bind_addr, section.port)]  # behind NAT: its own address
@@ -81,7 +81,10 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
                 burst = [change, *drained(changes)]  # one zone update per burst of commits
                 state = store.snapshot()
                 started = trio.current_time()
-                scopes.update(zones.update(state, burst), dns_scopes(state, clients.update(state, burst)))
+                scopes.update(
+                    zones.update(state, burst),
+                    dns_scopes(state, clients.update(state, burst), clients.addresses_of),
+                )
                 policy.set_members(_member_addresses(state))
                 pacing.done(started, trio.current_time())
 

@@ -7,7 +7,7 @@ stopped task and reused by a new one belongs to the new one. No I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ..dns.scope import NetworkAlias, ScopeData
 from ..model import TERMINAL_STATES, ServiceSpec
@@ -52,20 +52,54 @@ def policy_input(
     return PolicyInput(state.cluster_cidr, lease.subnet, clients, internal)
 
 
-def dns_scopes(state: ClusterState, clients: Mapping[str, frozenset[str]] | None = None) -> ScopeData:
-    """Which services each network holds, their aliases there, and each task address's networks
-    (``clients``: the state's ``task_networks`` when the caller keeps them, else computed here)."""
+def dns_scopes(
+    state: ClusterState,
+    clients: Mapping[str, frozenset[str]] | None = None,
+    addresses_of: Callable[[str], Iterable[str]] | None = None,
+) -> ScopeData:
+    """Which services each network holds, their aliases there, each task address's networks (``clients``:
+    the state's ``task_networks`` when the caller keeps them, else computed here), and the links of each
+    service with the addresses of its tasks (``addresses_of(service_id)``: a ``TaskNetworkIndex``'s, O(its
+    tasks); else one walk over the tasks, only when some service has links)."""
     members: dict[str, set[str]] = {}
     aliases: list[NetworkAlias] = []
     owners: dict[str, str] = {}
-    for svc in state.services.values():
+    links: dict[str, tuple[tuple[str, str], ...]] = {}
+    linking: dict[str, str] = {}  # service id -> name, of the services with links
+    for sid, svc in state.services.items():
         owners.update((short, svc.name) for short in stack_dns_aliases(svc.spec.labels_dict()))
         for net in service_networks(svc.spec):
             members.setdefault(net, set()).add(svc.name)
         aliases += [NetworkAlias(net, alias, svc.name) for net, alias in service_aliases(svc.spec)]
+        if svc.spec.links:
+            links[svc.name] = tuple((link.alias, link.service) for link in svc.spec.links)
+            linking[sid] = svc.name
     return ScopeData(
         services_by_network={n: frozenset(s) for n, s in members.items()},
         aliases=tuple(sorted(aliases)),
         clients=task_networks(state) if clients is None else clients,
         owners=owners,
+        links=links,
+        linkers=_linkers(state, linking, addresses_of) if linking else {},
     )
+
+
+def _linkers(
+    state: ClusterState, linking: Mapping[str, str], addresses_of: Callable[[str], Iterable[str]] | None
+) -> dict[str, str]:
+    """``address -> service name`` of the unfinished tasks of the services in ``linking`` (by id); an
+    address two of them hold for a moment (a reused address reported before the old task's end) goes
+    to the first name."""
+    if addresses_of is not None:
+        pairs = ((address, name) for sid, name in linking.items() for address in addresses_of(sid))
+    else:
+        pairs = (
+            (task.address, linking[task.service_id])
+            for task in state.tasks.values()
+            if task.service_id in linking and task.address and task.state not in TERMINAL_STATES
+        )
+    out: dict[str, str] = {}
+    for address, name in pairs:
+        if name < out.get(address, "\uffff"):
+            out[address] = name
+    return out

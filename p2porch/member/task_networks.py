@@ -80,6 +80,11 @@ class TaskNetworkIndex:
         self._publish(touched)
         return self._out
 
+    def addresses_of(self, service_id: str) -> list[str]:
+        """The addresses the unfinished tasks of ``service_id`` hold (as of the last update), O(its tasks)."""
+        held = self._held
+        return [held[t][0] for t in self._service_tasks.get(service_id, ()) if t in held]
+
     def changed_since(self, generation: int) -> set[str] | None:
         """Every address whose networks differ between the mapping of ``generation`` and the current one (an
         address that changed and changed back may be named too); None when that is not known (a rebuild

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from .placement import NAME_RE as SERVICE_NAME_RE
 
 #: the network of services that name none (the node's ``p2porch`` Docker network and its leases)
 DEFAULT_NETWORK = "p2porch"
@@ -26,6 +27,7 @@ ALIAS_RE = re.compile(
 )
 MAX_NETWORKS_PER_SERVICE = 16
 MAX_ALIASES = 16
+MAX_LINKS = 64
 
 
 def _err(field: str, message: str) -> ConfigError:
@@ -116,3 +118,36 @@ def parse_attachments(value: Any, field: str = "networks") -> tuple[NetworkAttac
 def attached_networks(attachments: Sequence[NetworkAttachment]) -> tuple[str, ...]:
     """The networks a service's tasks are on: the named ones, or the default network."""
     return tuple(a.target for a in attachments) or (DEFAULT_NETWORK,)
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class ServiceLink:
+    """A Compose link: ``alias`` answers, to this service's tasks only, with the tasks of ``service``."""
+
+    service: str
+    alias: str
+
+    def __str__(self) -> str:
+        return f"{self.service}:{self.alias}"
+
+
+def parse_links(value: Any, field: str = "links") -> tuple[ServiceLink, ...]:
+    """``["SERVICE:ALIAS", ...]`` (Docker's ``HostConfig.Links`` form, with cluster service names); an alias
+    named twice is refused (it would answer with two services)."""
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) > MAX_LINKS:
+        raise _err(field, f"must be a list of at most {MAX_LINKS} SERVICE:ALIAS strings")
+    out: list[ServiceLink] = []
+    for i, item in enumerate(value):
+        where = f"{field}[{i}]"
+        service, sep, alias = item.partition(":") if isinstance(item, str) else ("", "", "")
+        if not sep or not SERVICE_NAME_RE.match(service):
+            raise _err(where, f"{item!r} is not SERVICE:ALIAS with a service name")
+        if not ALIAS_RE.match(alias.lower()):
+            raise _err(where, f"{alias!r} is not a DNS name")
+        link = ServiceLink(service, alias.lower())
+        if any(other.alias == link.alias for other in out):
+            raise _err(where, f"alias {link.alias!r} is named twice")
+        out.append(link)
+    return tuple(out)

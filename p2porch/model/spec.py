@@ -23,7 +23,7 @@ from .container_opts import ContainerOptions
 from .filerefs import FileRef, parse_file_refs
 from .group import INIT, SIDECAR, GroupContainer, check_group, group_reservation, parse_group
 from .jobspec import JOB_MODES, CronSchedule, check_job_fields, is_job_mode, parse_schedule
-from .netrefs import NetworkAttachment, parse_attachments
+from .netrefs import NetworkAttachment, ServiceLink, parse_attachments, parse_links
 from .placement import (
     NAME_RE,
     Affinity,
@@ -120,6 +120,7 @@ class ServiceSpec:
     secrets: tuple[FileRef, ...] = ()  # files under /run/secrets (issue 22)
     configs: tuple[FileRef, ...] = ()
     networks: tuple[NetworkAttachment, ...] = ()  # none = the default network (not a template field)
+    links: tuple[ServiceLink, ...] = ()  # names only its tasks resolve (Compose links; not a template field)
     autoscale: AutoscaleSpec | None = None  # the leader's autoscaler owns `replicas` when set (issue 17)
     max_concurrent: int = 0  # replicated-job: tasks at once (0 = replicas, as Docker's CLI)
     schedule: CronSchedule | None = None  # a cron job: one execution per tick (jobs only)
@@ -323,6 +324,7 @@ class ServiceSpec:
             **self._job_dict(),
             **({"on_site_loss": self.on_site_loss} if self.on_site_loss != "keep" else {}),  # absent: default
             **({"force_update": self.force_update} if self.force_update else {}),  # absent: default
+            **({"links": [str(link) for link in self.links]} if self.links else {}),  # absent: default
         } | ({"networks": [n.to_dict() for n in self.networks]} if self.networks else {})
 
     def to_sparse_dict(self) -> dict[str, Any]:
@@ -436,6 +438,7 @@ _SPEC_KEYS: dict[str, str] = {
     "secrets": "secrets",
     "configs": "configs",
     "networks": "networks",
+    "links": "links",
     "autoscale": "autoscale",
     "max_concurrent": "max_concurrent",
     "schedule": "schedule",
@@ -493,6 +496,7 @@ _SPEC_PARSERS: dict[str, Any] = {
     "secrets": lambda v, k: parse_file_refs(v, k, "secret"),
     "configs": lambda v, k: parse_file_refs(v, k, "config"),
     "networks": parse_attachments,
+    "links": parse_links,
     "autoscale": lambda v, k: AutoscaleSpec.from_dict(v, k, parse_duration_s),
     "max_concurrent": lambda v, k: parse_int(v, k, maximum=MAX_REPLICAS),
     "schedule": lambda v, k: parse_schedule(v, k),

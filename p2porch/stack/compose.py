@@ -358,11 +358,36 @@ def load_stack(
         tuple(ordered),
         tuple(ctx.env_files_read),
         tuple(problems.warnings),
-        model,
+        _printed_model(model, environ),
         used_objects,
         tuple(ctx.network(key) for key in ctx.used_networks),
         {o.value: environ[o.value] for o in used_objects if o.source == "environment" and o.value in environ},
     )
+
+
+def _printed_model(model: Mapping[str, Any], environ: Mapping[str, str]) -> Mapping[str, Any]:
+    """``model`` as ``docker compose config`` prints it: each service's ``environment`` values are strings
+    (compose-go's ``MappingWithEquals``: ``true`` -> "true", ``8080`` -> "8080") and a key without a value
+    takes the variable from ``environ``, or stays without one (null) when it is unset there."""
+    services = model.get("services")
+    if not isinstance(services, Mapping):
+        return model
+    printed: dict[str, Any] = {}
+    for short, conf in services.items():
+        env = conf.get("environment") if isinstance(conf, Mapping) else None
+        if isinstance(env, Mapping):
+            conf = {**conf, "environment": {k: _env_text(k, v, environ) for k, v in env.items()}}
+        printed[short] = conf
+    return {**model, "services": printed}
+
+
+def _env_text(key: Any, value: Any, environ: Mapping[str, str]) -> Any:
+    if value is None:
+        return environ.get(key) if isinstance(key, str) else None
+    try:
+        return scalar_text(value, "environment")
+    except ConfigError:  # not a scalar: refused with its path by the service mapping
+        return value
 
 
 def _provider_services(services_conf: Mapping[str, Any], problems: Problems) -> set[str]:

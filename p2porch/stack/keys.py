@@ -21,7 +21,8 @@ SERVICE_MAPPED = (
     "depends_on", "logging", "expose", "extra_hosts", "cap_add", "cap_drop", "hostname", "init",
     "stop_signal", "tmpfs", "ulimits", "sysctls", "shm_size", "read_only", "security_opt", "profiles",
     "extends", "build", "container_name", "secrets", "configs", "cpus", "mem_limit", "mem_reservation",
-    "scale", "pids_limit", "devices", "network_mode", "links", "label_file", "volumes_from",
+    "scale", "pids_limit", "devices", "network_mode", "links", "label_file", "volumes_from", "dns_opt",
+    "group_add",
 )  # fmt: skip
 SERVICE_IGNORED = {
     "annotations": "container annotations are not passed to the engine",
@@ -41,12 +42,10 @@ SERVICE_IGNORED = {
     "develop": "development-time file watching is a docker compose feature",
     "device_cgroup_rules": _NOT_IN_SWARM,
     "dns": "tasks use the cluster DNS, which forwards other names to the node's resolvers",
-    "dns_opt": "tasks use the cluster DNS",
     "dns_search": "tasks use the cluster DNS search domains",
     "domainname": _NOT_IN_SWARM,
     "external_links": _NETWORK,
     "gpus": "GPU reservations are not supported",
-    "group_add": _NOT_IN_SWARM,
     "ipc": _NOT_IN_SWARM,
     "isolation": "Windows only",
     "mac_address": _NOT_IN_SWARM,

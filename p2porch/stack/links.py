@@ -2,12 +2,14 @@
 
 Owns what Compose's legacy links still do on a user-defined network, which files rely on (an
 application configured with ``es:9300`` and ``links: [elasticsearch:es]``): the linking service
-resolves the alias to the linked one. p2porch has no per-container links, so the alias becomes a
-network alias of the linked service on every network the two share, resolvable from every task on
-those networks (a superset of Compose's link, which only the linking container sees). A link without
-an alias (``db``, ``db:db``) adds nothing: service names resolve already. An alias that names another
-service of the stack, is claimed by two services on one network, or has no network to live on is not
-added, with a warning naming the service and the link. A ``container_name`` (``mysql`` for a service
+resolves the alias to the linked one, and only the linking service does (as a Compose link is seen by
+the linking container alone): the link goes into the linking service's spec (``links``:
+``SERVICE:ALIAS`` with the cluster name of the linked service), which the cluster DNS answers to that
+service's tasks only (``dns/scope.py``), so two services may give one alias different targets. A link
+without an alias (``db``, ``db:db``) adds nothing: service names resolve already. An alias that names
+another service of the stack, that the service already links to another service, or that the two
+services have no shared network to resolve on is not added, with a warning naming the service and the
+link. A ``container_name`` (``mysql`` for a service
 ``storage``, which the others reach as ``MYSQL_HOST=mysql``) is answered by Docker's DNS on the
 container's networks; p2porch names task containers itself, so the name becomes a network alias of
 the service on each of its networks, under the same rules; so does the name of a service named with
@@ -35,8 +37,8 @@ class _Service(Protocol):
 
 
 def link_aliases(services: Sequence[_Service], confs: Mapping[str, Any], problems: Problems) -> None:
-    """Add every service's ``container_name``, and the aliases of its ``links``, to the network
-    entries of the service they resolve to (in place)."""
+    """Add every service's ``container_name`` to its network entries, and its ``links`` to its spec's
+    ``links`` (in place)."""
     specs = {s.short_name: s.spec for s in services}
     shorts = {short.lower() for short in confs}
     owners: dict[tuple[str, str], str] = {}  # (network, alias) -> the service it resolves to
@@ -51,6 +53,7 @@ def link_aliases(services: Sequence[_Service], confs: Mapping[str, Any], problem
         if raw is None:
             continue
         path = f"services.{service.short_name}.links"
+        linked: dict[str, str] = {}  # alias -> the service it resolves to, for this service's tasks
         try:
             entries = [string(e, f"{path}[{i}]") for i, e in enumerate(list_(raw, path))]
         except ConfigError as exc:
@@ -74,14 +77,11 @@ def link_aliases(services: Sequence[_Service], confs: Mapping[str, Any], problem
                     f"so {alias!r} cannot resolve"
                 )
                 continue
-            for net in shared:
-                owner = owners.setdefault((net["target"], alias), target)
-                if owner != target:
-                    problems.warn(
-                        f"ignoring {where} ({entry}): {alias!r} already resolves to {owner} on that network"
-                    )
-                elif alias not in net["aliases"]:
-                    net["aliases"].append(alias)
+            owner = linked.setdefault(alias, target)
+            if owner != target:
+                problems.warn(f"ignoring {where} ({entry}): {alias!r} already links to {owner}")
+            elif f"{specs[target]['name']}:{alias}" not in service.spec.setdefault("links", []):
+                service.spec["links"].append(f"{specs[target]['name']}:{alias}")
 
 
 def _dotted_names(services: Sequence[_Service], owners: dict[tuple[str, str], str]) -> None:

@@ -70,6 +70,8 @@ _CONTAINER_KEYS = {
     "shm_size_bytes": "shm_size",
     "log_driver": "logging.driver",
     "log_opts": "logging.options",
+    "dns_options": "dns_opt",
+    "groups": "group_add",
 }
 _EXPOSE_RE = re.compile(r"^[0-9]{1,5}(?:-[0-9]{1,5})?(?:/(?:tcp|udp|sctp))?$")
 _DIRECT_CONTAINER_KEYS = (
@@ -487,6 +489,12 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     with problems.check():
         if conf.get("network_mode") is not None:
             shared = network_mode(conf["network_mode"], f"{path}.network_mode")
+            if shared and conf.get("networks"):  # compose-go refuses them together (checkConsistency)
+                raise err(
+                    f"{path}.networks",
+                    f"cannot be combined with network_mode: service:{shared} (the service runs in "
+                    f"{shared}'s task, on its networks; Compose refuses the two together)",
+                )
             if shared:
                 ctx.shares[short] = shared
             else:
@@ -528,6 +536,15 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     for key in _DIRECT_CONTAINER_KEYS:
         if conf.get(key) is not None:
             container[key] = conf[key]
+    if conf.get("dns_opt"):  # resolv.conf options beside the cluster DNS (HostConfig.DnsOptions)
+        container["dns_options"] = conf["dns_opt"]
+    if conf.get("group_add"):  # names or numbers (the schema allows both), as HostConfig.GroupAdd
+        groups = conf["group_add"]
+        container["groups"] = (
+            [str(g) if isinstance(g, int) and not isinstance(g, bool) else g for g in groups]
+            if isinstance(groups, list)
+            else groups
+        )
     with problems.check():
         _devices_and_pids(conf, path, container, lambda key, why: ctx.ignored(key, short, why))
     if container:

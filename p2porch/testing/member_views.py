@@ -92,7 +92,7 @@ async def _dns(
         zone = zones.update(state)
         resolver = Resolver(zone)
         scopes = ClientScopes(resolver, partial(Resolver))
-        scopes.update(zone, dns_scopes(state, clients.update(state)))
+        scopes.update(zone, dns_scopes(state, clients.update(state), clients.addresses_of))
         task_status.started()
         pacing = CostShare(VIEW_REBUILD_SHARE, VIEW_REBUILD_MAX_GAP_S)  # as member/dns.py
         async for change in changes:
@@ -101,7 +101,10 @@ async def _dns(
             state = store.snapshot()
 
             def rebuild(state: Any = state, burst: list[Any] = burst) -> None:
-                scopes.update(zones.update(state, burst), dns_scopes(state, clients.update(state, burst)))
+                scopes.update(
+                    zones.update(state, burst),
+                    dns_scopes(state, clients.update(state, burst), clients.addresses_of),
+                )
 
             started = trio.current_time()
             _timed(counters, "dns", rebuild)

@@ -168,3 +168,73 @@ def test_server_answers_each_client_from_its_scope(mode: str, monkeypatch: pytes
             nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+# --- Compose links: an alias only the linking service's tasks resolve ---
+
+LINKED_ZONE = dataclasses.replace(
+    ZONE,
+    services={
+        **ZONE.services,
+        "tinode-0": [TaskEntry(1, "10.240.1.10")],
+        "tinode-1": [TaskEntry(1, "10.240.1.11")],
+        "exporter-0": [TaskEntry(1, "10.240.1.20")],
+        "exporter-1": [TaskEntry(1, "10.240.1.21")],
+    },
+    vips={"tinode-1": "10.239.0.11"},
+)
+LINKED = ScopeData(
+    services_by_network={
+        **DATA.services_by_network,
+        "back": frozenset({"web", "db", "tinode-0", "tinode-1", "exporter-0", "exporter-1"}),
+    },
+    aliases=(*DATA.aliases, NetworkAlias("back", "tinode.host", "db")),  # another service's network alias
+    clients={
+        **DATA.clients,
+        "10.240.1.20": frozenset({"back"}),
+        "10.240.1.21": frozenset({"back"}),
+    },
+    owners=DATA.owners,
+    links={
+        "exporter-0": (("tinode.host", "tinode-0"), ("web", "db"), ("gone", "other")),
+        "exporter-1": (("tinode.host", "tinode-1"),),
+    },
+    linkers={"10.240.1.20": "exporter-0", "10.240.1.21": "exporter-1"},
+)
+
+
+def test_a_link_is_in_the_linking_services_scope_only() -> None:
+    back = frozenset({"back"})
+    mine = scoped_zone(LINKED_ZONE, back, LINKED, "exporter-0")
+    theirs = scoped_zone(LINKED_ZONE, back, LINKED, "exporter-1")
+    nobody = scoped_zone(LINKED_ZONE, back, LINKED)
+    assert mine.services["tinode.host"] is LINKED_ZONE.services["tinode-0"]  # the link beats db's alias
+    assert theirs.services["tinode.host"] is LINKED_ZONE.services["tinode-1"]
+    assert nobody.services["tinode.host"] is LINKED_ZONE.services["db"]  # no link: the network alias
+    assert dict(theirs.vips)["tinode.host"] == "10.239.0.11" and "tinode.host" not in mine.vips
+    assert "tinode.host" in mine.bare  # a dotted alias is answered as asked
+    assert mine.services["web"] is LINKED_ZONE.services["web"]  # a service name wins over a link
+    assert "gone" not in mine.services  # a target the task shares no network with is not linked
+
+
+def test_two_linking_services_get_their_own_resolvers_for_the_same_alias() -> None:
+    scopes = ClientScopes(Resolver(LINKED_ZONE), Resolver)
+    scopes.update(LINKED_ZONE, LINKED)
+    assert scopes.scope_count == 5  # three network sets, two of them also per linking service
+    assert answer(scopes.for_host("10.240.1.20"), "tinode.host") == (0, ["10.240.1.10"])
+    assert answer(scopes.for_host("10.240.1.21"), "tinode.host.p2p") == (0, ["10.239.0.11"])
+    assert answer(scopes.for_host("10.240.1.3"), "tinode.host.p2p") == (0, ["10.240.1.3"])  # db's alias
+    # the scopes share compiled fragments by name: the next zone still answers each its own target
+    moved = {**LINKED_ZONE.services, "tinode-0": [TaskEntry(1, "10.240.1.12")]}
+    scopes.update(dataclasses.replace(LINKED_ZONE, services=moved, version=2), LINKED)
+    assert answer(scopes.for_host("10.240.1.20"), "tinode.host") == (0, ["10.240.1.12"])
+    assert answer(scopes.for_host("10.240.1.21"), "tinode.host") == (0, ["10.239.0.11"])
+    scopes.update(LINKED_ZONE, LINKED)
+    # exporter-0 loses its links: its address follows to the plain scope of its networks
+    unlinked = dataclasses.replace(LINKED, linkers={"10.240.1.21": "exporter-1"})
+    scopes.update(LINKED_ZONE, unlinked)
+    assert scopes.for_host("10.240.1.20") is scopes.for_host("10.240.1.3")
+    assert scopes.scope_count == 4
+    fresh = ClientScopes(Resolver(LINKED_ZONE), Resolver)
+    fresh.update(LINKED_ZONE, unlinked)
+    assert {h: r._zone for h, r in scopes.by_host.items()} == {h: r._zone for h, r in fresh.by_host.items()}

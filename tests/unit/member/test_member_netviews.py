@@ -3,6 +3,8 @@ finished tasks and unaddressed ones are left out, the default network stands in 
 
 from __future__ import annotations
 
+import dataclasses
+
 from p2porch.member.netviews import dns_scopes, policy_input, service_networks, task_networks
 from p2porch.model import NetworkRecord, Service, ServiceSpec, SubnetLease, Task, TaskState
 from p2porch.raft.state import ClusterState
@@ -65,3 +67,21 @@ def test_dns_scopes_carry_members_aliases_and_clients() -> None:
 
 def test_stack_short_names_are_owned_by_their_service() -> None:
     assert dns_scopes(state()).owners == {"db.shop": "shop-db", "shop_db": "shop-db"}
+
+
+def test_dns_scopes_carry_each_services_links_and_the_addresses_of_its_tasks() -> None:
+    base = state()
+    linked = svc("s4", "exporter", links=["web:tinode.host", "old:legacy"])
+    tasks = {
+        **base.tasks,
+        "t5": Task("t5", "s4", 1, "n1", state=TaskState.RUNNING, address="10.240.1.8"),
+        "t6": Task("t6", "s4", 2, "n1", state=TaskState.FAILED, address="10.240.1.9"),
+    }
+    with_links = dataclasses.replace(base, services={**base.services, "s4": linked}, tasks=tasks)
+    data = dns_scopes(with_links)
+    assert data.links == {"exporter": (("tinode.host", "web"), ("legacy", "old"))}
+    assert data.linkers == {"10.240.1.8": "exporter"}  # a finished task's address sees nothing
+    assert dns_scopes(with_links, None, lambda sid: ["10.240.1.8"] if sid == "s4" else []).linkers == {
+        "10.240.1.8": "exporter"
+    }
+    assert dns_scopes(state()).links == {} and dns_scopes(state()).linkers == {}

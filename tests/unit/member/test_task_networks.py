@@ -2,7 +2,7 @@
 full rebuilds give, on seeded random change sequences through the real FSM.
 
 Each step commits a random burst (services created on one or two of three networks, one internal, with
-VIP or DNS round robin and ingress ports; their networks changed, services removed, tasks placed,
+VIP or DNS round robin, ingress ports and links; their networks changed, services removed, tasks placed,
 reported with colliding addresses, failed and removed, nodes relabelled or marked down). Compared after
 each burst: ``TaskNetworkIndex.update`` with ``task_networks`` (and the very same mapping exactly when no
 address changed), ``PolicyPlanner.plan`` with ``plan_policy(policy_input(state))``, a long-lived
@@ -26,7 +26,7 @@ from p2porch.member.task_networks import TaskNetworkIndex, shared_index
 from p2porch.member.traffic_index import TrafficIndex
 from p2porch.member.views import dns_zone, traffic_inputs
 from p2porch.model import Node, NodeStatus, PortPublish, ServiceSpec, Task, TaskHealth, TaskState
-from p2porch.model.netrefs import NetworkAttachment
+from p2porch.model.netrefs import NetworkAttachment, ServiceLink
 from p2porch.netoverlay.netpolicy import plan_policy
 from p2porch.raft import commands as C
 from p2porch.raft.fields import TaskPut, TaskRemove
@@ -65,8 +65,17 @@ class World:
             else ()
         )
         mode = self.rng.choice(["vip", "dnsrr"])
+        other = self.rng.choice(NAMES)  # a link's alias: its own, another's network alias, a service name
+        alias = self.rng.choice(["linked", f"{other}-alias", "web"])
+        links = (ServiceLink(other, alias),) if self.rng.random() < 0.4 and other != name else ()
         return ServiceSpec(
-            name=name, image="x", replicas=3, networks=attachments, publish=ports, endpoint_mode=mode
+            name=name,
+            image="x",
+            replicas=3,
+            networks=attachments,
+            publish=ports,
+            endpoint_mode=mode,
+            links=links,
         )
 
     def address(self, task: Task) -> str:
@@ -144,8 +153,9 @@ def test_incremental_task_networks_equal_the_full_walk(seed: int) -> None:
     zone = dns_zone(world.state)
     scopes = ClientScopes(Resolver(zone), partial(Resolver))
     clients = index.update(world.state, world.take_changes())
-    scopes.update(zone, dns_scopes(world.state, clients))
+    scopes.update(zone, dns_scopes(world.state, clients, index.addresses_of))
     kept = changed = 0
+    linking = 0
     for _ in range(200):
         for _ in range(world.rng.randint(1, 4)):  # a burst of commits
             world.step()
@@ -164,13 +174,17 @@ def test_incremental_task_networks_equal_the_full_walk(seed: int) -> None:
         assert planner.plan(world.state, burst) == (plan_policy(spec) if spec is not None else None)
 
         zone = dns_zone(world.state)
-        scopes.update(zone, dns_scopes(world.state, clients))
+        data = dns_scopes(world.state, clients, index.addresses_of)
+        assert data.linkers == dns_scopes(world.state).linkers  # the index's addresses, as the full walk's
+        linking += bool(data.linkers)
+        scopes.update(zone, data)
         full = ClientScopes(Resolver(zone), partial(Resolver))
         full.update(zone, dns_scopes(world.state))
         assert _zones(scopes) == _zones(full)
         assert scopes.by_packed.keys() == full.by_packed.keys()
         assert scopes.scope_count == full.scope_count  # a network set nobody is on any more is dropped
     assert kept > 30 and changed > 30  # both paths were exercised
+    assert linking > 5  # tasks of linking services were scoped
     assert index.full_rebuilds == 1
     assert planner.plans < 200  # bursts that changed no address reused the plan
     assert planner.full_plans == 1 and planner.full_compares == 0  # the changed addresses only

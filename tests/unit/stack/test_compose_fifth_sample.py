@@ -33,14 +33,15 @@ def test_a_link_alias_resolves_to_the_linked_service():
             image: redis
         """
     )
-    assert _aliases(definition, "elasticsearch") == {"app_default": ["es"]}
-    assert _aliases(definition, "dynomite") == {"app_default": ["dyno1"]}
-    assert _aliases(definition, "cache") == {"app_default": []}  # a plain link adds nothing
-    assert _aliases(definition, "server") == {"app_default": []}
+    # the links are the linking service's own (only its tasks resolve them), no network alias of anyone's
+    assert spec_of(definition, "server")["links"] == ["app-elasticsearch:es", "app-dynomite:dyno1"]
+    for short in ("elasticsearch", "dynomite", "cache", "server"):
+        assert _aliases(definition, short) == {"app_default": []}  # a plain link adds nothing
+    assert "links" not in spec_of(definition, "elasticsearch")
     assert not [w for w in definition.warnings if "links" in w]
 
 
-def test_a_link_alias_lives_on_the_networks_the_two_services_share_only():
+def test_a_link_needs_a_network_the_two_services_share():
     definition = load(
         """
         services:
@@ -54,7 +55,8 @@ def test_a_link_alias_lives_on_the_networks_the_two_services_share_only():
         networks: {front: {}, back: {}, admin: {}}
         """
     )
-    assert _aliases(definition, "db") == {"app_back": ["mysql"], "app_admin": []}
+    assert spec_of(definition, "web")["links"] == ["app-db:mysql"]
+    assert _aliases(definition, "db") == {"app_back": [], "app_admin": []}
 
 
 def test_link_aliases_that_cannot_resolve_are_named_in_a_warning():
@@ -88,9 +90,12 @@ def test_link_aliases_that_cannot_resolve_are_named_in_a_warning():
         "cannot resolve",
     ]
     assert _aliases(definition, "cache") == {"app_front": []}
+    assert "links" not in spec_of(definition, "web") and "links" not in spec_of(definition, "api")
 
 
-def test_one_alias_claimed_for_two_services_on_one_network_keeps_the_first():
+def test_two_services_may_link_one_alias_to_different_services():
+    """Tinode's two exporters each link ``tinode-N:tinode.host``: each sees its own target (a Compose link
+    is the linking container's alone). As a network alias of the target, the second was dropped."""
     definition = load(
         """
         services:
@@ -104,11 +109,27 @@ def test_one_alias_claimed_for_two_services_on_one_network_keeps_the_first():
           db2: {image: postgres}
         """
     )
-    assert _aliases(definition, "db1") == {"app_default": ["db"]}
-    assert _aliases(definition, "db2") == {"app_default": []}
-    assert "ignoring services.b.links[0] (db2:db): 'db' already resolves to db1 on that network" in (
-        definition.warnings
+    assert spec_of(definition, "a")["links"] == ["app-db1:db"]
+    assert spec_of(definition, "b")["links"] == ["app-db2:db"]
+    assert _aliases(definition, "db1") == _aliases(definition, "db2") == {"app_default": []}
+    assert not [w for w in definition.warnings if "links" in w]
+
+
+def test_one_service_linking_one_alias_to_two_services_keeps_the_first():
+    definition = load(
+        """
+        services:
+          a:
+            image: a
+            links: ["db1:db", "db2:db", "db1:db"]
+          db1: {image: postgres}
+          db2: {image: postgres}
+        """
     )
+    assert spec_of(definition, "a")["links"] == ["app-db1:db"]
+    assert [w for w in definition.warnings if "links" in w] == [
+        "ignoring services.a.links[1] (db2:db): 'db' already links to db1"
+    ]
 
 
 def test_links_must_be_a_list_of_strings():
