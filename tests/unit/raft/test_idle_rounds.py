@@ -224,3 +224,18 @@ def test_a_follower_that_does_not_read_still_makes_the_flow_line(caplog: pytest.
     leader.tick()
     (line,) = _flow_lines(caplog)
     assert "voters: buffered max 4096 B" in line
+
+
+def test_a_quiet_replica_whose_answer_moved_its_next_index_back_is_in_the_next_round() -> None:
+    """The quiet set is kept between rounds; an answer that moves a replica's next index makes the next
+    round look again (``ReplicaHeartbeats.changed``), so the replica that lacks entries gets them."""
+    leader = _Leader(None, idle_round_s=0.0)
+    leader.flow_limits = FlowLimits()
+    leader._flow_broken = set()
+    _round(leader)
+    _round(leader)
+    assert [sent - {"v1"} for sent in leader.sent_to] == [{"r1"}, set()]  # quiet after its first beat
+    leader._SyncObj__raftNextIndex["r1"] = 4  # its answer: it holds entries up to 3 only (a refusal)
+    leader._flow_answered("r1", 6, {"success": False, "reset": True})
+    _round(leader)
+    assert "r1" in leader.sent_to[-1]
