@@ -61,6 +61,7 @@ class QuietReplicaRounds:
 
     def role_changed(self, was_leader: bool, now: float) -> None:
         """On a role change (Raft thread): a leader stepping down counts the pause since its last round."""
+        self._replica_beats.changed()  # a new leadership sets every next index
         if was_leader and self._round_at:
             self.longest_round_gap_s = max(self.longest_round_gap_s, now - self._round_at)
         self._round_at = 0.0
@@ -75,9 +76,10 @@ class QuietReplicaRounds:
         last_index = self._SyncObj__raftLog[-1][1]
         quiet = self._replica_beats.quiet(replicas, self._SyncObj__raftNextIndex, last_index, commit, now)
         active = replicas - quiet
+        caught_up = self.flow_limits is not None and self._all_caught_up(active, last_index)
         self._in_round, self._dropped_in_round = True, {}
         try:
-            if self.flow_limits is None or self._all_caught_up(active, last_index):
+            if self.flow_limits is None or caught_up:
                 self._SyncObj__readonlyNodes = active  # (nothing to cap: one pysyncobj round for all)
                 super()._SyncObj__sendAppendEntries()  # type: ignore[misc]
             else:
@@ -101,9 +103,12 @@ class QuietReplicaRounds:
         if pacer is None or self.idle_round_s <= busy_s:
             return
         # a connected peer the round left entries (or snapshot chunks) for: pysyncobj stops a round after
-        # one heartbeat period of sending and moves nextIndex past what it sent
+        # one heartbeat period of sending and moves nextIndex past what it sent. A round in which every
+        # peer held the whole log left none (the quiet replicas hold it too; a round appends nothing).
         last, nexts = self._SyncObj__raftLog[-1][1], self._SyncObj__raftNextIndex
-        lagging = any(nexts.get(node, last + 1) <= last for node in self._SyncObj__connectedNodes)
+        lagging = not caught_up and any(
+            nexts.get(node, last + 1) <= last for node in self._SyncObj__connectedNodes
+        )
         if (period := pacer.round_period(now, busy_s, self.idle_round_s, lagging)) > busy_s:
             self._SyncObj__newAppendEntriesTime += period - busy_s
 
@@ -175,6 +180,10 @@ class QuietReplicaRounds:
         cap = self._round_cap
         return last if cap is None else min(last, cap)
 
+    def _SyncObj__onReadonlyNodeConnected(self, node: Any) -> None:  # noqa: N802
+        super()._SyncObj__onReadonlyNodeConnected(node)  # type: ignore[misc]
+        self._replica_beats.changed()  # its next index is set anew
+
     def _SyncObj__onNodeDisconnected(self, node: Any) -> None:  # noqa: N802
         self._flow_broken.add(node)  # entries in flight to it are lost: its next answer may rewind
         super()._SyncObj__onNodeDisconnected(node)  # type: ignore[misc]
@@ -190,6 +199,16 @@ class QuietReplicaRounds:
         conn = self._SyncObj__transport._connections.get(node)
         return 0 if conn is None else int(conn.getSendBufferSize())
 
+    def _backlog(self, node: Any) -> int:
+        """Bytes the socket of ``node``'s connection refused, still queued in user space: the buffer
+        without the cork, whose frames this tick hands to the socket before its poll (a round's own
+        heartbeat read as 162 B of backlog, and an idle leader logged its flow line every 5 s)."""
+        conn = self._SyncObj__transport._connections.get(node)
+        if conn is None:
+            return 0
+        refused = getattr(conn, "refused_bytes", None)  # the guarded transport's; else pysyncobj's buffer
+        return int(refused() if refused is not None else conn.getSendBufferSize())
+
     def _kernel_queued(self, node: Any) -> int:
         """Bytes the kernel holds in the send queue of ``node``'s socket, not yet acknowledged by TCP."""
         conn = self._SyncObj__transport._connections.get(node)
@@ -203,9 +222,9 @@ class QuietReplicaRounds:
         return int(struct.unpack("i", raw)[0])
 
     def _observe_flow(self, now: float) -> None:
-        """After a round: each connected follower's buffer and unacknowledged entries (flow.py). An idle
-        leader (the pacer's notion: its rounds are heartbeats) reads them only for the log line, every
-        ``FLOW_LOG_EVERY_S``, not at each of its ~5 rounds a second."""
+        """After a round: each connected follower's backlog (:meth:`_backlog`) and unacknowledged entries
+        (flow.py). An idle leader (the pacer's notion: its rounds are heartbeats) reads them only for the
+        log line, every ``FLOW_LOG_EVERY_S``, not at each of its ~5 rounds a second."""
         stats = self.flow_stats
         stats.rounds += 1
         log_due = now - self._flow_logged_at >= FLOW_LOG_EVERY_S
@@ -217,7 +236,7 @@ class QuietReplicaRounds:
                 if node not in nexts:
                     continue
                 inflight = inflight_entries(nexts[node], matches.get(node, 0))
-                stats.saw(self._kind(node), self._buffered(node), inflight)
+                stats.saw(self._kind(node), self._backlog(node), inflight)
         if log_due:
             self._flow_logged_at = now
             for node in self._SyncObj__connectedNodes:  # the kernel's send queues, once per log line
@@ -245,6 +264,8 @@ class QuietReplicaRounds:
     def _flow_answered(self, node: Any, before: int | None, message: dict[str, Any]) -> None:
         nexts = self._SyncObj__raftNextIndex
         after = nexts.get(node)
+        if after != before:
+            self._replica_beats.changed()  # (a replica's answer: it may no longer be quiet)
         intact = node not in self._flow_broken
         self._flow_broken.discard(node)
         if before is None or after is None or after >= before:
@@ -265,6 +286,7 @@ class QuietReplicaRounds:
         if self._in_round and self._dropped_in_round is not None and node in self._SyncObj__raftNextIndex:
             kept = (self._SyncObj__raftNextIndex[node], self._SyncObj__raftMatchIndex.get(node))
         super()._SyncObj__onReadonlyNodeDisconnected(node)  # type: ignore[misc]
+        self._replica_beats.changed()
         if kept is not None and self._dropped_in_round is not None:
             self.replicas_dropped_mid_round += 1
             self._dropped_in_round[node] = kept

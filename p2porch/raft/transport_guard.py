@@ -215,6 +215,10 @@ class GuardedTcpConnection(TcpConnection):
         """Bytes queued in user space for this peer: what the socket refused and the cork (flow.py)."""
         return len(self._TcpConnection__writeBuffer) + len(self.corked)
 
+    def refused_bytes(self) -> int:
+        """Bytes the socket refused, queued behind the cork's (a backlog: the cork goes out this tick)."""
+        return len(self._TcpConnection__writeBuffer)
+
     def flush(self) -> None:
         """Hand the corked frames to the socket, behind whatever it refused before (one ``send``)."""
         corked = self.corked

@@ -5,7 +5,9 @@ Without the bound the leader queues every entry for it."""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -31,8 +33,37 @@ def _node_of(leader: RaftBridge, follower: RaftBridge) -> Any:
     return next(n for n in leader._SyncObj__otherNodes if n.id == follower.selfNode.id)
 
 
+def _flow_line_after_a_round(
+    leader: RaftBridge, nodes: list[RaftBridge], caplog: pytest.LogCaptureFixture
+) -> str:
+    """Make the leader's 5 s flow line due, tick until its next round; the line ("" when none)."""
+    caplog.clear()
+    leader._flow_logged_at = 0.0
+    rounds, deadline = leader.rounds_sent, time.monotonic() + 5
+    with caplog.at_level(logging.INFO, logger="p2porch.raft.heartbeat_rounds"):
+        while leader.rounds_sent == rounds and time.monotonic() < deadline:
+            tick(nodes)
+            time.sleep(0.005)
+        tick(nodes)  # (the round's own messages, flushed before this tick's poll)
+    assert leader.rounds_sent > rounds
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("raft flow")]
+    return "\n".join(lines)
+
+
+def test_an_idle_leader_logs_no_flow_line(voters: list[RaftBridge], caplog: pytest.LogCaptureFixture) -> None:
+    """Its own heartbeats, queued by a round until the tick's flush, are no backlog (the line said
+    "voters: buffered max 162 B" every 5 s)."""
+    leader = elect_leader(voters)
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:  # settled: the first rounds' answers read
+        tick(voters)
+        time.sleep(0.005)
+    for _ in range(3):
+        assert _flow_line_after_a_round(leader, voters, caplog) == ""
+
+
 def test_a_follower_that_stops_reading_is_bounded_and_the_other_keeps_committing(
-    voters: list[RaftBridge],
+    voters: list[RaftBridge], caplog: pytest.LogCaptureFixture
 ) -> None:
     leader = elect_leader(voters)
     slow, fast = (so for so in voters if so is not leader)
@@ -53,6 +84,9 @@ def test_a_follower_that_stops_reading_is_bounded_and_the_other_keeps_committing
     assert largest <= LIMIT + 2 * ENTRY  # the bound plus at most one entry's chunks and a heartbeat
     # the slow one was held back (the total: the 5 s log line resets the per-period counts)
     assert leader.flow_stats.held_ever > 0
+    line = _flow_line_after_a_round(leader, [leader, fast], caplog)  # the backlog is in the 5 s line
+    match = re.search(r"voters: buffered max (\d+) B", line)
+    assert match is not None and int(match.group(1)) > 0, line
     deadline = time.monotonic() + 60
     while slow._SyncObj__raftLog[-1][1] < target and time.monotonic() < deadline:
         tick(voters)  # it reads again: it catches up

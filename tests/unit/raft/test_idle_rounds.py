@@ -3,6 +3,7 @@ heartbeat; the mixin runs over a stand-in for pysyncobj's round (what it schedul
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,90 @@ def test_with_flow_control_a_round_with_nothing_to_send_is_one_pysyncobj_round()
     leader._SyncObj__raftCommitIndex = 6
     _round(leader)  # caught up again (the moved commit index still reaches the replica)
     assert leader.sent_to[3:] == [{"v1", "r1"}]
+
+
+class _Connection:
+    """A follower's connection as the flow sample reads it: what its socket refused plus the cork."""
+
+    def __init__(self) -> None:
+        self.refused = 0  # bytes the socket would not take (a follower that does not read)
+        self.corked = 0  # this tick's frames, handed to the socket at the tick's flush
+
+    def getSendBufferSize(self) -> int:  # noqa: N802 (pysyncobj's)
+        return self.refused + self.corked
+
+    def refused_bytes(self) -> int:
+        return self.refused
+
+
+class _CorkingRound(_PysyncobjRound):
+    """pysyncobj's round, corking one heartbeat (162 B) per follower it sends to."""
+
+    conns: dict[str, _Connection]
+
+    def _SyncObj__sendAppendEntries(self) -> None:  # noqa: N802
+        super()._SyncObj__sendAppendEntries()
+        for node in self.sent_to[-1]:
+            self.conns[node].corked += 162
+
+
+class _CorkingLeader(QuietReplicaRounds, _CorkingRound):
+    def __init__(self) -> None:
+        super().__init__()
+        self._replica_beats = ReplicaHeartbeats(2.0)
+        self.round_pacer = TickPacer(busy_period_s=0.005, idle_period_s=0.5, linger_s=1.0)
+        self.idle_round_s = 0.2
+        self.flow_limits = FlowLimits()
+        self._flow_broken = set()
+        self.conns = {"v1": _Connection(), "r1": _Connection()}
+        self._SyncObj__transport = type("T", (), {"_connections": self.conns})()
+
+    def tick(self) -> None:
+        """A tick of an idle leader: its round, then the flush before the poll."""
+        self._SyncObj__sendAppendEntries()
+        for conn in self.conns.values():
+            conn.corked = 0
+
+
+def _flow_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("raft flow")]
+
+
+def test_an_idle_leader_logs_no_flow_line_for_its_own_queued_heartbeats(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """This round's heartbeats, corked until the tick's flush, are no backlog (it logged ``voters:
+    buffered max 162 B`` every 5 s)."""
+    caplog.set_level(logging.INFO, logger="p2porch.raft.heartbeat_rounds")
+    leader = _CorkingLeader()
+    for _ in range(3):
+        leader._flow_logged_at = 0.0  # a log line due at every round
+        leader.tick()
+    assert leader.flow_samples == 3
+    assert _flow_lines(caplog) == []
+
+
+def test_a_follower_that_does_not_read_still_makes_the_flow_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="p2porch.raft.heartbeat_rounds")
+    leader = _CorkingLeader()
+    leader.tick()
+    leader.conns["v1"].refused = 4096  # the socket refused what the last flush handed it
+    leader._flow_logged_at = 0.0
+    leader.tick()
+    (line,) = _flow_lines(caplog)
+    assert "voters: buffered max 4096 B" in line
+
+
+def test_a_quiet_replica_whose_answer_moved_its_next_index_back_is_in_the_next_round() -> None:
+    """The quiet set is kept between rounds; an answer that moves a replica's next index makes the next
+    round look again (``ReplicaHeartbeats.changed``), so the replica that lacks entries gets them."""
+    leader = _Leader(None, idle_round_s=0.0)
+    leader.flow_limits = FlowLimits()
+    leader._flow_broken = set()
+    _round(leader)
+    _round(leader)
+    assert [sent - {"v1"} for sent in leader.sent_to] == [{"r1"}, set()]  # quiet after its first beat
+    leader._SyncObj__raftNextIndex["r1"] = 4  # its answer: it holds entries up to 3 only (a refusal)
+    leader._flow_answered("r1", 6, {"success": False, "reset": True})
+    _round(leader)
+    assert "r1" in leader.sent_to[-1]
