@@ -24,7 +24,7 @@ import time
 
 import pytest
 import trio
-from test_ingress_rules import sh, veth  # the namespace helpers of the ingress rules' kernel test
+from test_ingress_rules import client_node_endpoints, sh  # the ingress rules' kernel test's helpers
 
 from p2porch.netoverlay.conntrack_flush import ConntrackFlusher
 from p2porch.netoverlay.firewall import Firewall
@@ -137,16 +137,8 @@ def test_flows_to_a_replaced_backend_follow_the_new_rules_at_once():
         sh("ip", "netns", "del", ns, check=False)
     procs: list[subprocess.Popen] = []
     try:
-        for ns in names.values():
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        veth(names["c"], "10.73.0.10/25", names["n"], f"{NODE}/25", "p3fxc")
-        veth(names["n"], "10.73.0.129/30", names["e1"], "10.73.0.130/30", "p3fx1")
-        veth(names["n"], "10.73.0.133/30", names["e2"], "10.73.0.134/30", "p3fx2")
+        client_node_endpoints(names, "10.73.0", "p3fx")  # NODE is 10.73.0.1
         sh("ip", "-n", names["c"], "route", "add", "default", "via", NODE)
-        sh("ip", "-n", names["e1"], "route", "add", "default", "via", "10.73.0.129")
-        sh("ip", "-n", names["e2"], "route", "add", "default", "via", "10.73.0.133")
-        sh("ip", "netns", "exec", names["n"], "sysctl", "-qw", "net.ipv4.ip_forward=1")
         # e1 never answers a SYN on SILENT_PORT (a backend that died after its last rule was written)
         sh(
             "ip",

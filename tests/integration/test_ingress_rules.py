@@ -67,21 +67,28 @@ def veth(a: str, a_addr: str, b: str, b_addr: str, name: str) -> None:
     sh("ip", "-n", b, "link", "set", f"{name}b", "up")
 
 
+def client_node_endpoints(names: dict[str, str], base: str, link: str) -> None:
+    """Namespaces ``names["c"]``, ``["n"]``, ``["e1"]``, ``["e2"]`` wired as a client and a node on
+    ``base``.0/25 (.10 and .1) and two endpoints behind the node on /30s of their own (.130 via .129, .134
+    via .133; veths ``{link}c``, ``{link}1``, ``{link}2``), forwarding on in the node."""
+    for ns in names.values():
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    veth(names["c"], f"{base}.10/25", names["n"], f"{base}.1/25", f"{link}c")
+    veth(names["n"], f"{base}.129/30", names["e1"], f"{base}.130/30", f"{link}1")
+    veth(names["n"], f"{base}.133/30", names["e2"], f"{base}.134/30", f"{link}2")
+    sh("ip", "-n", names["e1"], "route", "add", "default", "via", f"{base}.129")
+    sh("ip", "-n", names["e2"], "route", "add", "default", "via", f"{base}.133")
+    sh("ip", "netns", "exec", names["n"], "sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+
 def test_rendered_rules_balance_new_connections_over_both_endpoints():
     names = {k: f"{P}{k}" for k in ("c", "n", "e1", "e2")}
     for ns in names.values():
         sh("ip", "netns", "del", ns, check=False)
     servers: list[subprocess.Popen] = []
     try:
-        for ns in names.values():
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        veth(names["c"], "10.57.0.10/25", names["n"], "10.57.0.1/25", "vc")
-        veth(names["n"], "10.57.0.129/30", names["e1"], "10.57.0.130/30", "v1")
-        veth(names["n"], "10.57.0.133/30", names["e2"], "10.57.0.134/30", "v2")
-        sh("ip", "-n", names["e1"], "route", "add", "default", "via", "10.57.0.129")
-        sh("ip", "-n", names["e2"], "route", "add", "default", "via", "10.57.0.133")
-        sh("ip", "netns", "exec", names["n"], "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        client_node_endpoints(names, "10.57.0", "v")
         for key in ("e1", "e2"):
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", names[key], sys.executable, "-u", "-c", SERVER, key],
