@@ -17,8 +17,9 @@ from p2porch.cli import stack as cli_stack
 from p2porch.cli.envfile import parse_env_lines, read_env_files
 from p2porch.cli.goformat import render
 from p2porch.cli.main import build_parser, main
-from p2porch.cli.service import _validated, spec_changes
 from p2porch.cli.service_read import since_epoch
+from p2porch.cli.service_spec_flags import spec_changes
+from p2porch.cli.service_spec_flags import validated_spec as _validated
 from p2porch.cli.util import UsageError
 
 TASKS = [

@@ -50,6 +50,7 @@ NOT_AT_START = (
     "p2porch.stack.service",
     "p2porch.stack.deploy",
     "p2porch.cli.service",
+    "p2porch.cli.service_spec_flags",
     "p2porch.cli.stack",
     "p2porch.cli.sandbox",
     "p2porch.sandbox",

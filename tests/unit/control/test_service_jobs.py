@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from p2porch.cli import build_parser, main
-from p2porch.cli.service import _validated, spec_changes
 from p2porch.cli.service_rows import job_progress_text
+from p2porch.cli.service_spec_flags import spec_changes
+from p2porch.cli.service_spec_flags import validated_spec as _validated
 from p2porch.errors import ConfigError
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from p2porch.cli import build_parser
-from p2porch.cli.service import _validated, spec_changes
+from p2porch.cli.service_spec_flags import spec_changes
+from p2porch.cli.service_spec_flags import validated_spec as _validated
 from p2porch.errors import ConfigError
 from p2porch.member.views import dns_zone
 from p2porch.model import Node, Service, ServiceSpec, Task

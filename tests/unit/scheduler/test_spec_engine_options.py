@@ -157,7 +157,8 @@ def test_rollback_config_endpoint_mode_and_failure_ratio():
 
 def test_service_create_flags_use_dockers_names_and_reach_the_spec(capsys):
     from p2porch.cli import build_parser, main
-    from p2porch.cli.service import _validated, spec_changes
+    from p2porch.cli.service_spec_flags import spec_changes
+    from p2porch.cli.service_spec_flags import validated_spec as _validated
 
     argv = [
         "service", "create", "--name", "web", "--user", "1000:1000", "-w", "/srv", "--hostname", "h1",
@@ -213,7 +214,8 @@ def test_pids_limit_and_devices_reach_container_create():
 
 def test_pids_limit_and_device_flags_of_service_create():
     from p2porch.cli import build_parser
-    from p2porch.cli.service import _validated, spec_changes
+    from p2porch.cli.service_spec_flags import spec_changes
+    from p2porch.cli.service_spec_flags import validated_spec as _validated
 
     argv = ["service", "create", "--name", "cam", "--pids-limit", "64", "--device", "/dev/video0", "x"]
     spec = _validated(spec_changes(build_parser().parse_args(argv)))
