@@ -31,22 +31,52 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
 
 
+class _NoField(Exception):
+    """A template's path names a field its data lacks (turned into Docker's message by ``render``)."""
+
+    def __init__(self, walked: str, segment: str, fields: list[str]) -> None:
+        super().__init__(segment)
+        self.walked, self.segment, self.fields = walked, segment, fields
+
+
 def _lookup(data: Any, path: str) -> Any:
     value = data
     walked = ""
     for segment in [s for s in path.split(".") if s]:
         if not isinstance(value, dict):
-            raise UsageError(f"--format: {walked or '.'} has no field {segment!r}", field="--format")
+            raise _NoField(walked or ".", segment, [])
         wanted = {segment.lower(), _snake(segment)}
         keys = [k for k in value if str(k).lower() in wanted]
         if not keys:
-            fields = ", ".join(sorted(str(k) for k in value))
-            raise UsageError(
-                f"--format: {walked or '.'} has no field {segment!r} (fields: {fields})", field="--format"
-            )
+            raise _NoField(walked or ".", segment, sorted(str(k) for k in value))
         value = value[keys[0]]
         walked += "." + segment
     return value
+
+
+def _no_field_error(template: str, at: int, path: str, missing: _NoField) -> UsageError:
+    """Go's execution error, as Docker prints it (``template: :1:2: executing "" at <.Nope>: can't
+    evaluate field Nope``), with where it was looked for and the fields there are."""
+    line = template.count("\n", 0, at) + 1
+    column = at - (template.rfind("\n", 0, at) + 1)
+    there = f" (fields: {', '.join(missing.fields)})" if missing.fields else " (not a map)"
+    return UsageError(
+        f'--format: template: :{line}:{column}: executing "" at <{path}>: can\'t evaluate field '
+        f"{missing.segment} in {missing.walked}{there}",
+        field="--format",
+    )
+
+
+def parse_error(template: str) -> str | None:
+    """Go's parse error for what this subset can tell without data (``template: :1: unclosed action``:
+    a ``{{`` never closed), or None."""
+    start = template.find("{{")
+    while start != -1:
+        close = template.find("}}", start + 2)
+        if close == -1:
+            return f"template: :{template.count(chr(10), 0, start) + 1}: unclosed action"
+        start = template.find("{{", close + 2)
+    return None
 
 
 def _text(value: Any) -> str:
@@ -66,15 +96,22 @@ Paths = Callable[[Any, str], tuple[bool, Any]]
 def render(template: str, data: Any, paths: Paths | None = None) -> str:
     """``template`` with each ``{{...}}`` replaced from ``data``, or from ``paths`` where it answers
     (printed as Go prints it); UsageError for what it cannot read."""
+    error = parse_error(template)
+    if error is not None:
+        raise UsageError(f"--format: template parsing error: {error}", field="--format")
 
     def action(match: re.Match[str]) -> str:
         words = match.group(1).split()
         path = words[-1]
         if len(words) in (1, 2) and _PATH_RE.match(path) and (len(words) == 1 or words[0] == "json"):
             mapped, value = paths(data, path) if paths is not None else (False, None)
-            if len(words) == 2:
-                return json.dumps(json_ready(value) if mapped else _lookup(data, path), sort_keys=True)
-            return go_text(value) if mapped else _text(_lookup(data, path))
+            try:
+                if len(words) == 2:
+                    return json.dumps(json_ready(value) if mapped else _lookup(data, path), sort_keys=True)
+                return go_text(value) if mapped else _text(_lookup(data, path))
+            except _NoField as missing:
+                at = match.start(1) + match.group(1).rindex(path)
+                raise _no_field_error(template, at, path, missing) from None
         raise UsageError(
             f"--format: cannot read {match.group(0)!r}: use {USABLE}",
             field="--format",
@@ -110,10 +147,37 @@ def emit_inspected(
 _DOCKER_NAMES = {"desired": "desired_state", "error / explanation": "error"}
 
 
-def add_list_format(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--format TEMPLATE`` of a list command (no ``-f``: that is ``--filter``, as in Docker)."""
-    p.add_argument("--format", metavar="TEMPLATE", help="Go template per row, e.g. '{{.Name}}\\t{{.Node}}'")
+def add_list_format(p: argparse.ArgumentParser, columns: list[str]) -> argparse.ArgumentParser:
+    """``--format TEMPLATE`` of a list command (no ``-f``: that is ``--filter``, as in Docker), over rows
+    of ``columns``: a template that cannot be parsed, or names a field no row has, is refused while
+    parsing (exit 2 naming ``--format``), before any daemon is asked."""
+    p.add_argument(
+        "--format",
+        type=_list_template(columns),
+        metavar="TEMPLATE",
+        help="Go template per row, e.g. '{{.Name}}\\t{{.Node}}'",
+    )
     return p
+
+
+def _split_table(template: str) -> tuple[bool, str]:
+    """``table TEMPLATE`` (Docker's directive): (True, TEMPLATE); else (False, the template)."""
+    as_table = template.startswith("table")
+    return as_table, (template[len("table") :].strip() if as_table else template).replace("\\t", "\t")
+
+
+def _list_template(columns: list[str]) -> Callable[[str], str]:
+    """argparse ``type`` of a list's ``--format``: the template checked against an empty row."""
+    empty_row = _row_data(columns, [""] * len(columns))
+
+    def checked(text: str) -> str:
+        try:
+            render(_split_table(text)[1], empty_row)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(exc.message.removeprefix("--format: ")) from None
+        return text
+
+    return checked
 
 
 def _row_data(columns: list[str], cells: list[Any]) -> dict[str, Any]:
@@ -135,8 +199,7 @@ def listing(args: argparse.Namespace, columns: list[str], rows: list[list[Any]])
     template = getattr(args, "format", None)
     if template is None:
         return table(columns, rows)
-    as_table = template.startswith("table")
-    template = (template[len("table") :].strip() if as_table else template).replace("\\t", "\t")
+    as_table, template = _split_table(template)
     lines = [render(template, _row_data(columns, cells)) for cells in rows]
     if not as_table:
         return "\n".join(lines)

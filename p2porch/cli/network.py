@@ -139,7 +139,7 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--internal", action="store_true", help="no traffic out of the cluster")
     create.add_argument("--attachable", action="store_true", help="recorded (Docker compatibility)")
     create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
-    add_list_format(add_ids_only(action("ls", "List networks and the services on them", cmd_ls)))
+    add_list_format(add_ids_only(action("ls", "List networks and the services on them", cmd_ls)), COLUMNS)
     inspect = action("inspect", "Show a network, or with --overlay this node's overlay", cmd_inspect)
     inspect.add_argument("name", metavar="NAME", nargs="?")
     inspect.add_argument(

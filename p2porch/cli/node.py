@@ -32,7 +32,7 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     node_sub.required = True
     ls = add_ids_only(node_sub.add_parser("ls", parents=[common], help="List nodes"))
     add_filter(ls, NODE_FILTERS)
-    add_list_format(ls)
+    add_list_format(ls, NODE_COLUMNS)
     ls.set_defaults(func=cmd_node_ls)
     ps = node_sub.add_parser("ps", parents=[common], help="List the tasks on nodes (default: this node)")
     ps.add_argument("nodes", metavar="NODE", nargs="*", help="node name or id (default: self)")

@@ -162,7 +162,7 @@ def _add_noun(sub: Any, common: argparse.ArgumentParser, kind: str) -> None:
     )
     update.add_argument("name", metavar="NAME")
     update.add_argument("file", metavar="FILE", nargs="?", default="-")
-    add_list_format(add_ids_only(action("ls", f"List {kind}s (metadata only)", _cmd_ls(kind))))
+    add_list_format(add_ids_only(action("ls", f"List {kind}s (metadata only)", _cmd_ls(kind))), COLUMNS)
     inspect = action(
         "inspect", f"Show a {kind}'s metadata, version and digest (never its value)", _cmd_inspect(kind)
     )

@@ -195,7 +195,10 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     autoscale.add_argument("service", metavar="SERVICE")
     add_autoscale_flags(autoscale, default=None, prefix="--")
     autoscale.add_argument("--off", action="store_true", help="stop autoscaling (replicas stay as they are)")
-    add_filter(add_list_format(add_ids_only(action("ls", "List services", cmd_service_ls))), SERVICE_FILTERS)
+    add_filter(
+        add_list_format(add_ids_only(action("ls", "List services", cmd_service_ls)), SERVICE_COLUMNS),
+        SERVICE_FILTERS,
+    )
     add_service_stats(action)
     scale = action("scale", "Set replicas: scale S=N [S=N...]", cmd_service_scale)
     scale.add_argument("scales", nargs="+", metavar="SERVICE=REPLICAS")

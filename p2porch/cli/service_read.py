@@ -40,7 +40,7 @@ def add_task_list_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--running", action="store_true", help="only tasks that should be running")
     p.add_argument("--no-trunc", action="store_true", help="full task and node ids")
     add_filter(p, TASK_FILTERS)
-    return add_list_format(p)
+    return add_list_format(p, TASK_COLUMNS)
 
 
 def task_table(args: argparse.Namespace, rows: list[dict[str, Any]], spec: Any = None) -> str:

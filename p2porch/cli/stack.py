@@ -401,9 +401,9 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     config.add_argument(
         "stack", metavar="NAME", nargs="?", help="stack name used for volume names (default: stack)"
     )
-    add_list_format(action("ls", "List stacks", cmd_stack_ls))
+    add_list_format(action("ls", "List stacks", cmd_stack_ls), STACK_COLUMNS)
     services = action("services", "List the services of a stack (as service ls)", cmd_stack_services)
-    add_list_format(services).add_argument("stack", metavar="NAME")
+    add_list_format(services, SERVICE_COLUMNS).add_argument("stack", metavar="NAME")
     ps = action("ps", "List the tasks of every service of a stack", cmd_stack_ps)
     ps.add_argument("stack", metavar="NAME")
     add_task_list_flags(ps)

@@ -15,7 +15,7 @@ from p2porch.cli import node as cli_node
 from p2porch.cli import service_read as cli_service_read
 from p2porch.cli import stack as cli_stack
 from p2porch.cli.envfile import parse_env_lines, read_env_files
-from p2porch.cli.goformat import render
+from p2porch.cli.goformat import parse_error, render
 from p2porch.cli.main import build_parser, main
 from p2porch.cli.service_read import since_epoch
 from p2porch.cli.service_spec_flags import spec_changes
@@ -79,7 +79,11 @@ def test_inspect_format_and_pretty(monkeypatch, capsys) -> None:
     assert main(["node", "inspect", "-f", "{{.Labels.zone}}", "n2"]) == 0
     assert capsys.readouterr().out == "a\n"
     assert main(["service", "inspect", "-f", "{{.Spec.Nope}}", "web"]) == 2
-    assert "--format: .Spec has no field 'Nope' (fields: env, name, update_status)" in capsys.readouterr().err
+    err = capsys.readouterr().err  # Go's execution error, as Docker prints it, with the fields there are
+    assert (
+        '--format: template: :1:2: executing "" at <.Spec.Nope>: can\'t evaluate field Nope in .Spec' in err
+    )
+    assert "(fields: env, name, update_status)" in err
 
 
 def test_go_template_subset() -> None:
@@ -233,8 +237,12 @@ def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> No
     assert capsys.readouterr().out.splitlines() == ["web.1\tn1 running ", "web.2\tn2 running "]
     assert main(["service", "ps", "--format", "{{.CurrentState}}", "--filter", "name=web.2", "web"]) == 0
     assert capsys.readouterr().out.strip().startswith("running ")
-    assert main(["service", "ps", "--format", "{{.Image}}", "web"]) == 2
-    assert "--format: . has no field 'Image'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # no task row has an image column: refused while parsing
+        main(["service", "ps", "--format", "{{.Image}}", "web"])
+    assert refused.value.code == 2
+    assert 'argument --format: template: :1:2: executing "" at <.Image>: can\'t evaluate field Image' in (
+        capsys.readouterr().err
+    )
     assert main(["service", "ps", "--format", "table {{.Name}}\\t{{.DesiredState}}", "web"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "NAME   DESIRED STATE",
@@ -338,3 +346,46 @@ def test_docker_json_of_ports_and_unknown_docker_paths(monkeypatch, capsys) -> N
         assert "--format: .Spec.Mode.Replicated: web is a global service" in capsys.readouterr().err
     finally:
         SERVICE_VIEW["spec"]["mode"] = "replicated"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["service", "ls"],
+        ["service", "ps", "web"],
+        ["stack", "ls"],
+        ["stack", "services", "shop"],
+        ["stack", "ps", "shop"],
+        ["node", "ls"],
+        ["node", "ps"],
+        ["network", "ls"],
+        ["secret", "ls"],
+        ["config", "ls"],
+    ],
+)
+def test_a_bad_list_format_is_refused_before_any_daemon_is_asked(command, monkeypatch, capsys) -> None:
+    """The fourth user walk: ``service ls --format '{{.Nope'`` asked the daemon first (exit 1 without
+    one); a template that does not parse, or names a field no row has, is a usage error naming
+    ``--format`` and Go's error, as Docker prints it, with no daemon at all."""
+    monkeypatch.setenv("P2PORCH_HOST", "unix:///nonexistent/p2porch.sock")
+    with pytest.raises(SystemExit) as refused:
+        main([*command, "--format", "{{.Name}} {{.Nope"])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: argument --format: template parsing error: template: :1: unclosed action" in err
+    assert "cannot reach" not in err
+    with pytest.raises(SystemExit) as refused:
+        main([*command, "--format", "table {{.Name}}\t{{.Nope}}"])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        'argument --format: template: :1:12: executing "" at <.Nope>: can\'t evaluate field Nope in .' in err
+    )
+    assert "(fields: " in err and "name" in err.split("(fields: ", 1)[1]
+
+
+def test_parse_error_finds_only_an_unclosed_action() -> None:
+    assert parse_error("{{.Name}} and {{json .Spec}}") is None
+    assert parse_error("no action }} at all") is None
+    assert parse_error("{{.Name}}\n{{.Nope") == "template: :2: unclosed action"
+    assert parse_error("{{.Name}") == "template: :1: unclosed action"
