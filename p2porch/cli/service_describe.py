@@ -46,6 +46,25 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def _policy_lines(spec: dict[str, Any]) -> list[str]:
+    """The update and rollback policies (``docker service inspect --pretty``'s UpdateConfig and
+    RollbackConfig), one line each."""
+    lines = []
+    for key, title in (("update", "Update policy"), ("rollback", "Rollback policy")):
+        policy = spec.get(key)
+        if not policy:
+            continue
+        batch = policy.get("parallelism", 1)
+        delay = _duration(policy.get("delay_s", 0))
+        lines.append(
+            f"{title}: {'all' if batch == 0 else batch} at a time, delay {delay}"
+            f", {policy.get('order', 'stop-first')}, on failure {policy.get('failure_action', 'pause')}, "
+            f"monitor {_duration(policy.get('monitor_s', 5))}, max failure ratio "
+            f"{policy.get('max_failure_ratio', 0):g}"
+        )
+    return lines
+
+
 def _settings_lines(spec: dict[str, Any]) -> list[str]:
     """Labels, placement, restart policy, health check and engine options: what ``create`` was given
     beyond the image (``docker service inspect --pretty`` shows them; this text did not)."""
@@ -78,6 +97,7 @@ def _settings_lines(spec: dict[str, Any]) -> list[str]:
             f"Health:    {test} (every {_duration(health.get('interval_s', 30))}, timeout "
             f"{_duration(health.get('timeout_s', 30))}, {health.get('retries', 3)} retries)"
         )
+    lines.extend(_policy_lines(spec))
     options = dict(spec.get("container") or {})
     for key in ("user", "workdir"):
         if spec.get(key):

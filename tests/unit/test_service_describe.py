@@ -77,3 +77,18 @@ def test_cpu_limits_and_reservations_say_cpus_once():
     )
     assert "Limits:    0.2 CPUs, 64MiB" in text
     assert "Reserved:  1 CPU, 32MiB" in text
+
+
+def test_inspect_shows_the_update_and_rollback_policies():
+    """The fourth user walk: a stack's ``update_config`` (start-first, rollback on failure) was nowhere
+    in ``service inspect --pretty``; Docker's shows UpdateConfig and RollbackConfig."""
+    update = {"parallelism": 1, "delay_s": 1.0, "order": "start-first", "failure_action": "rollback",
+              "monitor_s": 3.0, "max_failure_ratio": 0.0}  # fmt: skip
+    rollback = {"parallelism": 0, "delay_s": 0.0, "order": "stop-first", "failure_action": "pause",
+                "monitor_s": 5.0, "max_failure_ratio": 0.25}  # fmt: skip
+    text = describe_service(view(update=update, rollback=rollback))
+    assert "Update policy: 1 at a time, delay 1s, start-first, on failure rollback, monitor 3s" in text
+    assert "max failure ratio 0\n" in text.split("Update policy:", 1)[1]
+    assert "Rollback policy: all at a time, delay 0s, stop-first, on failure pause, monitor 5s" in text
+    assert "max failure ratio 0.25" in text.split("Rollback policy:", 1)[1]
+    assert "Update policy" not in describe_service(view())  # a view without the policy: no line
