@@ -155,8 +155,11 @@ async def _run_agent(
             return out
 
         async def report(reports: list[TaskReport]) -> None:
+            tasks = store.snapshot().tasks
             command = C.ReportTaskStates(
-                at=ctx.clock.now(), node_id=node_id, reports=tuple(status_report(r) for r in reports)
+                at=ctx.clock.now(),
+                node_id=node_id,
+                reports=tuple(status_report(r, tasks.get(r.task_id)) for r in reports),
             )
             await ctx.write(command.encode())
 

@@ -379,12 +379,16 @@ def agent_assignments(
     return out
 
 
-def status_report(report: TaskReport) -> C.TaskStatusReport:
-    """An agent report as the ``ReportTaskStates`` command carries it (every field reported)."""
+def status_report(report: TaskReport, committed: Task | None = None) -> C.TaskStatusReport:
+    """An agent report as the ``ReportTaskStates`` command carries it (every field reported). A report
+    of the state the ``committed`` task already has keeps that state's time: ``service ps`` SINCE is
+    since the state changed, as Docker's, not since the agent last said so (an agent that restarts,
+    as on the key switch of ``node rm``, reports every task again)."""
+    kept = committed.state_at if committed is not None and committed.state == report.state else 0.0
     return C.TaskStatusReport(
         task_id=report.task_id,
         state=TaskState(report.state),
-        state_at=report.at,
+        state_at=kept or report.at,
         error=report.error,
         container_id=report.container_id,
         address=report.address,

@@ -76,3 +76,31 @@ def test_a_task_of_a_removed_service_is_assigned_for_shutdown_only() -> None:
     (assignment,) = agent_assignments(state, "id1", "n1", "p2porch")
     assert assignment.desired_state == "shutdown" and assignment.image == ""
     assert agent_assignments(state, "id2", "n2", "p2porch") == []
+
+
+def test_a_re_report_of_the_same_state_keeps_its_time() -> None:
+    """The fourth user walk: after ``node rm`` (every member's store restarts on the key switch, its
+    agent reports every task again) ``stack ps`` said ``running 12s ago`` of tasks running for minutes;
+    SINCE is since the state changed, as Docker's. A health change keeps the time; a new state moves it."""
+    state = placed()
+    (task,) = state.tasks.values()
+    running = TaskReport(task.task_id, "running", 10.0, container_id="c1", health="starting")
+    state = run(state, report(11.0, "id1", running))
+
+    def again(at: float, **changes: object) -> bytes:
+        fields = {"container_id": "c1", "health": "starting", **changes}
+        committed = state.tasks[task.task_id]
+        again = TaskReport(task.task_id, str(fields.pop("state", "running")), at, **fields)  # type: ignore[arg-type]
+        return C.ReportTaskStates(at=at, node_id="id1", reports=(status_report(again, committed),)).encode()
+
+    new, result, changes = apply(state, again(50.0))
+    assert (
+        result["ok"] and changes == [] and new.tasks[task.task_id].state_at == 10.0
+    )  # nothing new: no write
+    state = run(state, again(60.0, health="healthy"))
+    assert (state.tasks[task.task_id].health, state.tasks[task.task_id].state_at) == ("healthy", 10.0)
+    state = run(state, again(70.0, state="failed", health="", exit_code=1))
+    assert (state.tasks[task.task_id].state, state.tasks[task.task_id].state_at) == ("failed", 70.0)
+    assert (
+        status_report(TaskReport(task.task_id, "running", 80.0)).state_at == 80.0
+    )  # no record: its own time
