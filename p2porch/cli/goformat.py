@@ -8,7 +8,9 @@ Docker's names where a column's header differs: ``CurrentState``, ``Error``, ``H
 segment matches a key case-insensitively with CamelCase read as snake_case (``.UpdateStatus`` is
 ``update_status``). ``service inspect`` also answers Docker's own paths (``.Spec.TaskTemplate.
 ContainerSpec.Env``, ``.Spec.Mode.Replicated.Replicas``: docker_paths.py). Anything else (pipelines,
-``range``, ``index``, a missing key) is a usage error naming ``--format``; nothing is guessed.
+``range``, ``index``, a missing key) is a usage error naming ``--format``; nothing is guessed. A
+list's template is checked against its columns while the command line is parsed, so a bad one never
+waits for a daemon.
 """
 
 from __future__ import annotations
