@@ -33,7 +33,7 @@ from ..model import (
 from .actions import Action, CreateTask, Event, Reconciliation, RolloutDone, ShutdownTask, UpdateFailed
 from .jobs import plan_job
 from .rebalance import replacement_failed
-from .restart import UNHEALTHY, final_reason, given_up
+from .restart import UNHEALTHY, awaiting_restart, final_reason, given_up, next_history, restart_due
 from .rollout import (
     FailureVerdict,
     effective_policy,
@@ -54,10 +54,6 @@ __all__ = [
     "ShutdownTask",
     "UpdateFailed",
 ]
-
-#: restarts of a slot within this many seconds before a failure raise the back-off exponent
-BACKOFF_WINDOW_S = 600.0
-_HISTORY_KEEP = 64
 
 
 class Orchestrator:
@@ -160,9 +156,14 @@ class Orchestrator:
                 for t in slots[slot]:
                     ctx.out.actions.append(ShutdownTask(t.task_id, "scale down"))
         wanted = range(1, spec.replicas + 1)
-        done = given_up(spec, ctx.history.get(svc.service_id, ()), "slot", set(wanted) - slots.keys())
+        history = ctx.history.get(svc.service_id, ())
+        done = given_up(spec, history, "slot", set(wanted) - slots.keys())
+        waiting = awaiting_restart(spec, history, "slot", set(wanted) - slots.keys() - done.keys())
         winners: dict[int, Task | None] = {}
         for slot in wanted:  # a slot its restart policy ended keeps its last task (not created again)
+            if slot in waiting:  # its task was stopped unhealthy: the replacement waits for the policy
+                winners[slot] = self._restart_unhealthy(svc, slot, None, waiting[slot], ctx)
+                continue
             winners[slot] = done.get(slot) or self._reconcile_key(svc, slot, None, slots.get(slot, []), ctx)
         self._rolling_update(svc, winners, slots, ctx)
 
@@ -202,11 +203,16 @@ class Orchestrator:
         history = ctx.history.get(svc.service_id, ())
         done = given_up(spec, history, "node_id", ctx.nodes.keys() - slots_of.keys())
         winners.update(done)  # a node whose task its restart policy ended keeps it (not created again)
-        used_slots |= {t.slot for t in done.values()}
+        waiting = awaiting_restart(spec, history, "node_id", ctx.nodes.keys() - slots_of.keys() - done.keys())
+        used_slots |= {t.slot for t in (*done.values(), *waiting.values())}
         next_slot = 1
         for node_id in sorted(ctx.nodes):
             node = ctx.nodes[node_id]
             if node_id in winners or not node.schedulable or not ctx.satisfies(node_id, spec):
+                continue
+            if node_id in waiting:  # its task was stopped unhealthy: the replacement waits for the policy
+                sick = waiting[node_id]
+                winners[node_id] = self._restart_unhealthy(svc, sick.slot, node_id, sick, ctx)
                 continue
             while next_slot in used_slots:
                 next_slot += 1
@@ -254,16 +260,18 @@ class Orchestrator:
 
         unhealthy = [t for t in live if t.state == TaskState.RUNNING and t.healthy is False]
         if unhealthy and len(unhealthy) == len(live):
-            # An unhealthy task is a failed one: stop it, the restart policy decides (restart.py).
+            # An unhealthy task is a failed one: stopped at once, its replacement follows the restart
+            # policy (restart.py), as Swarm's: after the delay, within the window's attempts
             final = final_reason(spec.restart, unhealthy[0], unhealthy=True)
             for t in unhealthy:
                 ctx.out.actions.append(ShutdownTask(t.task_id, final or UNHEALTHY))
             if final:
                 return unhealthy[0]
-            self._create(
-                svc, slot, pin, ctx, "replace unhealthy task", unhealthy[0].restart_history + (ctx.now,)
-            )
-            return None
+            if unhealthy[0].template_hash != current:  # a new template starts at once (a missing slot's)
+                history = next_history(spec.restart, unhealthy[0], ctx.now)
+                self._create(svc, slot, pin, ctx, "replace unhealthy task", history)
+                return None
+            return self._restart_unhealthy(svc, slot, pin, unhealthy[0], ctx)
         if live:
             for t in ended:
                 ctx.out.actions.append(ShutdownTask(t.task_id, "superseded"))
@@ -346,18 +354,25 @@ class Orchestrator:
             policy.condition == "on-failure" and last.state not in FAILURE_STATES
         ):
             return last  # the slot is done (a task the cluster stopped); nothing to do until the spec changes
-        history = last.restart_history
-        counted = [h for h in history if policy.window_s <= 0 or h > ctx.now - policy.window_s]
-        if policy.max_attempts and len(counted) >= policy.max_attempts:
-            return last  # gave up until the window moves on; the task stays failed and visible
-        recent = sum(1 for h in history if h > last.state_at - BACKOFF_WINDOW_S)
-        due = last.state_at + policy.backoff_s(recent)
-        if ctx.now < due:
+        due = restart_due(policy, last, ctx.now)
+        if ctx.now < due:  # the back-off, or the window's attempts used: the task stays failed and visible
             ctx.out.wake(due)
             return last
         ctx.out.actions.append(ShutdownTask(last.task_id, f"restart after {last.state}"))
-        new_history = (*history, ctx.now)[-max(_HISTORY_KEEP, policy.max_attempts) :]
-        self._create(svc, slot, pin, ctx, f"restart after {last.state}", new_history)
+        self._create(svc, slot, pin, ctx, f"restart after {last.state}", next_history(policy, last, ctx.now))
+        return None
+
+    def _restart_unhealthy(
+        self, svc: Service, slot: int, pin: str | None, sick: Task, ctx: RoundContext
+    ) -> Task | None:
+        """The replacement of ``sick``, stopped (or being stopped) for failing its health check, once
+        :func:`~.restart.restart_due` says so; until then the slot holds ``sick`` and asks to wake."""
+        due = restart_due(svc.spec.restart, sick, ctx.now)
+        if ctx.now < due:
+            ctx.out.wake(due)
+            return sick
+        history = next_history(svc.spec.restart, sick, ctx.now)
+        self._create(svc, slot, pin, ctx, "replace unhealthy task", history)
         return None
 
     def _rolling_update(
