@@ -69,7 +69,7 @@ def restart_due(policy: RestartPolicy, last: Task, now: float) -> float:
     """When the slot whose latest task ``last`` ended (or was stopped unhealthy) may get its replacement:
     ``delay * 2**n`` (at most ``max_delay``) after ``last.state_at``, n = the slot's restarts in the
     ``BACKOFF_WINDOW_S`` before it; with ``max_attempts`` and a ``window``, not before the window at
-    ``now`` holds fewer than ``max_attempts`` restarts (the time the oldest one that counts leaves it).
+    ``now`` holds fewer than ``max_attempts`` restarts (when enough of those in it have left it).
     Due when ``now`` is at or past it; the caller has ruled out a final end (:func:`final_reason`)."""
     history = last.restart_history
     recent = sum(1 for h in history if h > last.state_at - BACKOFF_WINDOW_S)
