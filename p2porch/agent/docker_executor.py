@@ -11,7 +11,6 @@ containers labelled ``p2porch.managed=true``.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -28,6 +27,7 @@ from .dockerspec import (
     list_key,
     member_create_request,
     observed_from_inspect,
+    stop_timeout_s,
 )
 from .model import (
     LABEL_MANAGED,
@@ -259,7 +259,7 @@ class DockerExecutor:
 
     async def remove(self, container_id: str, stop_grace_s: float) -> None:
         """Stop (SIGTERM, SIGKILL after ``stop_grace_s``) and remove; a container already gone is fine."""
-        grace = max(0, math.ceil(stop_grace_s))
+        grace = stop_timeout_s(stop_grace_s)
         try:
             try:
                 await self._call(self._api.stop, container_id, timeout_s=grace)

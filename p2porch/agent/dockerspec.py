@@ -7,6 +7,7 @@ and info documents. Only plain dicts and strings: it never does I/O.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -40,6 +41,12 @@ CPU_SHARES_PER_CPU = 1024
 MIN_CPU_SHARES = 2  # the kernel's minimum cpu.shares
 
 
+def stop_timeout_s(stop_grace_s: float) -> int:
+    """The Engine API's stop timeout (whole seconds: ``Config.StopTimeout``, ``POST /containers/{id}/stop``'s
+    ``t``) for a grace period: rounded up, so the engine never kills before the grace is over."""
+    return max(0, math.ceil(stop_grace_s))
+
+
 def create_request(assignment: TaskAssignment) -> tuple[str, dict[str, Any]]:
     """(container name, Engine API ``POST /containers/create`` body) of the task's main container; Swarm's
     service templates (``{{.Task.Slot}}``...) are expanded for this task."""
@@ -50,6 +57,7 @@ def create_request(assignment: TaskAssignment) -> tuple[str, dict[str, Any]]:
         task_env(assignment),
         assignment.command,
         assignment.entrypoint,
+        assignment.stop_grace_s,
     )
     host = body["HostConfig"]
     host.update(_resources(assignment))
@@ -85,7 +93,7 @@ def member_create_request(
     context = template_context(assignment)
     labels = task_labels(assignment) | {LABEL_MEMBER: member.name, LABEL_MEMBER_KIND: member.kind}
     env = task_env(assignment) | {k: expand(v, context) for k, v in member.env.items()}
-    body = _base_body(member.image, labels, env, member.command, member.entrypoint)
+    body = _base_body(member.image, labels, env, member.command, member.entrypoint, assignment.stop_grace_s)
     body["HostConfig"].update(_resources(member))
     own = tuple(replace(m, source=expand(m.source, context)) for m in member.mounts)
     targets = {m.target for m in own}
@@ -104,9 +112,12 @@ def _base_body(
     env: Mapping[str, str],
     command: tuple[str, ...] | None,
     entrypoint: tuple[str, ...] | None,
+    stop_grace_s: float,
 ) -> dict[str, Any]:
     """Image, labels, environment, command and entrypoint, detached (no stdio attached, no TTY); the
-    engine never restarts it (p2porch decides restarts)."""
+    engine never restarts it (p2porch decides restarts). ``StopTimeout`` is the service's stop grace
+    period, so that a ``docker stop`` typed on the node and the engine's own shutdown wait as long as
+    the agent's stop does (Docker's default is 10 s)."""
     body: dict[str, Any] = {
         "Image": image,
         "Labels": dict(labels),
@@ -117,6 +128,7 @@ def _base_body(
         "OpenStdin": False,
         "StdinOnce": False,
         "Tty": False,
+        "StopTimeout": stop_timeout_s(stop_grace_s),
         "HostConfig": {"RestartPolicy": {"Name": "no"}, "NetworkMode": "default"},
     }
     if command:

@@ -5,16 +5,10 @@ See docs/scheduler.md. Inputs are the model's committed records (``p2porch.model
 :func:`schedule`, called by the leader's round (:mod:`p2porch.leader.scheduling`). Never imports raft.
 """
 
+from .actions import CreateTask, Reconciliation, RolloutDone, ShutdownTask, UpdateFailed
 from .filters import Requirements, constraint_matches, node_attribute
 from .nodeinfo import NodeInfo, PlacedTask, build_node_infos, fullness_ppm
-from .orchestrator import (
-    CreateTask,
-    Orchestrator,
-    Reconciliation,
-    RolloutDone,
-    ShutdownTask,
-    UpdateFailed,
-)
+from .orchestrator import Orchestrator
 from .pipeline import Pipeline, Rejections
 from .placement import ScheduleResult, TaskRequest, processing_order, schedule
 

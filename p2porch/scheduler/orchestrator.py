@@ -15,7 +15,6 @@ import functools
 import operator
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import (
@@ -24,7 +23,6 @@ from ..model import (
     Availability,
     DesiredState,
     Node,
-    NodeStatus,
     Service,
     ServiceSpec,
     Task,
@@ -32,10 +30,10 @@ from ..model import (
     TaskState,
     UpdateConfig,
 )
-from .filters import constraint_matches
+from .actions import Action, CreateTask, Event, Reconciliation, RolloutDone, ShutdownTask, UpdateFailed
 from .jobs import plan_job
-from .nodeinfo import NodeInfo
-from .restart import UNHEALTHY, final_reason, given_up
+from .rebalance import replacement_failed
+from .restart import UNHEALTHY, awaiting_restart, final_reason, given_up, next_history, restart_due
 from .rollout import (
     FailureVerdict,
     effective_policy,
@@ -44,170 +42,18 @@ from .rollout import (
     settled,
     started_at,
 )
-from .sites import SiteVerdict, site_verdict
+from .round_context import RoundContext
 
-#: restarts of a slot within this many seconds before a failure raise the back-off exponent
-BACKOFF_WINDOW_S = 600.0
-_HISTORY_KEEP = 64
-
-
-@dataclass(frozen=True, slots=True)
-class CreateTask:
-    """Create a task in ``slot``; ``node_id`` is set only when pinned (global mode), else schedule it."""
-
-    task_id: str
-    service_id: str
-    slot: int
-    node_id: str | None
-    spec_version: int
-    template_hash: str
-    created_at: float
-    restart_history: tuple[float, ...] = ()
-    reason: str = ""
-    job_iteration: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ShutdownTask:
-    """Set a task's desired state to shutdown (its node's agent stops the container)."""
-
-    task_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateFailed:
-    """Tasks of the new template failed during a rollout beyond ``max_failure_ratio``; ``action`` is
-    pause or rollback, ``reason`` says which tasks and why.
-
-    The caller persists it (``Service.update_paused=True``, or writes the previous spec for rollback).
-    """
-
-    service_id: str
-    task_id: str
-    action: str
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RolloutDone:
-    """Every slot of a recorded rollout runs the current template past ``monitor``: the caller marks the
-    rollout completed (from then on, failures are the restart policy's business, not the update's)."""
-
-    service_id: str
-    rollback: bool
-
-
-Action = CreateTask | ShutdownTask
-Event = UpdateFailed | RolloutDone
-
-
-@dataclass(slots=True)
-class Reconciliation:
-    """Output of one reconcile: actions to commit, events for the caller, next time to call again
-    (``wake_at``, and per service in ``wakes``: the leader's incremental round re-plans a service when
-    its own time comes)."""
-
-    actions: list[Action] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    wake_at: float | None = None
-    wakes: dict[str, float] = field(default_factory=dict)  # service id -> earliest time it asked for
-    service_id: str = ""  # the service being reconciled (its wakes are recorded under it)
-
-    def wake(self, at: float) -> None:
-        if self.wake_at is None or at < self.wake_at:
-            self.wake_at = at
-        mine = self.wakes.get(self.service_id)
-        if mine is None or at < mine:
-            self.wakes[self.service_id] = at
-
-    @property
-    def creates(self) -> list[CreateTask]:
-        return [a for a in self.actions if isinstance(a, CreateTask)]
-
-    @property
-    def shutdowns(self) -> list[ShutdownTask]:
-        return [a for a in self.actions if isinstance(a, ShutdownTask)]
-
-
-class _Ctx:
-    """Per-reconcile lookups: node views and where a task's node stands."""
-
-    def __init__(
-        self, nodes: Sequence[Node], now: float, down_grace_s: float, out: Reconciliation, site_grace_s: float
-    ) -> None:
-        self.nodes = {n.node_id: n for n in nodes}
-        self.infos = {n.node_id: NodeInfo.from_node(n) for n in nodes}
-        self.now = now
-        self.grace = down_grace_s
-        self.site_grace = site_grace_s
-        self.out = out
-        self.sites: dict[str, SiteVerdict] = {}  # down node id -> its site verdict
-        self.created: set[tuple[str, int]] = set()  # (service id, slot) given a new task this round
-        self.history: dict[str, list[Task]] = {}  # every task of a service, shut down ones included
-        # node_fate per node id: fixed for the round (nodes and now are), except "grace", never kept
-        # here since it wakes the service asking (issue 19: ~3 calls per task of a full round)
-        self._fates: dict[str | None, str] = {}
-
-    def node_fate(self, node_id: str | None) -> str:
-        """ok | unassigned | lost | grace | drain (availability drain) for a task's node."""
-        fate = self._fates.get(node_id)
-        if fate is None:
-            fate = self._node_fate(node_id)
-            if fate != "grace":
-                self._fates[node_id] = fate
-        return fate
-
-    def _node_fate(self, node_id: str | None) -> str:
-        if node_id is None:
-            return "unassigned"
-        node = self.nodes.get(node_id)
-        if node is None or node.status == NodeStatus.LEFT:
-            return "lost"
-        if node.status != NodeStatus.READY:
-            if node.down_since is None or node.down_since + self.grace <= self.now:
-                return "lost"
-            self.out.wake(node.down_since + self.grace)
-            return "grace"
-        if node.availability == Availability.DRAIN:
-            return "drain"
-        return "ok"
-
-    def fate(self, node_id: str | None, spec: ServiceSpec) -> str:
-        """:meth:`node_fate` for a task of ``spec``: a down node of a lost site is ``cut`` (its tasks are
-        left alone) when the service keeps them (``on_site_loss``), ``grace`` while its site may follow."""
-        fate = self.node_fate(node_id)
-        if fate != "lost" and fate != "grace":
-            return fate
-        node = self.nodes.get(node_id or "")
-        if spec.on_site_loss != "keep" or node is None:
-            return fate
-        verdict = self.sites.get(node.node_id)
-        if verdict is None:
-            verdict = self.sites[node.node_id] = site_verdict(
-                node, self.nodes.values(), self.now, self.site_grace
-            )
-        if verdict.wake_at is not None:
-            self.out.wake(verdict.wake_at)  # every service that asks wakes with it, not only the first
-        return {"cut": "cut", "wait": "grace"}.get(verdict.kind, fate)
-
-    def satisfies(self, node_id: str | None, spec: ServiceSpec) -> bool:
-        if not spec.constraints:
-            return True
-        info = self.infos.get(node_id or "")
-        if info is None:
-            return True
-        return all(constraint_matches(info, c) for c in spec.constraints)
-
-
-def replacement_failed(moving: Task, other: Task) -> bool:
-    """``other`` is a replacement started for ``moving``'s rebalance move, and it ended in failure."""
-    return (
-        other.task_id != moving.task_id
-        and other.node_id == moving.move_to
-        and other.created_at >= moving.move_at
-        and other.state in FAILURE_STATES
-    )
+__all__ = [
+    "Action",
+    "CreateTask",
+    "Event",
+    "Orchestrator",
+    "Reconciliation",
+    "RolloutDone",
+    "ShutdownTask",
+    "UpdateFailed",
+]
 
 
 class Orchestrator:
@@ -237,7 +83,7 @@ class Orchestrator:
         ``checkpoint`` (the caller's, e.g. a pause that lets other threads run) is called after each
         service; it cannot change a decision."""
         out = Reconciliation()
-        ctx = _Ctx(nodes, now, self.down_grace_s, out, self.site_grace_s)
+        ctx = RoundContext(nodes, now, self.down_grace_s, out, self.site_grace_s)
         by_service: dict[str, list[Task]] = {}
         every_task = ctx.history  # jobs and rollout failure counts look at finished tasks too
         for t in sorted(tasks, key=operator.attrgetter("service_id", "slot", "created_at", "task_id")):
@@ -269,7 +115,7 @@ class Orchestrator:
         svc: Service,
         slot: int,
         node_id: str | None,
-        ctx: _Ctx,
+        ctx: RoundContext,
         reason: str,
         history: tuple[float, ...] = (),
     ) -> CreateTask:
@@ -289,7 +135,7 @@ class Orchestrator:
         ctx.created.add((svc.service_id, slot))
         return action
 
-    def _reconcile_job(self, svc: Service, tasks: list[Task], ctx: _Ctx) -> None:
+    def _reconcile_job(self, svc: Service, tasks: list[Task], ctx: RoundContext) -> None:
         """A job's tasks run to completion: the decisions are :func:`~.jobs.plan_job`'s."""
         eligible = [n for n in sorted(ctx.nodes) if ctx.nodes[n].schedulable and ctx.satisfies(n, svc.spec)]
         fate = functools.partial(ctx.fate, spec=svc.spec)
@@ -300,7 +146,7 @@ class Orchestrator:
         if plan.wake_at is not None:
             ctx.out.wake(plan.wake_at)
 
-    def _reconcile_replicated(self, svc: Service, active: list[Task], ctx: _Ctx) -> None:
+    def _reconcile_replicated(self, svc: Service, active: list[Task], ctx: RoundContext) -> None:
         spec = svc.spec
         slots: dict[int, list[Task]] = {}
         for t in active:
@@ -310,13 +156,18 @@ class Orchestrator:
                 for t in slots[slot]:
                     ctx.out.actions.append(ShutdownTask(t.task_id, "scale down"))
         wanted = range(1, spec.replicas + 1)
-        done = given_up(spec, ctx.history.get(svc.service_id, ()), "slot", set(wanted) - slots.keys())
+        history = ctx.history.get(svc.service_id, ())
+        done = given_up(spec, history, "slot", set(wanted) - slots.keys())
+        waiting = awaiting_restart(spec, history, "slot", set(wanted) - slots.keys() - done.keys())
         winners: dict[int, Task | None] = {}
         for slot in wanted:  # a slot its restart policy ended keeps its last task (not created again)
+            if slot in waiting:  # its task was stopped unhealthy: the replacement waits for the policy
+                winners[slot] = self._restart_unhealthy(svc, slot, None, waiting[slot], ctx)
+                continue
             winners[slot] = done.get(slot) or self._reconcile_key(svc, slot, None, slots.get(slot, []), ctx)
         self._rolling_update(svc, winners, slots, ctx)
 
-    def _reconcile_global(self, svc: Service, active: list[Task], ctx: _Ctx) -> None:
+    def _reconcile_global(self, svc: Service, active: list[Task], ctx: RoundContext) -> None:
         spec = svc.spec
         by_node: dict[str | None, list[Task]] = {}
         for t in active:
@@ -352,11 +203,16 @@ class Orchestrator:
         history = ctx.history.get(svc.service_id, ())
         done = given_up(spec, history, "node_id", ctx.nodes.keys() - slots_of.keys())
         winners.update(done)  # a node whose task its restart policy ended keeps it (not created again)
-        used_slots |= {t.slot for t in done.values()}
+        waiting = awaiting_restart(spec, history, "node_id", ctx.nodes.keys() - slots_of.keys() - done.keys())
+        used_slots |= {t.slot for t in (*done.values(), *waiting.values())}
         next_slot = 1
         for node_id in sorted(ctx.nodes):
             node = ctx.nodes[node_id]
             if node_id in winners or not node.schedulable or not ctx.satisfies(node_id, spec):
+                continue
+            if node_id in waiting:  # its task was stopped unhealthy: the replacement waits for the policy
+                sick = waiting[node_id]
+                winners[node_id] = self._restart_unhealthy(svc, sick.slot, node_id, sick, ctx)
                 continue
             while next_slot in used_slots:
                 next_slot += 1
@@ -366,7 +222,7 @@ class Orchestrator:
         self._rolling_update(svc, keyed_winners, slots_of, ctx)
 
     def _reconcile_key(
-        self, svc: Service, slot: int, pin: str | None, tasks: list[Task], ctx: _Ctx
+        self, svc: Service, slot: int, pin: str | None, tasks: list[Task], ctx: RoundContext
     ) -> Task | None:
         """Settle one slot (replicated) or one node (global); returns the task that holds it, if any."""
         settled = self._settled_slot(svc, pin, tasks, ctx)
@@ -404,16 +260,18 @@ class Orchestrator:
 
         unhealthy = [t for t in live if t.state == TaskState.RUNNING and t.healthy is False]
         if unhealthy and len(unhealthy) == len(live):
-            # An unhealthy task is a failed one: stop it, the restart policy decides (restart.py).
+            # An unhealthy task is a failed one: stopped at once, its replacement follows the restart
+            # policy (restart.py), as Swarm's: after the delay, within the window's attempts
             final = final_reason(spec.restart, unhealthy[0], unhealthy=True)
             for t in unhealthy:
                 ctx.out.actions.append(ShutdownTask(t.task_id, final or UNHEALTHY))
             if final:
                 return unhealthy[0]
-            self._create(
-                svc, slot, pin, ctx, "replace unhealthy task", unhealthy[0].restart_history + (ctx.now,)
-            )
-            return None
+            if unhealthy[0].template_hash != current:  # a new template starts at once (a missing slot's)
+                history = next_history(spec.restart, unhealthy[0], ctx.now)
+                self._create(svc, slot, pin, ctx, "replace unhealthy task", history)
+                return None
+            return self._restart_unhealthy(svc, slot, pin, unhealthy[0], ctx)
         if live:
             for t in ended:
                 ctx.out.actions.append(ShutdownTask(t.task_id, "superseded"))
@@ -462,7 +320,7 @@ class Orchestrator:
         return None
 
     @staticmethod
-    def _settled_slot(svc: Service, pin: str | None, tasks: list[Task], ctx: _Ctx) -> Task | None:
+    def _settled_slot(svc: Service, pin: str | None, tasks: list[Task], ctx: RoundContext) -> Task | None:
         """The slot's one task when it is running, healthy or unchecked, not moving, on a node that is
         ok and that it satisfies: then :meth:`_reconcile_key` decides nothing and returns it (the
         rolling update compares its template). Most slots of a full round; None: decide in full."""
@@ -479,7 +337,9 @@ class Orchestrator:
             return t
         return None
 
-    def _restart(self, svc: Service, slot: int, pin: str | None, ended: list[Task], ctx: _Ctx) -> Task | None:
+    def _restart(
+        self, svc: Service, slot: int, pin: str | None, ended: list[Task], ctx: RoundContext
+    ) -> Task | None:
         """Apply the restart policy to the latest ended task of a slot with nothing live."""
         policy = svc.spec.restart
         last = max(ended, key=lambda t: (t.state_at, t.created_at, t.task_id))
@@ -494,18 +354,25 @@ class Orchestrator:
             policy.condition == "on-failure" and last.state not in FAILURE_STATES
         ):
             return last  # the slot is done (a task the cluster stopped); nothing to do until the spec changes
-        history = last.restart_history
-        counted = [h for h in history if policy.window_s <= 0 or h > ctx.now - policy.window_s]
-        if policy.max_attempts and len(counted) >= policy.max_attempts:
-            return last  # gave up until the window moves on; the task stays failed and visible
-        recent = sum(1 for h in history if h > last.state_at - BACKOFF_WINDOW_S)
-        due = last.state_at + policy.backoff_s(recent)
-        if ctx.now < due:
+        due = restart_due(policy, last, ctx.now)
+        if ctx.now < due:  # the back-off, or the window's attempts used: the task stays failed and visible
             ctx.out.wake(due)
             return last
         ctx.out.actions.append(ShutdownTask(last.task_id, f"restart after {last.state}"))
-        new_history = (*history, ctx.now)[-max(_HISTORY_KEEP, policy.max_attempts) :]
-        self._create(svc, slot, pin, ctx, f"restart after {last.state}", new_history)
+        self._create(svc, slot, pin, ctx, f"restart after {last.state}", next_history(policy, last, ctx.now))
+        return None
+
+    def _restart_unhealthy(
+        self, svc: Service, slot: int, pin: str | None, sick: Task, ctx: RoundContext
+    ) -> Task | None:
+        """The replacement of ``sick``, stopped (or being stopped) for failing its health check, once
+        :func:`~.restart.restart_due` says so; until then the slot holds ``sick`` and asks to wake."""
+        due = restart_due(svc.spec.restart, sick, ctx.now)
+        if ctx.now < due:
+            ctx.out.wake(due)
+            return sick
+        history = next_history(svc.spec.restart, sick, ctx.now)
+        self._create(svc, slot, pin, ctx, "replace unhealthy task", history)
         return None
 
     def _rolling_update(
@@ -513,7 +380,7 @@ class Orchestrator:
         svc: Service,
         winners: Mapping[Any, Task | None],
         tasks_of: Mapping[Any, list[Task]],
-        ctx: _Ctx,
+        ctx: RoundContext,
     ) -> None:
         """Replace outdated tasks batch by batch with the rollout's policy (parallelism, delay, order,
         monitor, failure action and max failure ratio), and say when a recorded rollout completed."""
@@ -578,7 +445,7 @@ class Orchestrator:
             self._create(svc, slot, pin, ctx, "rolling update", old.restart_history)
 
     def _rollout_failures(
-        self, svc: Service, cfg: UpdateConfig, winners: Mapping[Any, Task | None], ctx: _Ctx
+        self, svc: Service, cfg: UpdateConfig, winners: Mapping[Any, Task | None], ctx: RoundContext
     ) -> FailureVerdict:
         """Keys (slots, or nodes when global) whose task of the current template failed within
         ``monitor`` since the rollout started (every such task when none was recorded), shut-down ones

@@ -30,7 +30,6 @@ from ..model import (
     TaskState,
 )
 from .nodeinfo import NodeInfo, PlacedTask, build_node_infos
-from .orchestrator import replacement_failed
 from .placement import TaskRequest, schedule
 
 #: after a replacement in a service failed, leave the service alone this long (no move storm on a bad node)
@@ -38,6 +37,16 @@ FAILURE_COOLDOWN_S = 30.0
 #: a move whose replacement is not running healthy this long after the move is cancelled
 MOVE_DEADLINE_S = 120.0
 _PROBE = "rebalance-probe"
+
+
+def replacement_failed(moving: Task, other: Task) -> bool:
+    """``other`` is a replacement started for ``moving``'s rebalance move, and it ended in failure."""
+    return (
+        other.task_id != moving.task_id
+        and other.node_id == moving.move_to
+        and other.created_at >= moving.move_at
+        and other.state in FAILURE_STATES
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,11 @@
-"""When a service's slot is over for good under its restart policy (pure).
+"""The restart policy's decisions for a slot whose task ended or failed its health check (pure).
+
+When the replacement is due (:func:`restart_due`): the back-off delay after the task's end, and with
+``max_attempts`` within a ``window``, once the window holds fewer restarts than that. A task that fails
+its health check counts as failed, as Swarm's restart supervisor counts it (under ``any`` and
+``on-failure``, with the delay and the window's attempts): the orchestrator stops it at once and its
+slot waits for :func:`restart_due` (:func:`awaiting_restart` finds such slots: their newest task was
+stopped unhealthy, no task of theirs is desired running).
 
 Swarm sets a task's desired state to ``shutdown`` once it will not be restarted (``service ps`` shows
 ``Shutdown  Failed``), and never starts its slot again until the spec changes. The orchestrator does the
@@ -8,8 +15,8 @@ was shut down for that reason, so that they are not created again as missing one
 
 Only a task that ended by itself (complete, failed, rejected) or that the orchestrator stopped for
 failing its health check (its shutdown reason says so: :func:`stopped_unhealthy`; Swarm counts it as
-failed) can end its slot, and a ``window`` that can still move on cannot: such a slot waits, desired
-``running``, for its window (docs/scheduler.md). Owns no state and never reads a clock.
+failed) can end its slot, and a ``window`` that can still move on cannot: such a slot waits for its
+window (docs/scheduler.md). Owns no state and never reads a clock: every decision takes ``now``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,11 @@ from ..model import NOT_RESTARTED, DesiredState, RestartPolicy, ServiceSpec, Tas
 #: how a task ends by itself; SHUTDOWN and ORPHANED are the cluster's doing (scale down, a lost node)
 _ENDED_BY_ITSELF = frozenset({TaskState.COMPLETE, TaskState.FAILED, TaskState.REJECTED})
 
+
+#: restarts of a slot within this many seconds before a failure raise the back-off exponent
+BACKOFF_WINDOW_S = 600.0
+#: restart times a slot's tasks carry at least (more when ``max_attempts`` is larger)
+HISTORY_KEEP = 64
 
 #: the shutdown reason of a task stopped for failing its health check and replaced
 UNHEALTHY = "unhealthy"
@@ -53,10 +65,56 @@ def final_reason(policy: RestartPolicy, task: Task, *, unhealthy: bool = False) 
     return ""
 
 
+def restart_due(policy: RestartPolicy, last: Task, now: float) -> float:
+    """When the slot whose latest task ``last`` ended (or was stopped unhealthy) may get its replacement:
+    ``delay * 2**n`` (at most ``max_delay``) after ``last.state_at``, n = the slot's restarts in the
+    ``BACKOFF_WINDOW_S`` before it; with ``max_attempts`` and a ``window``, not before the window at
+    ``now`` holds fewer than ``max_attempts`` restarts (when enough of those in it have left it).
+    Due when ``now`` is at or past it; the caller has ruled out a final end (:func:`final_reason`)."""
+    history = last.restart_history
+    recent = sum(1 for h in history if h > last.state_at - BACKOFF_WINDOW_S)
+    due = last.state_at + policy.backoff_s(recent)
+    if policy.max_attempts and policy.window_s > 0:
+        counted = sorted(h for h in history if h > now - policy.window_s)
+        if len(counted) >= policy.max_attempts:
+            due = max(due, counted[-policy.max_attempts] + policy.window_s)
+    return due
+
+
+def next_history(policy: RestartPolicy, last: Task, now: float) -> tuple[float, ...]:
+    """The restart history the replacement of ``last`` made at ``now`` carries (the newest kept)."""
+    return (*last.restart_history, now)[-max(HISTORY_KEEP, policy.max_attempts) :]
+
+
 def given_up(spec: ServiceSpec, history: Iterable[Task], by: str, wanted: Collection[Any]) -> dict[Any, Task]:
     """Of the keys in ``wanted`` (slots, or node ids: ``by`` names the task's field) that have no task
     desired running, those whose newest task is of the current template and was shut down as
     :func:`final_reason` says: key -> that task."""
+    return {
+        key: t
+        for key, t in _newest_stopped(spec, history, by, wanted).items()
+        if final_reason(spec.restart, t)
+    }
+
+
+def awaiting_restart(
+    spec: ServiceSpec, history: Iterable[Task], by: str, wanted: Collection[Any]
+) -> dict[Any, Task]:
+    """Of the keys in ``wanted`` that have no task desired running, those whose newest task is of the
+    current template and was stopped for failing its health check, not for good: key -> that task, whose
+    replacement :func:`restart_due` times. A new template starts the slot at once (the newest task is
+    then outdated: a missing slot)."""
+    return {
+        key: t
+        for key, t in _newest_stopped(spec, history, by, wanted).items()
+        if stopped_unhealthy(t) and not final_reason(spec.restart, t)
+    }
+
+
+def _newest_stopped(
+    spec: ServiceSpec, history: Iterable[Task], by: str, wanted: Collection[Any]
+) -> dict[Any, Task]:
+    """key -> its newest task when that one is desired ``shutdown`` and of the current template."""
     if not wanted:
         return {}
     newest: dict[Any, Task] = {}
@@ -68,9 +126,7 @@ def given_up(spec: ServiceSpec, history: Iterable[Task], by: str, wanted: Collec
     return {
         key: t
         for key, t in newest.items()
-        if t.desired_state == DesiredState.SHUTDOWN
-        and t.template_hash == current
-        and final_reason(spec.restart, t)
+        if t.desired_state == DesiredState.SHUTDOWN and t.template_hash == current
     }
 
 

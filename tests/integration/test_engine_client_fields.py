@@ -121,6 +121,7 @@ async def test_every_translated_field_reaches_the_container(
             command=("echo started; exec sleep 3600",),
             env={"GREETING": "hi there"},
             labels={"team": "blue"},
+            stop_grace_s=27.5,
             user="1000:1000",
             workdir="/tmp",
             cpu_limit_nanos=500_000_000,
@@ -162,6 +163,7 @@ async def test_every_translated_field_reaches_the_container(
     assert config["Entrypoint"] == ["/bin/sh", "-c"] and config["Cmd"] == ["echo started; exec sleep 3600"]
     assert (config["User"], config["WorkingDir"], config["Hostname"]) == ("1000:1000", "/tmp", "fields-host")
     assert config["StopSignal"] == "SIGQUIT"
+    assert config["StopTimeout"] == 28  # --stop-grace-period 27.5s, rounded up (a docker stop waits it)
     assert (config["Tty"], config["OpenStdin"], config["AttachStdout"]) == (False, False, False)
     assert config["Healthcheck"] == {
         "Test": ["CMD-SHELL", "true"],

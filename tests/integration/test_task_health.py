@@ -132,3 +132,73 @@ def test_unhealthy_task_is_replaced(cluster):
         print(f"sick2.1 replaced {time.monotonic() - became_unhealthy:.1f} s after turning unhealthy")
         old = {t["id"]: t for t in all_tasks(nodes[0], "sick2")}[first[1]["id"]]
         assert old["desired_state"] == "shutdown"
+
+
+# Fails its check at once; stops within a second of SIGTERM (the trap), so a stop takes no grace period.
+FAILING = ("--health-cmd", "false", "--health-interval", "1s", "--health-retries", "1")
+TRAPPED = "trap 'exit 0' TERM; while true; do sleep 1; done"
+RESTART = ("--restart-delay", "5s", "--restart-max-attempts", "2", "--restart-window", "60s")
+
+
+def test_unhealthy_task_restarts_wait_for_the_delay_and_the_window(cluster):
+    """A task failing its health check counts as failed, as Swarm's restart supervisor counts it: it is
+    stopped at once and its replacement starts only after ``--restart-delay`` from its end (5 s, then
+    10 s: the back-off doubles with the slot's recent restarts), and with ``--restart-max-attempts 2
+    --restart-window 60s`` the third one's slot waits, every task desired ``shutdown``, until the first
+    restart leaves the window. Before, each was replaced in the round that saw it unhealthy. The task's
+    container carries ``--stop-grace-period`` as ``Config.StopTimeout`` (Docker's 10 s before)."""
+    sb, nodes = cluster
+    by_name = {n.name: n for n in nodes}
+    args = [*FAILING, *RESTART, "--stop-grace-period", "3s"]
+    with service(sb, nodes, "flaky", *args, IMAGE, "sh", "-c", TRAPPED):
+        first_seen: dict[str, float] = {}  # task id -> when this test first saw it (>= its creation)
+
+        def slot_history() -> list[dict]:
+            history = [t for t in all_tasks(nodes[0], "flaky") if t["slot"] == 1]
+            now = time.time()
+            for t in history:
+                first_seen.setdefault(t["id"], now)
+            return sorted(history, key=lambda t: first_seen[t["id"]])
+
+        def nth(count: int) -> dict | None:
+            history = slot_history()
+            return history[count - 1] if len(history) >= count else None
+
+        def stopped_unhealthy(count: int) -> dict | None:
+            t = nth(count)
+            done = t is not None and t["desired_state"] == "shutdown" and t["state"] in ("shutdown", "failed")
+            return t if done else None
+
+        def container_of(count: int) -> dict | None:
+            t = nth(count)
+            if t is None or not t["container_id"] or t["node"] not in by_name:
+                return None
+            found = containers(by_name[t["node"]], "flaky", include_stopped=True)
+            return next((c for c in found if c["Id"] == t["container_id"]), None)
+
+        inspected = wait_for(lambda: container_of(1), 30, "flaky.1's first container")
+        timeout = inspected["Config"]["StopTimeout"]
+        print(f"flaky.1 container {inspected['Id'][:12]}: docker inspect Config.StopTimeout = {timeout}")
+        assert timeout == 3, inspected["Config"]
+
+        for count, delay in ((2, 5.0), (3, 10.0)):  # the back-off doubles with one recent restart
+            gone = wait_for(lambda c=count: stopped_unhealthy(c - 1), 60, f"task {count - 1} stopped")
+            assert gone["message"] == "unhealthy", gone
+            new = wait_for(lambda c=count: nth(c), delay + 30, f"task {count} of flaky.1")
+            waited = first_seen[new["id"]] - gone["state_at"]
+            print(f"flaky.1 task {count}: seen {waited:.2f} s after the last ended (delay {delay:.0f} s)")
+            assert delay <= waited <= delay + 8.0, (waited, delay)
+        first_restart = first_seen[nth(2)["id"]]  # type: ignore[index]
+        third = wait_for(lambda: stopped_unhealthy(3), 60, "task 3 stopped")
+        assert third["message"] == "unhealthy", third
+        # two restarts within the 60 s window: the slot waits until the first one leaves it
+        time.sleep(max(0.0, first_restart + 50.0 - time.time()))
+        waiting = slot_history()
+        table = cli(sb, "n2", "service", "ps", "flaky").stdout.decode()
+        print(f"service ps flaky {time.time() - first_restart:.1f} s after the first restart:\n{table}")
+        assert len(waiting) == 3 and all(t["desired_state"] == "shutdown" for t in waiting), waiting
+        assert not tasks(nodes[0], "flaky"), "no task desired running while the window holds 2 restarts"
+        fourth = wait_for(lambda: nth(4), 40, "task 4 once the window moved on")
+        after = first_seen[fourth["id"]] - first_restart
+        print(f"flaky.1 task 4: seen {after:.2f} s after the first restart (window 60 s)")
+        assert 57.0 <= after <= 70.0, after  # the back-off alone: ~35 s; our polling lags a little

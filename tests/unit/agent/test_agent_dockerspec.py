@@ -9,9 +9,10 @@ from p2porch.agent.dockerspec import (
     event_from_docker,
     health_from_status_text,
     list_key,
+    member_create_request,
     observed_from_inspect,
 )
-from p2porch.agent.model import MountSpec, PortSpec, TaskAssignment, TaskReport
+from p2porch.agent.model import MemberSpec, MountSpec, PortSpec, TaskAssignment, TaskReport
 from p2porch.model import HealthSpec
 
 
@@ -74,6 +75,21 @@ def test_create_body_name_labels_env_and_restart_policy() -> None:
     assert [body[k] for k in ("AttachStdin", "AttachStdout", "AttachStderr", "OpenStdin", "Tty")] == [
         False
     ] * 5
+
+
+def test_create_body_stop_timeout_is_the_stop_grace_period_rounded_up() -> None:
+    """``Config.StopTimeout`` (whole seconds, Engine API): a ``docker stop`` typed on the node or the
+    engine's own shutdown waits the service's ``--stop-grace-period``, not Docker's 10 s; rounded up so the
+    engine never kills before the grace is over. A task group's members get the same."""
+    for grace, timeout in ((10.0, 10), (30.0, 30), (2.5, 3), (0.0, 0), (0.001, 1)):
+        _, body = create_request(TaskAssignment("t", "s", "sid", 1, "n1", "img", stop_grace_s=grace))
+        assert body["StopTimeout"] == timeout, grace
+        assert type(body["StopTimeout"]) is int
+    sidecar = MemberSpec("log", "sidecar", "img")
+    _, member = member_create_request(
+        TaskAssignment("t", "s", "sid", 1, "n1", "img", stop_grace_s=45.0, members=(sidecar,)), sidecar, "c1"
+    )
+    assert member["StopTimeout"] == 45
 
 
 def test_create_body_resources_mounts_ports_network_dns_health() -> None:

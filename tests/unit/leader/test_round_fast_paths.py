@@ -1,9 +1,9 @@
 """The full round's fast paths decide exactly what the general code does (issue 19, seventh round; pure).
 
 Optimized: the settled slot in ``Orchestrator._settled_slot``, the round's node fates kept per node
-(``_Ctx.node_fate``), ``Task.healthy`` by table, the new leader's first round reading the tasks once
+(``RoundContext.node_fate``), ``Task.healthy`` by table, the new leader's first round reading the tasks once
 (``group_tasks``, its node infos from the ``NodeUsage`` it keeps). The reference turns each off: the
-general ``_reconcile_key`` for every slot, ``_Ctx._node_fate`` asked every time, the old ``healthy``
+general ``_reconcile_key`` for every slot, ``RoundContext._node_fate`` asked every time, the old ``healthy``
 and a ``plan_round`` built by ``full_scope`` alone. Random clusters come from the incremental
 planner's property test (real FSM: reports, service and node changes, rollouts, removals, invalid
 specs); every reconcile is compared whole (actions in order, events, wakes), every round's decisions
@@ -31,7 +31,7 @@ from p2porch.leader.scheduling import (
 from p2porch.model import Task, TaskHealth
 from p2porch.raft.state import ClusterState
 from p2porch.scheduler import Orchestrator, build_node_infos
-from p2porch.scheduler import orchestrator as orch_module
+from p2porch.scheduler.round_context import RoundContext
 from p2porch.scheduler.usage import NodeUsage
 
 
@@ -56,7 +56,7 @@ def reference(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 
     class _Reference:
         def __enter__(self) -> None:
-            monkeypatch.setattr(orch_module._Ctx, "node_fate", orch_module._Ctx._node_fate)
+            monkeypatch.setattr(RoundContext, "node_fate", RoundContext._node_fate)
             monkeypatch.setattr(Task, "healthy", property(_old_healthy))
 
         def __exit__(self, *_exc: object) -> None:
