@@ -70,6 +70,15 @@ _MOUNT_OPTIONAL = (
 _PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 
 
+def _volume_name_ok(name: str, driver: str) -> bool:
+    """Docker's ``local`` driver takes ``[A-Za-z0-9][A-Za-z0-9_.-]*``; a plugin driver is given the name as
+    written (GlusterFS's ``volume/sub/dir``), as the engine passes it on: only control characters and
+    ``:`` (which splits a ``--mount``/``-v`` entry) are refused there."""
+    if driver in ("", "local"):
+        return re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name) is not None
+    return name.isprintable() and ":" not in name and not name.startswith("/")
+
+
 def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
     mtype = parse_choice(data.get("type", "volume"), MOUNT_TYPES, f"{fieldname}.type")
     target = data.get("target", "")
@@ -82,7 +91,7 @@ def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
     readonly = parse_bool(data.get("readonly", False), f"{fieldname}.readonly")
     if mtype == "bind" and not source.startswith("/"):
         raise field_error(f"{fieldname}.source", "a bind mount needs an absolute source path")
-    if mtype == "volume" and source and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", expand(source, SAMPLE)):
+    if mtype == "volume" and source and not _volume_name_ok(expand(source, SAMPLE), driver):
         raise field_error(f"{fieldname}.source", f"invalid volume name {source!r}")
     if mtype == "tmpfs" and source:
         raise field_error(f"{fieldname}.source", "a tmpfs mount has no source")

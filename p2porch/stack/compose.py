@@ -159,6 +159,29 @@ def _run_once(services: list[StackService], confs: Mapping[str, Any], ctx: Stack
         )
 
 
+def _link_dependencies(services: list[StackService], confs: Mapping[str, Any]) -> list[StackService]:
+    """The services each service's ``links`` name become dependencies (``service_started``) unless it
+    already waits for them, as compose-go adds a ``depends_on`` entry for every link: the linked service is
+    created and running first (*Start order*). A target the stack does not deploy (an inactive profile, a
+    name that is no service) adds nothing: ``link_aliases`` warns about the aliases that cannot resolve."""
+    deployed = {s.short_name for s in services}
+    out = []
+    for service in services:
+        conf = confs.get(service.short_name)
+        raw = conf.get("links") if isinstance(conf, Mapping) else None
+        targets = [e.partition(":")[0] for e in raw if isinstance(e, str)] if isinstance(raw, list) else []
+        waits = {d.service for d in service.depends_on}
+        extra = tuple(
+            Dependency(t)
+            for t in dict.fromkeys(targets)
+            if t in deployed and t != service.short_name and t not in waits
+        )
+        out.append(
+            StackService(service.short_name, service.spec, service.depends_on + extra) if extra else service
+        )
+    return out
+
+
 def _volumes_from(
     services: list[StackService], confs: Mapping[str, Any], ctx: StackContext
 ) -> list[StackService]:
@@ -344,6 +367,7 @@ def load_stack(
         services.append(StackService(short, spec, tuple(deps)))
     declared_networks.report_used(ctx.used_networks, problems)
     services = _volumes_from(services, services_conf, ctx)
+    services = _link_dependencies(services, services_conf)
     services = _fold_groups(services, services_conf, ctx)
     link_aliases(services, services_conf, problems)
     _check_ingress_ports(services, problems)
@@ -358,24 +382,37 @@ def load_stack(
         tuple(ordered),
         tuple(ctx.env_files_read),
         tuple(problems.warnings),
-        _printed_model(model, environ),
+        _printed_model(model, environ, ctx.environments),
         used_objects,
         tuple(ctx.network(key) for key in ctx.used_networks),
         {o.value: environ[o.value] for o in used_objects if o.source == "environment" and o.value in environ},
     )
 
 
-def _printed_model(model: Mapping[str, Any], environ: Mapping[str, str]) -> Mapping[str, Any]:
+def _printed_model(
+    model: Mapping[str, Any], environ: Mapping[str, str], environments: Mapping[str, Mapping[str, Any]]
+) -> Mapping[str, Any]:
     """``model`` as ``docker compose config`` prints it: each service's ``environment`` values are strings
     (compose-go's ``MappingWithEquals``: ``true`` -> "true", ``8080`` -> "8080") and a key without a value
-    takes the variable from ``environ``, or stays without one (null) when it is unset there."""
+    takes the variable from ``environ``, or stays without one (null) when it is unset there. A service's
+    ``env_file`` values are merged under its ``environment`` and the key dropped (compose-go's
+    ``WithServicesEnvironmentResolved`` with ``WithDiscardEnvFile``): ``environments`` is what the mapping
+    read (``StackContext.environments``), the same values the spec's ``env`` holds, so the two agree."""
     services = model.get("services")
     if not isinstance(services, Mapping):
         return model
     printed: dict[str, Any] = {}
     for short, conf in services.items():
         env = conf.get("environment") if isinstance(conf, Mapping) else None
-        if isinstance(env, Mapping):
+        if isinstance(conf, Mapping) and "env_file" in conf and short in environments:
+            conf = {k: v for k, v in conf.items() if k != "env_file"}
+            merged = dict(environments[short])
+            conf = (
+                {**conf, "environment": merged}
+                if merged
+                else {k: v for k, v in conf.items() if k != "environment"}
+            )
+        elif isinstance(env, Mapping):
             conf = {**conf, "environment": {k: _env_text(k, v, environ) for k, v in env.items()}}
         printed[short] = conf
     return {**model, "services": printed}

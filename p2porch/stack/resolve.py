@@ -224,7 +224,10 @@ def _active(conf: Any, profiles: Sequence[str]) -> bool:
         return True
     if not isinstance(wanted, list):
         return True  # reported by validation
-    return "*" in profiles or any(p in profiles for p in wanted)
+    # no profile given: the empty profile is the active one (``COMPOSE_PROFILES`` unset splits to [""] in
+    # docker compose), so ``profiles: ["", dev]`` runs by default and not under --profile other
+    active = profiles or ("",)
+    return "*" in active or any(p in active for p in wanted)
 
 
 def _include_resolver(resolver: _Resolver, entry: Any, path: str, file_key: str, where: str) -> _Resolver:

@@ -129,6 +129,9 @@ class StackContext:
     used_networks: list[str] = field(default_factory=list)  # network keys services attach to, first use first
     #: ``network_mode: service:X``: short name -> X (folded into X's task group by ``groups.fold_groups``)
     shares: dict[str, str] = field(default_factory=dict)
+    #: short name -> its ``env_file`` values under its ``environment`` (None: a key the CLI leaves unset),
+    #: what ``stack config`` prints in place of both, as ``docker compose config`` does
+    environments: dict[str, dict[str, str | None]] = field(default_factory=dict)
 
     def network(self, key: str) -> StackNetwork:
         """The cluster network of Compose network ``key`` (``default`` may be implicit)."""
@@ -166,10 +169,10 @@ class Dependency:
     required: bool = True
 
 
-def _environment(value: Any, path: str, environ: Mapping[str, str]) -> dict[str, str]:
+def _environment(value: Any, path: str, environ: Mapping[str, str]) -> dict[str, str | None]:
     """``environment`` (mapping after merge normalisation, or list); a key without value comes from the
-    CLI's environment (and is left out when unset there), as Compose does."""
-    out: dict[str, str] = {}
+    CLI's environment, None when unset there (the task gets no such variable, as in Compose)."""
+    out: dict[str, str | None] = {}
     items = list(any_mapping(value, path).items()) if isinstance(value, Mapping) else None
     if items is None:
         items = []
@@ -180,11 +183,7 @@ def _environment(value: Any, path: str, environ: Mapping[str, str]) -> dict[str,
         where = f"{path}.{key}"
         if not key or "=" in key or any(c.isspace() for c in key):
             raise err(where, f"invalid variable name {key!r}")
-        if item is None:
-            if key in environ:
-                out[key] = environ[key]
-            continue
-        out[key] = scalar_text(item, where)
+        out[key] = environ.get(key) if item is None else scalar_text(item, where)
     return out
 
 
@@ -411,14 +410,15 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
                 spec[key] = words(conf[key], f"{path}.{key}")
     if conf.get("entrypoint") is not None and not spec.get("entrypoint"):
         spec["entrypoint"] = [""]  # "" or []: the image's ENTRYPOINT is cleared (Docker's --entrypoint "")
-    env: dict[str, str] = {}
+    env: dict[str, str | None] = {}
     with problems.check():
         if "env_file" in conf:
             env.update(_env_files(conf["env_file"], f"{path}.env_file", ctx))
     with problems.check():
-        if "environment" in conf:
+        if "environment" in conf:  # wins over the files; an unset `- KEY` unsets a file's KEY (compose-go)
             env.update(_environment(conf["environment"], f"{path}.environment", ctx.environ))
-    spec["env"] = env
+    ctx.environments[short] = env
+    spec["env"] = {key: value for key, value in env.items() if value is not None}
     labels: dict[str, str] = {}
     with problems.check():
         if conf.get("label_file") is not None:  # labels: wins over the files, as in Compose
