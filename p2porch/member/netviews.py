@@ -14,7 +14,7 @@ from ..model import TERMINAL_STATES, ServiceSpec
 from ..model.netrefs import attached_networks
 from ..netoverlay.netpolicy import PolicyInput
 from ..raft.state import ClusterState
-from ..stack.names import stack_dns_aliases
+from ..stack.names import stack_dns_aliases, stack_network_alias
 
 
 def service_networks(spec: ServiceSpec) -> frozenset[str]:
@@ -23,8 +23,13 @@ def service_networks(spec: ServiceSpec) -> frozenset[str]:
 
 
 def service_aliases(spec: ServiceSpec) -> list[tuple[str, str]]:
-    """``(network, alias)`` pairs a service answers to."""
-    return [(n.target, alias) for n in spec.networks for alias in n.aliases]
+    """``(network, alias)`` pairs a service answers to: its networks' aliases, and a stack member's short
+    name on each of its networks (as ``docker stack deploy`` adds it, so ``tasks.<short>`` answers)."""
+    pairs = {(n.target, alias) for n in spec.networks for alias in n.aliases}
+    short = stack_network_alias(spec.labels_dict())
+    if short is not None:
+        pairs.update((net, short) for net in service_networks(spec))
+    return sorted(pairs)
 
 
 def task_networks(state: ClusterState) -> dict[str, frozenset[str]]:
