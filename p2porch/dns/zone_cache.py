@@ -115,6 +115,7 @@ class ZoneCompiler:
         self.store = store if store is not None else FragmentStore()
         self._keys: set[FragmentKey] = set()  # the store keys of the last zone (held)
         self._last: _Merged | None = None  # the last merged zone
+        self._context: tuple[str, str] = ("", "")  # (domain, local site) of the last zone
         self.compiled_services = 0  # services compiled by the last call (0: every fragment reused)
         self.patched_services = 0  # services patched per changed entry by the last call
         self.full_compiles = 0  # calls that fell back to compile_zone (collisions)
@@ -131,10 +132,25 @@ class ZoneCompiler:
         fragments: dict[str, _Fragment] = {}
         keys: set[FragmentKey] = set()
         self.compiled_services = self.patched_services = 0
+        context = (zone.domain, zone.local_site)
+        mine = self._last.fragments if self._last is not None and self._context == context else {}
+        self._context = context
         for service in sorted(zone.services):
             entries, vip = zone.services[service], zone.vips.get(service, "")
             key = (zone.domain, zone.local_site, service)
             keys.add(key)
+            frag = mine.get(service)
+            if frag is not None and frag.entries is entries and frag.vip == vip:
+                # this very list's fragment, whatever the store holds now: a name two compilers give
+                # different lists (two stacks' short name "db" in two scopes) would replace the stored
+                # one on every compile. Each keeps its own; the store gets a copy without the index
+                # (another compiler may have patched this one: its index moved), used as it is or
+                # compiled again, never patched
+                fragments[service] = frag
+                other = stored.get(key)
+                if other is not frag and (other is None or other.entries is not entries):
+                    stored[key] = replace(frag, index=None)
+                continue
             frag = had = stored.get(key)
             if frag is not None and frag.vip == vip and frag.entries is not entries:
                 frag = self._patch(frag, entries)
