@@ -1,10 +1,12 @@
 """The zone's base names (the apex, ``ns.<domain>`` and every ``<node>.node.<domain>``) kept per node (pure).
 
-``compile_base`` compiles every node's name again (``to_labels`` and an ``IPv4Address`` parse each: ~20 ms
-at 1,000 nodes), and every member's DNS view changed its base on each join twice (the admission, the ready
-mark), so a join cost every member O(nodes) (issue 19). ``BaseNames`` keeps each node's owner name and
-which nodes hold each name, and on a new zone compiles only the nodes whose entry came, went or changed
-address; its names equal ``compile_base``'s by value (tested on random sequences of node changes).
+``compile_base`` compiles every node's name again (``to_labels`` and an ``IPv4Address`` parse each), and
+every resolver of every member compiled it, and merged its whole zone again, whenever a node came, went
+or moved: a join cost every member O(nodes) per resolver (issue 19). ``BaseNames`` keeps each node's
+owner name and which nodes hold each name, and on a new zone compiles only the nodes whose entry came,
+went or changed address, handing back the names whose record changed (``ZoneCompiler`` patches its last
+merge with them); its names equal ``compile_base``'s by value (tested on random sequences of node
+changes).
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ merged names with only the changed services' names and the changed base names (a
 move: ``zone_base.BaseNames`` compiles that node alone) taken out and put in (the full merge of ~100,000
 names cost ~0.1 CPU-s per change on the trio thread, issue 19); a change touching a name two fragments
 share other than an empty one (a shared PTR name, a collision), a new domain or nameserver list, or many
-services or nodes merges everything again. A merged zone handed out is never changed afterwards. A node's resolvers share one
-``FragmentStore``: a service the default and a scoped zone both hold (the same list object) is compiled
-and patched once per node.
+services or nodes merges everything again. A merged zone handed out is never changed afterwards. A
+node's resolvers share one ``FragmentStore``: a service the default and a scoped zone both hold (the same
+list object) is compiled and patched once per node.
 """
 
 from __future__ import annotations
