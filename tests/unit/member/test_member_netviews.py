@@ -169,3 +169,32 @@ def test_a_service_named_like_a_short_name_wins_over_the_alias() -> None:
     scopes.update(zone, dns_scopes(cluster))
     assert answers(scopes.for_host("10.240.1.2"), "tasks.api") == ["10.240.1.3"]
     assert answers(scopes.for_host("10.240.1.2"), "tasks.names-api") == ["10.240.1.2"]
+
+
+def test_where_two_stacks_short_names_share_a_network_each_stack_gets_its_own() -> None:
+    """Two stacks' ``web`` on one external network (a proxy's) and each on its own default network: a
+    task of either stack on both resolves ``tasks.web`` to its own stack's (the alias on its own stack's
+    network goes first); a task on the shared network alone gets the first by service name."""
+    networks = {
+        f"x{stack}": NetworkRecord(f"x{stack}", f"{stack}_default", labels={"p2porch.stack": stack})
+        for stack in ("alpha", "zeta")
+    }
+    networks["xp"] = NetworkRecord("xp", "proxy")
+    services = {
+        "s1": stack_member("s1", "alpha", "web", networks=["alpha_default", "proxy"]),
+        "s2": stack_member("s2", "zeta", "web", networks=["zeta_default", "proxy"]),
+        "s3": stack_member("s3", "zeta", "client", networks=["zeta_default", "proxy"]),
+        "s4": svc("s4", "traefik", networks=["proxy"]),
+    }
+    addresses = {"s1": "10.240.1.2", "s2": "10.240.1.3", "s3": "10.240.1.4", "s4": "10.240.1.5"}
+    tasks = {
+        f"t{sid}": Task(f"t{sid}", sid, 1, "n1", state=TaskState.RUNNING, address=address)
+        for sid, address in addresses.items()
+    }
+    cluster = dataclasses.replace(state(), networks=networks, services=services, tasks=tasks)
+    zone = dns_zone(cluster)
+    scopes = ClientScopes(Resolver(zone), Resolver)
+    scopes.update(zone, dns_scopes(cluster))
+    assert answers(scopes.for_host(addresses["s3"]), "tasks.web") == ["10.240.1.3"]  # zeta's own
+    assert answers(scopes.for_host(addresses["s1"]), "tasks.web") == ["10.240.1.2"]  # alpha's own
+    assert answers(scopes.for_host(addresses["s4"]), "tasks.web") == ["10.240.1.2"]  # by service name
