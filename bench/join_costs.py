@@ -368,7 +368,9 @@ def views_cost(tree: str, runs: int, nodes: tuple[int, ...], services: int, repl
 
     result: dict[str, Any] = {"tasks_per_service": replicas, "services": services}
     for count in nodes:
-        chain = vb.build(argparse.Namespace(nodes=count, services=services, replicas=replicas, per_round=50))
+        chain = vb.build(
+            argparse.Namespace(nodes=count, services=services, replicas=replicas, per_round=50, linking=0)
+        )
         views = vb.Views(chain.state, "n00000")
         reps = runs or 10
         cpu: dict[str, float] = {}

@@ -331,9 +331,17 @@ class Resolver:
         bare_tasks = not in_domain and len(labels) == 2 and labels[0] == b"tasks"
         if bare_tasks and labels + zone.domain in zone.names:
             in_domain, labels = True, labels + zone.domain
-        elif not in_domain and zone.bare and labels + zone.domain in zone.bare:
-            # a network alias with a dot ("db.internal", "orderer.example.com"): answered as asked, as
-            # Docker's DNS answers a container's aliases before forwarding (resolvers try it absolute first)
+        elif (
+            not in_domain
+            and zone.bare
+            and (
+                labels + zone.domain in zone.bare
+                or (labels[:1] == (b"tasks",) and labels[1:] + zone.domain in zone.bare)
+            )
+        ):
+            # a network alias with a dot ("db.internal", "orderer.example.com") and its "tasks." name:
+            # answered as asked, as Docker's DNS answers a service's aliases before forwarding (resolvers
+            # try it absolute first)
             in_domain, labels = True, labels + zone.domain
         if in_domain or plain_name:
             rec = zone.names.get(labels) if in_domain else None

@@ -37,7 +37,8 @@ ScopeKey = tuple[frozenset[str], str]
 class ScopeData:
     """Which services are on each network, their aliases, and each task address's networks.
 
-    ``owners`` maps extra zone names (e.g. a stack service's short name) to the service they stand for;
+    ``aliases`` are tried in their order: the first on a task's networks takes a name. ``owners`` maps
+    extra zone names (e.g. a stack service's ``<short>.<stack>``) to the service they stand for;
     ``links`` maps a service to its ``(alias, target service)`` links and ``linkers`` the address of each
     task of such a service to that service (the other addresses see no link)."""
 

@@ -269,18 +269,33 @@ def compile_base(
 ) -> None:
     """The apex, the nameservers and the node names of ``zone``."""
     node_at(domain)
-    ns_labels = (b"ns",) + domain
-    if zone.nameservers:
-        ns = node_at(ns_labels)
-        ns.a.extend(a for a in zone.nameservers if _valid_ipv4(a))
+    ns = nameserver_records(zone)
+    if ns is not None:
+        node_at((b"ns",) + domain).a.extend(ns.a)
 
     for node_name in sorted(zone.nodes):
         address = zone.nodes[node_name]
-        labels = to_labels(node_name)
-        if not labels or not _valid_ipv4(address) or to_labels(f"{node_name}.node.{zone.domain}") is None:
+        owner = node_owner(node_name, address, zone.domain, domain)
+        if owner is None:
             skipped.append(f"node {node_name!r}")
             continue
-        node_at(labels + (b"node",) + domain).a.append(address)
+        node_at(owner).a.append(address)
+
+
+def node_owner(node_name: str, address: str, domain_text: str, domain: Labels) -> Labels | None:
+    """The owner name of node ``node_name`` (``<node>.node.<domain>``), or None when it is skipped (a
+    name that cannot be a DNS name, an address that is not IPv4)."""
+    labels = to_labels(node_name)
+    if not labels or not _valid_ipv4(address) or to_labels(f"{node_name}.node.{domain_text}") is None:
+        return None
+    return labels + (b"node",) + domain
+
+
+def nameserver_records(zone: ZoneData) -> NameRecords | None:
+    """The records of ``ns.<domain>``: the valid addresses of ``zone.nameservers`` (None: no name)."""
+    if not zone.nameservers:
+        return None
+    return NameRecords(a=[a for a in zone.nameservers if _valid_ipv4(a)])
 
 
 def compile_service(

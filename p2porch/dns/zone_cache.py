@@ -12,12 +12,13 @@ patched per entry that came or went (``zone_patch.ServiceIndex``: entries told a
 ``ZoneBuilder`` keeps an unchanged task's entry object), not compiled again, unless more entries changed
 than it holds or it cannot be indexed. Never mutates a fragment's records once cached (its index moves to
 the fragment that replaces it). The merged zone is patched too (``_merge_changed``): a copy of the last
-merged names with only the changed services' names taken out and put in (the full merge of ~100,000
+merged names with only the changed services' names and the changed base names (a node's join, leave or
+move: ``zone_base.BaseNames`` compiles that node alone) taken out and put in (the full merge of ~100,000
 names cost ~0.1 CPU-s per change on the trio thread, issue 19); a change touching a name two fragments
-share other than an empty one (a shared PTR name, a collision), the base names, or many services merges
-everything again. A merged zone handed out is never changed afterwards. A node's resolvers share one
-``FragmentStore``: a service the default and a scoped zone both hold (the same list object) is compiled
-and patched once per node.
+share other than an empty one (a shared PTR name, a collision), a new domain or nameserver list, or many
+services or nodes merges everything again. A merged zone handed out is never changed afterwards. A
+node's resolvers share one ``FragmentStore``: a service the default and a scoped zone both hold (the same
+list object) is compiled and patched once per node.
 """
 
 from __future__ import annotations
@@ -36,13 +37,13 @@ from .zone import (
     TaskEntry,
     ZoneData,
     bare_names,
-    compile_base,
     compile_service,
     compile_zone,
     compiled_zone,
     name_maker,
     to_labels,
 )
+from .zone_base import BaseDelta, BaseNames
 from .zone_patch import ServiceIndex
 
 #: a patch replacing more entries than this (or than the service holds) compiles the service whole
@@ -114,16 +115,13 @@ class ZoneCompiler:
         self.store = store if store is not None else FragmentStore()
         self._keys: set[FragmentKey] = set()  # the store keys of the last zone (held)
         self._last: _Merged | None = None  # the last merged zone
+        self._context: tuple[str, str] = ("", "")  # (domain, local site) of the last zone
         self.compiled_services = 0  # services compiled by the last call (0: every fragment reused)
         self.patched_services = 0  # services patched per changed entry by the last call
         self.full_compiles = 0  # calls that fell back to compile_zone (collisions)
         self.full_merges = 0  # calls that merged every fragment's names again
         self.patched_merges = 0  # calls that patched the last merged names by the changed services
-        # ((domain, nameservers), nodes, base names, skipped) of the last compile_base
-        self._base: (
-            tuple[tuple[str, tuple[str, ...]], dict[str, str], dict[Labels, NameRecords], tuple[str, ...]]
-            | None
-        ) = None
+        self.base = BaseNames()  # the apex, nameserver and node names, kept per node
 
     def compile(self, zone: ZoneData) -> CompiledZone:
         """The same value ``compile_zone(zone)`` returns."""
@@ -134,10 +132,25 @@ class ZoneCompiler:
         fragments: dict[str, _Fragment] = {}
         keys: set[FragmentKey] = set()
         self.compiled_services = self.patched_services = 0
+        context = (zone.domain, zone.local_site)
+        mine = self._last.fragments if self._last is not None and self._context == context else {}
+        self._context = context
         for service in sorted(zone.services):
             entries, vip = zone.services[service], zone.vips.get(service, "")
             key = (zone.domain, zone.local_site, service)
             keys.add(key)
+            frag = mine.get(service)
+            if frag is not None and frag.entries is entries and frag.vip == vip:
+                # this very list's fragment, whatever the store holds now: a name two compilers give
+                # different lists (two stacks' short name "db" in two scopes) would replace the stored
+                # one on every compile. Each keeps its own; the store gets a copy without the index
+                # (another compiler may have patched this one: its index moved), used as it is or
+                # compiled again, never patched
+                fragments[service] = frag
+                other = stored.get(key)
+                if other is not frag and (other is None or other.entries is not entries):
+                    stored[key] = replace(frag, index=None)
+                continue
             frag = had = stored.get(key)
             if frag is not None and frag.vip == vip and frag.entries is not entries:
                 frag = self._patch(frag, entries)
@@ -153,10 +166,11 @@ class ZoneCompiler:
         self.store.release(self._keys - keys)
         self._keys = keys
         last = self._last
-        same_base = self._same_base(zone)
+        base_delta = self.base.update(zone, domain)  # None: compiled again whole
         if (
             last is not None
-            and same_base
+            and base_delta == {}
+            and last.base_skipped == self.base.skipped  # (a node skipped came or went: no name changed)
             and last.fragments.keys() == fragments.keys()
             and all(map(operator.is_, last.fragments.values(), fragments.values()))
         ):
@@ -167,7 +181,11 @@ class ZoneCompiler:
             )
             self._last = replace(last, zone=zone_now)
             return zone_now
-        merged = self._merge_changed(zone, domain, fragments, last) if same_base and last else None
+        merged = (
+            self._merge_changed(zone, domain, fragments, last, base_delta)
+            if base_delta is not None and last
+            else None
+        )
         if merged is not None:
             self.patched_merges += 1
         else:
@@ -179,13 +197,6 @@ class ZoneCompiler:
             return compile_zone(zone)
         self._last = merged
         return merged.zone
-
-    def _same_base(self, zone: ZoneData) -> bool:
-        """Whether ``_base_names`` would reuse its names for ``zone``."""
-        base = self._base
-        if base is None:
-            return False
-        return base[0] == (zone.domain, tuple(zone.nameservers)) and base[1] == zone.nodes
 
     def _patch(self, frag: _Fragment, entries: Sequence[TaskEntry]) -> _Fragment | None:
         """``frag`` for ``entries`` (the same service, VIP and context): kept when equal, patched per
@@ -226,25 +237,12 @@ class ZoneCompiler:
         empty = {labels: rec for labels, rec in names.items() if _empty(rec)}
         return _Fragment(entries, vip, full, empty, reverse, tuple(skipped))
 
-    def _base_names(self, zone: ZoneData, domain: Labels) -> tuple[dict[Labels, NameRecords], list[str]]:
-        """The apex, nameserver and node names (``compile_base``), compiled again only when the domain,
-        the nameservers or the nodes changed: a fresh dict of the cached (never mutated) records."""
-        base = self._base
-        if base is not None and self._same_base(zone):
-            return dict(base[2]), list(base[3])
-        names: dict[Labels, NameRecords] = {}
-        skipped: list[str] = []
-        compile_base(zone, domain, name_maker(names, domain), skipped)
-        self._base = ((zone.domain, tuple(zone.nameservers)), dict(zone.nodes), dict(names), tuple(skipped))
-        return names, skipped
-
     def _merge(self, zone: ZoneData, domain: Labels, fragments: dict[str, _Fragment]) -> _Merged | None:
         # Taken name by name in sorted service order after the base names (compile_zone's order), a
         # name's records are the one non-empty record given for it (two: a collision, compile_zone
         # decides), else the first empty one. Built with dict updates (C), not a loop per name: every
         # fragment shares the apex's ancestors, so the names are never disjoint (issue 19).
-        base, skipped = self._base_names(zone, domain)
-        base_skipped = tuple(skipped)
+        base, skipped = self.base.names, list(self.base.skipped)
         names: dict[Labels, NameRecords] = {}
         for frag in reversed(fragments.values()):  # the first fragment's empty record wins
             names.update(frag.empty)
@@ -269,28 +267,35 @@ class ZoneCompiler:
         for service, frag in fragments.items():  # in sorted service order: each list sorted
             for labels in frag.empty:
                 owners.setdefault(labels, []).append(service)
-        return _Merged(
-            compiled_zone(zone, domain, names, reverse, skipped), dict(fragments), owners, base_skipped
-        )
+        compiled = compiled_zone(zone, domain, names, reverse, skipped)
+        return _Merged(compiled, dict(fragments), owners, self.base.skipped)
 
     def _merge_changed(
-        self, zone: ZoneData, domain: Labels, fragments: dict[str, _Fragment], last: _Merged
+        self,
+        zone: ZoneData,
+        domain: Labels,
+        fragments: dict[str, _Fragment],
+        last: _Merged,
+        base_delta: BaseDelta,
     ) -> _Merged | None:
-        """``_merge``'s result, from ``last`` (merged on the same base names) and the services whose
-        fragment changed, came or went: their names taken out of a copy of the last names and put in
-        again; a PTR name several services hold is built from every fragment holding it. None: merge
-        everything (many services changed, or two fragments give records to one name: a collision
-        ``compile_zone`` decides)."""
+        """``_merge``'s result, from ``last`` and the services whose fragment changed, came or went and
+        the base names that changed (``base_delta``: a node joined, left or moved): their names taken out
+        of a copy of the last names and put in again; a PTR name several services hold is built from
+        every fragment holding it. None: merge everything (many services or base names changed, or two
+        give records to one name: a collision ``compile_zone`` decides)."""
         before = last.fragments
         changed = [s for s in before.keys() | fragments.keys() if before.get(s) is not fragments.get(s)]
-        if len(changed) > 8 + len(fragments) // 8:
+        if len(changed) > 8 + len(fragments) // 8 or len(base_delta) > 64 + len(last.zone.names) // 16:
             return None  # a copy and a patch per name would cost about what the full merge costs
-        base = self._base[2] if self._base is not None else {}
+        base = self.base.names
         names = dict(last.zone.names)
         reverse = dict(last.zone.reverse)
         owners = {labels: list(o) for labels, o in last.empty_owners.items()}  # few: shared ancestors
-        dirty: set[Labels] = set()  # names whose merged record must be decided again
+        dirty: set[Labels] = set(base_delta)  # names whose merged record must be decided again
         shared: set[Labels] = set()  # PTR names of several services (or that were) touched by the change
+        for labels, rec in base_delta.items():
+            if rec is not None and names.get(labels) is rec:
+                del names[labels]  # the base's record before (a fragment's records, if any, stay)
         for service in changed:
             old = before.get(service)
             if old is None:
@@ -331,6 +336,9 @@ class ZoneCompiler:
         for labels in dirty:
             have = names.get(labels)
             if have is not None and not _empty(have):
+                mine = base.get(labels)
+                if mine is not None and mine is not have and not _empty(mine):
+                    return None  # a node's name and a service's (a service "node"): compile_zone decides
                 continue  # a fragment's records (or the base's) hold it
             if labels in base:
                 names[labels] = base[labels]  # the base names come first
@@ -346,8 +354,8 @@ class ZoneCompiler:
                 reverse[labels] = records[0]
             else:
                 reverse[labels] = NameRecords(ptr=[p for rec in records for p in rec.ptr])
-        skipped = list(last.base_skipped)
+        skipped = list(self.base.skipped)
         for frag in fragments.values():
             skipped.extend(frag.skipped)
         compiled = compiled_zone(zone, domain, names, reverse, skipped)
-        return _Merged(compiled, dict(fragments), owners, last.base_skipped)
+        return _Merged(compiled, dict(fragments), owners, self.base.skipped)

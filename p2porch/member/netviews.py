@@ -14,7 +14,7 @@ from ..model import TERMINAL_STATES, ServiceSpec
 from ..model.netrefs import attached_networks
 from ..netoverlay.netpolicy import PolicyInput
 from ..raft.state import ClusterState
-from ..stack.names import stack_dns_aliases
+from ..stack.names import STACK_LABEL, stack_dns_aliases, stack_membership, stack_network_alias
 
 
 def service_networks(spec: ServiceSpec) -> frozenset[str]:
@@ -23,8 +23,13 @@ def service_networks(spec: ServiceSpec) -> frozenset[str]:
 
 
 def service_aliases(spec: ServiceSpec) -> list[tuple[str, str]]:
-    """``(network, alias)`` pairs a service answers to."""
-    return [(n.target, alias) for n in spec.networks for alias in n.aliases]
+    """``(network, alias)`` pairs a service answers to: its networks' aliases, and a stack member's short
+    name on each of its networks (as ``docker stack deploy`` adds it, so ``tasks.<short>`` answers)."""
+    pairs = {(n.target, alias) for n in spec.networks for alias in n.aliases}
+    short = stack_network_alias(spec.labels_dict())
+    if short is not None:
+        pairs.update((net, short) for net in service_networks(spec))
+    return sorted(pairs)
 
 
 def task_networks(state: ClusterState) -> dict[str, frozenset[str]]:
@@ -60,9 +65,16 @@ def dns_scopes(
     """Which services each network holds, their aliases there, each task address's networks (``clients``:
     the state's ``task_networks`` when the caller keeps them, else computed here), and the links of each
     service with the addresses of its tasks (``addresses_of(service_id)``: a ``TaskNetworkIndex``'s, O(its
-    tasks); else one walk over the tasks, only when some service has links)."""
+    tasks); else one walk over the tasks, only when some service has links).
+
+    The aliases come in the order a scope tries them (the first on a task's networks takes a name): those
+    on a network of the service's own stack first, so where two stacks' ``web`` share an external network
+    (a proxy's), a task of either stack on its own network too gets its own stack's ``web``; then by
+    network, alias and service name."""
     members: dict[str, set[str]] = {}
     aliases: list[NetworkAlias] = []
+    own: set[NetworkAlias] = set()  # the aliases on a network of their service's own stack
+    stack_of_network = {n.name: n.labels.get(STACK_LABEL) for n in state.networks.values()}
     owners: dict[str, str] = {}
     links: dict[str, tuple[tuple[str, str], ...]] = {}
     linking: dict[str, str] = {}  # service id -> name, of the services with links
@@ -70,13 +82,17 @@ def dns_scopes(
         owners.update((short, svc.name) for short in stack_dns_aliases(svc.spec.labels_dict()))
         for net in service_networks(svc.spec):
             members.setdefault(net, set()).add(svc.name)
-        aliases += [NetworkAlias(net, alias, svc.name) for net, alias in service_aliases(svc.spec)]
+        mine = [NetworkAlias(net, alias, svc.name) for net, alias in service_aliases(svc.spec)]
+        aliases += mine
+        member = stack_membership(svc.spec.labels_dict())
+        if member is not None:
+            own.update(a for a in mine if stack_of_network.get(a.network) == member[0])
         if svc.spec.links:
             links[svc.name] = tuple((link.alias, link.service) for link in svc.spec.links)
             linking[sid] = svc.name
     return ScopeData(
         services_by_network={n: frozenset(s) for n, s in members.items()},
-        aliases=tuple(sorted(aliases)),
+        aliases=tuple(sorted(aliases, key=lambda a: (a not in own, a))),
         clients=task_networks(state) if clients is None else clients,
         owners=owners,
         links=links,

@@ -117,6 +117,16 @@ def stack_dns_aliases(labels: Mapping[str, Any] | None) -> tuple[str, ...]:
     return (f"{short}.{stack}",) if "." in short else (f"{short}.{stack}", f"{stack}_{short}")
 
 
+def stack_network_alias(labels: Mapping[str, Any] | None) -> str | None:
+    """The network alias a stack member has on each of its networks: its short name (lower-cased), or
+    None outside a stack. Swarm's ``docker stack deploy`` adds the short name to every network attachment
+    of the service, so any task on those networks resolves ``api`` and ``tasks.api`` (Docker's DNS
+    answers ``tasks.<alias>`` for a service's aliases); the cluster DNS answers it the same way, in the
+    network scopes (``member/netviews.py: dns_scopes``), never in the whole zone."""
+    member = stack_membership(labels)
+    return member[1].lower() if member is not None else None
+
+
 def stack_dns_search(labels: Mapping[str, Any] | None, domain: str) -> tuple[str, ...]:
     """DNS search domains for a task's container: ``("<stack>.<domain>", domain)`` for a stack member,
     ``(domain,)`` otherwise."""

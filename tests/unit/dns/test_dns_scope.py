@@ -14,7 +14,7 @@ from dnslib import QTYPE, DNSRecord
 
 from p2porch.dns import mmsg
 from p2porch.dns import server as server_mod
-from p2porch.dns.resolver import Resolver
+from p2porch.dns.resolver import FORWARD, Resolver
 from p2porch.dns.scope import ClientScopes, NetworkAlias, ScopeData, scoped_zone, visible_services
 from p2porch.dns.server import serve_dns
 from p2porch.dns.zone import TaskEntry, ZoneData
@@ -238,3 +238,17 @@ def test_two_linking_services_get_their_own_resolvers_for_the_same_alias() -> No
     fresh = ClientScopes(Resolver(LINKED_ZONE), Resolver)
     fresh.update(LINKED_ZONE, unlinked)
     assert {h: r._zone for h, r in scopes.by_host.items()} == {h: r._zone for h, r in fresh.by_host.items()}
+
+
+def test_tasks_of_an_alias_answer_where_the_alias_does() -> None:
+    """Docker's DNS answers ``tasks.<alias>`` for a service's network aliases, dotted ones too, asked as
+    they are; the link's ``tasks.`` name likewise; on a network without the alias it is forwarded."""
+    scopes = ClientScopes(Resolver(LINKED_ZONE), Resolver)
+    scopes.update(LINKED_ZONE, LINKED)
+    back, elsewhere = scopes.for_host("10.240.1.3"), scopes.for_host("10.240.2.2")
+    assert answer(back, "tasks.database") == (0, ["10.240.1.3"])
+    assert answer(back, "tasks.tinode.host") == (0, ["10.240.1.3"])  # db's dotted alias, asked as it is
+    assert answer(scopes.for_host("10.240.1.21"), "tasks.tinode.host") == (0, ["10.240.1.11"])  # the link
+    for name in ("tasks.tinode.host", "tasks.database", "tasks.tinode.host.example"):
+        assert elsewhere.resolve(DNSRecord.question(name).pack()) is FORWARD, name
+    assert back.resolve(DNSRecord.question("tasks.x.tinode.host").pack()) is FORWARD

@@ -183,3 +183,45 @@ def test_a_zone_whose_services_all_stayed_keeps_the_merged_names() -> None:
         compiled = compiler.compile(changed)
         assert compiled == compile_zone(changed)
         assert compiled.names is not first.names
+
+
+def test_two_compilers_giving_one_name_different_lists_keep_their_own() -> None:
+    """Two scopes where ``db`` is another stack's service (each stack's short name on its own network):
+    while neither list changes, each compile reuses the compiler's own fragment and the last merged names
+    (no compile, patch or merge), and every zone still equals ``compile_zone``."""
+    store = FragmentStore()
+    first, second = ZoneCompiler(store), ZoneCompiler(store)
+    web = [TaskEntry(1, "10.0.0.2")]
+    a = ZoneData(services={"db": [TaskEntry(1, "10.0.1.2")], "web": web}, nodes={"n1": "10.0.0.1"})
+    b = replace(a, services={"db": [TaskEntry(1, "10.0.2.2"), TaskEntry(2, "10.0.2.3")], "web": web})
+    first.compile(a)
+    second.compile(b)
+    merges = [(c.full_merges, c.patched_merges) for c in (first, second)]
+    for version in range(1, 4):
+        one, two = replace(a, version=version), replace(b, version=version)
+        names = first._last.zone.names if first._last else None
+        assert first.compile(one) == compile_zone(one) and second.compile(two) == compile_zone(two)
+        assert first._last is not None and first._last.zone.names is names
+        assert (first.compiled_services, first.patched_services) == (0, 0)
+        assert (second.compiled_services, second.patched_services) == (0, 0)
+    assert [(c.full_merges, c.patched_merges) for c in (first, second)] == merges
+    # a change of one list still patches or compiles from the store, and stays equal
+    moved = replace(a, services={"db": [TaskEntry(1, "10.0.1.9")], "web": web}, version=9)
+    assert first.compile(moved) == compile_zone(moved) and second.compile(b) == compile_zone(b)
+
+
+def test_a_fragment_kept_after_another_compiler_patched_it_is_never_patched_again() -> None:
+    """Compiler B patches the fragment both compilers held (its index moves to B's new one); A keeps
+    using the old one for its unchanged list and hands the store a copy: B's next change must not be
+    patched from the old fragment's moved index."""
+    store = FragmentStore()
+    first, second = ZoneCompiler(store), ZoneCompiler(store)
+    tasks = [TaskEntry(slot, f"10.0.0.{slot + 1}") for slot in range(1, 6)]
+    zone = ZoneData(services={"s": tasks})
+    first.compile(zone)
+    second.compile(zone)
+    changed = [*tasks[:2], replace(tasks[2], healthy=False), *tasks[3:]]
+    later = [*changed[:4], replace(changed[4], address="10.0.0.99")]
+    for compiler, entries in ((second, changed), (first, tasks), (second, later), (first, later)):
+        step = replace(zone, services={"s": entries})
+        assert compiler.compile(step) == compile_zone(step)
