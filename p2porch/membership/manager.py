@@ -31,7 +31,7 @@ from ..raft.state import ClusterState
 from ..raft.store import RaftStore
 from . import join_checks, join_identity, key_rotation, localstate, voter_role
 from .addresses import guessed_nat_warning
-from .admission import Admissions, local_addresses, node_request
+from .admission import Admissions, local_addresses, node_request, write_together
 from .handshake import SessionKey
 from .join_service import JoinService, MemberHandler, StreamHandler, request_join
 from .keys import keys_from_text, new_cluster_keys, new_node_key, unb64
@@ -381,10 +381,10 @@ class ClusterManager:
                     ),
                     subnet_prefix_len=self.config.overlay.subnet_prefixlen,
                 )
-                await self.write(init.encode())
-                await self.write(C.SetJoinToken(at=now, join_token=str(token)).encode())
-                await self.write(C.AddNode(at=now, node=Node(**{**me, "role": NodeRole.VOTER})).encode())
-                await self.write(C.LeaseSubnet(at=now, node_id=node_id).encode())
+                me_voter = C.AddNode(at=now, node=Node(**{**me, "role": NodeRole.VOTER}))
+                first = [init, C.SetJoinToken(at=now, join_token=str(token)), me_voter]
+                first.append(C.LeaseSubnet(at=now, node_id=node_id))  # one Raft entry, in this order:
+                await write_together(self.write, [c.encode() for c in first])  # proposed together
             except BaseException:
                 with trio.CancelScope(shield=True):
                     await self._abandon_membership()
