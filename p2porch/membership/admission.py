@@ -4,8 +4,9 @@ The joiner describes itself with :func:`node_request` (its address, ports, label
 public node key). The member it reaches runs :meth:`Admissions.admit` (admissions planned in turn,
 committed together; :func:`plan_request` plans one): it checks the request against the address the
 join connection comes from and the live nodes (``join_checks``), refuses a name already in use,
-picks the role (voter until ``raft.voters`` is reached, else replica), records the node as ``joining``
-(no tasks until gossip sees it alive) and leases its overlay subnet; the reply carries the cluster key
+picks the role (voter until ``raft.voters`` is reached, else replica), records the node (a replica
+from its own address ``ready``, else ``joining`` until gossip sees it alive: ``admitted_status``) and
+leases its overlay subnet, in one Raft entry; the reply carries the cluster key
 of the committed key epoch (sealed by the join handshake). A voter joins the Raft configuration later,
 through the leader's autopilot, once it runs as one.
 """
@@ -32,7 +33,7 @@ from ..raft import commands as C
 from ..raft.frames import cluster_key
 from ..raft.state import ClusterState
 from .addresses import NodeAddresses, node_addresses
-from .admission_plan import AdmissionPlan, earlier_attempt, plan_admission, with_pending
+from .admission_plan import AdmissionPlan, admitted_status, earlier_attempt, plan_admission, with_pending
 from .join_checks import check_joiner
 from .key_rotation import key_from_state
 from .keys import b64, node_public_key
@@ -163,7 +164,7 @@ def plan_request(
     earlier = earlier_attempt(state, request, source)
     fields = check_joiner(request, source, [n for n in state.nodes.values() if n is not earlier])
     plan = plan_admission(state, fields, earlier, partial(voters_target, config.raft))
-    record = Node(**fields, role=plan.role, status=NodeStatus.JOINING)  # ready once gossip sees it alive
+    record = Node(**fields, role=plan.role, status=admitted_status(plan.role, fields["addr"], source))
     commands: list[C.Command] = []
     if plan.remove_id is not None:
         commands.append(C.RemoveNode(at=now, node_id=plan.remove_id))

@@ -158,6 +158,30 @@ async def test_a_joiner_is_joining_until_gossip_sees_it_and_must_come_from_its_a
     assert store.snapshot().version == before
 
 
+async def test_a_replica_from_its_own_address_is_ready_at_admission_one_behind_nat_is_joining() -> None:
+    """A replica's admission is its join's only write (no ready mark later); a voter and a joiner
+    behind NAT stay joining until gossip sees them (admission_plan.admitted_status)."""
+    store = await cluster_of_one()
+    for n in (2, 3):
+        await join(store, request(n))  # voters (raft.voters = 3)
+    before = store.snapshot().version
+    await join(store, request(4))
+    await join(store, request(5) | {"behind_nat": True}, "192.0.2.5")
+    state = store.snapshot()
+    assert [state.nodes[node_id(n)].status for n in (2, 3, 4, 5)] == [
+        "joining",
+        "joining",
+        "ready",
+        "joining",
+    ]
+    assert [state.nodes[node_id(n)].role for n in (4, 5)] == ["replica", "replica"]
+    assert state.version == before + 4  # record and lease each, nothing else
+    assert {node_id(4), node_id(5)} <= set(state.leases)
+    # the ready replica's join run again from its own address is the same node: resumed, not refused
+    again = await join(store, request(4))
+    assert again["role"] == "replica" and store.snapshot().nodes[node_id(4)].status == "ready"
+
+
 async def test_a_joiner_retrying_from_the_same_address_replaces_its_joining_record() -> None:
     store = await cluster_of_one()
     await join(store, request(2))  # its attempt "timed out" on the joiner's side, the record committed
