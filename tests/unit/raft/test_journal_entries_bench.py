@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 from pathlib import Path
 from typing import Any
@@ -11,15 +10,11 @@ from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import encode_batch
 from p2porch.raft.journal import DurableJournal
+from p2porch.testing.bench_module import load_bench
 
 
 def bench_module() -> Any:
-    path = Path(__file__).resolve().parents[3] / "bench" / "journal_entries.py"
-    spec = importlib.util.spec_from_file_location("bench_journal_entries", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("journal_entries")
 
 
 def regular(*commands: C.Command) -> bytes:
