@@ -52,6 +52,8 @@ class ClusterStore(Protocol):
 
     async def write(self, command: bytes, timeout_s: float = 5.0) -> Any: ...
 
+    async def write_together(self, commands: list[bytes], timeout_s: float = 5.0) -> list[Any]: ...
+
 
 class VoterControl(Protocol):
     """Raft configuration changes (the leader's autopilot only)."""
