@@ -26,7 +26,7 @@ import trio
 from ..clock import Clock
 from ..config import Config
 from ..context import ClusterStore
-from ..errors import ConfigError, P2POrchError
+from ..errors import ConfigError
 from ..leader.autopilot import voters_target
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
@@ -53,27 +53,8 @@ __all__ = [
     "plan_request",
 ]
 
-
-async def write_together(write: Callable[[bytes], Awaitable[Any]], commands: list[bytes]) -> None:
-    """Propose ``commands`` at once, in order, and wait for all: the store packs proposals that wait
-    together into one Raft entry, so an admission costs one commit round, not one per command. Each
-    proposal is queued before the next is started (a proposal queues before its first checkpoint);
-    raises the first command's error."""
-    errors: list[BaseException | None] = [None] * len(commands)
-
-    async def propose(index: int, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()  # the parent resumes only once this task blocks, i.e. after it queued
-        try:
-            await write(commands[index])
-        except P2POrchError as exc:
-            errors[index] = exc
-
-    async with trio.open_nursery() as nursery:
-        for index in range(len(commands)):
-            await nursery.start(propose, index)
-    for error in errors:
-        if error is not None:
-            raise error
+#: writes one admission's commands in one Raft entry (``RaftStore.write_together``)
+WriteTogether = Callable[[list[bytes]], Awaitable[Any]]
 
 
 def guess_advertise_addr() -> str:
@@ -186,11 +167,12 @@ class Admissions:
 
     Planning is one at a time (under the caller's lock, a few ms) and sees the records still in flight
     (``admission_plan.with_pending``): two joiners never get one name or one address, and the voter
-    count includes the voters being admitted. The writes then run concurrently, so the admissions that
-    arrive while a commit is in flight are packed by the store into the next Raft entry (group commit)
-    instead of each waiting for the ones before it. One admission per name at a time: a retry waits for
-    its earlier attempt's write, then is planned against what that left. A joiner gets its reply only
-    once its writes committed. Never holds a record past the end of its write.
+    count includes the voters being admitted. An admission's commands (record, lease) are one Raft entry
+    (``write``); admissions run concurrently, so those that arrive while a commit is in flight are
+    packed by the store into the next entry (group commit) instead of each waiting for the ones before.
+    One admission per name at a time: a retry waits for its earlier attempt's write, then is planned
+    against what that left. A joiner gets its reply only once its writes committed. Never holds a
+    record past the end of its write.
     """
 
     def __init__(self) -> None:
@@ -204,7 +186,7 @@ class Admissions:
     async def admit(
         self,
         member: Callable[[], tuple[ClusterStore, LocalClusterState]],
-        write: Callable[[bytes], Awaitable[Any]],
+        write: WriteTogether,
         config: Config,
         clock: Clock,
         request: dict[str, Any],
@@ -213,7 +195,8 @@ class Admissions:
     ) -> dict[str, Any]:
         """The member side of a join: record the joiner and lease its subnet; the reply tells it its role
         and the cluster key. ``member()``: this node's store and cluster state, read once the plan's
-        turn has come (a role switch before it replaces the store); ``write`` writes through it."""
+        turn has come (a role switch before it replaces the store); ``write`` writes the admission's
+        commands through it, all in one Raft entry."""
         arrived = clock.monotonic()
         name = str(request.get("name") or "")
         while True:
@@ -230,7 +213,7 @@ class Admissions:
             await earlier.wait()
         writing, together = clock.monotonic(), self.in_flight
         try:
-            await write_together(write, planned.commands)
+            await write(planned.commands)
         finally:
             del self._pending[name]
             self._done.pop(name).set()
