@@ -282,38 +282,41 @@ async def sync_node_statuses(
     """Leader only: write node statuses that gossip contradicts (ready <-> down), and ``down`` for ready
     nodes its gossip has never seen within ``unseen``'s grace; True if any changed.
 
-    The writes are proposed together, so the store packs them into one Raft entry: nodes that gossip
-    saw change together (joins in parallel, a partition healing) cost every node one entry to
-    replicate, apply and rebuild its views for, not one per node (issue 19, joins)."""
+    The writes are one Raft entry (``propose_together``): nodes that gossip saw change together (joins in
+    parallel, a partition healing) cost every node one entry to replicate, apply and rebuild its views
+    for, not one per node (issue 19, joins). A refused mark (the record moved) is logged; another
+    refusal (no longer the leader) ends the round."""
     gossip = ctx.board.gossip_states()
     updates = node_status_updates(state, gossip)
     never_seen = (
         [] if unseen is None else unseen.downs(state, gossip, ctx.local.node_id, ctx.clock.now(), epoch)
     )
     updates.update({node_id: NodeStatus.DOWN for node_id in never_seen})
-    failed: list[P2POrchError] = []  # raised after the others finished, as one write at a time raised it
-
-    async def write(node_id: str, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        status = updates[node_id]
+    if not updates:
+        return False
+    commands = []
+    for node_id, status in updates.items():
         why = "never seen by gossip" if node_id in never_seen else "gossip"
         log.info("node %s is %s (%s)", state.nodes[node_id].name, status, why)
-        update = C.UpdateNode(
-            at=ctx.clock.now(), node_id=node_id, status=status, node_version=state.nodes[node_id].version
-        )
-        task_status.started()  # the loop starts the next write once this one has queued its proposal
+        version = state.nodes[node_id].version
+        update = C.UpdateNode(at=ctx.clock.now(), node_id=node_id, status=status, node_version=version)
+        commands.append(fenced(update, epoch))
+    try:
+        results = await ctx.store.propose_together(commands, ctx.commit_timeout_s)
+    except ProposalTimeout as exc:
+        log.info("node status writes not committed: %s", exc.message)
+        return True
+    failed: list[P2POrchError] = []  # raised after the others were looked at
+    for node_id, result in zip(updates, results, strict=True):
         try:
-            await ctx.write(fenced(update, epoch))
-        except (ConflictError, ProposalTimeout) as exc:
+            C.raise_for_result(result)
+        except ConflictError as exc:
             log.info("node status write for %s not committed: %s", node_id, exc.message)
-        except P2POrchError as exc:  # e.g. no longer the leader: the round ends as before
+        except P2POrchError as exc:  # e.g. a deposed leader's epoch: the round ends as before
             failed.append(exc)
-
-    async with trio.open_nursery() as nursery:
-        for node_id in updates:
-            await nursery.start(write, node_id)
     if failed:
         raise failed[0]
-    return bool(updates)
+    return True
 
 
 async def apply_cron_decisions(ctx: MemberContext, decisions: list[CronDecision], epoch: int) -> None:

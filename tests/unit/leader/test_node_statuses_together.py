@@ -85,7 +85,7 @@ def test_a_refused_write_ends_the_round_with_its_own_error() -> None:
     store = raft.store(ADDR)
 
     class Deposed:
-        async def write(self, command: bytes, timeout_s: float = 5.0) -> Any:
+        async def propose_together(self, commands: list[bytes], timeout_s: float = 5.0) -> Any:
             raise NotLeaderError("not the leader", leader="10.0.0.2:7947")
 
     async def main() -> None:
