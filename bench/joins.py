@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import journal_entries
 import proc_cpu
 
 JOINED = re.compile(
@@ -290,6 +291,21 @@ class Profiled:
             self.spy.__exit__(*exc)
 
 
+JOURNAL_SETTLE_S = 2.0  # after the last join: its ready mark and voter change commit
+
+
+def leader_journal(host: Any, joins: int) -> dict[str, Any]:
+    """The entries of ``host``'s Raft journal (n1: it initialised the cluster and leads it), per join
+    (``bench/journal_entries.py``); empty when it is not found."""
+    import glob
+
+    found = glob.glob(os.path.join(host.p2porch_data_dir, "**", "raft.journal"), recursive=True)
+    if not found:
+        return {}
+    with open(found[0], "rb") as handle:
+        return journal_entries.summary(handle.read(), joins)
+
+
 def one_run(
     name: str,
     subnet: str,
@@ -327,7 +343,8 @@ def one_run(
             load_after = os.getloadavg()[0]
             cpu = cpu_spent(cpu_before, cpu_sample(sb, hosts))
             procs_after = proc_cpu.snapshot(daemons.values())
-            time.sleep(linger_s)  # e.g. past the members' heap trim (memtrim: 20 s after a join)
+            time.sleep(max(linger_s, JOURNAL_SETTLE_S))  # e.g. past the members' heap trim (20 s)
+            raft_log = leader_journal(hosts[0], len(hosts) - 1)
         logs = {h.name: read_log(h.p2porch_log) for h in hosts}
         if logs_dir:
             run_dir = os.path.join(logs_dir, f"{nodes}x{parallel}{'c' if cli else ''}")
@@ -370,6 +387,7 @@ def one_run(
         "join_api_each_s": api["join_s"],
         "caller_overhead_s": spread(over),  # the caller's wall time above the daemon's own join time
         "phases": phases,
+        "raft_log": raft_log,  # n1's journal after the formation: entries and bytes, per join, by command
         **({"cli_phases": trace_phases(traces, phases["joiners"]), "cli_traces": traces} if traces else {}),
     }
 

@@ -52,6 +52,12 @@ class ClusterStore(Protocol):
 
     async def write(self, command: bytes, timeout_s: float = 5.0) -> Any: ...
 
+    async def write_together(self, commands: list[bytes], timeout_s: float = 5.0) -> list[Any]: ...
+
+    async def propose_together(
+        self, commands: list[bytes], timeout_s: float = 5.0
+    ) -> list[dict[str, Any]]: ...
+
 
 class VoterControl(Protocol):
     """Raft configuration changes (the leader's autopilot only)."""

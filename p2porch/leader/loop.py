@@ -23,7 +23,7 @@ import trio
 from ..config import SchedulerConfig
 from ..context import ClusterStore, MemberContext
 from ..errors import ConflictError, P2POrchError, ProposalTimeout
-from ..model import Service, TaskState
+from ..model import NodeStatus, Service, TaskState
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
@@ -42,6 +42,7 @@ from .scheduling import (
     round_commands,
     update_failure_updates,
 )
+from .unseen import UnseenNodes
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ async def _run_scheduler(
         orchestrator, rebalance_max_moves=section.rebalance_max_moves, checkpoint=check
     )
     reported: set[tuple[str, int]] = set()  # invalid services already reported (id, version)
+    unseen = UnseenNodes()  # ready nodes this leader's gossip has never seen (leader/unseen.py)
     pacer = WritePacer(pacing)  # the placement budget per round, from this node's health (leader/pacing.py)
     logged = PaceLog()
     wake_at: float | None = None
@@ -107,7 +109,7 @@ async def _run_scheduler(
                 continue
             round_started = trio.current_time()
             state = store.snapshot()
-            if await sync_node_statuses(ctx, state, epoch):
+            if await sync_node_statuses(ctx, state, epoch, unseen):
                 continue  # the status writes change the state: plan on the new one
             now = clock.now()
             cron = plan_cron(state, now)
@@ -274,35 +276,47 @@ def report_skipped(state: ClusterState, skipped: dict[str, str], reported: set[t
             log.error("service %s is left alone: its committed spec is invalid here (%s)", service_id, why)
 
 
-async def sync_node_statuses(ctx: MemberContext, state: ClusterState, epoch: int) -> bool:
-    """Leader only: write node statuses that gossip contradicts (ready <-> down); True if any changed.
+async def sync_node_statuses(
+    ctx: MemberContext, state: ClusterState, epoch: int, unseen: UnseenNodes | None = None
+) -> bool:
+    """Leader only: write node statuses that gossip contradicts (ready <-> down), and ``down`` for ready
+    nodes its gossip has never seen within ``unseen``'s grace; True if any changed.
 
-    The writes are proposed together, so the store packs them into one Raft entry: nodes that gossip
-    saw change together (joins in parallel, a partition healing) cost every node one entry to
-    replicate, apply and rebuild its views for, not one per node (issue 19, joins)."""
-    updates = node_status_updates(state, ctx.board.gossip_states())
-    failed: list[P2POrchError] = []  # raised after the others finished, as one write at a time raised it
-
-    async def write(node_id: str, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        status = updates[node_id]
-        log.info("node %s is %s (gossip)", state.nodes[node_id].name, status)
-        update = C.UpdateNode(
-            at=ctx.clock.now(), node_id=node_id, status=status, node_version=state.nodes[node_id].version
-        )
-        task_status.started()  # the loop starts the next write once this one has queued its proposal
+    The writes are one Raft entry (``propose_together``): nodes that gossip saw change together (joins in
+    parallel, a partition healing) cost every node one entry to replicate, apply and rebuild its views
+    for, not one per node (issue 19, joins). A refused mark (the record moved) is logged; another
+    refusal (no longer the leader) ends the round."""
+    gossip = ctx.board.gossip_states()
+    updates = node_status_updates(state, gossip)
+    never_seen = (
+        [] if unseen is None else unseen.downs(state, gossip, ctx.local.node_id, ctx.clock.now(), epoch)
+    )
+    updates.update({node_id: NodeStatus.DOWN for node_id in never_seen})
+    if not updates:
+        return False
+    commands = []
+    for node_id, status in updates.items():
+        why = "never seen by gossip" if node_id in never_seen else "gossip"
+        log.info("node %s is %s (%s)", state.nodes[node_id].name, status, why)
+        version = state.nodes[node_id].version
+        update = C.UpdateNode(at=ctx.clock.now(), node_id=node_id, status=status, node_version=version)
+        commands.append(fenced(update, epoch))
+    try:
+        results = await ctx.store.propose_together(commands, ctx.commit_timeout_s)
+    except ProposalTimeout as exc:
+        log.info("node status writes not committed: %s", exc.message)
+        return True
+    failed: list[P2POrchError] = []  # raised after the others were looked at
+    for node_id, result in zip(updates, results, strict=True):
         try:
-            await ctx.write(fenced(update, epoch))
-        except (ConflictError, ProposalTimeout) as exc:
+            C.raise_for_result(result)
+        except ConflictError as exc:
             log.info("node status write for %s not committed: %s", node_id, exc.message)
-        except P2POrchError as exc:  # e.g. no longer the leader: the round ends as before
+        except P2POrchError as exc:  # e.g. a deposed leader's epoch: the round ends as before
             failed.append(exc)
-
-    async with trio.open_nursery() as nursery:
-        for node_id in updates:
-            await nursery.start(write, node_id)
     if failed:
         raise failed[0]
-    return bool(updates)
+    return True
 
 
 async def apply_cron_decisions(ctx: MemberContext, decisions: list[CronDecision], epoch: int) -> None:

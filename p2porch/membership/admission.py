@@ -4,8 +4,9 @@ The joiner describes itself with :func:`node_request` (its address, ports, label
 public node key). The member it reaches runs :meth:`Admissions.admit` (admissions planned in turn,
 committed together; :func:`plan_request` plans one): it checks the request against the address the
 join connection comes from and the live nodes (``join_checks``), refuses a name already in use,
-picks the role (voter until ``raft.voters`` is reached, else replica), records the node as ``joining``
-(no tasks until gossip sees it alive) and leases its overlay subnet; the reply carries the cluster key
+picks the role (voter until ``raft.voters`` is reached, else replica), records the node (a replica
+from its own address ``ready``, else ``joining`` until gossip sees it alive: ``admitted_status``) and
+leases its overlay subnet, in one Raft entry; the reply carries the cluster key
 of the committed key epoch (sealed by the join handshake). A voter joins the Raft configuration later,
 through the leader's autopilot, once it runs as one.
 """
@@ -25,14 +26,14 @@ import trio
 from ..clock import Clock
 from ..config import Config
 from ..context import ClusterStore
-from ..errors import ConfigError, P2POrchError
+from ..errors import ConfigError
 from ..leader.autopilot import voters_target
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
 from ..raft.frames import cluster_key
 from ..raft.state import ClusterState
 from .addresses import NodeAddresses, node_addresses
-from .admission_plan import AdmissionPlan, earlier_attempt, plan_admission, with_pending
+from .admission_plan import AdmissionPlan, admitted_status, earlier_attempt, plan_admission, with_pending
 from .join_checks import check_joiner
 from .key_rotation import key_from_state
 from .keys import b64, node_public_key
@@ -52,27 +53,8 @@ __all__ = [
     "plan_request",
 ]
 
-
-async def write_together(write: Callable[[bytes], Awaitable[Any]], commands: list[bytes]) -> None:
-    """Propose ``commands`` at once, in order, and wait for all: the store packs proposals that wait
-    together into one Raft entry, so an admission costs one commit round, not one per command. Each
-    proposal is queued before the next is started (a proposal queues before its first checkpoint);
-    raises the first command's error."""
-    errors: list[BaseException | None] = [None] * len(commands)
-
-    async def propose(index: int, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()  # the parent resumes only once this task blocks, i.e. after it queued
-        try:
-            await write(commands[index])
-        except P2POrchError as exc:
-            errors[index] = exc
-
-    async with trio.open_nursery() as nursery:
-        for index in range(len(commands)):
-            await nursery.start(propose, index)
-    for error in errors:
-        if error is not None:
-            raise error
+#: writes one admission's commands in one Raft entry (``RaftStore.write_together``)
+WriteTogether = Callable[[list[bytes]], Awaitable[Any]]
 
 
 def guess_advertise_addr() -> str:
@@ -163,7 +145,7 @@ def plan_request(
     earlier = earlier_attempt(state, request, source)
     fields = check_joiner(request, source, [n for n in state.nodes.values() if n is not earlier])
     plan = plan_admission(state, fields, earlier, partial(voters_target, config.raft))
-    record = Node(**fields, role=plan.role, status=NodeStatus.JOINING)  # ready once gossip sees it alive
+    record = Node(**fields, role=plan.role, status=admitted_status(plan.role, fields["addr"], source))
     commands: list[C.Command] = []
     if plan.remove_id is not None:
         commands.append(C.RemoveNode(at=now, node_id=plan.remove_id))
@@ -185,11 +167,12 @@ class Admissions:
 
     Planning is one at a time (under the caller's lock, a few ms) and sees the records still in flight
     (``admission_plan.with_pending``): two joiners never get one name or one address, and the voter
-    count includes the voters being admitted. The writes then run concurrently, so the admissions that
-    arrive while a commit is in flight are packed by the store into the next Raft entry (group commit)
-    instead of each waiting for the ones before it. One admission per name at a time: a retry waits for
-    its earlier attempt's write, then is planned against what that left. A joiner gets its reply only
-    once its writes committed. Never holds a record past the end of its write.
+    count includes the voters being admitted. An admission's commands (record, lease) are one Raft entry
+    (``write``); admissions run concurrently, so those that arrive while a commit is in flight are
+    packed by the store into the next entry (group commit) instead of each waiting for the ones before.
+    One admission per name at a time: a retry waits for its earlier attempt's write, then is planned
+    against what that left. A joiner gets its reply only once its writes committed. Never holds a
+    record past the end of its write.
     """
 
     def __init__(self) -> None:
@@ -203,7 +186,7 @@ class Admissions:
     async def admit(
         self,
         member: Callable[[], tuple[ClusterStore, LocalClusterState]],
-        write: Callable[[bytes], Awaitable[Any]],
+        write: WriteTogether,
         config: Config,
         clock: Clock,
         request: dict[str, Any],
@@ -212,7 +195,8 @@ class Admissions:
     ) -> dict[str, Any]:
         """The member side of a join: record the joiner and lease its subnet; the reply tells it its role
         and the cluster key. ``member()``: this node's store and cluster state, read once the plan's
-        turn has come (a role switch before it replaces the store); ``write`` writes through it."""
+        turn has come (a role switch before it replaces the store); ``write`` writes the admission's
+        commands through it, all in one Raft entry."""
         arrived = clock.monotonic()
         name = str(request.get("name") or "")
         while True:
@@ -229,7 +213,7 @@ class Admissions:
             await earlier.wait()
         writing, together = clock.monotonic(), self.in_flight
         try:
-            await write_together(write, planned.commands)
+            await write(planned.commands)
         finally:
             del self._pending[name]
             self._done.pop(name).set()

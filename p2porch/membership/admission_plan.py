@@ -24,7 +24,7 @@ from ..errors import ConflictError
 from ..model import Node, NodeRole, NodeStatus
 from ..raft.state import ClusterState
 
-__all__ = ["AdmissionPlan", "earlier_attempt", "plan_admission", "with_pending"]
+__all__ = ["AdmissionPlan", "admitted_status", "earlier_attempt", "plan_admission", "with_pending"]
 
 _PORTS = ("raft_port", "gossip_port", "join_port", "vxlan_port")
 
@@ -95,6 +95,19 @@ def plan_admission(
     voters = sum(1 for n in live if n.role == NodeRole.VOTER)
     role = NodeRole.REPLICA if voters >= voters_target(len(live) + 1) else NodeRole.VOTER
     return AdmissionPlan(role=role, remove_id=remove_id)
+
+
+def admitted_status(role: NodeRole, addr: str, source_addr: str) -> NodeStatus:
+    """The status a new record is written with. A replica that joins from its own address is ``ready``
+    at once: its admission is then the join's one Raft entry (no ready mark later; the leader marks it
+    down if gossip never sees it, ``leader/unseen.py``), and a retry still finds it (a ready replica is
+    resumed from its own address). A voter stays ``joining`` until gossip sees it: a voter past
+    ``joining`` is never resumed (module docstring), and the autopilot adds it to the Raft
+    configuration only once it is ready. A joiner behind NAT (another source address) stays
+    ``joining`` too: only a ``joining`` record is resumed from another address."""
+    if role == NodeRole.REPLICA and addr == source_addr:
+        return NodeStatus.READY
+    return NodeStatus.JOINING
 
 
 def with_pending(state: ClusterState, pending: Iterable[tuple[Node, str | None]]) -> ClusterState:

@@ -381,10 +381,10 @@ class ClusterManager:
                     ),
                     subnet_prefix_len=self.config.overlay.subnet_prefixlen,
                 )
-                await self.write(init.encode())
-                await self.write(C.SetJoinToken(at=now, join_token=str(token)).encode())
-                await self.write(C.AddNode(at=now, node=Node(**{**me, "role": NodeRole.VOTER})).encode())
-                await self.write(C.LeaseSubnet(at=now, node_id=node_id).encode())
+                me_voter = C.AddNode(at=now, node=Node(**{**me, "role": NodeRole.VOTER}))
+                first = [init, C.SetJoinToken(at=now, join_token=str(token)), me_voter]
+                first.append(C.LeaseSubnet(at=now, node_id=node_id))  # one Raft entry, in this order
+                await store.write_together([c.encode() for c in first], self.config.raft.commit_timeout_s)
             except BaseException:
                 with trio.CancelScope(shield=True):
                     await self._abandon_membership()
@@ -584,12 +584,12 @@ class ClusterManager:
         assert self.local is not None
         return store, self.local
 
-    async def _admission_write(self, command: bytes) -> Any:
-        """A write of an admission: more time than other writes (joins arrive in bursts, when the
-        cluster is busiest); a timeout tells the joiner to run the same join again, which is safe."""
+    async def _admission_write(self, commands: list[bytes]) -> Any:
+        """An admission's writes, in one Raft entry: more time than other writes (joins arrive in bursts,
+        when the cluster is busiest); a timeout tells the joiner to run the same join again (safe)."""
         timeout_s = max(self.config.raft.commit_timeout_s, ADMISSION_COMMIT_TIMEOUT_S)
         try:
-            return await self.require_store().write(command, timeout_s=timeout_s)
+            return await self.require_store().write_together(commands, timeout_s=timeout_s)
         except ProposalTimeout as exc:
             raise ProposalTimeout(
                 f"the cluster did not commit this node's admission within {timeout_s:.0f} s (it is busy); "

@@ -11,6 +11,7 @@ pysyncobj; :func:`settle` maps its answer to the proposals' outcomes, the store 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,3 +100,26 @@ def settle(batch: Batch, results: Any, err: int) -> list[Proposal]:
         proposal.error = ProposalTimeout(f"outcome unknown ({reason}); the write may have committed")
         proposal.done.set()
     return []
+
+
+async def outcomes(
+    proposals: list[Proposal], timeout_s: float, abandon: Callable[[Proposal], None]
+) -> list[dict[str, Any]]:
+    """Wait up to ``timeout_s`` for every proposal's outcome; their FSM result maps, in order. On the
+    timeout ``abandon`` each one still waiting and raise ProposalTimeout (any may still commit); else
+    raise the first proposal's error (not leader, the store closed, ...)."""
+    with trio.move_on_after(timeout_s):
+        for proposal in proposals:
+            await proposal.done.wait()
+    late = [p for p in proposals if not p.done.is_set()]
+    for proposal in late:
+        abandon(proposal)
+    if late:
+        raise ProposalTimeout(f"no commit within {timeout_s:.3g} s; the write may still commit later")
+    results = []
+    for proposal in proposals:
+        if proposal.error is not None:
+            raise proposal.error
+        assert proposal.result is not None
+        results.append(proposal.result)
+    return results

@@ -37,7 +37,7 @@ from .bridge import PacedPoller, RaftBridge, install_durable_journal
 from .fsm import Change, apply_batch, encode_batch
 from .lag import LagClock
 from .pacer import TickLateness, TickPacer
-from .proposals import FAIL_NAMES, RETRYABLE, Batch, InFlight, Proposal, settle
+from .proposals import FAIL_NAMES, RETRYABLE, Batch, InFlight, Proposal, outcomes, settle
 from .state import EMPTY_STATE, ClusterState
 from .status import LeaderChanges
 from .status import RaftStatus as RaftStatus  # re-exported: callers import it from the store
@@ -179,30 +179,36 @@ class RaftStore:
         ProposalTimeout if no result arrived in time or the outcome became unknowable (leader changed
         after the command was forwarded): the command may still commit, so retry with a condition.
         """
+        return (await self.propose_together([command], timeout_s))[0]
+
+    async def propose_together(self, commands: list[bytes], timeout_s: float = 5.0) -> list[dict[str, Any]]:
+        """Replicate ``commands`` in one Raft entry (queued with no checkpoint between them, so one batch
+        of the submit loop, up to ``max_batch_commands``; proposed one by one, even concurrently, each
+        may take a free in-flight slot); their FSM result maps in order. Each applies on its own."""
         if self._closed:
             raise RaftError("the store is closed")
-        proposal = Proposal(command)
-        self._pending.append(proposal)
+        proposals = [Proposal(command) for command in commands]
+        self._pending.extend(proposals)
         self._wakeup.set()
         started = time.monotonic()
-        with trio.move_on_after(timeout_s):
-            await proposal.done.wait()
-        if proposal.done.is_set() and proposal.error is None and self.commit_observer is not None:
+        results = await outcomes(proposals, timeout_s, self._abandon)
+        if self.commit_observer is not None:
             self.commit_observer(time.monotonic() - started)
-        if not proposal.done.is_set():
-            proposal.abandoned = True
-            with contextlib.suppress(ValueError):
-                self._pending.remove(proposal)
-            self._give_up(proposal)
-            raise ProposalTimeout(f"no commit within {timeout_s:.3g} s; the write may still commit later")
-        if proposal.error is not None:
-            raise proposal.error
-        assert proposal.result is not None
-        return proposal.result
+        return results
+
+    def _abandon(self, proposal: Proposal) -> None:  # its caller timed out
+        proposal.abandoned = True
+        with contextlib.suppress(ValueError):
+            self._pending.remove(proposal)
+        self._give_up(proposal)
 
     async def write(self, command: bytes, timeout_s: float = 5.0) -> Any:
         """Like :meth:`propose` but returns the result value and raises the FSM error as an exception."""
         return C.raise_for_result(await self.propose(command, timeout_s))
+
+    async def write_together(self, commands: list[bytes], timeout_s: float = 5.0) -> list[Any]:
+        """:meth:`propose_together`'s values; raises the first command's FSM error (the rest applied)."""
+        return [C.raise_for_result(result) for result in await self.propose_together(commands, timeout_s)]
 
     @contextlib.asynccontextmanager
     async def subscribe(

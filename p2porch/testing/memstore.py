@@ -19,6 +19,7 @@ import contextlib
 import math
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import trio
@@ -206,31 +207,45 @@ class MemoryStore:
 
     async def propose(self, command: bytes, timeout_s: float = 5.0) -> dict[str, Any]:
         """Commit ``command`` through the group's FSM; waits (trio time) while no leader can commit."""
+        return (await self.propose_together([command], timeout_s))[0]
+
+    async def propose_together(self, commands: list[bytes], timeout_s: float = 5.0) -> list[dict[str, Any]]:
+        """Commit ``commands`` in order, all queued at once (as :meth:`RaftStore.propose_together`)."""
         if self.closed:
             raise RaftError("the store is closed")
-        self.proposals += 1
-        done = trio.Event()
-        outcome: list[Any] = []
+        self.proposals += len(commands)
+        outcomes: list[list[Any]] = [[] for _ in commands]
+        done = [trio.Event() for _ in commands]
 
-        def on_done(result: dict[str, Any] | None, error: Exception | None) -> None:
-            outcome.append((result, error))
-            done.set()
+        def on_done(index: int, result: dict[str, Any] | None, error: Exception | None) -> None:
+            outcomes[index].append((result, error))
+            done[index].set()
 
-        self.raft.enqueue(command, on_done)  # queued before the first checkpoint, as RaftStore.propose does
+        callbacks = [partial(on_done, i) for i in range(len(commands))]
+        for command, callback in zip(commands, callbacks, strict=True):
+            self.raft.enqueue(command, callback)  # queued before the first checkpoint, as RaftStore does
         await trio.lowlevel.checkpoint()
         with trio.move_on_after(timeout_s):
-            await done.wait()
-        if not outcome:
-            self.raft.cancel(on_done)
+            for event in done:
+                await event.wait()
+        if not all(outcomes):
+            for callback, outcome in zip(callbacks, outcomes, strict=True):
+                if not outcome:
+                    self.raft.cancel(callback)
             raise ProposalTimeout(f"no commit within {timeout_s:.3g} s; the write may still commit later")
-        result, error = outcome[0]
-        if error is not None:
-            raise error
-        assert result is not None
-        return result
+        results = []
+        for ((result, error),) in outcomes:
+            if error is not None:
+                raise error
+            assert result is not None
+            results.append(result)
+        return results
 
     async def write(self, command: bytes, timeout_s: float = 5.0) -> Any:
         return C.raise_for_result(await self.propose(command, timeout_s))
+
+    async def write_together(self, commands: list[bytes], timeout_s: float = 5.0) -> list[Any]:
+        return [C.raise_for_result(r) for r in await self.propose_together(commands, timeout_s)]
 
     @contextlib.asynccontextmanager
     async def subscribe(

@@ -13,7 +13,7 @@ import trio.testing
 from p2porch.clock import TrioClock
 from p2porch.config import Config
 from p2porch.errors import ConfigError, ConflictError
-from p2porch.membership.admission import Admissions, write_together
+from p2porch.membership.admission import Admissions
 from p2porch.membership.keys import b64, keys_from_text, new_cluster_keys
 from p2porch.membership.localstate import LocalClusterState
 from p2porch.model import Node, NodeStatus
@@ -72,13 +72,13 @@ async def join(
     body: dict[str, object],
     source: str | None = None,
     admissions: Admissions | None = None,
-    write: Callable[[bytes], Awaitable[Any]] | None = None,
+    write: Callable[[list[bytes]], Awaitable[Any]] | None = None,
     lock: trio.Lock | None = None,
 ) -> dict[str, object]:
     """``body`` as if it came over a connection from ``source`` (default: the address it claims)."""
     return await (admissions or Admissions()).admit(
         lambda: (store, LOCAL),
-        write or store.write,
+        write or store.write_together,
         Config(),
         TrioClock(),
         body,
@@ -156,6 +156,30 @@ async def test_a_joiner_is_joining_until_gossip_sees_it_and_must_come_from_its_a
             await join(store, body, source)
         assert caught.value.field == "--advertise-addr"
     assert store.snapshot().version == before
+
+
+async def test_a_replica_from_its_own_address_is_ready_at_admission_one_behind_nat_is_joining() -> None:
+    """A replica's admission is its join's only write (no ready mark later); a voter and a joiner
+    behind NAT stay joining until gossip sees them (admission_plan.admitted_status)."""
+    store = await cluster_of_one()
+    for n in (2, 3):
+        await join(store, request(n))  # voters (raft.voters = 3)
+    before = store.snapshot().version
+    await join(store, request(4))
+    await join(store, request(5) | {"behind_nat": True}, "192.0.2.5")
+    state = store.snapshot()
+    assert [state.nodes[node_id(n)].status for n in (2, 3, 4, 5)] == [
+        "joining",
+        "joining",
+        "ready",
+        "joining",
+    ]
+    assert [state.nodes[node_id(n)].role for n in (4, 5)] == ["replica", "replica"]
+    assert state.version == before + 4  # record and lease each, nothing else
+    assert {node_id(4), node_id(5)} <= set(state.leases)
+    # the ready replica's join run again from its own address is the same node: resumed, not refused
+    again = await join(store, request(4))
+    assert again["role"] == "replica" and store.snapshot().nodes[node_id(4)].status == "ready"
 
 
 async def test_a_joiner_retrying_from_the_same_address_replaces_its_joining_record() -> None:
@@ -312,32 +336,6 @@ async def test_a_lagging_member_cannot_resume_a_voter_the_log_already_made_ready
     await store.write(C.UpdateNode(at=1.0, node_id=node_id(2), status=NodeStatus.READY).encode())
     before = store.snapshot().version
     with pytest.raises(ConflictError):  # the conditional write meets the log's newer record
-        await join(LaggingView(seen), request(2), "10.0.0.2", write=store.write)  # type: ignore[arg-type]
+        await join(LaggingView(seen), request(2), "10.0.0.2", write=store.write_together)  # type: ignore[arg-type]
     assert store.snapshot().version == before
     assert store.snapshot().nodes[node_id(2)].status == NodeStatus.READY
-
-
-async def test_write_together_queues_every_command_in_order_before_waiting_and_raises_the_first_error(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    # on the MockClock, time moves only once every task is blocked, so a "commit" can come back only
-    # after write_together queued all three; on the real clock a 10 ms stall of this process between two
-    # queueings (load 9-14) let the first one's sleep end first (seen_at_commit [2, 3, 3])
-    queued: list[bytes] = []
-    seen_at_commit: list[int] = []
-
-    async def write(command: bytes) -> None:
-        queued.append(command)  # a store queues before its first checkpoint
-        await trio.sleep(0.01)  # then waits for the commit (MockClock: once every task is blocked)
-        seen_at_commit.append(len(queued))
-        if command == b"bad":
-            raise ConflictError("refused", field="x")
-
-    for _ in range(20):  # trio shuffles the order of runnable tasks: the order must not depend on it
-        queued.clear()
-        seen_at_commit.clear()
-        await write_together(write, [b"a", b"b", b"c"])
-        assert queued == [b"a", b"b", b"c"]
-        assert seen_at_commit == [3, 3, 3]  # all three were queued before any commit came back
-    with pytest.raises(ConflictError):
-        await write_together(write, [b"a", b"bad", b"c"])

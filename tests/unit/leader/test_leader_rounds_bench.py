@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
+
+from p2porch.testing.bench_module import load_bench
 
 
 def test_both_sequences_run_every_task_in_the_same_rounds() -> None:
-    path = Path(__file__).resolve().parents[3] / "bench" / "leader_rounds.py"
-    spec = importlib.util.spec_from_file_location("bench_leader_rounds", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench("leader_rounds")
     args = argparse.Namespace(nodes=12, services=9, replicas=5, per_round=2)
     full, incremental = module.sequence("full", args), module.sequence("incremental", args)
     assert full["running"] == incremental["running"] == 45

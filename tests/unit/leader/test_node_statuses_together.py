@@ -13,6 +13,7 @@ from p2porch.context import LocalBoard, LocalNode, MemberContext
 from p2porch.errors import NotLeaderError
 from p2porch.leader.epoch import claim_epoch
 from p2porch.leader.loop import sync_node_statuses
+from p2porch.leader.unseen import UnseenNodes
 from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.testing.memstore import MemoryRaft
@@ -84,7 +85,7 @@ def test_a_refused_write_ends_the_round_with_its_own_error() -> None:
     store = raft.store(ADDR)
 
     class Deposed:
-        async def write(self, command: bytes, timeout_s: float = 5.0) -> Any:
+        async def propose_together(self, commands: list[bytes], timeout_s: float = 5.0) -> Any:
             raise NotLeaderError("not the leader", leader="10.0.0.2:7947")
 
     async def main() -> None:
@@ -93,3 +94,26 @@ def test_a_refused_write_ends_the_round_with_its_own_error() -> None:
             await sync_node_statuses(member_context(Deposed()), store.snapshot(), 1)
 
     trio.run(main)
+
+
+def test_a_ready_node_its_gossip_never_saw_is_written_down_after_the_grace() -> None:
+    """n5, admitted ready (a replica), never gossiped: down once unseen for the grace (leader/unseen.py)."""
+    raft = MemoryRaft([ADDR], leader=ADDR)
+    store = raft.store(ADDR)
+    ctx = member_context(store)
+    unseen = UnseenNodes(grace_s=30.0)
+
+    async def main() -> None:
+        await four_nodes(store)
+        node = Node("id5", "n5", "10.0.0.5", 7947, 7946, status="ready", status_at=AT)
+        await store.write(C.AddNode(at=AT, node=node).encode())
+        epoch = await claim_epoch(ctx)
+        assert epoch is not None
+        await sync_node_statuses(ctx, store.snapshot(), epoch, unseen)  # n2, n3 ready, n4 down
+        assert store.snapshot().nodes["id5"].status == "ready"  # unseen since now: within the grace
+        await trio.sleep(30.0)
+        assert await sync_node_statuses(ctx, store.snapshot(), epoch, unseen)
+        assert store.snapshot().nodes["id5"].status == "down"
+        assert not await sync_node_statuses(ctx, store.snapshot(), epoch, unseen)  # written once
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -3,10 +3,18 @@ name taken by another."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from p2porch.errors import ConflictError
-from p2porch.membership.admission_plan import AdmissionPlan, earlier_attempt, plan_admission, with_pending
+from p2porch.membership.admission_plan import (
+    AdmissionPlan,
+    admitted_status,
+    earlier_attempt,
+    plan_admission,
+    with_pending,
+)
 from p2porch.model import Node, NodeRole, NodeStatus
 from p2porch.raft import commands as C
 from p2porch.raft import fsm
@@ -168,3 +176,38 @@ def test_an_admission_in_flight_that_replaces_a_record_removes_it_from_the_view(
     ahead = with_pending(state, [(newcomer, f"{2:016x}")])
     assert set(ahead.nodes) == {f"{1:016x}", f"{3:016x}"} and ahead.node_by_name("n2") == newcomer
     assert with_pending(state, []) is state
+
+
+@pytest.mark.parametrize(
+    ("role", "source", "status"),
+    [
+        (NodeRole.REPLICA, "10.0.0.7", NodeStatus.READY),  # its admission is the join's one entry
+        (NodeRole.REPLICA, "192.0.2.7", NodeStatus.JOINING),  # behind NAT: resumed only while joining
+        (NodeRole.VOTER, "10.0.0.7", NodeStatus.JOINING),  # never resumed past joining; added once ready
+    ],
+)
+def test_only_a_replica_from_its_own_address_is_admitted_ready(
+    role: NodeRole, source: str, status: NodeStatus
+) -> None:
+    assert admitted_status(role, "10.0.0.7", source) == status
+
+
+def test_the_old_join_entries_replay_to_the_node_the_new_admission_writes_at_once() -> None:
+    """A cluster upgraded in place replays joins of the old shape (the record ``joining``, the lease,
+    then the leader's ready mark in an entry of its own); they end where a replica's one entry does."""
+    init = [C.InitCluster(at=0.0, cluster_id="c" * 16)]
+    record = Node(**fields(2), role=NodeRole.REPLICA)
+    lease = C.LeaseSubnet(at=1.0, node_id=record.node_id).encode()
+    joining = C.AddNode(at=1.0, node=replace(record, status=NodeStatus.JOINING)).encode()
+    mark = C.UpdateNode(at=1.0, node_id=record.node_id, status=NodeStatus.READY).encode()
+    old = [fsm.encode_batch([joining, lease]), fsm.encode_batch([mark])]
+    new = [fsm.encode_batch([C.AddNode(at=1.0, node=record).encode(), lease])]
+    ends = []
+    for entries in (old, new):
+        state = fsm.apply_batch(EMPTY_STATE, fsm.encode_batch([c.encode() for c in init]))[0]
+        for entry in entries:
+            state, results, _ = fsm.apply_batch(state, entry)
+            assert all(r["ok"] for r in results)
+        node = state.nodes[record.node_id]
+        ends.append((node.status, node.role, node.status_at, state.leases[record.node_id].subnet))
+    assert ends[0] == ends[1] == (NodeStatus.READY, NodeRole.REPLICA, 1.0, ends[1][3])
