@@ -43,7 +43,7 @@ from .rollout import (
     started_at,
 )
 from .round_context import RoundContext
-from .stop_wait import StopWait, is_stopping, may_run, stop_bound
+from .stop_wait import is_stopping, may_run, stop_bound
 
 __all__ = [
     "Action",
@@ -58,14 +58,12 @@ __all__ = [
 
 
 class Orchestrator:
-    """Owns the random source for task ids, the down-node grace period and when it first saw each
-    stopping task (:class:`~.stop_wait.StopWait`); otherwise stateless."""
+    """Owns the random source for task ids and the down-node grace period; otherwise stateless."""
 
     def __init__(self, rng: random.Random, *, down_grace_s: float = 0.0, site_grace_s: float = 10.0) -> None:
         self.rng = rng
         self.down_grace_s = down_grace_s
         self.site_grace_s = site_grace_s
-        self.stop_wait = StopWait()
 
     def new_task_id(self) -> str:
         return f"{self.rng.getrandbits(96):024x}"
@@ -104,7 +102,7 @@ class Orchestrator:
         for svc in sorted(services, key=lambda s: (s.spec.name, s.service_id)):
             out.service_id = svc.service_id
             active = by_service.get(svc.service_id, [])
-            self._hold_stopping(svc, shut_of.get(svc.service_id, []), ctx)
+            self._hold_stopping(svc, shut_of.get(svc.service_id, []), active, ctx)
             if svc.spec.is_job:
                 self._reconcile_job(svc, every_task.get(svc.service_id, []), ctx)
             elif svc.spec.mode == "global":
@@ -117,20 +115,25 @@ class Orchestrator:
 
     # ------------------------------------------------------------------------------------------------
 
-    def _hold_stopping(self, svc: Service, shut: list[Task], ctx: RoundContext) -> None:
-        """Fill ``ctx.held`` and ``ctx.stopped`` for ``svc``: a key whose task was told to stop and has
-        not stopped, on a node that is up, is held (no new task) until its stop is reported or the
-        bound of :mod:`.stop_wait` passes (then the round is asked to wake). Jobs are not held."""
+    @staticmethod
+    def _hold_stopping(svc: Service, shut: list[Task], active: list[Task], ctx: RoundContext) -> None:
+        """Fill ``ctx.held`` and ``ctx.stopped`` for ``svc``: a key (a wanted slot, or a node when
+        global) with no task that should run, whose task was told to stop and has not stopped on a node
+        that is up, is held (no new task) until its stop is reported or the bound of :mod:`.stop_wait`
+        passes (counted from its ``state_at``, which the leader's stop write sets; the round then asks
+        to wake). Jobs are not held."""
         ctx.held, ctx.stopped = set(), {}
         if svc.spec.is_job:
             return
         by_node = svc.spec.mode == "global"
-        stopping = [t for t in shut if is_stopping(t, ctx.node_fate(t.node_id))]
-        until = self.stop_wait.holds(svc.service_id, stopping, ctx.now)
-        for t in stopping:
-            if ctx.now < until[t.task_id]:
-                ctx.held.add(t.node_id if by_node else t.slot)
-                ctx.out.wake(until[t.task_id])
+        occupied = {t.node_id if by_node else t.slot for t in active}
+        for t in shut:
+            key = t.node_id if by_node else t.slot
+            if key in occupied or (not by_node and not 1 <= t.slot <= svc.spec.replicas):
+                continue  # nothing waits for it (a start-first pair's old task, a scale down)
+            if is_stopping(t, ctx.node_fate(t.node_id)) and ctx.now < stop_bound(t, t.state_at):
+                ctx.held.add(key)
+                ctx.out.wake(stop_bound(t, t.state_at))
         for t in shut:  # sorted by created_at within a slot: the newest one wins
             ctx.stopped[t.node_id if by_node else t.slot] = t
 

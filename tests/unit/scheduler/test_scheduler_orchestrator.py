@@ -264,7 +264,9 @@ def test_stop_first_update_goes_in_batches() -> None:
     services = [Service("s1", spec, version=2)]
     r1 = orch().reconcile(services, old, NODES, now=100.0)
     assert shut_ids(r1) == ["t1-n2", "t2-n3"] and r1.creates == []  # created once they stopped
-    stopping = [dataclasses.replace(t, desired_state="shutdown") for t in old[:2]]
+    stopping = [
+        dataclasses.replace(t, desired_state="shutdown", state_at=100.0) for t in old[:2]
+    ]  # the write
     assert orch().reconcile(services, stopping + old[2:], NODES, now=101.0).actions == []
     stopped = [dataclasses.replace(t, state="shutdown", state_at=102.0) for t in stopping]
     r2 = orch().reconcile(services, stopped + old[2:], NODES, now=102.0)
@@ -410,7 +412,7 @@ def test_global_update_and_restart_stay_on_their_node() -> None:
     # its replacement is created once it stopped
     assert sorted(shut_ids(r)) == ["t1-a", "t2-b"]
     assert [(c.node_id, c.slot) for c in r.creates] == [("b", 2)]
-    stopping = dataclasses.replace(old[0], desired_state="shutdown")
+    stopping = dataclasses.replace(old[0], desired_state="shutdown", state_at=100.0)
     assert orch().reconcile([Service("s1", new_spec)], [stopping], nodes[:1], now=101.0).actions == []
     stopped = dataclasses.replace(stopping, state="shutdown", state_at=102.0)
     (again,) = orch().reconcile([Service("s1", new_spec)], [stopped], nodes[:1], now=102.0).creates

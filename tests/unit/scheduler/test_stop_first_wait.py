@@ -50,19 +50,21 @@ def reconcile(
     return (o or orch()).reconcile([svc], tasks, nodes, now)
 
 
-def stopping(**kw: object) -> Task:
-    return task(desired_state="shutdown", message="rolling update", **kw)
+def stopping(at: float = 100.0, **kw: object) -> Task:
+    """The old task as the leader's stop write at ``at`` left it (``state_at`` is the stop's time)."""
+    return task(desired_state="shutdown", message="rolling update", **{"state_at": at, **kw})
 
 
 def test_the_update_stops_the_old_task_and_creates_nothing_yet() -> None:
     r = reconcile([task()], now=100.0)
     assert r.actions == [ShutdownTask("old1", "rolling update")]
+    assert r.wake_at == 100.0 + 3.0 + STOP_REPORT_MARGIN_S  # the bound, should no report come
 
 
 def test_while_the_old_task_runs_its_replacement_is_not_created_and_the_round_wakes_at_the_bound() -> None:
     r = reconcile([stopping()], now=101.0)
     assert r.actions == [] and r.events == []  # no RolloutDone either: the slot is in flight
-    assert r.wake_at == 101.0 + 3.0 + STOP_REPORT_MARGIN_S
+    assert r.wake_at == 100.0 + 3.0 + STOP_REPORT_MARGIN_S
 
 
 @pytest.mark.parametrize("state", ["shutdown", "failed", "complete"])
@@ -94,18 +96,17 @@ def test_the_update_of_a_task_on_a_node_already_down_creates_its_replacement_at_
 
 
 def test_without_a_report_the_replacement_is_created_once_grace_plus_margin_passed() -> None:
-    o = orch()
-    first = reconcile([stopping()], now=101.0, o=o)  # this leader first sees it stopping at 101
-    bound = 101.0 + 3.0 + STOP_REPORT_MARGIN_S
+    bound = 101.0 + 3.0 + STOP_REPORT_MARGIN_S  # counted from the stop write (state_at 101)
+    first = reconcile([stopping(at=101.0)], now=101.5)
     assert first.actions == [] and first.wake_at == bound
-    assert reconcile([stopping()], now=bound - 0.1, o=o).actions == []
-    (new,) = reconcile([stopping()], now=bound, o=o).creates
+    assert reconcile([stopping(at=101.0)], now=bound - 0.1).actions == []
+    (new,) = reconcile([stopping(at=101.0)], now=bound).creates
     assert new.slot == 1 and new.template_hash == NEW.template_hash()
 
 
 def test_a_new_leader_holds_the_slot_from_the_committed_state_and_finishes_the_update() -> None:
     # the old leader committed the stop and crashed; a new one (fresh orchestrator) never starts both
-    assert reconcile([stopping()], now=500.0).actions == []
+    assert reconcile([stopping(at=499.0)], now=500.0).actions == []
     assert len(reconcile([stopping(state="shutdown", state_at=501.0)], now=502.0).creates) == 1
 
 
@@ -128,7 +129,7 @@ def test_a_stop_first_rollback_waits_too() -> None:
     svc = Service("s1", back, version=3, rollout=Rollout.rolling_back(200.0, None, "manual"))
     first = orch().reconcile([svc], [task(1, NEW, "new1")], NODES, now=200.0)
     assert first.actions == [ShutdownTask("new1", "rolling update")]
-    held = task(1, NEW, "new1", desired_state="shutdown")
+    held = task(1, NEW, "new1", desired_state="shutdown", state_at=200.0)
     assert orch().reconcile([svc], [held], NODES, now=201.0).actions == []
     (again,) = (
         orch().reconcile([svc], [dataclasses.replace(held, state="shutdown")], NODES, now=202.0).creates
