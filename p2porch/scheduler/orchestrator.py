@@ -134,8 +134,11 @@ class Orchestrator:
             if is_stopping(t, ctx.node_fate(t.node_id)) and ctx.now < stop_bound(t, t.state_at):
                 ctx.held.add(key)
                 ctx.out.wake(stop_bound(t, t.state_at))
-        for t in shut:  # sorted by created_at within a slot: the newest one wins
-            ctx.stopped[t.node_id if by_node else t.slot] = t
+        for t in shut:
+            key = t.node_id if by_node else t.slot
+            prev = ctx.stopped.get(key)
+            if prev is None or (t.created_at, t.task_id) > (prev.created_at, prev.task_id):
+                ctx.stopped[key] = t
 
     def _create(
         self,

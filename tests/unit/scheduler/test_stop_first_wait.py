@@ -9,6 +9,7 @@ import dataclasses
 import random
 
 import pytest
+from test_update_policy import task as policy_task
 
 from p2porch.model import Node, NodeStatus, RestartPolicy, Rollout, Service, ServiceSpec, Task, UpdateConfig
 from p2porch.scheduler import Orchestrator, Reconciliation, RolloutDone, ShutdownTask
@@ -20,19 +21,8 @@ NODES = [Node("n1", "n1"), Node("n2", "n2")]
 
 
 def task(slot: int = 1, spec: ServiceSpec = OLD, tid: str = "old1", **kw: object) -> Task:
-    fields: dict[str, object] = {
-        "task_id": tid,
-        "service_id": "s1",
-        "slot": slot,
-        "node_id": "n1",
-        "state": "running",
-        "state_at": 0.0,
-        "started_at": 1.0,
-        "template_hash": spec.template_hash(),
-        "stop_grace_s": spec.stop_grace_period_s,
-        **kw,
-    }
-    return Task(**fields)  # type: ignore[arg-type]
+    """Slot ``slot``'s task on n1 (test_update_policy's), running since 1.0 with ``spec``'s stop grace."""
+    return policy_task(slot, spec, tid, **{"started_at": 1.0, "stop_grace_s": spec.stop_grace_period_s, **kw})
 
 
 def orch() -> Orchestrator:
