@@ -345,7 +345,10 @@ def plan_scope(
     for t in paced(tasks, checkpoint):
         if t.task_id in shutdowns:
             why = shutdowns[t.task_id]
-            stopped = evolve_task(t, {"desired_state": DesiredState.SHUTDOWN, "message": why})
+            stop: dict[str, object] = {"desired_state": DesiredState.SHUTDOWN, "message": why}
+            if t.state not in TERMINAL_STATES:
+                stop["state_at"] = now  # what a replacement waiting for the stop counts from (stop_wait.py)
+            stopped = evolve_task(t, stop)
             out.items.append(TaskPut(stopped, task_version=t.version))
             continue
         if result is None or t.task_id in new_records:

@@ -144,10 +144,11 @@ class Node:
 class Task:
     """One replica slot of a service, possibly assigned to a node.
 
-    ``state`` is the observed state last changed at ``state_at``; ``started_at`` when it was first
-    observed running (0 = never); ``health`` the health check's last word; ``restart_history`` the times
-    its slot was restarted after a task ended (carried to replacements); ``move_to``/``move_at`` a
-    rebalance move in flight (a replacement starts there, then this task stops).
+    ``state`` is the observed state last changed at ``state_at`` (or, for a task that may still run,
+    when the leader told it to stop: a stop-first replacement's wait counts from it); ``started_at`` when
+    it was first observed running (0 = never); ``health`` the health check's last word;
+    ``restart_history`` the times its slot was restarted after a task ended (carried to replacements);
+    ``move_to``/``move_at`` a rebalance move in flight (a replacement starts there, then this task stops).
     """
 
     task_id: str

@@ -43,6 +43,7 @@ from .rollout import (
     started_at,
 )
 from .round_context import RoundContext
+from .stop_wait import is_stopping, may_run, stop_bound
 
 __all__ = [
     "Action",
@@ -85,11 +86,14 @@ class Orchestrator:
         out = Reconciliation()
         ctx = RoundContext(nodes, now, self.down_grace_s, out, self.site_grace_s)
         by_service: dict[str, list[Task]] = {}
+        shut_of: dict[str, list[Task]] = {}  # tasks told to stop, stopped or not
         every_task = ctx.history  # jobs and rollout failure counts look at finished tasks too
         for t in sorted(tasks, key=operator.attrgetter("service_id", "slot", "created_at", "task_id")):
             every_task.setdefault(t.service_id, []).append(t)
             if t.desired_state == DesiredState.RUNNING:
                 by_service.setdefault(t.service_id, []).append(t)
+            else:
+                shut_of.setdefault(t.service_id, []).append(t)
         known = {s.service_id for s in services}
         for service_id in sorted(by_service):
             if service_id not in known:
@@ -98,6 +102,7 @@ class Orchestrator:
         for svc in sorted(services, key=lambda s: (s.spec.name, s.service_id)):
             out.service_id = svc.service_id
             active = by_service.get(svc.service_id, [])
+            self._hold_stopping(svc, shut_of.get(svc.service_id, []), active, ctx)
             if svc.spec.is_job:
                 self._reconcile_job(svc, every_task.get(svc.service_id, []), ctx)
             elif svc.spec.mode == "global":
@@ -109,6 +114,31 @@ class Orchestrator:
         return out
 
     # ------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _hold_stopping(svc: Service, shut: list[Task], active: list[Task], ctx: RoundContext) -> None:
+        """Fill ``ctx.held`` and ``ctx.stopped`` for ``svc``: a key (a wanted slot, or a node when
+        global) with no task that should run, whose task was told to stop and has not stopped on a node
+        that is up, is held (no new task) until its stop is reported or the bound of :mod:`.stop_wait`
+        passes (counted from its ``state_at``, which the leader's stop write sets; the round then asks
+        to wake). Jobs are not held."""
+        ctx.held, ctx.stopped = set(), {}
+        if svc.spec.is_job:
+            return
+        by_node = svc.spec.mode == "global"
+        occupied = {t.node_id if by_node else t.slot for t in active}
+        for t in shut:
+            key = t.node_id if by_node else t.slot
+            if key in occupied or (not by_node and not 1 <= t.slot <= svc.spec.replicas):
+                continue  # nothing waits for it (a start-first pair's old task, a scale down)
+            if is_stopping(t, ctx.node_fate(t.node_id)) and ctx.now < stop_bound(t, t.state_at):
+                ctx.held.add(key)
+                ctx.out.wake(stop_bound(t, t.state_at))
+        for t in shut:
+            key = t.node_id if by_node else t.slot
+            prev = ctx.stopped.get(key)
+            if prev is None or (t.created_at, t.task_id) > (prev.created_at, prev.task_id):
+                ctx.stopped[key] = t
 
     def _create(
         self,
@@ -164,7 +194,14 @@ class Orchestrator:
             if slot in waiting:  # its task was stopped unhealthy: the replacement waits for the policy
                 winners[slot] = self._restart_unhealthy(svc, slot, None, waiting[slot], ctx)
                 continue
-            winners[slot] = done.get(slot) or self._reconcile_key(svc, slot, None, slots.get(slot, []), ctx)
+            if slot in done:
+                winners[slot] = done[slot]
+            elif slot not in slots and slot in ctx.held:
+                winners[slot] = None  # its old task is still stopping: the replacement waits for it
+            elif slot not in slots and self._replaced(svc, slot, None, ctx):
+                winners[slot] = None
+            else:
+                winners[slot] = self._reconcile_key(svc, slot, None, slots.get(slot, []), ctx)
         self._rolling_update(svc, winners, slots, ctx)
 
     def _reconcile_global(self, svc: Service, active: list[Task], ctx: RoundContext) -> None:
@@ -213,6 +250,16 @@ class Orchestrator:
             if node_id in waiting:  # its task was stopped unhealthy: the replacement waits for the policy
                 sick = waiting[node_id]
                 winners[node_id] = self._restart_unhealthy(svc, sick.slot, node_id, sick, ctx)
+                continue
+            if node_id in ctx.held:  # its old task is still stopping: the replacement waits for it
+                continue
+            prev = ctx.stopped.get(node_id)
+            if (
+                prev is not None
+                and prev.slot not in used_slots
+                and self._replaced(svc, prev.slot, node_id, ctx)
+            ):
+                used_slots.add(prev.slot)
                 continue
             while next_slot in used_slots:
                 next_slot += 1
@@ -337,6 +384,17 @@ class Orchestrator:
             return t
         return None
 
+    def _replaced(self, svc: Service, slot: int, pin: str | None, ctx: RoundContext) -> bool:
+        """Create the replacement of an empty key whose newest stopped task has another template (a
+        stop-first update's, created once that task stopped); False: no such task."""
+        key = pin if pin is not None else slot
+        prev = ctx.stopped.get(key)
+        if prev is None or prev.template_hash == svc.spec.template_hash():
+            return False
+        self._create(svc, slot, pin, ctx, "rolling update", prev.restart_history)
+        ctx.held.add(key)  # in flight for the rolling update from now on
+        return True
+
     def _restart(
         self, svc: Service, slot: int, pin: str | None, ended: list[Task], ctx: RoundContext
     ) -> Task | None:
@@ -371,6 +429,11 @@ class Orchestrator:
         if ctx.now < due:
             ctx.out.wake(due)
             return sick
+        if (pin if pin is not None else slot) in ctx.held:
+            return sick  # still stopping: the replacement waits for its stop, as Swarm's restart does
+        if sick.desired_state == DesiredState.RUNNING and may_run(sick, ctx.node_fate(sick.node_id)):
+            ctx.out.wake(stop_bound(sick, ctx.now))
+            return sick  # stopped this round (by the caller): the same wait
         history = next_history(svc.spec.restart, sick, ctx.now)
         self._create(svc, slot, pin, ctx, "replace unhealthy task", history)
         return None
@@ -389,7 +452,7 @@ class Orchestrator:
         current = spec.template_hash()
         verdict = self._rollout_failures(svc, cfg, winners, ctx)
         outdated: list[tuple[bool, int, Task]] = []
-        in_flight = 0
+        in_flight = len(ctx.held)  # keys replaced stop-first: old task stopping, or replacement just created
         last_settle: float | None = None
         for key in sorted(winners, key=str):
             winner = winners[key]
@@ -409,7 +472,7 @@ class Orchestrator:
                 if started is not None and t.state not in TERMINAL_STATES:
                     settle = started + cfg.monitor_s
                     last_settle = settle if last_settle is None else max(last_settle, settle)
-            if winner is None or winner.template_hash == current:
+            if winner is None or winner.template_hash == current or key in ctx.held:
                 continue
             if (svc.service_id, winner.slot) in ctx.created:
                 continue  # already given a new task this round (restart or move)
@@ -442,6 +505,9 @@ class Orchestrator:
             pin = old.node_id if spec.mode == "global" else None
             if order == "stop-first":
                 ctx.out.actions.append(ShutdownTask(old.task_id, "rolling update"))
+                if may_run(old, ctx.node_fate(old.node_id)):
+                    ctx.out.wake(stop_bound(old, ctx.now))
+                    continue  # created once it stopped (stop_wait.py, _replaced)
             self._create(svc, slot, pin, ctx, "rolling update", old.restart_history)
 
     def _rollout_failures(

@@ -9,6 +9,7 @@ never decides an action.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from ..model import Availability, Node, NodeStatus, ServiceSpec, Task
 from .actions import Reconciliation
@@ -32,6 +33,11 @@ class RoundContext:
         self.sites: dict[str, SiteVerdict] = {}  # down node id -> its site verdict
         self.created: set[tuple[str, int]] = set()  # (service id, slot) given a new task this round
         self.history: dict[str, list[Task]] = {}  # every task of a service, shut down ones included
+        # of the service being reconciled, per key (slot, or node id when global): keys replaced
+        # stop-first (the task told to stop has not stopped yet, stop_wait.py, or its replacement was
+        # created this round), and the newest task told to stop
+        self.held: set[Any] = set()
+        self.stopped: dict[Any, Task] = {}
         # node_fate per node id: fixed for the round (nodes and now are), except "grace", never kept
         # here since it wakes the service asking (issue 19: ~3 calls per task of a full round)
         self._fates: dict[str | None, str] = {}

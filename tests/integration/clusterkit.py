@@ -350,16 +350,17 @@ def dnsrr_service(sb: Sandbox, nodes: list[SandboxNode], name: str, *args: str) 
 
 
 class Sampler:
-    """Samples a service's running containers on every node's engine in a thread (min and max seen)."""
+    """Samples a service's running containers on every node's engine in a thread (min and max seen),
+    back to back or every ``every_s`` seconds."""
 
-    def __init__(self, nodes: list[SandboxNode], service_name: str) -> None:
-        self.nodes, self.service = nodes, service_name
+    def __init__(self, nodes: list[SandboxNode], service_name: str, every_s: float = 0.0) -> None:
+        self.nodes, self.service, self.every_s = nodes, service_name, every_s
         self.samples: list[int] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self.stop.is_set():
+        while not self.stop.wait(self.every_s):
             with contextlib.suppress(SandboxError, OSError):
                 self.samples.append(sum(running_containers(self.nodes, self.service).values()))
 

@@ -126,11 +126,15 @@ def test_on_failure_counts_an_unhealthy_task_as_failed_and_none_never_restarts_i
     assert stop == ShutdownTask("t1", "not restarted: unhealthy; restart condition none")
 
 
-def test_without_a_delay_the_replacement_comes_in_the_same_round() -> None:
+def test_without_a_delay_the_replacement_comes_once_the_task_stopped() -> None:
+    """As Swarm's restart (``DelayStart`` with ``waitStop``): never two containers of a slot at once."""
     spec = spec_of(RestartPolicy(delay_s=0.0))
-    r = reconcile(spec, [sick(spec, at=100.0, history=(50.0,))], now=100.0)
-    assert r.actions[0] == ShutdownTask("t1", "unhealthy")
-    assert [c.restart_history for c in r.creates] == [(50.0, 100.0)]
+    task = sick(spec, at=100.0, history=(50.0,))
+    r = reconcile(spec, [task], now=100.0)
+    assert r.actions == [ShutdownTask("t1", "unhealthy")]
+    assert reconcile(spec, [stopped(task)], now=100.5).actions == []  # still stopping
+    (new,) = reconcile(spec, [stopped(task, at=101.0)], now=101.0).creates
+    assert new.restart_history == (50.0, 101.0)
 
 
 def test_a_new_template_is_not_held_by_the_delay() -> None:

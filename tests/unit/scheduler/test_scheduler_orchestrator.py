@@ -11,11 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2porch.model import (
+    TERMINAL_STATES,
     Node,
     RestartPolicy,
     Service,
     ServiceSpec,
     Task,
+    TaskState,
     UpdateConfig,
     parse_constraint,
     parse_port,
@@ -261,19 +263,28 @@ def test_stop_first_update_goes_in_batches() -> None:
     old = [running(s, f"n{1 + s % 3}") for s in range(1, 5)]
     services = [Service("s1", spec, version=2)]
     r1 = orch().reconcile(services, old, NODES, now=100.0)
-    assert shut_ids(r1) == ["t1-n2", "t2-n3"]
-    assert [(c.slot, c.template_hash) for c in r1.creates] == [(s, spec.template_hash()) for s in (1, 2)]
-    new = [
-        Task(c.task_id, "s1", c.slot, "n1", state="starting", template_hash=c.template_hash, created_at=100.0)
-        for c in r1.creates
+    assert shut_ids(r1) == ["t1-n2", "t2-n3"] and r1.creates == []  # created once they stopped
+    stopping = [
+        dataclasses.replace(t, desired_state="shutdown", state_at=100.0) for t in old[:2]
+    ]  # the write
+    assert orch().reconcile(services, stopping + old[2:], NODES, now=101.0).actions == []
+    stopped = [dataclasses.replace(t, state="shutdown", state_at=102.0) for t in stopping]
+    r2 = orch().reconcile(services, stopped + old[2:], NODES, now=102.0)
+    assert r2.shutdowns == []
+    assert [(c.slot, c.template_hash, c.reason) for c in r2.creates] == [
+        (s, spec.template_hash(), "rolling update") for s in (1, 2)
     ]
-    state = old[2:] + new
-    assert orch().reconcile(services, state, NODES, now=101.0).actions == []  # batch in flight
-    monitoring = [dataclasses.replace(t, state="running", state_at=102.0, started_at=102.0) for t in new]
-    r3 = orch().reconcile(services, old[2:] + monitoring, NODES, now=104.0)
-    assert r3.actions == [] and r3.wake_at == 107.0
-    r4 = orch().reconcile(services, old[2:] + monitoring, NODES, now=107.0)
-    assert shut_ids(r4) == ["t3-n1", "t4-n2"] and [c.slot for c in r4.creates] == [3, 4]
+    new = [
+        Task(c.task_id, "s1", c.slot, "n1", state="starting", template_hash=c.template_hash, created_at=102.0)
+        for c in r2.creates
+    ]
+    state = stopped + old[2:] + new
+    assert orch().reconcile(services, state, NODES, now=103.0).actions == []  # batch in flight
+    monitoring = [dataclasses.replace(t, state="running", state_at=104.0, started_at=104.0) for t in new]
+    r3 = orch().reconcile(services, stopped + old[2:] + monitoring, NODES, now=106.0)
+    assert r3.actions == [] and r3.wake_at == 109.0
+    r4 = orch().reconcile(services, stopped + old[2:] + monitoring, NODES, now=109.0)
+    assert shut_ids(r4) == ["t3-n1", "t4-n2"] and r4.creates == []
 
 
 def test_update_delay_between_batches() -> None:
@@ -283,7 +294,7 @@ def test_update_delay_between_batches() -> None:
     tasks.append(running(1, "n2", spec=spec, tid="new1", started_at=100.0, state_at=100.0))
     gated = orch().reconcile(services, tasks, NODES, now=110.0)
     assert gated.actions == [] and gated.wake_at == 135.0
-    assert len(orch().reconcile(services, tasks, NODES, now=135.0).creates) == 1
+    assert len(orch().reconcile(services, tasks, NODES, now=135.0).shutdowns) == 1  # stop-first
 
 
 def test_start_first_update_keeps_old_until_new_runs() -> None:
@@ -327,9 +338,10 @@ def test_scaling_does_not_trigger_an_update() -> None:
 
 
 def _simulate(
-    services: list[Service], tasks: list[Task], nodes: list[Node], seed: int, rounds: int = 12
+    services: list[Service], tasks: list[Task], nodes: list[Node], seed: int, rounds: int = 20
 ) -> tuple[list[Task], list[Reconciliation]]:
-    """Apply actions as if every created task starts at once on the least loaded schedulable node."""
+    """Apply actions as if every created task starts at once on the least loaded schedulable node and
+    every task told to stop stops at once."""
     o = orch(seed)
     history = []
     now = 1000.0
@@ -339,7 +351,9 @@ def _simulate(
         by_id = {t.task_id: t for t in tasks}
         for a in r.actions:
             if isinstance(a, ShutdownTask):
-                by_id[a.task_id] = dataclasses.replace(by_id[a.task_id], desired_state="shutdown")
+                t = by_id[a.task_id]
+                state = t.state if t.state in TERMINAL_STATES else TaskState.SHUTDOWN
+                by_id[a.task_id] = dataclasses.replace(t, desired_state="shutdown", state=state)
             else:
                 assert isinstance(a, CreateTask)
                 load = Counter(t.node_id for t in by_id.values() if t.desired_state == "running")
@@ -394,9 +408,15 @@ def test_global_update_and_restart_stay_on_their_node() -> None:
     old = [running(1, "a", spec=spec), running(2, "b", spec=spec, state="failed", state_at=0.0)]
     new_spec = dataclasses.replace(spec, image="x:2", update=UpdateConfig(order="start-first", parallelism=0))
     r = orch().reconcile([Service("s1", new_spec)], old, nodes, now=100.0)
-    # b's failed task is restarted (on b); a is updated stop-first because it publishes a host port
+    # b's failed task is restarted (on b); a is updated stop-first because it publishes a host port:
+    # its replacement is created once it stopped
     assert sorted(shut_ids(r)) == ["t1-a", "t2-b"]
-    assert sorted((c.node_id, c.slot) for c in r.creates) == [("a", 1), ("b", 2)]
+    assert [(c.node_id, c.slot) for c in r.creates] == [("b", 2)]
+    stopping = dataclasses.replace(old[0], desired_state="shutdown", state_at=100.0)
+    assert orch().reconcile([Service("s1", new_spec)], [stopping], nodes[:1], now=101.0).actions == []
+    stopped = dataclasses.replace(stopping, state="shutdown", state_at=102.0)
+    (again,) = orch().reconcile([Service("s1", new_spec)], [stopped], nodes[:1], now=102.0).creates
+    assert (again.node_id, again.slot, again.reason) == ("a", 1, "rolling update")
 
 
 @pytest.mark.parametrize("mode", ["replicated", "global"])
@@ -429,8 +449,12 @@ def test_unhealthy_tasks_use_up_restart_attempts_as_failed_ones_do() -> None:
     services = [Service("s1", spec)]
     retried = orch().reconcile(services, [running(1, spec=spec, health="unhealthy", restart_history=(50.0,))],
                                NODES, now=100.0)  # fmt: skip
-    assert retried.actions[0] == ShutdownTask("t1-n1", "unhealthy")
-    assert [c.restart_history for c in retried.creates] == [(50.0, 100.0)]
+    assert retried.actions == [ShutdownTask("t1-n1", "unhealthy")]  # replaced once it stopped:
+    first = running(
+        1, spec=spec, restart_history=(50.0,), desired_state="shutdown", state="shutdown", message="unhealthy"
+    )
+    (again,) = orch().reconcile(services, [first], NODES, now=101.0).creates
+    assert again.restart_history == (50.0, 101.0)
     sick = running(1, spec=spec, health="unhealthy", restart_history=(50.0, 90.0))
     reason = "not restarted: unhealthy; 2 restart attempts used (restart max attempts)"
     assert orch().reconcile(services, [sick], NODES, now=100.0).actions == [ShutdownTask("t1-n1", reason)]

@@ -58,6 +58,14 @@ def reconcile(svc: Service, tasks: list[Task], now: float) -> Reconciliation:
     return Orchestrator(random.Random(3)).reconcile([svc], tasks, NODES, now)
 
 
+def rolled(r: Reconciliation, tasks: list[Task]) -> list[int]:
+    """Slots the round rolls: a new task (start-first, or an old task already stopped) or, stop-first,
+    the old running task it stops (its replacement is created once it stopped)."""
+    slot_of = {t.task_id: t.slot for t in tasks}
+    stopped = [slot_of[a.task_id] for a in r.shutdowns if a.reason == "rolling update"]
+    return sorted({*(c.slot for c in r.creates), *stopped})
+
+
 def failures(r: Reconciliation) -> list[UpdateFailed]:
     return [e for e in r.events if isinstance(e, UpdateFailed)]
 
@@ -69,7 +77,7 @@ def test_failures_within_the_ratio_let_the_update_go_on_and_beyond_it_fire_the_a
     history = [failed(1, spec, "f1", desired_state="shutdown"), task(1, spec, "r1", state="starting")]
     r = reconcile(svc, [*history, *old_tasks(range(2, 5))], now=104.0)
     assert failures(r) == []  # 1 of 4 <= 0.5
-    assert [c.slot for c in r.creates] == [2]  # the failed slot does not hold the update up
+    assert rolled(r, [*history, *old_tasks(range(2, 5))]) == [2]  # the failed slot does not hold it up
     # two slots failed: 2 of 4 is not above 0.5 either; a third is
     two = [*history, failed(2, spec, "f2"), *old_tasks(range(3, 5))]
     assert failures(reconcile(svc, two, now=104.0)) == []
@@ -91,16 +99,15 @@ def test_ratio_zero_fires_on_the_first_failure_and_continue_never_does() -> None
     assert event.action == "pause"
     go_on = Service("s1", new_spec(failure_action="continue"), rollout=Rollout.update(START))
     r = reconcile(go_on, tasks, now=104.0)
-    assert failures(r) == [] and [c.slot for c in r.creates] == [2]
+    assert failures(r) == [] and rolled(r, tasks) == [2]
 
 
 def test_a_failure_after_monitor_is_the_restart_policys_business() -> None:
     spec = new_spec()
     late = failed(1, spec, "late", at=START + 1 + 6.0)  # ran 6 s > monitor 5 s
-    r = reconcile(
-        Service("s1", spec, rollout=Rollout.update(START)), [late, *old_tasks(range(2, 5))], now=110.0
-    )
-    assert failures(r) == [] and [c.slot for c in r.creates] == [2]
+    tasks = [late, *old_tasks(range(2, 5))]
+    r = reconcile(Service("s1", spec, rollout=Rollout.update(START)), tasks, now=110.0)
+    assert failures(r) == [] and rolled(r, tasks) == [2]
 
 
 def test_unhealthy_within_monitor_counts_as_a_failure() -> None:
@@ -119,7 +126,7 @@ def test_failures_before_the_rollout_started_do_not_count() -> None:
     svc = Service("s1", spec, rollout=Rollout.rolling_back(START, None, ""))
     outdated = [task(s, new_spec(), f"new{s}") for s in range(1, 5)]
     r = reconcile(svc, [ancient, *outdated], now=104.0)
-    assert failures(r) == [] and len(r.creates) == 1
+    assert failures(r) == [] and len(rolled(r, outdated)) == 1
 
 
 def test_the_last_batch_failing_still_fires() -> None:
@@ -147,7 +154,7 @@ def test_a_rollback_rolls_out_with_its_policy_and_never_rolls_back_again() -> No
         dataclasses.replace(spec, rollback=UpdateConfig(parallelism=3)),
         rollout=Rollout.rolling_back(START, None, ""),
     )
-    assert [c.slot for c in reconcile(plain, outdated, now=START).creates] == [1, 2, 3]
+    assert rolled(reconcile(plain, outdated, now=START), outdated) == [1, 2, 3]
 
 
 def test_a_rollout_completes_once_every_slot_ran_past_monitor_and_then_failures_are_restarts() -> None:
