@@ -350,6 +350,7 @@ def load_stack(
         read_file,
         problems,
     )
+    ctx.refused_networks = declared_networks.refused
     ctx.object_names.update({f"{o.kind}s:{o.key}": o.name for o in objects})
     services: list[StackService] = []
     names: dict[str, str] = {}

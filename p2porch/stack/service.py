@@ -132,6 +132,7 @@ class StackContext:
     #: short name -> its ``env_file`` values under its ``environment`` (None: a key the CLI leaves unset),
     #: what ``stack config`` prints in place of both, as ``docker compose config`` does
     environments: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    refused_networks: set[str] = field(default_factory=set)  # declared, refused (the error already said)
 
     def network(self, key: str) -> StackNetwork:
         """The cluster network of Compose network ``key`` (``default`` may be implicit)."""
@@ -451,7 +452,11 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
                 spec["health"] = health
     with problems.check():
         attachments = service_attachments(
-            conf.get("networks") or [DEFAULT_KEY], f"{path}.networks", ctx.networks, problems
+            conf.get("networks") or [DEFAULT_KEY],
+            f"{path}.networks",
+            ctx.networks,
+            problems,
+            ctx.refused_networks,
         )
         spec["networks"] = [{"target": ctx.network(k).name, "aliases": aliases} for k, aliases in attachments]
         ctx.used_networks.extend(k for k, _ in attachments if k not in ctx.used_networks)
