@@ -132,6 +132,8 @@ class StackContext:
     #: short name -> its ``env_file`` values under its ``environment`` (None: a key the CLI leaves unset),
     #: what ``stack config`` prints in place of both, as ``docker compose config`` does
     environments: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    #: short name -> its ``label_file`` labels under its ``labels``, what ``stack config`` prints for both
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
     refused_networks: set[str] = field(default_factory=set)  # declared, refused (the error already said)
 
     def network(self, key: str) -> StackNetwork:
@@ -429,6 +431,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     with problems.check():
         if conf.get("labels") is not None:
             labels.update(_labels(conf["labels"], f"{path}.labels"))
+    ctx.labels[short] = labels
     spec["labels"] = {**labels, **stack_labels(ctx.stack, short)}
     publish: list[dict[str, Any]] = []
     for i, item in enumerate(_entries(conf, "ports", path, problems)):
