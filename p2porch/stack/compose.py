@@ -325,6 +325,9 @@ def load_stack(
     for name, conf in _section(model, "volumes", problems).items():
         with problems.check():
             volumes[name] = top_volume(name, conf, stack)
+        # refused (its error recorded, so the load fails): still declared, so a service mounting it is not
+        # also told it "is not declared in the top-level volumes"
+        volumes.setdefault(name, TopVolume(f"{stack}_{name}"))
     declared_networks = top_networks(model, stack, problems)
     networks = declared_networks.networks
     objects: list[StackObject] = []

@@ -152,3 +152,18 @@ def test_the_cli_reports_the_one_problem(tmp_path) -> None:
         run(["stack", "config", "-c", str(tmp_path / "compose.yaml")])
     assert info.value.field == "networks.net-local.name"
     assert "not declared" not in info.value.message and "1 problem" in info.value.message
+
+
+def test_a_refused_top_level_volume_is_reported_once_not_as_undeclared_for_the_service() -> None:
+    message = refusal(
+        """
+        services:
+          web: {image: nginx, volumes: ["data:/data"]}
+        volumes:
+          data: {driver: local, external: true}
+        """
+    )
+    assert message.splitlines() == [
+        "volumes.data.driver: an external volume already exists: it has no driver or driver_opts here"
+    ], message
+    assert "not declared" in refusal("services: {web: {image: nginx, volumes: ['nowhere:/data']}}")
