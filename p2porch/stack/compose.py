@@ -21,6 +21,7 @@ from .links import link_aliases
 from .names import check_stack_name
 from .networks import StackNetwork, top_networks
 from .ports_volumes import TopVolume, top_volume
+from .printed import printed_model
 from .problems import ComposeError, Problems
 from .resolve import ComposeFile, ReadFile, resolve_model
 from .service import Dependency, StackContext, map_service
@@ -324,6 +325,9 @@ def load_stack(
     for name, conf in _section(model, "volumes", problems).items():
         with problems.check():
             volumes[name] = top_volume(name, conf, stack)
+        # refused (its error recorded, so the load fails): still declared, so a service mounting it is not
+        # also told it "is not declared in the top-level volumes"
+        volumes.setdefault(name, TopVolume(f"{stack}_{name}"))
     declared_networks = top_networks(model, stack, problems)
     networks = declared_networks.networks
     objects: list[StackObject] = []
@@ -350,6 +354,7 @@ def load_stack(
         read_file,
         problems,
     )
+    ctx.refused_networks = declared_networks.refused
     ctx.object_names.update({f"{o.kind}s:{o.key}": o.name for o in objects})
     services: list[StackService] = []
     names: dict[str, str] = {}
@@ -382,49 +387,11 @@ def load_stack(
         tuple(ordered),
         tuple(ctx.env_files_read),
         tuple(problems.warnings),
-        _printed_model(model, environ, ctx.environments),
+        printed_model(model, environ, ctx.environments, ctx.labels),
         used_objects,
         tuple(ctx.network(key) for key in ctx.used_networks),
         {o.value: environ[o.value] for o in used_objects if o.source == "environment" and o.value in environ},
     )
-
-
-def _printed_model(
-    model: Mapping[str, Any], environ: Mapping[str, str], environments: Mapping[str, Mapping[str, Any]]
-) -> Mapping[str, Any]:
-    """``model`` as ``docker compose config`` prints it: each service's ``environment`` values are strings
-    (compose-go's ``MappingWithEquals``: ``true`` -> "true", ``8080`` -> "8080") and a key without a value
-    takes the variable from ``environ``, or stays without one (null) when it is unset there. A service's
-    ``env_file`` values are merged under its ``environment`` and the key dropped (compose-go's
-    ``WithServicesEnvironmentResolved`` with ``WithDiscardEnvFile``): ``environments`` is what the mapping
-    read (``StackContext.environments``), the same values the spec's ``env`` holds, so the two agree."""
-    services = model.get("services")
-    if not isinstance(services, Mapping):
-        return model
-    printed: dict[str, Any] = {}
-    for short, conf in services.items():
-        env = conf.get("environment") if isinstance(conf, Mapping) else None
-        if isinstance(conf, Mapping) and "env_file" in conf and short in environments:
-            conf = {k: v for k, v in conf.items() if k != "env_file"}
-            merged = dict(environments[short])
-            conf = (
-                {**conf, "environment": merged}
-                if merged
-                else {k: v for k, v in conf.items() if k != "environment"}
-            )
-        elif isinstance(env, Mapping):
-            conf = {**conf, "environment": {k: _env_text(k, v, environ) for k, v in env.items()}}
-        printed[short] = conf
-    return {**model, "services": printed}
-
-
-def _env_text(key: Any, value: Any, environ: Mapping[str, str]) -> Any:
-    if value is None:
-        return environ.get(key) if isinstance(key, str) else None
-    try:
-        return scalar_text(value, "environment")
-    except ConfigError:  # not a scalar: refused with its path by the service mapping
-        return value
 
 
 def _provider_services(services_conf: Mapping[str, Any], problems: Problems) -> set[str]:

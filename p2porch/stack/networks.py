@@ -15,7 +15,7 @@ warning naming the service (like ``network_mode: host``): its tasks stay on the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +128,9 @@ class DeclaredNetworks:
     networks: dict[str, StackNetwork] = field(default_factory=dict)
     unusable: dict[str, tuple[str, str]] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
+    #: declared networks refused with an error (a bad ``name``, key or value): services naming one are
+    #: not also told it "is not declared"
+    refused: set[str] = field(default_factory=set)
 
     def report_used(self, used: list[str], problems: Problems) -> None:
         """The warnings of every network in ``used``, and the refusal of those that cannot be used."""
@@ -150,6 +153,7 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> De
     out = result.networks
     for key, conf in declared.items():
         path = f"networks.{key}"
+        result.refused.add(key)  # until it is mapped
         with problems.check():
             conf = mapping(conf if conf is not None else {}, path, keys.TOP_NETWORK_KEYS)
             notes = result.notes.setdefault(key, [])
@@ -204,6 +208,7 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> De
                 attachable=boolean(conf.get("attachable", False), f"{path}.attachable"),
                 labels={} if external else _labels(conf.get("labels") or {}, f"{path}.labels"),
             )
+            result.refused.discard(key)
     return result
 
 
@@ -213,9 +218,14 @@ def default_network(stack: str, declared: Mapping[str, StackNetwork]) -> StackNe
 
 
 def service_attachments(
-    value: Any, path: str, declared: Mapping[str, StackNetwork], problems: Problems
+    value: Any,
+    path: str,
+    declared: Mapping[str, StackNetwork],
+    problems: Problems,
+    refused: Collection[str] = (),
 ) -> list[tuple[str, list[str]]]:
-    """``(network key, aliases)`` of a service's ``networks`` (list or mapping form); unknown keys raise."""
+    """``(network key, aliases)`` of a service's ``networks`` (list or mapping form); unknown keys raise.
+    A ``refused`` network (declared, its own error already recorded) is left out without a second one."""
     out: list[tuple[str, list[str]]] = []
     if isinstance(value, Mapping):
         for key, conf in value.items():
@@ -233,6 +243,7 @@ def service_attachments(
             out.append((str(key), aliases))
     else:
         out = [(string(n, f"{path}[{i}]"), []) for i, n in enumerate(list_(value, path))]
+    out = [(key, aliases) for key, aliases in out if key not in refused]
     for key, _ in out:
         if key != DEFAULT_KEY and key not in declared:
             raise err(f"{path}.{key}", "network is not declared in the top-level networks")

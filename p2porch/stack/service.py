@@ -132,6 +132,9 @@ class StackContext:
     #: short name -> its ``env_file`` values under its ``environment`` (None: a key the CLI leaves unset),
     #: what ``stack config`` prints in place of both, as ``docker compose config`` does
     environments: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    #: short name -> its ``label_file`` labels under its ``labels``, what ``stack config`` prints for both
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    refused_networks: set[str] = field(default_factory=set)  # declared, refused (the error already said)
 
     def network(self, key: str) -> StackNetwork:
         """The cluster network of Compose network ``key`` (``default`` may be implicit)."""
@@ -428,6 +431,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     with problems.check():
         if conf.get("labels") is not None:
             labels.update(_labels(conf["labels"], f"{path}.labels"))
+    ctx.labels[short] = labels
     spec["labels"] = {**labels, **stack_labels(ctx.stack, short)}
     publish: list[dict[str, Any]] = []
     for i, item in enumerate(_entries(conf, "ports", path, problems)):
@@ -451,7 +455,11 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
                 spec["health"] = health
     with problems.check():
         attachments = service_attachments(
-            conf.get("networks") or [DEFAULT_KEY], f"{path}.networks", ctx.networks, problems
+            conf.get("networks") or [DEFAULT_KEY],
+            f"{path}.networks",
+            ctx.networks,
+            problems,
+            ctx.refused_networks,
         )
         spec["networks"] = [{"target": ctx.network(k).name, "aliases": aliases} for k, aliases in attachments]
         ctx.used_networks.extend(k for k, _ in attachments if k not in ctx.used_networks)
