@@ -193,7 +193,10 @@ class Resolver:
 
     def update_zone(self, zone: ZoneData) -> None:
         """Swap in a new zone; answers change from the next query (the cache is dropped)."""
-        compiled = self._compiler.compile(zone)
+        self.show(self._compiler.compile(zone))
+
+    def show(self, compiled: CompiledZone) -> None:
+        """Swap in a zone compiled elsewhere (a link scope's, `link_scope.link_zone`), as `update_zone`."""
         self._zone = compiled
         self._udp_cache = {}
         self._tcp_cache = {}

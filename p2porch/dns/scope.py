@@ -5,17 +5,20 @@ with that task, plus the aliases those services have on those networks, plus the
 task's own service (Compose ``links``: seen only by the linking service's tasks, so two services may give
 one alias different targets); every other source (nodes, members, loopback, an address no committed
 task holds yet) gets the full zone. `ClientScopes` keeps one `Resolver` (with its own answer cache) per
-distinct scope: a set of networks, and the linking service for the tasks of a service with links; so
+distinct scope: a set of networks, and the linking service for the tasks of a service with links (a
+link scope: its network scope's compiled names with its link names laid over them, `link_scope`); so
 the server's cached fast path stays one dict lookup per query: which resolver is a second lookup by the
 sender's packed address. No I/O, no clock.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from p2porch import ipv4
+from p2porch.dns.link_scope import LinkCompilers, link_zone
 from p2porch.dns.resolver import Resolver
 from p2porch.dns.zone import TaskEntry, ZoneData
 
@@ -60,34 +63,19 @@ def visible_services(networks: frozenset[str], data: ScopeData) -> frozenset[str
 
 def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData, linker: str = "") -> ZoneData:
     """``zone`` as a task on ``networks`` of service ``linker`` sees it: other services removed, network
-    aliases added, then the links of ``linker`` to the services it sees (a link wins over another
-    service's network alias, as Docker's DNS resolves a container's links first; a service name wins over
-    both). The task lists are ``zone``'s own objects (never copied or changed), so a scope's
-    ``ZoneCompiler`` reuses the compiled names of every service whose list did not change, by identity."""
+    aliases added, then the links of ``linker`` to the services it sees (`with_links`). The task lists
+    are ``zone``'s own objects (never copied or changed), so a scope's ``ZoneCompiler`` reuses the
+    compiled names of every service whose list did not change, by identity."""
     visible = visible_services(networks, data)
     services: dict[str, Sequence[TaskEntry]] = {
         name: tasks for name, tasks in zone.services.items() if data.owners.get(name, name) in visible
     }
-    names = frozenset(services) if linker in data.links else frozenset()  # what no link may take over
     vips = {name: vip for name, vip in zone.vips.items() if name in services}
     bare: set[str] = set()
-
-    def answer(alias: str, service: str) -> None:
-        services[alias] = zone.services[service]
-        if service in zone.vips:
-            vips[alias] = zone.vips[service]  # an alias answers its service's VIP
-        else:
-            vips.pop(alias, None)
-        if "." in alias:
-            bare.add(alias)  # "db.internal" is asked as written, not under the cluster domain
-
     for alias in data.aliases:
         if alias.network in networks and alias.service in zone.services and alias.alias not in services:
-            answer(alias.alias, alias.service)
-    for name, target in data.links.get(linker, ()):
-        if target in zone.services and target in visible and name not in names:
-            answer(name, target)
-    return ZoneData(
+            _answer(zone, services, vips, bare, alias.alias, alias.service)
+    view = ZoneData(
         domain=zone.domain,
         services=services,
         nodes=zone.nodes,
@@ -97,6 +85,40 @@ def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData, linke
         vips=vips,
         bare=frozenset(bare),
     )
+    return with_links(view, zone, networks, data, linker) if linker else view
+
+
+def with_links(
+    under: ZoneData, zone: ZoneData, networks: frozenset[str], data: ScopeData, linker: str
+) -> ZoneData:
+    """``under`` (``scoped_zone(zone, networks, data)``) with the links of ``linker`` to the services a
+    task on ``networks`` sees: a link wins over another service's network alias, as Docker's DNS resolves
+    a container's links first; a service name wins over both. O(links), not O(services) (dict copies)."""
+    visible = visible_services(networks, data)
+    services, vips, bare = dict(under.services), dict(under.vips), set(under.bare)
+    for name, target in data.links.get(linker, ()):
+        taken = name in zone.services and data.owners.get(name, name) in visible  # no link takes it over
+        if target in zone.services and target in visible and not taken:
+            _answer(zone, services, vips, bare, name, target)
+    return dataclasses.replace(under, services=services, vips=vips, bare=frozenset(bare))
+
+
+def _answer(
+    zone: ZoneData,
+    services: dict[str, Sequence[TaskEntry]],
+    vips: dict[str, str],
+    bare: set[str],
+    alias: str,
+    service: str,
+) -> None:
+    """``alias`` answers as ``service`` of ``zone``: its tasks, its VIP (if any), and as asked if dotted."""
+    services[alias] = zone.services[service]
+    if service in zone.vips:
+        vips[alias] = zone.vips[service]  # an alias answers its service's VIP
+    else:
+        vips.pop(alias, None)
+    if "." in alias:
+        bare.add(alias)  # "db.internal" is asked as written, not under the cluster domain
 
 
 def _packed(address: str) -> bytes | None:
@@ -108,9 +130,10 @@ class ClientScopes:
 
     Owns one resolver per distinct scope (created with ``make(zone, fragments=...)``, sharing the
     default's counters and compiled services: a service a scope sees is compiled once per node, not per
-    resolver); `update` rebuilds them from a new zone and scope data. Never raises on odd addresses;
-    never mutates the ``clients`` or ``linkers`` mappings it is given (it keeps them to compare with the
-    next ones)."""
+    resolver); `update` rebuilds them from a new zone and scope data, the network scopes first, then
+    each link scope over its network scope (held while a link scope uses it, even with no task of its
+    own). Never raises on odd addresses; never mutates the ``clients`` or ``linkers`` mappings it is
+    given (it keeps them to compare with the next ones)."""
 
     def __init__(self, default: Resolver, make: Callable[..., Resolver]) -> None:
         self.default = default
@@ -121,7 +144,9 @@ class ClientScopes:
         self._clients: Mapping[str, frozenset[str]] | None = None  # the ``data.clients`` last mapped
         self._linkers: Mapping[str, str] = {}  # the ``data.linkers`` last mapped
         self._uses: dict[ScopeKey, int] = {}  # scope -> addresses mapped to its resolver
-        self._fresh: set[ScopeKey] = set()  # scopes whose resolver got this call's zone
+        self._fresh: set[ScopeKey] = set()  # network scopes whose resolver got this call's zone
+        self._views: dict[ScopeKey, ZoneData] = {}  # each network scope's last zone (its link scopes')
+        self._links: dict[ScopeKey, LinkCompilers] = {}  # each link scope's compilers
 
     @property
     def scope_count(self) -> int:
@@ -141,17 +166,31 @@ class ClientScopes:
         if old is None or not self._follow(old, new, zone, data):
             self._full(zone, data)
         self._clients, self._linkers = new, data.linkers
+        for key, scope in self._scoped.items():
+            if not key[1] and key not in self._fresh:
+                view = self._views[key] = scoped_zone(zone, key[0], data)
+                scope.update_zone(view)
         for (nets, linker), scope in self._scoped.items():
-            if (nets, linker) not in self._fresh:
-                scope.update_zone(scoped_zone(zone, nets, data, linker))
+            if linker:  # its link names over its network scope's compiled zone
+                under = (nets, "")
+                view = with_links(self._views[under], zone, nets, data, linker)
+                compilers = self._links.get((nets, linker))
+                if compilers is None:
+                    compilers = self._links[nets, linker] = LinkCompilers(self.default.fragments)
+                scope.show(
+                    link_zone(
+                        view, self._views[under], self._scoped[under].zone, compilers, data.links[linker]
+                    )
+                )
         self._fresh = set()
 
     def _full(self, zone: ZoneData, data: ScopeData) -> None:
         previous = self._scoped
-        self._scoped, self._uses, self._fresh = {}, {}, set()
+        self._scoped, self._uses, self._fresh, self._views = {}, {}, set(), {}
         self.by_packed, self.by_host = {}, {}
         for address, networks in sorted(data.clients.items()):
             self._map(address, (networks, data.linkers.get(address, "")), zone, data, previous)
+        self._links = {key: kept for key, kept in self._links.items() if key in self._scoped}
 
     def _follow(
         self,
@@ -191,20 +230,38 @@ class ClientScopes:
         packed = _packed(address)
         if packed is None or not key[0]:
             return
-        resolver = self._scoped.get(key)
-        if resolver is None:
-            view = scoped_zone(zone, key[0], data, key[1])
-            resolver = previous.get(key)
-            if resolver is None:
-                resolver = self._make(view, fragments=self.default.fragments)
-                resolver.counters = self.default.counters
-            else:
-                resolver.update_zone(view)
-            self._scoped[key] = resolver
-            self._fresh.add(key)
-        self._uses[key] = self._uses.get(key, 0) + 1
+        self._hold(key, zone, data, previous)
+        resolver = self._scoped[key]
         self.by_packed[packed] = resolver
         self.by_host[ipv4.canonical(address) or address] = resolver
+
+    def _hold(
+        self, key: ScopeKey, zone: ZoneData, data: ScopeData, previous: dict[ScopeKey, Resolver]
+    ) -> None:
+        """One more use of ``key``'s resolver, created (or taken from ``previous``) when missing; a link
+        scope holds its network scope too. A network scope gets this call's view at once, a link scope
+        its names in `update`, after every network scope."""
+        linker = key[1]
+        if linker:
+            self._hold((key[0], ""), zone, data, previous)
+        resolver = self._scoped.get(key)
+        if resolver is None:
+            resolver = previous.get(key)
+            if linker:
+                if resolver is None:
+                    resolver = self._make(ZoneData(domain=zone.domain), fragments=self.default.fragments)
+                    resolver.counters = self.default.counters
+            else:
+                view = scoped_zone(zone, key[0], data)
+                if resolver is None:
+                    resolver = self._make(view, fragments=self.default.fragments)
+                    resolver.counters = self.default.counters
+                else:
+                    resolver.update_zone(view)
+                self._views[key] = view
+                self._fresh.add(key)
+            self._scoped[key] = resolver
+        self._uses[key] = self._uses.get(key, 0) + 1
 
     def _unmap(self, address: str, key: ScopeKey) -> None:
         packed = _packed(address)
@@ -212,12 +269,19 @@ class ClientScopes:
             return
         self.by_packed.pop(packed, None)
         self.by_host.pop(ipv4.canonical(address) or address, None)
+        self._release(key)
+
+    def _release(self, key: ScopeKey) -> None:
         left = self._uses.get(key, 0) - 1
         if left > 0:
             self._uses[key] = left
         else:
             self._uses.pop(key, None)
             self._scoped.pop(key, None)
+            self._views.pop(key, None)
+            self._links.pop(key, None)
+        if key[1]:
+            self._release((key[0], ""))
 
     def for_host(self, host: str) -> Resolver:
         return self.by_host.get(host, self.default)
