@@ -8,7 +8,8 @@ to a power of two) and by the three innermost Python frames of the thread holdin
 process's memory: nothing is called inside it), then detaches and prints one JSON object: the totals by
 size and the ``--top`` sites. Blocks of 512 bytes or less come from CPython's own allocator and are not
 seen. Each call stops the process for gdb (tens of µs): the process runs slower meanwhile (sample before
-or after a measurement, not during it). This found the idle leader's heap churn (docs/performance.md,
+or after a measurement, not during it), and a Raft leader sampled for 20 s may lose its leadership (one
+of three did, this bench's first use). This found the idle leader's heap churn (docs/performance.md,
 "The idle leader's heap"). The same file is the script gdb runs (``gdb -x``): then ``gdb`` imports.
 """
 
