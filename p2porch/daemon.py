@@ -50,7 +50,7 @@ from .member.stats import serve_usage_sampler
 from .member.traffic import serve_traffic
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
-from .memtrim import limit_malloc_arenas, trim_heap_periodically
+from .memtrim import fix_mmap_threshold, limit_malloc_arenas, trim_heap_periodically
 from .metrics import Metrics
 from .model import Node
 from .ui import PUBLIC_PATHS as UI_PUBLIC_PATHS
@@ -184,6 +184,7 @@ class Daemon:
             log.info("open-file limit raised from %d to %d", before, after)
         if not limit_malloc_arenas():  # before the Raft and worker threads start: one malloc arena
             log.debug("mallopt is not available: each thread may get a malloc arena")
+        fix_mmap_threshold()  # transient buffers of >= 64 KiB never in the brk heap (memtrim.py)
         self._lock.acquire()
         try:
             self._write_pid_file()

@@ -16,6 +16,12 @@ here), so an idle daemon's cyclic garbage (pyroute2 parses every netlink message
 into objects that refer to each other: ~2,800 of them per daemon in its first minutes, issue 19) waited
 ~30 minutes in that generation and left its high-water mark in RSS; after the freeze a full collection
 walks only what is not frozen (milliseconds at idle).
+``fix_mmap_threshold`` (at the start too) makes every block of at least :data:`MMAP_THRESHOLD_BYTES`
+a mapping of its own, returned to the system when freed: by default glibc raises that threshold to the
+size of each mmapped block freed (up to 32 MiB), after which the idle daemon's transient buffers of
+64 KiB-512 KiB (trio's wakeup drain, pyroute2's asyncio reads, subprocess pipes) were carved from the
+brk heap, and what was allocated while one was live left it in holes that no trim hands back: the idle
+leader's heap grew ~0.25 MB/h (docs/performance.md, "The idle leader's heap").
 A daemon usually starts well before it joins (or inits) a cluster, and the join, the Raft
 catch-up and, on the leader, admitting the other nodes come after that first trim: the member runtime
 calls ``trim_heap_after`` once its services are up, so that start-up is trimmed too (issue 19). On a
@@ -38,6 +44,9 @@ FIRST_TRIM_AFTER_S = 20.0
 TRIM_PERIOD_S = 300.0
 #: glibc's mallopt parameter for the most arenas threads may use (malloc.h)
 M_ARENA_MAX = -8
+#: glibc's mallopt parameter for the smallest block mmapped on its own; setting it stops its growth
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 64 * 1024
 
 
 def _libc_function(name: str) -> Callable[..., int] | None:
@@ -57,16 +66,27 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
-def limit_malloc_arenas(count: int = 1) -> bool:
-    """``mallopt(M_ARENA_MAX, count)``: threads share at most ``count`` arenas; True when glibc took it.
-
-    Call it before the threads start: an arena a thread already has is kept."""
+def _mallopt(param: int, value: int) -> bool:
+    """``mallopt(param, value)``; True when glibc took it (False without one)."""
     mallopt = _libc_function("mallopt")
     if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]  # type: ignore[attr-defined]
     mallopt.restype = ctypes.c_int  # type: ignore[attr-defined]
-    return bool(mallopt(M_ARENA_MAX, count) == 1)
+    return bool(mallopt(param, value) == 1)
+
+
+def limit_malloc_arenas(count: int = 1) -> bool:
+    """``mallopt(M_ARENA_MAX, count)``: threads share at most ``count`` arenas; True when glibc took it.
+
+    Call it before the threads start: an arena a thread already has is kept."""
+    return _mallopt(M_ARENA_MAX, count)
+
+
+def fix_mmap_threshold(size: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """``mallopt(M_MMAP_THRESHOLD, size)``: blocks of ``size`` bytes or more are mmapped, and stay so (the
+    dynamic threshold is off); True when glibc took it."""
+    return _mallopt(M_MMAP_THRESHOLD, size)
 
 
 def rss_mb() -> float:

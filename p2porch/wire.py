@@ -14,12 +14,16 @@ from .errors import WireError
 
 WIRE_VERSION = 1
 MAX_FRAME_BYTES = 16 * 1024 * 1024
+#: the packer's first buffer: msgpack's default is 256 KiB, allocated and freed by every ``packb``
+#: (gossip packs ~8 messages a second), which fragmented glibc's heap (docs/performance.md, "The idle
+#: leader's heap"); 512 bytes come from CPython's small-object allocator and grow for larger frames.
+PACK_BUFFER_BYTES = 512
 
 
 def pack(obj: Any) -> bytes:
     """Serialise plain data (dict/list/str/bytes/int/float/bool/None) to msgpack."""
     try:
-        return msgpack.packb(obj, use_bin_type=True)
+        return msgpack.packb(obj, use_bin_type=True, buf_size=PACK_BUFFER_BYTES)
     except (TypeError, ValueError, OverflowError) as exc:
         raise WireError(f"cannot encode {type(obj).__name__}: {exc}") from exc
 

@@ -226,12 +226,17 @@ class Transport:
         where ``sender_addr`` is the address advertised inside the sealed envelope."""
         assert self.udp is not None
         metrics = self.metrics
+        # One buffer for every datagram: ``recvfrom(65535)`` allocated 64 KiB and shrank it per packet,
+        # holes in glibc's heap that ``malloc_trim`` could not return (docs/performance.md, "The idle
+        # leader's heap"). The buffer is this loop's own; each datagram is copied out of it at once.
+        scratch = memoryview(bytearray(MAX_UDP_BYTES))
         while True:
             try:
-                data, _src = await self.udp.recvfrom(MAX_UDP_BYTES)
+                count, _src = await self.udp.recvfrom_into(scratch, MAX_UDP_BYTES)
             except OSError as exc:  # e.g. ICMP port unreachable surfacing on Linux
                 log.debug("gossip recv error: %s", exc)
                 continue
+            data = bytes(scratch[:count])
             metrics["udp_packets_in"] += 1
             metrics["udp_bytes_in"] += len(data)
             try:

@@ -60,6 +60,7 @@ from __future__ import annotations
 import errno
 import logging
 import struct
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +95,26 @@ REASON_UNDECODABLE = "undecodable"  # authenticated, but not a pickle pysyncobj 
 REASON_WRONG_CONNECTION_KEY = "wrong_connection_key"  # a hello answering another connection (a replay)
 
 log = logging.getLogger(__name__)
+
+
+class _ReceiveScratch(threading.local):
+    """One reusable receive buffer per thread (the Raft thread's connections read one at a time).
+
+    ``sock.recv(65536)`` made CPython allocate a 64 KiB ``bytes`` for every message and shrink it to
+    the message's size: on an idle leader (every follower's answers, every round) that churn left
+    free holes in glibc's heap that ``malloc_trim`` could not hand back (docs/performance.md, "The
+    idle leader's heap"). ``recv_into`` this buffer allocates nothing per message."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def view(self, size: int) -> memoryview:
+        if len(self.buffer) < size:
+            self.buffer = bytearray(size)
+        return memoryview(self.buffer)[:size]
+
+
+_scratch = _ReceiveScratch()
 
 
 class FramesOnly:
@@ -303,17 +324,18 @@ class GuardedTcpConnection(TcpConnection):
         saves an idle peer's every message a second ``recv`` failing with EAGAIN."""
         sock = self._TcpConnection__socket
         size = self._TcpConnection__recvBufferSize
-        try:
-            incoming = sock.recv(size)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+        with _scratch.view(size) as scratch:
+            try:
+                count = sock.recv_into(scratch, size)
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    self.disconnect()
+                return False
+            if not count:  # closed by the peer (a socket error surfaces as the next recv's exception)
                 self.disconnect()
-            return False
-        if not incoming:  # closed by the peer (a socket error surfaces as the next recv's exception)
-            self.disconnect()
-            return False
-        self._buffer().extend(incoming)
-        return len(incoming) == size
+                return False
+            self._buffer().extend(scratch[:count])
+        return count == size
 
     def _TcpConnection__processParseMessage(self) -> Any:  # noqa: N802
         buf = self._buffer()

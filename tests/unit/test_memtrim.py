@@ -45,6 +45,43 @@ def test_limiting_arenas_makes_threads_share_the_main_arena() -> None:
     assert arenas("limit") == 1
 
 
+# A child that frees a 1 MiB block (mmapped: above glibc's first threshold of 128 KiB), then keeps a
+# 200 KiB one, and prints how many blocks are mmapped (mallinfo2's hblks) before and while it lives.
+_THRESHOLD = r"""
+import ctypes, sys
+from p2porch import memtrim
+if sys.argv[1] == "fixed":
+    assert memtrim.fix_mmap_threshold() is True
+class Info(ctypes.Structure):
+    names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+    _fields_ = [(n, ctypes.c_size_t) for n in names.split()]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.free(libc.malloc(1024 * 1024))
+before = libc.mallinfo2().hblks
+block = libc.malloc(200 * 1024)
+print(before, libc.mallinfo2().hblks)
+libc.free(block)
+"""
+
+
+def mmapped_blocks(mode: str) -> tuple[int, int]:
+    done = subprocess.run(
+        [sys.executable, "-c", _THRESHOLD, mode], capture_output=True, text=True, check=True
+    )
+    before, during = done.stdout.split()
+    return int(before), int(during)
+
+
+def test_a_fixed_mmap_threshold_keeps_big_blocks_out_of_the_heap() -> None:
+    before, during = mmapped_blocks("default")
+    assert during == before  # glibc raised its threshold to 1 MiB: the 200 KiB block is in the heap
+    before, during = mmapped_blocks("fixed")
+    assert during == before + 1  # fixed at 64 KiB: mmapped on its own, returned when freed
+
+
 def test_trim_heap_returns_rss_before_and_after() -> None:
     result = memtrim.trim_heap()
     assert result is not None  # glibc here

@@ -65,3 +65,28 @@ def test_oversized_and_non_bytes_inputs():
         unpack("not bytes")  # type: ignore[arg-type]
     with pytest.raises(WireError):
         pack(object())
+
+
+def _peak_bytes(work) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        work()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_small_message_is_packed_without_msgpacks_256_kib_buffer():
+    message = {"v": WIRE_VERSION, "t": "ping", "b": {"seq": 7, "from": "10.0.0.1:7946"}}
+    assert _peak_bytes(lambda: msgpack.packb(message, use_bin_type=True)) > 256 * 1024  # the check can fail
+    assert _peak_bytes(lambda: pack(message)) < 4096
+    assert pack(message) == msgpack.packb(message, use_bin_type=True)
+
+
+def test_a_large_message_grows_the_buffer():
+    body = {"blob": b"x" * 300_000, "items": list(range(10_000))}
+    assert decode_frame(encode_frame("big", body)) == ("big", body)
