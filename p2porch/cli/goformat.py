@@ -190,9 +190,21 @@ def _row_data(columns: list[str], cells: list[Any]) -> dict[str, Any]:
     }
     if "state" in data and "since" in data:
         data["current_state"] = f"{data['state']} {data['since']}"
-    if "name" in data and "raft_role" in data:  # node ls: Docker's Hostname, without the "*" of this node
+    if "name" in data and "raft_role" in data:  # node ls: Docker's Hostname, Self and ManagerStatus
         data["hostname"] = str(data["name"]).removesuffix(" *")
+        data["self"] = "true" if str(data["name"]).endswith(" *") else "false"
+        data["manager_status"] = _manager_status(str(data["raft_role"]), str(data.get("status", "")))
     return data
+
+
+def _manager_status(raft_role: str, status: str) -> str:
+    """Docker's ``ManagerStatus`` of a node row: ``Leader``, ``Reachable`` or ``Unreachable`` for a voter
+    (Docker's manager) by its status, empty for a replica (Docker's worker) or a node that left."""
+    if raft_role == "leader":
+        return "Leader"
+    if raft_role == "voter":
+        return "Unreachable" if status == "down" else "Reachable"
+    return ""
 
 
 def listing(args: argparse.Namespace, columns: list[str], rows: list[list[Any]]) -> str:

@@ -72,7 +72,9 @@ class Availability(enum.StrEnum):
 class NodeStatus(enum.StrEnum):
     """Committed liveness of a node (from gossip, written by the leader); LEFT after ``p2porch leave``.
 
-    JOINING from admission until gossip first sees the node alive (it takes no tasks before that).
+    JOINING from admission until gossip first sees the node alive (it takes no tasks before that); a
+    replica joining from its own address is admitted READY (membership/admission_plan.py), and the
+    leader marks a READY node its gossip never sees DOWN after a grace (leader/unseen.py).
     """
 
     JOINING = "joining"

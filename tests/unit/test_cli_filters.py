@@ -124,3 +124,19 @@ def test_service_ls_and_node_ls_take_docker_format(monkeypatch, capsys) -> None:
     assert capsys.readouterr().out.split() == ["agent/global"]
     assert main(["node", "ls", "--format", "{{.Hostname}} {{.Availability}}", "--filter", "role=worker"]) == 0
     assert capsys.readouterr().out.splitlines() == ["n4 active"]
+
+
+class NodeRowsApi:
+    def get(self, path: str, **_: Any) -> Any:
+        rows = [{**n, "address": "10.0.0.1", "status": "ready"} for n in NODES]
+        rows[0]["self"] = True
+        rows[1]["status"] = "down"
+        return rows
+
+
+def test_node_ls_format_has_dockers_manager_status_and_self(monkeypatch, capsys) -> None:
+    """Docker's ``node ls --format`` fields a Swarm user types: ``ManagerStatus`` (Leader, Reachable or
+    Unreachable for a manager, empty for a worker) and ``Self``; here a voter is Docker's manager."""
+    monkeypatch.setattr(cli_node, "client_for", lambda args: NodeRowsApi())
+    assert main(["node", "ls", "--format", "{{.Hostname}}|{{.ManagerStatus}}|{{.Self}}"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["n1|Leader|true", "n2|Unreachable|false", "n4||false"]
