@@ -147,6 +147,8 @@ def emit_inspected(
 
 #: a list's column header -> the field Docker's ``--format`` names it by, where the two differ
 _DOCKER_NAMES = {"desired": "desired_state", "error / explanation": "error"}
+#: a column's field also under Docker's name (``secret|config ls``: ``{{.CreatedAt}}``, ``{{.UpdatedAt}}``)
+_DOCKER_ALSO = {"created": "created_at", "updated": "updated_at"}
 
 
 def add_list_format(p: argparse.ArgumentParser, columns: list[str]) -> argparse.ArgumentParser:
@@ -188,6 +190,9 @@ def _row_data(columns: list[str], cells: list[Any]) -> dict[str, Any]:
         _DOCKER_NAMES.get(c, re.sub(r"[^a-z0-9]+", "_", c.lower())): cell
         for c, cell in zip(columns, cells, strict=True)
     }
+    for column, docker_name in _DOCKER_ALSO.items():  # Docker's name beside this list's own
+        if column in data:
+            data[docker_name] = data[column]
     if "state" in data and "since" in data:
         data["current_state"] = f"{data['state']} {data['since']}"
     if "name" in data and "raft_role" in data:  # node ls: Docker's Hostname, Self and ManagerStatus

@@ -26,7 +26,7 @@ from .util import (
     remove_each,
 )
 
-COLUMNS = ["id", "name", "version", "size", "services", "updated"]
+COLUMNS = ["id", "name", "version", "size", "services", "created", "updated"]
 
 
 def read_value(path: str, kind: str) -> bytes:
@@ -122,6 +122,7 @@ def _cmd_ls(kind: str) -> Any:
                         r["version"],
                         r["size"],
                         ",".join(r["services"]) or "-",
+                        ago(r["created_at"]),
                         ago(r["updated_at"]),
                     ]
                     for r in rs

@@ -3,6 +3,7 @@ $(docker service ls -q)``); it was an unrecognized argument (exit 2)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -46,7 +47,11 @@ class FullApi:
         if path == "/networks":
             net = {"id": "n" * 20, "name": "back", "driver": "overlay", "scope": "cluster", "internal": True}
             return [{**net, "services": ["api"]}]
-        return [{"id": "s1", "name": "pw", "version": 2, "size": 3, "services": [], "updated_at": 0}]
+        now = time.time()
+        return [
+            {"id": "s1", "name": "pw", "version": 2, "size": 3, "services": [], "created_at": now - 7200,
+             "updated_at": now - 60}
+        ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -65,3 +70,12 @@ def test_the_object_lists_take_docker_format(monkeypatch, capsys, module, argv, 
     monkeypatch.setattr(module, "client_for", lambda args: FullApi())
     assert main(argv) == 0
     assert capsys.readouterr().out.splitlines() == [out]
+
+
+def test_secret_ls_format_takes_dockers_created_at_and_updated_at(monkeypatch, capsys) -> None:
+    """Docker's ``secret|config ls`` fields ``{{.CreatedAt}}``/``{{.UpdatedAt}}`` (the list's CREATED and
+    UPDATED columns), which the parse-time template check refused before they existed."""
+    monkeypatch.setattr(cli_secret, "client_for", lambda args: FullApi())
+    assert main(["secret", "ls", "--format", "{{.CreatedAt}}|{{.UpdatedAt}}|{{.Updated}}"]) == 0
+    created, updated, own_name = capsys.readouterr().out.strip().split("|")
+    assert created.startswith("2h0") and updated.startswith("1m0") and own_name == updated
