@@ -151,13 +151,16 @@ _DOCKER_NAMES = {"desired": "desired_state", "error / explanation": "error"}
 _DOCKER_ALSO = {"created": "created_at", "updated": "updated_at"}
 
 
-def add_list_format(p: argparse.ArgumentParser, columns: list[str]) -> argparse.ArgumentParser:
+def add_list_format(
+    p: argparse.ArgumentParser, columns: list[str], extra: tuple[str, ...] = ()
+) -> argparse.ArgumentParser:
     """``--format TEMPLATE`` of a list command (no ``-f``: that is ``--filter``, as in Docker), over rows
-    of ``columns``: a template that cannot be parsed, or names a field no row has, is refused while
-    parsing (exit 2 naming ``--format``), before any daemon is asked."""
+    of ``columns`` and the ``extra`` fields a template may name beside them: a template that cannot be
+    parsed, or names a field no row has, is refused while parsing (exit 2 naming ``--format``), before
+    any daemon is asked."""
     p.add_argument(
         "--format",
-        type=_list_template(columns),
+        type=_list_template(columns, extra),
         metavar="TEMPLATE",
         help="Go template per row, e.g. '{{.Name}}\\t{{.Node}}'",
     )
@@ -170,9 +173,9 @@ def _split_table(template: str) -> tuple[bool, str]:
     return as_table, (template[len("table") :].strip() if as_table else template).replace("\\t", "\t")
 
 
-def _list_template(columns: list[str]) -> Callable[[str], str]:
+def _list_template(columns: list[str], extra: tuple[str, ...]) -> Callable[[str], str]:
     """argparse ``type`` of a list's ``--format``: the template checked against an empty row."""
-    empty_row = _row_data(columns, [""] * len(columns))
+    empty_row = _row_data(columns, [""] * len(columns)) | dict.fromkeys(extra, "")
 
     def checked(text: str) -> str:
         try:
@@ -212,14 +215,23 @@ def _manager_status(raft_role: str, status: str) -> str:
     return ""
 
 
-def listing(args: argparse.Namespace, columns: list[str], rows: list[list[Any]]) -> str:
-    """The table, or with ``--format`` one rendered line per row over its columns (by header name);
-    ``table TEMPLATE`` (Docker's directive) aligns the tab-separated fields under their names."""
+def listing(
+    args: argparse.Namespace,
+    columns: list[str],
+    rows: list[list[Any]],
+    extra: list[dict[str, Any]] | None = None,
+) -> str:
+    """The table, or with ``--format`` one rendered line per row over its columns (by header name) and
+    its ``extra`` fields (not in the table); ``table TEMPLATE`` (Docker's directive) aligns the
+    tab-separated fields under their names."""
     template = getattr(args, "format", None)
     if template is None:
         return table(columns, rows)
     as_table, template = _split_table(template)
-    lines = [render(template, _row_data(columns, cells)) for cells in rows]
+    extras = extra if extra is not None else [{} for _ in rows]
+    lines = [
+        render(template, _row_data(columns, cells) | more) for cells, more in zip(rows, extras, strict=True)
+    ]
     if not as_table:
         return "\n".join(lines)
     names = {key: key.replace("_", " ").upper() for key in _row_data(columns, [""] * len(columns))}

@@ -40,14 +40,14 @@ def add_task_list_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--running", action="store_true", help="only tasks that should be running")
     p.add_argument("--no-trunc", action="store_true", help="full task and node ids")
     add_filter(p, TASK_FILTERS)
-    return add_list_format(p, TASK_COLUMNS)
+    return add_list_format(p, TASK_COLUMNS, extra=("image",))
 
 
 def task_table(args: argparse.Namespace, rows: list[dict[str, Any]], spec: Any = None) -> str:
     """The tasks as ``service ps`` prints them (a task group's members under their task with ``spec``)."""
     cells = [task_row(t, no_trunc=args.no_trunc) for t in rows]
     if getattr(args, "format", None) is not None:  # one line per task, its members not listed
-        return listing(args, TASK_COLUMNS, cells)
+        return listing(args, TASK_COLUMNS, cells, [{"image": t.get("image", "")} for t in rows])
     return table(TASK_COLUMNS, group_task_rows(spec, cells) if spec is not None else cells)
 
 

@@ -173,6 +173,15 @@ def job_view(state: ClusterState, service: Service) -> dict[str, Any] | None:
     return view
 
 
+def task_image(task: Task, service: Service) -> str:
+    """The image ``task`` was made from (Docker's ``service ps`` IMAGE): its service's current spec's or,
+    for a task of the spec before the last update, the previous spec's; empty for an older spec's task."""
+    for spec in (service.spec, service.previous_spec):
+        if spec is not None and spec.template_hash() == task.template_hash:
+            return spec.image
+    return ""
+
+
 def _node_name(state: ClusterState, node_id: str | None) -> str | None:
     """The name of a node that is in the cluster, else None."""
     node = state.nodes.get(node_id) if node_id else None
@@ -421,6 +430,7 @@ class ServiceOps:
             "slot": task.slot,
             "node": _node_name(state, task.node_id),
             "node_id": task.node_id,  # service ps --filter node=ID (Docker takes a node's id or name)
+            "image": task_image(task, service),
             "desired_state": task.desired_state,
             "state": task.state,
             "state_at": task.state_at,

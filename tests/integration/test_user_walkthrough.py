@@ -107,6 +107,11 @@ def test_quickstart_service_is_published_on_every_node_and_resolves_from_contain
        "nginx:alpine", *WEB_CMD)  # fmt: skip
     ps = ok("n1", "p2porch", "service", "ps", "web")
     assert ps.count(" running ") >= 3, ps
+    images = ok("n1", "p2porch", "service", "ps", "web", "--format", "{{.Name}} {{.Image}}").splitlines()
+    assert sorted(images) == ["web.1 nginx:alpine", "web.2 nginx:alpine", "web.3 nginx:alpine"], images
+    managers = ok("n1", "p2porch", "node", "ls", "--format", "{{.Hostname}} {{.ManagerStatus}} {{.Self}}")
+    rows = [line.split(" ") for line in managers.splitlines()]
+    assert [r[1] for r in rows].count("Leader") == 1 and ["n1", "true"] in [[r[0], r[2]] for r in rows], rows
     running = sum(len(task_containers(n, "p2porch.service=web")) for n in ("n1", "n2", "n3"))
     assert running == 3
     inspect = ok("n2", "p2porch", "service", "inspect", "web")

@@ -237,10 +237,10 @@ def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> No
     assert capsys.readouterr().out.splitlines() == ["web.1\tn1 running ", "web.2\tn2 running "]
     assert main(["service", "ps", "--format", "{{.CurrentState}}", "--filter", "name=web.2", "web"]) == 0
     assert capsys.readouterr().out.strip().startswith("running ")
-    with pytest.raises(SystemExit) as refused:  # no task row has an image column: refused while parsing
-        main(["service", "ps", "--format", "{{.Image}}", "web"])
+    with pytest.raises(SystemExit) as refused:  # no task row has such a field: refused while parsing
+        main(["service", "ps", "--format", "{{.Nope}}", "web"])
     assert refused.value.code == 2
-    assert 'argument --format: template: :1:2: executing "" at <.Image>: can\'t evaluate field Image' in (
+    assert 'argument --format: template: :1:2: executing "" at <.Nope>: can\'t evaluate field Nope' in (
         capsys.readouterr().err
     )
     assert main(["service", "ps", "--format", "table {{.Name}}\\t{{.DesiredState}}", "web"]) == 0
