@@ -198,43 +198,33 @@ def _row_data(columns: list[str], cells: list[Any]) -> dict[str, Any]:
             data[docker_name] = data[column]
     if "state" in data and "since" in data:
         data["current_state"] = f"{data['state']} {data['since']}"
-    if "name" in data and "raft_role" in data:  # node ls: Docker's Hostname, Self and ManagerStatus
-        data["hostname"] = str(data["name"]).removesuffix(" *")
-        data["self"] = "true" if str(data["name"]).endswith(" *") else "false"
-        data["manager_status"] = _manager_status(str(data["raft_role"]), str(data.get("status", "")))
     return data
-
-
-def _manager_status(raft_role: str, status: str) -> str:
-    """Docker's ``ManagerStatus`` of a node row: ``Leader``, ``Reachable`` or ``Unreachable`` for a voter
-    (Docker's manager) by its status, empty for a replica (Docker's worker) or a node that left."""
-    if raft_role == "leader":
-        return "Leader"
-    if raft_role == "voter":
-        return "Unreachable" if status == "down" else "Reachable"
-    return ""
 
 
 def listing(
     args: argparse.Namespace,
     columns: list[str],
     rows: list[list[Any]],
-    extra: list[dict[str, Any]] | None = None,
+    extra_names: tuple[str, ...] = (),
+    extra_rows: list[tuple[Any, ...]] | None = None,
 ) -> str:
     """The table, or with ``--format`` one rendered line per row over its columns (by header name) and
-    its ``extra`` fields (not in the table); ``table TEMPLATE`` (Docker's directive) aligns the
-    tab-separated fields under their names."""
+    the ``extra_names`` fields (not in the table, as :func:`add_list_format`'s ``extra``; each row's
+    values in ``extra_rows``); ``table TEMPLATE`` (Docker's directive) aligns the tab-separated fields
+    under their names."""
     template = getattr(args, "format", None)
     if template is None:
         return table(columns, rows)
     as_table, template = _split_table(template)
-    extras = extra if extra is not None else [{} for _ in rows]
+    extras = extra_rows if extra_rows is not None else [()] * len(rows)
     lines = [
-        render(template, _row_data(columns, cells) | more) for cells, more in zip(rows, extras, strict=True)
+        render(template, _row_data(columns, cells) | dict(zip(extra_names, more, strict=True)))
+        for cells, more in zip(rows, extras, strict=True)
     ]
     if not as_table:
         return "\n".join(lines)
-    names = {key: key.replace("_", " ").upper() for key in _row_data(columns, [""] * len(columns))}
+    keys = (*_row_data(columns, [""] * len(columns)), *extra_names)
+    names = {key: key.replace("_", " ").upper() for key in keys}
     headers = render(template, names).split("\t")
     fields = [(line.split("\t") + [""] * len(headers))[: len(headers)] for line in lines]
     return table(headers, fields)

@@ -32,7 +32,7 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     node_sub.required = True
     ls = add_ids_only(node_sub.add_parser("ls", parents=[common], help="List nodes"))
     add_filter(ls, NODE_FILTERS)
-    add_list_format(ls, NODE_COLUMNS)
+    add_list_format(ls, NODE_COLUMNS, extra=NODE_EXTRA)
     ls.set_defaults(func=cmd_node_ls)
     ps = node_sub.add_parser("ps", parents=[common], help="List the tasks on nodes (default: this node)")
     ps.add_argument("nodes", metavar="NODE", nargs="*", help="node name or id (default: self)")
@@ -76,6 +76,21 @@ NODE_COLUMNS = [
 ]
 
 
+#: the fields ``node ls --format`` takes beside its columns, by Docker's names (:func:`_docker_fields`)
+NODE_EXTRA = ("hostname", "self", "manager_status")
+
+
+def _docker_fields(n: dict[str, Any]) -> tuple[str, str, str]:
+    """A node's ``NODE_EXTRA``: its name, whether it is this node, and Docker's ``ManagerStatus``:
+    ``Leader``, ``Reachable`` or ``Unreachable`` for a voter (Docker's manager) by its status, empty
+    for a replica (Docker's worker) or a node that left."""
+    role = n["raft_role"]
+    manager = "Leader" if role == "leader" else ""
+    if role == "voter":
+        manager = "Unreachable" if n["status"] == "down" else "Reachable"
+    return n["name"], "true" if n.get("self") else "false", manager
+
+
 def _progress_cell(progress: dict[str, Any] | None) -> str:
     """Applied (or, seen from the leader, replicated) index, distance to the commit index, lag flag;
     ``-`` while the leader has not heard from the node yet, ``?`` where this node cannot know."""
@@ -105,7 +120,13 @@ def _node_row(n: dict[str, Any]) -> list[Any]:
 
 def cmd_node_ls(args: argparse.Namespace) -> int:
     rows = apply_filters(client_for(args).get("/nodes"), args.filters, NODE_FILTERS)
-    emit(args, rows, lambda rows: listing(args, NODE_COLUMNS, [_node_row(n) for n in rows]))
+    emit(
+        args,
+        rows,
+        lambda rows: listing(
+            args, NODE_COLUMNS, [_node_row(n) for n in rows], NODE_EXTRA, [_docker_fields(n) for n in rows]
+        ),
+    )
     return EXIT_OK
 
 

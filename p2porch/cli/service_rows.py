@@ -10,6 +10,8 @@ from .stats import usage_cells
 # the columns of task_row: `service ps` and `stack ps` print the same table
 SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "ports", "pending"]
 TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem", "error / explanation"]
+#: the fields a task list's ``--format`` takes beside its columns (Docker's ``{{.Image}}``)
+TASK_EXTRA = ("image",)
 
 
 def job_progress_text(job: dict[str, Any]) -> str:

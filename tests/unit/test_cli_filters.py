@@ -140,3 +140,9 @@ def test_node_ls_format_has_dockers_manager_status_and_self(monkeypatch, capsys)
     monkeypatch.setattr(cli_node, "client_for", lambda args: NodeRowsApi())
     assert main(["node", "ls", "--format", "{{.Hostname}}|{{.ManagerStatus}}|{{.Self}}"]) == 0
     assert capsys.readouterr().out.splitlines() == ["n1|Leader|true", "n2|Unreachable|false", "n4||false"]
+
+
+def test_node_ls_table_format_heads_dockers_fields(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(cli_node, "client_for", lambda args: NodeRowsApi())
+    assert main(["node", "ls", "--format", "table {{.Hostname}}\\t{{.ManagerStatus}}"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == ["HOSTNAME  MANAGER STATUS", "n1        Leader"]

@@ -45,3 +45,11 @@ def test_service_ps_format_takes_the_tasks_image(monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli_service_read, "client_for", lambda args: TasksApi())
     assert main(["service", "ps", "web", "--format", "{{.Name}} {{.Image}}"]) == 0
     assert capsys.readouterr().out.splitlines() == ["web.1 app:2", "web.2 app:1"]
+
+
+def test_a_table_format_names_the_tasks_image_in_its_header(monkeypatch, capsys) -> None:
+    """``table {{.Name}}\\t{{.Image}}``: the header row is rendered from the field names too, the extra
+    field's included (it was refused at render time while the rows rendered)."""
+    monkeypatch.setattr(cli_service_read, "client_for", lambda args: TasksApi())
+    assert main(["service", "ps", "web", "--format", "table {{.Name}}\\t{{.Image}}"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["NAME   IMAGE", "web.1  app:2", "web.2  app:1"]
