@@ -249,19 +249,23 @@ class ClientScopes:
             resolver = previous.get(key)
             if linker:
                 if resolver is None:
-                    resolver = self._make(ZoneData(domain=zone.domain), fragments=self.default.fragments)
-                    resolver.counters = self.default.counters
+                    resolver = self._new_resolver(ZoneData(domain=zone.domain))
             else:
                 view = scoped_zone(zone, key[0], data)
                 if resolver is None:
-                    resolver = self._make(view, fragments=self.default.fragments)
-                    resolver.counters = self.default.counters
+                    resolver = self._new_resolver(view)
                 else:
                     resolver.update_zone(view)
                 self._views[key] = view
                 self._fresh.add(key)
             self._scoped[key] = resolver
         self._uses[key] = self._uses.get(key, 0) + 1
+
+    def _new_resolver(self, zone: ZoneData) -> Resolver:
+        """A scope's resolver of ``zone``, sharing the default's compiled services and counters."""
+        resolver = self._make(zone, fragments=self.default.fragments)
+        resolver.counters = self.default.counters
+        return resolver
 
     def _unmap(self, address: str, key: ScopeKey) -> None:
         packed = _packed(address)
