@@ -9,7 +9,7 @@ returned as warnings. No I/O: files named inside Compose files are read through 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,16 +166,25 @@ def _link_dependencies(services: list[StackService], confs: Mapping[str, Any]) -
     created and running first (*Start order*). A target the stack does not deploy (an inactive profile, a
     name that is no service) adds nothing: ``link_aliases`` warns about the aliases that cannot resolve."""
     deployed = {s.short_name for s in services}
-    out = []
+    implied: dict[str, list[str]] = {}
     for service in services:
         conf = confs.get(service.short_name)
         raw = conf.get("links") if isinstance(conf, Mapping) else None
         targets = [e.partition(":")[0] for e in raw if isinstance(e, str)] if isinstance(raw, list) else []
+        implied[service.short_name] = [t for t in targets if t in deployed and t != service.short_name]
+    return _with_dependencies(services, implied)
+
+
+def _with_dependencies(
+    services: list[StackService], implied: Mapping[str, Iterable[str]]
+) -> list[StackService]:
+    """``services``, each also waiting (``service_started``) for the services ``implied`` names for it
+    that it does not wait for yet, in their first order."""
+    out = []
+    for service in services:
         waits = {d.service for d in service.depends_on}
         extra = tuple(
-            Dependency(t)
-            for t in dict.fromkeys(targets)
-            if t in deployed and t != service.short_name and t not in waits
+            Dependency(n) for n in dict.fromkeys(implied.get(service.short_name, ())) if n not in waits
         )
         out.append(
             StackService(service.short_name, service.spec, service.depends_on + extra) if extra else service
@@ -190,16 +199,7 @@ def _volumes_from(
     dependencies (``service_started``), as in Compose."""
     by_short = {s.short_name: s.spec for s in services}
     deps = apply_volumes_from(by_short, confs, ctx.skipped, ctx.note, ctx.problems.add)
-    out = []
-    for service in services:
-        waits = {d.service for d in service.depends_on}
-        extra = tuple(
-            Dependency(n) for n in dict.fromkeys(deps.get(service.short_name, ())) if n not in waits
-        )
-        out.append(
-            StackService(service.short_name, service.spec, service.depends_on + extra) if extra else service
-        )
-    return out
+    return _with_dependencies(services, deps)
 
 
 def _fold_groups(
