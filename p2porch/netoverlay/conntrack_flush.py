@@ -4,9 +4,11 @@ Owns one node's conntrack deletions: for each rule of the ``conntrack_plan.Flush
 entries whose original tuple matches it once (protocol and VIP, or protocol and published port: filtered
 by the kernel), keeps those ``conntrack_plan.should_delete`` picks and deletes them one by one (pyroute2's
 ``Conntrack``, ``nf_conntrack_netlink``), in the current network namespace or, with ``netns``, a named
-one. A kernel without conntrack netlink is logged once and never asked again; any other failure is
-logged and the next removal tries again. It never decides what to delete and must only be called from
-a worker thread in trio code (a socket per call, opened and closed on that thread).
+one. Picked TCP entries are looked up again ``TCP_CONFIRM_S`` after the dumps and deleted only if still
+picked (``conntrack_plan.needs_second_look``): the call then blocks that long. A kernel without
+conntrack netlink is logged once and never asked again; any other failure is logged and the next
+removal tries again. It never decides what to delete and must only be called from a worker thread in
+trio code (a socket per call, opened and closed on that thread).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from .conntrack_plan import ConntrackEntry, FlushTarget, should_delete
+from .conntrack_plan import TCP_CONFIRM_S, ConntrackEntry, FlushTarget, needs_second_look, should_delete
 from .netlink_classes import load_conntrack
 
 log = logging.getLogger(__name__)
@@ -26,13 +29,26 @@ log = logging.getLogger(__name__)
 _PROTO_NUMBERS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 #: errors that mean this kernel (or namespace) has no conntrack netlink: logged once, then not asked again
 _UNSUPPORTED = {errno.EPROTONOSUPPORT, errno.EOPNOTSUPP, errno.EAFNOSUPPORT, errno.ENOSYS}
+#: a conntrack message's attributes in pyroute2 ``ConntrackEntry``'s argument order (after the family)
+_ENTRY_ATTRIBUTES = (
+    "CTA_TUPLE_ORIG",
+    "CTA_TUPLE_REPLY",
+    "CTA_STATUS",
+    "CTA_TIMEOUT",
+    "CTA_PROTOINFO",
+    "CTA_MARK",
+    "CTA_ID",
+    "CTA_USE",
+    "CTA_ZONE",
+)
 
 
 class ConntrackFlusher:
     """Conntrack entries of removed backends in one network namespace (blocking)."""
 
-    def __init__(self, netns: str | None = None) -> None:
+    def __init__(self, netns: str | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         self.netns = netns
+        self.sleep = sleep  # between the two looks at unanswered TCP entries
         self.unavailable = False  # set (and logged) once when the kernel has no conntrack netlink
 
     def flush(self, targets: Sequence[FlushTarget]) -> Counter[str]:
@@ -40,7 +56,7 @@ class ConntrackFlusher:
         deleted: Counter[str] = Counter()
         if not targets or self.unavailable:
             return deleted
-        conntrack_class, tuple_class, netlink_error = load_conntrack()
+        conntrack_class, tuple_class, netlink_error, entry_class = load_conntrack()
         try:
             ct = conntrack_class(**({"netns": self.netns} if self.netns else {}))
         except (OSError, netlink_error) as exc:
@@ -50,22 +66,22 @@ class ConntrackFlusher:
         for target in targets:  # one dump per rule, however many of its backends left
             by_rule.setdefault((target.protocol, target.dest, target.dest_port), []).append(target)
         try:
+            second_look: list[tuple[Any, list[FlushTarget]]] = []  # (entry, its rule's targets)
             for (protocol, dest, dest_port), group in by_rule.items():
                 wanted = tuple_class(proto=_PROTO_NUMBERS[protocol], daddr=dest, dport=dest_port)
                 # the whole dump first: pyroute2 cannot send a request while a dump is being read
-                found = [
-                    raw
-                    for raw in ct.dump_entries(tuple_orig=wanted)
-                    if any(should_delete(t, entry) for entry in [_entry(raw)] for t in group)
-                ]
+                found = [raw for raw in ct.dump_entries(tuple_orig=wanted) if _picked(raw, group)]
                 for raw in found:
-                    try:
-                        ct.delete(raw)
-                    except netlink_error as exc:
-                        if getattr(exc, "code", None) != errno.ENOENT:  # gone already (timed out): fine
-                            raise
-                        continue
-                    deleted[protocol] += 1
+                    if needs_second_look(_entry(raw)):
+                        second_look.append((raw, group))
+                    elif _delete(ct, raw, netlink_error):
+                        deleted[protocol] += 1
+            if second_look:
+                self.sleep(TCP_CONFIRM_S)
+                for raw, group in second_look:
+                    again = _get(ct, entry_class, raw.tuple_orig, netlink_error)
+                    if again is not None and _picked(again, group) and _delete(ct, again, netlink_error):
+                        deleted["tcp"] += 1
         except (OSError, netlink_error) as exc:
             self._failed(exc)
         finally:
@@ -83,6 +99,35 @@ class ConntrackFlusher:
             )
         else:
             log.warning("conntrack entries of removed backends not deleted: %s", exc)
+
+
+def _picked(raw: Any, group: Sequence[FlushTarget]) -> bool:
+    entry = _entry(raw)
+    return any(should_delete(t, entry) for t in group)
+
+
+def _get(ct: Any, entry_class: type[Any], tuple_orig: Any, netlink_error: type[Exception]) -> Any:
+    """The entry with this original tuple as the kernel has it now (as a dump gives it); None when gone."""
+    try:
+        message = ct.entry("get", tuple_orig=tuple_orig)
+    except netlink_error as exc:
+        if getattr(exc, "code", None) != errno.ENOENT:
+            raise
+        return None
+    if message is None:
+        return None
+    return entry_class(message["nfgen_family"], *(message.get_attr(name) for name in _ENTRY_ATTRIBUTES))
+
+
+def _delete(ct: Any, raw: Any, netlink_error: type[Exception]) -> bool:
+    """Delete one entry; False when it was gone already (timed out)."""
+    try:
+        ct.delete(raw)
+    except netlink_error as exc:
+        if getattr(exc, "code", None) != errno.ENOENT:
+            raise
+        return False
+    return True
 
 
 def _entry(raw: Any) -> ConntrackEntry:

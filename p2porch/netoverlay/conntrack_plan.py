@@ -12,8 +12,15 @@ Deleted: every UDP entry, and TCP entries still in SYN_SENT (the backend never a
 retransmitted SYN then creates a new entry and is balanced over the remaining backends). Kept: TCP
 ESTABLISHED (the acknowledged drain waits for it, ``agent/connection_drain.py``) and SYN_RECV (the
 backend answered, so it is alive; deleting the entry would make the kernel pick up the client's ACK as
-a new flow, DNAT it to another backend and reset the connection), and every later state. It never
-touches the kernel (``conntrack_flush.py`` does).
+a new flow, DNAT it to another backend and reset the connection), and every later state.
+
+A TCP entry is judged twice: seen in SYN_SENT in the dump, it is deleted only if a second look
+``TCP_CONFIRM_S`` later still finds it unanswered. A backend that is draining, not dead, answers a SYN
+in flight within a round trip, and a dump of a busy node's entries takes long enough (every TIME_WAIT
+entry of the published port is in it) that a SYN seen early could be an established connection with
+its request sent by the time the dump ends: deleting that entry strands the response (the node no
+longer undoes the DNAT), and the client waits until its timeout. It never touches the kernel
+(``conntrack_flush.py`` does).
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from .vip import ServiceVip
 PROTOCOLS = ("tcp", "udp")
 #: TCP conntrack states whose entries go with a removed backend (see the module docstring)
 TCP_STATES_DELETED = frozenset({"SYN_SENT"})
+#: seconds between the first look at an unanswered TCP entry and the second look that deletes it (a live
+#: backend answers a SYN within a round trip; the client retransmits it after 1 s)
+TCP_CONFIRM_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,12 @@ def should_delete(target: FlushTarget, entry: ConntrackEntry) -> bool:
     if target.dest_port is not None and entry.orig_dest_port != target.dest_port:
         return False
     return entry.protocol != "tcp" or entry.tcp_state in TCP_STATES_DELETED
+
+
+def needs_second_look(entry: ConntrackEntry) -> bool:
+    """True when ``entry``, picked by :func:`should_delete`, is deleted only if a look ``TCP_CONFIRM_S``
+    later picks it again (TCP: it may have been answered since; UDP goes at once)."""
+    return entry.protocol == "tcp"
 
 
 def _sort_key(t: FlushTarget) -> tuple[str, str, int, str, int]:

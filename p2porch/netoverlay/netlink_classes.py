@@ -45,12 +45,12 @@ def load_batch() -> tuple[type[Any], Any]:
     return linux.IPBatch, netns.create_socket
 
 
-def load_conntrack() -> tuple[type[Any], type[Any], type[Exception]]:
-    """``(Conntrack, NFCTAttrTuple, NetlinkError)`` from ``pyroute2.conntrack`` (its conntrack netlink
-    socket), pyroute2 registered unexecuted first."""
+def load_conntrack() -> tuple[type[Any], type[Any], type[Exception], type[Any]]:
+    """``(Conntrack, NFCTAttrTuple, NetlinkError, ConntrackEntry)`` from ``pyroute2.conntrack`` (its
+    conntrack netlink socket; an entry as its dumps give it), pyroute2 registered unexecuted first."""
     _, netlink_error = load()
     conntrack: ModuleType = importlib.import_module(f"{PACKAGE}.conntrack")
-    return conntrack.Conntrack, conntrack.NFCTAttrTuple, netlink_error
+    return conntrack.Conntrack, conntrack.NFCTAttrTuple, netlink_error, conntrack.ConntrackEntry
 
 
 def load_ipset() -> tuple[type[Any], Any]:

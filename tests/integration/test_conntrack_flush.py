@@ -10,7 +10,9 @@ its name.
 Control: the same switch from e1 to e2 without the flush leaves the flow pinned to e1 (a dead e1 would
 never answer again: UDP entries live 120 s past the last packet). With it, the flows answer from e2
 with their next datagrams, an established TCP connection to e1 is left alone, and a TCP connect whose
-SYN e1 never answered completes on e2 with a retransmitted SYN.
+SYN e1 never answered completes on e2 with a retransmitted SYN. A connect e1 answers between the
+flusher's two looks (a draining backend answering a SYN that was in flight during the dump) keeps its
+entry: its request, sent before the second look, is answered by e1.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import trio
 from test_ingress_rules import client_node_endpoints, sh  # the ingress rules' kernel test's helpers
 
 from p2porch.netoverlay.conntrack_flush import ConntrackFlusher
+from p2porch.netoverlay.conntrack_plan import TCP_CONFIRM_S
 from p2porch.netoverlay.firewall import Firewall
 from p2porch.netoverlay.ingress import IngressPort
 from p2porch.netoverlay.traffic import SERVICES_CHAIN, Backend, TrafficSettings
@@ -43,7 +46,7 @@ P = "p3fx-ct"
 SETTINGS = TrafficSettings("10.73.0.0/16", "10.73.1.0/24", "10.239.0.0/16")
 VIP, NODE = "10.239.73.1", "10.73.0.1"
 E1, E2 = Backend("10.73.0.130"), Backend("10.73.0.134")
-UDP_PORT, PUBLISHED, TCP_PORT, SILENT_PORT = 5300, 5353, 8000, 8001
+UDP_PORT, PUBLISHED, TCP_PORT, SILENT_PORT, SLOW_PORT = 5300, 5353, 8000, 8001, 8002
 SERVER = """
 import socket, sys, threading
 name = sys.argv[1].encode()
@@ -56,7 +59,7 @@ def tcp(port):
     s.bind(("0.0.0.0", port)); s.listen(16)
     while True:
         threading.Thread(target=answer, args=(s.accept()[0],), daemon=True).start()
-for port in (8000, 8001):
+for port in (8000, 8001, 8002):
     threading.Thread(target=tcp, args=(port,), daemon=True).start()
 print("ready", flush=True)
 while True:
@@ -81,12 +84,19 @@ established = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=
 established.sendall(b"x"); print(established.recv(64).decode(), flush=True)
 silent = socket.socket(); silent.setblocking(False)
 print(silent.connect_ex((sys.argv[1], int(sys.argv[3]))) != 0, flush=True)  # SYN_SENT: never answered
+slow = socket.socket(); slow.setblocking(False)
+print(slow.connect_ex((sys.argv[1], int(sys.argv[4]))) != 0, flush=True)  # SYN_SENT until e1 lets it in
+sys.stdin.readline()  # e1 answers SYNs on the slow port now (between the flusher's two looks)
+writable = select.select([], [slow], [], 10)[1]
+print(bool(writable) and slow.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), flush=True)
+slow.setblocking(True); slow.settimeout(10); slow.sendall(b"x"); print("sent", flush=True)
 sys.stdin.readline()  # the rules switched
 established.sendall(b"x"); print(established.recv(64).decode(), flush=True)
 writable = select.select([], [silent], [], 10)[1]  # the SYN is retransmitted after 1 s, then 3 s
 print(bool(writable) and silent.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), flush=True)
 silent.setblocking(True); silent.settimeout(10); silent.sendall(b"x")
 print(silent.recv(64).decode(), flush=True)
+print(slow.recv(64).decode(), flush=True)
 """
 
 
@@ -139,23 +149,11 @@ def test_flows_to_a_replaced_backend_follow_the_new_rules_at_once():
     try:
         client_node_endpoints(names, "10.73.0", "p3fx")  # NODE is 10.73.0.1
         sh("ip", "-n", names["c"], "route", "add", "default", "via", NODE)
-        # e1 never answers a SYN on SILENT_PORT (a backend that died after its last rule was written)
-        sh(
-            "ip",
-            "netns",
-            "exec",
-            names["e1"],
-            "iptables",
-            "-w",
-            "-A",
-            "INPUT",
-            "-p",
-            "tcp",
-            "--dport",
-            str(SILENT_PORT),
-            "-j",
-            "DROP",
-        )
+        # e1 never answers a SYN on SILENT_PORT (a backend that died after its last rule was written), and
+        # on SLOW_PORT not until the flusher's first look is done
+        e1_drop = ("ip", "netns", "exec", names["e1"], "iptables", "-w")
+        for port in (SILENT_PORT, SLOW_PORT):
+            sh(*e1_drop, "-A", "INPUT", "-p", "tcp", "--dport", str(port), "-j", "DROP")
         for key in ("e1", "e2"):
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", names[key], sys.executable, "-u", "-c", SERVER, key],
@@ -191,8 +189,21 @@ def test_flows_to_a_replaced_backend_follow_the_new_rules_at_once():
 
             # with the flush: the first write of a new applier knows no old set (nothing flushed)
             counted: list[tuple[str, int]] = []
+            looks: list[float] = []
+
+            def answer_the_slow_syn(seconds: float) -> None:
+                """Between the two looks: e1 answers the slow connect, whose request then goes out."""
+                looks.append(seconds)
+                sh(*e1_drop, "-D", "INPUT", "-p", "tcp", "--dport", str(SLOW_PORT), "-j", "DROP")
+                assert tcp.stdin is not None and tcp.stdout is not None
+                tcp.stdin.write("answered\n")
+                tcp.stdin.flush()
+                assert [tcp.stdout.readline() for _ in range(2)] == ["0\n", "sent\n"]
+
             applier = TrafficApplier(
-                firewall, ConntrackFlusher(names["n"]), lambda p, n: counted.append((p, n))
+                firewall,
+                ConntrackFlusher(names["n"], sleep=answer_the_slow_syn),
+                lambda p, n: counted.append((p, n)),
             )
             assert await applier.apply(vip_and_ingress(E1))
             vip_flow, ingress_flow = flow(VIP, UDP_PORT, 40001), flow(NODE, PUBLISHED, 40005)
@@ -200,7 +211,7 @@ def test_flows_to_a_replaced_backend_follow_the_new_rules_at_once():
             await wait_for(ingress_flow, "e1", 0)
             tcp = subprocess.Popen(
                 ["ip", "netns", "exec", names["c"], sys.executable, "-u", "-c", TCP_CLIENT, VIP]
-                + [str(TCP_PORT), str(SILENT_PORT)],
+                + [str(TCP_PORT), str(SILENT_PORT), str(SLOW_PORT)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -208,7 +219,8 @@ def test_flows_to_a_replaced_backend_follow_the_new_rules_at_once():
             procs.append(tcp)
             assert tcp.stdin is not None and tcp.stdout is not None
             assert await trio.to_thread.run_sync(tcp.stdout.readline) == "e1\n"  # established through the VIP
-            assert await trio.to_thread.run_sync(tcp.stdout.readline) == "True\n"  # connect in progress
+            for _ in range(2):  # both connects in progress
+                assert await trio.to_thread.run_sync(tcp.stdout.readline) == "True\n"
             await trio.sleep(0.3)
             assert counted == []
             assert await applier.apply(vip_and_ingress(E2))
@@ -217,13 +229,16 @@ def test_flows_to_a_replaced_backend_follow_the_new_rules_at_once():
                 took = await wait_for(moved, "e2", written) - written
                 print(f"flow answered by e2 {took:.3f} s after the write (a pinned one: never)")
                 assert took < 2.0  # ~0.1 s here; the limit leaves room for a loaded machine
-            assert dict(counted) == {"udp": 4, "tcp": 1}, counted  # the four UDP flows and the silent SYN
+            # the four UDP flows and the silent SYN; the slow one was answered before the second look
+            assert dict(counted) == {"udp": 4, "tcp": 1}, counted
+            assert looks == [TCP_CONFIRM_S]
             tcp.stdin.write("switched\n")
             tcp.stdin.flush()
-            answers = [await trio.to_thread.run_sync(tcp.stdout.readline) for _ in range(3)]
+            answers = [await trio.to_thread.run_sync(tcp.stdout.readline) for _ in range(4)]
             # the established connection keeps its backend; the silent connect completes (SO_ERROR 0) on
-            # e2 with a retransmitted SYN, which the flush let the new rules balance
-            assert answers == ["e1\n", "0\n", "e2\n"], answers
+            # e2 with a retransmitted SYN, which the flush let the new rules balance; the slow one's request
+            # is answered by e1 (had its entry been deleted, the answer would have been stranded)
+            assert answers == ["e1\n", "0\n", "e2\n", "e1\n"], answers
 
         trio.run(scenario)
     finally:
