@@ -131,6 +131,9 @@ class NodeOps:
             "gossip": self.cluster.board.gossip_states().get(node.node_id)
             or ("left" if node.status == NodeStatus.LEFT else "unknown"),  # gossip forgets a left node
             "self": is_self,
+            "engine_version": self.cluster.board.engine_version
+            if is_self
+            else self.cluster.board.engine_versions().get(node.node_id, ""),
             "raft_progress": progress_view(status, node.raft_addr, is_self) if status else None,
         }
 

@@ -19,7 +19,9 @@ from p2porch.cli.docker_paths import docker_path
 from p2porch.cli.goformat import render
 from p2porch.cli.main import main
 from p2porch.cli.service_rows import state_since, task_row
+from p2porch.context import LocalBoard
 from p2porch.control.service_ops import task_host_ports
+from p2porch.gossip.swim_output import MemberView
 from p2porch.model import Service, ServiceSpec, Task
 from p2porch.model.container import PortPublish
 
@@ -188,3 +190,32 @@ def test_a_task_told_to_stop_shows_how_long_it_has_been_running() -> None:
     assert state_since({**stopping, "desired_state": "running", "state_at": 500.0}) == 500.0
     assert state_since({**stopping, "state": "shutdown", "state_at": 1010.0}) == 1010.0
     assert state_since({**stopping, "started_at": 0.0}) == 1000.0  # never seen running: the stop's time
+
+
+class OwnMetaGossip:
+    """A GossipHandle's meta calls over members' wire metadata (the board's reads and its publish)."""
+
+    name = "n1"
+
+    def __init__(self) -> None:
+        self.metas: dict[str, dict[str, Any]] = {"n1": {"t": 7}, "n2": {"e": "26.1.0"}, "n3": {"e": 3}}
+
+    def members(self) -> dict[str, Any]:
+        return {name: MemberView(name, "", "alive", 1, meta) for name, meta in self.metas.items()}
+
+    def set_own_meta(self, key: str, value: Any) -> None:
+        self.metas[self.name] = {**self.metas[self.name], key: value}
+
+
+def test_engine_versions_travel_in_gossip_metadata() -> None:
+    """``node ls`` ENGINE VERSION: each node publishes its engine's version in its gossip metadata
+    (``"e"``, the rest of its metadata kept) once its agent read ``docker info``; others read it there."""
+    board = LocalBoard()
+    board.publish_engine_version("27.5.1")  # before gossip runs: gossip starts with it
+    assert board.engine_version == "27.5.1"
+    gossip = OwnMetaGossip()
+    board.gossip = gossip  # type: ignore[assignment]
+    board.engine_version = ""
+    board.publish_engine_version("27.5.1")
+    assert gossip.metas["n1"] == {"t": 7, "e": "27.5.1"}
+    assert board.engine_versions() == {"n1": "27.5.1", "n2": "26.1.0", "n3": ""}  # ill-typed: unknown
