@@ -107,6 +107,8 @@ class LocalBoard:
     traffic: TrafficApplier | None = None  # ingress and VIP rules (member/traffic.py)
     #: the state version this node's ingress/VIP rules reflect, as published in gossip (member/drain_acks.py)
     traffic_index: int = 0
+    #: this node's Docker engine version, once the agent read it, as published in gossip (member/agent.py)
+    engine_version: str = ""
     overlay_ready: trio.Event = field(default_factory=trio.Event)
     resolver: Resolver | None = None
     dns_counters: ServerCounters | None = None
@@ -129,6 +131,24 @@ class LocalBoard:
     usage: UsageBook | None = None  # this node's tasks' recent CPU/memory (member/stats.py)
     #: the autoscaler's latest decision per service id, while this node leads (leader/autoscale_loop.py)
     autoscale: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def engine_versions(self) -> dict[str, str]:
+        """``node id -> Docker engine version`` as the nodes published it in gossip ("" unknown)."""
+        gossip = self.gossip
+        if gossip is None:
+            return {}
+        versions = {name: member.meta.get("e", "") for name, member in gossip.members().items()}
+        return {name: version if isinstance(version, str) else "" for name, version in versions.items()}
+
+    def publish_engine_version(self, version: str) -> None:
+        """Record this node's engine version and, when gossip runs, tell the other members."""
+        if not version or version == self.engine_version:
+            return
+        self.engine_version = version
+        gossip = self.gossip
+        if gossip is None:  # gossip not up yet: it starts with board.engine_version in its metadata
+            return
+        gossip.set_own_meta("e", version)
 
     def gossip_states(self) -> dict[str, str]:
         """``node id -> alive | suspect | dead | left`` as this node's gossip sees it ({} before it runs)."""

@@ -97,6 +97,31 @@ def _env(view: dict[str, Any]) -> list[str]:
     return [f"{k}={v}" for k, v in (view["spec"].get("env") or {}).items()]
 
 
+def _mode(view: dict[str, Any]) -> GoStruct:
+    """Docker's ``.Spec.Mode``: ``{"Replicated": {"Replicas": 3}}``, ``{"Global": {}}``, a job's mode by
+    its name (``{"ReplicatedJob": {}}``: its counts are p2porch's own ``.Spec.Replicas``)."""
+    mode = str(view["spec"].get("mode") or "replicated")
+    name = "".join(part.capitalize() for part in mode.split("-"))
+    inner = GoStruct(Replicas=int(view["spec"].get("replicas") or 0)) if mode == "replicated" else GoStruct()
+    return GoStruct({name: inner})
+
+
+def _endpoint_spec(view: dict[str, Any]) -> GoStruct:
+    return GoStruct(Mode=view["spec"].get("endpoint_mode") or "vip", Ports=_ports(view))
+
+
+def _spec_part(*keys: str, default: Any = "") -> Callable[[dict[str, Any]], Any]:
+    """A reader of ``view["spec"][keys[0]][keys[1]]...`` (``default`` where a level is missing)."""
+
+    def read(view: dict[str, Any]) -> Any:
+        value: Any = view["spec"]
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return default if value is None else value
+
+    return read
+
+
 #: Docker's path (lowercase, no leading dot) -> its value from p2porch's service view (``.ID`` and
 #: ``.Spec.Name`` need none: p2porch's view has them under the same names)
 _PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -110,6 +135,21 @@ _PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "spec.tasktemplate.containerspec.args": lambda v: list(v["spec"].get("command") or []),
     "spec.tasktemplate.containerspec.command": lambda v: list(v["spec"].get("entrypoint") or []),
     "spec.tasktemplate.containerspec.labels": lambda v: dict(v["spec"].get("labels") or {}),
+    "spec.tasktemplate.containerspec.hostname": _spec_part("container", "hostname"),
+    "spec.tasktemplate.restartpolicy.condition": _spec_part("restart", "condition", default="any"),
+    "spec.tasktemplate.restartpolicy.maxattempts": _spec_part("restart", "max_attempts", default=0),
+    "spec.tasktemplate.resources.limits.nanocpus": _spec_part("limit_cpu_nanos", default=0),
+    "spec.tasktemplate.resources.limits.memorybytes": _spec_part("limit_memory_bytes", default=0),
+    "spec.tasktemplate.resources.reservations.nanocpus": _spec_part("reserve_cpu_nanos", default=0),
+    "spec.tasktemplate.resources.reservations.memorybytes": _spec_part("reserve_memory_bytes", default=0),
+    "spec.updateconfig.failureaction": _spec_part("update", "failure_action", default="pause"),
+    "spec.updateconfig.parallelism": _spec_part("update", "parallelism", default=1),
+    "spec.updateconfig.order": _spec_part("update", "order", default="stop-first"),
+    "spec.rollbackconfig.failureaction": _spec_part("rollback", "failure_action", default="pause"),
+    "spec.mode": _mode,
+    "spec.endpointspec": _endpoint_spec,
+    "spec.endpointspec.mode": lambda v: _endpoint_spec(v)["Mode"],
+    "spec.endpointspec.ports": _ports,
     "endpoint.ports": _ports,
 }
 

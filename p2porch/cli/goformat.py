@@ -151,6 +151,11 @@ _DOCKER_NAMES = {"desired": "desired_state", "error / explanation": "error"}
 _DOCKER_ALSO = {"created": "created_at", "updated": "updated_at"}
 
 
+def labels_text(labels: dict[str, str] | None) -> str:
+    """A row's labels as Docker's list ``{{.Labels}}`` prints them: ``k=v,k2=v2`` (sorted here)."""
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items()))
+
+
 def add_list_format(
     p: argparse.ArgumentParser, columns: list[str], extra: tuple[str, ...] = ()
 ) -> argparse.ArgumentParser:

@@ -12,7 +12,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model.netrefs import check_network_name
-from .goformat import add_list_format, listing
+from .docker_paths import GoTime
+from .goformat import add_list_format, labels_text, listing
 from .node import cmd_network_inspect
 from .util import (
     EXIT_OK,
@@ -27,6 +28,14 @@ from .util import (
 )
 
 COLUMNS = ["id", "name", "driver", "scope", "internal", "services"]
+#: Docker's ``network ls --format`` fields beside the columns: overlay networks here are IPv4 only
+EXTRA = ("ipv4", "ipv6", "labels", "created_at")
+
+
+def _created_text(at: float | None) -> str:
+    """A network's creation time as Docker's ``{{.CreatedAt}}`` prints it (Go's ``time.String()``); ""
+    for a network with no recorded time."""
+    return GoTime(at).go_text() if at else ""
 
 
 def _labels(values: list[str] | None) -> dict[str, str]:
@@ -104,6 +113,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 ]
                 for r in rs
             ],
+            EXTRA,
+            [("true", "false", labels_text(r.get("labels")), _created_text(r.get("created_at"))) for r in rs],
         ),
     )
     return EXIT_OK
@@ -139,7 +150,9 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--internal", action="store_true", help="no traffic out of the cluster")
     create.add_argument("--attachable", action="store_true", help="recorded (Docker compatibility)")
     create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
-    add_list_format(add_ids_only(action("ls", "List networks and the services on them", cmd_ls)), COLUMNS)
+    add_list_format(
+        add_ids_only(action("ls", "List networks and the services on them", cmd_ls)), COLUMNS, extra=EXTRA
+    )
     inspect = action("inspect", "Show a network, or with --overlay this node's overlay", cmd_inspect)
     inspect.add_argument("name", metavar="NAME", nargs="?")
     inspect.add_argument(

@@ -77,18 +77,19 @@ NODE_COLUMNS = [
 
 
 #: the fields ``node ls --format`` takes beside its columns, by Docker's names (:func:`_docker_fields`)
-NODE_EXTRA = ("hostname", "self", "manager_status")
+NODE_EXTRA = ("hostname", "self", "manager_status", "engine_version")
 
 
-def _docker_fields(n: dict[str, Any]) -> tuple[str, str, str]:
-    """A node's ``NODE_EXTRA``: its name, whether it is this node, and Docker's ``ManagerStatus``:
+def _docker_fields(n: dict[str, Any]) -> tuple[str, str, str, str]:
+    """A node's ``NODE_EXTRA``: its name, whether it is this node, Docker's ``ManagerStatus``:
     ``Leader``, ``Reachable`` or ``Unreachable`` for a voter (Docker's manager) by its status, empty
-    for a replica (Docker's worker) or a node that left."""
+    for a replica (Docker's worker) or a node that left, and its Docker engine's version (gossip carries
+    it: empty until the node's agent has read it)."""
     role = n["raft_role"]
     manager = "Leader" if role == "leader" else ""
     if role == "voter":
         manager = "Unreachable" if n["status"] == "down" else "Reachable"
-    return n["name"], "true" if n.get("self") else "false", manager
+    return n["name"], "true" if n.get("self") else "false", manager, n.get("engine_version") or ""
 
 
 def _progress_cell(progress: dict[str, Any] | None) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
-from .goformat import add_list_format, listing
+from .goformat import add_list_format, labels_text, listing
 from .service_rows import ago
 from .util import (
     EXIT_OK,
@@ -27,6 +27,15 @@ from .util import (
 )
 
 COLUMNS = ["id", "name", "version", "size", "services", "created", "updated"]
+#: the fields each kind's ``ls --format`` takes beside its columns, as Docker's: a secret's ``{{.Driver}}``
+#: (empty: p2porch keeps every value itself, as Docker without a secret driver) and ``{{.Labels}}``;
+#: Docker's config list has no driver
+EXTRA = {"secret": ("driver", "labels"), "config": ("labels",)}
+
+
+def _extra(kind: str, view: dict[str, Any]) -> tuple[str, ...]:
+    values = {"driver": "", "labels": labels_text(view.get("labels"))}
+    return tuple(values[name] for name in EXTRA[kind])
 
 
 def read_value(path: str, kind: str) -> bytes:
@@ -127,6 +136,8 @@ def _cmd_ls(kind: str) -> Any:
                     ]
                     for r in rs
                 ],
+                EXTRA[kind],
+                [_extra(kind, r) for r in rs],
             ),
         )
         return EXIT_OK
@@ -163,7 +174,9 @@ def _add_noun(sub: Any, common: argparse.ArgumentParser, kind: str) -> None:
     )
     update.add_argument("name", metavar="NAME")
     update.add_argument("file", metavar="FILE", nargs="?", default="-")
-    add_list_format(add_ids_only(action("ls", f"List {kind}s (metadata only)", _cmd_ls(kind))), COLUMNS)
+    add_list_format(
+        add_ids_only(action("ls", f"List {kind}s (metadata only)", _cmd_ls(kind))), COLUMNS, extra=EXTRA[kind]
+    )
     inspect = action(
         "inspect", f"Show a {kind}'s metadata, version and digest (never its value)", _cmd_inspect(kind)
     )

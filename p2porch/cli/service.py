@@ -31,6 +31,7 @@ from .util import (
     emit,
     noun_actions,
     remove_each,
+    wants_json,
 )
 
 #: a spec list whose entries name other objects (missing ones: NotFoundError with this field)
@@ -98,7 +99,7 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     if edits_given(args):  # --env-add/--publish-rm...: the service's lists, edited, at the version read
         changes = edit_changes(args, changes, client.get(f"/services/{args.service}"))
     service = _post_naming_flag(client, f"/services/{args.service}/update", changes)
-    emit(args, service, lambda s: s["id"])
+    emit(args, service, lambda s: args.service)  # the SERVICE given, as `docker service update` prints
     if service.get("changed") == []:  # nothing written: nothing to wait for
         print(f"{service['name']}: nothing changed (no rollback point recorded)", file=sys.stderr)
         return EXIT_OK
@@ -129,7 +130,8 @@ def cmd_service_scale(args: argparse.Namespace) -> int:
                     f"service {name} is global: it runs one task per eligible node", field="SERVICE=REPLICAS"
                 )
     results = [client.post(f"/services/{name}/scale", {"replicas": count}) for name, count in wanted]
-    emit(args, results, lambda rows: "\n".join(f"{r['name']} scaled to {r['desired']}" for r in rows))
+    # each SERVICE as given, as `docker service scale` prints it
+    emit(args, results, lambda _: "\n".join(f"{name} scaled to {count}" for name, count in wanted))
     wait_after(args, client, _watches(results))
     return EXIT_OK
 
@@ -143,7 +145,10 @@ def _service_action(args: argparse.Namespace, action: str, done: Any) -> int:
 def cmd_service_rollback(args: argparse.Namespace) -> int:
     client = client_for(args)
     service = client.post(f"/services/{args.service}/rollback")
-    emit(args, service, lambda s: f"{s['name']} rolled back ({', '.join(s.get('changed') or ['no change'])})")
+    emit(args, service, lambda s: args.service)  # the SERVICE given, as `docker service rollback` prints
+    if not wants_json(args):  # what changed back, beside it (Docker does not say)
+        changed = ", ".join(service.get("changed") or ["nothing"])
+        print(f"{service['name']}: rolled back {changed}", file=sys.stderr)
     wait_after(args, client, _watches([service]))
     return EXIT_OK
 

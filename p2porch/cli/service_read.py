@@ -20,7 +20,7 @@ from .filters import TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_inspect_output, add_list_format, emit_inspected, listing
 from .group import group_spec, group_task_rows
 from .service_describe import describe_service
-from .service_rows import TASK_COLUMNS, TASK_EXTRA, task_row
+from .service_rows import TASK_COLUMNS, TASK_EXTRA, task_extra, task_row
 from .util import (
     EXIT_OK,
     ActionAdder,
@@ -47,7 +47,7 @@ def task_table(args: argparse.Namespace, rows: list[dict[str, Any]], spec: Any =
     """The tasks as ``service ps`` prints them (a task group's members under their task with ``spec``)."""
     cells = [task_row(t, no_trunc=args.no_trunc) for t in rows]
     if getattr(args, "format", None) is not None:  # one line per task, its members not listed
-        return listing(args, TASK_COLUMNS, cells, TASK_EXTRA, [(t.get("image", ""),) for t in rows])
+        return listing(args, TASK_COLUMNS, cells, TASK_EXTRA, [task_extra(t) for t in rows])
     return table(TASK_COLUMNS, group_task_rows(spec, cells) if spec is not None else cells)
 
 

@@ -10,8 +10,8 @@ from .stats import usage_cells
 # the columns of task_row: `service ps` and `stack ps` print the same table
 SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "ports", "pending"]
 TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem", "error / explanation"]
-#: the fields a task list's ``--format`` takes beside its columns (Docker's ``{{.Image}}``)
-TASK_EXTRA = ("image",)
+#: the fields a task list's ``--format`` takes beside its columns (Docker's ``{{.Image}}``, ``{{.Ports}}``)
+TASK_EXTRA = ("image", "ports")
 
 
 def job_progress_text(job: dict[str, Any]) -> str:
@@ -72,6 +72,20 @@ def service_row(s: dict[str, Any]) -> list[Any]:
     ]
 
 
+def task_ports_text(t: dict[str, Any]) -> str:
+    """A task's host-mode published ports as Docker's ``service ps`` PORTS shows them (``*:8090->80/tcp``,
+    the address instead of ``*`` when the port binds one); "" for a task that publishes none."""
+    return ",".join(
+        f"{p.get('host_ip') or '*'}:{p['published']}->{p['target']}/{p.get('protocol') or 'tcp'}"
+        for p in t.get("ports") or ()
+    )
+
+
+def task_extra(t: dict[str, Any]) -> tuple[str, str]:
+    """A task's ``TASK_EXTRA`` values: its image and its host ports."""
+    return t.get("image", ""), task_ports_text(t)
+
+
 def ago(ts: float, now: float | None = None) -> str:
     """``42s ago`` / ``3m05s ago`` / ``5h02m ago`` / ``3d ago`` since a wall-clock time (0: unknown, 0s)."""
     seconds = max(0, int((time.time() if now is None else now) - ts)) if ts else 0
@@ -80,6 +94,16 @@ def ago(ts: float, now: float | None = None) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m ago"
     return f"{seconds // 60}m{seconds % 60:02d}s ago" if seconds >= 60 else f"{seconds}s ago"
+
+
+def state_since(t: dict[str, Any]) -> float:
+    """When a task entered the state ``service ps`` shows: ``state_at``, except for a task told to stop
+    that still runs, whose ``state_at`` is the stop order's time (a stop-first wait counts from it): it
+    has been running since it started, as Docker shows a task being shut down (``Shutdown`` /
+    ``Running 5 minutes ago``)."""
+    if t["desired_state"] != "running" and t["state"] == "running" and t.get("started_at"):
+        return float(t["started_at"])
+    return float(t["state_at"])
 
 
 def task_row(t: dict[str, Any], *, no_trunc: bool = False) -> list[Any]:
@@ -92,7 +116,7 @@ def task_row(t: dict[str, Any], *, no_trunc: bool = False) -> list[Any]:
         t["node"] or "-",
         t["desired_state"],
         state,
-        ago(t["state_at"]),
+        ago(state_since(t)),
         *usage_cells(t.get("usage")),
         t["error"] or t["message"],
     ]

@@ -7,6 +7,7 @@ manager's store. Also the views of this node's join token and overlay.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -106,7 +107,11 @@ class NodeOps:
             "cluster_cidr": state.cluster_cidr,
         }
 
-    def node_view(self, node: Node, state: ClusterState, leader: str | None) -> dict[str, Any]:
+    def node_view(
+        self, node: Node, state: ClusterState, leader: str | None, engines: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A node as the API shows it; ``engines``: the nodes' engine versions from gossip (read once
+        for a whole list; read here when not given)."""
         lease = state.leases.get(node.node_id)
         is_self = node.node_id == (self.cluster.local.node_id if self.cluster.local else None)
         status = self.cluster.store.status() if self.cluster.store is not None else None
@@ -131,6 +136,9 @@ class NodeOps:
             "gossip": self.cluster.board.gossip_states().get(node.node_id)
             or ("left" if node.status == NodeStatus.LEFT else "unknown"),  # gossip forgets a left node
             "self": is_self,
+            "engine_version": self.cluster.board.engine_version
+            if is_self
+            else (self.cluster.board.engine_versions() if engines is None else engines).get(node.node_id, ""),
             "raft_progress": progress_view(status, node.raft_addr, is_self) if status else None,
         }
 
@@ -138,7 +146,8 @@ class NodeOps:
         store = self.cluster.require_store()
         state, leader = store.snapshot(), store.status().leader
         ordered = sorted(state.nodes.values(), key=lambda n: (natural_key(n.name), n.name))  # n2 before n10
-        return [self.node_view(n, state, leader) for n in ordered]
+        engines = self.cluster.board.engine_versions()
+        return [self.node_view(n, state, leader, engines) for n in ordered]
 
     def find_node(self, ref: str) -> Node:
         """The node named ``ref`` (or with that id, or a unique id prefix of 4+); ``self`` is this node,

@@ -173,13 +173,27 @@ def job_view(state: ClusterState, service: Service) -> dict[str, Any] | None:
     return view
 
 
-def task_image(task: Task, service: Service) -> str:
-    """The image ``task`` was made from (Docker's ``service ps`` IMAGE): its service's current spec's or,
-    for a task of the spec before the last update, the previous spec's; empty for an older spec's task."""
+def task_spec(task: Task, service: Service) -> ServiceSpec | None:
+    """The spec ``task`` was made from: its service's current spec or, for a task of the spec before the
+    last update, the previous one; None for an older spec's task."""
     for spec in (service.spec, service.previous_spec):
         if spec is not None and spec.template_hash() == task.template_hash:
-            return spec.image
-    return ""
+            return spec
+    return None
+
+
+def task_image(task: Task, service: Service) -> str:
+    """The image ``task`` was made from (Docker's ``service ps`` IMAGE); empty for an older spec's task."""
+    spec = task_spec(task, service)
+    return spec.image if spec is not None else ""
+
+
+def task_host_ports(task: Task, service: Service) -> list[dict[str, Any]]:
+    """The host-mode ports ``task``'s spec publishes on its node (Docker's task ``PortStatus``, its
+    ``service ps`` PORTS); ingress ports are the service's, a host port the engine picks is unknown here."""
+    spec = task_spec(task, service)
+    ports = spec.all_publish if spec is not None else ()
+    return [p.to_dict() for p in ports if not p.ingress and p.published is not None]
 
 
 def _node_name(state: ClusterState, node_id: str | None) -> str | None:
@@ -431,9 +445,11 @@ class ServiceOps:
             "node": _node_name(state, task.node_id),
             "node_id": task.node_id,  # service ps --filter node=ID (Docker takes a node's id or name)
             "image": task_image(task, service),
+            "ports": task_host_ports(task, service),
             "desired_state": task.desired_state,
             "state": task.state,
             "state_at": task.state_at,
+            "started_at": task.started_at,
             "error": task.error,
             "message": task.message,
             "container_id": task.container_id,

@@ -131,6 +131,7 @@ class NodeMeta:
     capacity: Mapping[str, int] = field(default_factory=dict)  # {"cpu_millis": 4000, "memory_bytes": ...}
     generation: int = 0  # the node's Raft generation (bumped by `recover --force-new-cluster`)
     traffic_index: int = 0  # the state version this node's ingress/VIP rules reflect (member/drain_acks.py)
+    engine_version: str = ""  # the Docker engine version (``node ls`` ENGINE VERSION; "" not yet known)
 
     def to_wire(self) -> dict[str, Any]:
         meta = {
@@ -141,6 +142,8 @@ class NodeMeta:
             "g": self.generation,
             "t": self.traffic_index,
         }
+        if self.engine_version:
+            meta["e"] = self.engine_version
         check_meta(meta)
         return meta
 
@@ -160,6 +163,7 @@ class NodeMeta:
             ),
             generation=generation if isinstance(generation := meta.get("g", 0), int) else 0,
             traffic_index=index if isinstance(index := meta.get("t", 0), int) else 0,
+            engine_version=version if isinstance(version := meta.get("e", ""), str) else "",
         )
 
 

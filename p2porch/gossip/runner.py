@@ -80,6 +80,13 @@ class GossipHandle:
         wire_meta = meta.to_wire() if isinstance(meta, NodeMeta) else dict(meta)
         self._runner.apply(self._core.update_meta(trio.current_time(), wire_meta))
 
+    def set_own_meta(self, key: str, value: Any) -> None:
+        """Set one key of this node's metadata (the rest kept) and tell the peers."""
+        me = self.members().get(self.name)
+        meta = dict(me.meta) if me is not None else {}
+        meta[key] = value
+        self.update_meta(meta)
+
     async def join(self, seeds: list[str]) -> int:
         """Push/pull with each seed now; returns how many answered."""
         return await self._runner.join_once(seeds)

@@ -141,7 +141,9 @@ async def _run_agent(
     ctx.board.executor = executor
     measured = MeasuredExecutor(executor, ctx.metrics)
     try:
-        await _record_capacity(ctx, await executor.capacity())
+        capacity = await executor.capacity()
+        await _record_capacity(ctx, capacity)
+        ctx.board.publish_engine_version(capacity.engine_version)  # node ls ENGINE VERSION, via gossip
         await ctx.board.overlay_ready.wait()  # tasks attach to the node's overlay network
 
         def assignments() -> list[TaskAssignment]:

@@ -40,10 +40,7 @@ def publish_traffic_index(board: LocalBoard, version: int) -> None:
     gossip = board.gossip
     if gossip is None:  # gossip not up yet: it starts with board.traffic_index in its metadata
         return
-    me = gossip.members().get(gossip.name)
-    meta = dict(me.meta) if me is not None else {}
-    meta[META_KEY] = version
-    gossip.update_meta(meta)
+    gossip.set_own_meta(META_KEY, version)
 
 
 def applied_traffic_indices(

@@ -68,6 +68,7 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
         capacity={"memory_bytes": me.memory_bytes, "cpu_millis": me.cpu_nanos // 1_000_000} if me else {},
         generation=local.generation,
         traffic_index=board.traffic_index,
+        engine_version=board.engine_version,
     )
 
     def on_event(event: MemberEvent) -> None:

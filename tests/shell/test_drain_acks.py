@@ -12,6 +12,7 @@ import trio.testing
 
 from p2porch.agent.drain_gate import DrainBounds
 from p2porch.context import LocalBoard
+from p2porch.gossip.runner import GossipHandle
 from p2porch.member.drain_acks import EndpointDrainGate, applied_traffic_indices, publish_traffic_index
 from p2porch.metrics import Metrics
 
@@ -34,6 +35,8 @@ class FakeGossip:
     def update_meta(self, meta: dict[str, Any]) -> None:
         self.updates.append(meta)
         self.views[self.name] = View(self.views[self.name].state, meta)
+
+    set_own_meta = GossipHandle.set_own_meta  # the real one, over this fake's members and update_meta
 
 
 @pytest.fixture

@@ -171,6 +171,24 @@ async def test_graceful_leave_and_meta_update():
         nursery.cancel_scope.cancel()
 
 
+async def test_a_nodes_engine_version_reaches_the_others_through_its_metadata():
+    """``node ls`` ENGINE VERSION: a board publishes its engine's version as one key of its gossip
+    metadata (the rest kept, ``"t"`` here); another node's board reads it from real gossip."""
+    from p2porch.context import LocalBoard
+
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery)
+        a = await c.start("a")
+        b = await c.start("b", [a.addr], meta=NodeMeta(advertise_addr="127.0.0.1", traffic_index=7))
+        await wait_for(lambda: c.converged(["a", "b"]))
+        publisher, reader = LocalBoard(gossip=b), LocalBoard(gossip=a)
+        assert reader.engine_versions().get("b") == ""
+        publisher.publish_engine_version("27.5.1")
+        await wait_for(lambda: reader.engine_versions().get("b") == "27.5.1")
+        assert a.members()["b"].meta["t"] == 7  # the traffic index kept beside it
+        nursery.cancel_scope.cancel()
+
+
 async def test_tcp_fallback_ping_answers_only_for_the_right_name():
     async with trio.open_nursery() as nursery:
         c = Cluster(nursery)

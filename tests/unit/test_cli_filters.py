@@ -131,6 +131,7 @@ class NodeRowsApi:
         rows = [{**n, "address": "10.0.0.1", "status": "ready"} for n in NODES]
         rows[0]["self"] = True
         rows[1]["status"] = "down"
+        rows[0]["engine_version"] = "27.5.1"  # rows[1..]: not known yet (or an older daemon's view)
         return rows
 
 
@@ -140,6 +141,12 @@ def test_node_ls_format_has_dockers_manager_status_and_self(monkeypatch, capsys)
     monkeypatch.setattr(cli_node, "client_for", lambda args: NodeRowsApi())
     assert main(["node", "ls", "--format", "{{.Hostname}}|{{.ManagerStatus}}|{{.Self}}"]) == 0
     assert capsys.readouterr().out.splitlines() == ["n1|Leader|true", "n2|Unreachable|false", "n4||false"]
+
+
+def test_node_ls_format_has_dockers_engine_version(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(cli_node, "client_for", lambda args: NodeRowsApi())
+    assert main(["node", "ls", "--format", "{{.Hostname}}|{{.EngineVersion}}"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["n1|27.5.1", "n2|", "n4|"]
 
 
 def test_node_ls_table_format_heads_dockers_fields(monkeypatch, capsys) -> None:

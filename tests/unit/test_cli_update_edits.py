@@ -110,7 +110,9 @@ def test_update_rollback_is_service_rollback_as_docker(monkeypatch, capsys):
 
     monkeypatch.setattr(cli_service, "client_for", lambda args: Rollback())
     assert main(["service", "update", "--rollback", "-d", "web"]) == 0
-    assert posted == ["/services/web/rollback"] and "web rolled back (image)" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert posted == ["/services/web/rollback"] and out.out == "web\n"  # the SERVICE given, as Docker's
+    assert "web: rolled back image" in out.err
     code, api = update(["--replicas", "2"], monkeypatch)
     assert code == 0 and api.posted == [{"replicas": 2}]  # --rollback is no spec field
 

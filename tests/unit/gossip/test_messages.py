@@ -102,6 +102,9 @@ def test_node_meta_round_trip_and_limit():
     applied = NodeMeta("10.0.0.1", "10.0.0.1", traffic_index=2**40)
     assert NodeMeta.from_wire(applied.to_wire()) == applied
     assert NodeMeta.from_wire({"a": "10.0.0.1", "t": "x"}).traffic_index == 0  # ill-typed: nothing applied
+    engine = NodeMeta("10.0.0.1", "10.0.0.1", engine_version="27.5.1")
+    assert NodeMeta.from_wire(engine.to_wire()) == engine and engine.to_wire()["e"] == "27.5.1"
+    assert "e" not in applied.to_wire() and NodeMeta.from_wire({"e": 5}).engine_version == ""
     with pytest.raises(WireError):
         check_meta({"l": {"k": "x" * 600}})
 
