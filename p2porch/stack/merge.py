@@ -22,8 +22,10 @@ _REPLACED = ("command", "entrypoint", "test")
 _UNIQUE = ("ports", "volumes", "secrets", "configs")
 
 
-def key_value_map(value: Any, separator: str = "=") -> Any:
-    """``["K=V", "K2"]`` -> ``{"K": "V", "K2": None}``; a mapping or anything else is returned as is."""
+def key_value_map(value: Any, separator: str = "=", bare: str | None = None) -> Any:
+    """``["K=V", "K2"]`` -> ``{"K": "V", "K2": bare}``; a mapping or anything else is returned as is.
+    ``bare`` is what a key without a separator holds: ``None`` (unset) for ``environment``, ``""`` for
+    labels and the other string mappings, as compose-go reads them (``MappingWithEquals`` vs ``Mapping``)."""
     if not isinstance(value, list):
         return value
     out: dict[str, Any] = {}
@@ -31,7 +33,7 @@ def key_value_map(value: Any, separator: str = "=") -> Any:
         if not isinstance(item, str):
             return value  # left for validation to report
         key, sep, val = item.partition(separator)
-        out[key] = val if sep else None
+        out[key] = val if sep else bare
     return out
 
 
@@ -54,7 +56,7 @@ def normalize_service(conf: Any) -> Any:
     out = dict(conf)
     for key in _KEYED_LISTS:
         if key in out:
-            out[key] = key_value_map(out[key])
+            out[key] = key_value_map(out[key], bare=None if key == "environment" else "")
     if "depends_on" in out:
         out["depends_on"] = _depends_map(out["depends_on"])
     if "networks" in out:
@@ -64,7 +66,7 @@ def normalize_service(conf: Any) -> Any:
             out[key] = [out[key]]
     deploy = out.get("deploy")
     if isinstance(deploy, Mapping) and "labels" in deploy:
-        out["deploy"] = {**deploy, "labels": key_value_map(deploy["labels"])}
+        out["deploy"] = {**deploy, "labels": key_value_map(deploy["labels"], bare="")}
     return out
 
 
