@@ -147,6 +147,68 @@ def cli_formation(
     return formation
 
 
+def api_formation(hosts: list[Any], parallel: int, marks: dict[str, Any]) -> Any:
+    """``init`` over n1's socket, then every other node's join over its own API socket, ``parallel`` at a
+    time (as ``sandbox.cluster.form_cluster``, without its pacing and retries); ``join_s`` is the time from
+    the request's send to its answer, the client built before (not in it). ``marks`` gets each join's
+    wall times ``t_send`` and ``t_recv``, to line up with the joiner's log (:func:`api_phases`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from p2porch.sandbox.cluster import Formation, _client, _post
+
+    started = time.monotonic()
+    token = str(_post(hosts[0], "/cluster/init", {})["token"])
+    formation = Formation(token=token, init_s=time.monotonic() - started)
+
+    def join(host: Any) -> None:
+        with _client(host, 60.0) as client:
+            t0, sent = time.monotonic(), time.time()
+            response = client.post("/cluster/join", json={"peer": hosts[0].address, "token": token})
+            received = time.time()
+            if response.status_code >= 400:
+                formation.failed[host.name] = response.text[-300:]
+                return
+            formation.join_s[host.name] = time.monotonic() - t0
+            marks[host.name] = {"t_send": sent, "t_recv": received}
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        list(pool.map(join, hosts[1:]))
+    formation.formed_s = time.monotonic() - started
+    return formation
+
+
+def api_phases(
+    marks: dict[str, Any], joiners: dict[str, Any], series: dict[str, list[tuple[float, int]]]
+) -> dict[str, Any]:
+    """Per phase of an API join (s, p50 / max over the joins), from the bench's send/receive marks and
+    the joiner's "joined" line (ms): the request's way to the daemon's join handler (``to_handler``:
+    the socket, hypercorn, the route; the log's ms rounding in it), the handler's work before the join
+    handshake (``prepared``), the daemon's join (``daemon_join``: handshake and admission, member
+    services, own record), and the answer's way back (``answer``: the rest of the handler, the
+    response through hypercorn, the bench's read); with the joiner daemon's own CPU seconds in each
+    (``*_cpu``, from the 50 ms samples: coarse)."""
+    phases: dict[str, list[float]] = {}
+    for name, m in marks.items():
+        j = joiners.get(name, {})
+        if "t_joined" not in j:
+            continue
+        joined = j["t_joined"] + 0.0005  # the log's ms truncated: its mid-point
+        received = joined - j["total"] - j.get("prepared", 0.0)
+        windows = {
+            "to_handler": (m["t_send"], received),
+            "prepared": (received, received + j.get("prepared", 0.0)),
+            "daemon_join": (joined - j["total"], joined),
+            "answer": (joined, m["t_recv"]),
+        }
+        samples = series.get(name, [])
+        for phase, (start, end) in windows.items():
+            phases.setdefault(phase, []).append(end - start)
+            if samples:
+                ticks = proc_cpu.ticks_between(samples, start, end)
+                phases.setdefault(f"{phase}_cpu", []).append(ticks / proc_cpu.TICK)
+    return {phase: spread(values) for phase, values in phases.items()}
+
+
 def cpu_ticks(pid: int | None) -> tuple[int, int]:
     """(own, reaped children) CPU ticks of ``pid`` from /proc (0, 0 when it is gone)."""
     try:
@@ -318,7 +380,6 @@ def one_run(
     profile_dir: str = "",
     linger_s: float = 0.0,
 ) -> dict[str, Any]:
-    from p2porch.sandbox.cluster import form_cluster
     from p2porch.sandbox.sandbox import Sandbox
 
     sb = Sandbox(name, subnet=subnet)
@@ -332,12 +393,13 @@ def one_run(
         procs_before = proc_cpu.snapshot(daemons.values())
         cpu_before = cpu_sample(sb, hosts)
         traces: dict[str, Any] | None = {} if trace else None
+        marks: dict[str, Any] = {}  # API joins: each one's send and answer (wall clock)
         with Profiled(sb, hosts, profile_dir, f"{nodes}x{parallel}{'c' if cli else ''}"):
             with proc_cpu.Sampler(daemons) as sampler:
                 formation = (
                     cli_formation(sb, hosts, parallel, traces, own_session)
                     if cli
-                    else form_cluster(hosts, parallel=parallel)
+                    else api_formation(hosts, parallel, marks)
                 )
             formed_at = time.time()
             load_after = os.getloadavg()[0]
@@ -389,6 +451,7 @@ def one_run(
         "phases": phases,
         "raft_log": raft_log,  # n1's journal after the formation: entries and bytes, per join, by command
         **({"cli_phases": trace_phases(traces, phases["joiners"]), "cli_traces": traces} if traces else {}),
+        **({"api_phases": api_phases(marks, phases["joiners"], sampler.series)} if marks else {}),
     }
 
 

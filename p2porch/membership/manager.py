@@ -55,7 +55,7 @@ JOIN_REPLY_TIMEOUT_S = 40.0  # the joiner waits longer than the member works on 
 class ClusterManager:
     """This node's membership lifecycle: init, join, leave, recover, role switches, the join token.
 
-    ``member_services`` are started, in order, every time this node becomes a member (after init,
+    ``member_services`` are started, all at once, every time this node becomes a member (after init,
     join or a restart) and stopped before it leaves; each is ``fn(ctx, task_status=...)`` with a
     :class:`~p2porch.context.MemberContext`. ``join_streams`` are the streams the join port serves
     to peers (e.g. task logs), ``join_ops`` its other member requests (e.g. task usage). Never holds
