@@ -239,7 +239,11 @@ class Orchestrator:
             winners[node_id] = self._reconcile_key(svc, group[0].slot, node_id, group, ctx)
         history = ctx.history.get(svc.service_id, ())
         done = given_up(spec, history, "node_id", ctx.nodes.keys() - slots_of.keys())
-        winners.update(done)  # a node whose task its restart policy ended keeps it (not created again)
+        current = spec.template_hash()
+        for node_id, last in done.items():  # a node whose task its restart policy ended keeps it
+            node = ctx.nodes[node_id]
+            if last.template_hash == current or (node.schedulable and ctx.satisfies(node_id, spec)):
+                winners[node_id] = last  # an outdated one for the rolling update, on an eligible node
         waiting = awaiting_restart(spec, history, "node_id", ctx.nodes.keys() - slots_of.keys() - done.keys())
         used_slots |= {t.slot for t in (*done.values(), *waiting.values())}
         next_slot = 1
@@ -314,10 +318,7 @@ class Orchestrator:
                 ctx.out.actions.append(ShutdownTask(t.task_id, final or UNHEALTHY))
             if final:
                 return unhealthy[0]
-            if unhealthy[0].template_hash != current:  # a new template starts at once (a missing slot's)
-                history = next_history(spec.restart, unhealthy[0], ctx.now)
-                self._create(svc, slot, pin, ctx, "replace unhealthy task", history)
-                return None
+            # of an outdated template too: the rolling update may take the slot sooner (_rolling_update)
             return self._restart_unhealthy(svc, slot, pin, unhealthy[0], ctx)
         if live:
             for t in ended:
@@ -501,13 +502,18 @@ class Orchestrator:
         order = cfg.order
         if spec.mode == "global" and spec.host_ports:
             order = "stop-first"  # the new task needs the same host ports on the same node
+        stopped_now: set[str] | None = None
         for _, slot, old in sorted(outdated, key=lambda x: (x[0], x[1], x[2].task_id))[: max(budget, 0)]:
             pin = old.node_id if spec.mode == "global" else None
-            if order == "stop-first":
-                ctx.out.actions.append(ShutdownTask(old.task_id, "rolling update"))
+            if order == "stop-first" and old.desired_state == DesiredState.RUNNING:
+                if stopped_now is None:  # the reason of a stop this round stays (e.g. unhealthy)
+                    stopped_now = {a.task_id for a in ctx.out.shutdowns}
+                if old.task_id not in stopped_now:
+                    ctx.out.actions.append(ShutdownTask(old.task_id, "rolling update"))
                 if may_run(old, ctx.node_fate(old.node_id)):
                     ctx.out.wake(stop_bound(old, ctx.now))
                     continue  # created once it stopped (stop_wait.py, _replaced)
+            # a task stopped before (unhealthy, or for good) and not held: stopped, or past its bound
             self._create(svc, slot, pin, ctx, "rolling update", old.restart_history)
 
     def _rollout_failures(

@@ -137,18 +137,6 @@ def test_without_a_delay_the_replacement_comes_once_the_task_stopped() -> None:
     assert new.restart_history == (50.0, 101.0)
 
 
-def test_a_new_template_is_not_held_by_the_delay() -> None:
-    """An outdated unhealthy task is replaced at once by the new template, and a slot waiting for its
-    delay starts at once when the template changes (its newest task is then outdated)."""
-    old = spec_of()
-    new = spec_of(image="busybox:2")
-    r = reconcile(new, [sick(old, at=100.0)], now=100.0)
-    assert r.actions[0] == ShutdownTask("t1", "unhealthy") and len(r.creates) == 1
-    assert [c.template_hash for c in r.creates] == [new.template_hash()]
-    (again,) = reconcile(new, [stopped(sick(old, at=100.0), at=100.5)], now=101.0).creates
-    assert again.slot == 1
-
-
 def test_a_slot_with_another_live_task_is_not_held() -> None:
     """Only a slot with nothing live waits: an unhealthy task beside a healthy one (a start-first
     replacement) is simply superseded."""
