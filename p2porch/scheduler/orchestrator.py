@@ -108,7 +108,9 @@ class Orchestrator:
             elif svc.spec.mode == "global":
                 self._reconcile_global(svc, active, ctx)
             else:
+                ctx.crowded = crowded(svc.spec, active)
                 self._reconcile_replicated(svc, active, ctx)
+                ctx.crowded = set()
             if checkpoint is not None:
                 checkpoint()
         return out
@@ -307,6 +309,7 @@ class Orchestrator:
                 ctx.fate(t.node_id, spec) in ("ok", "unassigned", "grace", "cut")
                 and ctx.satisfies(t.node_id, spec)
                 and not moving(t)
+                and t.task_id not in ctx.crowded
             )
 
         unhealthy = [t for t in live if t.state == TaskState.RUNNING and t.healthy is False]
@@ -357,6 +360,8 @@ class Orchestrator:
                     why = "node drained"
                 elif not ctx.satisfies(winner.node_id, spec):
                     why = "constraints no longer met"
+                elif winner.task_id in ctx.crowded:
+                    why = "max replicas per node"
                 else:
                     why, target = "rebalance", winner.move_to
                 self._create(svc, slot, target, ctx, why, winner.restart_history)
@@ -381,6 +386,7 @@ class Orchestrator:
             and (t.health is TaskHealth.NONE or t.health is TaskHealth.HEALTHY)
             and ctx.fate(t.node_id, svc.spec) == "ok"
             and (pin is not None or ctx.satisfies(t.node_id, svc.spec))
+            and t.task_id not in ctx.crowded
         ):
             return t
         return None
@@ -532,6 +538,25 @@ class Orchestrator:
                 detail = t.error or ("unhealthy" if t.healthy is False else t.state)
                 failures.setdefault(_key(t, svc.spec), []).append((t.task_id, detail))
         return failure_verdict(failures, len(winners), cfg)
+
+
+def crowded(spec: ServiceSpec, active: Sequence[Task]) -> set[str]:
+    """Ids of ``active`` tasks (desired running) beyond ``spec.max_replicas_per_node`` on their node: the
+    newest there, not yet ended. A lowered limit holds for running tasks as Swarm's does (a placement
+    change rolls them out there): they move start-first, as a task off its constraints does."""
+    limit = spec.max_replicas_per_node
+    if not limit or len(active) <= limit:
+        return set()
+    on_node: dict[str, list[Task]] = {}
+    for t in active:
+        if t.node_id is not None and t.state not in TERMINAL_STATES:
+            on_node.setdefault(t.node_id, []).append(t)
+    return {
+        t.task_id
+        for tasks in on_node.values()
+        if len(tasks) > limit
+        for t in sorted(tasks, key=operator.attrgetter("created_at", "task_id"))[limit:]
+    }
 
 
 def _key(task: Task, spec: ServiceSpec) -> Any:

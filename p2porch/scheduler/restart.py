@@ -96,9 +96,7 @@ def given_up(spec: ServiceSpec, history: Iterable[Task], by: str, wanted: Collec
     desired running, those whose newest task was shut down as :func:`final_reason` says: key -> that
     task (an outdated one is the rolling update's to replace)."""
     return {
-        key: t
-        for key, t in _newest_stopped(history, by, wanted).items()
-        if final_reason(spec.restart, t)
+        key: t for key, t in _newest_stopped(history, by, wanted).items() if final_reason(spec.restart, t)
     }
 
 
