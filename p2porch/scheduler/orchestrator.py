@@ -419,7 +419,7 @@ class Orchestrator:
             policy.condition == "on-failure" and last.state not in FAILURE_STATES
         ):
             return last  # the slot is done (a task the cluster stopped); nothing to do until the spec changes
-        due = restart_due(policy, last, ctx.now)
+        due = restart_due(policy, last, ctx.now, drained=ctx.node_fate(last.node_id) == "drain")
         if ctx.now < due:  # the back-off, or the window's attempts used: the task stays failed and visible
             ctx.out.wake(due)
             return last
@@ -432,7 +432,7 @@ class Orchestrator:
     ) -> Task | None:
         """The replacement of ``sick``, stopped (or being stopped) for failing its health check, once
         :func:`~.restart.restart_due` says so; until then the slot holds ``sick`` and asks to wake."""
-        due = restart_due(svc.spec.restart, sick, ctx.now)
+        due = restart_due(svc.spec.restart, sick, ctx.now, drained=ctx.node_fate(sick.node_id) == "drain")
         if ctx.now < due:
             ctx.out.wake(due)
             return sick

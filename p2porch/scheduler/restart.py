@@ -70,15 +70,17 @@ def final_reason(policy: RestartPolicy, task: Task, *, unhealthy: bool = False) 
     return ""
 
 
-def restart_due(policy: RestartPolicy, last: Task, now: float) -> float:
+def restart_due(policy: RestartPolicy, last: Task, now: float, *, drained: bool = False) -> float:
     """When the slot whose latest task ``last`` ended (or was stopped unhealthy) may get its replacement:
     ``delay * 2**n`` (at most ``max_delay``) after ``last.state_at``, n = the slot's restarts in the
-    ``BACKOFF_WINDOW_S`` before it; with ``max_attempts`` and a ``window``, not before the window at
-    ``now`` holds fewer than ``max_attempts`` restarts (when enough of those in it have left it).
-    Due when ``now`` is at or past it; the caller has ruled out a final end (:func:`final_reason`)."""
+    ``BACKOFF_WINDOW_S`` before it, no delay when ``last``'s node is ``drained`` (the replacement goes
+    elsewhere: swarmkit's restart supervisor applies no delay on a drained node); with ``max_attempts``
+    and a ``window``, not before the window at ``now`` holds fewer than ``max_attempts`` restarts (when
+    enough of those in it have left it). Due when ``now`` is at or past it; the caller has ruled out a
+    final end (:func:`final_reason`)."""
     history = last.restart_history
     recent = sum(1 for h in history if h > last.state_at - BACKOFF_WINDOW_S)
-    due = last.state_at + policy.backoff_s(recent)
+    due = last.state_at + (0.0 if drained else policy.backoff_s(recent))
     if policy.max_attempts and policy.window_s > 0:
         counted = sorted(h for h in history if h > now - policy.window_s)
         if len(counted) >= policy.max_attempts:
