@@ -62,6 +62,7 @@ def parse_constraint(expr: str, *, fieldname: str = "constraint") -> Constraint:
     if not value or "==" in value or "!=" in value:
         raise field_error(fieldname, f"{expr!r} needs one non-empty value")
     if attr == "node.role":
+        value = value.lower()  # matched ignoring case, as every constraint (scheduler/filters.py)
         value = SWARM_ROLES.get(value, value)  # Swarm's managers are its Raft voters, as p2porch's
         if value not in ROLES:
             raise field_error(

@@ -60,11 +60,11 @@ def node_attribute(node: NodeInfo, attribute: str) -> str | None:
 
 
 def constraint_matches(node: NodeInfo, constraint: Constraint) -> bool:
-    """``==`` needs the attribute present and equal; ``!=`` holds when it is missing or different."""
+    """``==`` needs the attribute present and equal; ``!=`` holds when it is missing or different. Equal
+    ignores case, as Swarm's (swarmkit's ``constraint.Match``: ``strings.EqualFold``)."""
     value = node_attribute(node, constraint.attribute)
-    if constraint.op == "==":
-        return value == constraint.value
-    return value != constraint.value
+    same = value is not None and value.casefold() == constraint.value.casefold()
+    return same if constraint.op == "==" else not same
 
 
 class Filter:

@@ -108,7 +108,9 @@ class Orchestrator:
             elif svc.spec.mode == "global":
                 self._reconcile_global(svc, active, ctx)
             else:
+                ctx.crowded = crowded(svc.spec, active)
                 self._reconcile_replicated(svc, active, ctx)
+                ctx.crowded = set()
             if checkpoint is not None:
                 checkpoint()
         return out
@@ -239,7 +241,11 @@ class Orchestrator:
             winners[node_id] = self._reconcile_key(svc, group[0].slot, node_id, group, ctx)
         history = ctx.history.get(svc.service_id, ())
         done = given_up(spec, history, "node_id", ctx.nodes.keys() - slots_of.keys())
-        winners.update(done)  # a node whose task its restart policy ended keeps it (not created again)
+        current = spec.template_hash()
+        for node_id, last in done.items():  # a node whose task its restart policy ended keeps it
+            node = ctx.nodes[node_id]
+            if last.template_hash == current or (node.schedulable and ctx.satisfies(node_id, spec)):
+                winners[node_id] = last  # an outdated one for the rolling update, on an eligible node
         waiting = awaiting_restart(spec, history, "node_id", ctx.nodes.keys() - slots_of.keys() - done.keys())
         used_slots |= {t.slot for t in (*done.values(), *waiting.values())}
         next_slot = 1
@@ -303,6 +309,7 @@ class Orchestrator:
                 ctx.fate(t.node_id, spec) in ("ok", "unassigned", "grace", "cut")
                 and ctx.satisfies(t.node_id, spec)
                 and not moving(t)
+                and t.task_id not in ctx.crowded
             )
 
         unhealthy = [t for t in live if t.state == TaskState.RUNNING and t.healthy is False]
@@ -314,10 +321,7 @@ class Orchestrator:
                 ctx.out.actions.append(ShutdownTask(t.task_id, final or UNHEALTHY))
             if final:
                 return unhealthy[0]
-            if unhealthy[0].template_hash != current:  # a new template starts at once (a missing slot's)
-                history = next_history(spec.restart, unhealthy[0], ctx.now)
-                self._create(svc, slot, pin, ctx, "replace unhealthy task", history)
-                return None
+            # of an outdated template too: the rolling update may take the slot sooner (_rolling_update)
             return self._restart_unhealthy(svc, slot, pin, unhealthy[0], ctx)
         if live:
             for t in ended:
@@ -356,6 +360,8 @@ class Orchestrator:
                     why = "node drained"
                 elif not ctx.satisfies(winner.node_id, spec):
                     why = "constraints no longer met"
+                elif winner.task_id in ctx.crowded:
+                    why = "max replicas per node"
                 else:
                     why, target = "rebalance", winner.move_to
                 self._create(svc, slot, target, ctx, why, winner.restart_history)
@@ -380,6 +386,7 @@ class Orchestrator:
             and (t.health is TaskHealth.NONE or t.health is TaskHealth.HEALTHY)
             and ctx.fate(t.node_id, svc.spec) == "ok"
             and (pin is not None or ctx.satisfies(t.node_id, svc.spec))
+            and t.task_id not in ctx.crowded
         ):
             return t
         return None
@@ -412,7 +419,7 @@ class Orchestrator:
             policy.condition == "on-failure" and last.state not in FAILURE_STATES
         ):
             return last  # the slot is done (a task the cluster stopped); nothing to do until the spec changes
-        due = restart_due(policy, last, ctx.now)
+        due = restart_due(policy, last, ctx.now, drained=ctx.node_fate(last.node_id) == "drain")
         if ctx.now < due:  # the back-off, or the window's attempts used: the task stays failed and visible
             ctx.out.wake(due)
             return last
@@ -425,7 +432,7 @@ class Orchestrator:
     ) -> Task | None:
         """The replacement of ``sick``, stopped (or being stopped) for failing its health check, once
         :func:`~.restart.restart_due` says so; until then the slot holds ``sick`` and asks to wake."""
-        due = restart_due(svc.spec.restart, sick, ctx.now)
+        due = restart_due(svc.spec.restart, sick, ctx.now, drained=ctx.node_fate(sick.node_id) == "drain")
         if ctx.now < due:
             ctx.out.wake(due)
             return sick
@@ -501,13 +508,18 @@ class Orchestrator:
         order = cfg.order
         if spec.mode == "global" and spec.host_ports:
             order = "stop-first"  # the new task needs the same host ports on the same node
+        stopped_now: set[str] | None = None
         for _, slot, old in sorted(outdated, key=lambda x: (x[0], x[1], x[2].task_id))[: max(budget, 0)]:
             pin = old.node_id if spec.mode == "global" else None
-            if order == "stop-first":
-                ctx.out.actions.append(ShutdownTask(old.task_id, "rolling update"))
+            if order == "stop-first" and old.desired_state == DesiredState.RUNNING:
+                if stopped_now is None:  # the reason of a stop this round stays (e.g. unhealthy)
+                    stopped_now = {a.task_id for a in ctx.out.shutdowns}
+                if old.task_id not in stopped_now:
+                    ctx.out.actions.append(ShutdownTask(old.task_id, "rolling update"))
                 if may_run(old, ctx.node_fate(old.node_id)):
                     ctx.out.wake(stop_bound(old, ctx.now))
                     continue  # created once it stopped (stop_wait.py, _replaced)
+            # a task stopped before (unhealthy, or for good) and not held: stopped, or past its bound
             self._create(svc, slot, pin, ctx, "rolling update", old.restart_history)
 
     def _rollout_failures(
@@ -526,6 +538,25 @@ class Orchestrator:
                 detail = t.error or ("unhealthy" if t.healthy is False else t.state)
                 failures.setdefault(_key(t, svc.spec), []).append((t.task_id, detail))
         return failure_verdict(failures, len(winners), cfg)
+
+
+def crowded(spec: ServiceSpec, active: Sequence[Task]) -> set[str]:
+    """Ids of ``active`` tasks (desired running) beyond ``spec.max_replicas_per_node`` on their node: the
+    newest there, not yet ended. A lowered limit holds for running tasks as Swarm's does (a placement
+    change rolls them out there): they move start-first, as a task off its constraints does."""
+    limit = spec.max_replicas_per_node
+    if not limit or len(active) <= limit:
+        return set()
+    on_node: dict[str, list[Task]] = {}
+    for t in active:
+        if t.node_id is not None and t.state not in TERMINAL_STATES:
+            on_node.setdefault(t.node_id, []).append(t)
+    return {
+        t.task_id
+        for tasks in on_node.values()
+        if len(tasks) > limit
+        for t in sorted(tasks, key=operator.attrgetter("created_at", "task_id"))[limit:]
+    }
 
 
 def _key(task: Task, spec: ServiceSpec) -> Any:

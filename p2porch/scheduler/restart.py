@@ -13,6 +13,11 @@ same: :func:`final_reason` says why the latest task of a slot will not be restar
 shutdown records), and :func:`given_up` finds the slots (replicated) or nodes (global) whose newest task
 was shut down for that reason, so that they are not created again as missing ones.
 
+Whatever the task's template: an outdated task (a rollout running, paused or failed) that fails its
+health check or ends for good is held the same way, so that only the rolling update, within its budget
+and never while paused, or the restart policy's delay brings its slot the current template (swarmkit's
+restart supervisor restarts with the current spec after the delay; its updater may start it sooner).
+
 Only a task that ended by itself (complete, failed, rejected) or that the orchestrator stopped for
 failing its health check (its shutdown reason says so: :func:`stopped_unhealthy`; Swarm counts it as
 failed) can end its slot, and a ``window`` that can still move on cannot: such a slot waits for its
@@ -65,15 +70,17 @@ def final_reason(policy: RestartPolicy, task: Task, *, unhealthy: bool = False) 
     return ""
 
 
-def restart_due(policy: RestartPolicy, last: Task, now: float) -> float:
+def restart_due(policy: RestartPolicy, last: Task, now: float, *, drained: bool = False) -> float:
     """When the slot whose latest task ``last`` ended (or was stopped unhealthy) may get its replacement:
     ``delay * 2**n`` (at most ``max_delay``) after ``last.state_at``, n = the slot's restarts in the
-    ``BACKOFF_WINDOW_S`` before it; with ``max_attempts`` and a ``window``, not before the window at
-    ``now`` holds fewer than ``max_attempts`` restarts (when enough of those in it have left it).
-    Due when ``now`` is at or past it; the caller has ruled out a final end (:func:`final_reason`)."""
+    ``BACKOFF_WINDOW_S`` before it, no delay when ``last``'s node is ``drained`` (the replacement goes
+    elsewhere: swarmkit's restart supervisor applies no delay on a drained node); with ``max_attempts``
+    and a ``window``, not before the window at ``now`` holds fewer than ``max_attempts`` restarts (when
+    enough of those in it have left it). Due when ``now`` is at or past it; the caller has ruled out a
+    final end (:func:`final_reason`)."""
     history = last.restart_history
     recent = sum(1 for h in history if h > last.state_at - BACKOFF_WINDOW_S)
-    due = last.state_at + policy.backoff_s(recent)
+    due = last.state_at + (0.0 if drained else policy.backoff_s(recent))
     if policy.max_attempts and policy.window_s > 0:
         counted = sorted(h for h in history if h > now - policy.window_s)
         if len(counted) >= policy.max_attempts:
@@ -88,33 +95,28 @@ def next_history(policy: RestartPolicy, last: Task, now: float) -> tuple[float, 
 
 def given_up(spec: ServiceSpec, history: Iterable[Task], by: str, wanted: Collection[Any]) -> dict[Any, Task]:
     """Of the keys in ``wanted`` (slots, or node ids: ``by`` names the task's field) that have no task
-    desired running, those whose newest task is of the current template and was shut down as
-    :func:`final_reason` says: key -> that task."""
+    desired running, those whose newest task was shut down as :func:`final_reason` says: key -> that
+    task (an outdated one is the rolling update's to replace)."""
     return {
-        key: t
-        for key, t in _newest_stopped(spec, history, by, wanted).items()
-        if final_reason(spec.restart, t)
+        key: t for key, t in _newest_stopped(history, by, wanted).items() if final_reason(spec.restart, t)
     }
 
 
 def awaiting_restart(
     spec: ServiceSpec, history: Iterable[Task], by: str, wanted: Collection[Any]
 ) -> dict[Any, Task]:
-    """Of the keys in ``wanted`` that have no task desired running, those whose newest task is of the
-    current template and was stopped for failing its health check, not for good: key -> that task, whose
-    replacement :func:`restart_due` times. A new template starts the slot at once (the newest task is
-    then outdated: a missing slot)."""
+    """Of the keys in ``wanted`` that have no task desired running, those whose newest task was stopped
+    for failing its health check, not for good: key -> that task, whose replacement :func:`restart_due`
+    times, of whatever template (an outdated one's slot may be taken sooner by the rolling update)."""
     return {
         key: t
-        for key, t in _newest_stopped(spec, history, by, wanted).items()
+        for key, t in _newest_stopped(history, by, wanted).items()
         if stopped_unhealthy(t) and not final_reason(spec.restart, t)
     }
 
 
-def _newest_stopped(
-    spec: ServiceSpec, history: Iterable[Task], by: str, wanted: Collection[Any]
-) -> dict[Any, Task]:
-    """key -> its newest task when that one is desired ``shutdown`` and of the current template."""
+def _newest_stopped(history: Iterable[Task], by: str, wanted: Collection[Any]) -> dict[Any, Task]:
+    """key -> its newest task when that one is desired ``shutdown``."""
     if not wanted:
         return {}
     newest: dict[Any, Task] = {}
@@ -122,12 +124,7 @@ def _newest_stopped(
         key = getattr(t, by)
         if key in wanted and (key not in newest or _order(t) > _order(newest[key])):
             newest[key] = t
-    current = spec.template_hash()
-    return {
-        key: t
-        for key, t in newest.items()
-        if t.desired_state == DesiredState.SHUTDOWN and t.template_hash == current
-    }
+    return {key: t for key, t in newest.items() if t.desired_state == DesiredState.SHUTDOWN}
 
 
 def _order(t: Task) -> tuple[float, str]:

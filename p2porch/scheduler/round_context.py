@@ -38,6 +38,9 @@ class RoundContext:
         # created this round), and the newest task told to stop
         self.held: set[Any] = set()
         self.stopped: dict[Any, Task] = {}
+        # of the replicated service being reconciled: ids of its tasks beyond max_replicas_per_node on
+        # their node (the newest there), which are moved start-first as off-constraint ones are
+        self.crowded: set[str] = set()
         # node_fate per node id: fixed for the round (nodes and now are), except "grace", never kept
         # here since it wakes the service asking (issue 19: ~3 calls per task of a full round)
         self._fates: dict[str | None, str] = {}

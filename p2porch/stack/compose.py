@@ -9,7 +9,7 @@ returned as warnings. No I/O: files named inside Compose files are read through 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..model import parse_port
 from . import keys
 from .groups import fold_groups
+from .implied import implied_dependencies
 from .links import link_aliases
 from .names import check_stack_name
 from .networks import StackNetwork, top_networks
@@ -160,46 +161,32 @@ def _run_once(services: list[StackService], confs: Mapping[str, Any], ctx: Stack
         )
 
 
-def _link_dependencies(services: list[StackService], confs: Mapping[str, Any]) -> list[StackService]:
-    """The services each service's ``links`` name become dependencies (``service_started``) unless it
-    already waits for them, as compose-go adds a ``depends_on`` entry for every link: the linked service is
-    created and running first (*Start order*). A target the stack does not deploy (an inactive profile, a
-    name that is no service) adds nothing: ``link_aliases`` warns about the aliases that cannot resolve."""
+def _implied_dependencies(services: list[StackService], confs: Mapping[str, Any]) -> list[StackService]:
+    """Each service also waits (``service_started``) for what its ``links``, ``service:X`` namespaces and
+    ``volumes_from`` name and its ``depends_on`` does not (``implied.py``: the list ``stack config``
+    prints, compose-go's), so the linked or mounted-from service is created and running first (*Start
+    order*). A name the stack does not deploy (an inactive profile, no such service) adds nothing:
+    ``link_aliases`` and ``volumes_from.py`` warn or refuse it naming the entry."""
     deployed = {s.short_name for s in services}
-    implied: dict[str, list[str]] = {}
-    for service in services:
-        conf = confs.get(service.short_name)
-        raw = conf.get("links") if isinstance(conf, Mapping) else None
-        targets = [e.partition(":")[0] for e in raw if isinstance(e, str)] if isinstance(raw, list) else []
-        implied[service.short_name] = [t for t in targets if t in deployed and t != service.short_name]
-    return _with_dependencies(services, implied)
-
-
-def _with_dependencies(
-    services: list[StackService], implied: Mapping[str, Iterable[str]]
-) -> list[StackService]:
-    """``services``, each also waiting (``service_started``) for the services ``implied`` names for it
-    that it does not wait for yet, in their first order."""
     out = []
     for service in services:
-        waits = {d.service for d in service.depends_on}
-        extra = tuple(
-            Dependency(n) for n in dict.fromkeys(implied.get(service.short_name, ())) if n not in waits
+        conf = confs.get(service.short_name)
+        implied = (
+            implied_dependencies(service.short_name, conf, deployed) if isinstance(conf, Mapping) else {}
         )
+        waits = {d.service for d in service.depends_on}
+        extra = tuple(Dependency(n) for n in implied if n not in waits)
         out.append(
             StackService(service.short_name, service.spec, service.depends_on + extra) if extra else service
         )
     return out
 
 
-def _volumes_from(
-    services: list[StackService], confs: Mapping[str, Any], ctx: StackContext
-) -> list[StackService]:
-    """Each service's ``volumes_from`` mounts (``volumes_from.py``); the services it names become
-    dependencies (``service_started``), as in Compose."""
-    by_short = {s.short_name: s.spec for s in services}
-    deps = apply_volumes_from(by_short, confs, ctx.skipped, ctx.note, ctx.problems.add)
-    return _with_dependencies(services, deps)
+def _volumes_from(services: list[StackService], confs: Mapping[str, Any], ctx: StackContext) -> None:
+    """Each service's ``volumes_from`` mounts (``volumes_from.py``)."""
+    apply_volumes_from(
+        {s.short_name: s.spec for s in services}, confs, ctx.skipped, ctx.note, ctx.problems.add
+    )
 
 
 def _fold_groups(
@@ -371,8 +358,8 @@ def load_stack(
         names[spec["name"]] = short
         services.append(StackService(short, spec, tuple(deps)))
     declared_networks.report_used(ctx.used_networks, problems)
-    services = _volumes_from(services, services_conf, ctx)
-    services = _link_dependencies(services, services_conf)
+    _volumes_from(services, services_conf, ctx)
+    services = _implied_dependencies(services, services_conf)
     services = _fold_groups(services, services_conf, ctx)
     link_aliases(services, services_conf, problems)
     _check_ingress_ports(services, problems)

@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
+from .implied import implied_dependencies
 from .values import scalar_text
-
-#: the keys whose ``service:X`` value makes compose-go add a dependency on X (restart: true)
-_NAMESPACE_KEYS = ("network_mode", "ipc", "pid", "uts", "cgroup")
 
 
 def printed_model(
@@ -77,28 +75,14 @@ def _env_text(key: Any, value: Any, environ: Mapping[str, str]) -> Any:
 def _depends_on(short: str, conf: Mapping[str, Any], services: Mapping[str, Any]) -> dict[str, Any]:
     """A service's ``depends_on`` as compose-go prints it: each entry with its ``condition``
     (``service_started`` by default), ``restart`` only when true, and ``required`` (true by default); then
-    the entries compose-go adds for what the service names without one (in its order, and only for
-    services of the model): each ``links`` target and ``service:X`` of ``network_mode``/``ipc``/``pid``/
-    ``uts``/``cgroup`` (``restart: true``), each ``volumes_from`` service (not ``container:``)."""
+    the entries compose-go adds for what the service names without one, only for services of the model
+    (``implied.implied_dependencies``, which the deploy's start order takes as well)."""
     out: dict[str, Any] = {}
     given = conf.get("depends_on")
     for name, entry in given.items() if isinstance(given, Mapping) else ():
         out[name] = _entry(entry) if isinstance(entry, Mapping) else entry
-    implied: list[tuple[str, bool]] = []
-    links = conf.get("links")
-    for link in links if isinstance(links, list) else ():
-        if isinstance(link, str):
-            implied.append((link.partition(":")[0], True))
-    for key in _NAMESPACE_KEYS:
-        value = conf.get(key)
-        if isinstance(value, str) and value.startswith("service:"):
-            implied.append((value.removeprefix("service:"), True))
-    volumes_from = conf.get("volumes_from")
-    for item in volumes_from if isinstance(volumes_from, list) else ():
-        if isinstance(item, str) and not item.startswith("container:"):
-            implied.append((item.partition(":")[0], False))
-    for name, restart in implied:
-        if name in services and name not in out and name != short:
+    for name, restart in implied_dependencies(short, conf, services).items():
+        if name not in out:
             out[name] = _entry({"restart": restart})
     return out
 

@@ -7,8 +7,8 @@ what it has itself from ``volumes_from`` (resolved first; a cycle is an error). 
 own at the same target wins, as the engine's own binds win over volumes-from. An anonymous volume or a
 tmpfs belongs to each container and cannot be shared by the tasks of two services (warned, not
 copied); a container outside the stack (``container:NAME``) is ignored with a warning. As in Compose,
-each named service becomes a dependency (``service_started``). Never touches anything but the specs it
-is given.
+each named service becomes a dependency (``service_started``: ``implied.py``). Never touches anything
+but the specs it is given.
 """
 
 from __future__ import annotations
@@ -54,12 +54,11 @@ def apply_volumes_from(
     skipped: set[str],
     note: Note,
     error: Callable[[ConfigError], None],
-) -> dict[str, list[str]]:
-    """Add to ``specs[short]["mounts"]`` what each service's ``volumes_from`` names; returns, for each
-    service, the services it now depends on. ``specs`` are the mapped services by short name, ``confs``
-    their Compose mappings, ``skipped`` the services inactive profiles dropped."""
+) -> None:
+    """Add to ``specs[short]["mounts"]`` what each service's ``volumes_from`` names. ``specs`` are the
+    mapped services by short name, ``confs`` their Compose mappings, ``skipped`` the services inactive
+    profiles dropped."""
     done: dict[str, list[dict[str, Any]]] = {}
-    deps: dict[str, list[str]] = {}
 
     def resolve(short: str, chain: tuple[str, ...]) -> list[dict[str, Any]]:
         if short in done:
@@ -91,7 +90,6 @@ def apply_volumes_from(
             if name in chain or name == short:
                 error(err(where, f"a cycle: {' -> '.join((*chain, short, name))}"))
                 continue
-            deps.setdefault(short, []).append(name)
             for mount in resolve(name, (*chain, short)):
                 if mount["target"] in targets:
                     continue
@@ -115,4 +113,3 @@ def apply_volumes_from(
 
     for short in specs:
         resolve(short, ())
-    return deps

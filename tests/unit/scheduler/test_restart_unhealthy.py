@@ -137,18 +137,6 @@ def test_without_a_delay_the_replacement_comes_once_the_task_stopped() -> None:
     assert new.restart_history == (50.0, 101.0)
 
 
-def test_a_new_template_is_not_held_by_the_delay() -> None:
-    """An outdated unhealthy task is replaced at once by the new template, and a slot waiting for its
-    delay starts at once when the template changes (its newest task is then outdated)."""
-    old = spec_of()
-    new = spec_of(image="busybox:2")
-    r = reconcile(new, [sick(old, at=100.0)], now=100.0)
-    assert r.actions[0] == ShutdownTask("t1", "unhealthy") and len(r.creates) == 1
-    assert [c.template_hash for c in r.creates] == [new.template_hash()]
-    (again,) = reconcile(new, [stopped(sick(old, at=100.0), at=100.5)], now=101.0).creates
-    assert again.slot == 1
-
-
 def test_a_slot_with_another_live_task_is_not_held() -> None:
     """Only a slot with nothing live waits: an unhealthy task beside a healthy one (a start-first
     replacement) is simply superseded."""
@@ -166,3 +154,23 @@ def test_a_failed_task_waiting_for_its_window_asks_to_wake_when_it_moves_on() ->
     r = reconcile(spec, [crashed], now=140.0)
     assert r.actions == [] and r.wake_at == 170.0
     assert len(reconcile(spec, [crashed], now=170.0).creates) == 1
+
+
+@pytest.mark.parametrize("state", ["failed", "unhealthy"])
+def test_no_restart_delay_for_a_task_on_a_drained_node(state: str) -> None:
+    """swarmkit's restart supervisor applies no restart delay on a drained node: the replacement goes
+    elsewhere at once (once the old task stopped), the window's attempts still counted. Before: the
+    drain waited the delay (and its back-off) for a task that failed or turned unhealthy there."""
+    spec = spec_of()
+    task = sick(spec, at=100.0, history=(50.0,))
+    if state == "failed":
+        task = dataclasses.replace(task, state="failed", health="")
+    else:
+        task = stopped(task, at=100.5)
+    drained = [Node("n1", "n1", availability="drain"), NODES[1]]
+    r = Orchestrator(random.Random(1)).reconcile([Service("s1", spec)], [task], drained, now=101.0)
+    assert len(r.creates) == 1 and r.creates[0].node_id is None
+    full = sick(spec, at=130.0, history=(110.0, 125.0), state="failed", health="")  # 2 restarts in 60 s
+    held = Orchestrator(random.Random(1)).reconcile([Service("s1", spec)], [full], drained, now=131.0)
+    assert held.creates == [] and held.wake_at == 170.0
+    assert reconcile(spec, [task], now=101.0).creates == []  # on an active node: the delay

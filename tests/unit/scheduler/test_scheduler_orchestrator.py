@@ -170,6 +170,29 @@ def test_changed_constraint_moves_tasks_off_nodes_that_no_longer_match() -> None
     assert [c.reason for c in r.creates] == ["constraints no longer met"] and r.shutdowns == []
 
 
+def test_a_lowered_max_replicas_per_node_moves_the_newest_tasks_of_a_crowded_node() -> None:
+    """``--replicas-max-per-node`` lowered from 3 to 1 with three tasks on n1: the two newest there are
+    moved start-first (replacements created, nothing stopped until they run), as off-constraint tasks
+    are; Swarm rolls every task out on such a change, p2porch only those over the limit. Before: the
+    limit held for new placements only, so n1 kept three tasks for good."""
+    spec = dataclasses.replace(SPEC, replicas=3, max_replicas_per_node=1)
+    tasks = [running(s, "n1", spec=spec, created_at=float(s)) for s in (1, 2, 3)]
+    r = orch().reconcile([Service("s1", spec)], tasks, NODES, now=10.0)
+    assert [(c.slot, c.reason) for c in r.creates] == [
+        (2, "max replicas per node"),
+        (3, "max replicas per node"),
+    ]
+    assert r.shutdowns == []
+    placed = [
+        running(2, "n2", spec=spec, tid="new2", created_at=10.0),
+        running(3, "n3", spec=spec, tid="new3", created_at=10.0),
+    ]
+    done = orch().reconcile([Service("s1", spec)], tasks + placed, NODES, now=20.0)
+    assert sorted(shut_ids(done)) == ["t2-n1", "t3-n1"] and done.creates == []
+    within = dataclasses.replace(spec, max_replicas_per_node=3)
+    assert orch().reconcile([Service("s1", within)], tasks, NODES, now=10.0).actions == []
+
+
 def test_duplicate_slot_after_partition_keeps_the_older_task() -> None:
     spec = dataclasses.replace(SPEC, replicas=1)
     a = running(1, "n1", spec=spec, tid="a", created_at=5.0)

@@ -234,3 +234,24 @@ def test_every_unplaced_task_has_an_explanation_counting_all_nodes(scn: Scenario
             assert text
             if scn.nodes:
                 assert explanation_count(text) == len(scn.nodes)
+
+
+def test_constraints_match_ignoring_case_as_swarms() -> None:
+    """swarmkit's ``constraint.Match`` compares with ``strings.EqualFold``: ``zone==East`` holds on a node
+    labelled ``east`` (before: no node, the service never placed), ``!=`` its negation, a missing label
+    never equal; the role's Swarm names in any case."""
+    infos = build_node_infos(
+        [Node("a", "Alpha", labels={"zone": "east"}), Node("b", "beta", labels={"zone": "WEST"}), Node("c")]
+    )
+    cases = {
+        "node.labels.zone==East": ["a"],
+        "node.labels.zone==west": ["b"],
+        "node.labels.zone!=EAST": ["b", "c"],
+        "node.name==ALPHA": ["a"],
+        "node.role==Worker": ["a", "b", "c"],
+    }
+    for expr, expected in cases.items():
+        spec = ServiceSpec(name="s", image="x", mode="global", constraints=(parse_constraint(expr),))
+        placed = schedule([TaskRequest(f"t-{n.node_id}", spec, node_id=n.node_id) for n in infos], infos)
+        assert sorted(placed.assignments.values()) == expected, expr
+    assert parse_constraint("node.role==MANAGER").value == "voter"

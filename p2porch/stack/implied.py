@@ -1,0 +1,41 @@
+"""The dependencies a Compose service's other keys imply, as compose-go adds them to ``depends_on`` (pure).
+
+Owns the one list both the deploy's start order (``compose.py``) and ``stack config``'s printed
+``depends_on`` (``printed.py``) take: each ``links`` target and ``service:X`` of ``network_mode``/
+``ipc``/``pid``/``uts``/``cgroup`` (compose-go marks them ``restart: true``), then each ``volumes_from``
+service (not ``container:NAME``), in that order, each once. Never validates an entry (the service
+mapping and ``volumes_from.py`` refuse bad ones, naming them) and never reads anything but the mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+__all__ = ["NAMESPACE_KEYS", "implied_dependencies"]
+
+#: the keys whose ``service:X`` value makes compose-go add a dependency on X (restart: true)
+NAMESPACE_KEYS = ("network_mode", "ipc", "pid", "uts", "cgroup")
+
+
+def implied_dependencies(short: str, conf: Mapping[str, Any], known: Collection[str]) -> dict[str, bool]:
+    """Service name -> compose-go's ``restart`` flag for each dependency ``conf`` (service ``short``'s
+    Compose mapping) implies, first entry of a name kept; only names in ``known``, never ``short``."""
+    implied: list[tuple[str, bool]] = []
+    links = conf.get("links")
+    for link in links if isinstance(links, list) else ():
+        if isinstance(link, str):
+            implied.append((link.partition(":")[0], True))
+    for key in NAMESPACE_KEYS:
+        value = conf.get(key)
+        if isinstance(value, str) and value.startswith("service:"):
+            implied.append((value.removeprefix("service:"), True))
+    volumes_from = conf.get("volumes_from")
+    for item in volumes_from if isinstance(volumes_from, list) else ():
+        if isinstance(item, str) and not item.startswith("container:"):
+            implied.append((item.partition(":")[0], False))
+    out: dict[str, bool] = {}
+    for name, restart in implied:
+        if name in known and name != short:
+            out.setdefault(name, restart)
+    return out
