@@ -97,6 +97,11 @@ class LinkCompilers:
         self.replaced = ZoneCompiler(store)
         self.touched = ZoneCompiler(store)
 
+    def close(self) -> None:
+        """Let go of the fragments the three compilers hold (the link scope was dropped)."""
+        for compiler in (self.linked, self.replaced, self.touched):
+            compiler.close()
+
 
 def link_zone(
     view: ZoneData,

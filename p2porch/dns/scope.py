@@ -132,7 +132,9 @@ class ClientScopes:
     default's counters and compiled services: a service a scope sees is compiled once per node, not per
     resolver); `update` rebuilds them from a new zone and scope data, the network scopes first, then
     each link scope over its network scope (held while a link scope uses it, even with no task of its
-    own). Never raises on odd addresses; never mutates the ``clients`` or ``linkers`` mappings it is
+    own). A scope dropped (no address uses it: its network or service gone, a link removed) is closed:
+    its compiled services leave the node's store unless another resolver holds them. Never raises on odd
+    addresses; never mutates the ``clients`` or ``linkers`` mappings it is
     given (it keeps them to compare with the next ones)."""
 
     def __init__(self, default: Resolver, make: Callable[..., Resolver]) -> None:
@@ -190,7 +192,11 @@ class ClientScopes:
         self.by_packed, self.by_host = {}, {}
         for address, networks in sorted(data.clients.items()):
             self._map(address, (networks, data.linkers.get(address, "")), zone, data, previous)
-        self._links = {key: kept for key, kept in self._links.items() if key in self._scoped}
+        for key, resolver in previous.items():
+            if self._scoped.get(key) is not resolver:
+                resolver.close()  # a dropped scope: its compiled services leave the store
+        for key in self._links.keys() - self._scoped.keys():
+            self._links.pop(key).close()
 
     def _follow(
         self,
@@ -281,9 +287,13 @@ class ClientScopes:
             self._uses[key] = left
         else:
             self._uses.pop(key, None)
-            self._scoped.pop(key, None)
             self._views.pop(key, None)
-            self._links.pop(key, None)
+            resolver = self._scoped.pop(key, None)
+            if resolver is not None:
+                resolver.close()  # its compiled services leave the store unless another scope holds them
+            compilers = self._links.pop(key, None)
+            if compilers is not None:
+                compilers.close()
         if key[1]:
             self._release((key[0], ""))
 
