@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from p2porch import ipv4
-from p2porch.dns.link_scope import LinkCompilers, link_zone
+from p2porch.dns.link_scope import LinkCompilers, ViewNames, link_zone
 from p2porch.dns.resolver import Resolver
 from p2porch.dns.zone import TaskEntry, ZoneData
 
@@ -149,6 +149,7 @@ class ClientScopes:
         self._fresh: set[ScopeKey] = set()  # network scopes whose resolver got this call's zone
         self._views: dict[ScopeKey, ZoneData] = {}  # each network scope's last zone (its link scopes')
         self._links: dict[ScopeKey, LinkCompilers] = {}  # each link scope's compilers
+        self._names: dict[ScopeKey, ViewNames] = {}  # each network scope's names (its link scopes')
 
     @property
     def scope_count(self) -> int:
@@ -178,7 +179,8 @@ class ClientScopes:
                 view = with_links(self._views[under], zone, nets, data, linker)
                 compilers = self._links.get((nets, linker))
                 if compilers is None:
-                    compilers = self._links[nets, linker] = LinkCompilers(self.default.fragments)
+                    names = self._names.setdefault(under, ViewNames())
+                    compilers = self._links[nets, linker] = LinkCompilers(self.default.fragments, names)
                 scope.show(
                     link_zone(
                         view, self._views[under], self._scoped[under].zone, compilers, data.links[linker]
@@ -197,6 +199,7 @@ class ClientScopes:
                 resolver.close()  # a dropped scope: its compiled services leave the store
         for key in self._links.keys() - self._scoped.keys():
             self._links.pop(key).close()
+        self._names = {key: kept for key, kept in self._names.items() if key in self._scoped}
 
     def _follow(
         self,
@@ -288,6 +291,7 @@ class ClientScopes:
         else:
             self._uses.pop(key, None)
             self._views.pop(key, None)
+            self._names.pop(key, None)
             resolver = self._scoped.pop(key, None)
             if resolver is not None:
                 resolver.close()  # its compiled services leave the store unless another scope holds them
