@@ -185,11 +185,19 @@ def _moved(zone: ZoneData, rng: random.Random) -> ZoneData:
 
 def _evolved(zone: ZoneData, data: ScopeData, rng: random.Random) -> tuple[ZoneData, ScopeData]:
     """The next zone of a burst: only its version (a message-only burst), one service's tasks moved, a
-    service added (on random networks) or one removed; the others' lists kept, as the zone builder does."""
-    kind = rng.choice(("version", "moved", "added", "removed"))
-    services, by_network = dict(zone.services), dict(data.services_by_network)
+    service added (on random networks) or one removed, or a VIP changed; the others' lists kept, as the
+    zone builder does."""
+    kind = rng.choice(("version", "moved", "added", "removed", "vip"))
+    services, by_network, vips = dict(zone.services), dict(data.services_by_network), dict(zone.vips)
     if kind == "moved":
         return _moved(zone, rng), data
+    if kind == "vip":  # a service's VIP comes, goes or moves (its task list kept)
+        name = rng.choice(sorted(services))
+        vip = rng.choice((None, f"10.7.0.{rng.randint(1, 5)}"))
+        if vip is None:
+            vips.pop(name, None)
+        else:
+            vips[name] = vip
     if kind == "added":
         name = rng.choice((_name(rng), _name(rng).upper(), "bad..name"))
         services[name] = _tasks(rng)
@@ -197,9 +205,7 @@ def _evolved(zone: ZoneData, data: ScopeData, rng: random.Random) -> tuple[ZoneD
             by_network[net] = by_network[net] | {name}
     elif kind == "removed" and len(services) > 1:
         del services[rng.choice(sorted(services))]
-    moved = ZoneData(
-        zone.domain, services, zone.nodes, zone.nameservers, zone.version + 1, zone.local_site, zone.vips
-    )
+    moved = ZoneData(zone.domain, services, zone.nodes, zone.nameservers, zone.version + 1, zone.local_site, vips)
     return moved, ScopeData(by_network, data.aliases, data.clients, data.owners, data.links, data.linkers)
 
 
