@@ -201,7 +201,9 @@ class LinkCompilers:
             )
         return self._part
 
-    def related(self, changed: list[str], touched: _Touched, compiled: CompiledZone) -> tuple[list[str], bool]:
+    def related(
+        self, changed: list[str], touched: _Touched, compiled: CompiledZone
+    ) -> tuple[list[str], bool]:
         """`_related`'s answer: the last one while its input is the same (the touched names and the
         network scope's reverse names the same objects, the index unchanged)."""
         of = (touched, compiled.reverse)

@@ -86,8 +86,9 @@ class FragmentStore:
     (domain, local site, service name): a service a scope shares with the default zone (the same
     entries list, as ``scoped_zone`` hands it on) is compiled, patched and kept once, not once per
     resolver (issue 19: ~1.3 KB a task per copy). Each ``ZoneCompiler`` holds the keys of its last
-    zone until it is closed (its scope dropped); a fragment no compiler holds is dropped. Only a compiler replaces a fragment, and only the one
-    stored (its index moves to the replacement); never mutates a fragment's records."""
+    zone until it is closed (its scope dropped); a fragment no compiler holds is dropped. Only a
+    compiler replaces a fragment, and only the one stored (its index moves to the replacement); never
+    mutates a fragment's records."""
 
     def __init__(self) -> None:
         self.fragments: dict[FragmentKey, _Fragment] = {}

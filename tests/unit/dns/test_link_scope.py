@@ -205,7 +205,9 @@ def _evolved(zone: ZoneData, data: ScopeData, rng: random.Random) -> tuple[ZoneD
             by_network[net] = by_network[net] | {name}
     elif kind == "removed" and len(services) > 1:
         del services[rng.choice(sorted(services))]
-    moved = ZoneData(zone.domain, services, zone.nodes, zone.nameservers, zone.version + 1, zone.local_site, vips)
+    moved = ZoneData(
+        zone.domain, services, zone.nodes, zone.nameservers, zone.version + 1, zone.local_site, vips
+    )
     return moved, ScopeData(by_network, data.aliases, data.clients, data.owners, data.links, data.linkers)
 
 
@@ -237,7 +239,9 @@ def test_view_names_follow_each_view_as_an_index_built_afresh(seed: int) -> None
             labels = to_labels(name)
             if labels:
                 assert name in index.named(labels + (b"p2p",), (b"p2p",))
-        assert index.named((b"p2p",), (b"p2p",)) == set() and index.named((b"x", b"other"), (b"p2p",)) == set()
+        assert (
+            index.named((b"p2p",), (b"p2p",)) == set() and index.named((b"x", b"other"), (b"p2p",)) == set()
+        )
 
 
 @pytest.mark.parametrize("seed", range(25))
