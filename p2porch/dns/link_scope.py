@@ -5,7 +5,11 @@ A task of a service with Compose links sees its network scope's zone plus the li
 and burst costs as much as a network scope; `link_zone` compiles only the names the links change and
 layers them over the network scope's compiled zone (`LayeredNames`): a name the links hide (the slot
 names, ``tasks.`` and SRV names of the network alias a link replaced, where the link's target lacks
-them) is held as absent, every other name is the network scope's own record. No I/O, no clock.
+them) is held as absent, every other name is the network scope's own record. The services those
+names share a last label with come from the network scope's index of its names (`ViewNames`, kept by
+the names that came or went), not a pass over its view; a burst that changed nothing a link scope's
+names depend on reuses its compiled part (a message-only burst: O(links) per link scope). No I/O, no
+clock.
 """
 
 from __future__ import annotations
