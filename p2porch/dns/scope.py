@@ -134,8 +134,8 @@ class ClientScopes:
     each link scope over its network scope (held while a link scope uses it, even with no task of its
     own). A scope dropped (no address uses it: its network or service gone, a link removed) is closed:
     its compiled services leave the node's store unless another resolver holds them. Never raises on odd
-    addresses; never mutates the ``clients`` or ``linkers`` mappings it is
-    given (it keeps them to compare with the next ones)."""
+    addresses; never mutates the ``clients`` or ``linkers`` mappings it is given (it keeps them to
+    compare with the next ones)."""
 
     def __init__(self, default: Resolver, make: Callable[..., Resolver]) -> None:
         self.default = default
