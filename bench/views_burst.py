@@ -8,7 +8,9 @@ daemon keeps them (``testing/member_views.py``: ``ZoneBuilder`` with the default
 through ``ClientScopes``, ``TrafficIndex``, ``PolicyPlanner``) and fed ``--bursts`` bursts of
 ``--burst`` random tasks' reports (grouped by node, at most 64 per ``ReportTaskStates``), once with
 reports changing only the message and once toggling health (HEALTHY <-> UNHEALTHY: what answers
-changes). Printed: CPU ms (``time.process_time``) per burst of each view, mean and max, the setup
+changes). Printed: CPU ms (``time.process_time``) per burst of each view (parts of ``dns``:
+``dns_scopes``, building the scope data, ``member/netviews.py``; ``dns_resolvers``, the default and
+scoped resolvers' update, ``ClientScopes.update``), mean and max, the setup
 times, and how many full (generation 2) garbage collections ran inside the timed views (each burst
 starts after an untimed ``gc.collect()``; a full collection at this state costs ~1-2 s and lands in
 whichever view allocates when it falls due).
@@ -179,7 +181,7 @@ class Views:
         self.clients = TaskNetworkIndex()
         self.scopes = ClientScopes(Resolver(zone), partial(Resolver))
         mark("default_resolver")
-        self.scopes.update(zone, dns_scopes(state, self.clients.update(state)))
+        self.scopes.update(zone, dns_scopes(state, self.clients.update(state), self.clients.addresses_of))
         mark("scoped_resolvers")
         self.traffic = TrafficIndex(node_id)
         self.traffic.update(state)
@@ -194,8 +196,14 @@ class Views:
         TIMING[0] = True
         t0 = time.process_time()
         zone = self.zones.update(state, changes)
-        self.scopes.update(zone, dns_scopes(state, self.clients.update(state, changes)))
+        clients = self.clients.update(state, changes)
+        ts = time.process_time()
+        data = dns_scopes(state, clients, self.clients.addresses_of)  # as member/dns.py calls it
+        out["dns_scopes"] = time.process_time() - ts
+        tu = time.process_time()
+        self.scopes.update(zone, data)
         t1 = time.process_time()
+        out["dns_resolvers"] = t1 - tu
         self.traffic.update(state, frozenset(), changes)
         t2 = time.process_time()
         self.policy.plan(state, changes)
@@ -209,7 +217,13 @@ def bursts(chain: Chain, views: Views, args: argparse.Namespace, kind: str, seed
     rng = random.Random(seed)
     ids = sorted(chain.state.tasks)
     now = 1000.0
-    cpu: dict[str, list[float]] = {"dns": [], "traffic": [], "netpolicy": []}
+    cpu: dict[str, list[float]] = {
+        "dns": [],
+        "dns_scopes": [],
+        "dns_resolvers": [],
+        "traffic": [],
+        "netpolicy": [],
+    }
     full_gcs = FULL_GCS[0]
     for b in range(args.bursts):
         picked = rng.sample(ids, min(args.burst, len(ids)))

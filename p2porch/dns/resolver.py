@@ -191,6 +191,11 @@ class Resolver:
         """The compiled services this resolver keeps (hand it to another resolver of the same node)."""
         return self._compiler.store
 
+    def close(self) -> None:
+        """Let go of the compiled services this resolver holds in its store (its scope was dropped):
+        the store keeps only what the node's other resolvers hold. Its zone still answers."""
+        self._compiler.close()
+
     def update_zone(self, zone: ZoneData) -> None:
         """Swap in a new zone; answers change from the next query (the cache is dropped)."""
         self.show(self._compiler.compile(zone))

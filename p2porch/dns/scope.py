@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from p2porch import ipv4
-from p2porch.dns.link_scope import LinkCompilers, link_zone
+from p2porch.dns.link_scope import LinkCompilers, ViewNames, link_zone
 from p2porch.dns.resolver import Resolver
 from p2porch.dns.zone import TaskEntry, ZoneData
 
@@ -132,8 +132,10 @@ class ClientScopes:
     default's counters and compiled services: a service a scope sees is compiled once per node, not per
     resolver); `update` rebuilds them from a new zone and scope data, the network scopes first, then
     each link scope over its network scope (held while a link scope uses it, even with no task of its
-    own). Never raises on odd addresses; never mutates the ``clients`` or ``linkers`` mappings it is
-    given (it keeps them to compare with the next ones)."""
+    own). A scope dropped (no address uses it: its network or service gone, a link removed) is closed:
+    its compiled services leave the node's store unless another resolver holds them. Never raises on odd
+    addresses; never mutates the ``clients`` or ``linkers`` mappings it is given (it keeps them to
+    compare with the next ones)."""
 
     def __init__(self, default: Resolver, make: Callable[..., Resolver]) -> None:
         self.default = default
@@ -147,6 +149,7 @@ class ClientScopes:
         self._fresh: set[ScopeKey] = set()  # network scopes whose resolver got this call's zone
         self._views: dict[ScopeKey, ZoneData] = {}  # each network scope's last zone (its link scopes')
         self._links: dict[ScopeKey, LinkCompilers] = {}  # each link scope's compilers
+        self._names: dict[ScopeKey, ViewNames] = {}  # each network scope's names (its link scopes')
 
     @property
     def scope_count(self) -> int:
@@ -176,7 +179,8 @@ class ClientScopes:
                 view = with_links(self._views[under], zone, nets, data, linker)
                 compilers = self._links.get((nets, linker))
                 if compilers is None:
-                    compilers = self._links[nets, linker] = LinkCompilers(self.default.fragments)
+                    names = self._names.setdefault(under, ViewNames())
+                    compilers = self._links[nets, linker] = LinkCompilers(self.default.fragments, names)
                 scope.show(
                     link_zone(
                         view, self._views[under], self._scoped[under].zone, compilers, data.links[linker]
@@ -190,7 +194,12 @@ class ClientScopes:
         self.by_packed, self.by_host = {}, {}
         for address, networks in sorted(data.clients.items()):
             self._map(address, (networks, data.linkers.get(address, "")), zone, data, previous)
-        self._links = {key: kept for key, kept in self._links.items() if key in self._scoped}
+        for key, resolver in previous.items():
+            if self._scoped.get(key) is not resolver:
+                resolver.close()  # a dropped scope: its compiled services leave the store
+        for key in self._links.keys() - self._scoped.keys():
+            self._links.pop(key).close()
+        self._names = {key: kept for key, kept in self._names.items() if key in self._scoped}
 
     def _follow(
         self,
@@ -281,9 +290,14 @@ class ClientScopes:
             self._uses[key] = left
         else:
             self._uses.pop(key, None)
-            self._scoped.pop(key, None)
             self._views.pop(key, None)
-            self._links.pop(key, None)
+            self._names.pop(key, None)
+            resolver = self._scoped.pop(key, None)
+            if resolver is not None:
+                resolver.close()  # its compiled services leave the store unless another scope holds them
+            compilers = self._links.pop(key, None)
+            if compilers is not None:
+                compilers.close()
         if key[1]:
             self._release((key[0], ""))
 

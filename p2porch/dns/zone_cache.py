@@ -86,8 +86,9 @@ class FragmentStore:
     (domain, local site, service name): a service a scope shares with the default zone (the same
     entries list, as ``scoped_zone`` hands it on) is compiled, patched and kept once, not once per
     resolver (issue 19: ~1.3 KB a task per copy). Each ``ZoneCompiler`` holds the keys of its last
-    zone; a fragment no compiler holds is dropped. Only a compiler replaces a fragment, and only the one
-    stored (its index moves to the replacement); never mutates a fragment's records."""
+    zone until it is closed (its scope dropped); a fragment no compiler holds is dropped. Only a
+    compiler replaces a fragment, and only the one stored (its index moves to the replacement); never
+    mutates a fragment's records."""
 
     def __init__(self) -> None:
         self.fragments: dict[FragmentKey, _Fragment] = {}
@@ -122,6 +123,13 @@ class ZoneCompiler:
         self.full_merges = 0  # calls that merged every fragment's names again
         self.patched_merges = 0  # calls that patched the last merged names by the changed services
         self.base = BaseNames()  # the apex, nameserver and node names, kept per node
+
+    def close(self) -> None:
+        """Let go of the last zone's fragments (the store drops those no other compiler holds): call it
+        when this compiler's resolver or scope is dropped. A later `compile` starts afresh."""
+        self.store.release(self._keys)
+        self._keys = set()
+        self._last = None
 
     def compile(self, zone: ZoneData) -> CompiledZone:
         """The same value ``compile_zone(zone)`` returns."""

@@ -25,10 +25,15 @@ def service_networks(spec: ServiceSpec) -> frozenset[str]:
 def service_aliases(spec: ServiceSpec) -> list[tuple[str, str]]:
     """``(network, alias)`` pairs a service answers to: its networks' aliases, and a stack member's short
     name on each of its networks (as ``docker stack deploy`` adds it, so ``tasks.<short>`` answers)."""
+    return _aliases(spec, service_networks(spec), spec.labels_dict())
+
+
+def _aliases(spec: ServiceSpec, networks: frozenset[str], labels: Mapping[str, str]) -> list[tuple[str, str]]:
+    """`service_aliases` from the service's networks and labels (read once by `dns_scopes`)."""
     pairs = {(n.target, alias) for n in spec.networks for alias in n.aliases}
-    short = stack_network_alias(spec.labels_dict())
+    short = stack_network_alias(labels)
     if short is not None:
-        pairs.update((net, short) for net in service_networks(spec))
+        pairs.update((net, short) for net in networks)
     return sorted(pairs)
 
 
@@ -79,12 +84,15 @@ def dns_scopes(
     links: dict[str, tuple[tuple[str, str], ...]] = {}
     linking: dict[str, str] = {}  # service id -> name, of the services with links
     for sid, svc in state.services.items():
-        owners.update((short, svc.name) for short in stack_dns_aliases(svc.spec.labels_dict()))
-        for net in service_networks(svc.spec):
+        labels = svc.spec.labels_dict()  # read once: the stack names and the network aliases come from it
+        member = stack_membership(labels)
+        if member is not None:
+            owners.update((short, svc.name) for short in stack_dns_aliases(labels))
+        networks = service_networks(svc.spec)
+        for net in networks:
             members.setdefault(net, set()).add(svc.name)
-        mine = [NetworkAlias(net, alias, svc.name) for net, alias in service_aliases(svc.spec)]
+        mine = [NetworkAlias(net, alias, svc.name) for net, alias in _aliases(svc.spec, networks, labels)]
         aliases += mine
-        member = stack_membership(svc.spec.labels_dict())
         if member is not None:
             own.update(a for a in mine if stack_of_network.get(a.network) == member[0])
         if svc.spec.links:

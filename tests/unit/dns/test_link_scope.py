@@ -7,16 +7,17 @@ domain, in random case, and the PTR names of every address."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
 from dnslib import DNSRecord
 
-from p2porch.dns.link_scope import LayeredNames, LinkCompilers, link_zone
+from p2porch.dns.link_scope import LayeredNames, LinkCompilers, ViewNames, link_zone
 from p2porch.dns.resolver import Resolver
-from p2porch.dns.scope import ClientScopes, NetworkAlias, ScopeData, scoped_zone
-from p2porch.dns.zone import CompiledZone, PortEntry, TaskEntry, ZoneData, compile_zone
-from p2porch.dns.zone_cache import FragmentStore
+from p2porch.dns.scope import ClientScopes, NetworkAlias, ScopeData, scoped_zone, with_links
+from p2porch.dns.zone import CompiledZone, Labels, PortEntry, TaskEntry, ZoneData, compile_zone, to_labels
+from p2porch.dns.zone_cache import FragmentStore, ZoneCompiler
 
 NETWORKS = ("a", "b", "c")
 LABELS = ("web", "db", "x", "tasks", "node", "ns", "1", "2", "Web", "peer", "api")
@@ -180,3 +181,119 @@ def _moved(zone: ZoneData, rng: random.Random) -> ZoneData:
     return ZoneData(
         zone.domain, services, zone.nodes, zone.nameservers, zone.version + 1, zone.local_site, zone.vips
     )
+
+
+def _evolved(zone: ZoneData, data: ScopeData, rng: random.Random) -> tuple[ZoneData, ScopeData]:
+    """The next zone of a burst: only its version (a message-only burst), one service's tasks moved, a
+    service added (on random networks) or one removed, or a VIP changed; the others' lists kept, as the
+    zone builder does."""
+    kind = rng.choice(("version", "moved", "added", "removed", "vip"))
+    services, by_network, vips = dict(zone.services), dict(data.services_by_network), dict(zone.vips)
+    if kind == "moved":
+        return _moved(zone, rng), data
+    if kind == "vip":  # a service's VIP comes, goes or moves (its task list kept)
+        name = rng.choice(sorted(services))
+        vip = rng.choice((None, f"10.7.0.{rng.randint(1, 5)}"))
+        if vip is None:
+            vips.pop(name, None)
+        else:
+            vips[name] = vip
+    if kind == "added":
+        name = rng.choice((_name(rng), _name(rng).upper(), "bad..name"))
+        services[name] = _tasks(rng)
+        for net in rng.sample(NETWORKS, rng.randint(1, 3)):
+            by_network[net] = by_network[net] | {name}
+    elif kind == "removed" and len(services) > 1:
+        del services[rng.choice(sorted(services))]
+    moved = ZoneData(
+        zone.domain, services, zone.nodes, zone.nameservers, zone.version + 1, zone.local_site, vips
+    )
+    return moved, ScopeData(by_network, data.aliases, data.clients, data.owners, data.links, data.linkers)
+
+
+def _fresh_index(services: dict[str, object]) -> tuple[dict[bytes, set[str]], dict[Labels, set[str]]]:
+    by_last: dict[bytes, set[str]] = {}
+    by_labels: dict[Labels, set[str]] = {}
+    for name in services:
+        labels = to_labels(name)
+        if labels:
+            by_last.setdefault(labels[-1], set()).add(name)
+            by_labels.setdefault(labels, set()).add(name)
+    return by_last, by_labels
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_view_names_follow_each_view_as_an_index_built_afresh(seed: int) -> None:
+    """The index kept by the names that came or went equals one built from the view's names alone,
+    across views that add, drop, case-fold and repeat names (and the same mapping handed twice)."""
+    rng = random.Random(seed)
+    zone, data = random_world(rng)
+    index = ViewNames()
+    for _ in range(30):
+        zone, data = _evolved(zone, data, rng) if rng.random() < 0.8 else random_world(rng)
+        view = scoped_zone(zone, frozenset(rng.sample(NETWORKS, rng.randint(1, 3))), data)
+        for _ in range(rng.choice((1, 2))):
+            index.follow(view.services)
+        assert (index.by_last, index.by_labels) == _fresh_index(dict(view.services))
+        for name in view.services:
+            labels = to_labels(name)
+            if labels:
+                assert name in index.named(labels + (b"p2p",), (b"p2p",))
+        assert (
+            index.named((b"p2p",), (b"p2p",)) == set() and index.named((b"x", b"other"), (b"p2p",)) == set()
+        )
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_link_scopes_kept_across_bursts_answer_as_the_full_link_scope(seed: int) -> None:
+    """One `LinkCompilers` per link scope, the link scopes of a network set sharing one `ViewNames` (as
+    `ClientScopes` keeps them), across bursts that move a service's tasks, add or remove services, each
+    followed by a burst that changes only the version: every layered zone equals ``compile_zone`` of
+    the full link scope (names, reverse and bare names, serial), and the version-only burst reuses the
+    names laid over the network scope's (nothing they hold changed)."""
+    _bursts(seed)
+
+
+def test_the_version_only_bursts_do_reuse_the_layered_names() -> None:
+    assert sum(_bursts(seed) for seed in range(6)) > 10  # the reuse check above is not vacuous
+
+
+def _bursts(seed: int) -> int:
+    """`test_link_scopes_kept_across_bursts_answer_as_the_full_link_scope`'s run: how many layered
+    zones of a version-only burst reused their names."""
+    rng = random.Random(seed)
+    zone, data = random_world(rng)
+    store = FragmentStore()
+    nets_choices = (frozenset({"a"}), frozenset({"a", "b"}), frozenset(NETWORKS))
+    indexes = {nets: ViewNames() for nets in nets_choices}
+    kept = {(nets, link): LinkCompilers(store, indexes[nets]) for nets in nets_choices for link in data.links}
+    under_compilers = {nets: ZoneCompiler(store) for nets in nets_choices}
+    last: dict[tuple[frozenset[str], str], LayeredNames] = {}
+    reused = 0
+    for step in range(12):
+        if step:
+            zone, data = _evolved(zone, data, rng)
+        for repeat in (False, True):
+            if repeat:
+                zone = dataclasses.replace(zone, version=zone.version + 1)  # a message-only burst
+            for nets in nets_choices:
+                under = scoped_zone(zone, nets, data)
+                compiled = under_compilers[nets].compile(under)
+                for linker in sorted(data.links):
+                    view = with_links(under, zone, nets, data, linker)
+                    compilers = kept[nets, linker]
+                    fallbacks = _fallbacks(compilers)
+                    mine = link_zone(view, under, compiled, compilers, data.links[linker])
+                    same_names(mine, compile_zone(view))
+                    if not isinstance(mine.names, LayeredNames):
+                        continue  # no link changed a name: the network scope's zone itself
+                    if repeat and _fallbacks(compilers) == fallbacks:  # (a collision compiles whole)
+                        assert mine.names.own is last[nets, linker].own
+                        reused += 1
+                    last[nets, linker] = mine.names
+    return reused
+
+
+def _fallbacks(compilers: LinkCompilers) -> int:
+    """The compiles of ``compilers`` that fell back to ``compile_zone`` (a collision: nothing reused)."""
+    return sum(c.full_compiles for c in (compilers.linked, compilers.replaced, compilers.touched))
