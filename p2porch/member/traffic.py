@@ -6,8 +6,9 @@ reachability (``LocalBoard.reachability_changed``: a node declared dead is not a
 does not poll for it), at least every ``POLL_S``, writes the rules only when they changed, and
 rewrites them in full every ``RESYNC_S`` (hand edits are repaired; a restarted daemon's first pass
 replaces whatever a crashed one left). A write that drops backends deletes their conntrack entries
-(counted in ``p2porch_conntrack_flushed``). Leave closes the applier before the overlay teardown removes
-every chain.
+(counted in ``p2porch_conntrack_flushed``) in a task beside the loop, after the version is published:
+neither the next write nor the drain acknowledgement waits for a flush. Leave closes the applier before
+the overlay teardown removes every chain.
 
 After a pass whose rules changed, or whose commits asked a task to stop, or a full rewrite, it publishes
 the state version the rules now reflect (``drain_acks.publish_traffic_index``): a stopping task's agent
@@ -53,7 +54,7 @@ async def serve_traffic(
 
 async def _run_traffic(ctx: MemberContext) -> None:
     store, board, node_id = ctx.store, ctx.board, ctx.local.node_id
-    async with ctx.state_changes() as changes:
+    async with ctx.state_changes() as changes, trio.open_nursery() as flushes:
         await wait_for_lease(ctx, changes)
         await board.overlay_ready.wait()  # the bridge, the VXLAN device and the jumps into our chains
         flushed = ctx.metrics.conntrack_flushed
@@ -97,6 +98,8 @@ async def _run_traffic(ctx: MemberContext) -> None:
                             )
                         if announce or stops or wrote:
                             publish_traffic_index(board, state.version)
+                        if applier.flush_waiting:
+                            flushes.start_soon(applier.flush_removed)
                         announce, stops = False, 0
                     except Exception as exc:  # logged and retried: stale rules beat no loop at all
                         log.warning("traffic rules not applied, retrying in %.0f s: %s", RETRY_S, exc)

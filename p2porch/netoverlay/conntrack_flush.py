@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 _PROTO_NUMBERS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 #: errors that mean this kernel (or namespace) has no conntrack netlink: logged once, then not asked again
 _UNSUPPORTED = {errno.EPROTONOSUPPORT, errno.EOPNOTSUPP, errno.EAFNOSUPPORT, errno.ENOSYS}
+_IPS_SEEN_REPLY = 1 << 1  # conntrack status bit: the entry has seen a packet in the reply direction
 #: a conntrack message's attributes in pyroute2 ``ConntrackEntry``'s argument order (after the family)
 _ENTRY_ATTRIBUTES = (
     "CTA_TUPLE_ORIG",
@@ -50,6 +51,7 @@ class ConntrackFlusher:
         self.netns = netns
         self.sleep = sleep  # between the two looks at unanswered TCP entries
         self.unavailable = False  # set (and logged) once when the kernel has no conntrack netlink
+        self.status_filter_refused = False  # set (and logged) once when the kernel cannot dump by status
 
     def flush(self, targets: Sequence[FlushTarget]) -> Counter[str]:
         """Delete every entry of ``targets``; the number deleted per protocol."""
@@ -63,11 +65,18 @@ class ConntrackFlusher:
             self._failed(exc)
             return deleted
         by_rule: dict[tuple[str, str | None, int | None], list[FlushTarget]] = {}
-        for target in targets:  # one dump per rule, however many of its backends left
+        for target in targets:  # one dump per UDP rule, however many of its backends left
             by_rule.setdefault((target.protocol, target.dest, target.dest_port), []).append(target)
+        tcp = [t for t in targets if t.protocol == "tcp"]
         try:
-            second_look: list[tuple[Any, list[FlushTarget]]] = []  # (entry, its rule's targets)
+            second_look: list[tuple[Any, list[FlushTarget]]] = []  # (entry, the targets it may belong to)
+            if tcp:  # one dump of the unanswered entries for every TCP rule (no TIME_WAIT crowd)
+                dumped = self._unanswered(ct, (tuple_class, entry_class, netlink_error), by_rule)
+                found = [raw for raw in dumped if _picked(raw, tcp)]
+                second_look += [(raw, tcp) for raw in found]
             for (protocol, dest, dest_port), group in by_rule.items():
+                if protocol == "tcp":
+                    continue
                 wanted = tuple_class(proto=_PROTO_NUMBERS[protocol], daddr=dest, dport=dest_port)
                 # the whole dump first: pyroute2 cannot send a request while a dump is being read
                 found = [raw for raw in ct.dump_entries(tuple_orig=wanted) if _picked(raw, group)]
@@ -87,6 +96,35 @@ class ConntrackFlusher:
         finally:
             ct.close()
         return deleted
+
+    def _unanswered(
+        self,
+        ct: Any,
+        classes: tuple[type[Any], type[Any], type[Exception]],
+        by_rule: dict[tuple[str, str | None, int | None], list[FlushTarget]],
+    ) -> list[Any]:
+        """Every entry that has seen no reply, filtered by the kernel (its status, Linux >= 5.15): a busy
+        published port's dump by tuple holds every TIME_WAIT entry of the last two minutes, tens of
+        thousands under load, seconds of parsing that held the node's rule writes and drain
+        acknowledgements back. A kernel that refuses the filter is asked per TCP rule instead (the
+        decision filters either way)."""
+        tuple_class, entry_class, netlink_error = classes
+        if not self.status_filter_refused:
+            try:
+                return [_entry_of(entry_class, m) for m in ct.dump(status=0, status_mask=_IPS_SEEN_REPLY)]
+            except netlink_error as exc:
+                if getattr(exc, "code", None) not in (errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                self.status_filter_refused = True
+                log.info("conntrack dumps by status are not supported here (%s): TCP dumped per rule", exc)
+        return [
+            raw
+            for protocol, dest, dest_port in by_rule
+            if protocol == "tcp"
+            for raw in ct.dump_entries(
+                tuple_orig=tuple_class(proto=socket.IPPROTO_TCP, daddr=dest, dport=dest_port)
+            )
+        ]
 
     def _failed(self, exc: BaseException) -> None:
         code = getattr(exc, "code", None) or getattr(exc, "errno", None)
@@ -114,8 +152,11 @@ def _get(ct: Any, entry_class: type[Any], tuple_orig: Any, netlink_error: type[E
         if getattr(exc, "code", None) != errno.ENOENT:
             raise
         return None
-    if message is None:
-        return None
+    return None if message is None else _entry_of(entry_class, message)
+
+
+def _entry_of(entry_class: type[Any], message: Any) -> Any:
+    """A conntrack netlink message as pyroute2's ``ConntrackEntry`` (as its dumps give it)."""
     return entry_class(message["nfgen_family"], *(message.get_attr(name) for name in _ENTRY_ATTRIBUTES))
 
 

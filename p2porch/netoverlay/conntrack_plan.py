@@ -94,7 +94,7 @@ def removed_targets(
         return []
     before = ingress_pairs(old[0]) | vip_pairs(old[1])
     after = ingress_pairs(new[0]) | vip_pairs(new[1])
-    return sorted(before - after, key=_sort_key)
+    return sorted(before - after, key=sort_key)
 
 
 def should_delete(target: FlushTarget, entry: ConntrackEntry) -> bool:
@@ -117,5 +117,6 @@ def needs_second_look(entry: ConntrackEntry) -> bool:
     return entry.protocol == "tcp"
 
 
-def _sort_key(t: FlushTarget) -> tuple[str, str, int, str, int]:
+def sort_key(t: FlushTarget) -> tuple[str, str, int, str, int]:
+    """The order targets are listed and flushed in."""
     return (t.protocol, t.backend, t.backend_port or 0, t.dest or "", t.dest_port or 0)

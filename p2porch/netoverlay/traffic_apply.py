@@ -3,12 +3,15 @@
 Owns the last rule set written and the serialisation of writes: ``apply`` renders the wanted set with
 ``service_rules.render_traffic`` and replaces every traffic chain in one ``iptables-restore --noflush``
 transaction when the set changed (or when ``force`` asks for a full resync, which also repairs chains
-edited by hand); stale chains are deleted in the same transaction. After a write that dropped backends
-it deletes their conntrack entries (``conntrack_plan.removed_targets`` against the last set written,
-``conntrack_flush``: UDP flows and unanswered TCP SYNs move to the remaining backends at once) and
-reports the count to ``on_flushed``. After ``close`` (leave) it writes nothing more; the overlay's
-teardown then removes the jumps and every ``P2P-`` chain. It never decides which tasks are backends (the
-caller's pure view does) and never blocks trio (iptables and netlink run in a thread).
+edited by hand); stale chains are deleted in the same transaction. A write that dropped backends
+leaves their conntrack entries to ``flush_removed`` (``conntrack_plan.removed_targets`` against the last
+set written, ``conntrack_flush``: UDP flows and unanswered TCP SYNs move to the remaining backends),
+which the caller runs beside its next writes: a flush holds its thread for a dump and, with an
+unanswered SYN, a second look 0.5 s later, and neither the next write nor the drain acknowledgement of
+this one waits for it. The count goes to ``on_flushed``. After ``close`` (leave) it writes nothing
+more; the overlay's teardown then removes the jumps and every ``P2P-`` chain. It never decides which
+tasks are backends (the caller's pure view does) and never blocks trio (iptables and netlink run in a
+thread).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 import trio
 
 from .conntrack_flush import ConntrackFlusher
-from .conntrack_plan import removed_targets
+from .conntrack_plan import FlushTarget, ingress_pairs, removed_targets, sort_key, vip_pairs
 from .firewall import Firewall
 from .ingress import IngressPort
 from .service_rules import render_traffic
@@ -46,6 +49,8 @@ class TrafficApplier:
         self.conntrack = conntrack  # None: removed backends' conntrack entries are left to time out
         self.on_flushed = on_flushed  # (protocol, entries deleted) after each flush that deleted some
         self._lock = trio.Lock()
+        self._flush_lock = trio.Lock()  # one flush at a time, beside the writes
+        self._removed: set[FlushTarget] = set()  # dropped by writes, their entries not flushed yet
         self._applied: Any = None  # the inputs last written (compared by value)
         self._written: tuple[Sequence[IngressPort], Sequence[ServiceVip]] | None = None  # in the kernel now
         self.closed = False
@@ -76,23 +81,29 @@ class TrafficApplier:
             self.applies += 1
             log.debug("traffic rules: %d ingress ports, %d VIPs written", len(ports), len(vips))
             old, self._written = self._written, (ports, vips)
-            await self._flush_removed(old, (ports, vips))
+            if self.conntrack is not None:
+                self._removed.update(removed_targets(old, (ports, vips)))
             return True
 
-    async def _flush_removed(
-        self,
-        old: tuple[Sequence[IngressPort], Sequence[ServiceVip]] | None,
-        new: tuple[Sequence[IngressPort], Sequence[ServiceVip]],
-    ) -> None:
-        """Delete the conntrack entries of the backends ``new`` (just written) dropped from ``old``."""
-        targets = removed_targets(old, new)
-        if self.conntrack is None or not targets:
-            return
-        try:
-            deleted = await trio.to_thread.run_sync(self.conntrack.flush, targets)
-        except Exception as exc:  # the rules are written: a failed flush only leaves entries to time out
-            log.warning("conntrack entries of removed backends not deleted: %r", exc)
-            return
+    @property
+    def flush_waiting(self) -> bool:
+        """Whether a write dropped backends whose conntrack entries ``flush_removed`` has not deleted."""
+        return bool(self._removed)
+
+    async def flush_removed(self) -> None:
+        """Delete the conntrack entries of the backends the writes since the last flush dropped (a backend
+        written again since is left alone)."""
+        async with self._flush_lock:
+            written = self._written or ((), ())
+            targets = sorted(self._removed - ingress_pairs(written[0]) - vip_pairs(written[1]), key=sort_key)
+            self._removed.clear()
+            if self.conntrack is None or not targets:
+                return
+            try:
+                deleted = await trio.to_thread.run_sync(self.conntrack.flush, targets)
+            except Exception as exc:  # the rules are written: a failed flush only leaves entries to time out
+                log.warning("conntrack entries of removed backends not deleted: %r", exc)
+                return
         for protocol, count in sorted(deleted.items()):
             self.on_flushed(protocol, count)
         if deleted:

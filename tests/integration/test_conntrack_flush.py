@@ -225,6 +225,8 @@ def test_flows_to_a_replaced_backend_follow_the_new_rules_at_once():
             assert counted == []
             assert await applier.apply(vip_and_ingress(E2))
             written = time.monotonic()
+            assert counted == [] and applier.flush_waiting  # the write did not wait for the flush
+            await applier.flush_removed()
             for moved in (vip_flow, ingress_flow, pinned_vip, pinned_ingress):
                 took = await wait_for(moved, "e2", written) - written
                 print(f"flow answered by e2 {took:.3f} s after the write (a pinned one: never)")

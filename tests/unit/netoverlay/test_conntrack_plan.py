@@ -155,11 +155,22 @@ def test_the_applier_flushes_what_a_write_dropped_against_the_previous_write_and
     flusher, counted = RecordingFlusher(), []
     applier = TrafficApplier(FakeFirewall(), flusher, lambda proto, n: counted.append((proto, n)))  # type: ignore[arg-type]
 
+    async def write(vip: ServiceVip, force: bool = False) -> bool:
+        wrote = await applier.apply(([], [vip], SETTINGS), force=force)
+        await applier.flush_removed()
+        return wrote
+
     async def main() -> None:
-        assert await applier.apply(([], [ServiceVip("s1", VIP, (A, B))], SETTINGS))  # first: nothing known
+        assert await write(ServiceVip("s1", VIP, (A, B)))  # first: nothing known
+        assert not applier.flush_waiting
         assert await applier.apply(([], [ServiceVip("s1", VIP, (B,))], SETTINGS))
-        assert not await applier.apply(([], [ServiceVip("s1", VIP, (B,))], SETTINGS))  # unchanged: no write
-        assert await applier.apply(([], [ServiceVip("s1", VIP, (B,))], SETTINGS), force=True)  # same set
+        assert applier.flush_waiting and flusher.calls == []  # the write does not wait for the flush
+        await applier.flush_removed()
+        assert not await write(ServiceVip("s1", VIP, (B,)))  # unchanged: no write
+        assert await write(ServiceVip("s1", VIP, (B,)), force=True)  # same set
+        # dropped, then written again before the flush: its entries are not deleted
+        assert await applier.apply(([], [ServiceVip("s1", VIP, (A,))], SETTINGS))
+        assert await write(ServiceVip("s1", VIP, (A, B)))
 
     trio.run(main)
     assert flusher.calls == [
