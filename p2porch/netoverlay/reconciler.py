@@ -323,11 +323,13 @@ class OverlayReconciler:
         resync_interval_s: float = 30.0,
         retry_interval_s: float = 1.0,
         changed_peers: ChangedPeers | None = None,
+        after_full_pass: Callable[[], object] | None = None,
         task_status: trio.TaskStatus[OverlayReconciler] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """First full pass (errors raise), then: a pass per burst of changes, a full pass every resync
         interval. With ``changed_peers`` a pass looks up and plans only the peers the changes named;
-        without it, it compares every peer from ``get_peers``."""
+        without it, it compares every peer from ``get_peers``. ``after_full_pass`` is called after each
+        periodic full pass that succeeded (the daemon collects the cyclic garbage its reads left)."""
         await self.reconcile(get_peers())
         await self.ensure_host()
         task_status.started(self)
@@ -357,6 +359,8 @@ class OverlayReconciler:
                     if full:
                         await self.ensure_host()
                         next_full = trio.current_time() + resync_interval_s
+                        if after_full_pass is not None:
+                            after_full_pass()
                     failed = False
                     self.counters.last_error = ""
                 except OverlayError as exc:
@@ -451,6 +455,7 @@ async def run_overlay(
     changes: trio.abc.ReceiveChannel[Any] | None = None,
     changed_peers: ChangedPeers | None = None,
     resync_interval_s: float = 30.0,
+    after_full_pass: Callable[[], object] | None = None,
     task_status: trio.TaskStatus[OverlayReconciler] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the overlay of ``local`` until cancelled; ``nursery.start`` returns the OverlayReconciler."""
@@ -461,6 +466,7 @@ async def run_overlay(
             changes,
             resync_interval_s=resync_interval_s,
             changed_peers=changed_peers,
+            after_full_pass=after_full_pass,
             task_status=task_status,
         )
     finally:

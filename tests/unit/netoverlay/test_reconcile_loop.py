@@ -132,6 +132,37 @@ async def test_joins_apply_peer_entries_without_reading_the_kernel_and_the_resyn
         nursery.cancel_scope.cancel()
 
 
+async def test_the_hook_runs_after_each_periodic_full_pass_and_not_after_a_change(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    driver = ModelDriver()
+    reconciler = OverlayReconciler(
+        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
+    )  # type: ignore[arg-type]
+    peers = [peer(2)]
+    calls: list[tuple[float, int]] = []
+    send, receive = trio.open_memory_channel[Any](100)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: reconciler.run(
+                lambda: list(peers),
+                receive,
+                resync_interval_s=30.0,
+                after_full_pass=lambda: calls.append((trio.current_time(), driver.reads)),
+                task_status=task_status,
+            )
+        )
+        started, reads = trio.current_time(), driver.reads
+        peers.append(peer(3))
+        await send.send(("change", 3))
+        await trio.sleep(CHANGE_MAX_DELAY_S)
+        assert reconciler.counters.passes == 2 and calls == []  # a change's pass: no hook
+        await trio.sleep(30.0 * 3 - CHANGE_MAX_DELAY_S + 0.5)
+        assert len(calls) == 3  # one per resync, each after the pass's read
+        assert all(at - started >= 30.0 * (i + 1) and n > reads for i, (at, n) in enumerate(calls))
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_pass_that_fails_midway_is_retried_as_a_full_pass(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
