@@ -153,7 +153,7 @@ class Memory:
         return struct.unpack("<Q", raw)[0] if len(raw) == 8 else None
 
     def type_name(self, candidate: int | None) -> tuple[str, int] | None:
-        """(name, tp_flags) when ``candidate`` points at a type object (its type is ``type`` or a metatype)."""
+        """(name, tp_flags) when ``candidate`` points at a type (whose type is ``type`` or a metatype)."""
         if not candidate or candidate % 8:
             return None
         meta = self.word(candidate + 8)
@@ -228,9 +228,8 @@ def main() -> None:
             record = sample(pid, offsets[pid], where[pid][1])
             if args.census:
                 type_type = where[pid][1] + offsets[pid]["PyType_Type"]
-                record["census"] = {
-                    a["start"]: census(pid, a, type_type) for a in record["arenas"] if a["carved"] < a["total"]
-                }
+                carving = [a for a in record["arenas"] if a["carved"] < a["total"]]
+                record["census"] = {a["start"]: census(pid, a, type_type) for a in carving}
             line = json.dumps(record)
             print(line, flush=True)
             if args.out is not None:
