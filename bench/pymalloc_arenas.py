@@ -205,7 +205,8 @@ def census(pid: int, arena: dict[str, Any], type_type: int, top: int = 8) -> lis
                 free.add(cursor)
                 cursor = reader.word(cursor) or 0
             kinds: Counter[str] = Counter()
-            for offset in range(POOL_OVERHEAD, min(nextoffset, POOL_SIZE - size + 1), size):
+            end = min(nextoffset, POOL_SIZE - size + 1) if count else 0  # an empty pool holds nothing
+            for offset in range(POOL_OVERHEAD, end, size):
                 if pool + offset not in free:
                     kinds[reader.block_kind(pool + offset)] += 1
             pools.append({"pool": index, "size": size, "used": count, "kinds": dict(kinds.most_common(top))})
