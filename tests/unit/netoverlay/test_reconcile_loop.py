@@ -52,6 +52,13 @@ async def inline(fn: Any, *args: Any) -> Any:
     return fn(*args)  # the model kernel does not block: no worker thread, so MockClock stays exact
 
 
+def modelled(driver: ModelDriver) -> OverlayReconciler:
+    """A reconciler of ``LOCAL`` over the model kernel, its blocking calls inline."""
+    return OverlayReconciler(
+        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
+    )  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def autojump_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
@@ -61,9 +68,7 @@ async def test_a_burst_of_changes_is_one_pass_and_changes_that_move_no_peer_read
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     driver = ModelDriver()
-    reconciler = OverlayReconciler(
-        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
-    )  # type: ignore[arg-type]
+    reconciler = modelled(driver)
     peers = [peer(2)]
     send, receive = trio.open_memory_channel[Any](100)
     async with trio.open_nursery() as nursery:
@@ -99,9 +104,7 @@ async def test_joins_apply_peer_entries_without_reading_the_kernel_and_the_resyn
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     driver = ModelDriver()
-    reconciler = OverlayReconciler(
-        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
-    )  # type: ignore[arg-type]
+    reconciler = modelled(driver)
     peers = [peer(2)]
     send, receive = trio.open_memory_channel[Any](100)
     async with trio.open_nursery() as nursery:
@@ -136,9 +139,7 @@ async def test_the_hook_runs_after_each_periodic_full_pass_and_not_after_a_chang
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     driver = ModelDriver()
-    reconciler = OverlayReconciler(
-        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
-    )  # type: ignore[arg-type]
+    reconciler = modelled(driver)
     peers = [peer(2)]
     calls: list[tuple[float, int]] = []
     send, receive = trio.open_memory_channel[Any](100)
