@@ -4,6 +4,7 @@ the log, writes on an older state) and on hand-made snapshots with odd leases (r
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import random
 
@@ -184,3 +185,15 @@ def test_the_pool_is_carried_not_rebuilt_by_lease_writes():
     installed = ClusterState.from_dict(walk.state.to_dict())
     assert installed._subnet_pool is None
     assert installed.subnet_pool().lowest_free() == "10.240.4.0/24"
+
+
+def test_a_state_whose_leases_were_replaced_by_hand_builds_its_own_pool():
+    """``dataclasses.replace`` copies the pool with the other fields: it describes the old leases, so the
+    state must not answer from it."""
+    walk = Walk(5, "10.240.0.0/16", 24)
+    for i in range(1, 4):
+        walk.run(C.AddNode(at=AT, node=node(i)).encode())
+        walk.run(lease_cmd(f"id{i}"))
+    assert walk.state.subnet_pool().lowest_free() == "10.240.3.0/24"
+    emptied = dataclasses.replace(walk.state, leases={"id2": SubnetLease("id2", "10.240.1.0/24")})
+    assert emptied.subnet_pool().lowest_free() == scanned(emptied) == "10.240.0.0/24"
