@@ -5,7 +5,7 @@
     python bench/join_costs.py plan TREE [--runs 0]      # a member's pure work per join, 19/99/999 peers
     python bench/join_costs.py pass TREE [--runs 0]      # a member's whole overlay pass per join (pure)
     python bench/join_costs.py allowlist TREE [--runs 200]   # a member's VXLAN allow-list write per join
-    python bench/join_costs.py lease TREE [--runs 0]     # the FSM's apply of a join's LeaseSubnet, 100-10,000 leases
+    python bench/join_costs.py lease TREE [--runs 0]     # the FSM's apply of a lease, 100-10,000 leases
 
 ``cli``: a unix socket answers every request at once with a join's answer; ``TREE/.venv/bin/python -m
 p2porch join`` runs ``--runs`` times with TREE as its working directory (so that tree's code runs, see

@@ -123,7 +123,11 @@ def _remove_node(s: ClusterState, c: C.RemoveNode, v: int) -> Result:
         del leases[node_id]
         changes.append(Change("lease", "delete", node_id, None, v))
     new = s.evolve(
-        nodes=nodes, leases=leases, node_change=(s.nodes[node_id], None), lease_change=(lease, None), version=v
+        nodes=nodes,
+        leases=leases,
+        node_change=(s.nodes[node_id], None),
+        lease_change=(lease, None),
+        version=v,
     )
     return new, node_id, changes
 

@@ -119,4 +119,6 @@ def _number(network: ipaddress.IPv4Network, prefix_len: int, text: str) -> int |
 
 
 def _text(network: ipaddress.IPv4Network, prefix_len: int, number: int) -> str:
-    return f"{ipaddress.IPv4Address(int(network.network_address) + (number << (32 - prefix_len)))}/{prefix_len}"
+    return (
+        f"{ipaddress.IPv4Address(int(network.network_address) + (number << (32 - prefix_len)))}/{prefix_len}"
+    )

@@ -23,7 +23,9 @@ def scanned(state: ClusterState) -> str | None:
     """The lowest free subnet as the FSM found it before the pool: every subnet of the CIDR in order."""
     taken = {lease.subnet for lease in state.leases.values()}
     cidr = ipaddress.IPv4Network(state.cluster_cidr)
-    return next((str(s) for s in cidr.subnets(new_prefix=state.subnet_prefix_len) if str(s) not in taken), None)
+    return next(
+        (str(s) for s in cidr.subnets(new_prefix=state.subnet_prefix_len) if str(s) not in taken), None
+    )
 
 
 def check(state: ClusterState) -> None:
@@ -49,7 +51,9 @@ class Walk:
 
     def __init__(self, seed: int, cidr: str, prefix_len: int) -> None:
         self.rng = random.Random(seed)
-        init = C.InitCluster(at=AT, cluster_id=f"c{seed:014d}"[:16], cluster_cidr=cidr, subnet_prefix_len=prefix_len)
+        init = C.InitCluster(
+            at=AT, cluster_id=f"c{seed:014d}"[:16], cluster_cidr=cidr, subnet_prefix_len=prefix_len
+        )
         self.log: list[bytes] = []
         self.state = EMPTY_STATE
         self.run(init.encode())
@@ -145,14 +149,20 @@ def test_hand_made_snapshots_with_odd_leases(seed):
     rng = random.Random(seed)
     cidr, prefix_len = "10.1.0.0/24", 28  # 16 subnets
     pick = [f"10.1.0.{16 * i}/28" for i in range(16)] + [
-        "10.1.0.3/28", "10.1.0.0/27", "10.2.0.0/28", "10.1.0.16/24", "nonsense", "10.1.0.256/28", "10.1.0.016/28",
+        "10.1.0.3/28", "10.1.0.0/27", "10.2.0.0/28", "10.1.0.16/24", "nonsense", "10.1.0.256/28",
+        "10.1.0.016/28",
     ]  # fmt: skip
     nodes = {f"id{i}": node(i) for i in range(1, 40)}
     leases = {
         node_id: SubnetLease(node_id, rng.choice(pick)) for node_id in sorted(nodes) if rng.random() < 0.5
     }
     state = ClusterState(
-        cluster_id="c1", cluster_cidr=cidr, subnet_prefix_len=prefix_len, nodes=nodes, leases=leases, version=5
+        cluster_id="c1",
+        cluster_cidr=cidr,
+        subnet_prefix_len=prefix_len,
+        nodes=nodes,
+        leases=leases,
+        version=5,
     )
     check(state)
     for _ in range(80):
