@@ -1,15 +1,15 @@
 """How long the leader's gossip takes to first see a joined node, in the gossip simulator (WAN preset).
 
-    python bench/first_sighting.py [--nodes 1000] [--seeds 40] [--seed 1]
+    python bench/first_sighting.py [--nodes 1000] [--seeds 30] [--seed 1]
 
 The leader marks down a ready node its gossip has not seen for ``UNSEEN_DOWN_S`` (leader/unseen.py);
 this measures how much of that grace a real node's first sighting uses. Per seed: ``--nodes`` members on
 two sites (half each; 20 ms one-way between them, a lognormal LAN delay within, 1 % loss on every UDP
 packet: harsher than a WAN, where only the cross-site packets lose) with ``GossipConfig.wan()``, booted
-converged and run 20 s; the leader is the first member of site a. A node then joins on site b: its gossip
-starts (time 0 here: its record committed just before; a joiner's member services start within ~1 s of
-its admission) and greets the member that admitted it, a random member other than the leader
-(membership/manager.py ``_greet``). Two arms, each its own simulation from the same seed:
+converged and run 10 s; the leader is the first member of site a. Then, 30 s apart, one node per arm
+joins on site b: its gossip starts (time 0 here: its record committed just before; a joiner's member
+services start within ~1 s of its admission) and greets the member that admitted it, a random member
+other than the leader, another per arm (membership/manager.py ``_greet``). The arms:
 
 - ``gossip``: the leader learns of it only through dissemination (the seed's piggybacked alive, probes,
   push/pull rounds), as if its seed round never ran;
@@ -32,6 +32,7 @@ import random
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,19 +46,24 @@ from p2porch.testing.simulator import Simulator  # noqa: E402
 
 ONE_WAY_S = 0.020  # between the sites
 LOSS = 0.01
-WARM_S = 20.0
-WITHIN_S = 120.0  # a sighting later than this counts as never (None)
-
-
+WARM_S = 10.0
+APART_S = 30.0  # between two arms' joins (each arm's sighting is within it, or None)
 ARMS = ("gossip", "seed_round", "greeting_lost")
 
 
-def sighting(nodes: int, seed: int, arm: str) -> float | None:
-    """Seconds from the joiner's gossip start to the leader's first event about it (None: not within)."""
-    site = {f"n{i:05d}": "a" if i < nodes // 2 else "b" for i in range(nodes)} | {"joiner": "b"}
+def seed_round(sim: Simulator, leader: str, joiner: str, seen: dict[str, float]) -> None:
+    """One of the leader's seed rounds: a push/pull with the joiner while its gossip does not know it."""
+    if joiner not in seen:
+        sim.push_pull(leader, [joiner])
+
+
+def sightings(nodes: int, seed: int) -> dict[str, float | None]:
+    """Per arm, seconds from its joiner's gossip start to the leader's first event about it (None: not
+    within ``APART_S``); the arms join one after the other into one simulated cluster."""
+    site = {f"n{i:05d}": "a" if i < nodes // 2 else "b" for i in range(nodes)} | {arm: "b" for arm in ARMS}
     wan = lambda src, dst: ONE_WAY_S if site[src] != site[dst] else 0.0  # noqa: E731
     sim = Simulator(seed, GossipConfig.wan(), latency=lognormal(0.0003, 0.5, cap_s=0.01), extra_delay=wan)
-    names = sorted(n for n in site if n != "joiner")
+    names = sorted(n for n in site if n not in ARMS)
     for name in names:
         sim.add_node(name, {"a": name})
     sim.bootstrap(names)
@@ -65,25 +71,28 @@ def sighting(nodes: int, seed: int, arm: str) -> float | None:
     sim.run_for(WARM_S)
     leader = names[0]
     rng = random.Random(f"{seed}:first-sighting")
-    admitter = rng.choice(names[1:])
-    phase = rng.uniform(0.0, GOSSIP_SEED_CHECK_S)
-    seen: list[float] = []
-    sim.hooks.append(lambda now, who, e: seen.append(now) if who == leader and e.name == "joiner" else None)
-    sim.add_node("joiner", {"a": "joiner"})
-    started = sim.now
-    if arm == "greeting_lost":
-        sim.kill(admitter)
-    sim.start("joiner", [admitter])
-    if arm != "gossip":
-        check = started + phase
-        while check < started + WITHIN_S:
-            sim.at(
-                check,
-                lambda: None if seen or "joiner" in sim.view(leader) else sim.push_pull(leader, ["joiner"]),
-            )
-            check += GOSSIP_SEED_CHECK_S
-    sim.run_until(started + WITHIN_S, stop=lambda: bool(seen), check_every_s=0.05)
-    return round(seen[0] - started, 3) if seen else None
+    seen: dict[str, float] = {}
+
+    def on_event(now: float, who: str, event: Any) -> None:
+        if who == leader and event.name in ARMS and event.name not in seen:
+            seen[event.name] = now
+
+    sim.hooks.append(on_event)
+    result: dict[str, float | None] = {}
+    for arm, admitter in zip(ARMS, rng.sample(names[1:], len(ARMS)), strict=True):
+        sim.add_node(arm, {"a": arm})
+        started = sim.now
+        if arm == "greeting_lost":
+            sim.kill(admitter)
+        sim.start(arm, [admitter])
+        if arm != "gossip":  # the leader's seed round, from a phase drawn per seed
+            check = started + rng.uniform(0.0, GOSSIP_SEED_CHECK_S)
+            while check < started + APART_S:
+                sim.at(check, partial(seed_round, sim, leader, arm, seen))
+                check += GOSSIP_SEED_CHECK_S
+        sim.run_until(started + APART_S)
+        result[arm] = round(seen[arm] - started, 3) if arm in seen else None
+    return result
 
 
 def summary(times: list[float | None]) -> dict[str, Any]:
@@ -108,13 +117,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--nodes", type=int, default=1000)
-    parser.add_argument("--seeds", type=int, default=40)
+    parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1, help="the first seed")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     cpu, wall = time.process_time(), time.perf_counter()
     seeds = range(args.seed, args.seed + args.seeds)
-    arms = {arm: [sighting(args.nodes, s, arm) for s in seeds] for arm in ARMS}
+    runs = []
+    for s in seeds:
+        runs.append(sightings(args.nodes, s))
+        print(f"seed {s}: {runs[-1]}", file=sys.stderr)
+    arms = {arm: [run[arm] for run in runs] for arm in ARMS}
     print(
         json.dumps(
             {
