@@ -5,6 +5,7 @@
     python bench/join_costs.py plan TREE [--runs 0]      # a member's pure work per join, 19/99/999 peers
     python bench/join_costs.py pass TREE [--runs 0]      # a member's whole overlay pass per join (pure)
     python bench/join_costs.py allowlist TREE [--runs 200]   # a member's VXLAN allow-list write per join
+    python bench/join_costs.py lease TREE [--runs 0]     # the FSM's apply of a lease, 100-10,000 leases
 
 ``cli``: a unix socket answers every request at once with a join's answer; ``TREE/.venv/bin/python -m
 p2porch join`` runs ``--runs`` times with TREE as its working directory (so that tree's code runs, see
@@ -22,7 +23,12 @@ main the peer list of every node, ``plan_overlay``, ``diff_overlay``; on a branc
 current namespace, the old way's ``iptables-restore`` of the whole chain (19/99/999 sources) in
 ``--test`` mode (parsed and built, not committed: a lower bound; daemon and child CPU apart) and, when
 TREE has ``netoverlay/allow_set.py``, one netlink add to a scratch set (``p2porch-bench-probe``,
-destroyed after). Prints one JSON line.
+destroyed after). ``lease``: TREE's FSM applying one ``LeaseSubnet`` entry (as every member applies
+it) at a state of 100/1,000/10,000 nodes and leases in 10.0.0.0/8 (/24s), CPU ms per apply: ``end`` when
+the lowest free subnet is past every lease, ``hole`` when one lease in the middle was released, and the
+``ReleaseSubnet`` that made it; the state is built directly (applying 10,000 leases one by one on main
+scans for minutes), then one warm-up apply (a branch builds its subnet pool there once, as after a
+snapshot install; a committed lease carries it on). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -451,11 +457,59 @@ def allowlist_cost(tree: str, runs: int) -> dict[str, Any]:
     return result
 
 
+LEASE_COUNTS = (100, 1000, 10_000)
+
+
+def lease_cost(tree: str, runs: int) -> dict[str, Any]:
+    """CPU ms per ``LeaseSubnet``/``ReleaseSubnet`` entry applied by TREE's FSM (see the docstring)."""
+    sys.path.insert(0, tree)
+    import ipaddress
+
+    from p2porch.model import Node, SubnetLease
+    from p2porch.raft import commands as C
+    from p2porch.raft import fsm
+    from p2porch.raft.state import ClusterState
+
+    subnets = ipaddress.IPv4Network("10.0.0.0/8").subnets(new_prefix=24)
+    texts = [str(next(subnets)) for _ in range(max(LEASE_COUNTS) + 1)]
+    result: dict[str, Any] = {"fsm": fsm.__file__}
+
+    def per_apply(state: ClusterState, entry: bytes, expect: str, reps: int) -> float:
+        new, (answer,), _ = fsm.apply_batch(state, entry)  # warm-up; checks the answer
+        assert answer["ok"] and answer["value"] == expect, answer
+        started = time.process_time()
+        for _ in range(reps):
+            fsm.apply_batch(state, entry)
+        return (time.process_time() - started) / reps * 1000
+
+    for count in LEASE_COUNTS:
+        ids = [f"n{i:05d}" for i in range(count + 1)]  # the last one joins
+        state = ClusterState(
+            cluster_id="0123456789abcdef",
+            cluster_cidr="10.0.0.0/8",
+            subnet_prefix_len=24,
+            version=2 * count + 1,
+            nodes={i: Node(i, i, f"10.1.{n // 250}.{n % 250 + 1}", 7947, 7946) for n, i in enumerate(ids)},
+            leases={i: SubnetLease(i, texts[n]) for n, i in enumerate(ids[:-1])},
+        )
+        reps = runs or max(20, 20_000 // count)
+        lease = fsm.encode_batch([C.LeaseSubnet(at=1.0, node_id=ids[-1]).encode()])
+        middle = ids[count // 2]
+        release = fsm.encode_batch([C.ReleaseSubnet(at=1.0, node_id=middle).encode()])
+        holed = fsm.apply_batch(state, release)[0]
+        result[f"ms_per_lease_{count}"] = {
+            "end": round(per_apply(state, lease, texts[count], reps), 4),
+            "hole": round(per_apply(holed, lease, texts[count // 2], reps), 4),
+            "release": round(per_apply(state, release, texts[count // 2], reps), 4),
+        }
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["cli", "apply", "plan", "pass", "views", "allowlist"])
+    parser.add_argument("what", choices=["cli", "apply", "plan", "pass", "views", "allowlist", "lease"])
     parser.add_argument("tree", help="a checkout with its own .venv (main or a branch)")
     parser.add_argument("--runs", type=int, default=0)
     parser.add_argument("--peers", type=int, default=1, help="apply: new peers per apply (3 operations each)")
@@ -473,6 +527,8 @@ def main() -> None:
         result = views_cost(tree, args.runs, (20, 100, 1000), args.services, args.replicas)
     elif args.what == "allowlist":
         result = allowlist_cost(tree, args.runs or 200)
+    elif args.what == "lease":
+        result = lease_cost(tree, args.runs)
     else:
         result = apply_cost(tree, args.runs or 200, args.peers)
     print(json.dumps({"what": args.what, "tree": tree, "load": os.getloadavg()[0], **result}))

@@ -10,7 +10,6 @@ by one for each command that changed something.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -118,12 +117,18 @@ def _remove_node(s: ClusterState, c: C.RemoveNode, v: int) -> Result:
     nodes = copy_map(s.nodes)
     del nodes[node_id]
     changes = [Change("node", "delete", node_id, None, v)]
-    leases = None
-    if node_id in s.leases:
+    leases, lease = None, s.leases.get(node_id)
+    if lease is not None:
         leases = copy_map(s.leases)
         del leases[node_id]
         changes.append(Change("lease", "delete", node_id, None, v))
-    new = s.evolve(nodes=nodes, leases=leases, node_change=(s.nodes[node_id], None), version=v)
+    new = s.evolve(
+        nodes=nodes,
+        leases=leases,
+        node_change=(s.nodes[node_id], None),
+        lease_change=(lease, None),
+        version=v,
+    )
     return new, node_id, changes
 
 
@@ -294,16 +299,14 @@ def _lease_subnet(s: ClusterState, c: C.LeaseSubnet, v: int) -> Result:
     existing = s.leases.get(node_id)
     if existing is not None:
         return s, existing.subnet, []
-    taken = {lease.subnet for lease in s.leases.values()}
-    cidr = ipaddress.IPv4Network(s.cluster_cidr)
-    for subnet in cidr.subnets(new_prefix=s.subnet_prefix_len):
-        text = str(subnet)
-        if text not in taken:
-            lease = SubnetLease(node_id, text, version=v)
-            leases = copy_map(s.leases)
-            leases[node_id] = lease
-            return s.evolve(leases=leases, version=v), text, [Change("lease", "put", node_id, lease, v)]
-    raise _conflict(f"cluster CIDR {s.cluster_cidr} has no free /{s.subnet_prefix_len}", "cluster_cidr")
+    text = s.subnet_pool().lowest_free()  # no scan: the pool the lease writes carry (raft/subnet_pool.py)
+    if text is None:
+        raise _conflict(f"cluster CIDR {s.cluster_cidr} has no free /{s.subnet_prefix_len}", "cluster_cidr")
+    lease = SubnetLease(node_id, text, version=v)
+    leases = copy_map(s.leases)
+    leases[node_id] = lease
+    new = s.evolve(leases=leases, lease_change=(None, lease), version=v)
+    return new, text, [Change("lease", "put", node_id, lease, v)]
 
 
 def _release_subnet(s: ClusterState, c: C.ReleaseSubnet, v: int) -> Result:
@@ -313,7 +316,8 @@ def _release_subnet(s: ClusterState, c: C.ReleaseSubnet, v: int) -> Result:
         return s, None, []
     leases = copy_map(s.leases)
     del leases[node_id]
-    return s.evolve(leases=leases, version=v), lease.subnet, [Change("lease", "delete", node_id, None, v)]
+    new = s.evolve(leases=leases, lease_change=(lease, None), version=v)
+    return new, lease.subnet, [Change("lease", "delete", node_id, None, v)]
 
 
 def _set_join_token(s: ClusterState, c: C.SetJoinToken, v: int) -> Result:

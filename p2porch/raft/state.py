@@ -25,6 +25,7 @@ from ..model import (
     secret_key,
 )
 from ..model.records import frozen_map as _frozen_map
+from .subnet_pool import SubnetPool
 from .vips import allocate_vip
 
 __all__ = [
@@ -95,6 +96,7 @@ class ClusterState:
     networks: Mapping[str, NetworkRecord] = field(default_factory=dict)  # user-defined networks by id
     _node_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     _service_names: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _subnet_pool: SubnetPool | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in (
@@ -132,6 +134,21 @@ class ClusterState:
     def lease_of(self, node_id: str) -> SubnetLease | None:
         return self.leases.get(node_id)
 
+    def subnet_pool(self) -> SubnetPool:
+        """The lowest-free-subnet index of these leases (``raft/subnet_pool.py``): the one the FSM carried
+        here, or built from the leases (and kept) when it describes other leases or another CIDR."""
+        pool = self._subnet_pool
+        if (
+            pool is None
+            or pool.of is not self.leases
+            or pool.cidr != self.cluster_cidr
+            or pool.prefix_len != self.subnet_prefix_len
+        ):
+            subnets = (lease.subnet for lease in self.leases.values())
+            pool = SubnetPool.build(self.cluster_cidr, self.subnet_prefix_len, subnets, self.leases)
+            object.__setattr__(self, "_subnet_pool", pool)  # a cache: same answer for every reader
+        return pool
+
     def evolve(
         self,
         *,
@@ -144,6 +161,7 @@ class ClusterState:
         networks: dict[str, NetworkRecord] | None = None,
         node_change: tuple[Node | None, Node | None] | None = None,
         service_change: tuple[Service | None, Service | None] | None = None,
+        lease_change: tuple[SubnetLease | None, SubnetLease | None] | None = None,
         **scalars: Any,
     ) -> ClusterState:
         """A new state with the given maps replaced (maps passed in are taken over, not copied).
@@ -151,7 +169,8 @@ class ClusterState:
         The name indexes are rebuilt from a replaced ``nodes``/``services`` map (O(n) Python calls) unless
         ``node_change``/``service_change`` says what changed: ``(old record, new record)`` of the one node
         or service put or deleted (None for no record on that side). The FSM passes it so a write
-        costs one C-level copy of the index, not a rebuild."""
+        costs one C-level copy of the index, not a rebuild. ``lease_change`` does the same for the subnet
+        pool of a replaced ``leases`` map (without it the pool is built again when next asked for)."""
         changes: dict[str, Any] = dict(scalars)
         if nodes is not None:
             changes["nodes"] = MappingProxyType(nodes)
@@ -163,6 +182,7 @@ class ClusterState:
             changes["tasks"] = MappingProxyType(tasks)
         if leases is not None:
             changes["leases"] = MappingProxyType(leases)
+            changes["_subnet_pool"] = self._pool_after(changes["leases"], lease_change)
         if secrets is not None:
             changes["secrets"] = MappingProxyType(secrets)
         if access_tokens is not None:
@@ -170,6 +190,17 @@ class ClusterState:
         if networks is not None:
             changes["networks"] = MappingProxyType(networks)
         return replace(self, **changes)
+
+    def _pool_after(
+        self, leases: Mapping[str, SubnetLease], change: tuple[SubnetLease | None, SubnetLease | None] | None
+    ) -> SubnetPool | None:
+        """The subnet pool of ``leases``, one ``change`` (old, new lease) away from this state's; None
+        (built when asked for) without a change or a pool of this state's leases to start from."""
+        pool = self._subnet_pool
+        if change is None or pool is None or pool.of is not self.leases:
+            return None
+        old, new = change
+        return pool.after(old.subnet if old else None, new.subnet if new else None, leases)
 
     def to_dict(self) -> dict[str, Any]:
         """The plain snapshot form; ``access_tokens`` and ``leader_epoch`` only when there are any, so a

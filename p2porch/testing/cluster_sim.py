@@ -185,8 +185,17 @@ class ClusterSim:
         return record
 
     # ------------------------------------------------------------------------------------ nodes
-    def add_node(self, name: str, *, labels: dict[str, str] | None = None, memory_gib: int = 8) -> SimNode:
-        """A new host that inits the cluster (the first) or joins it; a voter until the target is met."""
+    def add_node(
+        self,
+        name: str,
+        *,
+        labels: dict[str, str] | None = None,
+        memory_gib: int = 8,
+        gossip_after_s: float | None = 0.0,
+    ) -> SimNode:
+        """A new host that inits the cluster (the first) or joins it; a voter until the target is met.
+        Its gossip starts ``gossip_after_s`` after its admission (a slow start), or never (None: a join
+        whose daemon never started its member services)."""
         index = len(self.nodes) + 1
         engine = FakeEngine(name, f"10.240.{index}")
         node = SimNode(
@@ -217,10 +226,19 @@ class ClusterSim:
         self._commit(C.LeaseSubnet(at=self.now, node_id=node.node_id).encode())
         if role == "voter" and not first:
             self.raft.voters = sorted([*self.raft.voters, node.raft_addr])
-        seeds = [n.node_id for n in self.nodes.values() if n.running and n is not node][:1]
-        self.gossip.start(node.node_id, seeds)
+        if gossip_after_s == 0.0:
+            self._start_gossip(node)
+        elif gossip_after_s is not None:
+            self.gossip.at(self.gossip.now + gossip_after_s, lambda: self._start_gossip(node))
         self.note(f"{name} joins as {role}")
         return node
+
+    def _start_gossip(self, node: SimNode) -> None:
+        """``node``'s gossip starts and greets the first other running node (unless it stopped since)."""
+        if node.running:
+            seeds = [n.node_id for n in self.nodes.values() if n.running and n is not node][:1]
+            self.gossip.start(node.node_id, seeds)
+            self.note(f"{node.name} gossips")
 
     def add_nodes(self, count: int, **kw: Any) -> list[SimNode]:
         """``count`` nodes named n<i> (continuing the numbering), then run until gossip converged."""

@@ -3,7 +3,8 @@
 ``SimLeader`` owns what the leader loops keep between rounds (the incremental planner with its
 orchestrator and seeded RNG, the round's wake-up time, the last state and gossip view planned on). Each
 tick it does what ``leader/loop.py`` and ``leader/autopilot_loop.py`` do, through the same pure
-functions: node statuses from gossip (``node_status_updates``), the round (``IncrementalPlanner``, each
+functions: node statuses from gossip (``node_status_updates``) and ready nodes its gossip has never seen
+marked down after the grace (``leader/unseen.py``'s ``UnseenNodes``), the round (``IncrementalPlanner``, each
 of its rounds checked against a full ``plan_round`` on a copy of the orchestrator: a difference raises)
 and its follow-ups (``update_failure_updates``, ``rebalance_done_updates``), and ``next_voter_change``.
 It never reads a clock (pure; tests only).
@@ -26,6 +27,7 @@ from ..leader.scheduling import (
     rollout_done_updates,
     update_failure_updates,
 )
+from ..leader.unseen import UnseenNodes
 from ..model import GossipState, NodeRole, NodeStatus
 from ..raft import commands as C
 from ..scheduler import Orchestrator
@@ -48,6 +50,7 @@ class SimLeader:
     last_view: dict[str, str] = field(default_factory=dict)
     next_autopilot: float = 0.0
     planner: IncrementalPlanner | None = None
+    unseen: UnseenNodes = field(default_factory=UnseenNodes)  # the leader loop's, with its grace
 
     def plan(self, sim: ClusterSim, state: Any) -> Any:
         """The incremental round, checked against a full round planned by a copy of the orchestrator."""
@@ -81,11 +84,15 @@ class SimLeader:
             return
         self.last_round, self.last_version, self.last_view = sim.t, state.version, view
         sim.rounds += 1
-        for node_id, status in node_status_updates(state, view).items():
+        updates = node_status_updates(state, view)  # as sync_node_statuses (leader/loop.py) does
+        never_seen = self.unseen.downs(state, view, node.node_id, sim.now, sim.raft.term)
+        updates.update({node_id: NodeStatus.DOWN for node_id in never_seen})
+        for node_id, status in updates.items():
             version = state.nodes[node_id].version
             mark = C.UpdateNode(at=sim.now, node_id=node_id, status=status, node_version=version)
             _leader_write(sim, mark.encode())
-            sim.note(f"{sim.name_of(node_id)} is {status} (gossip)")
+            why = "never seen by gossip" if node_id in never_seen else "gossip"
+            sim.note(f"{sim.name_of(node_id)} is {status} ({why})")
         if sim.state.version != state.version:
             return  # plan on the new state next tick
         cron = plan_cron(state, sim.now)

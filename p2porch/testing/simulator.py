@@ -119,6 +119,13 @@ class Simulator:
         self._apply(node, node.core.join(self.now, seed_addrs))
         return node
 
+    def push_pull(self, name: str, seeds: Iterable[str]) -> None:
+        """The running node ``name`` pushes/pulls its state with ``seeds`` (a member's seed round for the
+        Raft members its gossip does not know, member/gossip.py)."""
+        node = self.nodes[name]
+        assert node.core is not None and node.running
+        self._apply(node, node.core.join(self.now, [self.nodes[s].addr for s in seeds if s != name]))
+
     def bootstrap(self, names: list[str]) -> None:
         """Start ``names`` as an already converged cluster (every table filled directly, no join traffic).
 
