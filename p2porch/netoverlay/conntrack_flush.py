@@ -5,7 +5,7 @@ entries whose original tuple matches it once (protocol and VIP, or protocol and 
 by the kernel), keeps those ``conntrack_plan.should_delete`` picks and deletes them one by one (pyroute2's
 ``Conntrack``, ``nf_conntrack_netlink``), in the current network namespace or, with ``netns``, a named
 one. Picked TCP entries are looked up again ``TCP_CONFIRM_S`` after the dumps and deleted only if still
-picked (``conntrack_plan.needs_second_look``): the call then blocks that long. A kernel without
+picked (UDP entries go at once): the call then blocks that long. A kernel without
 conntrack netlink is logged once and never asked again; any other failure is logged and the next
 removal tries again. It never decides what to delete and must only be called from a worker thread in
 trio code (a socket per call, opened and closed on that thread).
@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .conntrack_plan import TCP_CONFIRM_S, ConntrackEntry, FlushTarget, needs_second_look, should_delete
+from .conntrack_plan import TCP_CONFIRM_S, ConntrackEntry, FlushTarget, should_delete
 from .netlink_classes import load_conntrack
 
 log = logging.getLogger(__name__)
@@ -80,10 +80,8 @@ class ConntrackFlusher:
                 wanted = tuple_class(proto=_PROTO_NUMBERS[protocol], daddr=dest, dport=dest_port)
                 # the whole dump first: pyroute2 cannot send a request while a dump is being read
                 found = [raw for raw in ct.dump_entries(tuple_orig=wanted) if _picked(raw, group)]
-                for raw in found:
-                    if needs_second_look(_entry(raw)):
-                        second_look.append((raw, group))
-                    elif _delete(ct, raw, netlink_error):
+                for raw in found:  # UDP: at once (no handshake to wait for)
+                    if _delete(ct, raw, netlink_error):
                         deleted[protocol] += 1
             if second_look:
                 self.sleep(TCP_CONFIRM_S)

@@ -111,12 +111,6 @@ def should_delete(target: FlushTarget, entry: ConntrackEntry) -> bool:
     return entry.protocol != "tcp" or entry.tcp_state in TCP_STATES_DELETED
 
 
-def needs_second_look(entry: ConntrackEntry) -> bool:
-    """True when ``entry``, picked by :func:`should_delete`, is deleted only if a look ``TCP_CONFIRM_S``
-    later picks it again (TCP: it may have been answered since; UDP goes at once)."""
-    return entry.protocol == "tcp"
-
-
 def sort_key(t: FlushTarget) -> tuple[str, str, int, str, int]:
     """The order targets are listed and flushed in."""
     return (t.protocol, t.backend, t.backend_port or 0, t.dest or "", t.dest_port or 0)

@@ -11,7 +11,6 @@ from p2porch.netoverlay.conntrack_plan import (
     ConntrackEntry,
     FlushTarget,
     ingress_pairs,
-    needs_second_look,
     removed_targets,
     should_delete,
     vip_pairs,
@@ -123,11 +122,6 @@ def test_tcp_entries_go_only_while_the_backend_never_answered() -> None:
         "TIME_WAIT": False,
         None: False,
     }
-
-
-def test_only_tcp_entries_wait_for_a_second_look() -> None:
-    assert needs_second_look(entry("tcp", dport=80, sport=80, state="SYN_SENT"))
-    assert not needs_second_look(entry("udp"))
 
 
 class FakeFirewall:
