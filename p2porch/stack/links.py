@@ -44,8 +44,9 @@ def link_aliases(services: Sequence[_Service], confs: Mapping[str, Any], problem
     owners: dict[tuple[str, str], str] = {}  # (network, alias) -> the service it resolves to
     _dotted_names(services, owners)
     _container_names(services, confs, shorts, owners, problems)
+    refused = _refused(confs, problems)
     for short, conf in confs.items():
-        if short not in specs and isinstance(conf, Mapping) and conf.get("links"):
+        if short not in specs and short not in refused and isinstance(conf, Mapping) and conf.get("links"):
             problems.warn(f"ignoring services.{short}.links: {short} runs in another service's task")
     for service in services:
         conf = confs.get(service.short_name)
@@ -147,3 +148,9 @@ def _why_not(
 
 
 __all__ = ["link_aliases"]
+
+
+def _refused(confs: Mapping[str, Any], problems: Problems) -> set[str]:
+    """The services a problem names: a refused service has no spec either, yet is no group member."""
+    fields = [e.field or "" for e in problems.errors]
+    return {s for s in confs if any(f == f"services.{s}" or f.startswith(f"services.{s}.") for f in fields)}

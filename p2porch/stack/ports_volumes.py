@@ -27,6 +27,7 @@ _PORT_RE = re.compile(
 )
 _PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 _IGNORED_MODES = ("z", "Z", "cached", "delegated", "consistent")
+_OCTAL_RE = re.compile(r"0o?[0-7]+")  # 01777 / 0o1777: an octal file mode, as go-yaml reads it
 
 
 def _range(text: str, path: str) -> list[int]:
@@ -216,7 +217,7 @@ def volume(item: Any, path: str, volumes: Mapping[str, TopVolume], warn: Warn) -
             if "size" in tmpfs:
                 data["tmpfs_size"] = tmpfs["size"]
             if "mode" in tmpfs:
-                data["tmpfs_mode"] = tmpfs["mode"]
+                data["tmpfs_mode"] = _yaml_octal(tmpfs["mode"])
         for other in ("bind", "volume", "tmpfs", "image"):
             if other != kind_ and conf.get(other):
                 raise err(f"{path}.{other}", f"only applies to type: {other}")
@@ -256,6 +257,14 @@ def volume(item: Any, path: str, volumes: Mapping[str, TopVolume], warn: Warn) -
 
 def _mount(data: dict[str, Any], path: str) -> dict[str, Any]:
     return parse_mount(data, fieldname=path).to_dict()
+
+
+def _yaml_octal(value: Any) -> Any:
+    """``mode: 01777`` as compose-go reads it: go-yaml takes a leading zero for octal (1023), where
+    PyYAML (YAML 1.2) leaves the text; ``1777`` stays the integer 1777, as in compose-go."""
+    if isinstance(value, str) and _OCTAL_RE.fullmatch(value.strip()):
+        return int(value.strip().removeprefix("0o"), 8)
+    return value
 
 
 def tmpfs_mounts(value: Any, path: str, warn: Warn | None = None) -> list[dict[str, Any]]:

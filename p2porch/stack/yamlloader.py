@@ -82,6 +82,30 @@ class _ComposeLoader(yaml.SafeLoader):
         self._add(size, height, event.start_mark)
         return node
 
+    def scan_to_next_token(self) -> None:
+        """libyaml's rule (go-yaml, so compose-go): a tab separates tokens in flow context and after a
+        value (``image: nginx\t# pinned``), never where indentation or a key may start."""
+        while True:
+            while self.peek() == "\t" and (self.flow_level or not self.allow_simple_key):
+                self.forward()
+            super().scan_to_next_token()
+            if self.peek() != "\t" or not (self.flow_level or not self.allow_simple_key):
+                return
+
+    def scan_plain_spaces(self, indent: int, start_mark: Any) -> Any:
+        """PyYAML's own, but tabs within a line are blanks of a plain scalar, as in libyaml: a tab
+        before a comment (``True\t\t# debug``) ends the value, one between words stays in it."""
+        length = 0
+        while self.peek(length) in " \t":
+            length += 1
+        if "\t" not in self.prefix(length):
+            return super().scan_plain_spaces(indent, start_mark)
+        whitespaces = self.prefix(length)
+        self.forward(length)
+        if self.peek() in "\r\n\x85\u2028\u2029":
+            return super().scan_plain_spaces(indent, start_mark)  # the line break, as PyYAML reads it
+        return [whitespaces]
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
