@@ -88,8 +88,10 @@ def test_every_corpus_service_is_on_networks_the_stack_creates_or_attaches(app):
         targets = [n["target"] for n in service.spec["networks"]]
         assert targets, service.short_name
         assert set(targets) <= set(declared), (service.short_name, targets)
-    for net in definition.networks:
-        assert net.external or net.name.startswith("corpus_") or net.key != net.name
+    named = {key: (conf or {}).get("name") for key, conf in (definition.model.get("networks") or {}).items()}
+    for net in definition.networks:  # namespaced, unless the file names it (`proxy: {name: proxy}`)
+        namespaced = net.name.startswith("corpus_") or net.key != net.name
+        assert net.external or namespaced or named[net.key] == net.name
     assert not any("shares one cluster network" in w for w in definition.warnings)
 
 
