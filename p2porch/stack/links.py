@@ -147,10 +147,10 @@ def _why_not(
     return None
 
 
-__all__ = ["link_aliases"]
-
-
 def _refused(confs: Mapping[str, Any], problems: Problems) -> set[str]:
     """The services a problem names: a refused service has no spec either, yet is no group member."""
     fields = [e.field or "" for e in problems.errors]
     return {s for s in confs if any(f == f"services.{s}" or f.startswith(f"services.{s}.") for f in fields)}
+
+
+__all__ = ["link_aliases"]

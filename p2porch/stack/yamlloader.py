@@ -84,7 +84,7 @@ class _ComposeLoader(yaml.SafeLoader):
 
     def scan_to_next_token(self) -> None:
         """libyaml's rule (go-yaml, so compose-go): a tab separates tokens in flow context and after a
-        value (``image: nginx\t# pinned``), never where indentation or a key may start."""
+        value (``image: nginx<TAB># pinned``), never where indentation or a key may start."""
         while True:
             while self.peek() == "\t" and (self.flow_level or not self.allow_simple_key):
                 self.forward()
@@ -94,7 +94,7 @@ class _ComposeLoader(yaml.SafeLoader):
 
     def scan_plain_spaces(self, indent: int, start_mark: Any) -> Any:
         """PyYAML's own, but tabs within a line are blanks of a plain scalar, as in libyaml: a tab
-        before a comment (``True\t\t# debug``) ends the value, one between words stays in it."""
+        before a comment (``True<TAB># debug``) ends the value, one between words stays in it."""
         length = 0
         while self.peek(length) in " \t":
             length += 1
