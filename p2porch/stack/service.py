@@ -176,6 +176,8 @@ def _environment(value: Any, path: str, environ: Mapping[str, str]) -> dict[str,
     """``environment`` (mapping after merge normalisation, or list); a key without value comes from the
     CLI's environment, None when unset there (the task gets no such variable, as in Compose)."""
     out: dict[str, str | None] = {}
+    if value is None:  # `environment:` over comments only (Compose: "must be a mapping")
+        raise err(path, "expected a mapping or a list, got nothing (a key holding only comments is null)")
     items = list(any_mapping(value, path).items()) if isinstance(value, Mapping) else None
     if items is None:
         items = []

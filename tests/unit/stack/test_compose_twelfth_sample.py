@@ -124,7 +124,7 @@ def test_an_environment_of_comments_only_is_refused_naming_it() -> None:
               # - ACTUAL_HTTPS_KEY=/data/selfhost.key
         """
     )
-    assert "services.actual_server.environment" in message, message
+    assert "services.actual_server.environment: expected a mapping or a list, got nothing" in message, message
 
 
 # bluepuma77's Swarm Traefik stack: global services on host-mode ports, a node template as hostname,
