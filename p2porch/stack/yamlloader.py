@@ -25,6 +25,8 @@ class _LimitError(yaml.YAMLError):
 class _ComposeLoader(yaml.SafeLoader):
     """SafeLoader with Compose's scalars, duplicate-key errors, override tags and composition limits."""
 
+    buffer: str  # PyYAML's Reader: the text read so far, which peek() reads at ``pointer``
+
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
@@ -105,6 +107,24 @@ class _ComposeLoader(yaml.SafeLoader):
         if self.peek() in "\r\n\x85\u2028\u2029":
             return super().scan_plain_spaces(indent, start_mark)  # the line break, as PyYAML reads it
         return [whitespaces]
+
+    def scan_block_scalar_indicators(self, start_mark: Any) -> Any:
+        """``run: |<TAB># comment``: libyaml takes tabs after a block scalar's header as blanks."""
+        length = 0
+        while length < 2 and self.peek(length) in "+-0123456789":
+            length += 1
+        self._tabs_as_spaces(length)
+        return super().scan_block_scalar_indicators(start_mark)
+
+    def _tabs_as_spaces(self, offset: int) -> None:
+        """The blanks from ``offset`` on, read as spaces where PyYAML only takes spaces (same length, so
+        every mark stays where it was)."""
+        end = offset
+        while self.peek(end) in " \t":
+            end += 1
+        start, stop = self.pointer + offset, self.pointer + end
+        if "\t" in self.buffer[start:stop]:
+            self.buffer = self.buffer[:start] + " " * (stop - start) + self.buffer[stop:]
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()

@@ -44,6 +44,9 @@ def test_a_tab_before_a_comment_or_after_a_colon_separates_as_in_libyaml() -> No
         ("a: line1\t\n  line2\n", {"a": "line1 line2"}),  # and folded like spaces
         ('a: "q"\t# c\n', {"a": "q"}),
         ("a: [x,\ty]\n", {"a": ["x", "y"]}),
+        ("a: |\t# c\n  x\n", {"a": "x\n"}),  # after a block scalar's header
+        ("a: >-\t\n  x\n  y\n", {"a": "x y"}),
+        ("a: |2\t\t# c\n   x\n", {"a": " x\n"}),
     ],
 )
 def test_tabs_within_a_line_read_as_libyaml_reads_them(text: str, expected: dict) -> None:
