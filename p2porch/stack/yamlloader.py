@@ -23,7 +23,7 @@ class _LimitError(yaml.YAMLError):
 
 
 class _ComposeLoader(yaml.SafeLoader):
-    """SafeLoader with Compose's scalars, duplicate-key errors, override tags and composition limits."""
+    """SafeLoader with Compose's scalars, libyaml's tabs, duplicate-key errors, override tags and limits."""
 
     buffer: str  # PyYAML's Reader: the text read so far, which peek() reads at ``pointer``
 
