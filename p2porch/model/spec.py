@@ -267,6 +267,8 @@ class ServiceSpec:
         for key in (SIDECAR, INIT, "force_update"):  # a task group's containers are part of the task
             if key in full:
                 out[key] = full[key]
+        if self.placement_preferences:  # where the tasks go, as Swarm's Placement in the task spec: a
+            out["placement_preferences"] = full["placement_preferences"]  # change rolls them (absent: none)
         return out
 
     def template_hash(self) -> str:
