@@ -33,7 +33,15 @@ from ..model import (
 from .actions import Action, CreateTask, Event, Reconciliation, RolloutDone, ShutdownTask, UpdateFailed
 from .jobs import plan_job
 from .rebalance import replacement_failed
-from .restart import UNHEALTHY, awaiting_restart, final_reason, given_up, next_history, restart_due
+from .restart import (
+    UNHEALTHY,
+    awaiting_restart,
+    final_reason,
+    given_up,
+    next_history,
+    policy_of,
+    restart_due,
+)
 from .rollout import (
     FailureVerdict,
     effective_policy,
@@ -320,7 +328,7 @@ class Orchestrator:
         if unhealthy and len(unhealthy) == len(live):
             # An unhealthy task is a failed one: stopped at once, its replacement follows the restart
             # policy (restart.py), as Swarm's: after the delay, within the window's attempts
-            final = final_reason(spec.restart, unhealthy[0], unhealthy=True)
+            final = final_reason(policy_of(unhealthy[0], spec), unhealthy[0], unhealthy=True)
             for t in unhealthy:
                 ctx.out.actions.append(ShutdownTask(t.task_id, final or UNHEALTHY))
             if final:
@@ -417,8 +425,8 @@ class Orchestrator:
         self, svc: Service, slot: int, pin: str | None, ended: list[Task], ctx: RoundContext
     ) -> Task | None:
         """Apply the restart policy to the latest ended task of a slot with nothing live."""
-        policy = svc.spec.restart
         last = max(ended, key=lambda t: (t.state_at, t.created_at, t.task_id))
+        policy = policy_of(last, svc.spec)
         for t in ended:
             if t is not last:
                 ctx.out.actions.append(ShutdownTask(t.task_id, "superseded"))
@@ -443,7 +451,8 @@ class Orchestrator:
     ) -> Task | None:
         """The replacement of ``sick``, stopped (or being stopped) for failing its health check, once
         :func:`~.restart.restart_due` says so; until then the slot holds ``sick`` and asks to wake."""
-        due = restart_due(svc.spec.restart, sick, ctx.now, drained=ctx.node_fate(sick.node_id) == "drain")
+        policy = policy_of(sick, svc.spec)
+        due = restart_due(policy, sick, ctx.now, drained=ctx.node_fate(sick.node_id) == "drain")
         if ctx.now < due:
             ctx.out.wake(due)
             return sick
@@ -452,7 +461,7 @@ class Orchestrator:
         if sick.desired_state == DesiredState.RUNNING and may_run(sick, ctx.node_fate(sick.node_id)):
             ctx.out.wake(stop_bound(sick, ctx.now))
             return sick  # stopped this round (by the caller): the same wait
-        history = next_history(svc.spec.restart, sick, ctx.now)
+        history = next_history(policy, sick, ctx.now)
         self._create(svc, slot, pin, ctx, "replace unhealthy task", history)
         return None
 
