@@ -256,7 +256,8 @@ class ServiceSpec:
         return dict(self.labels)
 
     def template_dict(self) -> dict[str, Any]:
-        """The part of ``to_dict`` that shapes a task's container (see TEMPLATE_FIELDS)."""
+        """The part of ``to_dict`` that shapes a task: its container (see TEMPLATE_FIELDS) and where it
+        goes (placement preferences, when any)."""
         full = self.to_dict()
         out = {k: full[k] for k in TEMPLATE_FIELDS}
         if not self.container.is_default:  # absent when default: older specs keep their template hash

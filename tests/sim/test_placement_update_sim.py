@@ -8,6 +8,7 @@ import os
 from p2porch.config import load_config
 from p2porch.model import DesiredState, TaskState
 from p2porch.testing.cluster_sim import ClusterSim, settle
+from p2porch.testing.fake_engine import Behaviour
 
 SEED = int(os.environ.get("P2PORCH_SIM_SEED", "4101"))
 
@@ -82,3 +83,27 @@ def test_a_new_placement_preference_rolls_the_tasks_and_spreads_them():
         within_s=30,
         what="the update completes",
     )
+
+
+def test_an_old_task_under_a_paused_update_restarts_by_its_own_policy():
+    """The update to app:2 (which crashes) also sets a 60 s restart delay and pauses on its first
+    failure; the old task (app:1, 1 s delay) that then crashes is replaced after its own 1 s, as
+    swarmkit's restart supervisor reads the task's spec (before: after the new spec's 60 s)."""
+    sim = ClusterSim(SEED, config=load_config())
+    sim.add_nodes(2)
+    sim.behave("app:2", Behaviour(exit_code=1, exit_after_s=0.3))
+    restart = {"delay": "1s", "max_delay": "1s"}
+    sim.create_service("web", replicas=2, restart=restart, update={"parallelism": 1, "monitor_s": 5.0})
+    settle(sim, ["web"])
+    sim.update_service("web", image="app:2", restart={"delay": "60s", "max_delay": "60s"})
+    sim.wait_for(lambda: sim.service("web").update_paused, within_s=60, what="the update paused")
+    old_hash = sim.service("web").previous_spec.template_hash()  # type: ignore[union-attr]
+    (old,) = [t for t in sim.running("web") if t.template_hash == old_hash]
+    sim.crash_task(old)
+    crashed_at = sim.t
+    sim.wait_for(
+        lambda: any(t.slot == old.slot and t.task_id != old.task_id for t in sim.tasks("web")),
+        within_s=20,
+        what="the old task's slot restarted",
+    )
+    assert sim.t - crashed_at < 5.0, sim.t - crashed_at

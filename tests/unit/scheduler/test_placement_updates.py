@@ -47,7 +47,9 @@ def test_new_constraints_stop_first_stop_one_slot_at_a_time_then_replace_it() ->
     tasks = [task(1, "n1", old), task(2, "n2", old)]
     first = reconcile(spec, tasks)
     assert first.actions == [ShutdownTask("t1-n1", "constraints no longer met")]
-    stopping = dataclasses.replace(tasks[0], desired_state="shutdown", message="constraints no longer met", state_at=100.0)
+    stopping = dataclasses.replace(
+        tasks[0], desired_state="shutdown", message="constraints no longer met", state_at=100.0
+    )
     assert reconcile(spec, [stopping, tasks[1]], 101.0).actions == []  # held until it stopped
     stopped = dataclasses.replace(stopping, state="shutdown", state_at=102.0)
     after = reconcile(spec, [stopped, tasks[1]], 102.0)
@@ -85,13 +87,17 @@ def test_new_constraint_moves_wait_for_the_update_delay() -> None:
     spec = dataclasses.replace(old, constraints=SSD, update=UpdateConfig(delay_s=30.0, monitor_s=5.0))
     moved = task(1, "n1", spec, task_id="moved", started_at=100.0, state_at=100.0)
     nodes_ok = [Node("n1", "n1", labels={"ssd": "true"}), *NODES[1:]]
-    r = Orchestrator(random.Random(3)).reconcile([Service("s1", spec)], [moved, task(2, "n2", old)], nodes_ok, 110)
+    r = Orchestrator(random.Random(3)).reconcile(
+        [Service("s1", spec)], [moved, task(2, "n2", old)], nodes_ok, 110
+    )
     assert r.actions == [] and r.wake_at == 135.0  # started 100 + monitor 5 + delay 30
 
 
 def test_a_changed_placement_preference_is_a_template_change() -> None:
     plain = spec_of()
-    spread = dataclasses.replace(plain, placement_preferences=(parse_placement_pref("spread=node.labels.zone"),))
+    spread = dataclasses.replace(
+        plain, placement_preferences=(parse_placement_pref("spread=node.labels.zone"),)
+    )
     assert spread.template_hash() != plain.template_hash()
     # a spec without preferences keeps the hash it had before preferences counted
     assert "placement_preferences" not in plain.template_dict()
