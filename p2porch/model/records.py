@@ -81,6 +81,21 @@ def restart_policy_of(plain: Mapping[str, Any]) -> RestartPolicy:
     return policy
 
 
+_PLAIN_POLICIES: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _plain_policy(policy: RestartPolicy) -> dict[str, Any]:
+    """``policy.to_dict()``, a fresh dict from a kept one (every task written carries one); kept by
+    value and type (a policy built with ``delay_s=1`` equals one with ``1.0`` but encodes otherwise)."""
+    key = (policy, type(policy.delay_s), type(policy.max_delay_s), type(policy.window_s))
+    plain = _PLAIN_POLICIES.get(key)
+    if plain is None:
+        if len(_PLAIN_POLICIES) >= 4096:
+            _PLAIN_POLICIES.clear()
+        plain = _PLAIN_POLICIES[key] = policy.to_dict()
+    return dict(plain)
+
+
 def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
     names = _FIELD_NAMES.get(cls)
     if names is None:  # once per class: a snapshot load calls this once per record
@@ -235,7 +250,7 @@ class Task:
         if self.restart_policy is None:
             del out["restart_policy"]
         else:
-            out["restart_policy"] = self.restart_policy.to_dict()
+            out["restart_policy"] = _plain_policy(self.restart_policy)
         return out
 
     @classmethod
