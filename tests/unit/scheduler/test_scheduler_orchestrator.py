@@ -165,7 +165,7 @@ def test_drain_starts_replacement_before_stopping_old() -> None:
 
 def test_changed_constraint_moves_tasks_off_nodes_that_no_longer_match_start_first() -> None:
     """With ``update.order`` start-first; stop-first (the default): tests/unit/scheduler/
-    test_placement_updates.py."""
+    test_placement_changes.py."""
     nodes = [Node("n1", labels={"ssd": "true"}), Node("n2")]
     spec = dataclasses.replace(
         SPEC,
