@@ -73,8 +73,9 @@ def check_same_kind(service: Service, spec: ServiceSpec) -> None:
 
 #: unit suffixes of a stored spec's keys: ``delay_s`` is what ``--update-delay`` sends as ``delay``
 _UNIT_SUFFIXES = ("_s", "_bytes", "_nanos")
-#: other names a change may give a stored key by (health ``test``, as Compose names it, is ``cmd``)
-_ALIASES = {"test": "cmd"}
+#: other names a change may give a stored key by (health ``test``, as Compose names it, is ``cmd``;
+#: ``--placement-pref`` sends ``placement_prefs``)
+_ALIASES = {"test": "cmd", "placement_prefs": "placement_preferences"}
 
 
 def _field(key: str) -> str:

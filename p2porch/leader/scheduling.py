@@ -311,6 +311,7 @@ def plan_scope(
             restart_history=create.restart_history,
             stop_grace_s=specs[create.service_id].stop_grace_period_s,
             job_iteration=create.job_iteration,
+            restart_policy=specs[create.service_id].restart,
         )
         new_records[create.task_id] = record
         requests.append(TaskRequest(create.task_id, specs[create.service_id], node_id=create.node_id))

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import ConfigError
 from .autoscale_spec import AutoscaleStep
 from .committed import committed_spec
+from .container import RestartPolicy
 from .rollout import Rollout
 from .spec import ServiceSpec
 from .states import Availability, DesiredState, NodeRole, NodeStatus, TaskHealth, TaskState
@@ -56,6 +57,43 @@ def _plain(value: Any) -> Any:
 
 
 _FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+_POLICIES: dict[tuple[Any, ...], RestartPolicy] = {}
+
+
+def restart_policy_of(plain: Mapping[str, Any]) -> RestartPolicy:
+    """A task's ``restart_policy`` from its plain form, checked (``ConfigError`` naming
+    ``restart_policy.*``); one shared record per distinct policy, since every task carries one (a
+    snapshot or a round decodes thousands of the same few)."""
+    try:  # typed: True and 1, 1 and 1.0 hash alike, and a decision never depends on what came before
+        key = tuple((k, type(v), v) for k, v in plain.items())
+        cached = _POLICIES.get(key)
+    except TypeError:  # an unhashable value: checked below, never cached
+        key, cached = (), None
+    if cached is not None:
+        return cached
+    policy = RestartPolicy.from_dict(plain, "restart_policy")
+    if key:
+        if len(_POLICIES) >= 4096:
+            _POLICIES.clear()
+        _POLICIES[key] = policy
+    return policy
+
+
+_PLAIN_POLICIES: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _plain_policy(policy: RestartPolicy) -> dict[str, Any]:
+    """``policy.to_dict()``, a fresh dict from a kept one (every task written carries one); kept by
+    value and type (a policy built with ``delay_s=1`` equals one with ``1.0`` but encodes otherwise)."""
+    key = (policy, type(policy.delay_s), type(policy.max_delay_s), type(policy.window_s))
+    plain = _PLAIN_POLICIES.get(key)
+    if plain is None:
+        if len(_PLAIN_POLICIES) >= 4096:
+            _PLAIN_POLICIES.clear()
+        plain = _PLAIN_POLICIES[key] = policy.to_dict()
+    return dict(plain)
 
 
 def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -174,9 +212,15 @@ class Task:
     move_to: str | None = None
     move_at: float = 0.0
     job_iteration: int = 0  # jobs: the execution (the service's job iteration) this task belongs to
+    # the restart policy of the spec it was created with (None: created before tasks carried it), as
+    # swarmkit's task carries its spec: an outdated task restarts by its own (scheduler/restart.py)
+    restart_policy: RestartPolicy | None = None
 
     def __post_init__(self) -> None:
         # the Raft thread builds many of these: convert only what is not already the right type
+        policy: Any = self.restart_policy  # a plain map from a snapshot's or a command's record
+        if policy is not None and type(policy) is not RestartPolicy:
+            object.__setattr__(self, "restart_policy", restart_policy_of(policy))
         if type(self.restart_history) is not tuple:
             object.__setattr__(self, "restart_history", tuple(self.restart_history))
         if type(self.desired_state) is not DesiredState:
@@ -203,6 +247,10 @@ class Task:
         out["restart_history"] = list(self.restart_history)
         if not self.job_iteration:  # only a job's tasks carry it: other records keep their plain form
             del out["job_iteration"]
+        if self.restart_policy is None:
+            del out["restart_policy"]
+        else:
+            out["restart_policy"] = _plain_policy(self.restart_policy)
         return out
 
     @classmethod

@@ -256,7 +256,8 @@ class ServiceSpec:
         return dict(self.labels)
 
     def template_dict(self) -> dict[str, Any]:
-        """The part of ``to_dict`` that shapes a task's container (see TEMPLATE_FIELDS)."""
+        """The part of ``to_dict`` that shapes a task: its container (see TEMPLATE_FIELDS) and where it
+        goes (placement preferences, when any)."""
         full = self.to_dict()
         out = {k: full[k] for k in TEMPLATE_FIELDS}
         if not self.container.is_default:  # absent when default: older specs keep their template hash
@@ -267,6 +268,8 @@ class ServiceSpec:
         for key in (SIDECAR, INIT, "force_update"):  # a task group's containers are part of the task
             if key in full:
                 out[key] = full[key]
+        if self.placement_preferences:  # where the tasks go, as Swarm's Placement in the task spec: a
+            out["placement_preferences"] = full["placement_preferences"]  # change rolls them (absent: none)
         return out
 
     def template_hash(self) -> str:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from ..errors import ConfigError
 from ..model import Availability, DesiredState, Node, NodeRole, NodeStatus, Task, TaskHealth, TaskState
-from ..model.records import JobStatus
+from ..model.records import JobStatus, restart_policy_of
 from .task_fast import report_fields, task_from_plain
 
 E = TypeVar("E", bound=StrEnum)
@@ -167,6 +167,9 @@ def checked_task(d: Any) -> Task:
     ):
         raise invalid("restart_history must be a list of numbers", "restart_history")
     job_iteration = non_negative(d.get("job_iteration", 0), "job_iteration")
+    policy = d.get("restart_policy")
+    if policy is not None and not isinstance(policy, Mapping):
+        raise invalid("restart_policy must be a map or nil", "restart_policy")
     return Task(
         task_id=text(d, "task_id"),
         service_id=text(d, "service_id"),
@@ -190,6 +193,7 @@ def checked_task(d: Any) -> Task:
         restart_history=tuple(float(x) for x in history),
         stop_grace_s=grace,
         job_iteration=job_iteration,
+        restart_policy=None if policy is None else restart_policy_of(policy),
     )
 
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Any
 
+from ..errors import ConfigError
 from ..model import DesiredState, Task, TaskHealth, TaskState
+from ..model.records import restart_policy_of
 
 __all__ = ["evolve_task", "report_fields", "task_from_plain"]
 
@@ -94,6 +96,15 @@ def task_from_plain(d: Any) -> Task | None:
         if when is None:
             return None
         restarts.append(when)
+    policy = get("restart_policy")
+    restart_policy = None
+    if policy is not None:
+        if type(policy) is not dict:
+            return None
+        try:
+            restart_policy = restart_policy_of(policy)
+        except ConfigError:
+            return None  # the checked decoder names the field
     return Task(
         task_id=task_id,
         service_id=service_id,
@@ -112,6 +123,7 @@ def task_from_plain(d: Any) -> Task | None:
         move_to=move_to,
         move_at=move_at,
         job_iteration=job_iteration,
+        restart_policy=restart_policy,
         error=texts["error"],
         container_id=texts["container_id"],
         address=texts["address"],

@@ -33,7 +33,15 @@ from ..model import (
 from .actions import Action, CreateTask, Event, Reconciliation, RolloutDone, ShutdownTask, UpdateFailed
 from .jobs import plan_job
 from .rebalance import replacement_failed
-from .restart import UNHEALTHY, awaiting_restart, final_reason, given_up, next_history, restart_due
+from .restart import (
+    UNHEALTHY,
+    awaiting_restart,
+    final_reason,
+    given_up,
+    next_history,
+    policy_of,
+    restart_due,
+)
 from .rollout import (
     FailureVerdict,
     effective_policy,
@@ -44,6 +52,10 @@ from .rollout import (
 )
 from .round_context import RoundContext
 from .stop_wait import is_stopping, may_run, stop_bound
+
+#: the reason of a rolling update's stops and replacements, and of those for a task off its constraints
+ROLLING_UPDATE = "rolling update"
+OFF_CONSTRAINTS = "constraints no longer met"
 
 __all__ = [
     "Action",
@@ -110,7 +122,7 @@ class Orchestrator:
             else:
                 ctx.crowded = crowded(svc.spec, active)
                 self._reconcile_replicated(svc, active, ctx)
-                ctx.crowded = set()
+                ctx.crowded, ctx.off_constraints = set(), set()
             if checkpoint is not None:
                 checkpoint()
         return out
@@ -316,7 +328,7 @@ class Orchestrator:
         if unhealthy and len(unhealthy) == len(live):
             # An unhealthy task is a failed one: stopped at once, its replacement follows the restart
             # policy (restart.py), as Swarm's: after the delay, within the window's attempts
-            final = final_reason(spec.restart, unhealthy[0], unhealthy=True)
+            final = final_reason(policy_of(unhealthy[0], spec), unhealthy[0], unhealthy=True)
             for t in unhealthy:
                 ctx.out.actions.append(ShutdownTask(t.task_id, final or UNHEALTHY))
             if final:
@@ -353,13 +365,14 @@ class Orchestrator:
                         why = "superseded"
                     ctx.out.actions.append(ShutdownTask(t.task_id, why))
             elif pin is None and not any(well_placed(t) for t in live):
-                # drained node, constraint no longer met, or a rebalance: start the replacement first
+                # drained node, crowded node or a rebalance: start the replacement first
                 fate = ctx.node_fate(winner.node_id)
                 target = None
                 if fate == "drain":
                     why = "node drained"
                 elif not ctx.satisfies(winner.node_id, spec):
-                    why = "constraints no longer met"
+                    ctx.off_constraints.add(slot)  # Swarm's dirty task: the rolling update replaces it
+                    return winner
                 elif winner.task_id in ctx.crowded:
                     why = "max replicas per node"
                 else:
@@ -396,9 +409,15 @@ class Orchestrator:
         stop-first update's, created once that task stopped); False: no such task."""
         key = pin if pin is not None else slot
         prev = ctx.stopped.get(key)
-        if prev is None or prev.template_hash == svc.spec.template_hash():
+        if prev is None:
             return False
-        self._create(svc, slot, pin, ctx, "rolling update", prev.restart_history)
+        if prev.template_hash != svc.spec.template_hash():
+            why = ROLLING_UPDATE
+        elif prev.message == OFF_CONSTRAINTS:
+            why = OFF_CONSTRAINTS  # stopped stop-first for its new constraints (_rolling_update)
+        else:
+            return False
+        self._create(svc, slot, pin, ctx, why, prev.restart_history)
         ctx.held.add(key)  # in flight for the rolling update from now on
         return True
 
@@ -406,8 +425,8 @@ class Orchestrator:
         self, svc: Service, slot: int, pin: str | None, ended: list[Task], ctx: RoundContext
     ) -> Task | None:
         """Apply the restart policy to the latest ended task of a slot with nothing live."""
-        policy = svc.spec.restart
         last = max(ended, key=lambda t: (t.state_at, t.created_at, t.task_id))
+        policy = policy_of(last, svc.spec)
         for t in ended:
             if t is not last:
                 ctx.out.actions.append(ShutdownTask(t.task_id, "superseded"))
@@ -432,7 +451,8 @@ class Orchestrator:
     ) -> Task | None:
         """The replacement of ``sick``, stopped (or being stopped) for failing its health check, once
         :func:`~.restart.restart_due` says so; until then the slot holds ``sick`` and asks to wake."""
-        due = restart_due(svc.spec.restart, sick, ctx.now, drained=ctx.node_fate(sick.node_id) == "drain")
+        policy = policy_of(sick, svc.spec)
+        due = restart_due(policy, sick, ctx.now, drained=ctx.node_fate(sick.node_id) == "drain")
         if ctx.now < due:
             ctx.out.wake(due)
             return sick
@@ -441,7 +461,7 @@ class Orchestrator:
         if sick.desired_state == DesiredState.RUNNING and may_run(sick, ctx.node_fate(sick.node_id)):
             ctx.out.wake(stop_bound(sick, ctx.now))
             return sick  # stopped this round (by the caller): the same wait
-        history = next_history(svc.spec.restart, sick, ctx.now)
+        history = next_history(policy, sick, ctx.now)
         self._create(svc, slot, pin, ctx, "replace unhealthy task", history)
         return None
 
@@ -465,8 +485,8 @@ class Orchestrator:
             winner = winners[key]
             group = tasks_of.get(key, [])
             for t in group:
-                if t.template_hash != current:
-                    continue
+                if t.template_hash != current or (t is winner and key in ctx.off_constraints):
+                    continue  # (a task off its constraints is to be replaced: never in flight)
                 started = started_at(t)
                 if (
                     key not in verdict.failed_keys
@@ -479,17 +499,24 @@ class Orchestrator:
                 if started is not None and t.state not in TERMINAL_STATES:
                     settle = started + cfg.monitor_s
                     last_settle = settle if last_settle is None else max(last_settle, settle)
-            if winner is None or winner.template_hash == current or key in ctx.held:
+            if winner is None or key in ctx.held:
+                continue
+            if winner.template_hash == current and key not in ctx.off_constraints:
                 continue
             if (svc.service_id, winner.slot) in ctx.created:
                 continue  # already given a new task this round (restart or move)
-            if any(t.template_hash == current and t.state not in TERMINAL_STATES for t in group):
+            if any(
+                t is not winner and t.template_hash == current and t.state not in TERMINAL_STATES
+                for t in group
+            ):
                 continue  # a replacement is already under way (start-first)
             outdated.append((winner.state == TaskState.RUNNING, winner.slot, winner))
         in_progress = bool(outdated) or (svc.rollout is not None and not svc.rollout.completed)
         if not in_progress:
             return
-        if verdict.triggered:
+        rolling = svc.rollout is not None and not svc.rollout.completed
+        if verdict.triggered and (rolling or any(o.slot not in ctx.off_constraints for _, _, o in outdated)):
+            # (moves off new constraints alone are no rollout: old failures do not hold them)
             if not svc.update_paused:
                 ctx.out.events.append(
                     UpdateFailed(svc.service_id, verdict.task_id, cfg.failure_action, verdict.reason)
@@ -511,16 +538,17 @@ class Orchestrator:
         stopped_now: set[str] | None = None
         for _, slot, old in sorted(outdated, key=lambda x: (x[0], x[1], x[2].task_id))[: max(budget, 0)]:
             pin = old.node_id if spec.mode == "global" else None
+            why = OFF_CONSTRAINTS if old.template_hash == current else ROLLING_UPDATE
             if order == "stop-first" and old.desired_state == DesiredState.RUNNING:
                 if stopped_now is None:  # the reason of a stop this round stays (e.g. unhealthy)
                     stopped_now = {a.task_id for a in ctx.out.shutdowns}
                 if old.task_id not in stopped_now:
-                    ctx.out.actions.append(ShutdownTask(old.task_id, "rolling update"))
+                    ctx.out.actions.append(ShutdownTask(old.task_id, why))
                 if may_run(old, ctx.node_fate(old.node_id)):
                     ctx.out.wake(stop_bound(old, ctx.now))
                     continue  # created once it stopped (stop_wait.py, _replaced)
             # a task stopped before (unhealthy, or for good) and not held: stopped, or past its bound
-            self._create(svc, slot, pin, ctx, "rolling update", old.restart_history)
+            self._create(svc, slot, pin, ctx, why, old.restart_history)
 
     def _rollout_failures(
         self, svc: Service, cfg: UpdateConfig, winners: Mapping[Any, Task | None], ctx: RoundContext

@@ -46,6 +46,17 @@ UNHEALTHY = "unhealthy"
 _UNHEALTHY_FINAL = f"{NOT_RESTARTED}{UNHEALTHY}; "
 
 
+def policy_of(task: Task, spec: ServiceSpec) -> RestartPolicy:
+    """The restart policy that decides for ``task``: an outdated task's own (the policy of the spec it
+    was created with, as swarmkit's restart supervisor reads the task's spec); a task of the current
+    template (or one created before tasks carried a policy) the service's, since a restart-policy change
+    rolls no task here (Swarm's replaces them with tasks of the new policy)."""
+    own = task.restart_policy
+    if own is None or task.template_hash == spec.template_hash():
+        return spec.restart
+    return own
+
+
 def stopped_unhealthy(task: Task) -> bool:
     """The orchestrator stopped ``task`` for failing its health check (its shutdown reason says so); the
     agent reports it ``shutdown`` once stopped, and the restart policy takes it as failed."""
@@ -98,7 +109,9 @@ def given_up(spec: ServiceSpec, history: Iterable[Task], by: str, wanted: Collec
     desired running, those whose newest task was shut down as :func:`final_reason` says: key -> that
     task (an outdated one is the rolling update's to replace)."""
     return {
-        key: t for key, t in _newest_stopped(history, by, wanted).items() if final_reason(spec.restart, t)
+        key: t
+        for key, t in _newest_stopped(history, by, wanted).items()
+        if final_reason(policy_of(t, spec), t)
     }
 
 
@@ -111,7 +124,7 @@ def awaiting_restart(
     return {
         key: t
         for key, t in _newest_stopped(history, by, wanted).items()
-        if stopped_unhealthy(t) and not final_reason(spec.restart, t)
+        if stopped_unhealthy(t) and not final_reason(policy_of(t, spec), t)
     }
 
 

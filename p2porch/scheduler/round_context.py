@@ -41,6 +41,9 @@ class RoundContext:
         # of the replicated service being reconciled: ids of its tasks beyond max_replicas_per_node on
         # their node (the newest there), which are moved start-first as off-constraint ones are
         self.crowded: set[str] = set()
+        # of the replicated service being reconciled: slots whose task is off its constraints, which the
+        # rolling update replaces by the update config (Swarm's dirty task), never moved start-first here
+        self.off_constraints: set[int] = set()
         # node_fate per node id: fixed for the round (nodes and now are), except "grace", never kept
         # here since it wakes the service asking (issue 19: ~3 calls per task of a full round)
         self._fates: dict[str | None, str] = {}

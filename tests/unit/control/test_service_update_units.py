@@ -54,6 +54,13 @@ CASES = [
     (SERVICE, ["--reserve-memory", "48M"], ("reserve_memory_bytes",), 48 * 1024**2),
     (SERVICE, ["--limit-memory", "1G"], ("limit_memory_bytes",), GIB),
     (JOB, ["--starting-deadline", "30s"], ("schedule", "starting_deadline_s"), 30.0),
+    # before: "placement_prefs: given twice (as placement_preferences)" on every service
+    (
+        SERVICE,
+        ["--placement-pref", "spread=node.labels.zone"],
+        ("placement_preferences",),
+        ["spread=node.labels.zone"],
+    ),
 ]
 
 

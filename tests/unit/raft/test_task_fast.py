@@ -16,7 +16,7 @@ import msgpack
 import pytest
 
 from p2porch.errors import ConfigError
-from p2porch.model import DesiredState, Task, TaskHealth, TaskState
+from p2porch.model import DesiredState, RestartPolicy, Task, TaskHealth, TaskState
 from p2porch.model.records import _plain
 from p2porch.raft import commands as C
 from p2porch.raft.fields import TaskStatusReport, checked_task, task_from_wire
@@ -52,6 +52,7 @@ def random_task(rng: random.Random) -> Task:
         move_to=rng.choice([None, "n3"]),
         move_at=rng.choice([0.0, 7.0]),
         job_iteration=rng.choice([0, 0, 3]),
+        restart_policy=rng.choice([None, RestartPolicy(), RestartPolicy("on-failure", 1.5, 9.0, 3, 60.0)]),
     )
 
 
@@ -129,6 +130,10 @@ def test_task_to_dict_keeps_its_plain_form() -> None:
         generic = {f.name: _plain(getattr(task, f.name)) for f in dataclasses.fields(task)}
         if not task.job_iteration:
             del generic["job_iteration"]
+        if task.restart_policy is None:  # only tasks written since tasks carry it have one
+            del generic["restart_policy"]
+        else:
+            generic["restart_policy"] = task.restart_policy.to_dict()
         assert task.to_dict() == generic and list(task.to_dict()) == list(generic)
         assert msgpack.packb(task.to_dict()) == msgpack.packb(generic)
 

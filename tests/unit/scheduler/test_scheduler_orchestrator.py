@@ -163,9 +163,16 @@ def test_drain_starts_replacement_before_stopping_old() -> None:
     assert r3.actions == [ShutdownTask("t2-n2", "node drained")]  # service ps: why it stopped
 
 
-def test_changed_constraint_moves_tasks_off_nodes_that_no_longer_match() -> None:
+def test_changed_constraint_moves_tasks_off_nodes_that_no_longer_match_start_first() -> None:
+    """With ``update.order`` start-first; stop-first (the default): tests/unit/scheduler/
+    test_placement_changes.py."""
     nodes = [Node("n1", labels={"ssd": "true"}), Node("n2")]
-    spec = dataclasses.replace(SPEC, replicas=1, constraints=(parse_constraint("node.labels.ssd==true"),))
+    spec = dataclasses.replace(
+        SPEC,
+        replicas=1,
+        constraints=(parse_constraint("node.labels.ssd==true"),),
+        update=UpdateConfig(order="start-first"),
+    )
     r = orch().reconcile([Service("s1", spec)], [running(1, "n2", spec=spec)], nodes, now=1.0)
     assert [c.reason for c in r.creates] == ["constraints no longer met"] and r.shutdowns == []
 
