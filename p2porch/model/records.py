@@ -84,15 +84,22 @@ def restart_policy_of(plain: Mapping[str, Any]) -> RestartPolicy:
 _PLAIN_POLICIES: dict[tuple[Any, ...], dict[str, Any]] = {}
 
 
+_DEFAULT_POLICY = RestartPolicy().to_dict()
+
+
 def _plain_policy(policy: RestartPolicy) -> dict[str, Any]:
-    """``policy.to_dict()``, a fresh dict from a kept one (every task written carries one); kept by
-    value and type (a policy built with ``delay_s=1`` equals one with ``1.0`` but encodes otherwise)."""
+    """``policy``'s sparse plain form: only the fields that differ from ``RestartPolicy()``'s (every
+    task written carries one: the default policy costs a task's record ``{}``, not ~90 bytes), which
+    :func:`restart_policy_of` reads back to an equal policy (a left-out ``max_delay_s`` is 300 s, and a
+    delay above that always comes with its own maximum). A fresh dict from a kept one, kept by value
+    and type (a policy built with ``delay_s=1`` equals one with ``1.0`` but encodes otherwise)."""
     key = (policy, type(policy.delay_s), type(policy.max_delay_s), type(policy.window_s))
     plain = _PLAIN_POLICIES.get(key)
     if plain is None:
         if len(_PLAIN_POLICIES) >= 4096:
             _PLAIN_POLICIES.clear()
-        plain = _PLAIN_POLICIES[key] = policy.to_dict()
+        full = policy.to_dict()
+        plain = _PLAIN_POLICIES[key] = {k: v for k, v in full.items() if v != _DEFAULT_POLICY[k]}
     return dict(plain)
 
 

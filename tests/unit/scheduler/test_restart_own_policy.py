@@ -84,7 +84,7 @@ def test_a_current_task_restarts_by_the_services_policy(policy: RestartPolicy | 
 def test_the_task_record_carries_its_policy_through_both_decoders() -> None:
     task = failed(spec_of("app:1", QUICK), QUICK)
     plain = json.loads(json.dumps(task.to_dict()))  # as the wire gives it: plain str, not enums
-    assert plain["restart_policy"] == QUICK.to_dict()
+    assert plain["restart_policy"] == {"delay_s": 1.0, "max_delay_s": 1.0}  # what differs from the default
     assert task_from_plain(plain) == task and checked_task(plain) == task == Task.from_dict(plain)
     legacy = dataclasses.replace(task, restart_policy=None)
     assert "restart_policy" not in legacy.to_dict()
@@ -94,3 +94,22 @@ def test_the_task_record_carries_its_policy_through_both_decoders() -> None:
     with pytest.raises(ConfigError) as err:
         task_from_wire(bad)
     assert err.value.field == "restart_policy.condition"
+
+
+def test_a_tasks_policy_is_written_sparse_and_read_back_equal() -> None:
+    """Every task record carries its policy: the default one costs ``{}``, any other only the fields
+    that differ, and each reads back to an equal policy (the default maximum delay included)."""
+    assert Task("t", "s1", 1, "n1", restart_policy=RestartPolicy()).to_dict()["restart_policy"] == {}
+    rng = random.Random(7)
+    for _ in range(2000):
+        delay = rng.choice([0, 1, 5, 5.0, 300, 400.5])
+        policy = RestartPolicy(
+            condition=rng.choice(["any", "on-failure", "none"]),
+            delay_s=delay,
+            max_delay_s=max(delay, rng.choice([0, 300, 300.0, 900])),
+            max_attempts=rng.choice([0, 3]),
+            window_s=rng.choice([0, 60.0]),
+        )
+        plain = Task("t", "s1", 1, "n1", restart_policy=policy).to_dict()
+        assert set(plain["restart_policy"]) <= set(policy.to_dict())
+        assert task_from_plain(json.loads(json.dumps(plain))).restart_policy == policy
