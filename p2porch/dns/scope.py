@@ -72,9 +72,29 @@ def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData, linke
     }
     vips = {name: vip for name, vip in zone.vips.items() if name in services}
     bare: set[str] = set()
+    taken: dict[str, NetworkAlias] = {}  # alias -> the entry that took it
+    shared: dict[str, list[str]] = {}  # alias -> its holders on that entry's network, when several
     for alias in data.aliases:
-        if alias.network in networks and alias.service in zone.services and alias.alias not in services:
-            _answer(zone, services, vips, bare, alias.alias, alias.service)
+        if alias.network in networks and alias.service in zone.services:
+            name = alias.alias
+            if name not in services:
+                taken[name] = alias
+                _answer(zone, services, vips, bare, name, alias.service)
+            else:
+                first = taken.get(name)  # None: a service's own name (it wins)
+                if (
+                    first is not None
+                    and first.network == alias.network
+                    and alias.service != first.service
+                    and alias.service in visible
+                    and first.service in visible  # (always, but in made-up data: its name is its own)
+                ):
+                    holders = shared.setdefault(name, [first.service])
+                    if alias.service not in holders:
+                        holders.append(alias.service)
+    for name in shared:  # answered by every holder (`compile_shared`), not as the first one's
+        del services[name]
+        vips.pop(name, None)
     view = ZoneData(
         domain=zone.domain,
         services=services,
@@ -84,6 +104,7 @@ def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData, linke
         local_site=zone.local_site,  # topology-aware answers hold inside a network too
         vips=vips,
         bare=frozenset(bare),
+        shared={name: tuple(holders) for name, holders in shared.items()} if shared else {},
     )
     return with_links(view, zone, networks, data, linker) if linker else view
 
@@ -96,11 +117,14 @@ def with_links(
     a container's links first; a service name wins over both. O(links), not O(services) (dict copies)."""
     visible = visible_services(networks, data)
     services, vips, bare = dict(under.services), dict(under.vips), set(under.bare)
+    shared = under.shared
     for name, target in data.links.get(linker, ()):
         taken = name in zone.services and data.owners.get(name, name) in visible  # no link takes it over
         if target in zone.services and target in visible and not taken:
             _answer(zone, services, vips, bare, name, target)
-    return dataclasses.replace(under, services=services, vips=vips, bare=frozenset(bare))
+            if name in shared:  # the link wins over a shared network alias too
+                shared = {alias: holders for alias, holders in shared.items() if alias != name}
+    return dataclasses.replace(under, services=services, vips=vips, bare=frozenset(bare), shared=shared)
 
 
 def _answer(

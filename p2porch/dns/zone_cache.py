@@ -38,6 +38,7 @@ from .zone import (
     ZoneData,
     bare_names,
     compile_service,
+    compile_shared,
     compile_zone,
     compiled_zone,
     name_maker,
@@ -66,6 +67,9 @@ def _empty(rec: NameRecords) -> bool:
 
 
 FragmentKey = tuple[str, str, str]  # (domain, local site, service name)
+
+#: a shared alias's fragment is merged under this prefix and its name (no service name starts with NUL)
+_SHARED = "\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,7 @@ class ZoneCompiler:
         self.full_merges = 0  # calls that merged every fragment's names again
         self.patched_merges = 0  # calls that patched the last merged names by the changed services
         self.base = BaseNames()  # the apex, nameserver and node names, kept per node
+        self._shared: dict[str, tuple[tuple[object, ...], _Fragment]] = {}  # alias -> (input, fragment)
 
     def close(self) -> None:
         """Let go of the last zone's fragments (the store drops those no other compiler holds): call it
@@ -170,6 +175,14 @@ class ZoneCompiler:
             if frag is not had:
                 stored[key] = frag
             fragments[service] = frag
+        if zone.shared:
+            if any(_SHARED + alias in zone.services for alias in zone.shared):
+                self.full_compiles += 1  # a service named like a shared alias's key: never in practice
+                self._last = None
+                return compile_zone(zone)
+            self._shared_fragments(zone, domain, fragments)
+        elif self._shared:
+            self._shared = {}
         self.store.hold(keys - self._keys)
         self.store.release(self._keys - keys)
         self._keys = keys
@@ -205,6 +218,36 @@ class ZoneCompiler:
             return compile_zone(zone)
         self._last = merged
         return merged.zone
+
+    def _shared_fragments(self, zone: ZoneData, domain: Labels, fragments: dict[str, _Fragment]) -> None:
+        """Add the fragment of each of ``zone.shared`` (an alias several services hold) to ``fragments``,
+        after the services' (``compile_zone``'s order): the last one, not compiled again, while its
+        holders' entries (by identity, else by value), VIPs, domain and local site are the same. Kept
+        by this compiler alone (few: not in the node's store)."""
+        kept: dict[str, tuple[tuple[object, ...], _Fragment]] = {}
+        for alias in sorted(zone.shared):
+            holders = zone.shared[alias]
+            inputs = (
+                zone.domain,
+                zone.local_site,
+                holders,
+                tuple(zone.services.get(h) for h in holders),
+                tuple(zone.vips.get(h) for h in holders),
+            )
+            had = self._shared.get(alias)
+            if had is not None and had[0] == inputs:
+                frag = had[1]
+            else:
+                names: dict[Labels, NameRecords] = {}
+                skipped: list[str] = []
+                compile_shared(zone, alias, domain, name_maker(names, domain), skipped)
+                full = {labels: rec for labels, rec in names.items() if not _empty(rec)}
+                empty = {labels: rec for labels, rec in names.items() if _empty(rec)}
+                frag = _Fragment((), "", full, empty, {}, tuple(skipped))
+                self.compiled_services += 1
+            kept[alias] = (inputs, frag)
+            fragments[_SHARED + alias] = frag
+        self._shared = kept
 
     def _patch(self, frag: _Fragment, entries: Sequence[TaskEntry]) -> _Fragment | None:
         """``frag`` for ``entries`` (the same service, VIP and context): kept when equal, patched per
