@@ -3,8 +3,9 @@
 A query from a task's address is answered from a zone holding only the services that share a network
 with that task, plus the aliases those services have on those networks, plus the link aliases of the
 task's own service (Compose ``links``: seen only by the linking service's tasks, so two services may give
-one alias different targets); every other source (nodes, members, loopback, an address no committed
-task holds yet) gets the full zone. `ClientScopes` keeps one `Resolver` (with its own answer cache) per
+one alias different targets); an alias several services hold on the first of the task's networks
+holding it answers them all (``ZoneData.shared``), as Docker's DNS does. Every other source (nodes,
+members, loopback, an address no committed task holds yet) gets the full zone. `ClientScopes` keeps one `Resolver` (with its own answer cache) per
 distinct scope: a set of networks, and the linking service for the tasks of a service with links (a
 link scope: its network scope's compiled names with its link names laid over them, `link_scope`); so
 the server's cached fast path stays one dict lookup per query: which resolver is a second lookup by the
@@ -40,7 +41,8 @@ ScopeKey = tuple[frozenset[str], str]
 class ScopeData:
     """Which services are on each network, their aliases, and each task address's networks.
 
-    ``aliases`` are tried in their order: the first on a task's networks takes a name. ``owners`` maps
+    ``aliases`` are tried in their order: the first on a task's networks takes a name, and every other
+    service holding that alias on that network answers it too (a shared alias). ``owners`` maps
     extra zone names (e.g. a stack service's ``<short>.<stack>``) to the service they stand for;
     ``links`` maps a service to its ``(alias, target service)`` links and ``linkers`` the address of each
     task of such a service to that service (the other addresses see no link)."""
@@ -63,7 +65,9 @@ def visible_services(networks: frozenset[str], data: ScopeData) -> frozenset[str
 
 def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData, linker: str = "") -> ZoneData:
     """``zone`` as a task on ``networks`` of service ``linker`` sees it: other services removed, network
-    aliases added, then the links of ``linker`` to the services it sees (`with_links`). The task lists
+    aliases added (one several services it sees hold on the network that took it: in ``shared``, not in
+    ``services``; one holder: as that service, the same data as before), then the links of ``linker``
+    to the services it sees (`with_links`). The task lists
     are ``zone``'s own objects (never copied or changed), so a scope's ``ZoneCompiler`` reuses the
     compiled names of every service whose list did not change, by identity."""
     visible = visible_services(networks, data)

@@ -18,7 +18,8 @@ names cost ~0.1 CPU-s per change on the trio thread, issue 19); a change touchin
 share other than an empty one (a shared PTR name, a collision), a new domain or nameserver list, or many
 services or nodes merges everything again. A merged zone handed out is never changed afterwards. A
 node's resolvers share one ``FragmentStore``: a service the default and a scoped zone both hold (the same
-list object) is compiled and patched once per node.
+list object) is compiled and patched once per node. A shared network alias (``ZoneData.shared``) is one
+more fragment, after the services', kept by its compiler while its holders' entries and VIPs are the same.
 """
 
 from __future__ import annotations
