@@ -5,11 +5,11 @@ with that task, plus the aliases those services have on those networks, plus the
 task's own service (Compose ``links``: seen only by the linking service's tasks, so two services may give
 one alias different targets); an alias several services hold on the first of the task's networks
 holding it answers them all (``ZoneData.shared``), as Docker's DNS does. Every other source (nodes,
-members, loopback, an address no committed task holds yet) gets the full zone. `ClientScopes` keeps one `Resolver` (with its own answer cache) per
-distinct scope: a set of networks, and the linking service for the tasks of a service with links (a
-link scope: its network scope's compiled names with its link names laid over them, `link_scope`); so
-the server's cached fast path stays one dict lookup per query: which resolver is a second lookup by the
-sender's packed address. No I/O, no clock.
+members, loopback, an address no committed task holds yet) gets the full zone. `ClientScopes` keeps one
+`Resolver` (with its own answer cache) per distinct scope: a set of networks, and the linking service for
+the tasks of a service with links (a link scope: its network scope's compiled names with its link names laid
+over them, `link_scope`); so the server's cached fast path stays one dict lookup per query: which resolver
+is a second lookup by the sender's packed address. No I/O, no clock.
 """
 
 from __future__ import annotations
