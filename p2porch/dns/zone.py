@@ -307,6 +307,27 @@ def nameserver_records(zone: ZoneData) -> NameRecords | None:
     return NameRecords(a=[a for a in zone.nameservers if _valid_ipv4(a)])
 
 
+def _service_names(
+    zone: ZoneData,
+    name: str,
+    kind: str,
+    domain: Labels,
+    node_at: Callable[[Labels], NameRecords],
+    skipped: list[str],
+) -> tuple[Labels, NameRecords, NameRecords] | None:
+    """The owner name of ``name`` (a service's or shared alias's) and the records of it and of
+    ``tasks.<name>``, both rotated; None (listed in ``skipped`` as ``kind``) when it is no DNS name."""
+    svc = to_labels(name)
+    if not svc or to_labels(f"tasks.{name}.{zone.domain}") is None:
+        skipped.append(f"{kind} {name!r}")
+        return None
+    base = svc + domain
+    svc_rec = node_at(base)
+    tasks_rec = node_at((b"tasks",) + base)
+    svc_rec.rotate = tasks_rec.rotate = True
+    return base, svc_rec, tasks_rec
+
+
 def compile_service(
     zone: ZoneData,
     service: str,
@@ -317,14 +338,10 @@ def compile_service(
 ) -> None:
     """Add the names of one service of ``zone`` through ``node_at`` (which creates a name and its
     ancestors) and its PTR names to ``reverse``; odd entries go to ``skipped``."""
-    svc = to_labels(service)
-    if not svc or to_labels(f"tasks.{service}.{zone.domain}") is None:
-        skipped.append(f"service {service!r}")
+    named = _service_names(zone, service, "service", domain, node_at, skipped)
+    if named is None:
         return
-    base = svc + domain
-    svc_rec = node_at(base)
-    tasks_rec = node_at((b"tasks",) + base)
-    svc_rec.rotate = tasks_rec.rotate = True
+    base, svc_rec, tasks_rec = named
     vip = zone.vips.get(service, "")
     if vip and _valid_ipv4(vip):  # one stable address, balanced per connection by the kernel
         svc_rec.a.append(vip)
@@ -376,14 +393,10 @@ def compile_shared(
     near tasks, as its own name answers them), ``tasks.<alias>`` every holder's answerable tasks (those
     ``tasks.<holder>`` answers), both rotated. No slot, SRV or PTR names: those stay with each holder's
     own name. A holder not in ``services`` is passed over."""
-    svc = to_labels(alias)
-    if not svc or to_labels(f"tasks.{alias}.{zone.domain}") is None:
-        skipped.append(f"alias {alias!r}")
+    named = _service_names(zone, alias, "alias", domain, node_at, skipped)
+    if named is None:
         return
-    base = svc + domain
-    svc_rec = node_at(base)
-    tasks_rec = node_at((b"tasks",) + base)
-    svc_rec.rotate = tasks_rec.rotate = True
+    _, svc_rec, tasks_rec = named
     for holder in zone.shared[alias]:
         entries = zone.services.get(holder)
         if entries is None:
