@@ -67,9 +67,9 @@ def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData, linke
     """``zone`` as a task on ``networks`` of service ``linker`` sees it: other services removed, network
     aliases added (one several services it sees hold on the network that took it: in ``shared``, not in
     ``services``; one holder: as that service, the same data as before), then the links of ``linker``
-    to the services it sees (`with_links`). The task lists
-    are ``zone``'s own objects (never copied or changed), so a scope's ``ZoneCompiler`` reuses the
-    compiled names of every service whose list did not change, by identity."""
+    to the services it sees (`with_links`). The task lists are ``zone``'s own objects (never copied or
+    changed), so a scope's ``ZoneCompiler`` reuses the compiled names of every service whose list did
+    not change, by identity."""
     visible = visible_services(networks, data)
     services: dict[str, Sequence[TaskEntry]] = {
         name: tasks for name, tasks in zone.services.items() if data.owners.get(name, name) in visible
@@ -91,7 +91,7 @@ def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData, linke
                     and first.network == alias.network
                     and alias.service != first.service
                     and alias.service in visible
-                    and first.service in visible  # (always, but in made-up data: its name is its own)
+                    and first.service in visible  # (always in real data): its name is its own in the view
                 ):
                     holders = shared.setdefault(name, [first.service])
                     if alias.service not in holders:

@@ -136,12 +136,17 @@ class ZoneCompiler:
         self.store.release(self._keys)
         self._keys = set()
         self._last = None
+        self._shared = {}
 
     def compile(self, zone: ZoneData) -> CompiledZone:
         """The same value ``compile_zone(zone)`` returns."""
         domain = to_labels(zone.domain)
         if not domain:
             raise ConfigError(f"invalid DNS domain {zone.domain!r}", field="domain")
+        if zone.shared and any(_SHARED + alias in zone.services for alias in zone.shared):
+            self.close()  # a service named like a shared alias's fragment (a NUL first): never in practice
+            self.full_compiles += 1
+            return compile_zone(zone)
         stored = self.store.fragments
         fragments: dict[str, _Fragment] = {}
         keys: set[FragmentKey] = set()
@@ -177,10 +182,6 @@ class ZoneCompiler:
                 stored[key] = frag
             fragments[service] = frag
         if zone.shared:
-            if any(_SHARED + alias in zone.services for alias in zone.shared):
-                self.full_compiles += 1  # a service named like a shared alias's key: never in practice
-                self._last = None
-                return compile_zone(zone)
             self._shared_fragments(zone, domain, fragments)
         elif self._shared:
             self._shared = {}

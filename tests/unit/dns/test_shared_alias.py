@@ -141,3 +141,11 @@ def test_a_zone_compiler_reuses_an_unchanged_shared_alias() -> None:
     again = dataclasses.replace(view, version=view.version + 1)
     assert compiler.compile(again).names == compile_zone(again).names
     assert compiler.compiled_services == 0
+
+
+def test_a_service_named_like_a_shared_aliass_fragment_compiles_the_zone_whole() -> None:
+    view = scoped_zone(ZONE, frozenset({"ditto"}), _data("policies", "things"))
+    odd = dataclasses.replace(view, services={**view.services, f"\x00{CLUSTER}": THINGS})
+    compiler = ZoneCompiler()
+    assert compiler.compile(odd).names == compile_zone(odd).names and compiler.full_compiles == 1
+    assert compiler.compile(view).names == compile_zone(view).names
