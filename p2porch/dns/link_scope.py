@@ -104,18 +104,21 @@ class ViewNames:
 
     def __init__(self) -> None:
         self._followed: Mapping[str, object] | None = None  # the services mapping last followed
+        self._followed_shared: Mapping[str, object] | None = None  # and the shared aliases' mapping
         self._names: set[str] = set()
         self._labels: dict[str, Labels] = {}  # name -> its labels (the names that have some)
         self.by_last: dict[bytes, set[str]] = {}  # last label -> the names ending in it
         self.by_labels: dict[Labels, set[str]] = {}  # labels (without the domain) -> the names (case folds)
         self.generation = 0  # counts the changes of the index
 
-    def follow(self, services: Mapping[str, object]) -> None:
-        """Index ``services``' names (a view's), from the last mapping's by the names that differ."""
-        if services is self._followed:
+    def follow(self, services: Mapping[str, object], shared: Mapping[str, object] | None = None) -> None:
+        """Index ``services``' names (a view's) and its ``shared`` aliases', from the last mappings' by
+        the names that differ."""
+        if services is self._followed and shared is self._followed_shared:
             return
-        self._followed = services
-        changed = self._names.symmetric_difference(services.keys())
+        self._followed, self._followed_shared = services, shared
+        named = services.keys() | shared.keys() if shared else services.keys()
+        changed = self._names.symmetric_difference(named)
         if not changed:
             return
         self.generation += 1
@@ -183,7 +186,7 @@ class LinkCompilers:
     def touched_names(self, view: ZoneData, under: ZoneData, changed: list[str]) -> _Touched:
         """Every name ``changed`` hold in ``view`` or ``under`` (`_names_of`): the last set, not compiled
         again, while their entries (by identity, else by value), VIPs, domain and local site are."""
-        replaced = [n for n in changed if n in under.services]
+        replaced = [n for n in changed if n in under.services or n in under.shared]
         inputs = (_inputs(view, changed), _inputs(under, replaced))
         if inputs != self._touched_inputs:
             self._touched_inputs = inputs
@@ -253,7 +256,7 @@ def link_zone(
     domain = compiled.domain
     if not changed:
         return compiled
-    compilers.names.follow(under.services)
+    compilers.names.follow(under.services, under.shared)
     touched = compilers.touched_names(view, under, changed)
     related, with_base = compilers.related(changed, touched, compiled)
     part = compilers.part(view, related, with_base)
@@ -302,19 +305,27 @@ class _Touched:
 
 
 def _part(zone: ZoneData, services: list[str]) -> ZoneData:
-    """``services`` of ``zone`` alone (no base names)."""
+    """``services`` of ``zone`` alone (no base names); a shared alias among them with its holders (whose
+    own names come along: more names than asked for, each as ``zone`` has it)."""
+    shared = {name: zone.shared[name] for name in services if name in zone.shared} if zone.shared else {}
+    if shared:
+        services = sorted(n for n in set(services).union(*shared.values()) if n in zone.services)
     return ZoneData(
         domain=zone.domain,
         services={name: zone.services[name] for name in services},
         version=zone.version,
         local_site=zone.local_site,
         vips={name: zone.vips[name] for name in services if name in zone.vips},
+        shared=shared,
     )
 
 
 def _inputs(zone: ZoneData, services: list[str]) -> tuple[object, ...]:
     """What the compiled names of ``services`` of ``zone`` (`_part`) depend on; equal inputs compile
     to equal names (a tuple compares its entry lists by identity first, then by value)."""
+    if zone.shared and any(name in zone.shared for name in services):
+        part = _part(zone, services)
+        return (zone.domain, zone.local_site, part.services, part.vips, part.shared)
     return (
         zone.domain,
         zone.local_site,

@@ -3,12 +3,13 @@
 A query from a task's address is answered from a zone holding only the services that share a network
 with that task, plus the aliases those services have on those networks, plus the link aliases of the
 task's own service (Compose ``links``: seen only by the linking service's tasks, so two services may give
-one alias different targets); every other source (nodes, members, loopback, an address no committed
-task holds yet) gets the full zone. `ClientScopes` keeps one `Resolver` (with its own answer cache) per
-distinct scope: a set of networks, and the linking service for the tasks of a service with links (a
-link scope: its network scope's compiled names with its link names laid over them, `link_scope`); so
-the server's cached fast path stays one dict lookup per query: which resolver is a second lookup by the
-sender's packed address. No I/O, no clock.
+one alias different targets); an alias several services hold on the first of the task's networks
+holding it answers them all (``ZoneData.shared``), as Docker's DNS does. Every other source (nodes,
+members, loopback, an address no committed task holds yet) gets the full zone. `ClientScopes` keeps one
+`Resolver` (with its own answer cache) per distinct scope: a set of networks, and the linking service for
+the tasks of a service with links (a link scope: its network scope's compiled names with its link names laid
+over them, `link_scope`); so the server's cached fast path stays one dict lookup per query: which resolver
+is a second lookup by the sender's packed address. No I/O, no clock.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ ScopeKey = tuple[frozenset[str], str]
 class ScopeData:
     """Which services are on each network, their aliases, and each task address's networks.
 
-    ``aliases`` are tried in their order: the first on a task's networks takes a name. ``owners`` maps
+    ``aliases`` are tried in their order: the first on a task's networks takes a name, and every other
+    service holding that alias on that network answers it too (a shared alias). ``owners`` maps
     extra zone names (e.g. a stack service's ``<short>.<stack>``) to the service they stand for;
     ``links`` maps a service to its ``(alias, target service)`` links and ``linkers`` the address of each
     task of such a service to that service (the other addresses see no link)."""
@@ -63,18 +65,40 @@ def visible_services(networks: frozenset[str], data: ScopeData) -> frozenset[str
 
 def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData, linker: str = "") -> ZoneData:
     """``zone`` as a task on ``networks`` of service ``linker`` sees it: other services removed, network
-    aliases added, then the links of ``linker`` to the services it sees (`with_links`). The task lists
-    are ``zone``'s own objects (never copied or changed), so a scope's ``ZoneCompiler`` reuses the
-    compiled names of every service whose list did not change, by identity."""
+    aliases added (one several services it sees hold on the network that took it: in ``shared``, not in
+    ``services``; one holder: as that service, the same data as before), then the links of ``linker``
+    to the services it sees (`with_links`). The task lists are ``zone``'s own objects (never copied or
+    changed), so a scope's ``ZoneCompiler`` reuses the compiled names of every service whose list did
+    not change, by identity."""
     visible = visible_services(networks, data)
     services: dict[str, Sequence[TaskEntry]] = {
         name: tasks for name, tasks in zone.services.items() if data.owners.get(name, name) in visible
     }
     vips = {name: vip for name, vip in zone.vips.items() if name in services}
     bare: set[str] = set()
+    taken: dict[str, NetworkAlias] = {}  # alias -> the entry that took it
+    shared: dict[str, list[str]] = {}  # alias -> its holders on that entry's network, when several
     for alias in data.aliases:
-        if alias.network in networks and alias.service in zone.services and alias.alias not in services:
-            _answer(zone, services, vips, bare, alias.alias, alias.service)
+        if alias.network in networks and alias.service in zone.services:
+            name = alias.alias
+            if name not in services:
+                taken[name] = alias
+                _answer(zone, services, vips, bare, name, alias.service)
+            else:
+                first = taken.get(name)  # None: a service's own name (it wins)
+                if (
+                    first is not None
+                    and first.network == alias.network
+                    and alias.service != first.service
+                    and alias.service in visible
+                    and first.service in visible  # (always in real data): its name is its own in the view
+                ):
+                    holders = shared.setdefault(name, [first.service])
+                    if alias.service not in holders:
+                        holders.append(alias.service)
+    for name in shared:  # answered by every holder (`compile_shared`), not as the first one's
+        del services[name]
+        vips.pop(name, None)
     view = ZoneData(
         domain=zone.domain,
         services=services,
@@ -84,6 +108,7 @@ def scoped_zone(zone: ZoneData, networks: frozenset[str], data: ScopeData, linke
         local_site=zone.local_site,  # topology-aware answers hold inside a network too
         vips=vips,
         bare=frozenset(bare),
+        shared={name: tuple(holders) for name, holders in shared.items()} if shared else {},
     )
     return with_links(view, zone, networks, data, linker) if linker else view
 
@@ -96,11 +121,14 @@ def with_links(
     a container's links first; a service name wins over both. O(links), not O(services) (dict copies)."""
     visible = visible_services(networks, data)
     services, vips, bare = dict(under.services), dict(under.vips), set(under.bare)
+    shared = under.shared
     for name, target in data.links.get(linker, ()):
         taken = name in zone.services and data.owners.get(name, name) in visible  # no link takes it over
         if target in zone.services and target in visible and not taken:
             _answer(zone, services, vips, bare, name, target)
-    return dataclasses.replace(under, services=services, vips=vips, bare=frozenset(bare))
+            if name in shared:  # the link wins over a shared network alias too
+                shared = {alias: holders for alias, holders in shared.items() if alias != name}
+    return dataclasses.replace(under, services=services, vips=vips, bare=frozenset(bare), shared=shared)
 
 
 def _answer(

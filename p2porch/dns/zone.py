@@ -66,9 +66,14 @@ class ZoneData:
     local_site: str = ""
     #: service name -> its virtual address (endpoint mode vip): the name answers it, tasks.NAME the tasks
     vips: Mapping[str, str] = field(default_factory=dict)
-    #: names of ``services`` with a dot (network aliases such as ``db.internal``) also answered as asked,
-    #: without the cluster domain, as Docker's DNS answers a container's aliases before forwarding
+    #: names of ``services`` or ``shared`` with a dot (network aliases such as ``db.internal``) also
+    #: answered as asked, without the cluster domain, as Docker's DNS answers a container's aliases
+    #: before forwarding
     bare: frozenset[str] = frozenset()
+    #: a network alias several services hold (not in ``services``) -> those services (names in
+    #: ``services``): the alias answers each one's VIP (a service without one: its near tasks),
+    #: ``tasks.<alias>`` all their tasks (`compile_shared`)
+    shared: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ZoneData:
@@ -102,6 +107,7 @@ class ZoneData:
                 local_site=str(raw.get("local_site", "")),
                 vips={str(k): str(v) for k, v in dict(raw.get("vips", {})).items()},
                 bare=frozenset(str(n) for n in raw.get("bare", ())),
+                shared={str(k): tuple(str(h) for h in v) for k, v in dict(raw.get("shared", {})).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"invalid zone data: {exc!r}", field="zone") from exc
@@ -115,6 +121,7 @@ class ZoneData:
             "nodes": dict(self.nodes),
             "vips": dict(self.vips),
             "bare": sorted(self.bare),
+            "shared": {alias: list(holders) for alias, holders in self.shared.items()},
             "services": {
                 name: [
                     {
@@ -218,6 +225,8 @@ def compile_zone(zone: ZoneData) -> CompiledZone:
     compile_base(zone, domain, node_at, skipped)
     for service in sorted(zone.services):
         compile_service(zone, service, domain, node_at, reverse, skipped)
+    for alias in sorted(zone.shared):
+        compile_shared(zone, alias, domain, node_at, skipped)
     return compiled_zone(zone, domain, names, reverse, skipped)
 
 
@@ -243,7 +252,7 @@ def bare_names(zone: ZoneData, domain: Labels, names: Mapping[Labels, NameRecord
     """The owner names of ``zone.bare`` that were compiled (a dot in them, a service of the zone)."""
     out: set[Labels] = set()
     for name in zone.bare:
-        labels = to_labels(name) if name in zone.services else None
+        labels = to_labels(name) if name in zone.services or name in zone.shared else None
         if labels and len(labels) > 1 and labels + domain in names:
             out.add(labels + domain)
     return frozenset(out)
@@ -298,6 +307,27 @@ def nameserver_records(zone: ZoneData) -> NameRecords | None:
     return NameRecords(a=[a for a in zone.nameservers if _valid_ipv4(a)])
 
 
+def _service_names(
+    zone: ZoneData,
+    name: str,
+    kind: str,
+    domain: Labels,
+    node_at: Callable[[Labels], NameRecords],
+    skipped: list[str],
+) -> tuple[Labels, NameRecords, NameRecords] | None:
+    """The owner name of ``name`` (a service's or shared alias's) and the records of it and of
+    ``tasks.<name>``, both rotated; None (listed in ``skipped`` as ``kind``) when it is no DNS name."""
+    svc = to_labels(name)
+    if not svc or to_labels(f"tasks.{name}.{zone.domain}") is None:
+        skipped.append(f"{kind} {name!r}")
+        return None
+    base = svc + domain
+    svc_rec = node_at(base)
+    tasks_rec = node_at((b"tasks",) + base)
+    svc_rec.rotate = tasks_rec.rotate = True
+    return base, svc_rec, tasks_rec
+
+
 def compile_service(
     zone: ZoneData,
     service: str,
@@ -308,14 +338,10 @@ def compile_service(
 ) -> None:
     """Add the names of one service of ``zone`` through ``node_at`` (which creates a name and its
     ancestors) and its PTR names to ``reverse``; odd entries go to ``skipped``."""
-    svc = to_labels(service)
-    if not svc or to_labels(f"tasks.{service}.{zone.domain}") is None:
-        skipped.append(f"service {service!r}")
+    named = _service_names(zone, service, "service", domain, node_at, skipped)
+    if named is None:
         return
-    base = svc + domain
-    svc_rec = node_at(base)
-    tasks_rec = node_at((b"tasks",) + base)
-    svc_rec.rotate = tasks_rec.rotate = True
+    base, svc_rec, tasks_rec = named
     vip = zone.vips.get(service, "")
     if vip and _valid_ipv4(vip):  # one stable address, balanced per connection by the kernel
         svc_rec.a.append(vip)
@@ -357,3 +383,35 @@ def compile_service(
     for (number, proto), targets in sorted(srv_targets.items()):
         srv_name = (b"_%d" % number, b"_" + proto) + base
         node_at(srv_name).srv.extend((number, t) for t in sorted(targets))
+
+
+def compile_shared(
+    zone: ZoneData, alias: str, domain: Labels, node_at: Callable[[Labels], NameRecords], skipped: list[str]
+) -> None:
+    """Add the names of ``alias``, a network alias the services ``zone.shared[alias]`` hold, as Docker's
+    DNS answers an alias of several services: ``<alias>`` each holder's VIP (a holder without one: its
+    near tasks, as its own name answers them), ``tasks.<alias>`` every holder's answerable tasks (those
+    ``tasks.<holder>`` answers), both rotated. No slot, SRV or PTR names: those stay with each holder's
+    own name. A holder not in ``services`` is passed over."""
+    named = _service_names(zone, alias, "alias", domain, node_at, skipped)
+    if named is None:
+        return
+    _, svc_rec, tasks_rec = named
+    for holder in zone.shared[alias]:
+        entries = zone.services.get(holder)
+        if entries is None:
+            continue
+        vip = zone.vips.get(holder, "")
+        vip = vip if vip and _valid_ipv4(vip) else ""
+        if vip and vip not in svc_rec.a:
+            svc_rec.a.append(vip)
+        tasks = sorted(entries, key=_task_order)
+        near = {t.address for t in near_tasks(tasks, zone.local_site)}
+        for task in tasks:
+            slot = to_labels(str(task.slot))
+            if slot is None or len(slot) != 1 or not _valid_ipv4(task.address) or not task.answerable:
+                continue
+            if task.address not in tasks_rec.a:
+                tasks_rec.a.append(task.address)
+            if not vip and task.address in near and task.address not in svc_rec.a:
+                svc_rec.a.append(task.address)

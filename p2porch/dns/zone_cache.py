@@ -18,7 +18,8 @@ names cost ~0.1 CPU-s per change on the trio thread, issue 19); a change touchin
 share other than an empty one (a shared PTR name, a collision), a new domain or nameserver list, or many
 services or nodes merges everything again. A merged zone handed out is never changed afterwards. A
 node's resolvers share one ``FragmentStore``: a service the default and a scoped zone both hold (the same
-list object) is compiled and patched once per node.
+list object) is compiled and patched once per node. A shared network alias (``ZoneData.shared``) is one
+more fragment, after the services', kept by its compiler while its holders' entries and VIPs are the same.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .zone import (
     ZoneData,
     bare_names,
     compile_service,
+    compile_shared,
     compile_zone,
     compiled_zone,
     name_maker,
@@ -66,6 +68,9 @@ def _empty(rec: NameRecords) -> bool:
 
 
 FragmentKey = tuple[str, str, str]  # (domain, local site, service name)
+
+#: a shared alias's fragment is merged under this prefix and its name (no service name starts with NUL)
+_SHARED = "\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,7 @@ class ZoneCompiler:
         self.full_merges = 0  # calls that merged every fragment's names again
         self.patched_merges = 0  # calls that patched the last merged names by the changed services
         self.base = BaseNames()  # the apex, nameserver and node names, kept per node
+        self._shared: dict[str, tuple[tuple[object, ...], _Fragment]] = {}  # alias -> (input, fragment)
 
     def close(self) -> None:
         """Let go of the last zone's fragments (the store drops those no other compiler holds): call it
@@ -130,12 +136,17 @@ class ZoneCompiler:
         self.store.release(self._keys)
         self._keys = set()
         self._last = None
+        self._shared = {}
 
     def compile(self, zone: ZoneData) -> CompiledZone:
         """The same value ``compile_zone(zone)`` returns."""
         domain = to_labels(zone.domain)
         if not domain:
             raise ConfigError(f"invalid DNS domain {zone.domain!r}", field="domain")
+        if zone.shared and any(_SHARED + alias in zone.services for alias in zone.shared):
+            self.close()  # a service named like a shared alias's fragment (a NUL first): never in practice
+            self.full_compiles += 1
+            return compile_zone(zone)
         stored = self.store.fragments
         fragments: dict[str, _Fragment] = {}
         keys: set[FragmentKey] = set()
@@ -170,6 +181,10 @@ class ZoneCompiler:
             if frag is not had:
                 stored[key] = frag
             fragments[service] = frag
+        if zone.shared:
+            self._shared_fragments(zone, domain, fragments)
+        elif self._shared:
+            self._shared = {}
         self.store.hold(keys - self._keys)
         self.store.release(self._keys - keys)
         self._keys = keys
@@ -205,6 +220,36 @@ class ZoneCompiler:
             return compile_zone(zone)
         self._last = merged
         return merged.zone
+
+    def _shared_fragments(self, zone: ZoneData, domain: Labels, fragments: dict[str, _Fragment]) -> None:
+        """Add the fragment of each of ``zone.shared`` (an alias several services hold) to ``fragments``,
+        after the services' (``compile_zone``'s order): the last one, not compiled again, while its
+        holders' entries (by identity, else by value), VIPs, domain and local site are the same. Kept
+        by this compiler alone (few: not in the node's store)."""
+        kept: dict[str, tuple[tuple[object, ...], _Fragment]] = {}
+        for alias in sorted(zone.shared):
+            holders = zone.shared[alias]
+            inputs = (
+                zone.domain,
+                zone.local_site,
+                holders,
+                tuple(zone.services.get(h) for h in holders),
+                tuple(zone.vips.get(h) for h in holders),
+            )
+            had = self._shared.get(alias)
+            if had is not None and had[0] == inputs:
+                frag = had[1]
+            else:
+                names: dict[Labels, NameRecords] = {}
+                skipped: list[str] = []
+                compile_shared(zone, alias, domain, name_maker(names, domain), skipped)
+                full = {labels: rec for labels, rec in names.items() if not _empty(rec)}
+                empty = {labels: rec for labels, rec in names.items() if _empty(rec)}
+                frag = _Fragment((), "", full, empty, {}, tuple(skipped))
+                self.compiled_services += 1
+            kept[alias] = (inputs, frag)
+            fragments[_SHARED + alias] = frag
+        self._shared = kept
 
     def _patch(self, frag: _Fragment, entries: Sequence[TaskEntry]) -> _Fragment | None:
         """``frag`` for ``entries`` (the same service, VIP and context): kept when equal, patched per

@@ -72,7 +72,8 @@ def dns_scopes(
     service with the addresses of its tasks (``addresses_of(service_id)``: a ``TaskNetworkIndex``'s, O(its
     tasks); else one walk over the tasks, only when some service has links).
 
-    The aliases come in the order a scope tries them (the first on a task's networks takes a name): those
+    The aliases come in the order a scope tries them (the first on a task's networks takes a name, with
+    every other holder of it on that network: `scope.scoped_zone`): those
     on a network of the service's own stack first, so where two stacks' ``web`` share an external network
     (a proxy's), a task of either stack on its own network too gets its own stack's ``web``; then by
     network, alias and service name."""

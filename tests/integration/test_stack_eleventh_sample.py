@@ -3,9 +3,9 @@
 ``${VAR:?message}``, whose admin URL is ``${ADMIN_DOMAIN:+https://${ADMIN_DOMAIN}}`` and whose ``ghost``
 waits for a healthy database and, with ``required: false``, for services of profiles that are not
 active; and Eclipse Ditto's file, whose cluster services share one network alias (``ditto-cluster``)
-and carry a memory limit and logging options without a driver. The shared alias answers one of the two
-services only, where Docker's DNS answers both: a DNS gap this sample found, kept as a strict xfail until
-the DNS owner closes it. The busybox image is tagged with the files' image names.
+and carry a memory limit and logging options without a driver. The shared alias answers both services
+(each one's VIP, ``tasks.ditto-cluster`` their tasks), as Docker's DNS does (docs/dns.md, "A network
+alias several services hold"). The busybox image is tagged with the files' image names.
 
 One sandbox (``p4cp``, 10.95.0.0/16) for the module, removed even when a test fails.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 from clusterkit import cli, cli_json, compose_sample_fixture, container_sh, stack_container
 from clusterkit import wait_in_stack as wait_for
 
@@ -152,12 +151,6 @@ def test_ditto_deploys_with_its_memory_limit_and_its_logging_options(cluster):
     wait_for(lambda: _answers(node, things["Id"], "ditto-cluster"), "ditto-cluster answering in things")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a network alias two services share answers the first service only (p2porch/dns/scope.py: "
-    "'the first on a task's networks takes a name'); Docker's DNS answers both (docs/stack.md, "
-    "'Eleventh sample'): a DNS gap, left to the DNS owner",
-)
 def test_ditto_services_sharing_a_network_alias_are_all_answered_for_it(cluster):
     _sb, node, _workdir = cluster
     nginx = wait_for(lambda: stack_container(node, "nginx"), "a running nginx container")

@@ -57,7 +57,7 @@ def random_world(rng: random.Random) -> tuple[ZoneData, ScopeData]:
     aliases = tuple(
         NetworkAlias(rng.choice(NETWORKS), rng.choice((_name(rng), rng.choice(names))), rng.choice(names))
         for _ in range(rng.randint(0, 6))
-    )
+    ) + _shared_aliases(rng, names)
     linking = rng.sample(names, min(len(names), rng.randint(1, 3)))
     links = {
         linker: tuple(
@@ -87,6 +87,15 @@ def random_world(rng: random.Random) -> tuple[ZoneData, ScopeData]:
     )
     data = ScopeData(by_network, aliases, clients, owners, links, linkers)
     return zone, data
+
+
+def _shared_aliases(rng: random.Random, names: list[str]) -> tuple[NetworkAlias, ...]:
+    """Up to two aliases that two or three services hold on one network (Ditto's ``ditto-cluster``)."""
+    out: list[NetworkAlias] = []
+    for _ in range(rng.choice((0, 1, 1, 2))):
+        alias, net = rng.choice((_name(rng), "cluster", "db.internal")), rng.choice(NETWORKS)
+        out += [NetworkAlias(net, alias, s) for s in rng.sample(names, min(len(names), rng.randint(2, 3)))]
+    return tuple(out)
 
 
 def queries(rng: random.Random, zones: list[CompiledZone]) -> list[bytes]:
@@ -162,6 +171,9 @@ def test_client_scopes_keep_link_scopes_equal_to_the_full_link_scope_across_zone
     for _ in range(8):
         zone, data = random_world(rng) if rng.random() < 0.5 else (_moved(zone, rng), data)
         scopes.update(zone, data)
+        for address, nets in sorted(data.clients.items()):  # the network scopes too
+            if address not in data.linkers:
+                same_names(scopes.for_host(address).zone, compile_zone(scoped_zone(zone, nets, data)))
         for address, linker in sorted(data.linkers.items()):
             view = scoped_zone(zone, data.clients[address], data, linker)
             resolver = scopes.for_host(address)
@@ -187,8 +199,16 @@ def _evolved(zone: ZoneData, data: ScopeData, rng: random.Random) -> tuple[ZoneD
     """The next zone of a burst: only its version (a message-only burst), one service's tasks moved, a
     service added (on random networks) or one removed, or a VIP changed; the others' lists kept, as the
     zone builder does."""
-    kind = rng.choice(("version", "moved", "added", "removed", "vip"))
+    kind = rng.choice(("version", "moved", "added", "removed", "vip", "holder"))
     services, by_network, vips = dict(zone.services), dict(data.services_by_network), dict(zone.vips)
+    aliases = data.aliases
+    if kind == "holder":  # a service takes an alias another holds (on its network), or drops one
+        if aliases and rng.random() < 0.5:
+            dropped = rng.randrange(len(aliases))
+            aliases = aliases[:dropped] + aliases[dropped + 1 :]
+        elif aliases:
+            held = rng.choice(aliases)
+            aliases += (NetworkAlias(held.network, held.alias, rng.choice(sorted(services))),)
     if kind == "moved":
         return _moved(zone, rng), data
     if kind == "vip":  # a service's VIP comes, goes or moves (its task list kept)
@@ -208,7 +228,7 @@ def _evolved(zone: ZoneData, data: ScopeData, rng: random.Random) -> tuple[ZoneD
     moved = ZoneData(
         zone.domain, services, zone.nodes, zone.nameservers, zone.version + 1, zone.local_site, vips
     )
-    return moved, ScopeData(by_network, data.aliases, data.clients, data.owners, data.links, data.linkers)
+    return moved, ScopeData(by_network, aliases, data.clients, data.owners, data.links, data.linkers)
 
 
 def _fresh_index(services: dict[str, object]) -> tuple[dict[bytes, set[str]], dict[Labels, set[str]]]:
@@ -279,6 +299,7 @@ def _bursts(seed: int) -> int:
             for nets in nets_choices:
                 under = scoped_zone(zone, nets, data)
                 compiled = under_compilers[nets].compile(under)
+                same_names(compiled, compile_zone(under))  # the incremental path, shared aliases too
                 for linker in sorted(data.links):
                     view = with_links(under, zone, nets, data, linker)
                     compilers = kept[nets, linker]
