@@ -77,6 +77,7 @@ async def test_plain_job_starts_execution_one_and_every_update_or_force_starts_t
     assert manager.state.services[created["id"]].job_iteration == 1
     forced = await ops.update("j", {"force": True})
     assert forced["job"]["iteration"] == 2
+    assert forced["changed"] == ["execution"]  # written: the CLI must not say "nothing changed"
     changed = await ops.update("j", {"replicas": 3})
     assert changed["job"]["iteration"] == 3 and changed["desired"] == 3
 
@@ -153,3 +154,25 @@ class _FixedClock:
 
     def monotonic(self) -> float:
         return 0.0
+
+
+def test_cli_force_on_a_job_says_the_execution_started_not_nothing_changed(monkeypatch, capsys):
+    """The h41 user walk: README's ``service update batch --force  # run a job again`` started the
+    execution but printed ``batch: nothing changed (no rollback point recorded)``."""
+    from p2porch.cli import service as cli_service
+
+    posted: list[dict] = []
+
+    class Api:
+        def post(self, path, body=None):
+            posted.append(body)
+            return {
+                "id": "0123456789abcdef", "name": "batch", "version": 5, "mode": "replicated-job",
+                "changed": ["execution"], "job": {"iteration": 2},
+            }  # fmt: skip
+
+    monkeypatch.setattr(cli_service, "client_for", lambda args: Api())
+    assert main(["service", "update", "batch", "--force"]) == 0
+    out = capsys.readouterr()
+    assert posted == [{"force": True}] and out.out == "batch\n"
+    assert "batch: execution 2 started" in out.err and "nothing changed" not in out.err
