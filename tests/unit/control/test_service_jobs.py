@@ -156,23 +156,36 @@ class _FixedClock:
         return 0.0
 
 
-def test_cli_force_on_a_job_says_the_execution_started_not_nothing_changed(monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (
+            {"mode": "replicated-job", "changed": ["execution"], "job": {"iteration": 2}},
+            "batch: execution 2 started",
+        ),
+        ({"mode": "replicated", "changed": ["resumed"]}, "batch: update resumed"),
+    ],
+)
+def test_cli_update_that_wrote_without_a_spec_change_says_what_it_did_not_nothing_changed(
+    monkeypatch, capsys, answer, said
+):
     """The h41 user walk: README's ``service update batch --force  # run a job again`` started the
-    execution but printed ``batch: nothing changed (no rollback point recorded)``."""
+    execution but printed ``batch: nothing changed (no rollback point recorded)``; so did an update
+    that resumed a paused rollout (and it did not wait for it)."""
     from p2porch.cli import service as cli_service
 
     posted: list[dict] = []
+    waited: list[list] = []
 
     class Api:
         def post(self, path, body=None):
             posted.append(body)
-            return {
-                "id": "0123456789abcdef", "name": "batch", "version": 5, "mode": "replicated-job",
-                "changed": ["execution"], "job": {"iteration": 2},
-            }  # fmt: skip
+            return {"id": "0123456789abcdef", "name": "batch", "version": 5, **answer}
 
     monkeypatch.setattr(cli_service, "client_for", lambda args: Api())
+    monkeypatch.setattr(cli_service, "wait_after", lambda args, client, watches: waited.append(watches))
     assert main(["service", "update", "batch", "--force"]) == 0
     out = capsys.readouterr()
     assert posted == [{"force": True}] and out.out == "batch\n"
-    assert "batch: execution 2 started" in out.err and "nothing changed" not in out.err
+    assert said in out.err and "nothing changed" not in out.err
+    assert len(waited) == 1  # then waited for as any update (a job: nothing to wait for)
