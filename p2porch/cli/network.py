@@ -136,7 +136,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    return remove_each(args, args.names, deleter("/networks/{}"), lambda r: f"removed network {r['removed']}")
+    return remove_each(args, args.names, deleter("/networks/{}"), lambda r: r["removed"])
 
 
 def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:

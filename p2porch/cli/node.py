@@ -23,6 +23,7 @@ from .util import (
     client_for,
     emit,
     table,
+    wants_json,
 )
 
 
@@ -203,14 +204,9 @@ def cmd_node_rm(args: argparse.Namespace) -> int:
     result = client_for(args, timeout_s=LONG_OPERATION_TIMEOUT_S).delete(
         f"/nodes/{args.node}", {"force": args.force}
     )
-    emit(
-        args,
-        result,
-        lambda d: (
-            f"removed node {d['name']} ({d['removed']})"
-            + (f"\nwarning: {d['warning']}" if d.get("warning") else "")
-        ),
-    )
+    emit(args, result, lambda d: args.node)  # as `docker node rm`: the node as given; --json: the answer
+    if result.get("warning") and not wants_json(args):
+        print(f"warning: {result['warning']}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -155,9 +155,7 @@ def _cmd_inspect(kind: str) -> Any:
 
 def _cmd_rm(kind: str) -> Any:
     def run(args: argparse.Namespace) -> int:
-        return remove_each(
-            args, args.names, deleter(f"/objects/{kind}/{{}}"), lambda r: f"removed {kind} {r['removed']}"
-        )
+        return remove_each(args, args.names, deleter(f"/objects/{kind}/{{}}"), lambda r: r["removed"])
 
     return run
 

@@ -103,6 +103,10 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     if service.get("changed") == []:  # nothing written: nothing to wait for
         print(f"{service['name']}: nothing changed (no rollback point recorded)", file=sys.stderr)
         return EXIT_OK
+    if "execution" in service.get("changed", ()) and service.get("job"):  # a job run again: not waited for
+        print(f"{service['name']}: execution {service['job']['iteration']} started", file=sys.stderr)
+    if service.get("changed") == ["resumed"]:  # a paused update going on: waited for as any update
+        print(f"{service['name']}: update resumed", file=sys.stderr)
     wait_after(args, client, _watches([service]))
     return EXIT_OK
 

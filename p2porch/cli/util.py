@@ -167,10 +167,11 @@ def remove_each(
     one_as_object: bool = False,
 ) -> int:
     """Remove every name in turn (``remove(client, name)``, e.g. ``deleter("/networks/{}")``), as
-    ``docker rm a b c`` does: each removal is printed (``line``) as it is done, a name that fails is
-    reported on stderr and the others are still removed; with --json, one list of what was removed (with
-    ``one_as_object``, a single name's result alone, as ``stack rm`` printed it). The exit code is the
-    worst failure's (2 for bad input, 1 otherwise). A daemon that cannot be reached stops at once."""
+    ``docker rm a b c`` does: each removal is printed (``line``: the name, as Docker's) as it is done, a
+    name that fails is reported on stderr and the others are still removed; with --json, one list of what
+    was removed (with ``one_as_object``, a single name's result alone, as ``stack rm`` printed it). The
+    exit code is the worst failure's (2 for bad input, 1 otherwise). A daemon that cannot be reached
+    stops at once."""
     client = client_for(args)
     code, removed = EXIT_OK, []
     for name in names:

@@ -287,7 +287,12 @@ class ServiceOps:
             rollout=change.rollout,
         )
         await self.manager.write(update.encode())
-        return {**self.written_view(service.service_id, service.name), "changed": list(change.fields)}
+        fields = list(change.fields)
+        if force and spec.is_job:  # the spec is the same, but a new execution was written
+            fields.append("execution")
+        elif not fields:  # the spec is the same, but the paused update was resumed
+            fields.append("resumed")
+        return {**self.written_view(service.service_id, service.name), "changed": fields}
 
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
         service = self.find(ref)

@@ -57,12 +57,14 @@ def test_service_rm_json_lists_what_was_removed(monkeypatch, capsys):
     assert [view["name"] for view in json.loads(capsys.readouterr().out)] == ["a"]
 
 
-@pytest.mark.parametrize(("module", "noun"), [(cli_secret, "secret"), (cli_network, "network")])
+@pytest.mark.parametrize(
+    ("module", "noun"), [(cli_secret, "secret"), (cli_secret, "config"), (cli_network, "network")]
+)
 def test_secret_and_network_rm_go_on_after_a_missing_name(module, noun, monkeypatch, capsys):
     api = Api({"a", "b"})
     assert run(module, [noun, "rm", "nope", "a", "b"], api, monkeypatch) == 1
     assert api.deleted == ["a", "b"]
-    assert capsys.readouterr().out.count("removed") == 2
+    assert capsys.readouterr().out.split("\n") == ["a", "b", ""]  # the names, as Docker's (the h41 walk)
 
 
 @pytest.mark.parametrize(("module", "noun"), [(cli_secret, "secret"), (cli_network, "network")])
@@ -75,3 +77,22 @@ def test_all_removed_is_exit_0_and_an_unreachable_daemon_stops_at_once(monkeypat
     assert run(cli_service, ["service", "rm", "a", "b"], Api({"a", "b"}), monkeypatch) == 0
     with pytest.raises(DaemonUnreachable):
         run(cli_service, ["service", "rm", "a", "b"], Api(set(), unreachable=True), monkeypatch)
+
+
+@pytest.mark.parametrize("warning", [None, "keys not rotated (x): run `p2porch cluster rotate-keys`"])
+def test_node_rm_prints_the_node_given_as_docker_and_a_warning_on_stderr(monkeypatch, capsys, warning):
+    """The h41 user walk: ``node rm n3`` printed ``removed node n3 (95cf25f3e706393e)``; ``docker node rm``
+    prints the node as given, so scripts read one name a line from every ``rm``."""
+    from p2porch.cli import node as cli_node
+
+    class Nodes:
+        def delete(self, path: str, body: Any = None) -> Any:
+            answer = {"name": "n3", "removed": "95cf25f3e706393e"}
+            return {**answer, "warning": warning} if warning else answer
+
+    monkeypatch.setattr(cli_node, "client_for", lambda args, **kw: Nodes())
+    args = build_parser("node").parse_args(["node", "rm", "n3"])
+    assert args.func(args) == 0
+    out, err = capsys.readouterr()
+    assert out == "n3\n"
+    assert (warning in err) if warning else err == ""

@@ -77,6 +77,7 @@ async def test_plain_job_starts_execution_one_and_every_update_or_force_starts_t
     assert manager.state.services[created["id"]].job_iteration == 1
     forced = await ops.update("j", {"force": True})
     assert forced["job"]["iteration"] == 2
+    assert forced["changed"] == ["execution"]  # written: the CLI must not say "nothing changed"
     changed = await ops.update("j", {"replicas": 3})
     assert changed["job"]["iteration"] == 3 and changed["desired"] == 3
 
@@ -153,3 +154,38 @@ class _FixedClock:
 
     def monotonic(self) -> float:
         return 0.0
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (
+            {"mode": "replicated-job", "changed": ["execution"], "job": {"iteration": 2}},
+            "batch: execution 2 started",
+        ),
+        ({"mode": "replicated", "changed": ["resumed"]}, "batch: update resumed"),
+    ],
+)
+def test_cli_update_that_wrote_without_a_spec_change_says_what_it_did_not_nothing_changed(
+    monkeypatch, capsys, answer, said
+):
+    """The h41 user walk: README's ``service update batch --force  # run a job again`` started the
+    execution but printed ``batch: nothing changed (no rollback point recorded)``; so did an update
+    that resumed a paused rollout (and it did not wait for it)."""
+    from p2porch.cli import service as cli_service
+
+    posted: list[dict] = []
+    waited: list[list] = []
+
+    class Api:
+        def post(self, path, body=None):
+            posted.append(body)
+            return {"id": "0123456789abcdef", "name": "batch", "version": 5, **answer}
+
+    monkeypatch.setattr(cli_service, "client_for", lambda args: Api())
+    monkeypatch.setattr(cli_service, "wait_after", lambda args, client, watches: waited.append(watches))
+    assert main(["service", "update", "batch", "--force"]) == 0
+    out = capsys.readouterr()
+    assert posted == [{"force": True}] and out.out == "batch\n"
+    assert said in out.err and "nothing changed" not in out.err
+    assert len(waited) == 1  # then waited for as any update (a job: nothing to wait for)

@@ -54,6 +54,6 @@ async def test_an_update_that_changes_nothing_writes_nothing_and_keeps_the_rollb
     # a paused update is resumed by `service update`, changed or not; the rollback point stays
     await manager.write(C.UpdateService.of(before, at=1.0, update_paused=True).encode())
     resumed = await ops.update("web", {"replicas": 4})
-    assert resumed["changed"] == [] and resumed["version"] > before.version
+    assert resumed["changed"] == ["resumed"] and resumed["version"] > before.version  # not "nothing changed"
     service = ops.find("web")
     assert not service.update_paused and service.previous_spec == before.previous_spec
