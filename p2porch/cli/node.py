@@ -171,7 +171,12 @@ def cmd_node_inspect(args: argparse.Namespace) -> int:
 
 def cmd_node_role(args: argparse.Namespace) -> int:
     """``node promote|demote``: Docker's manager/worker switch, which p2porch does not take (its leader
-    keeps ``raft.voters`` voters itself and would undo a hand-made change): exit 1, nothing sent."""
+    keeps ``raft.voters`` voters itself and would undo a hand-made change): exit 1, nothing sent. Each
+    node is looked up first: an unknown one is Docker's ``No such node: X`` (exit 1), as for any node
+    command."""
+    client = client_for(args)
+    for ref in getattr(args, "nodes", None) or [args.node]:
+        client.get(f"/nodes/{ref}")
     print(
         f"p2porch: error: node {args.verb}: p2porch chooses its Raft voters itself (raft.voters: 3, 5 "
         "from 7 nodes; a voter down for raft.replace_dead_voter_s is replaced by a replica), so a node "

@@ -151,7 +151,8 @@ class NodeOps:
 
     def find_node(self, ref: str) -> Node:
         """The node named ``ref`` (or with that id, or a unique id prefix of 4+); ``self`` is this node,
-        as in Docker (``node inspect self``), unless a node is named so."""
+        as in Docker (``node inspect self``), unless a node is named so. An unknown one is Docker's
+        ``No such node: REF`` (every ``node`` command: exit 1)."""
         state = self.cluster.snapshot()
         if ref == "self" and state.node_by_name(ref) is None and self.cluster.local is not None:
             ref = self.cluster.local.node_id
@@ -160,7 +161,9 @@ class NodeOps:
             matches = [n for n in state.nodes.values() if n.node_id.startswith(ref)] if len(ref) >= 4 else []
             if len(matches) == 1:
                 return matches[0]
-            raise NotFoundError(f"no node {ref!r} in the cluster", field="NODE")
+            if matches:  # Docker's words for an id prefix of several nodes
+                raise NotFoundError(f"node {ref} is ambiguous ({len(matches)} matches found)", field="NODE")
+            raise NotFoundError(f"No such node: {ref}", field="NODE")  # Docker's words
         return node
 
     async def update_node(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -185,6 +185,12 @@ class ServiceSpec:
                     f"publish[{i}]", f"host port {port.published}/{port.protocol} published twice"
                 )
             seen_ports.add(key)
+            if port.ingress and self.endpoint_mode == "dnsrr":  # Swarm's rule: ingress balances to a VIP
+                raise field_error(
+                    f"publish[{i}]",
+                    f"port {port} published with ingress mode can't be used with dnsrr mode: publish it "
+                    "with mode=host or use endpoint mode vip",
+                )
         targets: set[str] = set()
         for i, mount in enumerate(self.mounts):
             if mount.target in targets:
