@@ -153,3 +153,27 @@ def test_node_ls_table_format_heads_dockers_fields(monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli_node, "client_for", lambda args: NodeRowsApi())
     assert main(["node", "ls", "--format", "table {{.Hostname}}\\t{{.ManagerStatus}}"]) == 0
     assert capsys.readouterr().out.splitlines()[:2] == ["HOSTNAME  MANAGER STATUS", "n1        Leader"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "text"),
+    [
+        (["node", "ls", "--filter", "role=bogus"], "invalid role filter 'bogus' (values: manager, worker,"),
+        (["node", "ls", "-f", "availability=gone"], "invalid availability filter 'gone' (values: active,"),
+        (["node", "ls", "-f", "status=up"], "invalid status filter 'up' (values: joining,"),
+        (["service", "ls", "-f", "mode=bogus"], "invalid mode filter 'bogus' (values: replicated, global,"),
+        (["service", "ps", "-f", "desired-state=bogus", "web"], "invalid desired-state filter 'bogus'"),
+        (["node", "ps", "-f", "desired-state=done", "n1"], "invalid desired-state filter 'done'"),
+    ],
+)
+def test_a_value_a_key_cannot_take_is_refused(argv, text, monkeypatch, capsys) -> None:
+    """The fourth walk: ``node ls --filter role=bogus`` listed nothing, exit 0; Docker says ``Invalid
+    role filter``. Now exit 2 naming the flag and the values, before the daemon is asked."""
+    from p2porch.cli import service_read as cli_service_read
+
+    for module in (cli_service, cli_node, cli_service_read):
+        monkeypatch.setattr(module, "client_for", lambda args: Unreachable())
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    assert f"argument --filter/-f: {text}" in capsys.readouterr().err
