@@ -77,19 +77,21 @@ NODE_COLUMNS = [
 
 
 #: the fields ``node ls --format`` takes beside its columns, by Docker's names (:func:`_docker_fields`)
-NODE_EXTRA = ("hostname", "self", "manager_status", "engine_version")
+NODE_EXTRA = ("hostname", "self", "manager_status", "engine_version", "tls_status")
 
 
-def _docker_fields(n: dict[str, Any]) -> tuple[str, str, str, str]:
+def _docker_fields(n: dict[str, Any]) -> tuple[str, str, str, str, str]:
     """A node's ``NODE_EXTRA``: its name, whether it is this node, Docker's ``ManagerStatus``:
     ``Leader``, ``Reachable`` or ``Unreachable`` for a voter (Docker's manager) by its status, empty
     for a replica (Docker's worker) or a node that left, and its Docker engine's version (gossip carries
-    it: empty until the node's agent has read it)."""
+    it: empty until the node's agent has read it), and Docker's ``TLSStatus`` (``Ready`` / ``Needs
+    Rotation`` from the key epoch the node runs in, empty when unknown: ``node_ops.tls_status``)."""
     role = n["raft_role"]
     manager = "Leader" if role == "leader" else ""
     if role == "voter":
         manager = "Unreachable" if n["status"] == "down" else "Reachable"
-    return n["name"], "true" if n.get("self") else "false", manager, n.get("engine_version") or ""
+    engine, tls = n.get("engine_version") or "", n.get("tls_status") or ""
+    return n["name"], "true" if n.get("self") else "false", manager, engine, tls
 
 
 def _progress_cell(progress: dict[str, Any] | None) -> str:
@@ -155,6 +157,7 @@ def describe_node(n: dict[str, Any]) -> str:
         f"  raft:         {n['raft_role']}, index {_progress_cell(n.get('raft_progress'))}",
         f"  availability: {n['availability']}",
         f"  status:       {n['status']}, gossip {n.get('gossip') or '?'}",
+        f"  tls:          {n.get('tls_status') or '?'}",
         f"  resources:    {cpus:g} CPUs, {memory:.1f} GiB memory",
         f"  subnet:       {n.get('subnet') or '-'}",
         "  ports:        " + (", ".join(f"{k} {v}" for k, v in ports.items() if v) or "-"),

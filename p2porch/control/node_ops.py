@@ -22,7 +22,7 @@ from ..raft.state import ClusterState
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
 
-__all__ = ["NodeOps", "join_command", "raft_role"]
+__all__ = ["NodeOps", "join_command", "raft_role", "tls_status"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,16 @@ def raft_role(node: Node, leader: str | None) -> str:
     if node.status == NodeStatus.LEFT:
         return "none"
     return "leader" if leader is not None and node.raft_addr == leader else node.role
+
+
+def tls_status(node_epoch: int | None, cluster_epoch: int) -> str:
+    """Docker's ``TLSStatus`` of a node from the cluster key epoch it runs in (its API certificate and
+    its Raft and gossip keys come from that epoch): ``Ready`` in the committed (current) epoch,
+    ``Needs Rotation`` in an older one (not switched yet, or left out of a rotation: it must rejoin),
+    ``""`` when unknown (gossip has not heard the node's epoch, or it left)."""
+    if node_epoch is None:
+        return ""
+    return "Ready" if node_epoch >= cluster_epoch else "Needs Rotation"
 
 
 def join_command(addr: str, port: int, token: str) -> str:
@@ -108,13 +118,25 @@ class NodeOps:
         }
 
     def node_view(
-        self, node: Node, state: ClusterState, leader: str | None, engines: Mapping[str, str] | None = None
+        self,
+        node: Node,
+        state: ClusterState,
+        leader: str | None,
+        engines: Mapping[str, str] | None = None,
+        epochs: Mapping[str, int] | None = None,
     ) -> dict[str, Any]:
-        """A node as the API shows it; ``engines``: the nodes' engine versions from gossip (read once
-        for a whole list; read here when not given)."""
+        """A node as the API shows it; ``engines`` and ``epochs``: the nodes' engine versions and key
+        epochs from gossip (read once for a whole list; read here when not given)."""
         lease = state.leases.get(node.node_id)
-        is_self = node.node_id == (self.cluster.local.node_id if self.cluster.local else None)
+        local = self.cluster.local
+        is_self = node.node_id == (local.node_id if local else None)
         status = self.cluster.store.status() if self.cluster.store is not None else None
+        if is_self and local is not None:
+            epoch: int | None = local.key_epoch
+        elif node.status == NodeStatus.LEFT:
+            epoch = None
+        else:
+            epoch = (self.cluster.board.key_epochs() if epochs is None else epochs).get(node.node_id)
         return {
             "id": node.node_id,
             "name": node.name,
@@ -140,14 +162,15 @@ class NodeOps:
             if is_self
             else (self.cluster.board.engine_versions() if engines is None else engines).get(node.node_id, ""),
             "raft_progress": progress_view(status, node.raft_addr, is_self) if status else None,
+            "tls_status": tls_status(epoch, state.key_epoch),
         }
 
     def nodes(self) -> list[dict[str, Any]]:
         store = self.cluster.require_store()
         state, leader = store.snapshot(), store.status().leader
         ordered = sorted(state.nodes.values(), key=lambda n: (natural_key(n.name), n.name))  # n2 before n10
-        engines = self.cluster.board.engine_versions()
-        return [self.node_view(n, state, leader, engines) for n in ordered]
+        engines, epochs = self.cluster.board.engine_versions(), self.cluster.board.key_epochs()
+        return [self.node_view(n, state, leader, engines, epochs) for n in ordered]
 
     def find_node(self, ref: str) -> Node:
         """The node named ``ref`` (or with that id, or a unique id prefix of 4+); ``self`` is this node,
