@@ -83,6 +83,7 @@ class LocalNode:
     secrets_keys: Mapping[int, bytes] = field(default_factory=dict, repr=False)
     listen_addr: str = ""  # where its listeners bind ("" = advertise_addr; differs behind NAT)
     gossip_port: int = 0  # advertised gossip port (0 = the configured one; a NAT's forward may differ)
+    key_epoch: int = 0  # the cluster key epoch its keys are of (member services restart on a switch)
 
     @property
     def bind_addr(self) -> str:
