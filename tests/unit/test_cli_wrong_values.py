@@ -31,7 +31,8 @@ def test_a_wrong_value_is_named_by_its_flag(argv, error, monkeypatch, capsys) ->
 def test_a_health_tuning_flag_alone_still_asks_for_the_command(monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli_service, "client_for", lambda args, **kw: pytest.fail("nothing may be sent"))
     assert main(["service", "create", "-d", "--name", "web", "--health-interval", "5s", "img"]) == 2
-    assert capsys.readouterr().err.startswith("p2porch: error: --health-cmd: health.cmd: a health check needs")
+    err = capsys.readouterr().err
+    assert err.startswith("p2porch: error: --health-cmd: health.cmd: a health check needs")
 
 
 def test_a_flag_after_a_value_flag_is_still_a_flag(capsys) -> None:

@@ -42,7 +42,8 @@ async def test_label_rm_of_a_key_the_node_does_not_have_is_refused(node_ops) -> 
     ops, raft = node_ops(_state("abcd1111"))
     await ops.update_node("n1", {"label_add": {"ssd": "true"}})
     before = raft.state
-    with pytest.raises(ConfigError, match=r"^--label-rm: key nosuch doesn't exist in node's labels$") as caught:
+    refused = r"^--label-rm: key nosuch doesn't exist in node's labels$"
+    with pytest.raises(ConfigError, match=refused) as caught:
         await ops.update_node("n1", {"label_rm": ["ssd", "nosuch"]})
     assert caught.value.field == "--label-rm" and raft.state is before  # nothing written
     assert (await ops.update_node("n1", {"label_rm": ["ssd"]}))["labels"] == {}
