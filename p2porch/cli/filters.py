@@ -1,5 +1,6 @@
-"""``--filter/-f KEY=VALUE`` of ``service ls``, ``node ls`` and ``service|stack ps``, as Docker's, applied
-to the API's rows (``ps``: ``id``, ``name``, ``node``, ``desired-state`` running|shutdown|accepted).
+"""``--filter/-f KEY=VALUE`` of ``service ls``, ``node ls``, ``service|stack ps``, ``secret|config ls`` and
+``network ls``, as Docker's, applied to the API's rows (``ps``: ``id``, ``name``, ``node``,
+``desired-state`` running|shutdown|accepted; ``network ls``: ``id`` and ``name`` match any part).
 
 Docker's rules: values of one key are alternatives (any may match), different keys must all match;
 ``id`` and ``name`` match a prefix, ``label`` a key (``label=K``) or a pair (``label=K=V``); ``node ls``'s
@@ -61,6 +62,19 @@ TASK_FILTERS: dict[str, Match] = {  # service ps, stack ps: Docker's keys
     ),
 }
 
+
+OBJECT_FILTERS: dict[str, Match] = {  # secret ls, config ls
+    "id": lambda row, value: str(row["id"]).startswith(value),
+    "name": lambda row, value: str(row["name"]).startswith(value),
+    "label": _label(lambda row: row.get("labels") or {}),
+}
+NETWORK_FILTERS: dict[str, Match] = {
+    "id": lambda row, value: value in str(row["id"]),
+    "name": lambda row, value: value in str(row["name"]),
+    "driver": lambda row, value: row.get("driver") == value,
+    "scope": lambda row, value: row.get("scope") == value,
+    "label": _label(lambda row: row.get("labels") or {}),
+}
 
 #: the values a key takes where they are a fixed set (Docker refuses any other: ``Invalid role filter``)
 FILTER_VALUES: dict[str, tuple[str, ...]] = {
