@@ -71,7 +71,7 @@ def traffic_state() -> ClusterState:
     web = Service(
         "s1", spec("web", "8080:80", "mode=host,published=9000,target=90"), created_at=1.0, vip="10.239.0.9"
     )
-    late = Service("s2", spec("copy", "8080:81"), created_at=2.0)
+    late = Service("s2", spec("copy", "8080:81", endpoint_mode="dnsrr"), created_at=2.0)
     api = Service("s3", spec("my-api", "53:53/udp", ingress_policy="local"), created_at=3.0, vip="10.239.0.4")
     tasks = dict(base.tasks)
     tasks["t6"] = Task("t6", "s1", 6, "b", state="running", address="10.240.1.6", health="unhealthy")

@@ -65,8 +65,6 @@ class World:
             else ()
         )
         mode = self.rng.choice(["vip", "dnsrr"])
-        if mode == "dnsrr":  # Swarm's rule: no ingress port on a dnsrr service (its host port instead)
-            ports = tuple(PortPublish(p.target, p.published, mode="host") for p in ports)
         other = self.rng.choice(NAMES)  # a link's alias: its own, another's network alias, a service name
         alias = self.rng.choice(["linked", f"{other}-alias", "web"])
         links = (ServiceLink(other, alias),) if self.rng.random() < 0.4 and other != name else ()

@@ -1,7 +1,8 @@
 """Swarm's rule: a port published in ingress mode cannot be used with endpoint mode dnsrr (``port
-published with ingress mode can't be used with dnsrr mode``); a host-mode port can. Refused on service
-create (exit 2 naming --publish, nothing sent), in the spec the daemon validates for update, and in a
-stack file (short and long port forms). It used to be accepted."""
+published with ingress mode can't be used with dnsrr mode``); a host-mode port can. Refused at every
+edge: service create (exit 2 naming --publish, nothing sent), the daemon's create and update (the merged
+spec), and a stack file (short and long port forms). It used to be accepted. A committed spec from
+before the rule still loads: such a service keeps running and can be changed."""
 
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ from p2porch.cli import service as cli_service
 from p2porch.cli.main import main
 from p2porch.errors import ConfigError
 from p2porch.model import ServiceSpec
+from p2porch.model.committed import committed_spec
+from p2porch.model.spec import check_endpoint_ports
 from p2porch.stack import load_stack
 
 MESSAGE = "published with ingress mode can't be used with dnsrr mode"
 
 
 @pytest.mark.parametrize("port", ["8080:80", "published=8080,target=80,mode=ingress"])
-def test_the_spec_refuses_an_ingress_port_on_dnsrr(port) -> None:
+def test_the_edge_check_refuses_an_ingress_port_on_dnsrr(port) -> None:
+    spec = ServiceSpec.from_dict({"name": "web", "image": "x", "endpoint_mode": "dnsrr", "publish": [port]})
     with pytest.raises(ConfigError, match=MESSAGE) as caught:
-        ServiceSpec.from_dict({"name": "web", "image": "x", "endpoint_mode": "dnsrr", "publish": [port]})
+        check_endpoint_ports(spec)
     assert caught.value.field == "publish[0]"
+    assert committed_spec(spec.to_dict(), "s1") == (spec, "")  # committed before the rule: still valid
 
 
 @pytest.mark.parametrize(
@@ -32,7 +37,20 @@ def test_the_spec_refuses_an_ingress_port_on_dnsrr(port) -> None:
     ],
 )
 def test_host_mode_or_vip_is_allowed(data) -> None:
-    ServiceSpec.from_dict({"name": "web", "image": "x", **data})
+    check_endpoint_ports(ServiceSpec.from_dict({"name": "web", "image": "x", **data}))
+
+
+async def test_the_daemon_refuses_it_on_create_and_on_update(ops, manager) -> None:
+    body = {"name": "rr", "image": "x", "endpoint_mode": "dnsrr", "publish": ["8080:80"]}
+    with pytest.raises(ConfigError, match=MESSAGE):
+        await ops.create(body)
+    await ops.create({"name": "web", "image": "x", "publish": ["8080:80"]})
+    before = manager.snapshot().service_by_name("web")
+    with pytest.raises(ConfigError, match=MESSAGE) as caught:
+        await ops.update("web", {"endpoint_mode": "dnsrr"})
+    assert caught.value.field == "publish[0]"
+    assert manager.snapshot().service_by_name("web") == before  # nothing written
+    await ops.update("web", {"endpoint_mode": "dnsrr", "publish": ["published=8080,target=80,mode=host"]})
 
 
 def test_service_create_exits_2_naming_publish_and_sends_nothing(monkeypatch, capsys) -> None:
