@@ -510,7 +510,7 @@ _SPEC_PARSERS: dict[str, Any] = {
 def check_endpoint_ports(spec: ServiceSpec) -> ServiceSpec:
     """Swarm's rule at the edges (CLI, API create/update, Compose), not in ``ServiceSpec`` itself: a port
     published in ingress mode cannot be used with endpoint mode dnsrr. A committed spec from before the
-    rule still loads (``model/committed.py``): such a service keeps running and can be changed."""
+    rule still loads (``model/committed.py``): such a service keeps running; its next update must fix it."""
     if spec.endpoint_mode == "dnsrr":
         for i, port in enumerate(spec.publish):
             if port.ingress:

@@ -2,7 +2,7 @@
 published with ingress mode can't be used with dnsrr mode``); a host-mode port can. Refused at every
 edge: service create (exit 2 naming --publish, nothing sent), the daemon's create and update (the merged
 spec), and a stack file (short and long port forms). It used to be accepted. A committed spec from
-before the rule still loads: such a service keeps running and can be changed."""
+before the rule still loads: such a service keeps running; its next update must fix it."""
 
 from __future__ import annotations
 
