@@ -83,6 +83,7 @@ class LocalNode:
     secrets_keys: Mapping[int, bytes] = field(default_factory=dict, repr=False)
     listen_addr: str = ""  # where its listeners bind ("" = advertise_addr; differs behind NAT)
     gossip_port: int = 0  # advertised gossip port (0 = the configured one; a NAT's forward may differ)
+    key_epoch: int = 0  # the cluster key epoch its keys are of (member services restart on a switch)
 
     @property
     def bind_addr(self) -> str:
@@ -134,11 +135,19 @@ class LocalBoard:
 
     def engine_versions(self) -> dict[str, str]:
         """``node id -> Docker engine version`` as the nodes published it in gossip ("" unknown)."""
+        return {name: v if isinstance(v, str) else "" for name, v in self._gossip_meta("e", "").items()}
+
+    def key_epochs(self) -> dict[str, int]:
+        """``node id -> cluster key epoch`` the nodes run in, as they published it in gossip (a node
+        that publishes none, or an ill-typed one, is absent: unknown)."""
+        epochs = self._gossip_meta("k", None).items()
+        return {name: v for name, v in epochs if isinstance(v, int) and not isinstance(v, bool)}
+
+    def _gossip_meta(self, key: str, default: Any) -> dict[str, Any]:
         gossip = self.gossip
         if gossip is None:
             return {}
-        versions = {name: member.meta.get("e", "") for name, member in gossip.members().items()}
-        return {name: version if isinstance(version, str) else "" for name, version in versions.items()}
+        return {name: member.meta.get(key, default) for name, member in gossip.members().items()}
 
     def publish_engine_version(self, version: str) -> None:
         """Record this node's engine version and, when gossip runs, tell the other members."""

@@ -151,6 +151,9 @@ _PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "spec.endpointspec.mode": lambda v: _endpoint_spec(v)["Mode"],
     "spec.endpointspec.ports": _ports,
     "endpoint.ports": _ports,
+    "endpoint.spec": _endpoint_spec,  # Docker's .Endpoint.Spec: the spec as the endpoint applies it
+    "endpoint.spec.mode": lambda v: _endpoint_spec(v)["Mode"],
+    "endpoint.spec.ports": _ports,
 }
 
 

@@ -1,10 +1,12 @@
-"""``--filter/-f KEY=VALUE`` of ``service ls``, ``node ls`` and ``service|stack ps``, as Docker's, applied
-to the API's rows (``ps``: ``id``, ``name``, ``node``, ``desired-state`` running|shutdown|accepted).
+"""``--filter/-f KEY=VALUE`` of ``service ls``, ``node ls``, ``service|stack ps``, ``secret|config ls`` and
+``network ls``, as Docker's, applied to the API's rows (``ps``: ``id``, ``name``, ``node``,
+``desired-state`` running|shutdown|accepted; ``network ls``: ``id`` and ``name`` match any part).
 
 Docker's rules: values of one key are alternatives (any may match), different keys must all match;
 ``id`` and ``name`` match a prefix, ``label`` a key (``label=K``) or a pair (``label=K=V``); ``node ls``'s
 ``role`` takes Swarm's ``manager``/``worker`` (voters, the leader among them / replicas) or p2porch's
-roles. An unknown key or a malformed filter is a usage error (exit 2) naming the flag.
+roles. An unknown key, a value a key cannot take (``role=bogus``, as Docker's ``Invalid role filter``)
+or a malformed filter is a usage error (exit 2) naming the flag.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import argparse
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..model import Availability, NodeStatus
+from ..model.spec import MODES
 from .util import UsageError
 
 Match = Callable[[dict[str, Any], str], bool]
@@ -59,6 +63,29 @@ TASK_FILTERS: dict[str, Match] = {  # service ps, stack ps: Docker's keys
 }
 
 
+OBJECT_FILTERS: dict[str, Match] = {  # secret ls, config ls
+    "id": lambda row, value: str(row["id"]).startswith(value),
+    "name": lambda row, value: str(row["name"]).startswith(value),
+    "label": _label(lambda row: row.get("labels") or {}),
+}
+NETWORK_FILTERS: dict[str, Match] = {
+    "id": lambda row, value: value in str(row["id"]),
+    "name": lambda row, value: value in str(row["name"]),
+    "driver": lambda row, value: row.get("driver") == value,
+    "scope": lambda row, value: row.get("scope") == value,
+    "label": _label(lambda row: row.get("labels") or {}),
+}
+
+#: the values a key takes where they are a fixed set (Docker refuses any other: ``Invalid role filter``)
+FILTER_VALUES: dict[str, tuple[str, ...]] = {
+    "mode": MODES,
+    "role": ("manager", "worker", "leader", "voter", "replica", "none"),
+    "availability": tuple(Availability),
+    "status": tuple(NodeStatus),
+    "desired-state": ("running", "shutdown", "accepted"),
+}
+
+
 def _checked(filters: Mapping[str, Match]) -> Callable[[str], str]:
     """The ``--filter`` value as given, once its key is known: a bad filter is refused while parsing,
     before the command asks the daemon anything (exit 2, naming the flag and the valid keys)."""
@@ -79,6 +106,11 @@ def _split(item: str, filters: Mapping[str, Match]) -> tuple[str, str]:
         raise UsageError(f"--filter: expected KEY=VALUE, got {item!r}", field="--filter")
     if key not in filters:
         raise UsageError(f"--filter: invalid filter {key!r} (keys: {', '.join(filters)})", field="--filter")
+    values = FILTER_VALUES.get(key)
+    if values is not None and value not in values:
+        raise UsageError(
+            f"--filter: invalid {key} filter {value!r} (values: {', '.join(values)})", field="--filter"
+        )
     return key, value
 
 

@@ -30,7 +30,8 @@ _PATH_RE = re.compile(r"^\.(?:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    """``EngineVersion`` -> ``engine_version``; an acronym stays one word: ``TLSStatus`` -> ``tls_status``."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z]{2})", r"_\1\2", name).lower()
 
 
 class _NoField(Exception):

@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..model.netrefs import check_network_name
 from .docker_paths import GoTime
+from .filters import NETWORK_FILTERS, add_filter, apply_filters
 from .goformat import add_list_format, labels_text, listing
 from .node import cmd_network_inspect
 from .util import (
@@ -95,7 +96,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    rows = client_for(args).get("/networks")
+    rows = apply_filters(client_for(args).get("/networks"), args.filters, NETWORK_FILTERS)
     emit(
         args,
         rows,
@@ -150,9 +151,8 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--internal", action="store_true", help="no traffic out of the cluster")
     create.add_argument("--attachable", action="store_true", help="recorded (Docker compatibility)")
     create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
-    add_list_format(
-        add_ids_only(action("ls", "List networks and the services on them", cmd_ls)), COLUMNS, extra=EXTRA
-    )
+    ls = add_ids_only(action("ls", "List networks and the services on them", cmd_ls))
+    add_filter(add_list_format(ls, COLUMNS, extra=EXTRA), NETWORK_FILTERS)
     inspect = action("inspect", "Show a network, or with --overlay this node's overlay", cmd_inspect)
     inspect.add_argument("name", metavar="NAME", nargs="?")
     inspect.add_argument(

@@ -78,19 +78,21 @@ NODE_COLUMNS = [
 
 
 #: the fields ``node ls --format`` takes beside its columns, by Docker's names (:func:`_docker_fields`)
-NODE_EXTRA = ("hostname", "self", "manager_status", "engine_version")
+NODE_EXTRA = ("hostname", "self", "manager_status", "engine_version", "tls_status")
 
 
-def _docker_fields(n: dict[str, Any]) -> tuple[str, str, str, str]:
+def _docker_fields(n: dict[str, Any]) -> tuple[str, str, str, str, str]:
     """A node's ``NODE_EXTRA``: its name, whether it is this node, Docker's ``ManagerStatus``:
     ``Leader``, ``Reachable`` or ``Unreachable`` for a voter (Docker's manager) by its status, empty
     for a replica (Docker's worker) or a node that left, and its Docker engine's version (gossip carries
-    it: empty until the node's agent has read it)."""
+    it: empty until the node's agent has read it), and Docker's ``TLSStatus`` (``Ready`` / ``Needs
+    Rotation`` from the key epoch the node runs in, empty when unknown: ``node_ops.tls_status``)."""
     role = n["raft_role"]
     manager = "Leader" if role == "leader" else ""
     if role == "voter":
         manager = "Unreachable" if n["status"] == "down" else "Reachable"
-    return n["name"], "true" if n.get("self") else "false", manager, n.get("engine_version") or ""
+    engine, tls = n.get("engine_version") or "", n.get("tls_status") or ""
+    return n["name"], "true" if n.get("self") else "false", manager, engine, tls
 
 
 def _progress_cell(progress: dict[str, Any] | None) -> str:
@@ -156,6 +158,7 @@ def describe_node(n: dict[str, Any]) -> str:
         f"  raft:         {n['raft_role']}, index {_progress_cell(n.get('raft_progress'))}",
         f"  availability: {n['availability']}",
         f"  status:       {n['status']}, gossip {n.get('gossip') or '?'}",
+        f"  tls:          {n.get('tls_status') or '?'}",
         f"  resources:    {cpus:g} CPUs, {memory:.1f} GiB memory",
         f"  subnet:       {n.get('subnet') or '-'}",
         "  ports:        " + (", ".join(f"{k} {v}" for k, v in ports.items() if v) or "-"),
@@ -172,7 +175,12 @@ def cmd_node_inspect(args: argparse.Namespace) -> int:
 
 def cmd_node_role(args: argparse.Namespace) -> int:
     """``node promote|demote``: Docker's manager/worker switch, which p2porch does not take (its leader
-    keeps ``raft.voters`` voters itself and would undo a hand-made change): exit 1, nothing sent."""
+    keeps ``raft.voters`` voters itself and would undo a hand-made change): exit 1, nothing sent. Each
+    node is looked up first: an unknown one is Docker's ``No such node: X`` (exit 1), as for any node
+    command."""
+    client = client_for(args)
+    for ref in getattr(args, "nodes", None) or [args.node]:
+        client.get(f"/nodes/{ref}")
     print(
         f"p2porch: error: node {args.verb}: p2porch chooses its Raft voters itself (raft.voters: 3, 5 "
         "from 7 nodes; a voter down for raft.replace_dead_voter_s is replaced by a replica), so a node "

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
+from .filters import OBJECT_FILTERS, add_filter, apply_filters
 from .goformat import add_list_format, labels_text, listing
 from .service_rows import ago
 from .util import (
@@ -117,7 +118,7 @@ def _cmd_update(kind: str) -> Any:
 
 def _cmd_ls(kind: str) -> Any:
     def run(args: argparse.Namespace) -> int:
-        rows = client_for(args).get(f"/objects/{kind}")
+        rows = apply_filters(client_for(args).get(f"/objects/{kind}"), args.filters, OBJECT_FILTERS)
         emit(
             args,
             rows,
@@ -172,9 +173,8 @@ def _add_noun(sub: Any, common: argparse.ArgumentParser, kind: str) -> None:
     )
     update.add_argument("name", metavar="NAME")
     update.add_argument("file", metavar="FILE", nargs="?", default="-")
-    add_list_format(
-        add_ids_only(action("ls", f"List {kind}s (metadata only)", _cmd_ls(kind))), COLUMNS, extra=EXTRA[kind]
-    )
+    ls = add_ids_only(action("ls", f"List {kind}s (metadata only)", _cmd_ls(kind)))
+    add_filter(add_list_format(ls, COLUMNS, extra=EXTRA[kind]), OBJECT_FILTERS)
     inspect = action(
         "inspect", f"Show a {kind}'s metadata, version and digest (never its value)", _cmd_inspect(kind)
     )

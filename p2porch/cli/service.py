@@ -19,7 +19,7 @@ from .goformat import add_list_format, listing
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_read_commands
 from .service_rows import SERVICE_COLUMNS, service_row
-from .service_spec_flags import add_spec_flags, spec_changes, validated_spec
+from .service_spec_flags import add_spec_flags, flag_for, spec_changes, validated_spec
 from .stats import add_service_stats
 from .update_edits import edit_changes, edits_given
 from .util import (
@@ -41,9 +41,16 @@ REFERENCE_LISTS = ("secrets", "configs", "networks")
 def _post_naming_flag(client: Any, path: str, body: dict[str, Any]) -> Any:
     """``client.post(path, body)``; a secret, config or network the spec names that does not exist is
     still refused as not found (exit 1, as Docker's ``secret not found: nosuch``), its message now
-    starting with the flag that named it (``--secret``, or ``--secret-add`` on update)."""
+    starting with the flag that named it (``--secret``, or ``--secret-add`` on update). A spec field the
+    daemon refuses (update: the merged spec, ``replicas: must be at least 0``) is named by its flag as
+    create names it (``--replicas: replicas: ...``), exit 2."""
     try:
         return client.post(path, body)
+    except ConfigError as exc:  # the daemon's check of the merged spec (update): named by the flag too
+        flag = "--image" if exc.field == "image" else flag_for(exc.field)
+        if not flag or not flag.startswith("-") or exc.message.startswith(flag):
+            raise
+        raise UsageError(f"{flag}: {exc.message}", field=flag) from exc
     except NotFoundError as exc:
         head = (exc.field or "").split("[", 1)[0].split(".", 1)[0]
         if head not in REFERENCE_LISTS:

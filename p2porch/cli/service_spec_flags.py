@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model import ServiceSpec
+from ..model.spec import check_endpoint_ports
 from .autoscale import add_autoscale_flags, autoscale_changes, autoscale_flag
 from .envfile import read_env_files, with_env_files
 from .group import GROUP_FLAGS, add_group_flags, group_changes
@@ -394,6 +395,6 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
 def validated_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """``spec`` checked as a ServiceSpec; a bad field is a UsageError naming its flag (exit 2)."""
     try:
-        return ServiceSpec.from_dict(spec).to_dict()
+        return check_endpoint_ports(ServiceSpec.from_dict(spec)).to_dict()
     except ConfigError as exc:
         raise UsageError(f"{flag_for(exc.field)}: {exc.message}", field=flag_for(exc.field)) from exc

@@ -25,7 +25,7 @@ from ..stack.object_plan import EXISTS, ObjectRef, object_actions
 from ..stack.rollout import dependency_ready, deploy_waves
 from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
-from .filters import TASK_FILTERS, apply_filters
+from .filters import SERVICE_FILTERS, TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_list_format, listing
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_task_list_flags, task_table
@@ -33,6 +33,7 @@ from .service_rows import SERVICE_COLUMNS, service_row
 from .util import (
     EXIT_OK,
     UsageError,
+    add_ids_only,
     client_for,
     emit,
     noun_actions,
@@ -292,6 +293,7 @@ def cmd_stack_ls(args: argparse.Namespace) -> int:
 
 def cmd_stack_services(args: argparse.Namespace) -> int:
     services = client_for(args).get(f"/stacks/{args.stack}/services")
+    services = apply_filters(services, args.filters, SERVICE_FILTERS)  # as Docker's: service ls's keys
     emit(args, services, lambda rows: listing(args, SERVICE_COLUMNS, [service_row(s) for s in rows]))
     return EXIT_OK
 
@@ -404,6 +406,7 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     add_list_format(action("ls", "List stacks", cmd_stack_ls), STACK_COLUMNS)
     services = action("services", "List the services of a stack (as service ls)", cmd_stack_services)
     add_list_format(services, SERVICE_COLUMNS).add_argument("stack", metavar="NAME")
+    add_filter(add_ids_only(services), SERVICE_FILTERS)
     ps = action("ps", "List the tasks of every service of a stack", cmd_stack_ps)
     ps.add_argument("stack", metavar="NAME")
     add_task_list_flags(ps)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,7 +30,14 @@ SHORT_USAGE_LINES = 4  # a longer usage (service create's is ~70 lines) would bu
 class Parser(argparse.ArgumentParser):
     """argparse that reports usage errors with exit code 2 and the offending flag in the message; the
     usage only when it is short, then where to read the rest (``See 'p2porch service create --help'.``,
-    as Docker says it)."""
+    as Docker says it). A value that starts with ``-`` and a digit is a value, not a flag (``--limit-memory
+    -5M``, ``--stop-grace-period -3s``: refused by the flag's own check, as Docker's ``invalid argument
+    "-5M" for "--limit-memory"``; argparse's ``expected one argument`` named no value); no p2porch flag
+    looks like a negative number."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\d")
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         parsed, extras = super().parse_known_args(args, namespace)

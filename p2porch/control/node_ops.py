@@ -22,7 +22,7 @@ from ..raft.state import ClusterState
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
 
-__all__ = ["NodeOps", "join_command", "raft_role"]
+__all__ = ["NodeOps", "join_command", "raft_role", "tls_status"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,16 @@ def raft_role(node: Node, leader: str | None) -> str:
     if node.status == NodeStatus.LEFT:
         return "none"
     return "leader" if leader is not None and node.raft_addr == leader else node.role
+
+
+def tls_status(node_epoch: int | None, cluster_epoch: int) -> str:
+    """Docker's ``TLSStatus`` of a node from the cluster key epoch it runs in (its API certificate and
+    its Raft and gossip keys come from that epoch): ``Ready`` in the committed (current) epoch,
+    ``Needs Rotation`` in an older one (not switched yet, or left out of a rotation: it must rejoin),
+    ``""`` when unknown (gossip has not heard the node's epoch, or it left)."""
+    if node_epoch is None:
+        return ""
+    return "Ready" if node_epoch >= cluster_epoch else "Needs Rotation"
 
 
 def join_command(addr: str, port: int, token: str) -> str:
@@ -108,13 +118,25 @@ class NodeOps:
         }
 
     def node_view(
-        self, node: Node, state: ClusterState, leader: str | None, engines: Mapping[str, str] | None = None
+        self,
+        node: Node,
+        state: ClusterState,
+        leader: str | None,
+        engines: Mapping[str, str] | None = None,
+        epochs: Mapping[str, int] | None = None,
     ) -> dict[str, Any]:
-        """A node as the API shows it; ``engines``: the nodes' engine versions from gossip (read once
-        for a whole list; read here when not given)."""
+        """A node as the API shows it; ``engines`` and ``epochs``: the nodes' engine versions and key
+        epochs from gossip (read once for a whole list; read here when not given)."""
         lease = state.leases.get(node.node_id)
-        is_self = node.node_id == (self.cluster.local.node_id if self.cluster.local else None)
+        local = self.cluster.local
+        is_self = node.node_id == (local.node_id if local else None)
         status = self.cluster.store.status() if self.cluster.store is not None else None
+        if is_self and local is not None:
+            epoch: int | None = local.key_epoch
+        elif node.status == NodeStatus.LEFT:
+            epoch = None
+        else:
+            epoch = (self.cluster.board.key_epochs() if epochs is None else epochs).get(node.node_id)
         return {
             "id": node.node_id,
             "name": node.name,
@@ -140,18 +162,20 @@ class NodeOps:
             if is_self
             else (self.cluster.board.engine_versions() if engines is None else engines).get(node.node_id, ""),
             "raft_progress": progress_view(status, node.raft_addr, is_self) if status else None,
+            "tls_status": tls_status(epoch, state.key_epoch),
         }
 
     def nodes(self) -> list[dict[str, Any]]:
         store = self.cluster.require_store()
         state, leader = store.snapshot(), store.status().leader
         ordered = sorted(state.nodes.values(), key=lambda n: (natural_key(n.name), n.name))  # n2 before n10
-        engines = self.cluster.board.engine_versions()
-        return [self.node_view(n, state, leader, engines) for n in ordered]
+        engines, epochs = self.cluster.board.engine_versions(), self.cluster.board.key_epochs()
+        return [self.node_view(n, state, leader, engines, epochs) for n in ordered]
 
     def find_node(self, ref: str) -> Node:
         """The node named ``ref`` (or with that id, or a unique id prefix of 4+); ``self`` is this node,
-        as in Docker (``node inspect self``), unless a node is named so."""
+        as in Docker (``node inspect self``), unless a node is named so. An unknown one is Docker's
+        ``No such node: REF`` (every ``node`` command: exit 1)."""
         state = self.cluster.snapshot()
         if ref == "self" and state.node_by_name(ref) is None and self.cluster.local is not None:
             ref = self.cluster.local.node_id
@@ -160,7 +184,9 @@ class NodeOps:
             matches = [n for n in state.nodes.values() if n.node_id.startswith(ref)] if len(ref) >= 4 else []
             if len(matches) == 1:
                 return matches[0]
-            raise NotFoundError(f"no node {ref!r} in the cluster", field="NODE")
+            if matches:  # Docker's words for an id prefix of several nodes
+                raise NotFoundError(f"node {ref} is ambiguous ({len(matches)} matches found)", field="NODE")
+            raise NotFoundError(f"No such node: {ref}", field="NODE")  # Docker's words
         return node
 
     async def update_node(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -182,6 +208,11 @@ class NodeOps:
             # the keys and values a joiner's --label may have (a key with a space could never be
             # matched by a constraint), and at most as many labels
             added = join_checks.labels({str(k): str(v) for k, v in label_add.items()}, "--label-add")
+            for key in label_rm:  # as Docker: a key the node does not have is refused, nothing changed
+                if key not in node.labels and key not in added:
+                    raise ConfigError(
+                        f"--label-rm: key {key} doesn't exist in node's labels", field="--label-rm"
+                    )
             labels = {k: v for k, v in node.labels.items() if k not in label_rm}
             labels.update(added)
             if len(labels) > join_checks.MAX_LABELS:

@@ -29,6 +29,7 @@ from ..membership.join_checks import (
 )
 from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollback_point
 from ..model.group import MAIN_NAME
+from ..model.spec import check_endpoint_ports
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress
@@ -216,7 +217,8 @@ class ServiceOps:
 
     def check_ports(self, spec: ServiceSpec) -> ServiceSpec:
         """Refuse ports p2porch itself listens on, and a port number another service publishes where either
-        is an ingress port (``--publish``)."""
+        is an ingress port (``--publish``), and an ingress port on a dnsrr service (Swarm's rule)."""
+        check_endpoint_ports(spec)
         ingress = tuple((p.protocol, p.published or 0) for p in spec.ingress_ports)
         check_published_ports(spec.host_ports + ingress, config_reserved_ports(self.manager.config))
         services = self._state().services.values()

@@ -160,10 +160,12 @@ class StackOps:
         try:
             return self.services.check_ports(spec)
         except (ConfigError, ConflictError) as exc:
-            if exc.field != "--publish":
+            field = exc.field or ""
+            if field != "--publish" and not field.startswith("publish["):  # publish[i]: a dnsrr service's
                 raise
-            where = f"services.{short}.ports"
-            raise type(exc)(f"{where}: {exc.message.removeprefix('--publish: ')}", field=where) from exc
+            where = f"services.{short}.ports{field.removeprefix('--publish').removeprefix('publish')}"
+            message = exc.message.removeprefix("--publish: ").removeprefix(f"{field}: ")
+            raise type(exc)(f"{where}: {message}", field=where) from exc
 
     def plan(
         self, definition: StackDefinition, prune: bool = True, creating: Collection[tuple[str, str]] = ()

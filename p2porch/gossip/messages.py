@@ -132,6 +132,7 @@ class NodeMeta:
     generation: int = 0  # the node's Raft generation (bumped by `recover --force-new-cluster`)
     traffic_index: int = 0  # the state version this node's ingress/VIP rules reflect (member/drain_acks.py)
     engine_version: str = ""  # the Docker engine version (``node ls`` ENGINE VERSION; "" not yet known)
+    key_epoch: int = 0  # the cluster key epoch the node runs in (``node ls`` TLSStatus)
 
     def to_wire(self) -> dict[str, Any]:
         meta = {
@@ -141,6 +142,7 @@ class NodeMeta:
             "c": dict(self.capacity),
             "g": self.generation,
             "t": self.traffic_index,
+            "k": self.key_epoch,
         }
         if self.engine_version:
             meta["e"] = self.engine_version
@@ -164,6 +166,7 @@ class NodeMeta:
             generation=generation if isinstance(generation := meta.get("g", 0), int) else 0,
             traffic_index=index if isinstance(index := meta.get("t", 0), int) else 0,
             engine_version=version if isinstance(version := meta.get("e", ""), str) else "",
+            key_epoch=epoch if isinstance(epoch := meta.get("k", 0), int) else 0,
         )
 
 

@@ -69,6 +69,7 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
         generation=local.generation,
         traffic_index=board.traffic_index,
         engine_version=board.engine_version,
+        key_epoch=local.key_epoch,  # member services restart on a key switch: always the current one
     )
 
     def on_event(event: MemberEvent) -> None:

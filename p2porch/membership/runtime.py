@@ -66,6 +66,7 @@ def local_node(local: LocalClusterState, key_switch_recent: bool = False) -> Loc
         gossip_key=local.keys.gossip_key,
         previous_gossip_key=previous.gossip_key if previous is not None else None,
         secrets_keys=secrets_keys(local),
+        key_epoch=local.key_epoch,
     )
 
 

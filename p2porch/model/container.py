@@ -334,6 +334,13 @@ class HealthSpec:
             "start_interval_s": "start_interval_s",
         }
         d = take_fields(data, prefix, keys)
+        retries = d.get("retries")
+        # checked first: a bad value is named by its own field (--health-interval), even without cmd
+        interval_s = duration_field(d.get("interval_s"), prefix, 30.0)
+        timeout_s = duration_field(d.get("timeout_s"), prefix, 30.0)
+        tries = 3 if retries is None else parse_int(retries[1], f"{prefix}.retries", minimum=1)
+        start_period_s = duration_field(d.get("start_period_s"), prefix, 0.0)
+        start_interval_s = duration_field(d.get("start_interval_s"), prefix, 0.0)
         if "cmd" not in d:
             raise field_error(
                 f"{prefix}.cmd",
@@ -349,15 +356,7 @@ class HealthSpec:
             test = tuple(cmd) if cmd[0] in ("CMD", "CMD-SHELL", "NONE") else ("CMD", *cmd)
         else:
             raise field_error(f"{prefix}.cmd", "expected a shell command string or a list of strings")
-        retries = d.get("retries")
-        return cls(
-            test=test,
-            interval_s=duration_field(d.get("interval_s"), prefix, 30.0),
-            timeout_s=duration_field(d.get("timeout_s"), prefix, 30.0),
-            retries=3 if retries is None else parse_int(retries[1], f"{prefix}.retries", minimum=1),
-            start_period_s=duration_field(d.get("start_period_s"), prefix, 0.0),
-            start_interval_s=duration_field(d.get("start_interval_s"), prefix, 0.0),
-        )
+        return cls(test, interval_s, timeout_s, tries, start_period_s, start_interval_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -508,3 +508,18 @@ _SPEC_PARSERS: dict[str, Any] = {
     "on_site_loss": lambda v, k: parse_choice(v, SITE_LOSS_POLICIES, k),
     "force_update": lambda v, k: parse_int(v, k),
 }
+
+
+def check_endpoint_ports(spec: ServiceSpec) -> ServiceSpec:
+    """Swarm's rule at the edges (CLI, API create/update, Compose), not in ``ServiceSpec`` itself: a port
+    published in ingress mode cannot be used with endpoint mode dnsrr. A committed spec from before the
+    rule still loads (``model/committed.py``): such a service keeps running; its next update must fix it."""
+    if spec.endpoint_mode == "dnsrr":
+        for i, port in enumerate(spec.publish):
+            if port.ingress:
+                raise field_error(
+                    f"publish[{i}]",
+                    f"port {port} published with ingress mode can't be used with dnsrr mode: publish it "
+                    "with mode=host or use endpoint mode vip",
+                )
+    return spec

@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..model import ServiceSpec
 from ..model.container_opts import ContainerOptions
 from ..model.group import IMAGE_REF_RE
+from ..model.spec import check_endpoint_ports
 from . import deploy as deploy_keys
 from . import keys
 from .groups import network_mode
@@ -566,7 +567,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     if len(problems.errors) > before:
         return None, deps
     try:
-        result = ServiceSpec.from_dict(spec).to_dict()
+        result = check_endpoint_ports(ServiceSpec.from_dict(spec)).to_dict()
         on_host = [p for p in result["publish"] if p["published"] is not None and p.get("mode") == "host"]
         if on_host and result["mode"] == "replicated" and result["replicas"] > 1:
             ctx.note(

@@ -153,10 +153,18 @@ def test_env_file_missing_is_exit_2_naming_the_flag(capsys) -> None:
     ],
 )
 def test_node_promote_and_demote_are_refused_with_the_reason(argv, verb, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(cli_node, "client_for", lambda args: pytest.fail("nothing may be sent"))
+    reads: list[str] = []
+
+    class Reads:  # the node is looked up (an unknown one: `No such node`); nothing is written
+        def get(self, path: str) -> Any:
+            reads.append(path)
+            return {"name": "n2"}
+
+    monkeypatch.setattr(cli_node, "client_for", lambda args: Reads())
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert f"node {verb}: p2porch chooses its Raft voters itself" in err and "Nothing was changed" in err
+    assert reads == ["/nodes/n2"]
 
 
 def test_the_logs_route_takes_since_as_unix_seconds_only() -> None:

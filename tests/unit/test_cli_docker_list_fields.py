@@ -130,6 +130,8 @@ VIEW = {
         ("{{.Spec.TaskTemplate.ContainerSpec.Hostname}}", "{{.Service.Name}}-{{.Task.Slot}}"),
         ("{{.Spec.EndpointSpec.Mode}}", "dnsrr"),
         ("{{json .Spec.EndpointSpec}}", '{"Mode": "dnsrr", "Ports": []}'),
+        ("{{.Endpoint.Spec.Mode}}", "dnsrr"),  # the fourth walk: "can't evaluate field Endpoint"
+        ("{{json .Endpoint.Spec}}", '{"Mode": "dnsrr", "Ports": []}'),
         ("{{json .Spec.Mode}}", '{"Replicated": {"Replicas": 3}}'),
         (
             "{{.Spec.TaskTemplate.RestartPolicy.Condition}} {{.Spec.TaskTemplate.RestartPolicy.MaxAttempts}}",

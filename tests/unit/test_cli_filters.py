@@ -153,3 +153,83 @@ def test_node_ls_table_format_heads_dockers_fields(monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli_node, "client_for", lambda args: NodeRowsApi())
     assert main(["node", "ls", "--format", "table {{.Hostname}}\\t{{.ManagerStatus}}"]) == 0
     assert capsys.readouterr().out.splitlines()[:2] == ["HOSTNAME  MANAGER STATUS", "n1        Leader"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "text"),
+    [
+        (["node", "ls", "--filter", "role=bogus"], "invalid role filter 'bogus' (values: manager, worker,"),
+        (["node", "ls", "-f", "availability=gone"], "invalid availability filter 'gone' (values: active,"),
+        (["node", "ls", "-f", "status=up"], "invalid status filter 'up' (values: joining,"),
+        (["service", "ls", "-f", "mode=bogus"], "invalid mode filter 'bogus' (values: replicated, global,"),
+        (["service", "ps", "-f", "desired-state=bogus", "web"], "invalid desired-state filter 'bogus'"),
+        (["node", "ps", "-f", "desired-state=done", "n1"], "invalid desired-state filter 'done'"),
+    ],
+)
+def test_a_value_a_key_cannot_take_is_refused(argv, text, monkeypatch, capsys) -> None:
+    """The fourth walk: ``node ls --filter role=bogus`` listed nothing, exit 0; Docker says ``Invalid
+    role filter``. Now exit 2 naming the flag and the values, before the daemon is asked."""
+    from p2porch.cli import service_read as cli_service_read
+
+    for module in (cli_service, cli_node, cli_service_read):
+        monkeypatch.setattr(module, "client_for", lambda args: Unreachable())
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    assert f"argument --filter/-f: {text}" in capsys.readouterr().err
+
+
+class ObjectsApi:
+    """Two secrets (or configs) and two networks, as the daemon lists them."""
+
+    def get(self, path: str, **_: Any) -> Any:
+        if path == "/networks":
+            return [
+                {
+                    "id": "n1" * 8,
+                    "name": "front-net",
+                    "driver": "overlay",
+                    "scope": "swarm",
+                    "labels": {"a": "1"},
+                },
+                {"id": "n2" * 8, "name": "back", "driver": "overlay", "scope": "swarm", "labels": {}},
+            ]
+        return [
+            {"id": "aa11", "name": "db-pass", "labels": {"env": "prod"}},
+            {"id": "bb22", "name": "api-key", "labels": {}},
+        ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "ids"),
+    [
+        (["secret", "ls", "-q", "--filter", "name=db"], ["aa11"]),
+        (["config", "ls", "-q", "-f", "label=env=prod"], ["aa11"]),
+        (["secret", "ls", "-q", "-f", "id=bb"], ["bb22"]),
+        (["network", "ls", "-q", "-f", "name=net"], ["n1" * 8]),  # any part of the name, as Docker's
+        (["network", "ls", "-q", "-f", "label=a", "-f", "driver=overlay"], ["n1" * 8]),
+    ],
+)
+def test_secret_config_and_network_ls_take_dockers_filters(argv, ids, monkeypatch, capsys) -> None:
+    """The fourth walk: ``secret ls --filter`` and ``network ls --filter`` were unrecognized arguments."""
+    from p2porch.cli import network as cli_network
+    from p2porch.cli import secret as cli_secret
+
+    for module in (cli_secret, cli_network):
+        monkeypatch.setattr(module, "client_for", lambda args: ObjectsApi())
+    assert main(argv) == 0
+    assert capsys.readouterr().out.split() == ids
+
+
+@pytest.mark.parametrize(
+    ("argv", "keys"),
+    [
+        (["secret", "ls", "-f", "driver=x"], "id, name, label"),
+        (["network", "ls", "-f", "type=custom"], "id, name, driver, scope, label"),
+    ],
+)
+def test_their_unknown_keys_are_refused(argv, keys, capsys) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    assert f"invalid filter '{argv[-1].split('=')[0]}' (keys: {keys})" in capsys.readouterr().err

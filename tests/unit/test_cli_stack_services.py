@@ -64,3 +64,12 @@ def test_stack_services_takes_docker_format_as_swarm_scripts_type_it(monkeypatch
         "NAME      REPLICAS  IMAGE",
         "shop-web  2/3       nginx:1.27",
     ]
+
+
+def test_stack_services_takes_service_ls_filters(monkeypatch, capsys):
+    """The fourth walk: ``stack services --filter`` (Docker's) was an unrecognized argument."""
+    monkeypatch.setattr(cli_stack, "client_for", lambda args: Api())
+    assert main(["stack", "services", "-q", "--filter", "name=shop-w", "shop"]) == 0
+    assert capsys.readouterr().out.split() == ["0123456789abcdef"]
+    assert main(["stack", "services", "-q", "--filter", "mode=global", "shop"]) == 0
+    assert capsys.readouterr().out.split() == []

@@ -42,7 +42,9 @@ def node_ops() -> Callable[[ClusterState], tuple[NodeOps, MemoryRaft]]:
             require_store=lambda: store,
             store=store,
             local=None,
-            board=SimpleNamespace(gossip_states=lambda: {}, engine_versions=lambda: {}, engine_version=""),
+            board=SimpleNamespace(
+                gossip_states=lambda: {}, engine_versions=lambda: {}, engine_version="", key_epochs=lambda: {}
+            ),
             join_port=7948,
             config=SimpleNamespace(overlay=SimpleNamespace(vxlan_port=4789)),
             clock=SimpleNamespace(now=lambda: 2.0),

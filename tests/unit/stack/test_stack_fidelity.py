@@ -270,7 +270,7 @@ def test_swarm_keys_map_onto_the_spec():
             shm_size: 64m
             deploy:
               labels: {traefik.enable: "true"}
-              endpoint_mode: dnsrr
+              endpoint_mode: vip  # dnsrr would refuse the ingress ports (test_dnsrr_ingress_ports.py)
               placement:
                 constraints: ["node.role == worker", "node.role!=manager", "node.platform.os == linux"]
               update_config: {max_failure_ratio: 0.2}
@@ -292,7 +292,7 @@ def test_swarm_keys_map_onto_the_spec():
     assert spec["limit_memory_bytes"] == 256 * 1024**2 and spec["limit_cpu_nanos"] == 500_000_000
     assert spec["replicas"] == 2
     assert spec["constraints"] == ["node.role==replica", "node.role!=voter"]
-    assert spec["service_labels"] == {"traefik.enable": "true"} and spec["endpoint_mode"] == "dnsrr"
+    assert spec["service_labels"] == {"traefik.enable": "true"} and spec["endpoint_mode"] == "vip"
     assert spec["update"]["max_failure_ratio"] == 0.2
     assert (spec["rollback"]["parallelism"], spec["rollback"]["order"]) == (0, "start-first")
     assert spec["container"] == {

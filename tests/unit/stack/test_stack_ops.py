@@ -336,3 +336,15 @@ async def test_redeploy_prunes_networks_no_longer_used(ops, manager):
     result = await deploy(ops, "shop", "services:\n  web:\n    image: p2porch/busybox:latest\n")
     assert sorted(result["removed_networks"]) == ["shop_back", "shop_front"]
     assert [n.name for n in manager.state.networks.values()] == ["shop_default"]
+
+
+async def test_a_dnsrr_service_with_an_ingress_port_is_refused_by_its_ports_key(ops, manager):
+    """The daemon's own check of a stack (a body not made by the CLI's loader): Swarm's dnsrr rule is
+    named by the Compose key, as a port conflict is, and nothing is written."""
+    definition = load_stack("shop", "services:\n  web:\n    image: x\n    ports: ['8080:80']\n")
+    definition.services[0].spec["endpoint_mode"] = "dnsrr"  # what a hand-made API body may carry
+    with pytest.raises(ConfigError) as caught:
+        await ops.apply(definition, prune=True)
+    assert caught.value.field == "services.web.ports[0]"
+    assert caught.value.message.startswith("services.web.ports[0]: port 8080:80/tcp published with ingress")
+    assert manager.state.service_by_name("shop-web") is None

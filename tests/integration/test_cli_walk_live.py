@@ -1,0 +1,62 @@
+"""The fourth CLI walk on a live 3-node cluster (``p4cl``, 10.95.4.0/24), what the unit tests cannot show:
+``node ls --format '{{.TLSStatus}}'`` is ``Ready`` on every node from the key epochs the nodes publish in
+gossip, before and after ``cluster rotate-keys``; every ``node`` command says Docker's ``No such node``
+for an unknown node; an ingress port on a dnsrr service is refused on create, update and in a stack file
+(exit 2, naming the port) and changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clusterkit import IMAGE, cli, cli_json, cluster_fixture, wait_for
+
+cluster = cluster_fixture("p4cl", "10.95.4.0/24")
+
+
+def _tls(sb) -> list[str]:
+    result = cli(sb, "n2", "node", "ls", "--format", "{{.Hostname}} {{.TLSStatus}}")
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout.decode().split("\n")[:-1]
+
+
+def test_tls_status_follows_the_key_epoch_and_unknown_nodes_are_no_such_node(cluster) -> None:
+    sb, nodes = cluster
+    every_ready = ["n1 Ready", "n2 Ready", "n3 Ready"]
+    wait_for(lambda: _tls(sb) == every_ready, 30, "TLSStatus Ready on every node")
+    rotated = cli(sb, "n1", "cluster", "rotate-keys")
+    assert rotated.returncode == 0, rotated.stderr.decode()
+    wait_for(lambda: _tls(sb) == every_ready, 60, "TLSStatus Ready in the new key epoch")
+    for argv in (["promote", "nosuch"], ["demote", "nosuch"], ["inspect", "nosuch"], ["ps", "nosuch"],
+                 ["rm", "nosuch"], ["update", "--availability", "drain", "nosuch"]):  # fmt: skip
+        result = cli(sb, "n1", "node", *argv)
+        assert (result.returncode, result.stderr.decode()) == (1, "p2porch: error: No such node: nosuch\n")
+
+
+def test_an_ingress_port_on_dnsrr_is_refused_everywhere_and_changes_nothing(cluster, tmp_path: Path) -> None:
+    sb, nodes = cluster
+    refused = "published with ingress mode can't be used with dnsrr mode"
+    create = cli(sb, "n1", "service", "create", "-d", "--name", "rr", "--endpoint-mode", "dnsrr",
+                 "--publish", "8080:80", IMAGE, "sleep", "3600")  # fmt: skip
+    assert create.returncode == 2 and refused in create.stderr.decode()
+    assert create.stderr.decode().startswith("p2porch: error: --publish: ")
+    web = cli_json(sb, "n1", "service", "create", "-d", "--name", "web", "--publish", "8080:80",
+                   IMAGE, "sleep", "3600")  # fmt: skip
+    try:
+        update = cli(sb, "n2", "service", "update", "-d", "--endpoint-mode", "dnsrr", "web")
+        assert update.returncode == 2 and refused in update.stderr.decode()
+        assert update.stderr.decode().startswith("p2porch: error: --publish: ")
+        after = cli_json(sb, "n1", "service", "inspect", "web")
+        assert after["version"] == web["version"] and after["spec"]["endpoint_mode"] == "vip"
+        stack = tmp_path / "rr.yml"
+        stack.write_text(
+            f"services:\n  a:\n    image: {IMAGE}\n    deploy: {{endpoint_mode: dnsrr}}\n"
+            "    ports: [{target: 80, published: 8081, mode: ingress}]\n"
+        )
+        deploy = cli(sb, "n1", "stack", "deploy", "-c", str(stack), "rr")
+        assert (
+            deploy.returncode == 2
+            and f"services.a.ports[0]: port 8081:80/tcp {refused}" in deploy.stderr.decode()
+        )
+        assert [s["name"] for s in cli_json(sb, "n1", "service", "ls")] == ["web"]
+    finally:
+        assert cli(sb, "n1", "service", "rm", "web").returncode == 0
