@@ -8,14 +8,16 @@ with exit code 2 and its name before anything reaches the daemon), inspect/ps/lo
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 from typing import Any
 
-from ..errors import ConfigError, NotFoundError
+from ..errors import ConfigError, ConflictError, NotFoundError
 from ..model.netrefs import parse_attachments
 from .autoscale import add_autoscale_flags, cmd_service_autoscale
 from .filters import SERVICE_FILTERS, add_filter, apply_filters
 from .goformat import add_list_format, listing
+from .names import generated_name
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_read_commands
 from .service_rows import SERVICE_COLUMNS, service_row
@@ -70,12 +72,26 @@ def cmd_service_create(args: argparse.Namespace) -> int:
             "replicated and replicated-job services",
             field="--replicas",
         )
-    spec = validated_spec(changes)
+    named = "name" in changes
+    spec = validated_spec({**changes, "name": changes.get("name") or "unnamed"})
     client = client_for(args)
-    service = _post_naming_flag(client, "/services", spec)
+    service = _post_naming_flag(client, "/services", spec) if named else _create_generated(client, spec)
     emit(args, service, lambda s: s["id"])
     wait_after(args, client, _watches([service]))
     return EXIT_OK
+
+
+def _create_generated(client: Any, spec: dict[str, Any]) -> Any:
+    """POST ``spec`` under a generated name (no ``--name``, as Docker makes one up), a taken one tried
+    again under another; the name is in the answer (``service ls``, ``--json``)."""
+    rng = random.SystemRandom()
+    for attempt in range(8):
+        try:
+            return _post_naming_flag(client, "/services", {**spec, "name": generated_name(rng, attempt)})
+        except ConflictError:
+            if attempt == 7:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _watches(views: list[dict[str, Any]]) -> list[Watch]:

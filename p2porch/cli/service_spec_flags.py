@@ -291,7 +291,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     add_autoscale_flags(p, default=d)
     add_group_flags(p, default=d, create=create)
     if create:
-        p.add_argument("--name", required=True)
+        p.add_argument("--name", default=d, help="service name (default: a generated one, as Docker)")
         p.add_argument("image", metavar="IMAGE")
         cmd = p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD", help="command and arguments")
         cmd.required = False  # argparse counts a REMAINDER as required: "required: IMAGE, CMD" without IMAGE
