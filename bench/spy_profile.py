@@ -13,6 +13,7 @@ each thread's share of the process's samples, the frames with the most samples o
 from __future__ import annotations
 
 import collections
+import os
 import re
 import shutil
 import signal
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-RATE_HZ = 50
+RATE_HZ = int(os.environ.get("SPY_RATE_HZ", "50"))  # samples per second per process
 
 
 class PhaseProfile:

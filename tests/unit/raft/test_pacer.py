@@ -151,3 +151,22 @@ def test_the_window_taken_is_the_one_of_the_largest_share() -> None:
     taken = lateness.take()
     assert taken.late_s == pytest.approx(1.2) and taken.share == pytest.approx(2.0)
     assert taken.window_s == pytest.approx(0.5)
+
+
+def test_a_replica_ticks_short_only_while_its_own_work_is_pending_never_for_the_linger() -> None:
+    """A read-only replica's work wakes its poll (messages, a proposal's notifier): a moved commit index
+    does not keep it at the short tick for ``linger_s`` as it keeps a voter."""
+    replica = TickPacer(busy_period_s=0.005, idle_period_s=2.0, linger_s=1.0, lingers=False)
+    voter = TickPacer(busy_period_s=0.005, idle_period_s=2.0, linger_s=1.0)
+    for pacer in (replica, voter):
+        pacer.period(0.0, 7, 7, False)
+    assert voter.period(5.0, 8, 8, False) == 0.005  # the commit index moved: the voter lingers
+    assert voter.period(5.5, 8, 8, False) == 0.005
+    assert replica.period(5.0, 8, 8, False) == 2.0  # applied already: nothing of its own to do
+    assert replica.period(5.5, 8, 8, False) == 2.0
+    assert replica.period(6.0, 9, 8, False) == 0.005  # committed, not applied yet
+    assert replica.period(6.0, 9, 9, True) == 0.005  # its own proposal in flight
+    assert replica.period(6.1, 9, 9, False) == 2.0  # answered: long again at once
+    # a connection retry due (the store's timer_at) still cuts the long tick short
+    assert replica.period(7.0, 9, 9, False, timer_at=7.5) == pytest.approx(0.5 + TIMER_SLACK_S)
+    assert not replica.idle(6.5)  # the leader-round notion of idle is unchanged (work was seen)
