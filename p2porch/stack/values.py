@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import shlex
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from ..errors import ConfigError
@@ -96,9 +95,11 @@ def go_float_text(value: float) -> str:
     sign = "-" if math.copysign(1.0, value) < 0 else ""
     if value == 0:
         return sign + "0"
-    shortest = Decimal(repr(abs(value))).normalize().as_tuple()
-    digits = "".join(map(str, shortest.digits))
-    point = len(digits) + int(shortest.exponent)  # where the decimal point falls in ``digits``
+    mantissa, _, exp = repr(abs(value)).partition("e")  # repr: the shortest digits ("1.5e-07")
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0")
+    point = len(whole) + int(exp or 0) - (len(whole + frac) - len(digits))  # the point's place in digits
+    digits = digits.rstrip("0")
     exponent = point - 1
     if exponent < -4 or exponent >= 6:
         rest = f".{digits[1:]}" if len(digits) > 1 else ""
