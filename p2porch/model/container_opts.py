@@ -23,6 +23,9 @@ from .units import SIZE_UNITS
 
 _CAP_RE = re.compile(r"^(?:CAP_)?[A-Z_]+$|^ALL$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+# A container's own host name: as ``_HOST_RE`` with underscores (``node_exporter``), which Docker has
+# taken again since it dropped its hostname check (1.13); it is local to the container, no DNS name.
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9._-]{0,251}[A-Za-z0-9_])?$")
 _SIGNAL_RE = re.compile(r"^(?:SIG[A-Z0-9+-]+|[0-9]{1,2}|[A-Z][A-Z0-9]+)$")
 _SYSCTL_RE = re.compile(r"^[a-z0-9_][a-z0-9_./-]*$")
 _ULIMIT_RE = re.compile(r"^[a-z_]+$")
@@ -227,7 +230,7 @@ class ContainerOptions:
     dns_options: tuple[str, ...] = ()  # resolv.conf options beside the cluster DNS (--dns-option)
 
     def __post_init__(self) -> None:
-        if self.hostname and not _HOST_RE.match(expand(self.hostname, SAMPLE)):  # Swarm templates allowed
+        if self.hostname and not _HOSTNAME_RE.match(expand(self.hostname, SAMPLE)):  # Swarm templates allowed
             raise _err("hostname", f"{self.hostname!r} is not a valid host name", "container")
         for key in ("cap_add", "cap_drop"):
             for cap in getattr(self, key):

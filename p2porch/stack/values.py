@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -73,9 +74,41 @@ def scalar_text(value: Any, path: str) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return value
-    if isinstance(value, int | float):
+    if isinstance(value, float):
+        return go_float_text(value)
+    if isinstance(value, int):
         return str(value)
     raise err(path, f"expected a string or number, got {kind(value)}")
+
+
+def go_float_text(value: float) -> str:
+    """A YAML float as compose-go writes it into a string field (Go's ``fmt.Sprint``, ``%v``).
+
+    The shortest digits that read back the same, as Python's ``repr``; in exponent form when the
+    exponent is below -4 or at least 6 (``1e+06``, two exponent digits at least), else without
+    one and without a trailing ``.0`` (``1.0`` -> "1", ``0189`` read as a float -> "189").
+    """
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    sign = "-" if math.copysign(1.0, value) < 0 else ""
+    if value == 0:
+        return sign + "0"
+    mantissa, _, exp = repr(abs(value)).partition("e")  # repr: the shortest digits ("1.5e-07")
+    whole, _, frac = mantissa.partition(".")
+    digits = (whole + frac).lstrip("0")
+    point = len(whole) + int(exp or 0) - (len(whole + frac) - len(digits))  # the point's place in digits
+    digits = digits.rstrip("0")
+    exponent = point - 1
+    if exponent < -4 or exponent >= 6:
+        rest = f".{digits[1:]}" if len(digits) > 1 else ""
+        return f"{sign}{digits[0]}{rest}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return sign + digits + "0" * (point - len(digits))
+    return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
 def boolean(value: Any, path: str) -> bool:

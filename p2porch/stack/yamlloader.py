@@ -174,15 +174,18 @@ _ComposeLoader.yaml_implicit_resolvers = {
 _ComposeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
+# go-yaml (v3, and compose-go's v4) reads a plain integer with Go's ``ParseInt(s, 0)``: a leading zero
+# is octal as in YAML 1.1 (``0123`` is 83, so ``PIN: 0123`` is "83" in compose-go's environment), and
+# one with an 8 or 9 after it is no integer but a float (``0189`` is 189.0, written "189").
 _ComposeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:int",
-    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+|0o[0-7]+)$"),
+    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*|0[0-7]+)|0x[0-9a-fA-F]+|0o[0-7]+)$"),
     list("-+0123456789"),
 )
 _ComposeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
-        r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+"
+        r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+|[-+]?0[0-9]*[89][0-9]*"
         r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
     ),
     list("-+0123456789."),
