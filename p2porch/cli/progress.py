@@ -2,7 +2,8 @@
 
 After ``service create|update|scale|rollback`` and ``stack deploy`` the CLI polls the service and its
 tasks until every task that should run is running (healthy when it has a check) on the current spec,
-as many as desired, with nothing pending or moving (jobs are not waited for: :func:`waits_for`). It
+as many as desired, with nothing pending or moving (jobs are not waited for: :func:`waits_for`); once
+a task of the change has failed or exited, that must hold for ``STABLE_S``, as Docker verifies. It
 stops early and fails (exit 1, the reason printed) when the update is paused, the service is changed or
 rolled back by someone else, it is removed, or tasks of the current spec failed ``MAX_FAILURES`` times;
 and after ``timeout_s``.
@@ -27,6 +28,9 @@ POLL_S = 0.5
 MAX_FAILURES = 3
 DEFAULT_TIMEOUT_S = 300.0
 GLOBAL_GRACE_S = 3.0  # a global service with no task yet: the scheduler may not have run
+# after a task of ours failed or exited, convergence must hold this long (Docker's CLI: "Waiting 5 seconds
+# to verify that tasks are stable"): a replacement caught running between two exits is not converged
+STABLE_S = 5.0
 
 
 @dataclass
@@ -38,6 +42,8 @@ class Watch:
     started: float = 0.0
     failed_ids: set[str] = field(default_factory=set)
     baseline: set[str] | None = None  # tasks already failed at the first poll (not ours)
+    created: bool = False  # our write created the service: every task is ours, the first poll's too
+    steady_since: float | None = None  # elapsed s since convergence has held, once a task of ours failed
     spec: dict[str, Any] | None = None  # the spec at the first poll, without leader bookkeeping
 
 
@@ -106,8 +112,9 @@ def assess(
     restart = (view.get("spec") or {}).get("restart") or {}
     restarts_done = restart.get("condition", "any") == "any" and not str(view.get("mode", "")).endswith("job")
     failed = {str(t.get("id")) for t in tasks if _failure_of(t, restarts_done and _kept_slot(view, t))}
-    if watch.baseline is None:
-        watch.baseline = failed  # failures from before this change are not its failures
+    if watch.baseline is None:  # failures from before this change are not its failures; a service
+        # this write created has none (a task that exited before the first poll is ours)
+        watch.baseline = set() if watch.created else failed
         watch.spec = _user_spec(view)
     watch.failed_ids |= {
         i
@@ -181,6 +188,13 @@ def assess(
         and not view.get("moving")
         and (int(view.get("running") or 0) == desired or bool(finished))
     )
+    if not converged or not watch.failed_ids:
+        watch.steady_since = None
+    elif watch.steady_since is None:
+        watch.steady_since = elapsed_s
+    if watch.steady_since is not None:  # tasks of ours failed: converged once it has held STABLE_S
+        converged = elapsed_s - watch.steady_since >= STABLE_S
+        summary += f" (verifying they are stable for {STABLE_S:.0f} s)" if not converged else ""
     return Assessment(converged, None, lines, summary, keys)
 
 

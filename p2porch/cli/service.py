@@ -77,7 +77,7 @@ def cmd_service_create(args: argparse.Namespace) -> int:
     client = client_for(args)
     service = _post_naming_flag(client, "/services", spec) if named else _create_generated(client, spec)
     emit(args, service, lambda s: s["id"])
-    wait_after(args, client, _watches([service]))
+    wait_after(args, client, _watches([service], created=True))
     return EXIT_OK
 
 
@@ -94,9 +94,10 @@ def _create_generated(client: Any, spec: dict[str, Any]) -> Any:
     raise AssertionError("unreachable")
 
 
-def _watches(views: list[dict[str, Any]]) -> list[Watch]:
-    """What to wait for after writes that answered with these service views (a removed one: nothing)."""
-    return [Watch(v["name"], int(v["version"])) for v in views if waits_for(v)]
+def _watches(views: list[dict[str, Any]], *, created: bool = False) -> list[Watch]:
+    """What to wait for after writes that answered with these service views (a removed one: nothing);
+    ``created``: the writes created the services."""
+    return [Watch(v["name"], int(v["version"]), created=created) for v in views if waits_for(v)]
 
 
 def cmd_service_update(args: argparse.Namespace) -> int:

@@ -276,3 +276,32 @@ def test_a_slot_its_restart_policy_gave_up_on_fails_the_wait_at_once() -> None:
     w2 = Watch("web", 7)
     assert assess(w2, view(desired=1, spec=spec), [], 0).failure is None
     assert assess(w2, view(desired=1, spec=spec), [task(1), scaled_away], 1).failure is None
+
+
+def test_a_created_services_task_that_exited_before_the_first_poll_is_its_failure():
+    """`service create` of a command that exits at once: the first poll may already see the task
+    complete; it is the new service's own failure (an update's first poll is its baseline)."""
+    looping = [task(1, "complete", tid=f"c{i}", desired_state="shutdown") for i in range(MAX_FAILURES)]
+    created = Watch("web", 1, created=True)
+    assert assess(created, view(version=1), looping, 0.5).failure  # the first poll: 3 exits of its own
+    updated = Watch("web", 1)
+    assert assess(updated, view(version=1), looping, 0.5).failure is None  # from before the change
+
+
+def test_after_a_task_of_ours_exited_a_running_replacement_converges_only_once_it_stays():
+    """A replacement caught running between two exits (a command that exits at once, restarted after
+    --restart-delay) is not converged: after a failure of ours, convergence must hold for STABLE_S."""
+    w = Watch("web", 1, created=True)
+    desired1 = view(version=1, desired=1)
+    exited = task(1, "complete", tid="c0", desired_state="shutdown")
+    assert not assess(w, desired1, [exited], 0.5).done
+    running = [exited, task(1, tid="r1")]
+    first = assess(w, view(version=1, desired=1, running=1), running, 2.0)
+    assert not first.done and "stable" in first.summary
+    again = [exited, task(1, "complete", tid="r1", desired_state="shutdown"), task(1, tid="r2")]
+    assert not assess(w, view(version=1, desired=1, running=1), again[:2], 3.0).done  # it exited too
+    assert not assess(w, view(version=1, desired=1, running=1), again, 4.0).done  # held again from 4.0
+    assert not assess(w, view(version=1, desired=1, running=1), again, 8.9).done
+    assert assess(w, view(version=1, desired=1, running=1), again, 9.0).done
+    clean = Watch("web", 1, created=True)  # no failure of ours: converged at once, as before
+    assert assess(clean, view(version=1, desired=1, running=1), [task(1)], 0.5).done
