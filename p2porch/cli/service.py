@@ -8,6 +8,7 @@ with exit code 2 and its name before anything reaches the daemon), inspect/ps/lo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 from typing import Any
@@ -38,6 +39,7 @@ from .util import (
 
 #: a spec list whose entries name other objects (missing ones: NotFoundError with this field)
 REFERENCE_LISTS = ("secrets", "configs", "networks")
+GENERATED_NAME_TRIES = 8  # service create without --name: names tried before a conflict is reported
 
 
 def _post_naming_flag(client: Any, path: str, body: dict[str, Any]) -> Any:
@@ -72,8 +74,8 @@ def cmd_service_create(args: argparse.Namespace) -> int:
             "replicated and replicated-job services",
             field="--replicas",
         )
-    named = "name" in changes
-    spec = validated_spec({**changes, "name": changes.get("name") or "unnamed"})
+    named = "name" in changes  # an empty --name is refused as before; none: a placeholder until generated
+    spec = validated_spec(changes if named else {**changes, "name": "unnamed"})
     client = client_for(args)
     service = _post_naming_flag(client, "/services", spec) if named else _create_generated(client, spec)
     emit(args, service, lambda s: s["id"])
@@ -85,13 +87,11 @@ def _create_generated(client: Any, spec: dict[str, Any]) -> Any:
     """POST ``spec`` under a generated name (no ``--name``, as Docker makes one up), a taken one tried
     again under another; the name is in the answer (``service ls``, ``--json``)."""
     rng = random.SystemRandom()
-    for attempt in range(8):
-        try:
+    for attempt in range(GENERATED_NAME_TRIES - 1):
+        with contextlib.suppress(ConflictError):
             return _post_naming_flag(client, "/services", {**spec, "name": generated_name(rng, attempt)})
-        except ConflictError:
-            if attempt == 7:
-                raise
-    raise AssertionError("unreachable")
+    last = generated_name(rng, GENERATED_NAME_TRIES - 1)  # its conflict is the user's error
+    return _post_naming_flag(client, "/services", {**spec, "name": last})
 
 
 def _watches(views: list[dict[str, Any]], *, created: bool = False) -> list[Watch]:

@@ -13,6 +13,7 @@ import pytest
 from p2porch.cli import service as cli_service
 from p2porch.cli.main import build_parser
 from p2porch.cli.names import generated_name
+from p2porch.cli.util import UsageError
 from p2porch.errors import ConflictError
 from p2porch.model import ServiceSpec
 
@@ -67,3 +68,10 @@ def test_generated_names_are_labels_and_end_even_when_every_pair_is_taken():
     names = [generated_name(rng, attempt) for attempt in range(8) for _ in range(200)]
     assert all(LABEL.match(name) and len(name) <= 63 for name in names)
     assert all(re.search(r"-[0-9a-f]{4}$", generated_name(rng, attempt)) for attempt in range(2, 8))
+
+
+def test_an_empty_name_is_refused_not_replaced(monkeypatch, capsys):
+    api = Api(set())
+    with pytest.raises(UsageError) as err:
+        create(["--name", "", "busybox"], api, monkeypatch)
+    assert err.value.field == "--name" and api.posted == []
