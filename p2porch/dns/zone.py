@@ -328,6 +328,13 @@ def _service_names(
     return base, svc_rec, tasks_rec
 
 
+def _slot_label(task: TaskEntry) -> Labels | None:
+    """The one label of ``task``'s slot name, None when it has no valid slot or address (such a task is
+    not answered: `compile_service` lists it as skipped)."""
+    slot = to_labels(str(task.slot))
+    return slot if slot is not None and len(slot) == 1 and _valid_ipv4(task.address) else None
+
+
 def compile_service(
     zone: ZoneData,
     service: str,
@@ -356,8 +363,8 @@ def compile_service(
     near = {t.address for t in near_tasks(tasks, zone.local_site)}
     srv_targets: dict[tuple[int, bytes], set[Labels]] = {}
     for task in tasks:
-        slot = to_labels(str(task.slot))
-        if slot is None or len(slot) != 1 or not _valid_ipv4(task.address):
+        slot = _slot_label(task)
+        if slot is None:
             skipped.append(f"task {service!r} slot {task.slot!r}")
             continue
         if not task.answerable:
@@ -408,8 +415,7 @@ def compile_shared(
         tasks = sorted(entries, key=_task_order)
         near = {t.address for t in near_tasks(tasks, zone.local_site)}
         for task in tasks:
-            slot = to_labels(str(task.slot))
-            if slot is None or len(slot) != 1 or not _valid_ipv4(task.address) or not task.answerable:
+            if _slot_label(task) is None or not task.answerable:
                 continue
             if task.address not in tasks_rec.a:
                 tasks_rec.a.append(task.address)
