@@ -67,9 +67,12 @@ def json_ready(value: Any) -> Any:
     return value
 
 
-def _ports(view: dict[str, Any]) -> list[GoStruct]:
+def _ports(view: dict[str, Any], served: bool = False) -> list[GoStruct]:
+    """Docker's ``Spec.EndpointSpec.Ports`` (as written: an assigned port is 0), or with ``served`` its
+    ``Endpoint.Ports`` (the port the swarm assigned filled in)."""
     out = []
-    for port in view["spec"].get("publish") or []:
+    listed = view["endpoint_ports"] if served and "endpoint_ports" in view else view["spec"].get("publish")
+    for port in listed or []:
         published = port.get("published")
         mode = port.get("mode") or default_publish_mode(published, port.get("host_ip", ""))
         out.append(
@@ -150,7 +153,7 @@ _PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "spec.endpointspec": _endpoint_spec,
     "spec.endpointspec.mode": lambda v: _endpoint_spec(v)["Mode"],
     "spec.endpointspec.ports": _ports,
-    "endpoint.ports": _ports,
+    "endpoint.ports": lambda v: _ports(v, served=True),
     "endpoint.spec": _endpoint_spec,  # Docker's .Endpoint.Spec: the spec as the endpoint applies it
     "endpoint.spec.mode": lambda v: _endpoint_spec(v)["Mode"],
     "endpoint.spec.ports": _ports,

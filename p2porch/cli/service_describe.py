@@ -31,7 +31,8 @@ def _port_lines(ports: Any) -> list[str]:
         if published is None:
             where = f"{target} (no published port: Docker picks a host port on each task's node)"
         elif ingress:
-            where = f"{published} -> {target} (ingress: port {published} of every node)"
+            how = ", assigned by the swarm" if port.get("assigned") else ""
+            where = f"{published} -> {target} (ingress: port {published} of every node{how})"
         else:
             where = f"{host_ip + ':' if host_ip else ''}{published} -> {target} (host: on each task's node)"
         out.append(f"Ports:     {where}")
@@ -138,7 +139,7 @@ def describe_service(s: dict[str, Any]) -> str:
     lines.append(f"Networks:  {', '.join(networks) or 'p2porch (default)'}")
     if s.get("vip"):
         lines.append(f"VIP:       {s['vip']} (the name {s['name']} resolves to it; tasks.{s['name']}: tasks)")
-    lines.extend(_port_lines(spec.get("publish") or ()))
+    lines.extend(_port_lines(s.get("endpoint_ports", spec.get("publish")) or ()))
     for kind in ("secrets", "configs"):
         refs = [f"{r['source']} -> {r['target']}" for r in spec.get(kind) or ()]
         if refs:

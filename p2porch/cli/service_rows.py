@@ -41,7 +41,8 @@ def failing_text(s: dict[str, Any]) -> str:
 
 def ports_text(spec: dict[str, Any]) -> str:
     """The published ports as ``docker service ls`` shows them: ``*:8080->80/tcp`` on every node
-    (ingress); a host-mode port ``8081->80/tcp (host)``, with its address when it binds one."""
+    (ingress, also a port the swarm assigned: pass the view's ``endpoint_ports`` as ``publish``); a
+    host-mode port ``8081->80/tcp (host)``, with its address when it binds one."""
     cells = []
     for p in spec.get("publish") or ():
         if p.get("published") is None:
@@ -67,7 +68,7 @@ def service_row(s: dict[str, Any]) -> list[Any]:
         s["mode"],
         replicas,
         s["image"],
-        ports_text(s.get("spec") or {}),
+        ports_text({"publish": s["endpoint_ports"]} if "endpoint_ports" in s else s.get("spec") or {}),
         pending,
     ]
 

@@ -31,6 +31,7 @@ from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollbac
 from ..model.group import MAIN_NAME
 from ..model.spec import check_endpoint_ports
 from ..raft import commands as C
+from ..raft.published_ports import check_chosen_ports, endpoint_ports
 from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress
 from .network_ops import network_changes
@@ -219,9 +220,12 @@ class ServiceOps:
         """Refuse ports p2porch itself listens on, and a port number another service publishes where either
         is an ingress port (``--publish``), and an ingress port on a dnsrr service (Swarm's rule)."""
         check_endpoint_ports(spec)
-        ingress = tuple((p.protocol, p.published or 0) for p in spec.ingress_ports)
+        ingress = tuple((p.protocol, p.published) for p in spec.ingress_ports if p.published is not None)
         check_published_ports(spec.host_ports + ingress, config_reserved_ports(self.manager.config))
-        services = self._state().services.values()
+        state = self._state()
+        services = state.services.values()
+        own = state.service_by_name(spec.name)
+        check_chosen_ports(services, own.service_id if own is not None else "", spec)  # Swarm's wording
         check_ingress_ports_free(
             spec.name,
             ingress,
@@ -399,6 +403,7 @@ class ServiceOps:
             "updated_at": service.updated_at,
             "vip": service.vip,  # "" in dnsrr mode
             "spec": spec,
+            "endpoint_ports": endpoint_ports(service),  # with the ports the FSM assigned
             "pending": [{"count": n, "explanation": why} for why, n in sorted(pending.items())],
             "failing": failing_view(service, tasks, running, desired),
             "update_paused": service.update_paused,

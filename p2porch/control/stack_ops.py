@@ -177,10 +177,12 @@ class StackOps:
         a dry run would create first), ConfigError (a service becoming a job)."""
         state = self.services.manager.snapshot()
         steps: list[dict[str, Any]] = []
-        ingress: dict[tuple[str, int | None], str] = {}  # within the stack: checked before any write too
+        ingress: dict[tuple[str, int], str] = {}  # within the stack: checked before any write too
         for service in definition.services:
             spec = self._checked_ports(service.short_name, ServiceSpec.from_dict(service.spec))
             for port in spec.ingress_ports:
+                if port.published is None:
+                    continue  # assigned by the FSM, never twice
                 first = ingress.setdefault((port.protocol, port.published), service.short_name)
                 if first != service.short_name:
                     raise ConflictError(

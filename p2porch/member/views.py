@@ -212,8 +212,9 @@ def traffic_of(
         if service.vip:
             vips.append(ServiceVip(service.service_id, service.vip, found))
         for port in service.spec.ingress_ports:
-            key = (port.protocol, port.published or 0)
-            if key not in ports:
+            published = service.published_port(port)  # chosen, or assigned by the FSM
+            key = (port.protocol, published or 0)
+            if published is not None and key not in ports:
                 ports[key] = IngressPort(
                     key[1], port.target, port.protocol, found, service.spec.ingress_policy
                 )

@@ -178,11 +178,14 @@ def check_published_ports(host_ports: Iterable[tuple[str, int]], reserved: Mappi
 
 
 def ingress_ports_in_use(services: Iterable[Any]) -> dict[tuple[str, int], str]:
-    """``(protocol, port) -> service name`` of every committed ingress-mode published port (``Service``s)."""
+    """``(protocol, port) -> service name`` of every committed ingress-mode published port (``Service``s),
+    chosen or assigned by the FSM."""
     used: dict[tuple[str, int], str] = {}
     for service in sorted(services, key=lambda s: (s.created_at, s.service_id)):
         for port in service.spec.ingress_ports:
-            used.setdefault((port.protocol, port.published), service.name)
+            published = service.published_port(port)
+            if published is not None:
+                used.setdefault((port.protocol, published), service.name)
     return used
 
 

@@ -174,22 +174,27 @@ class PortPublish:
     service's healthy tasks), in ``host`` mode on the node running each task."""
 
     target: int
-    published: int | None = None
+    published: int | None = None  # None: ingress assigns one of 30000-32767, host mode a random host port
     protocol: str = "tcp"
     host_ip: str = ""  # "" = every address of the node (host mode only)
-    mode: str = "host"  # "ingress" needs a published port; parse_port makes it the default when there is one
+    mode: str = "host"  # see default_publish_mode and parse_port for the defaults
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"target": self.target, "published": self.published, "protocol": self.protocol}
         if self.host_ip:
             out["host_ip"] = self.host_ip
-        if self.published is not None and self.mode != default_publish_mode(self.published, self.host_ip):
+        if self.mode != default_publish_mode(self.published, self.host_ip):
             out["mode"] = self.mode  # absent when default: older specs keep their template hash
         return out
 
     @property
     def ingress(self) -> bool:
         return self.mode == "ingress"
+
+    @property
+    def dynamic(self) -> bool:
+        """An ingress port without a published number: the FSM assigns one (``raft/published_ports.py``)."""
+        return self.ingress and self.published is None
 
     def __str__(self) -> str:
         host = f"{self.published}:" if self.published is not None else ""
@@ -199,8 +204,17 @@ class PortPublish:
 
 
 def default_publish_mode(published: int | None, host_ip: str) -> str:
-    """Ingress (as Swarm) for a published port on every address; host for a bound address or no host port."""
+    """The mode of a port *record* (a stored spec, an API dict) that names none: ingress (as Swarm) for a
+    published port on every address; host for a bound address or no host port (what a target-only record
+    meant before the swarm assigned ingress ports: a stored spec keeps its meaning and template hash)."""
     return "ingress" if published is not None and not host_ip else "host"
+
+
+def written_publish_mode(host_ip: str) -> str:
+    """The mode of a port *written* as text or a number (``-p 80``, ``published=8080,target=80``, Compose
+    ``"80"``) that names none: ingress (as Swarm; without a published port the swarm assigns one), host
+    for a bound address."""
+    return "host" if host_ip else "ingress"
 
 
 _PORT_KEYS = {"target", "published", "protocol", "host_ip", "mode"}
@@ -236,7 +250,9 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
     """``8080:80/tcp``, ``8080:80``, ``53:53/udp``, ``80`` (no host port), an int, the long syntax
     ``published=8080,target=80[,protocol=udp][,mode=host]`` or a dict ``{"published": 8080, "target": 80,
     "protocol": "tcp", "mode": "ingress"}``. A published port is in ingress mode unless ``mode`` says host
-    or a host address is given."""
+    or a host address is given. Without a published port, a written form (text, a number) is ingress (the
+    FSM assigns the port), a record (a mapping) is host unless it says ingress (``default_publish_mode``)."""
+    written = not isinstance(expr, Mapping)
     if isinstance(expr, bool):
         raise field_error(fieldname, "expected HOST:CONTAINER[/PROTO]")
     if isinstance(expr, int):
@@ -271,11 +287,8 @@ def parse_port(expr: str | int | Mapping[str, Any], *, fieldname: str = "publish
         raise field_error(
             f"{fieldname}.host_ip", f"invalid address {host_ip!r} (an IPv4 or IPv6 address, e.g. 127.0.0.1)"
         )
-    mode = parse_choice(
-        expr.get("mode") or default_publish_mode(published, host_ip), PUBLISH_MODES, f"{fieldname}.mode"
-    )
-    if mode == "ingress" and published is None:
-        raise field_error(f"{fieldname}.published", "mode=ingress needs a published port")
+    default = written_publish_mode(host_ip) if written else default_publish_mode(published, host_ip)
+    mode = parse_choice(expr.get("mode") or default, PUBLISH_MODES, f"{fieldname}.mode")
     if mode == "ingress" and host_ip:
         raise field_error(f"{fieldname}.host_ip", "only with mode=host (ingress serves every node address)")
     return PortPublish(target_port, published, protocol, host_ip, mode)

@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import ConfigError
 from .autoscale_spec import AutoscaleStep
 from .committed import committed_spec
-from .container import RestartPolicy
+from .container import PortPublish, RestartPolicy
 from .rollout import Rollout
 from .spec import ServiceSpec
 from .states import Availability, DesiredState, NodeRole, NodeStatus, TaskHealth, TaskState
@@ -324,6 +324,9 @@ class Service:
     invalid: str = ""
     invalid_spec: Any = field(default=None, compare=False, hash=False)
     vip: str = ""  # endpoint_mode vip: the service's virtual address, allocated by the FSM (raft/vips.py)
+    # (protocol, target, published) of each ingress port the spec publishes without a number, assigned
+    # by the FSM from 30000-32767 (raft/published_ports.py)
+    assigned_ports: tuple[tuple[str, int, int], ...] = ()
 
     @property
     def name(self) -> str:
@@ -344,6 +347,13 @@ class Service:
         """The last cron tick handled (the creation time before the first one)."""
         return self.job.cron_last_tick or self.created_at
 
+    def published_port(self, port: PortPublish) -> int | None:
+        """The port's published number: the spec's, or the one assigned to it (None: none, host mode)."""
+        if port.published is not None or not port.dynamic:
+            return port.published
+        key = (port.protocol, port.target)
+        return next((n for protocol, target, n in self.assigned_ports if (protocol, target) == key), None)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "service_id": self.service_id,
@@ -360,6 +370,7 @@ class Service:
             **({} if self.autoscale_last is None else {"autoscale_last": self.autoscale_last.to_dict()}),
             **({"job": self.job.to_dict()} if self.job != JobStatus() else {}),
             **({"vip": self.vip} if self.vip else {}),
+            **({"assigned_ports": [list(a) for a in self.assigned_ports]} if self.assigned_ports else {}),
         }
 
     @classmethod
@@ -389,6 +400,10 @@ class Service:
             autoscale_last=AutoscaleStep.from_dict(data.get("autoscale_last")),
             job=JobStatus.from_dict(data.get("job")),
             vip=str(data.get("vip") or ""),
+            assigned_ports=tuple(
+                (str(protocol), int(target), int(number))
+                for protocol, target, number in data.get("assigned_ports") or ()
+            ),
         )
 
 

@@ -177,6 +177,15 @@ class ServiceSpec:
                 raise field_error(f"affinities[{i}]", "a service cannot require affinity to itself")
         seen_ports: set[tuple[str, int, str]] = set()
         for i, port in enumerate(self.publish):
+            if port.dynamic:  # the assignment is keyed by protocol and target: one per pair
+                key = (port.protocol, -port.target, "")
+                if key in seen_ports:
+                    raise field_error(
+                        f"publish[{i}]",
+                        f"container port {port.target}/{port.protocol} published twice "
+                        "without a published port (the swarm assigns one per container port)",
+                    )
+                seen_ports.add(key)
             if port.published is None:
                 continue
             key = (port.protocol, port.published, "" if port.ingress else port.host_ip)

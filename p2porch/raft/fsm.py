@@ -20,6 +20,7 @@ from ..wire import pack
 from . import commands as C
 from . import fsm_access, fsm_networks, fsm_secrets
 from .fields import TaskRemove
+from .published_ports import check_chosen_ports, service_ports
 from .state import ClusterState, copy_map
 from .task_fast import evolve_task
 from .vips import allocate_vip
@@ -148,6 +149,7 @@ def _create_service(s: ClusterState, c: C.CreateService, v: int) -> Result:
         raise _conflict(f"service name {c.spec.name} is taken", "name")
     fsm_networks.check_service_networks(s, c.spec)
     vip = _service_vip(s, service_id, c.spec.endpoint_mode, "")
+    check_chosen_ports(s.services.values(), service_id, c.spec)
     svc = Service(
         service_id,
         c.spec,
@@ -155,6 +157,7 @@ def _create_service(s: ClusterState, c: C.CreateService, v: int) -> Result:
         created_at=c.at,
         updated_at=c.at,
         vip=vip,
+        assigned_ports=service_ports(s.services.values(), service_id, c.spec),
         invalid=c.invalid,
         invalid_spec=c.invalid_spec,
     )
@@ -173,6 +176,7 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
     if c.spec.name != svc.name and not (c.invalid or svc.invalid):
         raise ConfigError(f"a service cannot be renamed ({svc.name} -> {c.spec.name})", field="name")
     fsm_networks.check_service_networks(s, c.spec, already=svc.spec)
+    check_chosen_ports(s.services.values(), service_id, c.spec)
     new_svc = replace(
         svc,
         spec=c.spec,
@@ -187,6 +191,11 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
         version=v,
         updated_at=c.at,
         vip=_service_vip(s, service_id, c.spec.endpoint_mode, svc.vip),
+        assigned_ports=(  # a spec this version cannot read keeps its ports until one it can
+            svc.assigned_ports
+            if c.invalid
+            else service_ports(s.services.values(), service_id, c.spec, svc.assigned_ports)
+        ),
     )
     services = copy_map(s.services)
     services[service_id] = new_svc

@@ -47,9 +47,11 @@ def _expand(
     target: str, published: str, host_ip: str, protocol: str, path: str, warn: Warn
 ) -> list[dict[str, Any]]:
     targets = _range(target, path)
-    if not published:  # the engine picks a free host port (on host_ip when one is given), as in Compose
-        return [
-            {"target": t, "protocol": protocol, **({"host_ip": host_ip} if host_ip else {})} for t in targets
+    if not published:  # ingress: the swarm assigns a port of 30000-32767 (as Swarm); bound to host_ip:
+        return [  # host mode, the engine picks a free host port on each task's node (as Compose)
+            {"target": t, "protocol": protocol, **({"host_ip": host_ip} if host_ip else {})}
+            | {"mode": "host" if host_ip else "ingress"}
+            for t in targets
         ]
     hosts = _range(published, path)
     if len(hosts) != len(targets):
@@ -90,7 +92,7 @@ def ports(item: Any, path: str, warn: Warn) -> list[dict[str, Any]]:
         items = _expand(target_text, published_text, host_ip, protocol, path, warn)
         if "mode" in conf:  # explicit: host binds on the task's node, ingress serves every node's address
             for item in items:
-                item["mode"] = mode if "published" in item else "host"
+                item["mode"] = mode if "published" in item or not host_ip else "host"
         return [_checked(d, path) for d in items]
     if isinstance(item, bool) or not isinstance(item, str | int):
         raise err(path, f"expected [HOST_IP:][HOST:]CONTAINER[/PROTO] or a mapping, got {kind(item)}")

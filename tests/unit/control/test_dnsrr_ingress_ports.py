@@ -19,7 +19,8 @@ from p2porch.stack import load_stack
 MESSAGE = "published with ingress mode can't be used with dnsrr mode"
 
 
-@pytest.mark.parametrize("port", ["8080:80", "published=8080,target=80,mode=ingress"])
+# "80" and "target=80": ingress on a port the swarm assigns (Swarm refuses them with dnsrr too)
+@pytest.mark.parametrize("port", ["8080:80", "published=8080,target=80,mode=ingress", "80", "target=80"])
 def test_the_edge_check_refuses_an_ingress_port_on_dnsrr(port) -> None:
     spec = ServiceSpec.from_dict({"name": "web", "image": "x", "endpoint_mode": "dnsrr", "publish": [port]})
     with pytest.raises(ConfigError, match=MESSAGE) as caught:
@@ -32,7 +33,8 @@ def test_the_edge_check_refuses_an_ingress_port_on_dnsrr(port) -> None:
     "data",
     [
         {"endpoint_mode": "dnsrr", "publish": ["published=8080,target=80,mode=host"]},
-        {"endpoint_mode": "dnsrr", "publish": ["80"]},  # no published port: nothing to balance
+        {"endpoint_mode": "dnsrr", "publish": ["mode=host,target=80"]},  # the engine picks a host port
+        {"endpoint_mode": "dnsrr", "publish": [{"target": 80}]},  # a record of before assigned ports: host
         {"endpoint_mode": "vip", "publish": ["8080:80"]},
     ],
 )

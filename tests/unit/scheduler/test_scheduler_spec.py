@@ -85,10 +85,14 @@ def test_full_spec_parses_to_base_units() -> None:
     assert spec.publish == (
         PortPublish(80, 8080, "tcp", mode="ingress"),
         PortPublish(53, 53, "udp", mode="ingress"),
-        PortPublish(9000),
+        PortPublish(9000, mode="ingress"),  # the FSM assigns its published port
     )
     assert spec.host_ports == ()  # ingress ports bind nothing on the task's node
-    assert [(p.protocol, p.published) for p in spec.ingress_ports] == [("tcp", 8080), ("udp", 53)]
+    assert [(p.protocol, p.published) for p in spec.ingress_ports] == [
+        ("tcp", 8080),
+        ("udp", 53),
+        ("tcp", None),
+    ]
     assert spec.health == HealthSpec(("CMD-SHELL", "wget -q -O- localhost"), 5.0, 1.0, 2, 0.0)
     assert spec.restart == RestartPolicy("on-failure", 2.0, 300.0, 3, 60.0)
     assert spec.update == UpdateConfig(2, 10.0, "start-first", "rollback", 5.0)
@@ -233,7 +237,16 @@ def test_parsers_for_cli_reuse() -> None:
     assert parse_mount("type=volume,target=/anon") == Mount("volume", "/anon")
     assert parse_mount({"type": "bind", "source": "/a", "target": "/b", "ro": True}).readonly
     assert parse_port("8080:80") == PortPublish(80, 8080, "tcp", mode="ingress")
-    assert parse_port(80) == PortPublish(80)
+    assert parse_port(80) == PortPublish(80, mode="ingress")  # as Swarm: ingress on an assigned port
+    assert parse_port("target=80") == PortPublish(80, mode="ingress")
+    assert parse_port("target=80,mode=ingress").to_dict() == {  # the mode is kept: a record says host
+        "target": 80,
+        "published": None,
+        "protocol": "tcp",
+        "mode": "ingress",
+    }
+    assert parse_port({"target": 80}) == PortPublish(80)  # a stored record keeps its meaning: host
+    assert parse_port("mode=host,target=80") == PortPublish(80)  # the engine picks a host port per task
     assert parse_port({"published": 53, "target": 53, "protocol": "udp"}) == PortPublish(
         53, 53, "udp", "", "ingress"
     )
@@ -246,7 +259,6 @@ def test_parsers_for_cli_reuse() -> None:
     assert "mode" not in parse_port("1:2").to_dict()  # the default is not written (template hash stays)
     for bad, field in (
         ("published=1,target=2,mode=mesh", "publish.mode"),
-        ("target=2,mode=ingress", "publish.published"),
         ("published=1,port=2", "publish.port"),
         ("published=1,target=2,published=3", "publish.published"),
         # a host address must be one: 80:80:80 was taken as address '80', refused at every container start

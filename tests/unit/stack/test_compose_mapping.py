@@ -155,7 +155,7 @@ def test_every_supported_service_key_maps_onto_the_spec(full):
     assert web["publish"] == [
         {"target": 80, "published": 8080, "protocol": "tcp"},
         {"target": 53, "published": 53, "protocol": "udp"},
-        {"target": 81, "published": None, "protocol": "tcp"},
+        {"target": 81, "published": None, "protocol": "tcp", "mode": "ingress"},  # assigned a port
         {"target": 90, "published": 9090, "protocol": "tcp", "mode": "host"},
     ]
     assert web["mounts"] == [
