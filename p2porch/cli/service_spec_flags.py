@@ -204,7 +204,8 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         action="append",
         default=d,
         metavar="[HOST:]PORT[/PROTO] or published=P,target=T[,protocol=tcp|udp][,mode=ingress|host]",
-        help="served on every node (mode=ingress, the default) or only on the task's node (mode=host)",
+        help="served on every node (mode=ingress, the default; without HOST the cluster assigns a port of "
+        "30000-32767) or only on the task's node (mode=host; without HOST the engine picks one per task)",
     )
     p.add_argument("--entrypoint", default=d, help="override the image's ENTRYPOINT (a shell word list)")
     p.add_argument("--health-cmd", default=d, help="health check command run with /bin/sh -c")
