@@ -176,7 +176,7 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
     if c.spec.name != svc.name and not (c.invalid or svc.invalid):
         raise ConfigError(f"a service cannot be renamed ({svc.name} -> {c.spec.name})", field="name")
     fsm_networks.check_service_networks(s, c.spec, already=svc.spec)
-    check_chosen_ports(s.services.values(), service_id, c.spec)
+    check_chosen_ports(s.services.values(), service_id, c.spec, None if svc.invalid else svc.spec)
     new_svc = replace(
         svc,
         spec=c.spec,

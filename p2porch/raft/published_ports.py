@@ -77,20 +77,34 @@ def ports_taken(services: Iterable[Service], service_id: str, spec: ServiceSpec)
 def service_ports(
     services: Iterable[Service], service_id: str, spec: ServiceSpec, current: Assignment = ()
 ) -> Assignment:
-    """The assignment the FSM stores for ``spec`` (``current``: the service's before this write)."""
+    """The assignment the FSM stores for ``spec`` (``current``: the service's before this write). When
+    every port keeps its number and the spec chooses none of them, no other service is read (the leader
+    updates services often; no other service can have taken an assigned port: ``check_chosen_ports``)."""
     keys = dynamic_keys(spec)
     if not keys:
         return ()
     kept = {(protocol, target): number for protocol, target, number in current}
+    chosen = {(p.protocol, p.published) for p in spec.all_publish if p.published is not None}
+    if all(k in kept and (k[0], kept[k]) not in chosen for k in keys):
+        return tuple(sorted((protocol, target, kept[protocol, target]) for protocol, target in keys))
     return assign_ports(keys, kept, ports_taken(services, service_id, spec))
 
 
-def check_chosen_ports(services: Iterable[Service], service_id: str, spec: ServiceSpec) -> None:
+def _chosen_ingress(spec: ServiceSpec | None) -> list[tuple[str, int]]:
+    if spec is None:
+        return []
+    return [(p.protocol, p.published) for p in spec.ingress_ports if p.published is not None]
+
+
+def check_chosen_ports(
+    services: Iterable[Service], service_id: str, spec: ServiceSpec, before: ServiceSpec | None = None
+) -> None:
     """Refuse a chosen ingress port that another service was assigned (Swarm: "port '30000' is already in
     use by service 'web' (ID) as an ingress port"): the API checks it first, this closes the race of two
-    writes in flight."""
-    chosen = [(p.protocol, p.published) for p in spec.ingress_ports if p.published is not None]
-    if not chosen:
+    writes in flight. Ports ``before`` (the service's spec until this write) chose too were checked when
+    they were written: with none new, no other service is read."""
+    chosen = _chosen_ingress(spec)
+    if not set(chosen) - set(_chosen_ingress(before)):
         return
     assigned = {
         (protocol, number): other
