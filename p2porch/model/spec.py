@@ -176,16 +176,16 @@ class ServiceSpec:
             if aff.kind == "affinity" and aff.service == self.name:
                 raise field_error(f"affinities[{i}]", "a service cannot require affinity to itself")
         seen_ports: set[tuple[str, int, str]] = set()
+        assigned: set[tuple[str, int]] = set()  # the FSM assigns one port per protocol and target
         for i, port in enumerate(self.publish):
-            if port.dynamic:  # the assignment is keyed by protocol and target: one per pair
-                key = (port.protocol, -port.target, "")
-                if key in seen_ports:
-                    raise field_error(
-                        f"publish[{i}]",
-                        f"container port {port.target}/{port.protocol} published twice "
-                        "without a published port (the swarm assigns one per container port)",
-                    )
-                seen_ports.add(key)
+            if port.dynamic and (port.protocol, port.target) in assigned:
+                raise field_error(
+                    f"publish[{i}]",
+                    f"container port {port.target}/{port.protocol} published twice without a published "
+                    "port (the cluster assigns one per container port)",
+                )
+            if port.dynamic:
+                assigned.add((port.protocol, port.target))
             if port.published is None:
                 continue
             key = (port.protocol, port.published, "" if port.ingress else port.host_ip)

@@ -17,7 +17,7 @@ from ..model import Service, ServiceSpec
 
 DYNAMIC_PORTS = range(30000, 32768)  # Swarm's dynamic range, 30000-32767 inclusive
 
-#: (protocol, target port) -> the published port assigned to it
+#: ``(protocol, target port, published port)`` of each assigned port, by protocol and target
 Assignment = tuple[tuple[str, int, int], ...]
 
 

@@ -12,6 +12,7 @@ from p2porch.cli.main import build_parser
 from p2porch.cli.service_describe import describe_service
 from p2porch.cli.service_rows import SERVICE_COLUMNS, service_row
 from p2porch.cli.service_spec_flags import spec_changes, validated_spec
+from p2porch.cli.util import UsageError
 from p2porch.control.service_ops import ServiceOps
 from p2porch.control.stack_ops import StackOps
 from p2porch.errors import ConflictError
@@ -28,6 +29,15 @@ def published(argv: list[str]) -> list[dict]:
 def test_the_cli_forms_without_a_published_port_are_ingress(flag) -> None:
     (port,) = published(["-p", flag])
     assert port["mode"] == "ingress" and port["published"] is None
+
+
+def test_one_assigned_port_per_container_port() -> None:
+    assert len(published(["-p", "80", "-p", "80/udp", "-p", "8080:80"])) == 3
+    with pytest.raises(
+        UsageError, match="container port 80/tcp published twice without a published port"
+    ) as caught:
+        published(["-p", "80", "-p", "target=80"])
+    assert caught.value.field == "--publish"
 
 
 @pytest.mark.parametrize("flag", ["mode=host,target=80", "127.0.0.1::80"])
