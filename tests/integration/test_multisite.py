@@ -78,7 +78,8 @@ def test_spread_service_answers_from_both_sites_over_the_overlay_and_dns_prefers
     sb, nodes = cluster
     created = cli_json(
         sb, "n1", "service", "create", "--name", "web", "--replicas", "4",
-        "--placement-pref", "spread=node.labels.region", "--publish", "80", "--stop-grace-period", "1s",
+        "--placement-pref", "spread=node.labels.region", "--publish", "mode=host,target=80",
+        "--stop-grace-period", "1s",
         "--endpoint-mode", "dnsrr",  # topology-aware answers are task addresses (a VIP balances over all)
         IMAGE, "sh", "-c", SERVE,
     )  # fmt: skip
