@@ -1,0 +1,122 @@
+"""Constructs of the fourteenth real-world sample (docs/stack.md, "Fourteenth sample"), each reproduced by
+a minimal hand-written file, and the leftovers of the thirteenth: ``sysctls`` values and a top-level
+network's ``labels`` written with Python's ``str()`` of a float where compose-go writes Go's (``1e+06``),
+and numbers with ``_`` separators (``1_000``), which go-yaml reads as numbers (it drops every ``_``
+before parsing) where the loader kept them as text."""
+
+from __future__ import annotations
+
+import pytest
+
+from p2porch.stack.yamlloader import load as load_yaml
+
+from .compose_text import load, refusal, spec_of
+
+# compose-go reads sysctls and a network's labels into string maps, a float written by fmt.Sprint, as
+# it writes environment and service labels (test_compose_thirteenth_sample.py).
+SYSCTLS_AND_LABELS = """
+services:
+  web:
+    image: nginx
+    sysctls:
+      net.core.somaxconn: 1024
+      net.ipv4.tcp_keepalive_time: 1e6
+      net.ipv4.tcp_fin_timeout: 30.0
+      net.ipv4.tcp_syncookies: true
+    networks: [back]
+  list:
+    image: nginx
+    sysctls:
+      - net.core.somaxconn=1024
+networks:
+  back:
+    labels:
+      ratio: 0.50
+      big: 1e6
+      whole: 2.0
+      "on": true
+"""
+
+
+def test_sysctls_and_network_labels_write_numbers_as_compose_go_does() -> None:
+    definition = load(SYSCTLS_AND_LABELS)
+    web = spec_of(definition, "web")
+    assert dict(web["container"]["sysctls"]) == {
+        "net.core.somaxconn": "1024",
+        "net.ipv4.tcp_keepalive_time": "1e+06",
+        "net.ipv4.tcp_fin_timeout": "30",
+        "net.ipv4.tcp_syncookies": "true",
+    }
+    assert dict(spec_of(definition, "list")["container"]["sysctls"]) == {"net.core.somaxconn": "1024"}
+    back = {n.key: n for n in definition.networks}["back"]
+    assert dict(back.labels) == {"ratio": "0.5", "big": "1e+06", "whole": "2", "on": "true"}
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("services:\n  w:\n    image: nginx\n    sysctls: 5\n", "services.w.sysctls"),
+        ("services:\n  w:\n    image: nginx\n    sysctls: {a: [1]}\n", "services.w.sysctls.a"),
+        (
+            "services:\n  w:\n    image: nginx\n    networks: [n]\nnetworks:\n  n:\n    labels: {a: {b: 1}}\n",
+            "networks.n.labels.a",
+        ),
+    ],
+)
+def test_a_sysctl_or_network_label_that_is_no_scalar_is_refused_naming_it(text: str, field: str) -> None:
+    assert field in refusal(text)
+
+
+# go-yaml v3 (resolve.go): a plain scalar starting with a digit or sign loses every "_", then
+# ParseInt(s, 0) (0x/0o/0b in either case, a sign before them, a leading 0 octal), then a YAML float.
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1_000", 1000),
+        ("-1_000", -1000),
+        ("1__0", 10),
+        ("1_", 1),
+        ("01_23", 83),
+        ("0x_1F", 31),
+        ("0X1F", 31),
+        ("-0x1F", -31),
+        ("+0o17", 15),
+        ("0O17", 15),
+        ("0b1_0", 2),
+        ("0B11", 3),
+        ("1_0.5", 10.5),
+        ("1_000e3", 1000000.0),
+        ("_100", "_100"),
+        (".5_0", ".5_0"),
+        ("1_000abc", "1_000abc"),
+        ("1_000:80", "1_000:80"),
+    ],
+)
+def test_underscores_and_prefixes_resolve_as_go_yaml_resolves_them(text: str, value: object) -> None:
+    loaded = load_yaml(f"a: {text}\n", "f", False)["a"]
+    assert loaded == value and type(loaded) is type(value)
+
+
+UNDERSCORES = """
+services:
+  web:
+    image: nginx
+    environment:
+      MAX_ROWS: 1_000_000
+      LIST_FORM: "1_000"
+    labels:
+      limit: 10_000
+    deploy:
+      replicas: 1_0
+      resources:
+        limits: {pids: 1_024}
+    stop_grace_period: 1m30s
+"""
+
+
+def test_a_number_with_underscores_is_the_number_go_yaml_reads() -> None:
+    web = spec_of(load(UNDERSCORES), "web")
+    assert web["env"] == {"MAX_ROWS": "1000000", "LIST_FORM": "1_000"}
+    assert web["labels"]["limit"] == "10000"
+    assert web["replicas"] == 10
+    assert web["stop_grace_period_s"] == 90.0 and web["container"]["pids_limit"] == 1024
