@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from p2porch.stack.source import stack_source
 from p2porch.stack.yamlloader import load as load_yaml
 
 from .compose_text import load, refusal, spec_of
@@ -58,7 +59,8 @@ def test_sysctls_and_network_labels_write_numbers_as_compose_go_does() -> None:
         ("services:\n  w:\n    image: nginx\n    sysctls: 5\n", "services.w.sysctls"),
         ("services:\n  w:\n    image: nginx\n    sysctls: {a: [1]}\n", "services.w.sysctls.a"),
         (
-            "services:\n  w:\n    image: nginx\n    networks: [n]\nnetworks:\n  n:\n    labels: {a: {b: 1}}\n",
+            "services:\n  w:\n    image: nginx\n    networks: [n]\n"
+            "networks:\n  n:\n    labels: {a: {b: 1}}\n",
             "networks.n.labels.a",
         ),
     ],
@@ -120,3 +122,96 @@ def test_a_number_with_underscores_is_the_number_go_yaml_reads() -> None:
     assert web["labels"]["limit"] == "10000"
     assert web["replicas"] == 10
     assert web["stop_grace_period_s"] == 90.0 and web["container"]["pids_limit"] == 1024
+
+
+# The sample's constructs, checked right (each as compose-go reads it).
+
+
+# skobkin's stacks: a service extends a service of another file, named by a variable (the `.env`
+# beside the file picks the variant); the features file's services have no image of their own.
+def test_extends_names_its_service_with_a_variable_from_the_env_file(tmp_path) -> None:
+    (tmp_path / "compose.features.yml").write_text(
+        "services:\n  default: {}\n"
+        "  traefik_databases:\n    networks: [default, databases]\n"
+        "    labels: {traefik.http.routers.a.rule: 'Host(`${TRAEFIK_HOST}`)'}\n"
+        "networks:\n  databases: {external: true, name: '${DATABASES_NETWORK:-databases}'}\n"
+    )
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  authelia:\n"
+        "    extends: {file: ./compose.features.yml, service: '${COMPOSE_VARIANT:-traefik}'}\n"
+        "    image: authelia/authelia:4\n    env_file: .env\n"
+        "networks:\n  databases: {external: true, name: '${DATABASES_NETWORK:-databases}'}\n"
+    )
+    (tmp_path / ".env").write_text("COMPOSE_VARIANT=traefik_databases\nTRAEFIK_HOST=auth.example.org\n")
+    definition = stack_source([str(tmp_path / "docker-compose.yml")], environ={}).load("app")
+    spec = {s.short_name: s.spec for s in definition.services}["authelia"]
+    assert [n["target"] for n in spec["networks"]] == ["app_default", "databases"]
+    assert spec["labels"]["traefik.http.routers.a.rule"] == "Host(`auth.example.org`)"
+    assert spec["env"]["COMPOSE_VARIANT"] == "traefik_databases"
+
+
+# kevin197011's JumpServer: a published range of 101 ports; skobkin's LiveKit: a range with a host
+# address, its ends from variables.
+def test_port_ranges_publish_each_port() -> None:
+    text = """
+    services:
+      magnus:
+        image: jumpserver/jms_magnus
+        ports:
+          - "30000-30100:30000-30100"
+          - "0.0.0.0:${START:-50000}-${END:-50002}:${START:-50000}-${END:-50002}/udp"
+    """
+    publish = spec_of(load(text), "magnus")["publish"]
+    assert [p["published"] for p in publish[:101]] == list(range(30000, 30101))
+    udp = [(p["target"], p["protocol"]) for p in publish[101:]]
+    assert udp == [(50000, "udp"), (50001, "udp"), (50002, "udp")]
+
+
+# JackieTreeh0rn's Swarm stacks: an anchor on its own line before the mapping it names, a logging
+# mapping shared by every service, `tag: "{{.Name}}"` kept for the engine.
+def test_an_anchor_on_its_own_line_names_the_mapping_below_it() -> None:
+    text = """
+    x-logging:
+      &default-logging
+      driver: "json-file"
+      options: {max-size: "1m", max-file: "1", tag: "{{.Name}}"}
+    services:
+      dozzle:
+        image: amir20/dozzle
+        logging: *default-logging
+    """
+    container = spec_of(load(text), "dozzle")["container"]
+    assert container["log_driver"] == "json-file"
+    assert container["log_opts"] == {"max-size": "1m", "max-file": "1", "tag": "{{.Name}}"}
+
+
+# Refused rightly, as Compose refuses them: an extra host without an address (a commented-out
+# `cap_add:` whose items fell into `extra_hosts`), a network mode that names no mode (`service_gluetun`),
+# and a required variable of a service whose profile is off (compose-go interpolates the whole file
+# before it applies profiles).
+@pytest.mark.parametrize(
+    ("text", "field", "words"),
+    [
+        (
+            "services:\n  p:\n    image: pihole/pihole\n"
+            "    extra_hosts: ['nas.lan:10.0.1.10', CAP_SYS_TIME]\n",
+            "services.p.extra_hosts[1]",
+            "expected HOST:IP",
+        ),
+        (
+            "services:\n  g:\n    image: qmcgaw/gluetun\n"
+            "  t:\n    image: tunarr\n    network_mode: service_gluetun\n",
+            "services.t.network_mode",
+            "service:NAME",
+        ),
+        (
+            "services:\n  s:\n    image: slack-bridge\n    profiles: [slack]\n"
+            "    environment: {ID: '${SLACK_ID:?set it}'}\n",
+            "services.s.environment.ID",
+            "required variable SLACK_ID is not set",
+        ),
+    ],
+)
+def test_what_compose_refuses_is_refused_naming_the_field(text: str, field: str, words: str) -> None:
+    message = refusal(text)
+    assert field in message and words in message, message
