@@ -9,9 +9,8 @@ from __future__ import annotations
 import pytest
 
 from p2porch.stack.source import stack_source
-from p2porch.stack.yamlloader import load as load_yaml
 
-from .compose_text import load, refusal, spec_of
+from .compose_text import assert_resolves, load, refusal, spec_of
 
 # compose-go reads sysctls and a network's labels into string maps, a float written by fmt.Sprint, as
 # it writes environment and service labels (test_compose_thirteenth_sample.py).
@@ -95,8 +94,7 @@ def test_a_sysctl_or_network_label_that_is_no_scalar_is_refused_naming_it(text: 
     ],
 )
 def test_underscores_and_prefixes_resolve_as_go_yaml_resolves_them(text: str, value: object) -> None:
-    loaded = load_yaml(f"a: {text}\n", "f", False)["a"]
-    assert loaded == value and type(loaded) is type(value)
+    assert_resolves(text, value)
 
 
 UNDERSCORES = """
