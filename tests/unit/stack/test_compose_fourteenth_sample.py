@@ -7,10 +7,12 @@ before parsing) where the loader kept them as text."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from p2porch.stack.source import stack_source
 
 from .compose_text import assert_resolves, load, refusal, spec_of
+from .test_stack_cli_names import run
 
 # compose-go reads sysctls and a network's labels into string maps, a float written by fmt.Sprint, as
 # it writes environment and service labels (test_compose_thirteenth_sample.py).
@@ -50,6 +52,20 @@ def test_sysctls_and_network_labels_write_numbers_as_compose_go_does() -> None:
     assert dict(spec_of(definition, "list")["container"]["sysctls"]) == {"net.core.somaxconn": "1024"}
     back = {n.key: n for n in definition.networks}["back"]
     assert dict(back.labels) == {"ratio": "0.5", "big": "1e+06", "whole": "2", "on": "true"}
+
+
+def test_stack_config_prints_sysctls_and_labels_as_the_spec_s_strings(tmp_path, capsys) -> None:
+    """``docker compose config`` prints these string maps with strings; before, ``7.2e3`` was printed
+    ``7200.0`` although the container got "7200"."""
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web:\n    image: nginx\n    sysctls: {net.ipv4.tcp_keepalive_time: 7.2e3}\n"
+        "    labels: {ratio: 0.50, big: 1_000}\n    deploy: {labels: {on: true}}\n"
+    )
+    assert run(["stack", "config", "-c", str(tmp_path / "compose.yaml")]) == 0
+    web = yaml.safe_load(capsys.readouterr().out)["services"]["web"]
+    assert web["sysctls"] == {"net.ipv4.tcp_keepalive_time": "7200"}
+    assert web["labels"] == {"ratio": "0.5", "big": "1000"}
+    assert web["deploy"]["labels"] == {"on": "true"}
 
 
 @pytest.mark.parametrize(
