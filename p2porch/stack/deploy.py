@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..model import HealthSpec, RestartPolicy, UpdateConfig
 from . import keys
-from .values import boolean, err, list_, mapping, scalar_text, string
+from .values import boolean, err, key_values, list_, mapping, scalar_text, string
 
 Warn = Callable[[str, str], None]
 
@@ -197,23 +197,6 @@ def deploy(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
         spec["endpoint_mode"] = mode
     if conf.get("labels") is not None:
         spec["service_labels"] = key_values(conf["labels"], f"{path}.labels")
-
-
-def key_values(value: Any, path: str) -> dict[str, str]:
-    """Labels as a list of ``K=V`` or a mapping -> dict (a key without value is "")."""
-    out: dict[str, str] = {}
-    if isinstance(value, Mapping):
-        pairs = [(k, v, f"{path}.{k}") for k, v in value.items()]
-    else:
-        pairs = []
-        for i, item in enumerate(list_(value, path)):
-            key, _, val = string(item, f"{path}[{i}]").partition("=")
-            pairs.append((key, val, f"{path}[{i}]"))
-    for key, val, where in pairs:
-        if not isinstance(key, str) or not key.strip() or any(c.isspace() for c in key):
-            raise err(where, f"invalid key {key!r}")
-        out[key] = "" if val is None else scalar_text(val, where)
-    return out
 
 
 def restart(value: Any, path: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..model.netrefs import RESERVED_NETWORK_NAMES, check_network_name
 from . import keys
 from .problems import Problems
-from .values import boolean, err, list_, mapping, string
+from .values import boolean, err, key_values, list_, mapping, string
 
 DEFAULT_KEY = "default"
 _DRIVERS_MAPPED = ("overlay", "default", "bridge")  # bridge: written for docker compose on one host
@@ -91,16 +91,6 @@ class StackNetwork:
             )
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc.message}", field=where) from None
-
-
-def _labels(value: Any, path: str) -> dict[str, str]:
-    if isinstance(value, Mapping):
-        return {str(k): "" if v is None else str(v) for k, v in value.items()}
-    out = {}
-    for i, item in enumerate(list_(value, path)):
-        key, _, val = string(item, f"{path}[{i}]").partition("=")
-        out[key] = val
-    return out
 
 
 HOST_NETWORK = "host"
@@ -206,7 +196,7 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> De
                 external=external,
                 internal=boolean(conf.get("internal", False), f"{path}.internal"),
                 attachable=boolean(conf.get("attachable", False), f"{path}.attachable"),
-                labels={} if external else _labels(conf.get("labels") or {}, f"{path}.labels"),
+                labels={} if external else key_values(conf.get("labels") or {}, f"{path}.labels"),
             )
             result.refused.discard(key)
     return result

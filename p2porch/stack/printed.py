@@ -29,8 +29,9 @@ def printed_model(
     ``env_file`` values are merged under its ``environment`` and its ``label_file`` labels under its
     ``labels``, and both keys dropped (compose-go's ``WithServicesEnvironmentResolved`` and
     ``WithServicesLabelsResolved`` with ``WithDiscardEnvFile``): ``environments`` and ``labels`` are what
-    the mapping read (``StackContext``), the values the spec holds, so the two agree. ``depends_on`` is
-    printed as compose-go normalises it (``_depends_on``)."""
+    the mapping read (``StackContext``), the values the spec holds, so the two agree. ``labels``,
+    ``deploy.labels`` and ``sysctls`` values are printed as those strings too (``7.2e3`` as "7200").
+    ``depends_on`` is printed as compose-go normalises it (``_depends_on``)."""
     services = model.get("services")
     if not isinstance(services, Mapping):
         return model
@@ -46,6 +47,12 @@ def printed_model(
             conf = {**conf, "environment": {k: _env_text(k, v, environ) for k, v in env.items()}}
         if "label_file" in conf and short in labels:
             conf = _replaced(conf, "label_file", "labels", dict(labels[short]))
+        for key in ("labels", "sysctls"):  # compose-go's string maps: 7.2e3 is printed "7200"
+            if isinstance(conf.get(key), Mapping):
+                conf = {**conf, key: _texts(conf[key])}
+        deploy = conf.get("deploy")
+        if isinstance(deploy, Mapping) and isinstance(deploy.get("labels"), Mapping):
+            conf = {**conf, "deploy": {**deploy, "labels": _texts(deploy["labels"])}}
         depends_on = _depends_on(short, conf, services)
         if depends_on:
             conf = {**conf, "depends_on": depends_on}
@@ -70,6 +77,11 @@ def _env_text(key: Any, value: Any, environ: Mapping[str, str]) -> Any:
         return scalar_text(value, "environment")
     except ConfigError:  # not a scalar: refused with its path by the service mapping
         return value
+
+
+def _texts(mapping: Mapping[Any, Any]) -> dict[Any, Any]:
+    """A mapping's scalar values as the strings the mapping gives the spec ("" for none)."""
+    return {k: "" if v is None else _env_text(k, v, {}) for k, v in mapping.items()}
 
 
 def _depends_on(short: str, conf: Mapping[str, Any], services: Mapping[str, Any]) -> dict[str, Any]:

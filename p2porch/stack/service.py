@@ -76,7 +76,7 @@ _CONTAINER_KEYS = {
 }
 _EXPOSE_RE = re.compile(r"^[0-9]{1,5}(?:-[0-9]{1,5})?(?:/(?:tcp|udp|sctp))?$")
 _DIRECT_CONTAINER_KEYS = (
-    "hostname", "init", "cap_add", "cap_drop", "extra_hosts", "ulimits", "sysctls", "shm_size",
+    "hostname", "init", "cap_add", "cap_drop", "extra_hosts", "ulimits", "shm_size",
     "read_only", "security_opt", "stop_signal", "pids_limit",
 )  # fmt: skip
 
@@ -547,6 +547,8 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     for key in _DIRECT_CONTAINER_KEYS:
         if conf.get(key) is not None:
             container[key] = conf[key]
+    if conf.get("sysctls") is not None:  # values as compose-go writes them (1e+06, not 1000000.0)
+        container["sysctls"] = deploy_keys.key_values(conf["sysctls"], f"{path}.sysctls")
     if conf.get("dns_opt"):  # resolv.conf options beside the cluster DNS (HostConfig.DnsOptions)
         container["dns_options"] = conf["dns_opt"]
     if conf.get("group_add"):  # names or numbers (the schema allows both), as HostConfig.GroupAdd

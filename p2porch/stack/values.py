@@ -111,6 +111,23 @@ def go_float_text(value: float) -> str:
     return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
+def key_values(value: Any, path: str) -> dict[str, str]:
+    """Labels, sysctls... as a list of ``K=V`` or a mapping -> dict (a key without value is "")."""
+    out: dict[str, str] = {}
+    if isinstance(value, Mapping):
+        pairs = [(k, v, f"{path}.{k}") for k, v in value.items()]
+    else:
+        pairs = []
+        for i, item in enumerate(list_(value, path)):
+            key, _, val = string(item, f"{path}[{i}]").partition("=")
+            pairs.append((key, val, f"{path}[{i}]"))
+    for key, val, where in pairs:
+        if not isinstance(key, str) or not key.strip() or any(c.isspace() for c in key):
+            raise err(where, f"invalid key {key!r}")
+        out[key] = "" if val is None else scalar_text(val, where)
+    return out
+
+
 def boolean(value: Any, path: str) -> bool:
     """A boolean, or a string Compose casts to one (``true``/``yes``/``on``/``y``, ``false``/``no``/...)."""
     value = to_boolean(value)

@@ -174,21 +174,48 @@ _ComposeLoader.yaml_implicit_resolvers = {
 _ComposeLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
-# go-yaml (v3, and compose-go's v4) reads a plain integer with Go's ``ParseInt(s, 0)``: a leading zero
-# is octal as in YAML 1.1 (``0123`` is 83, so ``PIN: 0123`` is "83" in compose-go's environment), and
-# one with an 8 or 9 after it is no integer but a float (``0189`` is 189.0, written "189").
+# go-yaml (v3, and compose-go's v4) resolves a plain scalar that starts with a digit or a sign by first
+# dropping every ``_`` (``1_000`` is 1000), then Go's ``ParseInt(s, 0)``: a leading zero is octal as in
+# YAML 1.1 (``0123`` is 83, so ``PIN: 0123`` is "83" in compose-go's environment), ``0x``/``0o``/``0b``
+# in either case and after a sign; then a float of YAML's form, so one with an 8 or 9 after a leading zero
+# is no integer but a float (``0189`` is 189.0, written "189"). A scalar that starts with ``.`` or ``_``
+# keeps its underscores (``_100`` is text).
+_GO_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*|0[0-7]+|0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+)$")
+_GO_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_SPECIAL_FLOAT = re.compile(r"^(?:[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+
+
+class _GoNumber:
+    """A resolver's ``match`` for go-yaml's numbers: ``pattern`` tried on the scalar without its ``_``
+    (the integer resolver is added first, so a float's pattern only sees what is no integer)."""
+
+    def __init__(self, pattern: re.Pattern[str], special: re.Pattern[str] | None = None) -> None:
+        self.pattern = pattern
+        self.special = special
+
+    def match(self, value: str) -> bool:
+        if self.special is not None and self.special.match(value):
+            return True
+        plain = value if value.startswith(".") else value.replace("_", "")
+        return self.pattern.match(plain) is not None
+
+
+def _construct_go_int(loader: _ComposeLoader, node: yaml.ScalarNode) -> int:
+    """Go's ``ParseInt(s, 0)`` of the scalar without its ``_``."""
+    plain = str(loader.construct_scalar(node)).replace("_", "")
+    sign = -1 if plain.startswith("-") else 1
+    digits = plain.lstrip("+-")
+    if len(digits) > 2 and digits[0] == "0" and digits[1] in "xXoObB":
+        return sign * int(digits[2:], {"x": 16, "o": 8, "b": 2}[digits[1].lower()])
+    if len(digits) > 1 and digits[0] == "0":
+        return sign * int(digits, 8)
+    return sign * int(digits)
+
+
+_ComposeLoader.add_constructor("tag:yaml.org,2002:int", _construct_go_int)
+_ComposeLoader.add_implicit_resolver("tag:yaml.org,2002:int", _GoNumber(_GO_INT), list("-+0123456789"))
 _ComposeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:int",
-    re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*|0[0-7]+)|0x[0-9a-fA-F]+|0o[0-7]+)$"),
-    list("-+0123456789"),
-)
-_ComposeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+|[-+]?0[0-9]*[89][0-9]*"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
+    "tag:yaml.org,2002:float", _GoNumber(_GO_FLOAT, _SPECIAL_FLOAT), list("-+0123456789.")
 )
 
 

@@ -9,6 +9,7 @@ import pytest
 from p2porch.errors import ConfigError
 from p2porch.model import ServiceSpec
 from p2porch.stack import StackDefinition, load_stack
+from p2porch.stack.yamlloader import load as load_yaml
 
 
 def load(text: str, environ: dict[str, str] | None = None) -> StackDefinition:
@@ -32,3 +33,9 @@ def refusal(text: str, environ: dict[str, str] | None = None) -> str:
     with pytest.raises(ConfigError) as info:
         load(text, environ)
     return str(info.value)
+
+
+def assert_resolves(text: str, value: object) -> None:
+    """The plain scalar ``text`` loads as ``value``, of its type (go-yaml's resolution)."""
+    loaded = load_yaml(f"a: {text}\n", "f", False)["a"]
+    assert loaded == value and type(loaded) is type(value), (text, loaded)

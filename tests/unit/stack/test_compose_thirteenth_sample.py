@@ -10,9 +10,8 @@ from __future__ import annotations
 import pytest
 
 from p2porch.stack.values import go_float_text
-from p2porch.stack.yamlloader import load as load_yaml
 
-from .compose_text import load, refusal, spec_of
+from .compose_text import assert_resolves, load, refusal, spec_of
 
 # The leading-zero question: go-yaml (v3, and compose-go's v4) resolves a plain scalar with Go's
 # ParseInt(s, 0): a leading zero is octal, and compose-go writes the number with fmt.Sprint, so
@@ -79,8 +78,7 @@ def test_a_leading_zero_in_a_mapping_value_is_octal_as_compose_go_reads_it() -> 
     ],
 )
 def test_plain_numbers_resolve_as_go_yaml_resolves_them(text: str, value: object) -> None:
-    loaded = load_yaml(f"a: {text}\n", "f", False)["a"]
-    assert loaded == value and type(loaded) is type(value)
+    assert_resolves(text, value)
 
 
 # compose-go writes a YAML float into a string field (environment, labels...) with Go's fmt.Sprint:
