@@ -76,12 +76,6 @@ def cmd_create(args: argparse.Namespace) -> int:
         check_network_name(args.name, "NAME")
     except ConfigError as exc:
         raise UsageError(exc.message, field="NAME") from exc
-    if args.subnet:
-        raise UsageError(
-            "--subnet: p2porch networks share the cluster CIDR and are isolated by policy; a task's "
-            "address comes from its node's lease (set the range with `init --cluster-cidr`; docs/overlay.md)",
-            field="--subnet",
-        )
     if args.driver != "overlay":
         raise UsageError(f"--driver: {args.driver!r} is not supported (use overlay)", field="--driver")
     body = {
@@ -147,7 +141,6 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     create = action("create", "Create an overlay network", cmd_create)
     create.add_argument("name", metavar="NAME")
     create.add_argument("--driver", "-d", default="overlay", help="overlay (the only driver)")
-    create.add_argument("--subnet", metavar="CIDR", help="refused: networks share the cluster CIDR")
     create.add_argument("--internal", action="store_true", help="no traffic out of the cluster")
     create.add_argument("--attachable", action="store_true", help="recorded (Docker compatibility)")
     create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")

@@ -38,7 +38,6 @@ from .util import (
     emit,
     noun_actions,
     positive_seconds,
-    refuse_registry_auth,
     remove_each,
     wants_json,
 )
@@ -394,7 +393,6 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="how long to wait for depends_on conditions between creation waves (default 300)",
     )
     add_wait_options(deploy)
-    refuse_registry_auth(deploy)
     deploy.add_argument("stack", metavar="NAME")
     config = action(
         "config", "Print the resolved stack (interpolated, merged) without a daemon", cmd_stack_config

@@ -7,6 +7,7 @@ holds no command of its own.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError, DaemonError, P2POrchError
 from ..paths import DEFAULT_SOCKET
+from .refusals import add_refusals
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -50,8 +52,26 @@ class Parser(argparse.ArgumentParser):
         service create: error: unrecognized arguments: --x``, with that command's help), not the top."""
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
-            getattr(parsed, "_command_parser", self).error(f"unrecognized arguments: {' '.join(extras)}")
+            parser = getattr(parsed, "_command_parser", self)
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{parser.suggestion(extras)}")
         return parsed
+
+    def suggestion(self, extras: Sequence[str]) -> str:
+        """`` (did you mean --replicas?)`` for the first unknown flag close to one of this command's
+        (shown in its help), else ""."""
+        shown = [
+            option
+            for action in self._actions
+            if action.help != argparse.SUPPRESS
+            for option in action.option_strings
+            if option.startswith("--")
+        ]
+        for word in extras:
+            if word.startswith("--"):
+                close = difflib.get_close_matches(word.partition("=")[0], shown, n=1, cutoff=0.75)
+                if close:
+                    return f" (did you mean {close[0]}?)"
+        return ""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         usage = self.format_usage()
@@ -73,6 +93,7 @@ def noun_actions(sub: Any, common: argparse.ArgumentParser, noun: str, help_text
     def action(name: str, action_help: str, fn: Any) -> argparse.ArgumentParser:
         p = actions.add_parser(name, parents=[common], help=action_help, description=action_help)
         p.set_defaults(func=fn)
+        add_refusals(p, f"{noun} {name}")  # Docker's flags it lacks, refused with the reason
         return p
 
     return action
@@ -229,17 +250,3 @@ def command(
     p: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
     p.set_defaults(func=fn)
     return p
-
-
-class _RegistryAuthRefused(argparse.Action):
-    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        parser.error(
-            "--with-registry-auth: p2porch sends no credentials from the CLI; each node pulls with its own "
-            "docker login (~/.docker/config.json of the daemon's user, docs/agent.md)"
-        )
-
-
-def refuse_registry_auth(p: argparse.ArgumentParser) -> None:
-    """Docker's ``--with-registry-auth`` (service create/update, stack deploy), refused with the reason
-    instead of "unrecognized arguments": a Swarm user types it out of habit."""
-    p.add_argument("--with-registry-auth", nargs=0, action=_RegistryAuthRefused, help=argparse.SUPPRESS)

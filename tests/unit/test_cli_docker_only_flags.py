@@ -1,0 +1,115 @@
+"""Docker Swarm flags p2porch does not implement (``cli/refusals.py``): each is refused by the command it
+was given to with the reason (exit 2, ``--FLAG: why``, nothing sent), not argparse's "unrecognized
+arguments"; the few no-ops are accepted; a typo of a real flag is told the flag it is close to."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from p2porch.cli import service as cli_service
+from p2porch.cli import service_read as cli_service_read
+from p2porch.cli import stack as cli_stack
+from p2porch.cli.main import build_parser, main
+from p2porch.cli.refusals import DOCKER_ONLY
+
+
+def _refused(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    return str(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (
+            ["config", "create", "--template-driver", "golang", "c", "f"],
+            "--template-driver: values are mounted",
+        ),
+        (["secret", "create", "-d", "vault", "s", "f"], "--driver: p2porch keeps every secret itself"),
+        (
+            ["network", "create", "--gateway", "10.0.0.1", "n"],
+            "--gateway: p2porch allocates addresses itself",
+        ),
+        (["network", "create", "n", "--ip-range=10.0.0.0/24"], "--ip-range: p2porch allocates addresses"),
+        (["network", "create", "--aux-address", "a=10.0.0.2", "n"], "--aux-address: p2porch allocates"),
+        (["network", "create", "--ipam-driver", "default", "n"], "--ipam-driver: p2porch allocates"),
+        (["network", "create", "--subnet", "10.9.0.0/24", "n"], "--subnet: p2porch allocates addresses"),
+        (["network", "create", "--ipv6", "n"], "--ipv6: the overlay carries IPv4 only"),
+        (["network", "create", "-o", "a=b", "n"], "--opt: p2porch networks have one driver"),
+        (["network", "create", "--scope", "local", "n"], "--scope: 'local' is not one of swarm"),
+        (
+            ["stack", "deploy", "-c", "s.yml", "--resolve-image", "sometimes", "s"],
+            "'sometimes' is not one of",
+        ),
+        (["service", "create", "-t", "--name", "w", "img"], "--tty: tasks run without a terminal"),
+        (["service", "create", "--dns", "8.8.8.8", "img"], "--dns: each task resolves through p2porch's"),
+        (["service", "create", "--isolation", "hyperv", "img"], "--isolation: a Windows-only setting"),
+        (["service", "update", "--mode", "global", "web"], "--mode: a service's mode cannot be changed"),
+        (
+            ["service", "update", "--group-add", "wheel", "web"],
+            "--group-add: not implemented: give --group with every entry",
+        ),
+        (["service", "update", "--host-add", "db:10.0.0.1", "web"], "replaces the whole list"),
+        (["service", "logs", "--details", "web"], "--details: the extra attributes"),
+    ],
+)
+def test_a_docker_flag_p2porch_lacks_is_refused_with_the_reason(argv, reason, monkeypatch, capsys) -> None:
+    for module in (cli_service, cli_service_read, cli_stack):
+        monkeypatch.setattr(module, "client_for", lambda args, **kw: pytest.fail("nothing may be sent"))
+    err = _refused(argv, capsys)
+    assert reason in err and "error: --" in err and "unrecognized" not in err
+
+
+def test_update_has_no_mode_flag_of_its_own() -> None:
+    """``service update --mode`` was taken and sent (Docker has no such flag: the mode is fixed)."""
+    update = build_parser("service")._subparsers._group_actions[0].choices["service"]  # type: ignore[union-attr]
+    update = update._subparsers._group_actions[0].choices["update"]
+    mode = update._option_string_actions["--mode"]
+    assert mode.help == argparse.SUPPRESS and mode.dest == argparse.SUPPRESS
+
+
+def test_the_no_ops_are_accepted_and_change_nothing() -> None:
+    parser = build_parser()
+    deploy = parser.parse_args(["stack", "deploy", "-c", "s.yml", "--resolve-image", "always", "st"])
+    create = parser.parse_args(
+        ["service", "create", "--no-resolve-image", "--name", "w", "img", "sleep", "1"]
+    )
+    network = parser.parse_args(["network", "create", "--scope", "swarm", "n"])
+    assert (deploy.stack, create.image, create.cmd, network.name) == ("st", "img", ["sleep", "1"], "n")
+    assert not any(
+        "resolve" in key or key == "scope" for key in (*vars(deploy), *vars(create), *vars(network))
+    )
+
+
+def test_docker_spellings_that_are_implemented() -> None:
+    parsed = build_parser().parse_args(["service", "create", "--limit-pids", "50", "--name", "w", "img"])
+    assert parsed.pids_limit == "50"
+
+
+def test_every_table_entry_names_a_command_and_no_implemented_flag() -> None:
+    """Building every parser adds the table: a flag a command implements would clash (argparse's
+    ``conflicting option string``); a command name that is not one would never be used."""
+    parser = build_parser()
+    commands = {
+        f"{noun} {action}"
+        for noun, sub in parser._subparsers._group_actions[0].choices.items()  # type: ignore[union-attr]
+        if sub._subparsers is not None
+        for action in sub._subparsers._group_actions[0].choices
+    }
+    assert set(DOCKER_ONLY) <= commands
+
+
+def test_a_typo_is_told_the_close_flag_and_an_unknown_flag_is_still_unrecognized(capsys) -> None:
+    err = _refused(["service", "create", "--replcas", "3", "--name", "w", "img"], capsys)
+    assert "unrecognized arguments: --replcas (did you mean --replicas?)" in err
+    err = _refused(["network", "create", "--frobnicate", "n"], capsys)
+    assert "unrecognized arguments: --frobnicate\n" in err
+
+
+def test_a_hosts_entry_given_as_dockers_service_host_names_add_host(capsys) -> None:
+    assert main(["service", "create", "--host", "db:10.0.0.1", "--name", "w", "img"]) == 2
+    assert "(an /etc/hosts entry of a service's tasks is --add-host HOST:IP)" in capsys.readouterr().err
