@@ -164,3 +164,25 @@ def docker_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     if reader is None:
         return False, None
     return True, reader(view)
+
+
+def _time(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda view: GoTime(view[key]) if view.get(key) else ""
+
+
+#: Docker's ``secret|config inspect`` and ``network inspect`` paths that p2porch's views name otherwise
+#: (``.ID``, ``.Name``, ``.Id``, ``.Driver``, ``.Internal``, ``.Labels`` need none)
+_OBJECT_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "spec.name": lambda v: v["name"],
+    "spec.labels": lambda v: v.get("labels") or {},
+    "version.index": lambda v: v["version"],
+    "createdat": _time("created_at"),
+    "updatedat": _time("updated_at"),
+    "created": _time("created_at"),
+}
+
+
+def object_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """As :func:`docker_path`, for a secret's, config's or network's view."""
+    reader = _OBJECT_PATHS.get(path.lstrip(".").lower())
+    return (False, None) if reader is None else (True, reader(view))

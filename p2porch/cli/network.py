@@ -12,9 +12,9 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model.netrefs import check_network_name
-from .docker_paths import GoTime
+from .docker_paths import GoTime, object_path
 from .filters import NETWORK_FILTERS, add_filter, apply_filters
-from .goformat import add_list_format, labels_text, listing
+from .goformat import add_list_format, emit_inspected, labels_text, listing
 from .node import cmd_network_inspect
 from .util import (
     EXIT_OK,
@@ -126,7 +126,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             "overlay: `p2porch network inspect --overlay`)",
             field="NAME",
         )
-    emit(args, client_for(args).get(f"/networks/{args.name}"), _describe)
+    emit_inspected(args, client_for(args).get(f"/networks/{args.name}"), _describe, object_path)
     return EXIT_OK
 
 
@@ -150,6 +150,12 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     inspect.add_argument("name", metavar="NAME", nargs="?")
     inspect.add_argument(
         "--overlay", action="store_true", help="this node's overlay instead: lease, VTEP, programmed peers"
+    )
+    inspect.add_argument(
+        "--format",
+        "-f",
+        metavar="TEMPLATE",
+        help="Go template over the JSON view, e.g. '{{.Name}} {{.Driver}}'",
     )
     rm = action("rm", "Remove networks no service uses", cmd_rm)
     rm.add_argument("names", metavar="NAME", nargs="+")

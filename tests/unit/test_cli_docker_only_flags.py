@@ -5,9 +5,12 @@ arguments"; the few no-ops are accepted; a typo of a real flag is told the flag 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import pytest
 
+from p2porch.cli import network as cli_network
+from p2porch.cli import secret as cli_secret
 from p2porch.cli import service as cli_service
 from p2porch.cli import service_read as cli_service_read
 from p2porch.cli import stack as cli_stack
@@ -113,3 +116,48 @@ def test_a_typo_is_told_the_close_flag_and_an_unknown_flag_is_still_unrecognized
 def test_a_hosts_entry_given_as_dockers_service_host_names_add_host(capsys) -> None:
     assert main(["service", "create", "--host", "db:10.0.0.1", "--name", "w", "img"]) == 2
     assert "(an /etc/hosts entry of a service's tasks is --add-host HOST:IP)" in capsys.readouterr().err
+
+
+NODE_ID = "nid1" * 6
+
+
+class Api:
+    """A daemon that answers the reads of the commands below."""
+
+    def get(self, path: str, **_: Any) -> Any:
+        if path.startswith("/objects/"):
+            return {"kind": "secret", "name": "db_pw", "id": "s1d", "version": 2, "versions": [1, 2],
+                    "size": 5, "digest": "x", "labels": {"a": "b"}, "created_at": 1796461200.0,
+                    "updated_at": 1796461260.0}  # fmt: skip
+        if path.startswith("/networks/"):
+            return {"name": "front", "id": "n1d", "driver": "overlay", "created_at": 1796461200.0}
+        if path.endswith("/tasks"):
+            return [{"id": "t" * 25, "name": "web.1", "node": "n1", "node_id": NODE_ID,
+                     "desired_state": "running", "state": "running", "state_at": 0, "error": "",
+                     "message": ""}]  # fmt: skip
+        return {"id": "s1", "name": "web", "spec": {"name": "web"}}
+
+    def stream(self, path: str, **params: Any) -> Any:
+        return iter([{"task": "web.2.abcdef123456", "node": "n1", "line": "hello"}])
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "printed"),
+    [
+        (cli_secret, ["secret", "inspect", "--format", "{{.Spec.Name}} {{.Version.Index}} {{.ID}}", "db_pw"],
+         "db_pw 2 s1d\n"),
+        (cli_secret, ["config", "inspect", "-f", "{{.CreatedAt}} {{json .Spec.Labels}}", "db_pw"],
+         '2026-12-05 09:00:00 +0000 UTC {"a": "b"}\n'),
+        (cli_network, ["network", "inspect", "-f", "{{.Name}} {{.Id}} {{.Driver}} {{.Created}}", "front"],
+         "front n1d overlay 2026-12-05 09:00:00 +0000 UTC\n"),
+        (cli_service_read, ["service", "logs", "--raw", "web"], "hello\n"),
+        (cli_service_read, ["service", "logs", "--no-task-ids", "web"], "web.2@n1 | hello\n"),
+        (cli_service_read, ["service", "logs", "web"], "web.2.abcdef123456@n1 | hello\n"),
+        (cli_service_read, ["service", "ps", "--no-resolve", "--format", "{{.Node}}", "web"], f"{NODE_ID}\n"),
+        (cli_service_read, ["service", "ps", "--format", "{{.Node}}", "web"], "n1\n"),
+    ],
+)  # fmt: skip
+def test_dockers_read_flags(module, argv, printed, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(module, "client_for", lambda args, **kw: Api())
+    assert main(argv) == 0
+    assert capsys.readouterr().out == printed
