@@ -99,7 +99,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             COLUMNS,
             [
                 [
-                    r["id"][:12],
+                    r["id"] if args.no_trunc else r["id"][:12],
                     r["name"],
                     r["driver"],
                     r["scope"],
@@ -145,6 +145,7 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--attachable", action="store_true", help="recorded (Docker compatibility)")
     create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
     ls = add_ids_only(action("ls", "List networks and the services on them", cmd_ls))
+    ls.add_argument("--no-trunc", action="store_true", help="full network ids")
     add_filter(add_list_format(ls, COLUMNS, extra=EXTRA), NETWORK_FILTERS)
     inspect = action("inspect", "Show a network, or with --overlay this node's overlay", cmd_inspect)
     inspect.add_argument("name", metavar="NAME", nargs="?")
