@@ -80,6 +80,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nSee '{self.prog} --help'.\n")
 
 
+#: Docker's other names of an action (``docker service list``, ``stack up``), for any noun or one
+DOCKER_ALIASES: dict[str, tuple[str, ...]] = {
+    "ls": ("list",),
+    "rm": ("remove",),
+    "stack deploy": ("up",),
+    "stack rm": ("remove", "down"),
+}
 ActionAdder = Callable[[str, str, Any], argparse.ArgumentParser]
 
 
@@ -91,7 +98,10 @@ def noun_actions(sub: Any, common: argparse.ArgumentParser, noun: str, help_text
     actions.required = True
 
     def action(name: str, action_help: str, fn: Any) -> argparse.ArgumentParser:
-        p = actions.add_parser(name, parents=[common], help=action_help, description=action_help)
+        aliases = DOCKER_ALIASES.get(f"{noun} {name}", DOCKER_ALIASES.get(name, ()))
+        p = actions.add_parser(
+            name, aliases=list(aliases), parents=[common], help=action_help, description=action_help
+        )
         p.set_defaults(func=fn)
         add_refusals(p, f"{noun} {name}")  # Docker's flags it lacks, refused with the reason
         return p

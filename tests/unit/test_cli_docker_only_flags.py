@@ -176,3 +176,13 @@ def test_dockers_read_flags(module, argv, printed, monkeypatch, capsys) -> None:
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert out == printed if printed is not None else json.loads(out)["name"] == "db_pw"
+
+
+def test_dockers_other_names_of_the_actions() -> None:
+    """``docker service list``, ``node remove``, ``stack up/down``: the same commands under Docker's aliases."""
+    parser = build_parser()
+    assert parser.parse_args(["service", "list"]).func is parser.parse_args(["service", "ls"]).func
+    assert parser.parse_args(["node", "remove", "n3"]).func is parser.parse_args(["node", "rm", "n3"]).func
+    assert parser.parse_args(["stack", "down", "shop"]).stacks == ["shop"]
+    assert parser.parse_args(["stack", "up", "-c", "s.yml", "shop"]).stack == "shop"
+    assert parser.parse_args(["secret", "list"]).func is parser.parse_args(["secret", "ls"]).func
