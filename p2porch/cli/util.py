@@ -7,7 +7,6 @@ holds no command of its own.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import re
@@ -59,6 +58,8 @@ class Parser(argparse.ArgumentParser):
     def suggestion(self, extras: Sequence[str]) -> str:
         """`` (did you mean --replicas?)`` for the first unknown flag close to one of this command's
         (shown in its help), else ""."""
+        import difflib  # only on this error path: the daemon command never loads it (memory)
+
         shown = [
             option
             for action in self._actions
