@@ -186,3 +186,36 @@ def object_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     """As :func:`docker_path`, for a secret's, config's or network's view."""
     reader = _OBJECT_PATHS.get(path.lstrip(".").lower())
     return (False, None) if reader is None else (True, reader(view))
+
+
+def _voter(view: dict[str, Any]) -> bool:
+    return view.get("raft_role") in ("leader", "voter")
+
+
+#: Docker's ``node inspect`` paths from p2porch's node view (a Raft voter is Docker's manager)
+_NODE_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "spec.availability": lambda v: v["availability"],
+    "spec.role": lambda v: "manager" if _voter(v) else "worker",
+    "spec.labels": lambda v: v.get("labels") or {},
+    "description.hostname": lambda v: v["name"],
+    "description.engine.engineversion": lambda v: v.get("engine_version") or "",
+    "description.resources.nanocpus": lambda v: v.get("cpu_nanos") or 0,
+    "description.resources.memorybytes": lambda v: v.get("memory_bytes") or 0,
+    "status.state": lambda v: v["status"],
+    "status.addr": lambda v: v["address"],
+    "managerstatus.leader": lambda v: v.get("raft_role") == "leader",
+    "managerstatus.reachability": lambda v: (
+        ("unreachable" if v["status"] == "down" else "reachable") if _voter(v) else ""
+    ),
+    "managerstatus.addr": lambda v: (
+        f"{v['address']}:{(v.get('ports') or {}).get('raft', '')}" if _voter(v) else ""
+    ),
+    "createdat": _time("joined_at"),
+}
+
+
+def node_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """As :func:`docker_path`, for a node's view (``{{.Status.State}}``, ``{{.Spec.Role}}``,
+    ``{{.Description.Hostname}}``, ``{{.ManagerStatus.Leader}}``)."""
+    reader = _NODE_PATHS.get(path.lstrip(".").lower())
+    return (False, None) if reader is None else (True, reader(view))

@@ -10,6 +10,7 @@ import datetime
 import sys
 from typing import Any
 
+from .docker_paths import node_path
 from .filters import NODE_FILTERS, TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_inspect_output, add_list_format, emit_inspected, listing
 from .service_read import add_task_list_flags, task_table
@@ -171,7 +172,7 @@ def describe_node(n: dict[str, Any]) -> str:
 
 
 def cmd_node_inspect(args: argparse.Namespace) -> int:
-    emit_inspected(args, client_for(args).get(f"/nodes/{args.node}"), describe_node)
+    emit_inspected(args, client_for(args).get(f"/nodes/{args.node}"), describe_node, node_path)
     return EXIT_OK
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from p2porch.cli import network as cli_network
+from p2porch.cli import node as cli_node
 from p2porch.cli import secret as cli_secret
 from p2porch.cli import service as cli_service
 from p2porch.cli import service_read as cli_service_read
@@ -130,6 +131,10 @@ class Api:
             return {"kind": "secret", "name": "db_pw", "id": "s1d", "version": 2, "versions": [1, 2],
                     "size": 5, "digest": "x", "labels": {"a": "b"}, "created_at": 1796461200.0,
                     "updated_at": 1796461260.0}  # fmt: skip
+        if path.startswith("/nodes/"):
+            return {"id": "nid2", "name": "n2", "address": "10.0.0.2", "raft_role": "leader",
+                    "status": "ready", "availability": "drain", "labels": {"zone": "a"},
+                    "ports": {"raft": 7947}, "joined_at": 1796461200.0}  # fmt: skip
         if path == "/stacks":
             return [{"name": "shop", "services": 2, "running": 3, "desired": 3}]
         if path == "/networks":
@@ -169,6 +174,9 @@ class Api:
         (cli_network, ["network", "ls", "--no-trunc", "--format", "{{.ID}}"], "f" * 64 + "\n"),
         (cli_network, ["network", "ls", "--format", "{{.ID}}"], "f" * 12 + "\n"),
         (cli_secret, ["secret", "inspect", "--format", "json", "db_pw"], None),
+        (cli_node, ["node", "inspect", "-f", "{{.Status.State}} {{.Spec.Availability}} {{.Spec.Role}} "
+                    "{{.Description.Hostname}} {{.ManagerStatus.Leader}} {{.ManagerStatus.Addr}}", "n2"],
+         "ready drain manager n2 true 10.0.0.2:7947\n"),
     ],
 )  # fmt: skip
 def test_dockers_read_flags(module, argv, printed, monkeypatch, capsys) -> None:
@@ -179,7 +187,7 @@ def test_dockers_read_flags(module, argv, printed, monkeypatch, capsys) -> None:
 
 
 def test_dockers_other_names_of_the_actions() -> None:
-    """``docker service list``, ``node remove``, ``stack up/down``: the same commands under Docker's aliases."""
+    """``docker service list``, ``node remove``, ``stack up/down``: the commands under Docker's aliases."""
     parser = build_parser()
     assert parser.parse_args(["service", "list"]).func is parser.parse_args(["service", "ls"]).func
     assert parser.parse_args(["node", "remove", "n3"]).func is parser.parse_args(["node", "rm", "n3"]).func
