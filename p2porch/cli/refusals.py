@@ -101,6 +101,15 @@ DOCKER_ONLY: dict[str, dict[str, DockerFlag]] = {
         "--with-registry-auth": _SERVICE["--with-registry-auth"],
         "--resolve-image": DockerFlag(_NO_RESOLVE_IMAGE, accepts=("always", "changed", "never")),
     },
+    "stack rm": {
+        "--detach": DockerFlag(
+            "changes nothing here: stack rm returns once the services are removed, without waiting for "
+            "their tasks to stop (Docker's default)",
+            accepts=(),
+            boolean=True,
+            short="-d",
+        )
+    },
     "network create": {
         **{
             flag: DockerFlag(_ADDRESSING)

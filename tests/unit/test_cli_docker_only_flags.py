@@ -84,6 +84,7 @@ def test_the_no_ops_are_accepted_and_change_nothing() -> None:
         ["service", "create", "--no-resolve-image", "--name", "w", "img", "sleep", "1"]
     )
     network = parser.parse_args(["network", "create", "--scope", "swarm", "n"])
+    assert parser.parse_args(["stack", "rm", "-d", "shop"]).stacks == ["shop"]
     assert (deploy.stack, create.image, create.cmd, network.name) == ("st", "img", ["sleep", "1"], "n")
     assert not any(
         "resolve" in key or key == "scope" for key in (*vars(deploy), *vars(create), *vars(network))
