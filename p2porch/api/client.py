@@ -35,8 +35,10 @@ def socket_path_from_host(host: str) -> str:
     if host.startswith("unix://"):
         host = host[len("unix://") :]
     if not host.startswith("/"):
+        hosts_entry = "://" not in host and host.count(":") == 1  # Docker's `service create --host NAME:IP`
+        hint = " (an /etc/hosts entry of a service's tasks is --add-host HOST:IP)" if hosts_entry else ""
         raise ConfigError(
-            f"--host {host!r}: use unix:///absolute/path.sock or tcp://HOST:PORT", field="--host"
+            f"--host {host!r}: use unix:///absolute/path.sock or tcp://HOST:PORT{hint}", field="--host"
         )
     return host
 

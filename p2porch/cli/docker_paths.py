@@ -167,3 +167,58 @@ def docker_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     if reader is None:
         return False, None
     return True, reader(view)
+
+
+def _time(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda view: GoTime(view[key]) if view.get(key) else ""
+
+
+#: Docker's ``secret|config inspect`` and ``network inspect`` paths that p2porch's views name otherwise
+#: (``.ID``, ``.Name``, ``.Id``, ``.Driver``, ``.Internal``, ``.Labels`` need none)
+_OBJECT_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "spec.name": lambda v: v["name"],
+    "spec.labels": lambda v: v.get("labels") or {},
+    "version.index": lambda v: v["version"],
+    "createdat": _time("created_at"),
+    "updatedat": _time("updated_at"),
+    "created": _time("created_at"),
+}
+
+
+def object_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """As :func:`docker_path`, for a secret's, config's or network's view."""
+    reader = _OBJECT_PATHS.get(path.lstrip(".").lower())
+    return (False, None) if reader is None else (True, reader(view))
+
+
+def _voter(view: dict[str, Any]) -> bool:
+    return view.get("raft_role") in ("leader", "voter")
+
+
+#: Docker's ``node inspect`` paths from p2porch's node view (a Raft voter is Docker's manager)
+_NODE_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "spec.availability": lambda v: v["availability"],
+    "spec.role": lambda v: "manager" if _voter(v) else "worker",
+    "spec.labels": lambda v: v.get("labels") or {},
+    "description.hostname": lambda v: v["name"],
+    "description.engine.engineversion": lambda v: v.get("engine_version") or "",
+    "description.resources.nanocpus": lambda v: v.get("cpu_nanos") or 0,
+    "description.resources.memorybytes": lambda v: v.get("memory_bytes") or 0,
+    "status.state": lambda v: v["status"],
+    "status.addr": lambda v: v["address"],
+    "managerstatus.leader": lambda v: v.get("raft_role") == "leader",
+    "managerstatus.reachability": lambda v: (
+        ("unreachable" if v["status"] == "down" else "reachable") if _voter(v) else ""
+    ),
+    "managerstatus.addr": lambda v: (
+        f"{v['address']}:{(v.get('ports') or {}).get('raft', '')}" if _voter(v) else ""
+    ),
+    "createdat": _time("joined_at"),
+}
+
+
+def node_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """As :func:`docker_path`, for a node's view (``{{.Status.State}}``, ``{{.Spec.Role}}``,
+    ``{{.Description.Hostname}}``, ``{{.ManagerStatus.Leader}}``)."""
+    reader = _NODE_PATHS.get(path.lstrip(".").lower())
+    return (False, None) if reader is None else (True, reader(view))

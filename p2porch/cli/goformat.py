@@ -29,6 +29,14 @@ USABLE = "{{.Field.Sub}}, {{json .Field}} or {{.}}"
 _PATH_RE = re.compile(r"^\.(?:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?$")
 
 
+#: a row field's Docker name where it is not the field's words capitalized (``created_at``: ``CreatedAt``)
+_CAMEL = {"id": "ID", "ipv4": "IPv4", "ipv6": "IPv6", "tls_status": "TLSStatus"}
+
+
+def _camel(field: str) -> str:
+    return _CAMEL.get(field) or "".join(word.capitalize() for word in field.split("_"))
+
+
 def _snake(name: str) -> str:
     """``EngineVersion`` -> ``engine_version``; an acronym stays one word: ``TLSStatus`` -> ``tls_status``."""
     return re.sub(r"(?<=[a-z0-9])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z]{2})", r"_\1\2", name).lower()
@@ -141,6 +149,9 @@ def emit_inspected(
     if template is None:
         emit(args, data, describe)
         return
+    if template.strip() == "json":  # Docker's `inspect --format json`: the object as JSON
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return
     if wants_json(args) or getattr(args, "pretty", False):
         raise UsageError("--format: not with --json or --pretty", field="--format")
     print(render(template, data, paths))
@@ -219,14 +230,17 @@ def listing(
     values in ``extra_rows``); ``table TEMPLATE`` (Docker's directive) aligns the tab-separated fields
     under their names."""
     template = getattr(args, "format", None)
-    if template is None:
+    if template is None or template.strip() == "table":  # Docker's bare `table`: the default table
         return table(columns, rows)
     as_table, template = _split_table(template)
     extras = extra_rows if extra_rows is not None else [()] * len(rows)
-    lines = [
-        render(template, _row_data(columns, cells) | dict(zip(extra_names, more, strict=True)))
+    data = [
+        _row_data(columns, cells) | dict(zip(extra_names, more, strict=True))
         for cells, more in zip(rows, extras, strict=True)
     ]
+    if template.strip() == "json":  # Docker's `--format json`: one object a row, by Docker's field names
+        return "\n".join(json.dumps({_camel(k): _text(v) for k, v in row.items()}) for row in data)
+    lines = [render(template, row) for row in data]
     if not as_table:
         return "\n".join(lines)
     keys = (*_row_data(columns, [""] * len(columns)), *extra_names)

@@ -12,9 +12,9 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model.netrefs import check_network_name
-from .docker_paths import GoTime
+from .docker_paths import GoTime, object_path
 from .filters import NETWORK_FILTERS, add_filter, apply_filters
-from .goformat import add_list_format, labels_text, listing
+from .goformat import add_list_format, emit_inspected, labels_text, listing
 from .node import cmd_network_inspect
 from .util import (
     EXIT_OK,
@@ -76,12 +76,6 @@ def cmd_create(args: argparse.Namespace) -> int:
         check_network_name(args.name, "NAME")
     except ConfigError as exc:
         raise UsageError(exc.message, field="NAME") from exc
-    if args.subnet:
-        raise UsageError(
-            "--subnet: p2porch networks share the cluster CIDR and are isolated by policy; a task's "
-            "address comes from its node's lease (set the range with `init --cluster-cidr`; docs/overlay.md)",
-            field="--subnet",
-        )
     if args.driver != "overlay":
         raise UsageError(f"--driver: {args.driver!r} is not supported (use overlay)", field="--driver")
     body = {
@@ -105,7 +99,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             COLUMNS,
             [
                 [
-                    r["id"][:12],
+                    r["id"] if args.no_trunc else r["id"][:12],
                     r["name"],
                     r["driver"],
                     r["scope"],
@@ -132,7 +126,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             "overlay: `p2porch network inspect --overlay`)",
             field="NAME",
         )
-    emit(args, client_for(args).get(f"/networks/{args.name}"), _describe)
+    emit_inspected(args, client_for(args).get(f"/networks/{args.name}"), _describe, object_path)
     return EXIT_OK
 
 
@@ -147,16 +141,22 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     create = action("create", "Create an overlay network", cmd_create)
     create.add_argument("name", metavar="NAME")
     create.add_argument("--driver", "-d", default="overlay", help="overlay (the only driver)")
-    create.add_argument("--subnet", metavar="CIDR", help="refused: networks share the cluster CIDR")
     create.add_argument("--internal", action="store_true", help="no traffic out of the cluster")
     create.add_argument("--attachable", action="store_true", help="recorded (Docker compatibility)")
     create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
     ls = add_ids_only(action("ls", "List networks and the services on them", cmd_ls))
+    ls.add_argument("--no-trunc", action="store_true", help="full network ids")
     add_filter(add_list_format(ls, COLUMNS, extra=EXTRA), NETWORK_FILTERS)
     inspect = action("inspect", "Show a network, or with --overlay this node's overlay", cmd_inspect)
     inspect.add_argument("name", metavar="NAME", nargs="?")
     inspect.add_argument(
         "--overlay", action="store_true", help="this node's overlay instead: lease, VTEP, programmed peers"
+    )
+    inspect.add_argument(
+        "--format",
+        "-f",
+        metavar="TEMPLATE",
+        help="Go template over the JSON view, e.g. '{{.Name}} {{.Driver}}'",
     )
     rm = action("rm", "Remove networks no service uses", cmd_rm)
     rm.add_argument("names", metavar="NAME", nargs="+")

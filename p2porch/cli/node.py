@@ -10,6 +10,7 @@ import datetime
 import sys
 from typing import Any
 
+from .docker_paths import node_path
 from .filters import NODE_FILTERS, TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_inspect_output, add_list_format, emit_inspected, listing
 from .service_read import add_task_list_flags, task_table
@@ -31,7 +32,7 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     node = sub.add_parser("node", parents=[common], help="Manage cluster nodes")
     node_sub = node.add_subparsers(dest="node_command", metavar="ACTION", parser_class=Parser)
     node_sub.required = True
-    ls = add_ids_only(node_sub.add_parser("ls", parents=[common], help="List nodes"))
+    ls = add_ids_only(node_sub.add_parser("ls", aliases=["list"], parents=[common], help="List nodes"))
     add_filter(ls, NODE_FILTERS)
     add_list_format(ls, NODE_COLUMNS, extra=NODE_EXTRA)
     ls.set_defaults(func=cmd_node_ls)
@@ -51,7 +52,9 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     update.add_argument("--label-rm", metavar="KEY", action="append", default=[], help="remove a label")
     update.add_argument("--role", choices=["manager", "worker"], help="(Docker's: refused, as node promote)")
     update.set_defaults(func=cmd_node_update)
-    rm = node_sub.add_parser("rm", parents=[common], help="Remove a node that left or is down")
+    rm = node_sub.add_parser(
+        "rm", aliases=["remove"], parents=[common], help="Remove a node that left or is down"
+    )
     rm.add_argument("node", metavar="NODE", help="node name or id")
     rm.add_argument("--force", action="store_true", help="remove even a node that is still ready")
     rm.set_defaults(func=cmd_node_rm)
@@ -169,7 +172,7 @@ def describe_node(n: dict[str, Any]) -> str:
 
 
 def cmd_node_inspect(args: argparse.Namespace) -> int:
-    emit_inspected(args, client_for(args).get(f"/nodes/{args.node}"), describe_node)
+    emit_inspected(args, client_for(args).get(f"/nodes/{args.node}"), describe_node, node_path)
     return EXIT_OK
 
 

@@ -39,12 +39,15 @@ def add_task_list_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add_ids_only(p)
     p.add_argument("--running", action="store_true", help="only tasks that should be running")
     p.add_argument("--no-trunc", action="store_true", help="full task and node ids")
+    p.add_argument("--no-resolve", action="store_true", help="node ids instead of node names")
     add_filter(p, TASK_FILTERS)
     return add_list_format(p, TASK_COLUMNS, extra=TASK_EXTRA)
 
 
 def task_table(args: argparse.Namespace, rows: list[dict[str, Any]], spec: Any = None) -> str:
     """The tasks as ``service ps`` prints them (a task group's members under their task with ``spec``)."""
+    if args.no_resolve:
+        rows = [{**t, "node": t.get("node_id") or t["node"]} for t in rows]
     cells = [task_row(t, no_trunc=args.no_trunc) for t in rows]
     if getattr(args, "format", None) is not None:  # one line per task, its members not listed
         return listing(args, TASK_COLUMNS, cells, TASK_EXTRA, [task_extra(t) for t in rows])
@@ -116,8 +119,11 @@ def cmd_service_logs(args: argparse.Namespace) -> int:
     for item in client_for(args).stream(f"/services/{args.service}/logs", **params):
         if wants_json(args):
             print(json.dumps(item), flush=True)
+        elif item.get("task") and args.raw:
+            print(item["line"], flush=True)
         elif item.get("task"):
-            print(f"{item['task']}@{item['node']} | {item['line']}", flush=True)
+            task = item["task"].rsplit(".", 1)[0] if args.no_task_ids else item["task"]  # web.2.<id>: web.2
+            print(f"{task}@{item['node']} | {item['line']}", flush=True)
         elif "line" in item:
             print(f"{item['node']}: {item['line']}", file=sys.stderr, flush=True)
         else:  # an error reported in the stream
@@ -139,6 +145,8 @@ def add_read_commands(action: ActionAdder) -> None:
     logs.add_argument("--tail", "-n", type=non_negative_int, metavar="N", help="last N lines of each task")
     logs.add_argument("--since", metavar="TIME", help="lines since a duration ago (10m), a date or Unix time")
     logs.add_argument("--timestamps", "-t", action="store_true", help="each line with the engine's time")
+    logs.add_argument("--raw", action="store_true", help="only the lines, without TASK@NODE |")
+    logs.add_argument("--no-task-ids", action="store_true", help="TASK without its id (web.2@n1 | ...)")
     logs.add_argument(
         "--container", "-c", metavar="NAME", help="a task group's sidecar or init container (default: main)"
     )

@@ -20,7 +20,7 @@ from .autoscale import add_autoscale_flags, autoscale_changes, autoscale_flag
 from .envfile import read_env_files, with_env_files
 from .group import GROUP_FLAGS, add_group_flags, group_changes
 from .update_edits import add_edit_flags
-from .util import UsageError, refuse_registry_auth
+from .util import UsageError
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
 FLAG_OF_FIELD = {
@@ -115,14 +115,14 @@ def flag_for(field: str | None) -> str | None:
 def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     """Flags shared by create and update; on update a list flag replaces the whole list."""
     d = argparse.SUPPRESS  # unset flags are absent, so update changes only what was given
-    refuse_registry_auth(p)
     p.add_argument("--replicas", type=int, default=d, help="number of tasks (replicated mode)")
-    p.add_argument(
-        "--mode",
-        choices=["replicated", "global", "replicated-job", "global-job"],
-        default=d,
-        help="global: one task per eligible node; *-job: tasks run to completion (docs/scheduler.md)",
-    )
+    if create:  # as Docker's: the mode is set once (update --mode is refused with the reason, refusals.py)
+        p.add_argument(
+            "--mode",
+            choices=["replicated", "global", "replicated-job", "global-job"],
+            default=d,
+            help="global: one task per eligible node; *-job: tasks run to completion (docs/scheduler.md)",
+        )
     p.add_argument(
         "--max-concurrent",
         type=int,
@@ -239,7 +239,14 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--security-opt", action="append", default=d, metavar="OPT")
     p.add_argument("--stop-signal", default=d, metavar="SIGNAL", help="signal that stops the container")
     p.add_argument("--shm-size", default=d, metavar="BYTES", help="size of /dev/shm, e.g. 64M")
-    p.add_argument("--pids-limit", default=d, metavar="N", help="most processes per container (-1: none)")
+    p.add_argument(
+        "--pids-limit",
+        "--limit-pids",
+        dest="pids_limit",
+        default=d,
+        metavar="N",
+        help="most processes per container (-1: none)",
+    )
     p.add_argument("--device", action="append", default=d, metavar="HOST[:CONTAINER[:RWM]]", help="a device")
     p.add_argument(
         "--group", action="append", default=d, metavar="GROUP", help="supplementary group (name/id)"

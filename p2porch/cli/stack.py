@@ -38,12 +38,14 @@ from .util import (
     emit,
     noun_actions,
     positive_seconds,
-    refuse_registry_auth,
     remove_each,
     wants_json,
 )
 
 STACK_COLUMNS = ["name", "services", "tasks"]
+#: Docker's ``stack ls --format`` fields beside the columns: the orchestrator (always Swarm's model here)
+#: and the Kubernetes namespace (none)
+STACK_EXTRA = ("orchestrator", "namespace")
 WAIT_POLL_S = 1.0
 
 
@@ -285,7 +287,11 @@ def cmd_stack_ls(args: argparse.Namespace) -> int:
         args,
         client_for(args).get("/stacks"),
         lambda rows: listing(
-            args, STACK_COLUMNS, [[r["name"], r["services"], f"{r['running']}/{r['desired']}"] for r in rows]
+            args,
+            STACK_COLUMNS,
+            [[r["name"], r["services"], f"{r['running']}/{r['desired']}"] for r in rows],
+            STACK_EXTRA,
+            [("Swarm", "")] * len(rows),
         ),
     )
     return EXIT_OK
@@ -394,7 +400,6 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="how long to wait for depends_on conditions between creation waves (default 300)",
     )
     add_wait_options(deploy)
-    refuse_registry_auth(deploy)
     deploy.add_argument("stack", metavar="NAME")
     config = action(
         "config", "Print the resolved stack (interpolated, merged) without a daemon", cmd_stack_config
@@ -403,7 +408,7 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     config.add_argument(
         "stack", metavar="NAME", nargs="?", help="stack name used for volume names (default: stack)"
     )
-    add_list_format(action("ls", "List stacks", cmd_stack_ls), STACK_COLUMNS)
+    add_list_format(action("ls", "List stacks", cmd_stack_ls), STACK_COLUMNS, extra=STACK_EXTRA)
     services = action("services", "List the services of a stack (as service ls)", cmd_stack_services)
     add_list_format(services, SERVICE_COLUMNS).add_argument("stack", metavar="NAME")
     add_filter(add_ids_only(services), SERVICE_FILTERS)

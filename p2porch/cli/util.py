@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError, DaemonError, P2POrchError
 from ..paths import DEFAULT_SOCKET
+from .refusals import add_refusals
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -50,8 +51,28 @@ class Parser(argparse.ArgumentParser):
         service create: error: unrecognized arguments: --x``, with that command's help), not the top."""
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
-            getattr(parsed, "_command_parser", self).error(f"unrecognized arguments: {' '.join(extras)}")
+            parser = getattr(parsed, "_command_parser", self)
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{parser.suggestion(extras)}")
         return parsed
+
+    def suggestion(self, extras: Sequence[str]) -> str:
+        """`` (did you mean --replicas?)`` for the first unknown flag close to one of this command's
+        (shown in its help), else ""."""
+        import difflib  # only on this error path: the daemon command never loads it (memory)
+
+        shown = [
+            option
+            for action in self._actions
+            if action.help != argparse.SUPPRESS
+            for option in action.option_strings
+            if option.startswith("--")
+        ]
+        for word in extras:
+            if word.startswith("--"):
+                close = difflib.get_close_matches(word.partition("=")[0], shown, n=1, cutoff=0.75)
+                if close:
+                    return f" (did you mean {close[0]}?)"
+        return ""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         usage = self.format_usage()
@@ -60,6 +81,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nSee '{self.prog} --help'.\n")
 
 
+#: Docker's other names of an action (``docker service list``, ``stack up``), for any noun or one
+DOCKER_ALIASES: dict[str, tuple[str, ...]] = {
+    "ls": ("list",),
+    "rm": ("remove",),
+    "stack deploy": ("up",),
+    "stack rm": ("remove", "down"),
+}
 ActionAdder = Callable[[str, str, Any], argparse.ArgumentParser]
 
 
@@ -71,8 +99,12 @@ def noun_actions(sub: Any, common: argparse.ArgumentParser, noun: str, help_text
     actions.required = True
 
     def action(name: str, action_help: str, fn: Any) -> argparse.ArgumentParser:
-        p = actions.add_parser(name, parents=[common], help=action_help, description=action_help)
+        aliases = DOCKER_ALIASES.get(f"{noun} {name}", DOCKER_ALIASES.get(name, ()))
+        p = actions.add_parser(
+            name, aliases=list(aliases), parents=[common], help=action_help, description=action_help
+        )
         p.set_defaults(func=fn)
+        add_refusals(p, f"{noun} {name}")  # Docker's flags it lacks, refused with the reason
         return p
 
     return action
@@ -229,17 +261,3 @@ def command(
     p: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
     p.set_defaults(func=fn)
     return p
-
-
-class _RegistryAuthRefused(argparse.Action):
-    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        parser.error(
-            "--with-registry-auth: p2porch sends no credentials from the CLI; each node pulls with its own "
-            "docker login (~/.docker/config.json of the daemon's user, docs/agent.md)"
-        )
-
-
-def refuse_registry_auth(p: argparse.ArgumentParser) -> None:
-    """Docker's ``--with-registry-auth`` (service create/update, stack deploy), refused with the reason
-    instead of "unrecognized arguments": a Swarm user types it out of habit."""
-    p.add_argument("--with-registry-auth", nargs=0, action=_RegistryAuthRefused, help=argparse.SUPPRESS)

@@ -169,14 +169,27 @@ class UsageOps:
         return out
 
     async def node_stats(self, node_ids: list[str]) -> list[dict[str, Any]]:
-        """Per node: tasks sampled, CPU cores and memory they use, and as percent of the node's capacity."""
+        """Per node: tasks sampled, CPU cores and memory they use, and as percent of the node's capacity.
+        Only the tasks the state has running there count: a node's book keeps a stopped (or removed)
+        task's window until its next sample, ``node stats`` must not (as ``service stats``); a node
+        removed since ``node_ids`` were read is left out."""
         state = self.cluster.snapshot()
+        node_ids = [n for n in node_ids if n in state.nodes]
         reports = await self._reports(state.nodes[n] for n in node_ids)
+        running = {
+            (t.node_id, t.task_id)
+            for t in state.tasks.values()
+            if t.desired_state == "running" and t.state == "running"
+        }
         out = []
         for node_id in node_ids:
             node = state.nodes[node_id]
             report = reports.get(node_id)
-            tasks = [r for r in (report or {}).get("tasks") or () if r.get("cpu_cores") is not None]
+            tasks = [
+                r
+                for r in (report or {}).get("tasks") or ()
+                if r.get("cpu_cores") is not None and (node_id, str(r.get("task_id"))) in running
+            ]
             cpu = sum(float(r["cpu_cores"]) for r in tasks)
             memory = sum(int(r.get("memory_bytes") or 0) for r in tasks)
             out.append(

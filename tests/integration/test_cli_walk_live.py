@@ -6,6 +6,7 @@ for an unknown node; an ingress port on a dnsrr service is refused on create, up
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from clusterkit import IMAGE, cli, cli_json, cluster_fixture, wait_for
@@ -60,3 +61,23 @@ def test_an_ingress_port_on_dnsrr_is_refused_everywhere_and_changes_nothing(clus
         assert [s["name"] for s in cli_json(sb, "n1", "service", "ls")] == ["web"]
     finally:
         assert cli(sb, "n1", "service", "rm", "web").returncode == 0
+
+
+def test_dockers_node_paths_json_lists_and_refused_flags_on_a_live_cluster(cluster) -> None:
+    """The h42 walk: ``node inspect --format`` reads Docker's node paths, ``--format json`` prints one
+    object a row by Docker's names, and a Docker flag p2porch lacks is refused with the reason (exit 2)
+    before anything is written."""
+    sb, nodes = cluster
+    paths = "{{.Status.State}} {{.Spec.Role}} {{.Description.Hostname}} {{.Status.Addr}}"
+    inspect = cli(sb, "n2", "node", "inspect", "--format", paths, "self")
+    assert (inspect.returncode, inspect.stdout.decode()) == (0, f"ready manager n2 {nodes[1].address}\n")
+    listed = cli(sb, "n1", "node", "list", "--format", "json")
+    assert listed.returncode == 0, listed.stderr.decode()
+    rows = [json.loads(line) for line in listed.stdout.decode().splitlines()]
+    assert sorted(r["Hostname"] for r in rows) == ["n1", "n2", "n3"]
+    assert {r["Status"] for r in rows} == {"ready"}
+    before = cli_json(sb, "n1", "network", "ls")
+    refused = cli(sb, "n1", "network", "create", "--gateway", "10.0.0.1", "gw")
+    assert refused.returncode == 2
+    assert "--gateway: p2porch allocates addresses itself" in refused.stderr.decode()
+    assert cli_json(sb, "n1", "network", "ls") == before
