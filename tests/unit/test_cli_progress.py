@@ -216,8 +216,21 @@ def test_an_automatic_rollback_or_pause_says_why_from_the_update_status():
     w = Watch("web", 7)
     assess(w, view(), [task(1)], 0)
     status = {"state": "rollback_started", "reason": why}
-    rolled = assess(w, view(version=9, spec={"image": "old"}, update_status=status), [task(1)], 1)
-    assert rolled.failure == f"rolled back (rollback_started): {why}"
+    rolling = assess(w, view(version=9, spec={"image": "old"}, update_status=status), [task(1)], 1)
+    # as Docker's CLI, the rollback is followed until its tasks converged (the walk's update returned
+    # at rollback_started with the service at 1/2); then it fails saying why
+    assert rolling.failure is None and not rolling.done and f"(rolling back: {why})" in rolling.summary
+    done = {"state": "rollback_completed", "reason": why}
+    half = assess(w, view(version=9, running=1, spec={"image": "old"}, update_status=done), [task(1)], 2)
+    assert half.failure is None and not half.done
+    both = [task(1), task(2)]
+    rolled = assess(w, view(version=9, running=2, spec={"image": "old"}, update_status=done), both, 3)
+    assert rolled.failure == f"rolled back: {why}" and not rolled.done
+    stuck = {"state": "rollback_paused", "reason": "rollback failed: task xyz unhealthy"}
+    w2 = Watch("web", 7)
+    assess(w2, view(), [task(1)], 0)
+    halted = assess(w2, view(version=9, spec={"image": "old"}, update_status=stuck), [task(1)], 1)
+    assert halted.failure == "rollback paused: rollback failed: task xyz unhealthy"
     paused = assess(
         Watch("web", 7),
         view(update_paused=True, update_status={"state": "paused", "reason": why}),
