@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..errors import NotFoundError, P2POrchError
-from ..model import NOT_RESTARTED
+from ..model import NOT_RESTARTED, TaskHealth
 from .util import positive_seconds
 
 POLL_S = 0.5
@@ -89,10 +89,16 @@ EXITED_AT_ONCE = (
 
 
 def _failure_of(task: dict[str, Any], restarts_done: bool) -> str:
-    """Why ``task`` counts as a failure of the change ("" when it does not): failed or rejected, or,
-    for a service whose tasks should keep running, completed (it will only be restarted, in a loop)."""
+    """Why ``task`` counts as a failure of the change ("" when it does not): failed or rejected, stopped
+    for failing its health check (as Swarm's "unhealthy container" failure), or, for a service whose
+    tasks should keep running, completed (it will only be restarted, in a loop)."""
     if task.get("state") in ("failed", "rejected"):
         return str(task.get("error") or "") or f"task {task.get('state')}"
+    message = str(task.get("message") or "")
+    if message == TaskHealth.UNHEALTHY or message.startswith(f"{NOT_RESTARTED}{TaskHealth.UNHEALTHY}"):
+        # the leader stopped it (state shutdown): uncounted, an update whose tasks all turned unhealthy
+        # after its monitor waited for the whole --converge-timeout
+        return "task unhealthy (its health check failed)"
     if restarts_done and task.get("state") == "complete":
         return str(task.get("error") or "") or EXITED_AT_ONCE
     return ""

@@ -318,3 +318,22 @@ def test_after_a_task_of_ours_exited_a_running_replacement_converges_only_once_i
     assert assess(w, view(version=1, desired=1, running=1), again, 9.0).done
     clean = Watch("web", 1, created=True)  # no failure of ours: converged at once, as before
     assert assess(clean, view(version=1, desired=1, running=1), [task(1)], 0.5).done
+
+
+def test_tasks_stopped_unhealthy_count_as_failures_of_the_change():
+    """The leader stops a task that fails its health check (state shutdown, message "unhealthy"): when
+    that came after the update's monitor, the update completed and the progress waited 300 s, counting
+    none of them (a live test's update with --health-cmd 'exit 1' and a 3 s monitor)."""
+    w = Watch("web", 7)
+    assess(w, view(), [task(1)], 0)
+    sick = [
+        task(1, "shutdown", tid=f"u{i}", desired_state="shutdown", message="unhealthy", state_at=float(i))
+        for i in range(3)
+    ]
+    result = assess(w, view(running=0), [*sick, task(1, health="starting", tid="u3")], 1)
+    assert result.failure == "3 tasks failed: task unhealthy (its health check failed)"
+    final = task(2, "shutdown", tid="v", desired_state="shutdown", message="not restarted: unhealthy; 3 of 3")
+    w2 = Watch("web", 7)
+    assess(w2, view(), [task(1)], 0)
+    over = assess(w2, view(running=1), [task(1), final], 1)
+    assert over.failure is not None and over.failure.startswith("1 tasks failed: task unhealthy")
