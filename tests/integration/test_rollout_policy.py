@@ -238,14 +238,15 @@ def test_a_waiting_update_that_rolls_back_returns_once_the_rollback_converged(cl
     ``rollback_started`` with the service at 1/2)."""
     sb, nodes = cluster
     created = cli(
-        sb, "n1", "service", "create", "-q", "--name", "roll", "--replicas", "2", "--update-monitor", "3s",
+        sb, "n1", "service", "create", "-q", "--name", "roll", "--replicas", "2", "--update-monitor", "10s",
         "--update-failure-action", "rollback", "--stop-grace-period", "1s", IMAGE, "sleep", "3600",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr.decode()
     try:
         updated = cli(
-            sb, "n1", "service", "update", "roll", "--health-cmd", "exit 1", "--health-interval", "1s"
-        )
+            sb, "n1", "service", "update", "roll", "--health-cmd", "exit 1", "--health-interval", "1s",
+            "--health-retries", "1",
+        )  # fmt: skip
         err = updated.stderr.decode()
         assert updated.returncode == 1, err
         assert "roll: rolled back: update failed:" in err and "rollback_started" not in err, err
