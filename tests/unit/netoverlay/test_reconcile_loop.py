@@ -52,6 +52,20 @@ async def inline(fn: Any, *args: Any) -> Any:
     return fn(*args)  # the model kernel does not block: no worker thread, so MockClock stays exact
 
 
+async def started(
+    nursery: trio.Nursery, driver: ModelDriver, peers: list[OverlayPeer], **run: Any
+) -> tuple[OverlayReconciler, trio.MemorySendChannel[Any]]:
+    """A reconciler over ``driver`` running in ``nursery`` (its first pass done) and its change channel."""
+    reconciler = OverlayReconciler(
+        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
+    )  # type: ignore[arg-type]
+    send, receive = trio.open_memory_channel[Any](100)
+    await nursery.start(
+        lambda task_status: reconciler.run(lambda: list(peers), receive, task_status=task_status, **run)
+    )
+    return reconciler, send
+
+
 @pytest.fixture
 def autojump_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
@@ -99,17 +113,9 @@ async def test_joins_apply_peer_entries_without_reading_the_kernel_and_the_resyn
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     driver = ModelDriver()
-    reconciler = OverlayReconciler(
-        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
-    )  # type: ignore[arg-type]
     peers = [peer(2)]
-    send, receive = trio.open_memory_channel[Any](100)
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: reconciler.run(
-                lambda: list(peers), receive, resync_interval_s=30.0, task_status=task_status
-            )
-        )
+        reconciler, send = await started(nursery, driver, peers, resync_interval_s=30.0)
         assert driver.reads == 2
         for i in range(3, 8):  # one join at a time: a pass each
             peers.append(peer(i))
@@ -302,21 +308,9 @@ async def test_a_failing_full_pass_is_retried_once_per_interval_not_at_once(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     driver = EngineDown()
-    reconciler = OverlayReconciler(
-        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
-    )  # type: ignore[arg-type]
     peers = [peer(2)]
-    send, receive = trio.open_memory_channel[Any](100)
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: reconciler.run(
-                lambda: list(peers),
-                receive,
-                resync_interval_s=30.0,
-                retry_interval_s=1.0,
-                task_status=task_status,
-            )
-        )
+        reconciler, send = await started(nursery, driver, peers, resync_interval_s=30.0, retry_interval_s=1.0)
         driver.down = True
         await trio.sleep(30.5)  # the resync fails
         assert reconciler.counters.failures == 1
