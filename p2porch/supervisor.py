@@ -17,20 +17,35 @@ __all__ = ["describe_failure", "drain", "forward", "supervise", "wait_any"]
 log = logging.getLogger(__name__)
 
 
-async def supervise(health: dict[str, str], name: str, body: Callable[[], Awaitable[None]]) -> None:
-    """Run ``body`` until it returns, recording failures in ``health[name]`` and retrying with back-off."""
-    delay_s = 0.5
+FIRST_DELAY_S = 0.5
+MAX_DELAY_S = 30.0
+
+
+async def supervise(
+    health: dict[str, str],
+    name: str,
+    body: Callable[[], Awaitable[None]],
+    *,
+    max_delay_s: float = MAX_DELAY_S,
+) -> None:
+    """Run ``body`` until it returns, recording failures in ``health[name]`` and retrying with back-off
+    (doubling from ``FIRST_DELAY_S`` to ``max_delay_s``; a body that ran ``max_delay_s`` or longer before
+    it failed starts again from the first delay: a failure after hours of work is not a crash loop)."""
+    delay_s = FIRST_DELAY_S
     while True:
+        started = trio.current_time()
         try:
             health[name] = "running"
             await body()
             return
         except Exception as exc:  # a member service must not take the daemon down
+            if trio.current_time() - started >= max_delay_s:
+                delay_s = FIRST_DELAY_S
             why = describe_failure(exc)
             health[name] = f"failed: {why}"
             log.error("%s failed, retrying in %.1f s: %s", name, delay_s, why, exc_info=log.isEnabledFor(10))
         await trio.sleep(delay_s)
-        delay_s = min(delay_s * 2, 30.0)
+        delay_s = min(delay_s * 2, max_delay_s)
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -4,9 +4,9 @@ After ``service create|update|scale|rollback`` and ``stack deploy`` the CLI poll
 tasks until every task that should run is running (healthy when it has a check) on the current spec,
 as many as desired, with nothing pending or moving (jobs are not waited for: :func:`waits_for`); once
 a task of the change has failed or exited, that must hold for ``STABLE_S``, as Docker verifies. It
-stops early and fails (exit 1, the reason printed) when the update is paused, the service is changed or
-rolled back by someone else, it is removed, or tasks of the current spec failed ``MAX_FAILURES`` times;
-and after ``timeout_s``.
+stops early and fails (exit 1, the reason printed) when the update is paused, the service is changed by
+someone else, it is removed, or tasks of the current spec failed ``MAX_FAILURES`` times; after
+``timeout_s``; and when it was rolled back, once the rollback's tasks converged (as Docker's CLI).
 :func:`assess` is the decision (pure, unit-tested); :class:`ProgressPrinter` shows it on stderr:
 lines redrawn on a terminal, one line per change otherwise; nothing with ``-q``/``--json``.
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..errors import NotFoundError, P2POrchError
-from ..model import NOT_RESTARTED
+from ..model import NOT_RESTARTED, TaskHealth
 from .util import positive_seconds
 
 POLL_S = 0.5
@@ -89,10 +89,16 @@ EXITED_AT_ONCE = (
 
 
 def _failure_of(task: dict[str, Any], restarts_done: bool) -> str:
-    """Why ``task`` counts as a failure of the change ("" when it does not): failed or rejected, or,
-    for a service whose tasks should keep running, completed (it will only be restarted, in a loop)."""
+    """Why ``task`` counts as a failure of the change ("" when it does not): failed or rejected, stopped
+    for failing its health check (as Swarm's "unhealthy container" failure), or, for a service whose
+    tasks should keep running, completed (it will only be restarted, in a loop)."""
     if task.get("state") in ("failed", "rejected"):
         return str(task.get("error") or "") or f"task {task.get('state')}"
+    message = str(task.get("message") or "")
+    if message == TaskHealth.UNHEALTHY or message.startswith(f"{NOT_RESTARTED}{TaskHealth.UNHEALTHY}"):
+        # the leader stopped it (state shutdown): uncounted, an update whose tasks all turned unhealthy
+        # after its monitor waited for the whole --converge-timeout
+        return "task unhealthy (its health check failed)"
     if restarts_done and task.get("state") == "complete":
         return str(task.get("error") or "") or EXITED_AT_ONCE
     return ""
@@ -153,11 +159,18 @@ def assess(
         return Assessment(False, f"update paused: {reason}", lines, summary, keys)
     if int(view.get("version") or 0) != watch.version and _user_spec(view) == watch.spec:
         watch.version = int(view.get("version") or 0)  # leader bookkeeping (e.g. a rebalance finished)
+    rolled_back = ""
     if int(view.get("version") or 0) != watch.version and str(status.get("state", "")).startswith("rollback"):
-        # update_config.failure_action rollback (or a `service rollback` meanwhile): say why
+        # update_config.failure_action rollback (or a `service rollback` meanwhile): as Docker's CLI, follow
+        # the rollback until its tasks converged, then fail saying why (it had returned at its start,
+        # the service at 1/2 while the rollback had just begun)
         why = status.get("reason") or "service rollback"
-        return Assessment(False, f"rolled back ({status.get('state')}): {why}", lines, summary, keys)
-    if int(view.get("version") or 0) != watch.version:
+        if status.get("state") == "rollback_paused":
+            return Assessment(False, f"rollback paused: {why}", lines, summary, keys)
+        if status.get("state") != "rollback_completed":
+            return Assessment(False, None, lines, f"{summary} (rolling back: {why})", keys)
+        rolled_back, watch.failed_ids = f"rolled back: {why}", set()  # its tasks are the rollback's
+    elif int(view.get("version") or 0) != watch.version:
         return Assessment(
             False,
             f"the service changed while waiting (version {view.get('version')}, ours {watch.version}): "
@@ -195,6 +208,8 @@ def assess(
     if watch.steady_since is not None:  # tasks of ours failed: converged once it has held STABLE_S
         converged = elapsed_s - watch.steady_since >= STABLE_S
         summary += f" (verifying they are stable for {STABLE_S:.0f} s)" if not converged else ""
+    if rolled_back:
+        return Assessment(False, rolled_back if converged else None, lines, summary, keys)
     return Assessment(converged, None, lines, summary, keys)
 
 

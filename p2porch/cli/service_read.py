@@ -44,31 +44,51 @@ def add_task_list_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return add_list_format(p, TASK_COLUMNS, extra=TASK_EXTRA)
 
 
-def task_table(args: argparse.Namespace, rows: list[dict[str, Any]], spec: Any = None) -> str:
-    """The tasks as ``service ps`` prints them (a task group's members under their task with ``spec``)."""
+def task_table(
+    args: argparse.Namespace, rows: list[dict[str, Any]], specs: dict[str, dict[str, Any]] | None = None
+) -> str:
+    """The tasks as ``service ps`` prints them (a task group's members under its tasks, from ``specs``:
+    each service's spec by name)."""
     if args.no_resolve:
         rows = [{**t, "node": t.get("node_id") or t["node"]} for t in rows]
     cells = [task_row(t, no_trunc=args.no_trunc) for t in rows]
     if getattr(args, "format", None) is not None:  # one line per task, its members not listed
         return listing(args, TASK_COLUMNS, cells, TASK_EXTRA, [task_extra(t) for t in rows])
-    return table(TASK_COLUMNS, group_task_rows(spec, cells) if spec is not None else cells)
+    if not specs:
+        return table(TASK_COLUMNS, cells)
+    grouped = [
+        row
+        for t, cell in zip(rows, cells, strict=True)
+        for row in group_task_rows(specs.get(str(t["name"]).rpartition(".")[0]) or {}, [cell])
+    ]
+    return table(TASK_COLUMNS, grouped)
 
 
 def cmd_service_ps(args: argparse.Namespace) -> int:
+    """The tasks of every service given, in turn (``docker service ps SERVICE [SERVICE...]``)."""
     client = client_for(args)
-    tasks = client.get(f"/services/{args.service}/tasks", all="false" if args.running else "true")
-    tasks = apply_filters(tasks, args.filters, TASK_FILTERS)
+    names = list(dict.fromkeys(args.service))
+    each = {
+        name: apply_filters(
+            client.get(f"/services/{name}/tasks", all="false" if args.running else "true"),
+            args.filters,
+            TASK_FILTERS,
+        )
+        for name in names
+    }
+    tasks = [t for ts in each.values() for t in ts]
     if args.ids_only:  # -q: the IDs alone, without the usage and group lookups
         emit(args, tasks, str)
         return EXIT_OK
-    try:
-        usage = client.get(f"/services/{args.service}/usage")
-    except P2POrchError:  # an older daemon, or no answer: the tasks without usage
-        usage = {}
-    for task in tasks:
-        task["usage"] = usage.get(task["id"])
-    spec = {} if wants_json(args) else group_spec(client, args.service)
-    emit(args, tasks, lambda rows: task_table(args, rows, spec))
+    for name, ts in each.items():
+        try:
+            usage = client.get(f"/services/{name}/usage")
+        except P2POrchError:  # an older daemon, or no answer: the tasks without usage
+            usage = {}
+        for task in ts:
+            task["usage"] = usage.get(task["id"])
+    specs = {} if wants_json(args) else {name: group_spec(client, name) for name in names}
+    emit(args, tasks, lambda rows: task_table(args, rows, specs))
     return EXIT_OK
 
 
@@ -133,8 +153,8 @@ def cmd_service_logs(args: argparse.Namespace) -> int:
 
 def add_read_commands(action: ActionAdder) -> None:
     """``service ps``, ``inspect`` and ``logs``."""
-    ps = action("ps", "List a service's tasks, with errors and explanations", cmd_service_ps)
-    ps.add_argument("service", metavar="SERVICE")
+    ps = action("ps", "List the tasks of services, with errors and explanations", cmd_service_ps)
+    ps.add_argument("service", metavar="SERVICE", nargs="+")
     add_task_list_flags(ps)
     inspect = action("inspect", "Show a service", cmd_service_inspect)
     inspect.add_argument("service", metavar="SERVICE")

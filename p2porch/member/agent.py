@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 __all__ = ["serve_agent", "status_report"]
 
 
+AGENT_MAX_RETRY_S = 5.0  # the agent's longest retry: an engine back (dockerd restarted) is seen within it
+
+
 async def serve_agent(
     ctx: MemberContext,
     *,
@@ -72,6 +75,7 @@ async def serve_agent(
             gate,
             connections if engine_is_local(docker_host or os.environ.get("DOCKER_HOST", "")) else None,
         ),
+        max_delay_s=AGENT_MAX_RETRY_S,
     )
 
 

@@ -335,14 +335,16 @@ class OverlayReconciler:
             if changes is not None:
                 nursery.start_soon(self._watch, changes)
             next_full = trio.current_time() + resync_interval_s
-            failed = False
+            failed, retry_at = False, 0.0
             while True:
-                deadline = min(next_full, trio.current_time() + retry_interval_s) if failed else next_full
+                deadline = retry_at if failed else next_full
                 due = self._changes.due_at()
-                with trio.move_on_at(deadline if due is None else min(deadline, due)):
+                with trio.move_on_at(deadline if due is None or failed else min(deadline, due)):
                     await self._wake.wait()
                 self._wake = trio.Event()
                 now = trio.current_time()
+                if failed and now < retry_at:
+                    continue  # changes and asks wait for the retry, a full pass that covers them
                 full = now >= next_full
                 asked, self._now = self._now, False
                 if not (self._changes.take(now) or asked or full or failed):
@@ -360,7 +362,11 @@ class OverlayReconciler:
                     failed = False
                     self.counters.last_error = ""
                 except OverlayError as exc:
-                    failed = True
+                    # the retry comes after the interval, whatever wakes the loop: a failed full pass
+                    # (the engine down) had retried at once, thousands of times a second
+                    failed, retry_at = True, trio.current_time() + retry_interval_s
+                    if full:
+                        next_full = retry_at  # the retry is the full pass, host checks included
                     self.counters.failures += 1
                     self.counters.last_error = str(exc)
                     log.warning("overlay: reconcile failed, retrying in %.1f s: %s", retry_interval_s, exc)

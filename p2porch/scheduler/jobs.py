@@ -151,7 +151,7 @@ def _settle_slot(
                 plan.shutdowns.append((t.task_id, "slot already complete"))
             elif fate == "lost" or (fate == "drain" and not pinned):
                 why = "down" if fate == "lost" else "drained"
-                plan.shutdowns.append((t.task_id, f"node {t.node_id} {why}"))
+                plan.shutdowns.append((t.task_id, f"node {why}"))  # service ps names the node
                 ended.append(t)
             else:
                 live.append(t)

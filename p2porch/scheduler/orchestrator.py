@@ -231,7 +231,7 @@ class Orchestrator:
             node = ctx.nodes.get(node_id or "")
             if node_id is not None and ctx.fate(node_id, spec) == "lost":
                 for t in group:
-                    ctx.out.actions.append(ShutdownTask(t.task_id, f"node {node_id} down"))
+                    ctx.out.actions.append(ShutdownTask(t.task_id, "node down"))
                 continue
             eligible_to_keep = (
                 node_id is not None
@@ -300,7 +300,7 @@ class Orchestrator:
         for t in tasks:
             fate = ctx.fate(t.node_id, spec)
             if fate == "lost":
-                ctx.out.actions.append(ShutdownTask(t.task_id, f"node {t.node_id} down"))
+                ctx.out.actions.append(ShutdownTask(t.task_id, "node down"))  # as "node drained"; ps names it
             elif t.state in TERMINAL_STATES:
                 ended.append(t)
             else:

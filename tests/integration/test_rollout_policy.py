@@ -230,3 +230,28 @@ def test_rotate_keys_reseals_stored_secrets_and_they_still_deliver(cluster, tmp_
     # the node's last task with files stopped: its tmpfs goes with it
     wait_for(lambda: not is_mount_point(task_files_root(nodes[1])), 30, "n2's secrets tmpfs unmounted")
     assert cli(sb, "n1", "secret", "rm", "sealed").returncode == 0
+
+
+def test_a_waiting_update_that_rolls_back_returns_once_the_rollback_converged(cluster):
+    """As Docker's CLI: ``service update`` (not detached) with ``--update-failure-action rollback``
+    follows the rollback and fails only once its tasks run again (the operator walk's returned at
+    ``rollback_started`` with the service at 1/2)."""
+    sb, nodes = cluster
+    created = cli(
+        sb, "n1", "service", "create", "-q", "--name", "roll", "--replicas", "2", "--update-monitor", "10s",
+        "--update-failure-action", "rollback", "--stop-grace-period", "1s", IMAGE, "sleep", "3600",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr.decode()
+    try:
+        updated = cli(
+            sb, "n1", "service", "update", "roll", "--health-cmd", "exit 1", "--health-interval", "1s",
+            "--health-retries", "1",
+        )  # fmt: skip
+        err = updated.stderr.decode()
+        assert updated.returncode == 1, err
+        assert "roll: rolled back: update failed:" in err and "rollback_started" not in err, err
+        view = cli_json(sb, "n1", "service", "inspect", "roll")
+        assert view["update_status"]["state"] == "rollback_completed", view["update_status"]
+        assert view["running"] == 2 and not view["spec"].get("health"), view
+    finally:
+        remove_service(nodes, "roll")

@@ -167,6 +167,8 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
 
     driver.get(f"https://10.36.0.1:{PORT}/ui/")
     until(driver, lambda d: d.find_element(By.ID, "login-token").is_displayed(), 20, "the sign-in form")
+    # signed out, the dashboard is hidden (main's display: flex had overridden its hidden attribute)
+    assert not driver.find_element(By.ID, "app").is_displayed()
     shot(driver, "sign-in")
     sign_in(driver, operate)
     assert driver.execute_script("return sessionStorage.getItem('p2porch.token')") == operate

@@ -216,8 +216,21 @@ def test_an_automatic_rollback_or_pause_says_why_from_the_update_status():
     w = Watch("web", 7)
     assess(w, view(), [task(1)], 0)
     status = {"state": "rollback_started", "reason": why}
-    rolled = assess(w, view(version=9, spec={"image": "old"}, update_status=status), [task(1)], 1)
-    assert rolled.failure == f"rolled back (rollback_started): {why}"
+    rolling = assess(w, view(version=9, spec={"image": "old"}, update_status=status), [task(1)], 1)
+    # as Docker's CLI, the rollback is followed until its tasks converged (the walk's update returned
+    # at rollback_started with the service at 1/2); then it fails saying why
+    assert rolling.failure is None and not rolling.done and f"(rolling back: {why})" in rolling.summary
+    done = {"state": "rollback_completed", "reason": why}
+    half = assess(w, view(version=9, running=1, spec={"image": "old"}, update_status=done), [task(1)], 2)
+    assert half.failure is None and not half.done
+    both = [task(1), task(2)]
+    rolled = assess(w, view(version=9, running=2, spec={"image": "old"}, update_status=done), both, 3)
+    assert rolled.failure == f"rolled back: {why}" and not rolled.done
+    stuck = {"state": "rollback_paused", "reason": "rollback failed: task xyz unhealthy"}
+    w2 = Watch("web", 7)
+    assess(w2, view(), [task(1)], 0)
+    halted = assess(w2, view(version=9, spec={"image": "old"}, update_status=stuck), [task(1)], 1)
+    assert halted.failure == "rollback paused: rollback failed: task xyz unhealthy"
     paused = assess(
         Watch("web", 7),
         view(update_paused=True, update_status={"state": "paused", "reason": why}),
@@ -305,3 +318,22 @@ def test_after_a_task_of_ours_exited_a_running_replacement_converges_only_once_i
     assert assess(w, view(version=1, desired=1, running=1), again, 9.0).done
     clean = Watch("web", 1, created=True)  # no failure of ours: converged at once, as before
     assert assess(clean, view(version=1, desired=1, running=1), [task(1)], 0.5).done
+
+
+def test_tasks_stopped_unhealthy_count_as_failures_of_the_change():
+    """The leader stops a task that fails its health check (state shutdown, message "unhealthy"): when
+    that came after the update's monitor, the update completed and the progress waited 300 s, counting
+    none of them (a live test's update with --health-cmd 'exit 1' and a 3 s monitor)."""
+    w = Watch("web", 7)
+    assess(w, view(), [task(1)], 0)
+    sick = [
+        task(1, "shutdown", tid=f"u{i}", desired_state="shutdown", message="unhealthy", state_at=float(i))
+        for i in range(3)
+    ]
+    result = assess(w, view(running=0), [*sick, task(1, health="starting", tid="u3")], 1)
+    assert result.failure == "3 tasks failed: task unhealthy (its health check failed)"
+    final = task(2, "shutdown", tid="v", desired_state="shutdown", message="not restarted: unhealthy; 3 of 3")
+    w2 = Watch("web", 7)
+    assess(w2, view(), [task(1)], 0)
+    over = assess(w2, view(running=1), [task(1), final], 1)
+    assert over.failure is not None and over.failure.startswith("1 tasks failed: task unhealthy")

@@ -52,6 +52,20 @@ async def inline(fn: Any, *args: Any) -> Any:
     return fn(*args)  # the model kernel does not block: no worker thread, so MockClock stays exact
 
 
+async def started(
+    nursery: trio.Nursery, driver: ModelDriver, peers: list[OverlayPeer], **run: Any
+) -> tuple[OverlayReconciler, trio.MemorySendChannel[Any]]:
+    """A reconciler over ``driver`` running in ``nursery`` (its first pass done) and its change channel."""
+    reconciler = OverlayReconciler(
+        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
+    )  # type: ignore[arg-type]
+    send, receive = trio.open_memory_channel[Any](100)
+    await nursery.start(
+        lambda task_status: reconciler.run(lambda: list(peers), receive, task_status=task_status, **run)
+    )
+    return reconciler, send
+
+
 @pytest.fixture
 def autojump_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
@@ -99,17 +113,9 @@ async def test_joins_apply_peer_entries_without_reading_the_kernel_and_the_resyn
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     driver = ModelDriver()
-    reconciler = OverlayReconciler(
-        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
-    )  # type: ignore[arg-type]
     peers = [peer(2)]
-    send, receive = trio.open_memory_channel[Any](100)
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: reconciler.run(
-                lambda: list(peers), receive, resync_interval_s=30.0, task_status=task_status
-            )
-        )
+        reconciler, send = await started(nursery, driver, peers, resync_interval_s=30.0)
         assert driver.reads == 2
         for i in range(3, 8):  # one join at a time: a pass each
             peers.append(peer(i))
@@ -278,4 +284,45 @@ async def test_commits_that_name_peers_plan_only_those_and_a_conflict_or_reset_p
         assert whole == [1, 12, 11] and "10.241.5.0/24" not in driver.state.routes
         assert reconciler._observed == driver.state and driver.reads == 2  # nothing read since the first
         assert [p["node_id"] for p in reconciler.status()["peers"]] == sorted(set(peers) - {"n13"})
+        nursery.cancel_scope.cancel()
+
+
+class EngineDown(ModelDriver):
+    """A model kernel whose reads fail while ``down`` (the Docker engine gone), as a full pass's do;
+    past ``limit`` failed reads it raises something the loop does not catch (a busy retry loop ends)."""
+
+    down = False
+    failed_reads = 0
+    limit = 1_000
+
+    def read(self, device: str) -> KernelState:
+        if self.down:
+            self.failed_reads += 1
+            if self.failed_reads > self.limit:
+                raise RuntimeError("the reconcile loop retried without waiting")
+            raise OverlayError("docker network p2porch: cannot reach the Docker engine")
+        return super().read(device)
+
+
+async def test_a_failing_full_pass_is_retried_once_per_interval_not_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    driver = EngineDown()
+    peers = [peer(2)]
+    async with trio.open_nursery() as nursery:
+        reconciler, send = await started(nursery, driver, peers, resync_interval_s=30.0, retry_interval_s=1.0)
+        driver.down = True
+        await trio.sleep(30.5)  # the resync fails
+        assert reconciler.counters.failures == 1
+        for i in range(20):  # commits keep coming while the engine is down: they wait for the retry
+            await send.send(("task", i))
+            await trio.sleep(0.5)
+        assert 10 <= reconciler.counters.failures <= 12  # one a second, not one per wake
+        driver.down = False
+        peers.append(peer(3))
+        await trio.sleep(1.0)  # the next retry is a full pass that succeeds
+        assert reconciler.counters.last_error == "" and "10.241.3.0/24" in driver.state.routes
+        failures = reconciler.counters.failures
+        await trio.sleep(60.0)
+        assert reconciler.counters.failures == failures
         nursery.cancel_scope.cancel()

@@ -127,7 +127,7 @@ def test_global_mode_down_node_after_grace_is_not_replaced() -> None:
     early = orch(grace=5.0).reconcile([Service("s1", spec)], tasks, nodes, now=12.0)
     assert early.actions == [] and early.wake_at == 15.0
     late = orch(grace=5.0).reconcile([Service("s1", spec)], tasks, nodes, now=15.0)
-    assert late.actions == [ShutdownTask("t2-b", "node b down")]
+    assert late.actions == [ShutdownTask("t2-b", "node down")]  # service ps names the node (it said its id)
 
 
 def test_reschedule_from_down_node_after_grace() -> None:

@@ -72,3 +72,17 @@ def test_data_routes_still_need_a_token_and_the_role():
     refused = client.post("/v1/services/web/scale", headers={"authorization": "Bearer good-read"}, json={})
     assert refused.status_code == 403 and "needs the operate role" in refused.json()["message"]
     assert client.get("/metrics").status_code == 401  # "/" is public only as an exact path
+
+
+def test_hidden_elements_stay_hidden_whatever_their_display_rule():
+    """The page shows and hides its parts with the ``hidden`` attribute; an author ``display`` rule
+    beats the browser's ``[hidden]`` style, so ``main { display: flex }`` showed the empty dashboard
+    ("Events connecting…") behind the sign-in form (operator walk, chromium --headless screenshot)."""
+    assets = load_assets()
+    css, html = assets["app.css"][0].decode(), assets["index.html"][0].decode()
+    hidden_ids = re.findall(r'<(\w+)[^>]*\bid="([^"]+)"[^>]*\bhidden\b', html)
+    displayed = {
+        tag for tag, _ in hidden_ids if re.search(rf"(^|\}}|,)\s*{tag}\s*\{{[^}}]*display\s*:", css, re.M)
+    }
+    assert displayed, "the check sees main's display rule"
+    assert re.search(r"\[hidden\]\s*\{[^}]*display\s*:\s*none\s*!important", css)
