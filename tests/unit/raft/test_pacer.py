@@ -12,7 +12,7 @@ from p2porch.raft.pacer import LATENESS_WINDOW_S, TIMER_SLACK_S, TickLateness, T
 
 def test_idle_until_work_then_busy_while_it_lasts_then_idle_again() -> None:
     pacer = TickPacer(busy_period_s=0.005, idle_period_s=0.05, linger_s=1.0)
-    assert pacer.period(0.0, commit_index=7, last_applied=7, in_flight=False) == 0.05  # applied: nothing to do
+    assert pacer.period(0.0, commit_index=7, last_applied=7, in_flight=False) == 0.05  # all applied
     assert pacer.work(2.0) == 0.005  # a proposal is about to go out
     assert pacer.period(2.001, commit_index=7, last_applied=7, in_flight=True) == 0.005
     assert pacer.period(2.003, commit_index=8, last_applied=8, in_flight=False) == 0.05  # answered
