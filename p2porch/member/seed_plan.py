@@ -17,7 +17,8 @@ way) per join, ~17 ms of CPU per member over a 20-node formation (issue 19, docs
 - a member whose gossip knows no other member (it just joined or restarted) seeds at once: it is the
   one that needs the others.
 
-Owns only when each missing node was first seen missing; never does I/O or reads a clock.
+Owns only when each missing node was first seen missing and its place in the order then (hashed once
+per node and sighting: O(members) per new node, nothing per loop pass); never does I/O or reads a clock.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class SeedPlan:
     seeders: int = SEEDERS_PER_STEP
     cap_s: float = SEED_CAP_S
     first_missing: dict[str, float] = field(default_factory=dict)
+    _delays: dict[str, float] = field(default_factory=dict, repr=False)  # by rank, when first missing
 
     @classmethod
     def for_gossip(cls, me: str, gossip_interval_s: float) -> SeedPlan:
@@ -72,6 +74,7 @@ class SeedPlan:
         one included); ``alone``: this member's gossip knows no other member; ``leader``: this member
         leads. Forgets the nodes no longer missing (a node missing again waits its grace again)."""
         self.first_missing = {n: t for n, t in self.first_missing.items() if n in missing}
+        self._delays = {n: d for n, d in self._delays.items() if n in missing}
         now_due: list[str] = []
         wait = math.inf
         for node_id in missing:
@@ -79,7 +82,9 @@ class SeedPlan:
             if alone:
                 now_due.append(node_id)
                 continue
-            left = since + self.delay(node_id, members, leader) - now
+            if node_id not in self._delays:
+                self._delays[node_id] = self.delay(node_id, members, leader=False)
+            left = since + (self.grace_s if leader else self._delays[node_id]) - now
             if left <= 0:
                 now_due.append(node_id)
             else:
