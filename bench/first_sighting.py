@@ -13,8 +13,9 @@ other than the leader, another per arm (membership/manager.py ``_greet``). The a
 
 - ``gossip``: the leader learns of it only through dissemination (the seed's piggybacked alive, probes,
   push/pull rounds), as if its seed round never ran;
-- ``seed_round``: the leader's seed round also runs (member/gossip.py: every ``GOSSIP_SEED_CHECK_S``
-  it pushes/pulls with the Raft members its gossip does not know), at a phase drawn per seed;
+- ``seed_round``: the leader's seed round also runs (member/gossip.py with member/seed_plan.py: a Raft
+  member its gossip does not know is pushed/pulled with the plan's grace after its record committed,
+  by the leader among the first; then every ``GOSSIP_SEED_CHECK_S`` while still unknown);
 - ``greeting_lost``: the admitting member crashes as the joiner greets it (the greeting is lost), and
   only the leader's seed round finds the joiner (the joiner's own seed round, which would reach a live
   member at once, is left out: an upper bound).
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from p2porch.gossip.config import GossipConfig  # noqa: E402
 from p2porch.leader.unseen import UNSEEN_DOWN_S  # noqa: E402
 from p2porch.member.gossip import GOSSIP_SEED_CHECK_S  # noqa: E402
+from p2porch.member.seed_plan import SeedPlan  # noqa: E402
 from p2porch.testing.network import lognormal  # noqa: E402
 from p2porch.testing.simulator import Simulator  # noqa: E402
 
@@ -70,6 +72,7 @@ def sightings(nodes: int, seed: int) -> dict[str, float | None]:
     sim.set_loss(LOSS)
     sim.run_for(WARM_S)
     leader = names[0]
+    grace_s = SeedPlan.for_gossip(leader, GossipConfig.wan().gossip_interval_s).grace_s
     rng = random.Random(f"{seed}:first-sighting")
     seen: dict[str, float] = {}
 
@@ -85,8 +88,8 @@ def sightings(nodes: int, seed: int) -> dict[str, float | None]:
         if arm == "greeting_lost":
             sim.kill(admitter)
         sim.start(arm, [admitter])
-        if arm != "gossip":  # the leader's seed round, from a phase drawn per seed
-            check = started + rng.uniform(0.0, GOSSIP_SEED_CHECK_S)
+        if arm != "gossip":  # the leader's seed round, the plan's grace after the record (just before)
+            check = started + grace_s
             while check < started + APART_S:
                 sim.at(check, partial(seed_round, sim, leader, arm, seen))
                 check += GOSSIP_SEED_CHECK_S

@@ -1,12 +1,16 @@
 """Raft commit benchmark: p2porch's store vs a 3-member etcd cluster, same machine, same run.
 
     python bench/raft_commit.py [--writes N] [--concurrent-writes M] [--skip-etcd]
+                                [--spaced MS,... [--spaced-writes K]]
 
 Three store processes (python -m p2porch.raft.node) and three etcd members on loopback. The client is
 this process for both systems: one persistent connection per writer thread (our JSON-lines control
 port; etcd's v3 JSON gateway over HTTP keep-alive with httpx). Each write is one new key/object.
 Measured: commit latency p50/p99 with one writer issued on the leader and on a non-leader, and
-commits/s with 1 and 16 concurrent writers on the leader. Our store groups proposals that arrive while
+commits/s with 1 and 16 concurrent writers on the leader. ``--spaced`` adds, per gap, ``--spaced-writes``
+writes one at a time with that gap before each (on the leader, then on a non-leader), and the three store
+processes' CPU seconds over them: a join's 1-2 entries a few hundred ms apart, or after a quiet second
+(the Raft tick's pacing after a commit, raft/pacer.py). Our store groups proposals that arrive while
 a Raft entry is in flight into the next entry (group commit); etcd batches proposals the same way.
 Prints one JSON object.
 """
@@ -26,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +93,41 @@ def run_writers(
 # --- p2porch ------------------------------------------------------------------------------------
 
 
-def bench_p2porch(root: Path, writes: int, concurrent_writes: int) -> dict[str, Any]:
+def process_cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) of ``pids`` so far, from /proc (a gone process counts 0)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def spaced_writes(write: Callable[[int], None], count: int, gap_s: float, pids: list[int]) -> dict[str, Any]:
+    """``count`` writes one at a time, each after ``gap_s`` of quiet; latency (ms) and the processes' CPU
+    seconds per write, the gaps included (what the stores spend between sparse commits)."""
+    latencies: list[float] = []
+    cpu_before = process_cpu_s(pids)
+    for i in range(count):
+        time.sleep(gap_s)
+        t0 = time.perf_counter()
+        write(i)
+        latencies.append(time.perf_counter() - t0)
+    cpu_s = process_cpu_s(pids) - cpu_before
+    return {
+        "writes": count,
+        "gap_ms": round(gap_s * 1000),
+        "p50_ms": round(pct(latencies, 0.50), 3),
+        "max_ms": round(max(latencies) * 1000, 3),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 3),
+        "stores_cpu_ms_per_write": round(cpu_s * 1000 / count, 2),
+    }
+
+
+def bench_p2porch(
+    root: Path, writes: int, concurrent_writes: int, spaced_ms: Sequence[int] = (), spaced_count: int = 20
+) -> dict[str, Any]:
     cluster = LocalCluster(root / "p2porch", voters=3)
     try:
         cluster.start_all()
@@ -112,6 +150,11 @@ def bench_p2porch(root: Path, writes: int, concurrent_writes: int) -> dict[str, 
             return make
 
         run_writers(writer_on(leader, "warm"), 50, 1)
+        pids = [n.proc.pid for n in cluster.voters() if n.proc is not None]
+        for gap_ms in spaced_ms:
+            for node, where in ((leader, "leader"), (follower, "non_leader")):
+                write = writer_on(node, f"s{where}{gap_ms}")(0)
+                out[f"{where}_spaced_{gap_ms}ms"] = spaced_writes(write, spaced_count, gap_ms / 1000, pids)
         out["leader_1_writer"] = run_writers(writer_on(leader, "l1"), writes, 1)
         out["non_leader_1_writer"] = run_writers(writer_on(follower, "f1"), writes, 1)
         out["leader_16_writers"] = run_writers(writer_on(leader, "l16"), concurrent_writes, 16)
@@ -240,10 +283,16 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=500, help="writes per single-writer phase")
     parser.add_argument("--concurrent-writes", type=int, default=3000, help="writes in the 16-writer phase")
     parser.add_argument("--skip-etcd", action="store_true")
+    parser.add_argument("--spaced", default="", help="gaps in ms: writes one at a time after that quiet")
+    parser.add_argument("--spaced-writes", type=int, default=20, help="writes per --spaced gap and node")
     args = parser.parse_args()
+    try:
+        spaced = [int(ms) for ms in args.spaced.split(",") if ms]
+    except ValueError:
+        parser.error(f"--spaced: {args.spaced!r} is not a list of milliseconds")
     root = Path(tempfile.mkdtemp(prefix="p2rf-bench-"))
     try:
-        ours = bench_p2porch(root, args.writes, args.concurrent_writes)
+        ours = bench_p2porch(root, args.writes, args.concurrent_writes, spaced, args.spaced_writes)
         result: dict[str, Any] = {
             "benchmark": "raft_commit",
             "machine": {"cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0]},

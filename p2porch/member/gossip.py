@@ -18,6 +18,7 @@ from ..gossip.keyring import KEY_SWITCH_GRACE_S, Keyring
 from ..gossip.messages import MemberEvent, NodeMeta
 from ..gossip.runner import serve_gossip
 from ..supervisor import drain, supervise
+from .seed_plan import SeedPlan
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +86,26 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
             nursery.start_soon(drop_previous_gossip_key, keyring)
         board.gossip = gossip
         try:
-            # Raft is the authority on who is a member: gossip with every member it does not know yet.
+            # Raft is the authority on who is a member: gossip with the members it does not know yet, each
+            # after a grace and only a few members at a time (seed_plan.py: the greeting usually does it)
+            plan = SeedPlan.for_gossip(local.node_id, config.gossip_interval_s)
             retry_s = GOSSIP_SEED_RETRY_S
             while True:
                 known = gossip.members()
-                missing = [
-                    (n.node_id, f"{n.addr}:{n.gossip_port}")
+                members = {
+                    n.node_id: f"{n.addr}:{n.gossip_port}"
                     for n in store.snapshot().nodes.values()
-                    if n.node_id != local.node_id and n.status != "left" and n.node_id not in known
-                ]
-                wait_s = GOSSIP_SEED_CHECK_S
-                if missing and not await seed_missing(gossip, missing):
-                    wait_s, retry_s = retry_s, min(2 * retry_s, GOSSIP_SEED_CHECK_S)
-                else:
+                    if n.node_id != local.node_id and n.status != "left"
+                }
+                missing = [node_id for node_id in members if node_id not in known]
+                alone = all(name == local.node_id for name in known)
+                leader = bool(missing) and store.status().is_leader
+                everyone = [*members, local.node_id]
+                due, wait_s = plan.due(ctx.clock.monotonic(), missing, everyone, alone, leader)
+                wait_s = min(wait_s, GOSSIP_SEED_CHECK_S)
+                if due and not await seed_missing(gossip, [(node_id, members[node_id]) for node_id in due]):
+                    wait_s, retry_s = min(wait_s, retry_s), min(2 * retry_s, GOSSIP_SEED_CHECK_S)
+                elif due or not missing:
                     retry_s = GOSSIP_SEED_RETRY_S
                 with trio.move_on_after(wait_s):
                     await changes.receive()
