@@ -36,7 +36,6 @@ JOINED = re.compile(
     r"joined cluster \S+ as (?P<role>\w+) in (?P<total>[\d.]+) s \(admitted (?P<admitted>[\d.]+), "
     r"member services (?P<services>[\d.]+), own record (?P<record>[\d.]+)"
     r"(?:; before the handshake (?P<prepared>[\d.]+))?"
-    r"(?:; restarted as a voter (?P<restarted>[\d.]+))?"
 )
 #: the log line's time (the daemon's human format, local time, ms)
 LOG_TIME = re.compile(r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(?P<ms>\d{3}) ")
