@@ -177,6 +177,27 @@ def api_formation(hosts: list[Any], parallel: int, marks: dict[str, Any]) -> Any
     return formation
 
 
+def joiner_role(phases: dict[str, Any], name: str) -> str | None:
+    """The role ``name`` was admitted with, from its ``joined cluster ... as ROLE`` line."""
+    role = phases["joiners"].get(name, {}).get("role")
+    return str(role) if role is not None else None
+
+
+def wait_voters(seed: Any, target: int, since: float, timeout_s: float = 60.0) -> float | None:
+    """Seconds from ``since`` (monotonic) until ``seed``'s Raft configuration holds ``target`` voters
+    (``GET /status``, every 0.1 s), or None if it did not within ``timeout_s``."""
+    from p2porch.sandbox.cluster import _client
+
+    deadline = time.monotonic() + timeout_s
+    with _client(seed, 5.0) as client:
+        while time.monotonic() < deadline:
+            cluster = client.get("/status").json().get("cluster") or {}
+            if len(cluster.get("voters") or ()) >= target:
+                return round(time.monotonic() - since, 2)
+            time.sleep(0.1)
+    return None
+
+
 def api_phases(
     marks: dict[str, Any], joiners: dict[str, Any], series: dict[str, list[tuple[float, int]]]
 ) -> dict[str, Any]:
@@ -395,6 +416,7 @@ def one_run(
         traces: dict[str, Any] | None = {} if trace else None
         marks: dict[str, Any] = {}  # API joins: each one's send and answer (wall clock)
         with Profiled(sb, hosts, profile_dir, f"{nodes}x{parallel}{'c' if cli else ''}"):
+            formation_started = time.monotonic()
             with proc_cpu.Sampler(daemons) as sampler:
                 formation = (
                     cli_formation(sb, hosts, parallel, traces, own_session)
@@ -405,6 +427,9 @@ def one_run(
             load_after = os.getloadavg()[0]
             cpu = cpu_spent(cpu_before, cpu_sample(sb, hosts))
             procs_after = proc_cpu.snapshot(daemons.values())
+            # the configured voters (raft.voters 3, voters_large 5 from large_cluster_nodes 7 nodes)
+            target_voters = min(5 if nodes >= 7 else 3, nodes)
+            voters_s = wait_voters(hosts[0], target_voters, formation_started)
             time.sleep(max(linger_s, JOURNAL_SETTLE_S))  # e.g. past the members' heap trim (20 s)
             raft_log = leader_journal(hosts[0], len(hosts) - 1)
         logs = {h.name: read_log(h.p2porch_log) for h in hosts}
@@ -438,6 +463,8 @@ def one_run(
         "load_after": round(load_after, 2),
         "sandbox_up_s": round(up_s, 1),
         "formed_s": api["formed_s"],
+        "target_voters": target_voters,
+        "voters_s": voters_s,  # from init's start until n1's Raft configuration had them all
         "cpu_s": cpu,  # CPU seconds during the formation, per consumer
         "cpu_by_kind_s": by_kind(by_process),  # the same per process kind (n1 apart), whole machine
         "cpu_by_process_s": by_process,  # per process (by pid; a daemon/dockerd by node), whole machine
@@ -446,6 +473,10 @@ def one_run(
         "retries": api["retries"],
         "join_api_s": spread(list(formation.join_s.values())),
         "join_p95_s": p95(list(formation.join_s.values())),
+        "join_api_by_role_s": {  # the role each joiner was admitted with (its own log line)
+            role: spread([s for n, s in api["join_s"].items() if joiner_role(phases, n) == role])
+            for role in ("voter", "replica")
+        },
         "join_api_each_s": api["join_s"],
         "caller_overhead_s": spread(over),  # the caller's wall time above the daemon's own join time
         "phases": phases,

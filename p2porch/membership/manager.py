@@ -194,7 +194,7 @@ class ClusterManager:
                 self._set_aside_old_generation(expected, local)
                 localstate.save(self.data_dir, local)
                 self.local = local
-                await self.runtime.start(local)
+                await self.runtime.start(local, joining=voter_role.holds_elections(expected, local))
                 log.info("running as %s now (generation %d)", local.role, local.generation)
             except Exception as exc:  # never take the daemon down: go back to how it ran before
                 log.error("restarting as %s failed (%r): running as %s again", local.role, exc, expected.role)

@@ -36,6 +36,7 @@ from .recovery import GenerationConflict, may_follow
 __all__ = [
     "RoleWatch",
     "ask_node",
+    "holds_elections",
     "membership_answer",
     "recorded_voters",
     "role_on_return",
@@ -64,6 +65,15 @@ def recorded_voters(state: ClusterState) -> tuple[str, ...]:
     return tuple(
         sorted(n.raft_addr for n in state.nodes.values() if n.role == "voter" and n.status != "left")
     )
+
+
+def holds_elections(old: LocalClusterState, new: LocalClusterState) -> bool:
+    """A switch from ``old`` to ``new`` starts a voter that is not in the Raft configuration yet (a promoted
+    replica): like a joining voter (``MemberRuntime.start(joining=True)``) it must not campaign before it
+    hears a leader (``StoreConfig.join_hold_elections_s``). Its peers drop its connections until the
+    leader has added it, and the terms its elections raised would make the leader step down the moment
+    it is added."""
+    return old.role == NodeRole.REPLICA and new.role == NodeRole.VOTER
 
 
 def recovered_state(state: ClusterState, node_id: str) -> ClusterState:

@@ -6,7 +6,13 @@ import pytest
 
 from p2porch.membership.localstate import LocalClusterState
 from p2porch.membership.token import new_token
-from p2porch.membership.voter_role import _parse_answer, recorded_voters, recovered_state, sees_leader
+from p2porch.membership.voter_role import (
+    _parse_answer,
+    holds_elections,
+    recorded_voters,
+    recovered_state,
+    sees_leader,
+)
 from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
@@ -96,3 +102,11 @@ def test_a_peer_answer_that_sees_a_leader_gives_the_recorded_role() -> None:
 )
 def test_unusable_answers_change_nothing(answer: object) -> None:
     assert _parse_answer(answer, LOCAL) is None
+
+
+def test_only_a_switch_from_replica_to_voter_holds_elections_until_a_leader_is_heard() -> None:
+    replica = replace(LOCAL, role="replica")
+    assert holds_elections(replica, LOCAL)  # promoted: not in the configuration until the leader adds it
+    assert not holds_elections(LOCAL, replica)  # demoted
+    assert not holds_elections(LOCAL, replace(LOCAL, generation=3))  # a voter following a recovery
+    assert not holds_elections(replica, replace(replica, generation=3))
