@@ -79,7 +79,9 @@ async def _autopilot_step(ctx: MemberContext, section: RaftConfig, self_addr: st
     )
     if change is not None:
         await apply_voter_change(ctx, state, change)
-        return AUTOPILOT_CHECK_S
+        # a configuration change commits no state change, so nothing would wake the loop for the next
+        # step (the next voter waiting to be added, issue 19's joins staircase): look again at once
+        return 0.0 if change.kind in ("add", "remove") else AUTOPILOT_CHECK_S
     grace_s = section.replace_dead_voter_s
     return next_check_s(
         live,

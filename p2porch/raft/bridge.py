@@ -227,6 +227,16 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
             self._doDestroy()
         else:
             self._tick_stop = True
+            self._wake_tick()
+
+    def _wake_tick(self) -> None:
+        """Wake the Raft thread's poll so that it sees the stop now: an idle store's tick waits up to its
+        long period (2 s), and a role switch or a shutdown waited for it. A notifier already closed (the
+        thread is gone) needs no wake."""
+        notifier = getattr(self, "_SyncObj__pipeNotifier", None)
+        if notifier is not None:
+            with contextlib.suppress(OSError):
+                notifier.notify()
 
     def destroy_synchronous(self) -> None:
         self.destroy()

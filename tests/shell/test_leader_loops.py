@@ -183,6 +183,38 @@ async def test_autopilot_loop_replaces_a_dead_voter_after_the_grace(autojump_clo
     assert set(group.voters) == {"10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.4:7947"}
 
 
+class TimedStore(RecordingStore):
+    """The recording store, also noting the mock time of each voter change."""
+
+    def __init__(self, raft: MemoryRaft, self_addr: str) -> None:
+        super().__init__(raft, self_addr)
+        self.change_times: list[float] = []
+
+    async def add_voter(self, addr: str, timeout_s: float = 10.0) -> None:
+        await super().add_voter(addr, timeout_s)
+        self.change_times.append(trio.current_time())
+
+
+async def test_autopilot_loop_adds_waiting_voters_back_to_back(autojump_clock: Any) -> None:
+    """Two joined voters run as voters and wait to be added: the second add follows the first at once
+    (a configuration change wakes nothing; the loop used to wait its check, the joins staircase)."""
+    clock = TrioClock(EPOCH)
+    group = MemoryRaft(("10.0.0.1:7947",), leader="10.0.0.1:7947")
+    store = TimedStore(group, "10.0.0.1:7947")
+    await cluster(store, [node("n1"), node("n2"), node("n3")], clock)
+    running = {"running_role": "voter", "running_generation": 0}
+    gossip = FakeGossip({"n1": "alive", "n2": "alive", "n3": "alive"})
+    ctx = context(store, gossip, clock, **{"10.0.0.2": running, "10.0.0.3": running})
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_autopilot, ctx, RaftConfig())
+        while len(store.voter_changes) < 2:
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert store.voter_changes == [("add", "10.0.0.2:7947"), ("add", "10.0.0.3:7947")]
+    assert store.change_times[1] - store.change_times[0] < AUTOPILOT_CHECK_S
+
+
 async def test_leader_loop_commits_each_cron_tick_on_time_then_starts_its_execution(
     autojump_clock: Any,
 ) -> None:
