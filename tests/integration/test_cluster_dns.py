@@ -105,7 +105,7 @@ def cluster():
             "--constraint",
             "node.name!=n3",
             "--publish",
-            "80",
+            "mode=host,target=80",
             "--stop-grace-period",
             "1s",
             "--endpoint-mode",
