@@ -27,7 +27,18 @@ from .networks import DEFAULT_KEY, StackNetwork, default_network, service_attach
 from .ports_volumes import TopVolume, ports, tmpfs_mounts, volume
 from .problems import Problems
 from .resolve import ReadFile
-from .values import any_mapping, boolean, err, list_, mapping, scalar_text, string, string_list, words
+from .values import (
+    any_mapping,
+    boolean,
+    err,
+    key_values,
+    list_,
+    mapping,
+    scalar_text,
+    string,
+    string_list,
+    words,
+)
 
 # ServiceSpec field (first segment of a ConfigError field) -> where it comes from in a Compose service
 _COMPOSE_PATH_OF_FIELD = {
@@ -236,7 +247,7 @@ def _label_files(value: Any, path: str, ctx: StackContext) -> dict[str, str]:
 
 
 def _labels(value: Any, path: str) -> dict[str, str]:
-    labels = deploy_keys.key_values(value, path)
+    labels = key_values(value, path)
     for key in labels:
         if key.startswith(RESERVED_LABEL_PREFIX):
             raise err(f"{path}.{key}", f"label keys starting with {RESERVED_LABEL_PREFIX!r} are reserved")
@@ -548,7 +559,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
         if conf.get(key) is not None:
             container[key] = conf[key]
     if conf.get("sysctls") is not None:  # values as compose-go writes them (1e+06, not 1000000.0)
-        container["sysctls"] = deploy_keys.key_values(conf["sysctls"], f"{path}.sysctls")
+        container["sysctls"] = key_values(conf["sysctls"], f"{path}.sysctls")
     if conf.get("dns_opt"):  # resolv.conf options beside the cluster DNS (HostConfig.DnsOptions)
         container["dns_options"] = conf["dns_opt"]
     if conf.get("group_add"):  # names or numbers (the schema allows both), as HostConfig.GroupAdd
