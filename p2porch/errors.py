@@ -39,6 +39,13 @@ class ConfigError(P2POrchError):
     http_status = 400
 
 
+class NotAllowedError(P2POrchError):
+    """A change Swarm refuses to make to an existing object (a service's mode): a well-formed request
+    the cluster will not carry out, so 400 from the API but exit 1 (a refused operation) from the CLI."""
+
+    http_status = 400
+
+
 class DaemonError(P2POrchError):
     """The daemon cannot start or cannot be reached (lock held, socket missing, ...)."""
 

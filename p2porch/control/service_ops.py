@@ -29,7 +29,7 @@ from ..membership.join_checks import (
 )
 from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollback_point
 from ..model.group import MAIN_NAME
-from ..model.spec import check_endpoint_ports
+from ..model.spec import check_endpoint_ports, check_mode_kept
 from ..raft import commands as C
 from ..raft.published_ports import check_chosen_ports, endpoint_ports
 from ..raft.state import ClusterState
@@ -60,17 +60,6 @@ def expected_service_version(value: Any) -> int | None:
             field="expected_version",
         )
     return value
-
-
-def check_same_kind(service: Service, spec: ServiceSpec) -> None:
-    """Refuse an update that would make a service a job or a job a service (ConfigError naming mode)."""
-    if service.spec.is_job != spec.is_job:
-        raise ConfigError(
-            f"service {service.name} is {'a job' if service.spec.is_job else 'not a job'}: a service "
-            f"cannot become a job or a job a service (mode {service.spec.mode} -> {spec.mode}); remove "
-            "it and create it",
-            field="mode",
-        )
 
 
 #: unit suffixes of a stored spec's keys: ``delay_s`` is what ``--update-delay`` sends as ``delay``
@@ -276,7 +265,7 @@ class ServiceOps:
         current = service.spec.to_dict()
         merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
-        check_same_kind(service, spec)
+        check_mode_kept(service.name, service.spec, spec)  # as the FSM, before the job is computed
         if force and not spec.is_job:  # as Docker's ForceUpdate: a new template, so every task rolls
             spec = dataclasses.replace(spec, force_update=service.spec.force_update + 1)
         now = self.clock.now()

@@ -15,16 +15,17 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..api.server import Endpoint
-from ..errors import ConfigError, ConflictError, NotFoundError
+from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError
 from ..model import ServiceSpec
 from ..model.rollback_point import changed_fields
+from ..model.spec import check_mode_kept
 from ..stack.names import STACK_LABEL, check_stack_name, service_name, stack_membership
 from ..stack.networks import StackNetwork
 from ..stack.object_plan import CREATED, ObjectRef, object_actions
 from ..vault import KINDS
 from .network_ops import NetworkOps
 from .secret_ops import resolve_file_refs
-from .service_ops import ServiceOps, check_same_kind
+from .service_ops import ServiceOps
 from .stack_plan import named_volumes, parse_objects, placement_warning, specs_after, unused_stack_networks
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def refusal_named(short: str) -> Iterator[None]:
     as the CLI shows it (in the file it read)."""
     try:
         yield
-    except (ConfigError, NotFoundError, ConflictError) as exc:
+    except (ConfigError, NotFoundError, ConflictError, NotAllowedError) as exc:
         where = f"services.{short}" + (f".{exc.field}" if exc.field else "")
         raise type(exc)(f"services.{short}: {exc.message}", field=where) from exc
 
@@ -209,7 +210,7 @@ class StackOps:
                     field=f"services.{service.short_name}",
                 )
             with refusal_named(service.short_name):
-                check_same_kind(record, stored)
+                check_mode_kept(record.name, record.spec, stored)
             # a file has no force_update (`service update --force`'s counter) and the update keeps the
             # service's: compared with it, so a redeploy after a --force is not "updated" with no change
             stored = dataclasses.replace(stored, force_update=record.spec.force_update)
@@ -255,12 +256,14 @@ class StackOps:
                     f"{definition.name!r} (use external: true to attach to it)",
                     field=f"networks.{net.key}",
                 )
-            elif record.internal != net.internal:
-                raise ConflictError(
-                    f"networks.{net.key}: network {net.name!r} exists with internal={record.internal}; "
-                    "a network cannot change: remove the stack first",
-                    field=f"networks.{net.key}",
-                )
+            else:
+                for option in ("internal", "attachable"):  # as Swarm: a network has no update
+                    if getattr(record, option) != getattr(net, option):
+                        raise ConflictError(
+                            f"networks.{net.key}: network {net.name!r} exists with {option}="
+                            f"{getattr(record, option)}; a network cannot change: remove the stack first",
+                            field=f"networks.{net.key}.{option}",
+                        )
         return missing
 
     async def _prune_networks(self, definition: StackDefinition) -> list[str]:

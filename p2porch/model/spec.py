@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import NotAllowedError
 from .autoscale_spec import AutoscaleSpec
 from .container import HealthSpec, Mount, PortPublish, RestartPolicy, UpdateConfig, parse_mount, parse_port
 from .container_opts import ContainerOptions
@@ -532,3 +533,14 @@ def check_endpoint_ports(spec: ServiceSpec) -> ServiceSpec:
                     "with mode=host or use endpoint mode vip",
                 )
     return spec
+
+
+def check_mode_kept(name: str, current: ServiceSpec, spec: ServiceSpec) -> None:
+    """Swarm's rule (controlapi ``errModeChangeNotAllowed``): a service keeps the mode it was created
+    with (replicated, global, replicated-job, global-job); NotAllowedError naming ``mode`` otherwise."""
+    if spec.mode != current.mode:
+        raise NotAllowedError(
+            f"service mode change is not allowed: service {name} is {current.mode}, not {spec.mode} "
+            "(remove the service and create it again with the new mode)",
+            field="mode",
+        )

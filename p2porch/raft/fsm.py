@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError, WireError
 from ..model import DesiredState, NodeStatus, Service, SubnetLease, Task, TaskState
+from ..model.spec import check_mode_kept
 from ..wire import pack
 from . import commands as C
 from . import fsm_access, fsm_networks, fsm_secrets
@@ -175,6 +176,8 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
     _check_object_version(svc.version, c.service_version, "service_version")
     if c.spec.name != svc.name and not (c.invalid or svc.invalid):
         raise ConfigError(f"a service cannot be renamed ({svc.name} -> {c.spec.name})", field="name")
+    if not (c.invalid or svc.invalid):  # every writer's path: the API, stack deploy, the leader's rollback
+        check_mode_kept(svc.name, svc.spec, c.spec)
     fsm_networks.check_service_networks(s, c.spec, already=svc.spec)
     check_chosen_ports(s.services.values(), service_id, c.spec, None if svc.invalid else svc.spec)
     new_svc = replace(

@@ -9,7 +9,7 @@ from p2porch.cli import build_parser, main
 from p2porch.cli.service_rows import job_progress_text
 from p2porch.cli.service_spec_flags import spec_changes
 from p2porch.cli.service_spec_flags import validated_spec as _validated
-from p2porch.errors import ConfigError
+from p2porch.errors import ConfigError, NotAllowedError
 
 
 @pytest.mark.parametrize(
@@ -103,9 +103,11 @@ async def test_refusals_write_nothing(ops, manager):
     await ops.create({"name": "svc", "image": "busybox"})
     await ops.create({"name": "j", "image": "busybox", "mode": "global-job"})
     before = manager.writes
+    for ref, mode in [("svc", "replicated-job"), ("j", "global")]:
+        with pytest.raises(NotAllowedError) as refused:
+            await ops.update(ref, {"mode": mode})
+        assert refused.value.field == "mode"
     for ref, changes, fieldname in [
-        ("svc", {"mode": "replicated-job"}, "mode"),
-        ("j", {"mode": "global"}, "mode"),
         ("svc", {"schedule": "@daily"}, "schedule"),
         ("j", {"max_concurrent": 2}, "max_concurrent"),
     ]:

@@ -12,7 +12,7 @@ import pytest
 from p2porch.api.server import build_app
 from p2porch.control.service_ops import ServiceOps
 from p2porch.control.stack_ops import StackOps, stack_endpoints
-from p2porch.errors import ConfigError, ConflictError, NotFoundError
+from p2porch.errors import ConfigError, ConflictError, NotAllowedError, NotFoundError
 from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.stack import load_stack
@@ -150,15 +150,22 @@ async def test_a_dry_run_is_refused_with_what_the_deploy_is_refused_with(ops, ma
     assert (manager.state.version, manager.commands) == before
 
 
-async def test_a_service_becoming_a_job_is_refused_naming_the_mode(ops, manager):
+@pytest.mark.parametrize("mode", ["replicated-job", "global"])
+async def test_a_mode_change_is_refused_naming_the_service_and_nothing_is_written(ops, manager, mode):
     await put_token(manager)
     await ops.apply(definition(SHOP.replace('ports: ["8080:80"]', 'ports: ["8082:80"]')))
-    job = SHOP.replace('ports: ["8080:80"]', 'ports: ["8082:80"]').replace(
-        "    deploy:\n      replicas: 2\n", "    deploy:\n      mode: replicated-job\n"
+    changed = SHOP.replace('ports: ["8080:80"]', 'ports: ["8082:80"]').replace(
+        "    deploy:\n      replicas: 2\n", f"    deploy:\n      mode: {mode}\n"
     )
-    with pytest.raises(ConfigError) as info:
-        ops.dry_run(definition(job), objects=[TOKEN])
-    assert info.value.field == "services.web.mode" and "cannot become a job" in info.value.message
+    before = (manager.state.version, list(manager.commands))
+    with pytest.raises(NotAllowedError) as info:
+        ops.dry_run(definition(changed), objects=[TOKEN])
+    assert info.value.field == "services.web.mode"
+    assert info.value.message.startswith("services.web: service mode change is not allowed: service shop-web")
+    with pytest.raises(NotAllowedError) as deployed:  # the deploy: the same refusal, before any write
+        await ops.apply(definition(changed))
+    assert deployed.value.message == info.value.message
+    assert (manager.state.version, manager.commands) == before
 
 
 async def test_services_no_node_can_run_are_warnings_not_refusals(ops, manager):

@@ -319,6 +319,19 @@ async def test_stack_networks_are_created_first_namespaced_and_removed_with_the_
     assert manager.state.network_by_name("common") is not None  # external: left alone
 
 
+@pytest.mark.parametrize("option", ["internal", "attachable"])
+async def test_a_stack_network_whose_options_changed_is_refused_before_anything_is_written(
+    ops, manager, option
+):
+    text = "services:\n  web:\n    image: nginx\n    networks: [front]\nnetworks:\n  front: {}\n"
+    await deploy(ops, "shop", text)
+    before = list(manager.commands)
+    with pytest.raises(ConflictError, match=f"exists with {option}=False; a network cannot change") as info:
+        await deploy(ops, "shop", text.replace("front: {}", f"front: {{{option}: true}}"))
+    assert info.value.field == f"networks.front.{option}"
+    assert manager.commands == before
+
+
 async def test_a_network_name_taken_outside_the_stack_is_refused(ops, manager):
     await ops.networks.create({"name": "shop_default"})
     with pytest.raises(ConflictError, match="outside stack"):
