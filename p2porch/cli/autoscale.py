@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..model import AutoscaleSpec
 from ..model.units import parse_duration_s
-from .util import EXIT_OK, UsageError, client_for, emit
+from .util import EXIT_OK, UsageError, client_for, duration_arg, emit
 
 __all__ = ["add_autoscale_flags", "autoscale_changes", "autoscale_flag", "cmd_service_autoscale"]
 
@@ -39,8 +39,8 @@ def add_autoscale_flags(p: argparse.ArgumentParser, *, default: Any, prefix: str
     p.add_argument(f"{prefix}max", dest="autoscale_max", type=int, default=default, metavar="N")
     p.add_argument("--cpu-percent", type=float, default=default, metavar="P", help="target CPU %% of limit")
     p.add_argument("--memory-percent", type=float, default=default, metavar="P", help="target memory %%")
-    p.add_argument("--scale-up-delay", default=default, metavar="DURATION", help="default 0s")
-    p.add_argument("--scale-down-delay", default=default, metavar="DURATION", help="default 5m")
+    for flag, default_text in (("--scale-up-delay", "default 0s"), ("--scale-down-delay", "default 5m")):
+        p.add_argument(flag, default=default, metavar="DURATION", type=duration_arg, help=default_text)
 
 
 def autoscale_changes(given: dict[str, Any]) -> dict[str, Any] | None:

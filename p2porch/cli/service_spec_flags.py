@@ -20,7 +20,7 @@ from .autoscale import add_autoscale_flags, autoscale_changes, autoscale_flag
 from .envfile import read_env_files, with_env_files
 from .group import GROUP_FLAGS, add_group_flags, group_changes
 from .update_edits import add_edit_flags
-from .util import UsageError
+from .util import UsageError, duration_arg
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
 FLAG_OF_FIELD = {
@@ -145,6 +145,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         "--starting-deadline",
         default=d,
         metavar="DURATION",
+        type=duration_arg,
         help="a tick found due later than this is missed",
     )
     p.add_argument(
@@ -209,21 +210,21 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     )
     p.add_argument("--entrypoint", default=d, help="override the image's ENTRYPOINT (a shell word list)")
     p.add_argument("--health-cmd", default=d, help="health check command run with /bin/sh -c")
-    p.add_argument("--health-interval", default=d, metavar="DURATION")
-    p.add_argument("--health-timeout", default=d, metavar="DURATION")
+    p.add_argument("--health-interval", default=d, metavar="DURATION", type=duration_arg)
+    p.add_argument("--health-timeout", default=d, metavar="DURATION", type=duration_arg)
     p.add_argument("--health-retries", type=int, default=d)
-    p.add_argument("--health-start-period", default=d, metavar="DURATION")
+    p.add_argument("--health-start-period", default=d, metavar="DURATION", type=duration_arg)
     p.add_argument("--no-healthcheck", action="store_true", default=d, help="disable the image's HEALTHCHECK")
     p.add_argument("--restart-condition", choices=["any", "on-failure", "none"], default=d)
-    p.add_argument("--restart-delay", default=d, metavar="DURATION")
+    p.add_argument("--restart-delay", default=d, metavar="DURATION", type=duration_arg)
     p.add_argument("--restart-max-attempts", type=int, default=d)
-    p.add_argument("--restart-window", default=d, metavar="DURATION")
+    p.add_argument("--restart-window", default=d, metavar="DURATION", type=duration_arg)
     p.add_argument("--update-parallelism", type=int, default=d)
-    p.add_argument("--update-delay", default=d, metavar="DURATION")
+    p.add_argument("--update-delay", default=d, metavar="DURATION", type=duration_arg)
     p.add_argument("--update-order", choices=["stop-first", "start-first"], default=d)
     p.add_argument("--update-failure-action", choices=["pause", "continue", "rollback"], default=d)
-    p.add_argument("--update-monitor", default=d, metavar="DURATION")
-    p.add_argument("--stop-grace-period", default=d, metavar="DURATION")
+    p.add_argument("--update-monitor", default=d, metavar="DURATION", type=duration_arg)
+    p.add_argument("--stop-grace-period", default=d, metavar="DURATION", type=duration_arg)
     p.add_argument("--user", "-u", default=d, metavar="USER[:GROUP]", help="user the command runs as")
     p.add_argument("--workdir", "-w", default=d, metavar="DIR", help="working directory of the command")
     p.add_argument("--hostname", default=d, help="container host name")
@@ -271,12 +272,12 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     site_help = "a region cut off: keep (default) its tasks there, or replace them elsewhere"
     p.add_argument("--on-site-loss", choices=["keep", "replace"], default=d, help=site_help)
     p.add_argument("--update-max-failure-ratio", type=float, default=d, metavar="RATIO")
-    p.add_argument("--health-start-interval", default=d, metavar="DURATION")
+    p.add_argument("--health-start-interval", default=d, metavar="DURATION", type=duration_arg)
     p.add_argument("--rollback-parallelism", type=int, default=d)
-    p.add_argument("--rollback-delay", default=d, metavar="DURATION")
+    p.add_argument("--rollback-delay", default=d, metavar="DURATION", type=duration_arg)
     p.add_argument("--rollback-order", choices=["stop-first", "start-first"], default=d)
     p.add_argument("--rollback-failure-action", choices=["pause", "continue"], default=d)
-    p.add_argument("--rollback-monitor", default=d, metavar="DURATION")
+    p.add_argument("--rollback-monitor", default=d, metavar="DURATION", type=duration_arg)
     p.add_argument("--rollback-max-failure-ratio", type=float, default=d, metavar="RATIO")
     p.add_argument("--rebalance", action="store_true", default=d, help="move tasks onto nodes that join")
     ref_help = "NAME or src=NAME,target=T,uid=U,gid=G,mode=0400[,version=N] (repeatable)"

@@ -15,10 +15,25 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import ConfigError, DaemonError, P2POrchError
+from ..model.units import parse_go_duration
 from ..paths import DEFAULT_SOCKET
 from .refusals import add_refusals
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def duration_arg(text: str) -> str:
+    """A duration flag's value as Docker's CLI reads it, Go's ``time.ParseDuration`` (``500ms``, ``10s``,
+    ``1m30s``, a lone ``0``): anything else is refused by argparse naming the flag (exit 2) in Go's words,
+    a bare number with the form it wants (``time: missing unit in duration "10"``: ``10s``). The text
+    goes on unchanged: the spec reads it."""
+    try:
+        parse_go_duration(text)
+    except ValueError as exc:
+        bare = re.fullmatch(r"[0-9]*\.?[0-9]+", text) is not None
+        hint = f"a duration needs a unit: {text}s" if bare else "e.g. 500ms, 10s, 1m30s"
+        raise argparse.ArgumentTypeError(f'invalid argument "{text}": {exc} ({hint})') from None
+    return text
 
 
 class UsageError(ConfigError):

@@ -127,6 +127,53 @@ def parse_duration_s(value: str | float | int, *, fieldname: str = "duration") -
     return seconds
 
 
+_GO_UNIT_NANOS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9}
+_GO_UNIT_NANOS["h"] = 3600 * 10**9
+#: compose-go decodes durations with str2duration v2: Go's grammar plus days and weeks
+_COMPOSE_UNIT_NANOS = {**_GO_UNIT_NANOS, "d": 86400 * 10**9, "w": 7 * 86400 * 10**9}
+_GO_NUMBER_RE = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
+_GO_MAX_NANOS = 2**63 - 1
+
+
+def parse_go_duration(text: str, *, days_weeks: bool = False) -> float:
+    """Seconds of ``text`` read as Go's ``time.ParseDuration`` reads it (what Docker's CLI does with a
+    duration flag): a signed sequence of decimal numbers each with a unit, or ``0``; a bare ``10`` is
+    ``time: missing unit in duration "10"``. With ``days_weeks``, compose-go's reader (str2duration v2,
+    the same grammar plus ``d`` and ``w``). ValueError carrying Go's message otherwise."""
+    units = _COMPOSE_UNIT_NANOS if days_weeks else _GO_UNIT_NANOS
+    quoted = f'"{text}"'
+    rest, negative = text, False
+    if rest[:1] in ("-", "+"):
+        negative, rest = rest[0] == "-", rest[1:]
+    if rest == "0":
+        return 0.0
+    if not rest:
+        raise ValueError(f"time: invalid duration {quoted}")
+    total = 0
+    while rest:
+        number = _GO_NUMBER_RE.match(rest)
+        assert number is not None  # the pattern matches the empty string
+        whole, fraction = number.group(1), number.group(2) or ""
+        if not whole and not fraction:  # not [0-9.], or a lone "." (".s")
+            raise ValueError(f"time: invalid duration {quoted}")
+        rest = rest[number.end() :]
+        end = 0
+        while end < len(rest) and not (rest[end] == "." or "0" <= rest[end] <= "9"):
+            end += 1
+        if end == 0:
+            raise ValueError(f"time: missing unit in duration {quoted}")
+        unit, rest = rest[:end], rest[end:]
+        if unit not in units:
+            raise ValueError(f'time: unknown unit "{unit}" in duration {quoted}')
+        nanos = int(whole or "0") * units[unit]
+        if fraction:
+            nanos += int(int(fraction) * (units[unit] / 10 ** len(fraction)))
+        total += nanos
+        if total > _GO_MAX_NANOS + negative:
+            raise ValueError(f"time: invalid duration {quoted}")
+    return (-total if negative else total) / 1e9
+
+
 def parse_int(value: Any, fieldname: str, *, minimum: int = 0, maximum: int | None = None) -> int:
     if isinstance(value, bool):
         raise field_error(fieldname, "expected an integer")

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..model import HealthSpec, RestartPolicy, UpdateConfig
 from . import keys
-from .values import boolean, err, key_values, list_, mapping, scalar_text, string
+from .values import boolean, duration, durations, err, key_values, list_, mapping, scalar_text, string
 
 Warn = Callable[[str, str], None]
 
@@ -144,8 +144,14 @@ def resource_limits(deploy_conf: Any) -> Mapping[str, Any]:
 
 
 def _update(value: Any, path: str) -> dict[str, Any]:
-    conf = mapping(value, path, keys.UPDATE_KEYS)
+    conf = durations(mapping(value, path, keys.UPDATE_KEYS), path, ("delay", "monitor"))
     return _nested(lambda: UpdateConfig.from_dict(conf, prefix=path), path)
+
+
+def stop_grace_period(conf: Mapping[str, Any], path: str, spec: dict[str, Any]) -> None:
+    """The service's ``stop_grace_period``, a Compose duration (:func:`~.values.duration`), if given."""
+    if "stop_grace_period" in conf:
+        spec["stop_grace_period"] = duration(conf["stop_grace_period"], f"{path}.stop_grace_period")
 
 
 #: restart: words written as a deploy.restart_policy condition, which Swarm spells none | on-failure | any
@@ -177,7 +183,9 @@ def deploy(value: Any, path: str, spec: dict[str, Any], warn: Warn) -> None:
         _resources(conf["resources"], f"{path}.resources", spec, warn)
     if conf.get("restart_policy") is not None:
         where = f"{path}.restart_policy"
-        restart = dict(mapping(conf["restart_policy"], where, keys.RESTART_KEYS))
+        restart = durations(
+            mapping(conf["restart_policy"], where, keys.RESTART_KEYS), where, ("delay", "window")
+        )
         condition = restart.get("condition")
         if condition in _SERVICE_RESTART_WORDS:  # the words of the service-level restart: key
             restart["condition"] = _SERVICE_RESTART_WORDS[condition]
@@ -232,6 +240,7 @@ def healthcheck(value: Any, path: str, warn: Warn) -> dict[str, Any] | None:
     if isinstance(test, list) and test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
         raise err(f"{path}.test", "a list must start with CMD, CMD-SHELL or NONE")
     data = {k: v for k, v in conf.items() if k != "disable" and not k.startswith("x-")}
+    data = durations(data, path, ("interval", "timeout", "start_period", "start_interval"))
     if data.get("retries") in (0, "0"):  # the engine reads 0 as "the default" (3), so does Compose
         warn("healthcheck retries: 0", "0 means the engine's default, 3 retries")
         del data["retries"]

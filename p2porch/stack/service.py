@@ -483,8 +483,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     with problems.check():
         if "working_dir" in conf:
             spec["workdir"] = string(conf["working_dir"], f"{path}.working_dir")
-    if "stop_grace_period" in conf:
-        spec["stop_grace_period"] = conf["stop_grace_period"]
+    deploy_keys.stop_grace_period(conf, path, spec)
     with problems.check():
         if conf.get("deploy") is not None:
             deploy_keys.deploy(conf["deploy"], f"{path}.deploy", spec, warn)

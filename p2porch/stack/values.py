@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError
+from ..model.units import parse_go_duration
 from .casts import to_boolean
 
 
@@ -79,6 +80,28 @@ def scalar_text(value: Any, path: str) -> str:
     if isinstance(value, int):
         return str(value)
     raise err(path, f"expected a string or number, got {kind(value)}")
+
+
+def duration(value: Any, path: str) -> Any:
+    """A Compose duration as compose-go takes one: a string in Go's duration grammar plus days and weeks
+    (str2duration: ``10s``, ``1m30s``, ``1d``, a lone ``0``), as seconds for the spec. A YAML number
+    (``10``) is refused as compose-go's schema refuses it (``type: string``, ``format: duration``), a
+    bare number string (``"10"``, what ``${DELAY:-10}`` gives) in Go's words: ``time: missing unit in
+    duration "10"``. Anything else (null, a mapping) goes on for the spec to refuse."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = scalar_text(value, path)
+        raise err(path, f"must be a string: a duration with a unit, such as '{text}s' (got {kind(value)})")
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_go_duration(value, days_weeks=True)
+    except ValueError as exc:
+        raise err(path, f"{exc}: a duration with a unit, such as 10s, 1m30s or 1d") from None
+
+
+def durations(conf: Mapping[str, Any], path: str, names: Sequence[str]) -> dict[str, Any]:
+    """``conf`` with each of ``names`` it has read by :func:`duration` (named ``<path>.<name>``)."""
+    return {k: duration(v, f"{path}.{k}") if k in names else v for k, v in conf.items()}
 
 
 def go_float_text(value: float) -> str:

@@ -27,7 +27,7 @@ class Daemon:
     [
         (["--replicas", "-1"], "replicas", "replicas: must be at least 0", "--replicas"),
         (["--limit-memory", "1Q"], "limit_memory", "limit_memory: invalid size '1Q'", "--limit-memory"),
-        (["--update-delay", "3x"], "update.delay", "update.delay: invalid duration '3x'", "--update-delay"),
+        (["--update-delay", "-3s"], "update.delay", "update.delay: invalid duration '-3s'", "--update-delay"),
         (["--image", ""], "image", "image: must be a non-empty image reference", "--image"),
         (["--endpoint-mode", "dnsrr"], "publish[0]", "publish[0]: port 8080:80/tcp ... dnsrr", "--publish"),
     ],

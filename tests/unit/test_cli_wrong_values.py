@@ -17,9 +17,8 @@ from p2porch.cli.main import main
         (["--stop-grace-period", "-3s"], "--stop-grace-period: stop_grace_period: invalid duration '-3s'"),
         (["--reserve-cpu", "-1"], "--reserve-cpu: reserve_cpu: must not be negative"),
         (["--update-delay", "-5s"], "--update-delay: update.delay: invalid duration '-5s'"),
-        (["--health-interval", "abc"], "--health-interval: health.interval: invalid duration 'abc'"),
         (["--health-retries", "0"], "--health-retries: health.retries: must be at least 1"),
-        (["--health-timeout", "1x", "--health-cmd", "true"], "--health-timeout: health.timeout: invalid"),
+        (["--health-timeout", "-1s", "--health-cmd", "true"], "--health-timeout: health.timeout: invalid"),
     ],
 )
 def test_a_wrong_value_is_named_by_its_flag(argv, error, monkeypatch, capsys) -> None:
