@@ -85,7 +85,7 @@ def scalar_text(value: Any, path: str) -> str:
 def duration(value: Any, path: str) -> Any:
     """A Compose duration as compose-go takes one: a string in Go's duration grammar plus days and weeks
     (str2duration: ``10s``, ``1m30s``, ``1d``, a lone ``0``), as seconds for the spec. A YAML number
-    (``10``) is refused as compose-go's schema refuses it (``type: string``, ``format: duration``), a
+    (``10``) is refused as compose-go's schema refuses it (compose-spec.json: ``type: string``), a
     bare number string (``"10"``, what ``${DELAY:-10}`` gives) in Go's words: ``time: missing unit in
     duration "10"``. Anything else (null, a mapping) goes on for the spec to refuse."""
     if isinstance(value, int | float) and not isinstance(value, bool):
