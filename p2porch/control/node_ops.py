@@ -161,7 +161,9 @@ class NodeOps:
             "engine_version": self.cluster.board.engine_version
             if is_self
             else (self.cluster.board.engine_versions() if engines is None else engines).get(node.node_id, ""),
-            "raft_progress": progress_view(status, node.raft_addr, is_self) if status else None,
+            "raft_progress": progress_view(status, node.raft_addr, is_self, node.role == "replica")
+            if status
+            else None,
             "tls_status": tls_status(epoch, state.key_epoch),
         }
 

@@ -168,6 +168,11 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
         if isinstance(journal, DurableJournal) and notifier is not None:
             journal.on_durable = notifier.notify  # the worker's sync done: the leader ticks and counts
 
+    def replica_hosts(self) -> dict[str, str]:
+        """The connected read-only replicas' pysyncobj ids and the hosts they connect from (a copy)."""
+        transport = getattr(self, "_SyncObj__transport", None)
+        return dict(getattr(transport, "replica_hosts", {}))
+
     def _close_after_failed_start(self) -> None:
         """A start that failed (its Raft port taken) releases its sockets and journal file at once."""
         if hasattr(self, "_SyncObj__transport") and hasattr(self, "_SyncObj__raftLog"):

@@ -8,7 +8,8 @@ milliseconds, not "always one entry behind". ``LAGGING_AFTER_S`` is when views f
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,11 +34,34 @@ class LagClock:
         return round(now - self.marks[0][0], 3) if self.marks else 0.0
 
 
-def progress_view(status: Any, raft_addr: str | None, is_self: bool) -> dict[str, Any]:
+_MATCH_PREFIX = "match_idx_server_"
+#: the key of a read-only replica's progress: ``replica@HOST`` (pysyncobj does not know its address)
+REPLICA_PREFIX = "replica@"
+
+
+def peer_matches(raw: Mapping[str, Any], replica_hosts: Mapping[str, str]) -> dict[str, int]:
+    """The leader's match index per partner from pysyncobj's ``getStatus()``: a voter by its Raft
+    address; a read-only replica, which pysyncobj knows only by a counter ("0", "1", ...), as
+    ``replica@HOST``, the host its connection comes from (``replica_hosts``), unless two replicas
+    connect from the same host (then neither: which is which cannot be told) or the host is unknown."""
+    matches = {k.removeprefix(_MATCH_PREFIX): int(v) for k, v in raw.items() if k.startswith(_MATCH_PREFIX)}
+    per_host = Counter(replica_hosts[i] for i in matches if replica_hosts.get(i))
+    out: dict[str, int] = {}
+    for ident, match in matches.items():
+        host = replica_hosts.get(ident)
+        if host is None and not ident.isdigit():
+            out[ident] = match  # a voter
+        elif host and per_host[host] == 1:
+            out[REPLICA_PREFIX + host] = match
+    return out
+
+
+def progress_view(status: Any, raft_addr: str | None, is_self: bool, replica: bool = False) -> dict[str, Any]:
     """The Raft progress of one node as this node's store knows it, for ``node ls``/``node inspect``.
 
     ``status`` is a ``RaftStatus``. Self: applied index, distance to the leader's commit index and
-    lag. Another node, seen from the leader: its match index (what it holds) and lag; ``match_index``
+    lag. Another node, seen from the leader: its match index (what it holds) and lag (a ``replica`` by
+    the host its connection comes from, :func:`peer_matches`); ``match_index``
     None until the leader has heard from it (pysyncobj starts every match index at 0 when a leader takes
     over or its store restarts, as each member's does on a key switch after ``node rm``: that showed a
     just-promoted voter as ``0 (-233)`` for seconds). Otherwise unknown (None): ask the leader's node.
@@ -50,6 +74,8 @@ def progress_view(status: Any, raft_addr: str | None, is_self: bool) -> dict[str
             "lagging": status.lag_s > LAGGING_AFTER_S,
         }
     peer = status.peers.get(raft_addr) if status.is_leader and raft_addr else None
+    if peer is None and replica and status.is_leader and raft_addr:  # a replica by its host
+        peer = status.peers.get(REPLICA_PREFIX + raft_addr.rpartition(":")[0])
     if peer is None:
         return {"applied_index": None, "behind_entries": None, "lag_s": None, "lagging": None}
     if peer["match_index"] <= 0:  # a leader (or a store restarted by a key switch) has not heard back yet

@@ -35,7 +35,7 @@ from . import commands as C
 from . import dumps
 from .bridge import PacedPoller, RaftBridge, install_durable_journal
 from .fsm import Change, apply_batch, encode_batch
-from .lag import LagClock
+from .lag import LagClock, peer_matches
 from .pacer import TickLateness, TickPacer
 from .proposals import FAIL_NAMES, RETRYABLE, Batch, InFlight, Proposal, outcomes, settle
 from .state import EMPTY_STATE, ClusterState
@@ -547,12 +547,9 @@ class RaftStore:
     ) -> None:
         own = self._lag_clocks.setdefault("", LagClock()).observe(now, applied, commit)
         peers: dict[str, dict[str, Any]] = {}
-        prefix = "match_idx_server_"
-        for key, match in raw.items() if is_leader else ():
-            if key.startswith(prefix):
-                addr = key.removeprefix(prefix)
-                lag = self._lag_clocks.setdefault(addr, LagClock()).observe(now, int(match), commit)
-                peers[addr] = {"match_index": int(match), "lag_s": lag}
+        for addr, match in peer_matches(raw, self._so.replica_hosts()).items() if is_leader else ():
+            lag = self._lag_clocks.setdefault(addr, LagClock()).observe(now, match, commit)
+            peers[addr] = {"match_index": match, "lag_s": lag}
         if not is_leader:
             self._lag_clocks = {"": self._lag_clocks[""]}
         self._lag = (own, peers)

@@ -396,6 +396,15 @@ class GuardedTcpConnection(TcpConnection):
         return pso_pickle.loads(plain)
 
 
+def _peer_host(conn: TcpConnection) -> str:
+    """The address a connection comes from ("" once its socket is gone)."""
+    sock = conn._TcpConnection__socket
+    try:
+        return str(sock.getpeername()[0]) if sock is not None else ""
+    except OSError:
+        return ""
+
+
 class GuardedTCPTransport(TCPTransport):
     """pysyncobj's TCP transport with every connection guarded and unauthenticated ones capped."""
 
@@ -413,6 +422,9 @@ class GuardedTCPTransport(TCPTransport):
         self.replica_timeout_s = float(
             getattr(syncObj, "replica_connection_timeout_s", None) or syncObj.conf.connectionTimeout
         )
+        #: a connected read-only replica's pysyncobj id (a counter: "0", "1", ...) -> the host its
+        #: connection comes from, the one thing that tells which node it is (``lag.peer_matches``)
+        self.replica_hosts: dict[str, str] = {}
         super().__init__(syncObj, selfNode, otherNodes)
 
     def _onReadonlyNodeConnected(self, node: Any) -> None:  # noqa: N802
@@ -422,7 +434,12 @@ class GuardedTCPTransport(TCPTransport):
         conn = self._connections.get(node)
         if conn is not None:
             conn._TcpConnection__timeout = self.replica_timeout_s
+            self.replica_hosts[node.id] = _peer_host(conn)
         super()._onReadonlyNodeConnected(node)
+
+    def _onReadonlyNodeDisconnected(self, node: Any) -> None:  # noqa: N802
+        self.replica_hosts.pop(node.id, None)
+        super()._onReadonlyNodeDisconnected(node)
 
     def addNode(self, node: Any) -> None:  # noqa: N802
         super().addNode(node)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from p2porch.raft.lag import LagClock, progress_view
+from p2porch.raft.lag import LagClock, peer_matches, progress_view
 
 
 def test_a_node_that_keeps_up_under_constant_writes_shows_no_lag() -> None:
@@ -67,3 +67,37 @@ def test_a_peer_the_leader_has_not_heard_from_yet_shows_a_dash_not_zero() -> Non
     assert _progress_cell(progress_view(status, "10.0.0.2:7947", is_self=False)) == "233 (-0)"
     follower = SimpleNamespace(is_leader=False, peers={})
     assert _progress_cell(progress_view(follower, "10.0.0.2:7947", is_self=False)) == "?"
+
+
+def test_peer_matches_keys_voters_by_address_and_replicas_by_their_host() -> None:
+    raw = {
+        "match_idx_server_10.0.0.2:7947": 40,
+        "match_idx_server_0": 38,  # pysyncobj's read-only replicas: a counter each
+        "match_idx_server_1": 12,
+        "match_idx_server_2": 9,
+        "match_idx_server_3": 7,
+        "match_idx_server_4": 5,
+        "commit_idx": 41,
+    }
+    hosts = {"0": "10.0.0.5", "1": "10.0.0.6", "2": "10.0.0.7", "3": "10.0.0.7", "4": ""}
+    # two replicas from one host cannot be told apart, nor one whose host is unknown: neither is shown
+    assert peer_matches(raw, hosts) == {"10.0.0.2:7947": 40, "replica@10.0.0.5": 38, "replica@10.0.0.6": 12}
+
+
+def test_a_replica_s_index_is_shown_on_the_leader_as_a_voter_s_is() -> None:
+    from p2porch.cli.node import _progress_cell
+
+    peers = {
+        "10.0.0.2:7947": {"match_index": 40, "lag_s": 0.0},
+        "replica@10.0.0.5": {"match_index": 38, "lag_s": 4.2},
+    }
+    leader = SimpleNamespace(is_leader=True, commit_index=41, peers=peers)
+    assert (
+        _progress_cell(progress_view(leader, "10.0.0.5:7947", is_self=False, replica=True))
+        == "38 (-3) LAGGING 4s"
+    )
+    assert _progress_cell(progress_view(leader, "10.0.0.6:7947", is_self=False, replica=True)) == "?"
+    # a voter is never read from a replica's entry on its host
+    assert _progress_cell(progress_view(leader, "10.0.0.5:7948", is_self=False)) == "?"
+    follower = SimpleNamespace(is_leader=False, commit_index=41, peers=peers)
+    assert _progress_cell(progress_view(follower, "10.0.0.5:7947", is_self=False, replica=True)) == "?"
