@@ -13,7 +13,8 @@ import random
 import sys
 from typing import Any
 
-from ..errors import ConfigError, ConflictError, NotFoundError
+from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError
+from ..model.jobspec import global_scale_refusal
 from ..model.netrefs import parse_attachments
 from .autoscale import add_autoscale_flags, cmd_service_autoscale
 from .filters import SERVICE_FILTERS, add_filter, apply_filters
@@ -101,7 +102,11 @@ def _watches(views: list[dict[str, Any]], *, created: bool = False) -> list[Watc
 
 
 def cmd_service_update(args: argparse.Namespace) -> int:
-    if args.rollback:  # docker service update --rollback S
+    if args.rollback:  # docker service update --rollback S: alone (with --detach/--quiet), as Docker's
+        if spec_changes(args) or args.force or edits_given(args) or args.if_version is not None:
+            raise UsageError(
+                "--rollback: other flags may not be combined with --rollback", field="--rollback"
+            )
         return cmd_service_rollback(args)
     changes = spec_changes(args)
     if args.force:
@@ -153,10 +158,9 @@ def cmd_service_scale(args: argparse.Namespace) -> int:
     client = client_for(args)
     if len(wanted) > 1:  # every service checked before the first is scaled: a bad name changes nothing
         for name, _ in wanted:
-            if client.get(f"/services/{name}")["mode"] in ("global", "global-job"):
-                raise UsageError(
-                    f"service {name} is global: it runs one task per eligible node", field="SERVICE=REPLICAS"
-                )
+            mode = client.get(f"/services/{name}")["mode"]
+            if mode in ("global", "global-job"):
+                raise NotAllowedError(global_scale_refusal(name, mode), field="SERVICE=REPLICAS")
     results = [client.post(f"/services/{name}/scale", {"replicas": count}) for name, count in wanted]
     # each SERVICE as given, as `docker service scale` prints it
     emit(args, results, lambda _: "\n".join(f"{name} scaled to {count}" for name, count in wanted))

@@ -298,14 +298,23 @@ def cmd_stack_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_stack_services(args: argparse.Namespace) -> int:
-    services = client_for(args).get(f"/stacks/{args.stack}/services")
+    try:
+        services = client_for(args).get(f"/stacks/{args.stack}/services")
+    except NotFoundError:  # as Docker's: said on stderr, exit 0 (an empty list with --json)
+        print(f"Nothing found in stack: {args.stack}", file=sys.stderr)
+        if wants_json(args):
+            print("[]")
+        return EXIT_OK
     services = apply_filters(services, args.filters, SERVICE_FILTERS)  # as Docker's: service ls's keys
     emit(args, services, lambda rows: listing(args, SERVICE_COLUMNS, [service_row(s) for s in rows]))
     return EXIT_OK
 
 
 def cmd_stack_ps(args: argparse.Namespace) -> int:
-    tasks = client_for(args).get(f"/stacks/{args.stack}/tasks", all="false" if args.running else "true")
+    try:
+        tasks = client_for(args).get(f"/stacks/{args.stack}/tasks", all="false" if args.running else "true")
+    except NotFoundError as exc:  # Docker's words (exit 1), the daemon's beside them
+        raise NotFoundError(f"nothing found in stack: {args.stack} ({exc.message})", field=exc.field) from exc
     tasks = apply_filters(tasks, args.filters, TASK_FILTERS)
     emit(args, tasks, lambda rows: task_table(args, rows))
     return EXIT_OK
@@ -328,14 +337,22 @@ def _remove_stack(client: Any, stack: str) -> dict[str, Any]:
         result: dict[str, Any] = client.delete(f"/stacks/{stack}")
     except NotFoundError:  # no service left (an interrupted rm, a refused deploy): its objects still go
         removed = _remove_objects(client, stack)
-        if not removed:
-            raise
-        return {"stack": stack, "removed": [], "removed_networks": [], "removed_objects": removed}
+        if not removed:  # as Docker's: said on stderr, not a failure (exit 0)
+            print(f"Nothing found in stack: {stack}", file=sys.stderr)
+        return {
+            "stack": stack,
+            "removed": [],
+            "removed_networks": [],
+            "removed_objects": removed,
+            "found": bool(removed),
+        }
     result["removed_objects"] = _remove_objects(client, stack)
     return result
 
 
 def _removed_text(r: dict[str, Any]) -> str:
+    if not r.get("found", True):
+        return ""  # nothing printed: "Nothing found in stack" went to stderr
     return "\n".join(
         [f"removed  {name}" for name in r["removed"]]
         + [f"removed  network {name}" for name in r.get("removed_networks", [])]

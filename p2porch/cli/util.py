@@ -238,8 +238,9 @@ def remove_each(
             print(f"p2porch: error: {exc.message}", file=sys.stderr)
             code = max(code, EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
             continue
-        if not wants_json(args):
-            print(line(removed[-1]), flush=True)
+        text = "" if wants_json(args) else line(removed[-1])
+        if text:  # an empty line: nothing to say on stdout
+            print(text, flush=True)
     if wants_json(args) and one_as_object and len(names) == 1:
         if removed:
             print(json.dumps(removed[0], indent=2, sort_keys=True))

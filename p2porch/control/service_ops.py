@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import ConfigError, ConflictError, NotFoundError, P2POrchError
+from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError, P2POrchError
 from ..leader.job_state import updated_job
 from ..membership.join_checks import (
     check_ingress_ports_free,
@@ -29,6 +29,7 @@ from ..membership.join_checks import (
 )
 from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollback_point
 from ..model.group import MAIN_NAME
+from ..model.jobspec import global_scale_refusal
 from ..model.spec import check_endpoint_ports, check_mode_kept
 from ..raft import commands as C
 from ..raft.published_ports import check_chosen_ports, endpoint_ports
@@ -292,15 +293,13 @@ class ServiceOps:
     async def scale(self, ref: str, replicas: Any) -> dict[str, Any]:
         service = self.find(ref)
         if service.spec.mode in ("global", "global-job"):
-            raise ConfigError(
-                f"service {service.name} is global: it runs one task per eligible node", field="replicas"
-            )
+            raise NotAllowedError(global_scale_refusal(service.name, service.spec.mode), field="replicas")
         return await self.update(ref, {"replicas": replicas})
 
     async def rollback(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
         if service.spec.is_job:
-            raise ConfigError(
+            raise NotAllowedError(
                 f"{service.name} is a job: a job is not rolled back (update it, or re-run it with --force)",
                 field="SERVICE",
             )

@@ -217,3 +217,11 @@ def check_job_fields(
             "schedule",
             f"only a job runs on a schedule (mode {mode}: use --mode replicated-job or global-job)",
         )
+
+
+def global_scale_refusal(name: str, mode: str) -> str:
+    """Docker's words for ``service scale`` of a global service (exit 1: a refused operation)."""
+    return (
+        f"{name}: scale can only be used with replicated or replicated-job mode (service {name} is "
+        f"{mode}: it runs one task per eligible node)"
+    )

@@ -271,8 +271,8 @@ def test_service_scale_checks_every_pair_before_sending_any(capsys, monkeypatch)
     # nor ahead of a service that does not exist or is global (the daemon refuses those, after web)
     assert main(["service", "scale", "-d", "web=5", "nosuch=2"]) == 1
     assert "no service 'nosuch'" in capsys.readouterr().err
-    assert main(["service", "scale", "-d", "web=5", "agent=3"]) == 2
-    assert "service agent is global" in capsys.readouterr().err
+    assert main(["service", "scale", "-d", "web=5", "agent=3"]) == 1  # refused, as Docker's (exit 1)
+    assert "agent: scale can only be used with replicated or replicated-job mode" in capsys.readouterr().err
     assert sent == []
     assert main(["service", "scale", "-d", "web=3", "api=0"]) == 0
     assert sent == ["/services/web/scale", "/services/api/scale"]

@@ -10,7 +10,7 @@ import pytest
 from p2porch.cli import stack as cli_stack
 from p2porch.cli import util as cli_util
 from p2porch.cli.main import main
-from p2porch.errors import NotFoundError
+from p2porch.errors import ConflictError, NotFoundError
 from p2porch.stack.names import STACK_LABEL
 
 
@@ -52,14 +52,16 @@ def test_stack_rm_removes_only_the_stacks_unused_objects(
     assert "removed  secret shop-db" in capsys.readouterr().out
 
 
-def test_stack_rm_of_an_unknown_stack_with_nothing_to_remove_is_not_found(
+def test_stack_rm_of_an_unknown_stack_says_nothing_found_and_succeeds_as_docker_s(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """``docker stack rm nope``: ``Nothing found in stack: nope`` on stderr, exit 0 (it was exit 1)."""
     api = Objects(services=False)
     api.objects = {"secret": [], "config": []}
     monkeypatch.setattr(cli_util, "client_for", lambda args: api)
-    assert cli_stack.cmd_stack_rm(argparse.Namespace(stacks=["shop"], json=False)) == 1
-    assert capsys.readouterr().err == "p2porch: error: no stack 'shop'\n"
+    assert cli_stack.cmd_stack_rm(argparse.Namespace(stacks=["shop"], json=False)) == 0
+    out = capsys.readouterr()
+    assert (out.err, out.out) == ("Nothing found in stack: shop\n", "")
 
 
 def test_stack_rm_of_several_stacks_goes_on_past_one_that_fails(
@@ -72,7 +74,7 @@ def test_stack_rm_of_several_stacks_goes_on_past_one_that_fails(
     def delete(path: str, body: Any = None) -> Any:
         deleted.append(path)
         if path == "/stacks/nope":
-            raise NotFoundError("no stack 'nope'", field="NAME")
+            raise ConflictError("stack nope: its removal was refused", field="NAME")
         return {"stack": path.rsplit("/", 1)[1], "removed": [], "removed_networks": []}
 
     api.delete = delete  # type: ignore[method-assign]
@@ -80,4 +82,4 @@ def test_stack_rm_of_several_stacks_goes_on_past_one_that_fails(
     assert main(["stack", "rm", "nope", "shop", "--json"]) == 1
     out = capsys.readouterr()
     assert deleted[0] == "/stacks/nope" and "/stacks/shop" in deleted
-    assert "no stack 'nope'" in out.err and '"stack": "shop"' in out.out
+    assert "its removal was refused" in out.err and '"stack": "shop"' in out.out

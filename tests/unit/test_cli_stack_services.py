@@ -50,8 +50,11 @@ def test_stack_services_json_and_an_unknown_stack(monkeypatch, capsys):
     monkeypatch.setattr(cli_stack, "client_for", lambda args: Api())
     assert main(["stack", "services", "--json", "shop"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["name"] == "shop-web"
-    assert main(["stack", "services", "nope"]) == 1
-    assert "no stack 'nope'" in capsys.readouterr().err
+    assert main(["stack", "services", "nope"]) == 0  # as Docker's: said on stderr, exit 0
+    out = capsys.readouterr()
+    assert (out.err, out.out) == ("Nothing found in stack: nope\n", "")
+    assert main(["stack", "services", "--json", "nope"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
 
 
 def test_stack_services_takes_docker_format_as_swarm_scripts_type_it(monkeypatch, capsys):

@@ -114,9 +114,9 @@ async def test_refusals_write_nothing(ops, manager):
         with pytest.raises(ConfigError) as info:
             await ops.update(ref, changes)
         assert info.value.field == fieldname, (ref, changes, info.value)
-    with pytest.raises(ConfigError):
+    with pytest.raises(NotAllowedError):  # refused operations: exit 1 from the CLI, as Docker's
         await ops.rollback("j")
-    with pytest.raises(ConfigError):
+    with pytest.raises(NotAllowedError, match="j: scale can only be used with replicated or replicated-job"):
         await ops.scale("j", 3)
     assert manager.writes == before
 

@@ -12,7 +12,7 @@ import pytest
 from p2porch.api.server import build_app
 from p2porch.control.service_ops import ServiceOps
 from p2porch.control.stack_ops import StackOps, stack_endpoints
-from p2porch.errors import ConfigError, ConflictError, NotAllowedError, NotFoundError
+from p2porch.errors import ConflictError, NotAllowedError, NotFoundError
 from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.stack import load_stack
