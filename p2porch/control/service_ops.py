@@ -234,7 +234,7 @@ class ServiceOps:
             )
             if len(matches) == 1:
                 return matches[0]
-            raise NotFoundError(f"no service {ref!r}", field="SERVICE")
+            raise NotFoundError(f"no such service: {ref}", field="SERVICE")  # Docker's words
         return service
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -267,6 +267,12 @@ class ServiceOps:
         merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
         check_mode_kept(service.name, service.spec, spec)  # as the FSM, before the job is computed
+        if spec.mode.startswith("global") and spec.replicas != service.spec.replicas:
+            raise NotAllowedError(  # as Docker's update (it was silently ignored)
+                f"replicas can only be used with replicated or replicated-job mode (service {service.name} "
+                f"is {spec.mode})",
+                field="replicas",
+            )
         if force and not spec.is_job:  # as Docker's ForceUpdate: a new template, so every task rolls
             spec = dataclasses.replace(spec, force_update=service.spec.force_update + 1)
         now = self.clock.now()

@@ -233,7 +233,7 @@ class UsageOps:
             return [s.service_id for s in sorted(state.services.values(), key=lambda s: s.name)]
         service = state.service_by_name(ref) or state.services.get(ref)
         if service is None:
-            raise NotFoundError(f"no service {ref!r}", field="SERVICE")
+            raise NotFoundError(f"no such service: {ref}", field="SERVICE")  # Docker's words
         return [service.service_id]
 
     def node_ids(self, state: ClusterState, ref: str | None) -> list[str]:

@@ -72,3 +72,22 @@ def test_the_cli_exits_1_for_the_refusal(monkeypatch, capsys):
     code = main(["service", "update", "--image", "busybox:2", "web"])
     assert code == 1
     assert MESSAGE in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["global", "global-job"])
+async def test_replicas_on_a_global_service_is_refused_as_docker_s_update(ops, manager, mode):
+    """``service update --replicas 2`` of a global service answered 0 and changed nothing that runs."""
+    await ops.create({"name": "agent", "image": "busybox", "mode": mode})
+    state = manager.state
+    with pytest.raises(NotAllowedError, match="^replicas can only be used with replicated or replicated-job"):
+        await ops.update("agent", {"replicas": 2})
+    assert manager.state is state
+    same = await ops.update("agent", {"replicas": 1, "image": "busybox:2"})  # the stored count: no change
+    assert same["changed"] == ["image"]
+
+
+async def test_an_unknown_service_is_docker_s_no_such_service(ops):
+    from p2porch.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="^no such service: nope$"):
+        await ops.update("nope", {"image": "x"})
