@@ -210,9 +210,8 @@ class NodeOps:
             # the keys and values a joiner's --label may have (a key with a space could never be
             # matched by a constraint), and at most as many labels
             added = join_checks.labels({str(k): str(v) for k, v in label_add.items()}, "--label-add")
-            for (
-                key
-            ) in label_rm:  # as Docker: a key the node does not have is refused (exit 1), nothing changed
+            # as Docker's: a key the node does not have is refused (exit 1), nothing changed
+            for key in label_rm:
                 if key not in node.labels and key not in added:
                     raise NotFoundError(
                         f"--label-rm: key {key} doesn't exist in node's labels", field="--label-rm"

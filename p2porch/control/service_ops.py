@@ -30,7 +30,7 @@ from ..membership.join_checks import (
 from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollback_point
 from ..model.group import MAIN_NAME
 from ..model.jobspec import global_scale_refusal
-from ..model.spec import check_endpoint_ports, check_mode_kept
+from ..model.spec import check_endpoint_ports, check_update_allowed
 from ..raft import commands as C
 from ..raft.published_ports import check_chosen_ports, endpoint_ports
 from ..raft.state import ClusterState
@@ -266,13 +266,7 @@ class ServiceOps:
         current = service.spec.to_dict()
         merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
-        check_mode_kept(service.name, service.spec, spec)  # as the FSM, before the job is computed
-        if spec.mode.startswith("global") and spec.replicas != service.spec.replicas:
-            raise NotAllowedError(  # as Docker's update (it was silently ignored)
-                f"replicas can only be used with replicated or replicated-job mode (service {service.name} "
-                f"is {spec.mode})",
-                field="replicas",
-            )
+        check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job
         if force and not spec.is_job:  # as Docker's ForceUpdate: a new template, so every task rolls
             spec = dataclasses.replace(spec, force_update=service.spec.force_update + 1)
         now = self.clock.now()

@@ -18,7 +18,7 @@ from ..api.server import Endpoint
 from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError
 from ..model import ServiceSpec
 from ..model.rollback_point import changed_fields
-from ..model.spec import check_mode_kept
+from ..model.spec import check_update_allowed
 from ..stack.names import STACK_LABEL, check_stack_name, service_name, stack_membership
 from ..stack.networks import StackNetwork
 from ..stack.object_plan import CREATED, ObjectRef, object_actions
@@ -210,7 +210,7 @@ class StackOps:
                     field=f"services.{service.short_name}",
                 )
             with refusal_named(service.short_name):
-                check_mode_kept(record.name, record.spec, stored)
+                check_update_allowed(record.name, record.spec, stored)
             # a file has no force_update (`service update --force`'s counter) and the update keeps the
             # service's: compared with it, so a redeploy after a --force is not "updated" with no change
             stored = dataclasses.replace(stored, force_update=record.spec.force_update)

@@ -544,3 +544,16 @@ def check_mode_kept(name: str, current: ServiceSpec, spec: ServiceSpec) -> None:
             "(remove the service and create it again with the new mode)",
             field="mode",
         )
+
+
+def check_update_allowed(name: str, current: ServiceSpec, spec: ServiceSpec) -> None:
+    """What an update of service ``name`` may not do, as Docker refuses it (NotAllowedError): change its
+    mode (:func:`check_mode_kept`), or give a global service another ``replicas`` (Docker's update:
+    ``replicas can only be used with replicated or replicated-job mode``; it was silently ignored)."""
+    check_mode_kept(name, current, spec)
+    if spec.mode.startswith("global") and spec.replicas != current.replicas:
+        raise NotAllowedError(
+            f"replicas can only be used with replicated or replicated-job mode (service {name} is "
+            f"{spec.mode})",
+            field="replicas",
+        )

@@ -199,3 +199,16 @@ async def test_the_plan_route_answers_and_checks_its_objects(ops, manager):
         bad = await client.post("/stacks/shop/plan", json={**body, "objects": [{"kind": "volume"}]})
         assert bad.status_code == 400 and json.loads(bad.text)["field"] == "objects[0]"
     assert "create_service" not in manager.commands
+
+
+async def test_a_global_service_given_other_replicas_is_refused_before_anything_is_written(ops, manager):
+    """As ``service update --replicas`` of a global service: refused by the plan (it would have been
+    refused in the middle of the deploy, after the services before it were updated)."""
+    text = "services:\n  agent:\n    image: nginx\n    deploy:\n      mode: global\n"
+    await ops.apply(definition(text))
+    before = (manager.state.version, list(manager.commands))
+    with pytest.raises(NotAllowedError) as info:
+        await ops.apply(definition(text + "      replicas: 3\n"))
+    assert info.value.field == "services.agent.replicas"
+    assert "replicas can only be used with replicated or replicated-job mode" in info.value.message
+    assert (manager.state.version, manager.commands) == before
