@@ -243,7 +243,7 @@ class UsageOps:
             ]
         node = state.node_by_name(ref) or state.nodes.get(ref)
         if node is None:
-            raise NotFoundError(f"no node {ref!r} in the cluster", field="NODE")
+            raise NotFoundError(f"No such node: {ref}", field="NODE")  # Docker's words, as node_ops'
         return [node.node_id]
 
 

@@ -58,3 +58,18 @@ def test_stack_ps_of_an_unknown_stack_says_nothing_found_exit_1(monkeypatch, cap
     monkeypatch.setattr(cli_stack, "client_for", lambda args, **kw: Missing())
     assert main(["stack", "ps", "nope"]) == 1
     assert capsys.readouterr().err == "p2porch: error: nothing found in stack: nope (no stack 'nope')\n"
+
+
+def test_node_and_service_stats_name_a_missing_node_or_service_in_docker_s_words():
+    """``node stats nope`` said ``no node 'nope' in the cluster`` where every other node command says
+    Docker's ``No such node: nope``."""
+    from p2porch.control.usage_ops import UsageOps
+    from p2porch.errors import NotFoundError
+    from p2porch.testing.memstore import MemoryManager
+
+    ops = UsageOps(MemoryManager())  # type: ignore[arg-type]
+    state = ops.cluster.snapshot()
+    with pytest.raises(NotFoundError, match="^No such node: nope$"):
+        ops.node_ids(state, "nope")
+    with pytest.raises(NotFoundError, match="^no such service: nope$"):
+        ops.service_ids(state, "nope")
