@@ -6,6 +6,8 @@ which was refused; and the sample's Swarm, monitoring and database-cluster shape
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -211,3 +213,25 @@ def test_a_templated_config_is_warned() -> None:
 )
 def test_what_compose_refuses_is_refused(text: str, words: str) -> None:
     assert words in refusal(text)
+
+
+# The trimmed copies of the sample in tests/unit/stack/corpus/, read as Swarm would create them.
+CORPUS = Path(__file__).parent / "corpus"
+
+
+def test_the_samples_swarm_stacks_map_as_swarm_creates_them() -> None:
+    minerva = stack_source([str(CORPUS / "minerva-swarm" / "docker-stack.yml")], environ={}).load("mn")
+    by_short = {s.short_name: s.spec for s in minerva.services}
+    assert by_short["rest"]["service_labels"] == {"APP": " REST_SERVICE"}
+    assert by_short["rest"]["replicas"] == 2
+    assert by_short["rest"]["constraints"] == ["node.role==replica"]  # a Swarm worker
+    assert by_short["runonce"]["restart"]["condition"] == "on-failure"
+    assert [n["target"] for n in by_short["frontend"]["networks"]] == ["mn_minerva_system"]
+    grid = stack_source([str(CORPUS / "selenium-grid-swarm" / "docker-stack.yml")], environ={}).load("grid")
+    chrome = {s.short_name: s.spec for s in grid.services}["chrome"]
+    assert chrome["entrypoint"] == ["bash", "-c", 'SE_OPTS="--host $HOSTNAME" /opt/bin/entry_point.sh']
+    assert chrome["container"]["shm_size_bytes"] == 2 * 1024**3
+    etcd = stack_source([str(CORPUS / "etcd-dnsrr-swarm" / "docker-stack.yml")], environ={}).load("pa")
+    spec = etcd.services[0].spec
+    assert spec["endpoint_mode"] == "dnsrr" and {p["mode"] for p in spec["publish"]} == {"host"}
+    assert [n.key for n in etcd.networks] == ["patroni"]
