@@ -287,11 +287,13 @@ def load_stack(
 
     ``compose`` is one file's text (its directory ``base_dir``) or several ``ComposeFile`` merged in
     order; ``environ`` is the interpolation environment (the CLI's, with its ``.env``); ``read_file``
-    reads ``env_file`` and ``extends: file:`` paths; ``profiles`` are the active profiles.
+    reads ``env_file`` and ``extends: file:`` paths; ``profiles`` are the active profiles. The stack name
+    is the project name, so ``${COMPOSE_PROJECT_NAME}`` is ``stack`` whatever the environment holds, as
+    compose-go sets it for ``docker compose -p NAME``.
     """
     check_stack_name(stack)
     files = [ComposeFile("compose", compose, base_dir)] if isinstance(compose, str) else list(compose)
-    environ = dict(environ or {})
+    environ = {**(environ or {}), "COMPOSE_PROJECT_NAME": stack}
     problems = Problems()
     model, skipped = resolve_model(files, environ, read_file, problems, profiles)
     if "services" not in model and any(

@@ -25,7 +25,9 @@ _UNIQUE = ("ports", "volumes", "secrets", "configs")
 def key_value_map(value: Any, separator: str = "=", bare: str | None = None) -> Any:
     """``["K=V", "K2"]`` -> ``{"K": "V", "K2": bare}``; a mapping or anything else is returned as is.
     ``bare`` is what a key without a separator holds: ``None`` (unset) for ``environment``, ``""`` for
-    labels and the other string mappings, as compose-go reads them (``MappingWithEquals`` vs ``Mapping``)."""
+    labels and the other string mappings, as compose-go reads them (``MappingWithEquals`` vs ``Mapping``).
+    In those string mappings a key loses the blanks around it (``APP = X`` is the key ``APP``, value
+    `` X``): compose-go and Swarm keep ``"APP "``, a label key no service spec takes (values.key_values)."""
     if not isinstance(value, list):
         return value
     out: dict[str, Any] = {}
@@ -33,7 +35,7 @@ def key_value_map(value: Any, separator: str = "=", bare: str | None = None) -> 
         if not isinstance(item, str):
             return value  # left for validation to report
         key, sep, val = item.partition(separator)
-        out[key] = val if sep else bare
+        out[key if bare is None else key.strip()] = val if sep else bare
     return out
 
 

@@ -135,7 +135,10 @@ def go_float_text(value: float) -> str:
 
 
 def key_values(value: Any, path: str) -> dict[str, str]:
-    """Labels, sysctls... as a list of ``K=V`` or a mapping -> dict (a key without value is "")."""
+    """Labels, sysctls... as a list of ``K=V`` or a mapping -> dict (a key without value is "").
+
+    The list form's key loses the blanks around it (``APP = X``: key ``APP``, value `` X`` as written),
+    as merge.key_value_map reads it; a blank inside a key is refused."""
     out: dict[str, str] = {}
     if isinstance(value, Mapping):
         pairs = [(k, v, f"{path}.{k}") for k, v in value.items()]
@@ -143,7 +146,7 @@ def key_values(value: Any, path: str) -> dict[str, str]:
         pairs = []
         for i, item in enumerate(list_(value, path)):
             key, _, val = string(item, f"{path}[{i}]").partition("=")
-            pairs.append((key, val, f"{path}[{i}]"))
+            pairs.append((key.strip(), val, f"{path}[{i}]"))
     for key, val, where in pairs:
         if not isinstance(key, str) or not key.strip() or any(c.isspace() for c in key):
             raise err(where, f"invalid key {key!r}")
