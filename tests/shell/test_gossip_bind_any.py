@@ -63,6 +63,7 @@ async def test_port_zero_tries_as_often_as_the_kernel_picks_taken_twins(
     transport, ports = unlucky(monkeypatch, busy, 2)
     try:
         addr = await transport.bind("127.0.0.1", 0)
-        assert ports == [0, 0, 0] and not addr.endswith(f":{busy}")
+        # at least three picks: a third may be unlucky on a busy machine too (as above)
+        assert ports[:3] == [0, 0, 0] and set(ports) == {0} and not addr.endswith(f":{busy}")
     finally:
         transport.close()
