@@ -109,8 +109,12 @@ def state_since(t: dict[str, Any]) -> float:
 
 def task_row(t: dict[str, Any], *, no_trunc: bool = False) -> list[Any]:
     """One ``service ps`` row, with the task's live CPU and memory when the node reported them; the task
-    id cut to 12 characters unless ``no_trunc``."""
+    id cut to 12 characters unless ``no_trunc``. A job's task says which execution it belongs to (a cron
+    job's ``tick.1`` of each tick, a job's slot after ``update --force``: otherwise alike)."""
     state = t["state"] + (f" ({t['health']})" if t.get("health") else "")
+    why = str(t["error"] or t["message"] or "")
+    if t.get("job_iteration"):
+        why = f"{why} (execution {t['job_iteration']})" if why else f"execution {t['job_iteration']}"
     return [
         t["id"] if no_trunc else t["id"][:12],
         t["name"],
@@ -119,5 +123,5 @@ def task_row(t: dict[str, Any], *, no_trunc: bool = False) -> list[Any]:
         state,
         ago(state_since(t)),
         *usage_cells(t.get("usage")),
-        t["error"] or t["message"],
+        why,
     ]
