@@ -90,7 +90,9 @@ def form_cluster(
     nodes: list[SandboxNode], parallel: int | None = None, pacing: paced.JoinPacing | None = None
 ) -> Formation:
     """``init`` on ``nodes[0]``, then every other node joins through it, paced as ``pacing`` says
-    (default: :func:`pacing.join_pacing` for this many hosts; ``parallel`` overrides its width)."""
+    (default: :func:`pacing.join_pacing` for this many hosts; ``parallel`` overrides its width). In a
+    sandbox of several sites the joiners dial its public address (its router forwards the join port of
+    a site's first node, 7948; its own site's nodes come back through the hairpin), as a user would."""
     if not nodes:
         raise SandboxError("no sandbox nodes to form a cluster of")
     plan = pacing or paced.join_pacing(len(nodes))
@@ -99,6 +101,7 @@ def form_cluster(
     baseline = paced.mean(_sample_runqueue()) if plan.max_runnable_per_core > 0 else 0.0
     started = time.monotonic()
     seed = nodes[0]
+    peer = seed.public_addr or seed.address
     token = str(_post(seed, "/cluster/init", {})["token"])
     formation = Formation(token=token, init_s=time.monotonic() - started, baseline_runnable=baseline)
     gate = threading.Lock()  # one joiner at a time looks for headroom: starts are spaced, not bunched
@@ -117,7 +120,7 @@ def form_cluster(
             wait_turn()
             t0 = time.monotonic()
             try:
-                _post(node, "/cluster/join", {"peer": seed.address, "token": token})
+                _post(node, "/cluster/join", {"peer": peer, "token": token})
                 formation.join_s[node.name] = time.monotonic() - t0
                 formation.failed.pop(node.name, None)
                 return

@@ -189,6 +189,30 @@ def test_a_failed_join_is_retried_then_reported_and_the_others_still_join(monkey
     assert formation.retries == 2 + 2
 
 
+def test_a_two_site_formation_joins_through_the_first_sites_public_address(monkeypatch):
+    """``sandbox up --sites 2 --init``: every joiner dials n1's router (its public address, where the
+    join port of a site's first node is forwarded), as a user behind those NATs would, never n1's
+    private address, which the other site cannot route to."""
+    from p2porch.sandbox import cluster
+
+    sb = Sandbox("ms", subnet="10.98.20.0/24", sites=2, nodes_per_site=2)
+    nodes = [sb.node(i) for i in range(1, 5)]
+    peers: dict[str, str] = {}
+
+    def post(node, path, body, timeout_s=60.0):
+        if path == "/cluster/init":
+            return {"token": "T"}
+        peers[node.name] = body["peer"]
+        return {"role": "replica"}
+
+    monkeypatch.setattr(cluster, "_post", post)
+    plan = pacing.JoinPacing(parallel=2, max_runnable_per_core=0.0, max_wait_s=0.0, attempts=1, retry_s=1.0)
+    formation = cluster.form_cluster(nodes, pacing=plan)
+    assert not formation.failed
+    assert nodes[0].address == "10.99.20.1" and nodes[0].public_addr == "10.98.20.1"
+    assert peers == {"n2": "10.98.20.1", "n3": "10.98.20.1", "n4": "10.98.20.1"}
+
+
 def test_up_init_names_the_nodes_not_ready_and_fails(monkeypatch, capsys):
     from p2porch.cli import sandbox as sandbox_cli
     from p2porch.sandbox import cluster
