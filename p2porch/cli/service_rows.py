@@ -15,13 +15,18 @@ TASK_EXTRA = ("image", "ports")
 
 
 def job_progress_text(job: dict[str, Any]) -> str:
-    """``3/6 (2 running)``, ``2/3 (1 failed)``, or ``next 12:05 UTC`` for a cron job between runs."""
+    """``3/6 (2 running)``, ``2/3 (1 failed)``; a cron job's also says its next tick (``1/1 (next
+    12:05:00 UTC)``, ``0/0 (next ...)`` before its first), as ``kubectl get cronjob`` shows its schedule."""
+    next_tick = job.get("next_tick") if job.get("schedule") else None
+    when = f"next {time.strftime('%H:%M:%S', time.gmtime(next_tick))} UTC" if next_tick else ""
     if job["iteration"] == 0 and job.get("schedule"):
-        return f"0/0 (next {time.strftime('%H:%M:%S', time.gmtime(job['next_tick']))} UTC)"
+        return f"0/0 ({when})"
     text = f"{job['completed']}/{job['total']}"
     extras = [f"{job['running']} running"] if job["running"] else []
     if job["failed"]:
         extras.append(f"{job['failed']} failed")
+    if when:
+        extras.append(when)
     return text + (f" ({', '.join(extras)})" if extras else "")
 
 
