@@ -136,8 +136,10 @@ def cmd_sandbox_up(args: argparse.Namespace) -> int:
         **multi,
     )
     count = sandbox.plan.node_count if sandbox.plan is not None else args.nodes or sandbox.saved_nodes or 3
-    if args.init and (args.no_daemons or sandbox.plan is not None):
-        raise UsageError("--init forms a single-site sandbox's cluster with its daemons", field="--init")
+    if args.init and args.no_daemons:
+        raise UsageError(
+            "--init forms the cluster with the sandbox's daemons (not --no-daemons)", field="--init"
+        )
     print(f"bringing up sandbox {sandbox.name} with {count} nodes ...", file=sys.stderr)
     started = time.monotonic()
     nodes = sandbox.up(None if sandbox.plan is not None else count)

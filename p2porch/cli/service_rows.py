@@ -15,13 +15,18 @@ TASK_EXTRA = ("image", "ports")
 
 
 def job_progress_text(job: dict[str, Any]) -> str:
-    """``3/6 (2 running)``, ``2/3 (1 failed)``, or ``next 12:05 UTC`` for a cron job between runs."""
+    """``3/6 (2 running)``, ``2/3 (1 failed)``; a cron job's also says its next tick (``1/1 (next
+    12:05:00 UTC)``, ``0/0 (next ...)`` before its first), as ``kubectl get cronjob`` shows its schedule."""
+    next_tick = job.get("next_tick") if job.get("schedule") else None
+    when = f"next {time.strftime('%H:%M:%S', time.gmtime(next_tick))} UTC" if next_tick else ""
     if job["iteration"] == 0 and job.get("schedule"):
-        return f"0/0 (next {time.strftime('%H:%M:%S', time.gmtime(job['next_tick']))} UTC)"
+        return f"0/0 ({when})"
     text = f"{job['completed']}/{job['total']}"
     extras = [f"{job['running']} running"] if job["running"] else []
     if job["failed"]:
         extras.append(f"{job['failed']} failed")
+    if when:
+        extras.append(when)
     return text + (f" ({', '.join(extras)})" if extras else "")
 
 
@@ -109,8 +114,12 @@ def state_since(t: dict[str, Any]) -> float:
 
 def task_row(t: dict[str, Any], *, no_trunc: bool = False) -> list[Any]:
     """One ``service ps`` row, with the task's live CPU and memory when the node reported them; the task
-    id cut to 12 characters unless ``no_trunc``."""
+    id cut to 12 characters unless ``no_trunc``. A job's task says which execution it belongs to (a cron
+    job's ``tick.1`` of each tick, a job's slot after ``update --force``: otherwise alike)."""
     state = t["state"] + (f" ({t['health']})" if t.get("health") else "")
+    why = str(t["error"] or t["message"] or "")
+    if t.get("job_iteration"):
+        why = f"{why} (execution {t['job_iteration']})" if why else f"execution {t['job_iteration']}"
     return [
         t["id"] if no_trunc else t["id"][:12],
         t["name"],
@@ -119,5 +128,5 @@ def task_row(t: dict[str, Any], *, no_trunc: bool = False) -> list[Any]:
         state,
         ago(state_since(t)),
         *usage_cells(t.get("usage")),
-        t["error"] or t["message"],
+        why,
     ]

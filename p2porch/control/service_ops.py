@@ -27,7 +27,7 @@ from ..membership.join_checks import (
     host_mode_ports_in_use,
     ingress_ports_in_use,
 )
-from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollback_point
+from ..model import DesiredState, NodeStatus, Service, ServiceSpec, Task, TaskState, rollback_point
 from ..model.group import MAIN_NAME
 from ..model.jobspec import global_scale_refusal
 from ..model.spec import check_endpoint_ports, check_update_allowed
@@ -193,6 +193,21 @@ def _node_name(state: ClusterState, node_id: str | None) -> str | None:
     """The name of a node that is in the cluster, else None."""
     node = state.nodes.get(node_id) if node_id else None
     return node.name if node else None
+
+
+def _task_message(state: ClusterState, task: Task) -> str:
+    """The task's message, or, for a task still meant to run whose node is down (a lost site's task that
+    ``--on-site-loss keep`` leaves there, or one waiting out ``down_grace_s``), that its state is only
+    the node's last report: ``service ps`` otherwise showed it running like any other."""
+    node = state.nodes.get(task.node_id) if task.node_id else None
+    if (
+        node is None
+        or node.status != NodeStatus.DOWN
+        or task.desired_state != DesiredState.RUNNING
+        or task.state not in (TaskState.RUNNING, TaskState.STARTING)
+    ):
+        return task.message
+    return f"node {node.name} down: its last report (unreachable)"
 
 
 class ServiceOps:
@@ -452,7 +467,7 @@ class ServiceOps:
             "state_at": task.state_at,
             "started_at": task.started_at,
             "error": task.error,
-            "message": task.message,
+            "message": _task_message(state, task),
             "container_id": task.container_id,
             "address": task.address,
             "health": task.health,

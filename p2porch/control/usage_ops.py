@@ -71,7 +71,9 @@ class UsageOps:
         return report
 
     async def node_report(self, node: Node) -> dict[str, Any] | None:
-        """One node's report (None when it does not answer within ``ASK_TIMEOUT_S``)."""
+        """One node's report (None when it does not answer within ``ASK_TIMEOUT_S``, or when another node
+        answers). Asked at its advertised join port (``join_target``): behind a NAT several nodes share
+        one address, and the cluster's default port there is another node's forward."""
         local = self.cluster.local
         if local is None:
             return None
@@ -79,7 +81,7 @@ class UsageOps:
             return await self.local_report()
         try:
             answer = await request_join(
-                node.addr,
+                node.join_target,
                 self.cluster.join_port,
                 local.keys,
                 {"op": USAGE_OP},
@@ -88,7 +90,9 @@ class UsageOps:
             )
         except P2POrchError:
             return None
-        return answer if isinstance(answer, dict) else None
+        if not isinstance(answer, dict) or answer.get("node_id") not in (None, "", node.node_id):
+            return None  # another node's book is not this node's usage
+        return answer
 
     async def _reports(self, nodes: Iterable[Node]) -> dict[str, Mapping[str, Any] | None]:
         return await gather_reports(self.node_report, [n for n in nodes if n.status != "left"])

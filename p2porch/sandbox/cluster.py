@@ -70,10 +70,18 @@ def _client(node: SandboxNode, timeout_s: float) -> httpx.Client:
     )
 
 
-def _post(node: SandboxNode, path: str, body: dict[str, Any], timeout_s: float = 60.0) -> dict[str, Any]:
+def _post(node: SandboxNode, path: str, body: dict[str, Any], timeout_s: float = 60.0) -> Any:
+    return _call(node, "POST", path, body, timeout_s)
+
+
+def _get(node: SandboxNode, path: str, timeout_s: float = 15.0) -> Any:
+    return _call(node, "GET", path, None, timeout_s)
+
+
+def _call(node: SandboxNode, method: str, path: str, body: dict[str, Any] | None, timeout_s: float) -> Any:
     try:
         with _client(node, timeout_s) as client:
-            response = client.post(path, json=body)
+            response = client.request(method, path, json=body)
     except httpx.HTTPError as exc:
         raise SandboxError(f"{node.name}: {path} failed: {exc}") from exc
     if response.status_code >= 400:
@@ -82,24 +90,45 @@ def _post(node: SandboxNode, path: str, body: dict[str, Any], timeout_s: float =
         except (ValueError, AttributeError):
             message = response.text
         raise SandboxError(f"{node.name}: {path} failed: {message}")
-    result: dict[str, Any] = response.json()
-    return result
+    return response.json()
+
+
+def _existing_cluster(seed: SandboxNode) -> tuple[str, set[str]] | None:
+    """The join token and member names of the cluster ``seed`` already belongs to (a sandbox grown with
+    ``up --nodes N --init``), or None when it belongs to none (its ``GET /token`` fails)."""
+    try:
+        token = str(_get(seed, "/token")["token"])
+        members = {str(row["name"]) for row in _get(seed, "/nodes")}
+    except (SandboxError, KeyError, TypeError):
+        return None
+    return token, members
 
 
 def form_cluster(
     nodes: list[SandboxNode], parallel: int | None = None, pacing: paced.JoinPacing | None = None
 ) -> Formation:
     """``init`` on ``nodes[0]``, then every other node joins through it, paced as ``pacing`` says
-    (default: :func:`pacing.join_pacing` for this many hosts; ``parallel`` overrides its width)."""
+    (default: :func:`pacing.join_pacing` for this many hosts; ``parallel`` overrides its width). In a
+    sandbox of several sites the joiners dial its public address (its router forwards the join port of
+    a site's first node, 7948; its own site's nodes come back through the hairpin), as a user would.
+    When ``nodes[0]`` already belongs to a cluster (``up --nodes N --init`` on a formed sandbox that
+    grew), only the hosts it does not list join, with its current token."""
     if not nodes:
         raise SandboxError("no sandbox nodes to form a cluster of")
     plan = pacing or paced.join_pacing(len(nodes))
     if parallel is not None:
         plan = replace(plan, parallel=max(1, parallel))
     baseline = paced.mean(_sample_runqueue()) if plan.max_runnable_per_core > 0 else 0.0
-    started = time.monotonic()
     seed = nodes[0]
-    token = str(_post(seed, "/cluster/init", {})["token"])
+    peer = seed.public_addr or seed.address
+    existing = _existing_cluster(seed)  # before the clock: init_s times init alone, as before
+    started = time.monotonic()
+    if existing is None:
+        token = str(_post(seed, "/cluster/init", {})["token"])
+        joiners = nodes[1:]
+    else:  # grown: only the hosts the cluster does not list join (n1 is never asked to init again)
+        token, members = existing
+        joiners = [node for node in nodes[1:] if node.name not in members]
     formation = Formation(token=token, init_s=time.monotonic() - started, baseline_runnable=baseline)
     gate = threading.Lock()  # one joiner at a time looks for headroom: starts are spaced, not bunched
     tally = threading.Lock()
@@ -117,7 +146,7 @@ def form_cluster(
             wait_turn()
             t0 = time.monotonic()
             try:
-                _post(node, "/cluster/join", {"peer": seed.address, "token": token})
+                _post(node, "/cluster/join", {"peer": peer, "token": token})
                 formation.join_s[node.name] = time.monotonic() - t0
                 formation.failed.pop(node.name, None)
                 return
@@ -131,7 +160,7 @@ def form_cluster(
                     time.sleep(plan.retry_s * (attempt + 1))
 
     with ThreadPoolExecutor(max_workers=max(1, plan.parallel)) as pool:
-        list(pool.map(join, nodes[1:]))
+        list(pool.map(join, joiners))
     formation.formed_s = time.monotonic() - started
     return formation
 

@@ -180,6 +180,7 @@ def test_a_failed_join_is_retried_then_reported_and_the_others_still_join(monkey
         return {"role": "replica"}
 
     monkeypatch.setattr(cluster, "_post", post)
+    monkeypatch.setattr(cluster, "_existing_cluster", lambda seed: None)
     monkeypatch.setattr(cluster.time, "sleep", lambda s: None)
     plan = pacing.JoinPacing(parallel=2, max_runnable_per_core=0.0, max_wait_s=0.0, attempts=3, retry_s=1.0)
     formation = cluster.form_cluster(nodes, pacing=plan)
@@ -187,6 +188,58 @@ def test_a_failed_join_is_retried_then_reported_and_the_others_still_join(monkey
     assert formation.failed == {"n3": "n3: /cluster/join failed: busy"}  # n4's early failures are gone
     assert calls == {"n2": 1, "n3": 3, "n4": 3, "n5": 1}
     assert formation.retries == 2 + 2
+
+
+def test_a_two_site_formation_joins_through_the_first_sites_public_address(monkeypatch):
+    """``sandbox up --sites 2 --init``: every joiner dials n1's router (its public address, where the
+    join port of a site's first node is forwarded), as a user behind those NATs would, never n1's
+    private address, which the other site cannot route to."""
+    from p2porch.sandbox import cluster
+
+    sb = Sandbox("ms", subnet="10.98.20.0/24", sites=2, nodes_per_site=2)
+    nodes = [sb.node(i) for i in range(1, 5)]
+    peers: dict[str, str] = {}
+
+    def post(node, path, body, timeout_s=60.0):
+        if path == "/cluster/init":
+            return {"token": "T"}
+        peers[node.name] = body["peer"]
+        return {"role": "replica"}
+
+    monkeypatch.setattr(cluster, "_post", post)
+    monkeypatch.setattr(cluster, "_existing_cluster", lambda seed: None)
+    plan = pacing.JoinPacing(parallel=2, max_runnable_per_core=0.0, max_wait_s=0.0, attempts=1, retry_s=1.0)
+    formation = cluster.form_cluster(nodes, pacing=plan)
+    assert not formation.failed
+    assert nodes[0].address == "10.99.20.1" and nodes[0].public_addr == "10.98.20.1"
+    assert peers == {"n2": "10.98.20.1", "n3": "10.98.20.1", "n4": "10.98.20.1"}
+
+
+def test_a_grown_sandbox_joins_only_its_new_hosts_and_never_inits_again(monkeypatch):
+    """``up --nodes 5 --init`` on a formed 4-node sandbox (the h43 walk): it asked n1 to init again, which
+    failed (``already part of cluster ...; run p2porch leave first``) and left n5 out."""
+    from p2porch.sandbox import cluster
+
+    nodes = [Sandbox("grow").node(i) for i in range(1, 6)]
+    posted: list[tuple[str, str]] = []
+
+    def get(node, path, timeout_s=15.0):
+        assert node.name == "n1"
+        if path == "/token":
+            return {"token": "T-current", "join_command": "..."}
+        return [{"name": f"n{i}"} for i in range(1, 5)]
+
+    def post(node, path, body, timeout_s=60.0):
+        posted.append((node.name, path))
+        assert path == "/cluster/join" and body == {"peer": nodes[0].address, "token": "T-current"}
+        return {"role": "replica"}
+
+    monkeypatch.setattr(cluster, "_get", get)
+    monkeypatch.setattr(cluster, "_post", post)
+    plan = pacing.JoinPacing(parallel=2, max_runnable_per_core=0.0, max_wait_s=0.0, attempts=1, retry_s=1.0)
+    formation = cluster.form_cluster(nodes, pacing=plan)
+    assert posted == [("n5", "/cluster/join")]
+    assert (formation.token, sorted(formation.join_s), formation.failed) == ("T-current", ["n5"], {})
 
 
 def test_up_init_names_the_nodes_not_ready_and_fails(monkeypatch, capsys):

@@ -50,3 +50,39 @@ async def test_a_node_removed_meanwhile_is_left_out(monkeypatch) -> None:
     assert [row["node"] for row in await ops.node_stats([node_id(0), node_id(1)])] == [
         state.nodes[node_id(0)].name
     ]
+
+
+class _Local:
+    node_id = "n1-id"
+    keys = object()
+
+
+class _AskingCluster:
+    """What ``node_report`` reads of the cluster manager: this node and the cluster's default join port."""
+
+    local = _Local()
+    join_port = 7948
+
+
+async def test_a_node_behind_a_shared_nat_is_asked_at_its_own_forwarded_join_port(monkeypatch) -> None:
+    """Two sites behind NAT (the h43 walk): n2 shares n1's public address and is reached at the port its
+    router forwards to it (8048); asked at the cluster's default port, n1 answered for it, so n2's tasks
+    showed no usage in ``service ps`` and the autoscaler held on missing data."""
+    from p2porch.control import usage_ops
+    from p2porch.model import Node
+
+    asked: list[tuple[str, int]] = []
+    books = {"10.98.20.1:8048": "n2-id", "10.98.20.1": "n1-id"}
+
+    async def request_join(host, port, keys, request, **kw):
+        asked.append((host, port))
+        return {"node_id": books[host], "tasks": []}
+
+    monkeypatch.setattr(usage_ops, "request_join", request_join)
+    ops = UsageOps(_AskingCluster())  # type: ignore[arg-type]
+    n2 = Node(node_id="n2-id", name="n2", addr="10.98.20.1", join_port=8048)
+    assert await ops.node_report(n2) == {"node_id": "n2-id", "tasks": []}
+    assert asked == [("10.98.20.1:8048", 7948)]
+    # a node whose address another node answers at (a stale forward): its book is not n3's usage
+    n3 = Node(node_id="n3-id", name="n3", addr="10.98.20.1")
+    assert await ops.node_report(n3) is None

@@ -70,6 +70,17 @@ def test_progress_text():
     assert job_progress_text({**job, "running": 0, "failed": 1}) == "3/6 (1 failed)"
 
 
+def test_a_cron_jobs_progress_says_its_next_tick_also_after_its_first_execution():
+    """``service ls`` of a cron job that ran: when it runs next (it said so only before its first tick)."""
+    tick = 1_796_537_400.0  # 2026-12-06 06:10:00 UTC
+    cron = {"schedule": "* * * * *", "next_tick": tick, "completed": 0, "total": 0, "running": 0, "failed": 0}
+    assert job_progress_text({**cron, "iteration": 0}) == "0/0 (next 06:10:00 UTC)"
+    done = {**cron, "iteration": 3, "completed": 1, "total": 1}
+    assert job_progress_text(done) == "1/1 (next 06:10:00 UTC)"
+    running = {**done, "completed": 0, "running": 1}
+    assert job_progress_text(running) == "0/1 (1 running, next 06:10:00 UTC)"
+
+
 async def test_plain_job_starts_execution_one_and_every_update_or_force_starts_the_next(ops, manager):
     created = await ops.create({"name": "j", "image": "busybox", "mode": "replicated-job", "replicas": 2})
     assert created["job"]["iteration"] == 1 and created["job"]["total"] == 2

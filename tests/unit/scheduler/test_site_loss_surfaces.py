@@ -54,3 +54,23 @@ def test_dns_leaves_out_tasks_of_down_nodes_and_prefers_the_local_site() -> None
     state = EMPTY_STATE.evolve(services={"s1": Service("s1", spec)}, nodes=nodes, tasks=tasks)
     entries = {t.address: t.answerable for t in dns_zone(state, local_node="c").services["web"]}
     assert entries == {"10.240.0.1": True, "10.240.0.2": False, "10.240.0.3": True}
+
+
+def test_service_ps_says_a_task_on_a_down_node_is_only_its_last_report() -> None:
+    """A cut site's ``keep`` task stays ``running`` in the state; ``service ps`` on the majority showed it
+    like a reachable one (the h43 walk): its explanation now says its node is down."""
+    from p2porch.control.service_ops import ServiceOps
+
+    service = Service("s1", ServiceSpec(name="web", image="x", replicas=2))
+    nodes = {"a": Node("a", "n1"), "b": Node("b", "n4", status="down", status_at=5.0)}
+    tasks = {
+        "ta": Task("ta", "s1", 1, "a", state="running"),
+        "tb": Task("tb", "s1", 2, "b", state="running"),
+        "tc": Task("tc", "s1", 3, "b", state="running", desired_state="shutdown", message="node down"),
+    }
+    state = EMPTY_STATE.evolve(services={"s1": service}, nodes=nodes, tasks=tasks)
+    views = {t.task_id: ServiceOps.task_view(t, state, service) for t in tasks.values()}
+    assert views["ta"]["message"] == ""
+    assert views["tb"]["message"] == "node n4 down: its last report (unreachable)"
+    assert views["tb"]["state"] == "running"  # the state itself is not made up
+    assert views["tc"]["message"] == "node down"  # told to stop: its own message
