@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = ["serve_agent", "status_report"]
 
 
+T = TypeVar("T")
 #: ``engine_seen(ok, error)``: one engine call answered or failed (member/engine_report.py)
 EngineSeen = Callable[[bool, str], None]
 
@@ -217,26 +218,24 @@ class MeasuredExecutor:
         self._metrics = metrics
         self._seen: EngineSeen = engine_seen or (lambda ok, error: None)
 
-    async def list_containers(self) -> list[ObservedContainer]:
+    async def _answered(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``'s result; whether the engine answered goes to ``engine_seen``."""
         try:
-            found = await self._inner.list_containers()
+            found = await call()
         except ExecutorError as exc:
             self._seen(False, exc.message)
             raise
         self._seen(True, "")
         return found
+
+    async def list_containers(self) -> list[ObservedContainer]:
+        return await self._answered(self._inner.list_containers)
 
     async def remove(self, container_id: str, stop_grace_s: float) -> None:
         await self._inner.remove(container_id, stop_grace_s)
 
     async def capacity(self) -> NodeCapacity:
-        try:
-            found = await self._inner.capacity()
-        except ExecutorError as exc:
-            self._seen(False, exc.message)
-            raise
-        self._seen(True, "")
-        return found
+        return await self._answered(self._inner.capacity)
 
     @asynccontextmanager
     async def open_events(self) -> AsyncIterator[Any]:

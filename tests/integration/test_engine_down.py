@@ -124,7 +124,7 @@ def test_a_live_node_removed_stops_its_tasks_and_dns_says_so_and_joins_again(clu
     via = next(n for n in nodes if n is not victim)
     with service(sb, nodes, "onall", "--mode", "global", *FAST_STOP, IMAGE, "sh", "-c", SERVE):
         assert {t["node"] for t in running_tasks(via, "onall", 3)} == {"n1", "n2", "n3"}
-        wait_for(lambda: len(dig_a(victim.address, "onall.p2p")) == 3, 30, "the victim's DNS answers")
+        wait_for(lambda: dig_a(victim.address, "onall.p2p"), 30, "the victim's DNS answers")
         removed_at = time.monotonic()
         removed = cli_json(sb, via.name, "node", "rm", victim.name, "--force")
         rm_s = time.monotonic() - removed_at

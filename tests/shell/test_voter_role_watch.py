@@ -142,6 +142,12 @@ async def test_a_leaderless_voter_asks_its_peers_after_a_while_and_follows_their
     assert switched_at - lost_at <= voter_role.LEADERLESS_ASK_S + 2 * voter_role.ROLE_CHECK_S
 
 
+def peers_answer(monkeypatch: pytest.MonkeyPatch, answer: Any) -> None:
+    """Every join-port question (role, key, removal) is answered by ``answer``."""
+    for module in (voter_role, removal, key_rotation):
+        monkeypatch.setattr(module, "request_join", answer)
+
+
 async def test_a_leaderless_node_its_peers_no_longer_record_leaves(
     autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -158,9 +164,7 @@ async def test_a_leaderless_node_its_peers_no_longer_record_leaves(
         keys_asked.append(host)
         return {"key_epoch": 2, "envelope": None, "member": False, "version": since + 7, "generation": 0}
 
-    monkeypatch.setattr(voter_role, "request_join", join_port_answer)
-    monkeypatch.setattr(removal, "request_join", join_port_answer)
-    monkeypatch.setattr(key_rotation, "request_join", join_port_answer)
+    peers_answer(monkeypatch, join_port_answer)
     store.raft.set_leader(None)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(voter_role.watch_role, watch, local)
@@ -183,9 +187,7 @@ async def test_a_leaderless_node_its_peers_still_record_stays(
             return {"key_epoch": 0, "envelope": None, "member": True, "version": version, "generation": 0}
         return None  # no leader seen there either (a partition): nothing to follow
 
-    monkeypatch.setattr(voter_role, "request_join", join_port_answer)
-    monkeypatch.setattr(removal, "request_join", join_port_answer)
-    monkeypatch.setattr(key_rotation, "request_join", join_port_answer)
+    peers_answer(monkeypatch, join_port_answer)
     store.raft.set_leader(None)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(voter_role.watch_role, watch, local)
