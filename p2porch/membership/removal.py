@@ -42,6 +42,7 @@ __all__ = [
     "removed_by",
     "save_marker",
     "since_version",
+    "status",
     "stop_node_work",
 ]
 
@@ -107,8 +108,13 @@ async def stop_node_work(board: LocalBoard) -> None:
     left (or was removed) runs nothing of the cluster."""
     executor = board.executor
     if executor is not None:
+        try:
+            found = await executor.list_containers()
+        except P2POrchError as exc:  # an engine that does not answer: its containers stay, said in the log
+            log.error("cannot stop this node's containers: %s", exc.message)
+            found = []
         async with trio.open_nursery() as nursery:
-            for container in await executor.list_containers():
+            for container in found:
                 stop = partial(executor.remove, container.container_id, stop_grace_s=STOP_GRACE_S)
                 nursery.start_soon(stop)
     if board.traffic is not None:  # no more ingress/VIP writes: the teardown removes the chains
@@ -134,6 +140,12 @@ def load_marker(data_dir: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return marker if isinstance(marker, dict) else None
+
+
+def status(data_dir: str) -> dict[str, Any] | None:
+    """``p2porch status``'s word on a removal: the message, who said so and when; None: not removed."""
+    marker = load_marker(data_dir)
+    return None if marker is None else {**marker, "message": REMOVED_MESSAGE}
 
 
 def clear_marker(data_dir: str) -> None:

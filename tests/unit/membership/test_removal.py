@@ -91,3 +91,16 @@ async def test_a_removed_node_leaves_says_so_and_may_join_again(tmp_path) -> Non
     with pytest.raises(ConflictError) as plain:
         ClusterManager(config, "n2").require_store()
     assert "not part of a cluster" in plain.value.message
+
+
+def test_status_says_the_node_was_removed(tmp_path) -> None:
+    from p2porch.cli.cluster import render_status
+
+    assert removal.status(str(tmp_path)) is None
+    removal.save_marker(str(tmp_path), LOCAL, "10.0.0.1 holds no record of it", 5.0)
+    removed = removal.status(str(tmp_path))
+    assert removed is not None and removed["message"] == removal.REMOVED_MESSAGE
+    status = {"node": {"name": "n2"}, "daemon": {"pid": 1, "version": "x", "uptime_s": 3}, "cluster": None}
+    text = render_status({**status, "removed": removed})
+    assert "cluster:  this node was removed from the cluster; run p2porch join" in text
+    assert "not part of a cluster" in render_status(status)
