@@ -238,6 +238,7 @@ class SchedulerConfig:
 
     down_grace_s: float = _opt(0.5, _non_negative)
     site_grace_s: float = _opt(10.0, _non_negative)  # a down node's region may follow this long (a site cut)
+    engine_down_grace_s: float = _opt(10.0, _non_negative)  # engine unreachable this long: tasks move
     rebalance_max_moves: int = _opt(2, _positive, kind=int)  # rebalance moves in flight, cluster-wide
 
 

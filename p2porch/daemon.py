@@ -48,6 +48,7 @@ from .member.netpolicy import serve_network_policy
 from .member.overlay import serve_overlay
 from .member.stats import serve_usage_sampler
 from .member.traffic import serve_traffic
+from .membership import removal
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
 from .memtrim import fix_mmap_threshold, limit_malloc_arenas, trim_heap_periodically
@@ -299,6 +300,7 @@ class Daemon:
                 "subsystems": self._subsystems.names if self._subsystems else [],
             },
             "cluster": self.nodes.status(),
+            "removed": None if self.cluster.local else removal.status(self.config.node.data_dir),
             "remote_api": self.remote.status() if self.config.api.addr else None,
         }
 

@@ -145,6 +145,9 @@ def render_status(d: dict[str, Any]) -> str:
     remote = d.get("remote_api")
     if remote:
         lines.append(f"api:      https://{remote['addr']} ({remote['certificate']})")
+    if not cluster and d.get("removed"):
+        lines.append(f"cluster:  {d['removed']['message']}")
+        return "\n".join(lines)
     if not cluster:
         lines.append("cluster:  not part of a cluster (run `p2porch init` or `p2porch join`)")
         return "\n".join(lines)

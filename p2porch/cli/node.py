@@ -110,6 +110,25 @@ def _progress_cell(progress: dict[str, Any] | None) -> str:
     return cell + (f" LAGGING {progress['lag_s']:.0f}s" if progress.get("lagging") else "")
 
 
+def status_cell(n: dict[str, Any]) -> str:
+    """The STATUS cell: the node's status, ``ready (engine unreachable)`` while its agent cannot reach its
+    Docker engine (the daemon is up and its containers may serve, but it takes no new tasks)."""
+    engine = n.get("engine") or {}
+    if n["status"] == "ready" and engine.get("reachable") is False:
+        return "ready (engine unreachable)"
+    return str(n["status"])
+
+
+def _engine_line(engine: dict[str, Any] | None) -> str:
+    """``node inspect``'s engine line: reachable, or unreachable since when and why (? when unknown)."""
+    if not engine:
+        return "?"
+    if engine.get("reachable"):
+        return "reachable"
+    since = datetime.datetime.fromtimestamp(engine.get("unreachable_since") or 0, datetime.UTC)
+    return f"unreachable since {since.isoformat(' ', 'seconds')}: {engine.get('error') or '?'}"
+
+
 def _node_row(n: dict[str, Any]) -> list[Any]:
     labels = ",".join(f"{k}={v}" for k, v in sorted(n["labels"].items()))
     return [
@@ -119,7 +138,7 @@ def _node_row(n: dict[str, Any]) -> list[Any]:
         n["raft_role"],
         _progress_cell(n.get("raft_progress")),
         n["availability"],
-        n["status"],
+        status_cell(n),
         n.get("gossip", ""),
         labels,
     ]
@@ -161,6 +180,7 @@ def describe_node(n: dict[str, Any]) -> str:
         f"  raft:         {n['raft_role']}, index {_progress_cell(n.get('raft_progress'))}",
         f"  availability: {n['availability']}",
         f"  status:       {n['status']}, gossip {n.get('gossip') or '?'}",
+        f"  engine:       {_engine_line(n.get('engine'))}",
         f"  tls:          {n.get('tls_status') or '?'}",
         f"  resources:    {cpus:g} CPUs, {memory:.1f} GiB memory",
         f"  subnet:       {n.get('subnet') or '-'}",

@@ -22,7 +22,7 @@ from ..raft.state import ClusterState
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
 
-__all__ = ["NodeOps", "join_command", "raft_role", "tls_status"]
+__all__ = ["NodeOps", "engine_view", "join_command", "raft_role", "tls_status"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,13 @@ def tls_status(node_epoch: int | None, cluster_epoch: int) -> str:
     if node_epoch is None:
         return ""
     return "Ready" if node_epoch >= cluster_epoch else "Needs Rotation"
+
+
+def engine_view(node: Node) -> dict[str, Any]:
+    """The node's Docker engine as its agent last recorded it: ``reachable``, else since when and why."""
+    if not node.engine_down_at:
+        return {"reachable": True}
+    return {"reachable": False, "unreachable_since": node.engine_down_at, "error": node.engine_error}
 
 
 def join_command(addr: str, port: int, token: str) -> str:
@@ -150,6 +157,7 @@ class NodeOps:
             "raft_role": raft_role(node, leader),
             "availability": node.availability,
             "status": node.status,
+            "engine": engine_view(node),
             "labels": dict(node.labels),
             "cpu_nanos": node.cpu_nanos,
             "memory_bytes": node.memory_bytes,

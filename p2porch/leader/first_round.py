@@ -41,7 +41,7 @@ class SteadyCheck:
         self.ok = {
             n.node_id
             for n in nodes.values()
-            if n.status == NodeStatus.READY and n.availability != Availability.DRAIN
+            if n.status == NodeStatus.READY and n.availability != Availability.DRAIN and not n.engine_down_at
         }
         self._infos: dict[str, NodeInfo] = {}
 

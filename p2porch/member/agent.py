@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Collection
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -21,6 +21,7 @@ from ..agent.model import NodeCapacity, ObservedContainer, TaskAssignment, TaskR
 from ..agent.plan import StartOutcome
 from ..agent.worker import run_agent
 from ..context import MemberContext
+from ..errors import ExecutorError
 from ..metrics import Metrics
 from ..model import TERMINAL_STATES, DesiredState, Task
 from ..netoverlay.plan import OverlaySettings
@@ -29,6 +30,7 @@ from ..raft.fsm import Change
 from ..raft.state import ClusterState
 from ..supervisor import supervise
 from .drain_acks import EndpointDrainGate
+from .engine_report import EngineReporter
 from .task_files import TaskFiles
 from .views import agent_assignments, status_report
 
@@ -36,6 +38,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["serve_agent", "status_report"]
 
+
+T = TypeVar("T")
+#: ``engine_seen(ok, error)``: one engine call answered or failed (member/engine_report.py)
+EngineSeen = Callable[[bool, str], None]
 
 AGENT_MAX_RETRY_S = 5.0  # the agent's longest retry: an engine back (dockerd restarted) is seen within it
 
@@ -63,20 +69,25 @@ async def serve_agent(
     connections = ConnectionDrain(
         drain_max_s, lambda outcome: ctx.metrics.connection_drains.labels(outcome).inc()
     )
-    await supervise(
-        ctx.board.health,
-        "agent",
-        partial(
-            _run_agent,
-            ctx,
-            docker_host or None,
-            files,
-            drain_s,
-            gate,
-            connections if engine_is_local(docker_host or os.environ.get("DOCKER_HOST", "")) else None,
-        ),
-        max_delay_s=AGENT_MAX_RETRY_S,
-    )
+    engine = EngineReporter(ctx)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(engine.run)
+        await supervise(
+            ctx.board.health,
+            "agent",
+            partial(
+                _run_agent,
+                ctx,
+                docker_host or None,
+                files,
+                drain_s,
+                gate,
+                connections if engine_is_local(docker_host or os.environ.get("DOCKER_HOST", "")) else None,
+                engine.seen,
+            ),
+            max_delay_s=AGENT_MAX_RETRY_S,
+        )
+        nursery.cancel_scope.cancel()
 
 
 def engine_is_local(docker_host: str) -> bool:
@@ -138,12 +149,17 @@ async def _run_agent(
     drain_s: float,
     gate: EndpointDrainGate,
     connections: ConnectionDrain | None,
+    engine_seen: EngineSeen,
 ) -> None:
     node_id, node_name = ctx.local.node_id, ctx.local.node_name
     store = ctx.store
-    executor = await open_docker_executor(docker_host)
+    try:
+        executor = await open_docker_executor(docker_host)
+    except ExecutorError as exc:
+        engine_seen(False, exc.message)
+        raise
     ctx.board.executor = executor
-    measured = MeasuredExecutor(executor, ctx.metrics)
+    measured = MeasuredExecutor(executor, ctx.metrics, engine_seen)
     try:
         capacity = await executor.capacity()
         await _record_capacity(ctx, capacity)
@@ -193,23 +209,43 @@ async def _run_agent(
 
 
 class MeasuredExecutor:
-    """An executor whose container starts count into the daemon's metrics; everything else passes through."""
+    """An executor whose container starts count into the daemon's metrics and whose listings, capacity
+    reads and event subscriptions tell ``engine_seen`` whether the engine answers; the rest passes
+    through."""
 
-    def __init__(self, inner: Executor, metrics: Metrics) -> None:
+    def __init__(self, inner: Executor, metrics: Metrics, engine_seen: EngineSeen | None = None) -> None:
         self._inner = inner
         self._metrics = metrics
+        self._seen: EngineSeen = engine_seen or (lambda ok, error: None)
+
+    async def _answered(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``'s result; whether the engine answered goes to ``engine_seen``."""
+        try:
+            found = await call()
+        except ExecutorError as exc:
+            self._seen(False, exc.message)
+            raise
+        self._seen(True, "")
+        return found
 
     async def list_containers(self) -> list[ObservedContainer]:
-        return await self._inner.list_containers()
+        return await self._answered(self._inner.list_containers)
 
     async def remove(self, container_id: str, stop_grace_s: float) -> None:
         await self._inner.remove(container_id, stop_grace_s)
 
     async def capacity(self) -> NodeCapacity:
-        return await self._inner.capacity()
+        return await self._answered(self._inner.capacity)
 
-    def open_events(self) -> AbstractAsyncContextManager[Any]:
-        return self._inner.open_events()
+    @asynccontextmanager
+    async def open_events(self) -> AsyncIterator[Any]:
+        try:
+            async with self._inner.open_events() as events:
+                self._seen(True, "")
+                yield events
+        except ExecutorError as exc:
+            self._seen(False, exc.message)
+            raise
 
     def open_logs(
         self,

@@ -12,7 +12,6 @@ import logging
 import secrets
 import shutil
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from ..raft import commands as C
 from ..raft.frames import CLUSTER_KEY_BYTES, forget_cluster_key, remember_cluster_key
 from ..raft.state import ClusterState
 from ..raft.store import RaftStore
-from . import join_checks, join_identity, key_rotation, localstate, voter_role
+from . import join_checks, join_identity, key_rotation, localstate, removal, voter_role
 from .addresses import guessed_nat_warning
 from .admission import Admissions, local_addresses, node_request
 from .handshake import SessionKey
@@ -46,7 +45,6 @@ log = logging.getLogger(__name__)
 __all__ = ["ClusterManager"]
 
 RAFT_DIR = "raft"
-LEAVE_STOP_GRACE_S = 3.0  # how long a leaving node's containers get to stop
 ADMISSION_COMMIT_TIMEOUT_S = 10.0  # per write of an admission (the join port gives a join 30 s in all)
 GREET_TIMEOUT_S = 0.5  # the joiner's first gossip with the member that admitted it
 JOIN_REPLY_TIMEOUT_S = 40.0  # the joiner waits longer than the member works on its request
@@ -100,6 +98,7 @@ class ClusterManager:
             clock,
             save_voters=self._save_voters,
             switch_role=self.switch_role_soon,
+            removed=self.removed_soon,
             metrics=self.metrics,
         )
         self._nursery: trio.Nursery | None = None
@@ -155,7 +154,8 @@ class ClusterManager:
         return voter_role.membership_answer(self.require_store(), self.local, request)
 
     async def _answer_keys(self, request: dict[str, Any]) -> dict[str, Any]:
-        return key_rotation.key_answer(self, request)
+        state, node_id = self.require_store().snapshot(), str(request.get("node_id", ""))
+        return {**key_rotation.key_answer(self, request), **removal.member_fields(state, node_id)}
 
     def _member_key(self, epoch: int) -> tuple[SessionKey, bool] | None:
         """The cluster keys a member's hello names (current epoch, or a kept older one)."""
@@ -182,6 +182,20 @@ class ClusterManager:
         leave or another switch came first)."""
         assert self._nursery is not None
         self._nursery.start_soon(self._switch_role, expected, local)
+
+    def removed_soon(self, expected: LocalClusterState, why: str) -> None:
+        """The cluster removed this node (``why``: who says so): leave it, as Swarm's removed node does."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._leave_removed, expected, why)
+
+    async def _leave_removed(self, expected: LocalClusterState, why: str) -> None:
+        async with self._lock:
+            if self.local is not expected:
+                return
+            log.error("%s (%s): stopping its tasks and leaving", removal.REMOVED_MESSAGE, why)
+            await removal.stop_node_work(self.board)
+            await self._abandon_membership()
+            removal.save_marker(self.data_dir, expected, why, self.clock.now())
 
     async def _switch_role(self, expected: LocalClusterState, local: LocalClusterState) -> None:
         async with self._lock:
@@ -315,9 +329,9 @@ class ClusterManager:
     def require_store(self) -> RaftStore:
         store = self.store
         if store is None or self.local is None:
-            raise ConflictError(
-                "this node is not part of a cluster (run `p2porch init` or `p2porch join`)", field="cluster"
-            )
+            why = removal.REMOVED_MESSAGE if removal.load_marker(self.data_dir) else ""
+            why = why or "this node is not part of a cluster (run `p2porch init` or `p2porch join`)"
+            raise ConflictError(why, field="cluster")
         return store
 
     def snapshot(self) -> ClusterState:
@@ -390,6 +404,7 @@ class ClusterManager:
                     await self._abandon_membership()
                 raise
             localstate.save(self.data_dir, local)
+            removal.clear_marker(self.data_dir)
             log.info("initialised cluster %s", token.cluster_id)
             warning = guessed_nat_warning(
                 addrs, bool(body.get("listen_addr") or self.config.node.listen_addr)
@@ -458,6 +473,7 @@ class ClusterManager:
                 raise
             localstate.save(self.data_dir, local)
             join_identity.forget(self.data_dir)
+            removal.clear_marker(self.data_dir)
             done = self.clock.monotonic()
             log.info(
                 "joined cluster %s as %s in %.3f s (admitted %.3f, member services %.3f, own record %.3f; "
@@ -534,13 +550,7 @@ class ClusterManager:
                     "state; use `p2porch leave --force` to do it anyway",
                     field="--force",
                 )
-            await self._stop_local_tasks()
-            if self.board.traffic is not None:  # no more ingress/VIP writes: the teardown removes the chains
-                await self.board.traffic.close()
-            overlay = self.board.overlay
-            if overlay is not None:
-                removed = await overlay.teardown()
-                log.info("overlay removed: %s", removed)
+            await removal.stop_node_work(self.board)
             if others:
                 try:
                     now = self.clock.now()
@@ -558,17 +568,6 @@ class ClusterManager:
     def _other_members(self, local: LocalClusterState) -> list[Node]:
         state = self.require_store().snapshot()
         return [n for n in state.nodes.values() if n.node_id != local.node_id and n.status != NodeStatus.LEFT]
-
-    async def _stop_local_tasks(self) -> None:
-        """Remove the containers of this node's tasks: a node that left runs nothing of the cluster."""
-        executor = self.board.executor
-        if executor is None:
-            return
-        async with trio.open_nursery() as nursery:
-            for container in await executor.list_containers():
-                nursery.start_soon(
-                    partial(executor.remove, container.container_id, stop_grace_s=LEAVE_STOP_GRACE_S)
-                )
 
     # ----- member side of a join
     async def _handle_join(self, request: dict[str, Any], source: str) -> dict[str, Any]:

@@ -120,6 +120,7 @@ class MemberRuntime:
         *,
         save_voters: Callable[[LocalClusterState], None],
         switch_role: Callable[[LocalClusterState, LocalClusterState], None],
+        removed: Callable[[LocalClusterState, str], None] = lambda local, why: None,
         metrics: Metrics | None = None,
     ) -> None:
         self.metrics = metrics if metrics is not None else Metrics()
@@ -130,6 +131,7 @@ class MemberRuntime:
         self.clock = clock
         self._save_voters = save_voters
         self._switch_role = switch_role
+        self._removed = removed
         self.store: RaftStore | None = None
         self.generation_conflict: GenerationConflict | None = None  # a newer generation not followed
         self.key_switched_at: float | None = None  # monotonic time of this node's last key switch
@@ -223,6 +225,7 @@ class MemberRuntime:
                 save_voters=self._save_voters,
                 switch_role=self._switch_role,
                 report_conflict=self._report_conflict,
+                removed=self._removed,
             )
             nursery.start_soon(voter_role.watch_role, watch, local)
             # the join, the catch-up and (leader) admitting the others freed heap after the daemon's own

@@ -6,7 +6,8 @@ node itself follow: ``watch_role`` restarts the store in the recorded role and k
 voter list current, and ``role_on_return`` asks the peers, before a restarted voter opens its store,
 whether it is still a voter. A removed voter that started as one would sit outside the configuration
 (its peers refuse its connections) with a frozen copy of the state; asking first avoids that, and
-``watch_role`` asks again whenever the node has seen no leader for a while. The answer also carries
+``watch_role`` asks again whenever the node has seen no leader for a while (and whether its peers still
+record it at all: a node removed while it ran leaves, removal.py). The answer also carries
 the Raft generation: after ``recover --force-new-cluster`` a node of the old generation (whose
 pysyncobj password no longer matches) sets its old log aside and resynchronises as a replica.
 Nothing here writes state.
@@ -28,7 +29,7 @@ from ..model import NodeRole
 from ..raft.state import ClusterState
 from ..raft.status import RaftStatus
 from ..supervisor import drain, wait_any
-from . import key_rotation
+from . import key_rotation, removal
 from .join_service import request_join
 from .localstate import LocalClusterState
 from .recovery import GenerationConflict, may_follow
@@ -203,6 +204,7 @@ class RoleWatch:
     save_voters: Callable[[LocalClusterState], None]  # the recorded voters changed: remember them
     switch_role: Callable[[LocalClusterState, LocalClusterState], None]  # (expected, new): restart as new
     report_conflict: Callable[[GenerationConflict | None], None] = lambda conflict: None  # for `status`
+    removed: Callable[[LocalClusterState, str], None] = lambda local, why: None  # (expected, why): leave
 
 
 async def watch_role(watch: RoleWatch, local: LocalClusterState) -> None:
@@ -270,7 +272,12 @@ async def _check_role(
         return local, leaderless_since, None, False
     others = sorted(n.join_target for n in state.nodes.values() if n.node_id != local.node_id)
     changed = await role_on_return(local, port, others)
-    return local, now, (changed if changed != local else None), False
+    if changed != local:
+        return local, now, changed, False
+    gone = await removal.ask_removed(local, others, port, removal.since_version(state, local.node_id))
+    if gone is not None:  # the owner leaves, which stops this watch
+        watch.removed(local, f"{gone} holds no record of it")
+    return local, now, None, False
 
 
 def _rotated_keys(local: LocalClusterState, state: ClusterState) -> LocalClusterState | None:

@@ -110,12 +110,17 @@ def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in names}
 
 
+MAX_ENGINE_ERROR = 300  # a node's engine error (``Node.engine_error``) is cut to this length
+
+
 @dataclass(frozen=True, slots=True)
 class Node:
     """One cluster member as committed in Raft; ``version`` is the state version of its last change.
 
-    ``status_at`` is when ``status`` last changed (down since ...). The scheduler reads ``hostname``,
-    ``down_since`` and ``schedulable``; capacity 0 means unknown.
+    ``status_at`` is when ``status`` last changed (down since ...). ``engine_down_at`` is when the node's
+    agent found its Docker engine unreachable (0: reachable or not known otherwise), ``engine_error`` why;
+    the agent writes both only when reachability changes. The scheduler reads ``hostname``,
+    ``down_since``, ``engine_down_at`` and ``schedulable``; capacity 0 means unknown.
     """
 
     node_id: str
@@ -135,6 +140,8 @@ class Node:
     key_pub: str = ""  # the node's X25519 public key (base64): key rotations seal the new key to it
     join_port: int = 0  # advertised join port (0 = the cluster default; differs behind a NAT's forwards)
     vxlan_port: int = 0  # advertised VXLAN port (0 = the cluster's)
+    engine_down_at: float = 0.0
+    engine_error: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_map(self.labels))
@@ -170,12 +177,14 @@ class Node:
 
     @property
     def schedulable(self) -> bool:
-        """Ready and active: new tasks may go here."""
-        return self.status == NodeStatus.READY and self.availability == Availability.ACTIVE
+        """Ready, active and its engine reachable: new tasks may go here."""
+        ready = self.status == NodeStatus.READY and not self.engine_down_at
+        return ready and self.availability == Availability.ACTIVE
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-        for name in ("join_port", "vxlan_port"):  # only nodes behind a NAT's forwards carry them
+        # only nodes behind a NAT's forwards carry the ports, only a node without its engine the engine's
+        for name in ("join_port", "vxlan_port", "engine_down_at", "engine_error"):
             if not out[name]:
                 del out[name]
         return out

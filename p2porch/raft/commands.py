@@ -34,7 +34,7 @@ from ..model import (
 )
 from ..model.autoscale_spec import AutoscaleStep
 from ..model.committed import committed_spec
-from ..model.records import LEGACY_BOOKKEEPING_KEYS, JobStatus, optional_spec
+from ..model.records import LEGACY_BOOKKEEPING_KEYS, MAX_ENGINE_ERROR, JobStatus, optional_spec
 from ..model.rollout import Rollout
 from . import fields as F
 from .codec import COMMAND_VERSION as COMMAND_VERSION  # re-exported: callers use commands only
@@ -207,6 +207,8 @@ _NODE_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "cpu_nanos": F.non_negative,
     "memory_bytes": F.non_negative,
     "key_pub": F.key_text,
+    "engine_down_at": F.non_negative_number,
+    "engine_error": lambda x, n: F.bounded_text(x, n, MAX_ENGINE_ERROR),
 }
 
 
@@ -229,6 +231,8 @@ class UpdateNode(Command):
     cpu_nanos: int | None = None
     memory_bytes: int | None = None
     key_pub: str | None = None
+    engine_down_at: float | None = None
+    engine_error: str | None = None
 
     def changes(self) -> dict[str, Any]:
         """The fields this command sets."""

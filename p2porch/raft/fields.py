@@ -7,6 +7,7 @@ the items of ``PutTasks`` and ``TaskStatusReport`` those of ``ReportTaskStates``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -82,6 +83,21 @@ def number(value: Any, name: str) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise invalid(f"{name} must be a number", name)
     return float(value)
+
+
+def non_negative_number(value: Any, name: str) -> float:
+    """A finite number >= 0 (a time)."""
+    found = number(value, name)
+    if not math.isfinite(found) or found < 0:
+        raise invalid(f"{name} must be a non-negative number", name)
+    return found
+
+
+def bounded_text(value: Any, name: str, limit: int) -> str:
+    """A string (maybe empty) of at most ``limit`` characters."""
+    if not isinstance(value, str) or len(value) > limit:
+        raise invalid(f"{name} must be a string of at most {limit} characters", name)
+    return value
 
 
 MAX_KEY_TEXT = 256  # base64 of a public key (44) or a key envelope (108), with room to spare

@@ -89,6 +89,15 @@ class ReadyFilter(Filter):
         return None if node.status == NodeStatus.READY else f"node {node.status}"
 
 
+class EngineFilter(Filter):
+    """Only nodes whose Docker engine their agent reaches: a node without one cannot start a task."""
+
+    name = "engine"
+
+    def reject(self, node: NodeInfo, req: Requirements) -> str | None:
+        return "engine unreachable" if node.engine_down else None
+
+
 class AvailabilityFilter(Filter):
     """Only nodes with availability active (not drain, not pause)."""
 
@@ -182,6 +191,7 @@ class AffinityFilter(Filter):
 #: pass), then dynamic ones (re-checked whenever a node is about to receive a task).
 DEFAULT_FILTERS: tuple[Filter, ...] = (
     ReadyFilter(),
+    EngineFilter(),
     AvailabilityFilter(),
     ConstraintFilter(),
     ResourceFilter(),

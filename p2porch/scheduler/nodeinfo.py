@@ -46,6 +46,7 @@ class NodeInfo:
     total_tasks: int = 0
     tasks_by_service: dict[str, int] = field(default_factory=dict)
     used_ports: set[tuple[str, int]] = field(default_factory=set)
+    engine_down: bool = False  # its agent found its Docker engine unreachable
 
     @classmethod
     def from_node(cls, node: Node) -> NodeInfo:
@@ -59,6 +60,7 @@ class NodeInfo:
             labels=node.labels,
             cpu_nanos=node.cpu_nanos,
             memory_bytes=node.memory_bytes,
+            engine_down=bool(node.engine_down_at),
         )
 
     def copy(self) -> NodeInfo:
@@ -77,6 +79,7 @@ class NodeInfo:
             total_tasks=self.total_tasks,
             tasks_by_service=dict(self.tasks_by_service),
             used_ports=set(self.used_ports),
+            engine_down=self.engine_down,
         )
 
     def add_task(

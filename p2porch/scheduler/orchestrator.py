@@ -70,12 +70,14 @@ __all__ = [
 
 
 class Orchestrator:
-    """Owns the random source for task ids and the down-node grace period; otherwise stateless."""
+    """Owns the random source for task ids and the grace periods of a down node and of a node whose
+    engine is unreachable (``engine_grace_s``: then its tasks are replaced); otherwise stateless."""
 
     def __init__(self, rng: random.Random, *, down_grace_s: float = 0.0, site_grace_s: float = 10.0) -> None:
         self.rng = rng
         self.down_grace_s = down_grace_s
         self.site_grace_s = site_grace_s
+        self.engine_grace_s = 10.0  # the caller sets [scheduler] engine_down_grace_s (default 10 s too)
 
     def new_task_id(self) -> str:
         return f"{self.rng.getrandbits(96):024x}"
@@ -96,7 +98,7 @@ class Orchestrator:
         ``checkpoint`` (the caller's, e.g. a pause that lets other threads run) is called after each
         service; it cannot change a decision."""
         out = Reconciliation()
-        ctx = RoundContext(nodes, now, self.down_grace_s, out, self.site_grace_s)
+        ctx = RoundContext(nodes, now, self.down_grace_s, out, self.site_grace_s, self.engine_grace_s)
         by_service: dict[str, list[Task]] = {}
         shut_of: dict[str, list[Task]] = {}  # tasks told to stop, stopped or not
         every_task = ctx.history  # jobs and rollout failure counts look at finished tasks too
@@ -231,7 +233,7 @@ class Orchestrator:
             node = ctx.nodes.get(node_id or "")
             if node_id is not None and ctx.fate(node_id, spec) == "lost":
                 for t in group:
-                    ctx.out.actions.append(ShutdownTask(t.task_id, "node down"))
+                    ctx.out.actions.append(ShutdownTask(t.task_id, ctx.lost_reason(node_id)))
                 continue
             eligible_to_keep = (
                 node_id is not None
@@ -300,7 +302,7 @@ class Orchestrator:
         for t in tasks:
             fate = ctx.fate(t.node_id, spec)
             if fate == "lost":
-                ctx.out.actions.append(ShutdownTask(t.task_id, "node down"))  # as "node drained"; ps names it
+                ctx.out.actions.append(ShutdownTask(t.task_id, ctx.lost_reason(t.node_id)))  # ps names it
             elif t.state in TERMINAL_STATES:
                 ended.append(t)
             else:

@@ -22,12 +22,19 @@ class RoundContext:
     """Per-reconcile lookups: node views and where a task's node stands."""
 
     def __init__(
-        self, nodes: Sequence[Node], now: float, down_grace_s: float, out: Reconciliation, site_grace_s: float
+        self,
+        nodes: Sequence[Node],
+        now: float,
+        down_grace_s: float,
+        out: Reconciliation,
+        site_grace_s: float,
+        engine_grace_s: float = 10.0,
     ) -> None:
         self.nodes = {n.node_id: n for n in nodes}
         self.infos = {n.node_id: NodeInfo.from_node(n) for n in nodes}
         self.now = now
         self.grace = down_grace_s
+        self.engine_grace = engine_grace_s
         self.site_grace = site_grace_s
         self.out = out
         self.sites: dict[str, SiteVerdict] = {}  # down node id -> its site verdict
@@ -68,9 +75,20 @@ class RoundContext:
                 return "lost"
             self.out.wake(node.down_since + self.grace)
             return "grace"
+        if node.engine_down_at:  # its containers may still serve, but their health is no longer known
+            if node.engine_down_at + self.engine_grace <= self.now:
+                return "lost"
+            self.out.wake(node.engine_down_at + self.engine_grace)
+            return "grace"
         if node.availability == Availability.DRAIN:
             return "drain"
         return "ok"
+
+    def lost_reason(self, node_id: str | None) -> str:
+        """Why a ``lost`` task's node lost it: its engine stayed unreachable, or the node is down."""
+        node = self.nodes.get(node_id or "")
+        engine_down = node is not None and node.status == NodeStatus.READY and bool(node.engine_down_at)
+        return "node engine unreachable" if engine_down else "node down"
 
     def fate(self, node_id: str | None, spec: ServiceSpec) -> str:
         """:meth:`node_fate` for a task of ``spec``: a down node of a lost site is ``cut`` (its tasks are

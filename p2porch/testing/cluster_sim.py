@@ -450,6 +450,7 @@ class ClusterSim:
             orchestrator = Orchestrator(
                 rng, down_grace_s=scheduler.down_grace_s, site_grace_s=scheduler.site_grace_s
             )
+            orchestrator.engine_grace_s = scheduler.engine_down_grace_s
             self.leader = SimLeader(name, orchestrator)
 
     def name_of_addr(self, addr: str | None) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 import pytest
 from clusterkit import cli, cli_json, wait_for
@@ -13,6 +14,7 @@ from clusterkit import cli, cli_json, wait_for
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 
 SUBNET = "10.65.0"
+REMOVED = "this node was removed from the cluster; run p2porch join"
 
 # Run inside a sandbox host: a member request keyed with the cluster key found in a cluster.json.
 LEAKED_KEY_PROBE = """
@@ -87,7 +89,7 @@ def test_a_joiner_advertising_an_address_it_does_not_come_from_is_refused(cluste
     assert len(cli_json(sb, "n1", "node", "ls")) == 3
 
 
-def test_rotate_keys_reaches_every_member_and_node_rm_revokes(cluster):
+def test_rotate_keys_reaches_every_member_and_node_rm_revokes(cluster, tmp_path):
     sb, nodes, _, token_file = cluster
     members = ["n1", "n2", "n3"]
     joined = {r["name"] for r in cli_json(sb, "n1", "node", "ls")}
@@ -106,6 +108,10 @@ def test_rotate_keys_reaches_every_member_and_node_rm_revokes(cluster):
     leader = wait_for(lambda: cli_json(sb, "n1", "status")["cluster"]["leader"], 30, "a leader")
     victim = next(n for n in nodes[:3] if f"{n.address}:7947" == leader)
     rest = [n for n in nodes[:3] if n is not victim]
+    leaked = tmp_path / "leaked"  # the victim's keys as they were: it discards them once it learns it left
+    leaked.mkdir()
+    (leaked / "cluster.json").write_text(json.dumps(cluster_file(victim)))
+    removed_at = time.monotonic()
     removed = cli_json(sb, rest[0].name, "node", "rm", victim.name, "--force")
     assert removed["key_epoch"] == 2 and "warning" not in removed, removed
     assert victim.name not in {r["name"] for r in cli_json(sb, rest[1].name, "node", "ls")}
@@ -117,8 +123,22 @@ def test_rotate_keys_reaches_every_member_and_node_rm_revokes(cluster):
     write = cli(sb, rest[1].name, "node", "update", rest[0].name, "--label-add", "epoch=2")
     assert write.returncode == 0, write.stderr.decode()
     # the removed node's keys (epoch 1) no longer open anything: no member request, no new key
-    refused = probe(sb, "n4", victim.p2porch_data_dir, rest[0].address, "membership")
+    refused = probe(sb, "n4", str(leaked), rest[0].address, "membership")
     assert "not current" in refused.get("error", ""), refused
-    fetched = probe(sb, "n4", victim.p2porch_data_dir, rest[1].address, "keys")
+    fetched = probe(sb, "n4", str(leaked), rest[1].address, "keys")
     assert fetched["reply"]["key_epoch"] == 2 and fetched["reply"]["envelope"] is None, fetched
-    assert cluster_file(victim)["key_epoch"] == 1
+    assert fetched["reply"]["member"] is False, fetched  # what tells the removed node it was removed
+
+    # The removed node, still running, learns it: it leaves and says so; it may join again.
+    def says_removed() -> str:
+        answer = cli(sb, victim.name, "node", "ls")
+        return answer.returncode != 0 and REMOVED in answer.stderr.decode() and answer.stderr.decode()
+
+    wait_for(says_removed, 60, "the removed node to say it was removed")
+    print(f"\nthe removed node left {time.monotonic() - removed_at:.1f} s after `node rm` was run")
+    assert not os.path.exists(os.path.join(victim.p2porch_data_dir, "cluster.json"))
+    token = cli_json(sb, rest[0].name, "token")["token"]
+    rejoined = cli(sb, victim.name, "join", rest[0].address, "--token", token)
+    assert rejoined.returncode == 0, rejoined.stderr.decode()
+    wait_for(lambda: victim.name in {r["name"] for r in cli_json(sb, rest[1].name, "node", "ls")}, 60, "back")
+    assert cli(sb, victim.name, "node", "ls").returncode == 0

@@ -17,7 +17,8 @@ import trio.testing
 
 from p2porch.clock import TrioClock
 from p2porch.context import LocalBoard
-from p2porch.membership import voter_role
+from p2porch.errors import AuthError
+from p2porch.membership import key_rotation, removal, voter_role
 from p2porch.membership.localstate import LocalClusterState
 from p2porch.membership.token import new_token
 from p2porch.model import Node
@@ -40,6 +41,8 @@ class Owner:
         self.saved: list[LocalClusterState] = []
         self.switched: list[tuple[LocalClusterState, LocalClusterState, float]] = []
         self.switch_asked = trio.Event()
+        self.removed: list[tuple[LocalClusterState, str]] = []
+        self.removed_asked = trio.Event()
 
     def save_voters(self, local: LocalClusterState) -> None:
         self.saved.append(local)
@@ -47,6 +50,10 @@ class Owner:
     def switch_role(self, expected: LocalClusterState, new: LocalClusterState) -> None:
         self.switched.append((expected, new, trio.current_time()))
         self.switch_asked.set()
+
+    def remove(self, expected: LocalClusterState, why: str) -> None:
+        self.removed.append((expected, why))
+        self.removed_asked.set()
 
 
 async def setup(
@@ -75,6 +82,7 @@ async def setup(
         clock=clock,
         save_voters=owner.save_voters,
         switch_role=owner.switch_role,
+        removed=owner.remove,
     )
     return store, local, owner, watch
 
@@ -132,6 +140,60 @@ async def test_a_leaderless_voter_asks_its_peers_after_a_while_and_follows_their
     # It waited LEADERLESS_ASK_S without a leader (measured on the clock it was given) before asking.
     assert min(at for _, at in asked) - lost_at >= voter_role.LEADERLESS_ASK_S
     assert switched_at - lost_at <= voter_role.LEADERLESS_ASK_S + 2 * voter_role.ROLE_CHECK_S
+
+
+def peers_answer(monkeypatch: pytest.MonkeyPatch, answer: Any) -> None:
+    """Every join-port question (role, key, removal) is answered by ``answer``."""
+    for module in (voter_role, removal, key_rotation):
+        monkeypatch.setattr(module, "request_join", answer)
+
+
+async def test_a_leaderless_node_its_peers_no_longer_record_leaves(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`node rm` took it out while it ran: it cannot follow, and its peers' newer state holds no record of
+    it (they answer the key question, the one they serve to an older key epoch): it asks its owner to
+    leave, and does not ask again meanwhile for a role."""
+    store, local, owner, watch = await setup([record(1), record(2), record(3)])
+    since = store.snapshot().nodes["n2"].version
+    keys_asked: list[str] = []
+
+    async def join_port_answer(host: str, port: int, token: Any, request: Any, **kwargs: Any) -> Any:
+        if request.get("op") != "keys":
+            raise AuthError("only the key question is served to an older epoch")
+        keys_asked.append(host)
+        return {"key_epoch": 2, "envelope": None, "member": False, "version": since + 7, "generation": 0}
+
+    peers_answer(monkeypatch, join_port_answer)
+    store.raft.set_leader(None)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(voter_role.watch_role, watch, local)
+        with trio.fail_after(30):
+            await owner.removed_asked.wait()
+        nursery.cancel_scope.cancel()
+    [(expected, why)] = owner.removed
+    assert expected is local and why.endswith("holds no record of it") and owner.switched == []
+    assert set(keys_asked) <= {"10.0.0.1", "10.0.0.3"}
+
+
+async def test_a_leaderless_node_its_peers_still_record_stays(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, local, owner, watch = await setup([record(1), record(2), record(3)])
+    version = store.snapshot().version
+
+    async def join_port_answer(host: str, port: int, token: Any, request: Any, **kwargs: Any) -> Any:
+        if request.get("op") == "keys":
+            return {"key_epoch": 0, "envelope": None, "member": True, "version": version, "generation": 0}
+        return None  # no leader seen there either (a partition): nothing to follow
+
+    peers_answer(monkeypatch, join_port_answer)
+    store.raft.set_leader(None)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(voter_role.watch_role, watch, local)
+        await trio.sleep(5 * voter_role.LEADERLESS_ASK_S)
+        nursery.cancel_scope.cancel()
+    assert owner.removed == [] and owner.switched == []
 
 
 def count_checks(monkeypatch: pytest.MonkeyPatch) -> list[float]:

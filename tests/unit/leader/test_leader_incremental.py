@@ -135,7 +135,8 @@ def random_change(rng: random.Random, state: ClusterState, now: float) -> Cluste
         node = state.nodes[rng.choice(sorted(state.nodes))]
         change = rng.choice(
             [{"status": NodeStatus.DOWN}, {"status": NodeStatus.READY}, {"availability": "drain"}]
-            + [{"availability": "active"}]
+            + [{"availability": "active"}, {"engine_down_at": now, "engine_error": "gone"}]
+            + [{"engine_down_at": 0.0}]
         )
         return try_run(state, C.UpdateNode(at=now, node_id=node.node_id, **change))  # type: ignore[arg-type]
     return state

@@ -42,6 +42,7 @@ def nodes_st(draw: st.DrawFn, max_nodes: int = 10, allow_unavailable: bool = Tru
                 if allow_unavailable
                 else "active",
                 status=draw(st.sampled_from(["ready"] * 5 + ["down"])) if allow_unavailable else "ready",
+                engine_down_at=draw(st.sampled_from([0.0] * 5 + [1.0])) if allow_unavailable else 0.0,
                 labels=labels,
                 cpu_nanos=draw(st.sampled_from([0, 1, 2, 4])) * CPU,
                 memory_bytes=draw(st.sampled_from([0, 1, 2, 8])) * GIB,
@@ -157,7 +158,7 @@ def check_result(scn: Scenario, result: ScheduleResult) -> None:
         req = Requirements.from_spec(task.spec)
         if task.node_id is not None:
             assert node.node_id == task.node_id
-        assert node.status == "ready" and node.availability == "active"
+        assert node.status == "ready" and node.availability == "active" and not node.engine_down
         for c in task.spec.constraints:
             assert constraint_matches(node, c), (c, node)
         for proto, port in req.host_ports:

@@ -162,7 +162,7 @@ def test_pipeline_split_orders_static_first() -> None:
         }
     )
     static, dynamic = Pipeline().split(Requirements.from_spec(spec))
-    assert [f.name for f in static] == ["ready", "availability", "constraints"]
+    assert [f.name for f in static] == ["ready", "engine", "availability", "constraints"]
     assert [f.name for f in dynamic] == ["resources", "host_ports"]
 
 
