@@ -1,0 +1,76 @@
+"""Waits until a started container listens on its TCP ingress target ports (shell over ``tcp_table``).
+
+A task becomes a backend of every node's ingress and VIP rules when its agent reports it running. The
+engine says "running" as soon as the container's process started, before it listens: a connection
+balanced to it then is refused. So the agent reads the container's ``/proc/<pid>/net/tcp`` and
+``tcp6`` (its network namespace, seen from the host, as the drain does) every ``POLL_S`` after the
+start and reports the task running once ``tcp_table.listen_verdict`` says so: a LISTEN socket on the
+target port of every TCP ingress port the service publishes, or ``max_s`` after the start. A container
+whose process is gone does not wait (the next reconcile reports how it ended). Logs and counts each
+wait's outcome; never decides anything itself, never enters a namespace, never probes the task over
+the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+from pathlib import Path
+
+import trio
+
+from .connection_drain import PROC, read_tcp_tables
+from .tcp_table import BOUND, listen_verdict, missing_listeners
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.02  # a process that listens at once is reported within this (a read costs ~3.5 ms of CPU)
+
+
+class ListenWait:
+    """Owns the polling of one started container's TCP tables until it listens, at most ``max_s`` (the
+    node's ``overlay.listen_max_s``). ``count(outcome)``: listening | bound | gone."""
+
+    def __init__(
+        self,
+        max_s: float,
+        count: Callable[[str], None] = lambda outcome: None,
+        proc: Path = PROC,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self.max_s = max_s
+        self.count = count
+        self.proc = proc
+        self.poll_s = poll_s
+
+    async def __call__(self, task_id: str, pid: int, ports: Collection[int]) -> None:
+        """Return once ``pid``'s namespace listens on every one of ``ports``, or ``max_s`` after the call
+        (trio time), or at once when ``pid`` is gone."""
+        begun = trio.current_time()
+        deadline = begun + max(0.0, self.max_s)
+        while True:
+            sockets = await trio.to_thread.run_sync(read_tcp_tables, pid, self.proc)
+            if sockets is None:
+                self.count("gone")
+                log.info("task %s: process %d ended before it listened on %s", task_id, pid, _ports(ports))
+                return
+            missing = missing_listeners(ports, sockets)
+            now = trio.current_time()
+            verdict = listen_verdict(now, deadline, missing)
+            if verdict.done:
+                break
+            await trio.sleep(max(0.0, min(self.poll_s, deadline - now)))
+        self.count(verdict.reason)
+        if verdict.reason == BOUND:
+            log.warning(
+                "task %s: not listening on %s %.1f s after its start; reported running anyway",
+                task_id,
+                _ports(sorted(missing)),
+                now - begun,
+            )
+        else:
+            log.info("task %s: listening on %s %.3f s after its start", task_id, _ports(ports), now - begun)
+
+
+def _ports(ports: Collection[int]) -> str:
+    return ",".join(f"{p}/tcp" for p in sorted(ports))
