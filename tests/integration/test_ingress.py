@@ -394,6 +394,9 @@ def test_no_failed_request_through_ingress_and_vip_during_a_start_first_update(c
             hammer.stop()
             sampler.stop()
         print(f"start-first update of 3 tasks took {time.monotonic() - started:.1f} s with clients hammering")
+        for n in nodes:  # how long each new task took to listen after its start (agent/listen_wait.py)
+            with open(n.p2porch_log, errors="replace") as log:
+                print(n.name, [line.split(": ", 1)[-1].strip() for line in log if "after its start" in line])
         assert_runs_clean(
             hammer, "ingress (3 nodes) + VIP during a start-first update", nodes, sampler, "roll"
         )
