@@ -15,57 +15,53 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
-from .connection_drain import PROC, read_tcp_tables
-from .tcp_table import BOUND, listen_verdict, missing_listeners
+from .connection_drain import PROC, poll_tables
+from .tcp_table import BOUND, ConnectionVerdict, TcpSocket, listen_verdict, missing_listeners
 
 log = logging.getLogger(__name__)
 
 POLL_S = 0.02  # a process that listens at once is reported within this (a read costs ~3.5 ms of CPU)
 
 
+@dataclass(frozen=True)
 class ListenWait:
     """Owns the polling of one started container's TCP tables until it listens, at most ``max_s`` (the
     node's ``overlay.listen_max_s``). ``count(outcome)``: listening | bound | gone."""
 
-    def __init__(
-        self,
-        max_s: float,
-        count: Callable[[str], None] = lambda outcome: None,
-        proc: Path = PROC,
-        poll_s: float = POLL_S,
-    ) -> None:
-        self.max_s = max_s
-        self.count = count
-        self.proc = proc
-        self.poll_s = poll_s
+    max_s: float
+    count: Callable[[str], None] = lambda outcome: None
+    proc: Path = PROC
+    poll_s: float = POLL_S
 
     async def __call__(self, task_id: str, pid: int, ports: Collection[int]) -> None:
         """Return once ``pid``'s namespace listens on every one of ``ports``, or ``max_s`` after the call
         (trio time), or at once when ``pid`` is gone."""
         begun = trio.current_time()
         deadline = begun + max(0.0, self.max_s)
-        while True:
-            sockets = await trio.to_thread.run_sync(read_tcp_tables, pid, self.proc)
-            if sockets is None:
-                self.count("gone")
-                log.info("task %s: process %d ended before it listened on %s", task_id, pid, _ports(ports))
-                return
+        missing: frozenset[int] = frozenset(ports)
+
+        def judge(sockets: list[TcpSocket], now: float) -> ConnectionVerdict:
+            nonlocal missing
             missing = missing_listeners(ports, sockets)
-            now = trio.current_time()
-            verdict = listen_verdict(now, deadline, missing)
-            if verdict.done:
-                break
-            await trio.sleep(max(0.0, min(self.poll_s, deadline - now)))
+            return listen_verdict(now, deadline, missing)
+
+        ended = await poll_tables(pid, self.proc, self.poll_s, deadline, judge)
+        if ended is None:
+            self.count("gone")
+            log.info("task %s: process %d ended before it listened on %s", task_id, pid, _ports(ports))
+            return
+        verdict, now = ended
         self.count(verdict.reason)
         if verdict.reason == BOUND:
             log.warning(
                 "task %s: not listening on %s %.1f s after its start; reported running anyway",
                 task_id,
-                _ports(sorted(missing)),
+                _ports(missing),
                 now - begun,
             )
         else:
