@@ -38,7 +38,7 @@ DrainGate = Callable[[str, int], Awaitable[None]]
 ConnectionWait = Callable[[str, int, tuple[int, ...], bool, float], Awaitable[None]]
 #: ``wait(task_id, pid, ports)`` returns once a started container listens on the TCP ports it serves, or
 #: its bound passed: agent/listen_wait.py
-ListenWait = Callable[[str, int, tuple[int, ...]], Awaitable[None]]
+ListenerWait = Callable[[str, int, tuple[int, ...]], Awaitable[None]]
 
 MAX_REPORT_BACKOFF_S = 5.0
 EVENTS_RECONNECT_S = 1.0
@@ -63,7 +63,7 @@ class NodeAgent:
         drain_s: float = 0.0,
         drain_gate: DrainGate | None = None,
         connection_wait: ConnectionWait | None = None,
-        listen_wait: ListenWait | None = None,
+        listen_wait: ListenerWait | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.executor = executor
@@ -336,7 +336,7 @@ async def run_agent(
     drain_s: float = 0.0,
     drain_gate: DrainGate | None = None,
     connection_wait: ConnectionWait | None = None,
-    listen_wait: ListenWait | None = None,
+    listen_wait: ListenerWait | None = None,
     task_status: trio.TaskStatus[NodeAgent] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a ``NodeAgent`` until cancelled; ``nursery.start(run_agent, ...)`` returns the agent."""
