@@ -280,6 +280,9 @@ class OverlayConfig:
     # and at most drain_max_s in all (a hung node, a websocket)
     drain_grace_s: float = _opt(0.25, _non_negative)  # agent/drain_gate.py GRACE_S, MAX_S
     drain_max_s: float = _opt(10.0, _non_negative)
+    # a started task of a service with TCP ingress ports enters the backends (is reported running) once
+    # it listens on their target ports, at most listen_max_s after its start (0 = at once, as Swarm)
+    listen_max_s: float = _opt(10.0, _non_negative)  # member/agent.py LISTEN_MAX_S
 
 
 @dataclass(frozen=True)

@@ -336,6 +336,7 @@ def member_services(
                 drain_s=config.dns.drain_s,
                 drain_grace_s=config.overlay.drain_grace_s,
                 drain_max_s=config.overlay.drain_max_s,
+                listen_max_s=config.overlay.listen_max_s,
             ),
         ),
         ("stats", partial(serve_usage_sampler, section=config.autoscale)),

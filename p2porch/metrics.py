@@ -148,6 +148,12 @@ class Metrics:
             "them, by how the wait ended (ended: none left open; bound: drain_max_s passed first)",
             ["outcome"],
         )
+        self.listen_waits = Counter(
+            "p2porch_listen_waits",
+            "Started tasks this node's agent held as starting until they listened on their TCP ingress "
+            "target ports (listening; bound: listen_max_s passed first; gone: the process ended)",
+            ["outcome"],
+        )
         self.conntrack_flushed = Counter(
             "p2porch_conntrack_flushed",
             "Conntrack entries this node deleted because the backend they were DNATed to left its "
@@ -167,6 +173,7 @@ class Metrics:
             self.agent_task_starts,
             self.endpoint_drains,
             self.connection_drains,
+            self.listen_waits,
             self.conntrack_flushed,
             self.agent_container_start_seconds,
         )

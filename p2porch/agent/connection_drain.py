@@ -15,7 +15,15 @@ from pathlib import Path
 
 import trio
 
-from .tcp_table import BOUND, TcpSocket, connection_verdict, open_connections, parse_tcp_table, served_ports
+from .tcp_table import (
+    BOUND,
+    ConnectionVerdict,
+    TcpSocket,
+    connection_verdict,
+    open_connections,
+    parse_tcp_table,
+    served_ports,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,27 +68,23 @@ class ConnectionDrain:
         after ``started`` (trio time), or at once when ``pid`` is gone."""
         deadline = started + max(0.0, self.max_s)
         begun = trio.current_time()
-        first = -1
-        while True:
-            # in a thread: the kernel walks its global socket hash for every namespace's table (3.5 ms of
-            # CPU per read here even for a namespace with ten sockets, more under load)
-            sockets = await trio.to_thread.run_sync(read_tcp_tables, pid, self.proc)
-            if sockets is None:
-                log.info("drain of task %s: its process %d is gone; no connection to wait for", task_id, pid)
-                return
-            open_count = open_connections(sockets, served_ports(ports, sockets, listeners))
-            first = open_count if first < 0 else first
-            now = trio.current_time()
-            verdict = connection_verdict(now, deadline, open_count)
-            if verdict.done:
-                break
-            await trio.sleep(max(0.0, min(self.poll_s, deadline - now)))
+        counts: list[int] = []  # open connections at each look
+
+        def judge(sockets: list[TcpSocket], now: float) -> ConnectionVerdict:
+            counts.append(open_connections(sockets, served_ports(ports, sockets, listeners)))
+            return connection_verdict(now, deadline, counts[-1])
+
+        ended = await poll_tables(pid, self.proc, self.poll_s, deadline, judge)
+        if ended is None:
+            log.info("drain of task %s: its process %d is gone; no connection to wait for", task_id, pid)
+            return
+        verdict, now = ended
         self.count(verdict.reason)
         if verdict.reason == BOUND:
             log.warning(
                 "drain of task %s: %d connections still open %.1f s after the drain began; stopping it",
                 task_id,
-                open_count,
+                counts[-1],
                 now - started,
             )
         else:
@@ -88,5 +92,27 @@ class ConnectionDrain:
                 "drain of task %s: connections ended after %.3f s (%d open when the wait began)",
                 task_id,
                 now - begun,
-                first,
+                counts[0],
             )
+
+
+async def poll_tables(
+    pid: int,
+    proc: Path,
+    poll_s: float,
+    deadline: float,
+    judge: Callable[[list[TcpSocket], float], ConnectionVerdict],
+) -> tuple[ConnectionVerdict, float] | None:
+    """Read ``pid``'s TCP tables every ``poll_s`` until ``judge(sockets, now)`` is done (it ends by
+    ``deadline``, trio time): that verdict and when; None once ``pid`` is gone."""
+    while True:
+        # in a thread: the kernel walks its global socket hash for every namespace's table (3.5 ms of
+        # CPU per read here even for a namespace with ten sockets, more under load)
+        sockets = await trio.to_thread.run_sync(read_tcp_tables, pid, proc)
+        if sockets is None:
+            return None
+        now = trio.current_time()
+        verdict = judge(sockets, now)
+        if verdict.done:
+            return verdict, now
+        await trio.sleep(max(0.0, min(poll_s, deadline - now)))

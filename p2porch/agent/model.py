@@ -143,6 +143,10 @@ class TaskAssignment:
     #: whether every port the task listens on counts too (a VIP balances every port)
     drain_ports: tuple[int, ...] = ()
     drain_listeners: bool = False
+    #: the TCP target ports of the service's ingress ports: once started, the task is reported running
+    #: (which makes it a backend of every node's ingress and VIP rules) when its namespace listens on each
+    #: (agent/listen_wait.py)
+    ready_ports: tuple[int, ...] = ()
     user: str = ""  # "" = the image's USER
     workdir: str = ""  # "" = the image's WORKDIR
     #: engine options in ``ContainerOptions.to_dict()`` form (only the ones that differ from Docker's default)
@@ -172,6 +176,7 @@ class TaskAssignment:
         object.__setattr__(self, "mounts", tuple(self.mounts))
         object.__setattr__(self, "ports", tuple(self.ports))
         object.__setattr__(self, "drain_ports", tuple(self.drain_ports))
+        object.__setattr__(self, "ready_ports", tuple(self.ready_ports))
         object.__setattr__(self, "dns_servers", tuple(self.dns_servers))
         object.__setattr__(self, "dns_search", tuple(self.dns_search))
 

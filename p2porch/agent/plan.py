@@ -170,6 +170,16 @@ def outcome_report(assignment: TaskAssignment, outcome: StartOutcome, now: float
     )
 
 
+def ready_pid(assignment: TaskAssignment, outcome: StartOutcome) -> int:
+    """The process whose namespace must listen on ``assignment.ready_ports`` before the started task is
+    reported running; 0 when nothing is to wait for (no TCP ingress port, the start failed, the
+    container is not live or its pid unknown)."""
+    container = outcome.container
+    if not assignment.ready_ports or outcome.error or container is None:
+        return 0
+    return container.pid if container.status in _LIVE_STATUSES else 0
+
+
 def plan_node(
     node_name: str,
     assignments: Iterable[TaskAssignment],

@@ -1,4 +1,5 @@
-"""Whether a draining task still has open TCP connections, from its namespace's ``/proc/net/tcp`` (pure).
+"""A task's TCP sockets from its namespace's ``/proc/net/tcp`` (pure): whether a draining task still has
+open connections, and whether a starting one listens on the ports it serves yet.
 
 The kernel lists a network namespace's TCP sockets in ``/proc/<pid>/net/tcp`` and ``tcp6`` (any process in
 it, read from outside: no ``setns``). One line per socket: ``sl local_address rem_address st ...`` with the
@@ -11,6 +12,11 @@ established), CLOSE_WAIT (the client closed its side; the task may still be answ
 CLOSING and LAST_ACK (the task closed, its data or FIN not yet acknowledged). Not open: FIN_WAIT2 and
 TIME_WAIT (everything the task sent was acknowledged), CLOSE, LISTEN, and SYN_SENT (an outgoing connect).
 UDP has no connection to wait for.
+
+A starting task is *listening* on a port once a LISTEN socket of its namespace has that local port (any
+address: a process listening on loopback only is not told apart). Its agent reports it running, which
+makes it a backend of the ingress and VIP rules, only then (or at a bound): a connection balanced to it
+before would be refused.
 
 Never reads a file or a clock: the table's text and ``now`` are given.
 """
@@ -25,6 +31,7 @@ CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING = 7, 8, 9, 10, 11
 OPEN_STATES = frozenset({ESTABLISHED, SYN_RECV, CLOSE_WAIT, FIN_WAIT1, CLOSING, LAST_ACK})
 ENDED = "ended"
 BOUND = "bound"
+LISTENING = "listening"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +77,8 @@ def open_connections(sockets: Iterable[TcpSocket], ports: Collection[int]) -> in
 
 @dataclass(frozen=True, slots=True)
 class ConnectionVerdict:
-    """``done``: stop the task now, ``reason`` says why (ended | bound); otherwise look again later."""
+    """``done``: the wait is over (a drain: stop the task; a start: report it running), ``reason`` says
+    why (ended | listening | bound); otherwise look again later."""
 
     done: bool
     reason: str
@@ -81,6 +89,23 @@ def connection_verdict(now: float, deadline: float, open_count: int) -> Connecti
     or an idle keep-alive must not hold a stop forever)."""
     if open_count == 0:
         return ConnectionVerdict(True, ENDED)
+    if now >= deadline:
+        return ConnectionVerdict(True, BOUND)
+    return ConnectionVerdict(False, "")
+
+
+def missing_listeners(ports: Iterable[int], sockets: Iterable[TcpSocket]) -> frozenset[int]:
+    """The ``ports`` no socket listens on yet."""
+    listening = {s.local_port for s in sockets if s.state == LISTEN}
+    return frozenset(p for p in ports if p not in listening)
+
+
+def listen_verdict(now: float, deadline: float, missing: Collection[int]) -> ConnectionVerdict:
+    """Report a started task running once it listens on every port it serves (``missing`` is empty:
+    listening), or once ``deadline`` passed (bound: a process that listens late, or on another port,
+    must not hold its task out of service forever)."""
+    if not missing:
+        return ConnectionVerdict(True, LISTENING)
     if now >= deadline:
         return ConnectionVerdict(True, BOUND)
     return ConnectionVerdict(False, "")

@@ -24,7 +24,7 @@ from ..errors import ExecutorError
 from ..model import DesiredState, TaskState
 from .executor import Executor
 from .model import TaskAssignment, TaskReport
-from .plan import Action, RemoveContainer, StartTask, outcome_report, plan_node
+from .plan import Action, RemoveContainer, StartOutcome, StartTask, outcome_report, plan_node, ready_pid
 from .report_window import HOLD_S, ReportWindow, settled
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ DrainGate = Callable[[str, int], Awaitable[None]]
 #: ``wait(task_id, pid, ports, listeners, started)`` returns once the container's open TCP connections on
 #: the ports it serves have ended, or its bound passed: agent/connection_drain.py
 ConnectionWait = Callable[[str, int, tuple[int, ...], bool, float], Awaitable[None]]
+#: ``wait(task_id, pid, ports)`` returns once a started container listens on the TCP ports it serves, or
+#: its bound passed: agent/listen_wait.py
+ListenerWait = Callable[[str, int, tuple[int, ...]], Awaitable[None]]
 
 MAX_REPORT_BACKOFF_S = 5.0
 EVENTS_RECONNECT_S = 1.0
@@ -60,6 +63,7 @@ class NodeAgent:
         drain_s: float = 0.0,
         drain_gate: DrainGate | None = None,
         connection_wait: ConnectionWait | None = None,
+        listen_wait: ListenerWait | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.executor = executor
@@ -74,6 +78,7 @@ class NodeAgent:
         self.drain_s = drain_s
         self.drain_gate = drain_gate
         self.connection_wait = connection_wait
+        self.listen_wait = listen_wait
         self.clock = clock
         self.known: dict[str, TaskReport] = {}
         self.busy_tasks: set[str] = set()
@@ -167,6 +172,7 @@ class NodeAgent:
                 with trio.CancelScope() as scope:
                     self._starts[action.task_id] = scope
                     outcome = await self.executor.start(action.assignment, action.container_id)
+                    await self._until_listening(action.assignment, outcome)
                     self._record(outcome_report(action.assignment, outcome, self.clock()))
                 if scope.cancelled_caught:
                     log.info(
@@ -207,6 +213,14 @@ class NodeAgent:
             if isinstance(action, RemoveContainer):
                 self.busy_containers.discard(action.container_id)
             self.poke()
+
+    async def _until_listening(self, assignment: TaskAssignment, outcome: StartOutcome) -> None:
+        """A started task with TCP ingress ports is reported running (and so enters every node's ingress
+        and VIP backends) once its namespace listens on their target ports (``listen_wait``, bounded);
+        the task stays busy meanwhile, so no reconcile pass reports it running first."""
+        pid = ready_pid(assignment, outcome)
+        if pid and self.listen_wait is not None:
+            await self.listen_wait(assignment.task_id, pid, assignment.ready_ports)
 
     async def _drain(self, action: RemoveContainer) -> None:
         """Before SIGTERM: a load-balanced task waits until every live node's rules dropped it (the
@@ -322,6 +336,7 @@ async def run_agent(
     drain_s: float = 0.0,
     drain_gate: DrainGate | None = None,
     connection_wait: ConnectionWait | None = None,
+    listen_wait: ListenerWait | None = None,
     task_status: trio.TaskStatus[NodeAgent] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a ``NodeAgent`` until cancelled; ``nursery.start(run_agent, ...)`` returns the agent."""
@@ -338,6 +353,7 @@ async def run_agent(
         drain_s=drain_s,
         drain_gate=drain_gate,
         connection_wait=connection_wait,
+        listen_wait=listen_wait,
     )
 
     async with trio.open_nursery() as nursery:

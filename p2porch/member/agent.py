@@ -17,6 +17,7 @@ from ..agent.connection_drain import ConnectionDrain
 from ..agent.docker_executor import open_docker_executor
 from ..agent.drain_gate import GRACE_S, MAX_S, DrainBounds
 from ..agent.executor import Executor
+from ..agent.listen_wait import ListenWait
 from ..agent.model import NodeCapacity, ObservedContainer, TaskAssignment, TaskReport
 from ..agent.plan import StartOutcome
 from ..agent.worker import run_agent
@@ -43,6 +44,7 @@ T = TypeVar("T")
 #: ``engine_seen(ok, error)``: one engine call answered or failed (member/engine_report.py)
 EngineSeen = Callable[[bool, str], None]
 
+LISTEN_MAX_S = 10.0  # the default of the daemon's overlay.listen_max_s
 AGENT_MAX_RETRY_S = 5.0  # the agent's longest retry: an engine back (dockerd restarted) is seen within it
 
 
@@ -54,13 +56,16 @@ async def serve_agent(
     drain_s: float = 0.0,
     drain_grace_s: float = GRACE_S,
     drain_max_s: float = MAX_S,
+    listen_max_s: float = LISTEN_MAX_S,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the tasks committed to this node through its Docker engine and report their states;
     ``task_files_dir`` is where secret/config files of this node's tasks live (a tmpfs); a running task
     asked to stop is given ``drain_s`` after it left DNS before it is stopped, and a load-balanced one
     runs until every live node's rules dropped it, then ``drain_grace_s`` (member/drain_acks.py), then
-    until its open TCP connections have ended (agent/connection_drain.py), at most ``drain_max_s``."""
+    until its open TCP connections have ended (agent/connection_drain.py), at most ``drain_max_s``; a
+    started task with TCP ingress ports is reported running once it listens on their target ports
+    (agent/listen_wait.py), at most ``listen_max_s`` after its start (0: at once)."""
     task_status.started()
     files = TaskFiles(task_files_dir, ctx.local.secrets_keys) if task_files_dir else None
     gate = EndpointDrainGate(
@@ -70,6 +75,8 @@ async def serve_agent(
         drain_max_s, lambda outcome: ctx.metrics.connection_drains.labels(outcome).inc()
     )
     engine = EngineReporter(ctx)
+    listens = ListenWait(listen_max_s, lambda outcome: ctx.metrics.listen_waits.labels(outcome).inc())
+    local = engine_is_local(docker_host or os.environ.get("DOCKER_HOST", ""))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(engine.run)
         await supervise(
@@ -82,7 +89,8 @@ async def serve_agent(
                 files,
                 drain_s,
                 gate,
-                connections if engine_is_local(docker_host or os.environ.get("DOCKER_HOST", "")) else None,
+                connections if local else None,
+                listens if local and listen_max_s > 0 else None,
                 engine.seen,
             ),
             max_delay_s=AGENT_MAX_RETRY_S,
@@ -149,6 +157,7 @@ async def _run_agent(
     drain_s: float,
     gate: EndpointDrainGate,
     connections: ConnectionDrain | None,
+    listens: ListenWait | None,
     engine_seen: EngineSeen,
 ) -> None:
     node_id, node_name = ctx.local.node_id, ctx.local.node_name
@@ -199,6 +208,7 @@ async def _run_agent(
                     drain_s=drain_s,
                     drain_gate=gate,
                     connection_wait=connections,
+                    listen_wait=listens,
                 )
             )
             await trio.sleep_forever()

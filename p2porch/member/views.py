@@ -292,6 +292,7 @@ def task_assignment(
         ),
         drain_ports=tuple(sorted({p.target for p in spec.all_publish if p.protocol == "tcp"})),
         drain_listeners=spec.endpoint_mode == "vip",
+        ready_ports=tuple(sorted({p.target for p in spec.ingress_ports if p.protocol == "tcp"})),
         user=spec.user,
         workdir=spec.workdir,
         options=spec.container.to_dict(),

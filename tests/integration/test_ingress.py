@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from clusterkit import IMAGE, api, api_get, cli, cli_json, cluster_fixture, kill_node, revive, wait_for
+from ingress_evidence import RuleSampler, TracedError, conntrack_of, stamp, traced_get
 
 from p2porch.sandbox.dockerd import docker, find_program
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
@@ -117,19 +118,33 @@ class Hammer:
         self.ok = Counter[str]()
         self.failed = Counter[str]()
         self.errors: list[str] = []
+        #: per ingress address, each request: (start time, source port, task answered or the error)
+        self.trace: dict[str, list[tuple[float, int, str]]] = {}
+        #: per failed ingress request: its node's conntrack entry of the client tuple, read at once
+        self.conntrack: list[str] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._execs: list[tuple[SandboxNode, str, subprocess.Popen[bytes]]] = []
 
-    def host(self, address: str, port: int) -> None:
+    def host(self, node: SandboxNode, port: int, client: str) -> None:
+        """Requests through ``node``'s ingress from the host namespace (``client``: its address there)."""
+        address = node.address
+        trace = self.trace.setdefault(address, [])
+
         def loop() -> None:
             while not self._stop.is_set():
+                began = time.time()
                 try:
-                    who(address, port)
+                    sport, body = traced_get(address, port, "/cgi-bin/who")
+                    trace.append((began, sport, body.split()[1]))
                     self.ok[f"ingress {address}"] += 1
-                except OSError as exc:
+                except TracedError as exc:
+                    trace.append((began, exc.sport, str(exc)))
                     self.failed[f"ingress {address}"] += 1
                     self.errors.append(f"{time.strftime('%H:%M:%S')} {address}: {exc}")
+                    if exc.sport:
+                        seen = conntrack_of(node, client, exc.sport, port)
+                        self.conntrack.append(f"{stamp(time.time())} {node.name} sport {exc.sport}:\n{seen}")
 
         thread = threading.Thread(target=loop, daemon=True)
         thread.start()
@@ -158,7 +173,9 @@ class Hammer:
 EVIDENCE = ("p2porch.member.traffic", "conntrack", "drain", "gossip:", "WARNING", "ERROR")
 
 
-def assert_runs_clean(hammer: Hammer, what: str, nodes: list[SandboxNode]) -> None:
+def assert_runs_clean(
+    hammer: Hammer, what: str, nodes: list[SandboxNode], sampler: RuleSampler | None = None, service: str = ""
+) -> None:
     total_ok, total_failed = sum(hammer.ok.values()), sum(hammer.failed.values())
     print(f"{what}: ok {dict(hammer.ok)} failed {dict(hammer.failed)} errors {hammer.errors[:5]}")
     if total_failed:
@@ -167,8 +184,33 @@ def assert_runs_clean(hammer: Hammer, what: str, nodes: list[SandboxNode]) -> No
                 lines = [line.rstrip() for line in log if any(key in line for key in EVIDENCE)]
             print(f"--- {node.name}: the last {min(len(lines), 60)} of {len(lines)} log lines on traffic")
             print("\n".join(lines[-60:]))
+        print_failed_requests(hammer)
+        if sampler is not None:
+            print("--- DNAT targets per node (sampled every 0.3 s, on change)")
+            print(sampler.timeline())
+        if service:
+            print(f"--- tasks of {service}")
+            for t in api_get(nodes[0], f"/services/{service}/tasks", all="true"):
+                print({k: t.get(k) for k in ("id", "node", "address", "state", "desired_state", "slot")})
     assert total_ok > 100 and all(hammer.ok.values()), hammer.ok
     assert total_failed == 0, (hammer.failed, hammer.errors[:10])
+
+
+def print_failed_requests(hammer: Hammer) -> None:
+    """Each failed ingress request: when, its source port, what that port got before (a reused client
+    tuple), and its node's conntrack entry of it read right after the failure."""
+    for address, trace in hammer.trace.items():
+        for i, (began, sport, outcome) in enumerate(trace):
+            if " (sport " not in outcome:
+                continue
+            before = [(stamp(b), o) for b, p, o in trace[:i] if p == sport][-3:]
+            after = [(stamp(b), o) for b, p, o in trace[i + 1 :] if p == sport][:2]
+            print(f"--- failed via {address} at {stamp(began)}: {outcome}")
+            print(f"    the same source port before {before}, after {after}")
+            window = [(stamp(b), p, o[:12]) for b, p, o in trace if abs(b - began) < 1.5]
+            print(f"    requests via {address} within 1.5 s: {window}")
+    for seen in hammer.conntrack:
+        print(seen)
 
 
 def nat_rules(node: SandboxNode) -> str:
@@ -323,9 +365,11 @@ def test_no_failed_request_through_ingress_and_vip_during_a_start_first_update(c
             wait_for(lambda n=n: who(n.address, 8084), 30, f"{n.name}:8084")
         hammer = Hammer()
         for n in nodes:
-            hammer.host(n.address, 8084)
+            hammer.host(n, 8084, sb.gateway)
         assert vip
         hammer.container(node, cid, vip)  # the VIP itself: a client that resolved once
+        sampler = RuleSampler(nodes)
+        sampler.start()
         started = time.monotonic()
         try:
             time.sleep(1)
@@ -348,8 +392,14 @@ def test_no_failed_request_through_ingress_and_vip_during_a_start_first_update(c
             time.sleep(3)  # the last old task has drained and stopped
         finally:
             hammer.stop()
+            sampler.stop()
         print(f"start-first update of 3 tasks took {time.monotonic() - started:.1f} s with clients hammering")
-        assert_runs_clean(hammer, "ingress (3 nodes) + VIP during a start-first update", nodes)
+        for n in nodes:  # how long each new task took to listen after its start (agent/listen_wait.py)
+            with open(n.p2porch_log, errors="replace") as log:
+                print(n.name, [line.split(": ", 1)[-1].strip() for line in log if "after its start" in line])
+        assert_runs_clean(
+            hammer, "ingress (3 nodes) + VIP during a start-first update", nodes, sampler, "roll"
+        )
 
 
 # ----------------------------------------------------------------------------- rules follow state

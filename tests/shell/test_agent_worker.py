@@ -284,6 +284,40 @@ async def test_a_load_balanced_task_then_waits_for_its_open_connections_to_end(a
     assert 3.0 <= waited < 3.1, waited
 
 
+async def test_a_started_load_balanced_task_is_reported_running_once_it_listens(autojump_clock: Any) -> None:
+    ex, rec = FakeExecutor(), Recorder()
+    current = [task(1, ready_ports=(80, 443)), task(2)]
+    asked: list[tuple[Any, ...]] = []
+
+    async def listens(task_id: str, pid: int, ports: tuple[int, ...]) -> None:
+        asked.append((task_id, pid, ports))
+        await trio.sleep(3.0)  # its process listens 3 s after the start
+
+    def state(task_id: str) -> Any:
+        report = rec.latest().get(task_id)
+        return report and report.state
+
+    send, receive = trio.open_memory_channel[object](100)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_agent(
+                ex, NODE, lambda: current, receive, rec, resync_interval_s=1000.0, listen_wait=listens,
+                task_status=task_status,
+            )
+        )  # fmt: skip
+        t0 = trio.current_time()
+        other = 0.0
+        while state("t0001") != TaskState.RUNNING:
+            await send.send(None)  # reconcile passes meanwhile: none reports the running container first
+            await trio.sleep(0.1)
+            other = other or (state("t0002") == TaskState.RUNNING and trio.current_time() - t0)
+        waited = trio.current_time() - t0
+        nursery.cancel_scope.cancel()
+    assert asked == [("t0001", 4242, (80, 443))]
+    assert 3.0 <= waited < 3.3, waited
+    assert 0 < other < 0.5, other  # a task without a TCP ingress port: no wait
+
+
 class TimedRecorder(Recorder):
     """Also records when (trio's clock) each batch was delivered."""
 

@@ -15,6 +15,7 @@ from p2porch.agent.plan import (
     StartTask,
     outcome_report,
     plan_node,
+    ready_pid,
     report_from_container,
 )
 from p2porch.model import TERMINAL_STATES, TaskHealth, TaskState
@@ -389,3 +390,14 @@ def test_a_load_balanced_stop_carries_the_namespace_and_ports_its_connections_ar
     plain = assignment(desired_state="shutdown", drain_ports=(80,))  # not load-balanced: nothing watched
     none = plan_node(NODE, [plain], [container(pid=4242)], {"t1": report(container_id="c1")}, NOW)
     assert [(x.drain_pid, x.drain_ports) for x in none.actions if isinstance(x, RemoveContainer)] == [(0, ())]
+
+
+def test_a_started_load_balanced_task_waits_for_its_listeners_only_when_it_runs() -> None:
+    served = assignment(ready_ports=(80,))
+    running = container(pid=4242)
+    assert ready_pid(served, StartOutcome(running)) == 4242
+    assert ready_pid(assignment(), StartOutcome(running)) == 0  # publishes no TCP ingress port
+    assert ready_pid(served, StartOutcome(running, "OCI runtime create failed")) == 0
+    assert ready_pid(served, StartOutcome(None, "no such image")) == 0
+    assert ready_pid(served, StartOutcome(container(status="exited", exit_code=1, pid=0))) == 0
+    assert ready_pid(served, StartOutcome(container(pid=0))) == 0  # pid unknown: nothing to read

@@ -11,11 +11,14 @@ from p2porch.agent.tcp_table import (
     ESTABLISHED,
     FIN_WAIT2,
     LISTEN,
+    LISTENING,
     SYN_RECV,
     TIME_WAIT,
     ConnectionVerdict,
     TcpSocket,
     connection_verdict,
+    listen_verdict,
+    missing_listeners,
     open_connections,
     parse_tcp_table,
     served_ports,
@@ -89,3 +92,20 @@ def test_the_wait_ends_when_no_connection_is_open_or_at_the_deadline() -> None:
     assert connection_verdict(now=1.0, deadline=10.0, open_count=3) == ConnectionVerdict(False, "")
     assert connection_verdict(now=10.0, deadline=10.0, open_count=3) == ConnectionVerdict(True, BOUND)
     assert connection_verdict(now=12.0, deadline=10.0, open_count=0) == ConnectionVerdict(True, ENDED)
+
+
+def test_a_started_task_listens_once_every_served_port_has_a_listener() -> None:
+    sockets = parse_tcp_table(TCP4) + parse_tcp_table(TCP6)  # listeners on 18084, 18085, 18086
+    assert missing_listeners((18084, 18086), sockets) == frozenset()
+    assert missing_listeners((18084, 80), sockets) == {80}
+    # a connection on a port, or an outgoing one to it, is no listener
+    connected = [TcpSocket(80, "0100007F:8180", ESTABLISHED), TcpSocket(40000, "0100007F:0050", ESTABLISHED)]
+    assert missing_listeners((80,), connected) == {80}
+    assert missing_listeners((), []) == frozenset()
+
+
+def test_the_listen_verdict_waits_for_the_listeners_until_its_bound() -> None:
+    assert listen_verdict(1.0, 10.0, frozenset()) == ConnectionVerdict(True, LISTENING)
+    assert listen_verdict(1.0, 10.0, {80}) == ConnectionVerdict(False, "")
+    assert listen_verdict(10.0, 10.0, {80}) == ConnectionVerdict(True, BOUND)
+    assert listen_verdict(12.0, 10.0, frozenset()) == ConnectionVerdict(True, LISTENING)

@@ -119,6 +119,7 @@ def test_tasks_get_discovery_variables_drain_and_only_host_ports():
     }
     (t1,) = [a for a in agent_assignments(s, "a", "n1", "p2porch") if a.task_id == "t1"]
     assert t1.env["WEB_SERVICE_HOST"] == "10.239.0.9" and t1.drain_index == 0  # not asked to stop
+    assert t1.ready_ports == (80,)  # reported running once it listens on its ingress target port
     # asked to stop (at state version 41): a load-balanced task drains until every node applied 41
     tasks = dict(s.tasks)
     tasks["t1"] = replace(s.tasks["t1"], desired_state="shutdown", version=41)
@@ -133,7 +134,7 @@ def test_tasks_get_discovery_variables_drain_and_only_host_ports():
     )
     s_dnsrr = replace(s41, services={**s41.services, "s1": dnsrr})
     (plain,) = [a for a in agent_assignments(s_dnsrr, "a", "n1", "p2porch") if a.task_id == "t1"]
-    assert plain.drain_index == 0 and not plain.drain_listeners
+    assert plain.drain_index == 0 and not plain.drain_listeners and plain.ready_ports == ()
     assert [(p.published, p.target) for p in t1.ports] == [(9000, 90)]  # ingress 8080 is not bound
 
 

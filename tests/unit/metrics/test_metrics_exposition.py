@@ -39,6 +39,7 @@ def test_pushed_instruments_follow_prometheus_conventions():
     m.agent_container_start_seconds.observe(1.5)
     m.endpoint_drains.labels("acknowledged").inc()
     m.connection_drains.labels("ended").inc()
+    m.listen_waits.labels("listening").inc()
     m.conntrack_flushed.labels("udp").inc(4)
     fams = families(m)
     assert {name: f.type for name, f in fams.items()} == {  # type: ignore[attr-defined]
@@ -49,6 +50,7 @@ def test_pushed_instruments_follow_prometheus_conventions():
         "p2porch_agent_task_starts": "counter",
         "p2porch_endpoint_drains": "counter",
         "p2porch_connection_drains": "counter",
+        "p2porch_listen_waits": "counter",
         "p2porch_conntrack_flushed": "counter",
         "p2porch_agent_container_start_seconds": "histogram",
     }
