@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import RaftConfig
 from ..model import Node, NodeRole, NodeStatus
@@ -198,3 +198,27 @@ def next_check_s(
         if n.status != NodeStatus.READY and now - n.status_at < grace_s:
             wait = min(wait, n.status_at + grace_s - now)
     return max(0.0, wait)
+
+
+@dataclass
+class VoterAnswers:
+    """Which nodes answered (join port) that their store runs as a voter, per Raft address: the
+    generation they named and when (pure: fed the answers and ``now``; the loop asks).
+
+    An answer is reused for ``ttl_s``: the voters of an 8-way formation wait to be added one at a time,
+    and each step asked every waiting voter again, nodes busy starting their member services (issue
+    19's staircase). The answer only keeps a voter that is not running out of the configuration (it
+    would stall commits); one a second old is as good a guide as one just received, since the node
+    can stop between any answer and the add anyway. Never decides a step itself."""
+
+    ttl_s: float
+    _seen: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    def note(self, addr: str, generation: int, now: float) -> None:
+        """``addr`` answered just now that it runs as a voter of ``generation``."""
+        self._seen[addr] = (generation, now)
+
+    def running(self, addrs: Iterable[str], generation: int, now: float) -> set[str]:
+        """Those of ``addrs`` that answered for ``generation`` within ``ttl_s`` (older answers go)."""
+        self._seen = {a: seen for a, seen in self._seen.items() if now - seen[1] < self.ttl_s}
+        return {a for a in addrs if self._seen.get(a, (None, 0.0))[0] == generation}

@@ -19,7 +19,7 @@ from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..supervisor import drain, supervise, wait_any
-from .autopilot import VoterChange, next_check_s, next_voter_change, voters_target
+from .autopilot import VoterAnswers, VoterChange, next_check_s, next_voter_change, voters_target
 from .epoch import write_as_leader
 from .leading import until_leading
 
@@ -30,6 +30,7 @@ __all__ = ["AUTOPILOT_CHECK_S", "serve_autopilot"]
 AUTOPILOT_CHECK_S = 0.5  # while a step is under way (a voter being added, a grace running out)
 AUTOPILOT_QUIET_CHECK_S = 10.0  # nothing pending: commits and gossip changes wake the loop (a safety net)
 AUTOPILOT_MIN_GAP_S = 0.05  # at most ~20 checks a second however often the state changes
+VOTER_ANSWER_TTL_S = 2.0  # a waiting voter's "I run as a voter" is asked again after this (VoterAnswers)
 
 
 async def serve_autopilot(
@@ -43,6 +44,7 @@ async def serve_autopilot(
 async def _run_autopilot(ctx: MemberContext, section: RaftConfig) -> None:
     self_addr = ctx.local.voter_addr
     wait_s = AUTOPILOT_CHECK_S
+    answers = VoterAnswers(VOTER_ANSWER_TTL_S)
     async with ctx.state_changes() as changes:
         while True:
             if await until_leading(ctx.store, changes):  # a follower does not wake for it
@@ -55,10 +57,12 @@ async def _run_autopilot(ctx: MemberContext, section: RaftConfig) -> None:
                 await wait_any(changes.receive, gossip.wait)
             await trio.sleep(AUTOPILOT_MIN_GAP_S)
             drain(changes)
-            wait_s = await _autopilot_step(ctx, section, self_addr)
+            wait_s = await _autopilot_step(ctx, section, self_addr, answers)
 
 
-async def _autopilot_step(ctx: MemberContext, section: RaftConfig, self_addr: str | None) -> float:
+async def _autopilot_step(
+    ctx: MemberContext, section: RaftConfig, self_addr: str | None, answers: VoterAnswers
+) -> float:
     """One look (and at most one step); returns how long the loop may wait before the next look."""
     store = ctx.store
     status = store.status()
@@ -71,7 +75,7 @@ async def _autopilot_step(ctx: MemberContext, section: RaftConfig, self_addr: st
         state.nodes.values(),
         status.voters,
         alive,
-        await voters_running(ctx, state, status.voters),
+        await voters_running(ctx, state, status.voters, answers),
         ctx.clock.now(),
         target=voters_target(section, len(live)),
         grace_s=section.replace_dead_voter_s,
@@ -93,15 +97,17 @@ async def _autopilot_step(ctx: MemberContext, section: RaftConfig, self_addr: st
     )
 
 
-async def voters_running(ctx: MemberContext, state: ClusterState, raft_voters: Collection[str]) -> set[str]:
+async def voters_running(
+    ctx: MemberContext, state: ClusterState, raft_voters: Collection[str], answers: VoterAnswers
+) -> set[str]:
     """Raft addresses of nodes recorded as voters, not in the configuration yet, that answer (join port)
-    that their store runs as a voter of this generation."""
+    that their store runs as a voter of this generation; a recent answer (``answers``) is not asked again."""
     pending = [
         n
         for n in state.nodes.values()
         if n.role == NodeRole.VOTER and n.status == NodeStatus.READY and n.raft_addr not in raft_voters
     ]
-    running: set[str] = set()
+    known = answers.running((n.raft_addr for n in pending), state.generation, ctx.clock.monotonic())
 
     async def ask(node: Node) -> None:
         answer = await ctx.ask_member(node.join_target)
@@ -109,17 +115,20 @@ async def voters_running(ctx: MemberContext, state: ClusterState, raft_voters: C
             "voter",
             state.generation,
         ):
-            running.add(node.raft_addr)
+            answers.note(node.raft_addr, state.generation, ctx.clock.monotonic())
+            known.add(node.raft_addr)
 
     async with trio.open_nursery() as nursery:
         for node in pending:
-            nursery.start_soon(ask, node)
-    return running
+            if node.raft_addr not in known:
+                nursery.start_soon(ask, node)
+    return known
 
 
 async def apply_voter_change(ctx: MemberContext, state: ClusterState, change: VoterChange) -> None:
     """Carry out one autopilot step; a failure is logged and the next check decides again."""
     log.warning("autopilot: %s %s (%s)", change.kind, change.addr, change.reason)
+    started = ctx.clock.monotonic()
     try:
         if change.kind == "add":
             await ctx.voter_control.add_voter(change.addr, timeout_s=15)
@@ -136,3 +145,5 @@ async def apply_voter_change(ctx: MemberContext, state: ClusterState, change: Vo
     except (RaftError, ConflictError, ProposalTimeout) as exc:
         log.warning("autopilot: %s %s failed: %s", change.kind, change.addr, exc.message)
         await trio.sleep(1.0)
+        return
+    log.info("autopilot: %s %s done in %.3f s", change.kind, change.addr, ctx.clock.monotonic() - started)

@@ -215,6 +215,32 @@ async def test_autopilot_loop_adds_waiting_voters_back_to_back(autojump_clock: A
     assert store.change_times[1] - store.change_times[0] < AUTOPILOT_CHECK_S
 
 
+async def test_autopilot_loop_asks_each_waiting_voter_once_for_back_to_back_adds(autojump_clock: Any) -> None:
+    """Three joined voters wait to be added: each is asked once whether it runs as a voter, not again at
+    every step (busy joiners answered slowly, each step of an 8-way formation's staircase)."""
+    clock = TrioClock(EPOCH)
+    group = MemoryRaft(("10.0.0.1:7947",), leader="10.0.0.1:7947")
+    store = RecordingStore(group, "10.0.0.1:7947")
+    await cluster(store, [node("n1"), node("n2"), node("n3"), node("n4")], clock)
+    gossip = FakeGossip({"n1": "alive", "n2": "alive", "n3": "alive", "n4": "alive"})
+    ctx = context(store, gossip, clock)
+    asked: list[str] = []
+
+    async def ask_member(host: str) -> dict[str, Any] | None:
+        asked.append(host)
+        await trio.sleep(0.2)  # a busy joiner's answer
+        return {"running_role": "voter", "running_generation": 0}
+
+    ctx = replace(ctx, ask_member=ask_member)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_autopilot, ctx, RaftConfig())
+        while len(store.voter_changes) < 3:
+            await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert [kind for kind, _ in store.voter_changes] == ["add", "add", "add"]
+    assert sorted(asked) == ["10.0.0.2", "10.0.0.3", "10.0.0.4"]
+
+
 async def test_leader_loop_commits_each_cron_tick_on_time_then_starts_its_execution(
     autojump_clock: Any,
 ) -> None:

@@ -1,6 +1,6 @@
 """Autopilot's voter decisions (pure): add, promote, demote, remove, one step at a time."""
 
-from p2porch.leader.autopilot import VoterChange, next_check_s, next_voter_change
+from p2porch.leader.autopilot import VoterAnswers, VoterChange, next_check_s, next_voter_change
 from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
@@ -157,3 +157,14 @@ def test_no_promotion_for_a_shortfall_while_nodes_join():
     dead.append(node(6, "replica", "joining", 99.0))
     change = step(dead, [addr(1), addr(2), addr(3)], alive=ALIVE - {"id3"})
     assert change == VoterChange("promote", addr(4), "id4", "replaces voter n3")
+
+
+def test_a_voters_answer_is_reused_within_its_ttl_for_its_generation_only():
+    answers = VoterAnswers(ttl_s=2.0)
+    answers.note(addr(4), 0, now=10.0)
+    answers.note(addr(5), 1, now=10.0)
+    assert answers.running([addr(4), addr(5), addr(6)], 0, now=11.9) == {addr(4)}  # 5: another generation
+    assert answers.running([addr(5)], 1, now=11.9) == {addr(5)}
+    assert answers.running([addr(4)], 0, now=12.0) == set()  # too old: asked again
+    answers.note(addr(4), 0, now=12.5)
+    assert answers.running([addr(4)], 0, now=13.0) == {addr(4)}
