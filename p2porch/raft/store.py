@@ -476,7 +476,7 @@ class RaftStore:
                 _pso.monotonicTime() + self.config.election_timeout_max_s
             )
             self._conf.connectionRetryTime = self.config.connection_retry_s
-        busy = self._inflight.count > 0 or bool(self._pending)
+        busy = self._so.step_forced_dump() or self._inflight.count > 0 or bool(self._pending)
         timer_at = now + self._so.seconds_to_next_timer()
         if self._conf.connectionRetryTime < self.config.connection_retry_s:  # a joining voter's retries
             timer_at = min(timer_at, now + self._conf.connectionRetryTime)
