@@ -98,9 +98,9 @@ class RaftStore:
         self._dumps = dumps.BackgroundDumps(ask_again=lambda: self._so.forceLogCompaction())
         self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
         self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
-        voter = config.self_addr is not None  # a replica's tick does not linger after work (pacer.py)
+        voter = config.self_addr is not None
         idle_s = config.idle_tick_period_s if voter else config.replica_idle_tick_period_s
-        self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, idle_s), lingers=voter)
+        self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, idle_s))
         # read by the leader's self-pacing (leader/pacing.py), against its followers' election window
         self.tick_lateness = TickLateness(config.election_timeout_min_s, config.election_cap_s)
         data_dir = Path(config.data_dir)
