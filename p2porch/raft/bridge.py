@@ -27,6 +27,7 @@ from .bounded_apply import BoundedApply
 from .durable_commit import DurableLeaderCommit
 from .election_timeout import ElectionTimeout, election_cap_s
 from .flow import FlowLimits
+from .forced_dump import ForcedDump
 from .forwarded import ForwardedAnswers
 from .heartbeat_answers import HeartbeatAnswers
 from .heartbeat_rounds import QuietReplicaRounds
@@ -142,6 +143,7 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
         self._flow_broken: set[Any] = set()
         self._reject_floor: tuple[Any, int] | None = None  # (leader, index) refusals answer at most
         self._early_rounds = EarlyRounds(EARLY_ROUND_GAP_S)
+        self._forced_dump = ForcedDump()  # a forced log compaction kept until a dump covers it
         # PreVoteElections: a voter campaigns only after a pre-vote majority; a live leader keeps its place
         self._pre_votes = PreVotes()
         self._pre_vote_hold_s = owner.config.election_timeout_min_s
@@ -242,6 +244,29 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
         if notifier is not None:
             with contextlib.suppress(OSError):
                 notifier.notify()
+
+    def force_dump(self) -> None:
+        """A full dump (log compaction) now, kept until one covers what is applied when the Raft thread
+        first sees the request (forced_dump.py); any thread. Wakes the tick so that it starts at once."""
+        self._forced_dump.ask()
+        self._wake_tick()
+
+    def step_forced_dump(self) -> bool:
+        """Raft thread, once per tick after pysyncobj's own try (the store's tick callback): set
+        pysyncobj's force flag while a forced dump is pending and the next tick can start it; whether set
+        (the store then ticks short so that the next tick comes at once)."""
+        forced = self._forced_dump
+        if not forced.pending:
+            return False
+        forcing = forced.step(
+            applied=self._SyncObj__raftLastApplied,
+            log_first=self._SyncObj__raftLog[0][1],
+            dumping=self._SyncObj__serializer._Serializer__pid != 0,  # pysyncobj starts none meanwhile
+            last_dumped=self._SyncObj__lastSerializedEntry,
+        )
+        if forcing:
+            self.forceLogCompaction()
+        return forcing
 
     def destroy_synchronous(self) -> None:
         self.destroy()

@@ -4,10 +4,16 @@ pysyncobj's tick thread polls its sockets with a timeout of ``autoTickPeriod`` a
 message or proposal; the timeout only bounds how late timers (heartbeats, election deadlines, commits
 nothing else wakes, e.g. a single voter's own) fire. A 5 ms tick keeps commits at ~1-2 ms but wakes an
 idle node 200 times a second. :class:`TickPacer` keeps the short tick while proposals are in flight or
-the commit index moved within ``linger_s`` and the long one otherwise, cut short by the next Raft timer
-(an election deadline, a heartbeat) so that a long idle period delays neither (docs/raft.md, "Settings").
-The same notion of idle paces the leader's append rounds (:meth:`TickPacer.round_period`): an idle
-leader heartbeats its voters at a longer period; the election timeouts do not change.
+committed entries wait to be applied and the long one otherwise, cut short by the next Raft timer (an
+election deadline, a heartbeat) so that a long idle period delays neither (docs/raft.md, "Settings").
+Everything else a store does wakes its poll at once (a peer's message, a proposal's notifier, the
+journal's sync), so the tick no longer lingers short after a commit (issue 19: every daemon's Raft thread
+ticked at 200 Hz through a formation; replicas stopped in the eighteenth round, voters and the leader in
+the nineteenth, docs/performance.md; the forced compaction a follower then dropped now and then was
+pysyncobj's flag, cleared before the follower could dump, which the extra ticks made rarer:
+``forced_dump.py``). Work seen within ``linger_s`` (a proposal, a moved commit index)
+still paces the leader's append rounds (:meth:`TickPacer.round_period`): an idle leader heartbeats its
+voters at a longer period; the election timeouts do not change.
 :class:`TickLateness` measures how late the ticks ran, against the followers' election window as the
 leader can estimate it (the leader's self-pacing reads it).
 """
@@ -31,12 +37,6 @@ class TickPacer:
     linger_s: float = 1.0
     last_work_at: float = -math.inf
     last_commit: int = -1
-    # False for a read-only replica: the short tick only while its own proposals are in flight or entries
-    # wait to be applied, never for ``linger_s`` after. Its work arrives by a wake-up of its poll (the
-    # leader's messages, a proposal's notifier, the journal's sync) and it has no timer of its own, so
-    # the linger only woke it 200 times a second for a second after every commit (in a 20-node
-    # formation, every replica's Raft thread ticked at 200 Hz throughout)
-    lingers: bool = True
 
     def work(self, now: float) -> float:
         """A proposal is about to be submitted: the busy period, from now."""
@@ -52,11 +52,9 @@ class TickPacer:
         next heartbeat): an idle tick never sleeps past it (plus ``TIMER_SLACK_S``: pysyncobj fires a
         timer strictly after its time), so the idle period can be long without making either late."""
         if in_flight or commit_index != self.last_commit or last_applied < commit_index:
-            self.last_work_at = now
+            self.last_work_at = now  # the idle rounds' notion (``idle``), not the tick's
         self.last_commit = commit_index
-        if self.lingers and now - self.last_work_at < self.linger_s:
-            return self.busy_period_s
-        if not self.lingers and (in_flight or last_applied < commit_index):
+        if in_flight or last_applied < commit_index:
             return self.busy_period_s
         until_timer = timer_at - now + TIMER_SLACK_S
         if until_timer <= 0:  # due, yet the tick just run left it (a voter cut off from every peer)

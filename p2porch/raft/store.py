@@ -98,9 +98,9 @@ class RaftStore:
         self._dumps = dumps.BackgroundDumps(ask_again=lambda: self._so.forceLogCompaction())
         self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
         self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
-        voter = config.self_addr is not None  # a replica's tick does not linger after work (pacer.py)
+        voter = config.self_addr is not None
         idle_s = config.idle_tick_period_s if voter else config.replica_idle_tick_period_s
-        self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, idle_s), lingers=voter)
+        self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, idle_s))
         # read by the leader's self-pacing (leader/pacing.py), against its followers' election window
         self.tick_lateness = TickLateness(config.election_timeout_min_s, config.election_cap_s)
         data_dir = Path(config.data_dir)
@@ -476,7 +476,7 @@ class RaftStore:
                 _pso.monotonicTime() + self.config.election_timeout_max_s
             )
             self._conf.connectionRetryTime = self.config.connection_retry_s
-        busy = self._inflight.count > 0 or bool(self._pending)
+        busy = self._so.step_forced_dump() or self._inflight.count > 0 or bool(self._pending)
         timer_at = now + self._so.seconds_to_next_timer()
         if self._conf.connectionRetryTime < self.config.connection_retry_s:  # a joining voter's retries
             timer_at = min(timer_at, now + self._conf.connectionRetryTime)

@@ -1,4 +1,5 @@
-"""The Raft tick pacer: the short tick while there is work, the long one once idle for ``linger_s``."""
+"""The Raft tick pacer: the short tick while there is work, the long one at once after; the leader's
+rounds idle once no work was seen for ``linger_s``."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ import pytest
 from p2porch.raft.pacer import LATENESS_WINDOW_S, TIMER_SLACK_S, TickLateness, TickPacer
 
 
-def test_idle_until_work_then_busy_for_the_linger_then_idle_again() -> None:
+def test_idle_until_work_then_busy_while_it_lasts_then_idle_again() -> None:
     pacer = TickPacer(busy_period_s=0.005, idle_period_s=0.05, linger_s=1.0)
-    assert pacer.period(0.0, commit_index=7, last_applied=7, in_flight=False) == 0.005  # first sight: moved
-    assert pacer.period(1.5, commit_index=7, last_applied=7, in_flight=False) == 0.05
+    assert pacer.period(0.0, commit_index=7, last_applied=7, in_flight=False) == 0.05  # all applied
     assert pacer.work(2.0) == 0.005  # a proposal is about to go out
-    assert pacer.period(2.5, commit_index=7, last_applied=7, in_flight=False) == 0.005
-    assert pacer.period(3.1, commit_index=7, last_applied=7, in_flight=False) == 0.05
+    assert pacer.period(2.001, commit_index=7, last_applied=7, in_flight=True) == 0.005
+    assert pacer.period(2.003, commit_index=8, last_applied=8, in_flight=False) == 0.05  # answered
 
 
 def test_in_flight_commits_and_unapplied_entries_count_as_work() -> None:
@@ -23,10 +23,9 @@ def test_in_flight_commits_and_unapplied_entries_count_as_work() -> None:
     pacer.period(0.0, 7, 7, False)
     assert pacer.period(5.0, 7, 7, True) == 0.005  # a batch is in flight
     assert pacer.period(7.0, 7, 7, False) == 0.05
-    assert pacer.period(9.0, 8, 7, False) == 0.005  # the commit index moved
+    assert pacer.period(9.0, 8, 7, False) == 0.005  # the commit index moved, not applied yet
     assert pacer.period(11.0, 8, 7, False) == 0.005  # an entry is committed but not applied yet
-    assert pacer.period(11.5, 8, 8, False) == 0.005  # applied: lingers from the last work seen
-    assert pacer.period(12.1, 8, 8, False) == 0.05
+    assert pacer.period(11.5, 8, 8, False) == 0.05  # applied: the tick does not linger
 
 
 def test_an_idle_tick_never_sleeps_past_the_next_raft_timer() -> None:
@@ -153,20 +152,18 @@ def test_the_window_taken_is_the_one_of_the_largest_share() -> None:
     assert taken.window_s == pytest.approx(0.5)
 
 
-def test_a_replica_ticks_short_only_while_its_own_work_is_pending_never_for_the_linger() -> None:
-    """A read-only replica's work wakes its poll (messages, a proposal's notifier): a moved commit index
-    does not keep it at the short tick for ``linger_s`` as it keeps a voter."""
-    replica = TickPacer(busy_period_s=0.005, idle_period_s=2.0, linger_s=1.0, lingers=False)
-    voter = TickPacer(busy_period_s=0.005, idle_period_s=2.0, linger_s=1.0)
-    for pacer in (replica, voter):
-        pacer.period(0.0, 7, 7, False)
-    assert voter.period(5.0, 8, 8, False) == 0.005  # the commit index moved: the voter lingers
-    assert voter.period(5.5, 8, 8, False) == 0.005
-    assert replica.period(5.0, 8, 8, False) == 2.0  # applied already: nothing of its own to do
-    assert replica.period(5.5, 8, 8, False) == 2.0
-    assert replica.period(6.0, 9, 8, False) == 0.005  # committed, not applied yet
-    assert replica.period(6.0, 9, 9, True) == 0.005  # its own proposal in flight
-    assert replica.period(6.1, 9, 9, False) == 2.0  # answered: long again at once
-    # a connection retry due (the store's timer_at) still cuts the long tick short
-    assert replica.period(7.0, 9, 9, False, timer_at=7.5) == pytest.approx(0.5 + TIMER_SLACK_S)
-    assert not replica.idle(6.5)  # the leader-round notion of idle is unchanged (work was seen)
+def test_no_store_ticks_short_for_the_linger_after_a_commit() -> None:
+    """A store's work wakes its poll (a peer's message, a proposal's notifier, the journal's sync): a moved
+    commit index keeps neither a replica nor a voter nor the leader at the short tick for ``linger_s``
+    (the leader's rounds still count it as work)."""
+    pacer = TickPacer(busy_period_s=0.005, idle_period_s=2.0, linger_s=1.0)
+    pacer.period(0.0, 7, 7, False)
+    assert pacer.period(5.0, 8, 8, False) == 2.0  # the commit index moved, applied already
+    assert pacer.period(5.5, 8, 8, False) == 2.0
+    assert pacer.period(6.0, 9, 8, False) == 0.005  # committed, not applied yet
+    assert pacer.period(6.0, 9, 9, True) == 0.005  # its own proposal in flight
+    assert pacer.period(6.1, 9, 9, False) == 2.0  # answered: long again at once
+    # a due Raft timer (an election deadline, the next round, a connection retry) cuts the long tick short
+    assert pacer.period(7.0, 9, 9, False, timer_at=7.5) == pytest.approx(0.5 + TIMER_SLACK_S)
+    assert not pacer.idle(6.5)  # the leader-round notion of idle is unchanged (work was seen)
+    assert pacer.round_period(6.5, busy_s=0.1, idle_s=0.2) == 0.1
