@@ -89,6 +89,7 @@ class RaftStore:
         self._closed = False
         self._status: RaftStatus | None = None
         self._status_at = 0.0
+        self._observed_at = 0.0  # the Raft thread's refresh (lag, peers): status() polls must not starve it
         self._role_event = trio.Event()  # set (and replaced) on the trio thread when the Raft role changes
         self._replayed = trio.Event()  # set once the journal is applied up to its commit index (trio side)
         self._replay_to: int | None = None  # that index; None once reached (Raft thread)
@@ -446,7 +447,7 @@ class RaftStore:
         return tuple(body["last"]), tuple(body["prev"]), cluster
 
     def _on_state_changed(self, old: int, new: int) -> None:
-        self._status_at = 0.0
+        self._status_at = self._observed_at = 0.0
         so = getattr(self, "_so", None)  # a role can change while the SyncObj is being built
         if so is not None:
             so.role_changed(old == 2, time.monotonic())
@@ -493,10 +494,11 @@ class RaftStore:
         self.tick_lateness.tick(now, period)
         self._poller.timeout_s = period  # this tick's own poll (the callbacks run just before it)
         idle = period > self._pacer.busy_period_s  # idle: refresh every second (status() reads fresh)
-        if now - self._status_at >= (IDLE_STATUS_REFRESH_S if idle else self.config.status_refresh_s):
+        if now - self._observed_at >= (IDLE_STATUS_REFRESH_S if idle else self.config.status_refresh_s):
             status = self._compute_status(observe_at=now)
             with self._status_lock:
                 self._status, self._status_at = status, now
+            self._observed_at = now
 
     def _compute_status(self, observe_at: float | None = None) -> RaftStatus:
         """Read pysyncobj's status; ``observe_at`` (Raft thread only) also advances the lag clocks."""
