@@ -146,6 +146,21 @@ def click(driver, css: str, what: str) -> None:
     until(driver, lambda d: d.find_element(By.CSS_SELECTOR, css).click() is None, 10, what)
 
 
+def type_into(driver, element_id: str, text: str) -> None:
+    """Type ``text`` into a field as a user does. WebDriver's clear blurs the field, and the page's
+    refresh (an event, 0.4 s later) refills an empty field with the service's value before the keys
+    arrive (the CI run's update went to IMAGE + text); so type again until the field holds just it."""
+
+    def typed(d) -> bool:
+        field = d.find_element(By.ID, element_id)
+        if field.get_attribute("value") != text:
+            field.clear()
+            field.send_keys(text)
+        return field.get_attribute("value") == text
+
+    until(driver, typed, 10, f"{text!r} typed into #{element_id}")
+
+
 def notice(driver) -> str:
     box = driver.find_element(By.ID, "notice")
     return box.text if box.is_displayed() else ""
@@ -208,9 +223,7 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
     # scale from the page: the containers start in the nodes' dockerds
     click(driver, "#services-table tr[data-service=hello]", "the row of hello")
     until(driver, lambda d: d.find_element(By.ID, "service-detail").is_displayed(), 10, "the service panel")
-    replicas = driver.find_element(By.ID, "scale-replicas")
-    replicas.clear()
-    replicas.send_keys("3")
+    type_into(driver, "scale-replicas", "3")
     driver.find_element(By.ID, "scale-submit").click()
     until(driver, lambda d: "scale hello to 3: done" in notice(d), 20, "the scale acknowledged")
     wait_for(lambda: api_get(nodes[0], "/services/hello")["running"] == 3, 90, "3 running tasks")
@@ -236,9 +249,7 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
             and [(t["state"], t["up_to_date"]) for t in tasks] == [("running", True)] * 3
         )
 
-    image = driver.find_element(By.ID, "image-ref")
-    image.clear()
-    image.send_keys("p2porch/busybox")
+    type_into(driver, "image-ref", "p2porch/busybox")
     driver.find_element(By.ID, "image-submit").click()
     until(driver, lambda d: "update hello to p2porch/busybox: done" in notice(d), 20, "the update")
     wait_for(lambda: converged_on("p2porch/busybox"), 120, "hello updated to p2porch/busybox")
@@ -279,9 +290,7 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
     until(
         driver, lambda d: d.find_element(By.ID, "scale-replicas").get_attribute("value") == "3", 10, "3 shown"
     )
-    replicas = driver.find_element(By.ID, "scale-replicas")
-    replicas.clear()
-    replicas.send_keys("1")
+    type_into(driver, "scale-replicas", "1")
     driver.find_element(By.ID, "scale-submit").click()
     refused = until(driver, lambda d: "needs the operate role" in notice(d) and notice(d), 20, "the refusal")
     assert "token ui-view has read" in refused

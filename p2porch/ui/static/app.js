@@ -184,8 +184,9 @@ async function refreshDetail() {
   $("detail-name").textContent = service.name;
   $("detail-summary").textContent =
     `${service.mode} · ${service.image} · ${service.running}/${service.desired} running · version ${service.version}`;
-  if (!$("scale-replicas").value) $("scale-replicas").value = service.desired;
-  if (!$("image-ref").value) $("image-ref").value = service.image;
+  // an emptied field the user is typing into is theirs: the refresh refills only one not focused
+  if (!$("scale-replicas").value && document.activeElement !== $("scale-replicas")) $("scale-replicas").value = service.desired;
+  if (!$("image-ref").value && document.activeElement !== $("image-ref")) $("image-ref").value = service.image;
   $("pending").hidden = service.pending.length === 0;
   $("pending-list").replaceChildren(...service.pending.map(
     (p) => el("li", {}, `${p.count} task(s): ${p.explanation || "waiting for the scheduler"}`)));
