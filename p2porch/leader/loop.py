@@ -76,8 +76,12 @@ async def _run_scheduler(
     ctx: MemberContext, section: SchedulerConfig, rng: random.Random, pacing: PacingLimits
 ) -> None:
     store, board, clock = ctx.store, ctx.board, ctx.clock
-    orchestrator = Orchestrator(rng, down_grace_s=section.down_grace_s, site_grace_s=section.site_grace_s)
-    orchestrator.engine_grace_s = section.engine_down_grace_s
+    orchestrator = Orchestrator(
+        rng,
+        down_grace_s=section.down_grace_s,
+        site_grace_s=section.site_grace_s,
+        engine_grace_s=section.engine_down_grace_s,
+    )
     check = LeadershipCheck()  # a deposed leader stops planning (see gil_share.py)
     planner = IncrementalPlanner(
         orchestrator, rebalance_max_moves=section.rebalance_max_moves, checkpoint=check

@@ -70,14 +70,20 @@ __all__ = [
 
 
 class Orchestrator:
-    """Owns the random source for task ids and the grace periods of a down node and of a node whose
-    engine is unreachable (``engine_grace_s``: then its tasks are replaced); otherwise stateless."""
+    """Owns the task ids' random source and the down-node, site and engine grace periods; else stateless."""
 
-    def __init__(self, rng: random.Random, *, down_grace_s: float = 0.0, site_grace_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        *,
+        down_grace_s: float = 0.0,
+        site_grace_s: float = 10.0,
+        engine_grace_s: float = 10.0,
+    ) -> None:
         self.rng = rng
         self.down_grace_s = down_grace_s
         self.site_grace_s = site_grace_s
-        self.engine_grace_s = 10.0  # the caller sets [scheduler] engine_down_grace_s (default 10 s too)
+        self.engine_grace_s = engine_grace_s
 
     def new_task_id(self) -> str:
         return f"{self.rng.getrandbits(96):024x}"

@@ -448,9 +448,11 @@ class ClusterSim:
             rng = random.Random(f"{self.seed}:orchestrator:{name}:{self.raft.term}")
             scheduler = self.config.scheduler
             orchestrator = Orchestrator(
-                rng, down_grace_s=scheduler.down_grace_s, site_grace_s=scheduler.site_grace_s
+                rng,
+                down_grace_s=scheduler.down_grace_s,
+                site_grace_s=scheduler.site_grace_s,
+                engine_grace_s=scheduler.engine_down_grace_s,
             )
-            orchestrator.engine_grace_s = scheduler.engine_down_grace_s
             self.leader = SimLeader(name, orchestrator)
 
     def name_of_addr(self, addr: str | None) -> str | None:

@@ -15,9 +15,7 @@ SPEC = ServiceSpec(name="web", image="busybox:1", replicas=3)
 
 
 def orch(engine_grace_s: float = 10.0) -> Orchestrator:
-    o = Orchestrator(random.Random(1))
-    o.engine_grace_s = engine_grace_s
-    return o
+    return Orchestrator(random.Random(1), engine_grace_s=engine_grace_s)
 
 
 def running(slot: int, node: str, spec: ServiceSpec = SPEC) -> Task:
