@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,27 +100,33 @@ class NodeProc:
     control_host: str = "127.0.0.1"
     netns: str | None = None  # run inside this network namespace (ip netns exec)
     _client: ControlClient | None = field(default=None, repr=False)
+    _client_lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def client(self) -> ControlClient:
-        if self._client is None:
-            self._client = ControlClient(self.control_port, host=self.control_host)
-        return self._client
+        with self._client_lock:
+            if self._client is None:
+                self._client = ControlClient(self.control_port, host=self.control_host)
+            return self._client
 
     def call(self, **req: Any) -> dict[str, Any]:
-        try:
-            return self.client().call(**req)
-        except OSError:  # a timed-out socket refuses every later read: the next call connects again
-            self.drop_client()
-            raise
+        """One request on the node's shared connection; one caller at a time (tests call from several
+        threads, and two callers sharing it unlocked lost an answer: the other waited out its timeout)."""
+        with self._client_lock:
+            try:
+                return self.client().call(**req)
+            except OSError:  # a timed-out socket refuses every later read: the next call connects again
+                self.drop_client()
+                raise
 
     def drop_client(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
 
 class LocalCluster:
@@ -264,15 +271,18 @@ class LocalCluster:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             live = [n for n in self.voters() if n.alive]
-            views = {}
+            views: dict[str, dict[str, Any]] = {}
             for n in live:
-                with contextlib.suppress(OSError, ConnectionError, ValueError, KeyError):
+                try:
                     views[n.name] = n.call(op="status")["status"]
+                except (OSError, ConnectionError, ValueError, KeyError) as exc:
+                    views[n.name] = {"error": repr(exc)}
             leaders = [n for n in live if views.get(n.name, {}).get("is_leader")]
             if len(leaders) == 1:
                 return leaders[0]
             time.sleep(0.05)
-        raise TimeoutError("no single leader")
+        seen = {name: {k: v.get(k) for k in ("role", "term", "leader", "error")} for name, v in views.items()}
+        raise TimeoutError(f"no single leader: {seen}")
 
     def wait_services(self, node: NodeProc, ids: set[str], timeout_s: float = 15.0) -> set[str]:
         """Wait until ``node`` holds all ``ids``; returns what it holds at the end."""
