@@ -69,13 +69,14 @@ def _warn_dropped(
 
 
 def network_mode(value: Any, path: str) -> str:
-    """The target service of ``service:X``, "" for a mode that is ignored (host); an error otherwise."""
+    """The target service of ``service:X``, "" for a mode that is ignored (host, bridge, none); an error
+    otherwise."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{path}: expected host, none or service:NAME", field=path)
     mode = value.strip()
     if mode.startswith(SERVICE_PREFIX) and mode[len(SERVICE_PREFIX) :].strip():
         return mode[len(SERVICE_PREFIX) :].strip()
-    if mode in ("host", "bridge", "default"):
+    if mode in ("host", "bridge", "default", "none"):
         return ""
     if mode.startswith("container:"):
         raise ConfigError(
@@ -88,6 +89,15 @@ def network_mode(value: Any, path: str) -> str:
         "service in NAME's task)",
         field=path,
     )
+
+
+def ignored_network_mode(value: str) -> tuple[str, str]:
+    """The warning's key and reason for a ``network_mode`` that is accepted and ignored."""
+    if value.strip() == "none":  # a backup or batch job's isolation, which a task cannot have
+        return "network_mode: none", (
+            "the tasks are NOT isolated: every task is on the cluster network (Swarm ignores it too)"
+        )
+    return "network_mode", "every task is on the cluster network (Swarm ignores it too)"
 
 
 def member_name(short: str) -> str:

@@ -302,8 +302,11 @@ def resolve_model(
     second); problems are recorded."""
     resolver = _Resolver(environ, read_file, problems)
     model: dict[str, Any] = {}
+    # every file's relative paths are the project directory's, the first file's (Compose's "all paths
+    # in the files are relative to the first configuration file specified with -f"; Swarm's loader too)
+    project_dir = files[0].base_dir if files else ""
     for file in files:
-        doc = resolver.load(file)
+        doc = resolver.load(ComposeFile(file.name, file.text, project_dir))
         if doc is None:
             continue
         key = posixpath.join(file.base_dir, posixpath.basename(file.name)) if file.base_dir else file.name

@@ -20,7 +20,7 @@ from ..model.group import IMAGE_REF_RE
 from ..model.spec import check_endpoint_ports
 from . import deploy as deploy_keys
 from . import keys
-from .groups import network_mode
+from .groups import ignored_network_mode, network_mode
 from .interpolate import parse_dotenv
 from .names import RESERVED_LABEL_PREFIX, service_name, stack_labels
 from .networks import DEFAULT_KEY, StackNetwork, default_network, service_attachments
@@ -519,9 +519,8 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
             if shared:
                 ctx.shares[short] = shared
             else:
-                ctx.ignored(
-                    "network_mode", short, "every task is on the cluster network (Swarm ignores it too)"
-                )
+                key, reason = ignored_network_mode(conf["network_mode"])
+                ctx.ignored(key, short, reason)
     with problems.check():
         if conf.get("depends_on") is not None:
             deps = _depends_on(conf["depends_on"], f"{path}.depends_on", ctx, short)

@@ -89,7 +89,6 @@ services:
     ("service", "path"),
     [
         ("    network_mode: container:abc\n", "services.side.network_mode"),
-        ("    network_mode: none\n", "services.side.network_mode"),
         ("    network_mode: service:nope\n", "services.side.network_mode"),
         (
             "    x-p2porch-sidecars: [{name: x, image: 'Bad Image'}]\n",

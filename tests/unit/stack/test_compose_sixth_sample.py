@@ -72,11 +72,13 @@ def test_label_file_labels_reach_the_container_and_labels_win():
     assert not [w for w in definition.warnings if "label_file" in w]
 
 
-def test_label_file_paths_are_relative_to_the_file_that_names_them_and_merge_by_appending():
+def test_label_file_paths_are_relative_to_the_first_file_and_merge_by_appending():
+    """Every file's relative paths are the project directory's, the first file's (sixteenth sample:
+    compose-go resolves them once, on the merged model, against the working directory)."""
     definition = _load(
         {
             "/srv/app/compose.yaml": "services: {web: {image: nginx, label_file: ./base.labels}}",
-            "/srv/app/prod/compose.prod.yaml": "services: {web: {label_file: ./prod.labels}}",
+            "/srv/app/prod/compose.prod.yaml": "services: {web: {label_file: ./prod/prod.labels}}",
         },
         {"/srv/app/base.labels": "a=1\nb=1\n", "/srv/app/prod/prod.labels": "b=2\n"},
     )

@@ -26,6 +26,9 @@ APPS = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
 
 
 def compose_files(app: Path) -> list[str]:
+    listed = app / "files.txt"  # several files in several directories, in their -c order
+    if listed.exists():
+        return [str(app / line) for line in listed.read_text().split()]
     main = next(app / name for name in MAIN_FILES if (app / name).exists())
     override = app / "docker-compose.override.yml"
     return [str(main)] + ([str(override)] if override.exists() else [])
