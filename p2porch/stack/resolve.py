@@ -312,7 +312,10 @@ def resolve_model(
         key = posixpath.join(file.base_dir, posixpath.basename(file.name)) if file.base_dir else file.name
         resolver.docs.setdefault(key, doc)
         resolver.extends(doc, key)
-        doc = _include(resolver, doc, key)
+        # an include entry's path (and its env_file, project_directory) is the project directory's too
+        doc = _include(
+            resolver, doc, posixpath.join(project_dir, posixpath.basename(file.name)) if project_dir else key
+        )
         model = merge_documents(model, doc)
     model = strip_markers(model)
     skipped: list[str] = []

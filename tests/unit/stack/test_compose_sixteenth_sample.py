@@ -89,6 +89,15 @@ def test_an_included_files_paths_stay_its_own_directorys() -> None:
     assert spec_of(definition, "s")["env"] == {"A": "1"}
 
 
+def test_a_second_files_include_entry_is_the_first_files_directorys() -> None:
+    """compose-go loads an include path with the project's resource loader (its working directory)."""
+    second = "include: [./extra/compose.extra.yml]\nservices: {web: {image: nginx}}\n"
+    extra = "services:\n  s:\n    image: nginx\n    env_file: [.env]\n"
+    texts = {"/srv/app/extra/compose.extra.yml": extra, "/srv/app/extra/.env": "A=1\n"}
+    definition = _load({"/srv/app/compose.yaml": BASE, "/srv/app/immich/compose.immich.yml": second}, texts)
+    assert spec_of(definition, "s")["env"] == {"A": "1"}  # the included file's own paths: its directory's
+
+
 def test_the_corpus_copy_of_the_multi_directory_stack_reads_each_file() -> None:
     app = Path(__file__).parent / "corpus" / "multi-dir-immich-paperless"
     files = [str(app / line) for line in (app / "files.txt").read_text().split()]
