@@ -198,15 +198,6 @@ def _node_name(state: ClusterState, node_id: str | None) -> str | None:
     return node.name if node else None
 
 
-def _task_message(state: ClusterState, task: Task) -> str:
-    """The task's message, or, for a task still meant to run on a node that does not report it (down:
-    a lost site's task ``--on-site-loss keep`` leaves there, or one waiting out ``down_grace_s``; its
-    engine unreachable, within ``engine_down_grace_s``), that its state is only the node's last report:
-    ``service ps`` otherwise showed it running like any other, while ``service ls`` does not count it."""
-    node = state.nodes.get(task.node_id) if task.node_id else None
-    return stale_message(task, node) or task.message
-
-
 class ServiceOps:
     """The API's view of services; every write goes through the manager's Raft store."""
 
@@ -448,8 +439,11 @@ class ServiceOps:
         task: Task, state: ClusterState, service: Service, template: str | None = None
     ) -> dict[str, Any]:
         """A task as the API shows it; ``up_to_date``: built from the service's current spec (the
-        progress of create/update waits on it)."""
+        progress of create/update waits on it); ``last_report``: its node does not report it now (down,
+        or its engine unreachable: task_liveness.py), so ``service ls`` does not count it as running and
+        ``message`` says so."""
         template = service.spec.template_hash() if template is None else template
+        stale = stale_message(task, state.nodes.get(task.node_id) if task.node_id else None)
         return {
             "up_to_date": task.template_hash == template,
             "id": task.task_id,
@@ -464,7 +458,10 @@ class ServiceOps:
             "state_at": task.state_at,
             "started_at": task.started_at,
             "error": task.error,
-            "message": _task_message(state, task),
+            # a task still meant to run on a node that does not report it (down, or its engine
+            # unreachable): its state is only that node's last report, not counted as running
+            "message": stale or task.message,
+            "last_report": bool(stale),
             "container_id": task.container_id,
             "address": task.address,
             "health": task.health,

@@ -57,6 +57,13 @@ def test_service_ps_says_which_tasks_are_only_a_last_report() -> None:
     assert views["tb"]["message"] == "node n2 down: its last report (unreachable)"
     assert views["tc"]["message"] == "node n3 engine unreachable: its last report"
     assert views["tc"]["state"] == "running"  # the recorded state itself is not made up
+    assert [views[t]["last_report"] for t in ("ta", "tb", "tc", "td", "tx")] == [
+        False,
+        True,
+        True,
+        False,
+        False,
+    ]
     assert task_row(views["tc"])[-1] == "node n3 engine unreachable: its last report"
     stopped = Task("ty", "s1", 3, "c", state="running", desired_state="shutdown", message="node down")
     assert stale_message(stopped, state.nodes["c"]) == ""  # told to stop: its own message
