@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -358,6 +359,32 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
     assert not [m for m in console if "Content Security Policy" in m or "Refused to" in m], console
     if os.environ.get("P2PORCH_UI_SCREENSHOT"):  # refresh docs/ui.png: P2PORCH_UI_SCREENSHOT=docs/ui.png
         shutil.copy(os.path.join(ARTIFACTS, "web-ui-overview.png"), os.environ["P2PORCH_UI_SCREENSHOT"])
+
+
+def test_events_since_replays_what_a_node_kept_and_until_ends_the_stream(cluster):
+    """``events --since/--until/--filter`` on the same cluster, through n2's daemon: a service created
+    through n1 is in n2's kept events (its created event and its task's), the window's end ends the
+    command, and the filter keeps that service's events only (the command took no flag before)."""
+    sb, nodes = cluster
+    created = cli(sb, "n1", "service", "create", "--detach", "--name", "evt", IMAGE, "sleep", "1d")
+    assert created.returncode == 0, created.stderr.decode()
+    try:
+        wait_for(lambda: api_get(nodes[1], "/services/evt")["running"] == 1, 60, "evt running")
+
+        def kept() -> list[dict] | None:
+            result = cli(sb, "n2", "--json", "events", "--since", "5m", "--until", "0s", "-f", "service=evt")
+            assert result.returncode == 0, result.stderr.decode()  # it ended: --until is past
+            events = [json.loads(line) for line in result.stdout.decode().splitlines()]
+            states = {e.get("state") for e in events if e["type"] == "task"}
+            return events if "running" in states else None
+
+        events = wait_for(kept, 30, "evt's events kept by n2")
+        assert events[0]["type"] == "service" and events[0]["action"] == "created", events
+        assert {e.get("service") or e["task"].rpartition(".")[0] for e in events} == {"evt"}, events
+        bad = cli(sb, "n2", "events", "--until", "soon")
+        assert bad.returncode == 2 and "--until: 'soon'" in bad.stderr.decode()
+    finally:
+        cli(sb, "n1", "service", "rm", "evt")
 
 
 def test_the_tls_listener_caps_connections_per_source_and_counts_refusals(cluster):
