@@ -27,15 +27,20 @@ def create(name: str) -> bytes:
     return C.CreateService(at=2.0, service_id=name, spec=ServiceSpec(name=name, image="busybox")).encode()
 
 
+async def member() -> tuple[Any, TrioClock, Any]:
+    """A one-voter memory store with a cluster, a clock and the member context the history service uses."""
+    store = MemoryRaft([A], leader=A).store(A)
+    await store.write(C.InitCluster(at=1.0, cluster_id="0123456789abcdef").encode())
+    clock = TrioClock()
+    return store, clock, SimpleNamespace(store=store, clock=clock, board=SimpleNamespace(event_history=None))
+
+
 def names(events: list[dict[str, Any]]) -> list[str]:
     return [e["service"] for e in events if e["type"] == "service"]
 
 
 async def test_since_replays_the_kept_events_then_goes_on_live_and_until_ends_it(autojump_clock: Any) -> None:
-    store = MemoryRaft([A], leader=A).store(A)
-    await store.write(C.InitCluster(at=1.0, cluster_id="0123456789abcdef").encode())
-    clock = TrioClock()
-    ctx = SimpleNamespace(store=store, clock=clock, board=SimpleNamespace(event_history=None))
+    store, clock, ctx = await member()
     async with trio.open_nursery() as nursery:
         await nursery.start(event_stream.serve_event_history, ctx)
         history = ctx.board.event_history
@@ -82,10 +87,7 @@ async def test_since_replays_the_kept_events_then_goes_on_live_and_until_ends_it
 
 
 async def test_without_since_or_until_nothing_is_replayed(autojump_clock: Any) -> None:
-    store = MemoryRaft([A], leader=A).store(A)
-    await store.write(C.InitCluster(at=1.0, cluster_id="0123456789abcdef").encode())
-    clock = TrioClock()
-    ctx = SimpleNamespace(store=store, clock=clock, board=SimpleNamespace(event_history=None))
+    store, clock, ctx = await member()
     async with trio.open_nursery() as nursery:
         await nursery.start(event_stream.serve_event_history, ctx)
         await store.write(create("old"))
