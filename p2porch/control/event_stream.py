@@ -107,7 +107,7 @@ async def open_event_stream(
             while clock.now() < end:
                 # never yield inside the cancel scope (trio#638): receive first, describe and yield after
                 change: Any = None
-                with trio.move_on_after(min(LEADER_POLL_S, end - clock.now())):
+                with trio.move_on_after(max(0.0, min(LEADER_POLL_S, end - clock.now()))):
                     try:
                         change = await changes.receive()
                     except trio.EndOfChannel:  # fell more than MAX_BACKLOG behind: the store cut us off

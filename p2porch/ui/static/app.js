@@ -103,7 +103,7 @@ function stateCell(state) {
 function nodeStatusCell(n) {
   const engine = n.engine || {};
   const text = n.status_text || n.status;
-  if (engine.reachable !== false) return stateCell(text);
+  if (engine.reachable !== false || n.status !== "ready") return stateCell(text); // a down node is down
   const why = `engine unreachable since ${when(engine.unreachable_since)}: ${engine.error || "?"}`;
   return el("td", { class: "state-engine-down", title: why },
     text, el("div", { class: "engine-error muted" }, why));
