@@ -187,18 +187,18 @@ def engine_down_in_page(driver, sb: Sandbox, node: SandboxNode) -> None:
     assert pid is not None and pid_alive(pid)
     try:
         os.kill(pid, signal.SIGKILL)
-        status = until(
-            driver,
-            lambda d: (
-                (c := d.find_element(By.CSS_SELECTOR, cell)).text.startswith("ready (engine unreachable)")
-                and c
-            ),
-            40,
-            f"{node.name} ready (engine unreachable) in the page",
+
+        def engine_down_cell(d) -> tuple[str, str] | None:
+            """The cell's text and title, read together: the table is rebuilt every refresh."""
+            element = d.find_element(By.CSS_SELECTOR, cell)
+            text, title = element.text, element.get_attribute("title")
+            return (text, title) if text.startswith("ready (engine unreachable)") else None
+
+        text, title = until(
+            driver, engine_down_cell, 40, f"{node.name} ready (engine unreachable) in the page"
         )
-        title = status.get_attribute("title")
         assert title.startswith("engine unreachable since ") and "engine" in title.split(": ", 1)[1], title
-        assert title in status.text  # the same words under the status, for a reader without a mouse
+        assert title in text  # the same words under the status, for a reader without a mouse
         until(
             driver,
             lambda d: d.find_element(By.ID, "node-states").text == "2 ready, 1 ready (engine unreachable)",
