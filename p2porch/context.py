@@ -130,6 +130,9 @@ class LocalBoard:
         fired.set()
 
     usage: UsageBook | None = None  # this node's tasks' recent CPU/memory (member/stats.py)
+    #: this node's recent cluster events (``control.events.EventHistory``, filled by the ``events`` member
+    #: service) for ``events --since``; typed loosely: this layer does not import control
+    event_history: Any = None
     #: the autoscaler's latest decision per service id, while this node leads (leader/autoscale_loop.py)
     autoscale: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import DaemonUnreachable, P2POrchError
 from .daemon import ADVERTISED_PORTS as PORTS
 from .daemon import add_node_options, load_daemon_config
+from .filters import EVENT_FILTERS, add_filter, apply_filters
 from .service_rows import failing_text
 from .util import (
     EXIT_OK,
@@ -76,7 +77,14 @@ def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="required: other nodes' unreplicated writes are lost; they rejoin as replicas",
     )
-    command(sub, common, "events", "Stream cluster events: nodes, leader, services, tasks", cmd_events)
+    events = command(
+        sub, common, "events", "Stream cluster events: nodes, leader, services, tasks", cmd_events
+    )
+    for flag, what in (("--since", "first the kept events since"), ("--until", "stop at")):
+        events.add_argument(
+            flag, metavar="TIME", help=f"{what} a time: a duration ago (10m), a date or Unix time"
+        )
+    add_filter(events, EVENT_FILTERS)
     token = command(sub, common, "token", "Show the join token and join command", cmd_token)
     token.add_argument(
         "--rotate",
@@ -456,7 +464,19 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    for event in client_for(args).stream("/events"):
+    """Docker's ``events``: live events; with ``--since``/``--until`` first the node's kept ones between
+    them, and with ``--until`` the stream ends there; ``--filter`` keeps the matching ones."""
+    from .service_read import since_epoch  # the time flags as logs --since reads them
+
+    now = time.time()
+    since = since_epoch(args.since, now, "--since") if args.since is not None else None
+    until = since_epoch(args.until, now, "--until") if args.until is not None else None
+    if since is not None and until is not None and until < since:
+        raise UsageError(f"--until: {args.until!r} is before --since {args.since!r}", field="--until")
+    times = {k: f"{v:.3f}" for k, v in (("since", since), ("until", until)) if v is not None}
+    for event in client_for(args).stream("/events", **times):
+        if args.filters and not apply_filters([event], args.filters, EVENT_FILTERS):
+            continue
         if wants_json(args):
             print(json.dumps(event), flush=True)
             continue

@@ -1,6 +1,7 @@
 """``--filter/-f KEY=VALUE`` of ``service ls``, ``node ls``, ``service|stack ps``, ``secret|config ls`` and
 ``network ls``, as Docker's, applied to the API's rows (``ps``: ``id``, ``name``, ``node``,
-``desired-state`` running|shutdown|accepted; ``network ls``: ``id`` and ``name`` match any part).
+``desired-state`` running|shutdown|accepted; ``network ls``: ``id`` and ``name`` match any part;
+``events``: ``type``, ``event`` (an action, or a task's state), ``service`` (its tasks' too), ``node``...).
 
 Docker's rules: values of one key are alternatives (any may match), different keys must all match;
 ``id`` and ``name`` match a prefix, ``label`` a key (``label=K``) or a pair (``label=K=V``); ``node ls``'s
@@ -62,6 +63,24 @@ TASK_FILTERS: dict[str, Match] = {  # service ps, stack ps: Docker's keys
     ),
 }
 
+EVENT_TYPES = ("node", "service", "task", "secret", "config", "network", "access", "leader", "stream")
+
+
+def _event_service(row: dict[str, Any], value: str) -> bool:
+    """A service's own events and its tasks' (``web.2`` is of ``web``)."""
+    return row.get("service") == value or str(row.get("task") or "").rpartition(".")[0] == value
+
+
+EVENT_FILTERS: dict[str, Match] = {  # events: Docker's keys that our events have
+    "type": lambda row, value: row.get("type") == value,
+    "event": lambda row, value: value in (row.get("action"), row.get("state")),  # a task's is its state
+    "service": _event_service,
+    "node": lambda row, value: row.get("node") == value,
+    "network": lambda row, value: row.get("network") == value,
+    "secret": lambda row, value: row.get("type") == "secret" and row.get("name") == value,
+    "config": lambda row, value: row.get("type") == "config" and row.get("name") == value,
+}
+
 
 OBJECT_FILTERS: dict[str, Match] = {  # secret ls, config ls
     "id": lambda row, value: str(row["id"]).startswith(value),
@@ -83,6 +102,7 @@ FILTER_VALUES: dict[str, tuple[str, ...]] = {
     "availability": tuple(Availability),
     "status": tuple(NodeStatus),
     "desired-state": ("running", "shutdown", "accepted"),
+    "type": EVENT_TYPES,
 }
 
 

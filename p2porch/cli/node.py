@@ -10,6 +10,7 @@ import datetime
 import sys
 from typing import Any
 
+from ..model import node_status_text
 from .docker_paths import node_path
 from .filters import NODE_FILTERS, TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_inspect_output, add_list_format, emit_inspected, listing
@@ -111,12 +112,10 @@ def _progress_cell(progress: dict[str, Any] | None) -> str:
 
 
 def status_cell(n: dict[str, Any]) -> str:
-    """The STATUS cell: the node's status, ``ready (engine unreachable)`` while its agent cannot reach its
-    Docker engine (the daemon is up and its containers may serve, but it takes no new tasks)."""
-    engine = n.get("engine") or {}
-    if n["status"] == "ready" and engine.get("reachable") is False:
-        return "ready (engine unreachable)"
-    return str(n["status"])
+    """The STATUS cell: ``status_text`` (``ready (engine unreachable)`` while its agent cannot reach its
+    Docker engine), computed here from a daemon that does not send it."""
+    reachable = (n.get("engine") or {}).get("reachable") is not False
+    return str(n.get("status_text") or node_status_text(n["status"], reachable))
 
 
 def _engine_line(engine: dict[str, Any] | None) -> str:

@@ -139,6 +139,7 @@ def assess(
         t
         for t in kept
         if t.get("state") == "running"
+        and not t.get("last_report")  # on a node that does not report it: service ls counts it out too
         and t.get("up_to_date") is not False
         and t.get("health") in ("", None, "healthy")
     ]

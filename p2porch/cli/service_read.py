@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import sys
 import time
 from typing import Any
@@ -104,24 +105,28 @@ def cmd_service_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def since_epoch(text: str, now: float | None = None) -> float:
-    """``--since`` as Docker takes it: a duration before now (``10m``, ``1h30m``), a date or time in RFC
-    3339 / ISO 8601 (``2026-12-05``, ``2026-12-05T09:30:00Z``; no zone is UTC) or Unix seconds."""
+def since_epoch(text: str, now: float | None = None, flag: str = "--since") -> float:
+    """A time flag (``--since``, ``--until``) as Docker takes it: a duration before now (``10m``,
+    ``1h30m``), a date or time in RFC 3339 / ISO 8601 (``2026-12-05``, ``2026-12-05T09:30:00Z``; no zone
+    is UTC) or Unix seconds (``1700000000.5``); anything else is a usage error naming ``flag``."""
     now = time.time() if now is None else now
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
     try:
         moment = datetime.datetime.fromisoformat(text)
     except ValueError:
         try:
-            return now - parse_duration_s(text, fieldname="--since")
+            return now - parse_duration_s(text, fieldname=flag)
         except ConfigError:
             raise UsageError(
-                f"--since: {text!r} is neither a duration (10m, 1h30m), a date (2026-12-05T09:30:00Z) "
+                f"{flag}: {text!r} is neither a duration (10m, 1h30m), a date (2026-12-05T09:30:00Z) "
                 "nor Unix seconds",
-                field="--since",
+                field=flag,
             ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)

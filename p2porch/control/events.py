@@ -1,11 +1,13 @@
 """Cluster events for `p2porch events`: node, service, task, secret/config and network changes (pure).
 
-Turns Raft change records (with the states before and after) into small event dicts. It never reads
-the store or a clock itself.
+Turns Raft change records (with the states before and after) into small event dicts, and keeps the
+recent ones (``EventHistory``) for ``events --since``. It never reads the store or a clock itself.
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -145,3 +147,29 @@ def _task_event(
 
 def leader_event(leader: str | None, at: float) -> dict[str, Any]:
     return {"at": at, "type": "leader", "action": "elected" if leader else "lost", "leader": leader}
+
+
+HISTORY_EVENTS = 1000  # the recent events a node keeps for ``events --since`` (Docker's engine keeps 256)
+
+
+class EventHistory:
+    """The recent change events this node described, oldest first, for ``events --since/--until``.
+
+    Owns at most ``limit`` events, each with the state version of its change, and ``applied``: the state
+    version up to which every change has been described (a stream replays up to its start's version,
+    then goes on live from there). Holds no leader events (they are noticed by polling, per stream) and
+    never reads a clock or the store."""
+
+    def __init__(self, limit: int = HISTORY_EVENTS) -> None:
+        self._events: deque[tuple[int, dict[str, Any]]] = deque(maxlen=limit)
+        self.applied = 0
+
+    def record(self, version: int, event: dict[str, Any]) -> None:
+        self._events.append((version, event))
+
+    def between(self, since: float | None, until: float | None, up_to_version: int) -> list[dict[str, Any]]:
+        """The kept events at or after ``since`` and at or before ``until`` (None: unbounded) whose
+        change is at most ``up_to_version``, oldest first."""
+        low = -math.inf if since is None else since
+        high = math.inf if until is None else until
+        return [e for v, e in self._events if v <= up_to_version and low <= e["at"] <= high]

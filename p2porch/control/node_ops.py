@@ -14,7 +14,7 @@ import trio
 
 from ..errors import ConfigError, ConflictError, NotFoundError, NotLeaderError, P2POrchError, RaftError
 from ..membership import join_checks, key_rotation
-from ..model import Availability, Node, NodeRole, NodeStatus, natural_key
+from ..model import Availability, Node, NodeRole, NodeStatus, natural_key, node_status_text
 from ..raft import commands as C
 from ..raft.lag import progress_view
 from ..raft.state import ClusterState
@@ -144,6 +144,7 @@ class NodeOps:
             epoch = None
         else:
             epoch = (self.cluster.board.key_epochs() if epochs is None else epochs).get(node.node_id)
+        engine = engine_view(node)
         return {
             "id": node.node_id,
             "name": node.name,
@@ -157,7 +158,8 @@ class NodeOps:
             "raft_role": raft_role(node, leader),
             "availability": node.availability,
             "status": node.status,
-            "engine": engine_view(node),
+            "engine": engine,
+            "status_text": node_status_text(node.status, bool(engine["reachable"])),
             "labels": dict(node.labels),
             "cpu_nanos": node.cpu_nanos,
             "memory_bytes": node.memory_bytes,

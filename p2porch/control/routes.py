@@ -48,7 +48,11 @@ def cluster_endpoints(cluster: ClusterManager, nodes: NodeOps, services: Service
 
     async def events(body: dict[str, Any], params: dict[str, str]) -> Any:
         store = cluster.require_store()
-        return partial(open_event_stream, store, cluster.clock)
+        since, until = _epoch(body.get("since"), "--since"), _epoch(body.get("until"), "--until")
+        if since is not None and until is not None and until < since:
+            raise ConfigError(f"--until: {until} is before --since {since}", field="--until")
+        history = cluster.board.event_history
+        return partial(open_event_stream, store, cluster.clock, history, since, until)
 
     async def network(body: dict[str, Any], params: dict[str, str]) -> Any:
         return nodes.network()
@@ -99,17 +103,18 @@ def cluster_endpoints(cluster: ClusterManager, nodes: NodeOps, services: Service
     ]
 
 
-def _log_since(value: Any) -> float | None:
-    """``since`` of a logs request: epoch seconds (the CLI turns ``--since 10m`` or a date into them)."""
+def _epoch(value: Any, flag: str) -> float | None:
+    """A time of a request (logs and events ``since``, events ``until``): epoch seconds (the CLI turns
+    ``--since 10m`` or a date into them); a bad one names ``flag``."""
     if value in (None, ""):
         return None
     try:
-        since = float(value)
+        moment = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"--since: {value!r} is not a time in epoch seconds", field="--since") from None
-    if not 0 <= since < 1e11:  # also refuses nan and inf
-        raise ConfigError(f"--since: {value!r} is not a time in epoch seconds", field="--since")
-    return since
+        raise ConfigError(f"{flag}: {value!r} is not a time in epoch seconds", field=flag) from None
+    if not 0 <= moment < 1e11:  # also refuses nan and inf
+        raise ConfigError(f"{flag}: {value!r} is not a time in epoch seconds", field=flag)
+    return moment
 
 
 def service_endpoints(ops: ServiceOps) -> list[Endpoint]:
@@ -161,7 +166,7 @@ def service_endpoints(ops: ServiceOps) -> list[Endpoint]:
             follow=follow,
             tail=int(tail) if tail is not None else None,
             container=container,
-            since=_log_since(body.get("since")),
+            since=_epoch(body.get("since"), "--since"),
             timestamps=str(body.get("timestamps", "false")).lower() in ("1", "true", "yes"),
         )
 

@@ -27,7 +27,7 @@ from ..membership.join_checks import (
     host_mode_ports_in_use,
     ingress_ports_in_use,
 )
-from ..model import DesiredState, NodeStatus, Service, ServiceSpec, Task, TaskState, rollback_point
+from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollback_point
 from ..model.group import MAIN_NAME
 from ..model.jobspec import global_scale_refusal
 from ..model.spec import check_endpoint_ports, check_update_allowed
@@ -37,6 +37,7 @@ from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress
 from .network_ops import network_changes
 from .secret_ops import file_ref_changes, resolve_file_refs
+from .task_liveness import counts_as_running, stale_message
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
@@ -110,12 +111,14 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
 
 def task_counts(state: ClusterState, service: Service, tasks: Sequence[Task]) -> tuple[int, int]:
     """(running tasks that should run, desired tasks) of a service whose tasks are ``tasks``; a job:
-    (completed, total)."""
+    (completed, total). A task counts as running only where its node reports it (task_liveness.py: not
+    on a down node, nor on one whose engine is unreachable), as Swarm's ``service ls`` counts."""
     progress = job_view(state, service)
     if progress is not None:
         return progress["completed"], progress["total"]
     should_run = [t for t in tasks if t.desired_state == DesiredState.RUNNING]
-    running = sum(1 for t in should_run if t.state == TaskState.RUNNING)
+    nodes = state.nodes
+    running = sum(1 for t in should_run if counts_as_running(t, nodes.get(t.node_id) if t.node_id else None))
     desired = len(should_run) if service.spec.mode == "global" else service.spec.replicas
     return running, desired
 
@@ -193,21 +196,6 @@ def _node_name(state: ClusterState, node_id: str | None) -> str | None:
     """The name of a node that is in the cluster, else None."""
     node = state.nodes.get(node_id) if node_id else None
     return node.name if node else None
-
-
-def _task_message(state: ClusterState, task: Task) -> str:
-    """The task's message, or, for a task still meant to run whose node is down (a lost site's task that
-    ``--on-site-loss keep`` leaves there, or one waiting out ``down_grace_s``), that its state is only
-    the node's last report: ``service ps`` otherwise showed it running like any other."""
-    node = state.nodes.get(task.node_id) if task.node_id else None
-    if (
-        node is None
-        or node.status != NodeStatus.DOWN
-        or task.desired_state != DesiredState.RUNNING
-        or task.state not in (TaskState.RUNNING, TaskState.STARTING)
-    ):
-        return task.message
-    return f"node {node.name} down: its last report (unreachable)"
 
 
 class ServiceOps:
@@ -451,8 +439,11 @@ class ServiceOps:
         task: Task, state: ClusterState, service: Service, template: str | None = None
     ) -> dict[str, Any]:
         """A task as the API shows it; ``up_to_date``: built from the service's current spec (the
-        progress of create/update waits on it)."""
+        progress of create/update waits on it); ``last_report``: its node does not report it now (down,
+        or its engine unreachable: task_liveness.py), so ``service ls`` does not count it as running and
+        ``message`` says so."""
         template = service.spec.template_hash() if template is None else template
+        stale = stale_message(task, state.nodes.get(task.node_id) if task.node_id else None)
         return {
             "up_to_date": task.template_hash == template,
             "id": task.task_id,
@@ -467,7 +458,10 @@ class ServiceOps:
             "state_at": task.state_at,
             "started_at": task.started_at,
             "error": task.error,
-            "message": _task_message(state, task),
+            # a task still meant to run on a node that does not report it (down, or its engine
+            # unreachable): its state is only that node's last report, not counted as running
+            "message": stale or task.message,
+            "last_report": bool(stale),
             "container_id": task.container_id,
             "address": task.address,
             "health": task.health,

@@ -48,6 +48,7 @@ from .states import (
     NodeStatus,
     TaskHealth,
     TaskState,
+    node_status_text,
 )
 from .units import (
     format_bytes,
@@ -96,6 +97,7 @@ __all__ = [
     "format_bytes",
     "format_cpus",
     "natural_key",
+    "node_status_text",
     "parse_affinity",
     "parse_constraint",
     "parse_cpu_nanos",

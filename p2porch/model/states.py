@@ -83,6 +83,15 @@ class NodeStatus(enum.StrEnum):
     LEFT = "left"
 
 
+def node_status_text(status: str, engine_reachable: bool) -> str:
+    """A node's status as users read it (``node ls`` STATUS, the web UI's node table, the API's
+    ``status_text``): ``ready (engine unreachable)`` while its agent cannot reach its Docker engine (the
+    daemon is up and its containers may serve, but it takes no new tasks), else its status."""
+    if status == NodeStatus.READY and not engine_reachable:
+        return "ready (engine unreachable)"
+    return str(status)
+
+
 class GossipState(enum.StrEnum):
     """A member's state in the SWIM gossip view."""
 

@@ -6,7 +6,8 @@ certificate n1 serves (verified here against the cluster CA first, then pinned b
 with an operate token: the overview shows the leader, quorum and three ready nodes; a service created
 meanwhile appears in the live event list; scaling it from the page starts the containers in the nodes'
 dockerds; its logs stream into the page; an image update and a rollback from the page converge;
-draining a node from the page moves its task away. With a read token the same scale is refused with the
+draining a node from the page moves its task away; its dockerd killed, its row says ``ready (engine
+unreachable)`` with the error on hover. With a read token the same scale is refused with the
 403 message and nothing changes. Screenshots go to ``$P2PORCH_ARTIFACTS`` (default /tmp/p2porch-artifacts).
 """
 
@@ -14,21 +15,24 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from clusterkit import IMAGE, api_get, cli, cli_json, wait_for
+from clusterkit import IMAGE, api_get, cli, cli_json, restart_dockerd, wait_for
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from prometheus_client.parser import text_string_to_metric_families
 
 from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
+from p2porch.sandbox.system import pid_alive, read_pid
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import WebDriverException  # noqa: E402
@@ -174,6 +178,44 @@ def running_containers(nodes: list[SandboxNode], service: str) -> int:
     return count
 
 
+def engine_down_in_page(driver, sb: Sandbox, node: SandboxNode) -> None:
+    """Kill ``node``'s dockerd: the page's node table shows ``ready (engine unreachable)`` with since when
+    and why as the cell's title and the line under it, and the overview counts it apart; then start the
+    dockerd again and see the row ready."""
+    cell = f"#nodes-table tr[data-node={node.name}] td:nth-child(3)"
+    pid = read_pid(node.dockerd.pidfile)
+    assert pid is not None and pid_alive(pid)
+    try:
+        os.kill(pid, signal.SIGKILL)
+
+        def engine_down_cell(d) -> tuple[str, str] | None:
+            """The cell's text and title, read together: the table is rebuilt every refresh."""
+            element = d.find_element(By.CSS_SELECTOR, cell)
+            text, title = element.text, element.get_attribute("title")
+            return (text, title) if text.startswith("ready (engine unreachable)") else None
+
+        text, title = until(
+            driver, engine_down_cell, 40, f"{node.name} ready (engine unreachable) in the page"
+        )
+        assert title.startswith("engine unreachable since ") and "engine" in title.split(": ", 1)[1], title
+        assert title in text  # the same words under the status, for a reader without a mouse
+        until(
+            driver,
+            lambda d: d.find_element(By.ID, "node-states").text == "2 ready, 1 ready (engine unreachable)",
+            10,
+            "the overview counts it apart",
+        )
+        shot(driver, "engine-down")
+    finally:
+        restart_dockerd(sb, node)
+    until(
+        driver,
+        lambda d: d.find_element(By.CSS_SELECTOR, cell).text == "ready",
+        60,
+        f"{node.name} ready again",
+    )
+
+
 def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, browser):
     sb, nodes = cluster
     driver = browser
@@ -275,6 +317,9 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
     until(driver, lambda d: texts(d, row) == ["3/3"], 20, "hello 3/3 in the page after the drain")
     shot(driver, "overview")
 
+    # n3's engine killed (its tasks moved off by the drain): its row says so, with the error on hover
+    engine_down_in_page(driver, sb, nodes[2])
+
     # a read-only token: the same scale is refused with the 403 message, and nothing changes
     driver.find_element(By.ID, "sign-out").click()
     until(driver, lambda d: d.find_element(By.ID, "login-token").is_displayed(), 10, "signed out")
@@ -314,6 +359,32 @@ def test_web_ui_overview_events_scale_logs_drain_and_read_only_refusal(cluster, 
     assert not [m for m in console if "Content Security Policy" in m or "Refused to" in m], console
     if os.environ.get("P2PORCH_UI_SCREENSHOT"):  # refresh docs/ui.png: P2PORCH_UI_SCREENSHOT=docs/ui.png
         shutil.copy(os.path.join(ARTIFACTS, "web-ui-overview.png"), os.environ["P2PORCH_UI_SCREENSHOT"])
+
+
+def test_events_since_replays_what_a_node_kept_and_until_ends_the_stream(cluster):
+    """``events --since/--until/--filter`` on the same cluster, through n2's daemon: a service created
+    through n1 is in n2's kept events (its created event and its task's), the window's end ends the
+    command, and the filter keeps that service's events only (the command took no flag before)."""
+    sb, nodes = cluster
+    created = cli(sb, "n1", "service", "create", "--detach", "--name", "evt", IMAGE, "sleep", "1d")
+    assert created.returncode == 0, created.stderr.decode()
+    try:
+        wait_for(lambda: api_get(nodes[1], "/services/evt")["running"] == 1, 60, "evt running")
+
+        def kept() -> list[dict] | None:
+            result = cli(sb, "n2", "--json", "events", "--since", "5m", "--until", "0s", "-f", "service=evt")
+            assert result.returncode == 0, result.stderr.decode()  # it ended: --until is past
+            events = [json.loads(line) for line in result.stdout.decode().splitlines()]
+            states = {e.get("state") for e in events if e["type"] == "task"}
+            return events if "running" in states else None
+
+        events = wait_for(kept, 30, "evt's events kept by n2")
+        assert events[0]["type"] == "service" and events[0]["action"] == "created", events
+        assert {e.get("service") or e["task"].rpartition(".")[0] for e in events} == {"evt"}, events
+        bad = cli(sb, "n2", "events", "--until", "soon")
+        assert bad.returncode == 2 and "--until: 'soon'" in bad.stderr.decode()
+    finally:
+        cli(sb, "n1", "service", "rm", "evt")
 
 
 def test_the_tls_listener_caps_connections_per_source_and_counts_refusals(cluster):

@@ -167,16 +167,17 @@ def test_node_promote_and_demote_are_refused_with_the_reason(argv, verb, monkeyp
     assert reads == ["/nodes/n2"]
 
 
-def test_the_logs_route_takes_since_as_unix_seconds_only() -> None:
-    from p2porch.control.routes import _log_since
+def test_the_logs_and_events_routes_take_times_as_unix_seconds_only() -> None:
+    from p2porch.control.routes import _epoch
     from p2porch.errors import ConfigError
 
-    assert _log_since(None) is None and _log_since("") is None
-    assert _log_since("1796464189.5") == 1796464189.5
+    assert _epoch(None, "--since") is None and _epoch("", "--since") is None
+    assert _epoch("1796464189.5", "--since") == 1796464189.5
     for bad in ("10m", "nan", "inf", "-1"):
-        with pytest.raises(ConfigError) as caught:
-            _log_since(bad)
-        assert caught.value.field == "--since"
+        for flag in ("--since", "--until"):
+            with pytest.raises(ConfigError) as caught:
+                _epoch(bad, flag)
+            assert caught.value.field == flag
 
 
 class Writes:

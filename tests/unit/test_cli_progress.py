@@ -337,3 +337,11 @@ def test_tasks_stopped_unhealthy_count_as_failures_of_the_change():
     assess(w2, view(), [task(1)], 0)
     over = assess(w2, view(running=1), [task(1), final], 1)
     assert over.failure is not None and over.failure.startswith("1 tasks failed: task unhealthy")
+
+
+def test_a_task_on_a_node_that_does_not_report_it_is_not_counted_running():
+    """As ``service ls`` (task_liveness.py): a task kept on a down node reads running but is only its
+    node's last report; the wait showed ``2/2 tasks running`` while the view said 1 running."""
+    kept = task(2, node="n3", last_report=True, message="node n3 down: its last report (unreachable)")
+    result = assess(Watch("web", 7), view(running=1), [task(1), kept], 1)
+    assert not result.done and result.summary == "web: 1/2 tasks running"

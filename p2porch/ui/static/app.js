@@ -98,6 +98,17 @@ function stateCell(state) {
   return el("td", { class: `state-${String(state).toLowerCase()}` }, state);
 }
 
+// A node's status cell: the API's status_text ("ready (engine unreachable)" while its agent cannot reach its
+// Docker engine), with since when and why on hover (the title) and in the line below it.
+function nodeStatusCell(n) {
+  const engine = n.engine || {};
+  const text = n.status_text || n.status;
+  if (engine.reachable !== false || n.status !== "ready") return stateCell(text); // a down node is down
+  const why = `engine unreachable since ${when(engine.unreachable_since)}: ${engine.error || "?"}`;
+  return el("td", { class: "state-engine-down", title: why },
+    text, el("div", { class: "engine-error muted" }, why));
+}
+
 function percent(value) { return value === null || value === undefined ? "" : `${value}%`; }
 
 // ----- cluster overview
@@ -111,7 +122,10 @@ async function refreshOverview() {
   $("quorum").className = cluster.has_quorum ? "state-ok" : "state-bad";
   $("term").textContent = cluster.term ?? "";
   const byState = {};
-  for (const n of nodes) byState[n.status] = (byState[n.status] || 0) + 1;
+  for (const n of nodes) {
+    const text = n.status_text || n.status;
+    byState[text] = (byState[text] || 0) + 1;
+  }
   $("node-states").textContent = Object.entries(byState).map(([s, c]) => `${c} ${s}`).join(", ");
   $("cluster-line").textContent =
     `cluster ${String(cluster.cluster_id || "").slice(0, 12)} · via ${status.node.name}`;
@@ -133,7 +147,7 @@ async function refreshOverview() {
       () => api("POST", `/nodes/${encodeURIComponent(n.name)}/update`, { availability: draining ? "active" : "drain" }),
     ));
     return el("tr", { "data-node": n.name },
-      el("td", {}, n.name), el("td", {}, n.address), stateCell(n.status), stateCell(n.availability),
+      el("td", {}, n.name), el("td", {}, n.address), nodeStatusCell(n), stateCell(n.availability),
       el("td", {}, n.raft_role), labels, el("td", {}, usage.tasks ?? ""),
       el("td", {}, percent(usage.cpu_percent)), el("td", {}, percent(usage.memory_percent)),
       el("td", {}, action));

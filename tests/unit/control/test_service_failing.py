@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from p2porch.cli.cluster import render_status
 from p2porch.cli.service_rows import service_row
-from p2porch.model import Task
+from p2porch.model import Node, Task
 from p2porch.raft import commands as C
 from p2porch.testing.memstore import MemoryManager
 
@@ -54,10 +54,12 @@ async def test_nothing_is_said_while_nothing_is_missing_or_nothing_failed(ops, m
     await put(manager, Task("t1", sid, 1, None, "running", "starting", 1.0, template_hash=current))
     (view,) = ops.list_all()
     assert view["failing"] is None and service_row(view)[6] == ""  # pulling: no error known yet
+    # running counts only on a node that reports it (task_liveness.py): t2 is on a ready node
+    await manager.write(C.AddNode(at=1.0, node=Node("a", "n1", "10.0.0.1", 7947, 7946)).encode())
     await put(
         manager,
         Task("f1", sid, 1, None, "shutdown", "failed", 2.0, error="boom", template_hash=current),
-        Task("t2", sid, 1, None, "running", "running", 3.0, template_hash=current),
+        Task("t2", sid, 1, "a", "running", "running", 3.0, template_hash=current),
     )
     (view,) = ops.list_all()
     assert (view["running"], view["failing"]) == (1, None)  # 1/1 now: the past failure is not news
