@@ -15,19 +15,20 @@ TASK_EXTRA = ("image", "ports")
 
 
 def job_progress_text(job: dict[str, Any]) -> str:
-    """``3/6 (2 running)``, ``2/3 (1 failed)``; a cron job's also says its next tick (``1/1 (next
-    12:05:00 UTC)``, ``0/0 (next ...)`` before its first), as ``kubectl get cronjob`` shows its schedule."""
+    """A job's REPLICAS as Docker's ``service ls`` shows it: tasks running / tasks wanted at once, then
+    the execution's progress (``2/2 (1/6 completed)``, ``0/3 (3/3 completed)``); slots that gave up add
+    ``, 1 failed``; a cron job's also says its next tick (``0/1 (1/1 completed, next 12:05:00 UTC)``,
+    ``0/0 (next ...)`` before its first), as ``kubectl get cronjob`` shows its schedule."""
     next_tick = job.get("next_tick") if job.get("schedule") else None
     when = f"next {time.strftime('%H:%M:%S', time.gmtime(next_tick))} UTC" if next_tick else ""
     if job["iteration"] == 0 and job.get("schedule"):
         return f"0/0 ({when})"
-    text = f"{job['completed']}/{job['total']}"
-    extras = [f"{job['running']} running"] if job["running"] else []
+    extras = [f"{job['completed']}/{job['total']} completed"]
     if job["failed"]:
         extras.append(f"{job['failed']} failed")
     if when:
         extras.append(when)
-    return text + (f" ({', '.join(extras)})" if extras else "")
+    return f"{job.get('tasks_running', 0)}/{job.get('tasks_desired', 0)} ({', '.join(extras)})"
 
 
 FAILING_ERROR_CHARS = 80  # a task's error as service ls / status quote it; service ps shows it whole

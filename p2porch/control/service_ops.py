@@ -34,7 +34,7 @@ from ..model.spec import check_endpoint_ports, check_update_allowed
 from ..raft import commands as C
 from ..raft.published_ports import check_chosen_ports, endpoint_ports
 from ..raft.state import ClusterState
-from ..scheduler.jobs import job_progress
+from ..scheduler.jobs import job_progress, shown_desired_state
 from .network_ops import network_changes
 from .secret_ops import file_ref_changes, resolve_file_refs
 from .task_liveness import counts_as_running, stale_message
@@ -157,6 +157,8 @@ def job_view(state: ClusterState, service: Service) -> dict[str, Any] | None:
         "running": progress.running,
         "failed": progress.failed,
         "total": progress.total,
+        "tasks_running": progress.tasks_running,  # Swarm's RunningTasks/DesiredTasks of a job
+        "tasks_desired": progress.tasks_desired,
         "finished": progress.finished,
         "started_at": service.job.started_at or (service.created_at if iteration else None),
     }
@@ -453,7 +455,7 @@ class ServiceOps:
             "node_id": task.node_id,  # service ps --filter node=ID (Docker takes a node's id or name)
             "image": task_image(task, service),
             "ports": task_host_ports(task, service),
-            "desired_state": task.desired_state,
+            "desired_state": shown_desired_state(task) if service.spec.is_job else task.desired_state,
             "state": task.state,
             "state_at": task.state_at,
             "started_at": task.started_at,

@@ -1,5 +1,9 @@
 """A node the cluster removed while it kept running: how it learns so, and what it then leaves (shell).
 
+A node that still follows the leader (a replica whose `node rm` key rotation failed, or one that applies
+the removal before the new key epoch) learns it from its own replicated state: :class:`OwnRecord` (pure)
+remembers the newest state in which it saw its record, and a later state of the same Raft generation
+without it means removal. Otherwise:
 `node rm` (of a live node, or of one cut off) takes the node out of the Raft configuration and starts a
 key epoch without it, so it can follow nothing any more: it sees no leader. The voter-role watcher then
 asks its peers (``ask_removed``) on their join port with its old key (the one question a peer serves to
@@ -18,6 +22,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "REMOVED_MESSAGE",
+    "OwnRecord",
     "ask_removed",
     "clear_marker",
     "load_marker",
@@ -50,6 +56,30 @@ REMOVED_MESSAGE = "this node was removed from the cluster; run p2porch join"
 MARKER = "removed.json"
 ASK_TIMEOUT_S = 2.0
 STOP_GRACE_S = 3.0  # a leaving node's containers: SIGTERM, SIGKILL after this
+
+
+@dataclass(slots=True)
+class OwnRecord:
+    """This node's record in its own committed state: the newest state version (and Raft generation) it
+    was seen in. Owns only that memory; never reads a store or asks a peer (the watcher feeds it)."""
+
+    seen_version: int | None = None
+    seen_generation: int = 0
+
+    def gone(self, state: ClusterState, node_id: str) -> bool:
+        """Whether ``state`` shows this node removed: its record, seen in an older state of the same
+        generation, is deleted (only ``node rm`` deletes a record: ``removed_by``'s rule, read locally).
+        A record never seen yet (a joiner before its record reaches it) or a record marked left (this
+        node leaving by itself) is no removal. Says so once (the owner leaves once), until seen again."""
+        if node_id in state.nodes:
+            self.seen_version, self.seen_generation = state.version, state.generation
+            return False
+        if self.seen_version is None or state.generation != self.seen_generation:
+            return False
+        if state.version <= self.seen_version:
+            return False
+        self.seen_version = None
+        return True
 
 
 def member_fields(state: ClusterState, node_id: str) -> dict[str, Any]:

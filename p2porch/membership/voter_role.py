@@ -215,6 +215,7 @@ async def watch_role(watch: RoleWatch, local: LocalClusterState) -> None:
     ``ROLE_CHECK_S`` after a commit, a Raft role change or a gossip change, or after
     ``ROLE_SAFETY_CHECK_S``."""
     leaderless_since: float | None = None
+    own = removal.OwnRecord()
     async with watch.store.subscribe() as changes:
         settled = False
         while True:
@@ -223,7 +224,9 @@ async def watch_role(watch: RoleWatch, local: LocalClusterState) -> None:
             role, gossip = watch.store.role_event(), watch.board.reachability_changed
             drain(changes)
             try:
-                local, leaderless_since, changed, settled = await _check_role(watch, local, leaderless_since)
+                local, leaderless_since, changed, settled = await _check_role(
+                    watch, local, leaderless_since, own
+                )
             except Exception as exc:  # the role check must never take the member down
                 log.warning("role check failed: %r", exc, exc_info=log.isEnabledFor(logging.DEBUG))
                 continue
@@ -236,10 +239,11 @@ async def watch_role(watch: RoleWatch, local: LocalClusterState) -> None:
 
 
 async def _check_role(
-    watch: RoleWatch, local: LocalClusterState, leaderless_since: float | None
+    watch: RoleWatch, local: LocalClusterState, leaderless_since: float | None, own: removal.OwnRecord
 ) -> tuple[LocalClusterState, float | None, LocalClusterState | None, bool]:
     """One check: (local state, leaderless since, the state to restart in if it must change, settled:
-    a leader is seen and nothing is under way, so the next check may wait for a change)."""
+    a leader is seen and nothing is under way, so the next check may wait for a change); ``own``: where
+    this node last saw its record (its removal, read from its own state while it still follows)."""
     store = watch.store
     port = watch.join_port
     newer = newer_generation_hosts(watch.board, local)
@@ -252,6 +256,9 @@ async def _check_role(
     rotated = _rotated_keys(local, state)
     if rotated is not None:
         return local, None, rotated, False
+    if own.gone(state, local.node_id):  # the owner leaves, which stops this watch
+        watch.removed(local, f"its record was deleted at state version {state.version} (node rm)")
+        return local, leaderless_since, None, False
     if sees_leader(store.status()):
         me = state.nodes.get(local.node_id)
         if me is None or me.status == "left":

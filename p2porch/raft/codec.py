@@ -17,8 +17,9 @@ import msgpack
 from ..errors import P2POrchError, RaftError, WireError, error_from_dict
 from ..wire import MAX_FRAME_BYTES, pack
 
-#: body version this code writes; 0 is the op-map layout from before typed commands
-COMMAND_VERSION = 1
+#: the newest body version this code writes (each command writes its own ``VERSION``: 1, or 2 for
+#: ``update_service``); 0 is the op-map layout from before typed commands
+COMMAND_VERSION = 2
 LEGACY_VERSION = 0
 
 
@@ -40,6 +41,7 @@ class Command:
     own writes, the leader epoch they are fenced by (None: not a leader command, never fenced)."""
 
     TAG: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 1  # the body version this command writes and the newest it reads
     at: float
     expected_version: int | None = None
     leader_epoch: int | None = None
@@ -48,18 +50,23 @@ class Command:
         """The command's own fields in plain form (``at``/``expected_version`` are added by encode)."""
         return {}
 
+    def body_version(self) -> int:
+        """The body version these fields are written as (``VERSION``; a command read from an older
+        version that means what it meant then writes that version again)."""
+        return self.VERSION
+
     def encode(self) -> bytes:
         return encode_command(self)
 
 
 def encode_command(cmd: Command) -> bytes:
-    """The one encoder: ``{"t": tag, "v": COMMAND_VERSION, "b": body}``."""
+    """The one encoder: ``{"t": tag, "v": cmd.body_version(), "b": body}``."""
     body: dict[str, Any] = {"at": float(cmd.at), **cmd.body()}
     if cmd.expected_version is not None:
         body["expected_version"] = int(cmd.expected_version)
     if cmd.leader_epoch is not None:  # absent otherwise: unfenced commands keep their exact bytes
         body["leader_epoch"] = int(cmd.leader_epoch)
-    return pack({"t": cmd.TAG, "v": COMMAND_VERSION, "b": body})
+    return pack({"t": cmd.TAG, "v": cmd.body_version(), "b": body})
 
 
 # --- results ---------------------------------------------------------------------------------------

@@ -339,9 +339,13 @@ class CreateService(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateService(Command):
-    """Replace a service's spec and controller bookkeeping (every field: the new desired record)."""
+    """Replace a service's spec and controller bookkeeping (every field: the new desired record).
+
+    Version 2 has version 1's body; it says the entry was written once the FSM refused a change of mode
+    (``keeps_mode``): an entry of version 0 or 1 was applied whatever its mode, so it replays as then."""
 
     TAG = "update_service"
+    VERSION = 2
     service_id: str
     spec: ServiceSpec
     previous_spec: ServiceSpec | None = None
@@ -353,6 +357,7 @@ class UpdateService(Command):
     job: JobStatus = field(default_factory=JobStatus)
     invalid: str = ""  # committed with a spec this version does not accept (see _committed_spec)
     invalid_spec: Any = field(default=None, compare=False)
+    keeps_mode: bool = True  # refused if it changes the mode: every entry of version 2, none before
 
     @classmethod
     def of(cls, service: Service, *, at: float, **changes: Any) -> UpdateService:
@@ -370,6 +375,9 @@ class UpdateService(Command):
             autoscale_last=new.autoscale_last,
             job=new.job,
         )
+
+    def body_version(self) -> int:
+        return self.VERSION if self.keeps_mode else 1  # an older entry re-encoded still applies as then
 
     def body(self) -> dict[str, Any]:
         body = {
@@ -406,6 +414,7 @@ class UpdateService(Command):
             service_version=F.version_or_none(b, "service_version"),
             autoscale_last=AutoscaleStep.from_dict(b.get("autoscale_last")),
             job=F.job_status(b.get("job")),
+            keeps_mode=version >= 2,
             **common,
         )
 
@@ -531,6 +540,8 @@ def command_from_plain(obj: Any) -> Command:
     cls = COMMANDS.get(tag) if isinstance(tag, str) else None
     if cls is None:
         raise F.invalid(f"unknown op {tag!r}", "op")
+    if version > cls.VERSION:
+        raise WireError(f"unsupported {tag} version {version} (this node reads up to {cls.VERSION})")
     at = F.get(body, "at", (int, float))
     expected = F.get(body, "expected_version", int, optional=True)
     epoch = F.get(body, "leader_epoch", int, optional=True)  # absent before fencing: unfenced

@@ -176,8 +176,8 @@ def _update_service(s: ClusterState, c: C.UpdateService, v: int) -> Result:
     _check_object_version(svc.version, c.service_version, "service_version")
     if c.spec.name != svc.name and not (c.invalid or svc.invalid):
         raise ConfigError(f"a service cannot be renamed ({svc.name} -> {c.spec.name})", field="name")
-    if not (c.invalid or svc.invalid):  # every writer's path: the API, stack deploy, the leader's rollback
-        check_mode_kept(svc.name, svc.spec, c.spec)
+    if c.keeps_mode and not (c.invalid or svc.invalid):  # every writer's path: the API, stack deploy,
+        check_mode_kept(svc.name, svc.spec, c.spec)  # the leader's rollback (entries of version 2 on)
     fsm_networks.check_service_networks(s, c.spec, already=svc.spec)
     check_chosen_ports(s.services.values(), service_id, c.spec, None if svc.invalid else svc.spec)
     new_svc = replace(

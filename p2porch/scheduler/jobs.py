@@ -70,12 +70,17 @@ class JobPlan:
 
 @dataclass(frozen=True, slots=True)
 class JobProgress:
-    """Where the current execution stands: slots complete, tasks live, slots failed for good, total."""
+    """Where the current execution stands: slots complete, tasks live, slots failed for good, total; and
+    Swarm's counts (``docker service ls``: ``tasks_running/tasks_desired (completed/total completed)``):
+    tasks in state running, and the tasks wanted at once (a replicated-job's concurrency, a global-job's
+    tasks not complete yet)."""
 
     completed: int
     running: int
     failed: int
     total: int
+    tasks_running: int = 0
+    tasks_desired: int = 0
 
     @property
     def finished(self) -> bool:
@@ -85,6 +90,16 @@ class JobProgress:
 
 def _live(t: JobTask) -> bool:
     return t.desired_state == "running" and t.state not in TERMINAL_STATES
+
+
+def shown_desired_state(t: JobTask) -> str:
+    """A job task's desired state as Swarm shows it (``docker service ps``): ``complete`` (its tasks are
+    meant to run to completion, and one that did stays so), ``shutdown`` for one told to stop before it
+    completed (a new execution, its node drained or lost, a retry given up). The task's record keeps
+    ``running``/``shutdown``: the agent and the scheduler read that, never this."""
+    if t.desired_state == "running" or t.state == "complete":
+        return "complete"
+    return "shutdown"
 
 
 def _latest(tasks: Sequence[JobTask]) -> JobTask:
@@ -274,8 +289,9 @@ def job_progress(spec: ServiceSpec, iteration: int, tasks: Sequence[JobTask], no
     for t in tasks:
         if t.job_iteration == iteration and iteration > 0:
             slots.setdefault(t.slot, []).append(t)
-    completed = failed = running = 0
+    completed = failed = running = in_running_state = 0
     for slot_tasks in slots.values():
+        in_running_state += sum(1 for t in slot_tasks if t.state == "running")
         if any(t.state == "complete" for t in slot_tasks):
             completed += 1
             continue
@@ -285,12 +301,19 @@ def job_progress(spec: ServiceSpec, iteration: int, tasks: Sequence[JobTask], no
         elif gave_up(spec, _latest(slot_tasks), now):
             failed += 1
     if iteration <= 0:
-        total = 0
+        total = desired = 0
     elif spec.mode == "global-job":
-        total = len(slots)
+        total, desired = len(slots), running
     else:
-        total = spec.replicas
-    return JobProgress(completed=completed, running=running, failed=failed, total=total)
+        total, desired = spec.replicas, spec.job_concurrency
+    return JobProgress(
+        completed=completed,
+        running=running,
+        failed=failed,
+        total=total,
+        tasks_running=in_running_state,
+        tasks_desired=desired,
+    )
 
 
 def job_history_keep(spec: ServiceSpec, iteration: int, tasks: Sequence[JobTask]) -> set[str]:

@@ -176,6 +176,34 @@ async def test_a_leaderless_node_its_peers_no_longer_record_leaves(
     assert set(keys_asked) <= {"10.0.0.1", "10.0.0.3"}
 
 
+async def test_a_node_that_still_hears_the_leader_leaves_once_its_record_is_deleted(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`node rm` whose key rotation failed: the removed replica keeps following the leader, so it never
+    goes leaderless and never asks its peers; its own replicated state tells it, within a check."""
+    store, local, owner, watch = await setup([record(1), record(2, "replica"), record(3)])
+    local = replace(local, role="replica", voters=(VOTERS[0], VOTERS[2]))
+
+    async def nobody_asked(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a node that follows the leader asks no peer")
+
+    peers_answer(monkeypatch, nobody_asked)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(voter_role.watch_role, watch, local)
+        await trio.sleep(3 * voter_role.ROLE_SAFETY_CHECK_S)  # settled, following: stays
+        assert owner.removed == []
+        removed_at = trio.current_time()
+        await store.write(C.RemoveNode(at=0.0, node_id="n2").encode())
+        with trio.fail_after(30):
+            await owner.removed_asked.wait()
+        asked_at = trio.current_time()
+        await trio.sleep(10 * voter_role.ROLE_CHECK_S)  # asked once, not on every check after
+        nursery.cancel_scope.cancel()
+    [(expected, why)] = owner.removed
+    assert expected is local and "record was deleted" in why and owner.switched == []
+    assert asked_at - removed_at <= 2 * voter_role.ROLE_CHECK_S  # the commit woke the check
+
+
 async def test_a_leaderless_node_its_peers_still_record_stays(
     autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 
 from p2porch.cli import build_parser, main
-from p2porch.cli.service_rows import job_progress_text
+from p2porch.cli.service_rows import job_progress_text, service_row
 from p2porch.cli.service_spec_flags import spec_changes
 from p2porch.cli.service_spec_flags import validated_spec as _validated
 from p2porch.errors import ConfigError, NotAllowedError
+from p2porch.model import Task
+from p2porch.raft import commands as C
 
 
 @pytest.mark.parametrize(
@@ -64,10 +66,15 @@ def test_job_flags_reach_the_spec():
     }
 
 
-def test_progress_text():
-    job = {"iteration": 1, "completed": 3, "total": 6, "running": 2, "failed": 0}
-    assert job_progress_text(job) == "3/6 (2 running)"
-    assert job_progress_text({**job, "running": 0, "failed": 1}) == "3/6 (1 failed)"
+def test_progress_text_is_docker_s_replicas_column_of_a_job():
+    """Docker's ``service ls`` of a job: ``running/desired (completed/total completed)`` (its docs:
+    ``2/2 (0/4 completed)`` for ``--replicas 4 --max-concurrent 2``); slots that gave up are added."""
+    job = {"iteration": 1, "completed": 0, "total": 4, "running": 2, "failed": 0}
+    assert job_progress_text({**job, "tasks_running": 2, "tasks_desired": 2}) == "2/2 (0/4 completed)"
+    done = {**job, "completed": 3, "total": 3, "running": 0, "tasks_running": 0, "tasks_desired": 3}
+    assert job_progress_text(done) == "0/3 (3/3 completed)"
+    failed = {**done, "completed": 2, "failed": 1}
+    assert job_progress_text(failed) == "0/3 (2/3 completed, 1 failed)"
 
 
 def test_a_cron_jobs_progress_says_its_next_tick_also_after_its_first_execution():
@@ -75,10 +82,41 @@ def test_a_cron_jobs_progress_says_its_next_tick_also_after_its_first_execution(
     tick = 1_796_537_400.0  # 2026-12-06 06:10:00 UTC
     cron = {"schedule": "* * * * *", "next_tick": tick, "completed": 0, "total": 0, "running": 0, "failed": 0}
     assert job_progress_text({**cron, "iteration": 0}) == "0/0 (next 06:10:00 UTC)"
-    done = {**cron, "iteration": 3, "completed": 1, "total": 1}
-    assert job_progress_text(done) == "1/1 (next 06:10:00 UTC)"
-    running = {**done, "completed": 0, "running": 1}
-    assert job_progress_text(running) == "0/1 (1 running, next 06:10:00 UTC)"
+    done = {**cron, "iteration": 3, "completed": 1, "total": 1, "tasks_running": 0, "tasks_desired": 1}
+    assert job_progress_text(done) == "0/1 (1/1 completed, next 06:10:00 UTC)"
+    running = {**done, "completed": 0, "running": 1, "tasks_running": 1}
+    assert job_progress_text(running) == "1/1 (0/1 completed, next 06:10:00 UTC)"
+
+
+async def put(manager, *tasks: Task) -> None:
+    await manager.write(C.PutTasks(at=3.0, items=tuple(C.TaskPut(t, task_version=0) for t in tasks)).encode())
+
+
+async def test_job_tasks_show_swarm_s_desired_state_and_ls_swarm_s_counts(ops, manager):
+    """``service ps`` of a job as Docker's: DESIRED STATE ``complete`` for its tasks, running or done;
+    ``shutdown`` for one told to stop before it completed. ``service ls``: ``running/max concurrent
+    (completed/total completed)``. A service's tasks keep ``running``."""
+    created = await ops.create(
+        {"name": "j", "image": "busybox", "mode": "replicated-job", "replicas": 4, "max_concurrent": 2}
+    )
+    sid = created["id"]
+    await put(
+        manager,
+        Task("done", sid, 1, None, "shutdown", "complete", 10.0, job_iteration=1),
+        Task("runs", sid, 2, None, "running", "running", 11.0, job_iteration=1),
+        Task("stopped", sid, 3, None, "shutdown", "shutdown", 12.0, job_iteration=1),
+        Task("starts", sid, 3, None, "running", "pending", 13.0, job_iteration=1),
+    )
+    desired = {t["id"]: t["desired_state"] for t in ops.tasks("j")}
+    assert desired == {"done": "complete", "runs": "complete", "stopped": "shutdown", "starts": "complete"}
+    assert [t["id"] for t in ops.tasks("j", include_history=False)] == ["runs", "starts"]
+    (view,) = ops.list_all()
+    assert service_row(view)[3] == "1/2 (1/4 completed)"
+    await ops.create({"name": "web", "image": "busybox"})
+    web = manager.state.service_by_name("web")
+    assert web is not None
+    await put(manager, Task("w1", web.service_id, 1, None, "running", "running", 14.0))
+    assert [t["desired_state"] for t in ops.tasks("web")] == ["running"]
 
 
 async def test_plain_job_starts_execution_one_and_every_update_or_force_starts_the_next(ops, manager):

@@ -67,6 +67,32 @@ def test_with_its_own_record_gone_the_node_compares_with_its_own_state() -> None
     assert removal.since_version(state, "id2") == state.version
 
 
+def test_a_node_that_still_follows_reads_its_removal_from_its_own_state() -> None:
+    """A replica that still hears the leader (a `node rm` whose key rotation failed) sees its record,
+    then a newer state without it: removed, said once. Nothing else reads as a removal."""
+    own = removal.OwnRecord()
+    state = cluster(N1, N2)
+    assert not own.gone(state, "id2") and own.seen_version == state.version
+    later = apply(state, C.UpdateNode(at=2.0, node_id="id1", labels={"a": "b"}).encode())[0]
+    assert not own.gone(later, "id2")
+    removed = apply(later, C.RemoveNode(at=3.0, node_id="id2").encode())[0]
+    assert own.gone(removed, "id2")
+    assert not own.gone(removed, "id2")  # said once: the owner leaves once
+    left = apply(state, C.UpdateNode(at=2.0, node_id="id2", status=NodeStatus.LEFT).encode())[0]
+    assert not removal.OwnRecord().gone(left, "id2")  # leaving by itself is no removal
+
+
+def test_a_record_never_seen_or_another_generation_is_no_removal() -> None:
+    joining = cluster(N1)  # a joiner's state before its own record reached it
+    assert not removal.OwnRecord().gone(joining, "id2")
+    own = removal.OwnRecord()
+    state = cluster(N1, N2)
+    own.gone(state, "id2")
+    assert not own.gone(joining, "id2")  # an older state (a store reopened from before): no removal
+    recovered = apply(state, C.RemoveNode(at=3.0, node_id="id2").encode())[0].evolve(generation=1)
+    assert not own.gone(recovered, "id2")  # a recovered cluster's state: its own rules (recovery.py)
+
+
 LOCAL = LocalClusterState("c", "id2", "n2", "replica", "10.0.0.2:7947", ("10.0.0.1:7947",))
 
 

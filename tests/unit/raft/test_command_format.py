@@ -1,12 +1,15 @@
-"""The version-1 command format is frozen: the encoder writes exactly the stored bytes and reads them back.
+"""The command format is frozen: the encoder writes exactly the stored bytes and reads them back.
 
-A change to a command's body must bump ``COMMAND_VERSION`` (and keep reading the old body); this test then
-fails until the fixture is regenerated on purpose: ``P2PORCH_REGEN_FIXTURES=1 pytest this_file``.
+A change to a command's body must bump that command's ``VERSION`` (and keep reading the old body); this
+test then fails until the fixture is regenerated on purpose: ``P2PORCH_REGEN_FIXTURES=1 pytest this_file``.
+Every command is at version 1 except ``update_service`` (version 2: the same body, refused when it changes
+the service's mode; ``v1_commands.msgpack`` holds the bytes of before, each at version 1).
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import msgpack
@@ -25,7 +28,9 @@ from p2porch.model import (
 from p2porch.raft import commands as C
 from p2porch.raft.state import EMPTY_STATE
 
-FIXTURE = Path(__file__).with_name("fixtures") / "v1_commands.msgpack"
+FIXTURE = Path(__file__).with_name("fixtures") / "commands.msgpack"
+#: the same commands written before ``update_service`` version 2: every command at version 1
+BEFORE_UPDATE_SERVICE_V2 = Path(__file__).with_name("fixtures") / "v1_commands.msgpack"
 #: the same format written before node keys, secrets and key rotation existed (the first 14 commands)
 BEFORE_SECRETS = Path(__file__).with_name("fixtures") / "v1_commands_before_secrets.msgpack"
 #: the same format before networks existed (the first 17 commands), written with whole specs (before
@@ -127,7 +132,12 @@ def every_command() -> list[C.Command]:
     ]
 
 
-def test_every_command_encodes_to_the_stored_version_1_bytes() -> None:
+def as_version_1(commands: list[C.Command]) -> list[C.Command]:
+    """``commands`` as version-1 bytes decode: an ``update_service`` applied whatever its mode."""
+    return [replace(c, keeps_mode=False) if isinstance(c, C.UpdateService) else c for c in commands]
+
+
+def test_every_command_encodes_to_the_stored_bytes() -> None:
     encoded = [c.encode() for c in every_command()]
     if os.environ.get("P2PORCH_REGEN_FIXTURES"):
         FIXTURE.write_bytes(msgpack.packb(encoded, use_bin_type=True))
@@ -135,22 +145,42 @@ def test_every_command_encodes_to_the_stored_version_1_bytes() -> None:
     assert {type(c) for c in every_command()} == set(C.COMMANDS.values())
     assert encoded == stored
     assert [C.decode_command(b) for b in stored] == every_command()
-    assert all(msgpack.unpackb(b, raw=False)["v"] == 1 for b in stored)
+    versions = {msgpack.unpackb(b, raw=False)["t"]: msgpack.unpackb(b, raw=False)["v"] for b in stored}
+    assert versions == {tag: 2 if tag == "update_service" else 1 for tag in C.COMMANDS}
+    assert max(versions.values()) == C.COMMAND_VERSION
+
+
+def test_version_1_update_service_keeps_its_body_and_applies_whatever_its_mode() -> None:
+    """Version 2 of ``update_service`` changed no field: the bytes of before differ only in ``v``, they
+    decode to commands that do not refuse a mode change, and such a command writes them back unchanged."""
+    before = msgpack.unpackb(BEFORE_UPDATE_SERVICE_V2.read_bytes())
+    now = msgpack.unpackb(FIXTURE.read_bytes())
+    assert len(before) == len(now) == len(every_command())
+    for old, new in zip(before, now, strict=True):
+        old_frame, new_frame = msgpack.unpackb(old, raw=False), msgpack.unpackb(new, raw=False)
+        assert old_frame["v"] == 1
+        if old_frame["t"] == "update_service":
+            assert (new_frame["v"], new_frame["b"]) == (2, old_frame["b"])
+        else:
+            assert new == old
+    decoded = [C.decode_command(b) for b in before]
+    assert decoded == as_version_1(every_command())
+    assert [c.encode() for c in decoded] == before
 
 
 def test_version_1_bytes_written_before_secrets_still_decode_to_the_same_commands() -> None:
     stored = msgpack.unpackb(BEFORE_SECRETS.read_bytes())
     assert len(stored) == 14
-    assert [C.decode_command(b) for b in stored] == every_command()[:14]
+    assert [C.decode_command(b) for b in stored] == as_version_1(every_command()[:14])
 
 
 def test_version_1_bytes_written_before_networks_still_decode_to_the_same_commands() -> None:
     stored = msgpack.unpackb(BEFORE_NETWORKS.read_bytes())
     assert len(stored) == 17
-    assert [C.decode_command(b) for b in stored] == every_command()[:17]
+    assert [C.decode_command(b) for b in stored] == as_version_1(every_command()[:17])
     # whole specs there, sparse ones now: different bytes, the same commands (the encoder's choice,
     # not a new body version; older version-1 readers read sparse specs too)
-    assert stored != msgpack.unpackb(FIXTURE.read_bytes())[:17]
+    assert stored != msgpack.unpackb(BEFORE_UPDATE_SERVICE_V2.read_bytes())[:17]
 
 
 def test_version_1_bytes_written_before_on_site_loss_are_what_the_encoder_still_writes() -> None:
@@ -158,7 +188,7 @@ def test_version_1_bytes_written_before_on_site_loss_are_what_the_encoder_still_
     decode to ``keep``; only a service that asks for ``replace`` carries the key."""
     stored = msgpack.unpackb(BEFORE_SITE_LOSS.read_bytes())
     assert len(stored) == 24
-    assert [c.encode() for c in every_command()[:24]] == stored
+    assert [c.encode() for c in as_version_1(every_command()[:24])] == stored
     decoded = [C.decode_command(b) for b in stored]
     assert all(c.spec.on_site_loss == "keep" for c in decoded if isinstance(c, C.CreateService))
     body = msgpack.unpackb(every_command()[24].encode(), raw=False)["b"]
@@ -170,7 +200,7 @@ def test_version_1_bytes_written_before_fencing_are_what_the_encoder_still_write
     before fencing) encodes as before and decodes unfenced; only a leader's command carries the key."""
     stored = msgpack.unpackb(BEFORE_FENCING.read_bytes())
     assert len(stored) == 25
-    assert [c.encode() for c in every_command()[:25]] == stored
+    assert [c.encode() for c in as_version_1(every_command()[:25])] == stored
     assert all(C.decode_command(b).leader_epoch is None for b in stored)
     body = msgpack.unpackb(every_command()[26].encode(), raw=False)["b"]
     assert body["leader_epoch"] == 7

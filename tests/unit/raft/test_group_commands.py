@@ -54,7 +54,7 @@ def test_a_group_survives_the_command_codec_and_a_snapshot() -> None:
     create = C.CreateService(at=1.0, service_id="s1", spec=POD)
     raw = create.encode()
     body = msgpack.unpackb(raw, raw=False)
-    assert body["v"] == C.COMMAND_VERSION == 1
+    assert body["v"] == C.CreateService.VERSION == 1
     decoded = C.decode_command(raw)
     assert isinstance(decoded, C.CreateService) and decoded.spec == POD
     state, results, _ = apply_batch(

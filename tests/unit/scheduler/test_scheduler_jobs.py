@@ -76,6 +76,18 @@ def test_all_complete_is_a_no_op_and_the_progress_says_finished() -> None:
     assert reconcile(spec, done).actions == []
     progress = job_progress(spec, 1, done, 200.0)
     assert (progress.completed, progress.total, progress.running, progress.finished) == (3, 3, 0, True)
+    assert (progress.tasks_running, progress.tasks_desired) == (0, 2)  # Docker's "0/2 (3/3 completed)"
+
+
+def test_swarm_s_counts_running_tasks_and_the_tasks_wanted_at_once() -> None:
+    """Docker's ``service ls`` numbers of a job: tasks in state running (of this execution), and the
+    tasks wanted at once: a replicated-job's concurrency, a global-job's tasks not complete yet."""
+    tasks = [task(1, "complete"), task(2), task(3, "starting"), task(4, it=0)]
+    progress = job_progress(job(replicas=6, max_concurrent=2), 1, tasks, 200.0)
+    assert (progress.tasks_running, progress.tasks_desired, progress.running) == (1, 2, 2)
+    everywhere = dataclasses.replace(job(max_concurrent=0), mode="global-job")
+    p = job_progress(everywhere, 1, tasks, 200.0)
+    assert (p.tasks_running, p.tasks_desired, p.completed, p.total) == (1, 2, 1, 3)
 
 
 def test_failed_task_is_retried_after_its_delay_with_history() -> None:
