@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -282,9 +283,39 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
+STRACE_CALL = re.compile(r"^(\d+)\s+(\w+)\(")
+# a poll-like call that returned 0: its timeout ran out (strace adds "(Timeout)" for some of them)
+STRACE_END = re.compile(
+    r"^(\d+)\s+(?:<\.\.\. (\w*poll\w*|\w*select\d*) resumed>|(\w*poll\w*|\w*select\d*)\()"
+    r".*\)\s+=\s+0(?: \(Timeout\))?$"
+)
+
+
+def count_strace(lines: list[str]) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """From ``strace -f`` lines: calls per ``TID:call``, those that returned at their timeout (a timer
+    woke the thread, not an event), and the names trio workers gave themselves (``TID:name``)."""
+    counts: dict[str, int] = {}
+    timeouts: dict[str, int] = {}
+    jobs: dict[str, int] = {}  # a trio worker thread names itself after each job it runs (prctl)
+    for line in lines:
+        match = STRACE_CALL.match(line)
+        if match and "resumed" not in line:
+            key = f"{match.group(1)}:{match.group(2)}"
+            counts[key] = counts.get(key, 0) + 1
+            named = re.search(r'PR_SET_NAME, "([^"]*)"', line)
+            if named:
+                job = f"{match.group(1)}:{named.group(1)}"
+                jobs[job] = jobs.get(job, 0) + 1
+        ended = STRACE_END.match(line)
+        if ended:
+            key = f"{ended.group(1)}:{ended.group(2) or ended.group(3)}"
+            timeouts[key] = timeouts.get(key, 0) + 1
+    return counts, timeouts, jobs
+
+
 def strace_wakeups(pid: int, seconds: float) -> dict[str, Any]:
-    """Blocking syscalls per thread of ``pid`` over ``seconds`` (what returns from a sleep = a wakeup)."""
-    import re
+    """Blocking syscalls per thread of ``pid`` over ``seconds`` (what returns from a sleep = a wakeup), and
+    how many of them per second ended at their timeout (``timeouts_per_s``)."""
     import subprocess
 
     strace = shutil.which("strace")
@@ -300,19 +331,16 @@ def strace_wakeups(pid: int, seconds: float) -> dict[str, Any]:
         time.sleep(seconds)
         proc.terminate()
         proc.wait(timeout=10)
-        counts: dict[str, int] = {}
-        jobs: dict[str, int] = {}  # a trio worker thread names itself after each job it runs (prctl)
-        for line in out.read().splitlines():
-            match = re.match(r"^(\d+)\s+(\w+)\(", line)
-            if match and "resumed" not in line:
-                key = f"{match.group(1)}:{match.group(2)}"
-                counts[key] = counts.get(key, 0) + 1
-                named = re.search(r'PR_SET_NAME, "([^"]*)"', line)
-                if named:
-                    job = f"{match.group(1)}:{named.group(1)}"
-                    jobs[job] = jobs.get(job, 0) + 1
-    out_counts = {k: round(v / seconds, 1) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])[:12]}
-    return {**out_counts, "thread_names_set": dict(sorted(jobs.items(), key=lambda kv: -kv[1])[:20])}
+        counts, timeouts, jobs = count_strace(out.read().splitlines())
+
+    def per_s(found: dict[str, int], top: int) -> dict[str, float]:
+        return {k: round(v / seconds, 1) for k, v in sorted(found.items(), key=lambda kv: -kv[1])[:top]}
+
+    return {
+        **per_s(counts, 12),
+        "timeouts_per_s": per_s(timeouts, 8),
+        "thread_names_set": dict(sorted(jobs.items(), key=lambda kv: -kv[1])[:20]),
+    }
 
 
 def read_profiles(profile_dir: str, daemons: dict[str, int]) -> dict[str, Any]:

@@ -69,3 +69,28 @@ def test_the_steady_writer_writes_until_stopped_and_counts_failures() -> None:
     assert calls == [f"idle-w{i}" for i in range(5)]  # distinct ids, failures included
     assert (out["writes"], out["failed"], out["every_ms"]) == (3, 2, 0.0)
     assert out["p50_ms"] is not None
+
+
+def test_strace_lines_count_calls_and_the_ones_a_timeout_ended() -> None:
+    lines = [
+        "17462 poll([{fd=5, events=POLLIN}], 3, 199) = 0 (Timeout)",
+        "17462 poll([{fd=5, events=POLLIN}], 3, 199 <unfinished ...>",
+        "14440 epoll_wait(4,  <unfinished ...>",
+        "17462 <... poll resumed>) = 1 ([{fd=5, revents=POLLIN}])",
+        "14440 <... epoll_wait resumed>[], 3, 250) = 0",  # no "(Timeout)" for epoll
+        "17585 futex(0x7f, FUTEX_WAIT_BITSET_PRIVATE, 0, NULL, FUTEX_BITSET_MATCH_ANY) = 0",  # woken
+        "17462 poll([{fd=5, events=POLLIN}], 3, 199 <unfinished ...>",
+        "17462 <... poll resumed>) = 0 (Timeout)",
+        '17585 prctl(PR_SET_NAME, "Trio thread 2") = 0',
+        '17462 recvfrom(7, "...", 65536, 0, NULL, NULL) = 120',
+    ]
+    counts, timeouts, jobs = idle.count_strace(lines)
+    assert counts == {
+        "17462:poll": 3,
+        "14440:epoll_wait": 1,
+        "17585:futex": 1,
+        "17585:prctl": 1,
+        "17462:recvfrom": 1,
+    }
+    assert timeouts == {"17462:poll": 2, "14440:epoll_wait": 1}
+    assert jobs == {"17585:Trio thread 2": 1}
