@@ -163,14 +163,19 @@ def _deploy_objects(client: Any, definition: StackDefinition) -> tuple[list[str]
             continue
         encoded = base64.b64encode(data).decode()
         if action == EXISTS:
-            result = client.post(
-                f"/objects/{obj.kind}/{obj.name}/update", {"data": encoded, "if_changed": True}
-            )
+            body = {"data": encoded, "if_changed": True, "template_driver": obj.template_driver}
+            result = client.post(f"/objects/{obj.kind}/{obj.name}/update", body)
             if not result.get("unchanged"):
                 lines.append(f"updated {obj.kind} {obj.name} (version {result['version']})")
         else:
             labels = {STACK_LABEL: definition.name}  # stack rm removes it (as docker stack rm does)
-            client.post(f"/objects/{obj.kind}", {"name": obj.name, "data": encoded, "labels": labels})
+            body = {
+                "name": obj.name,
+                "data": encoded,
+                "labels": labels,
+                "template_driver": obj.template_driver,
+            }
+            client.post(f"/objects/{obj.kind}", body)
             lines.append(f"created {obj.kind} {obj.name}")
             created.append((obj.kind, obj.name))
     return lines, created
