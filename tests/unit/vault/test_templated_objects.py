@@ -135,7 +135,7 @@ def test_the_cli_flag_refuses_an_unknown_driver_by_name(
 
 
 def test_a_stack_deploy_creates_and_updates_with_the_files_driver(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     compose = tmp_path / "docker-compose.yml"
     compose.write_text(
@@ -144,11 +144,12 @@ def test_a_stack_deploy_creates_and_updates_with_the_files_driver(
         "  plain:\n    content: x\n"
     )
     posts: dict[str, Any] = {}
+    plain_driver = ""
 
     class Api:
         def get(self, path: str, **_: Any) -> Any:
             if path == "/objects/config":
-                return [{"name": "shop-plain", "services": []}]
+                return [{"name": "shop-plain", "services": [], "template_driver": plain_driver}]
             if path.startswith("/objects/"):
                 return []
             return {"name": path.split("/")[2], "version": None}
@@ -163,6 +164,14 @@ def test_a_stack_deploy_creates_and_updates_with_the_files_driver(
     assert main(["stack", "deploy", "-d", "-c", str(compose), "shop"]) == 0
     assert posts["/objects/config"]["template_driver"] == "golang"  # shop-page created
     assert posts["/objects/config/shop-plain/update"]["template_driver"] == ""
+    # an existing object made with another driver: refused by its field before anything is written
+    posts.clear()
+    plain_driver = "golang"
+    assert main(["stack", "deploy", "-d", "-c", str(compose), "shop"]) == 2
+    assert "configs.plain.template_driver: config 'shop-plain' exists with template driver golang" in (
+        capsys.readouterr().err
+    )
+    assert posts == {}
 
 
 def tmpfs_root(name: str) -> str:
