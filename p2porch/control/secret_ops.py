@@ -46,7 +46,7 @@ def secret_view(record: SecretRecord) -> dict[str, Any]:
         "size": current.get("size", 0),
         "digest": current.get("digest", ""),
         "labels": dict(record.labels),
-        "template_driver": record.template_driver,  # "" or golang: rendered per task (never shown)
+        "template_driver": record.template_driver,  # "" or golang: each task gets its value rendered
         "created_at": record.created_at,
         "updated_at": record.updated_at,
     }
