@@ -25,13 +25,6 @@ DRIVERS = ("golang",)
 #: ``lookup(kind, target)``: the value of the service's secret/config with that target, None when it has none
 Lookup = Callable[[str, str], "bytes | None"]
 
-#: an action: ``{{``, an optional trim marker, a body (whose string constants and comments may hold ``}}``),
-#: an optional trim marker, ``}}``
-_ACTION_RE = re.compile(
-    r"\{\{(?P<ltrim>-[ \t\r\n])?(?P<body>(?:`[^`]*`|\"(?:[^\"\\\n]|\\.)*\"|/\*.*?\*/|.)*?)"
-    r"(?P<rtrim>[ \t\r\n]-)?\}\}",
-    re.DOTALL,
-)
 _FIELD_RE = re.compile(r"\.(?P<path>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)")
 _CALL_RE = re.compile(
     r"(?P<func>[A-Za-z_][A-Za-z0-9_]*)(?:\s+(?P<arg>`[^`]*`|\"(?:[^\"\\]|\\.)*\"))?\s*", re.DOTALL
@@ -78,34 +71,63 @@ def _string(token: str, line: int) -> str:
         raise TemplateError(f"line {line}: a malformed string constant") from None
 
 
-def _line_of(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos) + 1
-
-
 def render(value: bytes, context: TemplateContext, env: Mapping[str, str], lookup: Lookup) -> bytes:
     """``value`` rendered for the task ``context`` names (see the module docstring); TemplateError
     when the template is one Swarm would fail or p2porch does not render."""
     text = value.decode("utf-8", "surrogateescape")  # Go's strings hold any bytes: keep them all
     fields = context.values()
     out: list[str] = []
-    pos = 0
-    trim_next = False
-    for m in _ACTION_RE.finditer(text):
-        chunk = text[pos : m.start()]
-        if trim_next:
-            chunk = chunk.lstrip(_WHITESPACE)
-        if m.group("ltrim"):
-            chunk = chunk.rstrip(_WHITESPACE)
-        out.append(chunk)
-        trim_next = bool(m.group("rtrim"))
-        out.append(_action(m.group("body"), _line_of(text, m.start()), fields, env, lookup))
-        pos = m.end()
-    rest = text[pos:]
-    out.append(rest.lstrip(_WHITESPACE) if trim_next else rest)
-    rendered = "".join(out)
-    if "{{" in rest:
-        raise TemplateError(f"line {_line_of(text, pos + rest.index('{{'))}: unclosed action")
-    return rendered.encode("utf-8", "surrogateescape")
+    pos, line, trim_next = 0, 1, False
+    while (start := text.find("{{", pos)) >= 0:
+        line += text.count("\n", pos, start)
+        body_start, body_end, end = _action_bounds(text, start, line)
+        chunk = text[pos:start].lstrip(_WHITESPACE) if trim_next else text[pos:start]
+        out.append(chunk.rstrip(_WHITESPACE) if body_start > start + 2 else chunk)
+        out.append(_action(text[body_start:body_end], line, fields, env, lookup))
+        trim_next = end - body_end > 2
+        line += text.count("\n", start, end)
+        pos = end
+    out.append(text[pos:].lstrip(_WHITESPACE) if trim_next else text[pos:])
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
+def _action_bounds(text: str, start: int, line: int) -> tuple[int, int, int]:
+    """Where the body of the action at ``start`` begins and ends (trim markers outside it) and where the
+    action ends (after ``}}``). One pass: a constant or comment may hold ``}}``; linear in its length."""
+    body_start = start + 2
+    if text.startswith("-", body_start) and text[body_start + 1 : body_start + 2] in tuple(_WHITESPACE):
+        body_start += 2
+    i = body_start
+    while True:
+        if i >= len(text):
+            raise TemplateError(f"line {line}: unclosed action")
+        if text.startswith("}}", i):
+            break
+        closing = {"`": "`", '"': '"', "/": "*/"}.get(text[i])
+        if closing is None or (text[i] == "/" and not text.startswith("/*", i)):
+            i += 1
+            continue
+        i = _constant_end(text, i, closing, line)
+    body_end = i
+    if i - 2 >= body_start and text[i - 1] == "-" and text[i - 2] in _WHITESPACE:
+        body_end = i - 2
+    return body_start, body_end, i + 2
+
+
+def _constant_end(text: str, i: int, closing: str, line: int) -> int:
+    """The index after the string constant or comment opening at ``i`` (closed by ``closing``)."""
+    if closing == '"':
+        j = i + 1
+        while j < len(text) and text[j] not in '"\n':
+            j += 2 if text[j] == "\\" else 1
+        if j >= len(text) or text[j] != '"':
+            raise TemplateError(f"line {line}: unterminated quoted string")
+        return j + 1
+    found = text.find(closing, i + 1 if closing == "`" else i + 2)
+    if found < 0:
+        what = "raw quoted string" if closing == "`" else "comment"
+        raise TemplateError(f"line {line}: unterminated {what}")
+    return found + len(closing)
 
 
 def _action(body: str, line: int, fields: Mapping[str, str], env: Mapping[str, str], lookup: Lookup) -> str:

@@ -66,6 +66,10 @@ def test_bytes_that_are_not_utf8_pass_through() -> None:
         ('{{env "A" | printf}}', "unsupported action"),
         ("line\n{{ .Task.Slot", "line 2: unclosed action"),
         ("{{}}", "missing value"),
+        ('{{ "open }}', "line 1: unterminated quoted string"),
+        ("a\n\n{{ `open }}", "line 3: unterminated raw quoted string"),
+        ("{{/* open }}", "unterminated comment"),
+        ("{{" + "`a`" * 40, "unclosed action"),  # one pass: a backtracking matcher never returned
     ],
 )
 def test_what_swarm_fails_or_p2porch_does_not_render_is_an_error(text: str, words: str) -> None:
