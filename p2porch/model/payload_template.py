@@ -7,7 +7,8 @@ Owns the subset of Go's ``text/template`` Swarm's payload templates use: the ser
 string constants, comments (``{{/* */}}``) and the whitespace trim markers ``{{- `` and `` -}}``.
 Anything else (an unknown function or field, ``if``/``range``, a pipeline, a target the service does not
 use) is a :class:`TemplateError`: the task fails, as Swarm fails it. An error names the line and the
-function, field or target, never the value's text (a secret's template is itself secret).
+function, field or target, never the text around them or a string constant (a secret's template is
+itself secret).
 Never does I/O: the agent calls :func:`render` when it writes a task's file.
 """
 
@@ -41,7 +42,7 @@ _WHITESPACE = " \t\r\n"  # what Go's trim markers remove
 
 
 class TemplateError(ValueError):
-    """A template the renderer refuses: the task fails with this message (it never quotes the value)."""
+    """A template the renderer refuses: the task fails with this message (no text around the action)."""
 
 
 def check_driver(driver: object, field: str) -> str:
