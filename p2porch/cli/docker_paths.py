@@ -178,6 +178,7 @@ def _time(key: str) -> Callable[[dict[str, Any]], Any]:
 _OBJECT_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "spec.name": lambda v: v["name"],
     "spec.labels": lambda v: v.get("labels") or {},
+    "spec.templating.name": lambda v: v.get("template_driver") or "",
     "version.index": lambda v: v["version"],
     "createdat": _time("created_at"),
     "updatedat": _time("updated_at"),

@@ -91,7 +91,6 @@ _ADDRESSING = (
     "(docs/overlay.md)"
 )
 _ONLY_OVERLAY = "p2porch networks have one driver, overlay, which takes no options"
-_NO_TEMPLATES = "values are mounted as stored; p2porch expands no templates in them"
 
 #: command -> the Docker flags it does not implement
 DOCKER_ONLY: dict[str, dict[str, DockerFlag]] = {
@@ -141,9 +140,7 @@ DOCKER_ONLY: dict[str, dict[str, DockerFlag]] = {
             "there is no external secret driver",
             short="-d",
         ),
-        "--template-driver": DockerFlag(_NO_TEMPLATES),
     },
-    "config create": {"--template-driver": DockerFlag(_NO_TEMPLATES)},
     "service logs": {
         "--details": DockerFlag(
             "the extra attributes a logging driver attaches are not collected", boolean=True

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from ..errors import ConfigError
+from ..model.payload_template import TemplateError, check_driver
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
 from .docker_paths import object_path
 from .filters import OBJECT_FILTERS, add_filter, apply_filters
@@ -85,6 +86,8 @@ def _describe(view: dict[str, Any]) -> str:
     ]
     if view.get("labels"):
         lines.append("  labels:   " + ", ".join(f"{k}={v}" for k, v in sorted(view["labels"].items())))
+    if view.get("template_driver"):
+        lines.append(f"  template: {view['template_driver']} (rendered for each task)")
     if view.get("rolled_services"):
         lines.append(f"  rolling:  {', '.join(view['rolled_services'])}")
     return "\n".join(lines)
@@ -96,11 +99,17 @@ def _cmd_create(kind: str) -> Any:
             validate_name(args.name, kind)
         except ConfigError as exc:
             raise UsageError(exc.message, field="NAME") from exc
+        try:
+            driver = check_driver(args.template_driver, "--template-driver")
+        except TemplateError as exc:
+            raise UsageError(str(exc), field="--template-driver") from exc
         body = {
             "name": args.name,
             "data": encoded(read_value(args.file, kind)),
             "labels": _labels(args.label),
         }
+        if driver:
+            body["template_driver"] = driver
         # the new object's id, as `docker secret create` prints it (`inspect` shows the rest)
         emit(args, client_for(args).post(f"/objects/{kind}", body), lambda obj: obj["id"])
         return EXIT_OK
@@ -169,6 +178,13 @@ def _add_noun(sub: Any, common: argparse.ArgumentParser, kind: str) -> None:
     create.add_argument("name", metavar="NAME")
     create.add_argument("file", metavar="FILE", nargs="?", default="-")
     create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
+    create.add_argument(
+        "--template-driver",
+        default="",
+        metavar="DRIVER",
+        help='golang: render the value as a Go template for each task ({{.Task.Slot}}, {{env "VAR"}}, '
+        '{{secret "target"}}...; docs/secrets.md)',
+    )
     update = action(
         "update", f"Give a {kind} a new version; services using it roll (unless pinned)", _cmd_update(kind)
     )

@@ -152,28 +152,53 @@ def _deploy_objects(client: Any, definition: StackDefinition) -> tuple[list[str]
     must exist. Every check runs before the first write. Returns the lines to print and the
     ``(kind, name)`` of each object created (what a refused deploy removes again)."""
     values = _object_values(definition)
-    existing = {kind: {o["name"] for o in client.get(f"/objects/{kind}")} for kind in ("secret", "config")}
+    listed = {kind: client.get(f"/objects/{kind}") for kind in ("secret", "config")}
+    existing = {kind: {o["name"] for o in rows} for kind, rows in listed.items()}
     try:
         actions = object_actions([object_ref(obj) for obj, _ in values], existing)
     except NotFoundError as exc:  # an external object missing: bad input, nothing written yet
         raise UsageError(exc.message, field=exc.field) from exc
+    _check_drivers_kept([obj for obj, _ in values], actions, listed)
     lines, created = [], []
     for (obj, data), (_, action) in zip(values, actions, strict=True):
         if data is None:
             continue
         encoded = base64.b64encode(data).decode()
         if action == EXISTS:
-            result = client.post(
-                f"/objects/{obj.kind}/{obj.name}/update", {"data": encoded, "if_changed": True}
-            )
+            body = {"data": encoded, "if_changed": True, "template_driver": obj.template_driver}
+            result = client.post(f"/objects/{obj.kind}/{obj.name}/update", body)
             if not result.get("unchanged"):
                 lines.append(f"updated {obj.kind} {obj.name} (version {result['version']})")
         else:
             labels = {STACK_LABEL: definition.name}  # stack rm removes it (as docker stack rm does)
-            client.post(f"/objects/{obj.kind}", {"name": obj.name, "data": encoded, "labels": labels})
+            body = {
+                "name": obj.name,
+                "data": encoded,
+                "labels": labels,
+                "template_driver": obj.template_driver,
+            }
+            client.post(f"/objects/{obj.kind}", body)
             lines.append(f"created {obj.kind} {obj.name}")
             created.append((obj.kind, obj.name))
     return lines, created
+
+
+def _check_drivers_kept(
+    objects: list[StackObject], actions: list[tuple[ObjectRef, str]], listed: dict[str, Any]
+) -> None:
+    """An existing object keeps its template driver: a file naming another one exits 2 before any write."""
+    drivers = {
+        (kind, o["name"]): o.get("template_driver") or "" for kind, rows in listed.items() for o in rows
+    }
+    for obj, (ref, action) in zip(objects, actions, strict=True):
+        had = drivers.get((obj.kind, obj.name), "")
+        if action == EXISTS and had != obj.template_driver:
+            raise UsageError(
+                f"{ref.where}.template_driver: {obj.kind} {obj.name!r} exists with template driver "
+                f"{had or 'none'}; a driver is set when the {obj.kind} is created (remove it or give it "
+                "another name)",
+                field=f"{ref.where}.template_driver",
+            )
 
 
 def object_ref(obj: StackObject) -> ObjectRef:

@@ -19,6 +19,7 @@ from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError
 from ..model import Rollout, SecretRecord, ServiceSpec, secret_key
+from ..model.payload_template import TemplateError, check_driver
 from ..raft import commands as C
 from ..raft.fsm_secrets import users_of
 from ..raft.state import ClusterState
@@ -45,6 +46,7 @@ def secret_view(record: SecretRecord) -> dict[str, Any]:
         "size": current.get("size", 0),
         "digest": current.get("digest", ""),
         "labels": dict(record.labels),
+        "template_driver": record.template_driver,  # "" or golang: each task gets its value rendered
         "created_at": record.created_at,
         "updated_at": record.updated_at,
     }
@@ -97,6 +99,13 @@ def _value(body: dict[str, Any], kind: str) -> bytes:
     return validate_value(raw, kind)
 
 
+def _template_driver(body: dict[str, Any], kind: str) -> str:
+    try:
+        return check_driver(body.get("template_driver"), "template_driver")
+    except TemplateError as exc:
+        raise ConfigError(f"the {kind}'s {exc}", field="template_driver") from None
+
+
 class SecretOps:
     """Secret and config lifecycle; ``key`` returns (key epoch, the cluster's secrets master key)."""
 
@@ -134,7 +143,7 @@ class SecretOps:
         return view
 
     async def _write_version(
-        self, kind: str, name: str, object_id: str, version: int, value: bytes, labels: Any
+        self, kind: str, name: str, object_id: str, version: int, value: bytes, labels: Any, driver: str
     ) -> None:
         epoch, master = self.key()
         sealed = seal_value(master, kind, object_id, version, value)
@@ -150,12 +159,14 @@ class SecretOps:
                 size=len(value),
                 labels=dict(labels or {}),
                 key_epoch=epoch,
+                template_driver=driver,
             ).encode()
         )
 
     async def create(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         name = validate_name(body.get("name"), _kind(kind))
         value = _value(body, kind)
+        driver = _template_driver(body, kind)
         labels = body.get("labels") or {}
         if not isinstance(labels, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
@@ -163,18 +174,28 @@ class SecretOps:
             raise ConfigError("labels must be a map of strings", field="labels")
         if secret_key(kind, name) in self._state().secrets:
             raise ConflictError(f"a {kind} named {name!r} already exists (use `{kind} update`)", field="NAME")
-        await self._write_version(kind, name, stdlib_secrets.token_hex(OBJECT_ID_BYTES), 1, value, labels)
+        object_id = stdlib_secrets.token_hex(OBJECT_ID_BYTES)
+        await self._write_version(kind, name, object_id, 1, value, labels, driver)
         return self.inspect(kind, name)
 
     async def update(self, kind: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Add a version, then roll every service that follows this object (unpinned references)."""
+        """Add a version, then roll every service that follows this object (unpinned references). A
+        ``template_driver`` in ``body`` must be the object's (set at its creation, as Swarm's)."""
         record = self.find(kind, name)
         value = _value(body, kind)
+        if "template_driver" in body and _template_driver(body, kind) != record.template_driver:
+            raise ConfigError(
+                f"{kind} {record.name!r} has template driver {record.template_driver or 'none'}: it is "
+                f"set when the {kind} is created (remove it and create it again to change it)",
+                field="template_driver",
+            )
         current = record.versions[-1].get("digest") if record.versions else None
         if body.get("if_changed") and digest_of(self.key()[1], value) == current:
             return {**self.inspect(kind, record.name), "unchanged": True, "rolled_services": []}
         version = record.current + 1
-        await self._write_version(kind, record.name, record.object_id, version, value, None)
+        await self._write_version(
+            kind, record.name, record.object_id, version, value, None, record.template_driver
+        )
         rolled = await self._roll_followers(kind, record.name, version)
         view = self.inspect(kind, record.name)
         view["rolled_services"] = rolled

@@ -18,7 +18,7 @@ from ..agent.docker_executor import open_docker_executor
 from ..agent.drain_gate import GRACE_S, MAX_S, DrainBounds
 from ..agent.executor import Executor
 from ..agent.listen_wait import ListenWait
-from ..agent.model import NodeCapacity, ObservedContainer, TaskAssignment, TaskReport
+from ..agent.model import NodeCapacity, ObservedContainer, TaskAssignment, TaskReport, template_context
 from ..agent.plan import StartOutcome
 from ..agent.worker import run_agent
 from ..context import MemberContext
@@ -32,7 +32,7 @@ from ..raft.state import ClusterState
 from ..supervisor import supervise
 from .drain_acks import EndpointDrainGate
 from .engine_report import EngineReporter
-from .task_files import TaskFiles
+from .task_files import TaskFacts, TaskFiles
 from .views import agent_assignments, status_report
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,8 @@ def _with_files(files: TaskFiles | None, state: ClusterState, assignment: TaskAs
         return assignment
     if files is None:
         return replace(assignment, start_error="this node has no directory for secret files (task_files_dir)")
-    mounts, error = files.prepare(state, task, refs)
+    facts = TaskFacts(template_context(assignment), spec.env_dict())
+    mounts, error = files.prepare(state, task, refs, facts)
     if error:
         return replace(assignment, start_error=error)
     return replace(assignment, mounts=(*assignment.mounts, *mounts))

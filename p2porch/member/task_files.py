@@ -3,9 +3,11 @@
 Owns ``<root>`` (a tmpfs this module mounts when the directory is not already one: plaintext never
 touches a disk) with one directory per task, ``<root>/<task id>/<kind>-<n>``, written with the
 reference's uid, gid and mode and bind-mounted read-only into the container at the reference's
-target. Only tasks placed on this node get files; a task's directory goes away once the task is
-terminal or gone, and a tmpfs this module mounted is unmounted when the last one went (mounted again
-for the next task that needs files). It never logs a value and never writes one anywhere else.
+target; a secret or config with a template driver is rendered for the task first
+(``model/payload_template.py``). Only tasks placed on this node get files; a task's directory goes
+away once the task is terminal or gone, and a tmpfs this module mounted is unmounted when the last
+one went (mounted again for the next task that needs files). It never logs a value and never writes
+one anywhere else.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from ..agent.model import MountSpec
 from ..errors import AuthError
 from ..model import FileRef, Task, secret_key
+from ..model.payload_template import TemplateError, names_target, render
+from ..model.templates import TemplateContext
 from ..raft.state import ClusterState
 from ..vault import open_value
 
@@ -90,9 +95,14 @@ class TaskFiles:
         return error
 
     def prepare(
-        self, state: ClusterState, task: Task, refs: Iterable[tuple[str, FileRef]]
+        self,
+        state: ClusterState,
+        task: Task,
+        refs: Iterable[tuple[str, FileRef]],
+        facts: TaskFacts | None = None,
     ) -> tuple[tuple[MountSpec, ...], str]:
-        """The read-only bind mounts of ``task``'s files (writing them if missing), or an error text."""
+        """The read-only bind mounts of ``task``'s files (writing them if missing), or an error text;
+        ``facts`` (the task's template context and its service's environment) render templated ones."""
         refs = list(refs)
         if not refs:
             return (), ""
@@ -109,20 +119,26 @@ class TaskFiles:
         if os.path.exists(os.path.join(task_dir, READY_MARK)):
             return mounts, ""
         try:
+            values = [self._open(state, kind, ref) for kind, ref in refs]
             os.makedirs(task_dir, mode=0o700, exist_ok=True)
             for i, (kind, ref) in enumerate(refs):
-                self._write(state, kind, ref, os.path.join(task_dir, f"{kind}-{i}"))
+                value = _rendered(state, kind, ref, values[i], refs, values, facts or _bare_facts(task))
+                _write(value, ref, os.path.join(task_dir, f"{kind}-{i}"))
             with open(os.path.join(task_dir, READY_MARK), "w", encoding="utf-8"):
                 pass
         except (AuthError, LookupError) as exc:
             shutil.rmtree(task_dir, ignore_errors=True)
             return (), str(exc.args[0] if exc.args else exc)
+        except TemplateError as exc:
+            shutil.rmtree(task_dir, ignore_errors=True)
+            return (), str(exc)
         except OSError as exc:
             shutil.rmtree(task_dir, ignore_errors=True)
             return (), f"cannot write the task's secret files: {exc.strerror}"
         return mounts, ""
 
-    def _write(self, state: ClusterState, kind: str, ref: FileRef, path: str) -> None:
+    def _open(self, state: ClusterState, kind: str, ref: FileRef) -> bytes:
+        """The plaintext of ``ref``'s version, as written (never logged)."""
         source, version = ref.source, ref.version
         record = state.secrets.get(secret_key(kind, source))
         sealed = record.sealed_version(version) if record is not None else None
@@ -135,16 +151,7 @@ class TaskFiles:
                 f"cannot decrypt {kind} {source!r}: it is sealed under cluster key epoch {epoch}, which this "
                 f"node does not hold (run `p2porch {kind} update {source}` to seal it under the current key)"
             )
-        value = open_value(key, kind, record.object_id, version, bytes(sealed["sealed"]))
-        tmp = path + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, value)
-            os.fchown(fd, int(ref.uid), int(ref.gid))
-            os.fchmod(fd, ref.mode)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        return open_value(key, kind, record.object_id, version, bytes(sealed["sealed"]))
 
     def cleanup(self, keep: set[str]) -> None:
         """Remove the directories of tasks not in ``keep`` (terminal or no longer on this node)."""
@@ -172,3 +179,66 @@ class TaskFiles:
             return
         self._mounted = False
         self._ready_error = None  # the next task with files mounts it again
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFacts:
+    """What a templated secret or config of one task may name: its template context and the service's
+    environment as written (Swarm's ``{{env}}`` reads the spec's, not the expanded one)."""
+
+    context: TemplateContext
+    env: Mapping[str, str]
+
+
+def _bare_facts(task: Task) -> TaskFacts:
+    """Facts from the task record alone (a caller that gave none): names are the records' ids."""
+    node = task.node_id or ""
+    return TaskFacts(
+        TemplateContext(task.service_id, task.service_id, node, node, task.task_id, task.slot), {}
+    )
+
+
+def _rendered(
+    state: ClusterState,
+    kind: str,
+    ref: FileRef,
+    value: bytes,
+    refs: list[tuple[str, FileRef]],
+    values: list[bytes],
+    facts: TaskFacts,
+) -> bytes:
+    """``value`` rendered for the task when its object has a template driver, else as written; another
+    file a template names is read as written (Swarm's ``{{secret}}`` is the value, not rendered)."""
+    record = state.secrets.get(secret_key(kind, ref.source))
+    if record is None or not record.template_driver:
+        return value
+
+    def lookup(wanted: str, name: str) -> bytes | None:
+        return next(
+            (
+                v
+                for (k, r), v in zip(refs, values, strict=True)
+                if k == wanted and names_target(k, r.target, name)
+            ),
+            None,
+        )
+
+    try:
+        return render(value, facts.context, facts.env, lookup)
+    except TemplateError as exc:
+        raise TemplateError(
+            f"{kind} {ref.source!r} (template_driver {record.template_driver}): {exc}"
+        ) from None
+
+
+def _write(value: bytes, ref: FileRef, path: str) -> None:
+    """``value`` at ``path`` with the reference's owner and mode (written aside, then moved in place)."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, value)
+        os.fchown(fd, int(ref.uid), int(ref.gid))
+        os.fchmod(fd, ref.mode)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

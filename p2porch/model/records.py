@@ -447,7 +447,9 @@ class SecretRecord:
     """A secret or config and its sealed versions (ciphertext only: ``vault`` seals, nodes open).
 
     ``versions`` holds maps ``{version, sealed, digest, size, created_at, key_epoch}``, oldest first;
-    the last one is current. ``key`` in the state map is ``"<kind>:<name>"``."""
+    the last one is current. ``key`` in the state map is ``"<kind>:<name>"``. ``template_driver``
+    ("" or ``golang``) says whether each task gets the value rendered as a template
+    (``model/payload_template.py``) or as written; it is the object's, set when it is created."""
 
     kind: str
     name: str
@@ -457,6 +459,7 @@ class SecretRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     version: int = 0  # state version of its last change
+    template_driver: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_map(self.labels))
@@ -474,7 +477,10 @@ class SecretRecord:
         return next((v for v in self.versions if v["version"] == version), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        if not self.template_driver:  # absent when none: older snapshots read and compare the same
+            del out["template_driver"]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SecretRecord:

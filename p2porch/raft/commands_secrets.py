@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..model.payload_template import DRIVERS as TEMPLATE_DRIVERS
 from . import fields as F
 from .codec import Command
 
@@ -20,7 +21,8 @@ MAX_SEALED_BYTES = 500 * 1024 + 64  # the value limit plus nonce and tag
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PutSecret(Command):
     """Create a secret/config (``secret_version`` 1) or add its next version; ``sealed`` is ciphertext
-    only, sealed under the secrets key of cluster key epoch ``key_epoch``."""
+    only, sealed under the secrets key of cluster key epoch ``key_epoch``. ``template_driver`` ("" or
+    ``golang``) is the object's at its creation; a new version must name the same one."""
 
     TAG = "put_secret"
     kind: str
@@ -32,9 +34,10 @@ class PutSecret(Command):
     size: int
     labels: Mapping[str, str] = field(default_factory=dict)
     key_epoch: int = 0
+    template_driver: str = ""
 
     def body(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "name": self.name,
             "object_id": self.object_id,
@@ -45,6 +48,9 @@ class PutSecret(Command):
             "labels": dict(self.labels),
             "key_epoch": self.key_epoch,
         }
+        if self.template_driver:  # absent when none: a command of an older node decodes the same
+            out["template_driver"] = self.template_driver
+        return out
 
     @classmethod
     def from_body(cls, b: Mapping[str, Any], version: int, **common: Any) -> PutSecret:
@@ -64,8 +70,15 @@ class PutSecret(Command):
             size=F.get(b, "size", int),
             labels=F.labels(b.get("labels") or {}, "labels"),
             key_epoch=F.non_negative(b.get("key_epoch") or 0, "key_epoch"),
+            template_driver=_driver(b.get("template_driver") or ""),
             **common,
         )
+
+
+def _driver(value: Any) -> str:
+    if value not in ("", *TEMPLATE_DRIVERS):
+        raise F.invalid(f"template_driver must be one of {', '.join(TEMPLATE_DRIVERS)}", "template_driver")
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -42,13 +42,27 @@ def put_secret(s: ClusterState, c: PutSecret, v: int) -> Any:
         if c.secret_version != 1:
             raise NotFoundError(f"no {c.kind} {c.name}", field="name")
         record = SecretRecord(
-            c.kind, c.name, c.object_id, (entry,), dict(c.labels), created_at=c.at, updated_at=c.at, version=v
+            c.kind,
+            c.name,
+            c.object_id,
+            (entry,),
+            dict(c.labels),
+            created_at=c.at,
+            updated_at=c.at,
+            version=v,
+            template_driver=c.template_driver,
         )
     else:
         if current.object_id != c.object_id or c.secret_version != current.current + 1:
             raise ConflictError(
                 f"{c.kind} {c.name} is at version {current.current}; write version {current.current + 1}",
                 field="secret_version",
+            )
+        if c.template_driver != current.template_driver:
+            raise ConflictError(
+                f"{c.kind} {c.name} has template driver {current.template_driver or 'none'}, not "
+                f"{c.template_driver or 'none'}: a version keeps its object's",
+                field="template_driver",
             )
         versions = (*current.versions, entry)[-MAX_VERSIONS:]
         record = replace(current, versions=versions, updated_at=c.at, version=v)

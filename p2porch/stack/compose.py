@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model import parse_port
+from ..model.payload_template import TemplateError, check_driver
 from . import keys
 from .groups import fold_groups
 from .implied import implied_dependencies
@@ -78,18 +79,18 @@ class StackObject:
     """A top-level secret or config: the cluster name it gets and where its value comes from.
 
     ``source`` is file | environment | content | external; ``value`` is the file's absolute path, the
-    variable's name or the content itself (the CLI reads it; the daemon only gets the bytes)."""
+    variable's name or the content itself (the CLI reads it; the daemon only gets the bytes);
+    ``template_driver`` ("" or ``golang``) is the object's when the deploy creates it."""
 
     kind: str  # secret | config
     key: str  # its name in the Compose file
     name: str  # its name in the cluster: <stack>-<key>, or ``name:``, or the external object's name
     source: str
     value: str = ""
+    template_driver: str = ""
 
 
 _OBJECT_IGNORED = {
-    "template_driver": "the file is stored and mounted as written: Swarm renders it as a Go template in "
-    "each task ({{ env }}, {{ .Service.Name }}, {{ secret }}...), p2porch does not",
     "driver": "secret and config driver plugins are not supported: the value comes from file, "
     "environment, content or an existing object",
 }
@@ -122,6 +123,10 @@ def _file_objects(
             for key, reason in _OBJECT_IGNORED.items():
                 if conf.get(key) is not None:
                     problems.warn(f"ignoring {path}.{key}: {reason}")
+            try:
+                driver = check_driver(conf.get("template_driver"), f"{path}.template_driver")
+            except TemplateError as exc:
+                raise ConfigError(str(exc), field=f"{path}.template_driver") from None
             if "content" in conf:
                 scalar_text(conf["content"], f"{path}.content")
             source = sources[0]
@@ -131,7 +136,7 @@ def _file_objects(
                 external.get("name") if isinstance(external, Mapping) and external.get("name") else None
             )
             cluster_name = cluster_name or (name if source == "external" else f"{stack}-{name}")
-            out.append(StackObject(section[:-1], name, str(cluster_name), source, value))
+            out.append(StackObject(section[:-1], name, str(cluster_name), source, value, driver))
     return set(declared)
 
 

@@ -30,10 +30,6 @@ def _refused(argv: list[str], capsys) -> str:
 @pytest.mark.parametrize(
     ("argv", "reason"),
     [
-        (
-            ["config", "create", "--template-driver", "golang", "c", "f"],
-            "--template-driver: values are mounted",
-        ),
         (["secret", "create", "-d", "vault", "s", "f"], "--driver: p2porch keeps every secret itself"),
         (
             ["network", "create", "--gateway", "10.0.0.1", "n"],

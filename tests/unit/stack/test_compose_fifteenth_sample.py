@@ -185,16 +185,18 @@ def test_a_null_volumes_key_is_no_mounts() -> None:
     assert spec_of(load(text), "r")["mounts"] == []
 
 
-# Koyirov's templated config: `template_driver: golang` is warned (stored and mounted as written).
-def test_a_templated_config_is_warned() -> None:
+# Koyirov's templated config: `template_driver: golang` is carried to the config (rendered per task),
+# no longer warned (it was stored and mounted as written).
+def test_a_templated_config_is_carried_not_warned() -> None:
     text = """
     services:
       web: {image: nginx, configs: [{source: web-html, target: /usr/share/nginx/html/index.html}]}
     configs:
       web-html: {content: "{{ .Service.Name }}", template_driver: golang}
     """
-    warnings = load(text).warnings
-    assert any("configs.web-html.template_driver" in w for w in warnings), warnings
+    definition = load(text)
+    assert not any("template_driver" in w for w in definition.warnings), definition.warnings
+    assert [o.template_driver for o in definition.objects] == ["golang"]
 
 
 # Refused rightly, as Compose refuses them: a service writing `restart` twice (martadinata666's

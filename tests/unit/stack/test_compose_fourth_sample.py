@@ -45,9 +45,10 @@ def test_a_network_named_bridge_that_is_not_external_is_still_refused():
     assert "networks.lan.name: network name 'bridge' is reserved" in refusal(text)
 
 
-def test_a_config_swarm_renders_as_a_template_is_stored_as_written_with_a_warning():
+def test_a_config_swarm_renders_as_a_template_carries_its_template_driver():
     """``template_driver: golang`` (a bot's Swarm stack renders its config with ``{{ env }}``): Swarm
-    renders the file in each task; p2porch mounts it as written, which it did without a word."""
+    renders the file in each task, and so does p2porch now (it mounted it as written, first without a
+    word, then with a warning): the object carries the driver, only ``driver`` is still warned."""
     definition = load(
         """
         services:
@@ -68,11 +69,16 @@ def test_a_config_swarm_renders_as_a_template_is_stored_as_written_with_a_warnin
     )
     assert spec_of(definition, "bot")["configs"][0]["target"] == "/app/config.json"
     warned = [w for w in definition.warnings if w.startswith(("ignoring configs.", "ignoring secrets."))]
-    assert [w.split(":")[0] for w in warned] == [
-        "ignoring secrets.token.driver",
-        "ignoring configs.conf.template_driver",
-    ]
-    assert "not rendered" not in warned[1] and "as written" in warned[1]
+    assert [w.split(":")[0] for w in warned] == ["ignoring secrets.token.driver"]
+    drivers = {(o.kind, o.key): o.template_driver for o in definition.objects}
+    assert drivers == {("config", "conf"): "golang", ("secret", "token"): ""}
+
+
+@pytest.mark.parametrize("driver", ["jinja", "Golang", "gotemplate"])
+def test_a_template_driver_p2porch_does_not_render_is_refused_by_its_field(driver):
+    text = "services:\n  a:\n    image: x\n    configs: [c]\nconfigs:\n  c:\n    content: x\n"
+    text += f"    template_driver: {driver}\n"
+    assert "configs.c.template_driver: unknown template driver" in refusal(text)
 
 
 def test_an_encrypted_overlay_is_named_as_not_encrypted():
