@@ -220,6 +220,7 @@ def remove_each(
     line: Callable[[Any], str],
     *,
     one_as_object: bool = False,
+    timeout_s: float = 30.0,
 ) -> int:
     """Remove every name in turn (``remove(client, name)``, e.g. ``deleter("/networks/{}")``), as
     ``docker rm a b c`` does: each removal is printed (``line``: the name, as Docker's) as it is done, a
@@ -227,7 +228,7 @@ def remove_each(
     was removed (with ``one_as_object``, a single name's result alone, as ``stack rm`` printed it). The
     exit code is the worst failure's (2 for bad input, 1 otherwise). A daemon that cannot be reached
     stops at once."""
-    client = client_for(args)
+    client = client_for(args, timeout_s=timeout_s)
     code, removed = EXIT_OK, []
     for name in names:
         try:
