@@ -236,6 +236,17 @@ def test_label_is_the_service_label_and_container_label_the_containers_as_in_swa
     assert changes["labels"] == ["log=json"]
 
 
+def test_dash_l_is_create_s_short_label_as_docker_s() -> None:
+    """The h44 walk: ``docker service create -l tier=front`` (Docker's short ``--label``) was an
+    unrecognized argument; Docker's ``service update`` has no ``-l`` (it has ``--label-add``): neither
+    here."""
+    argv = ["service", "create", "--name", "web", "-l", "tier=front", "img"]
+    assert spec_changes(build_parser("service").parse_args(argv))["service_labels"] == ["tier=front"]
+    with pytest.raises(SystemExit) as refused:
+        build_parser("service").parse_args(["service", "update", "-l", "tier=back", "web"])
+    assert refused.value.code == 2
+
+
 def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> None:
     """The third user walk: ``service ps --format '{{.Node}}'`` was an unrecognized argument; the lists
     take Docker's ``--format`` over their columns (``-f`` stays ``--filter``)."""
