@@ -56,7 +56,7 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "rm", aliases=["remove"], parents=[common], help="Remove a node that left or is down"
     )
     rm.add_argument("nodes", metavar="NODE", nargs="+", help="node name or id")
-    rm.add_argument("--force", action="store_true", help="remove even a node that is still ready")
+    rm.add_argument("--force", "-f", action="store_true", help="remove even a node that is still ready")
     rm.set_defaults(func=cmd_node_rm)
     add_node_stats(node_sub, common)
     for verb in ("promote", "demote"):

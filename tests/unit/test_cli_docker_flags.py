@@ -408,3 +408,9 @@ def test_parse_error_finds_only_an_unclosed_action() -> None:
     assert parse_error("no action }} at all") is None
     assert parse_error("{{.Name}}\n{{.Nope") == "template: :2: unclosed action"
     assert parse_error("{{.Name}") == "template: :1: unclosed action"
+
+
+@pytest.mark.parametrize("argv", [["node", "rm", "-f", "n3"], ["leave", "-f"]])
+def test_dash_f_is_force_of_node_rm_and_leave_as_docker_s(argv) -> None:
+    """The h44 walk: ``docker node rm -f n3`` and ``docker swarm leave -f`` were unrecognized arguments."""
+    assert build_parser(argv[0]).parse_args(argv).force is True

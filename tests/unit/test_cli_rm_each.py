@@ -83,7 +83,6 @@ def test_all_removed_is_exit_0_and_an_unreachable_daemon_stops_at_once(monkeypat
 def test_node_rm_prints_the_node_given_as_docker_and_a_warning_on_stderr(monkeypatch, capsys, warning):
     """The h41 user walk: ``node rm n3`` printed ``removed node n3 (95cf25f3e706393e)``; ``docker node rm``
     prints the node as given, so scripts read one name a line from every ``rm``."""
-    from p2porch.cli import node as cli_node
 
     class Nodes:
         def delete(self, path: str, body: Any = None) -> Any:
