@@ -163,7 +163,9 @@ def add_read_commands(action: ActionAdder) -> None:
     inspect.add_argument("services", metavar="SERVICE", nargs="+")
     add_inspect_output(inspect)
     logs = action("logs", "Show the logs of every task of a service, from every node", cmd_service_logs)
-    logs.add_argument("service", metavar="SERVICE")
+    logs.add_argument(
+        "service", metavar="SERVICE|TASK", help="a service, or a task's id (prefix) from service ps"
+    )
     logs.add_argument("--follow", "-f", action="store_true", help="keep streaming new lines")
     logs.add_argument("--tail", "-n", type=non_negative_int, metavar="N", help="last N lines of each task")
     logs.add_argument("--since", metavar="TIME", help="lines since a duration ago (10m), a date or Unix time")
