@@ -252,11 +252,12 @@ class ServiceOps:
             raise NotFoundError(f"no such service: {ref}", field="SERVICE")  # Docker's words
         return service
 
-    def _service_or_task(self, state: ClusterState, ref: str) -> tuple[Service, str]:
+    def service_or_task(self, ref: str) -> tuple[Service, str]:
         """``ref``'s service and "", or, for a task id or unique prefix (>= 4), its service and task id."""
         try:
             return self.find(ref), ""
         except NotFoundError:
+            state = self._state()
             tasks = [t for t in state.tasks.values() if len(ref) >= 4 and t.task_id.startswith(ref)]
             service = state.services.get(tasks[0].service_id) if len(tasks) == 1 else None
             if service is None:
@@ -508,7 +509,7 @@ class ServiceOps:
         ``since`` (epoch seconds) and ``timestamps`` go to each node's engine.
         """
         state = self._state()
-        service, only = self._service_or_task(state, ref)
+        service, only = self.service_or_task(ref)
         tasks = [t for t in state.tasks_of_service(service.service_id) if only in ("", t.task_id)]
         names = {t.task_id: f"{service.name}.{t.slot}.{t.task_id[:12]}" for t in tasks}
         node_ids = sorted({t.node_id for t in tasks if t.node_id})

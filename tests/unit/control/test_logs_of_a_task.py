@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from p2porch.control.routes import service_endpoints
 from p2porch.control.service_ops import ServiceOps
 from p2porch.errors import NotFoundError
 from p2porch.model import Node, Task
@@ -52,7 +53,9 @@ async def ops() -> tuple[ServiceOps, Logs]:
 
 
 async def _lines(ops: ServiceOps, ref: str) -> list[str]:
-    async with ops.logs(ref, follow=False, tail=None) as items:
+    """``GET /v1/services/REF/logs`` as the API serves it: the route resolves REF, then streams."""
+    (route,) = [e for e in service_endpoints(ops) if e.path == "/services/{service}/logs"]
+    async with (await route.handler({}, {"service": ref}))() as items:
         return sorted([item["line"] async for item in items])
 
 
