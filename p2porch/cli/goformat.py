@@ -18,13 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import ConfigError, DaemonError, P2POrchError
 from .docker_paths import go_text, json_ready
-from .util import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, emit, table, wants_json
+from .util import EXIT_OK, UsageError, each_name, emit, table, wants_json
 
 _ACTION_RE = re.compile(r"{{-?\s*(.*?)\s*-?}}")
 USABLE = "{{.Field.Sub}}, {{json .Field}} or {{.}}"
@@ -183,16 +181,8 @@ def inspect_each(
     _check_format_alone(args)
     template = getattr(args, "format", None)
     as_list = wants_json(args) or (template is not None and template.strip() == "json")
-    code, found = EXIT_OK, list[Any]()
-    for name in names:
-        try:
-            data = fetch(name)
-        except DaemonError:
-            raise
-        except P2POrchError as exc:
-            print(f"p2porch: error: {exc.message}", file=sys.stderr)
-            code = max(code, EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
-            continue
+    codes, found = [EXIT_OK], list[Any]()
+    for data in each_name(names, fetch, codes):
         if not as_list and template is None and found:
             print()
         found.append(data)
@@ -200,7 +190,7 @@ def inspect_each(
             emit_inspected(args, data, describe, paths)
     if as_list:
         print(json.dumps(found, indent=2, sort_keys=True))
-    return code
+    return max(codes)
 
 
 #: a list's column header -> the field Docker's ``--format`` names it by, where the two differ
