@@ -62,6 +62,7 @@ def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     leave = command(sub, common, "leave", "Leave the cluster (this node)", cmd_leave)
     leave.add_argument(
         "--force",
+        "-f",  # as `docker swarm leave -f`
         action="store_true",
         help="leave even if the cluster cannot be told, or this is the last node",
     )

@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .docker_paths import go_text, json_ready
-from .util import UsageError, emit, table, wants_json
+from .util import EXIT_OK, UsageError, each_name, emit, table, wants_json
 
 _ACTION_RE = re.compile(r"{{-?\s*(.*?)\s*-?}}")
 USABLE = "{{.Field.Sub}}, {{json .Field}} or {{.}}"
@@ -152,9 +152,45 @@ def emit_inspected(
     if template.strip() == "json":  # Docker's `inspect --format json`: the object as JSON
         print(json.dumps(data, indent=2, sort_keys=True))
         return
-    if wants_json(args) or getattr(args, "pretty", False):
-        raise UsageError("--format: not with --json or --pretty", field="--format")
+    _check_format_alone(args)
     print(render(template, data, paths))
+
+
+def _check_format_alone(args: argparse.Namespace) -> None:
+    template = getattr(args, "format", None)
+    mixed = wants_json(args) or getattr(args, "pretty", False)
+    if template is not None and template.strip() != "json" and mixed:
+        raise UsageError("--format: not with --json or --pretty", field="--format")
+
+
+def inspect_each(
+    args: argparse.Namespace,
+    names: Sequence[str],
+    fetch: Callable[[str], Any],
+    describe: Callable[[Any], str],
+    paths: Paths | None = None,
+) -> int:
+    """``inspect A B ...`` as Docker's (``inspect --format '{{.Spec.Name}}' $(... ls -q)``): one name is
+    shown as ``emit_inspected`` shows it; several in turn, a text block each (a blank line between), a
+    ``--format`` line each, or with --json (or ``--format json``) one list. A name that fails is reported
+    on stderr and the others are still shown; the exit code is the worst failure's (2 for bad input, 1
+    otherwise). A daemon that cannot be reached stops at once."""
+    if len(names) == 1:
+        emit_inspected(args, fetch(names[0]), describe, paths)
+        return EXIT_OK
+    _check_format_alone(args)
+    template = getattr(args, "format", None)
+    as_list = wants_json(args) or (template is not None and template.strip() == "json")
+    codes, found = [EXIT_OK], list[Any]()
+    for data in each_name(names, fetch, codes):
+        if not as_list and template is None and found:
+            print()
+        found.append(data)
+        if not as_list:
+            emit_inspected(args, data, describe, paths)
+    if as_list:
+        print(json.dumps(found, indent=2, sort_keys=True))
+    return max(codes)
 
 
 #: a list's column header -> the field Docker's ``--format`` names it by, where the two differ

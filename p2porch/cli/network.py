@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..model.netrefs import check_network_name
 from .docker_paths import GoTime, object_path
 from .filters import NETWORK_FILTERS, add_filter, apply_filters
-from .goformat import add_list_format, emit_inspected, labels_text, listing
+from .goformat import add_list_format, inspect_each, labels_text, listing
 from .node import cmd_network_inspect
 from .util import (
     EXIT_OK,
@@ -117,17 +117,18 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     if args.overlay:
-        if args.name:
+        if args.names:
             raise UsageError("NAME: give a network NAME or --overlay, not both", field="NAME")
         return cmd_network_inspect(args)
-    if not args.name:
+    if not args.names:
         raise UsageError(
             "NAME: the network to inspect is required (`p2porch network ls` lists them; this node's "
             "overlay: `p2porch network inspect --overlay`)",
             field="NAME",
         )
-    emit_inspected(args, client_for(args).get(f"/networks/{args.name}"), _describe, object_path)
-    return EXIT_OK
+    client = client_for(args)
+    fetch = lambda name: client.get(f"/networks/{name}")  # noqa: E731
+    return inspect_each(args, args.names, fetch, _describe, object_path)
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
@@ -148,7 +149,7 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--no-trunc", action="store_true", help="full network ids")
     add_filter(add_list_format(ls, COLUMNS, extra=EXTRA), NETWORK_FILTERS)
     inspect = action("inspect", "Show a network, or with --overlay this node's overlay", cmd_inspect)
-    inspect.add_argument("name", metavar="NAME", nargs="?")
+    inspect.add_argument("names", metavar="NAME", nargs="*")
     inspect.add_argument(
         "--overlay", action="store_true", help="this node's overlay instead: lease, VTEP, programmed peers"
     )

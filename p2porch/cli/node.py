@@ -13,7 +13,7 @@ from typing import Any
 from ..model import node_status_text
 from .docker_paths import node_path
 from .filters import NODE_FILTERS, TASK_FILTERS, add_filter, apply_filters
-from .goformat import add_inspect_output, add_list_format, emit_inspected, listing
+from .goformat import add_inspect_output, add_list_format, inspect_each, listing
 from .service_read import add_task_list_flags, task_table
 from .stats import add_node_stats
 from .util import (
@@ -24,8 +24,8 @@ from .util import (
     add_ids_only,
     client_for,
     emit,
+    remove_each,
     table,
-    wants_json,
 )
 
 
@@ -40,8 +40,8 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     ps = node_sub.add_parser("ps", parents=[common], help="List the tasks on nodes (default: this node)")
     ps.add_argument("nodes", metavar="NODE", nargs="*", help="node name or id (default: self)")
     add_task_list_flags(ps).set_defaults(func=cmd_node_ps)
-    inspect = node_sub.add_parser("inspect", parents=[common], help="Show one node")
-    inspect.add_argument("node", metavar="NODE", help="node name or id")
+    inspect = node_sub.add_parser("inspect", parents=[common], help="Show nodes")
+    inspect.add_argument("nodes", metavar="NODE", nargs="+", help="node name or id (self: this node)")
     add_inspect_output(inspect)
     inspect.set_defaults(func=cmd_node_inspect)
     update = node_sub.add_parser("update", parents=[common], help="Change a node's availability or labels")
@@ -56,8 +56,8 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     rm = node_sub.add_parser(
         "rm", aliases=["remove"], parents=[common], help="Remove a node that left or is down"
     )
-    rm.add_argument("node", metavar="NODE", help="node name or id")
-    rm.add_argument("--force", action="store_true", help="remove even a node that is still ready")
+    rm.add_argument("nodes", metavar="NODE", nargs="+", help="node name or id")
+    rm.add_argument("--force", "-f", action="store_true", help="remove even a node that is still ready")
     rm.set_defaults(func=cmd_node_rm)
     add_node_stats(node_sub, common)
     for verb in ("promote", "demote"):
@@ -191,8 +191,8 @@ def describe_node(n: dict[str, Any]) -> str:
 
 
 def cmd_node_inspect(args: argparse.Namespace) -> int:
-    emit_inspected(args, client_for(args).get(f"/nodes/{args.node}"), describe_node, node_path)
-    return EXIT_OK
+    client = client_for(args)
+    return inspect_each(args, args.nodes, lambda ref: client.get(f"/nodes/{ref}"), describe_node, node_path)
 
 
 def cmd_node_role(args: argparse.Namespace) -> int:
@@ -230,14 +230,22 @@ def cmd_node_update(args: argparse.Namespace) -> int:
 
 
 def cmd_node_rm(args: argparse.Namespace) -> int:
+    """``node rm A B ...`` as Docker's: each in turn (a missing one is an error, the others are still
+    removed), each printed as given; --json: the daemon's answer (a list for several)."""
+    given: list[str] = []
+
+    def remove(client: Any, ref: str) -> Any:
+        result = client.delete(f"/nodes/{ref}", {"force": args.force})
+        given.append(ref)
+        return result
+
+    def line(result: dict[str, Any]) -> str:
+        if result.get("warning"):
+            print(f"warning: {result['warning']}", file=sys.stderr)
+        return given[-1]
+
     # a leading voter steps down first and the rest switch to a new key epoch: allow for both
-    result = client_for(args, timeout_s=LONG_OPERATION_TIMEOUT_S).delete(
-        f"/nodes/{args.node}", {"force": args.force}
-    )
-    emit(args, result, lambda d: args.node)  # as `docker node rm`: the node as given; --json: the answer
-    if result.get("warning") and not wants_json(args):
-        print(f"warning: {result['warning']}", file=sys.stderr)
-    return EXIT_OK
+    return remove_each(args, args.nodes, remove, line, one_as_object=True, timeout_s=LONG_OPERATION_TIMEOUT_S)
 
 
 def describe_overlay(d: dict[str, Any]) -> str:

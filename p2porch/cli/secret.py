@@ -16,7 +16,7 @@ from ..model.payload_template import TemplateError, check_driver
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
 from .docker_paths import object_path
 from .filters import OBJECT_FILTERS, add_filter, apply_filters
-from .goformat import add_inspect_output, add_list_format, emit_inspected, labels_text, listing
+from .goformat import add_inspect_output, add_list_format, inspect_each, labels_text, listing
 from .service_rows import ago
 from .util import (
     EXIT_OK,
@@ -158,8 +158,9 @@ def _cmd_ls(kind: str) -> Any:
 
 def _cmd_inspect(kind: str) -> Any:
     def run(args: argparse.Namespace) -> int:
-        emit_inspected(args, client_for(args).get(f"/objects/{kind}/{args.name}"), _describe, object_path)
-        return EXIT_OK
+        client = client_for(args)
+        fetch = lambda name: client.get(f"/objects/{kind}/{name}")  # noqa: E731
+        return inspect_each(args, args.names, fetch, _describe, object_path)
 
     return run
 
@@ -195,7 +196,7 @@ def _add_noun(sub: Any, common: argparse.ArgumentParser, kind: str) -> None:
     inspect = action(
         "inspect", f"Show a {kind}'s metadata, version and digest (never its value)", _cmd_inspect(kind)
     )
-    inspect.add_argument("name", metavar="NAME")
+    inspect.add_argument("names", metavar="NAME", nargs="+")
     add_inspect_output(inspect)
     rm = action("rm", f"Remove {kind}s no service uses", _cmd_rm(kind))
     rm.add_argument("names", metavar="NAME", nargs="+")

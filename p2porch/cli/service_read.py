@@ -18,7 +18,7 @@ from ..errors import ConfigError, P2POrchError
 from ..model.units import parse_duration_s
 from .docker_paths import docker_path
 from .filters import TASK_FILTERS, add_filter, apply_filters
-from .goformat import add_inspect_output, add_list_format, emit_inspected, listing
+from .goformat import add_inspect_output, add_list_format, inspect_each, listing
 from .group import group_spec, group_task_rows
 from .service_describe import describe_service
 from .service_rows import TASK_COLUMNS, TASK_EXTRA, task_extra, task_row
@@ -95,14 +95,17 @@ def cmd_service_ps(args: argparse.Namespace) -> int:
 
 def cmd_service_inspect(args: argparse.Namespace) -> int:
     client = client_for(args)
-    service = client.get(f"/services/{args.service}")
-    if service["spec"].get("autoscale"):
-        try:
-            service["autoscale_status"] = client.get(f"/services/{args.service}/autoscale")
-        except P2POrchError as exc:
-            service["autoscale_status"] = {"available": False, "reason": exc.message}
-    emit_inspected(args, service, describe_service, docker_path)
-    return EXIT_OK
+
+    def fetch(name: str) -> Any:
+        service = client.get(f"/services/{name}")
+        if service["spec"].get("autoscale"):
+            try:
+                service["autoscale_status"] = client.get(f"/services/{name}/autoscale")
+            except P2POrchError as exc:
+                service["autoscale_status"] = {"available": False, "reason": exc.message}
+        return service
+
+    return inspect_each(args, args.services, fetch, describe_service, docker_path)
 
 
 def since_epoch(text: str, now: float | None = None, flag: str = "--since") -> float:
@@ -161,11 +164,13 @@ def add_read_commands(action: ActionAdder) -> None:
     ps = action("ps", "List the tasks of services, with errors and explanations", cmd_service_ps)
     ps.add_argument("service", metavar="SERVICE", nargs="+")
     add_task_list_flags(ps)
-    inspect = action("inspect", "Show a service", cmd_service_inspect)
-    inspect.add_argument("service", metavar="SERVICE")
+    inspect = action("inspect", "Show services", cmd_service_inspect)
+    inspect.add_argument("services", metavar="SERVICE", nargs="+")
     add_inspect_output(inspect)
     logs = action("logs", "Show the logs of every task of a service, from every node", cmd_service_logs)
-    logs.add_argument("service", metavar="SERVICE")
+    logs.add_argument(
+        "service", metavar="SERVICE|TASK", help="a service, or a task's id (prefix) from service ps"
+    )
     logs.add_argument("--follow", "-f", action="store_true", help="keep streaming new lines")
     logs.add_argument("--tail", "-n", type=non_negative_int, metavar="N", help="last N lines of each task")
     logs.add_argument("--since", metavar="TIME", help="lines since a duration ago (10m), a date or Unix time")

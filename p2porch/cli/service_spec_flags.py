@@ -183,6 +183,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument(  # Swarm's meaning: --label is the service's, --container-label its containers'
         "--label",
         "--service-label",
+        *(["-l"] if create else []),  # Docker's short form, on create only (its update has --label-add)
         dest="service_label",
         action="append",
         default=d,

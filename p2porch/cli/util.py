@@ -11,7 +11,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import ConfigError, DaemonError, P2POrchError
@@ -213,6 +213,22 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
             print(text)
 
 
+def each_name(names: Sequence[str], call: Callable[[str], Any], codes: list[int]) -> Iterator[Any]:
+    """``call(name)`` of every name in turn, as ``docker rm|inspect a b c``: a name that fails is reported
+    on stderr, its exit code (2 for bad input, 1 otherwise) appended to ``codes``, and the others are
+    still called; a daemon that cannot be reached stops at once."""
+    for name in names:
+        try:
+            result = call(name)
+        except DaemonError:
+            raise
+        except P2POrchError as exc:
+            print(f"p2porch: error: {exc.message}", file=sys.stderr)
+            codes.append(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
+            continue
+        yield result
+
+
 def remove_each(
     args: argparse.Namespace,
     names: Sequence[str],
@@ -220,6 +236,7 @@ def remove_each(
     line: Callable[[Any], str],
     *,
     one_as_object: bool = False,
+    timeout_s: float = 30.0,
 ) -> int:
     """Remove every name in turn (``remove(client, name)``, e.g. ``deleter("/networks/{}")``), as
     ``docker rm a b c`` does: each removal is printed (``line``: the name, as Docker's) as it is done, a
@@ -227,18 +244,11 @@ def remove_each(
     was removed (with ``one_as_object``, a single name's result alone, as ``stack rm`` printed it). The
     exit code is the worst failure's (2 for bad input, 1 otherwise). A daemon that cannot be reached
     stops at once."""
-    client = client_for(args)
-    code, removed = EXIT_OK, []
-    for name in names:
-        try:
-            removed.append(remove(client, name))
-        except DaemonError:
-            raise
-        except P2POrchError as exc:
-            print(f"p2porch: error: {exc.message}", file=sys.stderr)
-            code = max(code, EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
-            continue
-        text = "" if wants_json(args) else line(removed[-1])
+    client = client_for(args, timeout_s=timeout_s)
+    codes, removed = [EXIT_OK], []
+    for result in each_name(names, lambda name: remove(client, name), codes):
+        removed.append(result)
+        text = "" if wants_json(args) else line(result)
         if text:  # an empty line: nothing to say on stdout
             print(text, flush=True)
     if wants_json(args) and one_as_object and len(names) == 1:
@@ -246,7 +256,7 @@ def remove_each(
             print(json.dumps(removed[0], indent=2, sort_keys=True))
     elif wants_json(args):
         print(json.dumps(removed, indent=2, sort_keys=True))
-    return code
+    return max(codes)
 
 
 def deleter(path: str) -> Callable[[Any, str], Any]:

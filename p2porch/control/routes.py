@@ -152,7 +152,8 @@ def service_endpoints(ops: ServiceOps) -> list[Endpoint]:
         if tail is not None and not str(tail).isdigit():
             raise ConfigError("--tail must be a number of lines", field="--tail")
         follow = str(body.get("follow", "false")).lower() in ("1", "true", "yes")
-        service = ops.find(params["service"])  # an unknown service is an error before the stream
+        # an unknown service (or task: `service logs TASK`) is an error before the stream
+        service, task_id = ops.service_or_task(params["service"])
         container = str(body.get("container") or "")
         group = [MAIN_NAME, *(c.name for c in (*service.spec.sidecars, *service.spec.init_containers))]
         if container and container not in group:
@@ -162,7 +163,7 @@ def service_endpoints(ops: ServiceOps) -> list[Endpoint]:
             )
         return partial(
             ops.logs,
-            service.service_id,
+            task_id or service.service_id,
             follow=follow,
             tail=int(tail) if tail is not None else None,
             container=container,

@@ -242,6 +242,18 @@ class ServiceOps:
             raise NotFoundError(f"no such service: {ref}", field="SERVICE")  # Docker's words
         return service
 
+    def service_or_task(self, ref: str) -> tuple[Service, str]:
+        """``ref``'s service and "", or, for a task id or unique prefix (>= 4), its service and task id."""
+        try:
+            return self.find(ref), ""
+        except NotFoundError:
+            state = self._state()
+            tasks = [t for t in state.tasks.values() if len(ref) >= 4 and t.task_id.startswith(ref)]
+            service = state.services.get(tasks[0].service_id) if len(tasks) == 1 else None
+            if service is None:
+                raise
+            return service, tasks[0].task_id
+
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(body)))
         if self._state().service_by_name(spec.name) is not None:
@@ -483,7 +495,9 @@ class ServiceOps:
         since: float | None = None,
         timestamps: bool = False,
     ) -> AsyncIterator[Any]:
-        """Log lines of every task of a service, from every node that ran one, as they arrive.
+        """Log lines of every task of a service, from every node that ran one, as they arrive; ``ref`` may
+        also be a task id (or a unique prefix of at least 4 characters, as ``service ps`` shows it): that
+        task's lines alone, as ``docker service logs TASK``.
 
         Items are ``{"task": "web.2.<id>", "node": "n2", "line": "..."}``; this node's tasks are read
         from its Docker engine, other nodes' through their join port (token handshake, encrypted).
@@ -491,12 +505,10 @@ class ServiceOps:
         ``since`` (epoch seconds) and ``timestamps`` go to each node's engine.
         """
         state = self._state()
-        service = self.find(ref)
-        names = {
-            t.task_id: f"{service.name}.{t.slot}.{t.task_id[:12]}"
-            for t in state.tasks_of_service(service.service_id)
-        }
-        node_ids = sorted({t.node_id for t in state.tasks_of_service(service.service_id) if t.node_id})
+        service, only = self.service_or_task(ref)
+        tasks = [t for t in state.tasks_of_service(service.service_id) if only in ("", t.task_id)]
+        names = {t.task_id: f"{service.name}.{t.slot}.{t.task_id[:12]}" for t in tasks}
+        node_ids = sorted({t.node_id for t in tasks if t.node_id})
         request = {"op": "logs", "service": service.name, "follow": follow, "tail": tail}
         if container and container != MAIN_NAME:
             request["container"] = container
@@ -514,6 +526,8 @@ class ServiceOps:
                 async with self.log_ops.node_logs(node, request) as items:
                     async for item in items:
                         task_id = str(item.get("task_id", ""))
+                        if only and task_id != only:
+                            continue
                         send.send_nowait(
                             {
                                 "task": names.get(task_id, task_id),

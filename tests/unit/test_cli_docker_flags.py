@@ -237,6 +237,17 @@ def test_label_is_the_service_label_and_container_label_the_containers_as_in_swa
     assert changes["labels"] == ["log=json"]
 
 
+def test_dash_l_is_create_s_short_label_as_docker_s() -> None:
+    """The h44 walk: ``docker service create -l tier=front`` (Docker's short ``--label``) was an
+    unrecognized argument; Docker's ``service update`` has no ``-l`` (it has ``--label-add``): neither
+    here."""
+    argv = ["service", "create", "--name", "web", "-l", "tier=front", "img"]
+    assert spec_changes(build_parser("service").parse_args(argv))["service_labels"] == ["tier=front"]
+    with pytest.raises(SystemExit) as refused:
+        build_parser("service").parse_args(["service", "update", "-l", "tier=back", "web"])
+    assert refused.value.code == 2
+
+
 def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> None:
     """The third user walk: ``service ps --format '{{.Node}}'`` was an unrecognized argument; the lists
     take Docker's ``--format`` over their columns (``-f`` stays ``--filter``)."""
@@ -398,3 +409,9 @@ def test_parse_error_finds_only_an_unclosed_action() -> None:
     assert parse_error("no action }} at all") is None
     assert parse_error("{{.Name}}\n{{.Nope") == "template: :2: unclosed action"
     assert parse_error("{{.Name}") == "template: :1: unclosed action"
+
+
+@pytest.mark.parametrize("argv", [["node", "rm", "-f", "n3"], ["leave", "-f"]])
+def test_dash_f_is_force_of_node_rm_and_leave_as_docker_s(argv) -> None:
+    """The h44 walk: ``docker node rm -f n3`` and ``docker swarm leave -f`` were unrecognized arguments."""
+    assert build_parser(argv[0]).parse_args(argv).force is True

@@ -60,25 +60,25 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Api:
 
 
 def test_node_inspect_is_text_by_default_and_json_with_the_flag(api: Api, capsys: Any) -> None:
-    assert cli_node.cmd_node_inspect(argparse.Namespace(node="n1", json=False)) == 0
+    assert cli_node.cmd_node_inspect(argparse.Namespace(nodes=["n1"], json=False)) == 0
     text = capsys.readouterr().out
     assert text.startswith("node n1 (this node)\n")
     assert "raft:         leader, index 62 (-0)" in text and "labels:       zone=a" in text
     assert "2 CPUs, 4.0 GiB memory" in text
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
-    assert cli_node.cmd_node_inspect(argparse.Namespace(node="n1", json=True)) == 0
+    assert cli_node.cmd_node_inspect(argparse.Namespace(nodes=["n1"], json=True)) == 0
     assert json.loads(capsys.readouterr().out) == NODE
 
 
 def test_network_inspect_overlay_is_text_only(api: Api, capsys: Any) -> None:
-    args = argparse.Namespace(name=None, overlay=True, json=False)
+    args = argparse.Namespace(names=[], overlay=True, json=False)
     assert cli_network.cmd_inspect(args) == 0
     text = capsys.readouterr().out
     assert "{" not in text  # no JSON block before the table any more
     assert "lease:        10.240.1.0/24 (cluster 10.240.0.0/16)" in text
     assert "ffeeddccbbaa  10.240.2.0/24" in text
-    assert cli_network.cmd_inspect(argparse.Namespace(name=None, overlay=True, json=True)) == 0
+    assert cli_network.cmd_inspect(argparse.Namespace(names=[], overlay=True, json=True)) == 0
     assert json.loads(capsys.readouterr().out) == OVERLAY
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from p2porch.cli import node as cli_node
+from p2porch.cli import util as cli_util
 from p2porch.cli.main import main
 from p2porch.errors import NotFoundError
 
@@ -51,6 +52,7 @@ class Daemon:
 def test_an_unknown_node_is_no_such_node_exit_1(argv, monkeypatch, capsys) -> None:
     daemon = Daemon()
     monkeypatch.setattr(cli_node, "client_for", lambda args, **kw: daemon)
+    monkeypatch.setattr(cli_util, "client_for", lambda args, **kw: daemon)  # node rm: remove_each's
     assert main(argv) == 1
     assert capsys.readouterr().err == "p2porch: error: No such node: nosuch\n"
     if argv[1] in ("promote", "demote") or "--role" in argv:

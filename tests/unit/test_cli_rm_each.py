@@ -37,7 +37,7 @@ class Api:
 
 
 def run(module: Any, argv: list[str], api: Api, monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(cli_util, "client_for", lambda args: api)
+    monkeypatch.setattr(cli_util, "client_for", lambda args, **kw: api)
     args = build_parser(argv[0]).parse_args(argv)
     return int(args.func(args))
 
@@ -83,14 +83,13 @@ def test_all_removed_is_exit_0_and_an_unreachable_daemon_stops_at_once(monkeypat
 def test_node_rm_prints_the_node_given_as_docker_and_a_warning_on_stderr(monkeypatch, capsys, warning):
     """The h41 user walk: ``node rm n3`` printed ``removed node n3 (95cf25f3e706393e)``; ``docker node rm``
     prints the node as given, so scripts read one name a line from every ``rm``."""
-    from p2porch.cli import node as cli_node
 
     class Nodes:
         def delete(self, path: str, body: Any = None) -> Any:
             answer = {"name": "n3", "removed": "95cf25f3e706393e"}
             return {**answer, "warning": warning} if warning else answer
 
-    monkeypatch.setattr(cli_node, "client_for", lambda args, **kw: Nodes())
+    monkeypatch.setattr(cli_util, "client_for", lambda args, **kw: Nodes())
     args = build_parser("node").parse_args(["node", "rm", "n3"])
     assert args.func(args) == 0
     out, err = capsys.readouterr()

@@ -46,7 +46,7 @@ def test_stack_rm_removes_only_the_stacks_unused_objects(
     services: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     api = Objects(services)
-    monkeypatch.setattr(cli_util, "client_for", lambda args: api)
+    monkeypatch.setattr(cli_util, "client_for", lambda args, **kw: api)
     assert cli_stack.cmd_stack_rm(argparse.Namespace(stacks=["shop"], json=False)) == 0
     assert api.deleted == ["/objects/secret/shop-db"]  # not by hand, not another stack's, not in use
     assert "removed  secret shop-db" in capsys.readouterr().out
@@ -58,7 +58,7 @@ def test_stack_rm_of_an_unknown_stack_says_nothing_found_and_succeeds_as_docker_
     """``docker stack rm nope``: ``Nothing found in stack: nope`` on stderr, exit 0 (it was exit 1)."""
     api = Objects(services=False)
     api.objects = {"secret": [], "config": []}
-    monkeypatch.setattr(cli_util, "client_for", lambda args: api)
+    monkeypatch.setattr(cli_util, "client_for", lambda args, **kw: api)
     assert cli_stack.cmd_stack_rm(argparse.Namespace(stacks=["shop"], json=False)) == 0
     out = capsys.readouterr()
     assert (out.err, out.out) == ("Nothing found in stack: shop\n", "")
@@ -78,7 +78,7 @@ def test_stack_rm_of_several_stacks_goes_on_past_one_that_fails(
         return {"stack": path.rsplit("/", 1)[1], "removed": [], "removed_networks": []}
 
     api.delete = delete  # type: ignore[method-assign]
-    monkeypatch.setattr(cli_util, "client_for", lambda args: api)
+    monkeypatch.setattr(cli_util, "client_for", lambda args, **kw: api)
     assert main(["stack", "rm", "nope", "shop", "--json"]) == 1
     out = capsys.readouterr()
     assert deleted[0] == "/stacks/nope" and "/stacks/shop" in deleted
