@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from ..errors import ConfigError
-from ..model.payload_template import TemplateError, check_driver
+from ..model.payload_template import check_driver
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
 from .docker_paths import object_path
 from .filters import OBJECT_FILTERS, add_filter, apply_filters
@@ -99,10 +99,7 @@ def _cmd_create(kind: str) -> Any:
             validate_name(args.name, kind)
         except ConfigError as exc:
             raise UsageError(exc.message, field="NAME") from exc
-        try:
-            driver = check_driver(args.template_driver, "--template-driver")
-        except TemplateError as exc:
-            raise UsageError(str(exc), field="--template-driver") from exc
+        driver = check_driver(args.template_driver, "--template-driver")
         body = {
             "name": args.name,
             "data": encoded(read_value(args.file, kind)),

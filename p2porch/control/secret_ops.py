@@ -19,7 +19,7 @@ from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError
 from ..model import Rollout, SecretRecord, ServiceSpec, secret_key
-from ..model.payload_template import TemplateError, check_driver
+from ..model.payload_template import check_driver
 from ..raft import commands as C
 from ..raft.fsm_secrets import users_of
 from ..raft.state import ClusterState
@@ -102,8 +102,8 @@ def _value(body: dict[str, Any], kind: str) -> bytes:
 def _template_driver(body: dict[str, Any], kind: str) -> str:
     try:
         return check_driver(body.get("template_driver"), "template_driver")
-    except TemplateError as exc:
-        raise ConfigError(f"the {kind}'s {exc}", field="template_driver") from None
+    except ConfigError as exc:
+        raise ConfigError(f"the {kind}'s {exc.message}", field="template_driver") from None
 
 
 class SecretOps:

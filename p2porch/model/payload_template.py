@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 
+from ..errors import ConfigError
 from .templates import TemplateContext
 
 #: the template drivers a secret or config may carry ("" = none: the value is mounted as written)
@@ -46,12 +47,14 @@ class TemplateError(ValueError):
 
 
 def check_driver(driver: object, field: str) -> str:
-    """``driver`` when it is "" or one of :data:`DRIVERS`, else TemplateError naming ``field``."""
+    """``driver`` when it is "" or one of :data:`DRIVERS`, else a ConfigError naming ``field`` (bad input:
+    exit 2 in the CLI, 400 in the API)."""
     if driver in ("", None):
         return ""
     if not isinstance(driver, str) or driver not in DRIVERS:
-        raise TemplateError(
-            f"{field}: unknown template driver {driver!r}: p2porch renders {', '.join(DRIVERS)} templates"
+        raise ConfigError(
+            f"{field}: unknown template driver {driver!r}: p2porch renders {', '.join(DRIVERS)} templates",
+            field=field,
         )
     return driver
 

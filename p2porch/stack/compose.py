@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model import parse_port
-from ..model.payload_template import TemplateError, check_driver
+from ..model.payload_template import check_driver
 from . import keys
 from .groups import fold_groups
 from .implied import implied_dependencies
@@ -123,10 +123,7 @@ def _file_objects(
             for key, reason in _OBJECT_IGNORED.items():
                 if conf.get(key) is not None:
                     problems.warn(f"ignoring {path}.{key}: {reason}")
-            try:
-                driver = check_driver(conf.get("template_driver"), f"{path}.template_driver")
-            except TemplateError as exc:
-                raise ConfigError(str(exc), field=f"{path}.template_driver") from None
+            driver = check_driver(conf.get("template_driver"), f"{path}.template_driver")
             if "content" in conf:
                 scalar_text(conf["content"], f"{path}.content")
             source = sources[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from p2porch.errors import ConfigError
 from p2porch.model.payload_template import TemplateError, check_driver, names_target, render
 from p2porch.model.templates import TemplateContext
 
@@ -89,5 +90,6 @@ def test_only_golang_is_a_driver() -> None:
         and check_driver("", "f") == ""
         and check_driver(None, "f") == ""
     )
-    with pytest.raises(TemplateError, match="--template-driver: unknown template driver 'jinja'"):
+    with pytest.raises(ConfigError, match="--template-driver: unknown template driver 'jinja'") as info:
         check_driver("jinja", "--template-driver")
+    assert info.value.field == "--template-driver"
