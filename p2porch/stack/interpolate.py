@@ -214,7 +214,7 @@ _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 def parse_dotenv(
     text: str, filename: str, environ: Mapping[str, str] | None = None, *, raw: bool = False
 ) -> dict[str, str]:
-    """``KEY=VALUE`` lines as Compose reads them -> dict.
+    """``KEY=VALUE`` (or ``KEY: VALUE``) lines as Compose reads them -> dict.
 
     ``#`` comment lines and blank lines are skipped, ``export`` is allowed, single quotes are literal,
     double quotes take ``\\n``-style escapes and may span lines, an unquoted value ends at `` #``.
@@ -239,8 +239,11 @@ def parse_dotenv(
             continue
         if line.startswith("export ") or line.startswith("export\t"):
             line = line[len("export") :].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
+        # compose-go's dotenv ends a key at the first '=' or ':' ("also supports yaml-style value
+        # declaration": `KEY: value`); ``raw`` keeps Compose's raw format, split at '=' only
+        ends = [i for i in (line.find("="), -1 if raw else line.find(":")) if i >= 0]
+        cut = min(ends) if ends else len(line)
+        key, sep, value = line[:cut].strip(), line[cut : cut + 1], line[cut + 1 :]
         if not _KEY_RE.match(key):
             raise ConfigError(f"{where(start)}: invalid variable name {key!r}")
         if not sep:

@@ -161,18 +161,6 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> De
                     "(p2porch's VXLAN overlay has no data-path encryption; run it over a network you "
                     "trust, see docs/security.md)"
                 )
-            driver = conf.get("driver")
-            if driver is not None:
-                driver = string(driver, f"{path}.driver")
-                if driver not in _DRIVERS_MAPPED:
-                    result.unusable[key] = (
-                        f"{path}.driver",
-                        f"driver {driver!r} is not supported (p2porch networks are overlays)",
-                    )
-                if driver == "bridge":
-                    notes.append(
-                        f"{path}.driver: bridge becomes a cluster overlay network (as in a Swarm stack)"
-                    )
             external = conf.get("external", False)
             external_name = None
             if isinstance(external, Mapping):  # the legacy form external: {name: X}
@@ -181,6 +169,20 @@ def top_networks(model: Mapping[str, Any], stack: str, problems: Problems) -> De
                 external = True
             else:
                 external = boolean(external, f"{path}.external")
+            driver = conf.get("driver")
+            if driver is not None:
+                driver = string(driver, f"{path}.driver")
+                if external:  # looked up, never created: Compose and Swarm ignore its driver too
+                    notes.append(f"ignoring {path}.driver: an external network already exists")
+                elif driver not in _DRIVERS_MAPPED:
+                    result.unusable[key] = (
+                        f"{path}.driver",
+                        f"driver {driver!r} is not supported (p2porch networks are overlays)",
+                    )
+                elif driver == "bridge":
+                    notes.append(
+                        f"{path}.driver: bridge becomes a cluster overlay network (as in a Swarm stack)"
+                    )
             name = string(conf["name"], f"{path}.name") if "name" in conf else external_name
             if not name:  # unset, or empty as an unset variable leaves it: the default, as Compose and Swarm
                 name = external_name or None

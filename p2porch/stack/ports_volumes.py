@@ -28,6 +28,18 @@ _PORT_RE = re.compile(
 _PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 _IGNORED_MODES = ("z", "Z", "cached", "delegated", "consistent")
 _OCTAL_RE = re.compile(r"0o?[0-7]+")  # 01777 / 0o1777: an octal file mode, as go-yaml reads it
+#: a Windows drive (``C:/data``, ``c:\\data``) or named pipe (``\\\\.\\pipe\\x``), as compose-go's volume
+#: parser reads it (``isWindowsDrive``: one letter then ``:``, kept in the source)
+_WINDOWS_RE = re.compile(r"[A-Za-z]:[\\/]|\\\\")
+
+
+def windows_path(source: str) -> bool:
+    """A Windows bind source: no p2porch node (all run Linux) can bind it."""
+    return _WINDOWS_RE.match(source) is not None
+
+
+def _refuse_windows(source: str, path: str) -> ConfigError:
+    return err(path, f"{source!r} is a Windows path: p2porch nodes run Linux and cannot bind it")
 
 
 def _range(text: str, path: str) -> list[int]:
@@ -166,6 +178,8 @@ def _named(source: str, path: str, volumes: Mapping[str, TopVolume]) -> dict[str
 
 
 def _bind_source(source: str, path: str) -> str:
+    if windows_path(source):
+        raise _refuse_windows(source, path)
     if source.startswith("~"):
         raise err(path, f"{source!r}: '~' needs HOME in the CLI's environment")
     if not source.startswith("/"):
@@ -227,6 +241,9 @@ def volume(item: Any, path: str, volumes: Mapping[str, TopVolume], warn: Warn) -
             warn("ignoring volumes consistency", "a macOS Docker Desktop option; nothing to do on Linux")
         return _mount(data, path)
     text = string(item, path)
+    rest = text[2:].split(":")  # compose-go keeps a drive's colon in the source (`v:/x` stays volume v)
+    if windows_path(text) and (text.startswith("\\\\") or len(rest) > 1 and rest[1].startswith("/")):
+        raise _refuse_windows(text[:2] + rest[0], path)
     parts = text.split(":")
     if len(parts) > 3 or not all(parts):
         raise err(path, f"{text!r}: expected [SOURCE:]TARGET[:MODE]")

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from .casts import cast_types
 from .interpolate import interpolate_collect, parse_dotenv
 from .merge import merge_documents, merge_values, normalize_service, strip_markers
+from .ports_volumes import windows_path
 from .problems import Problems
 from .yamlsafe import Override, parse_yaml_documents
 
@@ -38,6 +39,8 @@ class ComposeFile:
 
 
 def _abs_path(path: str, base_dir: str, environ: Mapping[str, str]) -> str:
+    if windows_path(path):  # not relative: refused where it is used, as written
+        return path
     if path.startswith("~") and environ.get("HOME"):
         path = environ["HOME"] + path[1:]
     if base_dir and not path.startswith("/"):
