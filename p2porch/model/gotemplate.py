@@ -15,7 +15,7 @@ from typing import Any
 
 from .gotemplate_exec import MAX_OUTPUT, Execution, Resolve, field_chain, field_of, strict_chain
 from .gotemplate_parse import ExecError, Node, ParseError, TemplateError, parse_text
-from .gotemplate_values import MISSING, FuncError, go_quote, go_text, go_unquote, sprintf, truth
+from .gotemplate_values import MISSING, FuncError, go_quote, go_text, go_type, go_unquote, sprintf, truth
 
 __all__ = [
     "MISSING",
@@ -29,6 +29,7 @@ __all__ = [
     "field_of",
     "go_quote",
     "go_text",
+    "go_type",
     "go_unquote",
     "parse",
     "sprintf",
