@@ -15,17 +15,19 @@ from collections.abc import Callable
 from typing import Any
 
 from ..model.container import default_publish_mode
-from ..model.gotemplate import go_text
+from ..model.gotemplate import Struct
 from .util import UsageError
 
 
-class GoStruct(dict[str, Any]):
-    """A Go struct's fields in order: JSON as a dict, text as Go's ``%v`` (``{ tcp 80 8080 ingress}``)."""
+class GoStruct(Struct):
+    """A Go struct of Docker's JSON, its fields in order: JSON as a dict, text as Go's ``%v``
+    (``{ tcp 80 8080 ingress}``)."""
 
-    go_type = "struct"
-
-    def go_text(self) -> str:
-        return "{" + " ".join(go_text(v) for v in self.values()) + "}"
+    def __init__(self, *fields: dict[str, Any], **named: Any) -> None:
+        super().__init__()
+        for one in fields:
+            self.update(one)
+        self.update(named)
 
 
 class GoTime(float):

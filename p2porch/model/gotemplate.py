@@ -15,7 +15,17 @@ from typing import Any
 
 from .gotemplate_exec import MAX_OUTPUT, Execution, Resolve, field_chain, field_of, strict_chain
 from .gotemplate_parse import ExecError, Node, ParseError, TemplateError, parse_text
-from .gotemplate_values import MISSING, FuncError, go_quote, go_text, go_type, go_unquote, sprintf, truth
+from .gotemplate_values import (
+    MISSING,
+    FuncError,
+    Struct,
+    go_quote,
+    go_text,
+    go_type,
+    go_unquote,
+    sprintf,
+    truth,
+)
 
 __all__ = [
     "MISSING",
@@ -23,6 +33,7 @@ __all__ = [
     "FuncError",
     "ParseError",
     "Resolve",
+    "Struct",
     "Template",
     "TemplateError",
     "field_chain",

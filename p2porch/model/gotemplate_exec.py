@@ -33,6 +33,7 @@ from .gotemplate_parse import (
 from .gotemplate_values import (
     MISSING,
     FuncError,
+    Struct,
     go_text,
     go_type,
     html_escape,
@@ -63,6 +64,10 @@ def field_of(receiver: Any, name: str, strict: bool = False) -> Any:
     Go's ``missingkey=error``), a struct's field."""
     if receiver is MISSING:
         return MISSING  # Go: a field of an absent value is absent too
+    if isinstance(receiver, Struct):
+        if name not in receiver:
+            raise FuncError(f"can't evaluate field {name} in type {receiver.go_type}")
+        return receiver[name]
     if isinstance(receiver, Mapping):
         if strict and name not in receiver:
             raise FuncError(f'map has no entry for key "{name}"')

@@ -139,7 +139,8 @@ class _Token:
 class _Item:
     pos: int
     text: str = ""  # a text item's text
-    tokens: list[_Token] | None = None  # an action's tokens (None: text; []: a comment)
+    tokens: list[_Token] | None = None  # an action's tokens (None: text or a comment)
+    comment: bool = False
 
 
 class _Parser:
@@ -172,7 +173,7 @@ class _Parser:
                 if close < 0:
                     raise self.fail(start, "unclosed comment")
                 end, trim_next = self._close(close + 2, start, comment=True)
-                items.append(_Item(start, tokens=[]))
+                items.append(_Item(start, comment=True))
             else:
                 tokens, end, trim_next = self._tokens(body, start)
                 items.append(_Item(start, tokens=tokens))
@@ -230,10 +231,12 @@ class _Parser:
         while self.at < len(self.items):
             item = self.items[self.at]
             self.at += 1
+            if item.comment:
+                continue
             if item.tokens is None:
                 nodes.append(Text(item.pos, item.text))
             elif not item.tokens:
-                continue  # a comment
+                raise self.fail(item.pos, "missing value for command")
             elif item.tokens[0].kind == "ident" and item.tokens[0].value in ("end", "else"):
                 return nodes, item
             else:

@@ -34,12 +34,27 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+class Struct(dict[str, Any]):
+    """A Go struct: its fields by name in order (an absent one is an error, not ``<no value>``), printed
+    ``{v1 v2}``; ``go_type`` names it in errors (``template.Context``)."""
+
+    go_type = "struct"
+
+    def __init__(self, go_type: str = "", /, **fields: Any) -> None:
+        super().__init__(**fields)
+        if go_type:
+            self.go_type = go_type
+
+    def go_text(self) -> str:
+        return "{" + " ".join(go_text(v) for v in self.values()) + "}"
+
+
 class FuncError(ValueError):
     """A function's failure: the template's execution error says ``error calling NAME: <this>``."""
 
 
 def is_struct(value: Any) -> bool:
-    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+    return isinstance(value, Struct) or (dataclasses.is_dataclass(value) and not isinstance(value, type))
 
 
 def go_type(value: Any) -> str:
