@@ -73,7 +73,8 @@ GO_CASES = [
     ('{{with .I}}{{printf "%d" .}}{{end}}', "17"),
     ('{{with $x := .I}}{{printf "%d" $x}}{{end}}', "17"),
     (
-        '{{printf "%5.2f|%-5d|%+d|%q|%v|%t|%x|%X|%c|%o|%b|%e|%%" 3.14159 42 7 "a\\tb" .SI true "hi" 255 65 8 5 1.5}}',
+        '{{printf "%5.2f|%-5d|%+d|%q|%v|%t|%x|%X|%c|%o|%b|%e|%%" 3.14159 42 7 "a\\tb" .SI true "hi" '
+        "255 65 8 5 1.5}}",
         ' 3.14|42   |+7|"a\\tb"|[3 4 5]|true|6869|FF|A|10|101|1.500000e+00|%',
     ),
     ('{{printf "%d %s" "x"}}', "%!d(string=x) %!s(MISSING)"),
