@@ -305,7 +305,7 @@ class _Parser:
         cmds: list[Command] = []
         rest = tokens
         while True:
-            cut = next((i for i, t in enumerate(rest) if t.kind == "punct" and t.value == "|"), len(rest))
+            cut = _pipe_cut(rest)
             if cut == 0:
                 raise self.fail(pos, f"missing value for {context}")
             cmds.append(self._command(rest[:cut], context))
@@ -413,6 +413,17 @@ class _Parser:
         except ValueError:
             what = "string constant" if token.kind in ("string", "raw") else "number syntax"
             raise self.fail(token.pos, f"malformed {what}") from None
+
+
+def _pipe_cut(tokens: list[_Token]) -> int:
+    """Where the first command of ``tokens`` ends: its ``|`` outside parentheses, or the end."""
+    depth = 0
+    for i, token in enumerate(tokens):
+        if token.kind == "punct":
+            depth += {"(": 1, ")": -1}.get(token.value, 0)
+            if token.value == "|" and depth == 0:
+                return i
+    return len(tokens)
 
 
 def _describe(token: _Token) -> str:
