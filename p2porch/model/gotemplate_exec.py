@@ -226,7 +226,12 @@ class Execution:
         if isinstance(first, Const) and first.value is None:
             raise self.fail(first, "nil is not a command")
         if len(cmd.args) > 1 or final is not _NONE:
-            raise self.fail(first, f"can't give argument to non-function {first.text}")
+            shown = "a constant" if isinstance(first, Const) else first.text  # a payload's may be secret
+            raise self.fail(
+                first,
+                f"can't give argument to non-function {first.text}",
+                f"can't give argument to non-function {shown}",
+            )
         return self.arg(first, dot)
 
     def arg(self, node: Node, dot: Any) -> Any:

@@ -107,6 +107,7 @@ def test_what_swarm_fails_is_an_error(text: str, words: str) -> None:
         '{{range secret "db_pw"}}{{end}}',  # Go's message would print the value it cannot range over
         '{{end "topsecret"}}',
         '{{if "topsecret" | .Task.Slot}}{{end}}',
+        '{{"topsecret" 1}}',
     ],
 )
 def test_an_error_never_quotes_the_values_text_or_what_it_printed(text: str) -> None:
