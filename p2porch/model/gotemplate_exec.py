@@ -335,18 +335,12 @@ def _length(item: Any) -> int:
     raise FuncError(f"len of type {go_type(item)}")
 
 
+#: the kinds Go compares (by their Go type name); anything else is not comparable
+_KINDS = {"bool": "bool", "int": "int", "float64": "float", "string": "string", "<nil>": "nil"}
+
+
 def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if value is None or value is MISSING:
-        return "nil"
-    return "other"
+    return _KINDS.get(go_type(value), "other")
 
 
 def _eq(first: Any, *others: Any) -> bool:
