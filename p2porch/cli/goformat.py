@@ -1,5 +1,5 @@
 """``--format`` and ``--pretty`` of the inspect commands, and ``--format`` of the lists (``service ls|ps``,
-``stack ls|services|ps``, ``node ls|ps``, ``network ls``, ``secret|config ls``): the part of Go's
+``stack ls|services|ps``, ``node ls|ps``, ``network ls``, ``secret|config ls``): Go's whole
 text/template language (model/gotemplate.py) with Docker's functions (``json join split lower upper
 title pad truncate``) and its ``table`` directive.
 
@@ -51,13 +51,14 @@ def _join(items: Any, sep: str) -> str:
     return sep.join(items)
 
 
-def _string_func(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+def _string_func(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` of a string first (Go's strings functions), refusing another type as Go does."""
+
     def call(text: Any, *args: Any) -> Any:
         if not isinstance(text, str):
             raise FuncError(f"wrong type for value; expected string; got {go_type(text)}")
         return function(text, *args)
 
-    call.__name__ = name
     return call
 
 
@@ -65,12 +66,12 @@ def _string_func(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
 DOCKER_FUNCS: dict[str, Callable[..., Any]] = {
     "json": _json,
     "join": _join,
-    "split": _string_func("split", lambda s, sep: s.split(sep) if sep else list(s)),
-    "title": _string_func("title", lambda s: re.sub(r"(?<![\w'])\w", lambda m: m.group(0).upper(), s)),
-    "lower": _string_func("lower", str.lower),
-    "upper": _string_func("upper", str.upper),
-    "pad": _string_func("pad", lambda s, before, after: " " * before + s + " " * after),
-    "truncate": _string_func("truncate", lambda s, length: s[:length]),
+    "split": _string_func(lambda s, sep: s.split(sep) if sep else list(s)),
+    "title": _string_func(lambda s: re.sub(r"(?<!\w)\w", lambda m: m.group(0).upper(), s)),
+    "lower": _string_func(str.lower),
+    "upper": _string_func(str.upper),
+    "pad": _string_func(lambda s, before, after: " " * before + s + " " * after),
+    "truncate": _string_func(lambda s, length: s[:length]),
 }
 
 
