@@ -127,6 +127,10 @@ _TOKEN_RE = re.compile(
 )
 
 
+_CLOSE_RE = re.compile(r"(?:[ \t\r\n]+-)?}}")
+_TRIMMED_CLOSE_RE = re.compile(r"[ \t\r\n]+-}}")
+
+
 @dataclass(slots=True)
 class _Token:
     kind: str
@@ -187,7 +191,7 @@ class _Parser:
         """Where the action closing at ``i`` ends and whether it trims (`` -}}``)."""
         if self.text.startswith("}}", i):
             return i + 2, False
-        trimmed = re.compile(r"[ \t\r\n]+-}}").match(self.text, i)
+        trimmed = _TRIMMED_CLOSE_RE.match(self.text, i)
         if trimmed:
             return trimmed.end(), True
         raise self.fail(start, "comment ends before closing delimiter" if comment else "unclosed action")
@@ -200,7 +204,7 @@ class _Parser:
         while True:
             if i >= len(self.text):
                 raise self.fail(start, "unclosed action")
-            closing = re.compile(r"(?:[ \t\r\n]+-)?}}").match(self.text, i)
+            closing = _CLOSE_RE.match(self.text, i)
             if closing is not None:
                 return tokens, closing.end(), closing.group(0).startswith(tuple(_SPACE))
             match = _TOKEN_RE.match(self.text, i)
