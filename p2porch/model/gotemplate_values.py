@@ -13,7 +13,6 @@ import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 
@@ -104,12 +103,13 @@ def go_float(value: float, verb: str = "g", prec: int = -1) -> str:
         return text.upper() if verb == "E" else text
     if prec >= 0:
         return _exp_fix(f"{value:.{max(prec, 1)}g}")
-    sign, digits, exp = Decimal(repr(value)).normalize().as_tuple()
-    assert isinstance(exp, int)
-    text = "".join(str(d) for d in digits)
-    point = len(text) + exp  # digits before the decimal point
-    minus = "-" if sign else ""
-    if value == 0:
+    mantissa, _, exponent = repr(abs(value)).partition("e")  # the shortest digits that read back
+    whole, _, fraction = mantissa.partition(".")
+    text = (whole + fraction).lstrip("0")
+    point = len(whole) + int(exponent or 0) - (len(whole + fraction) - len(text))  # digits before "."
+    text = text.rstrip("0")
+    minus = "-" if math.copysign(1, value) < 0 else ""
+    if not text:
         return minus + "0"
     if point - 1 < -4 or point - 1 >= 6:
         mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
