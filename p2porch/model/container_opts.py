@@ -230,9 +230,8 @@ class ContainerOptions:
     dns_options: tuple[str, ...] = ()  # resolv.conf options beside the cluster DNS (--dns-option)
 
     def __post_init__(self) -> None:
-        if self.hostname and not _HOSTNAME_RE.match(
-            check(self.hostname, "container.hostname")
-        ):  # Swarm's templates
+        # Swarm's templates (``{{.Node.Hostname}}``) are expanded with stand-in values first
+        if self.hostname and not _HOSTNAME_RE.match(check(self.hostname, "container.hostname")):
             raise _err("hostname", f"{self.hostname!r} is not a valid host name", "container")
         for key in ("cap_add", "cap_drop"):
             for cap in getattr(self, key):
