@@ -41,6 +41,7 @@ from .model import (
     TaskAssignment,
     container_name,
     member_container_name,
+    template_error,
 )
 from .plan import StartOutcome, exit_error
 
@@ -129,8 +130,8 @@ class DockerExecutor:
     # ----- actions
     async def start(self, assignment: TaskAssignment, container_id: str = "") -> StartOutcome:
         """Pull (only if missing locally), create and start; any failure comes back as the outcome's error."""
-        if assignment.start_error:
-            return StartOutcome(None, assignment.start_error)
+        if assignment.start_error or (error := template_error(assignment)):
+            return StartOutcome(None, assignment.start_error or error)
         try:
             if not container_id:
                 error = await self._ensure_image(assignment.image)

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..model import DesiredState, HealthSpec, TaskHealth, TaskState
-from ..model.templates import TemplateContext, expand
+from ..model.templates import TemplateContext, TemplateError, expand
 
 # ----- labels every container the agent owns carries
 LABEL_MANAGED = "p2porch.managed"
@@ -121,6 +121,7 @@ class TaskAssignment:
     entrypoint: tuple[str, ...] | None = None  # None = the image's ENTRYPOINT
     env: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)  # the user's container labels
+    service_labels: Mapping[str, str] = field(default_factory=dict)  # Swarm's ``{{.Service.Labels}}``
     mounts: tuple[MountSpec, ...] = ()
     ports: tuple[PortSpec, ...] = ()
     cpu_limit_nanos: int = 0  # 0 = unlimited
@@ -170,6 +171,7 @@ class TaskAssignment:
         object.__setattr__(self, "options", _frozen(self.options))
         object.__setattr__(self, "env", _frozen(self.env))
         object.__setattr__(self, "labels", _frozen(self.labels))
+        object.__setattr__(self, "service_labels", _frozen(self.service_labels))
         object.__setattr__(self, "command", tuple(self.command))
         if self.entrypoint is not None:
             object.__setattr__(self, "entrypoint", tuple(self.entrypoint))
@@ -337,7 +339,30 @@ def template_context(assignment: TaskAssignment) -> TemplateContext:
         node_hostname=assignment.node_name,
         task_id=assignment.task_id,
         task_slot=assignment.slot,
+        service_labels=assignment.service_labels,
     )
+
+
+def template_error(assignment: TaskAssignment) -> str:
+    """ "" when Swarm's templates of ``assignment`` (its and its members' environment values, host name
+    and mount sources) expand for this task, else why not, as Swarm words it (``expanding env failed:
+    ...``): the task fails to start."""
+    context = template_context(assignment)
+    parts = [
+        ("env", [*assignment.env.values(), *(v for m in assignment.members for v in m.env.values())]),
+        (
+            "mounts",
+            [m.source for m in (*assignment.mounts, *(x for m in assignment.members for x in m.mounts))],
+        ),
+        ("hostname", [h] if isinstance(h := assignment.options.get("hostname"), str) else []),
+    ]
+    for what, texts in parts:
+        for text in texts:
+            try:
+                expand(text, context)
+            except TemplateError as exc:
+                return f"expanding {what} failed: {exc}"
+    return ""
 
 
 def with_templates(assignment: TaskAssignment) -> TaskAssignment:

@@ -15,18 +15,25 @@ from collections.abc import Callable
 from typing import Any
 
 from ..model.container import default_publish_mode
+from ..model.gotemplate import Struct
 from .util import UsageError
 
 
-class GoStruct(dict[str, Any]):
-    """A Go struct's fields in order: JSON as a dict, text as Go's ``%v`` (``{ tcp 80 8080 ingress}``)."""
+class GoStruct(Struct):
+    """A Go struct of Docker's JSON, its fields in order: JSON as a dict, text as Go's ``%v``
+    (``{ tcp 80 8080 ingress}``)."""
 
-    def go_text(self) -> str:
-        return "{" + " ".join(go_text(v) for v in self.values()) + "}"
+    def __init__(self, *fields: dict[str, Any], **named: Any) -> None:
+        super().__init__()
+        for one in fields:
+            self.update(one)
+        self.update(named)
 
 
 class GoTime(float):
     """An epoch time as Go's ``time.Time``: text ``2026-12-05 09:00:00.5 +0000 UTC``, JSON RFC 3339."""
+
+    go_type = "time.Time"
 
     def moment(self) -> datetime.datetime:
         return datetime.datetime.fromtimestamp(float(self), tz=datetime.UTC)
@@ -41,19 +48,6 @@ class GoTime(float):
 
     def json_value(self) -> str:
         return self._seconds("T") + "Z"
-
-
-def go_text(value: Any) -> str:
-    """``value`` as Go's text/template prints it (``[a b]``, ``map[k:v]`` in key order, ``true``)."""
-    if isinstance(value, GoStruct | GoTime):
-        return value.go_text()
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list):
-        return "[" + " ".join(go_text(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{go_text(value[k])}" for k in sorted(value)) + "]"
-    return str(value)
 
 
 def json_ready(value: Any) -> Any:

@@ -1,16 +1,16 @@
 """``--format`` and ``--pretty`` of the inspect commands, and ``--format`` of the lists (``service ls|ps``,
-``stack ls|services|ps``, ``node ls|ps``, ``network ls``, ``secret|config ls``): the part of Go's
-text/template Docker users type.
+``stack ls|services|ps``, ``node ls|ps``, ``network ls``, ``secret|config ls``): Go's whole
+text/template language (model/gotemplate.py) with Docker's functions (``json join split lower upper
+title pad truncate``) and its ``table`` directive.
 
-``{{.Spec.Name}}``, ``{{.ID}}``, ``{{json .Spec}}``, ``{{.}}`` and text around them, over the API's
-JSON view (inspect) or over one row's columns (a list: ``{{.Name}} {{.Node}} {{.DesiredState}}``, with
-Docker's names where a column's header differs: ``CurrentState``, ``Error``, ``Hostname``). A path
-segment matches a key case-insensitively with CamelCase read as snake_case (``.UpdateStatus`` is
-``update_status``). ``service inspect`` also answers Docker's own paths (``.Spec.TaskTemplate.
-ContainerSpec.Env``, ``.Spec.Mode.Replicated.Replicas``: docker_paths.py). Anything else (pipelines,
-``range``, ``index``, a missing key) is a usage error naming ``--format``; nothing is guessed. A
-list's template is checked against its columns while the command line is parsed, so a bad one never
-waits for a daemon.
+A template runs over the API's JSON view (inspect) or over one row's columns (a list: ``{{.Name}}
+{{.Node}} {{.DesiredState}}``, with Docker's names where a column's header differs: ``CurrentState``,
+``Error``, ``Hostname``). A field matches a key case-insensitively with CamelCase read as snake_case
+(``.UpdateStatus`` is ``update_status``); a missing one is an error naming the fields there are.
+``service inspect`` also answers Docker's own paths (``.Spec.TaskTemplate.ContainerSpec.Env``,
+``.Endpoint.Ports``: docker_paths.py). A template Go would refuse is a usage error naming ``--format``
+with Go's message; nothing is guessed. A list's template is parsed, and its fields checked against the
+columns, while the command line is parsed, so a bad one never waits for a daemon.
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .docker_paths import go_text, json_ready
+from ..model.gotemplate import MISSING, ExecError, FuncError, ParseError, Template, go_text, go_type, parse
+from .docker_paths import json_ready
 from .util import EXIT_OK, UsageError, each_name, emit, table, wants_json
 
-_ACTION_RE = re.compile(r"{{-?\s*(.*?)\s*-?}}")
-USABLE = "{{.Field.Sub}}, {{json .Field}} or {{.}}"
-_PATH_RE = re.compile(r"^\.(?:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?$")
-
+#: a command's own paths (Docker's, docker_paths.py): ``(True, value)`` for a path it answers
+Paths = Callable[[Any, str], tuple[bool, Any]]
 
 #: a row field's Docker name where it is not the field's words capitalized (``created_at``: ``CreatedAt``)
 _CAMEL = {"id": "ID", "ipv4": "IPv4", "ipv6": "IPv6", "tls_status": "TLSStatus"}
@@ -42,93 +41,121 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z]{2})", r"_\1\2", name).lower()
 
 
-class _NoField(Exception):
-    """A template's path names a field its data lacks (turned into Docker's message by ``render``)."""
-
-    def __init__(self, walked: str, segment: str, fields: list[str]) -> None:
-        super().__init__(segment)
-        self.walked, self.segment, self.fields = walked, segment, fields
+def _json(value: Any) -> str:
+    return json.dumps(None if value is MISSING else json_ready(value), sort_keys=True)
 
 
-def _lookup(data: Any, path: str) -> Any:
-    value = data
-    walked = ""
-    for segment in [s for s in path.split(".") if s]:
-        if not isinstance(value, dict):
-            raise _NoField(walked or ".", segment, [])
-        wanted = {segment.lower(), _snake(segment)}
-        keys = [k for k in value if str(k).lower() in wanted]
-        if not keys:
-            raise _NoField(walked or ".", segment, sorted(str(k) for k in value))
-        value = value[keys[0]]
-        walked += "." + segment
-    return value
+def _join(items: Any, sep: str) -> str:
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise FuncError(f"wrong type for value; expected []string; got {go_type(items)}")
+    return sep.join(items)
 
 
-def _no_field_error(template: str, at: int, path: str, missing: _NoField) -> UsageError:
-    """Go's execution error, as Docker prints it (``template: :1:2: executing "" at <.Nope>: can't
-    evaluate field Nope``), with where it was looked for and the fields there are."""
-    line = template.count("\n", 0, at) + 1
-    column = at - (template.rfind("\n", 0, at) + 1)
-    there = f" (fields: {', '.join(missing.fields)})" if missing.fields else " (not a map)"
-    return UsageError(
-        f'--format: template: :{line}:{column}: executing "" at <{path}>: can\'t evaluate field '
-        f"{missing.segment} in {missing.walked}{there}",
-        field="--format",
-    )
+def _string_func(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` of a string first (Go's strings functions), refusing another type as Go does."""
+
+    def call(text: Any, *args: Any) -> Any:
+        if not isinstance(text, str):
+            raise FuncError(f"wrong type for value; expected string; got {go_type(text)}")
+        return function(text, *args)
+
+    return call
+
+
+#: Docker's template functions (``docker/cli`` templates.go) beside Go's built-ins
+DOCKER_FUNCS: dict[str, Callable[..., Any]] = {
+    "json": _json,
+    "join": _join,
+    "split": _string_func(lambda s, sep: s.split(sep) if sep else list(s)),
+    "title": _string_func(lambda s: re.sub(r"(?<!\w)\w", lambda m: m.group(0).upper(), s)),
+    "lower": _string_func(str.lower),
+    "upper": _string_func(str.upper),
+    "pad": _string_func(lambda s, before, after: " " * before + s + " " * after),
+    "truncate": _string_func(lambda s, length: s[:length]),
+}
+
+
+def _fields_error(walked: str, name: str, value: Any) -> FuncError:
+    """Go's "can't evaluate field", with where it was looked for and the fields there are."""
+    there = " (not a map)"
+    if isinstance(value, dict):
+        there = f" (fields: {', '.join(sorted(str(k) for k in value))})"
+    return FuncError(f"can't evaluate field {name} in {walked or '.'}{there}")
+
+
+class _ViewMap(dict[str, Any]):
+    """A map of p2porch's own view: printed as JSON (as ``--format`` always printed them), not Go's
+    ``map[k:v]``, which Docker's paths (docker_paths.py) give."""
+
+    def go_text(self) -> str:
+        return json.dumps(self, sort_keys=True)
+
+
+class _ViewList(list[Any]):
+    """A list of p2porch's own view, printed as JSON (see :class:`_ViewMap`)."""
+
+    def go_text(self) -> str:
+        return json.dumps(self, sort_keys=True)
+
+
+def _reader(data: Any, paths: Paths | None) -> Callable[[Any, tuple[str, ...]], Any]:
+    """How a field chain is read: from ``data`` (the root) first by ``paths`` (Docker's, the longest
+    prefix it answers), then key by key, a name matching a key case-insensitively with CamelCase read
+    as snake_case (``.UpdateStatus`` is ``update_status``); a missing key is an error."""
+
+    def resolve(receiver: Any, names: tuple[str, ...]) -> Any:
+        value, done = receiver, 0
+        if receiver is data and paths is not None:
+            for cut in range(len(names), 0, -1):
+                mapped, found = paths(data, "." + ".".join(names[:cut]))
+                if mapped:
+                    value, done = found, cut
+                    break
+        for i in range(done, len(names)):
+            name = names[i]
+            walked = "".join("." + n for n in names[:i])
+            if not isinstance(value, dict):
+                raise _fields_error(walked, name, value)
+            wanted = {name.lower(), _snake(name)}
+            keys = [k for k in value if str(k).lower() in wanted]
+            if not keys:
+                raise _fields_error(walked, name, value)
+            value = value[keys[0]]
+        if done == 0 and type(value) is dict:
+            return _ViewMap(value)
+        return _ViewList(value) if done == 0 and type(value) is list else value
+
+    return resolve
 
 
 def parse_error(template: str) -> str | None:
-    """Go's parse error for what this subset can tell without data (``template: :1: unclosed action``:
-    a ``{{`` never closed), or None."""
-    start = template.find("{{")
-    while start != -1:
-        close = template.find("}}", start + 2)
-        if close == -1:
-            return f"template: :{template.count(chr(10), 0, start) + 1}: unclosed action"
-        start = template.find("{{", close + 2)
+    """Go's parse error for ``template`` (``template: :1: unclosed action``), or None."""
+    try:
+        parse(template, DOCKER_FUNCS)
+    except ParseError as exc:
+        return str(exc)
     return None
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return "<no value>"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
+def _parsed(template: str) -> Template:
+    try:
+        return parse(template, DOCKER_FUNCS)
+    except ParseError as exc:
+        raise UsageError(f"--format: template parsing error: {exc}", field="--format") from None
 
 
-#: a command's own paths (Docker's, docker_paths.py): ``(True, value)`` for a path it answers
-Paths = Callable[[Any, str], tuple[bool, Any]]
+def _execute(parsed: Template, data: Any, paths: Paths | None = None) -> str:
+    try:
+        return parsed.execute(data, _reader(data, paths))
+    except ExecError as exc:
+        raise UsageError(f"--format: {exc}", field="--format") from None
 
 
 def render(template: str, data: Any, paths: Paths | None = None) -> str:
-    """``template`` with each ``{{...}}`` replaced from ``data``, or from ``paths`` where it answers
-    (printed as Go prints it); UsageError for what it cannot read."""
-    error = parse_error(template)
-    if error is not None:
-        raise UsageError(f"--format: template parsing error: {error}", field="--format")
-
-    def action(match: re.Match[str]) -> str:
-        words = match.group(1).split()
-        path = words[-1]
-        if len(words) in (1, 2) and _PATH_RE.match(path) and (len(words) == 1 or words[0] == "json"):
-            mapped, value = paths(data, path) if paths is not None else (False, None)
-            try:
-                if len(words) == 2:
-                    return json.dumps(json_ready(value) if mapped else _lookup(data, path), sort_keys=True)
-                return go_text(value) if mapped else _text(_lookup(data, path))
-            except _NoField as missing:
-                at = match.start(1) + match.group(1).rindex(path)
-                raise _no_field_error(template, at, path, missing) from None
-        raise UsageError(
-            f"--format: cannot read {match.group(0)!r}: use {USABLE}",
-            field="--format",
-        )
-
-    return _ACTION_RE.sub(action, template)
+    """``template`` (Go's text/template with Docker's functions) over ``data``, a field read from
+    ``paths`` where it answers (printed as Go prints it); UsageError naming ``--format`` for a template
+    that does not parse or cannot be executed (Go's message)."""
+    return _execute(_parsed(template), data, paths)
 
 
 def add_inspect_output(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -227,14 +254,16 @@ def _split_table(template: str) -> tuple[bool, str]:
 
 
 def _list_template(columns: list[str], extra: tuple[str, ...]) -> Callable[[str], str]:
-    """argparse ``type`` of a list's ``--format``: the template checked against an empty row."""
+    """argparse ``type`` of a list's ``--format``: the template parsed, and run over an empty row to
+    find a field no row has (other execution errors wait for the rows: an empty row is not one)."""
     empty_row = _row_data(columns, [""] * len(columns)) | dict.fromkeys(extra, "")
 
     def checked(text: str) -> str:
         try:
             render(_split_table(text)[1], empty_row)
         except UsageError as exc:
-            raise argparse.ArgumentTypeError(exc.message.removeprefix("--format: ")) from None
+            if "template parsing error" in exc.message or "can't evaluate field" in exc.message:
+                raise argparse.ArgumentTypeError(exc.message.removeprefix("--format: ")) from None
         return text
 
     return checked
@@ -275,12 +304,14 @@ def listing(
         for cells, more in zip(rows, extras, strict=True)
     ]
     if template.strip() == "json":  # Docker's `--format json`: one object a row, by Docker's field names
-        return "\n".join(json.dumps({_camel(k): _text(v) for k, v in row.items()}) for row in data)
-    lines = [render(template, row) for row in data]
+        objects = ({_camel(k): go_text(v, top=True) for k, v in row.items()} for row in data)
+        return "\n".join(json.dumps(one) for one in objects)
+    parsed = _parsed(template)
+    lines = [_execute(parsed, row) for row in data]
     if not as_table:
         return "\n".join(lines)
     keys = (*_row_data(columns, [""] * len(columns)), *extra_names)
     names = {key: key.replace("_", " ").upper() for key in keys}
-    headers = render(template, names).split("\t")
+    headers = _execute(parsed, names).split("\t")
     fields = [(line.split("\t") + [""] * len(headers))[: len(headers)] for line in lines]
     return table(headers, fields)

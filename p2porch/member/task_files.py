@@ -102,7 +102,8 @@ class TaskFiles:
         facts: TaskFacts | None = None,
     ) -> tuple[tuple[MountSpec, ...], str]:
         """The read-only bind mounts of ``task``'s files (writing them if missing), or an error text;
-        ``facts`` (the task's template context and its service's environment) render templated ones."""
+        ``facts`` (the task's template context and its service's environment) render templated ones
+        (without them a templated file is an error: the task record alone has no names to give)."""
         refs = list(refs)
         if not refs:
             return (), ""
@@ -122,7 +123,7 @@ class TaskFiles:
             values = [self._open(state, kind, ref) for kind, ref in refs]
             os.makedirs(task_dir, mode=0o700, exist_ok=True)
             for i, (kind, ref) in enumerate(refs):
-                value = _rendered(state, kind, ref, values[i], refs, values, facts or _bare_facts(task))
+                value = _rendered(state, kind, ref, values[i], refs, values, facts)
                 _write(value, ref, os.path.join(task_dir, f"{kind}-{i}"))
             with open(os.path.join(task_dir, READY_MARK), "w", encoding="utf-8"):
                 pass
@@ -190,14 +191,6 @@ class TaskFacts:
     env: Mapping[str, str]
 
 
-def _bare_facts(task: Task) -> TaskFacts:
-    """Facts from the task record alone (a caller that gave none): names are the records' ids."""
-    node = task.node_id or ""
-    return TaskFacts(
-        TemplateContext(task.service_id, task.service_id, node, node, task.task_id, task.slot), {}
-    )
-
-
 def _rendered(
     state: ClusterState,
     kind: str,
@@ -205,13 +198,15 @@ def _rendered(
     value: bytes,
     refs: list[tuple[str, FileRef]],
     values: list[bytes],
-    facts: TaskFacts,
+    facts: TaskFacts | None,
 ) -> bytes:
     """``value`` rendered for the task when its object has a template driver, else as written; another
     file a template names is read as written (Swarm's ``{{secret}}`` is the value, not rendered)."""
     record = state.secrets.get(secret_key(kind, ref.source))
     if record is None or not record.template_driver:
         return value
+    if facts is None:
+        raise TemplateError(f"{kind} {ref.source!r} is templated: no task facts were given to render it")
 
     def lookup(wanted: str, name: str) -> bytes | None:
         return next(

@@ -269,6 +269,7 @@ def task_assignment(
         entrypoint=spec.entrypoint or None,
         env={**(discovery or {}), **spec.env_dict()},
         labels=spec.labels_dict(),
+        service_labels=dict(spec.service_labels),
         mounts=agent_mounts(spec.mounts),
         ports=tuple(  # ingress ports are served by the cluster's NAT rules, not bound on the node
             PortSpec(target=p.target, published=p.published or 0, protocol=p.protocol, host_ip=p.host_ip)

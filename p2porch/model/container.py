@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .templates import SAMPLE, expand
+from .templates import check
 from .units import (
     duration_field,
     field_error,
@@ -89,9 +89,9 @@ def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
     if not isinstance(source, str) or not isinstance(driver, str):
         raise field_error(fieldname, "source and volume-driver must be strings")
     readonly = parse_bool(data.get("readonly", False), f"{fieldname}.readonly")
-    if mtype == "bind" and not source.startswith("/"):
+    if mtype == "bind" and not check(source, f"{fieldname}.source").startswith("/"):
         raise field_error(f"{fieldname}.source", "a bind mount needs an absolute source path")
-    if mtype == "volume" and source and not _volume_name_ok(expand(source, SAMPLE), driver):
+    if mtype == "volume" and source and not _volume_name_ok(check(source, f"{fieldname}.source"), driver):
         raise field_error(f"{fieldname}.source", f"invalid volume name {source!r}")
     if mtype == "tmpfs" and source:
         raise field_error(f"{fieldname}.source", "a tmpfs mount has no source")

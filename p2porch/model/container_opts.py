@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ..errors import ConfigError
-from .templates import SAMPLE, expand
+from .templates import check
 from .units import SIZE_UNITS
 
 _CAP_RE = re.compile(r"^(?:CAP_)?[A-Z_]+$|^ALL$")
@@ -230,7 +230,8 @@ class ContainerOptions:
     dns_options: tuple[str, ...] = ()  # resolv.conf options beside the cluster DNS (--dns-option)
 
     def __post_init__(self) -> None:
-        if self.hostname and not _HOSTNAME_RE.match(expand(self.hostname, SAMPLE)):  # Swarm templates allowed
+        # Swarm's templates (``{{.Node.Hostname}}``) are expanded with stand-in values first
+        if self.hostname and not _HOSTNAME_RE.match(check(self.hostname, "container.hostname")):
             raise _err("hostname", f"{self.hostname!r} is not a valid host name", "container")
         for key in ("cap_add", "cap_drop"):
             for cap in getattr(self, key):

@@ -34,6 +34,7 @@ from .placement import (
     parse_constraint,
     parse_placement_pref,
 )
+from .templates import check as check_template
 from .units import (
     field_error,
     list_field,
@@ -474,6 +475,15 @@ def _p_mem(value: Any, key: str) -> int:
     return parse_memory_bytes(value, fieldname=key)
 
 
+def _p_env(value: Any, key: str) -> tuple[tuple[str, str], ...]:
+    """The environment; a value with Swarm's templates must expand with stand-in values (as Swarm checks
+    a service's spec: an unknown field is refused)."""
+    pairs = parse_key_values(value, fieldname=key)
+    for name, text in pairs:
+        check_template(text, f"{key}.{name}")
+    return pairs
+
+
 _SPEC_PARSERS: dict[str, Any] = {
     "name": _p_str,
     "image": _p_str,
@@ -481,7 +491,7 @@ _SPEC_PARSERS: dict[str, Any] = {
     "command": _p_cmd,
     "user": _p_str,
     "workdir": _p_str,
-    "env": lambda v, k: parse_key_values(v, fieldname=k),
+    "env": lambda v, k: _p_env(v, k),
     "labels": lambda v, k: parse_key_values(v, fieldname=k),
     "mode": lambda v, k: parse_choice(v, MODES, k),
     "replicas": lambda v, k: parse_int(v, k, maximum=MAX_REPLICAS),

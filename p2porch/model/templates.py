@@ -1,22 +1,25 @@
 """Swarm's service templates: ``{{.Node.Hostname}}``, ``{{.Task.Slot}}``... in a task's environment values,
 host name and mount sources, expanded per task as ``docker service create`` does (pure).
 
-Owns the placeholder names and their expansion from one task's facts; a string constant
-(``{{`...`}}``, ``{{"..."}}``) is printed as written, as Go's templates print it; an unknown placeholder
-is left as written. Never does I/O; the agent calls :func:`expand` when it creates a task's container.
+Owns Swarm's template context (swarmkit's ``template.Context``: ``.Service.ID/Name/Labels``,
+``.Node.ID/Hostname/Platform.OS/Platform.Architecture``, ``.Task.ID/Name/Slot``) built from one task's
+facts, and its expansion with the Go template engine (model/gotemplate.py) as swarmkit runs it: the whole
+language, its ``join`` (separator first), a missing map key an error (``missingkey=error``). An unknown
+field or a template that does not parse is an error, as Swarm's: the service is refused when its spec is
+checked with stand-in values (:data:`SAMPLE`), a task whose own values fail (a missing label) fails to
+start. Never does I/O; the agent calls :func:`expand` when it creates a task's container.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-#: a field (``{{.Task.Slot}}``) or a string constant (``{{`{{.Swarm.NodeAddr}}`}}``, ``{{"x"}}``), which
-#: Go's templates print as written: how a file passes ``{{`` through Swarm to the container
-_PLACEHOLDER_RE = re.compile(
-    r"\{\{\s*(?:\.(?P<field>[A-Za-z]+(?:\.[A-Za-z]+)*)|`(?P<raw>[^`]*)`|\"(?P<quoted>(?:[^\"\\]|\\.)*)\")\s*\}\}"
-)
+from ..errors import ConfigError
+from .gotemplate import FuncError, Struct, TemplateError, field_chain, parse, strict_chain
+
+__all__ = ["SAMPLE", "TemplateContext", "TemplateError", "check", "expand", "join", "swarm_context"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,43 +34,61 @@ class TemplateContext:
     task_slot: int
     platform_os: str = "linux"
     platform_arch: str = "x86_64"
+    service_labels: Mapping[str, str] = field(default_factory=dict)
 
-    def values(self) -> dict[str, str]:
-        return {
-            "Service.ID": self.service_id,
-            "Service.Name": self.service_name,
-            "Node.ID": self.node_id,
-            "Node.Hostname": self.node_hostname,
-            "Node.Platform.OS": self.platform_os,
-            "Node.Platform.Architecture": self.platform_arch,
-            "Task.ID": self.task_id,
-            "Task.Name": f"{self.service_name}.{self.task_slot}.{self.task_id}",
-            "Task.Slot": str(self.task_slot),
-        }
 
+def swarm_context(context: TemplateContext) -> Struct:
+    """Swarm's ``template.Context`` of the task (``.Task.Slot`` is a string there, as here)."""
+    return Struct(
+        "template.Context",
+        Service=Struct(
+            "template.Service",
+            ID=context.service_id,
+            Name=context.service_name,
+            Labels=dict(context.service_labels),
+        ),
+        Node=Struct(
+            "template.Node",
+            ID=context.node_id,
+            Hostname=context.node_hostname,
+            Platform=Struct("template.Platform", Architecture=context.platform_arch, OS=context.platform_os),
+        ),
+        Task=Struct(
+            "template.Task",
+            ID=context.task_id,
+            Name=f"{context.service_name}.{context.task_slot}.{context.task_id}",
+            Slot=str(context.task_slot),
+        ),
+    )
+
+
+def join(*parts: Any) -> str:
+    """swarmkit's ``join``: the separator first, then the strings (``{{join "-" .Node.ID .Task.Slot}}``)."""
+    if not parts or not all(isinstance(p, str) for p in parts):
+        raise FuncError("join takes a separator and strings")
+    return parts[0].join(parts[1:])
+
+
+#: the functions swarmkit's templates have beside Go's built-ins
+FUNCS: dict[str, Callable[..., Any]] = {"join": join}
 
 #: stand-in values to validate a templated field before any task exists (a host name, a path)
 SAMPLE = TemplateContext("svcid", "service", "node", "node", "taskid", 1)
 
 
-def has_templates(text: str) -> bool:
-    return "{{" in text and _PLACEHOLDER_RE.search(text) is not None
-
-
-def expand(text: str, context: TemplateContext) -> str:
-    """``text`` with every known placeholder replaced by the task's value."""
+def expand(text: str, context: TemplateContext, lenient_labels: bool = False) -> str:
+    """``text`` expanded for the task ``context`` names; TemplateError as Go's (``template: expansion:1:2:
+    executing "expansion" at <.Nope>: can't evaluate field Nope in type template.Context``). With
+    ``lenient_labels`` a label the context lacks is ``<no value>`` (checking a spec before its task)."""
     if "{{" not in text:
         return text
-    values = context.values()
+    resolve = field_chain if lenient_labels else strict_chain
+    return parse(text, FUNCS, name="expansion").execute(swarm_context(context), resolve)
 
-    def one(m: re.Match[str]) -> str:
-        if m.group("field") is not None:
-            return values.get(m.group("field"), m.group(0))
-        if m.group("raw") is not None:
-            return m.group("raw")
-        try:  # Go's interpreted string: JSON's escapes are a subset of it
-            return str(json.loads(f'"{m.group("quoted")}"'))
-        except ValueError:
-            return m.group(0)
 
-    return _PLACEHOLDER_RE.sub(one, text)
+def check(text: str, fieldname: str) -> str:
+    """``text`` expanded with :data:`SAMPLE` (Swarm checks a spec so), or ConfigError naming ``fieldname``."""
+    try:
+        return expand(text, SAMPLE, lenient_labels=True)
+    except TemplateError as exc:
+        raise ConfigError(f"{fieldname}: {exc}", field=fieldname) from None

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model.payload_template import DRIVERS as TEMPLATE_DRIVERS
+from ..model.payload_template import check_driver
 from . import fields as F
 from .codec import Command
 
@@ -70,15 +70,9 @@ class PutSecret(Command):
             size=F.get(b, "size", int),
             labels=F.labels(b.get("labels") or {}, "labels"),
             key_epoch=F.non_negative(b.get("key_epoch") or 0, "key_epoch"),
-            template_driver=_driver(b.get("template_driver") or ""),
+            template_driver=check_driver(b.get("template_driver"), "template_driver"),
             **common,
         )
-
-
-def _driver(value: Any) -> str:
-    if value not in ("", *TEMPLATE_DRIVERS):
-        raise F.invalid(f"template_driver must be one of {', '.join(TEMPLATE_DRIVERS)}", "template_driver")
-    return str(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

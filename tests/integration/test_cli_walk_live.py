@@ -76,6 +76,11 @@ def test_dockers_node_paths_json_lists_and_refused_flags_on_a_live_cluster(clust
     rows = [json.loads(line) for line in listed.stdout.decode().splitlines()]
     assert sorted(r["Hostname"] for r in rows) == ["n1", "n2", "n3"]
     assert {r["Status"] for r in rows} == {"ready"}
+    # Go's whole language (model/gotemplate.py): range, variables, if, Docker's split (a usage error before)
+    ranged = "{{range $i, $part := split .Hostname `n`}}{{if $i}}node {{$part | printf `%q`}}{{end}}{{end}}"
+    listed = cli(sb, "n1", "node", "ls", "--format", ranged)
+    assert listed.returncode == 0, listed.stderr.decode()
+    assert sorted(listed.stdout.decode().splitlines()) == ['node "1"', 'node "2"', 'node "3"']
     before = cli_json(sb, "n1", "network", "ls")
     refused = cli(sb, "n1", "network", "create", "--gateway", "10.0.0.1", "gw")
     assert refused.returncode == 2

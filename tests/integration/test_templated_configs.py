@@ -2,7 +2,8 @@
 
 One cluster (``p5tp``, 10.95.0.0/24) for the module. A config created with the golang driver is
 rendered for each task of a 2-replica service spread over both nodes: each container reads its own
-slot, its node's host name, the service's environment and another secret's value; the secret's
+slot, its node's host name, the service's environment and labels and another secret's value (Go's
+whole template language: ``if``, ``range``, ``printf``, pipelines); the secret's
 plaintext is in no inspect output and in no file of the nodes' data dirs. A template Swarm would fail
 (a function it does not define) fails the task with an error naming it, and no container starts.
 """
@@ -33,6 +34,8 @@ PAGE = (
     "{{/* rendered for each task */ -}}\n"
     'slot={{.Task.Slot}} host={{ .Node.Hostname }} service={{.Service.Name}} mode={{env "MODE"}}\n'
     'pw={{ secret "pw" }} raw={{`{{.Task.Slot}}`}}\n'
+    '{{if eq .Task.Slot "1"}}first{{else}}later{{end}}'
+    '{{range $k, $v := .Service.Labels}} {{$k}}={{$v | printf "%q"}}{{end}}\n'
 )
 
 
@@ -55,6 +58,7 @@ def test_each_task_reads_the_config_rendered_for_its_slot_and_node(cluster, tmp_
     refused = cli(sb, "n1", "config", "create", "--template-driver", "jinja", "other", str(tmp_path / "page"))
     assert refused.returncode == 2 and b"--template-driver" in refused.stderr
     args = ("--replicas", "2", "--replicas-max-per-node", "1", "--env", "MODE=prod", "--secret", "pw")
+    args += ("--label", "tier=web")
     with service(
         sb, nodes, "tpl", *args, "--config", "src=page,target=/etc/page", "--stop-grace-period", "1s",
         IMAGE, "sleep", "3600",
@@ -66,6 +70,7 @@ def test_each_task_reads_the_config_rendered_for_its_slot_and_node(cluster, tmp_
             slot = container["Config"]["Labels"]["p2porch.slot"]
             assert read_in(node, container["Id"], "/etc/page") == (
                 f"slot={slot} host={node.name} service=tpl mode=prod\npw={password} raw={{{{.Task.Slot}}}}\n"
+                f'{"first" if slot == "1" else "later"} tier="web"\n'
             )
             assert password.encode() not in json.dumps(container).encode()
         for argv in (
@@ -96,5 +101,5 @@ def test_a_template_swarm_would_fail_fails_the_task_naming_the_function(cluster,
             return next((e for e in errors if "template_driver" in e), "")
 
         error = wait_for(failed, 60, "the task failed on its template")
-        assert "config 'bad' (template_driver golang): line 1: function 'nope' not defined" in error
+        assert "config 'bad' (template_driver golang): line 1: function \"nope\" not defined" in error
         assert not any(containers(n, "badtpl", include_stopped=True) for n in nodes)

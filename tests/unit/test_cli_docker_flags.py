@@ -86,12 +86,18 @@ def test_inspect_format_and_pretty(monkeypatch, capsys) -> None:
     assert "(fields: env, name, update_status)" in err
 
 
-def test_go_template_subset() -> None:
+def test_go_templates_over_the_json_view() -> None:
+    """The whole language (model/gotemplate.py): ``range``, ``index``, pipelines were usage errors."""
     data = {"id": "x1", "spec": {"update_status": None, "replicas": 3, "read_only": True}}
     assert render("{{.ID}}/{{.Spec.Replicas}}/{{ .Spec.ReadOnly }}", data) == "x1/3/true"
     assert render("{{.Spec.UpdateStatus}}", data) == "<no value>"
     assert json.loads(render("{{json .}}", data)) == data
-    for bad in ("{{range .Spec}}{{end}}", "{{.Spec | json}}", "{{index .Spec 1}}"):
+    assert render("{{range $k, $v := .Spec}}{{$k}}={{$v}} {{end}}", data) == (
+        "read_only=true replicas=3 update_status=<no value> "
+    )
+    assert render("{{.Spec | json}}", data) == json.dumps(data["spec"], sort_keys=True)
+    assert render('{{index .Spec "replicas"}} {{if gt .Spec.Replicas 2}}many{{end}}', data) == "3 many"
+    for bad in ("{{range .ID}}{{end}}", "{{index .Spec 1 2}}", "{{.Spec | upper}}", "{{if}}"):
         with pytest.raises(UsageError) as caught:
             render(bad, data)
         assert caught.value.field == "--format"

@@ -8,10 +8,10 @@ import textwrap
 import pytest
 
 from p2porch.agent.dockerspec import create_request, member_create_request
-from p2porch.agent.model import MemberSpec, MountSpec, TaskAssignment
+from p2porch.agent.model import MemberSpec, MountSpec, TaskAssignment, template_error
 from p2porch.errors import ConfigError
 from p2porch.model import ServiceSpec
-from p2porch.model.templates import SAMPLE, TemplateContext, expand
+from p2porch.model.templates import SAMPLE, TemplateContext, TemplateError, expand
 from p2porch.stack import load_stack
 
 
@@ -27,11 +27,49 @@ def assignment(**overrides) -> TaskAssignment:
     return TaskAssignment(**(fields | overrides))
 
 
-def test_known_placeholders_expand_and_unknown_ones_stay():
-    context = TemplateContext("s42", "mon-exporter", "n2", "n2", "t01", 3)
-    text = "{{.Node.Hostname}}/{{ .Task.Slot }}/{{.Service.Name}}/{{.Task.Name}}/{{.Node.ID}}/{{.Nope}}"
-    assert expand(text, context) == "n2/3/mon-exporter/mon-exporter.3.t01/n2/{{.Nope}}"
+def test_swarms_context_expands_and_an_unknown_field_is_swarms_error():
+    """swarmkit's ``template.Context``, with Go's whole language; an unknown field was left as written,
+    Swarm refuses it (``can't evaluate field Nope in type template.Context``)."""
+    context = TemplateContext("s42", "mon-exporter", "n2", "n2", "t01", 3, service_labels={"tier": "db"})
+    text = "{{.Node.Hostname}}/{{ .Task.Slot }}/{{.Service.Name}}/{{.Task.Name}}/{{.Node.ID}}"
+    assert expand(text, context) == "n2/3/mon-exporter/mon-exporter.3.t01/n2"
     assert expand("no template {x}", context) == "no template {x}"
+    assert expand("{{.Node.Platform.OS}}-{{.Node.Platform.Architecture}}", context) == "linux-x86_64"
+    assert expand(
+        '{{.Service.Labels.tier}} {{index .Service.Labels "x"}} {{join "-" "a" .Task.Slot}}', context
+    ) == ("db <no value> a-3")
+    assert expand('{{if eq .Task.Slot "3"}}third{{end}}', context) == "third"
+    with pytest.raises(TemplateError) as info:
+        expand("x-{{.Nope}}", context)
+    assert str(info.value) == (
+        'template: expansion:1:4: executing "expansion" at <.Nope>: can\'t evaluate field Nope in type '
+        "template.Context"
+    )
+    with pytest.raises(TemplateError, match='map has no entry for key "absent"'):
+        expand("{{.Service.Labels.absent}}", context)
+
+
+def test_a_spec_with_a_template_swarm_refuses_is_refused_naming_the_field():
+    with pytest.raises(ConfigError) as info:
+        load_stack("mon", "services:\n  a:\n    image: x\n    environment:\n      ID: '{{.Node.Nope}}'\n")
+    assert "can't evaluate field Nope in type template.Node" in str(info.value)
+    assert info.value.field == "services.a.environment.ID"
+    with pytest.raises(ConfigError, match="unclosed action"):
+        ServiceSpec.from_dict({"name": "a", "image": "x", "container": {"hostname": "{{.Task.Slot"}})
+
+
+def test_a_task_whose_own_values_fail_does_not_start():
+    """A label the service lacks is known only with the task: the task fails as Swarm's does."""
+    failing = assignment(env={"TIER": "{{.Service.Labels.tier}}"})
+    assert template_error(failing).startswith("expanding env failed: template: expansion:1:2: executing")
+    assert (
+        template_error(assignment(env={"TIER": "{{.Service.Labels.tier}}"}, service_labels={"tier": "db"}))
+        == ""
+    )
+    _, body = create_request(
+        assignment(env={"TIER": "{{.Service.Labels.tier}}"}, service_labels={"tier": "db"})
+    )
+    assert "TIER=db" in body["Env"]
 
 
 def test_a_task_container_gets_its_own_values():

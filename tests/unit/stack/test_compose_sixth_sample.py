@@ -15,7 +15,7 @@ from p2porch.cli.stack import _object_values as object_values
 from p2porch.cli.util import UsageError
 from p2porch.errors import ConfigError
 from p2porch.model import ServiceSpec
-from p2porch.model.templates import SAMPLE, expand
+from p2porch.model.templates import SAMPLE, TemplateError, expand
 from p2porch.stack import load_stack
 from p2porch.stack.resolve import ComposeFile
 from p2porch.stack.source import stack_source
@@ -178,7 +178,10 @@ def test_a_go_string_constant_in_an_environment_value_is_printed_as_go_prints_it
     command = "docker info -f '{{`{{.Swarm.NodeAddr}}`}}'"
     assert expand(command, SAMPLE) == "docker info -f '{{.Swarm.NodeAddr}}'"
     assert expand('{{"a\\tb"}}.{{ .Task.Slot }}', SAMPLE) == "a\tb.1"
-    assert expand('{{"\\q"}} {{ .GatewayID }}', SAMPLE) == '{{"\\q"}} {{ .GatewayID }}'  # left as written
+    with pytest.raises(TemplateError):  # Swarm refuses both (they were left as written)
+        expand('{{"\\q"}}', SAMPLE)
+    with pytest.raises(TemplateError, match="can't evaluate field GatewayID"):
+        expand("{{ .GatewayID }}", SAMPLE)
     task = {"task_id": "t0123456789", "service_name": "s-kafka", "service_id": "s1", "slot": 1}
     kafka = TaskAssignment(
         **task, node_name="n1", image="wurstmeister/kafka", env={"HOSTNAME_COMMAND": command}

@@ -225,10 +225,15 @@ def test_a_template_swarm_would_fail_fails_the_task_without_a_file_or_its_text()
     ref = parse_file_ref("src=tpl,version=1", kind="secret", fieldname="s")
     root = tmpfs_root("template-error")
     try:
-        mounts, error = TaskFiles(root, {0: KEY}).prepare(state, Task("t1", "s1", 1), [("secret", ref)])
-        assert (
-            mounts == () and "secret 'tpl' (template_driver golang): line 1: secret target 'missing'" in error
+        facts = TaskFacts(TemplateContext("s1", "web", "n7", "host-7", "t1", 1), {})
+        files = TaskFiles(root, {0: KEY})
+        mounts, error = files.prepare(state, Task("t1", "s1", 1), [("secret", ref)], facts)
+        assert mounts == () and (
+            "secret 'tpl' (template_driver golang): line 1, column 21: error calling secret: secret target "
+            "'missing' not found" in error
         )
         assert "topsecret" not in error and not os.path.exists(os.path.join(root, "t1"))
+        _, error = files.prepare(state, Task("t1", "s1", 1), [("secret", ref)])  # no facts: none invented
+        assert error == "secret 'tpl' is templated: no task facts were given to render it"
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,74 @@
+"""Go's text/template language, as Docker users and Swarm's templates use it (pure): parse once, execute
+many times.
+
+``parse(text, funcs)`` gives a :class:`Template` (ParseError as Go words it); ``Template.execute(data)``
+prints it over ``data`` (ExecError as Go words it). The language: gotemplate_parse.py; values and
+printing: gotemplate_values.py; execution and the built-ins: gotemplate_exec.py. The callers add their
+own functions (the CLI's ``json``/``join``/..., a payload's ``env``/``secret``/``config``) and may read
+fields their own way (``resolve``). Never does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .gotemplate_exec import MAX_OUTPUT, Execution, Resolve, field_chain, field_of, strict_chain
+from .gotemplate_parse import ExecError, Node, ParseError, TemplateError, parse_text
+from .gotemplate_values import (
+    MISSING,
+    FuncError,
+    Struct,
+    go_quote,
+    go_text,
+    go_type,
+    go_unquote,
+    sprintf,
+    truth,
+)
+
+__all__ = [
+    "MISSING",
+    "ExecError",
+    "FuncError",
+    "ParseError",
+    "Resolve",
+    "Struct",
+    "Template",
+    "TemplateError",
+    "field_chain",
+    "field_of",
+    "go_quote",
+    "go_text",
+    "go_type",
+    "go_unquote",
+    "parse",
+    "sprintf",
+    "strict_chain",
+    "truth",
+]
+
+
+class Template:
+    """A parsed template and the functions it may call; executing it never changes it."""
+
+    def __init__(self, text: str, nodes: list[Node], funcs: Mapping[str, Callable[..., Any]], name: str):
+        self.text, self.nodes, self.funcs, self.name = text, nodes, dict(funcs), name
+
+    def execute(self, data: Any, resolve: Resolve | None = None, max_output: int = MAX_OUTPUT) -> str:
+        """The template printed over ``data``; ``resolve`` reads a field chain (default: a map's keys and
+        a struct's fields, as Go's). ExecError as Go's; the output is capped at ``max_output``."""
+        run = Execution(self.text, self.name, data, self.funcs, resolve, max_output)
+        run.run(self.nodes, data)
+        return "".join(run.out)
+
+
+def parse(text: str, funcs: Mapping[str, Callable[..., Any]] | None = None, name: str = "") -> Template:
+    """``text`` parsed with the caller's ``funcs`` beside Go's built-ins (ParseError as Go's)."""
+    funcs = funcs or {}
+    return Template(text, parse_text(text, name, funcs), funcs, name)
+
+
+def render(text: str, data: Any, funcs: Mapping[str, Callable[..., Any]] | None = None) -> str:
+    """``parse(text, funcs).execute(data)``."""
+    return parse(text, funcs).execute(data)
