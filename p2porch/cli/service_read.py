@@ -65,6 +65,18 @@ def task_table(
     return table(TASK_COLUMNS, grouped)
 
 
+def emit_tasks(
+    args: argparse.Namespace, tasks: list[dict[str, Any]], specs: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """A task list (``service|stack|node ps``) as ``emit`` prints it, except that ``-q`` prints the ids as
+    the table shows them, as Docker's: cut to 12 characters unless ``--no-trunc``."""
+    if args.ids_only and not wants_json(args):
+        for t in tasks:
+            print(t["id"] if args.no_trunc else t["id"][:12])
+    else:
+        emit(args, tasks, lambda rows: task_table(args, rows, specs))
+
+
 def cmd_service_ps(args: argparse.Namespace) -> int:
     """The tasks of every service given, in turn (``docker service ps SERVICE [SERVICE...]``)."""
     client = client_for(args)
@@ -79,7 +91,7 @@ def cmd_service_ps(args: argparse.Namespace) -> int:
     }
     tasks = [t for ts in each.values() for t in ts]
     if args.ids_only:  # -q: the IDs alone, without the usage and group lookups
-        emit(args, tasks, str)
+        emit_tasks(args, tasks)
         return EXIT_OK
     for name, ts in each.items():
         try:
@@ -89,7 +101,7 @@ def cmd_service_ps(args: argparse.Namespace) -> int:
         for task in ts:
             task["usage"] = usage.get(task["id"])
     specs = {} if wants_json(args) else {name: group_spec(client, name) for name in names}
-    emit(args, tasks, lambda rows: task_table(args, rows, specs))
+    emit_tasks(args, tasks, specs)
     return EXIT_OK
 
 

@@ -48,7 +48,7 @@ def test_the_tasks_of_every_service_given_in_one_table(monkeypatch, capsys) -> N
     assert [line.split()[1] for line in lines[1:4]] == ["web.1", "web.2", "api.1"]
     assert "\\_ log (sidecar, tail)" in lines[4]  # api's sidecar, under api's task only
     assert main(["service", "ps", "-q", "api", "web", "api"]) == 0  # a name given twice: listed once
-    assert capsys.readouterr().out.split() == ["c" * 25, "a" * 25, "b" * 25]
+    assert capsys.readouterr().out.split() == ["c" * 12, "a" * 12, "b" * 12]
     assert main(["--json", "service", "ps", "web", "api"]) == 0
     assert [t["name"] for t in json.loads(capsys.readouterr().out)] == ["web.1", "web.2", "api.1"]
 
