@@ -112,6 +112,12 @@ async def test_job_tasks_show_swarm_s_desired_state_and_ls_swarm_s_counts(ops, m
     assert [t["id"] for t in ops.tasks("j", include_history=False)] == ["runs", "starts"]
     (view,) = ops.list_all()
     assert service_row(view)[3] == "1/2 (1/4 completed)"
+    # the API's top-level counts are service ls's (they were completed/total, 1/4)
+    assert (
+        (view["running"], view["desired"])
+        == (1, 2)
+        == (view["job"]["tasks_running"], view["job"]["tasks_desired"])
+    )
     await ops.create({"name": "web", "image": "busybox"})
     web = manager.state.service_by_name("web")
     assert web is not None
