@@ -55,6 +55,7 @@ def task_table(
     cells = [task_row(t, no_trunc=args.no_trunc) for t in rows]
     if getattr(args, "format", None) is not None:  # one line per task, its members not listed
         return listing(args, TASK_COLUMNS, cells, TASK_EXTRA, [task_extra(t) for t in rows])
+    indent_history(cells)
     if not specs:
         return table(TASK_COLUMNS, cells)
     grouped = [
@@ -75,6 +76,17 @@ def emit_tasks(
             print(t["id"] if args.no_trunc else t["id"][:12])
     else:
         emit(args, tasks, lambda rows: task_table(args, rows, specs))
+
+
+def indent_history(cells: list[list[Any]]) -> None:
+    """Name the earlier tasks of a slot `` \\_ web.1`` under its newest one (the rows come by slot, newest
+    first), as Docker's ``service ps`` table shows a slot's history."""
+    previous = None
+    for cell in cells:
+        name = cell[1]
+        if name == previous:
+            cell[1] = f" \\_ {name}"
+        previous = name
 
 
 def cmd_service_ps(args: argparse.Namespace) -> int:
