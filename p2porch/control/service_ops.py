@@ -328,8 +328,9 @@ class ServiceOps:
         )
         if change is None:
             raise ConflictError(
-                f"service {service.name} has no previous spec to roll back to: it was never updated "
-                "(every update that changes it keeps one)",
+                f"service {service.name} does not have a previous spec to roll back to: it was never "
+                "updated (every update that changes it keeps one), or its last update was rolled back "
+                "automatically (as Swarm's, that clears it)",
                 field="SERVICE",
             )
         update = C.UpdateService.of(
