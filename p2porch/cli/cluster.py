@@ -19,7 +19,7 @@ from ..errors import DaemonUnreachable, P2POrchError
 from .daemon import ADVERTISED_PORTS as PORTS
 from .daemon import add_node_options, load_daemon_config
 from .filters import EVENT_FILTERS, add_filter, apply_filters
-from .service_rows import failing_text
+from .service_rows import failing_text, job_progress_text
 from .util import (
     EXIT_OK,
     LONG_OPERATION_TIMEOUT_S,
@@ -182,7 +182,8 @@ def render_status(d: dict[str, Any]) -> str:
             + "; ".join(f"{state}: {', '.join(names)}" for state, names in sorted(by_state.items()))
         )
     for svc in d.get("services", []):
-        line = f"service:  {svc['name']} {svc['running']}/{svc['desired']}"
+        counts = job_progress_text(svc["job"]) if svc.get("job") else f"{svc['running']}/{svc['desired']}"
+        line = f"service:  {svc['name']} {counts}"  # a job as service ls shows it: 0/2 (4/4 completed)
         for pending in svc.get("pending", []):
             line += f"  pending {pending['count']}: {pending['explanation']}"
         if svc.get("failing"):

@@ -14,7 +14,7 @@ from ..model import node_status_text
 from .docker_paths import node_path
 from .filters import NODE_FILTERS, TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_inspect_output, add_list_format, inspect_each, listing
-from .service_read import add_task_list_flags, task_table
+from .service_read import add_task_list_flags, emit_tasks
 from .stats import add_node_stats
 from .util import (
     EXIT_FAILED,
@@ -161,7 +161,7 @@ def cmd_node_ps(args: argparse.Namespace) -> int:
     tasks = []
     for ref in args.nodes or ["self"]:
         tasks += client.get(f"/nodes/{ref}/tasks", all="false" if args.running else "true")
-    emit(args, apply_filters(tasks, args.filters, TASK_FILTERS), lambda rows: task_table(args, rows))
+    emit_tasks(args, apply_filters(tasks, args.filters, TASK_FILTERS))
     return EXIT_OK
 
 

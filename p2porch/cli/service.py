@@ -23,7 +23,7 @@ from .names import generated_name
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_read_commands
 from .service_rows import SERVICE_COLUMNS, service_row
-from .service_spec_flags import add_spec_flags, flag_for, spec_changes, validated_spec
+from .service_spec_flags import add_spec_flags, flag_for, settle_update_args, spec_changes, validated_spec
 from .stats import add_service_stats
 from .update_edits import edit_changes, edits_given
 from .util import (
@@ -102,6 +102,7 @@ def _watches(views: list[dict[str, Any]], *, created: bool = False) -> list[Watc
 
 
 def cmd_service_update(args: argparse.Namespace) -> int:
+    settle_update_args(args)
     if args.rollback:  # docker service update --rollback S: alone (with --detach/--quiet), as Docker's
         if spec_changes(args) or args.force or edits_given(args) or args.if_version is not None:
             raise UsageError(
@@ -208,7 +209,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "Change some of a service's settings (a rolling update if the task changes)",
         cmd_service_update,
     )
-    update.add_argument("service", metavar="SERVICE")
+    update.add_argument("service", metavar="SERVICE", nargs="?")  # or after Docker's --args "CMD"
     update.add_argument(
         "--force",
         action="store_true",

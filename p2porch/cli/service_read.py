@@ -55,6 +55,7 @@ def task_table(
     cells = [task_row(t, no_trunc=args.no_trunc) for t in rows]
     if getattr(args, "format", None) is not None:  # one line per task, its members not listed
         return listing(args, TASK_COLUMNS, cells, TASK_EXTRA, [task_extra(t) for t in rows])
+    indent_history(cells)
     if not specs:
         return table(TASK_COLUMNS, cells)
     grouped = [
@@ -63,6 +64,29 @@ def task_table(
         for row in group_task_rows(specs.get(str(t["name"]).rpartition(".")[0]) or {}, [cell])
     ]
     return table(TASK_COLUMNS, grouped)
+
+
+def emit_tasks(
+    args: argparse.Namespace, tasks: list[dict[str, Any]], specs: dict[str, dict[str, Any]] | None = None
+) -> None:
+    """A task list (``service|stack|node ps``) as ``emit`` prints it, except that ``-q`` prints the ids as
+    the table shows them, as Docker's: cut to 12 characters unless ``--no-trunc``."""
+    if args.ids_only and not wants_json(args):
+        for t in tasks:
+            print(t["id"] if args.no_trunc else t["id"][:12])
+    else:
+        emit(args, tasks, lambda rows: task_table(args, rows, specs))
+
+
+def indent_history(cells: list[list[Any]]) -> None:
+    """Name the earlier tasks of a slot `` \\_ web.1`` under its newest one (the rows come by slot, newest
+    first), as Docker's ``service ps`` table shows a slot's history."""
+    previous = None
+    for cell in cells:
+        name = cell[1]
+        if name == previous:
+            cell[1] = f" \\_ {name}"
+        previous = name
 
 
 def cmd_service_ps(args: argparse.Namespace) -> int:
@@ -79,7 +103,7 @@ def cmd_service_ps(args: argparse.Namespace) -> int:
     }
     tasks = [t for ts in each.values() for t in ts]
     if args.ids_only:  # -q: the IDs alone, without the usage and group lookups
-        emit(args, tasks, str)
+        emit_tasks(args, tasks)
         return EXIT_OK
     for name, ts in each.items():
         try:
@@ -89,7 +113,7 @@ def cmd_service_ps(args: argparse.Namespace) -> int:
         for task in ts:
             task["usage"] = usage.get(task["id"])
     specs = {} if wants_json(args) else {name: group_spec(client, name) for name in names}
-    emit(args, tasks, lambda rows: task_table(args, rows, specs))
+    emit_tasks(args, tasks, specs)
     return EXIT_OK
 
 

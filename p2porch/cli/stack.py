@@ -28,7 +28,7 @@ from ..vault import MAX_VALUE_BYTES, validate_value
 from .filters import SERVICE_FILTERS, TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_list_format, listing
 from .progress import Watch, add_wait_options, wait_after, waits_for
-from .service_read import add_task_list_flags, task_table
+from .service_read import add_task_list_flags, emit_tasks
 from .service_rows import SERVICE_COLUMNS, service_row
 from .util import (
     EXIT_OK,
@@ -341,7 +341,7 @@ def cmd_stack_ps(args: argparse.Namespace) -> int:
     except NotFoundError as exc:  # Docker's words (exit 1), the daemon's beside them
         raise NotFoundError(f"nothing found in stack: {args.stack} ({exc.message})", field=exc.field) from exc
     tasks = apply_filters(tasks, args.filters, TASK_FILTERS)
-    emit(args, tasks, lambda rows: task_table(args, rows))
+    emit_tasks(args, tasks)
     return EXIT_OK
 
 

@@ -110,12 +110,14 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
 
 
 def task_counts(state: ClusterState, service: Service, tasks: Sequence[Task]) -> tuple[int, int]:
-    """(running tasks that should run, desired tasks) of a service whose tasks are ``tasks``; a job:
-    (completed, total). A task counts as running only where its node reports it (task_liveness.py: not
-    on a down node, nor on one whose engine is unreachable), as Swarm's ``service ls`` counts."""
+    """(running tasks that should run, desired tasks) of a service whose tasks are ``tasks``; a job: its
+    tasks running and wanted at once (``job.tasks_running``/``tasks_desired``, Swarm's RunningTasks/
+    DesiredTasks: what ``service ls`` prints before the completions). A task counts as running only where
+    its node reports it (task_liveness.py: not on a down node, nor on one whose engine is unreachable),
+    as Swarm's ``service ls`` counts."""
     progress = job_view(state, service)
     if progress is not None:
-        return progress["completed"], progress["total"]
+        return progress["tasks_running"], progress["tasks_desired"]
     should_run = [t for t in tasks if t.desired_state == DesiredState.RUNNING]
     nodes = state.nodes
     running = sum(1 for t in should_run if counts_as_running(t, nodes.get(t.node_id) if t.node_id else None))
@@ -326,8 +328,9 @@ class ServiceOps:
         )
         if change is None:
             raise ConflictError(
-                f"service {service.name} has no previous spec to roll back to: it was never updated "
-                "(every update that changes it keeps one)",
+                f"service {service.name} does not have a previous spec to roll back to: it was never "
+                "updated (every update that changes it keeps one), or its last update was rolled back "
+                "automatically (as Swarm's, that clears it)",
                 field="SERVICE",
             )
         update = C.UpdateService.of(

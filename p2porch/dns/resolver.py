@@ -55,6 +55,20 @@ _MAX_CACHED_QUERY_BYTES: Final = 512  # a stub's query with EDNS is < 300 bytes;
 _ENTRY_OVERHEAD_BYTES: Final = 200  # dict slot and two bytes objects' headers, roughly
 
 
+def _beside_search_domain(labels: Labels, zone: CompiledZone) -> NameRecords | None:
+    """The records of ``<name>.<domain>`` for a missing ``<name>.<stack>.<domain>``: a stack's tasks search
+    ``<stack>.<domain>`` first, and busybox ``nslookup`` asks every search domain at once and exits 1 on
+    any NXDOMAIN although another one answers, so a name of the cluster is also found there. Only under
+    an empty non-terminal of the apex other than ``node`` (a stack's, ``shop.p2p``); None otherwise."""
+    n = len(zone.domain)
+    if len(labels) < n + 2 or labels[-n - 1] == b"node":
+        return None
+    parent = zone.names.get(labels[-n - 1 :])
+    if parent is None or parent.a or parent.srv or parent.ptr:
+        return None
+    return zone.names.get(labels[: -n - 1] + zone.domain)
+
+
 class Forward:
     """The decision "this name is not ours: forward the query upstream" (singleton `FORWARD`)."""
 
@@ -335,10 +349,10 @@ class Resolver:
         in_domain = len(labels) >= n_domain and labels[len(labels) - n_domain :] == zone.domain
         rec: NameRecords | None
         plain_name = not in_domain and len(labels) == 1  # "web.": never forwarded (dnsmasq's domain-needed)
-        # "tasks.web." (bare, as Swarm answers it) is "tasks.web.<domain>" when service web exists.
+        # "web." and "tasks.web." (bare, as Docker's DNS answers them) are "<name>.<domain>" when it exists.
         bare_tasks = not in_domain and len(labels) == 2 and labels[0] == b"tasks"
-        if bare_tasks and labels + zone.domain in zone.names:
-            in_domain, labels = True, labels + zone.domain
+        if (plain_name or bare_tasks) and labels + zone.domain in zone.names:
+            in_domain, plain_name, labels = True, False, labels + zone.domain
         elif (
             not in_domain
             and zone.bare
@@ -352,7 +366,7 @@ class Resolver:
             # try it absolute first)
             in_domain, labels = True, labels + zone.domain
         if in_domain or plain_name:
-            rec = zone.names.get(labels) if in_domain else None
+            rec = (zone.names.get(labels) or _beside_search_domain(labels, zone)) if in_domain else None
         else:
             rec = zone.reverse.get(labels)
             if rec is None or q.qtype not in (_TYPE_PTR, _TYPE_ANY):

@@ -516,7 +516,9 @@ def update_failure_updates(
 ) -> list[tuple[Service, UpdateService, str]]:
     """What a failed rollout makes the leader write: per service (once), the service rolled back to
     ``previous_spec`` (action rollback, when there is one that runs other tasks; rolled out with the
-    failed spec's ``rollback`` config, the reason recorded) or with ``update_paused`` set and its
+    failed spec's ``rollback`` config, the reason recorded; the failed spec is not kept as the rollback
+    point, as swarmkit's automatic rollback clears ``PreviousSpec``: a ``service rollback`` after it is
+    refused instead of rolling the failed update out again) or with ``update_paused`` set and its
     rollout paused, and which of the two ("rollback" | "pause"). Services already paused or gone are
     left alone."""
     out = []
@@ -529,7 +531,7 @@ def update_failure_updates(
         change = rolled_back(service, now, why, service.spec.rollback)
         if failure.action == "rollback" and change is not None and restores_template(service):
             update = UpdateService.of(
-                service, at=now, spec=change.spec, previous_spec=change.previous_spec, rollout=change.rollout
+                service, at=now, spec=change.spec, previous_spec=None, rollout=change.rollout
             )
             out.append((service, update, "rollback"))
         else:

@@ -236,6 +236,9 @@ def test_dig_from_the_host_answers_every_name_form(cluster):
 
     nx = dig(f"@{server}", "unknown.p2p")
     assert status_of(nx) == "NXDOMAIN"
+    # a bare name of the zone answers as Docker's DNS answers it (it was NXDOMAIN), an unknown one does not
+    assert set(dig_short(server, "web")) == addresses
+    assert status_of(dig(f"@{server}", "unknownbare")) == "NXDOMAIN"
     nodata = dig(f"@{server}", "AAAA", "web.p2p")
     assert status_of(nodata) == "NOERROR"
     assert "ANSWER: 0" in nodata and "SOA" in nodata, nodata

@@ -5,7 +5,8 @@ sandbox (``p2up``, 10.48.0.0/24, one cluster for the module).
   a scale is rolled back by `service rollback` without restarting a task, a second rollback swaps back,
   an update that changes nothing writes nothing and says so, and an update whose tasks fail rolls
   itself back (``--update-failure-action rollback``) to the spec before it, even when the last update
-  before it only changed the policy.
+  before it only changed the policy; after that automatic rollback `service rollback` is refused (no
+  previous spec, as Swarm's) instead of rolling the failed update out again.
 * `stack deploy --dry-run` asks the daemon what the deploy would change: exit 0 and the plan (services
   with the fields an update changes, networks, secrets, volumes) with nothing written; exit 2 naming the
   field when the deploy would be refused (a port another service publishes, an external secret that
@@ -83,6 +84,11 @@ def test_every_update_keeps_a_rollback_point_and_a_scale_rolls_back_without_rest
     )
     assert view["update_status"]["reason"].startswith("update failed:"), view["update_status"]
     assert running_ids(nodes[0], "rb") & before, "the slots the update had not reached kept their task"
+    # as Swarm's automatic rollback clears PreviousSpec: a `service rollback` now is refused, where it
+    # rolled the failed update out again (walk h45)
+    again = cli(sb, "n1", "service", "rollback", "-d", "rb")
+    assert again.returncode == 1 and "does not have a previous spec" in again.stderr.decode(), again
+    assert inspect(sb, "rb")["spec"]["command"] == ["sleep", "3600"]
     print(f"rollback point: scale rolled back with no new task; automatic rollback: {view['update_status']}")
     assert cli(sb, "n1", "service", "rm", "rb").returncode == 0
 

@@ -64,7 +64,7 @@ def test_ps_filter_desired_state_and_node_and_no_trunc(monkeypatch, capsys) -> N
 def test_stack_ps_takes_the_same_filters(monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli_stack, "client_for", lambda args: Api())
     assert main(["stack", "ps", "--filter", "desired-state=shutdown", "-q", "shop"]) == 0
-    assert capsys.readouterr().out.split() == ["b" * 25]
+    assert capsys.readouterr().out.split() == ["b" * 12]
     with pytest.raises(SystemExit) as refused:  # by argparse, before the daemon is asked
         main(["stack", "ps", "--filter", "bogus=1", "shop"])
     assert refused.value.code == 2

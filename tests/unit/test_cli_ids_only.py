@@ -28,17 +28,33 @@ class Api:
     ("module", "argv"),
     [
         (cli_service, ["service", "ls", "-q"]),
-        (cli_service_read, ["service", "ps", "web", "--quiet"]),
         (cli_node, ["node", "ls", "-q"]),
         (cli_secret, ["secret", "ls", "-q"]),
         (cli_secret, ["config", "ls", "-q"]),
         (cli_network, ["network", "ls", "-q"]),
-        (cli_stack, ["stack", "ps", "shop", "-q"]),
     ],
 )
 def test_quiet_lists_print_only_ids(monkeypatch, capsys, module, argv) -> None:
     monkeypatch.setattr(module, "client_for", lambda args: Api())
     assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == [r["id"] for r in ROWS]
+
+
+@pytest.mark.parametrize(
+    ("module", "argv"),
+    [
+        (cli_service_read, ["service", "ps", "web", "--quiet"]),
+        (cli_stack, ["stack", "ps", "shop", "-q"]),
+        (cli_node, ["node", "ps", "n1", "-q"]),
+    ],
+)
+def test_quiet_task_lists_print_the_ids_as_the_table_cuts_them(monkeypatch, capsys, module, argv) -> None:
+    """Docker's task lists (``service|stack|node ps -q``) print the ID column's 12 characters, the full
+    id with ``--no-trunc`` (the walk's ``service ps -q`` printed full ids)."""
+    monkeypatch.setattr(module, "client_for", lambda args: Api())
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == [r["id"][:12] for r in ROWS]
+    assert main([*argv, "--no-trunc"]) == 0
     assert capsys.readouterr().out.splitlines() == [r["id"] for r in ROWS]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from p2porch.cli import build_parser, main
+from p2porch.cli.cluster import render_status
 from p2porch.cli.service_rows import job_progress_text, service_row
 from p2porch.cli.service_spec_flags import spec_changes
 from p2porch.cli.service_spec_flags import validated_spec as _validated
@@ -112,6 +113,21 @@ async def test_job_tasks_show_swarm_s_desired_state_and_ls_swarm_s_counts(ops, m
     assert [t["id"] for t in ops.tasks("j", include_history=False)] == ["runs", "starts"]
     (view,) = ops.list_all()
     assert service_row(view)[3] == "1/2 (1/4 completed)"
+    # the API's top-level counts are service ls's (they were completed/total, 1/4), status says as ls
+    status = render_status(
+        {
+            "node": {"name": "n1", "advertise_addr": "10.0.0.1"},
+            "daemon": {"pid": 1, "version": "0", "uptime_s": 1},
+            "cluster": {"cluster_id": "c", "has_quorum": True, "voters": []},
+            "services": [view],
+        }
+    )
+    assert "service:  j 1/2 (1/4 completed)" in status, status
+    assert (
+        (view["running"], view["desired"])
+        == (1, 2)
+        == (view["job"]["tasks_running"], view["job"]["tasks_desired"])
+    )
     await ops.create({"name": "web", "image": "busybox"})
     web = manager.state.service_by_name("web")
     assert web is not None

@@ -18,7 +18,7 @@ async def test_any_update_keeps_a_rollback_point_and_a_second_rollback_swaps_bac
     await ops.create({"name": "web", "image": IMAGE, "replicas": 1})
     with pytest.raises(ConflictError) as info:
         await ops.rollback("web")
-    assert "no previous spec" in info.value.message and "never updated" in info.value.message
+    assert "does not have a previous spec" in info.value.message and "never updated" in info.value.message
     answer = await ops.update("web", {"image": IMAGE, "update": {"order": "start-first"}})
     assert answer["changed"] == ["update"]
     rolled = await ops.rollback("web")

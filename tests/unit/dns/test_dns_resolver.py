@@ -191,10 +191,33 @@ def test_names_outside_the_domain_are_forwarded_and_the_decision_cached(resolver
 
 def test_plain_single_label_names_are_never_forwarded(resolver: Resolver) -> None:
     # A container resolving the bare name "web" with search domain p2p also asks for "web." itself:
-    # that must not wait on the upstream resolvers (dnsmasq's domain-needed).
+    # that must not wait on the upstream resolvers (dnsmasq's domain-needed). A name of the zone answers
+    # as Docker's DNS answers a service's bare name (it was NXDOMAIN); any other is NXDOMAIN.
     reply = ask(resolver, "web", "A")
-    assert reply.rcode() == dns.rcode.NXDOMAIN and not reply.answer
+    assert reply.rcode() == dns.rcode.NOERROR and sorted(addresses(reply)) == ["10.240.1.2", "10.240.1.9",
+                                                                               "10.240.2.2"]  # fmt: skip
+    nodata = ask(resolver, "web", "AAAA")
+    assert nodata.rcode() == dns.rcode.NOERROR and not nodata.answer
     assert ask(resolver, "xp2p", "AAAA").rcode() == dns.rcode.NXDOMAIN
+    assert ask(resolver, "nosuch", "A").rcode() == dns.rcode.NXDOMAIN
+
+
+def test_a_name_of_the_zone_is_found_under_a_stacks_search_domain() -> None:
+    """A stack's task searches ``shop.p2p`` then ``p2p``; busybox ``nslookup shop-db`` asks both at once
+    and exited 1 on ``shop-db.shop.p2p``'s NXDOMAIN although ``shop-db.p2p`` answered. A name of the zone
+    answers under the stack's subdomain too, AAAA with NODATA (RFC 2308), an unknown one NXDOMAIN."""
+    services = {"shop-db": [TaskEntry(1, "10.240.2.7")], "shop-web": [TaskEntry(1, "10.240.1.2")]}
+    services["web.shop"] = services["shop-web"]  # the stack member's short name (member/views.py)
+    resolver = Resolver(make_zone(services=services), rng=random.Random(7))
+    assert addresses(ask(resolver, "shop-db.shop.p2p")) == ["10.240.2.7"]
+    assert addresses(ask(resolver, "tasks.shop-db.shop.p2p")) == ["10.240.2.7"]
+    assert addresses(ask(resolver, "web.shop.p2p")) == ["10.240.1.2"]
+    for name in ("shop-db.shop.p2p", "shop-db.p2p", "shop-db"):
+        nodata = ask(resolver, name, "AAAA")
+        assert (nodata.rcode(), nodata.answer) == (dns.rcode.NOERROR, []), name
+        assert nodata.authority[0].rdtype == dns.rdatatype.SOA
+    for name in ("nosuch.shop.p2p", "shop-db.node.p2p", "shop-db.web.shop.p2p", "shop-db.nosuch.p2p"):
+        assert ask(resolver, name).rcode() == dns.rcode.NXDOMAIN, name
 
 
 def test_apex_soa_ns_and_glue(resolver: Resolver) -> None:

@@ -135,7 +135,9 @@ def test_a_dotted_alias_is_answered_as_asked_from_the_tasks_of_its_network():
     assert _ask(resolver, "orderer.example.com.p2p").answer  # under the domain, as before
     assert _ask(resolver, "example.com") is FORWARD  # not an alias: forwarded
     assert _ask(resolver, "hidden.example.org") is FORWARD  # an alias of a network the task is not on
-    assert _ask(resolver, "peer").rcode() == dns.rcode.NXDOMAIN  # one label: the search domains find it
+    peer = _ask(resolver, "peer")  # one label of the zone: peer.p2p, as Docker answers a bare name
+    assert peer.rcode() == dns.rcode.NOERROR and [str(r.name) for r in peer.answer] == ["peer."]
+    assert _ask(resolver, "nosuchpeer").rcode() == dns.rcode.NXDOMAIN  # never forwarded
 
 
 def test_the_whole_zone_forwards_dotted_names_and_both_compilers_agree():
