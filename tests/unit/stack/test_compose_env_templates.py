@@ -142,3 +142,12 @@ def test_service_create_env_stays_strict() -> None:
     with pytest.raises(ConfigError) as info:
         ServiceSpec.from_dict({"name": "w", "image": "x", "env": {"BODY": DIUN}})
     assert info.value.field == "env.BODY"
+
+
+def test_a_range_over_swarms_context_is_not_a_swarm_template() -> None:
+    """Go ranges over no struct (``range can't iterate over {...}``): Swarm refuses it, so it is the
+    application's text (it printed ``xxx``, one per field of the context)."""
+    definition = load(
+        'services:\n  app:\n    image: busybox\n    environment: {LOOP: "{{range .}}x{{end}}"}\n'
+    )
+    assert expand(spec_of(definition, "app")["env"]["LOOP"], CONTEXT) == "{{range .}}x{{end}}"
