@@ -167,7 +167,7 @@ class Execution:
         assert node.pipe is not None
         decl = node.pipe.decl
         value = self.pipe(node.pipe, dot, declare=False)
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and not isinstance(value, Struct):  # Go ranges over no struct
             pairs: Any = ((k, value[k]) for k in sorted(value))
         elif isinstance(value, list | tuple):
             pairs = enumerate(value)

@@ -7,7 +7,8 @@ facts, and its expansion with the Go template engine (model/gotemplate.py) as sw
 language, its ``join`` (separator first), a missing map key an error (``missingkey=error``). An unknown
 field or a template that does not parse is an error, as Swarm's: the service is refused when its spec is
 checked with stand-in values (:data:`SAMPLE`), a task whose own values fail (a missing label) fails to
-start. Never does I/O; the agent calls :func:`expand` when it creates a task's container.
+start. :func:`literal` writes a text so that it expands to itself (a Compose value that is no Swarm
+template). Never does I/O; the agent calls :func:`expand` when it creates a task's container.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from typing import Any
 from ..errors import ConfigError
 from .gotemplate import FuncError, Struct, TemplateError, field_chain, parse, strict_chain
 
-__all__ = ["SAMPLE", "TemplateContext", "TemplateError", "check", "expand", "join", "swarm_context"]
+__all__ = [
+    "SAMPLE",
+    "TemplateContext",
+    "TemplateError",
+    "check",
+    "expand",
+    "join",
+    "literal",
+    "swarm_context",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +102,13 @@ def check(text: str, fieldname: str) -> str:
         return expand(text, SAMPLE, lenient_labels=True)
     except TemplateError as exc:
         raise ConfigError(f"{fieldname}: {exc}", field=fieldname) from None
+
+
+#: what :func:`literal` writes for each ``{{`` (a Go string constant: the engine prints it as is)
+LITERAL_OPEN = '{{"{{"}}'
+
+
+def literal(text: str) -> str:
+    """``text`` written so that :func:`expand` gives it back unchanged: each ``{{`` (the only delimiter
+    text/template reads outside an action) becomes the action ``{{"{{"}}``; the rest is plain text."""
+    return text.replace("{{", LITERAL_OPEN)

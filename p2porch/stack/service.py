@@ -20,6 +20,7 @@ from ..model.group import IMAGE_REF_RE
 from ..model.spec import check_endpoint_ports
 from . import deploy as deploy_keys
 from . import keys
+from .env_templates import service_env
 from .groups import ignored_network_mode, network_mode
 from .interpolate import parse_dotenv
 from .names import RESERVED_LABEL_PREFIX, service_name, stack_labels
@@ -435,7 +436,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
         if "environment" in conf:  # wins over the files; an unset `- KEY` unsets a file's KEY (compose-go)
             env.update(_environment(conf["environment"], f"{path}.environment", ctx.environ))
     ctx.environments[short] = env
-    spec["env"] = {key: value for key, value in env.items() if value is not None}
+    spec["env"] = service_env(env, path, problems)
     labels: dict[str, str] = {}
     with problems.check():
         if conf.get("label_file") is not None:  # labels: wins over the files, as in Compose

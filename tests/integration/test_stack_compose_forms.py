@@ -1,8 +1,8 @@
 """Value forms of real Compose files on a real one-node sandbox: strings Compose casts (``init: "yes"``,
 ``disable: ${HC_OFF:-true}``, ``replicas: ${REPLICAS:-2}``), IEC sizes, the long syntax of ``devices``,
 ``HOST_IP::PORT`` (a free host port on that address only), a null logging option, tmpfs options, Swarm's
-service templates (``{{.Task.Slot}}``), and
-what a stack creates (services, networks, a named volume, a secret, a config) and ``stack rm`` removes.
+service templates (``{{.Task.Slot}}``), an application's template that is not Swarm's (passed as written),
+and what a stack creates (services, networks, a named volume, a secret, a config) and ``stack rm`` removes.
 
 One sandbox (``p2cm``, 10.24.0.0/24) for the module, removed even when a test fails.
 """
@@ -66,6 +66,7 @@ services:
     hostname: "w-{{.Task.Slot}}"
     environment:
       NODE: "{{.Node.Hostname}}"
+      NOTIFY: "{{range .}}{{.Message}}{{println}}{{end}}"
     stop_grace_period: 1s
 volumes:
   data:
@@ -154,6 +155,10 @@ def test_deploy_applies_the_cast_and_long_forms(cluster):
     labels = worker["Config"]["Labels"]
     assert worker["Config"]["Hostname"] == f"w-{labels[LABEL_SLOT]}"
     assert f"NODE={labels[LABEL_NODE]}" in worker["Config"]["Env"]
+    # an application's template (watchtower's), not Swarm's: the container gets it as written, with a warning
+    env = docker(node.dockerd, "exec", worker["Id"], "env").stdout.decode().splitlines()
+    assert "NOTIFY={{range .}}{{.Message}}{{println}}{{end}}" in env
+    assert "services.worker.environment (NOTIFY): not a Swarm service template" in warnings
 
 
 def test_stack_rm_removes_the_services_networks_and_the_objects_it_created(cluster):

@@ -51,9 +51,13 @@ def test_swarms_context_expands_and_an_unknown_field_is_swarms_error():
 
 def test_a_spec_with_a_template_swarm_refuses_is_refused_naming_the_field():
     with pytest.raises(ConfigError) as info:
-        load_stack("mon", "services:\n  a:\n    image: x\n    environment:\n      ID: '{{.Node.Nope}}'\n")
+        ServiceSpec.from_dict({"name": "a", "image": "x", "env": {"ID": "{{.Node.Nope}}"}})
     assert "can't evaluate field Nope in type template.Node" in str(info.value)
-    assert info.value.field == "services.a.environment.ID"
+    assert info.value.field == "env.ID"
+    # a Compose file's value is the application's text (Compose never expands it): kept as written
+    stack = load_stack("mon", "services:\n  a:\n    image: x\n    environment:\n      ID: '{{.Node.Nope}}'\n")
+    assert expand(dict(stack.services[0].spec["env"])["ID"], SAMPLE) == "{{.Node.Nope}}"
+    assert any("(ID): not a Swarm service template" in w for w in stack.warnings)
     with pytest.raises(ConfigError, match="unclosed action"):
         ServiceSpec.from_dict({"name": "a", "image": "x", "container": {"hostname": "{{.Task.Slot"}})
 

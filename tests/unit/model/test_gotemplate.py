@@ -202,6 +202,7 @@ def test_parse_errors_are_gos(template: str, message: str) -> None:
         ("{{.X 1}}", 'template: :1:2: executing "" at <.X>: can\'t give argument to non-function .X'),
         ("{{1 | .X}}", 'template: :1:6: executing "" at <.X>: can\'t give argument to non-function .X'),
         ("{{range .X}}{{end}}", 'template: :1:8: executing "" at <.X>: range can\'t iterate over x'),
+        ("{{range .T}}{{end}}", 'template: :1:8: executing "" at <.T>: range can\'t iterate over {a 2}'),
         ("{{len 3}}", 'template: :1:2: executing "" at <len 3>: error calling len: len of type int'),
         (
             "{{eq true 2}}",
