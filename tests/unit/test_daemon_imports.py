@@ -322,3 +322,26 @@ def test_a_local_join_command_imports_no_http_library_and_no_trio() -> None:
     )
     assert "p2porch.api.unix_http" in loaded  # the check can fail: the client was built
     assert sorted(m for m in NOT_IN_A_LOCAL_COMMAND if m in loaded) == []
+
+
+def test_pyroute2s_traffic_control_kinds_run_only_when_a_tc_request_needs_them() -> None:
+    # the overlay sends no tc request: tcmsg's sched_*/cls_* modules are registered unexecuted (issue 19);
+    # IPBatch compiles a tc request of a kind all the same, running that kind's module then
+    loaded = modules_after(
+        "import sys\n"
+        "from p2porch.netoverlay.netlink_classes import load_batch\n"
+        "IPBatch, _ = load_batch()\n"
+        "import p2porch.daemon\n"
+        f"assert not {_executed(repr('pyroute2.netlink.rtnl.tcmsg.sched_htb'))}\n"
+        f"assert not {_executed(repr('pyroute2.netlink.rtnl.tcmsg.cls_u32'))}\n"
+        f"assert {_executed(repr('pyroute2.netlink.rtnl.tcmsg'))}  # its own classes are used\n"
+        "batch = IPBatch()\n"
+        "batch.tc('add', 'htb', index=1, handle='1:')\n"
+        "batch.tc('add-filter', 'u32', index=1, parent='1:', prio=10, protocol=0x800, target='1:10',\n"
+        "         keys=['0x0/0x0+0'])\n"
+        "assert len(bytes(batch.batch)) == 164, len(bytes(batch.batch))\n"
+        f"assert {_executed(repr('pyroute2.netlink.rtnl.tcmsg.sched_htb'))}\n"
+        "from pyroute2.netlink.rtnl.tcmsg import plugins\n"
+        "assert plugins['netem'].options.__name__ == 'options'  # any kind runs on its first name\n"
+    )
+    assert "pyroute2.netlink.rtnl.tcmsg.cls_u32" in loaded
