@@ -35,32 +35,31 @@ def _binding() -> ModuleType | None:
 _OPENSSL = _binding()
 
 
-def _x25519() -> ModuleType:
-    assert _OPENSSL is not None  # callers check first
-    if _OPENSSL.is_fips_enabled():  # what the backend's x25519_supported() answers
+def _x25519(openssl: ModuleType) -> ModuleType:
+    if openssl.is_fips_enabled():  # what the backend's x25519_supported() answers
         raise UnsupportedAlgorithm(
             "X25519 is not supported by this version of OpenSSL.",
             _Reasons.UNSUPPORTED_EXCHANGE_ALGORITHM,
         )
-    return cast(ModuleType, _OPENSSL.x25519)
+    return cast(ModuleType, openssl.x25519)
 
 
 def generate_private() -> X25519PrivateKey:
     """A new private key (``X25519PrivateKey.generate()``)."""
     if _OPENSSL is None:
         return X25519PrivateKey.generate()
-    return cast(X25519PrivateKey, _x25519().generate_key())
+    return cast(X25519PrivateKey, _x25519(_OPENSSL).generate_key())
 
 
 def private_from_bytes(data: bytes) -> X25519PrivateKey:
     """``X25519PrivateKey.from_private_bytes(data)``."""
     if _OPENSSL is None:
         return X25519PrivateKey.from_private_bytes(data)
-    return cast(X25519PrivateKey, _x25519().from_private_bytes(data))
+    return cast(X25519PrivateKey, _x25519(_OPENSSL).from_private_bytes(data))
 
 
 def public_from_bytes(data: bytes) -> X25519PublicKey:
     """``X25519PublicKey.from_public_bytes(data)``."""
     if _OPENSSL is None:
         return X25519PublicKey.from_public_bytes(data)
-    return cast(X25519PublicKey, _x25519().from_public_bytes(data))
+    return cast(X25519PublicKey, _x25519(_OPENSSL).from_public_bytes(data))

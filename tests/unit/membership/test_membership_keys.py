@@ -122,3 +122,16 @@ def test_a_short_key_is_refused_by_the_binding_as_by_the_public_api() -> None:
         x25519.private_from_bytes(b"x" * 31)
     with pytest.raises(ValueError):
         x25519.public_from_bytes(b"x" * 31)
+
+
+def test_without_the_binding_the_classmethods_make_the_same_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a cryptography release without the binding's functions: x25519.py falls back to the classmethods
+    from p2porch.membership import x25519
+
+    private_text = new_node_key()
+    public_raw = base64.b64decode(node_public_key(private_text))
+    monkeypatch.setattr(x25519, "_OPENSSL", None)
+    private = x25519.private_from_bytes(base64.b64decode(private_text))
+    assert private.public_key().public_bytes_raw() == public_raw
+    assert len(x25519.generate_private().private_bytes_raw()) == 32
+    assert x25519.public_from_bytes(public_raw).public_bytes_raw() == public_raw
