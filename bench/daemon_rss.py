@@ -4,7 +4,10 @@
     python bench/daemon_rss.py --pid PID [--pid PID ...]                 # live daemons (root for others')
 
 Import mode runs ``import MODULE`` (default ``p2porch.daemon``, plus the CLI modules that
-``python -m p2porch daemon`` loads) in a fresh interpreter with ``builtins.__import__`` wrapped:
+``python -m p2porch daemon`` loads) in a fresh interpreter with ``builtins.__import__`` wrapped, after
+registering the modules the daemon's entry point leaves unexecuted (``lazyimport.defer_daemon_modules``,
+as ``p2porch daemon`` does first) and with the daemon's interpreter flags (``launch.DAEMON_PYTHON_FLAGS``);
+``--plain``: neither, the figure of the rounds before the twenty-second:
 each module's first import is timed by VmRSS (``/proc/self/status``) before and after, and the
 growth is charged to its top-level package *exclusive* of the nested imports of other packages
 (so ``docker``'s figure does not include ``requests``, which is reported on its own). Modules
@@ -28,6 +31,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from p2porch.launch import DAEMON_PYTHON_FLAGS  # noqa: E402
+
 DAEMON_MODULES = ("p2porch.cli.main", "p2porch.daemon")
 
 # Run in the child interpreter: wraps __import__ and prints one JSON line.
@@ -48,6 +55,9 @@ stack = []
 real_import = builtins.__import__
 
 DETAIL = set(json.loads(sys.argv[1]))
+if json.loads(sys.argv[2]):  # what `p2porch daemon` does before its imports
+    from p2porch.lazyimport import defer_daemon_modules
+    defer_daemon_modules()
 
 def account(name, kb, ms, modules):
     top = name.split(".")[0]
@@ -84,7 +94,7 @@ def tracing_import(name, globals=None, locals=None, fromlist=(), level=0):
             parent[2] += n
 
 builtins.__import__ = tracing_import
-for module in sys.argv[2:]:
+for module in sys.argv[3:]:
     __import__(module)
 builtins.__import__ = real_import
 print(json.dumps({
@@ -97,12 +107,13 @@ print(json.dumps({
 """
 
 
-def import_cost(modules: list[str], top: int, detail: list[str]) -> dict[str, Any]:
+def import_cost(modules: list[str], top: int, detail: list[str], as_daemon: bool = True) -> dict[str, Any]:
     """RSS and module count that importing ``modules`` costs, by top-level package (child interpreter);
     packages named in ``detail`` are listed module by module."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    flags = list(DAEMON_PYTHON_FLAGS) if as_daemon else []
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps(detail), *modules],
+        [sys.executable, *flags, "-c", _CHILD, json.dumps(detail), json.dumps(as_daemon), *modules],
         env=env,
         capture_output=True,
         text=True,
@@ -118,6 +129,7 @@ def import_cost(modules: list[str], top: int, detail: list[str]) -> dict[str, An
     rest = list(rows.values())[top:]
     return {
         "modules_imported": modules,
+        "as_daemon": as_daemon,
         "interpreter_rss_mb": round(raw["start_kb"] / 1024, 1),
         "after_import_rss_mb": round(raw["end_kb"] / 1024, 1),
         "import_mb": round((raw["end_kb"] - raw["start_kb"]) / 1024, 1),
@@ -202,12 +214,14 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25, help="packages listed by name (the rest summed)")
     parser.add_argument("--detail", action="append", default=[], help="list this package by module")
     parser.add_argument("--pid", type=int, action="append", default=[], help="live process(es) instead")
+    parser.add_argument("--plain", action="store_true", help="without the daemon's deferrals and flags")
     args = parser.parse_args()
     result: dict[str, Any] = {"benchmark": "daemon_rss", "targets": {"rss_mb_max": 60.0}}
     if args.pid:
         result["processes"] = [live(pid) for pid in args.pid]
     else:
-        result["imports"] = import_cost(list(args.module or DAEMON_MODULES), args.top, args.detail)
+        modules = list(args.module or DAEMON_MODULES)
+        result["imports"] = import_cost(modules, args.top, args.detail, as_daemon=not args.plain)
     print(json.dumps(result, indent=2))
 
 

@@ -39,7 +39,10 @@ __all__ = [
 #: HTTP/2 stack (issue 19, eleventh round): ``hypercorn.protocol.h2`` imports ``h2`` (its ``connection``,
 #: ``events`` and ``exceptions``) and ``priority`` and reads them only in its methods; both APIs speak
 #: HTTP/1.1 (the TLS one offers only ``http/1.1`` in ALPN), so they run, with ``hpack``, only when a
-#: client opens an HTTP/2 connection (prior knowledge or an ``h2c`` upgrade). ~1.2 MB.
+#: client opens an HTTP/2 connection (prior knowledge or an ``h2c`` upgrade). ~1.2 MB. And ``logging``'s
+#: handlers (issue 19, twenty-second round): hypercorn imports ``logging.config``, which binds
+#: ``logging.handlers`` and reads it only when a configuration names one of its handlers; p2porch logs
+#: to stderr (``logging.StreamHandler``). ~0.2 MB.
 DAEMON_UNEXECUTED_MODULES = (
     "tomllib",
     "http.cookies",
@@ -53,6 +56,7 @@ DAEMON_UNEXECUTED_MODULES = (
     "h2.events",
     "h2.exceptions",
     "priority",
+    "logging.handlers",
 )
 
 _full_init_lock = threading.RLock()  # re-entered if a real __init__ looks up its own names

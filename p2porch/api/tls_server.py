@@ -1,9 +1,9 @@
 """Serving an ASGI app over TCP with TLS, with a server certificate that can be replaced live (shell).
 
-``TlsIdentity`` owns one ``ssl.SSLContext`` (TLS 1.2+, no client certificates) and the files its
-certificate and key are loaded from; :meth:`TlsIdentity.install` writes a new pair (mode 0600) and
-loads it into the same context, so new connections get it without restarting the listener (existing
-connections keep theirs). :func:`serve_tls` runs hypercorn's trio worker on ``HOST:PORT`` with that
+``TlsIdentity`` owns one ``ssl.SSLContext`` (TLS 1.2+, no client certificates; made on first use) and
+the files its certificate and key are loaded from; :meth:`TlsIdentity.install` writes a new pair (mode
+0600) and loads it into the same context, so new connections get it without restarting the listener
+(existing connections keep theirs). :func:`serve_tls` runs hypercorn's trio worker on ``HOST:PORT`` with that
 context, behind a :class:`~p2porch.api.connlimit.ConnectionLimiter`: each accepted connection is
 admitted or closed before its handshake (per-source and total caps). It knows nothing of tokens or the
 cluster: the app brings its own authentication.
@@ -17,6 +17,7 @@ pyproject pins ``>=0.17,<0.19`` and tests/unit/test_api_connection_cap.py checks
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import ssl
@@ -50,11 +51,17 @@ class TlsIdentity:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self.cert_file = os.path.join(directory, "server.pem")
         self.key_file = os.path.join(directory, "server-key.pem")
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.context.options |= ssl.OP_NO_COMPRESSION
-        self.context.set_alpn_protocols(["http/1.1"])
         self.installed = False
+
+    @functools.cached_property
+    def context(self) -> ssl.SSLContext:
+        """Made on first use (a certificate loaded, the listener started): a daemon whose TLS API is off
+        never makes one (OpenSSL's server context, ~0.3 MB of RSS; issue 19, twenty-second round)."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.options |= ssl.OP_NO_COMPRESSION
+        context.set_alpn_protocols(["http/1.1"])
+        return context
 
     def install(self, cert_pem: str, key_pem: str) -> None:
         """Write and load a certificate chain and its key (both PEM)."""

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import AuthError
 from .token import DerivedKeys
+from .x25519 import generate_private, private_from_bytes, public_from_bytes
 
 SECRET_BYTES = 32
 
@@ -73,15 +73,16 @@ def keys_from_text(cluster_id: str, epoch: int, text: str) -> ClusterKeys:
 
 # ----- node keys (X25519): each member's private key stays in its data dir, the public one is in Raft
 # (raw bytes through the keys' own methods: cryptography's `serialization` package would load its SSH, RSA, EC
-# and OID modules into every daemon, ~0.9 MB, issue 19)
+# and OID modules into every daemon, ~0.9 MB, issue 19; and through x25519.py, not the classmethods that load
+# its OpenSSL backend module, ~0.7 MB)
 def new_node_key() -> str:
     """A new private node key, base64 of its 32 raw bytes."""
-    return b64(X25519PrivateKey.generate().private_bytes_raw())
+    return b64(generate_private().private_bytes_raw())
 
 
 @functools.lru_cache(maxsize=4)  # the role watch asks every second (issue 19: ~80 us of X25519 each)
 def node_public_key(private_text: str) -> str:
-    private = X25519PrivateKey.from_private_bytes(unb64(private_text, 32, "the node key"))
+    private = private_from_bytes(unb64(private_text, 32, "the node key"))
     return b64(private.public_key().public_bytes_raw())
 
 
@@ -109,9 +110,9 @@ def _aad(cluster_id: str, epoch: int, node_id: str) -> bytes:
 def seal_envelope(keys: ClusterKeys, node_id: str, public_text: str) -> str:
     """``keys``' secret sealed to one member's public node key (ephemeral X25519 + AES-GCM)."""
     recipient = unb64(public_text, 32, "key_pub")
-    ephemeral = X25519PrivateKey.generate()
+    ephemeral = generate_private()
     ephemeral_pub = ephemeral.public_key().public_bytes_raw()
-    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient))
+    shared = ephemeral.exchange(public_from_bytes(recipient))
     key = _envelope_key(shared, ephemeral_pub, recipient, keys.cluster_id, keys.epoch)
     # The AES key is fresh for every envelope (new ephemeral key pair), so a fixed nonce is safe.
     sealed = AESGCM(key).encrypt(bytes(12), keys.secret, _aad(keys.cluster_id, keys.epoch, node_id))
@@ -120,11 +121,11 @@ def seal_envelope(keys: ClusterKeys, node_id: str, public_text: str) -> str:
 
 def open_envelope(cluster_id: str, epoch: int, node_id: str, private_text: str, envelope: str) -> ClusterKeys:
     """The cluster keys of ``epoch`` from this member's envelope; AuthError if it is not ours."""
-    private = X25519PrivateKey.from_private_bytes(unb64(private_text, 32, "the node key"))
+    private = private_from_bytes(unb64(private_text, 32, "the node key"))
     recipient = private.public_key().public_bytes_raw()
     data = unb64(envelope, 32 + SECRET_BYTES + 16, "a key envelope")
     ephemeral_pub, sealed = data[:32], data[32:]
-    shared = private.exchange(X25519PublicKey.from_public_bytes(ephemeral_pub))
+    shared = private.exchange(public_from_bytes(ephemeral_pub))
     key = _envelope_key(shared, ephemeral_pub, recipient, cluster_id, epoch)
     try:
         secret = AESGCM(key).decrypt(bytes(12), sealed, _aad(cluster_id, epoch, node_id))

@@ -10,30 +10,51 @@ which ``pyroute2.iproute`` already loaded; :func:`load_ipset` adds ``pyroute2.ip
 So ``from pyroute2 import X`` anywhere later
 still gets X (at the old cost, once). ``pyroute2.netlink.rtnl.iprsocket`` imports ``unittest.mock`` (for
 its mock mode): ``unittest`` is registered the same way, so its test runner (``unittest.case`` with
-``difflib``, ``pprint``, ...; ~0.6 MB) is not loaded. Owns nothing else; never patches pyroute2 itself.
+``difflib``, ``pprint``, ...; ~0.6 MB) is not loaded. ``pyroute2.iproute.linux`` imports the traffic
+control messages (``pyroute2.netlink.rtnl.tcmsg``), whose ``__init__`` imports each queueing discipline's
+and classifier's module (``sched_*``, ``cls_*``, with their actions and ematches) only to file them in its
+``plugins`` table: p2porch sends no ``tc`` request, so those are registered unexecuted (~0.6 MB, issue 19,
+twenty-second round) and a module runs on its first name asked for (a ``tc`` request of that kind).
+Owns nothing else; never patches pyroute2 itself.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from types import ModuleType
 from typing import Any
 
-from ..lazyimport import register_unexecuted
+from ..lazyimport import register_unexecuted, register_unexecuted_module
 
 PACKAGE = "pyroute2"
 #: unittest's submodules that ``unittest.mock`` needs; ``unittest.main`` is also a name its __init__
 #: re-exports (the function), so only these skip the real __init__
 UNITTEST_SUBMODULES = ("mock", "util")
+#: the traffic control package whose per-kind modules are registered unexecuted, and their name prefixes
+TC_PACKAGE = f"{PACKAGE}.netlink.rtnl.tcmsg"
+TC_KIND_PREFIXES = ("sched_", "cls_")
 
 
 def load() -> tuple[type[Any], type[Exception]]:
     """``(IPRoute, NetlinkError)``: the same classes ``from pyroute2 import IPRoute`` gives."""
     register_unexecuted("unittest", UNITTEST_SUBMODULES)
     register_unexecuted(PACKAGE)
+    _register_tc_kinds_unexecuted()
     iproute: ModuleType = importlib.import_module(f"{PACKAGE}.iproute")
     exceptions: ModuleType = importlib.import_module(f"{PACKAGE}.netlink.exceptions")
     return iproute.IPRoute, exceptions.NetlinkError
+
+
+def _register_tc_kinds_unexecuted() -> None:
+    """The traffic control package unexecuted, then each of its ``sched_*``/``cls_*`` modules (its
+    ``__init__``, run by the first name asked of it, then only binds them); nothing when it has run."""
+    if not register_unexecuted(TC_PACKAGE):
+        return
+    package = importlib.import_module(TC_PACKAGE)  # the unexecuted module: its search path, nothing run
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.startswith(TC_KIND_PREFIXES):
+            register_unexecuted_module(f"{TC_PACKAGE}.{info.name}")
 
 
 def load_batch() -> tuple[type[Any], Any]:

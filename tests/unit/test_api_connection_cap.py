@@ -11,6 +11,8 @@ import datetime as dt
 import inspect
 import ssl
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -18,6 +20,7 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
 
+from p2porch.api import tls_server
 from p2porch.api.connlimit import PER_SOURCE, TOTAL, ConnectionLimiter
 from p2porch.api.tls_server import TlsIdentity, serve_tls
 from p2porch.vault.cluster_ca import cluster_ca, issue_server_certificate
@@ -99,3 +102,21 @@ def test_the_hypercorn_internals_serve_tls_uses_are_the_pinned_ones():
     assert inspect.iscoroutinefunction(TCPServer.run) and hasattr(TCPServer, "__await__"), why
     assert params(WorkerContext.__init__) == ["max_requests"], why
     assert params(wrap_app) == ["app", "wsgi_max_body_size", "mode"], why
+
+
+def test_the_tls_context_is_made_on_first_use_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a daemon whose TLS API is off never makes OpenSSL's server context (~0.3 MB of RSS, issue 19)
+    made: list[object] = []
+    real = tls_server.ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tls_server.ssl, "create_default_context", counting)
+    identity = TlsIdentity(str(tmp_path / "tls"))
+    assert made == [] and not identity.installed
+    context = identity.context
+    assert identity.context is context and len(made) == 1
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2 and context.verify_mode == ssl.CERT_NONE
+    assert context.options & ssl.OP_NO_COMPRESSION

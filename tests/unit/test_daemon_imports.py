@@ -146,6 +146,7 @@ def test_the_daemon_entry_point_leaves_the_modules_it_defers_unexecuted() -> Non
     )
     loaded = modules_after(code)
     assert {"tomllib", "gzip", "bz2", "lzma", "idna", "http.cookies", "calendar", "h2", "priority"} <= loaded
+    assert "logging.handlers" in loaded  # hypercorn's logging.config bound it; not run (checked above)
     assert "tomllib._parser" not in loaded and "_bz2" not in loaded and "_lzma" not in loaded
     # hypercorn's HTTP/2 protocol is imported, the HTTP/2 stack it binds is not run (nor hpack imported)
     assert "hypercorn.protocol.h2" in loaded
@@ -159,11 +160,13 @@ def test_deferred_modules_run_once_on_first_use_from_any_thread() -> None:
         "import sys, threading\n"
         "from p2porch.lazyimport import defer_daemon_modules, register_unexecuted_module\n"
         "deferred = ['tomllib', 'http.cookies', 'calendar', 'gzip', 'bz2', 'lzma', 'idna',\n"
-        "            'h2', 'h2.connection', 'h2.events', 'h2.exceptions', 'priority']\n"
+        "            'h2', 'h2.connection', 'h2.events', 'h2.exceptions', 'priority', 'logging.handlers']\n"
         "assert defer_daemon_modules() == deferred\n"
         "assert defer_daemon_modules() == []  # registered already: nothing done twice\n"
         "import gzip, bz2, lzma, calendar, tomllib, idna, http.cookies\n"
         "import h2, h2.connection, h2.events, h2.exceptions, priority  # as hypercorn.protocol.h2 does\n"
+        "import logging.config  # as hypercorn.logging does: binds logging.handlers\n"
+        f"assert not {_executed(repr('logging.handlers'))}\n"
         f"assert not {_executed(repr('gzip'))} and not {_executed(repr('tomllib'))}\n"
         "def checks():\n"
         "    assert gzip.decompress(gzip.compress(b'x' * 100)) == b'x' * 100\n"
@@ -182,6 +185,7 @@ def test_deferred_modules_run_once_on_first_use_from_any_thread() -> None:
         "    assert isinstance(events[0], h2.events.RemoteSettingsChanged), events\n"
         "    assert issubclass(h2.exceptions.ProtocolError, Exception)\n"
         "    assert priority.PriorityTree().insert_stream(1) is None\n"
+        "    assert issubclass(logging.handlers.WatchedFileHandler, logging.StreamHandler)\n"
         "errors = []\n"
         "def run():\n"
         "    try:\n"
@@ -201,6 +205,7 @@ def test_deferred_modules_run_once_on_first_use_from_any_thread() -> None:
         "assert register_unexecuted_module('gzip') is False\n"
     )
     assert {"tomllib._parser", "_bz2", "_lzma", "idna.core", "hpack.hpack", "priority.priority"} <= loaded
+    assert "logging.handlers" in loaded
 
 
 def test_parse_yaml_loads_pyyaml_on_first_use() -> None:
@@ -322,3 +327,26 @@ def test_a_local_join_command_imports_no_http_library_and_no_trio() -> None:
     )
     assert "p2porch.api.unix_http" in loaded  # the check can fail: the client was built
     assert sorted(m for m in NOT_IN_A_LOCAL_COMMAND if m in loaded) == []
+
+
+def test_pyroute2s_traffic_control_kinds_run_only_when_a_tc_request_needs_them() -> None:
+    # the overlay sends no tc request: tcmsg's sched_*/cls_* modules are registered unexecuted (issue 19);
+    # IPBatch compiles a tc request of a kind all the same, running that kind's module then
+    loaded = modules_after(
+        "import sys\n"
+        "from p2porch.netoverlay.netlink_classes import load_batch\n"
+        "IPBatch, _ = load_batch()\n"
+        "import p2porch.daemon\n"
+        f"assert not {_executed(repr('pyroute2.netlink.rtnl.tcmsg.sched_htb'))}\n"
+        f"assert not {_executed(repr('pyroute2.netlink.rtnl.tcmsg.cls_u32'))}\n"
+        f"assert {_executed(repr('pyroute2.netlink.rtnl.tcmsg'))}  # its own classes are used\n"
+        "batch = IPBatch()\n"
+        "batch.tc('add', 'htb', index=1, handle='1:')\n"
+        "batch.tc('add-filter', 'u32', index=1, parent='1:', prio=10, protocol=0x800, target='1:10',\n"
+        "         keys=['0x0/0x0+0'])\n"
+        "assert len(bytes(batch.batch)) == 164, len(bytes(batch.batch))\n"
+        f"assert {_executed(repr('pyroute2.netlink.rtnl.tcmsg.sched_htb'))}\n"
+        "from pyroute2.netlink.rtnl.tcmsg import plugins\n"
+        "assert plugins['netem'].options.__name__ == 'options'  # any kind runs on its first name\n"
+    )
+    assert "pyroute2.netlink.rtnl.tcmsg.cls_u32" in loaded

@@ -1,6 +1,8 @@
 """Cluster keys, node keys and rotation envelopes (pure)."""
 
 import base64
+import subprocess
+import sys
 
 import pytest
 
@@ -87,3 +89,49 @@ def test_node_keys_keep_the_encoding_of_the_serialization_api() -> None:
     )
     expected_public = private.public_key().public_bytes(raw, serialization.PublicFormat.Raw)
     assert node_public_key(private_text) == base64.b64encode(expected_public).decode()
+
+
+def test_node_keys_do_not_load_cryptographys_openssl_backend_module() -> None:
+    # x25519.py calls the binding the public classmethods call, without their backend import (~0.7 MB of
+    # every daemon, issue 19); the keys are the public classes' instances and seal/open as before
+    code = (
+        "import sys\n"
+        "from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey\n"
+        "from p2porch.membership import keys, x25519\n"
+        "private_text = keys.new_node_key()\n"
+        "public_text = keys.node_public_key(private_text)\n"
+        "cluster = keys.new_cluster_keys('1' * 16, 3)\n"
+        "envelope = keys.seal_envelope(cluster, 'n1', public_text)\n"
+        "assert keys.open_envelope('1' * 16, 3, 'n1', private_text, envelope) == cluster\n"
+        "assert isinstance(x25519.generate_private(), X25519PrivateKey)\n"
+        "raw = keys.unb64(public_text, 32, 'key')\n"
+        "assert isinstance(x25519.public_from_bytes(raw), X25519PublicKey)\n"
+        "assert 'cryptography.hazmat.backends.openssl.backend' not in sys.modules\n"
+        "from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey as Public\n"
+        "private = Public.from_private_bytes(keys.unb64(private_text, 32, 'key'))  # the public API agrees\n"
+        "assert private.public_key().public_bytes_raw() == raw\n"
+        "assert 'cryptography.hazmat.backends.openssl.backend' in sys.modules  # the check can fail\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_short_key_is_refused_by_the_binding_as_by_the_public_api() -> None:
+    from p2porch.membership import x25519
+
+    with pytest.raises(ValueError):
+        x25519.private_from_bytes(b"x" * 31)
+    with pytest.raises(ValueError):
+        x25519.public_from_bytes(b"x" * 31)
+
+
+def test_without_the_binding_the_classmethods_make_the_same_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a cryptography release without the binding's functions: x25519.py falls back to the classmethods
+    from p2porch.membership import x25519
+
+    private_text = new_node_key()
+    public_raw = base64.b64decode(node_public_key(private_text))
+    monkeypatch.setattr(x25519, "_OPENSSL", None)
+    private = x25519.private_from_bytes(base64.b64decode(private_text))
+    assert private.public_key().public_bytes_raw() == public_raw
+    assert len(x25519.generate_private().private_bytes_raw()) == 32
+    assert x25519.public_from_bytes(public_raw).public_bytes_raw() == public_raw
