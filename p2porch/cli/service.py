@@ -111,8 +111,6 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     changes = spec_changes(args)
     if args.force:
         changes["force"] = True  # re-run a job (a new execution)
-    if not changes and not edits_given(args):
-        raise UsageError("service update: nothing to change (give at least one flag)", field="flags")
     if changes.get("networks_add"):
         try:
             parse_attachments(changes["networks_add"], "networks_add")

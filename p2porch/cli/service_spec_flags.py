@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 from typing import Any
 
 from ..errors import ConfigError
@@ -310,10 +311,20 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         p.add_argument(
             "--args",
             dest="cmd",
-            nargs=argparse.REMAINDER,
+            type=shell_words,
             default=d,
-            help="new command: every word after it, so SERVICE goes before (update web --args sh -c 'x')",
+            metavar="COMMAND",
+            help="new command and arguments, one quoted word split as a shell does, as Docker's "
+            '(--args "ping docker.com", --args "sh -c \'exit 3\'")',
         )
+
+
+def shell_words(text: str) -> list[str]:
+    """``--args``'s value split into words as a POSIX shell does (Docker's ``ShlexOpt``)."""
+    try:
+        return shlex.split(text)
+    except ValueError as exc:  # an unclosed quote
+        raise argparse.ArgumentTypeError(f"invalid argument {text!r}: {exc}") from None
 
 
 def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
