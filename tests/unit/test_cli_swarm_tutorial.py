@@ -138,3 +138,12 @@ def test_swarm_commands_say_what_to_type_instead_and_info_is_status(capsys):
     assert main(["swarm"]) == 2
     assert "docker swarm init: p2porch init" in capsys.readouterr().err
     assert parsed("info").func is parsed("status").func
+
+
+def test_a_swarm_name_with_an_underscore_is_refused_with_the_dns_name_to_use():
+    with pytest.raises(ConfigError, match="use 'redis-2'") as info:
+        ServiceSpec.from_dict({"name": "redis_2", "image": "redis:7.4.1"})
+    assert info.value.field == "name"
+    with pytest.raises(ConfigError) as info:
+        ServiceSpec.from_dict({"name": "9lives", "image": "redis:7.4.1"})
+    assert "use" not in info.value.message
