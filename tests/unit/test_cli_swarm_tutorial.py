@@ -147,3 +147,20 @@ def test_a_swarm_name_with_an_underscore_is_refused_with_the_dns_name_to_use():
     with pytest.raises(ConfigError) as info:
         ServiceSpec.from_dict({"name": "9lives", "image": "redis:7.4.1"})
     assert "use" not in info.value.message
+
+
+def test_a_rollback_names_what_it_changed_back_as_a_swarm_user_calls_it(monkeypatch, capsys):
+    """`--label-add` then `service rollback` said `rolled back service_labels` (a spec field's name)."""
+
+    class Rollback(Api):
+        def post(self, path: str, body: Any = None) -> Any:
+            return {
+                "id": "0123456789abcdef",
+                "name": "redis",
+                "version": 5,
+                "changed": ["service_labels", "labels"],
+            }
+
+    monkeypatch.setattr(cli_service, "client_for", lambda args: Rollback())
+    assert main(["service", "rollback", "-d", "redis"]) == 0
+    assert "redis: rolled back labels, container labels" in capsys.readouterr().err
