@@ -264,7 +264,9 @@ def _mount(mount: Any) -> dict[str, Any]:
         "Target": mount.target,
         "ReadOnly": bool(mount.read_only),
     }
-    if mount.type == "volume" and (mount.volume_driver or mount.volume_options or mount.nocopy):
+    if mount.type == "volume" and (
+        mount.volume_driver or mount.volume_options or mount.nocopy or mount.volume_labels
+    ):
         volume: dict[str, Any] = {}
         if mount.volume_driver or mount.volume_options:
             volume["DriverConfig"] = {
@@ -273,6 +275,8 @@ def _mount(mount: Any) -> dict[str, Any]:
             }
         if mount.nocopy:
             volume["NoCopy"] = True
+        if mount.volume_labels:
+            volume["Labels"] = dict(mount.volume_labels)
         out["VolumeOptions"] = volume
     if mount.type == "bind" and mount.propagation:
         out["BindOptions"] = {"Propagation": mount.propagation}

@@ -61,9 +61,11 @@ class MountSpec:
     tmpfs_size_bytes: int = 0  # tmpfs; 0 = unlimited
     tmpfs_mode: int = 0  # tmpfs; 0 = the engine's default
     create_host_path: bool = False  # bind; a missing source directory is created (Docker's Binds)
+    volume_labels: Mapping[str, str] = field(default_factory=dict)  # volumes the engine creates
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "volume_options", _frozen(self.volume_options))
+        object.__setattr__(self, "volume_labels", _frozen(self.volume_labels))
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,14 @@ from .util import (
 
 def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     command(sub, common, "version", "Show the client and daemon versions", cmd_version)
-    status = command(sub, common, "status", "Node, cluster, nodes and services at a glance", cmd_status)
+    status = command(
+        sub,
+        common,
+        "status",
+        "Node, cluster, nodes and services at a glance (also `info`, as `docker info`'s Swarm part)",
+        cmd_status,
+        aliases=("info",),
+    )
     status.add_argument("--watch", "-w", action="store_true", help="refresh until interrupted")
     status.add_argument(
         "--interval", type=positive_seconds, default=2.0, metavar="S", help="refresh period (default 2 s)"

@@ -21,7 +21,18 @@ from .util import EXIT_FAILED, EXIT_USAGE, Parser
 #: A command line naming one of them imports that module only: ``p2porch daemon`` does not load the other
 #: nouns' modules (~1 MB of a daemon's memory); the unit tests check this table against the modules.
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
-    "cluster": ("version", "status", "init", "join", "leave", "recover", "events", "token", "cluster"),
+    "cluster": (
+        "version",
+        "status",
+        "info",
+        "init",
+        "join",
+        "leave",
+        "recover",
+        "events",
+        "token",
+        "cluster",
+    ),
     "daemon": ("daemon",),
     "node": ("node",),
     "network": ("network",),
@@ -32,6 +43,15 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "access": ("access",),
     "context": ("context",),
     "metrics": ("metrics",),
+}
+#: ``docker swarm X`` -> what a p2porch user types instead (README "Cluster formation")
+SWARM_COMMANDS = {
+    "init": "p2porch init [--advertise-addr IP]",
+    "join": "P2PORCH_TOKEN=TOKEN p2porch join PEER (the token from `p2porch token`)",
+    "join-token": "p2porch token (one token for every node; `token --rotate` replaces it)",
+    "leave": "p2porch leave [--force]",
+    "ca": "p2porch cluster ca",
+    "update": "p2porch cluster rotate-keys (keys); the daemon's config file (settings)",
 }
 #: Global options that take a value (argparse also accepts unambiguous prefixes of the long ones).
 _VALUE_OPTIONS = ("--host", "--context", "--token-file", "--tls-ca")
@@ -104,6 +124,20 @@ def os_error_text(exc: OSError) -> str:
     return text
 
 
+def swarm_command(argv: Sequence[str]) -> int:
+    """``p2porch swarm ...``: p2porch has no ``swarm`` noun (a node is in a cluster from init/join on); say
+    which command does what ``docker swarm X`` does (exit 2)."""
+    action = next((word for word in argv if not word.startswith("-")), "")
+    lines = [f"  docker swarm {k}: {v}" for k, v in SWARM_COMMANDS.items() if action in ("", k)]
+    if not lines:
+        lines = [f"  docker swarm {k}: {v}" for k, v in SWARM_COMMANDS.items()]
+    sys.stderr.write(
+        f"p2porch: error: swarm: p2porch has no `swarm` command; instead of `docker swarm "
+        f"{action or 'COMMAND'}`:\n" + "\n".join(lines) + "\n"
+    )
+    return EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     word = command_word(argv)
@@ -112,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ..lazyimport import defer_daemon_modules
 
         defer_daemon_modules()
+    if word is None and "swarm" in argv[:1]:  # Docker's `swarm` noun: no such command, say what to type
+        return swarm_command(argv[1:])
     parser = build_parser(word)
     args = parser.parse_args(argv)
     try:

@@ -48,7 +48,11 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     update.add_argument("node", metavar="NODE", help="node name or id")
     update.add_argument("--availability", choices=["active", "drain", "pause"])
     update.add_argument(
-        "--label-add", metavar="K=V", action="append", default=[], help="add or change a label"
+        "--label-add",
+        metavar="K[=V]",
+        action="append",
+        default=[],
+        help="add or change a label (K alone: an empty value, as Docker's)",
     )
     update.add_argument("--label-rm", metavar="KEY", action="append", default=[], help="remove a label")
     update.add_argument("--role", choices=["manager", "worker"], help="(Docker's: refused, as node promote)")
@@ -221,7 +225,8 @@ def cmd_node_update(args: argparse.Namespace) -> int:
         return cmd_node_role(args)
     body = {
         "availability": args.availability,
-        "label_add": parse_labels(args.label_add, field="--label-add"),
+        # Docker's `--label-add foo` is the label foo with an empty value
+        "label_add": parse_labels([k if "=" in k else f"{k}=" for k in args.label_add], field="--label-add"),
         "label_rm": args.label_rm,
     }
     node = client_for(args).post(f"/nodes/{args.node}/update", body)

@@ -23,7 +23,7 @@ from .names import generated_name
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_read_commands
 from .service_rows import SERVICE_COLUMNS, service_row
-from .service_spec_flags import add_spec_flags, flag_for, settle_update_args, spec_changes, validated_spec
+from .service_spec_flags import add_spec_flags, flag_for, spec_changes, validated_spec
 from .stats import add_service_stats
 from .update_edits import edit_changes, edits_given
 from .util import (
@@ -102,7 +102,6 @@ def _watches(views: list[dict[str, Any]], *, created: bool = False) -> list[Watc
 
 
 def cmd_service_update(args: argparse.Namespace) -> int:
-    settle_update_args(args)
     if args.rollback:  # docker service update --rollback S: alone (with --detach/--quiet), as Docker's
         if spec_changes(args) or args.force or edits_given(args) or args.if_version is not None:
             raise UsageError(
@@ -112,8 +111,6 @@ def cmd_service_update(args: argparse.Namespace) -> int:
     changes = spec_changes(args)
     if args.force:
         changes["force"] = True  # re-run a job (a new execution)
-    if not changes and not edits_given(args):
-        raise UsageError("service update: nothing to change (give at least one flag)", field="flags")
     if changes.get("networks_add"):
         try:
             parse_attachments(changes["networks_add"], "networks_add")
@@ -175,12 +172,16 @@ def _service_action(args: argparse.Namespace, action: str, done: Any) -> int:
     return EXIT_OK
 
 
+#: spec fields as a Swarm user names them, where they differ (`labels` are the service's, with `--label`)
+ROLLBACK_WORDS = {"service_labels": "labels", "labels": "container labels"}
+
+
 def cmd_service_rollback(args: argparse.Namespace) -> int:
     client = client_for(args)
     service = client.post(f"/services/{args.service}/rollback")
     emit(args, service, lambda s: args.service)  # the SERVICE given, as `docker service rollback` prints
     if not wants_json(args):  # what changed back, beside it (Docker does not say)
-        changed = ", ".join(service.get("changed") or ["nothing"])
+        changed = ", ".join(ROLLBACK_WORDS.get(f, f) for f in service.get("changed") or ["nothing"])
         print(f"{service['name']}: rolled back {changed}", file=sys.stderr)
     wait_after(args, client, _watches([service]))
     return EXIT_OK
@@ -209,7 +210,7 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "Change some of a service's settings (a rolling update if the task changes)",
         cmd_service_update,
     )
-    update.add_argument("service", metavar="SERVICE", nargs="?")  # or after Docker's --args "CMD"
+    update.add_argument("service", metavar="SERVICE")
     update.add_argument(
         "--force",
         action="store_true",

@@ -311,34 +311,20 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         p.add_argument(
             "--args",
             dest="cmd",
-            nargs=argparse.REMAINDER,
+            type=shell_words,
             default=d,
-            help="new command: every word after it (update web --args sh -c 'x'), or Docker's one string "
-            "then SERVICE (update --args \"sh -c 'x'\" web)",
+            metavar="COMMAND",
+            help="new command and arguments, one quoted word split as a shell does, as Docker's "
+            '(--args "ping docker.com", --args "sh -c \'exit 3\'")',
         )
 
 
-def settle_update_args(args: argparse.Namespace) -> None:
-    """``service update``'s SERVICE and ``--args``, in either form: ours, every word after ``--args`` with
-    SERVICE before it, or Docker's, one shell-words string then SERVICE (``--args "sh -c 'exit 1'" web``,
-    which ``--args`` swallowed whole: "required: SERVICE"). A single word with blanks is split as Docker
-    splits it; no SERVICE, or several words before it, is a usage error naming SERVICE."""
-    cmd = list(args.cmd) if getattr(args, "cmd", None) is not None else None
-    if args.service is None:
-        if not cmd or len(cmd) != 2:
-            raise UsageError(
-                "service update: SERVICE is required (update SERVICE --args CMD..., or Docker's "
-                '--args "CMD" SERVICE)',
-                field="SERVICE",
-            )
-        args.service = cmd.pop()
-    if cmd is not None and len(cmd) == 1 and cmd[0].split() != [cmd[0]]:
-        try:
-            cmd = shlex.split(cmd[0])
-        except ValueError as exc:
-            raise UsageError(f"--args: {exc}", field="--args") from exc
-    if cmd is not None:
-        args.cmd = cmd
+def shell_words(text: str) -> list[str]:
+    """``--args``'s value split into words as a POSIX shell does (Docker's ``ShlexOpt``)."""
+    try:
+        return shlex.split(text)
+    except ValueError as exc:  # an unclosed quote
+        raise argparse.ArgumentTypeError(f"invalid argument {text!r}: {exc}") from None
 
 
 def spec_changes(args: argparse.Namespace) -> dict[str, Any]:

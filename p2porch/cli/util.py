@@ -41,6 +41,33 @@ class UsageError(ConfigError):
 
 
 SHORT_USAGE_LINES = 4  # a longer usage (service create's is ~70 lines) would bury the error
+#: Go's ``strconv.ParseBool`` words, as Docker's boolean flags take them after ``=`` (``--detach=false``)
+GO_BOOLS = {w: True for w in ("1", "t", "T", "true", "TRUE", "True")} | {
+    w: False for w in ("0", "f", "F", "false", "FALSE", "False")
+}
+
+
+def explicit_bools(args: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``args`` with Docker's ``--FLAG=true`` written ``--FLAG`` and ``--FLAG=false`` left out, for each of
+    ``parser``'s flags that take no value (argparse would refuse the value: "ignored explicit argument").
+    Another value after ``=`` stays for argparse to refuse; nothing is rewritten after ``--``, nor, when
+    the parser ends in a command (``service create IMAGE CMD...``, subcommands), after its first
+    positional word: the rest is the command's."""
+    options = parser._option_string_actions
+    stops = any(a.nargs in (argparse.REMAINDER, argparse.PARSER) for a in parser._get_positional_actions())
+    out: list[str] = []
+    value_next = False
+    for at, word in enumerate(args):
+        name, sep, value = word.partition("=")
+        action = options.get(name) if name.startswith("-") else None
+        if word == "--" or (stops and not value_next and not word.startswith("-")):
+            return out + list(args[at:])
+        value_next = action is not None and action.nargs != 0 and not sep
+        if action is not None and sep and action.nargs == 0 and action.dest != "help" and value in GO_BOOLS:
+            out.extend([name] if GO_BOOLS[value] else [])
+        else:
+            out.append(word)
+    return out
 
 
 class Parser(argparse.ArgumentParser):
@@ -49,13 +76,15 @@ class Parser(argparse.ArgumentParser):
     as Docker says it). A value that starts with ``-`` and a digit is a value, not a flag (``--limit-memory
     -5M``, ``--stop-grace-period -3s``: refused by the flag's own check, as Docker's ``invalid argument
     "-5M" for "--limit-memory"``; argparse's ``expected one argument`` named no value); no p2porch flag
-    looks like a negative number."""
+    looks like a negative number. A flag that takes no value also takes Docker's ``=true``/``=false``
+    (``--detach=false``, ``--read-only=true``: ``explicit_bools``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._negative_number_matcher = re.compile(r"^-\d")
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        args = explicit_bools(sys.argv[1:] if args is None else args, self)
         parsed, extras = super().parse_known_args(args, namespace)
         if not hasattr(parsed, "_command_parser"):  # the innermost command's parser sets it first
             parsed._command_parser = self
@@ -282,8 +311,11 @@ def command(
     name: str,
     help_text: str,
     fn: Callable[[argparse.Namespace], int],
+    aliases: Sequence[str] = (),
 ) -> argparse.ArgumentParser:
-    """Add the top-level command ``name`` running ``fn``."""
-    p: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+    """Add the top-level command ``name`` (also called ``aliases``) running ``fn``."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, parents=[common], help=help_text, description=help_text, aliases=list(aliases)
+    )
     p.set_defaults(func=fn)
     return p

@@ -316,6 +316,7 @@ def agent_mounts(mounts: Iterable[Mount]) -> tuple[MountSpec, ...]:
             tmpfs_size_bytes=m.tmpfs_size_bytes,
             tmpfs_mode=m.tmpfs_mode,
             create_host_path=m.create_host_path,
+            volume_labels=dict(m.volume_labels),
         )
         for m in mounts
     )

@@ -47,6 +47,7 @@ class Mount:
     tmpfs_size_bytes: int = 0  # tmpfs: 0 = unlimited
     tmpfs_mode: int = 0  # tmpfs: file mode, 0 = the engine's default (1777)
     create_host_path: bool = False  # bind: create a missing source directory on the node (Compose)
+    volume_labels: tuple[tuple[str, str], ...] = ()  # labels of a volume the engine creates (volume-label)
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical form; the options added after the first release appear only when set."""
@@ -54,8 +55,9 @@ class Mount:
         for key in _MOUNT_OPTIONAL:
             if not out[key]:
                 del out[key]
-        if "volume_options" in out:
-            out["volume_options"] = dict(self.volume_options)
+        for key in ("volume_options", "volume_labels"):
+            if key in out:
+                out[key] = dict(getattr(self, key))
         return out
 
 
@@ -66,6 +68,7 @@ _MOUNT_OPTIONAL = (
     "tmpfs_size_bytes",
     "tmpfs_mode",
     "create_host_path",
+    "volume_labels",
 )
 _PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 
@@ -105,14 +108,17 @@ def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
     size = data.get("tmpfs_size_bytes", 0) or 0
     size = parse_memory_bytes(size, fieldname=f"{fieldname}.tmpfs_size")
     mode = parse_int(data.get("tmpfs_mode", 0) or 0, f"{fieldname}.tmpfs_mode", maximum=0o7777)
-    if (options or nocopy) and mtype != "volume":
+    labels = parse_key_values(data.get("volume_labels") or {}, fieldname=f"{fieldname}.volume_labels")
+    if (options or nocopy or labels) and mtype != "volume":
         raise field_error(f"{fieldname}.volume_options", "volume options only apply to type=volume")
     if (size or mode) and mtype != "tmpfs":
         raise field_error(f"{fieldname}.tmpfs_size", "tmpfs options only apply to type=tmpfs")
     create = parse_bool(data.get("create_host_path", False), f"{fieldname}.create_host_path")
     if create and mtype != "bind":
         raise field_error(f"{fieldname}.create_host_path", "only applies to type=bind")
-    return Mount(mtype, target, source, readonly, driver, options, propagation, nocopy, size, mode, create)
+    return Mount(
+        mtype, target, source, readonly, driver, options, propagation, nocopy, size, mode, create, labels
+    )
 
 
 _MOUNT_KEYS = {
@@ -139,6 +145,8 @@ _MOUNT_KEYS = {
     "tmpfs-mode": "tmpfs_mode",
     "create_host_path": "create_host_path",
     "bind-create-host-path": "create_host_path",
+    "volume_labels": "volume_labels",
+    "volume-label": "volume_labels",
 }
 
 
@@ -158,8 +166,8 @@ def parse_mount(expr: str | Mapping[str, Any], *, fieldname: str = "mount") -> M
         key = key.strip().lower()
         if key not in _MOUNT_KEYS:
             raise field_error(fieldname, f"unknown mount option {key!r}")
-        if _MOUNT_KEYS[key] == "volume_options":
-            data.setdefault("volume_options", []).append(value.strip())
+        if _MOUNT_KEYS[key] in ("volume_options", "volume_labels"):  # repeatable, K=V each
+            data.setdefault(_MOUNT_KEYS[key], []).append(value.strip().strip('"'))
             continue
         if _MOUNT_KEYS[key] in data:
             raise field_error(fieldname, f"mount option {key!r} given twice")

@@ -15,7 +15,9 @@ ROLES = ("voter", "replica")
 SWARM_ROLES = {"manager": "voter", "worker": "replica"}  # node.role==manager as a Swarm user types it
 NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 _LABEL_KEY_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$")
-_NODE_ATTRS = ("node.id", "node.name", "node.hostname", "node.role")
+_NODE_ATTRS = ("node.id", "node.name", "node.hostname", "node.role", "node.platform.os")
+#: Swarm's ``node.platform.os``: every node's, since the daemon runs on Linux only (netlink, VXLAN)
+NODE_OS = "linux"
 
 
 def _check_node_attribute(attr: str, fieldname: str) -> None:
@@ -26,9 +28,16 @@ def _check_node_attribute(attr: str, fieldname: str) -> None:
         if _LABEL_KEY_RE.match(key):
             return
         raise field_error(fieldname, f"invalid label key {key!r}")
+    if attr == "node.platform.arch":
+        raise field_error(
+            fieldname,
+            "node.platform.arch: nodes do not report their architecture to the scheduler; label them "
+            "(node update --label-add arch=arm64 NODE) and use node.labels.arch",
+        )
     raise field_error(
         fieldname,
-        f"unknown attribute {attr!r} (use node.labels.KEY, node.name, node.id, node.hostname, node.role)",
+        f"unknown attribute {attr!r} (use node.labels.KEY, node.name, node.id, node.hostname, node.role, "
+        "node.platform.os)",
     )
 
 
@@ -46,7 +55,7 @@ class Constraint:
 
 def parse_constraint(expr: str, *, fieldname: str = "constraint") -> Constraint:
     """Parse ``ATTR==VALUE`` or ``ATTR!=VALUE`` (ATTR: node.labels.KEY, node.name, node.id, node.hostname,
-    node.role with values voter|replica, or Swarm's manager|worker for them)."""
+    node.role with values voter|replica, or Swarm's manager|worker for them, node.platform.os)."""
     if not isinstance(expr, str):
         raise field_error(
             fieldname, f"expected a string such as node.labels.ssd==true, got {type(expr).__name__}"

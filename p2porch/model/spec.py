@@ -133,10 +133,14 @@ class ServiceSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
+            label = (
+                self.name.lower().replace("_", "-").replace(".", "-") if isinstance(self.name, str) else ""
+            )
+            hint = f": use {label!r} (names are DNS names here)" if NAME_RE.match(label) else ""
             raise field_error(
                 "name",
                 f"{self.name!r} is not a DNS label: 1-63 lowercase letters, digits and '-', starting with a "
-                "letter and not ending with '-'",
+                f"letter and not ending with '-'{hint}",
             )
         if self.name in RESERVED_NAMES:
             raise field_error("name", f"{self.name!r} is reserved")

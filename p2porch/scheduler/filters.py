@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..model import Affinity, Availability, Constraint, NodeStatus, ServiceSpec, format_bytes, format_cpus
+from ..model.placement import NODE_OS
 from .nodeinfo import NodeInfo
 
 
@@ -45,7 +46,8 @@ class Requirements:
 
 
 def node_attribute(node: NodeInfo, attribute: str) -> str | None:
-    """Value of ``node.id|name|hostname|role`` or ``node.labels.KEY`` (None when the label is missing)."""
+    """Value of ``node.id|name|hostname|role|platform.os`` or ``node.labels.KEY`` (None when the label is
+    missing)."""
     if attribute.startswith("node.labels."):
         return node.labels.get(attribute[12:])
     if attribute == "node.id":
@@ -56,6 +58,8 @@ def node_attribute(node: NodeInfo, attribute: str) -> str | None:
         return node.hostname
     if attribute == "node.role":
         return node.role
+    if attribute == "node.platform.os":
+        return NODE_OS
     return None
 
 

@@ -166,7 +166,7 @@ def test_a_failing_update_rolls_itself_back_and_says_why(cluster):
         wait_for(lambda: len(running(nodes[0], "bad")) == 2, 90, "2 running tasks")
         old = {t["id"] for t in running(nodes[0], "bad")}
         # a command that exits at once: every new task fails within the monitor
-        updated = cli(sb, "n1", "service", "update", "-d", "bad", "--args", "sh", "-c", "exit 3")
+        updated = cli(sb, "n1", "service", "update", "-d", "bad", "--args", "sh -c 'exit 3'")
         assert updated.returncode == 0, updated.stderr.decode()
 
         def rolled_back() -> dict | None:

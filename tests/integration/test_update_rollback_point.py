@@ -70,7 +70,7 @@ def test_every_update_keeps_a_rollback_point_and_a_scale_rolls_back_without_rest
     policy = cli(sb, "n1", "service", "update", "-d", "rb", "--update-failure-action", "rollback")
     assert policy.returncode == 0, policy.stderr.decode()
     before = running_ids(nodes[0], "rb")
-    failing = cli(sb, "n1", "service", "update", "-d", "rb", "--args", "sh", "-c", "exit 3")
+    failing = cli(sb, "n1", "service", "update", "-d", "rb", "--args", "sh -c 'exit 3'")
     assert failing.returncode == 0, failing.stderr.decode()
 
     def rolled_back() -> dict | None:

@@ -234,9 +234,7 @@ def test_failing_update_rolls_back_with_failure_action_rollback(cluster):
             "--update-failure-action",
             "rollback",
             "--args",
-            "sh",
-            "-c",
-            "exit 7",
+            "sh -c 'exit 7'",
         )
         assert result.returncode == 0, result.stderr.decode()
 
