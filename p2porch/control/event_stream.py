@@ -46,7 +46,7 @@ async def open_event_stream(
             while clock.now() < end:
                 # never yield inside the cancel scope (trio#638): receive first, yield after
                 item: Any = None
-                with trio.move_on_after(end - clock.now()):
+                with trio.move_on_after(max(0.0, end - clock.now())):  # the clock may have passed end
                     try:
                         item = await subscription.live.receive()
                     except trio.EndOfChannel:

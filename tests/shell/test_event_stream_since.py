@@ -90,3 +90,25 @@ async def test_a_replay_takes_what_the_feed_has_not_described_yet_without_waitin
             got = [await events.__anext__(), await events.__anext__()]
         assert names(got) == ["early", "late"]
         assert trio.current_time() == started
+
+
+class Ticking:
+    """A clock that moves on a second at every reading (the wall clock between two readings)."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def now(self) -> float:
+        self.at += 1.0
+        return self.at
+
+
+async def test_until_passing_between_two_readings_ends_the_stream(autojump_clock: Any) -> None:
+    store = await new_store()
+    clock: Any = Ticking(100.0)
+    async with (
+        events_member(store) as member,
+        open_event_stream(member.feed, store, clock, until=101.5) as events,
+    ):
+        with trio.fail_after(5):
+            assert [e async for e in events] == []  # no "seconds must be non-negative"
