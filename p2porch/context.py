@@ -46,6 +46,8 @@ class ClusterStore(Protocol):
 
     def role_event(self) -> trio.Event: ...
 
+    def leader_event(self) -> trio.Event: ...
+
     def subscribe(
         self, max_buffer: float = ...
     ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Any]]: ...
@@ -130,9 +132,9 @@ class LocalBoard:
         fired.set()
 
     usage: UsageBook | None = None  # this node's tasks' recent CPU/memory (member/stats.py)
-    #: this node's recent cluster events (``control.events.EventHistory``, filled by the ``events`` member
-    #: service) for ``events --since``; typed loosely: this layer does not import control
-    event_history: Any = None
+    #: this node's cluster events (``control.event_feed.EventFeed``: its kept ones and the live ones, from
+    #: the ``events`` member service) for ``/events``; typed loosely: this layer does not import control
+    event_feed: Any = None
     #: the autoscaler's latest decision per service id, while this node leads (leader/autoscale_loop.py)
     autoscale: dict[str, dict[str, Any]] = field(default_factory=dict)
 

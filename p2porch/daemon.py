@@ -25,7 +25,8 @@ from .api.server import Endpoint, serve_api
 from .clock import SYSTEM_CLOCK, Clock
 from .config import Config, config_to_dict
 from .control.access_ops import AccessOps, access_endpoints
-from .control.event_stream import serve_event_history
+from .control.event_feed import serve_event_history
+from .control.events import EventHistory
 from .control.logs import LogOps
 from .control.metrics_view import ClusterMetrics, metrics_route
 from .control.network_ops import NetworkOps, network_endpoints
@@ -344,7 +345,8 @@ def member_services(
         ("scheduler", partial(serve_scheduler, section=config.scheduler)),
         ("autopilot", partial(serve_autopilot, section=config.raft)),
         ("reseal", serve_reseal),
-        ("events", serve_event_history),  # this node's recent events, for events --since
+        # this node's events, kept for events --since while the daemon runs (in memory, as Docker's)
+        ("events", partial(serve_event_history, history=EventHistory())),
     ]
     if usage_fetch is not None:
         services.append(

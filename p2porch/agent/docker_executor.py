@@ -332,6 +332,8 @@ class DockerExecutor:
         filters: dict[str, Any] = {"label": [f"{LABEL_MANAGED}=true"]}
         if service_name:
             filters["label"].append(f"{LABEL_SERVICE}={service_name}")
+        if task_ids is not None and len(task_ids) == 1:  # one task (service logs TASK): list its alone
+            filters["label"].append(f"{LABEL_TASK_ID}={next(iter(task_ids))}")
         try:
             summaries = await self._call(self._api.containers, all=True, filters=filters)
         except _ENGINE_ERRORS as exc:

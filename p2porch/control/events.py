@@ -113,6 +113,8 @@ def _node_event(change: Change, old: Node | None, new: Node | None, at: float) -
         return {"at": at, "type": "node", "action": new.status, "node": new.name}
     if old.availability != new.availability:
         return {"at": at, "type": "node", "action": new.availability, "node": new.name}
+    if old.role != new.role:  # the autopilot made it a voter or a replica (Docker: promote/demote)
+        return {"at": at, "type": "node", "action": new.role, "node": new.name, "was": old.role}
     return None
 
 
@@ -153,23 +155,30 @@ HISTORY_EVENTS = 1000  # the recent events a node keeps for ``events --since`` (
 
 
 class EventHistory:
-    """The recent change events this node described, oldest first, for ``events --since/--until``.
+    """The recent events this node described (changes and leader changes), oldest first, for
+    ``events --since/--until``.
 
-    Owns at most ``limit`` events, each with the state version of its change, and ``applied``: the state
-    version up to which every change has been described (a stream replays up to its start's version,
-    then goes on live from there). Holds no leader events (they are noticed by polling, per stream) and
-    never reads a clock or the store."""
+    Owns at most ``limit`` events of one cluster (``cluster_id``): the daemon keeps one for its lifetime,
+    across member runs (a key or Raft role switch restarts them), and it starts empty for another
+    cluster. Never reads a clock or the store; nothing of it is written to disk."""
 
     def __init__(self, limit: int = HISTORY_EVENTS) -> None:
-        self._events: deque[tuple[int, dict[str, Any]]] = deque(maxlen=limit)
-        self.applied = 0
+        self._events: deque[dict[str, Any]] = deque(maxlen=limit)
+        self.cluster_id = ""
 
-    def record(self, version: int, event: dict[str, Any]) -> None:
-        self._events.append((version, event))
+    def of_cluster(self, cluster_id: str) -> None:
+        """The events from now on are ``cluster_id``'s ("": not known yet): another cluster's are
+        forgotten."""
+        if cluster_id and cluster_id != self.cluster_id:
+            self._events.clear()
+            self.cluster_id = cluster_id
 
-    def between(self, since: float | None, until: float | None, up_to_version: int) -> list[dict[str, Any]]:
-        """The kept events at or after ``since`` and at or before ``until`` (None: unbounded) whose
-        change is at most ``up_to_version``, oldest first."""
+    def record(self, event: dict[str, Any]) -> None:
+        self._events.append(event)
+
+    def between(self, since: float | None, until: float | None) -> list[dict[str, Any]]:
+        """The kept events at or after ``since`` and at or before ``until`` (None: unbounded), oldest
+        first."""
         low = -math.inf if since is None else since
         high = math.inf if until is None else until
-        return [e for v, e in self._events if v <= up_to_version and low <= e["at"] <= high]
+        return [e for e in self._events if low <= e["at"] <= high]

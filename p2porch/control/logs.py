@@ -25,13 +25,15 @@ class LogOps:
     @asynccontextmanager
     async def local_logs(self, request: dict[str, Any]) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
         """This node's log lines of one service (``service``, ``follow``, ``tail``, ``container``,
-        ``since``, ``timestamps`` in ``request``; an older node ignores ``container`` and sends the main
-        containers' lines, and ignores ``since``/``timestamps``)."""
+        ``since``, ``timestamps`` in ``request``), or of one of its tasks (``task_id``: that task's
+        container alone); an older node ignores ``container`` and sends the main containers' lines, and
+        ignores ``since``/``timestamps``/``task_id``."""
         executor = self.cluster.board.executor
         if executor is None:
             raise ConflictError("the agent is not running on this node", field="agent")
-        tail, since = request.get("tail"), request.get("since")
+        tail, since, task_id = request.get("tail"), request.get("since"), request.get("task_id")
         async with executor.open_logs(
+            [task_id] if isinstance(task_id, str) and task_id else None,
             service_name=str(request.get("service", "")),
             follow=bool(request.get("follow")),
             tail=int(tail) if isinstance(tail, int) else None,

@@ -11,7 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..api.server import Endpoint
-from ..errors import ConfigError
+from ..errors import ConfigError, ConflictError
 from ..membership.join_checks import check_api_body
 from ..model.group import MAIN_NAME
 from .event_stream import open_event_stream
@@ -51,8 +51,10 @@ def cluster_endpoints(cluster: ClusterManager, nodes: NodeOps, services: Service
         since, until = _epoch(body.get("since"), "--since"), _epoch(body.get("until"), "--until")
         if since is not None and until is not None and until < since:
             raise ConfigError(f"--until: {until} is before --since {since}", field="--until")
-        history = cluster.board.event_history
-        return partial(open_event_stream, store, cluster.clock, history, since, until)
+        feed = cluster.board.event_feed
+        if feed is None:  # the member services are (re)starting
+            raise ConflictError("this node's events service is not running yet; try again", field="events")
+        return partial(open_event_stream, feed, store, cluster.clock, since, until)
 
     async def network(body: dict[str, Any], params: dict[str, str]) -> Any:
         return nodes.network()

@@ -513,6 +513,8 @@ class ServiceOps:
         names = {t.task_id: f"{service.name}.{t.slot}.{t.task_id[:12]}" for t in tasks}
         node_ids = sorted({t.node_id for t in tasks if t.node_id})
         request = {"op": "logs", "service": service.name, "follow": follow, "tail": tail}
+        if only:  # that task's node reads that task's container alone (an older node sends them all)
+            request["task_id"] = only
         if container and container != MAIN_NAME:
             request["container"] = container
         if since is not None:

@@ -9,7 +9,7 @@ milliseconds, not "always one entry behind". ``LAGGING_AFTER_S`` is when views f
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,35 @@ class LagClock:
         while self.marks and self.marks[0][1] <= have:
             self.marks.popleft()
         return round(now - self.marks[0][0], 3) if self.marks else 0.0
+
+
+class LagBook:
+    """This node's lag clock and, while it leads, its peers' (the store's Raft thread); ``current`` is the
+    latest ``(own lag_s, {peer: {"match_index", "lag_s"}})``."""
+
+    def __init__(self) -> None:
+        self._clocks: dict[str, LagClock] = {}  # "" = this node
+        self.current: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
+
+    def observe(
+        self,
+        now: float,
+        raw: Mapping[str, Any],
+        is_leader: bool,
+        applied: int,
+        commit: int,
+        replica_hosts: Callable[[], Mapping[str, str]],
+    ) -> None:
+        """One status refresh: ``raw`` is pysyncobj's ``getStatus()``, ``replica_hosts`` asked only
+        while this node leads."""
+        own = self._clocks.setdefault("", LagClock()).observe(now, applied, commit)
+        peers: dict[str, dict[str, Any]] = {}
+        for addr, match in peer_matches(raw, replica_hosts()).items() if is_leader else ():
+            lag = self._clocks.setdefault(addr, LagClock()).observe(now, match, commit)
+            peers[addr] = {"match_index": match, "lag_s": lag}
+        if not is_leader:
+            self._clocks = {"": self._clocks[""]}
+        self.current = (own, peers)
 
 
 _MATCH_PREFIX = "match_idx_server_"

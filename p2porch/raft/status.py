@@ -38,11 +38,15 @@ class LeaderChanges:
     def __init__(self) -> None:
         self.count = 0
         self._last: str | None = None
+        self._seen: str | None = None  # the leader of the last observation, None included
 
-    def observe(self, leader: str | None) -> None:
-        """Note the leader seen now (None: none known, which is not a change)."""
+    def observe(self, leader: str | None) -> bool:
+        """Note the leader seen now (None: none known, which is not counted); True when it differs from
+        the last observation's (another leader, or none: what ``events`` shows)."""
+        changed, self._seen = leader != self._seen, leader
         if leader is None or leader == self._last:
-            return
+            return changed
         if self._last is not None:
             self.count += 1
         self._last = leader
+        return changed

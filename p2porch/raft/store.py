@@ -35,7 +35,7 @@ from . import commands as C
 from . import dumps
 from .bridge import PacedPoller, RaftBridge, install_durable_journal
 from .fsm import Change, apply_batch, encode_batch
-from .lag import LagClock, peer_matches
+from .lag import LagBook
 from .pacer import TickLateness, TickPacer
 from .proposals import FAIL_NAMES, RETRYABLE, Batch, InFlight, Proposal, outcomes, settle
 from .state import EMPTY_STATE, ClusterState
@@ -91,14 +91,14 @@ class RaftStore:
         self._status_at = 0.0
         self._observed_at = 0.0  # the Raft thread's refresh (lag, peers): status() polls must not starve it
         self._role_event = trio.Event()  # set (and replaced) on the trio thread when the Raft role changes
+        self._leader_event = trio.Event()  # the same when the leader this node sees changes
         self._replayed = trio.Event()  # set once the journal is applied up to its commit index (trio side)
         self._replay_to: int | None = None  # that index; None once reached (Raft thread)
         self.leader_changes = LeaderChanges()  # updated on the Raft thread
         self.commit_observer: Callable[[float], None] | None = None  # seconds of each answered proposal
         self._status_lock = threading.Lock()
         self._dumps = dumps.BackgroundDumps(ask_again=lambda: self._so.forceLogCompaction())
-        self._lag_clocks: dict[str, LagClock] = {}  # "" = this node; peers' (leader only); Raft thread
-        self._lag: tuple[float, dict[str, dict[str, Any]]] = (0.0, {})
+        self._lag = LagBook()  # this node's lag and (leader only) its peers'; Raft thread
         voter = config.self_addr is not None
         idle_s = config.idle_tick_period_s if voter else config.replica_idle_tick_period_s
         self._pacer = TickPacer(config.tick_period_s, max(config.tick_period_s, idle_s))
@@ -163,6 +163,11 @@ class RaftStore:
         """An event set at the next change of this node's Raft role (follower, candidate, leader): take it
         before reading ``status()``, then wait on it, and no change is missed (trio thread)."""
         return self._role_event
+
+    def leader_event(self) -> trio.Event:
+        """As ``role_event``, set when the leader this node sees changes (another, or none): the Raft
+        thread's status refresh notices it (within a second when idle)."""
+        return self._leader_event
 
     def status(self) -> RaftStatus:
         """Latest Raft status (at most ``status_refresh_s`` old)."""
@@ -454,12 +459,13 @@ class RaftStore:
         log.info("raft role %s -> %s", _ROLE_NAMES.get(old, old), _ROLE_NAMES.get(new, new))
         self._raft_callback(self._fire_role_event)
 
-    def _fire_role_event(self) -> None:
+    def _fire_role_event(self, slot: Literal["_role_event", "_leader_event"] = "_role_event") -> None:
         # a status() the trio thread computed before the change and stored after the Raft thread's
         # reset would look fresh: drop it here, on the trio thread, before a waiter reads status()
         with self._status_lock:
             self._status_at = 0.0
-        event, self._role_event = self._role_event, trio.Event()
+        event = getattr(self, slot)
+        setattr(self, slot, trio.Event())
         event.set()
 
     def _on_tick(self) -> None:
@@ -521,9 +527,10 @@ class RaftStore:
         applied = int(raw.get("last_applied", 0))
         leader_commit = commit if is_leader else int(raw.get("leader_commit_idx") or 0)
         if observe_at is not None:
-            self._observe_lag(observe_at, raw, is_leader, applied, leader_commit)
-            self.leader_changes.observe(None if leader is None else str(leader))
-        lag_s, peers = self._lag
+            self._lag.observe(observe_at, raw, is_leader, applied, leader_commit, self._so.replica_hosts)
+            if self.leader_changes.observe(None if leader is None else str(leader)):
+                self._raft_callback(self._fire_role_event, "_leader_event")
+        lag_s, peers = self._lag.current
         return RaftStatus(
             self_addr=self_addr,
             role=role,
@@ -543,18 +550,6 @@ class RaftStore:
             lag_s=lag_s,
             peers=peers,
         )
-
-    def _observe_lag(
-        self, now: float, raw: dict[str, Any], is_leader: bool, applied: int, commit: int
-    ) -> None:
-        own = self._lag_clocks.setdefault("", LagClock()).observe(now, applied, commit)
-        peers: dict[str, dict[str, Any]] = {}
-        for addr, match in peer_matches(raw, self._so.replica_hosts()).items() if is_leader else ():
-            lag = self._lag_clocks.setdefault(addr, LagClock()).observe(now, match, commit)
-            peers[addr] = {"match_index": match, "lag_s": lag}
-        if not is_leader:
-            self._lag_clocks = {"": self._lag_clocks[""]}
-        self._lag = (own, peers)
 
     def _destroy(self) -> None:
         self._closed = True

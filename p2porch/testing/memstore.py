@@ -183,6 +183,10 @@ class MemoryStore:
         """Set at the next leader change of the group (every member's role may change with it)."""
         return self.raft.leader_event
 
+    def leader_event(self) -> trio.Event:
+        """Set at the next leader change of the group."""
+        return self.raft.leader_event
+
     def status(self) -> RaftStatus:
         raft, me = self.raft, self.config.self_addr
         is_voter = me is not None and me in raft.voters

@@ -5,9 +5,10 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from event_kit import events_member
 
-from p2porch.clock import TrioClock
-from p2porch.control import event_stream
+from p2porch.control import event_feed
+from p2porch.control.event_stream import open_event_stream
 from p2porch.model import Node, ServiceSpec, Task
 from p2porch.raft import commands as C
 from p2porch.testing.memstore import MemoryRaft
@@ -36,7 +37,11 @@ async def test_a_removed_services_tasks_are_named_by_the_service(autojump_clock:
             C.RemoveService(at=4.0, service_id="8cf3cece1663a76a", service_version=version).encode()
         )
 
-    async with event_stream.open_event_stream(store, TrioClock()) as events, trio.open_nursery() as nursery:
+    async with (
+        events_member(store) as member,
+        open_event_stream(member.feed, store, member.clock) as events,
+        trio.open_nursery() as nursery,
+    ):
         nursery.start_soon(remove)
         with trio.fail_after(10):
             removed = await events.__anext__()
@@ -47,7 +52,7 @@ async def test_a_removed_services_tasks_are_named_by_the_service(autojump_clock:
 
 
 def test_removed_names_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(event_stream, "REMOVED_NAMES_KEPT", 2)
+    monkeypatch.setattr(event_feed, "REMOVED_NAMES_KEPT", 2)
     names: dict[str, str] = {}
 
     class Change:
@@ -61,5 +66,5 @@ def test_removed_names_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
             self.name = name
 
     for i in range(4):
-        event_stream.remember_removed(names, Change(f"id{i}"), Record(f"s{i}"))
+        event_feed.remember_removed(names, Change(f"id{i}"), Record(f"s{i}"))
     assert names == {"id2": "s2", "id3": "s3"}  # the oldest go first

@@ -2,20 +2,14 @@
 stream replays those in the window before it goes on live; with ``until`` it ends there (the stream had
 neither: it began at the request and never ended)."""
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
+from event_kit import create, events_member, names, new_store
 
-from p2porch.clock import TrioClock
-from p2porch.control import event_stream
-from p2porch.model import ServiceSpec
-from p2porch.raft import commands as C
-from p2porch.testing.memstore import MemoryRaft
-
-A = "10.0.0.1:7947"
+from p2porch.control.event_stream import open_event_stream
 
 
 @pytest.fixture
@@ -23,27 +17,10 @@ def autojump_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
 
 
-def create(name: str) -> bytes:
-    return C.CreateService(at=2.0, service_id=name, spec=ServiceSpec(name=name, image="busybox")).encode()
-
-
-async def member() -> tuple[Any, TrioClock, Any]:
-    """A one-voter memory store with a cluster, a clock and the member context the history service uses."""
-    store = MemoryRaft([A], leader=A).store(A)
-    await store.write(C.InitCluster(at=1.0, cluster_id="0123456789abcdef").encode())
-    clock = TrioClock()
-    return store, clock, SimpleNamespace(store=store, clock=clock, board=SimpleNamespace(event_history=None))
-
-
-def names(events: list[dict[str, Any]]) -> list[str]:
-    return [e["service"] for e in events if e["type"] == "service"]
-
-
 async def test_since_replays_the_kept_events_then_goes_on_live_and_until_ends_it(autojump_clock: Any) -> None:
-    store, clock, ctx = await member()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(event_stream.serve_event_history, ctx)
-        history = ctx.board.event_history
+    store = await new_store()
+    async with events_member(store) as member:
+        feed, clock = member.feed, member.clock
         times = {}
         for name in ("s0", "s1", "s2"):
             await trio.sleep(60)
@@ -53,7 +30,7 @@ async def test_since_replays_the_kept_events_then_goes_on_live_and_until_ends_it
 
         # since s1 was created, unbounded: s1 and s2 from the history, then s3 as it happens
         since = times["s1"] - 0.5
-        async with event_stream.open_event_stream(store, clock, history, since=since) as events:
+        async with open_event_stream(feed, store, clock, since=since) as events:
             replayed = [await events.__anext__(), await events.__anext__()]
             assert names(replayed) == ["s1", "s2"] and all(e["at"] >= since for e in replayed)
             await store.write(create("s3"))
@@ -61,14 +38,14 @@ async def test_since_replays_the_kept_events_then_goes_on_live_and_until_ends_it
                 assert names([await events.__anext__()]) == ["s3"]
 
         # until in the past: the window's kept events, then the stream ends
-        window = event_stream.open_event_stream(store, clock, history, since=times["s0"] - 1, until=since)
+        window = open_event_stream(feed, store, clock, since=times["s0"] - 1, until=since)
         async with window as events:
             with trio.fail_after(5):
                 assert names([e async for e in events]) == ["s0"]
 
         # until ahead: live events until then, then the end (nothing after it)
         until = clock.now() + 30
-        async with event_stream.open_event_stream(store, clock, history, until=until) as events:
+        async with open_event_stream(feed, store, clock, until=until) as events:
             seen: list[dict[str, Any]] = []
 
             async def read() -> None:
@@ -83,17 +60,55 @@ async def test_since_replays_the_kept_events_then_goes_on_live_and_until_ends_it
         # until without since also replays the kept events up to it (docker events --until)
         assert names(seen) == ["s0", "s1", "s2", "s3", "s4"]
         assert clock.now() > until
-        nursery.cancel_scope.cancel()
 
 
 async def test_without_since_or_until_nothing_is_replayed(autojump_clock: Any) -> None:
-    store, clock, ctx = await member()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(event_stream.serve_event_history, ctx)
-        await store.write(create("old"))
+    store = await new_store()
+    async with events_member(store) as member:
+        await store.write(create("kept"))
         await trio.sleep(1)
-        async with event_stream.open_event_stream(store, clock, ctx.board.event_history) as events:
+        await store.write(create("old"))  # committed before the request, not described yet: not shown
+        async with open_event_stream(member.feed, store, member.clock) as events:
             await store.write(create("new"))
             with trio.fail_after(5):
                 assert names([await events.__anext__()]) == ["new"]
-        nursery.cancel_scope.cancel()
+
+
+async def test_a_replay_takes_what_the_feed_has_not_described_yet_without_waiting(
+    autojump_clock: Any,
+) -> None:
+    """The replay used to poll every 10 ms (up to 2 s) until the history had described every change up
+    to the stream's start; now the stream subscribes to the feed in one step: what is described later
+    comes live, and no time passes (the clock jumps only if someone sleeps)."""
+    store = await new_store()
+    async with events_member(store) as member:
+        await store.write(create("early"))
+        await trio.testing.wait_all_tasks_blocked()
+        started = trio.current_time()
+        await store.write(create("late"))  # not described yet when the stream starts
+        async with open_event_stream(member.feed, store, member.clock, since=0.0) as events:
+            got = [await events.__anext__(), await events.__anext__()]
+        assert names(got) == ["early", "late"]
+        assert trio.current_time() == started
+
+
+class Ticking:
+    """A clock that moves on a second at every reading (the wall clock between two readings)."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def now(self) -> float:
+        self.at += 1.0
+        return self.at
+
+
+async def test_until_passing_between_two_readings_ends_the_stream(autojump_clock: Any) -> None:
+    store = await new_store()
+    clock: Any = Ticking(100.0)
+    async with (
+        events_member(store) as member,
+        open_event_stream(member.feed, store, clock, until=101.5) as events,
+    ):
+        with trio.fail_after(5):
+            assert [e async for e in events] == []  # no "seconds must be non-negative"

@@ -95,10 +95,22 @@ def test_filters_keep_the_matching_events(api: Api, capsys: pytest.CaptureFixtur
 
 def test_the_history_keeps_the_newest_events_within_the_window() -> None:
     history = EventHistory(limit=3)
-    for version, event in enumerate(EVENTS[:5], start=1):
-        history.record(version, event)
-    kept = [e["at"] for e in history.between(None, None, 99)]
+    for event in EVENTS[:5]:
+        history.record(event)
+    kept = [e["at"] for e in history.between(None, None)]
     assert kept == [12.0, 13.0, 14.0]  # the oldest went
-    assert [e["at"] for e in history.between(13.0, None, 99)] == [13.0, 14.0]
-    assert [e["at"] for e in history.between(None, 13.0, 99)] == [12.0, 13.0]
-    assert [e["at"] for e in history.between(None, None, 4)] == [12.0, 13.0]  # a stream's start: no later
+    assert [e["at"] for e in history.between(13.0, None)] == [13.0, 14.0]
+    assert [e["at"] for e in history.between(None, 13.0)] == [12.0, 13.0]
+
+
+def test_the_history_is_one_cluster_s() -> None:
+    """The daemon keeps one history across member runs: joining another cluster starts it afresh; a
+    run that does not know its cluster yet (a joiner's empty store) keeps it."""
+    history = EventHistory()
+    history.of_cluster("c1")
+    history.record(EVENTS[0])
+    for same in ("", "c1"):
+        history.of_cluster(same)
+        assert history.between(None, None) == [EVENTS[0]]
+    history.of_cluster("c2")
+    assert history.between(None, None) == [] and history.cluster_id == "c2"

@@ -28,6 +28,15 @@ def test_node_service_and_task_events():
     before = state.nodes["a"]
     state, (change,) = changes_of(state, C.UpdateNode(at=2.0, node_id="a", status="down").encode())
     assert describe_change(change, before, state, 6.0)["action"] == "down"
+    before = state.nodes["a"]  # the autopilot makes it a voter (Docker: a node update, role.new)
+    state, (change,) = changes_of(state, C.UpdateNode(at=2.0, node_id="a", role="voter").encode())
+    assert describe_change(change, before, state, 6.5) == {
+        "at": 6.5,
+        "type": "node",
+        "action": "voter",
+        "node": "n1",
+        "was": "replica",
+    }
     state, (change,) = changes_of(
         state, C.CreateService(at=2.0, service_id="s", spec=ServiceSpec(name="web", image="busybox")).encode()
     )
