@@ -236,9 +236,10 @@ class AdmittedVoters:
     to joiners busy starting their services took up to 1.2 s in an 8-way formation). A join abandoned
     after its gossip started announces its leave (``ClusterManager.join``): not alive here once that
     reaches this node; a joiner that crashed is alive until gossip suspects it (~1 s; a
-    ``VoterAnswers`` answer is reused for 2 s). An entry goes once its node is in the configuration, no voter, left or gone, or at
-    another Raft address (a later promotion is asked again), and all go when the term changes (a
-    role change another leader wrote is never missed). Never decides a step itself."""
+    ``VoterAnswers`` answer is reused for 2 s). An entry goes once its node is in the configuration,
+    no voter, left or gone, or at another Raft address (a later promotion is asked again), and all go
+    when the term changes (a role change another leader wrote is never missed). Never decides a step
+    itself."""
 
     _seen: dict[str, str] = field(default_factory=dict)  # node id -> its Raft address when seen joining
     _term: int | None = None
