@@ -63,8 +63,10 @@ async def _run_autopilot(ctx: MemberContext, section: RaftConfig) -> None:
             gossip = ctx.board.reachability_changed  # taken before the step reads gossip
             with trio.move_on_after(wait_s):
                 await wait_any(changes.receive, gossip.wait)
-            if wait_s > 0:  # woken by a change; after an add or a remove the next step is due at once
-                await trio.sleep(AUTOPILOT_MIN_GAP_S)
+            # also after an add or a remove: the store's status (at most ``status_refresh_s``, 50 ms, old)
+            # must show the change, or the next look repeats it (without the gap one run re-added a voter 10
+            # times in 2 ms, each "done in 0.000 s")
+            await trio.sleep(AUTOPILOT_MIN_GAP_S)
             drain(changes)
             wait_s = await _autopilot_step(ctx, section, self_addr, answers, admitted)
 
