@@ -226,8 +226,8 @@ class VoterAnswers:
 
 @dataclass
 class AdmittedVoters:
-    """The nodes this leader saw recorded as voter while still ``joining``, per node id (pure: fed the
-    committed nodes, the configuration and the term at every look).
+    """The nodes this leader saw recorded as voter while still ``joining``, per node id (pure: fed every
+    committed node record, and the committed nodes, the configuration and the term at every look).
 
     Such a node was admitted as a voter: the autopilot promotes only ready replicas and demotes only
     voters of the configuration, and a joiner opens its store in the role its admission gave it before
@@ -246,8 +246,7 @@ class AdmittedVoters:
 
     def observe(self, nodes: Iterable[Node], raft_voters: Collection[str], term: int) -> None:
         """The committed ``nodes`` and Raft configuration as this leader sees them in ``term``."""
-        if term != self._term:
-            self._seen, self._term = {}, term
+        self._at_term(term)
         records = {n.node_id: n for n in nodes}
 
         def still_waiting(node_id: str, addr: str) -> bool:
@@ -260,6 +259,20 @@ class AdmittedVoters:
         for n in records.values():
             if n.role == NodeRole.VOTER and n.status == NodeStatus.JOINING and n.raft_addr not in raft_voters:
                 self._seen[n.node_id] = n.raft_addr
+
+    def note(self, changed: Iterable[Node], term: int) -> None:
+        """Node records as committed, in order, since the last look, seen in ``term`` (a record can be
+        ``joining`` only between two looks: the ready mark may commit 0.07 s after the admission)."""
+        self._at_term(term)
+        for n in changed:
+            if n.role == NodeRole.VOTER and n.status == NodeStatus.JOINING:
+                self._seen[n.node_id] = n.raft_addr
+            elif n.role != NodeRole.VOTER or n.status == NodeStatus.LEFT:
+                self._seen.pop(n.node_id, None)
+
+    def _at_term(self, term: int) -> None:
+        if term != self._term:
+            self._seen, self._term = {}, term
 
     def running(self, pending: Iterable[Node], alive: Collection[str]) -> set[str]:
         """Raft addresses of those of ``pending`` (voters waiting to be added) seen joining as voters and

@@ -18,7 +18,7 @@ from ..errors import ConflictError, ProposalTimeout, RaftError
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
 from ..raft.state import ClusterState
-from ..supervisor import drain, supervise, wait_any
+from ..supervisor import drained, supervise, wait_any
 from .autopilot import (
     AdmittedVoters,
     VoterAnswers,
@@ -67,7 +67,8 @@ async def _run_autopilot(ctx: MemberContext, section: RaftConfig) -> None:
             # must show the change, or the next look repeats it (without the gap one run re-added a voter 10
             # times in 2 ms, each "done in 0.000 s")
             await trio.sleep(AUTOPILOT_MIN_GAP_S)
-            drain(changes)
+            changed = [c.record for c in drained(changes) if c.kind == "node" and c.op == "put"]
+            admitted.note(changed, ctx.store.status().term)  # every record, even one between two looks
             wait_s = await _autopilot_step(ctx, section, self_addr, answers, admitted)
 
 

@@ -210,3 +210,17 @@ def test_an_admitted_voter_is_forgotten_once_added_demoted_gone_moved_or_the_ter
     assert admitted.running(promoted, alive) == {addr(4), addr(5), addr(6), addr(7)}
     admitted.observe([*FIVE[:3], *promoted], voters, term=3)  # a new term: what another leader wrote
     assert admitted.running(promoted, alive) == set()
+
+
+def test_committed_records_are_noted_in_order_between_two_looks():
+    """n4 was admitted and marked ready between two looks: noted from the committed records. n5 was
+    admitted, recorded replica and promoted again in the same batch: its store restarts as a voter, so
+    it is asked. A new term forgets."""
+    admitted = AdmittedVoters()
+    changed = [node(4, status="joining"), node(5, status="joining"), node(4), node(5, "replica"), node(5)]
+    admitted.note(changed, term=2)
+    state = [*FIVE[:3], node(4), node(5)]
+    admitted.observe(state, [addr(1), addr(2), addr(3)], term=2)
+    assert admitted.running([node(4), node(5)], alive={"id4", "id5"}) == {addr(4)}
+    admitted.note([], term=3)
+    assert admitted.running([node(4)], alive={"id4"}) == set()
