@@ -4,9 +4,9 @@
 which nodes gossip sees alive, and returns the one membership step to take now, or None:
 
 1. ``add``: a node recorded as voter (a joiner, or a replica just promoted) that is not yet in the
-   Raft configuration is added once it answered that its store runs as a voter of this generation
-   (``runs_as_voter``, asked by the shell): adding a voter that is not running would stall commits
-   (a 1-voter cluster needs both of 2).
+   Raft configuration is added once its store runs as a voter of this generation (``runs_as_voter``:
+   the shell asks the node, or knows it from ``AdmittedVoters``): adding a voter that is not running
+   would stall commits (a 1-voter cluster needs both of 2).
 2. ``promote``: fewer than ``target`` voters are healthy (a voter down for less than ``grace_s``
    still counts; so does a node recorded as voter that step 1 has yet to add), e.g. a voter died or
    a forced recovery left a single voter: the first ready, alive replica (by name) is recorded as
@@ -222,3 +222,61 @@ class VoterAnswers:
         """Those of ``addrs`` that answered for ``generation`` within ``ttl_s`` (older answers go)."""
         self._seen = {a: seen for a, seen in self._seen.items() if now - seen[1] < self.ttl_s}
         return {a for a in addrs if self._seen.get(a, (None, 0.0))[0] == generation}
+
+
+@dataclass
+class AdmittedVoters:
+    """The nodes this leader saw recorded as voter while still ``joining``, per node id (pure: fed every
+    committed node record, and the committed nodes, the configuration and the term at every look).
+
+    Such a node was admitted as a voter: the autopilot promotes only ready replicas and demotes only
+    voters of the configuration, and a joiner opens its store in the role its admission gave it before
+    its gossip starts. So once it is ready (gossip saw it), not in the configuration yet and alive in
+    this leader's gossip, it runs as a voter without being asked over its join port (issue 19: the ask
+    to joiners busy starting their services took up to 1.2 s in an 8-way formation). A join abandoned
+    after its gossip started announces its leave (``ClusterManager.join``): not alive here once that
+    reaches this node; a joiner that crashed is alive until gossip suspects it (~1 s; a
+    ``VoterAnswers`` answer is reused for 2 s). An entry goes once its node is in the configuration,
+    no voter, left or gone, or at another Raft address (a later promotion is asked again), and all go
+    when the term changes (a role change another leader wrote is never missed). Never decides a step
+    itself."""
+
+    _seen: dict[str, str] = field(default_factory=dict)  # node id -> its Raft address when seen joining
+    _term: int | None = None
+
+    def observe(self, nodes: Iterable[Node], raft_voters: Collection[str], term: int) -> None:
+        """The committed ``nodes`` and Raft configuration as this leader sees them in ``term``."""
+        self._at_term(term)
+        records = {n.node_id: n for n in nodes}
+
+        def still_waiting(node_id: str, addr: str) -> bool:
+            n = records.get(node_id)
+            if n is None or n.role != NodeRole.VOTER or n.status == NodeStatus.LEFT:
+                return False
+            return n.raft_addr == addr and addr not in raft_voters
+
+        self._seen = {node_id: addr for node_id, addr in self._seen.items() if still_waiting(node_id, addr)}
+        for n in records.values():
+            if n.role == NodeRole.VOTER and n.status == NodeStatus.JOINING and n.raft_addr not in raft_voters:
+                self._seen[n.node_id] = n.raft_addr
+
+    def note(self, changed: Iterable[Node], term: int) -> None:
+        """Node records as committed, in order, since the last look, seen in ``term`` (a record can be
+        ``joining`` only between two looks: the ready mark may commit 0.07 s after the admission)."""
+        self._at_term(term)
+        for n in changed:
+            if n.role == NodeRole.VOTER and n.status == NodeStatus.JOINING:
+                self._seen[n.node_id] = n.raft_addr
+            elif n.role != NodeRole.VOTER or n.status == NodeStatus.LEFT:
+                self._seen.pop(n.node_id, None)
+
+    def _at_term(self, term: int) -> None:
+        if term != self._term:
+            self._seen, self._term = {}, term
+
+    def running(self, pending: Iterable[Node], alive: Collection[str]) -> set[str]:
+        """Raft addresses of those of ``pending`` (voters waiting to be added) seen joining as voters and
+        alive in gossip (node ids in ``alive``)."""
+        return {
+            n.raft_addr for n in pending if self._seen.get(n.node_id) == n.raft_addr and n.node_id in alive
+        }

@@ -7,7 +7,7 @@ The decision is :func:`~p2porch.leader.autopilot.next_voter_change` (pure); this
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from functools import partial
 
 import trio
@@ -18,8 +18,15 @@ from ..errors import ConflictError, ProposalTimeout, RaftError
 from ..model import Node, NodeRole, NodeStatus
 from ..raft import commands as C
 from ..raft.state import ClusterState
-from ..supervisor import drain, supervise, wait_any
-from .autopilot import VoterAnswers, VoterChange, next_check_s, next_voter_change, voters_target
+from ..supervisor import drained, supervise, wait_any
+from .autopilot import (
+    AdmittedVoters,
+    VoterAnswers,
+    VoterChange,
+    next_check_s,
+    next_voter_change,
+    voters_target,
+)
 from .epoch import write_as_leader
 from .leading import until_leading
 
@@ -45,6 +52,7 @@ async def _run_autopilot(ctx: MemberContext, section: RaftConfig) -> None:
     self_addr = ctx.local.voter_addr
     wait_s = AUTOPILOT_CHECK_S
     answers = VoterAnswers(VOTER_ANSWER_TTL_S)
+    admitted = AdmittedVoters()
     async with ctx.state_changes() as changes:
         while True:
             if await until_leading(ctx.store, changes):  # a follower does not wake for it
@@ -55,13 +63,21 @@ async def _run_autopilot(ctx: MemberContext, section: RaftConfig) -> None:
             gossip = ctx.board.reachability_changed  # taken before the step reads gossip
             with trio.move_on_after(wait_s):
                 await wait_any(changes.receive, gossip.wait)
+            # also after an add or a remove: the store's status (at most ``status_refresh_s``, 50 ms, old)
+            # must show the change, or the next look repeats it (without the gap one run re-added a voter 10
+            # times in 2 ms, each "done in 0.000 s")
             await trio.sleep(AUTOPILOT_MIN_GAP_S)
-            drain(changes)
-            wait_s = await _autopilot_step(ctx, section, self_addr, answers)
+            changed = [c.record for c in drained(changes) if c.kind == "node" and c.op == "put"]
+            admitted.note(changed, ctx.store.status().term)  # every record, even one between two looks
+            wait_s = await _autopilot_step(ctx, section, self_addr, answers, admitted)
 
 
 async def _autopilot_step(
-    ctx: MemberContext, section: RaftConfig, self_addr: str | None, answers: VoterAnswers
+    ctx: MemberContext,
+    section: RaftConfig,
+    self_addr: str | None,
+    answers: VoterAnswers,
+    admitted: AdmittedVoters,
 ) -> float:
     """One look (and at most one step); returns how long the loop may wait before the next look."""
     store = ctx.store
@@ -69,13 +85,14 @@ async def _autopilot_step(
     if not status.is_leader or self_addr is None:
         return AUTOPILOT_CHECK_S
     state = store.snapshot()
+    admitted.observe(state.nodes.values(), status.voters, status.term)
     live = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT]
     alive = {node_id for node_id, seen in ctx.board.gossip_states().items() if seen == "alive"}
     change = next_voter_change(
         state.nodes.values(),
         status.voters,
         alive,
-        await voters_running(ctx, state, status.voters, answers),
+        await voters_running(ctx, state, status.voters, answers, partial(admitted.running, alive=alive)),
         ctx.clock.now(),
         target=voters_target(section, len(live)),
         grace_s=section.replace_dead_voter_s,
@@ -98,16 +115,22 @@ async def _autopilot_step(
 
 
 async def voters_running(
-    ctx: MemberContext, state: ClusterState, raft_voters: Collection[str], answers: VoterAnswers
+    ctx: MemberContext,
+    state: ClusterState,
+    raft_voters: Collection[str],
+    answers: VoterAnswers,
+    known_running: Callable[[list[Node]], set[str]] = lambda pending: set(),
 ) -> set[str]:
     """Raft addresses of nodes recorded as voters, not in the configuration yet, that answer (join port)
-    that their store runs as a voter of this generation; a recent answer (``answers``) is not asked again."""
+    that their store runs as a voter of this generation; a recent answer (``answers``) is not asked again,
+    nor are those ``known_running`` says run as voters (``AdmittedVoters.running``)."""
     pending = [
         n
         for n in state.nodes.values()
         if n.role == NodeRole.VOTER and n.status == NodeStatus.READY and n.raft_addr not in raft_voters
     ]
     known = answers.running((n.raft_addr for n in pending), state.generation, ctx.clock.monotonic())
+    known = known | known_running(pending)
 
     async def ask(node: Node) -> None:
         answer = await ctx.ask_member(node.join_target)

@@ -468,7 +468,8 @@ class ClusterManager:
                     await self._wait_for_self(node_id, timeout_s=30)
             except BaseException:
                 forget_cluster_key(raft_password)  # the next attempt derives it (the key may be why)
-                with trio.CancelScope(shield=True):
+                with trio.CancelScope(shield=True):  # left in gossip: never added as a voter (AdmittedVoters)
+                    await announce_leave(self.board.gossip)
                     await self._abandon_membership()
                 raise
             localstate.save(self.data_dir, local)

@@ -1,6 +1,14 @@
 """Autopilot's voter decisions (pure): add, promote, demote, remove, one step at a time."""
 
-from p2porch.leader.autopilot import VoterAnswers, VoterChange, next_check_s, next_voter_change
+from dataclasses import replace
+
+from p2porch.leader.autopilot import (
+    AdmittedVoters,
+    VoterAnswers,
+    VoterChange,
+    next_check_s,
+    next_voter_change,
+)
 from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
@@ -168,3 +176,51 @@ def test_a_voters_answer_is_reused_within_its_ttl_for_its_generation_only():
     assert answers.running([addr(4)], 0, now=12.0) == set()  # too old: asked again
     answers.note(addr(4), 0, now=12.5)
     assert answers.running([addr(4)], 0, now=13.0) == {addr(4)}
+
+
+def test_a_voter_seen_joining_runs_as_one_once_ready_and_alive_without_being_asked():
+    """n4 and n5 were admitted as voters (seen ``joining``); once gossip sees them alive they run as
+    voters. n6 was never seen joining (a promoted replica, or admitted between two looks): asked."""
+    admitted = AdmittedVoters()
+    voters = [addr(1), addr(2), addr(3)]
+    joining = [node(4, status="joining"), node(5, status="joining"), node(6, "replica")]
+    admitted.observe([*FIVE[:3], *joining], voters, term=2)
+    ready = [node(4), node(5), node(6)]
+    admitted.observe([*FIVE[:3], *ready], voters, term=2)
+    assert admitted.running(ready, alive={"id4", "id5", "id6"}) == {addr(4), addr(5)}
+    # not alive in this leader's gossip (suspect, dead, or left: a join abandoned after its gossip started)
+    assert admitted.running(ready, alive={"id5", "id6"}) == {addr(5)}
+
+
+def test_an_admitted_voter_is_forgotten_once_added_demoted_gone_moved_or_the_term_changes():
+    voters = [addr(1), addr(2), addr(3)]
+    joining = [node(4, status="joining"), node(5, status="joining"), node(6, status="joining")]
+    joining.append(node(7, status="joining"))
+    alive = {"id4", "id5", "id6", "id7"}
+    admitted = AdmittedVoters()
+    admitted.observe([*FIVE[:3], *joining], voters, term=2)
+    # n4 added; n5 recorded replica; n6 gone; n7 came back at another Raft port
+    later = [node(4), node(5, "replica"), replace(node(7), raft_port=7000)]
+    admitted.observe([*FIVE[:3], *later], [*voters, addr(4)], term=2)
+    # n4 removed again and n5 promoted: both restart their store as voters, so both are asked
+    promoted = [node(4), node(5), node(6), node(7)]
+    admitted.observe([*FIVE[:3], *promoted], voters, term=2)
+    assert admitted.running(promoted, alive) == set()
+    admitted.observe([*FIVE[:3], *joining], voters, term=2)
+    assert admitted.running(promoted, alive) == {addr(4), addr(5), addr(6), addr(7)}
+    admitted.observe([*FIVE[:3], *promoted], voters, term=3)  # a new term: what another leader wrote
+    assert admitted.running(promoted, alive) == set()
+
+
+def test_committed_records_are_noted_in_order_between_two_looks():
+    """n4 was admitted and marked ready between two looks: noted from the committed records. n5 was
+    admitted, recorded replica and promoted again in the same batch: its store restarts as a voter, so
+    it is asked. A new term forgets."""
+    admitted = AdmittedVoters()
+    changed = [node(4, status="joining"), node(5, status="joining"), node(4), node(5, "replica"), node(5)]
+    admitted.note(changed, term=2)
+    state = [*FIVE[:3], node(4), node(5)]
+    admitted.observe(state, [addr(1), addr(2), addr(3)], term=2)
+    assert admitted.running([node(4), node(5)], alive={"id4", "id5"}) == {addr(4)}
+    admitted.note([], term=3)
+    assert admitted.running([node(4)], alive={"id4"}) == set()
