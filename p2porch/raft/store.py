@@ -153,7 +153,11 @@ class RaftStore:
         self._replay_to = self._so.raftCommitIndex  # the journal's: what this node had committed
         self._so.start_ticking(owner_thread or threading.current_thread())
         self._voter_changes = VoterChanges(
-            self._compute_status, self._call_raft, self._so.addNodeToCluster, self._so.removeNodeFromCluster
+            self._compute_status,
+            self._call_raft,
+            self._membership_barrier,
+            self._so.addNodeToCluster,
+            self._so.removeNodeFromCluster,
         )
 
     # --- public API (trio side) ------------------------------------------------------------------
@@ -237,16 +241,24 @@ class RaftStore:
             send.close()
 
     async def add_voter(self, addr: str, timeout_s: float = 10.0) -> None:
-        """Add a voter to the Raft configuration (from any node; one change at a time)."""
+        """Add a voter to the Raft configuration (from any node; one change at a time). Returns once the
+        change is committed (already committed: at once, after a barrier); ProposalTimeout when that is
+        not known in time (retry the same change); RaftError while another change of this node's may be
+        uncommitted (``membership_changes``)."""
         _split_addr(addr, "addr")
         await self._voter_changes.change("add", addr, timeout_s)
 
     async def remove_voter(self, addr: str, timeout_s: float = 10.0) -> None:
-        """Remove a voter. The leader cannot remove itself: call :meth:`transfer_leadership` first."""
+        """Remove a voter (as :meth:`add_voter`). The leader cannot remove itself: call
+        :meth:`transfer_leadership` first."""
         _split_addr(addr, "addr")
         if addr == self.config.self_addr and self.status().is_leader:
             raise NotLeaderError("the leader cannot remove itself; transfer leadership first", leader=addr)
         await self._voter_changes.change("remove", addr, timeout_s)
+
+    async def _membership_barrier(self, timeout_s: float) -> None:
+        """A Noop entry committed and applied here (``membership_changes``: it commits what came before)."""
+        await self.propose(C.Noop(at=time.time(), tag="voter change barrier").encode(), timeout_s)
 
     async def transfer_leadership(self, to: str | None = None, timeout_s: float = 5.0) -> str | None:
         """Hand leadership to ``to`` (default: the most caught-up voter); returns the new leader."""

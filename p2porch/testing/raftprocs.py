@@ -181,9 +181,18 @@ class LocalCluster:
         for i in range(replicas):
             self.nodes.append(NodeProc(f"r{i}", None, ports[2 * voters + i], self.root / f"r{i}"))
 
-    def start(self, node: NodeProc, *, password_file: Path | None = None, wait: bool = True) -> None:
+    def start(
+        self,
+        node: NodeProc,
+        *,
+        password_file: Path | None = None,
+        wait: bool = True,
+        voters: list[str] | None = None,
+    ) -> None:
+        """Start ``node``'s process; ``voters``: the configuration it starts with (default: every voter
+        of the cluster; a joiner's test starts the others without it)."""
         module = self.module_for(node) if self.module_for else self.module
-        cmd = [sys.executable, "-m", module, "--voters", ",".join(self.voter_addrs)]
+        cmd = [sys.executable, "-m", module, "--voters", ",".join(voters or self.voter_addrs)]
         if node.raft_addr:
             cmd += ["--self", node.raft_addr]
         cmd += [
