@@ -255,6 +255,12 @@ class LocalCluster:
         if node.proc is not None and node.proc.stdout is not None:
             node.proc.stdout.close()
 
+    def resume_all(self) -> None:
+        """SIGCONT every live node: a test that SIGSTOPped some never leaves one stopped."""
+        for node in self.nodes:
+            if node.alive and node.proc is not None:
+                os.kill(node.proc.pid, signal.SIGCONT)
+
     def close(self) -> None:
         """Kill every node and remove the password file and its directory."""
         for node in self.nodes:
