@@ -24,6 +24,7 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 from . import dumps, journal_start
 from .appends import AppendFilter, rejection_floor
 from .bounded_apply import BoundedApply
+from .change_guard import OneMembershipChange
 from .durable_commit import DurableLeaderCommit
 from .election_timeout import ElectionTimeout, election_cap_s
 from .flow import FlowLimits
@@ -125,6 +126,7 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
     SnapshotGuard,
     BoundedApply,
     DurableLeaderCommit,
+    OneMembershipChange,
     SyncObj,
 ):
     """The SyncObj subclass; its one replicated method hands the batch to the owning store."""

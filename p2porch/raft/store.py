@@ -27,7 +27,7 @@ from typing import Any, Literal
 import msgpack
 import pysyncobj.syncobj as _pso
 import trio
-from pysyncobj import FAIL_REASON, SyncObjConf, SyncObjException
+from pysyncobj import SyncObjConf, SyncObjException
 from pysyncobj.node import TCPNode
 
 from ..errors import NotLeaderError, ProposalTimeout, RaftError
@@ -36,14 +36,14 @@ from . import dumps
 from .bridge import PacedPoller, RaftBridge, install_durable_journal
 from .fsm import Change, apply_batch, encode_batch
 from .lag import LagBook
+from .membership_changes import VoterChanges
 from .pacer import TickLateness, TickPacer
-from .proposals import FAIL_NAMES, RETRYABLE, Batch, InFlight, Proposal, outcomes, settle
+from .proposals import Batch, InFlight, Proposal, outcomes, settle
 from .state import EMPTY_STATE, ClusterState
 from .status import LeaderChanges
 from .status import RaftStatus as RaftStatus  # re-exported: callers import it from the store
 from .store_config import StoreConfig as StoreConfig  # re-exported: callers import it from the store
 from .store_config import split_addr as _split_addr
-from .voter_change import next_step
 
 # pysyncobj.win_inet_pton replaces socket.inet_ntop with a Windows-only version on every platform
 # (whichever module imports pysyncobj first), which breaks every later user of it (pyroute2 decoding
@@ -152,6 +152,13 @@ class RaftStore:
         # worker thread (trio reaps idle workers after ~10 s): tie it to the trio thread instead.
         self._replay_to = self._so.raftCommitIndex  # the journal's: what this node had committed
         self._so.start_ticking(owner_thread or threading.current_thread())
+        self._voter_changes = VoterChanges(
+            self._compute_status,
+            self._call_raft,
+            self._membership_barrier,
+            self._so.addNodeToCluster,
+            self._so.removeNodeFromCluster,
+        )
 
     # --- public API (trio side) ------------------------------------------------------------------
 
@@ -239,16 +246,24 @@ class RaftStore:
             send.close()
 
     async def add_voter(self, addr: str, timeout_s: float = 10.0) -> None:
-        """Add a voter to the Raft configuration (from any node; one change at a time)."""
+        """Add a voter to the Raft configuration (from any node; one change at a time). Returns once the
+        change is committed (already committed: at once, after a barrier); ProposalTimeout when that is
+        not known in time (retry the same change); RaftError while another change of this node's may be
+        uncommitted (``membership_changes``)."""
         _split_addr(addr, "addr")
-        await self._membership("add", self._so.addNodeToCluster, addr, timeout_s)
+        await self._voter_changes.change("add", addr, timeout_s)
 
     async def remove_voter(self, addr: str, timeout_s: float = 10.0) -> None:
-        """Remove a voter. The leader cannot remove itself: call :meth:`transfer_leadership` first."""
+        """Remove a voter (as :meth:`add_voter`). The leader cannot remove itself: call
+        :meth:`transfer_leadership` first."""
         _split_addr(addr, "addr")
         if addr == self.config.self_addr and self.status().is_leader:
             raise NotLeaderError("the leader cannot remove itself; transfer leadership first", leader=addr)
-        await self._membership("remove", self._so.removeNodeFromCluster, addr, timeout_s)
+        await self._voter_changes.change("remove", addr, timeout_s)
+
+    async def _membership_barrier(self, timeout_s: float) -> None:
+        """A Noop entry committed and applied here (``membership_changes``: it commits what came before)."""
+        await self.propose(C.Noop(at=time.time(), tag="voter change barrier").encode(), timeout_s)
 
     async def transfer_leadership(self, to: str | None = None, timeout_s: float = 5.0) -> str | None:
         """Hand leadership to ``to`` (default: the most caught-up voter); returns the new leader."""
@@ -346,37 +361,6 @@ class RaftStore:
                     with contextlib.suppress(ValueError):
                         self._subscribers.remove(send)
                     break
-
-    async def _membership(
-        self, kind: Literal["add", "remove"], method: Callable[..., None], addr: str, timeout_s: float
-    ) -> None:
-        """Propose until the configuration is as asked (see ``voter_change``), or fail saying why."""
-        deadline, last = trio.current_time() + timeout_s, "no answer"
-        while True:
-            status = self._compute_status()
-            step = next_step(kind, addr, status.voters, status.leader)
-            if step == "done":
-                return
-            if step == "leader":
-                raise NotLeaderError(
-                    f"{addr} leads the Raft group: it cannot be removed before leadership moves", leader=addr
-                )
-            if trio.current_time() >= deadline:
-                raise ProposalTimeout(
-                    f"{kind} voter {addr}: not done within {timeout_s:.3g} s ({last}); it may still happen"
-                )
-            try:
-                err = await self._call_raft(
-                    lambda cb: method(addr, callback=cb), deadline - trio.current_time()
-                )
-            except ProposalTimeout:
-                continue  # the next round looks at the configuration again: the change may have happened
-            if err == FAIL_REASON.SUCCESS:
-                return
-            last = FAIL_NAMES.get(err, str(err))
-            if err not in RETRYABLE:
-                raise RaftError(f"membership change for {addr} failed: {last}")
-            await trio.sleep(0.1)
 
     async def _call_raft(self, start: Callable[[Callable[[Any, int], None]], None], timeout_s: float) -> int:
         done = trio.Event()

@@ -181,9 +181,18 @@ class LocalCluster:
         for i in range(replicas):
             self.nodes.append(NodeProc(f"r{i}", None, ports[2 * voters + i], self.root / f"r{i}"))
 
-    def start(self, node: NodeProc, *, password_file: Path | None = None, wait: bool = True) -> None:
+    def start(
+        self,
+        node: NodeProc,
+        *,
+        password_file: Path | None = None,
+        wait: bool = True,
+        voters: list[str] | None = None,
+    ) -> None:
+        """Start ``node``'s process; ``voters``: the configuration it starts with (default: every voter
+        of the cluster; a joiner's test starts the others without it)."""
         module = self.module_for(node) if self.module_for else self.module
-        cmd = [sys.executable, "-m", module, "--voters", ",".join(self.voter_addrs)]
+        cmd = [sys.executable, "-m", module, "--voters", ",".join(voters or self.voter_addrs)]
         if node.raft_addr:
             cmd += ["--self", node.raft_addr]
         cmd += [
@@ -245,6 +254,12 @@ class LocalCluster:
             node.proc.wait(timeout=10)
         if node.proc is not None and node.proc.stdout is not None:
             node.proc.stdout.close()
+
+    def resume_all(self) -> None:
+        """SIGCONT every live node: a test that SIGSTOPped some never leaves one stopped."""
+        for node in self.nodes:
+            if node.alive and node.proc is not None:
+                os.kill(node.proc.pid, signal.SIGCONT)
 
     def close(self) -> None:
         """Kill every node and remove the password file and its directory."""

@@ -29,9 +29,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         c.leader().call(op="init")
         yield c
     finally:
-        for node in c.nodes:  # never leave a stopped process behind
-            if node.alive and node.proc is not None:
-                os.kill(node.proc.pid, signal.SIGCONT)
+        c.resume_all()  # never leave a stopped process behind
         c.close()
 
 
