@@ -34,6 +34,7 @@ from .heartbeat_answers import HeartbeatAnswers
 from .heartbeat_rounds import QuietReplicaRounds
 from .heartbeats import EarlyRounds, ReplicaHeartbeats, replica_connection_timeout_s
 from .journal import DurableJournal
+from .latest_config import LatestConfiguration
 from .pre_vote_elections import PreVoteElections
 from .pre_votes import PreVotes
 from .quiet_answers import QuietHeartbeatAnswers
@@ -119,6 +120,7 @@ class PacedPoller:
 
 
 class RaftBridge(  # type: ignore[misc,unused-ignore]
+    LatestConfiguration,
     ForwardedAnswers,
     PreVoteElections,
     QuietHeartbeatAnswers,
@@ -166,6 +168,7 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
         finally:
             if conf.journalFile:
                 journal_start.release(conf.journalFile)
+        self.use_latest_configuration()  # its log's latest voters, committed or not (latest_config.py)
         dumps.serve_dump_while_writing(self._SyncObj__serializer)
         journal = self._SyncObj__raftLog
         notifier = getattr(self, "_SyncObj__pipeNotifier", None)
