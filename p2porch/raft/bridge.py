@@ -25,6 +25,7 @@ from . import dumps, journal_start
 from .appends import AppendFilter, rejection_floor
 from .bounded_apply import BoundedApply
 from .change_guard import OneMembershipChange
+from .config_replay import LatestConfiguration
 from .durable_commit import DurableLeaderCommit
 from .election_timeout import ElectionTimeout, election_cap_s
 from .flow import FlowLimits
@@ -34,7 +35,6 @@ from .heartbeat_answers import HeartbeatAnswers
 from .heartbeat_rounds import QuietReplicaRounds
 from .heartbeats import EarlyRounds, ReplicaHeartbeats, replica_connection_timeout_s
 from .journal import DurableJournal
-from .latest_config import LatestConfiguration
 from .pre_vote_elections import PreVoteElections
 from .pre_votes import PreVotes
 from .quiet_answers import QuietHeartbeatAnswers
@@ -168,7 +168,7 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
         finally:
             if conf.journalFile:
                 journal_start.release(conf.journalFile)
-        self.use_latest_configuration()  # its log's latest voters, committed or not (latest_config.py)
+        self.use_latest_configuration()  # its log's latest voters, committed or not (config_replay.py)
         dumps.serve_dump_while_writing(self._SyncObj__serializer)
         journal = self._SyncObj__raftLog
         notifier = getattr(self, "_SyncObj__pipeNotifier", None)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from p2porch.raft.config_replay import membership_change
 from p2porch.raft.journal import DurableJournal, pack_commit_index
-from p2porch.raft.latest_config import membership_change
 from p2porch.raft.store import JOURNAL_NAME
 from p2porch.testing.raftprocs import LocalCluster
 

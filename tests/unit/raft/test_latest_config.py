@@ -1,4 +1,5 @@
-"""A starting node takes the latest configuration in its log, committed or not (``latest_config.py``).
+"""A starting node takes the latest configuration in its log, committed or not (``latest_config.py``,
+``config_replay.py``).
 
 The pure rule, then a real ``RaftBridge`` (pysyncobj, durable journal, no tick thread) opened on a
 journal whose add entry lies past its stored commit index: at start, after its dump is loaded, when
@@ -19,8 +20,9 @@ from pysyncobj import SyncObjConf
 from pysyncobj.node import TCPNode
 
 from p2porch.raft.bridge import RaftBridge, install_durable_journal
+from p2porch.raft.config_replay import membership_change
 from p2porch.raft.journal import DurableJournal
-from p2porch.raft.latest_config import latest_configuration, membership_change
+from p2porch.raft.latest_config import latest_configuration
 from p2porch.testing.raft_bridges import BridgeTestOwner
 from p2porch.testing.raftprocs import free_ports
 
