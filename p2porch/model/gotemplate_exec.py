@@ -26,6 +26,7 @@ from .gotemplate_parse import (
     Loop,
     Node,
     Pipe,
+    TemplateError,
     Text,
     Variable,
     locate,
@@ -49,6 +50,10 @@ Resolve = Callable[[Any, tuple[str, ...]], Any]
 
 MAX_OUTPUT = 4 * 1024 * 1024  # characters one execution may print
 MAX_STEPS = 1_000_000  # nodes and range iterations one execution may evaluate
+#: what one execution's function results may hold in all, in multiples of its output cap: a result is
+#: built before it is written (``printf "%s%s" $x $x`` in a range doubles a string, or repeats a
+#: megabyte), so results are bounded on their own, in memory and in time
+RESULTS_PER_OUTPUT = 4
 
 
 class _Break(Exception):
@@ -110,6 +115,7 @@ class Execution:
         self.vars: list[list[Any]] = [["$", data]]
         self.out: list[str] = []
         self.size, self.max_output, self.steps = 0, max_output, 0
+        self.made = 0  # characters and items the functions' results held, against RESULTS_PER_OUTPUT
 
     def fail(self, node: Node, detail: str, safe: str = "") -> ExecError:
         """Go's execution error at ``node``; ``safe``: ``detail`` without the values it quotes."""
@@ -270,11 +276,24 @@ class Execution:
         if function is None:  # pragma: no cover - the parser refuses an unknown name
             raise self.fail(cmd, f'"{name}" is not a defined function')
         try:
-            return function(*values)
+            result = function(*values)
         except FuncError as exc:
             raise self.fail(cmd, f"error calling {name}: {exc}") from None
         except TypeError:
             raise self.fail(cmd, f"wrong number of args for {name}: got {len(values)}") from None
+        except TemplateError:
+            raise
+        except (ValueError, OverflowError, RecursionError) as exc:  # Python's, never a crash of the caller
+            safe = f"error calling {name}: bad argument"
+            raise self.fail(cmd, f"error calling {name}: {exc}", safe) from None
+        self._made(cmd, result)
+        return result
+
+    def _made(self, cmd: Command, result: Any) -> None:
+        if isinstance(result, str | bytes | list | tuple | Mapping):
+            self.made += len(result)
+            if len(result) > self.max_output or self.made > RESULTS_PER_OUTPUT * self.max_output:
+                raise self.fail(cmd, f"function results longer than {self.max_output} characters")
 
     def _logic(self, cmd: Command, name: str, args: list[Node], dot: Any, final: Any) -> Any:
         """``and``/``or``: the first false (true) argument or the last, evaluated left to right only as

@@ -224,7 +224,18 @@ def go_quote(text: str) -> str:
     return "".join(out) + '"'
 
 
-_VERB_RE = re.compile(r"%([-+# 0]*)(\d+)?(?:\.(\d*))?(.)?", re.DOTALL)
+_VERB_RE = re.compile(r"%([-+# 0]*)(\d+)?(?:\.(\d*))?(.)?", re.DOTALL | re.ASCII)
+
+
+def _go_num(digits: str) -> int | None:
+    """A width or precision as Go's fmt reads it (``parsenum``): None once the number passed 1e6 before
+    its next digit (Go then reads the rest of the format as no verb), so no huge padding is ever built."""
+    number = 0
+    for digit in digits:
+        if number > 1_000_000:
+            return None
+        number = number * 10 + ord(digit) - 48
+    return number
 
 
 def sprintf(template: str, args: Sequence[Any]) -> str:
@@ -249,8 +260,14 @@ def sprintf(template: str, args: Sequence[Any]) -> str:
             continue
         value = args[used]
         used += 1
-        text = _verb(verb, flags, None if prec is None else int(prec or 0), value)
-        out.append(_pad(text, int(width or 0), flags, verb))
+        width_n, prec_n = _go_num(width or ""), _go_num(prec or "")
+        if width_n is None or prec_n is None:  # Go's parsenum overflowed: the rest is no verb
+            used -= 1
+            out.append("%!(NOVERB)")
+            pos = len(template)
+            break
+        text = _verb(verb, flags, None if prec is None else prec_n, value)
+        out.append(_pad(text, width_n, flags, verb))
     out.append(template[pos:])
     if used < len(args):
         extra = ", ".join(f"{go_type(v)}={go_text(v)}" for v in args[used:])
@@ -267,6 +284,14 @@ def _pad(text: str, width: int, flags: str, verb: str) -> str:
         sign = text[0] if text[:1] in "+-" else ""
         return sign + text[len(sign) :].rjust(width - len(sign), "0")
     return text.rjust(width)
+
+
+def _rune(value: int) -> str:
+    """The character of code point ``value``; U+FFFD for one that is none (negative, a surrogate, past
+    U+10FFFF), as Go's fmt prints an invalid rune."""
+    if 0 <= value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF:
+        return chr(value)
+    return "\ufffd"
 
 
 def _bad(verb: str, value: Any) -> str:
@@ -293,11 +318,11 @@ def _verb(verb: str, flags: str, prec: int | None, value: Any) -> str:
     if verb == "q" and isinstance(value, str):
         return go_quote(value)
     if verb == "q" and is_int:
-        return "'" + go_quote(chr(value))[1:-1].replace("'", "\\'").replace('\\"', '"') + "'"
+        return "'" + go_quote(_rune(value))[1:-1].replace("'", "\\'").replace('\\"', '"') + "'"
     if verb == "t" and isinstance(value, bool):
         return "true" if value else "false"
     if verb == "c" and is_int:
-        return chr(value)
+        return _rune(value)
     if verb in "dobxX" and is_int:
         base = {"d": "d", "o": "o", "b": "b", "x": "x", "X": "X"}[verb]
         sign = "+" if "+" in flags and value >= 0 else ""

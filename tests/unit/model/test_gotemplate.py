@@ -245,6 +245,39 @@ def test_work_is_bounded() -> None:
     assert render("{{if 1}}" * 100 + "deep" + "{{end}}" * 100, None) == "deep"
 
 
+def test_function_results_are_bounded_in_memory_and_time() -> None:
+    """A result is built before it is written: a range that repeats or doubles a big string stops at
+    the results' budget (4x the output cap), never after minutes or gigabytes."""
+    repeat = (
+        '{{$x := printf "%1000000s" "a"}}'
+        '{{range 3000}}{{if eq (len (printf "%s%s%s%s" $x $x $x $x)) 0}}{{end}}{{end}}'
+    )
+    doubling = '{{$x := "ab"}}{{range 40}}{{$x = printf "%s%s" $x $x}}{{end}}'
+    for template in (repeat, doubling):
+        with pytest.raises(ExecError, match="function results longer than 4194304 characters"):
+            render(template, None)
+
+
+def test_python_errors_of_a_function_are_execution_errors() -> None:
+    """What Python refuses inside a built-in is the template's error, never a ValueError of its caller,
+    and its safe form quotes no value."""
+    template = parse('{{number "secret"}}', {"number": int})
+    with pytest.raises(ExecError, match="error calling number: invalid literal") as raised:
+        template.execute(None)
+    assert raised.value.detail == "error calling number: bad argument"
+
+
+def test_widths_precisions_and_runes_as_gos_fmt() -> None:
+    """Go's parsenum gives up past 1e6 and reads the rest as no verb (no gigabyte of padding); an invalid
+    rune prints U+FFFD."""
+    assert sprintf("%999999999d", [1]) == "%!(NOVERB)%!(EXTRA int=1)"
+    assert sprintf("a%.99999999999f|", [1.5]) == "a%!(NOVERB)%!(EXTRA float64=1.5)"
+    assert sprintf("%" + "9" * 5000 + "d", [1]) == "%!(NOVERB)%!(EXTRA int=1)"
+    assert len(sprintf("%1000000d", [1])) == 1000000
+    assert sprintf("%c|%c|%c|%q", [-1, 0xD800, 0x110000, -5]) == "\ufffd|\ufffd|\ufffd|'\ufffd'"
+    assert sprintf("%c%q", [65, 0x1F600]) == "A'\U0001f600'"
+
+
 def test_go_strings_and_verbs() -> None:
     assert go_unquote('"a\\tb\\\\\\"\\U0001F600"') == 'a\tb\\"\U0001f600'
     assert go_unquote("`raw \\n`") == "raw \\n"
