@@ -47,3 +47,30 @@ def test_a_second_change_is_denied_while_the_first_is_not_applied() -> None:
         assert {n.address for n in so._SyncObj__otherNodes} == {b, c}  # the next one, once b's applied
     finally:
         so.destroy()
+
+
+def test_a_leader_again_in_a_later_term_is_not_held_by_its_earlier_terms_guard() -> None:
+    """A change this node appended as leader, then truncated by another leader, leaves the guard on an
+    index the log may not reach again for long: leader again, it accepts a change once its no-op is
+    applied (pysyncobj's own check), not only once the log passes that index."""
+    me, b, c = (f"127.0.0.1:{p}" for p in free_ports(3))
+    conf = SyncObjConf(password="p6mb-unit", autoTick=False, dynamicMembershipChange=True)
+    so = RaftBridge(_Owner(), me, [b], conf)  # type: ignore[arg-type]
+    try:
+        so._SyncObj__onBecomeLeader()
+        _commit_and_apply(so)
+        # the earlier term's change, appended at an index this log no longer reaches (truncated)
+        so._SyncObj__changeClusterIDx = so._SyncObj__getCurrentLogIndex() + 5
+        so._SyncObj__setState(0)  # a follower for a while, then elected again
+        so._SyncObj__setCurrentTerm(so._SyncObj__raftCurrentTerm + 1, None)
+        so._SyncObj__onBecomeLeader()
+        answers: list[int] = []
+        so.addNodeToCluster(c, callback=lambda _res, err: answers.append(err))
+        so._checkCommandsToApply()
+        assert answers == [FAIL_REASON.REQUEST_DENIED]  # the new term's no-op is not applied yet
+        _commit_and_apply(so)
+        so.addNodeToCluster(c, callback=lambda _res, err: answers.append(err))
+        so._checkCommandsToApply()
+        assert {n.address for n in so._SyncObj__otherNodes} == {b, c}  # appended: the guard is this term's
+    finally:
+        so.destroy()
