@@ -51,10 +51,12 @@ def running(node: SandboxNode, service: str) -> str:
 
 def lookup(node: SandboxNode, cid: str, name: str) -> list[str]:
     """The addresses busybox ``nslookup`` prints for ``name`` inside container ``cid`` (after the
-    server's own lines); [] when it cannot find it."""
+    server's own lines), each once; [] when it cannot find it."""
     result = docker(node.dockerd, "exec", cid, "nslookup", name, check=False, timeout_s=30)
     lines = result.stdout.decode().splitlines()[2:]
-    return sorted(line.split()[-1] for line in lines if line.startswith("Address"))
+    # each search domain that answers prints its addresses (a stack's name also answers under
+    # ``<stack>.p2p``: docs/dns.md): the set of them, sorted
+    return sorted({line.split()[-1] for line in lines if line.startswith("Address")})
 
 
 @pytest.fixture(scope="module")
