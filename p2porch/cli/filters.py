@@ -1,13 +1,14 @@
 """``--filter/-f KEY=VALUE`` of ``service ls``, ``node ls``, ``service|stack ps``, ``secret|config ls`` and
 ``network ls``, as Docker's, applied to the API's rows (``ps``: ``id``, ``name``, ``node``,
-``desired-state`` running|shutdown|accepted; ``network ls``: ``id`` and ``name`` match any part;
-``events``: ``type``, ``event`` (an action, or a task's state), ``service`` (its tasks' too), ``node``...).
+``desired-state`` running|shutdown|accepted; ``network ls``: ``id`` and ``name`` match any part,
+``type`` is ``custom`` or ``builtin`` (the default network ``p2porch``); ``events``: ``type``, ``event``
+(an action, or a task's state), ``service`` (its tasks' too), ``node``...).
 
 Docker's rules: values of one key are alternatives (any may match), different keys must all match;
 ``id`` and ``name`` match a prefix, ``label`` a key (``label=K``) or a pair (``label=K=V``); ``node ls``'s
 ``role`` takes Swarm's ``manager``/``worker`` (voters, the leader among them / replicas) or p2porch's
-roles. An unknown key, a value a key cannot take (``role=bogus``, as Docker's ``Invalid role filter``)
-or a malformed filter is a usage error (exit 2) naming the flag.
+roles. Docker's ``ID`` is ``id``. An unknown key, a value a key cannot take (``role=bogus``, as Docker's
+``Invalid role filter``) or a malformed filter is a usage error (exit 2) naming the flag.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ NETWORK_FILTERS: dict[str, Match] = {
     "driver": lambda row, value: row.get("driver") == value,
     "scope": lambda row, value: row.get("scope") == value,
     "label": _label(lambda row: row.get("labels") or {}),
+    "type": lambda row, value: bool(row.get("builtin")) == (value == "builtin"),
 }
 
 #: the values a key takes where they are a fixed set (Docker refuses any other: ``Invalid role filter``)
@@ -104,15 +106,17 @@ FILTER_VALUES: dict[str, tuple[str, ...]] = {
     "desired-state": ("running", "shutdown", "accepted"),
     "type": EVENT_TYPES,
 }
+#: network ls's: its ``type`` is Docker's network type, not an event type
+NETWORK_VALUES: dict[str, tuple[str, ...]] = {**FILTER_VALUES, "type": ("custom", "builtin")}
 
 
-def _checked(filters: Mapping[str, Match]) -> Callable[[str], str]:
+def _checked(filters: Mapping[str, Match], values: Mapping[str, tuple[str, ...]]) -> Callable[[str], str]:
     """The ``--filter`` value as given, once its key is known: a bad filter is refused while parsing,
     before the command asks the daemon anything (exit 2, naming the flag and the valid keys)."""
 
     def check(item: str) -> str:
         try:
-            _split(item, filters)
+            _split(item, filters, values)
         except UsageError as exc:  # argparse names the flag itself: "argument --filter/-f: ..."
             raise argparse.ArgumentTypeError(str(exc).removeprefix("--filter: ")) from None
         return item
@@ -120,13 +124,17 @@ def _checked(filters: Mapping[str, Match]) -> Callable[[str], str]:
     return check
 
 
-def _split(item: str, filters: Mapping[str, Match]) -> tuple[str, str]:
+def _split(
+    item: str, filters: Mapping[str, Match], fixed: Mapping[str, tuple[str, ...]] = FILTER_VALUES
+) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not value:
         raise UsageError(f"--filter: expected KEY=VALUE, got {item!r}", field="--filter")
+    if key == "ID":  # Docker's other spelling (`stack services --filter ID=...`)
+        key = "id"
     if key not in filters:
         raise UsageError(f"--filter: invalid filter {key!r} (keys: {', '.join(filters)})", field="--filter")
-    values = FILTER_VALUES.get(key)
+    values = fixed.get(key)
     if values is not None and value not in values:
         raise UsageError(
             f"--filter: invalid {key} filter {value!r} (values: {', '.join(values)})", field="--filter"
@@ -134,27 +142,38 @@ def _split(item: str, filters: Mapping[str, Match]) -> tuple[str, str]:
     return key, value
 
 
-def add_filter(p: argparse.ArgumentParser, filters: Mapping[str, Match]) -> None:
+def add_filter(
+    p: argparse.ArgumentParser,
+    filters: Mapping[str, Match],
+    values: Mapping[str, tuple[str, ...]] = FILTER_VALUES,
+    *,
+    short: bool = True,
+) -> None:
+    """``--filter`` (and ``-f`` unless ``short`` is false: Docker's prune commands have ``-f`` for
+    ``--force``)."""
     keys = ", ".join(filters)
     p.add_argument(
         "--filter",
-        "-f",
+        *(["-f"] if short else []),
         dest="filters",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        type=_checked(filters),
+        type=_checked(filters, values),
         help=f"only the rows that match (keys: {keys}; repeatable)",
     )
 
 
 def apply_filters(
-    rows: list[dict[str, Any]], given: list[str], filters: Mapping[str, Match]
+    rows: list[dict[str, Any]],
+    given: list[str],
+    filters: Mapping[str, Match],
+    values: Mapping[str, tuple[str, ...]] = FILTER_VALUES,
 ) -> list[dict[str, Any]]:
     """The rows that match every key of ``given`` (any of that key's values)."""
     wanted: dict[str, list[str]] = {}
     for item in given:
-        key, value = _split(item, filters)
+        key, value = _split(item, filters, values)
         wanted.setdefault(key, []).append(value)
     return [
         row

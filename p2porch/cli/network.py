@@ -1,4 +1,4 @@
-"""``p2porch network ...``: create, ls, inspect, rm user-defined networks (shell).
+"""``p2porch network ...``: create, ls, inspect, rm, prune user-defined networks (shell).
 
 ``network inspect --overlay`` shows this node's overlay (lease, VTEP, programmed peers); ``network inspect``
 without a NAME (and without ``--overlay``) is a usage error (exit 2), as ``docker network inspect`` is.
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import sys
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFoundError
 from ..model.netrefs import check_network_name
 from .docker_paths import GoTime, object_path
-from .filters import NETWORK_FILTERS, add_filter, apply_filters
+from .filters import NETWORK_FILTERS, NETWORK_VALUES, add_filter, apply_filters
 from .goformat import add_list_format, inspect_each, labels_text, listing
 from .node import cmd_network_inspect
 from .util import (
@@ -26,11 +27,14 @@ from .util import (
     noun_actions,
     remove_each,
     table,
+    wants_json,
 )
 
 COLUMNS = ["id", "name", "driver", "scope", "internal", "services"]
 #: Docker's ``network ls --format`` fields beside the columns: overlay networks here are IPv4 only
 EXTRA = ("ipv4", "ipv6", "labels", "created_at")
+#: network prune's ``--filter``: Docker's ``label`` (its ``until`` is not taken)
+PRUNE_FILTERS = {"label": NETWORK_FILTERS["label"]}
 
 
 def _created_text(at: float | None) -> str:
@@ -90,7 +94,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    rows = apply_filters(client_for(args).get("/networks"), args.filters, NETWORK_FILTERS)
+    rows = apply_filters(client_for(args).get("/networks"), args.filters, NETWORK_FILTERS, NETWORK_VALUES)
     emit(
         args,
         rows,
@@ -132,7 +136,39 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    return remove_each(args, args.names, deleter("/networks/{}"), lambda r: r["removed"])
+    delete = deleter("/networks/{}")
+
+    def remove(client: Any, name: str) -> Any:
+        try:
+            return delete(client, name)
+        except NotFoundError:
+            if args.force:  # as Docker's --force: a network that does not exist is no error
+                return None
+            raise
+
+    return remove_each(args, args.names, remove, lambda r: r["removed"] if r else "")
+
+
+PRUNE_WARNING = (
+    "WARNING! This will remove all custom networks not used by at least one service.\n"
+    "Are you sure you want to continue? [y/N] "
+)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """As ``docker network prune``: every user network no service uses (and that matches ``--filter
+    label=...``), after a ``[y/N]`` question on stdin unless ``--force``; prints ``Deleted Networks:``
+    and their names. A network a service starts using meanwhile is refused by the daemon, named on stderr."""
+    client = client_for(args)
+    if not args.force:
+        print(PRUNE_WARNING, end="", flush=True)  # as Docker's, on stdout
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return EXIT_OK
+    unused = [r for r in client.get("/networks") if not r.get("builtin") and not r.get("services")]
+    names = [r["name"] for r in apply_filters(unused, args.filters, PRUNE_FILTERS)]
+    if names and not wants_json(args):
+        print("Deleted Networks:", flush=True)
+    return remove_each(args, names, deleter("/networks/{}"), lambda r: r["removed"])
 
 
 def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -147,7 +183,7 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
     ls = add_ids_only(action("ls", "List networks and the services on them", cmd_ls))
     ls.add_argument("--no-trunc", action="store_true", help="full network ids")
-    add_filter(add_list_format(ls, COLUMNS, extra=EXTRA), NETWORK_FILTERS)
+    add_filter(add_list_format(ls, COLUMNS, extra=EXTRA), NETWORK_FILTERS, NETWORK_VALUES)
     inspect = action("inspect", "Show a network, or with --overlay this node's overlay", cmd_inspect)
     inspect.add_argument("names", metavar="NAME", nargs="*")
     inspect.add_argument(
@@ -161,3 +197,7 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     rm = action("rm", "Remove networks no service uses", cmd_rm)
     rm.add_argument("names", metavar="NAME", nargs="+")
+    rm.add_argument("--force", "-f", action="store_true", help="no error for a network that does not exist")
+    prune = action("prune", "Remove every network no service uses", cmd_prune)
+    prune.add_argument("--force", "-f", action="store_true", help="do not ask for confirmation")
+    add_filter(prune, PRUNE_FILTERS, short=False)

@@ -122,7 +122,11 @@ DOCKER_ONLY: dict[str, dict[str, DockerFlag]] = {
             )
         },
         "--ipv6": DockerFlag("the overlay carries IPv4 only", boolean=True),
-        "--opt": DockerFlag(_ONLY_OVERLAY, short="-o"),
+        "--opt": DockerFlag(
+            f"{_ONLY_OVERLAY}; `encrypted` neither: container traffic between nodes is VXLAN in the clear "
+            '(run the cluster on a private network or an encrypted underlay, docs/security.md "Data path")',
+            short="-o",
+        ),
         "--config-only": DockerFlag(_ONLY_OVERLAY, boolean=True),
         "--config-from": DockerFlag(_ONLY_OVERLAY),
         "--ingress": DockerFlag(
@@ -132,6 +136,15 @@ DOCKER_ONLY: dict[str, dict[str, DockerFlag]] = {
         ),
         "--scope": DockerFlag(
             "changes nothing here: every p2porch network spans the cluster", accepts=("swarm",)
+        ),
+    },
+    "network inspect": {
+        "--verbose": DockerFlag(
+            "changes nothing here: network inspect always lists the tasks on the network with their node "
+            "and address",
+            accepts=(),
+            boolean=True,
+            short="-v",
         ),
     },
     "secret create": {

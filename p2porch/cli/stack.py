@@ -322,6 +322,13 @@ def cmd_stack_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def swarm_names(filters: list[str], stack: str) -> list[str]:
+    """``name=STACK_SERVICE`` as Swarm names a stack's services, read as ours (``STACK-SERVICE``):
+    Docker's ``stack ps -f name=voting_redis voting`` finds ``voting-redis``'s tasks."""
+    prefix = f"name={stack}_"
+    return [f"name={stack}-{f[len(prefix) :]}" if f.startswith(prefix) else f for f in filters]
+
+
 def cmd_stack_services(args: argparse.Namespace) -> int:
     try:
         services = client_for(args).get(f"/stacks/{args.stack}/services")
@@ -330,7 +337,8 @@ def cmd_stack_services(args: argparse.Namespace) -> int:
         if wants_json(args):
             print("[]")
         return EXIT_OK
-    services = apply_filters(services, args.filters, SERVICE_FILTERS)  # as Docker's: service ls's keys
+    filters = swarm_names(args.filters, args.stack)
+    services = apply_filters(services, filters, SERVICE_FILTERS)  # as Docker's: service ls's keys
     emit(args, services, lambda rows: listing(args, SERVICE_COLUMNS, [service_row(s) for s in rows]))
     return EXIT_OK
 
@@ -340,7 +348,7 @@ def cmd_stack_ps(args: argparse.Namespace) -> int:
         tasks = client_for(args).get(f"/stacks/{args.stack}/tasks", all="false" if args.running else "true")
     except NotFoundError as exc:  # Docker's words (exit 1), the daemon's beside them
         raise NotFoundError(f"nothing found in stack: {args.stack} ({exc.message})", field=exc.field) from exc
-    tasks = apply_filters(tasks, args.filters, TASK_FILTERS)
+    tasks = apply_filters(tasks, swarm_names(args.filters, args.stack), TASK_FILTERS)
     emit_tasks(args, tasks)
     return EXIT_OK
 

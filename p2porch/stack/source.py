@@ -11,8 +11,10 @@ the file and the line. It never talks to a daemon.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from ..errors import ConfigError
 from .compose import StackDefinition, load_stack
@@ -26,7 +28,11 @@ def read_text(path: str, what: str = "file") -> str:
 
     Raises OSError when the file cannot be opened (the caller says which key named it)."""
     with open(path, "rb") as handle:
-        data = handle.read(MAX_TEXT_BYTES + 1)
+        return _decoded(handle, path, what)
+
+
+def _decoded(handle: BinaryIO, path: str, what: str) -> str:
+    data = handle.read(MAX_TEXT_BYTES + 1)
     if len(data) > MAX_TEXT_BYTES:
         raise ConfigError(f"{path}: the {what} is larger than {MAX_TEXT_BYTES} bytes")
     try:
@@ -61,21 +67,29 @@ def stack_source(
     env_file: str | None = None,
     profiles: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
+    stdin: BinaryIO | None = None,
 ) -> StackSource:
-    """Read ``paths`` (``-`` is not supported: name files), the env file and the profiles.
+    """Read ``paths`` (``-``: standard input, once, its relative paths from the working directory, as
+    Docker's ``--compose-file -``), the env file and the profiles.
 
     Raises ConfigError(field="-c"/"--env-file") for a file that cannot be read."""
     environ = dict(os.environ if environ is None else environ)
+    if list(paths).count("-") > 1:
+        raise ConfigError("-c -: standard input can be given once", field="-c")
     files = []
     for path in paths:
         try:
-            text = read_text(path, "Compose file")
+            if path == "-":
+                text = _decoded(stdin or sys.stdin.buffer, "-", "Compose file")
+            else:
+                text = read_text(path, "Compose file")
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise ConfigError(f"-c {path}: cannot read the Compose file: {reason}", field="-c") from None
         except ConfigError as exc:
             raise ConfigError(exc.message, field="-c") from None
-        files.append(ComposeFile(path, text, os.path.dirname(os.path.abspath(path))))
+        base_dir = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
+        files.append(ComposeFile(path, text, base_dir))
     if not files:
         raise ConfigError("-c: at least one Compose file is required", field="-c")
     dotenv_path = env_file or os.path.join(files[0].base_dir, ".env")

@@ -225,7 +225,7 @@ def test_secret_config_and_network_ls_take_dockers_filters(argv, ids, monkeypatc
     ("argv", "keys"),
     [
         (["secret", "ls", "-f", "driver=x"], "id, name, label"),
-        (["network", "ls", "-f", "type=custom"], "id, name, driver, scope, label"),
+        (["network", "ls", "-f", "dangling=true"], "id, name, driver, scope, label, type"),
     ],
 )
 def test_their_unknown_keys_are_refused(argv, keys, capsys) -> None:
