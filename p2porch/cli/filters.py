@@ -92,7 +92,10 @@ NETWORK_FILTERS: dict[str, Match] = {
     "id": lambda row, value: value in str(row["id"]),
     "name": lambda row, value: value in str(row["name"]),
     "driver": lambda row, value: row.get("driver") == value,
-    "scope": lambda row, value: row.get("scope") == value,
+    # every network spans the cluster: Docker's ``swarm`` scope
+    "scope": lambda row, value: (
+        row.get("scope") == value or (value == "swarm" and row.get("scope") == "cluster")
+    ),
     "label": _label(lambda row: row.get("labels") or {}),
     "type": lambda row, value: bool(row.get("builtin")) == (value == "builtin"),
 }

@@ -158,11 +158,21 @@ def render(template: str, data: Any, paths: Paths | None = None) -> str:
     return _execute(_parsed(template), data, paths)
 
 
+def _inspect_template(text: str) -> str | None:
+    """Docker's ``--format pretty`` is ``--pretty``: the text, the default here (None)."""
+    return None if text.strip() == "pretty" else text
+
+
 def add_inspect_output(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--pretty`` (the text, already the default) and ``--format/-f TEMPLATE`` of an inspect command."""
+    """``--pretty`` (the text, already the default) and ``--format/-f TEMPLATE`` of an inspect command
+    (``--format pretty``: the text, as Docker's)."""
     p.add_argument("--pretty", action="store_true", help="human-readable text (the default)")
     p.add_argument(
-        "--format", "-f", metavar="TEMPLATE", help="Go template over the JSON view, e.g. '{{.Spec.Name}}'"
+        "--format",
+        "-f",
+        type=_inspect_template,
+        metavar="TEMPLATE",
+        help="Go template over the JSON view, e.g. '{{.Spec.Name}}' ('pretty': the text)",
     )
     return p
 

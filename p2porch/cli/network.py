@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError, NotFoundError
@@ -33,6 +34,11 @@ from .util import (
 COLUMNS = ["id", "name", "driver", "scope", "internal", "services"]
 #: Docker's ``network ls --format`` fields beside the columns: overlay networks here are IPv4 only
 EXTRA = ("ipv4", "ipv6", "labels", "created_at")
+#: why Swarm's ``ingress`` network is not there (``network inspect|rm ingress``)
+INGRESS_HINT = (
+    "p2porch has no ingress network: the routing mesh is built in, NAT rules on every node for each "
+    "published port (docs/traffic.md); nothing to remove or customize"
+)
 #: network prune's ``--filter``: Docker's ``label`` (its ``until`` is not taken)
 PRUNE_FILTERS = {"label": NETWORK_FILTERS["label"]}
 
@@ -131,16 +137,29 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             field="NAME",
         )
     client = client_for(args)
-    fetch = lambda name: client.get(f"/networks/{name}")  # noqa: E731
-    return inspect_each(args, args.names, fetch, _describe, object_path)
+    return inspect_each(
+        args, args.names, _ingress_hint(lambda name: client.get(f"/networks/{name}")), _describe, object_path
+    )
+
+
+def _ingress_hint(call: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``call(name)``; Swarm's ``ingress`` network, missing, is said to be built in (exit 1 still)."""
+
+    def hinted(name: str) -> Any:
+        try:
+            return call(name)
+        except NotFoundError as exc:
+            if name != "ingress":
+                raise
+            raise NotFoundError(f"{exc.message}: {INGRESS_HINT}", field=exc.field) from exc
+
+    return hinted
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    delete = deleter("/networks/{}")
-
     def remove(client: Any, name: str) -> Any:
         try:
-            return delete(client, name)
+            return _ingress_hint(lambda n: client.delete(f"/networks/{n}"))(name)
         except NotFoundError:
             if args.force:  # as Docker's --force: a network that does not exist is no error
                 return None

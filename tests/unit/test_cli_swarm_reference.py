@@ -34,9 +34,11 @@ class Api:
         self.deleted: list[str] = []
 
     def get(self, path: str, **_: Any) -> Any:
-        return [dict(n, driver="overlay", scope="swarm", internal=False) for n in NETWORKS]
+        return [dict(n, driver="overlay", scope="cluster", internal=False) for n in NETWORKS]
 
     def delete(self, path: str) -> Any:
+        if path.endswith("/ingress"):
+            raise NotFoundError("no network 'ingress'", field="NAME")
         self.deleted.append(path)
         return {"removed": path.rsplit("/", 1)[-1]}
 
@@ -56,6 +58,38 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Api:
 def test_network_ls_filters_by_dockers_network_type(api, capsys, value, names):
     assert main(["network", "ls", "--filter", f"type={value}", "--format", "{{.Name}}"]) == 0
     assert capsys.readouterr().out.split() == names
+
+
+def test_network_ls_scope_swarm_is_every_network_of_the_cluster(api, capsys):
+    assert main(["network", "ls", "--filter", "scope=swarm", "-q", "--no-trunc"]) == 0
+    assert len(capsys.readouterr().out.split()) == len(NETWORKS)
+    assert main(["network", "ls", "--filter", "scope=local", "-q"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_swarms_ingress_network_missing_is_said_to_be_built_in(monkeypatch, capsys):
+    class Ingress(Api):
+        def get(self, path: str, **_: Any) -> Any:
+            raise NotFoundError("no network 'ingress'", field="NAME")
+
+    fake = Ingress()
+    monkeypatch.setattr(cli_network, "client_for", lambda args, **_: fake)
+    monkeypatch.setattr("p2porch.cli.util.client_for", lambda args, **_: fake)
+    assert main(["network", "rm", "ingress"]) == 1
+    assert "no network 'ingress': p2porch has no ingress network: the routing mesh is built in" in (
+        capsys.readouterr().err
+    )
+    assert main(["network", "inspect", "ingress"]) == 1
+    assert "the routing mesh is built in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("noun", ["node", "service", "secret", "config"])
+def test_inspect_format_pretty_is_dockers_pretty_the_text(noun):
+    from p2porch.cli.main import build_parser
+
+    args = build_parser(noun).parse_args([noun, "inspect", "--format=pretty", "self"])
+    assert args.format is None  # the text, as --pretty (and the default)
+    assert build_parser(noun).parse_args([noun, "inspect", "-f", "{{.ID}}", "x"]).format == "{{.ID}}"
 
 
 def exit_code(argv: list[str]) -> Any:
