@@ -64,6 +64,12 @@ TASK_FILTERS: dict[str, Match] = {  # service ps, stack ps: Docker's keys
     ),
 }
 
+#: node ps's: Docker's ``label`` too, a task's being its service's (swarmkit's ServiceAnnotations)
+NODE_TASK_FILTERS: dict[str, Match] = {
+    **TASK_FILTERS,
+    "label": _label(lambda row: row.get("service_labels") or {}),
+}
+
 EVENT_TYPES = ("node", "service", "task", "secret", "config", "network", "access", "leader", "stream")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..model import node_status_text
 from .docker_paths import node_path
-from .filters import NODE_FILTERS, TASK_FILTERS, add_filter, apply_filters
+from .filters import NODE_FILTERS, NODE_TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_inspect_output, add_list_format, inspect_each, listing
 from .service_read import add_task_list_flags, emit_tasks
 from .stats import add_node_stats
@@ -39,7 +39,7 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.set_defaults(func=cmd_node_ls)
     ps = node_sub.add_parser("ps", parents=[common], help="List the tasks on nodes (default: this node)")
     ps.add_argument("nodes", metavar="NODE", nargs="*", help="node name or id (default: self)")
-    add_task_list_flags(ps).set_defaults(func=cmd_node_ps)
+    add_task_list_flags(ps, NODE_TASK_FILTERS).set_defaults(func=cmd_node_ps)
     inspect = node_sub.add_parser("inspect", parents=[common], help="Show nodes")
     inspect.add_argument("nodes", metavar="NODE", nargs="+", help="node name or id (self: this node)")
     add_inspect_output(inspect)
@@ -165,7 +165,7 @@ def cmd_node_ps(args: argparse.Namespace) -> int:
     tasks = []
     for ref in args.nodes or ["self"]:
         tasks += client.get(f"/nodes/{ref}/tasks", all="false" if args.running else "true")
-    emit_tasks(args, apply_filters(tasks, args.filters, TASK_FILTERS))
+    emit_tasks(args, apply_filters(tasks, args.filters, NODE_TASK_FILTERS))
     return EXIT_OK
 
 

@@ -12,12 +12,13 @@ import json
 import math
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError, P2POrchError
 from ..model.units import parse_duration_s
 from .docker_paths import docker_path
-from .filters import TASK_FILTERS, add_filter, apply_filters
+from .filters import TASK_FILTERS, Match, add_filter, apply_filters
 from .goformat import add_inspect_output, add_list_format, inspect_each, listing
 from .group import group_spec, group_task_rows
 from .service_describe import describe_service
@@ -35,13 +36,16 @@ from .util import (
 )
 
 
-def add_task_list_flags(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``-q``, ``--running``, ``--no-trunc`` and ``--filter`` of ``service ps`` and ``stack ps``."""
+def add_task_list_flags(
+    p: argparse.ArgumentParser, filters: Mapping[str, Match] = TASK_FILTERS
+) -> argparse.ArgumentParser:
+    """``-q``, ``--running``, ``--no-trunc`` and ``--filter`` (``filters``' keys) of ``service|stack|node
+    ps``."""
     add_ids_only(p)
     p.add_argument("--running", action="store_true", help="only tasks that should be running")
     p.add_argument("--no-trunc", action="store_true", help="full task and node ids")
     p.add_argument("--no-resolve", action="store_true", help="node ids instead of node names")
-    add_filter(p, TASK_FILTERS)
+    add_filter(p, filters)
     return add_list_format(p, TASK_COLUMNS, extra=TASK_EXTRA)
 
 

@@ -485,6 +485,7 @@ class ServiceOps:
             "exit_code": task.exit_code,
             "move_to": _node_name(state, task.move_to) or task.move_to,
             "job_iteration": task.job_iteration,
+            "service_labels": dict(service.spec.service_labels),  # node ps --filter label=K[=V], as Docker's
         }
 
     @asynccontextmanager

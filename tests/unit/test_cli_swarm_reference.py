@@ -228,3 +228,28 @@ def test_network_inspect_verbose_is_taken_as_dockers_and_changes_nothing():
 
     args = build_parser("network").parse_args(["network", "inspect", "-v", "my-network"])
     assert args.names == ["my-network"] and not hasattr(args, "verbose")
+
+
+def test_node_ps_filters_by_label_as_dockers_the_labels_of_each_tasks_service(monkeypatch, capsys):
+    from p2porch.cli import node as cli_node
+
+    tasks = [
+        {
+            **TASK,
+            "id": "b465edgho06e",
+            "name": "redis.6",
+            "node": "swarm-manager1",
+            "service_labels": {"usage": "x"},
+        },
+        {**TASK, "id": "bg8c07zzg87d", "name": "web.1", "node": "swarm-manager1", "service_labels": {}},
+    ]
+    monkeypatch.setattr(
+        cli_node, "client_for", lambda args, **_: type("C", (), {"get": lambda *a, **k: tasks})()
+    )
+    assert main(["node", "ps", "-f", "label=usage", "--format", "{{.Name}}"]) == 0
+    assert capsys.readouterr().out.split() == ["redis.6"]
+    assert main(["node", "ps", "-f", "label=usage=y", "--format", "{{.Name}}"]) == 0
+    assert capsys.readouterr().out == ""
+    assert (
+        exit_code(["service", "ps", "-f", "label=usage", "web"]) == 2
+    )  # Docker's service ps has no label filter

@@ -33,6 +33,14 @@ async def test_the_tasks_on_a_node_with_their_service_names(ops, manager) -> Non
     assert ops.tasks_on_node("n9") == []
 
 
+async def test_each_task_carries_its_services_labels_for_node_ps_label_filter(ops, manager) -> None:
+    await manager.write(C.AddNode(at=1.0, node=Node("n1", "n1", "10.0.0.1", 7947, 7946)).encode())
+    redis = (await ops.create({"name": "redis", "image": "x", "service_labels": {"usage": "cache"}}))["id"]
+    task = Task("r1", redis, 1, "n1", "running", "running", 5.0)
+    await manager.write(C.PutTasks(at=3.0, items=(C.TaskPut(task, task_version=0),)).encode())
+    assert [t["service_labels"] for t in ops.tasks_on_node("n1")] == [{"usage": "cache"}]
+
+
 class Api:
     def __init__(self) -> None:
         self.asked: list[tuple[str, dict[str, Any]]] = []
