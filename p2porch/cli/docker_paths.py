@@ -50,17 +50,6 @@ class GoTime(float):
         return self._seconds("T") + "Z"
 
 
-def json_ready(value: Any) -> Any:
-    """``value`` for ``json.dumps`` as Docker's JSON has it (times as RFC 3339 text)."""
-    if isinstance(value, GoTime):
-        return value.json_value()
-    if isinstance(value, list):
-        return [json_ready(v) for v in value]
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    return value
-
-
 def _ports(view: dict[str, Any], served: bool = False) -> list[GoStruct]:
     """Docker's ``Spec.EndpointSpec.Ports`` (as written: an assigned port is 0), or with ``served`` its
     ``Endpoint.Ports`` (the port the swarm assigned filled in)."""

@@ -152,7 +152,7 @@ def test_node_ls_format_has_dockers_engine_version(monkeypatch, capsys) -> None:
 def test_node_ls_table_format_heads_dockers_fields(monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli_node, "client_for", lambda args: NodeRowsApi())
     assert main(["node", "ls", "--format", "table {{.Hostname}}\\t{{.ManagerStatus}}"]) == 0
-    assert capsys.readouterr().out.splitlines()[:2] == ["HOSTNAME  MANAGER STATUS", "n1        Leader"]
+    assert capsys.readouterr().out.splitlines()[:2] == ["HOSTNAME   MANAGER STATUS", "n1         Leader"]
 
 
 @pytest.mark.parametrize(
