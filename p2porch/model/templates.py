@@ -45,10 +45,14 @@ class TemplateContext:
     platform_os: str = "linux"
     platform_arch: str = "x86_64"
     service_labels: Mapping[str, str] = field(default_factory=dict)
+    #: a global service's task: ``.Task.Slot`` is the node's id, as swarmkit's (its tasks have no slot)
+    global_mode: bool = False
 
 
 def swarm_context(context: TemplateContext) -> Struct:
-    """Swarm's ``template.Context`` of the task (``.Task.Slot`` is a string there, as here)."""
+    """Swarm's ``template.Context`` of the task (``.Task.Slot`` is a string there, as here: a global
+    service's the node's id, as in ``.Task.Name``, ``<service>.<slot>.<task id>``)."""
+    slot = context.node_id if context.global_mode else str(context.task_slot)
     return Struct(
         "template.Context",
         Service=Struct(
@@ -66,8 +70,8 @@ def swarm_context(context: TemplateContext) -> Struct:
         Task=Struct(
             "template.Task",
             ID=context.task_id,
-            Name=f"{context.service_name}.{context.task_slot}.{context.task_id}",
-            Slot=str(context.task_slot),
+            Name=f"{context.service_name}.{slot}.{context.task_id}",
+            Slot=slot,
         ),
     )
 
