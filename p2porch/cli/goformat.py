@@ -287,11 +287,12 @@ def _list_template(columns: list[str], extra: tuple[str, ...]) -> Callable[[str]
 
 class _Row(dict[str, Any]):
     """One row of a list by its fields' names; as JSON (``{{json .}}``, ``--format json``) an object of
-    Docker's field names (``CreatedAt``), its keys sorted and every value text, as docker/cli's list
-    contexts marshal themselves."""
+    Docker's field names (``CreatedAt``), its keys sorted, every value text but a bool, HTML escaped
+    (``*:8080-\\u003e80/tcp``), as docker/cli's list contexts marshal themselves (``json.Marshal``)."""
 
-    def json_value(self) -> dict[str, str]:
-        return {_camel(k): go_text(v, top=True) for k, v in self.items()}
+    def json_text(self) -> str:
+        fields = {_camel(k): v if isinstance(v, bool) else go_text(v, top=True) for k, v in self.items()}
+        return go_json(fields, escape_html=True)
 
 
 def _row_data(columns: list[str], cells: list[Any]) -> _Row:

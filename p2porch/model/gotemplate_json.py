@@ -32,21 +32,31 @@ def _json_float(value: float) -> str:
     return f"{mantissa}e{sign}{digits}"
 
 
-def _json_string(text: str) -> str:
-    """encoding/json's string with HTML escaping off (Docker's): a byte that is no UTF-8 as U+FFFD,
-    ``\\u2028``/``\\u2029`` escaped, the other characters as they are."""
+#: what ``json.Marshal`` writes for ``<``, ``>`` and ``&`` (its HTML escaping, on but in Docker's encoder)
+_HTML = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+
+
+def _json_string(text: str, escape_html: bool = False) -> str:
+    """encoding/json's string: a byte that is no UTF-8 as U+FFFD, ``\\u2028``/``\\u2029`` escaped, with
+    ``escape_html`` ``<``, ``>``, ``&`` too (``\\u003c``), the other characters as they are."""
     clean = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
-    return json.dumps(clean, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    out = json.dumps(clean, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return "".join(_HTML.get(c, c) for c in out) if escape_html else out
 
 
-def go_json(value: Any) -> str:
-    """``value`` as Docker's ``{{json .}}`` prints it (Go's ``json.Encoder``, HTML escaping off): ``null``
-    for nil and an absent value; ValueError for NaN or an infinity (Go's encoder refuses them)."""
+def go_json(value: Any, escape_html: bool = False) -> str:
+    """``value`` as Docker's ``{{json .}}`` prints it (Go's ``json.Encoder``, HTML escaping off unless
+    ``escape_html``, as ``json.Marshal``): ``null`` for nil and an absent value; ValueError for NaN or an
+    infinity (Go's encoder refuses them). A value with a ``json_text()`` method is the JSON it returns (a
+    Go ``MarshalJSON``: docker/cli's list rows marshal themselves with ``json.Marshal``, HTML escaped)."""
     if value is None or value is MISSING:
         return "null"
+    marshal = getattr(value, "json_text", None)
+    if callable(marshal):
+        return str(marshal())
     method = getattr(value, "json_value", None)
     if callable(method):
-        return go_json(method())
+        return go_json(method(), escape_html)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -56,12 +66,18 @@ def go_json(value: Any) -> str:
             raise ValueError(f"json: unsupported value: {go_text(value)}")
         return _json_float(value)
     if isinstance(value, str):
-        return _json_string(value)
+        return _json_string(value, escape_html)
     if is_struct(value):
-        return "{" + ",".join(f"{_json_string(k)}:{go_json(v)}" for k, v in struct_fields(value)) + "}"
+        fields = struct_fields(value)
+        return (
+            "{"
+            + ",".join(f"{_json_string(k, escape_html)}:{go_json(v, escape_html)}" for k, v in fields)
+            + "}"
+        )
     if isinstance(value, Mapping):
         keys = sorted(value, key=str)
-        return "{" + ",".join(f"{_json_string(str(k))}:{go_json(value[k])}" for k in keys) + "}"
+        items = (f"{_json_string(str(k), escape_html)}:{go_json(value[k], escape_html)}" for k in keys)
+        return "{" + ",".join(items) + "}"
     if isinstance(value, list | tuple):
-        return "[" + ",".join(go_json(v) for v in value) + "]"
-    return _json_string(str(value))
+        return "[" + ",".join(go_json(v, escape_html) for v in value) + "]"
+    return _json_string(str(value), escape_html)

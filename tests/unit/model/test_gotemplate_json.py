@@ -77,3 +77,20 @@ def test_json_of_the_template_data_is_compact() -> None:
 )
 def test_printf_verbs_as_go(template, args, printed) -> None:
     assert sprintf(template, args) == printed
+
+
+def test_a_list_rows_json_is_html_escaped_as_docker_clis_rows_marshal_themselves() -> None:
+    """docker/cli's list rows implement MarshalJSON with ``json.Marshal`` (HTML escaping on), so its
+    ``stack services --format json`` prints ``"Ports":"*:4566-\\u003e4566/tcp"``; a bool stays one
+    (``"Self":true``); a plain value's ``{{json .}}`` is not escaped."""
+    import argparse
+
+    from p2porch.cli.goformat import listing
+
+    args = argparse.Namespace(format="json")
+    rows = [["web", "*:8080->80/tcp", True]]
+    printed = '{"Name":"web","Ports":"*:8080-\\u003e80/tcp","Self":true}'
+    assert listing(args, ["name", "ports", "self"], rows) == printed
+    args.format = "{{json .}} {{json .Ports}}"
+    assert listing(args, ["name", "ports", "self"], rows) == printed + ' "*:8080->80/tcp"'
+    assert go_json({"a": "<&>"}, escape_html=True) == '{"a":"\\u003c\\u0026\\u003e"}'
