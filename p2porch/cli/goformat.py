@@ -197,6 +197,36 @@ def emit_inspected(
     print(render(template, data, paths))
 
 
+def add_view_format(p: argparse.ArgumentParser, short: bool = True) -> argparse.ArgumentParser:
+    """``--format TEMPLATE`` (and ``-f`` when ``short``; ``events``' ``-f`` is ``--filter``, as Docker's) of
+    a command printing one view per line: ``version``, ``info``, ``events``; a template that does not
+    parse is refused while the command line is parsed."""
+    flags = ("--format", "-f") if short else ("--format",)
+    p.add_argument(
+        *flags, type=_parsable, metavar="TEMPLATE", help="Go template over the JSON view ('json': one line)"
+    )
+    return p
+
+
+def _parsable(text: str) -> str:
+    error = parse_error(text)
+    if error:
+        raise argparse.ArgumentTypeError(f"template parsing error: {error}")
+    return text
+
+
+def view_lines(args: argparse.Namespace, paths: Paths | None = None) -> Callable[[Any], str] | None:
+    """How ``--format`` prints one view (``json``: ``{{json .}}``, one line, as Docker's); None without
+    it. Refused beside ``--json``."""
+    template = getattr(args, "format", None)
+    if template is None:
+        return None
+    if wants_json(args):
+        raise UsageError("--format: not with --json", field="--format")
+    parsed = _parsed("{{json .}}" if template.strip() == "json" else template)
+    return lambda data: _execute(parsed, data, paths)
+
+
 def _check_format_alone(args: argparse.Namespace) -> None:
     template = getattr(args, "format", None)
     mixed = wants_json(args) or getattr(args, "pretty", False)
