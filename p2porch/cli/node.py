@@ -89,8 +89,9 @@ NODE_COLUMNS = [
 NODE_EXTRA = ("hostname", "self", "manager_status", "engine_version", "tls_status")
 
 
-def _docker_fields(n: dict[str, Any]) -> tuple[str, str, str, str, str]:
-    """A node's ``NODE_EXTRA``: its name, whether it is this node, Docker's ``ManagerStatus``:
+def _docker_fields(n: dict[str, Any]) -> tuple[str, bool, str, str, str]:
+    """A node's ``NODE_EXTRA``: its name, whether it is this node (a bool, as Docker's: ``{{if .Self}}``,
+    ``"Self":true``), Docker's ``ManagerStatus``:
     ``Leader``, ``Reachable`` or ``Unreachable`` for a voter (Docker's manager) by its status, empty
     for a replica (Docker's worker) or a node that left, and its Docker engine's version (gossip carries
     it: empty until the node's agent has read it), and Docker's ``TLSStatus`` (``Ready`` / ``Needs
@@ -100,7 +101,7 @@ def _docker_fields(n: dict[str, Any]) -> tuple[str, str, str, str, str]:
     if role == "voter":
         manager = "Unreachable" if n["status"] == "down" else "Reachable"
     engine, tls = n.get("engine_version") or "", n.get("tls_status") or ""
-    return n["name"], "true" if n.get("self") else "false", manager, engine, tls
+    return n["name"], bool(n.get("self")), manager, engine, tls
 
 
 def _progress_cell(progress: dict[str, Any] | None) -> str:
