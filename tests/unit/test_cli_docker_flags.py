@@ -260,9 +260,10 @@ def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> No
     monkeypatch.setattr(cli_service_read, "client_for", lambda args: Api())
     template = "{{.Name}}\\t{{.Node}} {{.DesiredState}} {{.Error}}"
     assert main(["service", "ps", "--format", template, "-f", "desired-state=running", "web"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["web.1\tn1 running ", "web.2\tn2 running "]
+    # {{.DesiredState}} as Docker's (PrettyPrint: Running); the table's column stays `running`
+    assert capsys.readouterr().out.splitlines() == ["web.1\tn1 Running ", "web.2\tn2 Running "]
     assert main(["service", "ps", "--format", "{{.CurrentState}}", "--filter", "name=web.2", "web"]) == 0
-    assert capsys.readouterr().out.strip().startswith("running ")
+    assert capsys.readouterr().out.strip() == "Running less than a second ago"  # Docker's; no time known
     with pytest.raises(SystemExit) as refused:  # no task row has such a field: refused while parsing
         main(["service", "ps", "--format", "{{.Nope}}", "web"])
     assert refused.value.code == 2
@@ -272,9 +273,9 @@ def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> No
     assert main(["service", "ps", "--format", "table {{.Name}}\\t{{.DesiredState}}", "web"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "NAME      DESIRED STATE",
-        "web.1     running",
-        "web.1     shutdown",
-        "web.2     running",
+        "web.1     Running",
+        "web.1     Shutdown",
+        "web.2     Running",
     ]
 
 

@@ -124,7 +124,7 @@ def test_service_ls_and_node_ls_take_docker_format(monkeypatch, capsys) -> None:
     assert main(["service", "ls", "--format", "{{.Name}}/{{.Mode}}", "-f", "mode=global"]) == 0
     assert capsys.readouterr().out.split() == ["agent/global"]
     assert main(["node", "ls", "--format", "{{.Hostname}} {{.Availability}}", "--filter", "role=worker"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["n4 active"]
+    assert capsys.readouterr().out.splitlines() == ["n4 Active"]  # Docker's PrettyPrint
 
 
 class NodeRowsApi:
