@@ -18,11 +18,11 @@ from ..model.jobspec import global_scale_refusal
 from ..model.netrefs import parse_attachments
 from .autoscale import add_autoscale_flags, cmd_service_autoscale
 from .filters import SERVICE_FILTERS, add_filter, apply_filters
-from .goformat import add_list_format, listing
+from .goformat import add_list_format
 from .names import generated_name
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_read_commands
-from .service_rows import SERVICE_COLUMNS, SERVICE_EXTRA, service_extra, service_row
+from .service_rows import SERVICE_COLUMNS, SERVICE_EXTRA, service_listing
 from .service_spec_flags import add_spec_flags, flag_for, spec_changes, validated_spec
 from .stats import add_service_stats
 from .update_edits import edit_changes, edits_given
@@ -143,13 +143,7 @@ def cmd_service_ls(args: argparse.Namespace) -> int:
     emit(
         args,
         rows,
-        lambda rows: listing(
-            args,
-            SERVICE_COLUMNS,
-            [service_row(s) for s in rows],
-            SERVICE_EXTRA,
-            [service_extra(s) for s in rows],
-        ),
+        lambda rows: service_listing(args, rows),
     )
     return EXIT_OK
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from typing import Any
 
 from .docker_values import current_state, ingress_ports, pretty
+from .goformat import listing
 from .stats import usage_cells
 
 # the columns of task_row: `service ps` and `stack ps` print the same table
@@ -82,6 +84,13 @@ def service_row(s: dict[str, Any]) -> list[Any]:
         ports_text({"publish": s["endpoint_ports"]} if "endpoint_ports" in s else s.get("spec") or {}),
         pending,
     ]
+
+
+def service_listing(args: argparse.Namespace, services: list[dict[str, Any]]) -> str:
+    """``service ls`` and ``stack services``: the table, or ``--format`` over each row (Docker's
+    ``{{.Ports}}``: ``SERVICE_EXTRA``)."""
+    rows, extras = [service_row(s) for s in services], [service_extra(s) for s in services]
+    return listing(args, SERVICE_COLUMNS, rows, SERVICE_EXTRA, extras)
 
 
 def task_ports_text(t: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from .filters import SERVICE_FILTERS, TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_list_format, listing
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_task_list_flags, emit_tasks
-from .service_rows import SERVICE_COLUMNS, SERVICE_EXTRA, service_extra, service_row
+from .service_rows import SERVICE_COLUMNS, SERVICE_EXTRA, service_listing
 from .util import (
     EXIT_OK,
     UsageError,
@@ -334,13 +334,7 @@ def cmd_stack_services(args: argparse.Namespace) -> int:
     emit(
         args,
         services,
-        lambda rows: listing(
-            args,
-            SERVICE_COLUMNS,
-            [service_row(s) for s in rows],
-            SERVICE_EXTRA,
-            [service_extra(s) for s in rows],
-        ),
+        lambda rows: service_listing(args, rows),
     )
     return EXIT_OK
 
