@@ -362,7 +362,7 @@ def listing(
     template = getattr(args, "format", None)
     if template is None or template.strip() == "table":  # Docker's bare `table`: the default table
         return table(columns, rows)
-    if template == "json":  # Docker's `--format json`: `{{json .}}`
+    if template.strip() == "json":  # Docker's `--format json`: `{{json .}}`
         template = "{{json .}}"
     as_table, template = _split_table(template)
     extras = extra_rows if extra_rows is not None else [()] * len(rows)

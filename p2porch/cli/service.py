@@ -140,11 +140,7 @@ def cmd_service_update(args: argparse.Namespace) -> int:
 
 def cmd_service_ls(args: argparse.Namespace) -> int:
     rows = apply_filters(client_for(args).get("/services"), args.filters, SERVICE_FILTERS)
-    emit(
-        args,
-        rows,
-        lambda rows: service_listing(args, rows),
-    )
+    emit(args, rows, lambda rows: service_listing(args, rows))
     return EXIT_OK
 
 

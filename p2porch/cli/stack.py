@@ -331,11 +331,7 @@ def cmd_stack_services(args: argparse.Namespace) -> int:
             print("[]")
         return EXIT_OK
     services = apply_filters(services, args.filters, SERVICE_FILTERS)  # as Docker's: service ls's keys
-    emit(
-        args,
-        services,
-        lambda rows: service_listing(args, rows),
-    )
+    emit(args, services, lambda rows: service_listing(args, rows))
     return EXIT_OK
 
 
