@@ -84,7 +84,7 @@ DOCKER_FUNCS: dict[str, Callable[..., Any]] = {
     "title": _string_func(lambda s: re.sub(r"(?<!\w)\w", lambda m: m.group(0).upper(), s)),
     "lower": _string_func(str.lower),
     "upper": _string_func(str.upper),
-    "pad": _string_func(lambda s, before, after: " " * before + s + " " * after),
+    "pad": _string_func(lambda s, before, after: " " * before + s + " " * after if s else ""),  # "" stays
     "truncate": _string_func(lambda s, length: s[:length]),
 }
 

@@ -52,3 +52,9 @@ def test_header_functions_leave_the_header_as_it_is() -> None:
 
 def test_a_table_template_may_span_lines_and_is_trimmed_of_spaces() -> None:
     assert _table("table   {{.Name}}\\n  {{.Image}}  ").splitlines()[:3] == ["NAME", "  IMAGE", "web"]
+
+
+def test_pad_leaves_an_empty_text_empty_as_docker_clis_pad_with_space() -> None:
+    rows = [["web", "", ""], ["db", "x", ""]]
+    args = argparse.Namespace(format="{{.Name}}|{{pad .Image 2 1}}|")
+    assert listing(args, COLUMNS, rows) == "web||\ndb|  x |"
