@@ -94,3 +94,12 @@ def test_a_list_rows_json_is_html_escaped_as_docker_clis_rows_marshal_themselves
     args.format = "{{json .}} {{json .Ports}}"
     assert listing(args, ["name", "ports", "self"], rows) == printed + ' "*:8080->80/tcp"'
     assert go_json({"a": "<&>"}, escape_html=True) == '{"a":"\\u003c\\u0026\\u003e"}'
+
+
+def test_an_absent_value_reaches_print_and_printf_as_nil_as_in_go() -> None:
+    """Go passes a missing map key to a function's ``any`` argument as nil: ``<nil>``, ``%!s(<nil>)``;
+    printed by the action itself it stays ``<no value>``."""
+    from p2porch.model.gotemplate import render
+
+    assert render('{{printf "%v|%s|%d" .no .no .no}}', {}) == "<nil>|%!s(<nil>)|%!d(<nil>)"
+    assert render("{{print .no}} {{.no}} {{json .no}}", {}, {"json": go_json}) == "<nil> <no value> null"
