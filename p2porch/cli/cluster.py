@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import DaemonUnreachable, P2POrchError
 from .daemon import ADVERTISED_PORTS as PORTS
 from .daemon import add_node_options, load_daemon_config
+from .docker_paths import info_path
 from .filters import EVENT_FILTERS, add_filter, apply_filters
 from .goformat import add_view_format, view_lines
 from .service_rows import failing_text, job_progress_text
@@ -209,7 +210,7 @@ def render_status(d: dict[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     client = client_for(args)
-    line = view_lines(args)  # `info --format '{{.Cluster.Leader}}'`: over the --json view
+    line = view_lines(args, info_path)  # `info --format '{{.Swarm.LocalNodeState}}'`, the --json view
     show = (lambda view: print(line(view))) if line else (lambda view: emit(args, view, render_status))
     if not args.watch:
         show(status_view(client))

@@ -71,3 +71,24 @@ def test_a_template_that_does_not_parse_is_refused_before_the_daemon_is_asked(co
         in capsys.readouterr().err.replace("/-f", "")
     )
     assert Api.asked == 0
+
+
+def test_info_answers_the_swarm_paths_scripts_read(monkeypatch, capsys) -> None:
+    """``docker info --format '{{.Swarm.LocalNodeState}}'`` (``active`` in a swarm, else ``inactive``),
+    ``{{.Swarm.NodeID}}``, ``{{.Swarm.ControlAvailable}}`` (a Raft voter is Docker's manager)."""
+    member = {
+        "node": {"name": "n1", "advertise_addr": "10.0.0.1"},
+        "daemon": {"pid": 1, "version": "9.9.9"},
+        "cluster": {"ready": True, "node_id": "abc", "raft_role": "voter", "cluster_id": "c1", "nodes": 3,
+                    "voters": ["a", "b", "c"]},
+    }  # fmt: skip
+    monkeypatch.setattr(cli_cluster, "status_view", lambda client: member)
+    template = (
+        "{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}} {{.Swarm.NodeAddr}} {{.Swarm.ControlAvailable}} "
+        "{{.Swarm.Cluster.ID}} {{.Swarm.Nodes}} {{.Swarm.Managers}} {{.ServerVersion}} {{.Name}}"
+    )
+    assert main(["info", "--format", template]) == 0
+    assert capsys.readouterr().out == "active abc 10.0.0.1 true c1 3 3 9.9.9 n1\n"
+    monkeypatch.setattr(cli_cluster, "status_view", lambda client: {**member, "cluster": None})
+    assert main(["info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"]) == 0
+    assert capsys.readouterr().out == "inactive false\n"
