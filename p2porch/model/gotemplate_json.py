@@ -8,7 +8,6 @@ RFC 3339 text). Never evaluates a template (gotemplate_exec.py) nor prints ``%v`
 
 from __future__ import annotations
 
-import decimal
 import json
 import math
 from collections.abc import Mapping
@@ -22,6 +21,8 @@ def _json_float(value: float) -> str:
     if value == 0:
         return "-0" if math.copysign(1, value) < 0 else "0"
     if 1e-6 <= abs(value) < 1e21:
+        import decimal  # only here: an idle daemon never loads it (tests/unit/test_daemon_imports.py)
+
         text = format(decimal.Decimal(repr(value)), "f")
         return text.rstrip("0").rstrip(".") if "." in text else text
     mantissa, _, exponent = repr(value).partition("e")
