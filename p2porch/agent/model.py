@@ -119,6 +119,9 @@ class TaskAssignment:
     slot: int
     node_name: str
     image: str
+    node_id: str = ""  # Swarm's ``{{.Node.ID}}``; "" = the node's name
+    #: a global service's task: Swarm's ``{{.Task.Slot}}`` is its node's id (swarmkit's tasks have slot 0)
+    global_mode: bool = False
     command: tuple[str, ...] = ()  # () = the image's CMD
     entrypoint: tuple[str, ...] | None = None  # None = the image's ENTRYPOINT
     env: Mapping[str, str] = field(default_factory=dict)
@@ -333,15 +336,17 @@ def task_env(assignment: TaskAssignment) -> dict[str, str]:
 
 
 def template_context(assignment: TaskAssignment) -> TemplateContext:
-    """The facts Swarm's service templates name, for this task (a node's name is its ID and host name)."""
+    """The facts Swarm's service templates name, for this task (``.Node.ID`` the node's id,
+    ``.Node.Hostname`` its name)."""
     return TemplateContext(
         service_id=assignment.service_id,
         service_name=assignment.service_name,
-        node_id=assignment.node_name,
+        node_id=assignment.node_id or assignment.node_name,
         node_hostname=assignment.node_name,
         task_id=assignment.task_id,
         task_slot=assignment.slot,
         service_labels=assignment.service_labels,
+        global_mode=assignment.global_mode,
     )
 
 

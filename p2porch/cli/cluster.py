@@ -18,7 +18,9 @@ from .. import __version__
 from ..errors import DaemonUnreachable, P2POrchError
 from .daemon import ADVERTISED_PORTS as PORTS
 from .daemon import add_node_options, load_daemon_config
+from .docker_paths import info_path
 from .filters import EVENT_FILTERS, add_filter, apply_filters
+from .goformat import add_view_format, view_lines
 from .service_rows import failing_text, job_progress_text
 from .util import (
     EXIT_OK,
@@ -34,7 +36,7 @@ from .util import (
 
 
 def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    command(sub, common, "version", "Show the client and daemon versions", cmd_version)
+    add_view_format(command(sub, common, "version", "Show the client and daemon versions", cmd_version))
     status = command(
         sub,
         common,
@@ -44,6 +46,7 @@ def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         aliases=("info",),
     )
     status.add_argument("--watch", "-w", action="store_true", help="refresh until interrupted")
+    add_view_format(status)
     status.add_argument(
         "--interval", type=positive_seconds, default=2.0, metavar="S", help="refresh period (default 2 s)"
     )
@@ -93,6 +96,7 @@ def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
             flag, metavar="TIME", help=f"{what} a time: a duration ago (10m), a date or Unix time"
         )
     add_filter(events, EVENT_FILTERS)
+    add_view_format(events, short=False)
     token = command(sub, common, "token", "Show the join token and join command", cmd_token)
     token.add_argument(
         "--rotate",
@@ -138,6 +142,11 @@ def cmd_version(args: argparse.Namespace) -> int:
         daemon = d["daemon"]["version"] if d["daemon"] else f"unreachable ({d['daemon_error']})"
         return f"client: {d['client']['version']}\ndaemon: {daemon}"
 
+    # Docker's `version --format '{{.Server.Version}}'`: the daemon's part is also `.Server`
+    line = view_lines(args, lambda view, path: (path == ".Server", view["daemon"]))
+    if line is not None:
+        print(line(data))
+        return EXIT_OK
     emit(args, data, render)
     return EXIT_OK
 
@@ -201,14 +210,16 @@ def render_status(d: dict[str, Any]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     client = client_for(args)
+    line = view_lines(args, info_path)  # `info --format '{{.Swarm.LocalNodeState}}'`, the --json view
+    show = (lambda view: print(line(view))) if line else (lambda view: emit(args, view, render_status))
     if not args.watch:
-        emit(args, status_view(client), render_status)
+        show(status_view(client))
         return EXIT_OK
     while True:
         view = status_view(client)
-        if not wants_json(args):
+        if not wants_json(args) and not line:
             print("\033[H\033[2J", end="")  # clear the terminal between refreshes
-        emit(args, view, render_status)
+        show(view)
         sys.stdout.flush()
         time.sleep(args.interval)
 
@@ -483,8 +494,12 @@ def cmd_events(args: argparse.Namespace) -> int:
     if since is not None and until is not None and until < since:
         raise UsageError(f"--until: {args.until!r} is before --since {args.since!r}", field="--until")
     times = {k: f"{v:.3f}" for k, v in (("since", since), ("until", until)) if v is not None}
+    line = view_lines(args)  # Docker's `events --format '{{json .}}'`, `'{{.Type}} {{.Service}}'`
     for event in client_for(args).stream("/events", **times):
         if args.filters and not apply_filters([event], args.filters, EVENT_FILTERS):
+            continue
+        if line is not None:
+            print(line(event), flush=True)
             continue
         if wants_json(args):
             print(json.dumps(event), flush=True)

@@ -5,7 +5,8 @@ Users paste Docker's format strings (``{{.Spec.TaskTemplate.ContainerSpec.Env}}`
 JSON with the values Docker gives, printed as Go prints them (``[A=1 B=2]``, ``map[k:v]``, a port
 ``{ tcp 80 8080 ingress}``, a time ``2026-12-05 09:00:00 +0000 UTC``; ``{{json ...}}`` gives Docker's
 JSON). Where one of these paths also names a p2porch field (``.Spec.Labels``, ``.CreatedAt``), Docker's
-meaning wins; every other path stays p2porch's own (goformat.py). Owns no state, never asks the daemon.
+meaning wins; every other path stays p2porch's own (goformat.py). The same for ``node inspect``, ``secret|
+config|network inspect`` and ``info`` (``{{.Swarm.LocalNodeState}}``). Owns no state, never asks the daemon.
 """
 
 from __future__ import annotations
@@ -48,17 +49,6 @@ class GoTime(float):
 
     def json_value(self) -> str:
         return self._seconds("T") + "Z"
-
-
-def json_ready(value: Any) -> Any:
-    """``value`` for ``json.dumps`` as Docker's JSON has it (times as RFC 3339 text)."""
-    if isinstance(value, GoTime):
-        return value.json_value()
-    if isinstance(value, list):
-        return [json_ready(v) for v in value]
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    return value
 
 
 def _ports(view: dict[str, Any], served: bool = False) -> list[GoStruct]:
@@ -216,4 +206,30 @@ def node_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     """As :func:`docker_path`, for a node's view (``{{.Status.State}}``, ``{{.Spec.Role}}``,
     ``{{.Description.Hostname}}``, ``{{.ManagerStatus.Leader}}``)."""
     reader = _NODE_PATHS.get(path.lstrip(".").lower())
+    return (False, None) if reader is None else (True, reader(view))
+
+
+def _cluster(view: dict[str, Any]) -> dict[str, Any]:
+    return view.get("cluster") or {}
+
+
+#: Docker's ``info --format`` paths scripts read (``{{.Swarm.LocalNodeState}}``: ``active`` in a cluster,
+#: else ``inactive``; a Raft voter is Docker's manager) from p2porch's status view
+_INFO_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "swarm.localnodestate": lambda v: "active" if _cluster(v).get("ready") else "inactive",
+    "swarm.nodeid": lambda v: _cluster(v).get("node_id") or "",
+    "swarm.nodeaddr": lambda v: (v.get("node") or {}).get("advertise_addr") or "",
+    "swarm.controlavailable": lambda v: _cluster(v).get("raft_role") == "voter",
+    "swarm.cluster.id": lambda v: _cluster(v).get("cluster_id") or "",
+    "swarm.nodes": lambda v: int(_cluster(v).get("nodes") or 0),
+    "swarm.managers": lambda v: len(_cluster(v).get("voters") or []),
+    "serverversion": lambda v: (v.get("daemon") or {}).get("version") or "",
+    "name": lambda v: (v.get("node") or {}).get("name") or "",
+}
+
+
+def info_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """As :func:`docker_path`, for ``info``'s status view (``{{.Swarm.LocalNodeState}}``,
+    ``{{.Swarm.NodeID}}``, ``{{.Swarm.ControlAvailable}}``, ``{{.ServerVersion}}``)."""
+    reader = _INFO_PATHS.get(path.lstrip(".").lower())
     return (False, None) if reader is None else (True, reader(view))

@@ -21,8 +21,17 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..model.gotemplate import MISSING, ExecError, FuncError, ParseError, Template, go_text, go_type, parse
-from .docker_paths import json_ready
+from ..model.gotemplate import (
+    ExecError,
+    FuncError,
+    ParseError,
+    Template,
+    go_json,
+    go_text,
+    go_type,
+    parse,
+)
+from .tabwriter import tabwrite
 from .util import EXIT_OK, UsageError, each_name, emit, table, wants_json
 
 #: a command's own paths (Docker's, docker_paths.py): ``(True, value)`` for a path it answers
@@ -42,7 +51,12 @@ def _snake(name: str) -> str:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(None if value is MISSING else json_ready(value), sort_keys=True)
+    """Docker's ``json``: compact, a map's keys sorted, a struct's fields in order, no HTML escaping; ""
+    where Go's encoder fails (NaN), as Docker ignores the error."""
+    try:
+        return go_json(value)
+    except ValueError:
+        return ""
 
 
 def _join(items: Any, sep: str) -> str:
@@ -70,7 +84,7 @@ DOCKER_FUNCS: dict[str, Callable[..., Any]] = {
     "title": _string_func(lambda s: re.sub(r"(?<!\w)\w", lambda m: m.group(0).upper(), s)),
     "lower": _string_func(str.lower),
     "upper": _string_func(str.upper),
-    "pad": _string_func(lambda s, before, after: " " * before + s + " " * after),
+    "pad": _string_func(lambda s, before, after: " " * before + s + " " * after if s else ""),  # "" stays
     "truncate": _string_func(lambda s, length: s[:length]),
 }
 
@@ -193,6 +207,36 @@ def emit_inspected(
     print(render(template, data, paths))
 
 
+def add_view_format(p: argparse.ArgumentParser, short: bool = True) -> argparse.ArgumentParser:
+    """``--format TEMPLATE`` (and ``-f`` when ``short``; ``events``' ``-f`` is ``--filter``, as Docker's) of
+    a command printing one view per line: ``version``, ``info``, ``events``; a template that does not
+    parse is refused while the command line is parsed."""
+    flags = ("--format", "-f") if short else ("--format",)
+    p.add_argument(
+        *flags, type=_parsable, metavar="TEMPLATE", help="Go template over the JSON view ('json': one line)"
+    )
+    return p
+
+
+def _parsable(text: str) -> str:
+    error = parse_error(text)
+    if error:
+        raise argparse.ArgumentTypeError(f"template parsing error: {error}")
+    return text
+
+
+def view_lines(args: argparse.Namespace, paths: Paths | None = None) -> Callable[[Any], str] | None:
+    """How ``--format`` prints one view (``json``: ``{{json .}}``, one line, as Docker's); None without
+    it. Refused beside ``--json``."""
+    template = getattr(args, "format", None)
+    if template is None:
+        return None
+    if wants_json(args):
+        raise UsageError("--format: not with --json", field="--format")
+    parsed = _parsed("{{json .}}" if template.strip() == "json" else template)
+    return lambda data: _execute(parsed, data, paths)
+
+
 def _check_format_alone(args: argparse.Namespace) -> None:
     template = getattr(args, "format", None)
     mixed = wants_json(args) or getattr(args, "pretty", False)
@@ -258,9 +302,11 @@ def add_list_format(
 
 
 def _split_table(template: str) -> tuple[bool, str]:
-    """``table TEMPLATE`` (Docker's directive): (True, TEMPLATE); else (False, the template)."""
+    """``table TEMPLATE`` (Docker's directive): (True, TEMPLATE); else (False, the template); spaces
+    around it trimmed and ``\\t``, ``\\n`` read as a tab and a newline, as docker/cli's formatter does."""
     as_table = template.startswith("table")
-    return as_table, (template[len("table") :].strip() if as_table else template).replace("\\t", "\t")
+    body = (template[len("table") :] if as_table else template).strip(" ")
+    return as_table, body.replace("\\t", "\t").replace("\\n", "\n")
 
 
 def _list_template(columns: list[str], extra: tuple[str, ...]) -> Callable[[str], str]:
@@ -279,18 +325,37 @@ def _list_template(columns: list[str], extra: tuple[str, ...]) -> Callable[[str]
     return checked
 
 
-def _row_data(columns: list[str], cells: list[Any]) -> dict[str, Any]:
+class _Row(dict[str, Any]):
+    """One row of a list by its fields' names; as JSON (``{{json .}}``, ``--format json``) an object of
+    Docker's field names (``CreatedAt``), its keys sorted, every value text but a bool, HTML escaped
+    (``*:8080-\\u003e80/tcp``), as docker/cli's list contexts marshal themselves (``json.Marshal``)."""
+
+    def json_text(self) -> str:
+        fields = {_camel(k): v if isinstance(v, bool) else go_text(v, top=True) for k, v in self.items()}
+        return go_json(fields, escape_html=True)
+
+
+def _row_data(columns: list[str], cells: list[Any]) -> _Row:
     """One row by its columns' names, with Docker's names where they differ."""
-    data = {
-        _DOCKER_NAMES.get(c, re.sub(r"[^a-z0-9]+", "_", c.lower())): cell
+    data = _Row(
+        (_DOCKER_NAMES.get(c, re.sub(r"[^a-z0-9]+", "_", c.lower())), cell)
         for c, cell in zip(columns, cells, strict=True)
-    }
+    )
     for column, docker_name in _DOCKER_ALSO.items():  # Docker's name beside this list's own
         if column in data:
             data[docker_name] = data[column]
     if "state" in data and "since" in data:
         data["current_state"] = f"{data['state']} {data['since']}"
     return data
+
+
+#: a field's header where it is not its words in capitals (docker/cli's ``CreatedAt``: ``CREATED``)
+_HEADERS = {"created_at": "CREATED", "updated_at": "UPDATED"}
+#: docker/cli's ``HeaderFunctions``: in the header these print their text unchanged (``{{upper .Name}}``
+#: heads its column ``NAME``); ``pad`` and Go's own stay, to keep the header aligned with its column
+HEADER_FUNCS: dict[str, Callable[..., Any]] = DOCKER_FUNCS | {
+    name: lambda text, *_: text for name in ("json", "split", "join", "title", "lower", "upper", "truncate")
+}
 
 
 def listing(
@@ -302,26 +367,24 @@ def listing(
 ) -> str:
     """The table, or with ``--format`` one rendered line per row over its columns (by header name) and
     the ``extra_names`` fields (not in the table, as :func:`add_list_format`'s ``extra``; each row's
-    values in ``extra_rows``); ``table TEMPLATE`` (Docker's directive) aligns the tab-separated fields
-    under their names."""
+    values in ``extra_rows``); ``table TEMPLATE`` (Docker's directive) puts the template run over the
+    fields' header names first and aligns the tab-separated cells as docker/cli's tabwriter does."""
     template = getattr(args, "format", None)
     if template is None or template.strip() == "table":  # Docker's bare `table`: the default table
         return table(columns, rows)
+    if template.strip() == "json":  # Docker's `--format json`: `{{json .}}`
+        template = "{{json .}}"
     as_table, template = _split_table(template)
     extras = extra_rows if extra_rows is not None else [()] * len(rows)
     data = [
-        _row_data(columns, cells) | dict(zip(extra_names, more, strict=True))
+        _Row(_row_data(columns, cells) | dict(zip(extra_names, more, strict=True)))
         for cells, more in zip(rows, extras, strict=True)
     ]
-    if template.strip() == "json":  # Docker's `--format json`: one object a row, by Docker's field names
-        objects = ({_camel(k): go_text(v, top=True) for k, v in row.items()} for row in data)
-        return "\n".join(json.dumps(one) for one in objects)
     parsed = _parsed(template)
     lines = [_execute(parsed, row) for row in data]
     if not as_table:
         return "\n".join(lines)
     keys = (*_row_data(columns, [""] * len(columns)), *extra_names)
-    names = {key: key.replace("_", " ").upper() for key in keys}
-    headers = _execute(parsed, names).split("\t")
-    fields = [(line.split("\t") + [""] * len(headers))[: len(headers)] for line in lines]
-    return table(headers, fields)
+    names = {key: _HEADERS.get(key, key.replace("_", " ").upper()) for key in keys}
+    header = _execute(parse(template, HEADER_FUNCS), names)
+    return tabwrite("\n".join([header, *lines]))

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..model import node_status_text
 from .docker_paths import node_path
+from .docker_values import pretty
 from .filters import NODE_FILTERS, NODE_TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_inspect_output, add_list_format, inspect_each, listing
 from .service_read import add_task_list_flags, emit_tasks
@@ -86,21 +87,31 @@ NODE_COLUMNS = [
 
 
 #: the fields ``node ls --format`` takes beside its columns, by Docker's names (:func:`_docker_fields`)
-NODE_EXTRA = ("hostname", "self", "manager_status", "engine_version", "tls_status")
+NODE_EXTRA = ("hostname", "self", "manager_status", "engine_version", "tls_status", "status", "availability")
 
 
-def _docker_fields(n: dict[str, Any]) -> tuple[str, str, str, str, str]:
-    """A node's ``NODE_EXTRA``: its name, whether it is this node, Docker's ``ManagerStatus``:
+def _docker_fields(n: dict[str, Any]) -> tuple[str, bool, str, str, str, str, str]:
+    """A node's ``NODE_EXTRA``: its name, whether it is this node (a bool, as Docker's: ``{{if .Self}}``,
+    ``"Self":true``), Docker's ``ManagerStatus``:
     ``Leader``, ``Reachable`` or ``Unreachable`` for a voter (Docker's manager) by its status, empty
     for a replica (Docker's worker) or a node that left, and its Docker engine's version (gossip carries
     it: empty until the node's agent has read it), and Docker's ``TLSStatus`` (``Ready`` / ``Needs
-    Rotation`` from the key epoch the node runs in, empty when unknown: ``node_ops.tls_status``)."""
+    Rotation`` from the key epoch the node runs in, empty when unknown: ``node_ops.tls_status``), and
+    its status and availability as Docker's (``Ready``, ``Active``; the table's columns stay ``ready``)."""
     role = n["raft_role"]
     manager = "Leader" if role == "leader" else ""
     if role == "voter":
         manager = "Unreachable" if n["status"] == "down" else "Reachable"
     engine, tls = n.get("engine_version") or "", n.get("tls_status") or ""
-    return n["name"], "true" if n.get("self") else "false", manager, engine, tls
+    return (
+        n["name"],
+        bool(n.get("self")),
+        manager,
+        engine,
+        tls,
+        pretty(n["status"]),
+        pretty(n["availability"]),
+    )
 
 
 def _progress_cell(progress: dict[str, Any] | None) -> str:

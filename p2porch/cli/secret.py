@@ -15,6 +15,7 @@ from ..errors import ConfigError
 from ..model.payload_template import check_driver
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
 from .docker_paths import object_path
+from .docker_values import human_ago
 from .filters import OBJECT_FILTERS, add_filter, apply_filters
 from .goformat import add_inspect_output, add_list_format, inspect_each, labels_text, listing
 from .service_rows import ago
@@ -33,11 +34,21 @@ COLUMNS = ["id", "name", "version", "size", "services", "created", "updated"]
 #: the fields each kind's ``ls --format`` takes beside its columns, as Docker's: a secret's ``{{.Driver}}``
 #: (empty: p2porch keeps every value itself, as Docker without a secret driver) and ``{{.Labels}}``;
 #: Docker's config list has no driver
-EXTRA = {"secret": ("driver", "labels"), "config": ("labels",)}
+#: the fields ``ls --format`` takes beside the columns, and Docker's ``{{.CreatedAt}}``/``{{.UpdatedAt}}``
+#: (``17 seconds ago``, where the table's column says ``17s ago``)
+EXTRA = {
+    "secret": ("driver", "labels", "created_at", "updated_at"),
+    "config": ("labels", "created_at", "updated_at"),
+}
 
 
 def _extra(kind: str, view: dict[str, Any]) -> tuple[str, ...]:
-    values = {"driver": "", "labels": labels_text(view.get("labels"))}
+    values = {
+        "driver": "",
+        "labels": labels_text(view.get("labels")),
+        "created_at": human_ago(view["created_at"]),
+        "updated_at": human_ago(view["updated_at"]),
+    }
     return tuple(values[name] for name in EXTRA[kind])
 
 

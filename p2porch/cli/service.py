@@ -18,11 +18,11 @@ from ..model.jobspec import global_scale_refusal
 from ..model.netrefs import parse_attachments
 from .autoscale import add_autoscale_flags, cmd_service_autoscale
 from .filters import SERVICE_FILTERS, add_filter, apply_filters
-from .goformat import add_list_format, listing
+from .goformat import add_list_format
 from .names import generated_name
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_read_commands
-from .service_rows import SERVICE_COLUMNS, service_row
+from .service_rows import SERVICE_COLUMNS, SERVICE_EXTRA, service_listing
 from .service_spec_flags import add_spec_flags, flag_for, spec_changes, validated_spec
 from .stats import add_service_stats
 from .update_edits import edit_changes, edits_given
@@ -140,7 +140,7 @@ def cmd_service_update(args: argparse.Namespace) -> int:
 
 def cmd_service_ls(args: argparse.Namespace) -> int:
     rows = apply_filters(client_for(args).get("/services"), args.filters, SERVICE_FILTERS)
-    emit(args, rows, lambda rows: listing(args, SERVICE_COLUMNS, [service_row(s) for s in rows]))
+    emit(args, rows, lambda rows: service_listing(args, rows))
     return EXIT_OK
 
 
@@ -235,7 +235,9 @@ def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     add_autoscale_flags(autoscale, default=None, prefix="--")
     autoscale.add_argument("--off", action="store_true", help="stop autoscaling (replicas stay as they are)")
     add_filter(
-        add_list_format(add_ids_only(action("ls", "List services", cmd_service_ls)), SERVICE_COLUMNS),
+        add_list_format(
+            add_ids_only(action("ls", "List services", cmd_service_ls)), SERVICE_COLUMNS, SERVICE_EXTRA
+        ),
         SERVICE_FILTERS,
     )
     add_service_stats(action)

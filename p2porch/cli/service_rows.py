@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from typing import Any
 
+from .docker_values import current_state, ingress_ports, pretty
+from .goformat import listing
 from .stats import usage_cells
 
 # the columns of task_row: `service ps` and `stack ps` print the same table
 SERVICE_COLUMNS = ["id", "name", "mode", "replicas", "image", "ports", "pending"]
 TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem", "error / explanation"]
-#: the fields a task list's ``--format`` takes beside its columns (Docker's ``{{.Image}}``, ``{{.Ports}}``)
-TASK_EXTRA = ("image", "ports")
+#: the fields a task list's ``--format`` takes beside its columns (Docker's ``{{.Image}}``, ``{{.Ports}}``),
+#: and Docker's values of two columns (``{{.DesiredState}}`` ``Running``, ``{{.CurrentState}}`` ``Running 8
+#: seconds ago``: docker_values.py)
+TASK_EXTRA = ("image", "ports", "desired_state", "current_state")
+#: Docker's value of a ``service ls`` column for ``--format``: ``{{.Ports}}``, the ingress ports only
+SERVICE_EXTRA = ("ports",)
 
 
 def job_progress_text(job: dict[str, Any]) -> str:
@@ -79,6 +86,13 @@ def service_row(s: dict[str, Any]) -> list[Any]:
     ]
 
 
+def service_listing(args: argparse.Namespace, services: list[dict[str, Any]]) -> str:
+    """``service ls`` and ``stack services``: the table, or ``--format`` over each row (Docker's
+    ``{{.Ports}}``: ``SERVICE_EXTRA``)."""
+    rows, extras = [service_row(s) for s in services], [service_extra(s) for s in services]
+    return listing(args, SERVICE_COLUMNS, rows, SERVICE_EXTRA, extras)
+
+
 def task_ports_text(t: dict[str, Any]) -> str:
     """A task's host-mode published ports as Docker's ``service ps`` PORTS shows them (``*:8090->80/tcp``,
     the address instead of ``*`` when the port binds one); "" for a task that publishes none."""
@@ -88,9 +102,23 @@ def task_ports_text(t: dict[str, Any]) -> str:
     )
 
 
-def task_extra(t: dict[str, Any]) -> tuple[str, str]:
-    """A task's ``TASK_EXTRA`` values: its image and its host ports."""
-    return t.get("image", ""), task_ports_text(t)
+def task_extra(t: dict[str, Any]) -> tuple[str, str, str, str]:
+    """A task's ``TASK_EXTRA`` values: its image, its host ports, and its states as Docker's."""
+    return (
+        t.get("image", ""),
+        task_ports_text(t),
+        pretty(t["desired_state"]),
+        current_state(t["state"], state_since(t)),
+    )
+
+
+def service_extra(s: dict[str, Any]) -> tuple[str]:
+    """A service's ``SERVICE_EXTRA`` values: Docker's ``{{.Ports}}`` (``*:8080->80/tcp, ...``)."""
+    return (
+        ingress_ports(
+            s["endpoint_ports"] if "endpoint_ports" in s else (s.get("spec") or {}).get("publish") or ()
+        ),
+    )
 
 
 def ago(ts: float, now: float | None = None) -> str:

@@ -29,7 +29,7 @@ from .filters import SERVICE_FILTERS, TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_list_format, listing
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_task_list_flags, emit_tasks
-from .service_rows import SERVICE_COLUMNS, service_row
+from .service_rows import SERVICE_COLUMNS, SERVICE_EXTRA, service_listing
 from .util import (
     EXIT_OK,
     UsageError,
@@ -339,7 +339,7 @@ def cmd_stack_services(args: argparse.Namespace) -> int:
         return EXIT_OK
     filters = swarm_names(args.filters, args.stack)
     services = apply_filters(services, filters, SERVICE_FILTERS)  # as Docker's: service ls's keys
-    emit(args, services, lambda rows: listing(args, SERVICE_COLUMNS, [service_row(s) for s in rows]))
+    emit(args, services, lambda rows: service_listing(args, rows))
     return EXIT_OK
 
 
@@ -460,7 +460,7 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     add_list_format(action("ls", "List stacks", cmd_stack_ls), STACK_COLUMNS, extra=STACK_EXTRA)
     services = action("services", "List the services of a stack (as service ls)", cmd_stack_services)
-    add_list_format(services, SERVICE_COLUMNS).add_argument("stack", metavar="NAME")
+    add_list_format(services, SERVICE_COLUMNS, SERVICE_EXTRA).add_argument("stack", metavar="NAME")
     add_filter(add_ids_only(services), SERVICE_FILTERS)
     ps = action("ps", "List the tasks of every service of a stack", cmd_stack_ps)
     ps.add_argument("stack", metavar="NAME")

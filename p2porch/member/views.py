@@ -264,6 +264,8 @@ def task_assignment(
         service_id=task.service_id,
         slot=task.slot,
         node_name=node_name,
+        node_id=task.node_id or "",
+        global_mode=spec.mode.startswith("global"),
         image=spec.image,
         command=spec.command,
         entrypoint=spec.entrypoint or None,

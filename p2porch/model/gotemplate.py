@@ -3,9 +3,9 @@ many times.
 
 ``parse(text, funcs)`` gives a :class:`Template` (ParseError as Go words it); ``Template.execute(data)``
 prints it over ``data`` (ExecError as Go words it). The language: gotemplate_parse.py; values and
-printing: gotemplate_values.py; execution and the built-ins: gotemplate_exec.py. The callers add their
-own functions (the CLI's ``json``/``join``/..., a payload's ``env``/``secret``/``config``) and may read
-fields their own way (``resolve``). Never does I/O.
+printing: gotemplate_values.py; Go's JSON: gotemplate_json.py; execution and the built-ins:
+gotemplate_exec.py. The callers add their own functions (the CLI's ``json``/``join``/..., a payload's
+``env``/``secret``/``config``) and may read fields their own way (``resolve``). Never does I/O.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .gotemplate_exec import MAX_OUTPUT, Execution, Resolve, field_chain, field_of, strict_chain
+from .gotemplate_json import go_json
 from .gotemplate_parse import ExecError, Node, ParseError, TemplateError, parse_text
 from .gotemplate_values import (
     MISSING,
@@ -38,6 +39,7 @@ __all__ = [
     "TemplateError",
     "field_chain",
     "field_of",
+    "go_json",
     "go_quote",
     "go_text",
     "go_type",

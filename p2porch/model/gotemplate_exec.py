@@ -272,6 +272,8 @@ class Execution:
         values = [self.arg(a, dot) for a in args]
         if final is not _NONE:
             values.append(final)
+        if name in _ANY_ARGS or name in self.funcs:  # Go passes an absent value as nil (``<nil>``)
+            values = [None if v is MISSING else v for v in values]
         function = self.funcs.get(name) or _BUILTINS.get(name)
         if function is None:  # pragma: no cover - the parser refuses an unknown name
             raise self.fail(cmd, f'"{name}" is not a defined function')
@@ -403,6 +405,10 @@ def _printf(template: Any, *args: Any) -> str:
         raise FuncError(f"wrong type for value; expected string; got {go_type(template)}")
     return sprintf(template, args)
 
+
+#: the built-ins whose arguments are Go's ``any``: an absent value reaches them as nil, as the caller's
+#: functions' (``{{printf "%v" .nokey}}`` prints ``<nil>``, where ``{{.nokey}}`` prints ``<no value>``)
+_ANY_ARGS = frozenset({"print", "printf", "println"})
 
 _BUILTINS: dict[str, Callable[..., Any]] = {
     "not": lambda value: not truth(value),

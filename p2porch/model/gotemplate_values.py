@@ -151,6 +151,45 @@ def go_text(value: Any, top: bool = False) -> str:
     return str(value)
 
 
+def struct_fields(value: Any) -> list[tuple[str, Any]]:
+    """A struct's fields by name, in order (a :class:`Struct`'s or a dataclass's)."""
+    if isinstance(value, Struct):
+        return list(value.items())
+    return [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+
+
+def go_syntax(value: Any, nested: bool = False) -> str:
+    """``value`` as ``%#v`` prints it: ``"a"``, ``42``, ``[]interface {}{"a", 1}``,
+    ``map[string]interface {}{"k":"v"}``, ``main.T{A:"a", B:2}``; nil is ``<nil>``, inside a slice or a
+    map ``interface {}(nil)``."""
+    if value is None or value is MISSING:
+        return "interface {}(nil)" if nested else "<nil>"
+    if isinstance(value, str):
+        return go_quote(value)
+    if isinstance(value, bool | int | float):
+        return go_text(value)
+    if is_struct(value):
+        body = ", ".join(f"{k}:{go_syntax(v, True)}" for k, v in struct_fields(value))
+        return f"{go_type(value)}{{{body}}}"
+    if isinstance(value, Mapping):
+        body = ", ".join(f"{go_syntax(k, True)}:{go_syntax(value[k], True)}" for k in sorted(value, key=str))
+        return f"{go_type(value)}{{{body}}}"
+    if isinstance(value, list | tuple):
+        return f"{go_type(value)}{{{', '.join(go_syntax(v, True) for v in value)}}}"
+    return go_text(value)
+
+
+def go_fields(value: Any) -> str:
+    """``value`` as ``%+v`` prints it: as ``%v``, a struct's fields by name (``{Arch:x86_64 OS:linux}``)."""
+    if is_struct(value):
+        return "{" + " ".join(f"{k}:{go_fields(v)}" for k, v in struct_fields(value)) + "}"
+    if isinstance(value, Mapping) and not callable(getattr(value, "go_text", None)):
+        return "map[" + " ".join(f"{go_text(k)}:{go_fields(value[k])}" for k in sorted(value, key=str)) + "]"
+    if isinstance(value, list | tuple) and not callable(getattr(value, "go_text", None)):
+        return "[" + " ".join(go_fields(v) for v in value) + "]"
+    return go_text(value)
+
+
 _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
 
 
@@ -240,7 +279,8 @@ def _go_num(digits: str) -> int | None:
 
 def sprintf(template: str, args: Sequence[Any]) -> str:
     """Go's ``fmt.Sprintf`` for the verbs templates use (``%s %d %v %q %x %X %t %f %e %g %c %o %b %T``,
-    flags ``-+# 0``, width and precision); a wrong verb, a missing or an extra argument prints as Go's
+    flags ``-+# 0``: ``%#v`` Go syntax, ``%+v`` a struct's field names, ``%#q`` backquoted; width and
+    precision); a wrong verb, a missing or an extra argument prints as Go's
     ``%!d(string=x)``, ``%!s(MISSING)``, ``%!(EXTRA int=1)``."""
     out, used, pos = [], 0, 0
     while (start := template.find("%", pos)) >= 0:
@@ -305,7 +345,7 @@ def _verb(verb: str, flags: str, prec: int | None, value: Any) -> str:
     if verb == "T":
         return go_type(value)
     if verb == "v":
-        return go_text(value)
+        return go_syntax(value) if "#" in flags else go_fields(value) if "+" in flags else go_text(value)
     if isinstance(value, list | tuple) and verb in "sdqxXfeEgGt":
         return "[" + " ".join(_verb(verb, flags, prec, v) for v in value) + "]"
     if (
@@ -316,7 +356,7 @@ def _verb(verb: str, flags: str, prec: int | None, value: Any) -> str:
         text = value if isinstance(value, str) else go_text(value)
         return text if prec is None else text[:prec]
     if verb == "q" and isinstance(value, str):
-        return go_quote(value)
+        return f"`{value}`" if "#" in flags and _backquotable(value) else go_quote(value)
     if verb == "q" and is_int:
         return "'" + go_quote(_rune(value))[1:-1].replace("'", "\\'").replace('\\"', '"') + "'"
     if verb == "t" and isinstance(value, bool):
@@ -337,6 +377,13 @@ def _verb(verb: str, flags: str, prec: int | None, value: Any) -> str:
         text = text.upper() if verb == "G" else text
         return ("+" + text) if "+" in flags and not text.startswith("-") else text
     return _bad(verb, value)
+
+
+def _backquotable(text: str) -> bool:
+    """``strconv.CanBackquote``: no control character but a tab, no backquote, BOM or invalid byte."""
+    return not any(
+        (ord(c) < 0x20 and c != "\t") or c in "`\x7f\ufeff" or 0xD800 <= ord(c) <= 0xDFFF for c in text
+    )
 
 
 def html_escape(text: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .autoscale_spec import AutoscaleStep
-from .committed import committed_spec
+from .committed import committed_spec, stored_spec
 from .container import PortPublish, RestartPolicy
 from .rollout import Rollout
 from .spec import ServiceSpec
@@ -421,7 +421,9 @@ def optional_spec(data: Any) -> ServiceSpec | None:
     if not isinstance(data, Mapping) or not data:
         return None
     try:
-        return ServiceSpec.from_dict({k: v for k, v in data.items() if k not in LEGACY_BOOKKEEPING_KEYS})
+        return ServiceSpec.from_dict(
+            stored_spec({k: v for k, v in data.items() if k not in LEGACY_BOOKKEEPING_KEYS})
+        )
     except ConfigError:
         return None
 

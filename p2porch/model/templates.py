@@ -13,6 +13,7 @@ template). Never does I/O; the agent calls :func:`expand` when it creates a task
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +23,14 @@ from .gotemplate import FuncError, Struct, TemplateError, field_chain, parse, st
 
 __all__ = [
     "SAMPLE",
+    "STORED_FIELDS",
     "TemplateContext",
     "TemplateError",
     "check",
     "expand",
     "join",
     "literal",
+    "stored_text",
     "swarm_context",
 ]
 
@@ -45,10 +48,14 @@ class TemplateContext:
     platform_os: str = "linux"
     platform_arch: str = "x86_64"
     service_labels: Mapping[str, str] = field(default_factory=dict)
+    #: a global service's task: ``.Task.Slot`` is the node's id, as swarmkit's (its tasks have no slot)
+    global_mode: bool = False
 
 
 def swarm_context(context: TemplateContext) -> Struct:
-    """Swarm's ``template.Context`` of the task (``.Task.Slot`` is a string there, as here)."""
+    """Swarm's ``template.Context`` of the task (``.Task.Slot`` is a string there, as here: a global
+    service's the node's id, as in ``.Task.Name``, ``<service>.<slot>.<task id>``)."""
+    slot = context.node_id if context.global_mode else str(context.task_slot)
     return Struct(
         "template.Context",
         Service=Struct(
@@ -66,8 +73,8 @@ def swarm_context(context: TemplateContext) -> Struct:
         Task=Struct(
             "template.Task",
             ID=context.task_id,
-            Name=f"{context.service_name}.{context.task_slot}.{context.task_id}",
-            Slot=str(context.task_slot),
+            Name=f"{context.service_name}.{slot}.{context.task_id}",
+            Slot=slot,
         ),
     )
 
@@ -112,3 +119,46 @@ def literal(text: str) -> str:
     """``text`` written so that :func:`expand` gives it back unchanged: each ``{{`` (the only delimiter
     text/template reads outside an action) becomes the action ``{{"{{"}}``; the rest is plain text."""
     return text.replace("{{", LITERAL_OPEN)
+
+
+#: the fields the placeholders of a version before Go's engine named (``{{.Task.Slot}}``); it printed a
+#: string constant (``{{`x`}}``, ``{{"x"}}``) as written too, and left every other ``{{`` as written
+STORED_FIELDS = frozenset(
+    {"Service.ID", "Service.Name", "Node.ID", "Node.Hostname", "Node.Platform.OS"}
+    | {"Node.Platform.Architecture", "Task.ID", "Task.Name", "Task.Slot"}
+)
+_STORED_PLACEHOLDER = re.compile(
+    r"\{\{\s*(?:\.(?P<field>[A-Za-z]+(?:\.[A-Za-z]+)*)|`[^`]*`|\"(?:[^\"\\]|\\.)*\")\s*\}\}"
+)
+
+
+def stored_text(text: str) -> str:
+    """A value (an environment value, a mount source) of a spec a version before Go's engine committed,
+    in today's form: as it is when it expands as Swarm's template; else (that version stored a Compose
+    application's ``{{ .Entry.Image }}``, which Swarm's check now refuses) written so that it expands as
+    that version expanded it: its placeholders of :data:`STORED_FIELDS` and its string constants as
+    before, every other ``{{`` as written (:func:`literal`). Never loses the text."""
+    if "{{" not in text:
+        return text
+    try:
+        expand(text, SAMPLE, lenient_labels=True)
+        return text
+    except TemplateError:
+        pass
+    out, pos = [], 0
+    for match in _STORED_PLACEHOLDER.finditer(text):
+        kept = (
+            match.group("field") in STORED_FIELDS or match.group("field") is None and _expands(match.group(0))
+        )
+        out += [literal(text[pos : match.start()]), match.group(0) if kept else literal(match.group(0))]
+        pos = match.end()
+    out.append(literal(text[pos:]))
+    return "".join(out)
+
+
+def _expands(text: str) -> bool:
+    try:
+        expand(text, SAMPLE)
+    except TemplateError:
+        return False
+    return True

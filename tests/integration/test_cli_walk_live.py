@@ -75,7 +75,8 @@ def test_dockers_node_paths_json_lists_and_refused_flags_on_a_live_cluster(clust
     assert listed.returncode == 0, listed.stderr.decode()
     rows = [json.loads(line) for line in listed.stdout.decode().splitlines()]
     assert sorted(r["Hostname"] for r in rows) == ["n1", "n2", "n3"]
-    assert {r["Status"] for r in rows} == {"ready"}
+    assert {r["Status"] for r in rows} == {"Ready"}  # Docker's PrettyPrint, as docker node ls --format json
+    assert {r["Self"] for r in rows} == {True, False}  # a bool, as Docker's
     # Go's whole language (model/gotemplate.py): range, variables, if, Docker's split (a usage error before)
     ranged = "{{range $i, $part := split .Hostname `n`}}{{if $i}}node {{$part | printf `%q`}}{{end}}{{end}}"
     listed = cli(sb, "n1", "node", "ls", "--format", ranged)

@@ -95,7 +95,7 @@ def test_go_templates_over_the_json_view() -> None:
     assert render("{{range $k, $v := .Spec}}{{$k}}={{$v}} {{end}}", data) == (
         "read_only=true replicas=3 update_status=<no value> "
     )
-    assert render("{{.Spec | json}}", data) == json.dumps(data["spec"], sort_keys=True)
+    assert render("{{.Spec | json}}", data) == json.dumps(data["spec"], sort_keys=True, separators=(",", ":"))
     assert render('{{index .Spec "replicas"}} {{if gt .Spec.Replicas 2}}many{{end}}', data) == "3 many"
     for bad in ("{{range .ID}}{{end}}", "{{index .Spec 1 2}}", "{{.Spec | upper}}", "{{if}}"):
         with pytest.raises(UsageError) as caught:
@@ -260,9 +260,10 @@ def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> No
     monkeypatch.setattr(cli_service_read, "client_for", lambda args: Api())
     template = "{{.Name}}\\t{{.Node}} {{.DesiredState}} {{.Error}}"
     assert main(["service", "ps", "--format", template, "-f", "desired-state=running", "web"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["web.1\tn1 running ", "web.2\tn2 running "]
+    # {{.DesiredState}} as Docker's (PrettyPrint: Running); the table's column stays `running`
+    assert capsys.readouterr().out.splitlines() == ["web.1\tn1 Running ", "web.2\tn2 Running "]
     assert main(["service", "ps", "--format", "{{.CurrentState}}", "--filter", "name=web.2", "web"]) == 0
-    assert capsys.readouterr().out.strip().startswith("running ")
+    assert capsys.readouterr().out.strip() == "Running less than a second ago"  # Docker's; no time known
     with pytest.raises(SystemExit) as refused:  # no task row has such a field: refused while parsing
         main(["service", "ps", "--format", "{{.Nope}}", "web"])
     assert refused.value.code == 2
@@ -271,10 +272,10 @@ def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> No
     )
     assert main(["service", "ps", "--format", "table {{.Name}}\\t{{.DesiredState}}", "web"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "NAME   DESIRED STATE",
-        "web.1  running",
-        "web.1  shutdown",
-        "web.2  running",
+        "NAME      DESIRED STATE",
+        "web.1     Running",
+        "web.1     Shutdown",
+        "web.2     Running",
     ]
 
 
@@ -326,13 +327,13 @@ class ServiceApi(Api):
     ("template", "printed"),
     [
         ("{{.Spec.TaskTemplate.ContainerSpec.Env}}", "[A=1 B=two words]"),
-        ("{{json .Spec.TaskTemplate.ContainerSpec.Env}}", '["A=1", "B=two words"]'),
+        ("{{json .Spec.TaskTemplate.ContainerSpec.Env}}", '["A=1","B=two words"]'),
         ("{{.Spec.TaskTemplate.ContainerSpec.Image}}", "busybox:1"),
         ("{{.Spec.TaskTemplate.ContainerSpec.Args}}", "[-c sleep 1d]"),
         ("{{.Spec.TaskTemplate.ContainerSpec.Command}}", "[/bin/sh]"),
         ("{{.Spec.TaskTemplate.ContainerSpec.Labels}}", "map[c:1]"),
         ("{{.Spec.Labels}}", "map[tier:front]"),  # Docker's: the service's labels (--label)
-        ("{{json .Spec.Labels}}", '{"tier": "front"}'),
+        ("{{json .Spec.Labels}}", '{"tier":"front"}'),
         ("{{.Spec.Name}} {{.ID}}", "web 6ecb9128ea55c95a"),
         ("{{.Spec.Mode.Replicated.Replicas}}", "3"),
         ("{{.Version.Index}}", "12"),

@@ -68,9 +68,9 @@ def test_service_ps_format_takes_dockers_ports(monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli_service_read, "client_for", lambda args: TasksApi())
     assert main(["service", "ps", "web", "--format", "table {{.Name}}\\t{{.Ports}}"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        "NAME   PORTS",
-        "web.1  *:8090->80/tcp,10.0.0.1:5353->53/udp",
-        "web.2",
+        "NAME      PORTS",  # docker/cli's tabwriter: a cell at least 10 wide, 3 of padding
+        "web.1     *:8090->80/tcp,10.0.0.1:5353->53/udp",
+        "web.2     ",  # Go pads a cell before an empty last one
     ]
 
 
@@ -129,10 +129,10 @@ VIEW = {
     [
         ("{{.Spec.TaskTemplate.ContainerSpec.Hostname}}", "{{.Service.Name}}-{{.Task.Slot}}"),
         ("{{.Spec.EndpointSpec.Mode}}", "dnsrr"),
-        ("{{json .Spec.EndpointSpec}}", '{"Mode": "dnsrr", "Ports": []}'),
+        ("{{json .Spec.EndpointSpec}}", '{"Mode":"dnsrr","Ports":[]}'),
         ("{{.Endpoint.Spec.Mode}}", "dnsrr"),  # the fourth walk: "can't evaluate field Endpoint"
-        ("{{json .Endpoint.Spec}}", '{"Mode": "dnsrr", "Ports": []}'),
-        ("{{json .Spec.Mode}}", '{"Replicated": {"Replicas": 3}}'),
+        ("{{json .Endpoint.Spec}}", '{"Mode":"dnsrr","Ports":[]}'),
+        ("{{json .Spec.Mode}}", '{"Replicated":{"Replicas":3}}'),
         (
             "{{.Spec.TaskTemplate.RestartPolicy.Condition}} {{.Spec.TaskTemplate.RestartPolicy.MaxAttempts}}",
             "on-failure 3",
@@ -149,7 +149,7 @@ def test_service_inspect_answers_a_swarm_users_paths(template: str, out: str) ->
 
 def test_a_global_services_mode_is_dockers() -> None:
     view = {**VIEW, "spec": {**VIEW["spec"], "mode": "global"}}
-    assert render("{{json .Spec.Mode}}", view, docker_path) == '{"Global": {}}'
+    assert render("{{json .Spec.Mode}}", view, docker_path) == '{"Global":{}}'
 
 
 class WritesApi:

@@ -3,6 +3,7 @@ arguments): one key's values are alternatives, different keys must all match; ba
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -123,7 +124,7 @@ def test_service_ls_and_node_ls_take_docker_format(monkeypatch, capsys) -> None:
     assert main(["service", "ls", "--format", "{{.Name}}/{{.Mode}}", "-f", "mode=global"]) == 0
     assert capsys.readouterr().out.split() == ["agent/global"]
     assert main(["node", "ls", "--format", "{{.Hostname}} {{.Availability}}", "--filter", "role=worker"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["n4 active"]
+    assert capsys.readouterr().out.splitlines() == ["n4 Active"]  # Docker's PrettyPrint
 
 
 class NodeRowsApi:
@@ -152,7 +153,7 @@ def test_node_ls_format_has_dockers_engine_version(monkeypatch, capsys) -> None:
 def test_node_ls_table_format_heads_dockers_fields(monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli_node, "client_for", lambda args: NodeRowsApi())
     assert main(["node", "ls", "--format", "table {{.Hostname}}\\t{{.ManagerStatus}}"]) == 0
-    assert capsys.readouterr().out.splitlines()[:2] == ["HOSTNAME  MANAGER STATUS", "n1        Leader"]
+    assert capsys.readouterr().out.splitlines()[:2] == ["HOSTNAME   MANAGER STATUS", "n1         Leader"]
 
 
 @pytest.mark.parametrize(
@@ -233,3 +234,13 @@ def test_their_unknown_keys_are_refused(argv, keys, capsys) -> None:
         main(argv)
     assert refused.value.code == 2
     assert f"invalid filter '{argv[-1].split('=')[0]}' (keys: {keys})" in capsys.readouterr().err
+
+
+def test_node_ls_self_is_a_bool_as_dockers(monkeypatch, capsys) -> None:
+    """``{{if .Self}}`` was true on every node (the text ``false`` is not empty); ``--format json`` prints
+    ``"Self":true`` as Docker's ``node ls --format json``."""
+    monkeypatch.setattr(cli_node, "client_for", lambda args: NodeRowsApi())
+    assert main(["node", "ls", "--format", "{{.Hostname}}{{if .Self}} *{{end}}"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["n1 *", "n2", "n4"]
+    assert main(["node", "ls", "--format", "json"]) == 0
+    assert [json.loads(line)["Self"] for line in capsys.readouterr().out.splitlines()] == [True, False, False]

@@ -36,7 +36,7 @@ NODE = {"name": "n1", "status": "ready", "address": "10.0.0.1", "raft_role": "le
             "{{range $i, $p := .Spec.EndpointSpec.Ports}}{{$i}}:{{$p.Protocol}}/{{$p.TargetPort}},{{end}}",
             "0:tcp/80,1:udp/53,",
         ),
-        ("{{json .Spec.Labels}}", '{"com.x": "front", "tier": "web"}'),
+        ("{{json .Spec.Labels}}", '{"com.x":"front","tier":"web"}'),
         ('{{index .Spec.Labels "com.x"}}', "front"),
         ('{{join .Spec.TaskTemplate.ContainerSpec.Args " "}}', "nginx -g daemon off;"),
         ('{{split .Spec.TaskTemplate.ContainerSpec.Image ":"}}', "[nginx 1.27]"),
@@ -86,7 +86,7 @@ def _args(template: str) -> argparse.Namespace:
             "web x3/3\ndb everywhere",
         ),
         ('{{.Name | printf "%-4s"}}|{{index (split .Image ":") 1}}', "web |1.27\ndb  |16"),
-        ("table {{.Name}}\\t{{.Image}}", "NAME  IMAGE\nweb   nginx:1.27\ndb    postgres:16"),
+        ("table {{.Name}}\\t{{.Image}}", "NAME      IMAGE\nweb       nginx:1.27\ndb        postgres:16"),
     ],
 )
 def test_service_ls_takes_dockers_templates(template: str, out: str) -> None:

@@ -64,8 +64,8 @@ def test_stack_services_takes_docker_format_as_swarm_scripts_type_it(monkeypatch
         main(["stack", "services", "--format", "table {{.Name}}\\t{{.Replicas}}\\t{{.Image}}", "shop"]) == 0
     )
     assert capsys.readouterr().out.splitlines() == [
-        "NAME      REPLICAS  IMAGE",
-        "shop-web  2/3       nginx:1.27",
+        "NAME       REPLICAS   IMAGE",
+        "shop-web   2/3        nginx:1.27",
     ]
 
 

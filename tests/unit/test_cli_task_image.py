@@ -52,4 +52,4 @@ def test_a_table_format_names_the_tasks_image_in_its_header(monkeypatch, capsys)
     field's included (it was refused at render time while the rows rendered)."""
     monkeypatch.setattr(cli_service_read, "client_for", lambda args: TasksApi())
     assert main(["service", "ps", "web", "--format", "table {{.Name}}\\t{{.Image}}"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["NAME   IMAGE", "web.1  app:2", "web.2  app:1"]
+    assert capsys.readouterr().out.splitlines() == ["NAME      IMAGE", "web.1     app:2", "web.2     app:1"]

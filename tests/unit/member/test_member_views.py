@@ -163,3 +163,23 @@ def test_the_overlays_peer_view_names_nodes_gossip_declared_dead_or_alive_since(
     assert view.changed([]) == {}
     board.dead = set()
     assert view.changed([]) == {"b": overlay_peers(s, "a")[0]}
+
+
+def test_a_tasks_swarm_template_context_names_the_nodes_id_and_its_host_name():
+    """swarmkit's ``template.Context``: ``{{.Node.ID}}`` is the node's id (it printed the node's name),
+    ``{{.Node.Hostname}}`` its name; a global service's ``{{.Task.Slot}}`` is the node's id, as swarmkit's
+    (its tasks have no slot), in ``{{.Task.Name}}`` too."""
+    from dataclasses import replace
+
+    from p2porch.agent.model import template_context
+    from p2porch.member.views import agent_assignments
+    from p2porch.model.templates import expand
+
+    s = state()
+    text = "{{.Node.ID}} {{.Node.Hostname}} {{.Task.Slot}} {{.Task.Name}} {{.Service.ID}} {{.Service.Name}}"
+    (t2,) = [a for a in agent_assignments(s, "b", "n2", "p2porch") if a.task_id == "t2"]
+    assert expand(text, template_context(t2)) == "b n2 2 web.2.t2 s1 web"
+    spec = replace(s.services["s1"].spec, mode="global")
+    global_state = replace(s, services={"s1": replace(s.services["s1"], spec=spec)})
+    (t2,) = [a for a in agent_assignments(global_state, "b", "n2", "p2porch") if a.task_id == "t2"]
+    assert expand(text, template_context(t2)) == "b n2 b web.b.t2 s1 web"
