@@ -148,9 +148,10 @@ def test_deploy_applies_the_cast_and_long_forms(cluster):
     assert not [m for m in host["Mounts"] if m["Type"] == "tmpfs"]
     mounted = docker(node.dockerd, "exec", web["Id"], "cat", "/proc/mounts").stdout.decode().splitlines()
     run_app = next(line.split() for line in mounted if line.split()[1] == "/run/app")
-    assert "noexec" in run_app[3].split(",") and "mode=1777" in run_app[3].split(",")
-    owner = docker(node.dockerd, "exec", web["Id"], "stat", "-c", "%u:%g:%a", "/run/own").stdout.decode()
-    assert owner.strip() == "1000:1001:700"
+    assert {"noexec", "size=8192k"} <= set(run_app[3].split(","))  # mode=1777, a tmpfs's default, not listed
+    for target, want in (("/run/app", "0:0:1777"), ("/run/own", "1000:1001:700")):
+        owner = docker(node.dockerd, "exec", web["Id"], "stat", "-c", "%u:%g:%a", target).stdout.decode()
+        assert owner.strip() == want, target
     assert web["Config"]["Healthcheck"]["Test"] == ["NONE"]  # disable: ${HC_OFF:-true}
     assert "TZ=UTC" in web["Config"]["Env"]
     volumes = [m for m in web["Mounts"] if m["Type"] == "volume"]
