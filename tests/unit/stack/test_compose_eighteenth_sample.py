@@ -3,7 +3,9 @@
 jellyfin's ``/config/data/transcodes:rw,size=2g,mode=1777``), which were warned one by one and dropped and
 now reach the engine as Compose passes them (``HostConfig.Tmpfs``, Docker's ``--tmpfs``); and the sample's
 shapes, checked right: several files in several directories behind a base file with no services, services
-extending one in a shared file two directories up, YAML anchors with profiles and bind-backed volumes."""
+extending one in a shared file two directories up, YAML anchors with profiles and bind-backed volumes; and
+``service_started`` on a one-shot init job already done (Matomo's ``matomo-db-init``), which held the deploy
+until ``--wait-timeout``."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from p2porch.agent.model import MountSpec, TaskAssignment
 from p2porch.errors import ConfigError
 from p2porch.member.views import agent_mounts
 from p2porch.model import ServiceSpec, parse_mount
+from p2porch.stack.rollout import dependency_ready, deploy_waves
 from p2porch.stack.source import stack_source
 
 from .compose_text import load, refusal, spec_of
@@ -163,3 +166,22 @@ def test_the_samples_shapes_map_as_compose_reads_them() -> None:
     }["netalertx"]
     assert netalertx["mounts"][-1]["tmpfs_options"][:2] == ["uid=0", "gid=0"]
     assert netalertx["container"]["read_only"] is True and netalertx["container"]["cap_drop"] == ["ALL"]
+
+
+# hotyue's Matomo and Vaultwarden stacks: a one-shot `*-db-init` (`restart: "no"`) the app depends on with
+# the short syntax (service_started). Compose waits for nothing once it started the container; p2porch
+# waited for a running task, so an init job that was done already held the deploy until --wait-timeout.
+def test_service_started_holds_for_a_one_shot_job_that_already_ran_to_completion() -> None:
+    done = {"service": "m-db-init", "desired_state": "shutdown", "state": "complete", "exit_code": 0}
+    assert dependency_ready("m-db-init", "service_started", [done], 1)
+    failed = {**done, "state": "failed", "exit_code": 127}
+    assert not dependency_ready("m-db-init", "service_started", [failed], 1)  # it never ran: still waited for
+    definition = load(
+        """
+        services:
+          matomo: {image: matomo, depends_on: [matomo-db-init]}
+          matomo-db-init: {image: mariadb:11, restart: "no", command: [bash, /init/10-init-matomo-db.sh]}
+        """
+    )
+    assert deploy_waves(definition)[1].wait_for == (("app-matomo-db-init", "service_started"),)
+    assert spec_of(definition, "matomo-db-init")["restart"]["condition"] == "none"
