@@ -165,12 +165,27 @@ def _resources(spec: TaskAssignment | MemberSpec) -> dict[str, Any]:
 def _mounts(all_mounts: Sequence[MountSpec]) -> dict[str, Any]:
     host: dict[str, Any] = {}
     binds = [m for m in all_mounts if m.type == "bind" and m.create_host_path]
-    mounts = [m for m in all_mounts if m not in binds]
+    tmpfs = [m for m in all_mounts if m.type == "tmpfs" and m.tmpfs_options]
+    mounts = [m for m in all_mounts if m not in binds and m not in tmpfs]
     if mounts:
         host["Mounts"] = [_mount(m) for m in mounts]
     if binds:  # the legacy Binds form: the engine creates a missing source directory (Compose semantics)
         host["Binds"] = [_bind(m) for m in binds]
+    if tmpfs:  # HostConfig.Tmpfs, as ``docker run --tmpfs``: Mounts' TmpfsOptions take only size and mode
+        host["Tmpfs"] = {m.target: _tmpfs_data(m) for m in tmpfs}
     return host
+
+
+def _tmpfs_data(mount: MountSpec) -> str:
+    """A HostConfig.Tmpfs value: the mount's options, then its size, octal mode and ``ro``."""
+    options = list(mount.tmpfs_options)
+    if mount.tmpfs_size_bytes:
+        options.append(f"size={mount.tmpfs_size_bytes}")
+    if mount.tmpfs_mode:
+        options.append(f"mode={mount.tmpfs_mode:o}")
+    if mount.read_only:
+        options.append("ro")
+    return ",".join(options)
 
 
 def _add_network(body: dict[str, Any], assignment: TaskAssignment) -> None:

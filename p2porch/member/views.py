@@ -319,6 +319,7 @@ def agent_mounts(mounts: Iterable[Mount]) -> tuple[MountSpec, ...]:
             tmpfs_mode=m.tmpfs_mode,
             create_host_path=m.create_host_path,
             volume_labels=dict(m.volume_labels),
+            tmpfs_options=m.tmpfs_options,
         )
         for m in mounts
     )

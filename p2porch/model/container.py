@@ -48,6 +48,7 @@ class Mount:
     tmpfs_mode: int = 0  # tmpfs: file mode, 0 = the engine's default (1777)
     create_host_path: bool = False  # bind: create a missing source directory on the node (Compose)
     volume_labels: tuple[tuple[str, str], ...] = ()  # labels of a volume the engine creates (volume-label)
+    tmpfs_options: tuple[str, ...] = ()  # tmpfs: other mount options (noexec, uid=1000), as ``--tmpfs`` takes
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical form; the options added after the first release appear only when set."""
@@ -58,6 +59,8 @@ class Mount:
         for key in ("volume_options", "volume_labels"):
             if key in out:
                 out[key] = dict(getattr(self, key))
+        if "tmpfs_options" in out:
+            out["tmpfs_options"] = list(self.tmpfs_options)
         return out
 
 
@@ -69,6 +72,7 @@ _MOUNT_OPTIONAL = (
     "tmpfs_mode",
     "create_host_path",
     "volume_labels",
+    "tmpfs_options",
 )
 _PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 
@@ -80,6 +84,37 @@ def _volume_name_ok(name: str, driver: str) -> bool:
     if driver in ("", "local"):
         return re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name) is not None
     return name.isprintable() and ":" not in name and not name.startswith("/")
+
+
+# What a tmpfs takes beside size and mode, as Docker's ``--tmpfs`` passes it to mount(2): the mount flags
+# Docker knows (pkg/mount's table, less bind/remount/ro/rw, which ``readonly`` says) and tmpfs's own options.
+TMPFS_FLAGS = frozenset(
+    (
+        *("defaults", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "sync", "async", "dirsync"),
+        *("mand", "nomand", "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime"),
+        *("strictatime", "nostrictatime", "private", "rprivate", "shared", "rshared", "slave", "rslave"),
+        *("unbindable", "runbindable", "inode32", "inode64", "noswap"),
+    )
+)
+TMPFS_VALUED = frozenset(("uid", "gid", "nr_inodes", "nr_blocks", "mpol", "huge"))
+
+
+def _tmpfs_options(value: Any, fieldname: str) -> tuple[str, ...]:
+    """``["noexec", "uid=1000"]`` (or ``"noexec,uid=1000"``) -> the options, checked one by one."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, Sequence) or not all(isinstance(i, str) for i in items):
+        raise field_error(fieldname, "expected a list of mount options")
+    out = []
+    for item in (i.strip() for i in items):
+        key, sep, val = item.partition("=")
+        valued = bool(sep) and key in TMPFS_VALUED and re.fullmatch(r"[A-Za-z0-9:_./-]+", val) is not None
+        if valued or (not sep and key in TMPFS_FLAGS):
+            out.append(item)
+        elif key in ("size", "mode", "ro", "rw"):
+            raise field_error(fieldname, f"{key!r} has its own field (tmpfs_size, tmpfs_mode, readonly)")
+        else:
+            raise field_error(fieldname, f"unknown tmpfs option {item!r}")
+    return tuple(out)
 
 
 def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
@@ -111,13 +146,15 @@ def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
     labels = parse_key_values(data.get("volume_labels") or {}, fieldname=f"{fieldname}.volume_labels")
     if (options or nocopy or labels) and mtype != "volume":
         raise field_error(f"{fieldname}.volume_options", "volume options only apply to type=volume")
-    if (size or mode) and mtype != "tmpfs":
+    tmpfs_opts = _tmpfs_options(data.get("tmpfs_options") or (), f"{fieldname}.tmpfs_options")
+    if (size or mode or tmpfs_opts) and mtype != "tmpfs":
         raise field_error(f"{fieldname}.tmpfs_size", "tmpfs options only apply to type=tmpfs")
     create = parse_bool(data.get("create_host_path", False), f"{fieldname}.create_host_path")
     if create and mtype != "bind":
         raise field_error(f"{fieldname}.create_host_path", "only applies to type=bind")
     return Mount(
-        mtype, target, source, readonly, driver, options, propagation, nocopy, size, mode, create, labels
+        *(mtype, target, source, readonly, driver, options, propagation, nocopy, size, mode, create, labels),
+        tmpfs_options=tmpfs_opts,
     )
 
 
@@ -147,6 +184,8 @@ _MOUNT_KEYS = {
     "bind-create-host-path": "create_host_path",
     "volume_labels": "volume_labels",
     "volume-label": "volume_labels",
+    "tmpfs_options": "tmpfs_options",
+    "tmpfs-option": "tmpfs_options",  # repeatable: tmpfs-option=noexec,tmpfs-option=uid=1000
 }
 
 
@@ -166,7 +205,7 @@ def parse_mount(expr: str | Mapping[str, Any], *, fieldname: str = "mount") -> M
         key = key.strip().lower()
         if key not in _MOUNT_KEYS:
             raise field_error(fieldname, f"unknown mount option {key!r}")
-        if _MOUNT_KEYS[key] in ("volume_options", "volume_labels"):  # repeatable, K=V each
+        if _MOUNT_KEYS[key] in ("volume_options", "volume_labels", "tmpfs_options"):  # repeatable, one each
             data.setdefault(_MOUNT_KEYS[key], []).append(value.strip().strip('"'))
             continue
         if _MOUNT_KEYS[key] in data:

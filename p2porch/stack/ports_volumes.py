@@ -286,9 +286,10 @@ def _yaml_octal(value: Any) -> Any:
     return value
 
 
-def tmpfs_mounts(value: Any, path: str, warn: Warn | None = None) -> list[dict[str, Any]]:
-    """``tmpfs: /run`` or ``["/run:size=64m,mode=1777"]`` -> tmpfs mount dicts; other mount options
-    (``uid=``, ``noexec``, ...) are reported through ``warn``: the engine's tmpfs defaults apply."""
+def tmpfs_mounts(value: Any, path: str) -> list[dict[str, Any]]:
+    """``tmpfs: /run`` or ``["/run:size=64m,mode=1777,noexec,uid=1000"]`` -> tmpfs mount dicts: every option
+    Docker's ``--tmpfs`` takes reaches the engine, as Compose passes it (``rw`` is the default, ``ro`` a
+    read-only tmpfs); one it does not know is refused naming the entry."""
     entries = [value] if isinstance(value, str) else value
     if not isinstance(entries, list):
         raise err(path, f"expected a path or a list of paths, got {kind(value)}")
@@ -297,7 +298,8 @@ def tmpfs_mounts(value: Any, path: str, warn: Warn | None = None) -> list[dict[s
         where = path if isinstance(value, str) else f"{path}[{i}]"
         target, _, options = string(entry, where).partition(":")
         data: dict[str, Any] = {"type": "tmpfs", "target": target}
-        for option in filter(None, options.split(",")):
+        others: list[str] = []
+        for option in filter(None, (o.strip() for o in options.split(","))):
             key, _, val = option.partition("=")
             if key == "size":
                 data["tmpfs_size"] = val
@@ -306,11 +308,19 @@ def tmpfs_mounts(value: Any, path: str, warn: Warn | None = None) -> list[dict[s
                     data["tmpfs_mode"] = int(val, 8)
                 except ValueError:
                     raise err(where, f"invalid mode {val!r} (octal, e.g. 1777)") from None
+            elif option in ("ro", "rw"):
+                data["readonly"] = option == "ro"
             elif not key or any(c.isspace() for c in key):
                 raise err(where, f"invalid tmpfs option {option!r}")
-            elif warn is not None:
-                warn(f"ignoring tmpfs option {key}", "only size and mode are applied to a tmpfs mount")
-        out.append(_mount(data, where))
+            else:
+                others.append(option)
+        if others:
+            data["tmpfs_options"] = others
+        try:
+            out.append(_mount(data, where))
+        except ConfigError as exc:
+            field = f"{where}.tmpfs_options"
+            raise err(where, exc.message.removeprefix(f"{field}: ")) if exc.field == field else exc from None
     return out
 
 

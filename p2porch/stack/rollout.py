@@ -1,8 +1,8 @@
 """The order a stack is deployed in: waves given by ``depends_on`` and when a dependency is ready (pure).
 
 Owns Compose's start order for a stack: a service is created after the services it depends on, and, when
-the condition is ``service_healthy``, only once they are healthy (``service_started``: running;
-``service_completed_successfully``: exited 0). The CLI
+the condition is ``service_healthy``, only once they are healthy (``service_started``: running or run to
+completion; ``service_completed_successfully``: exited 0). The CLI
 sends one deploy request per wave (each carrying every service of the earlier waves, so nothing is
 pruned half-way) and waits between waves with :func:`dependency_ready`. No I/O.
 """
@@ -51,15 +51,18 @@ def deploy_waves(definition: StackDefinition) -> list[Wave]:
 def dependency_ready(service: str, condition: str, tasks: Sequence[Mapping[str, Any]], replicas: int) -> bool:
     """Whether ``service``'s tasks (``stack ps`` rows, history included) satisfy ``condition``.
 
-    ``service_started``: at least one task runs (or the service has no replicas); ``service_healthy``:
-    ``replicas`` tasks run and none is unhealthy or still starting its health check;
-    ``service_completed_successfully``: ``replicas`` tasks exited with code 0 (state ``complete``)."""
+    ``service_started``: at least one task runs or has run to completion (a one-shot init job with
+    ``restart: "no"`` that is already done: Compose waits for nothing once it started the container), or the
+    service has no replicas; ``service_healthy``: ``replicas`` tasks run and none is unhealthy or still
+    starting its health check; ``service_completed_successfully``: ``replicas`` tasks exited with code 0
+    (state ``complete``)."""
     if replicas == 0:
         return True
     own = [t for t in tasks if t.get("service") == service]
+    completed = sum(1 for t in own if t.get("state") == "complete")
     if condition == "service_completed_successfully":
-        return sum(1 for t in own if t.get("state") == "complete") >= replicas
+        return completed >= replicas
     running = [t for t in own if t.get("desired_state") == "running" and t.get("state") == "running"]
     if condition == "service_healthy":
         return len(running) >= replicas and all(t.get("health") in ("", "healthy", None) for t in running)
-    return bool(running)
+    return bool(running) or completed > 0

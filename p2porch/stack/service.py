@@ -460,7 +460,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
             mounts.append(volume(item, f"{path}.volumes[{i}]", ctx.volumes, warn))
     with problems.check():
         if conf.get("tmpfs"):
-            mounts.extend(tmpfs_mounts(conf["tmpfs"], f"{path}.tmpfs", warn))
+            mounts.extend(tmpfs_mounts(conf["tmpfs"], f"{path}.tmpfs"))
     if mounts:
         spec["mounts"] = mounts
     with problems.check():

@@ -1,6 +1,7 @@
 """Value forms of real Compose files on a real one-node sandbox: strings Compose casts (``init: "yes"``,
 ``disable: ${HC_OFF:-true}``, ``replicas: ${REPLICAS:-2}``), IEC sizes, the long syntax of ``devices``,
-``HOST_IP::PORT`` (a free host port on that address only), a null logging option, tmpfs options, Swarm's
+``HOST_IP::PORT`` (a free host port on that address only), a null logging option, tmpfs options (``noexec``,
+``uid=``: Docker's ``--tmpfs``, as Compose passes them), Swarm's
 service templates (``{{.Task.Slot}}``), an application's template that is not Swarm's (passed as written),
 and what a stack creates (services, networks, a named volume, a secret, a config) and ``stack rm`` removes.
 
@@ -30,7 +31,7 @@ services:
     command: ["sh", "-c", "exec sleep 1d"]
     init: "yes"
     ports: ["127.0.0.1::8080"]
-    tmpfs: ["/run/app:size=8MiB,mode=1777,noexec"]
+    tmpfs: ["/run/app:size=8MiB,mode=1777,noexec", "/run/own:uid=1000,gid=1001,mode=0700"]
     shm_size: 64MiB
     devices:
       - source: /dev/null
@@ -118,7 +119,7 @@ def test_deploy_applies_the_cast_and_long_forms(cluster):
     actions = {s["name"]: s["action"] for s in json.loads(result.stdout)["services"]}
     assert actions == {"cm-web": "created", "cm-worker": "created"}
     warnings = result.stderr.decode()
-    assert "ignoring tmpfs option noexec (service web)" in warnings
+    assert "tmpfs option" not in warnings  # every option reaches the engine (they were warned and dropped)
 
     services = {s["name"]: s["spec"] for s in cli_json(sb, "n1", "service", "ls")}
     assert services["cm-web"]["replicas"] == 2  # "${REPLICAS:-2}" cast to a number
@@ -139,8 +140,18 @@ def test_deploy_applies_the_cast_and_long_forms(cluster):
     assert [b["HostIp"] for b in bindings] == ["127.0.0.1"]
     published = web["NetworkSettings"]["Ports"]["8080/tcp"]
     assert published and all(p["HostIp"] == "127.0.0.1" and int(p["HostPort"]) > 0 for p in published)
-    tmpfs = [m for m in host["Mounts"] if m["Type"] == "tmpfs"]
-    assert [(m["Target"], m["TmpfsOptions"]["SizeBytes"]) for m in tmpfs] == [("/run/app", 8 * 1024**2)]
+    # a short tmpfs entry with other options is Docker's --tmpfs (HostConfig.Tmpfs), as Compose passes it
+    assert host["Tmpfs"] == {
+        "/run/app": "noexec,size=8388608,mode=1777",
+        "/run/own": "uid=1000,gid=1001,mode=700",
+    }
+    assert not [m for m in host["Mounts"] if m["Type"] == "tmpfs"]
+    mounted = docker(node.dockerd, "exec", web["Id"], "cat", "/proc/mounts").stdout.decode().splitlines()
+    run_app = next(line.split() for line in mounted if line.split()[1] == "/run/app")
+    assert {"noexec", "size=8192k"} <= set(run_app[3].split(","))  # mode=1777, a tmpfs's default, not listed
+    for target, want in (("/run/app", "0:0:1777"), ("/run/own", "1000:1001:700")):
+        owner = docker(node.dockerd, "exec", web["Id"], "stat", "-c", "%u:%g:%a", target).stdout.decode()
+        assert owner.strip() == want, target
     assert web["Config"]["Healthcheck"]["Test"] == ["NONE"]  # disable: ${HC_OFF:-true}
     assert "TZ=UTC" in web["Config"]["Env"]
     volumes = [m for m in web["Mounts"] if m["Type"] == "volume"]
