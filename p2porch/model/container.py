@@ -189,6 +189,13 @@ _MOUNT_KEYS = {
 }
 
 
+def _octal_mode(text: str, fieldname: str) -> int:
+    """``tmpfs-mode=700`` as Docker's ``--mount`` reads it: octal digits only."""
+    if not text or len(text) > 5 or any(c not in "01234567" for c in text):
+        raise field_error(fieldname, f"{text!r} is not an octal file mode (e.g. 1777 or 700)")
+    return int(text, 8)
+
+
 def parse_mount(expr: str | Mapping[str, Any], *, fieldname: str = "mount") -> Mount:
     """``type=bind,source=/x,target=/y,readonly`` or ``type=volume,source=name,target=/y,volume-driver=local``
     (or the same as a dict)."""
@@ -212,6 +219,8 @@ def parse_mount(expr: str | Mapping[str, Any], *, fieldname: str = "mount") -> M
             raise field_error(fieldname, f"mount option {key!r} given twice")
         flag = key in ("readonly", "ro", "nocopy", "volume-nocopy", "bind-create-host-path")
         data[_MOUNT_KEYS[key]] = value.strip() if sep else ("true" if flag else "")
+        if _MOUNT_KEYS[key] == "tmpfs_mode":  # Docker's --mount reads the mode in octal (ParseUint base 8)
+            data["tmpfs_mode"] = _octal_mode(data["tmpfs_mode"], f"{fieldname}.tmpfs_mode")
     return _build_mount(data, fieldname)
 
 

@@ -265,3 +265,13 @@ def test_groups_and_dns_options_reach_container_create_and_bad_ones_name_the_fla
         with pytest.raises(ConfigError) as err:
             ServiceSpec.from_dict({"name": "db", "image": "x", "container": options})
         assert err.value.field == field
+
+
+def test_mount_flag_tmpfs_mode_is_octal_as_dockers_mount_flag():
+    """``--mount type=tmpfs,...,tmpfs-mode=700`` is Docker's octal (it was read as the decimal 700)."""
+    assert parse_mount("type=tmpfs,target=/t,tmpfs-mode=700").tmpfs_mode == 0o700
+    assert parse_mount("type=tmpfs,target=/t,tmpfs-mode=1777").tmpfs_mode == 0o1777
+    for bad in ("800", "0o700", "", "-1", "777777"):
+        with pytest.raises(ConfigError, match="tmpfs_mode"):
+            parse_mount(f"type=tmpfs,target=/t,tmpfs-mode={bad}")
+    assert parse_mount({"type": "tmpfs", "target": "/t", "tmpfs_mode": 0o700}).tmpfs_mode == 0o700
