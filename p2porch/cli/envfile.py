@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from .localfiles import read_flag_text
 from .util import UsageError
 
 
@@ -51,10 +52,5 @@ def read_env_files(paths: Iterable[str], environ: Mapping[str, str]) -> list[str
     """Every file's entries in order (a later one wins where the daemon applies the list)."""
     out: list[str] = []
     for path in paths:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                out += parse_env_lines(handle, path, environ)
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise UsageError(f"--env-file: cannot read {path}: {reason}", field="--env-file") from None
+        out += parse_env_lines(read_flag_text(path, "--env-file").split("\n"), path, environ)
     return out

@@ -134,6 +134,10 @@ def _object_values(definition: StackDefinition) -> list[tuple[StackObject, bytes
                     data = fh.read(MAX_VALUE_BYTES + 1)
             except OSError as exc:
                 raise UsageError(f"{where}: cannot read {obj.value}: {exc.strerror}", field=where) from exc
+            except ValueError:  # open() refuses a path holding a NUL byte
+                raise UsageError(
+                    f"{where}: cannot read {obj.value!r}: a path cannot hold a NUL byte", field=where
+                ) from None
         elif obj.source == "environment":  # the shell's or the .env's, as Compose reads it
             if obj.value not in definition.object_env:
                 raise UsageError(f"{where}: environment variable {obj.value} is not set", field=where)
