@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from ..errors import ConfigError
 from .localfiles import read_flag_text
 from .util import UsageError
 
@@ -52,5 +53,9 @@ def read_env_files(paths: Iterable[str], environ: Mapping[str, str]) -> list[str
     """Every file's entries in order (a later one wins where the daemon applies the list)."""
     out: list[str] = []
     for path in paths:
-        out += parse_env_lines(read_flag_text(path, "--env-file").split("\n"), path, environ)
+        try:
+            text = read_flag_text(path, "--env-file")
+        except ConfigError as exc:
+            raise UsageError(exc.message, field="--env-file") from None
+        out += parse_env_lines(text.split("\n"), path, environ)
     return out

@@ -2,13 +2,13 @@
 
 Owns reading them bounded: at most ``limit`` bytes are read (one more to tell), so ``/dev/zero``, a FIFO
 fed forever or a huge file costs a bounded read, never the machine's memory; a path the OS refuses
-(missing, a symlink loop, a NUL byte) or text that is not UTF-8 is a usage error naming the flag
-(exit 2). It never writes anything.
+(missing, a symlink loop, a NUL byte) or text that is not UTF-8 is a ConfigError naming the flag
+(exit 2). It never writes anything (and imports nothing of the CLI: context_store uses it).
 """
 
 from __future__ import annotations
 
-from .util import UsageError
+from ..errors import ConfigError
 
 TOKEN_FILE_BYTES = 64 * 1024  # an access or join token is under 200 bytes
 CA_FILE_BYTES = 4 * 1024 * 1024  # a CA bundle (a system one is ~200 KiB)
@@ -26,13 +26,13 @@ def read_flag_bytes(path: str, flag: str, limit: int) -> bytes:
         with open(path, "rb") as handle:
             data = handle.read(limit + 1)
     except OSError as exc:
-        raise UsageError(f"{flag}: cannot read {shown(path)}: {exc.strerror or exc}", field=flag) from None
+        raise ConfigError(f"{flag}: cannot read {shown(path)}: {exc.strerror or exc}", field=flag) from None
     except ValueError:  # open() refuses a path holding a NUL byte
-        raise UsageError(
+        raise ConfigError(
             f"{flag}: cannot read {shown(path)}: a path cannot hold a NUL byte", field=flag
         ) from None
     if len(data) > limit:
-        raise UsageError(
+        raise ConfigError(
             f"{flag}: cannot read {shown(path)}: the file is larger than {limit} bytes", field=flag
         )
     return data
@@ -45,7 +45,7 @@ def read_flag_text(path: str, flag: str, limit: int = TEXT_FILE_BYTES) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise UsageError(
+        raise ConfigError(
             f"{flag}: cannot read {shown(path)}: line {line} is not UTF-8 (byte 0x{data[exc.start]:02x})",
             field=flag,
         ) from None

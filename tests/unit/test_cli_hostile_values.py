@@ -9,6 +9,7 @@ from p2porch.cli import main
 from p2porch.cli.localfiles import CA_FILE_BYTES, TEXT_FILE_BYTES, TOKEN_FILE_BYTES, read_flag_text
 from p2porch.cli.update_edits import _removes
 from p2porch.cli.util import UsageError
+from p2porch.errors import ConfigError
 
 NOWHERE = "unix:///nonexistent/p2porch.sock"
 
@@ -111,6 +112,6 @@ def test_publish_rm_refuses_digits_int_cannot_read():
 def test_read_flag_text_names_the_flag_and_line_of_bad_utf8(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"A=1\nB=\xff\n")
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(ConfigError) as info:
         read_flag_text(str(path), "--env-file")
     assert info.value.field == "--env-file" and "line 2 is not UTF-8 (byte 0xff)" in info.value.message

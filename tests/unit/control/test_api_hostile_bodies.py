@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from p2porch.api.server import build_app
+from p2porch.api.server import MAX_BODY_BYTES, build_app
 from p2porch.control.routes import service_endpoints
 from p2porch.model.spec import ServiceSpec
 
@@ -74,3 +74,22 @@ async def test_random_spec_values_never_answer_500(ops, fields):
             await c.delete("/services/fuzzed")
     for response in (created, updated):
         assert response.status_code < 500, (body, response.text)
+
+
+async def test_a_body_past_one_raft_entry_is_a_413_read_no_further(ops):
+    """Before: Starlette read any body whole (an operate token could make the daemon hold gigabytes);
+    now a declared or streamed length past MAX_BODY_BYTES is refused. A route that ignores its body
+    (rollback) answered 2xx/4xx to the same request on main."""
+    await ops.create({"name": "web", "image": "busybox"})
+    padding = b'{"pad": "' + b"a" * (MAX_BODY_BYTES + 1) + b'"}'
+
+    async def chunks():
+        for start in range(0, len(padding), 1 << 20):
+            yield padding[start : start + (1 << 20)]
+
+    async with client(ops) as c:
+        declared = await c.post("/services/web/rollback", content=padding)
+        streamed = await c.post("/services/web/rollback", content=chunks())  # no content-length: chunked
+    for response in (declared, streamed):
+        assert response.status_code == 413, response.text
+        assert response.json()["field"] == "body"
