@@ -161,7 +161,7 @@ def _host_port_or_empty(value: str) -> str:
     """``HOST:PORT`` (IPv4 address or ``0.0.0.0``) of the TCP API, or "" (off)."""
     if value:
         host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit():
+        if not sep or not (port.isascii() and port.isdigit() and len(port) <= 5):
             raise ValueError("must be HOST:PORT, e.g. 10.0.0.1:7949")
         ipaddress.IPv4Address(host)
         _port(int(port))

@@ -43,13 +43,18 @@ def socket_path_from_host(host: str) -> str:
     return host
 
 
+def _port_digits(text: str) -> bool:
+    """``text`` is a port's ASCII digits (``str.isdigit`` alone admits ``²``, which ``int`` refuses)."""
+    return text.isascii() and text.isdigit() and len(text) <= 5
+
+
 def tcp_address(host: str) -> str | None:
     """``tcp://HOST:PORT`` -> ``HOST:PORT``; None for a unix socket; a ConfigError if malformed."""
     if not host.startswith("tcp://"):
         return None
     addr = host[len("tcp://") :].rstrip("/")
     name, sep, port = addr.rpartition(":")
-    if not sep or not name or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not name or not _port_digits(port) or not 0 < int(port) < 65536:
         raise ConfigError(f"--host {host!r}: expected tcp://HOST:PORT", field="--host")
     return addr
 

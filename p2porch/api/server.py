@@ -31,9 +31,12 @@ from ..errors import (
     P2POrchError,
 )
 from ..vault.access import Role
+from ..wire import MAX_FRAME_BYTES
 from .auth import SCOPE_ROLE, UNAUTHORIZED, role_refusal
 
 log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = MAX_FRAME_BYTES  # nothing larger fits one Raft entry, so nothing larger can be written
 
 Handler = Callable[[dict[str, Any], dict[str, str]], Awaitable[Any]]
 
@@ -130,6 +133,21 @@ def _counted(
     return endpoint
 
 
+async def _bounded_body(request: Request) -> bytes | None:
+    """The request's body, or None past MAX_BODY_BYTES (a declared length is refused before any read;
+    hypercorn bounds only the head, and Starlette's ``body()`` would hold any size in memory)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 12 or int(declared) > MAX_BODY_BYTES):
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def _const(value: Any) -> Any:
     return value
 
@@ -146,7 +164,12 @@ def _wrap(ep: Endpoint, role_of: RoleOf | None = None) -> Callable[[Request], Aw
                 return JSONResponse(refusal, status_code=403)
         body: dict[str, Any] = {}
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-            raw = await request.body()
+            raw = await _bounded_body(request)
+            if raw is None:
+                message = f"request body is larger than {MAX_BODY_BYTES} bytes (one Raft entry)"
+                return JSONResponse(
+                    {"error": "ConfigError", "message": message, "field": "body"}, status_code=413
+                )
             if raw:
                 try:
                     body = json.loads(raw)

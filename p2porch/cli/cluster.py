@@ -21,6 +21,7 @@ from .daemon import add_node_options, load_daemon_config
 from .docker_paths import info_path
 from .filters import EVENT_FILTERS, add_filter, apply_filters
 from .goformat import add_view_format, view_lines
+from .localfiles import TOKEN_FILE_BYTES, read_flag_text
 from .service_rows import failing_text, job_progress_text
 from .util import (
     EXIT_OK,
@@ -242,11 +243,7 @@ def read_token(args: argparse.Namespace, env: dict[str, str] | None = None) -> s
         return str(args.token)
     path = getattr(args, "token_file", None)
     if path:
-        try:
-            with open(path) as handle:
-                text = handle.read().strip()
-        except OSError as exc:
-            raise UsageError(f"--token-file {path}: {exc.strerror or exc}", field="--token-file") from exc
+        text = read_flag_text(path, "--token-file", TOKEN_FILE_BYTES).strip()
         if not text:
             raise UsageError(f"--token-file {path} is empty", field="--token-file")
         return text

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import ConfigError, NotFoundError
 from ..paths import DEFAULT_SOCKET
+from .localfiles import CA_FILE_BYTES, TOKEN_FILE_BYTES, read_flag_text
 
 DEFAULT_CONTEXT = "default"
 FILE_NAME = "contexts.json"
@@ -148,11 +149,9 @@ class ContextStore:
 
 
 def read_secret_file(path: str, what: str, flag: str) -> str:
-    try:
-        with open(path) as handle:
-            text = handle.read().strip()
-    except OSError as exc:
-        raise ConfigError(f"{flag} {path}: {exc.strerror}", field=flag) from exc
+    """A token or CA file's text, read bounded (``localfiles``); an empty one is refused naming ``flag``."""
+    limit = TOKEN_FILE_BYTES if what == "token" else CA_FILE_BYTES
+    text = read_flag_text(path, flag, limit).strip()
     if not text:
         raise ConfigError(f"{flag} {path}: the {what} file is empty", field=flag)
     return text

@@ -7,9 +7,9 @@ import os
 import sys
 from typing import Any
 
+from .localfiles import read_flag_text
 from .util import (
     EXIT_OK,
-    UsageError,
     command,
 )
 
@@ -97,11 +97,7 @@ def load_daemon_config(args: argparse.Namespace, env: dict[str, str] | None = No
     toml_text = None
     if path or os.path.exists(DEFAULT_CONFIG_FILE):
         path = path or DEFAULT_CONFIG_FILE
-        try:
-            with open(path) as handle:
-                toml_text = handle.read()
-        except OSError as exc:
-            raise UsageError(f"--config {path}: {exc.strerror}", field="--config") from exc
+        toml_text = read_flag_text(path, "--config")
     host = getattr(args, "host", None) or env.get("P2PORCH_HOST")
     overrides = node_overrides(args)
     overrides["api.socket"] = host

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from ..errors import ConfigError
+from .localfiles import read_flag_text
 from .util import UsageError
 
 
@@ -52,9 +54,8 @@ def read_env_files(paths: Iterable[str], environ: Mapping[str, str]) -> list[str
     out: list[str] = []
     for path in paths:
         try:
-            with open(path, encoding="utf-8") as handle:
-                out += parse_env_lines(handle, path, environ)
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise UsageError(f"--env-file: cannot read {path}: {reason}", field="--env-file") from None
+            text = read_flag_text(path, "--env-file")
+        except ConfigError as exc:
+            raise UsageError(exc.message, field="--env-file") from None
+        out += parse_env_lines(text.split("\n"), path, environ)
     return out

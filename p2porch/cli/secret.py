@@ -62,6 +62,8 @@ def read_value(path: str, kind: str) -> bytes:
                 data = fh.read(MAX_VALUE_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}", field="FILE") from exc
+    except ValueError:  # open() refuses a path holding a NUL byte
+        raise UsageError(f"cannot read {path!r}: a path cannot hold a NUL byte", field="FILE") from None
     if len(data) > MAX_VALUE_BYTES:
         raise UsageError(
             f"{path} is larger than the {kind} limit of 500 KiB ({MAX_VALUE_BYTES} bytes)", field="FILE"

@@ -148,7 +148,8 @@ def cmd_service_scale(args: argparse.Namespace) -> int:
     wanted = []
     for item in args.scales:  # every pair checked before the first is sent: all or nothing on bad input
         name, sep, count = item.partition("=")
-        if not name or not sep or not count.lstrip("-").isdigit():
+        digits = count.removeprefix("-")
+        if not name or not sep or not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
             raise UsageError(f"scale: {item!r} is not SERVICE=REPLICAS", field="SERVICE=REPLICAS")
         if int(count) < 0:
             raise UsageError(f"scale: {item!r}: replicas must be 0 or more", field="SERVICE=REPLICAS")

@@ -27,6 +27,7 @@ from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
 from .filters import SERVICE_FILTERS, TASK_FILTERS, add_filter, apply_filters
 from .goformat import add_list_format, listing
+from .localfiles import read_flag_bytes
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_task_list_flags, emit_tasks
 from .service_rows import SERVICE_COLUMNS, SERVICE_EXTRA, service_listing
@@ -129,11 +130,7 @@ def _object_values(definition: StackDefinition) -> list[tuple[StackObject, bytes
             out.append((obj, None))
             continue
         if obj.source == "file":
-            try:
-                with open(obj.value, "rb") as fh:
-                    data = fh.read(MAX_VALUE_BYTES + 1)
-            except OSError as exc:
-                raise UsageError(f"{where}: cannot read {obj.value}: {exc.strerror}", field=where) from exc
+            data = read_flag_bytes(obj.value, where, MAX_VALUE_BYTES)
         elif obj.source == "environment":  # the shell's or the .env's, as Compose reads it
             if obj.value not in definition.object_env:
                 raise UsageError(f"{where}: environment variable {obj.value} is not set", field=where)

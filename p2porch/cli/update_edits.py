@@ -88,13 +88,18 @@ def _port_text(port: dict[str, Any]) -> str:
     return f"{port.get('published') or ''}:{port['target']}/{port.get('protocol', 'tcp')}".lstrip(":")
 
 
+def _port_digits(text: str) -> bool:
+    """A port's ASCII digits (``str.isdigit`` alone admits ``²``, which ``int`` refuses)."""
+    return text.isascii() and text.isdigit() and len(text) <= 5
+
+
 def _removes(expr: str, port: dict[str, Any]) -> bool:
     """``80``/``80/udp``: the container port (Docker's --publish-rm); ``8080:80[/tcp]``: that exact pair."""
     text, _, proto = expr.strip().partition("/")
     if proto and proto != port.get("protocol", "tcp"):
         return False
     published, sep, target = text.rpartition(":")
-    if not target.isdigit() or (sep and not published.isdigit()):
+    if not _port_digits(target) or (sep and not _port_digits(published)):
         raise UsageError(
             f"--publish-rm: {expr!r} is not TARGET[/PROTO] or PUBLISHED:TARGET[/PROTO]", field="--publish-rm"
         )

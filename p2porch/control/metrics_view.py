@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections import Counter as Tally
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -74,6 +74,7 @@ class ClusterMetrics:
         yield from self.scheduler()
         yield from self.dns()
         yield from self.overlay()
+        yield from self.refused()
 
     def raft(self) -> Iterator[Metric]:
         from ..promclient import CounterMetricFamily
@@ -206,6 +207,26 @@ class ClusterMetrics:
             family.add_metric([], value)
             yield family
 
+    def refused(self) -> Iterator[Metric]:
+        """What the gossip, join and Raft ports counted and dropped (garbage, strangers, replays, caps)."""
+        from ..promclient import CounterMetricFamily
+
+        family = CounterMetricFamily(
+            "p2porch_port_refused",
+            "Packets, frames and connections a cluster port dropped, by port and reason",
+            labels=["port", "reason"],
+        )
+        gossip = self.cluster.board.gossip
+        for port, counters, keys in (
+            ("gossip", gossip.metrics if gossip is not None else None, GOSSIP_REFUSALS),
+            ("join", getattr(getattr(self.cluster, "join_service", None), "metrics", None), JOIN_REFUSALS),
+            ("raft", raft_refusals(self.cluster.store), RAFT_REFUSALS),
+        ):
+            if counters is not None:
+                for key in keys:
+                    family.add_metric([port, key], counters.get(key, 0))
+        yield family
+
     def overlay(self) -> Iterator[Metric]:
         from ..promclient import CounterMetricFamily
 
@@ -227,6 +248,24 @@ class ClusterMetrics:
         failures = CounterMetricFamily("p2porch_overlay_reconcile_failures", "Reconcile passes that failed")
         failures.add_metric([], counters.failures)
         yield failures
+
+
+GOSSIP_REFUSALS = (
+    "auth_failures",
+    "malformed_packets",
+    "replayed_packets",
+    "tcp_rejected",
+    "tcp_auth_timeouts",
+)
+JOIN_REFUSALS = ("refused", "garbage", "rejected_connections", "auth_timeouts")
+RAFT_REFUSALS = ("bad_frames", "oversized_frames", "evicted_unauthenticated", "handshake_timeouts")
+
+
+def raft_refusals(store: Any) -> dict[str, int] | None:
+    """The Raft port guard's counters (``transport_guard.GuardStats``), None without a store."""
+    so = getattr(store, "_so", None)
+    guard = getattr(getattr(so, "_SyncObj__transport", None), "guard_stats", None)  # pysyncobj's own name
+    return None if guard is None else {key: getattr(guard, key) for key in RAFT_REFUSALS}
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

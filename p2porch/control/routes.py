@@ -151,8 +151,9 @@ def service_endpoints(ops: ServiceOps) -> list[Endpoint]:
 
     async def logs(body: dict[str, Any], params: dict[str, str]) -> Any:
         tail = body.get("tail")
-        if tail is not None and not str(tail).isdigit():
-            raise ConfigError("--tail must be a number of lines", field="--tail")
+        text = str(tail)
+        if tail is not None and not (text.isascii() and text.isdigit() and len(text) <= 18):
+            raise ConfigError("--tail must be a number of lines", field="--tail")  # not ², nor 5000 digits
         follow = str(body.get("follow", "false")).lower() in ("1", "true", "yes")
         # an unknown service (or task: `service logs TASK`) is an error before the stream
         service, task_id = ops.service_or_task(params["service"])

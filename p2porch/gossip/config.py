@@ -172,7 +172,8 @@ def format_addr(host: str, port: int) -> str:
 def parse_addr(addr: str) -> tuple[str, int]:
     """Inverse of :func:`format_addr`; raises ConfigError on a malformed address."""
     host, sep, port_text = addr.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    ascii_digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+    if not sep or not host or not ascii_digits or not 0 <= int(port_text) <= 65535:
         raise ConfigError(f"bad gossip address {addr!r} (want host:port)", field="gossip.address")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

@@ -300,7 +300,7 @@ def split_target(host: str, port: int) -> tuple[str, int]:
     """``host`` may carry its own port (``ip:port``: a member behind a NAT's port forward, see
     ``Node.join_target``); else ``port``."""
     name, sep, own = host.rpartition(":")
-    if sep and own.isdigit() and name and ":" not in name:
+    if sep and own.isascii() and own.isdigit() and len(own) <= 5 and name and ":" not in name:
         return name, int(own)
     return host, port
 

@@ -14,6 +14,9 @@ def split_peer(peer: str, default_port: int) -> tuple[str, int]:
         raise ConfigError(f"PEER {peer!r}: expected HOST[:PORT], e.g. 10.0.0.1:7948", field="PEER")
     if not sep:
         return host, default_port
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if (
+        not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5)
+        or not 1 <= int(port_text) <= 65535
+    ):
         raise ConfigError(f"PEER {peer!r}: the port must be a number from 1 to 65535", field="PEER")
     return host, int(port_text)

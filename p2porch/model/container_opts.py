@@ -35,6 +35,7 @@ _LOG_DRIVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$")
 _DEVICE_PERMS_RE = re.compile(r"^(?!.*(.).*\1)[rwm]{1,3}$")  # r, w, m, each at most once
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
 _SIZE_UNITS = SIZE_UNITS  # the units of every size (512M, 1GiB, 1gb), as Docker reads them
+_MAX_SIZE = 2**63  # sizes past an int64 fit neither Docker's API nor a Raft entry
 
 
 def _err(key: str, message: str, prefix: str) -> ConfigError:
@@ -90,11 +91,16 @@ def parse_size(value: Any, key: str, prefix: str = "container") -> int:
     if isinstance(value, int):
         if value < 0:
             raise _err(key, "must not be negative", prefix)
+        if value >= _MAX_SIZE:
+            raise _err(key, f"must be at most {_MAX_SIZE - 1} bytes", prefix)
         return value
     m = _SIZE_RE.match(value) if isinstance(value, str) else None
     if m is None or m.group(2).lower() not in _SIZE_UNITS:
         raise _err(key, f"invalid size {value!r} (use e.g. 64M or 1G)", prefix)
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    size = float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    if not size < _MAX_SIZE:  # also inf (a number of 400 digits): int() of it raised OverflowError
+        raise _err(key, f"must be at most {_MAX_SIZE - 1} bytes", prefix)
+    return int(size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +206,10 @@ def _devices(value: Any, key: str, prefix: str) -> tuple[str, ...]:
 
 
 def _pids_limit(value: Any, key: str, prefix: str) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    digits = value.strip().removeprefix("-") if isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit() and len(digits) <= 18:  # not ² (int refuses it) nor 5000 digits
         value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+    if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value < _MAX_SIZE:
         raise _err(key, f"expected a number of processes, or -1 for no limit, got {value!r}", prefix)
     return value
 

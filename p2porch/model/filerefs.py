@@ -74,8 +74,13 @@ def _mode(value: Any, field: str) -> int:
 
 def _owner(value: Any, field: str) -> str:
     text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not text.isdigit():
-        raise _err(field, "must be a numeric id")
+    if (
+        not isinstance(text, str)
+        or not (text.isascii() and text.isdigit())
+        or len(text) > 10
+        or int(text) >= 2**32
+    ):
+        raise _err(field, "must be a numeric id")  # ASCII digits of a 32-bit id: the node's fchown takes it
     return text
 
 
@@ -95,7 +100,7 @@ def _build(data: Mapping[str, Any], kind: str, field: str) -> FileRef:
     if target == "/":
         raise _err(f"{field}.target", "cannot be /")
     version = data.get("version", 0) or 0
-    if isinstance(version, str) and version.isdigit():
+    if isinstance(version, str) and version.isascii() and version.isdigit() and len(version) <= 18:
         version = int(version)
     if not isinstance(version, int) or isinstance(version, bool) or version < 0:
         raise _err(f"{field}.version", "must be a positive integer")

@@ -9,6 +9,7 @@ recursion). Never evaluates anything (gotemplate_exec.py does).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -410,13 +411,28 @@ class _Parser:
                 return ord(value)
             digits = text.replace("_", "")
             if re.fullmatch(r"[+-]?0[xXbBoO].*", digits):
-                return int(digits, 0)
+                return _int64(int(digits, 0))
             if re.fullmatch(r"[+-]?\d+", digits):
-                return int(digits)
-            return float(digits)
+                return _int64(int(digits))
+            return _finite(float(digits))
         except ValueError:
             what = "string constant" if token.kind in ("string", "raw") else "number syntax"
             raise self.fail(token.pos, f"malformed {what}") from None
+
+
+def _int64(number: int) -> int:
+    """An integer constant as Go's parser takes it: one that fits an int64 or a uint64 (a larger one
+    would be a Python number of any size, which ``str`` refuses past 4300 digits)."""
+    if not -(2**63) <= number < 2**64:
+        raise ValueError("integer overflow")
+    return number
+
+
+def _finite(number: float) -> float:
+    """A float constant as Go's ``strconv.ParseFloat`` takes it: out of range (``1e999``) is an error."""
+    if math.isinf(number):
+        raise ValueError("out of range")
+    return number
 
 
 def _pipe_cut(tokens: list[_Token]) -> int:

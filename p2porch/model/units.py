@@ -40,6 +40,8 @@ SIZE_UNITS = {
     "pb": 1024**5,
     "pib": 1024**5,
 }
+MAX_INT64 = 2**63 - 1  # the largest size Docker's API (Go's int64) and a Raft entry (msgpack) hold
+MAX_CPUS = 1_000_000  # CPUs a spec may name: nano CPUs of it fit an int64 many times over
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
 
 
@@ -50,6 +52,8 @@ def parse_memory_bytes(value: str | int, *, fieldname: str = "memory") -> int:
     if isinstance(value, int):
         if value < 0:
             raise field_error(fieldname, "must not be negative")
+        if value > MAX_INT64:
+            raise field_error(fieldname, f"must be at most {MAX_INT64} bytes")
         return value
     if not isinstance(value, str):
         raise field_error(fieldname, f"expected a size such as 512M, got {type(value).__name__}")
@@ -58,7 +62,10 @@ def parse_memory_bytes(value: str | int, *, fieldname: str = "memory") -> int:
         raise field_error(fieldname, f"invalid size {value!r} (use e.g. 512M, 1G, 1.5GiB or bytes)")
     from decimal import Decimal  # here: ~0.4 MB an idle daemon never needs (docs/performance.md)
 
-    return int(Decimal(m.group(1)) * SIZE_UNITS[m.group(2).lower()])
+    size = Decimal(m.group(1)) * SIZE_UNITS[m.group(2).lower()]
+    if size > MAX_INT64:  # Docker's int64; past it the Raft entry could not even be encoded
+        raise field_error(fieldname, f"must be at most {MAX_INT64} bytes")
+    return int(size)
 
 
 def format_bytes(n: int) -> str:
@@ -84,6 +91,8 @@ def parse_cpu_nanos(value: str | float | int, *, fieldname: str = "cpu") -> int:
         raise field_error(fieldname, f"invalid number of CPUs {value!r}")
     if dec < 0:
         raise field_error(fieldname, "must not be negative")
+    if dec > MAX_CPUS:  # compared before scaling: 1e99999999 CPUs would overflow the decimal context
+        raise field_error(fieldname, f"must be at most {MAX_CPUS} CPUs")
     return int((dec * NANOS_PER_CPU).to_integral_value())
 
 

@@ -156,6 +156,11 @@ class StoreConfig:
 def split_addr(addr: str, name: str) -> tuple[str, int]:
     """("ip", port) of an "ip:port" address; a ConfigError naming ``name`` otherwise."""
     host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if (
+        not sep
+        or not host
+        or not (port.isascii() and port.isdigit() and len(port) <= 5)
+        or not 0 < int(port) < 65536
+    ):
         raise ConfigError(f"bad address {addr!r}: expected ip:port", field=name)
     return host, int(port)

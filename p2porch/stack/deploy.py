@@ -218,7 +218,7 @@ def restart(value: Any, path: str) -> dict[str, Any]:
     if name == "on-failure":
         attempts = 0
         if count:
-            if not count.isdigit():
+            if not (count.isascii() and count.isdigit() and len(count) <= 9):
                 raise err(path, f"{text!r}: expected on-failure[:MAX_RETRIES]")
             attempts = int(count)
         return RestartPolicy(condition="on-failure", max_attempts=attempts).to_dict()

@@ -10,6 +10,7 @@ the file and the line. It never talks to a daemon.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -26,7 +27,10 @@ from .yamlsafe import MAX_TEXT_BYTES
 def read_text(path: str, what: str = "file") -> str:
     """A file's text: at most MAX_TEXT_BYTES, UTF-8 (a BOM is skipped); errors name the file and line.
 
-    Raises OSError when the file cannot be opened (the caller says which key named it)."""
+    Raises OSError when the file cannot be opened (the caller says which key named it), a path holding
+    a NUL byte too (``open`` raises ValueError for it)."""
+    if "\0" in path:
+        raise OSError(errno.EINVAL, "a path cannot hold a NUL byte", path)
     with open(path, "rb") as handle:
         return _decoded(handle, path, what)
 
