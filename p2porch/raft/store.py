@@ -34,7 +34,7 @@ from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
 from . import dumps
 from .bridge import PacedPoller, RaftBridge, install_durable_journal
-from .fsm import Change, apply_batch, encode_batch
+from .fsm import Change, apply_batch, encode_batch, undecodable
 from .lag import LagBook
 from .membership_changes import VoterChanges
 from .pacer import TickLateness, TickPacer
@@ -79,6 +79,7 @@ class RaftStore:
         self.config = config
         self._token = token
         self._raft_state: ClusterState = EMPTY_STATE  # owned by the Raft thread
+        self.undecodable_commands = 0  # committed commands applied as no-ops (fsm.undecodable)
         self._state: ClusterState = EMPTY_STATE  # trio-side view, in step with the change stream
         self._subscribers: list[trio.MemorySendChannel[Change]] = []
         self._pending: list[Proposal] = []
@@ -381,6 +382,10 @@ class RaftStore:
 
     def _apply_on_raft_thread(self, batch: bytes) -> list[dict[str, Any]]:
         state, results, changes = apply_batch(self._raft_state, batch)
+        for result in results:
+            if not result["ok"] and undecodable(result):  # a no-op on every replica alike (fsm.py)
+                self.undecodable_commands += 1
+                log.warning("raft: a committed command did not decode: %s", result["message"])
         if state is not self._raft_state:
             self._raft_state = state
             self._raft_callback(self._deliver, state, changes)
