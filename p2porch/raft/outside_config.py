@@ -112,6 +112,8 @@ class OutsideConfiguration:
     def _accept_stranger(self, conn: Any, addr: str) -> bool:
         if self._selfNode is None or self.frame_key is None or not getattr(conn, "authenticated", False):
             return False
+        if addr == self._selfNode.address:  # a peer naming this node's own address: never ours to take
+            return False
         try:
             node = TCPNode(addr)
         except (ValueError, TypeError):
