@@ -161,9 +161,7 @@ class OutsideConfiguration:
                 if self._connections.get(node) is conn:
                     del self._connections[node]
                 self._unknownConnections.discard(conn)
-                if node == self._syncObj_says(
-                    "_getLeader"
-                ):  # a lost leader: its forwards, the election deadline
+                if node == self._syncObj_says("_getLeader"):  # a lost leader: forwards, election deadline
                     self._onNodeDisconnected(node)
                 return
         super()._onDisconnected(conn)  # type: ignore[misc]
