@@ -5,6 +5,7 @@ should dial it and does not know it (a node that knows it refuses that dial)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,6 +43,24 @@ def start(host: RaftHost, me: TCPNode, others: list[TCPNode]) -> GuardedTCPTrans
     return transport
 
 
+@contextlib.contextmanager
+def stale_and_leader(
+    stale: TCPNode, other: TCPNode, leader: TCPNode
+) -> Iterator[tuple[RaftHost, RaftHost, GuardedTCPTransport, GuardedTCPTransport]]:
+    """A stale node configured with ``other`` only and a leader configured with both: hosts, transports,
+    the stale node's connected to the leader as a stranger."""
+    stale_host, leader_host = RaftHost(), RaftHost(leads=True)
+    stale_t = start(stale_host, stale, [other])  # the stale node's configuration lacks the leader
+    leader_t = start(leader_host, leader, [stale, other])
+    try:
+        pump([stale_host, leader_host], lambda: bool(stale_t.strangers))
+        assert stale_t.stranger_stats.accepted == 1
+        yield stale_host, leader_host, stale_t, leader_t
+    finally:
+        stale_t.destroy()
+        leader_t.destroy()
+
+
 @pytest.fixture
 def nodes() -> Iterator[list[TCPNode]]:
     """Three loopback addresses, lowest first (pysyncobj's dialler is the higher address)."""
@@ -50,12 +69,7 @@ def nodes() -> Iterator[list[TCPNode]]:
 
 def test_a_stranger_dialling_in_gets_its_appends_taken_and_nothing_else(nodes: list[TCPNode]) -> None:
     stale, other, leader = nodes  # the leader has the highest address: it dials the stale node
-    stale_host, leader_host = RaftHost(), RaftHost(leads=True)
-    stale_t = start(stale_host, stale, [other])  # the stale node's configuration lacks the leader
-    leader_t = start(leader_host, leader, [stale, other])
-    try:
-        pump([stale_host, leader_host], lambda: bool(stale_t.strangers))
-        assert stale_t.stranger_stats.accepted == 1
+    with stale_and_leader(stale, other, leader) as (stale_host, leader_host, stale_t, leader_t):
         assert leader_t.send(stale, VOTE) and leader_t.send(stale, APPEND)
         pump([stale_host, leader_host], lambda: bool(stale_host.received))
         assert [m for _, m in stale_host.received] == [APPEND]  # the vote was dropped
@@ -68,9 +82,6 @@ def test_a_stranger_dialling_in_gets_its_appends_taken_and_nothing_else(nodes: l
         assert leader_t.send(stale, VOTE)
         pump([stale_host, leader_host], lambda: len(stale_host.received) == 2)
         assert stale_host.received[-1][1] == VOTE  # a voter of the configuration: its votes count
-    finally:
-        stale_t.destroy()
-        leader_t.destroy()
 
 
 def test_the_leader_dials_a_voter_that_should_dial_it(
@@ -78,20 +89,13 @@ def test_the_leader_dials_a_voter_that_should_dial_it(
 ) -> None:
     monkeypatch.setattr(outside_config, "REVERSE_DIAL_AFTER_S", 0.1)
     leader, other, stale = nodes  # the stale node has the highest address: it would have to dial
-    stale_host, leader_host = RaftHost(), RaftHost(leads=True)
-    stale_t = start(stale_host, stale, [other])
-    leader_t = start(leader_host, leader, [stale, other])
-    try:
-        pump([stale_host, leader_host], lambda: bool(stale_t.strangers))
-        assert leader_t.stranger_stats.reverse_dials >= 1 and stale_t.stranger_stats.accepted == 1
+    with stale_and_leader(stale, other, leader) as (stale_host, leader_host, stale_t, leader_t):
+        assert leader_t.stranger_stats.reverse_dials >= 1
         assert leader_t.send(stale, APPEND)
         pump([stale_host, leader_host], lambda: bool(stale_host.received))
         stale_t.addNode(leader)  # the stale node dials from now on: the leader's dial is closed
         pump([stale_host, leader_host], lambda: leader in stale_host.connected)
         assert stale_t.stranger_stats.promoted == 1
-    finally:
-        stale_t.destroy()
-        leader_t.destroy()
 
 
 def test_a_node_that_knows_the_leader_refuses_its_dial(
