@@ -305,6 +305,18 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
         else:  # a follower's or a replica's drain forwards to the leader: none may go unanswered
             self.forward_drain(super()._checkCommandsToApply)
 
+    def read_status(self, tries: int) -> dict[str, Any] | None:
+        """pysyncobj's ``getStatus()``, or None when every try raised: read off the Raft thread, it
+        iterates sets and dicts that thread changes meanwhile (the configuration, the replicas and
+        their next/match indexes: a replica reconnecting), which raises RuntimeError."""
+        for _ in range(tries):
+            try:
+                raw: dict[str, Any] = self.getStatus()
+                return raw
+            except RuntimeError:
+                continue
+        return None
+
     def seconds_to_next_timer(self) -> float:
         """How long until pysyncobj's next timer is due: the leader's next append round, a voter's
         election deadline; a read-only replica has neither (Raft thread). pysyncobj keeps its times on

@@ -430,12 +430,33 @@ def _changes_of(result: tuple[ClusterState, Any, list[tuple[str, str, str, Any]]
     return result[0], result[1], [Change(kind, op, key, record, v) for kind, op, key, record in result[2]]
 
 
+UNDECODABLE_FIELD = "command"  # the field of the result of a command whose decoder failed unforeseen
+
+
+def undecodable(result: Mapping[str, Any]) -> bool:
+    """Whether ``result`` is that of a command applied as a no-op because its decoder raised something
+    other than WireError/ConfigError (the store counts and logs them)."""
+    return result.get("error") == "RaftError" and result.get("field") == UNDECODABLE_FIELD
+
+
+def _decode(command: bytes, version: int) -> C.Command | dict[str, Any]:
+    """The typed command, or the error result of one that does not decode. A decoder raising anything
+    but a P2POrchError (a bug, an entry from another version) must not stop the FSM: every replica
+    decodes the same bytes with the same code, so each applies it alike, as a no-op."""
+    try:
+        return C.decode_command(command)
+    except P2POrchError as exc:
+        return C.error_result(exc, version)
+    except Exception as exc:
+        message = f"undecodable command, applied as a no-op: {type(exc).__name__}: {exc}"
+        return C.error("RaftError", message, field=UNDECODABLE_FIELD, version=version)
+
+
 def apply(state: ClusterState, command: bytes) -> tuple[ClusterState, dict[str, Any], list[Change]]:
     """Apply one encoded command (either layout); never raises. Unchanged state on any error."""
-    try:
-        decoded = C.decode_command(command)
-    except P2POrchError as exc:
-        return state, C.error_result(exc, state.version), []
+    decoded = _decode(command, state.version)
+    if isinstance(decoded, dict):
+        return state, decoded, []
     return apply_command(state, decoded)
 
 
@@ -481,10 +502,9 @@ def apply_batch(state: ClusterState, batch: bytes) -> tuple[ClusterState, list[d
         if not isinstance(item, bytes):
             results.append(C.error("WireError", "batch item is not bytes", version=state.version))
             continue
-        try:
-            command = C.decode_command(item)
-        except P2POrchError as exc:
-            results.append(C.error_result(exc, state.version))
+        command = _decode(item, state.version)
+        if isinstance(command, dict):
+            results.append(command)
             continue
         if (
             isinstance(command, C.ReportTaskStates)

@@ -57,6 +57,9 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         raw = {str(k): str(v) for k, v in store._so.getStatus().items()}
         guard = store._so._SyncObj__transport.guard_stats  # what the Raft port refused (transport_guard)
         raw["guard"] = json.dumps({k: v for k, v in vars(guard).items() if not k.startswith("last_")})
+        strangers = store._so._SyncObj__transport.stranger_stats  # raft traffic outside the configuration
+        raw["strangers"] = json.dumps(strangers.as_dict())
+        raw["undecodable_commands"] = str(store.undecodable_commands)  # applied as no-ops (fsm.py)
         appends = getattr(store._so, "_appends", None)
         raw["dropped_overlaps"] = str(getattr(store, "dropped_overlaps", getattr(appends, "dropped", None)))
         raw["acked_overlaps"] = str(getattr(appends, "acked_overlaps", None))

@@ -34,7 +34,7 @@ from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from . import commands as C
 from . import dumps
 from .bridge import PacedPoller, RaftBridge, install_durable_journal
-from .fsm import Change, apply_batch, encode_batch
+from .fsm import Change, apply_batch, encode_batch, undecodable
 from .lag import LagBook
 from .membership_changes import VoterChanges
 from .pacer import TickLateness, TickPacer
@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 JOURNAL_NAME = "raft.journal"
 DUMP_NAME = "raft.dump"
+STATUS_READ_TRIES = 3  # getStatus() off the Raft thread may raise (bridge.read_status)
+FIRST_STATUS_READ_TRIES = 1000  # ... and with no status read yet: each try takes microseconds
 IDLE_STATUS_REFRESH_S = 1.0  # the Raft thread's own status refresh (lag clocks) while idle
 TIMEOUT_LOG_EVERY_S = 10.0  # a store logs its forwarding state on a proposal's timeout at most this often
 
@@ -79,6 +81,8 @@ class RaftStore:
         self.config = config
         self._token = token
         self._raft_state: ClusterState = EMPTY_STATE  # owned by the Raft thread
+        self.undecodable_commands = 0  # committed commands applied as no-ops (fsm.undecodable)
+        self.status_read_failures = 0  # status reads that kept the last status (_compute_status)
         self._state: ClusterState = EMPTY_STATE  # trio-side view, in step with the change stream
         self._subscribers: list[trio.MemorySendChannel[Change]] = []
         self._pending: list[Proposal] = []
@@ -381,6 +385,10 @@ class RaftStore:
 
     def _apply_on_raft_thread(self, batch: bytes) -> list[dict[str, Any]]:
         state, results, changes = apply_batch(self._raft_state, batch)
+        for result in results:
+            if not result["ok"] and undecodable(result):  # a no-op on every replica alike (fsm.py)
+                self.undecodable_commands += 1
+                log.warning("raft: a committed command did not decode: %s", result["message"])
         if state is not self._raft_state:
             self._raft_state = state
             self._raft_callback(self._deliver, state, changes)
@@ -485,20 +493,28 @@ class RaftStore:
         self._poller.timeout_s = period  # this tick's own poll (the callbacks run just before it)
         idle = period > self._pacer.busy_period_s  # idle: refresh every second (status() reads fresh)
         if now - self._observed_at >= (IDLE_STATUS_REFRESH_S if idle else self.config.status_refresh_s):
-            status = self._compute_status(observe_at=now)
+            try:
+                status = self._compute_status(observe_at=now)
+            except RaftError:  # unreadable (only off this thread, but never let it stop a tick)
+                return
             with self._status_lock:
                 self._status, self._status_at = status, now
             self._observed_at = now
 
     def _compute_status(self, observe_at: float | None = None) -> RaftStatus:
-        """Read pysyncobj's status; ``observe_at`` (Raft thread only) also advances the lag clocks."""
-        raw: dict[str, Any] = {}
-        for _ in range(3):  # getStatus iterates sets the Raft thread may change
-            try:
-                raw = self._so.getStatus()
-                break
-            except RuntimeError:
-                continue
+        """Read pysyncobj's status; ``observe_at`` (Raft thread only) also advances the lag clocks. A
+        status that cannot be read is never made up (an empty read listed this node as the only voter,
+        with no leader): the last one read stands, and before any, the read is tried again."""
+        raw = self._so.read_status(STATUS_READ_TRIES)
+        if raw is None:
+            self.status_read_failures += 1
+            with self._status_lock:
+                last = self._status
+            if last is not None:
+                return last
+            raw = self._so.read_status(FIRST_STATUS_READ_TRIES)
+            if raw is None:
+                raise RaftError("the Raft status could not be read (pysyncobj's state kept changing)")
         self_addr = self.config.self_addr
         prefix = "partner_node_status_server_"
         others = sorted(k.removeprefix(prefix) for k in raw if k.startswith(prefix))

@@ -58,6 +58,7 @@ relies on private names of exactly pysyncobj 0.3.17 (pinned in pyproject.toml; c
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import struct
 import threading
@@ -75,6 +76,7 @@ from pysyncobj.transport import TCPTransport
 from ..errors import RaftError
 from .fanout import AppendFanout
 from .frames import REASON_OLD_FRAMING, FrameChannel, FrameError, cluster_key, inflate_bounded
+from .outside_config import OutsideConfiguration
 
 PINNED_PYSYNCOBJ = "0.3.17"
 if pysyncobj.version.VERSION != PINNED_PYSYNCOBJ:  # pragma: no cover (import-time guard)
@@ -405,8 +407,9 @@ def _peer_host(conn: TcpConnection) -> str:
         return ""
 
 
-class GuardedTCPTransport(TCPTransport):
-    """pysyncobj's TCP transport with every connection guarded and unauthenticated ones capped."""
+class GuardedTCPTransport(OutsideConfiguration, TCPTransport):
+    """pysyncobj's TCP transport with every connection guarded and unauthenticated ones capped (and
+    Raft traffic with voters outside the configuration: ``outside_config.py``)."""
 
     def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any) -> None:  # noqa: N803
         self.guard_stats = GuardStats()
@@ -446,6 +449,25 @@ class GuardedTCPTransport(TCPTransport):
         conn = self._connections.get(node)
         if conn is not None and not isinstance(conn, GuardedTcpConnection):
             self._adopt(GuardedTcpConnection.guard(conn, self.guard_stats, self.frame_key))
+
+    def _outgoing_connection(self, node: Any) -> GuardedTcpConnection:
+        """A guarded connection to dial ``node`` as pysyncobj's ``addNode`` builds one (not yet
+        connected; the caller files it under ``node``)."""
+        conf = self._syncObj.conf
+        conn = TcpConnection(
+            poller=self._syncObj._poller,
+            timeout=conf.connectionTimeout,
+            sendBufferSize=conf.sendBufferSize,
+            recvBufferSize=conf.recvBufferSize,
+            keepalive=conf.tcp_keepalive,
+        )
+        conn.encryptor = self._syncObj.encryptor
+        guarded = GuardedTcpConnection.guard(conn, self.guard_stats, self.frame_key)
+        self._adopt(guarded)
+        guarded.setOnConnectedCallback(functools.partial(self._onOutgoingConnected, guarded))
+        guarded.setOnMessageReceivedCallback(functools.partial(self._onMessageReceived, node))
+        guarded.setOnDisconnectedCallback(functools.partial(self._onDisconnected, guarded))
+        return guarded
 
     def _adopt(self, conn: GuardedTcpConnection) -> None:
         conn.fanout = self.fanout

@@ -1,0 +1,177 @@
+"""``VoterChanges``' retry paths against a scripted Raft (the shell's callables faked; the decisions are
+``voter_change.py``'s, tested on their own): a lost answer, a leader change after forwarding, a
+``REQUEST_DENIED`` retried, and a timeout with the change shown but no barrier committed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from pysyncobj import FAIL_REASON
+
+from p2porch.errors import ProposalTimeout, RaftError
+from p2porch.raft.membership_changes import VoterChanges
+from p2porch.raft.status import RaftStatus
+
+A, B, C, J = "10.0.0.1:7947", "10.0.0.2:7947", "10.0.0.3:7947", "10.0.0.9:7947"
+
+
+@dataclass
+class ScriptedRaft:
+    """The store as ``VoterChanges`` sees it: a status, proposals answered from a script, barriers."""
+
+    voters: set[str] = field(default_factory=lambda: {A, B, C})
+    leader: str | None = A
+    term: int = 3
+    answers: list[Callable[[ScriptedRaft], Any]] = field(default_factory=list)  # one per proposal
+    barrier_commits: bool = True
+    proposals: list[tuple[str, str]] = field(default_factory=list)
+    barriers: int = 0
+
+    def status(self) -> RaftStatus:
+        return RaftStatus(
+            self_addr=A,
+            role="leader" if self.leader == A else "follower",
+            is_leader=self.leader == A,
+            leader=self.leader,
+            term=self.term,
+            commit_index=10,
+            last_applied=10,
+            voters=tuple(sorted(self.voters)),
+            connected_voters=(),
+            replicas_connected=0,
+            has_quorum=True,
+            ready=True,
+            state_version=1,
+            raft_thread_alive=True,
+        )
+
+    async def call_raft(self, start: Callable[[Callable[[Any, int], None]], None], timeout_s: float) -> int:
+        answers: list[int] = []
+        start(lambda res, err: answers.append(err))
+        answer = self.answers.pop(0)(self)
+        if answer is None:  # lost: no answer within the timeout
+            await trio.sleep(timeout_s)
+            raise ProposalTimeout("no answer from the Raft leader in time")
+        return int(answer)
+
+    async def barrier(self, timeout_s: float) -> object:
+        self.barriers += 1
+        if not self.barrier_commits:
+            await trio.sleep(timeout_s)
+            raise ProposalTimeout("no answer from the Raft leader in time")
+        return None
+
+    def method(self, kind: str) -> Callable[..., None]:
+        def propose(addr: str, callback: Callable[[Any, int], None]) -> None:
+            self.proposals.append((kind, addr))
+
+        return propose
+
+    def changes(self) -> VoterChanges:
+        add, remove = self.method("add"), self.method("remove")
+        return VoterChanges(self.status, self.call_raft, self.barrier, add, remove)
+
+
+def appended_then(answer: int | None) -> Callable[[ScriptedRaft], int | None]:
+    """The leader appends the add of J (the configuration shows it at once), then ``answer``."""
+
+    def run(raft: ScriptedRaft) -> int | None:
+        raft.voters.add(J)
+        return answer
+
+    return run
+
+
+def answer(value: int | None) -> Callable[[ScriptedRaft], int | None]:
+    return lambda raft: value
+
+
+async def test_a_lost_answer_is_done_once_a_barrier_commits_under_the_same_leader(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    raft = ScriptedRaft(answers=[appended_then(None)])
+    changes = raft.changes()
+    await changes.change("add", J, timeout_s=5.0)
+    assert raft.proposals == [("add", J)]  # not proposed a second time: the configuration showed it
+    assert raft.barriers == 1
+    assert changes.unsettled is None
+
+
+async def test_a_leader_change_after_forwarding_leaves_it_unsettled_then_proposes_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def moved(raft: ScriptedRaft) -> int:  # the forward's leader went; the new one never got the change
+        raft.leader, raft.term = B, 4
+        return FAIL_REASON.LEADER_CHANGED
+
+    raft = ScriptedRaft(answers=[moved, answer(FAIL_REASON.SUCCESS)])
+    changes = raft.changes()
+    await changes.change("add", J, timeout_s=5.0)
+    assert raft.proposals == [("add", J), ("add", J)]
+    assert changes.unsettled is None
+
+
+async def test_a_leader_change_whose_change_shows_is_confirmed_by_a_barrier_not_reproposed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def appended_and_moved(raft: ScriptedRaft) -> int:
+        raft.voters.add(J)
+        raft.leader, raft.term = B, 4
+        return FAIL_REASON.LEADER_CHANGED
+
+    raft = ScriptedRaft(answers=[appended_and_moved])
+    changes = raft.changes()
+    await changes.change("add", J, timeout_s=5.0)
+    assert raft.proposals == [("add", J)]
+    assert raft.barriers == 1
+
+
+async def test_request_denied_is_retried_until_the_leader_takes_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    denied = answer(FAIL_REASON.REQUEST_DENIED)  # another change in flight, or the new leader's no-op
+    raft = ScriptedRaft(answers=[denied, denied, answer(FAIL_REASON.SUCCESS)])
+    changes = raft.changes()
+    await changes.change("add", J, timeout_s=5.0)
+    assert raft.proposals == [("add", J)] * 3
+    assert raft.barriers == 0
+    assert changes.unsettled is None
+
+
+async def test_request_denied_until_the_timeout_leaves_nothing_unsettled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    raft = ScriptedRaft(answers=[answer(FAIL_REASON.REQUEST_DENIED)] * 100)
+    changes = raft.changes()
+    with pytest.raises(ProposalTimeout, match="REQUEST_DENIED"):
+        await changes.change("add", J, timeout_s=1.0)
+    assert changes.unsettled is None  # known not in the log: another change may start
+    raft.answers = [answer(FAIL_REASON.SUCCESS)]
+    await changes.change("remove", C, timeout_s=1.0)
+    assert raft.proposals[-1] == ("remove", C)
+
+
+async def test_a_change_shown_without_a_committed_barrier_times_out_and_blocks_another(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    raft = ScriptedRaft(answers=[appended_then(None)], barrier_commits=False)
+    changes = raft.changes()
+    with pytest.raises(ProposalTimeout, match="shown in the configuration, commit unknown"):
+        await changes.change("add", J, timeout_s=3.0)
+    assert raft.proposals == [("add", J)]  # shown: never proposed again
+    assert raft.barriers >= 1
+    assert changes.unsettled == ("add", J)
+    with pytest.raises(RaftError, match="may still be uncommitted"):
+        await changes.change("remove", C, timeout_s=1.0)
+    assert raft.proposals == [("add", J)]  # the remove was never proposed
+    raft.barrier_commits = True  # the quorum is back: the retried add is confirmed, then the remove runs
+    await changes.change("add", J, timeout_s=3.0)
+    assert changes.unsettled is None
+    raft.answers = [answer(FAIL_REASON.SUCCESS)]
+    await changes.change("remove", C, timeout_s=1.0)
+    assert raft.proposals == [("add", J), ("remove", C)]
