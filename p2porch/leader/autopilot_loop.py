@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection
 from functools import partial
+from typing import Any
 
 import trio
 
@@ -53,23 +54,32 @@ async def _run_autopilot(ctx: MemberContext, section: RaftConfig) -> None:
     wait_s = AUTOPILOT_CHECK_S
     answers = VoterAnswers(VOTER_ANSWER_TTL_S)
     admitted = AdmittedVoters()
+    looked_at = float("-inf")  # when the last look ended (trio's clock)
     async with ctx.state_changes() as changes:
+        woke: list[Any] = []  # the change that woke the loop: noted with the rest, never dropped
+
+        async def next_change() -> None:
+            woke.append(await changes.receive())
+
         while True:
             if await until_leading(ctx.store, changes):  # a follower does not wake for it
                 wait_s = 0.0  # a new leader looks at once
             # a committed change (a joiner marked ready) or a gossip change (a voter died) is looked at
-            # within AUTOPILOT_MIN_GAP_S, not at the next check: a joining voter is added about as soon
-            # as it runs; when nothing is under way the next check is AUTOPILOT_QUIET_CHECK_S away
+            # at once, not at the next check: a joining voter is added about as soon as it runs; when
+            # nothing is under way the next check is AUTOPILOT_QUIET_CHECK_S away
             gossip = ctx.board.reachability_changed  # taken before the step reads gossip
             with trio.move_on_after(wait_s):
-                await wait_any(changes.receive, gossip.wait)
-            # also after an add or a remove: the store's status (at most ``status_refresh_s``, 50 ms, old)
-            # must show the change, or the next look repeats it (without the gap one run re-added a voter 10
-            # times in 2 ms, each "done in 0.000 s")
-            await trio.sleep(AUTOPILOT_MIN_GAP_S)
-            changed = [c.record for c in drained(changes) if c.kind == "node" and c.op == "put"]
+                await wait_any(next_change, gossip.wait)
+            # at least AUTOPILOT_MIN_GAP_S after the last look ended, and so after an add or a remove: the
+            # store's status (at most ``status_refresh_s``, 50 ms, old) must show the change, or the next
+            # look repeats it (without the gap one run re-added a voter 10 times in 2 ms, each "done in
+            # 0.000 s"); a loop that waited longer than that looks at once (issue 19: a ready voter)
+            await trio.sleep(max(0.0, looked_at + AUTOPILOT_MIN_GAP_S - trio.current_time()))
+            changed = [c.record for c in [*woke, *drained(changes)] if c.kind == "node" and c.op == "put"]
+            woke.clear()
             admitted.note(changed, ctx.store.status().term)  # every record, even one between two looks
             wait_s = await _autopilot_step(ctx, section, self_addr, answers, admitted)
+            looked_at = trio.current_time()
 
 
 async def _autopilot_step(
