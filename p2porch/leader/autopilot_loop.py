@@ -1,7 +1,8 @@
 """The autopilot loop: while this node leads Raft, keep the configured number of healthy voters (shell).
 
 The decision is :func:`~p2porch.leader.autopilot.next_voter_change` (pure); this loop gathers its inputs
-(Raft status, gossip, which promoted nodes already run as voters) and carries out one step at a time.
+(Raft status, gossip, which promoted nodes already run as voters) and carries out one step at a time: one
+change, or the adds of every voter that runs and waits, each once the one before it committed.
 """
 
 from __future__ import annotations
