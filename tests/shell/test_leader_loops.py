@@ -216,6 +216,21 @@ async def test_autopilot_loop_adds_waiting_voters_back_to_back(autojump_clock: A
     assert store.change_times[1] - store.change_times[0] < AUTOPILOT_CHECK_S
 
 
+def unanswered_leader(n2_in_gossip: str) -> tuple[TrioClock, RecordingStore, MemberContext, list[str]]:
+    """n1 leading alone, n2 in its gossip as ``n2_in_gossip``; the hosts asked over the join port are
+    listed, and none answers."""
+    clock = TrioClock(EPOCH)
+    store = RecordingStore(MemoryRaft(("10.0.0.1:7947",), leader="10.0.0.1:7947"), "10.0.0.1:7947")
+    ctx = context(store, FakeGossip({"n1": "alive", "n2": n2_in_gossip}), clock)
+    asked: list[str] = []
+
+    async def ask_member(host: str) -> dict[str, Any] | None:
+        asked.append(host)
+        return None
+
+    return clock, store, replace(ctx, ask_member=ask_member), asked
+
+
 async def test_autopilot_loop_adds_every_waiting_voter_in_one_step(autojump_clock: Any) -> None:
     """Three joined voters run as voters and wait to be added: each add follows the previous one's
     commit in the same step, with no loop turn between them (issue 19: the leader's loop took 0.14-0.36 s
@@ -264,16 +279,7 @@ async def test_autopilot_loop_notes_the_admission_that_woke_it(autojump_clock: A
     minimum gap after the last look): the record that woke the loop is noted with the rest, so the voter
     is seen admitted and added without the join-port question. Fails when the waking change is dropped
     (the voter is then asked, never answers, and is never added)."""
-    clock = TrioClock(EPOCH)
-    store = RecordingStore(MemoryRaft(("10.0.0.1:7947",), leader="10.0.0.1:7947"), "10.0.0.1:7947")
-    ctx = context(store, FakeGossip({"n1": "alive", "n2": "alive"}), clock)
-    asked: list[str] = []
-
-    async def ask_member(host: str) -> dict[str, Any] | None:
-        asked.append(host)
-        return None
-
-    ctx = replace(ctx, ask_member=ask_member)
+    clock, store, ctx, asked = unanswered_leader("alive")
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_autopilot, ctx, RaftConfig())
         await cluster(store, [node("n1")], clock)
@@ -321,16 +327,7 @@ async def admitted_voter_unanswering(
     """The autopilot's voter changes and the hosts it asked while n2, admitted as a voter (``joining``),
     is marked ready ``ready_after_s`` later, as the leader loop does when gossip sees it; n2 never
     answers the join-port question; ``n2_in_gossip``: its state in the leader's gossip."""
-    clock = TrioClock(EPOCH)
-    store = RecordingStore(MemoryRaft(("10.0.0.1:7947",), leader="10.0.0.1:7947"), "10.0.0.1:7947")
-    ctx = context(store, FakeGossip({"n1": "alive", "n2": n2_in_gossip}), clock)
-    asked: list[str] = []
-
-    async def ask_member(host: str) -> dict[str, Any] | None:
-        asked.append(host)
-        return None
-
-    ctx = replace(ctx, ask_member=ask_member)
+    clock, store, ctx, asked = unanswered_leader(n2_in_gossip)
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_autopilot, ctx, RaftConfig())
         await cluster(store, [node("n1"), replace(node("n2"), status="joining")], clock)
