@@ -1,7 +1,8 @@
 """The autopilot loop: while this node leads Raft, keep the configured number of healthy voters (shell).
 
 The decision is :func:`~p2porch.leader.autopilot.next_voter_change` (pure); this loop gathers its inputs
-(Raft status, gossip, which promoted nodes already run as voters) and carries out one step at a time.
+(Raft status, gossip, which promoted nodes already run as voters) and carries out one step at a time: one
+change, or the adds of every voter that runs and waits, each once the one before it committed.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection
 from functools import partial
+from typing import Any
 
 import trio
 
@@ -53,23 +55,32 @@ async def _run_autopilot(ctx: MemberContext, section: RaftConfig) -> None:
     wait_s = AUTOPILOT_CHECK_S
     answers = VoterAnswers(VOTER_ANSWER_TTL_S)
     admitted = AdmittedVoters()
+    looked_at = float("-inf")  # when the last look ended (trio's clock)
     async with ctx.state_changes() as changes:
+        woke: list[Any] = []  # the change that woke the loop: noted with the rest, never dropped
+
+        async def next_change() -> None:
+            woke.append(await changes.receive())
+
         while True:
             if await until_leading(ctx.store, changes):  # a follower does not wake for it
                 wait_s = 0.0  # a new leader looks at once
             # a committed change (a joiner marked ready) or a gossip change (a voter died) is looked at
-            # within AUTOPILOT_MIN_GAP_S, not at the next check: a joining voter is added about as soon
-            # as it runs; when nothing is under way the next check is AUTOPILOT_QUIET_CHECK_S away
+            # at once, not at the next check: a joining voter is added about as soon as it runs; when
+            # nothing is under way the next check is AUTOPILOT_QUIET_CHECK_S away
             gossip = ctx.board.reachability_changed  # taken before the step reads gossip
             with trio.move_on_after(wait_s):
-                await wait_any(changes.receive, gossip.wait)
-            # also after an add or a remove: the store's status (at most ``status_refresh_s``, 50 ms, old)
-            # must show the change, or the next look repeats it (without the gap one run re-added a voter 10
-            # times in 2 ms, each "done in 0.000 s")
-            await trio.sleep(AUTOPILOT_MIN_GAP_S)
-            changed = [c.record for c in drained(changes) if c.kind == "node" and c.op == "put"]
+                await wait_any(next_change, gossip.wait)
+            # at least AUTOPILOT_MIN_GAP_S after the last look ended, and so after an add or a remove: the
+            # store's status (at most ``status_refresh_s``, 50 ms, old) must show the change, or the next
+            # look repeats it (without the gap one run re-added a voter 10 times in 2 ms, each "done in
+            # 0.000 s"); a loop that waited longer than that looks at once (issue 19: a ready voter)
+            await trio.sleep(max(0.0, looked_at + AUTOPILOT_MIN_GAP_S - trio.current_time()))
+            changed = [c.record for c in [*woke, *drained(changes)] if c.kind == "node" and c.op == "put"]
+            woke.clear()
             admitted.note(changed, ctx.store.status().term)  # every record, even one between two looks
             wait_s = await _autopilot_step(ctx, section, self_addr, answers, admitted)
+            looked_at = trio.current_time()
 
 
 async def _autopilot_step(
@@ -88,21 +99,35 @@ async def _autopilot_step(
     admitted.observe(state.nodes.values(), status.voters, status.term)
     live = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT]
     alive = {node_id for node_id, seen in ctx.board.gossip_states().items() if seen == "alive"}
-    change = next_voter_change(
-        state.nodes.values(),
-        status.voters,
-        alive,
-        await voters_running(ctx, state, status.voters, answers, partial(admitted.running, alive=alive)),
-        ctx.clock.now(),
-        target=voters_target(section, len(live)),
-        grace_s=section.replace_dead_voter_s,
-        self_addr=self_addr,
-    )
-    if change is not None:
-        await apply_voter_change(ctx, state, change)
-        # a configuration change commits no state change, so nothing would wake the loop for the next
-        # step (the next voter waiting to be added, issue 19's joins staircase): look again at once
-        return 0.0 if change.kind in ("add", "remove") else AUTOPILOT_CHECK_S
+    running = await voters_running(ctx, state, status.voters, answers, partial(admitted.running, alive=alive))
+    added: set[str] = set()  # committed by this step (the store's status may not show them yet)
+    while True:
+        change = next_voter_change(
+            state.nodes.values(),
+            set(status.voters) | added,
+            alive,
+            running,
+            ctx.clock.now(),
+            target=voters_target(section, len(live)),
+            grace_s=section.replace_dead_voter_s,
+            self_addr=self_addr,
+        )
+        if change is None:
+            break
+        done = await apply_voter_change(ctx, state, change)
+        if change.kind != "add" or not done:
+            # a configuration change commits no state change, so nothing would wake the loop for the
+            # next step: look again at once (a promotion's or demotion's commit wakes it anyway)
+            return 0.0 if change.kind in ("add", "remove") else AUTOPILOT_CHECK_S
+        # the next voter that runs and waits is added as soon as this add committed, in this step: no
+        # loop turn, no 50 ms gap and no fresh status between them (issue 19's staircase: the leader's
+        # loop took 0.14-0.36 s from one add's commit to the next add in an 8-way formation); the same
+        # look's records, gossip and answers decide it, as they decided the first
+        added.add(change.addr)
+        state = store.snapshot()
+        alive = {node_id for node_id, seen in ctx.board.gossip_states().items() if seen == "alive"}
+    if added:
+        return 0.0
     grace_s = section.replace_dead_voter_s
     return next_check_s(
         live,
@@ -148,8 +173,9 @@ async def voters_running(
     return known
 
 
-async def apply_voter_change(ctx: MemberContext, state: ClusterState, change: VoterChange) -> None:
-    """Carry out one autopilot step; a failure is logged and the next check decides again."""
+async def apply_voter_change(ctx: MemberContext, state: ClusterState, change: VoterChange) -> bool:
+    """Carry out one autopilot step; True once done. A failure is logged (False) and the next check
+    decides again."""
     log.warning("autopilot: %s %s (%s)", change.kind, change.addr, change.reason)
     started = ctx.clock.monotonic()
     try:
@@ -168,5 +194,6 @@ async def apply_voter_change(ctx: MemberContext, state: ClusterState, change: Vo
     except (RaftError, ConflictError, ProposalTimeout) as exc:
         log.warning("autopilot: %s %s failed: %s", change.kind, change.addr, exc.message)
         await trio.sleep(1.0)
-        return
+        return False
     log.info("autopilot: %s %s done in %.3f s", change.kind, change.addr, ctx.clock.monotonic() - started)
+    return True

@@ -26,6 +26,7 @@ from p2porch.context import LocalBoard, LocalNode, MemberContext
 from p2porch.leader.autopilot_loop import AUTOPILOT_CHECK_S, serve_autopilot
 from p2porch.leader.loop import LEADER_DEBOUNCE_S, LEADER_IDLE_CHECK_S, serve_scheduler
 from p2porch.leader.pacing import PacingLimits
+from p2porch.membership.token import new_token
 from p2porch.model import Node, ServiceSpec, TaskState
 from p2porch.raft import commands as C
 from p2porch.raft.state import ClusterState
@@ -215,6 +216,85 @@ async def test_autopilot_loop_adds_waiting_voters_back_to_back(autojump_clock: A
     assert store.change_times[1] - store.change_times[0] < AUTOPILOT_CHECK_S
 
 
+def unanswered_leader(n2_in_gossip: str) -> tuple[TrioClock, RecordingStore, MemberContext, list[str]]:
+    """n1 leading alone, n2 in its gossip as ``n2_in_gossip``; the hosts asked over the join port are
+    listed, and none answers."""
+    clock = TrioClock(EPOCH)
+    store = RecordingStore(MemoryRaft(("10.0.0.1:7947",), leader="10.0.0.1:7947"), "10.0.0.1:7947")
+    ctx = context(store, FakeGossip({"n1": "alive", "n2": n2_in_gossip}), clock)
+    asked: list[str] = []
+
+    async def ask_member(host: str) -> dict[str, Any] | None:
+        asked.append(host)
+        return None
+
+    return clock, store, replace(ctx, ask_member=ask_member), asked
+
+
+async def test_autopilot_loop_adds_every_waiting_voter_in_one_step(autojump_clock: Any) -> None:
+    """Three joined voters run as voters and wait to be added: each add follows the previous one's
+    commit in the same step, with no loop turn between them (issue 19: the leader's loop took 0.14-0.36 s
+    from one add's commit to the next in an 8-way formation). Fails when each add is a look of its own
+    (the loop's 50 ms gap between them)."""
+    clock = TrioClock(EPOCH)
+    group = MemoryRaft(("10.0.0.1:7947",), leader="10.0.0.1:7947")
+    store = TimedStore(group, "10.0.0.1:7947")
+    await cluster(store, [node("n1"), node("n2"), node("n3"), node("n4")], clock)
+    running = {"running_role": "voter", "running_generation": 0}
+    gossip = FakeGossip({"n1": "alive", "n2": "alive", "n3": "alive", "n4": "alive"})
+    ctx = context(store, gossip, clock, **{f"10.0.0.{i}": running for i in (2, 3, 4)})
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_autopilot, ctx, replace(RaftConfig(), voters=5))
+        while len(store.voter_changes) < 3:
+            await trio.sleep(0.01)
+        await trio.sleep(AUTOPILOT_CHECK_S * 4)  # and nothing more: the configuration is complete
+        nursery.cancel_scope.cancel()
+    assert store.voter_changes == [("add", f"10.0.0.{i}:7947") for i in (2, 3, 4)]
+    assert store.change_times[0] == store.change_times[1] == store.change_times[2]
+
+
+async def test_autopilot_loop_adds_a_voter_as_its_ready_mark_commits(autojump_clock: Any) -> None:
+    """A loop that has not looked for a while looks at once when the ready mark of a voter it saw
+    admitted commits: the add begins at the mark's commit (the minimum gap counts from the last look,
+    not from the wake). Fails with a flat 50 ms sleep after every wake."""
+    clock = TrioClock(EPOCH)
+    store = TimedStore(MemoryRaft(("10.0.0.1:7947",), leader="10.0.0.1:7947"), "10.0.0.1:7947")
+    ctx = context(store, FakeGossip({"n1": "alive", "n2": "alive"}), clock)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_autopilot, ctx, RaftConfig())
+        await cluster(store, [node("n1"), replace(node("n2"), status="joining")], clock)
+        await trio.sleep(AUTOPILOT_CHECK_S * 2.5)  # between two of the loop's checks
+        marked_at = trio.current_time()
+        await store.write(C.UpdateNode(at=clock.now(), node_id="n2", status="ready").encode())
+        while not store.voter_changes:
+            await trio.sleep(0.001)
+        nursery.cancel_scope.cancel()
+    assert store.voter_changes == [("add", "10.0.0.2:7947")]
+    assert store.change_times == [marked_at]
+
+
+async def test_autopilot_loop_notes_the_admission_that_woke_it(autojump_clock: Any) -> None:
+    """The admission of a voter wakes the loop and its ready mark commits before the look (within the
+    minimum gap after the last look): the record that woke the loop is noted with the rest, so the voter
+    is seen admitted and added without the join-port question. Fails when the waking change is dropped
+    (the voter is then asked, never answers, and is never added)."""
+    clock, store, ctx, asked = unanswered_leader("alive")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_autopilot, ctx, RaftConfig())
+        await cluster(store, [node("n1")], clock)
+        await trio.sleep(1.0)
+        token = C.SetJoinToken(at=clock.now(), join_token=str(new_token("c0ffee")))
+        await store.write(token.encode())  # wakes the loop: a look ends now
+        await trio.sleep(0.01)
+        await store.write(C.AddNode(at=clock.now(), node=replace(node("n2"), status="joining")).encode())
+        await trio.sleep(0.01)
+        await store.write(C.UpdateNode(at=clock.now(), node_id="n2", status="ready").encode())
+        await trio.sleep(3.0)
+        nursery.cancel_scope.cancel()
+    assert (store.voter_changes, asked) == ([("add", "10.0.0.2:7947")], [])
+
+
 async def test_autopilot_loop_asks_each_waiting_voter_once_for_back_to_back_adds(autojump_clock: Any) -> None:
     """Three joined voters wait to be added: each is asked once whether it runs as a voter, not again at
     every step (busy joiners answered slowly, each step of an 8-way formation's staircase)."""
@@ -247,16 +327,7 @@ async def admitted_voter_unanswering(
     """The autopilot's voter changes and the hosts it asked while n2, admitted as a voter (``joining``),
     is marked ready ``ready_after_s`` later, as the leader loop does when gossip sees it; n2 never
     answers the join-port question; ``n2_in_gossip``: its state in the leader's gossip."""
-    clock = TrioClock(EPOCH)
-    store = RecordingStore(MemoryRaft(("10.0.0.1:7947",), leader="10.0.0.1:7947"), "10.0.0.1:7947")
-    ctx = context(store, FakeGossip({"n1": "alive", "n2": n2_in_gossip}), clock)
-    asked: list[str] = []
-
-    async def ask_member(host: str) -> dict[str, Any] | None:
-        asked.append(host)
-        return None
-
-    ctx = replace(ctx, ask_member=ask_member)
+    clock, store, ctx, asked = unanswered_leader(n2_in_gossip)
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_autopilot, ctx, RaftConfig())
         await cluster(store, [node("n1"), replace(node("n2"), status="joining")], clock)
