@@ -117,9 +117,10 @@ def _progress_cell(progress: dict[str, Any] | None) -> str:
 
 def status_cell(n: dict[str, Any]) -> str:
     """The STATUS cell: ``status_text`` (``ready (engine unreachable)`` while its agent cannot reach its
-    Docker engine), computed here from a daemon that does not send it."""
+    Docker engine, ``ready (restarting)`` while its daemon restarts), computed here from a daemon that
+    does not send it."""
     reachable = (n.get("engine") or {}).get("reachable") is not False
-    return str(n.get("status_text") or node_status_text(n["status"], reachable))
+    return str(n.get("status_text") or node_status_text(n["status"], reachable, bool(n.get("restart"))))
 
 
 def _engine_line(engine: dict[str, Any] | None) -> str:
