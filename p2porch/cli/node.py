@@ -133,6 +133,14 @@ def _engine_line(engine: dict[str, Any] | None) -> str:
     return f"unreachable since {since.isoformat(' ', 'seconds')}: {engine.get('error') or '?'}"
 
 
+def _restart_note(restart: dict[str, Any] | None) -> str:
+    """``node inspect``'s note on a node held while its daemon restarts: until when (UTC)."""
+    if not restart:
+        return ""
+    until = datetime.datetime.fromtimestamp(restart.get("until") or 0, datetime.UTC)
+    return f" (restarting: held until {until.isoformat(' ', 'seconds')})"
+
+
 def _node_row(n: dict[str, Any]) -> list[Any]:
     labels = ",".join(f"{k}={v}" for k, v in sorted(n["labels"].items()))
     return [
@@ -183,7 +191,7 @@ def describe_node(n: dict[str, Any]) -> str:
         f"  address:      {n['address']}",
         f"  raft:         {n['raft_role']}, index {_progress_cell(n.get('raft_progress'))}",
         f"  availability: {n['availability']}",
-        f"  status:       {n['status']}, gossip {n.get('gossip') or '?'}",
+        f"  status:       {n['status']}{_restart_note(n.get('restart'))}, gossip {n.get('gossip') or '?'}",
         f"  engine:       {_engine_line(n.get('engine'))}",
         f"  tls:          {n.get('tls_status') or '?'}",
         f"  resources:    {cpus:g} CPUs, {memory:.1f} GiB memory",

@@ -16,12 +16,15 @@ import time
 import urllib.request
 from collections import Counter
 
+import httpx
+import pytest
 from clusterkit import (
     FAST_STOP,
     IMAGE,
     all_tasks,
     cluster_fixture,
     containers,
+    dig_a,
     leader_node,
     node_row,
     running_tasks,
@@ -74,6 +77,12 @@ class Clients:
             thread.join(10)
 
 
+def answers(servers: list[SandboxNode]) -> set[str]:
+    """``tasks.held.p2p`` as every server answers it, when they all agree (else an empty set)."""
+    found = {frozenset(dig_a(s.address, "tasks.held.p2p")) for s in servers}
+    return set(found.pop()) if len(found) == 1 else set()
+
+
 def container_ids(nodes: list[SandboxNode], name: str) -> dict[str, set[str]]:
     return {n.name: {c["Id"] for c in containers(n, name) if c["State"]["Running"]} for n in nodes}
 
@@ -96,22 +105,33 @@ def start_again(sb: Sandbox, nodes: list[SandboxNode], node: SandboxNode) -> Non
 
 
 def statuses(via: SandboxNode, name: str) -> tuple[str, str]:
-    row = node_row(via, name)
+    """``name``'s status text and gossip state as ``via`` shows them (("?", "?") when it does not answer:
+    a leader election may be under way)."""
+    try:
+        row = node_row(via, name)
+    except (httpx.HTTPError, OSError):
+        return "?", "?"
     return row["status_text"], row["gossip"]
 
 
-def test_a_sigterm_restart_keeps_every_task_and_the_other_ports_serve(cluster):
+@pytest.mark.parametrize("whose", ["follower", "leader"])
+def test_a_sigterm_restart_keeps_every_task_and_the_other_ports_serve(cluster, whose):
     """SIGTERM, back after ~10 s: the same task ids and container ids, 0 failed requests on the other
-    nodes' published ports; ``ready (restarting)`` meanwhile (even once gossip declared it dead)."""
+    nodes' published ports; ``ready (restarting)`` meanwhile (even once gossip declared it dead). The
+    leader's daemon too: the next leader records its hold."""
     sb, nodes = cluster
     leader = leader_node(nodes)
-    victim = next(n for n in reversed(nodes) if n is not leader)
+    victim = leader if whose == "leader" else next(n for n in reversed(nodes) if n is not leader)
     others = [n for n in nodes if n is not victim]
+    leader = others[0] if victim is leader else leader  # the one asked (a new leader is elected meanwhile)
     with service(sb, nodes, "held", "--replicas", "3", "--publish", "8090:80", *FAST_STOP, *SERVE):
         before = running_tasks(nodes[0], "held", 3)
         assert sorted(t["node"] for t in before) == ["n1", "n2", "n3"]
         ids = container_ids(nodes, "held")
         assert all(len(found) == 1 for found in ids.values()), ids
+        all_addrs = {t["address"] for t in before}
+        live_addrs = {t["address"] for t in before if t["node"] != victim.name}
+        wait_for(lambda: answers(others) == all_addrs, 10, "every task in the DNS answers")
         seen: Counter[tuple[str, str]] = Counter()
         try:
             with Clients(others, 8090) as clients, Clients([victim], 8090) as own:
@@ -122,6 +142,9 @@ def test_a_sigterm_restart_keeps_every_task_and_the_other_ports_serve(cluster):
                     lambda: statuses(leader, victim.name)[0] == "ready (restarting)", 10, "restarting"
                 )
                 restarting_s = time.monotonic() - started
+                # its task leaves the DNS answers while held (unreachable from the others once gossip calls
+                # its daemon dead), as the VIP and ingress rules leave it out
+                wait_for(lambda: answers(others) == live_addrs, 10, "its task out of the DNS answers")
                 dead_s = None
                 while time.monotonic() - gone < 10:  # away ~10 s: gossip declares it dead meanwhile
                     status = statuses(leader, victim.name)
@@ -134,13 +157,15 @@ def test_a_sigterm_restart_keeps_every_task_and_the_other_ports_serve(cluster):
                 back_at = time.monotonic()
                 wait_for(lambda: statuses(leader, victim.name) == ("ready", "alive"), 60, "back and released")
                 released_s = time.monotonic() - back_at
+                wait_for(lambda: answers(others) == all_addrs, 10, "its task back in the DNS answers")
                 time.sleep(2)
         finally:
             if read_pid(victim.p2porch_pidfile) is None:
                 start_again(sb, nodes, victim)
         after = running_tasks(nodes[0], "held", 3)
         print(
-            f"SIGTERM of {victim.name}'s daemon: ready (restarting) {restarting_s:.1f} s after the signal; "
+            f"SIGTERM of {victim.name}'s daemon ({whose}): ready (restarting) {restarting_s:.1f} s after the "
+            "signal; "
             f"stopped in {gone - started:.1f} s; dead in gossip {dead_s} s after; away {away_s:.1f} s; "
             f"released {released_s:.1f} s after its start; statuses seen {dict(seen)}; "
             f"requests ok {dict(clients.ok)} failed {dict(clients.failed)} {clients.errors[:5]}; on its "
@@ -190,3 +215,43 @@ def test_a_killed_daemon_announces_nothing_and_its_task_moves(cluster):
         wait_for(
             lambda: not container_ids([victim], "moved")[victim.name], 60, "superseded container stopped"
         )
+
+
+def test_a_restart_not_back_within_the_grace_is_down_and_its_task_moves(cluster, monkeypatch):
+    """The daemon runs with ``restart_grace_s = 8``; SIGTERM and away ~16 s: ``ready (restarting)``, then
+    down once the hold ran out, its task replaced; back, its superseded container stops."""
+    sb, nodes = cluster
+    leader = leader_node(nodes)
+    victim = next(n for n in reversed(nodes) if n is not leader)
+    with service(sb, nodes, "late", "--replicas", "3", "--publish", "8092:80", *FAST_STOP, *SERVE):
+        before = running_tasks(nodes[0], "late", 3)
+        old = next(t for t in before if t["node"] == victim.name)
+        seen: Counter[str] = Counter()
+        monkeypatch.setenv("P2PORCH_SCHEDULER_RESTART_GRACE_S", "8")
+        try:
+            stop_daemon(victim, signal.SIGTERM)
+            start_again(sb, nodes, victim)  # now with the short grace
+            wait_for(lambda: statuses(leader, victim.name) == ("ready", "alive"), 60, "back with 8 s")
+            gone = stop_daemon(victim, signal.SIGTERM)
+            down_s = replaced_s = None
+            while time.monotonic() - gone < 16:
+                status = statuses(leader, victim.name)[0]
+                seen[status] += 1
+                if status == "down" and down_s is None:
+                    down_s = time.monotonic() - gone
+                current = {t["id"] for t in tasks(leader, "late") if t["state"] == "running"}
+                if replaced_s is None and old["id"] not in current and len(current) == 3:
+                    replaced_s = time.monotonic() - gone
+                time.sleep(0.3)
+        finally:
+            monkeypatch.delenv("P2PORCH_SCHEDULER_RESTART_GRACE_S")
+            start_again(sb, nodes, victim)
+        wait_for(lambda: statuses(leader, victim.name) == ("ready", "alive"), 60, "back")
+        print(
+            f"SIGTERM of {victim.name}'s daemon, grace 8 s, away 16 s: down {down_s} s after the stop, its "
+            f"task replaced (running) {replaced_s} s after; statuses seen {dict(seen)}"
+        )
+        assert seen["ready (restarting)"] > 0, seen
+        assert down_s is not None and 7 <= down_s <= 12, seen
+        assert replaced_s is not None and replaced_s >= down_s, (replaced_s, down_s)
+        wait_for(lambda: not container_ids([victim], "late")[victim.name], 60, "superseded container stopped")
