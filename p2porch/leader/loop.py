@@ -301,11 +301,11 @@ async def sync_node_statuses(
     parallel, a partition healing) cost every node one entry to replicate, apply and rebuild its views
     for, not one per node (issue 19, joins). A refused mark (the record moved) is logged; another
     refusal (no longer the leader) ends the round."""
-    gossip = ctx.board.gossip_states()
+    members = ctx.board.gossip.members() if ctx.board.gossip is not None else {}  # one O(nodes) read
+    gossip = {node_id: member.state for node_id, member in members.items()}  # board.gossip_states()
     now = ctx.clock.now()
     hold = HoldPlan()
     if holds is not None:
-        members = ctx.board.gossip.members() if ctx.board.gossip is not None else {}
         hold = holds.plan(state, sightings(members), now)
         holds.wake_at = hold.wake_at
     updates: dict[str, dict[str, Any]] = {

@@ -181,6 +181,30 @@ def test_a_sigterm_restart_keeps_every_task_and_the_other_ports_serve(cluster, w
         assert all(clients.ok[n.name] > 50 for n in others), clients.ok
 
 
+def watch_away(
+    via: SandboxNode,
+    victim: SandboxNode,
+    name: str,
+    old_id: str,
+    gone: float,
+    for_s: float,
+    seen: Counter[str],
+) -> tuple[float | None, float | None]:
+    """Sample ``victim``'s status (counted in ``seen``) for ``for_s`` after ``gone``: how long after it the
+    node was first ``down``, and its task ``old_id`` replaced by a running one (None: not seen)."""
+    down_s = replaced_s = None
+    while time.monotonic() - gone < for_s:
+        status = statuses(via, victim.name)[0]
+        seen[status] += 1
+        if status == "down" and down_s is None:
+            down_s = time.monotonic() - gone
+        current = {t["id"] for t in tasks(via, name) if t["state"] == "running"}
+        if replaced_s is None and old_id not in current and len(current) == 3:
+            replaced_s = time.monotonic() - gone
+        time.sleep(0.3)
+    return down_s, replaced_s
+
+
 def test_a_killed_daemon_announces_nothing_and_its_task_moves(cluster):
     """kill -9 of the daemon alone, away ~15 s: no ``restarting``, the node goes down and its task is
     replaced on the others (as before); back, it is ready and its superseded container stops."""
@@ -193,16 +217,7 @@ def test_a_killed_daemon_announces_nothing_and_its_task_moves(cluster):
         seen: Counter[str] = Counter()
         try:
             gone = stop_daemon(victim, signal.SIGKILL)
-            down_s = replaced_s = None
-            while time.monotonic() - gone < 15:
-                status = statuses(leader, victim.name)[0]
-                seen[status] += 1
-                if status == "down" and down_s is None:
-                    down_s = time.monotonic() - gone
-                current = {t["id"] for t in tasks(leader, "moved") if t["state"] == "running"}
-                if replaced_s is None and old["id"] not in current and len(current) == 3:
-                    replaced_s = time.monotonic() - gone
-                time.sleep(0.3)
+            down_s, replaced_s = watch_away(leader, victim, "moved", old["id"], gone, 15, seen)
         finally:
             start_again(sb, nodes, victim)
         wait_for(lambda: statuses(leader, victim.name) == ("ready", "alive"), 60, "back")
@@ -233,16 +248,7 @@ def test_a_restart_not_back_within_the_grace_is_down_and_its_task_moves(cluster,
             start_again(sb, nodes, victim)  # now with the short grace
             wait_for(lambda: statuses(leader, victim.name) == ("ready", "alive"), 60, "back with 8 s")
             gone = stop_daemon(victim, signal.SIGTERM)
-            down_s = replaced_s = None
-            while time.monotonic() - gone < 16:
-                status = statuses(leader, victim.name)[0]
-                seen[status] += 1
-                if status == "down" and down_s is None:
-                    down_s = time.monotonic() - gone
-                current = {t["id"] for t in tasks(leader, "late") if t["state"] == "running"}
-                if replaced_s is None and old["id"] not in current and len(current) == 3:
-                    replaced_s = time.monotonic() - gone
-                time.sleep(0.3)
+            down_s, replaced_s = watch_away(leader, victim, "late", old["id"], gone, 16, seen)
         finally:
             monkeypatch.delenv("P2PORCH_SCHEDULER_RESTART_GRACE_S")
             start_again(sb, nodes, victim)
