@@ -72,6 +72,17 @@ def _round_trip_ms(value: float) -> float:
     return value
 
 
+#: the longest ``scheduler.restart_grace_s``; a leader caps every hold a node announces at the same
+#: (leader/restart_hold.py)
+MAX_RESTART_GRACE_S = 600.0
+
+
+def _restart_grace(value: float) -> float:
+    if not math.isfinite(value) or not 0 <= value <= MAX_RESTART_GRACE_S:
+        raise ValueError(f"must be between 0 (announce no restart) and {MAX_RESTART_GRACE_S:.0f} seconds")
+    return value
+
+
 def _ipv4_or_empty(value: str) -> str:
     if value:
         ipaddress.IPv4Address(value)
@@ -240,6 +251,9 @@ class SchedulerConfig:
     site_grace_s: float = _opt(10.0, _non_negative)  # a down node's region may follow this long (a site cut)
     engine_down_grace_s: float = _opt(10.0, _non_negative)  # engine unreachable this long: tasks move
     rebalance_max_moves: int = _opt(2, _positive, kind=int)  # rebalance moves in flight, cluster-wide
+    # a graceful stop (SIGTERM/SIGINT) announces a restart: the node stays ready with its tasks this long
+    # without its daemon (leader/restart_hold.py); 0: a stop is a crash, as before
+    restart_grace_s: float = _opt(30.0, _restart_grace)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ no protocol or placement logic of its own.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import resource
 import signal
@@ -45,7 +46,7 @@ from .leader.loop import serve_scheduler
 from .leader.reseal import serve_reseal
 from .member.agent import serve_agent
 from .member.dns import serve_cluster_dns
-from .member.gossip import serve_gossip_membership
+from .member.gossip import announce_restart, serve_gossip_membership
 from .member.netpolicy import serve_network_policy
 from .member.overlay import serve_overlay
 from .member.stats import serve_usage_sampler
@@ -226,6 +227,8 @@ class Daemon:
                     await self._stop.wait()
                 finally:
                     with trio.CancelScope(shield=True):
+                        if self._stop.is_set():  # an orderly stop (a signal): the node will be back
+                            await self._announce_restart()
                         await subsystems.stop_all()
                     nursery.cancel_scope.cancel()
         finally:
@@ -235,6 +238,17 @@ class Daemon:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    async def _announce_restart(self) -> None:
+        """Tell the cluster in gossip that this daemon stops to restart: the leader holds its node ready
+        with its tasks for ``[scheduler] restart_grace_s`` (leader/restart_hold.py). A crash says nothing."""
+        grace_s = self.config.scheduler.restart_grace_s
+        gossip = self.cluster.board.gossip
+        if grace_s <= 0 or self.cluster.local is None or gossip is None:
+            return
+        until = math.ceil(self.clock.now() + grace_s)
+        log.info("announcing a restart in gossip: the node stays ready with its tasks for %.0f s", grace_s)
+        await announce_restart(gossip, until)
 
     async def _watch_signals(self, scope: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

@@ -128,9 +128,10 @@ def _progress_cell(progress: dict[str, Any] | None) -> str:
 
 def status_cell(n: dict[str, Any]) -> str:
     """The STATUS cell: ``status_text`` (``ready (engine unreachable)`` while its agent cannot reach its
-    Docker engine), computed here from a daemon that does not send it."""
+    Docker engine, ``ready (restarting)`` while its daemon restarts), computed here from a daemon that
+    does not send it."""
     reachable = (n.get("engine") or {}).get("reachable") is not False
-    return str(n.get("status_text") or node_status_text(n["status"], reachable))
+    return str(n.get("status_text") or node_status_text(n["status"], reachable, bool(n.get("restart"))))
 
 
 def _engine_line(engine: dict[str, Any] | None) -> str:
@@ -141,6 +142,14 @@ def _engine_line(engine: dict[str, Any] | None) -> str:
         return "reachable"
     since = datetime.datetime.fromtimestamp(engine.get("unreachable_since") or 0, datetime.UTC)
     return f"unreachable since {since.isoformat(' ', 'seconds')}: {engine.get('error') or '?'}"
+
+
+def _restart_note(restart: dict[str, Any] | None) -> str:
+    """``node inspect``'s note on a node held while its daemon restarts: until when (UTC)."""
+    if not restart:
+        return ""
+    until = datetime.datetime.fromtimestamp(restart.get("until") or 0, datetime.UTC)
+    return f" (restarting: held until {until.isoformat(' ', 'seconds')})"
 
 
 def _node_row(n: dict[str, Any]) -> list[Any]:
@@ -193,7 +202,7 @@ def describe_node(n: dict[str, Any]) -> str:
         f"  address:      {n['address']}",
         f"  raft:         {n['raft_role']}, index {_progress_cell(n.get('raft_progress'))}",
         f"  availability: {n['availability']}",
-        f"  status:       {n['status']}, gossip {n.get('gossip') or '?'}",
+        f"  status:       {n['status']}{_restart_note(n.get('restart'))}, gossip {n.get('gossip') or '?'}",
         f"  engine:       {_engine_line(n.get('engine'))}",
         f"  tls:          {n.get('tls_status') or '?'}",
         f"  resources:    {cpus:g} CPUs, {memory:.1f} GiB memory",

@@ -55,6 +55,12 @@ def engine_view(node: Node) -> dict[str, Any]:
     return {"reachable": False, "unreachable_since": node.engine_down_at, "error": node.engine_error}
 
 
+def restart_view(node: Node) -> dict[str, Any] | None:
+    """The restart hold of a node whose daemon announced a restart: until when (the leader's clock) it
+    stays ready without its daemon (leader/restart_hold.py); None when it is not held."""
+    return {"until": node.restart_until} if node.restart_until else None
+
+
 def join_command(addr: str, port: int, token: str) -> str:
     """The join command, with the token in the environment (argv shows in `ps`)."""
     return f"P2PORCH_TOKEN={token} p2porch join {addr}:{port}"
@@ -159,7 +165,8 @@ class NodeOps:
             "availability": node.availability,
             "status": node.status,
             "engine": engine,
-            "status_text": node_status_text(node.status, bool(engine["reachable"])),
+            "status_text": node_status_text(node.status, bool(engine["reachable"]), bool(node.restart_until)),
+            "restart": restart_view(node),
             "labels": dict(node.labels),
             "cpu_nanos": node.cpu_nanos,
             "memory_bytes": node.memory_bytes,

@@ -21,6 +21,7 @@ TCP_PING_TYPE = "tp"  # TCP fallback ping: {"seq": int, "target": name}
 TCP_ACK_TYPE = "ta"  # its answer: {"seq": int}
 SEAL_OVERHEAD_BYTES = 1 + 16 + 8 + 16  # version, epoch id, counter nonce, tag (keyring.py)
 META_MAX_BYTES = 512  # memberlist's MetaMaxSize
+RESTART_META_KEY = "r"  # NodeMeta.restart_until on the wire
 MAX_NAME_BYTES = 128
 
 ALIVE, SUSPECT, DEAD, LEFT = 0, 1, 2, 3
@@ -133,6 +134,9 @@ class NodeMeta:
     traffic_index: int = 0  # the state version this node's ingress/VIP rules reflect (member/drain_acks.py)
     engine_version: str = ""  # the Docker engine version (``node ls`` ENGINE VERSION; "" not yet known)
     key_epoch: int = 0  # the cluster key epoch the node runs in (``node ls`` TLSStatus)
+    #: a daemon stopping to restart: until when (its own wall clock, whole seconds) it asks the leader to
+    #: hold it ready (leader/restart_hold.py); 0 = not restarting. Sent only by a graceful stop.
+    restart_until: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         meta = {
@@ -146,6 +150,8 @@ class NodeMeta:
         }
         if self.engine_version:
             meta["e"] = self.engine_version
+        if self.restart_until:
+            meta[RESTART_META_KEY] = self.restart_until
         check_meta(meta)
         return meta
 
@@ -167,7 +173,14 @@ class NodeMeta:
             traffic_index=index if isinstance(index := meta.get("t", 0), int) else 0,
             engine_version=version if isinstance(version := meta.get("e", ""), str) else "",
             key_epoch=epoch if isinstance(epoch := meta.get("k", 0), int) else 0,
+            restart_until=restart_hint(meta),
         )
+
+
+def restart_hint(meta: Mapping[str, Any]) -> int:
+    """The restart hold a member's meta announces (unix seconds; 0: none or ill-typed)."""
+    until = meta.get(RESTART_META_KEY, 0)
+    return until if type(until) is int and until > 0 else 0
 
 
 def check_meta(meta: Mapping[str, Any]) -> None:

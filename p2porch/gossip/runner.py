@@ -95,6 +95,12 @@ class GossipHandle:
         """Broadcast that we leave, give it ``leave_propagate_s`` to spread, then stop serving."""
         await self._runner.leave()
 
+    async def announce(self, key: str, value: Any) -> None:
+        """Set one key of this node's metadata and give it ``leave_propagate_s`` at most to spread (a
+        stopping daemon's last word: ``member/gossip.announce_restart``); keeps serving."""
+        self.set_own_meta(key, value)
+        await self._runner.spread()
+
     def stop(self) -> None:
         """Stop serving at once (like a crash, without a leave message)."""
         self._runner.cancel_scope.cancel()
@@ -217,6 +223,13 @@ class _Runner:
     async def leave(self) -> None:
         assert self.core is not None
         self.apply(self.core.leave(trio.current_time()))
+        await self.spread()
+        self.cancel_scope.cancel()
+
+    async def spread(self) -> None:
+        """Wait until this node's own latest broadcast (its leave, its alive) went to ``gossip_nodes``
+        peers or left the queue, ``leave_propagate_s`` at most."""
+        assert self.core is not None
         with trio.move_on_after(self.config.leave_propagate_s):
             while True:
                 transmits = self.core.leave_transmits()
@@ -224,7 +237,6 @@ class _Runner:
                     break
                 await trio.sleep(self.config.gossip_interval_s / 4)
         await trio.sleep(0.01)  # let the sender flush the last packets
-        self.cancel_scope.cancel()
 
 
 async def serve_gossip(

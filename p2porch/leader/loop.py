@@ -34,6 +34,7 @@ from .gil_share import LeadershipCheck, RoundAbandoned
 from .incremental import IncrementalPlanner
 from .leading import until_leading
 from .pacing import PacingLimits, PacingSignals, WritePacer
+from .restart_hold import HoldPlan, RestartHolds, sightings
 from .round_pause import round_pause
 from .scheduling import (
     node_status_updates,
@@ -88,6 +89,7 @@ async def _run_scheduler(
     )
     reported: set[tuple[str, int]] = set()  # invalid services already reported (id, version)
     unseen = UnseenNodes()  # ready nodes this leader's gossip has never seen (leader/unseen.py)
+    holds = RestartHolds()  # nodes whose daemon announced a restart (leader/restart_hold.py)
     pacer = WritePacer(pacing)  # the placement budget per round, from this node's health (leader/pacing.py)
     logged = PaceLog()
     wake_at: float | None = None
@@ -114,7 +116,7 @@ async def _run_scheduler(
                 continue
             round_started = trio.current_time()
             state = store.snapshot()
-            if await sync_node_statuses(ctx, state, epoch, unseen):
+            if await sync_node_statuses(ctx, state, epoch, unseen, holds):
                 continue  # the status writes change the state: plan on the new one
             now = clock.now()
             cron = plan_cron(state, now)
@@ -141,7 +143,9 @@ async def _run_scheduler(
                 planned_at + took + round_pause(took, wrote=plan.writes, takeover=planner.last_takeover)
             )
             report_skipped(state, plan.skipped, reported)
-            wake_at = min((w for w in (plan.wake_at, cron.wake_at) if w is not None), default=None)
+            wake_at = min(
+                (w for w in (plan.wake_at, cron.wake_at, holds.wake_at) if w is not None), default=None
+            )
             if planner.sweeping:  # a first round left settled services to the next rounds: plan again
                 wake_at = now  # at once, after the pause if any (paced_until)
             if plan.update_failures:
@@ -282,29 +286,49 @@ def report_skipped(state: ClusterState, skipped: dict[str, str], reported: set[t
 
 
 async def sync_node_statuses(
-    ctx: MemberContext, state: ClusterState, epoch: int, unseen: UnseenNodes | None = None
+    ctx: MemberContext,
+    state: ClusterState,
+    epoch: int,
+    unseen: UnseenNodes | None = None,
+    holds: RestartHolds | None = None,
 ) -> bool:
-    """Leader only: write node statuses that gossip contradicts (ready <-> down), and ``down`` for ready
-    nodes its gossip has never seen within ``unseen``'s grace; True if any changed.
+    """Leader only: write node statuses that gossip contradicts (ready <-> down), ``down`` for ready
+    nodes its gossip has never seen within ``unseen``'s grace, and the restart holds ``holds`` decides
+    (a held node is not marked down meanwhile; ``holds.wake_at``: when the next hold runs out); True if
+    any changed.
 
     The writes are one Raft entry (``propose_together``): nodes that gossip saw change together (joins in
     parallel, a partition healing) cost every node one entry to replicate, apply and rebuild its views
     for, not one per node (issue 19, joins). A refused mark (the record moved) is logged; another
     refusal (no longer the leader) ends the round."""
-    gossip = ctx.board.gossip_states()
-    updates = node_status_updates(state, gossip)
-    never_seen = (
-        [] if unseen is None else unseen.downs(state, gossip, ctx.local.node_id, ctx.clock.now(), epoch)
-    )
-    updates.update({node_id: NodeStatus.DOWN for node_id in never_seen})
+    members = ctx.board.gossip.members() if ctx.board.gossip is not None else {}  # one O(nodes) read
+    gossip = {node_id: member.state for node_id, member in members.items()}  # board.gossip_states()
+    now = ctx.clock.now()
+    hold = HoldPlan()
+    if holds is not None:
+        hold = holds.plan(state, sightings(members), now)
+        holds.wake_at = hold.wake_at
+    updates: dict[str, dict[str, Any]] = {
+        node_id: {"status": status}
+        for node_id, status in node_status_updates(state, gossip).items()
+        if node_id not in hold.held
+    }
+    never_seen = [] if unseen is None else unseen.downs(state, gossip, ctx.local.node_id, now, epoch)
+    never_seen = [node_id for node_id in never_seen if node_id not in hold.held]
+    updates.update({node_id: {"status": NodeStatus.DOWN} for node_id in never_seen})
+    for node_id, change in hold.updates.items():
+        updates.setdefault(node_id, {}).update(change)
     if not updates:
         return False
     commands = []
-    for node_id, status in updates.items():
-        why = "never seen by gossip" if node_id in never_seen else "gossip"
-        log.info("node %s is %s (%s)", state.nodes[node_id].name, status, why)
+    for node_id, change in updates.items():
+        if node_id in hold.updates:
+            why = hold.why(node_id)
+        else:
+            why = "never seen by gossip" if node_id in never_seen else "gossip"
+        log.info("node %s is %s (%s)", state.nodes[node_id].name, change.get("status", "ready"), why)
         version = state.nodes[node_id].version
-        update = C.UpdateNode(at=ctx.clock.now(), node_id=node_id, status=status, node_version=version)
+        update = C.UpdateNode(at=now, node_id=node_id, node_version=version, **change)
         commands.append(fenced(update, epoch))
     try:
         results = await ctx.store.propose_together(commands, ctx.commit_timeout_s)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -15,14 +15,14 @@ from ..config import GossipConfig as GossipSection
 from ..context import MemberContext
 from ..gossip.config import GossipConfig
 from ..gossip.keyring import KEY_SWITCH_GRACE_S, Keyring
-from ..gossip.messages import MemberEvent, NodeMeta
+from ..gossip.messages import RESTART_META_KEY, MemberEvent, NodeMeta, restart_hint
 from ..gossip.runner import serve_gossip
 from ..supervisor import drain, supervise
 from .seed_plan import SeedPlan
 
 log = logging.getLogger(__name__)
 
-__all__ = ["announce_leave", "serve_gossip_membership"]
+__all__ = ["announce_leave", "announce_restart", "serve_gossip_membership"]
 
 
 GOSSIP_SEED_CHECK_S = 5.0
@@ -77,6 +77,9 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
         if event.kind in ("dead", "alive", "left", "joined"):
             log.info("gossip: %s is %s", event.name, event.kind)
             board.gossip_changed()
+        elif event.kind == "updated" and restart_hint(event.meta):  # the leader holds it (restart_hold.py)
+            log.info("gossip: %s announces a restart", event.name)
+            board.gossip_changed()
 
     previous = [local.previous_gossip_key] if local.previous_gossip_key else []
     keyring = Keyring(local.gossip_key, previous)  # the previous key only right after a key switch
@@ -130,6 +133,25 @@ async def announce_leave(gossip: Leaving | None) -> None:
             await gossip.leave()
         except Exception as exc:  # the leave goes on without it (the others' probes find out)
             log.debug("gossip leave announcement failed: %r", exc)
+
+
+class Announcing(Protocol):
+    """What ``announce_restart`` needs of :class:`p2porch.gossip.runner.GossipHandle`."""
+
+    async def announce(self, key: str, value: Any) -> None: ...
+
+
+async def announce_restart(gossip: Announcing | None, until: int) -> None:
+    """Tell the other members that this daemon stops to restart and asks to be held ready until
+    ``until`` (unix seconds; ``leader/restart_hold.py``), before its gossip stops as in a crash (no
+    leave: it is still a member). Never fails the stop."""
+    if gossip is None:
+        return
+    with trio.move_on_after(LEAVE_ANNOUNCE_TIMEOUT_S):
+        try:
+            await gossip.announce(RESTART_META_KEY, until)
+        except Exception as exc:  # the stop goes on without it (the node is then down as after a crash)
+            log.debug("gossip restart announcement failed: %r", exc)
 
 
 class Seeding(Protocol):

@@ -117,8 +117,8 @@ def zone_of(
 
 
 def task_entries(state: ClusterState, tasks: Iterable[Task], ports: tuple[PortEntry, ...]) -> list[TaskEntry]:
-    """A service's DNS entries: its tasks with an address, by slot; a task on a down node is not running
-    (a cut-off site's tasks kept in state, on_site_loss)."""
+    """A service's DNS entries: its tasks with an address, by slot; a task on a down node (a cut-off
+    site's tasks kept in state, on_site_loss) or on one held while its daemon restarts is not running."""
     return [task_entry(state, t, ports) for t in sorted(tasks, key=task_order) if t.address]
 
 
@@ -143,8 +143,12 @@ def task_entry(state: ClusterState, t: Task, ports: tuple[PortEntry, ...]) -> Ta
 
 
 def node_down(state: ClusterState, node_id: str | None) -> bool:
+    """Whether the tasks on ``node_id`` leave the DNS answers: its node is down, or held while its daemon
+    restarts (``Node.restart_until``, leader/restart_hold.py: once gossip calls the daemon dead the other
+    nodes drop it from the overlay, and a host that went down with its daemon announced the restart too;
+    the VIP and ingress rules leave such tasks out alike)."""
     node = state.nodes.get(node_id or "")
-    return node is not None and node.status == NodeStatus.DOWN
+    return node is not None and (node.status == NodeStatus.DOWN or bool(node.restart_until))
 
 
 def _region(state: ClusterState, node_id: str | None) -> str:

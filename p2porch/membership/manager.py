@@ -238,11 +238,10 @@ class ClusterManager:
                 )
             if not state.initialized:
                 raise ConflictError("this node holds no cluster state to recover from", field="cluster")
-            await self._refuse_recovery_if_voters_answer(self.local, state)
-            old = self.local
+            lost = await self._lost_voters(self.local, state)  # or refused: voters answer
+            old, now = self.local, self.clock.now()
             new = replace(old, role="voter", voters=(old.raft_addr,), generation=state.generation + 1)
-            restored = voter_role.recovered_state(state, old.node_id)
-            now = self.clock.now()
+            restored = voter_role.recovered_state(state, old.node_id, lost, now)  # lost voters: down
 
             async def restore(fresh: RaftStore) -> None:
                 await fresh.wait_leader(timeout_s=15)
@@ -281,8 +280,9 @@ class ClusterManager:
                 "old_raft_log": str(backup),
             }
 
-    async def _refuse_recovery_if_voters_answer(self, local: LocalClusterState, state: ClusterState) -> None:
-        """Ask the recorded voters first: this node's own view cannot tell a partition from quorum loss."""
+    async def _lost_voters(self, local: LocalClusterState, state: ClusterState) -> frozenset[str]:
+        """Ask the recorded voters first (this node's view cannot tell a partition from quorum loss):
+        refuse if they answer as ``recover_refusal`` says, else the Raft addresses of those that did not."""
         voters = tuple(sorted(set(voter_role.recorded_voters(state)) | set(local.voters)))
         answers: dict[str, dict[str, Any] | None] = {}
         async with trio.open_nursery() as nursery:
@@ -300,6 +300,7 @@ class ClusterManager:
                 f"{reason}; recovering would throw their log away: nothing was changed",
                 field="--force-new-cluster",
             )
+        return frozenset(voter for voter, answer in answers.items() if answer is None)
 
     async def rotate_keys(self) -> dict[str, Any]:
         """``cluster rotate-keys``: a new cluster key epoch for every current member."""

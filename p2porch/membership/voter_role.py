@@ -16,7 +16,7 @@ Nothing here writes state.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,7 +25,7 @@ import trio
 from ..clock import Clock
 from ..context import ClusterStore, LocalBoard
 from ..errors import AuthError, P2POrchError
-from ..model import NodeRole
+from ..model import NodeRole, NodeStatus
 from ..raft.state import ClusterState
 from ..raft.status import RaftStatus
 from ..supervisor import drain, wait_any
@@ -77,13 +77,20 @@ def holds_elections(old: LocalClusterState, new: LocalClusterState) -> bool:
     return old.role == NodeRole.REPLICA and new.role == NodeRole.VOTER
 
 
-def recovered_state(state: ClusterState, node_id: str) -> ClusterState:
+def recovered_state(
+    state: ClusterState, node_id: str, lost: Collection[str] = (), now: float = 0.0
+) -> ClusterState:
     """``state`` as ``recover --force-new-cluster`` on node ``node_id`` restores it into the new log
-    (``RestoreState``): that node recorded as the only voter, every other node as replica."""
-    nodes = {
-        nid: replace(n, role=NodeRole.VOTER if nid == node_id else NodeRole.REPLICA)
-        for nid, n in state.nodes.items()
-    }
+    (``RestoreState``): that node recorded as the only voter, every other node as replica, and the
+    recorded voters that did not answer the recovery's question (``lost``: Raft addresses) ``down`` since
+    ``now``, so their tasks are replaced at once instead of after the new leader's never-seen grace
+    (``leader/unseen.py``); one that is in fact alive is seen by gossip and ready again."""
+    nodes = {}
+    for nid, n in state.nodes.items():
+        n = replace(n, role=NodeRole.VOTER if nid == node_id else NodeRole.REPLICA)
+        if nid != node_id and n.raft_addr in lost and n.status in (NodeStatus.READY, NodeStatus.JOINING):
+            n = replace(n, status=NodeStatus.DOWN, status_at=now, restart_until=0.0, restart_incarnation=0)
+        nodes[nid] = n
     return state.evolve(nodes=nodes)
 
 

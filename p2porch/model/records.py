@@ -119,8 +119,11 @@ class Node:
 
     ``status_at`` is when ``status`` last changed (down since ...). ``engine_down_at`` is when the node's
     agent found its Docker engine unreachable (0: reachable or not known otherwise), ``engine_error`` why;
-    the agent writes both only when reachability changes. The scheduler reads ``hostname``,
-    ``down_since``, ``engine_down_at`` and ``schedulable``; capacity 0 means unknown.
+    the agent writes both only when reachability changes. ``restart_until`` (the leader's clock; 0: none)
+    is when the restart the node's daemon announced in gossip (at gossip incarnation
+    ``restart_incarnation``) stops holding it ready (leader/restart_hold.py). The scheduler reads
+    ``hostname``, ``down_since``, ``engine_down_at``, ``restart_until`` and ``schedulable``; capacity 0
+    means unknown.
     """
 
     node_id: str
@@ -142,6 +145,8 @@ class Node:
     vxlan_port: int = 0  # advertised VXLAN port (0 = the cluster's)
     engine_down_at: float = 0.0
     engine_error: str = ""
+    restart_until: float = 0.0
+    restart_incarnation: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_map(self.labels))
@@ -177,14 +182,22 @@ class Node:
 
     @property
     def schedulable(self) -> bool:
-        """Ready, active and its engine reachable: new tasks may go here."""
-        ready = self.status == NodeStatus.READY and not self.engine_down_at
+        """Ready, active, its engine reachable and its daemon not away restarting: new tasks may go here."""
+        ready = self.status == NodeStatus.READY and not self.engine_down_at and not self.restart_until
         return ready and self.availability == Availability.ACTIVE
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-        # only nodes behind a NAT's forwards carry the ports, only a node without its engine the engine's
-        for name in ("join_port", "vxlan_port", "engine_down_at", "engine_error"):
+        # only nodes behind a NAT's forwards carry the ports, only a node without its engine the engine's,
+        # only a node held while its daemon restarts the hold's
+        for name in (
+            "join_port",
+            "vxlan_port",
+            "engine_down_at",
+            "engine_error",
+            "restart_until",
+            "restart_incarnation",
+        ):
             if not out[name]:
                 del out[name]
         return out

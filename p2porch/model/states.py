@@ -83,10 +83,13 @@ class NodeStatus(enum.StrEnum):
     LEFT = "left"
 
 
-def node_status_text(status: str, engine_reachable: bool) -> str:
+def node_status_text(status: str, engine_reachable: bool, restarting: bool = False) -> str:
     """A node's status as users read it (``node ls`` STATUS, the web UI's node table, the API's
-    ``status_text``): ``ready (engine unreachable)`` while its agent cannot reach its Docker engine (the
-    daemon is up and its containers may serve, but it takes no new tasks), else its status."""
+    ``status_text``): ``ready (restarting)`` while the leader holds it for the restart its daemon
+    announced, ``ready (engine unreachable)`` while its agent cannot reach its Docker engine (in both its
+    containers may serve, but it takes no new tasks), else its status."""
+    if status == NodeStatus.READY and restarting:
+        return "ready (restarting)"
     if status == NodeStatus.READY and not engine_reachable:
         return "ready (engine unreachable)"
     return str(status)

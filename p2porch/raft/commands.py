@@ -209,6 +209,8 @@ _NODE_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "key_pub": F.key_text,
     "engine_down_at": F.non_negative_number,
     "engine_error": lambda x, n: F.bounded_text(x, n, MAX_ENGINE_ERROR),
+    "restart_until": F.non_negative_number,
+    "restart_incarnation": F.non_negative,
 }
 
 
@@ -233,6 +235,8 @@ class UpdateNode(Command):
     key_pub: str | None = None
     engine_down_at: float | None = None
     engine_error: str | None = None
+    restart_until: float | None = None
+    restart_incarnation: int | None = None
 
     def changes(self) -> dict[str, Any]:
         """The fields this command sets."""

@@ -85,12 +85,15 @@ class Filter:
 
 
 class ReadyFilter(Filter):
-    """Only nodes whose status is ready."""
+    """Only nodes whose status is ready, and not held while their daemon restarts (its tasks stay, it
+    takes no new one)."""
 
     name = "ready"
 
     def reject(self, node: NodeInfo, req: Requirements) -> str | None:
-        return None if node.status == NodeStatus.READY else f"node {node.status}"
+        if node.status != NodeStatus.READY:
+            return f"node {node.status}"
+        return "node restarting" if node.restarting else None
 
 
 class EngineFilter(Filter):

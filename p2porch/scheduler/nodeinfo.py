@@ -47,6 +47,7 @@ class NodeInfo:
     tasks_by_service: dict[str, int] = field(default_factory=dict)
     used_ports: set[tuple[str, int]] = field(default_factory=set)
     engine_down: bool = False  # its agent found its Docker engine unreachable
+    restarting: bool = False  # its daemon announced a restart and is held ready (leader/restart_hold.py)
 
     @classmethod
     def from_node(cls, node: Node) -> NodeInfo:
@@ -61,6 +62,7 @@ class NodeInfo:
             cpu_nanos=node.cpu_nanos,
             memory_bytes=node.memory_bytes,
             engine_down=bool(node.engine_down_at),
+            restarting=bool(node.restart_until),
         )
 
     def copy(self) -> NodeInfo:
@@ -80,6 +82,7 @@ class NodeInfo:
             tasks_by_service=dict(self.tasks_by_service),
             used_ports=set(self.used_ports),
             engine_down=self.engine_down,
+            restarting=self.restarting,
         )
 
     def add_task(

@@ -35,3 +35,25 @@ def test_announce_leave_tells_gossip_and_never_fails_the_leave() -> None:
             assert trio.current_time() - start <= LEAVE_ANNOUNCE_TIMEOUT_S
 
     trio.run(main, clock=clock)
+
+
+def test_announce_restart_publishes_the_hold_and_never_fails_the_stop() -> None:
+    """``announce_restart`` (a daemon's graceful stop) sets the restart key of its gossip meta and, like
+    the leave, never fails or holds up the stop."""
+    from p2porch.member.gossip import announce_restart
+
+    class Announcing(Gossip):
+        async def announce(self, key: str, value: object) -> None:
+            self.said = (key, value)
+            await self.leave()
+
+    async def main() -> None:
+        await announce_restart(None, 5)
+        for behaviour in ("ok", "raise", "hang"):
+            gossip = Announcing(behaviour)
+            start = trio.current_time()
+            await announce_restart(gossip, 1_800_000_030)
+            assert gossip.said == ("r", 1_800_000_030) and gossip.calls == 1
+            assert trio.current_time() - start <= LEAVE_ANNOUNCE_TIMEOUT_S
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

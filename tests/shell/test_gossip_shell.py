@@ -199,3 +199,32 @@ async def test_tcp_fallback_ping_answers_only_for_the_right_name():
         assert not await transport.tcp_ping(b.addr, 8, "not-b", 1.0)
         assert b.metrics["tcp_pings_in"] == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_a_restart_announcement_outlives_the_stop_and_the_restarted_daemon_clears_it():
+    """``announce_restart`` (a daemon's graceful stop): the others read the hold in its meta while it is
+    alive, still once gossip declares it dead (the leader holds it, leader/restart_hold.py), and the
+    daemon started again is seen alive at a newer incarnation without it (its hold is released)."""
+    from p2porch.gossip.messages import restart_hint
+    from p2porch.member.gossip import announce_restart
+
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery)
+        a = await c.start("a")
+        b = await c.start("b", [a.addr])
+        await c.start("c", [a.addr])
+        await wait_for(lambda: c.converged(["a", "b", "c"]))
+        await announce_restart(b, 1_800_000_030)
+        await wait_for(
+            lambda: all(restart_hint(c.handles[o].members()["b"].meta) == 1_800_000_030 for o in ("a", "c"))
+        )
+        announced = a.members()["b"].incarnation
+        assert any(who == "a" and e.kind == "updated" and e.name == "b" for who, e in c.events)
+        b.stop()
+        await wait_for(lambda: c.sees("a", "b", "dead") and c.sees("c", "b", "dead"), timeout_s=15.0)
+        assert restart_hint(a.members()["b"].meta) == 1_800_000_030  # kept with the dead member
+        await c.start("b", [a.addr])  # the daemon back: a new process, same name
+        await wait_for(lambda: c.sees("a", "b", "alive") and c.sees("c", "b", "alive"), timeout_s=15.0)
+        back = a.members()["b"]
+        assert back.incarnation > announced and restart_hint(back.meta) == 0
+        nursery.cancel_scope.cancel()

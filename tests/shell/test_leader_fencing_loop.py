@@ -40,6 +40,8 @@ class AliveGossip:
 
     class Member:
         state = "alive"
+        incarnation = 1
+        meta: dict[str, Any] = {}  # no restart announced (leader/restart_hold.py)
 
     def members(self) -> dict[str, Any]:
         return {"n1": self.Member(), "n2": self.Member()}

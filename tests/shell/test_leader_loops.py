@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -55,6 +55,8 @@ EPOCH = 1_800_000_000.0
 @dataclass
 class FakeMember:
     state: str
+    incarnation: int = 1
+    meta: dict[str, object] = field(default_factory=dict)  # no restart announced (leader/restart_hold.py)
 
 
 class FakeGossip:

@@ -95,3 +95,12 @@ def test_parse_labels():
 
 def test_largest_round_trip_is_accepted():
     assert load_config(env={"P2PORCH_RAFT_RTT_MS": "1000"}).raft.rtt_ms == 1000.0
+
+
+def test_restart_grace_defaults_to_30_s_and_is_bounded():
+    assert Config().scheduler.restart_grace_s == 30.0
+    assert load_config(env={"P2PORCH_SCHEDULER_RESTART_GRACE_S": "0"}).scheduler.restart_grace_s == 0.0
+    for bad in ("601", "-1", "nan"):
+        with pytest.raises(ConfigError) as info:
+            load_config(env={"P2PORCH_SCHEDULER_RESTART_GRACE_S": bad})
+        assert info.value.field == "scheduler.restart_grace_s"

@@ -99,10 +99,14 @@ function stateCell(state) {
 }
 
 // A node's status cell: the API's status_text ("ready (engine unreachable)" while its agent cannot reach its
-// Docker engine), with since when and why on hover (the title) and in the line below it.
+// Docker engine), with since when and why on hover (the title) and in the line below it; "ready
+// (restarting)" while its daemon restarts, until when it is held on hover.
 function nodeStatusCell(n) {
   const engine = n.engine || {};
   const text = n.status_text || n.status;
+  if (n.restart && n.status === "ready") {
+    return el("td", { class: "state-restarting", title: `daemon restarting: held ready until ${when(n.restart.until)}` }, text);
+  }
   if (engine.reachable !== false || n.status !== "ready") return stateCell(text); // a down node is down
   const why = `engine unreachable since ${when(engine.unreachable_since)}: ${engine.error || "?"}`;
   return el("td", { class: "state-engine-down", title: why },

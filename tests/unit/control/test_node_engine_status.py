@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from p2porch.cli.node import status_cell
+from p2porch.cli.node import describe_node, status_cell
 from p2porch.model import Node, NodeRole, node_status_text
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
@@ -59,3 +59,20 @@ def test_the_page_renders_the_status_text_with_the_engine_error_on_hover() -> No
     script = load_assets()["app.js"][0].decode()
     assert "nodeStatusCell(n)" in script and "stateCell(n.status)" not in script
     assert "n.status_text || n.status" in script and "title: why" in script and "engine.error" in script
+
+
+def test_a_node_held_for_its_daemon_restart_reads_ready_restarting(node_ops) -> None:
+    state, result, _ = apply(
+        _state(), C.UpdateNode(at=6.0, node_id="id1", restart_until=36.0, restart_incarnation=2).encode()
+    )
+    assert result["ok"], result
+    ops, _ = node_ops(state)
+    views = {v["name"]: v for v in ops.nodes()}
+    assert views["n1"]["status_text"] == "ready (restarting)" and views["n1"]["restart"] == {"until": 36.0}
+    assert views["n3"]["restart"] is None
+    assert status_cell({"status": "ready", "restart": {"until": 36.0}}) == "ready (restarting)"
+    assert "status:       ready (restarting: held until 1970-01-01 00:00:36+00:00)" in describe_node(
+        views["n1"]
+    )
+    assert "restarting" not in describe_node(views["n3"])
+    assert node_status_text("down", True, restarting=True) == "down"

@@ -115,3 +115,13 @@ def test_retransmit_limit_formula():
     assert retransmit_limit(4, 10) == 8  # ceil(log10(11)) = 2
     assert retransmit_limit(4, 999) == 12
     assert retransmit_limit(4, 1000) == 16
+
+
+def test_node_meta_carries_a_restart_announcement_only_while_restarting():
+    restarting = NodeMeta("10.0.0.1", "10.0.0.1", restart_until=1_800_000_030)
+    assert (
+        restarting.to_wire()["r"] == 1_800_000_030 and NodeMeta.from_wire(restarting.to_wire()) == restarting
+    )
+    assert "r" not in NodeMeta("10.0.0.1").to_wire()
+    for bad in ("soon", True, -5, 1.5, None):  # ill-typed (meta is lenient): no announcement
+        assert NodeMeta.from_wire({"r": bad}).restart_until == 0

@@ -13,6 +13,7 @@ from p2porch.context import LocalBoard, LocalNode, MemberContext
 from p2porch.errors import NotLeaderError
 from p2porch.leader.epoch import claim_epoch
 from p2porch.leader.loop import sync_node_statuses
+from p2porch.leader.restart_hold import RestartHolds
 from p2porch.leader.unseen import UnseenNodes
 from p2porch.model import Node
 from p2porch.raft import commands as C
@@ -22,13 +23,20 @@ AT = 1_800_000_000.0
 
 
 class Gossip:
-    """What ``LocalBoard.gossip_states`` reads: members with a state."""
+    """What ``LocalBoard.gossip_states`` and the restart holds read: members with a state, an incarnation
+    and meta (``metas``: a restart announcement, ``leader/restart_hold.py``)."""
 
-    def __init__(self, states: dict[str, str]) -> None:
+    def __init__(self, states: dict[str, str], metas: dict[str, dict[str, Any]] | None = None) -> None:
         self.states = states
+        self.metas = metas or {}
 
     def members(self) -> dict[str, Any]:
-        return {node_id: type("Member", (), {"state": state})() for node_id, state in self.states.items()}
+        return {
+            node_id: type(
+                "Member", (), {"state": state, "incarnation": 3, "meta": self.metas.get(node_id, {})}
+            )()
+            for node_id, state in self.states.items()
+        }
 
 
 ADDR = "10.0.0.1:7947"
@@ -115,5 +123,33 @@ def test_a_ready_node_its_gossip_never_saw_is_written_down_after_the_grace() -> 
         assert await sync_node_statuses(ctx, store.snapshot(), epoch, unseen)
         assert store.snapshot().nodes["id5"].status == "down"
         assert not await sync_node_statuses(ctx, store.snapshot(), epoch, unseen)  # written once
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_node_that_announced_a_restart_is_held_ready_then_down_when_it_does_not_return() -> None:
+    """n4 announced a restart (gossip meta) and is dead in gossip: ready and held (no new tasks) until
+    the announced deadline, then down; without the announcement it is down at once (the first test)."""
+    raft = MemoryRaft([ADDR], leader=ADDR)
+    store = raft.store(ADDR)
+    ctx = member_context(store)
+    ctx.board.gossip.metas = {"id4": {"r": int(AT) + 30}}  # type: ignore[union-attr]
+    holds = RestartHolds()
+
+    async def main() -> None:
+        await four_nodes(store)
+        epoch = await claim_epoch(ctx)
+        assert epoch is not None
+        assert await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
+        n4 = store.snapshot().nodes["id4"]
+        assert n4.status == "ready" and n4.restart_until == AT + 30 and n4.restart_incarnation == 3
+        assert not n4.schedulable and holds.wake_at == AT + 30
+        await trio.sleep(29.0)
+        assert not await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
+        assert store.snapshot().nodes["id4"].status == "ready"
+        await trio.sleep(1.0)
+        assert await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
+        n4 = store.snapshot().nodes["id4"]
+        assert n4.status == "down" and n4.restart_until == 0 and n4.restart_incarnation == 0
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

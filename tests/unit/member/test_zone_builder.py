@@ -98,7 +98,7 @@ class World:
         elif roll < 0.96:
             node = rng.choice(sorted(state.nodes))
             self.apply(C.UpdateNode(at=2.0, node_id=node, labels={"region": rng.choice(["", "r1", "r2"])}))
-        else:
+        elif roll < 0.98:
             node = rng.choice(sorted(state.nodes))
             self.apply(
                 C.UpdateNode(
@@ -106,6 +106,12 @@ class World:
                     node_id=node,
                     status=rng.choice([NodeStatus.LEFT, NodeStatus.READY, NodeStatus.DOWN]),
                 )
+            )
+        else:  # held while its daemon restarts, or released (its tasks leave or rejoin the answers)
+            node = rng.choice(sorted(state.nodes))
+            until = rng.choice([0.0, 40.0])
+            self.apply(
+                C.UpdateNode(at=2.0, node_id=node, restart_until=until, restart_incarnation=int(until))
             )
 
     def take_changes(self) -> list[Change]:

@@ -110,3 +110,18 @@ def test_only_a_switch_from_replica_to_voter_holds_elections_until_a_leader_is_h
     assert not holds_elections(LOCAL, replica)  # demoted
     assert not holds_elections(LOCAL, replace(LOCAL, generation=3))  # a voter following a recovery
     assert not holds_elections(replica, replace(replica, generation=3))
+
+
+def test_recovered_state_records_the_voters_that_did_not_answer_down_since_the_recovery() -> None:
+    """Their tasks are replaced at once, not after the new leader's never-seen grace (30 s); a replica
+    that was not asked, and the survivor, stay ready (gossip decides for them)."""
+    lost = replace(node(1, "voter"), restart_until=50.0, restart_incarnation=3)  # it had announced a restart
+    state = state_with(lost, node(2, "voter"), node(3, "replica"))
+    data = recovered_state(state, "id2", lost=frozenset({A}), now=100.0)
+    assert {n.node_id: (n.status, n.status_at) for n in data.nodes.values()} == {
+        "id1": ("down", 100.0),
+        "id2": ("ready", state.nodes["id2"].status_at),
+        "id3": ("ready", state.nodes["id3"].status_at),
+    }
+    assert (data.nodes["id1"].restart_until, data.nodes["id1"].down_since) == (0.0, 100.0)
+    assert recovered_state(state, "id2", lost=frozenset({B}), now=100.0).nodes["id2"].status == "ready"

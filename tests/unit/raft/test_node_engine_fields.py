@@ -52,3 +52,18 @@ def test_a_bad_engine_field_is_refused_naming_it(fields: dict[str, Any], field: 
     state, result, _ = apply(cluster(), pack({"t": "update_node", "v": 1, "b": raw}))
     assert not result["ok"] and result["field"] == field, result
     assert state.nodes["id1"].engine_down_at == 0.0
+
+
+def test_the_leader_records_a_restart_hold_and_a_bad_one_is_refused_naming_the_field() -> None:
+    hold = C.UpdateNode(at=5.0, node_id="id1", restart_until=35.0, restart_incarnation=4)
+    state, result, _ = apply(cluster(), hold.encode())
+    assert result["ok"], result
+    node = state.nodes["id1"]
+    assert (node.restart_until, node.restart_incarnation, node.schedulable) == (35.0, 4, False)
+    for fields, field in (
+        ({"restart_until": -1}, "restart_until"),
+        ({"restart_incarnation": 1.5}, "restart_incarnation"),
+    ):
+        raw = {"at": 2.0, "node_id": "id1", "fields": fields}
+        _, refused, _ = apply(cluster(), pack({"t": "update_node", "v": 1, "b": raw}))
+        assert not refused["ok"] and refused["field"] == field, refused

@@ -1,0 +1,121 @@
+"""A daemon that announced a graceful restart is held ready for a bounded grace (pure).
+
+A daemon stopping on SIGTERM/SIGINT (the systemd unit's stop and restart, an upgrade) publishes in its
+gossip meta until when it asks to be held (``NodeMeta.restart_until``, its wall clock: now +
+``[scheduler] restart_grace_s``) before its gossip stops (``member/gossip.announce_restart``). Its
+containers keep running under dockerd and its restarted agent adopts them, so its node should neither
+go down nor lose its tasks meanwhile. :class:`RestartHolds` decides, from the committed nodes and the
+leader's gossip view, what the leader records (``Node.restart_until``/``restart_incarnation``):
+
+- a ready node whose gossip meta announces a hold not yet past, at an incarnation newer than the one
+  recorded, is held until ``min(announced, now + MAX_RESTART_GRACE_S)``;
+- a held node seen alive again at a newer incarnation without the announcement is released (its
+  daemon is back), as is one seen alive once the hold ran out;
+- a held node whose hold ran out and is not alive goes down (its tasks move as for any lost node),
+  and so does one that left (``p2porch leave``).
+
+While held the node takes no new task (``Node.schedulable``), gossip's dead verdict and the leader's
+never-seen grace do not mark it down, and its tasks are neither replaced nor counted out. A crash, a
+host death or a partition announce nothing: nothing changes for them. The hold is bounded by the
+announced deadline (a replayed or stale announcement names a past one), by the cap (a skewed clock)
+and by incarnation (one announcement holds once). Never writes, never reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ..config import MAX_RESTART_GRACE_S
+from ..gossip.messages import restart_hint
+from ..model import GossipState, NodeStatus
+from ..raft.state import ClusterState
+
+__all__ = ["MAX_RESTART_GRACE_S", "HoldPlan", "RestartHolds", "Sighting", "sightings"]
+
+RELEASE: dict[str, Any] = {"restart_until": 0.0, "restart_incarnation": 0}
+
+
+class Sighting(NamedTuple):
+    """A member as the leader's gossip sees it: ``alive | suspect | dead | left``, its incarnation and
+    the restart hold its meta announces (unix seconds, 0: none)."""
+
+    state: str
+    incarnation: int
+    restart_until: int = 0
+
+
+@dataclass
+class HoldPlan:
+    """What one look decided: ``updates`` (node id -> ``UpdateNode`` fields), the nodes ``held`` now
+    (gossip's dead verdict and the never-seen grace leave them alone) and when the next hold runs out."""
+
+    updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    held: frozenset[str] = frozenset()
+    wake_at: float | None = None
+
+    def why(self, node_id: str) -> str:
+        """The log line's reason for ``node_id``'s update."""
+        change = self.updates[node_id]
+        if change.get("status") == NodeStatus.DOWN:
+            return "its announced restart did not end in time"
+        return "announced a restart" if change.get("restart_until") else "back from its restart"
+
+
+class RestartHolds:
+    """The leader's restart-hold rule; ``cap_s`` bounds every hold from the leader's ``now``."""
+
+    def __init__(self, cap_s: float = MAX_RESTART_GRACE_S) -> None:  # a node's clock may be ahead
+        self.cap_s = cap_s
+        self.wake_at: float | None = None  # the shell keeps the last plan's here (leader/loop.py)
+
+    def plan(self, state: ClusterState, seen: Mapping[str, Sighting], now: float) -> HoldPlan:
+        """Decide at ``now`` (the leader's wall clock) from ``state`` and the leader's gossip ``seen``."""
+        updates: dict[str, dict[str, Any]] = {}
+        held: set[str] = set()
+        wake = math.inf
+        for node_id, node in state.nodes.items():
+            sighting = seen.get(node_id)
+            if node.status != NodeStatus.READY:
+                if node.restart_until:  # went down or left another way: the hold is moot
+                    updates[node_id] = dict(RELEASE)
+                continue
+            announced = sighting.restart_until if sighting is not None else 0
+            state_seen = sighting.state if sighting is not None else None
+            if state_seen == GossipState.LEFT:
+                if node.restart_until:
+                    updates[node_id] = {"status": NodeStatus.DOWN, **RELEASE}
+                continue
+            if (
+                sighting is not None
+                and announced > now
+                and (not node.restart_until or sighting.incarnation > node.restart_incarnation)
+            ):
+                until = min(float(announced), now + self.cap_s)
+                if until != node.restart_until or sighting.incarnation != node.restart_incarnation:
+                    updates[node_id] = {"restart_until": until, "restart_incarnation": sighting.incarnation}
+                held.add(node_id)
+                wake = min(wake, until)
+                continue
+            if not node.restart_until:
+                continue
+            alive = state_seen == GossipState.ALIVE
+            back = alive and sighting is not None and sighting.incarnation > node.restart_incarnation
+            if (back and not announced) or (alive and now >= node.restart_until):
+                updates[node_id] = dict(RELEASE)
+            elif now >= node.restart_until:
+                updates[node_id] = {"status": NodeStatus.DOWN, **RELEASE}
+            else:
+                held.add(node_id)
+                wake = min(wake, node.restart_until)
+        return HoldPlan(updates, frozenset(held), None if wake == math.inf else wake)
+
+
+def sightings(members: Mapping[str, Any]) -> dict[str, Sighting]:
+    """The leader's gossip member views (``MemberView``: state, incarnation, meta) as sightings."""
+    return {
+        name: Sighting(member.state, member.incarnation, restart_hint(member.meta))
+        for name, member in members.items()
+    }
