@@ -99,6 +99,7 @@ async def _autopilot_step(
     admitted.observe(state.nodes.values(), status.voters, status.term)
     live = [n for n in state.nodes.values() if n.status != NodeStatus.LEFT]
     alive = {node_id for node_id, seen in ctx.board.gossip_states().items() if seen == "alive"}
+    asked_at = ctx.clock.now()
     running = await voters_running(ctx, state, status.voters, answers, partial(admitted.running, alive=alive))
     added: set[str] = set()  # committed by this step (the store's status may not show them yet)
     while True:
@@ -124,6 +125,8 @@ async def _autopilot_step(
         # loop took 0.14-0.36 s from one add's commit to the next add in an 8-way formation); the same
         # look's records, gossip and answers decide it, as they decided the first
         added.add(change.addr)
+        if not store.status().is_leader or ctx.clock.now() - asked_at > VOTER_ANSWER_TTL_S:
+            return 0.0  # no longer leading, or the answers are past their TTL (a slow commit): look afresh
         state = store.snapshot()
         alive = {node_id for node_id, seen in ctx.board.gossip_states().items() if seen == "alive"}
     if added:

@@ -447,6 +447,8 @@ def _decode(command: bytes, version: int) -> C.Command | dict[str, Any]:
         return C.decode_command(command)
     except P2POrchError as exc:
         return C.error_result(exc, version)
+    except MemoryError:  # not the command's: another replica may decode it; stop here rather than diverge
+        raise
     except Exception as exc:
         message = f"undecodable command, applied as a no-op: {type(exc).__name__}: {exc}"
         return C.error("RaftError", message, field=UNDECODABLE_FIELD, version=version)
@@ -478,6 +480,8 @@ def apply_command(
         return new_state, C.ok(new_state.version, value), changes
     except P2POrchError as exc:
         return state, C.error_result(exc, state.version), []
+    except MemoryError:  # this replica's, not the command's: stop rather than diverge
+        raise
     except Exception as exc:  # a handler bug must not diverge replicas or kill the Raft thread
         return state, C.error("RaftError", f"{type(exc).__name__}: {exc}", version=state.version), []
 
@@ -528,6 +532,8 @@ def _report_in_batch(
     it. The result is the state, result and changes ``apply_command`` gives (tested)."""
     try:
         updated, value, changes = _report_updates(state.tasks, c, state.version + 1)
+    except MemoryError:
+        raise
     except Exception as exc:  # as apply_command: a handler bug must not diverge replicas
         return state, C.error("RaftError", f"{type(exc).__name__}: {exc}", version=state.version), [], owned
     if not updated:

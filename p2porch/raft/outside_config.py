@@ -10,9 +10,11 @@ pysyncobj's own handlers do, only its transport refused. :class:`OutsideConfigur
 - accepts an incoming connection whose peer names an address outside the configuration, once the
   connection is authenticated (the session frames prove the peer holds the cluster password, as for
   any Raft peer), as a *stranger*; a stranger's ``append_entries`` (entries, heartbeats, snapshots)
-  reach pysyncobj, every other message (votes, pre-votes, forwarded commands, answers) is dropped and
-  counted: a node outside the configuration never makes this node vote or step down by its term, and
-  a removed voter stays as harmless as before;
+  of the current term or a higher one reach pysyncobj (which then follows that leader, as Raft
+  requires), every other message (votes, pre-votes, forwarded commands, answers, older terms' appends)
+  is dropped and counted: a node outside the configuration never gets this node's vote, and a removed
+  voter stays as harmless as before; only the answers to its appends are sent to a stranger (a proposal
+  forwarded to it would commit with its answer dropped, then be retried and commit again);
 - on the leader, dials a voter of its configuration that should dial the leader (its address is higher)
   but has not been connected for :data:`REVERSE_DIAL_AFTER_S`: a voter missing the leader in its
   configuration never dials it. A node that knows the dialler and is the one to dial refuses such a
@@ -50,7 +52,8 @@ class StrangerStats:
     def __init__(self) -> None:
         self.accepted = 0  # connections taken from addresses outside the configuration
         self.appends = 0  # their append_entries handed to pysyncobj
-        self.dropped = 0  # their other messages
+        self.dropped = 0  # their other messages, and appends of a term older than this node's
+        self.withheld = 0  # messages this node would have sent them but their appends' answers
         self.promoted = 0  # strangers the configuration added (the connection kept or redialled)
         self.reverse_dials = 0  # the leader dialled a voter that should dial it
         self.refused_reverse = 0  # a known node dialled this node, which is the one to dial it
@@ -142,6 +145,12 @@ class OutsideConfiguration:
         if not (isinstance(message, dict) and message.get("type") == "append_entries"):
             self.stranger_stats.dropped += 1
             return
+        term = getattr(self._syncObj, "raftCurrentTerm", None)
+        if isinstance(term, int) and not (isinstance(message.get("term"), int) and message["term"] >= term):
+            # an older term's leader (a voter removed while cut off): pysyncobj would ignore its append,
+            # but its election bookkeeping (pre_vote_elections) would still count it as a leader heard
+            self.stranger_stats.dropped += 1
+            return
         self.stranger_stats.appends += 1
         now = monotonic()
         if now - self._stranger_logged.get(node.address, -STRANGER_LOG_EVERY_S) >= STRANGER_LOG_EVERY_S:
@@ -153,6 +162,17 @@ class OutsideConfiguration:
                 message.get("term"),
             )
         self._onMessageReceived(node, message)
+
+    def send(self, node: Any, message: Any) -> bool:
+        """To a stranger only the answer to its appends (``next_node_idx``) goes out. A proposal forwarded
+        to it (it leads, outside this node's configuration) would commit while its answer, a stranger's
+        message, is dropped: failed as ``MISSING_LEADER`` and retried, it would commit again."""
+        entry = self.strangers.get(str(getattr(node, "address", "")))
+        answer = isinstance(message, dict) and message.get("type") == "next_node_idx"
+        if entry is not None and self._connections.get(node) is entry[1] and not answer:
+            self.stranger_stats.withheld += 1
+            return False
+        return bool(super().send(node, message))  # type: ignore[misc]
 
     def _onDisconnected(self, conn: Any) -> None:  # noqa: N802
         for addr, (node, stranger_conn, _) in list(self.strangers.items()):

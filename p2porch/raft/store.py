@@ -185,9 +185,10 @@ class RaftStore:
         with self._status_lock:
             status, at = self._status, self._status_at
         if status is None or time.monotonic() - at > self.config.status_refresh_s:
-            status = self._compute_status()
-            with self._status_lock:
-                self._status, self._status_at = status, time.monotonic()
+            last, status = status, self._compute_status()
+            if status is not last:  # the last status, kept after a failed read, is not stamped fresh
+                with self._status_lock:
+                    self._status, self._status_at = status, time.monotonic()
         return status
 
     async def propose(self, command: bytes, timeout_s: float = 5.0) -> dict[str, Any]:
@@ -495,22 +496,26 @@ class RaftStore:
         if now - self._observed_at >= (IDLE_STATUS_REFRESH_S if idle else self.config.status_refresh_s):
             try:
                 status = self._compute_status(observe_at=now)
-            except RaftError:  # unreadable (only off this thread, but never let it stop a tick)
+            except RaftError:  # unreadable on its own thread: a bug; the status stays stale, never restamped
+                if self.status_read_failures % 1000 == 1:
+                    log.warning(
+                        "raft: the Raft thread's own status read failed (%d)", self.status_read_failures
+                    )
                 return
             with self._status_lock:
                 self._status, self._status_at = status, now
             self._observed_at = now
 
     def _compute_status(self, observe_at: float | None = None) -> RaftStatus:
-        """Read pysyncobj's status; ``observe_at`` (Raft thread only) also advances the lag clocks. A
-        status that cannot be read is never made up (an empty read listed this node as the only voter,
-        with no leader): the last one read stands, and before any, the read is tried again."""
+        """Read pysyncobj's status; ``observe_at`` (Raft thread only) also advances the lag clocks. An
+        unreadable status is never made up: off the Raft thread the last one read stands (not restamped);
+        before any, or on the Raft thread (its reads never race), it is read again, then RaftError."""
         raw = self._so.read_status(STATUS_READ_TRIES)
         if raw is None:
             self.status_read_failures += 1
             with self._status_lock:
                 last = self._status
-            if last is not None:
+            if last is not None and observe_at is None:  # off the Raft thread (whose reads never race)
                 return last
             raw = self._so.read_status(FIRST_STATUS_READ_TRIES)
             if raw is None:

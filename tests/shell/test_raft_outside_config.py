@@ -76,6 +76,14 @@ def test_a_stranger_dialling_in_gets_its_appends_taken_and_nothing_else(nodes: l
         assert stale_t.stranger_stats.dropped == 1 and stale_t.stranger_stats.appends == 1
         assert stale_t.send(leader, {"type": "next_node_idx", "term": 7})  # its answer goes back
         pump([stale_host, leader_host], lambda: bool(leader_host.received))
+        # a proposal is never forwarded to it: it would commit with its answer (a stranger's) dropped
+        assert not stale_t.send(leader, {"type": "apply_command", "command": b"c", "request_id": 1})
+        assert stale_t.stranger_stats.withheld == 1
+        stale_host.raftCurrentTerm = 8  # an older term's append (a removed leader) is not taken either
+        assert leader_t.send(stale, APPEND)
+        pump([stale_host, leader_host], lambda: stale_t.stranger_stats.dropped == 2)
+        assert [m for _, m in stale_host.received] == [APPEND]
+        del stale_host.raftCurrentTerm
         assert stale_host.connected == []  # not a connected voter to pysyncobj until it is added
         stale_t.addNode(leader)  # the log reached the add: the connection is the node's own
         assert leader in stale_host.connected and stale_t.strangers == {}

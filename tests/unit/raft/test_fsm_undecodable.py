@@ -61,3 +61,19 @@ def test_a_refused_command_is_not_counted_as_undecodable() -> None:
     base = _base()
     _, result, _ = apply(base, b"\xc1")  # not msgpack: a WireError, as before
     assert result["error"] == "WireError" and not undecodable(result)
+
+
+def test_a_replica_out_of_memory_stops_rather_than_applies_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MemoryError is this replica's, not the command's: another replica decodes the entry, so a no-op here
+    would diverge the states; the FSM stops on the entry instead (as before the no-op rule)."""
+
+    base = _base()
+
+    def decode(data: bytes) -> C.Command:
+        raise MemoryError
+
+    monkeypatch.setattr(C, "decode_command", decode)
+    with pytest.raises(MemoryError):
+        apply(base, POISON)
+    with pytest.raises(MemoryError):
+        apply_batch(base, encode_batch([POISON]))

@@ -28,6 +28,7 @@ async def test_status_keeps_the_configuration_when_getstatus_keeps_raising(tmp_p
         assert status.voters == tuple(sorted((own, other))), status  # main: (own,) alone
         assert status.self_addr == own
         assert store.status_read_failures >= 1
+        assert store._status_at == 0.0  # kept, not stamped fresh: the next status() reads again
         with store._status_lock:
             store._status = None  # no status read yet: not made up either
         with pytest.raises(RaftError):
