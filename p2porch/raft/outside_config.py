@@ -9,7 +9,9 @@ pysyncobj's own handlers do, only its transport refused. :class:`OutsideConfigur
 
 - accepts an incoming connection whose peer names an address outside the configuration, once the
   connection is authenticated (the session frames prove the peer holds the cluster password, as for
-  any Raft peer), as a *stranger*; a stranger's ``append_entries`` (entries, heartbeats, snapshots)
+  any Raft peer) and only while this node neither leads nor hears a connected leader (a removed voter
+  dialling the cluster is refused as before, so it learns it was removed), as a *stranger*; a
+  stranger's ``append_entries`` (entries, heartbeats, snapshots)
   of the current term or a higher one reach pysyncobj (which then follows that leader, as Raft
   requires), every other message (votes, pre-votes, forwarded commands, answers, older terms' appends)
   is dropped and counted: a node outside the configuration never gets this node's vote, and a removed
@@ -117,6 +119,11 @@ class OutsideConfiguration:
             return False
         if addr == self._selfNode.address:  # a peer naming this node's own address: never ours to take
             return False
+        if self._syncObj_says("_isLeader") or self._hears_own_leader():
+            # it hears a leader of its own configuration: no stranger's appends needed, and a removed voter
+            # dialling it must be refused as before (else it looks connected to a leader, never learns it
+            # was removed and never restarts as a replica: test_multisite_cut)
+            return False
         try:
             node = TCPNode(addr)
         except (ValueError, TypeError):
@@ -134,6 +141,11 @@ class OutsideConfiguration:
         self.stranger_stats.accepted += 1
         log.debug("raft: connection from %s, outside the configuration: only its appends are taken", addr)
         return True
+
+    def _hears_own_leader(self) -> bool:
+        leader = self._syncObj_says("_getLeader")
+        conn = None if leader is None else self._connections.get(leader)
+        return conn is not None and conn.state == CONNECTION_STATE.CONNECTED
 
     def _drop_stranger(self, entry: tuple[Any, Any, float]) -> None:
         node, conn, _ = entry

@@ -6,6 +6,7 @@ should dial it and does not know it (a node that knows it refuses that dial)."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,4 +123,23 @@ def test_a_node_that_knows_the_leader_refuses_its_dial(
         pump([follower_host, leader_host], lambda: leader in follower_host.connected)
     finally:
         follower_t.destroy()
+        leader_t.destroy()
+
+
+def test_a_leader_refuses_a_removed_voter_dialling_it(nodes: list[TCPNode]) -> None:
+    """A voter removed while cut off still has the leader in its configuration and dials it: refused as
+    before (taken as a stranger it looked connected to a leader, never learnt it was removed and never
+    restarted as a replica: test_multisite_cut)."""
+    leader, other, removed = nodes  # the removed node has the highest address: it dials the leader
+    leader_host, removed_host = RaftHost(leads=True), RaftHost()
+    leader_t = start(leader_host, leader, [other])  # the leader's configuration lacks it
+    removed_t = start(removed_host, removed, [leader, other])
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            for host in (leader_host, removed_host):
+                host.tick()
+        assert leader_t.strangers == {} and leader_t.stranger_stats.accepted == 0
+    finally:
+        removed_t.destroy()
         leader_t.destroy()
