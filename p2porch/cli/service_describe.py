@@ -31,7 +31,7 @@ def _port_lines(ports: Any) -> list[str]:
         if published is None:
             where = f"{target} (no published port: Docker picks a host port on each task's node)"
         elif ingress:
-            how = ", assigned by the swarm" if port.get("assigned") else ""
+            how = ", assigned by the cluster" if port.get("assigned") else ""
             where = f"{published} -> {target} (ingress: port {published} of every node{how})"
         else:
             where = f"{host_ip + ':' if host_ip else ''}{published} -> {target} (host: on each task's node)"

@@ -88,7 +88,7 @@ async def test_inspect_ls_and_a_colliding_chosen_port(services) -> None:
     ]
     row = dict(zip(SERVICE_COLUMNS, service_row(view), strict=True))
     assert row["ports"] == "*:30000->80/tcp,*:8080->81/tcp"
-    assert "Ports:     30000 -> 80/tcp (ingress: port 30000 of every node, assigned by the swarm)" in (
+    assert "Ports:     30000 -> 80/tcp (ingress: port 30000 of every node, assigned by the cluster)" in (
         describe_service(view)
     )
     found, ports = docker_path(view, ".Endpoint.Ports")
