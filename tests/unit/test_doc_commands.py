@@ -27,6 +27,7 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,13 +37,13 @@ import pytest
 from p2porch.cli import cluster as cli_cluster
 from p2porch.cli.daemon import load_daemon_config
 from p2porch.errors import DaemonUnreachable
-from p2porch.membership.token import new_token
+from p2porch.membership.token import JoinToken
 
 cli_main = importlib.import_module("p2porch.cli.main")  # the module (p2porch.cli.main is also its function)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-TOKEN = str(new_token("0123456789abcdef"))
+TOKEN = str(JoinToken(cluster_id="0123456789abcdef", secret=bytes(range(32))))  # fixed: the same ids each run
 COMMANDS = {name for names in cli_main.COMMAND_MODULES.values() for name in names} | {"swarm"}
 FENCE = re.compile(r"^\s*(```|~~~)")
 ASSIGNMENT = re.compile(r"(?:^|\s)([A-Z][A-Z0-9_]*)=(\S+)\s+")  # `P2PORCH_TOKEN=T p2porch join`
@@ -162,28 +163,31 @@ def snippets(path: Path) -> list[tuple[int, str, int]]:
 SHELL_PROGRAMS = {"grep", "jq", "head", "tail", "sort", "wc", "xargs", "cat", "less", "tee"}
 
 
-def shell_part(text: str) -> str:
-    """``text`` up to an unquoted comment, redirection, ``;``, ``&&`` or closing ``)``."""
+def unquoted(text: str) -> Iterator[tuple[int, str]]:
+    """Each character of ``text`` outside single and double quotes (the quotes themselves left out)."""
     quote = ""
     for i, ch in enumerate(text):
         if quote:
             quote = "" if ch == quote else quote
         elif ch in "'\"":
             quote = ch
-        elif (ch == "#" and (i == 0 or text[i - 1].isspace())) or ch in ">;)&":
+        else:
+            yield i, ch
+
+
+def shell_part(text: str) -> str:
+    """``text`` up to an unquoted comment, redirection, ``;``, ``&&`` or closing ``)``."""
+    for i, ch in unquoted(text):
+        if (ch == "#" and (i == 0 or text[i - 1].isspace())) or ch in ">;)&":
             return text[:i]
     return text
 
 
 def top_level_split(text: str) -> list[str]:
     """``text`` split at each spaced ``|`` (or markdown's ``\\|``) outside quotes and ``[...]``."""
-    parts, depth, quote, last = [], 0, "", 0
-    for i, ch in enumerate(text):
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "[]":
+    parts, depth, last = [], 0, 0
+    for i, ch in unquoted(text):
+        if ch in "[]":
             depth += 1 if ch == "[" else -1
         elif ch == "|" and depth == 0 and text[i + 1 : i + 2] in (" ", "") and text[i - 1 : i] in (" ", "\\"):
             parts.append(text[last : i - 1 if text[i - 1] == "\\" else i])
@@ -208,30 +212,21 @@ def alternatives(text: str) -> list[str]:
 
 def groups(text: str, *, keep: bool) -> str:
     """Optional ``[...]`` parts removed (``keep=False``) or written out with their first alternative."""
-    out, depth, group, quote = [], 0, "", ""
-    for ch in text:
-        if quote:
-            quote = "" if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "[":
+    out, depth, start, last = [], 0, 0, 0
+    for i, ch in unquoted(text):
+        if ch == "[":
+            if depth == 0:
+                out.append(text[last:i])
+                start = i + 1
             depth += 1
-            if depth == 1:
-                group = ""
-                continue
         elif ch == "]" and depth:
             depth -= 1
             if depth == 0:
-                inner = groups(group, keep=keep)
-                inner = re.split(r"\s*\\?\|\s*", inner)[0]
+                inner = re.split(r"\s*\\?\|\s*", groups(text[start:i], keep=keep))[0]
                 if keep and inner.strip() not in ("node options", "...", ""):
                     out.append(inner)
-                continue
-        if depth:
-            group += ch
-        else:
-            out.append(ch)
-    return "".join(out)
+                last = i + 1
+    return "".join(out) + text[last:]
 
 
 def word_value(word: str, before: str | None, noun: str) -> str:
