@@ -342,12 +342,12 @@ class OfflineApi:
         pass
 
 
-class NoSandbox:
-    """Where ``p2porch sandbox`` would build hosts: its name, subnet and sites were checked."""
+class NotBuilt:
+    """Where ``sandbox`` would build hosts, or ``init/join --foreground`` run a daemon: past the checks."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        OfflineApi.sent.append(("SANDBOX", str(args[:1])))
-        raise Reached("(test) would act on the sandbox")
+        OfflineApi.sent.append(("BUILD", type(self).__name__))
+        raise Reached("(test) would build hosts or run a daemon")
 
 
 @pytest.fixture
@@ -362,11 +362,10 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     for var in ("P2PORCH_HOST", "P2PORCH_CONTEXT", "P2PORCH_API_TOKEN", "P2PORCH_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("P2PORCH_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("P2PORCH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(api_client, "ApiClient", OfflineApi)
-    monkeypatch.setattr(sandbox_module, "Sandbox", NoSandbox)
-    monkeypatch.setattr(daemon_module, "Daemon", NoSandbox)  # init/join --foreground: after the checks
+    monkeypatch.setattr(sandbox_module, "Sandbox", NotBuilt)
+    monkeypatch.setattr(daemon_module, "Daemon", NotBuilt)
     monkeypatch.setattr(logs, "setup_logging", lambda *a, **k: None)
 
     def start_daemon(args: Any) -> None:
@@ -390,9 +389,8 @@ def run(command: DocCommand, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     """'' when the command parses and passes the CLI's checks; else what it printed and its exit code."""
     for k, v in command.env:
         monkeypatch.setenv(k, v)
-    if not command.in_code and command.argv[:1] == (
-        "join",
-    ):  # prose: `p2porch join PEER`, the token exported
+    prose_join = not command.in_code and command.argv[:1] == ("join",)
+    if prose_join:  # `p2porch join PEER` in a sentence: the token exported, as the quick start does
         monkeypatch.setenv("P2PORCH_TOKEN", TOKEN)
     if command.argv[:2] != ("context", "create"):
         from p2porch.cli.context_store import Context, ContextStore
