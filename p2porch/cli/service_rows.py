@@ -19,6 +19,9 @@ TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem",
 TASK_EXTRA = ("image", "ports", "desired_state", "current_state")
 #: Docker's value of a ``service ls`` column for ``--format``: ``{{.Ports}}``, the ingress ports only
 SERVICE_EXTRA = ("ports",)
+#: the fields of a row's ``{{json .}}``: docker/cli's service row's, and its task row's
+SERVICE_JSON = ("id", "name", "mode", "replicas", "image", "ports")
+TASK_JSON = ("id", "name", "image", "node", "desired_state", "current_state", "error", "ports")
 
 
 def job_progress_text(job: dict[str, Any]) -> str:
@@ -90,7 +93,7 @@ def service_listing(args: argparse.Namespace, services: list[dict[str, Any]]) ->
     """``service ls`` and ``stack services``: the table, or ``--format`` over each row (Docker's
     ``{{.Ports}}``: ``SERVICE_EXTRA``)."""
     rows, extras = [service_row(s) for s in services], [service_extra(s) for s in services]
-    return listing(args, SERVICE_COLUMNS, rows, SERVICE_EXTRA, extras)
+    return listing(args, SERVICE_COLUMNS, rows, SERVICE_EXTRA, extras, docker_json=SERVICE_JSON)
 
 
 def task_ports_text(t: dict[str, Any]) -> str:

@@ -271,12 +271,14 @@ def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> No
         capsys.readouterr().err
     )
     assert main(["service", "ps", "--format", "table {{.Name}}\\t{{.DesiredState}}", "web"]) == 0
-    assert capsys.readouterr().out.splitlines() == [
-        "NAME      DESIRED STATE",
-        "web.1     Running",
-        "web.1     Shutdown",
-        "web.2     Running",
+    assert capsys.readouterr().out.splitlines() == [  # docker/cli's table indents a slot's history
+        "NAME        DESIRED STATE",
+        "web.1       Running",
+        " \\_ web.1   Shutdown",
+        "web.2       Running",
     ]
+    assert main(["service", "ps", "--format", "{{.Name}} {{.DesiredState}}", "web"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["web.1 Running", "web.1 Shutdown", "web.2 Running"]
 
 
 @pytest.mark.parametrize(
