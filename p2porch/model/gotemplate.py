@@ -20,6 +20,8 @@ from .gotemplate_parse import ExecError, Node, ParseError, TemplateError, parse_
 from .gotemplate_values import (
     MISSING,
     FuncError,
+    GoList,
+    GoMap,
     Method,
     Struct,
     go_quote,
@@ -35,6 +37,8 @@ __all__ = [
     "MISSING",
     "ExecError",
     "FuncError",
+    "GoList",
+    "GoMap",
     "Method",
     "ParseError",
     "Resolve",

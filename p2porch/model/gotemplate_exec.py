@@ -409,6 +409,7 @@ def _length(item: Any) -> int:
 
 #: the kinds Go compares (by their Go type name); anything else is not comparable
 _KINDS = {"bool": "bool", "int": "int", "float64": "float", "string": "string", "<nil>": "nil"}
+_KINDS |= dict.fromkeys(("uint64", "int64", "time.Duration", "os.FileMode"), "int")  # Docker's integers
 
 
 def _kind(value: Any) -> str:

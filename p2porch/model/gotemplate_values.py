@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 
@@ -46,6 +46,22 @@ class Struct(dict[str, Any]):
 
     def go_text(self) -> str:
         return "{" + " ".join(go_text(v) for v in self.values()) + "}"
+
+
+class GoList(list[Any]):
+    """A typed Go slice (``%T``: ``[]string``, ``[]swarm.PortConfig``), printed ``[a b]``."""
+
+    def __init__(self, go_type: str, items: Iterable[Any] = ()) -> None:
+        super().__init__(items)
+        self.go_type = go_type
+
+
+class GoMap(dict[str, Any]):
+    """A typed Go map (``%T``: ``map[string]string``), printed ``map[k:v]`` in key order."""
+
+    def __init__(self, go_type: str, items: Any = ()) -> None:
+        super().__init__(items)
+        self.go_type = go_type
 
 
 class FuncError(ValueError):

@@ -359,14 +359,13 @@ def test_docker_json_of_ports_and_unknown_docker_paths(monkeypatch, capsys) -> N
     monkeypatch.setattr(cli_service_read, "client_for", lambda args: ServiceApi())
     assert main(["service", "inspect", "-f", "{{json .Endpoint.Ports}}", "web"]) == 0
     first = json.loads(capsys.readouterr().out)[0]
-    assert first == {
-        "Name": "",
+    assert first == {  # swarm.PortConfig's JSON: an empty Name is omitted (omitempty), as Docker's
         "Protocol": "tcp",
         "TargetPort": 80,
         "PublishedPort": 8080,
         "PublishMode": "ingress",
     }
-    for unknown in ("{{.Spec.TaskTemplate.Placement}}", "{{.Endpoint.VirtualIPs}}", "{{.Spec.TaskTemplate}}"):
+    for unknown in ("{{.Spec.TaskTemplate.Nope}}", "{{.Endpoint.VirtualIPs}}", "{{.Spec.UpdateConfig.Nope}}"):
         assert main(["service", "inspect", "--format", unknown, "web"]) == 2
         assert "p2porch: error: --format: " in capsys.readouterr().err
     SERVICE_VIEW["spec"]["mode"] = "global"  # type: ignore[index]

@@ -129,9 +129,9 @@ VIEW = {
     [
         ("{{.Spec.TaskTemplate.ContainerSpec.Hostname}}", "{{.Service.Name}}-{{.Task.Slot}}"),
         ("{{.Spec.EndpointSpec.Mode}}", "dnsrr"),
-        ("{{json .Spec.EndpointSpec}}", '{"Mode":"dnsrr","Ports":[]}'),
+        ("{{json .Spec.EndpointSpec}}", '{"Mode":"dnsrr"}'),  # omitempty, as Docker's JSON
         ("{{.Endpoint.Spec.Mode}}", "dnsrr"),  # the fourth walk: "can't evaluate field Endpoint"
-        ("{{json .Endpoint.Spec}}", '{"Mode":"dnsrr","Ports":[]}'),
+        ("{{json .Endpoint.Spec}}", '{"Mode":"dnsrr"}'),
         ("{{json .Spec.Mode}}", '{"Replicated":{"Replicas":3}}'),
         (
             "{{.Spec.TaskTemplate.RestartPolicy.Condition}} {{.Spec.TaskTemplate.RestartPolicy.MaxAttempts}}",
