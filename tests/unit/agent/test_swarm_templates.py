@@ -3,12 +3,14 @@ host name and mount sources are expanded per task when its container is created,
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import textwrap
 
 import pytest
 
 from p2porch.agent.dockerspec import create_request, member_create_request
-from p2porch.agent.model import MemberSpec, MountSpec, TaskAssignment, template_error
+from p2porch.agent.model import MemberSpec, MountSpec, TaskAssignment, template_context, template_error
 from p2porch.errors import ConfigError
 from p2porch.model import ServiceSpec
 from p2porch.model.templates import SAMPLE, TemplateContext, TemplateError, expand
@@ -137,3 +139,12 @@ def test_a_host_name_that_is_invalid_once_expanded_is_still_refused():
     with pytest.raises(ConfigError) as info:
         load_stack("mon", "services:\n  a:\n    image: x\n    hostname: 'bad name {{.Task.Slot}}'\n")
     assert "services.a.hostname" in str(info.value)
+
+
+def test_the_node_platform_is_the_hosts_as_dockers_engine_reports_it():
+    """``.Node.Platform.OS|Architecture``: the host's kernel and ``uname -m`` (``docker info``'s OSType
+    and Architecture, swarmkit's node description), not constants: the agent expands them on the node."""
+    platform = expand("{{.Node.Platform.OS}}/{{.Node.Platform.Architecture}}", template_context(assignment()))
+    assert platform == f"{os.uname().sysname.lower()}/{os.uname().machine}"
+    odd = dataclasses.replace(template_context(assignment()), platform_arch="aarch64")
+    assert expand("{{.Node.Platform.Architecture}}", odd) == "aarch64"
