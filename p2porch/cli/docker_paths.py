@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..model.container import default_publish_mode
-from ..model.gotemplate import GoList
+from ..model.gotemplate import GoList, GoMap
 from .docker_spec import task_template, update_config
 from .docker_types import GoStruct, GoTime, GoUint, go_struct, string_map
 from .util import UsageError
@@ -115,6 +115,73 @@ _OBJECT_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
 def object_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     """As :func:`docker_path`, for a secret's, config's or network's view."""
     reader = _OBJECT_PATHS.get(path.lstrip(".").lower())
+    return (False, None) if reader is None else (True, reader(view))
+
+
+def _ipam(view: dict[str, Any]) -> GoStruct:
+    """Docker's ``.IPAM``: a config per node's leased block and its gateway (every network shares them:
+    addresses come from the cluster CIDR, each node leasing a block)."""
+    configs = GoList(
+        "[]network.IPAMConfig",
+        (
+            go_struct(
+                "network.IPAMConfig",
+                ("Subnet", "IPRange", "Gateway", "AuxAddress"),
+                Subnet=s["subnet"],
+                IPRange="",
+                Gateway=s["gateway"],
+                AuxAddress=string_map({}),
+            )  # fmt: skip
+            for s in view.get("subnets") or []
+        ),
+    )
+    return go_struct("network.IPAM", Driver="default", Options=string_map({}), Config=configs)
+
+
+def _containers(view: dict[str, Any]) -> GoMap:
+    """Docker's ``.Containers``: the network's running tasks by container id (``Name`` the container's,
+    ``IPv4Address`` with its node's block's prefix); every node's, where Docker's shows this node's."""
+    prefixes = {s["node"]: s["subnet"].partition("/")[2] for s in view.get("subnets") or []}
+    out = GoMap("map[string]network.EndpointResource")
+    for t in view.get("tasks") or []:
+        prefix = prefixes.get(t["node"])
+        out[t.get("container_id") or t.get("task_id") or t["task"]] = go_struct(
+            "network.EndpointResource",
+            Name=f"{t['task']}.{str(t.get('task_id') or '')[:8]}".rstrip("."),
+            EndpointID="",
+            MacAddress="",
+            IPv4Address=f"{t['address']}/{prefix}" if prefix else t["address"],
+            IPv6Address="",
+        )
+    return out
+
+
+def _peers(view: dict[str, Any]) -> GoList:
+    """Docker's ``.Peers``: the nodes with a task on the network (``Name`` the node's, ``IP`` its address)."""
+    nodes = {t["node"]: t.get("node_address") or "" for t in view.get("tasks") or []}
+    return GoList(
+        "[]network.PeerInfo",
+        (go_struct("network.PeerInfo", Name=n, IP=ip) for n, ip in sorted(nodes.items())),
+    )
+
+
+#: Docker's ``network inspect`` paths beside the objects' (``.IPAM.Config``, ``.Containers``, ``.Peers``)
+_NETWORK_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = _OBJECT_PATHS | {
+    "ipam": _ipam,
+    "containers": _containers,
+    "peers": _peers,
+    "enableipv4": lambda v: True,
+    "enableipv6": lambda v: False,
+    "ingress": lambda v: False,
+    "configonly": lambda v: False,
+    "options": lambda v: string_map({}),
+    "labels": lambda v: string_map(v.get("labels")),
+}
+
+
+def network_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """As :func:`docker_path`, for a network's view (``{{range .IPAM.Config}}{{.Subnet}}{{end}}``)."""
+    reader = _NETWORK_PATHS.get(path.lstrip(".").lower())
     return (False, None) if reader is None else (True, reader(view))
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from ..errors import ConfigError, NotFoundError
 from ..model.netrefs import check_network_name
-from .docker_paths import GoTime, object_path
+from .docker_paths import network_path
+from .docker_types import GoTime
 from .filters import NETWORK_FILTERS, NETWORK_VALUES, add_filter, apply_filters
 from .goformat import add_list_format, inspect_each, labels_text, listing
 from .node import cmd_network_inspect
@@ -142,7 +143,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         )
     client = client_for(args)
     return inspect_each(
-        args, args.names, _ingress_hint(lambda name: client.get(f"/networks/{name}")), _describe, object_path
+        args, args.names, _ingress_hint(lambda name: client.get(f"/networks/{name}")), _describe, network_path
     )
 
 

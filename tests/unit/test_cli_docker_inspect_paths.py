@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from p2porch.cli.docker_paths import docker_path
+from p2porch.cli.docker_paths import docker_path, network_path
 from p2porch.cli.docker_types import go_duration
 from p2porch.cli.goformat import render
 from p2porch.model import ServiceSpec
@@ -120,3 +120,54 @@ def test_go_durations() -> None:
 )
 def test_swarms_template_context_is_typed_as_swarmkits(template: str, out: str) -> None:
     assert expand(template, SAMPLE) == out
+
+
+NETWORK = {
+    "id": "ybmyjvao9vtzy3oorxbssj13b",
+    "name": "ov1",
+    "driver": "overlay",
+    "scope": "cluster",
+    "internal": False,
+    "labels": {"env": "prod"},
+    "created_at": 0,
+    "subnets": [
+        {"node": "n1", "subnet": "10.240.0.0/24", "gateway": "10.240.0.1"},
+        {"node": "n2", "subnet": "10.240.1.0/24", "gateway": "10.240.1.1"},
+    ],
+    "tasks": [
+        {"task": "s1.1", "service": "s1", "node": "n1", "address": "10.240.0.4", "task_id": "pjn2ik0sfgkf"}
+        | {"container_id": "020403bd88a1", "node_address": "192.168.33.11"},
+        {"task": "s1.2", "service": "s1", "node": "n2", "address": "10.240.1.5", "task_id": "q4hcq2aiiml2"}
+        | {"container_id": "", "node_address": "192.168.33.12"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("template", "out"),
+    [
+        (
+            "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}};{{end}}",
+            "10.240.0.0/24 10.240.0.1;10.240.1.0/24 10.240.1.1;",
+        ),
+        ("{{json (index .IPAM.Config 0)}}", '{"Subnet":"10.240.0.0/24","Gateway":"10.240.0.1"}'),
+        ("{{.IPAM.Driver}}", "default"),
+        (
+            "{{range $id, $c := .Containers}}{{$id}} {{$c.Name}} {{$c.IPv4Address}};{{end}}",
+            "020403bd88a1 s1.1.pjn2ik0s 10.240.0.4/24;q4hcq2aiiml2 s1.2.q4hcq2ai 10.240.1.5/24;",
+        ),
+        ("{{range .Peers}}{{.Name}}={{.IP}} {{end}}", "n1=192.168.33.11 n2=192.168.33.12 "),
+        ("{{json .Peers}}", '[{"Name":"n1","IP":"192.168.33.11"},{"Name":"n2","IP":"192.168.33.12"}]'),
+        (
+            "{{.Name}} {{.Id}} {{.Driver}} {{.EnableIPv6}} {{.Internal}} {{.Labels}}",
+            "ov1 ybmyjvao9vtzy3oorxbssj13b overlay false false map[env:prod]",
+        ),
+        (
+            "{{printf `%T %T` .IPAM.Config .Containers}}",
+            "[]network.IPAMConfig map[string]network.EndpointResource",
+        ),
+    ],
+)
+def test_network_inspect_answers_dockers_paths(template: str, out: str) -> None:
+    """Docker's ``network inspect`` JSON (its reference page: ``IPAM.Config``, ``Containers``, ``Peers``)."""
+    assert render(template, NETWORK, network_path) == out
