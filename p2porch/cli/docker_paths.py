@@ -86,13 +86,30 @@ _PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 
 
+def _answer(
+    table: dict[str, Callable[[dict[str, Any]], Any]], view: dict[str, Any], path: str
+) -> tuple[bool, Any]:
+    """``(True, value)`` of ``path`` from ``table``'s longest prefix of it (the rest walked through the
+    Docker struct that prefix gives, a name matching a field case-insensitively), else ``(False, None)``."""
+    names = path.lstrip(".").split(".")
+    for cut in range(len(names), 0, -1):
+        reader = table.get(".".join(names[:cut]).lower())
+        if reader is None:
+            continue
+        value = reader(view)
+        for name in names[cut:]:
+            keys = [k for k in value if str(k).lower() == name.lower()] if isinstance(value, dict) else []
+            if not keys:
+                return False, None
+            value = value[keys[0]]
+        return True, value
+    return False, None
+
+
 def docker_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     """``(True, value)`` when ``path`` (``.Spec.Name``) is one of Docker's service paths mapped here,
     else ``(False, None)``: the caller reads p2porch's own view."""
-    reader = _PATHS.get(path.lstrip(".").lower())
-    if reader is None:
-        return False, None
-    return True, reader(view)
+    return _answer(_PATHS, view, path)
 
 
 def _time(key: str) -> Callable[[dict[str, Any]], Any]:
@@ -114,8 +131,7 @@ _OBJECT_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
 
 def object_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     """As :func:`docker_path`, for a secret's, config's or network's view."""
-    reader = _OBJECT_PATHS.get(path.lstrip(".").lower())
-    return (False, None) if reader is None else (True, reader(view))
+    return _answer(_OBJECT_PATHS, view, path)
 
 
 def _ipam(view: dict[str, Any]) -> GoStruct:
@@ -181,8 +197,7 @@ _NETWORK_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = _OBJECT_PATHS | {
 
 def network_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     """As :func:`docker_path`, for a network's view (``{{range .IPAM.Config}}{{.Subnet}}{{end}}``)."""
-    reader = _NETWORK_PATHS.get(path.lstrip(".").lower())
-    return (False, None) if reader is None else (True, reader(view))
+    return _answer(_NETWORK_PATHS, view, path)
 
 
 def _voter(view: dict[str, Any]) -> bool:
@@ -214,8 +229,7 @@ _NODE_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
 def node_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     """As :func:`docker_path`, for a node's view (``{{.Status.State}}``, ``{{.Spec.Role}}``,
     ``{{.Description.Hostname}}``, ``{{.ManagerStatus.Leader}}``)."""
-    reader = _NODE_PATHS.get(path.lstrip(".").lower())
-    return (False, None) if reader is None else (True, reader(view))
+    return _answer(_NODE_PATHS, view, path)
 
 
 def _cluster(view: dict[str, Any]) -> dict[str, Any]:
@@ -240,5 +254,4 @@ _INFO_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
 def info_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     """As :func:`docker_path`, for ``info``'s status view (``{{.Swarm.LocalNodeState}}``,
     ``{{.Swarm.NodeID}}``, ``{{.Swarm.ControlAvailable}}``, ``{{.ServerVersion}}``)."""
-    reader = _INFO_PATHS.get(path.lstrip(".").lower())
-    return (False, None) if reader is None else (True, reader(view))
+    return _answer(_INFO_PATHS, view, path)
