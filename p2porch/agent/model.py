@@ -282,6 +282,7 @@ class NodeCapacity:
     memory_bytes: int
     engine_version: str = ""
     hostname: str = ""
+    architecture: str = ""  # ``docker info``'s Architecture (``uname -m``: x86_64, aarch64)
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,6 +211,11 @@ _NODE_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "spec.labels": lambda v: v.get("labels") or {},
     "description.hostname": lambda v: v["name"],
     "description.engine.engineversion": lambda v: v.get("engine_version") or "",
+    "description.platform": lambda v: go_struct(
+        "swarm.Platform",
+        Architecture=(v.get("platform") or {}).get("architecture") or "",
+        OS=(v.get("platform") or {}).get("os") or "linux",
+    ),
     "description.resources.nanocpus": lambda v: v.get("cpu_nanos") or 0,
     "description.resources.memorybytes": lambda v: v.get("memory_bytes") or 0,
     "status.state": lambda v: v["status"],

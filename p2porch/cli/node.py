@@ -216,6 +216,12 @@ def cmd_node_ps(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _platform(platform: dict[str, str] | None) -> str:
+    """``linux/x86_64``: the node's OS and its engine's architecture (``?`` until gossip carried it)."""
+    platform = platform or {}
+    return f"{platform.get('os') or 'linux'}/{platform.get('architecture') or '?'}"
+
+
 def describe_node(n: dict[str, Any]) -> str:
     """The ``node inspect`` text: identity, Raft role and progress, state, resources, ports, labels."""
     ports = n.get("ports") or {}
@@ -232,6 +238,7 @@ def describe_node(n: dict[str, Any]) -> str:
         f"  status:       {n['status']}{_restart_note(n.get('restart'))}, gossip {n.get('gossip') or '?'}",
         f"  engine:       {_engine_line(n.get('engine'))}",
         f"  tls:          {n.get('tls_status') or '?'}",
+        f"  platform:     {_platform(n.get('platform'))}",
         f"  resources:    {cpus:g} CPUs, {memory:.1f} GiB memory",
         f"  subnet:       {n.get('subnet') or '-'}",
         "  ports:        " + (", ".join(f"{k} {v}" for k, v in ports.items() if v) or "-"),

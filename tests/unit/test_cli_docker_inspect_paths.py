@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from p2porch.cli.docker_paths import docker_path, network_path
+from p2porch.cli.docker_paths import docker_path, network_path, node_path
 from p2porch.cli.docker_types import go_duration
 from p2porch.cli.goformat import render
 from p2porch.model import ServiceSpec
@@ -171,3 +171,12 @@ NETWORK = {
 def test_network_inspect_answers_dockers_paths(template: str, out: str) -> None:
     """Docker's ``network inspect`` JSON (its reference page: ``IPAM.Config``, ``Containers``, ``Peers``)."""
     assert render(template, NETWORK, network_path) == out
+
+
+def test_node_inspect_answers_dockers_platform() -> None:
+    """``node inspect --format '{{.Description.Platform.Architecture}}'``: the engine's, carried in gossip."""
+    node = {"name": "n1", "platform": {"os": "linux", "architecture": "aarch64"}}
+    template = (
+        "{{.Description.Platform.OS}}/{{.Description.Platform.Architecture}} {{json .Description.Platform}}"
+    )
+    assert render(template, node, node_path) == 'linux/aarch64 {"Architecture":"aarch64","OS":"linux"}'
