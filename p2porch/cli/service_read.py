@@ -61,7 +61,7 @@ def task_table(
     if template is not None:  # one line per task, its members not listed
         if template.strip().startswith("table"):  # as docker/cli's, a table (not a line) indents
             indent_history(cells)
-        extras = [task_extra(t) for t in rows]
+        extras = [task_extra(t, args.no_trunc) for t in rows]
         return listing(args, TASK_COLUMNS, cells, TASK_EXTRA, extras, docker_json=TASK_JSON)
     indent_history(cells)
     if not specs:

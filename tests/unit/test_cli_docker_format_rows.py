@@ -184,3 +184,15 @@ def test_a_task_table_indents_a_slots_history_as_dockers(capsys) -> None:
         "top.2       Running",
     ]
     assert out(capsys, "service", "ps", "--format", "{{.Name}}", "top") == ["top.1", "top.1", "top.2"]
+
+
+def test_a_tasks_error_is_dockers(capsys) -> None:
+    """docker service ps's page: ``"No such image: redis@sha256:6…"``: quoted, cut to 30 unless
+    ``--no-trunc``."""
+    assert out(capsys, "service", "ps", "--format", "{{.Error}}", "top") == [
+        "",
+        '"No such image: redis@sha256:6…"',
+        "",
+    ]
+    whole = out(capsys, "service", "ps", "--no-trunc", "--format", "{{.Error}}", "top")[1]
+    assert whole == '"No such image: redis@sha256:6a692a76c2081888b589e26e6ec835743119fe453d"'
