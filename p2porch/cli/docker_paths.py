@@ -147,7 +147,7 @@ def _ipam(view: dict[str, Any]) -> GoStruct:
                 IPRange="",
                 Gateway=s["gateway"],
                 AuxAddress=string_map({}),
-            )  # fmt: skip
+            )
             for s in view.get("subnets") or []
         ),
     )
