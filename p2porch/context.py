@@ -112,6 +112,8 @@ class LocalBoard:
     traffic_index: int = 0
     #: this node's Docker engine version, once the agent read it, as published in gossip (member/agent.py)
     engine_version: str = ""
+    #: this node's engine's architecture (``uname -m``), published beside it
+    architecture: str = ""
     overlay_ready: trio.Event = field(default_factory=trio.Event)
     resolver: Resolver | None = None
     dns_counters: ServerCounters | None = None
@@ -142,6 +144,10 @@ class LocalBoard:
         """``node id -> Docker engine version`` as the nodes published it in gossip ("" unknown)."""
         return {name: v if isinstance(v, str) else "" for name, v in self._gossip_meta("e", "").items()}
 
+    def architectures(self) -> dict[str, str]:
+        """``node id -> engine architecture`` (``x86_64``) as the nodes published it in gossip."""
+        return {name: v if isinstance(v, str) else "" for name, v in self._gossip_meta("p", "").items()}
+
     def key_epochs(self) -> dict[str, int]:
         """``node id -> cluster key epoch`` the nodes run in, as they published it in gossip (a node
         that publishes none, or an ill-typed one, is absent: unknown)."""
@@ -154,15 +160,16 @@ class LocalBoard:
             return {}
         return {name: member.meta.get(key, default) for name, member in gossip.members().items()}
 
-    def publish_engine_version(self, version: str) -> None:
-        """Record this node's engine version and, when gossip runs, tell the other members."""
-        if not version or version == self.engine_version:
-            return
-        self.engine_version = version
-        gossip = self.gossip
-        if gossip is None:  # gossip not up yet: it starts with board.engine_version in its metadata
-            return
-        gossip.set_own_meta("e", version)
+    def publish_engine_version(self, version: str, architecture: str = "") -> None:
+        """Record this node's engine version (and architecture) and, when gossip runs, tell the other
+        members."""
+        for key, value, attr in (("e", version, "engine_version"), ("p", architecture, "architecture")):
+            if not value or value == getattr(self, attr):
+                continue
+            setattr(self, attr, value)
+            gossip = self.gossip
+            if gossip is not None:  # not up yet: it starts with the board's values in its metadata
+                gossip.set_own_meta(key, value)
 
     def gossip_states(self) -> dict[str, str]:
         """``node id -> alive | suspect | dead | left`` as this node's gossip sees it ({} before it runs)."""

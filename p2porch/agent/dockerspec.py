@@ -401,4 +401,5 @@ def capacity_from_info(info: Mapping[str, Any]) -> NodeCapacity:
         memory_bytes=int(info.get("MemTotal") or 0),
         engine_version=str(info.get("ServerVersion") or ""),
         hostname=str(info.get("Name") or ""),
+        architecture=str(info.get("Architecture") or ""),
     )

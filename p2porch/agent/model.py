@@ -9,6 +9,7 @@ imports nothing but ``p2porch.model``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -281,6 +282,7 @@ class NodeCapacity:
     memory_bytes: int
     engine_version: str = ""
     hostname: str = ""
+    architecture: str = ""  # ``docker info``'s Architecture (``uname -m``: x86_64, aarch64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,9 +338,15 @@ def task_env(assignment: TaskAssignment) -> dict[str, str]:
     return env
 
 
+#: this host's platform as Docker's engine reports it (``docker info``'s OSType and Architecture: the
+#: kernel's name and ``uname -m``), Swarm's ``.Node.Platform.OS|Architecture``: the agent expands a
+#: task's templates on the node that runs it
+HOST_OS, HOST_ARCH = os.uname().sysname.lower(), os.uname().machine
+
+
 def template_context(assignment: TaskAssignment) -> TemplateContext:
     """The facts Swarm's service templates name, for this task (``.Node.ID`` the node's id,
-    ``.Node.Hostname`` its name)."""
+    ``.Node.Hostname`` its name, ``.Node.Platform`` this host's)."""
     return TemplateContext(
         service_id=assignment.service_id,
         service_name=assignment.service_name,
@@ -346,6 +354,8 @@ def template_context(assignment: TaskAssignment) -> TemplateContext:
         node_hostname=assignment.node_name,
         task_id=assignment.task_id,
         task_slot=assignment.slot,
+        platform_os=HOST_OS,
+        platform_arch=HOST_ARCH,
         service_labels=assignment.service_labels,
         global_mode=assignment.global_mode,
     )

@@ -11,56 +11,28 @@ config|network inspect`` and ``info`` (``{{.Swarm.LocalNodeState}}``). Owns no s
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable
 from typing import Any
 
 from ..model.container import default_publish_mode
-from ..model.gotemplate import Struct
+from ..model.gotemplate import GoList, GoMap
+from .docker_spec import task_template, update_config
+from .docker_types import GoStruct, GoTime, GoUint, go_struct, string_map
 from .util import UsageError
 
 
-class GoStruct(Struct):
-    """A Go struct of Docker's JSON, its fields in order: JSON as a dict, text as Go's ``%v``
-    (``{ tcp 80 8080 ingress}``)."""
-
-    def __init__(self, *fields: dict[str, Any], **named: Any) -> None:
-        super().__init__()
-        for one in fields:
-            self.update(one)
-        self.update(named)
-
-
-class GoTime(float):
-    """An epoch time as Go's ``time.Time``: text ``2026-12-05 09:00:00.5 +0000 UTC``, JSON RFC 3339."""
-
-    go_type = "time.Time"
-
-    def moment(self) -> datetime.datetime:
-        return datetime.datetime.fromtimestamp(float(self), tz=datetime.UTC)
-
-    def _seconds(self, between: str) -> str:
-        moment = self.moment()
-        fraction = f"{moment.microsecond:06d}".rstrip("0")  # Go drops the trailing zeros
-        return moment.strftime(f"%Y-%m-%d{between}%H:%M:%S") + (f".{fraction}" if fraction else "")
-
-    def go_text(self) -> str:
-        return self._seconds(" ") + " +0000 UTC"
-
-    def json_value(self) -> str:
-        return self._seconds("T") + "Z"
-
-
-def _ports(view: dict[str, Any], served: bool = False) -> list[GoStruct]:
+def _ports(view: dict[str, Any], served: bool = False) -> GoList:
     """Docker's ``Spec.EndpointSpec.Ports`` (as written: an assigned port is 0), or with ``served`` its
     ``Endpoint.Ports`` (the port the swarm assigned filled in)."""
-    out = []
+    out = GoList("[]swarm.PortConfig")
     listed = view["endpoint_ports"] if served and "endpoint_ports" in view else view["spec"].get("publish")
     for port in listed or []:
         published = port.get("published")
         mode = port.get("mode") or default_publish_mode(published, port.get("host_ip", ""))
         out.append(
-            GoStruct(
+            go_struct(
+                "swarm.PortConfig",
+                ("Name", "Protocol", "TargetPort", "PublishedPort", "PublishMode"),
                 Name="",
                 Protocol=port.get("protocol", "tcp"),
                 TargetPort=port["target"],
@@ -80,77 +52,64 @@ def _replicas(view: dict[str, Any]) -> int:
     return int(view["spec"]["replicas"])
 
 
-def _env(view: dict[str, Any]) -> list[str]:
-    return [f"{k}={v}" for k, v in (view["spec"].get("env") or {}).items()]
-
-
 def _mode(view: dict[str, Any]) -> GoStruct:
     """Docker's ``.Spec.Mode``: ``{"Replicated": {"Replicas": 3}}``, ``{"Global": {}}``, a job's mode by
     its name (``{"ReplicatedJob": {}}``: its counts are p2porch's own ``.Spec.Replicas``)."""
     mode = str(view["spec"].get("mode") or "replicated")
     name = "".join(part.capitalize() for part in mode.split("-"))
-    inner = GoStruct(Replicas=int(view["spec"].get("replicas") or 0)) if mode == "replicated" else GoStruct()
-    return GoStruct({name: inner})
+    inner = go_struct(f"*swarm.{name}Service" if "Job" not in name else f"*swarm.{name}")
+    if mode == "replicated":
+        inner["Replicas"] = GoUint(view["spec"].get("replicas") or 0)
+    return go_struct("swarm.ServiceMode", {name}, **{name: inner})
 
 
-def _endpoint_spec(view: dict[str, Any]) -> GoStruct:
-    return GoStruct(Mode=view["spec"].get("endpoint_mode") or "vip", Ports=_ports(view))
-
-
-def _spec_part(*keys: str, default: Any = "") -> Callable[[dict[str, Any]], Any]:
-    """A reader of ``view["spec"][keys[0]][keys[1]]...`` (``default`` where a level is missing)."""
-
-    def read(view: dict[str, Any]) -> Any:
-        value: Any = view["spec"]
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
-        return default if value is None else value
-
-    return read
+def _endpoint_spec(view: dict[str, Any], go_type: str = "*swarm.EndpointSpec") -> GoStruct:
+    ports = _ports(view)
+    return go_struct(go_type, ("Mode", "Ports"), Mode=view["spec"].get("endpoint_mode") or "vip", Ports=ports)
 
 
 #: Docker's path (lowercase, no leading dot) -> its value from p2porch's service view (``.ID`` and
 #: ``.Spec.Name`` need none: p2porch's view has them under the same names)
 _PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "version.index": lambda v: v["version"],
+    "version.index": lambda v: GoUint(v["version"]),
     "createdat": lambda v: GoTime(v["created_at"]),
     "updatedat": lambda v: GoTime(v["updated_at"]),
-    "spec.labels": lambda v: dict(v["spec"].get("service_labels") or {}),
-    "spec.mode.replicated.replicas": _replicas,
-    "spec.tasktemplate.containerspec.image": lambda v: v["spec"]["image"],
-    "spec.tasktemplate.containerspec.env": _env,
-    "spec.tasktemplate.containerspec.args": lambda v: list(v["spec"].get("command") or []),
-    "spec.tasktemplate.containerspec.command": lambda v: list(v["spec"].get("entrypoint") or []),
-    "spec.tasktemplate.containerspec.labels": lambda v: dict(v["spec"].get("labels") or {}),
-    "spec.tasktemplate.containerspec.hostname": _spec_part("container", "hostname"),
-    "spec.tasktemplate.restartpolicy.condition": _spec_part("restart", "condition", default="any"),
-    "spec.tasktemplate.restartpolicy.maxattempts": _spec_part("restart", "max_attempts", default=0),
-    "spec.tasktemplate.resources.limits.nanocpus": _spec_part("limit_cpu_nanos", default=0),
-    "spec.tasktemplate.resources.limits.memorybytes": _spec_part("limit_memory_bytes", default=0),
-    "spec.tasktemplate.resources.reservations.nanocpus": _spec_part("reserve_cpu_nanos", default=0),
-    "spec.tasktemplate.resources.reservations.memorybytes": _spec_part("reserve_memory_bytes", default=0),
-    "spec.updateconfig.failureaction": _spec_part("update", "failure_action", default="pause"),
-    "spec.updateconfig.parallelism": _spec_part("update", "parallelism", default=1),
-    "spec.updateconfig.order": _spec_part("update", "order", default="stop-first"),
-    "spec.rollbackconfig.failureaction": _spec_part("rollback", "failure_action", default="pause"),
+    "spec.labels": lambda v: string_map(v["spec"].get("service_labels")),
     "spec.mode": _mode,
+    "spec.mode.replicated.replicas": _replicas,  # a global service's: an error saying so
+    "spec.tasktemplate": task_template,  # .ContainerSpec.Env|Mounts|Secrets..., .Resources, .Placement...
+    "spec.updateconfig": update_config,
+    "spec.rollbackconfig": lambda v: update_config(v, "rollback"),
     "spec.endpointspec": _endpoint_spec,
-    "spec.endpointspec.mode": lambda v: _endpoint_spec(v)["Mode"],
-    "spec.endpointspec.ports": _ports,
     "endpoint.ports": lambda v: _ports(v, served=True),
-    "endpoint.spec": _endpoint_spec,  # Docker's .Endpoint.Spec: the spec as the endpoint applies it
-    "endpoint.spec.mode": lambda v: _endpoint_spec(v)["Mode"],
-    "endpoint.spec.ports": _ports,
+    "endpoint.spec": lambda v: _endpoint_spec(v, "swarm.EndpointSpec"),  # the spec the endpoint applies
 }
+
+
+def _answer(
+    table: dict[str, Callable[[dict[str, Any]], Any]], view: dict[str, Any], path: str
+) -> tuple[bool, Any]:
+    """``(True, value)`` of ``path`` from ``table``'s longest prefix of it (the rest walked through the
+    Docker struct that prefix gives, a name matching a field case-insensitively), else ``(False, None)``."""
+    names = path.lstrip(".").split(".")
+    for cut in range(len(names), 0, -1):
+        reader = table.get(".".join(names[:cut]).lower())
+        if reader is None:
+            continue
+        value = reader(view)
+        for name in names[cut:]:
+            keys = [k for k in value if str(k).lower() == name.lower()] if isinstance(value, dict) else []
+            if not keys:
+                return False, None
+            value = value[keys[0]]
+        return True, value
+    return False, None
 
 
 def docker_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     """``(True, value)`` when ``path`` (``.Spec.Name``) is one of Docker's service paths mapped here,
     else ``(False, None)``: the caller reads p2porch's own view."""
-    reader = _PATHS.get(path.lstrip(".").lower())
-    if reader is None:
-        return False, None
-    return True, reader(view)
+    return _answer(_PATHS, view, path)
 
 
 def _time(key: str) -> Callable[[dict[str, Any]], Any]:
@@ -172,8 +131,73 @@ _OBJECT_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
 
 def object_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     """As :func:`docker_path`, for a secret's, config's or network's view."""
-    reader = _OBJECT_PATHS.get(path.lstrip(".").lower())
-    return (False, None) if reader is None else (True, reader(view))
+    return _answer(_OBJECT_PATHS, view, path)
+
+
+def _ipam(view: dict[str, Any]) -> GoStruct:
+    """Docker's ``.IPAM``: a config per node's leased block and its gateway (every network shares them:
+    addresses come from the cluster CIDR, each node leasing a block)."""
+    configs = GoList(
+        "[]network.IPAMConfig",
+        (
+            go_struct(
+                "network.IPAMConfig",
+                ("Subnet", "IPRange", "Gateway", "AuxAddress"),
+                Subnet=s["subnet"],
+                IPRange="",
+                Gateway=s["gateway"],
+                AuxAddress=string_map({}),
+            )
+            for s in view.get("subnets") or []
+        ),
+    )
+    return go_struct("network.IPAM", Driver="default", Options=string_map({}), Config=configs)
+
+
+def _containers(view: dict[str, Any]) -> GoMap:
+    """Docker's ``.Containers``: the network's running tasks by container id (``Name`` the container's,
+    ``IPv4Address`` with its node's block's prefix); every node's, where Docker's shows this node's."""
+    prefixes = {s["node"]: s["subnet"].partition("/")[2] for s in view.get("subnets") or []}
+    out = GoMap("map[string]network.EndpointResource")
+    for t in view.get("tasks") or []:
+        prefix = prefixes.get(t["node"])
+        out[t.get("container_id") or t.get("task_id") or t["task"]] = go_struct(
+            "network.EndpointResource",
+            Name=f"{t['task']}.{str(t.get('task_id') or '')[:8]}".rstrip("."),
+            EndpointID="",
+            MacAddress="",
+            IPv4Address=f"{t['address']}/{prefix}" if prefix else t["address"],
+            IPv6Address="",
+        )
+    return out
+
+
+def _peers(view: dict[str, Any]) -> GoList:
+    """Docker's ``.Peers``: the nodes with a task on the network (``Name`` the node's, ``IP`` its address)."""
+    nodes = {t["node"]: t.get("node_address") or "" for t in view.get("tasks") or []}
+    return GoList(
+        "[]network.PeerInfo",
+        (go_struct("network.PeerInfo", Name=n, IP=ip) for n, ip in sorted(nodes.items())),
+    )
+
+
+#: Docker's ``network inspect`` paths beside the objects' (``.IPAM.Config``, ``.Containers``, ``.Peers``)
+_NETWORK_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = _OBJECT_PATHS | {
+    "ipam": _ipam,
+    "containers": _containers,
+    "peers": _peers,
+    "enableipv4": lambda v: True,
+    "enableipv6": lambda v: False,
+    "ingress": lambda v: False,
+    "configonly": lambda v: False,
+    "options": lambda v: string_map({}),
+    "labels": lambda v: string_map(v.get("labels")),
+}
+
+
+def network_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """As :func:`docker_path`, for a network's view (``{{range .IPAM.Config}}{{.Subnet}}{{end}}``)."""
+    return _answer(_NETWORK_PATHS, view, path)
 
 
 def _voter(view: dict[str, Any]) -> bool:
@@ -187,6 +211,11 @@ _NODE_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "spec.labels": lambda v: v.get("labels") or {},
     "description.hostname": lambda v: v["name"],
     "description.engine.engineversion": lambda v: v.get("engine_version") or "",
+    "description.platform": lambda v: go_struct(
+        "swarm.Platform",
+        Architecture=(v.get("platform") or {}).get("architecture") or "",
+        OS=(v.get("platform") or {}).get("os") or "linux",
+    ),
     "description.resources.nanocpus": lambda v: v.get("cpu_nanos") or 0,
     "description.resources.memorybytes": lambda v: v.get("memory_bytes") or 0,
     "status.state": lambda v: v["status"],
@@ -205,8 +234,7 @@ _NODE_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
 def node_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     """As :func:`docker_path`, for a node's view (``{{.Status.State}}``, ``{{.Spec.Role}}``,
     ``{{.Description.Hostname}}``, ``{{.ManagerStatus.Leader}}``)."""
-    reader = _NODE_PATHS.get(path.lstrip(".").lower())
-    return (False, None) if reader is None else (True, reader(view))
+    return _answer(_NODE_PATHS, view, path)
 
 
 def _cluster(view: dict[str, Any]) -> dict[str, Any]:
@@ -231,5 +259,4 @@ _INFO_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
 def info_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     """As :func:`docker_path`, for ``info``'s status view (``{{.Swarm.LocalNodeState}}``,
     ``{{.Swarm.NodeID}}``, ``{{.Swarm.ControlAvailable}}``, ``{{.ServerVersion}}``)."""
-    reader = _INFO_PATHS.get(path.lstrip(".").lower())
-    return (False, None) if reader is None else (True, reader(view))
+    return _answer(_INFO_PATHS, view, path)

@@ -1,7 +1,8 @@
 """The values docker/cli's list contexts give a ``--format`` field where p2porch's own column differs
 (pure): states as ``command.PrettyPrint`` writes them (``Running``, ``Ready``, ``Active``), times as
-go-units' ``HumanDuration`` (``8 seconds ago``, ``About a minute ago``), ``service ls``'s ``{{.Ports}}``
-(ingress ports only, ranges merged: ``*:8080->80/tcp, *:30000-30002->30000-30002/tcp``).
+go-units' ``HumanDuration`` (``8 seconds ago``, ``About a minute ago``), a task's ``{{.Error}}`` (quoted,
+cut to 30), ``service ls``'s ``{{.Ports}}`` (ingress ports only, ranges merged: ``*:8080->80/tcp,
+*:30000-30002->30000-30002/tcp``).
 
 The tables keep p2porch's own columns (``running``, ``8s ago``, a host-mode port ``8081->80/tcp
 (host)``); only the fields a template names take these. Never asks the daemon.
@@ -60,6 +61,20 @@ def current_state(state: str, since: float, now: float | None = None) -> str:
     (``since`` 0, unknown: as now, as the table's ``0s ago``)."""
     elapsed = (time.time() if now is None else now) - since if since else 0.0
     return f"{pretty(state)} {human_duration(elapsed).lower()} ago"
+
+
+#: docker/cli's ``maxErrLength``: a task's error is cut to it (``…`` last) unless ``--no-trunc``
+MAX_ERROR_LENGTH = 30
+
+
+def task_error(error: str, no_trunc: bool = False) -> str:
+    """A task's ``{{.Error}}`` as docker/cli's: quoted, cut to 30 characters (``…`` the last) unless
+    ``no_trunc``; "" for none."""
+    if not error:
+        return ""
+    if not no_trunc and len(error) > MAX_ERROR_LENGTH:
+        error = error[: MAX_ERROR_LENGTH - 1] + "…"
+    return f'"{error}"'
 
 
 def ingress_ports(ports: Sequence[Mapping[str, Any]]) -> str:

@@ -18,17 +18,19 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..model.gotemplate import (
     ExecError,
     FuncError,
+    Method,
     ParseError,
     Template,
     go_json,
     go_text,
     go_type,
+    method_of,
     parse,
 )
 from .tabwriter import tabwrite
@@ -128,6 +130,12 @@ def _reader(data: Any, paths: Paths | None) -> Callable[[Any, tuple[str, ...]], 
         for i in range(done, len(names)):
             name = names[i]
             walked = "".join("." + n for n in names[:i])
+            if isinstance(value, Method):  # a method in a chain: called with no arguments
+                value = value.invoke(())
+            method = method_of(value, name)
+            if method is not None:  # the executor calls it with the command's arguments
+                value = method
+                continue
             if not isinstance(value, dict):
                 raise _fields_error(walked, name, value)
             wanted = {name.lower(), _snake(name)}
@@ -286,15 +294,15 @@ def labels_text(labels: dict[str, str] | None) -> str:
 
 
 def add_list_format(
-    p: argparse.ArgumentParser, columns: list[str], extra: tuple[str, ...] = ()
+    p: argparse.ArgumentParser, columns: list[str], extra: tuple[str, ...] = (), labelled: bool = False
 ) -> argparse.ArgumentParser:
     """``--format TEMPLATE`` of a list command (no ``-f``: that is ``--filter``, as in Docker), over rows
-    of ``columns`` and the ``extra`` fields a template may name beside them: a template that cannot be
-    parsed, or names a field no row has, is refused while parsing (exit 2 naming ``--format``), before
-    any daemon is asked."""
+    of ``columns`` and the ``extra`` fields a template may name beside them (``labelled``: the rows have
+    docker/cli's ``{{.Label "k"}}`` method too): a template that cannot be parsed, or names a field no
+    row has, is refused while parsing (exit 2 naming ``--format``), before any daemon is asked."""
     p.add_argument(
         "--format",
-        type=_list_template(columns, extra),
+        type=_list_template(columns, extra, labelled),
         metavar="TEMPLATE",
         help="Go template per row, e.g. '{{.Name}}\\t{{.Node}}'",
     )
@@ -309,10 +317,12 @@ def _split_table(template: str) -> tuple[bool, str]:
     return as_table, body.replace("\\t", "\t").replace("\\n", "\n")
 
 
-def _list_template(columns: list[str], extra: tuple[str, ...]) -> Callable[[str], str]:
+def _list_template(columns: list[str], extra: tuple[str, ...], labelled: bool) -> Callable[[str], str]:
     """argparse ``type`` of a list's ``--format``: the template parsed, and run over an empty row to
     find a field no row has (other execution errors wait for the rows: an empty row is not one)."""
-    empty_row = _row_data(columns, [""] * len(columns)) | dict.fromkeys(extra, "")
+    empty_row = _Row(_row_data(columns, [""] * len(columns)) | dict.fromkeys(extra, ""))
+    if labelled:
+        empty_row.go_methods = _label_method({})
 
     def checked(text: str) -> str:
         try:
@@ -327,12 +337,26 @@ def _list_template(columns: list[str], extra: tuple[str, ...]) -> Callable[[str]
 
 class _Row(dict[str, Any]):
     """One row of a list by its fields' names; as JSON (``{{json .}}``, ``--format json``) an object of
-    Docker's field names (``CreatedAt``), its keys sorted, every value text but a bool, HTML escaped
-    (``*:8080-\\u003e80/tcp``), as docker/cli's list contexts marshal themselves (``json.Marshal``)."""
+    Docker's field names (``CreatedAt``; ``json_keys``: only those docker/cli's row has, where the command
+    is Docker's), its keys sorted, every value text but a bool, HTML escaped (``*:8080-\\u003e80/tcp``), as
+    docker/cli's list contexts marshal themselves (``json.Marshal`` of their methods without arguments).
+    ``go_methods``: its methods with arguments (``{{.Label "k"}}``)."""
+
+    json_keys: tuple[str, ...] | None = None
+    go_methods: dict[str, Method] = {}
 
     def json_text(self) -> str:
-        fields = {_camel(k): v if isinstance(v, bool) else go_text(v, top=True) for k, v in self.items()}
+        keys = self if self.json_keys is None else [k for k in self.json_keys if k in self]
+        fields = {
+            _camel(k): v if isinstance(v, bool) else go_text(v, top=True) for k in keys for v in [self[k]]
+        }
         return go_json(fields, escape_html=True)
+
+
+def _label_method(labels: Mapping[str, str]) -> dict[str, Method]:
+    """docker/cli's ``Label(name string) string`` of a network's, secret's or config's row: the label's
+    value, "" for one it does not have."""
+    return {"Label": Method("Label", ("string",), lambda name: str(labels.get(name, "")))}
 
 
 def _row_data(columns: list[str], cells: list[Any]) -> _Row:
@@ -364,11 +388,17 @@ def listing(
     rows: list[list[Any]],
     extra_names: tuple[str, ...] = (),
     extra_rows: list[tuple[Any, ...]] | None = None,
+    *,
+    docker_json: tuple[str, ...] | None = None,
+    labels: Sequence[Mapping[str, str] | None] | None = None,
 ) -> str:
     """The table, or with ``--format`` one rendered line per row over its columns (by header name) and
     the ``extra_names`` fields (not in the table, as :func:`add_list_format`'s ``extra``; each row's
-    values in ``extra_rows``); ``table TEMPLATE`` (Docker's directive) puts the template run over the
-    fields' header names first and aligns the tab-separated cells as docker/cli's tabwriter does."""
+    values in ``extra_rows``, taking the place of a column's of the same name); ``table TEMPLATE``
+    (Docker's directive) puts the template run over the fields' header names first (up to an error, as
+    docker/cli ignores the header's) and aligns the tab-separated cells as docker/cli's tabwriter does.
+    ``docker_json``: the fields a row's JSON has (docker/cli's row's, by their snake_case names);
+    ``labels``: each row's labels, for docker/cli's ``{{.Label "k"}}``."""
     template = getattr(args, "format", None)
     if template is None or template.strip() == "table":  # Docker's bare `table`: the default table
         return table(columns, rows)
@@ -380,11 +410,15 @@ def listing(
         _Row(_row_data(columns, cells) | dict(zip(extra_names, more, strict=True)))
         for cells, more in zip(rows, extras, strict=True)
     ]
+    for i, row in enumerate(data):
+        row.json_keys = docker_json
+        if labels is not None:
+            row.go_methods = _label_method(labels[i] or {})
     parsed = _parsed(template)
     lines = [_execute(parsed, row) for row in data]
     if not as_table:
         return "\n".join(lines)
     keys = (*_row_data(columns, [""] * len(columns)), *extra_names)
     names = {key: _HEADERS.get(key, key.replace("_", " ").upper()) for key in keys}
-    header = _execute(parse(template, HEADER_FUNCS), names)
+    header = parse(template, HEADER_FUNCS).execute(names, _reader(names, None), partial=True)
     return tabwrite("\n".join([header, *lines]))

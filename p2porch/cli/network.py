@@ -14,7 +14,8 @@ from typing import Any
 
 from ..errors import ConfigError, NotFoundError
 from ..model.netrefs import check_network_name
-from .docker_paths import GoTime, object_path
+from .docker_paths import network_path
+from .docker_types import GoTime
 from .filters import NETWORK_FILTERS, NETWORK_VALUES, add_filter, apply_filters
 from .goformat import add_list_format, inspect_each, labels_text, listing
 from .node import cmd_network_inspect
@@ -34,6 +35,8 @@ from .util import (
 COLUMNS = ["id", "name", "driver", "scope", "internal", "services"]
 #: Docker's ``network ls --format`` fields beside the columns: overlay networks here are IPv4 only
 EXTRA = ("ipv4", "ipv6", "labels", "created_at")
+#: the fields of a row's ``{{json .}}``: docker/cli's network row's (``{{.Services}}`` is p2porch's own)
+DOCKER_JSON = ("id", "name", "driver", "scope", "ipv4", "ipv6", "internal", "labels", "created_at")
 #: why Swarm's ``ingress`` network is not there (``network inspect|rm ingress``)
 INGRESS_HINT = (
     "p2porch has no ingress network: the routing mesh is built in, NAT rules on every node for each "
@@ -120,6 +123,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
             ],
             EXTRA,
             [("true", "false", labels_text(r.get("labels")), _created_text(r.get("created_at"))) for r in rs],
+            docker_json=DOCKER_JSON,
+            labels=[r.get("labels") for r in rs],
         ),
     )
     return EXIT_OK
@@ -138,7 +143,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         )
     client = client_for(args)
     return inspect_each(
-        args, args.names, _ingress_hint(lambda name: client.get(f"/networks/{name}")), _describe, object_path
+        args, args.names, _ingress_hint(lambda name: client.get(f"/networks/{name}")), _describe, network_path
     )
 
 
@@ -202,7 +207,7 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
     ls = add_ids_only(action("ls", "List networks and the services on them", cmd_ls))
     ls.add_argument("--no-trunc", action="store_true", help="full network ids")
-    add_filter(add_list_format(ls, COLUMNS, extra=EXTRA), NETWORK_FILTERS, NETWORK_VALUES)
+    add_filter(add_list_format(ls, COLUMNS, extra=EXTRA, labelled=True), NETWORK_FILTERS, NETWORK_VALUES)
     inspect = action("inspect", "Show a network, or with --overlay this node's overlay", cmd_inspect)
     inspect.add_argument("names", metavar="NAME", nargs="*")
     inspect.add_argument(

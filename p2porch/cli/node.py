@@ -87,23 +87,45 @@ NODE_COLUMNS = [
 
 
 #: the fields ``node ls --format`` takes beside its columns, by Docker's names (:func:`_docker_fields`)
-NODE_EXTRA = ("hostname", "self", "manager_status", "engine_version", "tls_status", "status", "availability")
+NODE_EXTRA = (
+    "id",
+    "hostname",
+    "self",
+    "manager_status",
+    "engine_version",
+    "tls_status",
+    "status",
+    "availability",
+)
+#: the fields of a row's ``{{json .}}``: docker/cli's node row's
+NODE_JSON = (
+    "id",
+    "self",
+    "hostname",
+    "status",
+    "availability",
+    "manager_status",
+    "tls_status",
+    "engine_version",
+)
 
 
-def _docker_fields(n: dict[str, Any]) -> tuple[str, bool, str, str, str, str, str]:
-    """A node's ``NODE_EXTRA``: its name, whether it is this node (a bool, as Docker's: ``{{if .Self}}``,
-    ``"Self":true``), Docker's ``ManagerStatus``:
-    ``Leader``, ``Reachable`` or ``Unreachable`` for a voter (Docker's manager) by its status, empty
-    for a replica (Docker's worker) or a node that left, and its Docker engine's version (gossip carries
-    it: empty until the node's agent has read it), and Docker's ``TLSStatus`` (``Ready`` / ``Needs
-    Rotation`` from the key epoch the node runs in, empty when unknown: ``node_ops.tls_status``), and
-    its status and availability as Docker's (``Ready``, ``Active``; the table's columns stay ``ready``)."""
+def _docker_fields(n: dict[str, Any]) -> tuple[str, str, bool, str, str, str, str, str]:
+    """A node's ``NODE_EXTRA``: its whole id (docker/cli's ``{{.ID}}``; the table's is cut), its name,
+    whether it is this node (a bool, as Docker's: ``{{if .Self}}``, ``"Self":true``), Docker's
+    ``ManagerStatus``: ``Leader``, ``Reachable`` or ``Unreachable`` for a voter (Docker's manager) by its
+    status, empty for a replica (Docker's worker) or a node that left, and its Docker engine's version
+    (gossip carries it: empty until the node's agent has read it), and Docker's ``TLSStatus`` (``Ready``
+    / ``Needs Rotation`` from the key epoch the node runs in, ``Unknown`` when unknown, as docker/cli's:
+    ``node_ops.tls_status``), and its status and availability as Docker's (``Ready``, ``Active``; the
+    table's columns stay ``ready``)."""
     role = n["raft_role"]
     manager = "Leader" if role == "leader" else ""
     if role == "voter":
         manager = "Unreachable" if n["status"] == "down" else "Reachable"
-    engine, tls = n.get("engine_version") or "", n.get("tls_status") or ""
+    engine, tls = n.get("engine_version") or "", n.get("tls_status") or "Unknown"
     return (
+        n["id"],
         n["name"],
         bool(n.get("self")),
         manager,
@@ -173,7 +195,12 @@ def cmd_node_ls(args: argparse.Namespace) -> int:
         args,
         rows,
         lambda rows: listing(
-            args, NODE_COLUMNS, [_node_row(n) for n in rows], NODE_EXTRA, [_docker_fields(n) for n in rows]
+            args,
+            NODE_COLUMNS,
+            [_node_row(n) for n in rows],
+            NODE_EXTRA,
+            [_docker_fields(n) for n in rows],
+            docker_json=NODE_JSON,
         ),
     )
     return EXIT_OK
@@ -187,6 +214,12 @@ def cmd_node_ps(args: argparse.Namespace) -> int:
         tasks += client.get(f"/nodes/{ref}/tasks", all="false" if args.running else "true")
     emit_tasks(args, apply_filters(tasks, args.filters, NODE_TASK_FILTERS))
     return EXIT_OK
+
+
+def _platform(platform: dict[str, str] | None) -> str:
+    """``linux/x86_64``: the node's OS and its engine's architecture (``?`` until gossip carried it)."""
+    platform = platform or {}
+    return f"{platform.get('os') or 'linux'}/{platform.get('architecture') or '?'}"
 
 
 def describe_node(n: dict[str, Any]) -> str:
@@ -205,6 +238,7 @@ def describe_node(n: dict[str, Any]) -> str:
         f"  status:       {n['status']}{_restart_note(n.get('restart'))}, gossip {n.get('gossip') or '?'}",
         f"  engine:       {_engine_line(n.get('engine'))}",
         f"  tls:          {n.get('tls_status') or '?'}",
+        f"  platform:     {_platform(n.get('platform'))}",
         f"  resources:    {cpus:g} CPUs, {memory:.1f} GiB memory",
         f"  subnet:       {n.get('subnet') or '-'}",
         "  ports:        " + (", ".join(f"{k} {v}" for k, v in ports.items() if v) or "-"),

@@ -40,6 +40,8 @@ EXTRA = {
     "secret": ("driver", "labels", "created_at", "updated_at"),
     "config": ("labels", "created_at", "updated_at"),
 }
+#: the fields of a row's ``{{json .}}``: docker/cli's secret and config rows' (a config has no driver)
+DOCKER_JSON = {kind: ("id", "name", *fields) for kind, fields in EXTRA.items()}
 
 
 def _extra(kind: str, view: dict[str, Any]) -> tuple[str, ...]:
@@ -159,6 +161,8 @@ def _cmd_ls(kind: str) -> Any:
                 ],
                 EXTRA[kind],
                 [_extra(kind, r) for r in rs],
+                docker_json=DOCKER_JSON[kind],
+                labels=[r.get("labels") for r in rs],
             ),
         )
         return EXIT_OK
@@ -202,7 +206,7 @@ def _add_noun(sub: Any, common: argparse.ArgumentParser, kind: str) -> None:
     update.add_argument("name", metavar="NAME")
     update.add_argument("file", metavar="FILE", nargs="?", default="-")
     ls = add_ids_only(action("ls", f"List {kind}s (metadata only)", _cmd_ls(kind)))
-    add_filter(add_list_format(ls, COLUMNS, extra=EXTRA[kind]), OBJECT_FILTERS)
+    add_filter(add_list_format(ls, COLUMNS, extra=EXTRA[kind], labelled=True), OBJECT_FILTERS)
     inspect = action(
         "inspect", f"Show a {kind}'s metadata, version and digest (never its value)", _cmd_inspect(kind)
     )

@@ -22,7 +22,7 @@ from .filters import TASK_FILTERS, Match, add_filter, apply_filters
 from .goformat import add_inspect_output, add_list_format, inspect_each, listing
 from .group import group_spec, group_task_rows
 from .service_describe import describe_service
-from .service_rows import TASK_COLUMNS, TASK_EXTRA, task_extra, task_row
+from .service_rows import TASK_COLUMNS, TASK_EXTRA, TASK_JSON, task_extra, task_row
 from .util import (
     EXIT_OK,
     ActionAdder,
@@ -57,8 +57,12 @@ def task_table(
     if args.no_resolve:
         rows = [{**t, "node": t.get("node_id") or t["node"]} for t in rows]
     cells = [task_row(t, no_trunc=args.no_trunc) for t in rows]
-    if getattr(args, "format", None) is not None:  # one line per task, its members not listed
-        return listing(args, TASK_COLUMNS, cells, TASK_EXTRA, [task_extra(t) for t in rows])
+    template = getattr(args, "format", None)
+    if template is not None:  # one line per task, its members not listed
+        if template.strip().startswith("table"):  # as docker/cli's, a table (not a line) indents
+            indent_history(cells)
+        extras = [task_extra(t, args.no_trunc) for t in rows]
+        return listing(args, TASK_COLUMNS, cells, TASK_EXTRA, extras, docker_json=TASK_JSON)
     indent_history(cells)
     if not specs:
         return table(TASK_COLUMNS, cells)

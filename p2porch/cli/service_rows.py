@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any
 
-from .docker_values import current_state, ingress_ports, pretty
+from .docker_values import current_state, ingress_ports, pretty, task_error
 from .goformat import listing
 from .stats import usage_cells
 
@@ -16,9 +16,12 @@ TASK_COLUMNS = ["id", "name", "node", "desired", "state", "since", "cpu", "mem",
 #: the fields a task list's ``--format`` takes beside its columns (Docker's ``{{.Image}}``, ``{{.Ports}}``),
 #: and Docker's values of two columns (``{{.DesiredState}}`` ``Running``, ``{{.CurrentState}}`` ``Running 8
 #: seconds ago``: docker_values.py)
-TASK_EXTRA = ("image", "ports", "desired_state", "current_state")
+TASK_EXTRA = ("image", "ports", "desired_state", "current_state", "error")
 #: Docker's value of a ``service ls`` column for ``--format``: ``{{.Ports}}``, the ingress ports only
 SERVICE_EXTRA = ("ports",)
+#: the fields of a row's ``{{json .}}``: docker/cli's service row's, and its task row's
+SERVICE_JSON = ("id", "name", "mode", "replicas", "image", "ports")
+TASK_JSON = ("id", "name", "image", "node", "desired_state", "current_state", "error", "ports")
 
 
 def job_progress_text(job: dict[str, Any]) -> str:
@@ -90,7 +93,7 @@ def service_listing(args: argparse.Namespace, services: list[dict[str, Any]]) ->
     """``service ls`` and ``stack services``: the table, or ``--format`` over each row (Docker's
     ``{{.Ports}}``: ``SERVICE_EXTRA``)."""
     rows, extras = [service_row(s) for s in services], [service_extra(s) for s in services]
-    return listing(args, SERVICE_COLUMNS, rows, SERVICE_EXTRA, extras)
+    return listing(args, SERVICE_COLUMNS, rows, SERVICE_EXTRA, extras, docker_json=SERVICE_JSON)
 
 
 def task_ports_text(t: dict[str, Any]) -> str:
@@ -102,13 +105,15 @@ def task_ports_text(t: dict[str, Any]) -> str:
     )
 
 
-def task_extra(t: dict[str, Any]) -> tuple[str, str, str, str]:
-    """A task's ``TASK_EXTRA`` values: its image, its host ports, and its states as Docker's."""
+def task_extra(t: dict[str, Any], no_trunc: bool = False) -> tuple[str, str, str, str, str]:
+    """A task's ``TASK_EXTRA`` values: its image, its host ports, its states and its error as Docker's
+    (``"No such image: redis@sha256:6…"``: docker_values.task_error)."""
     return (
         t.get("image", ""),
         task_ports_text(t),
         pretty(t["desired_state"]),
         current_state(t["state"], state_since(t)),
+        task_error(str(t.get("error") or t.get("message") or ""), no_trunc),
     )
 
 

@@ -314,6 +314,7 @@ def cmd_stack_ls(args: argparse.Namespace) -> int:
             [[r["name"], r["services"], f"{r['running']}/{r['desired']}"] for r in rows],
             STACK_EXTRA,
             [("Swarm", "")] * len(rows),
+            docker_json=("name", "services"),  # docker/cli's stack row's
         ),
     )
     return EXIT_OK

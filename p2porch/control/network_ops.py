@@ -7,6 +7,7 @@ committed state in :mod:`p2porch.member.netpolicy`; this module only writes desi
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,8 @@ def default_network_view(state: ClusterState) -> dict[str, Any]:
 
 
 def network_tasks(state: ClusterState, name: str) -> list[dict[str, Any]]:
-    """The running tasks on network ``name``: ``{task, service, node, address}`` (Docker's "containers")."""
+    """The running tasks on network ``name``: ``{task, service, node, address}`` (Docker's "containers"),
+    with the task's and its container's ids and its node's address (Docker's ``Peers``)."""
     out = []
     for svc in state.services.values():
         if name not in attached_networks(svc.spec.networks):
@@ -99,9 +101,23 @@ def network_tasks(state: ClusterState, name: str) -> list[dict[str, Any]]:
                         "service": svc.name,
                         "node": node.name if node else task.node_id,
                         "address": task.address,
+                        "task_id": task.task_id,
+                        "container_id": task.container_id,
+                        "node_address": node.addr if node else "",
                     }
                 )
     return sorted(out, key=lambda t: (t["service"], t["task"]))
+
+
+def network_subnets(state: ClusterState) -> list[dict[str, str]]:
+    """Where a network's addresses come from: each node's leased block of the cluster CIDR and its
+    bridge's gateway (.1), as every network shares them (Docker's ``IPAM.Config``)."""
+    out = []
+    for node_id, lease in sorted(state.leases.items()):
+        node = state.nodes.get(node_id)
+        gateway = str(ipaddress.IPv4Network(lease.subnet).network_address + 1)
+        out.append({"node": node.name if node else node_id, "subnet": lease.subnet, "gateway": gateway})
+    return out
 
 
 def network_view(state: ClusterState, record: NetworkRecord) -> dict[str, Any]:
@@ -154,6 +170,7 @@ class NetworkOps:
         state = self._state()
         view = default_network_view(state) if record is None else network_view(state, record)
         view["tasks"] = network_tasks(state, view["name"])
+        view["subnets"] = network_subnets(state)
         return view
 
     async def create(self, body: Any) -> dict[str, Any]:

@@ -178,6 +178,13 @@ class NodeOps:
             "engine_version": self.cluster.board.engine_version
             if is_self
             else (self.cluster.board.engine_versions() if engines is None else engines).get(node.node_id, ""),
+            # Docker's .Description.Platform: every node is Linux; its engine's architecture from gossip
+            "platform": {
+                "os": "linux",
+                "architecture": self.cluster.board.architecture
+                if is_self
+                else self.cluster.board.architectures().get(node.node_id, ""),
+            },
             "raft_progress": progress_view(status, node.raft_addr, is_self, node.role == "replica")
             if status
             else None,

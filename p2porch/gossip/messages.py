@@ -133,6 +133,7 @@ class NodeMeta:
     generation: int = 0  # the node's Raft generation (bumped by `recover --force-new-cluster`)
     traffic_index: int = 0  # the state version this node's ingress/VIP rules reflect (member/drain_acks.py)
     engine_version: str = ""  # the Docker engine version (``node ls`` ENGINE VERSION; "" not yet known)
+    architecture: str = ""  # the engine's ``uname -m`` (``node inspect`` .Description.Platform; "" unknown)
     key_epoch: int = 0  # the cluster key epoch the node runs in (``node ls`` TLSStatus)
     #: a daemon stopping to restart: until when (its own wall clock, whole seconds) it asks the leader to
     #: hold it ready (leader/restart_hold.py); 0 = not restarting. Sent only by a graceful stop.
@@ -150,6 +151,8 @@ class NodeMeta:
         }
         if self.engine_version:
             meta["e"] = self.engine_version
+        if self.architecture:
+            meta["p"] = self.architecture
         if self.restart_until:
             meta[RESTART_META_KEY] = self.restart_until
         check_meta(meta)
@@ -172,6 +175,7 @@ class NodeMeta:
             generation=generation if isinstance(generation := meta.get("g", 0), int) else 0,
             traffic_index=index if isinstance(index := meta.get("t", 0), int) else 0,
             engine_version=version if isinstance(version := meta.get("e", ""), str) else "",
+            architecture=arch if isinstance(arch := meta.get("p", ""), str) else "",
             key_epoch=epoch if isinstance(epoch := meta.get("k", 0), int) else 0,
             restart_until=restart_hint(meta),
         )

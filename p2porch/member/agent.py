@@ -173,7 +173,8 @@ async def _run_agent(
     try:
         capacity = await executor.capacity()
         await _record_capacity(ctx, capacity)
-        ctx.board.publish_engine_version(capacity.engine_version)  # node ls ENGINE VERSION, via gossip
+        # node ls ENGINE VERSION and node inspect's platform, via gossip
+        ctx.board.publish_engine_version(capacity.engine_version, capacity.architecture)
         await ctx.board.overlay_ready.wait()  # tasks attach to the node's overlay network
 
         def assignments() -> list[TaskAssignment]:

@@ -70,6 +70,7 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
         generation=local.generation,
         traffic_index=board.traffic_index,
         engine_version=board.engine_version,
+        architecture=board.architecture,
         key_epoch=local.key_epoch,  # member services restart on a key switch: always the current one
     )
 

@@ -5,7 +5,8 @@ many times.
 prints it over ``data`` (ExecError as Go words it). The language: gotemplate_parse.py; values and
 printing: gotemplate_values.py; Go's JSON: gotemplate_json.py; execution and the built-ins:
 gotemplate_exec.py. The callers add their own functions (the CLI's ``json``/``join``/..., a payload's
-``env``/``secret``/``config``) and may read fields their own way (``resolve``). Never does I/O.
+``env``/``secret``/``config``) and may read fields their own way (``resolve``); a value may offer
+methods (:class:`Method`: ``{{.Label "k"}}``). Never does I/O.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from .gotemplate_parse import ExecError, Node, ParseError, TemplateError, parse_
 from .gotemplate_values import (
     MISSING,
     FuncError,
+    GoList,
+    GoMap,
+    Method,
     Struct,
     go_quote,
     go_text,
     go_type,
     go_unquote,
+    method_of,
     sprintf,
     truth,
 )
@@ -32,6 +37,9 @@ __all__ = [
     "MISSING",
     "ExecError",
     "FuncError",
+    "GoList",
+    "GoMap",
+    "Method",
     "ParseError",
     "Resolve",
     "Struct",
@@ -44,6 +52,7 @@ __all__ = [
     "go_text",
     "go_type",
     "go_unquote",
+    "method_of",
     "parse",
     "sprintf",
     "strict_chain",
@@ -57,11 +66,19 @@ class Template:
     def __init__(self, text: str, nodes: list[Node], funcs: Mapping[str, Callable[..., Any]], name: str):
         self.text, self.nodes, self.funcs, self.name = text, nodes, dict(funcs), name
 
-    def execute(self, data: Any, resolve: Resolve | None = None, max_output: int = MAX_OUTPUT) -> str:
+    def execute(
+        self, data: Any, resolve: Resolve | None = None, max_output: int = MAX_OUTPUT, partial: bool = False
+    ) -> str:
         """The template printed over ``data``; ``resolve`` reads a field chain (default: a map's keys and
-        a struct's fields, as Go's). ExecError as Go's; the output is capped at ``max_output``."""
+        a struct's fields, as Go's). ExecError as Go's; the output is capped at ``max_output``. With
+        ``partial`` an execution error is no error: what was printed before it is the result (Go's
+        ``Execute`` into a buffer whose error is ignored, as docker/cli prints a table's header)."""
         run = Execution(self.text, self.name, data, self.funcs, resolve, max_output)
-        run.run(self.nodes, data)
+        try:
+            run.run(self.nodes, data)
+        except ExecError:
+            if not partial:
+                raise
         return "".join(run.out)
 
 

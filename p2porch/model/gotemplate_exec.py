@@ -1,10 +1,11 @@
 """The executor of a parsed Go text/template and its built-in functions (pure).
 
 Owns evaluation: dot and ``$``, variables and their scopes, fields (a map's key, a struct's field, or the
-caller's ``resolve``), pipelines, ``if``/``range``/``with``, the built-ins (``and or not len index slice
-print printf println eq ne lt le gt ge html js urlquery``) and the caller's functions. An error is Go's
-(``template: :1:2: executing "" at <.Foo>: ...``). Work is bounded: a range walks its value once, the
-output and the number of steps are capped, so no template runs away. Never parses (gotemplate_parse.py).
+caller's ``resolve``), methods with arguments (``{{.Label "k"}}``, Go's rules), pipelines,
+``if``/``range``/``with``, the built-ins (``and or not len index slice print printf println eq ne lt le
+gt ge html js urlquery``) and the caller's functions. An error is Go's (``template: :1:2: executing ""
+at <.Foo>: ...``). Work is bounded: a range walks its value once, the output and the number of steps are
+capped, so no template runs away. Never parses (gotemplate_parse.py).
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ from .gotemplate_parse import (
 from .gotemplate_values import (
     MISSING,
     FuncError,
+    Method,
     Struct,
     go_text,
     go_type,
     html_escape,
     is_struct,
     js_escape,
+    method_of,
     sprintf,
     truth,
 )
@@ -56,6 +59,9 @@ MAX_STEPS = 1_000_000  # nodes and range iterations one execution may evaluate
 RESULTS_PER_OUTPUT = 4
 
 
+_NONE: Any = object()  # no value piped in yet
+
+
 class _Break(Exception):
     pass
 
@@ -69,6 +75,11 @@ def field_of(receiver: Any, name: str, strict: bool = False) -> Any:
     Go's ``missingkey=error``), a struct's field."""
     if receiver is MISSING:
         return MISSING  # Go: a field of an absent value is absent too
+    if isinstance(receiver, Method):  # a method in a chain (``.M.F``): called with no arguments
+        receiver = receiver.invoke(())
+    method = method_of(receiver, name)
+    if method is not None:
+        return method  # the executor calls it, with the command's arguments
     if isinstance(receiver, Struct):
         if name not in receiver:
             raise FuncError(f"can't evaluate field {name} in type {receiver.go_type}")
@@ -229,6 +240,15 @@ class Execution:
         first = cmd.args[0]
         if isinstance(first, Ident):
             return self._call(cmd, first.name, cmd.args[1:], dot, final)
+        if isinstance(first, Field):  # a field chain's last name may be a method taking the arguments
+            return self._fields(first, dot, first.names, cmd.args[1:], final, dot)
+        if isinstance(first, Variable) and first.names:
+            value = self._variable(first, first.name)[1]
+            return self._fields(first, value, first.names, cmd.args[1:], final, dot)
+        if isinstance(first, Chain) and first.names:
+            assert isinstance(first.node, Pipe)
+            value = self.pipe(first.node, dot, declare=False)
+            return self._fields(first, value, first.names, cmd.args[1:], final, dot)
         if isinstance(first, Const) and first.value is None:
             raise self.fail(first, "nil is not a command")
         if len(cmd.args) > 1 or final is not _NONE:
@@ -258,12 +278,46 @@ class Execution:
             return self._call(Command(node.pos, node.text, [node]), node.name, [], dot, _NONE)
         raise self.fail(node, "can't evaluate")  # pragma: no cover - the parser makes no other node
 
-    def _fields(self, node: Node, receiver: Any, names: tuple[str, ...]) -> Any:
+    def _fields(
+        self,
+        node: Node,
+        receiver: Any,
+        names: tuple[str, ...],
+        args: list[Node] | None = None,
+        final: Any = _NONE,
+        dot: Any = None,
+    ) -> Any:
+        """The chain ``names`` on ``receiver``; a method at its end is called with ``args`` (and the
+        piped ``final``), as Go's ``evalFieldChain``; a field or key given arguments is Go's error."""
         self._step(node)
         try:
-            return self.resolve(receiver, names)
+            value = self.resolve(receiver, names)
         except FuncError as exc:
             raise self.fail(node, str(exc)) from None
+        given = bool(args) or final is not _NONE
+        if isinstance(value, Method):
+            values = [self.arg(a, dot) for a in args or ()] + ([final] if final is not _NONE else [])
+            values = [None if v is MISSING else v for v in values]
+            try:
+                result = value.invoke(values)
+            except FuncError as exc:
+                raise self.fail(node, str(exc)) from None
+            self._made(node, result)
+            return result
+        if given:
+            raise self.fail(node, self._not_a_method(receiver, names))
+        return value
+
+    def _not_a_method(self, receiver: Any, names: tuple[str, ...]) -> str:
+        """Go's words for arguments given to a field: a struct's, or a map's key (``X is not a method
+        but has arguments``)."""
+        try:
+            parent = self.resolve(receiver, names[:-1]) if len(names) > 1 else receiver
+        except FuncError:
+            parent = None
+        if is_struct(parent):
+            return f"{names[-1]} has arguments but cannot be invoked as function"
+        return f"{names[-1]} is not a method but has arguments"
 
     def _call(self, cmd: Command, name: str, args: list[Node], dot: Any, final: Any) -> Any:
         self._step(cmd)
@@ -291,7 +345,7 @@ class Execution:
         self._made(cmd, result)
         return result
 
-    def _made(self, cmd: Command, result: Any) -> None:
+    def _made(self, cmd: Node, result: Any) -> None:
         if isinstance(result, str | bytes | list | tuple | Mapping):
             self.made += len(result)
             if len(result) > self.max_output or self.made > RESULTS_PER_OUTPUT * self.max_output:
@@ -311,9 +365,6 @@ class Execution:
             if truth(value) == (name == "or"):
                 return value
         return value
-
-
-_NONE: Any = object()  # no value piped in yet
 
 
 def _index(item: Any, *keys: Any) -> Any:
@@ -358,6 +409,7 @@ def _length(item: Any) -> int:
 
 #: the kinds Go compares (by their Go type name); anything else is not comparable
 _KINDS = {"bool": "bool", "int": "int", "float64": "float", "string": "string", "<nil>": "nil"}
+_KINDS |= dict.fromkeys(("uint64", "int64", "time.Duration", "os.FileMode"), "int")  # Docker's integers
 
 
 def _kind(value: Any) -> str:

@@ -1,9 +1,10 @@
 """A template's value as Go's ``encoding/json`` encodes it, as Docker's ``{{json .}}`` prints it (pure).
 
 Owns the rules only: compact JSON (no space after ``:`` or ``,``), a map's keys sorted and a struct's
-fields in order, Go's number and string forms (``1`` for 1.0, ``1e-7``, ``\\u2028``; no HTML escaping:
-Docker turns it off). A value with a ``json_value()`` method encodes as what that returns (a time as
-RFC 3339 text). Never evaluates a template (gotemplate_exec.py) nor prints ``%v`` (gotemplate_values.py).
+fields in order (an ``omitempty`` one left out when empty), Go's number and string forms (``1`` for 1.0,
+``1e-7``, ``\\u2028``; no HTML escaping: Docker turns it off). A value with a ``json_value()`` method
+encodes as what that returns (a time as RFC 3339 text). Never evaluates a template (gotemplate_exec.py)
+nor prints ``%v`` (gotemplate_values.py).
 """
 
 from __future__ import annotations
@@ -45,6 +46,15 @@ def _json_string(text: str, escape_html: bool = False) -> str:
     return "".join(_HTML.get(c, c) for c in out) if escape_html else out
 
 
+def _empty(value: Any) -> bool:
+    """encoding/json's ``omitempty`` test: false, 0, nil, an empty string, slice or map (a struct never)."""
+    if value is None or value is MISSING:
+        return True
+    if is_struct(value):
+        return False
+    return isinstance(value, bool | int | float | str | list | tuple | Mapping) and not value
+
+
 def go_json(value: Any, escape_html: bool = False) -> str:
     """``value`` as Docker's ``{{json .}}`` prints it (Go's ``json.Encoder``, HTML escaping off unless
     ``escape_html``, as ``json.Marshal``): ``null`` for nil and an absent value; ValueError for NaN or an
@@ -69,7 +79,8 @@ def go_json(value: Any, escape_html: bool = False) -> str:
     if isinstance(value, str):
         return _json_string(value, escape_html)
     if is_struct(value):
-        fields = struct_fields(value)
+        omit = getattr(value, "omitempty", ())  # Go's ``json:",omitempty"`` fields, left out when empty
+        fields = [(k, v) for k, v in struct_fields(value) if k not in omit or not _empty(v)]
         return (
             "{"
             + ",".join(f"{_json_string(k, escape_html)}:{go_json(v, escape_html)}" for k, v in fields)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 
@@ -48,8 +48,52 @@ class Struct(dict[str, Any]):
         return "{" + " ".join(go_text(v) for v in self.values()) + "}"
 
 
+class GoList(list[Any]):
+    """A typed Go slice (``%T``: ``[]string``, ``[]swarm.PortConfig``), printed ``[a b]``."""
+
+    def __init__(self, go_type: str, items: Iterable[Any] = ()) -> None:
+        super().__init__(items)
+        self.go_type = go_type
+
+
+class GoMap(dict[str, Any]):
+    """A typed Go map (``%T``: ``map[string]string``), printed ``map[k:v]`` in key order."""
+
+    def __init__(self, go_type: str, items: Any = ()) -> None:
+        super().__init__(items)
+        self.go_type = go_type
+
+
 class FuncError(ValueError):
     """A function's failure: the template's execution error says ``error calling NAME: <this>``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Method:
+    """A Go method a value offers its templates (docker/cli's ``{{.Label "com.x"}}`` on a list's row),
+    bound to that value: ``.Name arg...`` calls it with its arguments, ``.Name`` alone with none, as Go's
+    text/template calls a method (a wrong count or type is an error); ``params`` are its parameters' Go
+    types (``string``). A value lists its methods in a ``go_methods`` mapping (:func:`method_of`)."""
+
+    name: str
+    params: tuple[str, ...]
+    call: Callable[..., Any]
+
+    def invoke(self, args: Sequence[Any]) -> Any:
+        """The method's result for ``args``; FuncError as Go's (``wrong number of args for Label: want
+        1 got 0``, ``wrong type for value; expected string; got int``)."""
+        if len(args) != len(self.params):
+            raise FuncError(f"wrong number of args for {self.name}: want {len(self.params)} got {len(args)}")
+        for param, arg in zip(self.params, args, strict=True):
+            if param == "string" and not isinstance(arg, str):
+                raise FuncError(f"wrong type for value; expected string; got {go_type(arg)}")
+        return self.call(*args)
+
+
+def method_of(receiver: Any, name: str) -> Method | None:
+    """``receiver``'s method ``name`` (from its ``go_methods``), or None."""
+    methods = getattr(receiver, "go_methods", None)
+    return methods.get(name) if isinstance(methods, Mapping) else None
 
 
 def is_struct(value: Any) -> bool:

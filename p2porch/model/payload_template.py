@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import ConfigError
 from . import gotemplate
 from .gotemplate import FuncError, parse, strict_chain
-from .templates import FUNCS, TemplateContext, swarm_context
+from .templates import FUNCS, PAYLOAD_TYPE, TemplateContext, swarm_context
 
 #: the template drivers a secret or config may carry ("" = none: the value is mounted as written)
 DRIVERS = ("golang",)
@@ -84,7 +84,7 @@ def render(value: bytes, context: TemplateContext, env: Mapping[str, str], looku
     text = value.decode("utf-8", "surrogateescape")  # Go's strings hold any bytes: keep them all
     try:
         template = parse(text, _functions(env, lookup), name="expansion")
-        out = template.execute(swarm_context(context), strict_chain, max_output=MAX_OUTPUT)
+        out = template.execute(swarm_context(context, PAYLOAD_TYPE), strict_chain, max_output=MAX_OUTPUT)
     except gotemplate.TemplateError as exc:
         where = f"line {exc.line}" + (f", column {exc.column}" if exc.column is not None else "")
         raise TemplateError(f"{where}: {exc.detail}") from None

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from .gotemplate import FuncError, Struct, TemplateError, field_chain, parse, strict_chain
+from .gotemplate import FuncError, GoMap, Struct, TemplateError, field_chain, parse, strict_chain
 
 __all__ = [
     "SAMPLE",
@@ -52,26 +52,36 @@ class TemplateContext:
     global_mode: bool = False
 
 
-def swarm_context(context: TemplateContext) -> Struct:
+#: swarmkit's types, as Go names them (``%T``, "can't evaluate field X in type ..."): its context is a
+#: pointer, its ``Service``, ``Node`` and ``Task`` anonymous structs
+CONTEXT_TYPE = "*template.Context"
+PAYLOAD_TYPE = "*template.PayloadContext"
+SERVICE_TYPE = "struct { ID string; Name string; Labels map[string]string }"
+NODE_TYPE = "struct { ID string; Hostname string; Platform template.Platform }"
+TASK_TYPE = "struct { ID string; Name string; Slot string }"
+
+
+def swarm_context(context: TemplateContext, go_type: str = CONTEXT_TYPE) -> Struct:
     """Swarm's ``template.Context`` of the task (``.Task.Slot`` is a string there, as here: a global
-    service's the node's id, as in ``.Task.Name``, ``<service>.<slot>.<task id>``)."""
+    service's the node's id, as in ``.Task.Name``, ``<service>.<slot>.<task id>``), typed as Go's
+    (``go_type``: a payload's is ``*template.PayloadContext``)."""
     slot = context.node_id if context.global_mode else str(context.task_slot)
     return Struct(
-        "template.Context",
+        go_type,
         Service=Struct(
-            "template.Service",
+            SERVICE_TYPE,
             ID=context.service_id,
             Name=context.service_name,
-            Labels=dict(context.service_labels),
+            Labels=GoMap("map[string]string", context.service_labels),
         ),
         Node=Struct(
-            "template.Node",
+            NODE_TYPE,
             ID=context.node_id,
             Hostname=context.node_hostname,
             Platform=Struct("template.Platform", Architecture=context.platform_arch, OS=context.platform_os),
         ),
         Task=Struct(
-            "template.Task",
+            TASK_TYPE,
             ID=context.task_id,
             Name=f"{context.service_name}.{slot}.{context.task_id}",
             Slot=slot,
@@ -95,7 +105,7 @@ SAMPLE = TemplateContext("svcid", "service", "node", "node", "taskid", 1)
 
 def expand(text: str, context: TemplateContext, lenient_labels: bool = False) -> str:
     """``text`` expanded for the task ``context`` names; TemplateError as Go's (``template: expansion:1:2:
-    executing "expansion" at <.Nope>: can't evaluate field Nope in type template.Context``). With
+    executing "expansion" at <.Nope>: can't evaluate field Nope in type *template.Context``). With
     ``lenient_labels`` a label the context lacks is ``<no value>`` (checking a spec before its task)."""
     if "{{" not in text:
         return text

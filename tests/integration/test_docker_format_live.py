@@ -1,17 +1,20 @@
-"""Docker's documented ``--format`` examples on a live 3-node cluster (``p7tm``, 10.74.0.0/24), printed as
+"""Docker's documented ``--format`` examples on a live 3-node cluster (``p8tm``, 10.77.0.0/24), printed as
 docker/cli prints them: ``{{json .}}`` compact with sorted keys (a row's HTML escaped), ``table`` headed
 by the template over the header names and aligned by Go's tabwriter (min 10, padding 3), the fields'
 Docker values (``Running``, ``Ready``, ``Running 8 seconds ago``), ``version --format``; and a task's
-``{{.Node.ID}}`` is its node's id (it printed the name), a global task's ``{{.Task.Slot}}`` too."""
+``{{.Node.ID}}`` is its node's id (it printed the name), a global task's ``{{.Task.Slot}}`` too; docker/cli's
+``{{.Label "k"}}`` method, ``service inspect``'s Docker structs (``.Spec.TaskTemplate.ContainerSpec.Mounts``,
+``%T``), ``network inspect``'s ``.IPAM.Config``/``.Containers``/``.Peers`` and the hosts' platform."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 
 from clusterkit import IMAGE, cli, cli_json, cluster_fixture, containers, running_tasks, service, wait_for
 
-cluster = cluster_fixture("p7tm", "10.74.0.0/24")
+cluster = cluster_fixture("p8tm", "10.77.0.0/24")
 
 
 def out(sb, *argv: str) -> str:
@@ -60,3 +63,68 @@ def test_a_tasks_node_id_template_is_its_nodes_id(cluster) -> None:
                 node.name,
                 ids[node.name],
             )
+
+
+def test_methods_structs_and_platforms_as_dockers(cluster) -> None:
+    sb, nodes = cluster
+    arch = os.uname().machine  # the sandbox's hosts share this kernel: docker info's Architecture
+    out(sb, "network", "create", "--label", "env=prod", "--label", "project.version=1.2", "back")
+    try:
+        # docker network ls's placeholder: {{.Label "project.version"}}; its JSON rows are docker/cli's
+        labelled = out(sb, "network", "ls", "--filter", "name=back", "--format", '{{.Name}} {{.Label "env"}}')
+        assert labelled == "back prod\n"
+        row = json.loads(out(sb, "network", "ls", "--filter", "name=back", "--format", "json"))
+        assert sorted(row) == [
+            "CreatedAt",
+            "Driver",
+            "ID",
+            "IPv4",
+            "IPv6",
+            "Internal",
+            "Labels",
+            "Name",
+            "Scope",
+        ]
+        args = ("--network", "back", "--mount", "type=volume,source=fmtdata,target=/data")
+        env = ("--env", "ARCH={{.Node.Platform.Architecture}}", "--env", "OS={{.Node.Platform.OS}}")
+        with service(sb, nodes, "fmt", *args, *env, IMAGE, "sleep", "3600"):
+            (task,) = running_tasks(nodes[0], "fmt", 1)
+            inspect = ("service", "inspect", "fmt", "--format")
+            mounts = (
+                "{{range .Spec.TaskTemplate.ContainerSpec.Mounts}}{{.Type}} {{.Source}}:{{.Target}}{{end}}"
+            )
+            assert out(sb, *inspect, mounts) == "volume fmtdata:/data\n"
+            assert out(sb, *inspect, "{{json .Spec.TaskTemplate.RestartPolicy}}") == (
+                '{"Condition":"any","Delay":5000000000,"MaxAttempts":0}\n'
+            )
+            assert (
+                out(sb, *inspect, "{{printf `%T` .Spec.TaskTemplate.ContainerSpec}}")
+                == "*swarm.ContainerSpec\n"
+            )
+            assert out(sb, *inspect, "{{range .Spec.TaskTemplate.Networks}}{{.Target}}{{end}}") == "back\n"
+            # swarmkit's .Node.Platform: the task's host's, not constants
+            host = next(n for n in nodes if n.name == task["node"])
+            (found,) = wait_for(lambda: containers(host, "fmt") or None, 30, "fmt's container")
+            values = dict(e.split("=", 1) for e in found["Config"]["Env"])
+            assert (values["ARCH"], values["OS"]) == (arch, "linux")
+            # docker network inspect: .IPAM.Config (each node's leased block), .Containers, .Peers
+            net = ("network", "inspect", "back", "--format")
+            subnets = out(sb, *net, "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}};{{end}}").strip()
+            assert len(subnets.split(";")) == 4 and all(
+                re.fullmatch(r"[\d.]+/\d+ [\d.]+", s) for s in subnets.split(";")[:3]
+            )
+            containers_text = out(sb, *net, "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}")
+            assert containers_text.startswith("fmt.1.") and f"{task['address']}/" in containers_text
+            assert out(sb, *net, "{{range .Peers}}{{.Name}}{{end}}") == f"{task['node']}\n"
+        # docker node inspect: .Description.Platform, the engine's (gossip carries the other nodes')
+        platform = "{{.Description.Platform.OS}}/{{.Description.Platform.Architecture}}"
+        for node in nodes:
+            wait_for(
+                lambda node=node: (
+                    out(sb, "node", "inspect", node.name, "--format", platform) == f"linux/{arch}\n"
+                ),
+                30,
+                f"{node.name}'s platform in gossip",
+            )
+    finally:
+        out(sb, "network", "rm", "back")

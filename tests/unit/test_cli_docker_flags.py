@@ -271,12 +271,14 @@ def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> No
         capsys.readouterr().err
     )
     assert main(["service", "ps", "--format", "table {{.Name}}\\t{{.DesiredState}}", "web"]) == 0
-    assert capsys.readouterr().out.splitlines() == [
-        "NAME      DESIRED STATE",
-        "web.1     Running",
-        "web.1     Shutdown",
-        "web.2     Running",
+    assert capsys.readouterr().out.splitlines() == [  # docker/cli's table indents a slot's history
+        "NAME        DESIRED STATE",
+        "web.1       Running",
+        " \\_ web.1   Shutdown",
+        "web.2       Running",
     ]
+    assert main(["service", "ps", "--format", "{{.Name}} {{.DesiredState}}", "web"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["web.1 Running", "web.1 Shutdown", "web.2 Running"]
 
 
 @pytest.mark.parametrize(
@@ -357,14 +359,13 @@ def test_docker_json_of_ports_and_unknown_docker_paths(monkeypatch, capsys) -> N
     monkeypatch.setattr(cli_service_read, "client_for", lambda args: ServiceApi())
     assert main(["service", "inspect", "-f", "{{json .Endpoint.Ports}}", "web"]) == 0
     first = json.loads(capsys.readouterr().out)[0]
-    assert first == {
-        "Name": "",
+    assert first == {  # swarm.PortConfig's JSON: an empty Name is omitted (omitempty), as Docker's
         "Protocol": "tcp",
         "TargetPort": 80,
         "PublishedPort": 8080,
         "PublishMode": "ingress",
     }
-    for unknown in ("{{.Spec.TaskTemplate.Placement}}", "{{.Endpoint.VirtualIPs}}", "{{.Spec.TaskTemplate}}"):
+    for unknown in ("{{.Spec.TaskTemplate.Nope}}", "{{.Endpoint.VirtualIPs}}", "{{.Spec.UpdateConfig.Nope}}"):
         assert main(["service", "inspect", "--format", unknown, "web"]) == 2
         assert "p2porch: error: --format: " in capsys.readouterr().err
     SERVICE_VIEW["spec"]["mode"] = "global"  # type: ignore[index]

@@ -129,9 +129,9 @@ VIEW = {
     [
         ("{{.Spec.TaskTemplate.ContainerSpec.Hostname}}", "{{.Service.Name}}-{{.Task.Slot}}"),
         ("{{.Spec.EndpointSpec.Mode}}", "dnsrr"),
-        ("{{json .Spec.EndpointSpec}}", '{"Mode":"dnsrr","Ports":[]}'),
+        ("{{json .Spec.EndpointSpec}}", '{"Mode":"dnsrr"}'),  # omitempty, as Docker's JSON
         ("{{.Endpoint.Spec.Mode}}", "dnsrr"),  # the fourth walk: "can't evaluate field Endpoint"
-        ("{{json .Endpoint.Spec}}", '{"Mode":"dnsrr","Ports":[]}'),
+        ("{{json .Endpoint.Spec}}", '{"Mode":"dnsrr"}'),
         ("{{json .Spec.Mode}}", '{"Replicated":{"Replicas":3}}'),
         (
             "{{.Spec.TaskTemplate.RestartPolicy.Condition}} {{.Spec.TaskTemplate.RestartPolicy.MaxAttempts}}",
@@ -221,3 +221,6 @@ def test_engine_versions_travel_in_gossip_metadata() -> None:
     board.publish_engine_version("27.5.1")
     assert gossip.metas["n1"] == {"t": 7, "e": "27.5.1"}
     assert board.engine_versions() == {"n1": "27.5.1", "n2": "26.1.0", "n3": ""}  # ill-typed: unknown
+    board.publish_engine_version("27.5.1", "x86_64")  # node inspect's .Description.Platform.Architecture
+    assert gossip.metas["n1"] == {"t": 7, "e": "27.5.1", "p": "x86_64"} and board.architecture == "x86_64"
+    assert board.architectures() == {"n1": "x86_64", "n2": "", "n3": ""}

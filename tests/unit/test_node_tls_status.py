@@ -56,7 +56,12 @@ def _ops(epochs: dict[str, int]) -> NodeOps:
     raft.state = state
     store = raft.store("10.0.0.1:7947")
     board = SimpleNamespace(
-        gossip_states=dict, engine_versions=dict, engine_version="", key_epochs=lambda: dict(epochs)
+        gossip_states=dict,
+        engine_versions=dict,
+        engine_version="",
+        key_epochs=lambda: dict(epochs),
+        architectures=dict,
+        architecture="",
     )
     cluster = SimpleNamespace(
         require_store=lambda: store,

@@ -220,7 +220,10 @@ def test_event_from_docker() -> None:
 
 
 def test_capacity_from_info() -> None:
-    cap = capacity_from_info({"NCPU": 4, "MemTotal": 8 << 30, "ServerVersion": "20.10", "Name": "h"})
+    cap = capacity_from_info(
+        {"NCPU": 4, "MemTotal": 8 << 30, "ServerVersion": "20.10", "Name": "h"} | {"Architecture": "aarch64"}
+    )
+    assert cap.architecture == "aarch64"  # node inspect's .Description.Platform.Architecture
     assert (cap.cpu_nanos, cap.memory_bytes, cap.engine_version, cap.hostname) == (
         4_000_000_000,
         8 << 30,

@@ -79,7 +79,11 @@ def test_the_whole_go_language_renders_as_swarmkit_renders_it() -> None:
     ("text", "words"),
     [
         ('{{nope "x"}}', 'line 1: function "nope" not defined'),
-        ("{{.Service.Nope}}", "line 1, column 2: can't evaluate field Nope in type template.Service"),
+        (
+            "{{.Service.Nope}}",  # swarmkit's Service is an anonymous struct: Go names it by its fields
+            "line 1, column 2: can't evaluate field Nope in type struct { ID string; Name string; Labels "
+            "map[string]string }",
+        ),
         ("{{.Service.Labels.absent}}", 'map has no entry for key "absent"'),  # swarmkit's missingkey=error
         ('{{secret "other"}}', "error calling secret: secret target 'other' not found"),
         ('{{config "/run/secrets/db_pw"}}', "config target '/run/secrets/db_pw' not found"),

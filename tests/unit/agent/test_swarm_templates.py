@@ -3,12 +3,14 @@ host name and mount sources are expanded per task when its container is created,
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import textwrap
 
 import pytest
 
 from p2porch.agent.dockerspec import create_request, member_create_request
-from p2porch.agent.model import MemberSpec, MountSpec, TaskAssignment, template_error
+from p2porch.agent.model import MemberSpec, MountSpec, TaskAssignment, template_context, template_error
 from p2porch.errors import ConfigError
 from p2porch.model import ServiceSpec
 from p2porch.model.templates import SAMPLE, TemplateContext, TemplateError, expand
@@ -29,7 +31,7 @@ def assignment(**overrides) -> TaskAssignment:
 
 def test_swarms_context_expands_and_an_unknown_field_is_swarms_error():
     """swarmkit's ``template.Context``, with Go's whole language; an unknown field was left as written,
-    Swarm refuses it (``can't evaluate field Nope in type template.Context``)."""
+    Swarm refuses it (``can't evaluate field Nope in type *template.Context``)."""
     context = TemplateContext("s42", "mon-exporter", "n2", "n2", "t01", 3, service_labels={"tier": "db"})
     text = "{{.Node.Hostname}}/{{ .Task.Slot }}/{{.Service.Name}}/{{.Task.Name}}/{{.Node.ID}}"
     assert expand(text, context) == "n2/3/mon-exporter/mon-exporter.3.t01/n2"
@@ -43,7 +45,7 @@ def test_swarms_context_expands_and_an_unknown_field_is_swarms_error():
         expand("x-{{.Nope}}", context)
     assert str(info.value) == (
         'template: expansion:1:4: executing "expansion" at <.Nope>: can\'t evaluate field Nope in type '
-        "template.Context"
+        "*template.Context"  # swarmkit executes a *Context: Go names the pointer's type
     )
     with pytest.raises(TemplateError, match='map has no entry for key "absent"'):
         expand("{{.Service.Labels.absent}}", context)
@@ -52,7 +54,9 @@ def test_swarms_context_expands_and_an_unknown_field_is_swarms_error():
 def test_a_spec_with_a_template_swarm_refuses_is_refused_naming_the_field():
     with pytest.raises(ConfigError) as info:
         ServiceSpec.from_dict({"name": "a", "image": "x", "env": {"ID": "{{.Node.Nope}}"}})
-    assert "can't evaluate field Nope in type template.Node" in str(info.value)
+    assert "can't evaluate field Nope in type struct { ID string; Hostname string; Platform " in str(
+        info.value
+    )
     assert info.value.field == "env.ID"
     # a Compose file's value is the application's text (Compose never expands it): kept as written
     stack = load_stack("mon", "services:\n  a:\n    image: x\n    environment:\n      ID: '{{.Node.Nope}}'\n")
@@ -135,3 +139,12 @@ def test_a_host_name_that_is_invalid_once_expanded_is_still_refused():
     with pytest.raises(ConfigError) as info:
         load_stack("mon", "services:\n  a:\n    image: x\n    hostname: 'bad name {{.Task.Slot}}'\n")
     assert "services.a.hostname" in str(info.value)
+
+
+def test_the_node_platform_is_the_hosts_as_dockers_engine_reports_it():
+    """``.Node.Platform.OS|Architecture``: the host's kernel and ``uname -m`` (``docker info``'s OSType
+    and Architecture, swarmkit's node description), not constants: the agent expands them on the node."""
+    platform = expand("{{.Node.Platform.OS}}/{{.Node.Platform.Architecture}}", template_context(assignment()))
+    assert platform == f"{os.uname().sysname.lower()}/{os.uname().machine}"
+    odd = dataclasses.replace(template_context(assignment()), platform_arch="aarch64")
+    assert expand("{{.Node.Platform.Architecture}}", odd) == "aarch64"

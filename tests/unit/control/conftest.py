@@ -43,7 +43,12 @@ def node_ops() -> Callable[[ClusterState], tuple[NodeOps, MemoryRaft]]:
             store=store,
             local=None,
             board=SimpleNamespace(
-                gossip_states=lambda: {}, engine_versions=lambda: {}, engine_version="", key_epochs=lambda: {}
+                gossip_states=lambda: {},
+                engine_versions=lambda: {},
+                engine_version="",
+                key_epochs=lambda: {},
+                architectures=lambda: {"id2": "aarch64"},  # by node id, as gossip names members
+                architecture="x86_64",
             ),
             join_port=7948,
             config=SimpleNamespace(overlay=SimpleNamespace(vxlan_port=4789)),

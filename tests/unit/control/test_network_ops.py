@@ -40,9 +40,15 @@ async def test_create_list_inspect_remove(ops, manager):
     manager._apply(service("s1", "db", ["back"]))
     task = Task("t1", "s1", 1, "n1", state=TaskState.RUNNING, address="10.240.1.2")
     manager._apply(C.PutTasks(at=0.0, items=(C.TaskPut(task, task_version=0),)).encode())
+    manager._apply(C.LeaseSubnet(at=0.0, node_id="n1").encode())  # the lowest free block
     inspected = ops.inspect("back")
     assert inspected["services"] == ["db"]
-    assert inspected["tasks"] == [{"task": "db.1", "service": "db", "node": "node1", "address": "10.240.1.2"}]
+    assert inspected["tasks"] == [
+        {"task": "db.1", "service": "db", "node": "node1", "address": "10.240.1.2", "task_id": "t1"}
+        | {"container_id": "", "node_address": "10.0.0.1"}  # Docker's .Containers and .Peers
+    ]
+    # Docker's .IPAM.Config: every network's addresses come from the nodes' leased blocks
+    assert inspected["subnets"] == [{"node": "node1", "subnet": "10.240.0.0/24", "gateway": "10.240.0.1"}]
     with pytest.raises(ConflictError, match="db"):
         await ops.remove("back")
     manager._apply(C.RemoveService(at=0.0, service_id="s1").encode())

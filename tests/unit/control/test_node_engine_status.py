@@ -39,6 +39,9 @@ def test_the_api_node_objects_carry_the_status_text_and_the_engine(node_ops) -> 
     assert views["n3"]["status"] == "ready"  # Docker's field keeps Docker's values
     assert views["n3"]["engine"] == {"reachable": False, "unreachable_since": 4.5, "error": ERROR}
     assert views["n1"]["engine"] == {"reachable": True}
+    # Docker's .Description.Platform: Linux, the architecture each node's gossip carries (conftest's board)
+    assert [views[n]["platform"]["architecture"] for n in ("n1", "n2", "n3")] == ["", "aarch64", ""]
+    assert views["n2"]["platform"]["os"] == "linux"
     assert [status_cell(views[n]) for n in ("n1", "n2", "n3")] == [
         "ready",
         "down",

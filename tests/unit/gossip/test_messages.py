@@ -105,6 +105,9 @@ def test_node_meta_round_trip_and_limit():
     engine = NodeMeta("10.0.0.1", "10.0.0.1", engine_version="27.5.1")
     assert NodeMeta.from_wire(engine.to_wire()) == engine and engine.to_wire()["e"] == "27.5.1"
     assert "e" not in applied.to_wire() and NodeMeta.from_wire({"e": 5}).engine_version == ""
+    arch = NodeMeta("10.0.0.1", "10.0.0.1", architecture="aarch64")  # node inspect's .Description.Platform
+    assert NodeMeta.from_wire(arch.to_wire()) == arch and arch.to_wire()["p"] == "aarch64"
+    assert "p" not in applied.to_wire() and NodeMeta.from_wire({"p": 5}).architecture == ""
     with pytest.raises(WireError):
         check_meta({"l": {"k": "x" * 600}})
 

@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from p2porch.model.gotemplate import ExecError, ParseError, Struct, go_unquote, parse, render, sprintf
+from p2porch.model.gotemplate import (
+    ExecError,
+    Method,
+    ParseError,
+    Struct,
+    go_unquote,
+    parse,
+    render,
+    sprintf,
+)
 
 #: the data of Go's exec_test.go cases, as JSON-like values (a struct is a Struct)
 DATA: dict[str, Any] = {
@@ -199,8 +208,14 @@ def test_parse_errors_are_gos(template: str, message: str) -> None:
             'template: :1:2: executing "" at <index .SI `x`>: error calling index: cannot index '
             "slice/array with type string",
         ),
-        ("{{.X 1}}", 'template: :1:2: executing "" at <.X>: can\'t give argument to non-function .X'),
-        ("{{1 | .X}}", 'template: :1:6: executing "" at <.X>: can\'t give argument to non-function .X'),
+        ("{{.X 1}}", 'template: :1:2: executing "" at <.X>: X is not a method but has arguments'),
+        ("{{1 | .X}}", 'template: :1:6: executing "" at <.X>: X is not a method but has arguments'),
+        (
+            "{{.T.A 1}}",
+            'template: :1:2: executing "" at <.T.A>: A has arguments but cannot be invoked as function',
+        ),
+        ("{{1 | $.X}}", 'template: :1:6: executing "" at <$.X>: X is not a method but has arguments'),
+        ("{{. 1}}", 'template: :1:2: executing "" at <.>: can\'t give argument to non-function .'),
         ("{{range .X}}{{end}}", 'template: :1:8: executing "" at <.X>: range can\'t iterate over x'),
         ("{{range .T}}{{end}}", 'template: :1:8: executing "" at <.T>: range can\'t iterate over {a 2}'),
         ("{{len 3}}", 'template: :1:2: executing "" at <len 3>: error calling len: len of type int'),
@@ -287,3 +302,45 @@ def test_go_strings_and_verbs() -> None:
     assert sprintf("%-6s|%6.2f|%06d|%x|%T|%T|%v", ["ab", 2.5, -42, -255, "s", [1], None]) == (
         "ab    |  2.50|-00042|-ff|string|[]interface {}|<nil>"
     )
+
+
+class _Row(dict[str, Any]):
+    """A row with docker/cli's ``Label(name string) string`` method."""
+
+    def __init__(self, labels: dict[str, str], **fields: Any) -> None:
+        super().__init__(**fields)
+        self.go_methods = {"Label": Method("Label", ("string",), lambda name: labels.get(name, ""))}
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ('{{.Label "env"}}', "prod"),
+        ('{{.Label "nope"}}|', "|"),  # docker/cli: an absent label is ""
+        ('{{"env" | .Label}}', "prod"),  # the piped value is the last argument, as a function's
+        ('{{$.Label "env"}} {{(.).Label "env"}}', "prod prod"),  # a variable's or a chain's method
+        ('{{printf "%s=%s" .Name (.Label "env")}}', "web=prod"),
+        ('{{if eq (.Label "env") "prod"}}yes{{end}}', "yes"),
+        ('{{with $l := .Label "env"}}{{$l}}{{end}}', "prod"),
+    ],
+)
+def test_methods_take_arguments_as_gos(template: str, expected: str) -> None:
+    """Go's text/template calls a field chain's last name as a method with the command's arguments
+    (docker/cli's ``{{.Label "com.example.k"}}``)."""
+    assert parse(template).execute(_Row({"env": "prod"}, Name="web")) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{.Label}}", "wrong number of args for Label: want 1 got 0"),
+        ('{{.Label "a" "b"}}', "wrong number of args for Label: want 1 got 2"),
+        ("{{printf `%s` .Label}}", "wrong number of args for Label: want 1 got 0"),
+        ("{{.Label 1}}", "wrong type for value; expected string; got int"),
+        ('{{.Name "x"}}', "Name is not a method but has arguments"),
+    ],
+)
+def test_method_errors_are_gos(template: str, message: str) -> None:
+    with pytest.raises(ExecError) as raised:
+        parse(template).execute(_Row({}, Name="web"))
+    assert raised.value.detail == message
