@@ -30,6 +30,7 @@ from ..membership.join_checks import (
 from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollback_point
 from ..model.group import MAIN_NAME
 from ..model.jobspec import global_scale_refusal
+from ..model.metadata_limits import check_spec
 from ..model.spec import check_endpoint_ports, check_update_allowed
 from ..raft import commands as C
 from ..raft.published_ports import check_chosen_ports, endpoint_ports
@@ -258,6 +259,7 @@ class ServiceOps:
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(body)))
+        check_spec(spec)
         if self._state().service_by_name(spec.name) is not None:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
@@ -285,6 +287,7 @@ class ServiceOps:
         current = service.spec.to_dict()
         merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
+        check_spec(spec, service.spec)  # what the update leaves as it was is not checked again
         check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job
         if force and not spec.is_job:  # as Docker's ForceUpdate: a new template, so every task rolls
             spec = dataclasses.replace(spec, force_update=service.spec.force_update + 1)
