@@ -8,7 +8,6 @@ scheduling loop's job; this module only writes desired state.
 from __future__ import annotations
 
 import dataclasses
-import math
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
     from .logs import LogOps
 
 SERVICE_ID_BYTES = 8
+LOG_BUFFER_LINES = 1024  # log lines held for one `service logs` reader before its nodes' streams wait
 
 
 def validate_spec(data: Any) -> ServiceSpec:
@@ -525,7 +525,9 @@ class ServiceOps:
             request["since"] = since
         if timestamps:
             request["timestamps"] = True
-        send, receive = trio.open_memory_channel[dict[str, Any]](math.inf)
+        # bounded: a reader that stops reading (a suspended `logs -f`, a client that never reads) holds
+        # LOG_BUFFER_LINES here and back-pressures every node's stream, never the daemon's memory
+        send, receive = trio.open_memory_channel[dict[str, Any]](LOG_BUFFER_LINES)
 
         async def pump(node_id: str) -> None:
             node = state.nodes.get(node_id)
@@ -537,7 +539,7 @@ class ServiceOps:
                         task_id = str(item.get("task_id", ""))
                         if only and task_id != only:
                             continue
-                        send.send_nowait(
+                        await send.send(
                             {
                                 "task": names.get(task_id, task_id),
                                 "node": node.name,
@@ -545,7 +547,7 @@ class ServiceOps:
                             }
                         )
             except P2POrchError as exc:
-                send.send_nowait(
+                await send.send(
                     {"task": None, "node": node.name, "line": f"(logs unavailable: {exc.message})"}
                 )
 
