@@ -25,7 +25,13 @@ __all__ = ["DEFAULT_REQUEST_TIMEOUT_S", "RequestDeadline"]
 DEFAULT_REQUEST_TIMEOUT_S = 60.0  # as kube-apiserver's --request-timeout; 16 MiB in 60 s is 280 KB/s
 
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # the methods whose bodies the API reads
+
+
 def _declares_body(scope: dict[str, Any]) -> bool:
+    """HTTP/1.1 declares a body in its head; HTTP/2 (prior knowledge on the unix socket) need not."""
+    if scope.get("http_version") == "2" and scope.get("method") in _BODY_METHODS:
+        return True
     for name, value in scope.get("headers", ()):
         if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
             return True

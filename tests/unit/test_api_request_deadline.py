@@ -15,8 +15,8 @@ from p2porch.api.deadline import RequestDeadline
 TIMEOUT_S = 10.0
 
 
-def scope(headers: list[tuple[bytes, bytes]]) -> dict:
-    return {"type": "http", "method": "POST", "path": "/v1/x", "headers": headers}
+def scope(headers: list[tuple[bytes, bytes]], version: str = "1.1") -> dict:
+    return {"type": "http", "http_version": version, "method": "POST", "path": "/v1/x", "headers": headers}
 
 
 def trickle(chunks: int, every_s: float):
@@ -44,7 +44,7 @@ async def reading_app(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": str(size).encode()})
 
 
-async def run(app, headers, receive) -> tuple[list[dict], int]:
+async def run(app, headers, receive, version: str = "1.1") -> tuple[list[dict], int]:
     sent: list[dict] = []
     timeouts = 0
 
@@ -55,7 +55,7 @@ async def run(app, headers, receive) -> tuple[list[dict], int]:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    await RequestDeadline(app, TIMEOUT_S, counted)(scope(headers), receive, send)
+    await RequestDeadline(app, TIMEOUT_S, counted)(scope(headers, version), receive, send)
     return sent, timeouts
 
 
@@ -71,6 +71,11 @@ async def test_a_body_sent_one_byte_a_second_is_cut_at_the_deadline(autojump_clo
 
 async def test_a_chunked_body_is_bounded_too(autojump_clock: trio.testing.MockClock):
     sent, timeouts = await run(reading_app, [(b"transfer-encoding", b"chunked")], trickle(1000, 0.5))
+    assert timeouts == 1 and sent[0]["status"] == 408
+
+
+async def test_an_http2_body_declared_by_no_header_is_bounded_too(autojump_clock: trio.testing.MockClock):
+    sent, timeouts = await run(reading_app, [], trickle(1000, 0.5), version="2")
     assert timeouts == 1 and sent[0]["status"] == 408
 
 
