@@ -2,7 +2,8 @@
 loopback with ``remote_app`` and ``serve_tls``; real hypercorn): a body sent one byte at a time is
 answered 408 and the connection closed at the request deadline, counted once per listener; a head sent
 one byte at a time is closed by the keep-alive timer; a 10 MiB body paced over a second and a 15 MiB body
-sent at once are still served whole."""
+sent at once are still served whole; a TLS client that stops reading a large response is cut at the same
+deadline and its connection slot freed."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from p2porch.api.connlimit import ConnectionLimiter
 from p2porch.api.server import Endpoint, serve_api
 from p2porch.api.tls_server import TlsIdentity, serve_tls
 from p2porch.control.remote_api import remote_app
@@ -34,7 +36,14 @@ async def size(body, params):
     return {"size": len(body.get("data", ""))}
 
 
-ENDPOINTS = [Endpoint("POST", "/size", size, "the size of the posted data")]
+async def big(body, params):
+    return {"data": "x" * (40 * 1024 * 1024)}  # far more than the loopback socket buffers hold
+
+
+ENDPOINTS = [
+    Endpoint("POST", "/size", size, "the size of the posted data"),
+    Endpoint("GET", "/big", big, "a large answer"),
+]
 
 
 def free_port() -> int:
@@ -109,4 +118,46 @@ async def test_slow_bodies_and_heads_are_cut_and_large_bodies_pass(socket_dir: P
         await trio.to_thread.run_sync(check_listener, unix, timeouts, "unix")
         timeouts.clear()
         await trio.to_thread.run_sync(check_listener, tls, timeouts, "tls")
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_tls_client_that_stops_reading_is_cut_and_its_slot_freed(socket_dir: Path) -> None:
+    ca = cluster_ca("0123456789abcdef", 0, os.urandom(CA_SEED_BYTES))
+    identity = TlsIdentity(str(socket_dir / "tls"))
+    issued = issue_server_certificate(ca, "n1", ["127.0.0.1"], dt.datetime.now(dt.UTC))
+    identity.install(issued.cert_pem, issued.key_pem)
+    addr = ("127.0.0.1", free_port())
+    app = remote_app(ENDPOINTS, lambda text: ("root", Role.ADMIN) if text == TOKEN else None)
+    limiter = ConnectionLimiter()
+
+    def ask_and_never_read() -> socket.socket:
+        context = ssl.create_default_context(cadata=ca.pem)
+        sock = context.wrap_socket(socket.create_connection(addr), server_hostname="127.0.0.1")
+        sock.sendall(
+            f"GET /v1/big HTTP/1.1\r\nhost: p2porch\r\nauthorization: Bearer {TOKEN}\r\n\r\n".encode()
+        )
+        return sock
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: serve_tls(
+                app,
+                f"{addr[0]}:{addr[1]}",
+                identity,
+                limiter=limiter,
+                send_timeout_s=TIMEOUT_S,
+                task_status=task_status,
+            )
+        )
+        sock = await trio.to_thread.run_sync(ask_and_never_read)
+        try:
+            with trio.fail_after(30):
+                while limiter.open_now == 0:  # accepted
+                    await trio.sleep(0.05)
+                began = trio.current_time()
+                while limiter.open_now:  # before: held for as long as the client kept its window shut
+                    await trio.sleep(0.1)
+            assert TIMEOUT_S - 0.5 <= trio.current_time() - began <= TIMEOUT_S + 10
+        finally:
+            sock.close()
         nursery.cancel_scope.cancel()
