@@ -25,7 +25,7 @@ from p2porch.api.tls_server import TlsIdentity, serve_tls
 from p2porch.control.remote_api import remote_app
 from p2porch.testing.slowclient import Connect, post_paced, request_head, trickle
 from p2porch.vault.access import Role
-from p2porch.vault.cluster_ca import CA_SEED_BYTES, cluster_ca, issue_server_certificate
+from p2porch.vault.cluster_ca import CA_SEED_BYTES, ClusterCA, cluster_ca, issue_server_certificate
 
 TIMEOUT_S = 4.0
 HEAD_S = 5.0  # hypercorn's keep-alive timer: a whole head within 5 s of the connection opening
@@ -59,6 +59,15 @@ def socket_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def tls_identity(socket_dir: Path) -> tuple[ClusterCA, TlsIdentity]:
+    """A cluster CA and a server certificate it issued for 127.0.0.1."""
+    ca = cluster_ca("0123456789abcdef", 0, os.urandom(CA_SEED_BYTES))
+    identity = TlsIdentity(str(socket_dir / "tls"))
+    issued = issue_server_certificate(ca, "n1", ["127.0.0.1"], dt.datetime.now(dt.UTC))
+    identity.install(issued.cert_pem, issued.key_pem)
+    return ca, identity
+
+
 def check_listener(connect: Connect, timeouts: dict[str, int], listener: str) -> None:
     got, took = trickle(connect, request_head("/v1/size", 100, TOKEN))
     assert got.startswith(b"HTTP/1.1 408 "), got
@@ -83,10 +92,7 @@ async def test_slow_bodies_and_heads_are_cut_and_large_bodies_pass(socket_dir: P
         return count
 
     socket_path = str(socket_dir / "api.sock")
-    ca = cluster_ca("0123456789abcdef", 0, os.urandom(CA_SEED_BYTES))
-    identity = TlsIdentity(str(socket_dir / "tls"))
-    issued = issue_server_certificate(ca, "n1", ["127.0.0.1"], dt.datetime.now(dt.UTC))
-    identity.install(issued.cert_pem, issued.key_pem)
+    ca, identity = tls_identity(socket_dir)
     addr = ("127.0.0.1", free_port())
     tls_client = ssl.create_default_context(cadata=ca.pem)
 
@@ -122,10 +128,7 @@ async def test_slow_bodies_and_heads_are_cut_and_large_bodies_pass(socket_dir: P
 
 
 async def test_a_tls_client_that_stops_reading_is_cut_and_its_slot_freed(socket_dir: Path) -> None:
-    ca = cluster_ca("0123456789abcdef", 0, os.urandom(CA_SEED_BYTES))
-    identity = TlsIdentity(str(socket_dir / "tls"))
-    issued = issue_server_certificate(ca, "n1", ["127.0.0.1"], dt.datetime.now(dt.UTC))
-    identity.install(issued.cert_pem, issued.key_pem)
+    ca, identity = tls_identity(socket_dir)
     addr = ("127.0.0.1", free_port())
     app = remote_app(ENDPOINTS, lambda text: ("root", Role.ADMIN) if text == TOKEN else None)
     limiter = ConnectionLimiter()
