@@ -200,7 +200,13 @@ class Daemon:
                     await subsystems.start("cluster", self.cluster.run)
                     await subsystems.start(
                         "api",
-                        partial(serve_api, extra_routes=self.extra_routes(), on_response=self._count_request),
+                        partial(
+                            serve_api,
+                            extra_routes=self.extra_routes(),
+                            on_response=self._count_request,
+                            request_timeout_s=self.config.api.request_timeout_s,
+                            on_timeout=self.metrics.api_request_timeouts.labels("unix").inc,
+                        ),
                         self.endpoints(),
                         self.config.api.socket,
                     )
@@ -212,6 +218,8 @@ class Daemon:
                             public_prefixes=UI_PUBLIC_PREFIXES,
                             public_paths=UI_PUBLIC_PATHS,
                             on_response=self._count_request,
+                            request_timeout_s=self.config.api.request_timeout_s,
+                            on_timeout=self.metrics.api_request_timeouts.labels("tls").inc,
                         )
                         await subsystems.start("remote-api", self.remote.serve, app)
                     log.info(

@@ -117,6 +117,12 @@ class Metrics:
             "Control API requests by route template, method and HTTP status code",
             ["route", "method", "code"],
         )
+        self.api_request_timeouts = Counter(
+            "p2porch_api_request_timeouts",
+            "Control API requests answered 408 because their body was still arriving api.request_timeout_s "
+            "after their head, by listener (unix | tls)",
+            ["listener"],
+        )
         self.raft_commit_seconds = Histogram(
             "p2porch_raft_commit_seconds",
             "Time from proposing a command on this node to its result (committed and applied)",
@@ -167,6 +173,7 @@ class Metrics:
         )
         self._instruments: tuple[Counter | Histogram, ...] = (
             self.api_requests,
+            self.api_request_timeouts,
             self.raft_commit_seconds,
             self.scheduler_placements,
             self.scheduler_round_seconds,

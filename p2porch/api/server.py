@@ -33,6 +33,7 @@ from ..errors import (
 from ..vault.access import Role
 from ..wire import MAX_FRAME_BYTES
 from .auth import SCOPE_ROLE, UNAUTHORIZED, role_refusal
+from .deadline import DEFAULT_REQUEST_TIMEOUT_S, RequestDeadline
 
 log = logging.getLogger(__name__)
 
@@ -307,9 +308,14 @@ async def serve_api(
     *,
     extra_routes: Sequence[BaseRoute] = (),
     on_response: OnResponse | None = None,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    on_timeout: Callable[[], None] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the API on ``socket_path`` (mode 0600) until cancelled; removes the socket on exit."""
+    """Serve the API on ``socket_path`` (mode 0600) until cancelled; removes the socket on exit.
+
+    A request body must arrive within ``request_timeout_s`` of its head (:class:`RequestDeadline`, 408
+    and ``on_timeout()`` otherwise); the head within hypercorn's keep-alive timer (5 s)."""
     directory = os.path.dirname(socket_path)
     os.makedirs(directory, mode=0o755, exist_ok=True)
     if os.path.exists(socket_path):
@@ -325,9 +331,11 @@ async def serve_api(
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 1.0
+    config.keep_alive_timeout = 5  # hypercorn's default, stated: also the bound on a request head's arrival
     try:
         app = build_app(endpoints, extra_routes=extra_routes, on_response=on_response)
-        await hypercorn_serve(app, config, task_status=task_status)  # type: ignore[arg-type]
+        timed = RequestDeadline(app, request_timeout_s, on_timeout)
+        await hypercorn_serve(timed, config, task_status=task_status)  # type: ignore[arg-type]
     finally:
         try:
             os.unlink(socket_path)

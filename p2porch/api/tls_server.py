@@ -32,6 +32,7 @@ from hypercorn.utils import wrap_app
 
 from ..errors import DaemonError
 from .connlimit import ConnectionLimiter
+from .deadline import DEFAULT_REQUEST_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,32 @@ class _Config(HypercornConfig):
         return True
 
 
+_SEND_PIECE = 64 * 1024
+
+
+class _SendDeadline:
+    """A connection's stream whose client must take each 64 KiB of what is sent within ``timeout_s``:
+    a client that stops reading its response (or a stream's next item) is cut, its slot freed, instead
+    of holding it for as long as its kernel keeps acknowledging a zero window. Everything else is the
+    wrapped stream's (hypercorn's ``TCPServer`` uses its handshake, ALPN, socket, receive and close)."""
+
+    def __init__(self, stream: trio.SSLStream[trio.SocketStream], timeout_s: float) -> None:
+        self._stream = stream
+        self._timeout_s = timeout_s
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        for start in range(0, len(view), _SEND_PIECE):  # per piece, as nginx's send_timeout: a slow but
+            with trio.move_on_after(self._timeout_s):  # moving client is never cut, a stopped one is
+                await self._stream.send_all(view[start : start + _SEND_PIECE])
+                continue
+            await trio.aclose_forcefully(self._stream)
+            raise trio.BrokenResourceError(f"the client took no data for {self._timeout_s:g} s")
+
+
 def _peer(stream: trio.SSLStream[trio.SocketStream]) -> str:
     try:
         return str(stream.transport_stream.socket.getpeername()[0])
@@ -107,9 +134,11 @@ async def serve_tls(
     identity: TlsIdentity,
     *,
     limiter: ConnectionLimiter | None = None,
+    send_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``app`` with TLS on ``addr`` (HOST:PORT) until cancelled, capping connections by ``limiter``."""
+    """Serve ``app`` with TLS on ``addr`` (HOST:PORT) until cancelled, capping connections by ``limiter``;
+    a client must take each write within ``send_timeout_s``, else its connection is closed."""
     if not identity.installed:
         raise DaemonError("the API has no server certificate yet", field="api.addr")
     config = _Config(identity.context)
@@ -139,7 +168,8 @@ async def serve_tls(
             await trio.aclose_forcefully(stream)
             return
         try:
-            await TCPServer(wrapped, config, worker, state, stream)
+            timed = _SendDeadline(stream, send_timeout_s)
+            await TCPServer(wrapped, config, worker, state, timed)  # type: ignore[arg-type]  # duck-typed
         finally:
             limits.release(source)
 

@@ -11,6 +11,7 @@ import base64
 import sys
 from typing import Any
 
+from ..boundedread import TooLargeError, read_bounded
 from ..errors import ConfigError
 from ..model.payload_template import check_driver
 from ..vault import MAX_VALUE_BYTES, validate_name, validate_value
@@ -57,19 +58,15 @@ def _extra(kind: str, view: dict[str, Any]) -> tuple[str, ...]:
 def read_value(path: str, kind: str) -> bytes:
     """The bytes of ``path`` (``-`` = stdin), at most 500 KiB (read one byte more to tell)."""
     try:
-        if path == "-":
-            data = sys.stdin.buffer.read(MAX_VALUE_BYTES + 1)
-        else:
-            with open(path, "rb") as fh:
-                data = fh.read(MAX_VALUE_BYTES + 1)
+        data = read_bounded(sys.stdin.buffer if path == "-" else path, MAX_VALUE_BYTES)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}", field="FILE") from exc
     except ValueError:  # open() refuses a path holding a NUL byte
         raise UsageError(f"cannot read {path!r}: a path cannot hold a NUL byte", field="FILE") from None
-    if len(data) > MAX_VALUE_BYTES:
+    except TooLargeError:
         raise UsageError(
             f"{path} is larger than the {kind} limit of 500 KiB ({MAX_VALUE_BYTES} bytes)", field="FILE"
-        )
+        ) from None
     try:
         return validate_value(data, kind)
     except ConfigError as exc:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model import ServiceSpec
+from ..model.metadata_limits import check_spec
 from ..model.spec import check_endpoint_ports
 from .autoscale import add_autoscale_flags, autoscale_changes, autoscale_flag
 from .envfile import read_env_files, with_env_files
@@ -414,8 +415,11 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def validated_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """``spec`` checked as a ServiceSpec; a bad field is a UsageError naming its flag (exit 2)."""
+    """``spec`` checked as a ServiceSpec and within the label and env limits; a bad field is a UsageError
+    naming its flag (exit 2)."""
     try:
-        return check_endpoint_ports(ServiceSpec.from_dict(spec)).to_dict()
+        checked = check_endpoint_ports(ServiceSpec.from_dict(spec))
+        check_spec(checked)  # label and env sizes, before a 16 MiB body is sent to be refused
+        return checked.to_dict()
     except ConfigError as exc:
         raise UsageError(f"{flag_for(exc.field)}: {exc.message}", field=flag_for(exc.field)) from exc

@@ -15,6 +15,7 @@ from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError
 from ..model import NetworkRecord, TaskState
+from ..model.metadata_limits import check_labels
 from ..model.netrefs import RESERVED_NETWORK_NAMES, attached_networks, check_network_name, parse_attachments
 from ..raft import commands as C
 from ..raft.commands_networks import NETWORK_DRIVERS
@@ -59,6 +60,7 @@ def network_body(body: Any) -> dict[str, Any]:
         isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
     ):
         raise ConfigError("labels must be a map of strings", field="labels")
+    check_labels(labels, "labels")
     return {
         "name": name,
         "driver": driver,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -25,6 +25,7 @@ from starlette.routing import BaseRoute
 
 from ..api.auth import TokenAuth, Verifier
 from ..api.connlimit import ConnectionLimiter
+from ..api.deadline import DEFAULT_REQUEST_TIMEOUT_S, RequestDeadline
 from ..api.ratelimit import FailureLimiter
 from ..api.server import Endpoint, OnResponse, build_app
 from ..api.tls_server import TlsIdentity, serve_tls
@@ -67,10 +68,16 @@ def remote_app(
     public_prefixes: Sequence[str] = (),
     public_paths: Sequence[str] = (),
     on_response: OnResponse | None = None,
-) -> TokenAuth:
-    """The TCP API: every route needs a token with its role (``control.roles``)."""
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    on_timeout: Callable[[], None] | None = None,
+) -> RequestDeadline:
+    """The TCP API: every route needs a token with its role (``control.roles``); a request body must
+    arrive within ``request_timeout_s`` of its head, token or not (408 and ``on_timeout()`` otherwise)."""
     app = build_app(endpoints, role_of=role_of, extra_routes=extra_routes, on_response=on_response)
-    return TokenAuth(app, verify, limiter=limiter, public_prefixes=public_prefixes, public_paths=public_paths)
+    authed = TokenAuth(
+        app, verify, limiter=limiter, public_prefixes=public_prefixes, public_paths=public_paths
+    )
+    return RequestDeadline(authed, request_timeout_s, on_timeout)
 
 
 def _hosts(local: LocalClusterState, addr: str) -> list[str]:
@@ -209,6 +216,7 @@ class RemoteApi:
                 self.section.addr,
                 self.identity,
                 limiter=self.connections,
+                send_timeout_s=self.section.request_timeout_s,
                 task_status=_Relay(task_status, scope),
             )
 

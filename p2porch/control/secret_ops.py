@@ -19,6 +19,7 @@ from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError
 from ..model import Rollout, SecretRecord, ServiceSpec, secret_key
+from ..model.metadata_limits import check_labels
 from ..model.payload_template import check_driver
 from ..raft import commands as C
 from ..raft.fsm_secrets import users_of
@@ -172,6 +173,7 @@ class SecretOps:
             isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
         ):
             raise ConfigError("labels must be a map of strings", field="labels")
+        check_labels(labels, "labels")
         if secret_key(kind, name) in self._state().secrets:
             raise ConflictError(f"a {kind} named {name!r} already exists (use `{kind} update`)", field="NAME")
         object_id = stdlib_secrets.token_hex(OBJECT_ID_BYTES)

@@ -8,7 +8,6 @@ scheduling loop's job; this module only writes desired state.
 from __future__ import annotations
 
 import dataclasses
-import math
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -30,6 +29,7 @@ from ..membership.join_checks import (
 from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollback_point
 from ..model.group import MAIN_NAME
 from ..model.jobspec import global_scale_refusal
+from ..model.metadata_limits import check_spec
 from ..model.spec import check_endpoint_ports, check_update_allowed
 from ..raft import commands as C
 from ..raft.published_ports import check_chosen_ports, endpoint_ports
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .logs import LogOps
 
 SERVICE_ID_BYTES = 8
+LOG_BUFFER_LINES = 1024  # log lines held for one `service logs` reader before its nodes' streams wait
 
 
 def validate_spec(data: Any) -> ServiceSpec:
@@ -258,6 +259,7 @@ class ServiceOps:
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(body)))
+        check_spec(spec)
         if self._state().service_by_name(spec.name) is not None:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
@@ -285,6 +287,7 @@ class ServiceOps:
         current = service.spec.to_dict()
         merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
+        check_spec(spec, service.spec)  # what the update leaves as it was is not checked again
         check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job
         if force and not spec.is_job:  # as Docker's ForceUpdate: a new template, so every task rolls
             spec = dataclasses.replace(spec, force_update=service.spec.force_update + 1)
@@ -522,7 +525,9 @@ class ServiceOps:
             request["since"] = since
         if timestamps:
             request["timestamps"] = True
-        send, receive = trio.open_memory_channel[dict[str, Any]](math.inf)
+        # bounded: a reader that stops reading (a suspended `logs -f`, a client that never reads) holds
+        # LOG_BUFFER_LINES here and back-pressures every node's stream, never the daemon's memory
+        send, receive = trio.open_memory_channel[dict[str, Any]](LOG_BUFFER_LINES)
 
         async def pump(node_id: str) -> None:
             node = state.nodes.get(node_id)
@@ -534,7 +539,7 @@ class ServiceOps:
                         task_id = str(item.get("task_id", ""))
                         if only and task_id != only:
                             continue
-                        send.send_nowait(
+                        await send.send(
                             {
                                 "task": names.get(task_id, task_id),
                                 "node": node.name,
@@ -542,7 +547,7 @@ class ServiceOps:
                             }
                         )
             except P2POrchError as exc:
-                send.send_nowait(
+                await send.send(
                     {"task": None, "node": node.name, "line": f"(logs unavailable: {exc.message})"}
                 )
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..api.server import Endpoint
 from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError
 from ..model import ServiceSpec
+from ..model.metadata_limits import check_labels, check_spec
 from ..model.rollback_point import changed_fields
 from ..model.spec import check_update_allowed
 from ..stack.names import STACK_LABEL, check_stack_name, service_name, stack_membership
@@ -104,6 +105,17 @@ def parse_deploy_body(stack: str, body: Mapping[str, Any]) -> tuple[StackDefinit
         raise ConfigError("networks: expected a list of networks", field="networks")
     networks = tuple(StackNetwork.from_dict(n, f"networks[{i}]") for i, n in enumerate(raw_networks))
     return StackDefinition(stack, tuple(services), networks=networks), prune
+
+
+def _compose_keys(short: str) -> dict[str, str]:
+    """The Compose keys a service spec's labels, environment and volume labels come from."""
+    where = f"services.{short}"
+    return {
+        "labels": f"{where}.labels",
+        "service_labels": f"{where}.deploy.labels",
+        "env": f"{where}.environment",
+        "mounts": f"{where}.volumes",
+    }
 
 
 class StackOps:
@@ -196,6 +208,7 @@ class StackOps:
             with refusal_named(service.short_name):
                 stored = resolve_file_refs(state, spec, creating)
             record = state.service_by_name(service.name)
+            check_spec(spec, record.spec if record is not None else None, _compose_keys(service.short_name))
             if record is None:
                 steps.append(
                     {"name": service.name, "short": service.short_name, "action": CREATED, "id": None}
@@ -249,6 +262,7 @@ class StackOps:
                         field=f"networks.{net.key}",
                     )
             elif record is None:
+                check_labels(net.labels, f"networks.{net.key}.labels")
                 missing.append(net)
             elif record.labels.get(STACK_LABEL) != definition.name:
                 raise ConflictError(

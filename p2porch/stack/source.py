@@ -4,8 +4,8 @@ Owns turning ``-c FILE...``, ``--env-file`` and the CLI's environment into what 
 the Compose files' texts and directories, the interpolation environment (the ``.env`` beside the first
 file, or ``--env-file``, under the process environment, as Compose does), the active profiles
 (``--profile`` and ``COMPOSE_PROFILES``) and a reader for the files they name (``env_file``, ``extends``).
-Every file is read with a size limit and strict UTF-8; an encoding problem is a ``ConfigError`` naming
-the file and the line. It never talks to a daemon.
+Every file is read with ``boundedread`` (a size limit, strict UTF-8); an encoding problem is a
+``ConfigError`` naming the file and the line. It never talks to a daemon.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from ..boundedread import NotUtf8Error, TooLargeError, decode_utf8, read_bounded
 from ..errors import ConfigError
 from .compose import StackDefinition, load_stack
 from .interpolate import parse_dotenv
@@ -31,21 +32,20 @@ def read_text(path: str, what: str = "file") -> str:
     a NUL byte too (``open`` raises ValueError for it)."""
     if "\0" in path:
         raise OSError(errno.EINVAL, "a path cannot hold a NUL byte", path)
-    with open(path, "rb") as handle:
-        return _decoded(handle, path, what)
+    return _decoded(path, path, what)
 
 
-def _decoded(handle: BinaryIO, path: str, what: str) -> str:
-    data = handle.read(MAX_TEXT_BYTES + 1)
-    if len(data) > MAX_TEXT_BYTES:
-        raise ConfigError(f"{path}: the {what} is larger than {MAX_TEXT_BYTES} bytes")
+def _decoded(source: str | BinaryIO, path: str, what: str) -> str:
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        data = read_bounded(source, MAX_TEXT_BYTES)
+    except TooLargeError:
+        raise ConfigError(f"{path}: the {what} is larger than {MAX_TEXT_BYTES} bytes") from None
+    try:
+        return decode_utf8(data)
+    except NotUtf8Error as exc:
         raise ConfigError(
-            f"{path} line {line}: the {what} is not valid UTF-8 "
-            f"(byte 0x{data[exc.start]:02x} at offset {exc.start})"
+            f"{path} line {exc.line}: the {what} is not valid UTF-8 "
+            f"(byte 0x{exc.byte:02x} at offset {exc.offset})"
         ) from None
 
 

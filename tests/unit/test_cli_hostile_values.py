@@ -115,3 +115,10 @@ def test_read_flag_text_names_the_flag_and_line_of_bad_utf8(tmp_path):
     with pytest.raises(ConfigError) as info:
         read_flag_text(str(path), "--env-file")
     assert info.value.field == "--env-file" and "line 2 is not UTF-8 (byte 0xff)" in info.value.message
+
+
+def test_a_container_label_past_the_limit_exits_2_naming_its_flag(capsys):
+    code, err = run(["service", "create", "--container-label", "big=" + "x" * 300_000, "busybox"], capsys)
+    assert code == 2 and "--container-label: labels: the labels are 300003 bytes in all" in err
+    code, err = run(["service", "create", "--env", "BIG=" + "x" * 200_000, "busybox"], capsys)
+    assert code == 2 and "--env: env: variable 'BIG' is 200005 bytes, more than the limit of 131072" in err

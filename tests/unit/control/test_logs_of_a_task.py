@@ -130,3 +130,39 @@ async def test_the_engine_lists_the_one_task_s_containers_only() -> None:
         assert [item async for item in channel] == []
     one, every = (f["label"] for f in engine.filters)
     assert f"{LABEL_TASK_ID}=aaaa2222" in one and not any(label.startswith(LABEL_TASK_ID) for label in every)
+
+
+async def test_a_reader_that_stops_reading_holds_a_bounded_buffer_not_every_line() -> None:
+    """Before: an unbounded channel: a `logs -f` client that stopped reading (suspended, or never
+    reading over TLS) made the daemon keep every line its nodes sent."""
+    import trio
+
+    from p2porch.control.service_ops import LOG_BUFFER_LINES
+
+    produced = 0
+
+    class Chatty:
+        @asynccontextmanager
+        async def node_logs(self, node: Node, request: dict[str, Any]) -> AsyncIterator[AsyncIterator[Any]]:
+            async def lines() -> AsyncIterator[dict[str, Any]]:
+                nonlocal produced
+                while produced < 100_000:
+                    produced += 1
+                    yield {"task_id": "aaaa1111", "line": "x" * 100}
+                    await trio.lowlevel.checkpoint()
+
+            yield lines()
+
+    ops = ServiceOps(MemoryManager(), logs=Chatty())  # type: ignore[arg-type]
+    await ops.create({"name": "web", "image": "x"})
+    service_id = ops.find("web").service_id
+    frozen = ops._state().evolve(
+        nodes={"n1": Node(node_id="n1", name="n1")},
+        tasks={"aaaa1111": Task(task_id="aaaa1111", service_id=service_id, slot=1, node_id="n1")},
+    )
+    ops._state = lambda: frozen  # type: ignore[method-assign]
+    async with ops.logs("web", follow=True, tail=None) as items:
+        first = await items.receive()
+        await trio.testing.wait_all_tasks_blocked()  # the node's stream runs until the buffer is full
+    assert first["line"] == "x" * 100
+    assert LOG_BUFFER_LINES <= produced <= LOG_BUFFER_LINES + 2, produced

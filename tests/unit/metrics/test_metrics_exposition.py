@@ -32,6 +32,7 @@ def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
 def test_pushed_instruments_follow_prometheus_conventions():
     m = Metrics()
     m.api_requests.labels("/v1/services", "POST", "200").inc()
+    m.api_request_timeouts.labels("unix").inc()
     m.raft_commit_seconds.observe(0.003)
     m.scheduler_placements.inc(3)
     m.scheduler_round_seconds.observe(0.02)
@@ -44,6 +45,7 @@ def test_pushed_instruments_follow_prometheus_conventions():
     fams = families(m)
     assert {name: f.type for name, f in fams.items()} == {  # type: ignore[attr-defined]
         "p2porch_api_requests": "counter",
+        "p2porch_api_request_timeouts": "counter",
         "p2porch_raft_commit_seconds": "histogram",
         "p2porch_scheduler_placements": "counter",
         "p2porch_scheduler_round_seconds": "histogram",
@@ -55,6 +57,7 @@ def test_pushed_instruments_follow_prometheus_conventions():
         "p2porch_agent_container_start_seconds": "histogram",
     }
     got = samples(m)
+    assert got[("p2porch_api_request_timeouts_total", (("listener", "unix"),))] == 1
     assert (
         got[("p2porch_api_requests_total", (("code", "200"), ("method", "POST"), ("route", "/v1/services")))]
         == 1
