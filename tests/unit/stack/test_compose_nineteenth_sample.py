@@ -191,3 +191,28 @@ def test_the_samples_value_forms() -> None:
     node = spec_of(definition, "node")
     assert [(p["published"], p["target"]) for p in node["publish"]] == [(26659, 26656), (26660, 26657)]
     assert node["env"] == {"LOG": "${LOG:-tendermint.log}"}
+
+
+# tendermint's localnet: four nodes, each at a fixed `ipv4_address` of one network. An ignored key is warned
+# once, naming every service that writes it (as `cpuset`, `build` or `container_name` are), where each
+# service's attachment used to get a line of its own.
+def test_a_network_key_ignored_in_several_services_is_one_warning() -> None:
+    definition = load(
+        """
+        services:
+          node0: {image: tendermint/localnode, networks: {localnet: {ipv4_address: 192.167.10.2}}}
+          node1: {image: tendermint/localnode, networks: {localnet: {ipv4_address: 192.167.10.3}}}
+          edge: {image: traefik, networks: [hostnet, localnet]}
+          worker: {image: busybox, networks: [hostnet]}
+        networks:
+          localnet: {driver: bridge}
+          hostnet: {name: host, external: true}
+        """
+    )
+    warned = [w for w in definition.warnings if w.startswith("ignoring networks.")]
+    assert warned == [
+        "ignoring networks.localnet.ipv4_address (services node0, node1): task addresses come from the "
+        "node's lease",
+        "ignoring networks.hostnet (services edge, worker): host networking (Swarm's external network "
+        "'host') is not supported: the tasks are on the cluster network (as with network_mode: host)",
+    ]
