@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from clusterkit import cli, cli_json, compose_sample_fixture
+from clusterkit import cli_json, compose_sample_fixture, stack_deploy
 
 STORAGE = "rustfs/rustfs:1.0.0-alpha.83"
 AWS_CLI = "amazon/aws-cli:2.33.25"
@@ -70,18 +70,7 @@ cluster = compose_sample_fixture(
 
 
 def deploy(sb, workdir):
-    result = cli(
-        sb,
-        "n1",
-        "--json",
-        "stack",
-        "deploy",
-        "--wait-timeout",
-        "60",
-        "-c",
-        str(workdir / "mlflow/docker-compose.yml"),
-        "mf",
-    )
+    result = stack_deploy(sb, workdir / "mlflow/docker-compose.yml", "mf")
     assert result.returncode == 0, result.stderr.decode()
     assert b"waiting for mf-create-bucket (completed)" in result.stderr, result.stderr.decode()
     return {s["short"]: s["action"] for s in json.loads(result.stdout)["services"]}
