@@ -5,12 +5,12 @@ A top-level network ``front`` of stack ``shop`` becomes the cluster network ``sh
 naming; ``name:`` overrides it), created with the stack and removed with it; ``external`` networks must
 exist already and are never created or removed. A service that names no network is on the stack's
 ``default`` network, created implicitly as Compose does. Keys that cannot apply (``ipam`` subnets,
-``driver_opts``, IPv6, a service's fixed addresses) are ignored with one warning each; ``encrypted``, which
+``driver_opts``, IPv6, a service's fixed addresses) are ignored with one warning per key; ``encrypted``, which
 asks Swarm to encrypt the overlay's data path, is named as such (p2porch's VXLAN is not encrypted). A
 declared network no service uses is never created, so what would refuse it (a reserved name, a driver
 p2porch has no overlay for) is only an error once a service attaches to it, as in Swarm and Compose.
 Swarm's predefined node-local networks, the external networks ``host`` and ``bridge``, are ignored with a
-warning naming the service (like ``network_mode: host``): its tasks stay on the cluster network.
+warning naming the services attached (like ``network_mode: host``): their tasks stay on the cluster network.
 """
 
 from __future__ import annotations
