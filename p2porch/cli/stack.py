@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from ..errors import ConfigError, NotFoundError, P2POrchError
+from ..model.jobspec import is_job_mode
 from ..stack import ComposeError, StackDefinition, check_stack_name
 from ..stack.compose import StackObject
 from ..stack.names import STACK_LABEL
@@ -92,6 +93,13 @@ def _condition(condition: str) -> str:
     return {"service_completed_successfully": "completed"}.get(condition, condition.removeprefix("service_"))
 
 
+def _job_iterations(client: Any, stack: str) -> dict[str, int]:
+    """Each job service's current execution (``job.iteration`` of its view): its earlier ones count for
+    no ``depends_on`` wait."""
+    views = client.get(f"/stacks/{stack}/services")
+    return {v["name"]: int(v["job"]["iteration"]) for v in views if v.get("job")}
+
+
 def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: float) -> None:
     """Poll the stack's tasks until every ``(service, condition)`` holds; P2POrchError (exit 1) on timeout."""
     replicas = {
@@ -105,9 +113,15 @@ def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: fl
             "waiting for " + ", ".join(f"{n} ({_condition(c)})" for n, c in pending),
             file=sys.stderr,
         )
+    jobs = {s.name for s in definition.services if is_job_mode(str(s.spec.get("mode", "")))}
     while pending:
         tasks = client.get(f"/stacks/{definition.name}/tasks", all="true")
-        pending = [(n, c) for n, c in pending if not dependency_ready(n, c, tasks, replicas.get(n, 1))]
+        iterations = _job_iterations(client, definition.name) if jobs & {n for n, _ in pending} else {}
+        pending = [
+            (n, c)
+            for n, c in pending
+            if not dependency_ready(n, c, tasks, replicas.get(n, 1), iterations.get(n, 0))
+        ]
         if not pending:
             return
         if time.monotonic() > deadline:

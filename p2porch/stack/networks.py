@@ -5,17 +5,17 @@ A top-level network ``front`` of stack ``shop`` becomes the cluster network ``sh
 naming; ``name:`` overrides it), created with the stack and removed with it; ``external`` networks must
 exist already and are never created or removed. A service that names no network is on the stack's
 ``default`` network, created implicitly as Compose does. Keys that cannot apply (``ipam`` subnets,
-``driver_opts``, IPv6, a service's fixed addresses) are ignored with one warning each; ``encrypted``, which
+``driver_opts``, IPv6, a service's fixed addresses) are ignored with one warning per key; ``encrypted``, which
 asks Swarm to encrypt the overlay's data path, is named as such (p2porch's VXLAN is not encrypted). A
 declared network no service uses is never created, so what would refuse it (a reserved name, a driver
 p2porch has no overlay for) is only an error once a service attaches to it, as in Swarm and Compose.
 Swarm's predefined node-local networks, the external networks ``host`` and ``bridge``, are ignored with a
-warning naming the service (like ``network_mode: host``): its tasks stay on the cluster network.
+warning naming the services attached (like ``network_mode: host``): their tasks stay on the cluster network.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,11 +213,13 @@ def service_attachments(
     value: Any,
     path: str,
     declared: Mapping[str, StackNetwork],
-    problems: Problems,
+    ignore: Callable[[str, str], None],
     refused: Collection[str] = (),
 ) -> list[tuple[str, list[str]]]:
     """``(network key, aliases)`` of a service's ``networks`` (list or mapping form); unknown keys raise.
-    A ``refused`` network (declared, its own error already recorded) is left out without a second one."""
+    A ``refused`` network (declared, its own error already recorded) is left out without a second one.
+    What is ignored goes to ``ignore(key, reason)`` (``networks.lan.ipv4_address``), so that the stack
+    warns once per key, naming every service that writes it."""
     out: list[tuple[str, list[str]]] = []
     if isinstance(value, Mapping):
         for key, conf in value.items():
@@ -227,7 +229,7 @@ def service_attachments(
                 conf = mapping(conf, where, keys.SERVICE_NETWORK_KEYS)
                 for ignored, reason in _IGNORED_SERVICE.items():
                     if conf.get(ignored) is not None:
-                        problems.warn(f"ignoring {where}.{ignored}: {reason}")
+                        ignore(f"networks.{key}.{ignored}", reason)
                 aliases = [
                     string(a, f"{where}.aliases[{i}]")
                     for i, a in enumerate(list_(conf.get("aliases") or [], where))
@@ -243,7 +245,7 @@ def service_attachments(
     for key, aliases in out:
         local = node_local_reason(declared[key]) if key in declared else None
         if local is not None:
-            problems.warn(f"ignoring {path}.{key}: {local}")
+            ignore(f"networks.{key}", local)
         else:
             kept.append((key, aliases))
     return kept or [(DEFAULT_KEY, [])]

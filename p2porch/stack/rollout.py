@@ -48,8 +48,16 @@ def deploy_waves(definition: StackDefinition) -> list[Wave]:
     return waves
 
 
-def dependency_ready(service: str, condition: str, tasks: Sequence[Mapping[str, Any]], replicas: int) -> bool:
+def dependency_ready(
+    service: str, condition: str, tasks: Sequence[Mapping[str, Any]], replicas: int, iteration: int = 0
+) -> bool:
     """Whether ``service``'s tasks (``stack ps`` rows, history included) satisfy ``condition``.
+
+    Only tasks of the dependency's current spec count (``up_to_date``; a job's, of its current execution
+    ``iteration``): on a redeploy that updated it, what its previous spec ran (a migration of the old image
+    that completed, a replaced task still running) satisfies nothing, as ``docker compose up`` waits for the
+    recreated container. An unchanged dependency is not rewritten, so its tasks stay current and its
+    earlier run holds (a redeploy never reruns a one-shot job whose spec did not change).
 
     ``service_started``: at least one task runs or has run to completion (a one-shot init job with
     ``restart: "no"`` that is already done: Compose waits for nothing once it started the container), or the
@@ -58,7 +66,13 @@ def dependency_ready(service: str, condition: str, tasks: Sequence[Mapping[str, 
     (state ``complete``)."""
     if replicas == 0:
         return True
-    own = [t for t in tasks if t.get("service") == service]
+    own = [
+        t
+        for t in tasks
+        if t.get("service") == service
+        and t.get("up_to_date", True)
+        and (not iteration or t.get("job_iteration", 0) == iteration)
+    ]
     completed = sum(1 for t in own if t.get("state") == "complete")
     if condition == "service_completed_successfully":
         return completed >= replicas

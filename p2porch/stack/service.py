@@ -473,7 +473,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
             conf.get("networks") or [DEFAULT_KEY],
             f"{path}.networks",
             ctx.networks,
-            problems,
+            lambda key, reason: ctx.ignored(key, short, reason),
             ctx.refused_networks,
         )
         spec["networks"] = [{"target": ctx.network(k).name, "aliases": aliases} for k, aliases in attachments]

@@ -41,6 +41,15 @@ def cli(sb: Sandbox, node: str, *args: str) -> subprocess.CompletedProcess[bytes
     return sb.exec(node, [*P2PORCH, *args], capture=True)
 
 
+def stack_deploy(
+    sb: Sandbox, file: Path, stack: str, wait_timeout_s: int = 60
+) -> subprocess.CompletedProcess[bytes]:
+    """``p2porch --json stack deploy --wait-timeout S -c FILE STACK`` on n1, as a user types it."""
+    return cli(
+        sb, "n1", "--json", "stack", "deploy", "--wait-timeout", str(wait_timeout_s), "-c", str(file), stack
+    )
+
+
 def cli_json(sb: Sandbox, node: str, *args: str) -> Any:
     """``p2porch --json ARGS`` (the flag goes first: after IMAGE it would become part of CMD)."""
     result = cli(sb, node, "--json", *args)

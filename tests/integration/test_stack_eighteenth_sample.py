@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from clusterkit import cli, cli_json, compose_sample_fixture, stack_container
+from clusterkit import cli_json, compose_sample_fixture, stack_container, stack_deploy
 from clusterkit import wait_in_stack as wait_for
 
 MARIADB = "mariadb:11"
@@ -62,18 +62,7 @@ cluster = compose_sample_fixture(
 
 def test_the_app_is_created_once_its_one_shot_init_job_ran(cluster):
     sb, node, workdir = cluster
-    result = cli(
-        sb,
-        "n1",
-        "--json",
-        "stack",
-        "deploy",
-        "--wait-timeout",
-        "60",
-        "-c",
-        str(workdir / "matomo/docker-compose.yml"),
-        "mt",
-    )
+    result = stack_deploy(sb, workdir / "matomo/docker-compose.yml", "mt")
     assert result.returncode == 0, result.stderr.decode()
     assert b"waiting for mt-matomo-db-init (started)" in result.stderr, result.stderr.decode()
     order = [s["short"] for s in json.loads(result.stdout)["services"]]

@@ -35,7 +35,7 @@ def test_swarms_external_bridge_network_is_ignored_with_a_warning():
     assert spec_of(definition, "web")["networks"] == [{"target": "app_default", "aliases": []}]
     assert [n.key for n in definition.networks] == ["default"]
     assert [w for w in definition.warnings if "bridge" in w] == [
-        "ignoring services.web.networks.bridge: the node's default bridge (Swarm's external network "
+        "ignoring networks.bridge (service web): the node's default bridge (Swarm's external network "
         "'bridge') is not supported: the tasks are on the cluster network"
     ]
 

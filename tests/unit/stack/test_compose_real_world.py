@@ -299,10 +299,7 @@ def test_swarms_external_host_network_is_ignored_like_network_mode_host():
     assert spec_of(definition, "worker")["networks"] == [{"target": "app_back", "aliases": []}]
     assert sorted(n.key for n in definition.networks) == ["back", "default"]
     warned = [w for w in definition.warnings if "host networking" in w]
-    assert [w.split(":")[0] for w in warned] == [
-        "ignoring services.edge.networks.hostnet",
-        "ignoring services.worker.networks.hostnet",
-    ]
+    assert [w.split(":")[0] for w in warned] == ["ignoring networks.hostnet (services edge, worker)"]
 
 
 def test_a_network_alias_with_an_underscore_is_accepted():
