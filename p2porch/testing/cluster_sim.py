@@ -17,6 +17,7 @@ commit at once (a cut-off node keeps acting on the last state it received); a le
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -26,9 +27,11 @@ from ..config import Config
 from ..control.service_ops import ServiceOps
 from ..errors import ConflictError, P2POrchError
 from ..gossip.config import GossipConfig
+from ..gossip.messages import RESTART_META_KEY
 from ..leader.autopilot import voters_target
 from ..member.views import agent_assignments, status_report
-from ..membership.voter_role import recovered_state
+from ..membership.recovery import recover_refusal
+from ..membership.voter_role import recorded_voters, recovered_state
 from ..model import (
     Availability,
     DesiredState,
@@ -255,9 +258,25 @@ class ClusterSim:
         self.gossip.kill(node.node_id)
         self.note(f"{name} killed")
 
+    def stop_daemon(self, name: str) -> None:
+        """SIGTERM of the daemon alone (the unit's stop or restart, an upgrade): it announces in gossip
+        that it restarts (``member/gossip.announce_restart``, ``[scheduler] restart_grace_s``; 0: it does
+        not), gives that ``leave_propagate_s`` at most to spread, then stops: no gossip, no agent, no store. Its
+        containers keep running under dockerd; ``restart`` starts it again."""
+        node = self.nodes[name]
+        grace_s = self.config.scheduler.restart_grace_s
+        if grace_s > 0:
+            self.gossip.update_meta(node.node_id, RESTART_META_KEY, math.ceil(self.now + grace_s))
+            self.note(f"{name} announces a restart")
+            self.run_until(self.t + self.gossip.config.leave_propagate_s, self.gossip.spread(node.node_id))
+        node.running = False
+        self.gossip.kill(node.node_id)
+        self.note(f"{name}'s daemon stopped")
+
     def restart(self, name: str) -> None:
-        """Restart a killed node: gossip rejoins, the agent starts from its engine, the store asks its
-        peers how the cluster records it (it starts in the recorded role and generation)."""
+        """Start a killed or stopped node's daemon again: gossip rejoins, the agent starts from its
+        engine (adopting what still runs), the store asks its peers how the cluster records it (it starts
+        in the recorded role and generation)."""
         node = self.nodes[name]
         node.running, node.isolated = True, False
         node.agent.restart()
@@ -344,16 +363,43 @@ class ClusterSim:
 
     def recover(self, name: str) -> None:
         """``recover --force-new-cluster`` on ``name``: its state restored into a new log, one generation
-        on, as the only voter (refused, like the daemon, while the cluster has a quorum)."""
+        on, as the only voter, the recorded voters that did not answer its question ``down`` since now
+        (refused, like the daemon, while the cluster has a quorum or a majority of voters answers); its
+        member services, gossip included, start again with the new store."""
         if self.raft.leader is not None:
             raise ConflictError("the cluster has a quorum", field="--force-new-cluster")
         node = self.nodes[name]
-        restored = recovered_state(self.state, node.node_id)
+        lost = self._lost_voters(node)
+        restored = recovered_state(self.state, node.node_id, lost, self.now)
         self.raft.new_log([node.raft_addr], node.raft_addr)
         self.write(C.RestoreState(at=self.now, state=restored).encode())
         node.running_role, node.generation = "voter", self.state.generation
+        # its member services start again with the new store: a fresh gossip that has seen nobody yet
+        seeds = [n.node_id for n in self.nodes.values() if n.running and not n.isolated and n is not node]
+        self.gossip.start(node.node_id, seeds[:1])
         self._follow_raft_leader()
         self.note(f"{name} recovered the cluster (generation {self.state.generation})")
+
+    def _lost_voters(self, node: SimNode) -> frozenset[str]:
+        """The recorded voters that do not answer ``node``'s question (``ClusterManager._lost_voters``):
+        the reachable ones answer with their running generation and no leader; refused as the daemon
+        refuses (``recovery.recover_refusal``)."""
+        state = self.state
+        voters = tuple(sorted(set(recorded_voters(state)) | set(self.raft.voters)))
+        by_addr = {n.raft_addr: n for n in self.nodes.values()}
+        answers: dict[str, dict[str, Any] | None] = {}
+        for voter in voters:
+            peer = by_addr.get(voter)
+            if voter == node.raft_addr:
+                continue
+            if peer is not None and peer.running and not peer.isolated and not node.isolated:
+                answers[voter] = {"generation": peer.generation, "leader": None}
+            else:
+                answers[voter] = None
+        reason = recover_refusal(node.raft_addr, voters, state.generation, answers)
+        if reason is not None:
+            raise ConflictError(f"{reason}; nothing was changed", field="--force-new-cluster")
+        return frozenset(voter for voter, answer in answers.items() if answer is None)
 
     def _commit(self, command: bytes) -> Any:
         return self.write(command)
@@ -491,6 +537,12 @@ class ClusterSim:
             self.write(C.ReportTaskStates(at=self.now, node_id=node.node_id, reports=batch).encode())
         except P2POrchError:
             node.agent.requeue(reports)
+
+    def gossip_members(self, node: SimNode) -> dict[str, Any]:
+        """``node``'s gossip member views (``MemberView``: state, incarnation, meta); {} when it is down."""
+        if node.node_id not in self.gossip.nodes or self.gossip.nodes[node.node_id].core is None:
+            return {}
+        return self.gossip.members(node.node_id)
 
     def gossip_states(self, node: SimNode) -> dict[str, str]:
         """``node id -> alive | suspect | dead | left`` as ``node``'s gossip sees it."""
