@@ -95,15 +95,15 @@ class SimLeader:
         hold = self.holds.plan(state, seen, sim.now)
         self.holds.wake_at = hold.wake_at
         never_seen = self.unseen.downs(state, view, node.node_id, sim.now, sim.raft.term)
-        for node_id, change in hold.node_updates(node_status_updates(state, view), never_seen).items():
+        for node_id, fields in hold.node_updates(node_status_updates(state, view), never_seen).items():
             version = state.nodes[node_id].version
-            mark = C.UpdateNode(at=sim.now, node_id=node_id, node_version=version, **change)
+            mark = C.UpdateNode(at=sim.now, node_id=node_id, node_version=version, **fields)
             _leader_write(sim, mark.encode())
             if node_id in hold.updates:
                 why = hold.why(node_id)
             else:
                 why = "never seen by gossip" if node_id in never_seen else "gossip"
-            sim.note(f"{sim.name_of(node_id)} is {change.get('status', NodeStatus.READY)} ({why})")
+            sim.note(f"{sim.name_of(node_id)} is {fields.get('status', NodeStatus.READY)} ({why})")
         if sim.state.version != state.version:
             return  # plan on the new state next tick
         cron = plan_cron(state, sim.now)
