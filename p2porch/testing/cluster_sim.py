@@ -30,8 +30,7 @@ from ..gossip.config import GossipConfig
 from ..gossip.messages import RESTART_META_KEY
 from ..leader.autopilot import voters_target
 from ..member.views import agent_assignments, status_report
-from ..membership.recovery import recover_refusal
-from ..membership.voter_role import recorded_voters, recovered_state
+from ..membership.voter_role import recovered_state
 from ..model import (
     Availability,
     DesiredState,
@@ -51,6 +50,7 @@ from ..scheduler import Orchestrator
 from .fake_engine import Behaviour, FakeEngine, SimAgent
 from .memstore import MemoryRaft
 from .sim_leader import SimLeader
+from .sim_recovery import lost_voters
 from .simulator import Simulator
 
 EPOCH = 1_700_000_000.0  # simulated wall clock at t=0 (0.0 means "never" in some records)
@@ -259,10 +259,9 @@ class ClusterSim:
         self.note(f"{name} killed")
 
     def stop_daemon(self, name: str) -> None:
-        """SIGTERM of the daemon alone (the unit's stop or restart, an upgrade): it announces in gossip
-        that it restarts (``member/gossip.announce_restart``, ``[scheduler] restart_grace_s``; 0: it does
-        not), gives that ``leave_propagate_s`` at most to spread, then stops: no gossip, no agent, no store. Its
-        containers keep running under dockerd; ``restart`` starts it again."""
+        """SIGTERM of the daemon alone (an upgrade): it announces a restart in gossip unless
+        ``restart_grace_s`` is 0 (``member/gossip.announce_restart``), gives that ``leave_propagate_s`` at
+        most to spread, then stops (gossip, agent, store); its containers keep running (``restart``)."""
         node = self.nodes[name]
         grace_s = self.config.scheduler.restart_grace_s
         if grace_s > 0:
@@ -369,7 +368,7 @@ class ClusterSim:
         if self.raft.leader is not None:
             raise ConflictError("the cluster has a quorum", field="--force-new-cluster")
         node = self.nodes[name]
-        lost = self._lost_voters(node)
+        lost = lost_voters(self, node)
         restored = recovered_state(self.state, node.node_id, lost, self.now)
         self.raft.new_log([node.raft_addr], node.raft_addr)
         self.write(C.RestoreState(at=self.now, state=restored).encode())
@@ -379,27 +378,6 @@ class ClusterSim:
         self.gossip.start(node.node_id, seeds[:1])
         self._follow_raft_leader()
         self.note(f"{name} recovered the cluster (generation {self.state.generation})")
-
-    def _lost_voters(self, node: SimNode) -> frozenset[str]:
-        """The recorded voters that do not answer ``node``'s question (``ClusterManager._lost_voters``):
-        the reachable ones answer with their running generation and no leader; refused as the daemon
-        refuses (``recovery.recover_refusal``)."""
-        state = self.state
-        voters = tuple(sorted(set(recorded_voters(state)) | set(self.raft.voters)))
-        by_addr = {n.raft_addr: n for n in self.nodes.values()}
-        answers: dict[str, dict[str, Any] | None] = {}
-        for voter in voters:
-            peer = by_addr.get(voter)
-            if voter == node.raft_addr:
-                continue
-            if peer is not None and peer.running and not peer.isolated and not node.isolated:
-                answers[voter] = {"generation": peer.generation, "leader": None}
-            else:
-                answers[voter] = None
-        reason = recover_refusal(node.raft_addr, voters, state.generation, answers)
-        if reason is not None:
-            raise ConflictError(f"{reason}; nothing was changed", field="--force-new-cluster")
-        return frozenset(voter for voter, answer in answers.items() if answer is None)
 
     def _commit(self, command: bytes) -> Any:
         return self.write(command)
