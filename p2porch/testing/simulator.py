@@ -157,16 +157,11 @@ class Simulator:
         self._apply(node, node.core.update_meta(self.now, {**node.core.me.meta, key: value}))
 
     def spread(self, name: str) -> Callable[[], bool]:
-        """Whether ``name``'s own latest broadcast went to ``gossip_nodes`` peers or left the queue (what
-        ``gossip/runner.py``'s ``spread`` waits for, ``leave_propagate_s`` at most)."""
+        """Whether ``name``'s own latest broadcast has spread (``Swim.spread``, what ``gossip/runner.py``
+        waits for before a stopping node's gossip stops)."""
         core = self.nodes[name].core
         assert core is not None
-
-        def done() -> bool:
-            transmits = core.leave_transmits()
-            return transmits is None or transmits >= self.config.gossip_nodes
-
-        return done
+        return core.spread
 
     def members(self, observer: str) -> dict[str, MemberView]:
         """``observer``'s member views (state, incarnation, meta), as ``GossipHandle.members`` gives them."""
