@@ -3,8 +3,9 @@
 A daemon stopped with SIGTERM (the systemd unit's stop/restart, an upgrade) announces in gossip that it
 restarts: its node stays ``ready (restarting)`` with its tasks for ``[scheduler] restart_grace_s`` (30 s),
 takes no new task, and its daemon back adopts its containers; every node's published port keeps serving
-meanwhile, its own included (the others keep it as an overlay peer while held). A ``kill -9`` announces nothing: the node goes down and its task moves, as before
-(leader/restart_hold.py, docs/failure-model.md). Measured times are printed (``pytest -s``).
+meanwhile, its own included (the others keep it as an overlay peer while held). A ``kill -9`` announces
+nothing: the node goes down and its task moves, as before (leader/restart_hold.py,
+docs/failure-model.md). Measured times are printed (``pytest -s``).
 """
 
 from __future__ import annotations
