@@ -40,6 +40,7 @@ from .control.stack_ops import StackOps, stack_endpoints
 from .control.usage_ops import USAGE_OP, UsageOps, usage_endpoints
 from .datadir import DataDirLock
 from .errors import DaemonError
+from .host_shutdown import ASK_TIMEOUT_S, host_shutting_down
 from .leader.autopilot_loop import serve_autopilot
 from .leader.autoscale_loop import serve_autoscaler
 from .leader.loop import serve_scheduler
@@ -136,9 +137,11 @@ class Daemon:
         pid_file: str | None = None,
         on_ready: Callable[[Daemon], Awaitable[None]] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        host_shutting_down: Callable[[], bool] = host_shutting_down,
     ) -> None:
         self.config = config
         self.pid_file = pid_file
+        self._host_shutting_down = host_shutting_down  # asked (blocking) before a restart is announced
         self.node_name = config.node.name or _default_node_name()
         self.clock = clock
         self.metrics = Metrics()
@@ -249,11 +252,16 @@ class Daemon:
 
     async def _announce_restart(self) -> None:
         """Tell the cluster in gossip that this daemon stops to restart: the leader holds its node ready
-        with its tasks for ``[scheduler] restart_grace_s`` (leader/restart_hold.py). A crash says nothing."""
+        with its tasks for ``[scheduler] restart_grace_s`` (leader/restart_hold.py). A crash says nothing,
+        nor does a stop that is part of a host shutdown (``host_shutdown.py``: its tasks move at once)."""
         grace_s = self.config.scheduler.restart_grace_s
         gossip = self.cluster.board.gossip
         if grace_s <= 0 or self.cluster.local is None or gossip is None:
             return
+        with trio.move_on_after(2 * ASK_TIMEOUT_S):  # an init system that does not answer: unknown
+            if await trio.to_thread.run_sync(self._host_shutting_down, abandon_on_cancel=True):
+                log.info("the host is shutting down: no restart announced, the node goes down as a lost one")
+                return
         until = math.ceil(self.clock.now() + grace_s)
         log.info("announcing a restart in gossip: the node stays ready with its tasks for %.0f s", grace_s)
         await announce_restart(gossip, until)

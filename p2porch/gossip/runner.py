@@ -231,10 +231,7 @@ class _Runner:
         peers or left the queue, ``leave_propagate_s`` at most."""
         assert self.core is not None
         with trio.move_on_after(self.config.leave_propagate_s):
-            while True:
-                transmits = self.core.leave_transmits()
-                if transmits is None or transmits >= self.config.gossip_nodes:
-                    break
+            while not self.core.spread():
                 await trio.sleep(self.config.gossip_interval_s / 4)
         await trio.sleep(0.01)  # let the sender flush the last packets
 

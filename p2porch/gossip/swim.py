@@ -262,6 +262,12 @@ class Swim:
         """How many times our leave message went out (None once fully disseminated or never queued)."""
         return self.queue.transmits(self.name)
 
+    def spread(self) -> bool:
+        """Whether our own latest broadcast (a leave, an alive with new meta) went out ``gossip_nodes``
+        times or left the queue: what a stopping node waits for (``leave_propagate_s`` at most)."""
+        transmits = self.leave_transmits()
+        return transmits is None or transmits >= self.config.gossip_nodes
+
     def update_meta(self, now: float, meta: Mapping[str, Any]) -> Output:
         """Change this node's metadata: bump incarnation and broadcast alive."""
         check_meta(meta)

@@ -23,7 +23,7 @@ import trio
 from ..config import SchedulerConfig
 from ..context import ClusterStore, MemberContext
 from ..errors import ConflictError, P2POrchError, ProposalTimeout
-from ..model import NodeStatus, Service, TaskState
+from ..model import Service, TaskState
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
@@ -308,16 +308,8 @@ async def sync_node_statuses(
     if holds is not None:
         hold = holds.plan(state, sightings(members), now)
         holds.wake_at = hold.wake_at
-    updates: dict[str, dict[str, Any]] = {
-        node_id: {"status": status}
-        for node_id, status in node_status_updates(state, gossip).items()
-        if node_id not in hold.held
-    }
     never_seen = [] if unseen is None else unseen.downs(state, gossip, ctx.local.node_id, now, epoch)
-    never_seen = [node_id for node_id in never_seen if node_id not in hold.held]
-    updates.update({node_id: {"status": NodeStatus.DOWN} for node_id in never_seen})
-    for node_id, change in hold.updates.items():
-        updates.setdefault(node_id, {}).update(change)
+    updates = hold.node_updates(node_status_updates(state, gossip), never_seen)
     if not updates:
         return False
     commands = []

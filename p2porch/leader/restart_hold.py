@@ -24,7 +24,7 @@ and by incarnation (one announcement holds once). Never writes, never reads a cl
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -62,6 +62,20 @@ class HoldPlan:
         if change.get("status") == NodeStatus.DOWN:
             return "its announced restart did not end in time"
         return "announced a restart" if change.get("restart_until") else "back from its restart"
+
+    def node_updates(
+        self, gossip_marks: Mapping[str, str], never_seen: Iterable[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Every ``UpdateNode`` of one leader round (node id -> fields): gossip's status marks
+        (``scheduling.node_status_updates``) and the never-seen downs (``leader/unseen.py``) of the nodes
+        not held, with this plan's own updates."""
+        marks = {**gossip_marks, **dict.fromkeys(never_seen, NodeStatus.DOWN)}
+        updates: dict[str, dict[str, Any]] = {
+            node: {"status": status} for node, status in marks.items() if node not in self.held
+        }
+        for node_id, change in self.updates.items():
+            updates.setdefault(node_id, {}).update(change)
+        return updates
 
 
 class RestartHolds:

@@ -51,7 +51,13 @@ def overlay_peer(
     state: ClusterState, node_id: str, self_id: str, unreachable: frozenset[str] = frozenset()
 ) -> OverlayPeer | None:
     """``node_id`` as an overlay peer, or None when it is not one (itself, gone, not live, no lease, dead
-    in gossip): one node's part of ``overlay_peers``, for a change that names it."""
+    in gossip): one node's part of ``overlay_peers``, for a change that names it.
+
+    A node held while its daemon restarts (``Node.restart_until``, leader/restart_hold.py) stays a peer
+    although gossip calls it dead: its kernel keeps forwarding for its running containers, so its own
+    published ports and its tasks' connections, DNATed to tasks elsewhere, must still reach them and be
+    answered (dropped, each such connection hung until the node was back). Its own tasks leave the other
+    nodes' answers and rules all the same (``node_down``, ``traffic_inputs``)."""
     node = state.nodes.get(node_id)
     lease = state.leases.get(node_id)
     if (
@@ -59,7 +65,7 @@ def overlay_peer(
         or node_id == self_id
         or lease is None
         or node.status not in LIVE_NODE_STATUSES
-        or node_id in unreachable
+        or (node_id in unreachable and not node.restart_until)
     ):
         return None
     return OverlayPeer(
@@ -144,9 +150,9 @@ def task_entry(state: ClusterState, t: Task, ports: tuple[PortEntry, ...]) -> Ta
 
 def node_down(state: ClusterState, node_id: str | None) -> bool:
     """Whether the tasks on ``node_id`` leave the DNS answers: its node is down, or held while its daemon
-    restarts (``Node.restart_until``, leader/restart_hold.py: once gossip calls the daemon dead the other
-    nodes drop it from the overlay, and a host that went down with its daemon announced the restart too;
-    the VIP and ingress rules leave such tasks out alike)."""
+    restarts (``Node.restart_until``, leader/restart_hold.py: nothing reports their health meanwhile, and
+    a host that went down with its daemon announced the restart too; the VIP and ingress rules leave
+    such tasks out alike once gossip calls the daemon dead, though the node stays an overlay peer)."""
     node = state.nodes.get(node_id or "")
     return node is not None and (node.status == NodeStatus.DOWN or bool(node.restart_until))
 

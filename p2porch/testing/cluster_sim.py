@@ -17,6 +17,7 @@ commit at once (a cut-off node keeps acting on the last state it received); a le
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from ..config import Config
 from ..control.service_ops import ServiceOps
 from ..errors import ConflictError, P2POrchError
 from ..gossip.config import GossipConfig
+from ..gossip.messages import RESTART_META_KEY
 from ..leader.autopilot import voters_target
 from ..member.views import agent_assignments, status_report
 from ..membership.voter_role import recovered_state
@@ -48,6 +50,7 @@ from ..scheduler import Orchestrator
 from .fake_engine import Behaviour, FakeEngine, SimAgent
 from .memstore import MemoryRaft
 from .sim_leader import SimLeader
+from .sim_recovery import lost_voters
 from .simulator import Simulator
 
 EPOCH = 1_700_000_000.0  # simulated wall clock at t=0 (0.0 means "never" in some records)
@@ -255,9 +258,24 @@ class ClusterSim:
         self.gossip.kill(node.node_id)
         self.note(f"{name} killed")
 
+    def stop_daemon(self, name: str) -> None:
+        """SIGTERM of the daemon alone (an upgrade): it announces a restart in gossip unless
+        ``restart_grace_s`` is 0 (``member/gossip.announce_restart``), gives that ``leave_propagate_s`` at
+        most to spread, then stops (gossip, agent, store); its containers keep running (``restart``)."""
+        node = self.nodes[name]
+        grace_s = self.config.scheduler.restart_grace_s
+        if grace_s > 0:
+            self.gossip.update_meta(node.node_id, RESTART_META_KEY, math.ceil(self.now + grace_s))
+            self.note(f"{name} announces a restart")
+            self.run_until(self.t + self.gossip.config.leave_propagate_s, self.gossip.spread(node.node_id))
+        node.running = False
+        self.gossip.kill(node.node_id)
+        self.note(f"{name}'s daemon stopped")
+
     def restart(self, name: str) -> None:
-        """Restart a killed node: gossip rejoins, the agent starts from its engine, the store asks its
-        peers how the cluster records it (it starts in the recorded role and generation)."""
+        """Start a killed or stopped node's daemon again: gossip rejoins, the agent starts from its
+        engine (adopting what still runs), the store asks its peers how the cluster records it (it starts
+        in the recorded role and generation)."""
         node = self.nodes[name]
         node.running, node.isolated = True, False
         node.agent.restart()
@@ -344,14 +362,20 @@ class ClusterSim:
 
     def recover(self, name: str) -> None:
         """``recover --force-new-cluster`` on ``name``: its state restored into a new log, one generation
-        on, as the only voter (refused, like the daemon, while the cluster has a quorum)."""
+        on, as the only voter, the recorded voters that did not answer its question ``down`` since now
+        (refused, like the daemon, while the cluster has a quorum or a majority of voters answers); its
+        member services, gossip included, start again with the new store."""
         if self.raft.leader is not None:
             raise ConflictError("the cluster has a quorum", field="--force-new-cluster")
         node = self.nodes[name]
-        restored = recovered_state(self.state, node.node_id)
+        lost = lost_voters(self, node)
+        restored = recovered_state(self.state, node.node_id, lost, self.now)
         self.raft.new_log([node.raft_addr], node.raft_addr)
         self.write(C.RestoreState(at=self.now, state=restored).encode())
         node.running_role, node.generation = "voter", self.state.generation
+        # its member services start again with the new store: a fresh gossip that has seen nobody yet
+        seeds = [n.node_id for n in self.nodes.values() if n.running and not n.isolated and n is not node]
+        self.gossip.start(node.node_id, seeds[:1])
         self._follow_raft_leader()
         self.note(f"{name} recovered the cluster (generation {self.state.generation})")
 
@@ -491,6 +515,12 @@ class ClusterSim:
             self.write(C.ReportTaskStates(at=self.now, node_id=node.node_id, reports=batch).encode())
         except P2POrchError:
             node.agent.requeue(reports)
+
+    def gossip_members(self, node: SimNode) -> dict[str, Any]:
+        """``node``'s gossip member views (``MemberView``: state, incarnation, meta); {} when it is down."""
+        if node.node_id not in self.gossip.nodes or self.gossip.nodes[node.node_id].core is None:
+            return {}
+        return self.gossip.members(node.node_id)
 
     def gossip_states(self, node: SimNode) -> dict[str, str]:
         """``node id -> alive | suspect | dead | left`` as ``node``'s gossip sees it."""

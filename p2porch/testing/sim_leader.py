@@ -3,8 +3,9 @@
 ``SimLeader`` owns what the leader loops keep between rounds (the incremental planner with its
 orchestrator and seeded RNG, the round's wake-up time, the last state and gossip view planned on). Each
 tick it does what ``leader/loop.py`` and ``leader/autopilot_loop.py`` do, through the same pure
-functions: node statuses from gossip (``node_status_updates``) and ready nodes its gossip has never seen
-marked down after the grace (``leader/unseen.py``'s ``UnseenNodes``), the round (``IncrementalPlanner``, each
+functions: node statuses from gossip (``node_status_updates``), ready nodes its gossip has never seen
+marked down after the grace (``leader/unseen.py``'s ``UnseenNodes``) and the holds of daemons that
+announced a restart (``leader/restart_hold.py``'s ``RestartHolds``), the round (``IncrementalPlanner``, each
 of its rounds checked against a full ``plan_round`` on a copy of the orchestrator: a difference raises)
 and its follow-ups (``update_failure_updates``, ``rebalance_done_updates``), and ``next_voter_change``.
 It never reads a clock (pure; tests only).
@@ -20,6 +21,7 @@ from ..errors import ConflictError, ProposalTimeout
 from ..leader.autopilot import next_voter_change, voters_target
 from ..leader.cron import plan_cron
 from ..leader.incremental import IncrementalPlanner
+from ..leader.restart_hold import RestartHolds, Sighting, sightings
 from ..leader.scheduling import (
     node_status_updates,
     plan_round,
@@ -51,6 +53,8 @@ class SimLeader:
     next_autopilot: float = 0.0
     planner: IncrementalPlanner | None = None
     unseen: UnseenNodes = field(default_factory=UnseenNodes)  # the leader loop's, with its grace
+    holds: RestartHolds = field(default_factory=RestartHolds)  # announced restarts (restart_hold.py)
+    last_sightings: dict[str, Sighting] = field(default_factory=dict)
 
     def plan(self, sim: ClusterSim, state: Any) -> Any:
         """The incremental round, checked against a full round planned by a copy of the orchestrator."""
@@ -71,10 +75,12 @@ class SimLeader:
         node = sim.nodes[self.node]
         state = sim.state
         view = sim.gossip_states(node)
+        seen = sightings(sim.gossip_members(node))  # an announcement changes the meta, not the state
         due = (
             state.version != self.last_version
             or view != self.last_view
-            or (self.wake_at is not None and sim.now >= self.wake_at)
+            or seen != self.last_sightings
+            or any(w is not None and sim.now >= w for w in (self.wake_at, self.holds.wake_at))
             or sim.t - self.last_round >= sim.settings.leader_idle_s
         )
         if sim.t >= self.next_autopilot:
@@ -83,16 +89,21 @@ class SimLeader:
         if not due:
             return
         self.last_round, self.last_version, self.last_view = sim.t, state.version, view
+        self.last_sightings = seen
         sim.rounds += 1
-        updates = node_status_updates(state, view)  # as sync_node_statuses (leader/loop.py) does
+        # as sync_node_statuses (leader/loop.py) does: gossip's marks, the never-seen downs, the holds
+        hold = self.holds.plan(state, seen, sim.now)
+        self.holds.wake_at = hold.wake_at
         never_seen = self.unseen.downs(state, view, node.node_id, sim.now, sim.raft.term)
-        updates.update({node_id: NodeStatus.DOWN for node_id in never_seen})
-        for node_id, status in updates.items():
+        for node_id, fields in hold.node_updates(node_status_updates(state, view), never_seen).items():
             version = state.nodes[node_id].version
-            mark = C.UpdateNode(at=sim.now, node_id=node_id, status=status, node_version=version)
+            mark = C.UpdateNode(at=sim.now, node_id=node_id, node_version=version, **fields)
             _leader_write(sim, mark.encode())
-            why = "never seen by gossip" if node_id in never_seen else "gossip"
-            sim.note(f"{sim.name_of(node_id)} is {status} ({why})")
+            if node_id in hold.updates:
+                why = hold.why(node_id)
+            else:
+                why = "never seen by gossip" if node_id in never_seen else "gossip"
+            sim.note(f"{sim.name_of(node_id)} is {fields.get('status', NodeStatus.READY)} ({why})")
         if sim.state.version != state.version:
             return  # plan on the new state next tick
         cron = plan_cron(state, sim.now)

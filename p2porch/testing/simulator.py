@@ -17,6 +17,7 @@ from typing import Any
 from ..gossip.config import GossipConfig
 from ..gossip.messages import Ack, MemberEvent, StateEntry
 from ..gossip.swim import Output, Swim
+from ..gossip.swim_output import MemberView
 from .network import Faults, Latency, uniform
 
 _DELIVER, _TICK, _PP_REQUEST, _PP_REPLY, _RESUME, _CALL, _TCP_PING = range(7)
@@ -147,6 +148,26 @@ class Simulator:
                     table.order.append(member)
             table.counts[0] = len(table.by_name)
             node.rng.shuffle(table.order)
+
+    def update_meta(self, name: str, key: str, value: Any) -> None:
+        """Set one key of the running node ``name``'s metadata for this life (``GossipHandle.announce``:
+        its incarnation bumped, an alive broadcast); a restart starts from ``add_node``'s meta again."""
+        node = self.nodes[name]
+        assert node.core is not None and node.running
+        self._apply(node, node.core.update_meta(self.now, {**node.core.me.meta, key: value}))
+
+    def spread(self, name: str) -> Callable[[], bool]:
+        """Whether ``name``'s own latest broadcast has spread (``Swim.spread``, what ``gossip/runner.py``
+        waits for before a stopping node's gossip stops)."""
+        core = self.nodes[name].core
+        assert core is not None
+        return core.spread
+
+    def members(self, observer: str) -> dict[str, MemberView]:
+        """``observer``'s member views (state, incarnation, meta), as ``GossipHandle.members`` gives them."""
+        core = self.nodes[observer].core
+        assert core is not None
+        return core.members()
 
     def kill(self, name: str) -> None:
         """Crash the node: it stops sending, receiving and ticking (like kill -9)."""

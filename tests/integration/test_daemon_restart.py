@@ -2,9 +2,10 @@
 
 A daemon stopped with SIGTERM (the systemd unit's stop/restart, an upgrade) announces in gossip that it
 restarts: its node stays ``ready (restarting)`` with its tasks for ``[scheduler] restart_grace_s`` (30 s),
-takes no new task, and its daemon back adopts its containers; the other nodes' published ports keep
-serving meanwhile. A ``kill -9`` announces nothing: the node goes down and its task moves, as before
-(leader/restart_hold.py, docs/failure-model.md). Measured times are printed (``pytest -s``).
+takes no new task, and its daemon back adopts its containers; every node's published port keeps serving
+meanwhile, its own included (the others keep it as an overlay peer while held). A ``kill -9`` announces
+nothing: the node goes down and its task moves, as before (leader/restart_hold.py,
+docs/failure-model.md). Measured times are printed (``pytest -s``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from clusterkit import (
     FAST_STOP,
     IMAGE,
     all_tasks,
+    cli,
     cluster_fixture,
     containers,
     dig_a,
@@ -116,9 +118,10 @@ def statuses(via: SandboxNode, name: str) -> tuple[str, str]:
 
 @pytest.mark.parametrize("whose", ["follower", "leader"])
 def test_a_sigterm_restart_keeps_every_task_and_the_other_ports_serve(cluster, whose):
-    """SIGTERM, back after ~10 s: the same task ids and container ids, 0 failed requests on the other
-    nodes' published ports; ``ready (restarting)`` meanwhile (even once gossip declared it dead). The
-    leader's daemon too: the next leader records its hold."""
+    """SIGTERM, back after ~10 s: the same task ids and container ids, 0 failed requests on every node's
+    published port, the restarted node's own included (a commit while gossip calls it dead makes the
+    others' overlay look at it again: it stays their peer while held); ``ready (restarting)`` meanwhile
+    (even once gossip declared it dead). The leader's daemon too: the next leader records its hold."""
     sb, nodes = cluster
     leader = leader_node(nodes)
     victim = leader if whose == "leader" else next(n for n in reversed(nodes) if n is not leader)
@@ -151,6 +154,12 @@ def test_a_sigterm_restart_keeps_every_task_and_the_other_ports_serve(cluster, w
                     seen[status] += 1
                     if status[1] == "dead" and dead_s is None:
                         dead_s = time.monotonic() - gone
+                        # a commit while it is dead: every other node's overlay looks at it again (they
+                        # dropped it as a peer then, and each connection its own port DNATed to them hung)
+                        label = cli(
+                            sb, leader.name, "node", "update", "--label-add", f"probe-{whose}=1", leader.name
+                        )
+                        assert label.returncode == 0, label.stderr
                     time.sleep(0.3)
                 away_s = time.monotonic() - gone
                 start_again(sb, nodes, victim)
@@ -169,7 +178,7 @@ def test_a_sigterm_restart_keeps_every_task_and_the_other_ports_serve(cluster, w
             f"stopped in {gone - started:.1f} s; dead in gossip {dead_s} s after; away {away_s:.1f} s; "
             f"released {released_s:.1f} s after its start; statuses seen {dict(seen)}; "
             f"requests ok {dict(clients.ok)} failed {dict(clients.failed)} {clients.errors[:5]}; on its "
-            f"own port ok {dict(own.ok)} failed {dict(own.failed)}"
+            f"own port ok {dict(own.ok)} failed {dict(own.failed)} {own.errors[:5]}"
         )
         assert restarting
         assert dead_s is not None, seen  # gossip did declare it dead: the hold is what kept it
@@ -179,6 +188,10 @@ def test_a_sigterm_restart_keeps_every_task_and_the_other_ports_serve(cluster, w
         assert container_ids(nodes, "held") == ids
         assert sum(clients.failed.values()) == 0, (clients.failed, clients.errors[:10])
         assert all(clients.ok[n.name] > 50 for n in others), clients.ok
+        # its own published port too: its kernel rules DNAT to the tasks elsewhere meanwhile, and the
+        # other nodes keep it as an overlay peer while it is held (member/views.overlay_peer)
+        assert sum(own.failed.values()) == 0, (own.failed, own.errors[:10])
+        assert own.ok[victim.name] > 50, own.ok
 
 
 def watch_away(

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from p2porch.config import load_config
-from p2porch.errors import ProposalTimeout
+from p2porch.errors import ConflictError, ProposalTimeout
 from p2porch.testing.cluster_sim import ClusterSim, settle
 from p2porch.testing.fake_engine import Behaviour
 
@@ -294,14 +294,20 @@ def test_quorum_loss_then_recover_force_new_cluster():
     service_id = sim.service("web").service_id
     generation = sim.state.generation
 
+    recovered_at = sim.now
     sim.recover(survivor)
     assert sim.leader_name() == survivor and sim.voters() == [survivor]
     assert sim.state.generation == generation + 1
     assert sim.service("web").service_id == service_id  # the state came through
     assert {sim.recorded(n).role for n in ("n1", "n2")} == {"replica"}
-    sim.wait_for(
+    # the voters that did not answer the recovery's question are down in the restored state itself
+    assert {(sim.recorded(n).status, sim.recorded(n).status_at) for n in ("n1", "n2")} == {
+        ("down", recovered_at)
+    }
+    took = sim.wait_for(
         lambda: sim.placement("web") == {survivor: 3}, within_s=15, what="tasks rescheduled on the survivor"
     )
+    assert took < 3, sim.timeline()
     for name in ("n1", "n2"):
         sim.restart(name)
     sim.wait_for(lambda: len(sim.voters()) == 3, within_s=30, what="autopilot promotes back to 3 voters")
@@ -312,6 +318,18 @@ def test_recover_is_refused_while_the_cluster_has_a_quorum():
     sim = cluster(3)
     version = sim.state.version
     with pytest.raises(Exception, match="quorum"):
+        sim.recover("n1")
+    assert sim.state.version == version and sim.state.generation == 0
+
+
+def test_recover_is_refused_while_a_majority_of_the_voters_answers():
+    """No leader this instant, but 2 of 3 voters answer the recovery's question: they can elect one."""
+    sim = cluster(3)
+    sim.kill("n3")
+    sim.auto_elect = False
+    sim.set_leader(None)
+    version = sim.state.version
+    with pytest.raises(ConflictError, match="2 of 3 voters answer"):
         sim.recover("n1")
     assert sim.state.version == version and sim.state.generation == 0
 

@@ -49,6 +49,21 @@ def test_overlay_peers_are_live_leased_other_nodes():
     assert gateway_of("10.240.3.0/24") == "10.240.3.1"
 
 
+def test_a_node_held_for_its_daemon_restart_stays_an_overlay_peer_while_gossip_calls_it_dead():
+    """Its kernel keeps forwarding for its containers: its own published ports DNAT to tasks here, whose
+    answers must reach it (the leader's own port lost requests while the others had dropped it)."""
+    from dataclasses import replace
+
+    base = state()
+    held = replace(base, nodes={**base.nodes, "b": replace(base.nodes["b"], restart_until=40.0)})
+    dead = frozenset({"b"})
+    assert [p.node_id for p in overlay_peers(held, "a", dead)] == ["b"]
+    assert overlay_peer(held, "b", "a", dead) == overlay_peer(base, "b", "a")
+    assert overlay_peers(base, "a", dead) == []  # not held: a dead node is no peer
+    down = replace(held, nodes={**held.nodes, "b": replace(held.nodes["b"], status="down")})
+    assert overlay_peers(down, "a", dead) == []  # its hold ran out: down, no peer
+
+
 def test_dns_zone_answers_only_running_tasks_that_should_run():
     zone = dns_zone(state(), ("10.0.0.1",))
     web = {t.slot: t for t in zone.services["web"]}
@@ -60,8 +75,8 @@ def test_dns_zone_answers_only_running_tasks_that_should_run():
 
 
 def test_a_node_held_for_its_daemon_restart_leaves_the_dns_answers_until_released():
-    """Its tasks run, but while gossip calls its daemon dead the other nodes cannot reach them (and a host
-    that went down announced its restart too): out of the answers as the VIP and ingress leave them out."""
+    """Its tasks run, but nothing reports their health while its daemon is away (and a host that went
+    down announced its restart too): out of the answers as the VIP and ingress leave them out."""
     from dataclasses import replace
 
     base = state()

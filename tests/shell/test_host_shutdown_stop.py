@@ -1,0 +1,72 @@
+"""A daemon stopping as part of a host shutdown announces no restart (daemon.py, host_shutdown.py):
+the real init-system programs replaced by scripts on PATH, and the daemon's own stop path."""
+
+from __future__ import annotations
+
+import threading
+
+import trio
+import trio.testing
+
+from p2porch.config import load_config
+from p2porch.daemon import Daemon
+from p2porch.host_shutdown import host_shutting_down
+
+
+def fake_programs(tmp_path, state: str) -> str:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, out in (("systemctl", state), ("runlevel", "N 5")):
+        exe = bin_dir / name
+        exe.write_text(f"#!/bin/sh\necho {out}\nexit 1\n")  # is-system-running exits non-zero unless running
+        exe.chmod(0o755)
+    return str(bin_dir)
+
+
+def test_real_programs_are_asked(tmp_path):
+    marker = tmp_path / "systemd"
+    marker.mkdir()
+    assert host_shutting_down(marker=str(marker), path=fake_programs(tmp_path, "stopping"))
+    (tmp_path / "bin" / "systemctl").write_text("#!/bin/sh\necho running\n")
+    assert not host_shutting_down(marker=str(marker), path=str(tmp_path / "bin"))
+
+
+class Gossip:
+    def __init__(self) -> None:
+        self.said: list[tuple[str, object]] = []
+
+    async def announce(self, key: str, value: object) -> None:
+        self.said.append((key, value))
+
+
+def stop_announces(tmp_path, shutting_down, clock=None) -> list[tuple[str, object]]:
+    """What ``_announce_restart`` (a graceful stop's last word) tells gossip."""
+    config = load_config(
+        overrides={"node.data_dir": str(tmp_path / "data"), "api.socket": str(tmp_path / "s.sock")}
+    )
+    daemon = Daemon(config, host_shutting_down=shutting_down)
+    gossip = Gossip()
+    daemon.cluster.local = object()  # type: ignore[assignment]  # a member of a cluster
+    daemon.cluster.board.gossip = gossip  # type: ignore[assignment]
+    trio.run(daemon._announce_restart, clock=clock)
+    return gossip.said
+
+
+def test_a_stop_during_a_host_shutdown_announces_no_restart(tmp_path):
+    assert [key for key, _ in stop_announces(tmp_path / "a", lambda: False)] == ["r"]
+    assert stop_announces(tmp_path / "b", lambda: True) == []
+
+
+def test_an_init_system_that_hangs_does_not_hold_up_the_stop(tmp_path):
+    """The question is abandoned after ``2 * ASK_TIMEOUT_S`` (trio time): unknown, announced as before."""
+    release = threading.Event()
+
+    def hangs() -> bool:
+        release.wait(60)
+        return True
+
+    try:
+        clock = trio.testing.MockClock(autojump_threshold=0)  # the wait is skipped, not slept
+        assert [key for key, _ in stop_announces(tmp_path, hangs, clock)] == ["r"]
+    finally:
+        release.set()
