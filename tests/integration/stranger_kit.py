@@ -27,6 +27,30 @@ def lay_out(cluster: LocalCluster, added_dials: bool) -> tuple[list[NodeProc], N
     return nodes[:4], nodes[4]
 
 
+def four_with_a(cluster: LocalCluster, first: list[NodeProc]) -> tuple[NodeProc, NodeProc]:
+    """The four first voters started with each other only and ``a`` written: (their leader, a follower
+    holding ``a``: the voter to make stale)."""
+    first_addrs = [str(n.raft_addr) for n in first]
+    for node in first:
+        cluster.start(node, wait=False, voters=first_addrs)
+    for node in first:
+        cluster.wait_ready(node)
+    leader = cluster.leader()
+    assert leader.call(op="init")["ok"]
+    assert leader.call(op="create", id="a")["ok"]
+    stale = next(n for n in first if n is not leader)
+    assert cluster.wait_services(stale, {"a"}) >= {"a"}
+    return leader, stale
+
+
+def add_fifth(cluster: LocalCluster, leader: NodeProc, added: NodeProc) -> None:
+    """Start the added node knowing every voter, have ``leader`` add it, and write ``b``."""
+    cluster.start(added, voters=list(cluster.voter_addrs))
+    assert leader.call(op="add_voter", addr=added.raft_addr, timeout_s=15.0)["ok"]
+    assert leader.call(op="create", id="b")["ok"]
+    assert cluster.wait_services(added, {"b"}) >= {"b"}
+
+
 def lead_with(cluster: LocalCluster, added: NodeProc, everyone: list[str]) -> None:
     """Kill the leader (and restart it knowing every voter) until the added node leads."""
     for _ in range(15):

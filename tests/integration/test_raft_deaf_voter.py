@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stranger_kit import lay_out, lead_with, settled_status, strangers
+from stranger_kit import add_fifth, four_with_a, lay_out, lead_with, settled_status, strangers
 
 from p2porch.testing.raftprocs import LocalCluster
 
@@ -41,21 +41,9 @@ def test_a_voter_without_the_add_hears_the_added_leader(cluster: LocalCluster, a
     first, added = lay_out(cluster, added_dials)
     first_addrs = [str(n.raft_addr) for n in first]
     everyone = list(cluster.voter_addrs)
-    for node in first:
-        cluster.start(node, wait=False, voters=first_addrs)
-    for node in first:
-        cluster.wait_ready(node)
-    leader = cluster.leader()
-    assert leader.call(op="init")["ok"]
-    assert leader.call(op="create", id="a")["ok"]
-    stale = next(n for n in first if n is not leader)
-    assert cluster.wait_services(stale, {"a"}) >= {"a"}
+    leader, stale = four_with_a(cluster, first)
     cluster.kill(stale)  # down while the fifth voter is added: its journal never gets the add
-
-    cluster.start(added, voters=everyone)
-    assert leader.call(op="add_voter", addr=added.raft_addr, timeout_s=15.0)["ok"]
-    assert leader.call(op="create", id="b")["ok"]
-    assert cluster.wait_services(added, {"b"}) >= {"b"}
+    add_fifth(cluster, leader, added)
     lead_with(cluster, added, everyone)
 
     cluster.start(stale, voters=first_addrs)  # what its cluster.json held: the four it knew

@@ -22,7 +22,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stranger_kit import cut_off, lay_out, lead_by_pausing, lead_with, settled_status, strangers
+from stranger_kit import (
+    add_fifth,
+    cut_off,
+    four_with_a,
+    lay_out,
+    lead_by_pausing,
+    lead_with,
+    settled_status,
+    strangers,
+)
 
 from p2porch.testing.raftprocs import LocalCluster, NodeProc
 
@@ -40,28 +49,6 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     finally:
         c.resume_all()
         c.close()
-
-
-def _four_with_a(cluster: LocalCluster, first: list[NodeProc]) -> tuple[NodeProc, NodeProc]:
-    """The four first voters started and ``a`` written: (their leader, a follower holding ``a``)."""
-    first_addrs = [str(n.raft_addr) for n in first]
-    for node in first:
-        cluster.start(node, wait=False, voters=first_addrs)
-    for node in first:
-        cluster.wait_ready(node)
-    leader = cluster.leader()
-    assert leader.call(op="init")["ok"]
-    assert leader.call(op="create", id="a")["ok"]
-    stale = next(n for n in first if n is not leader)
-    assert cluster.wait_services(stale, {"a"}) >= {"a"}
-    return leader, stale
-
-
-def _add(cluster: LocalCluster, leader: NodeProc, added: NodeProc) -> None:
-    cluster.start(added, voters=list(cluster.voter_addrs))
-    assert leader.call(op="add_voter", addr=added.raft_addr, timeout_s=15.0)["ok"]
-    assert leader.call(op="create", id="b")["ok"]
-    assert cluster.wait_services(added, {"b"}) >= {"b"}
 
 
 def _caught_up(node: NodeProc, leader: NodeProc, ids: set[str], timeout_s: float) -> tuple[float, str]:
@@ -95,9 +82,9 @@ def test_a_cut_off_stale_voter_leaves_its_old_leader_for_the_new_one(
 ) -> None:
     first, added = lay_out(cluster, added_dials)
     everyone = list(cluster.voter_addrs)
-    old_leader, stale = _four_with_a(cluster, first)
+    old_leader, stale = four_with_a(cluster, first)
     cut_off(stale)  # while the fifth voter is added: no add in its log
-    _add(cluster, old_leader, added)
+    add_fifth(cluster, old_leader, added)
     lead_by_pausing(added, [n for n in first if n is not stale] + [added])
     assert added.call(op="create", id="c", timeout_s=10.0)["ok"]
     assert old_leader.alive and not old_leader.call(op="status")["status"]["is_leader"]
@@ -121,10 +108,10 @@ def test_a_stale_voter_behind_the_compaction_point_installs_the_stranger_leaders
     first, added = lay_out(cluster, added_dials=True)
     first_addrs = [str(n.raft_addr) for n in first]
     everyone = list(cluster.voter_addrs)
-    leader, stale = _four_with_a(cluster, first)
+    leader, stale = four_with_a(cluster, first)
     stale_last = _log_span(stale)[1]
     cluster.kill(stale)
-    _add(cluster, leader, added)
+    add_fifth(cluster, leader, added)
     lead_with(cluster, added, everyone)
     ids = {"a", "b"} | {f"s{i}" for i in range(40)}
     for sid in sorted(ids - {"a", "b"}):
