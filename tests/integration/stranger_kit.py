@@ -3,16 +3,30 @@ add of a fifth voter, and that fifth voter leading (test_raft_deaf_voter.py, tes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from p2porch.testing.raftprocs import LocalCluster, NodeProc
+
+
+@contextlib.contextmanager
+def five_voters(root: Path) -> Iterator[LocalCluster]:
+    """Five voter slots (none started); every node resumed and killed at the end."""
+    cluster = LocalCluster(root, voters=5)
+    try:
+        yield cluster
+    finally:
+        cluster.resume_all()
+        cluster.close()
 
 
 def lay_out(cluster: LocalCluster, added_dials: bool) -> tuple[list[NodeProc], NodeProc]:

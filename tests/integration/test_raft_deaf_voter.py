@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stranger_kit import add_fifth, four_with_a, lay_out, lead_with, settled_status, strangers
+from stranger_kit import add_fifth, five_voters, four_with_a, lay_out, lead_with, settled_status, strangers
 
 from p2porch.testing.raftprocs import LocalCluster
 
@@ -28,12 +28,8 @@ CATCH_UP_S = 20.0
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(tmp_path / "p7rf", voters=5)
-    try:
+    with five_voters(tmp_path / "p7rf") as c:
         yield c
-    finally:
-        c.resume_all()
-        c.close()
 
 
 @pytest.mark.parametrize("added_dials", [True, False], ids=["added-dials", "stale-dials"])

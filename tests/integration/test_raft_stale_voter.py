@@ -25,6 +25,7 @@ import pytest
 from stranger_kit import (
     add_fifth,
     cut_off,
+    five_voters,
     four_with_a,
     lay_out,
     lead_by_pausing,
@@ -43,12 +44,8 @@ CATCH_UP_S = 20.0
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(tmp_path / "p8st", voters=5)
-    try:
+    with five_voters(tmp_path / "p8st") as c:
         yield c
-    finally:
-        c.resume_all()
-        c.close()
 
 
 def _caught_up(node: NodeProc, leader: NodeProc, ids: set[str], timeout_s: float) -> tuple[float, str]:
