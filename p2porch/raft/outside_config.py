@@ -9,8 +9,10 @@ pysyncobj's own handlers do, only its transport refused. :class:`OutsideConfigur
 
 - accepts an incoming connection whose peer names an address outside the configuration, once the
   connection is authenticated (the session frames prove the peer holds the cluster password, as for
-  any Raft peer) and only while this node neither leads nor hears a connected leader (a removed voter
-  dialling the cluster is refused as before, so it learns it was removed), as a *stranger*; a
+  any Raft peer) and only while this node neither leads nor hears a connected, live leader (a removed
+  voter dialling the cluster is refused as before, so it learns it was removed; a pointer to a voter
+  that went silent is no live leader), as a *stranger*; once this node leads or hears a live leader,
+  the strangers but the leader it follows are closed; a
   stranger's ``append_entries`` (entries, heartbeats, snapshots)
   of the current term or a higher one reach pysyncobj (which then follows that leader, as Raft
   requires), every other message (votes, pre-votes, forwarded commands, answers, older terms' appends)
@@ -57,6 +59,7 @@ class StrangerStats:
         self.dropped = 0  # their other messages, and appends of a term older than this node's
         self.withheld = 0  # messages this node would have sent them but their appends' answers
         self.promoted = 0  # strangers the configuration added (the connection kept or redialled)
+        self.closed = 0  # strangers closed once this node led or heard a live leader of its own
         self.reverse_dials = 0  # the leader dialled a voter that should dial it
         self.refused_reverse = 0  # a known node dialled this node, which is the one to dial it
 
@@ -143,9 +146,17 @@ class OutsideConfiguration:
         return True
 
     def _hears_own_leader(self) -> bool:
+        """A connected leader that is live (``leader_live``: an append within the pre-vote hold). A
+        pointer to a voter that no longer leads is not enough: a voter cut off while its leader was
+        deposed still names it, connected again once the cut heals, and would refuse the new leader
+        until a pre-vote refusal carrying a higher term cleared the pointer (never, when only that old
+        voter answers it at the same term)."""
         leader = self._syncObj_says("_getLeader")
         conn = None if leader is None else self._connections.get(leader)
-        return conn is not None and conn.state == CONNECTION_STATE.CONNECTED
+        if conn is None or conn.state != CONNECTION_STATE.CONNECTED:
+            return False
+        live = self._syncObj_says("leader_live")
+        return live is None or bool(live)  # None: a host without pre-votes (the shell tests' default)
 
     def _drop_stranger(self, entry: tuple[Any, Any, float]) -> None:
         node, conn, _ = entry
@@ -228,7 +239,21 @@ class OutsideConfiguration:
 
     def _onTick(self) -> None:  # noqa: N802
         super()._onTick()  # type: ignore[misc]
+        self._close_needless_strangers()
         self._reverse_dials(monotonic())
+
+    def _close_needless_strangers(self) -> None:
+        """Once this node leads or hears a live leader, close every stranger but the leader it follows: one
+        taken while it heard none (an election, a gap) would otherwise stay, and a removed voter whose
+        connection stays looks connected to its old leader (test_multisite_cut)."""
+        if not self.strangers or not (self._syncObj_says("_isLeader") or self._hears_own_leader()):
+            return
+        leader = self._syncObj_says("_getLeader")
+        for addr, entry in list(self.strangers.items()):
+            if entry[0] != leader:
+                del self.strangers[addr]
+                self._drop_stranger(entry)
+                self.stranger_stats.closed += 1
 
     def _reverse_dials(self, now: float) -> None:
         if self._selfNode is None or not self._syncObj_says("_isLeader"):

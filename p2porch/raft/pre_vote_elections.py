@@ -148,6 +148,13 @@ class PreVoteElections:
         low = max(conf.raftMinTimeout, self._election_timeout.minimum(_pso.monotonicTime()))
         return low + (conf.raftMaxTimeout - conf.raftMinTimeout) * random.random()
 
+    def leader_live(self) -> bool:
+        """Whether an append from a leader of this node's term or a later one arrived within the hold
+        (what leader stickiness calls a live leader): a pointer to a leader that went silent (it was
+        deposed while this node was cut off) is not one."""
+        now = _pso.monotonicTime()
+        return now - self._pre_votes.heard_leader_at < self._hold_s(now)
+
     def _hold_s(self, now: float) -> float:
         """How recently heard a leader is live (a pre-vote refused): the adapted minimum timeout."""
         return max(self._pre_vote_hold_s, self._election_timeout.minimum(now))

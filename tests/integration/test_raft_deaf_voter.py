@@ -13,15 +13,13 @@ stale voter would have to dial it).
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from stranger_kit import add_fifth, five_voters, four_with_a, lay_out, lead_with, settled_status, strangers
 
-from p2porch.testing.raftprocs import LocalCluster, NodeProc
+from p2porch.testing.raftprocs import LocalCluster
 
 pytestmark = pytest.mark.integration
 
@@ -30,86 +28,30 @@ CATCH_UP_S = 20.0
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    c = LocalCluster(tmp_path / "p7rf", voters=5)
-    try:
+    with five_voters(tmp_path / "p7rf") as c:
         yield c
-    finally:
-        c.resume_all()
-        c.close()
-
-
-def _lay_out(cluster: LocalCluster, added_dials: bool) -> tuple[list[NodeProc], NodeProc]:
-    """The four first voters and the node to add, the added one at the highest or lowest address."""
-    addrs = sorted(cluster.voter_addrs)
-    added_addr, first = (addrs[-1], addrs[:4]) if added_dials else (addrs[0], addrs[1:])
-    nodes = cluster.voters()
-    for node, addr in zip(nodes, [*first, added_addr], strict=True):
-        node.raft_addr = addr
-    cluster.voter_addrs = [*first, added_addr]
-    return nodes[:4], nodes[4]
-
-
-def _lead_with(cluster: LocalCluster, added: NodeProc, everyone: list[str]) -> None:
-    """Kill the leader (and restart it knowing every voter) until the added node leads."""
-    for _ in range(15):
-        leader = cluster.leader(timeout_s=20.0)
-        if leader is added:
-            return
-        cluster.kill(leader)
-        cluster.leader(timeout_s=20.0)  # three of five are up: a leader among them
-        cluster.start(leader, voters=everyone)
-        assert cluster.wait_services(leader, {"b"}) >= {"b"}, cluster.log_tail(leader)
-    pytest.fail("the added node never led in 15 elections")
 
 
 @pytest.mark.parametrize("added_dials", [True, False], ids=["added-dials", "stale-dials"])
 def test_a_voter_without_the_add_hears_the_added_leader(cluster: LocalCluster, added_dials: bool) -> None:
-    first, added = _lay_out(cluster, added_dials)
+    first, added = lay_out(cluster, added_dials)
     first_addrs = [str(n.raft_addr) for n in first]
     everyone = list(cluster.voter_addrs)
-    for node in first:
-        cluster.start(node, wait=False, voters=first_addrs)
-    for node in first:
-        cluster.wait_ready(node)
-    leader = cluster.leader()
-    assert leader.call(op="init")["ok"]
-    assert leader.call(op="create", id="a")["ok"]
-    stale = next(n for n in first if n is not leader)
-    assert cluster.wait_services(stale, {"a"}) >= {"a"}
+    leader, stale = four_with_a(cluster, first)
     cluster.kill(stale)  # down while the fifth voter is added: its journal never gets the add
-
-    cluster.start(added, voters=everyone)
-    assert leader.call(op="add_voter", addr=added.raft_addr, timeout_s=15.0)["ok"]
-    assert leader.call(op="create", id="b")["ok"]
-    assert cluster.wait_services(added, {"b"}) >= {"b"}
-    _lead_with(cluster, added, everyone)
+    add_fifth(cluster, leader, added)
+    lead_with(cluster, added, everyone)
 
     cluster.start(stale, voters=first_addrs)  # what its cluster.json held: the four it knew
     assert added.call(op="create", id="c", timeout_s=10.0)["ok"]
     have = cluster.wait_services(stale, {"a", "b", "c"}, timeout_s=CATCH_UP_S)
-    status = _settled_status(stale, added, everyone)
+    status = settled_status(stale, added, everyone)
     assert {"a", "b", "c"} <= have, (have, status.get("leader"), cluster.log_tail(stale))
     assert status["leader"] == added.raft_addr, status
     assert sorted(status["voters"]) == sorted(everyone), status
     assert stale.call(op="create", id="d", timeout_s=10.0)["ok"]  # it writes through the leader too
     assert cluster.wait_services(added, {"d"}) >= {"d"}
-    taken = _strangers(stale)  # the stale voter took the leader's appends before its log added it
+    taken = strangers(stale)  # the stale voter took the leader's appends before its log added it
     assert taken["accepted"] >= 1 and taken["appends"] >= 1 and taken["promoted"] >= 1, taken
     if not added_dials:  # the leader dialled the voter that should have dialled it
-        assert _strangers(added)["reverse_dials"] >= 1
-
-
-def _settled_status(node: NodeProc, leader: NodeProc, voters: list[str]) -> dict[str, Any]:
-    """``node``'s status once it names ``leader`` and ``voters`` (the status is refreshed about once a
-    second when idle), or the last one after 5 s."""
-    deadline = time.monotonic() + 5.0
-    while True:
-        status: dict[str, Any] = node.call(op="status")["status"]
-        done = status["leader"] == leader.raft_addr and sorted(status["voters"]) == sorted(voters)
-        if done or time.monotonic() > deadline:
-            return status
-        time.sleep(0.1)
-
-
-def _strangers(node: NodeProc) -> dict[str, int]:
-    return dict(json.loads(node.call(op="raw")["raw"]["strangers"]))
+        assert strangers(added)["reverse_dials"] >= 1

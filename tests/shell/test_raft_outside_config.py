@@ -23,17 +23,23 @@ VOTE = {"type": "request_vote", "term": 9, "last_log_term": 7, "last_log_index":
 
 
 class RaftHost(Host):
-    """A Host that says whether it leads (the leader's reverse dials ask)."""
+    """A Host that says whether it leads (the leader's reverse dials ask), which node it names as
+    leader and whether that leader is live (pre_vote_elections' ``leader_live``)."""
 
     def __init__(self, leads: bool = False) -> None:
         super().__init__(PASSWORD)
         self.leads = leads
+        self.leader: TCPNode | None = None
+        self.live = True
 
     def _isLeader(self) -> bool:  # noqa: N802 (pysyncobj's)
         return self.leads
 
     def _getLeader(self) -> Any:  # noqa: N802
-        return None
+        return self.leader
+
+    def leader_live(self) -> bool:
+        return self.live
 
 
 def start(host: RaftHost, me: TCPNode, others: list[TCPNode]) -> GuardedTCPTransport:
@@ -143,3 +149,42 @@ def test_a_leader_refuses_a_removed_voter_dialling_it(nodes: list[TCPNode]) -> N
     finally:
         removed_t.destroy()
         leader_t.destroy()
+
+
+def test_a_silent_old_leader_does_not_keep_the_new_one_out(nodes: list[TCPNode]) -> None:
+    """A voter cut off while its leader was deposed names it again, connected, once the cut heals: that
+    pointer alone must not refuse the new leader (outside its configuration); a stranger taken while no
+    live leader was heard is closed once one is (a removed voter must not stay connected)."""
+    stale, old, leader = nodes  # both others have higher addresses: they dial the stale node
+    stale_host, old_host, leader_host = RaftHost(), RaftHost(), RaftHost(leads=True)
+    stale_host.leader, stale_host.live = old, False  # the old leader: connected, no append for a while
+    stale_t = start(stale_host, stale, [old])
+    old_t = start(old_host, old, [stale])
+    leader_t = None
+    try:
+        pump([stale_host, old_host], lambda: old in stale_host.connected)
+        leader_t = start(leader_host, leader, [stale, old])
+        pump([stale_host, old_host, leader_host], lambda: bool(stale_t.strangers))
+        assert stale_t.stranger_stats.accepted == 1  # before: refused while the old leader was connected
+        assert leader_t.send(stale, APPEND)
+        pump([stale_host, old_host, leader_host], lambda: bool(stale_host.received))
+        assert [m for _, m in stale_host.received] == [APPEND]
+        stale_host.live = True  # the old leader's appends again (it leads a minority): the stranger goes
+        pump([stale_host, old_host, leader_host], lambda: stale_t.stranger_stats.closed == 1)
+        assert stale_t.strangers == {}
+        deadline = time.monotonic() + 0.5  # its redials are refused while that leader is live
+        while time.monotonic() < deadline:
+            for host in (stale_host, old_host, leader_host):
+                host.tick()
+        assert stale_t.strangers == {} and stale_t.stranger_stats.accepted == 1
+        stale_host.leader = leader  # following the new leader (its append came first): it is kept
+        stale_host.live = False
+        pump([stale_host, old_host, leader_host], lambda: bool(stale_t.strangers))
+        stale_host.live = True
+        for _ in range(20):
+            stale_host.tick()
+        assert list(stale_t.strangers) == [leader.address] and stale_t.stranger_stats.closed == 1
+    finally:
+        for transport in (stale_t, old_t, leader_t):
+            if transport is not None:
+                transport.destroy()

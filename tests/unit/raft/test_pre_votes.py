@@ -162,6 +162,17 @@ def test_a_dropped_leader_connection_makes_the_voter_grant_at_once(voter: Any) -
     assert sent[-1][1]["granted"] is True
 
 
+def test_a_leader_is_live_only_while_its_appends_come_within_the_hold(voter: Any) -> None:
+    """outside_config asks: a pointer to a leader that went silent (deposed while this voter was cut
+    off) is no live leader, so the new one's appends are taken."""
+    so, (_, b), _ = voter
+    assert not so.leader_live()  # none heard yet
+    so._SyncObj__onMessageReceived(b, heartbeat(so._SyncObj__raftCurrentTerm))
+    assert so.leader_live()
+    so._pre_votes.heard_leader_at -= so._hold_s(_pso.monotonicTime()) + 1.0  # silent for longer
+    assert not so.leader_live() and so._getLeader() == b  # it still names it
+
+
 def test_a_voter_ahead_of_the_leaders_term_campaigns_without_a_pre_vote(voter: Any) -> None:
     so, (a, b), sent = voter
     so._SyncObj__raftCurrentTerm = 5  # e.g. a replica promoted with its vote floor
