@@ -358,7 +358,11 @@ class Profiled:
 
         os.makedirs(self.out, exist_ok=True)
         pids = {h.name: read_pid(h.p2porch_pidfile) for h in self.hosts}
-        chosen = set(filter(None, os.environ.get("SPY_NODES", "").split(","))) or {"n1", "n2", self.hosts[-1].name}
+        chosen = set(filter(None, os.environ.get("SPY_NODES", "").split(","))) or {
+            "n1",
+            "n2",
+            self.hosts[-1].name,
+        }
         picked = {n: pid for n, pid in pids.items() if n in chosen and pid}
         self.spy = PhaseProfile(Path(self.out), picked).__enter__()
         traced = pids.get("n3")

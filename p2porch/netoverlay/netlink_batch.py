@@ -74,7 +74,7 @@ class RequestBatch:
         sock = self._open()
         try:
             sock.send(buffer)
-            answers = self._answers(sock, first, len(requests))
+            answers = read_acks(sock, first, len(requests))
         except OSError as exc:  # ENOBUFS (answers dropped), a timeout, a closed socket
             self._close_socket()
             raise OverlayError(f"netlink batch of {len(requests)} requests: {exc}") from exc
@@ -131,21 +131,22 @@ class RequestBatch:
             self._socket = sock
         return self._socket
 
-    @staticmethod
-    def _answers(sock: socket.socket, first: int, count: int) -> dict[int, int]:
-        """errno by sequence number for ``first`` .. ``first + count - 1`` (other messages skipped)."""
-        answers: dict[int, int] = {}
-        while len(answers) < count:
-            data = sock.recv(65536)
-            offset = 0
-            while offset + _HEADER.size <= len(data):
-                length, kind, _, sequence, _ = _HEADER.unpack_from(data, offset)
-                if kind == _NLMSG_ERROR and first <= sequence < first + count:
-                    answers[sequence] = -_ERROR.unpack_from(data, offset + _HEADER.size)[0]
-                offset += max((length + 3) & ~3, _HEADER.size)  # NLMSG_ALIGN
-        return answers
-
     def _close_socket(self) -> None:
         sock, self._socket = self._socket, None
         if sock is not None:
             sock.close()
+
+
+def read_acks(sock: socket.socket, first: int, count: int) -> dict[int, int]:
+    """errno by sequence number for ``first`` .. ``first + count - 1`` from netlink acknowledgements on
+    ``sock`` (other messages skipped); raises OSError (a timeout) when one does not come."""
+    answers: dict[int, int] = {}
+    while len(answers) < count:
+        data = sock.recv(65536)
+        offset = 0
+        while offset + _HEADER.size <= len(data):
+            length, kind, _, sequence, _ = _HEADER.unpack_from(data, offset)
+            if kind == _NLMSG_ERROR and first <= sequence < first + count:
+                answers[sequence] = -_ERROR.unpack_from(data, offset + _HEADER.size)[0]
+            offset += max((length + 3) & ~3, _HEADER.size)  # NLMSG_ALIGN
+    return answers

@@ -1,4 +1,4 @@
-"""Peers' route, neighbour and FDB requests encoded as rtnetlink messages directly (pure).
+"""Peers' route, neighbour, FDB and allow-list requests encoded as netlink messages directly (pure).
 
 pyroute2's ``IPBatch`` compiles a request through its whole machinery (an asyncio run, argument
 filters, the generic encoder): ~0.27 ms of CPU per entry, most of the overlay netlink thread's CPU in a
@@ -7,8 +7,9 @@ docs/performance.md, "The twenty-fifth round"). The six requests the overlay sen
 :func:`encode` packs them with ``struct``, byte for byte as ``IPBatch`` compiles them (the port id left
 0: the kernel answers the socket, whatever the header says; ``tests/unit/netoverlay/test_netlink_encode.py``
 pins the bytes against ``IPBatch``). A request of any other form (not IPv4, a prefix without a length,
-an argument it does not know) gives None, and the caller compiles it with ``IPBatch`` as before. Owns
-no socket; never decides what is sent.
+an argument it does not know) gives None, and the caller compiles it with ``IPBatch`` as before.
+:func:`encode_ipset_entry` does the same for the VXLAN allow-list's ``ipset add|del`` (pyroute2's
+``IPSet`` sends one request per address, ~1 ms of CPU each). Owns no socket; never decides what is sent.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import socket
 import struct
 from typing import Any
 
-__all__ = ["encode"]
+__all__ = ["encode", "encode_ipset_entry"]
 
 _HEADER = struct.Struct("=IHHII")  # struct nlmsghdr: length, type, flags, sequence number, port id
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
@@ -50,7 +51,10 @@ def _attr(kind: int, payload: bytes) -> bytes:
 def _ipv4(text: Any) -> bytes:
     if not isinstance(text, str):
         raise ValueError(text)
-    return socket.inet_pton(socket.AF_INET, text)
+    try:
+        return socket.inet_pton(socket.AF_INET, text)
+    except OSError as exc:
+        raise ValueError(text) from exc
 
 
 def _mac(text: Any) -> bytes:
@@ -140,5 +144,31 @@ def encode(method: str, command: str, args: dict[str, Any], sequence: int) -> by
         return None
     try:
         return encoder(command, args, sequence)
-    except (KeyError, ValueError, OSError):
+    except (KeyError, ValueError):
         return None
+
+
+# ----- ipset (NETLINK_NETFILTER): an IPv4 address added to or deleted from a set
+NFNL_SUBSYS_IPSET = 6
+IPSET_CMD_ADD, IPSET_CMD_DEL = 9, 10
+_IPSET_COMMANDS = {"add": IPSET_CMD_ADD, "del": IPSET_CMD_DEL}
+_NFGENMSG = struct.Struct("=BBH")  # family, version, resource id (big endian, 0)
+IPSET_ATTR_PROTOCOL, IPSET_ATTR_SETNAME, IPSET_ATTR_DATA = 1, 2, 7
+IPSET_ATTR_IP, IPSET_ATTR_IPADDR_IPV4 = 1, 1
+_NLA_F_NESTED, _NLA_F_NET_BYTEORDER = 0x8000, 0x4000
+IPSET_MAXNAMELEN = 32
+
+
+def encode_ipset_entry(command: str, set_name: str, address: str, protocol: int, sequence: int) -> bytes:
+    """``ipset add|del SET ADDRESS`` (no NLM_F_EXCL: an existing add and a missing delete are not
+    errors) as pyroute2's ``IPSet.add``/``delete(..., exclusive=False)`` sends it for an IPv4 address;
+    ``protocol`` is the kernel's ipset protocol version (pyroute2 asks the kernel when it opens the
+    socket). Raises ValueError for a name or address it cannot encode."""
+    name = set_name.encode("ascii") + b"\0"
+    if len(name) > IPSET_MAXNAMELEN or not 0 <= protocol < 256:
+        raise ValueError(set_name)
+    ip = _attr(IPSET_ATTR_IPADDR_IPV4 | _NLA_F_NET_BYTEORDER, _ipv4(address))
+    data = _attr(IPSET_ATTR_DATA | _NLA_F_NESTED, _attr(IPSET_ATTR_IP | _NLA_F_NESTED, ip))
+    attrs = _attr(IPSET_ATTR_PROTOCOL, bytes([protocol])) + _attr(IPSET_ATTR_SETNAME, name) + data
+    kind = _IPSET_COMMANDS[command] | NFNL_SUBSYS_IPSET << 8
+    return _message(kind, _REQUEST | _ACK, sequence, _NFGENMSG.pack(socket.AF_INET, 0, 0) + attrs)

@@ -1,8 +1,9 @@
-"""The overlay's route, neighbour and FDB requests packed directly: the same bytes as pyroute2's IPBatch."""
+"""The overlay's route, neighbour, FDB and ipset requests packed directly: the same bytes as pyroute2's."""
 
 from __future__ import annotations
 
 import random
+import socket
 import struct
 from typing import Any
 
@@ -18,7 +19,8 @@ from p2porch.netoverlay.driver import (
     _entry_request,
 )
 from p2porch.netoverlay.netlink_batch import RequestBatch
-from p2porch.netoverlay.netlink_encode import encode
+from p2porch.netoverlay.netlink_classes import load_ipset
+from p2porch.netoverlay.netlink_encode import encode, encode_ipset_entry
 
 
 def ipbatch_bytes(batch: RequestBatch, requests: list[Any]) -> tuple[bytes, int]:
@@ -129,3 +131,45 @@ def test_a_chunk_with_another_form_is_compiled_by_ipbatch_whole() -> None:
     finally:
         batch.close()
         reference.close()
+
+
+def pyroute2_ipset_bytes(command: str, set_name: str, address: str, protocol: int, sequence: int) -> bytes:
+    """The message pyroute2's ``IPSet.add``/``delete(..., exclusive=False)`` sends, built with its own
+    message class and its entry attributes (``AsyncIPSet._add_delete_test``)."""
+    load_ipset()
+    from pyroute2.ipset import AsyncIPSet
+    from pyroute2.netlink.nfnetlink.ipset import IPSET_CMD_ADD, IPSET_CMD_DEL, ipset_msg
+
+    data = AsyncIPSet._entry_to_data_attrs(
+        AsyncIPSet.__new__(AsyncIPSet), address, "ip", AsyncIPSet._family_to_version(socket.AF_INET)
+    )
+    msg = ipset_msg()
+    msg["attrs"] = [
+        ["IPSET_ATTR_PROTOCOL", protocol],
+        ["IPSET_ATTR_SETNAME", set_name],
+        ["IPSET_ATTR_DATA", {"attrs": data}],
+    ]
+    msg["nfgen_family"] = socket.AF_INET  # AsyncIPSet.request_iter's
+    msg["header"]["type"] = (IPSET_CMD_ADD if command == "add" else IPSET_CMD_DEL) | 6 << 8
+    msg["header"]["flags"] = 1 | 4  # NLM_F_REQUEST | NLM_F_ACK, no NLM_F_EXCL
+    msg["header"]["sequence_number"] = sequence
+    msg.encode()
+    return bytes(msg.data)
+
+
+def test_ipset_entries_pack_to_pyroute2s_bytes() -> None:
+    rng = random.Random(46)
+    for n in range(300):
+        name = "".join(
+            rng.choice("abcdefghijklmnopqrstuvwxyz-0123456789") for _ in range(rng.randrange(1, 32))
+        )
+        address = ".".join(str(rng.randrange(256)) for _ in range(4))
+        command, protocol = rng.choice(("add", "del")), rng.choice((6, 7))
+        expected = pyroute2_ipset_bytes(command, name, address, protocol, n)
+        assert encode_ipset_entry(command, name, address, protocol, n) == expected, (command, name, address)
+
+
+@pytest.mark.parametrize("name, address", [("x" * 32, "10.0.0.1"), ("ok", "fd00::1"), ("ok", "10.0.0")])
+def test_an_ipset_entry_it_cannot_encode_is_refused(name: str, address: str) -> None:
+    with pytest.raises(ValueError):
+        encode_ipset_entry("add", name, address, 7, 1)
