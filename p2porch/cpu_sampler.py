@@ -59,27 +59,30 @@ class CpuSampler:
         self.write()
 
     def _run(self) -> None:
-        own = threading.get_ident()
         next_write = time.monotonic() + WRITE_EVERY_S
         while not self._stop.wait(self.every_s):
-            names = {t.ident: t.name for t in threading.enumerate()}
-            bucket = round(time.time() // BUCKET_S * BUCKET_S, 1)
-            for ident, frame in sys._current_frames().items():
-                if ident == own:
-                    continue
-                try:
-                    spent = time.clock_gettime_ns(time.pthread_getcpuclockid(ident))
-                except (OSError, OverflowError):
-                    continue
-                before = self._last.get(ident)
-                self._last[ident] = spent
-                if before is None or spent <= before:
-                    continue
-                name = names.get(ident, "?")
-                self.totals[f"@{bucket} {name};{_stack(frame)}"] += (spent - before) // 1000
+            self.look()
             if time.monotonic() >= next_write:
                 self.write()
                 next_write = time.monotonic() + WRITE_EVERY_S
+
+    def look(self) -> None:
+        """One look at every thread but the caller: the CPU each spent since the last, to its stack."""
+        own = threading.get_ident()
+        names = {t.ident: t.name for t in threading.enumerate()}
+        bucket = round(time.time() // BUCKET_S * BUCKET_S, 1)
+        for ident, frame in sys._current_frames().items():
+            if ident == own:
+                continue
+            try:
+                spent = time.clock_gettime_ns(time.pthread_getcpuclockid(ident))
+            except (OSError, OverflowError):
+                continue
+            before = self._last.get(ident)
+            self._last[ident] = spent
+            if before is None or spent <= before:
+                continue
+            self.totals[f"@{bucket} {names.get(ident, '?')};{_stack(frame)}"] += (spent - before) // 1000
 
     def write(self) -> None:
         lines = [f"# {' '.join(sys.argv)}\n"] + [f"{key} {us}\n" for key, us in list(self.totals.items())]
