@@ -173,7 +173,7 @@ class AllowSet:
 
     def _send_entries(self, entries: list[tuple[str, str]], protocol: int) -> None:
         """One send of ``entries`` (each ``ipset add|del``); the first failure raises, naming it."""
-        first = self._sequence + 1
+        first = (self._sequence + 1) & 0x7FFF_FFFF
         self._sequence = first + len(entries)
         try:
             buffer = b"".join(
