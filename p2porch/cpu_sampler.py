@@ -5,7 +5,7 @@ every ``P2PORCH_CPU_PROFILE_EVERY_S`` (default 0.005 s) reads each thread's own 
 the CPU it spent since the last look to the stack it is at now (``sys._current_frames``), so a waiting
 thread costs nothing and a busy one is seen in proportion to its CPU (py-spy's samples count threads
 blocked in a poll or a connect as busy). The totals, as collapsed stacks with microseconds (``thread
-kind;frame;frame... us``, one line each, prefixed by the wall-clock second bucket ``@T`` so a bench can
+name;frame;frame... us``, one line each, prefixed by the wall-clock half-second bucket ``@T`` so a bench can
 split them by phase), are written when the process exits and every 5 s (``{pid}`` is replaced by the
 process id). Native threads (none here) and the sampler itself are not seen. It never changes what
 the threads do: it only reads their frames and clocks.
