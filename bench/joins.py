@@ -338,7 +338,8 @@ def trace_phases(traces: dict[str, Any], joiners: dict[str, Any]) -> dict[str, A
 
 class Profiled:
     """With a directory: py-spy on the daemons of n1 (the member every join goes through), n2 (an
-    early joiner: a member for the rest) and the last node (a late joiner), and ``strace -f -e
+    early joiner: a member for the rest) and the last node (a late joiner), or the nodes ``SPY_NODES``
+    names (comma-separated), and ``strace -f -e
     trace=execve`` on n3's daemon (its children per join), from enter to exit; nothing without one."""
 
     def __init__(self, sb: Any, hosts: list[Any], out_dir: str, run: str) -> None:
@@ -357,7 +358,12 @@ class Profiled:
 
         os.makedirs(self.out, exist_ok=True)
         pids = {h.name: read_pid(h.p2porch_pidfile) for h in self.hosts}
-        picked = {n: pid for n, pid in pids.items() if n in {"n1", "n2", self.hosts[-1].name} and pid}
+        chosen = set(filter(None, os.environ.get("SPY_NODES", "").split(","))) or {
+            "n1",
+            "n2",
+            self.hosts[-1].name,
+        }
+        picked = {n: pid for n, pid in pids.items() if n in chosen and pid}
         self.spy = PhaseProfile(Path(self.out), picked).__enter__()
         traced = pids.get("n3")
         if traced:

@@ -7,19 +7,27 @@ of an ``iptables-restore`` process (issue 19). One thread of its own opens and u
 (pyroute2's synchronous API keeps its event loop in the thread that opened it); with ``netns`` that
 thread enters the namespace first (``setns`` moves the calling thread only). Adding a member and
 deleting a non-member are not errors. A kernel without ipset raises an OverlayError that says so
-(there is no iptables fallback). It never decides who is a member (``plan.plan_vxlan_filter``), never
+(there is no iptables fallback). Adds and deletes go out together: packed directly
+(``netlink_encode.encode_ipset_entry``, the bytes pyroute2's ``IPSet.add`` sends) and sent many per
+``send`` on a plain netfilter socket of the same thread, one acknowledgement read per entry, where
+pyroute2 cost ~1 ms of CPU per entry (a joiner's whole list; docs/performance.md, "The twenty-fifth
+round"). It never decides who is a member (``plan.plan_vxlan_filter``), never
 touches another set, and must only be called from a worker thread in trio code.
 """
 
 from __future__ import annotations
 
 import errno
+import os
+import socket
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import OverlayError
+from .netlink_batch import ACK_TIMEOUT_S, CHUNK, RECEIVE_BUFFER, read_acks
 from .netlink_classes import load, load_ipset
+from .netlink_encode import encode_ipset_entry
 from .own_thread import OwnThread
 from .plan import VXLAN_ALLOW_SET, SetDiff, diff_members
 
@@ -33,6 +41,7 @@ NO_IPSET = (
     "the kernel has no ipset support (CONFIG_IP_SET and ip_set_hash_ip; xt_set for iptables' set match),"
     " which the VXLAN allow-list needs"
 )
+NETLINK_NETFILTER = 12  # linux/netlink.h (not in Python's socket module)
 T = TypeVar("T")
 
 
@@ -57,6 +66,8 @@ class AllowSet:
         self._thread = OwnThread("ipset")  # the one thread that opens and uses the socket
         self._socket: Any = None  # touched on that thread only
         self._in_netns = False  # that thread entered ``netns``
+        self._batch: socket.socket | None = None  # adds and deletes, many per send; that thread only
+        self._sequence = 0
 
     # ----- from any thread; each runs on the set's own
     def members(self) -> frozenset[str] | None:
@@ -116,8 +127,13 @@ class AllowSet:
 
     def _close_socket(self) -> None:
         ipset, self._socket = self._socket, None
-        if ipset is not None:
-            ipset.close()
+        batch, self._batch = self._batch, None
+        try:
+            if batch is not None:
+                batch.close()
+        finally:
+            if ipset is not None:
+                ipset.close()
 
     def _members(self, ipset: Any) -> frozenset[str] | None:
         try:
@@ -146,10 +162,46 @@ class AllowSet:
         return diff
 
     def _apply(self, ipset: Any, diff: SetDiff) -> None:
-        for address in diff.add:
-            ipset.add(self.name, address, exclusive=False)
-        for address in diff.remove:
-            ipset.delete(self.name, address, exclusive=False)
+        protocol = getattr(ipset, "_proto_version", None)  # pyroute2's IPSet asked the kernel at open
+        entries = [("add", a) for a in diff.add] + [("del", a) for a in diff.remove]
+        if type(protocol) is not int:  # not pyroute2's socket (tests): one request per entry through it
+            for command, address in entries:
+                (ipset.add if command == "add" else ipset.delete)(self.name, address, exclusive=False)
+            return
+        for start in range(0, len(entries), CHUNK):
+            self._send_entries(entries[start : start + CHUNK], protocol)
+
+    def _send_entries(self, entries: list[tuple[str, str]], protocol: int) -> None:
+        """One send of ``entries`` (each ``ipset add|del``); the first failure raises, naming it."""
+        first = (self._sequence + 1) & 0x7FFF_FFFF
+        self._sequence = first + len(entries)
+        try:
+            buffer = b"".join(
+                encode_ipset_entry(command, self.name, address, protocol, first + n)
+                for n, (command, address) in enumerate(entries)
+            )
+        except ValueError as exc:
+            raise OverlayError(f"ipset {self.name}: cannot encode {exc}") from exc
+        try:
+            sock = self._batch_socket()
+            sock.send(buffer)
+            answers = read_acks(sock, first, len(entries))
+        except OSError as exc:  # answers dropped or lost: what was applied is unknown
+            self._close_socket()
+            raise OverlayError(f"ipset {self.name}: {len(entries)} entries: {exc}") from exc
+        for n, (command, address) in enumerate(entries):
+            if code := answers[first + n]:
+                raise OverlayError(f"ipset {self.name}: {command} {address}: ({code}, {os.strerror(code)!r})")
+
+    def _batch_socket(self) -> socket.socket:
+        """The netfilter socket of the set's thread (in ``netns``: the thread entered it at open)."""
+        if self._batch is None:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            sock.bind((0, 0))
+            sock.settimeout(ACK_TIMEOUT_S)
+            self._batch = sock
+        return self._batch
 
     def _destroy(self, ipset: Any) -> bool:
         try:
