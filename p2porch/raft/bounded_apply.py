@@ -9,8 +9,6 @@ more than an election timeout, an election (issue 19, the sixth round in docs/pe
 mixin overrides pysyncobj's private ``__applyLogEntries``: with more than one entry to apply it applies
 them one at a time until ``_apply_budget_s`` has passed (at least one per tick), and leaves the rest for
 the next tick (the store's pacer ticks again at once while ``last_applied`` is behind the commit index).
-A committed command newer than this node reads (``codec.NewerCommand``) stops the applying there, not
-the tick: ``fsm_stopped`` says where and why, and the entry is tried again each tick until an upgrade.
 One entry at a time: pysyncobj's apply reads its entries through ``__getEntries``, and this mixin caps
 that one read at one entry; it never lowers the commit index, which other threads read meanwhile
 (``status()``: the API, metrics, lag). Nothing changes what is applied or in which order; it owns no
@@ -19,20 +17,14 @@ state beyond the budget, the one-read cap and a counter.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
-
-from .codec import NewerCommand
-
-log = logging.getLogger(__name__)
 
 __all__ = ["APPLY_BUDGET_S", "BoundedApply"]
 
 #: wall time a tick spends applying entries before it goes on to send and read (at least one entry)
 APPLY_BUDGET_S = 0.05
-STOP_LOG_EVERY_S = 60.0
 
 
 class BoundedApply:
@@ -44,8 +36,6 @@ class BoundedApply:
     _apply_clock: Callable[[], float] = staticmethod(time.monotonic)
     _apply_cap: int | None = None  # entries the next __getEntries returns at most (set for one apply)
     apply_cut_short = 0  # ticks that left committed entries for the next (benchmarks, tests)
-    fsm_stopped: tuple[int, str] | None = None  # (entry, why): a command newer than this node reads
-    _stop_logged_at = 0.0
 
     def _SyncObj__getEntries(  # noqa: N802 (pysyncobj's name)
         self,
@@ -59,28 +49,6 @@ class BoundedApply:
         return super()._SyncObj__getEntries(fromIDx, count, maxSizeBytes)  # type: ignore[misc]
 
     def _SyncObj__applyLogEntries(self) -> bool:  # noqa: N802 (pysyncobj's name)
-        if self.fsm_stopped is not None and self._SyncObj__raftLastApplied >= self.fsm_stopped[0]:
-            self.fsm_stopped = None  # past it (a snapshot installed over it)
-        try:
-            return self._apply_within_budget()
-        except NewerCommand as exc:  # the entry stays unapplied: the next tick tries it again (cheap)
-            self._stopped_at(self._SyncObj__raftLastApplied + 1, str(exc))
-            return False
-
-    def _stopped_at(self, index: int, why: str) -> None:
-        """The FSM stops before entry ``index`` (a newer release's command): logged once a minute; the
-        tick goes on (this node still reads, answers and votes: Raft replication does not need its FSM)."""
-        now = self._apply_clock()
-        if self.fsm_stopped is None or now - self._stop_logged_at >= STOP_LOG_EVERY_S:
-            self._stop_logged_at = now
-            log.error(
-                "raft: committed entry %d is %s: this node applies nothing past it until it is upgraded",
-                index,
-                why,
-            )
-        self.fsm_stopped = (index, why)
-
-    def _apply_within_budget(self) -> bool:
         apply_all = super()._SyncObj__applyLogEntries  # type: ignore[misc]
         commit = self._SyncObj__raftCommitIndex
         if commit - self._SyncObj__raftLastApplied <= 1:

@@ -18,16 +18,9 @@ from ..errors import P2POrchError, RaftError, WireError, error_from_dict
 from ..wire import MAX_FRAME_BYTES, pack
 
 #: the newest body version this code writes (each command writes its own ``VERSION``: 1, or 2 for
-#: ``update_service`` and ``update_node``); 0 is the op-map layout from before typed commands
+#: ``update_service``); 0 is the op-map layout from before typed commands
 COMMAND_VERSION = 2
 LEGACY_VERSION = 0
-
-
-class NewerCommand(Exception):  # noqa: N818 (not an error of the command: this node is too old for it)
-    """A committed command of a version (or a tag) newer than this node reads. Refused, its state would
-    stay where the nodes that read it moved on (one state version behind for good: every later
-    ``expected_version`` decides otherwise here), so the FSM stops at it instead (``bounded_apply.py``)
-    until this node is upgraded. Deliberately not a P2POrchError: never a result."""
 
 
 def decode(data: bytes) -> Any:

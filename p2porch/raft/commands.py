@@ -40,7 +40,6 @@ from . import fields as F
 from .codec import COMMAND_VERSION as COMMAND_VERSION  # re-exported: callers use commands only
 from .codec import LEGACY_VERSION as LEGACY_VERSION
 from .codec import Command as Command
-from .codec import NewerCommand as NewerCommand
 from .codec import decode as decode
 from .codec import encode_command as encode_command
 from .codec import error as error
@@ -213,19 +212,13 @@ _NODE_FIELDS: dict[str, Callable[[Any, str], Any]] = {
     "restart_until": F.non_negative_number,
     "restart_incarnation": F.non_negative,
 }
-#: the body version that added a node field (absent: version 1); an update that sets none of them is
-#: written at version 1, byte for byte what older nodes read
-_NODE_FIELDS_SINCE = {"restart_until": 2, "restart_incarnation": 2}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateNode(Command):
-    """Change some of a node's fields (None = unchanged; ``labels`` replaces the whole map). Version 2
-    added ``restart_until``/``restart_incarnation`` (version-1 entries carrying them, written before the
-    bump, still apply as they did)."""
+    """Change some of a node's fields (None = unchanged; ``labels`` replaces the whole map)."""
 
     TAG = "update_node"
-    VERSION = 2
     node_id: str
     node_version: int | None = None
     labels: Mapping[str, str] | None = None
@@ -248,10 +241,6 @@ class UpdateNode(Command):
     def changes(self) -> dict[str, Any]:
         """The fields this command sets."""
         return {n: getattr(self, n) for n in _NODE_FIELDS if getattr(self, n) is not None}
-
-    def body_version(self) -> int:
-        """The lowest version that has every field set here (docs/raft.md, "Versions")."""
-        return max([1, *(_NODE_FIELDS_SINCE.get(name, 1) for name in self.changes())])
 
     def body(self) -> dict[str, Any]:
         fields = {k: dict(v) if k == "labels" else v for k, v in self.changes().items()}
@@ -544,19 +533,19 @@ def command_from_plain(obj: Any) -> Command:
         raise WireError(f"command is a {type(obj).__name__}, not a map")
     if "t" in obj:
         tag, version, body = obj.get("t"), obj.get("v"), obj.get("b")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise WireError(f"unsupported command version {version!r}")
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= COMMAND_VERSION:
+            raise WireError(
+                f"unsupported command version {version!r} (this node reads up to {COMMAND_VERSION})"
+            )
         if not isinstance(body, Mapping):
             raise WireError(f"command {tag!r} has no body map")
-        if isinstance(tag, str) and tag not in COMMANDS:  # a command a later release added
-            raise NewerCommand(f"command {tag!r} (version {version}) is unknown to this node")
     else:  # before typed commands: {"op": name, "at": ..., fields...}
         tag, version, body = obj.get("op"), LEGACY_VERSION, obj
     cls = COMMANDS.get(tag) if isinstance(tag, str) else None
     if cls is None:
         raise F.invalid(f"unknown op {tag!r}", "op")
     if version > cls.VERSION:
-        raise NewerCommand(f"{tag} version {version}: this node reads up to {cls.VERSION}")
+        raise WireError(f"unsupported {tag} version {version} (this node reads up to {cls.VERSION})")
     at = F.get(body, "at", (int, float))
     expected = F.get(body, "expected_version", int, optional=True)
     epoch = F.get(body, "leader_epoch", int, optional=True)  # absent before fencing: unfenced

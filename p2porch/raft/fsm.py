@@ -447,7 +447,7 @@ def _decode(command: bytes, version: int) -> C.Command | dict[str, Any]:
         return C.decode_command(command)
     except P2POrchError as exc:
         return C.error_result(exc, version)
-    except (MemoryError, C.NewerCommand):  # not the command's: another replica reads it; stop, never diverge
+    except MemoryError:  # not the command's: another replica may decode it; stop here rather than diverge
         raise
     except Exception as exc:
         message = f"undecodable command, applied as a no-op: {type(exc).__name__}: {exc}"

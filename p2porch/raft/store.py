@@ -482,10 +482,12 @@ class RaftStore:
             timer_at = min(timer_at, now + self._conf.connectionRetryTime)
         elif self.config.self_addr is None and not self._so.connected_to_all_voters():
             timer_at = min(timer_at, now + self._conf.connectionRetryTime)  # a replica reconnecting
-        commit = self._so.raftCommitIndex
-        stopped = self._so.fsm_stopped is not None  # a newer release's entry: no busy ticks for it
         period = self._pacer.period(
-            now, commit, commit if stopped else self._so.raftLastApplied, busy, timer_at
+            now,
+            self._so.raftCommitIndex,
+            self._so.raftLastApplied,
+            busy,
+            timer_at,
         )
         self._conf.autoTickPeriod = period
         self.tick_lateness.tick(now, period)

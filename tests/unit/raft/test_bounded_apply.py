@@ -10,7 +10,6 @@ import pytest
 from pysyncobj import SyncObjConf
 
 from p2porch.raft.bridge import RaftBridge
-from p2porch.raft.codec import NewerCommand
 from p2porch.testing.raftprocs import free_ports
 
 
@@ -109,33 +108,5 @@ def test_a_status_read_during_a_bounded_apply_sees_the_true_commit_index() -> No
             so._SyncObj__applyLogEntries()
         assert len(owner.applied) == 10 and so.apply_cut_short == 3  # bounded: four ticks
         assert seen == [(commit, commit)] * 10  # never below the commit index, never going back
-    finally:
-        so.destroy()
-
-
-class _OldOwner(_Owner):
-    """A node too old for the fourth entry: its FSM raises NewerCommand there (fsm._decode)."""
-
-    def _apply_on_raft_thread(self, batch: bytes) -> list[Any]:
-        if batch == b"batch3":
-            raise NewerCommand("update_node version 3: this node reads up to 2")
-        return super()._apply_on_raft_thread(batch)
-
-
-@pytest.mark.parametrize("count", [4, 10])  # the newer entry last (one apply) or among others (one by one)
-def test_a_newer_command_stops_the_applying_at_it_and_nothing_else(count: int) -> None:
-    owner = _OldOwner()
-    so, _ = _leader_with_entries(owner, count)
-    try:
-        newer = so._SyncObj__raftCommitIndex - count + 4  # the log's index of b"batch3"
-        so._SyncObj__raftLastApplied = newer - 2  # one entry before it still to apply
-        for _ in range(3):
-            so._SyncObj__applyLogEntries()  # returns (no exception): the rest of the tick goes on
-            assert so._SyncObj__raftLastApplied == newer - 1  # never past it, never skipped
-            assert so.fsm_stopped is not None and so.fsm_stopped[0] == newer
-        assert owner.applied == [b"batch2"]
-        so._SyncObj__raftLastApplied = newer  # a snapshot installed over it: the FSM goes on
-        so._SyncObj__applyLogEntries()
-        assert so.fsm_stopped is None and so._SyncObj__raftLastApplied == so._SyncObj__raftCommitIndex
     finally:
         so.destroy()

@@ -274,7 +274,7 @@ def test_malformed_inputs_are_error_results() -> None:
     for body in ({"op": "nope", "at": 1.0}, {"op": "noop"}, {"op": "add_node", "at": "x"}):
         _, result, _ = apply(EMPTY_STATE, pack(body))
         assert isinstance(C.error_of(result), ConfigError)
-    for frame in ({"t": "noop", "v": 0, "b": {"at": 1.0}}, {"t": "noop", "v": 1, "b": [1]}, {"t": "noop"}):
+    for frame in ({"t": "noop", "v": 2, "b": {"at": 1.0}}, {"t": "noop", "v": 1, "b": [1]}, {"t": "noop"}):
         _, result, _ = apply(EMPTY_STATE, pack(frame))
         assert isinstance(C.error_of(result), WireError), frame
 
