@@ -227,8 +227,9 @@ class ApiConfig:
         "", _abs_path_or_empty
     )  # the CA bundle `cluster ca` hands to clients with an operator cert
     max_connections_per_source: int = _opt(32, _positive, kind=int)  # open TLS API connections per address
-    # a request body must arrive this soon after its head; a TLS client must take each 64 KiB this soon
-    request_timeout_s: float = _opt(60.0, _positive)
+    request_timeout_s: float = _opt(60.0, _positive)  # a request body must arrive this soon after its head
+    # a stalled reader: a TLS client must take each 64 KiB of an answer or a stream this soon, else closed
+    send_timeout_s: float = _opt(300.0, _positive)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ containers labelled ``p2porch.managed=true``.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Generator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -376,8 +376,22 @@ class DockerExecutor:
             raise ExecutorError(f"cannot open a Docker stream: {docker_error_text(exc)}") from exc
 
 
+MAX_LOG_LINE_BYTES = 64 * 1024  # a longer line is split: a paused reader pins lines x this, not more
+
+
+def _cut(data: bytes) -> int:
+    """Where to split ``data`` (longer than the cap): at the cap, or just before a UTF-8 character it
+    would cut in two."""
+    cut = MAX_LOG_LINE_BYTES
+    while cut > MAX_LOG_LINE_BYTES - 3 and data[cut] & 0xC0 == 0x80:  # a continuation byte
+        cut -= 1
+    return cut
+
+
 class _LineSplitter:
-    """Turns one container's log chunks into ``(task_id, line)`` items; keeps a partial last line."""
+    """Turns one container's log chunks into ``(task_id, line)`` items of at most ``MAX_LOG_LINE_BYTES``
+    each; keeps a partial last line, never more than the cap of it (a longer line goes on as the next
+    item, unmarked). Never joins two lines."""
 
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
@@ -390,9 +404,19 @@ class _LineSplitter:
                 self._pending = b""
             return
         data = self._pending + (chunk if isinstance(chunk, bytes) else str(chunk).encode())
-        *lines, self._pending = data.split(b"\n")
+        *lines, rest = data.split(b"\n")
         for line in lines:
-            yield self.task_id, line.decode(errors="replace").rstrip("\r")
+            last = yield from self._long_pieces(line.rstrip(b"\r"))
+            yield self.task_id, last.decode(errors="replace")
+        self._pending = yield from self._long_pieces(rest)
+
+    def _long_pieces(self, data: bytes) -> Generator[tuple[str, str], None, bytes]:
+        """Yield ``data``'s leading pieces of the cap while it is longer; return the rest."""
+        while len(data) > MAX_LOG_LINE_BYTES:
+            cut = _cut(data)
+            yield self.task_id, data[:cut].decode(errors="replace")
+            data = data[cut:]
+        return data
 
 
 _END = object()

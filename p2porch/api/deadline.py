@@ -52,13 +52,18 @@ class RequestDeadline:
         if scope["type"] != "http" or not _declares_body(scope):
             await self.app(scope, receive, send)
             return
-        started = False
+        started = body_in = False
         with trio.CancelScope(deadline=trio.current_time() + self.timeout_s) as deadline:
 
             async def receive_in_time() -> Any:
+                nonlocal body_in
                 message = await receive()
                 if message["type"] != "http.request" or not message.get("more_body", False):
+                    # a deadline that fired in the pass that delivered this message has already
+                    # cancelled us (a later inf does not undo it): fail before the app sees the body
+                    await trio.lowlevel.checkpoint_if_cancelled()
                     deadline.deadline = math.inf  # the body is in (or the client left)
+                    body_in = True
                 return message
 
             async def send_marked(message: Any) -> None:
@@ -69,7 +74,7 @@ class RequestDeadline:
                 await send(message)
 
             await self.app(scope, receive_in_time, send_marked)
-        if deadline.cancelled_caught and not started:
+        if deadline.cancelled_caught and not started and not body_in:
             if self.on_timeout is not None:
                 self.on_timeout()
             message = f"the request body did not arrive within {self.timeout_s:g} s of its head"

@@ -32,7 +32,6 @@ from hypercorn.utils import wrap_app
 
 from ..errors import DaemonError
 from .connlimit import ConnectionLimiter
-from .deadline import DEFAULT_REQUEST_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +95,7 @@ class _Config(HypercornConfig):
 
 
 _SEND_PIECE = 64 * 1024
+DEFAULT_SEND_TIMEOUT_S = 300.0  # api.send_timeout_s: a paused `logs -f | less` or Ctrl-Z'd reader survives it
 
 
 class _SendDeadline:
@@ -134,7 +134,7 @@ async def serve_tls(
     identity: TlsIdentity,
     *,
     limiter: ConnectionLimiter | None = None,
-    send_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` with TLS on ``addr`` (HOST:PORT) until cancelled, capping connections by ``limiter``;

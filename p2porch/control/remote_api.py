@@ -216,7 +216,7 @@ class RemoteApi:
                 self.section.addr,
                 self.identity,
                 limiter=self.connections,
-                send_timeout_s=self.section.request_timeout_s,
+                send_timeout_s=self.section.send_timeout_s,
                 task_status=_Relay(task_status, scope),
             )
 

@@ -1,6 +1,7 @@
 """The API's request deadline (api/deadline.py) as ASGI, on trio's autojump clock: a body still arriving
 ``timeout_s`` after the head is a 408 (the app cancelled, counted once); a body in time, a request without
-a body, a handler slower than the deadline once its body is in, and a stream that lasts past it are not."""
+a body, a handler slower than the deadline once its body is in, and a stream that lasts past it are not; a
+deadline that fires as the last chunk arrives fails the request before the app sees the body."""
 
 from __future__ import annotations
 
@@ -82,6 +83,25 @@ async def test_an_http2_body_declared_by_no_header_is_bounded_too(autojump_clock
 async def test_a_body_that_arrives_in_time_is_served(autojump_clock: trio.testing.MockClock):
     sent, timeouts = await run(reading_app, [(b"content-length", b"9")], trickle(9, 1.0))
     assert timeouts == 0 and sent[0]["status"] == 200 and sent[1]["body"] == b"9"
+
+
+async def test_a_deadline_firing_as_the_last_chunk_arrives_fails_before_the_app_sees_the_body(
+    autojump_clock: trio.testing.MockClock,
+):
+    async def last_chunk_as_the_deadline_fires() -> dict:
+        autojump_clock.jump(TIMEOUT_S)  # the deadline passes while the chunk is handed over:
+        await trio.lowlevel.cancel_shielded_checkpoint()  # as trio's channels do, the run loop fires it here
+        return {"type": "http.request", "body": b"x", "more_body": False}
+
+    queued: list[bytes] = []
+
+    async def proposes(scope, receive, send) -> None:
+        queued.append((await receive())["body"])  # a proposal queued: it may commit
+        await trio.sleep(0)  # before: cancelled here, after the proposal, and answered 408
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    sent, timeouts = await run(proposes, [(b"content-length", b"1")], last_chunk_as_the_deadline_fires)
+    assert queued == [] and timeouts == 1 and sent[0]["status"] == 408
 
 
 async def test_a_slow_handler_after_its_body_is_not_cut(autojump_clock: trio.testing.MockClock):

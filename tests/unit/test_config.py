@@ -48,6 +48,8 @@ def test_precedence_toml_then_env_then_flags():
         ({"env": {"P2PORCH_RAFT_RTT_MS": "-1"}}, "raft.rtt_ms"),
         ({"env": {"P2PORCH_RAFT_COMMIT_TIMEOUT_S": "nan"}}, "raft.commit_timeout_s"),
         ({"env": {"P2PORCH_RAFT_REPLACE_DEAD_VOTER_S": "inf"}}, "raft.replace_dead_voter_s"),
+        ({"env": {"P2PORCH_API_SEND_TIMEOUT_S": "0"}}, "api.send_timeout_s"),
+        ({"toml_text": "[api]\nsend_timeout_s = -1\n"}, "api.send_timeout_s"),
     ],
 )
 def test_invalid_values_name_the_key(kwargs, field):
@@ -104,3 +106,10 @@ def test_restart_grace_defaults_to_30_s_and_is_bounded():
         with pytest.raises(ConfigError) as info:
             load_config(env={"P2PORCH_SCHEDULER_RESTART_GRACE_S": bad})
         assert info.value.field == "scheduler.restart_grace_s"
+
+
+def test_the_stalled_reader_bound_is_its_own_knob():
+    assert Config().api.send_timeout_s == 300.0
+    assert load_config(toml_text="[api]\nsend_timeout_s = 30\n").api.send_timeout_s == 30.0
+    config = load_config(env={"P2PORCH_API_SEND_TIMEOUT_S": "900"})
+    assert config.api.send_timeout_s == 900.0 and config.api.request_timeout_s == 60.0

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import trio
 
 from p2porch.config import ApiConfig
 from p2porch.control.remote_api import RemoteApi, ca_of
@@ -80,3 +81,20 @@ def test_operator_certificate_is_served_as_given(tmp_path):
     assert remote.ca_info() == {"source": "operator", "pem": ca.pem, "epoch": None, "fingerprint": None}
     with pytest.raises(ConfigError, match="go together"):
         RemoteApi(ApiConfig(addr="10.0.0.1:7949", cert="/x.pem"), SimpleNamespace(), str(tmp_path), "n1")  # type: ignore[arg-type]
+
+
+async def test_the_listener_bounds_a_stalled_reader_by_its_own_knob(tmp_path, monkeypatch):
+    """api.send_timeout_s, not api.request_timeout_s, bounds how long a client may leave a write untaken."""
+    given: dict[str, object] = {}
+
+    async def fake_serve_tls(app, addr, identity, *, limiter, send_timeout_s, task_status):
+        given["send_timeout_s"] = send_timeout_s
+        task_status.started()
+
+    monkeypatch.setattr("p2porch.control.remote_api.serve_tls", fake_serve_tls)
+    section = ApiConfig(addr="127.0.0.1:7949", request_timeout_s=7.0, send_timeout_s=42.0)
+    remote = RemoteApi(section, SimpleNamespace(local=None, store=None), str(tmp_path), "n1")  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(remote._listen, None)
+    assert given == {"send_timeout_s": 42.0}
+    assert ApiConfig().send_timeout_s == 300.0 and ApiConfig().request_timeout_s == 60.0
