@@ -238,9 +238,11 @@ class Daemon:
                     await self._stop.wait()
                 finally:
                     with trio.CancelScope(shield=True):
-                        if self._stop.is_set():  # an orderly stop (a signal): the node will be back
-                            await self._announce_restart()
-                        await subsystems.stop_all()
+                        try:
+                            if self._stop.is_set():  # an orderly stop (a signal): the node will be back
+                                await self._announce_restart()
+                        finally:  # whatever the announcement does, the subsystems stop
+                            await subsystems.stop_all()
                     nursery.cancel_scope.cancel()
         finally:
             self._remove_pid_file()

@@ -246,6 +246,7 @@ class NodeOps:
                 raise ConfigError(
                     f"--label-add: at most {join_checks.MAX_LABELS} labels", field="--label-add"
                 )
+            join_checks.labels_fit_gossip(labels, "--label-add", before=node.labels)  # they travel in gossip
             fields["labels"] = labels
         if not fields:
             raise ConfigError(
