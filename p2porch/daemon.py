@@ -241,6 +241,8 @@ class Daemon:
                         try:
                             if self._stop.is_set():  # an orderly stop (a signal): the node will be back
                                 await self._announce_restart()
+                        except Exception:  # never in the way of the stop: the node is then down as lost
+                            log.warning("the restart announcement failed; stopping anyway", exc_info=True)
                         finally:  # whatever the announcement does, the subsystems stop
                             await subsystems.stop_all()
                     nursery.cancel_scope.cancel()
