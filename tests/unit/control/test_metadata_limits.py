@@ -105,19 +105,21 @@ async def test_stored_bigger_values_still_load_and_other_fields_still_change(ser
 
 
 async def test_a_stack_past_a_limit_is_refused_by_its_compose_key_before_any_write(services, manager):
-    text = (
-        f"services:\n  web:\n    image: busybox\n    deploy:\n      labels:\n        big: {'x' * 300_000}\n"
-    )
-    with pytest.raises(ConfigError) as refused:
-        await StackOps(services).apply(load_stack("st", text, lambda path: ""))
-    assert refused.value.field == "services.web.deploy.labels" and manager.writes == 0
-    text = (
-        "services:\n  web:\n    image: busybox\n    networks: [n]\n"
-        f"networks:\n  n:\n    labels:\n      big: {'x' * 300_000}\n"
-    )
-    with pytest.raises(ConfigError) as refused:
-        await StackOps(services).apply(load_stack("st", text, lambda path: ""))
-    assert refused.value.field == "networks.n.labels" and manager.writes == 0
+    big = "x" * 300_000
+    cases = {
+        "services.web.deploy.labels": f"services:\n  web:\n    image: busybox\n    deploy:\n      labels:\n"
+        f"        big: {big}\n",
+        "networks.n.labels": "services:\n  web:\n    image: busybox\n    networks: [n]\n"
+        f"networks:\n  n:\n    labels:\n      big: {big}\n",
+        # a sidecar's environment (before: not checked)
+        "services.web.x-p2porch-sidecars[0].environment": "services:\n  web:\n    image: busybox\n"
+        "    x-p2porch-sidecars:\n      - name: log\n        image: busybox\n"
+        f"        env:\n          BIG: {big}\n",
+    }
+    for field, text in cases.items():
+        with pytest.raises(ConfigError) as refused:
+            await StackOps(services).apply(load_stack("st", text, lambda path: ""))
+        assert refused.value.field == field and manager.writes == 0
 
 
 async def test_networks_secrets_and_configs_past_a_limit_are_refused(manager):
@@ -165,16 +167,6 @@ async def test_a_group_containers_env_and_volume_labels_are_checked(services, ma
     # a sidecar's variable overrides the service's of the same name: counted once, as the container gets it
     same = {"name": "log", "image": "busybox", "env": {f"K{i}": "z" for i in range(6)}}
     await services.create({"name": "web", "image": "busybox", "env": half, kind: [same]})
-
-
-async def test_a_stacks_group_container_is_refused_by_its_compose_key(services, manager):
-    text = (
-        "services:\n  web:\n    image: busybox\n    x-p2porch-sidecars:\n"
-        f"      - name: log\n        image: busybox\n        env:\n          BIG: {'x' * 300_000}\n"
-    )
-    with pytest.raises(ConfigError) as refused:
-        await StackOps(services).apply(load_stack("st", text, lambda path: ""))
-    assert refused.value.field == "services.web.x-p2porch-sidecars[0].environment" and manager.writes == 0
 
 
 def stored(manager, **fields) -> None:
