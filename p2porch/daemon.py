@@ -238,9 +238,13 @@ class Daemon:
                     await self._stop.wait()
                 finally:
                     with trio.CancelScope(shield=True):
-                        if self._stop.is_set():  # an orderly stop (a signal): the node will be back
-                            await self._announce_restart()
-                        await subsystems.stop_all()
+                        try:
+                            if self._stop.is_set():  # an orderly stop (a signal): the node will be back
+                                await self._announce_restart()
+                        except Exception:  # never in the way of the stop: the node is then down as lost
+                            log.warning("the restart announcement failed; stopping anyway", exc_info=True)
+                        finally:  # whatever the announcement does, the subsystems stop
+                            await subsystems.stop_all()
                     nursery.cancel_scope.cancel()
         finally:
             self._remove_pid_file()

@@ -137,9 +137,10 @@ class NodeOps:
         leader: str | None,
         engines: Mapping[str, str] | None = None,
         epochs: Mapping[str, int] | None = None,
+        arches: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """A node as the API shows it; ``engines`` and ``epochs``: the nodes' engine versions and key
-        epochs from gossip (read once for a whole list; read here when not given)."""
+        """A node as the API shows it; ``engines``, ``epochs`` and ``arches``: the nodes' engine versions,
+        key epochs and architectures from gossip (read once for a whole list; read here when not given)."""
         lease = state.leases.get(node.node_id)
         local = self.cluster.local
         is_self = node.node_id == (local.node_id if local else None)
@@ -183,7 +184,7 @@ class NodeOps:
                 "os": "linux",
                 "architecture": self.cluster.board.architecture
                 if is_self
-                else self.cluster.board.architectures().get(node.node_id, ""),
+                else (self.cluster.board.architectures() if arches is None else arches).get(node.node_id, ""),
             },
             "raft_progress": progress_view(status, node.raft_addr, is_self, node.role == "replica")
             if status
@@ -195,8 +196,9 @@ class NodeOps:
         store = self.cluster.require_store()
         state, leader = store.snapshot(), store.status().leader
         ordered = sorted(state.nodes.values(), key=lambda n: (natural_key(n.name), n.name))  # n2 before n10
-        engines, epochs = self.cluster.board.engine_versions(), self.cluster.board.key_epochs()
-        return [self.node_view(n, state, leader, engines, epochs) for n in ordered]
+        board = self.cluster.board
+        engines, epochs, arches = board.engine_versions(), board.key_epochs(), board.architectures()
+        return [self.node_view(n, state, leader, engines, epochs, arches) for n in ordered]
 
     def find_node(self, ref: str) -> Node:
         """The node named ``ref`` (or with that id, or a unique id prefix of 4+); ``self`` is this node,
@@ -246,6 +248,7 @@ class NodeOps:
                 raise ConfigError(
                     f"--label-add: at most {join_checks.MAX_LABELS} labels", field="--label-add"
                 )
+            join_checks.labels_fit_gossip(labels, "--label-add", before=node.labels)  # they travel in gossip
             fields["labels"] = labels
         if not fields:
             raise ConfigError(

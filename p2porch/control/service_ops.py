@@ -287,7 +287,7 @@ class ServiceOps:
         current = service.spec.to_dict()
         merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
-        check_spec(spec, service.spec)  # what the update leaves as it was is not checked again
+        check_spec(spec, service.spec)  # only what the update makes worse
         check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job
         if force and not spec.is_job:  # as Docker's ForceUpdate: a new template, so every task rolls
             spec = dataclasses.replace(spec, force_update=service.spec.force_update + 1)

@@ -115,6 +115,10 @@ def _compose_keys(short: str) -> dict[str, str]:
         "service_labels": f"{where}.deploy.labels",
         "env": f"{where}.environment",
         "mounts": f"{where}.volumes",
+        "sidecars": f"{where}.x-p2porch-sidecars",  # by position in the task group
+        "init_containers": f"{where}.x-p2porch-init-containers",
+        "member_env": "environment",
+        "member_mounts": "volumes",
     }
 
 

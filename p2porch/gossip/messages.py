@@ -22,6 +22,9 @@ TCP_ACK_TYPE = "ta"  # its answer: {"seq": int}
 SEAL_OVERHEAD_BYTES = 1 + 16 + 8 + 16  # version, epoch id, counter nonce, tag (keyring.py)
 META_MAX_BYTES = 512  # memberlist's MetaMaxSize
 RESTART_META_KEY = "r"  # NodeMeta.restart_until on the wire
+#: keys of NodeMeta that are best-effort: one that would take the meta past META_MAX_BYTES (node labels
+#: fill it) is left out (``fit_meta``) rather than failing the agent's start or the daemon's stop
+OPTIONAL_META_KEYS = ("e", "p", RESTART_META_KEY)
 MAX_NAME_BYTES = 128
 
 ALIVE, SUSPECT, DEAD, LEFT = 0, 1, 2, 3
@@ -140,6 +143,13 @@ class NodeMeta:
     restart_until: int = 0
 
     def to_wire(self) -> dict[str, Any]:
+        """The meta as sent, without the optional keys that do not fit (``fit_meta``)."""
+        meta, _skipped = fit_meta(self.wire_fields())
+        check_meta(meta)
+        return meta
+
+    def wire_fields(self) -> dict[str, Any]:
+        """Every field on the wire, the optional ones included even if they do not fit."""
         meta = {
             "a": self.advertise_addr,
             "v": self.vtep_addr,
@@ -155,7 +165,6 @@ class NodeMeta:
             meta["p"] = self.architecture
         if self.restart_until:
             meta[RESTART_META_KEY] = self.restart_until
-        check_meta(meta)
         return meta
 
     @classmethod
@@ -194,6 +203,41 @@ def check_meta(meta: Mapping[str, Any]) -> None:
     size = len(wire.pack(dict(meta)))
     if size > META_MAX_BYTES:
         raise WireError(f"node meta is {size} bytes, the limit is {META_MAX_BYTES}")
+
+
+def fit_meta(meta: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``meta`` without the optional keys (``OPTIONAL_META_KEYS``) that would take it past META_MAX_BYTES,
+    and those keys; the others are kept as they are (check_meta still refuses them if they alone do not
+    fit)."""
+    fitted = {k: v for k, v in meta.items() if k not in OPTIONAL_META_KEYS}
+    skipped: list[str] = []
+    for key in OPTIONAL_META_KEYS:
+        if key in meta:
+            fitted[key] = meta[key]
+            if len(wire.pack(fitted)) > META_MAX_BYTES:
+                del fitted[key]
+                skipped.append(key)
+    return fitted, skipped
+
+
+#: the biggest values NodeMeta's other keys take (IPv4 addresses, 64-bit counters, an engine version
+#: and architecture as Docker reports them, a restart hold): node labels get the rest of the budget
+_LARGEST_META: dict[str, Any] = {
+    "a": "255.255.255.255",
+    "v": "255.255.255.255",
+    "c": {"memory_bytes": 2**64 - 1, "cpu_millis": 2**64 - 1},
+    "g": 2**64 - 1,
+    "t": 2**64 - 1,
+    "k": 2**64 - 1,
+    "e": "x" * 32,
+    "p": "x" * 16,
+    RESTART_META_KEY: 2**64 - 1,
+}
+
+
+def labels_meta_room(labels: Mapping[str, str]) -> int:
+    """Bytes the gossip meta has left with these node labels at their largest (negative: past it)."""
+    return META_MAX_BYTES - len(wire.pack({**_LARGEST_META, "l": dict(labels)}))
 
 
 # ---------------------------------------------------------------------------------------- encoding

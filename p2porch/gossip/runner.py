@@ -23,7 +23,7 @@ from ..buckets import BucketCounts
 from ..errors import ConfigError
 from .config import GossipConfig, format_addr, parse_addr
 from .keyring import Keyring
-from .messages import Ack, MemberEvent, Message, NodeMeta, StateEntry
+from .messages import Ack, MemberEvent, Message, NodeMeta, StateEntry, fit_meta
 from .swim import MemberView, Output, Swim
 from .transport import Transport
 
@@ -77,8 +77,7 @@ class GossipHandle:
 
     def update_meta(self, meta: NodeMeta | Mapping[str, Any]) -> None:
         """Replace this node's metadata; peers see an ``updated`` event."""
-        wire_meta = meta.to_wire() if isinstance(meta, NodeMeta) else dict(meta)
-        self._runner.apply(self._core.update_meta(trio.current_time(), wire_meta))
+        self._runner.apply(self._core.update_meta(trio.current_time(), self._runner.fitted(meta)))
 
     def set_own_meta(self, key: str, value: Any) -> None:
         """Set one key of this node's metadata (the rest kept) and tell the peers."""
@@ -114,7 +113,9 @@ class _Runner:
             "event_callback_errors": 0,
             "timer_wakeups": 0,
             "timer_wakeups_empty": 0,
+            "meta_keys_skipped": 0,  # optional meta keys left out for want of room (fit_meta)
         }
+        self._skipped_logged: set[str] = set()
         self.transport = Transport(keyring, self.metrics, config.tcp_timeout_s, name=config.node_name)
         self.core: Swim | None = None
         self.nursery: trio.Nursery | None = None
@@ -124,6 +125,16 @@ class _Runner:
         self._sleep: trio.CancelScope | None = None
         self._send_queue: list[tuple[str, list[Message]]] = []
         self._send_ready = trio.Event()
+
+    def fitted(self, meta: NodeMeta | Mapping[str, Any]) -> dict[str, Any]:
+        """``meta`` as sent: an optional key with no room left is dropped, counted and logged once."""
+        wire_meta, skipped = fit_meta(meta.wire_fields() if isinstance(meta, NodeMeta) else meta)
+        for key in skipped:
+            self.metrics["meta_keys_skipped"] += 1
+            if key not in self._skipped_logged:
+                self._skipped_logged.add(key)
+                log.warning("gossip: meta key %r left out: the node's labels leave it no room", key)
+        return wire_meta
 
     def apply(self, out: Output) -> None:
         """Route core output: queue packets, start push/pulls, deliver events, re-arm the timer."""
@@ -260,7 +271,7 @@ async def serve_gossip(
     bound = await runner.transport.bind(config.bind_host or config.advertise_host, config.port)
     addr = format_addr(config.advertise_host, config.advertise_port or parse_addr(bound)[1])
     runner.transport.addr = addr  # what the envelope advertises: the NAT's forward, not the local socket
-    wire_meta = local_meta.to_wire() if isinstance(local_meta, NodeMeta) else dict(local_meta)
+    wire_meta = runner.fitted(local_meta)
     core = Swim(config, config.node_name, addr, wire_meta, rng or random.Random(), trio.current_time())
     runner.core = core
     handle = GossipHandle(core, runner)

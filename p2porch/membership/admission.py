@@ -34,7 +34,7 @@ from ..raft.frames import cluster_key
 from ..raft.state import ClusterState
 from .addresses import NodeAddresses, node_addresses
 from .admission_plan import AdmissionPlan, admitted_status, earlier_attempt, plan_admission, with_pending
-from .join_checks import check_joiner
+from .join_checks import check_joiner, labels_fit_gossip
 from .key_rotation import key_from_state
 from .keys import b64, node_public_key
 from .localstate import LocalClusterState
@@ -110,6 +110,7 @@ def node_request(
     """This node's record as an init or join request describes it (``body``: the API request; ``addrs``:
     its advertised address and ports, which peers use)."""
     labels = body.get("labels") or config.node.labels
+    labels_fit_gossip(labels)  # refused here, before anything starts, as the leader would refuse the join
     cpu_nanos, memory_bytes = host_capacity()
     return {
         "node_id": node_id,

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError, ConflictError
+from ..gossip.messages import META_MAX_BYTES, labels_meta_room
 from ..model import Node
 
 NODE_ID_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -66,6 +67,23 @@ def labels(value: Any, field: str = "--label") -> dict[str, str]:
     return out
 
 
+def labels_fit_gossip(
+    labels: Mapping[str, str], field: str = "--label", before: Mapping[str, str] | None = None
+) -> None:
+    """Refuse node labels that do not fit in the node's gossip metadata (they travel in it, beside its
+    address, capacity, counters and engine version: ``gossip/messages.labels_meta_room``); with
+    ``before`` (the node's labels an update replaces) only when the update takes more room."""
+    room = labels_meta_room(labels)
+    left = labels_meta_room(before or {})
+    if room < 0 and (before is None or room < left):
+        raise _bad(
+            field,
+            f"the node labels would take {-room} bytes more than its gossip metadata has room for "
+            f"({max(left, 0)} bytes left for labels, of {META_MAX_BYTES} bytes of metadata in all); "
+            "use fewer or shorter labels",
+        )
+
+
 def domain(value: Any, field: str = "--domain") -> str:
     text = value.strip(".").lower() if isinstance(value, str) else ""
     if len(text) > MAX_DOMAIN or not DOMAIN_RE.match(text):
@@ -102,6 +120,12 @@ def check_api_body(body: Mapping[str, Any]) -> None:
     for key, (flag, check) in checks.items():
         if body.get(key) not in (None, ""):
             check(body[key], flag)
+
+
+def _labels_in_gossip(value: Any) -> dict[str, str]:
+    checked = labels(value)
+    labels_fit_gossip(checked)
+    return checked
 
 
 def check_joiner(request: Mapping[str, Any], source_addr: str, live_nodes: Iterable[Node]) -> dict[str, Any]:
@@ -142,7 +166,7 @@ def check_joiner(request: Mapping[str, Any], source_addr: str, live_nodes: Itera
         "gossip_port": gossip_port,
         "join_port": join_port,
         "vxlan_port": vxlan_port,
-        "labels": labels(request.get("labels", {})),
+        "labels": _labels_in_gossip(request.get("labels", {})),
         "cpu_nanos": _bounded_int(request.get("cpu_nanos"), "cpu_nanos", 0, MAX_CPU_NANOS),
         "memory_bytes": _bounded_int(request.get("memory_bytes"), "memory_bytes", 0, MAX_MEMORY_BYTES),
         "key_pub": key_pub,

@@ -228,3 +228,31 @@ async def test_a_restart_announcement_outlives_the_stop_and_the_restarted_daemon
         back = a.members()["b"]
         assert back.incarnation > announced and restart_hint(back.meta) == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_labels_that_fill_the_meta_leave_out_the_optional_keys_never_fail_start_or_stop(caplog):
+    """Before: a node whose labels filled the 512-byte meta failed its gossip start with its engine
+    version (WireError), its board's publish_engine_version raised into the agent's first start, and the
+    restart announcement raised in the stop path. Now each optional key with no room left is left out,
+    counted and logged once; the labels still reach the others."""
+    from p2porch.context import LocalBoard
+    from p2porch.gossip.messages import META_MAX_BYTES
+    from p2porch.member.gossip import announce_restart
+    from p2porch.wire import pack
+
+    size = len(pack(NodeMeta(advertise_addr="127.0.0.1", labels={"fill": ""}).to_wire()))
+    labels = {"fill": "x" * (META_MAX_BYTES - size - 2)}  # 2 bytes left: no optional key fits
+    full = NodeMeta(advertise_addr="127.0.0.1", labels=labels, engine_version="27.5.1")
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery)
+        a = await c.start("a")
+        b = await c.start("b", [a.addr], meta=full)
+        await wait_for(lambda: c.converged(["a", "b"]))
+        assert a.members()["b"].meta["l"] == labels and "e" not in a.members()["b"].meta
+        LocalBoard(gossip=b).publish_engine_version("27.5.1", "x86_64")
+        await announce_restart(b, 1_800_000_030)
+        b.set_own_meta("r", 1_800_000_031)
+        assert b.metrics["meta_keys_skipped"] == 5 and b.members()["b"].meta["l"] == labels
+        logged = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+        assert len(logged) == 3, logged  # once per key: e, p, r
+        nursery.cancel_scope.cancel()

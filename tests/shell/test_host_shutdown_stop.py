@@ -70,3 +70,31 @@ def test_an_init_system_that_hangs_does_not_hold_up_the_stop(tmp_path):
         assert [key for key, _ in stop_announces(tmp_path, hangs, clock)] == ["r"]
     finally:
         release.set()
+
+
+def test_the_stop_reaches_stop_all_even_when_the_announcement_fails(tmp_path, monkeypatch):
+    """A real daemon (no cluster) stopped with a failing restart announcement still stops its subsystems
+    and ends cleanly. Before: the failure skipped ``stop_all`` and ended the daemon with it."""
+    from p2porch.daemon import Subsystems
+
+    config = load_config(
+        overrides={"node.data_dir": str(tmp_path / "data"), "api.socket": str(tmp_path / "s.sock")}
+    )
+    stopped: list[bool] = []
+    real_stop_all = Subsystems.stop_all
+
+    async def recorded_stop_all(self: Subsystems) -> None:
+        stopped.append(True)
+        await real_stop_all(self)
+
+    async def fails() -> None:
+        raise RuntimeError("announcement failed")
+
+    async def on_ready(daemon: Daemon) -> None:
+        daemon.request_stop()
+
+    monkeypatch.setattr(Subsystems, "stop_all", recorded_stop_all)
+    daemon = Daemon(config, on_ready=on_ready, host_shutting_down=lambda: False)
+    monkeypatch.setattr(daemon, "_announce_restart", fails)
+    trio.run(daemon.run)  # the failure logged, the stop completed
+    assert stopped == [True]

@@ -34,7 +34,9 @@ FUZZ_S = float(os.environ.get("P2PORCH_FUZZ_S", "2"))
 SEED = int(os.environ.get("P2PORCH_FUZZ_SEED", "1"))
 MEMORY_BOUND = 16 << 20
 FUZZER = "127.0.0.3"  # hostile traffic comes from here; the legitimate peers use other addresses
+STRANGER = "127.0.0.4"  # a hostile peer that holds its connections open (held_until_cut)
 LEGIT_WAIT_S = 60.0  # a bound on waiting for legitimate answers and convergence, not a budget under test
+CUT_SLACK_S = 4.0  # what a loaded machine may add to a fuzzed node's deadline before it closes a stranger
 
 
 @pytest.fixture
@@ -129,16 +131,35 @@ async def tcp_fuzz(
     return opened
 
 
+async def held_until_cut(addr: tuple[str, int], partial: bytes) -> float:
+    """Seconds a hostile connection that sends ``partial`` (and then nothing) stays open, until the node
+    closes it (bounded by LEGIT_WAIT_S)."""
+    # from its own address: the fuzzers' last connections may still fill FUZZER's per-source share
+    stream = await trio.open_tcp_stream(*addr, local_address=STRANGER)
+    started = trio.current_time()
+    async with stream:
+        with trio.fail_after(LEGIT_WAIT_S):
+            try:
+                await stream.send_all(partial)
+                while await stream.receive_some(65536):
+                    pass
+            except trio.BrokenResourceError:
+                pass
+    return trio.current_time() - started
+
+
 async def test_fuzz_gossip_udp_and_tcp(traced):
     rng = random.Random(SEED)
     async with trio.open_nursery() as nursery:
         c = Cluster(nursery)
         a = await c.start("a")
         b = await c.start("b", [a.addr])
-        for handle in (a, b):  # the legitimate exchanges wait on their answer, not on fast_config's 1 s:
-            # the fuzzers share this process, and a loaded machine lets a second of wall clock pass
-            # (the fuzzers' connections end by themselves within 0.5 s: they are not held longer)
-            handle._runner.transport.tcp_timeout_s = handle._runner.transport.auth_deadline_s = LEGIT_WAIT_S
+        # the legitimate side waits on its answers, not on fast_config's 1 s: the fuzzers share this process,
+        # and a loaded machine lets a second of wall clock pass. The fuzzed node `a` keeps its short
+        # deadline for strangers (fast_config's 1 s): that is under test (held_until_cut below).
+        b._runner.transport.tcp_timeout_s = b._runner.transport.auth_deadline_s = LEGIT_WAIT_S
+        short = a._runner.transport.auth_deadline_s
+        assert short <= 1.0
         await wait_for(lambda: c.converged(["a", "b"]), LEGIT_WAIT_S)
         tb = b._runner.transport
         host, port = a.addr.rsplit(":", 1)
@@ -162,14 +183,25 @@ async def test_fuzz_gossip_udp_and_tcp(traced):
             fuzzers.start_soon(tcp_fuzz, addr, rng, tcp_genuine, LEGIT_WAIT_S, (1 << 31).to_bytes(4, "big"))
             # FUZZ_S at least, and until one of each kind of drop was counted: a loaded machine sent a
             # dozen inputs in 2 s (the bound is LEGIT_WAIT_S); legitimate push/pulls keep working meanwhile
-            started = trio.current_time()
+            # (`a` may cut one that a loaded machine kept it from reading within its short deadline: at least
+            # one must be answered)
+            started, answered = trio.current_time(), 0
             with trio.fail_after(LEGIT_WAIT_S):
-                while trio.current_time() - started < FUZZ_S or not counted(a.metrics):
-                    assert await tb.pushpull(a.addr, False, b._runner.core.local_state()) is not None
+                while trio.current_time() - started < FUZZ_S or not counted(a.metrics) or not answered:
+                    answered += await tb.pushpull(a.addr, False, b._runner.core.local_state()) is not None
                     await trio.sleep(0.1)
             fuzzers.cancel_scope.cancel()
-        assert await tb.pushpull(a.addr, False, b._runner.core.local_state()) is not None
+        with trio.fail_after(LEGIT_WAIT_S):
+            while await tb.pushpull(a.addr, False, b._runner.core.local_state()) is None:
+                await trio.sleep(0.1)
         await wait_for(lambda: c.converged(["a", "b"]), LEGIT_WAIT_S)
+        # hostile connections that send nothing, or a partial head, are closed by `a` within its short
+        # deadline (before: it held them the 60 s the legitimate exchanges were given)
+        cut_before = a.metrics["tcp_auth_timeouts"]
+        held = [await held_until_cut(addr, partial) for partial in (b"", b"\x00\x00")]
+        # (counted just after the close: the node's handler may run after this task sees it)
+        await wait_for(lambda: a.metrics["tcp_auth_timeouts"] >= cut_before + 2, LEGIT_WAIT_S)
+        assert max(held) < short + CUT_SLACK_S, held
         m = a.metrics
         print("gossip fuzz:", {k: v for k, v in m.items() if v}, "memory growth", traced_bytes() - before)
         assert counted(m)

@@ -101,3 +101,20 @@ def test_node_ls_prints_tls_status(template, monkeypatch, capsys) -> None:
     monkeypatch.setattr(cli_node, "client_for", lambda args: Api())
     assert main(["node", "ls", "--format", template]) == 0
     assert capsys.readouterr().out.splitlines() == ["n1 Ready", "n2 Needs Rotation"]
+
+
+def test_node_ls_reads_each_gossip_map_once_per_list() -> None:
+    """Before: the architectures map (a walk over every gossip member) was rebuilt once per node listed."""
+    ops = _ops({})
+    calls: list[str] = []
+    board = ops.cluster.board
+    maps: dict[str, dict[str, Any]] = {
+        "engine_versions": {},
+        "key_epochs": {},
+        "architectures": {"id2": "aarch64"},
+    }
+    for name, value in maps.items():
+        setattr(board, name, lambda name=name, value=value: calls.append(name) or value)
+    views = ops.nodes()
+    assert sorted(calls) == ["architectures", "engine_versions", "key_epochs"]
+    assert {v["name"]: v["platform"]["architecture"] for v in views}["n2"] == "aarch64"

@@ -42,3 +42,34 @@ async def test_good_labels_are_added_and_removed(node_ops):
     assert view["labels"] == {"disk": "ssd", "topology.io/zone": "a-1"}
     await ops.update_node("n1", {"label_rm": ["disk"]})
     assert raft.state.nodes["id1"].labels == {"topology.io/zone": "a-1"}
+
+
+async def test_labels_that_would_not_fit_in_gossip_metadata_are_refused_with_the_room_left(node_ops):
+    """Node labels travel in the node's 512-byte gossip metadata (gossip/messages.labels_meta_room).
+    Before: 64 labels of 100 bytes were accepted, and the node's gossip could no longer start."""
+    ops, raft = node_ops(one_node_state())
+    await ops.update_node("n1", {"label_add": {"zone": "a"}})
+    too_many = {f"rack{i}": "v" * 100 for i in range(5)}
+    with pytest.raises(ConfigError) as info:
+        await ops.update_node("n1", {"label_add": too_many})
+    assert info.value.field == "--label-add" and "bytes left for labels" in info.value.message
+    assert raft.state.nodes["id1"].labels == {"zone": "a"}  # nothing written
+
+
+def test_a_joiner_or_init_with_labels_past_the_gossip_room_is_refused_naming_the_flag():
+    from p2porch.membership.join_checks import check_joiner, labels_fit_gossip
+
+    request = {
+        "node_id": "a" * 16,
+        "name": "n2",
+        "addr": "10.0.0.2",
+        "raft_port": 7947,
+        "gossip_port": 7946,
+        "cpu_nanos": 0,
+        "memory_bytes": 0,
+    }
+    check_joiner({**request, "labels": {"zone": "a"}}, "10.0.0.2", [])
+    with pytest.raises(ConfigError) as info:
+        check_joiner({**request, "labels": {f"k{i}": "v" * 100 for i in range(5)}}, "10.0.0.2", [])
+    assert info.value.field == "--label" and "gossip metadata" in info.value.message
+    labels_fit_gossip({"k": "v" * 600}, before={"k": "v" * 700})  # a node already past it may shrink

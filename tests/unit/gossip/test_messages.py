@@ -7,6 +7,7 @@ from p2porch.errors import WireError
 from p2porch.gossip.messages import (
     ALIVE,
     DEAD,
+    META_MAX_BYTES,
     PACKET_OVERHEAD_BYTES,
     Ack,
     Alive,
@@ -22,6 +23,8 @@ from p2porch.gossip.messages import (
     decode_pushpull,
     encode_packet,
     encode_pushpull,
+    fit_meta,
+    labels_meta_room,
     message_size,
     retransmit_limit,
 )
@@ -128,3 +131,46 @@ def test_node_meta_carries_a_restart_announcement_only_while_restarting():
     assert "r" not in NodeMeta("10.0.0.1").to_wire()
     for bad in ("soon", True, -5, 1.5, None):  # ill-typed (meta is lenient): no announcement
         assert NodeMeta.from_wire({"r": bad}).restart_until == 0
+
+
+def full_labels(room_left: int) -> dict[str, str]:
+    """Node labels that leave ``room_left`` bytes in a small node's meta (an address, no optional keys)."""
+    labels = {"fill": ""}
+    base = len(wire.pack(NodeMeta("10.0.0.1", "10.0.0.1", labels).to_wire()))
+    return {"fill": "x" * (META_MAX_BYTES - base - room_left)}
+
+
+def test_optional_meta_keys_that_do_not_fit_are_left_out_not_raised():
+    """Before: node labels filling the meta made the engine version (``p``/``e``, the agent's first start)
+    and the restart announcement (``r``, the daemon's stop) raise WireError."""
+    labels = full_labels(room_left=12)  # room for "e": "27.5.1" (9 bytes), not also for "p" or "r"
+    meta = NodeMeta("10.0.0.1", "10.0.0.1", labels, engine_version="27.5.1", architecture="x86_64")
+    wire_meta = meta.to_wire()
+    assert wire_meta["e"] == "27.5.1" and "p" not in wire_meta and wire_meta["l"] == labels
+    assert len(wire.pack(wire_meta)) <= META_MAX_BYTES
+    fitted, skipped = fit_meta({**meta.wire_fields(), "r": 1_800_000_030})
+    assert skipped == ["p", "r"] and "e" in fitted
+    with pytest.raises(WireError):  # the required keys alone are still refused past the limit
+        NodeMeta("10.0.0.1", "10.0.0.1", full_labels(room_left=-1)).to_wire()
+
+
+def test_node_labels_room_reserves_the_largest_other_keys():
+    """What ``node update --label-add`` and join checks (membership/join_checks.labels_fit_gossip)."""
+    assert 300 < labels_meta_room({}) < META_MAX_BYTES
+    fits = {f"k{i}": "v" * 8 for i in range(labels_meta_room({}) // 20)}
+    assert labels_meta_room(fits) >= 0
+    big = 2**64 - 1
+    worst = NodeMeta(
+        "255.255.255.255",
+        "255.255.255.255",
+        fits,
+        {"cpu_millis": big, "memory_bytes": big},
+        generation=big,
+        traffic_index=big,
+        engine_version="x" * 32,
+        architecture="x" * 16,
+        key_epoch=big,
+        restart_until=big,
+    )
+    assert set(worst.to_wire()) >= {"e", "p", "r", "l"}  # nothing left out at the largest values
+    assert labels_meta_room({**fits, "more": "x" * 200}) < 0
