@@ -258,3 +258,23 @@ def test_read_acks_raises_when_an_answer_does_not_come() -> None:
     sock.queue = [ack(10)]
     with pytest.raises(OSError, match="timed out"):
         read_acks(sock, 10, 2)  # type: ignore[arg-type]
+
+
+class RenamedAttributeIPSet(FakeIPSet):
+    """A pyroute2 release without ``_proto_version``: the version comes from its public call."""
+
+    class Answer:
+        def get_attr(self, name: str) -> object:
+            return 7 if name == "IPSET_ATTR_PROTOCOL" else None
+
+    def get_proto_version(self) -> list[Answer]:
+        return [self.Answer()]
+
+
+def test_without_the_private_attribute_the_public_call_gives_the_version() -> None:
+    allow, sockets, _ = make([FakeNetfilter()], [RenamedAttributeIPSet(version=None)])
+    try:
+        allow.apply(SetDiff(add=(address(0),)))
+    finally:
+        allow.close()
+    assert allow.entries_batched == 1 and len(sockets[0].sent) == 1
