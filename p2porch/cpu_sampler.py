@@ -65,9 +65,8 @@ class CpuSampler:
         self.path, self.every_s, self.max_keys = path, every_s, max_keys
         self.totals: Counter[str] = Counter()  # "@bucket thread;stack" -> microseconds
         self.dropped_us = 0  # CPU of lines over ``max_keys``
-        self._last: dict[tuple[int, int], int] | None = (
-            None  # (ident, native id) -> CPU clock (ns); None: no look yet
-        )
+        # (ident, native id) -> its CPU clock at the last look (ns); None: no look yet
+        self._last: dict[tuple[int, int], int] | None = None
         self._lock = threading.Lock()  # totals, _last and the file: one look or write at a time
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
