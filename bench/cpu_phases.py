@@ -66,6 +66,8 @@ def main() -> None:
             continue
         joiner = joiners.get(named.group(1))
         for line in lines[1:]:
+            if line.startswith("#"):  # the sampler's "# dropped ... us" line
+                continue
             key, _, us_text = line.rpartition(" ")
             bucket_text, _, rest = key.partition(" ")
             bucket, us = float(bucket_text[1:]), int(us_text)

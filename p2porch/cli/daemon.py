@@ -138,15 +138,24 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def _run_daemon(daemon: Any) -> int:
+    from ..cpu_sampler import start_from_env as start_cpu_sampler
+
+    sampler = start_cpu_sampler()  # debug aid (cpu_sampler.py): None unless P2PORCH_CPU_PROFILE is set
+    try:
+        return _run_with_aids(daemon)
+    finally:
+        if sampler is not None:
+            sampler.stop()  # its thread joined, the totals written (an in-process caller goes on)
+
+
+def _run_with_aids(daemon: Any) -> int:
     import signal
 
     import trio
 
-    from ..cpu_sampler import start_from_env as start_cpu_sampler
     from ..memtrace import ENV_CENSUS, dump_on_signal, start_from_env, stats_from_env
     from ..wakeups import profiler_from_env
 
-    start_cpu_sampler()  # debug aid (cpu_sampler.py): nothing unless P2PORCH_CPU_PROFILE is set
     snapshot_path = start_from_env()  # debug aid (memtrace.py): None unless P2PORCH_TRACEMALLOC is set
     stats_path = stats_from_env()  # likewise, P2PORCH_MALLOC_STATS
     census = os.environ.get(ENV_CENSUS, "") == "1"  # with the statistics: a garbage census on SIGUSR2

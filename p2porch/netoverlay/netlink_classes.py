@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -81,3 +82,13 @@ def load_ipset() -> tuple[type[Any], Any]:
     ipset: ModuleType = importlib.import_module(f"{PACKAGE}.ipset")
     netns: ModuleType = importlib.import_module(f"{PACKAGE}.netns")
     return ipset.IPSet, netns.setns
+
+
+def load_ipset_error() -> Callable[..., Exception]:
+    """pyroute2's ``_IPSetError``: built from an ipset error code (>= 4096 are ipset's own: ``"An IPv4
+    address is expected, ..."``, where ``os.strerror`` says ``"Unknown error 4109"``) and the command
+    (``cmd=``), it carries ipset's text as its second argument (``os.strerror``'s for any other code)."""
+    load()  # pyroute2 registered unexecuted first
+    ipset: ModuleType = importlib.import_module(f"{PACKAGE}.ipset")
+    error: Callable[..., Exception] = ipset._IPSetError
+    return error

@@ -14,7 +14,7 @@ an argument it does not know) gives None, and the caller compiles it with ``IPBa
 
 from __future__ import annotations
 
-import socket
+import ipaddress
 import struct
 from typing import Any
 
@@ -31,7 +31,7 @@ RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 NDA_DST, NDA_LLADDR, NDA_PORT = 1, 2, 6
 _RTPROT_STATIC, _RTN_UNICAST, _RTNH_F_ONLINK = 4, 1, 4
 _NUD_PERMANENT, _NUD_NOARP, _NTF_SELF = 0x80, 0x40, 0x02
-_AF_BRIDGE = 7
+_AF_INET, _AF_BRIDGE = 2, 7  # linux/socket.h (no socket import: this module is pure)
 _MAIN_TABLE = 254
 
 #: the keyword arguments each request takes, as the driver builds them (anything else: not encoded)
@@ -50,11 +50,11 @@ def _attr(kind: int, payload: bytes) -> bytes:
 
 def _ipv4(text: Any) -> bytes:
     if not isinstance(text, str):
-        raise ValueError(text)
+        raise ValueError(f"{text!r}: not an IPv4 address")
     try:
-        return socket.inet_pton(socket.AF_INET, text)
-    except OSError as exc:
-        raise ValueError(text) from exc
+        return ipaddress.IPv4Address(text).packed
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: not an IPv4 address") from exc
 
 
 def _mac(text: Any) -> bytes:
@@ -93,20 +93,20 @@ def _route(command: str, args: dict[str, Any], sequence: int) -> bytes | None:
     table = struct.pack("=I", _MAIN_TABLE)
     if command == "replace" and args.keys() == _ROUTE_SET and args["flags"] == ["onlink"]:
         header = _RTMSG.pack(
-            socket.AF_INET, dst_len, 0, 0, _MAIN_TABLE, _RTPROT_STATIC, 0, _RTN_UNICAST, _RTNH_F_ONLINK
+            _AF_INET, dst_len, 0, 0, _MAIN_TABLE, _RTPROT_STATIC, 0, _RTN_UNICAST, _RTNH_F_ONLINK
         )
         attrs = _attr(RTA_DST, dst) + _attr(RTA_GATEWAY, _ipv4(args["gateway"]))
         body = header + attrs + _attr(RTA_OIF, oif) + _attr(RTA_TABLE, table)
         return _message(RTM_NEWROUTE, _REQUEST | _ACK | _REPLACE | _CREATE, sequence, body)
     if command == "del" and args.keys() == _ROUTE_DEL:
-        header = _RTMSG.pack(socket.AF_INET, dst_len, 0, 0, _MAIN_TABLE, 0, 0, 0, 0)
+        header = _RTMSG.pack(_AF_INET, dst_len, 0, 0, _MAIN_TABLE, 0, 0, 0, 0)
         body = header + _attr(RTA_DST, dst) + _attr(RTA_OIF, oif) + _attr(RTA_TABLE, table)
         return _message(RTM_DELROUTE, _REQUEST | _ACK, sequence, body)
     return None
 
 
 def _neigh(command: str, args: dict[str, Any], sequence: int) -> bytes | None:
-    header = _NDMSG.pack(socket.AF_INET, _index(args["ifindex"]), _NUD_PERMANENT, 0, 0)
+    header = _NDMSG.pack(_AF_INET, _index(args["ifindex"]), _NUD_PERMANENT, 0, 0)
     dst = _attr(NDA_DST, _ipv4(args["dst"]))
     if command == "replace" and args.keys() == _NEIGH_SET and args["state"] == "permanent":
         body = header + dst + _attr(NDA_LLADDR, _mac(args["lladdr"]))
@@ -164,11 +164,13 @@ def encode_ipset_entry(command: str, set_name: str, address: str, protocol: int,
     errors) as pyroute2's ``IPSet.add``/``delete(..., exclusive=False)`` sends it for an IPv4 address;
     ``protocol`` is the kernel's ipset protocol version (pyroute2 asks the kernel when it opens the
     socket). Raises ValueError for a name or address it cannot encode."""
+    if not set_name.isascii() or len(set_name) >= IPSET_MAXNAMELEN:
+        raise ValueError(f"set name {set_name!r}: not ASCII of at most {IPSET_MAXNAMELEN - 1} characters")
+    if type(protocol) is not int or not 0 <= protocol < 256:
+        raise ValueError(f"ipset protocol version {protocol!r}: not an integer 0-255")
     name = set_name.encode("ascii") + b"\0"
-    if len(name) > IPSET_MAXNAMELEN or not 0 <= protocol < 256:
-        raise ValueError(set_name)
     ip = _attr(IPSET_ATTR_IPADDR_IPV4 | _NLA_F_NET_BYTEORDER, _ipv4(address))
     data = _attr(IPSET_ATTR_DATA | _NLA_F_NESTED, _attr(IPSET_ATTR_IP | _NLA_F_NESTED, ip))
     attrs = _attr(IPSET_ATTR_PROTOCOL, bytes([protocol])) + _attr(IPSET_ATTR_SETNAME, name) + data
     kind = _IPSET_COMMANDS[command] | NFNL_SUBSYS_IPSET << 8
-    return _message(kind, _REQUEST | _ACK, sequence, _NFGENMSG.pack(socket.AF_INET, 0, 0) + attrs)
+    return _message(kind, _REQUEST | _ACK, sequence, _NFGENMSG.pack(_AF_INET, 0, 0) + attrs)

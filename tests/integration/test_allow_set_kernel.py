@@ -3,7 +3,8 @@
 One network namespace (``p8jn-ipset``); ``AllowSet`` runs in this process against it by name, as the
 overlay does in a sandbox. What the kernel holds is read back with the ``ipset`` tool (not with the code
 under test), after a sync from nothing, after a diff of adds and deletes larger than one send
-(``netlink_batch.CHUNK``), and with an add of a member and a delete of a non-member (not errors).
+(``netlink_batch.CHUNK``; the batched path, not pyroute2's one request per entry), and with an add of
+a member and a delete of a non-member (not errors).
 """
 
 from __future__ import annotations
@@ -63,10 +64,13 @@ def test_sync_and_diffs_leave_the_kernels_set_as_asked(allow_set: AllowSet) -> N
     assert set(diff.add) == set(first) and not diff.remove
     assert kernel_members() == set(first)
     assert allow_set.members() == frozenset(first)
+    # the batched path ran (pyroute2 gave the kernel's protocol version), not one request per entry
+    assert (allow_set.entries_batched, allow_set.entries_one_by_one) == (len(first), 0)
 
     gone, new = first[: CHUNK // 2 + 40], [address(i) for i in range(CHUNK + 20, 2 * CHUNK + 40)]
     allow_set.apply(SetDiff(add=tuple(new), remove=tuple(gone)))
     assert kernel_members() == (set(first) - set(gone)) | set(new)
+    assert (allow_set.entries_batched, allow_set.entries_one_by_one) == (len(first) + len(new) + len(gone), 0)
 
     # an add of a member and a delete of a non-member change nothing and are not errors
     allow_set.apply(SetDiff(add=(new[0],), remove=(gone[0],)))

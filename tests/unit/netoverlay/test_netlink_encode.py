@@ -169,7 +169,20 @@ def test_ipset_entries_pack_to_pyroute2s_bytes() -> None:
         assert encode_ipset_entry(command, name, address, protocol, n) == expected, (command, name, address)
 
 
-@pytest.mark.parametrize("name, address", [("x" * 32, "10.0.0.1"), ("ok", "fd00::1"), ("ok", "10.0.0")])
-def test_an_ipset_entry_it_cannot_encode_is_refused(name: str, address: str) -> None:
-    with pytest.raises(ValueError):
-        encode_ipset_entry("add", name, address, 7, 1)
+@pytest.mark.parametrize(
+    "name, address, protocol, says",
+    [
+        ("x" * 32, "10.0.0.1", 7, "set name 'xxx"),
+        ("sé", "10.0.0.1", 7, "set name 'sé': not ASCII"),
+        ("ok", "fd00::1", 7, "'fd00::1': not an IPv4 address"),
+        ("ok", "10.0.0", 7, "'10.0.0': not an IPv4 address"),
+        ("ok", "10.0.0.1", 256, "ipset protocol version 256: not an integer 0-255"),
+        ("ok", "10.0.0.1", -1, "ipset protocol version -1"),
+    ],
+)
+def test_an_ipset_entry_it_cannot_encode_is_refused_saying_what(
+    name: str, address: str, protocol: int, says: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        encode_ipset_entry("add", name, address, protocol, 1)
+    assert says in str(caught.value)  # what failed, not the set name for every failure
