@@ -18,16 +18,16 @@ seen. It never changes what the threads do: it only reads their frames and clock
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import math
 import os
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
 from types import FrameType
+
+from .reportfile import write_report
 
 __all__ = ["ENV_PATH", "CpuSampler", "start_from_env", "thread_cpu_ns"]
 
@@ -128,21 +128,12 @@ class CpuSampler:
             self.dropped_us += us
 
     def write(self) -> None:
-        """The totals to ``path``, through a temporary file of this call's own (then renamed)."""
+        """The totals to ``path`` (``reportfile.write_report``: a regular file replaced, never a device)."""
         with self._lock:
             lines = [f"# {' '.join(sys.argv)}\n"] + [f"{key} {us}\n" for key, us in self.totals.items()]
             if self.dropped_us:
                 lines.append(f"# dropped {self.dropped_us} us (over {self.max_keys} lines)\n")
-            folder, name = os.path.split(os.path.abspath(self.path))
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-            try:
-                with open(fd, "w", encoding="utf-8") as handle:
-                    handle.writelines(lines)
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_report(self.path, "".join(lines))
 
 
 def start_from_env(env: dict[str, str] | None = None) -> CpuSampler | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import trio
 from trio.abc import Instrument
 
 from . import gc_freeze
+from .reportfile import write_report
 
 __all__ = ["ENV_PATH", "WakeupProfiler", "WakeupTally", "diff_reports", "profiler_from_env", "suspended_at"]
 
@@ -158,17 +158,11 @@ class WakeupProfiler(Instrument):
         self.write()
 
     def write(self) -> None:
-        """Replace the report file atomically; a failed write is dropped (profiling never stops the run)."""
-        try:  # a new file of an unpredictable name (O_EXCL): never follows a planted symlink
-            fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w") as handle:
-                    report = self.tally.report(self._wall()) | {"gc": gc_freeze.figures()}
-                    handle.write(json.dumps(report))
-                os.replace(tmp, self.path)
-            except OSError:
-                os.unlink(tmp)
-                raise
+        """The report to its file (``reportfile.write_report``: a regular file replaced whole, never a
+        device); a failed write is dropped (profiling never stops the run)."""
+        report = self.tally.report(self._wall()) | {"gc": gc_freeze.figures()}
+        try:
+            write_report(str(self.path), json.dumps(report))
         except OSError:
             pass
 
