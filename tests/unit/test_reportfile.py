@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from p2porch.cpu_sampler import CpuSampler
@@ -20,26 +21,23 @@ def test_a_regular_file_is_replaced_whole_and_no_temporary_file_is_left(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.txt"]
 
 
-def test_a_path_that_is_not_a_regular_file_is_written_into_never_replaced(tmp_path: Path) -> None:
+def _written_into_fifo(tmp_path: Path, write: Callable[[str], None]) -> bytes:
+    """What ``write(path)`` sent into a FIFO at ``path`` (read by a thread); the FIFO must stay one."""
     fifo = tmp_path / "sink"
     os.mkfifo(fifo)
     received: list[bytes] = []
     reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
     reader.start()
-    write_report(str(fifo), "to the pipe\n")
+    write(str(fifo))
     reader.join(timeout=10)
-    assert received == [b"to the pipe\n"]
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # a rename would have made it a regular file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sink"]
+    return received[0] if received else b""
+
+
+def test_a_path_that_is_not_a_regular_file_is_written_into_never_replaced(tmp_path: Path) -> None:
+    assert _written_into_fifo(tmp_path, lambda path: write_report(path, "to the pipe\n")) == b"to the pipe\n"
 
 
 def test_the_cpu_samplers_dump_keeps_a_device_like_path_what_it_was(tmp_path: Path) -> None:
-    fifo = tmp_path / "profile"
-    os.mkfifo(fifo)
-    received: list[bytes] = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
-    reader.start()
-    CpuSampler(str(fifo)).write()
-    reader.join(timeout=10)
-    assert received and received[0].startswith(b"# ")
-    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert _written_into_fifo(tmp_path, lambda path: CpuSampler(path).write()).startswith(b"# ")
