@@ -1,8 +1,9 @@
-"""Debug reports written whole: a regular file is replaced atomically, anything else written in place.
+"""Debug reports written whole: a file is replaced atomically, a device or FIFO written in place.
 
 Owns one rule: a profiler's output path may be ``/dev/null``, a FIFO or a terminal; renaming a temporary
 file over it would delete the device node (a profile pointed at ``/dev/null`` once replaced the host's
-``/dev/null`` with a regular file). Must never rename over a path that exists and is not a regular file."""
+``/dev/null`` with a regular file). Must never rename over a character device or a FIFO, nor write
+through a symlink (a planted link is replaced, never followed)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ import tempfile
 
 
 def write_report(path: str, text: str) -> None:
-    """``text`` at ``path``: through a temporary file renamed in place when ``path`` is absent or a regular
-    file (readers never see half a report), written straight into it otherwise."""
+    """``text`` at ``path``: written straight into it when ``path`` itself is a character device or a FIFO
+    (``/dev/null``), else through a temporary file renamed over it (readers never see half a report)."""
     try:
-        mode: int | None = os.stat(path).st_mode
+        mode = os.lstat(path).st_mode
     except FileNotFoundError:
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode):
+        mode = 0
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
         return

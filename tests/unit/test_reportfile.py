@@ -41,3 +41,13 @@ def test_a_path_that_is_not_a_regular_file_is_written_into_never_replaced(tmp_pa
 
 def test_the_cpu_samplers_dump_keeps_a_device_like_path_what_it_was(tmp_path: Path) -> None:
     assert _written_into_fifo(tmp_path, lambda path: CpuSampler(path).write()).startswith(b"# ")
+
+
+def test_a_symlink_is_replaced_never_written_through(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_text("must stay\n")
+    link = tmp_path / "report"
+    link.symlink_to(target)
+    write_report(str(link), "report\n")
+    assert not link.is_symlink() and link.read_text() == "report\n"
+    assert target.read_text() == "must stay\n"
