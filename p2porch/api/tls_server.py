@@ -21,6 +21,7 @@ import functools
 import logging
 import os
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -104,9 +105,12 @@ class _SendDeadline:
     of holding it for as long as its kernel keeps acknowledging a zero window. Everything else is the
     wrapped stream's (hypercorn's ``TCPServer`` uses its handshake, ALPN, socket, receive and close)."""
 
-    def __init__(self, stream: trio.SSLStream[trio.SocketStream], timeout_s: float) -> None:
+    def __init__(
+        self, stream: trio.SSLStream[trio.SocketStream], timeout_s: float, on_cut: Callable[[], None]
+    ) -> None:
         self._stream = stream
         self._timeout_s = timeout_s
+        self._on_cut = on_cut  # counts the cut (``p2porch_api_send_timeouts_total``)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -117,6 +121,7 @@ class _SendDeadline:
             with trio.move_on_after(self._timeout_s):  # moving client is never cut, a stopped one is
                 await self._stream.send_all(view[start : start + _SEND_PIECE])
                 continue
+            self._on_cut()
             await trio.aclose_forcefully(self._stream)
             raise trio.BrokenResourceError(f"the client took no data for {self._timeout_s:g} s")
 
@@ -135,10 +140,12 @@ async def serve_tls(
     *,
     limiter: ConnectionLimiter | None = None,
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S,
+    on_send_timeout: Callable[[], None] = lambda: None,
     task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` with TLS on ``addr`` (HOST:PORT) until cancelled, capping connections by ``limiter``;
-    a client must take each write within ``send_timeout_s``, else its connection is closed."""
+    a client must take each write within ``send_timeout_s``, else its connection is closed and
+    ``on_send_timeout`` called."""
     if not identity.installed:
         raise DaemonError("the API has no server certificate yet", field="api.addr")
     config = _Config(identity.context)
@@ -168,7 +175,7 @@ async def serve_tls(
             await trio.aclose_forcefully(stream)
             return
         try:
-            timed = _SendDeadline(stream, send_timeout_s)
+            timed = _SendDeadline(stream, send_timeout_s, on_send_timeout)
             await TCPServer(wrapped, config, worker, state, timed)  # type: ignore[arg-type]  # duck-typed
         finally:
             limits.release(source)

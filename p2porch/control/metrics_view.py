@@ -137,6 +137,13 @@ class ClusterMetrics:
             family = CounterMetricFamily(name, doc)
             family.add_metric([], core.get(key, 0))
             yield family
+        skipped = CounterMetricFamily(
+            "p2porch_gossip_meta_keys_skipped",
+            "Optional keys (engine version, ports, restart notice) left out of this node's gossip meta "
+            "because its labels left them no room",
+        )
+        skipped.add_metric([], handle.metrics.get("meta_keys_skipped", 0))
+        yield skipped
         yield _histogram(
             "p2porch_gossip_probe_rtt_seconds",
             "Round trip of the direct gossip probes answered",

@@ -105,6 +105,10 @@ class RemoteApi:
         self.renew_at = 0.0  # wall time (s) after which the certificate is re-issued anyway
         per_source = section.max_connections_per_source
         self.connections = ConnectionLimiter(per_source=per_source, total=max(MAX_CONNECTIONS, per_source))
+        self.send_timeouts = 0  # connections cut because their client took no data for send_timeout_s
+
+    def count_send_timeout(self) -> None:
+        self.send_timeouts += 1
 
     @property
     def operator_certificate(self) -> bool:
@@ -171,7 +175,7 @@ class RemoteApi:
         return True
 
     def collect_metrics(self) -> Iterator[Metric]:
-        """``/metrics`` families of the TLS listener: open connections and refusals by cap."""
+        """``/metrics`` families of the TLS listener: open connections, refusals by cap, readers cut."""
         from ..promclient import CounterMetricFamily, GaugeMetricFamily
 
         yield GaugeMetricFamily(
@@ -185,6 +189,13 @@ class RemoteApi:
         for reason, count in sorted(self.connections.refused.items()):
             refused.add_metric([reason], count)
         yield refused
+        cut = CounterMetricFamily(
+            "p2porch_api_send_timeouts",
+            "TLS API connections closed because their client took none of a response for api.send_timeout_s "
+            "(a client that stopped reading)",
+        )
+        cut.add_metric([], self.send_timeouts)
+        yield cut
 
     async def serve(self, app: Any, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen while there is a certificate to serve; re-check every second."""
@@ -217,6 +228,7 @@ class RemoteApi:
                 self.identity,
                 limiter=self.connections,
                 send_timeout_s=self.section.send_timeout_s,
+                on_send_timeout=self.count_send_timeout,
                 task_status=_Relay(task_status, scope),
             )
 

@@ -3,7 +3,7 @@ loopback with ``remote_app`` and ``serve_tls``; real hypercorn): a body sent one
 answered 408 and the connection closed at the request deadline, counted once per listener; a head sent
 one byte at a time is closed by the keep-alive timer; a 10 MiB body paced over a second and a 15 MiB body
 sent at once are still served whole; a TLS client that stops reading a large response is cut at its own
-send timeout (``api.send_timeout_s``, not the request deadline) and its connection slot freed."""
+send timeout (``api.send_timeout_s``, not the request deadline), counted, and its connection slot freed."""
 
 from __future__ import annotations
 
@@ -15,14 +15,17 @@ import ssl
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
-from p2porch.api.connlimit import ConnectionLimiter
 from p2porch.api.server import Endpoint, serve_api
 from p2porch.api.tls_server import TlsIdentity, serve_tls
-from p2porch.control.remote_api import remote_app
+from p2porch.config import ApiConfig
+from p2porch.control.remote_api import RemoteApi, remote_app
+from p2porch.metrics import Metrics
 from p2porch.testing.slowclient import Connect, post_paced, request_head, trickle
 from p2porch.vault.access import Role
 from p2porch.vault.cluster_ca import CA_SEED_BYTES, ClusterCA, cluster_ca, issue_server_certificate
@@ -128,13 +131,32 @@ async def test_slow_bodies_and_heads_are_cut_and_large_bodies_pass(socket_dir: P
         nursery.cancel_scope.cancel()
 
 
-async def test_a_tls_client_that_stops_reading_is_cut_and_its_slot_freed(socket_dir: Path) -> None:
+async def test_a_tls_client_that_stops_reading_is_cut_counted_and_its_slot_freed(socket_dir: Path) -> None:
+    """Served as the daemon serves it (``RemoteApi`` with an operator certificate): the cut is counted in
+    the daemon's registry as ``p2porch_api_send_timeouts_total`` (before: in no metric)."""
     ca, identity = tls_identity(socket_dir)
+    (socket_dir / "c.pem").write_bytes(Path(identity.cert_file).read_bytes())
+    (socket_dir / "k.pem").write_bytes(Path(identity.key_file).read_bytes())
     addr = ("127.0.0.1", free_port())
+    section = ApiConfig(
+        addr=f"{addr[0]}:{addr[1]}",
+        cert=str(socket_dir / "c.pem"),
+        key=str(socket_dir / "k.pem"),
+        send_timeout_s=SEND_TIMEOUT_S,
+    )
+    remote = RemoteApi(section, SimpleNamespace(local=None, store=None), str(socket_dir / "data"), "n1")  # type: ignore[arg-type]
+    assert remote.refresh(dt.datetime.now(dt.UTC))
+    metrics = Metrics()
+    metrics.add_source(remote.collect_metrics)
     app = remote_app(
         ENDPOINTS, lambda text: ("root", Role.ADMIN) if text == TOKEN else None, request_timeout_s=TIMEOUT_S
     )
-    limiter = ConnectionLimiter()
+    limiter = remote.connections
+
+    def cuts() -> float:
+        text = metrics.render().decode()
+        (family,) = [f for f in text_string_to_metric_families(text) if f.name == "p2porch_api_send_timeouts"]
+        return float(family.samples[0].value)
 
     def ask_and_never_read() -> socket.socket:
         context = ssl.create_default_context(cadata=ca.pem)
@@ -145,16 +167,8 @@ async def test_a_tls_client_that_stops_reading_is_cut_and_its_slot_freed(socket_
         return sock
 
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: serve_tls(
-                app,
-                f"{addr[0]}:{addr[1]}",
-                identity,
-                limiter=limiter,
-                send_timeout_s=SEND_TIMEOUT_S,
-                task_status=task_status,
-            )
-        )
+        await nursery.start(remote._listen, app)
+        assert cuts() == 0
         sock = await trio.to_thread.run_sync(ask_and_never_read)
         try:
             with trio.fail_after(30):
@@ -164,6 +178,7 @@ async def test_a_tls_client_that_stops_reading_is_cut_and_its_slot_freed(socket_
                 while limiter.open_now:  # before: held for as long as the client kept its window shut
                     await trio.sleep(0.1)
             assert SEND_TIMEOUT_S - 0.5 <= trio.current_time() - began <= SEND_TIMEOUT_S + 10
+            assert cuts() == 1
         finally:
             sock.close()
         nursery.cancel_scope.cancel()

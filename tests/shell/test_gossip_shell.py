@@ -3,14 +3,18 @@
 import os
 import random
 import socket
+from types import SimpleNamespace
 
 import trio
+from prometheus_client.parser import text_string_to_metric_families
 
+from p2porch.control.metrics_view import ClusterMetrics
 from p2porch.gossip.config import GossipConfig
 from p2porch.gossip.keyring import Keyring, derive_gossip_key
 from p2porch.gossip.messages import NodeMeta
 from p2porch.gossip.runner import serve_gossip
 from p2porch.gossip.transport import UDP_AAD
+from p2porch.metrics import Metrics
 
 SECRET = b"cluster-secret-0123456789"
 
@@ -253,6 +257,14 @@ async def test_labels_that_fill_the_meta_leave_out_the_optional_keys_never_fail_
         await announce_restart(b, 1_800_000_030)
         b.set_own_meta("r", 1_800_000_031)
         assert b.metrics["meta_keys_skipped"] == 5 and b.members()["b"].meta["l"] == labels
+        exported = Metrics()  # as the daemon's /metrics reads it (before: counted, never exported)
+        exported.add_source(ClusterMetrics(SimpleNamespace(board=SimpleNamespace(gossip=b))).gossip)  # type: ignore[arg-type]
+        (family,) = [
+            f
+            for f in text_string_to_metric_families(exported.render().decode())
+            if f.name == "p2porch_gossip_meta_keys_skipped"
+        ]
+        assert [(s.name, s.value) for s in family.samples] == [("p2porch_gossip_meta_keys_skipped_total", 5)]
         logged = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
         assert len(logged) == 3, logged  # once per key: e, p, r
         nursery.cancel_scope.cancel()

@@ -87,7 +87,7 @@ async def test_the_listener_bounds_a_stalled_reader_by_its_own_knob(tmp_path, mo
     """api.send_timeout_s, not api.request_timeout_s, bounds how long a client may leave a write untaken."""
     given: dict[str, object] = {}
 
-    async def fake_serve_tls(app, addr, identity, *, limiter, send_timeout_s, task_status):
+    async def fake_serve_tls(app, addr, identity, *, limiter, send_timeout_s, on_send_timeout, task_status):
         given["send_timeout_s"] = send_timeout_s
         task_status.started()
 

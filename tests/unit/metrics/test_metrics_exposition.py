@@ -154,6 +154,7 @@ def _fake_cluster(tmp_path):
         core_counters={"suspicions": 4, "suspects_recovered": 3, "refutations": 1, "probe_acks": 10},
         probe_rtt=rtt,
         health_score=lambda: 0,
+        metrics={"meta_keys_skipped": 2, "timer_wakeups": 9},
     )
     rc = ResolverCounters(cache_hits=5, cache_misses=2, answered=4, nxdomain=2, nodata=1)
     server = ServerCounters(forwarded=3, servfail=1, refused_recursion=2)
@@ -182,6 +183,7 @@ def test_pulled_families_read_every_subsystem(tmp_path):
     assert got[("p2porch_gossip_suspicions_total", ())] == 4
     assert got[("p2porch_gossip_suspects_recovered_total", ())] == 3
     assert got[("p2porch_gossip_refutations_total", ())] == 1
+    assert got[("p2porch_gossip_meta_keys_skipped_total", ())] == 2
     assert got[("p2porch_gossip_probe_rtt_seconds_count", ())] == 10
     assert got[("p2porch_gossip_probe_rtt_seconds_sum", ())] == pytest.approx(2.038)
     assert got[("p2porch_gossip_probe_rtt_seconds_bucket", (("le", "0.0005"),))] == 1
