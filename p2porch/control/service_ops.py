@@ -33,6 +33,7 @@ from ..model.metadata_limits import check_spec
 from ..model.spec import check_endpoint_ports, check_update_allowed
 from ..raft import commands as C
 from ..raft.published_ports import check_chosen_ports, endpoint_ports
+from ..raft.spec_size import check_spec_size
 from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress, shown_desired_state
 from .network_ops import network_changes
@@ -260,6 +261,7 @@ class ServiceOps:
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(body)))
         check_spec(spec)
+        check_spec_size(spec)  # nothing is created that an update could not carry
         if self._state().service_by_name(spec.name) is not None:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
@@ -288,6 +290,7 @@ class ServiceOps:
         merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
         check_spec(spec, service.spec)  # only what the update makes worse
+        check_spec_size(spec)
         check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job
         if force and not spec.is_job:  # as Docker's ForceUpdate: a new template, so every task rolls
             spec = dataclasses.replace(spec, force_update=service.spec.force_update + 1)

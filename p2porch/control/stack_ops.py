@@ -20,6 +20,7 @@ from ..model import ServiceSpec
 from ..model.metadata_limits import check_labels, check_spec
 from ..model.rollback_point import changed_fields
 from ..model.spec import check_update_allowed
+from ..raft.spec_size import check_spec_size
 from ..stack.names import STACK_LABEL, check_stack_name, service_name, stack_membership
 from ..stack.networks import StackNetwork
 from ..stack.object_plan import CREATED, ObjectRef, object_actions
@@ -213,6 +214,7 @@ class StackOps:
                 stored = resolve_file_refs(state, spec, creating)
             record = state.service_by_name(service.name)
             check_spec(spec, record.spec if record is not None else None, _compose_keys(service.short_name))
+            check_spec_size(spec, f"services.{service.short_name}")
             if record is None:
                 steps.append(
                     {"name": service.name, "short": service.short_name, "action": CREATED, "id": None}

@@ -19,6 +19,8 @@ import trio
 from pysyncobj import FAIL_REASON
 
 from ..errors import ProposalTimeout
+from ..wire import MAX_FRAME_BYTES
+from . import codec as C
 
 # Failures after which the command is known NOT to be in the log: safe to resubmit.
 RETRYABLE = {
@@ -29,6 +31,10 @@ RETRYABLE = {
     FAIL_REASON.REQUEST_DENIED,
 }
 FAIL_NAMES = {v: k for k, v in vars(FAIL_REASON).items() if k.isupper()}
+#: a batch entry is one msgpack array of bin items (``fsm.encode_batch``): a header of at most 5 bytes,
+#: and at most 5 before each command; the whole entry is at most MAX_FRAME_BYTES (``fsm.apply_batch``)
+FRAMING_BYTES = 5
+MAX_COMMAND_BYTES = MAX_FRAME_BYTES - 2 * FRAMING_BYTES  # the largest command, alone in its entry
 
 
 @dataclass(eq=False)
@@ -39,6 +45,44 @@ class Proposal:
     error: Exception | None = None
     abandoned: bool = False  # its caller timed out
     batch: Batch | None = None  # the batch last submitted with it
+
+
+def queue(pending: list[Proposal], commands: list[bytes]) -> list[Proposal]:
+    """Proposals for ``commands``, appended to ``pending``; one larger than :data:`MAX_COMMAND_BYTES` is
+    answered at once with a WireError result and never queued (before, it was committed and then
+    refused by every replica, and the whole batch it went in with)."""
+    proposals = [Proposal(command) for command in commands]
+    for proposal in proposals:
+        if len(proposal.command) > MAX_COMMAND_BYTES:
+            message = (
+                f"command of {len(proposal.command)} bytes is larger than one Raft entry holds "
+                f"({MAX_COMMAND_BYTES} bytes): not written"
+            )
+            proposal.result = C.error("WireError", message)
+            proposal.done.set()
+        else:
+            pending.append(proposal)
+    return proposals
+
+
+def next_batch(pending: list[Proposal], max_commands: int) -> list[Proposal]:
+    """Take the next batch off the head of ``pending``: up to ``max_commands`` proposals not abandoned,
+    as many as keep the batch's entry within MAX_FRAME_BYTES (at least one: each fits alone). Before,
+    a batch was bounded by count only, and two large commands proposed together (a 7 MiB spec's update
+    beside another's create) made an entry every replica refused, both commands with it."""
+    batch: list[Proposal] = []
+    size = FRAMING_BYTES
+    taken = 0
+    for proposal in pending:
+        cost = len(proposal.command) + FRAMING_BYTES
+        if len(batch) == max_commands or (batch and size + cost > MAX_FRAME_BYTES):
+            break
+        taken += 1
+        if not proposal.abandoned:
+            batch.append(proposal)
+            size += cost
+    del pending[:taken]
+    return batch
 
 
 @dataclass(eq=False)

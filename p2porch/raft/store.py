@@ -38,7 +38,7 @@ from .fsm import Change, apply_batch, encode_batch, undecodable
 from .lag import LagBook
 from .membership_changes import VoterChanges
 from .pacer import TickLateness, TickPacer
-from .proposals import Batch, InFlight, Proposal, outcomes, settle
+from .proposals import Batch, InFlight, Proposal, next_batch, outcomes, queue, settle
 from .state import EMPTY_STATE, ClusterState
 from .status import LeaderChanges
 from .status import RaftStatus as RaftStatus  # re-exported: callers import it from the store
@@ -201,12 +201,11 @@ class RaftStore:
 
     async def propose_together(self, commands: list[bytes], timeout_s: float = 5.0) -> list[dict[str, Any]]:
         """Replicate ``commands`` in one Raft entry (queued with no checkpoint between them, so one batch
-        of the submit loop, up to ``max_batch_commands``; proposed one by one, even concurrently, each
-        may take a free in-flight slot); their FSM result maps in order. Each applies on its own."""
+        of the submit loop, up to ``max_batch_commands`` and 16 MiB; proposed one by one, even concurrently,
+        each may take a free in-flight slot); their FSM result maps in order. Each applies on its own."""
         if self._closed:
             raise RaftError("the store is closed")
-        proposals = [Proposal(command) for command in commands]
-        self._pending.extend(proposals)
+        proposals = queue(self._pending, commands)  # one too large for an entry is refused at once
         self._wakeup.set()
         started = time.monotonic()
         results = await outcomes(proposals, timeout_s, self._abandon)
@@ -303,8 +302,7 @@ class RaftStore:
             if delay > 0:
                 await trio.sleep(delay)
             while self._pending and self._inflight.has_room():
-                batch = [p for p in self._pending[: self.config.max_batch_commands] if not p.abandoned]
-                del self._pending[: self.config.max_batch_commands]
+                batch = next_batch(self._pending, self.config.max_batch_commands)
                 if not batch:
                     continue
                 inflight = self._inflight.take(batch)
