@@ -23,7 +23,7 @@ from ..stack import ComposeError, StackDefinition, check_stack_name
 from ..stack.compose import StackObject
 from ..stack.names import STACK_LABEL
 from ..stack.object_plan import EXISTS, ObjectRef, object_actions
-from ..stack.rollout import dependency_ready, deploy_waves
+from ..stack.rollout import dependency_failed, dependency_ready, deploy_waves
 from ..stack.source import stack_source
 from ..vault import MAX_VALUE_BYTES, validate_value
 from .filters import SERVICE_FILTERS, TASK_FILTERS, add_filter, apply_filters
@@ -93,15 +93,16 @@ def _condition(condition: str) -> str:
     return {"service_completed_successfully": "completed"}.get(condition, condition.removeprefix("service_"))
 
 
-def _job_iterations(client: Any, stack: str) -> dict[str, int]:
-    """Each job service's current execution (``job.iteration`` of its view): its earlier ones count for
-    no ``depends_on`` wait."""
+def _jobs(client: Any, stack: str) -> dict[str, dict[str, Any]]:
+    """Each job service's ``job`` view: its current execution (``iteration``: earlier ones count for no
+    ``depends_on`` wait) and its failed slots (``failed``: a failure ends the wait at once)."""
     views = client.get(f"/stacks/{stack}/services")
-    return {v["name"]: int(v["job"]["iteration"]) for v in views if v.get("job")}
+    return {v["name"]: v["job"] for v in views if v.get("job")}
 
 
 def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: float) -> None:
-    """Poll the stack's tasks until every ``(service, condition)`` holds; P2POrchError (exit 1) on timeout."""
+    """Poll the stack's tasks until every ``(service, condition)`` holds; P2POrchError (exit 1) on timeout,
+    or as soon as one can no longer hold (a job it waits on failed, its restart policy exhausted)."""
     replicas = {
         s.name: (1 if s.spec.get("mode") == "global" else int(s.spec.get("replicas", 1)))
         for s in definition.services
@@ -116,7 +117,8 @@ def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: fl
     jobs = {s.name for s in definition.services if is_job_mode(str(s.spec.get("mode", "")))}
     while pending:
         tasks = client.get(f"/stacks/{definition.name}/tasks", all="true")
-        iterations = _job_iterations(client, definition.name) if jobs & {n for n, _ in pending} else {}
+        views = _jobs(client, definition.name) if jobs & {n for n, _ in pending} else {}
+        iterations = {n: int(job.get("iteration") or 0) for n, job in views.items()}
         pending = [
             (n, c)
             for n, c in pending
@@ -124,6 +126,13 @@ def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: fl
         ]
         if not pending:
             return
+        failed = [reason for n, c in pending if (reason := dependency_failed(n, c, tasks, views.get(n)))]
+        if failed:
+            raise P2POrchError(
+                f"depends_on: {'; '.join(failed)}; the services created so far stay (see p2porch stack ps): "
+                "fix it and deploy again (an unchanged one runs again with p2porch service update --force)",
+                field="depends_on",
+            )
         if time.monotonic() > deadline:
             names = ", ".join(f"{n} ({_condition(c)})" for n, c in pending)
             raise P2POrchError(

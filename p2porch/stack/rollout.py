@@ -4,7 +4,8 @@ Owns Compose's start order for a stack: a service is created after the services 
 the condition is ``service_healthy``, only once they are healthy (``service_started``: running or run to
 completion; ``service_completed_successfully``: exited 0). The CLI
 sends one deploy request per wave (each carrying every service of the earlier waves, so nothing is
-pruned half-way) and waits between waves with :func:`dependency_ready`. No I/O.
+pruned half-way) and waits between waves with :func:`dependency_ready`, failing at once when
+:func:`dependency_failed` says a dependency never will be. No I/O.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..model import NOT_RESTARTED
 from .compose import StackDefinition, StackService
 
 
@@ -80,3 +82,41 @@ def dependency_ready(
     if condition == "service_healthy":
         return len(running) >= replicas and all(t.get("health") in ("", "healthy", None) for t in running)
     return bool(running) or completed > 0
+
+
+def dependency_failed(
+    service: str, condition: str, tasks: Sequence[Mapping[str, Any]], job: Mapping[str, Any] | None = None
+) -> str:
+    """Why ``condition`` on ``service`` can no longer hold, or "" while it still may.
+
+    ``service_completed_successfully`` can never hold once a slot of the dependency failed and its
+    restart policy retries it no more: for a job (``job``: the ``job`` object of its service view) a
+    ``failed`` slot of its current execution; for a service (a Compose one-shot dependency), a task of
+    its current spec that failed and was shut down ``not restarted: ...`` (condition ``none``, or
+    ``max_attempts`` used). Compose fails ``up`` at once when such a dependency exits non-zero; before,
+    the deploy waited out ``--wait-timeout``. A policy that still retries (``on-failure`` without
+    ``max_attempts``) is waited for. The reason names the latest such task of ``tasks`` (``stack ps``
+    rows): its exit code, error and why it is not restarted."""
+    if condition != "service_completed_successfully":
+        return ""
+    iteration = int(job.get("iteration") or 0) if job else 0
+    failed = [
+        t
+        for t in tasks
+        if t.get("service") == service
+        and t.get("state") in ("failed", "rejected")
+        and t.get("up_to_date", True)
+        and (not iteration or t.get("job_iteration", 0) == iteration)
+    ]
+    final = [t for t in failed if str(t.get("message") or "").startswith(NOT_RESTARTED)]
+    slots = int(job.get("failed") or 0) if job else len({t.get("slot") for t in final})
+    if not slots:
+        return ""
+    latest = max(final or failed, key=lambda t: float(t.get("state_at") or 0), default=None)
+    detail = ""
+    if latest is not None:
+        code = latest.get("exit_code")
+        parts = [f"exit code {code}" if code is not None else "", str(latest.get("error") or "")]
+        parts.append(str(latest.get("message") or "no more restart attempts"))
+        detail = f" ({latest.get('name') or service}: {'; '.join(p for p in parts if p)})"
+    return f"{service} did not complete successfully: {slots} of its tasks failed for good{detail}"
