@@ -292,6 +292,7 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
     waves = deploy_waves(definition)
     result: dict[str, Any] = {"stack": definition.name, "services": []}
     actions: dict[str, dict[str, Any]] = {}
+    warned: set[str] = set()
     for index, wave in enumerate(waves):
         _wait(client, definition, wave.wait_for, args.wait_timeout)
         last = index == len(waves) - 1
@@ -305,6 +306,10 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
                 raise
             text = f"1 problem in {', '.join(args.compose_file)}:\n  {exc.message}"
             raise (UsageError if isinstance(exc, ConfigError) else type(exc))(text, field=exc.field) from exc
+        for warning in result.get("warnings") or ():  # each wave's request says it again: once
+            if warning not in warned:
+                warned.add(warning)
+                print(f"warning: {warning}", file=sys.stderr)
         for row in result["services"]:
             if row["action"] != "unchanged" or row["name"] not in actions:
                 actions[row["name"]] = row

@@ -28,7 +28,14 @@ from ..vault import KINDS
 from .network_ops import NetworkOps
 from .secret_ops import resolve_file_refs
 from .service_ops import ServiceOps
-from .stack_plan import named_volumes, parse_objects, placement_warning, specs_after, unused_stack_networks
+from .stack_plan import (
+    named_volumes,
+    parse_objects,
+    placement_warning,
+    relabelled_networks,
+    specs_after,
+    unused_stack_networks,
+)
 
 if TYPE_CHECKING:
     from ..stack.compose import StackDefinition
@@ -255,11 +262,16 @@ class StackOps:
 
     def check_networks(self, definition: StackDefinition) -> list[StackNetwork]:
         """The stack's networks still to create; refuses (before anything is written) an external one
-        that does not exist and a name taken by a network that is not this stack's."""
+        that does not exist, a name taken by a network that is not this stack's, a stack network whose
+        ``internal``/``attachable`` changed, and labels past the limits whether the network exists or not
+        (before: only when it was to be created, so a file refused on its first deploy passed a redeploy).
+        Labels that differ from an existing stack network's are warned (``relabelled_networks``)."""
         state = self.services.manager.snapshot()
         missing = []
         for net in definition.networks:
             record = state.network_by_name(net.name)
+            if not net.external:
+                check_labels(net.labels, f"networks.{net.key}.labels")
             if net.external:
                 if record is None and net.name != "p2porch":
                     raise NotFoundError(
@@ -268,7 +280,6 @@ class StackOps:
                         field=f"networks.{net.key}",
                     )
             elif record is None:
-                check_labels(net.labels, f"networks.{net.key}.labels")
                 missing.append(net)
             elif record.labels.get(STACK_LABEL) != definition.name:
                 raise ConflictError(
@@ -318,7 +329,8 @@ class StackOps:
                 for name in unused_stack_networks(state, definition.name, wanted, after)
             ]
         changing = {step["name"] for step in steps if step["action"] in (CREATED, UPDATED)}
-        warnings = [
+        warnings = relabelled_networks(state, definition.name, definition.networks)
+        warnings += [
             placement_warning(state, s.short_name, specs[s.name])
             for s in definition.services
             if s.name in changing
@@ -340,6 +352,8 @@ class StackOps:
         """Bring the cluster to ``definition`` (already validated); see :meth:`plan`. The stack's networks
         are created first; with ``prune``, its networks no service uses any more are removed last."""
         steps = self.plan(definition, prune)
+        state = self.services.manager.snapshot()
+        relabelled = relabelled_networks(state, definition.name, definition.networks)
         for net in self.check_networks(definition):
             await self.networks.create(
                 {
@@ -365,6 +379,8 @@ class StackOps:
                 view = self.services.view(self.services.find(step["id"]))
             results.append({**step, "id": view["id"], "version": view["version"]})
         out: dict[str, Any] = {"stack": definition.name, "services": results}
+        if relabelled:  # an optional key: a deploy without such a network answers as before
+            out["warnings"] = relabelled
         if prune:
             out["removed_networks"] = await self._prune_networks(definition)
         return out

@@ -1,8 +1,9 @@
 """What a `stack deploy` would change beyond its services, from the committed state (pure).
 
 Owns the parts of a dry run that a deploy does not work out before writing: the objects of the request
-body, which of the stack's networks a prune would remove, the named volumes its services use, and which
-services no node could run now (a deploy accepts them: their tasks wait, pending). The rules a deploy
+body, which of the stack's networks a prune would remove, which of them exist with other labels than the
+file's (left as they are, warned), the named volumes its services use, and which services no node could
+run now (a deploy accepts them: their tasks wait, pending). The rules a deploy
 refuses with are not here: a dry run runs the deploy's own checks (``StackOps.plan``,
 ``StackOps.check_networks``, ``stack.object_plan.object_actions``). Never writes anything.
 """
@@ -20,6 +21,7 @@ from ..raft.state import ClusterState
 from ..scheduler.filters import DEFAULT_FILTERS, Requirements, ResourceFilter, first_rejection
 from ..scheduler.nodeinfo import build_node_infos
 from ..stack.names import STACK_LABEL
+from ..stack.networks import StackNetwork
 from ..stack.object_plan import ObjectRef
 
 MAX_STACK_OBJECTS = 1000
@@ -57,6 +59,23 @@ def unused_stack_networks(
         for record in state.networks.values()
         if record.labels.get(STACK_LABEL) == stack and record.name not in wanted and record.name not in used
     )
+
+
+def relabelled_networks(state: ClusterState, stack: str, networks: Iterable[StackNetwork]) -> list[str]:
+    """Warnings for the stack's own networks that exist with other labels than the file gives them: a
+    network has no update, so, as Swarm's ``stack deploy`` leaves an existing stack network as it is, the
+    deploy keeps it and says so (external networks are only looked up: their labels are not the file's)."""
+    out = []
+    for net in networks:
+        record = None if net.external else state.network_by_name(net.name)
+        if record is None or record.labels.get(STACK_LABEL) != stack:
+            continue  # created by this deploy, or refused by StackOps.check_networks
+        if dict(record.labels) != {**net.labels, STACK_LABEL: stack}:
+            out.append(
+                f"networks.{net.key}.labels: network {net.name!r} exists with other labels and is left as it "
+                "is (a network cannot change, as in Swarm): remove the stack to create it anew with them"
+            )
+    return out
 
 
 def specs_after(

@@ -332,6 +332,46 @@ async def test_a_stack_network_whose_options_changed_is_refused_before_anything_
     assert manager.commands == before
 
 
+async def test_a_relabelled_stack_network_is_left_as_it_is_and_warned_as_swarm_leaves_it(ops, manager):
+    """A network has no update: a redeploy whose file gives a stack network other labels keeps the network
+    (Swarm's stack deploy skips an existing stack network) and says so, in the deploy and its dry run
+    (before: silently); the same file without changes warns nothing; an external network is only looked up."""
+    text = (
+        "services:\n  web:\n    image: nginx\n    networks: [front]\nnetworks:\n  front: {labels: {a: '1'}}\n"
+    )
+    first = await deploy(ops, "shop", text)
+    assert "warnings" not in first
+    assert "warnings" not in await deploy(ops, "shop", text)
+    assert not ops.dry_run(load_stack("shop", text, lambda path: ""))["warnings"]
+    before = list(manager.commands)
+    relabelled = text.replace("{a: '1'}", "{a: '2'}")
+    warning = (
+        "networks.front.labels: network 'shop_front' exists with other labels and is left as it is (a "
+        "network cannot change, as in Swarm): remove the stack to create it anew with them"
+    )
+    assert ops.dry_run(load_stack("shop", relabelled, lambda path: ""))["warnings"] == [warning]
+    assert (await deploy(ops, "shop", relabelled))["warnings"] == [warning]
+    assert manager.commands == before  # nothing written: the network and the service are as they were
+    assert dict(manager.state.network_by_name("shop_front").labels) == {"a": "1", "p2porch.stack": "shop"}
+    await ops.networks.create({"name": "common", "labels": {"x": "y"}})
+    external = (
+        "services:\n  web:\n    image: nginx\n    networks: [common]\nnetworks:\n  common: {external: true}\n"
+    )
+    assert "warnings" not in await deploy(ops, "shop", external)
+
+
+async def test_network_labels_past_the_limits_are_refused_whether_the_network_exists_or_not(ops, manager):
+    """Before: checked only when the network was to be created, so a file refused on its first deploy
+    passed a redeploy once its network existed."""
+    text = "services:\n  web:\n    image: nginx\n    networks: [front]\nnetworks:\n  front: {}\n"
+    await deploy(ops, "shop", text)
+    before = list(manager.commands)
+    big = text.replace("front: {}", f"front: {{labels: {{big: {'x' * 300_000}}}}}")
+    with pytest.raises(ConfigError, match="more than the limit of 262144") as refused:
+        await deploy(ops, "shop", big)
+    assert refused.value.field == "networks.front.labels" and manager.commands == before
+
+
 async def test_a_network_name_taken_outside_the_stack_is_refused(ops, manager):
     await ops.networks.create({"name": "shop_default"})
     with pytest.raises(ConflictError, match="outside stack"):
