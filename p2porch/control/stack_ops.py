@@ -329,7 +329,7 @@ class StackOps:
                 for name in unused_stack_networks(state, definition.name, wanted, after)
             ]
         changing = {step["name"] for step in steps if step["action"] in (CREATED, UPDATED)}
-        warnings = relabelled_networks(state, definition.name, definition.networks)
+        warnings: list[str | None] = [*relabelled_networks(state, definition.name, definition.networks)]
         warnings += [
             placement_warning(state, s.short_name, specs[s.name])
             for s in definition.services
