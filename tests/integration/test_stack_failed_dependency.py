@@ -13,12 +13,7 @@ import time
 
 from clusterkit import cli_json, compose_sample_fixture, stack_deploy
 
-ONE_SHOT = """
-services:
-  migrate:
-    image: p2porch/busybox:latest
-    command: ["sh", "-c", "echo migrating; exit 3"]
-    restart: "no"
+APP = """
   app:
     image: p2porch/busybox:latest
     command: ["sleep", "1d"]
@@ -27,7 +22,19 @@ services:
       migrate: {condition: service_completed_successfully}
 """
 
-JOB = """
+ONE_SHOT = (
+    """
+services:
+  migrate:
+    image: p2porch/busybox:latest
+    command: ["sh", "-c", "echo migrating; exit 3"]
+    restart: "no"
+"""
+    + APP
+)
+
+JOB = (
+    """
 services:
   migrate:
     image: p2porch/busybox:latest
@@ -35,13 +42,9 @@ services:
     deploy:
       mode: replicated-job
       restart_policy: {condition: on-failure, delay: 1s, max_attempts: 1}
-  app:
-    image: p2porch/busybox:latest
-    command: ["sleep", "1d"]
-    stop_grace_period: 1s
-    depends_on:
-      migrate: {condition: service_completed_successfully}
 """
+    + APP
+)
 
 cluster = compose_sample_fixture(
     "p8s",

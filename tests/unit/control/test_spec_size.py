@@ -11,13 +11,11 @@ import pytest
 
 from p2porch.api.server import build_app
 from p2porch.control.routes import service_endpoints
-from p2porch.control.service_ops import ServiceOps
 from p2porch.control.stack_ops import StackOps
 from p2porch.errors import ConfigError
 from p2porch.model import ServiceSpec
 from p2porch.raft.spec_size import MAX_SPEC_BYTES, check_spec_size, spec_bytes
 from p2porch.stack import load_stack
-from p2porch.testing.memstore import MemoryManager
 from p2porch.wire import MAX_FRAME_BYTES
 
 
@@ -34,16 +32,6 @@ def spec_of(name: str, size: int, fill: str = "x") -> dict[str, object]:
     return spec
 
 
-@pytest.fixture
-def manager() -> MemoryManager:
-    return MemoryManager()
-
-
-@pytest.fixture
-def services(manager) -> ServiceOps:
-    return ServiceOps(manager, logs=None)  # type: ignore[arg-type]
-
-
 def test_two_specs_at_the_limit_leave_room_in_one_raft_entry():
     assert 2 * MAX_SPEC_BYTES + 1024 * 1024 <= MAX_FRAME_BYTES
     check_spec_size(ServiceSpec.from_dict(spec_of("web", MAX_SPEC_BYTES)))
@@ -55,23 +43,23 @@ def test_two_specs_at_the_limit_leave_room_in_one_raft_entry():
     )
 
 
-async def test_a_spec_at_the_limit_is_created_updated_and_rolled_back(services, manager):
-    await services.create(spec_of("web", MAX_SPEC_BYTES))
-    await services.update("web", {"command": command_of("web", MAX_SPEC_BYTES, "y")})  # both specs: ~14 MiB
-    service = services.find("web")
+async def test_a_spec_at_the_limit_is_created_updated_and_rolled_back(ops, manager):
+    await ops.create(spec_of("web", MAX_SPEC_BYTES))
+    await ops.update("web", {"command": command_of("web", MAX_SPEC_BYTES, "y")})  # both specs: ~14 MiB
+    service = ops.find("web")
     assert service.spec.command[0][0] == "y" and service.previous_spec is not None
     assert service.previous_spec.command[0][0] == "x"
-    await services.rollback("web")
-    assert services.find("web").spec.command[0][0] == "x"
+    await ops.rollback("web")
+    assert ops.find("web").spec.command[0][0] == "x"
     with pytest.raises(ConfigError, match="7340042 bytes encoded"):  # a limit: `replicas: 3` adds 10 bytes
-        await services.scale("web", 3)
-    await services.update("web", {"command": command_of("web", MAX_SPEC_BYTES - 10)})
-    await services.scale("web", 3)
+        await ops.scale("web", 3)
+    await ops.update("web", {"command": command_of("web", MAX_SPEC_BYTES - 10)})
+    await ops.scale("web", 3)
     assert manager.commands == ["create_service"] + ["update_service"] * 4
 
 
-async def test_one_byte_past_the_limit_is_a_400_naming_the_field_at_create_and_update(services, manager):
-    transport = httpx.ASGITransport(app=build_app(service_endpoints(services)))
+async def test_one_byte_past_the_limit_is_a_400_naming_the_field_at_create_and_update(ops, manager):
+    transport = httpx.ASGITransport(app=build_app(service_endpoints(ops)))
     async with httpx.AsyncClient(transport=transport, base_url="http://p2porch/v1") as client:
         response = await client.post("/services", json=spec_of("web", MAX_SPEC_BYTES + 1))
         error = response.json()
@@ -81,14 +69,14 @@ async def test_one_byte_past_the_limit_is_a_400_naming_the_field_at_create_and_u
         over = {"command": command_of("web", MAX_SPEC_BYTES + 1)}
         response = await client.post("/services/web/update", json=over)
         assert response.status_code == 400 and response.json()["field"] == "command", response.json()
-    assert manager.writes == 1 and services.find("web").spec.command == ()
+    assert manager.writes == 1 and ops.find("web").spec.command == ()
 
 
-async def test_a_stack_service_past_the_limit_is_refused_by_its_compose_key(services, manager):
+async def test_a_stack_service_past_the_limit_is_refused_by_its_compose_key(ops, manager):
     # a Compose file is at most 4 MiB: an anchor of 1 MiB used 8 times makes an 8 MiB command
     mib = "x" * (1024 * 1024)
     aliases = ", ".join(["*big"] * 8)
     text = f"x-big: &big {mib}\nservices:\n  web:\n    image: busybox\n    command: [{aliases}]\n"
     with pytest.raises(ConfigError, match="more than the limit of 7340032") as refused:
-        await StackOps(services).apply(load_stack("st", text, lambda path: ""))
+        await StackOps(ops).apply(load_stack("st", text, lambda path: ""))
     assert refused.value.field == "services.web" and manager.writes == 0

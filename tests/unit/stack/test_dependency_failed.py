@@ -1,6 +1,7 @@
 """`depends_on: {condition: service_completed_successfully}` on a dependency that fails for good: the pure
 verdict (``stack/rollout.dependency_failed``) and `stack deploy` over a fake API ending at once with exit 1
-naming the service, without sending the dependent's wave (before: it polled until ``--wait-timeout``)."""
+naming the service, without sending the dependent's wave (before: it polled until ``--wait-timeout``); and
+the daemon's warnings (a relabelled stack network left as it is), answered by each wave, printed once."""
 
 from __future__ import annotations
 
@@ -99,8 +100,9 @@ class Api:
     """`stack deploy`'s view of the daemon: the first wave is accepted; the migration's task then does
     what ``outcomes`` says, one state per poll."""
 
-    def __init__(self, outcomes: list[dict[str, Any]]) -> None:
+    def __init__(self, outcomes: list[dict[str, Any]], warnings: tuple[str, ...] = ()) -> None:
         self.outcomes = outcomes
+        self.warnings = list(warnings)
         self.polls = 0
         self.waves: list[list[str]] = []
 
@@ -118,7 +120,8 @@ class Api:
         assert path == "/stacks/shop"
         names = [s["spec"]["name"] for s in body["services"]]
         self.waves.append(names)
-        return {"stack": "shop", "services": [{"name": n, "action": "created", "id": n} for n in names]}
+        rows = [{"name": n, "action": "created", "id": n} for n in names]
+        return {"stack": "shop", "services": rows, **({"warnings": self.warnings} if self.warnings else {})}
 
 
 def deploy(tmp_path: Path, api: Api, monkeypatch: pytest.MonkeyPatch) -> int:
@@ -142,3 +145,12 @@ def test_deploy_goes_on_once_a_retried_dependency_completes(tmp_path, monkeypatc
     api = Api([RETRIED, RETRIED, done])
     assert deploy(tmp_path, api, monkeypatch) == 0
     assert api.polls == 3 and api.waves == [["shop-migrate"], ["shop-migrate", "shop-web"]]
+
+
+def test_the_daemons_warnings_are_printed_once_over_the_waves(tmp_path, monkeypatch, capsys):
+    warning = "networks.front.labels: network 'shop_front' exists with other labels and is left as it is"
+    done = task("complete", "not restarted: completed (restart condition on-failure)")
+    api = Api([done], warnings=(warning,))
+    assert deploy(tmp_path, api, monkeypatch) == 0
+    err = capsys.readouterr().err
+    assert len(api.waves) == 2 and err.count(f"warning: {warning}") == 1, err
