@@ -270,8 +270,6 @@ class StackOps:
         missing = []
         for net in definition.networks:
             record = state.network_by_name(net.name)
-            if not net.external:
-                check_labels(net.labels, f"networks.{net.key}.labels")
             if net.external:
                 if record is None and net.name != "p2porch":
                     raise NotFoundError(
@@ -279,7 +277,9 @@ class StackOps:
                         "(p2porch network create)",
                         field=f"networks.{net.key}",
                     )
-            elif record is None:
+                continue
+            check_labels(net.labels, f"networks.{net.key}.labels")  # the same verdict, created or not
+            if record is None:
                 missing.append(net)
             elif record.labels.get(STACK_LABEL) != definition.name:
                 raise ConflictError(
