@@ -1,15 +1,15 @@
 """Applies a network isolation plan to the kernel (blocking shell; call from a worker thread).
 
-Owns the ``P2P-NETPOL``/``P2P-NETREJ`` chains, the one jump to them at the top of the forward chain and the
-``p2p-`` ipsets the rules match on. ``apply`` first makes the planned sets hold exactly their members (one
-``ipset restore`` of the differences; the kernel's sets are read on the first pass and when asked to verify,
-otherwise the last written content is trusted; a kept plan whose edits start from the content last written has
-just those edits written, O(changed addresses)), then compares what one ``iptables -S`` of the filter table
-shows with the plan and rewrites the chains in one ``iptables-restore --noflush`` transaction only when they
-differ, deletes ``P2P-NET*`` chains no longer planned (an earlier layout's), keeps the jump the first rule of
-the chain (inserted by that same restore when no jump of ours is anywhere), and destroys the sets no rule
-matches on any more (a restarted daemon's first pass repairs whatever a crash left). ``remove`` deletes the
-jump, every chain and every set. It never touches other rules or sets.
+Owns the ``P2P-NETPOL``/``P2P-NETREJ`` chains, the one jump to them at the top of the forward chain and
+the ``p2p-`` ipsets the rules match on. ``apply`` first makes the planned sets hold exactly their members
+(one ``ipset restore`` of the differences; the kernel's sets are read on the first pass and when asked to
+verify, otherwise the last written content is trusted; a kept plan whose edits start from the content last
+written has just those edits written, O(changed addresses)), then compares what one ``iptables -S`` of the
+filter table shows with the plan and rewrites the chains in one ``iptables-restore --noflush`` transaction
+only when they differ, deletes ``P2P-NET*`` chains no longer planned (an earlier layout's), keeps the jump
+the first rule of the chain (inserted by that same restore when no jump of ours is anywhere), and
+destroys the sets no rule matches on any more (a restarted daemon's first pass repairs whatever a crash
+left). ``remove`` deletes the jump, every chain and every set. It never touches other rules or sets.
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
 """Keeps the kernel, the Docker network and the firewall in line with the live peer set (trio shell).
 
-Owns the reconcile loop of one node: after a burst of change notifications (``Debounce``: once they pause for
-``CHANGE_QUIET_S``, at most ``CHANGE_MAX_DELAY_S`` after the first) it plans from the peers and, when they
-differ from the last pass's, diffs the plan against the device as the last pass left it and applies only the
-difference (a change that moves no peer, e.g. a task's state, costs nothing; one that moves peers' routes,
-neighbours or FDB entries reads no kernel state; a link or address change reads the device first and after,
-only the link after creating it); every ``resync_interval_s`` it reads and diffs whatever the peers and also
-re-checks the Docker network and iptables rules, so anything deleted by hand comes back (and a failed pass is
-retried as a full one). All blocking calls (pyroute2, docker SDK, iptables) run in worker threads. It never
-decides who is alive or which subnet a node leases: the caller passes ``get_peers`` (the daemon adapts Raft
-leases + gossip). Cancelling the loop leaves the kernel state in place (a restarted daemon adopts it); only
-``teardown`` removes it.
+Owns the reconcile loop of one node: after a burst of change notifications (``Debounce``: once they
+pause for ``CHANGE_QUIET_S``, at most ``CHANGE_MAX_DELAY_S`` after the first) it plans from the peers
+and, when they differ from the last pass's, diffs the plan against the device as the last pass left it
+and applies only the difference (a change that moves no peer, e.g. a task's state, costs nothing; one
+that moves peers' routes, neighbours or FDB entries reads no kernel state; a link or address change
+reads the device first and after, only the link after creating it); every ``resync_interval_s`` it
+reads and diffs whatever the peers and also re-checks the Docker network and iptables rules, so
+anything deleted by hand comes back (and a failed pass is retried as a full one). All blocking calls
+(pyroute2, docker SDK, iptables) run in worker threads. It never decides who is alive or which subnet a
+node leases: the caller passes ``get_peers`` (the daemon adapts Raft leases + gossip).
+Cancelling the loop leaves the kernel state in place (a restarted daemon adopts it); only ``teardown``
+removes it.
 """
 
 from __future__ import annotations
