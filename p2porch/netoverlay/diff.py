@@ -226,6 +226,30 @@ def entries_applied(observed: KernelState, ops: list[Operation]) -> KernelState 
     return KernelState(observed.link, observed.addresses, routes, neighbours, frozenset(fdb))
 
 
+def created_state(link: LinkState, ops: list[Operation]) -> KernelState | None:
+    """What the device holds after ``ops`` when they (re)created it: a ``CreateLink`` (after at most a
+    ``DeleteLink``), its ``SetLinkUp`` and ``AddAddress`` and entries, nothing else. The kernel drops a
+    device's entries with it, so the new one holds exactly what ``ops`` added; ``link``: the device as
+    read back (its MTU is the kernel's choice). None for any other operations (read the kernel)."""
+    rest = ops[1:] if ops[:1] and isinstance(ops[0], DeleteLink) else ops
+    if not rest or not isinstance(rest[0], CreateLink) or not link.matches(rest[0].link):
+        return None
+    addresses: set[str] = set()
+    entries: list[Operation] = []
+    for op in rest[1:]:
+        if isinstance(op, AddAddress):
+            addresses.add(op.address)
+        elif isinstance(op, _ENTRY_OPS):
+            entries.append(op)
+        elif not isinstance(op, SetLinkUp):
+            return None
+    routes: dict[str, str | None] = {}
+    neighbours: dict[str, tuple[str, bool]] = {}
+    fdb: set[tuple[str, str]] = set()
+    _patch(routes, neighbours, fdb, entries)
+    return KernelState(link, frozenset(addresses), routes, neighbours, frozenset(fdb))
+
+
 def patch_entries(observed: KernelState, ops: list[Operation]) -> bool:
     """``entries_applied`` in place (O(len(ops))): ``observed`` must hold its own dicts and a ``set`` of
     FDB entries. False, with nothing changed, when an operation touches the link or an address."""

@@ -145,6 +145,11 @@ class NetlinkDriver:
         """The overlay device's link, IPv4 addresses, main-table routes, neighbours and FDB."""
         return self._run(lambda ipr: self._read(ipr, device))
 
+    def read_link(self, device: str) -> LinkState | None:
+        """The overlay device's link alone (None: absent), as ``read`` sees it: after the device was
+        created, its entries are the ones just added (``diff.created_state``)."""
+        return self._run(lambda ipr: self._read_link(ipr, device))
+
     def apply(self, ops: Sequence[Operation]) -> None:
         """Apply ``ops`` in order; the first real failure raises OverlayError naming the operation."""
         if ops:
@@ -172,6 +177,11 @@ class NetlinkDriver:
             index = found[0]
         link = ipr.get_links(index)[0]
         return link.get("IFLA_IFNAME"), int(link.get("IFLA_MTU"))
+
+    def _read_link(self, ipr: Any, device: str) -> LinkState | None:
+        self._indexes.clear()
+        found = ipr.link_lookup(ifname=device)
+        return _link_state(ipr, ipr.get_links(found[0])[0]) if found else None
 
     def _read(self, ipr: Any, device: str) -> KernelState:
         self._indexes.clear()

@@ -7,9 +7,9 @@ verify, otherwise the last written content is trusted; a kept plan whose edits s
 written has just those edits written, O(changed addresses)), then compares what one ``iptables -S`` of the
 filter table shows with the plan and rewrites the chains in one ``iptables-restore --noflush`` transaction
 only when they differ, deletes ``P2P-NET*`` chains no longer planned (an earlier layout's), keeps the jump
-the first rule of the chain, and destroys the sets no rule matches on any more (a restarted daemon's first
-pass repairs whatever a crash left). ``remove`` deletes the jump, every chain and every set. It never
-touches other rules or sets.
+the first rule of the chain (inserted by that same restore when no jump of ours is anywhere), and
+destroys the sets no rule matches on any more (a restarted daemon's first pass repairs whatever a crash
+left). ``remove`` deletes the jump, every chain and every set. It never touches other rules or sets.
 """
 
 from __future__ import annotations
@@ -84,15 +84,24 @@ class PolicyFirewall:
         it); a pass that finds the kernel right runs one process (two when verifying)."""
         changes = self._write_sets(plan, verify)
         listing = self.fw.listing("filter")
+        jump_written = False
         if any(listing.rules_of(c) != plan.chain_lines(c) for c in plan.chains):
-            self.fw.restore(plan.text)  # replaces the planned chains only: the rest of the listing holds
+            # replaces the planned chains only: the rest of the listing holds; a missing jump with no
+            # other jump of ours anywhere goes in the same restore (issue 19: a node's first pass ran
+            # one more process for it)
+            jump = self._jump_line(listing)
+            jump_written = jump is not None
+            self.fw.restore(with_line(plan.text, jump) if jump is not None else plan.text)
             changes.append(f"rewrote {len(plan.chains)} chains ({plan.rule_count} rules)")
         listed = [c for c in listing.chains if c.startswith(CHAIN_PREFIX)]
         for chain in stale_chains(listed, plan):
             self._ipt("-F", chain, check=False)
             self._ipt("-X", chain, check=False)
             changes.append(f"deleted chain {chain}")
-        changes += self._ensure_jump_first(listing)
+        if jump_written:
+            changes.append(f"jump to {POLICY_CHAIN} first in {self.fw.forward_chain(listing)}")
+        else:
+            changes += self._ensure_jump_first(listing)
         planned = set(plan.sets)
         changes += self._destroy_sets(name for name in self._known_names() if name not in planned)
         return changes
@@ -144,6 +153,18 @@ class PolicyFirewall:
                 self._names.discard(name)
         return changes
 
+    def _jump_line(self, listing: Listing) -> str | None:
+        """The restore line that puts the jump first (None: it is first already, or a jump of ours is
+        elsewhere and must be deleted before, by ``_ensure_jump_first``)."""
+        forward = self.fw.forward_chain(listing)
+        lines = listing.rules_of(forward) or []
+        if lines and shlex.split(lines[0])[1:] == jump_rule(forward):
+            return None
+        for chain in ("DOCKER-USER", "FORWARD"):
+            if any(f"--comment {JUMP_COMMENT}" in line for line in listing.rules_of(chain) or []):
+                return None
+        return shlex.join(["-I", forward, "1", *jump_rule(forward)[1:]])
+
     def _ensure_jump_first(self, listing: Listing) -> list[str]:
         forward = self.fw.forward_chain(listing)
         wanted = jump_rule(forward)
@@ -176,3 +197,11 @@ class PolicyFirewall:
         except OverlayError:  # ipset not installed: no set of ours can exist
             return len(chains)
         return len(chains) + len(self._destroy_sets(n for n in listed if n.startswith(SET_PREFIX)))
+
+
+def with_line(text: str, line: str) -> str:
+    """``text`` (one table's restore text) with ``line`` before its ``COMMIT``."""
+    head, commit, tail = text.rpartition("COMMIT\n")
+    if not commit:
+        raise ValueError("a restore text without COMMIT")
+    return f"{head}{line}\n{commit}{tail}"

@@ -5,11 +5,11 @@ pause for ``CHANGE_QUIET_S``, at most ``CHANGE_MAX_DELAY_S`` after the first) it
 and, when they differ from the last pass's, diffs the plan against the device as the last pass left it
 and applies only the difference (a change that moves no peer, e.g. a task's state, costs nothing; one
 that moves peers' routes, neighbours or FDB entries reads no kernel state; a link or address change
-reads the device first and after); every ``resync_interval_s`` it reads and diffs whatever the peers
-and also re-checks the Docker network and iptables rules, so anything deleted by hand comes back
-(and a failed pass is retried as a full one). All blocking calls (pyroute2, docker SDK, iptables) run
-in worker threads. It never decides who is alive or which subnet a node leases: the caller passes
-``get_peers`` (the daemon adapts Raft leases + gossip).
+reads the device first and after, only the link after creating it); every ``resync_interval_s`` it
+reads and diffs whatever the peers and also re-checks the Docker network and iptables rules, so
+anything deleted by hand comes back (and a failed pass is retried as a full one). All blocking calls
+(pyroute2, docker SDK, iptables) run in worker threads. It never decides who is alive or which subnet a
+node leases: the caller passes ``get_peers`` (the daemon adapts Raft leases + gossip).
 Cancelling the loop leaves the kernel state in place (a restarted daemon adopts it); only ``teardown``
 removes it.
 """
@@ -28,8 +28,11 @@ from ..buckets import RECONCILE_BUCKETS, BucketCounts
 from ..debounce import Debounce
 from ..errors import OverlayError
 from .diff import (
+    CreateLink,
+    DeleteLink,
     KernelState,
     Operation,
+    created_state,
     describe,
     diff_overlay,
     diff_peers,
@@ -137,11 +140,23 @@ class OverlayReconciler:
         ops = diff_overlay(observed, plan)
         if ops:
             await self._applied(ops)
-            observed = await self._blocking(self.driver.read, self.settings.device)
+            observed = await self._read_after(ops)
         self._kept, self._observed = kept, own_copy(observed)
         await self._write_allow_list(known)
         self._count_pass(started, ops)
         return ops
+
+    async def _read_after(self, ops: list[Operation]) -> KernelState:
+        """The device after ``ops``: when they created it (a joiner's first pass), its link read back and
+        its entries the ones just added (issue 19: the whole read was ~6 ms of pyroute2 per joiner);
+        else, or when the link is not as created, read whole."""
+        device = self.settings.device
+        if ops and isinstance(ops[0], CreateLink | DeleteLink):
+            link = await self._blocking(self.driver.read_link, device)
+            created = created_state(link, ops) if link is not None and link.up else None
+            if created is not None:
+                return created
+        return await self._blocking(self.driver.read, device)
 
     async def _applied(self, ops: list[Operation]) -> None:
         if not ops:

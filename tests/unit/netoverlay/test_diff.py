@@ -17,6 +17,7 @@ from p2porch.netoverlay.diff import (
     SetLinkUp,
     SetNeighbour,
     SetRoute,
+    created_state,
     describe,
     diff_overlay,
     entries_applied,
@@ -222,3 +223,29 @@ def test_link_and_address_changes_are_not_modelled():
         is None
     )
     assert entries_applied(KernelState(), []) == KernelState()
+
+
+@settings(max_examples=100, deadline=None)
+@given(peer_sets, st.booleans())
+def test_a_created_device_is_modelled_from_its_link_and_the_operations(spec, foreign):
+    # a first pass reads only the link back after creating the device (issue 19): what it models is
+    # what the kernel holds, whether the device was absent or another one was deleted first
+    before = KernelState()
+    if foreign:
+        other = dataclasses.replace(converge(peer(2)).link, vni=99)
+        before = KernelState(other, frozenset({"10.241.9.0/32"}), {"10.241.9.0/24": "10.241.9.0"})
+    ops = diff_overlay(before, plan(*_peers(spec)))
+    after = apply(before, ops)
+    assert created_state(after.link, ops) == after
+    # a pass over the device it created is not a creation: the kernel is read whole
+    ops = diff_overlay(after, plan(peer(13)))
+    assert ops and created_state(after.link, ops) is None
+
+
+def test_a_link_other_than_the_one_created_is_not_modelled():
+    ops = diff_overlay(KernelState(), plan(peer(2)))
+    link = apply(KernelState(), ops).link
+    assert created_state(link, ops) is not None
+    assert created_state(dataclasses.replace(link, vni=7), ops) is None  # someone replaced it since
+    assert created_state(link, [*ops, DeleteAddress(DEV, "10.241.1.0/32")]) is None
+    assert created_state(link, []) is None

@@ -231,3 +231,55 @@ def test_the_firewall_reads_the_kernels_sets_exactly_when_it_does_not_know_them(
         firewall.apply(_full(addresses, frozenset()))
     # unknown after a failure: read, then written
     assert sets_pass(_full(addresses, frozenset())) == ["ipset save", "ipset restore"]
+
+
+class FilterRunner(ModelRunner):
+    """``ModelRunner`` with a filter table as ``iptables -S`` prints it; records restores and iptables
+    processes."""
+
+    def __init__(self, filter_text: str) -> None:
+        super().__init__()
+        self.filter_text = filter_text
+        self.restores: list[str] = []
+
+    def ipt(self, table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        self.calls.append("iptables " + " ".join(args))
+        return subprocess.CompletedProcess(["iptables"], 0, "", "")
+
+    def restore(self, text: str) -> None:
+        super().restore(text)
+        self.restores.append(text)
+
+    def forward_chain(self, listing: Listing | None = None) -> str:
+        return "DOCKER-USER"
+
+    def listing(self, table: str) -> Listing:
+        return Listing.parse(self.filter_text)
+
+
+JUMP = "-I DOCKER-USER 1 -m comment --comment p2pnet-policy -j P2P-NETPOL"
+
+
+def test_a_first_pass_puts_the_jump_in_the_chains_restore() -> None:
+    # issue 19: a joiner's first pass ran an `iptables -I` of its own for the jump
+    runner = FilterRunner("-P FORWARD DROP\n-N DOCKER-USER\n-A DOCKER-USER -i p2p-vx0 -j ACCEPT\n")
+    changes = PolicyFirewall(runner).apply(_full({"10.240.1.2": frozenset({"a"})}, frozenset()))  # type: ignore[arg-type]
+    assert [c for c in runner.calls if c.startswith("iptables")] == ["iptables-restore"]
+    text = runner.restores[0]
+    assert text.index(":P2P-NETPOL - [0:0]") < text.index(JUMP) < text.rindex("COMMIT")
+    assert "jump to P2P-NETPOL first in DOCKER-USER" in changes
+
+
+def test_a_jump_of_ours_elsewhere_is_moved_by_its_own_processes() -> None:
+    # a jump below another rule: deleted, then inserted first (a jump in the restore would be deleted
+    # by the `-D`, which removes the first rule that matches)
+    runner = FilterRunner(
+        "-P FORWARD DROP\n-N DOCKER-USER\n-A DOCKER-USER -i p2p-vx0 -j ACCEPT\n"
+        "-A DOCKER-USER -m comment --comment p2pnet-policy -j P2P-NETPOL\n"
+    )
+    PolicyFirewall(runner).apply(_full({"10.240.1.2": frozenset({"a"})}, frozenset()))  # type: ignore[arg-type]
+    assert JUMP not in runner.restores[0]
+    assert [c for c in runner.calls if c.startswith("iptables ")] == [
+        "iptables -D DOCKER-USER -m comment --comment p2pnet-policy -j P2P-NETPOL",
+        "iptables " + JUMP.replace("-I ", "-I ", 1),
+    ]
