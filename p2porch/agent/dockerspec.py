@@ -241,8 +241,8 @@ def engine_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
                 else value
             )
     host = parts["host"]
-    if "log_driver" in options:
-        host["LogConfig"] = {"Type": options["log_driver"], "Config": dict(options.get("log_opts") or {})}
+    if "log_driver" in options or "log_opts" in options:  # Type "": the engine's default driver takes them
+        host["LogConfig"] = {"Type": options.get("log_driver", ""), "Config": dict(options.get("log_opts") or {})}
     if "ulimits" in options:
         host["Ulimits"] = [
             {"Name": name, "Soft": limit["soft"], "Hard": limit["hard"]}

@@ -244,8 +244,6 @@ class ContainerOptions:
             for cap in getattr(self, key):
                 if not _CAP_RE.match(cap):
                     raise _err(key, f"invalid capability {cap!r} (e.g. NET_ADMIN or ALL)", "container")
-        if self.log_opts and not self.log_driver:
-            raise _err("log_opts", "need a log driver", "container")
         if self.log_driver and not _LOG_DRIVER_RE.match(self.log_driver):
             raise _err("log_driver", f"invalid log driver {self.log_driver!r}", "container")
         for name, _ in self.sysctls:

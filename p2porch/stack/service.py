@@ -332,8 +332,7 @@ def _logging(value: Any, path: str, container: dict[str, Any]) -> None:
         opts = any_mapping(options, f"{path}.options")
         container["log_opts"] = {  # an option without a value is not set, as in Compose
             k: scalar_text(v, f"{path}.options.{k}") for k, v in opts.items() if v is not None
-        }
-        container.setdefault("log_driver", "json-file")
+        }  # without a driver: the node engine's default driver takes them, as in Compose and Swarm
 
 
 def _devices(value: Any, path: str) -> list[str]:

@@ -54,6 +54,14 @@ def test_container_options_round_trip_and_reach_container_create():
     assert body["StopSignal"] == "SIGQUIT" and host["ShmSize"] == 64 * 1024**2
 
 
+def test_log_options_without_a_driver_go_to_the_engines_default_driver():
+    # Compose's and Swarm's logging.options without driver: LogConfig.Type "" (the daemon's log-driver)
+    spec = ServiceSpec.from_dict({"name": "db", "image": "x", "container": {"log_opts": {"max-size": "100M"}}})
+    assert ServiceSpec.from_dict(spec.to_dict()) == spec and spec.container.log_driver == ""
+    _, body = create_request(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
+    assert body["HostConfig"]["LogConfig"] == {"Type": "", "Config": {"max-size": "100M"}}
+
+
 def test_a_host_name_given_twice_keeps_both_addresses_in_order():
     spec = ServiceSpec.from_dict(
         {"name": "db", "image": "x", "container": {"extra_hosts": ["gw:10.0.0.2", "gw:10.0.0.1"]}}
@@ -75,7 +83,6 @@ def test_default_options_leave_the_template_hash_of_older_specs_alone():
     [
         ({"cap_add": ["net admin"]}, "container.cap_add"),
         ({"ulimits": {"nofile": {"soft": 10, "hard": 5}}}, "container.ulimits.nofile"),
-        ({"log_opts": {"a": "b"}}, "container.log_opts"),
         ({"stop_signal": "kill me"}, "container.stop_signal"),
         ({"privileged": True}, "container.privileged"),
         ({"extra_hosts": ["nohost"]}, "container.extra_hosts[0]"),
