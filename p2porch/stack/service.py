@@ -85,11 +85,12 @@ _CONTAINER_KEYS = {
     "log_opts": "logging.options",
     "dns_options": "dns_opt",
     "groups": "group_add",
+    "memswap_limit_bytes": "memswap_limit",
 }
 _EXPOSE_RE = re.compile(r"^[0-9]{1,5}(?:-[0-9]{1,5})?(?:/(?:tcp|udp|sctp))?$")
 _DIRECT_CONTAINER_KEYS = (
     "hostname", "init", "cap_add", "cap_drop", "extra_hosts", "ulimits", "shm_size",
-    "read_only", "security_opt", "stop_signal", "pids_limit",
+    "read_only", "security_opt", "stop_signal", "pids_limit", "memswap_limit",
 )  # fmt: skip
 
 
