@@ -178,9 +178,7 @@ class ServiceSpec:
             raise field_error("limit_memory", "must not be below reserve_memory")
         swap = self.container.memswap_limit_bytes  # Docker refuses both at container create
         if swap > 0 and not self.limit_memory_bytes:
-            raise field_error(
-                "container.memswap_limit", "needs a memory limit: it is memory plus swap"
-            )
+            raise field_error("container.memswap_limit", "needs a memory limit: it is memory plus swap")
         if swap > 0 and swap < self.limit_memory_bytes:
             raise field_error(
                 "container.memswap_limit", "must not be below the memory limit: it is memory plus swap"
