@@ -224,6 +224,7 @@ _DIRECT_OPTIONS = {
     "extra_hosts": ("host", "ExtraHosts"),  # HOST:ADDRESS entries, in the spec's order
     "groups": ("host", "GroupAdd"),
     "dns_options": ("host", "DnsOptions"),  # beside Dns/DnsSearch, the cluster DNS the agent sets
+    "memswap_limit_bytes": ("host", "MemorySwap"),  # beside Memory (the limit_memory): swap = the rest
 }
 
 
@@ -241,8 +242,11 @@ def engine_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
                 else value
             )
     host = parts["host"]
-    if "log_driver" in options:
-        host["LogConfig"] = {"Type": options["log_driver"], "Config": dict(options.get("log_opts") or {})}
+    if "log_driver" in options or "log_opts" in options:  # Type "": the engine's default driver takes them
+        host["LogConfig"] = {
+            "Type": options.get("log_driver", ""),
+            "Config": dict(options.get("log_opts") or {}),
+        }
     if "ulimits" in options:
         host["Ulimits"] = [
             {"Name": name, "Soft": limit["soft"], "Hard": limit["hard"]}

@@ -211,8 +211,8 @@ def task_template(view: Mapping[str, Any]) -> GoStruct:
     spec = view["spec"]
     options = spec.get("container") or {}
     log = None
-    if options.get("log_driver"):
-        log = go_struct("*swarm.Driver", ("Options",), Name=options["log_driver"],
+    if options.get("log_driver") or options.get("log_opts"):
+        log = go_struct("*swarm.Driver", ("Options",), Name=options.get("log_driver", ""),
                         Options=string_map(dict(options.get("log_opts") or {})))  # fmt: skip
     return go_struct(
         "swarm.TaskSpec",

@@ -2,9 +2,9 @@
 
 ``ContainerOptions`` owns the validated runtime options Docker applies to each task's container and that
 the scheduler never looks at: hostname, init, capabilities, extra hosts, logging driver, ulimits, sysctls,
-read-only root, security options, stop signal, /dev/shm size, pids limit, host devices, supplementary groups
-and resolver options. It is carried in ``ServiceSpec.container`` and turned into container-create arguments
-by the agent (``agent/dockerspec.py``).
+read-only root, security options, stop signal, /dev/shm size, pids limit, host devices, supplementary groups,
+resolver options and the memory+swap limit. It is carried in ``ServiceSpec.container`` and turned into
+container-create arguments by the agent (``agent/dockerspec.py``).
 ``from_dict`` accepts the canonical keys of ``to_dict`` and Docker CLI forms (``nofile=1024:2048``,
 ``host:ip``, ``64M``, ``/dev/dri``); every error is a ``ConfigError`` naming ``container.<key>``.
 No I/O, no cluster state.
@@ -205,6 +205,13 @@ def _devices(value: Any, key: str, prefix: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _memswap_limit(value: Any, key: str, prefix: str) -> int:
+    """Compose's ``memswap_limit``: a size (``4G``, bytes), or -1 for unlimited swap (``--memory-swap``)."""
+    if value in (-1, "-1") and not isinstance(value, bool):
+        return -1
+    return parse_size(value, key, prefix)
+
+
 def _pids_limit(value: Any, key: str, prefix: str) -> int:
     digits = value.strip().removeprefix("-") if isinstance(value, str) else ""
     if digits.isascii() and digits.isdigit() and len(digits) <= 18:  # not ² (int refuses it) nor 5000 digits
@@ -235,6 +242,7 @@ class ContainerOptions:
     devices: tuple[str, ...] = ()  # "HOST:CONTAINER:PERMISSIONS"
     groups: tuple[str, ...] = ()  # supplementary groups of the container's process (Docker's --group)
     dns_options: tuple[str, ...] = ()  # resolv.conf options beside the cluster DNS (--dns-option)
+    memswap_limit_bytes: int = 0  # memory + swap (memswap_limit): 0 = the engine's default; -1 = unlimited
 
     def __post_init__(self) -> None:
         # Swarm's templates (``{{.Node.Hostname}}``) are expanded with stand-in values first
@@ -244,8 +252,6 @@ class ContainerOptions:
             for cap in getattr(self, key):
                 if not _CAP_RE.match(cap):
                     raise _err(key, f"invalid capability {cap!r} (e.g. NET_ADMIN or ALL)", "container")
-        if self.log_opts and not self.log_driver:
-            raise _err("log_opts", "need a log driver", "container")
         if self.log_driver and not _LOG_DRIVER_RE.match(self.log_driver):
             raise _err("log_driver", f"invalid log driver {self.log_driver!r}", "container")
         for name, _ in self.sysctls:
@@ -318,6 +324,7 @@ _ALIASES = {
     "device": "devices",
     "group": "groups",
     "dns_option": "dns_options",
+    "memswap_limit": "memswap_limit_bytes",
 }
 _PARSERS: dict[str, Any] = {
     "hostname": _string,
@@ -337,4 +344,5 @@ _PARSERS: dict[str, Any] = {
     "devices": _devices,
     "groups": _strings,
     "dns_options": _strings,
+    "memswap_limit_bytes": _memswap_limit,
 }

@@ -176,6 +176,13 @@ class ServiceSpec:
             raise field_error("limit_cpu", "must not be below reserve_cpu")
         if self.limit_memory_bytes and self.limit_memory_bytes < self.reserve_memory_bytes:
             raise field_error("limit_memory", "must not be below reserve_memory")
+        swap = self.container.memswap_limit_bytes  # Docker refuses both at container create
+        if swap > 0 and not self.limit_memory_bytes:
+            raise field_error("container.memswap_limit", "needs a memory limit: it is memory plus swap")
+        if swap > 0 and swap < self.limit_memory_bytes:
+            raise field_error(
+                "container.memswap_limit", "must not be below the memory limit: it is memory plus swap"
+            )
         if self.stop_grace_period_s < 0:
             raise field_error("stop_grace_period", "must not be negative")
         for i, aff in enumerate(self.affinities):

@@ -22,7 +22,7 @@ SERVICE_MAPPED = (
     "stop_signal", "tmpfs", "ulimits", "sysctls", "shm_size", "read_only", "security_opt", "profiles",
     "extends", "build", "container_name", "secrets", "configs", "cpus", "mem_limit", "mem_reservation",
     "scale", "pids_limit", "devices", "network_mode", "links", "label_file", "volumes_from", "dns_opt",
-    "group_add",
+    "group_add", "memswap_limit",
 )  # fmt: skip
 SERVICE_IGNORED = {
     "annotations": "container annotations are not passed to the engine",
@@ -50,7 +50,6 @@ SERVICE_IGNORED = {
     "isolation": "Windows only",
     "mac_address": _NOT_IN_SWARM,
     "mem_swappiness": _RESOURCES,
-    "memswap_limit": _RESOURCES,
     "models": "AI models are not supported",
     "oom_kill_disable": _RESOURCES,
     "oom_score_adj": _RESOURCES,

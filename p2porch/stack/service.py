@@ -85,11 +85,12 @@ _CONTAINER_KEYS = {
     "log_opts": "logging.options",
     "dns_options": "dns_opt",
     "groups": "group_add",
+    "memswap_limit_bytes": "memswap_limit",
 }
 _EXPOSE_RE = re.compile(r"^[0-9]{1,5}(?:-[0-9]{1,5})?(?:/(?:tcp|udp|sctp))?$")
 _DIRECT_CONTAINER_KEYS = (
     "hostname", "init", "cap_add", "cap_drop", "extra_hosts", "ulimits", "shm_size",
-    "read_only", "security_opt", "stop_signal", "pids_limit",
+    "read_only", "security_opt", "stop_signal", "pids_limit", "memswap_limit",
 )  # fmt: skip
 
 
@@ -332,8 +333,7 @@ def _logging(value: Any, path: str, container: dict[str, Any]) -> None:
         opts = any_mapping(options, f"{path}.options")
         container["log_opts"] = {  # an option without a value is not set, as in Compose
             k: scalar_text(v, f"{path}.options.{k}") for k, v in opts.items() if v is not None
-        }
-        container.setdefault("log_driver", "json-file")
+        }  # without a driver: the node engine's default driver takes them, as in Compose and Swarm
 
 
 def _devices(value: Any, path: str) -> list[str]:

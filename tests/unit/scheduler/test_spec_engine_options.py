@@ -54,6 +54,37 @@ def test_container_options_round_trip_and_reach_container_create():
     assert body["StopSignal"] == "SIGQUIT" and host["ShmSize"] == 64 * 1024**2
 
 
+def test_log_options_without_a_driver_go_to_the_engines_default_driver():
+    # Compose's and Swarm's logging.options without driver: LogConfig.Type "" (the daemon's log-driver)
+    spec = ServiceSpec.from_dict(
+        {"name": "db", "image": "x", "container": {"log_opts": {"max-size": "100M"}}}
+    )
+    assert ServiceSpec.from_dict(spec.to_dict()) == spec and spec.container.log_driver == ""
+    _, body = create_request(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
+    assert body["HostConfig"]["LogConfig"] == {"Type": "", "Config": {"max-size": "100M"}}
+
+
+def test_memswap_limit_reaches_container_create_beside_the_memory_limit():
+    data = {"name": "db", "image": "x", "limit_memory": "4G", "container": {"memswap_limit": "4G"}}
+    spec = ServiceSpec.from_dict(data)
+    assert ServiceSpec.from_dict(spec.to_dict()) == spec and spec.to_dict()["container"] == {
+        "memswap_limit_bytes": 4 * 1024**3
+    }
+    _, body = create_request(task_assignment(_Task(), spec, "n1", "net", "", "p2p"))
+    assert body["HostConfig"]["Memory"] == body["HostConfig"]["MemorySwap"] == 4 * 1024**3  # no swap
+    unlimited = ServiceSpec.from_dict({**data, "container": {"memswap_limit": -1}})
+    assert (
+        create_request(task_assignment(_Task(), unlimited, "n1", "net", "", "p2p"))[1]["HostConfig"][
+            "MemorySwap"
+        ]
+        == -1
+    )
+    for container, limit in (({"memswap_limit": "1G"}, "4G"), ({"memswap_limit": "1G"}, 0)):
+        with pytest.raises(ConfigError) as exc:
+            ServiceSpec.from_dict({**data, "limit_memory": limit, "container": container})
+        assert exc.value.field == "container.memswap_limit"
+
+
 def test_a_host_name_given_twice_keeps_both_addresses_in_order():
     spec = ServiceSpec.from_dict(
         {"name": "db", "image": "x", "container": {"extra_hosts": ["gw:10.0.0.2", "gw:10.0.0.1"]}}
@@ -75,7 +106,6 @@ def test_default_options_leave_the_template_hash_of_older_specs_alone():
     [
         ({"cap_add": ["net admin"]}, "container.cap_add"),
         ({"ulimits": {"nofile": {"soft": 10, "hard": 5}}}, "container.ulimits.nofile"),
-        ({"log_opts": {"a": "b"}}, "container.log_opts"),
         ({"stop_signal": "kill me"}, "container.stop_signal"),
         ({"privileged": True}, "container.privileged"),
         ({"extra_hosts": ["nohost"]}, "container.extra_hosts[0]"),
