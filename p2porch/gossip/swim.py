@@ -269,10 +269,13 @@ class Swim:
         return transmits is None or transmits >= self.config.gossip_nodes
 
     def update_meta(self, now: float, meta: Mapping[str, Any]) -> Output:
-        """Change this node's metadata: bump incarnation and broadcast alive."""
+        """Change this node's metadata: bump incarnation and broadcast alive; once leaving, only kept (an
+        alive after the leave undid it: every member saw the node joined again, and its tasks back)."""
         check_meta(meta)
         me = self.me
         me.meta = dict(meta)
+        if self.leaving:
+            return Output()
         me.incarnation += 1
         self._broadcast(now, self.name, Alive(me.incarnation, self.name, self.addr, me.meta))
         return Output()
