@@ -49,11 +49,13 @@ SERVE = (IMAGE, "sh", "-c", WHO)
 
 
 class Clients:
-    """A client loop per node on a published port (new connection per request, ~20 a second each)."""
+    """A client loop per node on a published port (new connection per request, ~20 a second each); every
+    outcome in ``done``: its monotonic time, the node asked and the task that answered (None: failed)."""
 
     def __init__(self, nodes: list[SandboxNode], port: int) -> None:
         self.ok, self.failed = Counter[str](), Counter[str]()
         self.errors: list[str] = []
+        self.done: list[tuple[float, str, str | None]] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._loop, args=(n, port), daemon=True) for n in nodes]
 
@@ -61,12 +63,18 @@ class Clients:
         while not self._stop.is_set():
             try:
                 with urllib.request.urlopen(f"http://{node.address}:{port}/cgi-bin/who", timeout=3) as r:
-                    r.read()
+                    who = r.read().decode().split()
                 self.ok[node.name] += 1
+                self.done.append((time.monotonic(), node.name, who[0] if who else ""))
             except OSError as exc:
                 self.failed[node.name] += 1
+                self.done.append((time.monotonic(), node.name, None))
                 self.errors.append(f"{time.strftime('%H:%M:%S')} {node.name}: {exc}")
             time.sleep(0.05)
+
+    def served_by(self, task_id: str, since: float, until: float) -> int:
+        """Requests ``task_id`` answered between the two monotonic times."""
+        return sum(1 for at, _, task in self.done if task == task_id and since <= at <= until)
 
     def __enter__(self) -> Clients:
         for thread in self._threads:

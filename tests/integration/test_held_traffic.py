@@ -13,77 +13,26 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
-import urllib.request
 from collections import Counter
 
-import httpx
 from clusterkit import (
     FAST_STOP,
-    IMAGE,
     cluster_fixture,
     containers,
     dig_a,
     docker,
     leader_node,
-    node_row,
     running_tasks,
     service,
     wait_for,
 )
+from test_daemon_restart import SERVE, Clients, start_again, statuses, stop_daemon
 
-from p2porch.sandbox.sandbox import Sandbox, SandboxNode
-from p2porch.sandbox.system import pid_alive, read_pid
+from p2porch.sandbox.sandbox import SandboxNode
+from p2porch.sandbox.system import read_pid
 
 cluster = cluster_fixture("p8h", "10.92.4.0/24")
-
-WHO = (  # answers with the task id that served the request
-    "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\n"
-    "echo $P2PORCH_TASK_ID\\n' > /www/cgi-bin/who && chmod +x /www/cgi-bin/who "
-    "&& exec httpd -f -p 80 -h /www"
-)
-SERVE = (IMAGE, "sh", "-c", WHO)
-
-
-class Requests:
-    """A client loop per node on a published port (new connection per request, ~20 a second each):
-    every outcome with its monotonic time, the node asked and the task that answered (None: failed)."""
-
-    def __init__(self, nodes: list[SandboxNode], port: int) -> None:
-        self.done: list[tuple[float, str, str | None]] = []
-        self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._loop, args=(n, port), daemon=True) for n in nodes]
-
-    def _loop(self, node: SandboxNode, port: int) -> None:
-        while not self._stop.is_set():
-            try:
-                with urllib.request.urlopen(f"http://{node.address}:{port}/cgi-bin/who", timeout=3) as r:
-                    self.done.append((time.monotonic(), node.name, r.read().decode().strip()))
-            except OSError as exc:
-                self.done.append((time.monotonic(), node.name, None))
-                self.errors.append(f"{time.strftime('%H:%M:%S')} {node.name}: {exc}")
-            time.sleep(0.05)
-
-    def failed(self, since: float = 0.0) -> Counter[str]:
-        return Counter(node for at, node, task in self.done if task is None and at >= since)
-
-    def ok(self) -> Counter[str]:
-        return Counter(node for _, node, task in self.done if task is not None)
-
-    def served_by(self, task_id: str, since: float, until: float) -> int:
-        return sum(1 for at, _, task in self.done if task == task_id and since <= at <= until)
-
-    def __enter__(self) -> Requests:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(10)
 
 
 def answers(servers: list[SandboxNode], name: str) -> set[str] | None:
@@ -93,30 +42,6 @@ def answers(servers: list[SandboxNode], name: str) -> set[str] | None:
     except OSError:
         return None
     return set(found.pop()) if len(found) == 1 else None
-
-
-def stop_daemon(node: SandboxNode) -> float:
-    """SIGTERM to ``node``'s p2porch daemon (dockerd keeps running); the monotonic time once it is gone."""
-    pid = read_pid(node.p2porch_pidfile)
-    assert pid is not None and pid_alive(pid)
-    os.kill(pid, signal.SIGTERM)
-    wait_for(lambda: not pid_alive(pid), 30, f"daemon {node.name} gone")
-    return time.monotonic()
-
-
-def start_again(sb: Sandbox, nodes: list[SandboxNode], node: SandboxNode) -> None:
-    if (pid := read_pid(node.p2porch_pidfile)) is not None and not pid_alive(pid):
-        os.unlink(node.p2porch_pidfile)
-    sb.up(len(nodes))
-
-
-def statuses(via: SandboxNode, name: str) -> tuple[str, str]:
-    """``name``'s status text and gossip state as ``via`` shows them ("?" while it does not answer)."""
-    try:
-        row = node_row(via, name)
-    except (httpx.HTTPError, OSError):
-        return "?", "?"
-    return row["status_text"], row["gossip"]
 
 
 def since(at: float | None, start: float) -> str:
@@ -148,9 +73,9 @@ def test_a_restarting_node_keeps_its_task_in_dns_and_behind_every_port(cluster):
         samples: Counter[bool] = Counter()
         dead_at = None
         try:
-            with Requests(others, 8093) as reqs, Requests([victim], 8093) as own:
+            with Clients(others, 8093) as reqs, Clients([victim], 8093) as own:
                 time.sleep(2)
-                gone = stop_daemon(victim)
+                gone = stop_daemon(victim, signal.SIGTERM)
                 wait_for(lambda: statuses(leader, victim.name)[0] == "ready (restarting)", 10, "restarting")
                 while time.monotonic() - gone < 10:  # away ~10 s: gossip declares it dead meanwhile
                     seen = answers(others, "tasks.kept.p2p")
@@ -172,13 +97,13 @@ def test_a_restarting_node_keeps_its_task_in_dns_and_behind_every_port(cluster):
             f"SIGTERM of {victim.name}'s daemon: dead in gossip {since(dead_at, gone)} s after the stop; DNS "
             f"samples with both tasks {samples[True]}, without {samples[False]}; its "
             f"task served {served_dead} requests through the others' ports while dead in gossip; ok "
-            f"{dict(reqs.ok())} failed {dict(reqs.failed())} {reqs.errors[:5]}; its own port ok "
-            f"{dict(own.ok())} failed {dict(own.failed())} {own.errors[:5]}"
+            f"{dict(reqs.ok)} failed {dict(reqs.failed)} {reqs.errors[:5]}; its own port ok "
+            f"{dict(own.ok)} failed {dict(own.failed)} {own.errors[:5]}"
         )
         assert dead_at is not None  # gossip did call it dead: the hold is what kept it serving
         assert samples[True] > 20 and samples[False] == 0, samples
         assert served_dead > 10
-        assert sum(reqs.failed().values()) == 0 and sum(own.failed().values()) == 0, reqs.errors + own.errors
+        assert sum(reqs.failed.values()) == 0 and sum(own.failed.values()) == 0, reqs.errors + own.errors
         after = running_tasks(nodes[0], "kept", 2)
         assert mine["id"] in {t["id"] for t in after}  # the same task, never replaced
 
@@ -205,14 +130,14 @@ def test_a_host_shutdown_takes_its_task_out_at_once_and_every_other_port_serves(
         down_at = out_at = None
         try:
             monkeypatch.setenv("PATH", f"{fake}:{path}")  # its next start sees the host halting
-            stop_daemon(victim)  # a plain restart (its PATH had no stand-in)
+            stop_daemon(victim, signal.SIGTERM)  # a plain restart (its PATH had no stand-in)
             start_again(sb, nodes, victim)
             monkeypatch.setenv("PATH", path)
             wait_for(lambda: statuses(leader, victim.name) == ("ready", "alive"), 60, "back with runlevel 0")
             wait_for(lambda: answers(others, "tasks.halt.p2p") == addrs, 15, "both tasks answered")
-            with Requests(others, 8094) as reqs:
+            with Clients(others, 8094) as reqs:
                 time.sleep(2)
-                gone = stop_daemon(victim)
+                gone = stop_daemon(victim, signal.SIGTERM)
                 with open(victim.p2porch_log, encoding="utf-8", errors="replace") as log:
                     said = [line for line in log if "shutting down" in line or "announcing a restart" in line]
                 ids = [c["Id"] for c in containers(victim, "halt")]
@@ -235,12 +160,12 @@ def test_a_host_shutdown_takes_its_task_out_at_once_and_every_other_port_serves(
         print(
             f"host shutdown of {victim.name}: down {since(down_at, gone)} s after its daemon exited, its "
             f"task out of DNS {since(out_at, gone)} s after; "
-            f"statuses seen {dict(seen)}; requests ok {dict(reqs.ok())} failed {dict(reqs.failed())} "
+            f"statuses seen {dict(seen)}; requests ok {dict(reqs.ok)} failed {dict(reqs.failed)} "
             f"{reqs.errors[:5]}; its daemon said {said[-1:]}"
         )
         assert said and "the host is shutting down" in said[-1], said
         assert "ready (restarting)" not in seen, seen
         assert down_at is not None and down_at - gone < 2.0, seen
         assert out_at is not None and out_at - gone < 2.0
-        assert sum(reqs.failed().values()) == 0, reqs.errors[:10]
+        assert sum(reqs.failed.values()) == 0, reqs.errors[:10]
         assert mine["id"] not in {t["id"] for t in replaced}
