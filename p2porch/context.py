@@ -183,6 +183,11 @@ class LocalBoard:
         # every overlay and traffic pass asks: gossip's member list costs O(nodes) (0.6 ms at 1,000)
         return set() if self.gossip is None else self.gossip.dead_names()
 
+    def gone_nodes(self) -> set[str]:
+        """Node ids that gossip considers dead or left (the ingress and VIP backends leave them out
+        unless held: ``member/held.py``)."""
+        return set() if self.gossip is None else self.gossip.gone_names()
+
 
 MemberAsk = Callable[[str], Awaitable[dict[str, Any] | None]]
 """Ask the member at a host (its join port) how it runs and what it records; None if it does not answer."""

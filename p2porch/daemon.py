@@ -47,7 +47,7 @@ from .leader.loop import serve_scheduler
 from .leader.reseal import serve_reseal
 from .member.agent import serve_agent
 from .member.dns import serve_cluster_dns
-from .member.gossip import announce_restart, serve_gossip_membership
+from .member.gossip import announce_leave, announce_restart, serve_gossip_membership
 from .member.netpolicy import serve_network_policy
 from .member.overlay import serve_overlay
 from .member.stats import serve_usage_sampler
@@ -257,14 +257,17 @@ class Daemon:
     async def _announce_restart(self) -> None:
         """Tell the cluster in gossip that this daemon stops to restart: the leader holds its node ready
         with its tasks for ``[scheduler] restart_grace_s`` (leader/restart_hold.py). A crash says nothing,
-        nor does a stop that is part of a host shutdown (``host_shutdown.py``: its tasks move at once)."""
+        nor does a stop that is part of a host shutdown (``host_shutdown.py``): that one leaves gossip, so
+        every member takes its tasks out of the DNS answers and backends at once and the leader marks it
+        down (its containers stop with the host; ``member/held.py``)."""
         grace_s = self.config.scheduler.restart_grace_s
         gossip = self.cluster.board.gossip
         if grace_s <= 0 or self.cluster.local is None or gossip is None:
             return
         with trio.move_on_after(2 * ASK_TIMEOUT_S):  # an init system that does not answer: unknown
             if await trio.to_thread.run_sync(self._host_shutting_down, abandon_on_cancel=True):
-                log.info("the host is shutting down: no restart announced, the node goes down as a lost one")
+                log.info("the host is shutting down: no restart announced, leaving gossip (node down)")
+                await announce_leave(gossip)
                 return
         until = math.ceil(self.clock.now() + grace_s)
         log.info("announcing a restart in gossip: the node stays ready with its tasks for %.0f s", grace_s)

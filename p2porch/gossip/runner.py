@@ -71,6 +71,10 @@ class GossipHandle:
         """Names of the members in state dead (no member list built while none is)."""
         return self._core.dead_names()
 
+    def gone_names(self) -> set[str]:
+        """Names of the members in state dead or left."""
+        return self._core.gone_names()
+
     def health_score(self) -> int:
         """Lifeguard local health (0 = healthy, up to awareness_max_multiplier - 1)."""
         return self._core.awareness.score

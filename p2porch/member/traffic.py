@@ -3,7 +3,8 @@
 Recomputes the pure view (``views.traffic_inputs``, kept by a ``TrafficIndex``: only the services the
 commits touched are walked again) on every committed change and every gossip change of
 reachability (``LocalBoard.reachability_changed``: a node declared dead is not a commit; an idle node
-does not poll for it), at least every ``POLL_S``, writes the rules only when they changed, and
+does not poll for it), when a restart hold runs out (``held.py``: a held node's tasks serve on while gossip
+calls its daemon dead, until then), at least every ``POLL_S``, writes the rules only when they changed, and
 rewrites them in full every ``RESYNC_S`` (hand edits are repaired; a restarted daemon's first pass
 replaces whatever a crashed one left). A write that drops backends deletes their conntrack entries
 (counted in ``p2porch_conntrack_flushed``) in a task beside the loop, after the version is published:
@@ -32,6 +33,7 @@ from ..raft.fsm import Change
 from ..raft.state import ClusterState
 from ..supervisor import drained, supervise, wait_any
 from .drain_acks import publish_traffic_index
+from .held import data_path_out, next_hold_end
 from .overlay import wait_for_lease
 from .traffic_index import TrafficIndex
 
@@ -42,6 +44,7 @@ __all__ = ["serve_traffic"]
 POLL_S = 5.0  # fallback: commits and gossip changes (reachability_changed) wake the loop at once
 RESYNC_S = 30.0  # full rewrite, like the overlay's resync
 RETRY_S = 1.0
+HOLD_END_MARGIN_S = 0.05  # a pass this long after a hold runs out finds it past
 
 
 async def serve_traffic(
@@ -70,7 +73,9 @@ async def _run_traffic(ctx: MemberContext) -> None:
             announce, stops, first_seen = True, 0, trio.current_time()  # what the next written pass tells
             while True:
                 reachability = board.reachability_changed  # before reading: a later change sets it
-                state, unreachable = store.snapshot(), frozenset(board.unreachable_nodes())
+                state, now = store.snapshot(), ctx.clock.now()
+                # dead or left in gossip, unless held while its daemon restarts (its containers serve on)
+                unreachable = data_path_out(state, board.gone_nodes(), now)
                 force = trio.current_time() >= next_full
                 # the inputs are a function of these two (a state is immutable: the same object, the same
                 # state): a poll that finds neither changed costs nothing, where recomputing them walked
@@ -105,7 +110,10 @@ async def _run_traffic(ctx: MemberContext) -> None:
                         log.warning("traffic rules not applied, retrying in %.0f s: %s", RETRY_S, exc)
                         await trio.sleep(RETRY_S)
                         continue
-                with trio.move_on_after(max(0.0, min(POLL_S, next_full - trio.current_time()))):
+                wait_s = min(POLL_S, next_full - trio.current_time())
+                if (hold_end := next_hold_end(state, now)) is not None:  # its tasks leave then
+                    wait_s = min(wait_s, hold_end - now + HOLD_END_MARGIN_S)
+                with trio.move_on_after(max(0.0, wait_s)):
                     await wait_any(partial(_receive_into, changes, burst), reachability.wait)
                 first_seen = trio.current_time()
                 burst += drained(changes)  # one rebuild per burst of commits

@@ -20,6 +20,7 @@ from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..raft.vips import VIP_CIDR
 from ..stack.names import stack_dns_aliases, stack_dns_search
+from .held import hold_serves
 
 # A node whose status is one of these takes part in the data path.
 LIVE_NODE_STATUSES = (NodeStatus.READY,)
@@ -56,8 +57,8 @@ def overlay_peer(
     A node held while its daemon restarts (``Node.restart_until``, leader/restart_hold.py) stays a peer
     although gossip calls it dead: its kernel keeps forwarding for its running containers, so its own
     published ports and its tasks' connections, DNATed to tasks elsewhere, must still reach them and be
-    answered (dropped, each such connection hung until the node was back). Its own tasks leave the other
-    nodes' answers and rules all the same (``node_down``, ``traffic_inputs``)."""
+    answered (dropped, each such connection hung until the node was back). Its own tasks stay in the
+    other nodes' answers and rules while the hold serves (``node_down``, ``held.data_path_out``)."""
     node = state.nodes.get(node_id)
     lease = state.leases.get(node_id)
     if (
@@ -124,7 +125,7 @@ def zone_of(
 
 def task_entries(state: ClusterState, tasks: Iterable[Task], ports: tuple[PortEntry, ...]) -> list[TaskEntry]:
     """A service's DNS entries: its tasks with an address, by slot; a task on a down node (a cut-off
-    site's tasks kept in state, on_site_loss) or on one held while its daemon restarts is not running."""
+    site's tasks kept in state, on_site_loss) or on a held one that does not serve is not running."""
     return [task_entry(state, t, ports) for t in sorted(tasks, key=task_order) if t.address]
 
 
@@ -150,11 +151,14 @@ def task_entry(state: ClusterState, t: Task, ports: tuple[PortEntry, ...]) -> Ta
 
 def node_down(state: ClusterState, node_id: str | None) -> bool:
     """Whether the tasks on ``node_id`` leave the DNS answers: its node is down, or held while its daemon
-    restarts (``Node.restart_until``, leader/restart_hold.py: nothing reports their health meanwhile, and
-    a host that went down with its daemon announced the restart too; the VIP and ingress rules leave
-    such tasks out alike once gossip calls the daemon dead, though the node stays an overlay peer)."""
+    restarts but not serving (its engine recorded unreachable, ``held.hold_serves``). A held node's
+    running containers keep serving through the restart (the ingress and VIP rules keep them alike,
+    ``held.data_path_out``); the leader marks it down when its hold runs out, and a host shutting down
+    leaves gossip, which marks it down at once."""
     node = state.nodes.get(node_id or "")
-    return node is not None and (node.status == NodeStatus.DOWN or bool(node.restart_until))
+    return node is not None and (
+        node.status == NodeStatus.DOWN or (bool(node.restart_until) and not hold_serves(node))
+    )
 
 
 def _region(state: ClusterState, node_id: str | None) -> str:
@@ -183,8 +187,9 @@ def traffic_inputs(
 ) -> tuple[list[IngressPort], list[ServiceVip], TrafficSettings] | None:
     """This node's ingress ports and VIPs with their backends; None before the node has a lease.
 
-    Backends are the running, healthy tasks that should run, on nodes that are ready and not dead in this
-    node's gossip (a node killed -9 drops out as soon as gossip declares it dead). An ingress port
+    Backends are the running, healthy tasks that should run, on nodes that are ready and not in
+    ``unreachable``: the member passes ``held.data_path_out`` (dead or left in its gossip unless held and
+    serving: a node killed -9 drops out as soon as gossip declares it dead). An ingress port
     published by two services (possible only through a race) belongs to the older one."""
     if node_id not in state.leases:
         return None

@@ -1,5 +1,6 @@
-"""A daemon stopping as part of a host shutdown announces no restart (daemon.py, host_shutdown.py):
-the real init-system programs replaced by scripts on PATH, and the daemon's own stop path."""
+"""A daemon stopping as part of a host shutdown announces no restart but leaves gossip (daemon.py,
+host_shutdown.py, member/held.py): the real init-system programs replaced by scripts on PATH, and the
+daemon's own stop path."""
 
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ class Gossip:
     async def announce(self, key: str, value: object) -> None:
         self.said.append((key, value))
 
+    async def leave(self) -> None:
+        self.said.append(("leave", None))
+
 
 def stop_announces(tmp_path, shutting_down, clock=None) -> list[tuple[str, object]]:
     """What ``_announce_restart`` (a graceful stop's last word) tells gossip."""
@@ -52,9 +56,12 @@ def stop_announces(tmp_path, shutting_down, clock=None) -> list[tuple[str, objec
     return gossip.said
 
 
-def test_a_stop_during_a_host_shutdown_announces_no_restart(tmp_path):
+def test_a_stop_during_a_host_shutdown_announces_no_restart_and_leaves_gossip(tmp_path):
+    """A restart asks to be held ("r"); a host shutdown leaves gossip instead: every member sees it
+    ``left`` at once, takes its tasks out of DNS and the backends, and the leader marks it down (before:
+    nothing said, its tasks served until gossip declared it dead, ~3 s, while its containers stopped)."""
     assert [key for key, _ in stop_announces(tmp_path / "a", lambda: False)] == ["r"]
-    assert stop_announces(tmp_path / "b", lambda: True) == []
+    assert stop_announces(tmp_path / "b", lambda: True) == [("leave", None)]
 
 
 def test_an_init_system_that_hangs_does_not_hold_up_the_stop(tmp_path):

@@ -1,5 +1,6 @@
 """``Swim.dead_names`` (what ``LocalBoard.unreachable_nodes`` reads on every overlay and traffic pass) is
-``members()`` filtered to the dead, without building the member list while none is dead."""
+``members()`` filtered to the dead, without building the member list while none is dead; ``gone_names``
+(the ingress/VIP view's) to the dead and left."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def test_dead_names_follow_every_state_change_and_the_reaper() -> None:
     board = LocalBoard()
     board.gossip = core  # type: ignore[assignment]  # the handle's dead_names is the core's
     assert core.dead_names() == set() == board.unreachable_nodes()
-    now, seen_dead = 0.0, 0
+    now, seen_dead, seen_left = 0.0, 0, 0
     for _ in range(300):
         now += 1.0
         member = rng.choice(members)
@@ -34,5 +35,8 @@ def test_dead_names_follow_every_state_change_and_the_reaper() -> None:
         if rng.random() < 0.05:
             core.table.reap(now, 20.0)
         assert core.dead_names() == dead_in_members(core) == board.unreachable_nodes()
+        gone = {name for name, view in core.members().items() if view.state in ("dead", "left")}
+        assert core.gone_names() == gone == board.gone_nodes()  # the ingress/VIP view's (member/held.py)
+        seen_left += bool(gone - core.dead_names())
         seen_dead += bool(core.dead_names())
-    assert seen_dead > 50  # the walk did reach dead members
+    assert seen_dead > 50 and seen_left > 50  # the walk did reach dead and left members

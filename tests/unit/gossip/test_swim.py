@@ -133,6 +133,22 @@ def test_leave_is_not_refuted_and_broadcasts_left():
     assert Dead(1, "a", "a") in msgs
 
 
+def test_a_meta_change_after_the_leave_does_not_announce_the_node_alive_again():
+    """A stopping daemon's subsystems may still publish meta (the traffic index) while its leave spreads
+    (a host shutdown, member/held.py): an alive at a newer incarnation undid the leave on every member
+    (seen ``joined`` 0.2 s later, the node marked ready again and its tasks back until gossip's dead
+    verdict)."""
+    a, b = make(), make("b")
+    alive(a, "b", 1)
+    alive(b, "a", 1)
+    a.leave(0.0)
+    a.update_meta(0.1, {"role": "a", "t": 7})
+    msgs, _ = a.queue.get(10_000, 10)
+    assert not [m for m in msgs if isinstance(m, Alive) and m.node == "a"] and a.incarnation == 1
+    b.handle_packet(0.2, "a:1", msgs)
+    assert state(b, "a") == "left"
+
+
 def run_until_ping(core, now, until, step=0.01):
     while now < until:
         out = core.tick(now)

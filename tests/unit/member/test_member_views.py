@@ -74,15 +74,23 @@ def test_dns_zone_answers_only_running_tasks_that_should_run():
     assert zone.version == 7 and zone.nameservers == ("10.0.0.1",)
 
 
-def test_a_node_held_for_its_daemon_restart_leaves_the_dns_answers_until_released():
-    """Its tasks run, but nothing reports their health while its daemon is away (and a host that went
-    down announced its restart too): out of the answers as the VIP and ingress leave them out."""
+def test_a_node_held_for_its_daemon_restart_keeps_its_tasks_in_the_dns_answers():
+    """Its containers run on through the daemon's restart and are reachable over the overlay: its tasks
+    stay answered (member/held.py; before: out for the whole restart, a 1-replica service unresolvable).
+    Held with its engine recorded unreachable, or down once the hold ran out, they leave."""
     from dataclasses import replace
 
     base = state()
-    held = replace(base, nodes={**base.nodes, "b": replace(base.nodes["b"], restart_until=40.0)})
-    web = {t.slot: t for t in dns_zone(held).services["web"]}
-    assert [s for s, t in sorted(web.items()) if t.answerable] == [1]
+
+    def answered(**node_fields: object) -> list[int]:
+        nodes = {**base.nodes, "b": replace(base.nodes["b"], **node_fields)}  # type: ignore[arg-type]
+        web = {t.slot: t for t in dns_zone(replace(base, nodes=nodes)).services["web"]}
+        return [s for s, t in sorted(web.items()) if t.answerable]
+
+    assert answered() == [1, 2]
+    assert answered(restart_until=40.0, restart_incarnation=3) == [1, 2]
+    assert answered(restart_until=40.0, engine_down_at=30.0) == [1]
+    assert answered(status="down") == [1]
 
 
 def traffic_state() -> ClusterState:
@@ -125,6 +133,27 @@ def test_traffic_inputs_keep_only_running_healthy_tasks_on_live_nodes():
     assert [b.address for b in {(p.protocol, p.published): p for p in ports}[("tcp", 8080)].backends] == [
         "10.240.0.2"
     ]
+
+
+def test_a_held_node_dead_in_gossip_stays_a_backend_until_its_hold_ends():
+    """What the member passes as ``unreachable`` (``held.data_path_out``): a held node's tasks stay in
+    the ingress and VIP backends while gossip calls its daemon dead, and leave when the hold ends."""
+    from dataclasses import replace
+
+    from p2porch.member.held import data_path_out
+    from p2porch.member.views import traffic_inputs
+
+    base = traffic_state()
+    s = replace(base, nodes={**base.nodes, "b": replace(base.nodes["b"], restart_until=40.0)})
+
+    def web_backends(now: float) -> list[str]:
+        ports, vips, _ = traffic_inputs(s, "a", data_path_out(s, {"b"}, now)) or ([], [], None)
+        assert [len(v.backends) for v in vips if v.vip == "10.239.0.9"] == [len(ports[0].backends)]
+        web = {(p.protocol, p.published): p for p in ports}[("tcp", 8080)]
+        return sorted(b.address for b in web.backends)
+
+    assert web_backends(39.9) == ["10.240.0.2", "10.240.1.2"]
+    assert web_backends(40.0) == ["10.240.0.2"]
 
 
 def test_tasks_get_discovery_variables_drain_and_only_host_ports():
