@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 
 from ..agent.model import KIND_INIT, KIND_SIDECAR, MemberSpec, MountSpec, PortSpec, TaskAssignment, TaskReport
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
-from ..model import DesiredState, Mount, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState
+from ..model import DesiredState, Mount, NodeStatus, Service, ServiceSpec, Task, TaskHealth, TaskState
 from ..netoverlay.ingress import IngressPort
 from ..netoverlay.plan import LocalNode, OverlayPeer
 from ..netoverlay.traffic import Backend, TrafficSettings
@@ -211,23 +211,55 @@ def traffic_of(
     state: ClusterState, node_id: str, backends: Mapping[str, tuple[Backend, ...]]
 ) -> tuple[list[IngressPort], list[ServiceVip], TrafficSettings] | None:
     """``traffic_inputs`` given each service's backends (by service id, in the order of ``state.tasks``)."""
+    if node_id not in state.leases:
+        return None
+    parts = (service_traffic(s, backends.get(s.service_id, ())) for s in traffic_order(state))
+    return traffic_joined(state, node_id, parts)
+
+
+def traffic_order(state: ClusterState) -> list[Service]:
+    """The order ``traffic_of`` takes the services in: the oldest first (an ingress port two services
+    publish belongs to the older one)."""
+    return sorted(state.services.values(), key=lambda s: (s.created_at, s.service_id))
+
+
+#: one service's part of the traffic inputs: its VIP (None: it has none) and its ingress ports by key
+ServiceTraffic = tuple[ServiceVip | None, tuple[tuple[tuple[str, int], IngressPort], ...]]
+
+
+def service_traffic(service: Service, backends: tuple[Backend, ...]) -> ServiceTraffic:
+    """``service``'s VIP and ingress ports with ``backends`` (a function of the service record and them)."""
+    vip = ServiceVip(service.service_id, service.vip, backends) if service.vip else None
+    ports = []
+    for port in service.spec.ingress_ports:
+        published = service.published_port(port)  # chosen, or assigned by the FSM
+        if published is not None:
+            key = (port.protocol, published)
+            ports.append(
+                (
+                    key,
+                    IngressPort(published, port.target, port.protocol, backends, service.spec.ingress_policy),
+                )
+            )
+    return vip, tuple(ports)
+
+
+def traffic_joined(
+    state: ClusterState, node_id: str, parts: Iterable[ServiceTraffic]
+) -> tuple[list[IngressPort], list[ServiceVip], TrafficSettings] | None:
+    """``traffic_of`` from each service's part, in ``traffic_order``: an ingress port's first publisher
+    keeps it."""
     lease = state.leases.get(node_id)
     if lease is None:
         return None
     settings = TrafficSettings(cluster_cidr=state.cluster_cidr, local_subnet=lease.subnet, vip_cidr=VIP_CIDR)
     ports: dict[tuple[str, int], IngressPort] = {}
     vips: list[ServiceVip] = []
-    for service in sorted(state.services.values(), key=lambda s: (s.created_at, s.service_id)):
-        found = backends.get(service.service_id, ())
-        if service.vip:
-            vips.append(ServiceVip(service.service_id, service.vip, found))
-        for port in service.spec.ingress_ports:
-            published = service.published_port(port)  # chosen, or assigned by the FSM
-            key = (port.protocol, published or 0)
-            if published is not None and key not in ports:
-                ports[key] = IngressPort(
-                    key[1], port.target, port.protocol, found, service.spec.ingress_policy
-                )
+    for vip, published in parts:
+        if vip is not None:
+            vips.append(vip)
+        for key, port in published:
+            ports.setdefault(key, port)
     return list(ports.values()), vips, settings
 
 
