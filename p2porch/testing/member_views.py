@@ -27,7 +27,7 @@ from ..debounce import VIEW_REBUILD_MAX_GAP_S, VIEW_REBUILD_SHARE, CostShare, De
 from ..dns.resolver import Resolver
 from ..dns.scope import ClientScopes
 from ..member.netpolicy import POLICY_MAX_DELAY_S, POLICY_QUIET_S, next_burst
-from ..member.netviews import dns_scopes
+from ..member.netviews import DnsScopes
 from ..member.policy_planner import PolicyPlanner
 from ..member.task_networks import TaskNetworkIndex
 from ..member.traffic_index import TrafficIndex
@@ -89,11 +89,12 @@ async def _dns(
     async with store.subscribe() as changes:
         zones = ZoneBuilder(("127.0.0.1",), node_id)
         clients = index
+        kept = DnsScopes()  # as member/dns.py
         state = store.snapshot()
         zone = zones.update(state)
         resolver = Resolver(zone)
         scopes = ClientScopes(resolver, partial(Resolver))
-        scopes.update(zone, dns_scopes(state, clients.update(state), clients.addresses_of))
+        scopes.update(zone, kept.update(state, clients.update(state), clients.addresses_of))
         task_status.started()
         pacing = CostShare(VIEW_REBUILD_SHARE, VIEW_REBUILD_MAX_GAP_S)  # as member/dns.py
         async for change in changes:
@@ -104,7 +105,7 @@ async def _dns(
             def rebuild(state: Any = state, burst: list[Any] = burst) -> None:
                 scopes.update(
                     zones.update(state, burst),
-                    dns_scopes(state, clients.update(state, burst), clients.addresses_of),
+                    kept.update(state, clients.update(state, burst), clients.addresses_of),
                 )
 
             started = trio.current_time()
