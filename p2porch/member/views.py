@@ -99,26 +99,52 @@ def zone_of(
     state: ClusterState, entries: Mapping[str, list[TaskEntry]], nameservers: tuple[str, ...], local_node: str
 ) -> ZoneData:
     """The zone input of ``state`` given each service's task entries (``entries`` by service id)."""
-    services: dict[str, list[TaskEntry]] = {}
+    return zone_with(state, zone_names(state), zone_nodes(state), entries, nameservers, local_node)
+
+
+#: a zone's names of the services (name or stack alias -> service id, in the zone's order) and their VIPs
+ZoneNames = tuple[dict[str, str], dict[str, str]]
+
+
+def zone_names(state: ClusterState) -> ZoneNames:
+    """The zone's service names and VIPs (a function of ``state.services`` alone): each service's name,
+    and a stack member's ``<short>.<stack>`` aliases where no service or alias took them first."""
+    names: dict[str, str] = {}
     vips: dict[str, str] = {}
     for service in state.services.values():
-        mine = entries[service.service_id]
-        services[service.name] = mine
+        names[service.name] = service.service_id
         if service.vip:
             vips[service.name] = service.vip
         for alias in stack_dns_aliases(service.spec.labels_dict()):  # "<short>.<stack>" inside a stack
-            services.setdefault(alias, mine)
+            names.setdefault(alias, service.service_id)
             if service.vip:
                 vips.setdefault(alias, service.vip)
-    nodes = {n.name: n.addr for n in state.nodes.values() if n.status != NodeStatus.LEFT}
+    return names, vips
+
+
+def zone_nodes(state: ClusterState) -> dict[str, str]:
+    """The zone's node names and addresses (a function of ``state.nodes`` alone)."""
+    return {n.name: n.addr for n in state.nodes.values() if n.status != NodeStatus.LEFT}
+
+
+def zone_with(
+    state: ClusterState,
+    names: ZoneNames,
+    nodes: Mapping[str, str],
+    entries: Mapping[str, list[TaskEntry]],
+    nameservers: tuple[str, ...],
+    local_node: str,
+) -> ZoneData:
+    """``zone_of`` from ``zone_names(state)`` and ``zone_nodes(state)`` (kept by a caller while those maps
+    stay the same objects; never changed here)."""
     return ZoneData(
         domain=state.domain or "p2p",
-        services=services,
+        services={name: entries[sid] for name, sid in names[0].items()},
         nodes=nodes,
         nameservers=nameservers,
         version=state.version,
         local_site=_region(state, local_node),
-        vips=vips,
+        vips=names[1],
     )
 
 
