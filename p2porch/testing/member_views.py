@@ -166,10 +166,10 @@ async def _overlay(store: RaftStore, node_id: str, counters: ViewCounters, task_
                 delta = None
                 if kept is not None and not everything:
                     delta = kept.delta({n: overlay_peer(state, n, node_id) for n in named})
+                    if delta:
+                        kept.apply(delta)
                 if delta is None:  # as the reconciler's full pass: every peer planned
                     kept = KeptPlan(local, settings, "eth0", overlay_peers(state, node_id, frozenset()))
-                elif delta:
-                    kept.apply(delta)
 
             _timed(counters, "overlay", plan)
 
