@@ -128,7 +128,7 @@ def chunks(
 
 def test_a_large_entry_is_packed_once_per_chunk_for_every_peer() -> None:
     fanout = AppendFanout()
-    entry = (os.urandom(16) * 40_000, 101, 3)  # 640 KB: 10 chunks, most of them "process"
+    entry = (os.urandom(400_000), 101, 3)  # ~600 KB pickled: 10 chunks, most of them "process", no two alike
     first = chunks(entry, 100)
     assert len(first) >= 10 and all(chunk_key(m) is not None for m in first)
     peers = [channels() for _ in range(5)]
