@@ -5,8 +5,10 @@ transmission; anything else is packed each time."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from pysyncobj import pickle as pso_pickle
+from test_appends import BATCH, transmission  # pysyncobj's chunking, as test_appends.py models it
 
 from p2porch.raft import frames as F
 from p2porch.raft.fanout import (
@@ -95,35 +97,9 @@ def test_the_cache_stays_small() -> None:
     assert len(fanout._cache) == MAX_CACHED
 
 
-BATCH = 1 << 16  # pysyncobj's appendEntriesBatchSizeBytes, as the store configures it
-
-
-def chunks(
-    entry: tuple[bytes, int, int], prev: int, term: int = 3, commit: int = 10
-) -> list[dict[str, object]]:
-    """pysyncobj's transmission of one large entry to one peer: the entry pickled afresh for the peer and
-    sent in ``BATCH`` pieces (syncobj.py ``__sendAppendEntries``)."""
-    data = pso_pickle.dumps(entry)
-    out = []
-    for pos in range(0, len(data), BATCH):
-        if pos == 0:
-            transmission = "start"
-        elif pos + BATCH >= len(entry[0]):
-            transmission = "finish"
-        else:
-            transmission = "process"
-        out.append(
-            {
-                "type": "append_entries",
-                "transmission": transmission,
-                "data": data[pos : pos + BATCH],
-                "term": term,
-                "commit_index": commit,
-                "prevLogIdx": prev,
-                "prevLogTerm": term,
-            }
-        )
-    return out
+def chunks(entry: tuple[bytes, int, int], prev: int, term: int = 3, commit: int = 10) -> list[dict[str, Any]]:
+    """pysyncobj's transmission of one large entry to one peer (pickled afresh for each peer)."""
+    return transmission(entry, (prev, term), commit=commit, term=term)
 
 
 def test_a_large_entry_is_packed_once_per_chunk_for_every_peer() -> None:
