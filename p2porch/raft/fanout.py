@@ -85,8 +85,8 @@ class AppendFanout:
 
     def __init__(self) -> None:
         self._cache: OrderedDict[tuple[Any, ...], tuple[int, bytes]] = OrderedDict()
-        # chunk key -> (the chunk's bytes, its payload), of the entry ``_chunks_of`` (term, prev index
-        # and term) alone; ``_since_chunk``: messages packed since the last chunk
+        # chunk key -> [(the chunk's bytes, its payload)], of the entry and round ``_chunks_of`` (term,
+        # commit index, prev index and term) alone; ``_since_chunk``: messages packed since the last chunk
         self._chunks: dict[tuple[Any, ...], list[tuple[bytes, tuple[int, bytes]]]] = {}
         self._chunks_of: tuple[Any, ...] | None = None
         self._chunk_count = 0
