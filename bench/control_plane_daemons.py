@@ -146,6 +146,7 @@ def timed_phase(
     journal = leader.data_dir / JOURNAL_NAME
     st0 = status(leader)
     cpu0, threads0, journal0 = cpu_s(pid), thread_cpu_s(pid), journal.stat().st_size
+    sys0 = thread_cpu_s(pid, system_only=True)
     procs0 = {name: cpu_s(p) for name, p in procs.items()}
     views0 = leader.call(op="sim_status")["views"]
     pids = {n.name: n.proc.pid for n in cluster.voters() if n.proc is not None}
@@ -158,7 +159,7 @@ def timed_phase(
     total_s = sim["last_running_at"] - t0
     placed_s = sim["last_placed_at"] - t0
     leader_cpu = cpu_s(pid) - cpu0
-    threads1 = thread_cpu_s(pid)
+    threads1, sys1 = thread_cpu_s(pid), thread_cpu_s(pid, system_only=True)
     st1 = status(leader)
     views1 = leader.call(op="sim_status")["views"]
     views = None
@@ -184,6 +185,11 @@ def timed_phase(
             k: round(v - threads0.get(k, 0.0), 2)
             for k, v in threads1.items()
             if v - threads0.get(k, 0.0) > 0.05
+        },
+        "leader_system_s_by_thread": {  # of leader_cpu_s_by_thread, the seconds in the kernel
+            k: round(v - sys0.get(k, 0.0), 2)
+            for k, v in sys1.items()
+            if threads1[k] - threads0.get(k, 0.0) > 0.05
         },
         "leader_views": views,
         "cpu_s_by_process": {name: round(cpu_s(p) - procs0[name], 1) for name, p in procs.items()},

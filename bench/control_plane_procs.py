@@ -22,8 +22,9 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def thread_cpu_s(pid: int) -> dict[str, float]:
-    """CPU seconds of each thread of ``pid`` by thread name (same names summed)."""
+def thread_cpu_s(pid: int, system_only: bool = False) -> dict[str, float]:
+    """CPU seconds of each thread of ``pid`` by thread name (same names summed); ``system_only``: the
+    seconds in the kernel alone (on loopback a send runs the receiver's TCP path too)."""
     out: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -32,7 +33,8 @@ def thread_cpu_s(pid: int) -> dict[str, float]:
             continue
         name = raw[raw.index("(") + 1 : raw.rindex(")")]
         fields = raw.rsplit(")", 1)[1].split()
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / TICKS
+        ticks = int(fields[12]) if system_only else int(fields[11]) + int(fields[12])
+        out[name] = out.get(name, 0.0) + ticks / TICKS
     return out
 
 

@@ -9,8 +9,8 @@ through ``ClientScopes``, ``TrafficIndex``, ``PolicyPlanner``) and fed ``--burst
 ``--burst`` random tasks' reports (grouped by node, at most 64 per ``ReportTaskStates``), once with
 reports changing only the message and once toggling health (HEALTHY <-> UNHEALTHY: what answers
 changes). Printed: CPU ms (``time.process_time``) per burst of each view (parts of ``dns``:
-``dns_scopes``, building the scope data, ``member/netviews.py``; ``dns_resolvers``, the default and
-scoped resolvers' update, ``ClientScopes.update``), mean and max, the setup
+``dns_scopes``, building the scope data, ``member/netviews.py``'s ``DnsScopes``; ``dns_resolvers``, the
+default and scoped resolvers' update, ``ClientScopes.update``), mean and max, the setup
 times, and how many full (generation 2) garbage collections ran inside the timed views (each burst
 starts after an untimed ``gc.collect()``; a full collection at this state costs ~1-2 s and lands in
 whichever view allocates when it falls due).
@@ -53,7 +53,7 @@ from p2porch.dns.resolver import Resolver  # noqa: E402
 from p2porch.dns.scope import ClientScopes  # noqa: E402
 from p2porch.leader.incremental import IncrementalPlanner  # noqa: E402
 from p2porch.leader.scheduling import round_commands  # noqa: E402
-from p2porch.member.netviews import dns_scopes  # noqa: E402
+from p2porch.member.netviews import DnsScopes  # noqa: E402
 from p2porch.member.policy_planner import PolicyPlanner  # noqa: E402
 from p2porch.member.task_networks import TaskNetworkIndex  # noqa: E402
 from p2porch.member.traffic_index import TrafficIndex  # noqa: E402
@@ -181,7 +181,10 @@ class Views:
         self.clients = TaskNetworkIndex()
         self.scopes = ClientScopes(Resolver(zone), partial(Resolver))
         mark("default_resolver")
-        self.scopes.update(zone, dns_scopes(state, self.clients.update(state), self.clients.addresses_of))
+        self.kept_scopes = DnsScopes()  # as member/dns.py keeps it
+        self.scopes.update(
+            zone, self.kept_scopes.update(state, self.clients.update(state), self.clients.addresses_of)
+        )
         mark("scoped_resolvers")
         self.traffic = TrafficIndex(node_id)
         self.traffic.update(state)
@@ -198,7 +201,7 @@ class Views:
         zone = self.zones.update(state, changes)
         clients = self.clients.update(state, changes)
         ts = time.process_time()
-        data = dns_scopes(state, clients, self.clients.addresses_of)  # as member/dns.py calls it
+        data = self.kept_scopes.update(state, clients, self.clients.addresses_of)  # as member/dns.py calls it
         out["dns_scopes"] = time.process_time() - ts
         tu = time.process_time()
         self.scopes.update(zone, data)

@@ -18,7 +18,7 @@ from ..dns.scope import ClientScopes
 from ..dns.server import ServerCounters, serve_dns
 from ..raft.state import ClusterState
 from ..supervisor import drained, supervise
-from .netviews import dns_scopes
+from .netviews import DnsScopes
 from .overlay import wait_for_lease
 from .task_networks import shared_index
 from .views import gateway_of
@@ -46,11 +46,12 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
         advertise = ctx.local.advertise_addr
         zones = ZoneBuilder((advertise,), ctx.local.node_id)  # rebuilds only what the changes touched
         clients = shared_index(ctx.board)  # the same mapping while no address changed: scopes keep their maps
+        kept = DnsScopes()  # the services' part of the scopes, made again only when a service changed
         state = store.snapshot()
         zone = zones.update(state)
         resolver = Resolver(zone, ttl_s=section.ttl_s)
         scopes = ClientScopes(resolver, partial(Resolver, ttl_s=section.ttl_s))
-        scopes.update(zone, dns_scopes(state, clients.update(state), clients.addresses_of))
+        scopes.update(zone, kept.update(state, clients.update(state), clients.addresses_of))
         ctx.board.resolver = resolver
         upstreams = [_parse_upstream(u) for u in section.upstreams] or None
         listen = [(gateway, section.port), (ctx.local.bind_addr, section.port)]  # behind NAT: its own address
@@ -83,7 +84,7 @@ async def _run_dns(ctx: MemberContext, section: DnsConfig) -> None:
                 started = trio.current_time()
                 scopes.update(
                     zones.update(state, burst),
-                    dns_scopes(state, clients.update(state, burst), clients.addresses_of),
+                    kept.update(state, clients.update(state, burst), clients.addresses_of),
                 )
                 policy.set_members(_member_addresses(state))
                 pacing.done(started, trio.current_time())

@@ -13,19 +13,31 @@ record makes its tasks' backends again. A node change that makes the node live o
 backends of the tasks filed on it again (a per-node index); any other node change (a join's admission,
 labels, an address) touches no backend (issue 19: a full rebuild per join on every member, 40-65 ms at
 10,000 tasks). A reset, another unreachable set, or changes that do not lead exactly to
-``state.version`` recompute everything. Never reads a clock or does I/O.
+``state.version`` recompute everything. Each service's VIP and ingress ports are kept with the service
+record and backends they were made from and made again only when either is another object; the services'
+order is sorted again only when the services map is another object (a task's report: neither). Never
+reads a clock or does I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+from ..model import Service
 from ..netoverlay.ingress import IngressPort
 from ..netoverlay.traffic import Backend, TrafficSettings
 from ..netoverlay.vip import ServiceVip
 from ..raft.fsm import Change
 from ..raft.state import ClusterState
-from .views import is_backend, is_live, live_nodes, traffic_of
+from .views import (
+    ServiceTraffic,
+    is_backend,
+    is_live,
+    live_nodes,
+    service_traffic,
+    traffic_joined,
+    traffic_order,
+)
 
 Inputs = tuple[list[IngressPort], list[ServiceVip], TrafficSettings] | None
 _FULL = ("reset",)  # the lease and the CIDR (settings) are read from the state each time
@@ -45,6 +57,12 @@ class TrafficIndex:
         self._node_of: dict[str, str] = {}  # task id -> the node it is filed under (tasks on a node)
         self._on_node: dict[str, set[str]] = {}  # node id -> task ids filed under it
         self._backends: dict[str, tuple[Backend, ...]] = {}
+        # the services in traffic order, for the services map (an immutable mapping, replaced whenever
+        # a service changes) they were sorted from; each service's part of the inputs with the record
+        # and the backends tuple it was made from (issue 19: remaking every service's VIP and ports
+        # after each burst was O(services))
+        self._order: tuple[Mapping[str, Service], list[Service]] | None = None
+        self._parts: dict[str, tuple[Service, tuple[Backend, ...], ServiceTraffic]] = {}
         self.full_rebuilds = 0
         self.rebuilt_services = 0  # services whose backends the last update took again
         self.remade_tasks = 0  # tasks whose backend the last update made again
@@ -76,7 +94,29 @@ class TrafficIndex:
             for service_id in touched:  # a Backend is never falsy: filter(None) drops the Nones (in C)
                 self._backends[service_id] = tuple(filter(None, self._tasks.get(service_id, {}).values()))
             self.rebuilt_services, self.remade_tasks = len(touched), remade
-        return traffic_of(state, self.node_id, self._backends)
+        return self._inputs(state)
+
+    def _inputs(self, state: ClusterState) -> Inputs:
+        """``traffic_of(state, node_id, backends)``, remaking only the parts of services whose record
+        or backends are not the ones a kept part was made from."""
+        if self.node_id not in state.leases:
+            return None
+        order = self._order
+        if order is None or order[0] is not state.services:
+            order = self._order = (state.services, traffic_order(state))
+        parts, backends, empty = self._parts, self._backends, ()
+        out: list[ServiceTraffic] = []
+        for service in order[1]:
+            sid = service.service_id
+            found = backends.get(sid, empty)
+            kept = parts.get(sid)
+            if kept is None or kept[0] is not service or kept[1] is not found:
+                kept = parts[sid] = (service, found, service_traffic(service, found))
+            out.append(kept[2])
+        if len(parts) > len(order[1]):  # removed services' parts
+            for sid in parts.keys() - state.services.keys():
+                del parts[sid]
+        return traffic_joined(state, self.node_id, out)
 
     def _dirty(
         self, state: ClusterState, unreachable: frozenset[str], changes: list[Change]

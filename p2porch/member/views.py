@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 
 from ..agent.model import KIND_INIT, KIND_SIDECAR, MemberSpec, MountSpec, PortSpec, TaskAssignment, TaskReport
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
-from ..model import DesiredState, Mount, NodeStatus, ServiceSpec, Task, TaskHealth, TaskState
+from ..model import DesiredState, Mount, NodeStatus, Service, ServiceSpec, Task, TaskHealth, TaskState
 from ..netoverlay.ingress import IngressPort
 from ..netoverlay.plan import LocalNode, OverlayPeer
 from ..netoverlay.traffic import Backend, TrafficSettings
@@ -100,26 +100,52 @@ def zone_of(
     state: ClusterState, entries: Mapping[str, list[TaskEntry]], nameservers: tuple[str, ...], local_node: str
 ) -> ZoneData:
     """The zone input of ``state`` given each service's task entries (``entries`` by service id)."""
-    services: dict[str, list[TaskEntry]] = {}
+    return zone_with(state, zone_names(state), zone_nodes(state), entries, nameservers, local_node)
+
+
+#: a zone's names of the services (name or stack alias -> service id, in the zone's order) and their VIPs
+ZoneNames = tuple[dict[str, str], dict[str, str]]
+
+
+def zone_names(state: ClusterState) -> ZoneNames:
+    """The zone's service names and VIPs (a function of ``state.services`` alone): each service's name,
+    and a stack member's ``<short>.<stack>`` aliases where no service or alias took them first."""
+    names: dict[str, str] = {}
     vips: dict[str, str] = {}
     for service in state.services.values():
-        mine = entries[service.service_id]
-        services[service.name] = mine
+        names[service.name] = service.service_id
         if service.vip:
             vips[service.name] = service.vip
         for alias in stack_dns_aliases(service.spec.labels_dict()):  # "<short>.<stack>" inside a stack
-            services.setdefault(alias, mine)
+            names.setdefault(alias, service.service_id)
             if service.vip:
                 vips.setdefault(alias, service.vip)
-    nodes = {n.name: n.addr for n in state.nodes.values() if n.status != NodeStatus.LEFT}
+    return names, vips
+
+
+def zone_nodes(state: ClusterState) -> dict[str, str]:
+    """The zone's node names and addresses (a function of ``state.nodes`` alone)."""
+    return {n.name: n.addr for n in state.nodes.values() if n.status != NodeStatus.LEFT}
+
+
+def zone_with(
+    state: ClusterState,
+    names: ZoneNames,
+    nodes: Mapping[str, str],
+    entries: Mapping[str, list[TaskEntry]],
+    nameservers: tuple[str, ...],
+    local_node: str,
+) -> ZoneData:
+    """``zone_of`` from ``zone_names(state)`` and ``zone_nodes(state)`` (kept by a caller while those maps
+    stay the same objects; never changed here)."""
     return ZoneData(
         domain=state.domain or "p2p",
-        services=services,
+        services={name: entries[sid] for name, sid in names[0].items()},
         nodes=nodes,
         nameservers=nameservers,
         version=state.version,
         local_site=_region(state, local_node),
-        vips=vips,
+        vips=names[1],
     )
 
 
@@ -216,23 +242,55 @@ def traffic_of(
     state: ClusterState, node_id: str, backends: Mapping[str, tuple[Backend, ...]]
 ) -> tuple[list[IngressPort], list[ServiceVip], TrafficSettings] | None:
     """``traffic_inputs`` given each service's backends (by service id, in the order of ``state.tasks``)."""
+    if node_id not in state.leases:
+        return None
+    parts = (service_traffic(s, backends.get(s.service_id, ())) for s in traffic_order(state))
+    return traffic_joined(state, node_id, parts)
+
+
+def traffic_order(state: ClusterState) -> list[Service]:
+    """The order ``traffic_of`` takes the services in: the oldest first (an ingress port two services
+    publish belongs to the older one)."""
+    return sorted(state.services.values(), key=lambda s: (s.created_at, s.service_id))
+
+
+#: one service's part of the traffic inputs: its VIP (None: it has none) and its ingress ports by key
+ServiceTraffic = tuple[ServiceVip | None, tuple[tuple[tuple[str, int], IngressPort], ...]]
+
+
+def service_traffic(service: Service, backends: tuple[Backend, ...]) -> ServiceTraffic:
+    """``service``'s VIP and ingress ports with ``backends`` (a function of the service record and them)."""
+    vip = ServiceVip(service.service_id, service.vip, backends) if service.vip else None
+    ports = []
+    for port in service.spec.ingress_ports:
+        published = service.published_port(port)  # chosen, or assigned by the FSM
+        if published is not None:
+            key = (port.protocol, published)
+            ports.append(
+                (
+                    key,
+                    IngressPort(published, port.target, port.protocol, backends, service.spec.ingress_policy),
+                )
+            )
+    return vip, tuple(ports)
+
+
+def traffic_joined(
+    state: ClusterState, node_id: str, parts: Iterable[ServiceTraffic]
+) -> tuple[list[IngressPort], list[ServiceVip], TrafficSettings] | None:
+    """``traffic_of`` from each service's part, in ``traffic_order``: an ingress port's first publisher
+    keeps it."""
     lease = state.leases.get(node_id)
     if lease is None:
         return None
     settings = TrafficSettings(cluster_cidr=state.cluster_cidr, local_subnet=lease.subnet, vip_cidr=VIP_CIDR)
     ports: dict[tuple[str, int], IngressPort] = {}
     vips: list[ServiceVip] = []
-    for service in sorted(state.services.values(), key=lambda s: (s.created_at, s.service_id)):
-        found = backends.get(service.service_id, ())
-        if service.vip:
-            vips.append(ServiceVip(service.service_id, service.vip, found))
-        for port in service.spec.ingress_ports:
-            published = service.published_port(port)  # chosen, or assigned by the FSM
-            key = (port.protocol, published or 0)
-            if published is not None and key not in ports:
-                ports[key] = IngressPort(
-                    key[1], port.target, port.protocol, found, service.spec.ingress_policy
-                )
+    for vip, published in parts:
+        if vip is not None:
+            vips.append(vip)
+        for key, port in published:
+            ports.setdefault(key, port)
     return list(ports.values()), vips, settings
 
 

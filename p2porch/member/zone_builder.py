@@ -26,7 +26,17 @@ from ..dns.zone import PortEntry, TaskEntry, ZoneData
 from ..model import Task
 from ..raft.fsm import Change
 from ..raft.state import ClusterState
-from .views import _region, _task_ports, node_down, task_entry, task_order, zone_of
+from .views import (
+    ZoneNames,
+    _region,
+    _task_ports,
+    node_down,
+    task_entry,
+    task_order,
+    zone_names,
+    zone_nodes,
+    zone_with,
+)
 
 
 class ZoneBuilder:
@@ -43,6 +53,11 @@ class ZoneBuilder:
         # task id -> (its record, ports, its entry) as last made: valid while nodes' regions and down
         # statuses stay (their change rebuilds everything)
         self._made: dict[str, tuple[Task, tuple[PortEntry, ...], TaskEntry]] = {}
+        # the zone's service names and its nodes, with the state's (immutable) map they were made from:
+        # made again only when that map is another object (issue 19: both were O(services + nodes) per
+        # burst of task reports)
+        self._names: tuple[object, ZoneNames] | None = None
+        self._nodes: tuple[object, dict[str, str]] | None = None
         self.rebuilt_services = 0  # services whose entries the last update recomputed
         self.patched_services = 0  # of those, the ones patched per changed task (not sorted again)
         self.full_rebuilds = 0
@@ -209,7 +224,13 @@ class ZoneBuilder:
         return entries, ids
 
     def _zone(self, state: ClusterState) -> ZoneData:
-        return zone_of(state, self._entries, self.nameservers, self.local_node)
+        if self._names is None or self._names[0] is not state.services:
+            self._names = (state.services, zone_names(state))
+        if self._nodes is None or self._nodes[0] is not state.nodes:
+            self._nodes = (state.nodes, zone_nodes(state))
+        return zone_with(
+            state, self._names[1], self._nodes[1], self._entries, self.nameservers, self.local_node
+        )
 
 
 def _touch(dirty: dict[str, set[str] | None], service_id: str, task_id: str) -> None:

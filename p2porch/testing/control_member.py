@@ -33,6 +33,7 @@ from ..config import Config, SchedulerConfig
 from ..context import LocalBoard, LocalNode, MemberContext
 from ..control.routes import service_endpoints
 from ..control.service_ops import ServiceOps
+from ..cpu_sampler import start_from_env as start_cpu_sampler
 from ..leader.loop import serve_scheduler
 from ..raft import node as store_node
 from ..raft.state import ClusterState
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     store_node.use_daemon_switch_interval()
+    start_cpu_sampler()  # P2PORCH_CPU_PROFILE, as the daemon (cpu_sampler.py: by each thread's own CPU)
     config = store_node.store_config(args)
     trio.run(run, config, args.control_port, args.control_host, args.api_socket, args.views)
 

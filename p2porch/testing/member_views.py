@@ -4,10 +4,10 @@ A daemon (``p2porch/daemon.py``) runs, on its trio thread next to the leader loo
 subscriber per view that rebuilds it from the committed state after each burst of commits: the DNS zone
 and scopes (``member/dns.py``: ``ZoneBuilder`` + ``TaskNetworkIndex`` + ``ClientScopes`` + ``dns_scopes``),
 the ingress/VIP inputs (``member/traffic.py``: a ``TrafficIndex`` when the state changed), the overlay plan
-(``netoverlay/reconciler.py``: ``overlay_peers`` + ``plan_overlay`` once a burst pauses, ``Debounce``
-50/250 ms) and the network-policy plan (``member/netpolicy.py``: a ``PolicyPlanner`` once a burst pauses,
-``Debounce`` 50/1,000 ms); the DNS and policy rebuilds are spaced by their own cost as the daemon's
-(``debounce.CostShare``).
+(``netoverlay/reconciler.py``: once a burst pauses, ``Debounce`` 50/250 ms, the peers its node and lease
+changes named, planned alone by a ``KeptPlan``) and the network-policy plan (``member/netpolicy.py``: a
+``PolicyPlanner`` once a burst pauses, ``Debounce`` 50/1,000 ms); the DNS and policy rebuilds are spaced
+by their own cost as the daemon's (``debounce.CostShare``).
 :func:`serve_views` runs the same pure rebuilds the same way for one node, so their CPU counts in a
 control-member process; it never touches the kernel, DNS sockets or Docker (those are each node's own
 and not the control plane's). Left out: the usage sampler (Docker stats, not state) and the autopilot
@@ -27,16 +27,17 @@ from ..debounce import VIEW_REBUILD_MAX_GAP_S, VIEW_REBUILD_SHARE, CostShare, De
 from ..dns.resolver import Resolver
 from ..dns.scope import ClientScopes
 from ..member.netpolicy import POLICY_MAX_DELAY_S, POLICY_QUIET_S, next_burst
-from ..member.netviews import dns_scopes
+from ..member.netviews import DnsScopes
 from ..member.policy_planner import PolicyPlanner
 from ..member.task_networks import TaskNetworkIndex
 from ..member.traffic_index import TrafficIndex
-from ..member.views import local_overlay_node, overlay_peers
+from ..member.views import local_overlay_node, overlay_peer, overlay_peers
 from ..member.zone_builder import ZoneBuilder
-from ..netoverlay.plan import OverlaySettings, plan_overlay
-from ..netoverlay.reconciler import CHANGE_MAX_DELAY_S, CHANGE_QUIET_S
+from ..netoverlay.plan import OverlaySettings
+from ..netoverlay.plan_patch import KeptPlan
+from ..netoverlay.reconciler import CHANGE_MAX_DELAY_S, CHANGE_QUIET_S, PEER_CHANGE_KINDS
 from ..raft.store import RaftStore
-from ..supervisor import drain, drained
+from ..supervisor import drained
 
 
 class ViewCounters:
@@ -88,11 +89,12 @@ async def _dns(
     async with store.subscribe() as changes:
         zones = ZoneBuilder(("127.0.0.1",), node_id)
         clients = index
+        kept = DnsScopes()  # as member/dns.py
         state = store.snapshot()
         zone = zones.update(state)
         resolver = Resolver(zone)
         scopes = ClientScopes(resolver, partial(Resolver))
-        scopes.update(zone, dns_scopes(state, clients.update(state), clients.addresses_of))
+        scopes.update(zone, kept.update(state, clients.update(state), clients.addresses_of))
         task_status.started()
         pacing = CostShare(VIEW_REBUILD_SHARE, VIEW_REBUILD_MAX_GAP_S)  # as member/dns.py
         async for change in changes:
@@ -103,7 +105,7 @@ async def _dns(
             def rebuild(state: Any = state, burst: list[Any] = burst) -> None:
                 scopes.update(
                     zones.update(state, burst),
-                    dns_scopes(state, clients.update(state, burst), clients.addresses_of),
+                    kept.update(state, clients.update(state, burst), clients.addresses_of),
                 )
 
             started = trio.current_time()
@@ -129,16 +131,25 @@ async def _traffic(store: RaftStore, node_id: str, counters: ViewCounters, task_
 
 
 async def _overlay(store: RaftStore, node_id: str, counters: ViewCounters, task_status: Any) -> None:
+    """As the daemon's reconciler (``netoverlay/reconciler.py``, ``member/overlay.py``'s ``PeerView``): a
+    pass per debounced burst looks up only the peers the burst's node and lease changes named and plans
+    them alone (``KeptPlan.delta``); the first pass, a reset, or a delta it cannot take plans every peer."""
     debounce = Debounce(CHANGE_QUIET_S, CHANGE_MAX_DELAY_S)
     async with store.subscribe() as changes:
         task_status.started()
         settings: OverlaySettings | None = None
-        planned: list[Any] | None = None
+        kept: KeptPlan | None = None
+        moved: set[str] = set()
+        moved_all = False
         while True:
             due = debounce.due_at()
             with trio.move_on_after(math.inf if due is None else max(0.0, due - trio.current_time())):
-                await changes.receive()
-                drain(changes)
+                for change in [await changes.receive(), *drained(changes)]:
+                    kind = getattr(change, "kind", None)
+                    if kind in PEER_CHANGE_KINDS:
+                        moved.add(change.key)
+                    elif kind is None or kind == "reset":
+                        moved_all = True
                 debounce.change(trio.current_time())
                 continue
             if not debounce.take(trio.current_time()):
@@ -150,11 +161,15 @@ async def _overlay(store: RaftStore, node_id: str, counters: ViewCounters, task_
             settings = settings or OverlaySettings(cluster_cidr=state.cluster_cidr)
 
             def plan(state: Any = state, local: Any = local, settings: Any = settings) -> None:
-                nonlocal planned
-                peers = overlay_peers(state, node_id, frozenset())
-                if planned is None or peers != planned:  # as reconcile_if_moved: the plan follows the peers
-                    plan_overlay(local, peers, settings, "eth0")
-                    planned = peers
+                nonlocal kept, moved, moved_all
+                named, everything, moved, moved_all = moved, moved_all, set(), False
+                delta = None
+                if kept is not None and not everything:
+                    delta = kept.delta({n: overlay_peer(state, n, node_id) for n in named})
+                    if delta:
+                        kept.apply(delta)
+                if delta is None:  # as the reconciler's full pass: every peer planned
+                    kept = KeptPlan(local, settings, "eth0", overlay_peers(state, node_id, frozenset()))
 
             _timed(counters, "overlay", plan)
 

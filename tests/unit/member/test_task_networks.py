@@ -20,7 +20,7 @@ import pytest
 from p2porch.context import LocalBoard
 from p2porch.dns.resolver import Resolver
 from p2porch.dns.scope import ClientScopes
-from p2porch.member.netviews import dns_scopes, policy_input, task_networks
+from p2porch.member.netviews import DnsScopes, dns_scopes, policy_input, task_networks
 from p2porch.member.policy_planner import PolicyPlanner
 from p2porch.member.task_networks import TaskNetworkIndex, shared_index
 from p2porch.member.traffic_index import TrafficIndex
@@ -153,10 +153,13 @@ def test_incremental_task_networks_equal_the_full_walk(seed: int) -> None:
     zone = dns_zone(world.state)
     scopes = ClientScopes(Resolver(zone), partial(Resolver))
     clients = index.update(world.state, world.take_changes())
-    scopes.update(zone, dns_scopes(world.state, clients, index.addresses_of))
+    kept_scopes = DnsScopes()
+    data = kept_scopes.update(world.state, clients, index.addresses_of)
+    scopes.update(zone, data)
     kept = changed = 0
-    linking = 0
+    linking = services_kept = 0
     for _ in range(200):
+        services_before, networks_before = world.state.services, world.state.networks
         for _ in range(world.rng.randint(1, 4)):  # a burst of commits
             world.step()
         burst = world.take_changes()
@@ -174,7 +177,12 @@ def test_incremental_task_networks_equal_the_full_walk(seed: int) -> None:
         assert planner.plan(world.state, burst) == (plan_policy(spec) if spec is not None else None)
 
         zone = dns_zone(world.state)
-        data = dns_scopes(world.state, clients, index.addresses_of)
+        same_services = world.state.services is services_before and world.state.networks is networks_before
+        previous, data = data, kept_scopes.update(world.state, clients, index.addresses_of)
+        assert data == dns_scopes(world.state, clients, index.addresses_of)  # kept across bursts: equal
+        if same_services:  # a burst of task changes only: the services' part not made again
+            assert data.aliases is previous.aliases and data.owners is previous.owners
+            services_kept += 1
         assert data.linkers == dns_scopes(world.state).linkers  # the index's addresses, as the full walk's
         linking += bool(data.linkers)
         scopes.update(zone, data)
@@ -184,6 +192,7 @@ def test_incremental_task_networks_equal_the_full_walk(seed: int) -> None:
         assert scopes.by_packed.keys() == full.by_packed.keys()
         assert scopes.scope_count == full.scope_count  # a network set nobody is on any more is dropped
     assert kept > 30 and changed > 30  # both paths were exercised
+    assert services_kept > 20  # bursts that changed no service or network
     assert linking > 5  # tasks of linking services were scoped
     assert index.full_rebuilds == 1
     assert planner.plans < 200  # bursts that changed no address reused the plan

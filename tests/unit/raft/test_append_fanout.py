@@ -1,14 +1,24 @@
 """AppendFanout (raft/fanout.py): a leader's append is packed once for every peer that gets the same one,
-each peer's frame still opens to exactly that message; anything else is packed each time."""
+each peer's frame still opens to exactly that message; so is each chunk of an entry sent as a
+transmission; anything else is packed each time."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from pysyncobj import pickle as pso_pickle
+from test_appends import BATCH, transmission  # pysyncobj's chunking, as test_appends.py models it
 
 from p2porch.raft import frames as F
-from p2porch.raft.fanout import MAX_CACHED, AppendFanout, append_key
+from p2porch.raft.fanout import (
+    CHUNKS_KEPT_FOR,
+    MAX_CACHED,
+    MAX_CHUNKS,
+    AppendFanout,
+    append_key,
+    chunk_key,
+)
 
 KEY = F.cluster_key("the cluster password")
 MAX = 1 << 24
@@ -85,3 +95,51 @@ def test_the_cache_stays_small() -> None:
     for prev in range(20):
         fanout.packed(append(prev, 1))
     assert len(fanout._cache) == MAX_CACHED
+
+
+def chunks(entry: tuple[bytes, int, int], prev: int, term: int = 3, commit: int = 10) -> list[dict[str, Any]]:
+    """pysyncobj's transmission of one large entry to one peer (pickled afresh for each peer)."""
+    return transmission(entry, (prev, term), commit=commit, term=term)
+
+
+def test_a_large_entry_is_packed_once_per_chunk_for_every_peer() -> None:
+    fanout = AppendFanout()
+    entry = (os.urandom(400_000), 101, 3)  # ~600 KB pickled: 10 chunks, most of them "process", no two alike
+    first = chunks(entry, 100)
+    assert len(first) >= 10 and all(chunk_key(m) is not None for m in first)
+    peers = [channels() for _ in range(5)]
+    for leader_end, peer_end in peers:
+        for message in chunks(entry, 100):  # new bytes objects per peer, as pysyncobj makes them
+            frame = leader_end.seal_packed(*fanout.packed(message))
+            assert pso_pickle.loads(peer_end.open(frame, MAX)) == message
+    assert (fanout.encoded, fanout.reused) == (len(first), 4 * len(first))
+
+
+def test_a_chunk_is_reused_only_for_the_very_same_bytes() -> None:
+    fanout = AppendFanout()
+    edge = b"E" * 64
+    one = chunks((edge + b"a" * BATCH + edge, 101, 3), 100)
+    two = chunks((edge + b"b" * BATCH + edge, 101, 3), 100)  # same fields, length and edges
+    for a, b in zip(one, two, strict=True):
+        assert chunk_key(a) == chunk_key(b) or a["data"] != b["data"]
+        assert fanout.packed(a) == F.pack_payload(pso_pickle.dumps(a))
+        assert fanout.packed(b) == F.pack_payload(pso_pickle.dumps(b))
+    assert fanout.reused == 0
+
+
+def test_chunks_are_kept_for_one_entry_bounded_and_dropped_when_idle() -> None:
+    fanout = AppendFanout()
+    big = (os.urandom(16) * 40_000, 101, 3)
+    for message in chunks(big, 100):
+        fanout.packed(message)
+    assert 0 < fanout._chunk_count <= MAX_CHUNKS
+    for message in chunks((os.urandom(16) * 40_000, 102, 3), 101):  # the next entry: the first is dropped
+        fanout.packed(message)
+    assert all(key[2] == 101 for key in fanout._chunks)
+    huge = chunks((os.urandom(BATCH * (MAX_CHUNKS + 8)), 103, 3), 102)  # no two chunks alike
+    for message in huge:
+        assert fanout.packed(message) == F.pack_payload(pso_pickle.dumps(message))
+    assert fanout._chunk_count == MAX_CHUNKS == sum(map(len, fanout._chunks.values()))
+    for prev in range(CHUNKS_KEPT_FOR + 1):  # heartbeats and small appends: an idle leader keeps none
+        fanout.packed(append(prev, 0))
+    assert not fanout._chunks
