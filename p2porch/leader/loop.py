@@ -307,8 +307,11 @@ async def sync_node_statuses(
     now = ctx.clock.now()
     hold = HoldPlan()
     if holds is not None:  # the hold is update_node version 2: only once every member reads it
-        allowed = update_node_hold_allowed(state, members)
-        hold = holds.plan(state, sightings(members), now, allowed=allowed)
+        seen = sightings(members)
+        asked = any(s.restart_until for s in seen.values()) or any(
+            n.restart_until for n in state.nodes.values()
+        )
+        hold = holds.plan(state, seen, now, allowed=asked and update_node_hold_allowed(state, members))
         holds.wake_at = hold.wake_at
     never_seen = [] if unseen is None else unseen.downs(state, gossip, ctx.local.node_id, now, epoch)
     updates = hold.node_updates(node_status_updates(state, gossip), never_seen)
