@@ -10,6 +10,7 @@ leader, or a follower that forwards it; a leader of the old release writes no ve
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,15 +34,13 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     def module(node: NodeProc) -> str:
         return "p2porch.testing.baseline_node" if node.name in OLD else "p2porch.raft.node"
 
-    c = LocalCluster(tmp_path / "p8g", voters=3, module_for=module)
-    try:
+    with contextlib.closing(LocalCluster(tmp_path / "p8g", voters=3, module_for=module)) as c:
         c.start_all()
         yield c
-    finally:
-        c.close()
 
 
 def propose(node: NodeProc, command: C.Command) -> dict[str, Any]:
+    """The node's answer (a refusal before proposing is ``ok`` False with the error's name)."""
     return node.call(op="propose", cmd=command.encode().hex(), timeout_s=10.0)
 
 
