@@ -22,9 +22,12 @@ TCP_ACK_TYPE = "ta"  # its answer: {"seq": int}
 SEAL_OVERHEAD_BYTES = 1 + 16 + 8 + 16  # version, epoch id, counter nonce, tag (keyring.py)
 META_MAX_BYTES = 512  # memberlist's MetaMaxSize
 RESTART_META_KEY = "r"  # NodeMeta.restart_until on the wire
+COMMAND_VERSIONS_META_KEY = "cv"  # NodeMeta.command_versions on the wire
 #: keys of NodeMeta that are best-effort: one that would take the meta past META_MAX_BYTES (node labels
-#: fill it) is left out (``fit_meta``) rather than failing the agent's start or the daemon's stop
-OPTIONAL_META_KEYS = ("e", "p", RESTART_META_KEY)
+#: fill it) is left out (``fit_meta``, first key first) rather than failing the agent's start or the
+#: daemon's stop; without ``cv`` a node counts as reading only the baseline command versions
+OPTIONAL_META_KEYS = (COMMAND_VERSIONS_META_KEY, "e", "p", RESTART_META_KEY)
+MAX_COMMAND_VERSIONS = 16  # entries of a peer's ``cv`` read (each a command tag above the baseline)
 MAX_NAME_BYTES = 128
 
 ALIVE, SUSPECT, DEAD, LEFT = 0, 1, 2, 3
@@ -141,6 +144,9 @@ class NodeMeta:
     #: a daemon stopping to restart: until when (its own wall clock, whole seconds) it asks the leader to
     #: hold it ready (leader/restart_hold.py); 0 = not restarting. Sent only by a graceful stop.
     restart_until: int = 0
+    #: the Raft command body versions the node reads above the baseline (tag -> version:
+    #: raft/command_gate.advertisement); writers never use a version some member does not read
+    command_versions: Mapping[str, int] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
         """The meta as sent, without the optional keys that do not fit (``fit_meta``)."""
@@ -165,6 +171,8 @@ class NodeMeta:
             meta["p"] = self.architecture
         if self.restart_until:
             meta[RESTART_META_KEY] = self.restart_until
+        if self.command_versions:
+            meta[COMMAND_VERSIONS_META_KEY] = dict(self.command_versions)
         return meta
 
     @classmethod
@@ -187,6 +195,7 @@ class NodeMeta:
             architecture=arch if isinstance(arch := meta.get("p", ""), str) else "",
             key_epoch=epoch if isinstance(epoch := meta.get("k", 0), int) else 0,
             restart_until=restart_hint(meta),
+            command_versions=command_versions(meta),
         )
 
 
@@ -194,6 +203,15 @@ def restart_hint(meta: Mapping[str, Any]) -> int:
     """The restart hold a member's meta announces (unix seconds; 0: none or ill-typed)."""
     until = meta.get(RESTART_META_KEY, 0)
     return until if type(until) is int and until > 0 else 0
+
+
+def command_versions(meta: Mapping[str, Any]) -> dict[str, int]:
+    """The command versions a member's meta advertises (``{}``: none; ill-typed entries are dropped)."""
+    found = meta.get(COMMAND_VERSIONS_META_KEY)
+    if not isinstance(found, Mapping):
+        return {}
+    entries = list(found.items())[:MAX_COMMAND_VERSIONS]
+    return {k: v for k, v in entries if isinstance(k, str) and type(v) is int and v > 0}
 
 
 def check_meta(meta: Mapping[str, Any]) -> None:
@@ -232,6 +250,7 @@ _LARGEST_META: dict[str, Any] = {
     "e": "x" * 32,
     "p": "x" * 16,
     RESTART_META_KEY: 2**64 - 1,
+    COMMAND_VERSIONS_META_KEY: {"update_node": 2},  # what this release advertises
 }
 
 

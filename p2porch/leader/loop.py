@@ -22,7 +22,8 @@ import trio
 
 from ..config import SchedulerConfig
 from ..context import ClusterStore, MemberContext
-from ..errors import ConflictError, P2POrchError, ProposalTimeout
+from ..errors import ConflictError, NotAllowedError, P2POrchError, ProposalTimeout
+from ..member.command_reads import update_node_hold_allowed
 from ..model import Service, TaskState
 from ..raft import commands as C
 from ..raft.state import ClusterState
@@ -305,8 +306,12 @@ async def sync_node_statuses(
     gossip = {node_id: member.state for node_id, member in members.items()}  # board.gossip_states()
     now = ctx.clock.now()
     hold = HoldPlan()
-    if holds is not None:
-        hold = holds.plan(state, sightings(members), now)
+    if holds is not None:  # the hold is update_node version 2: only once every member reads it
+        seen = sightings(members)
+        asked = any(s.restart_until for s in seen.values()) or any(
+            n.restart_until for n in state.nodes.values()
+        )
+        hold = holds.plan(state, seen, now, allowed=asked and update_node_hold_allowed(state, members))
         holds.wake_at = hold.wake_at
     never_seen = [] if unseen is None else unseen.downs(state, gossip, ctx.local.node_id, now, epoch)
     updates = hold.node_updates(node_status_updates(state, gossip), never_seen)
@@ -326,6 +331,9 @@ async def sync_node_statuses(
         results = await ctx.store.propose_together(commands, ctx.commit_timeout_s)
     except ProposalTimeout as exc:
         log.info("node status writes not committed: %s", exc.message)
+        return True
+    except NotAllowedError as exc:  # a member stopped reading the hold since it was planned: next round
+        log.info("node status writes not proposed: %s", exc.message)
         return True
     failed: list[P2POrchError] = []  # raised after the others were looked at
     for node_id, result in zip(updates, results, strict=True):

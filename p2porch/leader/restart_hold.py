@@ -85,8 +85,14 @@ class RestartHolds:
         self.cap_s = cap_s
         self.wake_at: float | None = None  # the shell keeps the last plan's here (leader/loop.py)
 
-    def plan(self, state: ClusterState, seen: Mapping[str, Sighting], now: float) -> HoldPlan:
-        """Decide at ``now`` (the leader's wall clock) from ``state`` and the leader's gossip ``seen``."""
+    def plan(
+        self, state: ClusterState, seen: Mapping[str, Sighting], now: float, *, allowed: bool = True
+    ) -> HoldPlan:
+        """Decide at ``now`` (the leader's wall clock) from ``state`` and the leader's gossip ``seen``;
+        ``allowed`` False (a member does not read ``update_node`` version 2, raft/command_gate.py): no
+        hold, as with ``restart_grace_s = 0``: nothing written, nobody held."""
+        if not allowed:
+            return HoldPlan()
         updates: dict[str, dict[str, Any]] = {}
         held: set[str] = set()
         wake = math.inf

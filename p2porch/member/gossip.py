@@ -17,6 +17,7 @@ from ..gossip.config import GossipConfig
 from ..gossip.keyring import KEY_SWITCH_GRACE_S, Keyring
 from ..gossip.messages import RESTART_META_KEY, MemberEvent, NodeMeta, restart_hint
 from ..gossip.runner import serve_gossip
+from ..raft import command_gate
 from ..supervisor import drain, supervise
 from .seed_plan import SeedPlan
 
@@ -72,6 +73,7 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
         engine_version=board.engine_version,
         architecture=board.architecture,
         key_epoch=local.key_epoch,  # member services restart on a key switch: always the current one
+        command_versions=command_gate.advertisement(),  # the Raft command versions this node reads
     )
 
     def on_event(event: MemberEvent) -> None:

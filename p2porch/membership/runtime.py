@@ -22,6 +22,7 @@ from ..clock import Clock
 from ..config import Config
 from ..context import LocalBoard, LocalNode, MemberContext
 from ..gossip.keyring import KEY_SWITCH_GRACE_S
+from ..member.command_reads import board_readers
 from ..memtrim import trim_heap_after
 from ..metrics import Metrics
 from ..raft.store import RaftStore, StoreConfig, open_raft_store
@@ -202,6 +203,8 @@ class MemberRuntime:
         async with open_raft_store(store_config) as store, trio.open_nursery() as nursery:
             self.store = store
             store.commit_observer = self.metrics.raft_commit_seconds.observe
+            # no write uses a command version some member does not read (raft/command_gate.py)
+            store.command_readers = board_readers(store.snapshot, board)
             if prepare is not None:  # before any member service sees the store
                 await prepare(store)
             if self.config.join.port:

@@ -2,7 +2,8 @@
 
 Pure: commands (the typed commands, their decoder and dispatch table; ``codec`` holds the envelope
 ``{"t", "v", "b"}`` and result maps, ``commands_secrets`` the secret and key commands,
-``commands_access`` the remote API's access tokens, ``fields`` the field checks), fsm (applies them to a
+``commands_access`` the remote API's access tokens, ``fields`` the field checks), command_gate (the
+command versions a write may use while nodes run different releases), fsm (applies them to a
 state; ``fsm_secrets`` for secrets, ``fsm_access`` for access tokens), state (``ClusterState``
 holding the model's records), pacer (the Raft tick: short with work, long when idle), status (the
 ``RaftStatus`` record, the leader-change count), frames (the Raft port's sealed frames). Shell: store
@@ -16,6 +17,7 @@ __all__ = [
     "appends",
     "bridge",
     "codec",
+    "command_gate",
     "commands",
     "commands_access",
     "commands_secrets",

@@ -18,7 +18,7 @@ from ..errors import P2POrchError, RaftError, WireError, error_from_dict
 from ..wire import MAX_FRAME_BYTES, pack
 
 #: the newest body version this code writes (each command writes its own ``VERSION``: 1, or 2 for
-#: ``update_service``); 0 is the op-map layout from before typed commands
+#: ``update_service`` and ``update_node``); 0 is the op-map layout from before typed commands
 COMMAND_VERSION = 2
 LEGACY_VERSION = 0
 
@@ -54,6 +54,11 @@ class Command:
         """The body version these fields are written as (``VERSION``; a command read from an older
         version that means what it meant then writes that version again)."""
         return self.VERSION
+
+    def older_body(self, version: int) -> Command | None:
+        """This command written as body ``version`` (older than its own) when one exists with the same
+        effect, or None (the gate then refuses the write: ``command_gate.py``)."""
+        return None
 
     def encode(self) -> bytes:
         return encode_command(self)

@@ -214,11 +214,20 @@ _NODE_FIELDS: dict[str, Callable[[Any, str], Any]] = {
 }
 
 
+#: the graceful-restart hold (leader/restart_hold.py): the fields of ``update_node`` version 2
+HOLD_FIELDS = ("restart_until", "restart_incarnation")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateNode(Command):
-    """Change some of a node's fields (None = unchanged; ``labels`` replaces the whole map)."""
+    """Change some of a node's fields (None = unchanged; ``labels`` replaces the whole map).
+
+    Version 2 is the body with the restart hold (``HOLD_FIELDS``); one without them is written as
+    version 1, which every release reads. The release that added the hold wrote it into version-1 bodies:
+    those still decode (``hold_in_version_1``) and re-encode as they were, so journals replay alike."""
 
     TAG = "update_node"
+    VERSION = 2
     node_id: str
     node_version: int | None = None
     labels: Mapping[str, str] | None = None
@@ -237,10 +246,25 @@ class UpdateNode(Command):
     engine_error: str | None = None
     restart_until: float | None = None
     restart_incarnation: int | None = None
+    hold_in_version_1: bool = False  # read from a version-1 body with the hold (written before version 2)
 
     def changes(self) -> dict[str, Any]:
         """The fields this command sets."""
         return {n: getattr(self, n) for n in _NODE_FIELDS if getattr(self, n) is not None}
+
+    def holds(self) -> bool:
+        """Whether it writes a hold field (the version-2 body)."""
+        return self.restart_until is not None or self.restart_incarnation is not None
+
+    def body_version(self) -> int:
+        return self.VERSION if self.holds() and not self.hold_in_version_1 else 1
+
+    def older_body(self, version: int) -> Command | None:
+        """Version 1: these changes without the hold (None if the hold was all it changed)."""
+        if version >= 1 and self.holds():
+            older = replace(self, restart_until=None, restart_incarnation=None, hold_in_version_1=False)
+            return older if older.changes() else None
+        return None
 
     def body(self) -> dict[str, Any]:
         fields = {k: dict(v) if k == "labels" else v for k, v in self.changes().items()}
@@ -260,8 +284,13 @@ class UpdateNode(Command):
             clean[name] = check(value, name)
         if not clean:
             raise F.invalid("no fields to update", "fields")
+        hold_in_version_1 = version < 2 and any(name in clean for name in HOLD_FIELDS)
         return cls(
-            node_id=F.text(b, "node_id"), node_version=F.version_or_none(b, "node_version"), **clean, **common
+            node_id=F.text(b, "node_id"),
+            node_version=F.version_or_none(b, "node_version"),
+            hold_in_version_1=hold_in_version_1,
+            **clean,
+            **common,
         )
 
 

@@ -11,7 +11,10 @@ Requests: {"op": "status"} | {"op": "raw"} | {"op": "state"} | {"op": "services"
 | {"op": "compact"} | {"op": "heartbeat_gap"} | {"op": "init"}
 | {"op": "create", "id": str, "pad": label bytes (large entries)}
 | {"op": "bench", "count": N, "concurrency": K, "prefix": str} | {"op": "gc"} (the collector's figures)
-| {"op": "add_voter" | "remove_voter", "addr": str}. Answers carry "ok" and, on failure, "error".
+| {"op": "add_voter" | "remove_voter", "addr": str}
+| {"op": "advertisements", "members": {node id: command versions or null}} (tests: what gossip tells a
+daemon's store, the write gate's input: raft/command_gate.py). Answers carry "ok" and, on failure,
+"error" (and "message").
 When the store is up the process prints one JSON line {"ready": true, ...} on stdout.
 """
 
@@ -92,6 +95,10 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "gc": gc_freeze.figures()}
     if op == "bench":
         return await _bench(store, int(req["count"]), int(req["concurrency"]), str(req.get("prefix", "b")))
+    if op == "advertisements":
+        members = {str(node): adv for node, adv in dict(req["members"]).items()}
+        store.command_readers = lambda: members
+        return {"ok": True}
     if op in ("add_voter", "remove_voter"):
         await getattr(store, op)(str(req["addr"]), timeout_s)
         return {"ok": True}

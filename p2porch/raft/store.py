@@ -31,8 +31,8 @@ from pysyncobj import SyncObjConf, SyncObjException
 from pysyncobj.node import TCPNode
 
 from ..errors import NotLeaderError, ProposalTimeout, RaftError
+from . import command_gate, dumps
 from . import commands as C
-from . import dumps
 from .bridge import PacedPoller, RaftBridge, install_durable_journal
 from .fsm import Change, apply_batch, encode_batch, undecodable
 from .lag import LagBook
@@ -100,6 +100,7 @@ class RaftStore:
         self._replay_to: int | None = None  # that index; None once reached (Raft thread)
         self.leader_changes = LeaderChanges()  # updated on the Raft thread
         self.commit_observer: Callable[[float], None] | None = None  # seconds of each answered proposal
+        self.command_readers: command_gate.Readers | None = None  # the write gate's input (None: no gate)
         self._status_lock = threading.Lock()
         self._dumps = dumps.BackgroundDumps(ask_again=lambda: self._so.forceLogCompaction())
         self._lag = LagBook()  # this node's lag and (leader only) its peers'; Raft thread
@@ -205,6 +206,8 @@ class RaftStore:
         each may take a free in-flight slot); their FSM result maps in order. Each applies on its own."""
         if self._closed:
             raise RaftError("the store is closed")
+        if self.command_readers is not None:  # a body a member cannot read: older, or NotAllowedError
+            commands = [command_gate.admit(command, self.command_readers) for command in commands]
         proposals = queue(self._pending, commands)  # one too large for an entry is refused at once
         self._wakeup.set()
         started = time.monotonic()
@@ -480,13 +483,7 @@ class RaftStore:
             timer_at = min(timer_at, now + self._conf.connectionRetryTime)
         elif self.config.self_addr is None and not self._so.connected_to_all_voters():
             timer_at = min(timer_at, now + self._conf.connectionRetryTime)  # a replica reconnecting
-        period = self._pacer.period(
-            now,
-            self._so.raftCommitIndex,
-            self._so.raftLastApplied,
-            busy,
-            timer_at,
-        )
+        period = self._pacer.period(now, self._so.raftCommitIndex, self._so.raftLastApplied, busy, timer_at)
         self._conf.autoTickPeriod = period
         self.tick_lateness.tick(now, period)
         self._poller.timeout_s = period  # this tick's own poll (the callbacks run just before it)

@@ -16,6 +16,7 @@ from p2porch.leader.loop import sync_node_statuses
 from p2porch.leader.restart_hold import RestartHolds
 from p2porch.leader.unseen import UnseenNodes
 from p2porch.model import Node
+from p2porch.raft import command_gate
 from p2porch.raft import commands as C
 from p2porch.testing.memstore import MemoryRaft
 
@@ -40,6 +41,14 @@ class Gossip:
 
 
 ADDR = "10.0.0.1:7947"
+
+
+def advertising(nodes: list[str], metas: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``metas`` with the command versions this release reads advertised by ``nodes`` (gossip ``cv``)."""
+    cv = {"cv": command_gate.advertisement()}
+    return {node: {**cv, **metas.get(node, {})} for node in nodes} | {
+        node: meta for node, meta in metas.items() if node not in nodes
+    }
 
 
 def member_context(store: Any) -> MemberContext:
@@ -133,7 +142,7 @@ def test_a_node_that_announced_a_restart_is_held_ready_then_down_when_it_does_no
     raft = MemoryRaft([ADDR], leader=ADDR)
     store = raft.store(ADDR)
     ctx = member_context(store)
-    ctx.board.gossip.metas = {"id4": {"r": int(AT) + 30}}  # type: ignore[union-attr]
+    ctx.board.gossip.metas = advertising(["id1", "id2", "id3", "id4"], {"id4": {"r": int(AT) + 30}})  # type: ignore[union-attr]
     holds = RestartHolds()
 
     async def main() -> None:
@@ -151,5 +160,39 @@ def test_a_node_that_announced_a_restart_is_held_ready_then_down_when_it_does_no
         assert await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
         n4 = store.snapshot().nodes["id4"]
         assert n4.status == "down" and n4.restart_until == 0 and n4.restart_incarnation == 0
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_no_hold_is_written_while_a_member_does_not_advertise_update_node_version_2() -> None:
+    """n3 advertises nothing (a release from before the gate reads update_node version 1 only): n4's
+    announced restart is not held (as with restart_grace_s = 0: n4 alive stays as it is, n4 dead is down
+    at once); once n3 advertises the version, the announcement is held."""
+    raft = MemoryRaft([ADDR], leader=ADDR)
+    store = raft.store(ADDR)
+    ctx = member_context(store)
+    gossip = ctx.board.gossip
+    announced = {"id4": {"r": int(AT) + 30}}
+    gossip.states["id4"] = "alive"  # type: ignore[union-attr]
+    gossip.metas = advertising(["id1", "id2", "id4"], announced)  # type: ignore[union-attr]
+    holds = RestartHolds()
+
+    async def main() -> None:
+        await four_nodes(store)
+        epoch = await claim_epoch(ctx)
+        assert epoch is not None
+        await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)  # n2, n3 ready
+        n4 = store.snapshot().nodes["id4"]
+        assert n4.status == "ready" and n4.restart_until == 0 and holds.wake_at is None
+        gossip.states["id4"] = "dead"  # type: ignore[union-attr]
+        assert await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
+        assert store.snapshot().nodes["id4"].status == "down"  # not held: down as without the hold
+        gossip.states["id4"] = "alive"  # type: ignore[union-attr]
+        assert await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
+        assert store.snapshot().nodes["id4"].status == "ready"
+        gossip.metas = advertising(["id1", "id2", "id3", "id4"], announced)  # type: ignore[union-attr]
+        assert await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
+        n4 = store.snapshot().nodes["id4"]
+        assert n4.status == "ready" and n4.restart_until == AT + 30 and holds.wake_at == AT + 30
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -112,3 +112,15 @@ def test_sightings_read_the_announcement_from_member_meta() -> None:
         "b": Sighting("alive", 1, 0),  # ill-typed: none
         "c": Sighting("alive", 2, 0),
     }
+
+
+def test_no_hold_while_a_member_does_not_read_update_node_version_2() -> None:
+    """``allowed`` False (raft/command_gate.py): the rule without the hold, as with restart_grace_s = 0:
+    nothing recorded, nobody held, so gossip's verdicts apply as for a crash."""
+    seen = {"id1": Sighting("alive", 1), "id2": Sighting("dead", 7, int(NOW) + 30)}
+    for state in (cluster(), cluster(restart_until=NOW + 30, restart_incarnation=7)):
+        plan = RestartHolds().plan(state, seen, NOW, allowed=False)
+        assert (plan.updates, plan.held, plan.wake_at) == ({}, frozenset(), None)
+        assert plan.node_updates(node_status_updates(state, {"id1": "alive", "id2": "dead"}), []) == {
+            "id2": {"status": "down"}
+        }

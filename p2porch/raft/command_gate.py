@@ -1,0 +1,134 @@
+"""The command-version gate of a rolling upgrade: no write uses a body version some node cannot read (pure).
+
+Every node advertises the command body versions it reads above :data:`BASELINE` (gossip meta key
+``cv``: ``advertisement()``, a few bytes). A node that advertises nothing (a release from before the
+gate, a node down or never seen whose meta this node does not hold, one whose labels left no room for
+the key) reads only the baseline. :func:`gate` takes every member's advertisement and gives the version
+each command may be written in: the lowest any member reads. :func:`admit` is the writer's check on
+encoded bytes (the store calls it for every proposal: the leader's and a follower's before it is
+forwarded): a command within the gate passes unchanged; one above it is written as the older body when
+the command has one (``Command.older_body``: ``update_node`` without the restart hold is version 1), or
+refused with a ``NotAllowedError`` naming the command and the nodes that are behind. Nothing here reads
+a clock, the network or the store (see docs/raft.md, "Commands: types, codec, versions, compatibility").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from ..errors import NotAllowedError, WireError
+from .codec import decode
+from .commands import COMMANDS, decode_command
+
+#: what a node that advertises nothing reads: each command at this code's version, but ``update_node`` at
+#: 1 (its version 2, the restart hold, came with the advertisements)
+BASELINE: Mapping[str, int] = {tag: cls.VERSION for tag, cls in COMMANDS.items()} | {"update_node": 1}
+#: every member's advertisement (node id -> its gossip ``cv`` map, None: none), as the store reads them
+Readers = Callable[[], Mapping[str, Mapping[str, Any] | None]]
+MAX_ADVERTISED = 64  # entries of an advertisement that are looked at (a peer's meta is bounded anyway)
+
+
+def reads() -> dict[str, int]:
+    """The body version of each command this node reads (the newest its decoder accepts)."""
+    return {tag: cls.VERSION for tag, cls in COMMANDS.items()}
+
+
+def advertisement(own: Mapping[str, int] | None = None) -> dict[str, int]:
+    """What a node reading ``own`` (default: this node) advertises: the commands above the baseline."""
+    own = reads() if own is None else own
+    return {tag: version for tag, version in sorted(own.items()) if version > BASELINE.get(tag, 0)}
+
+
+def member_reads(advertised: Mapping[str, Any] | None) -> dict[str, int]:
+    """What a member with this advertisement reads (None or ill-typed entries: the baseline)."""
+    out = dict(BASELINE)
+    if isinstance(advertised, Mapping):
+        for tag, version in list(advertised.items())[:MAX_ADVERTISED]:
+            if isinstance(tag, str) and type(version) is int and version > out.get(tag, 0):
+                out[tag] = version
+    return out
+
+
+@dataclass(frozen=True)
+class CommandGate:
+    """The version each command may be written in (``allowed``) and each member's advertisement."""
+
+    allowed: Mapping[str, int]
+    advertisements: Mapping[str, Mapping[str, Any] | None]
+
+    def allows(self, tag: str, version: int) -> bool:
+        return version <= self.allowed.get(tag, 0)
+
+    def behind(self, tag: str, version: int) -> list[str]:
+        """The members that do not read ``tag`` at ``version`` (sorted)."""
+        return sorted(
+            node for node, adv in self.advertisements.items() if member_reads(adv).get(tag, 0) < version
+        )
+
+
+def gate(advertisements: Mapping[str, Mapping[str, Any] | None]) -> CommandGate:
+    """Members (node id -> advertisement, None: none) -> the versions every one of them reads; with no
+    member at all (a cluster not initialised yet) this node's own. O(members x the commands this node
+    reads above the baseline): the baseline holds for every member without looking."""
+    allowed = reads()
+    above = [tag for tag, version in allowed.items() if version > BASELINE.get(tag, 0)]
+    for adv in advertisements.values():
+        if not above:
+            break
+        read = member_reads(adv) if adv else BASELINE
+        for tag in list(above):
+            allowed[tag] = min(allowed[tag], read.get(tag, 0))
+            if allowed[tag] <= BASELINE.get(tag, 0):
+                above.remove(tag)  # at the floor: no member can take it lower
+    return CommandGate(allowed, advertisements)
+
+
+def header(data: bytes) -> tuple[str, int]:
+    """``(tag, body version)`` of an encoded command, reading only its first keys as the encoder writes
+    them (``("", 0)`` for the op-map layout of version 0, which every node reads); raises WireError for
+    bytes that are no command map."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(data) or 1)
+    unpacker.feed(data)
+    try:
+        pairs = unpacker.read_map_header()
+        first: dict[Any, Any] = {}
+        for _ in range(min(pairs, 2)):  # the encoder writes "t", then "v", then "b"
+            key = unpacker.unpack()
+            first[key] = unpacker.unpack()
+    except Exception as exc:  # msgpack raises many types
+        raise WireError(f"not an encoded command: {type(exc).__name__}: {exc}") from exc
+    found: Mapping[Any, Any] = first
+    if "t" not in found:  # the op-map layout (version 0), or a map the encoder did not write: read whole
+        whole = decode(data)
+        found = whole if isinstance(whole, Mapping) and "t" in whole else {"t": "", "v": 0}
+    tag, version = found.get("t"), found.get("v")
+    if not isinstance(tag, str) or type(version) is not int:
+        raise WireError("an encoded command starts with its tag and version")
+    return tag, version
+
+
+def admit(data: bytes, members: Readers) -> bytes:
+    """The bytes to propose for the encoded command ``data``: ``data`` itself within the gate, else its
+    older body; ``members`` (read only for a command above the baseline) gives every member's
+    advertisement. Raises NotAllowedError when no member-readable body exists."""
+    tag, version = header(data)
+    if version <= BASELINE.get(tag, 0):
+        return data
+    current = gate(members())
+    if current.allows(tag, version):
+        return data
+    allowed = current.allowed.get(tag, 0)
+    older = decode_command(data).older_body(allowed) if allowed > 0 else None
+    if older is not None:
+        return older.encode()
+    behind = current.behind(tag, version)
+    shown = ", ".join(behind[:10]) + (f" and {len(behind) - 10} more" if len(behind) > 10 else "")
+    raise NotAllowedError(
+        f"{tag} version {version} is not read by every node yet: {shown} read up to version {allowed}; "
+        "upgrade them first",
+        field="command",
+    )
