@@ -139,8 +139,8 @@ class ClusterMetrics:
             yield family
         skipped = CounterMetricFamily(
             "p2porch_gossip_meta_keys_skipped",
-            "Optional keys (engine version, architecture, restart hold) left out of this node's gossip meta "
-            "because its labels left them no room",
+            "Optional keys (command versions, engine version, architecture, restart hold) left out of this "
+            "node's gossip meta because its labels left them no room",
         )
         skipped.add_metric([], handle.metrics.get("meta_keys_skipped", 0))
         yield skipped
