@@ -15,19 +15,8 @@ from __future__ import annotations
 import os
 import signal
 
-from clusterkit import (
-    IMAGE,
-    SERVE,
-    all_tasks,
-    cli,
-    cluster_fixture,
-    containers,
-    leader_node,
-    running_tasks,
-    service,
-    tasks,
-    wait_for,
-)
+import clusterkit as kit
+from clusterkit import IMAGE, SERVE, cli, cluster_fixture, service, wait_for
 
 from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.system import pid_alive, read_pid
@@ -42,8 +31,8 @@ def test_a_superseded_container_a_stop_ended_while_the_daemon_was_away_is_shutdo
 ) -> None:
     sb, nodes = cluster
     with service(sb, nodes, "away", "--replicas", "3", IMAGE, "sh", "-c", IGNORES_TERM):
-        leader = leader_node(nodes)
-        placed = running_tasks(nodes[0], "away", 3)
+        leader = kit.leader_node(nodes)
+        placed = kit.running_tasks(nodes[0], "away", 3)
         old = next(t for t in placed if t["node"] != leader.name)
         victim = next(n for n in nodes if n.name == old["node"])
         other = next(n for n in nodes if n is not victim)
@@ -54,14 +43,18 @@ def test_a_superseded_container_a_stop_ended_while_the_daemon_was_away_is_shutdo
         try:
             wait_for(
                 lambda: (
-                    all(t["node"] != victim.name and t["state"] == "running" for t in tasks(other, "away"))
-                    and len(tasks(other, "away")) == 3
+                    all(
+                        t["node"] != victim.name and t["state"] == "running" for t in kit.tasks(other, "away")
+                    )
+                    and len(kit.tasks(other, "away")) == 3
                 ),
                 60,
                 f"away's task on {victim.name} replaced elsewhere",
             )
             (kept,) = [
-                c for c in containers(victim, "away") if c["Config"]["Labels"]["p2porch.task-id"] == old["id"]
+                c
+                for c in kit.containers(victim, "away")
+                if c["Config"]["Labels"]["p2porch.task-id"] == old["id"]
             ]
             docker(victim.dockerd, "kill", kept["Id"])  # a stop signal ends it while no agent watches
         finally:
@@ -69,7 +62,7 @@ def test_a_superseded_container_a_stop_ended_while_the_daemon_was_away_is_shutdo
             sb.up(len(nodes))
 
         def ended() -> dict | None:
-            record = next(t for t in all_tasks(other, "away") if t["id"] == old["id"])
+            record = next(t for t in kit.all_tasks(other, "away") if t["id"] == old["id"])
             return record if record["state"] in ("shutdown", "failed") else None
 
         record = wait_for(ended, 90, f"the superseded task on {victim.name} reported over")
@@ -78,7 +71,7 @@ def test_a_superseded_container_a_stop_ended_while_the_daemon_was_away_is_shutdo
             lambda: (
                 not [
                     c
-                    for c in containers(victim, "away", include_stopped=True)
+                    for c in kit.containers(victim, "away", include_stopped=True)
                     if c["Config"]["Labels"]["p2porch.task-id"] == old["id"]
                 ]
             ),
@@ -93,7 +86,7 @@ def test_service_update_returns_once_the_leader_judged_it_and_fails_on_a_crash_i
     sb, nodes = cluster
     monitor = ("--update-monitor", "8s", "--update-failure-action", "rollback")
     with service(sb, nodes, "judged", "--replicas", "2", *monitor, "--env", "V=1", IMAGE, "sh", "-c", SERVE):
-        running_tasks(nodes[0], "judged", 2)
+        kit.running_tasks(nodes[0], "judged", 2)
         updated = cli(sb, "n2", "service", "update", "--env-add", "V=2", "judged")
         assert updated.returncode == 0, updated.stderr.decode()
         state = cli(sb, "n3", "service", "inspect", "--format", "{{.UpdateStatus.State}}", "judged")
