@@ -37,6 +37,7 @@ from .control.routes import cluster_endpoints, service_endpoints
 from .control.secret_ops import SecretOps, secret_endpoints
 from .control.service_ops import ServiceOps
 from .control.stack_ops import StackOps, stack_endpoints
+from .control.store_wait import waiting_for_store
 from .control.usage_ops import USAGE_OP, UsageOps, usage_endpoints
 from .datadir import DataDirLock
 from .errors import DaemonError
@@ -297,10 +298,7 @@ class Daemon:
     # ----- API
     def endpoints(self) -> list[Endpoint]:
         """The daemon's own routes, then the control API's tables."""
-        return [
-            Endpoint("GET", "/version", self.api_version, "Daemon and API version"),
-            Endpoint("GET", "/status", self.api_status, "Node and cluster status at a glance"),
-            Endpoint("GET", "/config", self.api_config, "The daemon's effective configuration"),
+        cluster_tables = [
             *cluster_endpoints(self.cluster, self.nodes, self.services),
             *service_endpoints(self.services),
             *stack_endpoints(self.stacks),
@@ -309,6 +307,12 @@ class Daemon:
             Endpoint("GET", "/cluster/ca", self.api_cluster_ca, "The CA bundle remote clients pin"),
             *network_endpoints(self.networks),
             *usage_endpoints(self.usage),
+        ]
+        return [
+            Endpoint("GET", "/version", self.api_version, "Daemon and API version"),
+            Endpoint("GET", "/status", self.api_status, "Node and cluster status at a glance"),
+            Endpoint("GET", "/config", self.api_config, "The daemon's effective configuration"),
+            *waiting_for_store(self.cluster, cluster_tables),  # a role or key switch restarts the store
         ]
 
     def extra_routes(self) -> list[BaseRoute]:

@@ -12,7 +12,9 @@ task reports to send. Rules it enforces:
 - Containers of tasks that are no longer assigned to this node are stopped and removed.
 - A container that exited by itself (a job task that completed, a task that crashed) is kept, with its
   logs, while its task is assigned here (the cluster keeps the task's record as history); it goes with
-  the record. A container the agent stops itself is removed at once.
+  the record. A container the agent stops itself is removed at once, and so is one that a stop signal
+  ended while its task was to shut down (an agent restarted in the middle of that stop: the task is
+  shutdown, not failed).
 - A task is never reported out of a terminal state.
 - A task group's containers go with its main container: a running task whose sidecar stopped has failed,
   its health is the worst of its containers', and a stopped or terminal task's sidecars are removed.
@@ -22,6 +24,7 @@ It never performs I/O, reads clocks or logs.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -243,7 +246,7 @@ def plan_node(
         if assignment.desired_state == DesiredState.SHUTDOWN:
             _plan_shutdown(assignment, primary, state, last, now, actions, emit, drain_s)
             drain = drain_s if state == TaskState.RUNNING else 0.0
-            kept = _exited if _ended_by_itself(primary, state) else _nothing
+            kept = _exited if _ended_by_itself(primary, state, assignment) else _nothing
             _remove_members(
                 assignment,
                 members,
@@ -282,12 +285,36 @@ def _nothing(container: ObservedContainer) -> bool:
     return False
 
 
-def _ended_by_itself(primary: ObservedContainer | None, state: str) -> bool:
+def _ended_by_itself(primary: ObservedContainer | None, state: str, assignment: TaskAssignment) -> bool:
     """The task ended on its own (completed, crashed, or its group failed), not by the agent stopping it:
     its exited containers stay for their logs while its record exists."""
     if primary is not None and primary.status == "exited":
-        return state != TaskState.SHUTDOWN  # shutdown: we stopped it and its removal did not finish
+        if state in TERMINAL_STATES:
+            return state != TaskState.SHUTDOWN  # shutdown: we stopped it and its removal did not finish
+        return not _stopped(primary, assignment)
     return state in (TaskState.COMPLETE, TaskState.FAILED)
+
+
+def _stopped(container: ObservedContainer, assignment: TaskAssignment) -> bool:
+    """A task to shut down whose container a stop signal ended (SIGTERM, SIGKILL after the grace, or the
+    service's ``--stop-signal``), not out of memory: the agent's stop, even one its restart interrupted
+    before the shutdown was reported (a key or role switch restarts the agent), or an operator's."""
+    if assignment.desired_state != DesiredState.SHUTDOWN or container.oom_killed:
+        return False
+    return container.exit_code in _stop_codes(str(assignment.options.get("stop_signal") or ""))
+
+
+def _stop_codes(stop_signal: str) -> frozenset[int]:
+    """The exit codes of a container ended by a stop: 128 + SIGTERM, SIGKILL or the service's signal."""
+    codes = {128 + signal.SIGTERM, 128 + signal.SIGKILL}
+    name = stop_signal.upper()
+    if name.isdigit():
+        codes.add(128 + int(name))
+    elif (
+        signum := signal.Signals.__members__.get(name if name.startswith("SIG") else "SIG" + name)
+    ) is not None:
+        codes.add(128 + signum.value)
+    return frozenset(codes)
 
 
 def _connections(assignment: TaskAssignment, container: ObservedContainer) -> dict[str, Any]:
@@ -421,10 +448,17 @@ def _plan_shutdown(
             )
         )
         return
-    if state not in TERMINAL_STATES:
+    if state not in TERMINAL_STATES and primary.status == "exited" and _stopped(primary, assignment):
+        # A stop ended it (ours, interrupted before its report, or an operator's): shutdown, and it goes.
+        code = primary.exit_code
+        emit(
+            TaskReport(task_id, TaskState.SHUTDOWN, now, container_id=primary.container_id, exit_code=code),
+            last,
+        )
+    elif state not in TERMINAL_STATES:
         # It exited by itself before we stopped it: report how it ended.
         emit(report_from_container(primary, now), last)
-    if primary.status == "exited" and _ended_by_itself(primary, state):
+    if primary.status == "exited" and _ended_by_itself(primary, state, assignment):
         # Kept with its logs (a job's output, a crash's last lines: `service logs`) while the cluster keeps
         # the task's record (a bounded history per slot); it goes with the record ("task not assigned").
         return

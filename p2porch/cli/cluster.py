@@ -343,6 +343,12 @@ def _start_background_daemon(args: argparse.Namespace) -> None:
     raise P2POrchError(f"the daemon did not answer on unix://{config.api.socket} within 30 s; see {log_path}")
 
 
+# init/join wait for the daemon's answer past its own bounds (a join: the member's reply within 40 s, then
+# this node's record within 30 s), so a slow join ends with the daemon's reason ("run the same join
+# again"), not "the daemon did not answer in time" while it still works on it
+FORM_TIMEOUT_S = 120.0
+
+
 def _form_cluster(args: argparse.Namespace, path: str, render: Callable[[Any], str]) -> int:
     """init/join: through a running daemon, a new background daemon, or in the foreground."""
     body = _cluster_body(args)
@@ -369,11 +375,11 @@ def _form_cluster(args: argparse.Namespace, path: str, render: Callable[[Any], s
         trio.run(Daemon(config, on_ready=on_ready).run)
         return EXIT_OK
     try:  # one request when the daemon runs (no separate "is it up?" round trip first)
-        result = local_client_for(args).post(path, body)
+        result = local_client_for(args, FORM_TIMEOUT_S).post(path, body)
     except DaemonUnreachable:  # nothing listens: the request was not sent, so sending it again is safe
         _refuse_what_the_daemon_would(body)
         _start_background_daemon(args)
-        result = local_client_for(args).post(path, body)
+        result = local_client_for(args, FORM_TIMEOUT_S).post(path, body)
     emit(args, result, render)
     return EXIT_OK
 

@@ -68,6 +68,29 @@ def _endpoint_spec(view: dict[str, Any], go_type: str = "*swarm.EndpointSpec") -
     return go_struct(go_type, ("Mode", "Ports"), Mode=view["spec"].get("endpoint_mode") or "vip", Ports=ports)
 
 
+#: swarmkit's messages for an update status p2porch recorded no reason for
+_STATUS_MESSAGES = {
+    "updating": "update in progress",
+    "paused": "update paused",
+    "completed": "update completed",
+    "rollback_started": "rollback in progress",
+    "rollback_paused": "rollback paused",
+    "rollback_completed": "rollback completed",
+}
+
+
+def _update_status(view: dict[str, Any]) -> GoStruct | None:
+    """Docker's ``.UpdateStatus`` (``.State``, ``.StartedAt``, ``.Message``: p2porch's reason), nil (None)
+    for a service never updated, as Docker's; p2porch keeps no ``CompletedAt``."""
+    status = view.get("update_status")
+    if not status:
+        return None
+    state = str(status["state"])
+    message = status.get("reason") or _STATUS_MESSAGES.get(state, "")
+    fields = {"State": state, "StartedAt": GoTime(status["started_at"]), "Message": message}
+    return go_struct("*swarm.UpdateStatus", fields, **fields)
+
+
 #: Docker's path (lowercase, no leading dot) -> its value from p2porch's service view (``.ID`` and
 #: ``.Spec.Name`` need none: p2porch's view has them under the same names)
 _PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -83,6 +106,7 @@ _PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "spec.endpointspec": _endpoint_spec,
     "endpoint.ports": lambda v: _ports(v, served=True),
     "endpoint.spec": lambda v: _endpoint_spec(v, "swarm.EndpointSpec"),  # the spec the endpoint applies
+    "updatestatus": _update_status,
 }
 
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import select
 import sys
 from collections.abc import Sequence
 
 from ..errors import ConfigError, P2POrchError
 from ..paths import DEFAULT_SOCKET
 from .util import EXIT_FAILED, EXIT_USAGE, Parser
+
+EXIT_SIGPIPE = 141  # 128 + SIGPIPE: what a shell shows for a tool a closed pipe ended (Docker's CLI too)
 
 #: Each command module (``add_<module>_commands``) and the top-level commands it registers, in help order.
 #: A command line naming one of them imports that module only: ``p2porch daemon`` does not load the other
@@ -159,10 +163,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"p2porch: error: {exc.message}", file=sys.stderr)
         return EXIT_FAILED
     except OSError as exc:  # a local file or directory the command needs (init/join/daemon's data dir, ...)
+        if isinstance(exc, BrokenPipeError) and _reader_gone():
+            # `p2porch ... | head`: the reader has what it wanted; end quietly, as SIGPIPE ends a Unix tool
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+            return EXIT_SIGPIPE
         print(f"p2porch: error: {os_error_text(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def _reader_gone() -> bool:
+    """Standard output is a pipe whose reader went away (a broken pipe of the API socket is not)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 if __name__ == "__main__":

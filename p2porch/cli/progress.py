@@ -2,7 +2,8 @@
 
 After ``service create|update|scale|rollback`` and ``stack deploy`` the CLI polls the service and its
 tasks until every task that should run is running (healthy when it has a check) on the current spec,
-as many as desired, with nothing pending or moving (jobs are not waited for: :func:`waits_for`); once
+as many as desired, with nothing pending or moving, and the leader has judged an update or rollback
+(completed once its tasks ran past the policy's monitor; jobs are not waited for: :func:`waits_for`); once
 a task of the change has failed or exited, that must hold for ``STABLE_S``, as Docker verifies. It
 stops early and fails (exit 1, the reason printed) when the update is paused, the service is changed by
 someone else, it is removed, or tasks of the current spec failed ``MAX_FAILURES`` times; after
@@ -48,6 +49,9 @@ class Watch:
 
 
 BOOKKEEPING = ("rebalance_requested", "previous_spec", "update_paused")
+# a rollout the leader has not judged yet: it marks it completed once every slot ran the new spec past
+# the policy's monitor (docs/scheduler.md, "The rollout record")
+JUDGING = ("updating", "rollback_started")
 
 
 def _user_spec(view: dict[str, Any]) -> dict[str, Any]:
@@ -211,6 +215,10 @@ def assess(
         summary += f" (verifying they are stable for {STABLE_S:.0f} s)" if not converged else ""
     if rolled_back:
         return Assessment(False, rolled_back if converged else None, lines, summary, keys)
+    if converged and status.get("state") in JUDGING:  # the leader still monitors the new tasks: a failure
+        # in that window rolls back or pauses, which an exit 0 would hide (Docker's CLI waits it too)
+        summary += " (verifying that the new tasks are stable: the update's monitor)"
+        return Assessment(False, None, lines, summary, keys)
     return Assessment(converged, None, lines, summary, keys)
 
 

@@ -188,11 +188,11 @@ def host_of(args: argparse.Namespace) -> str:
     return getattr(args, "host", None) or os.environ.get("P2PORCH_HOST") or f"unix://{DEFAULT_SOCKET}"
 
 
-def local_client_for(args: argparse.Namespace) -> Any:
+def local_client_for(args: argparse.Namespace, timeout_s: float = 30.0) -> Any:
     """A client of this machine's daemon (init/join start one there)."""
     from ..api.client import ApiClient
 
-    return ApiClient(host_of(args))
+    return ApiClient(host_of(args), timeout_s=timeout_s)
 
 
 def connection_of(args: argparse.Namespace) -> Any:

@@ -36,6 +36,7 @@ from ..raft.published_ports import check_chosen_ports, endpoint_ports
 from ..raft.spec_size import check_spec_size
 from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress, shown_desired_state
+from ..stack.names import swarm_service_name
 from .network_ops import network_changes
 from .secret_ops import file_ref_changes, resolve_file_refs
 from .task_liveness import counts_as_running, stale_message
@@ -236,7 +237,7 @@ class ServiceOps:
 
     def find(self, ref: str) -> Service:
         state = self._state()
-        service = state.service_by_name(ref) or state.services.get(ref)
+        service = state.service_by_name(ref) or state.services.get(ref) or service_by_swarm_name(state, ref)
         if service is None:
             matches = (
                 [s for s in state.services.values() if s.service_id.startswith(ref)] if len(ref) >= 4 else []
@@ -565,3 +566,15 @@ class ServiceOps:
                 yield receive
             finally:
                 nursery.cancel_scope.cancel()
+
+
+def service_by_swarm_name(state: ClusterState, ref: str) -> Service | None:
+    """The stack member ``ref`` names as Swarm names it (``shop_web``: p2porch's ``shop-web``), if one."""
+    if "_" not in ref:
+        return None
+    found = [
+        s
+        for s in state.services.values()
+        if (swarm_service_name(s.spec.labels_dict()) or "").lower() == ref.lower()
+    ]
+    return found[0] if len(found) == 1 else None

@@ -23,6 +23,7 @@ from ..leader.autoscale_loop import gather_reports
 from ..membership.join_service import request_join
 from ..model import Node
 from ..raft.state import ClusterState
+from .service_ops import service_by_swarm_name
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
@@ -235,7 +236,7 @@ class UsageOps:
     def service_ids(self, state: ClusterState, ref: str | None) -> list[str]:
         if ref is None:
             return [s.service_id for s in sorted(state.services.values(), key=lambda s: s.name)]
-        service = state.service_by_name(ref) or state.services.get(ref)
+        service = state.service_by_name(ref) or state.services.get(ref) or service_by_swarm_name(state, ref)
         if service is None:
             raise NotFoundError(f"no such service: {ref}", field="SERVICE")  # Docker's words
         return [service.service_id]

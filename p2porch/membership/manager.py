@@ -37,7 +37,7 @@ from .keys import keys_from_text, new_cluster_keys, new_node_key, unb64
 from .localstate import LocalClusterState
 from .peer import split_peer
 from .recovery import recover_refusal
-from .runtime import MemberRuntime, MemberService
+from .runtime import MemberRuntime, MemberService, no_store_reason
 from .token import JoinToken, new_token, parse_given_token, parse_token
 
 log = logging.getLogger(__name__)
@@ -331,7 +331,7 @@ class ClusterManager:
         store = self.store
         if store is None or self.local is None:
             why = removal.REMOVED_MESSAGE if removal.load_marker(self.data_dir) else ""
-            why = why or "this node is not part of a cluster (run `p2porch init` or `p2porch join`)"
+            why = why or no_store_reason(self.local is not None)
             raise ConflictError(why, field="cluster")
         return store
 

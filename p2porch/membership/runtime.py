@@ -108,6 +108,13 @@ async def start_member_services(
             starting.start_soon(start, name, service, name=f"start {name}")
 
 
+def no_store_reason(member: bool) -> str:
+    """Why a request finds no store: this node is in no cluster, or (``member``) its store restarts."""
+    if member:
+        return "this node's cluster store is restarting (a Raft role or key change); try again in a moment"
+    return "this node is not part of a cluster (run `p2porch init` or `p2porch join`)"
+
+
 class MemberRuntime:
     """Runs (and stops) this node's member services around one Raft store; holds their board."""
 
@@ -140,6 +147,7 @@ class MemberRuntime:
         self._nursery: trio.Nursery | None = None
         self._scope: trio.CancelScope | None = None
         self._done: trio.Event | None = None
+        self._running = trio.Event()  # set once start() returned; a fresh one when that run ends
 
     @property
     def join_port(self) -> int:
@@ -168,9 +176,18 @@ class MemberRuntime:
                     await self._run(local, task_status, prepare, joining)
             finally:
                 self.store = None
+                if self._running.is_set():
+                    self._running = trio.Event()
                 done.set()
 
         await self._nursery.start(member)
+        self._running.set()
+
+    async def wait_running(self, timeout_s: float) -> None:
+        """Wait, at most ``timeout_s``, until a store runs again (returns at once while one runs): a role
+        or key switch stops the store and starts it again, and what asks meanwhile waits for it."""
+        with trio.move_on_after(timeout_s):
+            await self._running.wait()
 
     async def stop(self) -> None:
         if self._scope is not None and self._done is not None:

@@ -117,6 +117,13 @@ def stack_dns_aliases(labels: Mapping[str, Any] | None) -> tuple[str, ...]:
     return (f"{short}.{stack}",) if "." in short else (f"{short}.{stack}", f"{stack}_{short}")
 
 
+def swarm_service_name(labels: Mapping[str, Any] | None) -> str | None:
+    """A stack member's name in a Swarm stack, ``<stack>_<short>`` (``shop_web`` for ``shop-web``): what a
+    Swarm user types (``service logs shop_web``); None outside a stack."""
+    member = stack_membership(labels)
+    return None if member is None else f"{member[0]}_{member[1]}"
+
+
 def stack_network_alias(labels: Mapping[str, Any] | None) -> str | None:
     """The network alias a stack member has on each of its networks: its short name (lower-cased), or
     None outside a stack. Swarm's ``docker stack deploy`` adds the short name to every network attachment

@@ -180,3 +180,41 @@ def test_node_inspect_answers_dockers_platform() -> None:
         "{{.Description.Platform.OS}}/{{.Description.Platform.Architecture}} {{json .Description.Platform}}"
     )
     assert render(template, node, node_path) == 'linux/aarch64 {"Architecture":"aarch64","OS":"linux"}'
+
+
+ROLLED_BACK = {
+    **VIEW,
+    "update_status": {
+        "state": "rollback_completed",
+        "started_at": 1796598000.5,
+        "reason": "update failed: 1 of 5 tasks failed within the 3s monitor",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("view", "template", "out"),
+    [
+        (
+            ROLLED_BACK,
+            "{{.UpdateStatus.State}}: {{.UpdateStatus.Message}}",
+            "rollback_completed: update failed: 1 of 5 tasks failed within the 3s monitor",
+        ),
+        (
+            ROLLED_BACK,
+            "{{printf `%T` .UpdateStatus}} {{.UpdateStatus.StartedAt}}",
+            "*swarm.UpdateStatus 2026-12-06 23:00:00.5 +0000 UTC",
+        ),
+        (
+            {**VIEW, "update_status": {"state": "completed", "started_at": 0, "reason": ""}},
+            "{{.UpdateStatus.Message}}",
+            "update completed",
+        ),
+        (VIEW, "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{else}}never updated{{end}}", "never updated"),
+    ],
+)
+def test_update_status_is_dockers(view: dict, template: str, out: str) -> None:
+    """The h48 walk: `service inspect -f '{{.UpdateStatus.State}} {{.UpdateStatus.Message}}'` after an
+    automatic rollback was refused (`can't evaluate field Message ... (fields: reason, started_at, state)`);
+    Docker's UpdateStatus has State, StartedAt, CompletedAt and Message, nil for a service never updated."""
+    assert render(template, view, docker_path) == out

@@ -3,6 +3,9 @@ exits 1, bad usage exits 2 naming the flag, and nothing is sent before a usage e
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -73,3 +76,21 @@ def test_node_and_service_stats_name_a_missing_node_or_service_in_docker_s_words
         ops.node_ids(state, "nope")
     with pytest.raises(NotFoundError, match="^no such service: nope$"):
         ops.service_ids(state, "nope")
+
+
+def _run_into_a_closed_pipe(*args: str, tmp_path: Any) -> Any:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the CLI writes: `p2porch ... | head -1` once head exited
+    env = {**os.environ, "P2PORCH_HOST": f"unix://{tmp_path}/none.sock"}
+    try:
+        command = [sys.executable, "-m", "p2porch", *args]
+        return subprocess.run(command, stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=60)
+    finally:
+        os.close(write_end)
+
+
+def test_a_reader_that_went_away_ends_the_cli_quietly_as_sigpipe_ends_a_unix_tool(tmp_path):
+    """`service logs --follow app | head -3` printed `p2porch: error: Broken pipe` (the h48 walk); Docker's
+    CLI, like any Unix tool, ends silently with 141 (128 + SIGPIPE)."""
+    done = _run_into_a_closed_pipe("version", tmp_path=tmp_path)
+    assert (done.returncode, done.stderr.decode()) == (141, "")

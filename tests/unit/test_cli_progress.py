@@ -345,3 +345,23 @@ def test_a_task_on_a_node_that_does_not_report_it_is_not_counted_running():
     kept = task(2, node="n3", last_report=True, message="node n3 down: its last report (unreachable)")
     result = assess(Watch("web", 7), view(running=1), [task(1), kept], 1)
     assert not result.done and result.summary == "web: 1/2 tasks running"
+
+
+def test_an_update_converges_only_once_the_leader_judged_it_past_its_monitor():
+    """The h48 walk: `service update --image ... app` printed `app: converged` (exit 0) with every task
+    running while the leader still monitored them (`service inspect`: `Update: updating`): a task failing
+    in that window rolls the service back after the CLI said it was fine. As Docker's CLI ("verify:
+    Waiting 5 seconds to verify that tasks are stable"), it waits until the rollout is completed."""
+    w = Watch("web", 7)
+    both = [task(1), task(2)]
+    started = {"state": "updating", "started_at": 1.0, "reason": ""}
+    running = assess(w, view(running=2, update_status=started), both, 1)
+    assert not running.done and running.failure is None and "verifying" in running.summary
+    completed = {**started, "state": "completed"}  # the leader's bookkeeping write: a new version
+    assert assess(w, view(version=8, running=2, update_status=completed), both, 6).done
+    rollback = {"state": "rollback_started", "started_at": 1.0, "reason": "service rollback"}
+    w2 = Watch("web", 7)
+    assert not assess(w2, view(running=2, update_status=rollback), both, 1).done
+    back = {**rollback, "state": "rollback_completed"}
+    assert assess(w2, view(version=8, running=2, update_status=back), both, 6).done
+    assert assess(Watch("web", 7, created=True), view(running=2), both, 1).done  # created: no rollout

@@ -192,6 +192,31 @@ def test_a_container_the_agent_stopped_goes_even_if_its_removal_was_interrupted(
     assert plan.actions == (RemoveContainer("t1", "c1", 10.0, "desired shutdown"),)
 
 
+def test_a_stop_an_agent_restart_interrupted_is_a_shutdown_not_a_failure() -> None:
+    """The h48 walk: n3's daemon killed, its tasks replaced; back, its agent began stopping them, a key
+    switch restarted the agent mid-stop, dockerd SIGKILLed them after the grace, and the fresh agent
+    reported `failed: task exited with code 137` and kept them. A stop signal's code is a shutdown."""
+    for options, code in (
+        ({}, 137),
+        ({}, 143),
+        ({"stop_signal": "SIGQUIT"}, 131),
+        ({"stop_signal": "2"}, 130),
+    ):
+        a = assignment(desired_state="shutdown", options=options)
+        plan = plan_node(
+            NODE, [a], [container(status="exited", exit_code=code)], {"t1": report(container_id="c1")}, NOW
+        )
+        assert [(r.state, r.exit_code, r.error) for r in plan.reports] == [(TaskState.SHUTDOWN, code, "")]
+        assert plan.actions == (RemoveContainer("t1", "c1", 10.0, "desired shutdown"),)
+    running = plan_node(NODE, [assignment()], [container(status="exited", exit_code=137)], {}, NOW)
+    assert [r.state for r in running.reports] == [TaskState.FAILED]  # not asked to stop: it failed
+    oom = container(status="exited", exit_code=137, oom_killed=True)
+    plan = plan_node(
+        NODE, [assignment(desired_state="shutdown")], [oom], {"t1": report(container_id="c1")}, NOW
+    )
+    assert [r.state for r in plan.reports] == [TaskState.FAILED] and plan.actions == ()
+
+
 def test_desired_shutdown_of_dead_container_removes_it() -> None:
     a = assignment(desired_state="shutdown", state=TaskState.FAILED)
     plan = plan_node(NODE, [a], [container(status="dead", exit_code=1)], {}, NOW)

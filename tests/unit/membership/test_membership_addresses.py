@@ -113,8 +113,32 @@ def test_the_cli_prints_inits_warning_on_stderr_and_the_join_command_on_stdout(c
                 "warning": "--advertise-addr 10.40.0.7 is not an address of this host: ...",
             }
 
-    monkeypatch.setattr(cluster, "local_client_for", lambda args: Client())
+    monkeypatch.setattr(cluster, "local_client_for", lambda args, timeout_s=30.0: Client())
     assert main(["init", "--advertise-addr", "10.40.0.7"]) == 0
     out, err = capsys.readouterr()
     assert err == "warning: --advertise-addr 10.40.0.7 is not an address of this host: ...\n"
     assert "p2porch join 10.40.0.7:7948" in out and "warning" not in out
+
+
+def test_join_waits_for_the_daemon_longer_than_the_daemon_works_on_it(monkeypatch):
+    """The h48 walk: `leave`, then `join` again; the daemon's join took its 30 s wait for its own record
+    after the member's reply, and the CLI's 30 s read timeout said "the p2porch daemon ... did not answer
+    in time" instead of the daemon's "joined, but this node's record did not replicate here within 30 s;
+    run the same join again"."""
+    from p2porch.cli import cluster
+    from p2porch.cli.main import main
+    from p2porch.membership.manager import JOIN_REPLY_TIMEOUT_S
+
+    waits: list[float] = []
+
+    class Client:
+        def post(self, path, body):
+            return {"cluster_id": "0" * 16, "node_id": "1" * 16, "role": "replica"}
+
+    def client(args, timeout_s=30.0):
+        waits.append(timeout_s)
+        return Client()
+
+    monkeypatch.setattr(cluster, "local_client_for", client)
+    assert main(["join", "10.40.0.7", "--token", "P2PT-1-" + "0" * 16 + "-" + "A" * 43]) == 0
+    assert waits and all(w > JOIN_REPLY_TIMEOUT_S + 30 for w in waits), waits
