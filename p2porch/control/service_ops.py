@@ -111,6 +111,14 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
     return merged
 
 
+def updated_spec_dict(current: ServiceSpec, changes: dict[str, Any]) -> dict[str, Any]:
+    """The spec an update of ``current`` by ``changes`` validates (what it stores once its secret and
+    config references are resolved): ``changes`` merged in (:func:`merge_spec`), its networks and file
+    references as the update takes them."""
+    spec = current.to_dict()
+    return merge_spec(spec, network_changes(spec, file_ref_changes(spec, changes)))
+
+
 def task_counts(state: ClusterState, service: Service, tasks: Sequence[Task], now: float) -> tuple[int, int]:
     """(running tasks that should run, desired tasks) of a service whose tasks are ``tasks``; a job: its
     tasks running and wanted at once (``job.tasks_running``/``tasks_desired``, Swarm's RunningTasks/
@@ -288,8 +296,7 @@ class ServiceOps:
             )
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
-        current = service.spec.to_dict()
-        merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
+        merged = updated_spec_dict(service.spec, changes)
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
         check_spec(spec, service.spec)  # only what the update makes worse
         check_spec_size(spec)
