@@ -65,7 +65,11 @@ def queue(pending: list[Proposal], commands: list[bytes]) -> list[Proposal]:
         pending.extend(proposals)
         return proposals
     total = sum(len(command) for command in commands)
-    what = f"command of {total} bytes is" if len(commands) == 1 else f"{len(commands)} commands of {total} bytes are"
+    what = (
+        f"command of {total} bytes is"
+        if len(commands) == 1
+        else f"{len(commands)} commands of {total} bytes are"
+    )
     message = f"{what} larger than one Raft entry holds ({MAX_COMMAND_BYTES} bytes): not written"
     for proposal in proposals:
         proposal.result = C.error("WireError", message)

@@ -114,6 +114,10 @@ def dependency_failed(
         return ""
     latest = max(final, key=lambda t: float(t.get("state_at") or 0))
     code = latest.get("exit_code")
-    parts = [f"exit code {code}" if code is not None else "", str(latest.get("error") or ""), latest["message"]]
+    parts = [
+        f"exit code {code}" if code is not None else "",
+        str(latest.get("error") or ""),
+        latest["message"],
+    ]
     detail = f" ({latest.get('name') or service}: {'; '.join(p for p in parts if p)})"
     return f"{service} did not complete successfully: {slots} of its tasks failed for good{detail}"

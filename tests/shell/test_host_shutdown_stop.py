@@ -45,7 +45,9 @@ class Gossip:
         self.said.append(("leave", None))
 
 
-def stop_announces(tmp_path, shutting_down, clock=None, *, grace_s=None, leave_s=0.0) -> list[tuple[str, object]]:
+def stop_announces(
+    tmp_path, shutting_down, clock=None, *, grace_s=None, leave_s=0.0
+) -> list[tuple[str, object]]:
     """What ``_announce_restart`` (a graceful stop's last word) tells gossip."""
     overrides = {"node.data_dir": str(tmp_path / "data"), "api.socket": str(tmp_path / "s.sock")}
     if grace_s is not None:

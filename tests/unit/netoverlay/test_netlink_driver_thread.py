@@ -20,8 +20,8 @@ from p2porch.errors import OverlayError
 from p2porch.netoverlay import driver as driver_module
 from p2porch.netoverlay.diff import (
     AddAddress,
-    CreateLink,
     AddFdb,
+    CreateLink,
     DeleteFdb,
     DeleteNeighbour,
     DeleteRoute,
@@ -232,7 +232,10 @@ class ExistingDevice(RecordingIPRoute):
 def test_apply_says_whether_it_created_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
     """The reconciler models a device's entries from the operations only when it created it: one that
     existed (EEXIST, benign) holds what it holds (before: "created" all the same)."""
-    create = [CreateLink(VxlanLink("vx0", 42, 4789, "10.0.0.1", "vx0", "02:00:00:00:00:01")), SetLinkUp("vx0")]
+    create = [
+        CreateLink(VxlanLink("vx0", 42, 4789, "10.0.0.1", "vx0", "02:00:00:00:00:01")),
+        SetLinkUp("vx0"),
+    ]
     driver = driver_module.NetlinkDriver()
     assert driver.apply(create) is True
     assert driver.apply([SetLinkUp("vx0")]) is False and driver.apply([]) is False

@@ -365,7 +365,9 @@ async def test_a_device_that_appeared_before_the_create_is_read_whole_not_modell
     )  # type: ignore[arg-type]
     await first.reconcile([peer(2)])
     stray = dict(model.state.routes, **{"10.99.0.0/24": None})  # what the device held besides ours
-    existing = KernelState(model.state.link, model.state.addresses, stray, model.state.neighbours, model.state.fdb)
+    existing = KernelState(
+        model.state.link, model.state.addresses, stray, model.state.neighbours, model.state.fdb
+    )
     driver = AppearsBeforeCreate(existing)
     reconciler = OverlayReconciler(
         LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline

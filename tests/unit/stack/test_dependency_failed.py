@@ -73,7 +73,10 @@ def test_only_completed_successfully_fails_on_a_failure():
 
 def test_a_job_fails_by_its_current_execution_slots_the_scheduler_gave_up_on():
     given_up = task(
-        "failed", "not restarted: 2 restart attempts used (restart max attempts)", job_iteration=2, exit_code=1
+        "failed",
+        "not restarted: 2 restart attempts used (restart max attempts)",
+        job_iteration=2,
+        exit_code=1,
     )
     job = {"iteration": 2, "failed": 1, "completed": 0, "total": 1}
     assert dependency_failed(MIGRATE, COMPLETED, [given_up], job).startswith(
