@@ -257,19 +257,25 @@ class Daemon:
 
     async def _announce_restart(self) -> None:
         """Tell the cluster in gossip that this daemon stops to restart: the leader holds its node ready
-        with its tasks for ``[scheduler] restart_grace_s`` (leader/restart_hold.py). A crash says nothing,
-        nor does a stop that is part of a host shutdown (``host_shutdown.py``): that one leaves gossip, so
-        every member takes its tasks out of the DNS answers and backends at once and the leader marks it
-        down (its containers stop with the host; ``member/held.py``)."""
+        with its tasks for ``[scheduler] restart_grace_s`` (leader/restart_hold.py; nothing is announced
+        when it is 0). A crash says nothing, nor does a stop that is part of a host shutdown
+        (``host_shutdown.py``), whatever the grace: that one leaves gossip, so every member takes its
+        tasks out of the DNS answers and backends at once and the leader marks it down (its containers
+        stop with the host; ``member/held.py``). The question and the leave each have their own timeout:
+        a slow answer never cuts the leave short."""
         grace_s = self.config.scheduler.restart_grace_s
         gossip = self.cluster.board.gossip
-        if grace_s <= 0 or self.cluster.local is None or gossip is None:
+        if self.cluster.local is None or gossip is None:
             return
-        with trio.move_on_after(2 * ASK_TIMEOUT_S):  # an init system that does not answer: unknown
-            if await trio.to_thread.run_sync(self._host_shutting_down, abandon_on_cancel=True):
-                log.info("the host is shutting down: no restart announced, leaving gossip (node down)")
-                await announce_leave(gossip)
-                return
+        shutting_down = False  # an init system that does not answer in time: unknown, taken as a restart
+        with trio.move_on_after(2 * ASK_TIMEOUT_S):
+            shutting_down = await trio.to_thread.run_sync(self._host_shutting_down, abandon_on_cancel=True)
+        if shutting_down:
+            log.info("the host is shutting down: no restart announced, leaving gossip (node down)")
+            await announce_leave(gossip)  # bounded by its own timeout
+            return
+        if grace_s <= 0:
+            return
         until = math.ceil(self.clock.now() + grace_s)
         log.info("announcing a restart in gossip: the node stays ready with its tasks for %.0f s", grace_s)
         await announce_restart(gossip, until)

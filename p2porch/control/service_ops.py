@@ -112,13 +112,21 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def task_counts(state: ClusterState, service: Service, tasks: Sequence[Task]) -> tuple[int, int]:
+def updated_spec_dict(current: ServiceSpec, changes: dict[str, Any]) -> dict[str, Any]:
+    """The spec an update of ``current`` by ``changes`` validates (what it stores once its secret and
+    config references are resolved): ``changes`` merged in (:func:`merge_spec`), its networks and file
+    references as the update takes them."""
+    spec = current.to_dict()
+    return merge_spec(spec, network_changes(spec, file_ref_changes(spec, changes)))
+
+
+def task_counts(state: ClusterState, service: Service, tasks: Sequence[Task], now: float) -> tuple[int, int]:
     """(running tasks that should run, desired tasks) of a service whose tasks are ``tasks``; a job: its
     tasks running and wanted at once (``job.tasks_running``/``tasks_desired``, Swarm's RunningTasks/
     DesiredTasks: what ``service ls`` prints before the completions). A task counts as running only where
     its node reports it (task_liveness.py: not on a down node, nor on one whose engine is unreachable),
     as Swarm's ``service ls`` counts."""
-    progress = job_view(state, service)
+    progress = job_view(state, service, now)
     if progress is not None:
         return progress["tasks_running"], progress["tasks_desired"]
     should_run = [t for t in tasks if t.desired_state == DesiredState.RUNNING]
@@ -148,14 +156,16 @@ def failing_view(
     return {"count": len(failed), "error": latest.error or latest.message or f"task {latest.state}"}
 
 
-def job_view(state: ClusterState, service: Service) -> dict[str, Any] | None:
-    """Progress of a job's current execution (None for a service)."""
+def job_view(state: ClusterState, service: Service, now: float) -> dict[str, Any] | None:
+    """Progress of a job's current execution at ``now`` (None for a service). ``now`` is the clock's time,
+    as the scheduler's: a slot whose restarts a ``window`` still counts at some past time may be
+    restarted at ``now``, and ``failed`` counts only the slots the scheduler gives up on."""
     spec = service.spec
     if not spec.is_job:
         return None
     iteration = service.job_iteration
     tasks = list(state.tasks_of_service(service.service_id))
-    progress = job_progress(spec, iteration, tasks, service.updated_at)
+    progress = job_progress(spec, iteration, tasks, now)
     view: dict[str, Any] = {
         "iteration": iteration,
         "completed": progress.completed,
@@ -287,8 +297,7 @@ class ServiceOps:
             )
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
-        current = service.spec.to_dict()
-        merged = merge_spec(current, network_changes(current, file_ref_changes(current, changes)))
+        merged = updated_spec_dict(service.spec, changes)
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
         check_spec(spec, service.spec)  # only what the update makes worse
         check_spec_size(spec)
@@ -399,7 +408,8 @@ class ServiceOps:
     def view(self, service: Service, state: ClusterState | None = None) -> dict[str, Any]:
         state = state or self._state()
         tasks = list(state.tasks_of_service(service.service_id))  # one walk of the state for the view
-        running, desired = task_counts(state, service, tasks)
+        now = self.clock.now()
+        running, desired = task_counts(state, service, tasks, now)
         pending = Counter(
             t.message
             for t in tasks
@@ -431,7 +441,7 @@ class ServiceOps:
                 for t in state.tasks_of_service(service.service_id)
                 if t.desired_state == DesiredState.RUNNING and t.move_to is not None
             ),
-            "job": job_view(state, service),
+            "job": job_view(state, service, now),
         }
 
     def tasks(self, ref: str, include_history: bool = True) -> list[dict[str, Any]]:

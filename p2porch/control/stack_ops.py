@@ -27,7 +27,7 @@ from ..stack.object_plan import CREATED, ObjectRef, object_actions
 from ..vault import KINDS
 from .network_ops import NetworkOps
 from .secret_ops import resolve_file_refs
-from .service_ops import ServiceOps
+from .service_ops import ServiceOps, updated_spec_dict, validate_spec
 from .stack_plan import (
     named_volumes,
     parse_objects,
@@ -221,8 +221,8 @@ class StackOps:
                 stored = resolve_file_refs(state, spec, creating)
             record = state.service_by_name(service.name)
             check_spec(spec, record.spec if record is not None else None, _compose_keys(service.short_name))
-            check_spec_size(spec, f"services.{service.short_name}")
             if record is None:
+                check_spec_size(stored, f"services.{service.short_name}")  # as the create stores it
                 steps.append(
                     {"name": service.name, "short": service.short_name, "action": CREATED, "id": None}
                 )
@@ -237,6 +237,11 @@ class StackOps:
                 )
             with refusal_named(service.short_name):
                 check_update_allowed(record.name, record.spec, stored)
+                # the size as the update stores it: merged into the current spec, references resolved
+                updated = resolve_file_refs(
+                    state, validate_spec(updated_spec_dict(record.spec, dict(service.spec))), creating
+                )
+            check_spec_size(updated, f"services.{service.short_name}")
             # a file has no force_update (`service update --force`'s counter) and the update keeps the
             # service's: compared with it, so a redeploy after a --force is not "updated" with no change
             stored = dataclasses.replace(stored, force_update=record.spec.force_update)

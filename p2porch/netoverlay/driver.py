@@ -150,10 +150,11 @@ class NetlinkDriver:
         created, its entries are the ones just added (``diff.created_state``)."""
         return self._run(lambda ipr: self._read_link(ipr, device))
 
-    def apply(self, ops: Sequence[Operation]) -> None:
-        """Apply ``ops`` in order; the first real failure raises OverlayError naming the operation."""
-        if ops:
-            self._run(lambda ipr: self._apply(ipr, ops))
+    def apply(self, ops: Sequence[Operation]) -> bool:
+        """Apply ``ops`` in order; the first real failure raises OverlayError naming the operation. True
+        when a ``CreateLink`` of them created the device: False when it already existed (EEXIST: it
+        appeared since the read, and holds what it holds, not only what ``ops`` add)."""
+        return bool(ops) and self._run(lambda ipr: self._apply(ipr, ops))
 
     def delete_link(self, device: str) -> bool:
         """Remove the device (the kernel drops its routes, neighbours and FDB with it); True if it existed."""
@@ -217,14 +218,18 @@ class NetlinkDriver:
             fdb.add(((entry.get("NDA_LLADDR") or "").lower(), f"{dst}:{port}" if port else dst))
         return KernelState(state, addresses, routes, neighbours, frozenset(fdb))
 
-    def _apply(self, ipr: Any, ops: Sequence[Operation]) -> None:
+    def _apply(self, ipr: Any, ops: Sequence[Operation]) -> bool:
+        created = False
         for run in _runs(ops):
             if isinstance(run[0], _ENTRY_OPERATIONS):
                 self._apply_entries(ipr, run)
             else:
-                self._apply_link_operation(ipr, run[0])
+                done = self._apply_link_operation(ipr, run[0])
+                created = created or (done and isinstance(run[0], CreateLink))
+        return created
 
-    def _apply_link_operation(self, ipr: Any, op: Operation) -> None:
+    def _apply_link_operation(self, ipr: Any, op: Operation) -> bool:
+        """Apply ``op``; False when it was a no-op (an add of what exists, a delete of what is missing)."""
         if isinstance(op, DeleteLink | CreateLink):
             self._indexes.clear()
         try:
@@ -233,6 +238,8 @@ class NetlinkDriver:
             self._indexes.clear()
             if not _benign(op, exc.code):
                 raise OverlayError(f"{describe(op)}: {exc}") from exc
+            return False
+        return True
 
     def _apply_entries(self, ipr: Any, ops: Sequence[Operation]) -> None:
         """One batch; every entry is tried (the kernel does not stop at a failed one), the first that

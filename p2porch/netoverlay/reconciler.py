@@ -139,33 +139,36 @@ class OverlayReconciler:
         observed = await self._blocking(self.driver.read, self.settings.device)
         ops = diff_overlay(observed, plan)
         if ops:
-            await self._applied(ops)
-            observed = await self._read_after(ops)
+            created = await self._applied(ops)
+            observed = await self._read_after(ops, created)
         self._kept, self._observed = kept, own_copy(observed)
         await self._write_allow_list(known)
         self._count_pass(started, ops)
         return ops
 
-    async def _read_after(self, ops: list[Operation]) -> KernelState:
-        """The device after ``ops``: when they created it (a joiner's first pass), its link read back and
-        its entries the ones just added (issue 19: the whole read was ~6 ms of pyroute2 per joiner);
-        else, or when the link is not as created, read whole."""
+    async def _read_after(self, ops: list[Operation], created: bool) -> KernelState:
+        """The device after ``ops``: when they created it (a joiner's first pass; ``created``: the kernel
+        said so, not EEXIST), its link read back and its entries the ones just added (issue 19: the whole
+        read was ~6 ms of pyroute2 per joiner); else, or when the link is not as created, read whole. A
+        device that appeared between the read and the create holds what it holds: read whole."""
         device = self.settings.device
-        if ops and isinstance(ops[0], CreateLink | DeleteLink):
+        if created and ops and isinstance(ops[0], CreateLink | DeleteLink):
             link = await self._blocking(self.driver.read_link, device)
-            created = created_state(link, ops) if link is not None and link.up else None
-            if created is not None:
-                return created
+            state = created_state(link, ops) if link is not None and link.up else None
+            if state is not None:
+                return state
         return await self._blocking(self.driver.read, device)
 
-    async def _applied(self, ops: list[Operation]) -> None:
+    async def _applied(self, ops: list[Operation]) -> bool:
+        """Apply ``ops``; True when they created the device (``NetlinkDriver.apply``)."""
         if not ops:
-            return
-        await self._blocking(self.driver.apply, ops)
+            return False
+        created = bool(await self._blocking(self.driver.apply, ops))
         lines = [describe(op) for op in ops]
         for line in lines:
             log.info("overlay: %s", line)
         self.counters.recent_ops = (self.counters.recent_ops + lines)[-50:]
+        return created
 
     def _count_pass(self, started: float, ops: list[Operation]) -> None:
         self.counters.passes += 1

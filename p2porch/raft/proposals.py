@@ -45,42 +45,60 @@ class Proposal:
     error: Exception | None = None
     abandoned: bool = False  # its caller timed out
     batch: Batch | None = None  # the batch last submitted with it
+    group: object | None = None  # shared by the proposals of one propose_together call: one entry
+
+
+def _entry_bytes(commands: list[bytes]) -> int:
+    return FRAMING_BYTES + sum(len(command) + FRAMING_BYTES for command in commands)
 
 
 def queue(pending: list[Proposal], commands: list[bytes]) -> list[Proposal]:
-    """Proposals for ``commands``, appended to ``pending``; one larger than :data:`MAX_COMMAND_BYTES` is
-    answered at once with a WireError result and never queued (before, it was committed and then
-    refused by every replica, and the whole batch it went in with)."""
-    proposals = [Proposal(command) for command in commands]
+    """Proposals for ``commands`` (one caller's, to go in one Raft entry: a group :func:`next_batch`
+    never splits), appended to ``pending``. Commands that together are larger than one entry holds (one
+    larger than :data:`MAX_COMMAND_BYTES` alone) are answered at once with a WireError result and never
+    queued (before, one was committed and then refused by every replica, and the whole batch it went in
+    with; and a group could be split over entries, then reordered by a retried batch)."""
+    group = object() if len(commands) > 1 else None
+    proposals = [Proposal(command, group=group) for command in commands]
+    size = _entry_bytes(commands)
+    if size <= MAX_FRAME_BYTES:
+        pending.extend(proposals)
+        return proposals
+    total = sum(len(command) for command in commands)
+    what = (
+        f"command of {total} bytes is"
+        if len(commands) == 1
+        else f"{len(commands)} commands of {total} bytes are"
+    )
+    message = f"{what} larger than one Raft entry holds ({MAX_COMMAND_BYTES} bytes): not written"
     for proposal in proposals:
-        if len(proposal.command) > MAX_COMMAND_BYTES:
-            message = (
-                f"command of {len(proposal.command)} bytes is larger than one Raft entry holds "
-                f"({MAX_COMMAND_BYTES} bytes): not written"
-            )
-            proposal.result = C.error("WireError", message)
-            proposal.done.set()
-        else:
-            pending.append(proposal)
+        proposal.result = C.error("WireError", message)
+        proposal.done.set()
     return proposals
 
 
 def next_batch(pending: list[Proposal], max_commands: int) -> list[Proposal]:
     """Take the next batch off the head of ``pending``: up to ``max_commands`` proposals not abandoned,
-    as many as keep the batch's entry within MAX_FRAME_BYTES (at least one: each fits alone). Before,
-    a batch was bounded by count only, and two large commands proposed together (a 7 MiB spec's update
-    beside another's create) made an entry every replica refused, both commands with it."""
+    as many as keep the batch's entry within MAX_FRAME_BYTES (at least one group: each fits alone).
+    A group (one ``propose_together`` call) goes whole or waits for the next batch; one larger than
+    ``max_commands`` goes alone. Before, a batch was bounded by count only, and two large commands
+    proposed together (a 7 MiB spec's update beside another's create) made an entry every replica
+    refused, both commands with it."""
     batch: list[Proposal] = []
     size = FRAMING_BYTES
     taken = 0
-    for proposal in pending:
-        cost = len(proposal.command) + FRAMING_BYTES
-        if len(batch) == max_commands or (batch and size + cost > MAX_FRAME_BYTES):
+    while taken < len(pending):
+        end = taken + 1
+        group = pending[taken].group
+        while group is not None and end < len(pending) and pending[end].group is group:
+            end += 1
+        unit = [p for p in pending[taken:end] if not p.abandoned]
+        cost = _entry_bytes([p.command for p in unit]) - FRAMING_BYTES
+        if batch and (len(batch) + len(unit) > max_commands or size + cost > MAX_FRAME_BYTES):
             break
-        taken += 1
-        if not proposal.abandoned:
-            batch.append(proposal)
-            size += cost
+        batch.extend(unit)
+        size += cost
+        taken = end
     del pending[:taken]
     return batch
 

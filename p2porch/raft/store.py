@@ -201,9 +201,9 @@ class RaftStore:
         return (await self.propose_together([command], timeout_s))[0]
 
     async def propose_together(self, commands: list[bytes], timeout_s: float = 5.0) -> list[dict[str, Any]]:
-        """Replicate ``commands`` in one Raft entry (queued with no checkpoint between them, so one batch
-        of the submit loop, up to ``max_batch_commands`` and 16 MiB; proposed one by one, even concurrently,
-        each may take a free in-flight slot); their FSM result maps in order. Each applies on its own."""
+        """Replicate ``commands`` in one Raft entry (one group of the submit loop, never split: a batch
+        takes it whole, alone when larger than ``max_batch_commands``; refused with a WireError when larger
+        than an entry holds); their FSM result maps in order. Each applies on its own."""
         if self._closed:
             raise RaftError("the store is closed")
         if self.command_readers is not None:  # a body a member cannot read: older, or NotAllowedError

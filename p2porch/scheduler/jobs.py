@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..model import FAILURE_STATES, TERMINAL_STATES, ServiceSpec
+from ..model import FAILURE_STATES, NOT_RESTARTED, TERMINAL_STATES, ServiceSpec
 
 #: finished tasks of one slot of the current execution kept for ``service ps`` (plus the complete one)
 JOB_HISTORY_PER_SLOT = 3
@@ -122,6 +122,18 @@ def gave_up(spec: ServiceSpec, last: JobTask, now: float) -> bool:
     )
 
 
+def gave_up_reason(spec: ServiceSpec) -> str:
+    """The stop message of a slot's task the restart policy gave up on: ``not restarted: ...`` when no
+    later time restarts it (condition none, ``max_attempts`` without a window: what ``stack deploy``'s
+    ``depends_on`` reads as final); with a window the slot restarts once the window holds fewer."""
+    policy = spec.restart
+    if policy.condition == "none":
+        return f"{NOT_RESTARTED}restart condition none"
+    if policy.window_s <= 0:
+        return f"{NOT_RESTARTED}{policy.max_attempts} restart attempts used (restart max attempts)"
+    return "failed: no more restart attempts"
+
+
 def plan_job(
     spec: ServiceSpec,
     iteration: int,
@@ -191,7 +203,7 @@ def _next_attempt(
     last = _latest(ended)
     if gave_up(spec, last, now):
         if last.desired_state == "running":
-            plan.shutdowns.append((last.task_id, "failed: no more restart attempts"))
+            plan.shutdowns.append((last.task_id, gave_up_reason(spec)))
         return None
     if last.state not in FAILURE_STATES:  # lost with its node: replace at once, not counted
         plan.creates.append(JobCreate(slot, pin, "replace lost task", last.restart_history))

@@ -90,13 +90,13 @@ def dependency_failed(
     """Why ``condition`` on ``service`` can no longer hold, or "" while it still may.
 
     ``service_completed_successfully`` can never hold once a slot of the dependency failed and its
-    restart policy retries it no more: for a job (``job``: the ``job`` object of its service view) a
-    ``failed`` slot of its current execution; for a service (a Compose one-shot dependency), a task of
-    its current spec that failed and was shut down ``not restarted: ...`` (condition ``none``, or
-    ``max_attempts`` used). Compose fails ``up`` at once when such a dependency exits non-zero; before,
-    the deploy waited out ``--wait-timeout``. A policy that still retries (``on-failure`` without
-    ``max_attempts``) is waited for. The reason names the latest such task of ``tasks`` (``stack ps``
-    rows): its exit code, error and why it is not restarted."""
+    restart policy retries it no more: a task of its current spec (for a job, ``job`` the ``job`` object
+    of its service view: of its current execution) that failed and was shut down ``not restarted: ...``
+    (condition ``none``, or ``max_attempts`` used without a window), the scheduler's own final decision.
+    Compose fails ``up`` at once when such a dependency exits non-zero; before, the deploy waited out
+    ``--wait-timeout``. A policy that still retries (``on-failure`` without ``max_attempts``, or with a
+    ``window`` it restarts after) is waited for. The reason names the latest such task of ``tasks``
+    (``stack ps`` rows): its exit code, error and why it is not restarted."""
     if condition != "service_completed_successfully":
         return ""
     iteration = int(job.get("iteration") or 0) if job else 0
@@ -109,14 +109,15 @@ def dependency_failed(
         and (not iteration or t.get("job_iteration", 0) == iteration)
     ]
     final = [t for t in failed if str(t.get("message") or "").startswith(NOT_RESTARTED)]
-    slots = int(job.get("failed") or 0) if job else len({t.get("slot") for t in final})
+    slots = len({t.get("slot") for t in final})
     if not slots:
         return ""
-    latest = max(final or failed, key=lambda t: float(t.get("state_at") or 0), default=None)
-    detail = ""
-    if latest is not None:
-        code = latest.get("exit_code")
-        parts = [f"exit code {code}" if code is not None else "", str(latest.get("error") or "")]
-        parts.append(str(latest.get("message") or "no more restart attempts"))
-        detail = f" ({latest.get('name') or service}: {'; '.join(p for p in parts if p)})"
+    latest = max(final, key=lambda t: float(t.get("state_at") or 0))
+    code = latest.get("exit_code")
+    parts = [
+        f"exit code {code}" if code is not None else "",
+        str(latest.get("error") or ""),
+        latest["message"],
+    ]
+    detail = f" ({latest.get('name') or service}: {'; '.join(p for p in parts if p)})"
     return f"{service} did not complete successfully: {slots} of its tasks failed for good{detail}"

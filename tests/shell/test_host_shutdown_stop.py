@@ -33,23 +33,28 @@ def test_real_programs_are_asked(tmp_path):
 
 
 class Gossip:
-    def __init__(self) -> None:
+    def __init__(self, leave_s: float = 0.0) -> None:
         self.said: list[tuple[str, object]] = []
+        self.leave_s = leave_s
 
     async def announce(self, key: str, value: object) -> None:
         self.said.append((key, value))
 
     async def leave(self) -> None:
+        await trio.sleep(self.leave_s)  # the leave message spreading
         self.said.append(("leave", None))
 
 
-def stop_announces(tmp_path, shutting_down, clock=None) -> list[tuple[str, object]]:
+def stop_announces(
+    tmp_path, shutting_down, clock=None, *, grace_s=None, leave_s=0.0
+) -> list[tuple[str, object]]:
     """What ``_announce_restart`` (a graceful stop's last word) tells gossip."""
-    config = load_config(
-        overrides={"node.data_dir": str(tmp_path / "data"), "api.socket": str(tmp_path / "s.sock")}
-    )
+    overrides = {"node.data_dir": str(tmp_path / "data"), "api.socket": str(tmp_path / "s.sock")}
+    if grace_s is not None:
+        overrides["scheduler.restart_grace_s"] = grace_s
+    config = load_config(overrides=overrides)
     daemon = Daemon(config, host_shutting_down=shutting_down)
-    gossip = Gossip()
+    gossip = Gossip(leave_s)
     daemon.cluster.local = object()  # type: ignore[assignment]  # a member of a cluster
     daemon.cluster.board.gossip = gossip  # type: ignore[assignment]
     trio.run(daemon._announce_restart, clock=clock)
@@ -105,3 +110,24 @@ def test_the_stop_reaches_stop_all_even_when_the_announcement_fails(tmp_path, mo
     monkeypatch.setattr(daemon, "_announce_restart", fails)
     trio.run(daemon.run)  # the failure logged, the stop completed
     assert stopped == [True]
+
+
+def test_a_host_shutdown_leaves_gossip_with_no_restart_grace_too(tmp_path):
+    """``restart_grace_s = 0`` turns off the restart announcement only: a host shutdown still leaves
+    gossip (before: the stop returned before asking, and a host reboot left its backends dead for the
+    3-4 s gossip took to declare it dead)."""
+    assert stop_announces(tmp_path / "a", lambda: True, grace_s=0) == [("leave", None)]
+    assert stop_announces(tmp_path / "b", lambda: False, grace_s=0) == []
+
+
+def test_a_slow_answer_does_not_cut_the_leave_short(tmp_path):
+    """The init system answers "shutting down" after 3.5 s (of the 4 s it is given), and the leave then
+    takes 1 s to spread: it runs under its own timeout. Before, both shared the 4 s: the leave was
+    cancelled half-way and the stop fell through to announcing a restart."""
+
+    def slow_yes() -> bool:
+        trio.from_thread.run(trio.sleep, 3.5)  # 3.5 s of the run's (mock) clock
+        return True
+
+    clock = trio.testing.MockClock(autojump_threshold=0.5)  # idle that long (real): the thread has asked
+    assert stop_announces(tmp_path, slow_yes, clock, leave_s=1.0) == [("leave", None)]

@@ -34,7 +34,7 @@ def test_only_tasks_on_nodes_that_report_them_count_as_running() -> None:
     """Swarm's REPLICAS: running tasks on nodes that are up. It showed 4/4 with n2 down and n3's engine
     away (each test line fails on the old count, which took every task in state running)."""
     state, service, tasks = _cluster()
-    assert task_counts(state, service, list(tasks.values())) == (2, 4)
+    assert task_counts(state, service, list(tasks.values()), 10.0) == (2, 4)
     view = ServiceOps(SimpleNamespace(), logs=None).view(service, state)  # type: ignore[arg-type]
     assert (view["running"], view["desired"]) == (2, 4)
     assert service_row(view)[3] == "2/4"

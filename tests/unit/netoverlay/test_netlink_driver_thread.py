@@ -21,6 +21,7 @@ from p2porch.netoverlay import driver as driver_module
 from p2porch.netoverlay.diff import (
     AddAddress,
     AddFdb,
+    CreateLink,
     DeleteFdb,
     DeleteNeighbour,
     DeleteRoute,
@@ -28,6 +29,7 @@ from p2porch.netoverlay.diff import (
     SetNeighbour,
     SetRoute,
 )
+from p2porch.netoverlay.plan import VxlanLink
 
 
 class RecordingIPRoute:
@@ -215,4 +217,30 @@ def test_an_add_of_what_exists_and_a_delete_of_what_is_missing_are_not_failures(
     RecordingBatch.codes = {"10.1.9.0/24": errno.EEXIST}  # EEXIST on a delete is a failure
     with pytest.raises(OverlayError, match=r"ip route del 10.1.9.0/24 dev vx0: \(17"):
         driver.apply(PASS)
+    driver.close()
+
+
+class ExistingDevice(RecordingIPRoute):
+    """A kernel where the device exists already: ``ip link add`` answers EEXIST."""
+
+    def link(self, command: str, **kwargs: Any) -> None:
+        super().link(command, **kwargs)
+        if command == "add":
+            raise driver_module.NetlinkError(errno.EEXIST, "File exists")
+
+
+def test_apply_says_whether_it_created_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reconciler models a device's entries from the operations only when it created it: one that
+    existed (EEXIST, benign) holds what it holds (before: "created" all the same)."""
+    create = [
+        CreateLink(VxlanLink("vx0", 42, 4789, "10.0.0.1", "vx0", "02:00:00:00:00:01")),
+        SetLinkUp("vx0"),
+    ]
+    driver = driver_module.NetlinkDriver()
+    assert driver.apply(create) is True
+    assert driver.apply([SetLinkUp("vx0")]) is False and driver.apply([]) is False
+    driver.close()
+    monkeypatch.setattr(driver_module, "IPRoute", ExistingDevice)
+    driver = driver_module.NetlinkDriver()
+    assert driver.apply(create) is False
     driver.close()

@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from p2porch.errors import OverlayError
-from p2porch.netoverlay.diff import KernelState, LinkState, Operation
+from p2porch.netoverlay.diff import CreateLink, KernelState, LinkState, Operation
 from p2porch.netoverlay.plan import LocalNode, OverlayPeer, OverlaySettings
 from p2porch.netoverlay.reconciler import CHANGE_MAX_DELAY_S, CHANGE_QUIET_S, OverlayReconciler
 
@@ -41,9 +41,10 @@ class ModelDriver:
         self.link_reads += 1
         return self.state.link
 
-    def apply(self, ops: Sequence[Operation]) -> None:
+    def apply(self, ops: Sequence[Operation]) -> bool:
         self.applies += 1
         self.state = apply(self.state, list(ops))
+        return any(isinstance(op, CreateLink) for op in ops)  # the model kernel refuses an existing one
 
     def close(self) -> None:
         pass
@@ -176,12 +177,12 @@ class FailingOnce(ModelDriver):
 
     fail_next = False
 
-    def apply(self, ops: Sequence[Operation]) -> None:
+    def apply(self, ops: Sequence[Operation]) -> bool:
         if self.fail_next:
             self.fail_next = False
             self.state = apply(self.state, list(ops)[:1])
             raise OverlayError("netlink said no")
-        super().apply(ops)
+        return super().apply(ops)
 
 
 class RecordingFirewall:
@@ -334,3 +335,43 @@ async def test_a_failing_full_pass_is_retried_once_per_interval_not_at_once(
         await trio.sleep(60.0)
         assert reconciler.counters.failures == failures
         nursery.cancel_scope.cancel()
+
+
+class AppearsBeforeCreate(ModelDriver):
+    """A model kernel whose device appears between the pass's read and its create (another process, a
+    daemon restarting beside the one stopping): the create answers EEXIST (benign), the rest applies."""
+
+    def __init__(self, existing: KernelState) -> None:
+        super().__init__()
+        self.existing = existing
+
+    def read(self, device: str) -> KernelState:
+        self.reads += 1
+        if self.reads == 1:
+            return KernelState()  # read before it appeared
+        return self.state
+
+    def apply(self, ops: Sequence[Operation]) -> bool:
+        self.applies += 1
+        self.state = self.existing
+        self.state = apply(self.state, [op for op in ops if not isinstance(op, CreateLink)])
+        return False  # EEXIST: not created by these operations
+
+
+async def test_a_device_that_appeared_before_the_create_is_read_whole_not_modelled() -> None:
+    model = ModelDriver()
+    first = OverlayReconciler(
+        LOCAL, model, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
+    )  # type: ignore[arg-type]
+    await first.reconcile([peer(2)])
+    stray = dict(model.state.routes, **{"10.99.0.0/24": None})  # what the device held besides ours
+    existing = KernelState(
+        model.state.link, model.state.addresses, stray, model.state.neighbours, model.state.fdb
+    )
+    driver = AppearsBeforeCreate(existing)
+    reconciler = OverlayReconciler(
+        LOCAL, driver, settings=OverlaySettings(cluster_cidr="10.241.0.0/16"), blocking=inline
+    )  # type: ignore[arg-type]
+    ops = await reconciler.reconcile([peer(2)])
+    assert isinstance(ops[0], CreateLink) and driver.reads == 2  # read whole after the create
+    assert "10.99.0.0/24" in reconciler._observed.routes and reconciler._observed == driver.state

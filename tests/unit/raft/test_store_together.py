@@ -1,9 +1,10 @@
 """``RaftStore.write_together``: commands proposed together are one Raft entry, applied in order, each
 on its own (a real single-voter store on pysyncobj; the admission of a join writes through it); large
-commands whose sum is over one entry go in as many entries as they need, each applied (before: one entry
-every replica refused, "command of N bytes exceeds 16777216", both callers told ProposalTimeout); a command
-larger than an entry holds is refused at once and never enters the journal (before: committed, then
-refused on apply)."""
+commands of different callers whose sum is over one entry go in as many entries as they need, each applied
+(before: one entry every replica refused, "command of N bytes exceeds 16777216", both callers told
+ProposalTimeout); a command, or one call's commands, larger than an entry holds is refused at once and
+never enters the journal (before: committed, then refused on apply; one call's commands split over
+entries, which a retried batch could reorder)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import trio
 from p2porch.errors import ConflictError, WireError
 from p2porch.model import Node, Service, ServiceSpec
 from p2porch.raft import commands as C
-from p2porch.raft.proposals import MAX_COMMAND_BYTES, Proposal, next_batch
+from p2porch.raft.proposals import FRAMING_BYTES, MAX_COMMAND_BYTES, Proposal, next_batch, queue
 from p2porch.raft.spec_size import MAX_SPEC_BYTES
 from p2porch.raft.store import StoreConfig, open_raft_store
 from p2porch.testing.bench_module import load_bench
@@ -88,6 +89,34 @@ def test_a_batch_is_bounded_by_bytes_and_count_and_skips_the_abandoned():
     assert [len(p.command) for p in next_batch(alone, 512)] == [MAX_COMMAND_BYTES]
 
 
+def group(*sizes: int) -> list[Proposal]:
+    return queue([], [b"g" * n for n in sizes])
+
+
+def test_one_calls_proposals_are_never_split_over_batches():
+    """A ``propose_together`` group goes whole into the batch or waits for the next one, by bytes and by
+    count (before: split, so its commands could land in two entries, the second before a retried first)."""
+    half = MAX_FRAME_BYTES // 2
+    pending = [Proposal(b"x" * half), *group(half // 2, half // 2), Proposal(b"y")]
+    assert [len(p.command) for p in next_batch(pending, 512)] == [half]  # its first would fit: not alone
+    assert [len(p.command) for p in next_batch(pending, 512)] == [half // 2, half // 2, 1]
+    pending = [Proposal(b"x"), *group(1, 2, 3), Proposal(b"y")]
+    assert [len(p.command) for p in next_batch(pending, 3)] == [1]  # by count too
+    assert [len(p.command) for p in next_batch(pending, 3)] == [1, 2, 3]
+    pending = [*group(1, 2, 3, 4), Proposal(b"y")]
+    assert [len(p.command) for p in next_batch(pending, 2)] == [1, 2, 3, 4]  # larger than a batch: alone
+    assert [len(p.command) for p in next_batch(pending, 2)] == [1] and pending == []
+
+
+def test_a_group_larger_than_one_entry_is_refused_at_once_and_never_queued():
+    pending: list[Proposal] = []
+    fits = MAX_FRAME_BYTES - 3 * FRAMING_BYTES
+    assert all(not p.done.is_set() for p in queue(pending, [b"a" * (fits - 1), b"b"])) and len(pending) == 2
+    refused = queue(pending, [b"a" * fits, b"b"])
+    assert len(pending) == 2 and all(p.done.is_set() for p in refused)
+    assert all(p.result is not None and p.result["error"] == "WireError" for p in refused)
+
+
 async def test_large_commands_proposed_together_each_commit_and_one_too_large_never_enters(
     tmp_path: Path,
 ) -> None:
@@ -100,7 +129,11 @@ async def test_large_commands_proposed_together_each_commit_and_one_too_large_ne
         update = C.UpdateService.of(web, at=now, spec=spec("web", "y"), previous_spec=web.spec).encode()
         create = C.CreateService(at=now, service_id="s2", spec=spec("api", "z")).encode()
         assert len(update) + len(create) > MAX_FRAME_BYTES > len(update)
-        await store.write_together([update, create], timeout_s=30)
+        with pytest.raises(WireError, match="2 commands of .* bytes are larger than one Raft entry holds"):
+            await store.write_together([update, create], timeout_s=30)  # one entry or nothing
+        async with trio.open_nursery() as nursery:  # two callers: one entry each
+            nursery.start_soon(store.write, update, 30)
+            nursery.start_soon(store.write, create, 30)
         await trio.sleep(0)
         state = store.snapshot()
         assert state.services["s1"].spec.command[0][0] == "y" and "s2" in state.services

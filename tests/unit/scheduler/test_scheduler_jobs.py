@@ -103,11 +103,16 @@ def test_failed_task_is_retried_after_its_delay_with_history() -> None:
 def test_restart_condition_none_and_max_attempts_give_up() -> None:
     never = job(replicas=1, max_concurrent=1, restart=RestartPolicy(condition="none"))
     r = reconcile(never, [task(1, "failed")])
-    assert r.creates == [] and [a.reason for a in r.shutdowns] == ["failed: no more restart attempts"]
+    assert r.creates == [] and [a.reason for a in r.shutdowns] == ["not restarted: restart condition none"]
     limited = job(replicas=2, max_concurrent=2, restart=RestartPolicy(max_attempts=2, delay_s=0.0))
     tasks = [task(1, "failed", restart_history=(120.0, 150.0)), task(2, "complete", desired_state="shutdown")]
     r = reconcile(limited, tasks)
-    assert r.creates == []
+    assert r.creates == [] and [a.reason for a in r.shutdowns] == [
+        "not restarted: 2 restart attempts used (restart max attempts)"
+    ]
+    windowed = job(replicas=1, max_concurrent=1, restart=RestartPolicy(max_attempts=2, window_s=100.0))
+    r = reconcile(windowed, tasks[:1])  # restarted again once the window holds fewer: not final
+    assert [a.reason for a in r.shutdowns] == ["failed: no more restart attempts"]
     progress = job_progress(limited, 1, tasks, 200.0)
     assert (progress.completed, progress.failed, progress.finished) == (1, 1, True)
 
