@@ -24,6 +24,7 @@ from p2porch.membership import voter_role
 from p2porch.membership.localstate import LocalClusterState
 from p2porch.membership.runtime import MemberRuntime, no_store_reason
 from p2porch.membership.token import new_token
+from p2porch.raft.state import ClusterState
 
 LOCAL = LocalClusterState(
     cluster_id="0123456789abcdef", token=str(new_token("0123456789abcdef")), node_id="id4", node_name="n4",
@@ -33,6 +34,10 @@ LOCAL = LocalClusterState(
 
 class _Store:
     commit_observer: Any = None
+    command_readers: Any = None  # the runtime sets the write gate's readers (member/command_reads.py)
+
+    def snapshot(self) -> ClusterState:
+        return ClusterState()
 
 
 class _JoinService:
