@@ -68,6 +68,23 @@ def member_context(store: Any) -> MemberContext:
     )  # fmt: skip
 
 
+def announced_by_n4() -> tuple[Any, MemberContext]:
+    """A store and n1's context where every node advertises this release and n4 announced a restart."""
+    store = MemoryRaft([ADDR], leader=ADDR).store(ADDR)
+    ctx = member_context(store)
+    ctx.board.gossip.metas = advertising(["id1", "id2", "id3", "id4"], {"id4": {"r": int(AT) + 30}})  # type: ignore[union-attr]
+    return store, ctx
+
+
+async def held_first_round(store: Any, ctx: MemberContext, holds: RestartHolds) -> int:
+    """The four nodes, n1's leader epoch and its first status round (n4's hold written); the epoch."""
+    await four_nodes(store)
+    epoch = await claim_epoch(ctx)
+    assert epoch is not None
+    assert await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
+    return epoch
+
+
 async def four_nodes(store: Any) -> None:
     await store.write(C.InitCluster(at=AT, cluster_id="c" * 16).encode())
     for i, status in ((1, "ready"), (2, "joining"), (3, "joining"), (4, "ready")):
@@ -141,17 +158,11 @@ def test_a_ready_node_its_gossip_never_saw_is_written_down_after_the_grace() -> 
 def test_a_node_that_announced_a_restart_is_held_ready_then_down_when_it_does_not_return() -> None:
     """n4 announced a restart (gossip meta) and is dead in gossip: ready and held (no new tasks) until
     the announced deadline, then down; without the announcement it is down at once (the first test)."""
-    raft = MemoryRaft([ADDR], leader=ADDR)
-    store = raft.store(ADDR)
-    ctx = member_context(store)
-    ctx.board.gossip.metas = advertising(["id1", "id2", "id3", "id4"], {"id4": {"r": int(AT) + 30}})  # type: ignore[union-attr]
+    store, ctx = announced_by_n4()
     holds = RestartHolds()
 
     async def main() -> None:
-        await four_nodes(store)
-        epoch = await claim_epoch(ctx)
-        assert epoch is not None
-        assert await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
+        epoch = await held_first_round(store, ctx, holds)
         n4 = store.snapshot().nodes["id4"]
         assert n4.status == "ready" and n4.restart_until == AT + 30 and n4.restart_incarnation == 3
         assert not n4.schedulable and holds.wake_at == AT + 30
@@ -244,18 +255,12 @@ def test_a_hold_recorded_before_the_gate_closed_is_inert_once_past_and_its_block
     forgotten). n4 comes back ready after its deadline: the clear cannot be written (zeroes are hold
     fields), so the record keeps the hold: the scheduler's view (``PastHolds``) and the data path treat
     it as no hold, and the blocked clear is logged and counted once, naming n3."""
-    raft = MemoryRaft([ADDR], leader=ADDR)
-    store = raft.store(ADDR)
-    ctx = member_context(store)
+    store, ctx = announced_by_n4()
     gossip = ctx.board.gossip
-    gossip.metas = advertising(["id1", "id2", "id3", "id4"], {"id4": {"r": int(AT) + 30}})  # type: ignore[union-attr]
     holds = RestartHolds()
 
     async def main() -> None:
-        await four_nodes(store)
-        epoch = await claim_epoch(ctx)
-        assert epoch is not None
-        assert await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
+        epoch = await held_first_round(store, ctx, holds)
         assert store.snapshot().nodes["id4"].restart_until == AT + 30
         gossip.metas = advertising(["id1", "id2", "id4"], {})  # type: ignore[union-attr]
         gossip.states["id4"] = "alive"  # type: ignore[union-attr]
