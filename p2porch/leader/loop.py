@@ -345,13 +345,17 @@ async def sync_node_statuses(
     return True
 
 
+#: the result of a hold-only update the gate refused: as a conflict, logged, and the next round decides
+NOT_WRITTEN = codec.error("ConflictError", "its restart hold is not read by every node (not proposed)")
+
+
 async def propose_node_updates(
     ctx: MemberContext, state: ClusterState, updates: dict[str, dict[str, Any]], now: float, epoch: int
 ) -> list[dict[str, Any]]:
     """Propose ``updates`` (node id -> ``UpdateNode`` fields) together, fenced by ``epoch``; their
     results in order. A hold the gate refuses (a member stopped reading ``update_node`` version 2 since
     the plan) does not drop the others: they go again without the hold fields, a hold-only one answers
-    as not written (``not_written``)."""
+    as not written (``NOT_WRITTEN``)."""
     commands = [
         fenced(C.UpdateNode(at=now, node_id=n, node_version=state.nodes[n].version, **change), epoch)
         for n, change in updates.items()
@@ -368,10 +372,6 @@ async def propose_node_updates(
     ]
     results = dict(zip(kept, await ctx.store.propose_together(commands, ctx.commit_timeout_s), strict=True))
     return [results.get(n, NOT_WRITTEN) for n in updates]
-
-
-#: the result of a hold-only update the gate refused: as a conflict, logged, and the next round decides
-NOT_WRITTEN = codec.error("ConflictError", "its restart hold is not read by every node (not proposed)")
 
 
 def report_blocked_holds(

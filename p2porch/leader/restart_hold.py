@@ -45,7 +45,6 @@ __all__ = [
     "PastHolds",
     "RestartHolds",
     "Sighting",
-    "hold_in_force",
     "sightings",
 ]
 
@@ -76,7 +75,7 @@ class HoldPlan:
         """This plan while some member does not read ``update_node`` version 2: nobody held (gossip's
         verdicts apply, as with ``restart_grace_s = 0``), each update without its hold fields (a status
         change still goes, as version 1) and every hold or clear left out in ``blocked``. A hold already
-        recorded stays until the gate opens, inert once past (``inert_past_holds``, ``held.py``): the
+        recorded stays until the gate opens, inert once past (:class:`PastHolds`, ``member/held.py``): the
         plan wakes the leader when the next one runs out."""
         updates: dict[str, dict[str, Any]] = {}
         blocked: dict[str, tuple[str, int]] = {}
