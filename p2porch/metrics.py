@@ -132,6 +132,13 @@ class Metrics:
             "p2porch_scheduler_placements",
             "Tasks this node (as leader) assigned to a node in a committed scheduling round",
         )
+        self.restart_holds_gated = Counter(
+            "p2porch_restart_holds_gated",
+            "Restart holds and hold clears this node (as leader) decided but did not write because some "
+            "member does not read update_node version 2 (the command-version gate), each counted once, "
+            "by what (hold | clear)",
+            ["what"],
+        )
         self.scheduler_round_seconds = Histogram(
             "p2porch_scheduler_round_seconds",
             "Duration of one leader scheduling round (plan and commit)",
@@ -176,6 +183,7 @@ class Metrics:
             self.api_request_timeouts,
             self.raft_commit_seconds,
             self.scheduler_placements,
+            self.restart_holds_gated,
             self.scheduler_round_seconds,
             self.agent_task_starts,
             self.endpoint_drains,

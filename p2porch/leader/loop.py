@@ -23,8 +23,9 @@ import trio
 from ..config import SchedulerConfig
 from ..context import ClusterStore, MemberContext
 from ..errors import ConflictError, NotAllowedError, P2POrchError, ProposalTimeout
-from ..member.command_reads import update_node_hold_allowed
+from ..member.command_reads import update_node_hold_behind
 from ..model import Service, TaskState
+from ..raft import codec
 from ..raft import commands as C
 from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
@@ -35,7 +36,7 @@ from .gil_share import LeadershipCheck, RoundAbandoned
 from .incremental import IncrementalPlanner
 from .leading import until_leading
 from .pacing import PacingLimits, PacingSignals, WritePacer
-from .restart_hold import HoldPlan, RestartHolds, sightings
+from .restart_hold import HoldPlan, PastHolds, RestartHolds, sightings
 from .round_pause import round_pause
 from .scheduling import (
     node_status_updates,
@@ -91,6 +92,7 @@ async def _run_scheduler(
     reported: set[tuple[str, int]] = set()  # invalid services already reported (id, version)
     unseen = UnseenNodes()  # ready nodes this leader's gossip has never seen (leader/unseen.py)
     holds = RestartHolds()  # nodes whose daemon announced a restart (leader/restart_hold.py)
+    past_holds = PastHolds()  # the scheduler plans on a past hold as on none (its clear may be gated)
     pacer = WritePacer(pacing)  # the placement budget per round, from this node's health (leader/pacing.py)
     logged = PaceLog()
     wake_at: float | None = None
@@ -133,7 +135,7 @@ async def _run_scheduler(
             budget = pace(pacer, store, now, [], 0, 0, logged)
             bounded = partial(planner.plan, budget=budget, repair_budget=pacer.repair_budget())
             try:
-                plan = await trio.to_thread.run_sync(bounded, state, now)
+                plan = await trio.to_thread.run_sync(bounded, past_holds.view(state, now), now)
             except RoundAbandoned:  # deposed while planning: the rest of the round is wasted CPU
                 log.info("leadership lost while planning: round abandoned")
                 planner.reset()
@@ -311,29 +313,24 @@ async def sync_node_statuses(
         asked = any(s.restart_until for s in seen.values()) or any(
             n.restart_until for n in state.nodes.values()
         )
-        hold = holds.plan(state, seen, now, allowed=asked and update_node_hold_allowed(state, members))
+        behind = update_node_hold_behind(state, members) if asked else []
+        hold = holds.plan(state, seen, now, allowed=not behind)
         holds.wake_at = hold.wake_at
+        report_blocked_holds(ctx, state, hold, behind, holds.reported)
     never_seen = [] if unseen is None else unseen.downs(state, gossip, ctx.local.node_id, now, epoch)
     updates = hold.node_updates(node_status_updates(state, gossip), never_seen)
     if not updates:
         return False
-    commands = []
     for node_id, change in updates.items():
         if node_id in hold.updates:
             why = hold.why(node_id)
         else:
             why = "never seen by gossip" if node_id in never_seen else "gossip"
         log.info("node %s is %s (%s)", state.nodes[node_id].name, change.get("status", "ready"), why)
-        version = state.nodes[node_id].version
-        update = C.UpdateNode(at=now, node_id=node_id, node_version=version, **change)
-        commands.append(fenced(update, epoch))
     try:
-        results = await ctx.store.propose_together(commands, ctx.commit_timeout_s)
+        results = await propose_node_updates(ctx, state, updates, now, epoch)
     except ProposalTimeout as exc:
         log.info("node status writes not committed: %s", exc.message)
-        return True
-    except NotAllowedError as exc:  # a member stopped reading the hold since it was planned: next round
-        log.info("node status writes not proposed: %s", exc.message)
         return True
     failed: list[P2POrchError] = []  # raised after the others were looked at
     for node_id, result in zip(updates, results, strict=True):
@@ -346,6 +343,61 @@ async def sync_node_statuses(
     if failed:
         raise failed[0]
     return True
+
+
+#: the result of a hold-only update the gate refused: as a conflict, logged, and the next round decides
+NOT_WRITTEN = codec.error("ConflictError", "its restart hold is not read by every node (not proposed)")
+
+
+async def propose_node_updates(
+    ctx: MemberContext, state: ClusterState, updates: dict[str, dict[str, Any]], now: float, epoch: int
+) -> list[dict[str, Any]]:
+    """Propose ``updates`` (node id -> ``UpdateNode`` fields) together, fenced by ``epoch``; their
+    results in order. A hold the gate refuses (a member stopped reading ``update_node`` version 2 since
+    the plan) does not drop the others: they go again without the hold fields, a hold-only one answers
+    as not written (``NOT_WRITTEN``)."""
+    commands = [
+        fenced(C.UpdateNode(at=now, node_id=n, node_version=state.nodes[n].version, **change), epoch)
+        for n, change in updates.items()
+    ]
+    try:
+        return await ctx.store.propose_together(commands, ctx.commit_timeout_s)
+    except NotAllowedError as exc:
+        log.info("node status writes proposed without their restart holds: %s", exc.message)
+    plain = {n: {k: v for k, v in change.items() if k not in C.HOLD_FIELDS} for n, change in updates.items()}
+    kept = [n for n, change in plain.items() if change]
+    commands = [
+        fenced(C.UpdateNode(at=now, node_id=n, node_version=state.nodes[n].version, **plain[n]), epoch)
+        for n in kept
+    ]
+    results = dict(zip(kept, await ctx.store.propose_together(commands, ctx.commit_timeout_s), strict=True))
+    return [results.get(n, NOT_WRITTEN) for n in updates]
+
+
+def report_blocked_holds(
+    ctx: MemberContext,
+    state: ClusterState,
+    hold: HoldPlan,
+    behind: list[str],
+    reported: set[tuple[str, str, int]],
+) -> None:
+    """Log once per node and hold (and count) the holds and clears the gate ``hold.blocked``, naming the
+    members ``behind``; ``reported`` keeps those still blocked."""
+    now_blocked = {(node_id, what, inc) for node_id, (what, inc) in hold.blocked.items()}
+    names = [node.name if (node := state.nodes.get(n)) is not None else n for n in behind]
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    for node_id, what, _ in sorted(now_blocked - reported):
+        log.warning(
+            "%s of node %s not written: the command-version gate is closed by %s, which do not read "
+            "update_node version 2 (upgrade them, or `p2porch node rm` a node gone for good); meanwhile "
+            "a past hold counts as none",
+            "restart hold" if what == "hold" else "clear of the restart hold",
+            state.nodes[node_id].name,
+            shown,
+        )
+        ctx.metrics.restart_holds_gated.labels(what).inc()
+    reported.clear()
+    reported.update(now_blocked)
 
 
 async def apply_cron_decisions(ctx: MemberContext, decisions: list[CronDecision], epoch: int) -> None:

@@ -43,7 +43,10 @@ def board_readers(snapshot: Callable[[], ClusterState], board: LocalBoard) -> co
     return read
 
 
-def update_node_hold_allowed(state: ClusterState, members: Mapping[str, Any]) -> bool:
-    """Whether every member reads ``update_node`` version 2 (the restart hold may be written)."""
+def update_node_hold_behind(state: ClusterState, members: Mapping[str, Any]) -> list[str]:
+    """The members that do not read ``update_node`` version 2 (sorted; none: the restart hold may be
+    written)."""
     current = command_gate.gate(advertisements(state, members))
-    return current.allows(C.UpdateNode.TAG, C.UpdateNode.VERSION)
+    if current.allows(C.UpdateNode.TAG, C.UpdateNode.VERSION):
+        return []
+    return current.behind(C.UpdateNode.TAG, C.UpdateNode.VERSION)

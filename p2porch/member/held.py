@@ -11,8 +11,9 @@ A node **going down** takes its tasks out of every answer and backend set at onc
 
 - its daemon stopped as part of a host shutdown (``host_shutdown.py``): it broadcasts a gossip leave, so
   every member sees it ``left`` at once (``gone``) and the leader marks it down;
-- its hold ran out (``now >= restart_until``: the daemon was not back in time; the leader then marks it
-  down, this takes it out meanwhile or without a leader);
+- its hold ran out (``now >= restart_until``) and gossip calls its daemon dead or left: a past hold is
+  inert, the node is as one never held (the leader marks it down, or clears the hold of a node back in
+  time; a hold whose clear the command-version gate blocks stays recorded, so it must not count);
 - its engine was recorded unreachable (``Node.engine_down_at``): its containers' health is unknown;
 - down, or left.
 
@@ -29,30 +30,30 @@ from collections.abc import Iterable
 from ..model import Node, NodeStatus
 from ..raft.state import ClusterState
 
-__all__ = ["data_path_out", "hold_serves", "next_hold_end"]
+__all__ = ["data_path_out", "hold_in_force", "hold_serves", "next_hold_end"]
 
 
 def hold_serves(node: Node, now: float = -math.inf) -> bool:
     """Whether ``node`` is held and its tasks keep serving at ``now``: ready, the hold not past and its
     engine not recorded unreachable. The default ``now`` reads the committed record alone (the DNS zone,
     a function of committed state: the leader commits the node down when its hold runs out)."""
-    return (
-        node.status == NodeStatus.READY
-        and bool(node.restart_until)
-        and now < node.restart_until
-        and not node.engine_down_at
-    )
+    return hold_in_force(node, now) and not node.engine_down_at
 
 
 def data_path_out(state: ClusterState, gone: Iterable[str], now: float) -> frozenset[str]:
     """The node ids whose tasks are no ingress or VIP backend at ``now``: ``gone`` in this node's gossip
-    (dead, or left: a host shutting down says so) unless held and serving, and every held node whose
-    hold does not serve (past its deadline, its engine unreachable). Down and left nodes are not live
-    anyway (``views.is_live``)."""
+    (dead, or left: a host shutting down says so) unless held and serving, and every node held at
+    ``now`` whose engine is unreachable. A hold past at ``now`` is inert: that node follows gossip as
+    one never held. Down and left nodes are not live anyway (``views.is_live``)."""
     nodes = state.nodes
     out = {n for n in gone if (node := nodes.get(n)) is None or not hold_serves(node, now)}
-    out.update(n for n, node in nodes.items() if node.restart_until and not hold_serves(node, now))
+    out.update(n for n, node in nodes.items() if node.engine_down_at and hold_in_force(node, now))
     return frozenset(out)
+
+
+def hold_in_force(node: Node, now: float) -> bool:
+    """Whether ``node`` is ready with a recorded hold not past at ``now`` (its engine aside)."""
+    return node.status == NodeStatus.READY and bool(node.restart_until) and now < node.restart_until
 
 
 def next_hold_end(state: ClusterState, now: float) -> float | None:

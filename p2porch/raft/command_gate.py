@@ -14,8 +14,10 @@ a clock, the network or the store (see docs/raft.md, "Commands: types, codec, ve
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import msgpack
@@ -24,12 +26,40 @@ from ..errors import NotAllowedError, WireError
 from .codec import decode
 from .commands import COMMANDS, decode_command
 
-#: what a node that advertises nothing reads: each command at this code's version, but ``update_node`` at
-#: 1 (its version 2, the restart hold, came with the advertisements)
-BASELINE: Mapping[str, int] = {tag: cls.VERSION for tag, cls in COMMANDS.items()} | {"update_node": 1}
+#: what a node that advertises nothing reads: every command the release before the gate knew, at its
+#: version then (fixed: a later bump or a new command is above it, so advertised and gated); a tag not
+#: here is version 0, read by no such node. ``update_node`` version 2 (the restart hold) came with the gate.
+BASELINE: Mapping[str, int] = MappingProxyType(
+    {
+        "add_node": 1,
+        "claim_leader_epoch": 1,
+        "create_network": 1,
+        "create_service": 1,
+        "init_cluster": 1,
+        "lease_subnet": 1,
+        "noop": 1,
+        "put_access_token": 1,
+        "put_secret": 1,
+        "put_tasks": 1,
+        "release_subnet": 1,
+        "remove_access_token": 1,
+        "remove_network": 1,
+        "remove_node": 1,
+        "remove_secret": 1,
+        "remove_service": 1,
+        "report_task_states": 1,
+        "reseal_secret": 1,
+        "restore_state": 1,
+        "rotate_keys": 1,
+        "set_join_token": 1,
+        "update_node": 1,
+        "update_service": 2,
+    }
+)
 #: every member's advertisement (node id -> its gossip ``cv`` map, None: none), as the store reads them
 Readers = Callable[[], Mapping[str, Mapping[str, Any] | None]]
 MAX_ADVERTISED = 64  # entries of an advertisement that are looked at (a peer's meta is bounded anyway)
+PEEK_BYTES = 128  # the header peek's first try: a command's tag and version, as the encoder writes them
 
 
 def reads() -> dict[str, int]:
@@ -90,17 +120,16 @@ def gate(advertisements: Mapping[str, Mapping[str, Any] | None]) -> CommandGate:
 def header(data: bytes) -> tuple[str, int]:
     """``(tag, body version)`` of an encoded command, reading only its first keys as the encoder writes
     them (``("", 0)`` for the op-map layout of version 0, which every node reads); raises WireError for
-    bytes that are no command map."""
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(data) or 1)
-    unpacker.feed(data)
-    try:
-        pairs = unpacker.read_map_header()
-        first: dict[Any, Any] = {}
-        for _ in range(min(pairs, 2)):  # the encoder writes "t", then "v", then "b"
-            key = unpacker.unpack()
-            first[key] = unpacker.unpack()
-    except Exception as exc:  # msgpack raises many types
-        raise WireError(f"not an encoded command: {type(exc).__name__}: {exc}") from exc
+    bytes that are no command map. Only the first ``PEEK_BYTES`` are read unless the keys run past them."""
+    first = None
+    if len(data) > PEEK_BYTES:
+        with contextlib.suppress(Exception):  # cut inside the first keys (or not a map): read it all
+            first = _first_keys(memoryview(data)[:PEEK_BYTES])
+    if first is None:
+        try:
+            first = _first_keys(data)
+        except Exception as exc:  # msgpack raises many types
+            raise WireError(f"not an encoded command: {type(exc).__name__}: {exc}") from exc
     found: Mapping[Any, Any] = first
     if "t" not in found:  # the op-map layout (version 0), or a map the encoder did not write: read whole
         whole = decode(data)
@@ -109,6 +138,19 @@ def header(data: bytes) -> tuple[str, int]:
     if not isinstance(tag, str) or type(version) is not int:
         raise WireError("an encoded command starts with its tag and version")
     return tag, version
+
+
+def _first_keys(data: bytes | memoryview) -> dict[Any, Any]:
+    """The first two keys and values of the msgpack map ``data`` starts with (the encoder writes "t",
+    then "v", then "b"); raises what msgpack raises, OutOfData when ``data`` ends inside them."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=len(data) or 1)
+    unpacker.feed(data)
+    pairs = unpacker.read_map_header()
+    first: dict[Any, Any] = {}
+    for _ in range(min(pairs, 2)):
+        key = unpacker.unpack()
+        first[key] = unpacker.unpack()
+    return first
 
 
 def admit(data: bytes, members: Readers) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -13,8 +14,9 @@ from p2porch.context import LocalBoard, LocalNode, MemberContext
 from p2porch.errors import NotLeaderError
 from p2porch.leader.epoch import claim_epoch
 from p2porch.leader.loop import sync_node_statuses
-from p2porch.leader.restart_hold import RestartHolds
+from p2porch.leader.restart_hold import PastHolds, RestartHolds
 from p2porch.leader.unseen import UnseenNodes
+from p2porch.member.held import data_path_out
 from p2porch.model import Node
 from p2porch.raft import command_gate
 from p2porch.raft import commands as C
@@ -64,6 +66,23 @@ def member_context(store: Any) -> MemberContext:
         store=store, voter_control=store, local=local, board=board, clock=TrioClock(AT),
         commit_timeout_s=5.0, ask_member=ask_member,
     )  # fmt: skip
+
+
+def announced_by_n4() -> tuple[Any, MemberContext]:
+    """A store and n1's context where every node advertises this release and n4 announced a restart."""
+    store = MemoryRaft([ADDR], leader=ADDR).store(ADDR)
+    ctx = member_context(store)
+    ctx.board.gossip.metas = advertising(["id1", "id2", "id3", "id4"], {"id4": {"r": int(AT) + 30}})  # type: ignore[union-attr]
+    return store, ctx
+
+
+async def held_first_round(store: Any, ctx: MemberContext, holds: RestartHolds) -> int:
+    """The four nodes, n1's leader epoch and its first status round (n4's hold written); the epoch."""
+    await four_nodes(store)
+    epoch = await claim_epoch(ctx)
+    assert epoch is not None
+    assert await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
+    return epoch
 
 
 async def four_nodes(store: Any) -> None:
@@ -139,17 +158,11 @@ def test_a_ready_node_its_gossip_never_saw_is_written_down_after_the_grace() -> 
 def test_a_node_that_announced_a_restart_is_held_ready_then_down_when_it_does_not_return() -> None:
     """n4 announced a restart (gossip meta) and is dead in gossip: ready and held (no new tasks) until
     the announced deadline, then down; without the announcement it is down at once (the first test)."""
-    raft = MemoryRaft([ADDR], leader=ADDR)
-    store = raft.store(ADDR)
-    ctx = member_context(store)
-    ctx.board.gossip.metas = advertising(["id1", "id2", "id3", "id4"], {"id4": {"r": int(AT) + 30}})  # type: ignore[union-attr]
+    store, ctx = announced_by_n4()
     holds = RestartHolds()
 
     async def main() -> None:
-        await four_nodes(store)
-        epoch = await claim_epoch(ctx)
-        assert epoch is not None
-        assert await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
+        epoch = await held_first_round(store, ctx, holds)
         n4 = store.snapshot().nodes["id4"]
         assert n4.status == "ready" and n4.restart_until == AT + 30 and n4.restart_incarnation == 3
         assert not n4.schedulable and holds.wake_at == AT + 30
@@ -194,5 +207,74 @@ def test_no_hold_is_written_while_a_member_does_not_advertise_update_node_versio
         assert await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
         n4 = store.snapshot().nodes["id4"]
         assert n4.status == "ready" and n4.restart_until == AT + 30 and holds.wake_at == AT + 30
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+class Gated:
+    """``store`` with the write gate a daemon's store runs (``RaftStore.propose_together``), reading
+    ``readers`` (which may know less than the leader's plan did: the race the loop covers)."""
+
+    def __init__(self, store: Any, readers: Any) -> None:
+        self.store, self.readers = store, readers
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def propose_together(self, commands: list[bytes], timeout_s: float = 5.0) -> list[dict[str, Any]]:
+        admitted = [command_gate.admit(command, self.readers) for command in commands]
+        return await self.store.propose_together(admitted, timeout_s)
+
+
+def test_a_hold_the_gate_refuses_at_the_store_does_not_drop_the_status_writes() -> None:
+    """The plan saw every member read update_node version 2, the store's gate (a moment later) does not:
+    n4's hold-only update is refused, n2's and n3's status writes proposed with it still commit."""
+    raft = MemoryRaft([ADDR], leader=ADDR)
+    store = raft.store(ADDR)
+    new = command_gate.advertisement()
+    ctx = member_context(Gated(store, lambda: {"id1": new, "id2": new, "id3": None, "id4": new}))
+    ctx.board.gossip.states["id4"] = "alive"  # type: ignore[union-attr]
+    ctx.board.gossip.metas = advertising(["id1", "id2", "id3", "id4"], {"id4": {"r": int(AT) + 30}})  # type: ignore[union-attr]
+
+    async def main() -> None:
+        await four_nodes(store)
+        epoch = await claim_epoch(ctx)
+        assert epoch is not None
+        assert await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), RestartHolds())
+        nodes = store.snapshot().nodes
+        assert [nodes[f"id{i}"].status for i in (2, 3, 4)] == ["ready", "ready", "ready"]
+        assert nodes["id4"].restart_until == 0
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_hold_recorded_before_the_gate_closed_is_inert_once_past_and_its_blocked_clear_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """n4 was held while every member read version 2; n3 stops advertising (a long-down node's cv
+    forgotten). n4 comes back ready after its deadline: the clear cannot be written (zeroes are hold
+    fields), so the record keeps the hold: the scheduler's view (``PastHolds``) and the data path treat
+    it as no hold, and the blocked clear is logged and counted once, naming n3."""
+    store, ctx = announced_by_n4()
+    gossip = ctx.board.gossip
+    holds = RestartHolds()
+
+    async def main() -> None:
+        epoch = await held_first_round(store, ctx, holds)
+        assert store.snapshot().nodes["id4"].restart_until == AT + 30
+        gossip.metas = advertising(["id1", "id2", "id4"], {})  # type: ignore[union-attr]
+        gossip.states["id4"] = "alive"  # type: ignore[union-attr]
+        await trio.sleep(40.0)
+        caplog.set_level(logging.WARNING, logger="p2porch.leader.loop")
+        for _ in range(3):
+            assert not await sync_node_statuses(ctx, store.snapshot(), epoch, UnseenNodes(), holds)
+        state = store.snapshot()
+        n4 = state.nodes["id4"]
+        assert n4.status == "ready" and n4.restart_until == AT + 30 and not n4.schedulable  # recorded
+        assert PastHolds().view(state, AT + 40).nodes["id4"].schedulable
+        assert data_path_out(state, set(), AT + 40) == set()
+        warnings = [r.getMessage() for r in caplog.records if "not written" in r.getMessage()]
+        assert len(warnings) == 1 and "restart hold of node n4" in warnings[0] and "by n3," in warnings[0]
+        assert ctx.metrics.restart_holds_gated.values() == {("clear",): 1.0}
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from p2porch.leader.restart_hold import RELEASE, RestartHolds, Sighting, sightings
+from p2porch.leader.restart_hold import RELEASE, PastHolds, RestartHolds, Sighting, sightings
 from p2porch.leader.scheduling import node_status_updates
 from p2porch.model import Node
 from p2porch.raft.state import EMPTY_STATE, ClusterState
@@ -115,12 +115,53 @@ def test_sightings_read_the_announcement_from_member_meta() -> None:
 
 
 def test_no_hold_while_a_member_does_not_read_update_node_version_2() -> None:
-    """``allowed`` False (raft/command_gate.py): the rule without the hold, as with restart_grace_s = 0:
-    nothing recorded, nobody held, so gossip's verdicts apply as for a crash."""
+    """``allowed`` False (raft/command_gate.py): the rule without the hold fields, as with
+    restart_grace_s = 0: nothing recorded, nobody held, so gossip's verdicts apply as for a crash; the
+    hold and the clear are named as blocked."""
     seen = {"id1": Sighting("alive", 1), "id2": Sighting("dead", 7, int(NOW) + 30)}
-    for state in (cluster(), cluster(restart_until=NOW + 30, restart_incarnation=7)):
-        plan = RestartHolds().plan(state, seen, NOW, allowed=False)
-        assert (plan.updates, plan.held, plan.wake_at) == ({}, frozenset(), None)
+    plan = RestartHolds().plan(cluster(), seen, NOW, allowed=False)
+    assert (plan.updates, plan.held, plan.wake_at) == ({}, frozenset(), None)
+    assert plan.blocked == {"id2": ("hold", 7)}
+    recorded = cluster(restart_until=NOW + 30, restart_incarnation=7)  # held before the gate closed
+    plan = RestartHolds().plan(recorded, seen, NOW, allowed=False)
+    assert (plan.updates, plan.held, plan.blocked) == ({}, frozenset(), {})
+    assert plan.wake_at == NOW + 30  # the recorded hold goes inert then: the scheduler looks again
+    for state in (cluster(), recorded):
         assert plan.node_updates(node_status_updates(state, {"id1": "alive", "id2": "dead"}), []) == {
             "id2": {"status": "down"}
         }
+
+
+def test_a_closed_gate_still_writes_the_status_and_names_the_clear_it_blocks() -> None:
+    """A hold recorded while the gate was open cannot be cleared (zeroes are hold fields, version 2):
+    a {down + clear} goes as {down} (version 1), a clear alone is left out, and both are named."""
+    recorded = cluster(restart_until=NOW + 30, restart_incarnation=7)
+    down = RestartHolds().plan(recorded, {"id2": Sighting("dead", 7)}, NOW + 30, allowed=False)
+    assert down.updates == {"id2": {"status": "down"}} and down.blocked == {"id2": ("clear", 7)}
+    assert down.why("id2") == "its announced restart did not end in time"
+    back = RestartHolds().plan(recorded, {"id2": Sighting("alive", 9)}, NOW + 40, allowed=False)
+    assert (back.updates, back.blocked, back.wake_at) == ({}, {"id2": ("clear", 7)}, None)
+    early = RestartHolds().plan(recorded, {"id2": Sighting("alive", 9)}, NOW + 10, allowed=False)
+    assert early.blocked == {"id2": ("clear", 7)} and early.wake_at == NOW + 30
+    left = RestartHolds().plan(recorded, {"id2": Sighting("left", 7)}, NOW, allowed=False)
+    assert left.updates == {"id2": {"status": "down"}}
+    gone = RestartHolds().plan(replace(recorded, nodes={}), {}, NOW, allowed=False)
+    assert gone.updates == {} and gone.blocked == {}
+    # once every member reads version 2 the same look clears it
+    assert RestartHolds().plan(recorded, {"id2": Sighting("alive", 9)}, NOW + 40).updates == {"id2": RELEASE}
+
+
+def test_the_scheduler_plans_on_a_past_hold_as_on_no_hold() -> None:
+    """``PastHolds.view``: a ready node whose recorded hold is past is schedulable (its clear may be
+    blocked by the gate for long); a hold in force, or a down node's, is left as it is. The same input
+    gives the same node records (the incremental planner compares them by identity)."""
+    recorded = cluster(restart_until=NOW + 30, restart_incarnation=7)
+    past = PastHolds()
+    assert past.view(recorded, NOW + 10) is recorded and not recorded.nodes["id2"].schedulable
+    view = past.view(recorded, NOW + 30)
+    assert view.nodes["id2"].schedulable and view.nodes["id2"].restart_until == 0.0
+    assert view.nodes["id1"] is recorded.nodes["id1"] and view.version == recorded.version
+    again = past.view(replace(recorded, version=recorded.version + 1), NOW + 31)
+    assert again.nodes["id2"] is view.nodes["id2"] and again.version == recorded.version + 1
+    down = replace(recorded.nodes["id2"], status="down")
+    assert past.view(replace(recorded, nodes={**recorded.nodes, "id2": down}), NOW + 40).nodes["id2"] is down

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from p2porch.member.command_reads import advertisements, update_node_hold_allowed
+from p2porch.member.command_reads import advertisements, update_node_hold_behind
 from p2porch.model import Node, NodeStatus
 from p2porch.raft import command_gate
 from p2porch.raft.state import EMPTY_STATE, ClusterState
@@ -34,8 +34,8 @@ def test_every_recorded_node_counts_down_or_unseen_and_a_left_one_does_not() -> 
         "x": Member("dead", {}),  # neither recorded nor alive
     }
     assert advertisements(s, members) == {"a": NEW, "b": NEW, "c": None, "j": NEW}
-    assert not update_node_hold_allowed(s, members)  # c: never seen here, so the baseline
+    assert update_node_hold_behind(s, members) == ["c"]  # c: never seen here, so the baseline
     members["c"] = Member("suspect", {"cv": NEW})
-    assert update_node_hold_allowed(s, members)
+    assert update_node_hold_behind(s, members) == []
     members["j"] = Member("alive", {"l": {}})  # a joiner of a release before the gate
-    assert not update_node_hold_allowed(s, members)
+    assert update_node_hold_behind(s, members) == ["j"]

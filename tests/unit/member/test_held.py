@@ -31,9 +31,11 @@ def test_gone_nodes_are_out_unless_held_and_serving():
     # gossip calls the held daemon dead (it stopped): its containers serve on, the crashed one's do not
     assert data_path_out(state, {"h", "l"}, 50.0) == {"l"}
     assert data_path_out(state, set(), 50.0) == set()
-    # the hold ran out: out, dead in gossip or not (no leader to mark it down, or not yet)
-    assert data_path_out(state, {"l"}, 100.0) == {"h", "l"}
-    assert data_path_out(state, set(), 100.0) == {"h"}
+    # the hold ran out: inert, the node follows gossip as one never held (dead: out; back and ready with
+    # the hold still recorded, its clear blocked by the command-version gate: it serves)
+    assert data_path_out(state, {"h", "l"}, 100.0) == {"h", "l"}
+    assert data_path_out(state, {"l"}, 100.0) == {"l"}
+    assert data_path_out(state, set(), 100.0) == set()
     # a gossip leave (a host shutting down) of a node that is not held: out at once
     assert data_path_out(state, {"a"}, 50.0) == {"a"}
     # a name gossip knows that is not in the state (removed): out, as before
@@ -41,6 +43,7 @@ def test_gone_nodes_are_out_unless_held_and_serving():
     engine_down = cluster(live, replace(HELD, engine_down_at=40.0))
     assert data_path_out(engine_down, {"h"}, 50.0) == {"h"}
     assert data_path_out(engine_down, set(), 50.0) == {"h"}
+    assert data_path_out(engine_down, set(), 100.0) == set()  # past: as a node never held
 
 
 def test_the_next_hold_end_is_the_earliest_hold_still_serving():

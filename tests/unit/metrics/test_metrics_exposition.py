@@ -48,6 +48,7 @@ def test_pushed_instruments_follow_prometheus_conventions():
         "p2porch_api_request_timeouts": "counter",
         "p2porch_raft_commit_seconds": "histogram",
         "p2porch_scheduler_placements": "counter",
+        "p2porch_restart_holds_gated": "counter",
         "p2porch_scheduler_round_seconds": "histogram",
         "p2porch_agent_task_starts": "counter",
         "p2porch_endpoint_drains": "counter",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import msgpack
@@ -26,8 +27,37 @@ def never() -> dict[str, Any]:
 
 def test_this_release_advertises_update_node_version_2_above_the_baseline() -> None:
     assert NEW == {"update_node": 2}
-    assert G.BASELINE["update_node"] == 1 and G.BASELINE["update_service"] == 2
-    assert all(G.BASELINE[tag] == cls.VERSION for tag, cls in C.COMMANDS.items() if tag != "update_node")
+    # what the release before the gate reads, pinned: every tag it knew at 1, update_service at 2
+    assert dict(G.BASELINE) == {
+        **dict.fromkeys(
+            [
+                "add_node",
+                "claim_leader_epoch",
+                "create_network",
+                "create_service",
+                "init_cluster",
+                "lease_subnet",
+                "noop",
+                "put_access_token",
+                "put_secret",
+                "put_tasks",
+                "release_subnet",
+                "remove_access_token",
+                "remove_network",
+                "remove_node",
+                "remove_secret",
+                "remove_service",
+                "report_task_states",
+                "reseal_secret",
+                "restore_state",
+                "rotate_keys",
+                "set_join_token",
+                "update_node",
+            ],
+            1,
+        ),
+        "update_service": 2,
+    }
     # the gossip meta's label budget holds the advertisement at its largest
     assert len(msgpack.packb(messages._LARGEST_META["cv"])) >= len(msgpack.packb(NEW))
 
@@ -41,6 +71,26 @@ def test_every_member_must_read_a_version_before_it_is_allowed() -> None:
     assert G.gate({}).allows("update_node", 2)  # no member yet: this node's own reads
     gate = G.gate({"a": {**NEW, "future_command": 1}, "b": NEW})
     assert not gate.allows("future_command", 1)  # a tag this node does not know is never allowed
+
+
+def test_a_bumped_or_new_command_is_advertised_and_gated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The baseline is a literal, not this code's versions: a release that bumps a command (here
+    ``put_secret`` to 2) or adds one advertises it and writes it only once every member reads it."""
+    monkeypatch.setattr(C.PutSecret, "VERSION", 2)
+    spec = importlib.util.find_spec(G.__name__)
+    assert spec is not None and spec.loader is not None
+    bumped = importlib.util.module_from_spec(spec)  # the gate module as that release imports it
+    spec.loader.exec_module(bumped)
+    assert bumped.BASELINE["put_secret"] == 1 and "brand_new" not in bumped.BASELINE
+    advertised = bumped.advertisement()
+    assert advertised == {"put_secret": 2, "update_node": 2}
+    assert bumped.advertisement({**bumped.reads(), "brand_new": 1}) == {"brand_new": 1, **advertised}
+    gate = bumped.gate({"a": advertised, "b": NEW, "c": None})
+    assert not gate.allows("put_secret", 2) and gate.allows("put_secret", 1)
+    assert gate.behind("put_secret", 2) == ["b", "c"]
+    assert bumped.gate({"a": advertised, "b": advertised}).allows("put_secret", 2)
+    with pytest.raises(NotAllowedError, match="brand_new version 1 .* a read up to version 0"):
+        bumped.admit(msgpack.packb({"t": "brand_new", "v": 1, "b": {}}), lambda: {"a": None})
 
 
 def test_a_command_within_the_baseline_passes_unread() -> None:
@@ -68,6 +118,28 @@ def test_header_reads_the_tag_and_version_only() -> None:
     for bad in (b"", b"\xc1", msgpack.packb([1, 2]), msgpack.packb({"t": 1, "v": "x"})):
         with pytest.raises(WireError):
             G.header(bad)
+
+
+def test_header_peeks_at_the_first_bytes_of_a_large_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An 8 MiB proposal's header is read from its first bytes, not fed whole to an Unpacker; a header
+    running past them (a long tag) is read from the whole command."""
+    fed: list[int] = []
+    real = G._first_keys
+
+    def counted(data: bytes | memoryview) -> dict[str, Any]:
+        fed.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(G, "_first_keys", counted)
+    large = C.UpdateNode(at=1.0, node_id="id1", engine_error="x" * 200, restart_until=9.0).encode()
+    assert G.header(large) == ("update_node", 2) and fed == [G.PEEK_BYTES]
+    fed.clear()
+    long_tag = msgpack.packb({"t": "x" * 300, "v": 1, "b": {}})
+    assert G.header(long_tag) == ("x" * 300, 1) and fed == [G.PEEK_BYTES, len(long_tag)]
+    fed.clear()
+    with pytest.raises(WireError):
+        G.header(b"\xc1" * 300)
+    assert fed == [G.PEEK_BYTES, 300]
 
 
 def test_the_gossip_meta_carries_the_advertisement() -> None:
