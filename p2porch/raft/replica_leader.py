@@ -7,8 +7,8 @@ configuration to the snapshot's and drops every connection outside it, the leade
 hears the leader again as a stranger (``outside_config.py``: the leader dials it), but a read-only
 replica listens on no port and dials only the voters of its configuration: it never heard the leader
 again, and the entries after the snapshot (the add of that leader among them) never came. Seen on a
-4-node sandbox: a replica that joined right after a failover loaded a dump at version 73 and got no
-append while the leader was at 104 (its own record never replicated, the join failed after 30 s).
+4-node sandbox: a replica that joined right after a failover loaded a dump at version ~73 and got no
+append while the leader was at ~104 (its own record never replicated, the join failed after 30 s).
 
 :class:`ReplicaKeepsLeader` (mixed into ``RaftBridge``): on a read-only replica, a configuration set
 while it follows a leader (a snapshot's install, then the log's membership entries after it) keeps
