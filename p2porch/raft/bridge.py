@@ -38,6 +38,7 @@ from .journal import DurableJournal
 from .pre_vote_elections import PreVoteElections
 from .pre_votes import PreVotes
 from .quiet_answers import QuietHeartbeatAnswers
+from .replica_leader import ReplicaKeepsLeader
 from .snapshot_guard import SnapshotGuard
 from .store_config import StoreConfig
 from .tick_watch import TickWatch, watch_threshold
@@ -120,6 +121,7 @@ class PacedPoller:
 
 
 class RaftBridge(  # type: ignore[misc,unused-ignore]
+    ReplicaKeepsLeader,
     LatestConfiguration,
     ForwardedAnswers,
     PreVoteElections,

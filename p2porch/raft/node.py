@@ -63,6 +63,7 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         strangers = store._so._SyncObj__transport.stranger_stats  # raft traffic outside the configuration
         raw["strangers"] = json.dumps(strangers.as_dict())
         raw["undecodable_commands"] = str(store.undecodable_commands)  # applied as no-ops (fsm.py)
+        raw["leaders_kept"] = str(store._so.leaders_kept)  # a replica's (replica_leader.py)
         appends = getattr(store._so, "_appends", None)
         raw["dropped_overlaps"] = str(getattr(store, "dropped_overlaps", getattr(appends, "dropped", None)))
         raw["acked_overlaps"] = str(getattr(appends, "acked_overlaps", None))
