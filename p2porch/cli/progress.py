@@ -306,7 +306,7 @@ def wait_for_services(
         late = [w for w in pending if clock() - start > timeout_s + w.extra_s]
         if late:
             names = ", ".join(w.name for w in late)
-            judging = "; its update's monitor was still running" if any(w.extra_s for w in late) else ""
+            judging = "; its rollout's monitor was still running" if any(w.extra_s for w in late) else ""
             waited = max(timeout_s + w.extra_s for w in late)
             raise P2POrchError(
                 f"{names}: not converged after {waited:.0f}s{judging}; the change is made and keeps going "
