@@ -397,7 +397,7 @@ def test_a_long_update_monitor_extends_the_converge_timeout_instead_of_failing_a
     assert out.getvalue().rstrip().endswith("web: converged")
     now = iter(range(0, 10_000, 50))  # a monitor that never ends: the timeout plus the monitor, said so
     with pytest.raises(
-        P2POrchError, match="not converged after 900s; its update's monitor was still running"
+        P2POrchError, match="not converged after 900s; its rollout's monitor was still running"
     ):
         wait_for_services(
             FakeClient([(_slow_monitor(), both)]),
