@@ -366,6 +366,7 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> ObservedContainer | None:
         ),
         labels=labels,
         pid=pid if isinstance(pid := state.get("Pid"), int) and pid > 0 else 0,
+        stop_signal=str(config.get("StopSignal") or ""),
     )
 
 

@@ -259,6 +259,7 @@ class ObservedContainer:
     address: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     pid: int = 0  # the init process on the engine's host (0 = not running): finds the cgroup
+    stop_signal: str = ""  # Config.StopSignal: the service's --stop-signal, else the image's STOPSIGNAL
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen(self.labels))

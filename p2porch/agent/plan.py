@@ -24,6 +24,7 @@ It never performs I/O, reads clocks or logs.
 
 from __future__ import annotations
 
+import re
 import signal
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -296,25 +297,38 @@ def _ended_by_itself(primary: ObservedContainer | None, state: str, assignment: 
 
 
 def _stopped(container: ObservedContainer, assignment: TaskAssignment) -> bool:
-    """A task to shut down whose container a stop signal ended (SIGTERM, SIGKILL after the grace, or the
-    service's ``--stop-signal``), not out of memory: the agent's stop, even one its restart interrupted
-    before the shutdown was reported (a key or role switch restarts the agent), or an operator's."""
+    """A task to shut down whose container a stop signal ended (SIGTERM, SIGKILL after the grace, the
+    service's ``--stop-signal`` or the image's ``STOPSIGNAL``), not out of memory: the agent's stop, even
+    one its restart interrupted before the shutdown was reported (a key or role switch restarts the
+    agent), or an operator's."""
     if assignment.desired_state != DesiredState.SHUTDOWN or container.oom_killed:
         return False
-    return container.exit_code in _stop_codes(str(assignment.options.get("stop_signal") or ""))
+    signals = (str(assignment.options.get("stop_signal") or ""), container.stop_signal)
+    return container.exit_code in _stop_codes(*signals)
 
 
-def _stop_codes(stop_signal: str) -> frozenset[int]:
-    """The exit codes of a container ended by a stop: 128 + SIGTERM, SIGKILL or the service's signal."""
+def _stop_codes(*stop_signals: str) -> frozenset[int]:
+    """The exit codes of a container ended by a stop: 128 + SIGTERM, SIGKILL or one of ``stop_signals``
+    (Docker's forms: ``SIGQUIT``, ``QUIT``, ``3``, ``SIGRTMIN+3``)."""
     codes = {128 + signal.SIGTERM, 128 + signal.SIGKILL}
-    name = stop_signal.upper()
-    if name.isdigit():
-        codes.add(128 + int(name))
-    elif (
-        signum := signal.Signals.__members__.get(name if name.startswith("SIG") else "SIG" + name)
-    ) is not None:
-        codes.add(128 + signum.value)
+    for stop_signal in stop_signals:
+        number = _signal_number(stop_signal)
+        if number is not None:
+            codes.add(128 + number)
     return frozenset(codes)
+
+
+def _signal_number(stop_signal: str) -> int | None:
+    """``stop_signal``'s number; None for "" or a name this host does not know."""
+    name = stop_signal.strip().upper()
+    if name.isdigit():
+        return int(name)
+    name = name.removeprefix("SIG")
+    if match := re.fullmatch(r"RT(MIN|MAX)([+-]\d+)?", name):
+        base = signal.SIGRTMIN if match[1] == "MIN" else signal.SIGRTMAX
+        return int(base) + int(match[2] or 0)
+    signum = signal.Signals.__members__.get("SIG" + name)
+    return None if signum is None else int(signum.value)
 
 
 def _connections(assignment: TaskAssignment, container: ObservedContainer) -> dict[str, Any]:

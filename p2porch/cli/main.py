@@ -155,7 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(word)
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, not at exit: a reader gone by the last write is handled below (141)
+        return code
     except ConfigError as exc:
         print(f"p2porch: error: {exc.message}", file=sys.stderr)
         return EXIT_USAGE

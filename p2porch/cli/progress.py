@@ -46,12 +46,30 @@ class Watch:
     created: bool = False  # our write created the service: every task is ours, the first poll's too
     steady_since: float | None = None  # elapsed s since convergence has held, once a task of ours failed
     spec: dict[str, Any] | None = None  # the spec at the first poll, without leader bookkeeping
+    extra_s: float = 0.0  # added to the timeout while the leader judges its rollout (monitor_allowance_s)
 
 
 BOOKKEEPING = ("rebalance_requested", "previous_spec", "update_paused")
 # a rollout the leader has not judged yet: it marks it completed once every slot ran the new spec past
 # the policy's monitor (docs/scheduler.md, "The rollout record")
 JUDGING = ("updating", "rollback_started")
+
+
+def monitor_allowance_s(view: dict[str, Any]) -> float:
+    """While the leader judges an update or rollback (it completes only after its policy's monitor, run
+    again after each batch's delay), the time that adds to ``--converge-timeout``: the policy's monitor
+    plus its delay for each batch; 0 otherwise. ``--update-monitor 10m`` must not fail a healthy update
+    at the default 300 s."""
+    status = view.get("update_status") or {}
+    if status.get("state") not in JUDGING:
+        return 0.0
+    spec = view.get("spec") or {}
+    policy = spec.get("rollback" if str(status.get("state")).startswith("rollback") else "update") or {}
+    parallelism = int(policy.get("parallelism", 1) or 0)
+    desired = max(int(view.get("desired") or 0), 1)
+    batches = 1 if parallelism <= 0 else -(-desired // parallelism)
+    monitor = float(policy.get("monitor_s", 5.0) or 0.0)
+    return monitor + float(policy.get("delay_s", 0.0) or 0.0) * batches
 
 
 def _user_spec(view: dict[str, Any]) -> dict[str, Any]:
@@ -278,16 +296,20 @@ def wait_for_services(
             except NotFoundError as exc:
                 raise P2POrchError(f"{watch.name}: the service was removed while waiting") from exc
             result = assess(watch, view, tasks, clock() - watch.started)
+            watch.extra_s = monitor_allowance_s(view)
             printer.show(watch.name, result)
             if result.failure:
                 raise P2POrchError(f"{watch.name}: {result.failure} (see p2porch service ps {watch.name})")
             if result.done:
                 pending.remove(watch)
                 printer.finish(f"{watch.name}: converged")
-        if pending and clock() - start > timeout_s:
-            names = ", ".join(w.name for w in pending)
+        late = [w for w in pending if clock() - start > timeout_s + w.extra_s]
+        if late:
+            names = ", ".join(w.name for w in late)
+            judging = "; its rollout's monitor was still running" if any(w.extra_s for w in late) else ""
+            waited = max(timeout_s + w.extra_s for w in late)
             raise P2POrchError(
-                f"{names}: not converged after {timeout_s:.0f}s; the change is made and keeps going "
+                f"{names}: not converged after {waited:.0f}s{judging}; the change is made and keeps going "
                 "(see p2porch service ps)"
             )
         if pending:
@@ -313,7 +335,8 @@ def add_wait_options(p: argparse.ArgumentParser) -> None:
         type=positive_seconds,
         default=DEFAULT_TIMEOUT_S,
         metavar="S",
-        help=f"give up waiting after S seconds (default {DEFAULT_TIMEOUT_S:.0f}; the change stays)",
+        help=f"give up waiting after S seconds (default {DEFAULT_TIMEOUT_S:.0f}; the change stays), plus "
+        "the update's monitor and delays while the leader judges it",
     )
 
 

@@ -23,7 +23,13 @@ from .names import generated_name
 from .progress import Watch, add_wait_options, wait_after, waits_for
 from .service_read import add_read_commands
 from .service_rows import SERVICE_COLUMNS, SERVICE_EXTRA, service_listing
-from .service_spec_flags import add_spec_flags, flag_for, spec_changes, validated_spec
+from .service_spec_flags import (
+    add_spec_flags,
+    drop_driverless_log_opts,
+    flag_for,
+    spec_changes,
+    validated_spec,
+)
 from .stats import add_service_stats
 from .update_edits import edit_changes, edits_given
 from .util import (
@@ -68,6 +74,7 @@ def _post_naming_flag(client: Any, path: str, body: dict[str, Any]) -> Any:
 
 
 def cmd_service_create(args: argparse.Namespace) -> int:
+    drop_driverless_log_opts(args)
     changes = spec_changes(args)
     if "replicas" in changes and str(changes.get("mode", "")).startswith("global"):
         raise UsageError(  # as Docker: not silently one task per node instead of the count asked for
@@ -108,6 +115,7 @@ def cmd_service_update(args: argparse.Namespace) -> int:
                 "--rollback: other flags may not be combined with --rollback", field="--rollback"
             )
         return cmd_service_rollback(args)
+    drop_driverless_log_opts(args)
     changes = spec_changes(args)
     if args.force:
         changes["force"] = True  # re-run a job (a new execution)

@@ -12,6 +12,7 @@ import argparse
 import os
 import re
 import shlex
+import sys
 from typing import Any
 
 from ..errors import ConfigError
@@ -326,6 +327,17 @@ def shell_words(text: str) -> list[str]:
         return shlex.split(text)
     except ValueError as exc:  # an unclosed quote
         raise argparse.ArgumentTypeError(f"invalid argument {text!r}: {exc}") from None
+
+
+def drop_driverless_log_opts(args: argparse.Namespace) -> None:
+    """Docker's CLI ignores ``--log-opt`` without ``--log-driver`` (create: no driver, no options; update:
+    the log driver changes only with ``--log-driver``), so the node's default driver (``journald``, ...)
+    never gets another driver's options; so does p2porch, with a warning naming the flag. Compose's
+    driverless ``logging.options`` do reach the default driver, as Compose and ``docker stack deploy``."""
+    given = vars(args)
+    if "log_opt" in given and not given.get("log_driver"):
+        del given["log_opt"]
+        print("warning: --log-opt ignored without --log-driver (as Docker's CLI ignores it)", file=sys.stderr)
 
 
 def spec_changes(args: argparse.Namespace) -> dict[str, Any]:

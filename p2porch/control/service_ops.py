@@ -579,7 +579,8 @@ class ServiceOps:
 
 
 def service_by_swarm_name(state: ClusterState, ref: str) -> Service | None:
-    """The stack member ``ref`` names as Swarm names it (``shop_web``: p2porch's ``shop-web``), if one."""
+    """The stack member ``ref`` names as Swarm names it (``shop_web``: p2porch's ``shop-web``), if one;
+    NotFoundError naming them when two do (stack ``a_b`` service ``c`` and stack ``a`` service ``b_c``)."""
     if "_" not in ref:
         return None
     found = [
@@ -587,4 +588,9 @@ def service_by_swarm_name(state: ClusterState, ref: str) -> Service | None:
         for s in state.services.values()
         if (swarm_service_name(s.spec.labels_dict()) or "").lower() == ref.lower()
     ]
-    return found[0] if len(found) == 1 else None
+    if len(found) > 1:
+        names = " and ".join(sorted(s.spec.name for s in found))
+        raise NotFoundError(
+            f"service {ref} is ambiguous: the Swarm name of {names}; use one of these names", field="SERVICE"
+        )
+    return found[0] if found else None

@@ -7,7 +7,14 @@ import io
 
 import pytest
 
-from p2porch.cli.progress import MAX_FAILURES, ProgressPrinter, Watch, assess, wait_for_services
+from p2porch.cli.progress import (
+    MAX_FAILURES,
+    ProgressPrinter,
+    Watch,
+    assess,
+    monitor_allowance_s,
+    wait_for_services,
+)
 from p2porch.errors import P2POrchError
 
 
@@ -365,3 +372,49 @@ def test_an_update_converges_only_once_the_leader_judged_it_past_its_monitor():
     back = {**rollback, "state": "rollback_completed"}
     assert assess(w2, view(version=8, running=2, update_status=back), both, 6).done
     assert assess(Watch("web", 7, created=True), view(running=2), both, 1).done  # created: no rollout
+
+
+def _slow_monitor(state: str = "updating", version: int = 7) -> dict:
+    spec = {"image": "x", "update": {"monitor_s": 600.0, "delay_s": 0.0, "parallelism": 1}}
+    return view(version=version, running=2, spec=spec, update_status={"state": state, "started_at": 1.0})
+
+
+def test_a_long_update_monitor_extends_the_converge_timeout_instead_of_failing_a_healthy_update():
+    """Convergence waits for the leader's ``completed``, which comes only after ``--update-monitor``: with
+    ``--update-monitor 10m`` the default 300 s timeout failed an update whose tasks were all fine."""
+    both = [task(1), task(2)]
+    polls = [(_slow_monitor(), both)] * 8 + [(_slow_monitor("completed", version=8), both)]
+    now = iter(range(0, 10_000, 50))
+    out = io.StringIO()
+    wait_for_services(
+        FakeClient(polls),
+        [Watch("web", 7)],
+        printer=ProgressPrinter(out),
+        timeout_s=300,
+        clock=lambda: float(next(now)),
+        sleep=lambda s: None,
+    )
+    assert out.getvalue().rstrip().endswith("web: converged")
+    now = iter(range(0, 10_000, 50))  # a monitor that never ends: the timeout plus the monitor, said so
+    with pytest.raises(
+        P2POrchError, match="not converged after 900s; its rollout's monitor was still running"
+    ):
+        wait_for_services(
+            FakeClient([(_slow_monitor(), both)]),
+            [Watch("web", 7)],
+            printer=ProgressPrinter(io.StringIO()),
+            timeout_s=300,
+            clock=lambda: float(next(now)),
+            sleep=lambda s: None,
+        )
+
+
+def test_the_monitor_allowance_is_the_judged_policy_s_monitor_and_its_delays():
+    spec = {
+        "update": {"monitor_s": 60.0, "delay_s": 10.0, "parallelism": 2},
+        "rollback": {"monitor_s": 5.0, "delay_s": 0.0, "parallelism": 0},
+    }
+    assert monitor_allowance_s(view(desired=5, spec=spec, update_status={"state": "updating"})) == 90.0
+    assert monitor_allowance_s(view(desired=5, spec=spec, update_status={"state": "rollback_started"})) == 5.0
+    assert monitor_allowance_s(view(desired=5, spec=spec, update_status={"state": "completed"})) == 0.0
+    assert monitor_allowance_s(view(desired=5, spec=spec)) == 0.0  # created, or no rollout

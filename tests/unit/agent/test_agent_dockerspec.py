@@ -178,6 +178,15 @@ def test_observed_from_inspect_reads_state_health_and_address_on_our_network() -
     assert bad is not None and (bad.exit_code, bad.error) == (127, "exec failed")
 
 
+def test_observed_from_inspect_records_the_stop_signal_docker_will_send() -> None:
+    """Config.StopSignal: the service's --stop-signal, else the image's STOPSIGNAL (Docker copies it into
+    the container's config); a stop by it is then a shutdown, not a failure (plan._stopped)."""
+    attrs = _inspect("exited", ExitCode=131)
+    assert observed_from_inspect(attrs).stop_signal == ""  # type: ignore[union-attr]
+    attrs["Config"]["StopSignal"] = "SIGQUIT"
+    assert observed_from_inspect(attrs).stop_signal == "SIGQUIT"  # type: ignore[union-attr]
+
+
 def test_observed_from_inspect_ignores_foreign_containers() -> None:
     attrs = _inspect("running")
     attrs["Config"]["Labels"] = {"com.example": "x"}

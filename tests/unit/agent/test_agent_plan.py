@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import signal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -215,6 +216,21 @@ def test_a_stop_an_agent_restart_interrupted_is_a_shutdown_not_a_failure() -> No
         NODE, [assignment(desired_state="shutdown")], [oom], {"t1": report(container_id="c1")}, NOW
     )
     assert [r.state for r in plan.reports] == [TaskState.FAILED] and plan.actions == ()
+
+
+def test_a_stop_by_the_image_s_own_stopsignal_is_a_shutdown_not_a_failure() -> None:
+    """nginx's STOPSIGNAL SIGQUIT (131), systemd images' SIGRTMIN+3: with no --stop-signal on the service,
+    Docker stops the container with the image's signal; an interrupted stop was reported failed."""
+    for stop_signal, code in (("SIGQUIT", 131), ("WINCH", 156), ("SIGRTMIN+3", 128 + signal.SIGRTMIN + 3)):
+        stopped = container(status="exited", exit_code=code, stop_signal=stop_signal)
+        a = assignment(desired_state="shutdown")
+        plan = plan_node(NODE, [a], [stopped], {"t1": report(container_id="c1")}, NOW)
+        assert [(r.state, r.exit_code, r.error) for r in plan.reports] == [(TaskState.SHUTDOWN, code, "")]
+    other = container(status="exited", exit_code=131, stop_signal="SIGUSR1")  # not its stop signal
+    plan = plan_node(
+        NODE, [assignment(desired_state="shutdown")], [other], {"t1": report(container_id="c1")}, NOW
+    )
+    assert [r.state for r in plan.reports] == [TaskState.FAILED]
 
 
 def test_desired_shutdown_of_dead_container_removes_it() -> None:

@@ -37,3 +37,18 @@ async def test_a_stack_member_is_found_by_its_swarm_name(ops: ServiceOps) -> Non
 async def test_a_swarm_name_no_stack_member_has_is_still_no_such_service(ops: ServiceOps, ref: str) -> None:
     with pytest.raises(NotFoundError, match=f"no such service: {ref}"):
         ops.find(ref)
+
+
+async def test_a_swarm_name_two_stack_members_share_is_ambiguous_naming_both(ops: ServiceOps) -> None:
+    """Stack ``a_b`` service ``c`` and stack ``a`` service ``b_c`` are both ``a_b_c`` to Swarm: the name
+    said ``no such service`` where it names two. (A stack name has no ``_``, so only labels set by hand on
+    ``service create`` give two members one Swarm name.)"""
+    await ops.create({"name": "abc-one", "image": "x", "labels": member("a_b", "c")})
+    await ops.create({"name": "abc-two", "image": "x", "labels": member("a", "b_c")})
+    for find in (ops.find, lambda ref: ops.service_or_task(ref)[0]):
+        with pytest.raises(
+            NotFoundError, match="^service a_b_c is ambiguous: the Swarm name of abc-one and abc-two"
+        ):
+            find("a_b_c")
+    with pytest.raises(NotFoundError, match="ambiguous"):
+        UsageOps.service_ids(None, ops._state(), "a_b_c")  # type: ignore[arg-type]
