@@ -56,10 +56,10 @@ JUDGING = ("updating", "rollback_started")
 
 
 def monitor_allowance_s(view: dict[str, Any]) -> float:
-    """While the leader judges an update or rollback (it completes only after its policy's monitor, run
-    again after each batch's delay), the time that adds to ``--converge-timeout``: the policy's monitor
-    plus its delay for each batch; 0 otherwise. ``--update-monitor 10m`` must not fail a healthy update
-    at the default 300 s."""
+    """While the leader judges an update or rollback, the time that adds to ``--converge-timeout``: each
+    batch stays in flight for the policy's monitor after it starts and the next waits its delay after that
+    (scheduler/orchestrator.py), so at least ``batches x (monitor + delay)``; 0 otherwise.
+    ``--update-monitor 10m`` must not fail a healthy update at the default 300 s."""
     status = view.get("update_status") or {}
     if status.get("state") not in JUDGING:
         return 0.0
@@ -69,7 +69,7 @@ def monitor_allowance_s(view: dict[str, Any]) -> float:
     desired = max(int(view.get("desired") or 0), 1)
     batches = 1 if parallelism <= 0 else -(-desired // parallelism)
     monitor = float(policy.get("monitor_s", 5.0) or 0.0)
-    return monitor + float(policy.get("delay_s", 0.0) or 0.0) * batches
+    return (monitor + float(policy.get("delay_s", 0.0) or 0.0)) * batches
 
 
 def _user_spec(view: dict[str, Any]) -> dict[str, Any]:
@@ -296,7 +296,8 @@ def wait_for_services(
             except NotFoundError as exc:
                 raise P2POrchError(f"{watch.name}: the service was removed while waiting") from exc
             result = assess(watch, view, tasks, clock() - watch.started)
-            watch.extra_s = monitor_allowance_s(view)
+            # the largest seen: once the leader judged the rollout, convergence may take a poll or two more
+            watch.extra_s = max(watch.extra_s, monitor_allowance_s(view))
             printer.show(watch.name, result)
             if result.failure:
                 raise P2POrchError(f"{watch.name}: {result.failure} (see p2porch service ps {watch.name})")

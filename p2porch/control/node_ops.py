@@ -55,10 +55,11 @@ def engine_view(node: Node) -> dict[str, Any]:
     return {"reachable": False, "unreachable_since": node.engine_down_at, "error": node.engine_error}
 
 
-def restart_view(node: Node) -> dict[str, Any] | None:
+def restart_view(node: Node, now: float) -> dict[str, Any] | None:
     """The restart hold of a node whose daemon announced a restart: until when (the leader's clock) it
-    stays ready without its daemon (leader/restart_hold.py); None when it is not held."""
-    return {"until": node.restart_until} if node.restart_until else None
+    stays ready without its daemon (leader/restart_hold.py); None when it is not held, or its hold is past
+    at ``now`` (inert, member/held.py, though still recorded while the version gate keeps it)."""
+    return {"until": node.restart_until} if node.restart_until > now else None
 
 
 def join_command(addr: str, port: int, token: str) -> str:
@@ -152,6 +153,7 @@ class NodeOps:
         else:
             epoch = (self.cluster.board.key_epochs() if epochs is None else epochs).get(node.node_id)
         engine = engine_view(node)
+        restart = restart_view(node, self.cluster.clock.now())
         return {
             "id": node.node_id,
             "name": node.name,
@@ -166,8 +168,8 @@ class NodeOps:
             "availability": node.availability,
             "status": node.status,
             "engine": engine,
-            "status_text": node_status_text(node.status, bool(engine["reachable"]), bool(node.restart_until)),
-            "restart": restart_view(node),
+            "status_text": node_status_text(node.status, bool(engine["reachable"]), restart is not None),
+            "restart": restart,
             "labels": dict(node.labels),
             "cpu_nanos": node.cpu_nanos,
             "memory_bytes": node.memory_bytes,

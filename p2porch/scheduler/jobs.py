@@ -204,6 +204,12 @@ def _next_attempt(
     if gave_up(spec, last, now):
         if last.desired_state == "running":
             plan.shutdowns.append((last.task_id, gave_up_reason(spec)))
+        policy = spec.restart
+        if policy.condition != "none" and policy.max_attempts and policy.window_s > 0:
+            # the window holds fewer attempts once its max_attempts-th newest leaves it: look again then
+            # (as restart.restart_due does for services), not at the next full round
+            counted = sorted(h for h in last.restart_history if h > now - policy.window_s)
+            plan.wake(counted[-policy.max_attempts] + policy.window_s)
         return None
     if last.state not in FAILURE_STATES:  # lost with its node: replace at once, not counted
         plan.creates.append(JobCreate(slot, pin, "replace lost task", last.restart_history))

@@ -374,6 +374,19 @@ def test_an_update_converges_only_once_the_leader_judged_it_past_its_monitor():
     assert assess(Watch("web", 7, created=True), view(running=2), both, 1).done  # created: no rollout
 
 
+class _PollClock:
+    """Time that moves 50 s per poll (each sleep between polls), however often it is read."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, _s: float) -> None:
+        self.t += 50.0
+
+
 def _slow_monitor(state: str = "updating", version: int = 7) -> dict:
     spec = {"image": "x", "update": {"monitor_s": 600.0, "delay_s": 0.0, "parallelism": 1}}
     return view(version=version, running=2, spec=spec, update_status={"state": state, "started_at": 1.0})
@@ -383,21 +396,22 @@ def test_a_long_update_monitor_extends_the_converge_timeout_instead_of_failing_a
     """Convergence waits for the leader's ``completed``, which comes only after ``--update-monitor``: with
     ``--update-monitor 10m`` the default 300 s timeout failed an update whose tasks were all fine."""
     both = [task(1), task(2)]
-    polls = [(_slow_monitor(), both)] * 8 + [(_slow_monitor("completed", version=8), both)]
-    now = iter(range(0, 10_000, 50))
+    # two batches of one (parallelism 1, 2 replicas), each monitored 600 s: ~1,200 s for a healthy update
+    polls = [(_slow_monitor(), both)] * 24 + [(_slow_monitor("completed", version=8), both)]
     out = io.StringIO()
+    clock = _PollClock()
     wait_for_services(
         FakeClient(polls),
         [Watch("web", 7)],
         printer=ProgressPrinter(out),
         timeout_s=300,
-        clock=lambda: float(next(now)),
-        sleep=lambda s: None,
+        clock=clock.now,
+        sleep=clock.sleep,
     )
     assert out.getvalue().rstrip().endswith("web: converged")
     now = iter(range(0, 10_000, 50))  # a monitor that never ends: the timeout plus the monitor, said so
     with pytest.raises(
-        P2POrchError, match="not converged after 900s; its rollout's monitor was still running"
+        P2POrchError, match="not converged after 1500s; its rollout's monitor was still running"
     ):
         wait_for_services(
             FakeClient([(_slow_monitor(), both)]),
@@ -409,12 +423,31 @@ def test_a_long_update_monitor_extends_the_converge_timeout_instead_of_failing_a
         )
 
 
+def test_the_allowance_is_kept_for_the_polls_after_the_leader_judged_the_rollout():
+    """The allowance drops to 0 once the rollout is completed; convergence may need a poll more then (a
+    replacement starting): the watch keeps the largest allowance it saw instead of timing out at once."""
+    both, one = [task(1), task(2)], [task(1)]
+    done = _slow_monitor("completed", version=8)
+    polls = [(_slow_monitor(), both)] * 20 + [(done, one), (done, one), (done, both)]
+    out = io.StringIO()
+    clock = _PollClock()
+    wait_for_services(
+        FakeClient(polls),
+        [Watch("web", 7)],
+        printer=ProgressPrinter(out),
+        timeout_s=300,
+        clock=clock.now,
+        sleep=clock.sleep,
+    )
+    assert out.getvalue().rstrip().endswith("web: converged")
+
+
 def test_the_monitor_allowance_is_the_judged_policy_s_monitor_and_its_delays():
     spec = {
         "update": {"monitor_s": 60.0, "delay_s": 10.0, "parallelism": 2},
         "rollback": {"monitor_s": 5.0, "delay_s": 0.0, "parallelism": 0},
     }
-    assert monitor_allowance_s(view(desired=5, spec=spec, update_status={"state": "updating"})) == 90.0
+    assert monitor_allowance_s(view(desired=5, spec=spec, update_status={"state": "updating"})) == 210.0
     assert monitor_allowance_s(view(desired=5, spec=spec, update_status={"state": "rollback_started"})) == 5.0
     assert monitor_allowance_s(view(desired=5, spec=spec, update_status={"state": "completed"})) == 0.0
     assert monitor_allowance_s(view(desired=5, spec=spec)) == 0.0  # created, or no rollout

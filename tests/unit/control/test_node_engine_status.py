@@ -79,3 +79,16 @@ def test_a_node_held_for_its_daemon_restart_reads_ready_restarting(node_ops) -> 
     )
     assert "restarting" not in describe_node(views["n3"])
     assert node_status_text("down", True, restarting=True) == "down"
+
+
+def test_a_hold_past_its_deadline_no_longer_reads_restarting(node_ops) -> None:
+    """A hold the version gate kept from being cleared is inert once past (member/held.py): ``node ls``
+    and ``node inspect`` say ``ready``, not ``ready (restarting)``."""
+    state, result, _ = apply(
+        _state(), C.UpdateNode(at=0.5, node_id="id1", restart_until=1.5, restart_incarnation=2).encode()
+    )
+    assert result["ok"], result
+    ops, _ = node_ops(state)  # its clock reads 2.0
+    view = {v["name"]: v for v in ops.nodes()}["n1"]
+    assert view["status_text"] == "ready" and view["restart"] is None
+    assert "restarting" not in describe_node(view)

@@ -113,6 +113,9 @@ def test_restart_condition_none_and_max_attempts_give_up() -> None:
     windowed = job(replicas=1, max_concurrent=1, restart=RestartPolicy(max_attempts=2, window_s=100.0))
     r = reconcile(windowed, tasks[:1])  # restarted again once the window holds fewer: not final
     assert [a.reason for a in r.shutdowns] == ["failed: no more restart attempts"]
+    assert r.wake_at == 220.0  # then: the attempt at 120 leaves the 100 s window (not the next full round)
+    stopped = [dataclasses.replace(tasks[0], desired_state="shutdown")]
+    assert [c.slot for c in reconcile(windowed, stopped, now=221.0).creates] == [1]
     progress = job_progress(limited, 1, tasks, 200.0)
     assert (progress.completed, progress.failed, progress.finished) == (1, 1, True)
 
