@@ -71,6 +71,7 @@ def _ops(epochs: dict[str, int]) -> NodeOps:
         join_port=7948,
         config=SimpleNamespace(overlay=SimpleNamespace(vxlan_port=4789)),
         snapshot=lambda: raft.state,
+        clock=SimpleNamespace(now=lambda: 2.0),  # a hold is read against it (node_ops.restart_view)
     )
     return NodeOps(cluster)  # type: ignore[arg-type]
 
