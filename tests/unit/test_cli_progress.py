@@ -387,6 +387,21 @@ class _PollClock:
         self.t += 50.0
 
 
+def _waited_out(polls: list) -> str:
+    """What ``wait_for_services`` prints for ``web`` over ``polls``, 50 s apart, at the default 300 s."""
+    out = io.StringIO()
+    clock = _PollClock()
+    wait_for_services(
+        FakeClient(polls),
+        [Watch("web", 7)],
+        printer=ProgressPrinter(out),
+        timeout_s=300,
+        clock=clock.now,
+        sleep=clock.sleep,
+    )
+    return out.getvalue()
+
+
 def _slow_monitor(state: str = "updating", version: int = 7) -> dict:
     spec = {"image": "x", "update": {"monitor_s": 600.0, "delay_s": 0.0, "parallelism": 1}}
     return view(version=version, running=2, spec=spec, update_status={"state": state, "started_at": 1.0})
@@ -398,17 +413,7 @@ def test_a_long_update_monitor_extends_the_converge_timeout_instead_of_failing_a
     both = [task(1), task(2)]
     # two batches of one (parallelism 1, 2 replicas), each monitored 600 s: ~1,200 s for a healthy update
     polls = [(_slow_monitor(), both)] * 24 + [(_slow_monitor("completed", version=8), both)]
-    out = io.StringIO()
-    clock = _PollClock()
-    wait_for_services(
-        FakeClient(polls),
-        [Watch("web", 7)],
-        printer=ProgressPrinter(out),
-        timeout_s=300,
-        clock=clock.now,
-        sleep=clock.sleep,
-    )
-    assert out.getvalue().rstrip().endswith("web: converged")
+    assert _waited_out(polls).rstrip().endswith("web: converged")
     now = iter(range(0, 10_000, 50))  # a monitor that never ends: the timeout plus the monitor, said so
     with pytest.raises(
         P2POrchError, match="not converged after 1500s; its rollout's monitor was still running"
@@ -429,17 +434,7 @@ def test_the_allowance_is_kept_for_the_polls_after_the_leader_judged_the_rollout
     both, one = [task(1), task(2)], [task(1)]
     done = _slow_monitor("completed", version=8)
     polls = [(_slow_monitor(), both)] * 20 + [(done, one), (done, one), (done, both)]
-    out = io.StringIO()
-    clock = _PollClock()
-    wait_for_services(
-        FakeClient(polls),
-        [Watch("web", 7)],
-        printer=ProgressPrinter(out),
-        timeout_s=300,
-        clock=clock.now,
-        sleep=clock.sleep,
-    )
-    assert out.getvalue().rstrip().endswith("web: converged")
+    assert _waited_out(polls).rstrip().endswith("web: converged")
 
 
 def test_the_monitor_allowance_is_the_judged_policy_s_monitor_and_its_delays():
