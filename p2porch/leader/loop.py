@@ -36,7 +36,7 @@ from .gil_share import LeadershipCheck, RoundAbandoned
 from .incremental import IncrementalPlanner
 from .leading import until_leading
 from .pacing import PacingLimits, PacingSignals, WritePacer
-from .restart_hold import HoldPlan, PastHolds, RestartHolds, sightings
+from .restart_hold import HoldPlan, PastHolds, RestartHolds, sightings, without_hold_fields
 from .round_pause import round_pause
 from .scheduling import (
     node_status_updates,
@@ -356,21 +356,20 @@ async def propose_node_updates(
     results in order. A hold the gate refuses (a member stopped reading ``update_node`` version 2 since
     the plan) does not drop the others: they go again without the hold fields, a hold-only one answers
     as not written (``NOT_WRITTEN``)."""
-    commands = [
-        fenced(C.UpdateNode(at=now, node_id=n, node_version=state.nodes[n].version, **change), epoch)
-        for n, change in updates.items()
-    ]
-    try:
+
+    async def propose(changes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        commands = [
+            fenced(C.UpdateNode(at=now, node_id=n, node_version=state.nodes[n].version, **change), epoch)
+            for n, change in changes.items()
+        ]
         return await ctx.store.propose_together(commands, ctx.commit_timeout_s)
+
+    try:
+        return await propose(updates)
     except NotAllowedError as exc:
         log.info("node status writes proposed without their restart holds: %s", exc.message)
-    plain = {n: {k: v for k, v in change.items() if k not in C.HOLD_FIELDS} for n, change in updates.items()}
-    kept = [n for n, change in plain.items() if change]
-    commands = [
-        fenced(C.UpdateNode(at=now, node_id=n, node_version=state.nodes[n].version, **plain[n]), epoch)
-        for n in kept
-    ]
-    results = dict(zip(kept, await ctx.store.propose_together(commands, ctx.commit_timeout_s), strict=True))
+    plain = {n: kept for n, change in updates.items() if (kept := without_hold_fields(change))}
+    results = dict(zip(plain, await propose(plain), strict=True))
     return [results.get(n, NOT_WRITTEN) for n in updates]
 
 

@@ -37,6 +37,7 @@ from ..config import MAX_RESTART_GRACE_S
 from ..gossip.messages import restart_hint
 from ..member.held import hold_in_force
 from ..model import GossipState, Node, NodeStatus
+from ..raft.commands import HOLD_FIELDS
 from ..raft.state import ClusterState
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "RestartHolds",
     "Sighting",
     "sightings",
+    "without_hold_fields",
 ]
 
 RELEASE: dict[str, Any] = {"restart_until": 0.0, "restart_incarnation": 0}
@@ -80,7 +82,7 @@ class HoldPlan:
         updates: dict[str, dict[str, Any]] = {}
         blocked: dict[str, tuple[str, int]] = {}
         for node_id, change in self.updates.items():
-            kept = {k: v for k, v in change.items() if k not in RELEASE}
+            kept = without_hold_fields(change)
             if change.get("restart_until"):
                 blocked[node_id] = ("hold", int(change["restart_incarnation"]))
             else:
@@ -202,6 +204,11 @@ class PastHolds:
                 nodes[node_id] = copies[node_id][1]
             self._seen, self._nodes, self._copies = (state.nodes, past), MappingProxyType(nodes), copies
         return replace(state, nodes=self._nodes)
+
+
+def without_hold_fields(change: Mapping[str, Any]) -> dict[str, Any]:
+    """``UpdateNode`` fields ``change`` without the restart hold's (``update_node`` version 1's body)."""
+    return {k: v for k, v in change.items() if k not in HOLD_FIELDS}
 
 
 def sightings(members: Mapping[str, Any]) -> dict[str, Sighting]:
