@@ -8,8 +8,9 @@ it (pysyncobj applies a change when it is appended): it is done only once a barr
 committed by the same leader in the same term, ``voter_change.settled`` judges. Until its outcome is
 known the change is this store's unsettled one, and no other change of this store starts (pysyncobj
 0.3.17 would append a second change while the first is uncommitted: two changes in flight can give two
-disjoint majorities). It must never report a change done from a configuration alone, nor propose a
-second change while one of its own may be uncommitted; it never touches the replicated state.
+disjoint majorities); a caller asking for the change already running waits for it and confirms it. It
+must never report a change done from a configuration alone, nor propose a second change while one of
+its own may be uncommitted; it never touches the replicated state.
 """
 
 from __future__ import annotations
@@ -57,25 +58,37 @@ class VoterChanges:
         self._barrier = barrier
         self._methods: dict[Kind, Method] = {"add": add, "remove": remove}
         self._running: tuple[Kind, str] | None = None  # the change a caller is carrying out now
+        self._running_ended = trio.Event()  # set when the running change's caller returns or raises
         self.unsettled: tuple[Kind, str] | None = None  # proposed by this store, outcome not known yet
 
     async def change(self, kind: Kind, addr: str, timeout_s: float) -> None:
         """Carry out one change: return once it is committed, raise ProposalTimeout when its outcome is
         not known in time (retrying the same change is safe: a committed one is done), RaftError when
-        another change of this store is running or may be uncommitted."""
+        another change of this store is running or may be uncommitted. The same change already running
+        (``node rm`` of a leader beside the autopilot removing that demoted voter) is waited for, then
+        confirmed by this caller's own round: both callers learn the one outcome."""
+        deadline = trio.current_time() + timeout_s
+        while self._running == (kind, addr):
+            with trio.move_on_at(deadline):
+                await self._running_ended.wait()
+            if self._running == (kind, addr):
+                raise ProposalTimeout(
+                    f"{kind} voter {addr}: the same change, started by another caller on this node, "
+                    f"did not end within {timeout_s:.3g} s; it may still happen: retry the same change"
+                )
         if self._running is not None:
             running_kind, running_addr = self._running
             raise RaftError(
                 f"{kind} voter {addr}: refused, this node's {running_kind} voter {running_addr} is in "
                 "progress (one membership change at a time)"
             )
-        self._running = (kind, addr)
+        self._running, self._running_ended = (kind, addr), trio.Event()
         try:
-            deadline = trio.current_time() + timeout_s
             await self._settle_other(kind, addr, deadline)
             await self._carry_out(kind, addr, deadline, timeout_s)
         finally:
             self._running = None
+            self._running_ended.set()
 
     async def _settle_other(self, kind: Kind, addr: str, deadline: float) -> None:
         """Refuse (RaftError) while another change of this store may be uncommitted."""

@@ -175,3 +175,73 @@ async def test_a_change_shown_without_a_committed_barrier_times_out_and_blocks_a
     raft.answers = [answer(FAIL_REASON.SUCCESS)]
     await changes.change("remove", C, timeout_s=1.0)
     assert raft.proposals == [("add", J), ("remove", C)]
+
+
+async def test_the_same_change_asked_twice_at_once_is_proposed_once_and_both_callers_see_it_done(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def removed(raft: ScriptedRaft) -> int:
+        raft.voters.discard(C)
+        return FAIL_REASON.SUCCESS
+
+    raft = ScriptedRaft(answers=[removed])
+    slow_call = raft.call_raft
+
+    async def call_raft(start: Callable[[Callable[[Any, int], None]], None], timeout_s: float) -> int:
+        await trio.sleep(2.0)  # the commit takes a while: the second caller arrives meanwhile
+        return await slow_call(start, timeout_s)
+
+    changes = VoterChanges(raft.status, call_raft, raft.barrier, raft.method("add"), raft.method("remove"))
+    done: list[str] = []
+
+    async def remove(who: str, delay: float) -> None:
+        await trio.sleep(delay)
+        await changes.change("remove", C, timeout_s=10.0)
+        done.append(who)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(remove, "node rm", 0.0)
+        nursery.start_soon(remove, "autopilot", 0.5)
+    assert sorted(done) == ["autopilot", "node rm"]  # main refused the second: "is in progress"
+    assert raft.proposals == [("remove", C)]
+    assert raft.barriers == 1  # the second caller confirmed the shown change with one barrier
+    assert changes.unsettled is None
+
+
+async def test_a_different_change_while_one_runs_is_refused(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    raft = ScriptedRaft(answers=[answer(None)])
+    changes = raft.changes()
+    errors: list[str] = []
+
+    async def other() -> None:
+        await trio.sleep(0.5)
+        with pytest.raises(RaftError, match="is in progress") as exc:
+            await changes.change("remove", C, timeout_s=1.0)
+        errors.append(str(exc.value))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other)
+        with pytest.raises(ProposalTimeout):
+            await changes.change("add", J, timeout_s=2.0)
+    assert len(errors) == 1
+    assert raft.proposals == [("add", J)]
+
+
+async def test_waiting_for_the_same_change_gives_up_at_the_callers_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    raft = ScriptedRaft(answers=[answer(None)])
+    changes = raft.changes()
+
+    async def second() -> None:
+        await trio.sleep(0.5)
+        with pytest.raises(ProposalTimeout, match="another caller"):
+            await changes.change("add", J, timeout_s=1.0)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(second)
+        with pytest.raises(ProposalTimeout):
+            await changes.change("add", J, timeout_s=5.0)
+    assert raft.proposals == [("add", J)]
