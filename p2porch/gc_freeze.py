@@ -10,11 +10,15 @@ walks only what was allocated since (and CPython's rule - a full collection only
 pending grew by a quarter of the last full one's - keeps them rare). :func:`freeze_after` is the rule
 (pure). The price, as with memtrim's first freeze: an object that survived such a collection and later
 becomes part of a garbage cycle is never freed; records replaced in the state are freed by reference
-counting as before. It never runs a collection and never changes the thresholds. The hook is the one
+counting as before. It never runs a collection. The hook is the one
 timer of this process's collections: an ``observer`` (a benchmark's tally, ``testing/gc_pauses.py``) is
 given each collection's generation, duration and ``gc`` info instead of timing them again.
 ``P2PORCH_GC_FREEZE=0`` in a daemon's environment leaves the hook out (benchmarks only: the baseline of
 ``bench/daemon_rss_hours.py``); :func:`figures` is what benchmarks read of the collector.
+:func:`set_young_threshold` is the daemon's one threshold: a young collection once ``YOUNG_THRESHOLD``
+more container objects were made than freed (CPython's 700 put a leader placing 20,000 tasks through
+~1,300 young and ~120 middle collections, each survivor walked again in the next; the twenty-eighth round);
+``P2PORCH_GC_YOUNG`` in the environment sets another (benchmarks: 700 is the baseline).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -33,20 +39,51 @@ __all__ = [
     "Observer",
     "figures",
     "freeze_after",
+    "YOUNG_ENV",
+    "YOUNG_THRESHOLD",
     "install",
+    "set_young_threshold",
     "uninstall",
     "wanted",
+    "young_threshold",
 ]
 
 #: a full collection this long or longer freezes its survivors
 SLOW_FULL_COLLECTION_S = 0.05
 #: "0" here leaves the hook out (benchmarks only)
 ENV = "P2PORCH_GC_FREEZE"
+#: a young (generation 0) collection once this many more container objects were made than freed
+YOUNG_THRESHOLD = 10_000
+#: an integer here (>= 1) sets another threshold (benchmarks: CPython's default 700 is the baseline)
+YOUNG_ENV = "P2PORCH_GC_YOUNG"
 
 
 def wanted(env: Mapping[str, str]) -> bool:
     """Whether a daemon with this environment installs the hook: unless ``P2PORCH_GC_FREEZE=0``."""
     return env.get(ENV, "1").strip() != "0"
+
+
+def young_threshold(env: Mapping[str, str]) -> int:
+    """The young generation's threshold a process with this environment uses: ``YOUNG_THRESHOLD`` unless
+    ``P2PORCH_GC_YOUNG`` names another; ConfigError naming the variable when it is not an integer >= 1."""
+    raw = env.get(YOUNG_ENV, "").strip()
+    if not raw:
+        return YOUNG_THRESHOLD
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{YOUNG_ENV} must be an integer >= 1, got {raw!r}", field=YOUNG_ENV)
+    return value
+
+
+def set_young_threshold(env: Mapping[str, str]) -> int:
+    """For a process's entry point (the daemon's, the benchmarks' store processes): the young
+    generation's threshold from ``env`` (the older generations' thresholds kept); returns it."""
+    value = young_threshold(env)
+    gc.set_threshold(value, *gc.get_threshold()[1:])
+    return value
 
 
 #: told of every collection once it ends: its generation, how long it took (s) and ``gc``'s info dict

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from typing import Any
@@ -131,10 +132,13 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     # a full collection walks the whole state (seconds at 100,000 tasks, GIL held): after a slow one its
     # survivors are frozen, so the next walks only what is new (gc_freeze.py; the tenth round)
     hook = gc_freeze.install() if gc_freeze.wanted(os.environ) else None
+    thresholds = gc.get_threshold()
+    gc_freeze.set_young_threshold(os.environ)  # fewer young collections (gc_freeze.py; twenty-eighth round)
     try:
         return _run_daemon(Daemon(config, pid_file=args.pid_file))
     finally:
-        gc_freeze.uninstall(hook)  # the process ends here; an in-process caller (tests) gets its gc back
+        gc.set_threshold(*thresholds)  # the process ends here; an in-process caller (tests) gets its gc back
+        gc_freeze.uninstall(hook)
 
 
 def _run_daemon(daemon: Any) -> int:

@@ -1,18 +1,26 @@
-"""Full collections that are slow freeze their survivors; nothing else does."""
+"""Full collections that are slow freeze their survivors; nothing else does. The young generation's
+threshold the entry points set."""
 
 from __future__ import annotations
 
 import gc
 
+import pytest
+
+from p2porch.errors import ConfigError
 from p2porch.gc_freeze import (
     ENV,
     SLOW_FULL_COLLECTION_S,
+    YOUNG_ENV,
+    YOUNG_THRESHOLD,
     _Hook,
     figures,
     freeze_after,
     install,
+    set_young_threshold,
     uninstall,
     wanted,
+    young_threshold,
 )
 
 
@@ -137,3 +145,25 @@ def test_figures_report_the_hooks_freezes_and_the_frozen_objects() -> None:
     finally:
         gc.callbacks[:] = hooks
         gc.unfreeze()
+
+
+def test_the_young_threshold_is_the_daemons_unless_the_environment_names_another() -> None:
+    assert young_threshold({}) == YOUNG_THRESHOLD > 700  # more than CPython's default
+    assert young_threshold({YOUNG_ENV: " 700 "}) == 700  # a benchmark's baseline
+    assert young_threshold({YOUNG_ENV: ""}) == YOUNG_THRESHOLD
+    for bad in ("0", "-5", "many", "1.5"):
+        with pytest.raises(ConfigError) as caught:
+            young_threshold({YOUNG_ENV: bad})
+        assert caught.value.field == YOUNG_ENV and YOUNG_ENV in caught.value.message
+
+
+def test_setting_the_young_threshold_keeps_the_older_generations() -> None:
+    was = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 11, 12)
+        assert set_young_threshold({}) == YOUNG_THRESHOLD
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, 11, 12)
+        assert set_young_threshold({YOUNG_ENV: "700"}) == 700
+        assert gc.get_threshold() == (700, 11, 12)
+    finally:
+        gc.set_threshold(*was)

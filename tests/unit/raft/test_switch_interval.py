@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from p2porch.gc_freeze import YOUNG_ENV, YOUNG_THRESHOLD
 from p2porch.raft.bridge import RAFT_SWITCH_INTERVAL_S
 from p2porch.raft.store import StoreConfig, open_raft_store
 from p2porch.testing.raftprocs import free_ports
@@ -53,6 +54,7 @@ def test_the_daemon_command_sets_the_daemons_switch_interval(
 
     seen: list[float] = []
     hooks: list[list[str]] = []
+    thresholds: list[tuple[int, int, int]] = []
 
     class _Daemon:
         def __init__(self, config: Any, pid_file: Any = None) -> None:
@@ -61,6 +63,7 @@ def test_the_daemon_command_sets_the_daemons_switch_interval(
         async def run(self) -> None:
             seen.append(sys.getswitchinterval())
             hooks.append([type(h).__name__ for h in gc.callbacks])
+            thresholds.append(gc.get_threshold())
 
     config = types.SimpleNamespace(log=types.SimpleNamespace(format="text", level="info"))
     monkeypatch.setattr(p2porch.daemon, "Daemon", _Daemon)
@@ -68,10 +71,31 @@ def test_the_daemon_command_sets_the_daemons_switch_interval(
     monkeypatch.setattr(p2porch.logs, "setup_logging", lambda *a: None)
     monkeypatch.delenv("P2PORCH_TRACEMALLOC", raising=False)
     monkeypatch.delenv("P2PORCH_PROFILE", raising=False)
-    before = gc.callbacks[:]
+    monkeypatch.delenv(YOUNG_ENV, raising=False)
+    before, before_thresholds = gc.callbacks[:], gc.get_threshold()
     assert cli_daemon.cmd_daemon(argparse.Namespace(pid_file=None)) == 0
     assert seen == [pytest.approx(RAFT_SWITCH_INTERVAL_S)]
     # and its freeze after a slow full collection (gc_freeze.py) while the daemon runs, removed after it
     assert hooks == [[type(h).__name__ for h in before] + ["_Hook"]]
     assert gc.callbacks == before
+    # and its young generation's threshold (gc_freeze.py) while it runs, CPython's again after it
+    assert thresholds == [(YOUNG_THRESHOLD, *before_thresholds[1:])]
+    assert gc.get_threshold() == before_thresholds
     assert RAFT_SWITCH_INTERVAL_S < DEFAULT_S  # the check can fail: the daemon's differs from the default
+
+
+def test_the_store_processes_entry_point_sets_the_daemons_young_threshold(
+    monkeypatch: Any, default_interval: None
+) -> None:
+    from p2porch.raft.node import use_daemon_switch_interval
+
+    was = gc.get_threshold()
+    try:
+        monkeypatch.delenv(YOUNG_ENV, raising=False)
+        use_daemon_switch_interval(freeze=False)
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, *was[1:])
+        monkeypatch.setenv(YOUNG_ENV, "700")  # a benchmark's baseline: CPython's default
+        use_daemon_switch_interval(freeze=False)
+        assert gc.get_threshold() == (700, *was[1:])
+    finally:
+        gc.set_threshold(*was)
