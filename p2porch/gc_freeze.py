@@ -15,10 +15,13 @@ timer of this process's collections: an ``observer`` (a benchmark's tally, ``tes
 given each collection's generation, duration and ``gc`` info instead of timing them again.
 ``P2PORCH_GC_FREEZE=0`` in a daemon's environment leaves the hook out (benchmarks only: the baseline of
 ``bench/daemon_rss_hours.py``); :func:`figures` is what benchmarks read of the collector.
-:func:`set_young_threshold` is the daemon's one threshold: a young collection once ``YOUNG_THRESHOLD``
-more container objects were made than freed (CPython's 700 put a leader placing 20,000 tasks through
-~1,300 young and ~120 middle collections, each survivor walked again in the next; the twenty-eighth round);
-``P2PORCH_GC_YOUNG`` in the environment sets another (benchmarks: 700 is the baseline).
+:func:`install`'s ``young``: after such a freeze the young generation's threshold is raised to it (a
+young collection once that many more container objects were made than freed, ``YOUNG_THRESHOLD`` in
+a daemon): CPython's 700 put a leader placing 20,000 tasks through ~1,300 young and ~120 middle
+collections, each survivor walked again by the next generation's (the twenty-eighth round). Only a
+process whose heap made a full collection slow raises it: an idle daemon keeps CPython's, so its
+cyclic garbage (trio's cancelled frames) waits for at most 700 objects, not thousands.
+``P2PORCH_GC_YOUNG`` in the environment sets another (benchmarks: 700 is the baseline, main's collector).
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ __all__ = [
     "YOUNG_ENV",
     "YOUNG_THRESHOLD",
     "install",
-    "set_young_threshold",
     "uninstall",
     "wanted",
     "young_threshold",
@@ -78,14 +80,6 @@ def young_threshold(env: Mapping[str, str]) -> int:
     return value
 
 
-def set_young_threshold(env: Mapping[str, str]) -> int:
-    """For a process's entry point (the daemon's, the benchmarks' store processes): the young
-    generation's threshold from ``env`` (the older generations' thresholds kept); returns it."""
-    value = young_threshold(env)
-    gc.set_threshold(value, *gc.get_threshold()[1:])
-    return value
-
-
 #: told of every collection once it ends: its generation, how long it took (s) and ``gc``'s info dict
 Observer = Callable[[int, float, dict[str, Any]], None]
 
@@ -97,11 +91,14 @@ def freeze_after(generation: int, took_s: float, slow_s: float = SLOW_FULL_COLLE
 
 
 class _Hook:
-    """The ``gc.callbacks`` entry: times each collection, freezes after a slow full one, and tells its
-    ``observer`` (None: nobody) each collection's duration. Never runs a collection itself."""
+    """The ``gc.callbacks`` entry: times each collection, freezes after a slow full one (and raises the
+    young threshold to ``young`` then, when given), and tells its ``observer`` (None: nobody) each
+    collection's duration. Never runs a collection itself; never lowers a threshold."""
 
-    def __init__(self, slow_s: float) -> None:
+    def __init__(self, slow_s: float, young: int | None = None) -> None:
         self.slow_s = slow_s
+        self.young = young  # None: the thresholds are left alone
+        self.thresholds = gc.get_threshold()  # at install: uninstall puts them back
         self.started_at: float | None = None  # the collection in progress (None: none seen starting)
         self.freezes = 0
         self.observer: Observer | None = None
@@ -120,6 +117,9 @@ class _Hook:
         if freeze_after(generation, took, self.slow_s):
             gc.freeze()  # the collection is over: its survivors leave the generations it walks
             self.freezes += 1
+            young = gc.get_threshold()
+            if self.young is not None and young[0] < self.young:
+                gc.set_threshold(self.young, *young[1:])
             log.debug(  # DEBUG: dozens a minute while a state of 100,000 tasks grows
                 "gc: a full collection took %.3f s: its survivors frozen (%d objects frozen in all)",
                 took,
@@ -127,26 +127,30 @@ class _Hook:
             )
 
 
-def install(slow_s: float = SLOW_FULL_COLLECTION_S) -> _Hook:
-    """Freeze the survivors of every slow full collection of this process from now on; the hook (tests
-    and benchmarks read ``freezes``; ``gc.callbacks.remove(hook)`` takes it out). Once per process: a
-    hook already installed is returned as it is."""
+def install(slow_s: float = SLOW_FULL_COLLECTION_S, young: int | None = None) -> _Hook:
+    """Freeze the survivors of every slow full collection of this process from now on, and then raise
+    the young generation's threshold to ``young`` (None: never; entry points pass
+    ``young_threshold(os.environ)``); the hook (tests and benchmarks read ``freezes``;
+    ``gc.callbacks.remove(hook)`` takes it out). Once per process: a hook already installed is returned
+    as it is."""
     for hook in gc.callbacks:
         if isinstance(hook, _Hook):
             return hook
-    hook = _Hook(slow_s)
+    hook = _Hook(slow_s, young)
     gc.callbacks.append(hook)
     return hook
 
 
 def uninstall(hook: _Hook | None) -> None:
-    """Take ``hook`` out; what it froze goes back to the collected generations (``gc.unfreeze``)."""
+    """Take ``hook`` out; what it froze goes back to the collected generations (``gc.unfreeze``), the
+    thresholds to what they were at its install."""
     if hook is None:
         return
     if hook in gc.callbacks:
         gc.callbacks.remove(hook)
     if hook.freezes:
         gc.unfreeze()
+        gc.set_threshold(*hook.thresholds)
 
 
 def figures() -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 from typing import Any
@@ -130,15 +129,14 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     config = load_daemon_config(args)
     setup_logging(config.log.format, config.log.level)
     # a full collection walks the whole state (seconds at 100,000 tasks, GIL held): after a slow one its
-    # survivors are frozen, so the next walks only what is new (gc_freeze.py; the tenth round)
-    hook = gc_freeze.install() if gc_freeze.wanted(os.environ) else None
-    thresholds = gc.get_threshold()
-    gc_freeze.set_young_threshold(os.environ)  # fewer young collections (gc_freeze.py; twenty-eighth round)
+    # survivors are frozen, so the next walks only what is new, and fewer young collections follow
+    # (gc_freeze.py; the tenth and twenty-eighth rounds)
+    young = gc_freeze.young_threshold(os.environ)
+    hook = gc_freeze.install(young=young) if gc_freeze.wanted(os.environ) else None
     try:
         return _run_daemon(Daemon(config, pid_file=args.pid_file))
     finally:
-        gc.set_threshold(*thresholds)  # the process ends here; an in-process caller (tests) gets its gc back
-        gc_freeze.uninstall(hook)
+        gc_freeze.uninstall(hook)  # the process ends here; an in-process caller (tests) gets its gc back
 
 
 def _run_daemon(daemon: Any) -> int:

@@ -264,12 +264,11 @@ def use_daemon_switch_interval(freeze: bool = True) -> None:
     """For a store process's entry point (this module's, ``testing.control_member``'s and
     ``testing.replica_host``'s): the GIL switch interval ``p2porch daemon`` sets (cli/daemon.py) and its
     freeze after a slow full collection (gc_freeze.py), so the benchmarks run the daemon's settings
-    (``freeze`` False: no freeze, a benchmark's baseline) and its young generation's threshold
-    (``P2PORCH_GC_YOUNG`` sets a baseline's)."""
+    (``freeze`` False: no freeze, a benchmark's baseline) with its young generation's threshold after
+    one (``P2PORCH_GC_YOUNG`` sets a baseline's)."""
     sys.setswitchinterval(RAFT_SWITCH_INTERVAL_S)
-    gc_freeze.set_young_threshold(os.environ)
     if freeze:
-        gc_freeze.install()
+        gc_freeze.install(young=gc_freeze.young_threshold(os.environ))
 
 
 def lost_leader_rule(rule: str) -> None:

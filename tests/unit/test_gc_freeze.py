@@ -17,7 +17,6 @@ from p2porch.gc_freeze import (
     figures,
     freeze_after,
     install,
-    set_young_threshold,
     uninstall,
     wanted,
     young_threshold,
@@ -157,13 +156,41 @@ def test_the_young_threshold_is_the_daemons_unless_the_environment_names_another
         assert caught.value.field == YOUNG_ENV and YOUNG_ENV in caught.value.message
 
 
-def test_setting_the_young_threshold_keeps_the_older_generations() -> None:
-    was = gc.get_threshold()
+def test_a_slow_full_collection_raises_the_young_threshold_and_uninstall_puts_it_back() -> None:
+    gc.unfreeze()
+    hooks, was = gc.callbacks[:], gc.get_threshold()
+    gc.callbacks.clear()
     try:
         gc.set_threshold(700, 11, 12)
-        assert set_young_threshold({}) == YOUNG_THRESHOLD
-        assert gc.get_threshold() == (YOUNG_THRESHOLD, 11, 12)
-        assert set_young_threshold({YOUNG_ENV: "700"}) == 700
+        hook = install(slow_s=3600.0, young=YOUNG_THRESHOLD)  # no collection is slow: nothing raised
+        kept = [{"n": i} for i in range(1_000)]
+        gc.collect()
+        assert gc.get_threshold() == (700, 11, 12) and hook.freezes == 0
+        hook.slow_s = 0.0  # every full collection is slow now: a large heap
+        gc.collect(1)  # a middle one: never
         assert gc.get_threshold() == (700, 11, 12)
+        gc.collect()
+        assert hook.freezes == 1 and gc.get_threshold() == (YOUNG_THRESHOLD, 11, 12)
+        gc.set_threshold(YOUNG_THRESHOLD * 2, 11, 12)  # a higher one is never lowered
+        gc.collect()
+        assert gc.get_threshold() == (YOUNG_THRESHOLD * 2, 11, 12)
+        uninstall(hook)
+        assert gc.get_threshold() == (700, 11, 12) and gc.get_freeze_count() == 0 and kept
     finally:
+        gc.callbacks[:] = hooks
+        gc.unfreeze()
+        gc.set_threshold(*was)
+
+
+def test_without_young_a_slow_full_collection_leaves_the_thresholds_alone() -> None:
+    hooks, was = gc.callbacks[:], gc.get_threshold()
+    gc.callbacks.clear()
+    try:
+        gc.set_threshold(700, 10, 10)
+        hook = install(slow_s=0.0)
+        gc.collect()
+        assert hook.freezes == 1 and gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.callbacks[:] = hooks
+        gc.unfreeze()
         gc.set_threshold(*was)
