@@ -19,8 +19,8 @@ given each collection's generation, duration and ``gc`` info instead of timing t
 young collection once that many more container objects were made than freed, ``YOUNG_THRESHOLD`` in
 a daemon): CPython's 700 put a leader placing 20,000 tasks through ~1,300 young and ~120 middle
 collections, each survivor walked again by the next generation's (the twenty-eighth round). Only a
-process whose heap made a full collection slow raises it: an idle daemon keeps CPython's, so its
-cyclic garbage (trio's cancelled frames) waits for at most 700 objects, not thousands.
+process whose heap is large (``young_raised``: ``LARGE_HEAP_OBJECTS`` frozen) raises it: an idle daemon
+keeps CPython's, so its cyclic garbage (trio's cancelled frames) waits for at most 700 objects.
 ``P2PORCH_GC_YOUNG`` in the environment sets another (benchmarks: 700 is the baseline, main's collector).
 """
 
@@ -44,9 +44,11 @@ __all__ = [
     "freeze_after",
     "YOUNG_ENV",
     "YOUNG_THRESHOLD",
+    "LARGE_HEAP_OBJECTS",
     "install",
     "uninstall",
     "wanted",
+    "young_raised",
     "young_threshold",
 ]
 
@@ -56,6 +58,8 @@ SLOW_FULL_COLLECTION_S = 0.05
 ENV = "P2PORCH_GC_FREEZE"
 #: a young (generation 0) collection once this many more container objects were made than freed
 YOUNG_THRESHOLD = 10_000
+#: frozen objects from which a slow full collection's freeze raises the young threshold (a large heap)
+LARGE_HEAP_OBJECTS = 250_000
 #: an integer here (>= 1) sets another threshold (benchmarks: CPython's default 700 is the baseline)
 YOUNG_ENV = "P2PORCH_GC_YOUNG"
 
@@ -78,6 +82,13 @@ def young_threshold(env: Mapping[str, str]) -> int:
     if value < 1:
         raise ConfigError(f"{YOUNG_ENV} must be an integer >= 1, got {raw!r}", field=YOUNG_ENV)
     return value
+
+
+def young_raised(young: int | None, threshold: int, frozen: int) -> bool:
+    """Whether a freeze that left ``frozen`` objects frozen raises the young threshold from ``threshold``
+    to ``young``: only a large heap's (``LARGE_HEAP_OBJECTS``; an idle daemon holds ~60,000 after its
+    imports, and its start-up collection may be slow on a loaded machine), never lowered."""
+    return young is not None and frozen >= LARGE_HEAP_OBJECTS and threshold < young
 
 
 #: told of every collection once it ends: its generation, how long it took (s) and ``gc``'s info dict
@@ -117,9 +128,9 @@ class _Hook:
         if freeze_after(generation, took, self.slow_s):
             gc.freeze()  # the collection is over: its survivors leave the generations it walks
             self.freezes += 1
-            young = gc.get_threshold()
-            if self.young is not None and young[0] < self.young:
-                gc.set_threshold(self.young, *young[1:])
+            now_young = gc.get_threshold()
+            if self.young is not None and young_raised(self.young, now_young[0], gc.get_freeze_count()):
+                gc.set_threshold(self.young, *now_young[1:])
             log.debug(  # DEBUG: dozens a minute while a state of 100,000 tasks grows
                 "gc: a full collection took %.3f s: its survivors frozen (%d objects frozen in all)",
                 took,

@@ -10,6 +10,7 @@ import pytest
 from p2porch.errors import ConfigError
 from p2porch.gc_freeze import (
     ENV,
+    LARGE_HEAP_OBJECTS,
     SLOW_FULL_COLLECTION_S,
     YOUNG_ENV,
     YOUNG_THRESHOLD,
@@ -19,6 +20,7 @@ from p2porch.gc_freeze import (
     install,
     uninstall,
     wanted,
+    young_raised,
     young_threshold,
 )
 
@@ -163,10 +165,15 @@ def test_a_slow_full_collection_raises_the_young_threshold_and_uninstall_puts_it
     try:
         gc.set_threshold(700, 11, 12)
         hook = install(slow_s=3600.0, young=YOUNG_THRESHOLD)  # no collection is slow: nothing raised
-        kept = [{"n": i} for i in range(1_000)]
+        kept: list[object] = [[i] for i in range(1_000)]
         gc.collect()
         assert gc.get_threshold() == (700, 11, 12) and hook.freezes == 0
-        hook.slow_s = 0.0  # every full collection is slow now: a large heap
+        gc.freeze()
+        if gc.get_freeze_count() < LARGE_HEAP_OBJECTS:  # this test process's heap is small: make it large
+            kept.extend([i] for i in range(LARGE_HEAP_OBJECTS))  # lists: always tracked
+        gc.unfreeze()
+        assert gc.get_threshold() == (700, 11, 12)  # its collections were not slow
+        hook.slow_s = 0.0  # every full collection is slow now
         gc.collect(1)  # a middle one: never
         assert gc.get_threshold() == (700, 11, 12)
         gc.collect()
@@ -180,6 +187,14 @@ def test_a_slow_full_collection_raises_the_young_threshold_and_uninstall_puts_it
         gc.callbacks[:] = hooks
         gc.unfreeze()
         gc.set_threshold(*was)
+
+
+def test_only_a_large_heaps_freeze_raises_the_young_threshold_never_lowering_it() -> None:
+    assert young_raised(YOUNG_THRESHOLD, 700, LARGE_HEAP_OBJECTS)
+    assert not young_raised(YOUNG_THRESHOLD, 700, LARGE_HEAP_OBJECTS - 1)  # an idle daemon's slow one
+    assert not young_raised(None, 700, LARGE_HEAP_OBJECTS * 10)  # not asked for
+    assert not young_raised(YOUNG_THRESHOLD, YOUNG_THRESHOLD, LARGE_HEAP_OBJECTS)  # already
+    assert not young_raised(700, YOUNG_THRESHOLD, LARGE_HEAP_OBJECTS)  # never lowered
 
 
 def test_without_young_a_slow_full_collection_leaves_the_thresholds_alone() -> None:
