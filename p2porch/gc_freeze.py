@@ -42,9 +42,9 @@ __all__ = [
     "Observer",
     "figures",
     "freeze_after",
+    "LARGE_HEAP_OBJECTS",
     "YOUNG_ENV",
     "YOUNG_THRESHOLD",
-    "LARGE_HEAP_OBJECTS",
     "install",
     "uninstall",
     "wanted",
@@ -84,11 +84,11 @@ def young_threshold(env: Mapping[str, str]) -> int:
     return value
 
 
-def young_raised(young: int | None, threshold: int, frozen: int) -> bool:
+def young_raised(young: int, threshold: int, frozen: int) -> bool:
     """Whether a freeze that left ``frozen`` objects frozen raises the young threshold from ``threshold``
     to ``young``: only a large heap's (``LARGE_HEAP_OBJECTS``; an idle daemon holds ~60,000 after its
     imports, and its start-up collection may be slow on a loaded machine), never lowered."""
-    return young is not None and frozen >= LARGE_HEAP_OBJECTS and threshold < young
+    return frozen >= LARGE_HEAP_OBJECTS and threshold < young
 
 
 #: told of every collection once it ends: its generation, how long it took (s) and ``gc``'s info dict

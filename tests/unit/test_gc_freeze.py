@@ -192,7 +192,6 @@ def test_a_slow_full_collection_raises_the_young_threshold_and_uninstall_puts_it
 def test_only_a_large_heaps_freeze_raises_the_young_threshold_never_lowering_it() -> None:
     assert young_raised(YOUNG_THRESHOLD, 700, LARGE_HEAP_OBJECTS)
     assert not young_raised(YOUNG_THRESHOLD, 700, LARGE_HEAP_OBJECTS - 1)  # an idle daemon's slow one
-    assert not young_raised(None, 700, LARGE_HEAP_OBJECTS * 10)  # not asked for
     assert not young_raised(YOUNG_THRESHOLD, YOUNG_THRESHOLD, LARGE_HEAP_OBJECTS)  # already
     assert not young_raised(700, YOUNG_THRESHOLD, LARGE_HEAP_OBJECTS)  # never lowered
 
