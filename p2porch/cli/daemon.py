@@ -129,8 +129,10 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     config = load_daemon_config(args)
     setup_logging(config.log.format, config.log.level)
     # a full collection walks the whole state (seconds at 100,000 tasks, GIL held): after a slow one its
-    # survivors are frozen, so the next walks only what is new (gc_freeze.py; the tenth round)
-    hook = gc_freeze.install() if gc_freeze.wanted(os.environ) else None
+    # survivors are frozen, so the next walks only what is new, and fewer young collections follow
+    # (gc_freeze.py; the tenth and twenty-eighth rounds)
+    young = gc_freeze.young_threshold(os.environ)
+    hook = gc_freeze.install(young=young) if gc_freeze.wanted(os.environ) else None
     try:
         return _run_daemon(Daemon(config, pid_file=args.pid_file))
     finally:

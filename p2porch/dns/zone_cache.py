@@ -20,6 +20,9 @@ services or nodes merges everything again. A merged zone handed out is never cha
 node's resolvers share one ``FragmentStore``: a service the default and a scoped zone both hold (the same
 list object) is compiled and patched once per node. A shared network alias (``ZoneData.shared``) is one
 more fragment, after the services', kept by its compiler while its holders' entries and VIPs are the same.
+A zone over the last one's service names in the same context (a burst of reports) walks the last sorted
+order and store keys again and hands the services whose fragment changed to the merge, not sorted,
+keyed and compared again (~20 % of a report burst's compile at 1,000 services).
 """
 
 from __future__ import annotations
@@ -120,6 +123,8 @@ class ZoneCompiler:
     def __init__(self, store: FragmentStore | None = None) -> None:
         self.store = store if store is not None else FragmentStore()
         self._keys: set[FragmentKey] = set()  # the store keys of the last zone (held)
+        self._order: list[str] = []  # the last zone's service names, sorted
+        self._names: set[str] = set()  # and as a set
         self._last: _Merged | None = None  # the last merged zone
         self._context: tuple[str, str] = ("", "")  # (domain, local site) of the last zone
         self.compiled_services = 0  # services compiled by the last call (0: every fragment reused)
@@ -135,6 +140,7 @@ class ZoneCompiler:
         when this compiler's resolver or scope is dropped. A later `compile` starts afresh."""
         self.store.release(self._keys)
         self._keys = set()
+        self._order, self._names = [], set()
         self._last = None
         self._shared = {}
 
@@ -149,15 +155,23 @@ class ZoneCompiler:
             return compile_zone(zone)
         stored = self.store.fragments
         fragments: dict[str, _Fragment] = {}
-        keys: set[FragmentKey] = set()
         self.compiled_services = self.patched_services = 0
         context = (zone.domain, zone.local_site)
         mine = self._last.fragments if self._last is not None and self._context == context else {}
         self._context = context
-        for service in sorted(zone.services):
+        # the last zone's service names in this context (a burst of reports): its order and store keys
+        # again, not sorted and hashed again (issue 19, the twenty-eighth round)
+        same = bool(mine) and zone.services.keys() == self._names
+        if same:
+            order, keys = self._order, self._keys
+        else:
+            order = self._order = sorted(zone.services)
+            self._names = set(order)
+            keys = {(zone.domain, zone.local_site, service) for service in order}
+        changed: list[str] = []  # the services whose fragment is not the last zone's
+        for service in order:
             entries, vip = zone.services[service], zone.vips.get(service, "")
             key = (zone.domain, zone.local_site, service)
-            keys.add(key)
             frag = mine.get(service)
             if frag is not None and frag.entries is entries and frag.vip == vip:
                 # this very list's fragment, whatever the store holds now: a name two compilers give
@@ -181,21 +195,29 @@ class ZoneCompiler:
             if frag is not had:
                 stored[key] = frag
             fragments[service] = frag
+            if frag is not mine.get(service):
+                changed.append(service)
+        known = same and not zone.shared and not self._shared  # else the changes are found by a walk
         if zone.shared:
             self._shared_fragments(zone, domain, fragments)
         elif self._shared:
             self._shared = {}
-        self.store.hold(keys - self._keys)
-        self.store.release(self._keys - keys)
-        self._keys = keys
+        if keys is not self._keys:
+            self.store.hold(keys - self._keys)
+            self.store.release(self._keys - keys)
+            self._keys = keys
         last = self._last
         base_delta = self.base.update(zone, domain)  # None: compiled again whole
         if (
             last is not None
             and base_delta == {}
             and last.base_skipped == self.base.skipped  # (a node skipped came or went: no name changed)
-            and last.fragments.keys() == fragments.keys()
-            and all(map(operator.is_, last.fragments.values(), fragments.values()))
+            and (
+                not changed
+                if known
+                else last.fragments.keys() == fragments.keys()
+                and all(map(operator.is_, last.fragments.values(), fragments.values()))
+            )
         ):
             # every service reused (a burst of reports that changed only messages): the same names
             names = last.zone.names
@@ -205,7 +227,7 @@ class ZoneCompiler:
             self._last = replace(last, zone=zone_now)
             return zone_now
         merged = (
-            self._merge_changed(zone, domain, fragments, last, base_delta)
+            self._merge_changed(zone, domain, fragments, last, base_delta, changed if known else None)
             if base_delta is not None and last
             else None
         )
@@ -330,6 +352,7 @@ class ZoneCompiler:
         fragments: dict[str, _Fragment],
         last: _Merged,
         base_delta: BaseDelta,
+        changed: list[str] | None = None,
     ) -> _Merged | None:
         """``_merge``'s result, from ``last`` and the services whose fragment changed, came or went and
         the base names that changed (``base_delta``: a node joined, left or moved): their names taken out
@@ -337,7 +360,8 @@ class ZoneCompiler:
         every fragment holding it. None: merge everything (many services or base names changed, or two
         give records to one name: a collision ``compile_zone`` decides)."""
         before = last.fragments
-        changed = [s for s in before.keys() | fragments.keys() if before.get(s) is not fragments.get(s)]
+        if changed is None:  # (given: the services of the last zone, those whose fragment is new)
+            changed = [s for s in before.keys() | fragments.keys() if before.get(s) is not fragments.get(s)]
         if len(changed) > 8 + len(fragments) // 8 or len(base_delta) > 64 + len(last.zone.names) // 16:
             return None  # a copy and a patch per name would cost about what the full merge costs
         base = self.base.names

@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -263,10 +264,11 @@ def use_daemon_switch_interval(freeze: bool = True) -> None:
     """For a store process's entry point (this module's, ``testing.control_member``'s and
     ``testing.replica_host``'s): the GIL switch interval ``p2porch daemon`` sets (cli/daemon.py) and its
     freeze after a slow full collection (gc_freeze.py), so the benchmarks run the daemon's settings
-    (``freeze`` False: no freeze, a benchmark's baseline)."""
+    (``freeze`` False: no freeze, a benchmark's baseline) with its young generation's threshold after
+    one (``P2PORCH_GC_YOUNG`` sets a baseline's)."""
     sys.setswitchinterval(RAFT_SWITCH_INTERVAL_S)
     if freeze:
-        gc_freeze.install()
+        gc_freeze.install(young=gc_freeze.young_threshold(os.environ))
 
 
 def lost_leader_rule(rule: str) -> None:

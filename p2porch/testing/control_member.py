@@ -22,6 +22,7 @@ as its first start did). The process exits when its parent dies (``LocalCluster(
 from __future__ import annotations
 
 import dataclasses
+import gc
 from functools import partial
 from typing import Any, cast
 
@@ -95,7 +96,7 @@ class Member:
                 "ok": True,
                 "agents": agents,
                 "views": views,
-                "gc": self.gc.summary(),
+                "gc": self.gc.summary() | {"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count()},
                 "trio_watch": lates,
             }
         return await store_node.handle(store, req)

@@ -1,18 +1,27 @@
-"""Full collections that are slow freeze their survivors; nothing else does."""
+"""Full collections that are slow freeze their survivors; nothing else does. The young generation's
+threshold the entry points set."""
 
 from __future__ import annotations
 
 import gc
 
+import pytest
+
+from p2porch.errors import ConfigError
 from p2porch.gc_freeze import (
     ENV,
+    LARGE_HEAP_OBJECTS,
     SLOW_FULL_COLLECTION_S,
+    YOUNG_ENV,
+    YOUNG_THRESHOLD,
     _Hook,
     figures,
     freeze_after,
     install,
     uninstall,
     wanted,
+    young_raised,
+    young_threshold,
 )
 
 
@@ -137,3 +146,65 @@ def test_figures_report_the_hooks_freezes_and_the_frozen_objects() -> None:
     finally:
         gc.callbacks[:] = hooks
         gc.unfreeze()
+
+
+def test_the_young_threshold_is_the_daemons_unless_the_environment_names_another() -> None:
+    assert young_threshold({}) == YOUNG_THRESHOLD > 700  # more than CPython's default
+    assert young_threshold({YOUNG_ENV: " 700 "}) == 700  # a benchmark's baseline
+    assert young_threshold({YOUNG_ENV: ""}) == YOUNG_THRESHOLD
+    for bad in ("0", "-5", "many", "1.5"):
+        with pytest.raises(ConfigError) as caught:
+            young_threshold({YOUNG_ENV: bad})
+        assert caught.value.field == YOUNG_ENV and YOUNG_ENV in caught.value.message
+
+
+def test_a_slow_full_collection_raises_the_young_threshold_and_uninstall_puts_it_back() -> None:
+    gc.unfreeze()
+    hooks, was = gc.callbacks[:], gc.get_threshold()
+    gc.callbacks.clear()
+    try:
+        gc.set_threshold(700, 11, 12)
+        hook = install(slow_s=3600.0, young=YOUNG_THRESHOLD)  # no collection is slow: nothing raised
+        kept: list[object] = [[i] for i in range(1_000)]
+        gc.collect()
+        assert gc.get_threshold() == (700, 11, 12) and hook.freezes == 0
+        gc.freeze()
+        if gc.get_freeze_count() < LARGE_HEAP_OBJECTS:  # this test process's heap is small: make it large
+            kept.extend([i] for i in range(LARGE_HEAP_OBJECTS))  # lists: always tracked
+        gc.unfreeze()
+        assert gc.get_threshold() == (700, 11, 12)  # its collections were not slow
+        hook.slow_s = 0.0  # every full collection is slow now
+        gc.collect(1)  # a middle one: never
+        assert gc.get_threshold() == (700, 11, 12)
+        gc.collect()
+        assert hook.freezes == 1 and gc.get_threshold() == (YOUNG_THRESHOLD, 11, 12)
+        gc.set_threshold(YOUNG_THRESHOLD * 2, 11, 12)  # a higher one is never lowered
+        gc.collect()
+        assert gc.get_threshold() == (YOUNG_THRESHOLD * 2, 11, 12)
+        uninstall(hook)
+        assert gc.get_threshold() == (700, 11, 12) and gc.get_freeze_count() == 0 and kept
+    finally:
+        gc.callbacks[:] = hooks
+        gc.unfreeze()
+        gc.set_threshold(*was)
+
+
+def test_only_a_large_heaps_freeze_raises_the_young_threshold_never_lowering_it() -> None:
+    assert young_raised(YOUNG_THRESHOLD, 700, LARGE_HEAP_OBJECTS)
+    assert not young_raised(YOUNG_THRESHOLD, 700, LARGE_HEAP_OBJECTS - 1)  # an idle daemon's slow one
+    assert not young_raised(YOUNG_THRESHOLD, YOUNG_THRESHOLD, LARGE_HEAP_OBJECTS)  # already
+    assert not young_raised(700, YOUNG_THRESHOLD, LARGE_HEAP_OBJECTS)  # never lowered
+
+
+def test_without_young_a_slow_full_collection_leaves_the_thresholds_alone() -> None:
+    hooks, was = gc.callbacks[:], gc.get_threshold()
+    gc.callbacks.clear()
+    try:
+        gc.set_threshold(700, 10, 10)
+        hook = install(slow_s=0.0)
+        gc.collect()
+        assert hook.freezes == 1 and gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.callbacks[:] = hooks
+        gc.unfreeze()
+        gc.set_threshold(*was)

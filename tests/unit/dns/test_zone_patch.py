@@ -225,3 +225,37 @@ def test_a_fragment_kept_after_another_compiler_patched_it_is_never_patched_agai
     for compiler, entries in ((second, changed), (first, tasks), (second, later), (first, later)):
         step = replace(zone, services={"s": entries})
         assert compiler.compile(step) == compile_zone(step)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bursts_over_the_same_services_reuse_the_order_and_keys_and_equal_compile_zone(seed: int) -> None:
+    """A burst over the last zone's service names (the common case: reports) walks the last sorted order
+    and store keys again (issue 19, the twenty-eighth round); a service coming or going, another local
+    site or a shared alias sorts and keys afresh. Every zone equals ``compile_zone``."""
+    seq = Sequence_(seed)
+    compiler = ZoneCompiler()
+    rng = random.Random(seed + 200)
+    reused = 0
+    for version in range(150):
+        zone = seq.zone(version)
+        roll = rng.random()
+        if roll < 0.08:
+            zone = replace(zone, services={**zone.services, "extra": [TaskEntry(1, "10.0.5.2")]})
+        elif roll < 0.12:
+            zone = replace(zone, local_site="r2")
+        elif roll < 0.16:
+            zone = replace(zone, shared={"both": ("s2", "s3")})
+        before = compiler._keys
+        same = (
+            compiler._last is not None
+            and compiler._context == (zone.domain, zone.local_site)
+            and zone.services.keys() == compiler._names
+        )
+        assert compiler.compile(zone) == compile_zone(zone)
+        if same:
+            assert compiler._keys is before  # the last zone's keys: no sort, no set built
+            reused += 1
+        assert compiler._keys == {(zone.domain, zone.local_site, s) for s in zone.services}
+        assert compiler._order == sorted(zone.services)
+        seq.step()
+    assert reused > 60

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from p2porch.gc_freeze import YOUNG_ENV, YOUNG_THRESHOLD
 from p2porch.raft.bridge import RAFT_SWITCH_INTERVAL_S
 from p2porch.raft.store import StoreConfig, open_raft_store
 from p2porch.testing.raftprocs import free_ports
@@ -53,6 +54,7 @@ def test_the_daemon_command_sets_the_daemons_switch_interval(
 
     seen: list[float] = []
     hooks: list[list[str]] = []
+    thresholds: list[list[int | None]] = []
 
     class _Daemon:
         def __init__(self, config: Any, pid_file: Any = None) -> None:
@@ -61,6 +63,7 @@ def test_the_daemon_command_sets_the_daemons_switch_interval(
         async def run(self) -> None:
             seen.append(sys.getswitchinterval())
             hooks.append([type(h).__name__ for h in gc.callbacks])
+            thresholds.append([getattr(h, "young", None) for h in gc.callbacks])
 
     config = types.SimpleNamespace(log=types.SimpleNamespace(format="text", level="info"))
     monkeypatch.setattr(p2porch.daemon, "Daemon", _Daemon)
@@ -68,10 +71,33 @@ def test_the_daemon_command_sets_the_daemons_switch_interval(
     monkeypatch.setattr(p2porch.logs, "setup_logging", lambda *a: None)
     monkeypatch.delenv("P2PORCH_TRACEMALLOC", raising=False)
     monkeypatch.delenv("P2PORCH_PROFILE", raising=False)
-    before = gc.callbacks[:]
+    monkeypatch.delenv(YOUNG_ENV, raising=False)
+    before, before_thresholds = gc.callbacks[:], gc.get_threshold()
     assert cli_daemon.cmd_daemon(argparse.Namespace(pid_file=None)) == 0
     assert seen == [pytest.approx(RAFT_SWITCH_INTERVAL_S)]
     # and its freeze after a slow full collection (gc_freeze.py) while the daemon runs, removed after it
     assert hooks == [[type(h).__name__ for h in before] + ["_Hook"]]
     assert gc.callbacks == before
+    # whose young threshold after such a freeze is the daemon's (gc_freeze.py); none raised before one
+    assert thresholds == [[getattr(h, "young", None) for h in before] + [YOUNG_THRESHOLD]]
+    assert gc.get_threshold() == before_thresholds
     assert RAFT_SWITCH_INTERVAL_S < DEFAULT_S  # the check can fail: the daemon's differs from the default
+
+
+def test_the_store_processes_entry_point_installs_the_daemons_young_threshold(
+    monkeypatch: Any, default_interval: None
+) -> None:
+    from p2porch.raft.node import use_daemon_switch_interval
+
+    hooks = gc.callbacks[:]
+    try:
+        for env, young in ((None, YOUNG_THRESHOLD), ("700", 700)):  # 700: a benchmark's baseline
+            gc.callbacks[:] = [h for h in hooks if type(h).__name__ != "_Hook"]
+            if env is None:
+                monkeypatch.delenv(YOUNG_ENV, raising=False)
+            else:
+                monkeypatch.setenv(YOUNG_ENV, env)
+            use_daemon_switch_interval()
+            assert [h.young for h in gc.callbacks if type(h).__name__ == "_Hook"] == [young]
+    finally:
+        gc.callbacks[:] = hooks
