@@ -225,6 +225,7 @@ _DIRECT_OPTIONS = {
     "groups": ("host", "GroupAdd"),
     "dns_options": ("host", "DnsOptions"),  # beside Dns/DnsSearch, the cluster DNS the agent sets
     "memswap_limit_bytes": ("host", "MemorySwap"),  # beside Memory (the limit_memory): swap = the rest
+    "mem_swappiness": ("host", "MemorySwappiness"),  # the engine discards it, warning, on cgroup v2
 }
 
 

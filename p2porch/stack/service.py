@@ -9,7 +9,7 @@ renamed to the Compose path. ``env_file`` contents come through the caller's ``r
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from ..model.group import IMAGE_REF_RE
 from ..model.spec import check_endpoint_ports
 from . import deploy as deploy_keys
 from . import keys
+from .engine_keys import devices_pids_pull
 from .env_templates import service_env
 from .groups import ignored_network_mode, network_mode
 from .interpolate import parse_dotenv
@@ -90,7 +91,7 @@ _CONTAINER_KEYS = {
 _EXPOSE_RE = re.compile(r"^[0-9]{1,5}(?:-[0-9]{1,5})?(?:/(?:tcp|udp|sctp))?$")
 _DIRECT_CONTAINER_KEYS = (
     "hostname", "init", "cap_add", "cap_drop", "extra_hosts", "ulimits", "shm_size",
-    "read_only", "security_opt", "stop_signal", "pids_limit", "memswap_limit",
+    "read_only", "security_opt", "stop_signal", "pids_limit", "memswap_limit", "mem_swappiness",
 )  # fmt: skip
 
 
@@ -336,43 +337,6 @@ def _logging(value: Any, path: str, container: dict[str, Any]) -> None:
         }  # without a driver: the node engine's default driver takes them, as in Compose and Swarm
 
 
-def _devices(value: Any, path: str) -> list[str]:
-    """``devices``: ``HOST[:CONTAINER[:PERMISSIONS]]`` strings or ``{source, target, permissions}``."""
-    out = []
-    for i, item in enumerate(list_(value, path)):
-        where = f"{path}[{i}]"
-        if isinstance(item, Mapping):
-            conf = mapping(item, where, ("source", "target", "permissions"))
-            if "source" not in conf:
-                raise err(f"{where}.source", "is required")
-            parts = [string(conf["source"], f"{where}.source")]
-            if conf.get("target") is not None or conf.get("permissions") is not None:
-                parts.append(string(conf.get("target") or parts[0], f"{where}.target"))
-            if conf.get("permissions") is not None:
-                parts.append(string(conf["permissions"], f"{where}.permissions"))
-            out.append(":".join(parts))
-        else:
-            out.append(scalar_text(item, where))
-    return out
-
-
-def _devices_and_pids(
-    conf: Mapping[str, Any], path: str, container: dict[str, Any], ignored: Callable[[str, str], None]
-) -> None:
-    """``devices`` (``HOST[:CONTAINER[:PERMISSIONS]]``; CDI names are ignored) and ``pids_limit``, or
-    ``deploy.resources.limits.pids`` when ``pids_limit`` is absent, into the container options."""
-    if conf.get("devices") is not None:
-        devices = _devices(conf["devices"], f"{path}.devices")
-        cdi = [d for d in devices if not d.startswith("/")]
-        if cdi:
-            ignored("devices (CDI)", f"CDI device names are not supported: {', '.join(cdi)}")
-        if len(cdi) < len(devices):
-            container["devices"] = [d for d in devices if d.startswith("/")]
-    limits = deploy_keys.resource_limits(conf.get("deploy"))
-    if "pids_limit" not in container and limits.get("pids") is not None:
-        container["pids_limit"] = limits["pids"]
-
-
 def _entries(conf: Mapping[str, Any], key: str, path: str, problems: Problems) -> list[Any]:
     value = conf.get(key)
     if value is None:
@@ -569,7 +533,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
             else groups
         )
     with problems.check():
-        _devices_and_pids(conf, path, container, lambda key, why: ctx.ignored(key, short, why))
+        devices_pids_pull(conf, path, container, lambda key, why: ctx.ignored(key, short, why))
     if container:
         spec["container"] = container
         try:
