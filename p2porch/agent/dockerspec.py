@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..model import TaskHealth
+from ..model.netrefs import HOST_NETWORK
 from ..model.templates import expand
 from .model import (
     KIND_SIDECAR,
@@ -62,7 +63,7 @@ def create_request(assignment: TaskAssignment) -> tuple[str, dict[str, Any]]:
     host = body["HostConfig"]
     host.update(_resources(assignment))
     host.update(_mounts(assignment.mounts))
-    if assignment.ports:
+    if assignment.ports and assignment.network != HOST_NETWORK:  # on the host's: its processes bind them
         bindings: dict[str, list[dict[str, str]]] = {}
         for port in assignment.ports:
             bindings.setdefault(f"{port.target}/{port.protocol}", []).append(

@@ -25,7 +25,15 @@ from .env_templates import service_env
 from .groups import ignored_network_mode, network_mode
 from .interpolate import parse_dotenv
 from .names import RESERVED_LABEL_PREFIX, service_name, stack_labels
-from .networks import DEFAULT_KEY, StackNetwork, default_network, service_attachments
+from .networks import (
+    DEFAULT_KEY,
+    HOST_NETWORK_NOTE,
+    StackNetwork,
+    default_network,
+    host_networking,
+    on_host_network,
+    service_attachments,
+)
 from .ports_volumes import TopVolume, ports, tmpfs_mounts, volume
 from .problems import Problems
 from .resolve import ReadFile
@@ -432,15 +440,25 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
             health = deploy_keys.healthcheck(conf["healthcheck"], f"{path}.healthcheck", warn)
             if health is not None:
                 spec["health"] = health
+    host_net = host_networking(conf, ctx.networks)  # the node's network namespace: no stack network
+    if host_net:
+        on_host_network(spec, lambda key, text: ctx.note(key, short, text))
+        ctx.note("host network", short, HOST_NETWORK_NOTE)
     with problems.check():
-        attachments = service_attachments(
-            conf.get("networks") or [DEFAULT_KEY],
-            f"{path}.networks",
-            ctx.networks,
-            lambda key, reason: ctx.ignored(key, short, reason),
-            ctx.refused_networks,
+        attachments = (
+            []
+            if host_net
+            else service_attachments(
+                conf.get("networks") or [DEFAULT_KEY],
+                f"{path}.networks",
+                ctx.networks,
+                lambda key, reason: ctx.ignored(key, short, reason),
+                ctx.refused_networks,
+            )
         )
-        spec["networks"] = [{"target": ctx.network(k).name, "aliases": aliases} for k, aliases in attachments]
+        spec["networks"] = spec.get("networks") or [
+            {"target": ctx.network(k).name, "aliases": aliases} for k, aliases in attachments
+        ]
         ctx.used_networks.extend(k for k, _ in attachments if k not in ctx.used_networks)
     with problems.check():
         if "user" in conf:
@@ -483,7 +501,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
                 )
             if shared:
                 ctx.shares[short] = shared
-            else:
+            elif not host_net:
                 key, reason = ignored_network_mode(conf["network_mode"])
                 ctx.ignored(key, short, reason)
     with problems.check():
