@@ -1,20 +1,22 @@
 """The Compose keys of h49 on a real dockerd (sandbox "p9e", 10.93.5.0/24; root + docker.io):
 ``pull_policy`` decides whether the agent pulls (``always`` pulls an image the node has, and a failed
 pull fails the start; ``never`` runs only what the node has; ``missing`` pulls only an absent image), and
-``mem_swappiness`` with ``memswap_limit`` reach the container's HostConfig."""
+``mem_swappiness`` with ``memswap_limit`` reach the container's HostConfig; a task on the host network
+(``network_mode: host``) runs in its node's network namespace, with the cluster DNS as resolver."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import trio
 
 from p2porch.agent.docker_executor import open_docker_executor
-from p2porch.agent.model import TaskAssignment
+from p2porch.agent.model import PortSpec, TaskAssignment
 from p2porch.model.container_opts import ContainerOptions
 
 pytestmark = pytest.mark.integration
@@ -34,11 +36,15 @@ from p2porch.sandbox.sandbox import Sandbox  # noqa: E402
 UNREACHABLE = "127.0.0.1:9/p9e/app:1"
 
 
+NODE: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def docker_url() -> Iterator[str]:
     sandbox = Sandbox("p9e", subnet="10.93.5.0/24", start_daemons=False)
     try:
         (node,) = sandbox.up(1)
+        NODE["address"] = node.address
         client = docker.DockerClient(base_url=node.dockerd.host_url)
         try:
             client.images.get(BUSYBOX_IMAGE).tag(UNREACHABLE)
@@ -60,8 +66,9 @@ def sdk(docker_url: str) -> Iterator[docker.DockerClient]:
         cli.close()
 
 
-def task(task_id: str, image: str, **options: Any) -> TaskAssignment:
+def task(task_id: str, image: str, network: str = "", **options: Any) -> TaskAssignment:
     return TaskAssignment(
+        network=network,
         task_id=task_id,
         service_name="pulls",
         service_id="pulls-id",
@@ -101,3 +108,25 @@ async def test_mem_swappiness_and_memory_swap_reach_the_container(
     host = (await trio.to_thread.run_sync(lambda: sdk.api.inspect_container(container_id)))["HostConfig"]
     assert (host["Memory"], host["MemorySwap"]) == (64 << 20, 128 << 20)
     assert host["MemorySwappiness"] == 0
+
+
+async def test_a_task_on_the_host_network_is_in_its_nodes_namespace(
+    docker_url: str, sdk: docker.DockerClient
+) -> None:
+    spec = replace(
+        task("e5e5e5e5e5e5e5e5", BUSYBOX_IMAGE, network="host"),
+        ports=(PortSpec(18080, 18080),),
+        dns_servers=("10.93.5.254",),
+        dns_search=("p2p",),
+    )
+    executor = await open_docker_executor(docker_url)
+    outcome = await executor.start(spec)
+    assert outcome.error == "" and outcome.container is not None, outcome.error
+    assert outcome.container.address == ""  # no overlay address: DNS answers none for it
+    container = await trio.to_thread.run_sync(sdk.containers.get, outcome.container.container_id)
+    host = container.attrs["HostConfig"]
+    assert host["NetworkMode"] == "host" and not host.get("PortBindings")
+    code, out = await trio.to_thread.run_sync(lambda: container.exec_run(["ip", "-4", "addr"]))
+    assert code == 0 and f"inet {NODE['address']}/" in out.decode(), out  # the node's own eth0
+    code, out = await trio.to_thread.run_sync(lambda: container.exec_run(["cat", "/etc/resolv.conf"]))
+    assert "nameserver 10.93.5.254" in out.decode() and "search p2p" in out.decode(), out
