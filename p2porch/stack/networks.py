@@ -254,8 +254,9 @@ def service_attachments(
 #: what a service on the host network is, said once per stack
 HOST_NETWORK_NOTE = (
     "the tasks share their node's network namespace (docker run --network host): no overlay address, no "
-    "virtual address, ports bound on the node; other services' tasks do not resolve its name (they share "
-    "no network with it, as in Swarm): they reach it at <node>.node.<domain> and its port"
+    "virtual address, ports bound on the node; other services' tasks do not resolve its name nor its "
+    "container_name (they share no network with it, as in Swarm): they reach it at <node>.node.<domain> and "
+    "its port"
 )
 
 

@@ -516,7 +516,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     with problems.check():
         if conf.get("profiles") is not None:
             string_list(conf["profiles"], f"{path}.profiles")
-    if "container_name" in conf:
+    if "container_name" in conf and not host_net:  # the host network's note says it has no name there
         ctx.note(
             "container_name",
             short,

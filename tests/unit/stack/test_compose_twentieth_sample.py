@@ -186,7 +186,8 @@ def test_a_volume_subpath_is_refused_naming_the_key():
         """
     )
     assert (
-        "services.web.volumes[0].volume.subpath: needs Docker Engine API 1.45 (Docker 26.0) on the node" in message
+        "services.web.volumes[0].volume.subpath: needs Docker Engine API 1.45 (Docker 26.0) on the node"
+        in message
     )
 
 
