@@ -299,6 +299,8 @@ class ServiceSpec:
                 out[key] = full[key]
         if self.placement_preferences:  # where the tasks go, as Swarm's Placement in the task spec: a
             out["placement_preferences"] = full["placement_preferences"]  # change rolls them (absent: none)
+        if on_host_network(self.networks):  # the container's namespace: joining or leaving it rolls tasks
+            out["host_network"] = True  # (other network changes are policy, applied live)
         return out
 
     def template_hash(self) -> str:

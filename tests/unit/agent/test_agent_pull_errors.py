@@ -83,7 +83,7 @@ async def test_pull_policy_missing_pulls_only_an_absent_image():
 
 
 async def test_pull_policy_always_pulls_a_present_image_and_a_failed_pull_fails_the_start():
-    """As Compose's ``pull_policy: always`` (``docker compose up`` pulls every time and stops on a failure)."""
+    """As Compose's ``pull_policy: always``: ``docker compose up`` pulls every time, stops on a failure."""
     engine = Cache("app:1")
     assert await DockerExecutor(engine)._ensure_image("app:1", "always") == ""  # type: ignore[arg-type]
     assert engine.pulls == ["app:1"]

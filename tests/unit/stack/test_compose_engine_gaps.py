@@ -157,3 +157,13 @@ def test_the_host_network_always_exists_for_a_service():
         check_service_networks(
             state, ServiceSpec.from_dict({"name": "web", "image": "x", "networks": ["back"]})
         )
+
+
+def test_joining_or_leaving_the_host_network_rolls_the_tasks():
+    """Other network changes are policy, applied to running tasks; the host network is the container's own
+    namespace, so a change of it must replace them (a new template hash)."""
+    base = ServiceSpec.from_dict({"name": "web", "image": "x", "endpoint_mode": "dnsrr"})
+    back = ServiceSpec.from_dict({**base.to_dict(), "networks": ["back"]})
+    host = ServiceSpec.from_dict({**base.to_dict(), "networks": ["host"]})
+    assert back.template_hash() == base.template_hash()
+    assert host.template_hash() != base.template_hash()
