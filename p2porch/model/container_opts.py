@@ -229,8 +229,9 @@ PULL_POLICIES = ("always", "missing", "never")
 
 
 def _pull_policy(value: Any, key: str, prefix: str) -> str:
-    """``always`` (pull before each task's container is created, as Swarm's agent does), ``never`` (run only
-    an image the node has), ``missing`` (pull when the node lacks it, the default)."""
+    """``always`` (pull before each task's container is created; a failed pull fails the start, as in
+    Compose), ``never`` (run only an image the node has), ``missing`` (pull when the node lacks it, the
+    default)."""
     if not isinstance(value, str):
         raise _err(key, f"expected a string, got {type(value).__name__}", prefix)
     policy = "missing" if value == "if_not_present" else value

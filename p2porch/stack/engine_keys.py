@@ -20,6 +20,7 @@ _PULL_POLICIES = ("always", "never", "missing", "if_not_present", "build")
 
 
 def _devices(value: Any, path: str) -> list[str]:
+    """``devices``: ``HOST[:CONTAINER[:PERMISSIONS]]`` strings or ``{source, target, permissions}``."""
     out = []
     for i, item in enumerate(list_(value, path)):
         where = f"{path}[{i}]"
