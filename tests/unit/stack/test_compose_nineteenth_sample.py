@@ -216,4 +216,4 @@ def test_a_network_key_ignored_in_several_services_is_one_warning() -> None:
         "ignoring networks.hostnet (service edge): Swarm's external network 'host' beside other networks "
         "is not applied: the tasks are on the others (attached to it alone, a service shares its node's "
         "network namespace)",
-    ]  # worker, on hostnet alone, is on the host network (test_compose_engine_gaps.py)
+    ]  # worker, on hostnet alone, is on the host network (test_compose_real_world.py)
