@@ -129,12 +129,14 @@ class DockerExecutor:
 
     # ----- actions
     async def start(self, assignment: TaskAssignment, container_id: str = "") -> StartOutcome:
-        """Pull (only if missing locally), create and start; any failure comes back as the outcome's error."""
+        """Pull (as the service's pull policy says: by default only if missing locally), create and start;
+        any failure comes back as the outcome's error."""
         if assignment.start_error or (error := template_error(assignment)):
             return StartOutcome(None, assignment.start_error or error)
         try:
             if not container_id:
-                error = await self._ensure_image(assignment.image)
+                policy = str(assignment.options.get("pull_policy") or "missing")
+                error = await self._ensure_image(assignment.image, policy)
                 if error:
                     return StartOutcome(None, error)
             for image in dict.fromkeys(m.image for m in assignment.members):
@@ -165,15 +167,20 @@ class DockerExecutor:
             text = exc.message if isinstance(exc, ExecutorError) else docker_error_text(exc)
             return StartOutcome(None, f"cannot reach the Docker engine: {text}")
 
-    async def _ensure_image(self, image: str) -> str:
-        """ "" when ``image`` is present locally or was pulled; otherwise Docker's error text."""
-        try:
-            await self._call(self._api.inspect_image, image)
-            return ""
-        except NotFound:
-            pass
+    async def _ensure_image(self, image: str, policy: str = "missing") -> str:
+        """ "" when ``image`` is present locally or was pulled; otherwise Docker's error text. ``policy``
+        (Compose's ``pull_policy``): ``missing`` pulls only an absent image, ``always`` pulls every time
+        (a failed pull fails the start, as in Compose), ``never`` never pulls."""
+        if policy != "always":
+            try:
+                await self._call(self._api.inspect_image, image)
+                return ""
+            except NotFound:
+                if policy == "never":
+                    return f"image {image} not found on this node and the service's pull_policy is never"
         repository, tag = split_reference(image)
-        error = f"image {image} not found locally and pulling it timed out after {self.pull_timeout_s:g} s"
+        what = f"pulling {image}" if policy == "always" else f"image {image} not found locally and pulling it"
+        error = f"{what} timed out after {self.pull_timeout_s:g} s"
         with trio.move_on_after(self.pull_timeout_s):
             # Abandoned (not cancelled) on timeout: the SDK call cannot be interrupted; it ends by itself.
             error = await trio.to_thread.run_sync(

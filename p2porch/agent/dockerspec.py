@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..model import TaskHealth
+from ..model.netrefs import HOST_NETWORK
 from ..model.templates import expand
 from .model import (
     KIND_SIDECAR,
@@ -62,7 +63,7 @@ def create_request(assignment: TaskAssignment) -> tuple[str, dict[str, Any]]:
     host = body["HostConfig"]
     host.update(_resources(assignment))
     host.update(_mounts(assignment.mounts))
-    if assignment.ports:
+    if assignment.ports and assignment.network != HOST_NETWORK:  # on the host's: its processes bind them
         bindings: dict[str, list[dict[str, str]]] = {}
         for port in assignment.ports:
             bindings.setdefault(f"{port.target}/{port.protocol}", []).append(
@@ -225,6 +226,7 @@ _DIRECT_OPTIONS = {
     "groups": ("host", "GroupAdd"),
     "dns_options": ("host", "DnsOptions"),  # beside Dns/DnsSearch, the cluster DNS the agent sets
     "memswap_limit_bytes": ("host", "MemorySwap"),  # beside Memory (the limit_memory): swap = the rest
+    "mem_swappiness": ("host", "MemorySwappiness"),  # the engine discards it, warning, on cgroup v2
 }
 
 

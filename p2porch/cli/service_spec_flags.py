@@ -93,8 +93,12 @@ CONTAINER_FLAGS = {
     "device": "devices",
     "group": "groups",
     "dns_option": "dns_options",
+    "memory_swap": "memswap_limit",
 }
-_FLAG_OF_CONTAINER = {v: k for k, v in CONTAINER_FLAGS.items()} | {"shm_size_bytes": "shm_size"}
+_FLAG_OF_CONTAINER = {v: k for k, v in CONTAINER_FLAGS.items()} | {
+    "shm_size_bytes": "shm_size",
+    "memswap_limit_bytes": "memory_swap",
+}
 
 
 def flag_for(field: str | None) -> str | None:
@@ -251,6 +255,12 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         default=d,
         metavar="N",
         help="most processes per container (-1: none)",
+    )
+    p.add_argument(
+        "--memory-swap",
+        default=d,
+        metavar="BYTES",
+        help="memory plus swap, e.g. 1G (-1: unlimited swap); needs --limit-memory",
     )
     p.add_argument("--device", action="append", default=d, metavar="HOST[:CONTAINER[:RWM]]", help="a device")
     p.add_argument(

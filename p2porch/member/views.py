@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from ..agent.model import KIND_INIT, KIND_SIDECAR, MemberSpec, MountSpec, PortSpec, TaskAssignment, TaskReport
 from ..dns.zone import PortEntry, TaskEntry, ZoneData
 from ..model import DesiredState, Mount, NodeStatus, Service, ServiceSpec, Task, TaskHealth, TaskState
+from ..model.netrefs import HOST_NETWORK, on_host_network
 from ..netoverlay.ingress import IngressPort
 from ..netoverlay.plan import LocalNode, OverlayPeer
 from ..netoverlay.traffic import Backend, TrafficSettings
@@ -355,7 +356,7 @@ def task_assignment(
         memory_limit_bytes=spec.limit_memory_bytes,
         cpu_reservation_nanos=spec.reserve_cpu_nanos,
         memory_reservation_bytes=spec.reserve_memory_bytes,
-        network=network,
+        network=HOST_NETWORK if on_host_network(spec.networks) else network,  # the node's own namespace
         dns_servers=(dns_server,) if dns_server else (),
         dns_search=stack_dns_search(spec.labels_dict(), domain),
         healthcheck=spec.health,

@@ -3,8 +3,9 @@
 ``ContainerOptions`` owns the validated runtime options Docker applies to each task's container and that
 the scheduler never looks at: hostname, init, capabilities, extra hosts, logging driver, ulimits, sysctls,
 read-only root, security options, stop signal, /dev/shm size, pids limit, host devices, supplementary groups,
-resolver options and the memory+swap limit. It is carried in ``ServiceSpec.container`` and turned into
-container-create arguments by the agent (``agent/dockerspec.py``).
+resolver options, the memory+swap limit, the memory swappiness and the image pull policy (the agent's, not
+the engine's). It is carried in ``ServiceSpec.container`` and turned into container-create arguments by
+the agent (``agent/dockerspec.py``).
 ``from_dict`` accepts the canonical keys of ``to_dict`` and Docker CLI forms (``nofile=1024:2048``,
 ``host:ip``, ``64M``, ``/dev/dri``); every error is a ``ConfigError`` naming ``container.<key>``.
 No I/O, no cluster state.
@@ -212,6 +213,33 @@ def _memswap_limit(value: Any, key: str, prefix: str) -> int:
     return parse_size(value, key, prefix)
 
 
+def _swappiness(value: Any, key: str, prefix: str) -> int:
+    """Compose's ``mem_swappiness``: 0..100, how eagerly the kernel swaps the container's anonymous pages
+    (Docker's ``--memory-swappiness``; -1 = the engine's default, the host's value)."""
+    digits = value.strip().removeprefix("-") if isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit() and len(digits) <= 3:
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value <= 100:
+        raise _err(key, f"expected a number from 0 to 100 (-1: the host's), got {value!r}", prefix)
+    return value
+
+
+#: when a node pulls a task's image (Compose's ``pull_policy``; ``if_not_present`` is read as ``missing``)
+PULL_POLICIES = ("always", "missing", "never")
+
+
+def _pull_policy(value: Any, key: str, prefix: str) -> str:
+    """``always`` (pull before each task's container is created; a failed pull fails the start, as in
+    Compose), ``never`` (run only an image the node has), ``missing`` (pull when the node lacks it, the
+    default)."""
+    if not isinstance(value, str):
+        raise _err(key, f"expected a string, got {type(value).__name__}", prefix)
+    policy = "missing" if value == "if_not_present" else value
+    if policy not in PULL_POLICIES:
+        raise _err(key, f"expected always, missing or never, got {value!r}", prefix)
+    return policy
+
+
 def _pids_limit(value: Any, key: str, prefix: str) -> int:
     digits = value.strip().removeprefix("-") if isinstance(value, str) else ""
     if digits.isascii() and digits.isdigit() and len(digits) <= 18:  # not ² (int refuses it) nor 5000 digits
@@ -243,6 +271,8 @@ class ContainerOptions:
     groups: tuple[str, ...] = ()  # supplementary groups of the container's process (Docker's --group)
     dns_options: tuple[str, ...] = ()  # resolv.conf options beside the cluster DNS (--dns-option)
     memswap_limit_bytes: int = 0  # memory + swap (memswap_limit): 0 = the engine's default; -1 = unlimited
+    mem_swappiness: int = -1  # 0..100 (mem_swappiness); -1 = the engine's default (the host's)
+    pull_policy: str = "missing"  # always | missing | never: when the node pulls the image (not the engine's)
 
     def __post_init__(self) -> None:
         # Swarm's templates (``{{.Node.Hostname}}``) are expanded with stand-in values first
@@ -325,6 +355,8 @@ _ALIASES = {
     "group": "groups",
     "dns_option": "dns_options",
     "memswap_limit": "memswap_limit_bytes",
+    "memory_swap": "memswap_limit_bytes",
+    "memory_swappiness": "mem_swappiness",
 }
 _PARSERS: dict[str, Any] = {
     "hostname": _string,
@@ -345,4 +377,6 @@ _PARSERS: dict[str, Any] = {
     "groups": _strings,
     "dns_options": _strings,
     "memswap_limit_bytes": _memswap_limit,
+    "mem_swappiness": _swappiness,
+    "pull_policy": _pull_policy,
 }

@@ -17,8 +17,10 @@ from .placement import NAME_RE as SERVICE_NAME_RE
 
 #: the network of services that name none (the node's ``p2porch`` Docker network and its leases)
 DEFAULT_NETWORK = "p2porch"
+#: the node's own network namespace (Docker's ``--network host``): a task on it has no overlay address
+HOST_NETWORK = "host"
 #: names no user network may take (Docker's built-ins and p2porch's own)
-RESERVED_NETWORK_NAMES = frozenset({DEFAULT_NETWORK, "ingress", "host", "bridge", "none"})
+RESERVED_NETWORK_NAMES = frozenset({DEFAULT_NETWORK, "ingress", HOST_NETWORK, "bridge", "none"})
 NETWORK_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 #: DNS names as Docker's embedded DNS answers them: labels of letters, digits, ``-`` and ``_`` (Compose
 #: service names and aliases such as ``pg_cluster`` are answered as written, lowercased)
@@ -112,7 +114,36 @@ def parse_attachments(value: Any, field: str = "networks") -> tuple[NetworkAttac
         if any(a.target == attachment.target for a in out):
             raise _err(f"{field}[{i}]", f"network {attachment.target!r} is named twice")
         out.append(attachment)
+    host = [a for a in out if a.target == HOST_NETWORK]
+    if host and (len(out) > 1 or host[0].aliases):
+        raise _err(
+            field,
+            f"the {HOST_NETWORK} network is a task's only network and has no aliases: the task shares its "
+            "node's network namespace",
+        )
     return tuple(out)
+
+
+def on_host_network(attachments: Sequence[NetworkAttachment]) -> bool:
+    """True for a service whose tasks share their node's network namespace (``--network host``)."""
+    return any(a.target == HOST_NETWORK for a in attachments)
+
+
+def check_host_network(endpoint_mode: str, publish: Sequence[Any]) -> None:
+    """What a service on the host network must say, as Docker runs it (ConfigError naming the field): no
+    virtual address (endpoint mode dnsrr) and its ports in host mode, each published as its own number
+    (the task's processes bind the node's ports themselves)."""
+    if endpoint_mode != "dnsrr":
+        raise _err(
+            "endpoint_mode", f"a service on the {HOST_NETWORK} network has no virtual address: use dnsrr"
+        )
+    for i, port in enumerate(publish):
+        if port.ingress or port.published != port.target:
+            raise _err(
+                f"publish[{i}]",
+                f"a service on the {HOST_NETWORK} network binds its ports on the node itself: publish "
+                f"{port.target}:{port.target} with mode=host",
+            )
 
 
 def attached_networks(attachments: Sequence[NetworkAttachment]) -> tuple[str, ...]:

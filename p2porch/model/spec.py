@@ -24,7 +24,14 @@ from .container_opts import ContainerOptions
 from .filerefs import FileRef, parse_file_refs
 from .group import INIT, SIDECAR, GroupContainer, check_group, group_reservation, parse_group
 from .jobspec import JOB_MODES, CronSchedule, check_job_fields, is_job_mode, parse_schedule
-from .netrefs import NetworkAttachment, ServiceLink, parse_attachments, parse_links
+from .netrefs import (
+    NetworkAttachment,
+    ServiceLink,
+    check_host_network,
+    on_host_network,
+    parse_attachments,
+    parse_links,
+)
 from .placement import (
     NAME_RE,
     Affinity,
@@ -292,6 +299,8 @@ class ServiceSpec:
                 out[key] = full[key]
         if self.placement_preferences:  # where the tasks go, as Swarm's Placement in the task spec: a
             out["placement_preferences"] = full["placement_preferences"]  # change rolls them (absent: none)
+        if on_host_network(self.networks):  # the container's namespace: joining or leaving it rolls tasks
+            out["host_network"] = True  # (other network changes are policy, applied live)
         return out
 
     def template_hash(self) -> str:
@@ -544,7 +553,10 @@ _SPEC_PARSERS: dict[str, Any] = {
 def check_endpoint_ports(spec: ServiceSpec) -> ServiceSpec:
     """Swarm's rule at the edges (CLI, API create/update, Compose), not in ``ServiceSpec`` itself: a port
     published in ingress mode cannot be used with endpoint mode dnsrr. A committed spec from before the
-    rule still loads (``model/committed.py``): such a service keeps running; its next update must fix it."""
+    rule still loads (``model/committed.py``): such a service keeps running; its next update must fix it.
+    A service on the host network has neither a virtual address nor ingress ports (``check_host_network``)."""
+    if on_host_network(spec.networks):
+        check_host_network(spec.endpoint_mode, spec.publish)
     if spec.endpoint_mode == "dnsrr":
         for i, port in enumerate(spec.publish):
             if port.ingress:

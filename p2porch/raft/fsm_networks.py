@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import ConfigError, ConflictError, NotFoundError
 from ..model import NetworkRecord, ServiceSpec
-from ..model.netrefs import DEFAULT_NETWORK, NETWORK_NAME_RE, RESERVED_NETWORK_NAMES
+from ..model.netrefs import DEFAULT_NETWORK, HOST_NETWORK, NETWORK_NAME_RE, RESERVED_NETWORK_NAMES
 from .commands_networks import CreateNetwork, RemoveNetwork
 from .state import ClusterState
 
@@ -41,11 +41,12 @@ def users_of(state: ClusterState, name: str) -> list[str]:
 def check_service_networks(
     state: ClusterState, spec: ServiceSpec, already: ServiceSpec | None = None
 ) -> None:
-    """Refuse a service spec that names a network that does not exist (NotFoundError naming it). Networks
-    the service was ``already`` on are not checked again: an update of other fields always applies."""
+    """Refuse a service spec that names a network that does not exist (NotFoundError naming it); the
+    default and the host network always do. Networks the service was ``already`` on are not checked
+    again: an update of other fields always applies."""
     kept = set(spec_network_names(already)) if already is not None else set()
     for name in spec_network_names(spec):
-        if name != DEFAULT_NETWORK and name not in kept and state.network_by_name(name) is None:
+        if name not in (DEFAULT_NETWORK, HOST_NETWORK, *kept) and state.network_by_name(name) is None:
             raise NotFoundError(f"network {name!r} not found: create it first", field="networks")
 
 

@@ -22,7 +22,7 @@ SERVICE_MAPPED = (
     "stop_signal", "tmpfs", "ulimits", "sysctls", "shm_size", "read_only", "security_opt", "profiles",
     "extends", "build", "container_name", "secrets", "configs", "cpus", "mem_limit", "mem_reservation",
     "scale", "pids_limit", "devices", "network_mode", "links", "label_file", "volumes_from", "dns_opt",
-    "group_add", "memswap_limit",
+    "group_add", "memswap_limit", "mem_swappiness", "pull_policy",
 )  # fmt: skip
 SERVICE_IGNORED = {
     "annotations": "container annotations are not passed to the engine",
@@ -49,7 +49,6 @@ SERVICE_IGNORED = {
     "ipc": _NOT_IN_SWARM,
     "isolation": "Windows only",
     "mac_address": _NOT_IN_SWARM,
-    "mem_swappiness": _RESOURCES,
     "models": "AI models are not supported",
     "oom_kill_disable": _RESOURCES,
     "oom_score_adj": _RESOURCES,
@@ -59,7 +58,6 @@ SERVICE_IGNORED = {
     "pre_stop": "lifecycle hooks are not supported",
     "privileged": _NOT_IN_SWARM,
     "provider": "a provider service is run by a docker compose plugin: it is not deployed",
-    "pull_policy": "a node pulls the image when it does not have it",
     "pull_refresh_after": "a node pulls the image when it does not have it",
     "runtime": _NOT_IN_SWARM,
     "stdin_open": "tasks have no attached terminal",

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from ..errors import ConfigError
 from ..model.netrefs import ALIAS_RE as _ALIAS_RE  # the aliases Docker's DNS answers, dotted ones too
+from ..model.netrefs import HOST_NETWORK
 from .problems import Problems
 from .values import list_, string
 
@@ -85,6 +86,11 @@ def link_aliases(services: Sequence[_Service], confs: Mapping[str, Any], problem
                 service.spec["links"].append(f"{specs[target]['name']}:{alias}")
 
 
+def _dns_networks(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The networks where the service's names are answered: not the host network (no address there)."""
+    return [net for net in spec.get("networks") or () if net["target"] != HOST_NETWORK]
+
+
 def _dotted_names(services: Sequence[_Service], owners: dict[tuple[str, str], str]) -> None:
     """A Compose service named with dots (``orderer.example.com``, Hyperledger Fabric's test network)
     answers that name as asked on its networks, as Docker's DNS answers it: a network alias (its
@@ -94,7 +100,7 @@ def _dotted_names(services: Sequence[_Service], owners: dict[tuple[str, str], st
         alias = service.short_name.lower()
         if "." not in alias or not _ALIAS_RE.match(alias):
             continue
-        for net in service.spec.get("networks") or ():
+        for net in _dns_networks(service.spec):
             owners.setdefault((net["target"], alias), service.short_name)
             if alias not in net["aliases"]:
                 net["aliases"].append(alias)
@@ -122,7 +128,7 @@ def _container_names(
         if problem:
             problems.warn(f"ignoring {where} ({name}): {problem}")
             continue
-        for net in service.spec.get("networks") or ():
+        for net in _dns_networks(service.spec):
             owner = owners.setdefault((net["target"], alias), service.short_name)
             if owner != service.short_name:
                 problems.warn(

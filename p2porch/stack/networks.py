@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..model.netrefs import RESERVED_NETWORK_NAMES, check_network_name
+from ..model.netrefs import HOST_NETWORK, RESERVED_NETWORK_NAMES, check_network_name
 from . import keys
 from .problems import Problems
 from .values import boolean, err, key_values, list_, mapping, string
@@ -93,12 +93,12 @@ class StackNetwork:
             raise ConfigError(f"{where}: {exc.message}", field=where) from None
 
 
-HOST_NETWORK = "host"
-#: Swarm's predefined node-local networks a stack may name as external: ``host`` (host networking) and
-#: ``bridge`` (the node's default bridge, without service names); what p2porch does for each instead
+#: Swarm's predefined node-local networks a stack may name as external: ``host`` (host networking: a
+#: service attached to it alone is on the host network, ``host_networking``) and ``bridge`` (the node's
+#: default bridge, without service names); what p2porch does for each beside other networks
 NODE_LOCAL_NETWORKS = {
-    HOST_NETWORK: "host networking (Swarm's external network 'host') is not supported: the tasks are on "
-    "the cluster network (as with network_mode: host)",
+    HOST_NETWORK: "Swarm's external network 'host' beside other networks is not applied: the tasks are on "
+    "the others (attached to it alone, a service shares its node's network namespace)",
     "bridge": "the node's default bridge (Swarm's external network 'bridge') is not supported: the tasks "
     "are on the cluster network",
 }
@@ -249,3 +249,36 @@ def service_attachments(
         else:
             kept.append((key, aliases))
     return kept or [(DEFAULT_KEY, [])]
+
+
+#: what a service on the host network is, said once per stack
+HOST_NETWORK_NOTE = (
+    "the tasks share their node's network namespace (docker run --network host): no overlay address, no "
+    "virtual address, ports bound on the node; other services' tasks do not resolve its name nor its "
+    "container_name (they share no network with it, as in Swarm): they reach it at <node>.node.<domain> and "
+    "its port"
+)
+
+
+def host_networking(conf: Mapping[str, Any], declared: Mapping[str, StackNetwork]) -> bool:
+    """A service that shares its node's network namespace (``docker run --network host``): Compose's
+    ``network_mode: host`` without ``networks`` (a Swarm file writing both keeps its ``networks``, as
+    ``docker stack deploy`` ignores ``network_mode``), or Swarm's external ``host`` network alone."""
+    attached = conf.get("networks")
+    if isinstance(conf.get("network_mode"), str) and conf["network_mode"].strip() == "host":
+        return not attached
+    names = list(attached) if isinstance(attached, Mapping | list) else []
+    local = [declared.get(n) if isinstance(n, str) else None for n in names]
+    return bool(local) and all(n is not None and n.external and n.name == HOST_NETWORK for n in local)
+
+
+def on_host_network(spec: dict[str, Any], note: Callable[[str, str], None]) -> None:
+    """``spec`` as Docker runs ``--network host``: on the host network, with no virtual address (endpoint
+    mode dnsrr) and each port bound by the task's own processes on its node (mode host, published as the
+    container port: Docker discards any other mapping)."""
+    spec["networks"] = [{"target": HOST_NETWORK, "aliases": []}]
+    spec.setdefault("endpoint_mode", "dnsrr")
+    for port in spec.get("publish", []):
+        if port.get("published") not in (None, port["target"]):
+            note("ports on the host network", "a task binds its container port on the node: published as it")
+        port.update(published=port["target"], mode="host")

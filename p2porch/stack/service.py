@@ -9,7 +9,7 @@ renamed to the Compose path. ``env_file`` contents come through the caller's ``r
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +20,20 @@ from ..model.group import IMAGE_REF_RE
 from ..model.spec import check_endpoint_ports
 from . import deploy as deploy_keys
 from . import keys
+from .engine_keys import devices_pids_pull
 from .env_templates import service_env
 from .groups import ignored_network_mode, network_mode
 from .interpolate import parse_dotenv
 from .names import RESERVED_LABEL_PREFIX, service_name, stack_labels
-from .networks import DEFAULT_KEY, StackNetwork, default_network, service_attachments
+from .networks import (
+    DEFAULT_KEY,
+    HOST_NETWORK_NOTE,
+    StackNetwork,
+    default_network,
+    host_networking,
+    on_host_network,
+    service_attachments,
+)
 from .ports_volumes import TopVolume, ports, tmpfs_mounts, volume
 from .problems import Problems
 from .resolve import ReadFile
@@ -90,7 +99,7 @@ _CONTAINER_KEYS = {
 _EXPOSE_RE = re.compile(r"^[0-9]{1,5}(?:-[0-9]{1,5})?(?:/(?:tcp|udp|sctp))?$")
 _DIRECT_CONTAINER_KEYS = (
     "hostname", "init", "cap_add", "cap_drop", "extra_hosts", "ulimits", "shm_size",
-    "read_only", "security_opt", "stop_signal", "pids_limit", "memswap_limit",
+    "read_only", "security_opt", "stop_signal", "pids_limit", "memswap_limit", "mem_swappiness",
 )  # fmt: skip
 
 
@@ -336,43 +345,6 @@ def _logging(value: Any, path: str, container: dict[str, Any]) -> None:
         }  # without a driver: the node engine's default driver takes them, as in Compose and Swarm
 
 
-def _devices(value: Any, path: str) -> list[str]:
-    """``devices``: ``HOST[:CONTAINER[:PERMISSIONS]]`` strings or ``{source, target, permissions}``."""
-    out = []
-    for i, item in enumerate(list_(value, path)):
-        where = f"{path}[{i}]"
-        if isinstance(item, Mapping):
-            conf = mapping(item, where, ("source", "target", "permissions"))
-            if "source" not in conf:
-                raise err(f"{where}.source", "is required")
-            parts = [string(conf["source"], f"{where}.source")]
-            if conf.get("target") is not None or conf.get("permissions") is not None:
-                parts.append(string(conf.get("target") or parts[0], f"{where}.target"))
-            if conf.get("permissions") is not None:
-                parts.append(string(conf["permissions"], f"{where}.permissions"))
-            out.append(":".join(parts))
-        else:
-            out.append(scalar_text(item, where))
-    return out
-
-
-def _devices_and_pids(
-    conf: Mapping[str, Any], path: str, container: dict[str, Any], ignored: Callable[[str, str], None]
-) -> None:
-    """``devices`` (``HOST[:CONTAINER[:PERMISSIONS]]``; CDI names are ignored) and ``pids_limit``, or
-    ``deploy.resources.limits.pids`` when ``pids_limit`` is absent, into the container options."""
-    if conf.get("devices") is not None:
-        devices = _devices(conf["devices"], f"{path}.devices")
-        cdi = [d for d in devices if not d.startswith("/")]
-        if cdi:
-            ignored("devices (CDI)", f"CDI device names are not supported: {', '.join(cdi)}")
-        if len(cdi) < len(devices):
-            container["devices"] = [d for d in devices if d.startswith("/")]
-    limits = deploy_keys.resource_limits(conf.get("deploy"))
-    if "pids_limit" not in container and limits.get("pids") is not None:
-        container["pids_limit"] = limits["pids"]
-
-
 def _entries(conf: Mapping[str, Any], key: str, path: str, problems: Problems) -> list[Any]:
     value = conf.get(key)
     if value is None:
@@ -468,15 +440,25 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
             health = deploy_keys.healthcheck(conf["healthcheck"], f"{path}.healthcheck", warn)
             if health is not None:
                 spec["health"] = health
+    host_net = host_networking(conf, ctx.networks)  # the node's network namespace: no stack network
+    if host_net:
+        on_host_network(spec, lambda key, text: ctx.note(key, short, text))
+        ctx.note("host network", short, HOST_NETWORK_NOTE)
     with problems.check():
-        attachments = service_attachments(
-            conf.get("networks") or [DEFAULT_KEY],
-            f"{path}.networks",
-            ctx.networks,
-            lambda key, reason: ctx.ignored(key, short, reason),
-            ctx.refused_networks,
+        attachments = (
+            []
+            if host_net
+            else service_attachments(
+                conf.get("networks") or [DEFAULT_KEY],
+                f"{path}.networks",
+                ctx.networks,
+                lambda key, reason: ctx.ignored(key, short, reason),
+                ctx.refused_networks,
+            )
         )
-        spec["networks"] = [{"target": ctx.network(k).name, "aliases": aliases} for k, aliases in attachments]
+        spec["networks"] = spec.get("networks") or [
+            {"target": ctx.network(k).name, "aliases": aliases} for k, aliases in attachments
+        ]
         ctx.used_networks.extend(k for k, _ in attachments if k not in ctx.used_networks)
     with problems.check():
         if "user" in conf:
@@ -519,7 +501,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
                 )
             if shared:
                 ctx.shares[short] = shared
-            else:
+            elif not host_net:
                 key, reason = ignored_network_mode(conf["network_mode"])
                 ctx.ignored(key, short, reason)
     with problems.check():
@@ -534,7 +516,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     with problems.check():
         if conf.get("profiles") is not None:
             string_list(conf["profiles"], f"{path}.profiles")
-    if "container_name" in conf:
+    if "container_name" in conf and not host_net:  # the host network's note says it has no name there
         ctx.note(
             "container_name",
             short,
@@ -569,7 +551,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
             else groups
         )
     with problems.check():
-        _devices_and_pids(conf, path, container, lambda key, why: ctx.ignored(key, short, why))
+        devices_pids_pull(conf, path, container, lambda key, why: ctx.ignored(key, short, why))
     if container:
         spec["container"] = container
         try:

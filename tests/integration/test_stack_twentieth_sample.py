@@ -8,8 +8,8 @@ and each process by a sleep:
   equal to the memory limit (no swap: before, ignored with a warning); each service reachable by its
   ``container_name``.
 - OpenVidu's CE stack: ``logging`` with ``options`` and no ``driver`` (the engine's default driver takes
-  them: before, p2porch set ``json-file``), ``ulimits: {core: -1}``, ``network_mode: host`` (warned: the
-  tasks are on the stack's network, where they resolve each other).
+  them: before, p2porch set ``json-file``), ``ulimits: {core: -1}``, ``network_mode: host`` (since h49 the
+  node's network namespace, as ``docker run --network host``: before, warned and on the stack's network).
 - swarmprom's Traefik stack: a ``mode: global`` exporter with ``NODE_ID={{.Node.ID}}`` (one task per node,
   the node's id in each), Prometheus with two ``configs`` read from files, pinned to ``node.role ==
   manager``; ``tasks.node-exporter`` answers each task's address.
@@ -240,14 +240,17 @@ def test_thehives_stack_waits_for_healthy_databases_and_resolves_by_container_na
 def test_openvidus_logging_options_without_a_driver_reach_the_engines_default_driver(cluster):
     sb, nodes, workdir = cluster
     out = deploy(sb, workdir / "openvidu/docker-compose.yml", "ov")
-    assert "ignoring network_mode (services kms, redis)" in out["stderr"], out["stderr"]
+    assert (
+        "host network (services kms, redis): the tasks share their node's network namespace" in out["stderr"]
+    )
     kms = wait_for(lambda: container(nodes, "kms"), "a running kms container")
+    assert kms["HostConfig"]["NetworkMode"] == "host" and not kms["HostConfig"].get("PortBindings")
     # the engine's default driver (json-file in the sandbox) with the file's option
     assert kms["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "100M"}}
     assert {"Name": "core", "Soft": -1, "Hard": -1} in kms["HostConfig"]["Ulimits"]
     redis = wait_for(lambda: container(nodes, "redis"), "a running redis container")
     assert env_of(redis)["KMS_URIS"] == '["ws://kms:8888/kurento"]'
-    assert wait_for(lambda: resolves(redis, "kms") or None, "kms resolving from redis")
+    assert redis["HostConfig"]["NetworkMode"] == "host"  # no overlay address: its name is not answered
     assert len(cli_json(sb, "n1", "stack", "rm", "ov")["removed"]) == 2
 
 

@@ -117,9 +117,10 @@ services:
     assert "services.web" in error_paths(clash)
 
 
-def test_network_mode_host_is_still_ignored_with_a_warning() -> None:
+def test_network_mode_host_is_the_host_network_not_a_group() -> None:
     stack = load_stack("s", "services:\n  web:\n    image: nginx\n    network_mode: host\n")
-    assert any("network_mode" in w for w in stack.warnings)
+    assert any("network namespace" in w for w in stack.warnings)
+    assert stack.services[0].spec["networks"] == [{"target": "host", "aliases": []}]
     assert not ServiceSpec.from_dict(stack.services[0].spec).is_group
 
 

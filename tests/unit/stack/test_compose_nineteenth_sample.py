@@ -213,6 +213,7 @@ def test_a_network_key_ignored_in_several_services_is_one_warning() -> None:
     assert warned == [
         "ignoring networks.localnet.ipv4_address (services node0, node1): task addresses come from the "
         "node's lease",
-        "ignoring networks.hostnet (services edge, worker): host networking (Swarm's external network "
-        "'host') is not supported: the tasks are on the cluster network (as with network_mode: host)",
-    ]
+        "ignoring networks.hostnet (service edge): Swarm's external network 'host' beside other networks "
+        "is not applied: the tasks are on the others (attached to it alone, a service shares its node's "
+        "network namespace)",
+    ]  # worker, on hostnet alone, is on the host network (test_compose_real_world.py)

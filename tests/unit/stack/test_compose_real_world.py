@@ -276,9 +276,10 @@ def test_a_network_p2porch_cannot_create_is_refused_once_a_service_uses_it(netwo
     assert info.value.field == field, info.value.message
 
 
-def test_swarms_external_host_network_is_ignored_like_network_mode_host():
-    """``networks: [host]`` with ``host: {external: true}`` is how a Swarm stack asks for host networking;
-    p2porch ignores it with a warning naming the service, as it does ``network_mode: host``."""
+def test_swarms_external_host_network_alone_is_host_networking():
+    """``networks: [host]`` with ``host: {external: true}`` is how a Swarm stack asks for host networking:
+    alone, the service is on the host network (h49: was ignored); beside other networks it is ignored with
+    a warning naming the service."""
     definition = load(
         """
         services:
@@ -295,11 +296,12 @@ def test_swarms_external_host_network_is_ignored_like_network_mode_host():
           back: {}
         """
     )
-    assert spec_of(definition, "edge")["networks"] == [{"target": "app_default", "aliases": []}]
+    assert spec_of(definition, "edge")["networks"] == [{"target": "host", "aliases": []}]
+    assert spec_of(definition, "edge")["endpoint_mode"] == "dnsrr"
     assert spec_of(definition, "worker")["networks"] == [{"target": "app_back", "aliases": []}]
-    assert sorted(n.key for n in definition.networks) == ["back", "default"]
-    warned = [w for w in definition.warnings if "host networking" in w]
-    assert [w.split(":")[0] for w in warned] == ["ignoring networks.hostnet (services edge, worker)"]
+    assert sorted(n.key for n in definition.networks) == ["back"]
+    warned = [w for w in definition.warnings if "external network 'host'" in w]
+    assert [w.split(":")[0] for w in warned] == ["ignoring networks.hostnet (service worker)"]
 
 
 def test_a_network_alias_with_an_underscore_is_accepted():

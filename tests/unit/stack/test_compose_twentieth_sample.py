@@ -73,10 +73,10 @@ def test_openvidus_host_networked_media_stack():
     assert sources["/opt/openvidu/custom-layout"] == "/opt/openvidu/custom-layout"  # ${X}:${X}
     nginx = by["nginx"]["env"]
     assert nginx["PROXY_HTTP_PORT"] == "80" and nginx["PUBLIC_IP"] == "auto-ipv4"
-    # every service is host-networked: one line naming the five, never a silent drop
-    assert [w for w in definition.warnings if "network_mode" in w] == [
-        "ignoring network_mode (services openvidu-server, kms, redis, coturn, nginx): every task is on the "
-        "cluster network (Swarm ignores it too)"
+    # every service is host-networked (h49: was ignored, the tasks on the cluster network), said in one line
+    assert {s["networks"][0]["target"] for s in by.values()} == {"host"} and not definition.networks
+    assert [w.split(":")[0] for w in definition.warnings if "network namespace" in w] == [
+        "host network (services openvidu-server, kms, redis, coturn, nginx)"
     ]
 
 
@@ -186,7 +186,8 @@ def test_a_volume_subpath_is_refused_naming_the_key():
         """
     )
     assert (
-        "services.web.volumes[0].volume.subpath: mounting a subpath of a volume is not supported" in message
+        "services.web.volumes[0].volume.subpath: needs Docker Engine API 1.45 (Docker 26.0) on the node"
+        in message
     )
 
 

@@ -1,0 +1,79 @@
+"""Compose service keys read into a task's engine options with more than a copy (pure): ``devices``,
+``pids_limit`` (or ``deploy.resources.limits.pids``) and ``pull_policy``.
+
+Writes into the service's ``container`` options dict (``ContainerOptions.from_dict`` validates it) and
+reports what it ignores through the ``ignored(key, reason)`` callback; never reads files or the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import deploy as deploy_keys
+from .values import err, list_, mapping, scalar_text, string
+
+#: Compose's refresh policies: pull when the last pull is older than a day, a week, the duration
+_REFRESH_RE = re.compile(r"^(?:daily|weekly|refresh|every_(?:[0-9]+[wdhms])+)$")
+_PULL_POLICIES = ("always", "never", "missing", "if_not_present", "build")
+
+
+def _devices(value: Any, path: str) -> list[str]:
+    """``devices``: ``HOST[:CONTAINER[:PERMISSIONS]]`` strings or ``{source, target, permissions}``."""
+    out = []
+    for i, item in enumerate(list_(value, path)):
+        where = f"{path}[{i}]"
+        if isinstance(item, Mapping):
+            conf = mapping(item, where, ("source", "target", "permissions"))
+            if "source" not in conf:
+                raise err(f"{where}.source", "is required")
+            parts = [string(conf["source"], f"{where}.source")]
+            if conf.get("target") is not None or conf.get("permissions") is not None:
+                parts.append(string(conf.get("target") or parts[0], f"{where}.target"))
+            if conf.get("permissions") is not None:
+                parts.append(string(conf["permissions"], f"{where}.permissions"))
+            out.append(":".join(parts))
+        else:
+            out.append(scalar_text(item, where))
+    return out
+
+
+def devices_pids_pull(
+    conf: Mapping[str, Any], path: str, container: dict[str, Any], ignored: Callable[[str, str], None]
+) -> None:
+    """``devices`` (``HOST[:CONTAINER[:PERMISSIONS]]``; CDI names are ignored), ``pids_limit``, or
+    ``deploy.resources.limits.pids`` when ``pids_limit`` is absent, and ``pull_policy`` into the container
+    options."""
+    if conf.get("devices") is not None:
+        devices = _devices(conf["devices"], f"{path}.devices")
+        cdi = [d for d in devices if not d.startswith("/")]
+        if cdi:
+            ignored("devices (CDI)", f"CDI device names are not supported: {', '.join(cdi)}")
+        if len(cdi) < len(devices):
+            container["devices"] = [d for d in devices if d.startswith("/")]
+    limits = deploy_keys.resource_limits(conf.get("deploy"))
+    if "pids_limit" not in container and limits.get("pids") is not None:
+        container["pids_limit"] = limits["pids"]
+    if conf.get("pull_policy") is not None:
+        policy = pull_policy(conf["pull_policy"], f"{path}.pull_policy", ignored)
+        if policy != "missing":
+            container["pull_policy"] = policy
+
+
+def pull_policy(value: Any, path: str, ignored: Callable[[str, str], None]) -> str:
+    """Compose's ``pull_policy`` as a node's: ``always``, ``never`` and ``missing`` (``if_not_present``)
+    as written; ``build`` (nothing is built here: the named image is pulled when missing) and the refresh
+    policies (``daily``, ``weekly``, ``every_12h``: a node keeps no pull times) as ``missing``, warned."""
+    policy = string(value, path)
+    if _REFRESH_RE.match(policy):
+        ignored(f"pull_policy: {policy}", "a node keeps no pull times: it pulls the image when it lacks it")
+        return "missing"
+    if policy not in _PULL_POLICIES:
+        raise err(
+            path, f"expected always, never, missing, build, daily, weekly or every_<duration>, got {policy!r}"
+        )
+    if policy == "build":
+        ignored("pull_policy: build", "nothing is built: a node pulls the named image when it lacks it")
+        return "missing"
+    return "missing" if policy == "if_not_present" else policy
