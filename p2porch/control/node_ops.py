@@ -18,6 +18,7 @@ from ..model import Availability, Node, NodeRole, NodeStatus, natural_key, node_
 from ..raft import commands as C
 from ..raft.lag import progress_view
 from ..raft.state import ClusterState
+from .fresh_read import redone_on_newer_record
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
@@ -219,6 +220,7 @@ class NodeOps:
             raise NotFoundError(f"No such node: {ref}", field="NODE")  # Docker's words
         return node
 
+    @redone_on_newer_record("node_version")
     async def update_node(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
         """Change a node's availability and labels (``label_add`` map, ``label_rm`` list)."""
         node = self.find_node(ref)
