@@ -1,8 +1,9 @@
 """A request whose write is conditional on a version this node read is redone on a newer record (shell).
 
-``node update``, ``service update`` / ``scale`` / ``rollback`` / ``rebalance`` / ``rm`` read the record
-from this node's snapshot and write a command conditional on the version read (``node_version``,
-``service_version``): the FSM refuses it when the record changed between the read and the commit. The
+``node update``, ``node rm``'s demotion of a leading voter, ``service update`` / ``scale`` / ``rollback``
+/ ``rebalance`` / ``rm`` read the record from this node's snapshot and write a command conditional on the
+version read (``node_version``, ``service_version``): the FSM refuses it when the record changed between
+the read and the commit. The
 user gave no version (``--if-version`` is checked against the record before the write, and again on the
 redo): what they asked for is a change to whatever the record is, so the cluster's own work on it
 meanwhile (the leader marking a rollout done or a node ready, an agent recording its engine or key, the

@@ -11,6 +11,7 @@ between the request's read and its write, as a commit of the leader's or an agen
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -96,12 +97,12 @@ def _nodes() -> ClusterState:
     return state
 
 
-async def test_node_update_while_the_agent_records_its_engine_is_done(node_ops: Callable) -> None:
-    ops, raft = node_ops(_nodes())
+def _agent_writes_first(ops: Any, raft: Any) -> None:
+    """n2's agent records its engine unreachable between the request's read and its first write."""
     write, raced = ops.cluster.write, []
 
     async def agent_first(command: bytes) -> object:
-        if not raced:  # n2's agent records its engine unreachable between the read and this write
+        if not raced:
             raced.append(True)
             engine = C.UpdateNode(at=3.0, node_id="id2", engine_down_at=2.5, engine_error="gone")
             raft.state, result, _ = apply(raft.state, engine.encode())
@@ -109,6 +110,19 @@ async def test_node_update_while_the_agent_records_its_engine_is_done(node_ops: 
         return await write(command)
 
     ops.cluster.write = agent_first
+
+
+async def test_node_update_while_the_agent_records_its_engine_is_done(node_ops: Callable) -> None:
+    ops, raft = node_ops(_nodes())
+    _agent_writes_first(ops, raft)
     view = await ops.update_node("n2", {"label_add": {"zone": "a"}})
     assert view["labels"] == {"zone": "a"}
     assert raft.state.nodes["id2"].engine_down_at == 2.5  # the agent's record kept
+
+
+async def test_node_rm_records_the_leading_voter_as_replica_on_its_newest_record(node_ops: Callable) -> None:
+    """``node rm`` of the Raft leader first records it as a replica (it steps down): that write too."""
+    ops, raft = node_ops(_nodes())
+    _agent_writes_first(ops, raft)
+    await ops._record_replica("id2")
+    assert raft.state.nodes["id2"].role == NodeRole.REPLICA and raft.state.nodes["id2"].engine_down_at == 2.5
