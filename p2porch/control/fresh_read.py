@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from ..errors import ConflictError
 
@@ -35,11 +35,11 @@ T = TypeVar("T")
 
 def redone_on_newer_record(
     version_field: str, attempts: int = ATTEMPTS
-) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+) -> Callable[[Callable[P, Coroutine[Any, Any, T]]], Callable[P, Coroutine[Any, Any, T]]]:
     """Decorate a request method: a ConflictError on ``version_field`` (the record changed after it was
     read) runs it again, up to ``attempts`` runs in all."""
 
-    def decorate(request: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    def decorate(request: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(request)
         async def redone(*args: P.args, **kwargs: P.kwargs) -> T:
             for run in range(1, attempts):
