@@ -3,12 +3,11 @@
 ``node update``, ``node rm``'s demotion of a leading voter, ``service update`` / ``scale`` / ``rollback``
 / ``rebalance`` / ``rm`` read the record from this node's snapshot and write a command conditional on the
 version read (``node_version``, ``service_version``): the FSM refuses it when the record changed between
-the read and the commit. The
-user gave no version (``--if-version`` is checked against the record before the write, and again on the
-redo): what they asked for is a change to whatever the record is, so the cluster's own work on it
-meanwhile (the leader marking a rollout done or a node ready, an agent recording its engine or key, the
-autopilot's role change) is no reason to refuse it, and a user typing the command got "service_version
-is 7, expected 6" for nothing. :func:`redone_on_newer_record` owns that redo only: the whole request
+the read and the commit. The user gave no version (``--if-version`` is checked against the record
+before the write, and again on the redo): what they asked for is a change to whatever the record is, so
+the cluster's own work on it meanwhile (the leader marking a rollout done or a node ready, an agent
+recording its engine or key, the autopilot's role change) is no reason to refuse it, and a user typing
+the command got "service_version is 7, expected 6" for nothing. :func:`redone_on_newer_record` owns that redo only: the whole request
 runs again (it reads the record again: the refused write was applied on this node, so its snapshot holds
 the change that came first), at most ``attempts`` times; any other refusal is raised as it was. A refused
 write changed nothing, so running the request again never writes twice.
