@@ -18,6 +18,7 @@ from ..model import Availability, Node, NodeRole, NodeStatus, natural_key, node_
 from ..raft import commands as C
 from ..raft.lag import progress_view
 from ..raft.state import ClusterState
+from .fresh_read import redone_on_newer_record
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
@@ -219,6 +220,7 @@ class NodeOps:
             raise NotFoundError(f"No such node: {ref}", field="NODE")  # Docker's words
         return node
 
+    @redone_on_newer_record("node_version")
     async def update_node(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
         """Change a node's availability and labels (``label_add`` map, ``label_rm`` list)."""
         node = self.find_node(ref)
@@ -294,19 +296,22 @@ class NodeOps:
             )
         return {**removed, "key_epoch": rotation["key_epoch"]}
 
+    @redone_on_newer_record("node_version")
+    async def _record_replica(self, node_id: str) -> None:
+        """Record ``node_id`` as a replica (its store restarts as one), on its newest record."""
+        node = self.find_node(node_id)
+        demote = C.UpdateNode(
+            at=self.cluster.clock.now(), node_id=node_id, node_version=node.version, role=NodeRole.REPLICA
+        )
+        await self.cluster.write(demote.encode())
+
     async def _remove_voter(self, node: Node) -> None:
         """Take ``node`` out of the Raft configuration before its record goes. The leader cannot be
         removed (Raft: it would have to remove itself), so a leading node is first recorded as a
         replica: it restarts its store as one and the others elect a leader among themselves."""
         store = self.cluster.require_store()
         if store.status().leader == node.raft_addr:
-            demote = C.UpdateNode(
-                at=self.cluster.clock.now(),
-                node_id=node.node_id,
-                node_version=node.version,
-                role=NodeRole.REPLICA,
-            )
-            await self.cluster.write(demote.encode())
+            await self._record_replica(node.node_id)
             log.warning(
                 "node rm: %s leads the Raft group: recorded as a replica so that it steps down", node.name
             )

@@ -37,6 +37,7 @@ from ..raft.spec_size import check_spec_size
 from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress, shown_desired_state
 from ..stack.names import swarm_service_name
+from .fresh_read import redone_on_newer_record
 from .network_ops import network_changes
 from .secret_ops import file_ref_changes, resolve_file_refs
 from .task_liveness import counts_as_running, stale_message
@@ -280,6 +281,7 @@ class ServiceOps:
         await self.manager.write(create.encode())
         return self.written_view(service_id, spec.name)
 
+    @redone_on_newer_record("service_version")
     async def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Merge ``changes`` into the spec. With ``expected_version`` (compare-and-set) the update is
         refused with ConflictError unless the service is still at that version when it commits."""
@@ -331,6 +333,7 @@ class ServiceOps:
             raise NotAllowedError(global_scale_refusal(service.name, service.spec.mode), field="replicas")
         return await self.update(ref, {"replicas": replicas})
 
+    @redone_on_newer_record("service_version")
     async def rollback(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
         if service.spec.is_job:
@@ -360,12 +363,11 @@ class ServiceOps:
         await self.manager.write(update.encode())
         return {**self.written_view(service.service_id, service.name), "changed": list(change.fields)}
 
+    @redone_on_newer_record("service_version")
     async def rebalance(self, ref: str) -> dict[str, Any]:
-        """Ask the leader to spread the service's tasks over the nodes that can run them now.
-
-        Moves are start-first, one at a time per service; the request clears itself once the service is
-        balanced (``rebalance`` in the view says ``requested`` until then).
-        """
+        """Ask the leader to spread the service's tasks over the nodes that can run them now. Moves are
+        start-first, one at a time per service; the request clears itself once the service is balanced
+        (``rebalance`` in the view says ``requested`` until then)."""
         service = self.find(ref)
         if service.spec.is_job:
             raise ConfigError(f"{service.name} is a job: its tasks run to completion", field="SERVICE")
@@ -384,6 +386,7 @@ class ServiceOps:
         await self.manager.write(C.UpdateService.of(service, at=now, rebalance_requested=now).encode())
         return self.written_view(service.service_id, service.name)
 
+    @redone_on_newer_record("service_version")
     async def remove(self, ref: str) -> dict[str, Any]:
         service = self.find(ref)
         remove = C.RemoveService(

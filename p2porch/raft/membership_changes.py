@@ -8,7 +8,8 @@ it (pysyncobj applies a change when it is appended): it is done only once a barr
 committed by the same leader in the same term, ``voter_change.settled`` judges. Until its outcome is
 known the change is this store's unsettled one, and no other change of this store starts (pysyncobj
 0.3.17 would append a second change while the first is uncommitted: two changes in flight can give two
-disjoint majorities); a caller asking for the change already running waits for it and confirms it. It
+disjoint majorities); a caller asking while a change runs waits for it (and confirms it, if it is the
+same change) instead of being refused. It
 must never report a change done from a configuration alone, nor propose a second change while one of
 its own may be uncommitted; it never touches the replicated state.
 """
@@ -64,11 +65,13 @@ class VoterChanges:
     async def change(self, kind: Kind, addr: str, timeout_s: float) -> None:
         """Carry out one change: return once it is committed, raise ProposalTimeout when its outcome is
         not known in time (retrying the same change is safe: a committed one is done), RaftError when
-        another change of this store is running or may be uncommitted. The same change already running
-        (``node rm`` of a leader beside the autopilot removing that demoted voter) is waited for, then
-        confirmed by this caller's own round: both callers learn the one outcome."""
+        another change of this store is still running at the timeout or may be uncommitted. A change
+        already running is waited for (within ``timeout_s``) before this one starts: the same change
+        (``node rm`` of a leader beside the autopilot removing that demoted voter) is then confirmed by
+        this caller's own round, both callers learning the one outcome; a different one (``node rm``
+        of a voter while the autopilot adds a joiner) goes next, one change at a time as before."""
         deadline = trio.current_time() + timeout_s
-        while self._running == (kind, addr):
+        while self._running is not None:
             with trio.move_on_at(deadline):
                 await self._running_ended.wait()
             if self._running == (kind, addr):
@@ -76,12 +79,12 @@ class VoterChanges:
                     f"{kind} voter {addr}: the same change, started by another caller on this node, "
                     f"did not end within {timeout_s:.3g} s; it may still happen: retry the same change"
                 )
-        if self._running is not None:
-            running_kind, running_addr = self._running
-            raise RaftError(
-                f"{kind} voter {addr}: refused, this node's {running_kind} voter {running_addr} is in "
-                "progress (one membership change at a time)"
-            )
+            if self._running is not None and trio.current_time() >= deadline:
+                running_kind, running_addr = self._running
+                raise RaftError(
+                    f"{kind} voter {addr}: refused, this node's {running_kind} voter {running_addr} was "
+                    f"still in progress after {timeout_s:.3g} s (one membership change at a time)"
+                )
         self._running, self._running_ended = (kind, addr), trio.Event()
         try:
             await self._settle_other(kind, addr, deadline)
