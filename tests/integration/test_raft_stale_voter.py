@@ -38,7 +38,7 @@ from p2porch.testing.raftprocs import LocalCluster, NodeProc
 
 pytestmark = pytest.mark.integration
 
-PROMPT_S = 4.0  # from SIGCONT to the stale voter holding the new leader's writes and naming it
+PROMPT_S = 8.0  # SIGCONT to following the new leader (0.02-2.09 s measured; without the fix: never)
 CATCH_UP_S = 20.0
 
 
