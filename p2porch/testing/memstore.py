@@ -176,6 +176,7 @@ class MemoryStore:
         self.closed = False
         self.proposals = 0
         self.tick_lateness = TickLateness()  # never ticked: 0, unless a test says otherwise
+        self.command_readers: command_gate.Readers | None = None  # no write gate (RaftStore's)
 
     def snapshot(self) -> ClusterState:
         return self.raft.state

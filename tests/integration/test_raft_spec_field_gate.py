@@ -99,7 +99,8 @@ def test_a_spec_field_waits_for_every_node_to_read_it(cluster: LocalCluster, old
     assert web["spec"]["replicas"] == 2 and web["spec"]["container"] == {}
 
     # past the gate (the API of the release before this check): v2 applies it as an invalid service
-    swap = C.CreateService(at=time.time(), service_id="s-swap", spec=ServiceSpec.from_dict(MEMSWAP))
+    swapped = ServiceSpec.from_dict({**MEMSWAP, "name": "swap"})
+    swap = C.CreateService(at=time.time(), service_id="s-swap", spec=swapped)
     assert committed(first.call(op="propose", cmd=swap.encode().hex(), timeout_s=10.0)) == 4
     services = services_at(cluster, 4)
     assert services["v2"]["s-swap"]["invalid"].endswith("memswap_limit_bytes: unknown container option")
