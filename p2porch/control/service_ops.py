@@ -31,6 +31,7 @@ from ..model.group import MAIN_NAME
 from ..model.jobspec import global_scale_refusal
 from ..model.metadata_limits import check_spec
 from ..model.spec import check_endpoint_ports, check_update_allowed
+from ..raft import command_gate
 from ..raft import commands as C
 from ..raft.published_ports import check_chosen_ports, endpoint_ports
 from ..raft.spec_size import check_spec_size
@@ -274,6 +275,7 @@ class ServiceOps:
         spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(body)))
         check_spec(spec)
         check_spec_size(spec)  # nothing is created that an update could not carry
+        command_gate.admit_spec(spec, None, self.manager.require_store().command_readers)
         if self._state().service_by_name(spec.name) is not None:
             raise ConflictError(f"a service named {spec.name!r} already exists", field="name")
         service_id = secrets.token_hex(SERVICE_ID_BYTES)
@@ -304,6 +306,7 @@ class ServiceOps:
         check_spec(spec, service.spec)  # only what the update makes worse
         check_spec_size(spec)
         check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job
+        command_gate.admit_spec(spec, service.spec, self.manager.require_store().command_readers)
         if force and not spec.is_job:  # as Docker's ForceUpdate: a new template, so every task rolls
             spec = dataclasses.replace(spec, force_update=service.spec.force_update + 1)
         now = self.clock.now()

@@ -20,6 +20,7 @@ from ..model import ServiceSpec
 from ..model.metadata_limits import check_labels, check_spec
 from ..model.rollback_point import changed_fields
 from ..model.spec import check_update_allowed
+from ..raft import command_gate
 from ..raft.spec_size import check_spec_size
 from ..stack.names import STACK_LABEL, check_stack_name, service_name, stack_membership
 from ..stack.networks import StackNetwork
@@ -199,8 +200,10 @@ class StackOps:
         ``fields`` (the spec keys it changes). Nothing written. Raises what the deploy would be refused
         with, before its first write: ConflictError (a name taken outside the stack, an ingress port
         published twice or owned), NotFoundError (a secret or config missing: ``creating`` names those
-        a dry run would create first), ConfigError (a service becoming a job)."""
+        a dry run would create first), ConfigError (a service becoming a job), NotAllowedError (a spec
+        field some member does not read yet)."""
         state = self.services.manager.snapshot()
+        readers = self.services.manager.require_store().command_readers  # a newer spec field's gate
         steps: list[dict[str, Any]] = []
         ingress: dict[tuple[str, int], str] = {}  # within the stack: checked before any write too
         for service in definition.services:
@@ -223,6 +226,8 @@ class StackOps:
             check_spec(spec, record.spec if record is not None else None, _compose_keys(service.short_name))
             if record is None:
                 check_spec_size(stored, f"services.{service.short_name}")  # as the create stores it
+                with refusal_named(service.short_name):
+                    command_gate.admit_spec(stored, None, readers)
                 steps.append(
                     {"name": service.name, "short": service.short_name, "action": CREATED, "id": None}
                 )
@@ -242,6 +247,8 @@ class StackOps:
                     state, validate_spec(updated_spec_dict(record.spec, dict(service.spec))), creating
                 )
             check_spec_size(updated, f"services.{service.short_name}")
+            with refusal_named(service.short_name):
+                command_gate.admit_spec(updated, record.spec, readers)
             # a file has no force_update (`service update --force`'s counter) and the update keeps the
             # service's: compared with it, so a redeploy after a --force is not "updated" with no change
             stored = dataclasses.replace(stored, force_update=record.spec.force_update)

@@ -8,8 +8,11 @@ each command may be written in: the lowest any member reads. :func:`admit` is th
 encoded bytes (the store calls it for every proposal: the leader's and a follower's before it is
 forwarded): a command within the gate passes unchanged; one above it is written as the older body when
 the command has one (``Command.older_body``: ``update_node`` without the restart hold is version 1), or
-refused with a ``NotAllowedError`` naming the command and the nodes that are behind. Nothing here reads
-a clock, the network or the store (see docs/raft.md, "Commands: types, codec, versions, compatibility").
+refused with a ``NotAllowedError`` naming the command and the nodes that are behind. The service spec's
+fields have a version of their own (``model/spec_fields.py``, advertised as the entry ``spec``):
+:func:`admit_spec` is the edges' check (service create/update, stack deploy) that refuses a spec using a
+field some member does not read. Nothing here reads a clock, the network or the store (see
+docs/raft.md, "Commands: types, codec, versions, compatibility").
 """
 
 from __future__ import annotations
@@ -23,14 +26,18 @@ from typing import Any
 import msgpack
 
 from ..errors import NotAllowedError, WireError
+from ..model import ServiceSpec, spec_fields
 from .codec import decode
 from .commands import COMMANDS, decode_command
 
+SPEC = "spec"  # the advertised entry of the service spec's field version (model/spec_fields.py)
 #: what a node that advertises nothing reads: every command the release before the gate knew, at its
 #: version then (fixed: a later bump or a new command is above it, so advertised and gated); a tag not
-#: here is version 0, read by no such node. ``update_node`` version 2 (the restart hold) came with the gate.
+#: here is version 0, read by no such node. ``update_node`` version 2 (the restart hold) came with the
+#: gate; the spec's fields of then are spec version 1.
 BASELINE: Mapping[str, int] = MappingProxyType(
     {
+        SPEC: 1,
         "add_node": 1,
         "claim_leader_epoch": 1,
         "create_network": 1,
@@ -56,6 +63,9 @@ BASELINE: Mapping[str, int] = MappingProxyType(
         "update_service": 2,
     }
 )
+#: entries advertised later than others a release advertised: tag -> (other tag, its version, the
+#: version implied). The gate's release (update_node 2) read spec version 2 but advertised no ``spec``.
+IMPLIED: Mapping[str, tuple[str, int, int]] = MappingProxyType({SPEC: ("update_node", 2, 2)})
 #: every member's advertisement (node id -> its gossip ``cv`` map, None: none), as the store reads them
 Readers = Callable[[], Mapping[str, Mapping[str, Any] | None]]
 MAX_ADVERTISED = 64  # entries of an advertisement that are looked at (a peer's meta is bounded anyway)
@@ -63,8 +73,9 @@ PEEK_BYTES = 128  # the header peek's first try: a command's tag and version, as
 
 
 def reads() -> dict[str, int]:
-    """The body version of each command this node reads (the newest its decoder accepts)."""
-    return {tag: cls.VERSION for tag, cls in COMMANDS.items()}
+    """The body version of each command this node reads (the newest its decoder accepts), and the spec
+    version of the service specs it reads (``spec``)."""
+    return {tag: cls.VERSION for tag, cls in COMMANDS.items()} | {SPEC: spec_fields.SPEC_VERSION}
 
 
 def advertisement(own: Mapping[str, int] | None = None) -> dict[str, int]:
@@ -80,6 +91,9 @@ def member_reads(advertised: Mapping[str, Any] | None) -> dict[str, int]:
         for tag, version in list(advertised.items())[:MAX_ADVERTISED]:
             if isinstance(tag, str) and type(version) is int and version > out.get(tag, 0):
                 out[tag] = version
+        for tag, (other, at, implied) in IMPLIED.items():
+            if out.get(other, 0) >= at and out.get(tag, 0) < implied:
+                out[tag] = implied
     return out
 
 
@@ -158,6 +172,8 @@ def admit(data: bytes, members: Readers) -> bytes:
     older body; ``members`` (read only for a command above the baseline) gives every member's
     advertisement. Raises NotAllowedError when no member-readable body exists."""
     tag, version = header(data)
+    if tag == SPEC:  # an entry of the advertisement, not a command
+        raise WireError(f"{SPEC!r} is not a command tag")
     if version <= BASELINE.get(tag, 0):
         return data
     current = gate(members())
@@ -173,4 +189,29 @@ def admit(data: bytes, members: Readers) -> bytes:
         f"{tag} version {version} is not read by every node yet: {shown} read up to version {allowed}; "
         "upgrade them first",
         field="command",
+    )
+
+
+def admit_spec(spec: ServiceSpec, current: ServiceSpec | None, members: Readers | None) -> None:
+    """Refuse (NotAllowedError naming the fields and the members behind) a spec written by a user that
+    uses a field or value form some member does not read yet (``model/spec_fields.py``); ``current``,
+    the service's spec before an update, keeps the ones it already uses (every member has them
+    already, as they are). ``members`` None (no gate) or read only when the spec uses a newer field."""
+    used = spec_fields.used_above(spec, BASELINE[SPEC])
+    if members is None or not used:
+        return
+    current_gate = gate(members())
+    allowed = current_gate.allowed.get(SPEC, 0)
+    kept = spec_fields.used_above(current, allowed) if current is not None else {}
+    unread = {name: v for name, v in used.items() if v > allowed and name not in kept}
+    if not unread:
+        return
+    behind = current_gate.behind(SPEC, min(unread.values()))
+    shown = ", ".join(behind[:10]) + (f" and {len(behind) - 10} more" if len(behind) > 10 else "")
+    names = ", ".join(f"{name} (spec version {v})" for name, v in sorted(unread.items()))
+    one = len(unread) == 1
+    raise NotAllowedError(
+        f"{names} {'is' if one else 'are'} not read by every node yet: {shown} read spec fields up to "
+        f"version {allowed}; upgrade them first, or leave {'it' if one else 'them'} out",
+        field=min(unread),
     )

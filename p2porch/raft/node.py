@@ -10,6 +10,8 @@ Requests: {"op": "status"} | {"op": "raw"} | {"op": "state"} | {"op": "services"
 | {"op": "propose", "cmd": hex}
 | {"op": "compact"} | {"op": "heartbeat_gap"} | {"op": "init"}
 | {"op": "create", "id": str, "pad": label bytes (large entries)}
+| {"op": "write_spec", "id": str, "spec": plain spec} (a service created or updated as the API writes it,
+after the spec field gate: ``command_gate.admit_spec``)
 | {"op": "bench", "count": N, "concurrency": K, "prefix": str} | {"op": "gc"} (the collector's figures)
 | {"op": "add_voter" | "remove_voter", "addr": str}
 | {"op": "advertisements", "members": {node id: command versions or null}} (tests: what gossip tells a
@@ -40,8 +42,8 @@ from ..errors import P2POrchError
 from ..model import ServiceSpec
 from ..model.placement import NAME_RE
 from ..model.spec import RESERVED_NAMES
+from . import command_gate, dumps, journal, pre_vote_elections
 from . import commands as C
-from . import dumps, journal, pre_vote_elections
 from .bridge import RAFT_SWITCH_INTERVAL_S
 from .election_timeout import lost_leader_delay_s
 from .store import RaftStore, StoreConfig, open_raft_store
@@ -93,6 +95,15 @@ async def _handle(store: RaftStore, req: dict[str, Any]) -> dict[str, Any]:
         pad = int(req.get("pad", 0))  # > 0: a large entry (>= 64 KiB travels as a pysyncobj transmission)
         result = await store.propose(_create(sid, pad=pad), timeout_s)
         return {"ok": bool(result["ok"]), "result": result}
+    if op == "write_spec":  # as the API's service create/update: the spec field gate, then the write
+        spec, sid = ServiceSpec.from_dict(req["spec"]), str(req["id"])
+        current = store.snapshot().services.get(sid)
+        command_gate.admit_spec(spec, current.spec if current else None, store.command_readers)
+        if current is None:
+            write: C.Command = C.CreateService(at=time.time(), service_id=sid, spec=spec)
+        else:
+            write = C.UpdateService.of(current, at=time.time(), spec=spec)
+        return {"ok": True, "result": await store.propose(write.encode(), timeout_s)}
     if op == "gc":  # bench/raft_rss_hours.py: what the collector holds and froze
         return {"ok": True, "gc": gc_freeze.figures()}
     if op == "bench":

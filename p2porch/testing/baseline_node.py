@@ -4,21 +4,37 @@
 
 It reads ``update_node`` only as the releases before the restart hold did: version 1 without the hold
 fields (a version-2 entry is refused with a WireError, a version-1 body naming a hold field with a
-ConfigError, its state untouched either way), and it advertises nothing: the node the write gate
-(``raft/command_gate.py``) must keep every writer within.
+ConfigError, its state untouched either way), and service specs of spec version 1
+(``model/spec_fields.py``): ``container.memswap_limit`` is an unknown container option and log options
+need a log driver, so such a spec is applied as an invalid service, as that release's decoder does. It
+advertises nothing: the node the write gate (``raft/command_gate.py``) must keep every writer within.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..errors import ConfigError
+from ..model import container_opts
 from ..raft import commands as C
 from ..raft import node as store_node
 
 
 def read_baseline_only() -> None:
-    """This process's decoder: ``update_node`` version 1 without the hold fields."""
+    """This process's decoder: ``update_node`` version 1 without the hold fields, spec version 1."""
     C.UpdateNode.VERSION = 1
     for name in ("restart_until", "restart_incarnation"):
         C._NODE_FIELDS.pop(name, None)
+    container_opts._PARSERS.pop("memswap_limit_bytes", None)
+    container_opts._ALIASES.pop("memswap_limit", None)
+    checks = container_opts.ContainerOptions.__post_init__
+
+    def with_the_driver_rule(options: Any) -> None:  # the rule session 48 dropped
+        checks(options)
+        if options.log_opts and not options.log_driver:
+            raise ConfigError("container.log_opts: need a log driver", field="container.log_opts")
+
+    container_opts.ContainerOptions.__post_init__ = with_the_driver_rule  # type: ignore[method-assign,assignment]
 
 
 if __name__ == "__main__":

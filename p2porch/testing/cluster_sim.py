@@ -545,9 +545,14 @@ class _Control:
     def __init__(self, sim: ClusterSim) -> None:
         self.sim = sim
         self.config = Config()  # the default ports, which services may not publish
+        self.command_readers = None  # every member reads every spec field (no rolling upgrade here)
 
     def snapshot(self) -> ClusterState:
         return self.sim.state
+
+    def require_store(self) -> _Control:
+        """The store's part the API's operations read besides the state: ``command_readers``."""
+        return self
 
     async def write(self, command: bytes) -> Any:
         return self.sim.write(command)

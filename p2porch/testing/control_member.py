@@ -55,6 +55,9 @@ class StoreManager:
     def snapshot(self) -> ClusterState:
         return self.store.snapshot()
 
+    def require_store(self) -> RaftStore:
+        return self.store
+
     async def write(self, command: bytes) -> Any:
         return await self.store.write(command, timeout_s=self.config.raft.commit_timeout_s)
 

@@ -26,6 +26,7 @@ import trio
 
 from ..config import Config
 from ..errors import NotLeaderError, ProposalTimeout, RaftError
+from ..raft import command_gate
 from ..raft import commands as C
 from ..raft.fsm import Change, apply
 from ..raft.pacer import TickLateness
@@ -175,6 +176,7 @@ class MemoryStore:
         self.closed = False
         self.proposals = 0
         self.tick_lateness = TickLateness()  # never ticked: 0, unless a test says otherwise
+        self.command_readers: command_gate.Readers | None = None  # no write gate (RaftStore's)
 
     def snapshot(self) -> ClusterState:
         return self.raft.state
@@ -328,10 +330,15 @@ class MemoryManager:
         self.local: ClusterState | None = None
         self.writes = 0
         self.commands: list[str] = []
+        self.command_readers: command_gate.Readers | None = None  # no gate unless a test sets members
         self._apply(C.InitCluster(at=0.0, cluster_id="c0ffee").encode())
 
     def snapshot(self) -> ClusterState:
         return self.state if self.local is None else self.local
+
+    def require_store(self) -> MemoryManager:
+        """The store's part the control ops read besides the state: ``command_readers``."""
+        return self
 
     async def write(self, command: bytes) -> object:
         self.writes += 1

@@ -58,9 +58,9 @@ def advertise(cluster: LocalCluster) -> None:
             assert node.call(op="advertisements", members=members)["ok"]
 
 
-def same_states(cluster: LocalCluster, version: int, timeout_s: float = 15.0) -> dict[str, Any]:
-    """Every node's state once each reached ``version``: the same everywhere, no entry refused; its
-    node records by id."""
+def states_at(cluster: LocalCluster, version: int, timeout_s: float = 15.0) -> dict[str, Any]:
+    """Every node's state (by node name) once each reached ``version``, none past it (no entry refused
+    anywhere), no command undecodable anywhere."""
     deadline = time.monotonic() + timeout_s
     states: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -70,10 +70,17 @@ def same_states(cluster: LocalCluster, version: int, timeout_s: float = 15.0) ->
         time.sleep(0.05)
     versions = {name: s["version"] for name, s in states.items()}
     assert set(versions.values()) == {version}, versions
-    first = next(iter(states.values()))
-    assert all(s == first for s in states.values())
     for node in cluster.nodes:
         assert node.call(op="raw")["raw"]["undecodable_commands"] == "0"
+    return states
+
+
+def same_states(cluster: LocalCluster, version: int, timeout_s: float = 15.0) -> dict[str, Any]:
+    """Every node's state once each reached ``version``: the same everywhere, no entry refused; its
+    node records by id."""
+    states = states_at(cluster, version, timeout_s)
+    first = next(iter(states.values()))
+    assert all(s == first for s in states.values())
     return {node["node_id"]: node for node in first["nodes"]}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from p2porch.errors import NotAllowedError, WireError
 from p2porch.gossip import messages
-from p2porch.model import NodeStatus
+from p2porch.model import NodeStatus, ServiceSpec
 from p2porch.raft import command_gate as G
 from p2porch.raft import commands as C
 
@@ -26,9 +27,11 @@ def never() -> dict[str, Any]:
 
 
 def test_this_release_advertises_update_node_version_2_above_the_baseline() -> None:
-    assert NEW == {"update_node": 2}
-    # what the release before the gate reads, pinned: every tag it knew at 1, update_service at 2
+    assert NEW == {"spec": 2, "update_node": 2}
+    # what the release before the gate reads, pinned: every tag it knew at 1, update_service at 2, the
+    # spec fields of then (spec version 1)
     assert dict(G.BASELINE) == {
+        "spec": 1,
         **dict.fromkeys(
             [
                 "add_node",
@@ -83,7 +86,7 @@ def test_a_bumped_or_new_command_is_advertised_and_gated(monkeypatch: pytest.Mon
     spec.loader.exec_module(bumped)
     assert bumped.BASELINE["put_secret"] == 1 and "brand_new" not in bumped.BASELINE
     advertised = bumped.advertisement()
-    assert advertised == {"put_secret": 2, "update_node": 2}
+    assert advertised == {"put_secret": 2, "spec": 2, "update_node": 2}
     assert bumped.advertisement({**bumped.reads(), "brand_new": 1}) == {"brand_new": 1, **advertised}
     gate = bumped.gate({"a": advertised, "b": NEW, "c": None})
     assert not gate.allows("put_secret", 2) and gate.allows("put_secret", 1)
@@ -118,6 +121,8 @@ def test_header_reads_the_tag_and_version_only() -> None:
     for bad in (b"", b"\xc1", msgpack.packb([1, 2]), msgpack.packb({"t": 1, "v": "x"})):
         with pytest.raises(WireError):
             G.header(bad)
+    with pytest.raises(WireError, match="'spec' is not a command tag"):  # the advertisement's spec entry
+        G.admit(msgpack.packb({"t": "spec", "v": 1, "b": {}}), lambda: {})
 
 
 def test_header_peeks_at_the_first_bytes_of_a_large_command(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,7 +151,7 @@ def test_the_gossip_meta_carries_the_advertisement() -> None:
     meta = messages.NodeMeta(advertise_addr="10.0.0.1", command_versions=NEW)
     wire = meta.to_wire()
     assert wire["cv"] == NEW and messages.NodeMeta.from_wire(wire) == meta
-    assert messages.command_versions({"cv": {"update_node": 2, 3: 1, "x": True, "y": -1}}) == NEW
+    assert messages.command_versions({"cv": {**NEW, 3: 1, "x": True, "y": -1}}) == NEW
     assert (
         messages.command_versions({"cv": "update_node"})
         == {}
@@ -163,3 +168,46 @@ def test_the_gossip_meta_carries_the_advertisement() -> None:
             break
     fitted, skipped = messages.fit_meta(fields)
     assert fitted["cv"] == NEW and skipped == ["e", "r"]
+
+
+GATE_RELEASE = {"update_node": 2}  # the release that brought the gate: no ``spec`` entry, reads version 2
+MEMSWAP = ServiceSpec.from_dict(
+    {"name": "web", "image": "busybox", "limit_memory": "64M", "container": {"memswap_limit": "128M"}}
+)
+DRIVERLESS = ServiceSpec.from_dict({"name": "web", "image": "busybox", "container": {"log_opts": {"a": "b"}}})
+PLAIN = ServiceSpec(name="web", image="busybox")
+
+
+def test_a_spec_field_some_member_does_not_read_is_refused_naming_it_and_the_members() -> None:
+    members = {"a": NEW, "b": None, "c": GATE_RELEASE}
+    with pytest.raises(NotAllowedError) as exc:
+        G.admit_spec(MEMSWAP, None, lambda: members)
+    assert exc.value.field == "container.memswap_limit"
+    assert exc.value.message == (
+        "container.memswap_limit (spec version 2) is not read by every node yet: b read spec fields up "
+        "to version 1; upgrade them first, or leave it out"
+    )
+    both = dataclasses.replace(
+        MEMSWAP, container=dataclasses.replace(MEMSWAP.container, log_opts=(("a", "b"),))
+    )
+    with pytest.raises(
+        NotAllowedError, match=r"log_driver \(spec version 2\), container.memswap_limit .* are"
+    ):
+        G.admit_spec(both, PLAIN, lambda: members)
+    with pytest.raises(NotAllowedError, match="log_opts without log_driver"):
+        G.admit_spec(DRIVERLESS, None, lambda: members)
+
+
+def test_a_spec_within_what_every_member_reads_is_admitted() -> None:
+    behind = {"a": NEW, "b": None}
+    G.admit_spec(PLAIN, None, never)  # nothing newer used: the members are not even read
+    G.admit_spec(MEMSWAP, None, None)  # no gate (a store without members' advertisements)
+    G.admit_spec(MEMSWAP, None, lambda: {"a": NEW, "c": GATE_RELEASE})  # the gate's release reads it
+    G.admit_spec(MEMSWAP, None, lambda: {})  # no member yet: this node's own reads
+    # an update keeps a field the service already uses (committed before the member fell behind)
+    G.admit_spec(dataclasses.replace(MEMSWAP, replicas=3), MEMSWAP, lambda: behind)
+    with pytest.raises(NotAllowedError, match="memswap_limit"):
+        G.admit_spec(MEMSWAP, PLAIN, lambda: behind)
+    assert G.gate({"a": NEW, "b": GATE_RELEASE}).allows(G.SPEC, 2)
+    assert G.member_reads({"update_node": 2, "spec": 5})[G.SPEC] == 5
+    assert G.member_reads(None)[G.SPEC] == 1

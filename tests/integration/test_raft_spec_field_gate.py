@@ -1,0 +1,118 @@
+"""The spec field gate on real Raft processes: while a node of a release before the gate
+(``p2porch.testing.baseline_node``: spec version 1, it advertises nothing) is a member, a spec using a
+newer field (``container.memswap_limit``, log options without a driver) is refused at the write naming
+the field and that node; specs without them are written and read everywhere; once the node runs this
+release the field is accepted. What that node makes of a spec it cannot read (written past the gate,
+as the release before this check did) is shown too: every node applies the entry, the old one as an
+invalid service.
+
+3 voters as separate processes on loopback (``LocalCluster``); each new node's store is told the
+members' advertisements as a daemon's gossip tells it (the ``advertisements`` control op); the writes
+are the API's (``write_spec``: the edge check, then create or update) through each new node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_raft_command_gate import states_at
+
+from p2porch.model import ServiceSpec
+from p2porch.raft import command_gate
+from p2porch.raft import commands as C
+from p2porch.testing.raftprocs import LocalCluster, NodeProc
+
+pytestmark = pytest.mark.integration
+
+NEW = command_gate.advertisement()
+PLAIN = {"name": "web", "image": "p2porch/busybox:latest", "replicas": 0, "limit_memory": "64M"}
+MEMSWAP = {**PLAIN, "container": {"memswap_limit": "128M"}}
+DRIVERLESS = {**PLAIN, "container": {"log_opts": {"max-size": "1m"}}}
+
+
+@pytest.fixture
+def old() -> set[str]:
+    return {"v2"}  # the nodes that run the release before the gate
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, old: set[str]) -> Iterator[LocalCluster]:
+    def module(node: NodeProc) -> str:
+        return "p2porch.testing.baseline_node" if node.name in old else "p2porch.raft.node"
+
+    with contextlib.closing(LocalCluster(tmp_path / "p9d", voters=3, module_for=module)) as c:
+        c.start_all()
+        yield c
+
+
+def committed(answer: dict[str, Any]) -> int:
+    assert answer["ok"] and answer["result"]["ok"], answer
+    return int(answer["result"]["version"])
+
+
+def write_spec(node: NodeProc, service_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return node.call(op="write_spec", id=service_id, spec=spec, timeout_s=10.0)
+
+
+def advertise(cluster: LocalCluster, old: set[str]) -> None:
+    """What gossip tells every new node: the others' advertisements (the old ones advertise nothing)."""
+    members = {n.name: None if n.name in old else NEW for n in cluster.nodes}
+    for node in cluster.nodes:
+        if node.name not in old:
+            assert node.call(op="advertisements", members=members)["ok"]
+
+
+def services_at(cluster: LocalCluster, version: int) -> dict[str, dict[str, Any]]:
+    """Every node's services by id (node name ->) once each reached ``version`` (``states_at``)."""
+    states = states_at(cluster, version)
+    return {name: {s["service_id"]: s for s in state["services"]} for name, state in states.items()}
+
+
+def same_everywhere(services: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    first = next(iter(services.values()))
+    assert all(s == first for s in services.values())
+    assert not any("invalid" in s for s in first.values())
+    return first
+
+
+def test_a_spec_field_waits_for_every_node_to_read_it(cluster: LocalCluster, old: set[str]) -> None:
+    first, second = (n for n in cluster.nodes if n.name not in old)  # the leader or a follower
+    assert committed(cluster.leader().call(op="init", cluster_id="p9d")) == 1
+    advertise(cluster, old)
+
+    # v2 reads spec version 1: the newer fields are refused through either new node, nothing written
+    for writer in (first, second):
+        for spec, field in ((MEMSWAP, "container.memswap_limit"), (DRIVERLESS, "container.log_opts")):
+            answer = write_spec(writer, "s-web", spec)
+            assert answer["error"] == "NotAllowedError", answer
+            assert field in answer["message"] and "v2 read spec fields up to version 1" in answer["message"]
+    # a spec without them is created, and updated, and read alike everywhere
+    assert committed(write_spec(first, "s-web", PLAIN)) == 2
+    assert write_spec(second, "s-web", MEMSWAP)["error"] == "NotAllowedError"
+    assert committed(write_spec(second, "s-web", {**PLAIN, "replicas": 2})) == 3
+    web = same_everywhere(services_at(cluster, 3))["s-web"]
+    assert web["spec"]["replicas"] == 2 and web["spec"]["container"] == {}
+
+    # past the gate (the API of the release before this check): v2 applies it as an invalid service
+    swapped = ServiceSpec.from_dict({**MEMSWAP, "name": "swap"})
+    swap = C.CreateService(at=time.time(), service_id="s-swap", spec=swapped)
+    assert committed(first.call(op="propose", cmd=swap.encode().hex(), timeout_s=10.0)) == 4
+    services = services_at(cluster, 4)
+    assert services["v2"]["s-swap"]["invalid"].endswith("memswap_limit_bytes: unknown container option")
+    assert services["v2"]["s-swap"]["spec"] == swap.spec.to_sparse_dict()  # kept as committed
+    assert all("invalid" not in services[n.name]["s-swap"] for n in (first, second))
+
+    # v2 restarts as this release (its log read again: the spec is valid there too) and advertises
+    node = cluster.node("v2")
+    cluster.kill(node)
+    old.discard("v2")
+    cluster.start(node)
+    advertise(cluster, old)
+    assert committed(write_spec(cluster.leader(), "s-web", MEMSWAP)) == 5
+    web = same_everywhere(services_at(cluster, 5))["s-web"]
+    assert web["spec"]["container"] == {"memswap_limit_bytes": 128 << 20}
