@@ -438,9 +438,8 @@ def _plan_running(
         return
     if observed.state == TaskState.RUNNING and (error := restarted_error(assignment, primary)):
         emit(replace(observed, state=TaskState.FAILED, error=error, health=TaskHealth.NONE), last)
-        actions.append(
-            RemoveContainer(task_id, primary.container_id, assignment.stop_grace_s, "restarted outside p2porch")
-        )
+        reason = "restarted outside p2porch"
+        actions.append(RemoveContainer(task_id, primary.container_id, assignment.stop_grace_s, reason))
         return
     emit(observed, last)
 

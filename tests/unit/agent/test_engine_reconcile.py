@@ -38,7 +38,7 @@ def container(started_at: float, cid: str = "c1", status: str = "running") -> Ob
 
 def stamp(at: float) -> str:
     """``at`` as the Engine API writes times (nanoseconds, Z)."""
-    moment = datetime.datetime.fromtimestamp(at, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(at, datetime.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
 
 
