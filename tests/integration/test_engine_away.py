@@ -16,14 +16,16 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 
+import pytest
 from clusterkit import (
     FAST_STOP,
     IMAGE,
     all_tasks,
     cli,
-    cluster_fixture,
     containers,
+    formed_cluster,
     leader_node,
     node_row,
     restart_dockerd,
@@ -37,7 +39,19 @@ from p2porch.sandbox.dockerd import docker
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 from p2porch.sandbox.system import pid_alive, read_pid
 
-cluster = cluster_fixture("p9g", "10.93.7.0/24")
+HOLD_S = "120"  # [scheduler] restart_grace_s: a dockerd slow to come back on a loaded machine stays held
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[Sandbox, list[SandboxNode]]]:
+    """3 nodes whose daemons announce a 120 s hold when stopped: however long the engine's restart takes,
+    the node is still held (its tasks not replaced by the leader) when its daemon is back, so what the
+    tasks become is the daemon's own finding."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("P2PORCH_SCHEDULER_RESTART_GRACE_S", HOLD_S)
+        with formed_cluster("p9g", "10.93.7.0/24") as formed:
+            yield formed
+
 
 BACK_S = 60.0  # daemon started -> every slot running again (measured a few seconds; a loaded CI is slower)
 SLEEP = (IMAGE, "sleep", "100000")
