@@ -28,9 +28,9 @@ It never performs I/O, reads clocks or logs.
 
 from __future__ import annotations
 
+import datetime
 import re
 import signal
-import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -456,7 +456,7 @@ def restarted_error(assignment: TaskAssignment, container: ObservedContainer) ->
 
 
 def _utc(at: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _plan_shutdown(
