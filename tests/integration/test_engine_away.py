@@ -196,3 +196,26 @@ def test_containers_removed_or_restarted_by_hand_while_the_daemon_is_away_are_it
         )
         ps = cli(sb, leader.name, "service", "ps", "by-hand", "--no-trunc").stdout.decode()
         assert "started again outside p2porch" in ps and "container no longer exists" in ps, ps
+
+
+def test_a_dockerd_restart_under_the_running_daemon_is_seen_and_its_tasks_replaced(cluster):
+    """The daemon runs on: the engine's event stream ends with dockerd, the agent inspects every container
+    afresh once it answers again, and the node's killed task is replaced (failed as the agent saw it, or
+    shut down by the leader if the engine stayed away its ``engine_down_grace_s``)."""
+    sb, nodes = cluster
+    victim, leader = victim_of(nodes)
+    with service(sb, nodes, "engine-bounce", "--replicas", "3", *FAST_STOP, *SLEEP):
+        before = back_to(leader, nodes, "engine-bounce", 3, set())
+        lost = {t["id"] for t in before if t["node"] == victim.name}
+        assert len(lost) == 1, before
+        restart_engine(sb, victim)
+        answered = time.monotonic()
+        after = back_to(leader, nodes, "engine-bounce", 3, lost)
+        back_s = time.monotonic() - answered
+        print(f"\ndockerd restarted under the daemon: every slot running {back_s:.1f} s after it answered")
+        history = {t["id"]: t for t in all_tasks(leader, "engine-bounce")}
+        for task_id in lost:
+            assert history[task_id]["state"] in ("failed", "shutdown"), history[task_id]
+            assert history[task_id]["desired_state"] == "shutdown", history[task_id]
+        assert len(history) == 3 + len(lost), history
+        assert {t["id"] for t in before} - lost <= {t["id"] for t in after}
