@@ -8,7 +8,8 @@ engine shows, not with what it recorded: each lost task is reported ``failed`` w
 its container (a restarted one too) goes, and the orchestrator replaces it; the untouched task is adopted;
 a container that is not p2porch's is left alone. The service is back to its replicas within ``BACK_S`` of
 the daemon's start (measured, printed with ``pytest -s``), with one task and one running container per
-slot.
+slot. And a dockerd restarted under the running daemon: its event stream ends, the agent inspects afresh
+once the engine answers, and the killed task is replaced.
 """
 
 from __future__ import annotations
