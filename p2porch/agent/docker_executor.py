@@ -11,8 +11,10 @@ containers labelled ``p2porch.managed=true``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Generator, Iterable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import trio
@@ -22,6 +24,7 @@ from ..engine.registry_auth import pull_auth_header, split_reference
 from ..errors import ExecutorError
 from .dockerspec import (
     capacity_from_info,
+    clock_offset,
     create_request,
     event_from_docker,
     list_key,
@@ -51,6 +54,7 @@ T = TypeVar("T")
 
 _ENGINE_ERRORS = (EngineError, OSError)
 _MANAGED_FILTER = {"label": [f"{LABEL_MANAGED}=true"]}
+SAME_CLOCK_S = 0.5  # an engine whose clock is this close to the agent's shares its host's clock
 
 
 def docker_error_text(exc: BaseException) -> str:
@@ -69,11 +73,16 @@ class DockerExecutor:
         *,
         pull_timeout_s: float = 60.0,
         max_concurrent_calls: int = 16,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._api = client
+        self._clock = clock
         self.pull_timeout_s = pull_timeout_s
         self._limiter = trio.CapacityLimiter(max_concurrent_calls)
         self._inspect_cache: dict[str, tuple[tuple[str, str, str], ObservedContainer]] = {}
+        #: the agent's clock minus the engine's (``/info`` SystemTime), read once per events subscription
+        #: (an engine restarted, or another one behind the address, may differ): None = not read yet
+        self._clock_offset: float | None = None
 
     # ----- plumbing
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -104,8 +113,27 @@ class DockerExecutor:
                 self._inspect_cache[container_id] = (key, observed)
                 out.append(observed)
         for stale in set(self._inspect_cache) - seen:
-            del self._inspect_cache[stale]
+            self._inspect_cache.pop(stale, None)
         return out
+
+    def forget(self) -> None:
+        """Inspect every container afresh and read the engine's clock again: the engine's connection came
+        back (a dockerd restart kills or restores containers, restarts ones with a policy)."""
+        self._inspect_cache.clear()
+        self._clock_offset = None
+
+    async def _engine_offset(self) -> float:
+        """The agent's clock minus the engine's, 0 within ``SAME_CLOCK_S`` (one host)."""
+        if self._clock_offset is None:
+            try:
+                before = self._clock()
+                info = await self._call(self._api.info)
+                after = self._clock()
+            except _ENGINE_ERRORS as exc:
+                raise ExecutorError(f"cannot read docker info: {docker_error_text(exc)}") from exc
+            offset = clock_offset(info, before, after)
+            self._clock_offset = offset if abs(offset) > SAME_CLOCK_S else 0.0
+        return self._clock_offset
 
     async def inspect(self, container_id: str) -> ObservedContainer | None:
         """The managed container ``container_id``; None if it does not exist or is not ours."""
@@ -117,7 +145,11 @@ class DockerExecutor:
             raise ExecutorError(
                 f"cannot inspect container {container_id[:12]}: {docker_error_text(exc)}"
             ) from exc
-        return observed_from_inspect(attrs)
+        observed = observed_from_inspect(attrs)
+        if observed is not None and observed.started_at:
+            started_at = observed.started_at + await self._engine_offset()  # on the agent's clock
+            observed = replace(observed, started_at=started_at)
+        return observed
 
     async def capacity(self) -> NodeCapacity:
         """CPUs and memory of the engine's host (``docker info``)."""
@@ -306,10 +338,14 @@ class DockerExecutor:
 
         def convert(item: Any) -> Iterable[ContainerEvent]:
             event = event_from_docker(item) if isinstance(item, dict) else None
-            return () if event is None else (event,)
+            if event is None:
+                return ()
+            self._inspect_cache.pop(event.container_id, None)  # a restart keeps the listing's key
+            return (event,)
 
         async with trio.open_nursery() as nursery:
             stream = await self._open_stream(opener)
+            self.forget()  # nothing seen while not subscribed is trusted
             nursery.start_soon(_pump, stream, convert, send)
             try:
                 yield receive

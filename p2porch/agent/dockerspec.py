@@ -7,6 +7,7 @@ and info documents. Only plain dicts and strings: it never does I/O.
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -369,7 +370,29 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> ObservedContainer | None:
         labels=labels,
         pid=pid if isinstance(pid := state.get("Pid"), int) and pid > 0 else 0,
         stop_signal=str(config.get("StopSignal") or ""),
+        started_at=engine_time(state.get("StartedAt")),
     )
+
+
+def clock_offset(info: Mapping[str, Any], before: float, after: float) -> float:
+    """The agent's clock minus the engine's, from ``/info`` read between ``before`` and ``after`` (the
+    agent's times); 0.0 when the engine gives no ``SystemTime``."""
+    engine_now = engine_time(info.get("SystemTime"))
+    return (before + after) / 2 - engine_now if engine_now else 0.0
+
+
+def engine_time(value: Any) -> float:
+    """An Engine API time (RFC 3339 with nanoseconds, ``2026-12-07T02:35:46.123456789Z``) in seconds since
+    the epoch; 0.0 for Docker's zero time (``0001-01-01T00:00:00Z``: never), nothing or nonsense."""
+    if not isinstance(value, str) or not value or value.startswith("0001-"):
+        return 0.0
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
 
 
 def address_from_networks(networks: Mapping[str, Any], preferred: str) -> str:

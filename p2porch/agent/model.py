@@ -143,6 +143,9 @@ class TaskAssignment:
     state: TaskState = TaskState.ASSIGNED
     spec_version: int = 0
     stop_grace_s: float = 10.0
+    #: when the cluster recorded the task running (the agent's clock at its first ``running`` report; 0 =
+    #: not yet): a live container the engine started later was restarted behind p2porch's back (plan.py)
+    started_at: float = 0.0
     #: a load-balanced task (VIP or ingress) asked to stop: the state version of that commit. The agent
     #: stops it once every live node's rules reflect it (agent/drain_gate.py), bounded by the node's
     #: drain settings; 0 = not load-balanced or not asked to stop
@@ -260,6 +263,9 @@ class ObservedContainer:
     labels: Mapping[str, str] = field(default_factory=dict)
     pid: int = 0  # the init process on the engine's host (0 = not running): finds the cgroup
     stop_signal: str = ""  # Config.StopSignal: the service's --stop-signal, else the image's STOPSIGNAL
+    #: State.StartedAt (seconds since the epoch, on the agent's clock; 0 = never started): changes when the
+    #: engine (or someone at the node) starts the container again
+    started_at: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen(self.labels))

@@ -16,6 +16,10 @@ task reports to send. Rules it enforces:
   ended while its task was to shut down (an agent restarted in the middle of that stop: the task is
   shutdown, not failed).
 - A task is never reported out of a terminal state.
+- A live container that the engine started again after its task was recorded running (restarted
+  outside p2porch: by hand, or started again after a dockerd restart) is not adopted: its task failed
+  (its process was replaced), it is reported so and its container removed; the orchestrator replaces
+  the task per its restart policy.
 - A task group's containers go with its main container: a running task whose sidecar stopped has failed,
   its health is the worst of its containers', and a stopped or terminal task's sidecars are removed.
 
@@ -24,6 +28,7 @@ It never performs I/O, reads clocks or logs.
 
 from __future__ import annotations
 
+import datetime
 import re
 import signal
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -46,6 +51,11 @@ _STATUS_RANK = {
 }
 
 VANISHED_ERROR = "container no longer exists (removed outside p2porch or lost by the engine)"
+#: a live container the engine started this long after the cluster recorded its task running was started
+#: again behind p2porch's back (``docker restart``, ``docker start`` after a dockerd restart, a restart
+#: policy set by hand): the agent reads its task's first report after the start, so an honest container
+#: always started before it
+RESTARTED_AFTER_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,7 +436,27 @@ def _plan_running(
                 last,
             )
         return
+    if observed.state == TaskState.RUNNING and (error := restarted_error(assignment, primary)):
+        emit(replace(observed, state=TaskState.FAILED, error=error, health=TaskHealth.NONE), last)
+        reason = "restarted outside p2porch"
+        actions.append(RemoveContainer(task_id, primary.container_id, assignment.stop_grace_s, reason))
+        return
     emit(observed, last)
+
+
+def restarted_error(assignment: TaskAssignment, container: ObservedContainer) -> str:
+    """Why a live ``container`` is not its task's process any more ("" when it is): the engine started it
+    after the cluster recorded the task running (see ``RESTARTED_AFTER_S``)."""
+    if not assignment.started_at or container.started_at <= assignment.started_at + RESTARTED_AFTER_S:
+        return ""
+    return (
+        f"container was started again outside p2porch at {_utc(container.started_at)} (the task ran since "
+        f"{_utc(assignment.started_at)}): restarted by hand or by the engine"
+    )
+
+
+def _utc(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _plan_shutdown(

@@ -91,6 +91,7 @@ class NodeAgent:
         self.reconcile_count = 0
         self.reports_sent = 0
         self.report_failures = 0
+        self.engine_streams_lost = 0  # event streams the engine ended (a dockerd restart ends its stream)
 
     # ----- public
     def poke(self) -> None:
@@ -253,7 +254,9 @@ class NodeAgent:
         while True:
             try:
                 async with self.executor.open_events() as events:
-                    self.poke()  # anything missed while not subscribed is found by this pass
+                    # Anything missed while not subscribed (a dockerd restart kills or restores containers,
+                    # someone removed or restarted one) is found by this pass, against fresh inspects.
+                    self.poke()
                     async with trio.open_nursery() as later:
                         async for event in events:
                             log.debug(
@@ -265,6 +268,12 @@ class NodeAgent:
                             self.poke()
                             # Docker emits "die" before a listing shows the container stopped: look again.
                             later.start_soon(self._poke_after, EVENT_RECHECK_S)
+                self.engine_streams_lost += 1
+                log.warning(
+                    "agent %s: the docker event stream ended (engine restarting?); reconciling with the "
+                    "engine's containers once it answers",
+                    self.node_name,
+                )
             except ExecutorError as exc:
                 log.warning("agent %s: docker events unavailable: %s", self.node_name, exc.message)
             await trio.sleep(EVENTS_RECONNECT_S)

@@ -364,6 +364,7 @@ def task_assignment(
         state=task.state,
         spec_version=task.spec_version,
         stop_grace_s=spec.stop_grace_period_s,
+        started_at=task.started_at,
         drain_index=(
             task.version if task.desired_state == DesiredState.SHUTDOWN and load_balanced(spec) else 0
         ),

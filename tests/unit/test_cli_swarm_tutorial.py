@@ -114,7 +114,7 @@ def test_node_platform_os_is_linux_on_every_node_and_arch_is_refused_with_what_t
 
 class _Task:
     task_id, service_id, slot, desired_state, state, spec_version = "t1", "s1", 1, "running", "assigned", 1
-    node_id = "id1"
+    node_id, started_at = "id1", 0.0
 
 
 def test_volume_labels_of_a_mount_reach_the_engine_and_survive_the_spec_round_trip():

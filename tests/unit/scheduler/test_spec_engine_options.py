@@ -13,7 +13,7 @@ from p2porch.model.container_opts import ContainerOptions
 
 class _Task:
     task_id, service_id, slot, desired_state, state, spec_version = "t1", "s1", 1, "running", "assigned", 1
-    node_id = "id1"
+    node_id, started_at = "id1", 0.0
 
 
 FULL = {
