@@ -18,11 +18,13 @@ from dataclasses import MISSING, Field, dataclass, fields, is_dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from .netrefs import on_host_network
+
 if TYPE_CHECKING:
     from .spec import ServiceSpec
 
 #: the newest spec version this code reads (the highest in NEWER_FIELDS / NEWER_FORMS, 1 without any)
-SPEC_VERSION = 2
+SPEC_VERSION = 3
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -81,6 +83,8 @@ BASELINE_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 NEWER_FIELDS: Mapping[str, tuple[int, str]] = MappingProxyType(
     {
         "ContainerOptions.memswap_limit_bytes": (2, "memswap_limit"),  # Compose memswap_limit (session 48)
+        "ContainerOptions.mem_swappiness": (3, "mem_swappiness"),  # Compose mem_swappiness (session 49)
+        "ContainerOptions.pull_policy": (3, "pull_policy"),  # Compose pull_policy (session 49)
     }
 )
 
@@ -101,6 +105,9 @@ NEWER_FORMS: tuple[SpecForm, ...] = (
     SpecForm(
         "ContainerOptions", "log_opts without log_driver", 2, lambda o: bool(o.log_opts and not o.log_driver)
     ),
+    # the built-in host network (network_mode: host): an older FSM refuses it as an unknown network,
+    # so a spec using it would apply on newer members only (session 49)
+    SpecForm("ServiceSpec", "networks: host", 3, lambda s: on_host_network(s.networks)),
 )
 
 
