@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import DaemonUnreachable, P2POrchError
 from .daemon import ADVERTISED_PORTS as PORTS
 from .daemon import add_node_options, load_daemon_config
-from .docker_paths import info_path
+from .docker_paths import event_path, info_path
 from .filters import EVENT_FILTERS, add_filter, apply_filters
 from .goformat import add_view_format, view_lines
 from .localfiles import TOKEN_FILE_BYTES, read_flag_text
@@ -497,7 +497,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     if since is not None and until is not None and until < since:
         raise UsageError(f"--until: {args.until!r} is before --since {args.since!r}", field="--until")
     times = {k: f"{v:.3f}" for k, v in (("since", since), ("until", until)) if v is not None}
-    line = view_lines(args)  # Docker's `events --format '{{json .}}'`, `'{{.Type}} {{.Service}}'`
+    line = view_lines(args, event_path)  # Docker's `events --format '{{json .}}'`, `'{{.Actor.ID}}'`
     for event in client_for(args).stream("/events", **times):
         if args.filters and not apply_filters([event], args.filters, EVENT_FILTERS):
             continue
