@@ -486,6 +486,9 @@ def cmd_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_OBJECT_IDS = ("service_id", "node_id", "network_id", "secret_id", "config_id")
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     """Docker's ``events``: live events; with ``--since``/``--until`` first the node's kept ones between
     them, and with ``--until`` the stream ends there; ``--filter`` keeps the matching ones."""
@@ -509,6 +512,7 @@ def cmd_events(args: argparse.Namespace) -> int:
             continue
         at = time.strftime("%H:%M:%S", time.localtime(event.get("at", 0)))
         hidden = ("at", "type", "inputs", "from", "to", "reason") if "text" in event else ("at", "type")
+        hidden += _OBJECT_IDS  # for --format's .Actor.ID; the line names the object
         details = " ".join(f"{k}={v}" for k, v in event.items() if k not in hidden and v is not None)
         print(f"{at} {event.get('type', '?'):8} {details}", flush=True)
     return EXIT_OK

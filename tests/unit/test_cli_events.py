@@ -131,3 +131,8 @@ def test_docker_event_paths_read_the_cluster_events(api: Api, capsys: pytest.Cap
     ]
     assert main(["events", "--format", "{{json .}}"]) == 0  # p2porch's own event, unchanged
     assert json.loads(capsys.readouterr().out.splitlines()[0]) == EVENTS[0]
+
+
+def test_the_text_lines_name_objects_without_their_ids(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["events"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("service  action=created service=web")
