@@ -287,7 +287,13 @@ def info_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
 
 
 #: the key naming an event's object, by event type (a task's is ``task``: ``web.2``)
-_EVENT_NAMES = {"service": "service", "task": "task", "node": "node", "network": "network", "leader": "leader"}
+_EVENT_NAMES = {
+    "service": "service",
+    "task": "task",
+    "node": "node",
+    "network": "network",
+    "leader": "leader",
+}
 
 
 def _event_actor(event: dict[str, Any]) -> GoStruct:

@@ -53,7 +53,13 @@ def describe_change(
     if change.kind == "secret":  # metadata only: kind, name, version (never a value or ciphertext)
         kind, _, name = change.key.partition(":")
         if change.op == "delete":
-            return {"at": at, "type": kind, "action": "removed", "name": name, f"{kind}_id": _object_id(previous)}
+            return {
+                "at": at,
+                "type": kind,
+                "action": "removed",
+                "name": name,
+                f"{kind}_id": _object_id(previous),
+            }
         version = change.record.current
         resealed = previous is not None and previous.current == version  # same versions, new ciphertext
         return {
@@ -77,9 +83,21 @@ def describe_change(
     if change.kind == "network":
         if change.op == "delete":
             name = previous.name if previous is not None else change.key
-            return {"at": at, "type": "network", "action": "removed", "network": name, "network_id": change.key}
+            return {
+                "at": at,
+                "type": "network",
+                "action": "removed",
+                "network": name,
+                "network_id": change.key,
+            }
         record = change.record
-        return {"at": at, "type": "network", "action": "created", "network": record.name, "network_id": change.key}
+        return {
+            "at": at,
+            "type": "network",
+            "action": "created",
+            "network": record.name,
+            "network_id": change.key,
+        }
     return None
 
 

@@ -119,7 +119,9 @@ def test_the_history_is_one_cluster_s() -> None:
 def test_docker_event_paths_read_the_cluster_events(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
     """A Swarm user's ``events --format '{{.Actor.ID}} ...'`` (was: can't evaluate field Actor); a task's
     ``.Action`` is its state, an object without an id (a leader) is named by its name."""
-    template = "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} {{.Status}} {{.Scope}} {{.Time}}"
+    template = (
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} {{.Status}} {{.Scope}} {{.Time}}"
+    )
     assert main(["events", "--format", template]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "service created s1 web created swarm 10",
