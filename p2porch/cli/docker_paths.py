@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..model.container import default_publish_mode
-from ..model.gotemplate import GoList, GoMap
+from ..model.gotemplate import GoList, GoMap, NilPointer
 from .docker_spec import task_template, update_config
 from .docker_types import GoStruct, GoTime, GoUint, go_struct, string_map
 from .util import UsageError
@@ -79,12 +79,13 @@ _STATUS_MESSAGES = {
 }
 
 
-def _update_status(view: dict[str, Any]) -> GoStruct | None:
-    """Docker's ``.UpdateStatus`` (``.State``, ``.StartedAt``, ``.Message``: p2porch's reason), nil (None)
-    for a service never updated, as Docker's; p2porch keeps no ``CompletedAt``."""
+def _update_status(view: dict[str, Any]) -> GoStruct | NilPointer:
+    """Docker's ``.UpdateStatus`` (``.State``, ``.StartedAt``, ``.Message``: p2porch's reason), a nil
+    pointer for a service never updated, as Docker's (``<nil>``; ``.UpdateStatus.State`` is Go's "nil
+    pointer evaluating" error); p2porch keeps no ``CompletedAt``."""
     status = view.get("update_status")
     if not status:
-        return None
+        return NilPointer("*swarm.UpdateStatus")
     state = str(status["state"])
     message = status.get("reason") or _STATUS_MESSAGES.get(state, "")
     fields = {"State": state, "StartedAt": GoTime(status["started_at"]), "Message": message}
