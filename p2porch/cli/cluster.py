@@ -511,7 +511,9 @@ def cmd_events(args: argparse.Namespace) -> int:
             print(json.dumps(event), flush=True)
             continue
         at = time.strftime("%H:%M:%S", time.localtime(event.get("at", 0)))
-        hidden = ("at", "type", "inputs", "from", "to", "reason") if "text" in event else ("at", "type")
+        hidden: tuple[str, ...] = (
+            ("at", "type", "inputs", "from", "to", "reason") if "text" in event else ("at", "type")
+        )
         hidden += _OBJECT_IDS  # for --format's .Actor.ID; the line names the object
         details = " ".join(f"{k}={v}" for k, v in event.items() if k not in hidden and v is not None)
         print(f"{at} {event.get('type', '?'):8} {details}", flush=True)
