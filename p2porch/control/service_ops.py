@@ -36,6 +36,7 @@ from ..raft.published_ports import check_chosen_ports, endpoint_ports
 from ..raft.spec_size import check_spec_size
 from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress, shown_desired_state
+from ..scheduler.restart import stopped_unhealthy
 from ..stack.names import swarm_service_name
 from .network_ops import network_changes
 from .secret_ops import file_ref_changes, resolve_file_refs
@@ -140,15 +141,15 @@ def failing_view(
     service: Service, tasks: Sequence[Task], running: int, desired: int
 ) -> dict[str, Any] | None:
     """Why a service runs fewer tasks than desired when its tasks fail (an image the engine cannot pull,
-    a command that exits): ``{"count": failed tasks of the current spec, "error": the latest one's}``;
-    None when nothing is missing, nothing of the current spec failed, or for a job (its own counts)."""
+    a command that exits, a health check: stopped ``unhealthy``, failed as in Swarm): ``{"count": failed
+    tasks of the current spec, "error": the latest one's}``; None when nothing is missing, nothing of the
+    current spec failed, or for a job (its own counts)."""
     if service.spec.is_job or running >= desired:
         return None
     current = service.spec.template_hash()
+    ended = (TaskState.FAILED, TaskState.REJECTED)
     failed = [
-        t
-        for t in tasks
-        if t.state in (TaskState.FAILED, TaskState.REJECTED) and t.template_hash in ("", current)
+        t for t in tasks if (t.state in ended or stopped_unhealthy(t)) and t.template_hash in ("", current)
     ]
     if not failed:
         return None
