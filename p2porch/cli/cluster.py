@@ -486,6 +486,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: the ids events carry for ``--format``'s ``.Actor.ID`` (their text lines name the object instead)
 _OBJECT_IDS = ("service_id", "node_id", "network_id", "secret_id", "config_id")
 
 
@@ -514,7 +515,7 @@ def cmd_events(args: argparse.Namespace) -> int:
         hidden: tuple[str, ...] = (
             ("at", "type", "inputs", "from", "to", "reason") if "text" in event else ("at", "type")
         )
-        hidden += _OBJECT_IDS  # for --format's .Actor.ID; the line names the object
+        hidden += _OBJECT_IDS
         details = " ".join(f"{k}={v}" for k, v in event.items() if k not in hidden and v is not None)
         print(f"{at} {event.get('type', '?'):8} {details}", flush=True)
     return EXIT_OK

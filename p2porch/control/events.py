@@ -90,14 +90,8 @@ def describe_change(
                 "network": name,
                 "network_id": change.key,
             }
-        record = change.record
-        return {
-            "at": at,
-            "type": "network",
-            "action": "created",
-            "network": record.name,
-            "network_id": change.key,
-        }
+        name = change.record.name
+        return {"at": at, "type": "network", "action": "created", "network": name, "network_id": change.key}
     return None
 
 

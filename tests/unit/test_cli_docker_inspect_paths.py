@@ -241,3 +241,5 @@ def test_a_field_of_a_nil_update_status_is_gos_nil_pointer_error() -> None:
         UsageError, match=r"at <\.UpdateStatus\.State>: nil pointer evaluating \*swarm\.UpdateStatus\.State$"
     ):
         render("{{.UpdateStatus.State}}", VIEW, docker_path)
+    with pytest.raises(UsageError, match=r"nil pointer evaluating \*swarm\.UpdateStatus\.State$"):
+        render("{{$s := .UpdateStatus}}{{$s.State}}", VIEW, docker_path)  # through a variable too
