@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import DaemonUnreachable, P2POrchError
 from .daemon import ADVERTISED_PORTS as PORTS
 from .daemon import add_node_options, load_daemon_config
-from .docker_paths import info_path
+from .docker_paths import event_path, info_path
 from .filters import EVENT_FILTERS, add_filter, apply_filters
 from .goformat import add_view_format, view_lines
 from .localfiles import TOKEN_FILE_BYTES, read_flag_text
@@ -486,6 +486,10 @@ def cmd_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: the ids events carry for ``--format``'s ``.Actor.ID`` (their text lines name the object instead)
+_OBJECT_IDS = ("service_id", "node_id", "network_id", "secret_id", "config_id")
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     """Docker's ``events``: live events; with ``--since``/``--until`` first the node's kept ones between
     them, and with ``--until`` the stream ends there; ``--filter`` keeps the matching ones."""
@@ -497,7 +501,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     if since is not None and until is not None and until < since:
         raise UsageError(f"--until: {args.until!r} is before --since {args.since!r}", field="--until")
     times = {k: f"{v:.3f}" for k, v in (("since", since), ("until", until)) if v is not None}
-    line = view_lines(args)  # Docker's `events --format '{{json .}}'`, `'{{.Type}} {{.Service}}'`
+    line = view_lines(args, event_path)  # Docker's `events --format '{{json .}}'`, `'{{.Actor.ID}}'`
     for event in client_for(args).stream("/events", **times):
         if args.filters and not apply_filters([event], args.filters, EVENT_FILTERS):
             continue
@@ -508,7 +512,10 @@ def cmd_events(args: argparse.Namespace) -> int:
             print(json.dumps(event), flush=True)
             continue
         at = time.strftime("%H:%M:%S", time.localtime(event.get("at", 0)))
-        hidden = ("at", "type", "inputs", "from", "to", "reason") if "text" in event else ("at", "type")
+        hidden: tuple[str, ...] = (
+            ("at", "type", "inputs", "from", "to", "reason") if "text" in event else ("at", "type")
+        )
+        hidden += _OBJECT_IDS
         details = " ".join(f"{k}={v}" for k, v in event.items() if k not in hidden and v is not None)
         print(f"{at} {event.get('type', '?'):8} {details}", flush=True)
     return EXIT_OK

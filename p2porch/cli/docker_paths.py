@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..model.container import default_publish_mode
-from ..model.gotemplate import GoList, GoMap
+from ..model.gotemplate import GoList, GoMap, NilPointer
 from .docker_spec import task_template, update_config
 from .docker_types import GoStruct, GoTime, GoUint, go_struct, string_map
 from .util import UsageError
@@ -79,12 +79,13 @@ _STATUS_MESSAGES = {
 }
 
 
-def _update_status(view: dict[str, Any]) -> GoStruct | None:
-    """Docker's ``.UpdateStatus`` (``.State``, ``.StartedAt``, ``.Message``: p2porch's reason), nil (None)
-    for a service never updated, as Docker's; p2porch keeps no ``CompletedAt``."""
+def _update_status(view: dict[str, Any]) -> GoStruct | NilPointer:
+    """Docker's ``.UpdateStatus`` (``.State``, ``.StartedAt``, ``.Message``: p2porch's reason), a nil
+    pointer for a service never updated, as Docker's (``<nil>``; ``.UpdateStatus.State`` is Go's "nil
+    pointer evaluating" error); p2porch keeps no ``CompletedAt``."""
     status = view.get("update_status")
     if not status:
-        return None
+        return NilPointer("*swarm.UpdateStatus")
     state = str(status["state"])
     message = status.get("reason") or _STATUS_MESSAGES.get(state, "")
     fields = {"State": state, "StartedAt": GoTime(status["started_at"]), "Message": message}
@@ -284,3 +285,46 @@ def info_path(view: dict[str, Any], path: str) -> tuple[bool, Any]:
     """As :func:`docker_path`, for ``info``'s status view (``{{.Swarm.LocalNodeState}}``,
     ``{{.Swarm.NodeID}}``, ``{{.Swarm.ControlAvailable}}``, ``{{.ServerVersion}}``)."""
     return _answer(_INFO_PATHS, view, path)
+
+
+#: the key naming an event's object, by event type (a task's is ``task``: ``web.2``)
+_EVENT_NAMES = {
+    "service": "service",
+    "task": "task",
+    "node": "node",
+    "network": "network",
+    "leader": "leader",
+}
+
+
+def _event_actor(event: dict[str, Any]) -> GoStruct:
+    """Docker's ``.Actor`` of a p2porch event: ``ID`` the object's id (its name where the event has
+    none: a leader, an access token), ``Attributes`` its name and the event's other scalar fields."""
+    kind = str(event.get("type") or "")
+    name = event.get(_EVENT_NAMES.get(kind, "name"))
+    actor_id = event.get(f"{kind}_id") or name or ""
+    shown = {k: v for k, v in event.items() if k not in ("at", "type", "action") and isinstance(v, str | int)}
+    attributes = {"name": name, **shown} if name is not None else shown
+    return go_struct("events.Actor", ID=str(actor_id), Attributes=string_map(attributes))
+
+
+def _event_action(event: dict[str, Any]) -> str:
+    return str(event.get("action") or event.get("state") or "")
+
+
+#: Docker's ``events --format`` paths (``{{.Actor.ID}}``, ``{{.Actor.Attributes.name}}``, the legacy
+#: ``{{.Status}}`` and ``{{.ID}}``, ``{{.Scope}}``, ``{{.Time}}``) from p2porch's event
+_EVENT_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "actor": _event_actor,
+    "action": _event_action,
+    "status": _event_action,
+    "id": lambda e: _event_actor(e)["ID"],
+    "scope": lambda e: "swarm",
+    "time": lambda e: int(e.get("at") or 0),
+    "timenano": lambda e: int(float(e.get("at") or 0) * 1e9),
+}
+
+
+def event_path(event: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """As :func:`docker_path`, for a cluster event (``events --format '{{.Actor.ID}} {{.Action}}'``)."""
+    return _answer(_EVENT_PATHS, event, path)

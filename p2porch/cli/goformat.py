@@ -25,6 +25,7 @@ from ..model.gotemplate import (
     ExecError,
     FuncError,
     Method,
+    NilPointer,
     ParseError,
     Template,
     go_json,
@@ -136,6 +137,8 @@ def _reader(data: Any, paths: Paths | None) -> Callable[[Any, tuple[str, ...]], 
             if method is not None:  # the executor calls it with the command's arguments
                 value = method
                 continue
+            if isinstance(value, NilPointer):
+                raise value.field_error(name)
             if not isinstance(value, dict):
                 raise _fields_error(walked, name, value)
             wanted = {name.lower(), _snake(name)}

@@ -241,37 +241,56 @@ def assess(
 
 
 class ProgressPrinter:
-    """Shows assessments: redrawn on a terminal, changed lines only otherwise, nothing when quiet."""
+    """Shows assessments: redrawn on a terminal (one block per service watched, all of them), changed
+    lines only otherwise (after their service's summary line whenever another service's lines came
+    between, so a stack's task lines never read as another service's), nothing when quiet."""
 
     def __init__(self, out: TextIO | None = None, *, quiet: bool = False) -> None:
         self.out = out or sys.stderr
         self.quiet = quiet
         self.tty = bool(getattr(self.out, "isatty", lambda: False)())
         self._drawn = 0
+        self._blocks: dict[str, list[str]] = {}  # on a terminal: each unfinished service's lines
         self._seen: dict[str, str] = {}
+        self._last = ""  # otherwise: the service whose lines were printed last
 
     def show(self, name: str, assessment: Assessment) -> None:
         if self.quiet:
             return
         if self.tty:
-            if self._drawn:
-                self.out.write(f"\x1b[{self._drawn}F\x1b[J")
-            text = [f"{assessment.summary}", *assessment.lines]
-            self.out.write("\n".join(text) + "\n")
-            self._drawn = len(text)
+            self._blocks[name] = [assessment.summary, *assessment.lines]
+            self._redraw()
         else:
             keys = assessment.keys or tuple(line.split(":", 1)[0] for line in assessment.lines)
-            for key, line in ((":summary", assessment.summary), *zip(keys, assessment.lines, strict=True)):
-                if self._seen.get(f"{name}:{key}") != line:
-                    self._seen[f"{name}:{key}"] = line
-                    self.out.write(f"{line}\n" if key == ":summary" else f"  {line}\n")
+            pairs = ((":summary", assessment.summary), *zip(keys, assessment.lines, strict=True))
+            changed = [(key, line) for key, line in pairs if self._seen.get(f"{name}:{key}") != line]
+            if changed and changed[0][0] != ":summary" and self._last != name:
+                changed.insert(0, (":summary", assessment.summary))  # whose lines these are
+            for key, line in changed:
+                self._seen[f"{name}:{key}"] = line
+                self.out.write(f"{line}\n" if key == ":summary" else f"  {line}\n")
+            if changed:
+                self._last = name
         self.out.flush()
 
-    def finish(self, text: str) -> None:
-        self._drawn = 0
-        if not self.quiet:
+    def _redraw(self, above: Sequence[str] = ()) -> None:
+        """The unfinished blocks drawn again over the ones drawn before; ``above`` stays printed."""
+        if self._drawn:
+            self.out.write(f"\x1b[{self._drawn}F\x1b[J")
+        text = [line for block in self._blocks.values() for line in block]
+        self.out.write("".join(f"{line}\n" for line in (*above, *text)))
+        self._drawn = len(text)
+
+    def finish(self, text: str, name: str = "") -> None:
+        """``text`` (``web: converged``) printed for good, under ``name``'s last lines on a terminal."""
+        if self.quiet:
+            return
+        if self.tty:
+            self._redraw((*self._blocks.pop(name, ()), text))
+        else:
             self.out.write(text + "\n")
-            self.out.flush()
+            self._last = ""
+        self.out.flush()
 
 
 def wait_for_services(
@@ -303,7 +322,7 @@ def wait_for_services(
                 raise P2POrchError(f"{watch.name}: {result.failure} (see p2porch service ps {watch.name})")
             if result.done:
                 pending.remove(watch)
-                printer.finish(f"{watch.name}: converged")
+                printer.finish(f"{watch.name}: converged", watch.name)
         late = [w for w in pending if clock() - start > timeout_s + w.extra_s]
         if late:
             names = ", ".join(w.name for w in late)

@@ -174,10 +174,9 @@ def _deploy_objects(client: Any, definition: StackDefinition) -> tuple[list[str]
     values = _object_values(definition)
     listed = {kind: client.get(f"/objects/{kind}") for kind in ("secret", "config")}
     existing = {kind: {o["name"] for o in rows} for kind, rows in listed.items()}
-    try:
-        actions = object_actions([object_ref(obj) for obj, _ in values], existing)
-    except NotFoundError as exc:  # an external object missing: bad input, nothing written yet
-        raise UsageError(exc.message, field=exc.field) from exc
+    # an external object missing: not found (exit 1, as a missing external network and `service create
+    # --secret nosuch`; it was exit 2), nothing written yet
+    actions = object_actions([object_ref(obj) for obj, _ in values], existing)
     _check_drivers_kept([obj for obj, _ in values], actions, listed)
     lines, created = [], []
     for (obj, data), (_, action) in zip(values, actions, strict=True):

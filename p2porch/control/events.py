@@ -38,15 +38,28 @@ def describe_change(
         verb = "removed" if change.op == "delete" else ("created" if previous is None else "updated")
         scaled = _autoscale_step(previous, change.record)
         if scaled is not None:
-            return {"at": at, "type": "service", "action": "autoscaled", "service": name, **scaled}
-        event = {"at": at, "type": "service", "action": verb, "service": name}
+            return {
+                "at": at,
+                "type": "service",
+                "action": "autoscaled",
+                "service": name,
+                "service_id": change.key,
+                **scaled,
+            }
+        event = {"at": at, "type": "service", "action": verb, "service": name, "service_id": change.key}
         if verb == "updated":
             event.update(_rollout_change(previous, change.record))
         return event
     if change.kind == "secret":  # metadata only: kind, name, version (never a value or ciphertext)
         kind, _, name = change.key.partition(":")
         if change.op == "delete":
-            return {"at": at, "type": kind, "action": "removed", "name": name}
+            return {
+                "at": at,
+                "type": kind,
+                "action": "removed",
+                "name": name,
+                f"{kind}_id": _object_id(previous),
+            }
         version = change.record.current
         resealed = previous is not None and previous.current == version  # same versions, new ciphertext
         return {
@@ -54,6 +67,7 @@ def describe_change(
             "type": kind,
             "action": "resealed" if resealed else ("created" if version == 1 else "updated"),
             "name": name,
+            f"{kind}_id": change.record.object_id,
             "version": version,
         }
     if change.kind == "access_token":  # name and role only, never the digest
@@ -69,9 +83,20 @@ def describe_change(
     if change.kind == "network":
         if change.op == "delete":
             name = previous.name if previous is not None else change.key
-            return {"at": at, "type": "network", "action": "removed", "network": name}
-        return {"at": at, "type": "network", "action": "created", "network": change.record.name}
+            return {
+                "at": at,
+                "type": "network",
+                "action": "removed",
+                "network": name,
+                "network_id": change.key,
+            }
+        name = change.record.name
+        return {"at": at, "type": "network", "action": "created", "network": name, "network_id": change.key}
     return None
+
+
+def _object_id(record: Any) -> str | None:
+    return record.object_id if record is not None else None
 
 
 def _rollout_change(old: Service, new: Service) -> dict[str, Any]:
@@ -104,17 +129,19 @@ def _autoscale_step(old: Service | None, new: Service | None) -> dict[str, Any] 
 
 def _node_event(change: Change, old: Node | None, new: Node | None, at: float) -> dict[str, Any] | None:
     if change.op == "delete":
-        return {"at": at, "type": "node", "action": "removed", "node": old.name if old else change.key}
+        name = old.name if old else change.key
+        return {"at": at, "type": "node", "action": "removed", "node": name, "node_id": change.key}
     if new is None:
         return None
+    about = {"at": at, "type": "node", "node": new.name, "node_id": change.key}
     if old is None:
-        return {"at": at, "type": "node", "action": "joined", "node": new.name, "role": new.role}
+        return {**about, "action": "joined", "role": new.role}
     if old.status != new.status:
-        return {"at": at, "type": "node", "action": new.status, "node": new.name}
+        return {**about, "action": new.status}
     if old.availability != new.availability:
-        return {"at": at, "type": "node", "action": new.availability, "node": new.name}
+        return {**about, "action": new.availability}
     if old.role != new.role:  # the autopilot made it a voter or a replica (Docker: promote/demote)
-        return {"at": at, "type": "node", "action": new.role, "node": new.name, "was": old.role}
+        return {**about, "action": new.role, "was": old.role}
     return None
 
 

@@ -37,11 +37,13 @@ from ..raft.published_ports import check_chosen_ports, endpoint_ports
 from ..raft.spec_size import check_spec_size
 from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress, shown_desired_state
+from ..scheduler.restart import stopped_unhealthy
 from ..stack.names import swarm_service_name
 from .fresh_read import redone_on_newer_record
 from .network_ops import network_changes
 from .secret_ops import file_ref_changes, resolve_file_refs
 from .task_liveness import counts_as_running, stale_message
+from .task_specs import task_host_ports, task_image
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
@@ -142,15 +144,15 @@ def failing_view(
     service: Service, tasks: Sequence[Task], running: int, desired: int
 ) -> dict[str, Any] | None:
     """Why a service runs fewer tasks than desired when its tasks fail (an image the engine cannot pull,
-    a command that exits): ``{"count": failed tasks of the current spec, "error": the latest one's}``;
-    None when nothing is missing, nothing of the current spec failed, or for a job (its own counts)."""
+    a command that exits, a health check: stopped ``unhealthy``, failed as in Swarm): ``{"count": failed
+    tasks of the current spec, "error": the latest one's}``; None when nothing is missing, nothing of the
+    current spec failed, or for a job (its own counts)."""
     if service.spec.is_job or running >= desired:
         return None
     current = service.spec.template_hash()
+    ended = (TaskState.FAILED, TaskState.REJECTED)
     failed = [
-        t
-        for t in tasks
-        if t.state in (TaskState.FAILED, TaskState.REJECTED) and t.template_hash in ("", current)
+        t for t in tasks if (t.state in ended or stopped_unhealthy(t)) and t.template_hash in ("", current)
     ]
     if not failed:
         return None
@@ -186,29 +188,6 @@ def job_view(state: ClusterState, service: Service, now: float) -> dict[str, Any
         view["missed_ticks"] = service.job.cron_missed
         view["skipped_ticks"] = service.job.cron_skipped
     return view
-
-
-def task_spec(task: Task, service: Service) -> ServiceSpec | None:
-    """The spec ``task`` was made from: its service's current spec or, for a task of the spec before the
-    last update, the previous one; None for an older spec's task."""
-    for spec in (service.spec, service.previous_spec):
-        if spec is not None and spec.template_hash() == task.template_hash:
-            return spec
-    return None
-
-
-def task_image(task: Task, service: Service) -> str:
-    """The image ``task`` was made from (Docker's ``service ps`` IMAGE); empty for an older spec's task."""
-    spec = task_spec(task, service)
-    return spec.image if spec is not None else ""
-
-
-def task_host_ports(task: Task, service: Service) -> list[dict[str, Any]]:
-    """The host-mode ports ``task``'s spec publishes on its node (Docker's task ``PortStatus``, its
-    ``service ps`` PORTS); ingress ports are the service's, a host port the engine picks is unknown here."""
-    spec = task_spec(task, service)
-    ports = spec.all_publish if spec is not None else ()
-    return [p.to_dict() for p in ports if not p.ingress and p.published is not None]
 
 
 def _node_name(state: ClusterState, node_id: str | None) -> str | None:

@@ -36,6 +36,7 @@ from .gotemplate_values import (
     MISSING,
     FuncError,
     Method,
+    NilPointer,
     Struct,
     go_text,
     go_type,
@@ -92,6 +93,8 @@ def field_of(receiver: Any, name: str, strict: bool = False) -> Any:
         return getattr(receiver, name)
     if receiver is None:
         raise FuncError(f"nil pointer evaluating interface {{}}.{name}")
+    if isinstance(receiver, NilPointer):
+        raise receiver.field_error(name)
     raise FuncError(f"can't evaluate field {name} in type {go_type(receiver)}")
 
 

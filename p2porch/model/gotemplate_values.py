@@ -33,6 +33,23 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+class NilPointer:
+    """A typed Go nil pointer (a never-updated service's ``*swarm.UpdateStatus``): printed ``<nil>``,
+    false, JSON ``null``; a field of it is Go's ``nil pointer evaluating *swarm.UpdateStatus.State``."""
+
+    def __init__(self, go_type: str) -> None:
+        self.go_type = go_type
+
+    def go_text(self) -> str:
+        return "<nil>"
+
+    def json_value(self) -> None:
+        return None
+
+    def field_error(self, name: str) -> FuncError:
+        return FuncError(f"nil pointer evaluating {self.go_type}.{name}")
+
+
 class Struct(dict[str, Any]):
     """A Go struct: its fields by name in order (an absent one is an error, not ``<no value>``), printed
     ``{v1 v2}``; ``go_type`` names it in errors (``template.Context``)."""
@@ -124,7 +141,7 @@ def go_type(value: Any) -> str:
 
 def truth(value: Any) -> bool:
     """Go's truth: false, 0, nil, an empty string, slice or map are false; a struct is true."""
-    if value is None or value is MISSING:
+    if value is None or value is MISSING or isinstance(value, NilPointer):
         return False
     if is_struct(value):
         return True

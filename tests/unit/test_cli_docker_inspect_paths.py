@@ -11,6 +11,7 @@ import pytest
 from p2porch.cli.docker_paths import docker_path, network_path, node_path
 from p2porch.cli.docker_types import go_duration
 from p2porch.cli.goformat import render
+from p2porch.cli.util import UsageError
 from p2porch.model import ServiceSpec
 from p2porch.model.templates import SAMPLE, expand
 
@@ -218,3 +219,27 @@ def test_update_status_is_dockers(view: dict, template: str, out: str) -> None:
     automatic rollback was refused (`can't evaluate field Message ... (fields: reason, started_at, state)`);
     Docker's UpdateStatus has State, StartedAt, CompletedAt and Message, nil for a service never updated."""
     assert render(template, view, docker_path) == out
+
+
+@pytest.mark.parametrize(
+    ("template", "out"),
+    [
+        ("{{.UpdateStatus}}", "<nil>"),  # was <no value>
+        ("{{json .UpdateStatus}}", "null"),
+        ('{{printf "%T" .UpdateStatus}}', "*swarm.UpdateStatus"),
+        ("{{with .UpdateStatus}}{{.State}}{{else}}-{{end}}", "-"),
+    ],
+)
+def test_a_never_updated_services_update_status_is_a_nil_pointer(template: str, out: str) -> None:
+    assert render(template, VIEW, docker_path) == out
+
+
+def test_a_field_of_a_nil_update_status_is_gos_nil_pointer_error() -> None:
+    """The h49 walk: `service inspect -f '{{.UpdateStatus.State}}'` of a stack service never updated said
+    `can't evaluate field State in .UpdateStatus (not a map)`; Go's (and Docker's) error names the nil."""
+    with pytest.raises(
+        UsageError, match=r"at <\.UpdateStatus\.State>: nil pointer evaluating \*swarm\.UpdateStatus\.State$"
+    ):
+        render("{{.UpdateStatus.State}}", VIEW, docker_path)
+    with pytest.raises(UsageError, match=r"nil pointer evaluating \*swarm\.UpdateStatus\.State$"):
+        render("{{$s := .UpdateStatus}}{{$s.State}}", VIEW, docker_path)  # through a variable too

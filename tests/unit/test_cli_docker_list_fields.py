@@ -20,7 +20,7 @@ from p2porch.cli.goformat import render
 from p2porch.cli.main import main
 from p2porch.cli.service_rows import state_since, task_row
 from p2porch.context import LocalBoard
-from p2porch.control.service_ops import task_host_ports
+from p2porch.control.task_specs import task_host_ports
 from p2porch.gossip.swim_output import MemberView
 from p2porch.model import Service, ServiceSpec, Task
 from p2porch.model.container import PortPublish

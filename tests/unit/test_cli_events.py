@@ -15,7 +15,7 @@ from p2porch.cli.main import main
 from p2porch.control.events import EventHistory
 
 EVENTS = [
-    {"at": 10.0, "type": "service", "action": "created", "service": "web"},
+    {"at": 10.0, "type": "service", "action": "created", "service": "web", "service_id": "s1"},
     {"at": 11.0, "type": "task", "task": "web.1", "task_id": "t1", "node": "n1", "state": "running"},
     {"at": 12.0, "type": "task", "task": "db.1", "task_id": "t2", "node": "n2", "state": "failed"},
     {"at": 13.0, "type": "node", "action": "down", "node": "n2"},
@@ -114,3 +114,27 @@ def test_the_history_is_one_cluster_s() -> None:
         assert history.between(None, None) == [EVENTS[0]]
     history.of_cluster("c2")
     assert history.between(None, None) == [] and history.cluster_id == "c2"
+
+
+def test_docker_event_paths_read_the_cluster_events(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    """A Swarm user's ``events --format '{{.Actor.ID}} ...'`` (was: can't evaluate field Actor); a task's
+    ``.Action`` is its state, an object without an id (a leader) is named by its name."""
+    template = (
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} {{.Status}} {{.Scope}} {{.Time}}"
+    )
+    assert main(["events", "--format", template]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "service created s1 web created swarm 10",
+        "task running t1 web.1 running swarm 11",
+        "task failed t2 db.1 failed swarm 12",
+        "node down n2 n2 down swarm 13",
+        "secret created pw pw created swarm 14",
+        "leader elected 10.0.0.1:7947 10.0.0.1:7947 elected swarm 15",
+    ]
+    assert main(["events", "--format", "{{json .}}"]) == 0  # p2porch's own event, unchanged
+    assert json.loads(capsys.readouterr().out.splitlines()[0]) == EVENTS[0]
+
+
+def test_the_text_lines_name_objects_without_their_ids(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["events"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("service  action=created service=web")

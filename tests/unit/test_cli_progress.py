@@ -182,6 +182,60 @@ def test_on_a_terminal_the_lines_are_redrawn_in_place():
     )
 
 
+def test_a_stacks_task_lines_follow_their_services_summary():
+    """The h49 walk: `stack deploy` of front and back printed `st-front: 0/2`, `st-back: 0/2`, then the
+    four task lines of both under st-back's summary (front's summary had not changed, so was not printed
+    again): each service's lines now come after its own summary line."""
+    out = io.StringIO()
+    printer = ProgressPrinter(out)
+    front, back = Watch("front", 7), Watch("back", 7)
+    printer.show("front", assess(front, view(name="front"), [], 0))
+    printer.show("back", assess(back, view(name="back"), [], 0))
+    printer.show("front", assess(front, view(name="front"), [task(1, "assigned", node="n2")], 1))
+    printer.show("back", assess(back, view(name="back"), [task(1, "assigned", node="n4")], 1))
+    printer.show("back", assess(back, view(name="back"), [task(1, "starting", node="n4")], 2))
+    printer.finish("back: converged", "back")
+    printer.show("front", assess(front, view(name="front"), [task(1, "starting", node="n2")], 2))
+    assert out.getvalue().splitlines() == [
+        "front: 0/2 tasks running",
+        "back: 0/2 tasks running",
+        "front: 0/2 tasks running",
+        "  1/2: assigned             [n2]",
+        "back: 0/2 tasks running",
+        "  1/2: assigned             [n4]",
+        "  1/2: starting             [n4]",  # the same service's next change: no summary again
+        "back: converged",
+        "front: 0/2 tasks running",
+        "  1/2: starting             [n2]",
+    ]
+
+
+def test_on_a_terminal_every_watched_service_stays_drawn():
+    """A stack's services on a terminal: each redraw shows every unfinished service (it showed the
+    last one alone, over the other's lines); a finished one stays printed with its converged line."""
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    printer = ProgressPrinter(out)
+    front, back = Watch("front", 7), Watch("back", 7)
+    printer.show("front", assess(front, view(name="front"), [task(1, "assigned")], 0))
+    printer.show("back", assess(back, view(name="back"), [task(1, "assigned")], 0))
+    assert out.getvalue().rsplit("\x1b[2F\x1b[J", 1)[1] == (
+        "front: 0/2 tasks running\n1/2: assigned             [n1]\n"
+        "back: 0/2 tasks running\n1/2: assigned             [n1]\n"
+    )
+    printer.finish("front: converged", "front")
+    printer.show("back", assess(back, view(name="back"), [task(1, "starting")], 1))
+    assert out.getvalue().endswith(
+        "front: 0/2 tasks running\n1/2: assigned             [n1]\nfront: converged\n"
+        "back: 0/2 tasks running\n1/2: assigned             [n1]\n"
+        "\x1b[2F\x1b[Jback: 0/2 tasks running\n1/2: starting             [n1]\n"
+    )
+
+
 def test_jobs_and_removed_services_are_not_waited_for():
     from p2porch.cli.progress import waits_for
 

@@ -115,3 +115,21 @@ def test_an_accepted_deploy_keeps_its_objects(
     assert set(api.objects["secret"]) == {"shop-shared", "shop-api_key"} and set(api.objects["config"]) == {
         "shop-conf"
     }
+
+
+def test_a_missing_external_secret_is_not_found_exit_1_and_nothing_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The h49 walk: a stack naming an external secret not created yet exited 2, while a missing external
+    network, `service create --secret nosuch` and Docker's `secret not found` exit 1."""
+    api = Api(refuse=False)
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(
+        "services:\n  a:\n    image: busybox\n    secrets: [ext]\nsecrets:\n  ext: {external: true}\n"
+    )
+    monkeypatch.setattr(cli_stack, "client_for", lambda args: api)
+    assert main(["stack", "deploy", "-d", "-c", str(compose), "shop"]) == 1
+    assert capsys.readouterr().err == (
+        "p2porch: error: secrets.ext: external secret 'ext' not found: create it first\n"
+    )
+    assert api.objects["config"] == {} and set(api.objects["secret"]) == {"shop-shared"}

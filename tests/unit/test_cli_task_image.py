@@ -8,7 +8,7 @@ from typing import Any
 
 from p2porch.cli import service_read as cli_service_read
 from p2porch.cli.main import main
-from p2porch.control.service_ops import task_image
+from p2porch.control.task_specs import task_image
 from p2porch.model import Service, ServiceSpec, Task
 
 V1 = ServiceSpec(name="web", image="app:1", replicas=2)

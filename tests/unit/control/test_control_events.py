@@ -23,6 +23,7 @@ def test_node_service_and_task_events():
         "type": "node",
         "action": "joined",
         "node": "n1",
+        "node_id": "a",
         "role": "replica",
     }
     before = state.nodes["a"]
@@ -35,12 +36,14 @@ def test_node_service_and_task_events():
         "type": "node",
         "action": "voter",
         "node": "n1",
+        "node_id": "a",
         "was": "replica",
     }
     state, (change,) = changes_of(
         state, C.CreateService(at=2.0, service_id="s", spec=ServiceSpec(name="web", image="busybox")).encode()
     )
     assert describe_change(change, None, state, 7.0)["action"] == "created"
+    assert describe_change(change, None, state, 7.0)["service_id"] == "s"  # Docker's .Actor.ID
     task = Task("t1", "s", 1, "a", state="assigned")
     state, (change,) = changes_of(
         state, C.PutTasks(at=3.0, items=tuple([C.TaskPut(task, task_version=0)])).encode()
@@ -60,6 +63,7 @@ def test_network_events():
         "type": "network",
         "action": "created",
         "network": "back",
+        "network_id": "n1",
     }
     before = state.networks["n1"]
     state, (change,) = changes_of(state, C.RemoveNetwork(at=4.0, name="back").encode())

@@ -63,3 +63,22 @@ async def test_nothing_is_said_while_nothing_is_missing_or_nothing_failed(ops, m
     )
     (view,) = ops.list_all()
     assert (view["running"], view["failing"]) == (1, None)  # 1/1 now: the past failure is not news
+
+
+async def test_tasks_stopped_for_failing_their_health_check_are_said_as_failed(ops, manager):
+    """The h49 walk: a service whose tasks kept failing their health check showed `0/1` in `service ls`
+    with nothing said (its tasks end `shutdown`, stopped `unhealthy`, not `failed`)."""
+    created = await ops.create({"name": "sick", "image": "busybox"})
+    sid = created["id"]
+    current = manager.state.services[sid].spec.template_hash()
+    await put(
+        manager,
+        Task("u1", sid, 1, None, "shutdown", "shutdown", 10.0, message="unhealthy", template_hash=current),
+        Task(
+            "old", sid, 1, None, "shutdown", "shutdown", 11.0, message="rolling update", template_hash=current
+        ),
+        Task("now", sid, 1, None, "running", "starting", 12.0, template_hash=current),
+    )
+    (view,) = ops.list_all()
+    assert view["failing"] == {"count": 1, "error": "unhealthy"}
+    assert service_row(view)[6] == "1 failed: unhealthy (service ps sick)"

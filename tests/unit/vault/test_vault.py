@@ -233,8 +233,16 @@ def test_secret_events_carry_metadata_only() -> None:
     from p2porch.raft.fsm import Change
 
     updated = describe_change(Change("secret", "put", "secret:db", record, 9), None, state, AT)
-    assert updated == {"at": AT, "type": "secret", "action": "updated", "name": "db", "version": 2}
-    assert describe_change(changes[0], record, state, AT)["action"] == "removed"
+    assert updated == {
+        "at": AT,
+        "type": "secret",
+        "action": "updated",
+        "name": "db",
+        "secret_id": record.object_id,  # Docker's .Actor.ID
+        "version": 2,
+    }
+    removed = describe_change(changes[0], record, state, AT)
+    assert (removed["action"], removed["secret_id"]) == ("removed", record.object_id)
 
 
 def test_a_value_sealed_under_an_epoch_the_node_lacks_fails_clearly() -> None:
