@@ -56,7 +56,7 @@ from .member.traffic import serve_traffic
 from .membership import removal
 from .membership.manager import ClusterManager
 from .membership.runtime import MemberService, secrets_key
-from .memtrim import fix_mmap_threshold, freeze_start_up, limit_malloc_arenas, trim_heap_periodically
+from .memtrim import fix_mmap_threshold, limit_malloc_arenas, trim_heap_periodically
 from .metrics import Metrics
 from .model import Node
 from .ui import PUBLIC_PATHS as UI_PUBLIC_PATHS
@@ -226,9 +226,6 @@ class Daemon:
                             on_timeout=self.metrics.api_request_timeouts.labels("tls").inc,
                         )
                         await subsystems.start("remote-api", self.remote.serve, app)
-                    if self.cluster.local is None:  # no member service runs yet: nothing waits on this
-                        frozen, took = freeze_start_up()  # a join's collections skip the start's objects
-                        log.debug("start-up heap frozen: %d objects (%.3f s)", frozen, took)
                     log.info(
                         "p2porch %s daemon %s ready on unix://%s (data dir %s)",
                         __version__,

@@ -116,19 +116,6 @@ def trim_heap(collect: bool = False, freeze: bool = False) -> tuple[float, float
     return before, rss_mb()
 
 
-def freeze_start_up() -> tuple[int, float]:
-    """Collect once and freeze the survivors (``gc.freeze``): the daemon's modules, classes and objects as
-    it starts, before it is in a cluster. Every later full collection, CPython's own during a join and the
-    first trim's, walks only what was allocated since (a join's start-up ran 25-50 ms collections over
-    them, issue 19). Only before any member service runs (nothing then waits on this thread: no Raft
-    thread, no cluster state); the first trim still collects and freezes what lives by then. Returns (the
-    objects frozen in all, the seconds it took)."""
-    started = time.perf_counter()
-    gc.collect()  # the start's own garbage cycles go first: frozen, they would never be freed
-    gc.freeze()
-    return gc.get_freeze_count(), time.perf_counter() - started
-
-
 async def trim_heap_after(delay_s: float, what: str) -> None:
     """Collect and trim once, ``delay_s`` after ``what`` (logged with the RSS given back and the pause)."""
     await trio.sleep(delay_s)
