@@ -127,18 +127,24 @@ def test_trim_heap_with_freeze_moves_the_survivors_out_of_later_collections() ->
         gc.unfreeze()
 
 
+def record_trims(monkeypatch, rss: tuple[float, float] = (2.0, 1.0)) -> list[tuple[float, bool, bool]]:
+    """``trim_heap`` replaced: each call's (trio time, collect, freeze) goes to the list returned."""
+    calls: list[tuple[float, bool, bool]] = []
+
+    def fake_trim(collect: bool = False, freeze: bool = False) -> tuple[float, float]:
+        calls.append((trio.current_time(), collect, freeze))
+        return rss
+
+    monkeypatch.setattr(memtrim, "trim_heap", fake_trim)
+    return calls
+
+
 def run_mocked(main) -> None:
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 def test_collects_and_trims_after_the_first_delay_then_trims_every_period(monkeypatch) -> None:
-    calls: list[tuple[float, bool]] = []
-
-    def fake_trim(collect: bool = False, freeze: bool = False) -> tuple[float, float]:
-        calls.append((trio.current_time(), collect, freeze))
-        return 2.0, 1.0
-
-    monkeypatch.setattr(memtrim, "trim_heap", fake_trim)
+    calls = record_trims(monkeypatch)
 
     async def main() -> None:
         with trio.move_on_after(1000):
@@ -190,13 +196,7 @@ def test_without_malloc_trim_it_stops_after_the_first_try(monkeypatch) -> None:
 
 
 def test_trim_after_collects_and_trims_once_after_its_delay(monkeypatch, caplog) -> None:
-    calls: list[tuple[float, bool, bool]] = []
-
-    def fake_trim(collect: bool = False, freeze: bool = False) -> tuple[float, float]:
-        calls.append((trio.current_time(), collect, freeze))
-        return 60.4, 58.9
-
-    monkeypatch.setattr(memtrim, "trim_heap", fake_trim)
+    calls = record_trims(monkeypatch, (60.4, 58.9))
     state = memtrim.TrimState()
     state.frozen = True  # the first trim ran
 
@@ -213,13 +213,7 @@ def test_trim_after_collects_and_trims_once_after_its_delay(monkeypatch, caplog)
 def both_trims(monkeypatch, member_at: float) -> list[tuple[float, bool, bool]]:
     """The daemon's trimmer from 0 and a member's trim ``delay_s`` = 20 after ``member_at`` (a join), on one
     state: every trim's (time, collect, freeze)."""
-    calls: list[tuple[float, bool, bool]] = []
-
-    def fake_trim(collect: bool = False, freeze: bool = False) -> tuple[float, float]:
-        calls.append((trio.current_time(), collect, freeze))
-        return 2.0, 1.0
-
-    monkeypatch.setattr(memtrim, "trim_heap", fake_trim)
+    calls = record_trims(monkeypatch)
     state = memtrim.TrimState()
 
     async def member() -> None:
