@@ -30,7 +30,7 @@ One collection where two were due: a first trim that finds a member trim pending
 initialised or restarted as a member within the last ``delay_s``) is left to it, and that member trim
 freezes as the first would have: a daemon that joined before its first trim ran two full collections
 ~20 s apart or, started by ``p2porch join``, back to back (~20 ms of CPU each, some inside a join burst:
-issue 19, the twenty-seventh round). :class:`TrimState` is what the two share (the trio thread only).
+issue 19, the twenty-eighth round). :class:`TrimState` is what the two share (the trio thread only).
 """
 
 from __future__ import annotations
