@@ -26,6 +26,11 @@ A daemon usually starts well before it joins (or inits) a cluster, and the join,
 catch-up and, on the leader, admitting the other nodes come after that first trim: the member runtime
 calls ``trim_heap_after`` once its services are up, so that start-up is trimmed too (issue 19). On a
 C library without ``mallopt``/``malloc_trim`` (musl) they do nothing.
+One collection where two were due: a first trim that finds a member trim pending (the daemon joined,
+initialised or restarted as a member within the last ``delay_s``) is left to it, and that member trim
+freezes as the first would have: a daemon that joined before its first trim ran two full collections
+~20 s apart or, started by ``p2porch join``, back to back (~20 ms of CPU each, some inside a join burst:
+issue 19, the twenty-eighth round). :class:`TrimState` is what the two share (the trio thread only).
 """
 
 from __future__ import annotations
@@ -116,26 +121,52 @@ def trim_heap(collect: bool = False, freeze: bool = False) -> tuple[float, float
     return before, rss_mb()
 
 
-async def trim_heap_after(delay_s: float, what: str) -> None:
-    """Collect and trim once, ``delay_s`` after ``what`` (logged with the RSS given back and the pause)."""
-    await trio.sleep(delay_s)
+class TrimState:
+    """The process's trims in flight: member trims waiting for their delay, and whether a first freeze
+    ran. Owns nothing else; never trims."""
+
+    def __init__(self) -> None:
+        self.member_trims_pending = 0
+        self.frozen = False
+
+
+STATE = TrimState()
+
+
+async def trim_heap_after(delay_s: float, what: str, state: TrimState | None = None) -> None:
+    """Collect and trim once, ``delay_s`` after ``what`` (logged with the RSS given back and the pause);
+    it also freezes the survivors when no first trim has yet (it was left to this one)."""
+    state = STATE if state is None else state
+    state.member_trims_pending += 1
+    try:
+        await trio.sleep(delay_s)
+    finally:
+        state.member_trims_pending -= 1
     started = time.perf_counter()
-    result = trim_heap(collect=True)
+    freeze = not state.frozen
+    result = trim_heap(collect=True, freeze=freeze)
     if result is not None:
+        state.frozen = state.frozen or freeze
         took = time.perf_counter() - started
         log.info("heap trimmed after %s: RSS %.1f -> %.1f MB (paused %.3f s)", what, *result, took)
 
 
 async def trim_heap_periodically(
-    first_after_s: float = FIRST_TRIM_AFTER_S, period_s: float = TRIM_PERIOD_S
+    first_after_s: float = FIRST_TRIM_AFTER_S, period_s: float = TRIM_PERIOD_S, state: TrimState | None = None
 ) -> None:
-    """Trim ``first_after_s`` after start, then every ``period_s``, until cancelled."""
+    """Trim ``first_after_s`` after start (unless a member trim is pending, which collects and freezes
+    then, or one already did), then every ``period_s``, until cancelled."""
+    state = STATE if state is None else state
     await trio.sleep(first_after_s)
-    result = trim_heap(collect=True, freeze=True)
-    if result is None:
-        log.debug("malloc_trim is not available: the heap is not trimmed")
-        return
-    log.info("heap trimmed after start: RSS %.1f -> %.1f MB", *result)
+    if state.member_trims_pending or state.frozen:
+        log.debug("the first heap trim is left to the member's")
+    else:
+        result = trim_heap(collect=True, freeze=True)
+        if result is None:
+            log.debug("malloc_trim is not available: the heap is not trimmed")
+            return
+        state.frozen = True
+        log.info("heap trimmed after start: RSS %.1f -> %.1f MB", *result)
     while True:
         await trio.sleep(period_s)
         trim_heap(collect=True)  # the cyclic garbage of the period first (pyroute2's messages: issue 19)

@@ -7,10 +7,18 @@ import subprocess
 import sys
 import weakref
 
+import pytest
 import trio
 import trio.testing
 
 from p2porch import memtrim
+
+
+@pytest.fixture(autouse=True)
+def fresh_trim_state(monkeypatch) -> None:
+    """Each test's trims start as a new daemon's (no first freeze yet, no member trim pending)."""
+    monkeypatch.setattr(memtrim, "STATE", memtrim.TrimState())
+
 
 # A child that keeps 4 threads alive at once, each having allocated with malloc, then prints the
 # number of arenas glibc's malloc_stats reports (on stderr).
@@ -119,18 +127,24 @@ def test_trim_heap_with_freeze_moves_the_survivors_out_of_later_collections() ->
         gc.unfreeze()
 
 
+def record_trims(monkeypatch, rss: tuple[float, float] = (2.0, 1.0)) -> list[tuple[float, bool, bool]]:
+    """``trim_heap`` replaced: each call's (trio time, collect, freeze) goes to the list returned."""
+    calls: list[tuple[float, bool, bool]] = []
+
+    def fake_trim(collect: bool = False, freeze: bool = False) -> tuple[float, float]:
+        calls.append((trio.current_time(), collect, freeze))
+        return rss
+
+    monkeypatch.setattr(memtrim, "trim_heap", fake_trim)
+    return calls
+
+
 def run_mocked(main) -> None:
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
 def test_collects_and_trims_after_the_first_delay_then_trims_every_period(monkeypatch) -> None:
-    calls: list[tuple[float, bool]] = []
-
-    def fake_trim(collect: bool = False, freeze: bool = False) -> tuple[float, float]:
-        calls.append((trio.current_time(), collect, freeze))
-        return 2.0, 1.0
-
-    monkeypatch.setattr(memtrim, "trim_heap", fake_trim)
+    calls = record_trims(monkeypatch)
 
     async def main() -> None:
         with trio.move_on_after(1000):
@@ -182,19 +196,50 @@ def test_without_malloc_trim_it_stops_after_the_first_try(monkeypatch) -> None:
 
 
 def test_trim_after_collects_and_trims_once_after_its_delay(monkeypatch, caplog) -> None:
-    calls: list[tuple[float, bool]] = []
-
-    def fake_trim(collect: bool = False) -> tuple[float, float]:
-        calls.append((trio.current_time(), collect))
-        return 60.4, 58.9
-
-    monkeypatch.setattr(memtrim, "trim_heap", fake_trim)
+    calls = record_trims(monkeypatch, (60.4, 58.9))
+    state = memtrim.TrimState()
+    state.frozen = True  # the first trim ran
 
     async def main() -> None:
         with trio.move_on_after(1000):
-            await memtrim.trim_heap_after(20, "the member started")
+            await memtrim.trim_heap_after(20, "the member started", state)
 
     caplog.set_level("INFO", logger="p2porch.memtrim")
     run_mocked(main)
-    assert calls == [(20, True)]
+    assert calls == [(20, True, False)]
     assert "heap trimmed after the member started: RSS 60.4 -> 58.9 MB" in caplog.text
+
+
+def both_trims(monkeypatch, member_at: float) -> list[tuple[float, bool, bool]]:
+    """The daemon's trimmer from 0 and a member's trim ``delay_s`` = 20 after ``member_at`` (a join), on one
+    state: every trim's (time, collect, freeze)."""
+    calls = record_trims(monkeypatch)
+    state = memtrim.TrimState()
+
+    async def member() -> None:
+        await trio.sleep(member_at)
+        await memtrim.trim_heap_after(20, "the member started", state)
+
+    async def main() -> None:
+        with trio.move_on_after(400):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(memtrim.trim_heap_periodically, 20, 300, state)
+                nursery.start_soon(member)
+
+    run_mocked(main)
+    return calls
+
+
+def test_a_join_before_the_first_trim_leaves_one_collection_that_freezes(monkeypatch) -> None:
+    """Joined 3 s after start: the first trim (20 s) finds the member's pending and leaves it the
+    collection and the freeze (23 s); before, both collected, the first froze (20 s and 23 s)."""
+    assert both_trims(monkeypatch, member_at=3) == [(23, True, True), (320, True, False)]
+
+
+def test_a_member_trim_that_froze_first_leaves_the_first_trim_out(monkeypatch) -> None:
+    """A daemon restarted as a member (its services before its trimmer): one collection, one freeze."""
+    assert both_trims(monkeypatch, member_at=0) == [(20, True, True), (320, True, False)]
+
+
+def test_a_join_after_the_first_trim_collects_without_a_second_freeze(monkeypatch) -> None:
+    assert both_trims(monkeypatch, member_at=30) == [(20, True, True), (50, True, False), (320, True, False)]
