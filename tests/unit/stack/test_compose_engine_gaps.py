@@ -91,6 +91,7 @@ def test_memory_swap_is_a_flag_of_service_create_and_update(capsys):
 class _Task:
     task_id, service_id, slot, desired_state, state, spec_version = "t1", "s1", 1, "running", "assigned", 1
     node_id = "id1"
+    started_at = 0.0  # not recorded running yet
 
 
 def test_network_mode_host_is_the_nodes_network_namespace():
