@@ -11,6 +11,7 @@ containers labelled ``p2porch.managed=true``.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Generator, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -55,6 +56,9 @@ T = TypeVar("T")
 _ENGINE_ERRORS = (EngineError, OSError)
 _MANAGED_FILTER = {"label": [f"{LABEL_MANAGED}=true"]}
 SAME_CLOCK_S = 0.5  # an engine whose clock is this close to the agent's shares its host's clock
+OFFSET_REREAD_S = 10.0  # a remote engine's clock is read again this often (the worker's full resync)
+OFFSET_RETRY_S = 1.0  # ...and first this soon after /info failed, doubling up to OFFSET_REREAD_S
+INFO_TIMEOUT_S = 5.0  # a /info slower than this is given up (no judgement on start times meanwhile)
 
 
 def docker_error_text(exc: BaseException) -> str:
@@ -62,6 +66,14 @@ def docker_error_text(exc: BaseException) -> str:
     if isinstance(exc, EngineError) and exc.explanation:
         return exc.explanation.strip()
     return str(exc).strip() or type(exc).__name__
+
+
+def on_agent_clock(observed: ObservedContainer, offset: float | None) -> ObservedContainer:
+    """``observed`` with its engine start time moved to the agent's clock by ``offset``; 0.0 (unknown: no
+    judgement, see plan.restarted_error) when the offset is unknown."""
+    if not observed.started_at or offset == 0.0:
+        return observed
+    return replace(observed, started_at=0.0 if offset is None else observed.started_at + offset)
 
 
 class DockerExecutor:
@@ -80,9 +92,16 @@ class DockerExecutor:
         self.pull_timeout_s = pull_timeout_s
         self._limiter = trio.CapacityLimiter(max_concurrent_calls)
         self._inspect_cache: dict[str, tuple[tuple[str, str, str], ObservedContainer]] = {}
-        #: the agent's clock minus the engine's (``/info`` SystemTime), read once per events subscription
-        #: (an engine restarted, or another one behind the address, may differ): None = not read yet
+        #: events seen per container id: an inspect an event overtook is not cached (``docker restart``)
+        self._events_seen: dict[str, int] = {}
+        #: a unix socket's engine shares the agent's host and clock: its start times are used as they are
+        self._local = bool(getattr(getattr(client, "endpoint", None), "socket_path", ""))
+        #: a remote engine's clock minus the agent's (see :meth:`_engine_offset`): None = unknown,
+        #: read again at ``_offset_due`` (trio's clock), after ``_offset_retry_s`` while ``/info`` fails
         self._clock_offset: float | None = None
+        self._offset_due = 0.0
+        self._offset_retry_s = 0.0
+        self._info_running = False  # an /info thread (maybe abandoned after INFO_TIMEOUT_S) still runs
 
     # ----- plumbing
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -98,6 +117,7 @@ class DockerExecutor:
             summaries = await self._call(self._api.containers, all=True, filters=_MANAGED_FILTER)
         except _ENGINE_ERRORS as exc:
             raise ExecutorError(f"cannot list containers: {docker_error_text(exc)}") from exc
+        offset = await self._engine_offset()
         out: list[ObservedContainer] = []
         seen: set[str] = set()
         for summary in summaries:
@@ -108,35 +128,75 @@ class DockerExecutor:
             if cached is not None and cached[0] == key:
                 out.append(cached[1])
                 continue
-            observed = await self.inspect(container_id)
+            events = self._events_seen.get(container_id, 0)
+            observed = await self._inspect_raw(container_id)
             if observed is not None:
                 self._inspect_cache[container_id] = (key, observed)
+                if self._events_seen.get(container_id, 0) != events:  # an event overtook it: stale
+                    self._inspect_cache.pop(container_id, None)
                 out.append(observed)
         for stale in set(self._inspect_cache) - seen:
             self._inspect_cache.pop(stale, None)
-        return out
+        for stale in set(self._events_seen) - seen:
+            self._events_seen.pop(stale, None)
+        return [on_agent_clock(observed, offset) for observed in out]
 
     def forget(self) -> None:
         """Inspect every container afresh and read the engine's clock again: the engine's connection came
         back (a dockerd restart kills or restores containers, restarts ones with a policy)."""
         self._inspect_cache.clear()
-        self._clock_offset = None
+        self._clock_offset, self._offset_due, self._offset_retry_s = None, 0.0, 0.0
 
-    async def _engine_offset(self) -> float:
-        """The agent's clock minus the engine's, 0 within ``SAME_CLOCK_S`` (one host)."""
-        if self._clock_offset is None:
+    def _read_info(self) -> tuple[float, dict[str, Any]]:
+        """The agent's clock just before ``/info``, and its answer (in a worker thread, holding a slot)."""
+        self._info_running = True
+        try:
+            before = self._clock()
+            return before, self._api.info()
+        finally:
+            self._info_running = False
+
+    async def _engine_offset(self) -> float | None:
+        """The agent's clock minus the engine's: 0.0 for a local engine (unix socket: the same host, no
+        ``/info``); for a remote one a lower bound from ``/info`` SystemTime (0.0 within ``SAME_CLOCK_S``),
+        read again every ``OFFSET_REREAD_S``. None (no judgement on start times) while ``/info`` fails or
+        hangs, tried again after a backoff (never while an abandoned one still runs); never raises."""
+        if self._local:
+            return 0.0
+        if trio.current_time() < self._offset_due:
+            return self._clock_offset
+        answer: tuple[float, dict[str, Any]] | None = None
+        error = "the previous docker info has not answered yet"
+        if not self._info_running:
+            self._offset_due = math.inf  # one read at a time; concurrent callers use the last word
+            error = f"no answer within {INFO_TIMEOUT_S:g} s"
             try:
-                before = self._clock()
-                info = await self._call(self._api.info)
-                after = self._clock()
-            except _ENGINE_ERRORS as exc:
-                raise ExecutorError(f"cannot read docker info: {docker_error_text(exc)}") from exc
-            offset = clock_offset(info, before, after)
-            self._clock_offset = offset if abs(offset) > SAME_CLOCK_S else 0.0
+                with trio.move_on_after(INFO_TIMEOUT_S):
+                    answer = await trio.to_thread.run_sync(
+                        self._read_info, abandon_on_cancel=True, limiter=self._limiter
+                    )
+            except Exception as exc:  # whatever /info does, the caller's inspect goes on
+                error = docker_error_text(exc)
+            finally:
+                self._offset_due = 0.0  # also when cancelled: the next call reads it
+        if answer is None:
+            self._offset_retry_s = min(max(2 * self._offset_retry_s, OFFSET_RETRY_S), OFFSET_REREAD_S)
+            self._clock_offset, self._offset_due = None, trio.current_time() + self._offset_retry_s
+            log.debug("cannot read the engine's clock (docker info): %s", error)
+            return None
+        before, info = answer
+        offset = clock_offset(info, before)
+        self._clock_offset = offset if abs(offset) > SAME_CLOCK_S else 0.0
+        self._offset_due, self._offset_retry_s = trio.current_time() + OFFSET_REREAD_S, 0.0
         return self._clock_offset
 
     async def inspect(self, container_id: str) -> ObservedContainer | None:
         """The managed container ``container_id``; None if it does not exist or is not ours."""
+        observed = await self._inspect_raw(container_id)
+        return None if observed is None else on_agent_clock(observed, await self._engine_offset())
+
+    async def _inspect_raw(self, container_id: str) -> ObservedContainer | None:
+        """:meth:`inspect` with the start time on the engine's clock."""
         try:
             attrs = await self._call(self._api.inspect_container, container_id)
         except NotFound:
@@ -145,11 +205,7 @@ class DockerExecutor:
             raise ExecutorError(
                 f"cannot inspect container {container_id[:12]}: {docker_error_text(exc)}"
             ) from exc
-        observed = observed_from_inspect(attrs)
-        if observed is not None and observed.started_at:
-            started_at = observed.started_at + await self._engine_offset()  # on the agent's clock
-            observed = replace(observed, started_at=started_at)
-        return observed
+        return observed_from_inspect(attrs)
 
     async def capacity(self) -> NodeCapacity:
         """CPUs and memory of the engine's host (``docker info``)."""
@@ -340,7 +396,10 @@ class DockerExecutor:
             event = event_from_docker(item) if isinstance(item, dict) else None
             if event is None:
                 return ()
-            self._inspect_cache.pop(event.container_id, None)  # a restart keeps the listing's key
+            # Counted before the cached inspect is dropped (a restart keeps the listing's key): an inspect
+            # in flight is either seen overtaken by list_containers or dropped here after it was cached.
+            self._events_seen[event.container_id] = self._events_seen.get(event.container_id, 0) + 1
+            self._inspect_cache.pop(event.container_id, None)
             return (event,)
 
         async with trio.open_nursery() as nursery:

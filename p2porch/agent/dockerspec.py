@@ -374,11 +374,13 @@ def observed_from_inspect(attrs: Mapping[str, Any]) -> ObservedContainer | None:
     )
 
 
-def clock_offset(info: Mapping[str, Any], before: float, after: float) -> float:
-    """The agent's clock minus the engine's, from ``/info`` read between ``before`` and ``after`` (the
-    agent's times); 0.0 when the engine gives no ``SystemTime``."""
+def clock_offset(info: Mapping[str, Any], before: float) -> float:
+    """A lower bound of the agent's clock minus the engine's, from ``/info`` requested at ``before`` (the
+    agent's time): dockerd stamps ``SystemTime`` after the request arrived (near the start of its slow
+    answer), so the true offset is at least this; a start time moved by it is never later than it was.
+    0.0 when the engine gives no ``SystemTime``."""
     engine_now = engine_time(info.get("SystemTime"))
-    return (before + after) / 2 - engine_now if engine_now else 0.0
+    return before - engine_now if engine_now else 0.0
 
 
 def engine_time(value: Any) -> float:
