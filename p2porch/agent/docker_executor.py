@@ -222,13 +222,13 @@ class DockerExecutor:
         if assignment.start_error or (error := template_error(assignment)):
             return StartOutcome(None, assignment.start_error or error)
         try:
+            policy = str(assignment.options.get("pull_policy") or "missing")
             if not container_id:
-                policy = str(assignment.options.get("pull_policy") or "missing")
                 error = await self._ensure_image(assignment.image, policy)
                 if error:
                     return StartOutcome(None, error)
-            for image in dict.fromkeys(m.image for m in assignment.members):
-                error = await self._ensure_image(image)
+            for image in dict.fromkeys(m.image for m in assignment.members):  # as the service's policy
+                error = await self._ensure_image(image, policy)
                 if error:
                     return StartOutcome(None, error)
             for member in assignment.init_containers:  # in order, each to completion, before the main one
@@ -257,8 +257,10 @@ class DockerExecutor:
 
     async def _ensure_image(self, image: str, policy: str = "missing") -> str:
         """ "" when ``image`` is present locally or was pulled; otherwise Docker's error text. ``policy``
-        (Compose's ``pull_policy``): ``missing`` pulls only an absent image, ``always`` pulls every time
-        (a failed pull fails the start, as in Compose), ``never`` never pulls."""
+        (Compose's ``pull_policy``): ``missing`` pulls only an absent image, ``never`` never pulls,
+        ``always`` pulls every time; as Swarm's agent, a failed pull under ``always`` runs the image the
+        node has, with a warning (a registry outage must not fail every restart), and fails the start only
+        when the node has none."""
         if policy != "always":
             try:
                 await self._call(self._api.inspect_image, image)
@@ -274,6 +276,13 @@ class DockerExecutor:
             error = await trio.to_thread.run_sync(
                 lambda: self._pull_sync(image, repository, tag), abandon_on_cancel=True, limiter=self._limiter
             )
+        if error and policy == "always":
+            try:
+                await self._call(self._api.inspect_image, image)
+            except _ENGINE_ERRORS:
+                return error
+            log.warning("%s; running the image this node has (pull_policy: always)", error)
+            return ""
         return error
 
     def _pull_sync(self, image: str, repository: str, tag: str) -> str:

@@ -1,8 +1,9 @@
 """The Compose keys of h49 on a real dockerd (sandbox "p9e", 10.93.5.0/24; root + docker.io):
 ``pull_policy`` decides whether the agent pulls (``always`` pulls an image the node has, and a failed
-pull fails the start; ``never`` runs only what the node has; ``missing`` pulls only an absent image), and
-``mem_swappiness`` with ``memswap_limit`` reach the container's HostConfig; a task on the host network
-(``network_mode: host``) runs in its node's network namespace, with the cluster DNS as resolver."""
+pull runs the node's image, failing the start only without one; ``never`` runs only what the node has;
+``missing`` pulls only an absent image), and ``mem_swappiness`` with ``memswap_limit`` reach the
+container's HostConfig; a task on the host network (``network_mode: host``) runs in its node's network
+namespace, with the cluster DNS as resolver."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from p2porch.sandbox.sandbox import Sandbox  # noqa: E402
 #: a tag of the sandbox's busybox whose registry is a closed port on the node's loopback: a pull of it
 #: is refused at once (no registry, no network), so a pull attempted is a start failed
 UNREACHABLE = "127.0.0.1:9/p9e/app:1"
+ABSENT = "127.0.0.1:9/p9e/absent:1"  # ...and one the node does not have
 
 
 NODE: dict[str, str] = {}
@@ -86,15 +88,16 @@ async def test_pull_policy_decides_whether_the_agent_pulls(docker_url: str, sdk:
     executor = await open_docker_executor(docker_url)
     missing = await executor.start(task("a1a1a1a1a1a1a1a1", UNREACHABLE))  # present: not pulled
     assert missing.error == "" and missing.container is not None, missing.error
+    # `always` pulls; a refused pull runs the image the node has (as Swarm), and fails only without one
     always = await executor.start(task("b2b2b2b2b2b2b2b2", UNREACHABLE, pull_policy="always"))
-    assert always.container is None and always.error.startswith(f"pulling {UNREACHABLE} failed: "), (
-        always.error
-    )
+    assert always.error == "" and always.container is not None, always.error
+    absent = await executor.start(task("e5e5e5e5e5e5e5e5", ABSENT, pull_policy="always"))
+    assert absent.container is None and absent.error.startswith(f"pulling {ABSENT} failed: "), absent.error
     never = await executor.start(task("c3c3c3c3c3c3c3c3", "p9e/absent:1", pull_policy="never"))
     assert never.container is None
     assert never.error == "image p9e/absent:1 not found on this node and the service's pull_policy is never"
     names = {c.name for c in sdk.containers.list(all=True, filters={"label": "p2porch.managed=true"})}
-    assert names == {"pulls.1.a1a1a1a1"}  # neither refused start created a container
+    assert names == {"pulls.1.a1a1a1a1", "pulls.1.b2b2b2b2"}  # neither refused start created a container
 
 
 async def test_mem_swappiness_and_memory_swap_reach_the_container(

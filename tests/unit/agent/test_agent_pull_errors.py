@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 
 from p2porch.agent.docker_executor import DockerExecutor
+from p2porch.agent.model import KIND_INIT, KIND_SIDECAR, MemberSpec, TaskAssignment
 from p2porch.engine.client import EngineError, NotFound
 
 REGISTRY_DOWN = 'Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io: i/o timeout'
@@ -82,14 +84,20 @@ async def test_pull_policy_missing_pulls_only_an_absent_image():
     assert await executor._ensure_image("web:2", "missing") == "" and engine.pulls == ["web:2"]
 
 
-async def test_pull_policy_always_pulls_a_present_image_and_a_failed_pull_fails_the_start():
-    """As Compose's ``pull_policy: always``: ``docker compose up`` pulls every time, stops on a failure."""
+async def test_pull_policy_always_pulls_a_present_image_and_a_failed_pull_runs_the_local_one(caplog):
+    """As Swarm's agent: the pull on every start (each replacement of a crash-looping task) must not fail
+    tasks whose image the node has when the registry is down or rate-limits; with no image, it fails."""
     engine = Cache("app:1")
     assert await DockerExecutor(engine)._ensure_image("app:1", "always") == ""  # type: ignore[arg-type]
     assert engine.pulls == ["app:1"]
     offline = Cache("app:1", pull_error="dial tcp: connection refused")
-    error = await DockerExecutor(offline)._ensure_image("app:1", "always")  # type: ignore[arg-type]
-    assert error == "pulling app:1 failed: dial tcp: connection refused"
+    with caplog.at_level(logging.WARNING, logger="p2porch.agent.docker_executor"):
+        assert await DockerExecutor(offline)._ensure_image("app:1", "always") == ""  # type: ignore[arg-type]
+    assert offline.pulls == ["app:1"]
+    warned = "pulling app:1 failed: dial tcp: connection refused; running the image this node has"
+    assert warned in caplog.text
+    error = await DockerExecutor(offline)._ensure_image("web:2", "always")  # type: ignore[arg-type]
+    assert error == "pulling web:2 failed: dial tcp: connection refused"
 
 
 async def test_pull_policy_never_runs_only_an_image_the_node_has():
@@ -99,3 +107,27 @@ async def test_pull_policy_never_runs_only_an_image_the_node_has():
     error = await executor._ensure_image("web:2", "never")
     assert error == "image web:2 not found on this node and the service's pull_policy is never"
     assert engine.pulls == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "pulls", "error"),
+    [
+        ("never", [], "image side:1 not found on this node and the service's pull_policy is never"),
+        ("always", ["app:1", "init:1", "side:1"], "pulling side:1 failed: registry down"),
+    ],
+)
+async def test_sidecar_and_init_images_follow_the_services_pull_policy(policy, pulls, error):
+    engine = Cache("app:1", "init:1", pull_error="registry down")  # the sidecar's image is not here
+    members = (MemberSpec("migrate", KIND_INIT, "init:1"), MemberSpec("proxy", KIND_SIDECAR, "side:1"))
+    task = TaskAssignment(
+        task_id="t1",
+        service_name="web",
+        service_id="s1",
+        slot=1,
+        node_name="n1",
+        image="app:1",
+        options={"pull_policy": policy},
+        members=members,
+    )
+    outcome = await DockerExecutor(engine).start(task)  # type: ignore[arg-type]
+    assert (outcome.container, outcome.error) == (None, error) and engine.pulls == pulls
