@@ -119,15 +119,7 @@ async def test_pull_policy_never_runs_only_an_image_the_node_has():
 async def test_sidecar_and_init_images_follow_the_services_pull_policy(policy, pulls, error):
     engine = Cache("app:1", "init:1", pull_error="registry down")  # the sidecar's image is not here
     members = (MemberSpec("migrate", KIND_INIT, "init:1"), MemberSpec("proxy", KIND_SIDECAR, "side:1"))
-    task = TaskAssignment(
-        task_id="t1",
-        service_name="web",
-        service_id="s1",
-        slot=1,
-        node_name="n1",
-        image="app:1",
-        options={"pull_policy": policy},
-        members=members,
-    )
+    where: dict[str, Any] = {"task_id": "t1", "service_name": "web", "service_id": "s1", "node_name": "n1"}
+    task = TaskAssignment(**where, slot=1, image="app:1", options={"pull_policy": policy}, members=members)
     outcome = await DockerExecutor(engine).start(task)  # type: ignore[arg-type]
     assert (outcome.container, outcome.error) == (None, error) and engine.pulls == pulls
