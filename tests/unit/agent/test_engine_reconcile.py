@@ -308,7 +308,7 @@ def test_a_hanging_info_is_given_up_without_judging_start_times() -> None:
 
     async def main() -> None:
         async def time_out() -> None:
-            await trio.to_thread.run_sync(engine.called.wait)
+            assert await trio.to_thread.run_sync(engine.called.wait, 10)
             clock.jump(INFO_TIMEOUT_S)
 
         try:
