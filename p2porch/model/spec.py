@@ -554,14 +554,19 @@ def check_endpoint_ports(spec: ServiceSpec) -> ServiceSpec:
     """Swarm's rule at the edges (CLI, API create/update, Compose), not in ``ServiceSpec`` itself: a port
     published in ingress mode cannot be used with endpoint mode dnsrr. A committed spec from before the
     rule still loads (``model/committed.py``): such a service keeps running; its next update must fix it.
-    A service on the host network has neither a virtual address nor ingress ports (``check_host_network``)."""
-    if on_host_network(spec.networks):
-        check_host_network(spec.endpoint_mode, spec.publish)
-    if spec.endpoint_mode == "dnsrr":
-        for i, port in enumerate(spec.publish):
+    A service on the host network has neither a virtual address nor ingress ports (``check_host_network``).
+    A sidecar's ports are served on the task's address too: checked alike."""
+    groups = [
+        ("publish", spec.publish),
+        *((f"sidecars[{j}].publish", s.publish) for j, s in enumerate(spec.sidecars)),
+    ]
+    for where, ports in groups:
+        if on_host_network(spec.networks):
+            check_host_network(spec.endpoint_mode, ports, where)
+        for i, port in enumerate(ports if spec.endpoint_mode == "dnsrr" else ()):
             if port.ingress:
                 raise field_error(
-                    f"publish[{i}]",
+                    f"{where}[{i}]",
                     f"port {port} published with ingress mode can't be used with dnsrr mode: publish it "
                     "with mode=host or use endpoint mode vip",
                 )

@@ -18,7 +18,9 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model import ServiceSpec
+from ..model.spec import check_endpoint_ports
 from .names import STACK_LABEL
+from .networks import HOST_NETWORK, host_ports
 from .problems import Problems
 
 SERVICE_PREFIX = "service:"
@@ -160,10 +162,15 @@ def fold_groups(
             *spec.get("init_containers", []),
             *(group_member(s, specs[s], init=True, own_mounts=own.get(s, [])) for s in inits),
         ]
-        spec["sidecars"] = [
-            *spec.get("sidecars", []),
-            *(group_member(s, specs[s], init=False, own_mounts=own.get(s, [])) for s in sidecars),
-        ]
+        joining = [group_member(s, specs[s], init=False, own_mounts=own.get(s, [])) for s in sidecars]
+        if any(n.get("target") == HOST_NETWORK for n in spec.get("networks", [])):
+            for member, s in zip(joining, sidecars, strict=True):  # in the node's namespace: ports on it
+                if member.get("publish"):
+                    member["publish"] = host_ports(
+                        [dict(p) for p in member["publish"]],
+                        lambda key, text, s=s: problems.warn(f"{key} (service {s}): {text}"),
+                    )
+        spec["sidecars"] = [*spec.get("sidecars", []), *joining]
         for key in _SHARED_FILE_KEYS:  # a member's secrets/configs are files in the shared task
             files = {ref["target"]: ref for ref in spec.get(key, [])}
             for s in members:
@@ -177,7 +184,7 @@ def fold_groups(
         for s in members:
             _warn_dropped(s, target, specs[s], specs[target], problems)
         try:
-            specs[target] = ServiceSpec.from_dict(spec).to_dict()
+            specs[target] = check_endpoint_ports(ServiceSpec.from_dict(spec)).to_dict()
         except ConfigError as exc:
             problems.error(f"services.{target}", f"its task group: {exc.message}")
     for s in folded:
