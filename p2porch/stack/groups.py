@@ -13,7 +13,7 @@ Never does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigError
@@ -102,6 +102,11 @@ def ignored_network_mode(value: str) -> tuple[str, str]:
     return "network_mode", "every task is on the cluster network (Swarm ignores it too)"
 
 
+def _warner(problems: Problems, short: str) -> Callable[[str, str], None]:
+    """A note about service ``short`` as one warning line (``KEY (service S): TEXT``)."""
+    return lambda key, text: problems.warn(f"{key} (service {short}): {text}")
+
+
 def member_name(short: str) -> str:
     """A Compose service's name in a task group: lowercase, ``_`` as ``-`` (a DNS label)."""
     return short.lower().replace("_", "-").replace(".", "-")
@@ -168,7 +173,7 @@ def fold_groups(
                 if member.get("publish"):
                     member["publish"] = host_ports(
                         [dict(p) for p in member["publish"]],
-                        lambda key, text, s=s: problems.warn(f"{key} (service {s}): {text}"),
+                        _warner(problems, s),
                     )
         spec["sidecars"] = [*spec.get("sidecars", []), *joining]
         for key in _SHARED_FILE_KEYS:  # a member's secrets/configs are files in the shared task
