@@ -555,18 +555,16 @@ def check_endpoint_ports(spec: ServiceSpec) -> ServiceSpec:
     published in ingress mode cannot be used with endpoint mode dnsrr. A committed spec from before the
     rule still loads (``model/committed.py``): such a service keeps running; its next update must fix it.
     A service on the host network has neither a virtual address nor ingress ports (``check_host_network``).
-    A sidecar's ports are served on the task's address too: checked alike."""
-    groups = [
-        ("publish", spec.publish),
-        *((f"sidecars[{j}].publish", s.publish) for j, s in enumerate(spec.sidecars)),
-    ]
-    for where, ports in groups:
-        if on_host_network(spec.networks):
-            check_host_network(spec.endpoint_mode, ports, where)
-        for i, port in enumerate(ports if spec.endpoint_mode == "dnsrr" else ()):
+    A sidecar's ports are bound in the same namespace: on the host network, checked alike."""
+    if on_host_network(spec.networks):
+        check_host_network(spec.endpoint_mode, spec.publish)
+        for j, sidecar in enumerate(spec.sidecars):
+            check_host_network(spec.endpoint_mode, sidecar.publish, f"sidecars[{j}].publish")
+    if spec.endpoint_mode == "dnsrr":
+        for i, port in enumerate(spec.publish):
             if port.ingress:
                 raise field_error(
-                    f"{where}[{i}]",
+                    f"publish[{i}]",
                     f"port {port} published with ingress mode can't be used with dnsrr mode: publish it "
                     "with mode=host or use endpoint mode vip",
                 )

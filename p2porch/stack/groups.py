@@ -8,6 +8,8 @@ health check and resources go into the group; its volumes join X's (a group shar
 at a path the group mounts otherwise, which is that container's own (each Compose service mounts its own
 volumes); the rest of its settings (replicas, placement, restart, networks...) are X's. Other network
 modes: ``host`` is ignored as ``docker stack deploy`` does, ``none`` and ``container:...`` are refused.
+A sidecar of a service on the host network binds its ports on the node, each as its container port (as
+the service's own, ``networks.host_ports``).
 Never does I/O.
 """
 

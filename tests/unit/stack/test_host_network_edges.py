@@ -30,9 +30,6 @@ def test_a_sidecar_port_on_the_host_network_is_checked_as_the_main_containers():
         ConfigError, match=r"sidecars\[0\]\.publish\[0\]: .* publish 9000:9000 with mode=host"
     ):
         check_endpoint_ports(ServiceSpec.from_dict({**HOST_BASE, "sidecars": [sidecar]}))
-    dnsrr = {"name": "web", "image": "x", "endpoint_mode": "dnsrr", "sidecars": [sidecar]}
-    with pytest.raises(ConfigError, match=r"sidecars\[0\]\.publish\[0\]: .* can't be used with dnsrr mode"):
-        check_endpoint_ports(ServiceSpec.from_dict(dnsrr))
     bound = {**sidecar, "publish": [{"target": 9000, "published": 9000, "mode": "host"}]}
     check_endpoint_ports(ServiceSpec.from_dict({**HOST_BASE, "sidecars": [bound]}))
 
