@@ -108,8 +108,8 @@ def test_service_create_network_host_needs_no_endpoint_mode_nor_published_port()
 
 
 def test_service_create_network_host_still_refuses_what_cannot_work(capsys):
-    """An ingress port (Swarm takes it, and the task fails: a host-network container joins no ingress
-    network) and an explicit ``--endpoint-mode vip`` are refused before anything is sent, naming the flag."""
+    """An ingress port (the routing mesh would have no task address to forward it to) and an explicit
+    ``--endpoint-mode vip`` are refused before anything is sent, naming the flag."""
     assert main(["service", "create", "--network", "host", "-p", "9100:9100", "img"]) == 2
     assert "--publish: " in capsys.readouterr().err
     assert main(["service", "create", "--network", "host", "--endpoint-mode", "vip", "img"]) == 2
