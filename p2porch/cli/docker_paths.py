@@ -320,6 +320,7 @@ _EVENT_PATHS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "status": _event_action,
     "id": lambda e: _event_actor(e)["ID"],
     "scope": lambda e: "swarm",
+    "from": lambda e: "",  # events.Message's deprecated From: a swarm event's is empty
     "time": lambda e: int(e.get("at") or 0),
     "timenano": lambda e: int(float(e.get("at") or 0) * 1e9),
 }

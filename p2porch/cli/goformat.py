@@ -22,8 +22,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..model.gotemplate import (
+    MISSING,
     ExecError,
     FuncError,
+    GoMap,
     Method,
     NilPointer,
     ParseError,
@@ -118,7 +120,8 @@ class _ViewList(list[Any]):
 def _reader(data: Any, paths: Paths | None) -> Callable[[Any, tuple[str, ...]], Any]:
     """How a field chain is read: from ``data`` (the root) first by ``paths`` (Docker's, the longest
     prefix it answers), then key by key, a name matching a key case-insensitively with CamelCase read
-    as snake_case (``.UpdateStatus`` is ``update_status``); a missing key is an error."""
+    as snake_case (``.UpdateStatus`` is ``update_status``); a missing key is an error, except a Go map's
+    (Docker's typed maps, ``.Actor.Attributes``): ``<no value>``, as Go's default ``missingkey``."""
 
     def resolve(receiver: Any, names: tuple[str, ...]) -> Any:
         value, done = receiver, 0
@@ -143,6 +146,8 @@ def _reader(data: Any, paths: Paths | None) -> Callable[[Any, tuple[str, ...]], 
                 raise _fields_error(walked, name, value)
             wanted = {name.lower(), _snake(name)}
             keys = [k for k in value if str(k).lower() in wanted]
+            if not keys and isinstance(value, GoMap):
+                return MISSING  # a Go map's absent key: <no value> (and so is anything under it)
             if not keys:
                 raise _fields_error(walked, name, value)
             value = value[keys[0]]

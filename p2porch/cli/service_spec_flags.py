@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..model import ServiceSpec
 from ..model.metadata_limits import check_spec
+from ..model.netrefs import host_network_defaults
 from ..model.spec import check_endpoint_ports
 from .autoscale import add_autoscale_flags, autoscale_changes, autoscale_flag
 from .envfile import read_env_files, with_env_files
@@ -438,9 +439,11 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
 
 def validated_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """``spec`` checked as a ServiceSpec and within the label and env limits; a bad field is a UsageError
-    naming its flag (exit 2)."""
+    naming its flag (exit 2). On the host network, what Swarm takes unsaid (``host_network_defaults``:
+    dnsrr, a host-mode port published as its own number)."""
     try:
-        checked = check_endpoint_ports(ServiceSpec.from_dict(spec))
+        parsed = host_network_defaults(ServiceSpec.from_dict(spec), "endpoint_mode" in spec)
+        checked = check_endpoint_ports(parsed)
         check_spec(checked)  # label and env sizes, before a 16 MiB body is sent to be refused
         return checked.to_dict()
     except ConfigError as exc:

@@ -145,7 +145,16 @@ class ZoneCompiler:
         self._shared = {}
 
     def compile(self, zone: ZoneData) -> CompiledZone:
-        """The same value ``compile_zone(zone)`` returns."""
+        """The same value ``compile_zone(zone)`` returns. A compile that raised partway is forgotten (its
+        names were recorded, not its merged zone): the next one merges every fragment again."""
+        try:
+            return self._compile(zone)
+        except BaseException:
+            self._last = None
+            self._order, self._names = [], set()
+            raise
+
+    def _compile(self, zone: ZoneData) -> CompiledZone:
         domain = to_labels(zone.domain)
         if not domain:
             raise ConfigError(f"invalid DNS domain {zone.domain!r}", field="domain")

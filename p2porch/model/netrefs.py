@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ConfigError
@@ -129,10 +129,10 @@ def on_host_network(attachments: Sequence[NetworkAttachment]) -> bool:
     return any(a.target == HOST_NETWORK for a in attachments)
 
 
-def check_host_network(endpoint_mode: str, publish: Sequence[Any]) -> None:
+def check_host_network(endpoint_mode: str, publish: Sequence[Any], field: str = "publish") -> None:
     """What a service on the host network must say, as Docker runs it (ConfigError naming the field): no
-    virtual address (endpoint mode dnsrr) and its ports in host mode, each published as its own number
-    (the task's processes bind the node's ports themselves)."""
+    virtual address (endpoint mode dnsrr) and its ports (``field``: its own or a sidecar's) in host mode,
+    each published as its own number (the task's processes bind the node's ports themselves)."""
     if endpoint_mode != "dnsrr":
         raise _err(
             "endpoint_mode", f"a service on the {HOST_NETWORK} network has no virtual address: use dnsrr"
@@ -140,10 +140,23 @@ def check_host_network(endpoint_mode: str, publish: Sequence[Any]) -> None:
     for i, port in enumerate(publish):
         if port.ingress or port.published != port.target:
             raise _err(
-                f"publish[{i}]",
+                f"{field}[{i}]",
                 f"a service on the {HOST_NETWORK} network binds its ports on the node itself: publish "
                 f"{port.target}:{port.target} with mode=host",
             )
+
+
+def host_network_defaults(spec: Any, endpoint_given: bool) -> Any:
+    """What ``docker service create --network host`` leaves unsaid, as Swarm takes it: endpoint mode dnsrr
+    (a task on the host network has no virtual address; Swarm allocates none) unless ``endpoint_given``,
+    and a host-mode port without a published number published as its own (the task binds it on its
+    node). ``spec`` (a ServiceSpec) unchanged off the host network."""
+    if not on_host_network(spec.networks):
+        return spec
+    ports = tuple(
+        replace(p, published=p.target) if not p.ingress and p.published is None else p for p in spec.publish
+    )
+    return replace(spec, publish=ports, endpoint_mode=spec.endpoint_mode if endpoint_given else "dnsrr")
 
 
 def attached_networks(attachments: Sequence[NetworkAttachment]) -> tuple[str, ...]:

@@ -554,9 +554,12 @@ def check_endpoint_ports(spec: ServiceSpec) -> ServiceSpec:
     """Swarm's rule at the edges (CLI, API create/update, Compose), not in ``ServiceSpec`` itself: a port
     published in ingress mode cannot be used with endpoint mode dnsrr. A committed spec from before the
     rule still loads (``model/committed.py``): such a service keeps running; its next update must fix it.
-    A service on the host network has neither a virtual address nor ingress ports (``check_host_network``)."""
+    A service on the host network has neither a virtual address nor ingress ports (``check_host_network``).
+    A sidecar's ports are bound in the same namespace: on the host network, checked alike."""
     if on_host_network(spec.networks):
         check_host_network(spec.endpoint_mode, spec.publish)
+        for j, sidecar in enumerate(spec.sidecars):
+            check_host_network(spec.endpoint_mode, sidecar.publish, f"sidecars[{j}].publish")
     if spec.endpoint_mode == "dnsrr":
         for i, port in enumerate(spec.publish):
             if port.ingress:

@@ -8,17 +8,21 @@ health check and resources go into the group; its volumes join X's (a group shar
 at a path the group mounts otherwise, which is that container's own (each Compose service mounts its own
 volumes); the rest of its settings (replicas, placement, restart, networks...) are X's. Other network
 modes: ``host`` is ignored as ``docker stack deploy`` does, ``none`` and ``container:...`` are refused.
+A sidecar of a service on the host network binds its ports on the node, each as its container port (as
+the service's own, ``networks.host_ports``).
 Never does I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigError
 from ..model import ServiceSpec
+from ..model.spec import check_endpoint_ports
 from .names import STACK_LABEL
+from .networks import HOST_NETWORK, host_ports
 from .problems import Problems
 
 SERVICE_PREFIX = "service:"
@@ -100,6 +104,11 @@ def ignored_network_mode(value: str) -> tuple[str, str]:
     return "network_mode", "every task is on the cluster network (Swarm ignores it too)"
 
 
+def _warner(problems: Problems, short: str) -> Callable[[str, str], None]:
+    """A note about service ``short`` as one warning line (``KEY (service S): TEXT``)."""
+    return lambda key, text: problems.warn(f"{key} (service {short}): {text}")
+
+
 def member_name(short: str) -> str:
     """A Compose service's name in a task group: lowercase, ``_`` as ``-`` (a DNS label)."""
     return short.lower().replace("_", "-").replace(".", "-")
@@ -160,10 +169,15 @@ def fold_groups(
             *spec.get("init_containers", []),
             *(group_member(s, specs[s], init=True, own_mounts=own.get(s, [])) for s in inits),
         ]
-        spec["sidecars"] = [
-            *spec.get("sidecars", []),
-            *(group_member(s, specs[s], init=False, own_mounts=own.get(s, [])) for s in sidecars),
-        ]
+        joining = [group_member(s, specs[s], init=False, own_mounts=own.get(s, [])) for s in sidecars]
+        if any(n.get("target") == HOST_NETWORK for n in spec.get("networks", [])):
+            for member, s in zip(joining, sidecars, strict=True):  # in the node's namespace: ports on it
+                if member.get("publish"):
+                    member["publish"] = host_ports(
+                        [dict(p) for p in member["publish"]],
+                        _warner(problems, s),
+                    )
+        spec["sidecars"] = [*spec.get("sidecars", []), *joining]
         for key in _SHARED_FILE_KEYS:  # a member's secrets/configs are files in the shared task
             files = {ref["target"]: ref for ref in spec.get(key, [])}
             for s in members:
@@ -177,7 +191,7 @@ def fold_groups(
         for s in members:
             _warn_dropped(s, target, specs[s], specs[target], problems)
         try:
-            specs[target] = ServiceSpec.from_dict(spec).to_dict()
+            specs[target] = check_endpoint_ports(ServiceSpec.from_dict(spec)).to_dict()
         except ConfigError as exc:
             problems.error(f"services.{target}", f"its task group: {exc.message}")
     for s in folded:

@@ -275,10 +275,20 @@ def host_networking(conf: Mapping[str, Any], declared: Mapping[str, StackNetwork
 def on_host_network(spec: dict[str, Any], note: Callable[[str, str], None]) -> None:
     """``spec`` as Docker runs ``--network host``: on the host network, with no virtual address (endpoint
     mode dnsrr) and each port bound by the task's own processes on its node (mode host, published as the
-    container port: Docker discards any other mapping)."""
+    container port: Docker discards any other mapping; two entries that become the same port are one)."""
     spec["networks"] = [{"target": HOST_NETWORK, "aliases": []}]
     spec.setdefault("endpoint_mode", "dnsrr")
-    for port in spec.get("publish", []):
+    if "publish" in spec:
+        spec["publish"] = host_ports(spec["publish"], note)
+
+
+def host_ports(publish: list[dict[str, Any]], note: Callable[[str, str], None]) -> list[dict[str, Any]]:
+    """Canonical port dicts as a task in the node's network namespace binds them: each its container
+    port in host mode, a port named twice (``8080:80`` and ``80:80``) once."""
+    kept: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for port in publish:
         if port.get("published") not in (None, port["target"]):
             note("ports on the host network", "a task binds its container port on the node: published as it")
         port.update(published=port["target"], mode="host")
+        kept.setdefault((port["target"], port.get("protocol", "tcp"), port.get("host_ip", "")), port)
+    return list(kept.values())

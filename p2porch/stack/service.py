@@ -470,6 +470,9 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     with problems.check():
         if conf.get("deploy") is not None:
             deploy_keys.deploy(conf["deploy"], f"{path}.deploy", spec, warn)
+    if host_net and spec.get("endpoint_mode") == "vip":  # Swarm takes it and allocates no virtual address
+        ctx.note("deploy.endpoint_mode", short, "a task on the host network has no virtual address: dnsrr")
+        spec["endpoint_mode"] = "dnsrr"
     with problems.check():
         if "restart" in conf and "restart" not in spec:
             spec["restart"] = deploy_keys.restart(conf["restart"], f"{path}.restart")

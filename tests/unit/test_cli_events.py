@@ -135,6 +135,23 @@ def test_docker_event_paths_read_the_cluster_events(api: Api, capsys: pytest.Cap
     assert json.loads(capsys.readouterr().out.splitlines()[0]) == EVENTS[0]
 
 
+def test_an_event_without_an_attribute_prints_no_value(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
+    """``.Actor.Attributes`` is a Go map: a key one event lacks prints ``<no value>`` and the stream
+    goes on (it stopped with exit 2 at the first such event); ``.From`` is there, empty, as in Docker's
+    ``events.Message``; a struct's unknown field is still an error."""
+    assert main(["events", "--format", "{{.Actor.ID}} {{.Actor.Attributes.node}}|{{.From}}|"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "s1 <no value>||",
+        "t1 n1||",
+        "t2 n2||",
+        "n2 n2||",
+        "pw <no value>||",
+        "10.0.0.1:7947 <no value>||",
+    ]
+    assert main(["events", "--format", "{{.Actor.Nope}}"]) == 2
+    assert "Nope" in capsys.readouterr().err
+
+
 def test_the_text_lines_name_objects_without_their_ids(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["events"]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith("service  action=created service=web")

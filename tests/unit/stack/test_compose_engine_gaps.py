@@ -136,10 +136,7 @@ def test_network_mode_host_beside_networks_keeps_the_networks_as_docker_stack_de
 
 
 def test_a_host_network_service_has_no_virtual_address_nor_ingress_port():
-    message = refusal("services: {web: {image: nginx, network_mode: host, deploy: {endpoint_mode: vip}}}")
-    assert (
-        "services.web.deploy.endpoint_mode: a service on the host network has no virtual address" in message
-    )
+    """(A stack's ``endpoint_mode: vip`` beside it is dnsrr with a warning: test_host_network_edges.py.)"""
     base = {"name": "web", "image": "x", "networks": ["host"], "endpoint_mode": "dnsrr"}
     with pytest.raises(ConfigError, match=r"publish\[0\]: .* publish 80:80 with mode=host"):
         check_endpoint_ports(ServiceSpec.from_dict({**base, "publish": ["8080:80"]}))
