@@ -287,24 +287,29 @@ async def test_waiting_for_the_same_change_gives_up_at_the_callers_timeout(
     assert raft.proposals == [("add", J)]
 
 
+def joined(raft: ScriptedRaft) -> int:
+    raft.voters.add(J)
+    return FAIL_REASON.SUCCESS
+
+
+def answered_after(raft: ScriptedRaft, delay_s: float) -> VoterChanges:
+    """``raft``'s changes, each proposal's answer (from its script) ``delay_s`` later."""
+
+    async def call_raft(start: Callable[[Callable[[Any, int], None]], None], timeout_s: float) -> int:
+        await trio.sleep(delay_s)
+        return await raft.call_raft(start, timeout_s)
+
+    return VoterChanges(raft.status, call_raft, raft.barrier, raft.method("add"), raft.method("remove"))
+
+
 async def test_a_third_caller_of_the_same_change_waits_while_the_second_has_its_turn(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """Main raised ProposalTimeout ("did not end within 10 s") at t=2, when the first caller's round
     ended and the second took the turn: the third caller waits until its own deadline now."""
 
-    def added(raft: ScriptedRaft) -> int:
-        raft.voters.add(J)
-        return FAIL_REASON.SUCCESS
-
-    raft = ScriptedRaft(answers=[answer(None), added])
-    slow_call = raft.call_raft
-
-    async def call_raft(start: Callable[[Callable[[Any, int], None]], None], timeout_s: float) -> int:
-        await trio.sleep(1.0)  # each round takes a while: the other callers wait meanwhile
-        return await slow_call(start, timeout_s)
-
-    changes = VoterChanges(raft.status, call_raft, raft.barrier, raft.method("add"), raft.method("remove"))
+    raft = ScriptedRaft(answers=[answer(None), joined])
+    changes = answered_after(raft, 1.0)  # each round takes a while: the other callers wait meanwhile
     done: list[str] = []
 
     async def add(who: str, delay: float, timeout_s: float) -> None:
@@ -328,18 +333,8 @@ async def test_a_third_caller_of_the_same_change_waits_while_the_second_has_its_
 async def test_a_turn_that_comes_with_no_time_left_proposes_nothing(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    def added(raft: ScriptedRaft) -> int:
-        raft.voters.add(J)
-        return FAIL_REASON.SUCCESS
-
-    raft = ScriptedRaft(answers=[added])
-    slow_call = raft.call_raft
-
-    async def call_raft(start: Callable[[Callable[[Any, int], None]], None], timeout_s: float) -> int:
-        await trio.sleep(1.0)  # the add is answered at t=1
-        return await slow_call(start, timeout_s)
-
-    changes = VoterChanges(raft.status, call_raft, raft.barrier, raft.method("add"), raft.method("remove"))
+    raft = ScriptedRaft(answers=[joined])
+    changes = answered_after(raft, 1.0)  # the add is answered at t=1
 
     async def remove() -> None:
         with pytest.raises(RaftError, match="not proposed"):
