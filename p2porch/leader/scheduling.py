@@ -532,7 +532,9 @@ def update_failure_updates(
         why = f"update failed: {failure.reason}"
         change = rolled_back(service, now, why, service.spec.rollback)
         rolls_back = failure.action == "rollback" and change is not None and restores_template(service)
-        unread = spec_refusal(change.spec, service.spec, readers) if change and rolls_back else None
+        unread = (
+            spec_refusal(change.spec, service.spec, readers) if rolls_back and change is not None else None
+        )
         if change is not None and rolls_back and unread is None:
             update = UpdateService.of(
                 service, at=now, spec=change.spec, previous_spec=None, rollout=change.rollout
