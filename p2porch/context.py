@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .gossip.runner import GossipHandle
     from .netoverlay.reconciler import OverlayReconciler
     from .netoverlay.traffic_apply import TrafficApplier
+    from .raft.command_gate import Readers
     from .raft.pacer import TickLateness
     from .raft.state import ClusterState
     from .raft.status import RaftStatus
@@ -39,6 +40,7 @@ class ClusterStore(Protocol):
     :class:`~p2porch.raft.store.RaftStore` implements it; so does the memory store of the simulator."""
 
     tick_lateness: TickLateness  # how late its Raft thread ticks (the leader's self-pacing reads it)
+    command_readers: Readers | None  # every member's advertisement: the spec field gate's input (None: none)
 
     def snapshot(self) -> ClusterState: ...
 

@@ -47,6 +47,7 @@ from .util import (
 #: a spec list whose entries name other objects (missing ones: NotFoundError with this field)
 REFERENCE_LISTS = ("secrets", "configs", "networks")
 GENERATED_NAME_TRIES = 8  # service create without --name: names tried before a conflict is reported
+EDIT_RUNS = 5  # --env-add...: runs of read, edit and send while the service changes meanwhile (as the API's)
 
 
 def _post_naming_flag(client: Any, path: str, body: dict[str, Any]) -> Any:
@@ -68,6 +69,23 @@ def _post_naming_flag(client: Any, path: str, body: dict[str, Any]) -> Any:
             raise
         flag = "--" + head.removesuffix("s") + ("-add" if body.get(f"{head}_add") else "")
         raise NotFoundError(f"{flag}: {exc.message}", field=flag) from exc
+
+
+def _post_update(args: argparse.Namespace, client: Any, changes: dict[str, Any]) -> Any:
+    """The update sent. With --env-add/--publish-rm... the lists read are edited and sent at the version
+    read: a write to the service between the read and the commit (the leader's bookkeeping, another
+    user's update) is read again and the edit redone, up to EDIT_RUNS runs; never with --if-version,
+    the user's own condition (its conflict is the answer)."""
+    path = f"/services/{args.service}"
+    if not edits_given(args):
+        return _post_naming_flag(client, f"{path}/update", changes)
+    for _ in range(1, EDIT_RUNS):
+        try:
+            return _post_naming_flag(client, f"{path}/update", edit_changes(args, changes, client.get(path)))
+        except ConflictError as exc:
+            if args.if_version is not None or exc.field != "expected_version":
+                raise
+    return _post_naming_flag(client, f"{path}/update", edit_changes(args, changes, client.get(path)))
 
 
 # ----------------------------------------------------------------------------- commands
@@ -131,9 +149,7 @@ def cmd_service_update(args: argparse.Namespace) -> int:
             )
         changes["expected_version"] = args.if_version  # compare-and-set: refused (409) when stale
     client = client_for(args)
-    if edits_given(args):  # --env-add/--publish-rm...: the service's lists, edited, at the version read
-        changes = edit_changes(args, changes, client.get(f"/services/{args.service}"))
-    service = _post_naming_flag(client, f"/services/{args.service}/update", changes)
+    service = _post_update(args, client, changes)
     emit(args, service, lambda s: args.service)  # the SERVICE given, as `docker service update` prints
     if service.get("changed") == []:  # nothing written: nothing to wait for
         print(f"{service['name']}: nothing changed (no rollback point recorded)", file=sys.stderr)

@@ -6,7 +6,8 @@ service's labels) and ``--container-label-add/--container-label-rm`` (shell help
 replace the whole list; these flags
 change it instead, as ``docker service update`` does. The CLI reads the service, edits its list and
 sends the whole list with the version it read (compare-and-set: an update committed in between is
-refused with a conflict, never overwritten). Owns only the flags and the edit; it never writes by itself.
+refused with a conflict, never overwritten; ``cli/service.py`` then reads and edits again unless the
+user gave ``--if-version``). Owns only the flags and the edit; it never writes by itself.
 """
 
 from __future__ import annotations

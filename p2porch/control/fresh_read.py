@@ -5,13 +5,17 @@
 version read (``node_version``, ``service_version``): the FSM refuses it when the record changed between
 the read and the commit. The user gave no version (``--if-version`` is checked against the record
 before the write, and again on the redo): what they asked for is a change to whatever the record is, so
-the cluster's own work on it meanwhile (the leader marking a rollout done or a node ready, an agent
-recording its engine or key, the autopilot's role change) is no reason to refuse it, and a user typing
-the command got "service_version is 7, expected 6" for nothing. :func:`redone_on_newer_record` owns
-that redo only: the whole request runs again (it reads the record again: the refused write was applied
-on this node, so its snapshot holds the change that came first), at most ``attempts`` times; any other
-refusal is raised as it was. A refused write changed nothing, so running the request again never writes
-twice.
+a commit to it meanwhile is no reason to refuse it, and a user typing the command got "service_version
+is 7, expected 6" for nothing. The redo follows any commit to the record: the cluster's own work (the
+leader marking a rollout done or a node ready, an agent recording its engine or key, the autopilot's
+role change) and another user's write alike; an update or scale then merges its change into the newer
+record (another user's change to other fields is kept, to the same field the later one wins). A request
+whose effect depends on more of the record than its version checks that itself: ``service rollback``
+is refused once the spec or rollback point it read changed (``ServiceOps._rollback``).
+:func:`redone_on_newer_record` owns that redo only: the whole request runs again (it reads the record
+again: the refused write was applied on this node, so its snapshot holds the change that came first),
+at most ``attempts`` times; any other refusal is raised as it was. A refused write changed nothing, so
+running the request again never writes twice.
 """
 
 from __future__ import annotations

@@ -315,9 +315,21 @@ class ServiceOps:
             raise NotAllowedError(global_scale_refusal(service.name, service.spec.mode), field="replicas")
         return await self.update(ref, {"replicas": replicas})
 
-    @redone_on_newer_record("service_version")
     async def rollback(self, ref: str) -> dict[str, Any]:
+        """Roll back to the rollback point read: redone on a newer record only while the spec and the
+        point are the ones first read (another user's update meanwhile is refused, not undone)."""
+        read = self.find(ref)
+        return await self._rollback(ref, (read.spec, read.previous_spec))
+
+    @redone_on_newer_record("service_version")
+    async def _rollback(self, ref: str, read: tuple[ServiceSpec, ServiceSpec | None]) -> dict[str, Any]:
         service = self.find(ref)
+        if (service.spec, service.previous_spec) != read:
+            raise ConflictError(
+                f"service {service.name} changed since you read it: another update committed, so the "
+                "rollback would undo it; inspect the service and roll back again if you still want to",
+                field="SERVICE",
+            )
         if service.spec.is_job:
             raise NotAllowedError(
                 f"{service.name} is a job: a job is not rolled back (update it, or re-run it with --force)",
@@ -334,6 +346,8 @@ class ServiceOps:
                 "automatically (as Swarm's, that clears it)",
                 field="SERVICE",
             )
+        # the point may use a field a member that joined since does not read (its FSM would refuse it)
+        command_gate.admit_spec(change.spec, service.spec, self.manager.require_store().command_readers)
         update = C.UpdateService.of(
             service,
             at=self.clock.now(),

@@ -414,7 +414,9 @@ async def apply_update_failures(
     ctx: MemberContext, state: ClusterState, failures: list[Any], epoch: int
 ) -> None:
     """Tasks of a rollout failed beyond its max failure ratio: pause it, or roll the service back."""
-    for service, update, action in update_failure_updates(state, failures, ctx.clock.now()):
+    for service, update, action in update_failure_updates(
+        state, failures, ctx.clock.now(), ctx.store.command_readers
+    ):
         log.warning(
             "update of %s failed (%s): %s",
             service.name,

@@ -21,6 +21,7 @@ from typing import TypeVar
 from ..model import DesiredState, NodeStatus, Rollout, Service, ServiceSpec, Task, TaskState
 from ..model.rollback_point import restores_template, rolled_back
 from ..model.states import TERMINAL_STATES, GossipState
+from ..raft.command_gate import Readers, spec_refusal
 from ..raft.commands import PutTasks, TaskItem, TaskPut, TaskRemove, UpdateService
 from ..raft.state import ClusterState
 from ..raft.task_fast import evolve_task  # dataclasses.replace of a task at half the cost (tested equal)
@@ -512,15 +513,16 @@ def node_status_updates(state: ClusterState, gossip_states: Mapping[str, str]) -
 
 
 def update_failure_updates(
-    state: ClusterState, failures: list[UpdateFailed], now: float
+    state: ClusterState, failures: list[UpdateFailed], now: float, readers: Readers | None = None
 ) -> list[tuple[Service, UpdateService, str]]:
     """What a failed rollout makes the leader write: per service (once), the service rolled back to
     ``previous_spec`` (action rollback, when there is one that runs other tasks; rolled out with the
     failed spec's ``rollback`` config, the reason recorded; the failed spec is not kept as the rollback
     point, as swarmkit's automatic rollback clears ``PreviousSpec``: a ``service rollback`` after it is
     refused instead of rolling the failed update out again) or with ``update_paused`` set and its
-    rollout paused, and which of the two ("rollback" | "pause"). Services already paused or gone are
-    left alone."""
+    rollout paused, and which of the two ("rollback" | "pause"). A rollback point using a spec field a
+    member does not read (``readers``, the spec field gate: a node of an older release joined since) is
+    paused instead: that member's FSM would refuse it. Services already paused or gone are left alone."""
     out = []
     for service_id in sorted({f.service_id for f in failures}):
         service = state.services.get(service_id)
@@ -529,7 +531,11 @@ def update_failure_updates(
         failure = next(f for f in failures if f.service_id == service_id)
         why = f"update failed: {failure.reason}"
         change = rolled_back(service, now, why, service.spec.rollback)
-        if failure.action == "rollback" and change is not None and restores_template(service):
+        rolls_back = failure.action == "rollback" and change is not None and restores_template(service)
+        unread = (
+            spec_refusal(change.spec, service.spec, readers) if rolls_back and change is not None else None
+        )
+        if change is not None and rolls_back and unread is None:
             update = UpdateService.of(
                 service, at=now, spec=change.spec, previous_spec=None, rollout=change.rollout
             )
@@ -537,6 +543,8 @@ def update_failure_updates(
         else:
             if failure.action == "rollback" and change is None:
                 why += " (nothing to roll back to)"
+            elif unread is not None:
+                why += f" (not rolled back: {unread})"
             elif failure.action == "rollback":  # a later update (a scale, a label) replaced the point
                 why += " (nothing to roll back to: the previous spec runs the same tasks)"
             rollout = (service.rollout or Rollout.update(now)).paused(why)

@@ -215,3 +215,13 @@ def admit_spec(spec: ServiceSpec, current: ServiceSpec | None, members: Readers 
         f"version {allowed}; upgrade them first, or leave {'it' if one else 'them'} out",
         field=min(unread),
     )
+
+
+def spec_refusal(spec: ServiceSpec, current: ServiceSpec | None, members: Readers | None) -> str | None:
+    """:func:`admit_spec`'s refusal as a message (the leader's automatic rollback pauses with it), None
+    when every member reads ``spec``."""
+    try:
+        admit_spec(spec, current, members)
+    except NotAllowedError as exc:
+        return exc.message
+    return None

@@ -69,22 +69,32 @@ class VoterChanges:
         already running is waited for (within ``timeout_s``) before this one starts: the same change
         (``node rm`` of a leader beside the autopilot removing that demoted voter) is then confirmed by
         this caller's own round, both callers learning the one outcome; a different one (``node rm``
-        of a voter while the autopilot adds a joiner) goes next, one change at a time as before."""
+        of a voter while the autopilot adds a joiner) goes next, one change at a time as before. A waiter
+        gives up only at its deadline (a third caller of the same change waits while the second has its
+        turn); one whose turn comes with less than ``RETRY_S`` left raises RaftError, proposing nothing."""
         deadline = trio.current_time() + timeout_s
-        while self._running is not None:
+        waited = self._running is not None
+        while self._running is not None:  # another caller's turn: a new one may start as it ends
             with trio.move_on_at(deadline):
                 await self._running_ended.wait()
+            if self._running is None or trio.current_time() < deadline:
+                continue
+            running_kind, running_addr = self._running
             if self._running == (kind, addr):
                 raise ProposalTimeout(
                     f"{kind} voter {addr}: the same change, started by another caller on this node, "
                     f"did not end within {timeout_s:.3g} s; it may still happen: retry the same change"
                 )
-            if self._running is not None and trio.current_time() >= deadline:
-                running_kind, running_addr = self._running
-                raise RaftError(
-                    f"{kind} voter {addr}: refused, this node's {running_kind} voter {running_addr} was "
-                    f"still in progress after {timeout_s:.3g} s (one membership change at a time)"
-                )
+            raise RaftError(
+                f"{kind} voter {addr}: refused, this node's {running_kind} voter {running_addr} was "
+                f"still in progress after {timeout_s:.3g} s (one membership change at a time)"
+            )
+        if waited and deadline - trio.current_time() < RETRY_S:  # no time left to propose and confirm
+            raise RaftError(
+                f"{kind} voter {addr}: not proposed, this node's membership changes before it took all "
+                f"but {max(0.0, deadline - trio.current_time()):.2g} s of {timeout_s:.3g} s; "
+                "retry the same change"
+            )
         self._running, self._running_ended = (kind, addr), trio.Event()
         try:
             await self._settle_other(kind, addr, deadline)

@@ -1,10 +1,11 @@
 """The spec field gate on real Raft processes: while a node of a release before the gate
 (``p2porch.testing.baseline_node``: spec version 1, it advertises nothing) is a member, a spec using a
-newer field (``container.memswap_limit``, log options without a driver) is refused at the write naming
-the field and that node; specs without them are written and read everywhere; once the node runs this
-release the field is accepted. What that node makes of a spec it cannot read (written past the gate,
-as the release before this check did) is shown too: every node applies the entry, the old one as an
-invalid service.
+newer field (``container.memswap_limit``, log options without a driver, ``container.pull_policy``, the
+host network) is refused at the write naming the field and that node; specs without them are written
+and read everywhere; once the node runs this release the field is accepted. What that node makes of a
+spec it cannot read (written past the gate, as the release before this check did) is shown too: every
+node applies the entry, the old one as an invalid service; a service on the host network the old FSM
+refuses outright, the others apply it: the replicas diverge until that node runs this release.
 
 3 voters as separate processes on loopback (``LocalCluster``); each new node's store is told the
 members' advertisements as a daemon's gossip tells it (the ``advertisements`` control op); the writes
@@ -33,6 +34,10 @@ NEW = command_gate.advertisement()
 PLAIN = {"name": "web", "image": "p2porch/busybox:latest", "replicas": 0, "limit_memory": "64M"}
 MEMSWAP = {**PLAIN, "container": {"memswap_limit": "128M"}}
 DRIVERLESS = {**PLAIN, "container": {"log_opts": {"max-size": "1m"}}}
+PULL = {**PLAIN, "container": {"pull_policy": "always"}}  # spec version 3
+HOST = {**PLAIN, "networks": ["host"], "endpoint_mode": "dnsrr"}  # spec version 3: a network v2 lacks
+NEWER = ((MEMSWAP, "container.memswap_limit"), (DRIVERLESS, "container.log_opts"))
+NEWER += ((PULL, "container.pull_policy"), (HOST, "networks: host"))
 
 
 @pytest.fixture
@@ -73,6 +78,16 @@ def services_at(cluster: LocalCluster, version: int) -> dict[str, dict[str, Any]
     return {name: {s["service_id"]: s for s in state["services"]} for name, state in states.items()}
 
 
+def applied_everywhere(cluster: LocalCluster, index: int, timeout_s: float = 15.0) -> dict[str, Any]:
+    """Every node's state (by node name) once each applied the log up to ``index``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(n.call(op="status")["status"]["last_applied"] >= index for n in cluster.nodes):
+            return {n.name: n.call(op="state")["state"] for n in cluster.nodes}
+        time.sleep(0.05)
+    raise AssertionError(f"not every node applied index {index} within {timeout_s} s")
+
+
 def same_everywhere(services: dict[str, dict[str, Any]]) -> dict[str, Any]:
     first = next(iter(services.values()))
     assert all(s == first for s in services.values())
@@ -87,7 +102,7 @@ def test_a_spec_field_waits_for_every_node_to_read_it(cluster: LocalCluster, old
 
     # v2 reads spec version 1: the newer fields are refused through either new node, nothing written
     for writer in (first, second):
-        for spec, field in ((MEMSWAP, "container.memswap_limit"), (DRIVERLESS, "container.log_opts")):
+        for spec, field in NEWER:
             answer = write_spec(writer, "s-web", spec)
             assert answer["error"] == "NotAllowedError", answer
             assert field in answer["message"] and "v2 read spec fields up to version 1" in answer["message"]
@@ -106,13 +121,21 @@ def test_a_spec_field_waits_for_every_node_to_read_it(cluster: LocalCluster, old
     assert services["v2"]["s-swap"]["invalid"].endswith("memswap_limit_bytes: unknown container option")
     assert services["v2"]["s-swap"]["spec"] == swap.spec.to_sparse_dict()  # kept as committed
     assert all("invalid" not in services[n.name]["s-swap"] for n in (first, second))
+    # and the host network past the gate: v2's FSM refuses the entry the others apply (they diverge)
+    on_host = ServiceSpec.from_dict({**HOST, "name": "onhost"})
+    host = C.CreateService(at=time.time(), service_id="s-host", spec=on_host)
+    assert committed(first.call(op="propose", cmd=host.encode().hex(), timeout_s=10.0)) == 5
+    states = applied_everywhere(cluster, first.call(op="status")["status"]["last_applied"])
+    assert {name: s["version"] for name, s in states.items()} == {first.name: 5, second.name: 5, "v2": 4}
+    on_it = {name for name, s in states.items() if any(x["service_id"] == "s-host" for x in s["services"])}
+    assert on_it == {first.name, second.name}
 
-    # v2 restarts as this release (its log read again: the spec is valid there too) and advertises
+    # v2 restarts as this release (its log read again: the specs are valid there too) and advertises
     node = cluster.node("v2")
     cluster.kill(node)
     old.discard("v2")
     cluster.start(node)
     advertise(cluster, old)
-    assert committed(write_spec(cluster.leader(), "s-web", MEMSWAP)) == 5
-    web = same_everywhere(services_at(cluster, 5))["s-web"]
+    assert committed(write_spec(cluster.leader(), "s-web", MEMSWAP)) == 6
+    web = same_everywhere(services_at(cluster, 6))["s-web"]
     assert web["spec"]["container"] == {"memswap_limit_bytes": 128 << 20}

@@ -10,6 +10,7 @@ import pytest
 
 from p2porch.cli import service as cli_service
 from p2porch.cli.main import main
+from p2porch.errors import ConflictError
 
 SPEC = {
     "env": {"A": "1", "B": "2"},
@@ -132,3 +133,51 @@ def test_label_add_and_rm_edit_the_service_labels_and_container_label_ones_the_c
     assert "--label-rm: the service has no label 'nope'" in capsys.readouterr().err
     code, api = update(["--label", "x=1", "--label-add", "y=2"], monkeypatch)
     assert code == 2 and "--label replaces the whole list" in capsys.readouterr().err
+
+
+class RacedApi(Api):
+    """The service changes between each of the first ``races`` reads and the update (the leader's
+    bookkeeping, another user's update): the API refuses the update at the version read, as it does."""
+
+    def __init__(self, races: int) -> None:
+        super().__init__()
+        self.races, self.version, self.env = races, 7, dict(SPEC["env"])
+
+    def get(self, path: str, **_: Any) -> Any:
+        assert path == "/services/web"
+        return {"name": "web", "version": self.version, "spec": {**SPEC, "env": dict(self.env)}}
+
+    def post(self, path: str, body: Any = None) -> Any:
+        self.posted.append(body)
+        if self.races:
+            self.races -= 1
+            self.version += 1
+            self.env["D"] = str(self.version)  # another user's change
+        if body["expected_version"] != self.version:
+            raise ConflictError(f"service web is at version {self.version}", field="expected_version")
+        return {"id": "0123456789abcdef", "name": "web", "version": self.version + 1}
+
+
+def raced(argv: list[str], races: int, monkeypatch: pytest.MonkeyPatch) -> tuple[int, RacedApi]:
+    api = RacedApi(races)
+    monkeypatch.setattr(cli_service, "client_for", lambda args: api)
+    return main(["service", "update", "-d", *argv, "web"]), api
+
+
+def test_an_edit_whose_service_changed_meanwhile_is_read_edited_and_sent_again(monkeypatch):
+    """Main sent the version read and stopped at the 409: "changed since you read it" for a version the
+    user never gave, whenever the leader wrote the service between the CLI's read and its update."""
+    code, api = raced(["--env-add", "C=3"], 1, monkeypatch)
+    assert code == 0
+    assert api.posted == [
+        {"env": ["A=1", "B=2", "C=3"], "expected_version": 7},
+        {"env": ["A=1", "B=2", "D=8", "C=3"], "expected_version": 8},  # the other change kept
+    ]
+
+
+def test_an_edit_is_redone_five_times_at_most_and_never_with_if_version(monkeypatch, capsys):
+    code, api = raced(["--env-add", "C=3"], 5, monkeypatch)
+    assert code == 1 and len(api.posted) == 5
+    assert "version 12" in capsys.readouterr().err
+    code, api = raced(["--env-add", "C=3", "--if-version", "7"], 1, monkeypatch)
+    assert code == 1 and len(api.posted) == 1  # the user's own condition: its conflict is the answer

@@ -10,6 +10,7 @@ between the request's read and its write, as a commit of the leader's or an agen
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from p2porch.control.fresh_read import ATTEMPTS
 from p2porch.control.service_ops import ServiceOps
 from p2porch.errors import ConflictError
-from p2porch.model import Node, NodeRole
+from p2porch.model import Node, NodeRole, rollback_point
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
 from p2porch.raft.state import EMPTY_STATE, ClusterState
@@ -126,3 +127,46 @@ async def test_node_rm_records_the_leading_voter_as_replica_on_its_newest_record
     _agent_writes_first(ops, raft)
     await ops._record_replica("id2")
     assert raft.state.nodes["id2"].role == NodeRole.REPLICA and raft.state.nodes["id2"].engine_down_at == 2.5
+
+
+class AnotherUserUpdatesFirst(MemoryManager):
+    """Before the next write, another user's update of ``web`` commits (its image v2 -> v3): the
+    request read the service before it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.race = False
+
+    async def write(self, command: bytes) -> object:
+        service = self.state.service_by_name("web")
+        if self.race and service is not None:
+            self.race = False
+            spec = dataclasses.replace(service.spec, image="p2porch/busybox:v3")
+            change = rollback_point.updated(service, spec, 2.0)
+            update = C.UpdateService.of(
+                service, at=2.0, spec=change.spec, previous_spec=change.previous_spec, rollout=change.rollout
+            )
+            self._apply(update.encode())
+        return await super().write(command)
+
+
+async def test_a_rollback_after_another_users_update_is_refused_not_redone_over_it() -> None:
+    """Main re-ran the rollback on the newer record: it rolled back to v2, silently undoing the other
+    user's v3, and both reported success. A rollback's target is what it read: it is refused now."""
+    manager = AnotherUserUpdatesFirst()
+    ops = ServiceOps(manager, logs=None)  # type: ignore[arg-type]
+    await ops.create({**SPEC, "image": "p2porch/busybox:v1"})
+    await ops.update("web", {"image": "p2porch/busybox:v2"})
+    manager.race = True
+    with pytest.raises(ConflictError, match="web changed since you read it") as info:
+        await ops.rollback("web")
+    assert info.value.field == "SERVICE"
+    assert ops.find("web").spec.image == "p2porch/busybox:v3"  # the other user's update stands
+
+
+async def test_a_rollback_while_the_leader_writes_the_service_is_done() -> None:
+    ops, manager = await _created(races=0)
+    await ops.update("web", {"image": "p2porch/busybox:v2"})
+    manager.races = 1  # the leader's bookkeeping: spec and rollback point unchanged
+    rolled = await ops.rollback("web")
+    assert rolled["spec"]["image"] == SPEC["image"]

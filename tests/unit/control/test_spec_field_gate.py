@@ -68,3 +68,22 @@ async def test_stack_deploy_refuses_it_before_any_write(manager: MemoryManager) 
         "shop-web": "updated",
         "shop-api": "created",
     }
+
+
+async def test_a_manual_rollback_to_a_spec_an_older_member_does_not_read_is_refused(
+    ops: ServiceOps, manager: MemoryManager
+) -> None:
+    """Main wrote the rollback point unchecked: a service on ``host`` updated to another network, a
+    spec-2 node joins, ``service rollback`` writes the host spec, which that node's FSM refuses
+    ("network 'host' not found") while the newer ones apply it: the replicas diverge."""
+    members(manager, NEW)
+    host = {"name": "web", "image": "p2porch/busybox:latest", "replicas": 0, "networks": ["host"]}
+    await ops.create({**host, "endpoint_mode": "dnsrr"})
+    await ops.update("web", {"networks": []})
+    members(manager, {**NEW, "spec": 2})  # n2 runs the release of spec version 2
+    writes = manager.writes
+    with pytest.raises(NotAllowedError, match="networks: host .* n2 read spec fields up to version 2"):
+        await ops.rollback("web")
+    assert manager.writes == writes and ops.find("web").spec.networks == ()
+    members(manager, NEW)  # n2 upgraded
+    assert [n["target"] for n in (await ops.rollback("web"))["spec"]["networks"]] == ["host"]

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 from p2porch.leader.scheduling import node_status_updates, rebalance_done_updates, update_failure_updates
 from p2porch.model import Node, NodeStatus, Service, ServiceSpec
+from p2porch.raft import command_gate
 from p2porch.raft import commands as C
 from p2porch.raft.fsm import apply
 from p2porch.raft.state import EMPTY_STATE, ClusterState
@@ -64,6 +65,21 @@ def test_pause_or_no_previous_spec_pauses_and_a_paused_service_is_left_alone() -
     (write,) = update_failure_updates(state, [UpdateFailed("s1", "t1", "rollback")], 3.0)
     assert write[2] == "pause" and write[1].update_paused is True
     assert update_failure_updates(state, [UpdateFailed("gone", "t1", "rollback")], 3.0) == []
+
+
+def test_a_rollback_point_an_older_member_does_not_read_pauses_instead() -> None:
+    """Main rolled back to the point unchecked: a service moved off ``host`` whose update failed after a
+    spec-2 node joined wrote the host spec, which that node's FSM refuses while the newer ones apply it."""
+    host = ServiceSpec.from_dict({**spec("app:1").to_dict(), "networks": ["host"], "endpoint_mode": "dnsrr"})
+    state = service_state(spec("app:2"), previous_spec=host)
+    new = command_gate.advertisement()
+    failures = [UpdateFailed("s1", "t1", "rollback")]
+    (write,) = update_failure_updates(state, failures, 3.0, lambda: {"n1": new, "n2": {**new, "spec": 2}})
+    assert write[2] == "pause" and write[1].update_paused is True
+    assert write[1].rollout is not None and "not rolled back: networks: host" in write[1].rollout.reason
+    assert "n2" in write[1].rollout.reason
+    (write,) = update_failure_updates(state, failures, 3.0, lambda: {"n1": new, "n2": new})  # upgraded
+    assert write[2] == "rollback"
 
 
 def test_finished_rebalances_drop_only_the_request() -> None:

@@ -285,3 +285,63 @@ async def test_waiting_for_the_same_change_gives_up_at_the_callers_timeout(
         with pytest.raises(ProposalTimeout):
             await changes.change("add", J, timeout_s=5.0)
     assert raft.proposals == [("add", J)]
+
+
+def joined(raft: ScriptedRaft) -> int:
+    raft.voters.add(J)
+    return FAIL_REASON.SUCCESS
+
+
+def answered_after(raft: ScriptedRaft, delay_s: float) -> VoterChanges:
+    """``raft``'s changes, each proposal's answer (from its script) ``delay_s`` later."""
+
+    async def call_raft(start: Callable[[Callable[[Any, int], None]], None], timeout_s: float) -> int:
+        await trio.sleep(delay_s)
+        return await raft.call_raft(start, timeout_s)
+
+    return VoterChanges(raft.status, call_raft, raft.barrier, raft.method("add"), raft.method("remove"))
+
+
+async def test_a_third_caller_of_the_same_change_waits_while_the_second_has_its_turn(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Main raised ProposalTimeout ("did not end within 10 s") at t=2, when the first caller's round
+    ended and the second took the turn: the third caller waits until its own deadline now."""
+
+    raft = ScriptedRaft(answers=[answer(None), joined])
+    changes = answered_after(raft, 1.0)  # each round takes a while: the other callers wait meanwhile
+    done: list[str] = []
+
+    async def add(who: str, delay: float, timeout_s: float) -> None:
+        await trio.sleep(delay)
+        try:
+            await changes.change("add", J, timeout_s=timeout_s)
+        except ProposalTimeout:
+            done.append(f"{who}: timeout")
+            return
+        done.append(f"{who}: done")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(add, "first", 0.0, 2.0)  # its answer is lost: it times out at about t=2
+        nursery.start_soon(add, "second", 0.2, 30.0)
+        nursery.start_soon(add, "third", 0.4, 30.0)
+    assert sorted(done) == ["first: timeout", "second: done", "third: done"]
+    assert raft.proposals == [("add", J), ("add", J)]  # the last caller confirmed the shown change
+    assert changes.unsettled is None
+
+
+async def test_a_turn_that_comes_with_no_time_left_proposes_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    raft = ScriptedRaft(answers=[joined])
+    changes = answered_after(raft, 1.0)  # the add is answered at t=1
+
+    async def remove() -> None:
+        with pytest.raises(RaftError, match="not proposed"):
+            await changes.change("remove", C, timeout_s=1.04)  # its turn at t=1: 0.04 s left
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(changes.change, "add", J, 5.0)
+        await trio.sleep(0)
+        nursery.start_soon(remove)
+    assert raft.proposals == [("add", J)]
