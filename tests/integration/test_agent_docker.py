@@ -25,40 +25,30 @@ if shutil.which("dockerd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     pytest.skip("needs docker.io (dockerd not found)", allow_module_level=True)
 
 import docker  # noqa: E402
+from engine_kit import checking_client, lone_engine  # noqa: E402
 
 from p2porch.sandbox.dockerd import BUSYBOX_IMAGE  # noqa: E402
-from p2porch.sandbox.sandbox import Sandbox  # noqa: E402
 
 NODE = "n1"
 NETWORK = "p2ag-net"
 
 
+def _bridge_network(client: docker.DockerClient) -> None:
+    if not client.networks.list(names=[NETWORK]):
+        client.networks.create(NETWORK, driver="bridge")
+
+
 @pytest.fixture(scope="module")
 def docker_url() -> Iterator[str]:
-    sandbox = Sandbox("p2ag", subnet="10.79.0.0/24", start_daemons=False)
-    try:
-        (node,) = sandbox.up(1)
-        client = docker.DockerClient(base_url=node.dockerd.host_url)
-        try:
-            if not client.networks.list(names=[NETWORK]):
-                client.networks.create(NETWORK, driver="bridge")
-        finally:
-            client.close()
+    with lone_engine("p2ag", "10.79.0.0/24", prepare=_bridge_network) as node:
         yield node.dockerd.host_url
-    finally:
-        sandbox.down()
 
 
 @pytest.fixture
 def client(docker_url: str) -> Iterator[docker.DockerClient]:
     """A plain SDK client for checking what the agent did; removes every managed container afterwards."""
-    cli = docker.DockerClient(base_url=docker_url)
-    try:
+    with checking_client(docker_url) as cli:
         yield cli
-    finally:
-        for container in cli.containers.list(all=True, filters={"label": "p2porch.managed=true"}):
-            container.remove(force=True)
-        cli.close()
 
 
 class Recorder:

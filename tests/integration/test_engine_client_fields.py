@@ -31,40 +31,29 @@ if shutil.which("dockerd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     pytest.skip("needs docker.io (dockerd not found)", allow_module_level=True)
 
 import docker  # noqa: E402
+from engine_kit import checking_client, lone_engine  # noqa: E402
 
 from p2porch.engine.client import EngineClient, NotFound  # noqa: E402
 from p2porch.netoverlay.dockernet import DockerNetwork  # noqa: E402
 from p2porch.netoverlay.plan import BridgeNetworkSpec  # noqa: E402
 from p2porch.sandbox.dockerd import BUSYBOX_IMAGE  # noqa: E402
-from p2porch.sandbox.sandbox import Sandbox  # noqa: E402
 
 NETWORK = "p2rs-net"
 
 
 @pytest.fixture(scope="module")
 def docker_url() -> Iterator[str]:
-    sandbox = Sandbox("p2rs", subnet="10.21.0.0/24", start_daemons=False)
-    try:
-        (node,) = sandbox.up(1)
-        client = docker.DockerClient(base_url=node.dockerd.host_url)
-        try:
-            client.networks.create(NETWORK, driver="bridge")
-        finally:
-            client.close()
+    def bridge(client: docker.DockerClient) -> None:
+        client.networks.create(NETWORK, driver="bridge")
+
+    with lone_engine("p2rs", "10.21.0.0/24", prepare=bridge) as node:
         yield node.dockerd.host_url
-    finally:
-        sandbox.down()
 
 
 @pytest.fixture
 def sdk(docker_url: str) -> Iterator[docker.DockerClient]:
-    cli = docker.DockerClient(base_url=docker_url)
-    try:
+    with checking_client(docker_url) as cli:
         yield cli
-    finally:
-        for container in cli.containers.list(all=True, filters={"label": "p2porch.managed=true"}):
-            container.remove(force=True)
-        cli.close()
 
 
 def task(task_id: str, **kw: Any) -> TaskAssignment:

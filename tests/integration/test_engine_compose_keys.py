@@ -28,9 +28,9 @@ if shutil.which("dockerd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     pytest.skip("needs docker.io (dockerd not found)", allow_module_level=True)
 
 import docker  # noqa: E402
+from engine_kit import checking_client, lone_engine  # noqa: E402
 
 from p2porch.sandbox.dockerd import BUSYBOX_IMAGE  # noqa: E402
-from p2porch.sandbox.sandbox import Sandbox  # noqa: E402
 
 #: a tag of the sandbox's busybox whose registry is a closed port on the node's loopback: a pull of it
 #: is refused at once (no registry, no network), so a pull attempted is a start failed
@@ -43,29 +43,18 @@ NODE: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def docker_url() -> Iterator[str]:
-    sandbox = Sandbox("p9e", subnet="10.93.5.0/24", start_daemons=False)
-    try:
-        (node,) = sandbox.up(1)
+    def unreachable_tag(client: docker.DockerClient) -> None:
+        client.images.get(BUSYBOX_IMAGE).tag(UNREACHABLE)
+
+    with lone_engine("p9e", "10.93.5.0/24", prepare=unreachable_tag) as node:
         NODE["address"] = node.address
-        client = docker.DockerClient(base_url=node.dockerd.host_url)
-        try:
-            client.images.get(BUSYBOX_IMAGE).tag(UNREACHABLE)
-        finally:
-            client.close()
         yield node.dockerd.host_url
-    finally:
-        sandbox.down()
 
 
 @pytest.fixture
 def sdk(docker_url: str) -> Iterator[docker.DockerClient]:
-    cli = docker.DockerClient(base_url=docker_url)
-    try:
+    with checking_client(docker_url) as cli:
         yield cli
-    finally:
-        for container in cli.containers.list(all=True, filters={"label": "p2porch.managed=true"}):
-            container.remove(force=True)
-        cli.close()
 
 
 def task(task_id: str, image: str, network: str = "", **options: Any) -> TaskAssignment:

@@ -1,0 +1,43 @@
+"""One sandbox host's dockerd without a p2porch daemon, for the tests that drive the engine through the
+agent's executor directly (test_agent_docker, test_engine_client_fields, test_engine_compose_keys)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import docker
+
+from p2porch.sandbox.sandbox import Sandbox, SandboxNode
+
+
+@contextlib.contextmanager
+def lone_engine(
+    name: str, subnet: str, prepare: Callable[[docker.DockerClient], None] | None = None
+) -> Iterator[SandboxNode]:
+    """A one-node sandbox with only its dockerd running; ``prepare`` gets an SDK client first (networks,
+    image tags). Taken down at the end, also when the block fails."""
+    sandbox = Sandbox(name, subnet=subnet, start_daemons=False)
+    try:
+        (node,) = sandbox.up(1)
+        if prepare is not None:
+            client = docker.DockerClient(base_url=node.dockerd.host_url)
+            try:
+                prepare(client)
+            finally:
+                client.close()
+        yield node
+    finally:
+        sandbox.down()
+
+
+@contextlib.contextmanager
+def checking_client(docker_url: str) -> Iterator[docker.DockerClient]:
+    """A plain SDK client for checking what the agent did; removes every managed container afterwards."""
+    cli = docker.DockerClient(base_url=docker_url)
+    try:
+        yield cli
+    finally:
+        for container in cli.containers.list(all=True, filters={"label": "p2porch.managed=true"}):
+            container.remove(force=True)
+        cli.close()
