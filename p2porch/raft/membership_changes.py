@@ -9,9 +9,9 @@ committed by the same leader in the same term, ``voter_change.settled`` judges. 
 known the change is this store's unsettled one, and no other change of this store starts (pysyncobj
 0.3.17 would append a second change while the first is uncommitted: two changes in flight can give two
 disjoint majorities); a caller asking while a change runs waits for it (and confirms it, if it is the
-same change) instead of being refused. It
-must never report a change done from a configuration alone, nor propose a second change while one of
-its own may be uncommitted; it never touches the replicated state.
+same change) instead of being refused. It must never report a change done from a configuration alone,
+nor propose a second change while one of its own may be uncommitted; it never touches the replicated
+state.
 """
 
 from __future__ import annotations
