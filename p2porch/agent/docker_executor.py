@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Generator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Generator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -23,15 +23,19 @@ import trio
 from ..engine.client import EngineClient, EngineError, NotFound
 from ..engine.registry_auth import pull_auth_header, split_reference
 from ..errors import ExecutorError
+from ..model.container_opts import refresh_due, refresh_interval_s
 from .dockerspec import (
+    SUBPATH_API,
     capacity_from_info,
     clock_offset,
     create_request,
+    engine_time,
     event_from_docker,
     list_key,
     member_create_request,
     observed_from_inspect,
     stop_timeout_s,
+    subpath_error,
 )
 from .model import (
     LABEL_MANAGED,
@@ -221,6 +225,8 @@ class DockerExecutor:
         any failure comes back as the outcome's error."""
         if assignment.start_error or (error := template_error(assignment)):
             return StartOutcome(None, assignment.start_error or error)
+        if error := subpath_error(assignment, getattr(self._api, "version", SUBPATH_API)):
+            return StartOutcome(None, error)
         try:
             policy = str(assignment.options.get("pull_policy") or "missing")
             if not container_id:
@@ -261,29 +267,40 @@ class DockerExecutor:
         ``always`` pulls every time; as Swarm's agent, a failed pull under ``always`` runs the image the
         node has, with a warning (a registry outage must not fail every restart), and fails the start only
         when the node has none."""
+        refresh = refresh_interval_s(policy) is not None
         if policy != "always":
             try:
-                await self._call(self._api.inspect_image, image)
-                return ""
+                attrs = await self._call(self._api.inspect_image, image)
+                if not refresh or not await self._refresh_due(policy, attrs):
+                    return ""
             except NotFound:
                 if policy == "never":
                     return f"image {image} not found on this node and the service's pull_policy is never"
+                refresh = False  # absent: pulled as under missing, and a failure fails the start
         repository, tag = split_reference(image)
-        what = f"pulling {image}" if policy == "always" else f"image {image} not found locally and pulling it"
+        again = policy == "always" or refresh
+        what = f"pulling {image}" if again else f"image {image} not found locally and pulling it"
         error = f"{what} timed out after {self.pull_timeout_s:g} s"
         with trio.move_on_after(self.pull_timeout_s):
             # Abandoned (not cancelled) on timeout: the SDK call cannot be interrupted; it ends by itself.
             error = await trio.to_thread.run_sync(
                 lambda: self._pull_sync(image, repository, tag), abandon_on_cancel=True, limiter=self._limiter
             )
-        if error and policy == "always":
+        if error and again:
             try:
                 await self._call(self._api.inspect_image, image)
             except _ENGINE_ERRORS:
                 return error
-            log.warning("%s; running the image this node has (pull_policy: always)", error)
+            log.warning("%s; running the image this node has (pull_policy: %s)", error, policy)
             return ""
         return error
+
+    async def _refresh_due(self, policy: str, attrs: Mapping[str, Any]) -> bool:
+        """A refresh policy (``daily``, ``weekly``, ``every_<duration>``) pulls an image the node has when
+        its last pull (the engine's ``Metadata.LastTagTime``, as Compose reads it) is older than that."""
+        pulled_at = engine_time((attrs.get("Metadata") or {}).get("LastTagTime"))
+        offset = await self._engine_offset()  # the agent's clock minus the engine's
+        return refresh_due(policy, pulled_at + (offset or 0.0), self._clock())
 
     def _pull_sync(self, image: str, repository: str, tag: str) -> str:
         """ "" once pulled; else Docker's error, always after ``pulling REPO:TAG failed:``: the registry's

@@ -228,6 +228,9 @@ _DIRECT_OPTIONS = {
     "dns_options": ("host", "DnsOptions"),  # beside Dns/DnsSearch, the cluster DNS the agent sets
     "memswap_limit_bytes": ("host", "MemorySwap"),  # beside Memory (the limit_memory): swap = the rest
     "mem_swappiness": ("host", "MemorySwappiness"),  # the engine discards it, warning, on cgroup v2
+    "pid_mode": ("host", "PidMode"),  # host: the node's processes (docker run --pid host)
+    "ipc_mode": ("host", "IpcMode"),
+    "uts_mode": ("host", "UTSMode"),
 }
 
 
@@ -278,6 +281,27 @@ def _bind(mount: Any) -> str:
     return f"{mount.source}:{mount.target}:{mode}" + (f",{mount.propagation}" if mount.propagation else "")
 
 
+#: the Engine API version that mounts a volume's sub-directory (VolumeOptions.Subpath: Docker 26.0)
+SUBPATH_API = (1, 45)
+
+
+def subpath_error(assignment: TaskAssignment, api_version: tuple[int, int]) -> str:
+    """Why a task cannot start on an engine speaking ``api_version``: "" unless it (or a member of its
+    group) mounts a volume's sub-directory and the engine is older than API 1.45, which would ignore the
+    option and mount the whole volume."""
+    if tuple(api_version) >= SUBPATH_API:
+        return ""
+    mounts = (*assignment.mounts, *(m for member in assignment.members for m in member.mounts))
+    used = [m for m in mounts if m.type == "volume" and m.subpath]
+    if not used:
+        return ""
+    return (
+        f"volume {used[0].source} mounted at {used[0].target} with subpath {used[0].subpath!r} needs Docker "
+        f"Engine API {SUBPATH_API[0]}.{SUBPATH_API[1]} (Docker 26.0) or later; this node's engine speaks "
+        f"{api_version[0]}.{api_version[1]}"
+    )
+
+
 def _mount(mount: Any) -> dict[str, Any]:
     """One entry of HostConfig.Mounts in the Engine API's shape."""
     out: dict[str, Any] = {
@@ -287,7 +311,7 @@ def _mount(mount: Any) -> dict[str, Any]:
         "ReadOnly": bool(mount.read_only),
     }
     if mount.type == "volume" and (
-        mount.volume_driver or mount.volume_options or mount.nocopy or mount.volume_labels
+        mount.volume_driver or mount.volume_options or mount.nocopy or mount.volume_labels or mount.subpath
     ):
         volume: dict[str, Any] = {}
         if mount.volume_driver or mount.volume_options:
@@ -299,6 +323,8 @@ def _mount(mount: Any) -> dict[str, Any]:
             volume["NoCopy"] = True
         if mount.volume_labels:
             volume["Labels"] = dict(mount.volume_labels)
+        if mount.subpath:  # Engine API 1.45+: the executor refuses it on an older engine (subpath_error)
+            volume["Subpath"] = mount.subpath
         out["VolumeOptions"] = volume
     if mount.type == "bind" and mount.propagation:
         out["BindOptions"] = {"Propagation": mount.propagation}

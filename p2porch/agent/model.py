@@ -64,6 +64,7 @@ class MountSpec:
     create_host_path: bool = False  # bind; a missing source directory is created (Docker's Binds)
     volume_labels: Mapping[str, str] = field(default_factory=dict)  # volumes the engine creates
     tmpfs_options: tuple[str, ...] = ()  # tmpfs; other mount options (noexec, uid=1000): HostConfig.Tmpfs
+    subpath: str = ""  # volumes; a directory of the volume (VolumeOptions.Subpath, Engine API 1.45+)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "volume_options", _frozen(self.volume_options))

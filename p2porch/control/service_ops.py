@@ -30,6 +30,7 @@ from ..model import DesiredState, Service, ServiceSpec, Task, TaskState, rollbac
 from ..model.group import MAIN_NAME
 from ..model.jobspec import global_scale_refusal
 from ..model.metadata_limits import check_spec
+from ..model.netrefs import host_network_defaults, on_host_network
 from ..model.spec import check_endpoint_ports, check_update_allowed
 from ..raft import command_gate
 from ..raft import commands as C
@@ -53,10 +54,11 @@ SERVICE_ID_BYTES = 8
 LOG_BUFFER_LINES = 1024  # log lines held for one `service logs` reader before its nodes' streams wait
 
 
-def validate_spec(data: Any) -> ServiceSpec:
+def validate_spec(data: Any, endpoint_given: bool = True) -> ServiceSpec:
+    """``data`` as a ServiceSpec, with what the host network leaves unsaid (``host_network_defaults``)."""
     if not isinstance(data, dict):
         raise ConfigError("the service spec must be a JSON object", field="spec")
-    return ServiceSpec.from_dict(data)
+    return host_network_defaults(ServiceSpec.from_dict(data), endpoint_given)
 
 
 def expected_service_version(value: Any) -> int | None:
@@ -251,7 +253,8 @@ class ServiceOps:
             return service, tasks[0].task_id
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(body)))
+        spec = validate_spec(body, "endpoint_mode" in body)  # on the host network: dnsrr unless given
+        spec = resolve_file_refs(self._state(), self.check_ports(spec))
         check_spec(spec)
         check_spec_size(spec)  # nothing is created that an update could not carry
         command_gate.admit_spec(spec, None, self.manager.require_store().command_readers)
@@ -281,7 +284,8 @@ class ServiceOps:
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
         merged = updated_spec_dict(service.spec, changes)
-        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
+        given = "endpoint_mode" in changes or on_host_network(service.spec.networks)  # else dnsrr on host
+        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged, given)))
         check_spec(spec, service.spec)  # only what the update makes worse
         check_spec_size(spec)
         check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job

@@ -395,6 +395,7 @@ def agent_mounts(mounts: Iterable[Mount]) -> tuple[MountSpec, ...]:
             create_host_path=m.create_host_path,
             volume_labels=dict(m.volume_labels),
             tmpfs_options=m.tmpfs_options,
+            subpath=m.subpath,
         )
         for m in mounts
     )

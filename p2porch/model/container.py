@@ -49,6 +49,7 @@ class Mount:
     create_host_path: bool = False  # bind: create a missing source directory on the node (Compose)
     volume_labels: tuple[tuple[str, str], ...] = ()  # labels of a volume the engine creates (volume-label)
     tmpfs_options: tuple[str, ...] = ()  # tmpfs: other mount options (noexec, uid=1000), as ``--tmpfs`` takes
+    subpath: str = ""  # volumes: mount this directory of the volume (Engine API 1.45+), "" = the whole volume
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical form; the options added after the first release appear only when set."""
@@ -73,6 +74,7 @@ _MOUNT_OPTIONAL = (
     "create_host_path",
     "volume_labels",
     "tmpfs_options",
+    "subpath",
 )
 _PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 
@@ -152,10 +154,27 @@ def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
     create = parse_bool(data.get("create_host_path", False), f"{fieldname}.create_host_path")
     if create and mtype != "bind":
         raise field_error(f"{fieldname}.create_host_path", "only applies to type=bind")
+    subpath = _subpath(data.get("subpath") or "", mtype, f"{fieldname}.subpath")
     return Mount(
         *(mtype, target, source, readonly, driver, options, propagation, nocopy, size, mode, create, labels),
         tmpfs_options=tmpfs_opts,
+        subpath=subpath,
     )
+
+
+def _subpath(value: Any, mtype: str, fieldname: str) -> str:
+    """A volume's sub-directory to mount (Docker's ``volume-subpath``): a relative path that stays inside
+    the volume (no ``..``), as the engine checks it; "" = the whole volume."""
+    if not isinstance(value, str):
+        raise field_error(fieldname, f"expected a string, got {type(value).__name__}")
+    if not value:
+        return ""
+    if mtype != "volume":
+        raise field_error(fieldname, "only applies to type=volume")
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    if value.startswith("/") or ".." in parts or not parts or any(ord(c) < 32 for c in value):
+        raise field_error(fieldname, f"{value!r} must be a relative path inside the volume (no '..')")
+    return "/".join(parts)
 
 
 _MOUNT_KEYS = {
@@ -186,6 +205,8 @@ _MOUNT_KEYS = {
     "volume-label": "volume_labels",
     "tmpfs_options": "tmpfs_options",
     "tmpfs-option": "tmpfs_options",  # repeatable: tmpfs-option=noexec,tmpfs-option=uid=1000
+    "subpath": "subpath",
+    "volume-subpath": "subpath",
 }
 
 

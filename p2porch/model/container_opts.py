@@ -3,8 +3,9 @@
 ``ContainerOptions`` owns the validated runtime options Docker applies to each task's container and that
 the scheduler never looks at: hostname, init, capabilities, extra hosts, logging driver, ulimits, sysctls,
 read-only root, security options, stop signal, /dev/shm size, pids limit, host devices, supplementary groups,
-resolver options, the memory+swap limit, the memory swappiness and the image pull policy (the agent's, not
-the engine's). It is carried in ``ServiceSpec.container`` and turned into container-create arguments by
+resolver options, the memory+swap limit, the memory swappiness, the host's PID/IPC/UTS namespaces and the
+image pull policy (the agent's, not the engine's).
+It is carried in ``ServiceSpec.container`` and turned into container-create arguments by
 the agent (``agent/dockerspec.py``).
 ``from_dict`` accepts the canonical keys of ``to_dict`` and Docker CLI forms (``nofile=1024:2048``,
 ``host:ip``, ``64M``, ``/dev/dri``); every error is a ``ConfigError`` naming ``container.<key>``.
@@ -226,18 +227,69 @@ def _swappiness(value: Any, key: str, prefix: str) -> int:
 
 #: when a node pulls a task's image (Compose's ``pull_policy``; ``if_not_present`` is read as ``missing``)
 PULL_POLICIES = ("always", "missing", "never")
+#: Compose's refresh policies: ``daily``, ``weekly`` and ``every_<duration>`` (``every_12h``, ``every_1w2d``)
+_REFRESH_RE = re.compile(r"^(?:daily|weekly|every_(?:[0-9]+(?:w|d|h|m|s|ms|us|ns))+)$")
+_DURATION_PART_RE = re.compile(r"([0-9]+)(w|d|h|ms|us|ns|m|s)")
+_DURATION_UNITS_S = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
+_MAX_REFRESH_S = 100 * 365 * 86400.0  # a century: past it, a duration is a typo (and no float overflows)
+
+
+def refresh_interval_s(policy: str) -> float | None:
+    """How old the image a node has may be before a refresh policy pulls it again (Compose's
+    ``GetPullPolicy``: ``daily`` 24 h, ``weekly`` 7 days, ``every_<duration>`` with str2duration's units
+    w, d, h, m, s, ms, us, ns); None for a policy that is no refresh policy."""
+    if policy == "daily":
+        return 86400.0
+    if policy == "weekly":
+        return 604800.0
+    if not _REFRESH_RE.match(policy):
+        return None
+    return sum(
+        int(n) * _DURATION_UNITS_S.get(unit, 1e-9) for n, unit in _DURATION_PART_RE.findall(policy[6:])
+    )
+
+
+def refresh_due(policy: str, pulled_at: float, now: float) -> bool:
+    """Whether a refresh ``policy`` pulls an image the node has, last pulled (tagged) at ``pulled_at`` (0.0:
+    unknown), at ``now`` on the same clock: when it is older than the interval, as Compose compares the
+    image's ``LastTagTime`` (an unknown time is old). False for a policy that is no refresh policy."""
+    interval = refresh_interval_s(policy)
+    return interval is not None and (not pulled_at or now - pulled_at > interval)
 
 
 def _pull_policy(value: Any, key: str, prefix: str) -> str:
-    """``always`` (pull before each task's container is created; a failed pull fails the start, as in
-    Compose), ``never`` (run only an image the node has), ``missing`` (pull when the node lacks it, the
-    default)."""
+    """``always`` (pull before each task's container is created), ``never`` (run only an image the node
+    has), ``missing`` (pull when the node lacks it, the default), and the refresh policies ``daily``,
+    ``weekly``, ``every_<duration>`` (pull when the node's image was pulled longer ago than that)."""
     if not isinstance(value, str):
         raise _err(key, f"expected a string, got {type(value).__name__}", prefix)
     policy = "missing" if value == "if_not_present" else value
-    if policy not in PULL_POLICIES:
-        raise _err(key, f"expected always, missing or never, got {value!r}", prefix)
+    interval = refresh_interval_s(policy)
+    if interval is not None and not 0 < interval <= _MAX_REFRESH_S:
+        raise _err(key, f"{value!r}: the refresh interval must be more than 0 and at most 100 years", prefix)
+    if policy not in PULL_POLICIES and interval is None:
+        raise _err(
+            key, f"expected always, missing, never, daily, weekly or every_<duration>, got {value!r}", prefix
+        )
     return policy
+
+
+#: the host's namespaces a task's container may share (Docker's PidMode, IpcMode, UtsMode: ``--pid host``)
+NAMESPACE_MODES = {
+    "pid_mode": ("host",),
+    "ipc_mode": ("host", "private", "shareable", "none"),
+    "uts_mode": ("host",),
+}
+
+
+def _namespace(value: Any, key: str, prefix: str) -> str:
+    """A PID, IPC or UTS namespace mode: ``host`` (the node's own, as ``docker run --pid host``), for IPC
+    also Docker's ``private``, ``shareable`` and ``none``; "" is the container's own (Docker's default)."""
+    name = _ALIASES.get(key, key)
+    if not isinstance(value, str) or (value and value not in NAMESPACE_MODES[name]):
+        allowed = ", ".join(NAMESPACE_MODES[name])
+        raise _err(key, f"expected {allowed} (or nothing: the container's own), got {value!r}", prefix)
+    return value
 
 
 def _pids_limit(value: Any, key: str, prefix: str) -> int:
@@ -272,7 +324,10 @@ class ContainerOptions:
     dns_options: tuple[str, ...] = ()  # resolv.conf options beside the cluster DNS (--dns-option)
     memswap_limit_bytes: int = 0  # memory + swap (memswap_limit): 0 = the engine's default; -1 = unlimited
     mem_swappiness: int = -1  # 0..100 (mem_swappiness); -1 = the engine's default (the host's)
-    pull_policy: str = "missing"  # always | missing | never: when the node pulls the image (not the engine's)
+    pull_policy: str = "missing"  # always | missing | never | daily | weekly | every_<duration> (the node's)
+    pid_mode: str = ""  # "" = the container's own PID namespace; "host" = the node's (docker run --pid host)
+    ipc_mode: str = ""  # "" = the engine's default; host | private | shareable | none
+    uts_mode: str = ""  # "" = the container's own host name namespace; "host" = the node's
 
     def __post_init__(self) -> None:
         # Swarm's templates (``{{.Node.Hostname}}``) are expanded with stand-in values first
@@ -297,6 +352,10 @@ class ContainerOptions:
             raise _err("stop_signal", f"invalid signal {self.stop_signal!r} (e.g. SIGQUIT)", "container")
         if self.shm_size_bytes < 0:
             raise _err("shm_size", "must not be negative", "container")
+        if self.uts_mode == "host" and self.hostname:  # Docker's create refuses the two together
+            raise _err(
+                "hostname", "a container in the host's UTS namespace has the node's host name", "container"
+            )
 
     @property
     def is_default(self) -> bool:
@@ -357,6 +416,9 @@ _ALIASES = {
     "memswap_limit": "memswap_limit_bytes",
     "memory_swap": "memswap_limit_bytes",
     "memory_swappiness": "mem_swappiness",
+    "pid": "pid_mode",
+    "ipc": "ipc_mode",
+    "uts": "uts_mode",
 }
 _PARSERS: dict[str, Any] = {
     "hostname": _string,
@@ -379,4 +441,7 @@ _PARSERS: dict[str, Any] = {
     "memswap_limit_bytes": _memswap_limit,
     "mem_swappiness": _swappiness,
     "pull_policy": _pull_policy,
+    "pid_mode": _namespace,
+    "ipc_mode": _namespace,
+    "uts_mode": _namespace,
 }

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .spec import ServiceSpec
 
 #: the newest spec version this code reads (the highest in NEWER_FIELDS / NEWER_FORMS, 1 without any)
-SPEC_VERSION = 3
+SPEC_VERSION = 4
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -85,6 +85,10 @@ NEWER_FIELDS: Mapping[str, tuple[int, str]] = MappingProxyType(
         "ContainerOptions.memswap_limit_bytes": (2, "memswap_limit"),  # Compose memswap_limit (session 48)
         "ContainerOptions.mem_swappiness": (3, "mem_swappiness"),  # Compose mem_swappiness (session 49)
         "ContainerOptions.pull_policy": (3, "pull_policy"),  # Compose pull_policy (session 49)
+        "ContainerOptions.pid_mode": (4, "pid"),  # Compose pid: host (session 50)
+        "ContainerOptions.ipc_mode": (4, "ipc"),  # Compose ipc (session 50)
+        "ContainerOptions.uts_mode": (4, "uts"),  # Compose uts: host (session 50)
+        "Mount.subpath": (4, "subpath"),  # Compose volume.subpath (session 50)
     }
 )
 
@@ -108,6 +112,13 @@ NEWER_FORMS: tuple[SpecForm, ...] = (
     # the built-in host network (network_mode: host): an older FSM refuses it as an unknown network,
     # so a spec using it would apply on newer members only (session 49)
     SpecForm("ServiceSpec", "networks: host", 3, lambda s: on_host_network(s.networks)),
+    # Compose's refresh pull policies (daily, weekly, every_<duration>): an older validator refuses them
+    SpecForm(
+        "ContainerOptions",
+        "pull_policy (daily, weekly, every_<duration>)",
+        4,
+        lambda o: o.pull_policy not in ("always", "missing", "never"),
+    ),
 )
 
 

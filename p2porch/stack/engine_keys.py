@@ -1,5 +1,6 @@
 """Compose service keys read into a task's engine options with more than a copy (pure): ``devices``,
-``pids_limit`` (or ``deploy.resources.limits.pids``) and ``pull_policy``.
+``pids_limit`` (or ``deploy.resources.limits.pids``), ``pull_policy`` and the namespaces ``pid``, ``ipc``
+and ``uts``.
 
 Writes into the service's ``container`` options dict (``ContainerOptions.from_dict`` validates it) and
 reports what it ignores through the ``ignored(key, reason)`` callback; never reads files or the environment.
@@ -7,16 +8,16 @@ reports what it ignores through the ``ignored(key, reason)`` callback; never rea
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..model.container_opts import refresh_interval_s
 from . import deploy as deploy_keys
 from .values import err, list_, mapping, scalar_text, string
 
-#: Compose's refresh policies: pull when the last pull is older than a day, a week, the duration
-_REFRESH_RE = re.compile(r"^(?:daily|weekly|refresh|every_(?:[0-9]+[wdhms])+)$")
 _PULL_POLICIES = ("always", "never", "missing", "if_not_present", "build")
+#: the host namespaces each key may name (Docker's PidMode, IpcMode, UTSMode), as ``ContainerOptions``
+_NAMESPACE_OPTIONS = {"pid": "pid_mode", "ipc": "ipc_mode", "uts": "uts_mode"}
 
 
 def _devices(value: Any, path: str) -> list[str]:
@@ -62,12 +63,16 @@ def devices_pids_pull(
 
 
 def pull_policy(value: Any, path: str, ignored: Callable[[str, str], None]) -> str:
-    """Compose's ``pull_policy`` as a node's: ``always``, ``never`` and ``missing`` (``if_not_present``)
-    as written; ``build`` (nothing is built here: the named image is pulled when missing) and the refresh
-    policies (``daily``, ``weekly``, ``every_12h``: a node keeps no pull times) as ``missing``, warned."""
+    """Compose's ``pull_policy`` as a node's: ``always``, ``never``, ``missing`` (``if_not_present``) and
+    the refresh policies ``daily``, ``weekly``, ``every_<duration>`` (the node pulls again when its image
+    was pulled longer ago than that, as Compose compares the image's last tag time) as written; ``build``
+    (nothing is built here: the named image is pulled when missing) and the schema's bare ``refresh``
+    (no interval) as ``missing``, warned."""
     policy = string(value, path)
-    if _REFRESH_RE.match(policy):
-        ignored(f"pull_policy: {policy}", "a node keeps no pull times: it pulls the image when it lacks it")
+    if refresh_interval_s(policy) is not None:  # its bounds are checked with the container options
+        return policy
+    if policy == "refresh":
+        ignored("pull_policy: refresh", "no interval given: a node pulls the image when it lacks it")
         return "missing"
     if policy not in _PULL_POLICIES:
         raise err(
@@ -77,3 +82,24 @@ def pull_policy(value: Any, path: str, ignored: Callable[[str, str], None]) -> s
         ignored("pull_policy: build", "nothing is built: a node pulls the named image when it lacks it")
         return "missing"
     return "missing" if policy == "if_not_present" else policy
+
+
+def namespaces(conf: Mapping[str, Any], path: str, container: dict[str, Any]) -> None:
+    """``pid``, ``ipc`` and ``uts`` into the container options: ``host`` runs the task in its node's
+    namespace (``docker run --pid host``: monitoring agents see the node's processes), ``ipc`` also
+    ``private``, ``shareable`` and ``none``. ``service:X`` and ``container:X`` share another container's
+    namespace, which a task cannot: refused naming the key."""
+    for key, option in _NAMESPACE_OPTIONS.items():
+        if conf.get(key) is None:
+            continue
+        where = f"{path}.{key}"
+        mode = string(conf[key], where).strip()
+        kind, sep, other = mode.partition(":")
+        if sep and kind in ("service", "container"):
+            raise err(
+                where,
+                f"{mode!r}: a task cannot join another {kind}'s {key} namespace (its tasks run on any "
+                f"node); {key}: host shares the node's",
+            )
+        if mode:
+            container[option] = mode

@@ -22,7 +22,7 @@ SERVICE_MAPPED = (
     "stop_signal", "tmpfs", "ulimits", "sysctls", "shm_size", "read_only", "security_opt", "profiles",
     "extends", "build", "container_name", "secrets", "configs", "cpus", "mem_limit", "mem_reservation",
     "scale", "pids_limit", "devices", "network_mode", "links", "label_file", "volumes_from", "dns_opt",
-    "group_add", "memswap_limit", "mem_swappiness", "pull_policy",
+    "group_add", "memswap_limit", "mem_swappiness", "pull_policy", "pid", "ipc", "uts",
 )  # fmt: skip
 SERVICE_IGNORED = {
     "annotations": "container annotations are not passed to the engine",
@@ -46,13 +46,11 @@ SERVICE_IGNORED = {
     "domainname": _NOT_IN_SWARM,
     "external_links": _NETWORK,
     "gpus": "GPU reservations are not supported",
-    "ipc": _NOT_IN_SWARM,
     "isolation": "Windows only",
     "mac_address": _NOT_IN_SWARM,
     "models": "AI models are not supported",
     "oom_kill_disable": _RESOURCES,
     "oom_score_adj": _RESOURCES,
-    "pid": _NOT_IN_SWARM,
     "platform": "each node pulls the image for its own platform",
     "post_start": "lifecycle hooks are not supported",
     "pre_stop": "lifecycle hooks are not supported",
@@ -65,7 +63,6 @@ SERVICE_IGNORED = {
     "tty": "tasks have no attached terminal",
     "use_api_socket": "the Docker socket is not given to tasks",
     "userns_mode": _NOT_IN_SWARM,
-    "uts": _NOT_IN_SWARM,
 }
 
 DEPLOY_MAPPED = (

@@ -282,6 +282,20 @@ def on_host_network(spec: dict[str, Any], note: Callable[[str, str], None]) -> N
         spec["publish"] = host_ports(spec["publish"], note)
 
 
+def exposed_on_host(expose: Any) -> list[dict[str, Any]]:
+    """A host-network service's ``expose`` entries (``9100``, ``8000-8002/udp``, checked by the mapping) as
+    the ports its tasks bind on their node: declared, so the scheduler places at most one task binding
+    each on a node, as it does for its ``ports``. What a file declares neither way stays unknown."""
+    out: list[dict[str, Any]] = []
+    for item in expose if isinstance(expose, list) else []:
+        ports, _, protocol = str(item).partition("/")
+        first, _, last = ports.partition("-")
+        if protocol in ("", "tcp", "udp") and first.isdigit() and (not last or last.isdigit()):
+            span = range(int(first), int(last or first) + 1)
+            out.extend({"target": p, "published": p, "protocol": protocol or "tcp"} for p in span[:1024])
+    return out
+
+
 def host_ports(publish: list[dict[str, Any]], note: Callable[[str, str], None]) -> list[dict[str, Any]]:
     """Canonical port dicts as a task in the node's network namespace binds them: each its container
     port in host mode, a port named twice (``8080:80`` and ``80:80``) once."""

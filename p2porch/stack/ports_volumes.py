@@ -33,14 +33,6 @@ _OCTAL_RE = re.compile(r"0o?[0-7]+")  # 01777 / 0o1777: an octal file mode, as g
 _WINDOWS_RE = re.compile(r"[A-Za-z]:[\\/]|\\\\")
 
 
-#: why ``volume.subpath`` is refused: the engine's VolumeOptions.Subpath came with API 1.45 (Docker 26.0);
-#: an engine p2porch supports from API 1.41 (Docker 20.10) ignores the unknown field: the whole volume
-SUBPATH_REFUSED = (
-    "needs Docker Engine API 1.45 (Docker 26.0) on the node; p2porch runs tasks on engines from API 1.41 "
-    "(Docker 20.10, Debian bookworm's), which would mount the whole volume: mount the volume instead"
-)
-
-
 def windows_path(source: str) -> bool:
     """A Windows bind source: no p2porch node (all run Linux) can bind it."""
     return _WINDOWS_RE.match(source) is not None
@@ -232,8 +224,8 @@ def volume(item: Any, path: str, volumes: Mapping[str, TopVolume], warn: Warn) -
                 data["nocopy"] = vol["nocopy"]
             if vol.get("labels") is not None:
                 warn("ignoring volumes volume.labels", "labels of a volume created by a mount are not set")
-            if "subpath" in vol:
-                raise err(f"{path}.volume.subpath", SUBPATH_REFUSED)
+            if vol.get("subpath") is not None:  # a node whose engine is older than API 1.45 fails the task
+                data["subpath"] = string(vol["subpath"], f"{path}.volume.subpath")
         else:
             if source:
                 raise err(f"{path}.source", "a tmpfs mount has no source")

@@ -20,7 +20,7 @@ from ..model.group import IMAGE_REF_RE
 from ..model.spec import check_endpoint_ports
 from . import deploy as deploy_keys
 from . import keys
-from .engine_keys import devices_pids_pull
+from .engine_keys import devices_pids_pull, namespaces
 from .env_templates import service_env
 from .groups import ignored_network_mode, network_mode
 from .interpolate import parse_dotenv
@@ -30,6 +30,7 @@ from .networks import (
     HOST_NETWORK_NOTE,
     StackNetwork,
     default_network,
+    exposed_on_host,
     host_networking,
     on_host_network,
     service_attachments,
@@ -95,6 +96,9 @@ _CONTAINER_KEYS = {
     "dns_options": "dns_opt",
     "groups": "group_add",
     "memswap_limit_bytes": "memswap_limit",
+    "pid_mode": "pid",
+    "ipc_mode": "ipc",
+    "uts_mode": "uts",
 }
 _EXPOSE_RE = re.compile(r"^[0-9]{1,5}(?:-[0-9]{1,5})?(?:/(?:tcp|udp|sctp))?$")
 _DIRECT_CONTAINER_KEYS = (
@@ -442,6 +446,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
                 spec["health"] = health
     host_net = host_networking(conf, ctx.networks)  # the node's network namespace: no stack network
     if host_net:
+        spec["publish"] = spec.get("publish", []) + exposed_on_host(conf.get("expose"))  # bound on the node
         on_host_network(spec, lambda key, text: ctx.note(key, short, text))
         ctx.note("host network", short, HOST_NETWORK_NOTE)
     with problems.check():
@@ -555,6 +560,8 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
         )
     with problems.check():
         devices_pids_pull(conf, path, container, lambda key, why: ctx.ignored(key, short, why))
+    with problems.check():
+        namespaces(conf, path, container)
     if container:
         spec["container"] = container
         try:

@@ -1,6 +1,6 @@
 """Compose keys that were ignored or refused and now reach the engine as Compose and Docker define them
 (h49): ``mem_swappiness`` (HostConfig.MemorySwappiness), ``pull_policy`` (when a node pulls the task's
-image), ``volume.subpath`` (refused naming the engine API it needs), ``--memory-swap`` on
+image), ``--memory-swap`` on
 ``service create/update`` (what ``memswap_limit`` maps to) and ``network_mode: host`` (the node's network
 namespace, was ignored: the tasks were on the cluster network)."""
 
@@ -45,9 +45,10 @@ def test_mem_swappiness_reaches_the_engine_as_memory_swappiness():
         ("missing", None, False),  # the default: nothing stored
         ("if_not_present", None, False),  # Compose's old spelling of missing
         ("build", None, True),  # nothing is built here
-        ("daily", None, True),
-        ("weekly", None, True),
-        ("every_12h", None, True),
+        ("daily", "daily", False),  # refresh policies: the node pulls again past the interval
+        ("weekly", "weekly", False),
+        ("every_12h", "every_12h", False),
+        ("refresh", None, True),  # the schema's word without an interval
     ],
 )
 def test_pull_policy_is_the_nodes_pull_policy(written, policy, warned):
@@ -60,19 +61,6 @@ def test_pull_policy_is_the_nodes_pull_policy(written, policy, warned):
 def test_a_pull_policy_compose_does_not_know_is_refused_naming_the_key():
     message = refusal("services: {web: {image: nginx, pull_policy: sometimes}}")
     assert "services.web.pull_policy: expected always, never, missing" in message
-
-
-def test_a_volume_subpath_is_refused_naming_the_engine_api_it_needs():
-    message = refusal(
-        """
-        services:
-          web:
-            image: nginx
-            volumes: [{type: volume, source: data, target: /data, volume: {subpath: a}}]
-        volumes: {data: {}}
-        """
-    )
-    assert "services.web.volumes[0].volume.subpath: needs Docker Engine API 1.45 (Docker 26.0)" in message
 
 
 def test_memory_swap_is_a_flag_of_service_create_and_update(capsys):

@@ -34,7 +34,8 @@ def test_netdatas_documented_file_runs_in_its_nodes_network_namespace():
     root = {m["target"]: m for m in netdata["mounts"]}["/host/root"]
     assert root["readonly"] and root["propagation"] == "rslave"
     warnings = "\n".join(definition.warnings)
-    assert "host network (service netdata)" in warnings and "ignoring pid (service netdata)" in warnings
+    assert "host network (service netdata)" in warnings and "pid" not in warnings
+    assert netdata["container"]["pid_mode"] == "host"  # its node's processes (session 50; ignored before)
     assert "container_name (service netdata)" not in warnings  # no alias on the host network
 
 
