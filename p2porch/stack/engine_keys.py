@@ -94,7 +94,7 @@ def namespaces(conf: Mapping[str, Any], path: str, container: dict[str, Any]) ->
             continue
         where = f"{path}.{key}"
         mode = string(conf[key], where).strip()
-        kind, sep, other = mode.partition(":")
+        kind, sep, _ = mode.partition(":")
         if sep and kind in ("service", "container"):
             raise err(
                 where,
