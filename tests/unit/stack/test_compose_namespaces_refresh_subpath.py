@@ -230,3 +230,15 @@ def test_a_host_network_services_exposed_ports_are_bound_on_its_node():
     assert sorted(result.assignments.values()) == ["n0", "n1"] and list(result.unschedulable) == ["t2"]
     off_host = load("services: {web: {image: nginx, expose: ['9100']}}")
     assert "publish" not in spec_of(off_host, "web") or not spec_of(off_host, "web")["publish"]
+
+
+def test_service_create_mounts_a_volume_subpath_as_dockers_volume_subpath(capsys):
+    from p2porch.cli.main import build_parser, main
+    from p2porch.cli.service_spec_flags import spec_changes, validated_spec
+
+    mount = "type=volume,source=v,target=/d,volume-subpath=t/a"
+    changes = spec_changes(build_parser("service").parse_args(["service", "create", "--mount", mount, "img"]))
+    assert validated_spec({"name": "w", "image": "img", **changes})["mounts"][0]["subpath"] == "t/a"
+    bind = "type=bind,source=/x,target=/d,volume-subpath=a"
+    assert main(["service", "create", "--name", "w", "--mount", bind, "img"]) == 2
+    assert "--mount: mounts[0].subpath: only applies to type=volume" in capsys.readouterr().err
