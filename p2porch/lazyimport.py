@@ -9,7 +9,9 @@ imports that submodule only); any other name runs the real ``__init__`` once, in
 object, and is then looked up. So a later ``from unittest import TestCase`` anywhere gets the real
 class (at the old cost, once). :func:`register_unexecuted_module` does the same for a plain module that
 its importer only binds (``import gzip``, ``from unittest import mock``) and uses later, if ever: the
-module runs on the first name asked of it. Owns nothing else; never patches a library.
+module runs on the first name asked of it. :data:`DAEMON_ABSENT_MODULES` are marked absent in a daemon
+(an ``import`` of them raises ImportError), where the standard library has a fallback for them. Owns
+nothing else; never patches a library.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 __all__ = [
+    "DAEMON_ABSENT_MODULES",
     "DAEMON_UNEXECUTED_MODULES",
     "defer_daemon_modules",
     "register_unexecuted",
@@ -59,12 +62,24 @@ DAEMON_UNEXECUTED_MODULES = (
     "logging.handlers",
 )
 
+#: Modules a daemon runs without (issue 19, "The twenty-ninth round"): ``_hashlib``, OpenSSL's hashes,
+#: whose init fetches every digest OpenSSL has (~0.5 MB over what ``_ssl``, which the daemon needs, costs).
+#: ``hashlib`` and ``hmac`` fall back to CPython's own SHA-1/SHA-2/SHA-3/MD5 (BLAKE2 is CPython's own in
+#: any case) and ``_operator``'s constant-time ``compare_digest``: every hash p2porch and the daemon's
+#: libraries use (sha256, blake2b, HMAC-SHA256; starlette's md5, wsproto's sha1), same digests. Not there
+#: in a daemon: OpenSSL-only names (``hashlib.new("sha512_256")``, ``ripemd160``) and ``hashlib.scrypt``.
+DAEMON_ABSENT_MODULES = ("_hashlib",)
+
 _full_init_lock = threading.RLock()  # re-entered if a real __init__ looks up its own names
 
 
-def defer_daemon_modules(names: Collection[str] = DAEMON_UNEXECUTED_MODULES) -> list[str]:
-    """Register ``names`` unexecuted, before the daemon's imports (its entry point calls this first);
-    returns those registered (a module imported already is left as it is)."""
+def defer_daemon_modules(
+    names: Collection[str] = DAEMON_UNEXECUTED_MODULES, absent: Collection[str] = DAEMON_ABSENT_MODULES
+) -> list[str]:
+    """Register ``names`` unexecuted and mark ``absent`` absent, before the daemon's imports (its entry
+    point calls this first); returns those registered (a module imported already is left as it is)."""
+    for name in absent:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: ImportError on import
     return [name for name in names if register_unexecuted_module(name)]
 
 

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import ConfigError, DaemonError, P2POrchError
-from ..model.units import parse_go_duration
 from ..paths import DEFAULT_SOCKET
 from .refusals import add_refusals
 
@@ -27,6 +26,8 @@ def duration_arg(text: str) -> str:
     ``1m30s``, a lone ``0``): anything else is refused by argparse naming the flag (exit 2) in Go's words,
     a bare number with the form it wants (``time: missing unit in duration "10"``: ``10s``). The text
     goes on unchanged: the spec reads it."""
+    from ..model.units import parse_go_duration  # the model: not in the CLI's start (nor a daemon's, first)
+
     try:
         parse_go_duration(text)
     except ValueError as exc:

@@ -23,23 +23,18 @@ from ..model.spec import check_update_allowed
 from ..raft import command_gate
 from ..raft.spec_size import check_spec_size
 from ..stack.names import STACK_LABEL, check_stack_name, service_name, stack_membership
-from ..stack.networks import StackNetwork
-from ..stack.object_plan import CREATED, ObjectRef, object_actions
 from ..vault import KINDS
 from .network_ops import NetworkOps
 from .secret_ops import resolve_file_refs
 from .service_ops import ServiceOps, updated_spec_dict, validate_spec
-from .stack_plan import (
-    named_volumes,
-    parse_objects,
-    placement_warning,
-    relabelled_networks,
-    specs_after,
-    unused_stack_networks,
-)
 
 if TYPE_CHECKING:
     from ..stack.compose import StackDefinition
+    from ..stack.networks import StackNetwork
+    from ..stack.object_plan import ObjectRef
+
+# The Compose model (stack.compose, stack.networks), the object plan and stack_plan are loaded on a
+# stack's first deploy, plan or prune: an idle daemon never runs them (issue 19, the twenty-ninth round).
 
 UPDATED, UNCHANGED, REMOVED = "updated", "unchanged", "removed"  # CREATED: object_plan's
 
@@ -66,6 +61,7 @@ def parse_deploy_body(stack: str, body: Mapping[str, Any]) -> tuple[StackDefinit
     ``ServiceSpec.from_dict`` and must carry the stack's labels and name.
     """
     from ..stack.compose import StackDefinition, StackService  # the Compose model: loaded on first deploy
+    from ..stack.networks import StackNetwork
 
     check_stack_name(stack)
     if "compose" in body and "services" not in body:
@@ -202,6 +198,8 @@ class StackOps:
         published twice or owned), NotFoundError (a secret or config missing: ``creating`` names those
         a dry run would create first), ConfigError (a service becoming a job), NotAllowedError (a spec
         field some member does not read yet)."""
+        from ..stack.object_plan import CREATED
+
         state = self.services.manager.snapshot()
         readers = self.services.manager.require_store().command_readers  # a newer spec field's gate
         steps: list[dict[str, Any]] = []
@@ -311,6 +309,8 @@ class StackOps:
 
     async def _prune_networks(self, definition: StackDefinition) -> list[str]:
         """Remove the stack's own networks that the definition no longer names and no service uses."""
+        from .stack_plan import unused_stack_networks
+
         state = self.services.manager.snapshot()
         wanted = {n.name for n in definition.networks}
         specs = [s.spec for s in state.services.values()]
@@ -325,6 +325,15 @@ class StackOps:
         """What :meth:`apply` (after the CLI's objects) would do, computed against the committed state
         without writing: the same checks in the same order raise what the deploy would be refused with.
         ``warnings``: what the deploy accepts but will not run (services no node can run now)."""
+        from ..stack.object_plan import CREATED, object_actions
+        from .stack_plan import (
+            named_volumes,
+            placement_warning,
+            relabelled_networks,
+            specs_after,
+            unused_stack_networks,
+        )
+
         state = self.services.manager.snapshot()
         existing = {kind: {r.name for r in state.secrets.values() if r.kind == kind} for kind in KINDS}
         object_steps = object_actions(objects, existing)
@@ -363,6 +372,9 @@ class StackOps:
     async def apply(self, definition: StackDefinition, *, prune: bool = True) -> dict[str, Any]:
         """Bring the cluster to ``definition`` (already validated); see :meth:`plan`. The stack's networks
         are created first; with ``prune``, its networks no service uses any more are removed last."""
+        from ..stack.object_plan import CREATED
+        from .stack_plan import relabelled_networks
+
         steps = self.plan(definition, prune)
         state = self.services.manager.snapshot()
         relabelled = relabelled_networks(state, definition.name, definition.networks)
@@ -418,6 +430,8 @@ def stack_endpoints(ops: StackOps) -> list[Endpoint]:
         return await ops.apply(definition, prune=prune)
 
     async def dry_run(body: dict[str, Any], params: dict[str, str]) -> Any:
+        from .stack_plan import parse_objects
+
         definition, prune = parse_deploy_body(params["stack"], body)
         return ops.dry_run(definition, prune=prune, objects=parse_objects(body.get("objects")))
 

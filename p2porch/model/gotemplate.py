@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .gotemplate_error import ExecError, ParseError, TemplateError
 from .gotemplate_exec import MAX_OUTPUT, Execution, Resolve, field_chain, field_of, strict_chain
 from .gotemplate_json import go_json
-from .gotemplate_parse import ExecError, Node, ParseError, TemplateError, parse_text
+from .gotemplate_parse import Node, parse_text
 from .gotemplate_values import (
     MISSING,
     FuncError,

@@ -14,6 +14,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .gotemplate_error import ExecError, TemplateError
 from .gotemplate_parse import (
     Action,
     Branch,
@@ -21,13 +22,11 @@ from .gotemplate_parse import (
     Command,
     Const,
     Dot,
-    ExecError,
     Field,
     Ident,
     Loop,
     Node,
     Pipe,
-    TemplateError,
     Text,
     Variable,
     locate,

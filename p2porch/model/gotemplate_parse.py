@@ -15,6 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from .gotemplate_error import ParseError
 from .gotemplate_values import go_unquote
 
 MAX_DEPTH = 100  # nested control structures and parentheses
@@ -25,23 +26,6 @@ BUILTINS = frozenset(
     {"and", "or", "not", "len", "index", "slice", "print", "printf", "println", "html", "js", "urlquery"}
     | {"eq", "ne", "lt", "le", "gt", "ge"}
 )
-
-
-class TemplateError(ValueError):
-    """A template Go would refuse: ``str()`` is Go's message; ``detail`` the part after the location and
-    node, never quoting the template's text or a value it printed (a payload's may be secret)."""
-
-    def __init__(self, message: str, detail: str, line: int, column: int | None = None) -> None:
-        super().__init__(message)
-        self.detail, self.line, self.column = detail, line, column
-
-
-class ParseError(TemplateError):
-    """``template: NAME:LINE: DETAIL``."""
-
-
-class ExecError(TemplateError):
-    """``template: NAME:LINE:COL: executing "NAME" at <NODE>: DETAIL``."""
 
 
 @dataclass(slots=True)

@@ -18,8 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from . import gotemplate
-from .gotemplate import FuncError, parse, strict_chain
+from . import gotemplate_error
 from .templates import FUNCS, PAYLOAD_TYPE, TemplateContext, swarm_context
 
 #: the template drivers a secret or config may carry ("" = none: the value is mounted as written)
@@ -57,6 +56,8 @@ def names_target(kind: str, target: str, name: str) -> bool:
 
 
 def _functions(env: Mapping[str, str], lookup: Lookup) -> dict[str, Callable[..., Any]]:
+    from .gotemplate import FuncError
+
     def env_value(name: Any) -> str:
         if not isinstance(name, str):
             raise FuncError("env takes one string")
@@ -81,11 +82,13 @@ def _functions(env: Mapping[str, str], lookup: Lookup) -> dict[str, Callable[...
 def render(value: bytes, context: TemplateContext, env: Mapping[str, str], lookup: Lookup) -> bytes:
     """``value`` rendered for the task ``context`` names (see the module docstring); TemplateError
     when the template is one Swarm would fail."""
+    from .gotemplate import parse, strict_chain  # the engine: loaded on the first payload rendered
+
     text = value.decode("utf-8", "surrogateescape")  # Go's strings hold any bytes: keep them all
     try:
         template = parse(text, _functions(env, lookup), name="expansion")
         out = template.execute(swarm_context(context, PAYLOAD_TYPE), strict_chain, max_output=MAX_OUTPUT)
-    except gotemplate.TemplateError as exc:
+    except gotemplate_error.TemplateError as exc:
         where = f"line {exc.line}" + (f", column {exc.column}" if exc.column is not None else "")
         raise TemplateError(f"{where}: {exc.detail}") from None
     return out.encode("utf-8", "surrogateescape")

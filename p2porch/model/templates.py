@@ -8,7 +8,8 @@ language, its ``join`` (separator first), a missing map key an error (``missingk
 field or a template that does not parse is an error, as Swarm's: the service is refused when its spec is
 checked with stand-in values (:data:`SAMPLE`), a task whose own values fail (a missing label) fails to
 start. :func:`literal` writes a text so that it expands to itself (a Compose value that is no Swarm
-template). Never does I/O; the agent calls :func:`expand` when it creates a task's container.
+template). Never does I/O; the agent calls :func:`expand` when it creates a task's container. The
+engine is loaded on the first text with a ``{{`` (an idle daemon never runs one: issue 19).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from .gotemplate import FuncError, GoMap, Struct, TemplateError, field_chain, parse, strict_chain
+from .gotemplate_error import TemplateError
+
+if TYPE_CHECKING:
+    from .gotemplate import Struct
 
 __all__ = [
     "SAMPLE",
@@ -65,6 +69,8 @@ def swarm_context(context: TemplateContext, go_type: str = CONTEXT_TYPE) -> Stru
     """Swarm's ``template.Context`` of the task (``.Task.Slot`` is a string there, as here: a global
     service's the node's id, as in ``.Task.Name``, ``<service>.<slot>.<task id>``), typed as Go's
     (``go_type``: a payload's is ``*template.PayloadContext``)."""
+    from .gotemplate import GoMap, Struct  # the engine: loaded on the first template
+
     slot = context.node_id if context.global_mode else str(context.task_slot)
     return Struct(
         go_type,
@@ -92,6 +98,8 @@ def swarm_context(context: TemplateContext, go_type: str = CONTEXT_TYPE) -> Stru
 def join(*parts: Any) -> str:
     """swarmkit's ``join``: the separator first, then the strings (``{{join "-" .Node.ID .Task.Slot}}``)."""
     if not parts or not all(isinstance(p, str) for p in parts):
+        from .gotemplate import FuncError
+
         raise FuncError("join takes a separator and strings")
     return parts[0].join(parts[1:])
 
@@ -109,6 +117,8 @@ def expand(text: str, context: TemplateContext, lenient_labels: bool = False) ->
     ``lenient_labels`` a label the context lacks is ``<no value>`` (checking a spec before its task)."""
     if "{{" not in text:
         return text
+    from .gotemplate import field_chain, parse, strict_chain  # the engine: loaded on the first template
+
     resolve = field_chain if lenient_labels else strict_chain
     return parse(text, FUNCS, name="expansion").execute(swarm_context(context), resolve)
 

@@ -57,6 +57,19 @@ NOT_AT_START = (
     "cryptography.hazmat.primitives.serialization",  # node keys use raw bytes (issue 19, tenth round)
     "cryptography.hazmat.primitives.serialization.ssh",
     "importlib.resources",  # the web UI's assets, read only when the TLS API port serves them
+    # the Go template engine: run by a spec's templated field or a templated secret/config only (issue 19,
+    # twenty-ninth round); model.templates and payload_template load it on their first template
+    "p2porch.model.gotemplate",
+    "p2porch.model.gotemplate_parse",
+    "p2porch.model.gotemplate_exec",
+    "p2porch.model.gotemplate_values",
+    "p2porch.model.gotemplate_json",
+    # a stack's Compose networks, object plan and deploy plan: loaded on its first deploy, plan or prune
+    "p2porch.control.stack_plan",
+    "p2porch.stack.networks",
+    "p2porch.stack.object_plan",
+    "p2porch.stack.values",
+    "p2porch.stack.yamlsafe",
 )
 
 
@@ -152,6 +165,55 @@ def test_the_daemon_entry_point_leaves_the_modules_it_defers_unexecuted() -> Non
     assert "hypercorn.protocol.h2" in loaded
     assert sorted(m for m in loaded if m.partition(".")[0] == "hpack") == []
     assert "h2.config" not in loaded and "h2.settings" not in loaded and "priority.priority" not in loaded
+
+
+def test_the_daemon_runs_without_openssls_hashes_and_hashes_alike() -> None:
+    # `p2porch daemon` marks _hashlib absent: hashlib and hmac fall back to CPython's own, same digests
+    loaded = modules_after(
+        "import sys\n"
+        "from p2porch.cli.main import main\n"
+        "argv = ['--host', 'unix:///nonexistent/x.sock', 'daemon', '--config', '/nonexistent/p2porch.toml']\n"
+        "assert main(argv) != 0 and 'p2porch.daemon' in sys.modules\n"
+        "assert sys.modules['_hashlib'] is None  # absent: never run\n"
+        "import hashlib, hmac, secrets\n"
+        "assert hashlib.sha256(b'abc').hexdigest() == (\n"
+        "    'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')\n"
+        "assert hashlib.blake2b(b'abc', digest_size=8).hexdigest() == 'd8bb14d833d59559'\n"
+        "md5 = hashlib.md5(b'abc', usedforsecurity=False).hexdigest()  # starlette's file ETag\n"
+        "assert md5 == '900150983cd24fb0d6963f7d28e17f72', md5\n"
+        "assert hashlib.sha1(b'abc').hexdigest() == 'a9993e364706816aba3e25717850c26c9cd0d89d'\n"
+        "mac = hmac.new(b'key', b'The quick brown fox jumps over the lazy dog', hashlib.sha256).hexdigest()\n"
+        "assert mac == 'f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8', mac\n"
+        "assert hmac.digest(b'key', b'x', 'sha256') == hmac.new(b'key', b'x', hashlib.sha256).digest()\n"
+        "assert hmac.compare_digest(b'a', b'a') and not secrets.compare_digest('a', 'b')\n"
+        "assert hashlib.new('sha256', b'abc').digest() == hashlib.sha256(b'abc').digest()\n"
+    )
+    assert "_sha256" in loaded and "hashlib" in loaded  # CPython's own SHA-2 answered
+
+
+def test_the_template_engine_loads_on_the_first_template_only() -> None:
+    loaded = modules_after(
+        "import sys\n"
+        "from p2porch.model.templates import SAMPLE, TemplateError, check, expand, stored_text\n"
+        "from p2porch.model import gotemplate_error\n"
+        "from p2porch.model.payload_template import render\n"
+        "assert expand('plain', SAMPLE) == 'plain' and check('/srv/a', 'x') == '/srv/a'\n"
+        "assert stored_text('no template') == 'no template'\n"
+        "assert 'p2porch.model.gotemplate' not in sys.modules  # no '{{': nothing to run\n"
+        "assert TemplateError is gotemplate_error.TemplateError\n"
+        "assert expand('{{.Node.Hostname}}-{{.Task.Slot}}', SAMPLE) == 'node-1'\n"
+        "import p2porch.model.gotemplate as engine\n"
+        "assert engine.TemplateError is TemplateError  # one class, caught by the callers as before\n"
+        "try:\n"
+        "    expand('{{.Nope}}', SAMPLE)\n"
+        "except TemplateError as exc:\n"
+        "    assert 'can\\'t evaluate field Nope' in str(exc), exc\n"
+        "else:\n"
+        "    raise AssertionError('no TemplateError')\n"
+        "out = render(b'{{join \"-\" .Service.Name (env \"A\")}}', SAMPLE, {'A': 'b'}, lambda k, t: None)\n"
+        "assert out == b'service-b', out\n"
+    )
+    assert "p2porch.model.gotemplate_parse" in loaded
 
 
 def test_deferred_modules_run_once_on_first_use_from_any_thread() -> None:
