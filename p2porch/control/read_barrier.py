@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..api.server import Endpoint, Handler
-from ..errors import ConfigError, RaftError, StaleReadRefused
+from ..errors import ConfigError, ProposalTimeout, RaftError, StaleReadRefused
 from ..raft import commands as C
 from .read_rounds import ReadPlan, ReadRounds, plan_read, refusal
 
@@ -107,10 +107,12 @@ class ReadBarrier:
             try:
                 await store.write(C.Noop(at=time.time(), tag="read barrier").encode(), timeout_s=left)
                 return None
-            except RaftError as exc:  # no leader yet, leader changed (outcome unknown), store closed
+            except ProposalTimeout:  # no leader, no quorum, or the leader changed under it
+                why = "the barrier entry was not committed and applied here in time"
+            except RaftError as exc:  # refused at once: no leader yet, the store closed
                 why = exc.message
-                if store is not self.store_of():
-                    return f"this node's store restarted ({why})"
+            if store is not self.store_of():
+                return f"this node's store restarted ({why})"
             await trio.sleep(min(RETRY_PAUSE_S, max(deadline - time.monotonic(), 0.0)))
         return why
 
