@@ -57,7 +57,6 @@ class ReadBarrier:
         self.timeout_s = timeout_s
         self.rounds = ReadRounds()
         self._round_ended = trio.Event()
-        self.refused = 0  # reads refused (metrics, tests)
 
     async def wait(self, stale_ok: bool = False) -> None:
         """Return once this node's snapshot holds every write committed before the call; raise
@@ -83,7 +82,6 @@ class ReadBarrier:
         if outcome is None:
             outcome = (False, "no barrier round finished in time")
         if not outcome[0]:
-            self.refused += 1
             raise StaleReadRefused(
                 refusal(outcome[1], store.status().leader, time.monotonic() - started), field="consistency"
             )
