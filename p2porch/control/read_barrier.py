@@ -20,7 +20,6 @@ copy at once. Owns the rounds of this daemon (one store at a time); never change
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -35,8 +34,6 @@ from .read_rounds import ReadPlan, ReadRounds, plan_read, refusal
 
 if TYPE_CHECKING:
     from ..raft.store import RaftStore
-
-log = logging.getLogger(__name__)
 
 __all__ = ["LOCAL_READS", "READ_BARRIER_TIMEOUT_S", "ReadBarrier", "linearizable_reads"]
 
