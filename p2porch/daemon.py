@@ -32,6 +32,7 @@ from .control.logs import LogOps
 from .control.metrics_view import ClusterMetrics, metrics_route
 from .control.network_ops import NetworkOps, network_endpoints
 from .control.node_ops import NodeOps
+from .control.read_barrier import ReadBarrier, linearizable_reads
 from .control.remote_api import RemoteApi, remote_app
 from .control.routes import cluster_endpoints, service_endpoints
 from .control.secret_ops import SecretOps, secret_endpoints
@@ -165,6 +166,7 @@ class Daemon:
         self.secrets = SecretOps(self.cluster, self._secrets_key, clock=clock)
         self.access = AccessOps(self.cluster, clock=clock)
         self.remote = RemoteApi(config.api, self.cluster, config.node.data_dir, self.node_name)
+        self.reads = ReadBarrier(lambda: self.cluster.store)  # linearizable API reads (docs/raft.md)
         if config.api.addr:
             self.metrics.add_source(self.remote.collect_metrics)
         self.usage = UsageOps(self.cluster, clock=clock)
@@ -318,7 +320,8 @@ class Daemon:
             Endpoint("GET", "/version", self.api_version, "Daemon and API version"),
             Endpoint("GET", "/status", self.api_status, "Node and cluster status at a glance"),
             Endpoint("GET", "/config", self.api_config, "The daemon's effective configuration"),
-            *waiting_for_store(self.cluster, cluster_tables),  # a role or key switch restarts the store
+            # a role or key switch restarts the store; then a read of cluster state waits for the barrier
+            *waiting_for_store(self.cluster, linearizable_reads(self.reads, cluster_tables)),
         ]
 
     def extra_routes(self) -> list[BaseRoute]:

@@ -98,6 +98,13 @@ class ProposalTimeout(RaftError):
     http_status = 504
 
 
+class StaleReadRefused(RaftError):
+    """A read this node could not prove current (its read barrier: no leader confirmed a commit index it
+    then applied, in time); answered instead of a possibly stale copy (``control/read_barrier.py``)."""
+
+    http_status = 503
+
+
 class ConflictError(RaftError):
     """A conditional write's expected version did not match the committed state."""
 

@@ -13,8 +13,10 @@ reads are linearized as soon as they match (taking a matching read early never h
 and compare-and-sets whose value nobody ever observed are dropped (taking effect could only make later
 observations harder to explain), and an ``info`` operation is total (it does nothing when its
 precondition fails) and may take effect any time after its invocation, or never (it can always come last).
-Reads served from a node's local copy (``stale_ok``) may return any state of the linearization up to
-their response (a committed prefix), so their invocation is moved to the start of the history.
+Reads are linearizable unless marked ``stale_ok``: a read that starts after a write was acknowledged
+sees it or a later value (the API's reads pass a read barrier, ``control/read_barrier.py``). A read
+marked ``stale_ok`` (served from a node's own copy, ``stale=true``) may return any state of the
+linearization up to its response (a committed prefix), so its invocation is moved to the start.
 """
 
 from __future__ import annotations

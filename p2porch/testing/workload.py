@@ -6,8 +6,10 @@ for every operation, and record each operation in a :class:`HistoryRecorder`. A 
 its value is the label ``h`` (a unique write id); every ``big_every``-th write also carries a label of
 ``big_bytes`` so its Raft entry exceeds 64 KiB. Two kinds of keys: a few registers written by everyone
 (all five operations) and unique names created once (a set: lost creates are easy to count). Reads are
-served from the node's own committed copy, so they are recorded ``stale_ok``. It never decides whether a
-history is correct (``history.check_history`` does).
+linearizable (each passes the node's read barrier, ``control/read_barrier.py``), so they are recorded as
+such: a read that starts after a write was acknowledged must see it or a later value; a refused read
+(503) is an ``info`` read, which constrains nothing. It never decides whether a history is correct
+(``history.check_history`` does).
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ class Client(threading.Thread):
 
     # --- operations
     def read(self, node: SandboxNode, key: str) -> tuple[str | None, int | None] | None:
-        index = self.history.invoke(self.process, "read", key, node=node.name, stale_ok=True)
+        index = self.history.invoke(self.process, "read", key, node=node.name)
         try:
             response = self._api(node).get(f"/services/{key}")
         except (httpx.HTTPError, OSError) as exc:
@@ -207,9 +209,10 @@ class Client(threading.Thread):
 def service_values(
     node: SandboxNode, keys: Keys, timeout_s: float = 10.0
 ) -> dict[str, tuple[str | None, int]]:
-    """``{name: (label h, version)}`` of this run's services as one node lists them."""
+    """``{name: (label h, version)}`` of this run's services as one node holds them: its own copy
+    (``stale=true``: convergence measures what each node applied, not what its read barrier waits for)."""
     with client(node, timeout_s) as api:
-        response = api.get("/services")
+        response = api.get("/services", params={"stale": "true"})
         response.raise_for_status()
         rows = response.json()
     out = {}

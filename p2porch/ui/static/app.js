@@ -50,7 +50,10 @@ async function api(method, path, body) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(`/v1${path}`, init);
+  // the UI polls: its reads take this node's own copy (stale=true) and never wait for the cluster's
+  // read barrier (docs/raft.md "Reads"); its own writes go through this node, so it sees them
+  const target = method === "GET" ? `${path}${path.includes("?") ? "&" : "?"}stale=true` : path;
+  const response = await fetch(`/v1${target}`, init);
   const data = await response.json().catch(() => null);
   if (response.status === 401) signOut((data && data.message) || "the token was refused");
   if (!response.ok) throw new ApiError(response.status, data);

@@ -207,3 +207,16 @@ def test_recorder_pairs_events_and_dumps_round_trip() -> None:
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="kind"):
         Op(0, "p", "append", "k")
+
+
+def test_a_read_through_another_node_after_an_acknowledged_write_must_see_it() -> None:
+    """Reads pass the read barrier (control/read_barrier.py), so they are checked as linearizable: a
+    follower's older copy read after the write through another node was acknowledged is an anomaly."""
+    write = op("update", "b", 2, 3, process="c1", node="n1")
+    first = op("create", "a", 0, 1, process="c1", node="n1")
+    assert not valid(first, write, op("read", "a", 3.5, 4, process="c2", node="n2"))
+    assert valid(first, write, op("read", "b", 3.5, 4, process="c2", node="n2"))
+    # overlapping the write, either value is linearizable
+    assert valid(first, write, op("read", "a", 2.5, 4, process="c2", node="n2"))
+    # a read refused by the barrier (503, outcome info) constrains nothing
+    assert valid(first, write, op("read", "a", 3.5, None, process="c2", node="n2"))

@@ -1,0 +1,139 @@
+"""Linearizable reads of cluster state through any node: the read barrier (shell; core: ``read_rounds``).
+
+A write acknowledged through node A is applied on node B a little later (B's next append, its fsync,
+its Raft thread's apply): a read through B in between answered B's older copy. Every API read of
+cluster state now first runs a barrier round, or shares the next one with the reads that arrived while
+one ran: one ``Noop`` entry proposed through this node's store, forwarded to the leader when this node
+does not lead. Its answer arrives only once the entry is committed (a majority of voters acknowledged
+the leader's append, which confirms that leader still leads) and applied on this node, hence after
+every write committed before the round began: the read then answers from ``store.snapshot()``. That is
+Raft's log read (thesis 6.4): pysyncobj 0.3.17 has no ReadIndex message (no read path at all: a
+follower learns the leader's commit index only from appends, which the quiet heartbeats send rarely),
+and the entry costs one round trip per batch of reads, a few dozen bytes of journal, and nothing while
+no one reads. The sole voter answers at once (no other node can lead). A round not done within
+``timeout_s`` (no leader, no quorum, this node cut off) refuses its reads with
+:class:`~p2porch.errors.StaleReadRefused` (HTTP 503) naming why, never a stale answer.
+
+A request with ``stale=true`` (the web UI's polling; docs/raft.md "Reads") is answered from this node's
+copy at once. Owns the rounds of this daemon (one store at a time); never changes a request's answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..api.server import Endpoint, Handler
+from ..errors import ConfigError, ProposalTimeout, RaftError, StaleReadRefused
+from ..raft import commands as C
+from .read_rounds import ReadPlan, ReadRounds, plan_read, refusal
+
+if TYPE_CHECKING:
+    from ..raft.store import RaftStore
+
+__all__ = ["LOCAL_READS", "READ_BARRIER_TIMEOUT_S", "ReadBarrier", "linearizable_reads"]
+
+READ_BARRIER_TIMEOUT_S = 5.0  # a read waits this long for its round (a leader election fits in it)
+RETRY_PAUSE_S = 0.05  # a round whose entry was refused at once (no leader yet) tries again after this
+#: GET routes of node-local facts, not cluster state: never behind the barrier
+LOCAL_READS = frozenset({"/network", "/cluster/ca"})
+TRUE = ("1", "true", "yes")
+
+
+class ReadBarrier:
+    """The barrier rounds of one daemon; ``store_of()`` is the current store (None: in no cluster)."""
+
+    def __init__(
+        self, store_of: Callable[[], RaftStore | None], timeout_s: float = READ_BARRIER_TIMEOUT_S
+    ) -> None:
+        self.store_of = store_of
+        self.timeout_s = timeout_s
+        self.rounds = ReadRounds()
+        self._round_ended = trio.Event()
+
+    async def wait(self, stale_ok: bool = False) -> None:
+        """Return once this node's snapshot holds every write committed before the call; raise
+        StaleReadRefused when that is not known within ``timeout_s``."""
+        store = self.store_of()
+        if store is None:
+            return
+        status = store.status()
+        voters = len(status.voters)
+        if (
+            plan_read(member=True, stale_ok=stale_ok, is_leader=status.is_leader, voters=voters)
+            is ReadPlan.LOCAL
+        ):
+            return
+        started = time.monotonic()
+        needed = self.rounds.needed()
+        with trio.move_on_after(self.timeout_s):
+            while (outcome := self.rounds.outcome(needed)) is None:
+                if self.rounds.may_start(needed):
+                    await self._run_round(store, started + self.timeout_s)
+                else:
+                    await self._round_ended.wait()
+        if outcome is None:
+            outcome = (False, "no barrier round finished in time")
+        if not outcome[0]:
+            raise StaleReadRefused(
+                refusal(outcome[1], store.status().leader, time.monotonic() - started), field="consistency"
+            )
+
+    async def _run_round(self, store: RaftStore, deadline: float) -> None:
+        """One round (shielded: the readers sharing it do not depend on its starter staying)."""
+        round_no = self.rounds.start()
+        error: str | None = "the round was not run"
+        try:
+            with trio.CancelScope(shield=True):
+                error = await self._commit_barrier(store, deadline)
+        finally:
+            self.rounds.finish(round_no, error)
+            event, self._round_ended = self._round_ended, trio.Event()
+            event.set()
+
+    async def _commit_barrier(self, store: RaftStore, deadline: float) -> str | None:
+        """Commit one Noop through the leader and see it applied here; None, or why it was not."""
+        why = "no answer from the leader"
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                await store.write(C.Noop(at=time.time(), tag="read barrier").encode(), timeout_s=left)
+                return None
+            except ProposalTimeout:  # no leader, no quorum, or the leader changed under it
+                why = "the barrier entry was not committed and applied here in time"
+            except RaftError as exc:  # refused at once: no leader yet, the store closed
+                why = exc.message
+            if store is not self.store_of():
+                return f"this node's store restarted ({why})"
+            await trio.sleep(min(RETRY_PAUSE_S, max(deadline - time.monotonic(), 0.0)))
+        return why
+
+
+def linearizable_reads(barrier: ReadBarrier, endpoints: list[Endpoint]) -> list[Endpoint]:
+    """``endpoints`` whose GET routes of cluster state (not streams, not ``LOCAL_READS``) first wait
+    for the barrier; ``stale=true`` in the query skips it."""
+    return [
+        replace(ep, handler=_after_barrier(barrier, ep.handler))
+        if ep.method == "GET" and not ep.streaming and ep.path not in LOCAL_READS
+        else ep
+        for ep in endpoints
+    ]
+
+
+def _after_barrier(barrier: ReadBarrier, handler: Handler) -> Handler:
+    async def handle(body: dict[str, Any], params: dict[str, str]) -> Any:
+        stale = body.get("stale")
+        if stale is not None:
+            text = str(stale).lower()
+            if text not in (*TRUE, "0", "false", "no"):
+                raise ConfigError(f"stale: {stale!r} is not true or false", field="stale")
+            body = {k: v for k, v in body.items() if k != "stale"}
+            await barrier.wait(stale_ok=text in TRUE)
+        else:
+            await barrier.wait()
+        return await handler(body, params)
+
+    return handle

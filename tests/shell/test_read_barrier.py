@@ -1,0 +1,122 @@
+"""The read barrier's trio side (control/read_barrier.py) with a stand-in store: concurrent reads share
+rounds, a read waits for a round that started after it, a round that cannot commit refuses its reads
+(StaleReadRefused, 503), ``stale=true`` and the sole leading voter skip it. The real path (a Noop
+committed through the leader of real daemons) is tests/integration/test_read_after_write.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+from p2porch.api.server import Endpoint
+from p2porch.control.read_barrier import ReadBarrier, linearizable_reads
+from p2porch.errors import ConfigError, ProposalTimeout, StaleReadRefused
+from p2porch.raft import commands as C
+from p2porch.raft.status import RaftStatus
+
+
+def _status(is_leader: bool, voters: int) -> RaftStatus:
+    return RaftStatus(
+        self_addr="10.0.0.2:7947", role="leader" if is_leader else "follower", is_leader=is_leader,
+        leader="10.0.0.1:7947", term=3, commit_index=9, last_applied=9,
+        voters=tuple(f"10.0.0.{i}:7947" for i in range(1, voters + 1)), connected_voters=(),
+        replicas_connected=0, has_quorum=True, ready=True, state_version=9, raft_thread_alive=True,
+    )  # fmt: skip
+
+
+class _Store:
+    """Commits each barrier entry after ``commit_s`` (or never: ``fail``); counts them."""
+
+    def __init__(self, *, is_leader: bool = False, voters: int = 3, commit_s: float = 0.05) -> None:
+        self.state = _status(is_leader, voters)
+        self.commit_s = commit_s
+        self.fail = False
+        self.writes: list[str] = []
+
+    def status(self) -> RaftStatus:
+        return self.state
+
+    async def write(self, command: bytes, timeout_s: float = 5.0) -> Any:
+        decoded = C.decode_command(command)
+        assert isinstance(decoded, C.Noop)
+        self.writes.append(str(decoded.tag))
+        if self.fail:
+            await trio.sleep(timeout_s)
+            raise ProposalTimeout("no commit in time")
+        await trio.sleep(self.commit_s)
+        return decoded.tag
+
+
+def _barrier(store: _Store, timeout_s: float = 5.0) -> ReadBarrier:
+    return ReadBarrier(lambda: store, timeout_s)  # type: ignore[arg-type, return-value]
+
+
+async def test_concurrent_reads_share_rounds_and_each_waits_for_one_started_after_it() -> None:
+    store = _Store()
+    barrier = _barrier(store)
+    done: list[int] = []
+
+    async def read(i: int) -> None:
+        await barrier.wait()
+        done.append(i)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read, 0)
+        await trio.sleep(0.01)  # round 1 runs
+        for i in range(1, 20):
+            nursery.start_soon(read, i)  # arrive during round 1: they share round 2
+    assert sorted(done) == list(range(20))
+    assert store.writes == ["read barrier", "read barrier"]
+    assert barrier.rounds.ok_through == 2
+
+
+async def test_a_round_that_cannot_commit_refuses_its_reads_naming_why() -> None:
+    store = _Store()
+    store.fail = True
+    barrier = _barrier(store, timeout_s=0.3)
+    with pytest.raises(StaleReadRefused) as refused:
+        await barrier.wait()
+    assert refused.value.http_status == 503 and refused.value.field == "consistency"
+    assert "not committed and applied here in time" in refused.value.message
+    assert "10.0.0.1:7947" in refused.value.message and "stale=true" in refused.value.message
+    store.fail = False
+    await barrier.wait()  # the next read runs a new round, which commits
+
+
+async def test_stale_reads_and_the_sole_leading_voter_answer_at_once() -> None:
+    store = _Store()
+    await _barrier(store).wait(stale_ok=True)
+    sole = _Store(is_leader=True, voters=1)
+    await _barrier(sole).wait()
+    assert store.writes == [] and sole.writes == []
+    leader_of_three = _Store(is_leader=True, voters=3)
+    await _barrier(leader_of_three).wait()  # a leader confirms it still leads
+    assert leader_of_three.writes == ["read barrier"]
+
+
+async def test_only_get_routes_of_cluster_state_are_wrapped_and_stale_is_checked() -> None:
+    store = _Store()
+    seen: list[dict[str, Any]] = []
+
+    async def handler(body: dict[str, Any], params: dict[str, str]) -> Any:
+        seen.append(body)
+        return "ok"
+
+    endpoints = [
+        Endpoint("GET", "/services", handler, "list"),
+        Endpoint("GET", "/network", handler, "this node's overlay"),
+        Endpoint("POST", "/services", handler, "create"),
+        Endpoint("GET", "/events", handler, "stream", streaming=True),
+    ]
+    listing, network, create, events = linearizable_reads(_barrier(store), endpoints)
+    assert (network.handler, create.handler, events.handler) == (handler, handler, handler)
+    assert await listing.handler({"stale": "true", "all": "1"}, {}) == "ok"
+    assert store.writes == [] and seen[-1] == {"all": "1"}  # the flag is the barrier's, not the handler's
+    assert await listing.handler({"stale": "false"}, {}) == "ok"
+    assert await listing.handler({}, {}) == "ok"
+    assert store.writes == ["read barrier", "read barrier"]
+    with pytest.raises(ConfigError) as bad:
+        await listing.handler({"stale": "maybe"}, {})
+    assert bad.value.field == "stale"

@@ -1,0 +1,77 @@
+"""The read barrier's core (control/read_rounds.py): which reads wait, and which round answers each."""
+
+from __future__ import annotations
+
+import pytest
+
+from p2porch.control.read_rounds import ReadPlan, ReadRounds, plan_read, refusal
+
+
+@pytest.mark.parametrize(
+    ("member", "stale_ok", "is_leader", "voters", "plan"),
+    [
+        (False, False, False, 0, ReadPlan.LOCAL),  # in no cluster: nothing to wait for
+        (True, True, False, 3, ReadPlan.LOCAL),  # stale=true: this node's own copy
+        (True, False, True, 1, ReadPlan.LOCAL),  # the sole voter leads: it holds every commit
+        (True, False, True, 3, ReadPlan.BARRIER),  # a leader of three must confirm it still leads
+        (True, False, False, 3, ReadPlan.BARRIER),  # a follower
+        (True, False, False, 1, ReadPlan.BARRIER),  # a replica of a one-voter cluster
+        (True, False, False, 0, ReadPlan.BARRIER),  # no configuration known yet
+    ],
+)
+def test_which_reads_wait(member: bool, stale_ok: bool, is_leader: bool, voters: int, plan: ReadPlan) -> None:
+    assert plan_read(member=member, stale_ok=stale_ok, is_leader=is_leader, voters=voters) is plan
+
+
+def test_a_read_never_joins_a_round_that_started_before_it() -> None:
+    rounds = ReadRounds()
+    first = rounds.needed()
+    assert rounds.may_start(first)
+    assert rounds.start() == first == 1
+    late = rounds.needed()  # arrived while round 1 runs: it may have passed the commit point already
+    assert late == 2 and not rounds.may_start(late)
+    rounds.finish(1, None)
+    assert rounds.outcome(first) == (True, "")
+    assert rounds.outcome(late) is None  # round 1 does not answer it
+    assert rounds.may_start(late)
+
+
+def test_reads_arriving_during_a_round_share_the_next_one() -> None:
+    rounds = ReadRounds()
+    rounds.start()
+    waiting = [rounds.needed() for _ in range(5)]  # five reads during round 1
+    assert set(waiting) == {2}
+    rounds.finish(1, None)
+    starters = [n for n in waiting if rounds.may_start(n)]
+    assert starters  # any one of them starts round 2 ...
+    assert rounds.start() == 2
+    assert not any(rounds.may_start(n) for n in waiting)  # ... and the others wait for it
+    rounds.finish(2, None)
+    assert all(rounds.outcome(n) == (True, "") for n in waiting)
+
+
+def test_a_failed_round_refuses_its_readers_and_a_later_success_answers_earlier_ones() -> None:
+    rounds = ReadRounds()
+    rounds.start()
+    during = rounds.needed()
+    rounds.finish(1, "no answer from the leader")
+    assert rounds.outcome(1) == (False, "no answer from the leader")
+    assert rounds.outcome(during) is None  # its round has not run yet
+    rounds.start()
+    rounds.finish(2, None)
+    assert rounds.outcome(during) == (True, "")
+    assert rounds.outcome(1) == (True, "")  # round 2 started after every reader of round 1 arrived
+
+
+def test_one_round_at_a_time() -> None:
+    rounds = ReadRounds()
+    rounds.start()
+    with pytest.raises(RuntimeError):
+        rounds.start()
+
+
+def test_the_refusal_names_the_reason_the_leader_and_the_way_out() -> None:
+    text = refusal("no answer from the leader", "10.0.0.1:7947", 5.0)
+    assert "5.0 s" in text and "no answer from the leader" in text and "10.0.0.1:7947" in text
+    assert "stale=true" in text and "stale copy" in text
+    assert "knows no leader" in refusal("x", None, 1.0)
