@@ -468,9 +468,9 @@ def _member_restarted(assignment: TaskAssignment, members: Iterable[ObservedCont
     the cluster recorded the task running (``docker restart`` of a sidecar); "" when none was."""
     sidecars = {s.name for s in assignment.sidecars}
     for member in sorted(members, key=lambda c: c.member):
-        if member.member in sidecars and member.status in _LIVE_STATUSES:
-            if error := restarted_error(assignment, member):
-                return f"sidecar {member.member} {error.removeprefix('container ')}"
+        live = member.member in sidecars and member.status in _LIVE_STATUSES
+        if live and (error := restarted_error(assignment, member)):
+            return f"sidecar {member.member} {error.removeprefix('container ')}"
     return ""
 
 
