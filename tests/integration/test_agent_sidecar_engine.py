@@ -1,5 +1,5 @@
 """A task group's sidecar stopped or restarted by hand on the node (``docker stop``, ``docker restart``),
-against a real dockerd (one-engine sandbox ``p50e``, 10.95.3.0/24; root + docker.io only).
+against a real dockerd (one-engine sandbox ``p50e``, 10.95.3.0/25; root + docker.io only).
 
 The docs' contract for groups (docs/task-groups.md): a running task whose sidecar exited, died, vanished
 or was started again outside p2porch has failed as a whole; the agent stops the rest of its group and the
@@ -49,7 +49,7 @@ def _bridge_network(client: docker.DockerClient) -> None:
 
 @pytest.fixture(scope="module")
 def docker_url() -> Iterator[str]:
-    with lone_engine("p50e", "10.95.3.0/24", prepare=_bridge_network) as node:
+    with lone_engine("p50e", "10.95.3.0/25", prepare=_bridge_network) as node:
         yield node.dockerd.host_url
 
 
