@@ -33,7 +33,7 @@ if shutil.which("dockerd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     pytest.skip("needs docker.io (dockerd not found)", allow_module_level=True)
 
 import docker  # noqa: E402
-from engine_kit import checking_client, lone_engine  # noqa: E402
+from engine_kit import bridge_network, checking_client, lone_engine, wait_until  # noqa: E402
 
 from p2porch.sandbox.dockerd import BUSYBOX_IMAGE  # noqa: E402
 
@@ -42,14 +42,9 @@ NETWORK = "p50e-net"
 SIDECAR = MemberSpec("log", KIND_SIDECAR, BUSYBOX_IMAGE, command=("sleep", "3600"))
 
 
-def _bridge_network(client: docker.DockerClient) -> None:
-    if not client.networks.list(names=[NETWORK]):
-        client.networks.create(NETWORK, driver="bridge")
-
-
 @pytest.fixture(scope="module")
 def docker_url() -> Iterator[str]:
-    with lone_engine("p50e", "10.95.3.0/25", prepare=_bridge_network) as node:
+    with lone_engine("p50e", "10.95.3.0/25", prepare=bridge_network(NETWORK)) as node:
         yield node.dockerd.host_url
 
 
@@ -98,16 +93,6 @@ def group(task_id: str) -> TaskAssignment:
     )
 
 
-async def wait_until(predicate: Callable[[], Any], timeout_s: float = 60.0, what: str = "") -> Any:
-    with trio.move_on_after(timeout_s):
-        while True:
-            value = predicate()
-            if value:
-                return value
-            await trio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
 async def run(docker_url: str, cluster: Cluster, until: Callable[[], Any], what: str) -> Any:
     """An agent (a fresh executor, as a daemon's start) on ``cluster`` until ``until()`` answers."""
     executor = await open_docker_executor(docker_url)
@@ -125,7 +110,7 @@ async def run(docker_url: str, cluster: Cluster, until: Callable[[], Any], what:
                     task_status=task_status,
                 )
             )
-            found = await wait_until(until, what=what)
+            found = await wait_until(until, 60.0, what)
             nursery.cancel_scope.cancel()
             return found
     finally:
@@ -164,7 +149,7 @@ async def test_a_sidecar_restarted_by_hand_while_the_daemon_was_away_fails_the_g
     # the daemon back: it inspects everything afresh and finds the sidecar started after the record
     failed = await run(docker_url, cluster, cluster.failed, "the task failed")
     assert failed.error.startswith("sidecar log was started again outside p2porch at"), failed
-    await wait_until(lambda: not live_containers(client, cluster.spec.task_id), what="the group removed")
+    await wait_until(lambda: not live_containers(client, cluster.spec.task_id), 60.0, "the group removed")
     await run(docker_url, cluster, lambda: not live_containers(client, cluster.spec.task_id), "still gone")
     assert len([r for r in cluster.reports if r.state == TaskState.RUNNING]) == 1  # never adopted again
 
@@ -186,13 +171,13 @@ async def by_hand_under_the_agent(
                 )
             )
             passes = agent.reconcile_count
-            await wait_until(lambda: agent.reconcile_count > passes, what="a pass")  # adopted, subscribed
+            await wait_until(lambda: agent.reconcile_count > passes, 60.0, "a pass")  # adopted, subscribed
             if how == "restart":
                 await docker_cli(client, lambda: sidecar.restart(timeout=1))
             else:
                 await docker_cli(client, lambda: sidecar.stop(timeout=1))
-            failed = await wait_until(cluster.failed, what=f"the task failed after docker {how}")
-            await wait_until(lambda: not live_containers(client, task_id), what="the group removed")
+            failed = await wait_until(cluster.failed, 60.0, f"the task failed after docker {how}")
+            await wait_until(lambda: not live_containers(client, task_id), 60.0, "the group removed")
             nursery.cancel_scope.cancel()
     finally:
         await executor.aclose()
