@@ -8,7 +8,8 @@ reports in batches (newest report per task wins; a batch closes ``flush_interval
 report, or up to ``starting_hold_s`` while it holds only STARTING reports, or at ``max_batch`` reports:
 ``report_window.ReportWindow``). It never restarts a task (restart policy is the orchestrator's),
 never blocks the trio loop, and never dies because of the engine or of the report callback: failures
-are logged and retried.
+are logged and retried. When a subscription to the engine's events succeeds after one ended or failed (a
+dockerd restarted under it) it calls ``engine_back`` (the member service's overlay resync).
 """
 
 from __future__ import annotations
