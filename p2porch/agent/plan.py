@@ -20,8 +20,12 @@ task reports to send. Rules it enforces:
   outside p2porch: by hand, or started again after a dockerd restart) is not adopted: its task failed
   (its process was replaced), it is reported so and its container removed; the orchestrator replaces
   the task per its restart policy.
-- A task group's containers go with its main container: a running task whose sidecar stopped has failed,
-  its health is the worst of its containers', and a stopped or terminal task's sidecars are removed.
+- A task group's containers go with its main container: a running task whose sidecar stopped, or was
+  started again outside p2porch, has failed, its health is the worst of its containers', and a stopped or
+  terminal task's sidecars are removed.
+- A live container's report is never dated before the engine's start of it: the first ``running`` report
+  dates the task's recorded start, so the agent's clock stepped back between the start and that report
+  (NTP, by hand) cannot make a healthy container look started after its record.
 
 It never performs I/O, reads clocks or logs.
 """
@@ -123,6 +127,8 @@ class NodePlan:
 
 def report_from_container(container: ObservedContainer, now: float) -> TaskReport | None:
     """The task state a container shows; None for a created container that never tried to start."""
+    if container.status in _LIVE_STATUSES:  # never dated before its start (a clock stepped back)
+        now = max(now, container.started_at)
     base = TaskReport(container.task_id, TaskState.RUNNING, now, container_id=container.container_id)
 
     def make(state: TaskState, **changes: Any) -> TaskReport:
@@ -268,15 +274,17 @@ def plan_node(
                 drain_index=assignment.drain_index,
             )
             continue
+        at = now  # a running group's report is dated no earlier than its last container's start
         if assignment.sidecars and primary is not None and state not in TERMINAL_STATES:
             seen = report_from_container(primary, now)
             if seen is not None and seen.state == TaskState.RUNNING:
-                failure = group_failure(assignment, members)
+                failure = group_failure(assignment, members) or _member_restarted(assignment, members)
                 if failure:  # the group fails as one: the next pass removes what still runs
                     emit(replace(seen, state=TaskState.FAILED, error=failure, health=TaskHealth.NONE), last)
                     continue
                 primary = replace(primary, health=group_health(primary.health, members, assignment))
-        _plan_running(assignment, primary, state, last, now, actions, emit)
+                at = max([at, *(m.started_at for m in members if m.status in _LIVE_STATUSES)])
+        _plan_running(assignment, primary, state, last, at, actions, emit)
         if state in TERMINAL_STATES or (primary is None and state in STARTED_STATES):
             _remove_members(assignment, members, actions, "task already terminal", keep=_not_live)
 
@@ -453,6 +461,17 @@ def restarted_error(assignment: TaskAssignment, container: ObservedContainer) ->
         f"container was started again outside p2porch at {_utc(container.started_at)} (the task ran since "
         f"{_utc(assignment.started_at)}): restarted by hand or by the engine"
     )
+
+
+def _member_restarted(assignment: TaskAssignment, members: Iterable[ObservedContainer]) -> str:
+    """Why a running task group failed because the engine started one of its live sidecars again after
+    the cluster recorded the task running (``docker restart`` of a sidecar); "" when none was."""
+    sidecars = {s.name for s in assignment.sidecars}
+    for member in sorted(members, key=lambda c: c.member):
+        live = member.member in sidecars and member.status in _LIVE_STATUSES
+        if live and (error := restarted_error(assignment, member)):
+            return f"sidecar {member.member} {error.removeprefix('container ')}"
+    return ""
 
 
 def _utc(at: float) -> str:

@@ -8,7 +8,8 @@ reports in batches (newest report per task wins; a batch closes ``flush_interval
 report, or up to ``starting_hold_s`` while it holds only STARTING reports, or at ``max_batch`` reports:
 ``report_window.ReportWindow``). It never restarts a task (restart policy is the orchestrator's),
 never blocks the trio loop, and never dies because of the engine or of the report callback: failures
-are logged and retried.
+are logged and retried. When a subscription to the engine's events succeeds after one ended or failed (a
+dockerd restarted under it) it calls ``engine_back`` (the member service's overlay resync).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class NodeAgent:
         drain_gate: DrainGate | None = None,
         connection_wait: ConnectionWait | None = None,
         listen_wait: ListenerWait | None = None,
+        engine_back: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.executor = executor
@@ -79,6 +81,7 @@ class NodeAgent:
         self.drain_gate = drain_gate
         self.connection_wait = connection_wait
         self.listen_wait = listen_wait
+        self.engine_back = engine_back
         self.clock = clock
         self.known: dict[str, TaskReport] = {}
         self.busy_tasks: set[str] = set()
@@ -172,9 +175,14 @@ class NodeAgent:
                 )
                 with trio.CancelScope() as scope:
                     self._starts[action.task_id] = scope
+                    # dated by the wall clock before the start plus the monotonic time it took: a clock
+                    # stepped back meanwhile never dates the first running report (the task's recorded
+                    # start) before its containers' starts (plan.restarted_error)
+                    wall, began = self.clock(), trio.current_time()
                     outcome = await self.executor.start(action.assignment, action.container_id)
                     await self._until_listening(action.assignment, outcome)
-                    self._record(outcome_report(action.assignment, outcome, self.clock()))
+                    at = wall + (trio.current_time() - began)
+                    self._record(outcome_report(action.assignment, outcome, at))
                 if scope.cancelled_caught:
                     log.info(
                         "agent %s: start of task %s given up (shut down)", self.node_name, action.task_id
@@ -251,12 +259,17 @@ class NodeAgent:
             self.poke()
 
     async def _events_loop(self) -> None:
+        again = False  # a subscription before this one ended or failed: the engine was away
         while True:
             try:
                 async with self.executor.open_events() as events:
                     # Anything missed while not subscribed (a dockerd restart kills or restores containers,
                     # someone removed or restarted one) is found by this pass, against fresh inspects.
                     self.poke()
+                    if again and self.engine_back is not None:
+                        log.info("agent %s: the docker engine answers again", self.node_name)
+                        self.engine_back()  # the overlay checks what a restarted dockerd rewrote, now
+                    again = True
                     async with trio.open_nursery() as later:
                         async for event in events:
                             log.debug(
@@ -275,6 +288,7 @@ class NodeAgent:
                     self.node_name,
                 )
             except ExecutorError as exc:
+                again = True
                 log.warning("agent %s: docker events unavailable: %s", self.node_name, exc.message)
             await trio.sleep(EVENTS_RECONNECT_S)
 
@@ -346,6 +360,7 @@ async def run_agent(
     drain_gate: DrainGate | None = None,
     connection_wait: ConnectionWait | None = None,
     listen_wait: ListenerWait | None = None,
+    engine_back: Callable[[], None] | None = None,
     task_status: trio.TaskStatus[NodeAgent] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a ``NodeAgent`` until cancelled; ``nursery.start(run_agent, ...)`` returns the agent."""
@@ -363,6 +378,7 @@ async def run_agent(
         drain_gate=drain_gate,
         connection_wait=connection_wait,
         listen_wait=listen_wait,
+        engine_back=engine_back,
     )
 
     async with trio.open_nursery() as nursery:

@@ -46,6 +46,8 @@ EngineSeen = Callable[[bool, str], None]
 
 LISTEN_MAX_S = 10.0  # the default of the daemon's overlay.listen_max_s
 AGENT_MAX_RETRY_S = 5.0  # the agent's longest retry: an engine back (dockerd restarted) is seen within it
+CAPACITY_RETRY_S = 1.0  # a failed capacity read (docker info) is tried again after this, doubling ...
+CAPACITY_MAX_RETRY_S = 30.0  # ... up to this
 
 
 async def serve_agent(
@@ -171,10 +173,6 @@ async def _run_agent(
     ctx.board.executor = executor
     measured = MeasuredExecutor(executor, ctx.metrics, engine_seen)
     try:
-        capacity = await executor.capacity()
-        await _record_capacity(ctx, capacity)
-        # node ls ENGINE VERSION and node inspect's platform, via gossip
-        ctx.board.publish_engine_version(capacity.engine_version, capacity.architecture)
         await ctx.board.overlay_ready.wait()  # tasks attach to the node's overlay network
 
         def assignments() -> list[TaskAssignment]:
@@ -196,7 +194,12 @@ async def _run_agent(
             )
             await ctx.write(command.encode())
 
+        def engine_back() -> None:  # dockerd restarted under us: its chains, our rules, checked now
+            if ctx.board.overlay is not None:
+                ctx.board.overlay.resync()
+
         async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
+            nursery.start_soon(keep_capacity, ctx, measured)
             to_agent, relevant = trio.open_memory_channel[Change](math.inf)  # read at once: it only pokes
             nursery.start_soon(_forward, changes, to_agent, node_id)
             await nursery.start(
@@ -211,6 +214,7 @@ async def _run_agent(
                     drain_gate=gate,
                     connection_wait=connections,
                     listen_wait=listens,
+                    engine_back=engine_back,
                 )
             )
             await trio.sleep_forever()
@@ -290,6 +294,30 @@ class MeasuredExecutor:
         self._metrics.agent_container_start_seconds.observe(trio.current_time() - started)
         self._metrics.agent_task_starts.labels("failed" if outcome.error else "ok").inc()
         return outcome
+
+
+async def keep_capacity(ctx: MemberContext, executor: Executor) -> None:
+    """Read the engine's CPUs, memory and version (``docker info``) into the node's record and gossip once;
+    while ``/info`` or the write fails, the record keeps its last known capacity (the scheduler goes on
+    placing by it; an engine that does not answer at all is recorded unreachable by ``engine_seen``) and
+    the read is tried again, ``CAPACITY_RETRY_S`` doubling up to ``CAPACITY_MAX_RETRY_S``. Never raises
+    for the engine or the write: the agent's loop does not restart over it."""
+    delay = CAPACITY_RETRY_S
+    while True:
+        try:
+            capacity = await executor.capacity()
+            await _record_capacity(ctx, capacity)
+        except Exception as exc:  # ExecutorError, a write without quorum: keep the record, try again
+            text = exc.message if isinstance(exc, ExecutorError) else repr(exc)
+            log.warning(
+                "engine capacity not read (%s); keeping the node's last known, retry in %g s", text, delay
+            )
+            await trio.sleep(delay)
+            delay = min(delay * 2, CAPACITY_MAX_RETRY_S)
+            continue
+        # node ls ENGINE VERSION and node inspect's platform, via gossip
+        ctx.board.publish_engine_version(capacity.engine_version, capacity.architecture)
+        return
 
 
 async def _record_capacity(ctx: MemberContext, capacity: NodeCapacity) -> None:

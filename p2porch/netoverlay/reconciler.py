@@ -116,6 +116,7 @@ class OverlayReconciler:
         self._wake = trio.Event()
         self._changes = Debounce(CHANGE_QUIET_S, CHANGE_MAX_DELAY_S)
         self._now = False  # a pass was asked for now (``notify``)
+        self._full_now = False  # a full pass, host checks included, was asked for now (``resync``)
 
     # ----- pieces
     async def underlay(self) -> tuple[str, int]:
@@ -320,6 +321,12 @@ class OverlayReconciler:
         self._now = True
         self._wake.set()
 
+    def resync(self) -> None:
+        """Ask the running loop for a full pass now, the Docker network and iptables checks included (the
+        node's Docker engine answers again: a restarted dockerd rewrote its own chains)."""
+        self._full_now = True
+        self._wake.set()
+
     def changed(self, change: Any = None) -> None:
         """A committed change came: a pass once the burst it belongs to pauses (``Debounce``). A
         ``raft.fsm.Change`` of a node or lease names the peer it may move; another kind moves none; a
@@ -363,7 +370,7 @@ class OverlayReconciler:
                 now = trio.current_time()
                 if failed and now < retry_at:
                     continue  # changes and asks wait for the retry, a full pass that covers them
-                full = now >= next_full
+                full, self._full_now = now >= next_full or self._full_now, False
                 asked, self._now = self._now, False
                 if not (self._changes.take(now) or asked or full or failed):
                     continue  # a change of a burst that has not paused yet

@@ -1,12 +1,15 @@
 """One sandbox host's dockerd without a p2porch daemon, for the tests that drive the engine through the
-agent's executor directly (test_agent_docker, test_engine_client_fields, test_engine_compose_keys)."""
+agent's executor directly (test_agent_docker, test_agent_sidecar_engine, test_engine_client_fields,
+test_engine_compose_keys)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import docker
+import trio
 
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 
@@ -41,3 +44,24 @@ def checking_client(docker_url: str) -> Iterator[docker.DockerClient]:
         for container in cli.containers.list(all=True, filters={"label": "p2porch.managed=true"}):
             container.remove(force=True)
         cli.close()
+
+
+def bridge_network(name: str) -> Callable[[docker.DockerClient], None]:
+    """A ``prepare`` for :func:`lone_engine`: the user-defined bridge network ``name`` the tasks attach to."""
+
+    def prepare(client: docker.DockerClient) -> None:
+        if not client.networks.list(names=[name]):
+            client.networks.create(name, driver="bridge")
+
+    return prepare
+
+
+async def wait_until(predicate: Callable[[], Any], timeout_s: float = 30.0, what: str = "") -> Any:
+    """``predicate()``'s first truthy value, polled every 50 ms; AssertionError after ``timeout_s``."""
+    with trio.move_on_after(timeout_s):
+        while True:
+            value = predicate()
+            if value:
+                return value
+            await trio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or predicate}")

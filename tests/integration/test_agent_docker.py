@@ -25,7 +25,7 @@ if shutil.which("dockerd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     pytest.skip("needs docker.io (dockerd not found)", allow_module_level=True)
 
 import docker  # noqa: E402
-from engine_kit import checking_client, lone_engine  # noqa: E402
+from engine_kit import bridge_network, checking_client, lone_engine, wait_until  # noqa: E402
 
 from p2porch.sandbox.dockerd import BUSYBOX_IMAGE  # noqa: E402
 
@@ -33,14 +33,9 @@ NODE = "n1"
 NETWORK = "p2ag-net"
 
 
-def _bridge_network(client: docker.DockerClient) -> None:
-    if not client.networks.list(names=[NETWORK]):
-        client.networks.create(NETWORK, driver="bridge")
-
-
 @pytest.fixture(scope="module")
 def docker_url() -> Iterator[str]:
-    with lone_engine("p2ag", "10.79.0.0/24", prepare=_bridge_network) as node:
+    with lone_engine("p2ag", "10.79.0.0/24", prepare=bridge_network(NETWORK)) as node:
         yield node.dockerd.host_url
 
 
@@ -66,16 +61,6 @@ class Recorder:
     def latest(self, task_id: str) -> TaskReport | None:
         found = self.all(task_id)
         return found[-1] if found else None
-
-
-async def wait_until(predicate: Callable[[], Any], timeout_s: float = 30.0, what: str = "") -> Any:
-    with trio.move_on_after(timeout_s):
-        while True:
-            value = predicate()
-            if value:
-                return value
-            await trio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or predicate}")
 
 
 def reported(

@@ -372,3 +372,93 @@ async def test_settled_reports_still_leave_after_the_flush_interval(autojump_clo
     )
     assert [[r.task_id for r in b] for b in rec.batches] == [["t1"], ["t2", "t3"]]
     assert rec.times == [0.1, 1.1]
+
+
+class SteppingExecutor(FakeExecutor):
+    """Its containers start at ``clock()``; then the host's clock steps back 30 s (NTP, by hand) before
+    the agent reports the start."""
+
+    def __init__(self, wall: list[float]) -> None:
+        super().__init__()
+        self.wall = wall
+
+    def clock(self) -> float:
+        return self.wall[0] + trio.current_time()
+
+    async def start(self, assignment: TaskAssignment, container_id: str = "") -> StartOutcome:
+        await trio.sleep(0.01)
+        outcome = await super().start(assignment, container_id)
+        assert outcome.container is not None
+        started = replace(outcome.container, started_at=self.clock())
+        self.containers[started.container_id] = started
+        await trio.sleep(0.2)  # e.g. its sidecars start
+        self.wall[0] -= 30.0
+        return StartOutcome(started)
+
+
+async def test_a_clock_stepped_back_during_a_start_never_fails_the_task_as_restarted(
+    autojump_clock: Any,
+) -> None:
+    """The task's recorded start is its first running report's time: dated before the container's start
+    (as the engine says) by a clock step, the next pass took the task's own container for one started
+    again outside p2porch and failed it (docs/agent.md, "The engine changed while the daemon was away")."""
+    ex, rec = SteppingExecutor([1_700_000_000.0]), Recorder()
+
+    def assignments() -> list[TaskAssignment]:  # as the cluster records it: started at the first report
+        first = next((r for b in rec.batches for r in b if r.state == TaskState.RUNNING), None)
+        if first is None:
+            return [task(1)]
+        return [task(1, state=TaskState.RUNNING, started_at=first.at)]
+
+    agent = NodeAgent(ex, NODE, assignments, rec, resync_interval_s=1.0, clock=ex.clock)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(agent.run)
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    container = ex.containers["c-t0001"]
+    assert [r.state for b in rec.batches for r in b] == [TaskState.RUNNING]
+    assert rec.latest()["t0001"].at >= container.started_at
+    assert ex.starts == ["t0001"] and ex.removed == []
+
+
+class BouncingExecutor(FakeExecutor):
+    """An engine whose event stream a test ends (dockerd stopping); subscriptions fail while ``down``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stream: trio.MemorySendChannel[ContainerEvent] | None = None
+
+    @asynccontextmanager
+    async def open_events(self) -> AsyncIterator[trio.MemoryReceiveChannel[ContainerEvent]]:
+        self._check()
+        self.stream, receive = trio.open_memory_channel[ContainerEvent](10)
+        yield receive
+
+
+async def test_the_engine_answering_again_is_told_once_per_return(autojump_clock: Any) -> None:
+    """A dockerd restart ends the event stream; once a subscription answers again ``engine_back`` runs (the
+    member service asks the overlay for a full resync there), not at the agent's first subscription."""
+    ex, rec, backs = BouncingExecutor(), Recorder(), list[float]()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_agent(
+                ex,
+                NODE,
+                lambda: [task(1)],
+                None,
+                rec,
+                engine_back=lambda: backs.append(trio.current_time()),
+                task_status=task_status,
+            )
+        )
+        await trio.sleep(3)
+        assert backs == []
+        for _ in range(2):  # stopped 5 s, then back; twice
+            ex.down = True
+            assert ex.stream is not None
+            await ex.stream.aclose()
+            await trio.sleep(5)
+            ex.down, answered = False, trio.current_time()
+            await trio.sleep(3)
+            assert len(backs) == 1 + _ and 0 <= backs[-1] - answered <= 1.0
+        nursery.cancel_scope.cancel()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from p2porch.agent.cgroups import Sample, UsageMeter, add_samples
 from p2porch.agent.dockerspec import create_request, member_create_request
 from p2porch.agent.model import (
@@ -206,3 +208,35 @@ def test_a_group_uses_the_sum_of_its_containers_cpu_and_memory() -> None:
     later = add_samples(Sample(12.1, 2_000_000, 100), Sample(12.1, 5_000_000, 70))
     usage = meter.update("t1", later, cpu_limit=None, memory_limit=None)
     assert usage is not None and round(usage.cpu_cores, 3) == 1.5 and usage.memory_bytes == 170
+
+
+def test_a_sidecar_restarted_outside_p2porch_fails_the_whole_task_and_the_group_goes() -> None:
+    """``docker restart`` of a sidecar on the node: its process was replaced (the main container's own
+    restart is judged the same way, plan.restarted_error), so the task fails as one and is replaced."""
+    recorded = replace(assignment(), state=TaskState.RUNNING, started_at=NOW - 100)
+    honest = [
+        container("main", started_at=NOW - 101),
+        container("side", member="log", started_at=NOW - 100.5),
+    ]
+    plan = plan_node(NODE, [recorded], honest, {"t1": running()}, NOW)
+    assert plan.actions == () and plan.reports == ()  # started before the record: the task's own
+    again = [container("main", started_at=NOW - 101), container("side", member="log", started_at=NOW - 5)]
+    plan = plan_node(NODE, [recorded], again, {"t1": running()}, NOW)
+    ((state, error),) = [(r.state, r.error) for r in plan.reports]
+    assert state == TaskState.FAILED and error.startswith("sidecar log was started again outside p2porch at")
+    plan = plan_node(NODE, [recorded], again, {"t1": plan.reports[0]}, NOW + 1)
+    removed = {a.container_id: a.reason for a in plan.actions if isinstance(a, RemoveContainer)}
+    assert removed == {"main": "task already terminal", "side": "task already terminal"}
+
+
+def test_a_running_group_is_never_dated_before_its_last_container_started() -> None:
+    """The agent's clock stepped back 30 s after the group started: the first running report (the task's
+    recorded start) is dated at the sidecar's start, so the group is not failed as restarted later."""
+    observed = [
+        container("main", started_at=NOW + 28.0),
+        container("side", member="log", started_at=NOW + 29.5),
+    ]
+    (report,) = plan_node(NODE, [assignment()], observed, {}, NOW).reports
+    assert (report.state, report.at) == (TaskState.RUNNING, NOW + 29.5)
+    recorded = replace(assignment(), state=TaskState.RUNNING, started_at=report.at)
+    assert plan_node(NODE, [recorded], observed, {"t1": report}, NOW + 1).reports == ()

@@ -375,3 +375,42 @@ async def test_a_device_that_appeared_before_the_create_is_read_whole_not_modell
     ops = await reconciler.reconcile([peer(2)])
     assert isinstance(ops[0], CreateLink) and driver.reads == 2  # read whole after the create
     assert "10.99.0.0/24" in reconciler._observed.routes and reconciler._observed == driver.state
+
+
+class CountingNetwork:
+    """The Docker network's check: counts the calls (a full pass's host checks)."""
+
+    def __init__(self) -> None:
+        self.ensures = 0
+
+    def ensure(self, spec: Any) -> str:
+        self.ensures += 1
+        return "unchanged"
+
+
+async def test_a_resync_asked_for_is_a_full_pass_with_the_host_checks_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The node's Docker engine answers again (a dockerd restarted under the daemon rewrote its chains):
+    the agent asks for a full pass then, not at the next 30 s resync."""
+    driver, network = ModelDriver(), CountingNetwork()
+    reconciler = OverlayReconciler(
+        LOCAL,
+        driver,  # type: ignore[arg-type]
+        settings=OverlaySettings(cluster_cidr="10.241.0.0/16"),
+        network=network,  # type: ignore[arg-type]
+        blocking=inline,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: reconciler.run(lambda: [peer(2)], task_status=task_status))
+        assert network.ensures == 1
+        await trio.sleep(10)
+        assert (network.ensures, driver.reads) == (1, 1)
+        reconciler.resync()
+        await trio.sleep(0.001)
+        assert (network.ensures, driver.reads) == (2, 2)  # the kernel read and the host checked
+        await trio.sleep(25)  # the periodic resync counts from there: none 30 s after the first pass
+        assert network.ensures == 2
+        await trio.sleep(10)
+        assert network.ensures == 3
+        nursery.cancel_scope.cancel()

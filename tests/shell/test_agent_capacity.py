@@ -1,0 +1,108 @@
+"""The agent's engine capacity read (``docker info``) failing does not stop the agent (member/agent.py):
+``_run_agent`` runs its reconcile loop meanwhile, the node's record keeps its last known capacity, and the
+read is retried with back-off until the engine answers, then recorded once (MockClock, in-memory Raft with
+the real FSM, a stand-in executor)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from p2porch.agent.model import NodeCapacity, ObservedContainer
+from p2porch.errors import ExecutorError
+from p2porch.member import agent as member_agent
+from p2porch.metrics import Metrics
+from p2porch.model import Node
+from p2porch.raft import commands as C
+from p2porch.testing.memstore import MemoryRaft
+
+A = "10.0.0.1:7947"
+KNOWN = (2_000_000_000, 4 << 30)  # the record's capacity before: 2 CPUs, 4 GiB
+
+
+@pytest.fixture
+def autojump_clock() -> trio.testing.MockClock:
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+class Engine:
+    """An executor whose ``docker info`` fails ``info_failures`` times, then answers 8 CPUs, 16 GiB."""
+
+    def __init__(self, info_failures: int) -> None:
+        self.info_failures = info_failures
+        self.info_calls: list[float] = []
+        self.listings = 0
+
+    async def capacity(self) -> NodeCapacity:
+        await trio.sleep(0)
+        self.info_calls.append(trio.current_time())
+        if len(self.info_calls) <= self.info_failures:
+            raise ExecutorError("cannot read docker info: 500 Server Error: containerd is not running")
+        return NodeCapacity(8_000_000_000, 16 << 30, engine_version="28.2.2", architecture="x86_64")
+
+    async def list_containers(self) -> list[ObservedContainer]:
+        await trio.sleep(0)
+        self.listings += 1
+        return []
+
+    @asynccontextmanager
+    async def open_events(self) -> AsyncIterator[trio.MemoryReceiveChannel[Any]]:
+        _, receive = trio.open_memory_channel[Any](0)
+        yield receive
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_failing_docker_info_keeps_the_last_capacity_and_never_stops_the_agent(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raft = MemoryRaft([A], leader=A)
+    store = raft.store(A)
+    await store.write(C.InitCluster(at=1.0, cluster_id="0123456789abcdef").encode())
+    node = Node("id1", "n1", "10.0.0.1", 7947, 7946, cpu_nanos=KNOWN[0], memory_bytes=KNOWN[1])
+    await store.write(C.AddNode(at=1.0, node=node).encode())
+    engine = Engine(info_failures=6)
+
+    async def opened(docker_host: Any) -> Engine:
+        return engine
+
+    monkeypatch.setattr(member_agent, "open_docker_executor", opened)
+    published: list[tuple[str, str]] = []
+    board = SimpleNamespace(
+        executor=None,
+        overlay=None,
+        overlay_ready=trio.Event(),
+        publish_engine_version=lambda version, arch="": published.append((version, arch)),
+    )
+    board.overlay_ready.set()
+    ctx = SimpleNamespace(
+        clock=SimpleNamespace(now=lambda: 1_700_000_000.0 + trio.current_time()),
+        store=store,
+        local=SimpleNamespace(node_id="id1", node_name="n1"),
+        board=board,
+        metrics=Metrics(),
+        write=store.write,
+        state_changes=store.subscribe,
+    )
+    seen: list[bool] = []
+    run = member_agent._run_agent(ctx, None, None, 0.0, None, None, None, lambda ok, error: seen.append(ok))  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: run)
+        await trio.sleep(10)  # /info failed at 0, 1, 3, 7 s: the agent ran on, the record kept its capacity
+        assert engine.listings >= 2 and not published
+        recorded = store.snapshot().nodes["id1"]
+        assert (recorded.cpu_nanos, recorded.memory_bytes) == KNOWN
+        assert [round(t) for t in engine.info_calls] == [0, 1, 3, 7]  # back-off: 1, 2, 4 s ...
+        await trio.sleep(60)  # ... 8, 16 s, then it answers (31 s) and is recorded once
+        recorded = store.snapshot().nodes["id1"]
+        assert (recorded.cpu_nanos, recorded.memory_bytes) == (8_000_000_000, 16 << 30)
+        assert published == [("28.2.2", "x86_64")] and len(engine.info_calls) == 7
+        assert False in seen and seen[-1] is True  # each failed read told the engine watch
+        nursery.cancel_scope.cancel()
