@@ -153,8 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if word is None and "swarm" in argv[:1]:  # Docker's `swarm` noun: no such command, say what to type
         return swarm_command(argv[1:])
     parser = build_parser(word)
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)  # a --format naming no field a row has: exit 1 (goformat)
         code = int(args.func(args))
         sys.stdout.flush()  # here, not at exit: a reader gone by the last write is handled below (141)
         return code
