@@ -413,6 +413,7 @@ def listing(
     *,
     docker_json: tuple[str, ...] | None = None,
     labels: Sequence[Mapping[str, str] | None] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> str:
     """The table, or with ``--format`` one rendered line per row over its columns (by header name) and
     the ``extra_names`` fields (not in the table, as :func:`add_list_format`'s ``extra``; each row's
@@ -420,7 +421,8 @@ def listing(
     (Docker's directive) puts the template run over the fields' header names first (up to an error, as
     docker/cli ignores the header's) and aligns the tab-separated cells as docker/cli's tabwriter does.
     ``docker_json``: the fields a row's JSON has (docker/cli's row's, by their snake_case names);
-    ``labels``: each row's labels, for docker/cli's ``{{.Label "k"}}``."""
+    ``labels``: each row's labels, for docker/cli's ``{{.Label "k"}}``; ``headers``: a field's ``table``
+    header where docker/cli's for this command differs (``network ls``'s ``NETWORK ID``)."""
     template = getattr(args, "format", None)
     if template is None or template.strip() == "table":  # Docker's bare `table`: the default table
         return table(columns, rows)
@@ -441,6 +443,7 @@ def listing(
     if not as_table:
         return "\n".join(lines)
     keys = (*_row_data(columns, [""] * len(columns)), *extra_names)
-    names = {key: _HEADERS.get(key, key.replace("_", " ").upper()) for key in keys}
+    known = {**_HEADERS, **(headers or {})}
+    names = {key: known.get(key, key.replace("_", " ").upper()) for key in keys}
     header = parse(template, HEADER_FUNCS).execute(names, _reader(names, None), partial=True)
     return tabwrite("\n".join([header, *lines]))
