@@ -97,11 +97,12 @@ DOCKER_FUNCS: dict[str, Callable[..., Any]] = {
 
 def _fields_error(walked: str, name: str, value: Any) -> FuncError:
     """Go's "can't evaluate field NAME in type T" (``row``: a list's row; ``view.Spec``: where in an
-    inspect view), with the fields a template may name there by their public names (``CreatedAt``,
-    ``ID``, as Docker's), never p2porch's own keys."""
+    inspect view; a Docker struct's Go type), with the fields a template may name there by their public
+    names (``CreatedAt``, ``ID``, as Docker's), never p2porch's own keys."""
     if not isinstance(value, dict):
         return FuncError(f"can't evaluate field {name} in type {go_type(value)}")
-    where = "row" if isinstance(value, _Row) else f"view{walked}"
+    named = getattr(value, "go_type", None)  # one of Docker's structs (docker_paths): its Go type
+    where = "row" if isinstance(value, _Row) else named if isinstance(named, str) else f"view{walked}"
     fields = ", ".join(sorted({_camel(str(k)) for k in value} | set(getattr(value, "go_methods", {}))))
     return FuncError(f"can't evaluate field {name} in type {where} (fields: {fields})")
 
