@@ -17,15 +17,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import (
-    NO_SUCH,
-    ConfigError,
-    ConflictError,
-    NotAllowedError,
-    NotFoundError,
-    P2POrchError,
-    no_such,
-)
+from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError, P2POrchError, no_such
 from ..leader.job_state import updated_job
 from ..membership.join_checks import (
     check_ingress_ports_free,
@@ -254,7 +246,7 @@ class ServiceOps:
             state = self._state()
             tasks = [t for t in state.tasks.values() if len(ref) >= 4 and t.task_id.startswith(ref)]
             service = state.services.get(tasks[0].service_id) if len(tasks) == 1 else None
-            if service is None and exc.message.startswith(NO_SUCH):  # Docker's `service logs` words
+            if service is None and exc.message == no_such("service", ref).message:  # Docker's logs words
                 raise no_such("task or service", ref, field="SERVICE") from None
             if service is None:  # a Swarm name two stack members share: that error
                 raise
