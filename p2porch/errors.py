@@ -117,6 +117,19 @@ class NotFoundError(P2POrchError):
     http_status = 404
 
 
+#: how every "no such object" message begins (Docker's ``Error: No such service: web``): the CLI prints a
+#: NotFoundError so worded as Docker's CLI does (``cli.util.error_line``)
+NO_SUCH = "No such "
+#: Docker's words for a stack with nothing in it (``stack ps``), printed as they are
+NOTHING_IN_STACK = "nothing found in stack: "
+
+
+def no_such(kind: str, ref: str, *, field: str | None = None) -> NotFoundError:
+    """The one error for a missing service/node/task/secret/config/network named ``ref``, in Docker's
+    words: ``No such service: web`` (``kind`` ``service``; ``task or service`` for a logs target)."""
+    return NotFoundError(f"{NO_SUCH}{kind}: {ref}", field=field)
+
+
 class Unschedulable(P2POrchError):
     """No node can take a task; ``explanation`` counts which filter rejected how many nodes."""
 

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..errors import P2POrchError
 from ..model.gotemplate import (
     MISSING,
     ExecError,
@@ -95,11 +96,20 @@ DOCKER_FUNCS: dict[str, Callable[..., Any]] = {
 
 
 def _fields_error(walked: str, name: str, value: Any) -> FuncError:
-    """Go's "can't evaluate field", with where it was looked for and the fields there are."""
-    there = " (not a map)"
-    if isinstance(value, dict):
-        there = f" (fields: {', '.join(sorted(str(k) for k in value))})"
-    return FuncError(f"can't evaluate field {name} in {walked or '.'}{there}")
+    """Go's "can't evaluate field NAME in type T" (``row``: a list's row; ``view.Spec``: where in an
+    inspect view; a Docker struct's Go type), with the fields a template may name there by their public
+    names (``CreatedAt``, ``ID``, as Docker's), never p2porch's own keys."""
+    if not isinstance(value, dict):
+        return FuncError(f"can't evaluate field {name} in type {go_type(value)}")
+    named = getattr(value, "go_type", None)  # one of Docker's structs (docker_paths): its Go type
+    where = "row" if isinstance(value, _Row) else named if isinstance(named, str) else f"view{walked}"
+    fields = ", ".join(sorted({_camel(str(k)) for k in value} | set(getattr(value, "go_methods", {}))))
+    return FuncError(f"can't evaluate field {name} in type {where} (fields: {fields})")
+
+
+class FormatError(P2POrchError):
+    """A ``--format`` template that parsed but cannot be executed (a field there is not): exit 1, in
+    Docker's words (``template parsing error: template: :1:2: executing "" at <.Nope>: ...``)."""
 
 
 class _ViewMap(dict[str, Any]):
@@ -178,13 +188,14 @@ def _execute(parsed: Template, data: Any, paths: Paths | None = None) -> str:
     try:
         return parsed.execute(data, _reader(data, paths))
     except ExecError as exc:
-        raise UsageError(f"--format: {exc}", field="--format") from None
+        raise FormatError(f"--format: template parsing error: {exc}", field="--format") from None
 
 
 def render(template: str, data: Any, paths: Paths | None = None) -> str:
     """``template`` (Go's text/template with Docker's functions) over ``data``, a field read from
-    ``paths`` where it answers (printed as Go prints it); UsageError naming ``--format`` for a template
-    that does not parse or cannot be executed (Go's message)."""
+    ``paths`` where it answers (printed as Go prints it); naming ``--format`` with Go's message, a
+    UsageError for a template that does not parse (exit 2), a FormatError for one that cannot be
+    executed (exit 1, as Docker's)."""
     return _execute(_parsed(template), data, paths)
 
 
@@ -326,8 +337,10 @@ def _split_table(template: str) -> tuple[bool, str]:
 
 
 def _list_template(columns: list[str], extra: tuple[str, ...], labelled: bool) -> Callable[[str], str]:
-    """argparse ``type`` of a list's ``--format``: the template parsed, and run over an empty row to
-    find a field no row has (other execution errors wait for the rows: an empty row is not one)."""
+    """argparse ``type`` of a list's ``--format``: the template parsed (a UsageError: exit 2 naming it),
+    and run over an empty row to find a field no row has, a FormatError (exit 1, as Docker's) raised
+    through argparse before any daemon is asked; other execution errors wait for the rows (an empty
+    row is not one)."""
     empty_row = _Row(_row_data(columns, [""] * len(columns)) | dict.fromkeys(extra, ""))
     if labelled:
         empty_row.go_methods = _label_method({})
@@ -336,8 +349,10 @@ def _list_template(columns: list[str], extra: tuple[str, ...], labelled: bool) -
         try:
             render(_split_table(text)[1], empty_row)
         except UsageError as exc:
-            if "template parsing error" in exc.message or "can't evaluate field" in exc.message:
-                raise argparse.ArgumentTypeError(exc.message.removeprefix("--format: ")) from None
+            raise argparse.ArgumentTypeError(exc.message.removeprefix("--format: ")) from None
+        except FormatError as exc:
+            if "can't evaluate field" in exc.message:
+                raise
         return text
 
     return checked
@@ -399,6 +414,7 @@ def listing(
     *,
     docker_json: tuple[str, ...] | None = None,
     labels: Sequence[Mapping[str, str] | None] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> str:
     """The table, or with ``--format`` one rendered line per row over its columns (by header name) and
     the ``extra_names`` fields (not in the table, as :func:`add_list_format`'s ``extra``; each row's
@@ -406,7 +422,8 @@ def listing(
     (Docker's directive) puts the template run over the fields' header names first (up to an error, as
     docker/cli ignores the header's) and aligns the tab-separated cells as docker/cli's tabwriter does.
     ``docker_json``: the fields a row's JSON has (docker/cli's row's, by their snake_case names);
-    ``labels``: each row's labels, for docker/cli's ``{{.Label "k"}}``."""
+    ``labels``: each row's labels, for docker/cli's ``{{.Label "k"}}``; ``headers``: a field's ``table``
+    header where docker/cli's for this command differs (``network ls``'s ``NETWORK ID``)."""
     template = getattr(args, "format", None)
     if template is None or template.strip() == "table":  # Docker's bare `table`: the default table
         return table(columns, rows)
@@ -427,6 +444,7 @@ def listing(
     if not as_table:
         return "\n".join(lines)
     keys = (*_row_data(columns, [""] * len(columns)), *extra_names)
-    names = {key: _HEADERS.get(key, key.replace("_", " ").upper()) for key in keys}
+    known = {**_HEADERS, **(headers or {})}
+    names = {key: known.get(key, key.replace("_", " ").upper()) for key in keys}
     header = parse(template, HEADER_FUNCS).execute(names, _reader(names, None), partial=True)
     return tabwrite("\n".join([header, *lines]))

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ..errors import ConfigError, P2POrchError
 from ..paths import DEFAULT_SOCKET
-from .util import EXIT_FAILED, EXIT_USAGE, Parser
+from .util import EXIT_FAILED, EXIT_USAGE, Parser, error_line
 
 EXIT_SIGPIPE = 141  # 128 + SIGPIPE: what a shell shows for a tool a closed pipe ended (Docker's CLI too)
 
@@ -153,8 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if word is None and "swarm" in argv[:1]:  # Docker's `swarm` noun: no such command, say what to type
         return swarm_command(argv[1:])
     parser = build_parser(word)
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)  # a --format naming no field a row has: exit 1 (goformat)
         code = int(args.func(args))
         sys.stdout.flush()  # here, not at exit: a reader gone by the last write is handled below (141)
         return code
@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"p2porch: error: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
     except P2POrchError as exc:
-        print(f"p2porch: error: {exc.message}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return EXIT_FAILED
     except OSError as exc:  # a local file or directory the command needs (init/join/daemon's data dir, ...)
         if isinstance(exc, BrokenPipeError) and _reader_gone():

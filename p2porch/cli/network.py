@@ -37,6 +37,8 @@ COLUMNS = ["id", "name", "driver", "scope", "internal", "services"]
 EXTRA = ("ipv4", "ipv6", "labels", "created_at")
 #: the fields of a row's ``{{json .}}``: docker/cli's network row's (``{{.Services}}`` is p2porch's own)
 DOCKER_JSON = ("id", "name", "driver", "scope", "ipv4", "ipv6", "internal", "labels", "created_at")
+#: docker/cli's ``network ls`` ``table`` headers where they are not the field's words in capitals
+DOCKER_HEADERS = {"id": "NETWORK ID", "created_at": "CREATED AT"}
 #: why Swarm's ``ingress`` network is not there (``network inspect|rm ingress``)
 INGRESS_HINT = (
     "p2porch has no ingress network: the routing mesh is built in, NAT rules on every node for each "
@@ -125,6 +127,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             [("true", "false", labels_text(r.get("labels")), _created_text(r.get("created_at"))) for r in rs],
             docker_json=DOCKER_JSON,
             labels=[r.get("labels") for r in rs],
+            headers=DOCKER_HEADERS,
         ),
     )
     return EXIT_OK

@@ -201,6 +201,7 @@ def cmd_node_ls(args: argparse.Namespace) -> int:
             NODE_EXTRA,
             [_docker_fields(n) for n in rows],
             docker_json=NODE_JSON,
+            headers={"self": ""},  # docker/cli's: its column has no header
         ),
     )
     return EXIT_OK

@@ -197,17 +197,15 @@ def _service_action(args: argparse.Namespace, action: str, done: Any) -> int:
     return EXIT_OK
 
 
-#: spec fields as a Swarm user names them, where they differ (`labels` are the service's, with `--label`)
-ROLLBACK_WORDS = {"service_labels": "labels", "labels": "container labels"}
-
-
 def cmd_service_rollback(args: argparse.Namespace) -> int:
+    """As ``docker service rollback``: the SERVICE given (stdout), then, unless ``-d``, ``-q`` or
+    ``--json``, the progress (stderr) from Docker's first line, ``rollback: manually requested
+    rollback``; the spec fields changed back are in ``--json`` (``changed``), not in the text."""
     client = client_for(args)
     service = client.post(f"/services/{args.service}/rollback")
-    emit(args, service, lambda s: args.service)  # the SERVICE given, as `docker service rollback` prints
-    if not wants_json(args):  # what changed back, beside it (Docker does not say)
-        changed = ", ".join(ROLLBACK_WORDS.get(f, f) for f in service.get("changed") or ["nothing"])
-        print(f"{service['name']}: rolled back {changed}", file=sys.stderr)
+    emit(args, service, lambda s: args.service)
+    if not (args.detach or args.quiet or wants_json(args)):
+        print("rollback: manually requested rollback", file=sys.stderr, flush=True)
     wait_after(args, client, _watches([service]))
     return EXIT_OK
 

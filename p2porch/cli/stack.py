@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from ..errors import ConfigError, NotFoundError, P2POrchError
+from ..errors import NOTHING_IN_STACK, ConfigError, NotFoundError, P2POrchError
 from ..model.jobspec import is_job_mode
 from ..stack import ComposeError, StackDefinition, check_stack_name
 from ..stack.compose import StackObject
@@ -371,8 +371,8 @@ def cmd_stack_services(args: argparse.Namespace) -> int:
 def cmd_stack_ps(args: argparse.Namespace) -> int:
     try:
         tasks = client_for(args).get(f"/stacks/{args.stack}/tasks", all="false" if args.running else "true")
-    except NotFoundError as exc:  # Docker's words (exit 1), the daemon's beside them
-        raise NotFoundError(f"nothing found in stack: {args.stack} ({exc.message})", field=exc.field) from exc
+    except NotFoundError as exc:  # Docker's words (exit 1)
+        raise NotFoundError(f"{NOTHING_IN_STACK}{args.stack}", field=exc.field) from exc
     tasks = apply_filters(tasks, swarm_names(args.filters, args.stack), TASK_FILTERS)
     emit_tasks(args, tasks)
     return EXIT_OK

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError, DaemonError, P2POrchError
+from ..errors import NO_SUCH, NOTHING_IN_STACK, ConfigError, DaemonError, NotFoundError, P2POrchError
 from ..paths import DEFAULT_SOCKET
 from .refusals import add_refusals
 
@@ -243,6 +243,17 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
             print(text)
 
 
+def error_line(exc: P2POrchError) -> str:
+    """The stderr line of a failed command: a missing object in Docker's words, as its CLI prints them
+    (``Error: No such service: web``: ``errors.no_such``; ``nothing found in stack: shop`` alone), anything
+    else ``p2porch: error: MESSAGE``."""
+    if isinstance(exc, NotFoundError) and exc.message.startswith(NO_SUCH):
+        return f"Error: {exc.message}"
+    if isinstance(exc, NotFoundError) and exc.message.startswith(NOTHING_IN_STACK):
+        return exc.message
+    return f"p2porch: error: {exc.message}"
+
+
 def each_name(names: Sequence[str], call: Callable[[str], Any], codes: list[int]) -> Iterator[Any]:
     """``call(name)`` of every name in turn, as ``docker rm|inspect a b c``: a name that fails is reported
     on stderr, its exit code (2 for bad input, 1 otherwise) appended to ``codes``, and the others are
@@ -253,7 +264,7 @@ def each_name(names: Sequence[str], call: Callable[[str], Any], codes: list[int]
         except DaemonError:
             raise
         except P2POrchError as exc:
-            print(f"p2porch: error: {exc.message}", file=sys.stderr)
+            print(error_line(exc), file=sys.stderr)
             codes.append(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
             continue
         yield result

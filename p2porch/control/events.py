@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from ..model import Node, Service, Task
+from ..model import TERMINAL_STATES, Node, Service, Task
 from ..raft.fsm import Change
 from ..raft.state import ClusterState
 
@@ -148,13 +148,13 @@ def _node_event(change: Change, old: Node | None, new: Node | None, at: float) -
 def _task_event(
     old: Task | None, new: Task, state: ClusterState, at: float, removed_names: Mapping[str, str]
 ) -> dict[str, Any] | None:
-    if old is not None and (old.state, old.desired_state, old.node_id, old.health) == (
-        new.state,
-        new.desired_state,
-        new.node_id,
-        new.health,
-    ):
-        return None
+    """One event per change a user sees: state, desired state, node, health. A task that ended (failed,
+    complete, ...) then told to stay down (desired ``shutdown``, the orchestrator's bookkeeping) is not
+    another event: it showed as a second ``failed``."""
+    if old is not None:
+        same = (old.state, old.node_id, old.health) == (new.state, new.node_id, new.health)
+        if same and (old.desired_state == new.desired_state or new.state in TERMINAL_STATES):
+            return None
     service = state.services.get(new.service_id)
     name = service.name if service else removed_names.get(new.service_id, new.service_id)
     node = state.nodes.get(new.node_id) if new.node_id else None

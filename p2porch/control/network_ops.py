@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import ConfigError, ConflictError, NotFoundError
+from ..errors import ConfigError, ConflictError, no_such
 from ..model import NetworkRecord, TaskState
 from ..model.metadata_limits import check_labels
 from ..model.netrefs import RESERVED_NETWORK_NAMES, attached_networks, check_network_name, parse_attachments
@@ -159,7 +159,7 @@ class NetworkOps:
             )
             if len(matches) == 1:
                 return matches[0]
-            raise NotFoundError(f"no network {ref!r}", field="NETWORK")
+            raise no_such("network", ref, field="NETWORK")
         return record
 
     def list_all(self) -> list[dict[str, Any]]:

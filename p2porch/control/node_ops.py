@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..errors import ConfigError, ConflictError, NotFoundError, NotLeaderError, P2POrchError, RaftError
+from ..errors import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    NotLeaderError,
+    P2POrchError,
+    RaftError,
+    no_such,
+)
 from ..membership import join_checks, key_rotation
 from ..model import Availability, Node, NodeRole, NodeStatus, natural_key, node_status_text
 from ..raft import commands as C
@@ -217,7 +225,7 @@ class NodeOps:
                 return matches[0]
             if matches:  # Docker's words for an id prefix of several nodes
                 raise NotFoundError(f"node {ref} is ambiguous ({len(matches)} matches found)", field="NODE")
-            raise NotFoundError(f"No such node: {ref}", field="NODE")  # Docker's words
+            raise no_such("node", ref, field="NODE")
         return node
 
     @redone_on_newer_record("node_version")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import ConfigError, ConflictError, NotFoundError
+from ..errors import ConfigError, ConflictError, NotFoundError, no_such
 from ..model import Rollout, SecretRecord, ServiceSpec, secret_key
 from ..model.metadata_limits import check_labels
 from ..model.payload_template import check_driver
@@ -127,7 +127,7 @@ class SecretOps:
             by_id = [r for r in state.secrets.values() if r.kind == kind and r.object_id == name]
             if len(by_id) == 1:
                 return by_id[0]
-            raise NotFoundError(f"no {kind} {name!r}", field="NAME")
+            raise no_such(kind, name, field="NAME")
         return record
 
     def list_all(self, kind: str) -> list[dict[str, Any]]:

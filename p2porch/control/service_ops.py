@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError, P2POrchError
+from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError, P2POrchError, no_such
 from ..leader.job_state import updated_job
 from ..membership.join_checks import (
     check_ingress_ports_free,
@@ -81,8 +81,7 @@ _ALIASES = {"test": "cmd", "placement_prefs": "placement_preferences"}
 
 
 def _field(key: str) -> str:
-    """The field a spec key names, whatever its spelling (``delay``/``delay_s``, ``reserve_memory``/
-    ``reserve_memory_bytes``)."""
+    """The field a spec key names, whatever its spelling (``delay``/``delay_s``, ``reserve_memory``)."""
     key = _ALIASES.get(key, key)
     for suffix in _UNIT_SUFFIXES:
         if key.endswith(suffix):
@@ -237,18 +236,20 @@ class ServiceOps:
             )
             if len(matches) == 1:
                 return matches[0]
-            raise NotFoundError(f"no such service: {ref}", field="SERVICE")  # Docker's words
+            raise no_such("service", ref, field="SERVICE")
         return service
 
     def service_or_task(self, ref: str) -> tuple[Service, str]:
         """``ref``'s service and "", or, for a task id or unique prefix (>= 4), its service and task id."""
         try:
             return self.find(ref), ""
-        except NotFoundError:
+        except NotFoundError as exc:
             state = self._state()
             tasks = [t for t in state.tasks.values() if len(ref) >= 4 and t.task_id.startswith(ref)]
             service = state.services.get(tasks[0].service_id) if len(tasks) == 1 else None
-            if service is None:
+            if service is None and exc.message == no_such("service", ref).message:  # Docker's logs words
+                raise no_such("task or service", ref, field="SERVICE") from None
+            if service is None:  # a Swarm name two stack members share: that error
                 raise
             return service, tasks[0].task_id
 

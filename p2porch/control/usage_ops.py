@@ -17,7 +17,7 @@ import trio
 
 from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
-from ..errors import NotFoundError, P2POrchError
+from ..errors import P2POrchError, no_such
 from ..leader.autoscale_inputs import limits_of
 from ..leader.autoscale_loop import gather_reports
 from ..membership.join_service import request_join
@@ -238,7 +238,7 @@ class UsageOps:
             return [s.service_id for s in sorted(state.services.values(), key=lambda s: s.name)]
         service = state.service_by_name(ref) or state.services.get(ref) or service_by_swarm_name(state, ref)
         if service is None:
-            raise NotFoundError(f"no such service: {ref}", field="SERVICE")  # Docker's words
+            raise no_such("service", ref, field="SERVICE")
         return [service.service_id]
 
     def node_ids(self, state: ClusterState, ref: str | None) -> list[str]:
@@ -248,7 +248,7 @@ class UsageOps:
             ]
         node = state.node_by_name(ref) or state.nodes.get(ref)
         if node is None:
-            raise NotFoundError(f"No such node: {ref}", field="NODE")  # Docker's words, as node_ops'
+            raise no_such("node", ref, field="NODE")
         return [node.node_id]
 
 

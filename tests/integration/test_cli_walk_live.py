@@ -30,7 +30,7 @@ def test_tls_status_follows_the_key_epoch_and_unknown_nodes_are_no_such_node(clu
     for argv in (["promote", "nosuch"], ["demote", "nosuch"], ["inspect", "nosuch"], ["ps", "nosuch"],
                  ["rm", "nosuch"], ["update", "--availability", "drain", "nosuch"]):  # fmt: skip
         result = cli(sb, "n1", "node", *argv)
-        assert (result.returncode, result.stderr.decode()) == (1, "p2porch: error: No such node: nosuch\n")
+        assert (result.returncode, result.stderr.decode()) == (1, "Error: No such node: nosuch\n")
 
 
 def test_an_ingress_port_on_dnsrr_is_refused_everywhere_and_changes_nothing(cluster, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from p2porch.cli import node as cli_node
 from p2porch.cli import service_read as cli_service_read
 from p2porch.cli import stack as cli_stack
 from p2porch.cli.envfile import parse_env_lines, read_env_files
-from p2porch.cli.goformat import parse_error, render
+from p2porch.cli.goformat import FormatError, parse_error, render
 from p2porch.cli.main import build_parser, main
 from p2porch.cli.service_read import since_epoch
 from p2porch.cli.service_spec_flags import spec_changes
@@ -78,12 +78,13 @@ def test_inspect_format_and_pretty(monkeypatch, capsys) -> None:
     assert capsys.readouterr().out == 'web ["A=1"]\n'
     assert main(["node", "inspect", "-f", "{{.Labels.zone}}", "n2"]) == 0
     assert capsys.readouterr().out == "a\n"
-    assert main(["service", "inspect", "-f", "{{.Spec.Nope}}", "web"]) == 2
+    assert main(["service", "inspect", "-f", "{{.Spec.Nope}}", "web"]) == 1  # Docker's exit code
     err = capsys.readouterr().err  # Go's execution error, as Docker prints it, with the fields there are
     assert (
-        '--format: template: :1:2: executing "" at <.Spec.Nope>: can\'t evaluate field Nope in .Spec' in err
+        '--format: template parsing error: template: :1:2: executing "" at <.Spec.Nope>: '
+        "can't evaluate field Nope in type view.Spec" in err
     )
-    assert "(fields: env, name, update_status)" in err
+    assert "(fields: Env, Name, UpdateStatus)" in err
 
 
 def test_go_templates_over_the_json_view() -> None:
@@ -97,10 +98,13 @@ def test_go_templates_over_the_json_view() -> None:
     )
     assert render("{{.Spec | json}}", data) == json.dumps(data["spec"], sort_keys=True, separators=(",", ":"))
     assert render('{{index .Spec "replicas"}} {{if gt .Spec.Replicas 2}}many{{end}}', data) == "3 many"
-    for bad in ("{{range .ID}}{{end}}", "{{index .Spec 1 2}}", "{{.Spec | upper}}", "{{if}}"):
-        with pytest.raises(UsageError) as caught:
+    for bad in ("{{range .ID}}{{end}}", "{{index .Spec 1 2}}", "{{.Spec | upper}}"):
+        with pytest.raises(FormatError) as failed:  # runs, then fails: exit 1, as Docker's
             render(bad, data)
-        assert caught.value.field == "--format"
+        assert failed.value.field == "--format"
+    with pytest.raises(UsageError) as caught:  # does not parse: exit 2
+        render("{{if}}", data)
+    assert caught.value.field == "--format"
 
 
 def test_logs_since_and_timestamps_go_to_the_daemon(monkeypatch, capsys) -> None:
@@ -264,10 +268,9 @@ def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> No
     assert capsys.readouterr().out.splitlines() == ["web.1\tn1 Running ", "web.2\tn2 Running "]
     assert main(["service", "ps", "--format", "{{.CurrentState}}", "--filter", "name=web.2", "web"]) == 0
     assert capsys.readouterr().out.strip() == "Running less than a second ago"  # Docker's; no time known
-    with pytest.raises(SystemExit) as refused:  # no task row has such a field: refused while parsing
-        main(["service", "ps", "--format", "{{.Nope}}", "web"])
-    assert refused.value.code == 2
-    assert 'argument --format: template: :1:2: executing "" at <.Nope>: can\'t evaluate field Nope' in (
+    # no task row has such a field: refused while parsing, exit 1 as Docker's, naming Docker's fields
+    assert main(["service", "ps", "--format", "{{.Nope}}", "web"]) == 1
+    assert 'executing "" at <.Nope>: can\'t evaluate field Nope in type row (fields: ' in (
         capsys.readouterr().err
     )
     assert main(["service", "ps", "--format", "table {{.Name}}\\t{{.DesiredState}}", "web"]) == 0
@@ -366,8 +369,8 @@ def test_docker_json_of_ports_and_unknown_docker_paths(monkeypatch, capsys) -> N
         "PublishMode": "ingress",
     }
     for unknown in ("{{.Spec.TaskTemplate.Nope}}", "{{.Endpoint.VirtualIPs}}", "{{.Spec.UpdateConfig.Nope}}"):
-        assert main(["service", "inspect", "--format", unknown, "web"]) == 2
-        assert "p2porch: error: --format: " in capsys.readouterr().err
+        assert main(["service", "inspect", "--format", unknown, "web"]) == 1
+        assert "p2porch: error: --format: template parsing error: " in capsys.readouterr().err
     SERVICE_VIEW["spec"]["mode"] = "global"  # type: ignore[index]
     try:
         assert main(["service", "inspect", "--format", "{{.Spec.Mode.Replicated.Replicas}}", "web"]) == 2
@@ -393,8 +396,9 @@ def test_docker_json_of_ports_and_unknown_docker_paths(monkeypatch, capsys) -> N
 )
 def test_a_bad_list_format_is_refused_before_any_daemon_is_asked(command, monkeypatch, capsys) -> None:
     """The fourth user walk: ``service ls --format '{{.Nope'`` asked the daemon first (exit 1 without
-    one); a template that does not parse, or names a field no row has, is a usage error naming
-    ``--format`` and Go's error, as Docker prints it, with no daemon at all."""
+    one); a template that does not parse is a usage error naming ``--format`` and Go's error, one that
+    names a field no row has is Docker's ``template parsing error`` (exit 1, as Docker's) naming the
+    fields by their public names, both with no daemon at all."""
     monkeypatch.setenv("P2PORCH_HOST", "unix:///nonexistent/p2porch.sock")
     with pytest.raises(SystemExit) as refused:
         main([*command, "--format", "{{.Name}} {{.Nope"])
@@ -402,14 +406,14 @@ def test_a_bad_list_format_is_refused_before_any_daemon_is_asked(command, monkey
     err = capsys.readouterr().err
     assert "error: argument --format: template parsing error: template: :1: unclosed action" in err
     assert "cannot reach" not in err
-    with pytest.raises(SystemExit) as refused:
-        main([*command, "--format", "table {{.Name}}\t{{.Nope}}"])
-    assert refused.value.code == 2
+    assert main([*command, "--format", "table {{.Name}}\t{{.Nope}}"]) == 1
     err = capsys.readouterr().err
     assert (
-        'argument --format: template: :1:12: executing "" at <.Nope>: can\'t evaluate field Nope in .' in err
+        '--format: template parsing error: template: :1:12: executing "" at <.Nope>: '
+        "can't evaluate field Nope in type row" in err
     )
-    assert "(fields: " in err and "name" in err.split("(fields: ", 1)[1]
+    fields = err.split("(fields: ", 1)[1].split(")", 1)[0].split(", ")  # public names, not p2porch's keys
+    assert "Name" in fields and all(f[0].isupper() for f in fields) and "cannot reach" not in err
 
 
 def test_parse_error_finds_only_an_unclosed_action() -> None:

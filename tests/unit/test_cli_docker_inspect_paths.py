@@ -10,8 +10,7 @@ import pytest
 
 from p2porch.cli.docker_paths import docker_path, network_path, node_path
 from p2porch.cli.docker_types import go_duration
-from p2porch.cli.goformat import render
-from p2porch.cli.util import UsageError
+from p2porch.cli.goformat import FormatError, render
 from p2porch.model import ServiceSpec
 from p2porch.model.templates import SAMPLE, expand
 
@@ -238,8 +237,8 @@ def test_a_field_of_a_nil_update_status_is_gos_nil_pointer_error() -> None:
     """The h49 walk: `service inspect -f '{{.UpdateStatus.State}}'` of a stack service never updated said
     `can't evaluate field State in .UpdateStatus (not a map)`; Go's (and Docker's) error names the nil."""
     with pytest.raises(
-        UsageError, match=r"at <\.UpdateStatus\.State>: nil pointer evaluating \*swarm\.UpdateStatus\.State$"
+        FormatError, match=r"at <\.UpdateStatus\.State>: nil pointer evaluating \*swarm\.UpdateStatus\.State$"
     ):
         render("{{.UpdateStatus.State}}", VIEW, docker_path)
-    with pytest.raises(UsageError, match=r"nil pointer evaluating \*swarm\.UpdateStatus\.State$"):
+    with pytest.raises(FormatError, match=r"nil pointer evaluating \*swarm\.UpdateStatus\.State$"):
         render("{{$s := .UpdateStatus}}{{$s.State}}", VIEW, docker_path)  # through a variable too

@@ -50,7 +50,7 @@ def test_rollback_alone_and_with_detach_or_quiet_still_rolls_back(monkeypatch, c
 
 
 def test_stack_ps_of_an_unknown_stack_says_nothing_found_exit_1(monkeypatch, capsys):
-    """Docker's ``nothing found in stack: nope`` (exit 1); the daemon's words beside it."""
+    """Docker's ``nothing found in stack: nope`` (exit 1), as Docker's CLI prints it: alone."""
     from p2porch.cli import stack as cli_stack
     from p2porch.errors import NotFoundError
 
@@ -60,7 +60,7 @@ def test_stack_ps_of_an_unknown_stack_says_nothing_found_exit_1(monkeypatch, cap
 
     monkeypatch.setattr(cli_stack, "client_for", lambda args, **kw: Missing())
     assert main(["stack", "ps", "nope"]) == 1
-    assert capsys.readouterr().err == "p2porch: error: nothing found in stack: nope (no stack 'nope')\n"
+    assert capsys.readouterr().err == "nothing found in stack: nope\n"
 
 
 def test_node_and_service_stats_name_a_missing_node_or_service_in_docker_s_words():
@@ -74,7 +74,7 @@ def test_node_and_service_stats_name_a_missing_node_or_service_in_docker_s_words
     state = ops.cluster.snapshot()
     with pytest.raises(NotFoundError, match="^No such node: nope$"):
         ops.node_ids(state, "nope")
-    with pytest.raises(NotFoundError, match="^no such service: nope$"):
+    with pytest.raises(NotFoundError, match="^No such service: nope$"):
         ops.service_ids(state, "nope")
 
 

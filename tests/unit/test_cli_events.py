@@ -148,7 +148,7 @@ def test_an_event_without_an_attribute_prints_no_value(api: Api, capsys: pytest.
         "pw <no value>||",
         "10.0.0.1:7947 <no value>||",
     ]
-    assert main(["events", "--format", "{{.Actor.Nope}}"]) == 2
+    assert main(["events", "--format", "{{.Actor.Nope}}"]) == 1
     assert "Nope" in capsys.readouterr().err
 
 

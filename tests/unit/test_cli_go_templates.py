@@ -9,7 +9,7 @@ import argparse
 import pytest
 
 from p2porch.cli.docker_paths import docker_path, node_path
-from p2porch.cli.goformat import add_list_format, listing, render
+from p2porch.cli.goformat import FormatError, add_list_format, listing, render
 from p2porch.cli.util import UsageError
 
 SERVICE = {
@@ -59,11 +59,15 @@ def test_node_inspect_takes_an_if() -> None:
     assert render(template, NODE, node_path) == "up leader"
 
 
-def test_a_template_go_refuses_is_a_usage_error_with_gos_message() -> None:
-    with pytest.raises(UsageError) as info:
+def test_a_template_go_refuses_is_an_error_with_gos_message() -> None:
+    """One Go cannot run is Docker's ``template parsing error`` (exit 1); one that does not parse, a
+    usage error (exit 2)."""
+    with pytest.raises(FormatError) as info:
         render("{{range .Spec.Name}}{{end}}", SERVICE, docker_path)
     assert info.value.field == "--format"
-    assert str(info.value.message).startswith('--format: template: :1:8: executing "" at <.Spec.Name>')
+    assert str(info.value.message).startswith(
+        '--format: template parsing error: template: :1:8: executing "" at <.Spec.Name>'
+    )
     with pytest.raises(UsageError, match=r'--format: template parsing error: template: :1: function "nope"'):
         render("{{nope .ID}}", SERVICE)
 
@@ -94,11 +98,14 @@ def test_service_ls_takes_dockers_templates(template: str, out: str) -> None:
 
 
 def test_a_list_template_is_checked_before_any_row() -> None:
-    """Parse errors and a field no row has are refused by argparse; an error that needs a row's value
-    (indexing the empty check row) waits for the rows."""
+    """Parse errors are refused by argparse, a field no row has while parsing too (Docker's exit 1, its
+    public fields named); an error that needs a row's value (indexing the empty check row) waits for
+    the rows."""
     parser = add_list_format(argparse.ArgumentParser(exit_on_error=False), COLUMNS)
-    for bad in ("{{range .Name}", "{{.Nope}}", "{{if .Name}}"):
+    for bad in ("{{range .Name}", "{{if .Name}}"):
         with pytest.raises(argparse.ArgumentError):
             parser.parse_args(["--format", bad])
+    with pytest.raises(FormatError, match=r"in type row \(fields: ID, Image, Mode, Name, Replicas\)$"):
+        parser.parse_args(["--format", "{{.Nope}}"])
     args = parser.parse_args(["--format", '{{index (split .Image ":") 1}}'])
     assert listing(args, COLUMNS, ROWS) == "1.27\n16"

@@ -54,6 +54,6 @@ def test_an_unknown_node_is_no_such_node_exit_1(argv, monkeypatch, capsys) -> No
     monkeypatch.setattr(cli_node, "client_for", lambda args, **kw: daemon)
     monkeypatch.setattr(cli_util, "client_for", lambda args, **kw: daemon)  # node rm: remove_each's
     assert main(argv) == 1
-    assert capsys.readouterr().err == "p2porch: error: No such node: nosuch\n"
+    assert capsys.readouterr().err == "Error: No such node: nosuch\n"
     if argv[1] in ("promote", "demote") or "--role" in argv:
         assert daemon.writes == []  # refused before anything is sent

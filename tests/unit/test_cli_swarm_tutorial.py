@@ -8,6 +8,7 @@ join-token worker` / `p2porch info` (argparse's "invalid choice")."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -150,8 +151,10 @@ def test_a_swarm_name_with_an_underscore_is_refused_with_the_dns_name_to_use():
     assert "use" not in info.value.message
 
 
-def test_a_rollback_names_what_it_changed_back_as_a_swarm_user_calls_it(monkeypatch, capsys):
-    """`--label-add` then `service rollback` said `rolled back service_labels` (a spec field's name)."""
+def test_a_rollback_prints_what_dockers_prints_and_no_field_name(monkeypatch, capsys):
+    """`--label-add` then `service rollback` said `rolled back service_labels` (a spec field's name), then
+    `labels, container labels`, where Docker prints the SERVICE given and then its progress, from
+    `rollback: manually requested rollback`; with `-d` the SERVICE alone; the fields are in `--json`."""
 
     class Rollback(Api):
         def post(self, path: str, body: Any = None) -> Any:
@@ -163,5 +166,11 @@ def test_a_rollback_names_what_it_changed_back_as_a_swarm_user_calls_it(monkeypa
             }
 
     monkeypatch.setattr(cli_service, "client_for", lambda args: Rollback())
-    assert main(["service", "rollback", "-d", "redis"]) == 0
-    assert "redis: rolled back labels, container labels" in capsys.readouterr().err
+    monkeypatch.setattr(cli_service, "wait_after", lambda args, client, watches: None)
+    assert main(["service", "rollback", "redis"]) == 0
+    assert capsys.readouterr() == ("redis\n", "rollback: manually requested rollback\n")
+    for argv in (["-d"], ["-q"]):
+        assert main(["service", "rollback", *argv, "redis"]) == 0
+        assert capsys.readouterr() == ("redis\n", "")
+    assert main(["service", "rollback", "--json", "-d", "redis"]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] == ["service_labels", "labels"]

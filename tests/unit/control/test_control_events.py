@@ -1,5 +1,7 @@
 """Cluster events described from Raft changes (pure)."""
 
+from dataclasses import replace
+
 from p2porch.control.events import describe_change, leader_event
 from p2porch.model import Node, ServiceSpec, Task
 from p2porch.raft import commands as C
@@ -84,3 +86,33 @@ def test_a_removed_services_task_is_named_from_removed_names():
     (task_change,) = [c for c in changes if c.kind == "task"]
     assert describe_change(task_change, task, state, 5.0)["task"] == "s.1"  # nothing else knows the name
     assert describe_change(task_change, task, state, 5.0, {"s": "web"})["task"] == "web.1"
+
+
+def test_a_failed_task_is_one_failed_event_not_two():
+    """A failed task showed as two ``failed`` events: its failure, then the orchestrator's desired
+    ``shutdown`` of it (the state unchanged). One event per state change; a running task told to stop
+    is still one (its desired state is news)."""
+    state, _ = changes_of(EMPTY_STATE, C.InitCluster(at=1.0, cluster_id="c").encode())
+    state, _ = changes_of(
+        state, C.CreateService(at=2.0, service_id="s", spec=ServiceSpec(name="web", image="busybox")).encode()
+    )
+    events, task, version = [], Task("t1", "s", 1, None, state="running"), 0
+    for put in (
+        task,
+        replace(task, state="failed", error="exit 3"),
+        replace(task, state="failed", error="exit 3", desired_state="shutdown"),
+        replace(task, state="failed", error="exit 3", desired_state="shutdown", message="kept"),
+    ):
+        before = state.tasks.get("t1")
+        state, (change,) = changes_of(
+            state, C.PutTasks(at=3.0, items=(C.TaskPut(put, task_version=version),)).encode()
+        )
+        version = state.tasks["t1"].version
+        events.append(describe_change(change, before, state, 4.0))
+    assert [e and e["state"] for e in events] == ["running", "failed", None, None]
+    stopping = replace(task, desired_state="shutdown")
+    state, (change,) = changes_of(
+        state, C.PutTasks(at=6.0, items=(C.TaskPut(stopping, task_version=version),)).encode()
+    )
+    event = describe_change(change, task, state, 6.0)
+    assert event is not None and (event["state"], event["desired_state"]) == ("running", "shutdown")

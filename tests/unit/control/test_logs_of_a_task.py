@@ -79,7 +79,7 @@ async def test_a_service_name_still_gives_every_task_and_an_ambiguous_prefix_is_
     assert await _lines(service_ops, "web") == ["from aaaa1111", "from aaaa2222", "from bbbb3333"]
     assert not any("task_id" in r for r in logs.requests)
     for ref in ("aaaa", "aaa", "cccc"):  # two tasks, too short, none
-        with pytest.raises(NotFoundError, match=f"no such service: {ref}"):
+        with pytest.raises(NotFoundError, match=f"^No such task or service: {ref}$"):
             await _lines(service_ops, ref)
 
 

@@ -89,5 +89,5 @@ async def test_replicas_on_a_global_service_is_refused_as_docker_s_update(ops, m
 async def test_an_unknown_service_is_docker_s_no_such_service(ops):
     from p2porch.errors import NotFoundError
 
-    with pytest.raises(NotFoundError, match="^no such service: nope$"):
+    with pytest.raises(NotFoundError, match="^No such service: nope$"):
         await ops.update("nope", {"image": "x"})

@@ -35,7 +35,7 @@ async def test_a_stack_member_is_found_by_its_swarm_name(ops: ServiceOps) -> Non
 
 @pytest.mark.parametrize("ref", ["shop_web", "other_front", "web_", "shop_"])
 async def test_a_swarm_name_no_stack_member_has_is_still_no_such_service(ops: ServiceOps, ref: str) -> None:
-    with pytest.raises(NotFoundError, match=f"no such service: {ref}"):
+    with pytest.raises(NotFoundError, match=f"^No such service: {ref}$"):
         ops.find(ref)
 
 

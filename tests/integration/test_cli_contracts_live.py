@@ -1,0 +1,74 @@
+"""The CLI's output contracts a Docker user scripts against, on a live 2-node cluster (``p50l``,
+10.95.6.0/24), what the unit tests cannot show: every missing service, task, node, secret, config,
+network and stack is said in Docker's words by the daemon's own lookups (``Error: No such service: X``,
+exit 1; ``inspect a nosuch`` shows ``a``); a ``--format`` naming no field is Docker's ``template parsing
+error`` (exit 1); and a failed task is one ``failed`` event, not two (the leader's desired ``shutdown`` of
+it came as a second)."""
+
+from __future__ import annotations
+
+import json
+
+from clusterkit import IMAGE, all_tasks, cli, cluster_fixture, service, wait_for
+
+cluster = cluster_fixture("p50l", "10.95.6.0/24", size=2)
+
+
+def _said(sb, *argv: str) -> tuple[int, str]:
+    result = cli(sb, "n2", *argv)
+    return result.returncode, result.stderr.decode()
+
+
+def test_a_missing_object_is_docker_s_no_such_everywhere(cluster) -> None:
+    sb, _ = cluster
+    for noun in ("service", "node", "secret", "config", "network"):
+        assert _said(sb, noun, "inspect", "nosuch") == (1, f"Error: No such {noun}: nosuch\n")
+        assert _said(sb, noun, "rm", "nosuch") == (1, f"Error: No such {noun}: nosuch\n")
+    assert _said(sb, "service", "scale", "nosuch=2") == (1, "Error: No such service: nosuch\n")
+    assert _said(sb, "service", "logs", "nosuch") == (1, "Error: No such task or service: nosuch\n")
+    assert _said(sb, "node", "update", "--availability", "drain", "nosuch") == (
+        1,
+        "Error: No such node: nosuch\n",
+    )
+    assert _said(sb, "stack", "ps", "nosuch") == (1, "nothing found in stack: nosuch\n")
+    created = cli(sb, "n1", "network", "create", "back")
+    assert created.returncode == 0, created.stderr.decode()
+    try:
+        shown = cli(sb, "n2", "network", "inspect", "--format", "{{.Name}}", "back", "nosuch")
+        assert (shown.returncode, shown.stdout, shown.stderr) == (
+            1,
+            b"back\n",
+            b"Error: No such network: nosuch\n",
+        )
+    finally:
+        cli(sb, "n1", "network", "rm", "back")
+
+
+def test_a_format_naming_no_field_is_docker_s_error(cluster) -> None:
+    sb, _ = cluster
+    code, err = _said(sb, "node", "ls", "--format", "{{.Nope}}")
+    assert code == 1
+    assert err.startswith(
+        'p2porch: error: --format: template parsing error: template: :1:2: executing "" at <.Nope>: '
+        "can't evaluate field Nope in type row (fields: "
+    )
+    assert "Hostname" in err and "engine_version" not in err
+    code, err = _said(sb, "node", "inspect", "--format", "{{.Nope}}", "self")
+    assert code == 1 and "can't evaluate field Nope in type view (fields: " in err
+
+
+def test_a_failed_task_is_one_failed_event(cluster) -> None:
+    sb, nodes = cluster
+    args = ("--restart-condition", "none", IMAGE, "sh", "-c", "exit 3")
+    with service(sb, nodes, "fails", *args):
+
+        def ended() -> str | None:  # failed, and then told to stay down by the leader
+            done = [t for t in all_tasks(nodes[0], "fails") if t["state"] == "failed"]
+            return done[0]["id"] if done and done[0]["desired_state"] == "shutdown" else None
+
+        task_id = wait_for(ended, 90, "the failed task, told to stay down")
+        result = cli(sb, "n1", "--json", "events", "--since", "10m", "--until", "0s", "-f", "type=task")
+        assert result.returncode == 0, result.stderr.decode()
+        events = [json.loads(line) for line in result.stdout.decode().splitlines()]
+        states = [e["state"] for e in events if e.get("task_id") == task_id]
+        assert states.count("failed") == 1, states
