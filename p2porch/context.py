@@ -124,6 +124,9 @@ class LocalBoard:
     task_networks: Any = None
     executor: Executor | None = None
     gossip: GossipHandle | None = None
+    #: a joiner's greeting (its first push/pull with the member that admitted it, which teaches its gossip
+    #: every member) while it is under way; set when it is over, whatever came of it (None: no greeting)
+    greeting: trio.Event | None = None
     membership_changed: trio.Event = field(default_factory=trio.Event)  # set by gossip, wakes the leader
     #: set (and replaced) when gossip sees a member die, come back, leave or join: take it before reading
     #: ``unreachable_nodes()`` and wait on it (member/traffic.py), no change is missed

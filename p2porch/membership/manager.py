@@ -493,16 +493,23 @@ class ClusterManager:
     async def _greet(self, seed: str) -> None:
         """Gossip with the member that admitted this node (``seed``: its gossip address), at once: it sees
         this node alive, so the leader marks it ready (and a voter is added) without waiting for that
-        member's next seed round. Best effort: the seed rounds cover a failure."""
-        if not seed:
-            return
-        with trio.move_on_after(GREET_TIMEOUT_S):
-            while self.board.gossip is None:
-                await trio.sleep(0.01)
-            try:
-                await self.board.gossip.join([seed])
-            except Exception as exc:  # never fail a join for it
-                log.debug("gossip greeting to %s failed: %r", seed, exc)
+        member's next seed round. Best effort: the seed rounds cover a failure. The board's ``greeting``
+        is set when it is over: the gossip service's own first seeding waits for it (one push/pull
+        instead of two racing ones, issue 19)."""
+        board = self.board
+        try:
+            if not seed:
+                return
+            with trio.move_on_after(GREET_TIMEOUT_S):
+                while board.gossip is None:
+                    await trio.sleep(0.01)
+                try:
+                    await board.gossip.join([seed])
+                except Exception as exc:  # never fail a join for it
+                    log.debug("gossip greeting to %s failed: %r", seed, exc)
+        finally:
+            if board.greeting is not None:
+                board.greeting.set()
 
     def _discard_unfinished_join(self, cluster_id: str) -> None:
         """Raft state left by an earlier attempt to join ``cluster_id`` that never completed (the daemon
