@@ -203,7 +203,7 @@ class MemberRuntime:
         joining: bool = False,
     ) -> None:
         board = self.board = LocalBoard()
-        if joining:  # the manager greets the admitting member; gossip seeds no one meanwhile (member/gossip.py)
+        if joining:  # the manager greets the admitting member, gossip waits for it (member/gossip.py)
             board.greeting = trio.Event()
         timing = timing_for_rtt(self.config.raft.rtt_ms / 1000.0)  # the defaults up to ~50 ms
         store_config = StoreConfig(
