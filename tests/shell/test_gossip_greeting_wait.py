@@ -18,9 +18,9 @@ from p2porch.clock import TrioClock
 from p2porch.config import GossipConfig as GossipSection
 from p2porch.context import LocalBoard, LocalNode, MemberContext
 from p2porch.member import gossip as gossip_module
-from p2porch.model import Node
 from p2porch.raft import commands as C
 from p2porch.testing.memstore import MemoryRaft, MemoryStore
+from p2porch.testing.seed_state import bench_node
 
 
 class RecordingGossip:
@@ -40,19 +40,6 @@ class RecordingGossip:
         return len(seeds)
 
 
-def record(node_id: str, last_octet: int) -> Node:
-    return Node(
-        node_id=node_id,
-        name=node_id,
-        addr=f"10.0.0.{last_octet}",
-        raft_port=7947,
-        gossip_port=7946,
-        role="replica",
-        cpu_nanos=1_000_000_000,
-        memory_bytes=1 << 30,
-    )
-
-
 @pytest.fixture
 def autojump_clock() -> trio.testing.MockClock:
     return trio.testing.MockClock(autojump_threshold=0)
@@ -63,12 +50,14 @@ async def test_a_joiner_pushes_pulls_once_its_greeting_when_the_catch_up_comes_f
     autojump_clock: Any, monkeypatch: pytest.MonkeyPatch, greeting_done_at: float | None
 ) -> None:
     """The members are committed (the catch-up) while the greeting is under way; it then teaches gossip
-    every member: no push/pull of the joiner's own (main: one, to n1, beside the greeting). A greeting
-    that never ends (``None``) holds the loop ``GREETING_WAIT_S`` at most: it then seeds on its own."""
-    raft = MemoryRaft(["10.0.0.1:7947"], leader="10.0.0.1:7947")
-    store = MemoryStore(raft, "10.0.0.3:7947")
-    everyone = {"n1", "n2", "n3"}
-    handle = RecordingGossip("n3", everyone)
+    every member: no push/pull of the joiner's own (main: one more, to the first member, beside the
+    greeting). A greeting that never ends (``None``) holds the loop ``GREETING_WAIT_S`` at most: it then
+    seeds on its own."""
+    records = [bench_node(i) for i in (1, 2, 3)]  # this node is the third
+    me, admitter = records[2], f"{records[0].addr}:{records[0].gossip_port}"
+    raft = MemoryRaft([f"{records[0].addr}:7947"], leader=f"{records[0].addr}:7947")
+    store = MemoryStore(raft, f"{me.addr}:7947")
+    handle = RecordingGossip(me.node_id, {r.node_id for r in records})
 
     async def fake_serve_gossip(*args: Any, task_status: Any = trio.TASK_STATUS_IGNORED, **kw: Any) -> None:
         task_status.started(handle)
@@ -81,7 +70,7 @@ async def test_a_joiner_pushes_pulls_once_its_greeting_when_the_catch_up_comes_f
     ctx = MemberContext(
         store=store,
         voter_control=store,
-        local=LocalNode("n3", "n3", "10.0.0.3", "10.0.0.3:7947", "replica", 0, b"k" * 32),
+        local=LocalNode(me.node_id, me.name, me.addr, f"{me.addr}:7947", "replica", 0, b"k" * 32),
         board=board,
         clock=clock,
         commit_timeout_s=5.0,
@@ -91,14 +80,14 @@ async def test_a_joiner_pushes_pulls_once_its_greeting_when_the_catch_up_comes_f
         nursery.start_soon(gossip_module._run_gossip, ctx, GossipSection())
         await trio.sleep(0.01)  # gossip up, the store still empty
         await store.write(C.InitCluster(at=clock.now(), cluster_id="c0ffee").encode())
-        for node_id, octet in (("n1", 1), ("n2", 2), ("n3", 3)):  # the catch-up names the members
-            await store.write(C.AddNode(at=clock.now(), node=record(node_id, octet)).encode())
+        for record in records:  # the catch-up names the members
+            await store.write(C.AddNode(at=clock.now(), node=record).encode())
         if greeting_done_at is not None:
             await trio.sleep(greeting_done_at)
-            await handle.join(["10.0.0.1:7946"])  # the greeting (manager._greet)
+            await handle.join([admitter])  # the greeting (manager._greet)
             board.greeting.set()
             await trio.sleep(gossip_module.GOSSIP_SEED_CHECK_S * 2)
-            assert handle.pushpulls == ["10.0.0.1:7946"]  # the greeting's, none of its own
+            assert handle.pushpulls == [admitter]  # the greeting's, none of its own
         else:
             await trio.sleep(gossip_module.GREETING_WAIT_S + 0.1)
             assert len(handle.pushpulls) == 1  # its own seeding, once the wait ran out
