@@ -147,9 +147,12 @@ class _Runner:
         self._send_ready = trio.Event()
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Run ``fn(*args)`` beside the node's other tasks (stopped with them)."""
+        """Run ``fn(*args)`` beside the node's other tasks (stopped with them; none once they stopped)."""
         assert self.nursery is not None
-        self.nursery.start_soon(fn, *args)
+        try:
+            self.nursery.start_soon(fn, *args)
+        except RuntimeError:  # the nursery closed: this node's gossip stopped, nothing more goes out
+            log.debug("gossip stopped: %s not started", getattr(fn, "__name__", fn))
 
     def fitted(self, meta: NodeMeta | Mapping[str, Any]) -> dict[str, Any]:
         """``meta`` as sent: an optional key with no room left is dropped, counted and logged once."""
