@@ -13,7 +13,8 @@ seconds of the daemons, their children, the dockerds, the CLIs and the machine d
 reads every joiner's log line ``joined cluster ... in T s (admitted A, member services S, own record R)``
 and, where the member logs it, its ``admission of NAME took ...`` line (queue and commit), and takes the
 sandbox down. Reported per run: the API time of each join (p50 / max), each phase's p50 / max, the
-formation time and the load average before it. Root; uses the sandbox name and subnet given (never
+formation time, the load average before it and every daemon's gossip packets and push/pulls (``gossip``,
+from ``GET /status`` once the voters are in). Root; uses the sandbox name and subnet given (never
 another helper's). The target of issue 19 is <= 0.5 s per join, joins in parallel.
 """
 
