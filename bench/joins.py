@@ -13,7 +13,8 @@ seconds of the daemons, their children, the dockerds, the CLIs and the machine d
 reads every joiner's log line ``joined cluster ... in T s (admitted A, member services S, own record R)``
 and, where the member logs it, its ``admission of NAME took ...`` line (queue and commit), and takes the
 sandbox down. Reported per run: the API time of each join (p50 / max), each phase's p50 / max, the
-formation time and the load average before it. Root; uses the sandbox name and subnet given (never
+formation time, the load average before it and every daemon's gossip packets and push/pulls (``gossip``,
+from ``GET /status`` once the voters are in). Root; uses the sandbox name and subnet given (never
 another helper's). The target of issue 19 is <= 0.5 s per join, joins in parallel.
 """
 
@@ -196,6 +197,31 @@ def wait_voters(seed: Any, target: int, since: float, timeout_s: float = 60.0) -
                 return round(time.monotonic() - since, 2)
             time.sleep(0.1)
     return None
+
+
+GOSSIP_TALLY = ("udp_packets_in", "udp_packets_out", "udp_bytes_out", "pushpull_in", "pushpull_out")
+
+
+def gossip_tally(hosts: list[Any]) -> dict[str, Any]:
+    """Every daemon's gossip transport counters (``GET /status``), summed: what the formation (and the
+    members' start before it) sent and received; a daemon that does not answer is left out."""
+    from p2porch.sandbox.cluster import _client
+
+    total: dict[str, Any] = dict.fromkeys(GOSSIP_TALLY, 0)
+    pushpulls: dict[str, int] = {}
+    for host in hosts:
+        try:
+            with _client(host, 5.0) as client:
+                metrics = ((client.get("/status").json().get("cluster") or {}).get("gossip") or {}).get(
+                    "metrics"
+                ) or {}
+        except Exception:  # a bench figure, never a failed run
+            continue
+        for key in GOSSIP_TALLY:
+            total[key] += int(metrics.get(key, 0))
+        pushpulls[host.name] = int(metrics.get("pushpull_out", 0))
+    total["pushpull_out_by_node"] = pushpulls
+    return total
 
 
 def api_phases(
@@ -436,6 +462,7 @@ def one_run(
             # the configured voters (raft.voters 3, voters_large 5 from large_cluster_nodes 7 nodes)
             target_voters = min(5 if nodes >= 7 else 3, nodes)
             voters_s = wait_voters(hosts[0], target_voters, formation_started)
+            gossip = gossip_tally(hosts)  # right after the formation, before the settle
             time.sleep(max(linger_s, JOURNAL_SETTLE_S))  # e.g. past the members' heap trim (20 s)
             raft_log = leader_journal(hosts[0], len(hosts) - 1)
         logs = {h.name: read_log(h.p2porch_log) for h in hosts}
@@ -486,6 +513,7 @@ def one_run(
         "join_api_each_s": api["join_s"],
         "caller_overhead_s": spread(over),  # the caller's wall time above the daemon's own join time
         "phases": phases,
+        "gossip": gossip,  # every daemon's gossip packets and push/pulls until the voters were in
         "raft_log": raft_log,  # n1's journal after the formation: entries and bytes, per join, by command
         **({"cli_phases": trace_phases(traces, phases["joiners"]), "cli_traces": traces} if traces else {}),
         **({"api_phases": api_phases(marks, phases["joiners"], sampler.series)} if marks else {}),

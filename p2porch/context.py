@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ClusterStore", "LocalBoard", "LocalNode", "MemberAsk", "MemberContext", "VoterControl"]
 
+#: how long a node's engine version waits for the next update of its gossip metadata to ride with
+ENGINE_META_HOLD_S = 2.0
+
 
 class ClusterStore(Protocol):
     """The replicated store as services use it: committed snapshots, a change stream, conditional writes.
@@ -124,6 +127,9 @@ class LocalBoard:
     task_networks: Any = None
     executor: Executor | None = None
     gossip: GossipHandle | None = None
+    #: a joiner's greeting (its first push/pull with the member that admitted it, which teaches its gossip
+    #: every member) while it is under way; set when it is over, whatever came of it (None: no greeting)
+    greeting: trio.Event | None = None
     membership_changed: trio.Event = field(default_factory=trio.Event)  # set by gossip, wakes the leader
     #: set (and replaced) when gossip sees a member die, come back, leave or join: take it before reading
     #: ``unreachable_nodes()`` and wait on it (member/traffic.py), no change is missed
@@ -164,14 +170,15 @@ class LocalBoard:
 
     def publish_engine_version(self, version: str, architecture: str = "") -> None:
         """Record this node's engine version (and architecture) and, when gossip runs, tell the other
-        members."""
+        members: with the next update of this node's metadata (a joiner's first traffic index), within
+        ``ENGINE_META_HOLD_S`` (one alive message spread per joiner instead of two: issue 19)."""
         for key, value, attr in (("e", version, "engine_version"), ("p", architecture, "architecture")):
             if not value or value == getattr(self, attr):
                 continue
             setattr(self, attr, value)
             gossip = self.gossip
             if gossip is not None:  # not up yet: it starts with the board's values in its metadata
-                gossip.set_own_meta(key, value)
+                gossip.set_own_meta(key, value, hold_s=ENGINE_META_HOLD_S)
 
     def gossip_states(self) -> dict[str, str]:
         """``node id -> alive | suspect | dead | left`` as this node's gossip sees it ({} before it runs)."""

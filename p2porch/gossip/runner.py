@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
@@ -39,6 +39,7 @@ class GossipHandle:
         self._core = core
         self._runner = runner
         self.metrics: dict[str, int] = runner.metrics
+        self._held: dict[str, Any] = {}  # own meta keys held back for the next update (``set_own_meta``)
 
     @property
     def core_counters(self) -> dict[str, int]:
@@ -83,12 +84,27 @@ class GossipHandle:
         """Replace this node's metadata; peers see an ``updated`` event."""
         self._runner.apply(self._core.update_meta(trio.current_time(), self._runner.fitted(meta)))
 
-    def set_own_meta(self, key: str, value: Any) -> None:
-        """Set one key of this node's metadata (the rest kept) and tell the peers."""
+    def set_own_meta(self, key: str, value: Any, *, hold_s: float = 0.0) -> None:
+        """Set one key of this node's metadata (the rest kept) and tell the peers. ``hold_s`` > 0: a value
+        no one waits for (the engine's version), held back until the next update carries it, ``hold_s``
+        at most: one alive message spreads over the cluster instead of two (issue 19)."""
+        if hold_s > 0:
+            if not self._held:
+                self._runner.start_soon(self._send_held_after, hold_s)
+            self._held[key] = value
+            return
         me = self.members().get(self.name)
         meta = dict(me.meta) if me is not None else {}
+        meta.update(self._held)  # carried now
+        self._held.clear()
         meta[key] = value
         self.update_meta(meta)
+
+    async def _send_held_after(self, hold_s: float) -> None:
+        await trio.sleep(hold_s)
+        if self._held:  # no update carried them: they go alone
+            key, value = self._held.popitem()
+            self.set_own_meta(key, value)
 
     async def join(self, seeds: list[str]) -> int:
         """Push/pull with each seed now; returns how many answered."""
@@ -129,6 +145,14 @@ class _Runner:
         self._sleep: trio.CancelScope | None = None
         self._send_queue: list[tuple[str, list[Message]]] = []
         self._send_ready = trio.Event()
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run ``fn(*args)`` beside the node's other tasks (stopped with them; none once they stopped)."""
+        assert self.nursery is not None
+        try:
+            self.nursery.start_soon(fn, *args)
+        except RuntimeError:  # the nursery closed: this node's gossip stopped, nothing more goes out
+            log.debug("gossip stopped: %s not started", getattr(fn, "__name__", fn))
 
     def fitted(self, meta: NodeMeta | Mapping[str, Any]) -> dict[str, Any]:
         """``meta`` as sent: an optional key with no room left is dropped, counted and logged once."""

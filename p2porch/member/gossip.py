@@ -30,6 +30,9 @@ GOSSIP_SEED_CHECK_S = 5.0
 # A member that did not answer yet (a joiner starts its gossip a few ms after its record commits) is
 # tried again soon, then less and less often, up to GOSSIP_SEED_CHECK_S.
 GOSSIP_SEED_RETRY_S = 0.1
+#: at most this long a joiner's gossip waits for its greeting before it seeds on its own (the greeting
+#: itself gives up after 0.5 s: ``membership.manager.GREET_TIMEOUT_S``)
+GREETING_WAIT_S = 1.0
 LEAVE_ANNOUNCE_TIMEOUT_S = 2.0  # the leave message spreads for gossip.leave_propagate_s (1 s) at most
 
 
@@ -92,6 +95,9 @@ async def _run_gossip(ctx: MemberContext, section: GossipSection) -> None:
             nursery.start_soon(drop_previous_gossip_key, keyring)
         board.gossip = gossip
         try:
+            if board.greeting is not None:  # a joiner: one push/pull, its greeting, teaches it every member;
+                with trio.move_on_after(GREETING_WAIT_S):  # seeding meanwhile raced it (issue 19)
+                    await board.greeting.wait()
             # Raft is the authority on who is a member: gossip with the members it does not know yet, each
             # after a grace and only a few members at a time (seed_plan.py: the greeting usually does it)
             plan = SeedPlan.for_gossip(local.node_id, config.gossip_interval_s)

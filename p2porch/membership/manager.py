@@ -57,8 +57,7 @@ class ClusterManager:
     join or a restart) and stopped before it leaves; each is ``fn(ctx, task_status=...)`` with a
     :class:`~p2porch.context.MemberContext`. ``join_streams`` are the streams the join port serves
     to peers (e.g. task logs), ``join_ops`` its other member requests (e.g. task usage). Never holds
-    placement or API logic.
-    """
+    placement or API logic."""
 
     def __init__(
         self,
@@ -493,16 +492,19 @@ class ClusterManager:
     async def _greet(self, seed: str) -> None:
         """Gossip with the member that admitted this node (``seed``: its gossip address), at once: it sees
         this node alive, so the leader marks it ready (and a voter is added) without waiting for that
-        member's next seed round. Best effort: the seed rounds cover a failure."""
-        if not seed:
-            return
-        with trio.move_on_after(GREET_TIMEOUT_S):
-            while self.board.gossip is None:
-                await trio.sleep(0.01)
-            try:
-                await self.board.gossip.join([seed])
-            except Exception as exc:  # never fail a join for it
-                log.debug("gossip greeting to %s failed: %r", seed, exc)
+        member's next seed round (best effort: the seed rounds cover a failure); then set the board's
+        ``greeting``, which the gossip service's own first seeding waits for (issue 19)."""
+        board = self.board
+        if seed:
+            with trio.move_on_after(GREET_TIMEOUT_S):
+                while board.gossip is None:
+                    await trio.sleep(0.01)
+                try:
+                    await board.gossip.join([seed])
+                except Exception as exc:  # never fail a join for it
+                    log.debug("gossip greeting to %s failed: %r", seed, exc)
+        if board.greeting is not None:  # (a cancelled join drops the board with it)
+            board.greeting.set()
 
     def _discard_unfinished_join(self, cluster_id: str) -> None:
         """Raft state left by an earlier attempt to join ``cluster_id`` that never completed (the daemon

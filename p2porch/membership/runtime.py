@@ -203,6 +203,8 @@ class MemberRuntime:
         joining: bool = False,
     ) -> None:
         board = self.board = LocalBoard()
+        if joining:  # the manager greets the admitting member, gossip waits for it (member/gossip.py)
+            board.greeting = trio.Event()
         timing = timing_for_rtt(self.config.raft.rtt_ms / 1000.0)  # the defaults up to ~50 ms
         store_config = StoreConfig(
             self_addr=local.raft_addr if local.role == "voter" else None,

@@ -28,6 +28,7 @@ class FakeGossip:
     name: str = "a"
     views: dict[str, View] = field(default_factory=dict)
     updates: list[dict[str, Any]] = field(default_factory=list)
+    _held: dict[str, Any] = field(default_factory=dict)  # GossipHandle's held keys (none here)
 
     def members(self) -> dict[str, View]:
         return dict(self.views)
@@ -73,7 +74,7 @@ def test_publishing_keeps_the_other_metadata_and_only_moves_forward() -> None:
     publish_traffic_index(board, 7)
     publish_traffic_index(board, 6)
     assert gossip.updates == [{"a": "10.0.0.1", "t": 7}] and board.traffic_index == 7
-    applied, live = applied_traffic_indices(board.gossip, "a", board.traffic_index)  # type: ignore[arg-type]
+    applied, live = applied_traffic_indices(board.gossip, "a", board.traffic_index)
     assert applied == {"a": 7, "b": 5, "c": 0, "d": 1}
     assert live == {"a", "b", "c"}  # a suspect node may still carry traffic; a dead one does not block
     quiet = LocalBoard()

@@ -19,7 +19,7 @@ from p2porch.cli.docker_paths import docker_path
 from p2porch.cli.goformat import render
 from p2porch.cli.main import main
 from p2porch.cli.service_rows import state_since, task_row
-from p2porch.context import LocalBoard
+from p2porch.context import ENGINE_META_HOLD_S, LocalBoard
 from p2porch.control.task_specs import task_host_ports
 from p2porch.gossip.swim_output import MemberView
 from p2porch.model import Service, ServiceSpec, Task
@@ -201,11 +201,13 @@ class OwnMetaGossip:
 
     def __init__(self) -> None:
         self.metas: dict[str, dict[str, Any]] = {"n1": {"t": 7}, "n2": {"e": "26.1.0"}, "n3": {"e": 3}}
+        self.holds: list[float] = []
 
     def members(self) -> dict[str, Any]:
         return {name: MemberView(name, "", "alive", 1, meta) for name, meta in self.metas.items()}
 
-    def set_own_meta(self, key: str, value: Any) -> None:
+    def set_own_meta(self, key: str, value: Any, *, hold_s: float = 0.0) -> None:
+        self.holds.append(hold_s)  # (held or not, what the members read once it went out)
         self.metas[self.name] = {**self.metas[self.name], key: value}
 
 
@@ -224,3 +226,4 @@ def test_engine_versions_travel_in_gossip_metadata() -> None:
     board.publish_engine_version("27.5.1", "x86_64")  # node inspect's .Description.Platform.Architecture
     assert gossip.metas["n1"] == {"t": 7, "e": "27.5.1", "p": "x86_64"} and board.architecture == "x86_64"
     assert board.architectures() == {"n1": "x86_64", "n2": "", "n3": ""}
+    assert gossip.holds == [ENGINE_META_HOLD_S] * 2  # no one waits for them: they ride with the next update
