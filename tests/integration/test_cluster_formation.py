@@ -254,10 +254,17 @@ def test_leave_rm_and_rejoin(five_nodes):
     sb, nodes, token = five_nodes
     result = cli(sb, "n5", "leave")
     assert result.returncode == 0, result.stderr.decode()
-    rows = {r["name"]: r for r in cli_json(sb, "n1", "node", "ls")}
-    assert rows["n5"]["status"] == "left" and rows["n5"]["subnet"] is None
+
+    def n5_seen_by_n1() -> dict:
+        return {r["name"]: r for r in cli_json(sb, "n1", "node", "ls")}["n5"]
+
+    # `leave` returns once its dead message reached 3 of 4 peers: n1 may hear it a round later. A node
+    # whose probes failed instead would be "dead" or "suspect", never "left": the wait keeps the check.
+    wait_for(lambda: n5_seen_by_n1()["gossip"] == "left", timeout_s=20, what="n1's gossip hears n5 left")
+    row = n5_seen_by_n1()
+    assert row["status"] == "left" and row["subnet"] is None
     # no longer a voter, and gossip was told (not "alive" until the probes fail)
-    assert (rows["n5"]["raft_role"], rows["n5"]["gossip"]) == ("none", "left"), rows["n5"]
+    assert (row["raft_role"], row["gossip"]) == ("none", "left"), row
     assert cli(sb, "n5", "node", "ls").returncode != 0  # no longer a member
     removed = cli(sb, "n1", "node", "rm", "n5")
     assert removed.returncode == 0, removed.stderr.decode()
