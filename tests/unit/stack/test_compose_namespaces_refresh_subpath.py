@@ -56,11 +56,14 @@ def test_pid_host_is_the_nodes_pid_namespace_as_docker_run_pid_host():
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("pid", "service:db"), ("pid", "container:legacy"), ("ipc", "service:db"), ("ipc", "container:x")],
+    [("pid", "service:db"), ("pid", "container:legacy"), ("ipc", "service:db"), ("uts", "container:x")],
 )
-def test_another_containers_namespace_is_refused_naming_the_key(key, value):
-    message = refusal(f"services: {{db: {{image: db}}, beyla: {{image: beyla, {key}: '{value}'}}}}")
-    assert f"services.beyla.{key}: '{value}': a task cannot join another" in message
+def test_another_containers_namespace_is_ignored_with_a_warning_naming_it(key, value):
+    """As before session 50 (review r50b): a file that loaded still loads, the key ignored with a warning."""
+    definition = load(f"services: {{db: {{image: db}}, beyla: {{image: beyla, {key}: '{value}'}}}}")
+    assert not {"pid_mode", "ipc_mode", "uts_mode"} & set(spec_of(definition, "beyla").get("container", {}))
+    warnings = "\n".join(definition.warnings)
+    assert f"ignoring {key}: {value} (service beyla): a task cannot join another" in warnings
 
 
 @pytest.mark.parametrize(
