@@ -168,21 +168,24 @@ def test_a_volume_subpath_is_the_engines_volume_subpath():
     assert parse_mount("type=volume,source=v,target=/d,volume-subpath=x/y").subpath == "x/y"
 
 
-@pytest.mark.parametrize(
-    ("subpath", "field"),
-    [("../other", "subpath"), ("/abs", "subpath"), ("a/../../b", "subpath")],
-)
-def test_a_subpath_outside_the_volume_is_refused(subpath, field):
-    message = refusal(
-        f"""
+def subpath_file(subpath: str) -> str:
+    """A file whose service ``web`` mounts ``subpath`` of the named volume ``data``."""
+    return f"""
         services:
           web:
             image: nginx
             volumes: [{{type: volume, source: data, target: /data, volume: {{subpath: '{subpath}'}}}}]
         volumes: {{data: {{}}}}
         """
-    )
-    assert "services.web.volumes[0]" in message and "must be a relative path inside the volume" in message
+
+
+@pytest.mark.parametrize(
+    ("subpath", "field"),
+    [("../other", "subpath"), ("/abs", "subpath"), ("a/../../b", "subpath")],
+)
+def test_a_subpath_outside_the_volume_is_refused(subpath, field):
+    message = refusal(subpath_file(subpath))
+    assert f"services.web.volumes[0].volume.subpath: {subpath!r} must be a relative path inside" in message
     with pytest.raises(ConfigError, match="only applies to type=volume"):
         parse_mount("type=bind,source=/x,target=/d,volume-subpath=a")
 
