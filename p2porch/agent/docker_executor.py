@@ -106,6 +106,7 @@ class DockerExecutor:
         self._offset_due = 0.0
         self._offset_retry_s = 0.0
         self._info_running = False  # an /info thread (maybe abandoned after INFO_TIMEOUT_S) still runs
+        self._pulled: dict[str, float] = {}  # image -> the agent's clock at its last pull here
 
     # ----- plumbing
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -271,7 +272,7 @@ class DockerExecutor:
         if policy != "always":
             try:
                 attrs = await self._call(self._api.inspect_image, image)
-                if not refresh or not await self._refresh_due(policy, attrs):
+                if not refresh or not await self._refresh_due(image, policy, attrs):
                     return ""
             except NotFound:
                 if policy == "never":
@@ -286,7 +287,9 @@ class DockerExecutor:
             error = await trio.to_thread.run_sync(
                 lambda: self._pull_sync(image, repository, tag), abandon_on_cancel=True, limiter=self._limiter
             )
-        if error and again:
+        if not error:
+            self._pulled[image] = self._clock()
+        elif again:
             try:
                 await self._call(self._api.inspect_image, image)
             except _ENGINE_ERRORS:
@@ -295,12 +298,13 @@ class DockerExecutor:
             return ""
         return error
 
-    async def _refresh_due(self, policy: str, attrs: Mapping[str, Any]) -> bool:
+    async def _refresh_due(self, image: str, policy: str, attrs: Mapping[str, Any]) -> bool:
         """A refresh policy (``daily``, ``weekly``, ``every_<duration>``) pulls an image the node has when
-        its last pull (the engine's ``Metadata.LastTagTime``, as Compose reads it) is older than that."""
-        pulled_at = engine_time((attrs.get("Metadata") or {}).get("LastTagTime"))
-        offset = await self._engine_offset()  # the agent's clock minus the engine's
-        return refresh_due(policy, pulled_at + (offset or 0.0), self._clock())
+        its last pull is older than that: the later of the engine's ``Metadata.LastTagTime`` (as Compose;
+        a pull on the classic image store sets none) and this executor's last pull (kept in memory)."""
+        tagged = engine_time((attrs.get("Metadata") or {}).get("LastTagTime"))
+        tagged += (await self._engine_offset() or 0.0) if tagged else 0.0  # onto the agent's clock
+        return refresh_due(policy, max(tagged, self._pulled.get(image, 0.0)), self._clock())
 
     def _pull_sync(self, image: str, repository: str, tag: str) -> str:
         """ "" once pulled; else Docker's error, always after ``pulling REPO:TAG failed:``: the registry's

@@ -7,6 +7,7 @@ CLI/Compose forms (``8080:80/tcp``, ``delay: 5s``); errors are ``ConfigError`` n
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -154,7 +155,7 @@ def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
     create = parse_bool(data.get("create_host_path", False), f"{fieldname}.create_host_path")
     if create and mtype != "bind":
         raise field_error(f"{fieldname}.create_host_path", "only applies to type=bind")
-    subpath = _subpath(data.get("subpath") or "", mtype, f"{fieldname}.subpath")
+    subpath = _subpath(data.get("subpath") or "", mtype, source, f"{fieldname}.subpath")
     return Mount(
         *(mtype, target, source, readonly, driver, options, propagation, nocopy, size, mode, create, labels),
         tmpfs_options=tmpfs_opts,
@@ -162,19 +163,22 @@ def _build_mount(data: Mapping[str, Any], fieldname: str) -> Mount:
     )
 
 
-def _subpath(value: Any, mtype: str, fieldname: str) -> str:
-    """A volume's sub-directory to mount (Docker's ``volume-subpath``): a relative path that stays inside
-    the volume (no ``..``), as the engine checks it; "" = the whole volume."""
+def _subpath(value: Any, mtype: str, source: str, fieldname: str) -> str:
+    """A named volume's sub-directory to mount (Docker's ``volume-subpath``): a relative path that stays
+    inside the volume, as the engine checks it (Go's ``filepath.IsLocal``: ``a/../b`` is ``b``), in its
+    clean form; "" = the whole volume. An anonymous volume has none (Docker 26 refuses it at create)."""
     if not isinstance(value, str):
         raise field_error(fieldname, f"expected a string, got {type(value).__name__}")
     if not value:
         return ""
     if mtype != "volume":
         raise field_error(fieldname, "only applies to type=volume")
-    parts = [p for p in value.split("/") if p not in ("", ".")]
-    if value.startswith("/") or ".." in parts or not parts or any(ord(c) < 32 for c in value):
+    clean = posixpath.normpath(value)
+    if clean.startswith("/") or clean.split("/")[0] == ".." or any(ord(c) < 32 for c in value):
         raise field_error(fieldname, f"{value!r} must be a relative path inside the volume (no '..')")
-    return "/".join(parts)
+    if not source:
+        raise field_error(fieldname, "a subpath needs a named volume (an anonymous volume has none)")
+    return "" if clean == "." else clean
 
 
 _MOUNT_KEYS = {

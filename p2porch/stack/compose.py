@@ -9,6 +9,7 @@ returned as warnings. No I/O: files named inside Compose files are read through 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from .groups import fold_groups
 from .implied import implied_dependencies
 from .links import link_aliases
 from .names import check_stack_name
-from .networks import StackNetwork, top_networks
+from .networks import StackNetwork, exposed_on_host, host_networking, top_networks
 from .ports_volumes import TopVolume, top_volume
 from .printed import printed_model
 from .problems import ComposeError, Problems
@@ -220,11 +221,25 @@ def _fold_groups(
     ]
 
 
-def _check_ingress_ports(services: list[StackService], problems: Problems) -> None:
+def _exposed(confs: Mapping[str, Any], networks: Mapping[str, Any]) -> dict[str, set[tuple[str, int]]]:
+    """Each host-network service's ports its ``expose`` declares, as (protocol, port) (already checked)."""
+    out: dict[str, set[tuple[str, int]]] = {}
+    for short, conf in confs.items():
+        if isinstance(conf, Mapping) and conf.get("expose") and host_networking(conf, networks):
+            with contextlib.suppress(ConfigError):
+                ports = exposed_on_host(conf["expose"], f"services.{short}.expose")
+                out[short] = {(p["protocol"], p["published"]) for p in ports}
+    return out
+
+
+def _check_ingress_ports(
+    services: list[StackService], problems: Problems, exposed: Mapping[str, set[tuple[str, int]]]
+) -> None:
     """An ingress port is served by one service cluster-wide: a second service of the stack publishing it,
     in either mode, is an error here, before anything is written (the daemon would refuse it after
     creating the first, leaving the stack half deployed; Swarm refuses it as "already in use", Compose
-    cannot bind it). Host-mode ports of different services may share a number (one task per node)."""
+    cannot bind it). Host-mode ports of different services may share a number (one task per node). A
+    host-network service's port its ``expose`` declares is named so (``exposed``), not as published."""
     ingress: dict[tuple[str, int], str] = {}
     on_hosts: dict[tuple[str, int], str] = {}
     for service in services:
@@ -243,11 +258,16 @@ def _check_ingress_ports(services: list[StackService], problems: Problems) -> No
                     "a published port is served by one service (change one host port, or use mode: host)",
                 )
             elif other != service.short_name:
+                mine_exposed = key in exposed.get(service.short_name, ())
+                owner = (
+                    f"exposed on the host network by service {other!r}"
+                    if key in exposed.get(other, ())
+                    else f"published by service {other!r} in {'host' if port.ingress else 'ingress'} mode"
+                )
                 problems.error(
-                    f"services.{service.short_name}.ports",
-                    f"port {port.published}/{port.protocol} is published by service {other!r} in "
-                    f"{'host' if port.ingress else 'ingress'} mode: an ingress port is served on every node, "
-                    "so no other service can publish it in either mode (change one host port)",
+                    f"services.{service.short_name}.{'expose' if mine_exposed else 'ports'}",
+                    f"port {port.published}/{port.protocol} is {owner}: an ingress port is served on every "
+                    "node, so no other service can publish it in either mode (change one host port)",
                 )
 
 
@@ -366,7 +386,7 @@ def load_stack(
     services = _implied_dependencies(services, services_conf)
     services = _fold_groups(services, services_conf, ctx)
     link_aliases(services, services_conf, problems)
-    _check_ingress_ports(services, problems)
+    _check_ingress_ports(services, problems, _exposed(services_conf, networks))
     _run_once(services, services_conf, ctx)
     ctx.flush_notices()
     ordered = _order(services, problems)

@@ -18,6 +18,7 @@ from .values import err, list_, mapping, scalar_text, string
 _PULL_POLICIES = ("always", "never", "missing", "if_not_present", "build")
 #: the host namespaces each key may name (Docker's PidMode, IpcMode, UTSMode), as ``ContainerOptions``
 _NAMESPACE_OPTIONS = {"pid": "pid_mode", "ipc": "ipc_mode", "uts": "uts_mode"}
+_JOINED = "a task cannot join another container's namespace (docker stack deploy ignores it too)"
 
 
 def _devices(value: Any, path: str) -> list[str]:
@@ -84,22 +85,20 @@ def pull_policy(value: Any, path: str, ignored: Callable[[str, str], None]) -> s
     return "missing" if policy == "if_not_present" else policy
 
 
-def namespaces(conf: Mapping[str, Any], path: str, container: dict[str, Any]) -> None:
+def namespaces(
+    conf: Mapping[str, Any], path: str, container: dict[str, Any], ignored: Callable[[str, str], None]
+) -> None:
     """``pid``, ``ipc`` and ``uts`` into the container options: ``host`` runs the task in its node's
     namespace (``docker run --pid host``: monitoring agents see the node's processes), ``ipc`` also
-    ``private``, ``shareable`` and ``none``. ``service:X`` and ``container:X`` share another container's
-    namespace, which a task cannot: refused naming the key."""
+    ``private``, ``shareable`` and ``none``. ``service:X`` and ``container:X`` (another container's
+    namespace, which a task cannot join: its tasks run on any node) are ignored with a warning naming
+    them, as ``docker stack deploy`` ignores them."""
     for key, option in _NAMESPACE_OPTIONS.items():
         if conf.get(key) is None:
             continue
-        where = f"{path}.{key}"
-        mode = string(conf[key], where).strip()
+        mode = string(conf[key], f"{path}.{key}").strip()
         kind, sep, _ = mode.partition(":")
         if sep and kind in ("service", "container"):
-            raise err(
-                where,
-                f"{mode!r}: a task cannot join another {kind}'s {key} namespace (its tasks run on any "
-                f"node); {key}: host shares the node's",
-            )
-        if mode:
+            ignored(f"{key}: {mode}", _JOINED)
+        elif mode:
             container[option] = mode

@@ -50,14 +50,17 @@ _CARRIED = {"name", "image", "mounts", *_MEMBER_KEYS, *_SHARED_FILE_KEYS}
 def _warn_dropped(
     short: str, target: str, spec: Mapping[str, Any], target_spec: Mapping[str, Any], problems: Problems
 ) -> None:
-    """Say which of a folded service's own settings its target's task does not take (never silent)."""
+    """Say which of a folded service's own settings its target's task does not take (never silent). A
+    member's container options are never applied (its container gets none of them), even those equal to
+    its target's (``pid: host`` on both: the member still runs in its own PID namespace)."""
     defaults = ServiceSpec.from_dict({"name": "x", "image": "x"}).to_dict()
     dropped = []
     for key, value in spec.items():
-        if key in _CARRIED or value in (defaults.get(key), target_spec.get(key)):
+        theirs = {} if key == "container" else target_spec.get(key)
+        if key in _CARRIED or value in (defaults.get(key), theirs):
             continue
         if isinstance(value, dict):  # e.g. container options: name the keys that differ
-            base, theirs = defaults.get(key) or {}, target_spec.get(key) or {}
+            base, theirs = defaults.get(key) or {}, theirs or {}
             dropped += [
                 f"{key}.{k}"
                 for k, v in value.items()

@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..model.netrefs import HOST_NETWORK, RESERVED_NETWORK_NAMES, check_network_name
 from . import keys
+from .ports_volumes import port_range
 from .problems import Problems
 from .values import boolean, err, key_values, list_, mapping, string
 
@@ -282,17 +283,19 @@ def on_host_network(spec: dict[str, Any], note: Callable[[str, str], None]) -> N
         spec["publish"] = host_ports(spec["publish"], note)
 
 
-def exposed_on_host(expose: Any) -> list[dict[str, Any]]:
-    """A host-network service's ``expose`` entries (``9100``, ``8000-8002/udp``, checked by the mapping) as
-    the ports its tasks bind on their node: declared, so the scheduler places at most one task binding
-    each on a node, as it does for its ``ports``. What a file declares neither way stays unknown."""
+def exposed_on_host(expose: Any, path: str) -> list[dict[str, Any]]:
+    """A host-network service's ``expose`` entries (``9100``, ``8000-8002/udp``; their form is checked by
+    the mapping) as the ports its tasks bind on their node: declared, so the scheduler places at most one
+    task binding each on a node, as it does for its ``ports``. A port out of 1-65535 or a range over 1024
+    ports is refused naming ``path[N]``, as ``ports`` refuses it. What a file declares neither way stays
+    unknown."""
     out: list[dict[str, Any]] = []
-    for item in expose if isinstance(expose, list) else []:
+    for i, item in enumerate(expose if isinstance(expose, list) else []):
         ports, _, protocol = str(item).partition("/")
         first, _, last = ports.partition("-")
         if protocol in ("", "tcp", "udp") and first.isdigit() and (not last or last.isdigit()):
-            span = range(int(first), int(last or first) + 1)
-            out.extend({"target": p, "published": p, "protocol": protocol or "tcp"} for p in span[:1024])
+            span = port_range(ports, f"{path}[{i}]")
+            out.extend({"target": p, "published": p, "protocol": protocol or "tcp"} for p in span)
     return out
 
 

@@ -42,7 +42,8 @@ def _refuse_windows(source: str, path: str) -> ConfigError:
     return err(path, f"{source!r} is a Windows path: p2porch nodes run Linux and cannot bind it")
 
 
-def _range(text: str, path: str) -> list[int]:
+def port_range(text: str, path: str) -> list[int]:
+    """``8000`` or ``8000-8002`` as its ports; refused naming ``path`` past 1-65535 or 1024 ports."""
     first, sep, last = text.partition("-")
     try:
         start, end = int(first), int(last) if sep else int(first)
@@ -58,14 +59,14 @@ def _range(text: str, path: str) -> list[int]:
 def _expand(
     target: str, published: str, host_ip: str, protocol: str, path: str, warn: Warn
 ) -> list[dict[str, Any]]:
-    targets = _range(target, path)
+    targets = port_range(target, path)
     if not published:  # ingress: the swarm assigns a port of 30000-32767 (as Swarm); bound to host_ip:
         return [  # host mode, the engine picks a free host port on each task's node (as Compose)
             {"target": t, "protocol": protocol, **({"host_ip": host_ip} if host_ip else {})}
             | {"mode": "host" if host_ip else "ingress"}
             for t in targets
         ]
-    hosts = _range(published, path)
+    hosts = port_range(published, path)
     if len(hosts) != len(targets):
         if len(targets) != 1:
             raise err(path, f"host range {published} and container range {target} differ in length")
@@ -275,7 +276,14 @@ def volume(item: Any, path: str, volumes: Mapping[str, TopVolume], warn: Warn) -
 
 
 def _mount(data: dict[str, Any], path: str) -> dict[str, Any]:
-    return parse_mount(data, fieldname=path).to_dict()
+    """The canonical mount; a refused subpath named as the file writes it (``volume.subpath``)."""
+    try:
+        return parse_mount(data, fieldname=path).to_dict()
+    except ConfigError as exc:
+        field = f"{path}.subpath"
+        if exc.field != field:
+            raise
+        raise err(f"{path}.volume.subpath", exc.message.removeprefix(f"{field}: ")) from None
 
 
 def _yaml_octal(value: Any) -> Any:

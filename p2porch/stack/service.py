@@ -446,7 +446,8 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
                 spec["health"] = health
     host_net = host_networking(conf, ctx.networks)  # the node's network namespace: no stack network
     if host_net:
-        spec["publish"] = spec.get("publish", []) + exposed_on_host(conf.get("expose"))  # bound on the node
+        with problems.check():  # bound on the node
+            spec["publish"] = spec.get("publish", []) + exposed_on_host(conf.get("expose"), f"{path}.expose")
         on_host_network(spec, lambda key, text: ctx.note(key, short, text))
         ctx.note("host network", short, HOST_NETWORK_NOTE)
     with problems.check():
@@ -561,7 +562,7 @@ def map_service(ctx: StackContext, short: str, conf: Any) -> tuple[dict[str, Any
     with problems.check():
         devices_pids_pull(conf, path, container, lambda key, why: ctx.ignored(key, short, why))
     with problems.check():
-        namespaces(conf, path, container)
+        namespaces(conf, path, container, lambda key, why: ctx.ignored(key, short, why))
     if container:
         spec["container"] = container
         try:

@@ -56,11 +56,14 @@ def test_pid_host_is_the_nodes_pid_namespace_as_docker_run_pid_host():
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("pid", "service:db"), ("pid", "container:legacy"), ("ipc", "service:db"), ("ipc", "container:x")],
+    [("pid", "service:db"), ("pid", "container:legacy"), ("ipc", "service:db"), ("uts", "container:x")],
 )
-def test_another_containers_namespace_is_refused_naming_the_key(key, value):
-    message = refusal(f"services: {{db: {{image: db}}, beyla: {{image: beyla, {key}: '{value}'}}}}")
-    assert f"services.beyla.{key}: '{value}': a task cannot join another" in message
+def test_another_containers_namespace_is_ignored_with_a_warning_naming_it(key, value):
+    """As before session 50 (review r50b): a file that loaded still loads, the key ignored with a warning."""
+    definition = load(f"services: {{db: {{image: db}}, beyla: {{image: beyla, {key}: '{value}'}}}}")
+    assert not {"pid_mode", "ipc_mode", "uts_mode"} & set(spec_of(definition, "beyla").get("container", {}))
+    warnings = "\n".join(definition.warnings)
+    assert f"ignoring {key}: {value} (service beyla): a task cannot join another" in warnings
 
 
 @pytest.mark.parametrize(
@@ -165,21 +168,24 @@ def test_a_volume_subpath_is_the_engines_volume_subpath():
     assert parse_mount("type=volume,source=v,target=/d,volume-subpath=x/y").subpath == "x/y"
 
 
-@pytest.mark.parametrize(
-    ("subpath", "field"),
-    [("../other", "subpath"), ("/abs", "subpath"), ("a/../../b", "subpath")],
-)
-def test_a_subpath_outside_the_volume_is_refused(subpath, field):
-    message = refusal(
-        f"""
+def subpath_file(subpath: str) -> str:
+    """A file whose service ``web`` mounts ``subpath`` of the named volume ``data``."""
+    return f"""
         services:
           web:
             image: nginx
             volumes: [{{type: volume, source: data, target: /data, volume: {{subpath: '{subpath}'}}}}]
         volumes: {{data: {{}}}}
         """
-    )
-    assert "services.web.volumes[0]" in message and "must be a relative path inside the volume" in message
+
+
+@pytest.mark.parametrize(
+    ("subpath", "field"),
+    [("../other", "subpath"), ("/abs", "subpath"), ("a/../../b", "subpath")],
+)
+def test_a_subpath_outside_the_volume_is_refused(subpath, field):
+    message = refusal(subpath_file(subpath))
+    assert f"services.web.volumes[0].volume.subpath: {subpath!r} must be a relative path inside" in message
     with pytest.raises(ConfigError, match="only applies to type=volume"):
         parse_mount("type=bind,source=/x,target=/d,volume-subpath=a")
 

@@ -22,11 +22,11 @@ services:
     depends_on: {cache: {condition: service_started}}
     links: ["db:database", web, nowhere, "cache:c"]
     volumes_from: ["files:ro", "container:legacy", db]
-    cgroup: "service:metrics"
+    ipc: "service:metrics"
   worker:
     image: busybox
     volumes_from: [files]
-    cgroup: "service:db"
+    pid: "service:db"
     links: [files]
 volumes:
   data: {}
