@@ -281,7 +281,7 @@ class ServiceOps:
         if "name" in changes and changes["name"] != service.name:
             raise ConfigError("a service cannot be renamed", field="name")
         merged = updated_spec_dict(service.spec, changes)
-        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)))
+        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged)), kept=service.spec)
         check_spec(spec, service.spec)  # only what the update makes worse
         check_spec_size(spec)
         check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job
