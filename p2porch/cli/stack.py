@@ -167,10 +167,14 @@ def _object_values(definition: StackDefinition) -> list[tuple[StackObject, bytes
     return out
 
 
-def _deploy_objects(client: Any, definition: StackDefinition) -> tuple[list[str], list[tuple[str, str]]]:
+def _deploy_objects(
+    client: Any, definition: StackDefinition
+) -> tuple[list[str], list[tuple[str, str]], dict[str, str]]:
     """Create or update (only when the value changed) the stack's secrets and configs; external ones
-    must exist. Every check runs before the first write. Returns the lines to print and the
-    ``(kind, name)`` of each object created (what a refused deploy removes again)."""
+    must exist. Every check runs before the first write. Returns the lines to print, the
+    ``(kind, name)`` of each object created (what a refused deploy removes again) and the services a new
+    version rolled (name: the field, ``configs`` or ``secrets``): their spec already follows it, so the
+    services' deploy finds them unchanged, yet their tasks roll."""
     values = _object_values(definition)
     listed = {kind: client.get(f"/objects/{kind}") for kind in ("secret", "config")}
     existing = {kind: {o["name"] for o in rows} for kind, rows in listed.items()}
@@ -178,7 +182,7 @@ def _deploy_objects(client: Any, definition: StackDefinition) -> tuple[list[str]
     # --secret nosuch`; it was exit 2), nothing written yet
     actions = object_actions([object_ref(obj) for obj, _ in values], existing)
     _check_drivers_kept([obj for obj, _ in values], actions, listed)
-    lines, created = [], []
+    lines, created, rolled = [], [], {}
     for (obj, data), (_, action) in zip(values, actions, strict=True):
         if data is None:
             continue
@@ -187,7 +191,10 @@ def _deploy_objects(client: Any, definition: StackDefinition) -> tuple[list[str]
             body = {"data": encoded, "if_changed": True, "template_driver": obj.template_driver}
             result = client.post(f"/objects/{obj.kind}/{obj.name}/update", body)
             if not result.get("unchanged"):
-                lines.append(f"updated {obj.kind} {obj.name} (version {result['version']})")
+                followers = result.get("rolled_services") or []
+                rolling = f"; rolling {', '.join(followers)}" if followers else ""
+                lines.append(f"updated {obj.kind} {obj.name} (version {result['version']}{rolling})")
+                rolled.update(dict.fromkeys(followers, f"{obj.kind}s"))
         else:
             labels = {STACK_LABEL: definition.name}  # stack rm removes it (as docker stack rm does)
             body = {
@@ -199,7 +206,7 @@ def _deploy_objects(client: Any, definition: StackDefinition) -> tuple[list[str]
             client.post(f"/objects/{obj.kind}", body)
             lines.append(f"created {obj.kind} {obj.name}")
             created.append((obj.kind, obj.name))
-    return lines, created
+    return lines, created, rolled
 
 
 def _check_drivers_kept(
@@ -284,7 +291,7 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(args, definition)
     client = client_for(args)
-    lines, created = _deploy_objects(client, definition)
+    lines, created, rolled = _deploy_objects(client, definition)
     for line in lines:
         print(line, file=sys.stderr)
     prune = not args.no_prune
@@ -312,6 +319,9 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
         for row in result["services"]:
             if row["action"] != "unchanged" or row["name"] not in actions:
                 actions[row["name"]] = row
+    for name, row in actions.items():  # rolled by a new version of its secret/config: updated, waited for
+        if row["action"] == "unchanged" and name in rolled:
+            actions[name] = {**row, "action": "updated", "fields": [rolled[name]]}
     result["services"] = list(actions.values())
     emit(args, result, _deploy_text)
     changed = [r["name"] for r in result["services"] if r["action"] in ("created", "updated")]

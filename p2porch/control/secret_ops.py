@@ -54,13 +54,22 @@ def secret_view(record: SecretRecord) -> dict[str, Any]:
 
 
 def resolve_file_refs(
-    state: ClusterState, spec: ServiceSpec, creating: Collection[tuple[str, str]] = ()
+    state: ClusterState,
+    spec: ServiceSpec,
+    creating: Collection[tuple[str, str]] = (),
+    kept: ServiceSpec | None = None,
 ) -> ServiceSpec:
     """``spec`` with every unpinned secret/config reference set to the current version; a reference to a
     missing object or version is refused (naming it) before anything is written. A reference to an
-    object of ``creating`` (``(kind, name)``: a stack dry run's objects still to create) stays as is."""
+    object of ``creating`` (``(kind, name)``: a stack dry run's objects still to create) stays as is.
+
+    ``kept`` is the spec a `service update` changes: an unpinned reference to an object it already
+    references keeps that version while the object still has it. The service follows the object through
+    ``secret update``/``config update`` (which roll it); an update of anything else (`service scale`, a
+    label) must not move it, or it would silently undo a `service rollback` of a new version."""
     resolved: dict[str, Any] = {}
     for kind in KINDS:
+        had = {r.source: r.version for r in getattr(kept, kind + "s", ()) if not r.pinned}
         refs = []
         for ref in getattr(spec, kind + "s"):
             record = state.secrets.get(secret_key(kind, ref.source))
@@ -77,6 +86,8 @@ def resolve_file_refs(
                         field=f"{kind}s",
                     )
                 refs.append(ref)
+            elif had.get(ref.source) and record.sealed_version(had[ref.source]) is not None:
+                refs.append(replace(ref, version=had[ref.source]))
             else:
                 refs.append(replace(ref, version=record.current))
         resolved[kind + "s"] = tuple(refs)

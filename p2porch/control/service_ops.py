@@ -118,9 +118,8 @@ def merge_spec(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, An
 
 
 def updated_spec_dict(current: ServiceSpec, changes: dict[str, Any]) -> dict[str, Any]:
-    """The spec an update of ``current`` by ``changes`` validates (what it stores once its secret and
-    config references are resolved): ``changes`` merged in (:func:`merge_spec`), its networks and file
-    references as the update takes them."""
+    """The spec an update of ``current`` by ``changes`` validates: ``changes`` merged in
+    (:func:`merge_spec`), its networks and file references as the update takes them."""
     spec = current.to_dict()
     return merge_spec(spec, network_changes(spec, file_ref_changes(spec, changes)))
 
@@ -286,7 +285,8 @@ class ServiceOps:
             raise ConfigError("a service cannot be renamed", field="name")
         merged = updated_spec_dict(service.spec, changes)
         given = "endpoint_mode" in changes or on_host_network(service.spec.networks)  # else dnsrr on host
-        spec = resolve_file_refs(self._state(), self.check_ports(validate_spec(merged, given)))
+        checked = self.check_ports(validate_spec(merged, given))
+        spec = resolve_file_refs(self._state(), checked, kept=service.spec)  # rolled-back versions kept
         check_spec(spec, service.spec)  # only what the update makes worse
         check_spec_size(spec)
         check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job

@@ -88,6 +88,19 @@ class SandboxNode:
         """Environment that points the docker and p2porch CLIs at this node."""
         return {"DOCKER_HOST": self.dockerd.host_url, "P2PORCH_HOST": self.p2porch_host}
 
+    def exec_env(self) -> dict[str, str]:
+        """``env()`` plus the node's data dir and name for a daemon `init`/`join` starts (``--no-daemons``;
+        it took the machine's /var/lib/p2porch and hostname, shared by every host, kept by `down`)."""
+        return {**self.env(), "P2PORCH_NODE_DATA_DIR": self.p2porch_data_dir, "P2PORCH_NODE_NAME": self.name}
+
+    def daemon_pid(self) -> int | None:
+        """The pid of the node's running daemon: the one `up` started, or one `init`/`join` started."""
+        for path in (self.p2porch_pidfile, os.path.join(self.p2porch_data_dir, "daemon.pid")):
+            pid = read_pid(path)
+            if pid is not None and pid_alive(pid):
+                return pid
+        return None
+
 
 def exec_environment(base: Mapping[str, str], node_env: Mapping[str, str], bin_dir: str) -> dict[str, str]:
     """The environment of ``sandbox exec``: the caller's, the node's DOCKER_HOST/P2PORCH_HOST, and the
@@ -332,7 +345,7 @@ class Sandbox:
             if docker_up:
                 ps = docker(node.dockerd, "ps", "-q", check=False)
                 containers = len(ps.stdout.split()) if ps.returncode == 0 else None
-            daemon_pid = read_pid(node.p2porch_pidfile)
+            daemon_pid = node.daemon_pid()
             out.append(
                 NodeStatus(
                     node=node.name,
@@ -341,7 +354,7 @@ class Sandbox:
                     dockerd_pid=docker_pid,
                     dockerd_up=docker_up,
                     daemon_pid=daemon_pid,
-                    daemon_up=daemon_pid is not None and pid_alive(daemon_pid),
+                    daemon_up=daemon_pid is not None,
                     containers=containers,
                     site=node.site,
                     public_addr=node.public_addr,
@@ -356,7 +369,7 @@ class Sandbox:
         if not argv:
             raise SandboxError("sandbox exec needs a command after --")
         node = self.node_by_name(node_name)
-        env = exec_environment(os.environ, node.env(), os.path.dirname(sys.executable))
+        env = exec_environment(os.environ, node.exec_env(), os.path.dirname(sys.executable))
         return subprocess.run(
             [find_program("nsenter") or "nsenter", f"--net=/var/run/netns/{node.netns}", *argv],
             env=env,
@@ -454,8 +467,7 @@ class Sandbox:
         os.makedirs(node.data_dir, mode=0o700, exist_ok=True)
 
     def _ensure_daemon(self, node: SandboxNode) -> None:
-        pid = read_pid(node.p2porch_pidfile)
-        if pid is not None and pid_alive(pid):
+        if node.daemon_pid() is not None:
             return
         daemon_args = [
             "--data-dir",
@@ -499,7 +511,7 @@ class Sandbox:
         raise SandboxError(f"p2porch daemon on {node.name} did not open its socket; see {node.p2porch_log}")
 
     def _stop_daemon(self, node: SandboxNode) -> None:
-        pid = read_pid(node.p2porch_pidfile)
+        pid = node.daemon_pid()
         if pid is not None:
             stop_pid(pid, timeout_s=20)
 

@@ -366,7 +366,7 @@ class Orchestrator:
             ):
                 for t in live[1:]:  # the reason `service ps` shows for the one replaced
                     if moving(t):
-                        why = f"moved to {t.move_to} (rebalance)"
+                        why = f"moved to {ctx.node_name(t.move_to)} (rebalance)"
                     elif ctx.node_fate(t.node_id) == "drain":
                         why = "node drained"  # as the replacement's reason and a job's (jobs.py)
                     else:

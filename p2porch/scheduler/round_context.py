@@ -55,6 +55,11 @@ class RoundContext:
         # here since it wakes the service asking (issue 19: ~3 calls per task of a full round)
         self._fates: dict[str | None, str] = {}
 
+    def node_name(self, node_id: str | None) -> str:
+        """The node's name for a message `service ps` shows (its id when the round does not know it)."""
+        node = self.nodes.get(node_id or "")
+        return node.name if node is not None else str(node_id)
+
     def node_fate(self, node_id: str | None) -> str:
         """ok | unassigned | lost | grace | drain (availability drain) for a task's node."""
         fate = self._fates.get(node_id)

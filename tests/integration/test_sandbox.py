@@ -159,3 +159,39 @@ def test_cli_up_exec_ls_down():
         down = subprocess.run([*base, "down"], capture_output=True, text=True, env=env, timeout=300)
     assert down.returncode == 0, down.stderr
     assert_clean(Sandbox("p2ic"))
+
+
+def test_init_through_exec_on_a_sandbox_without_daemons_keeps_the_daemon_in_the_sandbox():
+    """The h50 journey: `up --no-daemons`, then README's `init` through `sandbox exec`. The daemon init
+    started took the machine's /var/lib/p2porch (every host's, kept by `down`) and its hostname as the
+    node's name; it now takes the host's data dir and name, `ls` and `up` see it, `down` stops it."""
+    base = [sys.executable, "-m", "p2porch", "sandbox", "--name", "p2nd"]
+    sb = Sandbox("p2nd")
+    pid = None
+    try:
+        up = [*base, "up", "--nodes", "1", "--subnet", "10.72.0.0/24", "--no-daemons"]
+        assert subprocess.run(up, capture_output=True, text=True, timeout=300).returncode == 0
+        init = subprocess.run(
+            [*base, "exec", "n1", "--", "p2porch", "--json", "init", "--advertise-addr", "10.72.0.1"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert init.returncode == 0, init.stderr
+        node = sb.node_by_name("n1")
+        pid = node.daemon_pid()
+        assert pid is not None and os.path.exists(os.path.join(node.p2porch_data_dir, "cluster.json"))
+        status = subprocess.run(
+            [*base, "exec", "n1", "--", "p2porch", "--json", "status"], capture_output=True, text=True
+        )
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["node"]["name"] == "n1"
+        assert [(s.node, s.daemon_up, s.daemon_pid) for s in sb.ls()] == [("n1", True, pid)]
+        again = subprocess.run([*base, "up"], capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr  # the running daemon is kept, not started twice
+        assert node.daemon_pid() == pid
+    finally:
+        down = subprocess.run([*base, "down"], capture_output=True, text=True, timeout=300)
+    assert down.returncode == 0, down.stderr
+    assert_clean(sb)
+    assert pid is not None and not pid_alive(pid)

@@ -165,3 +165,21 @@ def test_moves_with_an_unhealthy_or_late_replacement_are_cancelled() -> None:
 def test_no_move_while_a_stopped_task_still_holds_its_node() -> None:
     stopping = task(5, "n1", tid="gone", desired_state="shutdown", state="running")
     assert plan([Service("s1", SPEC)], [*PILED, stopping], NODES).moves == []
+
+
+def test_the_moved_task_names_its_target_node_not_its_id() -> None:
+    """The h50 journey: `service ps` after `service rebalance` said `moved to f568e656c1f0197b
+    (rebalance)`, a node id where every other column and docs/scheduler.md give the node's name."""
+    nodes = [Node("a1f0", "n1"), Node("b2e1", "n2"), Node("c3d2", "n3")]
+    orch = Orchestrator(random.Random(1))
+    services = [Service("s1", SPEC)]
+    piled = [task(1, "a1f0"), task(2, "a1f0"), task(3, "b2e1"), task(4, "b2e1")]
+    old = dataclasses.replace(piled[1], move_to="c3d2")
+    tasks = [piled[0], old, *piled[2:]]
+    (create,) = orch.reconcile(services, tasks, nodes, now=10.0).creates
+    up = Task(
+        create.task_id, "s1", 2, "c3d2", state="running", template_hash=create.template_hash,
+        created_at=10.0, started_at=12.0,
+    )  # fmt: skip
+    done = orch.reconcile(services, [*tasks, up], nodes, now=12.0)
+    assert done.actions == [ShutdownTask(old.task_id, "moved to n3 (rebalance)")]

@@ -1,0 +1,85 @@
+"""`stack deploy` of a changed config says which services it rolls, and waits for them: found by the h50
+user journey. The new version rolled every service that follows the config before the services' deploy
+ran, so that deploy found their specs unchanged: the CLI printed ``unchanged  shop-web`` and returned at
+once while shop-web's tasks were being replaced (a curl right after still got the old page)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from p2porch.cli import main
+from p2porch.cli import stack as cli_stack
+
+COMPOSE = """
+services:
+  web:
+    image: busybox
+    configs: [conf]
+  db:
+    image: busybox
+configs:
+  conf:
+    file: ./app.conf
+"""
+
+
+class Api:
+    """A cluster where shop-conf exists and follows into shop-web; the services' deploy changes nothing."""
+
+    def __init__(self, changed: bool) -> None:
+        self.changed = changed
+
+    def get(self, path: str, **_: Any) -> Any:
+        if path == "/objects/secret":
+            return []
+        if path == "/objects/config":
+            return [{"name": "shop-conf", "labels": {}, "services": ["shop-web"], "template_driver": ""}]
+        if path.startswith("/services/"):
+            return {"name": path.split("/")[2], "version": 7, "mode": "replicated"}
+        raise AssertionError(path)
+
+    def post(self, path: str, body: Any) -> Any:
+        if path == "/objects/config/shop-conf/update":
+            if not self.changed:
+                return {"unchanged": True, "version": 1, "rolled_services": []}
+            return {"version": 2, "rolled_services": ["shop-web"]}
+        if path == "/stacks/shop":
+            names = [f"shop-{s['short']}" for s in body["services"]]
+            rows = [{"name": name, "action": "unchanged", "id": "x"} for name in names]
+            return {"stack": "shop", "services": rows}
+        raise AssertionError(path)
+
+
+def deploy(tmp_path: Path, api: Api, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    (tmp_path / "app.conf").write_text("hello v2\n")
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(COMPOSE)
+    waited: list[str] = []
+    monkeypatch.setattr(cli_stack, "client_for", lambda args: api)
+    monkeypatch.setattr(
+        cli_stack, "wait_after", lambda args, client, watches: waited.extend(w.name for w in watches)
+    )
+    assert main(["stack", "deploy", "-c", str(compose), "shop"]) == 0
+    return waited
+
+
+def test_a_service_a_new_config_version_rolls_is_updated_and_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    waited = deploy(tmp_path, Api(changed=True), monkeypatch)
+    out, err = capsys.readouterr()
+    assert "updated config shop-conf (version 2; rolling shop-web)" in err
+    assert out.splitlines() == ["updated    shop-web", "unchanged  shop-db", "stack shop deployed"]
+    assert waited == ["shop-web"]
+
+
+def test_an_unchanged_config_rolls_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert deploy(tmp_path, Api(changed=False), monkeypatch) == []
+    out, err = capsys.readouterr()
+    assert "config" not in err
+    assert out.splitlines() == ["unchanged  shop-web", "unchanged  shop-db", "stack shop deployed"]
