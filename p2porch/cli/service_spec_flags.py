@@ -254,7 +254,9 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         help="run the task's main container privileged: every capability and host device, root on the node "
         "(a p2porch extension: docker service create has no such flag; --privileged=false turns it off)",
     )
-    p.add_argument("--no-privileged", dest="privileged", action="store_false", default=d, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--no-privileged", dest="privileged", action="store_false", default=d, help=argparse.SUPPRESS
+    )
     p.add_argument("--security-opt", action="append", default=d, metavar="OPT")
     p.add_argument("--stop-signal", default=d, metavar="SIGNAL", help="signal that stops the container")
     p.add_argument("--shm-size", default=d, metavar="BYTES", help="size of /dev/shm, e.g. 64M")

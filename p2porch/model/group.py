@@ -21,10 +21,10 @@ from .placement import NAME_RE
 from .units import (
     field_error,
     list_field,
+    parse_bool,
     parse_cpu_nanos,
     parse_int,
     parse_key_values,
-    parse_bool,
     parse_memory_bytes,
     str_tuple,
 )

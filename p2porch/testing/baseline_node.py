@@ -6,10 +6,11 @@ It reads ``update_node`` only as the releases before the restart hold did: versi
 (a version-2 entry is refused with a WireError, a version-1 body naming a hold field with a ConfigError, its
 state untouched either way), and service specs of spec version 1 (``model/spec_fields.py``):
 ``container.memswap_limit``, ``container.mem_swappiness``, ``container.pull_policy``,
-``container.pid``/``ipc``/``uts``/``privileged``, a mount's ``subpath`` and a sidecar's ``privileged`` are
-unknown and log options need a log driver, so such a spec is applied as an invalid service, as that release's
-decoder does; the host network is unknown to its FSM (a service on it is refused: "network 'host' not found", the entry applied by the others). It
-advertises nothing: the node the write gate (``raft/command_gate.py``) must keep every writer within.
+``container.pid``/``ipc``/``uts``/``privileged``, a mount's ``subpath`` and a sidecar's ``privileged``
+are unknown and log options need a log driver, so such a spec is applied as an invalid service, as that
+release's decoder does; the host network is unknown to its FSM (a service on it is refused: "network 'host'
+not found", the entry applied by the others). It advertises nothing: the node the write gate
+(``raft/command_gate.py``) must keep every writer within.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,9 +54,10 @@ def sdk(docker_url: str) -> Iterator[docker.DockerClient]:
 def node_has_every_capability() -> bool:
     """The bounding set of this process (the sandbox's dockerd and runc inherit it) holds every capability
     the kernel knows: a privileged container can start."""
-    last = int(open("/proc/sys/kernel/cap_last_cap").read())
-    bounding = next(line for line in open("/proc/self/status") if line.startswith("CapBnd:"))
-    return int(bounding.split()[1], 16) & ((1 << (last + 1)) - 1) == (1 << (last + 1)) - 1
+    every = (1 << (int(Path("/proc/sys/kernel/cap_last_cap").read_text()) + 1)) - 1
+    status = Path("/proc/self/status").read_text().splitlines()
+    bounding = next(line for line in status if line.startswith("CapBnd:"))
+    return int(bounding.split()[1], 16) & every == every
 
 
 FULL_CAPS = node_has_every_capability()
@@ -91,7 +93,9 @@ async def managed(sdk: docker.DockerClient) -> dict[str, Any]:
     containers = await trio.to_thread.run_sync(
         lambda: sdk.containers.list(all=True, filters={"label": "p2porch.managed=true"})
     )
-    return {c.labels.get(LABEL_MEMBER, "") if c.labels.get(LABEL_MEMBER) != "main" else "": c for c in containers}
+    return {
+        c.labels.get(LABEL_MEMBER, "") if c.labels.get(LABEL_MEMBER) != "main" else "": c for c in containers
+    }
 
 
 async def test_a_privileged_task_can_mount_what_an_unprivileged_one_cannot(
@@ -117,13 +121,19 @@ async def test_a_privileged_task_can_mount_what_an_unprivileged_one_cannot(
     assert ok and "tmpfs /x tmpfs" in out, out
 
 
-async def test_a_sidecar_is_privileged_only_when_it_declares_it(docker_url: str, sdk: docker.DockerClient) -> None:
+async def test_a_sidecar_is_privileged_only_when_it_declares_it(
+    docker_url: str, sdk: docker.DockerClient
+) -> None:
     executor = await open_docker_executor(docker_url)
     members = (sidecar("logs"), sidecar("vpn", privileged=True))  # started in this order
     outcome = await executor.start(task("c3c3c3c3c3c3c3c3", members))
     by_member = await managed(sdk)
     assert set(by_member) == {"", "logs", "vpn"}, by_member
-    assert [by_member[m].attrs["HostConfig"]["Privileged"] for m in ("", "logs", "vpn")] == [False, False, True]
+    assert [by_member[m].attrs["HostConfig"]["Privileged"] for m in ("", "logs", "vpn")] == [
+        False,
+        False,
+        True,
+    ]
     ok, out = await mounts_tmpfs(sdk, by_member["logs"].id)
     assert not ok, out
     if not FULL_CAPS:

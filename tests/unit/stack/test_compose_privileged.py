@@ -67,18 +67,27 @@ def test_a_sidecar_is_privileged_only_when_it_declares_it():
     assert "Privileged" not in bodies["logs"]  # a privileged main container does not make its sidecars so
     init = MemberSpec("migrate", KIND_INIT, "app", privileged=True)
     assert member_create_request(task, init, "c0ffee")[1]["HostConfig"]["Privileged"] is True
-    assert "Privileged" not in member_create_request(task, MemberSpec("x", KIND_SIDECAR, "a"), "c")[1]["HostConfig"]
+    assert (
+        "Privileged"
+        not in member_create_request(task, MemberSpec("x", KIND_SIDECAR, "a"), "c")[1]["HostConfig"]
+    )
 
 
 def test_service_create_and_update_take_privileged_a_p2porch_extension():
     argv = ["service", "create", "--name", "dind", "--privileged", "docker:dind"]
     changes = spec_changes(build_parser("service").parse_args(argv))
     assert changes["container"] == {"privileged": True}
-    assert validated_spec({"name": "dind", "image": "docker:dind", **changes})["container"] == {"privileged": True}
+    assert validated_spec({"name": "dind", "image": "docker:dind", **changes})["container"] == {
+        "privileged": True
+    }
     off = build_parser("service").parse_args(["service", "update", "--privileged=false", "dind"])
     assert spec_changes(off)["container"] == {"privileged": False}
-    stored = ServiceSpec.from_dict({"name": "dind", "image": "d", "container": {"privileged": True, "init": True}})
-    assert ServiceSpec.from_dict(updated_spec_dict(stored, spec_changes(off))).container.to_dict() == {"init": True}
+    stored = ServiceSpec.from_dict(
+        {"name": "dind", "image": "d", "container": {"privileged": True, "init": True}}
+    )
+    assert ServiceSpec.from_dict(updated_spec_dict(stored, spec_changes(off))).container.to_dict() == {
+        "init": True
+    }
     assert ContainerOptions.from_dict({"privileged": False}).to_dict() == {}
     on = ServiceSpec.from_dict({"name": "d", "image": "d", "container": {"privileged": True}})
     assert on.template_hash() != ServiceSpec.from_dict({"name": "d", "image": "d"}).template_hash()
@@ -106,5 +115,7 @@ def test_privileged_is_spec_version_5_for_the_main_container_and_a_sidecar():
 
 
 def test_a_sidecar_flag_takes_privileged_in_its_csv_form():
-    spec = ServiceSpec.from_dict({"name": "d", "image": "d", "sidecars": ["name=vpn,image=wg,privileged=true"]})
+    spec = ServiceSpec.from_dict(
+        {"name": "d", "image": "d", "sidecars": ["name=vpn,image=wg,privileged=true"]}
+    )
     assert spec.sidecars[0].privileged is True
