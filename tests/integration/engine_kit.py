@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import docker
 
+from p2porch.agent.model import TaskAssignment
+from p2porch.sandbox.dockerd import BUSYBOX_IMAGE
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 
 
@@ -41,3 +44,18 @@ def checking_client(docker_url: str) -> Iterator[docker.DockerClient]:
         for container in cli.containers.list(all=True, filters={"label": "p2porch.managed=true"}):
             container.remove(force=True)
         cli.close()
+
+
+def sleeping_task(task_id: str, service: str, image: str = BUSYBOX_IMAGE, **fields: Any) -> TaskAssignment:
+    """Slot 1 of ``service`` on node n1: ``sleep 3600``, a 1 s stop grace; ``fields`` as TaskAssignment's."""
+    return TaskAssignment(
+        task_id=task_id,
+        service_name=service,
+        service_id=f"{service}-id",
+        slot=1,
+        node_name="n1",
+        image=image,
+        command=("sleep", "3600"),
+        stop_grace_s=1.0,
+        **fields,
+    )

@@ -31,7 +31,7 @@ if shutil.which("dockerd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     pytest.skip("needs docker.io (dockerd not found)", allow_module_level=True)
 
 import docker  # noqa: E402
-from engine_kit import checking_client, lone_engine  # noqa: E402
+from engine_kit import checking_client, lone_engine, sleeping_task  # noqa: E402
 
 from p2porch.sandbox.dockerd import BUSYBOX_IMAGE  # noqa: E402
 
@@ -64,17 +64,8 @@ FULL_CAPS = node_has_every_capability()
 
 
 def task(task_id: str, members: tuple[MemberSpec, ...] = (), **options: Any) -> TaskAssignment:
-    return TaskAssignment(
-        task_id=task_id,
-        service_name="priv",
-        service_id="priv-id",
-        slot=1,
-        node_name="n1",
-        image=BUSYBOX_IMAGE,
-        command=("sleep", "3600"),
-        stop_grace_s=1.0,
-        members=members,
-        options=ContainerOptions.from_dict(options).to_dict(),
+    return sleeping_task(
+        task_id, "priv", members=members, options=ContainerOptions.from_dict(options).to_dict()
     )
 
 
