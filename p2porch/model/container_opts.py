@@ -328,9 +328,7 @@ class ContainerOptions:
     pid_mode: str = ""  # "" = the container's own PID namespace; "host" = the node's (docker run --pid host)
     ipc_mode: str = ""  # "" = the engine's default; host | private | shareable | none
     uts_mode: str = ""  # "" = the container's own host name namespace; "host" = the node's
-    privileged: bool = (
-        False  # every capability and host device, no seccomp/AppArmor (docker run --privileged)
-    )
+    privileged: bool = False  # every capability and device, no seccomp/AppArmor (docker run --privileged)
 
     def __post_init__(self) -> None:
         # Swarm's templates (``{{.Node.Hostname}}``) are expanded with stand-in values first
