@@ -100,6 +100,8 @@ def member_create_request(
     own = tuple(replace(m, source=expand(m.source, context)) for m in member.mounts)
     targets = {m.target for m in own}
     body["HostConfig"].update(_mounts((*(m for m in assignment.mounts if m.target not in targets), *own)))
+    if member.privileged:  # its own declaration only: the main container's options are not a member's
+        body["HostConfig"]["Privileged"] = True
     if member.kind == KIND_SIDECAR:
         body["HostConfig"]["NetworkMode"] = f"container:{main_id}"
     else:
@@ -231,6 +233,7 @@ _DIRECT_OPTIONS = {
     "pid_mode": ("host", "PidMode"),  # host: the node's processes (docker run --pid host)
     "ipc_mode": ("host", "IpcMode"),
     "uts_mode": ("host", "UTSMode"),
+    "privileged": ("host", "Privileged"),  # every capability and device: root on the node (docs/security.md)
 }
 
 

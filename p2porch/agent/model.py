@@ -101,6 +101,7 @@ class MemberSpec:
     memory_reservation_bytes: int = 0
     healthcheck: HealthSpec | None = None
     mounts: tuple[MountSpec, ...] = ()
+    privileged: bool = False  # HostConfig.Privileged of this container (the main one's is its options')
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "env", _frozen(self.env))

@@ -95,6 +95,7 @@ CONTAINER_FLAGS = {
     "group": "groups",
     "dns_option": "dns_options",
     "memory_swap": "memswap_limit",
+    "privileged": "privileged",
 }
 _FLAG_OF_CONTAINER = {v: k for k, v in CONTAINER_FLAGS.items()} | {
     "shm_size_bytes": "shm_size",
@@ -246,6 +247,16 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
     p.add_argument("--ulimit", action="append", default=d, metavar="NAME=SOFT[:HARD]")
     p.add_argument("--sysctl", action="append", default=d, metavar="K=V", help="namespaced kernel parameter")
     p.add_argument("--read-only", action="store_true", default=d, help="read-only root filesystem")
+    p.add_argument(
+        "--privileged",
+        action="store_true",
+        default=d,
+        help="run the task's main container privileged: every capability and host device, root on the node "
+        "(a p2porch extension: docker service create has no such flag; --privileged=false turns it off)",
+    )
+    p.add_argument(
+        "--no-privileged", dest="privileged", action="store_false", default=d, help=argparse.SUPPRESS
+    )
     p.add_argument("--security-opt", action="append", default=d, metavar="OPT")
     p.add_argument("--stop-signal", default=d, metavar="SIGNAL", help="signal that stops the container")
     p.add_argument("--shm-size", default=d, metavar="BYTES", help="size of /dev/shm, e.g. 64M")

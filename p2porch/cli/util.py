@@ -49,8 +49,10 @@ GO_BOOLS = {w: True for w in ("1", "t", "T", "true", "TRUE", "True")} | {
 
 
 def explicit_bools(args: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
-    """``args`` with Docker's ``--FLAG=true`` written ``--FLAG`` and ``--FLAG=false`` left out, for each of
-    ``parser``'s flags that take no value (argparse would refuse the value: "ignored explicit argument").
+    """``args`` with Docker's ``--FLAG=true`` written ``--FLAG`` and ``--FLAG=false`` left out (or written
+    ``--no-FLAG`` when the parser has that hidden flag: ``service update --privileged=false`` turns it off),
+    for each of ``parser``'s flags that take no value (argparse would refuse the value: "ignored explicit
+    argument").
     Another value after ``=`` stays for argparse to refuse; nothing is rewritten after ``--``, nor, when
     the parser ends in a command (``service create IMAGE CMD...``, subcommands), after its first
     positional word: the rest is the command's."""
@@ -65,7 +67,8 @@ def explicit_bools(args: Sequence[str], parser: argparse.ArgumentParser) -> list
             return out + list(args[at:])
         value_next = action is not None and action.nargs != 0 and not sep
         if action is not None and sep and action.nargs == 0 and action.dest != "help" and value in GO_BOOLS:
-            out.extend([name] if GO_BOOLS[value] else [])
+            negation = "--no-" + name.lstrip("-")  # a hidden --no-FLAG turns the setting off (--privileged)
+            out.extend([name] if GO_BOOLS[value] else [negation] if negation in options else [])
         else:
             out.append(word)
     return out

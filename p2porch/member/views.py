@@ -419,6 +419,7 @@ def group_members(spec: ServiceSpec) -> tuple[MemberSpec, ...]:
             memory_reservation_bytes=c.reserve_memory_bytes,
             healthcheck=c.health,
             mounts=agent_mounts(c.mounts),
+            privileged=c.privileged,
         )
         for kind, group in ((KIND_INIT, spec.init_containers), (KIND_SIDECAR, spec.sidecars))
         for c in group

@@ -3,8 +3,8 @@
 ``ContainerOptions`` owns the validated runtime options Docker applies to each task's container and that
 the scheduler never looks at: hostname, init, capabilities, extra hosts, logging driver, ulimits, sysctls,
 read-only root, security options, stop signal, /dev/shm size, pids limit, host devices, supplementary groups,
-resolver options, the memory+swap limit, the memory swappiness, the host's PID/IPC/UTS namespaces and the
-image pull policy (the agent's, not the engine's).
+resolver options, the memory+swap limit, the memory swappiness, the host's PID/IPC/UTS namespaces, the
+privileged mode and the image pull policy (the agent's, not the engine's).
 It is carried in ``ServiceSpec.container`` and turned into container-create arguments by
 the agent (``agent/dockerspec.py``).
 ``from_dict`` accepts the canonical keys of ``to_dict`` and Docker CLI forms (``nofile=1024:2048``,
@@ -328,6 +328,7 @@ class ContainerOptions:
     pid_mode: str = ""  # "" = the container's own PID namespace; "host" = the node's (docker run --pid host)
     ipc_mode: str = ""  # "" = the engine's default; host | private | shareable | none
     uts_mode: str = ""  # "" = the container's own host name namespace; "host" = the node's
+    privileged: bool = False  # every capability and device, no seccomp/AppArmor (docker run --privileged)
 
     def __post_init__(self) -> None:
         # Swarm's templates (``{{.Node.Hostname}}``) are expanded with stand-in values first
@@ -444,4 +445,5 @@ _PARSERS: dict[str, Any] = {
     "pid_mode": _namespace,
     "ipc_mode": _namespace,
     "uts_mode": _namespace,
+    "privileged": _bool,
 }

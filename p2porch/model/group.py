@@ -21,6 +21,7 @@ from .placement import NAME_RE
 from .units import (
     field_error,
     list_field,
+    parse_bool,
     parse_cpu_nanos,
     parse_int,
     parse_key_values,
@@ -69,6 +70,7 @@ class GroupContainer:
     #: this container's own mounts: each replaces the task's mount at its target (as two Compose services
     #: sharing one network namespace mount their own volumes at one path)
     mounts: tuple[Mount, ...] = ()
+    privileged: bool = False  # this container's own privileged mode (Compose's privileged: root on the node)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
@@ -111,6 +113,8 @@ class GroupContainer:
             out["health"] = self.health.to_dict()
         if self.mounts:  # absent when unused: specs without them keep their template hash
             out["mounts"] = [m.to_dict() for m in self.mounts]
+        if self.privileged:  # absent when unused, as mounts
+            out["privileged"] = True
         return out
 
 
@@ -143,6 +147,7 @@ _KEYS = {
     "limit_memory": "limit_memory_bytes",
     "limit_memory_bytes": "limit_memory_bytes",
     "mounts": "mounts",
+    "privileged": "privileged",
 }
 _REPEATED = ("env", "publish")  # CSV keys that may be given more than once
 
@@ -186,7 +191,7 @@ def _split_csv(expr: str, fieldname: str) -> dict[str, Any]:
             raise field_error(
                 f"{fieldname}.{key or part}",
                 "unknown field (name, image, command, entrypoint, "
-                "env, user, workdir, publish, health-cmd, reserve-/limit-cpu/memory)",
+                "env, user, workdir, publish, health-cmd, reserve-/limit-cpu/memory, privileged)",
             )
         if _KEYS[key] in _REPEATED:
             data.setdefault(key, []).append(value)
@@ -245,6 +250,8 @@ def parse_group_container(expr: str | Mapping[str, Any], *, fieldname: str, kind
         elif canonical == "mounts":
             items = list_field(value, where)
             kw[canonical] = tuple(parse_mount(m, fieldname=f"{where}[{i}]") for i, m in enumerate(items))
+        elif canonical == "privileged":
+            kw[canonical] = parse_bool(value, where)
         elif canonical.endswith("_cpu_nanos"):
             kw[canonical] = (
                 parse_int(value, where) if key.endswith("_nanos") else parse_cpu_nanos(value, fieldname=where)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .spec import ServiceSpec
 
 #: the newest spec version this code reads (the highest in NEWER_FIELDS / NEWER_FORMS, 1 without any)
-SPEC_VERSION = 4
+SPEC_VERSION = 5
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -89,6 +89,8 @@ NEWER_FIELDS: Mapping[str, tuple[int, str]] = MappingProxyType(
         "ContainerOptions.ipc_mode": (4, "ipc"),  # Compose ipc (session 50)
         "ContainerOptions.uts_mode": (4, "uts"),  # Compose uts: host (session 50)
         "Mount.subpath": (4, "subpath"),  # Compose volume.subpath (session 50)
+        "ContainerOptions.privileged": (5, "privileged"),  # Compose privileged: true (session 50)
+        "GroupContainer.privileged": (5, "privileged"),  # a sidecar's own privileged: true (session 50)
     }
 )
 

@@ -4,10 +4,11 @@
 container, on X's address (docs/task-groups.md). It becomes an *init container* when X waits for it with
 ``depends_on: {S: {condition: service_completed_successfully}}`` (X starts after it completed, as Compose
 does), a *sidecar* otherwise. Its image, command, entrypoint, environment, user, working directory, ports,
-health check and resources go into the group; its volumes join X's (a group shares its mounts), except one
-at a path the group mounts otherwise, which is that container's own (each Compose service mounts its own
-volumes); the rest of its settings (replicas, placement, restart, networks...) are X's. Other network
-modes: ``host`` is ignored as ``docker stack deploy`` does, ``none`` and ``container:...`` are refused.
+health check, resources and ``privileged`` go into the group; its volumes join X's (a group shares its
+mounts), except one at a path the group mounts otherwise, which is that container's own (each Compose
+service mounts its own volumes); the rest of its settings (replicas, placement, restart, networks...) are
+X's. Other network modes: ``host`` is ignored as ``docker stack deploy`` does, ``none`` and
+``container:...`` are refused.
 A sidecar of a service on the host network binds its ports on the node, each as its container port (as
 the service's own, ``networks.host_ports``).
 Never does I/O.
@@ -45,6 +46,7 @@ _INIT_ONLY_DROPS = ("publish", "health")
 _SHARED_FILE_KEYS = ("secrets", "configs")
 _STACK_LABEL_PREFIX = STACK_LABEL + "."  # the labels every stack service gets (its own names)
 _CARRIED = {"name", "image", "mounts", *_MEMBER_KEYS, *_SHARED_FILE_KEYS}
+_CARRIED_OPTIONS = {"container.privileged"}  # a container option a member takes as its own
 
 
 def _warn_dropped(
@@ -64,7 +66,9 @@ def _warn_dropped(
             dropped += [
                 f"{key}.{k}"
                 for k, v in value.items()
-                if v not in (base.get(k), theirs.get(k)) and not k.startswith(_STACK_LABEL_PREFIX)
+                if v not in (base.get(k), theirs.get(k))
+                and not k.startswith(_STACK_LABEL_PREFIX)
+                and f"{key}.{k}" not in _CARRIED_OPTIONS
             ]
         else:
             dropped.append(key)
@@ -130,6 +134,8 @@ def group_member(
         if value in (None, "", 0, [], {}) or (init and key in _INIT_ONLY_DROPS):
             continue
         member[key] = value
+    if (spec.get("container") or {}).get("privileged"):  # its own, as Compose runs each service's container
+        member["privileged"] = True
     return member
 
 

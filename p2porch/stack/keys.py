@@ -22,7 +22,7 @@ SERVICE_MAPPED = (
     "stop_signal", "tmpfs", "ulimits", "sysctls", "shm_size", "read_only", "security_opt", "profiles",
     "extends", "build", "container_name", "secrets", "configs", "cpus", "mem_limit", "mem_reservation",
     "scale", "pids_limit", "devices", "network_mode", "links", "label_file", "volumes_from", "dns_opt",
-    "group_add", "memswap_limit", "mem_swappiness", "pull_policy", "pid", "ipc", "uts",
+    "group_add", "memswap_limit", "mem_swappiness", "pull_policy", "pid", "ipc", "uts", "privileged",
 )  # fmt: skip
 SERVICE_IGNORED = {
     "annotations": "container annotations are not passed to the engine",
@@ -54,7 +54,6 @@ SERVICE_IGNORED = {
     "platform": "each node pulls the image for its own platform",
     "post_start": "lifecycle hooks are not supported",
     "pre_stop": "lifecycle hooks are not supported",
-    "privileged": _NOT_IN_SWARM,
     "provider": "a provider service is run by a docker compose plugin: it is not deployed",
     "pull_refresh_after": "a node pulls the image when it does not have it",
     "runtime": _NOT_IN_SWARM,

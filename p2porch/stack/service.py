@@ -103,7 +103,7 @@ _CONTAINER_KEYS = {
 _EXPOSE_RE = re.compile(r"^[0-9]{1,5}(?:-[0-9]{1,5})?(?:/(?:tcp|udp|sctp))?$")
 _DIRECT_CONTAINER_KEYS = (
     "hostname", "init", "cap_add", "cap_drop", "extra_hosts", "ulimits", "shm_size",
-    "read_only", "security_opt", "stop_signal", "pids_limit", "memswap_limit", "mem_swappiness",
+    "read_only", "security_opt", "stop_signal", "pids_limit", "memswap_limit", "mem_swappiness", "privileged",
 )  # fmt: skip
 
 

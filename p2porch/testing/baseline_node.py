@@ -6,10 +6,11 @@ It reads ``update_node`` only as the releases before the restart hold did: versi
 (a version-2 entry is refused with a WireError, a version-1 body naming a hold field with a ConfigError, its
 state untouched either way), and service specs of spec version 1 (``model/spec_fields.py``):
 ``container.memswap_limit``, ``container.mem_swappiness``, ``container.pull_policy``,
-``container.pid``/``ipc``/``uts`` and a mount's ``subpath`` are unknown and log options need a log driver, so
-such a spec is applied as an invalid service, as that release's decoder does; the host network is unknown to
-its FSM (a service on it is refused: "network 'host' not found", the entry applied by the others). It
-advertises nothing: the node the write gate (``raft/command_gate.py``) must keep every writer within.
+``container.pid``/``ipc``/``uts``/``privileged``, a mount's ``subpath`` and a sidecar's ``privileged``
+are unknown and log options need a log driver, so such a spec is applied as an invalid service, as that
+release's decoder does; the host network is unknown to its FSM (a service on it is refused: "network 'host'
+not found", the entry applied by the others). It advertises nothing: the node the write gate
+(``raft/command_gate.py``) must keep every writer within.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from ..model import container, container_opts
+from ..model import container, container_opts, group
 from ..raft import commands as C
 from ..raft import fsm_networks
 from ..raft import node as store_node
@@ -35,13 +36,15 @@ def read_baseline_only() -> None:
         "pid_mode",
         "ipc_mode",
         "uts_mode",
+        "privileged",
     )
-    for parsed in parsed_later:  # spec versions 2 to 4
+    for parsed in parsed_later:  # spec versions 2 to 5
         container_opts._PARSERS.pop(parsed, None)
     for alias in ("memswap_limit", "memory_swap", "memory_swappiness", "pid", "ipc", "uts"):
         container_opts._ALIASES.pop(alias, None)
     for key in ("subpath", "volume-subpath"):  # a mount's subpath (spec version 4)
         container._MOUNT_KEYS.pop(key, None)
+    group._KEYS.pop("privileged", None)  # a sidecar's own privileged (spec version 5)
     fsm_networks.HOST_NETWORK = ""  # no built-in host network (spec version 3): "host" is not found
     checks = container_opts.ContainerOptions.__post_init__
 

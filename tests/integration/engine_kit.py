@@ -11,6 +11,8 @@ from typing import Any
 import docker
 import trio
 
+from p2porch.agent.model import TaskAssignment
+from p2porch.sandbox.dockerd import BUSYBOX_IMAGE
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 
 
@@ -65,3 +67,18 @@ async def wait_until(predicate: Callable[[], Any], timeout_s: float = 30.0, what
                 return value
             await trio.sleep(0.05)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what or predicate}")
+
+
+def sleeping_task(task_id: str, service: str, image: str = BUSYBOX_IMAGE, **fields: Any) -> TaskAssignment:
+    """Slot 1 of ``service`` on node n1: ``sleep 3600``, a 1 s stop grace; ``fields`` as TaskAssignment's."""
+    return TaskAssignment(
+        task_id=task_id,
+        service_name=service,
+        service_id=f"{service}-id",
+        slot=1,
+        node_name="n1",
+        image=image,
+        command=("sleep", "3600"),
+        stop_grace_s=1.0,
+        **fields,
+    )

@@ -1,11 +1,12 @@
 """The spec field gate on real Raft processes: while a node of a release before the gate
 (``p2porch.testing.baseline_node``: spec version 1, it advertises nothing) is a member, a spec using a
 newer field (``container.memswap_limit``, log options without a driver, ``container.pull_policy``, the
-host network) is refused at the write naming the field and that node; specs without them are written
-and read everywhere; once the node runs this release the field is accepted. What that node makes of a
-spec it cannot read (written past the gate, as the release before this check did) is shown too: every
-node applies the entry, the old one as an invalid service; a service on the host network the old FSM
-refuses outright, the others apply it: the replicas diverge until that node runs this release.
+host network, ``container.privileged`` and a sidecar's ``privileged``) is refused at the write naming
+the field and that node; specs without them are written and read everywhere; once the node runs this
+release the field is accepted. What that node makes of a spec it cannot read (written past the gate,
+as the release before this check did) is shown too: every node applies the entry, the old one as an
+invalid service; a service on the host network the old FSM refuses outright, the others apply it: the
+replicas diverge until that node runs this release.
 
 3 voters as separate processes on loopback (``LocalCluster``); each new node's store is told the
 members' advertisements as a daemon's gossip tells it (the ``advertisements`` control op); the writes
@@ -38,6 +39,9 @@ PULL = {**PLAIN, "container": {"pull_policy": "always"}}  # spec version 3
 HOST = {**PLAIN, "networks": ["host"], "endpoint_mode": "dnsrr"}  # spec version 3: a network v2 lacks
 NEWER = ((MEMSWAP, "container.memswap_limit"), (DRIVERLESS, "container.log_opts"))
 NEWER += ((PULL, "container.pull_policy"), (HOST, "networks: host"))
+PRIVILEGED = {**PLAIN, "container": {"privileged": True}}  # spec version 5
+VPN = {"name": "vpn", "image": "p2porch/busybox:latest", "privileged": True}
+NEWER += ((PRIVILEGED, "container.privileged"), ({**PLAIN, "sidecars": [VPN]}, "sidecars[0].privileged"))
 
 
 @pytest.fixture

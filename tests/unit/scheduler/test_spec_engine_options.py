@@ -107,7 +107,7 @@ def test_default_options_leave_the_template_hash_of_older_specs_alone():
         ({"cap_add": ["net admin"]}, "container.cap_add"),
         ({"ulimits": {"nofile": {"soft": 10, "hard": 5}}}, "container.ulimits.nofile"),
         ({"stop_signal": "kill me"}, "container.stop_signal"),
-        ({"privileged": True}, "container.privileged"),
+        ({"privileged": "sometimes"}, "container.privileged"),
         ({"extra_hosts": ["nohost"]}, "container.extra_hosts[0]"),
     ],
 )

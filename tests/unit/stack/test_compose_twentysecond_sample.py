@@ -29,14 +29,14 @@ def specs(definition) -> dict[str, dict]:
 
 def test_the_profilers_run_in_their_nodes_pid_namespace():
     alloy = specs(corpus("alloy-ebpf-pid-host"))["alloy"]
-    assert alloy["container"] == {"pid_mode": "host"}  # privileged: still ignored, with its warning
-    assert engine_options(alloy["container"])[1] == {"PidMode": "host"}
+    assert alloy["container"] == {"pid_mode": "host", "privileged": True}  # privileged: honoured (h50priv)
+    assert engine_options(alloy["container"])[1] == {"PidMode": "host", "Privileged": True}
     definition = corpus("otel-ebpf-profiler")
     profiler = specs(definition)["profiler"]
-    assert profiler["container"] == {"hostname": "ebpf-profiler", "pid_mode": "host"}  # "host" quoted
+    assert profiler["container"] == {"hostname": "ebpf-profiler", "pid_mode": "host", "privileged": True}
     assert {m["target"]: m["readonly"] for m in profiler["mounts"]}["/proc"] is True
     warnings = "\n".join(definition.warnings)
-    assert "ignoring privileged (service profiler)" in warnings and "ignoring pid" not in warnings
+    assert "ignoring privileged" not in warnings and "ignoring pid" not in warnings
 
 
 def test_the_kitchen_sinks_namespaces_and_the_keys_ignored_beside_them():

@@ -61,7 +61,7 @@ def run(argv: list[str]) -> int:
 def test_deploy_validates_locally_and_lists_every_problem(tmp_path, capsys):
     compose = tmp_path / "stack.yml"
     compose.write_text(
-        "services:\n  web:\n    image: x\n    privileged: true\n    ports: [nope]\n  db:\n    build: .\n"
+        "services:\n  web:\n    image: x\n    userns_mode: host\n    ports: [nope]\n  db:\n    build: .\n"
     )
     with pytest.raises(UsageError) as info:  # a UsageError is a ConfigError: the CLI exits with 2
         run(["stack", "deploy", "-c", str(compose), "shop"])
@@ -70,7 +70,7 @@ def test_deploy_validates_locally_and_lists_every_problem(tmp_path, capsys):
     assert lines[0] == f"2 problems in {compose}:"
     assert lines[1].startswith("  services.web.ports[0]: invalid port 'nope'")
     assert lines[2].startswith("  services.db.build: building images is not supported")
-    assert "warning: ignoring privileged (service web)" in capsys.readouterr().err
+    assert "warning: ignoring userns_mode (service web)" in capsys.readouterr().err
 
 
 def test_deploy_of_a_missing_file_or_bad_name_is_a_usage_error(tmp_path):

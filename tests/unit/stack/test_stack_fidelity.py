@@ -121,12 +121,12 @@ def test_every_error_of_a_file_is_reported_in_one_run():
 
 def test_ignored_keys_warn_once_each_naming_the_services():
     text = "services:\n" + "".join(
-        f"  {n}:\n    image: x\n    privileged: true\n    container_name: {n}\n    dns: 1.1.1.1\n"
+        f"  {n}:\n    image: x\n    userns_mode: host\n    container_name: {n}\n    dns: 1.1.1.1\n"
         for n in "ab"
     )
     stack = load_stack("s", text)
-    assert [w for w in stack.warnings if "privileged" in w] == [
-        "ignoring privileged (services a, b): not applied to cluster tasks "
+    assert [w for w in stack.warnings if "userns_mode" in w] == [
+        "ignoring userns_mode (services a, b): not applied to cluster tasks "
         "(docker stack deploy ignores it too)"
     ]
     assert len([w for w in stack.warnings if "container_name" in w]) == 1
