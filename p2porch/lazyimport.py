@@ -81,6 +81,7 @@ def builtin_hashes_present(find: Callable[[str], object | None] | None = None) -
     look = find or importlib.util.find_spec
     return all(any(look(name) is not None for name in group) for group in BUILTIN_HASH_MODULES)
 
+
 _full_init_lock = threading.RLock()  # re-entered if a real __init__ looks up its own names
 
 
