@@ -96,7 +96,7 @@ class WriteProbe:
             times["api_write_answered"] = time.time()
             deadline = time.monotonic() + self.timeout_s
             while "task_running" not in times and time.monotonic() < deadline:
-                rows = client.get(f"/services/{name}/tasks")
+                rows = client.get(f"/services/{name}/tasks", stale="true")  # what the new leader applied
                 if rows and rows[0].get("node") and "task_placed" not in times:
                     times["task_placed"] = time.time()
                 if rows and rows[0].get("state") == "running":

@@ -68,7 +68,19 @@ DAEMON_UNEXECUTED_MODULES = (
 #: any case) and ``_operator``'s constant-time ``compare_digest``: every hash p2porch and the daemon's
 #: libraries use (sha256, blake2b, HMAC-SHA256; starlette's md5, wsproto's sha1), same digests. Not there
 #: in a daemon: OpenSSL-only names (``hashlib.new("sha512_256")``, ``ripemd160``) and ``hashlib.scrypt``.
+#: Only where this Python has those built in: a build limited to some (``--with-builtin-hashlib-hashes``,
+#: RHEL/FIPS) keeps ``_hashlib``, else ``hashlib.sha256`` would be missing.
 DAEMON_ABSENT_MODULES = ("_hashlib",)
+#: CPython's own hash modules ``hashlib`` falls back to without ``_hashlib`` (3.12 merged _sha256 into _sha2)
+BUILTIN_HASH_MODULES = (("_md5",), ("_sha1",), ("_sha2", "_sha256"), ("_blake2",))
+
+
+def builtin_hashes_present(find: Callable[[str], object | None] | None = None) -> bool:
+    """Whether this Python has every hash module of ``BUILTIN_HASH_MODULES`` (one name of each group);
+    ``find``: ``importlib.util.find_spec`` unless given."""
+    look = find or importlib.util.find_spec
+    return all(any(look(name) is not None for name in group) for group in BUILTIN_HASH_MODULES)
+
 
 _full_init_lock = threading.RLock()  # re-entered if a real __init__ looks up its own names
 
@@ -78,8 +90,9 @@ def defer_daemon_modules(
 ) -> list[str]:
     """Register ``names`` unexecuted and mark ``absent`` absent, before the daemon's imports (its entry
     point calls this first); returns those registered (a module imported already is left as it is)."""
-    for name in absent:
-        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: ImportError on import
+    if builtin_hashes_present():
+        for name in absent:
+            sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: ImportError on import
     return [name for name in names if register_unexecuted_module(name)]
 
 

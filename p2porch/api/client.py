@@ -69,8 +69,10 @@ class ApiClient:
         timeout_s: float = 30.0,
         token: str | None = None,
         ca_pem: str | None = None,
+        stale: bool = False,
     ) -> None:
         addr = tcp_address(host)
+        self.stale = stale  # every GET asks for the daemon's own copy (``--stale``; docs/raft.md "Reads")
         self._unix: UnixHttp | None = None
         self._client: Any = None  # httpx.Client, for a tcp:// host only
         if addr is None:
@@ -104,6 +106,10 @@ class ApiClient:
             self._client.close()
 
     def get(self, path: str, **params: Any) -> Any:
+        """GET ``path``; ``stale="true"`` (or a client made with ``stale``) reads the daemon's own copy
+        at once instead of waiting for its read barrier."""
+        if self.stale:
+            params.setdefault("stale", "true")
         return self._request("GET", path, params={k: v for k, v in params.items() if v is not None})
 
     def text(self, path: str) -> str:

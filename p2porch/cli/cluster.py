@@ -153,12 +153,13 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 def status_view(client: Any) -> dict[str, Any]:
-    """The daemon's status plus, for a member, its nodes and services (one at-a-glance view)."""
+    """The daemon's status plus, for a member, its nodes and services (one at-a-glance view): this
+    node's own copy of them (``stale``), so a node without quorum still shows itself and says so."""
     data: dict[str, Any] = client.get("/status")
     cluster = data.get("cluster")
     if cluster and cluster.get("ready"):
-        data["nodes"] = client.get("/nodes")
-        data["services"] = client.get("/services")
+        data["nodes"] = client.get("/nodes", stale="true")
+        data["services"] = client.get("/services", stale="true")
     return data
 
 

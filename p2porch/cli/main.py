@@ -103,6 +103,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output"
     )
+    common.add_argument(
+        "--stale",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="read the daemon's own copy of cluster state at once, as Consul's -stale (may lag the leader)",
+    )
 
     parser = Parser(
         prog="p2porch",

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ..errors import NotFoundError, P2POrchError
+from ..errors import NotFoundError, P2POrchError, StaleReadRefused
 from ..model import NOT_RESTARTED, TaskHealth
 from .util import positive_seconds
 
@@ -310,10 +310,13 @@ def wait_for_services(
     while pending:
         for watch in list(pending):
             try:
-                view = client.get(f"/services/{watch.name}")
-                tasks = client.get(f"/services/{watch.name}/tasks", all="true")
+                # this node's copy: the change was applied here before it was acknowledged (no barrier)
+                view = client.get(f"/services/{watch.name}", stale="true")
+                tasks = client.get(f"/services/{watch.name}/tasks", all="true", stale="true")
             except NotFoundError as exc:
                 raise P2POrchError(f"{watch.name}: the service was removed while waiting") from exc
+            except StaleReadRefused:
+                continue  # a daemon that refuses even its own copy: poll again
             result = assess(watch, view, tasks, clock() - watch.started)
             # the largest seen: once the leader judged the rollout, convergence may take a poll or two more
             watch.extra_s = max(watch.extra_s, monitor_allowance_s(view))

@@ -96,7 +96,7 @@ def _condition(condition: str) -> str:
 def _jobs(client: Any, stack: str) -> dict[str, dict[str, Any]]:
     """Each job service's ``job`` view: its current execution (``iteration``: earlier ones count for no
     ``depends_on`` wait) and its failed slots (``failed``: a failure ends the wait at once)."""
-    views = client.get(f"/stacks/{stack}/services")
+    views = client.get(f"/stacks/{stack}/services", stale="true")  # the node the deploy went through
     return {v["name"]: v["job"] for v in views if v.get("job")}
 
 
@@ -116,7 +116,8 @@ def _wait(client: Any, definition: StackDefinition, wait_for: Any, timeout_s: fl
         )
     jobs = {s.name for s in definition.services if is_job_mode(str(s.spec.get("mode", "")))}
     while pending:
-        tasks = client.get(f"/stacks/{definition.name}/tasks", all="true")
+        # this node's copy: the deploy was applied here before it was acknowledged (no read barrier)
+        tasks = client.get(f"/stacks/{definition.name}/tasks", all="true", stale="true")
         views = _jobs(client, definition.name) if jobs & {n for n, _ in pending} else {}
         iterations = {n: int(job.get("iteration") or 0) for n, job in views.items()}
         pending = [
@@ -325,7 +326,7 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
     result["services"] = list(actions.values())
     emit(args, result, _deploy_text)
     changed = [r["name"] for r in result["services"] if r["action"] in ("created", "updated")]
-    views = [client.get(f"/services/{name}") for name in changed]
+    views = [client.get(f"/services/{name}", stale="true") for name in changed]
     wait_after(args, client, [Watch(v["name"], int(v["version"])) for v in views if waits_for(v)])
     return EXIT_OK
 

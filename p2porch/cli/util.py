@@ -219,7 +219,13 @@ def client_for(args: argparse.Namespace, timeout_s: float = 30.0) -> Any:
     from ..api.client import ApiClient
 
     conn = connection_of(args)
-    return ApiClient(conn.host, token=conn.token or None, ca_pem=conn.ca_pem or None, timeout_s=timeout_s)
+    return ApiClient(
+        conn.host,
+        token=conn.token or None,
+        ca_pem=conn.ca_pem or None,
+        timeout_s=timeout_s,
+        stale=bool(getattr(args, "stale", False)),
+    )
 
 
 def wants_json(args: argparse.Namespace) -> bool:

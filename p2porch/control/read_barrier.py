@@ -10,8 +10,9 @@ every write committed before the round began: the read then answers from ``store
 Raft's log read (thesis 6.4): pysyncobj 0.3.17 has no ReadIndex message (no read path at all: a
 follower learns the leader's commit index only from appends, which the quiet heartbeats send rarely),
 and the entry costs one round trip per batch of reads, a few dozen bytes of journal, and nothing while
-no one reads. The sole voter answers at once (no other node can lead). A round not done within
-``timeout_s`` (no leader, no quorum, this node cut off) refuses its reads with
+no one reads. The sole voter answers at once (no other node can lead). A read whose round failed tries
+the next while it has time; one not answered within ``bound_s`` (5 s, or the store's longest election
+and two heartbeats when longer: no leader, no quorum, this node cut off) is refused with
 :class:`~p2porch.errors.StaleReadRefused` (HTTP 503) naming why, never a stale answer.
 
 A request with ``stale=true`` (the web UI's polling; docs/raft.md "Reads") is answered from this node's
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LOCAL_READS", "READ_BARRIER_TIMEOUT_S", "ReadBarrier", "linearizable_reads"]
 
-READ_BARRIER_TIMEOUT_S = 5.0  # a read waits this long for its round (a leader election fits in it)
+READ_BARRIER_TIMEOUT_S = 5.0  # a read waits at least this long for its round (a LAN election fits in it)
 RETRY_PAUSE_S = 0.05  # a round whose entry was refused at once (no leader yet) tries again after this
 #: GET routes of node-local facts, not cluster state: never behind the barrier
 LOCAL_READS = frozenset({"/network", "/cluster/ca"})
@@ -57,7 +58,7 @@ class ReadBarrier:
 
     async def wait(self, stale_ok: bool = False) -> None:
         """Return once this node's snapshot holds every write committed before the call; raise
-        StaleReadRefused when that is not known within ``timeout_s``."""
+        StaleReadRefused when that is not known within ``bound_s``."""
         store = self.store_of()
         if store is None:
             return
@@ -69,19 +70,34 @@ class ReadBarrier:
         ):
             return
         started = time.monotonic()
+        deadline = started + self.bound_s(store)
         needed = self.rounds.needed()
-        with trio.move_on_after(self.timeout_s):
-            while (outcome := self.rounds.outcome(needed)) is None:
-                if self.rounds.may_start(needed):
-                    await self._run_round(store, started + self.timeout_s)
-                else:
-                    await self._round_ended.wait()
-        if outcome is None:
-            outcome = (False, "no barrier round finished in time")
-        if not outcome[0]:
+        ok, why = False, "no barrier round finished in time"
+        with trio.move_on_after(deadline - started):
+            while not ok:
+                outcome = self.rounds.outcome(needed)
+                if outcome is None:
+                    if self.rounds.may_start(needed):
+                        await self._run_round(store, deadline)
+                    else:
+                        await self._round_ended.wait()
+                    continue
+                ok, why = outcome
+                if not ok:  # its round failed (maybe at an earlier reader's deadline): while this
+                    await trio.sleep(RETRY_PAUSE_S)  # reader has time left, it needs the next one
+                    needed = self.rounds.needed()
+        if not ok:
             raise StaleReadRefused(
-                refusal(outcome[1], store.status().leader, time.monotonic() - started), field="consistency"
+                refusal(why, store.status().leader, time.monotonic() - started), field="consistency"
             )
+
+    def bound_s(self, store: RaftStore) -> float:
+        """How long a read waits for its round: ``timeout_s``, or longer where this store's election
+        takes longer (far voters, ``[raft] rtt_ms``): its longest election timeout and two heartbeats."""
+        config = getattr(store, "config", None)
+        if config is None:
+            return self.timeout_s
+        return max(self.timeout_s, config.election_timeout_max_s + 2 * config.heartbeat_period_s)
 
     async def _run_round(self, store: RaftStore, deadline: float) -> None:
         """One round (shielded: the readers sharing it do not depend on its starter staying)."""

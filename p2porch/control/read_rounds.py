@@ -40,7 +40,7 @@ def refusal(reason: str, leader: str | None, waited_s: float) -> str:
     return (
         f"this node could not confirm within {waited_s:.1f} s that it holds every committed write "
         f"({reason}; {seen}): not answering from a possibly stale copy; retry, read through another "
-        "node, or ask for this node's own copy with stale=true"
+        "node, or ask for this node's own copy (CLI: p2porch --stale ...; API: ?stale=true)"
     )
 
 

@@ -95,12 +95,13 @@ def _call(node: SandboxNode, method: str, path: str, body: dict[str, Any] | None
 
 def _existing_cluster(seed: SandboxNode) -> tuple[str, set[str]] | None:
     """The join token and member names of the cluster ``seed`` already belongs to (a sandbox grown with
-    ``up --nodes N --init``), or None when it belongs to none (its ``GET /token`` fails)."""
-    try:
-        token = str(_get(seed, "/token")["token"])
-        members = {str(row["name"]) for row in _get(seed, "/nodes")}
-    except (SandboxError, KeyError, TypeError):
+    ``up --nodes N --init``), or None when it belongs to none (its ``/status`` names no cluster). Both
+    read ``seed``'s own copy (``stale``): right after a whole-cluster restart its read barrier may refuse
+    for a while, and a member taken for a fresh node would be sent ``init``."""
+    if _get(seed, "/status").get("cluster") is None:
         return None
+    token = str(_get(seed, "/token?stale=true")["token"])
+    members = {str(row["name"]) for row in _get(seed, "/nodes?stale=true")}
     return token, members
 
 

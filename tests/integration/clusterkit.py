@@ -27,7 +27,14 @@ from p2porch.sandbox.system import find_program, pid_alive, read_pid
 
 P2PORCH = [sys.executable, "-m", "p2porch"]
 IMAGE = "p2porch/busybox:latest"
-RETRYABLE: tuple[type[BaseException], ...] = (httpx.HTTPError, OSError, KeyError, ValueError)
+
+
+class StaleRead(Exception):
+    """A CLI read its node's read barrier refused (StaleReadRefused: no round committed in time, the node
+    restarting, catching up or mid-election): a poll reads again."""
+
+
+RETRYABLE: tuple[type[BaseException], ...] = (httpx.HTTPError, OSError, KeyError, ValueError, StaleRead)
 # busybox httpd as PID 1 ignores SIGTERM: a short grace keeps stops fast.
 FAST_STOP = ("--stop-grace-period", "1s")
 # A page that names the version (env V) and the node, served on port 80.
@@ -53,6 +60,8 @@ def stack_deploy(
 def cli_json(sb: Sandbox, node: str, *args: str) -> Any:
     """``p2porch --json ARGS`` (the flag goes first: after IMAGE it would become part of CMD)."""
     result = cli(sb, node, "--json", *args)
+    if result.returncode != 0 and b"holds every committed write" in result.stderr:
+        raise StaleRead(result.stderr.decode())
     assert result.returncode == 0, result.stderr.decode()
     return json.loads(result.stdout)
 

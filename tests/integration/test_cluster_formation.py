@@ -16,14 +16,17 @@ from p2porch.sandbox.system import pid_alive, read_pid
 
 
 def node_table(sb: Sandbox, node: str) -> list[tuple[str, str, str]]:
-    rows = cli_json(sb, node, "node", "ls")
+    """``node``'s own copy of the node table (``--stale``: what it applied, not the leader's)."""
+    rows = cli_json(sb, node, "--stale", "node", "ls")
     return sorted(
         (r["name"], r["id"], "voter" if r["raft_role"] == "leader" else r["raft_role"]) for r in rows
     )
 
 
-def labels_of(sb: Sandbox, viewer: str, node: str) -> dict[str, str]:
-    return {r["name"]: r["labels"] for r in cli_json(sb, viewer, "node", "ls")}[node]
+def labels_of(sb: Sandbox, viewer: str, node: str, stale: bool = False) -> dict[str, str]:
+    """``node``'s labels as ``viewer`` reads them (``stale``: ``viewer``'s own copy, for catch-up waits)."""
+    flags = ("--stale",) if stale else ()
+    return {r["name"]: r["labels"] for r in cli_json(sb, viewer, *flags, "node", "ls")}[node]
 
 
 def restart_daemon(sb: Sandbox, node: SandboxNode, sig: int = signal.SIGKILL) -> None:
@@ -221,7 +224,7 @@ def test_leader_kill_while_writing_loses_no_acknowledged_write(five_nodes):
     sb.up(5)
     for node in nodes:
         wait_for(
-            lambda node=node: set(acked) <= set(labels_of(sb, node.name, "n5")),
+            lambda node=node: set(acked) <= set(labels_of(sb, node.name, "n5", stale=True)),
             what=f"acknowledged writes on {node.name}",
         )
     assert cli_json(sb, "n1", "status")["cluster"]["has_quorum"]
@@ -282,10 +285,12 @@ def test_leave_rm_and_rejoin(five_nodes):
     wait_for(lambda: "n5" in [r["name"] for r in cli_json(sb, "n1", "node", "ls")], what="n5 back")
 
 
-def roles(sb: Sandbox, viewer: str) -> dict[str, str]:
+def roles(sb: Sandbox, viewer: str, stale: bool = False) -> dict[str, str]:
+    """Each node's Raft role as ``viewer`` reads them (``stale``: ``viewer``'s own copy)."""
+    flags = ("--stale",) if stale else ()
     return {
         r["name"]: "voter" if r["raft_role"] == "leader" else r["raft_role"]
-        for r in cli_json(sb, viewer, "node", "ls")
+        for r in cli_json(sb, viewer, *flags, "node", "ls")
     }
 
 
@@ -348,8 +353,8 @@ def test_autopilot_replaces_two_dead_voters_one_after_the_other(five_nodes):
         for victim in dead:
             wait_for(
                 lambda victim=victim: (
-                    roles(sb, victim.name)[victim.name] == "replica"
-                    and all(key in labels_of(sb, victim.name, name) for name, key in written)
+                    roles(sb, victim.name, stale=True)[victim.name] == "replica"
+                    and all(key in labels_of(sb, victim.name, name, stale=True) for name, key in written)
                 ),
                 60,
                 f"{victim.name} back as a replica with the writes it missed",
@@ -414,7 +419,8 @@ def test_quorum_loss_and_recover_force_new_cluster(five_nodes):
         # the voters that did not answer the recovery are down in the restored state (before: ready, and
         # their tasks counted, until the new leader's gossip had missed them for 30 s, leader/unseen.py)
         lost = {v.name for v in victims}
-        statuses = {r["name"]: r["status"] for r in cli_json(sb, survivor.name, "node", "ls")}
+        # the survivor's own copy: autopilot may be adding a voter, and that 2-voter group cannot commit
+        statuses = {r["name"]: r["status"] for r in cli_json(sb, survivor.name, "--stale", "node", "ls")}
         assert {name for name, status in statuses.items() if status == "down"} == lost, statuses
 
         def replaced() -> bool:
@@ -429,7 +435,7 @@ def test_quorum_loss_and_recover_force_new_cluster(five_nodes):
         # the survivor is the only voter left of the old ones (autopilot may already be adding replicas)
         assert status["has_quorum"] and f"{survivor.address}:7947" in status["voters"], status
         assert not {f"{v.address}:7947" for v in victims} & set(status["voters"]), status
-        assert labels_of(sb, survivor.name, survivor.name).get("before") == "loss"
+        assert labels_of(sb, survivor.name, survivor.name, stale=True).get("before") == "loss"
         # Known limit (docs/failure-model.md): autopilot adds the first replica back as a voter within
         # about a second; until that voter has caught up the 2-voter group cannot commit (no learner
         # stage in pysyncobj), so a write in that window may time out. Writable again is the promise.
@@ -455,14 +461,18 @@ def test_quorum_loss_and_recover_force_new_cluster(five_nodes):
 
         wait_for(voters_back, 90, "3 voters among the live nodes again")
         for n in live:
-            wait_for(lambda n=n: labels_of(sb, n.name, survivor.name).get("after") == "recovery", 30, n.name)
+            wait_for(
+                lambda n=n: labels_of(sb, n.name, survivor.name, stale=True).get("after") == "recovery",
+                30,
+                n.name,
+            )
     finally:
         sb.up(5)
     for victim in victims:
         wait_for(
             lambda victim=victim: (
-                roles(sb, victim.name)[victim.name] == "replica"
-                and labels_of(sb, victim.name, survivor.name).get("after") == "recovery"
+                roles(sb, victim.name, stale=True)[victim.name] == "replica"
+                and labels_of(sb, victim.name, survivor.name, stale=True).get("after") == "recovery"
             ),
             60,
             f"{victim.name} back as a replica of the recovered cluster",

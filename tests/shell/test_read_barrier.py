@@ -5,6 +5,7 @@ committed through the leader of real daemons) is tests/integration/test_read_aft
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -120,3 +121,45 @@ async def test_only_get_routes_of_cluster_state_are_wrapped_and_stale_is_checked
     with pytest.raises(ConfigError) as bad:
         await listing.handler({"stale": "maybe"}, {})
     assert bad.value.field == "stale"
+
+
+async def test_a_reader_whose_shared_round_failed_early_tries_the_next_round() -> None:
+    # round 2 starts (to its starter's deadline, 0.3 s on) while the reader waits for it: the reader shares
+    # it, and when it fails at 0.6 s the reader, with time left, runs round 3, which commits (healed)
+    store = _Store()
+    store.fail = True
+    barrier = _barrier(store, timeout_s=3.0)
+    done: list[str] = []
+
+    async def starter() -> None:  # as a reader with an earlier deadline would
+        await barrier._run_round(store, time.monotonic() + 0.3)  # round 1
+        await barrier._run_round(store, time.monotonic() + 0.3)  # round 2, at once (no checkpoint)
+
+    async def read() -> None:
+        await trio.sleep(0.1)  # during round 1: needs round 2
+        await barrier.wait()
+        done.append("answered")
+
+    async def heal() -> None:
+        await trio.sleep(0.45)
+        store.fail = False
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(starter)
+        nursery.start_soon(read)
+        nursery.start_soon(heal)
+    assert done == ["answered"]  # on main: refused at 0.6 s, 2.5 s before its own deadline
+    assert barrier.rounds.failed_round == 2 and barrier.rounds.ok_through == 3
+
+
+def test_the_bound_covers_the_stores_longest_election_never_below_the_floor() -> None:
+    class _Config:
+        election_timeout_max_s, heartbeat_period_s = 12.0, 1.0  # [raft] rtt_ms = 500
+
+    store = _Store()
+    barrier = _barrier(store)
+    assert barrier.bound_s(store) == 5.0  # type: ignore[arg-type]  # no config: the floor
+    store.config = _Config()  # type: ignore[attr-defined]
+    assert barrier.bound_s(store) == 14.0  # type: ignore[arg-type]
+    _Config.election_timeout_max_s, _Config.heartbeat_period_s = 1.2, 0.1  # the LAN defaults
+    assert barrier.bound_s(store) == 5.0  # type: ignore[arg-type]

@@ -500,3 +500,27 @@ def test_the_monitor_allowance_is_the_judged_policy_s_monitor_and_its_delays():
     assert monitor_allowance_s(view(desired=5, spec=spec, update_status={"state": "rollback_started"})) == 5.0
     assert monitor_allowance_s(view(desired=5, spec=spec, update_status={"state": "completed"})) == 0.0
     assert monitor_allowance_s(view(desired=5, spec=spec)) == 0.0  # created, or no rollout
+
+
+def test_wait_reads_the_nodes_own_copy_and_polls_again_when_a_read_is_refused():
+    # the change was applied on the node it went through before it was acknowledged: no read barrier
+    # (a Raft entry per poll); a refusal (StaleReadRefused, 503) is one more poll, not a failed wait
+    from p2porch.errors import StaleReadRefused
+
+    class Client(FakeClient):
+        def __init__(self, polls):
+            super().__init__(polls)
+            self.params, self.refuse = [], 1
+
+        def get(self, path, **params):
+            self.params.append(params.get("stale"))
+            if self.refuse:
+                self.refuse -= 1
+                raise StaleReadRefused("no barrier round finished in time")
+            return super().get(path, **params)
+
+    client = Client([(view(), [task(1, "preparing")]), (view(running=2), [task(1), task(2)])])
+    out = io.StringIO()
+    wait_for_services(client, [Watch("web", 7)], printer=ProgressPrinter(out), sleep=lambda s: None)
+    assert out.getvalue().rstrip().endswith("web: converged")
+    assert set(client.params) == {"true"}

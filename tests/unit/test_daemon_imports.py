@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+from p2porch import lazyimport
+
 cli_main = importlib.import_module("p2porch.cli.main")  # the package's ``main`` attribute is the function
 
 #: Never in the daemon: the docker SDK with requests/urllib3 (p2porch.engine speaks the Engine API).
@@ -188,7 +190,32 @@ def test_the_daemon_runs_without_openssls_hashes_and_hashes_alike() -> None:
         "assert hmac.compare_digest(b'a', b'a') and not secrets.compare_digest('a', 'b')\n"
         "assert hashlib.new('sha256', b'abc').digest() == hashlib.sha256(b'abc').digest()\n"
     )
-    assert "_sha256" in loaded and "hashlib" in loaded  # CPython's own SHA-2 answered
+    assert (
+        "_sha256" in loaded or "_sha2" in loaded
+    ) and "hashlib" in loaded  # CPython's own SHA-2 (3.12: _sha2)
+
+
+def test_openssls_hashes_stay_where_this_python_lacks_its_own() -> None:
+    # a build with only some builtin hashes (--with-builtin-hashlib-hashes=blake2, RHEL/FIPS) keeps _hashlib
+    assert lazyimport.builtin_hashes_present()  # this CPython has them all (_sha2 on 3.12+, else _sha256)
+    for missing in ("_md5", "_sha1", "_blake2"):
+        assert not lazyimport.builtin_hashes_present(
+            lambda name, gone=missing: None if name == gone else name
+        )
+    without_sha2 = {"_sha2", "_sha256"}
+    assert not lazyimport.builtin_hashes_present(lambda name: None if name in without_sha2 else name)
+    assert lazyimport.builtin_hashes_present(lambda name: None if name == "_sha256" else name)  # 3.12+
+    loaded = modules_after(
+        "import sys, importlib.util\n"
+        "from p2porch import lazyimport\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == '_sha1' else real(name, *a)\n"
+        "lazyimport.defer_daemon_modules()\n"
+        "assert sys.modules.get('_hashlib', 0) is not None\n"
+        "import hashlib\n"
+        "assert hashlib.sha256(b'abc').hexdigest().startswith('ba7816bf')\n"
+    )
+    assert "_hashlib" in loaded
 
 
 def test_the_template_engine_loads_on_the_first_template_only() -> None:

@@ -223,9 +223,13 @@ def test_a_grown_sandbox_joins_only_its_new_hosts_and_never_inits_again(monkeypa
     nodes = [Sandbox("grow").node(i) for i in range(1, 6)]
     posted: list[tuple[str, str]] = []
 
-    def get(node, path, timeout_s=15.0):
+    def get(node, path, timeout_s=15.0):  # n1 right after a whole-cluster restart: its barrier refuses
         assert node.name == "n1"
-        if path == "/token":
+        if path == "/status":
+            return {"cluster": {"cluster_id": "c1", "ready": False}}
+        if not path.endswith("?stale=true"):
+            raise SandboxError("n1: /token failed: this node could not confirm ... (503)")
+        if path.startswith("/token"):
             return {"token": "T-current", "join_command": "..."}
         return [{"name": f"n{i}"} for i in range(1, 5)]
 
