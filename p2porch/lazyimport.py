@@ -71,15 +71,23 @@ DAEMON_UNEXECUTED_MODULES = (
 #: Only where this Python has those built in: a build limited to some (``--with-builtin-hashlib-hashes``,
 #: RHEL/FIPS) keeps ``_hashlib``, else ``hashlib.sha256`` would be missing.
 DAEMON_ABSENT_MODULES = ("_hashlib",)
-#: CPython's own hash modules ``hashlib`` falls back to without ``_hashlib`` (3.12 merged _sha256 into _sha2)
-BUILTIN_HASH_MODULES = (("_md5",), ("_sha1",), ("_sha2", "_sha256"), ("_blake2",))
+#: CPython's own hash modules ``hashlib`` falls back to without ``_hashlib``: per hash, its ways (each a set
+#: of modules all present). 3.12 merged _sha256 and _sha512 into _sha2; 3.11 has both of those instead.
+BUILTIN_HASH_MODULES: tuple[tuple[tuple[str, ...], ...], ...] = (
+    (("_md5",),),
+    (("_sha1",),),
+    (("_sha2",), ("_sha256", "_sha512")),
+    (("_blake2",),),
+)
 
 
 def builtin_hashes_present(find: Callable[[str], object | None] | None = None) -> bool:
-    """Whether this Python has every hash module of ``BUILTIN_HASH_MODULES`` (one name of each group);
-    ``find``: ``importlib.util.find_spec`` unless given."""
+    """Whether this Python has every hash of ``BUILTIN_HASH_MODULES`` (all the modules of one of its
+    ways); ``find``: ``importlib.util.find_spec`` unless given."""
     look = find or importlib.util.find_spec
-    return all(any(look(name) is not None for name in group) for group in BUILTIN_HASH_MODULES)
+    return all(
+        any(all(look(name) is not None for name in way) for way in ways) for ways in BUILTIN_HASH_MODULES
+    )
 
 
 _full_init_lock = threading.RLock()  # re-entered if a real __init__ looks up its own names

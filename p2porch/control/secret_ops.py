@@ -19,17 +19,19 @@ from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, no_such
 from ..model import Rollout, SecretRecord, ServiceSpec, secret_key
+from ..model.filerefs import parse_file_ref
 from ..model.metadata_limits import check_labels
 from ..model.payload_template import check_driver
 from ..raft import commands as C
 from ..raft.fsm_secrets import users_of
 from ..raft.state import ClusterState
 from ..vault import KINDS, digest_of, seal_value, validate_name, validate_value
+from .fresh_read import redone_on_newer_record
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
 
-__all__ = ["SecretOps", "resolve_file_refs", "secret_endpoints", "secret_view"]
+__all__ = ["SecretOps", "kept_refs", "resolve_file_refs", "secret_endpoints", "secret_view"]
 
 OBJECT_ID_BYTES = 8
 
@@ -92,6 +94,26 @@ def resolve_file_refs(
                 refs.append(replace(ref, version=record.current))
         resolved[kind + "s"] = tuple(refs)
     return replace(spec, **resolved)
+
+
+def kept_refs(current: ServiceSpec, changes: dict[str, Any]) -> ServiceSpec:
+    """The ``kept`` spec of a `service update` of ``current`` by ``changes`` (see resolve_file_refs):
+    without the sources ``secrets_add``/``configs_add`` names. A reference removed and added again in
+    one update (``--secret-rm S --secret-add S``) is one the update adds: it takes the current version.
+    An entry that does not parse keeps nothing out: the spec's own check refuses it, naming it."""
+    dropped: dict[str, Any] = {}
+    for kind in KINDS:
+        added = changes.get(f"{kind}s_add")
+        names = set()
+        for entry in added if isinstance(added, list) else ():
+            try:
+                names.add(parse_file_ref(entry, kind=kind, fieldname=f"{kind}s_add").source)
+            except ConfigError:
+                continue
+        if names:
+            refs = getattr(current, kind + "s")
+            dropped[kind + "s"] = tuple(r for r in refs if r.source not in names)
+    return replace(current, **dropped) if dropped else current
 
 
 def _kind(kind: str) -> str:
@@ -215,25 +237,36 @@ class SecretOps:
         return view
 
     async def _roll_followers(self, kind: str, name: str, version: int) -> list[str]:
+        """Roll every service that follows ``name`` to ``version``; the names of those rolled."""
         rolled = []
-        for svc in list(self._state().services.values()):
-            refs = svc.spec.secrets if kind == "secret" else svc.spec.configs
-            if not any(r.source == name and not r.pinned for r in refs):
-                continue
-            followed = tuple(
-                replace(r, version=version) if r.source == name and not r.pinned else r for r in refs
-            )
-            if kind == "secret":
-                spec = replace(svc.spec, secrets=followed)
-            else:
-                spec = replace(svc.spec, configs=followed)
-            rollout = Rollout.update(self.clock.now(), f"{kind} {name} version {version}")
-            update = C.UpdateService.of(
-                svc, at=self.clock.now(), spec=spec, previous_spec=svc.spec, rollout=rollout
-            )
-            await self.manager.write(update.encode())
-            rolled.append(svc.name)
+        for service_id in list(self._state().services):
+            followed = await self._roll_follower(service_id, kind, name, version)
+            if followed is not None:
+                rolled.append(followed)
         return rolled
+
+    @redone_on_newer_record("service_version")
+    async def _roll_follower(self, service_id: str, kind: str, name: str, version: int) -> str | None:
+        """Move one service's unpinned references to ``name`` up to ``version``, read afresh at each run:
+        the write is conditional on the version read, and a commit to the service meanwhile (the
+        leader's rollout or rebalance bookkeeping, an autoscale, a user's scale) is no reason to leave
+        it on the old version. Its name, or None: gone, not following, or already at ``version``."""
+        svc = self._state().services.get(service_id)
+        if svc is None:
+            return None
+        refs = svc.spec.secrets if kind == "secret" else svc.spec.configs
+        if not any(r.source == name and not r.pinned and r.version < version for r in refs):
+            return None  # a newer `update` of the object already moved it: never back
+        followed = tuple(
+            replace(r, version=version) if r.source == name and not r.pinned else r for r in refs
+        )
+        spec = replace(svc.spec, **{kind + "s": followed})
+        rollout = Rollout.update(self.clock.now(), f"{kind} {name} version {version}")
+        update = C.UpdateService.of(
+            svc, at=self.clock.now(), spec=spec, previous_spec=svc.spec, rollout=rollout
+        )
+        await self.manager.write(update.encode())
+        return svc.name
 
     async def remove(self, kind: str, name: str) -> dict[str, Any]:
         record = self.find(kind, name)

@@ -42,7 +42,7 @@ from ..scheduler.restart import stopped_unhealthy
 from ..stack.names import swarm_service_name
 from .fresh_read import redone_on_newer_record
 from .network_ops import network_changes
-from .secret_ops import file_ref_changes, resolve_file_refs
+from .secret_ops import file_ref_changes, kept_refs, resolve_file_refs
 from .task_liveness import counts_as_running, stale_message
 from .task_specs import task_host_ports, task_image
 
@@ -286,7 +286,7 @@ class ServiceOps:
         merged = updated_spec_dict(service.spec, changes)
         given = "endpoint_mode" in changes or on_host_network(service.spec.networks)  # else dnsrr on host
         checked = self.check_ports(validate_spec(merged, given))
-        spec = resolve_file_refs(self._state(), checked, kept=service.spec)  # rolled-back versions kept
+        spec = resolve_file_refs(self._state(), checked, kept=kept_refs(service.spec, changes))
         check_spec(spec, service.spec)  # only what the update makes worse
         check_spec_size(spec)
         check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job

@@ -217,10 +217,13 @@ class StackOps:
                         field=f"services.{service.short_name}",
                     )
             # compared as it would be stored: a secret/config reference the file leaves unpinned is
-            # stored with the object's current version (a new value rolls the service by itself)
-            with refusal_named(service.short_name):
-                stored = resolve_file_refs(state, spec, creating)
+            # stored with the object's current version (a new value rolls the service by itself), or, for
+            # an existing service, the version it references (kept, as the update that applies it keeps
+            # it: a `service rollback` of a new version is no change to redeploy)
             record = state.service_by_name(service.name)
+            kept = record.spec if record is not None else None
+            with refusal_named(service.short_name):
+                stored = resolve_file_refs(state, spec, creating, kept=kept)
             check_spec(spec, record.spec if record is not None else None, _compose_keys(service.short_name))
             if record is None:
                 check_spec_size(stored, f"services.{service.short_name}")  # as the create stores it
@@ -241,9 +244,8 @@ class StackOps:
             with refusal_named(service.short_name):
                 check_update_allowed(record.name, record.spec, stored)
                 # the size as the update stores it: merged into the current spec, references resolved
-                updated = resolve_file_refs(
-                    state, validate_spec(updated_spec_dict(record.spec, dict(service.spec))), creating
-                )
+                merged = validate_spec(updated_spec_dict(record.spec, dict(service.spec)))
+                updated = resolve_file_refs(state, merged, creating, kept=record.spec)
             check_spec_size(updated, f"services.{service.short_name}")
             with refusal_named(service.short_name):
                 command_gate.admit_spec(updated, record.spec, readers)

@@ -13,7 +13,7 @@ import trio
 
 from p2porch.api.server import Endpoint
 from p2porch.control.read_barrier import ReadBarrier, linearizable_reads
-from p2porch.errors import ConfigError, ProposalTimeout, StaleReadRefused
+from p2porch.errors import ConfigError, ProposalTimeout, RaftError, StaleReadRefused
 from p2porch.raft import commands as C
 from p2porch.raft.status import RaftStatus
 
@@ -150,6 +150,35 @@ async def test_a_reader_whose_shared_round_failed_early_tries_the_next_round() -
         nursery.start_soon(heal)
     assert done == ["answered"]  # on main: refused at 0.6 s, 2.5 s before its own deadline
     assert barrier.rounds.failed_round == 2 and barrier.rounds.ok_through == 3
+
+
+async def test_a_reader_whose_store_restarted_reads_through_the_new_store() -> None:
+    # the store restarts under a waiting reader: its round through the old store fails at once ("this
+    # node's store restarted"); the reader takes the new store for the next round. On main it kept the
+    # store it began with and retried it every 50 ms until its bound, then was refused
+    new = _Store()
+    current: list[_Store] = []
+
+    class _Closed(_Store):
+        async def write(self, command: bytes, timeout_s: float = 5.0) -> Any:
+            self.writes.append("read barrier")
+            current[0] = new  # it restarted: this one is closed
+            raise RaftError("the store is closed")
+
+    old = _Closed()
+    current.append(old)
+    barrier = ReadBarrier(lambda: current[0], timeout_s=1.0)  # type: ignore[arg-type, return-value]
+    await barrier.wait()
+    assert old.writes == ["read barrier"] and new.writes == ["read barrier"]
+    # a node that left its cluster meanwhile (no store after the failed round): nothing to wait for
+    old.writes.clear()
+
+    def store_of() -> _Store | None:
+        return None if old.writes else old
+
+    left = ReadBarrier(store_of, timeout_s=1.0)  # type: ignore[arg-type]
+    await left.wait()
+    assert old.writes == ["read barrier"]
 
 
 def test_the_bound_covers_the_stores_longest_election_never_below_the_floor() -> None:

@@ -64,6 +64,17 @@ def test_a_boolean_flag_takes_gos_true_or_false_after_an_equals_sign(argv, detac
     assert parsed("service", "update", *argv, "redis", "--image", "redis:3.0.7").detach is detach
 
 
+@pytest.mark.parametrize(
+    ("argv", "no_prune"),
+    [(("--prune=false",), True), (("--prune=true",), False), (("--prune",), False), ((), False)],
+)
+def test_stack_deploy_prune_false_keeps_the_services_as_dockers_does(argv, no_prune):
+    # Docker's `--prune=false` (its default: keep services the file no longer has) is `--no-prune` here
+    # (pruning is the default); before explicit_bools the `=false` was dropped and the deploy pruned
+    args = parsed("stack", "deploy", *argv, "-c", "stack.yml", "shop")
+    assert args.no_prune is no_prune
+
+
 def test_other_words_after_a_boolean_flag_and_anything_after_the_separator_stay_refused(capsys):
     with pytest.raises(SystemExit) as info:
         main(["service", "update", "--detach=maybe", "redis"])

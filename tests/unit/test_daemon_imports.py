@@ -205,6 +205,10 @@ def test_openssls_hashes_stay_where_this_python_lacks_its_own() -> None:
     without_sha2 = {"_sha2", "_sha256"}
     assert not lazyimport.builtin_hashes_present(lambda name: None if name in without_sha2 else name)
     assert lazyimport.builtin_hashes_present(lambda name: None if name == "_sha256" else name)  # 3.12+
+    # 3.11: SHA-512 is its own module: _sha256 alone is no SHA-2 (hashlib.sha512 would be missing)
+    only_sha256 = {"_sha2", "_sha512"}
+    assert not lazyimport.builtin_hashes_present(lambda name: None if name in only_sha256 else name)
+    assert lazyimport.builtin_hashes_present(lambda name: None if name == "_sha2" else name)  # 3.11
     loaded = modules_after(
         "import sys, importlib.util\n"
         "from p2porch import lazyimport\n"

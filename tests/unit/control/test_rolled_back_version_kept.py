@@ -45,3 +45,25 @@ async def test_scale_after_rolling_back_a_config_version_keeps_the_rolled_back_v
     await objects.update("config", "extra", _data("x2"))
     await ops.update("web", {"configs": ["app_conf", "extra"]})
     assert [r.version for r in ops.find("web").spec.configs] == [3, 2]
+
+
+async def test_a_reference_removed_and_added_again_in_one_update_takes_the_current_version(
+    ops: ServiceOps, manager: MemoryManager
+) -> None:
+    """docs/secrets.md: "a reference the update adds takes the current one"; `--secret-rm S --secret-add
+    S` (to change its options) is such an update. It kept the old version (review of h50)."""
+    objects = SecretOps(manager, lambda: KEY)  # type: ignore[arg-type]
+    await objects.create("config", {"name": "conf", **_data("v1")})
+    await objects.create("secret", {"name": "pw", **_data("p1")})
+    await ops.create({"name": "web", "image": IMAGE, "replicas": 1, "configs": ["conf"], "secrets": ["pw"]})
+    for kind, name, value in (("secret", "pw", "p2"), ("config", "conf", "v2")):
+        await objects.update(kind, name, _data(value))
+        await ops.rollback("web")  # back to version 1
+    service = ops.find("web")
+    assert (service.spec.configs[0].version, service.spec.secrets[0].version) == (1, 1)
+    await ops.update("web", {"configs_rm": ["conf"], "configs_add": ["source=conf,target=/etc/conf"]})
+    service = ops.find("web")
+    assert [(r.target, r.version) for r in service.spec.configs] == [("/etc/conf", 2)]  # on main: 1
+    assert service.spec.secrets[0].version == 1  # not named by the update: kept
+    await ops.update("web", {"secrets_rm": ["pw"], "secrets_add": [{"source": "pw", "mode": 0o400}]})
+    assert ops.find("web").spec.secrets[0].version == 2  # on main: 1

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
 
 from p2porch.api.server import build_app
+from p2porch.control.secret_ops import SecretOps
 from p2porch.control.service_ops import ServiceOps
 from p2porch.control.stack_ops import StackOps, parse_deploy_body, stack_endpoints
 from p2porch.errors import ConfigError, ConflictError, NotFoundError
@@ -132,6 +134,28 @@ async def test_redeploy_of_a_service_using_secrets_and_configs_writes_nothing(op
     again = await deploy(ops, "shop", WITH_OBJECTS, {"pw.txt": "pw"})
     assert actions(again) == {"shop-api": "unchanged"}
     assert (manager.state.version, manager.commands) == before
+
+
+async def test_redeploy_after_rolling_back_a_config_version_is_unchanged_and_keeps_the_version(ops, manager):
+    """`config update` rolls the service to version 2, `service rollback` returns it to 1: a redeploy of
+    the same file is no change (its update keeps the version, so the plan must: review of h50). On main
+    every later deploy, --dry-run too, said `updated shop-api (configs)`, wrote nothing and waited for a
+    roll that never came."""
+    await put_object(manager, "secret", "shop-db_password", 1)
+    await put_object(manager, "config", "shop-app_conf", 1)
+    await deploy(ops, "shop", WITH_OBJECTS, {"pw.txt": "pw"})
+    objects = SecretOps(manager, lambda: (0, b"k" * 32))
+    await objects.update("config", "shop-app_conf", {"data": base64.b64encode(b"port=81").decode()})
+    assert manager.state.service_by_name("shop-api").spec.configs[0].version == 2
+    await ops.services.rollback("shop-api")
+    assert manager.state.service_by_name("shop-api").spec.configs[0].version == 1
+    definition = load_stack("shop", WITH_OBJECTS, {"pw.txt": "pw"}.__getitem__)
+    assert actions(ops.dry_run(definition)) == {"shop-api": "unchanged"}
+    before = (manager.state.version, list(manager.commands))
+    again = await deploy(ops, "shop", WITH_OBJECTS, {"pw.txt": "pw"})
+    assert actions(again) == {"shop-api": "unchanged"}
+    assert (manager.state.version, manager.commands) == before
+    assert manager.state.service_by_name("shop-api").spec.configs[0].version == 1
 
 
 async def test_redeploy_updates_only_the_changed_service(ops, manager):
