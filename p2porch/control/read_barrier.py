@@ -85,9 +85,10 @@ class ReadBarrier:
                 ok, why = outcome
                 if not ok:  # its round failed (maybe at an earlier reader's deadline): while this
                     await trio.sleep(RETRY_PAUSE_S)  # reader has time left, it needs the next one
-                    store = self.store_of()  # through the store this node has now (it restarted)
-                    if store is None:
+                    now = self.store_of()  # through the store this node has now (it restarted)
+                    if now is None:
                         return  # this node left its cluster: nothing to wait for (as at the start)
+                    store = now
                     needed = self.rounds.needed()
         if not ok:
             raise StaleReadRefused(

@@ -260,7 +260,10 @@ class SecretOps:
         followed = tuple(
             replace(r, version=version) if r.source == name and not r.pinned else r for r in refs
         )
-        spec = replace(svc.spec, **{kind + "s": followed})
+        if kind == "secret":
+            spec = replace(svc.spec, secrets=followed)
+        else:
+            spec = replace(svc.spec, configs=followed)
         rollout = Rollout.update(self.clock.now(), f"{kind} {name} version {version}")
         update = C.UpdateService.of(
             svc, at=self.clock.now(), spec=spec, previous_spec=svc.spec, rollout=rollout
