@@ -25,13 +25,19 @@ def _data(text: str) -> dict[str, str]:
     return {"data": base64.b64encode(text.encode()).decode()}
 
 
+async def _followed(ops: ServiceOps, manager: MemoryManager, kind: str, services: list[str]) -> SecretOps:
+    """A ``kind`` named ``obj`` at version 1, and one-replica ``services`` that follow it."""
+    objects = SecretOps(manager, lambda: KEY)  # type: ignore[arg-type]
+    await objects.create(kind, {"name": "obj", **_data("one")})
+    for name in services:
+        await ops.create({"name": name, "image": IMAGE, "replicas": 1, kind + "s": ["obj"]})
+    return objects
+
+
 async def test_a_follower_written_to_during_the_roll_is_rolled_and_so_are_the_others(
     ops: ServiceOps, manager: MemoryManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    objects = SecretOps(manager, lambda: KEY)  # type: ignore[arg-type]
-    await objects.create("secret", {"name": "db_pw", **_data("one")})
-    for name in ("api", "web", "worker"):
-        await ops.create({"name": name, "image": IMAGE, "replicas": 1, "secrets": ["db_pw"]})
+    objects = await _followed(ops, manager, "secret", ["api", "web", "worker"])
     real = manager.write
     scaled: list[str] = []
 
@@ -44,7 +50,7 @@ async def test_a_follower_written_to_during_the_roll_is_rolled_and_so_are_the_ot
         return await real(command)
 
     monkeypatch.setattr(manager, "write", write)
-    rolled = await objects.update("secret", "db_pw", _data("two"))  # on main: ConflictError (409)
+    rolled = await objects.update("secret", "obj", _data("two"))  # on main: ConflictError (409)
     assert sorted(rolled["rolled_services"]) == ["api", "web", "worker"]
     for name in ("api", "web", "worker"):
         service = ops.find(name)
@@ -55,11 +61,9 @@ async def test_a_follower_written_to_during_the_roll_is_rolled_and_so_are_the_ot
 async def test_a_roll_never_moves_a_follower_back_from_a_newer_version(
     ops: ServiceOps, manager: MemoryManager
 ) -> None:
-    objects = SecretOps(manager, lambda: KEY)  # type: ignore[arg-type]
-    await objects.create("config", {"name": "conf", **_data("one")})
-    await ops.create({"name": "web", "image": IMAGE, "replicas": 1, "configs": ["conf"]})
-    await objects.update("config", "conf", _data("two"))
+    objects = await _followed(ops, manager, "config", ["web"])
+    await objects.update("config", "obj", _data("two"))
     before = ops.find("web").version
-    assert await objects._roll_followers("config", "conf", 2) == []  # already there: nothing written
-    assert await objects._roll_followers("config", "conf", 1) == []  # an older one: never back
+    assert await objects._roll_followers("config", "obj", 2) == []  # already there: nothing written
+    assert await objects._roll_followers("config", "obj", 1) == []  # an older one: never back
     assert ops.find("web").version == before and ops.find("web").spec.configs[0].version == 2
