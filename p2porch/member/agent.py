@@ -229,7 +229,8 @@ async def _run_agent(
 class MeasuredExecutor:
     """An executor whose container starts count into the daemon's metrics and whose listings and event
     subscriptions tell ``engine_seen`` whether the engine answers; the rest passes through (a capacity
-    read too: ``/info`` can fail while the engine runs its containers, and must never mark it unreachable)."""
+    read too: ``/info`` can fail while the engine runs its containers, and must never mark it
+    unreachable)."""
 
     def __init__(self, inner: Executor, metrics: Metrics, engine_seen: EngineSeen | None = None) -> None:
         self._inner = inner
@@ -304,8 +305,8 @@ async def keep_capacity(ctx: MemberContext, executor: Executor) -> None:
     placing by it; an engine that does not answer at all is recorded unreachable through the agent's
     failing listings and event subscriptions, never through ``/info``: ``executor`` must not report to
     ``engine_seen``) and the read is tried again, ``CAPACITY_RETRY_S`` doubling up to
-    ``CAPACITY_MAX_RETRY_S``. Never raises
-    for the engine or the write: the agent's loop does not restart over it."""
+    ``CAPACITY_MAX_RETRY_S``. Never raises for the engine or the write: the agent's loop does not
+    restart over it."""
     delay = CAPACITY_RETRY_S
     while True:
         try:
