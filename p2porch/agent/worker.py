@@ -175,13 +175,14 @@ class NodeAgent:
                 )
                 with trio.CancelScope() as scope:
                     self._starts[action.task_id] = scope
-                    # dated by the wall clock before the start plus the monotonic time it took: a clock
-                    # stepped back meanwhile never dates the first running report (the task's recorded
-                    # start) before its containers' starts (plan.restarted_error)
+                    # dated by the wall clock before the start plus the monotonic time it took, or by the
+                    # wall clock after it if later: a clock stepped back meanwhile never dates the first
+                    # running report (the task's recorded start) before its containers' starts, nor one
+                    # stepped forward before its sidecars' starts (plan.restarted_error)
                     wall, began = self.clock(), trio.current_time()
                     outcome = await self.executor.start(action.assignment, action.container_id)
                     await self._until_listening(action.assignment, outcome)
-                    at = wall + (trio.current_time() - began)
+                    at = max(wall + (trio.current_time() - began), self.clock())
                     self._record(outcome_report(action.assignment, outcome, at))
                 if scope.cancelled_caught:
                     log.info(

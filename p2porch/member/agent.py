@@ -199,7 +199,9 @@ async def _run_agent(
                 ctx.board.overlay.resync()
 
         async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
-            nursery.start_soon(keep_capacity, ctx, measured)
+            # the raw executor: /info failing alone (containerd trouble) says nothing of whether the engine
+            # answers; listings and event subscriptions tell the engine watch that
+            nursery.start_soon(keep_capacity, ctx, executor)
             to_agent, relevant = trio.open_memory_channel[Change](math.inf)  # read at once: it only pokes
             nursery.start_soon(_forward, changes, to_agent, node_id)
             await nursery.start(
@@ -225,9 +227,10 @@ async def _run_agent(
 
 
 class MeasuredExecutor:
-    """An executor whose container starts count into the daemon's metrics and whose listings, capacity
-    reads and event subscriptions tell ``engine_seen`` whether the engine answers; the rest passes
-    through."""
+    """An executor whose container starts count into the daemon's metrics and whose listings and event
+    subscriptions tell ``engine_seen`` whether the engine answers; the rest passes through (a capacity
+    read too: ``/info`` can fail while the engine runs its containers, and must never mark it
+    unreachable)."""
 
     def __init__(self, inner: Executor, metrics: Metrics, engine_seen: EngineSeen | None = None) -> None:
         self._inner = inner
@@ -251,7 +254,7 @@ class MeasuredExecutor:
         await self._inner.remove(container_id, stop_grace_s)
 
     async def capacity(self) -> NodeCapacity:
-        return await self._answered(self._inner.capacity)
+        return await self._inner.capacity()
 
     @asynccontextmanager
     async def open_events(self) -> AsyncIterator[Any]:
@@ -299,9 +302,11 @@ class MeasuredExecutor:
 async def keep_capacity(ctx: MemberContext, executor: Executor) -> None:
     """Read the engine's CPUs, memory and version (``docker info``) into the node's record and gossip once;
     while ``/info`` or the write fails, the record keeps its last known capacity (the scheduler goes on
-    placing by it; an engine that does not answer at all is recorded unreachable by ``engine_seen``) and
-    the read is tried again, ``CAPACITY_RETRY_S`` doubling up to ``CAPACITY_MAX_RETRY_S``. Never raises
-    for the engine or the write: the agent's loop does not restart over it."""
+    placing by it; an engine that does not answer at all is recorded unreachable through the agent's
+    failing listings and event subscriptions, never through ``/info``: ``executor`` must not report to
+    ``engine_seen``) and the read is tried again, ``CAPACITY_RETRY_S`` doubling up to
+    ``CAPACITY_MAX_RETRY_S``. Never raises for the engine or the write: the agent's loop does not
+    restart over it."""
     delay = CAPACITY_RETRY_S
     while True:
         try:

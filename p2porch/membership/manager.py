@@ -461,7 +461,7 @@ class ClusterManager:
                 raise AuthError(f"join: malformed reply from {peer}: {exc}") from exc
             self.local = local
             try:
-                await self.runtime.start(local, joining=True)
+                await self.runtime.start(local, joining=True, greeting=True)
                 running = self.clock.monotonic()
                 async with trio.open_nursery() as nursery:  # the greeting may speed the record up
                     nursery.start_soon(self._greet, str(reply.get("gossip_seed") or ""))

@@ -159,12 +159,19 @@ class MemberRuntime:
         self._nursery = nursery
 
     async def start(
-        self, local: LocalClusterState, prepare: StorePreparation | None = None, *, joining: bool = False
+        self,
+        local: LocalClusterState,
+        prepare: StorePreparation | None = None,
+        *,
+        joining: bool = False,
+        greeting: bool = False,
     ) -> None:
         """Open the store as ``local`` says and start everything; returns once all services started.
 
-        ``joining``: this node just joined a running cluster (a voter then waits for the leader to add
-        it before it ever campaigns, see ``StoreConfig.join_hold_elections_s``)."""
+        ``joining``: this node is not in the Raft configuration yet (it just joined a running cluster, or
+        is a promoted replica): a voter then waits for the leader to add it before it ever campaigns, see
+        ``StoreConfig.join_hold_elections_s``. ``greeting``: the manager greets the member that admitted
+        it (a real join only), and gossip's first seeding waits for that greeting (member/gossip.py)."""
         assert self._nursery is not None, "attach() first"
         scope = trio.CancelScope()
         done = trio.Event()
@@ -173,7 +180,7 @@ class MemberRuntime:
         async def member(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
             try:
                 with scope:
-                    await self._run(local, task_status, prepare, joining)
+                    await self._run(local, task_status, prepare, joining, greeting)
             finally:
                 self.store = None
                 if self._running.is_set():
@@ -201,9 +208,12 @@ class MemberRuntime:
         task_status: trio.TaskStatus[None],
         prepare: StorePreparation | None = None,
         joining: bool = False,
+        greeting: bool = False,
     ) -> None:
         board = self.board = LocalBoard()
-        if joining:  # the manager greets the admitting member, gossip waits for it (member/gossip.py)
+        # only a join greets (the manager's _greet sets it): a promoted replica's gossip, which nothing
+        # greets, would wait GREETING_WAIT_S before its first seeding
+        if greeting:  # the manager greets the admitting member, gossip waits for it (member/gossip.py)
             board.greeting = trio.Event()
         timing = timing_for_rtt(self.config.raft.rtt_ms / 1000.0)  # the defaults up to ~50 ms
         store_config = StoreConfig(

@@ -14,13 +14,14 @@ import pytest
 import trio
 import trio.testing
 
+from p2porch.agent.engine_watch import EngineMark, EngineWatch
 from p2porch.agent.model import NodeCapacity, ObservedContainer
 from p2porch.errors import ExecutorError
 from p2porch.member import agent as member_agent
 from p2porch.metrics import Metrics
 from p2porch.model import Node
 from p2porch.raft import commands as C
-from p2porch.testing.memstore import MemoryRaft
+from p2porch.testing.memstore import MemoryRaft, MemoryStore
 
 A = "10.0.0.1:7947"
 KNOWN = (2_000_000_000, 4 << 30)  # the record's capacity before: 2 CPUs, 4 GiB
@@ -60,21 +61,21 @@ class Engine:
         pass
 
 
-async def test_a_failing_docker_info_keeps_the_last_capacity_and_never_stops_the_agent(
-    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def _member(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, published: list[tuple[str, str]]
+) -> tuple[MemoryStore, Any]:
+    """A one-node store whose record has the ``KNOWN`` capacity, and the member context ``_run_agent``
+    reads (its engine is ``engine``; gossiped engine versions go to ``published``)."""
     raft = MemoryRaft([A], leader=A)
     store = raft.store(A)
     await store.write(C.InitCluster(at=1.0, cluster_id="0123456789abcdef").encode())
     node = Node("id1", "n1", "10.0.0.1", 7947, 7946, cpu_nanos=KNOWN[0], memory_bytes=KNOWN[1])
     await store.write(C.AddNode(at=1.0, node=node).encode())
-    engine = Engine(info_failures=6)
 
     async def opened(docker_host: Any) -> Engine:
         return engine
 
     monkeypatch.setattr(member_agent, "open_docker_executor", opened)
-    published: list[tuple[str, str]] = []
     board = SimpleNamespace(
         executor=None,
         overlay=None,
@@ -91,8 +92,15 @@ async def test_a_failing_docker_info_keeps_the_last_capacity_and_never_stops_the
         write=store.write,
         state_changes=store.subscribe,
     )
-    seen: list[bool] = []
-    run = member_agent._run_agent(ctx, None, None, 0.0, None, None, None, lambda ok, error: seen.append(ok))  # type: ignore[arg-type]
+    return store, ctx
+
+
+async def test_a_failing_docker_info_keeps_the_last_capacity_and_never_stops_the_agent(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, published = Engine(info_failures=6), list[tuple[str, str]]()
+    store, ctx = await _member(engine, monkeypatch, published)
+    run = member_agent._run_agent(ctx, None, None, 0.0, None, None, None, lambda ok, error: None)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         nursery.start_soon(lambda: run)
         await trio.sleep(10)  # /info failed at 0, 1, 3, 7 s: the agent ran on, the record kept its capacity
@@ -104,5 +112,27 @@ async def test_a_failing_docker_info_keeps_the_last_capacity_and_never_stops_the
         recorded = store.snapshot().nodes["id1"]
         assert (recorded.cpu_nanos, recorded.memory_bytes) == (8_000_000_000, 16 << 30)
         assert published == [("28.2.2", "x86_64")] and len(engine.info_calls) == 7
-        assert False in seen and seen[-1] is True  # each failed read told the engine watch
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_failing_docker_info_alone_never_marks_the_engine_unreachable(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``/info`` answering 500 while listings and events work (containerd trouble) is no engine outage: the
+    engine watch hears only the listings' and the event subscription's answers, so the node keeps taking
+    tasks and the leader never replaces them."""
+    engine = Engine(info_failures=1_000)
+    _, ctx = await _member(engine, monkeypatch, [])
+    watch = EngineWatch()
+
+    def seen(ok: bool, error: str) -> None:
+        watch.seen(ok, error, trio.current_time())
+
+    run = member_agent._run_agent(ctx, None, None, 0.0, None, None, None, seen)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: run)
+        for _ in range(120):  # two minutes of failing reads, looked at every second
+            await trio.sleep(1)
+            assert watch.mark(trio.current_time()) == EngineMark()  # never down
+        assert len(engine.info_calls) >= 6 and engine.listings >= 1
         nursery.cancel_scope.cancel()

@@ -14,7 +14,17 @@ import pytest
 import trio
 import trio.testing
 
-from p2porch.agent.model import ContainerEvent, NodeCapacity, ObservedContainer, TaskAssignment, TaskReport
+from p2porch.agent.model import (
+    KIND_SIDECAR,
+    LABEL_MEMBER,
+    LABEL_MEMBER_KIND,
+    ContainerEvent,
+    MemberSpec,
+    NodeCapacity,
+    ObservedContainer,
+    TaskAssignment,
+    TaskReport,
+)
 from p2porch.agent.plan import StartOutcome
 from p2porch.agent.worker import NodeAgent, run_agent
 from p2porch.errors import ExecutorError
@@ -418,6 +428,49 @@ async def test_a_clock_stepped_back_during_a_start_never_fails_the_task_as_resta
     container = ex.containers["c-t0001"]
     assert [r.state for b in rec.batches for r in b] == [TaskState.RUNNING]
     assert rec.latest()["t0001"].at >= container.started_at
+    assert ex.starts == ["t0001"] and ex.removed == []
+
+
+class ForwardSteppingExecutor(SteppingExecutor):
+    """Its main container starts at ``clock()``; then the host's clock steps forward 30 s before its
+    sidecar ``log`` starts (the engine dates both by the host's clock)."""
+
+    async def start(self, assignment: TaskAssignment, container_id: str = "") -> StartOutcome:
+        outcome = await FakeExecutor.start(self, assignment, container_id)
+        assert outcome.container is not None
+        main = replace(outcome.container, started_at=self.clock())
+        self.containers[main.container_id] = main
+        self.wall[0] += 30.0
+        await trio.sleep(0.2)
+        labels = {LABEL_MEMBER: "log", LABEL_MEMBER_KIND: KIND_SIDECAR}
+        side = replace(main, container_id="side", name="side", labels=labels, started_at=self.clock())
+        self.containers["side"] = side
+        return StartOutcome(main)
+
+
+async def test_a_clock_stepped_forward_during_a_group_start_never_fails_it_as_restarted(
+    autojump_clock: Any,
+) -> None:
+    """The task's recorded start is its first running report's time: dated by the monotonic time the start
+    took, it fell before the sidecar's start when the clock stepped forward between the main container's
+    and the sidecar's starts, and the next pass failed the group as "sidecar log ... started again outside
+    p2porch" (docs/agent.md: a step forward changes nothing)."""
+    ex, rec = ForwardSteppingExecutor([1_700_000_000.0]), Recorder()
+    log_sidecar = MemberSpec("log", KIND_SIDECAR, "busybox", command=("tail", "-F", "/x"))
+
+    def assignments() -> list[TaskAssignment]:  # as the cluster records it: started at the first report
+        first = next((r for b in rec.batches for r in b if r.state == TaskState.RUNNING), None)
+        if first is None:
+            return [task(1, members=(log_sidecar,))]
+        return [task(1, members=(log_sidecar,), state=TaskState.RUNNING, started_at=first.at)]
+
+    agent = NodeAgent(ex, NODE, assignments, rec, resync_interval_s=1.0, clock=ex.clock)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(agent.run)
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    assert [(r.state, r.error) for b in rec.batches for r in b] == [(TaskState.RUNNING, "")]
+    assert rec.latest()["t0001"].at >= ex.containers["side"].started_at
     assert ex.starts == ["t0001"] and ex.removed == []
 
 

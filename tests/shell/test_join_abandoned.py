@@ -50,7 +50,9 @@ async def test_a_join_abandoned_after_its_gossip_started_announces_its_leave_the
             "gossip_seed": "10.0.0.1:7946",
         }
 
-    async def start(local: Any, prepare: Any = None, *, joining: bool = False) -> None:
+    async def start(
+        local: Any, prepare: Any = None, *, joining: bool = False, greeting: bool = False
+    ) -> None:
         events.append(f"start as {local.role}")
         manager.runtime.board.gossip = FakeGossip(events)  # type: ignore[assignment]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from p2porch.errors import ConflictError
 from p2porch.membership import runtime as runtime_module
 from p2porch.membership import voter_role
 from p2porch.membership.localstate import LocalClusterState
+from p2porch.membership.manager import ClusterManager
 from p2porch.membership.runtime import MemberRuntime, no_store_reason
 from p2porch.membership.token import new_token
 from p2porch.raft.state import ClusterState
@@ -124,4 +126,25 @@ async def test_a_store_not_back_in_time_says_it_restarts_and_a_non_member_is_ans
         (endpoint,) = waiting_for_store(outsider, [Endpoint("GET", "/nodes", _node_ls(outsider), "")])  # type: ignore[arg-type]
         with trio.fail_after(1), pytest.raises(ConflictError, match="not part of a cluster"):
             await endpoint.handler({}, {})
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_promoted_replica_waits_for_no_greeting(runtime: MemberRuntime, tmp_path: Path) -> None:
+    """Only a join greets the member that admitted the node (``ClusterManager._greet`` sets the board's
+    ``greeting``, which gossip's first seeding waits for). Before, a promotion (the real ``_switch_role``)
+    started the run as a joiner, so its board had a greeting nothing set: the restarted gossip waited the
+    whole ``GREETING_WAIT_S`` (1 s) before seeding, seeing no dead member meanwhile (docs/gossip.md)."""
+    config = load_config(env={}, overrides={"node.data_dir": str(tmp_path), "join.port": 0})
+    manager = ClusterManager(config, "n4")  # its runtime opens the fixture's stand-in store
+    voter = replace(LOCAL, role="voter")
+    async with trio.open_nursery() as nursery:
+        manager.runtime.attach(nursery)
+        manager.local = LOCAL
+        await manager.runtime.start(LOCAL)
+        assert manager.runtime.board.greeting is None
+        await manager._switch_role(LOCAL, voter)
+        assert manager.local is voter and manager.runtime.board.greeting is None  # gossip seeds at once
+        await manager.runtime.stop()
+        await manager.runtime.start(voter, joining=True, greeting=True)  # what a join starts
+        assert manager.runtime.board.greeting is not None
         nursery.cancel_scope.cancel()
