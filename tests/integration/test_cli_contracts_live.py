@@ -1,9 +1,9 @@
 """The CLI's output contracts a Docker user scripts against, on a live 2-node cluster (``p50l``,
 10.95.6.0/24), what the unit tests cannot show: every missing service, task, node, secret, config,
 network and stack is said in Docker's words (``Error: No such node: X``; docker/cli's own for ``service
-inspect|ps|logs|scale``: ``no such service: X``..., exit 1; ``inspect a nosuch`` shows ``a``); a ``--format`` naming no field is Docker's ``template parsing
-error`` (exit 1); and a failed task is one ``failed`` event, not two (the leader's desired ``shutdown`` of
-it came as a second)."""
+inspect|ps|logs|scale``: ``no such service: X``..., exit 1; ``inspect a nosuch`` shows ``a``); a
+``--format`` naming no field is Docker's ``template parsing error`` (exit 1); and a failed task is one
+``failed`` event, not two (the leader's desired ``shutdown`` of it came as a second)."""
 
 from __future__ import annotations
 

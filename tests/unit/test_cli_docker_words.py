@@ -86,7 +86,7 @@ def test_a_message_already_in_docker_clis_words_is_printed_as_it_is() -> None:
         (["service", "ls", "--format", "{{.Nope}}", "--help"], 0),  # docker: the help, exit 0
     ],
 )
-def test_a_list_format_naming_no_field_leaves_argparse_its_own_checks(argv, code, monkeypatch, capsys) -> None:
+def test_a_list_format_naming_no_field_leaves_argparse_its_checks(argv, code, monkeypatch, capsys) -> None:
     monkeypatch.setenv("P2PORCH_HOST", "unix:///nonexistent/p2porch.sock")
     with pytest.raises(SystemExit) as ended:
         main(argv)
