@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,7 +39,7 @@ from ..model.gotemplate import (
     parse,
 )
 from .tabwriter import tabwrite
-from .util import EXIT_OK, UsageError, each_name, emit, table, wants_json
+from .util import EXIT_FAILED, EXIT_OK, UsageError, each_name, emit, error_line, table, wants_json
 
 #: a command's own paths (Docker's, docker_paths.py): ``(True, value)`` for a path it answers
 Paths = Callable[[Any, str], tuple[bool, Any]]
@@ -280,9 +281,9 @@ def inspect_each(
 ) -> int:
     """``inspect A B ...`` as Docker's (``inspect --format '{{.Spec.Name}}' $(... ls -q)``): one name is
     shown as ``emit_inspected`` shows it; several in turn, a text block each (a blank line between), a
-    ``--format`` line each, or with --json (or ``--format json``) one list. A name that fails is reported
-    on stderr and the others are still shown; the exit code is the worst failure's (2 for bad input, 1
-    otherwise). A daemon that cannot be reached stops at once."""
+    ``--format`` line each, or with --json (or ``--format json``) one list. A name that fails (or that
+    ``--format`` cannot be run over) is reported on stderr and the others are still shown; the exit code
+    is the worst failure's (2 for bad input, 1 otherwise). A daemon that cannot be reached stops at once."""
     if len(names) == 1:
         emit_inspected(args, fetch(names[0]), describe, paths)
         return EXIT_OK
@@ -295,7 +296,11 @@ def inspect_each(
             print()
         found.append(data)
         if not as_list:
-            emit_inspected(args, data, describe, paths)
+            try:
+                emit_inspected(args, data, describe, paths)
+            except FormatError as exc:  # as docker/cli's inspect.Inspect: said, and the others still shown
+                print(error_line(exc), file=sys.stderr)
+                codes.append(EXIT_FAILED)
     if as_list:
         print(json.dumps(found, indent=2, sort_keys=True))
     return max(codes)
@@ -317,8 +322,10 @@ def add_list_format(
 ) -> argparse.ArgumentParser:
     """``--format TEMPLATE`` of a list command (no ``-f``: that is ``--filter``, as in Docker), over rows
     of ``columns`` and the ``extra`` fields a template may name beside them (``labelled``: the rows have
-    docker/cli's ``{{.Label "k"}}`` method too): a template that cannot be parsed, or names a field no
-    row has, is refused while parsing (exit 2 naming ``--format``), before any daemon is asked."""
+    docker/cli's ``{{.Label "k"}}`` method too): a template that cannot be parsed is refused while
+    parsing (exit 2 naming ``--format``); one that names a field no row has is Docker's ``template parsing
+    error`` (exit 1) once argparse's own checks passed (:class:`_Template`); both before any
+    daemon is asked."""
     p.add_argument(
         "--format",
         type=_list_template(columns, extra, labelled),
@@ -336,24 +343,32 @@ def _split_table(template: str) -> tuple[bool, str]:
     return as_table, body.replace("\\t", "\t").replace("\\n", "\n")
 
 
+class _Template(str):
+    """A list's ``--format`` as argparse read it, carrying the FormatError of a field no row has, which
+    ``cli.main`` raises once argparse's own checks (an unknown flag, a missing argument, ``--help``)
+    passed: raised in argparse's ``type`` it pre-empted them."""
+
+    error: FormatError | None = None
+
+
 def _list_template(columns: list[str], extra: tuple[str, ...], labelled: bool) -> Callable[[str], str]:
     """argparse ``type`` of a list's ``--format``: the template parsed (a UsageError: exit 2 naming it),
-    and run over an empty row to find a field no row has, a FormatError (exit 1, as Docker's) raised
-    through argparse before any daemon is asked; other execution errors wait for the rows (an empty
-    row is not one)."""
+    and run over an empty row to find a field no row has, a FormatError carried on the text (a
+    :class:`_Template`); other execution errors wait for the rows (an empty row is not one)."""
     empty_row = _Row(_row_data(columns, [""] * len(columns)) | dict.fromkeys(extra, ""))
     if labelled:
         empty_row.go_methods = _label_method({})
 
     def checked(text: str) -> str:
+        template = _Template(text)
         try:
             render(_split_table(text)[1], empty_row)
         except UsageError as exc:
             raise argparse.ArgumentTypeError(exc.message.removeprefix("--format: ")) from None
         except FormatError as exc:
             if "can't evaluate field" in exc.message:
-                raise
-        return text
+                template.error = exc
+        return template
 
     return checked
 

@@ -160,7 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return swarm_command(argv[1:])
     parser = build_parser(word)
     try:
-        args = parser.parse_args(argv)  # a --format naming no field a row has: exit 1 (goformat)
+        args = parser.parse_args(argv)
+        format_error = getattr(getattr(args, "format", None), "error", None)  # goformat._Template's
+        if format_error is not None:  # a list's --format naming no field a row has: exit 1, as Docker's
+            raise format_error
         code = int(args.func(args))
         sys.stdout.flush()  # here, not at exit: a reader gone by the last write is handled below (141)
         return code

@@ -38,6 +38,7 @@ from .util import (
     add_ids_only,
     client_for,
     deleter,
+    docker_words,
     emit,
     noun_actions,
     remove_each,
@@ -168,6 +169,12 @@ def cmd_service_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _as_scale_says(name: str) -> contextlib.AbstractContextManager[None]:
+    """docker/cli's ``service scale`` words for a missing SERVICE: itself before the daemon's error
+    (``nosuch: Error: No such service: nosuch``)."""
+    return docker_words(lambda exc: f"{name}: Error: {exc.message}")
+
+
 def cmd_service_scale(args: argparse.Namespace) -> int:
     wanted = []
     for item in args.scales:  # every pair checked before the first is sent: all or nothing on bad input
@@ -181,10 +188,14 @@ def cmd_service_scale(args: argparse.Namespace) -> int:
     client = client_for(args)
     if len(wanted) > 1:  # every service checked before the first is scaled: a bad name changes nothing
         for name, _ in wanted:
-            mode = client.get(f"/services/{name}")["mode"]
+            with _as_scale_says(name):
+                mode = client.get(f"/services/{name}")["mode"]
             if mode in ("global", "global-job"):
                 raise NotAllowedError(global_scale_refusal(name, mode), field="SERVICE=REPLICAS")
-    results = [client.post(f"/services/{name}/scale", {"replicas": count}) for name, count in wanted]
+    results = []
+    for name, count in wanted:
+        with _as_scale_says(name):
+            results.append(client.post(f"/services/{name}/scale", {"replicas": count}))
     # each SERVICE as given, as `docker service scale` prints it
     emit(args, results, lambda _: "\n".join(f"{name} scaled to {count}" for name, count in wanted))
     wait_after(args, client, _watches(results))

@@ -12,10 +12,10 @@ import json
 import math
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..errors import ConfigError, P2POrchError
+from ..errors import NO_SUCH, ConfigError, NotFoundError, P2POrchError
 from ..model.units import parse_duration_s
 from .docker_paths import docker_path
 from .filters import TASK_FILTERS, Match, add_filter, apply_filters
@@ -26,9 +26,11 @@ from .service_rows import TASK_COLUMNS, TASK_EXTRA, TASK_JSON, task_extra, task_
 from .util import (
     EXIT_OK,
     ActionAdder,
+    DockerText,
     UsageError,
     add_ids_only,
     client_for,
+    docker_words,
     emit,
     non_negative_int,
     table,
@@ -98,21 +100,31 @@ def indent_history(cells: list[list[Any]]) -> None:
 
 
 def cmd_service_ps(args: argparse.Namespace) -> int:
-    """The tasks of every service given, in turn (``docker service ps SERVICE [SERVICE...]``)."""
+    """The tasks of every service given, in turn (``docker service ps SERVICE [SERVICE...]``); a missing
+    one is docker/cli's ``no such service: X`` on stderr (one line each, exit 1) after the others' tasks."""
     client = client_for(args)
-    names = list(dict.fromkeys(args.service))
-    each = {
-        name: apply_filters(
-            client.get(f"/services/{name}/tasks", all="false" if args.running else "true"),
-            args.filters,
-            TASK_FILTERS,
-        )
-        for name in names
-    }
+    each, missing = {}, []
+    for name in dict.fromkeys(args.service):
+        try:
+            found = client.get(f"/services/{name}/tasks", all="false" if args.running else "true")
+        except NotFoundError as exc:
+            if not exc.message.startswith(NO_SUCH):
+                raise
+            missing.append(f"no such service: {name}")  # docker/cli's words, whatever the daemon said
+            continue
+        each[name] = apply_filters(found, args.filters, TASK_FILTERS)
+    if each:
+        _show_tasks(args, client, each)
+    if missing:
+        raise DockerText("\n".join(missing), field="SERVICE")
+    return EXIT_OK
+
+
+def _show_tasks(args: argparse.Namespace, client: Any, each: dict[str, list[dict[str, Any]]]) -> None:
     tasks = [t for ts in each.values() for t in ts]
     if args.ids_only:  # -q: the IDs alone, without the usage and group lookups
         emit_tasks(args, tasks)
-        return EXIT_OK
+        return
     for name, ts in each.items():
         try:
             usage = client.get(f"/services/{name}/usage")
@@ -120,16 +132,17 @@ def cmd_service_ps(args: argparse.Namespace) -> int:
             usage = {}
         for task in ts:
             task["usage"] = usage.get(task["id"])
-    specs = {} if wants_json(args) else {name: group_spec(client, name) for name in names}
+    specs = {} if wants_json(args) else {name: group_spec(client, name) for name in each}
     emit_tasks(args, tasks, specs)
-    return EXIT_OK
 
 
 def cmd_service_inspect(args: argparse.Namespace) -> int:
+    """``service inspect SERVICE...``; a missing one is docker/cli's ``Error: no such service: X``."""
     client = client_for(args)
 
     def fetch(name: str) -> Any:
-        service = client.get(f"/services/{name}")
+        with docker_words(lambda _: f"Error: no such service: {name}"):
+            service = client.get(f"/services/{name}")
         if service["spec"].get("autoscale"):
             try:
                 service["autoscale_status"] = client.get(f"/services/{name}/autoscale")
@@ -176,7 +189,14 @@ def cmd_service_logs(args: argparse.Namespace) -> int:
         params["since"] = f"{since_epoch(args.since):.3f}"
     if args.timestamps:
         params["timestamps"] = "true"
-    for item in client_for(args).stream(f"/services/{args.service}/logs", **params):
+    # docker/cli's words for neither a service nor a task, whatever the daemon said
+    with docker_words(lambda _: f"no such task or service: {args.service}"):
+        _print_logs(args, client_for(args).stream(f"/services/{args.service}/logs", **params))
+    return EXIT_OK
+
+
+def _print_logs(args: argparse.Namespace, items: Iterator[dict[str, Any]]) -> None:
+    for item in items:
         if wants_json(args):
             print(json.dumps(item), flush=True)
         elif item.get("task") and args.raw:
@@ -188,7 +208,6 @@ def cmd_service_logs(args: argparse.Namespace) -> int:
             print(f"{item['node']}: {item['line']}", file=sys.stderr, flush=True)
         else:  # an error reported in the stream
             raise P2POrchError(str(item.get("message", item)))
-    return EXIT_OK
 
 
 def add_read_commands(action: ActionAdder) -> None:

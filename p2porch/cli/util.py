@@ -7,6 +7,7 @@ holds no command of its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -252,10 +253,36 @@ def emit(args: argparse.Namespace, data: Any, render: Callable[[Any], str]) -> N
             print(text)
 
 
+class DockerText(NotFoundError):
+    """A missing object in the words docker/cli's own command writes, whatever the daemon said
+    (``service ps``: ``no such service: web``): printed by :func:`error_line` as it is, exit 1."""
+
+
+#: how docker/cli's own words for a missing object begin (``service ps``, ``service inspect``): as they are
+DOCKER_SAYS = ("no such ", "Error: no such ")
+
+
+@contextlib.contextmanager
+def docker_words(text: Callable[[NotFoundError], str]) -> Iterator[None]:
+    """A missing object (``errors.no_such``) in the block said as docker/cli's command says it itself:
+    ``text(exc)`` (``service logs``: ``no such task or service: X``), a :class:`DockerText`; any other
+    error as it is."""
+    try:
+        yield
+    except NotFoundError as exc:
+        if not exc.message.startswith(NO_SUCH):
+            raise
+        raise DockerText(text(exc), field=exc.field) from None
+
+
 def error_line(exc: P2POrchError) -> str:
     """The stderr line of a failed command: a missing object in Docker's words, as its CLI prints them
-    (``Error: No such service: web``: ``errors.no_such``; ``nothing found in stack: shop`` alone), anything
-    else ``p2porch: error: MESSAGE``."""
+    (``Error: No such network: back``: ``errors.no_such``; docker/cli's own words, a :class:`DockerText`
+    or a message starting ``no such ``/``Error: no such ``, and ``nothing found in stack: shop`` alone),
+    anything else ``p2porch: error: MESSAGE``."""
+    as_said = isinstance(exc, NotFoundError) and exc.message.startswith(DOCKER_SAYS)
+    if isinstance(exc, DockerText) or as_said:
+        return exc.message
     if isinstance(exc, NotFoundError) and exc.message.startswith(NO_SUCH):
         return f"Error: {exc.message}"
     if isinstance(exc, NotFoundError) and exc.message.startswith(NOTHING_IN_STACK):

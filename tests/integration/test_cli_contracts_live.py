@@ -1,9 +1,9 @@
 """The CLI's output contracts a Docker user scripts against, on a live 2-node cluster (``p50l``,
 10.95.6.0/24), what the unit tests cannot show: every missing service, task, node, secret, config,
-network and stack is said in Docker's words by the daemon's own lookups (``Error: No such service: X``,
-exit 1; ``inspect a nosuch`` shows ``a``); a ``--format`` naming no field is Docker's ``template parsing
-error`` (exit 1); and a failed task is one ``failed`` event, not two (the leader's desired ``shutdown`` of
-it came as a second)."""
+network and stack is said in Docker's words (``Error: No such node: X``; docker/cli's own for ``service
+inspect|ps|logs|scale``: ``no such service: X``..., exit 1; ``inspect a nosuch`` shows ``a``); a
+``--format`` naming no field is Docker's ``template parsing error`` (exit 1); and a failed task is one
+``failed`` event, not two (the leader's desired ``shutdown`` of it came as a second)."""
 
 from __future__ import annotations
 
@@ -22,10 +22,13 @@ def _said(sb, *argv: str) -> tuple[int, str]:
 def test_a_missing_object_is_docker_s_no_such_everywhere(cluster) -> None:
     sb, _ = cluster
     for noun in ("service", "node", "secret", "config", "network"):
-        assert _said(sb, noun, "inspect", "nosuch") == (1, f"Error: No such {noun}: nosuch\n")
+        inspect_said = "Error: no such service" if noun == "service" else f"Error: No such {noun}"
+        assert _said(sb, noun, "inspect", "nosuch") == (1, f"{inspect_said}: nosuch\n")
         assert _said(sb, noun, "rm", "nosuch") == (1, f"Error: No such {noun}: nosuch\n")
-    assert _said(sb, "service", "scale", "nosuch=2") == (1, "Error: No such service: nosuch\n")
-    assert _said(sb, "service", "logs", "nosuch") == (1, "Error: No such task or service: nosuch\n")
+    # docker/cli's own words for these (inspect.go, ps.go, scale.go, logs.go), whatever the daemon says
+    assert _said(sb, "service", "ps", "nosuch") == (1, "no such service: nosuch\n")
+    assert _said(sb, "service", "scale", "nosuch=2") == (1, "nosuch: Error: No such service: nosuch\n")
+    assert _said(sb, "service", "logs", "nosuch") == (1, "no such task or service: nosuch\n")
     assert _said(sb, "node", "update", "--availability", "drain", "nosuch") == (
         1,
         "Error: No such node: nosuch\n",

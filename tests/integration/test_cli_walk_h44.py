@@ -33,7 +33,7 @@ def test_logs_of_a_task_and_inspect_of_every_listed_service(cluster) -> None:
         missing = cli(sb, "n2", "service", "logs", "nosuchtask")
         assert (missing.returncode, missing.stderr.decode()) == (
             1,
-            "Error: No such task or service: nosuchtask\n",
+            "no such task or service: nosuchtask\n",  # docker/cli's logs.go words
         )
         ids = cli(sb, "n1", "service", "ls", "-q").stdout.decode().split()
         shown = cli(

@@ -98,14 +98,14 @@ def test_service_ls_takes_dockers_templates(template: str, out: str) -> None:
 
 
 def test_a_list_template_is_checked_before_any_row() -> None:
-    """Parse errors are refused by argparse, a field no row has while parsing too (Docker's exit 1, its
-    public fields named); an error that needs a row's value (indexing the empty check row) waits for
-    the rows."""
+    """Parse errors are refused by argparse, a field no row has found while parsing too and carried on
+    the text for ``cli.main`` to raise after argparse's own checks (Docker's exit 1, its public fields
+    named); an error that needs a row's value (indexing the empty check row) waits for the rows."""
     parser = add_list_format(argparse.ArgumentParser(exit_on_error=False), COLUMNS)
     for bad in ("{{range .Name}", "{{if .Name}}"):
         with pytest.raises(argparse.ArgumentError):
             parser.parse_args(["--format", bad])
     with pytest.raises(FormatError, match=r"in type row \(fields: ID, Image, Mode, Name, Replicas\)$"):
-        parser.parse_args(["--format", "{{.Nope}}"])
+        raise parser.parse_args(["--format", "{{.Nope}}"]).format.error
     args = parser.parse_args(["--format", '{{index (split .Image ":") 1}}'])
     assert listing(args, COLUMNS, ROWS) == "1.27\n16"

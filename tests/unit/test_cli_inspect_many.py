@@ -31,7 +31,7 @@ class Daemon:
             raise DaemonUnreachable("cannot reach the daemon")
         name = path.rstrip("/").rsplit("/", 1)[-1]
         if name not in ("a", "b"):
-            raise NotFoundError(f"no such thing: {name}", field="NAME")
+            raise NotFoundError(f"unknown thing: {name}", field="NAME")
         spec = {**SERVICE["spec"], "name": name}
         return {**SERVICE, **SECRET, "id": f"id-{name}", "name": name, "spec": spec}
 
@@ -61,7 +61,7 @@ def test_inspect_format_gives_one_line_per_name_and_goes_on_past_a_missing_one(n
     assert main([*noun, "inspect", "--format", "{{.Name}}", "a", "nope", "b"]) == 1
     out, err = capsys.readouterr()
     assert out == "a\nb\n"
-    assert err == "p2porch: error: no such thing: nope\n"
+    assert err == "p2porch: error: unknown thing: nope\n"
 
 
 def test_service_inspect_of_every_listed_id_as_dockers_idiom(daemon, capsys):
@@ -105,4 +105,4 @@ def test_node_rm_of_several_removes_each_and_prints_them_as_given(daemon, capsys
     out, err = capsys.readouterr()
     assert daemon.deleted == ["a", "b"]
     assert out == "a\nb\n"
-    assert err == "p2porch: error: no such thing: nope\n"
+    assert err == "p2porch: error: unknown thing: nope\n"

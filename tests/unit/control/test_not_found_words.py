@@ -84,6 +84,7 @@ def test_inspect_of_several_shows_the_found_and_says_no_such_for_the_rest(noun, 
         monkeypatch.setattr(module, "client_for", lambda args, **kw: _Daemon(noun))
     assert main([noun, "inspect", "--format", "{{.Name}}", "a", "nope", "b"]) == 1
     out, err = capsys.readouterr()
-    assert (out, err) == ("a\nb\n", f"Error: No such {noun}: nope\n")
+    said = "Error: no such service: nope" if noun == "service" else f"Error: No such {noun}: nope"
+    assert (out, err) == ("a\nb\n", said + "\n")  # service inspect: docker/cli's own words
     assert main([noun, "rm", "nope"]) == 1
     assert capsys.readouterr().err == f"Error: No such {noun}: nope\n"
