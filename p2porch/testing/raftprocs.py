@@ -255,6 +255,20 @@ class LocalCluster:
         if node.proc is not None and node.proc.stdout is not None:
             node.proc.stdout.close()
 
+    def pause(self, node: NodeProc, timeout_s: float = 10.0) -> None:
+        """SIGSTOP ``node`` and return once every one of its threads is stopped. ``kill`` returns before
+        they are: the group stop starts only when the thread the signal went to runs (it may wait for a
+        CPU), and the others run on meanwhile (a follower's Raft thread acknowledged one more append)."""
+        assert node.proc is not None
+        os.kill(node.proc.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + timeout_s
+        while not all_threads_stopped(node.proc.pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{node.name} (pid {node.proc.pid}) not stopped {timeout_s} s after SIGSTOP"
+                )
+            time.sleep(0.005)
+
     def resume_all(self) -> None:
         """SIGCONT every live node: a test that SIGSTOPped some never leaves one stopped."""
         for node in self.nodes:
@@ -310,3 +324,13 @@ class LocalCluster:
                     return have
             time.sleep(0.05)
         return have
+
+
+def all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is in the stopped state (``T``/``t`` in /proc/PID/task/*/stat)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+            state = (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state not in ("T", "t"):
+                return False
+    return True
