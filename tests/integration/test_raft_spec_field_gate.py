@@ -112,6 +112,7 @@ def test_a_spec_field_waits_for_every_node_to_read_it(cluster: LocalCluster, old
             assert field in answer["message"] and "v2 read spec fields up to version 1" in answer["message"]
     # a spec without them is created, and updated, and read alike everywhere
     assert committed(write_spec(first, "s-web", PLAIN)) == 2
+    services_at(cluster, 2)  # `second` reads its own copy: it updates s-web only once it applied the create
     assert write_spec(second, "s-web", MEMSWAP)["error"] == "NotAllowedError"
     assert committed(write_spec(second, "s-web", {**PLAIN, "replicas": 2})) == 3
     web = same_everywhere(services_at(cluster, 3))["s-web"]
