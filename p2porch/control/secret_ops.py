@@ -254,16 +254,14 @@ class SecretOps:
         svc = self._state().services.get(service_id)
         if svc is None:
             return None
-        refs = svc.spec.secrets if kind == "secret" else svc.spec.configs
+        refs = getattr(svc.spec, kind + "s")
         if not any(r.source == name and not r.pinned and r.version < version for r in refs):
             return None  # a newer `update` of the object already moved it: never back
         followed = tuple(
             replace(r, version=version) if r.source == name and not r.pinned else r for r in refs
         )
-        if kind == "secret":
-            spec = replace(svc.spec, secrets=followed)
-        else:
-            spec = replace(svc.spec, configs=followed)
+        field: dict[str, Any] = {kind + "s": followed}  # as resolve_file_refs names the field
+        spec = replace(svc.spec, **field)
         rollout = Rollout.update(self.clock.now(), f"{kind} {name} version {version}")
         update = C.UpdateService.of(
             svc, at=self.clock.now(), spec=spec, previous_spec=svc.spec, rollout=rollout
