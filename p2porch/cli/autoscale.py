@@ -35,11 +35,19 @@ AUTOSCALE_FLAGS = {
 def add_autoscale_flags(p: argparse.ArgumentParser, *, default: Any, prefix: str = "--autoscale-") -> None:
     """The autoscale flags: ``--autoscale-min/--autoscale-max`` on create/update, ``--min/--max`` on
     ``service autoscale``; the targets and delays are spelled the same everywhere."""
-    p.add_argument(f"{prefix}min", dest="autoscale_min", type=int, default=default, metavar="N")
-    p.add_argument(f"{prefix}max", dest="autoscale_max", type=int, default=default, metavar="N")
+    p.add_argument(
+        f"{prefix}min", dest="autoscale_min", type=int, default=default, metavar="N", help="fewest replicas"
+    )
+    p.add_argument(
+        f"{prefix}max", dest="autoscale_max", type=int, default=default, metavar="N", help="most replicas"
+    )
     p.add_argument("--cpu-percent", type=float, default=default, metavar="P", help="target CPU %% of limit")
     p.add_argument("--memory-percent", type=float, default=default, metavar="P", help="target memory %%")
-    for flag, default_text in (("--scale-up-delay", "default 0s"), ("--scale-down-delay", "default 5m")):
+    held = "only as far as usage held over this window, and no sooner"
+    for flag, default_text in (
+        ("--scale-up-delay", f"scale up {held} (default 0s)"),
+        ("--scale-down-delay", f"scale down {held} (default 5m)"),
+    ):
         p.add_argument(flag, default=default, metavar="DURATION", type=duration_arg, help=default_text)
 
 

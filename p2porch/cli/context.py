@@ -22,7 +22,7 @@ def add_context_commands(sub: Any, common: Any) -> None:
     ):
         p = action(name, help_text, fn)
         p.add_argument("name", metavar="NAME")
-        p.add_argument("--description", default=None)
+        p.add_argument("--description", default=None, help="description of the context")
         # --host URL and --token-file FILE (global options) are the context's host and token here
         p.add_argument("--ca-file", dest="ctx_ca_file", metavar="FILE", help="CA bundle (p2porch cluster ca)")
     action("ls", "List contexts (* = current)", cmd_context_ls)

@@ -24,7 +24,9 @@ def add_daemon_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--config", metavar="FILE", help=f"configuration file (default {DEFAULT_CONFIG_FILE} when it exists)"
     )
     daemon.add_argument("--log-format", choices=["human", "json"], help="log line format (default human)")
-    daemon.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    daemon.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="log level (default info)"
+    )
     daemon.add_argument("--pid-file", metavar="FILE", help="write the daemon's pid here (removed on exit)")
 
 

@@ -82,32 +82,35 @@ def command_word(argv: Sequence[str]) -> str | None:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The CLI's parser; with ``command``, only the module that registers it is imported and added."""
     common = Parser(add_help=False)
-    common.add_argument(
+    # one group, so each command's --help lists its own options first and these apart, as docker's
+    # "Global Options"; they are taken before or after the command's words
+    glob = common.add_argument_group("global options (any command)")
+    glob.add_argument(
         "--host",
         "-H",
         default=argparse.SUPPRESS,
         help=f"daemon: unix:///path.sock or tcp://HOST:PORT (env P2PORCH_HOST, default unix://{DEFAULT_SOCKET})",
     )
-    common.add_argument(
+    glob.add_argument(
         "--context", default=argparse.SUPPRESS, help="use this saved context (env P2PORCH_CONTEXT)"
     )
-    common.add_argument(
+    glob.add_argument(
         "--token-file",
         metavar="FILE",
         default=argparse.SUPPRESS,
         help="access token for a tcp:// host (env P2PORCH_API_TOKEN); for init/join: the join token",
     )
-    common.add_argument(
+    glob.add_argument(
         "--tls-ca", metavar="FILE", default=argparse.SUPPRESS, help="CA bundle to verify a tcp:// host with"
     )
-    common.add_argument(
+    glob.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output"
     )
-    common.add_argument(
+    glob.add_argument(
         "--stale",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="read the daemon's own copy of cluster state at once, as Consul's -stale (may lag the leader)",
+        help="answer reads from this node's own copy of the cluster state at once (may lag the leader)",
     )
 
     parser = Parser(

@@ -207,7 +207,7 @@ def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--driver", "-d", default="overlay", help="overlay (the only driver)")
     create.add_argument("--internal", action="store_true", help="no traffic out of the cluster")
     create.add_argument("--attachable", action="store_true", help="recorded (Docker compatibility)")
-    create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
+    create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE", help="metadata (repeatable)")
     ls = add_ids_only(action("ls", "List networks and the services on them", cmd_ls))
     ls.add_argument("--no-trunc", action="store_true", help="full network ids")
     add_filter(add_list_format(ls, COLUMNS, extra=EXTRA, labelled=True), NETWORK_FILTERS, NETWORK_VALUES)

@@ -47,7 +47,11 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     inspect.set_defaults(func=cmd_node_inspect)
     update = node_sub.add_parser("update", parents=[common], help="Change a node's availability or labels")
     update.add_argument("node", metavar="NODE", help="node name or id")
-    update.add_argument("--availability", choices=["active", "drain", "pause"])
+    update.add_argument(
+        "--availability",
+        choices=["active", "drain", "pause"],
+        help="active: takes tasks; pause: keeps its tasks, takes no new ones; drain: its tasks move away",
+    )
     update.add_argument(
         "--label-add",
         metavar="K[=V]",

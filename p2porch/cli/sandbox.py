@@ -34,15 +34,23 @@ def add_sandbox_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     sandbox_sub.required = True
     up = sandbox_sub.add_parser("up", parents=[common], help="Create or complete the sandbox")
     up.add_argument(
-        "--nodes", type=positive_int, help="number of hosts (default: the existing sandbox's, else 3)"
+        "--nodes",
+        type=positive_int,
+        metavar="N",
+        help="number of hosts (default: the existing sandbox's, else 3)",
     )
     up.add_argument(
         "--subnet",
+        metavar="CIDR",
         help="underlay subnet of the sandbox bridge (default 10.77.0.0/24); with --sites the WAN "
         "transit /24 (default 10.78.0.0/24; site s gets it + s in the second octet: 10.79.0.0/24, ...)",
     )
-    up.add_argument("--sites", type=positive_int, help="sites behind NAT, each its own network and router")
-    up.add_argument("--nodes-per-site", type=positive_int, default=3, help="hosts per site (default 3)")
+    up.add_argument(
+        "--sites", type=positive_int, metavar="N", help="sites behind NAT, each its own network and router"
+    )
+    up.add_argument(
+        "--nodes-per-site", type=positive_int, default=3, metavar="N", help="hosts per site (default 3)"
+    )
     up.add_argument("--wan-delay", metavar="DELAY", default="0ms", help="round trip between sites, e.g. 40ms")
     up.add_argument("--wan-loss", metavar="PERCENT", default="0%", help="loss on each WAN link, e.g. 1%%")
     up.add_argument("--no-daemons", action="store_true", help="do not start a p2porch daemon in each host")
@@ -52,7 +60,10 @@ def add_sandbox_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="also form a cluster: init on n1, every other host joins it (several joins at once)",
     )
     up.add_argument(
-        "--api-port", type=positive_int, help="also serve each daemon's API over TLS on ADDRESS:PORT (tcp://)"
+        "--api-port",
+        type=positive_int,
+        metavar="PORT",
+        help="also serve each daemon's API over TLS on ADDRESS:PORT (tcp://)",
     )
     up.add_argument(
         "--raft-rtt-ms",

@@ -189,7 +189,7 @@ def _add_noun(sub: Any, common: argparse.ArgumentParser, kind: str) -> None:
     create = action("create", f"Create a {kind} from FILE or stdin (-), at most 500 KiB", _cmd_create(kind))
     create.add_argument("name", metavar="NAME")
     create.add_argument("file", metavar="FILE", nargs="?", default="-")
-    create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE")
+    create.add_argument("--label", "-l", action="append", metavar="KEY=VALUE", help="metadata (repeatable)")
     create.add_argument(
         "--template-driver",
         default="",

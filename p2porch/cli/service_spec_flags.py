@@ -23,6 +23,7 @@ from ..model.spec import check_endpoint_ports
 from .autoscale import add_autoscale_flags, autoscale_changes, autoscale_flag
 from .envfile import read_env_files, with_env_files
 from .group import GROUP_FLAGS, add_group_flags, group_changes
+from .spec_flag_help import describe
 from .update_edits import add_edit_flags
 from .util import UsageError, duration_arg
 
@@ -341,6 +342,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
             help="new command and arguments, one quoted word split as a shell does, as Docker's "
             '(--args "ping docker.com", --args "sh -c \'exit 3\'")',
         )
+    describe(p)
 
 
 def shell_words(text: str) -> list[str]:
