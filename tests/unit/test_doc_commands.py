@@ -90,6 +90,7 @@ BY_FLAG = {
     "--pid-file": "daemon.pid",
     "--config": "p2porch.toml",
     "--ca-file": "cluster-ca.pem",
+    "--raft-rtt-ms": "250",
 }
 POSITIONAL = {"node": "n1", "sandbox": "n1", "service": "web", "autoscale": "web", "stats": "web"}
 #: documented refusals: a command the text says exits 2, and the words of its message
