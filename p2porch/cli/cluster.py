@@ -81,7 +81,8 @@ def add_cluster_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         sub,
         common,
         "recover",
-        "After losing the Raft quorum: restart the cluster from this node's state as its only voter",
+        "After losing a majority of voters (Swarm's managers): restart the cluster from this node's state "
+        "as its only voter, as docker swarm init --force-new-cluster",
         cmd_recover,
     )
     recover.add_argument(
