@@ -17,9 +17,12 @@ _CHECK = "(ms|s|m|h)"
 HELP: dict[str, tuple[str, str]] = {
     "--replicas": ("N", "number of tasks"),
     "--placement-pref": ("", "add a placement preference: spread tasks evenly over a label's values"),
-    "--strategy": ("", "spread (default): the node with the fewest tasks; binpack: the fullest that fits"),
-    "--affinity": ("", "place tasks beside (affinity) or away from (anti-affinity) another service's"),
-    "--reserve-cpu": ("", "reserve CPUs, e.g. 0.5 (placement only takes nodes that have them free)"),
+    "--strategy": (
+        "",
+        "spread (default): the node with the fewest of its tasks; binpack: the fullest that fits",
+    ),
+    "--affinity": ("", "only on nodes running a task of S (affinity) or running none (anti-affinity)"),
+    "--reserve-cpu": ("", "reserve CPUs, e.g. 0.5 (a task goes only where they are free)"),
     "--limit-cpu": ("", "limit CPUs, e.g. 1.5"),
     "--limit-memory": ("", "limit memory, e.g. 512M, 1G"),
     "--env": ("", "set an environment variable (repeatable)"),
@@ -28,7 +31,10 @@ HELP: dict[str, tuple[str, str]] = {
     "--health-timeout": ("", f"maximum time to allow one check to run {_CHECK}"),
     "--health-retries": ("N", "consecutive failures needed to report unhealthy"),
     "--health-start-period": ("", f"start period before failed checks count towards unhealthy {_CHECK}"),
-    "--health-start-interval": ("", f"time between running the check during the start period {_CHECK}"),
+    "--health-start-interval": (
+        "",
+        "time between checks in the start period: recorded, not yet passed to the engine",
+    ),
     "--restart-condition": ("", "restart when the condition is met (default any)"),
     "--restart-delay": ("", "delay between restart attempts (default 5s)"),
     "--restart-max-attempts": ("N", "maximum number of restarts before giving up (0: no limit)"),
