@@ -4,12 +4,14 @@
 docs name without typing a whole command:
 
 - a code span or code line that starts with a command's words but not with ``p2porch``
-  (`sandbox up --init`, `service create|update --on-site-loss keep|replace`, `up --subnet CIDR`: a
-  sub-command name that only one command has stands for it): each flag after them must be one of that
-  command's, a global option, or one of Docker's the command refuses with its reason (``cli/refusals.py``);
+  (`sandbox up --init`, `service create|update --on-site-loss keep|replace`; `up --subnet CIDR`: a
+  sub-command name alone stands for any command that has it, `sandbox up` or `stack up`): each flag after
+  them must be one of that command's, a global option, or one of Docker's the command refuses with its
+  reason (``cli/refusals.py``);
 - a code span that is a flag alone (`--on-site-loss keep|replace`, `--dns-upstream`): it must be a flag of
-  some ``p2porch`` command, of a benchmark in ``bench/`` (which prints its own ``--help``), or one of
-  :data:`OTHER_TOOLS`, the flags of other programs the docs compare with, each listed with its program.
+  some ``p2porch`` command, of this repository's other programs (the benchmarks in ``bench/``, the
+  processes they start), or one of :data:`OTHER_TOOLS`, the flags of other programs the docs compare
+  with, each listed with its program.
 
 A flag renamed or removed in the CLI, or a doc naming one the CLI never had, fails with ``FILE:LINE``.
 """
@@ -160,7 +162,11 @@ def test_a_flag_given_to_a_command_is_one_it_takes() -> None:
 
 def test_a_flag_named_alone_exists() -> None:
     known = ALL_FLAGS | program_flags() | {flag for flags in OTHER_TOOLS.values() for flag in flags}
-    wrong = [f"{where}: {flag} is no p2porch or bench flag" for where, flag in bare() if flag not in known]
+    wrong = [
+        f"{where}: {flag} is no flag of p2porch, of bench/ or of OTHER_TOOLS"
+        for where, flag in bare()
+        if flag not in known
+    ]
     assert not wrong, "\n".join(wrong)
 
 
