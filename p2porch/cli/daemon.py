@@ -15,6 +15,7 @@ from .util import (
 
 DEFAULT_CONFIG_FILE = "/etc/p2porch/p2porch.toml"
 ADVERTISED_PORTS = ("gossip", "raft", "join", "vxlan")
+DEFAULT_PORTS = {"gossip": "UDP/TCP 7946", "raft": "TCP 7947", "join": "TCP 7948", "vxlan": "UDP 4789"}
 
 
 def add_daemon_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -42,7 +43,8 @@ def add_node_options(p: argparse.ArgumentParser) -> None:
             f"--advertise-{kind}-port",
             metavar="PORT",
             type=int,
-            help=f"public port a NAT forwards to this node's {kind} port (default: the same port)",
+            help=f"public port a NAT forwards to this node's {kind} port, {DEFAULT_PORTS[kind]} unless "
+            "configured (default: the same port)",
         )
     p.add_argument(
         "--gossip-profile",

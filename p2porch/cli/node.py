@@ -71,7 +71,9 @@ def add_node_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     add_node_stats(node_sub, common)
     for verb in ("promote", "demote"):
         role = node_sub.add_parser(
-            verb, parents=[common], help=f"(Docker's node {verb}: refused; voters are chosen by autopilot)"
+            verb,
+            parents=[common],
+            help=f"(Docker's node {verb}: refused; the cluster keeps its voters, Swarm's managers, itself)",
         )
         role.add_argument("nodes", metavar="NODE", nargs="+")
         role.set_defaults(func=cmd_node_role, verb=verb)
