@@ -147,6 +147,9 @@ class Node:
     engine_error: str = ""
     restart_until: float = 0.0
     restart_incarnation: int = 0
+    #: the node's Docker version as its gossip publishes it: never committed ("" in the store); the leader
+    #: plans on records that carry it (leader/engine_view.py) for the engine-version placement filter
+    engine_version: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_map(self.labels))
@@ -197,6 +200,7 @@ class Node:
             "engine_error",
             "restart_until",
             "restart_incarnation",
+            "engine_version",
         ):
             if not out[name]:
                 del out[name]
