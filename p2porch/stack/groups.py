@@ -191,6 +191,8 @@ def _join_refusal(
         return f"{target} waits for it to complete: it runs before {target}'s container exists"
     if short in shares:
         return ""  # already in the group: it joins the namespaces its group's main container owns
+    if target in specs and _on_host(specs[target]) and not _on_host(specs[short]):
+        return f"{target} is on the host network: its task would put this service on its node's network"
     if target not in specs:
         return f"{target} is not deployed (a task cannot join another container's namespace)"
     if target in shares or target in planned:
@@ -233,6 +235,10 @@ def alias_member(
         names = ", ".join(lost)
         warn(f"services.{short}: runs in {owner}'s task, on its networks; not on {names} (its own)")
     return {**target, "networks": theirs}, {**member, "networks": theirs}
+
+
+def _on_host(spec: Mapping[str, Any]) -> bool:
+    return any(n.get("target") == HOST_NETWORK for n in spec.get("networks", []))
 
 
 def group_member(

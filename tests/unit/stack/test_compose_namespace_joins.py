@@ -125,6 +125,11 @@ def test_a_member_of_the_group_joins_the_namespaces_it_names():
             "pid: service:a",
             "it has a task group of its own",
         ),
+        (  # a keepalived/haproxy pair: the haproxy's own network and port mapping would be lost
+            "{a: {image: a, network_mode: host}, s: {image: s, pid: 'service:a', ports: ['80:8080']}}",
+            "pid: service:a",
+            "a is on the host network: its task would put this service on its node's network",
+        ),
         (
             "{a: {image: a, depends_on: {s: {condition: service_completed_successfully}}},"
             " s: {image: s, network_mode: 'service:a', pid: 'service:a'}}",
