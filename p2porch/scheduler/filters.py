@@ -29,7 +29,7 @@ class Requirements:
     preferences: tuple[str, ...] = ()  # node attributes to spread over, outermost first
     strategy: str = "spread"
     affinities: tuple[Affinity, ...] = ()
-    min_engine: tuple[int, int] = ()  # the oldest Docker release (major, minor) that runs it; () any
+    min_engine: tuple[int, ...] = ()  # the oldest Docker release (major, minor) that runs it; () any
 
     @classmethod
     def from_spec(cls, spec: ServiceSpec) -> Requirements:
@@ -141,7 +141,7 @@ class EngineVersionFilter(Filter):
         return engine_rejection(node, req.min_engine)
 
 
-def engine_rejection(node: NodeInfo, min_engine: tuple[int, int]) -> str | None:
+def engine_rejection(node: NodeInfo, min_engine: tuple[int, ...]) -> str | None:
     """Why ``node``'s engine is older than ``min_engine`` (None: it is not, or its version is unknown)."""
     release = engine_release(node.engine_version)
     if not min_engine or release is None or release >= min_engine:
