@@ -320,6 +320,10 @@ def check_group(
             names[member.name] = f"{kind}[{i}]"
             if kind == INIT and (member.publish or member.health is not None):
                 raise field_error(f"{kind}[{i}].publish", "an init container runs to completion: no ports")
+            if kind == INIT and (member.pid or member.ipc):
+                raise field_error(
+                    f"{kind}[{i}].pid", "an init container runs before the main container exists"
+                )
     owners: dict[tuple[str, int], str] = {}
     published: dict[tuple[str, int], str] = {}
     claims: Iterable[tuple[str, Sequence[PortPublish]]] = [

@@ -122,8 +122,8 @@ class Node:
     the agent writes both only when reachability changes. ``restart_until`` (the leader's clock; 0: none)
     is when the restart the node's daemon announced in gossip (at gossip incarnation
     ``restart_incarnation``) stops holding it ready (leader/restart_hold.py). The scheduler reads
-    ``hostname``, ``down_since``, ``engine_down_at``, ``restart_until`` and ``schedulable``; capacity 0
-    means unknown.
+    ``hostname``, ``down_since``, ``engine_down_at``, ``restart_until``, ``schedulable`` and
+    ``engine_version`` (set only on the leader's planning view); capacity 0 means unknown.
     """
 
     node_id: str

@@ -191,10 +191,10 @@ def _join_refusal(
         return f"{target} waits for it to complete: it runs before {target}'s container exists"
     if short in shares:
         return ""  # already in the group: it joins the namespaces its group's main container owns
-    if target in specs and _on_host(specs[target]) and not _on_host(specs[short]):
-        return f"{target} is on the host network: its task would put this service on its node's network"
     if target not in specs:
         return f"{target} is not deployed (a task cannot join another container's namespace)"
+    if _on_host(specs[target]) and not _on_host(specs[short]):
+        return f"{target} is on the host network: its task would put this service on its node's network"
     if target in shares or target in planned:
         return f"{target} itself runs in {shares.get(target) or planned[target]}'s task: point at that one"
     if len(set(targets.values())) > 1:
@@ -220,10 +220,10 @@ def alias_member(
     owner: str,
     warn: Callable[[str], None],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(``target``, ``member``) specs for a service co-scheduled into the group of ``owner`` (``target`` its
-    spec): its Compose name
-    ``short`` becomes an alias of the target's tasks on each network both were on (its processes listen
-    on the task's address), and it takes the target's networks; one it alone was on is named in a warning."""
+    """(``target``, ``member``) specs for service ``short`` co-scheduled into the group of ``owner``
+    (``target`` is its spec): ``short`` becomes an alias of the owner's tasks on each network both were on
+    (its processes listen on the task's address) and the member takes the owner's networks; one it alone
+    was on is named in a warning."""
     own = {n["target"] for n in member.get("networks", [])}
     theirs = [dict(n) for n in target.get("networks", [])]
     name = short.lower()

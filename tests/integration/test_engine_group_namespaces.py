@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from p2porch.agent.docker_executor import open_docker_executor
-from p2porch.agent.model import KIND_SIDECAR, LABEL_MEMBER, LABEL_TASK_ID, MemberSpec, TaskAssignment
+from p2porch.agent.model import KIND_SIDECAR, LABEL_MEMBER, LABEL_TASK_ID, MemberSpec
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ if shutil.which("dockerd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     pytest.skip("needs docker.io (dockerd not found)", allow_module_level=True)
 
 import docker  # noqa: E402
-from engine_kit import checking_client, lone_engine  # noqa: E402
+from engine_kit import checking_client, lone_engine, sleeping_task  # noqa: E402
 
 from p2porch.sandbox.dockerd import BUSYBOX_IMAGE  # noqa: E402
 
@@ -56,16 +56,8 @@ async def test_a_sidecar_joins_the_main_containers_pid_and_ipc_namespaces(
     docker_url: str, sdk: docker.DockerClient
 ) -> None:
     executor = await open_docker_executor(docker_url)
-    assignment = TaskAssignment(
-        task_id="f6f6f6f6f6f6f6f6",
-        service_name="web",
-        service_id="web-id",
-        slot=1,
-        node_name="n1",
-        image=BUSYBOX_IMAGE,
-        command=("sleep", "3600"),
-        stop_grace_s=1.0,
-        members=(sidecar("beyla", share=True), sidecar("plain", share=False)),
+    assignment = sleeping_task(
+        "f6f6f6f6f6f6f6f6", "web", members=(sidecar("beyla", share=True), sidecar("plain", share=False))
     )
     outcome = await executor.start(assignment)
     assert outcome.error == "" and outcome.container is not None, outcome.error
@@ -84,7 +76,7 @@ async def test_a_sidecar_joins_the_main_containers_pid_and_ipc_namespaces(
     def run(container: docker.models.containers.Container, *cmd: str) -> str:
         code, out = container.exec_run(list(cmd))
         assert code == 0, out
-        return out.decode().strip()
+        return out.decode().strip().strip("\x00")  # /proc/N/cmdline ends its arguments with NUL
 
     # PID 1 of the joined namespace is the main container's sleep (its argument tells them apart)
     assert await trio.to_thread.run_sync(run, beyla, "cat", "/proc/1/cmdline") == "sleep\x003600"
