@@ -35,12 +35,6 @@ def docker_url() -> Iterator[str]:
         yield node.dockerd.host_url
 
 
-@pytest.fixture
-def sdk(docker_url: str) -> Iterator[docker.DockerClient]:
-    with checking_client(docker_url) as cli:
-        yield cli
-
-
 def sidecar(name: str, *, share: bool) -> MemberSpec:
     return MemberSpec(
         name=name,
@@ -52,9 +46,14 @@ def sidecar(name: str, *, share: bool) -> MemberSpec:
     )
 
 
-async def test_a_sidecar_joins_the_main_containers_pid_and_ipc_namespaces(
-    docker_url: str, sdk: docker.DockerClient
-) -> None:
+async def test_a_sidecar_joins_the_main_containers_pid_and_ipc_namespaces(docker_url: str) -> None:
+    with checking_client(docker_url) as sdk:
+        await joined_namespaces(docker_url, sdk)
+
+
+async def joined_namespaces(docker_url: str, sdk: docker.DockerClient) -> None:
+    """Start a task whose sidecar ``beyla`` shares the main container's PID and IPC namespaces and whose
+    sidecar ``plain`` does not; check both on the engine."""
     executor = await open_docker_executor(docker_url)
     assignment = sleeping_task(
         "f6f6f6f6f6f6f6f6", "web", members=(sidecar("beyla", share=True), sidecar("plain", share=False))
