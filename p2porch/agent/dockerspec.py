@@ -77,6 +77,8 @@ def create_request(assignment: TaskAssignment) -> tuple[str, dict[str, Any]]:
     config_part, host_part = engine_options(assignment.options)
     body.update(config_part)
     host.update(host_part)
+    if "IpcMode" not in host and any(m.share_ipc for m in assignment.sidecars):
+        host["IpcMode"] = "shareable"  # a sidecar joins it (the engine's default mode may be private)
     return container_name(assignment), body
 
 
@@ -88,7 +90,8 @@ def member_create_request(
     Every member gets the task's labels (plus its name and kind), environment and mounts (shared volumes;
     its own mounts replace the task's at their targets).
     A sidecar joins the main container ``main_id``'s network namespace (one address, shared localhost; the
-    namespace's owner publishes every port and holds the DNS settings); an init container, which runs
+    namespace's owner publishes every port and holds the DNS settings), and its PID and IPC namespaces when
+    its spec says so (``pid``/``ipc`` = main); an init container, which runs
     before the main container exists, is attached to the task's network with its own short-lived address.
     """
     assignment = with_templates(assignment)
@@ -104,6 +107,10 @@ def member_create_request(
         body["HostConfig"]["Privileged"] = True
     if member.kind == KIND_SIDECAR:
         body["HostConfig"]["NetworkMode"] = f"container:{main_id}"
+        if member.share_pid:  # sees the main container's processes (a profiler, a reload signal)
+            body["HostConfig"]["PidMode"] = f"container:{main_id}"
+        if member.share_ipc:
+            body["HostConfig"]["IpcMode"] = f"container:{main_id}"
     else:
         _add_network(body, assignment)
     _add_process(body, member.healthcheck, member.user, member.workdir)

@@ -31,6 +31,7 @@ from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
 from .cron import CronDecision, plan_cron
+from .engine_view import EngineVersions
 from .epoch import claim_epoch, fenced, is_stale_epoch, still_leads
 from .gil_share import LeadershipCheck, RoundAbandoned
 from .incremental import IncrementalPlanner
@@ -93,6 +94,7 @@ async def _run_scheduler(
     unseen = UnseenNodes()  # ready nodes this leader's gossip has never seen (leader/unseen.py)
     holds = RestartHolds()  # nodes whose daemon announced a restart (leader/restart_hold.py)
     past_holds = PastHolds()  # the scheduler plans on a past hold as on none (its clear may be gated)
+    engines = EngineVersions()  # the scheduler plans on the nodes' gossiped Docker versions
     pacer = WritePacer(pacing)  # the placement budget per round, from this node's health (leader/pacing.py)
     logged = PaceLog()
     wake_at: float | None = None
@@ -135,7 +137,8 @@ async def _run_scheduler(
             budget = pace(pacer, store, now, [], 0, 0, logged)
             bounded = partial(planner.plan, budget=budget, repair_budget=pacer.repair_budget())
             try:
-                plan = await trio.to_thread.run_sync(bounded, past_holds.view(state, now), now)
+                view = past_holds.view(engines.view(state, board.engine_versions()), now)
+                plan = await trio.to_thread.run_sync(bounded, view, now)
             except RoundAbandoned:  # deposed while planning: the rest of the round is wasted CPU
                 log.info("leadership lost while planning: round abandoned")
                 planner.reset()

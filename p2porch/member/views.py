@@ -420,6 +420,8 @@ def group_members(spec: ServiceSpec) -> tuple[MemberSpec, ...]:
             healthcheck=c.health,
             mounts=agent_mounts(c.mounts),
             privileged=c.privileged,
+            share_pid=bool(c.pid),
+            share_ipc=bool(c.ipc),
         )
         for kind, group in ((KIND_INIT, spec.init_containers), (KIND_SIDECAR, spec.sidecars))
         for c in group

@@ -71,6 +71,10 @@ class GroupContainer:
     #: sharing one network namespace mount their own volumes at one path)
     mounts: tuple[Mount, ...] = ()
     privileged: bool = False  # this container's own privileged mode (Compose's privileged: root on the node)
+    #: "main": a sidecar joins the main container's PID / IPC namespace (Compose's ``pid: service:X``), ""
+    #: its own; the main container's IPC is made shareable for it
+    pid: str = ""
+    ipc: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
@@ -83,6 +87,9 @@ class GroupContainer:
             raise field_error("limit_cpu", "must not be below reserve_cpu")
         if self.limit_memory_bytes and self.limit_memory_bytes < self.reserve_memory_bytes:
             raise field_error("limit_memory", "must not be below reserve_memory")
+        for key in ("pid", "ipc"):
+            if getattr(self, key) not in ("", MAIN_NAME):
+                raise field_error(key, f"expected {MAIN_NAME!r} (the main container's namespace) or nothing")
         targets: set[str] = set()
         for i, mount in enumerate(self.mounts):
             if mount.target in targets:
@@ -115,6 +122,9 @@ class GroupContainer:
             out["mounts"] = [m.to_dict() for m in self.mounts]
         if self.privileged:  # absent when unused, as mounts
             out["privileged"] = True
+        for key in ("pid", "ipc"):  # absent when unused, as mounts
+            if getattr(self, key):
+                out[key] = getattr(self, key)
         return out
 
 
@@ -148,6 +158,8 @@ _KEYS = {
     "limit_memory_bytes": "limit_memory_bytes",
     "mounts": "mounts",
     "privileged": "privileged",
+    "pid": "pid",
+    "ipc": "ipc",
 }
 _REPEATED = ("env", "publish")  # CSV keys that may be given more than once
 
@@ -191,7 +203,7 @@ def _split_csv(expr: str, fieldname: str) -> dict[str, Any]:
             raise field_error(
                 f"{fieldname}.{key or part}",
                 "unknown field (name, image, command, entrypoint, "
-                "env, user, workdir, publish, health-cmd, reserve-/limit-cpu/memory, privileged)",
+                "env, user, workdir, publish, health-cmd, reserve-/limit-cpu/memory, privileged, pid, ipc)",
             )
         if _KEYS[key] in _REPEATED:
             data.setdefault(key, []).append(value)
@@ -234,7 +246,7 @@ def parse_group_container(expr: str | Mapping[str, Any], *, fieldname: str, kind
             raise field_error(where, "unknown field")
         if canonical in kw:
             raise field_error(where, "given twice")
-        if canonical in ("name", "image", "user", "workdir"):
+        if canonical in ("name", "image", "user", "workdir", "pid", "ipc"):
             if not isinstance(value, str):
                 raise field_error(where, "expected a string")
             kw[canonical] = value.strip()
@@ -268,6 +280,9 @@ def parse_group_container(expr: str | Mapping[str, Any], *, fieldname: str, kind
     if kind == INIT and (kw.get("publish") or kw.get("health")):
         extra = "publish" if kw.get("publish") else "health"
         raise field_error(f"{fieldname}.{extra}", "an init container runs to completion: no ports, no health")
+    if kind == INIT and (kw.get("pid") or kw.get("ipc")):
+        extra = "pid" if kw.get("pid") else "ipc"
+        raise field_error(f"{fieldname}.{extra}", "an init container runs before the main container exists")
     try:
         return GroupContainer(**kw)
     except Exception as exc:  # re-raised with the container's position in the field name
@@ -305,6 +320,10 @@ def check_group(
             names[member.name] = f"{kind}[{i}]"
             if kind == INIT and (member.publish or member.health is not None):
                 raise field_error(f"{kind}[{i}].publish", "an init container runs to completion: no ports")
+            if kind == INIT and (member.pid or member.ipc):
+                raise field_error(
+                    f"{kind}[{i}].pid", "an init container runs before the main container exists"
+                )
     owners: dict[tuple[str, int], str] = {}
     published: dict[tuple[str, int], str] = {}
     claims: Iterable[tuple[str, Sequence[PortPublish]]] = [

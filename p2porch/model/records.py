@@ -122,8 +122,8 @@ class Node:
     the agent writes both only when reachability changes. ``restart_until`` (the leader's clock; 0: none)
     is when the restart the node's daemon announced in gossip (at gossip incarnation
     ``restart_incarnation``) stops holding it ready (leader/restart_hold.py). The scheduler reads
-    ``hostname``, ``down_since``, ``engine_down_at``, ``restart_until`` and ``schedulable``; capacity 0
-    means unknown.
+    ``hostname``, ``down_since``, ``engine_down_at``, ``restart_until``, ``schedulable`` and
+    ``engine_version`` (set only on the leader's planning view); capacity 0 means unknown.
     """
 
     node_id: str
@@ -147,6 +147,9 @@ class Node:
     engine_error: str = ""
     restart_until: float = 0.0
     restart_incarnation: int = 0
+    #: the node's Docker version as its gossip publishes it: never committed ("" in the store); the leader
+    #: plans on records that carry it (leader/engine_view.py) for the engine-version placement filter
+    engine_version: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", frozen_map(self.labels))
@@ -197,6 +200,7 @@ class Node:
             "engine_error",
             "restart_until",
             "restart_incarnation",
+            "engine_version",
         ):
             if not out[name]:
                 del out[name]

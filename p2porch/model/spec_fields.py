@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .spec import ServiceSpec
 
 #: the newest spec version this code reads (the highest in NEWER_FIELDS / NEWER_FORMS, 1 without any)
-SPEC_VERSION = 5
+SPEC_VERSION = 6
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -91,6 +91,8 @@ NEWER_FIELDS: Mapping[str, tuple[int, str]] = MappingProxyType(
         "Mount.subpath": (4, "subpath"),  # Compose volume.subpath (session 50)
         "ContainerOptions.privileged": (5, "privileged"),  # Compose privileged: true (session 50)
         "GroupContainer.privileged": (5, "privileged"),  # a sidecar's own privileged: true (session 50)
+        "GroupContainer.pid": (6, "pid"),  # a sidecar in the main container's PID namespace (session 51)
+        "GroupContainer.ipc": (6, "ipc"),  # ... and IPC namespace (Compose pid/ipc: service:X)
     }
 )
 

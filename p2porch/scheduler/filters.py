@@ -29,6 +29,7 @@ class Requirements:
     preferences: tuple[str, ...] = ()  # node attributes to spread over, outermost first
     strategy: str = "spread"
     affinities: tuple[Affinity, ...] = ()
+    min_engine: tuple[int, ...] = ()  # the oldest Docker release (major, minor) that runs it; () any
 
     @classmethod
     def from_spec(cls, spec: ServiceSpec) -> Requirements:
@@ -42,7 +43,29 @@ class Requirements:
             preferences=tuple(p.attribute for p in spec.placement_preferences),
             strategy=spec.strategy,
             affinities=spec.affinities,
+            min_engine=SUBPATH_ENGINE if uses_subpath(spec) else (),
         )
+
+
+#: the first Docker release that mounts a volume's sub-directory (Engine API 1.45, VolumeOptions.Subpath)
+SUBPATH_ENGINE = (26, 0)
+
+
+def uses_subpath(spec: ServiceSpec) -> bool:
+    """Whether a container of the task (the main one or a member of its group) mounts a volume's
+    sub-directory, which an older engine would ignore, mounting the whole volume."""
+    members = (*spec.sidecars, *spec.init_containers)
+    mounts = (*spec.mounts, *(m for member in members for m in member.mounts))
+    return any(m.type == "volume" and m.subpath for m in mounts)
+
+
+def engine_release(version: str) -> tuple[int, int] | None:
+    """``26.1.4`` -> ``(26, 1)``; None when the version is not known or not a release number."""
+    major, _, rest = version.strip().partition(".")
+    minor = rest.partition(".")[0].partition("-")[0]
+    if not (major.isdigit() and minor.isdigit()):
+        return None
+    return int(major), int(minor)
 
 
 def node_attribute(node: NodeInfo, attribute: str) -> str | None:
@@ -103,6 +126,28 @@ class EngineFilter(Filter):
 
     def reject(self, node: NodeInfo, req: Requirements) -> str | None:
         return "engine unreachable" if node.engine_down else None
+
+
+class EngineVersionFilter(Filter):
+    """Only nodes whose Docker release runs what the task asks (a volume ``subpath`` needs Docker 26.0);
+    a node whose version is not known yet passes (its agent still refuses such a task at start)."""
+
+    name = "engine_version"
+
+    def applies(self, req: Requirements) -> bool:
+        return bool(req.min_engine)
+
+    def reject(self, node: NodeInfo, req: Requirements) -> str | None:
+        return engine_rejection(node, req.min_engine)
+
+
+def engine_rejection(node: NodeInfo, min_engine: tuple[int, ...]) -> str | None:
+    """Why ``node``'s engine is older than ``min_engine`` (None: it is not, or its version is unknown)."""
+    release = engine_release(node.engine_version)
+    if not min_engine or release is None or release >= min_engine:
+        return None
+    need = ".".join(map(str, min_engine))
+    return f"engine {node.engine_version} older than {need} (volume subpath needs Docker {need}, API 1.45)"
 
 
 class AvailabilityFilter(Filter):
@@ -199,6 +244,7 @@ class AffinityFilter(Filter):
 DEFAULT_FILTERS: tuple[Filter, ...] = (
     ReadyFilter(),
     EngineFilter(),
+    EngineVersionFilter(),
     AvailabilityFilter(),
     ConstraintFilter(),
     ResourceFilter(),

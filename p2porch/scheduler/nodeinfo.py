@@ -48,6 +48,7 @@ class NodeInfo:
     used_ports: set[tuple[str, int]] = field(default_factory=set)
     engine_down: bool = False  # its agent found its Docker engine unreachable
     restarting: bool = False  # its daemon announced a restart and is held ready (leader/restart_hold.py)
+    engine_version: str = ""  # its Docker version as its gossip publishes it ("" not known)
 
     @classmethod
     def from_node(cls, node: Node) -> NodeInfo:
@@ -63,6 +64,7 @@ class NodeInfo:
             memory_bytes=node.memory_bytes,
             engine_down=bool(node.engine_down_at),
             restarting=bool(node.restart_until),
+            engine_version=node.engine_version,
         )
 
     def copy(self) -> NodeInfo:
@@ -83,6 +85,7 @@ class NodeInfo:
             used_ports=set(self.used_ports),
             engine_down=self.engine_down,
             restarting=self.restarting,
+            engine_version=self.engine_version,
         )
 
     def add_task(

@@ -254,7 +254,7 @@ def schedule(
             _schedule_pinned(group, req, by_id, pipe, placed, failed)
             continue
         static, dynamic = pipe.split(req)
-        cache_key = (static, req.constraints)
+        cache_key = (static, req.constraints, req.min_engine)
         cached = static_cache.get(cache_key)
         if cached is None:
             cached = static_cache[cache_key] = pipe.static_pass(infos, static, req)

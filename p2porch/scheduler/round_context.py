@@ -13,7 +13,7 @@ from typing import Any
 
 from ..model import Availability, Node, NodeStatus, ServiceSpec, Task
 from .actions import Reconciliation
-from .filters import constraint_matches
+from .filters import SUBPATH_ENGINE, constraint_matches, engine_rejection, uses_subpath
 from .nodeinfo import NodeInfo
 from .sites import SiteVerdict, site_verdict
 
@@ -114,9 +114,11 @@ class RoundContext:
         return {"cut": "cut", "wait": "grace"}.get(verdict.kind, fate)
 
     def satisfies(self, node_id: str | None, spec: ServiceSpec) -> bool:
-        if not spec.constraints:
-            return True
+        """Whether the node meets the spec's constraints and runs its engine features (a global
+        service's volume ``subpath`` gets no task on an engine older than Docker 26.0)."""
         info = self.infos.get(node_id or "")
         if info is None:
             return True
+        if info.engine_version and uses_subpath(spec) and engine_rejection(info, SUBPATH_ENGINE):
+            return False
         return all(constraint_matches(info, c) for c in spec.constraints)

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..model import parse_port
 from ..model.payload_template import check_driver
 from . import keys
-from .groups import fold_groups
+from .groups import alias_member, fold_groups, plan_joins
 from .implied import implied_dependencies
 from .links import link_aliases
 from .names import check_stack_name
@@ -195,23 +195,39 @@ def _volumes_from(services: list[StackService], confs: Mapping[str, Any], ctx: S
 def _fold_groups(
     services: list[StackService], confs: Mapping[str, Any], ctx: StackContext
 ) -> list[StackService]:
-    """``network_mode: service:X`` services go into X's task group (``groups.py``) and leave the stack."""
-    if not ctx.shares:
-        return services
+    """``network_mode: service:X`` services go into X's task group (``groups.py``) and leave the stack, and
+    so do those that share only X's ``pid``/``ipc`` namespaces when they can (``groups.plan_joins``)."""
     specs = {s.short_name: s.spec for s in services}
-    for short, target in ctx.shares.items():  # naming no networks, it is on X's: nothing of its own dropped
-        conf = confs.get(short)
-        if short in specs and target in specs and isinstance(conf, Mapping) and conf.get("networks") is None:
-            specs[short] = {**specs[short], "networks": specs[target]["networks"]}
     waits = {
         s.short_name: [d.service for d in s.depends_on if d.condition == "service_completed_successfully"]
         for s in services
     }
-    folded = fold_groups(specs, ctx.shares, waits, ctx.problems)
+    joins = plan_joins(specs, confs, ctx.shares, waits)
+    for key, short, reason in joins.ignored:
+        ctx.ignored(key, short, reason)
+    if not ctx.shares and not joins.shares:
+        return services
+    for short, target in ctx.shares.items():  # naming no networks, it is on X's: nothing of its own dropped
+        conf = confs.get(short)
+        if short in specs and target in specs and isinstance(conf, Mapping) and conf.get("networks") is None:
+            specs[short] = {**specs[short], "networks": specs[target]["networks"]}
+    for short, target in joins.shares.items():  # its name stays: an alias of X's tasks on its networks
+        specs[target], specs[short] = alias_member(
+            specs[target], specs[short], short, target, ctx.problems.warn
+        )
+    shares = {**ctx.shares, **joins.shares}
+    folded = fold_groups(specs, shares, waits, ctx.problems, joins.joined)
     for short in sorted(folded):
-        target = ctx.shares[short]
+        target = shares[short]
         kind = "an init container" if short in waits.get(target, []) else "a sidecar"
-        ctx.note("network_mode", short, f"runs in {target}'s task as {kind} (a task group)")
+        if short in joins.shares:
+            keys = " and ".join(f"{k}: service:{target}" for k in joins.joined[short])
+            text = (
+                f"runs in {target}'s task as a sidecar, in its namespaces (a task group; shares its network)"
+            )
+            ctx.note(keys, short, text)
+        else:
+            ctx.note("network_mode", short, f"runs in {target}'s task as {kind} (a task group)")
     return [
         StackService(
             s.short_name, specs[s.short_name], tuple(d for d in s.depends_on if d.service not in folded)

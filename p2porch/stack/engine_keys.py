@@ -18,7 +18,7 @@ from .values import err, list_, mapping, scalar_text, string
 _PULL_POLICIES = ("always", "never", "missing", "if_not_present", "build")
 #: the host namespaces each key may name (Docker's PidMode, IpcMode, UTSMode), as ``ContainerOptions``
 _NAMESPACE_OPTIONS = {"pid": "pid_mode", "ipc": "ipc_mode", "uts": "uts_mode"}
-_JOINED = "a task cannot join another container's namespace (docker stack deploy ignores it too)"
+JOINED = "a task cannot join another container's namespace (docker stack deploy ignores it too)"
 
 
 def _devices(value: Any, path: str) -> list[str]:
@@ -90,15 +90,17 @@ def namespaces(
 ) -> None:
     """``pid``, ``ipc`` and ``uts`` into the container options: ``host`` runs the task in its node's
     namespace (``docker run --pid host``: monitoring agents see the node's processes), ``ipc`` also
-    ``private``, ``shareable`` and ``none``. ``service:X`` and ``container:X`` (another container's
-    namespace, which a task cannot join: its tasks run on any node) are ignored with a warning naming
-    them, as ``docker stack deploy`` ignores them."""
+    ``private``, ``shareable`` and ``none``. ``container:X`` (one engine's container, which a task cannot
+    join: its tasks run on any node) is ignored with a warning naming it, as ``docker stack deploy`` ignores
+    it; ``service:X`` is left to ``groups.plan_joins`` (X's task group, or the same warning)."""
     for key, option in _NAMESPACE_OPTIONS.items():
         if conf.get(key) is None:
             continue
         mode = string(conf[key], f"{path}.{key}").strip()
         kind, sep, _ = mode.partition(":")
+        if sep and kind == "service" and key != "uts":
+            continue
         if sep and kind in ("service", "container"):
-            ignored(f"{key}: {mode}", _JOINED)
+            ignored(f"{key}: {mode}", JOINED)
         elif mode:
             container[option] = mode

@@ -26,8 +26,8 @@ def never() -> dict[str, Any]:
     raise AssertionError("a command within the baseline needs no advertisement")
 
 
-def test_this_release_advertises_update_node_2_and_spec_5_above_the_baseline() -> None:
-    assert NEW == {"spec": 5, "update_node": 2}
+def test_this_release_advertises_update_node_2_and_spec_6_above_the_baseline() -> None:
+    assert NEW == {"spec": 6, "update_node": 2}
     # what the release before the gate reads, pinned: every tag it knew at 1, update_service at 2, the
     # spec fields of then (spec version 1)
     assert dict(G.BASELINE) == {
@@ -88,7 +88,7 @@ def test_a_bumped_or_new_command_is_advertised_and_gated(monkeypatch: pytest.Mon
     spec.loader.exec_module(bumped)
     assert bumped.BASELINE["put_secret"] == 1 and "brand_new" not in bumped.BASELINE
     advertised = bumped.advertisement()
-    assert advertised == {"put_secret": 2, "spec": 5, "update_node": 2}
+    assert advertised == {"put_secret": 2, "spec": 6, "update_node": 2}
     assert bumped.advertisement({**bumped.reads(), "brand_new": 1}) == {"brand_new": 1, **advertised}
     gate = bumped.gate({"a": advertised, "b": NEW, "c": None})
     assert not gate.allows("put_secret", 2) and gate.allows("put_secret", 1)

@@ -56,10 +56,11 @@ def test_pid_host_is_the_nodes_pid_namespace_as_docker_run_pid_host():
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("pid", "service:db"), ("pid", "container:legacy"), ("ipc", "service:db"), ("uts", "container:x")],
+    [("pid", "container:legacy"), ("uts", "container:x"), ("uts", "service:db")],
 )
 def test_another_containers_namespace_is_ignored_with_a_warning_naming_it(key, value):
-    """As before session 50 (review r50b): a file that loaded still loads, the key ignored with a warning."""
+    """As before session 50 (review r50b): a file that loaded still loads, the key ignored with a warning
+    (``pid``/``ipc: service:X`` join X's task group since session 51: test_compose_namespace_joins.py)."""
     definition = load(f"services: {{db: {{image: db}}, beyla: {{image: beyla, {key}: '{value}'}}}}")
     assert not {"pid_mode", "ipc_mode", "uts_mode"} & set(spec_of(definition, "beyla").get("container", {}))
     warnings = "\n".join(definition.warnings)

@@ -22,11 +22,12 @@ services:
     depends_on: {cache: {condition: service_started}}
     links: ["db:database", web, nowhere, "cache:c"]
     volumes_from: ["files:ro", "container:legacy", db]
-    ipc: "service:metrics"
+    cgroup: "service:metrics"
   worker:
     image: busybox
     volumes_from: [files]
     pid: "service:db"
+    ipc: "service:files"  # two services' namespaces: not joined (no task group), still waited for
     links: [files]
 volumes:
   data: {}

@@ -12,6 +12,7 @@ import yaml
 
 from p2porch.model import ServiceSpec, parse_port
 from p2porch.stack import ComposeError
+from p2porch.stack.groups import member_name, namespace_targets
 from p2porch.stack.source import stack_source
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -49,10 +50,13 @@ def test_every_corpus_file_loads(app):
         return
     definition = source.load("corpus")
     model_services = definition.model["services"]
+    sidecars = {m["name"] for s in definition.services for m in s.spec.get("sidecars") or []}
     grouped = {  # `network_mode: service:X` runs in X's task (a task group): no service of its own
         name
         for name, conf in model_services.items()
         if str(conf.get("network_mode", "")).startswith("service:")
+        # so does one sharing only X's pid/ipc namespaces when it can (stack/groups.plan_joins)
+        or (namespace_targets(conf) and member_name(name) in sidecars)
     }
     assert sorted(s.short_name for s in definition.services) == sorted(set(model_services) - grouped)
     for service in definition.services:
