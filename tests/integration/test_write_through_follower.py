@@ -1,0 +1,74 @@
+"""A write through a node that lags sees every write acknowledged before it (control/read_barrier.py,
+``linearizable_writes``): a raw API client that creates an object through one node and changes or
+removes it through another at once never gets "no such service" (404), and a compare-and-set
+(``expected_version``, ``service update --if-version``) is checked against a copy at least as new as the
+version the create answered.
+
+Three real daemons in a sandbox (``p51w``, 10.95.22.0/24), each a separate process with its own Raft
+store. Each round creates a service (and a secret) through one node and at once updates the service with
+the version the create answered, then removes both, through another node; the pairs are leader ->
+follower, follower -> follower and follower -> leader. On main the write handlers looked the record up in
+the second node's own copy before proposing: a follower that had not applied the create yet answered 404
+"no such service" / "no such secret", or refused the update as being "at version None" (a 404 too).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from clusterkit import IMAGE, api, cluster_fixture, leader_addr, node_at, wait_for
+
+from p2porch.sandbox.sandbox import Sandbox, SandboxNode
+
+pytestmark = pytest.mark.integration
+
+cluster = cluster_fixture("p51w", "10.95.22.0/24", 3)
+ROUNDS = 30  # create-then-write rounds per pair of nodes
+SECRET = {"data": base64.b64encode(b"s3cret").decode()}
+
+
+@pytest.fixture
+def roles(cluster: tuple[Sandbox, list[SandboxNode]]) -> Iterator[tuple[SandboxNode, list[SandboxNode]]]:
+    """(leader, followers) of the formed cluster."""
+    _, nodes = cluster
+    addr = wait_for(lambda: leader_addr(nodes[0]), 30, "a leader")
+    leader = node_at(nodes, addr)
+    yield leader, [n for n in nodes if n is not leader]
+
+
+def answer(response: httpx.Response, what: str, failed: list[str]) -> dict | None:
+    """The JSON of a 200, else None with the failure noted."""
+    if response.status_code == 200:
+        return response.json()
+    failed.append(f"{what}: {response.status_code} {response.text[:160]}")
+    return None
+
+
+def test_writes_through_another_node_at_once_see_the_create(
+    cluster: tuple[Sandbox, list[SandboxNode]], roles: tuple[SandboxNode, list[SandboxNode]]
+) -> None:
+    leader, followers = roles
+    pairs = [(leader, followers[0]), (followers[0], followers[1]), (followers[1], leader)]
+    failed: list[str] = []
+    for p, (first, then) in enumerate(pairs):
+        with api(first) as create_via, api(then) as write_via:
+            for i in range(ROUNDS):
+                name = f"w{p}x{i}"
+                via = f"{name} via {first.name} then {then.name}"
+                created = create_via.post("/services", json={"name": name, "image": IMAGE, "replicas": 0})
+                assert created.status_code == 200, created.text
+                version = created.json()["version"]  # the client's last acknowledged version
+                updated = write_via.post(
+                    f"/services/{name}/update",
+                    json={"labels": {"round": str(i)}, "expected_version": version},
+                )
+                answer(updated, f"{via}: update --if-version {version}", failed)
+                answer(write_via.delete(f"/services/{name}"), f"{via}: rm", failed)
+                made = create_via.post("/objects/secret", json={"name": name, **SECRET})
+                assert made.status_code == 200, made.text
+                answer(write_via.delete(f"/objects/secret/{name}"), f"{via}: secret rm", failed)
+    print(f"{len(failed)} failed writes of {3 * 3 * ROUNDS}: {failed[:5]}")
+    assert not failed, f"{len(failed)} writes through the second node failed: {failed[:5]}"
