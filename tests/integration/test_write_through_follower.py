@@ -19,11 +19,10 @@ import base64
 import statistics
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from clusterkit import IMAGE, api, cluster_fixture, leader_addr, node_at, wait_for
+from clusterkit import IMAGE, api, cluster_fixture, leader_and_followers
 
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 
@@ -32,15 +31,6 @@ pytestmark = pytest.mark.integration
 cluster = cluster_fixture("p51w", "10.95.22.0/24", 3)
 ROUNDS = 30  # create-then-write rounds per pair of nodes
 SECRET = {"data": base64.b64encode(b"s3cret").decode()}
-
-
-@pytest.fixture
-def roles(cluster: tuple[Sandbox, list[SandboxNode]]) -> Iterator[tuple[SandboxNode, list[SandboxNode]]]:
-    """(leader, followers) of the formed cluster."""
-    _, nodes = cluster
-    addr = wait_for(lambda: leader_addr(nodes[0]), 30, "a leader")
-    leader = node_at(nodes, addr)
-    yield leader, [n for n in nodes if n is not leader]
 
 
 def answer(response: httpx.Response, what: str, failed: list[str]) -> dict | None:
@@ -52,9 +42,9 @@ def answer(response: httpx.Response, what: str, failed: list[str]) -> dict | Non
 
 
 def test_writes_through_another_node_at_once_see_the_create(
-    cluster: tuple[Sandbox, list[SandboxNode]], roles: tuple[SandboxNode, list[SandboxNode]]
+    cluster: tuple[Sandbox, list[SandboxNode]],
 ) -> None:
-    leader, followers = roles
+    leader, followers = leader_and_followers(cluster[1])
     pairs = [(leader, followers[0]), (followers[0], followers[1]), (followers[1], leader)]
     failed: list[str] = []
     took: dict[tuple[str, str], list[float]] = defaultdict(list)  # the second node's update, answered
