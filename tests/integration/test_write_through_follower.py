@@ -9,8 +9,8 @@ store. Each round creates a service (and a secret) through one node and at once 
 the version the create answered, then removes both, through another node; the pairs are leader ->
 follower, follower -> follower and follower -> leader. On main the write handlers looked the record up in
 the second node's own copy before proposing: a follower that had not applied the create yet answered 404
-"no such service" / "no such secret": 16 and 18 of 270 writes in two runs, all through a follower (none
-through the leader, which applied the create before any follower learned it committed).
+"no such service" / "no such secret": 16 and 18 of 270 writes in two runs (the second: all through a
+follower, none through the leader, which applied the create before any follower learned it committed).
 """
 
 from __future__ import annotations
