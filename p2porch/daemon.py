@@ -32,7 +32,7 @@ from .control.logs import LogOps
 from .control.metrics_view import ClusterMetrics, metrics_route
 from .control.network_ops import NetworkOps, network_endpoints
 from .control.node_ops import NodeOps
-from .control.read_barrier import ReadBarrier, linearizable_reads
+from .control.read_barrier import ReadBarrier, linearizable_reads, linearizable_writes
 from .control.remote_api import RemoteApi, remote_app
 from .control.routes import cluster_endpoints, service_endpoints
 from .control.secret_ops import SecretOps, secret_endpoints
@@ -320,8 +320,12 @@ class Daemon:
             Endpoint("GET", "/version", self.api_version, "Daemon and API version"),
             Endpoint("GET", "/status", self.api_status, "Node and cluster status at a glance"),
             Endpoint("GET", "/config", self.api_config, "The daemon's effective configuration"),
-            # a role or key switch restarts the store; then a read of cluster state waits for the barrier
-            *waiting_for_store(self.cluster, linearizable_reads(self.reads, cluster_tables)),
+            # a role or key switch restarts the store; then a read of cluster state, and a write through a
+            # node that does not lead, waits for the barrier (docs/raft.md "Reads", "Writes")
+            *waiting_for_store(
+                self.cluster,
+                linearizable_writes(self.reads, linearizable_reads(self.reads, cluster_tables)),
+            ),
         ]
 
     def extra_routes(self) -> list[BaseRoute]:

@@ -2,7 +2,10 @@
 the usage columns of ``service ps`` and the autoscaler lines of ``service inspect`` (shell).
 
 Usage is each node's mean over its sampling window (``autoscale.window_s``, default 30 s); CPU percent is of
-the tasks' CPU limit (or reservation), node CPU percent of the node's CPUs.
+the tasks' CPU limit (or reservation), node CPU percent of the node's CPUs. With ``--watch`` the first poll
+passes the daemon's read barrier (it sees a service or node just made through another node) and the later
+ones read the daemon's own copy (``stale``): a barrier round is a Raft entry, one per poll for as long as the
+watch runs, while the figures are each node's live samples whatever the copy's age.
 """
 
 from __future__ import annotations
@@ -96,10 +99,15 @@ def _node_rows(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def _watch(args: argparse.Namespace, fetch: Callable[[], Any], render: Callable[[Any], str]) -> int:
-    """Print once, or with --watch every ``--interval`` seconds until interrupted (JSON: one line each)."""
+def _watch(
+    args: argparse.Namespace, fetch: Callable[[dict[str, str]], Any], render: Callable[[Any], str]
+) -> int:
+    """Print once, or with --watch every ``--interval`` seconds until interrupted (JSON: one line each);
+    ``fetch(params)`` gets ``stale=true`` from the second poll on."""
+    params: dict[str, str] = {}
     while True:
-        data = fetch()
+        data = fetch(params)
+        params = {"stale": "true"}
         if args.watch and not wants_json(args):
             print("\033[2J\033[H", end="")  # clear the screen as `docker stats` does
         emit(args, data, render)
@@ -113,12 +121,12 @@ def _watch(args: argparse.Namespace, fetch: Callable[[], Any], render: Callable[
 
 def cmd_service_stats(args: argparse.Namespace) -> int:
     client = client_for(args)
-    return _watch(args, lambda: client.get("/stats/services", service=args.service), _service_rows)
+    return _watch(args, lambda p: client.get("/stats/services", service=args.service, **p), _service_rows)
 
 
 def cmd_node_stats(args: argparse.Namespace) -> int:
     client = client_for(args)
-    return _watch(args, lambda: client.get("/stats/nodes", node=args.node), _node_rows)
+    return _watch(args, lambda p: client.get("/stats/nodes", node=args.node, **p), _node_rows)
 
 
 def _stats_flags(p: argparse.ArgumentParser) -> None:

@@ -16,7 +16,11 @@ and two heartbeats when longer: no leader, no quorum, this node cut off) is refu
 :class:`~p2porch.errors.StaleReadRefused` (HTTP 503) naming why, never a stale answer.
 
 A request with ``stale=true`` (the web UI's polling; docs/raft.md "Reads") is answered from this node's
-copy at once. Owns the rounds of this daemon (one store at a time); never changes a request's answer.
+copy at once. A write through a node that does not lead waits for a round the same way before its handler
+looks the record up (``linearizable_writes``; ``read_rounds.plan_write``): a client that created a
+service through one node and updates it through another at once got "no such service", or had its
+``expected_version`` compared with an older copy. Owns the rounds of this daemon (one store at a time);
+never changes a request's answer.
 """
 
 from __future__ import annotations
@@ -31,17 +35,27 @@ import trio
 from ..api.server import Endpoint, Handler
 from ..errors import ConfigError, ProposalTimeout, RaftError, StaleReadRefused
 from ..raft import commands as C
-from .read_rounds import ReadPlan, ReadRounds, plan_read, refusal
+from .read_rounds import ReadPlan, ReadRounds, plan_read, plan_write, refusal
 
 if TYPE_CHECKING:
     from ..raft.store import RaftStore
 
-__all__ = ["LOCAL_READS", "READ_BARRIER_TIMEOUT_S", "ReadBarrier", "linearizable_reads"]
+__all__ = [
+    "LOCAL_READS",
+    "MEMBERSHIP_WRITES",
+    "READ_BARRIER_TIMEOUT_S",
+    "ReadBarrier",
+    "linearizable_reads",
+    "linearizable_writes",
+]
 
 READ_BARRIER_TIMEOUT_S = 5.0  # a read waits at least this long for its round (a LAN election fits in it)
 RETRY_PAUSE_S = 0.05  # a round whose entry was refused at once (no leader yet) tries again after this
 #: GET routes of node-local facts, not cluster state: never behind the barrier
 LOCAL_READS = frozenset({"/network", "/cluster/ca"})
+#: write routes that change this node's membership: they must work without a leader (init, recover)
+MEMBERSHIP_WRITES = frozenset({"/cluster/init", "/cluster/join", "/cluster/leave", "/cluster/recover"})
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 TRUE = ("1", "true", "yes")
 
 
@@ -56,18 +70,21 @@ class ReadBarrier:
         self.rounds = ReadRounds()
         self._round_ended = trio.Event()
 
-    async def wait(self, stale_ok: bool = False) -> None:
+    async def wait(self, stale_ok: bool = False, *, write: bool = False) -> None:
         """Return once this node's snapshot holds every write committed before the call; raise
-        StaleReadRefused when that is not known within ``bound_s``."""
+        StaleReadRefused when that is not known within ``bound_s``. A ``write`` skips the round on the
+        leader (``plan_write``)."""
         store = self.store_of()
         if store is None:
             return
         status = store.status()
         voters = len(status.voters)
-        if (
-            plan_read(member=True, stale_ok=stale_ok, is_leader=status.is_leader, voters=voters)
-            is ReadPlan.LOCAL
-        ):
+        plan = (
+            plan_write(member=True, is_leader=status.is_leader)
+            if write
+            else plan_read(member=True, stale_ok=stale_ok, is_leader=status.is_leader, voters=voters)
+        )
+        if plan is ReadPlan.LOCAL:
             return
         started = time.monotonic()
         deadline = started + self.bound_s(store)
@@ -92,7 +109,8 @@ class ReadBarrier:
                     needed = self.rounds.needed()
         if not ok:
             raise StaleReadRefused(
-                refusal(why, store.status().leader, time.monotonic() - started), field="consistency"
+                refusal(why, store.status().leader, time.monotonic() - started, write=write),
+                field="consistency",
             )
 
     def bound_s(self, store: RaftStore) -> float:
@@ -141,6 +159,25 @@ def linearizable_reads(barrier: ReadBarrier, endpoints: list[Endpoint]) -> list[
         else ep
         for ep in endpoints
     ]
+
+
+def linearizable_writes(barrier: ReadBarrier, endpoints: list[Endpoint]) -> list[Endpoint]:
+    """``endpoints`` whose write routes (POST, PUT, PATCH, DELETE; not ``MEMBERSHIP_WRITES``) first wait
+    for the barrier when this node does not lead: their handlers read this node's copy before proposing."""
+    return [
+        replace(ep, handler=_write_after_barrier(barrier, ep.handler))
+        if ep.method in WRITE_METHODS and not ep.streaming and ep.path not in MEMBERSHIP_WRITES
+        else ep
+        for ep in endpoints
+    ]
+
+
+def _write_after_barrier(barrier: ReadBarrier, handler: Handler) -> Handler:
+    async def handle(body: dict[str, Any], params: dict[str, str]) -> Any:
+        await barrier.wait(write=True)
+        return await handler(body, params)
+
+    return handle
 
 
 def _after_barrier(barrier: ReadBarrier, handler: Handler) -> Handler:

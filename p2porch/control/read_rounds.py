@@ -8,6 +8,10 @@ before a write the reader saw acknowledged), so every read needs round ``started
 starts now when none runs, else the next, which all reads that arrived meanwhile share (one round trip
 per batch of reads). Rounds run one at a time and in order, so a later round that succeeded answers an
 earlier one's readers too. Owns the round counters only: it never reads a clock, a store or the network.
+
+A write through a node that does not lead waits for a round too (``plan_write``): its handler reads the
+record on this node's copy before it builds the Raft command ("no such service", a version precondition),
+so that copy must hold every write acknowledged before the request, as for a read.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["ReadPlan", "ReadRounds", "plan_read", "refusal"]
+__all__ = ["ReadPlan", "ReadRounds", "plan_read", "plan_write", "refusal"]
 
 
 class ReadPlan(StrEnum):
@@ -34,12 +38,30 @@ def plan_read(*, member: bool, stale_ok: bool, is_leader: bool, voters: int) -> 
     return ReadPlan.BARRIER
 
 
-def refusal(reason: str, leader: str | None, waited_s: float) -> str:
-    """The message of a read refused after its deadline: what failed, and what the caller can do."""
+def plan_write(*, member: bool, is_leader: bool) -> ReadPlan:
+    """A write's plan: the leader looks its record up at once, every other member after a round. The
+    leader applies an entry in the tick that commits it, before the appends that tell any other node it
+    committed (pysyncobj's ``_onTick``), so every write acknowledged through any node is in its copy
+    already; a round there would cost one more commit per write for nothing. The exceptions are short:
+    a leader elected a moment ago until its first entry commits, and one cut off from its voters until
+    it steps down (its own write cannot commit then; docs/raft.md "Writes")."""
+    if not member or is_leader:
+        return ReadPlan.LOCAL
+    return ReadPlan.BARRIER
+
+
+def refusal(reason: str, leader: str | None, waited_s: float, *, write: bool = False) -> str:
+    """The message of a read (or write) refused after its deadline: what failed, and what the caller
+    can do."""
     seen = f"the leader this node last heard of is {leader}" if leader else "this node knows no leader"
+    head = f"this node could not confirm within {waited_s:.1f} s that it holds every committed write"
+    if write:
+        return (
+            f"{head} ({reason}; {seen}): the write was not proposed, since it would have been checked "
+            "against a possibly stale copy; retry, or write through another node"
+        )
     return (
-        f"this node could not confirm within {waited_s:.1f} s that it holds every committed write "
-        f"({reason}; {seen}): not answering from a possibly stale copy; retry, read through another "
+        f"{head} ({reason}; {seen}): not answering from a possibly stale copy; retry, read through another "
         "node, or ask for this node's own copy (CLI: p2porch --stale ...; API: ?stale=true)"
     )
 

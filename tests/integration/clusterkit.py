@@ -248,6 +248,12 @@ def node_at(nodes: list[SandboxNode], raft_addr: str) -> SandboxNode:
     return next(n for n in nodes if n.address == host)
 
 
+def leader_and_followers(nodes: list[SandboxNode]) -> tuple[SandboxNode, list[SandboxNode]]:
+    """(leader, the others) once ``nodes[0]`` names a leader (within 30 s)."""
+    leader = node_at(nodes, wait_for(lambda: leader_addr(nodes[0]), 30, "a leader"))
+    return leader, [n for n in nodes if n is not leader]
+
+
 def node_row(via: SandboxNode, name: str) -> dict:
     """Node ``name``'s row of ``via``'s ``/nodes``."""
     return next(r for r in api_get(via, "/nodes") if r["name"] == name)

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from clusterkit import IMAGE, api, cli, cluster_fixture, leader_addr, node_at, wait_for
+from clusterkit import IMAGE, api, cli, cluster_fixture, leader_and_followers, wait_for
 
 from p2porch.sandbox.sandbox import Sandbox, SandboxNode
 from p2porch.sandbox.system import find_program
@@ -54,10 +54,7 @@ def iptables(node: SandboxNode, *args: str) -> int:
 @pytest.fixture
 def roles(cluster: tuple[Sandbox, list[SandboxNode]]) -> Iterator[tuple[SandboxNode, list[SandboxNode]]]:
     """(leader, followers) of the formed cluster."""
-    _, nodes = cluster
-    addr = wait_for(lambda: leader_addr(nodes[0]), 30, "a leader")
-    leader = node_at(nodes, addr)
-    yield leader, [n for n in nodes if n is not leader]
+    yield leader_and_followers(cluster[1])
 
 
 def test_a_write_through_one_node_is_read_through_any_other(

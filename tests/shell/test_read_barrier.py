@@ -1,6 +1,7 @@
 """The read barrier's trio side (control/read_barrier.py) with a stand-in store: concurrent reads share
 rounds, a read waits for a round that started after it, a round that cannot commit refuses its reads
-(StaleReadRefused, 503), ``stale=true`` and the sole leading voter skip it. The real path (a Noop
+(StaleReadRefused, 503), ``stale=true`` and the sole leading voter skip it; a write through a node that
+does not lead waits for a round, through the leader it does not. The real path (a Noop
 committed through the leader of real daemons) is tests/integration/test_read_after_write.py."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 import trio
 
 from p2porch.api.server import Endpoint
-from p2porch.control.read_barrier import ReadBarrier, linearizable_reads
+from p2porch.control.read_barrier import ReadBarrier, linearizable_reads, linearizable_writes
 from p2porch.errors import ConfigError, ProposalTimeout, RaftError, StaleReadRefused
 from p2porch.raft import commands as C
 from p2porch.raft.status import RaftStatus
@@ -192,3 +193,47 @@ def test_the_bound_covers_the_stores_longest_election_never_below_the_floor() ->
     assert barrier.bound_s(store) == 14.0  # type: ignore[arg-type]
     _Config.election_timeout_max_s, _Config.heartbeat_period_s = 1.2, 0.1  # the LAN defaults
     assert barrier.bound_s(store) == 5.0  # type: ignore[arg-type]
+
+
+async def test_writes_through_a_follower_wait_for_a_round_and_through_the_leader_do_not() -> None:
+    follower, leader = _Store(), _Store(is_leader=True)
+    calls: list[str] = []
+
+    async def handler(body: dict[str, Any], params: dict[str, str]) -> Any:
+        calls.append(f"{body.get('n')} after {len(store.writes)} rounds")
+        return "ok"
+
+    endpoints = [
+        Endpoint("POST", "/services/{service}/update", handler, "update"),
+        Endpoint("DELETE", "/services/{service}", handler, "remove"),
+        Endpoint("POST", "/cluster/init", handler, "membership: works with no leader"),
+        Endpoint("POST", "/cluster/recover", handler, "membership: works with no quorum"),
+        Endpoint("GET", "/services", handler, "a read: linearizable_reads' route"),
+        Endpoint("POST", "/stream", handler, "a stream", streaming=True),
+    ]
+    for store in (follower, leader):
+        update, remove, init, recover, listing, stream = linearizable_writes(_barrier(store), endpoints)
+        assert {init.handler, recover.handler, listing.handler, stream.handler} == {handler}
+        assert await update.handler({"n": 1}, {}) == "ok"
+        assert await remove.handler({"n": 2}, {}) == "ok"
+    assert follower.writes == ["read barrier", "read barrier"]  # each write saw a round start after it
+    assert leader.writes == []  # the leader's own copy holds every acknowledged write
+    assert calls == ["1 after 1 rounds", "2 after 2 rounds", "1 after 0 rounds", "2 after 0 rounds"]
+
+
+async def test_a_write_whose_round_cannot_commit_is_refused_before_its_handler_runs() -> None:
+    store = _Store()
+    store.fail = True
+    ran: list[str] = []
+
+    async def handler(body: dict[str, Any], params: dict[str, str]) -> Any:
+        ran.append("handler")
+        return "ok"
+
+    (update,) = linearizable_writes(
+        _barrier(store, timeout_s=0.3), [Endpoint("POST", "/nodes/{node}/update", handler, "update")]
+    )
+    with pytest.raises(StaleReadRefused) as refused:
+        await update.handler({}, {})
+    assert refused.value.http_status == 503 and "the write was not proposed" in refused.value.message
+    assert ran == []

@@ -1,10 +1,10 @@
-"""The read barrier's core (control/read_rounds.py): which reads wait, and which round answers each."""
+"""The read barrier's core (control/read_rounds.py): which reads and writes wait, which round answers each."""
 
 from __future__ import annotations
 
 import pytest
 
-from p2porch.control.read_rounds import ReadPlan, ReadRounds, plan_read, refusal
+from p2porch.control.read_rounds import ReadPlan, ReadRounds, plan_read, plan_write, refusal
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,22 @@ def test_the_refusal_names_the_reason_the_leader_and_the_way_out() -> None:
     assert "5.0 s" in text and "no answer from the leader" in text and "10.0.0.1:7947" in text
     assert "stale=true" in text and "stale copy" in text
     assert "knows no leader" in refusal("x", None, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("member", "is_leader", "plan"),
+    [
+        (False, False, ReadPlan.LOCAL),  # in no cluster: the handler answers as it does there
+        (True, True, ReadPlan.LOCAL),  # the leader applied every commit before any other node knew of it
+        (True, False, ReadPlan.BARRIER),  # a follower or a replica may lag an acknowledged write
+    ],
+)
+def test_which_writes_wait(member: bool, is_leader: bool, plan: ReadPlan) -> None:
+    assert plan_write(member=member, is_leader=is_leader) is plan
+
+
+def test_a_refused_write_says_it_was_not_proposed_and_offers_no_stale_copy() -> None:
+    text = refusal("no answer from the leader", "10.0.0.1:7947", 5.0, write=True)
+    assert "no answer from the leader" in text and "10.0.0.1:7947" in text
+    assert "the write was not proposed" in text and "write through another node" in text
+    assert "stale=true" not in text and "--stale" not in text
