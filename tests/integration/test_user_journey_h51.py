@@ -126,3 +126,64 @@ def test_a_swarm_users_secret_rotation_and_a_mistyped_secret_rm(cluster, tmp_pat
             assert cli(sb, "n1", "secret", "rm", "db_pw").returncode == 0  # no service uses it any more
     finally:
         cli(sb, "n1", "secret", "rm", "db_pw", "db_pw_v2")
+
+
+STACK_A = """
+services:
+  api:
+    image: p2porch/busybox:latest
+    command: ["sh", "-c", "exec sleep 3600"]
+    stop_grace_period: 1s
+    networks: [public, private]
+networks:
+  public:
+    name: shared_public
+  private:
+    internal: true
+"""
+STACK_B = """
+services:
+  front:
+    image: p2porch/busybox:latest
+    command: ["sh", "-c", "exec sleep 3600"]
+    stop_grace_period: 1s
+    networks: [public]
+networks:
+  public:
+    external: true
+    name: shared_public
+"""
+
+
+def test_stack_rm_says_which_of_its_networks_another_stack_still_uses(cluster, tmp_path) -> None:
+    sb, nodes = cluster
+    (tmp_path / "a.yml").write_text(STACK_A)
+    (tmp_path / "b.yml").write_text(STACK_B)
+    try:
+        for stack in ("a", "b"):
+            deployed = kit.stack_deploy(sb, tmp_path / f"{stack}.yml", stack)
+            assert deployed.returncode == 0, deployed.stderr.decode()
+        removed = cli(sb, "n2", "stack", "rm", "a")
+        assert removed.returncode == 0, removed.stderr.decode()
+        assert b"removed  network a_private" in removed.stdout, removed.stdout
+        # main: nothing said, and no later `stack rm` removes it (b's is external)
+        kept = b"warning: network shared_public of stack a kept: in use by service(s) b-front"
+        assert kept in removed.stderr, removed.stderr
+        assert cli(sb, "n1", "stack", "rm", "b").returncode == 0
+        wait_for(lambda: not kit.containers(nodes[0], "b-front"), 60, "b-front's containers gone", 1)
+        assert cli(sb, "n1", "network", "rm", "shared_public").returncode == 0  # the user's last step
+    finally:
+        cli(sb, "n1", "stack", "rm", "a", "b")
+        cli(sb, "n1", "network", "rm", "shared_public")
+
+
+def test_a_start_first_updates_old_tasks_stop_for_a_rolling_update(cluster) -> None:
+    sb, nodes = cluster
+    with service(sb, nodes, "sf", *FAST_STOP, "--replicas", "2", "--env", "V=1", IMAGE, *SLEEP):
+        old = {t["id"] for t in kit.running_tasks(nodes[0], "sf", 2)}
+        updated = cli(
+            sb, "n2", "service", "update", "--update-order", "start-first", "--env-add", "V=2", "sf"
+        )
+        assert updated.returncode == 0, updated.stderr.decode()
+        reasons = {t["id"]: t["message"] for t in kit.all_tasks(nodes[0], "sf") if t["id"] in old}
+        assert set(reasons.values()) == {"rolling update"}, reasons  # main: superseded
