@@ -128,31 +128,17 @@ def test_a_swarm_users_secret_rotation_and_a_mistyped_secret_rm(cluster, tmp_pat
         cli(sb, "n1", "secret", "rm", "db_pw", "db_pw_v2")
 
 
-STACK_A = """
-services:
-  api:
-    image: p2porch/busybox:latest
-    command: ["sh", "-c", "exec sleep 3600"]
-    stop_grace_period: 1s
-    networks: [public, private]
-networks:
-  public:
-    name: shared_public
-  private:
-    internal: true
-"""
-STACK_B = """
-services:
-  front:
-    image: p2porch/busybox:latest
-    command: ["sh", "-c", "exec sleep 3600"]
-    stop_grace_period: 1s
-    networks: [public]
-networks:
-  public:
-    external: true
-    name: shared_public
-"""
+def _stack(service: str, networks: str) -> str:
+    """A Compose file of one sleeping ``service`` on the ``networks`` it declares (a flow mapping)."""
+    attached = ", ".join(name for name in ("public", "private") if name in networks)
+    return (
+        f"services:\n  {service}:\n    image: {IMAGE}\n    command: [sh, -c, exec sleep 3600]\n"
+        f"    stop_grace_period: 1s\n    networks: [{attached}]\nnetworks: {networks}\n"
+    )
+
+
+STACK_A = _stack("api", "{public: {name: shared_public}, private: {internal: true}}")
+STACK_B = _stack("front", "{public: {external: true, name: shared_public}}")
 
 
 def test_stack_rm_says_which_of_its_networks_another_stack_still_uses(cluster, tmp_path) -> None:
