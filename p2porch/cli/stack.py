@@ -389,33 +389,53 @@ def cmd_stack_ps(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _remove_objects(client: Any, stack: str) -> list[dict[str, str]]:
+def _remove_objects(client: Any, stack: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The secrets and configs ``stack deploy`` created for ``stack`` (labelled with it) that no service
-    uses any more, removed; external ones and objects created otherwise are never touched."""
-    removed = []
+    uses any more, removed; and those kept because services (of another stack, or made by hand) still
+    use them. External ones and objects created otherwise are never touched."""
+    removed, kept = [], []
     for kind in ("secret", "config"):
         for obj in client.get(f"/objects/{kind}"):
-            if (obj.get("labels") or {}).get(STACK_LABEL) == stack and not obj.get("services"):
-                client.delete(f"/objects/{kind}/{obj['name']}")
-                removed.append({"kind": kind, "name": obj["name"]})
-    return removed
+            if (obj.get("labels") or {}).get(STACK_LABEL) != stack:
+                continue
+            if obj.get("services"):
+                kept.append({"kind": kind, "name": obj["name"], "services": list(obj["services"])})
+                continue
+            client.delete(f"/objects/{kind}/{obj['name']}")
+            removed.append({"kind": kind, "name": obj["name"]})
+    return removed, kept
+
+
+def _say_kept(stack: str, kept: list[dict[str, Any]]) -> None:
+    """One stderr line per object of the stack that other services still use (it was kept silently,
+    and no later ``stack rm`` removes it: ``network rm``/``secret rm`` once they leave it)."""
+    for item in kept:
+        users = ", ".join(item["services"])
+        print(
+            f"warning: {item['kind']} {item['name']} of stack {stack} kept: in use by service(s) {users}",
+            file=sys.stderr,
+        )
 
 
 def _remove_stack(client: Any, stack: str) -> dict[str, Any]:
     try:
         result: dict[str, Any] = client.delete(f"/stacks/{stack}")
     except NotFoundError:  # no service left (an interrupted rm, a refused deploy): its objects still go
-        removed = _remove_objects(client, stack)
-        if not removed:  # as Docker's: said on stderr, not a failure (exit 0)
+        removed, kept = _remove_objects(client, stack)
+        _say_kept(stack, kept)
+        if not removed and not kept:  # as Docker's: said on stderr, not a failure (exit 0)
             print(f"Nothing found in stack: {stack}", file=sys.stderr)
         return {
             "stack": stack,
             "removed": [],
             "removed_networks": [],
             "removed_objects": removed,
+            "kept": kept,
             "found": bool(removed),
         }
-    result["removed_objects"] = _remove_objects(client, stack)
+    result["removed_objects"], kept = _remove_objects(client, stack)
+    result["kept"] = [{"kind": "network", **n} for n in result.pop("kept_networks", [])] + kept
+    _say_kept(stack, result["kept"])
     return result
 
 

@@ -178,10 +178,19 @@ def non_negative_int(text: str) -> int:
 
 
 def positive_seconds(text: str) -> float:
+    """Seconds given as a number (``300``) or as a duration like every other duration flag (``20s``,
+    ``5m``, ``1m30s``: Go's form); a duration was refused as an "invalid number of seconds"."""
+    from ..model.units import parse_go_duration
+
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+        try:
+            value = parse_go_duration(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid number of seconds or duration {text!r} (e.g. 300, 20s, 5m)"
+            ) from None
     if not 0 < value <= 86400:  # also refuses nan and inf
         raise argparse.ArgumentTypeError(f"must be more than 0 and at most 86400 seconds, got {text}")
     return value

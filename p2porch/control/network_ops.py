@@ -16,7 +16,14 @@ from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, no_such
 from ..model import NetworkRecord, TaskState
 from ..model.metadata_limits import check_labels
-from ..model.netrefs import RESERVED_NETWORK_NAMES, attached_networks, check_network_name, parse_attachments
+from ..model.netrefs import (
+    RESERVED_NETWORK_NAMES,
+    NetworkAttachment,
+    attached_networks,
+    check_network_name,
+    on_host_network,
+    parse_attachments,
+)
 from ..raft import commands as C
 from ..raft.commands_networks import NETWORK_DRIVERS
 from ..raft.fsm_networks import DEFAULT_NETWORK, users_of
@@ -227,11 +234,21 @@ def network_changes(current: dict[str, Any], changes: dict[str, Any]) -> dict[st
     if not isinstance(add, list) or not isinstance(rm, list):
         raise ConfigError("networks_add and networks_rm must be lists", field="networks_add")
     added = parse_attachments(add, "networks_add")
-    current_list = out.get("networks", current.get("networks") or [])
-    kept = [
-        dict(a.to_dict())
-        for a in parse_attachments(current_list, "networks")
-        if a.target not in rm and a.target not in {n.target for n in added}
-    ]
-    out["networks"] = kept + [a.to_dict() for a in added]
+    attached = parse_attachments(out.get("networks", current.get("networks") or []), "networks")
+    if not attached and not on_host_network(added):
+        # a service that names no network is on the default one, and an addition keeps it there as it
+        # keeps any other (it dropped it: the service no longer reached the services it did);
+        # `--network-rm p2porch` leaves it
+        attached = (NetworkAttachment(DEFAULT_NETWORK),)
+    missing = [name for name in rm if name not in {a.target for a in attached}]
+    if missing:  # as --env-rm/--mount-rm: removing what is not there is a mistake, not "nothing changed"
+        on = ", ".join(a.target for a in attached)
+        raise ConfigError(
+            f"networks_rm: the service is not on network {missing[0]!r} (its networks: {on})",
+            field="networks_rm",
+        )
+    kept = [a for a in attached if a.target not in rm and a.target not in {n.target for n in added}]
+    networks = [a.to_dict() for a in (*kept, *added)]
+    default_alone = [NetworkAttachment(DEFAULT_NETWORK).to_dict()]
+    out["networks"] = [] if networks == default_alone else networks  # on the default one alone: names none
     return out

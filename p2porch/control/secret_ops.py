@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import posixpath
 import secrets as stdlib_secrets
 from collections.abc import Callable, Collection
 from dataclasses import replace
@@ -19,7 +20,7 @@ from ..api.server import Endpoint
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, ConflictError, NotFoundError, no_such
 from ..model import Rollout, SecretRecord, ServiceSpec, secret_key
-from ..model.filerefs import parse_file_ref
+from ..model.filerefs import SECRETS_DIR, parse_file_ref
 from ..model.metadata_limits import check_labels
 from ..model.payload_template import check_driver
 from ..raft import commands as C
@@ -306,6 +307,11 @@ def secret_endpoints(ops: SecretOps) -> list[Endpoint]:
     ]
 
 
+def _secret_target(kind: str, name: object) -> str:
+    """A secret's target as ``--secret-rm`` may give it: relative to /run/secrets, as --secret takes it."""
+    return posixpath.join(SECRETS_DIR, str(name)) if kind == "secret" else str(name)
+
+
 def file_ref_changes(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     """Turn ``secrets_add``/``secrets_rm`` (and the config ones) of an update into whole lists: removals by
     source name or target, additions replace a reference with the same target."""
@@ -319,8 +325,18 @@ def file_ref_changes(current: dict[str, Any], changes: dict[str, Any]) -> dict[s
         if not isinstance(add, list) or not isinstance(rm, list):
             raise ConfigError(f"{key}_add and {key}_rm must be lists", field=f"{key}_add")
         refs = list(out.get(key, current.get(key) or []))
+        named = {str(r.get(k)) for r in refs if isinstance(r, dict) for k in ("source", "target")}
+        missing = [name for name in rm if name not in named and _secret_target(kind, name) not in named]
+        if missing:  # as --env-rm/--mount-rm (a typo kept the old secret mounted and said "nothing changed")
+            used = ", ".join(str(r.get("source")) for r in refs if isinstance(r, dict)) or "none"
+            raise ConfigError(
+                f"{key}_rm: the service uses no {kind} {missing[0]!r} (its {key}: {used})", field=f"{key}_rm"
+            )
+        gone = {*rm, *(_secret_target(kind, name) for name in rm)}
         refs = [
-            r for r in refs if not (isinstance(r, dict) and (r.get("source") in rm or r.get("target") in rm))
+            r
+            for r in refs
+            if not (isinstance(r, dict) and (r.get("source") in gone or r.get("target") in gone))
         ]
         out[key] = refs + list(add)
     return out

@@ -419,9 +419,11 @@ class StackOps:
             await self.services.remove(view["id"])
             removed.append(view["name"])
         from ..stack.compose import StackDefinition
+        from .stack_plan import networks_kept_in_use
 
         networks = await self._prune_networks(StackDefinition(stack, ()))
-        return {"stack": stack, "removed": removed, "removed_networks": networks}
+        kept = networks_kept_in_use(self.services.manager.snapshot(), stack)
+        return {"stack": stack, "removed": removed, "removed_networks": networks, "kept_networks": kept}
 
 
 def stack_endpoints(ops: StackOps) -> list[Endpoint]:

@@ -61,6 +61,21 @@ def unused_stack_networks(
     )
 
 
+def networks_kept_in_use(state: ClusterState, stack: str) -> list[dict[str, Any]]:
+    """The stack's own networks (labelled with it) that a prune left because services of another stack,
+    or made by hand, still use them: ``{"name", "services"}`` each, for ``stack rm`` to say so (it kept
+    them silently, and no later ``stack rm`` removes them)."""
+    users: dict[str, list[str]] = {}
+    for svc in state.services.values():
+        for name in spec_network_names(svc.spec):
+            users.setdefault(name, []).append(svc.name)
+    return [
+        {"name": record.name, "services": sorted(users[record.name])}
+        for record in sorted(state.networks.values(), key=lambda r: r.name)
+        if record.labels.get(STACK_LABEL) == stack and users.get(record.name)
+    ]
+
+
 def relabelled_networks(state: ClusterState, stack: str, networks: Iterable[StackNetwork]) -> list[str]:
     """Warnings for the stack's own networks that exist with other labels than the file gives them: a
     network has no update, so, as Swarm's ``stack deploy`` leaves an existing stack network as it is, the

@@ -369,8 +369,8 @@ class Orchestrator:
                         why = f"moved to {ctx.node_name(t.move_to)} (rebalance)"
                     elif ctx.node_fate(t.node_id) == "drain":
                         why = "node drained"  # as the replacement's reason and a job's (jobs.py)
-                    else:
-                        why = "superseded"
+                    else:  # a start-first update's old task: the reason a stop-first one's has
+                        why = ROLLING_UPDATE if t.template_hash != winner.template_hash else "superseded"
                     ctx.out.actions.append(ShutdownTask(t.task_id, why))
             elif pin is None and not any(well_placed(t) for t in live):
                 # drained node, crowded node or a rebalance: start the replacement first

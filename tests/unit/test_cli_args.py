@@ -27,6 +27,7 @@ def run_cli(capsys, argv):
         (["node", "stats", "--watch", "--interval", "-2"], "--interval"),
         (["service", "logs", "web", "--tail", "-5"], "--tail"),
         (["service", "scale", "web=2", "--converge-timeout", "-1"], "--converge-timeout"),
+        (["service", "scale", "web=2", "--converge-timeout", "20x"], "--converge-timeout"),
         (
             ["stack", "deploy", "-c", "x.yml", "s", "--wait-timeout", "inf"],
             "--wait-timeout",
@@ -325,3 +326,10 @@ def test_an_unknown_flag_is_reported_by_the_command_it_was_given_to(capsys):
     ]
     code, err = run_cli(capsys, ["node", "ls", "--bogus"])
     assert code == 2 and "p2porch node ls: error: unrecognized arguments: --bogus" in err
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("300", 300.0), ("20s", 20.0), ("5m", 300.0), ("1m30s", 90.0)])
+def test_converge_timeout_takes_seconds_or_a_duration_as_every_duration_flag(text, seconds):
+    # h51 journey: `service create ... --converge-timeout 20s` was "invalid number of seconds '20s'"
+    args = build_parser().parse_args(["service", "scale", "web=2", "--converge-timeout", text])
+    assert args.converge_timeout == seconds

@@ -337,7 +337,9 @@ def test_start_first_update_keeps_old_until_new_runs() -> None:
     new = Task(c.task_id, "s1", 1, "n2", state="running", state_at=101.0, started_at=101.0)
     new = dataclasses.replace(new, template_hash=c.template_hash)
     r2 = orch().reconcile(services, [*old, new], NODES, now=102.0)
-    assert r2.actions == [ShutdownTask("t1-n1", "superseded")]
+    assert r2.actions == [
+        ShutdownTask("t1-n1", "rolling update")
+    ]  # as a stop-first update's (was superseded)
     unhealthy = dataclasses.replace(new, health="unhealthy")
     assert orch().reconcile(services, [*old, unhealthy], NODES, now=102.0).actions == []
 

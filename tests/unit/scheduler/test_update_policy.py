@@ -180,3 +180,16 @@ def test_a_paused_rollout_neither_fires_again_nor_completes() -> None:
     assert r.events == [] and not [
         a for a in r.actions if isinstance(a, ShutdownTask) and a.reason == "rolling update"
     ]
+
+
+def test_the_old_task_a_start_first_update_replaced_stops_for_a_rolling_update_as_a_stop_first_one() -> None:
+    # h51 journey: `service ps` said `superseded` for the tasks of a start-first update (`rolling update`
+    # for a stop-first one's), the reason a partition's duplicate gets
+    spec = new_spec(order="start-first")
+    svc = Service("s1", spec, rollout=Rollout.update(START))
+    new = task(1, spec, "new1", created_at=START, started_at=START + 1)
+    r = reconcile(svc, [*old_tasks(range(1, 5)), new], now=START + 2)
+    assert ShutdownTask("old1", "rolling update") in r.shutdowns
+    twin = task(2, OLD, "twin2", created_at=1.0)  # the same template twice in a slot: still superseded
+    r = reconcile(Service("s1", OLD), [*old_tasks(range(1, 5)), twin], now=START)
+    assert r.shutdowns == [ShutdownTask("twin2", "superseded")]
