@@ -49,9 +49,17 @@ GO_BOOLS = {w: True for w in ("1", "t", "T", "true", "TRUE", "True")} | {
 }
 
 
+def negation_of(flag: str) -> str:
+    """The flag that turns ``flag`` off: ``--read-only`` -> ``--no-read-only``, ``--no-healthcheck`` ->
+    ``--healthcheck``."""
+    bare = flag.lstrip("-")
+    return "--" + bare.removeprefix("no-") if bare.startswith("no-") else "--no-" + bare
+
+
 def explicit_bools(args: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
     """``args`` with Docker's ``--FLAG=true`` written ``--FLAG`` and ``--FLAG=false`` left out (or written
-    ``--no-FLAG`` when the parser has that hidden flag: ``service update --privileged=false`` turns it off),
+    as its negation when the parser has it, ``negation_of``: ``service update --read-only=false`` turns
+    it off, ``stack deploy --no-prune=false`` prunes),
     for each of ``parser``'s flags that take no value (argparse would refuse the value: "ignored explicit
     argument").
     Another value after ``=`` stays for argparse to refuse; nothing is rewritten after ``--``, nor, when
@@ -68,7 +76,7 @@ def explicit_bools(args: Sequence[str], parser: argparse.ArgumentParser) -> list
             return out + list(args[at:])
         value_next = action is not None and action.nargs != 0 and not sep
         if action is not None and sep and action.nargs == 0 and action.dest != "help" and value in GO_BOOLS:
-            negation = "--no-" + name.lstrip("-")  # a hidden --no-FLAG turns the setting off (--privileged)
+            negation = negation_of(name)  # a hidden --no-FLAG turns the setting off (--read-only=false)
             out.extend([name] if GO_BOOLS[value] else [negation] if negation in options else [])
         else:
             out.append(word)
