@@ -291,7 +291,7 @@ def inspect_each(
     template = getattr(args, "format", None)
     as_list = wants_json(args) or (template is not None and template.strip() == "json")
     failures, found = Failures(), list[Any]()
-    for data in each_name(names, fetch, failures):
+    for _, data in each_name(names, fetch, failures):
         if not as_list and template is None and found:
             print()
         found.append(data)

@@ -23,6 +23,7 @@ from .util import (
     EXIT_OK,
     UsageError,
     add_ids_only,
+    as_given,
     client_for,
     deleter,
     emit,
@@ -174,7 +175,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
             raise
 
     # as docker/cli's network rm: each failure on stderr as it comes (its other rm commands keep them)
-    return remove_each(args, args.names, remove, lambda r: r["removed"] if r else "", errors_at_once=True)
+    # a missing one with --force: nothing printed, as docker/cli's
+    return remove_each(args, args.names, remove, lambda n, r: n if r else "", errors_at_once=True)
 
 
 PRUNE_WARNING = (
@@ -196,7 +198,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     names = [r["name"] for r in apply_filters(unused, args.filters, PRUNE_FILTERS)]
     if names and not wants_json(args):
         print("Deleted Networks:", flush=True)
-    return remove_each(args, names, deleter("/networks/{}"), lambda r: r["removed"], errors_at_once=True)
+    return remove_each(args, names, deleter("/networks/{}"), as_given, errors_at_once=True)
 
 
 def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:

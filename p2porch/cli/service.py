@@ -37,6 +37,7 @@ from .util import (
     Failures,
     UsageError,
     add_ids_only,
+    as_given,
     client_for,
     deleter,
     emit,
@@ -265,7 +266,7 @@ def cmd_service_rebalance(args: argparse.Namespace) -> int:
 
 
 def cmd_service_rm(args: argparse.Namespace) -> int:
-    return remove_each(args, args.services, deleter("/services/{}"), lambda view: view["name"])
+    return remove_each(args, args.services, deleter("/services/{}"), as_given)
 
 
 def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:

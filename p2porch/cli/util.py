@@ -329,10 +329,12 @@ class Failures:
         return max(self.codes)
 
 
-def each_name(names: Sequence[str], call: Callable[[str], Any], failures: Failures) -> Iterator[Any]:
-    """``call(name)`` of every name in turn, as ``docker rm|inspect a b c``: a name that fails is added to
-    ``failures`` and the others are still called; a daemon that cannot be reached stops at once, after
-    the failures before it are said."""
+def each_name(
+    names: Sequence[str], call: Callable[[str], Any], failures: Failures
+) -> Iterator[tuple[str, Any]]:
+    """``(name, call(name))`` of every name in turn, as ``docker rm|inspect a b c``: a name that fails is
+    added to ``failures`` and the others are still called; a daemon that cannot be reached stops at
+    once, after the failures before it are said."""
     for name in names:
         try:
             result = call(name)
@@ -342,30 +344,31 @@ def each_name(names: Sequence[str], call: Callable[[str], Any], failures: Failur
         except P2POrchError as exc:
             failures.add(exc)
             continue
-        yield result
+        yield name, result
 
 
 def remove_each(
     args: argparse.Namespace,
     names: Sequence[str],
     remove: Callable[[Any, str], Any],
-    line: Callable[[Any], str],
+    line: Callable[[str, Any], str],
     *,
     one_as_object: bool = False,
     timeout_s: float = 30.0,
     errors_at_once: bool = False,
 ) -> int:
     """Remove every name in turn (``remove(client, name)``, e.g. ``deleter("/networks/{}")``), as
-    ``docker rm a b c`` does: each removal is printed (``line``: the name, as Docker's) as it is done, a
+    ``docker rm a b c`` does: each removal is printed (``line(name given, result)``: the name given, as
+    docker/cli's) as it is done, a
     name that fails is said on stderr after the others are removed (``errors_at_once``: as it comes, as
     docker/cli's ``network rm``); with --json, one list of what was removed (with ``one_as_object``, a
     single name's result alone, as ``stack rm`` printed it). The exit code is the worst failure's
     (:class:`Failures`). A daemon that cannot be reached stops at once."""
     client = client_for(args, timeout_s=timeout_s)
     failures, removed = Failures(at_once=errors_at_once), []
-    for result in each_name(names, lambda name: remove(client, name), failures):
+    for name, result in each_name(names, lambda name: remove(client, name), failures):
         removed.append(result)
-        text = "" if wants_json(args) else line(result)
+        text = "" if wants_json(args) else line(name, result)
         if text:  # an empty line: nothing to say on stdout
             print(text, flush=True)
     if wants_json(args) and one_as_object and len(names) == 1:
@@ -374,6 +377,11 @@ def remove_each(
     elif wants_json(args):
         print(json.dumps(removed, indent=2, sort_keys=True))
     return failures.report()
+
+
+def as_given(name: str, result: Any) -> str:
+    """A ``remove_each`` line: the name as given, as docker/cli's ``rm`` prints it (an id prefix too)."""
+    return name
 
 
 def deleter(path: str) -> Callable[[Any, str], Any]:

@@ -29,6 +29,7 @@ class Daemon:
     def _name(self, path: str) -> tuple[str, str]:
         parts = path.strip("/").split("/")  # services NAME [...] | objects KIND NAME | stacks NAME
         kind, name = (parts[1], parts[2]) if parts[0] == "objects" else (parts[0], parts[1])
+        name = name.removeprefix("id-")  # an object's id: id-NAME
         if name == "down":
             raise DaemonUnreachable("cannot reach the p2porch daemon")
         if name == "locked":
@@ -205,3 +206,11 @@ def test_a_daemon_gone_midway_stops_after_the_failures_before_it_are_said(daemon
         ("err", "Error: No such service: nosuch"),
         ("err", "p2porch: error: cannot reach the p2porch daemon"),
     ]
+
+
+@pytest.mark.parametrize("noun", ["service", "node", "secret", "config", "network"])
+def test_rm_prints_each_name_as_given_as_docker_cli(noun, daemon, monkeypatch):
+    """docker/cli's rm prints the argument (``Fprintln(dockerCLI.Out(), id)``): an id given is printed as
+    the id, not as the object's name (``service|secret|config|network rm`` printed the name)."""
+    code, lines = run([noun, "rm", "id-a", "b"], monkeypatch)
+    assert (code, lines) == (0, [("out", "id-a"), ("out", "b")])
