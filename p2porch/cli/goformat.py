@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -39,7 +38,7 @@ from ..model.gotemplate import (
     parse,
 )
 from .tabwriter import tabwrite
-from .util import EXIT_FAILED, EXIT_OK, UsageError, each_name, emit, error_line, table, wants_json
+from .util import EXIT_OK, Failures, UsageError, each_name, emit, table, wants_json
 
 #: a command's own paths (Docker's, docker_paths.py): ``(True, value)`` for a path it answers
 Paths = Callable[[Any, str], tuple[bool, Any]]
@@ -282,28 +281,28 @@ def inspect_each(
     """``inspect A B ...`` as Docker's (``inspect --format '{{.Spec.Name}}' $(... ls -q)``): one name is
     shown as ``emit_inspected`` shows it; several in turn, a text block each (a blank line between), a
     ``--format`` line each, or with --json (or ``--format json``) one list. A name that fails (or that
-    ``--format`` cannot be run over) is reported on stderr and the others are still shown; the exit code
-    is the worst failure's (2 for bad input, 1 otherwise). A daemon that cannot be reached stops at once."""
+    ``--format`` cannot be run over) is said on stderr after the others are shown, as docker/cli's
+    ``inspect.Inspect`` collects them; the exit code is the worst failure's (2 for bad input, 1
+    otherwise). A daemon that cannot be reached stops at once."""
     if len(names) == 1:
         emit_inspected(args, fetch(names[0]), describe, paths)
         return EXIT_OK
     _check_format_alone(args)
     template = getattr(args, "format", None)
     as_list = wants_json(args) or (template is not None and template.strip() == "json")
-    codes, found = [EXIT_OK], list[Any]()
-    for data in each_name(names, fetch, codes):
+    failures, found = Failures(), list[Any]()
+    for _, data in each_name(names, fetch, failures):
         if not as_list and template is None and found:
             print()
         found.append(data)
         if not as_list:
             try:
                 emit_inspected(args, data, describe, paths)
-            except FormatError as exc:  # as docker/cli's inspect.Inspect: said, and the others still shown
-                print(error_line(exc), file=sys.stderr)
-                codes.append(EXIT_FAILED)
+            except FormatError as exc:  # as docker/cli's inspect.Inspect: kept, and the others still shown
+                failures.add(exc)
     if as_list:
         print(json.dumps(found, indent=2, sort_keys=True))
-    return max(codes)
+    return failures.report()
 
 
 #: a list's column header -> the field Docker's ``--format`` names it by, where the two differ

@@ -9,6 +9,7 @@ commands are the only ones that act locally. Each noun's commands live in their 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import select
@@ -174,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"p2porch: error: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
     except P2POrchError as exc:
+        with contextlib.suppress(OSError):  # what stdout holds goes first, also through one pipe (2>&1)
+            sys.stdout.flush()
         print(error_line(exc), file=sys.stderr)
         return EXIT_FAILED
     except OSError as exc:  # a local file or directory the command needs (init/join/daemon's data dir, ...)

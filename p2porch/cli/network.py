@@ -23,6 +23,7 @@ from .util import (
     EXIT_OK,
     UsageError,
     add_ids_only,
+    as_given,
     client_for,
     deleter,
     emit,
@@ -173,7 +174,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
                 return None
             raise
 
-    return remove_each(args, args.names, remove, lambda r: r["removed"] if r else "")
+    # as docker/cli's network rm: each failure on stderr as it comes (its other rm commands keep them)
+    # a missing one with --force: nothing printed, as docker/cli's
+    return remove_each(args, args.names, remove, lambda n, r: n if r else "", errors_at_once=True)
 
 
 PRUNE_WARNING = (
@@ -195,7 +198,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     names = [r["name"] for r in apply_filters(unused, args.filters, PRUNE_FILTERS)]
     if names and not wants_json(args):
         print("Deleted Networks:", flush=True)
-    return remove_each(args, names, deleter("/networks/{}"), lambda r: r["removed"])
+    return remove_each(args, names, deleter("/networks/{}"), as_given, errors_at_once=True)
 
 
 def add_network_commands(sub: Any, common: argparse.ArgumentParser) -> None:

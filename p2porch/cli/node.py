@@ -298,17 +298,14 @@ def cmd_node_update(args: argparse.Namespace) -> int:
 def cmd_node_rm(args: argparse.Namespace) -> int:
     """``node rm A B ...`` as Docker's: each in turn (a missing one is an error, the others are still
     removed), each printed as given; --json: the daemon's answer (a list for several)."""
-    given: list[str] = []
 
     def remove(client: Any, ref: str) -> Any:
-        result = client.delete(f"/nodes/{ref}", {"force": args.force})
-        given.append(ref)
-        return result
+        return client.delete(f"/nodes/{ref}", {"force": args.force})
 
-    def line(result: dict[str, Any]) -> str:
+    def line(ref: str, result: dict[str, Any]) -> str:
         if result.get("warning"):
             print(f"warning: {result['warning']}", file=sys.stderr)
-        return given[-1]
+        return ref
 
     # a leading voter steps down first and the rest switch to a new key epoch: allow for both
     return remove_each(args, args.nodes, remove, line, one_as_object=True, timeout_s=LONG_OPERATION_TIMEOUT_S)

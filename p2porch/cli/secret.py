@@ -24,6 +24,7 @@ from .util import (
     EXIT_OK,
     UsageError,
     add_ids_only,
+    as_given,
     client_for,
     deleter,
     emit,
@@ -178,7 +179,7 @@ def _cmd_inspect(kind: str) -> Any:
 
 def _cmd_rm(kind: str) -> Any:
     def run(args: argparse.Namespace) -> int:
-        return remove_each(args, args.names, deleter(f"/objects/{kind}/{{}}"), lambda r: r["removed"])
+        return remove_each(args, args.names, deleter(f"/objects/{kind}/{{}}"), as_given)
 
     return run
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import random
 import sys
 from typing import Any
 
-from ..errors import ConfigError, ConflictError, NotAllowedError, NotFoundError
-from ..model.jobspec import global_scale_refusal
+from ..errors import NO_SUCH, ConfigError, ConflictError, DaemonError, NotFoundError, P2POrchError
 from ..model.netrefs import parse_attachments
 from .autoscale import add_autoscale_flags, cmd_service_autoscale
 from .filters import SERVICE_FILTERS, add_filter, apply_filters
@@ -34,11 +34,12 @@ from .stats import add_service_stats
 from .update_edits import edit_changes, edits_given
 from .util import (
     EXIT_OK,
+    Failures,
     UsageError,
     add_ids_only,
+    as_given,
     client_for,
     deleter,
-    docker_words,
     emit,
     noun_actions,
     remove_each,
@@ -169,37 +170,72 @@ def cmd_service_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _as_scale_says(name: str) -> contextlib.AbstractContextManager[None]:
-    """docker/cli's ``service scale`` words for a missing SERVICE: itself before the daemon's error
+UINT64_MAX = 2**64 - 1  # docker/cli reads REPLICAS with Go's strconv.ParseUint(s, 10, 64)
+
+
+def _replicas_error(count: str) -> str | None:
+    """docker/cli's words for a REPLICAS that is not a count (``invalid replicas value x: strconv.
+    ParseUint: parsing "x": invalid syntax``), or None."""
+    if count.isascii() and count.isdigit():
+        digits = count.lstrip("0")  # int() of thousands of digits is refused (and slow): length first
+        if len(digits) <= len(str(UINT64_MAX)) and int(digits or "0") <= UINT64_MAX:
+            return None
+        why = "value out of range"
+    else:
+        why = "invalid syntax"
+    quoted = json.dumps(count, ensure_ascii=False)  # Go's %q of the text, as strconv's error quotes it
+    return f"invalid replicas value {count}: strconv.ParseUint: parsing {quoted}: {why}"
+
+
+def _scale_line(name: str, exc: P2POrchError) -> str:
+    """A failed SERVICE=REPLICAS as docker/cli's ``service scale`` says it: the SERVICE before the error
     (``nosuch: Error: No such service: nosuch``)."""
-    return docker_words(lambda exc: f"{name}: Error: {exc.message}")
+    if isinstance(exc, NotFoundError) and exc.message.startswith(NO_SUCH):
+        return f"{name}: Error: {exc.message}"
+    return exc.message if exc.message.startswith(f"{name}: ") else f"{name}: {exc.message}"
 
 
 def cmd_service_scale(args: argparse.Namespace) -> int:
-    wanted = []
-    for item in args.scales:  # every pair checked before the first is sent: all or nothing on bad input
+    """As docker/cli's ``service scale a=1 nosuch=2 b=x c=3``: an argument without ``=`` or either side is
+    refused before anything is sent (exit 2); then each SERVICE is scaled in turn (``a scaled to 1`` as it
+    is done), one that fails (missing, global, REPLICAS not a count) said on stderr after the others are
+    scaled and waited for (exit 1, 2 when a REPLICAS was bad input)."""
+    for item in args.scales:
         name, sep, count = item.partition("=")
-        digits = count.removeprefix("-")
-        if not name or not sep or not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
-            raise UsageError(f"scale: {item!r} is not SERVICE=REPLICAS", field="SERVICE=REPLICAS")
-        if int(count) < 0:
-            raise UsageError(f"scale: {item!r}: replicas must be 0 or more", field="SERVICE=REPLICAS")
-        wanted.append((name, int(count)))
+        if not name or not sep or not count:
+            raise UsageError(
+                f"invalid scale specifier '{item}'.\nSee 'p2porch service scale --help'.\n\n"
+                "Usage:  p2porch service scale SERVICE=REPLICAS [SERVICE=REPLICAS...]",
+                field="SERVICE=REPLICAS",
+            )
     client = client_for(args)
-    if len(wanted) > 1:  # every service checked before the first is scaled: a bad name changes nothing
-        for name, _ in wanted:
-            with _as_scale_says(name):
-                mode = client.get(f"/services/{name}")["mode"]
-            if mode in ("global", "global-job"):
-                raise NotAllowedError(global_scale_refusal(name, mode), field="SERVICE=REPLICAS")
-    results = []
-    for name, count in wanted:
-        with _as_scale_says(name):
-            results.append(client.post(f"/services/{name}/scale", {"replicas": count}))
-    # each SERVICE as given, as `docker service scale` prints it
-    emit(args, results, lambda _: "\n".join(f"{name} scaled to {count}" for name, count in wanted))
-    wait_after(args, client, _watches(results))
-    return EXIT_OK
+    failures, results = Failures(), []
+    for item in args.scales:
+        name, _, count = item.partition("=")
+        bad = _replicas_error(count)
+        if bad is not None:
+            failures.add(UsageError(bad, field="SERVICE=REPLICAS"), f"{name}: {bad}")
+            continue
+        try:
+            results.append(client.post(f"/services/{name}/scale", {"replicas": int(count)}))
+        except DaemonError:
+            failures.report()
+            raise
+        except P2POrchError as exc:
+            failures.add(exc, _scale_line(name, exc))
+            continue
+        if not wants_json(args):  # each SERVICE as given, as `docker service scale` prints it
+            print(f"{name} scaled to {int(count)}", flush=True)
+    if wants_json(args):
+        print(json.dumps(results, indent=2, sort_keys=True))
+    try:
+        wait_after(args, client, _watches(results))
+    except DaemonError:
+        failures.report()
+        raise
+    except P2POrchError as exc:  # not converged: said after the scale errors, as docker/cli's
+        failures.add(exc, exc.message)
+    return failures.report()
 
 
 def _service_action(args: argparse.Namespace, action: str, done: Any) -> int:
@@ -230,7 +266,7 @@ def cmd_service_rebalance(args: argparse.Namespace) -> int:
 
 
 def cmd_service_rm(args: argparse.Namespace) -> int:
-    return remove_each(args, args.services, deleter("/services/{}"), lambda view: view["name"])
+    return remove_each(args, args.services, deleter("/services/{}"), as_given)
 
 
 def add_service_commands(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -25,7 +25,7 @@ from .envfile import read_env_files, with_env_files
 from .group import GROUP_FLAGS, add_group_flags, group_changes
 from .spec_flag_help import describe
 from .update_edits import add_edit_flags
-from .util import UsageError, duration_arg
+from .util import UsageError, duration_arg, negation_of
 
 # spec field (first segment of a ConfigError field) -> the flag a user gave
 FLAG_OF_FIELD = {
@@ -258,9 +258,6 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         help="run the task's main container privileged: every capability and host device, root on the node "
         "(a p2porch extension: docker service create has no such flag; --privileged=false turns it off)",
     )
-    p.add_argument(
-        "--no-privileged", dest="privileged", action="store_false", default=d, help=argparse.SUPPRESS
-    )
     p.add_argument("--security-opt", action="append", default=d, metavar="OPT")
     p.add_argument("--stop-signal", default=d, metavar="SIGNAL", help="signal that stops the container")
     p.add_argument("--shm-size", default=d, metavar="BYTES", help="size of /dev/shm, e.g. 64M")
@@ -329,6 +326,7 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
         add_edit_flags(p)
     add_autoscale_flags(p, default=d)
     add_group_flags(p, default=d, create=create)
+    add_negations(p)
     if create:
         p.add_argument("--name", default=d, help="service name (default: a generated one, as Docker)")
         p.add_argument("image", metavar="IMAGE")
@@ -346,6 +344,25 @@ def add_spec_flags(p: argparse.ArgumentParser, *, create: bool) -> None:
             '(--args "ping docker.com", --args "sh -c \'exit 3\'")',
         )
     describe(p)
+
+
+def add_negations(p: argparse.ArgumentParser) -> None:
+    """For each boolean spec flag (given or absent), its hidden negation, as ``explicit_bools`` writes
+    Docker's ``--FLAG=false``: ``--no-read-only``, ``--no-init``... (``--healthcheck`` for
+    ``--no-healthcheck``), so that ``service update --read-only=false`` sets it false, as docker/cli's
+    ``flags.Changed`` + ``GetBool`` do, instead of leaving the service's value."""
+    for action in list(p._actions):
+        if not isinstance(action, argparse._StoreTrueAction) or action.default is not argparse.SUPPRESS:
+            continue
+        negation = negation_of(action.option_strings[-1])
+        if negation not in p._option_string_actions:
+            p.add_argument(
+                negation,
+                dest=action.dest,
+                action="store_false",
+                default=argparse.SUPPRESS,
+                help=argparse.SUPPRESS,
+            )
 
 
 def shell_words(text: str) -> list[str]:
@@ -445,6 +462,10 @@ def spec_changes(args: argparse.Namespace) -> dict[str, Any]:
     for section in NESTED:
         values = {k[len(section) + 1 :]: v for k, v in given.items() if k.startswith(section + "_")}
         if section == "health" and given.get("no_healthcheck"):
+            if values:  # as docker/cli: not a health check silently dropped
+                raise UsageError(
+                    "--no-healthcheck conflicts with --health-* options", field="--no-healthcheck"
+                )
             values = {"cmd": ["NONE"]}
         elif section == "health" and "cmd" in values:
             values["cmd"] = ["CMD-SHELL", values["cmd"]]

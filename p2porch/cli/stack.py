@@ -453,7 +453,7 @@ def _removed_text(r: dict[str, Any]) -> str:
 def cmd_stack_rm(args: argparse.Namespace) -> int:
     """``stack rm A B ...`` as ``docker stack rm``: each stack in turn, as ``remove_each``; --json: one
     stack's result, or a list for several."""
-    return remove_each(args, args.stacks, _remove_stack, _removed_text, one_as_object=True)
+    return remove_each(args, args.stacks, _remove_stack, lambda _, r: _removed_text(r), one_as_object=True)
 
 
 def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -82,7 +82,10 @@ def add_edit_flags(p: argparse.ArgumentParser) -> None:
 
 
 def edits_given(args: argparse.Namespace) -> bool:
-    return any(flag in vars(args) for flag in EDIT_FLAGS)
+    """An edit of what the service has: a list flag pair, or ``--no-healthcheck=false`` (which drops a
+    ``NONE`` health check, as docker/cli's, and changes nothing else)."""
+    given = vars(args)
+    return any(flag in given for flag in EDIT_FLAGS) or given.get("no_healthcheck") is False
 
 
 def _port_text(port: dict[str, Any]) -> str:
@@ -202,6 +205,9 @@ def edit_changes(args: argparse.Namespace, changes: dict[str, Any], view: dict[s
         "container_label": ("labels", _pairs("labels", "container_label", "container label", False)),
     }
     out = dict(changes)
+    health = view["spec"].get("health") or {}
+    if given.get("no_healthcheck") is False and "health" not in changes and health.get("cmd") == ["NONE"]:
+        out["health"] = None  # docker/cli's --no-healthcheck=false: back to the image's HEALTHCHECK
     for section, (key, edit) in edits.items():
         if not any(flag in given for flag in (f"{section}_add", f"{section}_rm")):
             continue

@@ -49,9 +49,17 @@ GO_BOOLS = {w: True for w in ("1", "t", "T", "true", "TRUE", "True")} | {
 }
 
 
+def negation_of(flag: str) -> str:
+    """The flag that turns ``flag`` off: ``--read-only`` -> ``--no-read-only``, ``--no-healthcheck`` ->
+    ``--healthcheck``."""
+    bare = flag.lstrip("-")
+    return "--" + bare.removeprefix("no-") if bare.startswith("no-") else "--no-" + bare
+
+
 def explicit_bools(args: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
     """``args`` with Docker's ``--FLAG=true`` written ``--FLAG`` and ``--FLAG=false`` left out (or written
-    ``--no-FLAG`` when the parser has that hidden flag: ``service update --privileged=false`` turns it off),
+    as its negation when the parser has it, ``negation_of``: ``service update --read-only=false`` turns
+    it off, ``stack deploy --no-prune=false`` prunes),
     for each of ``parser``'s flags that take no value (argparse would refuse the value: "ignored explicit
     argument").
     Another value after ``=`` stays for argparse to refuse; nothing is rewritten after ``--``, nor, when
@@ -68,7 +76,7 @@ def explicit_bools(args: Sequence[str], parser: argparse.ArgumentParser) -> list
             return out + list(args[at:])
         value_next = action is not None and action.nargs != 0 and not sep
         if action is not None and sep and action.nargs == 0 and action.dest != "help" and value in GO_BOOLS:
-            negation = "--no-" + name.lstrip("-")  # a hidden --no-FLAG turns the setting off (--privileged)
+            negation = negation_of(name)  # a hidden --no-FLAG turns the setting off (--read-only=false)
             out.extend([name] if GO_BOOLS[value] else [negation] if negation in options else [])
         else:
             out.append(word)
@@ -299,42 +307,77 @@ def error_line(exc: P2POrchError) -> str:
     return f"p2porch: error: {exc.message}"
 
 
-def each_name(names: Sequence[str], call: Callable[[str], Any], codes: list[int]) -> Iterator[Any]:
-    """``call(name)`` of every name in turn, as ``docker rm|inspect a b c``: a name that fails is reported
-    on stderr, its exit code (2 for bad input, 1 otherwise) appended to ``codes``, and the others are
-    still called; a daemon that cannot be reached stops at once."""
+class Failures:
+    """What a command over several names (``service rm a nosuch b``) could not do, as docker/cli reports
+    it: each failure's stderr line kept and printed together once the others are done and shown
+    (``errors.Join``: ``service|node|secret|config|stack rm``, every ``inspect``, ``service scale``), or
+    with ``at_once`` printed as it comes (``network rm``, as docker/cli's). The exit code is the worst
+    failure's: 2 for bad input, 1 otherwise."""
+
+    def __init__(self, *, at_once: bool = False) -> None:
+        self.at_once = at_once
+        self.lines: list[str] = []
+        self.codes = [EXIT_OK]
+
+    def add(self, exc: P2POrchError, line: str | None = None) -> None:
+        """The failure ``exc``, said as ``error_line`` says it unless ``line`` is given."""
+        self.codes.append(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
+        text = error_line(exc) if line is None else line
+        if self.at_once:
+            sys.stdout.flush()  # after what stdout already holds, also through one pipe (2>&1)
+            print(text, file=sys.stderr, flush=True)
+        else:
+            self.lines.append(text)
+
+    def report(self) -> int:
+        """Print the kept lines on stderr (once, after everything stdout holds); the exit code."""
+        sys.stdout.flush()
+        if self.lines:
+            print("\n".join(self.lines), file=sys.stderr, flush=True)
+        self.lines = []
+        return max(self.codes)
+
+
+def each_name(
+    names: Sequence[str], call: Callable[[str], Any], failures: Failures
+) -> Iterator[tuple[str, Any]]:
+    """``(name, call(name))`` of every name in turn, as ``docker rm|inspect a b c``: a name that fails is
+    added to ``failures`` and the others are still called; a daemon that cannot be reached stops at
+    once, after the failures before it are said."""
     for name in names:
         try:
             result = call(name)
         except DaemonError:
+            failures.report()
             raise
         except P2POrchError as exc:
-            print(error_line(exc), file=sys.stderr)
-            codes.append(EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
+            failures.add(exc)
             continue
-        yield result
+        yield name, result
 
 
 def remove_each(
     args: argparse.Namespace,
     names: Sequence[str],
     remove: Callable[[Any, str], Any],
-    line: Callable[[Any], str],
+    line: Callable[[str, Any], str],
     *,
     one_as_object: bool = False,
     timeout_s: float = 30.0,
+    errors_at_once: bool = False,
 ) -> int:
     """Remove every name in turn (``remove(client, name)``, e.g. ``deleter("/networks/{}")``), as
-    ``docker rm a b c`` does: each removal is printed (``line``: the name, as Docker's) as it is done, a
-    name that fails is reported on stderr and the others are still removed; with --json, one list of what
-    was removed (with ``one_as_object``, a single name's result alone, as ``stack rm`` printed it). The
-    exit code is the worst failure's (2 for bad input, 1 otherwise). A daemon that cannot be reached
-    stops at once."""
+    ``docker rm a b c`` does: each removal is printed (``line(name given, result)``: the name given, as
+    docker/cli's) as it is done, a
+    name that fails is said on stderr after the others are removed (``errors_at_once``: as it comes, as
+    docker/cli's ``network rm``); with --json, one list of what was removed (with ``one_as_object``, a
+    single name's result alone, as ``stack rm`` printed it). The exit code is the worst failure's
+    (:class:`Failures`). A daemon that cannot be reached stops at once."""
     client = client_for(args, timeout_s=timeout_s)
-    codes, removed = [EXIT_OK], []
-    for result in each_name(names, lambda name: remove(client, name), codes):
+    failures, removed = Failures(at_once=errors_at_once), []
+    for name, result in each_name(names, lambda name: remove(client, name), failures):
         removed.append(result)
-        text = "" if wants_json(args) else line(result)
+        text = "" if wants_json(args) else line(name, result)
         if text:  # an empty line: nothing to say on stdout
             print(text, flush=True)
     if wants_json(args) and one_as_object and len(names) == 1:
@@ -342,7 +385,12 @@ def remove_each(
             print(json.dumps(removed[0], indent=2, sort_keys=True))
     elif wants_json(args):
         print(json.dumps(removed, indent=2, sort_keys=True))
-    return max(codes)
+    return failures.report()
+
+
+def as_given(name: str, result: Any) -> str:
+    """A ``remove_each`` line: the name as given, as docker/cli's ``rm`` prints it (an id prefix too)."""
+    return name
 
 
 def deleter(path: str) -> Callable[[Any, str], Any]:

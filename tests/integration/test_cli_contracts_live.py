@@ -3,13 +3,27 @@
 network and stack is said in Docker's words (``Error: No such node: X``; docker/cli's own for ``service
 inspect|ps|logs|scale``: ``no such service: X``..., exit 1; ``inspect a nosuch`` shows ``a``); a
 ``--format`` naming no field is Docker's ``template parsing error`` (exit 1); and a failed task is one
-``failed`` event, not two (the leader's desired ``shutdown`` of it came as a second)."""
+``failed`` event, not two (the leader's desired ``shutdown`` of it came as a second). h51: a command over
+several names does every one it can and says the failures together at the end, as docker/cli's (``secret
+rm a nosuch b``, ``service scale a=2 nosuch=2 a=x``), and ``service update --read-only=false --init=false
+--no-healthcheck=false`` turns those off on the engine's containers (the ``=false`` was dropped)."""
 
 from __future__ import annotations
 
 import json
+import shlex
 
-from clusterkit import IMAGE, all_tasks, cli, cluster_fixture, service, wait_for
+from clusterkit import (
+    IMAGE,
+    P2PORCH,
+    all_tasks,
+    cli,
+    cli_json,
+    cluster_fixture,
+    containers,
+    service,
+    wait_for,
+)
 
 cluster = cluster_fixture("p50l", "10.95.6.0/24", size=2)
 
@@ -75,3 +89,48 @@ def test_a_failed_task_is_one_failed_event(cluster) -> None:
         events = [json.loads(line) for line in result.stdout.decode().splitlines()]
         states = [e["state"] for e in events if e.get("task_id") == task_id]
         assert states.count("failed") == 1, states
+
+
+def _through_one_pipe(sb, command: str) -> str:
+    """``p2porch COMMAND 2>&1; echo rc=$?`` on n2: both streams in the order written, and the exit code."""
+    line = f"{shlex.join(P2PORCH)} {command} 2>&1; echo rc=$?"
+    result = sb.exec("n2", ["sh", "-c", line], capture=True)
+    return result.stdout.decode()
+
+
+def test_several_names_say_their_failures_at_the_end_and_update_sets_booleans_false(cluster) -> None:
+    sb, nodes = cluster
+    p2porch = shlex.join(P2PORCH)
+    for name in ("h51a", "h51b"):
+        made = sb.exec("n1", ["sh", "-c", f"echo x | {p2porch} secret create {name}"], capture=True)
+        assert made.returncode == 0, made.stderr.decode()
+    said = _through_one_pipe(sb, "secret rm h51a nosuch h51b")
+    assert said == "h51a\nh51b\nError: No such secret: nosuch\nrc=1\n"
+    with service(sb, nodes, "flags", "--read-only", "--init", "--no-healthcheck", IMAGE, "sleep", "3600"):
+        said = _through_one_pipe(sb, "service scale -d flags=2 nosuch=2 flags=x")
+        assert said == (
+            "flags scaled to 2\nnosuch: Error: No such service: nosuch\n"
+            'flags: invalid replicas value x: strconv.ParseUint: parsing "x": invalid syntax\nrc=2\n'
+        )
+        updated = cli(
+            sb,
+            "n2",
+            "service",
+            "update",
+            "-d",
+            "--read-only=false",
+            "--init=false",
+            "--no-healthcheck=false",
+            "flags",
+        )
+        assert updated.returncode == 0, updated.stderr.decode()
+        spec = cli_json(sb, "n2", "service", "inspect", "flags")["spec"]
+        assert spec.get("container", {}) == {} and spec["health"] is None and spec["replicas"] == 2
+
+        def rolled() -> list[dict] | None:  # the engine runs the new spec on both tasks
+            found = [c for n in nodes for c in containers(n, "flags")]
+            hosts = [c["HostConfig"] for c in found]
+            done = len(found) == 2 and not any(h["ReadonlyRootfs"] or h.get("Init") for h in hosts)
+            return found if done else None
+
+        wait_for(rolled, 120, "both tasks without read-only and init")

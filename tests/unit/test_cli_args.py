@@ -245,38 +245,44 @@ def test_replicas_with_a_global_mode_is_refused_not_ignored(capsys, tmp_path, mo
     assert "cannot reach the p2porch daemon" in capsys.readouterr().err
 
 
-def test_service_scale_checks_every_pair_before_sending_any(capsys, monkeypatch):
+def test_service_scale_refuses_a_pair_without_equals_before_sending_any_and_goes_on_past_others(
+    capsys, monkeypatch
+):
+    """As docker/cli's ``service scale``: ``api`` (no ``=``) is refused before anything is sent; a REPLICAS
+    that is not a count, a missing or a global service is said after the others are scaled
+    (tests/unit/test_cli_errors_at_end.py has the order and the words)."""
     from p2porch.cli import service
-    from p2porch.errors import NotFoundError
+    from p2porch.errors import NotAllowedError, NotFoundError
 
     sent: list[str] = []
     modes = {"web": "replicated", "api": "replicated", "agent": "global"}
 
     class Client:
-        def get(self, path):
+        def post(self, path, body):
             name = path.split("/")[2]
             if name not in modes:
-                raise NotFoundError(f"no service {name!r}", field="SERVICE")
-            return {"name": name, "mode": modes[name]}
-
-        def post(self, path, body):
+                raise NotFoundError(f"No such service: {name}", field="SERVICE")
+            if modes[name] == "global":
+                raise NotAllowedError(f"{name}: scale can only be used with replicated mode", field="x")
             sent.append(path)
-            return {"name": path.split("/")[2], "desired": body["replicas"], "version": 1}
+            return {"name": name, "desired": body["replicas"], "version": 1}
 
     monkeypatch.setattr(service, "client_for", lambda args: Client())
-    assert main(["service", "scale", "web=3", "api=-2"]) == 2
-    assert "'api=-2': replicas must be 0 or more" in capsys.readouterr().err
-    assert main(["service", "scale", "web=3", "api"]) == 2
-    assert "'api' is not SERVICE=REPLICAS" in capsys.readouterr().err
+    for bad in ("api", "api=", "=3"):
+        assert main(["service", "scale", "web=3", bad]) == 2
+        assert f"invalid scale specifier '{bad}'" in capsys.readouterr().err
     assert sent == []  # web was not scaled ahead of the bad pair
-    # nor ahead of a service that does not exist or is global (the daemon refuses those, after web)
-    assert main(["service", "scale", "-d", "web=5", "nosuch=2"]) == 1
-    assert "no service 'nosuch'" in capsys.readouterr().err
-    assert main(["service", "scale", "-d", "web=5", "agent=3"]) == 1  # refused, as Docker's (exit 1)
-    assert "agent: scale can only be used with replicated or replicated-job mode" in capsys.readouterr().err
-    assert sent == []
+    assert main(["service", "scale", "-d", "web=3", "api=-2"]) == 2  # bad input: exit 2, web still scaled
+    assert 'api: invalid replicas value -2: strconv.ParseUint: parsing "-2": invalid syntax' in (
+        capsys.readouterr().err
+    )
+    assert main(["service", "scale", "-d", "web=5", "nosuch=2", "agent=3"]) == 1  # refused, as Docker's
+    err = capsys.readouterr().err
+    assert "nosuch: Error: No such service: nosuch" in err
+    assert "agent: scale can only be used with replicated mode" in err
+    assert sent == ["/services/web/scale"] * 2
     assert main(["service", "scale", "-d", "web=3", "api=0"]) == 0
-    assert sent == ["/services/web/scale", "/services/api/scale"]
+    assert sent[2:] == ["/services/web/scale", "/services/api/scale"]
 
 
 @pytest.mark.parametrize(

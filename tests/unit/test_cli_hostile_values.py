@@ -85,8 +85,8 @@ def test_a_compose_file_naming_a_path_with_a_nul_byte(tmp_path, capsys):
     [
         (["-H", "tcp://h:²", "node", "ls"], "--host"),  # str.isdigit admits ², int() refuses it
         (["-H", "tcp://h:" + "9" * 5000, "node", "ls"], "--host"),  # int() refuses 5000 digits
-        (["service", "scale", "web=²"], "SERVICE=REPLICAS"),
-        (["service", "scale", "web=" + "9" * 5000], "SERVICE=REPLICAS"),
+        (["service", "scale", "web=²"], "web: invalid replicas value"),  # docker/cli's words
+        (["service", "scale", "web=" + "9" * 5000], "web: invalid replicas value"),
         (["service", "create", "--limit-cpu", "1e99999999", "busybox"], "--limit-cpu"),  # decimal.Overflow
         (["service", "create", "--reserve-cpu", "9" * 5000, "busybox"], "--reserve-cpu"),
         (["service", "create", "--limit-memory", "9" * 30, "busybox"], "--limit-memory"),  # no int64
