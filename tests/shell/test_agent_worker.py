@@ -515,3 +515,29 @@ async def test_the_engine_answering_again_is_told_once_per_return(autojump_clock
             await trio.sleep(3)
             assert len(backs) == 1 + _ and 0 <= backs[-1] - answered <= 1.0
         nursery.cancel_scope.cancel()
+
+
+async def test_an_agent_run_again_after_its_engine_was_away_tells_it_at_its_first_subscription(
+    autojump_clock: Any,
+) -> None:
+    """A dockerd that stops removes its socket: the member service's agent fails and a new one runs once the
+    engine answers. That one has no stream of its own that ended; ``engine_was_away`` makes its first
+    subscription tell ``engine_back`` (the overlay, ingress/VIP and network policy resyncs)."""
+    for was_away in (False, True):
+        ex, rec, backs = BouncingExecutor(), Recorder(), list[float]()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                lambda task_status, was_away=was_away, backs=backs, ex=ex, rec=rec: run_agent(
+                    ex,
+                    NODE,
+                    lambda: [task(1)],
+                    None,
+                    rec,
+                    engine_back=lambda: backs.append(trio.current_time()),
+                    engine_was_away=was_away,
+                    task_status=task_status,
+                )
+            )
+            await trio.sleep(3)
+            assert len(backs) == int(was_away)
+            nursery.cancel_scope.cancel()
