@@ -31,6 +31,7 @@ from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
 from .cron import CronDecision, plan_cron
+from .engine_outage import EngineOutages
 from .epoch import claim_epoch, fenced, is_stale_epoch, still_leads
 from .gil_share import LeadershipCheck, RoundAbandoned
 from .incremental import IncrementalPlanner
@@ -93,6 +94,7 @@ async def _run_scheduler(
     unseen = UnseenNodes()  # ready nodes this leader's gossip has never seen (leader/unseen.py)
     holds = RestartHolds()  # nodes whose daemon announced a restart (leader/restart_hold.py)
     past_holds = PastHolds()  # the scheduler plans on a past hold as on none (its clear may be gated)
+    outages = EngineOutages()  # engine outages timed on this leader's monotonic clock (engine_outage.py)
     pacer = WritePacer(pacing)  # the placement budget per round, from this node's health (leader/pacing.py)
     logged = PaceLog()
     wake_at: float | None = None
@@ -135,7 +137,8 @@ async def _run_scheduler(
             budget = pace(pacer, store, now, [], 0, 0, logged)
             bounded = partial(planner.plan, budget=budget, repair_budget=pacer.repair_budget())
             try:
-                plan = await trio.to_thread.run_sync(bounded, past_holds.view(state, now), now)
+                view = outages.view(past_holds.view(state, now), now, clock.monotonic())
+                plan = await trio.to_thread.run_sync(bounded, view, now)
             except RoundAbandoned:  # deposed while planning: the rest of the round is wasted CPU
                 log.info("leadership lost while planning: round abandoned")
                 planner.reset()

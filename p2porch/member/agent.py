@@ -165,12 +165,12 @@ async def _run_agent(
     connections: ConnectionDrain | None,
     listens: ListenWait | None,
     engine_seen: EngineSeen,
-    runs: Iterator[int],
+    runs: Iterator[int] | None = None,
 ) -> None:
     node_id, node_name = ctx.local.node_id, ctx.local.node_name
     # a dockerd that stops removes its socket: the agent fails and is run again once the engine answers,
     # with no subscription of its own that ended; the engine was away all the same (engine_back)
-    engine_was_away = next(runs) > 0
+    engine_was_away = runs is not None and next(runs) > 0
     store = ctx.store
     try:
         executor = await open_docker_executor(docker_host)
