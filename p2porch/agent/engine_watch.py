@@ -1,12 +1,12 @@
 """Whether this node's Docker engine answers, and what its record should say about it (pure).
 
 :class:`EngineWatch` owns the agent's latest word on its engine: every engine call's outcome is fed to
-:meth:`EngineWatch.seen` with the time on a monotonic clock (its decisions: a wall clock step neither
-confirms an outage early nor late) and the wall time (what the record shows). The engine counts as
-unreachable once its calls have failed for ``confirm_s`` without one succeeding (a single dropped call is
-not an outage), from the first of those failures. :meth:`EngineWatch.update` compares that with the node's committed record and answers the fields
-to write, only when they differ: one write when the engine goes away, one when it is back, none per retry.
-It never writes, never reads a clock, never decides placements (the scheduler reads the record).
+:meth:`EngineWatch.seen` with the time on a monotonic clock (its decisions: a wall clock step neither confirms
+an outage early nor late) and the wall time (what the record shows). The engine counts as unreachable once its
+calls have failed for ``confirm_s`` without one succeeding (a single dropped call is not an outage), from the
+first of those failures. :meth:`EngineWatch.update` compares that with the node's committed record and answers
+the fields to write, only when they differ: one write when the engine goes away, one when it is back, none per
+retry. It never writes, never reads a clock, never decides placements (the scheduler reads the record).
 """
 
 from __future__ import annotations

@@ -51,7 +51,10 @@ class EngineReporter:
                 mark = self.watch.update(EngineMark(node.engine_down_at, node.engine_error), now)
             if mark is not None and node is not None:
                 command = C.UpdateNode(
-                    at=self.ctx.clock.now(), node_id=node.node_id, engine_down_at=mark.down_at, engine_error=mark.error
+                    at=self.ctx.clock.now(),
+                    node_id=node.node_id,
+                    engine_down_at=mark.down_at,
+                    engine_error=mark.error,
                 )
                 try:
                     await self.ctx.write(command.encode())
