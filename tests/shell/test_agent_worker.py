@@ -488,22 +488,31 @@ class BouncingExecutor(FakeExecutor):
         yield receive
 
 
+async def start_counting_backs(
+    nursery: trio.Nursery, ex: BouncingExecutor, backs: list[float], **options: Any
+) -> None:
+    """Start an agent on ``ex`` whose ``engine_back`` calls are timed into ``backs``."""
+    rec = Recorder()
+    await nursery.start(
+        lambda task_status: run_agent(
+            ex,
+            NODE,
+            lambda: [task(1)],
+            None,
+            rec,
+            engine_back=lambda: backs.append(trio.current_time()),
+            task_status=task_status,
+            **options,
+        )
+    )
+
+
 async def test_the_engine_answering_again_is_told_once_per_return(autojump_clock: Any) -> None:
     """A dockerd restart ends the event stream; once a subscription answers again ``engine_back`` runs (the
     member service asks the overlay for a full resync there), not at the agent's first subscription."""
-    ex, rec, backs = BouncingExecutor(), Recorder(), list[float]()
+    ex, backs = BouncingExecutor(), list[float]()
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: run_agent(
-                ex,
-                NODE,
-                lambda: [task(1)],
-                None,
-                rec,
-                engine_back=lambda: backs.append(trio.current_time()),
-                task_status=task_status,
-            )
-        )
+        await start_counting_backs(nursery, ex, backs)
         await trio.sleep(3)
         assert backs == []
         for _ in range(2):  # stopped 5 s, then back; twice
@@ -524,20 +533,9 @@ async def test_an_agent_run_again_after_its_engine_was_away_tells_it_at_its_firs
     engine answers. That one has no stream of its own that ended; ``engine_was_away`` makes its first
     subscription tell ``engine_back`` (the overlay, ingress/VIP and network policy resyncs)."""
     for was_away in (False, True):
-        ex, rec, backs = BouncingExecutor(), Recorder(), list[float]()
+        backs = list[float]()
         async with trio.open_nursery() as nursery:
-            await nursery.start(
-                lambda task_status, was_away=was_away, backs=backs, ex=ex, rec=rec: run_agent(
-                    ex,
-                    NODE,
-                    lambda: [task(1)],
-                    None,
-                    rec,
-                    engine_back=lambda: backs.append(trio.current_time()),
-                    engine_was_away=was_away,
-                    task_status=task_status,
-                )
-            )
+            await start_counting_backs(nursery, BouncingExecutor(), backs, engine_was_away=was_away)
             await trio.sleep(3)
             assert len(backs) == int(was_away)
             nursery.cancel_scope.cancel()
