@@ -1,10 +1,10 @@
 """Member service: writes this node's engine reachability into its Raft record (shell).
 
 :class:`EngineReporter` owns the node's :class:`~p2porch.agent.engine_watch.EngineWatch` (fed by the agent's
-engine calls through :meth:`EngineReporter.seen`, on the context's monotonic clock with the wall time for
-the record) and one writer loop: whenever the watch's verdict
-differs from the committed record it writes ``engine_down_at``/``engine_error`` with one ``UpdateNode``,
-at most once per ``MIN_GAP_S`` (a flapping engine is not Raft churn). It never decides placements.
+engine calls through :meth:`EngineReporter.seen`, on the context's monotonic clock with the wall time for the
+record) and one writer loop: whenever the watch's verdict differs from the committed record it writes
+``engine_down_at``/``engine_error`` with one ``UpdateNode``, at most once per ``MIN_GAP_S`` (a flapping engine
+is not Raft churn). It never decides placements.
 """
 
 from __future__ import annotations
