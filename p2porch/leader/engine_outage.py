@@ -8,7 +8,9 @@ leader first saw each recorded outage, on its monotonic clock, and gives the sch
 whose ``engine_down_at`` is that moment on the round's wall ``now`` (``now`` minus the monotonic time seen
 since): the grace runs on the monotonic clock, whatever the wall clocks do. An outage a leader finds
 already recorded (its takeover, its daemon's restart) counts from then: a new leader replaces the tasks at
-most one grace late, never early. Keeps the last view's node copies and mapping (the incremental planner
+most one grace late, never early. Every outage is credited the agent's ``CONFIRM_S``: its record is written
+only after that long of failed calls (on the agent's monotonic clock), so the grace still counts from about
+the first failure, as the record's time says. Keeps the last view's node copies and mapping (the incremental planner
 compares records by identity). Never reads a clock, never writes: the committed record is unchanged.
 """
 
@@ -18,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
+from ..agent.engine_watch import CONFIRM_S
 from ..model import Node
 from ..raft.state import ClusterState
 
@@ -31,7 +34,8 @@ STEP_S = 0.5
 class EngineOutages:
     """See the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, credit_s: float = CONFIRM_S) -> None:
+        self.credit_s = credit_s  # how old an outage is at least when its record is first seen
         self._seen: dict[str, tuple[float, float]] = {}  # node id -> (recorded engine_down_at, monotonic)
         self._copies: dict[str, tuple[Node, Node]] = {}  # node id -> (its record, its view)
         self._last: tuple[Mapping[str, Node], Mapping[str, Node]] | None = None  # (input nodes, view)
@@ -47,7 +51,7 @@ class EngineOutages:
             return state
         copies: dict[str, tuple[Node, Node]] = {}
         for node_id, record in down.items():
-            first = self._seen.setdefault(node_id, (record.engine_down_at, monotonic))[1]
+            first = self._seen.setdefault(node_id, (record.engine_down_at, monotonic - self.credit_s))[1]
             since = max(now - (monotonic - first), 1e-9)  # > 0: zero means reachable
             last = self._copies.get(node_id)
             if last is not None and last[0] is record and abs(last[1].engine_down_at - since) < STEP_S:

@@ -39,17 +39,18 @@ def test_a_wall_clock_step_neither_hastens_nor_delays_the_replacement() -> None:
         view = outages.view(state, stepped, 54.5)
         assert shutdowns(view, stepped) == []  # the record's time alone: lost at once / an hour late
         assert shutdowns(state, stepped) == (lost if step > 0 else [])
-        assert shutdowns(outages.view(state, stepped + 5.4, 59.9), stepped + 5.4) == []
-        assert shutdowns(outages.view(state, stepped + 5.5, 60.0), stepped + 5.5) == lost
+        # first seen at 50, credited the agent's 1 s confirmation: the grace ends at 59 on the monotonic clock
+        assert shutdowns(outages.view(state, stepped + 4.4, 58.9), stepped + 4.4) == []
+        assert shutdowns(outages.view(state, stepped + 4.5, 59.0), stepped + 4.5) == lost
 
 
 def test_the_record_keeps_its_time_and_the_view_wakes_the_leader_at_the_monotonic_deadline() -> None:
     outages, state = EngineOutages(), cluster(down_at=WALL)
-    view = outages.view(state, WALL + 100.0, 10.0)  # a new leader finds the outage 100 s old: from now
-    assert state.nodes["b"].engine_down_at == WALL and view.nodes["b"].engine_down_at == WALL + 100.0
+    view = outages.view(state, WALL + 100.0, 10.0)  # a new leader finds the outage 100 s old: from now - 1 s
+    assert state.nodes["b"].engine_down_at == WALL and view.nodes["b"].engine_down_at == WALL + 99.0
     orchestrator = Orchestrator(random.Random(1), engine_grace_s=GRACE_S)
     planned = orchestrator.reconcile(SERVICES, TASKS, list(view.nodes.values()), now=WALL + 100.0)
-    assert planned.actions == [] and planned.wake_at == WALL + 110.0
+    assert planned.actions == [] and planned.wake_at == WALL + 109.0
 
 
 def test_the_same_state_gives_the_same_records_and_a_new_outage_counts_anew() -> None:
@@ -59,6 +60,6 @@ def test_the_same_state_gives_the_same_records_and_a_new_outage_counts_anew() ->
     assert again.nodes is first.nodes and again.nodes["a"] is state.nodes["a"]
     assert outages.view(cluster(), WALL + 4.0, 4.0).nodes["b"].engine_down_at == 0.0  # back: as recorded
     later = cluster(down_at=WALL + 20.0)
-    assert outages.view(later, WALL + 30.0, 30.0).nodes["b"].engine_down_at == WALL + 30.0
+    assert outages.view(later, WALL + 30.0, 30.0).nodes["b"].engine_down_at == WALL + 29.0
     reachable = cluster()
     assert outages.view(reachable, WALL, 40.0) is reachable
