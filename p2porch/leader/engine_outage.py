@@ -3,15 +3,15 @@
 A node's record says since when its engine is unreachable (``Node.engine_down_at``: the agent's wall time,
 shown by ``node inspect``), and the scheduler replaces the node's tasks ``engine_down_grace_s`` after that
 (``scheduler/round_context.py``). Compared with the leader's wall clock, a step of either host's clock (or a
-skew between them) made the leader replace them early or late. :class:`EngineOutages` owns when this
-leader first saw each recorded outage, on its monotonic clock, and gives the scheduler a view of the state
-whose ``engine_down_at`` is that moment on the round's wall ``now`` (``now`` minus the monotonic time seen
-since): the grace runs on the monotonic clock, whatever the wall clocks do. An outage a leader finds
-already recorded (its takeover, its daemon's restart) counts from then: a new leader replaces the tasks at
-most one grace late, never early. Every outage is credited the agent's ``CONFIRM_S``: its record is written
-only after that long of failed calls (on the agent's monotonic clock), so the grace still counts from about
-the first failure, as the record's time says. Keeps the last view's node copies and mapping (the incremental planner
-compares records by identity). Never reads a clock, never writes: the committed record is unchanged.
+skew between them) made the leader replace them early or late. :class:`EngineOutages` owns when this leader
+first saw each recorded outage, on its monotonic clock, and gives the scheduler a view of the state whose
+``engine_down_at`` is that moment on the round's wall ``now`` (``now`` minus the monotonic time seen since):
+the grace runs on the monotonic clock, whatever the wall clocks do. An outage a leader finds already recorded
+(its takeover, its daemon's restart) counts from then: a new leader replaces the tasks at most one grace late,
+never early. Every outage is credited the agent's ``CONFIRM_S``: its record is written only after that long of
+failed calls (on the agent's monotonic clock), so the grace still counts from about the first failure, as the
+record's time says. Keeps the last view's node copies and mapping (the incremental planner compares records by
+identity). Never reads a clock, never writes: the committed record is unchanged.
 """
 
 from __future__ import annotations
