@@ -135,6 +135,16 @@ class LocalBoard:
     #: ``unreachable_nodes()`` and wait on it (member/traffic.py), no change is missed
     reachability_changed: trio.Event = field(default_factory=trio.Event)
 
+    #: set (and replaced) when this node's Docker engine answers again after an outage (a restarted dockerd
+    #: may have rewritten the iptables tables): the traffic and network policy loops take it before a pass
+    #: and wait on it, then rewrite their chains in full at once (member/traffic.py, member/netpolicy.py)
+    engine_back: trio.Event = field(default_factory=trio.Event)
+
+    def engine_answers_again(self) -> None:
+        """The agent saw its engine answer again after an outage (member/agent.py calls it)."""
+        fired, self.engine_back = self.engine_back, trio.Event()
+        fired.set()
+
     def gossip_changed(self) -> None:
         """Gossip saw a member die, come back, leave or join (the gossip member service calls it)."""
         self.membership_changed.set()

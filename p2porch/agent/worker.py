@@ -9,7 +9,8 @@ report, or up to ``starting_hold_s`` while it holds only STARTING reports, or at
 ``report_window.ReportWindow``). It never restarts a task (restart policy is the orchestrator's),
 never blocks the trio loop, and never dies because of the engine or of the report callback: failures
 are logged and retried. When a subscription to the engine's events succeeds after one ended or failed (a
-dockerd restarted under it) it calls ``engine_back`` (the member service's overlay resync).
+dockerd restarted under it), or its first one when ``engine_was_away`` (the agent before it failed: its
+caller runs a new one once the engine answers), it calls ``engine_back`` (the member service's resyncs).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class NodeAgent:
         connection_wait: ConnectionWait | None = None,
         listen_wait: ListenerWait | None = None,
         engine_back: Callable[[], None] | None = None,
+        engine_was_away: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.executor = executor
@@ -82,6 +84,7 @@ class NodeAgent:
         self.connection_wait = connection_wait
         self.listen_wait = listen_wait
         self.engine_back = engine_back
+        self.engine_was_away = engine_was_away
         self.clock = clock
         self.known: dict[str, TaskReport] = {}
         self.busy_tasks: set[str] = set()
@@ -260,7 +263,7 @@ class NodeAgent:
             self.poke()
 
     async def _events_loop(self) -> None:
-        again = False  # a subscription before this one ended or failed: the engine was away
+        again = self.engine_was_away  # a subscription before this one ended or failed: the engine was away
         while True:
             try:
                 async with self.executor.open_events() as events:
@@ -362,6 +365,7 @@ async def run_agent(
     connection_wait: ConnectionWait | None = None,
     listen_wait: ListenerWait | None = None,
     engine_back: Callable[[], None] | None = None,
+    engine_was_away: bool = False,
     task_status: trio.TaskStatus[NodeAgent] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a ``NodeAgent`` until cancelled; ``nursery.start(run_agent, ...)`` returns the agent."""
@@ -380,6 +384,7 @@ async def run_agent(
         connection_wait=connection_wait,
         listen_wait=listen_wait,
         engine_back=engine_back,
+        engine_was_away=engine_was_away,
     )
 
     async with trio.open_nursery() as nursery:

@@ -31,6 +31,7 @@ from ..raft.state import ClusterState
 from ..scheduler import Orchestrator
 from ..supervisor import drain, supervise, wait_any
 from .cron import CronDecision, plan_cron
+from .engine_outage import EngineOutages
 from .engine_view import EngineVersions
 from .epoch import claim_epoch, fenced, is_stale_epoch, still_leads
 from .gil_share import LeadershipCheck, RoundAbandoned
@@ -95,6 +96,7 @@ async def _run_scheduler(
     holds = RestartHolds()  # nodes whose daemon announced a restart (leader/restart_hold.py)
     past_holds = PastHolds()  # the scheduler plans on a past hold as on none (its clear may be gated)
     engines = EngineVersions()  # the scheduler plans on the nodes' gossiped Docker versions
+    outages = EngineOutages()  # engine outages timed on this leader's monotonic clock (engine_outage.py)
     pacer = WritePacer(pacing)  # the placement budget per round, from this node's health (leader/pacing.py)
     logged = PaceLog()
     wake_at: float | None = None
@@ -137,7 +139,8 @@ async def _run_scheduler(
             budget = pace(pacer, store, now, [], 0, 0, logged)
             bounded = partial(planner.plan, budget=budget, repair_budget=pacer.repair_budget())
             try:
-                view = past_holds.view(engines.view(state, board.engine_versions()), now)
+                held = past_holds.view(engines.view(state, board.engine_versions()), now)
+                view = outages.view(held, now, clock.monotonic())
                 plan = await trio.to_thread.run_sync(bounded, view, now)
             except RoundAbandoned:  # deposed while planning: the rest of the round is wasted CPU
                 log.info("leadership lost while planning: round abandoned")

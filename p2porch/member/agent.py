@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import replace
 from functools import partial
@@ -79,6 +80,7 @@ async def serve_agent(
     engine = EngineReporter(ctx)
     listens = ListenWait(listen_max_s, lambda outcome: ctx.metrics.listen_waits.labels(outcome).inc())
     local = engine_is_local(docker_host or os.environ.get("DOCKER_HOST", ""))
+    runs = itertools.count()  # an agent after the first: the one before failed (its engine away, often)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(engine.run)
         await supervise(
@@ -94,6 +96,7 @@ async def serve_agent(
                 connections if local else None,
                 listens if local and listen_max_s > 0 else None,
                 engine.seen,
+                runs,
             ),
             max_delay_s=AGENT_MAX_RETRY_S,
         )
@@ -162,8 +165,12 @@ async def _run_agent(
     connections: ConnectionDrain | None,
     listens: ListenWait | None,
     engine_seen: EngineSeen,
+    runs: Iterator[int] | None = None,
 ) -> None:
     node_id, node_name = ctx.local.node_id, ctx.local.node_name
+    # a dockerd that stops removes its socket: the agent fails and is run again once the engine answers,
+    # with no subscription of its own that ended; the engine was away all the same (engine_back)
+    engine_was_away = runs is not None and next(runs) > 0
     store = ctx.store
     try:
         executor = await open_docker_executor(docker_host)
@@ -197,6 +204,7 @@ async def _run_agent(
         def engine_back() -> None:  # dockerd restarted under us: its chains, our rules, checked now
             if ctx.board.overlay is not None:
                 ctx.board.overlay.resync()
+            ctx.board.engine_answers_again()  # the ingress/VIP and network policy loops: a full pass
 
         async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
             # the raw executor: /info failing alone (containerd trouble) says nothing of whether the engine
@@ -217,6 +225,7 @@ async def _run_agent(
                     connection_wait=connections,
                     listen_wait=listens,
                     engine_back=engine_back,
+                    engine_was_away=engine_was_away,
                 )
             )
             await trio.sleep_forever()

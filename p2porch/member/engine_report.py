@@ -1,9 +1,10 @@
 """Member service: writes this node's engine reachability into its Raft record (shell).
 
 :class:`EngineReporter` owns the node's :class:`~p2porch.agent.engine_watch.EngineWatch` (fed by the agent's
-engine calls through :meth:`EngineReporter.seen`) and one writer loop: whenever the watch's verdict
-differs from the committed record it writes ``engine_down_at``/``engine_error`` with one ``UpdateNode``,
-at most once per ``MIN_GAP_S`` (a flapping engine is not Raft churn). It never decides placements.
+engine calls through :meth:`EngineReporter.seen`, on the context's monotonic clock with the wall time for the
+record) and one writer loop: whenever the watch's verdict differs from the committed record it writes
+``engine_down_at``/``engine_error`` with one ``UpdateNode``, at most once per ``MIN_GAP_S`` (a flapping engine
+is not Raft churn). It never decides placements.
 """
 
 from __future__ import annotations
@@ -34,23 +35,26 @@ class EngineReporter:
 
     def seen(self, ok: bool, error: str = "") -> None:
         """One engine call answered (``ok``) or failed with ``error``."""
-        now = self.ctx.clock.now()
+        now = self.ctx.clock.monotonic()
         was = self.watch.mark(now)
-        self.watch.seen(ok, error, now)
+        self.watch.seen(ok, error, now, self.ctx.clock.now())
         if self.watch.mark(now) != was or self.watch.wake_at(now) is not None:
             self._changed.set()
 
     async def run(self) -> None:
         """Write the watch's verdict whenever the record says otherwise; never returns."""
         while True:
-            now = self.ctx.clock.now()
+            now = self.ctx.clock.monotonic()
             node = self.ctx.store.snapshot().nodes.get(self.ctx.local.node_id)
             mark = None
             if node is not None:
                 mark = self.watch.update(EngineMark(node.engine_down_at, node.engine_error), now)
             if mark is not None and node is not None:
                 command = C.UpdateNode(
-                    at=now, node_id=node.node_id, engine_down_at=mark.down_at, engine_error=mark.error
+                    at=self.ctx.clock.now(),
+                    node_id=node.node_id,
+                    engine_down_at=mark.down_at,
+                    engine_error=mark.error,
                 )
                 try:
                     await self.ctx.write(command.encode())

@@ -1,11 +1,13 @@
 """Member service: the network isolation rules of this node, following committed state (shell).
 
-After every burst of commits (and every ``RESYNC_S`` seconds, to repair rules changed by hand) it builds
-the plan for this node (:class:`p2porch.member.policy_planner.PolicyPlanner`: kept from the changed
-addresses, a new plan object only when an address, network, the lease or the CIDR changed) and applies it
-in a worker thread when it changed (the set edits since the last plan, O(changed addresses)) or the resync
-is due (the kernel's sets read and compared whole). The kernel state outlives the daemon: a restarted
-daemon's first pass compares and repairs; ``leave`` removes the chains with the overlay's firewall rules.
+After every burst of commits (and every ``RESYNC_S`` seconds, to repair rules changed by hand) it builds the
+plan for this node (:class:`p2porch.member.policy_planner.PolicyPlanner`: kept from the changed addresses, a
+new plan object only when an address, network, the lease or the CIDR changed) and applies it in a worker
+thread when it changed (the set edits since the last plan, O(changed addresses)) or the resync is due (the
+kernel's sets read and compared whole): every ``RESYNC_S`` and at once when the node's Docker engine answers
+again (``LocalBoard.engine_back``: a restarted dockerd may have rewritten its chains). The kernel state
+outlives the daemon: a restarted daemon's first pass compares and repairs; ``leave`` removes the chains with
+the overlay's firewall rules.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ..netoverlay.firewall import Firewall
 from ..netoverlay.netpolicy import PolicyPlan
 from ..netoverlay.policy_firewall import PolicyFirewall
 from ..raft.fsm import Change
-from ..supervisor import drained, supervise
+from ..supervisor import drained, supervise, wait_any
 from .overlay import wait_for_lease
 from .policy_planner import PolicyPlanner
 from .task_networks import shared_index
@@ -60,6 +62,7 @@ async def _run_policy(ctx: MemberContext, firewall: PolicyFirewall) -> None:
         debounce = Debounce(POLICY_QUIET_S, POLICY_MAX_DELAY_S)
         pacing = CostShare(VIEW_REBUILD_SHARE, VIEW_REBUILD_MAX_GAP_S)  # a plan is O(task addresses)
         while True:
+            engine_back = ctx.board.engine_back  # before the pass: the engine answering later sets it
             started = trio.current_time()
             plan = planner.plan(ctx.store.snapshot(), burst)
             pacing.done(started, trio.current_time())
@@ -74,7 +77,11 @@ async def _run_policy(ctx: MemberContext, firewall: PolicyFirewall) -> None:
                     if due:
                         next_resync = ctx.clock.monotonic() + RESYNC_S
             await trio.sleep(pacing.wait_s(trio.current_time()))
-            await next_burst(changes, debounce, burst, RESYNC_S)
+            await wait_any(partial(next_burst, changes, debounce, burst, RESYNC_S), engine_back.wait)
+            if engine_back.is_set():  # a restarted dockerd may have rewritten FORWARD/DOCKER-USER: verify
+                log.info("network policy: the docker engine answers again, checking the kernel's rules")
+                next_resync = -math.inf
+                burst += drained(changes)  # a burst cut short: the snapshot read next holds these too
 
 
 async def next_burst(

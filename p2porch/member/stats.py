@@ -4,7 +4,10 @@ Every ``sample_s`` it lists the engine's managed containers, reads each running 
 (``agent/cgroups.py``; the path is looked up once per container from its init pid) and feeds the
 :class:`~p2porch.agent.usage.UsageBook` it publishes on the board. Peers read the book through the
 ``usage`` join-port request (``control/usage_ops.py``); nothing here writes to Raft: per-sample usage
-never becomes a log entry. A container whose cgroup cannot be read here is counted, not sampled.
+never becomes a log entry. A container whose cgroup cannot be read here is counted, not sampled. A listing
+the engine does not answer (dockerd restarting) skips that sample: the book and its window stay, and the
+next sample is ``sample_s`` later (the service failing instead dropped the book and backed off up to
+30 s, so the autoscaler saw no usage from the node well after its engine was back).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ..agent.cgroups import CgroupFiles, Sample, UsageMeter, add_samples, cgroup
 from ..agent.usage import UsageBook
 from ..config import AutoscaleConfig
 from ..context import MemberContext
+from ..errors import ExecutorError
 from ..supervisor import supervise
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,7 @@ async def _run_sampler(ctx: MemberContext, section: AutoscaleConfig) -> None:
     files: dict[tuple[str, int], CgroupFiles | None] = {}
     ctx.board.usage = book
     unreadable_logged = False
+    engine_away = False  # logged once per outage
     try:
         while True:
             await trio.sleep(section.sample_s)
@@ -51,7 +56,15 @@ async def _run_sampler(ctx: MemberContext, section: AutoscaleConfig) -> None:
             state = ctx.store.snapshot()
             if not files and next(state.tasks_on_node(ctx.local.node_id), None) is None:
                 continue  # no task here: nothing to sample, do not ask the engine
-            running = [c for c in await executor.list_containers() if c.status == "running" and c.pid > 0]
+            try:
+                listed = await executor.list_containers()
+            except ExecutorError as exc:  # the engine away: keep the book, try at the next sample
+                if not engine_away:
+                    log.warning("usage not sampled while the engine does not answer: %s", exc.message)
+                engine_away = True
+                continue
+            engine_away = False
+            running = [c for c in listed if c.status == "running" and c.pid > 0]
             live: set[str] = set()
             sums: dict[str, tuple[str, Sample]] = {}  # a task group's containers add up to its task's usage
             for container in running:

@@ -1,20 +1,21 @@
 """Member service: this node's ingress and VIP rules, rebuilt from committed state and gossip (shell).
 
-Recomputes the pure view (``views.traffic_inputs``, kept by a ``TrafficIndex``: only the services the
-commits touched are walked again) on every committed change and every gossip change of
-reachability (``LocalBoard.reachability_changed``: a node declared dead is not a commit; an idle node
-does not poll for it), when a restart hold runs out (``held.py``: a held node's tasks serve on while gossip
-calls its daemon dead, until then), at least every ``POLL_S``, writes the rules only when they changed, and
-rewrites them in full every ``RESYNC_S`` (hand edits are repaired; a restarted daemon's first pass
-replaces whatever a crashed one left). A write that drops backends deletes their conntrack entries
-(counted in ``p2porch_conntrack_flushed``) in a task beside the loop, after the version is published:
-neither the next write nor the drain acknowledgement waits for a flush. Leave closes the applier before
-the overlay teardown removes every chain.
+Recomputes the pure view (``views.traffic_inputs``, kept by a ``TrafficIndex``: only the services the commits
+touched are walked again) on every committed change and every gossip change of reachability
+(``LocalBoard.reachability_changed``: a node declared dead is not a commit; an idle node does not poll for
+it), when a restart hold runs out (``held.py``: a held node's tasks serve on while gossip calls its daemon
+dead, until then), at least every ``POLL_S``, writes the rules only when they changed, and rewrites them in
+full every ``RESYNC_S`` (hand edits are repaired; a restarted daemon's first pass replaces whatever a crashed
+one left) and at once when the node's Docker engine answers again (``LocalBoard.engine_back``: a restarted
+dockerd may have rewritten the tables). A write that drops backends deletes their conntrack entries (counted
+in ``p2porch_conntrack_flushed``) in a task beside the loop, after the version is published: neither the next
+write nor the drain acknowledgement waits for a flush. Leave closes the applier before the overlay teardown
+removes every chain.
 
-After a pass whose rules changed, or whose commits asked a task to stop, or a full rewrite, it publishes
-the state version the rules now reflect (``drain_acks.publish_traffic_index``): a stopping task's agent
-waits for every live node's index to reach its stop commit. A pass that carried a stop logs how long
-after the commit arrived its rules were written.
+After a pass whose rules changed, or whose commits asked a task to stop, or a full rewrite, it publishes the
+state version the rules now reflect (``drain_acks.publish_traffic_index``): a stopping task's agent waits for
+every live node's index to reach its stop commit. A pass that carried a stop logs how long after the commit
+arrived its rules were written.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ async def _run_traffic(ctx: MemberContext) -> None:
             announce, stops, first_seen = True, 0, trio.current_time()  # what the next written pass tells
             while True:
                 reachability = board.reachability_changed  # before reading: a later change sets it
+                engine_back = board.engine_back  # likewise: the engine answering again sets it
                 state, now = store.snapshot(), ctx.clock.now()
                 # dead or left in gossip, unless held while its daemon restarts (its containers serve on)
                 unreachable = data_path_out(state, board.gone_nodes(), now)
@@ -114,7 +116,12 @@ async def _run_traffic(ctx: MemberContext) -> None:
                 if (hold_end := next_hold_end(state, now)) is not None:  # its tasks leave then
                     wait_s = min(wait_s, hold_end - now + HOLD_END_MARGIN_S)
                 with trio.move_on_after(max(0.0, wait_s)):
-                    await wait_any(partial(_receive_into, changes, burst), reachability.wait)
+                    await wait_any(
+                        partial(_receive_into, changes, burst), reachability.wait, engine_back.wait
+                    )
+                if engine_back.is_set():  # a restarted dockerd may have rewritten nat and filter: all again
+                    log.info("traffic rules: the docker engine answers again, rewriting them in full")
+                    next_full = trio.current_time()
                 first_seen = trio.current_time()
                 burst += drained(changes)  # one rebuild per burst of commits
         finally:

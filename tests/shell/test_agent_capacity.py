@@ -84,7 +84,7 @@ async def _member(
     )
     board.overlay_ready.set()
     ctx = SimpleNamespace(
-        clock=SimpleNamespace(now=lambda: 1_700_000_000.0 + trio.current_time()),
+        clock=SimpleNamespace(now=lambda: 1_700_000_000.0 + trio.current_time(), monotonic=trio.current_time),
         store=store,
         local=SimpleNamespace(node_id="id1", node_name="n1"),
         board=board,

@@ -488,22 +488,31 @@ class BouncingExecutor(FakeExecutor):
         yield receive
 
 
+async def start_counting_backs(
+    nursery: trio.Nursery, ex: BouncingExecutor, backs: list[float], **options: Any
+) -> None:
+    """Start an agent on ``ex`` whose ``engine_back`` calls are timed into ``backs``."""
+    rec = Recorder()
+    await nursery.start(
+        lambda task_status: run_agent(
+            ex,
+            NODE,
+            lambda: [task(1)],
+            None,
+            rec,
+            engine_back=lambda: backs.append(trio.current_time()),
+            task_status=task_status,
+            **options,
+        )
+    )
+
+
 async def test_the_engine_answering_again_is_told_once_per_return(autojump_clock: Any) -> None:
     """A dockerd restart ends the event stream; once a subscription answers again ``engine_back`` runs (the
     member service asks the overlay for a full resync there), not at the agent's first subscription."""
-    ex, rec, backs = BouncingExecutor(), Recorder(), list[float]()
+    ex, backs = BouncingExecutor(), list[float]()
     async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: run_agent(
-                ex,
-                NODE,
-                lambda: [task(1)],
-                None,
-                rec,
-                engine_back=lambda: backs.append(trio.current_time()),
-                task_status=task_status,
-            )
-        )
+        await start_counting_backs(nursery, ex, backs)
         await trio.sleep(3)
         assert backs == []
         for _ in range(2):  # stopped 5 s, then back; twice
@@ -515,3 +524,18 @@ async def test_the_engine_answering_again_is_told_once_per_return(autojump_clock
             await trio.sleep(3)
             assert len(backs) == 1 + _ and 0 <= backs[-1] - answered <= 1.0
         nursery.cancel_scope.cancel()
+
+
+async def test_an_agent_run_again_after_its_engine_was_away_tells_it_at_its_first_subscription(
+    autojump_clock: Any,
+) -> None:
+    """A dockerd that stops removes its socket: the member service's agent fails and a new one runs once the
+    engine answers. That one has no stream of its own that ended; ``engine_was_away`` makes its first
+    subscription tell ``engine_back`` (the overlay, ingress/VIP and network policy resyncs)."""
+    for was_away in (False, True):
+        backs = list[float]()
+        async with trio.open_nursery() as nursery:
+            await start_counting_backs(nursery, BouncingExecutor(), backs, engine_was_away=was_away)
+            await trio.sleep(3)
+            assert len(backs) == int(was_away)
+            nursery.cancel_scope.cancel()

@@ -51,7 +51,8 @@ async def test_an_engine_away_is_recorded_once_and_cleared_once_back(autojump_cl
         writes.append(command)
         return await store.write(command)
 
-    clock, local = SimpleNamespace(now=trio.current_time), SimpleNamespace(node_id="id1")
+    clock = SimpleNamespace(now=trio.current_time, monotonic=trio.current_time)
+    local = SimpleNamespace(node_id="id1")
     ctx = SimpleNamespace(clock=clock, store=store, local=local, write=write)
     reporter = EngineReporter(ctx)  # type: ignore[arg-type]
     engine = Engine()

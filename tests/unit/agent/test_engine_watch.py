@@ -52,3 +52,14 @@ def test_a_long_error_is_cut_to_what_the_record_takes() -> None:
     watch.seen(False, "x" * 1000, 1.0)
     mark = watch.update(REACHABLE, 1.0)
     assert mark is not None and len(mark.error) == MAX_ENGINE_ERROR
+
+
+def test_the_confirm_time_is_measured_on_the_monotonic_clock_and_the_record_shows_the_wall_time() -> None:
+    """A wall clock stepped an hour back or forward between two failures neither delays nor hastens the
+    outage; the mark shows the wall time of the first failure (for ``node inspect``)."""
+    for step in (-3600.0, 3600.0):
+        watch = EngineWatch(confirm_s=1.0)
+        watch.seen(False, "refused", 100.0, wall=1_700_000_000.0)
+        watch.seen(False, "refused", 100.5, wall=1_700_000_000.5 + step)
+        assert watch.update(REACHABLE, 100.9) is None and watch.wake_at(100.9) == 101.0
+        assert watch.update(REACHABLE, 101.0) == EngineMark(1_700_000_000.0, "refused")
