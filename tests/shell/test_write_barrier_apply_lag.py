@@ -12,30 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from test_raft_forced_dump import cfg  # a voter's store config on loopback, short timeouts
 
 from p2porch.control.read_barrier import ReadBarrier
 from p2porch.raft import commands as C
-from p2porch.raft.store import StoreConfig, open_raft_store
+from p2porch.raft.store import open_raft_store
 from p2porch.testing.raftprocs import free_ports
 
 
-def _config(data_dir: Path, addr: str) -> StoreConfig:
-    return StoreConfig(
-        self_addr=addr,
-        voters=(addr,),
-        data_dir=data_dir,
-        password="p51fc-shell",
-        heartbeat_period_s=0.05,
-        idle_heartbeat_period_s=0.1,
-        election_timeout_min_s=0.3,
-        election_timeout_max_s=0.6,
-    )
-
-
 async def test_the_leaders_write_waits_for_the_state_of_its_commit_index(tmp_path: Path) -> None:
-    (port,) = free_ports(1)
+    addr = f"127.0.0.1:{free_ports(1)[0]}"
     async with contextlib.AsyncExitStack() as stack:
-        store = await stack.enter_async_context(open_raft_store(_config(tmp_path, f"127.0.0.1:{port}")))
+        store = await stack.enter_async_context(open_raft_store(cfg(tmp_path, addr, [addr])))
         with trio.fail_after(20):
             await store.wait_leader(timeout_s=10)
             await store.write(C.InitCluster(at=time.time(), cluster_id="c1").encode(), timeout_s=10)
