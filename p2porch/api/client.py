@@ -122,6 +122,11 @@ class ApiClient:
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self._request("POST", path, json=body or {})
 
+    def post_read(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """POST a read sent as POST (a stack's dry-run plan): ``stale`` as for :meth:`get`."""
+        params = {"stale": "true"} if self.stale else None
+        return self._request("POST", path, params=params, json=body or {})
+
     def delete(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self._request("DELETE", path, json=body or {})
 

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from ..errors import NOTHING_IN_STACK, ConfigError, NotFoundError, P2POrchError
+from ..errors import NOTHING_IN_STACK, ConfigError, NotFoundError, P2POrchError, StaleReadRefused
 from ..model.jobspec import is_job_mode
 from ..stack import ComposeError, StackDefinition, check_stack_name
 from ..stack.compose import StackObject
@@ -275,7 +275,9 @@ def _dry_run(args: argparse.Namespace, definition: StackDefinition) -> int:
     body = deploy_body(definition, services, not args.no_prune)
     body["objects"] = [dataclasses.asdict(object_ref(obj)) for obj, _ in values]  # never a value
     try:
-        plan = client_for(args).post(f"/stacks/{args.stack}/plan", body)
+        plan = client_for(args).post_read(f"/stacks/{args.stack}/plan", body)  # --stale: this node's copy
+    except StaleReadRefused:
+        raise  # no quorum to confirm the copy is current (exit 1): not a refusal of the deploy
     except P2POrchError as exc:
         if not exc.field:
             raise  # not a refusal (no daemon, no access): exit 1

@@ -19,8 +19,9 @@ A request with ``stale=true`` (the web UI's polling; docs/raft.md "Reads") is an
 copy at once. A write through a node that does not lead waits for a round the same way before its handler
 looks the record up (``linearizable_writes``; ``read_rounds.plan_write``): a client that created a
 service through one node and updates it through another at once got "no such service", or had its
-``expected_version`` compared with an older copy. Owns the rounds of this daemon (one store at a time);
-never changes a request's answer.
+``expected_version`` compared with an older copy. Through the leader (its role read live) it waits only
+until the state served holds the leader's commit index of the request's arrival. Owns the rounds of this
+daemon (one store at a time); never changes a request's answer.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOCAL_READS",
     "MEMBERSHIP_WRITES",
+    "READS_AS_POST",
     "READ_BARRIER_TIMEOUT_S",
     "ReadBarrier",
     "linearizable_reads",
@@ -56,6 +58,8 @@ LOCAL_READS = frozenset({"/network", "/cluster/ca"})
 #: write routes that change this node's membership: they must work without a leader (init, recover)
 MEMBERSHIP_WRITES = frozenset({"/cluster/init", "/cluster/join", "/cluster/leave", "/cluster/recover"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: reads sent as POST (a body too large for a query): wrapped as reads (``stale`` honoured), not as writes
+READS_AS_POST = frozenset({("POST", "/stacks/{stack}/plan")})
 TRUE = ("1", "true", "yes")
 
 
@@ -72,19 +76,24 @@ class ReadBarrier:
 
     async def wait(self, stale_ok: bool = False, *, write: bool = False) -> None:
         """Return once this node's snapshot holds every write committed before the call; raise
-        StaleReadRefused when that is not known within ``bound_s``. A ``write`` skips the round on the
-        leader (``plan_write``)."""
+        StaleReadRefused when that is not known within ``bound_s``. A ``write`` on the leader waits
+        only until the state it serves holds its commit index (``plan_write``), no round."""
         store = self.store_of()
         if store is None:
             return
-        status = store.status()
-        voters = len(status.voters)
-        plan = (
-            plan_write(member=True, is_leader=status.is_leader)
-            if write
-            else plan_read(member=True, stale_ok=stale_ok, is_leader=status.is_leader, voters=voters)
-        )
+        leader_commit: int | None = None
+        if write:  # the role read live: a cached status may still say "leader" after this node stepped down
+            leader_commit = store.leader_commit_now()
+            plan = plan_write(member=True, leader_commit=leader_commit, delivered=store.applied.delivered)
+        else:
+            status = store.status()
+            plan = plan_read(
+                member=True, stale_ok=stale_ok, is_leader=status.is_leader, voters=len(status.voters)
+            )
         if plan is ReadPlan.LOCAL:
+            return
+        if plan is ReadPlan.CATCH_UP and leader_commit is not None:
+            await self._catch_up(store, leader_commit)
             return
         started = time.monotonic()
         deadline = started + self.bound_s(store)
@@ -110,6 +119,16 @@ class ReadBarrier:
         if not ok:
             raise StaleReadRefused(
                 refusal(why, store.status().leader, time.monotonic() - started, write=write),
+                field="consistency",
+            )
+
+    async def _catch_up(self, store: RaftStore, commit: int) -> None:
+        """The leader's write: wait until the state served holds ``commit`` (its apply was cut short)."""
+        started = time.monotonic()
+        if not await store.applied.wait_for(commit, self.bound_s(store)):
+            why = f"this leader's state did not reach its commit index {commit}"
+            raise StaleReadRefused(
+                refusal(why, store.status().leader, time.monotonic() - started, write=True),
                 field="consistency",
             )
 
@@ -151,11 +170,12 @@ class ReadBarrier:
 
 
 def linearizable_reads(barrier: ReadBarrier, endpoints: list[Endpoint]) -> list[Endpoint]:
-    """``endpoints`` whose GET routes of cluster state (not streams, not ``LOCAL_READS``) first wait
-    for the barrier; ``stale=true`` in the query skips it."""
+    """``endpoints`` whose GET routes of cluster state (not streams, not ``LOCAL_READS``) and
+    ``READS_AS_POST`` first wait for the barrier; ``stale=true`` in the query skips it."""
     return [
         replace(ep, handler=_after_barrier(barrier, ep.handler))
-        if ep.method == "GET" and not ep.streaming and ep.path not in LOCAL_READS
+        if (ep.method == "GET" and not ep.streaming and ep.path not in LOCAL_READS)
+        or (ep.method, ep.path) in READS_AS_POST
         else ep
         for ep in endpoints
     ]
@@ -163,10 +183,14 @@ def linearizable_reads(barrier: ReadBarrier, endpoints: list[Endpoint]) -> list[
 
 def linearizable_writes(barrier: ReadBarrier, endpoints: list[Endpoint]) -> list[Endpoint]:
     """``endpoints`` whose write routes (POST, PUT, PATCH, DELETE; not ``MEMBERSHIP_WRITES``) first wait
-    for the barrier when this node does not lead: their handlers read this node's copy before proposing."""
+    for the barrier when this node does not lead (``READS_AS_POST`` are reads): their handlers read this
+    node's copy before proposing."""
     return [
         replace(ep, handler=_write_after_barrier(barrier, ep.handler))
-        if ep.method in WRITE_METHODS and not ep.streaming and ep.path not in MEMBERSHIP_WRITES
+        if ep.method in WRITE_METHODS
+        and not ep.streaming
+        and ep.path not in MEMBERSHIP_WRITES
+        and (ep.method, ep.path) not in READS_AS_POST
         else ep
         for ep in endpoints
     ]

@@ -11,7 +11,8 @@ earlier one's readers too. Owns the round counters only: it never reads a clock,
 
 A write through a node that does not lead waits for a round too (``plan_write``): its handler reads the
 record on this node's copy before it builds the Raft command ("no such service", a version precondition),
-so that copy must hold every write acknowledged before the request, as for a read.
+so that copy must hold every write acknowledged before the request, as for a read. The leader waits only
+until the state it serves holds its commit index of the request's arrival.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = ["ReadPlan", "ReadRounds", "plan_read", "plan_write", "refusal"]
 class ReadPlan(StrEnum):
     LOCAL = "local"  # answer from this node's applied state as it is
     BARRIER = "barrier"  # wait for a round first
+    CATCH_UP = "catch_up"  # (the leader's writes) wait until the state served holds its commit index
 
 
 def plan_read(*, member: bool, stale_ok: bool, is_leader: bool, voters: int) -> ReadPlan:
@@ -38,16 +40,21 @@ def plan_read(*, member: bool, stale_ok: bool, is_leader: bool, voters: int) -> 
     return ReadPlan.BARRIER
 
 
-def plan_write(*, member: bool, is_leader: bool) -> ReadPlan:
-    """A write's plan: the leader looks its record up at once, every other member after a round. The
-    leader applies an entry in the tick that commits it, before the appends that tell any other node it
-    committed (pysyncobj's ``_onTick``), so every write acknowledged through any node is in its copy
-    already; a round there would cost one more commit per write for nothing. The exceptions are short:
-    a leader elected a moment ago until its first entry commits, and one cut off from its voters until
-    it steps down (its own write cannot commit then; docs/raft.md "Writes")."""
-    if not member or is_leader:
+def plan_write(*, member: bool, leader_commit: int | None, delivered: int) -> ReadPlan:
+    """A write's plan. ``leader_commit`` is this node's commit index when it leads at this moment (read
+    live, not from a cached status; None: it does not lead), ``delivered`` the apply index whose state
+    the trio side serves. A non-leader waits for a round. The leader's commit index covers every write
+    acknowledged through any node (appends carry it out only after it rose), but its apply may lag it:
+    ``BoundedApply`` leaves entries for the next tick when a tick's apply runs over budget, while a
+    follower already learned commit N. So the leader looks its record up at once only when the trio
+    side serves the state of that commit index, and otherwise waits locally (``CATCH_UP``) until it
+    does: no new entry. What stays open is short: a leader elected a moment ago until its first entry
+    commits, one cut off from its voters until it steps down (docs/raft.md "Writes")."""
+    if not member:
         return ReadPlan.LOCAL
-    return ReadPlan.BARRIER
+    if leader_commit is None:
+        return ReadPlan.BARRIER
+    return ReadPlan.LOCAL if delivered >= leader_commit else ReadPlan.CATCH_UP
 
 
 def refusal(reason: str, leader: str | None, waited_s: float, *, write: bool = False) -> str:

@@ -213,6 +213,12 @@ class RaftBridge(  # type: ignore[misc,unused-ignore]
         if self._tick_watch is not None:
             self._tick_watch.start()
 
+    def leader_commit_now(self) -> int | None:
+        """The commit index while this node leads at this moment, else None (any thread: two reads)."""
+        if self._SyncObj__raftState != _pso._RAFT_STATE.LEADER:
+            return None
+        return int(self._SyncObj__raftCommitIndex)
+
     def _role_name(self) -> str:
         return "leader" if self._SyncObj__raftState == _pso._RAFT_STATE.LEADER else "not leader"
 

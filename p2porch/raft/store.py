@@ -33,6 +33,7 @@ from pysyncobj.node import TCPNode
 from ..errors import NotLeaderError, ProposalTimeout, RaftError
 from . import command_gate, dumps
 from . import commands as C
+from .applied_mark import AppliedMark
 from .bridge import PacedPoller, RaftBridge, install_durable_journal
 from .fsm import Change, apply_batch, encode_batch, undecodable
 from .lag import LagBook
@@ -84,6 +85,7 @@ class RaftStore:
         self.undecodable_commands = 0  # committed commands applied as no-ops (fsm.undecodable)
         self.status_read_failures = 0  # status reads that kept the last status (_compute_status)
         self._state: ClusterState = EMPTY_STATE  # trio-side view, in step with the change stream
+        self.applied = AppliedMark()  # the apply index of ``_state`` (trio side; the write barrier)
         self._subscribers: list[trio.MemorySendChannel[Change]] = []
         self._pending: list[Proposal] = []
         self._inflight = InFlight(config.max_inflight_batches)
@@ -180,6 +182,10 @@ class RaftStore:
         """As ``role_event``, set when the leader this node sees changes (another, or none): the Raft
         thread's status refresh notices it (within a second when idle)."""
         return self._leader_event
+
+    def leader_commit_now(self) -> int | None:
+        """This node's commit index if it leads at this moment (read live, never cached), else None."""
+        return self._so.leader_commit_now()
 
     def status(self) -> RaftStatus:
         """Latest Raft status (at most ``status_refresh_s`` old)."""
@@ -468,14 +474,13 @@ class RaftStore:
         if replay_to is not None and self._so.raftLastApplied >= min(replay_to, self._so.raftCommitIndex):
             self._replay_to = None  # set after every state of the replay reached trio (FIFO)
             self._raft_callback(self._replayed.set)
+        self.applied.post(self._so.raftLastApplied, self._raft_callback)  # after this tick's states
         if self._conf.raftMinTimeout != self.config.election_timeout_min_s and self._so._getLeader():
             # a joining voter heard its leader: normal election timeouts from now on
             self._conf.raftMinTimeout = self.config.election_timeout_min_s
             self._conf.raftMaxTimeout = self.config.election_timeout_max_s
-            # not 60 s; on pysyncobj's clock
-            self._so._SyncObj__raftElectionDeadline = (
-                _pso.monotonicTime() + self.config.election_timeout_max_s
-            )
+            deadline = _pso.monotonicTime() + self.config.election_timeout_max_s  # pysyncobj's clock
+            self._so._SyncObj__raftElectionDeadline = deadline  # not 60 s
             self._conf.connectionRetryTime = self.config.connection_retry_s
         busy = self._so.step_forced_dump() or self._inflight.count > 0 or bool(self._pending)
         timer_at = now + self._so.seconds_to_next_timer()

@@ -13,9 +13,15 @@ import pytest
 import trio
 
 from p2porch.api.server import Endpoint
-from p2porch.control.read_barrier import ReadBarrier, linearizable_reads, linearizable_writes
+from p2porch.control.read_barrier import (
+    READS_AS_POST,
+    ReadBarrier,
+    linearizable_reads,
+    linearizable_writes,
+)
 from p2porch.errors import ConfigError, ProposalTimeout, RaftError, StaleReadRefused
 from p2porch.raft import commands as C
+from p2porch.raft.applied_mark import AppliedMark
 from p2porch.raft.status import RaftStatus
 
 
@@ -33,12 +39,19 @@ class _Store:
 
     def __init__(self, *, is_leader: bool = False, voters: int = 3, commit_s: float = 0.05) -> None:
         self.state = _status(is_leader, voters)
+        self.leads_now = is_leader  # the live role (``leader_commit_now``); ``state`` is the cached one
+        self.commit = 9
+        self.applied = AppliedMark()
+        self.applied.delivered = 9  # the trio side serves the state of the commit index
         self.commit_s = commit_s
         self.fail = False
         self.writes: list[str] = []
 
     def status(self) -> RaftStatus:
         return self.state
+
+    def leader_commit_now(self) -> int | None:
+        return self.commit if self.leads_now else None
 
     async def write(self, command: bytes, timeout_s: float = 5.0) -> Any:
         decoded = C.decode_command(command)
@@ -237,3 +250,77 @@ async def test_a_write_whose_round_cannot_commit_is_refused_before_its_handler_r
         await update.handler({}, {})
     assert refused.value.http_status == 503 and "the write was not proposed" in refused.value.message
     assert ran == []
+
+
+async def test_a_write_through_a_leader_whose_apply_lags_its_commit_waits_for_that_state() -> None:
+    # BoundedApply left entries 10..12 for the next tick (the commit index followers already know): the
+    # write waits, without a round, until the trio side serves the state of 12. On main it ran at once,
+    # against the state of 9 (404/409 for a record a follower had acknowledged)
+    leader = _Store(is_leader=True)
+    leader.commit = 12
+    ran: list[int] = []
+
+    async def handler(body: dict[str, Any], params: dict[str, str]) -> Any:
+        ran.append(leader.applied.delivered)
+        return "ok"
+
+    (update,) = linearizable_writes(
+        _barrier(leader), [Endpoint("POST", "/services/{s}/update", handler, "u")]
+    )
+
+    async def apply_next_ticks() -> None:
+        for index in (10, 11, 12):
+            await trio.sleep(0.02)
+            assert ran == []
+            leader.applied._note(index)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(apply_next_ticks)
+        assert await update.handler({}, {}) == "ok"
+    assert ran == [12] and leader.writes == []
+    leader.commit = 13  # a commit the trio side never takes delivery of in time: refused, not run
+    barrier = _barrier(leader, timeout_s=0.2)
+    with pytest.raises(StaleReadRefused) as refused:
+        await barrier.wait(write=True)
+    assert "did not reach its commit index 13" in refused.value.message
+    assert "the write was not proposed" in refused.value.message and ran == [12]
+
+
+async def test_a_node_that_just_stopped_leading_plans_its_write_from_its_live_role() -> None:
+    # the cached status (up to status_refresh_s old) still says leader; the live role says follower:
+    # the write takes a round. On main it was planned LOCAL from the cached "leader"
+    store = _Store(is_leader=True)
+    store.leads_now = False
+    await _barrier(store).wait(write=True)
+    assert store.writes == ["read barrier"]
+    store.state, store.leads_now = _status(False, 3), True  # the cache lags the other way: no round
+    await _barrier(store).wait(write=True)
+    assert store.writes == ["read barrier"]
+
+
+async def test_a_stack_dry_run_plan_is_a_read_sent_as_post_and_honours_stale() -> None:
+    # the plan writes nothing: a node without quorum answers it from its own copy when asked (stale),
+    # and without stale it is a read's refusal (503, field consistency), not a write's
+    store = _Store()
+    seen: list[dict[str, Any]] = []
+
+    async def handler(body: dict[str, Any], params: dict[str, str]) -> Any:
+        seen.append(body)
+        return "plan"
+
+    (plan,) = linearizable_writes(
+        _barrier(store),
+        linearizable_reads(_barrier(store), [Endpoint("POST", "/stacks/{stack}/plan", handler, "dry run")]),
+    )
+    assert ("POST", "/stacks/{stack}/plan") in READS_AS_POST
+    assert await plan.handler({"stale": "true", "services": []}, {}) == "plan"
+    assert store.writes == [] and seen == [{"services": []}]
+    assert await plan.handler({"services": []}, {}) == "plan"
+    assert store.writes == ["read barrier"]  # one round: a read's, not a read's and a write's
+    store.fail = True
+    (refusing,) = linearizable_reads(
+        _barrier(store, timeout_s=0.2), [Endpoint("POST", "/stacks/{stack}/plan", handler, "dry run")]
+    )
+    with pytest.raises(StaleReadRefused) as refused:
+        await refusing.handler({}, {})
+    assert "stale=true" in refused.value.message and "not proposed" not in refused.value.message

@@ -333,6 +333,9 @@ class OfflineApi:
     def post(self, path: str, body: Any = None) -> Any:
         return self._send("POST", path)
 
+    def post_read(self, path: str, body: Any = None) -> Any:  # a read sent as POST (a dry run's plan)
+        return self._send("POST", path)
+
     def delete(self, path: str, body: Any = None) -> Any:
         return self._send("DELETE", path)
 

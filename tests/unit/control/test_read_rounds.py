@@ -78,15 +78,19 @@ def test_the_refusal_names_the_reason_the_leader_and_the_way_out() -> None:
 
 
 @pytest.mark.parametrize(
-    ("member", "is_leader", "plan"),
+    ("member", "leader_commit", "delivered", "plan"),
     [
-        (False, False, ReadPlan.LOCAL),  # in no cluster: the handler answers as it does there
-        (True, True, ReadPlan.LOCAL),  # the leader applied every commit before any other node knew of it
-        (True, False, ReadPlan.BARRIER),  # a follower or a replica may lag an acknowledged write
+        (False, None, 0, ReadPlan.LOCAL),  # in no cluster: the handler answers as it does there
+        (True, 12, 12, ReadPlan.LOCAL),  # the leader serves the state of its commit index
+        (True, 12, 13, ReadPlan.LOCAL),  # (a later commit delivered since the index was read)
+        (True, 12, 9, ReadPlan.CATCH_UP),  # its apply was cut short: 10..12 committed, not served yet
+        (True, 12, 0, ReadPlan.CATCH_UP),  # nothing delivered yet (a journal replay)
+        (True, None, 12, ReadPlan.BARRIER),  # a follower or a replica may lag an acknowledged write
+        (True, None, 0, ReadPlan.BARRIER),
     ],
 )
-def test_which_writes_wait(member: bool, is_leader: bool, plan: ReadPlan) -> None:
-    assert plan_write(member=member, is_leader=is_leader) is plan
+def test_which_writes_wait(member: bool, leader_commit: int | None, delivered: int, plan: ReadPlan) -> None:
+    assert plan_write(member=member, leader_commit=leader_commit, delivered=delivered) is plan
 
 
 def test_a_refused_write_says_it_was_not_proposed_and_offers_no_stale_copy() -> None:
