@@ -197,6 +197,7 @@ async def _run_agent(
         def engine_back() -> None:  # dockerd restarted under us: its chains, our rules, checked now
             if ctx.board.overlay is not None:
                 ctx.board.overlay.resync()
+            nursery.start_soon(keep_capacity, ctx, executor)  # maybe upgraded in place: its version again
 
         async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
             # the raw executor: /info failing alone (containerd trouble) says nothing of whether the engine
