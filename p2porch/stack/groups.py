@@ -14,7 +14,8 @@ the service's own, ``networks.host_ports``).
 ``pid: service:X`` / ``ipc: service:X`` need the two containers on one node: a member of X's group joins
 X's main container's namespace (``pid``/``ipc`` = main); a service that shares only them is co-scheduled
 into X's group as a sidecar, its Compose name an alias of X's tasks on its networks (``plan_joins``),
-unless that cannot be done (then ignored with a warning, as ``docker stack deploy`` ignores them).
+only when that runs it as it ran on its own; otherwise it deploys on its own and the key is ignored with a
+warning saying why (``_join_refusal``), as ``docker stack deploy`` ignores them.
 Never does I/O.
 """
 
