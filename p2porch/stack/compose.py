@@ -240,11 +240,11 @@ def _redirected(service: StackService, folded: set[str], joined: Mapping[str, st
     """``service``'s ``depends_on`` without the services folded into a task group; waiting for one that
     shares only X's ``pid``/``ipc`` (``service_started``: ``plan_joins`` refuses any other condition) is
     waiting for X, whose tasks run it."""
-    out: list[Dependency] = []
-    for dep in service.depends_on:
-        name = joined.get(dep.service, dep.service) if dep.service in folded else dep.service
-        if name not in folded and name != service.short_name and all(d.service != name for d in out):
-            out.append(dep if name == dep.service else replace(dep, service=name))
+    out = [d for d in service.depends_on if d.service not in folded]
+    for dep in service.depends_on:  # X's own entry (its condition) wins over the one a joiner gives
+        name = joined.get(dep.service, "")
+        if name and name != service.short_name and all(d.service != name for d in out):
+            out.append(replace(dep, service=name))
     return tuple(out)
 
 

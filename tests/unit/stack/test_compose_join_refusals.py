@@ -148,3 +148,18 @@ def test_an_ipc_member_of_a_private_ipc_main_is_refused_through_the_api():
                 "sidecars": ["name=p,image=p,ipc=main"],
             }
         )
+
+
+def test_a_dependents_own_wait_on_the_target_keeps_its_condition():
+    definition = load(
+        """
+        services:
+          app: {image: app, healthcheck: {test: [CMD, ok]}}
+          agent: {image: agent, pid: "service:app"}
+          web:
+            image: web
+            depends_on: {agent: {condition: service_started}, app: {condition: service_healthy}}
+        """
+    )
+    web = next(s for s in definition.services if s.short_name == "web")
+    assert [(d.service, d.condition) for d in web.depends_on] == [("app", "service_healthy")]
