@@ -205,6 +205,7 @@ async def _run_agent(
             if ctx.board.overlay is not None:
                 ctx.board.overlay.resync()
             ctx.board.engine_answers_again()  # the ingress/VIP and network policy loops: a full pass
+            nursery.start_soon(keep_capacity, ctx, executor)  # maybe upgraded in place: its version again
 
         async with ctx.state_changes() as changes, trio.open_nursery() as nursery:
             # the raw executor: /info failing alone (containerd trouble) says nothing of whether the engine

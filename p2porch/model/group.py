@@ -307,9 +307,11 @@ def check_group(
     main_publish: Sequence[PortPublish],
     sidecars: Sequence[GroupContainer],
     init_containers: Sequence[GroupContainer],
+    main_ipc: str = "",
 ) -> None:
-    """A group's containers have distinct names, and no two long-running containers claim the same port
-    (one network namespace: one listener per port, one owner per published port)."""
+    """A group's containers have distinct names, no two long-running containers claim the same port
+    (one network namespace: one listener per port, one owner per published port), and none joins an IPC
+    namespace the main container (IPC mode ``main_ipc``) does not share."""
     names: dict[str, str] = {}
     for kind, members in ((SIDECAR, sidecars), (INIT, init_containers)):
         for i, member in enumerate(members):
@@ -323,6 +325,11 @@ def check_group(
             if kind == INIT and (member.pid or member.ipc):
                 raise field_error(
                     f"{kind}[{i}].pid", "an init container runs before the main container exists"
+                )
+            if member.ipc and main_ipc in ("private", "none"):
+                raise field_error(
+                    f"{kind}[{i}].ipc",
+                    f"the main container's IPC namespace is not shareable (ipc {main_ipc})",
                 )
     owners: dict[tuple[str, int], str] = {}
     published: dict[tuple[str, int], str] = {}

@@ -226,7 +226,7 @@ class ServiceSpec:
                 )
             targets.add(ref.target)
         check_job_fields(self.mode, self.max_concurrent, self.schedule, rebalance=self.rebalance)
-        check_group(self.publish, self.sidecars, self.init_containers)
+        check_group(self.publish, self.sidecars, self.init_containers, self.container.ipc_mode)
 
     # -- derived views ---------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError
@@ -202,19 +202,20 @@ def _fold_groups(
         s.short_name: [d.service for d in s.depends_on if d.condition == "service_completed_successfully"]
         for s in services
     }
-    joins = plan_joins(specs, confs, ctx.shares, waits)
+    depends = {s.short_name: {d.service: d.condition for d in s.depends_on} for s in services}
+    joins = plan_joins(specs, confs, ctx.shares, depends)
     for key, short, reason in joins.ignored:
         ctx.ignored(key, short, reason)
     if not ctx.shares and not joins.shares:
         return services
-    for short, target in ctx.shares.items():  # naming no networks, it is on X's: nothing of its own dropped
-        conf = confs.get(short)
-        if short in specs and target in specs and isinstance(conf, Mapping) and conf.get("networks") is None:
-            specs[short] = {**specs[short], "networks": specs[target]["networks"]}
     for short, target in joins.shares.items():  # its name stays: an alias of X's tasks on its networks
         specs[target], specs[short] = alias_member(
             specs[target], specs[short], short, target, ctx.problems.warn
         )
+    for short, target in ctx.shares.items():  # naming no networks, it is on X's: nothing of its own dropped
+        conf = confs.get(short)
+        if short in specs and target in specs and isinstance(conf, Mapping) and conf.get("networks") is None:
+            specs[short] = {**specs[short], "networks": specs[target]["networks"]}
     shares = {**ctx.shares, **joins.shares}
     folded = fold_groups(specs, shares, waits, ctx.problems, joins.joined)
     for short in sorted(folded):
@@ -229,12 +230,22 @@ def _fold_groups(
         else:
             ctx.note("network_mode", short, f"runs in {target}'s task as {kind} (a task group)")
     return [
-        StackService(
-            s.short_name, specs[s.short_name], tuple(d for d in s.depends_on if d.service not in folded)
-        )
+        StackService(s.short_name, specs[s.short_name], _redirected(s, folded, joins.shares))
         for s in services
         if s.short_name not in folded
     ]
+
+
+def _redirected(service: StackService, folded: set[str], joined: Mapping[str, str]) -> tuple[Dependency, ...]:
+    """``service``'s ``depends_on`` without the services folded into a task group; waiting for one that
+    shares only X's ``pid``/``ipc`` (``service_started``: ``plan_joins`` refuses any other condition) is
+    waiting for X, whose tasks run it."""
+    out = [d for d in service.depends_on if d.service not in folded]
+    for dep in service.depends_on:  # X's own entry (its condition) wins over the one a joiner gives
+        name = joined.get(dep.service, "")
+        if name and name != service.short_name and all(d.service != name for d in out):
+            out.append(replace(dep, service=name))
+    return tuple(out)
 
 
 def _exposed(confs: Mapping[str, Any], networks: Mapping[str, Any]) -> dict[str, set[tuple[str, int]]]:

@@ -14,7 +14,8 @@ the service's own, ``networks.host_ports``).
 ``pid: service:X`` / ``ipc: service:X`` need the two containers on one node: a member of X's group joins
 X's main container's namespace (``pid``/``ipc`` = main); a service that shares only them is co-scheduled
 into X's group as a sidecar, its Compose name an alias of X's tasks on its networks (``plan_joins``),
-unless that cannot be done (then ignored with a warning, as ``docker stack deploy`` ignores them).
+only when that runs it as it ran on its own; otherwise it deploys on its own and the key is ignored with a
+warning saying why (``_join_refusal``), as ``docker stack deploy`` ignores them.
 Never does I/O.
 """
 
@@ -53,6 +54,9 @@ _SHARED_FILE_KEYS = ("secrets", "configs")
 _STACK_LABEL_PREFIX = STACK_LABEL + "."  # the labels every stack service gets (its own names)
 _CARRIED = {"name", "image", "mounts", *_MEMBER_KEYS, *_SHARED_FILE_KEYS}
 _CARRIED_OPTIONS = {"container.privileged"}  # a container option a member takes as its own
+_JOINER_OPTIONS = {"privileged", "labels"}  # a pid/ipc joiner's options that leave it in X's task
+_UNSHAREABLE_IPC = ("private", "none")  # a main container's IPC modes no other container can join
+COMPLETED, STARTED = "service_completed_successfully", "service_started"
 
 
 def _warn_dropped(
@@ -146,24 +150,38 @@ class Joins(NamedTuple):
     ignored: list[tuple[str, str, str]]
 
 
+class _Stack(NamedTuple):
+    """What a join is judged against: the specs by short name, the network_mode folds, the services others
+    share namespaces with, every service's ``depends_on`` (dependency -> condition), the services others
+    link to under another name, and the joins planned so far."""
+
+    specs: Mapping[str, Mapping[str, Any]]
+    shares: Mapping[str, str]
+    hosts: set[str]
+    depends: Mapping[str, Mapping[str, str]]
+    linked: set[str]
+    planned: Mapping[str, str]
+
+
 def plan_joins(
     specs: Mapping[str, Mapping[str, Any]],
     confs: Mapping[str, Any],
     shares: Mapping[str, str],
-    waits: Mapping[str, list[str]],
+    depends: Mapping[str, Mapping[str, str]],
 ) -> Joins:
-    """Decide each ``pid``/``ipc: service:X`` (``specs`` by short name, ``shares`` the network_mode folds).
-    A member of X's group (``network_mode: service:X``) joins X's namespaces. A service sharing only them
-    goes into X's group as a sidecar when it can: X is deployed and in no one's group, the service has no
-    group of its own (no one shares its namespaces), both keys name X, it is not one of X's init jobs and
-    none of its container ports is already the group's (one network namespace)."""
+    """Decide each ``pid``/``ipc: service:X`` (``specs`` by short name, ``shares`` the network_mode folds,
+    ``depends`` every service's ``depends_on`` as dependency -> condition). A member of X's group
+    (``network_mode: service:X``) joins X's namespaces. A service sharing only them goes into X's group as
+    a sidecar only when that runs it as it ran on its own (``_join_refusal``); otherwise the key is
+    ignored, saying why, and it deploys on its own."""
     out = Joins({}, {}, [])
     wanted = {s: namespace_targets(c) for s, c in confs.items() if s in specs and isinstance(c, Mapping)}
     wanted = {s: t for s, t in wanted.items() if t}
     hosts = set(shares.values()) | {x for t in wanted.values() for x in t.values()}
+    stack = _Stack(specs, shares, hosts, depends, _linked(confs), out.shares)
     for short, targets in sorted(wanted.items()):
         target = shares.get(short) or next(iter(targets.values()))
-        why = _join_refusal(short, target, targets, specs, shares, hosts, waits, out.shares)
+        why = _join_refusal(short, target, targets, stack)
         for key, named in targets.items():
             if why or named != target:
                 reason = why or f"it runs in {target}'s task (network_mode), not beside {named}"
@@ -176,40 +194,112 @@ def plan_joins(
     return out
 
 
-def _join_refusal(
-    short: str,
-    target: str,
-    targets: Mapping[str, str],
-    specs: Mapping[str, Mapping[str, Any]],
-    shares: Mapping[str, str],
-    hosts: set[str],
-    waits: Mapping[str, list[str]],
-    planned: Mapping[str, str],
-) -> str:
+def _linked(confs: Mapping[str, Any]) -> set[str]:
+    """The services some service's ``links`` name under an alias of their own (``web: links: [agent:ag``)."""
+    out = set()
+    for conf in confs.values():
+        links = conf.get("links") if isinstance(conf, Mapping) else None
+        for entry in links if isinstance(links, list) else ():
+            if isinstance(entry, str):
+                name, _, alias = entry.partition(":")
+                if alias and alias.lower() != name.lower():
+                    out.add(name)
+    return out
+
+
+def _join_refusal(short: str, target: str, targets: Mapping[str, str], stack: _Stack) -> str:
     """Why ``short`` cannot join ``target``'s namespaces ("" when it can)."""
-    if short in waits.get(target, []):
+    specs, shares, depends = stack.specs, stack.shares, stack.depends
+    if depends.get(target, {}).get(short) == COMPLETED:
         return f"{target} waits for it to complete: it runs before {target}'s container exists"
     if short in shares:
         return ""  # already in the group: it joins the namespaces its group's main container owns
     if target not in specs:
         return f"{target} is not deployed (a task cannot join another container's namespace)"
-    if _on_host(specs[target]) and not _on_host(specs[short]):
-        return f"{target} is on the host network: its task would put this service on its node's network"
-    if target in shares or target in planned:
-        return f"{target} itself runs in {shares.get(target) or planned[target]}'s task: point at that one"
+    if target in shares or target in stack.planned:
+        return (
+            f"{target} itself runs in {shares.get(target) or stack.planned[target]}'s task: point at that one"
+        )
     if len(set(targets.values())) > 1:
         return "the pid and ipc namespaces of two services cannot both be joined (one task group)"
-    if short in hosts or specs[short].get("sidecars") or specs[short].get("init_containers"):
+    if short in stack.hosts or specs[short].get("sidecars") or specs[short].get("init_containers"):
         return "it has a task group of its own (others share its namespaces)"
-    ports = {(p.get("protocol", "tcp"), p.get("target")) for p in specs[target].get("publish", [])}
-    for sidecar in specs[target].get("sidecars") or []:
+    return (
+        _network_refusal(specs[short], specs[target], target)
+        or _lifecycle_refusal(short, target, specs[short], stack)
+        or _container_refusal(short, target, targets, specs[short], specs[target], stack)
+    )
+
+
+def _network_refusal(spec: Mapping[str, Any], target_spec: Mapping[str, Any], target: str) -> str:
+    """A join that would move a service on or off the host network, or clash over a container port."""
+    if _on_host(target_spec) != _on_host(spec):
+        if _on_host(target_spec):
+            return f"{target} is on the host network: its task would put this service on its node's network"
+        return f"it is on the host network: {target}'s task would take it off its node's network"
+    ports = {(p.get("protocol", "tcp"), p.get("target")) for p in target_spec.get("publish", [])}
+    for sidecar in target_spec.get("sidecars") or []:
         ports |= {(p.get("protocol", "tcp"), p.get("target")) for p in sidecar.get("publish", [])}
-    clash = [
-        p for p in specs[short].get("publish", []) if (p.get("protocol", "tcp"), p.get("target")) in ports
-    ]
+    clash = [p for p in spec.get("publish", []) if (p.get("protocol", "tcp"), p.get("target")) in ports]
     if clash:
         port = clash[0].get("target")
         return f"its container port {port} is also {target}'s (a task group shares one network)"
+    return ""
+
+
+def _lifecycle_refusal(short: str, target: str, spec: Mapping[str, Any], stack: _Stack) -> str:
+    """A join that would change when the service runs or what its exit, health or dependents do: a
+    sidecar runs as long as the task and any exit of it replaces the task, its failing health check takes
+    the task out of service, and it has no start order of its own."""
+    if spec.get("mode", "replicated") not in ("replicated", "global") or spec.get("replicas", 1) == 0:
+        return f"it is a job or has 0 replicas: as a sidecar it would run in every {target} task"
+    if (spec.get("restart") or {}).get("condition", "any") != "any":
+        return f"it is not restarted on every exit: as a sidecar its exit would replace {target}'s task"
+    health = spec.get("health")
+    if health and list(health.get("cmd") or ()) != ["NONE"]:
+        return f"it has a health check: as a sidecar its failing would take {target}'s task out of service"
+    if short in stack.depends.get(target, {}):
+        return f"{target} depends on it: it would start with {target}'s task, not before it"
+    for other, deps in sorted(stack.depends.items()):
+        if deps.get(short, STARTED) != STARTED and other != short:
+            return f"{other} waits for it ({deps[short]}), which a sidecar cannot say"
+    own = sorted(d for d in stack.depends.get(short, {}) if d != target)
+    if own:
+        return f"it depends on {', '.join(own)}: a sidecar starts with {target}'s task"
+    if short in stack.linked:
+        return "another service links to it under another name (a sidecar answers to its own name only)"
+    return ""
+
+
+def _container_refusal(
+    short: str,
+    target: str,
+    targets: Mapping[str, str],
+    spec: Mapping[str, Any],
+    target_spec: Mapping[str, Any],
+    stack: _Stack,
+) -> str:
+    """A join whose container would lose its own options, name or files, or could not join X's IPC."""
+    options = sorted(
+        k for k, v in (spec.get("container") or {}).items() if v not in (None, "", 0, [], {}, False)
+    )
+    options = [k for k in options if k not in _JOINER_OPTIONS]
+    if options:
+        return f"a sidecar takes none of its container options ({', '.join(options)}) but privileged"
+    if "ipc" in targets and (target_spec.get("container") or {}).get("ipc_mode") in _UNSHAREABLE_IPC:
+        return f"{target}'s IPC namespace is not shareable (ipc: {target_spec['container']['ipc_mode']})"
+    name = member_name(short)
+    taken = {MAIN_NAME} | {
+        member_name(s) for s, t in (*stack.shares.items(), *stack.planned.items()) if t == target
+    }
+    taken |= {c["name"] for key in ("sidecars", "init_containers") for c in target_spec.get(key) or []}
+    if name in taken:
+        return f"{name!r} is already the name of a container of {target}'s task"
+    for key in _SHARED_FILE_KEYS:
+        theirs = {ref["target"]: ref for ref in target_spec.get(key, [])}
+        for ref in spec.get(key, []):
+            if theirs.get(ref["target"], ref) != ref:
+                return f"its {key} file {ref['target']} is another in {target}'s task (one file system)"
     return ""
 
 
@@ -222,14 +312,16 @@ def alias_member(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(``target``, ``member``) specs for service ``short`` co-scheduled into the group of ``owner``
     (``target`` is its spec): ``short`` becomes an alias of the owner's tasks on each network both were on
-    (its processes listen on the task's address) and the member takes the owner's networks; one it alone
-    was on is named in a warning."""
+    (its processes listen on the task's address), and so is each of its own aliases there; the member takes
+    the owner's networks; one it alone was on is named in a warning."""
     own = {n["target"] for n in member.get("networks", [])}
     theirs = [dict(n) for n in target.get("networks", [])]
     name = short.lower()
+    aliases = {n["target"]: [name, *n.get("aliases", [])] for n in member.get("networks", [])}
     for attachment in theirs:
-        if attachment["target"] in own and name not in attachment.get("aliases", []):
-            attachment["aliases"] = [*attachment.get("aliases", []), name]
+        for alias in aliases.get(attachment["target"], []):
+            if alias not in attachment.get("aliases", []):
+                attachment["aliases"] = [*attachment.get("aliases", []), alias]
     lost = sorted(own - {n["target"] for n in theirs})
     if lost:
         names = ", ".join(lost)

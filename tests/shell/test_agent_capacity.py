@@ -39,13 +39,14 @@ class Engine:
         self.info_failures = info_failures
         self.info_calls: list[float] = []
         self.listings = 0
+        self.version = "28.2.2"
 
     async def capacity(self) -> NodeCapacity:
         await trio.sleep(0)
         self.info_calls.append(trio.current_time())
         if len(self.info_calls) <= self.info_failures:
             raise ExecutorError("cannot read docker info: 500 Server Error: containerd is not running")
-        return NodeCapacity(8_000_000_000, 16 << 30, engine_version="28.2.2", architecture="x86_64")
+        return NodeCapacity(8_000_000_000, 16 << 30, engine_version=self.version, architecture="x86_64")
 
     async def list_containers(self) -> list[ObservedContainer]:
         await trio.sleep(0)
@@ -135,4 +136,31 @@ async def test_a_failing_docker_info_alone_never_marks_the_engine_unreachable(
             await trio.sleep(1)
             assert watch.mark(trio.current_time()) == EngineMark()  # never down
         assert len(engine.info_calls) >= 6 and engine.listings >= 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_engine_back_reads_its_version_again(
+    autojump_clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dockerd upgraded in place (apt: 28 -> 29) restarts under a running agent: once the engine is back
+    its version is read and gossiped again, so the engine-version filter judges the node by the new one."""
+    engine, published = Engine(info_failures=0), list[tuple[str, str]]()
+    _, ctx = await _member(engine, monkeypatch, published)
+    backs: list[Any] = []
+
+    async def agent_loop(*args: Any, engine_back: Any, task_status: Any, **kwargs: Any) -> None:
+        backs.append(engine_back)
+        task_status.started()
+        await trio.sleep_forever()
+
+    monkeypatch.setattr(member_agent, "run_agent", agent_loop)
+    run = member_agent._run_agent(ctx, None, None, 0.0, None, None, None, lambda ok, error: None)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: run)
+        await trio.sleep(1)
+        assert published == [("28.2.2", "x86_64")]
+        engine.version = "29.0.1"
+        backs[0]()
+        await trio.sleep(1)
+        assert published == [("28.2.2", "x86_64"), ("29.0.1", "x86_64")]
         nursery.cancel_scope.cancel()
