@@ -42,7 +42,7 @@ from ..scheduler.restart import stopped_unhealthy
 from ..stack.names import swarm_service_name
 from .fresh_read import redone_on_newer_record
 from .network_ops import network_changes
-from .secret_ops import file_ref_changes, kept_refs, resolve_file_refs
+from .secret_ops import Follow, file_ref_changes, kept_refs, resolve_file_refs
 from .task_liveness import counts_as_running, stale_message
 from .task_specs import task_host_ports, task_image
 
@@ -266,9 +266,9 @@ class ServiceOps:
         return self.written_view(service_id, spec.name)
 
     @redone_on_newer_record("service_version")
-    async def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """Merge ``changes`` into the spec. With ``expected_version`` (compare-and-set) the update is
-        refused with ConflictError unless the service is still at that version when it commits."""
+    async def update(self, ref: str, changes: dict[str, Any], follow: Follow = ()) -> dict[str, Any]:
+        """Merge ``changes`` into the spec (``follow``: kept_refs). With ``expected_version`` (compare-and-
+        set) the update is refused with ConflictError unless the service is at that version at its commit."""
         changes = dict(changes)
         expected = expected_service_version(changes.pop("expected_version", None))
         force = changes.pop("force", False)
@@ -286,7 +286,7 @@ class ServiceOps:
         merged = updated_spec_dict(service.spec, changes)
         given = "endpoint_mode" in changes or on_host_network(service.spec.networks)  # else dnsrr on host
         checked = self.check_ports(validate_spec(merged, given))
-        spec = resolve_file_refs(self._state(), checked, kept=kept_refs(service.spec, changes))
+        spec = resolve_file_refs(self._state(), checked, kept=kept_refs(service.spec, changes, follow))
         check_spec(spec, service.spec)  # only what the update makes worse
         check_spec_size(spec)
         check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job
