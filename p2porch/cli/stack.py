@@ -327,7 +327,15 @@ def _dry_run(args: argparse.Namespace, definition: StackDefinition) -> int:
     return EXIT_OK
 
 
+REGISTRY_AUTH_WARNING = (
+    "--with-registry-auth: p2porch sends no credentials from the CLI; each node pulls with its own docker "
+    "login (~/.docker/config.json of its daemon's user, docs/agent.md)"
+)
+
+
 def cmd_stack_deploy(args: argparse.Namespace) -> int:
+    if args.with_registry_auth:  # Swarm scripts pass it: taken (it was refused, exit 2), and said
+        print(f"warning: {REGISTRY_AUTH_WARNING}", file=sys.stderr)
     definition = resolve_stack(args, args.stack)
     if args.dry_run:
         return _dry_run(args, definition)
@@ -523,6 +531,12 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print what the deploy would change, computed by the daemon without writing "
         "(exit 2 naming the field when it would be refused)",
+    )
+    deploy.add_argument(
+        "--with-registry-auth",
+        action="store_true",
+        help="taken as docker stack deploy takes it, with a warning: p2porch sends no credentials from "
+        "the CLI; each node pulls with its own docker login (docs/agent.md)",
     )
     deploy.add_argument(
         "--wait-timeout",

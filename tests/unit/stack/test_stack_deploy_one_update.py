@@ -259,3 +259,25 @@ def test_service_update_config_rm_add_and_image_in_one_command_is_one_update(
     web = api.services.find("shop-web").spec
     assert web.image == "p2porch/busybox:3"
     assert [(r.target, r.version) for r in web.configs] == [("/etc/app.conf", 2)]
+
+
+@pytest.mark.parametrize("value", ["always", "changed", "never"])
+def test_docker_flags_of_a_swarm_script_are_taken(
+    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """``docker stack deploy --with-registry-auth --resolve-image X`` as Swarm scripts write it: deployed
+    (``--with-registry-auth`` was refused, exit 2), with a warning saying where the nodes' credentials
+    come from; ``--resolve-image`` takes Docker's three values and changes nothing."""
+    assert deploy(tmp_path, args=["--with-registry-auth", "--resolve-image", value]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --with-registry-auth: p2porch sends no credentials from the CLI" in err
+    assert set(versions(api)) == {"shop-web", "shop-db"}
+
+
+def test_a_resolve_image_value_docker_does_not_take_is_refused(
+    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        deploy(tmp_path, args=["--resolve-image", "sometimes"])
+    assert refused.value.code == 2 and "always, changed, never" in capsys.readouterr().err
+    assert versions(api) == {}
