@@ -14,6 +14,7 @@ one a new version of it, and a rollout when its task template changed); nothing 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -134,17 +135,24 @@ def refs(api: AppClient, name: str, kind: str) -> list[int]:
     return [r.version for r in getattr(api.services.find(name).spec, kind)]
 
 
-def test_a_rolled_config_and_a_spec_change_are_one_update(
-    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str]
-) -> None:
+def redeployed(
+    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str], **changed: Any
+) -> tuple[dict[str, int], str, str]:
+    """The stack deployed, then again with ``changed``: the updates each service got from the second
+    deploy, and what it printed (stdout, stderr)."""
     assert deploy(tmp_path) == 0
     before = versions(api)
     capsys.readouterr()
-    assert deploy(tmp_path, tag="2", conf="v2\n") == 0
+    assert deploy(tmp_path, **changed) == 0
     out, err = capsys.readouterr()
-    after = versions(api)
-    assert after["shop-web"] == before["shop-web"] + 1  # on main: + 2 (the roll, then the image)
-    assert after["shop-db"] == before["shop-db"]
+    return {name: count - before.get(name, 0) for name, count in versions(api).items()}, out, err
+
+
+def test_a_rolled_config_and_a_spec_change_are_one_update(
+    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    updates, out, err = redeployed(tmp_path, api, capsys, tag="2", conf="v2\n")
+    assert updates == {"shop-web": 1, "shop-db": 0}  # on main: 2 for shop-web (the roll, then the image)
     web = api.services.find("shop-web")
     assert web.spec.image == "p2porch/busybox:2" and refs(api, "shop-web", "configs") == [2]
     assert web.previous_spec is not None and web.previous_spec.image == "p2porch/busybox:1"
@@ -156,16 +164,10 @@ def test_a_rolled_config_and_a_spec_change_are_one_update(
 def test_a_rolled_config_alone_is_one_update_listed_as_updated(
     tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert deploy(tmp_path) == 0
-    before = versions(api)
-    capsys.readouterr()
-    assert deploy(tmp_path, conf="v2\n", args=["--json"]) == 0
-    import json
-
-    result = json.loads(capsys.readouterr().out)
-    rows = {r["name"]: r for r in result["services"]}
+    updates, out, _ = redeployed(tmp_path, api, capsys, conf="v2\n", args=["--json"])
+    rows = {r["name"]: r for r in json.loads(out)["services"]}
     assert rows["shop-web"]["action"] == "updated" and rows["shop-web"]["fields"] == ["configs"]
-    assert versions(api)["shop-web"] == before["shop-web"] + 1
+    assert updates["shop-web"] == 1
     assert refs(api, "shop-web", "configs") == [2] and refs(api, "shop-web", "secrets") == [1]
 
 
