@@ -96,8 +96,7 @@ _ONLY_OVERLAY = "p2porch networks have one driver, overlay, which takes no optio
 DOCKER_ONLY: dict[str, dict[str, DockerFlag]] = {
     "service create": _SERVICE,
     "service update": _SERVICE_UPDATE,
-    "stack deploy": {
-        "--with-registry-auth": _SERVICE["--with-registry-auth"],
+    "stack deploy": {  # --with-registry-auth: taken, with a warning (cli/stack.py)
         "--resolve-image": DockerFlag(_NO_RESOLVE_IMAGE, accepts=("always", "changed", "never")),
     },
     "stack rm": {

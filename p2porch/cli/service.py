@@ -21,6 +21,7 @@ from .filters import SERVICE_FILTERS, add_filter, apply_filters
 from .goformat import add_list_format
 from .names import generated_name
 from .progress import Watch, add_wait_options, wait_after, waits_for
+from .sent_again import sent_again_once
 from .service_read import add_read_commands
 from .service_rows import SERVICE_COLUMNS, SERVICE_EXTRA, service_listing
 from .service_spec_flags import (
@@ -80,7 +81,7 @@ def _post_update(args: argparse.Namespace, client: Any, changes: dict[str, Any])
     the user's own condition (its conflict is the answer)."""
     path = f"/services/{args.service}"
     if not edits_given(args):
-        return _post_naming_flag(client, f"{path}/update", changes)
+        return sent_again_once(lambda body: _post_naming_flag(client, f"{path}/update", body), changes)
     for _ in range(1, EDIT_RUNS):
         try:
             return _post_naming_flag(client, f"{path}/update", edit_changes(args, changes, client.get(path)))

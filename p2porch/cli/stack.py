@@ -74,18 +74,24 @@ def resolve_stack(args: argparse.Namespace, stack: str) -> StackDefinition:
     return definition
 
 
-def deploy_body(definition: StackDefinition, services: Any, prune: bool) -> dict[str, Any]:
-    """The API body of one deploy request: the resolved services (creation order) and prune."""
-    return {
+def deploy_body(definition: StackDefinition, services: Any, prune: bool, follow: Any = ()) -> dict[str, Any]:
+    """The API body of one deploy request: the resolved services (creation order), prune and the
+    objects ``follow`` (``Rolled``: their new version goes into the update of each service using them)."""
+    body = {
         "services": [{"short": s.short_name, "spec": s.spec} for s in services],
         "networks": [n.to_dict() for n in definition.networks],
         "prune": prune,
     }
+    if follow:  # an optional key: a deploy without a new object version sends what it sent before
+        body["follow"] = [{"kind": r.kind, "name": r.name} for r in follow]
+    return body
 
 
 def _deploy_text(result: dict[str, Any]) -> str:
     width = max((len(s["action"]) for s in result["services"]), default=0)
     lines = [f"{s['action'].ljust(width)}  {s['name']}" for s in result["services"]]
+    if not result.get("written", True):
+        return "\n".join(lines + [f"stack {result['stack']} is up to date: nothing changed, nothing written"])
     return "\n".join(lines + [f"stack {result['stack']} deployed"])
 
 
@@ -168,14 +174,24 @@ def _object_values(definition: StackDefinition) -> list[tuple[StackObject, bytes
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Rolled:
+    """A secret or config this deploy gave a new version without rolling its services (``defer_roll``):
+    the deploy's services carry it in their own update (one rollout each, not one for the version and
+    another for the spec), then ``roll_to`` rolls the followers the deploy did not update."""
+
+    kind: str
+    name: str
+    version: int
+
+
 def _deploy_objects(
     client: Any, definition: StackDefinition
-) -> tuple[list[str], list[tuple[str, str]], dict[str, str]]:
+) -> tuple[list[str], list[tuple[str, str]], list[Rolled]]:
     """Create or update (only when the value changed) the stack's secrets and configs; external ones
     must exist. Every check runs before the first write. Returns the lines to print, the
-    ``(kind, name)`` of each object created (what a refused deploy removes again) and the services a new
-    version rolled (name: the field, ``configs`` or ``secrets``): their spec already follows it, so the
-    services' deploy finds them unchanged, yet their tasks roll."""
+    ``(kind, name)`` of each object created (what a refused deploy removes again) and each object given
+    a new version (``Rolled``): nothing is rolled yet."""
     values = _object_values(definition)
     listed = {kind: client.get(f"/objects/{kind}") for kind in ("secret", "config")}
     existing = {kind: {o["name"] for o in rows} for kind, rows in listed.items()}
@@ -183,19 +199,26 @@ def _deploy_objects(
     # --secret nosuch`; it was exit 2), nothing written yet
     actions = object_actions([object_ref(obj) for obj, _ in values], existing)
     _check_drivers_kept([obj for obj, _ in values], actions, listed)
-    lines, created, rolled = [], [], {}
+    lines: list[str] = []
+    created: list[tuple[str, str]] = []
+    rolled: list[Rolled] = []
     for (obj, data), (_, action) in zip(values, actions, strict=True):
         if data is None:
             continue
         encoded = base64.b64encode(data).decode()
         if action == EXISTS:
-            body = {"data": encoded, "if_changed": True, "template_driver": obj.template_driver}
+            body = {
+                "data": encoded,
+                "if_changed": True,
+                "template_driver": obj.template_driver,
+                "defer_roll": True,
+            }
             result = client.post(f"/objects/{obj.kind}/{obj.name}/update", body)
             if not result.get("unchanged"):
-                followers = result.get("rolled_services") or []
+                followers = result.get("services") or []
                 rolling = f"; rolling {', '.join(followers)}" if followers else ""
                 lines.append(f"updated {obj.kind} {obj.name} (version {result['version']}{rolling})")
-                rolled.update(dict.fromkeys(followers, f"{obj.kind}s"))
+                rolled.append(Rolled(obj.kind, obj.name, int(result["version"])))
         else:
             labels = {STACK_LABEL: definition.name}  # stack rm removes it (as docker stack rm does)
             body = {
@@ -226,6 +249,23 @@ def _check_drivers_kept(
                 "another name)",
                 field=f"{ref.where}.template_driver",
             )
+
+
+def _roll_rest(client: Any, rolled: list[Rolled]) -> list[str]:
+    """Roll the followers of each new version that the deploy did not update (services outside the
+    stack, one it keeps with --no-prune, or all of them when the daemon refused the services): the
+    names rolled. A failure is said on stderr: the deploy's own outcome is what the user must see."""
+    names: list[str] = []
+    for obj in rolled:
+        try:
+            result = client.post(f"/objects/{obj.kind}/{obj.name}/update", {"roll_to": obj.version})
+        except P2POrchError as exc:
+            print(
+                f"warning: could not roll the users of {obj.kind} {obj.name}: {exc.message}", file=sys.stderr
+            )
+            continue
+        names += [n for n in result.get("rolled_services") or () if n not in names]
+    return names
 
 
 def object_ref(obj: StackObject) -> ObjectRef:
@@ -289,7 +329,15 @@ def _dry_run(args: argparse.Namespace, definition: StackDefinition) -> int:
     return EXIT_OK
 
 
+REGISTRY_AUTH_WARNING = (
+    "--with-registry-auth: p2porch sends no credentials from the CLI; each node pulls with its own docker "
+    "login (~/.docker/config.json of its daemon's user, docs/agent.md)"
+)
+
+
 def cmd_stack_deploy(args: argparse.Namespace) -> int:
+    if args.with_registry_auth:  # Swarm scripts pass it: taken (it was refused, exit 2), and said
+        print(f"warning: {REGISTRY_AUTH_WARNING}", file=sys.stderr)
     definition = resolve_stack(args, args.stack)
     if args.dry_run:
         return _dry_run(args, definition)
@@ -307,9 +355,11 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
         last = index == len(waves) - 1
         try:
             result = client.post(
-                f"/stacks/{args.stack}", deploy_body(definition, wave.services, prune if last else False)
+                f"/stacks/{args.stack}",
+                deploy_body(definition, wave.services, prune if last else False, rolled),
             )
         except P2POrchError as exc:  # a key the daemon refused (a port it owns, a name taken): name the file
+            _roll_rest(client, rolled)  # their new version stays: every user follows it, as before
             _undo_created_objects(client, created)
             if not (exc.field or "").startswith("services."):
                 raise
@@ -322,12 +372,16 @@ def cmd_stack_deploy(args: argparse.Namespace) -> int:
         for row in result["services"]:
             if row["action"] != "unchanged" or row["name"] not in actions:
                 actions[row["name"]] = row
-    for name, row in actions.items():  # rolled by a new version of its secret/config: updated, waited for
-        if row["action"] == "unchanged" and name in rolled:
-            actions[name] = {**row, "action": "updated", "fields": [rolled[name]]}
     result["services"] = list(actions.values())
+    others = _roll_rest(client, rolled)  # the deploy's services follow already: the others now
+    if others:
+        result["rolled_services"] = others
+        print(f"rolled {', '.join(others)} (outside the deploy)", file=sys.stderr)
+    result["written"] = bool(
+        lines or others or result.get("removed_networks") or result.get("created_networks")
+    ) or any(r["action"] != "unchanged" for r in result["services"])
     emit(args, result, _deploy_text)
-    changed = [r["name"] for r in result["services"] if r["action"] in ("created", "updated")]
+    changed = [r["name"] for r in result["services"] if r["action"] in ("created", "updated")] + others
     views = [client.get(f"/services/{name}", stale="true") for name in changed]
     wait_after(args, client, [Watch(v["name"], int(v["version"])) for v in views if waits_for(v)])
     return EXIT_OK
@@ -499,6 +553,12 @@ def add_stack_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print what the deploy would change, computed by the daemon without writing "
         "(exit 2 naming the field when it would be refused)",
+    )
+    deploy.add_argument(
+        "--with-registry-auth",
+        action="store_true",
+        help="taken as docker stack deploy takes it, with a warning: p2porch sends no credentials from "
+        "the CLI; each node pulls with its own docker login (docs/agent.md)",
     )
     deploy.add_argument(
         "--wait-timeout",

@@ -8,10 +8,11 @@ before the write, and again on the redo): what they asked for is a change to wha
 a commit to it meanwhile is no reason to refuse it, and a user typing the command got "service_version
 is 7, expected 6" for nothing. The redo follows any commit to the record: the cluster's own work (the
 leader marking a rollout done or a node ready, an agent recording its engine or key, the autopilot's
-role change) and another user's write alike; an update or scale then merges its change into the newer
-record (another user's change to other fields is kept, to the same field the later one wins). A request
-whose effect depends on more of the record than its version checks that itself: ``service rollback``
-is refused once the spec or rollback point it read changed (``ServiceOps._rollback``).
+role change) and another user's write alike. A request whose effect depends on more of the record than
+its version checks that itself: ``service update``/``scale`` are refused "update out of sequence" once
+another write changed the spec they were computed against (unless they would change nothing:
+model/update_sequence.py; they merged into it before), ``service rollback`` once the spec or rollback
+point it read changed (``ServiceOps._rollback``).
 :func:`redone_on_newer_record` owns that redo only: the whole request runs again (it reads the record
 again: the refused write was applied on this node, so its snapshot holds the change that came first),
 at most ``attempts`` times; any other refusal is raised as it was. A refused write changed nothing, so

@@ -32,9 +32,11 @@ from .fresh_read import redone_on_newer_record
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager
 
-__all__ = ["SecretOps", "kept_refs", "resolve_file_refs", "secret_endpoints", "secret_view"]
+__all__ = ["Follow", "SecretOps", "kept_refs", "resolve_file_refs", "secret_endpoints", "secret_view"]
 
 OBJECT_ID_BYTES = 8
+#: ``(kind, name)`` of the secrets/configs a stack deploy gave a new version without rolling them
+Follow = Collection[tuple[str, str]]
 
 
 def secret_view(record: SecretRecord) -> dict[str, Any]:
@@ -97,15 +99,17 @@ def resolve_file_refs(
     return replace(spec, **resolved)
 
 
-def kept_refs(current: ServiceSpec, changes: dict[str, Any]) -> ServiceSpec:
+def kept_refs(current: ServiceSpec, changes: dict[str, Any], follow: Follow = ()) -> ServiceSpec:
     """The ``kept`` spec of a `service update` of ``current`` by ``changes`` (see resolve_file_refs):
     without the sources ``secrets_add``/``configs_add`` names. A reference removed and added again in
     one update (``--secret-rm S --secret-add S``) is one the update adds: it takes the current version.
-    An entry that does not parse keeps nothing out: the spec's own check refuses it, naming it."""
+    An entry that does not parse keeps nothing out: the spec's own check refuses it, naming it.
+    ``follow`` (``(kind, name)``: the objects a stack deploy just gave a new version without rolling
+    them) keeps nothing either: the update carries the new version with its other changes."""
     dropped: dict[str, Any] = {}
     for kind in KINDS:
         added = changes.get(f"{kind}s_add")
-        names = set()
+        names = {name for k, name in follow if k == kind}
         for entry in added if isinstance(added, list) else ():
             try:
                 names.add(parse_file_ref(entry, kind=kind, fieldname=f"{kind}s_add").source)
@@ -216,8 +220,25 @@ class SecretOps:
 
     async def update(self, kind: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         """Add a version, then roll every service that follows this object (unpinned references). A
-        ``template_driver`` in ``body`` must be the object's (set at its creation, as Swarm's)."""
+        ``template_driver`` in ``body`` must be the object's (set at its creation, as Swarm's).
+
+        ``defer_roll``: write the version and roll nothing (``stack deploy``: each of its services that
+        changes carries the new version in its one update, ``follow`` of the deploy body); ``roll_to``
+        (no value): roll the followers still below that version of the object, and write nothing else
+        (the deploy's last step, for the services it did not update)."""
         record = self.find(kind, name)
+        if "roll_to" in body and "data" not in body:
+            version = body["roll_to"]
+            if (
+                isinstance(version, bool)
+                or not isinstance(version, int)
+                or record.sealed_version(version) is None
+            ):
+                raise ConfigError(
+                    f"roll_to: {kind} {record.name!r} has no version {version!r}", field="roll_to"
+                )
+            rolled = await self._roll_followers(kind, record.name, version)
+            return {**self.inspect(kind, record.name), "rolled_services": rolled}
         value = _value(body, kind)
         if "template_driver" in body and _template_driver(body, kind) != record.template_driver:
             raise ConfigError(
@@ -232,6 +253,8 @@ class SecretOps:
         await self._write_version(
             kind, record.name, record.object_id, version, value, None, record.template_driver
         )
+        if body.get("defer_roll") is True:  # a stack deploy: its services carry it in their own update
+            return {**self.inspect(kind, record.name), "rolled_services": []}
         rolled = await self._roll_followers(kind, record.name, version)
         view = self.inspect(kind, record.name)
         view["rolled_services"] = rolled

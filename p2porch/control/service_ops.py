@@ -32,6 +32,7 @@ from ..model.jobspec import global_scale_refusal
 from ..model.metadata_limits import check_spec
 from ..model.netrefs import host_network_defaults, on_host_network
 from ..model.spec import check_endpoint_ports, check_update_allowed
+from ..model.update_sequence import base_digest, decide, out_of_sequence, outcome_unknown_at, spec_digest
 from ..raft import command_gate
 from ..raft import commands as C
 from ..raft.published_ports import check_chosen_ports, endpoint_ports
@@ -39,10 +40,10 @@ from ..raft.spec_size import check_spec_size
 from ..raft.state import ClusterState
 from ..scheduler.jobs import job_progress, shown_desired_state
 from ..scheduler.restart import stopped_unhealthy
-from ..stack.names import swarm_service_name
 from .fresh_read import redone_on_newer_record
 from .network_ops import network_changes
-from .secret_ops import file_ref_changes, kept_refs, resolve_file_refs
+from .secret_ops import Follow, file_ref_changes, kept_refs, resolve_file_refs
+from .service_names import service_by_swarm_name
 from .task_liveness import counts_as_running, stale_message
 from .task_specs import task_host_ports, task_image
 
@@ -265,11 +266,19 @@ class ServiceOps:
         await self.manager.write(create.encode())
         return self.written_view(service_id, spec.name)
 
+    async def update(self, ref: str, changes: dict[str, Any], follow: Follow = ()) -> dict[str, Any]:
+        """Merge ``changes`` into the spec (``follow``: kept_refs). With ``expected_version`` (compare-and-
+        set) the update is refused with ConflictError unless the service is at that version at its commit.
+        Its base is ``base_spec`` (the digest of the spec the caller read) or the spec read here first:
+        redone on a newer record, it is refused "update out of sequence" once another write changed the
+        spec, never merged into it (model/update_sequence.py)."""
+        base = spec_digest(self.find(ref).spec.to_dict())  # unless the body gives its own
+        return await self._update(ref, {"base_spec": base, **changes}, follow)
+
     @redone_on_newer_record("service_version")
-    async def update(self, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """Merge ``changes`` into the spec. With ``expected_version`` (compare-and-set) the update is
-        refused with ConflictError unless the service is still at that version when it commits."""
+    async def _update(self, ref: str, changes: dict[str, Any], follow: Follow) -> dict[str, Any]:
         changes = dict(changes)
+        base = base_digest(changes.pop("base_spec"))
         expected = expected_service_version(changes.pop("expected_version", None))
         force = changes.pop("force", False)
         if not isinstance(force, bool):
@@ -286,7 +295,7 @@ class ServiceOps:
         merged = updated_spec_dict(service.spec, changes)
         given = "endpoint_mode" in changes or on_host_network(service.spec.networks)  # else dnsrr on host
         checked = self.check_ports(validate_spec(merged, given))
-        spec = resolve_file_refs(self._state(), checked, kept=kept_refs(service.spec, changes))
+        spec = resolve_file_refs(self._state(), checked, kept=kept_refs(service.spec, changes, follow))
         check_spec(spec, service.spec)  # only what the update makes worse
         check_spec_size(spec)
         check_update_allowed(service.name, service.spec, spec)  # the mode as the FSM: before the job
@@ -295,6 +304,8 @@ class ServiceOps:
             spec = dataclasses.replace(spec, force_update=service.spec.force_update + 1)
         now = self.clock.now()
         change = rollback_point.updated(service, spec, now)  # any change keeps a rollback point
+        if decide(base, spec_digest(service.spec.to_dict()), change.changed or force) == "refuse":
+            raise ConflictError(out_of_sequence(service.name), field="base_spec")
         if not change.changed and not force and not service.update_paused:
             return {**self.view(service), "changed": []}  # nothing written, no rollback point recorded
         update = C.UpdateService.of(
@@ -306,7 +317,8 @@ class ServiceOps:
             job=updated_job(service, change.spec, now, force=force),
             rollout=change.rollout,
         )
-        await self.manager.write(update.encode())
+        with outcome_unknown_at(base):  # it may commit yet: a retry sends this base (cli/sent_again.py)
+            await self.manager.write(update.encode())
         fields = list(change.fields)
         if force and spec.is_job:  # the spec is the same, but a new execution was written
             fields.append("execution")
@@ -580,21 +592,3 @@ class ServiceOps:
                 yield receive
             finally:
                 nursery.cancel_scope.cancel()
-
-
-def service_by_swarm_name(state: ClusterState, ref: str) -> Service | None:
-    """The stack member ``ref`` names as Swarm names it (``shop_web``: p2porch's ``shop-web``), if one;
-    NotFoundError naming them when two do (stack ``a_b`` service ``c`` and stack ``a`` service ``b_c``)."""
-    if "_" not in ref:
-        return None
-    found = [
-        s
-        for s in state.services.values()
-        if (swarm_service_name(s.spec.labels_dict()) or "").lower() == ref.lower()
-    ]
-    if len(found) > 1:
-        names = " and ".join(sorted(s.spec.name for s in found))
-        raise NotFoundError(
-            f"service {ref} is ambiguous: the Swarm name of {names}; use one of these names", field="SERVICE"
-        )
-    return found[0] if found else None

@@ -25,7 +25,7 @@ from ..raft.spec_size import check_spec_size
 from ..stack.names import STACK_LABEL, check_stack_name, service_name, stack_membership
 from ..vault import KINDS
 from .network_ops import NetworkOps
-from .secret_ops import resolve_file_refs
+from .secret_ops import Follow, kept_refs, resolve_file_refs
 from .service_ops import ServiceOps, updated_spec_dict, validate_spec
 
 if TYPE_CHECKING:
@@ -112,6 +112,25 @@ def parse_deploy_body(stack: str, body: Mapping[str, Any]) -> tuple[StackDefinit
     return StackDefinition(stack, tuple(services), networks=networks), prune
 
 
+def parse_follow(body: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+    """``follow`` of a deploy body: ``[{"kind": "config", "name": N}, ...]``, the secrets and configs the
+    CLI just gave a new version without rolling their services (``defer_roll``): each service of the
+    deploy that references one takes its current version in its one update, with its other changes."""
+    raw = body.get("follow") or []
+    if not isinstance(raw, list) or len(raw) > MAX_STACK_SERVICES:
+        raise ConfigError("follow: expected a list of {kind, name}", field="follow")
+    out = set()
+    for i, entry in enumerate(raw):
+        if (
+            not isinstance(entry, Mapping)
+            or entry.get("kind") not in KINDS
+            or not isinstance(entry.get("name"), str)
+        ):
+            raise ConfigError(f"follow[{i}]: expected {{kind: secret|config, name}}", field=f"follow[{i}]")
+        out.add((str(entry["kind"]), str(entry["name"])))
+    return frozenset(out)
+
+
 def _compose_keys(short: str) -> dict[str, str]:
     """The Compose keys a service spec's labels, environment and volume labels come from."""
     where = f"services.{short}"
@@ -190,14 +209,19 @@ class StackOps:
             raise type(exc)(f"{where}: {message}", field=where) from exc
 
     def plan(
-        self, definition: StackDefinition, prune: bool = True, creating: Collection[tuple[str, str]] = ()
+        self,
+        definition: StackDefinition,
+        prune: bool = True,
+        creating: Collection[tuple[str, str]] = (),
+        follow: Follow = (),
     ) -> list[dict[str, Any]]:
         """What a deploy would do, per service: ``{"name", "short", "action", "id"}`` and, for an update,
         ``fields`` (the spec keys it changes). Nothing written. Raises what the deploy would be refused
         with, before its first write: ConflictError (a name taken outside the stack, an ingress port
         published twice or owned), NotFoundError (a secret or config missing: ``creating`` names those
         a dry run would create first), ConfigError (a service becoming a job), NotAllowedError (a spec
-        field some member does not read yet)."""
+        field some member does not read yet). ``follow``: objects whose references take their current
+        version (parse_follow)."""
         from ..stack.object_plan import CREATED
 
         state = self.services.manager.snapshot()
@@ -221,7 +245,7 @@ class StackOps:
             # an existing service, the version it references (kept, as the update that applies it keeps
             # it: a `service rollback` of a new version is no change to redeploy)
             record = state.service_by_name(service.name)
-            kept = record.spec if record is not None else None
+            kept = kept_refs(record.spec, {}, follow) if record is not None else None
             with refusal_named(service.short_name):
                 stored = resolve_file_refs(state, spec, creating, kept=kept)
             check_spec(spec, record.spec if record is not None else None, _compose_keys(service.short_name))
@@ -245,7 +269,7 @@ class StackOps:
                 check_update_allowed(record.name, record.spec, stored)
                 # the size as the update stores it: merged into the current spec, references resolved
                 merged = validate_spec(updated_spec_dict(record.spec, dict(service.spec)))
-                updated = resolve_file_refs(state, merged, creating, kept=record.spec)
+                updated = resolve_file_refs(state, merged, creating, kept=kept)
             check_spec_size(updated, f"services.{service.short_name}")
             with refusal_named(service.short_name):
                 command_gate.admit_spec(updated, record.spec, readers)
@@ -371,16 +395,20 @@ class StackOps:
             "warnings": [w for w in warnings if w is not None],
         }
 
-    async def apply(self, definition: StackDefinition, *, prune: bool = True) -> dict[str, Any]:
+    async def apply(
+        self, definition: StackDefinition, *, prune: bool = True, follow: Follow = ()
+    ) -> dict[str, Any]:
         """Bring the cluster to ``definition`` (already validated); see :meth:`plan`. The stack's networks
-        are created first; with ``prune``, its networks no service uses any more are removed last."""
+        are created first; with ``prune``, its networks no service uses any more are removed last. Each
+        changed service is one update, carrying the new versions of ``follow`` too."""
         from ..stack.object_plan import CREATED
         from .stack_plan import relabelled_networks
 
-        steps = self.plan(definition, prune)
+        steps = self.plan(definition, prune, follow=follow)
         state = self.services.manager.snapshot()
         relabelled = relabelled_networks(state, definition.name, definition.networks)
-        for net in self.check_networks(definition):
+        created = self.check_networks(definition)
+        for net in created:
             await self.networks.create(
                 {
                     "name": net.name,
@@ -396,7 +424,7 @@ class StackOps:
             if action == CREATED:
                 view = await self.services.create(dict(specs[step["name"]].spec))
             elif action == UPDATED:
-                view = await self.services.update(step["id"], dict(specs[step["name"]].spec))
+                view = await self.services.update(step["id"], dict(specs[step["name"]].spec), follow)
             elif action == REMOVED:
                 await self.services.remove(step["id"])
                 results.append({**step, "version": None})
@@ -407,6 +435,8 @@ class StackOps:
         out: dict[str, Any] = {"stack": definition.name, "services": results}
         if relabelled:  # an optional key: a deploy without such a network answers as before
             out["warnings"] = relabelled
+        if created:  # optional too: the CLI says a deploy that wrote nothing did so
+            out["created_networks"] = [net.name for net in created]
         if prune:
             out["removed_networks"] = await self._prune_networks(definition)
         return out
@@ -431,7 +461,7 @@ def stack_endpoints(ops: StackOps) -> list[Endpoint]:
 
     async def deploy(body: dict[str, Any], params: dict[str, str]) -> Any:
         definition, prune = parse_deploy_body(params["stack"], body)
-        return await ops.apply(definition, prune=prune)
+        return await ops.apply(definition, prune=prune, follow=parse_follow(body))
 
     async def dry_run(body: dict[str, Any], params: dict[str, str]) -> Any:
         from .stack_plan import parse_objects

@@ -23,7 +23,7 @@ from ..leader.autoscale_loop import gather_reports
 from ..membership.join_service import request_join
 from ..model import Node
 from ..raft.state import ClusterState
-from .service_ops import service_by_swarm_name
+from .service_names import service_by_swarm_name
 
 if TYPE_CHECKING:
     from ..membership.manager import ClusterManager

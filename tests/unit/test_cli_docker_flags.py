@@ -289,7 +289,6 @@ def test_list_format_renders_each_row_by_docker_names(monkeypatch, capsys) -> No
     [
         ["service", "create", "--with-registry-auth", "--name", "web", "img"],
         ["service", "update", "--with-registry-auth", "web"],
-        ["stack", "deploy", "-c", "stack.yml", "--with-registry-auth", "shop"],
     ],
 )
 def test_with_registry_auth_is_refused_with_the_reason(argv, capsys) -> None:

@@ -102,7 +102,8 @@ def test_a_refused_deploy_removes_the_objects_it_created(
         "secret": {"shop-shared": {"name": "shop-shared", "labels": {}, "services": []}},
         "config": {},
     }
-    assert api.updated == ["/objects/secret/shop-shared/update"]
+    # its new version (defer_roll), then, the deploy refused, its users rolled to it (roll_to) as before
+    assert api.updated == ["/objects/secret/shop-shared/update"] * 2
     assert "removed secret shop-api_key (the deploy was refused)" in err
 
 

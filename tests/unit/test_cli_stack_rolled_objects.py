@@ -1,7 +1,9 @@
 """`stack deploy` of a changed config says which services it rolls, and waits for them: found by the h50
 user journey. The new version rolled every service that follows the config before the services' deploy
 ran, so that deploy found their specs unchanged: the CLI printed ``unchanged  shop-web`` and returned at
-once while shop-web's tasks were being replaced (a curl right after still got the old page)."""
+once while shop-web's tasks were being replaced (a curl right after still got the old page). Since h51
+the new version rolls nothing by itself (``defer_roll``): the deploy names it (``follow``) and each
+service using it carries it in its one update (tests/unit/stack/test_stack_deploy_one_update.py)."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class Api:
 
     def __init__(self, changed: bool) -> None:
         self.changed = changed
+        self.posts: list[tuple[str, Any]] = []
 
     def get(self, path: str, **_: Any) -> Any:
         if path == "/objects/secret":
@@ -42,13 +45,21 @@ class Api:
         raise AssertionError(path)
 
     def post(self, path: str, body: Any) -> Any:
+        self.posts.append((path, body))
+        if path == "/objects/config/shop-conf/update" and "roll_to" in body:
+            return {"version": 2, "services": ["shop-web"], "rolled_services": []}  # followed already
         if path == "/objects/config/shop-conf/update":
+            assert body["defer_roll"] is True
             if not self.changed:
-                return {"unchanged": True, "version": 1, "rolled_services": []}
-            return {"version": 2, "rolled_services": ["shop-web"]}
+                return {"unchanged": True, "version": 1, "services": ["shop-web"], "rolled_services": []}
+            return {"version": 2, "services": ["shop-web"], "rolled_services": []}
         if path == "/stacks/shop":
             names = [f"shop-{s['short']}" for s in body["services"]]
-            rows = [{"name": name, "action": "unchanged", "id": "x"} for name in names]
+            follows = body.get("follow") == [{"kind": "config", "name": "shop-conf"}]
+            rows = [
+                {"name": n, "action": "updated" if follows and n == "shop-web" else "unchanged", "id": "x"}
+                for n in names
+            ]
             return {"stack": "shop", "services": rows}
         raise AssertionError(path)
 
@@ -69,17 +80,30 @@ def deploy(tmp_path: Path, api: Api, monkeypatch: pytest.MonkeyPatch) -> list[st
 def test_a_service_a_new_config_version_rolls_is_updated_and_waited_for(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    waited = deploy(tmp_path, Api(changed=True), monkeypatch)
+    api = Api(changed=True)
+    waited = deploy(tmp_path, api, monkeypatch)
     out, err = capsys.readouterr()
     assert "updated config shop-conf (version 2; rolling shop-web)" in err
     assert out.splitlines() == ["updated    shop-web", "unchanged  shop-db", "stack shop deployed"]
     assert waited == ["shop-web"]
+    assert [path for path, _ in api.posts] == [  # the version, the services' deploy, then the others
+        "/objects/config/shop-conf/update",
+        "/stacks/shop",
+        "/objects/config/shop-conf/update",
+    ]
+    assert api.posts[-1][1] == {"roll_to": 2}
 
 
 def test_an_unchanged_config_rolls_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert deploy(tmp_path, Api(changed=False), monkeypatch) == []
+    api = Api(changed=False)
+    assert deploy(tmp_path, api, monkeypatch) == []
     out, err = capsys.readouterr()
     assert "config" not in err
-    assert out.splitlines() == ["unchanged  shop-web", "unchanged  shop-db", "stack shop deployed"]
+    assert out.splitlines() == [
+        "unchanged  shop-web",
+        "unchanged  shop-db",
+        "stack shop is up to date: nothing changed, nothing written",
+    ]
+    assert "follow" not in api.posts[-1][1]

@@ -1,0 +1,285 @@
+"""A `stack deploy` writes one update per changed service (task 1 of h51deploy).
+
+A deploy that rolled a config (or secret) and changed a service using it wrote that service twice: the
+CLI's `config update` rolled every follower to the new version (one update, one rollout), then the
+services' deploy wrote the spec change (a second update, a second rollout and a second set of task
+replacements). The CLI now gives the object its version without rolling (``defer_roll``) and names it
+in the deploy body (``follow``): each service of the deploy carries the new version in its one update;
+the followers the deploy does not update (a service outside the stack) are rolled last (``roll_to``).
+
+These tests run the real CLI against the real daemon routes (secret, stack and service endpoints over
+the FSM in memory, served by the Starlette app) and count the updates written to each service (each
+one a new version of it, and a rollout when its task template changed); nothing else writes here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from p2porch.api.server import build_app
+from p2porch.cli import main
+from p2porch.cli import stack as cli_stack
+from p2porch.control.routes import service_endpoints
+from p2porch.control.secret_ops import SecretOps, secret_endpoints
+from p2porch.control.service_ops import ServiceOps
+from p2porch.control.stack_ops import StackOps, stack_endpoints
+from p2porch.errors import error_from_dict
+from p2porch.raft import commands as C
+from p2porch.testing.memstore import MemoryManager
+
+KEY = (0, b"k" * 32)
+
+COMPOSE = """
+services:
+  web:
+    image: p2porch/busybox:{tag}
+    command: sleep 1d
+    configs: [conf]
+    secrets: [token]
+    networks: [{nets}]
+  db:
+    image: p2porch/busybox:latest
+    command: sleep 1d
+configs:
+  conf:
+    file: ./app.conf
+secrets:
+  token:
+    file: ./token.txt
+networks:
+  front: {{}}
+  back: {{}}
+"""
+
+
+class AppClient:
+    """The CLI's client (get/post/delete) over the daemon's real routes, in process."""
+
+    def __init__(self, manager: MemoryManager) -> None:
+        services = ServiceOps(manager, logs=None)  # type: ignore[arg-type]
+        self.services = services
+        self.updated: list[str] = []  # the service id of each UpdateService written
+        write = manager.write
+
+        async def counted(command: bytes) -> object:
+            decoded = C.decode_command(command)
+            if isinstance(decoded, C.UpdateService):
+                self.updated.append(decoded.service_id)
+            return await write(command)
+
+        manager.write = counted  # type: ignore[method-assign]
+        endpoints = [
+            *service_endpoints(services),
+            *stack_endpoints(StackOps(services)),
+            *secret_endpoints(SecretOps(manager, lambda: KEY)),  # type: ignore[arg-type]
+        ]
+        self.app = build_app(endpoints)
+
+    def _call(self, method: str, path: str, body: Any = None, params: Any = None) -> Any:
+        async def call() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://p2porch/v1") as client:
+                return await client.request(method, path, json=body, params=params)
+
+        response = trio.run(call)
+        data = response.json()
+        if response.status_code >= 400:
+            raise error_from_dict(data)
+        return data
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self._call("GET", path, params=params)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self._call("POST", path, body)
+
+    def delete(self, path: str, body: Any = None) -> Any:
+        return self._call("DELETE", path, body)
+
+
+@pytest.fixture
+def manager() -> MemoryManager:
+    return MemoryManager()
+
+
+@pytest.fixture
+def api(manager: MemoryManager, monkeypatch: pytest.MonkeyPatch) -> AppClient:
+    client = AppClient(manager)
+    monkeypatch.setattr(cli_stack, "client_for", lambda args: client)
+    monkeypatch.setattr(cli_stack, "wait_after", lambda args, client, watches: None)
+    return client
+
+
+def deploy(
+    tmp_path: Path, *, tag: str = "1", conf: str = "v1\n", nets: str = "front", extra: str = "", **flags: Any
+) -> int:
+    (tmp_path / "app.conf").write_text(conf)
+    (tmp_path / "token.txt").write_text("s3cret\n")
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(COMPOSE.format(tag=tag, nets=nets) + extra)
+    return main(["stack", "deploy", "-c", str(compose), *flags.get("args", ()), "shop"])
+
+
+def versions(api: AppClient) -> dict[str, int]:
+    """The updates written so far to each service, by name."""
+    return {v["name"]: api.updated.count(v["id"]) for v in api.services.list_all()}
+
+
+def refs(api: AppClient, name: str, kind: str) -> list[int]:
+    return [r.version for r in getattr(api.services.find(name).spec, kind)]
+
+
+def redeployed(
+    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str], **changed: Any
+) -> tuple[dict[str, int], str, str]:
+    """The stack deployed, then again with ``changed``: the updates each service got from the second
+    deploy, and what it printed (stdout, stderr)."""
+    assert deploy(tmp_path) == 0
+    before = versions(api)
+    capsys.readouterr()
+    assert deploy(tmp_path, **changed) == 0
+    out, err = capsys.readouterr()
+    return {name: count - before.get(name, 0) for name, count in versions(api).items()}, out, err
+
+
+def test_a_rolled_config_and_a_spec_change_are_one_update(
+    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    updates, out, err = redeployed(tmp_path, api, capsys, tag="2", conf="v2\n")
+    assert updates == {"shop-web": 1, "shop-db": 0}  # on main: 2 for shop-web (the roll, then the image)
+    web = api.services.find("shop-web")
+    assert web.spec.image == "p2porch/busybox:2" and refs(api, "shop-web", "configs") == [2]
+    assert web.previous_spec is not None and web.previous_spec.image == "p2porch/busybox:1"
+    assert [r.version for r in web.previous_spec.configs] == [1]  # one rollback point: both undone
+    assert "updated config shop-conf (version 2; rolling shop-web)" in err
+    assert out.splitlines()[:2] == ["updated    shop-web", "unchanged  shop-db"]
+
+
+def test_a_rolled_config_alone_is_one_update_listed_as_updated(
+    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    updates, out, _ = redeployed(tmp_path, api, capsys, conf="v2\n", args=["--json"])
+    rows = {r["name"]: r for r in json.loads(out)["services"]}
+    assert rows["shop-web"]["action"] == "updated" and rows["shop-web"]["fields"] == ["configs"]
+    assert updates["shop-web"] == 1
+    assert refs(api, "shop-web", "configs") == [2] and refs(api, "shop-web", "secrets") == [1]
+
+
+def test_a_network_attachment_and_the_image_together_are_one_update(tmp_path: Path, api: AppClient) -> None:
+    assert deploy(tmp_path) == 0
+    before = versions(api)
+    assert deploy(tmp_path, tag="2", nets="front, back") == 0
+    assert versions(api)["shop-web"] == before["shop-web"] + 1
+    web = api.services.find("shop-web").spec
+    assert web.image == "p2porch/busybox:2"
+    assert sorted(n.target for n in web.networks) == ["shop_back", "shop_front"]
+
+
+def test_a_follower_outside_the_stack_is_rolled_once_after_the_deploy(
+    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert deploy(tmp_path) == 0
+    api.post("/services", {"name": "other", "image": "p2porch/busybox:latest", "configs": ["shop-conf"]})
+    before = versions(api)
+    capsys.readouterr()
+    assert deploy(tmp_path, tag="2", conf="v2\n") == 0
+    err = capsys.readouterr().err
+    after = versions(api)
+    assert after["other"] == before["other"] + 1 and refs(api, "other", "configs") == [2]
+    assert after["shop-web"] == before["shop-web"] + 1
+    assert "rolled other (outside the deploy)" in err
+
+
+def test_a_deploy_the_daemon_refuses_still_rolls_the_users_of_the_new_version(
+    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The version stays (values are never readable, so the old one cannot be put back): its users follow
+    it, as before, in one update each."""
+    assert deploy(tmp_path) == 0
+    api.post("/services", {"name": "taken", "image": "p2porch/busybox:latest", "publish": ["8080:80"]})
+    before = versions(api)
+    db = "  db:\n    image: p2porch/busybox:latest\n"
+    text = COMPOSE.format(tag="1", nets="front").replace(db, db + "    ports: ['8080:80']\n")
+    (tmp_path / "app.conf").write_text("v2\n")
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text(text)
+    assert main(["stack", "deploy", "-c", str(compose), "shop"]) != 0
+    assert "services.db.ports" in capsys.readouterr().err
+    assert versions(api)["shop-web"] == before["shop-web"] + 1 and refs(api, "shop-web", "configs") == [2]
+
+
+def test_a_redeploy_with_no_change_writes_nothing_and_says_so(
+    tmp_path: Path, api: AppClient, manager: MemoryManager, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert deploy(tmp_path) == 0
+    writes = manager.writes
+    capsys.readouterr()
+    assert deploy(tmp_path) == 0
+    assert manager.writes == writes
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "unchanged  shop-web",
+        "unchanged  shop-db",
+        "stack shop is up to date: nothing changed, nothing written",
+    ]
+    assert deploy(tmp_path, tag="2") == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "stack shop deployed"
+
+
+def test_prune_removes_only_this_stacks_services(tmp_path: Path, api: AppClient) -> None:
+    assert deploy(tmp_path) == 0
+    api.post("/services", {"name": "shop-cache", "image": "p2porch/busybox:latest"})  # not the stack's
+    (tmp_path / "other.yml").write_text("services:\n  db:\n    image: p2porch/busybox:latest\n")
+    assert main(["stack", "deploy", "-c", str(tmp_path / "other.yml"), "other"]) == 0
+    names = set(versions(api))
+    assert {"shop-web", "shop-db", "shop-cache", "other-db"} <= names
+    db = "  db:\n    image: p2porch/busybox:latest\n    command: sleep 1d\n"
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE.format(tag="1", nets="front").replace(db, ""))
+    assert main(["stack", "deploy", "--prune", "-c", str(tmp_path / "docker-compose.yml"), "shop"]) == 0
+    assert set(versions(api)) == names - {"shop-db"}
+
+
+def test_service_update_config_rm_add_and_image_in_one_command_is_one_update(
+    tmp_path: Path, api: AppClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from p2porch.cli import service as cli_service
+
+    monkeypatch.setattr(cli_service, "client_for", lambda args: api)
+    monkeypatch.setattr(cli_service, "wait_after", lambda args, client, watches: None)
+    assert deploy(tmp_path) == 0
+    assert deploy(tmp_path, conf="v2\n") == 0  # shop-conf at version 2, shop-web following it
+    before = versions(api)
+    flags = ["--config-rm", "shop-conf", "--config-add", "source=shop-conf,target=/etc/app.conf"]
+    assert main(["service", "update", *flags, "--image", "p2porch/busybox:3", "shop-web"]) == 0
+    assert versions(api)["shop-web"] == before["shop-web"] + 1
+    web = api.services.find("shop-web").spec
+    assert web.image == "p2porch/busybox:3"
+    assert [(r.target, r.version) for r in web.configs] == [("/etc/app.conf", 2)]
+
+
+@pytest.mark.parametrize("value", ["always", "changed", "never"])
+def test_docker_flags_of_a_swarm_script_are_taken(
+    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """``docker stack deploy --with-registry-auth --resolve-image X`` as Swarm scripts write it: deployed
+    (``--with-registry-auth`` was refused, exit 2), with a warning saying where the nodes' credentials
+    come from; ``--resolve-image`` takes Docker's three values and changes nothing."""
+    assert deploy(tmp_path, args=["--with-registry-auth", "--resolve-image", value]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --with-registry-auth: p2porch sends no credentials from the CLI" in err
+    assert set(versions(api)) == {"shop-web", "shop-db"}
+
+
+def test_a_resolve_image_value_docker_does_not_take_is_refused(
+    tmp_path: Path, api: AppClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        deploy(tmp_path, args=["--resolve-image", "sometimes"])
+    assert refused.value.code == 2 and "always, changed, never" in capsys.readouterr().err
+    assert versions(api) == {}
