@@ -82,6 +82,7 @@ async def _member(
         overlay=None,
         overlay_ready=trio.Event(),
         publish_engine_version=lambda version, arch="": published.append((version, arch)),
+        engine_answers_again=lambda: None,  # the traffic and policy loops' wake-up (none here)
     )
     board.overlay_ready.set()
     ctx = SimpleNamespace(
