@@ -77,7 +77,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--settle", type=float, default=5.0, help="seconds between ready and the first create")
+    parser.add_argument(
+        "--settle", type=float, default=5.0, help="seconds between ready and the first create"
+    )
     parser.add_argument("--name", default="p2ft")
     parser.add_argument("--subnet", default="10.29.0.0/24")
     parser.add_argument("--label", default="", help="a name for this tree in the output")
