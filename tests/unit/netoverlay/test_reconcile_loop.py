@@ -396,12 +396,10 @@ class CountingNetwork:
         return "created" if made else "unchanged"
 
 
-async def test_a_resync_asked_for_is_a_full_pass_with_the_host_checks_at_once(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """The node's Docker engine answers again (a dockerd restarted under the daemon rewrote its chains):
-    the agent asks for a full pass then, not at the next 30 s resync."""
-    driver, network = ModelDriver(), CountingNetwork()
+async def running_with(
+    nursery: trio.Nursery, driver: ModelDriver, network: CountingNetwork
+) -> OverlayReconciler:
+    """A reconciler over ``driver`` and ``network`` with one live peer, running (its first pass done)."""
     reconciler = OverlayReconciler(
         LOCAL,
         driver,  # type: ignore[arg-type]
@@ -409,8 +407,18 @@ async def test_a_resync_asked_for_is_a_full_pass_with_the_host_checks_at_once(
         network=network,  # type: ignore[arg-type]
         blocking=inline,
     )
+    await nursery.start(lambda task_status: reconciler.run(lambda: [peer(2)], task_status=task_status))
+    return reconciler
+
+
+async def test_a_resync_asked_for_is_a_full_pass_with_the_host_checks_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The node's Docker engine answers again (a dockerd restarted under the daemon rewrote its chains):
+    the agent asks for a full pass then, not at the next 30 s resync."""
+    driver, network = ModelDriver(), CountingNetwork()
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: reconciler.run(lambda: [peer(2)], task_status=task_status))
+        reconciler = await running_with(nursery, driver, network)
         assert network.ensures == 1
         await trio.sleep(10)
         assert (network.ensures, driver.reads) == (1, 1)
@@ -431,15 +439,8 @@ async def test_a_fresh_nodes_network_waits_for_its_first_container_then_the_rule
     dockerd's CPU for it, ~40-50 ms per joiner); the agent's first start on it makes it, once, and the
     full pass that follows checks the rules against dockerd's chains; from then on every resync checks it."""
     driver, network = ModelDriver(), CountingNetwork(exists=False)
-    reconciler = OverlayReconciler(
-        LOCAL,
-        driver,  # type: ignore[arg-type]
-        settings=OverlaySettings(cluster_cidr="10.241.0.0/16"),
-        network=network,  # type: ignore[arg-type]
-        blocking=inline,
-    )
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: reconciler.run(lambda: [peer(2)], task_status=task_status))
+        reconciler = await running_with(nursery, driver, network)
         assert (network.ensures, network.exists) == (0, False)
         await trio.sleep(31)  # a resync: nobody needs the network yet
         assert (network.ensures, driver.reads) == (0, 2) and not reconciler.status()["network"]["up"]
